@@ -1,0 +1,394 @@
+/**
+ * The muxftp client library: one connection, many operations at once. Every call opens a stream;
+ * their frames interleave on the socket, uploads take turns on the outbound queue, and every
+ * server error surfaces as a RemoteError carrying the server's code.
+ */
+import { connect as netConnect } from 'node:net';
+import { DEFAULTS } from '../shared/defaults.js';
+import { ConnectionLostError, MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
+import {
+  FRAME_TYPE_NAMES,
+  FrameType,
+  MAX_STREAM_ID,
+  MIN_FRAME_PAYLOAD_BYTES,
+  PROTOCOL_VERSION,
+} from '../shared/protocol/constants.js';
+import { encodeHello, encodeOpen } from '../shared/protocol/encoder.js';
+import type { Frame } from '../shared/protocol/frame.js';
+import {
+  parseEnd,
+  parseErrorPayload,
+  parseJsonObject,
+  parseWelcome,
+  parseWindow,
+  type Request,
+  type ServerStats,
+  type Welcome,
+  type WireEntry,
+} from '../shared/protocol/messages.js';
+import { FramedSocket } from '../shared/transport/framedSocket.js';
+import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
+import { type ByteSink, type GetTarget, MemorySink, openSink } from './sinks.js';
+import { openSource, type PutSource } from './sources.js';
+import {
+  type ClientHost,
+  type ClientStream,
+  GetCall,
+  type GetResult,
+  type ProgressCallback,
+  PutCall,
+  type PutResult,
+  RequestCall,
+} from './streams.js';
+
+export interface ClientOptions {
+  /** Server host. Default 127.0.0.1. */
+  host?: string;
+  /** Server port. Default 7421. */
+  port?: number;
+  /** Give up on connect plus handshake after this long (ms). */
+  connectTimeoutMs?: number;
+  /** Download credit granted per stream (bytes). */
+  streamWindowBytes?: number;
+  /** Largest DATA payload sent (bytes); also capped by the server's limit. */
+  chunkBytes?: number;
+  /** Largest frame payload accepted (bytes). */
+  maxFramePayloadBytes?: number;
+  /** Bytes held for the server before uploads stop reading their sources. */
+  outboundHighWaterBytes?: number;
+  outboundLowWaterBytes?: number;
+  /** Sent in HELLO, shown in server logs. */
+  agent?: string;
+}
+
+export interface TransferOptions {
+  onProgress?: ProgressCallback;
+  /** Aborting cancels the transfer: the server drops it, the call rejects with CANCELLED. */
+  signal?: AbortSignal;
+}
+
+export type { GetResult, ProgressCallback, PutResult, ServerStats, WireEntry };
+
+type ResolvedClientOptions = Required<ClientOptions>;
+
+function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
+  const resolved: ResolvedClientOptions = {
+    host: options.host ?? DEFAULTS.host,
+    port: options.port ?? DEFAULTS.port,
+    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    streamWindowBytes: options.streamWindowBytes ?? DEFAULTS.streamWindowBytes,
+    chunkBytes: options.chunkBytes ?? DEFAULTS.chunkBytes,
+    maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
+    outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
+    outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
+    agent: options.agent ?? 'muxftp-client/0.1.0',
+  };
+  for (const key of [
+    'connectTimeoutMs',
+    'streamWindowBytes',
+    'chunkBytes',
+    'maxFramePayloadBytes',
+  ] as const) {
+    if (!Number.isSafeInteger(resolved[key]) || resolved[key] <= 0) {
+      throw new TypeError(`client: ${key} must be a positive integer, got ${String(resolved[key])}`);
+    }
+  }
+  if (resolved.maxFramePayloadBytes < MIN_FRAME_PAYLOAD_BYTES) {
+    throw new TypeError(`client: maxFramePayloadBytes must be at least ${MIN_FRAME_PAYLOAD_BYTES}`);
+  }
+  return resolved;
+}
+
+export class Client implements ClientHost {
+  readonly options: ResolvedClientOptions;
+  private readonly transport: FramedSocket;
+  private readonly streams = new Map<number, ClientStream>();
+  private nextStreamId = 1;
+  private welcome: Welcome | undefined;
+  private lostError: MuxftpError | undefined;
+  private handshake: { resolve(): void; reject(err: Error): void } | undefined;
+  private readonly closed: Promise<void>;
+  private markClosed!: () => void;
+  private closeRequested = false;
+
+  private constructor(options: ResolvedClientOptions) {
+    this.options = options;
+    this.closed = new Promise((resolve) => {
+      this.markClosed = resolve;
+    });
+    const socket = netConnect({ host: options.host, port: options.port });
+    this.transport = new FramedSocket(
+      socket,
+      {
+        maxFramePayloadBytes: options.maxFramePayloadBytes,
+        maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
+        outboundHighWaterBytes: options.outboundHighWaterBytes,
+        outboundLowWaterBytes: options.outboundLowWaterBytes,
+      },
+      { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
+    );
+  }
+
+  /** Connects and completes the handshake. Rejects with CONNECT_FAILED, SERVER_BUSY, VERSION_MISMATCH... */
+  static connect(options: ClientOptions = {}): Promise<Client> {
+    const client = new Client(resolveClientOptions(options));
+    return client.start();
+  }
+
+  private start(): Promise<Client> {
+    const { host, port, connectTimeoutMs } = this.options;
+    return new Promise<Client>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.transport.destroy(
+          new MuxftpError('CONNECT_FAILED', `no answer from ${host}:${port} within ${connectTimeoutMs} ms`),
+        );
+      }, connectTimeoutMs);
+      this.handshake = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(this);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      this.transport.send(
+        encodeHello({
+          protocol: 'muxftp',
+          versions: [PROTOCOL_VERSION],
+          maxFramePayload: this.options.maxFramePayloadBytes,
+          agent: this.options.agent,
+        }),
+      );
+    });
+  }
+
+  // ClientHost, for the streams.
+  get queue(): OutboundQueue {
+    return this.transport.queue;
+  }
+  get serverMaxFramePayload(): number {
+    return this.welcome?.limits.maxFramePayload ?? MIN_FRAME_PAYLOAD_BYTES;
+  }
+  get chunkBytes(): number {
+    return this.options.chunkBytes;
+  }
+  get streamWindowBytes(): number {
+    return this.options.streamWindowBytes;
+  }
+  send(frame: Buffer): void {
+    this.transport.send(frame);
+  }
+  streamDone(stream: ClientStream): void {
+    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    if (this.closeRequested && this.streams.size === 0) this.transport.end();
+  }
+  failConnection(error: ProtocolError): void {
+    this.transport.fail(error);
+  }
+
+  /** The server's WELCOME: its version and limits. */
+  get serverInfo(): Welcome {
+    return this.welcome!;
+  }
+
+  /** Operations in flight. */
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  async list(path = ''): Promise<WireEntry[]> {
+    const result = await this.request({ op: 'list', path });
+    return (result.entries as WireEntry[] | undefined) ?? [];
+  }
+
+  async stat(path: string): Promise<WireEntry> {
+    return (await this.request({ op: 'stat', path })).entry as WireEntry;
+  }
+
+  async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {
+    await this.request({ op: 'mkdir', path, parents: options.parents === true });
+  }
+
+  async rmdir(path: string): Promise<void> {
+    await this.request({ op: 'rmdir', path });
+  }
+
+  async delete(path: string): Promise<void> {
+    await this.request({ op: 'delete', path });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.request({ op: 'rename', from, to });
+  }
+
+  async stats(): Promise<ServerStats> {
+    return (await this.request({ op: 'stats' })) as unknown as ServerStats;
+  }
+
+  /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */
+  async put(remotePath: string, source: PutSource, options: TransferOptions = {}): Promise<PutResult> {
+    this.assertOpen();
+    const byteSource = await openSource(source);
+    return new Promise<PutResult>((resolve, reject) => {
+      const id = this.allocateStreamId();
+      const stream = new PutCall(this, id, byteSource, options.onProgress, { resolve, reject });
+      this.register(stream, options.signal);
+      const request: Request =
+        byteSource.size === undefined
+          ? { op: 'put', path: remotePath }
+          : { op: 'put', path: remotePath, size: byteSource.size };
+      this.transport.send(encodeOpen(id, request));
+    });
+  }
+
+  /** Downloads `remotePath` to a local file path (atomically) or a writable stream. */
+  async get(remotePath: string, target: GetTarget, options: TransferOptions = {}): Promise<GetResult> {
+    this.assertOpen();
+    return this.getInto(remotePath, await openSink(target), options);
+  }
+
+  async getBuffer(remotePath: string, options: TransferOptions = {}): Promise<Buffer> {
+    const sink = new MemorySink();
+    await this.getInto(remotePath, sink, options);
+    return sink.toBuffer();
+  }
+
+  /** Lets operations in flight finish, then closes the connection. */
+  close(): Promise<void> {
+    this.closeRequested = true;
+    if (this.streams.size === 0) this.transport.end();
+    return this.closed;
+  }
+
+  /** Closes at once; operations in flight reject with `error` or CONNECTION_LOST. */
+  destroy(error?: MuxftpError): Promise<void> {
+    this.transport.destroy(error);
+    return this.closed;
+  }
+
+  private getInto(remotePath: string, sink: ByteSink, options: TransferOptions): Promise<GetResult> {
+    return new Promise<GetResult>((resolve, reject) => {
+      const id = this.allocateStreamId();
+      const stream = new GetCall(this, id, sink, options.onProgress, { resolve, reject });
+      this.register(stream, options.signal);
+      this.transport.send(encodeOpen(id, { op: 'get', path: remotePath }));
+      this.transport.send(stream.initialWindow());
+    });
+  }
+
+  private request(request: Request): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      if (this.lostError !== undefined || this.transport.isClosed) {
+        reject(this.lostError ?? new ConnectionLostError('connection is closed'));
+        return;
+      }
+      const id = this.allocateStreamId();
+      this.register(new RequestCall(this, id, { resolve, reject }));
+      this.transport.send(encodeOpen(id, request));
+    });
+  }
+
+  private assertOpen(): void {
+    if (this.lostError !== undefined || this.transport.isClosed) {
+      throw this.lostError ?? new ConnectionLostError('connection is closed');
+    }
+  }
+
+  private allocateStreamId(): number {
+    if (this.nextStreamId > MAX_STREAM_ID)
+      throw new MuxftpError('TOO_MANY_STREAMS', 'stream ids exhausted: reconnect');
+    return this.nextStreamId++;
+  }
+
+  private register(stream: ClientStream, signal?: AbortSignal): void {
+    this.streams.set(stream.id, stream);
+    if (signal === undefined) return;
+    if (signal.aborted) {
+      queueMicrotask(() => stream.cancel());
+      return;
+    }
+    const onAbort = () => stream.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  private readonly decoderOnFrame = (frame: Frame): void => {
+    if (this.welcome === undefined) {
+      this.handleWelcome(frame);
+      return;
+    }
+    if (frame.type === FrameType.ERROR && frame.streamId === 0) {
+      const { code, message } = parseErrorPayload(frame);
+      this.lostError = new RemoteError(code, message);
+      this.transport.end(this.lostError);
+      return;
+    }
+    const stream = this.streams.get(frame.streamId);
+    if (stream === undefined) {
+      // A stream we cancelled or finished may still have frames in flight; anything else is bogus.
+      if (frame.streamId < this.nextStreamId) return;
+      throw new ProtocolError(
+        'UNKNOWN_STREAM',
+        `${FRAME_TYPE_NAMES[frame.type]} for stream ${frame.streamId}, never opened`,
+      );
+    }
+    switch (frame.type) {
+      case FrameType.REPLY:
+        stream.onReply(parseJsonObject(frame, 'REPLY'), (frame.flags & 0x01) !== 0);
+        return;
+      case FrameType.DATA:
+        stream.onData(frame.payload);
+        return;
+      case FrameType.END:
+        stream.onEnd(parseEnd(frame));
+        return;
+      case FrameType.WINDOW:
+        stream.onWindow(parseWindow(frame));
+        return;
+      case FrameType.ERROR: {
+        const { code, message } = parseErrorPayload(frame);
+        stream.onError(code, message);
+        return;
+      }
+      default:
+        throw new ProtocolError('PROTOCOL_ERROR', `${FRAME_TYPE_NAMES[frame.type]} is not sent by servers`);
+    }
+  };
+
+  private handleWelcome(frame: Frame): void {
+    if (frame.type === FrameType.ERROR) {
+      const { code, message } = parseErrorPayload(frame);
+      this.lostError = new RemoteError(code, message);
+      this.transport.end(this.lostError);
+      return;
+    }
+    if (frame.type !== FrameType.WELCOME) {
+      throw new ProtocolError('PROTOCOL_ERROR', `expected WELCOME, got ${FRAME_TYPE_NAMES[frame.type]}`);
+    }
+    this.welcome = parseWelcome(frame);
+    this.handshake?.resolve();
+    this.handshake = undefined;
+  }
+
+  private readonly transportOnClose = (error: MuxftpError | undefined): void => {
+    const { host, port } = this.options;
+    const lost =
+      this.lostError ??
+      (this.welcome === undefined
+        ? new MuxftpError(
+            'CONNECT_FAILED',
+            `could not connect to ${host}:${port}: ${error?.message ?? 'connection closed'}`,
+            {
+              cause: error,
+            },
+          )
+        : (error ?? new ConnectionLostError(`connection to ${host}:${port} closed`)));
+    this.lostError = lost;
+    this.handshake?.reject(lost);
+    this.handshake = undefined;
+    for (const stream of [...this.streams.values()]) stream.connectionLost(lost);
+    this.streams.clear();
+    this.markClosed();
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Where download bytes go: a local file (written to a hidden temporary file beside it and renamed
+ * only after the size and SHA-256 check, so a failed download never leaves a partial file under the
+ * real name), a writable stream (stdout), or memory.
+ */
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { localError } from './sources.js';
+
+export interface ByteSink {
+  /** Writes chunks in order; callers wait for one write before the next. */
+  write(chunks: readonly Buffer[]): Promise<void>;
+  /** All bytes are verified: make them final. */
+  finish(): Promise<void>;
+  /** The download failed: drop what was written. Idempotent. */
+  abort(): Promise<void>;
+}
+
+/** What `Client.get` accepts: a local file path or a writable stream. */
+export type GetTarget = string | Writable;
+
+export async function openSink(target: GetTarget): Promise<ByteSink> {
+  if (typeof target === 'string') return FileSink.open(target);
+  return new WritableSink(target);
+}
+
+class FileSink implements ByteSink {
+  private readonly target: string;
+  private readonly temporary: string;
+  private handle: FileHandle | undefined;
+
+  private constructor(target: string, temporary: string, handle: FileHandle) {
+    this.target = target;
+    this.temporary = temporary;
+    this.handle = handle;
+  }
+
+  static async open(target: string): Promise<FileSink> {
+    const temporary = join(
+      dirname(target),
+      `.${basename(target)}.muxftp-${randomBytes(6).toString('hex')}.part`,
+    );
+    try {
+      return new FileSink(target, temporary, await open(temporary, 'wx'));
+    } catch (err) {
+      throw localError(err, target);
+    }
+  }
+
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    try {
+      await this.handle!.writev(chunks as Buffer[]);
+    } catch (err) {
+      throw localError(err, this.target);
+    }
+  }
+
+  async finish(): Promise<void> {
+    const handle = this.handle!;
+    this.handle = undefined;
+    try {
+      await handle.close();
+      await rename(this.temporary, this.target);
+    } catch (err) {
+      await unlink(this.temporary).catch(() => {});
+      throw localError(err, this.target);
+    }
+  }
+
+  async abort(): Promise<void> {
+    const handle = this.handle;
+    if (handle === undefined) return;
+    this.handle = undefined;
+    await handle.close().catch(() => {});
+    await unlink(this.temporary).catch(() => {});
+  }
+}
+
+class WritableSink implements ByteSink {
+  private readonly stream: Writable;
+
+  constructor(stream: Writable) {
+    this.stream = stream;
+  }
+
+  write(chunks: readonly Buffer[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      for (let i = 0; i < chunks.length - 1; i++) this.stream.write(chunks[i]);
+      this.stream.write(chunks[chunks.length - 1], (err) =>
+        err ? reject(localError(err, 'output')) : resolve(),
+      );
+    });
+  }
+
+  async finish(): Promise<void> {}
+
+  async abort(): Promise<void> {}
+}
+
+/** Collects a download in memory (Client.getBuffer). */
+export class MemorySink implements ByteSink {
+  private readonly chunks: Buffer[] = [];
+
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    this.chunks.push(...chunks);
+  }
+
+  async finish(): Promise<void> {}
+
+  async abort(): Promise<void> {
+    this.chunks.length = 0;
+  }
+
+  toBuffer(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}

@@ -1,0 +1,378 @@
+/**
+ * The client's side of each stream kind. A stream settles its promise exactly once: on its final
+ * frame, on an ERROR from the server, on cancel, or when the connection is lost.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
+import { HEADER_BYTES, MAX_CREDIT } from '../shared/protocol/constants.js';
+import { allocDataFrame, encodeCancel, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
+import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
+import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
+import type { ByteSink } from './sinks.js';
+import type { ByteSource } from './sources.js';
+
+/** The connection, as its streams see it. */
+export interface ClientHost {
+  readonly queue: OutboundQueue;
+  /** Largest DATA payload the server accepts. */
+  readonly serverMaxFramePayload: number;
+  readonly chunkBytes: number;
+  readonly streamWindowBytes: number;
+  send(frame: Buffer): void;
+  streamDone(stream: ClientStream): void;
+  /** The server broke the protocol: the whole connection is failed. */
+  failConnection(error: ProtocolError): void;
+}
+
+export type ProgressCallback = (bytesDone: number, bytesTotal: number | undefined) => void;
+
+export abstract class ClientStream {
+  readonly id: number;
+  protected readonly host: ClientHost;
+  private settled = false;
+
+  constructor(host: ClientHost, id: number) {
+    this.host = host;
+    this.id = id;
+  }
+
+  get isSettled(): boolean {
+    return this.settled;
+  }
+
+  onReply(_result: Record<string, unknown>, _more: boolean): void {
+    throw new ProtocolError('PROTOCOL_ERROR', `unexpected REPLY on stream ${this.id}`);
+  }
+
+  onData(_payload: Buffer): void {
+    throw new ProtocolError('PROTOCOL_ERROR', `unexpected DATA on stream ${this.id}`);
+  }
+
+  onEnd(_end: EndPayload): void {
+    throw new ProtocolError('PROTOCOL_ERROR', `unexpected END on stream ${this.id}`);
+  }
+
+  onWindow(_increment: number): void {
+    throw new ProtocolError('PROTOCOL_ERROR', `unexpected WINDOW on stream ${this.id}`);
+  }
+
+  /** The server failed this stream. */
+  onError(code: MuxftpError['code'], message: string): void {
+    this.settle(new RemoteError(code, message));
+  }
+
+  /** Stop here, tell the server, and fail: with CANCELLED, or with the local error that stopped us. */
+  cancel(reason: string | MuxftpError = 'cancelled'): void {
+    if (this.settled) return;
+    this.host.send(encodeCancel(this.id));
+    this.settle(typeof reason === 'string' ? new MuxftpError('CANCELLED', reason) : reason);
+  }
+
+  /** The connection is gone. */
+  connectionLost(error: MuxftpError): void {
+    this.settle(error);
+  }
+
+  /** Settles once: `error` rejects, otherwise the subclass has resolved. */
+  protected settle(error?: MuxftpError): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.release(error);
+    this.host.streamDone(this);
+  }
+
+  /** Resolve or reject the caller, free resources. */
+  protected abstract release(error: MuxftpError | undefined): void;
+}
+
+type Deferred<T> = { resolve(value: T): void; reject(error: Error): void };
+
+/** One request, one reply (a listing may span several REPLY frames flagged MORE). */
+export class RequestCall extends ClientStream {
+  private readonly deferred: Deferred<Record<string, unknown>>;
+  private readonly entries: WireEntry[] = [];
+  private result: Record<string, unknown> | undefined;
+
+  constructor(host: ClientHost, id: number, deferred: Deferred<Record<string, unknown>>) {
+    super(host, id);
+    this.deferred = deferred;
+  }
+
+  override onReply(result: Record<string, unknown>, more: boolean): void {
+    if (Array.isArray(result.entries)) this.entries.push(...(result.entries as WireEntry[]));
+    if (more) return;
+    this.result =
+      this.entries.length > 0 || Array.isArray(result.entries)
+        ? { ...result, entries: this.entries }
+        : result;
+    this.settle();
+  }
+
+  protected release(error: MuxftpError | undefined): void {
+    if (error) this.deferred.reject(error);
+    else this.deferred.resolve(this.result ?? {});
+  }
+}
+
+export interface GetResult {
+  size: number;
+  sha256: string;
+}
+
+/** A download: grants credit, hashes and writes DATA to a sink, verifies END. */
+export class GetCall extends ClientStream {
+  private readonly deferred: Deferred<GetResult>;
+  private readonly sink: ByteSink;
+  private readonly onProgress: ProgressCallback | undefined;
+  private readonly hash: Hash = createHash('sha256');
+  private readonly window: number;
+  private credit: number;
+  private ungranted = 0;
+  private received = 0;
+  private expectedSize: number | undefined;
+  private pending: Buffer[] = [];
+  private writing = false;
+  private end: EndPayload | undefined;
+  private result: GetResult | undefined;
+
+  constructor(
+    host: ClientHost,
+    id: number,
+    sink: ByteSink,
+    onProgress: ProgressCallback | undefined,
+    deferred: Deferred<GetResult>,
+  ) {
+    super(host, id);
+    this.sink = sink;
+    this.onProgress = onProgress;
+    this.deferred = deferred;
+    this.window = host.streamWindowBytes;
+    this.credit = this.window;
+  }
+
+  /** Sent right behind OPEN: the server may start sending at once. */
+  initialWindow(): Buffer {
+    return encodeWindow(this.id, this.window);
+  }
+
+  override onReply(result: Record<string, unknown>): void {
+    if (typeof result.size === 'number') this.expectedSize = result.size;
+    this.onProgress?.(0, this.expectedSize);
+  }
+
+  override onData(payload: Buffer): void {
+    if (this.end !== undefined)
+      throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
+    if (payload.length > this.credit) {
+      throw new ProtocolError(
+        'FLOW_CONTROL_ERROR',
+        `server sent ${payload.length} bytes with ${this.credit} credit`,
+      );
+    }
+    this.credit -= payload.length;
+    this.received += payload.length;
+    this.hash.update(payload);
+    this.pending.push(payload);
+    this.writeNext();
+  }
+
+  override onEnd(end: EndPayload): void {
+    this.end = end;
+    this.finishWhenWritten();
+  }
+
+  private writeNext(): void {
+    if (this.writing || this.pending.length === 0 || this.isSettled) return;
+    const chunks = this.pending;
+    this.pending = [];
+    let bytes = 0;
+    for (const chunk of chunks) bytes += chunk.length;
+    this.writing = true;
+    this.sink.write(chunks).then(
+      () => {
+        this.writing = false;
+        if (this.isSettled) return;
+        this.ungranted += bytes;
+        if (this.end === undefined && this.ungranted >= this.window / 2) {
+          this.credit += this.ungranted;
+          this.host.send(encodeWindow(this.id, this.ungranted));
+          this.ungranted = 0;
+        }
+        this.onProgress?.(this.received - this.pendingBytes(), this.expectedSize);
+        this.writeNext();
+        this.finishWhenWritten();
+      },
+      (err: MuxftpError) => {
+        this.writing = false;
+        this.cancel(err);
+      },
+    );
+  }
+
+  private pendingBytes(): number {
+    let n = 0;
+    for (const chunk of this.pending) n += chunk.length;
+    return n;
+  }
+
+  private finishWhenWritten(): void {
+    const end = this.end;
+    if (end === undefined || this.writing || this.pending.length > 0 || this.isSettled) return;
+    const digest = this.hash.digest();
+    if (end.size !== this.received || !digest.equals(end.sha256)) {
+      const what =
+        end.size !== this.received
+          ? `expected ${end.size} bytes, received ${this.received}`
+          : 'SHA-256 mismatch';
+      this.settle(new MuxftpError('INTEGRITY_ERROR', `download failed verification: ${what}`));
+      return;
+    }
+    this.sink.finish().then(
+      () => {
+        this.result = { size: this.received, sha256: digest.toString('hex') };
+        this.settle();
+      },
+      (err: MuxftpError) => this.settle(err),
+    );
+  }
+
+  protected release(error: MuxftpError | undefined): void {
+    if (error) {
+      void this.sink.abort();
+      this.deferred.reject(error);
+    } else {
+      this.deferred.resolve(this.result!);
+    }
+  }
+}
+
+export interface PutResult {
+  entry: WireEntry;
+  sha256: string;
+}
+
+/** An upload: a FrameProducer reading its source into DATA frames as credit and room allow. */
+export class PutCall extends ClientStream implements FrameProducer {
+  private readonly deferred: Deferred<PutResult>;
+  private readonly source: ByteSource;
+  private readonly onProgress: ProgressCallback | undefined;
+  private readonly hash: Hash = createHash('sha256');
+  private credit = 0;
+  private sent = 0;
+  private reading = false;
+  private eof = false;
+  private endSent = false;
+  private readyFrame: Buffer | null = null;
+  private result: PutResult | undefined;
+
+  constructor(
+    host: ClientHost,
+    id: number,
+    source: ByteSource,
+    onProgress: ProgressCallback | undefined,
+    deferred: Deferred<PutResult>,
+  ) {
+    super(host, id);
+    this.source = source;
+    this.onProgress = onProgress;
+    this.deferred = deferred;
+    host.queue.addProducer(this);
+  }
+
+  override onWindow(increment: number): void {
+    if (this.credit + increment > MAX_CREDIT) {
+      throw new ProtocolError('FLOW_CONTROL_ERROR', `credit on stream ${this.id} would exceed 2^31-1`);
+    }
+    this.credit += increment;
+    this.readAhead();
+  }
+
+  override onReply(result: Record<string, unknown>): void {
+    if (!this.endSent)
+      throw new ProtocolError('PROTOCOL_ERROR', `REPLY before END on upload stream ${this.id}`);
+    this.result = result as unknown as PutResult;
+    this.settle();
+  }
+
+  pull(): Buffer | null {
+    const frame = this.readyFrame;
+    if (frame === null) return null;
+    this.readyFrame = null;
+    this.onProgress?.(this.sent, this.source.size);
+    this.readAhead();
+    return frame;
+  }
+
+  onRoom(): void {
+    this.readAhead();
+  }
+
+  private readAhead(): void {
+    if (this.isSettled || this.reading || this.readyFrame !== null || this.endSent) return;
+    if (this.eof || (this.source.size !== undefined && this.sent === this.source.size)) {
+      this.sendEnd();
+      return;
+    }
+    const remaining =
+      this.source.size === undefined ? Number.POSITIVE_INFINITY : this.source.size - this.sent;
+    const length = Math.min(this.credit, remaining, this.host.chunkBytes, this.host.serverMaxFramePayload);
+    if (length <= 0) return;
+    if (!this.host.queue.tryReserve(HEADER_BYTES + length, this)) return;
+    this.reading = true;
+    const frame = allocDataFrame(this.id, length);
+    this.source.readInto(frame, HEADER_BYTES, length).then(
+      (n) => {
+        this.reading = false;
+        if (this.isSettled) {
+          this.host.queue.release(frame.length);
+          return;
+        }
+        if (n < length) this.host.queue.release(length - n);
+        if (n === 0) {
+          if (this.source.size !== undefined) {
+            this.cancel(
+              new MuxftpError(
+                'LOCAL_IO_ERROR',
+                `local file shrank while being uploaded (expected ${this.source.size} bytes, read ${this.sent})`,
+              ),
+            );
+            return;
+          }
+          this.eof = true;
+          this.readAhead();
+          return;
+        }
+        const payload = frame.subarray(HEADER_BYTES, HEADER_BYTES + n);
+        const ready = n < length ? frame.subarray(0, HEADER_BYTES + n) : frame;
+        if (n < length) ready.writeUInt32BE(n, 8);
+        this.credit -= n;
+        this.sent += n;
+        this.hash.update(payload);
+        this.readyFrame = ready;
+        this.host.queue.wake();
+      },
+      (err: MuxftpError) => {
+        this.reading = false;
+        this.host.queue.release(frame.length);
+        this.cancel(err);
+      },
+    );
+  }
+
+  private sendEnd(): void {
+    this.endSent = true;
+    this.host.send(encodeEnd(this.id, this.sent, this.hash.digest()));
+    this.onProgress?.(this.sent, this.source.size ?? this.sent);
+  }
+
+  protected release(error: MuxftpError | undefined): void {
+    this.host.queue.removeProducer(this);
+    if (this.readyFrame !== null) {
+      this.host.queue.release(this.readyFrame.length);
+      this.readyFrame = null;
+    }
+    void this.source.close();
+    if (error) this.deferred.reject(error);
+    else this.deferred.resolve(this.result!);
+  }
+}

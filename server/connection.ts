@@ -1,0 +1,304 @@
+/**
+ * One client connection on the server (pyftpdlib's handler, Twisted's protocol): the handshake,
+ * the stream table, stream-id rules, timers, and dispatch of each frame to its stream. Bytes move
+ * through a FramedSocket; every file operation goes through Storage.
+ */
+import type { Socket } from 'node:net';
+import { DEFAULTS } from '../shared/defaults.js';
+import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import {
+  FRAME_TYPE_NAMES,
+  FrameType,
+  MIN_FRAME_PAYLOAD_BYTES,
+  SUPPORTED_VERSIONS,
+} from '../shared/protocol/constants.js';
+import { encodeError, encodeWelcome } from '../shared/protocol/encoder.js';
+import type { Frame } from '../shared/protocol/frame.js';
+import {
+  errorPayload,
+  parseEnd,
+  parseErrorPayload,
+  parseHello,
+  parseRequest,
+  parseWindow,
+  type Request,
+} from '../shared/protocol/messages.js';
+import { FramedSocket } from '../shared/transport/framedSocket.js';
+import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
+import type { Storage } from '../storage/types.js';
+import type { ServerCounters } from './counters.js';
+import { DownloadStream } from './downloadStream.js';
+import type { ResolvedServerOptions } from './options.js';
+import { RequestStream } from './requestStream.js';
+import type { ServerStream, StreamHost } from './stream.js';
+import { UploadStream } from './uploadStream.js';
+
+/** Ids of streams the server failed or the client cancelled, whose late frames are discarded. */
+const MAX_REMEMBERED_RESETS = 4096;
+
+let nextConnectionNumber = 1;
+
+export class ServerConnection implements StreamHost {
+  readonly label: string;
+  readonly storage: Storage;
+  readonly options: ResolvedServerOptions;
+  readonly counters: ServerCounters;
+  readonly transport: FramedSocket;
+  peerMaxFramePayload: number = MIN_FRAME_PAYLOAD_BYTES;
+  private readonly streams = new Map<number, ServerStream>();
+  private readonly resetStreams = new Set<number>();
+  private lastOpenedId = 0;
+  private welcomed = false;
+  private draining = false;
+  private uploadBacklog = 0;
+  private timer: NodeJS.Timeout;
+  private readonly openedAt = performance.now();
+  private streamsOpened = 0;
+  private readonly onClosed: (connection: ServerConnection) => void;
+
+  constructor(
+    socket: Socket,
+    options: ResolvedServerOptions,
+    counters: ServerCounters,
+    onClosed: (connection: ServerConnection) => void,
+  ) {
+    this.label = `conn#${nextConnectionNumber++} ${socket.remoteAddress}:${socket.remotePort}`;
+    this.storage = options.storage;
+    this.options = options;
+    this.counters = counters;
+    this.onClosed = onClosed;
+    this.transport = new FramedSocket(
+      socket,
+      {
+        maxFramePayloadBytes: options.maxFramePayloadBytes,
+        maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
+        outboundHighWaterBytes: options.outboundHighWaterBytes,
+        outboundLowWaterBytes: options.outboundLowWaterBytes,
+      },
+      { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
+    );
+    this.timer = setTimeout(this.timerOnFire, options.handshakeTimeoutMs);
+  }
+
+  get queue(): OutboundQueue {
+    return this.transport.queue;
+  }
+
+  /** Bytes the server holds for this client right now (queued, in the socket, reserved). */
+  get bufferedAmount(): number {
+    return this.transport.queue.bufferedAmount;
+  }
+
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  send(frame: Buffer): void {
+    this.transport.send(frame);
+  }
+
+  log(line: string): void {
+    this.options.log(line);
+  }
+
+  /** Stop taking new streams; close once the open ones are done. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    if (this.streams.size === 0)
+      this.transport.fail(new MuxftpError('SHUTTING_DOWN', 'server is shutting down'));
+  }
+
+  destroy(): void {
+    this.transport.destroy();
+  }
+
+  streamClosed(stream: ServerStream, discardLateFrames: boolean): void {
+    if (this.streams.get(stream.id) !== stream) return;
+    this.streams.delete(stream.id);
+    this.counters.streams--;
+    if (discardLateFrames) this.rememberReset(stream.id);
+    if (this.streams.size === 0) {
+      if (this.draining) this.transport.fail(new MuxftpError('SHUTTING_DOWN', 'server is shutting down'));
+      else this.timer.refresh();
+    }
+  }
+
+  addUploadBacklog(deltaBytes: number): void {
+    this.uploadBacklog += deltaBytes;
+    const highWater = this.options.uploadBacklogHighWaterBytes;
+    if (this.uploadBacklog > highWater) this.transport.pauseReading();
+    else if (this.uploadBacklog <= highWater / 2) this.transport.resumeReading();
+  }
+
+  private readonly timerOnFire = (): void => {
+    if (!this.welcomed) {
+      this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'no HELLO received in time'));
+    } else if (this.streams.size > 0) {
+      this.timer.refresh();
+    } else {
+      this.log(`${this.label} idle for ${this.options.idleTimeoutMs} ms, closing`);
+      this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'connection idle for too long'));
+    }
+  };
+
+  private readonly decoderOnFrame = (frame: Frame): void => {
+    if (!this.welcomed) {
+      this.handleHello(frame);
+      return;
+    }
+    if (this.streams.size === 0) this.timer.refresh();
+    switch (frame.type) {
+      case FrameType.OPEN:
+        this.handleOpen(frame);
+        return;
+      case FrameType.DATA:
+        this.streamFor(frame)?.onData(frame.payload);
+        return;
+      case FrameType.END:
+        this.streamFor(frame)?.onEnd(parseEnd(frame));
+        return;
+      case FrameType.WINDOW:
+        this.streamFor(frame)?.onWindow(parseWindow(frame));
+        return;
+      case FrameType.CANCEL:
+        this.streamFor(frame)?.onCancel();
+        return;
+      case FrameType.ERROR:
+        this.handleClientError(frame);
+        return;
+      default:
+        throw new ProtocolError('PROTOCOL_ERROR', `${FRAME_TYPE_NAMES[frame.type]} is not sent by clients`);
+    }
+  };
+
+  private handleHello(frame: Frame): void {
+    if (frame.type !== FrameType.HELLO) {
+      throw new ProtocolError('PROTOCOL_ERROR', `expected HELLO, got ${FRAME_TYPE_NAMES[frame.type]}`);
+    }
+    const hello = parseHello(frame);
+    const version = Math.max(...hello.versions.filter((v) => SUPPORTED_VERSIONS.includes(v)));
+    if (!Number.isFinite(version)) {
+      throw new ProtocolError(
+        'VERSION_MISMATCH',
+        `no common protocol version: client speaks ${hello.versions.join(', ') || 'none'}, server ${SUPPORTED_VERSIONS.join(', ')}`,
+      );
+    }
+    if (hello.maxFramePayload < MIN_FRAME_PAYLOAD_BYTES) {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `HELLO: maxFramePayload must be at least ${MIN_FRAME_PAYLOAD_BYTES}`,
+      );
+    }
+    this.peerMaxFramePayload = hello.maxFramePayload;
+    this.welcomed = true;
+    // From now on the timer watches for idleness instead of the handshake.
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.timerOnFire, this.options.idleTimeoutMs);
+    this.send(
+      encodeWelcome({
+        version,
+        agent: 'muxftp/0.1.0',
+        limits: {
+          maxFramePayload: this.options.maxFramePayloadBytes,
+          maxStreams: this.options.maxStreamsPerConnection,
+          maxPathBytes: DEFAULTS.maxPathBytes,
+          streamWindow: this.options.streamWindowBytes,
+        },
+      }),
+    );
+  }
+
+  private handleOpen(frame: Frame): void {
+    const id = frame.streamId;
+    if (id <= this.lastOpenedId) {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `OPEN on stream ${id}: ids must increase (last was ${this.lastOpenedId})`,
+      );
+    }
+    this.lastOpenedId = id;
+    let request: Request;
+    try {
+      if (this.draining) throw new MuxftpError('SHUTTING_DOWN', 'server is shutting down');
+      if (this.streams.size >= this.options.maxStreamsPerConnection) {
+        throw new MuxftpError(
+          'TOO_MANY_STREAMS',
+          `at most ${this.options.maxStreamsPerConnection} streams may be open`,
+        );
+      }
+      request = parseRequest(frame);
+    } catch (err) {
+      if (!(err instanceof MuxftpError)) throw err;
+      this.send(encodeError(id, errorPayload(err)));
+      this.rememberReset(id);
+      return;
+    }
+    const stream = this.createStream(id, request);
+    this.streams.set(id, stream);
+    this.streamsOpened++;
+    this.counters.streams++;
+    stream.start();
+  }
+
+  private createStream(id: number, request: Request): ServerStream {
+    switch (request.op) {
+      case 'get':
+        return new DownloadStream(this, id, request.path);
+      case 'put':
+        return new UploadStream(this, id, request.path, request.size);
+      default:
+        return new RequestStream(this, id, request);
+    }
+  }
+
+  private rememberReset(id: number): void {
+    this.resetStreams.add(id);
+    if (this.resetStreams.size > MAX_REMEMBERED_RESETS) {
+      this.resetStreams.delete(this.resetStreams.values().next().value as number);
+    }
+  }
+
+  /**
+   * The open stream a frame is for, or undefined when the frame is a harmless late arrival for
+   * a stream that was reset or has finished (docs/PROTOCOL.md, Streams).
+   */
+  private streamFor(frame: Frame): ServerStream | undefined {
+    const id = frame.streamId;
+    const stream = this.streams.get(id);
+    if (stream !== undefined) return stream;
+    const name = FRAME_TYPE_NAMES[frame.type];
+    if (id > this.lastOpenedId)
+      throw new ProtocolError('UNKNOWN_STREAM', `${name} for stream ${id}, which was never opened`);
+    if (this.resetStreams.has(id)) {
+      if (frame.type === FrameType.END || frame.type === FrameType.CANCEL) this.resetStreams.delete(id);
+      return undefined;
+    }
+    if (frame.type === FrameType.WINDOW || frame.type === FrameType.CANCEL) return undefined;
+    throw new ProtocolError('STREAM_CLOSED', `${name} for stream ${id}, which has finished`);
+  }
+
+  /** ERROR from a client: on stream 0 it is leaving; on a stream it abandons that stream. */
+  private handleClientError(frame: Frame): void {
+    const { code, message } = parseErrorPayload(frame);
+    if (frame.streamId === 0) {
+      this.log(`${this.label} client error ${code}: ${message}`);
+      this.transport.end();
+      return;
+    }
+    this.streamFor(frame)?.onCancel();
+  }
+
+  private readonly transportOnClose = (error: MuxftpError | undefined): void => {
+    clearTimeout(this.timer);
+    for (const stream of [...this.streams.values()]) stream.destroy();
+    this.streams.clear();
+    this.uploadBacklog = 0;
+    const seconds = ((performance.now() - this.openedAt) / 1000).toFixed(1);
+    const why = error ? ` (${error.code}: ${error.message})` : '';
+    this.log(
+      `${this.label} closed after ${seconds} s, ${this.streamsOpened} streams, ${this.transport.bytesRead} B in, ${this.queue.bytesWritten} B out${why}`,
+    );
+    this.onClosed(this);
+  };
+}

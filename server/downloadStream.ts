@@ -1,0 +1,140 @@
+/**
+ * A `get`: the server reads the file and sends it as DATA frames, then END with size and SHA-256.
+ * It is a FrameProducer on the connection's outbound queue, and reads its next chunk from disk only
+ * when it has credit from the client and the queue has room (tryReserve): however slowly the client
+ * reads, the server holds at most the queue's high-water mark plus one chunk for it.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { ProtocolError, StorageError } from '../shared/errors.js';
+import { HEADER_BYTES, MAX_CREDIT } from '../shared/protocol/constants.js';
+import { allocDataFrame, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
+import type { FrameProducer } from '../shared/transport/outboundQueue.js';
+import type { ReadHandle } from '../storage/types.js';
+import { ServerStream, type StreamHost } from './stream.js';
+
+export class DownloadStream extends ServerStream implements FrameProducer {
+  readonly op = 'get';
+  private readonly path: string;
+  private handle: ReadHandle | undefined;
+  private readonly hash: Hash = createHash('sha256');
+  private credit = 0;
+  /** Bytes read from the file (and hashed) so far. */
+  private position = 0;
+  private size = 0;
+  private reading = false;
+  private readyFrame: Buffer | null = null;
+  private readonly startedAt = performance.now();
+
+  constructor(host: StreamHost, id: number, path: string) {
+    super(host, id);
+    this.path = path;
+  }
+
+  start(): void {
+    this.host.storage.openRead(this.path).then(
+      (handle) => {
+        if (this.isFinished) {
+          void handle.close();
+          return;
+        }
+        this.handle = handle;
+        this.size = handle.size;
+        this.host.send(encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs) }));
+        this.host.queue.addProducer(this);
+        this.readAhead();
+      },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  override onWindow(increment: number): void {
+    if (this.credit + increment > MAX_CREDIT) {
+      throw new ProtocolError('FLOW_CONTROL_ERROR', `credit on stream ${this.id} would exceed 2^31-1`);
+    }
+    this.credit += increment;
+    this.readAhead();
+  }
+
+  pull(): Buffer | null {
+    const frame = this.readyFrame;
+    if (frame === null) return null;
+    this.readyFrame = null;
+    if (this.position === this.size) this.finish();
+    else this.readAhead();
+    return frame;
+  }
+
+  onRoom(): void {
+    this.readAhead();
+  }
+
+  /** Starts reading the next chunk if there is credit, room, and nothing read or ready already. */
+  private readAhead(): void {
+    const handle = this.handle;
+    if (handle === undefined || this.isFinished || this.reading || this.readyFrame !== null) return;
+    if (this.size === 0) {
+      this.finish();
+      return;
+    }
+    const length = Math.min(
+      this.credit,
+      this.size - this.position,
+      this.host.options.chunkBytes,
+      this.host.peerMaxFramePayload,
+    );
+    if (length <= 0) return;
+    if (!this.host.queue.tryReserve(HEADER_BYTES + length, this)) return;
+    this.reading = true;
+    this.credit -= length;
+    const frame = allocDataFrame(this.id, length);
+    handle.read(frame, HEADER_BYTES, length, this.position).then(
+      (bytesRead) => {
+        this.reading = false;
+        if (this.isFinished) {
+          this.host.queue.release(frame.length);
+          return;
+        }
+        if (bytesRead !== length) {
+          this.host.queue.release(frame.length);
+          this.fail(new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path));
+          return;
+        }
+        this.hash.update(frame.subarray(HEADER_BYTES));
+        this.position += length;
+        this.readyFrame = frame;
+        this.host.queue.wake();
+      },
+      (err: unknown) => {
+        this.reading = false;
+        this.host.queue.release(frame.length);
+        this.fail(err);
+      },
+    );
+  }
+
+  /** All bytes are read: END goes out right behind the last DATA frame. */
+  private finish(): void {
+    this.host.send(encodeEnd(this.id, this.size, this.hash.digest()));
+    this.host.counters.filesOut++;
+    this.host.counters.bytesOut += this.size;
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    this.host.log(
+      `${this.host.label} sent ${this.path} ${this.size} B in ${seconds.toFixed(3)} s (${formatRate(this.size, seconds)})`,
+    );
+    this.close(false);
+  }
+
+  protected cleanup(): void {
+    this.host.queue.removeProducer(this);
+    if (this.readyFrame !== null) {
+      this.host.queue.release(this.readyFrame.length);
+      this.readyFrame = null;
+    }
+    void this.handle?.close().catch(() => {});
+  }
+}
+
+export function formatRate(bytes: number, seconds: number): string {
+  if (seconds <= 0) return '- MB/s';
+  return `${(bytes / seconds / 1e6).toFixed(1)} MB/s`;
+}

@@ -1,0 +1,94 @@
+/** Server options: one typed object, defaults from shared/defaults.ts, checked at construction. */
+import { DEFAULTS } from '../shared/defaults.js';
+import { MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
+import type { Storage } from '../storage/types.js';
+
+export type LogFunction = (line: string) => void;
+
+export interface ServerOptions {
+  /** Where files live. Required. */
+  storage: Storage;
+  /** Address to bind. Default 127.0.0.1: binding anything else is an explicit choice. */
+  host?: string;
+  /** TCP port; 0 picks a free one. Default 7421. */
+  port?: number;
+  /** Connections accepted at once; the next gets SERVER_BUSY. */
+  maxConnections?: number;
+  /** Streams open at once on one connection; the next gets TOO_MANY_STREAMS. */
+  maxStreamsPerConnection?: number;
+  /** Close a connection with no open stream and no incoming frame for this long (ms). */
+  idleTimeoutMs?: number;
+  /** Close a connection that has not sent HELLO after this long (ms). */
+  handshakeTimeoutMs?: number;
+  /** Upload credit granted per stream (bytes). */
+  streamWindowBytes?: number;
+  /** Largest DATA payload the server sends (bytes); also capped by the client's limit. */
+  chunkBytes?: number;
+  /** Largest frame payload the server accepts (bytes). */
+  maxFramePayloadBytes?: number;
+  /** Per-connection bytes held for the client before downloads stop reading the disk. */
+  outboundHighWaterBytes?: number;
+  outboundLowWaterBytes?: number;
+  /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
+  uploadBacklogHighWaterBytes?: number;
+  /** One line per connection and per transfer. Default: stderr. */
+  log?: LogFunction;
+}
+
+export type ResolvedServerOptions = Required<ServerOptions>;
+
+const POSITIVE_INTEGERS = [
+  'maxConnections',
+  'maxStreamsPerConnection',
+  'idleTimeoutMs',
+  'handshakeTimeoutMs',
+  'streamWindowBytes',
+  'chunkBytes',
+  'maxFramePayloadBytes',
+  'outboundHighWaterBytes',
+  'outboundLowWaterBytes',
+  'uploadBacklogHighWaterBytes',
+] as const;
+
+export const logToStderr: LogFunction = (line) => {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+};
+
+export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
+  if (!options || typeof options.storage !== 'object')
+    throw new TypeError('server: options.storage is required');
+  const resolved: ResolvedServerOptions = {
+    storage: options.storage,
+    host: options.host ?? DEFAULTS.host,
+    port: options.port ?? DEFAULTS.port,
+    maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+    maxStreamsPerConnection: options.maxStreamsPerConnection ?? DEFAULTS.maxStreamsPerConnection,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+    streamWindowBytes: options.streamWindowBytes ?? DEFAULTS.streamWindowBytes,
+    chunkBytes: options.chunkBytes ?? DEFAULTS.chunkBytes,
+    maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
+    outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
+    outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
+    uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
+    log: options.log ?? logToStderr,
+  };
+  for (const key of POSITIVE_INTEGERS) {
+    const value = resolved[key];
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new TypeError(`server: ${key} must be a positive integer, got ${String(value)}`);
+    }
+  }
+  if (!Number.isInteger(resolved.port) || resolved.port < 0 || resolved.port > 65535) {
+    throw new TypeError(`server: port must be an integer from 0 to 65535, got ${String(resolved.port)}`);
+  }
+  if (resolved.maxFramePayloadBytes < MIN_FRAME_PAYLOAD_BYTES) {
+    throw new TypeError(`server: maxFramePayloadBytes must be at least ${MIN_FRAME_PAYLOAD_BYTES}`);
+  }
+  if (resolved.outboundLowWaterBytes > resolved.outboundHighWaterBytes) {
+    throw new TypeError('server: outboundLowWaterBytes must not exceed outboundHighWaterBytes');
+  }
+  if (resolved.streamWindowBytes > 2 ** 31 - 1)
+    throw new TypeError('server: streamWindowBytes must be below 2^31');
+  return resolved;
+}

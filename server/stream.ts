@@ -1,0 +1,94 @@
+/**
+ * What every server-side stream shares: its id, the connection it lives on (StreamHost), and the
+ * rule that it ends exactly once — with a final frame, with an ERROR, or silently when cancelled
+ * or when the connection goes.
+ */
+import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { encodeError } from '../shared/protocol/encoder.js';
+import { type EndPayload, errorPayload } from '../shared/protocol/messages.js';
+import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
+import type { Storage } from '../storage/types.js';
+import type { ServerCounters } from './counters.js';
+import type { ResolvedServerOptions } from './options.js';
+
+/** The connection, as its streams see it. */
+export interface StreamHost {
+  readonly label: string;
+  readonly storage: Storage;
+  readonly options: ResolvedServerOptions;
+  readonly queue: OutboundQueue;
+  readonly counters: ServerCounters;
+  /** Largest DATA payload the client accepts. */
+  readonly peerMaxFramePayload: number;
+  send(frame: Buffer): void;
+  /** Forget a finished stream; `discardLateFrames` when the client may still have frames in flight for it. */
+  streamClosed(stream: ServerStream, discardLateFrames: boolean): void;
+  /** Upload bytes received and not yet on disk, across the connection's streams. */
+  addUploadBacklog(deltaBytes: number): void;
+  log(line: string): void;
+}
+
+/** Anything thrown by a handler, as the client may see it: no internals, no host paths. */
+export function toWireError(err: unknown): MuxftpError {
+  if (err instanceof MuxftpError && err.status < 400) return err;
+  return new MuxftpError('INTERNAL_ERROR', 'internal server error', { cause: err });
+}
+
+export abstract class ServerStream {
+  readonly host: StreamHost;
+  readonly id: number;
+  abstract readonly op: string;
+  private finished = false;
+
+  constructor(host: StreamHost, id: number) {
+    this.host = host;
+    this.id = id;
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  abstract start(): void;
+
+  onData(_payload: Buffer): void {
+    throw new ProtocolError('PROTOCOL_ERROR', `DATA is not valid on ${this.op} stream ${this.id}`);
+  }
+
+  onEnd(_end: EndPayload): void {
+    throw new ProtocolError('PROTOCOL_ERROR', `END is not valid on ${this.op} stream ${this.id}`);
+  }
+
+  onWindow(_increment: number): void {
+    throw new ProtocolError('PROTOCOL_ERROR', `WINDOW is not valid on ${this.op} stream ${this.id}`);
+  }
+
+  /** The client gave up on this stream: stop, send nothing more. */
+  onCancel(): void {
+    this.close(true);
+  }
+
+  /** The connection is gone: release everything, send nothing. */
+  destroy(): void {
+    this.close(false);
+  }
+
+  /** Fails this stream only: ERROR to the client, then close. */
+  fail(err: unknown): void {
+    if (this.finished) return;
+    const wire = toWireError(err);
+    if (wire.code === 'INTERNAL_ERROR') this.host.log(`${this.host.label} stream ${this.id}: ${String(err)}`);
+    this.host.send(encodeError(this.id, errorPayload(wire)));
+    this.close(true);
+  }
+
+  /** Ends the stream once; subclasses release their resources in cleanup(). */
+  protected close(discardLateFrames: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.cleanup();
+    this.host.streamClosed(this, discardLateFrames);
+  }
+
+  protected abstract cleanup(): void;
+}

@@ -1,0 +1,178 @@
+/**
+ * A `put`: DATA frames go to a temporary file through Storage's UploadHandle; at END the size and
+ * SHA-256 are checked and only then is the file committed under its name. Credit is granted back
+ * as bytes reach the disk (half a window at a time), so a stream never holds more than one window
+ * in memory; the connection also stops reading its socket while the disk is behind.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
+import type { EndPayload } from '../shared/protocol/messages.js';
+import type { UploadHandle } from '../storage/types.js';
+import { formatRate } from './downloadStream.js';
+import { toWireEntry } from './requestStream.js';
+import { ServerStream, type StreamHost } from './stream.js';
+
+export class UploadStream extends ServerStream {
+  readonly op = 'put';
+  private readonly path: string;
+  private readonly declaredSize: number | undefined;
+  private handle: UploadHandle | undefined;
+  private readonly hash: Hash = createHash('sha256');
+  private readonly window: number;
+  /** Credit the client still has. */
+  private credit = 0;
+  /** Bytes written to disk and not yet granted back. */
+  private ungranted = 0;
+  private received = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private writing = false;
+  private end: EndPayload | undefined;
+  private committing = false;
+  private readonly startedAt = performance.now();
+
+  constructor(host: StreamHost, id: number, path: string, declaredSize: number | undefined) {
+    super(host, id);
+    this.path = path;
+    this.declaredSize = declaredSize;
+    this.window = host.options.streamWindowBytes;
+  }
+
+  start(): void {
+    this.host.storage.createUpload(this.path).then(
+      (handle) => {
+        if (this.isFinished) {
+          void handle.abort();
+          return;
+        }
+        this.handle = handle;
+        this.grant(this.window);
+        this.commitWhenWritten();
+      },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  override onData(payload: Buffer): void {
+    if (this.end !== undefined)
+      throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
+    if (payload.length > this.credit) {
+      throw new ProtocolError(
+        'FLOW_CONTROL_ERROR',
+        `stream ${this.id}: ${payload.length} bytes of DATA with ${this.credit} bytes of credit`,
+      );
+    }
+    this.credit -= payload.length;
+    this.received += payload.length;
+    if (this.declaredSize !== undefined && this.received > this.declaredSize) {
+      this.fail(
+        new MuxftpError('INTEGRITY_ERROR', `upload is larger than its declared size of ${this.declaredSize}`),
+      );
+      return;
+    }
+    if (payload.length === 0) return;
+    this.hash.update(payload);
+    this.pending.push(payload);
+    this.pendingBytes += payload.length;
+    this.host.addUploadBacklog(payload.length);
+    this.writeNext();
+  }
+
+  override onEnd(end: EndPayload): void {
+    if (this.end !== undefined) throw new ProtocolError('STREAM_CLOSED', `second END on stream ${this.id}`);
+    // END takes no credit, so it may come before the upload is accepted (an empty file).
+    this.end = end;
+    this.commitWhenWritten();
+  }
+
+  private grant(increment: number): void {
+    this.credit += increment;
+    this.host.send(encodeWindow(this.id, increment));
+  }
+
+  /** One write at a time, each taking every chunk that arrived meanwhile (one writev). */
+  private writeNext(): void {
+    const handle = this.handle;
+    if (this.writing || this.pending.length === 0 || handle === undefined) return;
+    const chunks = this.pending;
+    const bytes = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.writing = true;
+    handle.write(chunks).then(
+      () => {
+        this.writing = false;
+        this.host.addUploadBacklog(-bytes);
+        if (this.isFinished) return;
+        this.ungranted += bytes;
+        if (this.end === undefined && this.ungranted >= this.window / 2) {
+          this.grant(this.ungranted);
+          this.ungranted = 0;
+        }
+        this.writeNext();
+        this.commitWhenWritten();
+      },
+      (err: unknown) => {
+        this.writing = false;
+        this.host.addUploadBacklog(-bytes);
+        this.fail(err);
+      },
+    );
+  }
+
+  private commitWhenWritten(): void {
+    const end = this.end;
+    const handle = this.handle;
+    if (
+      end === undefined ||
+      handle === undefined ||
+      this.writing ||
+      this.pending.length > 0 ||
+      this.committing
+    ) {
+      return;
+    }
+    if (this.isFinished) return;
+    const digest = this.hash.digest();
+    if (end.size !== this.received || !digest.equals(end.sha256)) {
+      const what =
+        end.size !== this.received
+          ? `size mismatch: END says ${end.size} bytes, ${this.received} received`
+          : 'SHA-256 mismatch';
+      this.host.log(`${this.host.label} rejected ${this.path}: ${what}`);
+      this.fail(new MuxftpError('INTEGRITY_ERROR', `upload of ${this.path} failed verification: ${what}`));
+      return;
+    }
+    // From here the handle is the commit's: a disconnect now must not abort a verified upload.
+    this.committing = true;
+    handle.commit().then(
+      (entry) => {
+        if (this.isFinished) return;
+        this.host.counters.filesIn++;
+        this.host.counters.bytesIn += this.received;
+        const seconds = (performance.now() - this.startedAt) / 1000;
+        this.host.log(
+          `${this.host.label} received ${this.path} ${this.received} B in ${seconds.toFixed(3)} s (${formatRate(this.received, seconds)})`,
+        );
+        this.host.send(encodeReply(this.id, { entry: toWireEntry(entry), sha256: digest.toString('hex') }));
+        this.handle = undefined;
+        this.close(false);
+      },
+      (err: unknown) => {
+        this.handle = undefined;
+        this.fail(err);
+      },
+    );
+  }
+
+  protected cleanup(): void {
+    if (this.pendingBytes > 0) this.host.addUploadBacklog(-this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    // Whatever happened, an uncommitted upload leaves nothing under the target name.
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle !== undefined && !this.committing) void handle.abort();
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Every tunable limit and its default, in one place. Units are in the names (…Bytes, …Ms).
+ * Server and client options fall back to these; docs/PROTOCOL.md quotes the protocol ones.
+ */
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  /** Default TCP port of `muxftp serve` and of the client. */
+  port: 7421,
+  /** Default storage root of `muxftp serve`, relative to the working directory. */
+  root: 'data',
+
+  /** Largest frame payload this side accepts; advertised in HELLO / WELCOME. */
+  maxFramePayloadBytes: 1 * MiB,
+  /** Largest payload any implementation may announce (the decoder's hard ceiling). */
+  absoluteMaxFramePayloadBytes: 16 * MiB,
+  /** Bytes a DATA frame carries when the window allows. */
+  chunkBytes: 256 * KiB,
+  /** Receive window granted per stream; more is granted when half has been consumed. */
+  streamWindowBytes: 4 * MiB,
+  /** Largest JSON control payload (OPEN, REPLY, ERROR, HELLO, WELCOME). */
+  maxControlPayloadBytes: 256 * KiB,
+
+  /** Concurrent streams one connection may open. */
+  maxStreamsPerConnection: 256,
+  /** Concurrent connections the server accepts before answering SERVER_BUSY. */
+  maxConnections: 10_000,
+  /** A connection with no open stream and no incoming frame for this long is closed. */
+  idleTimeoutMs: 5 * 60_000,
+  /** The client must send HELLO within this time of connecting. */
+  handshakeTimeoutMs: 10_000,
+  /** On SIGINT/SIGTERM, transfers in flight get this long to finish. */
+  shutdownGraceMs: 10_000,
+
+  /** Outbound queue: stop pulling file chunks above this many queued bytes... */
+  outboundHighWaterBytes: 1 * MiB,
+  /** ...and pull again below this many. */
+  outboundLowWaterBytes: 256 * KiB,
+  /** Uploads: stop reading the socket while this many received bytes wait for the disk. */
+  uploadBacklogHighWaterBytes: 8 * MiB,
+
+  /** Longest client path in UTF-8 bytes, and longest single name. */
+  maxPathBytes: 4096,
+  maxNameBytes: 255,
+
+  /** Client: how long to wait for TCP connect plus handshake. */
+  connectTimeoutMs: 10_000,
+  /** CLI: transfers at once for multi-file commands. */
+  parallel: 8,
+} as const;

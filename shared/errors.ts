@@ -1,0 +1,107 @@
+/**
+ * One error hierarchy for server, client and storage (after undici's lib/core/errors.js).
+ * Every error carries a stable string `code` and the numeric wire `status` it maps to; the
+ * table below is the only place a code gets its status, and docs/PROTOCOL.md lists the same.
+ */
+
+export const ERROR_STATUS = {
+  // 1xx: connection-level protocol errors; the connection is closed after the ERROR frame.
+  PROTOCOL_ERROR: 100,
+  FRAME_TOO_LARGE: 101,
+  UNKNOWN_FRAME_TYPE: 102,
+  UNKNOWN_STREAM: 103,
+  STREAM_CLOSED: 104,
+  FLOW_CONTROL_ERROR: 105,
+  VERSION_MISMATCH: 106,
+  IDLE_TIMEOUT: 107,
+  // 2xx: request errors; only that stream fails.
+  BAD_REQUEST: 200,
+  UNSUPPORTED: 201,
+  INVALID_PATH: 202,
+  NOT_FOUND: 203,
+  ALREADY_EXISTS: 204,
+  NOT_A_DIRECTORY: 205,
+  IS_A_DIRECTORY: 206,
+  DIRECTORY_NOT_EMPTY: 207,
+  PERMISSION_DENIED: 208,
+  INTEGRITY_ERROR: 209,
+  CANCELLED: 210,
+  TOO_MANY_STREAMS: 211,
+  // 3xx: server conditions.
+  NO_SPACE: 300,
+  IO_ERROR: 301,
+  SERVER_BUSY: 302,
+  SHUTTING_DOWN: 303,
+  INTERNAL_ERROR: 304,
+  // 4xx: local to the client; never sent on the wire.
+  CONNECTION_LOST: 400,
+  CONNECT_FAILED: 401,
+  LOCAL_IO_ERROR: 402,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+const CODE_BY_STATUS = new Map<number, ErrorCode>(
+  (Object.entries(ERROR_STATUS) as [ErrorCode, number][]).map(([code, status]) => [status, code]),
+);
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_STATUS, value);
+}
+
+export function codeForStatus(status: number): ErrorCode | undefined {
+  return CODE_BY_STATUS.get(status);
+}
+
+/** Base of every muxftp error. */
+export class MuxftpError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MuxftpError';
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+  }
+
+  /** True for codes after which the connection cannot go on. */
+  get fatal(): boolean {
+    return this.status < 200;
+  }
+}
+
+/** A violation of the wire protocol: fatal to the connection it happened on. */
+export class ProtocolError extends MuxftpError {
+  constructor(code: ErrorCode = 'PROTOCOL_ERROR', message = 'protocol error') {
+    super(code, message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** A failure of a storage operation (missing file, bad path, full disk, ...). */
+export class StorageError extends MuxftpError {
+  readonly path: string | undefined;
+
+  constructor(code: ErrorCode, message: string, path?: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'StorageError';
+    this.path = path;
+  }
+}
+
+/** An error the server reported on the wire, raised on the client with the server's code. */
+export class RemoteError extends MuxftpError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = 'RemoteError';
+  }
+}
+
+/** The connection to the peer closed or failed before the operation finished. */
+export class ConnectionLostError extends MuxftpError {
+  constructor(message = 'connection lost', options?: { cause?: unknown }) {
+    super('CONNECTION_LOST', message, options);
+    this.name = 'ConnectionLostError';
+  }
+}

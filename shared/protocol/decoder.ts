@@ -1,0 +1,177 @@
+/**
+ * Incremental frame decoder (after ws's Receiver): a two-state machine over a list of buffered
+ * chunks. It never assumes one TCP read is one frame, and it rejects a frame from its header alone
+ * (length, type, flags, stream id) before holding a byte of its payload.
+ */
+import { ProtocolError } from '../errors.js';
+import {
+  ALLOWED_FLAGS,
+  END_PAYLOAD_BYTES,
+  FRAME_TYPE_NAMES,
+  FrameType,
+  HEADER_BYTES,
+  JSON_FRAME_TYPES,
+  WINDOW_PAYLOAD_BYTES,
+} from './constants.js';
+import type { Frame } from './frame.js';
+
+export interface DecoderOptions {
+  /** Largest payload accepted (the limit this side announced). */
+  maxFramePayloadBytes: number;
+  /** Largest JSON payload accepted. */
+  maxControlPayloadBytes: number;
+}
+
+enum State {
+  Header,
+  Payload,
+  Failed,
+}
+
+const CONNECTION_FRAMES: ReadonlySet<number> = new Set([FrameType.HELLO, FrameType.WELCOME]);
+const FIXED_LENGTH: Readonly<Record<number, number>> = {
+  [FrameType.WINDOW]: WINDOW_PAYLOAD_BYTES,
+  [FrameType.END]: END_PAYLOAD_BYTES,
+  [FrameType.CANCEL]: 0,
+};
+
+export class FrameDecoder {
+  private readonly options: DecoderOptions;
+  private readonly onFrame: (frame: Frame) => void;
+  private readonly chunks: Buffer[] = [];
+  private bufferedBytes = 0;
+  private state = State.Header;
+  private type = 0;
+  private flags = 0;
+  private streamId = 0;
+  private payloadLength = 0;
+
+  constructor(options: DecoderOptions, onFrame: (frame: Frame) => void) {
+    this.options = options;
+    this.onFrame = onFrame;
+  }
+
+  /** Bytes received but not yet delivered as frames. */
+  get buffered(): number {
+    return this.bufferedBytes;
+  }
+
+  get failed(): boolean {
+    return this.state === State.Failed;
+  }
+
+  /**
+   * Feeds bytes in. Delivers every complete frame to `onFrame`. A ProtocolError (from the
+   * decoder or thrown by `onFrame`) is final: it is rethrown and all later input is ignored.
+   */
+  push(chunk: Buffer): void {
+    if (this.state === State.Failed) return;
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.bufferedBytes += chunk.length;
+    }
+    try {
+      this.run();
+    } catch (err) {
+      this.destroy();
+      throw err;
+    }
+  }
+
+  /** Stops decoding for good and drops buffered input (the connection is going away). */
+  destroy(): void {
+    this.state = State.Failed;
+    this.chunks.length = 0;
+    this.bufferedBytes = 0;
+  }
+
+  private run(): void {
+    for (;;) {
+      if (this.state === State.Header) {
+        if (this.bufferedBytes < HEADER_BYTES) return;
+        this.readHeader(this.consume(HEADER_BYTES));
+        this.state = State.Payload;
+      }
+      if (this.state !== State.Payload || this.bufferedBytes < this.payloadLength) return;
+      const payload = this.consume(this.payloadLength);
+      this.state = State.Header;
+      this.onFrame({ type: this.type, flags: this.flags, streamId: this.streamId, payload });
+      // onFrame may have failed us (e.g. destroyed the connection): stop delivering.
+      if (this.state !== State.Header) return;
+    }
+  }
+
+  private readHeader(header: Buffer): void {
+    const type = header[0]!;
+    const flags = header[1]!;
+    const reserved = header.readUInt16BE(2);
+    const streamId = header.readUInt32BE(4);
+    const length = header.readUInt32BE(8);
+    const name = FRAME_TYPE_NAMES[type];
+
+    if (name === undefined) {
+      throw new ProtocolError(
+        'UNKNOWN_FRAME_TYPE',
+        `unknown frame type 0x${type.toString(16).padStart(2, '0')}`,
+      );
+    }
+    if (reserved !== 0)
+      throw new ProtocolError('PROTOCOL_ERROR', `${name}: reserved header bits are not zero`);
+    if (length > this.options.maxFramePayloadBytes) {
+      throw new ProtocolError(
+        'FRAME_TOO_LARGE',
+        `${name} payload of ${length} bytes exceeds the limit of ${this.options.maxFramePayloadBytes}`,
+      );
+    }
+    if (JSON_FRAME_TYPES.has(type) && length > this.options.maxControlPayloadBytes) {
+      throw new ProtocolError(
+        'FRAME_TOO_LARGE',
+        `${name} payload of ${length} bytes exceeds the control limit of ${this.options.maxControlPayloadBytes}`,
+      );
+    }
+    const fixed = FIXED_LENGTH[type];
+    if (fixed !== undefined && length !== fixed) {
+      throw new ProtocolError('PROTOCOL_ERROR', `${name} payload must be ${fixed} bytes, got ${length}`);
+    }
+    if ((flags & ~(ALLOWED_FLAGS[type] ?? 0)) !== 0) {
+      throw new ProtocolError('PROTOCOL_ERROR', `${name}: invalid flags 0x${flags.toString(16)}`);
+    }
+    const connectionFrame = CONNECTION_FRAMES.has(type);
+    if (connectionFrame && streamId !== 0)
+      throw new ProtocolError('PROTOCOL_ERROR', `${name} must use stream 0`);
+    if (!connectionFrame && type !== FrameType.ERROR && streamId === 0) {
+      throw new ProtocolError('PROTOCOL_ERROR', `${name} must not use stream 0`);
+    }
+
+    this.type = type;
+    this.flags = flags;
+    this.streamId = streamId;
+    this.payloadLength = length;
+  }
+
+  /** Takes n buffered bytes; copies only when they span chunks. */
+  private consume(n: number): Buffer {
+    this.bufferedBytes -= n;
+    const first = this.chunks[0];
+    if (n === 0 || first === undefined) return Buffer.alloc(0);
+    if (first.length === n) {
+      this.chunks.shift();
+      return first;
+    }
+    if (first.length > n) {
+      this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const take = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, take);
+      filled += take;
+      if (take === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(take);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * JSON payloads of control frames: their types, and the checks a receiver runs on them.
+ * A malformed handshake or ERROR payload is a connection-level PROTOCOL_ERROR; a malformed OPEN
+ * only fails its stream (BAD_REQUEST), since the framing itself is intact.
+ */
+import { codeForStatus, type ErrorCode, isErrorCode, MuxftpError, ProtocolError } from '../errors.js';
+import { END_PAYLOAD_BYTES, SHA256_BYTES } from './constants.js';
+import type { Frame } from './frame.js';
+
+export interface Hello {
+  protocol: string;
+  versions: number[];
+  maxFramePayload: number;
+  agent?: string;
+}
+
+export interface ServerLimits {
+  maxFramePayload: number;
+  maxStreams: number;
+  maxPathBytes: number;
+  streamWindow: number;
+}
+
+export interface Welcome {
+  version: number;
+  agent?: string;
+  limits: ServerLimits;
+}
+
+export interface ErrorPayload {
+  status: number;
+  code: string;
+  message: string;
+}
+
+export interface WireEntry {
+  name: string;
+  type: 'file' | 'dir' | 'other';
+  size: number;
+  /** Milliseconds since the epoch. */
+  mtime: number;
+}
+
+export type Request =
+  | { op: 'list'; path: string }
+  | { op: 'stat'; path: string }
+  | { op: 'mkdir'; path: string; parents?: boolean }
+  | { op: 'rmdir'; path: string }
+  | { op: 'delete'; path: string }
+  | { op: 'rename'; from: string; to: string }
+  | { op: 'get'; path: string }
+  | { op: 'put'; path: string; size?: number }
+  | { op: 'stats' };
+
+export type Operation = Request['op'];
+
+export interface ServerStats {
+  connections: number;
+  streams: number;
+  rssBytes: number;
+  uptimeMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  filesIn: number;
+  filesOut: number;
+}
+
+export interface EndPayload {
+  size: number;
+  sha256: Buffer;
+}
+
+/** Parses a JSON frame payload into a plain object, or throws ProtocolError. */
+export function parseJsonObject(frame: Frame, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(frame.payload.toString('utf8'));
+  } catch {
+    throw new ProtocolError('PROTOCOL_ERROR', `${what}: payload is not valid JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError('PROTOCOL_ERROR', `${what}: payload must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+export function parseHello(frame: Frame): Hello {
+  const o = parseJsonObject(frame, 'HELLO');
+  if (o.protocol !== 'muxftp') throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: protocol must be "muxftp"');
+  if (!Array.isArray(o.versions) || !o.versions.every((v) => Number.isInteger(v))) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: versions must be an array of integers');
+  }
+  if (!isCount(o.maxFramePayload)) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: maxFramePayload must be a non-negative integer');
+  }
+  return {
+    protocol: o.protocol,
+    versions: o.versions as number[],
+    maxFramePayload: o.maxFramePayload,
+    ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
+  };
+}
+
+export function parseWelcome(frame: Frame): Welcome {
+  const o = parseJsonObject(frame, 'WELCOME');
+  const limits = o.limits as Record<string, unknown> | undefined;
+  if (!Number.isInteger(o.version) || typeof limits !== 'object' || limits === null) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: version and limits are required');
+  }
+  for (const key of ['maxFramePayload', 'maxStreams', 'maxPathBytes', 'streamWindow'] as const) {
+    if (!isCount(limits[key])) throw new ProtocolError('PROTOCOL_ERROR', `WELCOME: limits.${key} is invalid`);
+  }
+  return {
+    version: o.version as number,
+    ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
+    limits: limits as unknown as ServerLimits,
+  };
+}
+
+/** Turns an ERROR payload into an error with a known code (unknown statuses fall back by range). */
+export function parseErrorPayload(frame: Frame): { code: ErrorCode; message: string } {
+  const o = parseJsonObject(frame, 'ERROR');
+  const status = typeof o.status === 'number' ? o.status : 100;
+  const message = typeof o.message === 'string' ? o.message : 'unspecified error';
+  let code: ErrorCode | undefined = isErrorCode(o.code) ? o.code : codeForStatus(status);
+  if (code === undefined) code = status < 200 ? 'PROTOCOL_ERROR' : 'INTERNAL_ERROR';
+  return { code, message };
+}
+
+export function errorPayload(err: MuxftpError): ErrorPayload {
+  return { status: err.status, code: err.code, message: err.message };
+}
+
+export function parseWindow(frame: Frame): number {
+  const increment = frame.payload.readUInt32BE(0);
+  if (increment === 0) throw new ProtocolError('PROTOCOL_ERROR', 'WINDOW increment must be at least 1');
+  return increment;
+}
+
+export function parseEnd(frame: Frame): EndPayload {
+  if (frame.payload.length !== END_PAYLOAD_BYTES)
+    throw new ProtocolError('PROTOCOL_ERROR', 'END: bad length');
+  const size = frame.payload.readBigUInt64BE(0);
+  if (size > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new ProtocolError('PROTOCOL_ERROR', 'END: size too large');
+  return { size: Number(size), sha256: Buffer.from(frame.payload.subarray(8, 8 + SHA256_BYTES)) };
+}
+
+const badRequest = (message: string) => new MuxftpError('BAD_REQUEST', message);
+
+function requireString(o: Record<string, unknown>, key: string, op: string): string {
+  const value = o[key];
+  if (typeof value !== 'string') throw badRequest(`${op}: "${key}" must be a string`);
+  return value;
+}
+
+/**
+ * Validates an OPEN payload; throws a BAD_REQUEST or UNSUPPORTED MuxftpError, which fails only
+ * that stream.
+ */
+export function parseRequest(frame: Frame): Request {
+  let o: Record<string, unknown>;
+  try {
+    o = parseJsonObject(frame, 'OPEN');
+  } catch (err) {
+    // The framing is intact, so a bad OPEN fails only its own stream.
+    throw badRequest((err as Error).message);
+  }
+  const op = o.op;
+  if (typeof op !== 'string') throw badRequest('OPEN: "op" must be a string');
+  switch (op) {
+    case 'list':
+    case 'stat':
+    case 'rmdir':
+    case 'delete':
+    case 'get':
+      return { op, path: requireString(o, 'path', op) };
+    case 'mkdir': {
+      if (o.parents !== undefined && typeof o.parents !== 'boolean')
+        throw badRequest('mkdir: "parents" must be a boolean');
+      return { op, path: requireString(o, 'path', op), parents: o.parents === true };
+    }
+    case 'rename':
+      return { op, from: requireString(o, 'from', op), to: requireString(o, 'to', op) };
+    case 'put': {
+      if (o.size !== undefined && !isCount(o.size))
+        throw badRequest('put: "size" must be a non-negative integer');
+      const path = requireString(o, 'path', op);
+      return o.size === undefined ? { op, path } : { op, path, size: o.size as number };
+    }
+    case 'stats':
+      return { op };
+    default:
+      throw new MuxftpError('UNSUPPORTED', `unsupported operation: ${JSON.stringify(op).slice(0, 64)}`);
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The transport half of a connection, shared by server and client (Twisted's transport): it
+ * reads the socket when it is readable and when the owner has not paused reading, feeds the
+ * frame decoder, and writes through the connection's OutboundQueue. What the frames mean is the
+ * owner's business (onFrame). Fatal errors are final: one ERROR frame on stream 0, then the end.
+ */
+import type { Socket } from 'node:net';
+import { ConnectionLostError, MuxftpError, ProtocolError } from '../errors.js';
+import { FrameDecoder } from '../protocol/decoder.js';
+import { encodeError } from '../protocol/encoder.js';
+import type { Frame } from '../protocol/frame.js';
+import { errorPayload } from '../protocol/messages.js';
+import { OutboundQueue } from './outboundQueue.js';
+
+export interface FramedSocketOptions {
+  maxFramePayloadBytes: number;
+  maxControlPayloadBytes: number;
+  outboundHighWaterBytes: number;
+  outboundLowWaterBytes: number;
+}
+
+export interface FramedSocketHandlers {
+  onFrame(frame: Frame): void;
+  /** Called exactly once, when the socket is gone; `error` says why when it was not a clean end. */
+  onClose(error: MuxftpError | undefined): void;
+}
+
+/** Give the peer this long to read our final ERROR frame before the socket is destroyed. */
+const LINGER_MS = 2_000;
+
+export class FramedSocket {
+  readonly socket: Socket;
+  readonly queue: OutboundQueue;
+  private readonly decoder: FrameDecoder;
+  private readonly handlers: FramedSocketHandlers;
+  private readPaused = false;
+  private closing = false;
+  private closed = false;
+  private closeError: MuxftpError | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  bytesRead = 0;
+
+  constructor(socket: Socket, options: FramedSocketOptions, handlers: FramedSocketHandlers) {
+    this.socket = socket;
+    this.handlers = handlers;
+    this.decoder = new FrameDecoder(
+      {
+        maxFramePayloadBytes: options.maxFramePayloadBytes,
+        maxControlPayloadBytes: options.maxControlPayloadBytes,
+      },
+      handlers.onFrame,
+    );
+    this.queue = new OutboundQueue(socket, {
+      highWaterBytes: options.outboundHighWaterBytes,
+      lowWaterBytes: options.outboundLowWaterBytes,
+    });
+    socket.setNoDelay(true);
+    socket.on('readable', this.socketOnReadable);
+    socket.on('end', this.socketOnEnd);
+    socket.on('error', this.socketOnError);
+    socket.on('close', this.socketOnClose);
+  }
+
+  get isClosed(): boolean {
+    return this.closing || this.closed;
+  }
+
+  send(frame: Buffer): void {
+    if (!this.isClosed) this.queue.send(frame);
+  }
+
+  /** Stop taking bytes off the socket; TCP then pushes back on the peer. */
+  pauseReading(): void {
+    this.readPaused = true;
+  }
+
+  resumeReading(): void {
+    if (!this.readPaused) return;
+    this.readPaused = false;
+    // Bytes may already sit in the socket's buffer: 'readable' will not fire again for them.
+    setImmediate(this.socketOnReadable);
+  }
+
+  get readingPaused(): boolean {
+    return this.readPaused;
+  }
+
+  /**
+   * Fatal error: send it to the peer on stream 0 (when it is a wire error), then close.
+   * Internal errors go to the peer as INTERNAL_ERROR without their details.
+   */
+  fail(error: unknown): void {
+    if (this.isClosed) return;
+    const wire =
+      error instanceof MuxftpError && error.status < 400
+        ? error
+        : new MuxftpError('INTERNAL_ERROR', 'internal server error', { cause: error });
+    this.queue.send(encodeError(0, errorPayload(wire)));
+    this.end(error instanceof MuxftpError ? error : wire);
+  }
+
+  /** Lets queued frames go out, then ends the socket; gives up after LINGER_MS. */
+  end(error?: MuxftpError): void {
+    if (this.isClosed) return;
+    this.closing = true;
+    this.closeError = error;
+    this.decoder.destroy();
+    this.queue.endWhenFlushed();
+    this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
+  /** Aborts at once: nothing more is sent. Idempotent. */
+  destroy(error?: MuxftpError): void {
+    if (this.closed) return;
+    if (!this.closing) this.closeError = error;
+    this.closing = true;
+    this.decoder.destroy();
+    this.socket.destroy();
+  }
+
+  private readonly socketOnReadable = (): void => {
+    if (this.closing) {
+      // Discard what still arrives, so the peer's FIN is seen and the socket can close.
+      while (this.socket.read() !== null);
+      return;
+    }
+    try {
+      while (!this.readPaused && !this.closing) {
+        const chunk: Buffer | null = this.socket.read();
+        if (chunk === null) break;
+        this.bytesRead += chunk.length;
+        this.decoder.push(chunk);
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
+  private readonly socketOnEnd = (): void => {
+    // The peer finished sending. Whatever it left half-framed is lost; we are done too.
+    if (!this.closing) {
+      const partial = this.decoder.buffered > 0;
+      this.closeError = partial
+        ? new ProtocolError('PROTOCOL_ERROR', 'connection ended inside a frame')
+        : undefined;
+      this.closing = true;
+    }
+    this.socket.end();
+  };
+
+  private readonly socketOnError = (err: Error): void => {
+    if (!this.closing)
+      this.closeError = new ConnectionLostError(`connection error: ${err.message}`, { cause: err });
+    this.closing = true;
+  };
+
+  private readonly socketOnClose = (): void => {
+    if (this.closed) return;
+    this.closed = true;
+    this.closing = true;
+    clearTimeout(this.lingerTimer);
+    this.queue.close();
+    this.decoder.destroy();
+    this.handlers.onClose(this.closeError);
+  };
+}

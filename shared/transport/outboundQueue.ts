@@ -1,0 +1,189 @@
+/**
+ * A connection's outbound message queue. Nothing is written straight to the socket: frames wait
+ * here and are moved on only while the socket accepts writes (write readiness); once the socket
+ * asks for 'drain' the queue stops until it comes. Streams that produce file data are pulled
+ * round-robin, one frame per turn, so one large file cannot starve a small one.
+ */
+import type { Socket } from 'node:net';
+
+/** A stream that has frames to send (a download on the server, an upload on the client). */
+export interface FrameProducer {
+  /** The next frame ready to go, or null. Called only while the socket can take more. */
+  pull(): Buffer | null;
+  /** Called once room opened up after tryReserve() refused this producer. */
+  onRoom(): void;
+}
+
+export interface OutboundQueueOptions {
+  /** Producers may not reserve more once this many bytes are buffered or reserved. */
+  highWaterBytes: number;
+  /** Refused producers are called back when the buffered bytes fall below this. */
+  lowWaterBytes: number;
+}
+
+export class OutboundQueue {
+  private readonly socket: Socket;
+  private readonly options: OutboundQueueOptions;
+  private readonly frames: Buffer[] = [];
+  private queuedBytes = 0;
+  private reservedBytes = 0;
+  private readonly producers: FrameProducer[] = [];
+  private cursor = 0;
+  private readonly waitingForRoom = new Set<FrameProducer>();
+  private pumpScheduled = false;
+  private closed = false;
+  private ending = false;
+  /** Bytes handed to the socket so far. */
+  bytesWritten = 0;
+
+  constructor(socket: Socket, options: OutboundQueueOptions) {
+    if (!(options.lowWaterBytes > 0 && options.lowWaterBytes <= options.highWaterBytes)) {
+      throw new RangeError('outbound queue: need 0 < lowWaterBytes <= highWaterBytes');
+    }
+    this.socket = socket;
+    this.options = options;
+    socket.on('drain', this.socketOnDrain);
+  }
+
+  /**
+   * Bytes this connection holds for the peer: queued frames, the socket's own buffer, and
+   * file chunks reserved by producers (being read or ready to send).
+   */
+  get bufferedAmount(): number {
+    return this.queuedBytes + this.socket.writableLength + this.reservedBytes;
+  }
+
+  get isEmpty(): boolean {
+    return this.frames.length === 0 && this.socket.writableLength === 0;
+  }
+
+  /** Queues a control frame. Control frames are small and bounded by the protocol, so never refused. */
+  send(frame: Buffer): void {
+    if (this.closed || this.ending) return;
+    this.frames.push(frame);
+    this.queuedBytes += frame.length;
+    this.schedulePump();
+  }
+
+  addProducer(producer: FrameProducer): void {
+    this.producers.push(producer);
+    this.schedulePump();
+  }
+
+  removeProducer(producer: FrameProducer): void {
+    const index = this.producers.indexOf(producer);
+    if (index >= 0) {
+      this.producers.splice(index, 1);
+      if (this.cursor > index) this.cursor--;
+    }
+    this.waitingForRoom.delete(producer);
+  }
+
+  /**
+   * A producer asks for room for `bytes` before reading a chunk. Refused when the connection
+   * already holds its high-water mark; the producer is then called back via onRoom().
+   */
+  tryReserve(bytes: number, producer: FrameProducer): boolean {
+    if (this.closed) return false;
+    const held = this.bufferedAmount;
+    // Always admit a chunk into an empty connection, or a frame larger than the mark would stall.
+    if (held > 0 && held + bytes > this.options.highWaterBytes) {
+      this.waitingForRoom.add(producer);
+      return false;
+    }
+    this.reservedBytes += bytes;
+    return true;
+  }
+
+  /** Gives back a reservation that will not become a frame (read failed, stream cancelled). */
+  release(bytes: number): void {
+    this.reservedBytes -= bytes;
+    this.schedulePump();
+  }
+
+  /** A producer has a frame ready, or something else changed that may let the queue move. */
+  wake(): void {
+    this.schedulePump();
+  }
+
+  /**
+   * No more producers: send the frames already queued (a final ERROR, say), then end the socket.
+   */
+  endWhenFlushed(): void {
+    if (this.closed || this.ending) return;
+    this.ending = true;
+    this.producers.length = 0;
+    this.waitingForRoom.clear();
+    this.schedulePump();
+  }
+
+  /** Drops everything; the socket is going away. */
+  close(): void {
+    this.closed = true;
+    this.frames.length = 0;
+    this.queuedBytes = 0;
+    this.producers.length = 0;
+    this.waitingForRoom.clear();
+    this.socket.off('drain', this.socketOnDrain);
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.closed) return;
+    this.pumpScheduled = true;
+    // Frames queued while handling one socket read leave together, in one writev.
+    queueMicrotask(this.pump);
+  }
+
+  private readonly socketOnDrain = (): void => {
+    this.pump();
+  };
+
+  private readonly pump = (): void => {
+    this.pumpScheduled = false;
+    const socket = this.socket;
+    if (this.closed) return;
+    if (socket.destroyed || !socket.writable) {
+      this.close();
+      return;
+    }
+    socket.cork();
+    try {
+      while (!socket.writableNeedDrain) {
+        let frame = this.frames.shift();
+        if (frame !== undefined) {
+          this.queuedBytes -= frame.length;
+        } else {
+          frame = this.pullFromProducers() ?? undefined;
+          if (frame === undefined) break;
+          this.reservedBytes -= frame.length;
+        }
+        this.bytesWritten += frame.length;
+        socket.write(frame);
+      }
+    } finally {
+      socket.uncork();
+    }
+    if (this.ending && this.frames.length === 0) {
+      this.close();
+      socket.end();
+      return;
+    }
+    if (this.waitingForRoom.size > 0 && this.bufferedAmount < this.options.lowWaterBytes) {
+      const waiting = [...this.waitingForRoom];
+      this.waitingForRoom.clear();
+      for (const producer of waiting) producer.onRoom();
+    }
+  };
+
+  /** One frame from the next producer in turn that has one ready. */
+  private pullFromProducers(): Buffer | null {
+    const count = this.producers.length;
+    for (let tried = 0; tried < count; tried++) {
+      if (this.cursor >= this.producers.length) this.cursor = 0;
+      const producer = this.producers[this.cursor++]!;
+      const frame = producer.pull();
+      if (frame !== null) return frame;
+    }
+    return null;
+  }
+}

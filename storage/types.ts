@@ -1,0 +1,62 @@
+/**
+ * The storage contract. Server code talks to files only through this interface (after
+ * pyftpdlib's AbstractedFS): paths are client paths, relative to the storage root, checked by
+ * storage/paths.ts; every failure is a StorageError with a wire code (storage/fsErrors.ts).
+ */
+
+export type EntryType = 'file' | 'dir' | 'other';
+
+export interface EntryInfo {
+  /** Last path segment ('' for the root). */
+  name: string;
+  type: EntryType;
+  /** Bytes for files, 0 for directories. */
+  size: number;
+  /** Modification time, milliseconds since the epoch. */
+  mtimeMs: number;
+}
+
+/** A file opened for reading. Reads never block the loop. */
+export interface ReadHandle {
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * An upload in progress: bytes go to a hidden temporary file beside the target, which is
+ * renamed onto the target only by commit(). abort() removes the temporary file. After either,
+ * the handle is finished and further calls reject.
+ */
+export interface UploadHandle {
+  /** Appends bytes in order. Callers wait for one write before issuing the next. */
+  write(chunks: readonly Buffer[]): Promise<void>;
+  /** Makes the upload visible under its target name, atomically; returns the new entry. */
+  commit(): Promise<EntryInfo>;
+  /** Drops the temporary file. Safe to call more than once and after a failed commit. */
+  abort(): Promise<void>;
+}
+
+export interface Storage {
+  /** A short description for logs, e.g. `disk:/srv/files` or `memory`. */
+  readonly description: string;
+  stat(path: string): Promise<EntryInfo>;
+  /** Entries of a directory, sorted by name; temporary upload files never appear. */
+  list(path: string): Promise<EntryInfo[]>;
+  /** Creates a directory; with `parents`, missing ancestors too and no error if it exists. */
+  mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
+  /** Removes an empty directory. */
+  rmdir(path: string): Promise<void>;
+  /** Removes a file (not a directory). */
+  remove(path: string): Promise<void>;
+  /** Moves a file or directory; replaces an existing file at `to`, never a directory. */
+  rename(from: string, to: string): Promise<void>;
+  openRead(path: string): Promise<ReadHandle>;
+  /** Starts an upload to `path`; its parent directory must exist. */
+  createUpload(path: string): Promise<UploadHandle>;
+  /** Removes temporary files left behind by a crash. Resolves to how many were removed. */
+  sweepTemporaryFiles(): Promise<number>;
+  close(): Promise<void>;
+}
