@@ -1,0 +1,39 @@
+/** Files on the local disk: FsStorage over node's fs/promises. */
+
+import * as fsPromises from 'node:fs/promises';
+import path from 'node:path';
+import { FsStorage } from './fsStorage.js';
+
+export interface DiskStorageOptions {
+  /** Directory served to clients, relative to the working directory or absolute; created if missing. */
+  root: string;
+  /** fsync each upload and its rename before commit() resolves. Default true. */
+  durable?: boolean;
+}
+
+export class DiskStorage extends FsStorage {
+  /** Validates the options and creates the root directory (with its parents) if needed. */
+  static async open(options: DiskStorageOptions): Promise<DiskStorage> {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError('DiskStorage: options must be an object');
+    }
+    if (typeof options.root !== 'string' || options.root === '' || options.root.includes('\0')) {
+      throw new TypeError('DiskStorage: options.root must be a non-empty path without NUL bytes');
+    }
+    if (options.durable !== undefined && typeof options.durable !== 'boolean') {
+      throw new TypeError('DiskStorage: options.durable must be a boolean');
+    }
+    const root = path.resolve(options.root);
+    try {
+      await fsPromises.mkdir(root, { recursive: true });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`DiskStorage: cannot use ${root} as the root: ${reason}`, { cause: error });
+    }
+    return new DiskStorage(root, options.durable ?? true);
+  }
+
+  private constructor(root: string, durable: boolean) {
+    super({ fs: fsPromises, root, durable, description: `disk:${root}`, hostPaths: path });
+  }
+}

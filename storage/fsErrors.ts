@@ -1,0 +1,46 @@
+/**
+ * The one place an fs error becomes a StorageError. Messages name the client path only: the
+ * host path of the root must never reach a client. The original error stays as `cause` for logs.
+ */
+
+import { type ErrorCode, StorageError } from '../shared/errors.js';
+
+const CODE_BY_ERRNO: Readonly<Record<string, { code: ErrorCode; message: string }>> = {
+  ENOENT: { code: 'NOT_FOUND', message: 'no such file or directory' },
+  EEXIST: { code: 'ALREADY_EXISTS', message: 'already exists' },
+  ENOTDIR: { code: 'NOT_A_DIRECTORY', message: 'not a directory' },
+  EISDIR: { code: 'IS_A_DIRECTORY', message: 'is a directory' },
+  ENOTEMPTY: { code: 'DIRECTORY_NOT_EMPTY', message: 'directory not empty' },
+  EACCES: { code: 'PERMISSION_DENIED', message: 'permission denied' },
+  EPERM: { code: 'PERMISSION_DENIED', message: 'operation not permitted' },
+  ENOSPC: { code: 'NO_SPACE', message: 'no space left on device' },
+  EDQUOT: { code: 'NO_SPACE', message: 'disk quota exceeded' },
+};
+
+/** The errno string of an fs error (`ENOENT`, ...), or undefined for anything else. */
+export function errnoOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** How a client path appears in messages: the root, '', shows as '/'. */
+export function displayPath(clientPath: string): string {
+  return clientPath === '' ? '/' : clientPath;
+}
+
+/** Maps an fs error about `clientPath` to a StorageError; a StorageError passes through as is. */
+export function storageErrorFromFs(error: unknown, clientPath: string): StorageError {
+  if (error instanceof StorageError) return error;
+  const errno = errnoOf(error);
+  const known = errno === undefined ? undefined : CODE_BY_ERRNO[errno];
+  if (known) {
+    return new StorageError(known.code, `${known.message}: ${displayPath(clientPath)}`, clientPath, {
+      cause: error,
+    });
+  }
+  // The errno alone: node's own message would carry the host path.
+  const detail = errno ?? 'unexpected error';
+  return new StorageError('IO_ERROR', `I/O error (${detail}): ${displayPath(clientPath)}`, clientPath, {
+    cause: error,
+  });
+}

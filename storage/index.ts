@@ -1,0 +1,31 @@
+/** The storage layer: the Storage interface, its disk and memory backends, and openStorage(). */
+
+import { DEFAULTS } from '../shared/defaults.js';
+import { DiskStorage } from './disk.js';
+import { MemoryStorage } from './memory.js';
+import type { Storage } from './types.js';
+
+export { DiskStorage, type DiskStorageOptions } from './disk.js';
+export { type FsPromises, FsStorage, type FsStorageOptions } from './fsStorage.js';
+export { MemoryStorage } from './memory.js';
+export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
+export type { EntryInfo, EntryType, ReadHandle, Storage, UploadHandle } from './types.js';
+
+export interface OpenStorageOptions {
+  /** Directory to serve. Default DEFAULTS.root, relative to the working directory. Unused with `memory`. */
+  root?: string;
+  /** Serve an empty in-memory tree instead, lost on exit. Default false. */
+  memory?: boolean;
+}
+
+/** The storage `muxftp serve` runs on: a directory (created if missing), or memory. */
+export async function openStorage(options: OpenStorageOptions = {}): Promise<Storage> {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('openStorage: options must be an object');
+  }
+  if (options.memory !== undefined && typeof options.memory !== 'boolean') {
+    throw new TypeError('openStorage: options.memory must be a boolean');
+  }
+  if (options.memory) return new MemoryStorage();
+  return DiskStorage.open({ root: options.root ?? DEFAULTS.root });
+}

@@ -1,0 +1,750 @@
+/**
+ * One contract for every Storage backend (after undici's shared cache-store tests): the same
+ * cases run on disk, on MemoryStorage, and on a memfs volume whose root is a subdirectory, which
+ * is what lets the memory side test symlinks that lead outside the root.
+ */
+
+import { randomBytes } from 'node:crypto';
+import * as nodeFs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Volume } from 'memfs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ERROR_STATUS, type ErrorCode, StorageError } from '../shared/errors.js';
+import { DiskStorage } from '../storage/disk.js';
+import { type FsPromises, FsStorage } from '../storage/fsStorage.js';
+import { openStorage } from '../storage/index.js';
+import { MemoryStorage } from '../storage/memory.js';
+import { TEMP_PREFIX } from '../storage/paths.js';
+import type { EntryInfo, Storage } from '../storage/types.js';
+
+/** Host-level calls for what clients cannot do: symlinks, files outside the root, raw listings. */
+interface HostFs {
+  symlink(target: string, path: string): Promise<unknown>;
+  mkdir(path: string, options: { recursive: true }): Promise<unknown>;
+  writeFile(path: string, data: string): Promise<unknown>;
+  readdir(path: string): Promise<readonly unknown[]>;
+}
+
+interface Fixture {
+  storage: Storage;
+  /** A second storage over the same files, as after a server restart. */
+  reopen(): Promise<Storage>;
+  host: HostFs;
+  /** Host path of the root. */
+  root: string;
+  /** A host directory outside the root; undefined when the root is the whole filesystem. */
+  outside: string | undefined;
+  cleanup(): Promise<void>;
+}
+
+interface Backend {
+  name: string;
+  hasOutside: boolean;
+  /**
+   * False on memfs, whose rename follows a symlink given as the source and moves its target
+   * (@jsonjoy.com/fs-core Superblock.rename resolves the old path). Clients cannot make links,
+   * so this only matters for trees set up from the host.
+   */
+  renamesLinksThemselves: boolean;
+  setup(): Promise<Fixture>;
+}
+
+/** Opens storages through `open` and closes every one of them in cleanup. */
+async function fixture(
+  open: () => Promise<Storage>,
+  rest: Omit<Fixture, 'storage' | 'reopen' | 'cleanup'>,
+  removeFiles: () => Promise<void> = async () => {},
+): Promise<Fixture> {
+  const opened: Storage[] = [];
+  const reopen = async () => {
+    const storage = await open();
+    opened.push(storage);
+    return storage;
+  };
+  return {
+    ...rest,
+    storage: await reopen(),
+    reopen,
+    cleanup: async () => {
+      await Promise.all(opened.map((storage) => storage.close()));
+      await removeFiles();
+    },
+  };
+}
+
+const backends: Backend[] = [
+  {
+    name: 'disk',
+    hasOutside: true,
+    renamesLinksThemselves: true,
+    async setup() {
+      const dir = await nodeFs.mkdtemp(path.join(os.tmpdir(), 'muxftp-test-'));
+      const root = path.join(dir, 'root');
+      const outside = path.join(dir, 'outside');
+      await nodeFs.mkdir(outside);
+      return fixture(
+        () => DiskStorage.open({ root }),
+        { host: nodeFs, root, outside },
+        () => nodeFs.rm(dir, { recursive: true, force: true }),
+      );
+    },
+  },
+  {
+    name: 'memory',
+    hasOutside: false,
+    renamesLinksThemselves: false,
+    async setup() {
+      const memory = new MemoryStorage();
+      let first = true;
+      const open = async (): Promise<Storage> => {
+        if (!first) return new FsStorage({ fs: memory.volume.promises, root: '/', durable: false });
+        first = false;
+        return memory;
+      };
+      return fixture(open, { host: memory.volume.promises, root: '/', outside: undefined });
+    },
+  },
+  {
+    name: 'memfs with a subdirectory root',
+    hasOutside: true,
+    renamesLinksThemselves: false,
+    async setup() {
+      const volume = new Volume();
+      await volume.promises.mkdir('/root');
+      await volume.promises.mkdir('/elsewhere');
+      const open = async () => new FsStorage({ fs: volume.promises, root: '/root', durable: false });
+      return fixture(open, { host: volume.promises, root: '/root', outside: '/elsewhere' });
+    },
+  },
+];
+
+async function expectStorageError(promise: Promise<unknown>, code: ErrorCode): Promise<StorageError> {
+  const error = await promise.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  expect(error, `expected ${code}`).toBeInstanceOf(StorageError);
+  const storageError = error as StorageError;
+  expect(storageError.code).toBe(code);
+  expect(storageError.status).toBe(ERROR_STATUS[code]);
+  return storageError;
+}
+
+async function put(storage: Storage, path: string, ...chunks: (string | Buffer)[]): Promise<EntryInfo> {
+  const upload = await storage.createUpload(path);
+  await upload.write(chunks.map((chunk) => Buffer.from(chunk)));
+  return upload.commit();
+}
+
+async function readAll(storage: Storage, path: string): Promise<Buffer> {
+  const handle = await storage.openRead(path);
+  try {
+    const pieces: Buffer[] = [];
+    for (let position = 0; ; ) {
+      const buffer = Buffer.alloc(64 * 1024);
+      const bytesRead = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) break;
+      pieces.push(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+    return Buffer.concat(pieces);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function names(storage: Storage, path: string): Promise<string[]> {
+  return (await storage.list(path)).map((entry) => entry.name);
+}
+
+async function hostNames(fx: Fixture, ...parts: string[]): Promise<string[]> {
+  return (await fx.host.readdir(path.posix.join(fx.root, ...parts))).map(String).sort();
+}
+
+describe.each(backends)('$name storage', (backend) => {
+  let fx: Fixture;
+  let storage: Storage;
+
+  beforeEach(async () => {
+    fx = await backend.setup();
+    storage = fx.storage;
+  });
+
+  afterEach(async () => {
+    await fx.cleanup();
+  });
+
+  describe('uploads', () => {
+    it('commits an upload that stat, list and openRead then agree on', async () => {
+      const committed = await put(storage, 'hello.txt', 'hello, ', 'world');
+      expect(committed).toMatchObject({ name: 'hello.txt', type: 'file', size: 12 });
+      expect(committed.mtimeMs).toBeGreaterThan(0);
+      expect(await storage.stat('hello.txt')).toEqual(committed);
+      expect(await storage.list('')).toEqual([committed]);
+      expect((await readAll(storage, 'hello.txt')).toString()).toBe('hello, world');
+    });
+
+    it('stores an empty file', async () => {
+      const upload = await storage.createUpload('empty');
+      await upload.write([]);
+      await upload.write([Buffer.alloc(0)]);
+      expect(await upload.commit()).toMatchObject({ name: 'empty', type: 'file', size: 0 });
+      const handle = await storage.openRead('empty');
+      expect(handle.size).toBe(0);
+      expect(await handle.read(Buffer.alloc(10), 0, 10, 0)).toBe(0);
+      await handle.close();
+    });
+
+    it('stores a multi-chunk file of a few MiB byte for byte', async () => {
+      const content = randomBytes(3 * 1024 * 1024 + 17);
+      const upload = await storage.createUpload('big.bin');
+      const piece = 64 * 1024 + 3;
+      for (let start = 0; start < content.length; start += 4 * piece) {
+        const chunks = [0, 1, 2, 3]
+          .map((i) => content.subarray(start + i * piece, Math.min(start + (i + 1) * piece, content.length)))
+          .filter((chunk) => chunk.length > 0);
+        await upload.write(chunks);
+      }
+      expect(await upload.commit()).toMatchObject({ size: content.length });
+      const handle = await storage.openRead('big.bin');
+      expect(handle.size).toBe(content.length);
+      expect(handle.mtimeMs).toBe((await storage.stat('big.bin')).mtimeMs);
+      await handle.close();
+      expect((await readAll(storage, 'big.bin')).equals(content)).toBe(true);
+    });
+
+    it('keeps writes in call order even when the caller does not wait', async () => {
+      const upload = await storage.createUpload('ordered.txt');
+      const writes = ['a', 'b', 'c', 'd'].map((letter) => upload.write([Buffer.from(letter.repeat(1000))]));
+      await Promise.all(writes);
+      await upload.commit();
+      const text = (await readAll(storage, 'ordered.txt')).toString();
+      expect(text).toBe(['a', 'b', 'c', 'd'].map((letter) => letter.repeat(1000)).join(''));
+    });
+
+    it('reads at any position', async () => {
+      await put(storage, 'digits', '0123456789');
+      const handle = await storage.openRead('digits');
+      const buffer = Buffer.alloc(8, '.');
+      expect(await handle.read(buffer, 2, 4, 5)).toBe(4);
+      expect(buffer.toString()).toBe('..5678..');
+      expect(await handle.read(buffer, 0, 8, 10)).toBe(0);
+      await handle.close();
+      await handle.close();
+      await expectStorageError(handle.read(buffer, 0, 1, 0), 'IO_ERROR');
+    });
+
+    it('leaves neither the file nor a temporary file behind after abort', async () => {
+      await storage.mkdir('dir');
+      const upload = await storage.createUpload('dir/gone.txt');
+      await upload.write([Buffer.from('partial')]);
+      await upload.abort();
+      await expectStorageError(storage.stat('dir/gone.txt'), 'NOT_FOUND');
+      expect(await storage.list('dir')).toEqual([]);
+      expect(await hostNames(fx, 'dir')).toEqual([]);
+    });
+
+    it('treats abort as idempotent and finishes the handle', async () => {
+      const upload = await storage.createUpload('x');
+      await upload.abort();
+      await upload.abort();
+      await expectStorageError(upload.write([Buffer.from('late')]), 'IO_ERROR');
+      await expectStorageError(upload.commit(), 'IO_ERROR');
+      await expectStorageError(storage.stat('x'), 'NOT_FOUND');
+    });
+
+    it('rejects a second commit and ignores abort after commit', async () => {
+      const upload = await storage.createUpload('once');
+      await upload.write([Buffer.from('1')]);
+      await upload.commit();
+      await expectStorageError(upload.commit(), 'IO_ERROR');
+      await upload.abort();
+      expect((await readAll(storage, 'once')).toString()).toBe('1');
+    });
+
+    it('keeps the previous version whole when a new upload is aborted', async () => {
+      await put(storage, 'doc.txt', 'version one');
+      const upload = await storage.createUpload('doc.txt');
+      await upload.write([Buffer.from('version two, longer than the first')]);
+      await upload.abort();
+      expect((await readAll(storage, 'doc.txt')).toString()).toBe('version one');
+      expect(await hostNames(fx)).toEqual(['doc.txt']);
+    });
+
+    it('replaces the previous version only at commit, in one step', async () => {
+      await put(storage, 'doc.txt', 'old');
+      const oldReader = await storage.openRead('doc.txt');
+      const upload = await storage.createUpload('doc.txt');
+      await upload.write([Buffer.from('new content')]);
+      expect((await readAll(storage, 'doc.txt')).toString()).toBe('old');
+      expect(await storage.list('')).toMatchObject([{ name: 'doc.txt', size: 3 }]);
+      expect(await upload.commit()).toMatchObject({ name: 'doc.txt', size: 11 });
+      expect((await readAll(storage, 'doc.txt')).toString()).toBe('new content');
+      // A reader that opened the old version keeps reading it whole.
+      const buffer = Buffer.alloc(3);
+      expect(await oldReader.read(buffer, 0, 3, 0)).toBe(3);
+      expect(buffer.toString()).toBe('old');
+      await oldReader.close();
+    });
+
+    it('never shows temporary files in a listing, though they exist on the host', async () => {
+      await put(storage, 'kept', 'k');
+      const upload = await storage.createUpload('pending');
+      await upload.write([Buffer.from('p')]);
+      expect(await names(storage, '')).toEqual(['kept']);
+      const onHost = await hostNames(fx);
+      expect(onHost).toHaveLength(2);
+      expect(onHost.filter((name) => name.startsWith(TEMP_PREFIX))).toHaveLength(1);
+      await upload.commit();
+      expect(await names(storage, '')).toEqual(['kept', 'pending']);
+      expect(await hostNames(fx)).toEqual(['kept', 'pending']);
+    });
+
+    it('lets the last of two uploads to one target win', async () => {
+      const first = await storage.createUpload('race');
+      const second = await storage.createUpload('race');
+      await first.write([Buffer.from('first')]);
+      await second.write([Buffer.from('second')]);
+      await first.commit();
+      await second.commit();
+      expect((await readAll(storage, 'race')).toString()).toBe('second');
+      expect(await hostNames(fx)).toEqual(['race']);
+    });
+
+    it('needs an existing parent directory and a target that is not a directory', async () => {
+      await storage.mkdir('dir');
+      await put(storage, 'file', 'f');
+      await expectStorageError(storage.createUpload('missing/x'), 'NOT_FOUND');
+      await expectStorageError(storage.createUpload('file/x'), 'NOT_A_DIRECTORY');
+      await expectStorageError(storage.createUpload('dir'), 'IS_A_DIRECTORY');
+      await expectStorageError(storage.createUpload(''), 'IS_A_DIRECTORY');
+      expect(await hostNames(fx)).toEqual(['dir', 'file']);
+    });
+
+    it('fails a commit whose target became a directory, removing the temporary file', async () => {
+      const upload = await storage.createUpload('target');
+      await upload.write([Buffer.from('data')]);
+      await storage.mkdir('target');
+      await expectStorageError(upload.commit(), 'IS_A_DIRECTORY');
+      await upload.abort();
+      expect(await hostNames(fx)).toEqual(['target']);
+      expect((await storage.stat('target')).type).toBe('dir');
+    });
+  });
+
+  describe('directories', () => {
+    it('reports the root as a directory named ""', async () => {
+      expect(await storage.stat('')).toMatchObject({ name: '', type: 'dir', size: 0 });
+      expect(await storage.stat('.')).toMatchObject({ name: '', type: 'dir' });
+    });
+
+    it('lists entries sorted by name with their types and sizes', async () => {
+      for (const name of ['b', 'a.txt', 'C', 'a']) await put(storage, name, name);
+      await storage.mkdir('dir');
+      await put(storage, 'dir/inner', 'x');
+      const entries = await storage.list('');
+      expect(entries.map((entry) => entry.name)).toEqual(['C', 'a', 'a.txt', 'b', 'dir']);
+      expect(entries.find((entry) => entry.name === 'a.txt')).toMatchObject({ type: 'file', size: 5 });
+      expect(entries.find((entry) => entry.name === 'dir')).toMatchObject({ type: 'dir', size: 0 });
+      expect(await storage.list('dir/')).toMatchObject([{ name: 'inner', type: 'file', size: 1 }]);
+    });
+
+    it('refuses to list a file or a missing directory', async () => {
+      await put(storage, 'file', 'f');
+      await expectStorageError(storage.list('file'), 'NOT_A_DIRECTORY');
+      await expectStorageError(storage.list('missing'), 'NOT_FOUND');
+    });
+
+    it('mkdir without parents needs the parent and refuses what exists', async () => {
+      await storage.mkdir('a');
+      expect((await storage.stat('a')).type).toBe('dir');
+      await put(storage, 'file', 'f');
+      await expectStorageError(storage.mkdir('missing/child'), 'NOT_FOUND');
+      await expectStorageError(storage.mkdir('a'), 'ALREADY_EXISTS');
+      await expectStorageError(storage.mkdir('file'), 'ALREADY_EXISTS');
+      await expectStorageError(storage.mkdir('file/child'), 'NOT_A_DIRECTORY');
+      await expectStorageError(storage.mkdir(''), 'ALREADY_EXISTS');
+    });
+
+    it('mkdir with parents creates ancestors and accepts an existing directory', async () => {
+      await storage.mkdir('p/q/r', { parents: true });
+      expect((await storage.stat('p/q/r')).type).toBe('dir');
+      await storage.mkdir('p/q/r', { parents: true });
+      await storage.mkdir('p/q', { parents: true });
+      await storage.mkdir('', { parents: true });
+      await put(storage, 'p/file', 'f');
+      await expectStorageError(storage.mkdir('p/file', { parents: true }), 'ALREADY_EXISTS');
+      const blocked = await expectStorageError(
+        storage.mkdir('p/file/x/y', { parents: true }),
+        'NOT_A_DIRECTORY',
+      );
+      expect(blocked.path).toBe('p/file');
+      await expectStorageError(storage.stat('p/file/x'), 'NOT_A_DIRECTORY');
+    });
+
+    it('rmdir removes only empty directories', async () => {
+      await storage.mkdir('empty');
+      await storage.mkdir('full');
+      await put(storage, 'full/file', 'f');
+      await expectStorageError(storage.rmdir('full'), 'DIRECTORY_NOT_EMPTY');
+      await expectStorageError(storage.rmdir('full/file'), 'NOT_A_DIRECTORY');
+      await expectStorageError(storage.rmdir('missing'), 'NOT_FOUND');
+      await expectStorageError(storage.rmdir(''), 'INVALID_PATH');
+      await storage.rmdir('empty');
+      await expectStorageError(storage.stat('empty'), 'NOT_FOUND');
+    });
+
+    it('rmdir counts an upload in flight as content', async () => {
+      await storage.mkdir('busy');
+      const upload = await storage.createUpload('busy/file');
+      expect(await storage.list('busy')).toEqual([]);
+      await expectStorageError(storage.rmdir('busy'), 'DIRECTORY_NOT_EMPTY');
+      await upload.abort();
+      await storage.rmdir('busy');
+    });
+
+    it('remove deletes files and refuses directories and the root', async () => {
+      await storage.mkdir('dir');
+      await put(storage, 'file', 'f');
+      await expectStorageError(storage.remove('dir'), 'IS_A_DIRECTORY');
+      await expectStorageError(storage.remove('missing'), 'NOT_FOUND');
+      await expectStorageError(storage.remove(''), 'INVALID_PATH');
+      await storage.remove('file');
+      expect(await names(storage, '')).toEqual(['dir']);
+    });
+
+    it('openRead refuses directories and missing files', async () => {
+      await storage.mkdir('dir');
+      await expectStorageError(storage.openRead('dir'), 'IS_A_DIRECTORY');
+      await expectStorageError(storage.openRead(''), 'IS_A_DIRECTORY');
+      await expectStorageError(storage.openRead('missing'), 'NOT_FOUND');
+      await expectStorageError(storage.stat('missing/deeper'), 'NOT_FOUND');
+    });
+
+    it('names the client path in errors, never the host root', async () => {
+      const error = await expectStorageError(storage.stat('no/such/file.txt'), 'NOT_FOUND');
+      expect(error.message).toBe('no such file or directory: no/such/file.txt');
+      expect(error.path).toBe('no/such/file.txt');
+      if (fx.root !== '/') expect(error.message).not.toContain(fx.root);
+    });
+  });
+
+  describe('rename', () => {
+    it('moves a file and replaces an existing file at the destination', async () => {
+      await put(storage, 'a', 'content of a');
+      await put(storage, 'b', 'content of b');
+      await storage.rename('a', 'c');
+      expect(await names(storage, '')).toEqual(['b', 'c']);
+      await storage.rename('c', 'b');
+      expect(await names(storage, '')).toEqual(['b']);
+      expect((await readAll(storage, 'b')).toString()).toBe('content of a');
+    });
+
+    it('moves a directory with its contents', async () => {
+      await storage.mkdir('src/inner', { parents: true });
+      await put(storage, 'src/inner/file', 'f');
+      await storage.mkdir('dst');
+      await storage.rename('src', 'dst/moved');
+      expect((await readAll(storage, 'dst/moved/inner/file')).toString()).toBe('f');
+      await expectStorageError(storage.stat('src'), 'NOT_FOUND');
+    });
+
+    it('never replaces a directory, and a directory never replaces a file', async () => {
+      await put(storage, 'file', 'f');
+      await storage.mkdir('dir');
+      await storage.mkdir('empty');
+      await expectStorageError(storage.rename('file', 'dir'), 'ALREADY_EXISTS');
+      await expectStorageError(storage.rename('dir', 'empty'), 'ALREADY_EXISTS');
+      await expectStorageError(storage.rename('dir', 'file'), 'ALREADY_EXISTS');
+      expect(await storage.list('')).toMatchObject([
+        { name: 'dir', type: 'dir' },
+        { name: 'empty', type: 'dir' },
+        { name: 'file', type: 'file' },
+      ]);
+    });
+
+    it('refuses to move a directory into itself', async () => {
+      await storage.mkdir('d/sub', { parents: true });
+      await expectStorageError(storage.rename('d', 'd/x'), 'INVALID_PATH');
+      await expectStorageError(storage.rename('d', 'd/sub/x'), 'INVALID_PATH');
+      await expectStorageError(storage.rename('d', 'd/missing/x'), 'INVALID_PATH');
+      expect((await storage.stat('d/sub')).type).toBe('dir');
+    });
+
+    it('refuses a missing source, a missing destination parent, and the root', async () => {
+      await put(storage, 'file', 'f');
+      await expectStorageError(storage.rename('missing', 'x'), 'NOT_FOUND');
+      await expectStorageError(storage.rename('file', 'no/such/dir'), 'NOT_FOUND');
+      await expectStorageError(storage.rename('', 'x'), 'INVALID_PATH');
+      await expectStorageError(storage.rename('file', ''), 'INVALID_PATH');
+      await expectStorageError(storage.rename('file', '.'), 'INVALID_PATH');
+      expect(await names(storage, '')).toEqual(['file']);
+    });
+
+    it('treats a rename onto the same path as a no-op', async () => {
+      await put(storage, 'same', 's');
+      await storage.rename('same', './same');
+      expect((await readAll(storage, 'same')).toString()).toBe('s');
+    });
+  });
+
+  describe('path confinement', () => {
+    const refused: [string, string][] = [
+      ['a .. segment', '../x'],
+      ['a .. segment deeper down', 'a/../../x'],
+      ['an absolute path', '/etc/passwd'],
+      ['a NUL byte', 'a\0b'],
+      ['a control character', 'a\nb'],
+      ['a backslash', 'a\\..\\b'],
+      ['a name that is too long', 'n'.repeat(256)],
+      ['the reserved temporary prefix', `${TEMP_PREFIX}0123.part`],
+      ['the reserved prefix deeper down', `dir/${TEMP_PREFIX}x`],
+    ];
+
+    it.each(refused)('refuses %s in every operation', async (_, bad) => {
+      await storage.mkdir('dir');
+      await put(storage, 'file', 'f');
+      const operations: (() => Promise<unknown>)[] = [
+        () => storage.stat(bad),
+        () => storage.list(bad),
+        () => storage.mkdir(bad),
+        () => storage.mkdir(bad, { parents: true }),
+        () => storage.rmdir(bad),
+        () => storage.remove(bad),
+        () => storage.rename(bad, 'dir/x'),
+        () => storage.rename('file', bad),
+        () => storage.openRead(bad),
+        () => storage.createUpload(bad),
+      ];
+      for (const operation of operations) await expectStorageError(operation(), 'INVALID_PATH');
+      expect(await names(storage, '')).toEqual(['dir', 'file']);
+      expect(await names(storage, 'dir')).toEqual([]);
+    });
+  });
+
+  describe('symlinks', () => {
+    const hostPath = (...parts: string[]) => path.posix.join(fx.root, ...parts);
+
+    it.skipIf(!backend.hasOutside)(
+      'refuses every path through a symlink that leads outside the root',
+      async () => {
+        const outside = fx.outside!;
+        await fx.host.writeFile(path.posix.join(outside, 'secret.txt'), 'secret');
+        await fx.host.symlink(outside, hostPath('escape'));
+        await fx.host.symlink(path.posix.relative(fx.root, outside), hostPath('relative-escape'));
+        await fx.host.symlink(path.posix.join(outside, 'secret.txt'), hostPath('leak'));
+        await storage.mkdir('inner');
+        await fx.host.symlink(outside, hostPath('inner', 'up'));
+        await put(storage, 'mine', 'm');
+
+        for (const link of ['escape', 'relative-escape', 'inner/up']) {
+          await expectStorageError(storage.stat(link), 'INVALID_PATH');
+          await expectStorageError(storage.list(link), 'INVALID_PATH');
+          await expectStorageError(storage.stat(`${link}/secret.txt`), 'INVALID_PATH');
+          await expectStorageError(storage.openRead(`${link}/secret.txt`), 'INVALID_PATH');
+          await expectStorageError(storage.createUpload(`${link}/new.txt`), 'INVALID_PATH');
+          await expectStorageError(storage.mkdir(`${link}/sub`), 'INVALID_PATH');
+          await expectStorageError(storage.mkdir(`${link}/sub/deeper`, { parents: true }), 'INVALID_PATH');
+          await expectStorageError(storage.remove(`${link}/secret.txt`), 'INVALID_PATH');
+          await expectStorageError(storage.rename(`${link}/secret.txt`, 'stolen.txt'), 'INVALID_PATH');
+          await expectStorageError(storage.rename('mine', `${link}/planted.txt`), 'INVALID_PATH');
+        }
+        const leak = await expectStorageError(storage.openRead('leak'), 'INVALID_PATH');
+        expect(leak.message).toBe('path leads outside the root: leak');
+        expect(leak.message).not.toContain(outside);
+        await expectStorageError(storage.remove('leak'), 'INVALID_PATH');
+
+        expect(await fx.host.readdir(outside)).toEqual(['secret.txt']);
+        expect(await storage.list('')).toEqual([
+          { name: 'escape', type: 'other', size: 0, mtimeMs: expect.any(Number) },
+          expect.objectContaining({ name: 'inner', type: 'dir' }),
+          { name: 'leak', type: 'other', size: 0, mtimeMs: expect.any(Number) },
+          expect.objectContaining({ name: 'mine', type: 'file' }),
+          { name: 'relative-escape', type: 'other', size: 0, mtimeMs: expect.any(Number) },
+        ]);
+        expect(await storage.list('inner')).toMatchObject([{ name: 'up', type: 'other', size: 0 }]);
+      },
+    );
+
+    it('follows a symlink that stays inside the root', async () => {
+      await storage.mkdir('real');
+      await put(storage, 'real/file.txt', 'through the link');
+      await fx.host.symlink(hostPath('real'), hostPath('alias'));
+      await fx.host.symlink('real/file.txt', hostPath('file-link'));
+
+      expect(await storage.stat('alias')).toMatchObject({ name: 'alias', type: 'dir' });
+      expect(await storage.stat('file-link')).toMatchObject({ name: 'file-link', type: 'file', size: 16 });
+      expect(await names(storage, 'alias')).toEqual(['file.txt']);
+      expect((await readAll(storage, 'alias/file.txt')).toString()).toBe('through the link');
+      expect((await readAll(storage, 'file-link')).toString()).toBe('through the link');
+      await put(storage, 'alias/new.txt', 'new');
+      expect(await names(storage, 'real')).toEqual(['file.txt', 'new.txt']);
+      expect(await storage.list('')).toMatchObject([
+        { name: 'alias', type: 'dir' },
+        { name: 'file-link', type: 'file', size: 16 },
+        { name: 'real', type: 'dir' },
+      ]);
+
+      // remove acts on the link itself, never its target.
+      await storage.remove('file-link');
+      expect(await names(storage, 'real')).toEqual(['file.txt', 'new.txt']);
+    });
+
+    it.skipIf(!backend.renamesLinksThemselves)('renames a symlink, not its target', async () => {
+      await put(storage, 'target.txt', 't');
+      await fx.host.symlink('target.txt', hostPath('link'));
+      await storage.rename('link', 'renamed-link');
+      expect(await storage.list('')).toMatchObject([
+        { name: 'renamed-link', type: 'file', size: 1 },
+        { name: 'target.txt', type: 'file', size: 1 },
+      ]);
+    });
+
+    it('lists a dangling symlink as other instead of failing the listing', async () => {
+      await fx.host.symlink(hostPath('nowhere'), hostPath('dangling'));
+      await put(storage, 'file', 'f');
+      expect(await storage.list('')).toMatchObject([
+        { name: 'dangling', type: 'other', size: 0 },
+        { name: 'file', type: 'file' },
+      ]);
+      await expectStorageError(storage.stat('dangling'), 'NOT_FOUND');
+    });
+  });
+
+  describe('sweepTemporaryFiles', () => {
+    it('removes temporary files left by uploads that never finished', async () => {
+      await storage.mkdir('d/e', { parents: true });
+      for (const target of ['top.bin', 'd/e/deep.bin']) {
+        const abandoned = await storage.createUpload(target);
+        await abandoned.write([Buffer.from('never committed')]);
+      }
+      await put(storage, 'd/kept', 'k');
+      expect(await hostNames(fx, 'd', 'e')).toHaveLength(1);
+
+      const restarted = await fx.reopen();
+      expect(await restarted.sweepTemporaryFiles()).toBe(2);
+      expect(await hostNames(fx)).toEqual(['d']);
+      expect(await hostNames(fx, 'd')).toEqual(['e', 'kept']);
+      expect(await hostNames(fx, 'd', 'e')).toEqual([]);
+      expect(await restarted.sweepTemporaryFiles()).toBe(0);
+    });
+
+    it('leaves uploads in flight on the same storage alone', async () => {
+      const upload = await storage.createUpload('live');
+      await upload.write([Buffer.from('still going')]);
+      expect(await storage.sweepTemporaryFiles()).toBe(0);
+      await upload.write([Buffer.from('!')]);
+      await upload.commit();
+      expect((await readAll(storage, 'live')).toString()).toBe('still going!');
+    });
+  });
+
+  describe('close', () => {
+    it('aborts open uploads, closes readers, and refuses later calls', async () => {
+      await put(storage, 'file', 'f');
+      const reader = await storage.openRead('file');
+      const upload = await storage.createUpload('pending');
+      await upload.write([Buffer.from('p')]);
+      await storage.close();
+      await storage.close();
+      expect(await hostNames(fx)).toEqual(['file']);
+      await expectStorageError(reader.read(Buffer.alloc(1), 0, 1, 0), 'IO_ERROR');
+      await expectStorageError(upload.commit(), 'IO_ERROR');
+      await expectStorageError(storage.stat(''), 'IO_ERROR');
+    });
+  });
+});
+
+describe('backend options', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await nodeFs.mkdtemp(path.join(os.tmpdir(), 'muxftp-test-'));
+  });
+
+  afterEach(async () => {
+    await nodeFs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('DiskStorage.open creates a missing root with its parents', async () => {
+    const root = path.join(dir, 'a', 'b');
+    const storage = await DiskStorage.open({ root });
+    expect(storage.description).toBe(`disk:${root}`);
+    expect((await nodeFs.stat(root)).isDirectory()).toBe(true);
+    await storage.close();
+  });
+
+  it.each([
+    [undefined, /options must be an object/],
+    [{}, /options.root/],
+    [{ root: '' }, /options.root/],
+    [{ root: 42 }, /options.root/],
+    [{ root: 'a\0b' }, /options.root/],
+    [{ root: '.', durable: 'yes' }, /options.durable/],
+  ])('DiskStorage.open refuses %j with a TypeError', async (options, message) => {
+    await expect(DiskStorage.open(options as never)).rejects.toThrow(TypeError);
+    await expect(DiskStorage.open(options as never)).rejects.toThrow(message);
+  });
+
+  it('DiskStorage.open refuses a root that is a file', async () => {
+    const file = path.join(dir, 'file');
+    await nodeFs.writeFile(file, 'x');
+    await expect(DiskStorage.open({ root: file })).rejects.toThrow(/cannot use .* as the root/);
+  });
+
+  it('FsStorage refuses bad options with a TypeError', () => {
+    expect(() => new FsStorage({ fs: new Volume().promises, root: '' })).toThrow(TypeError);
+    expect(() => new FsStorage({ fs: undefined as never, root: '/' })).toThrow(/options.fs/);
+  });
+
+  it('openStorage opens memory or a directory', async () => {
+    const memory = await openStorage({ memory: true });
+    expect(memory).toBeInstanceOf(MemoryStorage);
+    expect(memory.description).toBe('memory');
+    await memory.close();
+    const disk = await openStorage({ root: path.join(dir, 'served') });
+    expect(disk).toBeInstanceOf(DiskStorage);
+    await disk.close();
+    await expect(openStorage({ memory: 'yes' as never })).rejects.toThrow(TypeError);
+  });
+});
+
+describe('FsStorage over an fs whose handles lack writev and write short', () => {
+  /** memfs, with writev hidden and each write() capped, to drive the write loop. */
+  function constrainedFs(volume: Volume, maxWriteBytes: number): FsPromises {
+    const fs = volume.promises;
+    return {
+      stat: (path) => fs.stat(path),
+      lstat: (path) => fs.lstat(path),
+      readdir: (path) => fs.readdir(path),
+      mkdir: (path) => fs.mkdir(path),
+      rmdir: (path) => fs.rmdir(path),
+      unlink: (path) => fs.unlink(path),
+      rename: (from, to) => fs.rename(from, to),
+      realpath: (path) => fs.realpath(path),
+      open: async (path, flags) => {
+        const handle = await fs.open(path, flags);
+        return {
+          read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
+          write: (buffer, offset, length, position) =>
+            handle.write(buffer, offset, Math.min(length, maxWriteBytes), position),
+          datasync: () => handle.datasync(),
+          stat: () => handle.stat(),
+          close: () => handle.close(),
+        };
+      },
+    };
+  }
+
+  it('writes every byte in order, chunk by chunk', async () => {
+    const storage = new FsStorage({ fs: constrainedFs(new Volume(), 1000), root: '/', durable: true });
+    const content = randomBytes(50_000);
+    const upload = await storage.createUpload('file');
+    await upload.write([content.subarray(0, 1), content.subarray(1, 1), content.subarray(1, 12_345)]);
+    await upload.write([content.subarray(12_345)]);
+    expect(await upload.commit()).toMatchObject({ size: content.length });
+    expect((await readAll(storage, 'file')).equals(content)).toBe(true);
+    await storage.close();
+  });
+});
