@@ -98,6 +98,7 @@ export class OutboundQueue {
   /** Gives back a reservation that will not become a frame (read failed, stream cancelled). */
   release(bytes: number): void {
     this.reservedBytes -= bytes;
+    this.wakeWaitingIfRoom();
     this.schedulePump();
   }
 
@@ -158,7 +159,9 @@ export class OutboundQueue {
           this.reservedBytes -= frame.length;
         }
         this.bytesWritten += frame.length;
-        socket.write(frame);
+        // The callback tells us when bytes left the socket's buffer, which frees room even
+        // when the buffer never got full enough for 'drain'.
+        socket.write(frame, this.socketOnWritten);
       }
     } finally {
       socket.uncork();
@@ -168,12 +171,20 @@ export class OutboundQueue {
       socket.end();
       return;
     }
-    if (this.waitingForRoom.size > 0 && this.bufferedAmount < this.options.lowWaterBytes) {
-      const waiting = [...this.waitingForRoom];
-      this.waitingForRoom.clear();
-      for (const producer of waiting) producer.onRoom();
-    }
+    this.wakeWaitingIfRoom();
   };
+
+  private readonly socketOnWritten = (): void => {
+    this.wakeWaitingIfRoom();
+  };
+
+  private wakeWaitingIfRoom(): void {
+    if (this.waitingForRoom.size === 0 || this.closed || this.bufferedAmount >= this.options.lowWaterBytes)
+      return;
+    const waiting = [...this.waitingForRoom];
+    this.waitingForRoom.clear();
+    for (const producer of waiting) producer.onRoom();
+  }
 
   /** One frame from the next producer in turn that has one ready. */
   private pullFromProducers(): Buffer | null {
