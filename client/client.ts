@@ -13,7 +13,7 @@ import {
   MIN_FRAME_PAYLOAD_BYTES,
   PROTOCOL_VERSION,
 } from '../shared/protocol/constants.js';
-import { encodeHello, encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeCancel, encodeHello, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import {
   parseEnd,
@@ -103,6 +103,8 @@ export class Client implements ClientHost {
   readonly options: ResolvedClientOptions;
   private readonly transport: FramedSocket;
   private readonly streams = new Map<number, ClientStream>();
+  /** Streams waiting for one of the server's maxStreams slots, with the frames that open them. */
+  private readonly waitingToOpen: Array<{ stream: ClientStream; frames: Buffer[] }> = [];
   private nextStreamId = 1;
   private welcome: Welcome | undefined;
   private lostError: MuxftpError | undefined;
@@ -180,9 +182,16 @@ export class Client implements ClientHost {
   send(frame: Buffer): void {
     this.transport.send(frame);
   }
+  cancelStream(stream: ClientStream): void {
+    const index = this.waitingToOpen.findIndex((w) => w.stream === stream);
+    if (index >= 0) this.waitingToOpen.splice(index, 1);
+    else this.transport.send(encodeCancel(stream.id));
+  }
   streamDone(stream: ClientStream): void {
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
-    if (this.closeRequested && this.streams.size === 0) this.transport.end();
+    this.openWaiting();
+    if (this.closeRequested && this.streams.size === 0 && this.waitingToOpen.length === 0)
+      this.transport.end();
   }
   failConnection(error: ProtocolError): void {
     this.transport.fail(error);
@@ -193,9 +202,9 @@ export class Client implements ClientHost {
     return this.welcome!;
   }
 
-  /** Operations in flight. */
+  /** Operations in flight, and waiting for a free stream slot. */
   get activeStreams(): number {
-    return this.streams.size;
+    return this.streams.size + this.waitingToOpen.length;
   }
 
   async list(path = ''): Promise<WireEntry[]> {
@@ -234,12 +243,11 @@ export class Client implements ClientHost {
     return new Promise<PutResult>((resolve, reject) => {
       const id = this.allocateStreamId();
       const stream = new PutCall(this, id, byteSource, options.onProgress, { resolve, reject });
-      this.register(stream, options.signal);
       const request: Request =
         byteSource.size === undefined
           ? { op: 'put', path: remotePath }
           : { op: 'put', path: remotePath, size: byteSource.size };
-      this.transport.send(encodeOpen(id, request));
+      this.open(stream, [encodeOpen(id, request)], options.signal);
     });
   }
 
@@ -272,9 +280,11 @@ export class Client implements ClientHost {
     return new Promise<GetResult>((resolve, reject) => {
       const id = this.allocateStreamId();
       const stream = new GetCall(this, id, sink, options.onProgress, { resolve, reject });
-      this.register(stream, options.signal);
-      this.transport.send(encodeOpen(id, { op: 'get', path: remotePath }));
-      this.transport.send(stream.initialWindow());
+      this.open(
+        stream,
+        [encodeOpen(id, { op: 'get', path: remotePath }), stream.initialWindow()],
+        options.signal,
+      );
     });
   }
 
@@ -285,8 +295,7 @@ export class Client implements ClientHost {
         return;
       }
       const id = this.allocateStreamId();
-      this.register(new RequestCall(this, id, { resolve, reject }));
-      this.transport.send(encodeOpen(id, request));
+      this.open(new RequestCall(this, id, { resolve, reject }), [encodeOpen(id, request)]);
     });
   }
 
@@ -302,8 +311,13 @@ export class Client implements ClientHost {
     return this.nextStreamId++;
   }
 
-  private register(stream: ClientStream, signal?: AbortSignal): void {
-    this.streams.set(stream.id, stream);
+  /**
+   * Opens a stream now if the server's maxStreams allows, else queues it. The queue is FIFO and
+   * ids were allocated in call order, so OPENs still reach the server with increasing ids.
+   */
+  private open(stream: ClientStream, frames: Buffer[], signal?: AbortSignal): void {
+    this.waitingToOpen.push({ stream, frames });
+    this.openWaiting();
     if (signal === undefined) return;
     if (signal.aborted) {
       queueMicrotask(() => stream.cancel());
@@ -311,6 +325,15 @@ export class Client implements ClientHost {
     }
     const onAbort = () => stream.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  private openWaiting(): void {
+    const limit = this.welcome?.limits.maxStreams ?? 1;
+    while (this.waitingToOpen.length > 0 && this.streams.size < limit && !this.transport.isClosed) {
+      const { stream, frames } = this.waitingToOpen.shift()!;
+      this.streams.set(stream.id, stream);
+      for (const frame of frames) this.transport.send(frame);
+    }
   }
 
   private readonly decoderOnFrame = (frame: Frame): void => {
@@ -387,7 +410,8 @@ export class Client implements ClientHost {
     this.lostError = lost;
     this.handshake?.reject(lost);
     this.handshake = undefined;
-    for (const stream of [...this.streams.values()]) stream.connectionLost(lost);
+    const waiting = this.waitingToOpen.splice(0).map((w) => w.stream);
+    for (const stream of [...this.streams.values(), ...waiting]) stream.connectionLost(lost);
     this.streams.clear();
     this.markClosed();
   };

@@ -5,7 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
 import { HEADER_BYTES, MAX_CREDIT } from '../shared/protocol/constants.js';
-import { allocDataFrame, encodeCancel, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
+import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
 import type { ByteSink } from './sinks.js';
@@ -19,6 +19,8 @@ export interface ClientHost {
   readonly chunkBytes: number;
   readonly streamWindowBytes: number;
   send(frame: Buffer): void;
+  /** Tells the server (or drops the stream from the wait line, if it was never opened). */
+  cancelStream(stream: ClientStream): void;
   streamDone(stream: ClientStream): void;
   /** The server broke the protocol: the whole connection is failed. */
   failConnection(error: ProtocolError): void;
@@ -64,7 +66,7 @@ export abstract class ClientStream {
   /** Stop here, tell the server, and fail: with CANCELLED, or with the local error that stopped us. */
   cancel(reason: string | MuxftpError = 'cancelled'): void {
     if (this.settled) return;
-    this.host.send(encodeCancel(this.id));
+    this.host.cancelStream(this);
     this.settle(typeof reason === 'string' ? new MuxftpError('CANCELLED', reason) : reason);
   }
 
@@ -238,8 +240,11 @@ export class GetCall extends ClientStream {
 
   protected release(error: MuxftpError | undefined): void {
     if (error) {
-      void this.sink.abort();
-      this.deferred.reject(error);
+      // Reject only once the partial file is gone, so callers never see it.
+      this.sink.abort().then(
+        () => this.deferred.reject(error),
+        () => this.deferred.reject(error),
+      );
     } else {
       this.deferred.resolve(this.result!);
     }
