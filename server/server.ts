@@ -50,11 +50,13 @@ export class MuxServer {
     return readStats(this.counters);
   }
 
-  /** Bytes held for clients right now, summed over connections (for tests and stats). */
-  get bufferedAmount(): number {
-    let total = 0;
-    for (const connection of this.connections) total += connection.bufferedAmount;
-    return total;
+  /** Each connection's open streams and the bytes the server holds for it right now. */
+  connectionFigures(): Array<{ label: string; bufferedAmount: number; openStreams: number }> {
+    return [...this.connections].map((c) => ({
+      label: c.label,
+      bufferedAmount: c.bufferedAmount,
+      openStreams: c.openStreams,
+    }));
   }
 
   /**

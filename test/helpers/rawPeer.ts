@@ -1,0 +1,101 @@
+/** A hand-driven protocol peer for tests: writes any bytes, records every frame the server sends. */
+import { connect, type Socket } from 'node:net';
+import { DEFAULTS } from '../../shared/defaults.js';
+import { FrameType } from '../../shared/protocol/constants.js';
+import { FrameDecoder } from '../../shared/protocol/decoder.js';
+import { encodeHello } from '../../shared/protocol/encoder.js';
+import type { Frame } from '../../shared/protocol/frame.js';
+import { parseErrorPayload } from '../../shared/protocol/messages.js';
+
+export class RawPeer {
+  readonly socket: Socket;
+  readonly frames: Frame[] = [];
+  readonly closed: Promise<void>;
+  private readonly waiters = new Set<() => void>();
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    const decoder = new FrameDecoder(
+      {
+        maxFramePayloadBytes: DEFAULTS.absoluteMaxFramePayloadBytes,
+        maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
+      },
+      (frame) => {
+        this.frames.push({ ...frame, payload: Buffer.from(frame.payload) });
+        for (const wake of this.waiters) wake();
+      },
+    );
+    socket.on('data', (chunk) => decoder.push(chunk));
+    socket.on('error', () => {});
+    this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
+    this.closed.then(() => {
+      for (const wake of this.waiters) wake();
+    });
+  }
+
+  static connect(port: number): Promise<RawPeer> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => resolve(new RawPeer(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Connects and completes the handshake. */
+  static async open(port: number): Promise<RawPeer> {
+    const peer = await RawPeer.connect(port);
+    peer.write(
+      encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: DEFAULTS.maxFramePayloadBytes }),
+    );
+    await peer.waitFor((f) => f.type === FrameType.WELCOME);
+    return peer;
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** The first recorded frame matching `predicate`, waiting up to `timeoutMs` for it. */
+  waitFor(predicate: (frame: Frame) => boolean, timeoutMs = 5_000): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.frames.find(predicate);
+        if (found) {
+          done();
+          resolve(found);
+        } else if (this.socket.destroyed) {
+          done();
+          reject(new Error(`connection closed; frames seen: ${this.describe()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out; frames seen: ${this.describe()}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** The connection-level ERROR (stream 0) the server sent before closing, as {code, message}. */
+  async connectionError(timeoutMs = 5_000): Promise<{ code: string; message: string }> {
+    const frame = await this.waitFor((f) => f.type === FrameType.ERROR && f.streamId === 0, timeoutMs);
+    return parseErrorPayload(frame);
+  }
+
+  async streamError(streamId: number): Promise<{ code: string; message: string }> {
+    const frame = await this.waitFor((f) => f.type === FrameType.ERROR && f.streamId === streamId);
+    return parseErrorPayload(frame);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private describe(): string {
+    return this.frames.map((f) => `${f.type}@${f.streamId}`).join(' ') || 'none';
+  }
+}

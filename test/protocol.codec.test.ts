@@ -1,0 +1,265 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
+import { FrameDecoder } from '../shared/protocol/decoder.js';
+import {
+  allocDataFrame,
+  encodeCancel,
+  encodeData,
+  encodeEnd,
+  encodeError,
+  encodeFrame,
+  encodeHello,
+  encodeOpen,
+  encodeReply,
+  encodeWelcome,
+  encodeWindow,
+  writeHeader,
+} from '../shared/protocol/encoder.js';
+import type { Frame } from '../shared/protocol/frame.js';
+import {
+  parseEnd,
+  parseErrorPayload,
+  parseHello,
+  parseRequest,
+  parseWelcome,
+  parseWindow,
+} from '../shared/protocol/messages.js';
+
+const LIMITS = { maxFramePayloadBytes: 64 * 1024, maxControlPayloadBytes: 8 * 1024 };
+
+function decodeAll(input: Buffer, splits: number[] = []): Frame[] {
+  const frames: Frame[] = [];
+  const decoder = new FrameDecoder(LIMITS, (frame) =>
+    frames.push({ ...frame, payload: Buffer.from(frame.payload) }),
+  );
+  let start = 0;
+  for (const at of [...splits, input.length]) {
+    decoder.push(input.subarray(start, at));
+    start = at;
+  }
+  return frames;
+}
+
+function decodeError(input: Buffer): ProtocolError {
+  try {
+    decodeAll(input);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProtocolError);
+    return err as ProtocolError;
+  }
+  throw new Error('expected a ProtocolError');
+}
+
+const sha = createHash('sha256').update('hello').digest();
+
+const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }> = [
+  {
+    name: 'HELLO',
+    frame: encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: 65536, agent: 't' }),
+    check: (f) =>
+      expect(parseHello(f)).toEqual({
+        protocol: 'muxftp',
+        versions: [1],
+        maxFramePayload: 65536,
+        agent: 't',
+      }),
+  },
+  {
+    name: 'WELCOME',
+    frame: encodeWelcome({
+      version: 1,
+      limits: { maxFramePayload: 65536, maxStreams: 8, maxPathBytes: 4096, streamWindow: 1024 },
+    }),
+    check: (f) => expect(parseWelcome(f).limits.maxStreams).toBe(8),
+  },
+  {
+    name: 'OPEN',
+    frame: encodeOpen(7, { op: 'put', path: 'a/b.bin', size: 12 }),
+    check: (f) => {
+      expect(f.streamId).toBe(7);
+      expect(parseRequest(f)).toEqual({ op: 'put', path: 'a/b.bin', size: 12 });
+    },
+  },
+  {
+    name: 'REPLY with MORE',
+    frame: encodeReply(9, { entries: [] }, true),
+    check: (f) => {
+      expect(f.flags).toBe(1);
+      expect(JSON.parse(f.payload.toString())).toEqual({ entries: [] });
+    },
+  },
+  {
+    name: 'DATA',
+    frame: encodeData(3, Buffer.from('0123456789')),
+    check: (f) => expect(f.payload.toString()).toBe('0123456789'),
+  },
+  {
+    name: 'empty DATA',
+    frame: encodeData(3, Buffer.alloc(0)),
+    check: (f) => expect(f.payload.length).toBe(0),
+  },
+  { name: 'WINDOW', frame: encodeWindow(5, 123456), check: (f) => expect(parseWindow(f)).toBe(123456) },
+  {
+    name: 'END',
+    frame: encodeEnd(5, 2 ** 40 + 3, sha),
+    check: (f) => {
+      const end = parseEnd(f);
+      expect(end.size).toBe(2 ** 40 + 3);
+      expect(end.sha256.equals(sha)).toBe(true);
+    },
+  },
+  {
+    name: 'ERROR',
+    frame: encodeError(4, { status: 203, code: 'NOT_FOUND', message: 'no such file' }),
+    check: (f) => expect(parseErrorPayload(f)).toEqual({ code: 'NOT_FOUND', message: 'no such file' }),
+  },
+  { name: 'CANCEL', frame: encodeCancel(11), check: (f) => expect(f.payload.length).toBe(0) },
+];
+
+describe('frame codec', () => {
+  it.each(SAMPLES)('$name round-trips', ({ frame, check }) => {
+    const frames = decodeAll(frame);
+    expect(frames).toHaveLength(1);
+    check(frames[0]!);
+  });
+
+  it('decodes many frames from one chunk, and the same input split at every byte offset', () => {
+    const all = Buffer.concat(SAMPLES.map((s) => s.frame));
+    const whole = decodeAll(all);
+    expect(whole.map((f) => f.type)).toEqual(SAMPLES.map((s) => s.frame[0]));
+    for (let at = 1; at < all.length; at++) {
+      expect(decodeAll(all, [at])).toEqual(whole);
+    }
+  });
+
+  it('decodes input fed one byte at a time', () => {
+    const all = Buffer.concat(SAMPLES.map((s) => s.frame));
+    const splits = Array.from({ length: all.length - 1 }, (_, i) => i + 1);
+    expect(decodeAll(all, splits)).toEqual(decodeAll(all));
+  });
+
+  it('splits every frame at every offset into three parts', () => {
+    for (const sample of SAMPLES) {
+      const n = sample.frame.length;
+      for (let a = 1; a < n; a += 3) {
+        for (let b = a + 1; b < n; b += 5) {
+          const frames = decodeAll(sample.frame, [a, b]);
+          expect(frames).toHaveLength(1);
+          sample.check(frames[0]!);
+        }
+      }
+    }
+  });
+
+  it('allocDataFrame leaves room for the payload right after the header', () => {
+    const frame = allocDataFrame(2, 4);
+    frame.write('abcd', HEADER_BYTES);
+    const [decoded] = decodeAll(frame);
+    expect(decoded?.type).toBe(FrameType.DATA);
+    expect(decoded?.payload.toString()).toBe('abcd');
+  });
+});
+
+describe('malformed input', () => {
+  function header(type: number, flags: number, streamId: number, length: number, reserved = 0): Buffer {
+    const h = Buffer.alloc(HEADER_BYTES);
+    writeHeader(h, type, flags, streamId, length);
+    h.writeUInt16BE(reserved, 2);
+    return h;
+  }
+
+  it('rejects an oversized frame from its header, before any payload arrives', () => {
+    const err = decodeError(header(FrameType.DATA, 0, 1, LIMITS.maxFramePayloadBytes + 1));
+    expect(err.code).toBe('FRAME_TOO_LARGE');
+    expect(err.status).toBe(101);
+    expect(err.fatal).toBe(true);
+  });
+
+  it('rejects an oversized control frame against the control limit', () => {
+    expect(decodeError(header(FrameType.OPEN, 0, 1, LIMITS.maxControlPayloadBytes + 1)).code).toBe(
+      'FRAME_TOO_LARGE',
+    );
+  });
+
+  it('rejects unknown frame types', () => {
+    const err = decodeError(header(0x7f, 0, 1, 0));
+    expect(err.code).toBe('UNKNOWN_FRAME_TYPE');
+    expect(err.status).toBe(102);
+  });
+
+  it.each([
+    ['reserved bits', header(FrameType.DATA, 0, 1, 0, 1)],
+    ['WINDOW of the wrong length', header(FrameType.WINDOW, 0, 1, 3)],
+    ['END of the wrong length', header(FrameType.END, 0, 1, 39)],
+    ['CANCEL with a payload', header(FrameType.CANCEL, 0, 1, 1)],
+    ['flags on DATA', header(FrameType.DATA, 1, 1, 0)],
+    ['unknown REPLY flag', header(FrameType.REPLY, 2, 1, 0)],
+    ['HELLO on a stream', header(FrameType.HELLO, 0, 1, 0)],
+    ['DATA on stream 0', header(FrameType.DATA, 0, 0, 0)],
+  ])('rejects %s with PROTOCOL_ERROR', (_name, bytes) => {
+    const err = decodeError(bytes);
+    expect(err.code).toBe('PROTOCOL_ERROR');
+    expect(err.status).toBe(100);
+  });
+
+  it('stops for good after a fatal error', () => {
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder(LIMITS, (f) => frames.push(f));
+    expect(() => decoder.push(header(0x7f, 0, 1, 0))).toThrow(ProtocolError);
+    expect(decoder.failed).toBe(true);
+    decoder.push(encodeCancel(1));
+    expect(frames).toHaveLength(0);
+  });
+
+  it('delivers the frames before a bad one, then fails', () => {
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder(LIMITS, (f) => frames.push(f));
+    expect(() =>
+      decoder.push(Buffer.concat([encodeCancel(1), encodeCancel(2), header(0x66, 0, 1, 0)])),
+    ).toThrow(ProtocolError);
+    expect(frames.map((f) => f.streamId)).toEqual([1, 2]);
+  });
+
+  it('rejects a zero WINDOW increment', () => {
+    const frame = encodeFrame(FrameType.WINDOW, 0, 1, Buffer.alloc(4));
+    expect(() => parseWindow(decodeAll(frame)[0]!)).toThrow(ProtocolError);
+  });
+
+  it('rejects a bad handshake payload', () => {
+    const notJson = decodeAll(encodeFrame(FrameType.HELLO, 0, 0, Buffer.from('{nope')))[0]!;
+    expect(() => parseHello(notJson)).toThrow(ProtocolError);
+    const wrongProtocol = decodeAll(
+      encodeHello({ protocol: 'ftp', versions: [1], maxFramePayload: 65536 }),
+    )[0]!;
+    expect(() => parseHello(wrongProtocol)).toThrow(/protocol/);
+  });
+
+  it.each([
+    ['not JSON', Buffer.from('{'), 'BAD_REQUEST'],
+    ['an array', Buffer.from('[]'), 'BAD_REQUEST'],
+    ['no op', Buffer.from('{"path":"x"}'), 'BAD_REQUEST'],
+    ['a path that is not a string', Buffer.from('{"op":"stat","path":3}'), 'BAD_REQUEST'],
+    ['a negative size', Buffer.from('{"op":"put","path":"x","size":-1}'), 'BAD_REQUEST'],
+    ['an unknown op', Buffer.from('{"op":"chmod","path":"x"}'), 'UNSUPPORTED'],
+  ])('an OPEN with %s fails the stream only (%s)', (_name, payload, code) => {
+    const frame = decodeAll(encodeFrame(FrameType.OPEN, 0, 1, payload))[0]!;
+    try {
+      parseRequest(frame);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(MuxftpError);
+      expect(err).not.toBeInstanceOf(ProtocolError);
+      expect((err as MuxftpError).code).toBe(code);
+      expect((err as MuxftpError).fatal).toBe(false);
+    }
+  });
+
+  it('maps unknown error statuses by range', () => {
+    const fatal = decodeAll(encodeError(0, { status: 199, code: 'FUTURE', message: 'x' }))[0]!;
+    expect(parseErrorPayload(fatal).code).toBe('PROTOCOL_ERROR');
+    const stream = decodeAll(encodeError(1, { status: 299, code: 'FUTURE', message: 'x' }))[0]!;
+    expect(parseErrorPayload(stream).code).toBe('INTERNAL_ERROR');
+  });
+});
