@@ -1,0 +1,285 @@
+/**
+ * Bad input over real sockets: each case gets a clear error, the server keeps serving everyone
+ * else, and no stored file is lost or left partial.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { StorageError } from '../shared/errors.js';
+import { FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
+import {
+  encodeData,
+  encodeEnd,
+  encodeFrame,
+  encodeHello,
+  encodeOpen,
+  encodeWindow,
+  writeHeader,
+} from '../shared/protocol/encoder.js';
+import { parseErrorPayload } from '../shared/protocol/messages.js';
+import { MemoryStorage } from '../storage/memory.js';
+import type { UploadHandle } from '../storage/types.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const MiB = 1024 * 1024;
+let env: TestServer | undefined;
+const tempDirs: string[] = [];
+
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+  await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+const digest = (b: Uint8Array) => createHash('sha256').update(b).digest();
+
+function header(type: number, streamId: number, length: number): Buffer {
+  const h = Buffer.alloc(HEADER_BYTES);
+  writeHeader(h, type, 0, streamId, length);
+  return h;
+}
+
+/** Opens a put on a raw peer and waits for the server's first credit. */
+async function openPut(peer: RawPeer, id: number, path: string): Promise<number> {
+  peer.write(encodeOpen(id, { op: 'put', path }));
+  const window = await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === id);
+  return window.payload.readUInt32BE(0);
+}
+
+describe('connection-level violations close that connection only', () => {
+  it.each([
+    ['a frame before HELLO', () => encodeOpen(1, { op: 'list', path: '' }), 'PROTOCOL_ERROR', false],
+    [
+      'no common version',
+      () => encodeHello({ protocol: 'muxftp', versions: [99], maxFramePayload: 65536 }),
+      'VERSION_MISMATCH',
+      false,
+    ],
+    ['an unknown frame type', () => header(0x42, 1, 0), 'UNKNOWN_FRAME_TYPE', true],
+    ['an oversized frame', () => header(FrameType.DATA, 1, 512 * MiB), 'FRAME_TOO_LARGE', true],
+    ['DATA for a stream never opened', () => encodeData(9, Buffer.from('x')), 'UNKNOWN_STREAM', true],
+    [
+      'a server-only frame',
+      () => encodeFrame(FrameType.REPLY, 0, 1, Buffer.from('{}')),
+      'PROTOCOL_ERROR',
+      true,
+    ],
+  ])('%s -> %s', async (_name, bytes, code, handshake) => {
+    env = await startServer();
+    const bystander = await env.connect();
+    const peer = handshake ? await RawPeer.open(env.port) : await RawPeer.connect(env.port);
+    peer.write(bytes());
+    const error = await peer.connectionError();
+    expect(error.code).toBe(code);
+    expect(error.message).not.toMatch(/at .*\.ts|\/tmp\//); // no stack, no host path
+    await peer.closed;
+    expect(await bystander.list('')).toEqual([]);
+  });
+
+  it('a reused stream id is a PROTOCOL_ERROR', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    peer.write(encodeOpen(5, { op: 'list', path: '' }));
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 5);
+    peer.write(encodeOpen(5, { op: 'list', path: '' }));
+    expect((await peer.connectionError()).code).toBe('PROTOCOL_ERROR');
+  });
+
+  it('DATA beyond the granted credit is a FLOW_CONTROL_ERROR and leaves no file', async () => {
+    env = await startServer({ streamWindowBytes: 64 * 1024 });
+    const peer = await RawPeer.open(env.port);
+    const credit = await openPut(peer, 1, 'flood.bin');
+    expect(credit).toBe(64 * 1024);
+    peer.write(encodeData(1, Buffer.alloc(credit)));
+    peer.write(encodeData(1, Buffer.alloc(1)));
+    expect((await peer.connectionError()).code).toBe('FLOW_CONTROL_ERROR');
+    await peer.closed;
+    const client = await env.connect();
+    expect(await client.list('')).toEqual([]);
+  });
+
+  it('DATA on a stream that finished is STREAM_CLOSED', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    await openPut(peer, 1, 'done.bin');
+    const bytes = Buffer.from('abc');
+    peer.write(encodeData(1, bytes));
+    peer.write(encodeEnd(1, bytes.length, digest(bytes)));
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
+    peer.write(encodeData(1, bytes));
+    expect((await peer.connectionError()).code).toBe('STREAM_CLOSED');
+  });
+
+  it('garbage on one connection does not disturb transfers on others', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    const bytes = randomBytes(32 * MiB);
+    const transfer = client.put('big.bin', bytes).then(() => client.getBuffer('big.bin'));
+    const victims = await Promise.all(Array.from({ length: 10 }, () => RawPeer.open(env!.port)));
+    for (const victim of victims) victim.write(randomBytes(64 * 1024));
+    const codes = await Promise.all(victims.map((v) => v.connectionError().then((e) => e.code)));
+    for (const code of codes) expect(code).toMatch(/^(PROTOCOL_ERROR|UNKNOWN_FRAME_TYPE|FRAME_TOO_LARGE)$/);
+    await Promise.all(victims.map((v) => v.closed));
+    expect((await transfer).equals(bytes)).toBe(true);
+  });
+});
+
+describe('stream-level errors fail that stream only', () => {
+  it('a bad request, a hostile path and a missing file each fail their own stream', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    peer.write(encodeFrame(FrameType.OPEN, 0, 1, Buffer.from('{"op":"stat"}')));
+    peer.write(encodeOpen(2, { op: 'stat', path: '../../etc/passwd' }));
+    peer.write(encodeOpen(3, { op: 'get', path: 'nope' }));
+    peer.write(encodeFrame(FrameType.OPEN, 0, 4, Buffer.from('{"op":"chmod"}')));
+    peer.write(encodeOpen(5, { op: 'put', path: '/abs' }));
+    peer.write(encodeOpen(6, { op: 'put', path: 'a\\b' }));
+    peer.write(encodeOpen(7, { op: 'list', path: '' }));
+    expect((await peer.streamError(1)).code).toBe('BAD_REQUEST');
+    expect((await peer.streamError(2)).code).toBe('INVALID_PATH');
+    expect((await peer.streamError(3)).code).toBe('NOT_FOUND');
+    expect((await peer.streamError(4)).code).toBe('UNSUPPORTED');
+    expect((await peer.streamError(5)).code).toBe('INVALID_PATH');
+    expect((await peer.streamError(6)).code).toBe('INVALID_PATH');
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 7);
+    expect(peer.socket.destroyed).toBe(false);
+  });
+
+  it('an upload whose SHA-256 does not match is discarded; the old version stays', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('file.bin', Buffer.from('old content'));
+    const peer = await RawPeer.open(env.port);
+    await openPut(peer, 1, 'file.bin');
+    const bytes = randomBytes(1000);
+    peer.write(encodeData(1, bytes));
+    peer.write(encodeEnd(1, bytes.length, digest(Buffer.from('something else'))));
+    expect((await peer.streamError(1)).code).toBe('INTEGRITY_ERROR');
+    await openPut(peer, 2, 'file.bin');
+    peer.write(encodeEnd(2, 5, digest(Buffer.alloc(0))));
+    expect((await peer.streamError(2)).code).toBe('INTEGRITY_ERROR');
+    expect((await client.getBuffer('file.bin')).toString()).toBe('old content');
+    expect((await client.list('')).map((e) => e.name)).toEqual(['file.bin']);
+  });
+
+  it('late frames for a stream the server failed are discarded, not fatal', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    peer.write(encodeOpen(1, { op: 'put', path: '../escape' }));
+    expect((await peer.streamError(1)).code).toBe('INVALID_PATH');
+    peer.write(encodeData(1, Buffer.from('in flight')));
+    peer.write(encodeEnd(1, 9, digest(Buffer.from('in flight'))));
+    peer.write(encodeOpen(2, { op: 'list', path: '' }));
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 2);
+  });
+
+  it('answers TOO_MANY_STREAMS above the per-connection limit', async () => {
+    env = await startServer({ maxStreamsPerConnection: 2 });
+    const peer = await RawPeer.open(env.port);
+    await openPut(peer, 1, 'a');
+    await openPut(peer, 2, 'b');
+    peer.write(encodeOpen(3, { op: 'list', path: '' }));
+    expect((await peer.streamError(3)).code).toBe('TOO_MANY_STREAMS');
+  });
+
+  it('refuses a symlink that leads outside the root', async () => {
+    env = await startServer({ backend: 'disk' });
+    const outside = await mkdtemp(join(tmpdir(), 'muxftp-outside-'));
+    tempDirs.push(outside);
+    await writeFile(join(outside, 'secret'), 'secret');
+    await symlink(outside, join(env.root!, 'link'));
+    const client = await env.connect();
+    await expect(client.getBuffer('link/secret')).rejects.toMatchObject({ code: 'INVALID_PATH' });
+    await expect(client.put('link/planted', Buffer.from('x'))).rejects.toMatchObject({
+      code: 'INVALID_PATH',
+    });
+    expect(await readdir(outside)).toEqual(['secret']);
+  });
+});
+
+describe('interrupted and failed uploads never leave a partial file', () => {
+  it('an upload cut off midway leaves the old version whole and no temporary file', async () => {
+    env = await startServer({ backend: 'disk' });
+    const client = await env.connect();
+    const old = randomBytes(100_000);
+    await client.put('target.bin', old);
+    const peer = await RawPeer.open(env.port);
+    const credit = await openPut(peer, 1, 'target.bin');
+    peer.write(encodeData(1, randomBytes(Math.min(credit, MiB))));
+    await new Promise((r) => setTimeout(r, 50));
+    peer.destroy();
+    await peer.closed;
+    // The server notices the disconnect and drops the temporary file.
+    const deadline = Date.now() + 5_000;
+    while ((await readdir(env.root!)).length > 1 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(await readdir(env.root!)).toEqual(['target.bin']);
+    expect((await readFile(join(env.root!, 'target.bin'))).equals(old)).toBe(true);
+  });
+
+  it('a full disk fails the upload with NO_SPACE; the old version stays, the server goes on', async () => {
+    const storage = new MemoryStorage();
+    const createUpload = storage.createUpload.bind(storage);
+    let quota = 0;
+    // The storage boundary is where a full disk shows up: writes past the quota fail with ENOSPC.
+    storage.createUpload = async (path): Promise<UploadHandle> => {
+      const handle = await createUpload(path);
+      let written = 0;
+      return {
+        write: async (chunks) => {
+          for (const c of chunks) written += c.length;
+          if (written > quota) throw new StorageError('NO_SPACE', `no space left for ${path}`, path);
+          await handle.write(chunks);
+        },
+        commit: () => handle.commit(),
+        abort: () => handle.abort(),
+      };
+    };
+    env = await startServer({ storage });
+    const client = await env.connect();
+    quota = 10;
+    await client.put('f.bin', Buffer.from('small'));
+    await expect(client.put('f.bin', randomBytes(4 * MiB))).rejects.toMatchObject({ code: 'NO_SPACE' });
+    expect((await client.getBuffer('f.bin')).toString()).toBe('small');
+    expect((await storage.volume.promises.readdir('/')).sort()).toEqual(['f.bin']);
+    quota = 64 * MiB;
+    const bytes = randomBytes(2 * MiB);
+    await client.put('g.bin', bytes);
+    expect((await client.getBuffer('g.bin')).equals(bytes)).toBe(true);
+  });
+});
+
+describe('ERROR frames from a client', () => {
+  it('an ERROR on stream 0 from the client ends the connection quietly', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    peer.write(
+      encodeFrame(
+        FrameType.ERROR,
+        0,
+        0,
+        Buffer.from('{"status":100,"code":"PROTOCOL_ERROR","message":"bye"}'),
+      ),
+    );
+    await peer.closed;
+    expect(
+      peer.frames.filter((f) => f.type === FrameType.ERROR).map((f) => parseErrorPayload(f).code),
+    ).toEqual([]);
+  });
+
+  it('a window update on a download that already ended is ignored', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('x', Buffer.from('abc'));
+    const peer = await RawPeer.open(env.port);
+    peer.write(encodeOpen(1, { op: 'get', path: 'x' }));
+    peer.write(encodeWindow(1, 1024));
+    await peer.waitFor((f) => f.type === FrameType.END && f.streamId === 1);
+    peer.write(encodeWindow(1, 1024));
+    peer.write(encodeOpen(2, { op: 'stat', path: 'x' }));
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 2);
+  });
+});
