@@ -1,5 +1,6 @@
 /**
- * A `get`: the server reads the file and sends it as DATA frames, then END with size and SHA-256.
+ * A `get`: the server reads the file and sends it as DATA frames, then END with size and SHA-256
+ * (from storage's digest cache when it has one: the client verifies every byte either way).
  * It is a FrameProducer on the connection's outbound queue, and reads its next chunk from disk only
  * when it has credit from the client and the queue has room (tryReserve): however slowly the client
  * reads, the server holds at most the queue's high-water mark plus one chunk for it.
@@ -16,7 +17,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   readonly op = 'get';
   private readonly path: string;
   private handle: ReadHandle | undefined;
-  private readonly hash: Hash = createHash('sha256');
+  /** Hashes the file as it is read, unless storage already knows its digest. */
+  private hash: Hash | undefined;
   private credit = 0;
   /** Bytes read from the file (and hashed) so far. */
   private position = 0;
@@ -39,6 +41,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         }
         this.handle = handle;
         this.size = handle.size;
+        if (handle.sha256 === undefined) this.hash = createHash('sha256');
         this.host.send(encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs) }));
         this.host.queue.addProducer(this);
         this.readAhead();
@@ -99,7 +102,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
           this.fail(new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path));
           return;
         }
-        this.hash.update(frame.subarray(HEADER_BYTES));
+        this.hash?.update(frame.subarray(HEADER_BYTES));
         this.position += length;
         this.readyFrame = frame;
         this.host.queue.wake();
@@ -114,7 +117,13 @@ export class DownloadStream extends ServerStream implements FrameProducer {
 
   /** All bytes are read: END goes out right behind the last DATA frame. */
   private finish(): void {
-    this.host.send(encodeEnd(this.id, this.size, this.hash.digest()));
+    const handle = this.handle!;
+    let sha256 = handle.sha256;
+    if (sha256 === undefined) {
+      sha256 = this.hash!.digest();
+      handle.rememberSha256(sha256);
+    }
+    this.host.send(encodeEnd(this.id, this.size, sha256));
     this.host.counters.filesOut++;
     this.host.counters.bytesOut += this.size;
     const seconds = (performance.now() - this.startedAt) / 1000;

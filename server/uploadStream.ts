@@ -40,18 +40,20 @@ export class UploadStream extends ServerStream {
   }
 
   start(): void {
-    this.host.storage.createUpload(this.path).then(
-      (handle) => {
-        if (this.isFinished) {
-          void handle.abort();
-          return;
-        }
-        this.handle = handle;
-        this.grant(this.window);
-        this.commitWhenWritten();
-      },
-      (err: unknown) => this.fail(err),
-    );
+    this.host.storage
+      .createUpload(this.path, this.declaredSize === undefined ? {} : { expectedSize: this.declaredSize })
+      .then(
+        (handle) => {
+          if (this.isFinished) {
+            void handle.abort();
+            return;
+          }
+          this.handle = handle;
+          this.grant(this.window);
+          this.commitWhenWritten();
+        },
+        (err: unknown) => this.fail(err),
+      );
   }
 
   override onData(payload: Buffer): void {
@@ -146,7 +148,7 @@ export class UploadStream extends ServerStream {
     }
     // From here the handle is the commit's: a disconnect now must not abort a verified upload.
     this.committing = true;
-    handle.commit().then(
+    handle.commit(digest).then(
       (entry) => {
         if (this.isFinished) return;
         this.host.counters.filesIn++;

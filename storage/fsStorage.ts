@@ -6,14 +6,18 @@
 
 import { type PlatformPath, posix } from 'node:path';
 import { StorageError } from '../shared/errors.js';
+import { DigestCache } from './digestCache.js';
 import { displayPath, errnoOf, storageErrorFromFs } from './fsErrors.js';
 import { baseName, isTemporaryName, newTemporaryName, normalizeClientPath, parentPath } from './paths.js';
 import type { EntryInfo, EntryType, ReadHandle, Storage, UploadHandle } from './types.js';
 
 /** The Stats fields storage reads; node's Stats and memfs's both fit. */
 export interface FsStats {
+  readonly dev: number | bigint;
+  readonly ino: number | bigint;
   readonly size: number | bigint;
   readonly mtimeMs: number | bigint;
+  readonly ctimeMs: number | bigint;
   isFile(): boolean;
   isDirectory(): boolean;
   isSymbolicLink(): boolean;
@@ -26,6 +30,8 @@ export interface FsFileHandle {
   /** Optional: without it, uploads write chunk by chunk. */
   writev?(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
   datasync(): Promise<void>;
+  /** Used to size an upload's file up front where `preallocate` is set. */
+  truncate(length: number): Promise<void>;
   stat(): Promise<FsStats>;
   close(): Promise<void>;
 }
@@ -55,6 +61,12 @@ export interface FsStorageOptions {
   description?: string;
   /** Path functions for host paths of this fs: `node:path` for disk, `path.posix` (default) for memfs. */
   hostPaths?: PlatformPath;
+  /**
+   * Size an upload's file to its expected size before the first write. Worth it in memory, where
+   * memfs would otherwise grow (and copy) the file's buffer as it doubles; pointless on disk.
+   * Default false.
+   */
+  preallocate?: boolean;
 }
 
 /** A client path checked, confined and placed on the host. */
@@ -74,6 +86,8 @@ export class FsStorage implements Storage {
   readonly #root: string;
   readonly #durable: boolean;
   readonly #paths: PlatformPath;
+  readonly #preallocate: boolean;
+  readonly #digests = new DigestCache();
   #realRoot: Promise<string> | undefined;
   #closed = false;
   /** Open uploads and read handles, finished by close(). */
@@ -99,6 +113,7 @@ export class FsStorage implements Storage {
     this.#root = options.root;
     this.#durable = options.durable ?? true;
     this.#paths = options.hostPaths ?? posix;
+    this.#preallocate = options.preallocate === true;
     this.description = options.description ?? `fs:${options.root}`;
   }
 
@@ -212,7 +227,9 @@ export class FsStorage implements Storage {
     try {
       const opened = await handle.stat();
       refuseNonFile(target.clientPath, opened);
-      const reader = new FsReadHandle(handle, target.clientPath, opened, () => this.#reads.delete(reader));
+      const reader = new FsReadHandle(handle, target.clientPath, opened, this.#digests, () =>
+        this.#reads.delete(reader),
+      );
       this.#reads.add(reader);
       return reader;
     } catch (error) {
@@ -221,7 +238,7 @@ export class FsStorage implements Storage {
     }
   }
 
-  async createUpload(path: string): Promise<UploadHandle> {
+  async createUpload(path: string, options: { expectedSize?: number } = {}): Promise<UploadHandle> {
     const target = await this.#resolve(path);
     if (target.clientPath === '') throw new StorageError('IS_A_DIRECTORY', 'is a directory: /', '');
     const parentClientPath = parentPath(target.clientPath);
@@ -236,6 +253,8 @@ export class FsStorage implements Storage {
     const temporaryPath = this.#paths.join(parentHostPath, temporaryName);
     const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, 'wx'));
     this.#activeTemporaryNames.add(temporaryName);
+    const expectedSize = this.#preallocate ? (options.expectedSize ?? 0) : 0;
+    if (expectedSize > 0) await handle.truncate(expectedSize).catch(noop);
     const upload = new FsUpload({
       fs: this.#fs,
       handle,
@@ -243,6 +262,8 @@ export class FsStorage implements Storage {
       target,
       durable: this.#durable,
       parentHostPath,
+      preallocatedSize: expectedSize,
+      digests: this.#digests,
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
       checkTarget: async () => this.#refuseDirectory(await this.#resolve(target.clientPath)),
       onFinish: () => {
@@ -418,17 +439,33 @@ export class FsStorage implements Storage {
 class FsReadHandle implements ReadHandle {
   readonly size: number;
   readonly mtimeMs: number;
+  readonly sha256: Buffer | undefined;
   readonly #handle: FsFileHandle;
   readonly #clientPath: string;
+  readonly #stats: FsStats;
+  readonly #digests: DigestCache;
   readonly #onClose: () => void;
   #closing: Promise<void> | undefined;
 
-  constructor(handle: FsFileHandle, clientPath: string, stats: FsStats, onClose: () => void) {
+  constructor(
+    handle: FsFileHandle,
+    clientPath: string,
+    stats: FsStats,
+    digests: DigestCache,
+    onClose: () => void,
+  ) {
     this.#handle = handle;
     this.#clientPath = clientPath;
+    this.#stats = stats;
+    this.#digests = digests;
     this.#onClose = onClose;
     this.size = Number(stats.size);
     this.mtimeMs = toMs(stats.mtimeMs);
+    this.sha256 = digests.get(stats);
+  }
+
+  rememberSha256(sha256: Buffer): void {
+    this.#digests.set(this.#stats, sha256);
   }
 
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
@@ -456,6 +493,9 @@ interface UploadContext {
   target: Resolved;
   durable: boolean;
   parentHostPath: string;
+  /** Size the file was given before the first write (0 for none); cut back to what was written. */
+  preallocatedSize: number;
+  digests: DigestCache;
   /** Re-checks the target just before the rename; throws a StorageError to refuse. */
   checkTarget(): Promise<void>;
   /** Called once, when the upload is committed or its temporary file is gone. */
@@ -487,9 +527,9 @@ class FsUpload implements UploadHandle {
     return written;
   }
 
-  commit(): Promise<EntryInfo> {
+  commit(sha256?: Buffer): Promise<EntryInfo> {
     if (this.#finishing) return Promise.reject(this.#finishedError());
-    const committed = this.#writing.then(() => this.#commitNow());
+    const committed = this.#writing.then(() => this.#commitNow(sha256));
     this.#finishing = committed.catch(noop);
     return committed;
   }
@@ -532,11 +572,14 @@ class FsUpload implements UploadHandle {
     }
   }
 
-  async #commitNow(): Promise<EntryInfo> {
+  async #commitNow(sha256: Buffer | undefined): Promise<EntryInfo> {
     const { fs, handle, temporaryPath, target, durable } = this.#context;
     let stats: FsStats;
     try {
       if (this.#failure) throw this.#failure;
+      if (this.#context.preallocatedSize !== this.#offset && this.#context.preallocatedSize > 0) {
+        await handle.truncate(this.#offset);
+      }
       // datasync covers the data and the size, which is all a reader needs.
       if (durable) await handle.datasync();
       stats = await handle.stat();
@@ -549,6 +592,14 @@ class FsUpload implements UploadHandle {
     }
     this.#context.onFinish();
     if (durable) await syncDirectory(fs, this.#context.parentHostPath);
+    if (sha256 !== undefined) {
+      // The rename changed ctime: remember the digest under the version readers will see, if the
+      // target is still our file (another upload may have replaced it since).
+      const committed = await fs.stat(target.hostPath).catch(() => undefined);
+      if (committed !== undefined && committed.ino === stats.ino && committed.dev === stats.dev) {
+        this.#context.digests.set(committed, sha256);
+      }
+    }
     return entryInfo(baseName(this.#clientPath), stats);
   }
 

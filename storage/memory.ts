@@ -9,7 +9,7 @@ export class MemoryStorage extends FsStorage {
 
   constructor() {
     const volume = new Volume();
-    super({ fs: volume.promises, root: '/', durable: false, description: 'memory' });
+    super({ fs: volume.promises, root: '/', durable: false, description: 'memory', preallocate: true });
     this.volume = volume;
   }
 }

@@ -20,6 +20,10 @@ export interface EntryInfo {
 export interface ReadHandle {
   readonly size: number;
   readonly mtimeMs: number;
+  /** The content's SHA-256 when storage already knows it for this version of the file. */
+  readonly sha256: Buffer | undefined;
+  /** The caller hashed the whole file as opened: remember it for later readers. */
+  rememberSha256(sha256: Buffer): void;
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   close(): Promise<void>;
@@ -33,8 +37,11 @@ export interface ReadHandle {
 export interface UploadHandle {
   /** Appends bytes in order. Callers wait for one write before issuing the next. */
   write(chunks: readonly Buffer[]): Promise<void>;
-  /** Makes the upload visible under its target name, atomically; returns the new entry. */
-  commit(): Promise<EntryInfo>;
+  /**
+   * Makes the upload visible under its target name, atomically; returns the new entry. The
+   * caller passes the verified SHA-256 so later downloads need not hash the file again.
+   */
+  commit(sha256?: Buffer): Promise<EntryInfo>;
   /** Drops the temporary file. Safe to call more than once and after a failed commit. */
   abort(): Promise<void>;
 }
@@ -54,8 +61,11 @@ export interface Storage {
   /** Moves a file or directory; replaces an existing file at `to`, never a directory. */
   rename(from: string, to: string): Promise<void>;
   openRead(path: string): Promise<ReadHandle>;
-  /** Starts an upload to `path`; its parent directory must exist. */
-  createUpload(path: string): Promise<UploadHandle>;
+  /**
+   * Starts an upload to `path`; its parent directory must exist. `expectedSize` is a hint that
+   * lets in-memory storage allocate the file once instead of growing it.
+   */
+  createUpload(path: string, options?: { expectedSize?: number }): Promise<UploadHandle>;
   /** Removes temporary files left behind by a crash. Resolves to how many were removed. */
   sweepTemporaryFiles(): Promise<number>;
   close(): Promise<void>;

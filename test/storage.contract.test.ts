@@ -4,7 +4,7 @@
  * is what lets the memory side test symlinks that lead outside the root.
  */
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as nodeFs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -330,6 +330,49 @@ describe.each(backends)('$name storage', (backend) => {
       await upload.abort();
       expect(await hostNames(fx)).toEqual(['target']);
       expect((await storage.stat('target')).type).toBe('dir');
+    });
+  });
+
+  describe('digests and sizing', () => {
+    it('remembers the digest of a committed upload, and forgets it when the file changes', async () => {
+      const content = Buffer.from('digest me');
+      const sha = createHash('sha256').update(content).digest();
+      const upload = await storage.createUpload('d.bin');
+      await upload.write([content]);
+      await upload.commit(sha);
+      const first = await storage.openRead('d.bin');
+      expect(first.sha256?.equals(sha)).toBe(true);
+      await first.close();
+      // Rewritten in place behind storage's back (same size): the digest must not be served.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await fx.host.writeFile(path.posix.join(fx.root, 'd.bin'), 'DIGEST ME');
+      const second = await storage.openRead('d.bin');
+      expect(second.sha256).toBeUndefined();
+      const recomputed = createHash('sha256').update('DIGEST ME').digest();
+      second.rememberSha256(recomputed);
+      await second.close();
+      const third = await storage.openRead('d.bin');
+      expect(third.sha256?.equals(recomputed)).toBe(true);
+      await third.close();
+    });
+
+    it('a new upload over a file does not inherit the old digest', async () => {
+      const upload = await storage.createUpload('e.bin');
+      await upload.write([Buffer.from('one')]);
+      await upload.commit(createHash('sha256').update('one').digest());
+      await put(storage, 'e.bin', 'two');
+      const handle = await storage.openRead('e.bin');
+      expect(handle.sha256).toBeUndefined();
+      await handle.close();
+    });
+
+    it('an expected size larger or smaller than what arrives still stores exactly what was written', async () => {
+      for (const expectedSize of [1024 * 1024, 3]) {
+        const upload = await storage.createUpload('sized.bin', { expectedSize });
+        await upload.write([Buffer.from('0123456789')]);
+        expect((await upload.commit()).size).toBe(10);
+        expect((await readAll(storage, 'sized.bin')).toString()).toBe('0123456789');
+      }
     });
   });
 
@@ -730,6 +773,7 @@ describe('FsStorage over an fs whose handles lack writev and write short', () =>
           write: (buffer, offset, length, position) =>
             handle.write(buffer, offset, Math.min(length, maxWriteBytes), position),
           datasync: () => handle.datasync(),
+          truncate: (length) => handle.truncate(length),
           stat: () => handle.stat(),
           close: () => handle.close(),
         };
