@@ -1,0 +1,83 @@
+// npm run bench:throughput -- [--size-mib 1024] [--runs 1]
+// One large upload and download over loopback to a muxftp server (in-memory storage, its own
+// process), next to the raw loopback limit measured in the same run. Every transfer is verified
+// end to end (size + SHA-256), exactly as in normal use.
+import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Client } from '../dist/client/client.js';
+import { measureLoopback } from './loopback.mjs';
+
+const { values } = parseArgs({
+  options: { 'size-mib': { type: 'string', default: '1024' }, runs: { type: 'string', default: '1' } },
+});
+const sizeBytes = Number(values['size-mib']) * 1024 * 1024;
+const runs = Number(values.runs);
+
+const mb = (bytesPerSecond) => (bytesPerSecond / 1e6).toFixed(0);
+
+async function startServer() {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./serverProcess.mjs', import.meta.url))], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const [line] = await once(child.stdout, 'data');
+  const port = Number(String(line).trim());
+  return {
+    port,
+    async stop() {
+      child.stdin.end();
+      await once(child, 'exit');
+      return JSON.parse(stderr.trim().split('\n').pop() || '{}');
+    },
+  };
+}
+
+const payload = Buffer.allocUnsafe(sizeBytes);
+randomFillSync(payload);
+const expected = createHash('sha256').update(payload).digest('hex');
+
+console.log(`muxftp throughput: ${values['size-mib']} MiB, ${runs} run(s), node ${process.version}`);
+const rows = [];
+for (let run = 0; run < runs; run++) {
+  const loopback = await measureLoopback(sizeBytes);
+  const server = await startServer();
+  const client = await Client.connect({ port: server.port });
+  const cpu0 = process.cpuUsage();
+
+  let t = performance.now();
+  const put = await client.put('big.bin', payload);
+  const upSeconds = (performance.now() - t) / 1000;
+  if (put.sha256 !== expected) throw new Error('upload digest mismatch');
+
+  let received = 0;
+  const discard = new Writable({
+    write(chunk, _encoding, callback) {
+      received += chunk.length;
+      callback();
+    },
+  });
+  t = performance.now();
+  const got = await client.get('big.bin', discard);
+  const downSeconds = (performance.now() - t) / 1000;
+  if (got.sha256 !== expected || received !== sizeBytes) throw new Error('download verification failed');
+
+  const cpu = process.cpuUsage(cpu0);
+  await client.close();
+  const serverCpu = await server.stop();
+  rows.push({ loopback, up: sizeBytes / upSeconds, down: sizeBytes / downSeconds, cpu, serverCpu });
+}
+
+console.log('');
+console.log('run  raw loopback MB/s  upload MB/s (ratio)  download MB/s (ratio)  client cpu s  server cpu s');
+for (const [i, r] of rows.entries()) {
+  console.log(
+    `${String(i + 1).padEnd(4)} ${mb(r.loopback).padStart(17)}  ${mb(r.up).padStart(11)} (${(r.up / r.loopback).toFixed(2)})  ${mb(r.down).padStart(13)} (${(r.down / r.loopback).toFixed(2)})  ${((r.cpu.user + r.cpu.system) / 1e6).toFixed(2).padStart(12)}  ${(r.serverCpu.serverCpuUserS + r.serverCpu.serverCpuSystemS).toFixed(2).padStart(12)}`,
+  );
+}
