@@ -1,0 +1,101 @@
+/**
+ * The client against a scripted server that misbehaves: the client must never accept bytes that
+ * fail the END check, nor more bytes than it granted, and never leave a partial local file.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { FrameDecoder } from '../shared/protocol/decoder.js';
+import { encodeData, encodeEnd, encodeReply, encodeWelcome } from '../shared/protocol/encoder.js';
+import type { Frame } from '../shared/protocol/frame.js';
+
+type Script = (socket: Socket, open: Frame) => void;
+
+let server: Server | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+/** A server that completes the handshake, then answers every OPEN with `script`. */
+async function scriptedServer(script: Script): Promise<number> {
+  server = createServer((socket) => {
+    socket.on('error', () => {});
+    const decoder = new FrameDecoder(
+      { maxFramePayloadBytes: 1 << 20, maxControlPayloadBytes: 1 << 16 },
+      (frame) => {
+        if (frame.type === FrameType.HELLO) {
+          socket.write(
+            encodeWelcome({
+              version: 1,
+              limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
+            }),
+          );
+        } else if (frame.type === FrameType.OPEN) {
+          script(socket, frame);
+        }
+      },
+    );
+    socket.on('data', (chunk) => decoder.push(chunk));
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest();
+
+describe('client verification of downloads', () => {
+  it('rejects a download whose SHA-256 does not match, leaving no local file', async () => {
+    const port = await scriptedServer((socket, open) => {
+      socket.write(encodeReply(open.streamId, { size: 5, mtime: 0 }));
+      socket.write(encodeData(open.streamId, Buffer.from('hello')));
+      socket.write(encodeEnd(open.streamId, 5, sha('HELLO')));
+    });
+    dir = await mkdtemp(join(tmpdir(), 'muxftp-verify-'));
+    const client = await Client.connect({ port });
+    await expect(client.get('x', join(dir, 'x'))).rejects.toMatchObject({ code: 'INTEGRITY_ERROR' });
+    expect(await readdir(dir)).toEqual([]);
+    await expect(client.getBuffer('x')).rejects.toMatchObject({ code: 'INTEGRITY_ERROR' });
+    await client.close();
+  });
+
+  it('rejects a download shorter than END says', async () => {
+    const port = await scriptedServer((socket, open) => {
+      socket.write(encodeData(open.streamId, Buffer.from('hell')));
+      socket.write(encodeEnd(open.streamId, 5, sha('hello')));
+    });
+    const client = await Client.connect({ port });
+    await expect(client.getBuffer('x')).rejects.toMatchObject({ code: 'INTEGRITY_ERROR' });
+    await client.close();
+  });
+
+  it('accepts a correct download', async () => {
+    const port = await scriptedServer((socket, open) => {
+      socket.write(encodeReply(open.streamId, { size: 5, mtime: 0 }));
+      socket.write(encodeData(open.streamId, Buffer.from('hello')));
+      socket.write(encodeEnd(open.streamId, 5, sha('hello')));
+    });
+    const client = await Client.connect({ port });
+    expect((await client.getBuffer('x')).toString()).toBe('hello');
+    await client.close();
+  });
+
+  it('fails the connection when the server sends beyond the granted window', async () => {
+    const port = await scriptedServer((socket, open) => {
+      socket.write(encodeData(open.streamId, Buffer.alloc(64 * 1024)));
+      socket.write(encodeData(open.streamId, Buffer.alloc(1)));
+    });
+    const client = await Client.connect({ port, streamWindowBytes: 64 * 1024 });
+    await expect(client.getBuffer('x')).rejects.toMatchObject({ code: 'FLOW_CONTROL_ERROR' });
+  });
+});
