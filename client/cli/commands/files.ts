@@ -1,0 +1,146 @@
+/** The remote file commands: ls, stat, rm, mkdir, rmdir, mv. Each runs over one connection. */
+import type { Command } from 'commander';
+import { MuxftpError } from '../../../shared/errors.js';
+import type { Client, WireEntry } from '../../client.js';
+import { withClient } from '../connect.js';
+import { formatEntryDetails, formatListing } from '../entryFormat.js';
+import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
+import { type ErrorInfo, errorInfo, type Output } from '../output.js';
+import { remotePathFromArgument } from '../remotePath.js';
+
+/** One line of `--json` output for rm, mkdir and rmdir. */
+interface PathOutcome {
+  path: string;
+  ok: boolean;
+  error?: ErrorInfo;
+}
+
+export function registerFileCommands(program: Command, output: Output): void {
+  const begin = (command: Command): GlobalOptions => {
+    const global = globalOptionsOf(command);
+    output.configure(global);
+    return global;
+  };
+
+  program
+    .command('ls')
+    .summary('list a remote directory')
+    .description(
+      'List a remote directory: type, size in bytes, modification time, name (directories end in /).',
+    )
+    .argument('[path]', 'remote directory or file (default: the root)', '')
+    .action(async (path: string, _options: unknown, command: Command) => {
+      const global = begin(command);
+      await withClient(global.server, async (client) => {
+        try {
+          const entries = await listOrStat(client, remotePathFromArgument(path));
+          if (output.json) output.printJson(entries);
+          else for (const line of formatListing(entries)) output.printLine(line);
+        } catch (error) {
+          output.failure(`ls ${path || '/'}`, error);
+        }
+      });
+    });
+
+  program
+    .command('stat')
+    .summary('show one remote entry')
+    .argument('<path>', 'remote file or directory')
+    .action(async (path: string, _options: unknown, command: Command) => {
+      const global = begin(command);
+      await withClient(global.server, async (client) => {
+        try {
+          const entry = await client.stat(remotePathFromArgument(path));
+          if (output.json) output.printJson(entry);
+          else
+            for (const line of formatEntryDetails(remotePathFromArgument(path), entry))
+              output.printLine(line);
+        } catch (error) {
+          output.failure(`stat ${path}`, error);
+        }
+      });
+    });
+
+  program
+    .command('rm')
+    .summary('remove remote files')
+    .argument('<path...>', 'remote files (directories: use rmdir)')
+    .action(async (paths: string[], _options: unknown, command: Command) => {
+      await eachPath(begin(command), output, 'rm', paths, (client, path) => client.delete(path));
+    });
+
+  program
+    .command('mkdir')
+    .summary('create remote directories')
+    .argument('<path...>', 'remote directories to create, in order')
+    .option('-p, --parents', 'create missing parents too; no error if it exists')
+    .action(async (paths: string[], options: { parents?: boolean }, command: Command) => {
+      const parents = options.parents === true;
+      await eachPath(begin(command), output, 'mkdir', paths, (client, path) =>
+        client.mkdir(path, { parents }),
+      );
+    });
+
+  program
+    .command('rmdir')
+    .summary('remove empty remote directories')
+    .argument('<path...>', 'remote directories, which must be empty')
+    .action(async (paths: string[], _options: unknown, command: Command) => {
+      await eachPath(begin(command), output, 'rmdir', paths, (client, path) => client.rmdir(path));
+    });
+
+  program
+    .command('mv')
+    .summary('move or rename a remote file or directory')
+    .description(
+      'Move or rename a remote file or directory. A file at <to> is replaced; a directory never is.',
+    )
+    .argument('<from>', 'remote path to move')
+    .argument('<to>', 'new remote path')
+    .action(async (from: string, to: string, _options: unknown, command: Command) => {
+      const global = begin(command);
+      await withClient(global.server, async (client) => {
+        try {
+          await client.rename(remotePathFromArgument(from), remotePathFromArgument(to));
+          if (output.json) output.printJson({ ok: true });
+        } catch (error) {
+          output.failure(`mv ${from}`, error);
+          if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
+        }
+      });
+    });
+}
+
+/** `ls FILE` shows that one entry, as ls(1) does. */
+async function listOrStat(client: Client, path: string): Promise<WireEntry[]> {
+  try {
+    return await client.list(path);
+  } catch (error) {
+    if (error instanceof MuxftpError && error.code === 'NOT_A_DIRECTORY') return [await client.stat(path)];
+    throw error;
+  }
+}
+
+/** Runs `operate` on each path in order (so `mkdir a a/b` works), reporting each failure. */
+async function eachPath(
+  global: GlobalOptions,
+  output: Output,
+  name: string,
+  paths: string[],
+  operate: (client: Client, remotePath: string) => Promise<void>,
+): Promise<void> {
+  const outcomes = await withClient(global.server, async (client) => {
+    const results: PathOutcome[] = [];
+    for (const path of paths) {
+      try {
+        await operate(client, remotePathFromArgument(path));
+        results.push({ path, ok: true });
+      } catch (error) {
+        output.failure(`${name} ${path}`, error);
+        results.push({ path, ok: false, error: errorInfo(error) });
+      }
+    }
+    return results;
+  });
+  if (output.json) output.printJson(outcomes);
+}

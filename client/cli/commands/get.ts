@@ -1,0 +1,264 @@
+/**
+ * `muxftp get`: downloads remote files, to stdout (-), or whole remote directories (-r), several
+ * at a time over one connection. Each file is written beside its target and renamed into place
+ * only once its size and SHA-256 check out, so a failed download leaves nothing behind.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { DEFAULTS } from '../../../shared/defaults.js';
+import { MuxftpError } from '../../../shared/errors.js';
+import type { Client, WireEntry } from '../../client.js';
+import { ConcurrencyLimit } from '../concurrency.js';
+import { withClient } from '../connect.js';
+import { globalOptionsOf } from '../globalOptions.js';
+import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
+import { parsePositiveInteger } from '../optionParsers.js';
+import type { Output } from '../output.js';
+import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
+import { walkRemoteTree } from '../remoteTree.js';
+import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
+
+interface GetOptions {
+  to?: string;
+  parents?: boolean;
+  recursive?: boolean;
+  parallel: number;
+}
+
+/** Where the arguments say the downloads go. */
+type GetTarget =
+  /** Each source goes inside `dir`: --to DIR (checked first), or the working directory. */
+  | { kind: 'into'; dir: string; argument: string | undefined }
+  /** One source and a local name; if that names an existing directory, the source goes inside. */
+  | { kind: 'named'; local: string }
+  | { kind: 'stdout' };
+
+type ResolvedGetTarget = { kind: 'into'; dir: string } | { kind: 'as'; local: string } | { kind: 'stdout' };
+
+const EXAMPLES = `
+Examples:
+  muxftp get report.pdf                    download to ./report.pdf
+  muxftp get docs/2025.pdf ~/r.pdf         download under another name
+  muxftp get a.log b.log --to logs/ -j 4   several files into logs/, 4 at a time
+  muxftp get -r backup/photos .            a directory tree, into ./photos
+  muxftp get site.tar - | tar x            to stdout`;
+
+export function registerGetCommand(program: Command, output: Output): void {
+  program
+    .command('get')
+    .summary('download files (- writes stdout)')
+    .description(
+      'Download remote files, to stdout (-) or, with -r, directory trees. Existing local files are replaced.',
+    )
+    .argument('<remote...>', 'remote files; with exactly two and no --to, the second is the local name')
+    .option('--to <localDir>', 'download into this local directory')
+    .option('-p, --parents', 'create the local directory (and its parents) if missing')
+    .option('-r, --recursive', 'download directories and everything in them')
+    .option(
+      '-j, --parallel <n>',
+      'transfers at once, over one connection',
+      parsePositiveInteger,
+      DEFAULTS.parallel,
+    )
+    .addHelpText('after', EXAMPLES)
+    .action(async (args: string[], options: GetOptions, command: Command) => {
+      const global = globalOptionsOf(command);
+      output.configure(global);
+      const { remotes, target } = getTargetFromArguments(args, options, command, global.json);
+      const outcomes = await withClient(global.server, (client) =>
+        get(client, remotes, target, options, output),
+      );
+      if (output.json) output.printJson(outcomes);
+    });
+}
+
+function getTargetFromArguments(
+  args: string[],
+  options: GetOptions,
+  command: Command,
+  json: boolean,
+): { remotes: string[]; target: GetTarget } {
+  const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+  if (options.to !== undefined) {
+    return {
+      remotes: args.map(remotePathFromArgument),
+      target: { kind: 'into', dir: options.to, argument: options.to },
+    };
+  }
+  if (args.length > 2)
+    usage('several remote files need --to LOCAL_DIR (a second argument alone is a local name)');
+  const [remote, local] = args as [string, string | undefined];
+  const remotes = [remotePathFromArgument(remote)];
+  if (local === undefined) return { remotes, target: { kind: 'into', dir: '.', argument: undefined } };
+  if (local === '-') {
+    if (json) usage('--json cannot share stdout with the downloaded bytes');
+    return { remotes, target: { kind: 'stdout' } };
+  }
+  return { remotes, target: { kind: 'named', local } };
+}
+
+async function ensureLocalDir(dir: string, parents: boolean): Promise<void> {
+  const existing = await inspectLocalIfExists(dir);
+  if (existing === undefined) {
+    if (!parents) throw new MuxftpError('NOT_FOUND', `no such local directory: ${dir}`);
+    await makeLocalDir(dir);
+  } else if (existing.kind !== 'dir') {
+    throw new MuxftpError('LOCAL_IO_ERROR', `not a directory: ${dir}`);
+  }
+}
+
+async function resolveGetTarget(target: GetTarget, parents: boolean): Promise<ResolvedGetTarget> {
+  if (target.kind === 'stdout') return target;
+  if (target.kind === 'into') {
+    if (target.argument !== undefined) await ensureLocalDir(target.dir, parents);
+    return { kind: 'into', dir: target.dir };
+  }
+  if (target.local.endsWith('/') || target.local.endsWith(path.sep)) {
+    await ensureLocalDir(target.local, parents);
+    return { kind: 'into', dir: target.local };
+  }
+  const existing = await inspectLocalIfExists(target.local);
+  if (existing?.kind === 'dir') return { kind: 'into', dir: target.local };
+  if (parents) await makeLocalDir(path.dirname(target.local));
+  return { kind: 'as', local: target.local };
+}
+
+function targetLabel(target: GetTarget): string {
+  return target.kind === 'stdout' ? '-' : target.kind === 'named' ? target.local : (target.argument ?? '.');
+}
+
+/** The local path for `remote`, or an error when its name cannot be a local file name. */
+function localPathFor(target: ResolvedGetTarget, remote: string): string | MuxftpError {
+  if (target.kind === 'stdout') return '-';
+  if (target.kind === 'as') return target.local;
+  const name = remoteBaseName(remote);
+  if (!isPlainName(name))
+    return new MuxftpError('INVALID_PATH', `no local name for ${remote || '/'}; give a local path`);
+  return path.join(target.dir, name);
+}
+
+async function get(
+  client: Client,
+  remotes: string[],
+  target: GetTarget,
+  options: GetOptions,
+  output: Output,
+): Promise<TransferOutcome[]> {
+  const parents = options.parents === true;
+  let resolved: ResolvedGetTarget;
+  try {
+    resolved = await resolveGetTarget(target, parents);
+  } catch (error) {
+    const missing = error instanceof MuxftpError && error.code === 'NOT_FOUND';
+    output.failure(
+      `get ${targetLabel(target)}`,
+      error,
+      missing && !parents ? 'add -p to create it' : undefined,
+    );
+    return remotes.map((remote) => failedOutcome(targetLabel(target), remote, error));
+  }
+
+  const failures: TransferOutcome[] = [];
+  const fail = (local: string, remote: string, error: unknown, hint?: string): void => {
+    output.failure(`get ${remote || '/'}`, error, hint);
+    failures.push(failedOutcome(local, remote, error));
+  };
+  const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
+  const limit = new ConcurrencyLimit(parallel);
+  const { jobs, localDirs } = await planDownloads(client, remotes, resolved, options.recursive === true, {
+    limit,
+    fail,
+  });
+
+  // In order: each directory after its parent.
+  for (const dir of localDirs) {
+    await makeLocalDir(dir.local).catch((error: unknown) => fail(dir.local, dir.remote, error));
+  }
+
+  const toStdout = jobs.some((job) => job.standardStream);
+  // A closed pipe (`| head`) fails the write; without a listener the 'error' event would crash us.
+  const ignoreStdoutError = (): void => {};
+  if (toStdout) process.stdout.on('error', ignoreStdoutError);
+  try {
+    const outcomes = await runTransfers({
+      command: 'get',
+      jobs,
+      parallel,
+      output,
+      perform: async (job, transferOptions) => {
+        const result = await client.get(
+          job.remote,
+          job.standardStream ? process.stdout : job.local,
+          transferOptions,
+        );
+        return { bytes: result.size, sha256: result.sha256 };
+      },
+    });
+    return [...failures, ...outcomes];
+  } finally {
+    if (toStdout) process.stdout.off('error', ignoreStdoutError);
+  }
+}
+
+type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
+
+/**
+ * Stats each remote (which tells files from directories, gives sizes for the total bar, and fails
+ * a missing file before anything is created locally), walks directories for -r, and turns it all
+ * into downloads and the local directories they need; `fail` gets the rest.
+ */
+async function planDownloads(
+  client: Client,
+  remotes: string[],
+  target: ResolvedGetTarget,
+  recursive: boolean,
+  { limit, fail }: { limit: ConcurrencyLimit; fail: FailPlanned },
+): Promise<{ jobs: TransferJob[]; localDirs: Array<{ local: string; remote: string }> }> {
+  const jobs: TransferJob[] = [];
+  const localDirs: Array<{ local: string; remote: string }> = [];
+  const stats = await Promise.all(
+    remotes.map((remote) =>
+      limit.run(() =>
+        client.stat(remote).then(
+          (entry): { entry: WireEntry } => ({ entry }),
+          (error: unknown): { error: unknown } => ({ error }),
+        ),
+      ),
+    ),
+  );
+  for (const [index, remote] of remotes.entries()) {
+    const result = stats[index]!;
+    const local = localPathFor(target, remote);
+    const localOrEmpty = typeof local === 'string' ? local : '';
+    const isDirectory = (): MuxftpError =>
+      new MuxftpError('IS_A_DIRECTORY', `is a directory: ${remote || '/'}`);
+    if ('error' in result) {
+      fail(localOrEmpty, remote, result.error);
+    } else if (result.entry.type === 'dir' && !recursive) {
+      fail(localOrEmpty, remote, isDirectory(), 'add -r to download directories');
+    } else if (result.entry.type === 'dir' && target.kind === 'stdout') {
+      fail('-', remote, isDirectory(), 'only a file can go to stdout');
+    } else if (typeof local !== 'string') {
+      fail('', remote, local);
+    } else if (result.entry.type === 'file') {
+      jobs.push({ local, remote, size: result.entry.size, standardStream: target.kind === 'stdout' });
+    } else if (result.entry.type === 'dir') {
+      const tree = await walkRemoteTree(client, remote, limit);
+      const localFor = (relative: string): string => path.join(local, ...relative.split('/'));
+      localDirs.push({ local, remote });
+      for (const dir of tree.dirs) localDirs.push({ local: localFor(dir), remote: joinRemote(remote, dir) });
+      for (const file of tree.files) {
+        jobs.push({
+          local: localFor(file.relative),
+          remote: file.remote,
+          size: file.size,
+          standardStream: false,
+        });
+      }
+      for (const problem of tree.problems) fail('', problem.remote, problem.error);
+    } else {
+      fail(local, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${remote}`));
+    }
+  }
+  return { jobs, localDirs };
+}

@@ -1,0 +1,259 @@
+/**
+ * `muxftp put`: uploads local files, stdin, or directory trees (-r), several at a time over one
+ * connection. Shapes, as with cp: `put FILE [REMOTE]`, `put FILE... --to DIR`, `put -r DIR [REMOTE]`.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { DEFAULTS } from '../../../shared/defaults.js';
+import { MuxftpError } from '../../../shared/errors.js';
+import type { Client, WireEntry } from '../../client.js';
+import { ConcurrencyLimit } from '../concurrency.js';
+import { withClient } from '../connect.js';
+import { globalOptionsOf } from '../globalOptions.js';
+import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
+import { parsePositiveInteger } from '../optionParsers.js';
+import type { Output } from '../output.js';
+import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
+import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
+
+interface PutOptions {
+  to?: string;
+  parents?: boolean;
+  recursive?: boolean;
+  parallel: number;
+}
+
+/** Where the arguments say the uploads go. */
+type PutTarget =
+  /** Each source goes inside `dir`: --to DIR (checked first), or the root when no remote is named. */
+  | { kind: 'into'; dir: string; argument: string | undefined }
+  /** One source and a remote name; if that names an existing directory, the source goes inside. */
+  | { kind: 'named'; remote: string; argument: string };
+
+/** The target once the server has been asked what exists. */
+type ResolvedPutTarget = { kind: 'into'; dir: string } | { kind: 'as'; remote: string };
+
+const EXAMPLES = `
+Examples:
+  muxftp put report.pdf                    upload to report.pdf at the server's root
+  muxftp put report.pdf docs/2025.pdf      upload under another name
+  muxftp put *.log --to logs/ -p -j 4      several files into logs/ (created), 4 at a time
+  muxftp put -r photos backup/             a directory tree, into backup/photos
+  tar c . | muxftp put - site.tar          stdin (a remote name is required)`;
+
+export function registerPutCommand(program: Command, output: Output): void {
+  program
+    .command('put')
+    .summary('upload files (- reads stdin)')
+    .description(
+      'Upload local files, stdin (-) or, with -r, directory trees. Existing remote files are replaced.',
+    )
+    .argument('<local...>', 'local files; with exactly two and no --to, the second is the remote name')
+    .option('--to <remoteDir>', 'upload into this remote directory')
+    .option('-p, --parents', 'create the remote directory (and its parents) if missing')
+    .option('-r, --recursive', 'upload directories and everything in them')
+    .option(
+      '-j, --parallel <n>',
+      'transfers at once, over one connection',
+      parsePositiveInteger,
+      DEFAULTS.parallel,
+    )
+    .addHelpText('after', EXAMPLES)
+    .action(async (args: string[], options: PutOptions, command: Command) => {
+      const global = globalOptionsOf(command);
+      output.configure(global);
+      const { sources, target } = putTargetFromArguments(args, options, command);
+      const outcomes = await withClient(global.server, (client) =>
+        put(client, sources, target, options, output),
+      );
+      if (output.json) output.printJson(outcomes);
+    });
+}
+
+function putTargetFromArguments(
+  args: string[],
+  options: PutOptions,
+  command: Command,
+): { sources: string[]; target: PutTarget } {
+  const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+  if (options.to !== undefined) {
+    if (args.includes('-')) usage("stdin ('-') needs a remote file name: muxftp put - NAME");
+    return {
+      sources: args,
+      target: { kind: 'into', dir: remotePathFromArgument(options.to), argument: options.to },
+    };
+  }
+  const [local, remote] = args as [string, string | undefined];
+  if (args.length > 2)
+    usage('several local files need --to REMOTE_DIR (a second argument alone is a remote name)');
+  if (remote === undefined) {
+    if (local === '-') usage("stdin ('-') needs a remote file name: muxftp put - NAME");
+    return { sources: [local], target: { kind: 'into', dir: '', argument: undefined } };
+  }
+  return {
+    sources: [local],
+    target: { kind: 'named', remote: remotePathFromArgument(remote), argument: remote },
+  };
+}
+
+async function statIfExists(client: Client, remote: string): Promise<WireEntry | undefined> {
+  try {
+    return await client.stat(remote);
+  } catch (error) {
+    if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return undefined;
+    throw error;
+  }
+}
+
+async function ensureRemoteDir(client: Client, dir: string, parents: boolean): Promise<void> {
+  const existing = await statIfExists(client, dir);
+  if (existing === undefined) {
+    if (!parents) throw new MuxftpError('NOT_FOUND', `no such directory: ${dir}`);
+    await client.mkdir(dir, { parents: true });
+  } else if (existing.type !== 'dir') {
+    throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${dir}`);
+  }
+}
+
+async function resolvePutTarget(
+  client: Client,
+  target: PutTarget,
+  parents: boolean,
+): Promise<ResolvedPutTarget> {
+  if (target.kind === 'into') {
+    if (target.argument !== undefined) await ensureRemoteDir(client, target.dir, parents);
+    return { kind: 'into', dir: target.dir };
+  }
+  if (target.argument.endsWith('/')) {
+    await ensureRemoteDir(client, target.remote, parents);
+    return { kind: 'into', dir: target.remote };
+  }
+  // Any other stat failure (a bad path, say) is left for the upload itself to report.
+  const existing = await statIfExists(client, target.remote).catch(() => undefined);
+  if (existing?.type === 'dir') return { kind: 'into', dir: target.remote };
+  const parent = remoteParent(target.remote);
+  if (parents && parent !== '') await client.mkdir(parent, { parents: true });
+  return { kind: 'as', remote: target.remote };
+}
+
+async function put(
+  client: Client,
+  sources: string[],
+  target: PutTarget,
+  options: PutOptions,
+  output: Output,
+): Promise<TransferOutcome[]> {
+  const parents = options.parents === true;
+  let resolved: ResolvedPutTarget;
+  try {
+    resolved = await resolvePutTarget(client, target, parents);
+  } catch (error) {
+    const hint =
+      error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents
+        ? 'add -p to create it'
+        : undefined;
+    output.failure(`put ${target.argument}`, error, hint);
+    const intended = (source: string): string =>
+      target.kind === 'into' ? joinRemote(target.dir, path.basename(path.resolve(source))) : target.remote;
+    return sources.map((source) => failedOutcome(source, intended(source), error));
+  }
+
+  const failures: TransferOutcome[] = [];
+  const fail = (local: string, remote: string, error: unknown, hint?: string): void => {
+    output.failure(`put ${local}`, error, hint);
+    failures.push(failedOutcome(local, remote, error));
+  };
+  const { jobs, dirs } = await planUploads(sources, resolved, options.recursive === true, fail);
+
+  const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
+  const limit = new ConcurrencyLimit(parallel);
+  // With `parents` every mkdir stands alone, so the tree's directories can be created in any order.
+  await Promise.all(
+    dirs.map((dir) =>
+      limit.run(() =>
+        client
+          .mkdir(dir.remote, { parents: true })
+          .catch((error: unknown) => fail(dir.local, dir.remote, error)),
+      ),
+    ),
+  );
+
+  const usesStdin = jobs.some((job) => job.standardStream);
+  try {
+    const outcomes = await runTransfers({
+      command: 'put',
+      jobs,
+      parallel,
+      output,
+      perform: async (job, transferOptions) => {
+        const result = await client.put(
+          job.remote,
+          job.standardStream ? process.stdin : job.local,
+          transferOptions,
+        );
+        return { bytes: result.entry.size, sha256: result.sha256 };
+      },
+    });
+    return [...failures, ...outcomes];
+  } finally {
+    // An interrupted upload may leave a read pending on stdin, which would keep the process alive.
+    if (usesStdin) process.stdin.destroy();
+  }
+}
+
+type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
+
+/** Turns the sources into uploads and the remote directories they need; `fail` gets the rest. */
+async function planUploads(
+  sources: string[],
+  target: ResolvedPutTarget,
+  recursive: boolean,
+  fail: FailPlanned,
+): Promise<{ jobs: TransferJob[]; dirs: Array<{ local: string; remote: string }> }> {
+  const jobs: TransferJob[] = [];
+  const dirs: Array<{ local: string; remote: string }> = [];
+  for (const source of sources) {
+    if (source === '-') {
+      if (target.kind === 'as') {
+        jobs.push({ local: '-', remote: target.remote, size: undefined, standardStream: true });
+      } else {
+        const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${target.dir}`);
+        fail('-', target.dir, error, 'stdin needs a file name');
+      }
+      continue;
+    }
+    const name = path.basename(path.resolve(source));
+    if (target.kind === 'into' && !isPlainName(name)) {
+      const error = new MuxftpError('INVALID_PATH', `no name for the remote copy of ${source}`);
+      fail(source, target.dir, error, 'give a remote name');
+      continue;
+    }
+    const remote = target.kind === 'as' ? target.remote : joinRemote(target.dir, name);
+    let entry: LocalEntry;
+    try {
+      entry = await inspectLocal(source);
+    } catch (error) {
+      fail(source, remote, error);
+      continue;
+    }
+    if (entry.kind === 'file') {
+      jobs.push({ local: source, remote, size: entry.size, standardStream: false });
+    } else if (entry.kind === 'dir' && recursive) {
+      const tree = await walkLocalTree(source);
+      dirs.push({ local: source, remote });
+      for (const dir of tree.dirs)
+        dirs.push({ local: path.join(source, dir), remote: joinRemote(remote, dir) });
+      for (const file of tree.files) {
+        const fileRemote = joinRemote(remote, file.relative);
+        jobs.push({ local: file.localPath, remote: fileRemote, size: file.size, standardStream: false });
+      }
+      for (const problem of tree.problems) fail(problem.localPath, '', problem.error);
+    } else if (entry.kind === 'dir') {
+      const error = new MuxftpError('LOCAL_IO_ERROR', `is a directory: ${source}`);
+      fail(source, remote, error, 'add -r to upload directories');
+    } else {
+      fail(source, remote, new MuxftpError('LOCAL_IO_ERROR', `not a regular file: ${source}`));
+    }
+  }
+  return { jobs, dirs };
+}

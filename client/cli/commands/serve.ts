@@ -1,0 +1,118 @@
+/**
+ * `muxftp serve`: runs a MuxServer on disk or memory storage until SIGINT/SIGTERM, then stops
+ * accepting and gives transfers in flight DEFAULTS.shutdownGraceMs to finish. A second signal
+ * exits at once. The one stdout line (`muxftp listening on HOST:PORT (storage: …)`) tells
+ * scripts the real port when --port 0 picked one; logs go to stderr.
+ */
+import { constants } from 'node:os';
+import { type Command, Option } from 'commander';
+import { logToStderr } from '../../../server/options.js';
+import { MuxServer } from '../../../server/server.js';
+import { DEFAULTS } from '../../../shared/defaults.js';
+import { openStorage } from '../../../storage/index.js';
+import { CliError } from '../cliError.js';
+import { formatAddress } from '../connect.js';
+import { parsePort, parsePositiveInteger, parseSecondsAsMs } from '../optionParsers.js';
+
+interface ServeOptions {
+  host: string;
+  port: number;
+  root: string;
+  memory?: boolean;
+  idleTimeout: number;
+  maxConnections: number;
+}
+
+export function registerServeCommand(program: Command): Command {
+  return program
+    .command('serve')
+    .summary('run a muxftp server')
+    .description('Serve a directory (or an in-memory tree) to muxftp clients until SIGINT or SIGTERM.')
+    .option(
+      '--host <host>',
+      'address to bind; anything but loopback is reachable from other machines',
+      DEFAULTS.host,
+    )
+    .option('--port <port>', 'TCP port; 0 picks a free one', parsePort, DEFAULTS.port)
+    .option('--root <dir>', 'directory to serve, created if missing', DEFAULTS.root)
+    .option('--memory', 'serve an empty in-memory tree instead (lost on exit)')
+    .addOption(
+      new Option('--idle-timeout <seconds>', 'close connections idle this long')
+        .argParser(parseSecondsAsMs)
+        .default(DEFAULTS.idleTimeoutMs, `${DEFAULTS.idleTimeoutMs / 1000}`),
+    )
+    .option(
+      '--max-connections <n>',
+      'connections at once; more get SERVER_BUSY',
+      parsePositiveInteger,
+      DEFAULTS.maxConnections,
+    )
+    .action(async (options: ServeOptions) => {
+      await serve(options);
+    });
+}
+
+/** True for addresses only this machine can reach. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\./.test(host);
+}
+
+async function serve(options: ServeOptions): Promise<void> {
+  const storage = await openStorage({ root: options.root, memory: options.memory === true }).catch(
+    (error: Error) => {
+      throw new CliError(`serve: ${error.message}`, { cause: error });
+    },
+  );
+  const swept = await storage.sweepTemporaryFiles();
+  const server = new MuxServer({
+    storage,
+    host: options.host,
+    port: options.port,
+    idleTimeoutMs: options.idleTimeout,
+    maxConnections: options.maxConnections,
+    log: logToStderr,
+  });
+  let address: { host: string; port: number };
+  try {
+    address = await server.listen();
+  } catch (error) {
+    await storage.close();
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? 'address already in use'
+        : (error as Error).message;
+    throw new CliError(`serve: cannot listen on ${formatAddress(options)}: ${reason}`, { cause: error });
+  }
+
+  process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
+  if (!isLoopback(address.host)) {
+    process.stderr.write(
+      `muxftp: warning: listening on ${address.host}, reachable from other machines; muxftp has no authentication or encryption\n`,
+    );
+  }
+  if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
+
+  const signal = await firstShutdownSignal();
+  logToStderr(
+    `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
+  );
+  await server.close(DEFAULTS.shutdownGraceMs);
+  await storage.close();
+  logToStderr('stopped');
+}
+
+/** Resolves on the first SIGINT/SIGTERM; from then on, another one exits at once. */
+function firstShutdownSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      const exitNow = (again: NodeJS.Signals): never => process.exit(128 + (constants.signals[again] ?? 2));
+      process.once('SIGINT', exitNow);
+      process.once('SIGTERM', exitNow);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

@@ -1,0 +1,41 @@
+/** Entries as text: the `ls` table and the `stat` record. */
+import type { WireEntry } from '../client.js';
+import { formatBytes } from './humanUnits.js';
+
+// Names come from the server: control characters could drive the terminal, so they are shown as '?'.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
+
+function printableName(name: string): string {
+  return String(name).replace(CONTROL_CHARACTERS, '?');
+}
+
+/** Local time, to the second: `2025-11-23 13:22:05`. */
+export function formatMtime(ms: number): string {
+  const at = new Date(ms);
+  if (Number.isNaN(at.getTime())) return '-';
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())} ${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}`;
+}
+
+/** One line per entry: type, size in bytes (- for directories), mtime, name (directories end in /). */
+export function formatListing(entries: readonly WireEntry[]): string[] {
+  const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : String(entry.size)));
+  const width = Math.max(1, ...sizes.map((size) => size.length));
+  return entries.map((entry, index) => {
+    const name = printableName(entry.name) + (entry.type === 'dir' ? '/' : '');
+    return `${entry.type.padEnd(5)} ${sizes[index]!.padStart(width)}  ${formatMtime(entry.mtime)}  ${name}`;
+  });
+}
+
+export function formatEntryDetails(path: string, entry: WireEntry): string[] {
+  const size = entry.type === 'dir' ? '-' : `${entry.size} (${formatBytes(entry.size)})`;
+  const at = new Date(entry.mtime);
+  const utc = Number.isNaN(at.getTime()) ? '' : ` (${at.toISOString()})`;
+  return [
+    `path   ${printableName(path === '' ? '/' : path)}`,
+    `type   ${entry.type}`,
+    `size   ${size}`,
+    `mtime  ${formatMtime(entry.mtime)}${utc}`,
+  ];
+}

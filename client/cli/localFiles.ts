@@ -1,0 +1,126 @@
+/**
+ * The local side of transfers: what a local path is, the tree under a directory (`put -r`), and
+ * directories to download into. Every failure is a LOCAL_IO_ERROR whose message names the path.
+ */
+import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { MuxftpError } from '../../shared/errors.js';
+
+const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+  EEXIST: 'already exists',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on device',
+  ELOOP: 'too many levels of symbolic links',
+};
+
+export function localFsError(error: unknown, localPath: string): MuxftpError {
+  if (error instanceof MuxftpError) return error;
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+  const known = errno === undefined ? undefined : REASON_BY_ERRNO[errno];
+  const reason = known ?? (error instanceof Error ? error.message : String(error));
+  return new MuxftpError('LOCAL_IO_ERROR', `${reason}: ${localPath}`, { cause: error });
+}
+
+export type LocalKind = 'file' | 'dir' | 'other';
+
+export interface LocalEntry {
+  kind: LocalKind;
+  /** Bytes for files, 0 otherwise. */
+  size: number;
+}
+
+/** Follows symbolic links, as opening the path would. */
+export async function inspectLocal(localPath: string): Promise<LocalEntry> {
+  const entry = await inspectLocalIfExists(localPath);
+  if (entry === undefined) throw new MuxftpError('LOCAL_IO_ERROR', `no such file or directory: ${localPath}`);
+  return entry;
+}
+
+/** Like inspectLocal, but a missing path is `undefined` rather than an error. */
+export async function inspectLocalIfExists(localPath: string): Promise<LocalEntry | undefined> {
+  try {
+    const info = await stat(localPath);
+    if (info.isFile()) return { kind: 'file', size: info.size };
+    return { kind: info.isDirectory() ? 'dir' : 'other', size: 0 };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw localFsError(error, localPath);
+  }
+}
+
+export async function makeLocalDir(localPath: string): Promise<void> {
+  try {
+    await mkdir(localPath, { recursive: true });
+  } catch (error) {
+    throw localFsError(error, localPath);
+  }
+}
+
+/** What `put -r` uploads from one directory. Relative paths use '/', whatever the platform. */
+export interface LocalTree {
+  /** Subdirectories, each after its parent. */
+  dirs: string[];
+  files: Array<{ relative: string; localPath: string; size: number }>;
+  /** Entries that could not be read or are not regular files; the walk went on without them. */
+  problems: Array<{ localPath: string; error: MuxftpError }>;
+}
+
+export async function walkLocalTree(root: string): Promise<LocalTree> {
+  const tree: LocalTree = { dirs: [], files: [], problems: [] };
+  // Symbolic links are followed; real paths of the directories above stop a link loop.
+  const walk = async (
+    localDir: string,
+    relativeDir: string,
+    ancestors: ReadonlySet<string>,
+  ): Promise<void> => {
+    let names: string[];
+    let real: string;
+    try {
+      real = await realpath(localDir);
+      names = (await readdir(localDir)).sort();
+    } catch (error) {
+      tree.problems.push({ localPath: localDir, error: localFsError(error, localDir) });
+      return;
+    }
+    if (ancestors.has(real)) {
+      tree.problems.push({
+        localPath: localDir,
+        error: new MuxftpError('LOCAL_IO_ERROR', `symbolic link loop, not followed: ${localDir}`),
+      });
+      return;
+    }
+    const inside = new Set(ancestors).add(real);
+    const entries = await Promise.all(
+      names.map(async (name) => {
+        const localPath = path.join(localDir, name);
+        const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
+        try {
+          return { localPath, relative, entry: await inspectLocal(localPath) };
+        } catch (error) {
+          return { localPath, relative, error: localFsError(error, localPath) };
+        }
+      }),
+    );
+    for (const { localPath, relative, entry, error } of entries) {
+      if (entry === undefined) {
+        tree.problems.push({ localPath, error: error ?? localFsError(undefined, localPath) });
+      } else if (entry.kind === 'file') {
+        tree.files.push({ relative, localPath, size: entry.size });
+      } else if (entry.kind === 'dir') {
+        tree.dirs.push(relative);
+        await walk(localPath, relative, inside);
+      } else {
+        tree.problems.push({
+          localPath,
+          error: new MuxftpError('LOCAL_IO_ERROR', `not a regular file, skipped: ${localPath}`),
+        });
+      }
+    }
+  };
+  await walk(root, '', new Set());
+  return tree;
+}

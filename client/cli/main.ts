@@ -1,0 +1,53 @@
+/**
+ * The `muxftp` command line: assembles the commands, runs one, and turns the result into an exit
+ * code — 0 when everything asked for succeeded, 1 when anything failed, 2 for a usage error.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerFileCommands } from './commands/files.js';
+import { registerGetCommand } from './commands/get.js';
+import { registerPutCommand } from './commands/put.js';
+import { registerServeCommand } from './commands/serve.js';
+import { addGlobalOptions, SERVER_ENV } from './globalOptions.js';
+import { Output } from './output.js';
+import { packageVersion } from './version.js';
+
+export const USAGE_EXIT_CODE = 2;
+
+export function createProgram(output: Output): Command {
+  const program = new Command('muxftp');
+  program
+    .description('Multiplexed file transfers: many files at once over one TCP connection.')
+    .version(packageVersion(), '-V, --version')
+    // Settings before the commands: each command copies them when it is created.
+    .exitOverride()
+    .configureOutput({
+      outputError: (message, write) => write(`muxftp: ${message.replace(/^error: /, '')}`),
+    })
+    .showHelpAfterError('(see muxftp --help, or muxftp <command> --help)')
+    .addHelpText(
+      'after',
+      `\nThe server address comes from --server, else $${SERVER_ENV}, else 127.0.0.1:7421.\n` +
+        'Exit status: 0 if everything succeeded, 1 if anything failed, 2 for a usage error.',
+    );
+  addGlobalOptions(program);
+  registerServeCommand(program);
+  registerPutCommand(program, output);
+  registerGetCommand(program, output);
+  registerFileCommands(program, output);
+  return program;
+}
+
+/** Runs the CLI on `argv` (as in process.argv) and resolves to the exit code. */
+export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  const output = new Output(process.stdout, process.stderr);
+  const program = createProgram(output);
+  try {
+    await program.parseAsync([...argv], { from: 'node' });
+    return output.exitCode;
+  } catch (error) {
+    // Commander has printed help, the version, or the usage error already.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
+    output.failure(undefined, error);
+    return output.exitCode;
+  }
+}

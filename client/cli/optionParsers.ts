@@ -1,0 +1,39 @@
+/**
+ * Commander argument parsers. They throw InvalidArgumentError, which commander reports as a
+ * usage error (exit code 2) naming the option, before any command runs.
+ */
+import { InvalidArgumentError } from 'commander';
+import { parseServerAddress, type ServerAddress } from '../address.js';
+
+export function parsePositiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError('expected a positive integer.');
+  }
+  return n;
+}
+
+export function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n > 65535) {
+    throw new InvalidArgumentError('expected a port number from 0 to 65535.');
+  }
+  return n;
+}
+
+/** Seconds, fractions allowed, as whole milliseconds (at least 1). */
+export function parseSecondsAsMs(value: string): number {
+  const seconds = Number(value);
+  if (value.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new InvalidArgumentError('expected a positive number of seconds.');
+  }
+  return Math.max(1, Math.round(seconds * 1000));
+}
+
+export function parseServerOption(value: string): ServerAddress {
+  try {
+    return parseServerAddress(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message}.`);
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Everything a client command prints, and the exit status it earns. Results go to stdout (JSON
+ * with --json); each failure is one stderr line `muxftp: <what>: <reason> (<CODE>)`, and any
+ * failure makes the exit code 1. Only bugs print a stack trace.
+ */
+import type { Writable } from 'node:stream';
+import { MuxftpError } from '../../shared/errors.js';
+import { CliError } from './cliError.js';
+import type { GlobalOptions } from './globalOptions.js';
+
+/** How a failure appears in JSON results. */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+export function errorInfo(error: unknown): ErrorInfo {
+  if (error instanceof MuxftpError) return { code: error.code, message: error.message };
+  return { code: 'INTERNAL_ERROR', message: error instanceof Error ? error.message : String(error) };
+}
+
+/** One line, no stack, for errors the CLI expects; the full stack for anything else (a bug). */
+export function describeError(error: unknown): string {
+  if (error instanceof MuxftpError) return `${error.message} (${error.code})`;
+  if (error instanceof CliError) return error.message;
+  if (error instanceof Error) return `internal error: ${error.stack ?? error.message}`;
+  return `internal error: ${String(error)}`;
+}
+
+export class Output {
+  json = false;
+  quiet = false;
+  private readonly stdout: Writable;
+  private readonly stderr: Writable;
+  private code = 0;
+  private errorWriter: ((line: string) => void) | undefined;
+
+  constructor(stdout: Writable, stderr: Writable) {
+    this.stdout = stdout;
+    this.stderr = stderr;
+  }
+
+  configure(options: Pick<GlobalOptions, 'json' | 'quiet'>): void {
+    this.json = options.json;
+    this.quiet = options.quiet;
+  }
+
+  get exitCode(): number {
+    return this.code;
+  }
+
+  /** Raises the exit code (never lowers it: one failure anywhere fails the run). */
+  raiseExitCode(code: number): void {
+    this.code = Math.max(this.code, code);
+  }
+
+  printJson(value: unknown): void {
+    this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  printLine(line: string): void {
+    this.stdout.write(`${line}\n`);
+  }
+
+  /** Reports one failure: `muxftp: <subject>: <reason>`; `hint` adds what to do about it. */
+  failure(subject: string | undefined, error: unknown, hint?: string): void {
+    const reason = describeError(error);
+    const prefix = subject === undefined ? 'muxftp' : `muxftp: ${subject}`;
+    this.writeError(`${prefix}: ${reason}${hint === undefined ? '' : `; ${hint}`}`);
+    this.raiseExitCode(1);
+  }
+
+  warning(message: string): void {
+    this.writeError(`muxftp: warning: ${message}`);
+  }
+
+  /** While progress bars own the terminal, stderr lines go through them so they are not overdrawn. */
+  routeErrorsThrough(writer: ((line: string) => void) | undefined): void {
+    this.errorWriter = writer;
+  }
+
+  private writeError(line: string): void {
+    if (this.errorWriter) this.errorWriter(line);
+    else this.stderr.write(`${line}\n`);
+  }
+}

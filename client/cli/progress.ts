@@ -1,0 +1,196 @@
+/**
+ * Transfer progress on stderr: one bar per transfer in flight (name, bytes, rate) under a total
+ * bar (bytes, rate, ETA), each bar removed when its transfer ends. Shown only on a terminal and
+ * without --quiet/--json; otherwise every call is a no-op, so scripts and pipes see nothing.
+ */
+import cliProgress from 'cli-progress';
+import { formatBytes, formatDuration, formatEta, formatRate } from './humanUnits.js';
+
+export interface TransferMeter {
+  /** Bytes done so far; the size when known (a download learns it from the server's reply). */
+  update(bytesDone: number, bytesTotal: number | undefined): void;
+  end(ok: boolean): void;
+}
+
+export interface TransferProgress {
+  /** False when nothing is drawn. */
+  readonly visible: boolean;
+  /** Bytes the whole run is expected to move, as far as known before it starts. */
+  expect(bytes: number): void;
+  begin(name: string, size: number | undefined): TransferMeter;
+  /** A stderr line printed above the bars instead of through them. */
+  log(line: string): void;
+  /** Removes the bars and prints a one-line summary. Call exactly once. */
+  finish(): void;
+}
+
+export interface ProgressOptions {
+  json: boolean;
+  quiet: boolean;
+  stream: NodeJS.WriteStream;
+}
+
+export function createTransferProgress(options: ProgressOptions): TransferProgress {
+  if (options.json || options.quiet || options.stream.isTTY !== true) return new HiddenProgress();
+  return new BarProgress(options.stream);
+}
+
+/** Bytes per second over the last few seconds, so a stall shows as a falling rate. */
+class RateMeter {
+  private static readonly WINDOW_MS = 3_000;
+  private static readonly SAMPLE_EVERY_MS = 100;
+  private readonly samples: Array<{ at: number; bytes: number }> = [];
+
+  record(bytes: number, at = performance.now()): void {
+    const last = this.samples[this.samples.length - 1];
+    if (last !== undefined && at - last.at < RateMeter.SAMPLE_EVERY_MS && this.samples.length > 1) {
+      last.bytes = bytes;
+      return;
+    }
+    this.samples.push({ at, bytes });
+    while (this.samples.length > 2 && at - this.samples[0]!.at > RateMeter.WINDOW_MS) this.samples.shift();
+  }
+
+  perSecond(at = performance.now()): number {
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (first === undefined || last === undefined || at - first.at < 1) return 0;
+    return ((last.bytes - first.bytes) / (at - first.at)) * 1_000;
+  }
+}
+
+class HiddenProgress implements TransferProgress {
+  readonly visible = false;
+  expect(): void {}
+  begin(): TransferMeter {
+    return { update() {}, end() {} };
+  }
+  log(): void {}
+  finish(): void {}
+}
+
+const NAME_WIDTH = 28;
+
+/** Fits a name in the name column, keeping its end (the file name) when it is too long. */
+function fitName(name: string): string {
+  return name.length <= NAME_WIDTH ? name.padEnd(NAME_WIDTH) : `…${name.slice(-(NAME_WIDTH - 1))}`;
+}
+
+interface FilePayload {
+  name: string;
+  rate: RateMeter;
+  sizeKnown: boolean;
+}
+
+interface TotalPayload {
+  rate: RateMeter;
+}
+
+function renderBar(options: cliProgress.Options, params: cliProgress.Params): string {
+  return cliProgress.Format.BarFormat(params.progress, options);
+}
+
+const formatFileBar: cliProgress.GenericFormatter = (options, params, payload: FilePayload) => {
+  const size = payload.sizeKnown ? formatBytes(params.total) : '?';
+  const bytes = `${formatBytes(params.value)} / ${size}`.padStart(21);
+  return `${fitName(payload.name)} ${renderBar(options, params)} ${bytes}  ${formatRate(payload.rate.perSecond())}`;
+};
+
+const formatTotalBar: cliProgress.GenericFormatter = (options, params, payload: TotalPayload) => {
+  const rate = payload.rate.perSecond();
+  const remaining = params.total - params.value;
+  const eta = remaining <= 0 ? '0 s' : rate > 0 ? formatEta((remaining / rate) * 1_000) : '--';
+  const bytes = `${formatBytes(params.value)} / ${formatBytes(params.total)}`.padStart(21);
+  return `${fitName('total')} ${renderBar(options, params)} ${bytes}  ${formatRate(rate)}  ETA ${eta}`;
+};
+
+class BarProgress implements TransferProgress {
+  readonly visible = true;
+  private readonly stream: NodeJS.WriteStream;
+  private readonly bars: cliProgress.MultiBar;
+  private readonly totalBar: cliProgress.SingleBar;
+  private readonly totalRate = new RateMeter();
+  private readonly startedAt = performance.now();
+  private expectedBytes = 0;
+  private doneBytes = 0;
+  private succeeded = 0;
+  private failed = 0;
+
+  constructor(stream: NodeJS.WriteStream) {
+    this.stream = stream;
+    this.bars = new cliProgress.MultiBar({
+      stream,
+      format: formatFileBar,
+      barsize: 20,
+      fps: 10,
+      hideCursor: true,
+      clearOnComplete: true,
+      // Signals are ours (see interrupt.ts); the library's handler would swallow Ctrl-C.
+      gracefulExit: false,
+    });
+    this.totalRate.record(0);
+    this.totalBar = this.bars.create(0, 0, { rate: this.totalRate } satisfies TotalPayload, {
+      format: formatTotalBar,
+    });
+  }
+
+  expect(bytes: number): void {
+    this.expectedBytes += bytes;
+    this.refreshTotal();
+  }
+
+  begin(name: string, size: number | undefined): TransferMeter {
+    const payload: FilePayload = { name, rate: new RateMeter(), sizeKnown: size !== undefined };
+    payload.rate.record(0);
+    const bar = this.bars.create(size ?? 0, 0, payload);
+    let reported = 0;
+    let ended = false;
+    return {
+      update: (bytesDone, bytesTotal) => {
+        if (ended) return;
+        this.doneBytes += bytesDone - reported;
+        reported = bytesDone;
+        payload.rate.record(bytesDone);
+        this.totalRate.record(this.doneBytes);
+        const total = bytesTotal ?? size;
+        if (total !== undefined) {
+          payload.sizeKnown = true;
+          bar.setTotal(total);
+        } else {
+          bar.setTotal(bytesDone);
+        }
+        bar.update(bytesDone);
+        this.refreshTotal();
+      },
+      end: (ok) => {
+        if (ended) return;
+        ended = true;
+        if (ok) this.succeeded++;
+        else this.failed++;
+        this.bars.remove(bar);
+      },
+    };
+  }
+
+  log(line: string): void {
+    this.bars.log(`${line}\n`);
+  }
+
+  finish(): void {
+    // update() flushes lines queued by log(); stop() alone would drop them.
+    this.bars.update();
+    this.bars.stop();
+    const elapsed = performance.now() - this.startedAt;
+    const files = `${this.succeeded} file${this.succeeded === 1 ? '' : 's'}`;
+    const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
+    const rate = elapsed > 0 ? formatRate((this.doneBytes / elapsed) * 1_000) : '';
+    this.stream.write(
+      `muxftp: ${files}${failed}, ${formatBytes(this.doneBytes)} in ${formatDuration(elapsed)} (${rate})\n`,
+    );
+  }
+
+  private refreshTotal(): void {
+    this.totalBar.setTotal(Math.max(this.expectedBytes, this.doneBytes));
+    this.totalBar.update(this.doneBytes);
+  }
+}

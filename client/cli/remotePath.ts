@@ -1,0 +1,36 @@
+/**
+ * Remote paths as the CLI takes them: relative to the server's storage root, '/'-separated.
+ * A leading '/' is accepted and means the root, so `ls /` and `--to /backup/` read naturally;
+ * a trailing '/' is dropped here (put and get look at the raw argument to see one).
+ * Everything else ('..', reserved names, ...) is left to the server, the one place paths are judged.
+ */
+
+export function remotePathFromArgument(argument: string): string {
+  return argument.replace(/^\/+/, '').replace(/\/+$/, '');
+}
+
+export function joinRemote(dir: string, name: string): string {
+  const base = dir.replace(/\/+$/, '');
+  return base === '' ? name : `${base}/${name}`;
+}
+
+/** The last name of a remote path ('' for the root). */
+export function remoteBaseName(path: string): string {
+  const trimmed = path.replace(/\/+$/, '');
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1);
+}
+
+/**
+ * True if `name` is one plain path segment, safe to create locally. Names in a listing come from
+ * the server; a hostile one ('..', 'a/b') must not steer a download outside its target directory.
+ */
+export function isPlainName(name: unknown): name is string {
+  return typeof name === 'string' && name !== '' && name !== '.' && name !== '..' && !/[/\\\0]/.test(name);
+}
+
+/** The directory a remote path is in ('' for a name directly under the root). */
+export function remoteParent(path: string): string {
+  const trimmed = path.replace(/\/+$/, '');
+  const slash = trimmed.lastIndexOf('/');
+  return slash === -1 ? '' : trimmed.slice(0, slash);
+}

@@ -1,0 +1,368 @@
+/**
+ * The real CLI, end to end: `muxftp serve` runs as a child process on a temp directory, and every
+ * command is a fresh `node bin/muxftp.js …` process against it. Needs dist/ (npm run build).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(REPO, 'bin', 'muxftp.js');
+const BUILT_CLI = join(REPO, 'dist', 'client', 'cli', 'main.js');
+const MiB = 1024 * 1024;
+const COMMAND_TIMEOUT_MS = 15_000;
+
+interface CliResult {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+interface ServeProcess {
+  child: ChildProcess;
+  port: number;
+  firstLine: string;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+const children = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+
+async function makeTempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'muxftp-cli-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** The environment for children, without a MUXFTP_SERVER the developer may have set. */
+function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  if (!('MUXFTP_SERVER' in extra)) delete env.MUXFTP_SERVER;
+  return env;
+}
+
+function spawnCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? REPO,
+    env: childEnv(options.env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function collect(child: ChildProcess, stdin?: Buffer | string): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`muxftp timed out; stderr: ${Buffer.concat(err).toString()}`));
+    }, COMMAND_TIMEOUT_MS);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
+    });
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(stdin);
+  });
+}
+
+function runCli(
+  args: string[],
+  options: { cwd?: string; stdin?: Buffer | string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
+  return collect(spawnCli(args, options), options.stdin);
+}
+
+/** Starts `muxftp serve` and waits for its one stdout line, which carries the real port. */
+async function startServe(args: string[], cwd?: string): Promise<ServeProcess> {
+  const child = spawnCli(['serve', '--port', '0', ...args], { cwd });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const firstLine = await new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`serve did not start; stderr: ${stderr}`)), 10_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const newline = buffered.indexOf('\n');
+      if (newline === -1) return;
+      clearTimeout(timer);
+      resolve(buffered.slice(0, newline));
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${code}; stderr: ${stderr}`)));
+  });
+  const match = /^muxftp listening on (?:\[[^\]]+\]|[^:]+):(\d+) \(storage: .+\)$/.exec(firstLine);
+  if (match === null) throw new Error(`unexpected first line from serve: ${firstLine}`);
+  return { child, port: Number(match[1]), firstLine, stderr: () => stderr, exited };
+}
+
+/** Every file under `dir`, relative, with its contents. */
+async function readTree(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const full = join(entry.parentPath, entry.name);
+    files.set(full.slice(dir.length + 1), await readFile(full, 'utf8'));
+  }
+  return files;
+}
+
+function expectOneErrorLine(result: CliResult, ...parts: string[]): void {
+  const lines = result.stderr.trimEnd().split('\n');
+  expect(lines).toHaveLength(1);
+  for (const part of parts) expect(lines[0]).toContain(part);
+  expect(result.stderr).not.toMatch(/\bat .+:\d+:\d+/); // no stack trace
+}
+
+let server: ServeProcess;
+let root: string;
+let remote: string[];
+
+beforeAll(async () => {
+  if (!existsSync(BUILT_CLI)) {
+    throw new Error(`${BUILT_CLI} is missing: run \`npm run build\` first (npm test does)`);
+  }
+  root = await mkdtemp(join(tmpdir(), 'muxftp-cli-'));
+  server = await startServe(['--root', root]);
+  remote = ['--server', `127.0.0.1:${server.port}`];
+});
+
+afterEach(async () => {
+  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+afterAll(async () => {
+  try {
+    if (server !== undefined) {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+    if (root !== undefined) await rm(root, { recursive: true, force: true });
+  }
+});
+
+describe('muxftp CLI', () => {
+  it('announces a disk server with its real port and absolute root', () => {
+    expect(server.port).toBeGreaterThan(0);
+    expect(server.firstLine).toBe(`muxftp listening on 127.0.0.1:${server.port} (storage: disk:${root})`);
+  });
+
+  it('round-trips a few MiB byte for byte', async () => {
+    const local = await makeTempDir();
+    const bytes = randomBytes(3 * MiB + 12_345);
+    await writeFile(join(local, 'random.bin'), bytes);
+
+    const up = await runCli(['put', 'random.bin', 'round/trip.bin', '-p', ...remote], { cwd: local });
+    expect(up).toMatchObject({ code: 0, stderr: '' });
+    expect((await readFile(join(root, 'round', 'trip.bin'))).equals(bytes)).toBe(true);
+
+    const down = await runCli(['get', 'round/trip.bin', 'back.bin', ...remote], { cwd: local });
+    expect(down).toMatchObject({ code: 0, stderr: '' });
+    expect((await readFile(join(local, 'back.bin'))).equals(bytes)).toBe(true);
+  });
+
+  it('puts several files with --to and -j, and gets them back with --to', async () => {
+    const local = await makeTempDir();
+    const names = ['a.txt', 'b.txt', 'c.txt', 'd.txt'];
+    for (const name of names) await writeFile(join(local, name), `contents of ${name}\n`);
+
+    const up = await runCli(['put', ...names, '--to', 'many/', '-p', '-j', '2', '--json', ...remote], {
+      cwd: local,
+    });
+    expect(up.code).toBe(0);
+    const outcomes = JSON.parse(up.stdout.toString()) as Array<Record<string, unknown>>;
+    expect(outcomes.map((o) => [o.local, o.remote, o.ok, o.bytes])).toEqual(
+      names.map((name) => [name, `many/${name}`, true, `contents of ${name}\n`.length]),
+    );
+    for (const outcome of outcomes) expect(outcome.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    const down = await runCli(
+      ['get', ...names.map((n) => `many/${n}`), '--to', 'copies', '-p', '-j', '3', ...remote],
+      {
+        cwd: local,
+      },
+    );
+    expect(down).toMatchObject({ code: 0, stderr: '' });
+    for (const name of names) {
+      expect(await readFile(join(local, 'copies', name), 'utf8')).toBe(`contents of ${name}\n`);
+    }
+  });
+
+  it('copies a directory tree both ways with -r', async () => {
+    const local = await makeTempDir();
+    const tree = join(local, 'tree');
+    await mkdir(join(tree, 'sub', 'deeper'), { recursive: true });
+    await mkdir(join(tree, 'empty'));
+    await writeFile(join(tree, 'top.txt'), 'top\n');
+    await writeFile(join(tree, 'sub', 'mid.txt'), 'mid\n');
+    await writeFile(join(tree, 'sub', 'deeper', 'low.txt'), 'low\n');
+
+    const up = await runCli(['put', '-r', 'tree', '--to', 'mirror', '-p', ...remote], { cwd: local });
+    expect(up).toMatchObject({ code: 0, stderr: '' });
+    expect(await readTree(join(root, 'mirror', 'tree'))).toEqual(await readTree(tree));
+    expect((await stat(join(root, 'mirror', 'tree', 'empty'))).isDirectory()).toBe(true);
+
+    const down = await runCli(['get', '-r', 'mirror/tree', 'fetched', ...remote], { cwd: local });
+    expect(down).toMatchObject({ code: 0, stderr: '' });
+    expect(await readTree(join(local, 'fetched'))).toEqual(await readTree(tree));
+    expect((await stat(join(local, 'fetched', 'empty'))).isDirectory()).toBe(true);
+  });
+
+  it('lists as a table and as JSON, and stats as JSON', async () => {
+    await mkdir(join(root, 'listing', 'child'), { recursive: true });
+    await writeFile(join(root, 'listing', 'file.txt'), 'twelve bytes');
+
+    const table = await runCli(['ls', 'listing', ...remote]);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.toString().trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^dir\s+-\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+child\/$/);
+    expect(lines[1]).toMatch(/^file\s+12\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+file\.txt$/);
+
+    // The address may also come from MUXFTP_SERVER.
+    const json = await runCli(['ls', 'listing', '--json'], {
+      env: { MUXFTP_SERVER: `127.0.0.1:${server.port}` },
+    });
+    expect(json.code).toBe(0);
+    const entries = JSON.parse(json.stdout.toString()) as Array<Record<string, unknown>>;
+    expect(entries.map((e) => [e.name, e.type])).toEqual([
+      ['child', 'dir'],
+      ['file.txt', 'file'],
+    ]);
+    expect(typeof entries[1]!.mtime).toBe('number');
+
+    const entry = await runCli(['stat', 'listing/file.txt', '--json', ...remote]);
+    expect(entry.code).toBe(0);
+    expect(JSON.parse(entry.stdout.toString())).toMatchObject({ name: 'file.txt', type: 'file', size: 12 });
+  });
+
+  it('makes, moves and removes remote files and directories', async () => {
+    const mkdirP = await runCli(['mkdir', '-p', 'ops/a/b', '--json', ...remote]);
+    expect(mkdirP.code).toBe(0);
+    expect(JSON.parse(mkdirP.stdout.toString())).toEqual([{ path: 'ops/a/b', ok: true }]);
+    expect((await stat(join(root, 'ops', 'a', 'b'))).isDirectory()).toBe(true);
+
+    await writeFile(join(root, 'ops', 'old.txt'), 'moving');
+    const mv = await runCli(['mv', 'ops/old.txt', 'ops/a/new.txt', '--json', ...remote]);
+    expect(mv.code).toBe(0);
+    expect(JSON.parse(mv.stdout.toString())).toEqual({ ok: true });
+    expect(existsSync(join(root, 'ops', 'old.txt'))).toBe(false);
+    expect(await readFile(join(root, 'ops', 'a', 'new.txt'), 'utf8')).toBe('moving');
+
+    const rmdirBusy = await runCli(['rmdir', 'ops/a', ...remote]);
+    expect(rmdirBusy.code).toBe(1);
+    expectOneErrorLine(rmdirBusy, 'rmdir ops/a', 'DIRECTORY_NOT_EMPTY');
+
+    const rmFile = await runCli(['rm', 'ops/a/new.txt', ...remote]);
+    expect(rmFile).toMatchObject({ code: 0, stderr: '' });
+    expect(existsSync(join(root, 'ops', 'a', 'new.txt'))).toBe(false);
+
+    const rmdir = await runCli(['rmdir', 'ops/a/b', 'ops/a', ...remote]);
+    expect(rmdir).toMatchObject({ code: 0, stderr: '' });
+    expect(await readdir(join(root, 'ops'))).toEqual([]);
+  });
+
+  it('puts from stdin and gets to stdout with -', async () => {
+    const bytes = randomBytes(200_000);
+    const up = await runCli(['put', '-', 'piped.bin', ...remote], { stdin: bytes });
+    expect(up).toMatchObject({ code: 0, stderr: '' });
+    expect((await readFile(join(root, 'piped.bin'))).equals(bytes)).toBe(true);
+
+    const down = await runCli(['get', 'piped.bin', '-', ...remote]);
+    expect(down.code).toBe(0);
+    expect(down.stderr).toBe('');
+    expect(down.stdout.equals(bytes)).toBe(true);
+  });
+
+  it('fails a get of a missing file with one line naming it, and creates nothing', async () => {
+    const local = await makeTempDir();
+    const result = await runCli(['get', 'nope.txt', ...remote], { cwd: local });
+    expect(result.code).toBe(1);
+    expectOneErrorLine(result, 'muxftp: get nope.txt:', 'NOT_FOUND');
+    expect(await readdir(local)).toEqual([]);
+  });
+
+  it('leaves no file at the local target when a download is interrupted', async () => {
+    const local = await makeTempDir();
+    // Sparse on the server's disk: instant to make, and long enough to download that we catch it.
+    await writeFile(join(root, 'huge.bin'), '');
+    await truncate(join(root, 'huge.bin'), 768 * MiB);
+    try {
+      const child = spawnCli(['get', 'huge.bin', 'huge.bin', ...remote], { cwd: local });
+      const result = collect(child);
+      // The download writes to a hidden temporary file beside the target: wait until it exists.
+      const deadline = Date.now() + 10_000;
+      while ((await readdir(local)).length === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      child.kill('SIGINT');
+      const { code, stderr } = await result;
+      expect(code).toBe(130);
+      expect(stderr).toContain('CANCELLED');
+      expect(await readdir(local)).toEqual([]);
+    } finally {
+      await rm(join(root, 'huge.bin'), { force: true });
+    }
+  });
+
+  it('refuses a path that climbs out of the root (INVALID_PATH)', async () => {
+    const local = await makeTempDir();
+    await writeFile(join(local, 'x'), 'escape attempt');
+    const up = await runCli(['put', 'x', '../x', ...remote], { cwd: local });
+    expect(up.code).toBe(1);
+    expectOneErrorLine(up, 'put x', 'INVALID_PATH');
+    expect(existsSync(join(root, '..', 'x'))).toBe(false);
+
+    const down = await runCli(['get', '../x', ...remote], { cwd: local });
+    expect(down.code).toBe(1);
+    expectOneErrorLine(down, 'get ../x', 'INVALID_PATH');
+  });
+
+  it('says clearly when it cannot connect', async () => {
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = createServer();
+      probe.listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const result = await runCli(['ls', '--server', `127.0.0.1:${closedPort}`]);
+    expect(result.code).toBe(1);
+    expectOneErrorLine(result, `muxftp: cannot connect to 127.0.0.1:${closedPort}:`, 'connection refused');
+  });
+
+  it('exits 2 on usage errors', async () => {
+    const result = await runCli(['put', 'a', 'b', 'c', ...remote]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--to');
+  });
+
+  it('serves memory storage, warns about a non-loopback bind, and exits 0 on SIGTERM', async () => {
+    const memory = await startServe(['--memory', '--host', '0.0.0.0']);
+    expect(memory.firstLine).toBe(`muxftp listening on 0.0.0.0:${memory.port} (storage: memory)`);
+    const put = await runCli(['put', '-', 'note.txt', '--server', `127.0.0.1:${memory.port}`], {
+      stdin: 'hi',
+    });
+    expect(put.code).toBe(0);
+    memory.child.kill('SIGTERM');
+    expect(await memory.exited).toBe(0);
+    expect(memory.stderr()).toMatch(/warning: listening on 0\.0\.0\.0/);
+  });
+});
