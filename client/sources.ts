@@ -32,7 +32,8 @@ export function localError(err: unknown, what: string): MuxftpError {
       : code === 'EISDIR'
         ? 'is a directory'
         : String((err as Error)?.message ?? err);
-  return new MuxftpError('LOCAL_IO_ERROR', `${what}: ${reason}`, { cause: err });
+  // Same order as the server's messages: the reason, then the path.
+  return new MuxftpError('LOCAL_IO_ERROR', `${reason}: ${what}`, { cause: err });
 }
 
 class FileSource implements ByteSource {
@@ -95,22 +96,23 @@ class ReadableSource implements ByteSource {
   private readonly stream: Readable;
   private leftover: Buffer | null = null;
   private ended = false;
+  private closed = false;
   private failure: Error | undefined;
+  /** Wakes a readInto() waiting for the stream. */
+  private wake: (() => void) | undefined;
 
   constructor(stream: Readable) {
     this.stream = stream;
-    stream.on('end', () => {
-      this.ended = true;
-    });
-    stream.on('error', (err) => {
-      this.failure = err;
-    });
+    stream.on('readable', this.streamOnEvent);
+    stream.on('end', this.streamOnEnd);
+    stream.on('error', this.streamOnError);
   }
 
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
     for (;;) {
       if (this.failure) throw localError(this.failure, 'input stream');
-      const chunk: Buffer | null = this.leftover ?? (this.stream.read() as Buffer | null);
+      if (this.closed) return 0;
+      const chunk: Buffer | string | null = this.leftover ?? this.stream.read();
       this.leftover = null;
       if (chunk !== null) {
         const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
@@ -121,18 +123,33 @@ class ReadableSource implements ByteSource {
       }
       if (this.ended || this.stream.readableEnded) return 0;
       await new Promise<void>((resolve) => {
-        const done = () => {
-          this.stream.off('readable', done);
-          this.stream.off('end', done);
-          this.stream.off('error', done);
-          resolve();
-        };
-        this.stream.on('readable', done);
-        this.stream.on('end', done);
-        this.stream.on('error', done);
+        this.wake = resolve;
       });
     }
   }
 
-  async close(): Promise<void> {}
+  /** Detaches from the stream and lets a pending readInto() return; the stream itself stays open. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stream.off('readable', this.streamOnEvent);
+    this.stream.off('end', this.streamOnEnd);
+    this.stream.off('error', this.streamOnError);
+    this.streamOnEvent();
+  }
+
+  private readonly streamOnEvent = (): void => {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  };
+
+  private readonly streamOnEnd = (): void => {
+    this.ended = true;
+    this.streamOnEvent();
+  };
+
+  private readonly streamOnError = (err: Error): void => {
+    this.failure = err;
+    this.streamOnEvent();
+  };
 }

@@ -183,6 +183,11 @@ export class GetCall extends ClientStream {
     this.finishWhenWritten();
   }
 
+  /** Once END is in, everything needed is here: finish writing and checking locally. */
+  override connectionLost(error: MuxftpError): void {
+    if (this.end === undefined) super.connectionLost(error);
+  }
+
   private writeNext(): void {
     if (this.writing || this.pending.length === 0 || this.isSettled) return;
     const chunks = this.pending;
@@ -332,8 +337,8 @@ export class PutCall extends ClientStream implements FrameProducer {
           this.host.queue.release(frame.length);
           return;
         }
-        if (n < length) this.host.queue.release(length - n);
         if (n === 0) {
+          this.host.queue.release(frame.length);
           if (this.source.size !== undefined) {
             this.cancel(
               new MuxftpError(
@@ -347,6 +352,7 @@ export class PutCall extends ClientStream implements FrameProducer {
           this.readAhead();
           return;
         }
+        if (n < length) this.host.queue.release(length - n);
         const payload = frame.subarray(HEADER_BYTES, HEADER_BYTES + n);
         const ready = n < length ? frame.subarray(0, HEADER_BYTES + n) : frame;
         if (n < length) ready.writeUInt32BE(n, 8);

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -244,6 +245,28 @@ describe('server lifecycle', () => {
     await expect(Client.connect({ port: env.port, connectTimeoutMs: 1_000 })).rejects.toMatchObject({
       code: 'CONNECT_FAILED',
     });
+  });
+
+  it('a download whose END arrived completes even if the server closes while the sink lags', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    const bytes = randomBytes(8 * MiB);
+    await client.put('f', bytes);
+    const received: Buffer[] = [];
+    // A sink slower than the network: the server finishes sending (and closes) long before.
+    const slowSink = new Writable({
+      highWaterMark: 64 * 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        received.push(chunk);
+        setTimeout(callback, 2);
+      },
+    });
+    const download = client.get('f', slowSink);
+    await new Promise((r) => setTimeout(r, 20));
+    await env.server.close(10_000);
+    const result = await download;
+    expect(result.sha256).toBe(sha256(bytes));
+    expect(Buffer.concat(received).equals(bytes)).toBe(true);
   });
 
   it('reports its figures through the stats operation', async () => {
