@@ -39,6 +39,20 @@ async function startServer() {
   };
 }
 
+/** One core's SHA-256 rate, and the rate at which the kernel hands out fresh memory (page faults). */
+function measureCeilings() {
+  const block = Buffer.alloc(1 << 20, 7);
+  const hash = createHash('sha256');
+  let t = performance.now();
+  for (let i = 0; i < 512; i++) hash.update(block);
+  hash.digest();
+  const sha256 = (512 * block.length) / ((performance.now() - t) / 1000);
+  t = performance.now();
+  Buffer.allocUnsafe(512 << 20).fill(1);
+  const freshMemory = (512 << 20) / ((performance.now() - t) / 1000);
+  return { sha256, freshMemory };
+}
+
 const payload = Buffer.allocUnsafe(sizeBytes);
 randomFillSync(payload);
 const expected = createHash('sha256').update(payload).digest('hex');
@@ -47,6 +61,7 @@ console.log(`muxftp throughput: ${values['size-mib']} MiB, ${runs} run(s), node 
 const rows = [];
 for (let run = 0; run < runs; run++) {
   const loopback = await measureLoopback(sizeBytes);
+  const ceilings = measureCeilings();
   const server = await startServer();
   const client = await Client.connect({ port: server.port });
   const cpu0 = process.cpuUsage();
@@ -71,9 +86,23 @@ for (let run = 0; run < runs; run++) {
   const cpu = process.cpuUsage(cpu0);
   await client.close();
   const serverCpu = await server.stop();
-  rows.push({ loopback, up: sizeBytes / upSeconds, down: sizeBytes / downSeconds, cpu, serverCpu });
+  rows.push({
+    loopback,
+    ...ceilings,
+    up: sizeBytes / upSeconds,
+    down: sizeBytes / downSeconds,
+    cpu,
+    serverCpu,
+  });
 }
 
+console.log('');
+console.log('ceilings, one core:  run  sha256 MB/s  fresh-memory fill MB/s');
+for (const [i, r] of rows.entries()) {
+  console.log(
+    `${' '.repeat(21)}${String(i + 1).padEnd(4)} ${mb(r.sha256).padStart(11)}  ${mb(r.freshMemory).padStart(22)}`,
+  );
+}
 console.log('');
 console.log('run  raw loopback MB/s  upload MB/s (ratio)  download MB/s (ratio)  client cpu s  server cpu s');
 for (const [i, r] of rows.entries()) {
