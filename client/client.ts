@@ -65,6 +65,11 @@ export interface TransferOptions {
   onProgress?: ProgressCallback;
   /** Aborting cancels the transfer: the server drops it, the call rejects with CANCELLED. */
   signal?: AbortSignal;
+  /**
+   * put only: the SHA-256 of the source, when the caller already knows it (a benchmark's seeded
+   * payloads). The client then does not hash; the server still verifies every byte against it.
+   */
+  sha256?: Buffer;
 }
 
 export type { GetResult, ProgressCallback, PutResult, ServerStats, WireEntry };
@@ -242,7 +247,14 @@ export class Client implements ClientHost {
     const byteSource = await openSource(source);
     return new Promise<PutResult>((resolve, reject) => {
       const id = this.allocateStreamId();
-      const stream = new PutCall(this, id, byteSource, options.onProgress, { resolve, reject });
+      const stream = new PutCall(
+        this,
+        id,
+        byteSource,
+        options.onProgress,
+        { resolve, reject },
+        options.sha256,
+      );
       const request: Request =
         byteSource.size === undefined
           ? { op: 'put', path: remotePath }

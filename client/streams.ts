@@ -266,7 +266,9 @@ export class PutCall extends ClientStream implements FrameProducer {
   private readonly deferred: Deferred<PutResult>;
   private readonly source: ByteSource;
   private readonly onProgress: ProgressCallback | undefined;
-  private readonly hash: Hash = createHash('sha256');
+  /** Hashes what is sent, unless the caller vouched for the digest (the server checks it either way). */
+  private readonly hash: Hash | undefined;
+  private readonly knownSha256: Buffer | undefined;
   private credit = 0;
   private sent = 0;
   private reading = false;
@@ -281,11 +283,14 @@ export class PutCall extends ClientStream implements FrameProducer {
     source: ByteSource,
     onProgress: ProgressCallback | undefined,
     deferred: Deferred<PutResult>,
+    knownSha256?: Buffer,
   ) {
     super(host, id);
     this.source = source;
     this.onProgress = onProgress;
     this.deferred = deferred;
+    this.knownSha256 = knownSha256;
+    this.hash = knownSha256 === undefined ? createHash('sha256') : undefined;
     host.queue.addProducer(this);
   }
 
@@ -358,7 +363,7 @@ export class PutCall extends ClientStream implements FrameProducer {
         if (n < length) ready.writeUInt32BE(n, 8);
         this.credit -= n;
         this.sent += n;
-        this.hash.update(payload);
+        this.hash?.update(payload);
         this.readyFrame = ready;
         this.host.queue.wake();
       },
@@ -372,7 +377,7 @@ export class PutCall extends ClientStream implements FrameProducer {
 
   private sendEnd(): void {
     this.endSent = true;
-    this.host.send(encodeEnd(this.id, this.sent, this.hash.digest()));
+    this.host.send(encodeEnd(this.id, this.sent, this.knownSha256 ?? this.hash!.digest()));
     this.onProgress?.(this.sent, this.source.size ?? this.sent);
   }
 

@@ -21,6 +21,7 @@ export function readStats(counters: ServerCounters): ServerStats {
     connections: counters.connections,
     streams: counters.streams,
     rssBytes: process.memoryUsage.rss(),
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
     uptimeMs: Date.now() - counters.startedAt,
     bytesIn: counters.bytesIn,
     bytesOut: counters.bytesOut,

@@ -3,6 +3,7 @@
  * code — 0 when everything asked for succeeded, 1 when anything failed, 2 for a usage error.
  */
 import { Command, CommanderError } from 'commander';
+import { registerBenchCommand } from './commands/bench.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerGetCommand } from './commands/get.js';
 import { registerPutCommand } from './commands/put.js';
@@ -34,6 +35,7 @@ export function createProgram(output: Output): Command {
   registerPutCommand(program, output);
   registerGetCommand(program, output);
   registerFileCommands(program, output);
+  registerBenchCommand(program, output);
   return program;
 }
 

@@ -58,6 +58,8 @@ export interface ServerStats {
   connections: number;
   streams: number;
   rssBytes: number;
+  /** The most RSS the server process has had since it started. */
+  maxRssBytes: number;
   uptimeMs: number;
   bytesIn: number;
   bytesOut: number;

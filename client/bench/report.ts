@@ -1,0 +1,118 @@
+/** The bench report: merged figures, the human table, the JSON shape, and threshold checks. */
+import type { ServerStats } from '../../shared/protocol/messages.js';
+import { formatBytes } from '../cli/humanUnits.js';
+import { mergeHistograms, type Percentiles, percentilesMs } from './histogram.js';
+import type { WorkerResult } from './load.js';
+import type { BenchOptions } from './options.js';
+
+export interface BenchReport {
+  op: string;
+  clients: number;
+  streams: number;
+  workers: number;
+  ops: number;
+  bytes: number;
+  seconds: number;
+  mbps: number;
+  files_per_s: number;
+  verified: number;
+  errors: Record<string, number>;
+  error_count: number;
+  connections_opened: number;
+  connections_failed: number;
+  latency_ms: Percentiles;
+  ttfb_ms: Percentiles;
+  /** Sampled during the run: peak RSS, peak connections and streams (the bench's own excluded). */
+  server: { rss_mb: number; max_rss_mb: number; connections: number; streams: number } | null;
+  loadgen: { cpu_s: number; cpu_percent_of_machine: number; cores: number };
+  thresholds: { passed: boolean; failures: string[] };
+}
+
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export function buildReport(
+  options: BenchOptions,
+  results: readonly WorkerResult[],
+  seconds: number,
+  server: ServerStats | undefined,
+  /** The load generator's CPU time (all its threads) over `wallSeconds`, workers' start-up included. */
+  loadgen: { cpuSeconds: number; wallSeconds: number; cores: number },
+): BenchReport {
+  const sum = (pick: (r: WorkerResult) => number) => results.reduce((total, r) => total + pick(r), 0);
+  const errors: Record<string, number> = {};
+  for (const r of results)
+    for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n;
+  const ops = sum((r) => r.ops);
+  const bytes = sum((r) => r.bytes);
+  const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
+  const latency = percentilesMs(mergeHistograms(results.map((r) => r.latency)));
+  const report: BenchReport = {
+    op: options.op,
+    clients: options.clients,
+    streams: options.streams,
+    workers: options.workers,
+    ops,
+    bytes,
+    seconds: round(seconds, 3),
+    mbps: round(bytes / seconds / 1e6),
+    files_per_s: round(ops / seconds),
+    verified: sum((r) => r.verified),
+    errors,
+    error_count: errorCount,
+    connections_opened: sum((r) => r.connectionsOpened),
+    connections_failed: sum((r) => r.connectionsFailed),
+    latency_ms: latency,
+    ttfb_ms: percentilesMs(mergeHistograms(results.map((r) => r.ttfb))),
+    server: server
+      ? {
+          rss_mb: round(server.rssBytes / 1e6),
+          max_rss_mb: round(server.maxRssBytes / 1e6),
+          connections: server.connections,
+          streams: server.streams,
+        }
+      : null,
+    loadgen: {
+      cpu_s: round(loadgen.cpuSeconds, 2),
+      cpu_percent_of_machine: round((100 * loadgen.cpuSeconds) / loadgen.wallSeconds / loadgen.cores),
+      cores: loadgen.cores,
+    },
+    thresholds: { passed: true, failures: [] },
+  };
+  const { maxErrors, minMbps, maxP99Ms } = options.thresholds;
+  const failures = report.thresholds.failures;
+  if (errorCount > maxErrors) failures.push(`${errorCount} errors, more than --max-errors ${maxErrors}`);
+  if (minMbps !== undefined && report.mbps < minMbps)
+    failures.push(`${report.mbps} MB/s, below --min-mbps ${minMbps}`);
+  if (maxP99Ms !== undefined && latency.p99 > maxP99Ms)
+    failures.push(`p99 ${latency.p99} ms, above --max-p99 ${maxP99Ms}`);
+  if (ops === 0) failures.push('no operation completed');
+  report.thresholds.passed = failures.length === 0;
+  return report;
+}
+
+export function formatReport(report: BenchReport, sizes: string): string {
+  const p = (x: Percentiles) => `p50 ${x.p50}  p90 ${x.p90}  p99 ${x.p99}  p99.9 ${x.p999}  max ${x.max}`;
+  const errors = Object.entries(report.errors)
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ');
+  const lines = [
+    `muxftp bench: ${report.op}, ${report.clients} clients x ${report.streams} streams, ${sizes}, ${report.workers} workers`,
+    `  operations   ${report.ops} (${report.verified} verified, ${report.error_count} errors${errors ? `: ${errors}` : ''})`,
+    `  moved        ${formatBytes(report.bytes)} in ${report.seconds} s`,
+    `  throughput   ${report.mbps} MB/s, ${report.files_per_s} ops/s`,
+    `  latency ms   ${p(report.latency_ms)}`,
+    `  ttfb ms      ${p(report.ttfb_ms)}`,
+    `  connections  ${report.connections_opened} opened, ${report.connections_failed} failed`,
+  ];
+  if (report.server) {
+    const s = report.server;
+    lines.push(
+      `  server       peak rss ${s.rss_mb} MB (process max ${s.max_rss_mb} MB), peak ${s.connections} connections, ${s.streams} streams`,
+    );
+  }
+  lines.push(
+    `  load gen     cpu ${report.loadgen.cpu_s} s (${report.loadgen.cpu_percent_of_machine}% of ${report.loadgen.cores} cores)`,
+  );
+  for (const failure of report.thresholds.failures) lines.push(`  FAILED       ${failure}`);
+  return lines.join('\n');
+}

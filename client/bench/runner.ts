@@ -1,0 +1,287 @@
+/**
+ * The bench coordinator: starts a throwaway server if asked, seeds the files downloads read,
+ * spreads the clients over worker threads (all cores by default, so the load generator is not
+ * the bottleneck), shows progress, merges what the workers measured, and asks the server for its
+ * own figures.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import cliProgress from 'cli-progress';
+import { MuxftpError } from '../../shared/errors.js';
+import type { ServerStats } from '../../shared/protocol/messages.js';
+import { Client } from '../client.js';
+import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult } from './load.js';
+import type { BenchOptions } from './options.js';
+import { makePayloads, payloadBuffer, seedName } from './payloads.js';
+import { type BenchReport, buildReport } from './report.js';
+
+/** Time for worker threads to load and open their connections before transfers start together. */
+const START_ALLOWANCE_MS = 400;
+const START_ALLOWANCE_PER_CLIENT_MS = 2;
+
+export interface BenchIo {
+  /** Where the progress bar goes (a TTY), or undefined for none. */
+  progressStream: NodeJS.WriteStream | undefined;
+}
+
+export async function runBench(options: BenchOptions, io: BenchIo): Promise<BenchReport> {
+  const local = options.local ? await startLocalServer() : undefined;
+  try {
+    const address = local ? { host: '127.0.0.1', port: local.port } : options.server;
+    return await runAgainst(address, options, io);
+  } finally {
+    await local?.stop();
+  }
+}
+
+async function runAgainst(
+  address: { host: string; port: number },
+  options: BenchOptions,
+  io: BenchIo,
+): Promise<BenchReport> {
+  const payloads = makePayloads(options.sizes.map((s) => s.bytes));
+  const cumulativeWeights: number[] = [];
+  let total = 0;
+  for (const size of options.sizes) {
+    total += size.weight;
+    cumulativeWeights.push(total);
+  }
+  // Weights follow options.sizes; payloads were deduplicated, so map each size to its payload.
+  const orderedPayloads = options.sizes.map((s) => payloads.find((p) => p.bytes === s.bytes)!);
+
+  const control = await Client.connect({ host: address.host, port: address.port, agent: 'muxftp-bench' });
+  const remoteDir = `bench-${process.pid}-${Date.now().toString(36)}`;
+  try {
+    await control.mkdir(remoteDir);
+    if (options.op !== 'upload' && options.op !== 'connect') {
+      await Promise.all(
+        payloads.map((p) =>
+          control.put(seedName(remoteDir, p.bytes), payloadBuffer(p), {
+            sha256: Buffer.from(p.sha256, 'hex'),
+          }),
+        ),
+      );
+    }
+
+    const files =
+      options.durationMs !== undefined
+        ? undefined
+        : (options.files ??
+          (options.op === 'idle'
+            ? 2
+            : options.op === 'connect'
+              ? options.clients
+              : options.clients * options.streams));
+    const workers = Math.max(1, Math.min(options.workers, options.clients));
+    const startAt = Date.now() + START_ALLOWANCE_MS + START_ALLOWANCE_PER_CLIENT_MS * options.clients;
+    const measureFrom = startAt + options.warmupMs;
+    const stopAt = options.durationMs !== undefined ? measureFrom + options.durationMs : undefined;
+    const counter = new SharedArrayBuffer(4 * COUNTER_SLOTS);
+
+    const plans: WorkerPlan[] = Array.from({ length: workers }, (_, i) => ({
+      host: address.host,
+      port: address.port,
+      op: options.op,
+      workerIndex: i,
+      clients: Math.floor(options.clients / workers) + (i < options.clients % workers ? 1 : 0),
+      streams: options.streams,
+      payloads: orderedPayloads,
+      cumulativeWeights,
+      remoteDir,
+      files,
+      startAt,
+      measureFrom,
+      stopAt,
+      downloadPercent: options.downloadPercent,
+      activeClient: i === 0,
+    }));
+
+    const cpuBefore = process.cpuUsage();
+    const cpuFrom = Date.now();
+    const progress = new ProgressView(io.progressStream, files, options.durationMs, workers);
+    const serverPeaks = new ServerPeaks(control);
+    let results: WorkerResult[];
+    try {
+      results = await Promise.all(
+        plans.map((plan, i) => runWorker(plan, counter, (p) => progress.update(i, p))),
+      );
+    } finally {
+      progress.stop();
+      await serverPeaks.stop();
+    }
+    const finishedAt = Date.now();
+    const cpu = process.cpuUsage(cpuBefore);
+    const seconds = Math.max(
+      0.001,
+      ((stopAt !== undefined ? Math.min(finishedAt, stopAt) : finishedAt) - measureFrom) / 1000,
+    );
+
+    return buildReport(options, results, seconds, serverPeaks.peak, {
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      wallSeconds: (finishedAt - cpuFrom) / 1000,
+      cores: (await import('node:os')).availableParallelism(),
+    });
+  } finally {
+    await removeRemoteDir(control, remoteDir);
+    await control.close();
+  }
+}
+
+function runWorker(
+  plan: WorkerPlan,
+  counter: SharedArrayBuffer,
+  onProgress: (progress: WorkerProgress) => void,
+): Promise<WorkerResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { plan, counter } });
+    worker.on(
+      'message',
+      (message: { type: string; progress?: WorkerProgress; result?: WorkerResult; message?: string }) => {
+        if (message.type === 'progress') onProgress(message.progress!);
+        else if (message.type === 'result') resolve(message.result!);
+        else reject(new Error(`bench worker ${plan.workerIndex} failed: ${message.message}`));
+      },
+    );
+    worker.on('error', reject);
+    worker.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`bench worker ${plan.workerIndex} exited with code ${code}`));
+    });
+  });
+}
+
+/**
+ * Samples the server's own figures during the run and keeps the peaks: connections and streams
+ * are gone by the time the workers report, and RSS is what it was at its highest.
+ */
+class ServerPeaks {
+  peak: ServerStats | undefined;
+  private readonly control: Client;
+  private readonly timer: NodeJS.Timeout;
+  private sampling: Promise<void> = Promise.resolve();
+
+  constructor(control: Client) {
+    this.control = control;
+    this.timer = setInterval(() => {
+      this.sampling = this.sample();
+    }, 250);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.sampling;
+    await this.sample();
+  }
+
+  private async sample(): Promise<void> {
+    const stats = await this.control.stats().catch(() => undefined);
+    if (stats === undefined) return;
+    // The control connection and its stats stream are the bench's own: not part of the load.
+    const load = { ...stats, connections: stats.connections - 1, streams: stats.streams - 1 };
+    const peak = this.peak;
+    this.peak =
+      peak === undefined
+        ? load
+        : {
+            ...load,
+            connections: Math.max(peak.connections, load.connections),
+            streams: Math.max(peak.streams, load.streams),
+            rssBytes: Math.max(peak.rssBytes, load.rssBytes),
+          };
+  }
+}
+
+/** A bench leaves nothing behind on the server it measured. */
+async function removeRemoteDir(control: Client, dir: string): Promise<void> {
+  try {
+    const entries = await control.list(dir);
+    await Promise.all(entries.map((e) => control.delete(`${dir}/${e.name}`)));
+    await control.rmdir(dir);
+  } catch (error) {
+    if (!(error instanceof MuxftpError)) throw error;
+  }
+}
+
+/** One bar for the whole run: operations (or seconds, for timed runs), with throughput. */
+class ProgressView {
+  private readonly bar: cliProgress.SingleBar | undefined;
+  private readonly perWorker: WorkerProgress[];
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly started = Date.now();
+
+  constructor(
+    stream: NodeJS.WriteStream | undefined,
+    files: number | undefined,
+    durationMs: number | undefined,
+    workers: number,
+  ) {
+    this.perWorker = Array.from({ length: workers }, () => ({ ops: 0, bytes: 0 }));
+    if (stream === undefined) return;
+    this.bar = new cliProgress.SingleBar(
+      {
+        stream,
+        format:
+          files !== undefined
+            ? '{bar} {value}/{total} ops  {mbps} MB/s'
+            : '{bar} {value}/{total} s  {ops} ops  {mbps} MB/s',
+        hideCursor: true,
+        clearOnComplete: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    const total = files ?? Math.ceil((durationMs ?? 0) / 1000);
+    this.bar.start(total, 0, { mbps: 0, ops: 0 });
+    if (files === undefined) this.timer = setInterval(() => this.render(files), 500);
+  }
+
+  update(worker: number, progress: WorkerProgress): void {
+    this.perWorker[worker] = progress;
+    this.render(undefined);
+  }
+
+  private render(files: number | undefined): void {
+    if (this.bar === undefined) return;
+    const ops = this.perWorker.reduce((n, p) => n + p.ops, 0);
+    const bytes = this.perWorker.reduce((n, p) => n + p.bytes, 0);
+    const seconds = (Date.now() - this.started) / 1000;
+    const mbps = (bytes / seconds / 1e6).toFixed(1);
+    if (this.timer !== undefined || files === undefined) {
+      const value = this.timer !== undefined ? Math.floor(seconds) : ops;
+      this.bar.update(value, { mbps, ops });
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.bar?.stop();
+  }
+}
+
+/** `--local`: a muxftp server on in-memory storage in a child process, stopped afterwards. */
+async function startLocalServer(): Promise<{ port: number; stop(): Promise<void> }> {
+  const bin = fileURLToPath(new URL('../../../bin/muxftp.js', import.meta.url));
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [bin, 'serve', '--memory', '--port', '0', '--max-connections', '100000', '--idle-timeout', '600'],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const exited = once(child, 'exit');
+  const [line] = (await Promise.race([once(child.stdout!, 'data'), exited.then(() => [''])])) as [
+    Buffer | string,
+  ];
+  const port = Number(/:(\d+) /.exec(String(line))?.[1]);
+  if (!Number.isInteger(port) || port === 0) {
+    child.kill('SIGKILL');
+    throw new Error(`could not start a local server: ${String(line).trim() || 'it exited'}`);
+  }
+  return {
+    port,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}

@@ -1,0 +1,135 @@
+/** `muxftp bench`: load-tests a server with many parallel clients (client/bench/ does the work). */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import {
+  BENCH_OPS,
+  type BenchOp,
+  type BenchOptions,
+  defaultWorkers,
+  parseDuration,
+  parseSize,
+  parseSizeDistribution,
+} from '../../bench/options.js';
+import { formatReport } from '../../bench/report.js';
+import { runBench } from '../../bench/runner.js';
+import { globalOptionsOf } from '../globalOptions.js';
+import { parsePositiveInteger } from '../optionParsers.js';
+import type { Output } from '../output.js';
+
+interface BenchFlags {
+  local?: boolean;
+  op: BenchOp;
+  clients: number;
+  streams: number;
+  size: number;
+  sizeDist?: BenchOptions['sizes'];
+  files?: number;
+  duration?: number;
+  warmup?: number;
+  mix: number;
+  workers: number;
+  maxErrors: number;
+  minMbps?: number;
+  maxP99?: number;
+}
+
+/** Commander parser from a plain parser that throws TypeError. */
+const usage =
+  <T>(parse: (text: string) => T) =>
+  (text: string): T => {
+    try {
+      return parse(text);
+    } catch (error) {
+      throw new InvalidArgumentError(`${(error as Error).message}.`);
+    }
+  };
+
+const parseNumber = (what: string) =>
+  usage((text: string) => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new TypeError(`expected ${what}`);
+    return n;
+  });
+
+export function registerBenchCommand(program: Command, output: Output): void {
+  program
+    .command('bench')
+    .summary('load-test a server with many parallel clients')
+    .description(
+      'Run a workload against a server (--server, or a throwaway in-memory one with --local) and report\n' +
+        'throughput, latency percentiles, errors and the server’s own figures. Every transfer is verified.',
+    )
+    .option('--local', 'start a throwaway in-memory server in a child process')
+    .addOption(new Option('--op <op>', 'workload').choices(BENCH_OPS as string[]).default('download'))
+    .option(
+      '--clients <n>',
+      'connections (idle: idle connections beside one active client)',
+      parsePositiveInteger,
+      10,
+    )
+    .option('--streams <n>', 'concurrent transfers per connection (1 = like FTP)', parsePositiveInteger, 1)
+    .option('--size <size>', 'file size, e.g. 64KiB, 10MiB', usage(parseSize), 1024 * 1024)
+    .option(
+      '--size-dist <list>',
+      'mixed sizes with weights, e.g. 64KiB:70,1MiB:25,10MiB:5',
+      usage(parseSizeDistribution),
+    )
+    .option('--files <n>', 'operations in all (default: one per client and stream)', parsePositiveInteger)
+    .option('--duration <time>', 'run for this long instead, e.g. 30s', usage(parseDuration))
+    .option('--warmup <time>', 'with --duration: run this long first without counting', usage(parseDuration))
+    .option('--mix <percent>', 'mixed: percentage of downloads', parseNumber('a percentage'), 50)
+    .option('--workers <n>', 'load-generator threads', parsePositiveInteger, defaultWorkers())
+    .option('--max-errors <n>', 'fail (exit 1) above this many errors', parseNumber('a number'), 0)
+    .option('--min-mbps <x>', 'fail (exit 1) below this throughput', parseNumber('a number'))
+    .option('--max-p99 <ms>', 'fail (exit 1) above this p99 latency', parseNumber('a number'))
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  muxftp bench --local --op download --clients 300 --size 10MiB\n' +
+        '  muxftp bench --server 10.0.0.5:7421 --op mixed --mix 70 --clients 30 --streams 10 --duration 30s\n' +
+        '  muxftp bench --local --op connect --clients 300\n' +
+        '  muxftp bench --local --op idle --clients 5000 --size 1GiB',
+    )
+    .action(async (flags: BenchFlags, command: Command) => {
+      const global = globalOptionsOf(command);
+      output.configure(global);
+      if (flags.files !== undefined && flags.duration !== undefined) {
+        command.error('muxftp: bench: give --files or --duration, not both', { exitCode: 2 });
+      }
+      if (flags.warmup !== undefined && flags.duration === undefined) {
+        command.error('muxftp: bench: --warmup goes with --duration', { exitCode: 2 });
+      }
+      const options: BenchOptions = {
+        server: global.server,
+        local: flags.local === true,
+        op: flags.op,
+        clients: flags.clients,
+        streams: flags.streams,
+        sizes: flags.sizeDist ?? [{ bytes: flags.size, weight: 1 }],
+        files: flags.files,
+        durationMs: flags.duration,
+        warmupMs: flags.warmup ?? 0,
+        downloadPercent: Math.min(100, flags.mix),
+        workers: flags.workers,
+        json: global.json,
+        quiet: global.quiet,
+        thresholds: { maxErrors: flags.maxErrors, minMbps: flags.minMbps, maxP99Ms: flags.maxP99 },
+      };
+      const showProgress = !global.json && !global.quiet && process.stderr.isTTY;
+      try {
+        const report = await runBench(options, { progressStream: showProgress ? process.stderr : undefined });
+        if (global.json) output.printJson(report);
+        else output.printLine(formatReport(report, describeSizes(options)));
+        if (!report.thresholds.passed) output.raiseExitCode(1);
+      } catch (error) {
+        output.failure('bench', error);
+      }
+    });
+}
+
+function describeSizes(options: BenchOptions): string {
+  const mib = (bytes: number) =>
+    bytes >= 1024 * 1024 ? `${+(bytes / 1024 / 1024).toFixed(2)} MiB` : `${+(bytes / 1024).toFixed(2)} KiB`;
+  return options.sizes
+    .map((s) => (options.sizes.length > 1 ? `${mib(s.bytes)}:${s.weight}` : mib(s.bytes)))
+    .join(',');
+}

@@ -1,0 +1,116 @@
+/** `muxftp bench`: option parsing, and short real runs of the CLI against a --local server. */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseDuration, parseSize, parseSizeDistribution } from '../client/bench/options.js';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
+
+async function bench(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [BIN, 'bench', '--local', '--workers', '2', ...args],
+      {
+        timeout: 60_000,
+      },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('bench option parsing', () => {
+  it('parses sizes with binary and decimal units', () => {
+    expect(parseSize('64KiB')).toBe(65536);
+    expect(parseSize('10MiB')).toBe(10 * 1024 * 1024);
+    expect(parseSize('1.5GiB')).toBe(1.5 * 1024 ** 3);
+    expect(parseSize('10MB')).toBe(10_000_000);
+    expect(parseSize('123')).toBe(123);
+    expect(() => parseSize('ten')).toThrow(/invalid size/);
+    expect(() => parseSize('5XB')).toThrow(/invalid size/);
+  });
+
+  it('parses durations and size distributions', () => {
+    expect(parseDuration('30s')).toBe(30_000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('2m')).toBe(120_000);
+    expect(() => parseDuration('soon')).toThrow(/invalid duration/);
+    expect(parseSizeDistribution('64KiB:70,1MiB:25,10MiB')).toEqual([
+      { bytes: 65536, weight: 70 },
+      { bytes: 1048576, weight: 25 },
+      { bytes: 10485760, weight: 1 },
+    ]);
+    expect(() => parseSizeDistribution('1KiB:0')).toThrow(/weight/);
+  });
+});
+
+describe('muxftp bench --local', () => {
+  beforeAll(() => {
+    if (!existsSync(join(import.meta.dirname, '..', 'dist', 'client', 'cli', 'main.js'))) {
+      throw new Error('dist/ is not built: run npm run build (npm test does)');
+    }
+  });
+
+  it('runs a mixed workload with every transfer verified and zero errors', async () => {
+    const { code, stdout } = await bench(
+      '--op',
+      'mixed',
+      '--clients',
+      '3',
+      '--streams',
+      '4',
+      '--files',
+      '60',
+      '--size-dist',
+      '1KiB:1,256KiB:1',
+      '--json',
+    );
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout);
+    expect(report.ops).toBe(60);
+    expect(report.verified).toBe(60);
+    expect(report.error_count).toBe(0);
+    expect(report.bytes).toBeGreaterThan(60 * 1024);
+    expect(report.mbps).toBeGreaterThan(0);
+    expect(report.latency_ms.p50).toBeGreaterThan(0);
+    expect(report.latency_ms.max).toBeGreaterThanOrEqual(report.latency_ms.p99);
+    expect(report.connections_opened).toBe(3);
+    expect(report.server.rss_mb).toBeGreaterThan(1);
+    expect(report.server.connections).toBeGreaterThanOrEqual(1);
+    expect(report.thresholds.passed).toBe(true);
+  });
+
+  it('measures connects and idle connections', async () => {
+    const connect = JSON.parse((await bench('--op', 'connect', '--clients', '40', '--json')).stdout);
+    expect(connect).toMatchObject({ ops: 40, verified: 40, error_count: 0, connections_opened: 40 });
+    const idle = JSON.parse(
+      (await bench('--op', 'idle', '--clients', '50', '--size', '1MiB', '--json')).stdout,
+    );
+    expect(idle).toMatchObject({ ops: 2, verified: 2, error_count: 0, connections_opened: 51 });
+    expect(idle.server.connections).toBe(51);
+  });
+
+  it('exits non-zero when a threshold is not met, and prints a readable table otherwise', async () => {
+    const failed = await bench(
+      '--op',
+      'upload',
+      '--clients',
+      '2',
+      '--size',
+      '64KiB',
+      '--min-mbps',
+      '1000000',
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/FAILED\s+.*below --min-mbps/);
+    expect(failed.stdout).toMatch(/throughput\s+[\d.]+ MB\/s/);
+    const usage = await bench('--files', '3', '--duration', '1s');
+    expect(usage.code).toBe(2);
+  });
+});
