@@ -137,11 +137,14 @@ export class UploadStream extends ServerStream {
     }
     if (this.isFinished) return;
     const digest = this.hash.digest();
-    if (end.size !== this.received || !digest.equals(end.sha256)) {
-      const what =
-        end.size !== this.received
-          ? `size mismatch: END says ${end.size} bytes, ${this.received} received`
-          : 'SHA-256 mismatch';
+    const sizeMismatch =
+      end.size !== this.received
+        ? `END says ${end.size} bytes, ${this.received} received`
+        : this.declaredSize !== undefined && end.size !== this.declaredSize
+          ? `${end.size} bytes sent, ${this.declaredSize} declared`
+          : undefined;
+    if (sizeMismatch !== undefined || !digest.equals(end.sha256)) {
+      const what = sizeMismatch !== undefined ? `size mismatch: ${sizeMismatch}` : 'SHA-256 mismatch';
       this.host.log(`${this.host.label} rejected ${this.path}: ${what}`);
       this.fail(new MuxftpError('INTEGRITY_ERROR', `upload of ${this.path} failed verification: ${what}`));
       return;

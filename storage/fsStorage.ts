@@ -30,7 +30,7 @@ export interface FsFileHandle {
   /** Optional: without it, uploads write chunk by chunk. */
   writev?(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
   datasync(): Promise<void>;
-  /** Used to size an upload's file up front where `preallocate` is set. */
+  /** Cuts a preallocated upload back to what was written. */
   truncate(length: number): Promise<void>;
   stat(): Promise<FsStats>;
   close(): Promise<void>;
@@ -62,11 +62,11 @@ export interface FsStorageOptions {
   /** Path functions for host paths of this fs: `node:path` for disk, `path.posix` (default) for memfs. */
   hostPaths?: PlatformPath;
   /**
-   * Size an upload's file to its expected size before the first write. Worth it in memory, where
-   * memfs would otherwise grow (and copy) the file's buffer as it doubles; pointless on disk.
-   * Default false.
+   * Gives an upload's new file room for its expected size before the first write; returns
+   * whether it did. Memory storage uses it to spare memfs growing (and copying) the file;
+   * pointless on disk. Default: none.
    */
-  preallocate?: boolean;
+  preallocate?: (handle: FsFileHandle, bytes: number) => boolean;
 }
 
 /** A client path checked, confined and placed on the host. */
@@ -86,7 +86,7 @@ export class FsStorage implements Storage {
   readonly #root: string;
   readonly #durable: boolean;
   readonly #paths: PlatformPath;
-  readonly #preallocate: boolean;
+  readonly #preallocate: ((handle: FsFileHandle, bytes: number) => boolean) | undefined;
   readonly #digests = new DigestCache();
   #realRoot: Promise<string> | undefined;
   #closed = false;
@@ -113,7 +113,7 @@ export class FsStorage implements Storage {
     this.#root = options.root;
     this.#durable = options.durable ?? true;
     this.#paths = options.hostPaths ?? posix;
-    this.#preallocate = options.preallocate === true;
+    this.#preallocate = options.preallocate;
     this.description = options.description ?? `fs:${options.root}`;
   }
 
@@ -253,8 +253,9 @@ export class FsStorage implements Storage {
     const temporaryPath = this.#paths.join(parentHostPath, temporaryName);
     const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, 'wx'));
     this.#activeTemporaryNames.add(temporaryName);
-    const expectedSize = this.#preallocate ? (options.expectedSize ?? 0) : 0;
-    if (expectedSize > 0) await handle.truncate(expectedSize).catch(noop);
+    const expectedSize = options.expectedSize ?? 0;
+    const preallocated =
+      expectedSize > 0 && this.#preallocate?.(handle, expectedSize) === true ? expectedSize : 0;
     const upload = new FsUpload({
       fs: this.#fs,
       handle,
@@ -262,7 +263,7 @@ export class FsStorage implements Storage {
       target,
       durable: this.#durable,
       parentHostPath,
-      preallocatedSize: expectedSize,
+      preallocatedSize: preallocated,
       digests: this.#digests,
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
       checkTarget: async () => this.#refuseDirectory(await this.#resolve(target.clientPath)),

@@ -165,6 +165,21 @@ describe('stream-level errors fail that stream only', () => {
     expect((await client.list('')).map((e) => e.name)).toEqual(['file.bin']);
   });
 
+  it('an upload whose END disagrees with its declared size is discarded', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    peer.write(encodeOpen(1, { op: 'put', path: 'declared.bin', size: 10 }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    const bytes = Buffer.from('12345');
+    peer.write(encodeData(1, bytes));
+    peer.write(encodeEnd(1, bytes.length, digest(bytes)));
+    const error = await peer.streamError(1);
+    expect(error.code).toBe('INTEGRITY_ERROR');
+    expect(error.message).toMatch(/declared/);
+    const client = await env.connect();
+    expect(await client.list('')).toEqual([]);
+  });
+
   it('late frames for a stream the server failed are discarded, not fatal', async () => {
     env = await startServer();
     const peer = await RawPeer.open(env.port);

@@ -753,6 +753,26 @@ describe('backend options', () => {
   });
 });
 
+describe('MemoryStorage', () => {
+  it('gives an upload with an expected size its whole buffer up front, unfilled, and stores it exactly', async () => {
+    const storage = new MemoryStorage();
+    const expected = 3 * 1024 * 1024;
+    const upload = await storage.createUpload('big.bin', { expectedSize: expected });
+    // memfs internals (reserveCapacity in storage/memory.ts): if this breaks, memfs changed shape.
+    const core = (
+      storage.volume as unknown as { _core: { fds: Record<number, { node: { capacity: number } }> } }
+    )._core;
+    const capacities = Object.values(core.fds).map((file) => file.node.capacity);
+    expect(capacities).toContain(expected);
+    const content = randomBytes(expected);
+    for (let at = 0; at < expected; at += 256 * 1024)
+      await upload.write([content.subarray(at, at + 256 * 1024)]);
+    await upload.commit();
+    expect((await readAll(storage, 'big.bin')).equals(content)).toBe(true);
+    await storage.close();
+  });
+});
+
 describe('FsStorage over an fs whose handles lack writev and write short', () => {
   /** memfs, with writev hidden and each write() capped, to drive the write loop. */
   function constrainedFs(volume: Volume, maxWriteBytes: number): FsPromises {
