@@ -22,6 +22,14 @@ if (process.argv[2] === 'send') {
   });
 }
 
+/** Aggregate bytes per second of `count` raw TCP streams at once (one sender process each). */
+export async function measureLoopbackParallel(count, bytesEach) {
+  const started = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: count }, () => measureLoopback(bytesEach)));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return (count * bytesEach) / seconds;
+}
+
 /** Bytes per second of one raw TCP stream between two processes. */
 export function measureLoopback(totalBytes) {
   return new Promise((resolve, reject) => {
