@@ -27,6 +27,7 @@ export const ERROR_STATUS = {
   INTEGRITY_ERROR: 209,
   CANCELLED: 210,
   TOO_MANY_STREAMS: 211,
+  RESOURCE_BUSY: 212,
   // 3xx: server conditions.
   NO_SPACE: 300,
   IO_ERROR: 301,

@@ -204,6 +204,19 @@ export class FsStorage implements Storage {
         );
       }
     }
+    if (sourceStats.isDirectory()) {
+      // An upload's temporary file sits beside its target; moving a directory above it would
+      // strand the file where neither commit nor abort can find it.
+      for (const upload of this.#uploads) {
+        if (this.#isWithin(source.hostPath, upload.temporaryPath)) {
+          throw new StorageError(
+            'RESOURCE_BUSY',
+            `uploads are in progress under ${source.clientPath}; move it when they are done`,
+            source.clientPath,
+          );
+        }
+      }
+    }
     const destinationStats = await this.#lstatIfExists(destination);
     if (destinationStats && (destinationStats.isDirectory() || sourceStats.isDirectory())) {
       const reason = destinationStats.isDirectory()
@@ -254,8 +267,7 @@ export class FsStorage implements Storage {
     const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, 'wx'));
     this.#activeTemporaryNames.add(temporaryName);
     const expectedSize = options.expectedSize ?? 0;
-    const preallocated =
-      expectedSize > 0 && this.#preallocate?.(handle, expectedSize) === true ? expectedSize : 0;
+    const preallocated = expectedSize > 0 && this.#tryPreallocate(handle, expectedSize) ? expectedSize : 0;
     const upload = new FsUpload({
       fs: this.#fs,
       handle,
@@ -274,6 +286,15 @@ export class FsStorage implements Storage {
     });
     this.#uploads.add(upload);
     return upload;
+  }
+
+  /** Preallocation is an optimisation: when it fails (no memory for it), the upload goes on without. */
+  #tryPreallocate(handle: FsFileHandle, bytes: number): boolean {
+    try {
+      return this.#preallocate?.(handle, bytes) === true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -505,6 +526,8 @@ interface UploadContext {
 
 class FsUpload implements UploadHandle {
   readonly #context: UploadContext;
+  /** Host path of the temporary file, for the rename check. */
+  readonly temporaryPath: string;
   readonly #clientPath: string;
   /** Bytes written so far: the position of the next write. */
   #offset = 0;
@@ -518,6 +541,7 @@ class FsUpload implements UploadHandle {
 
   constructor(context: UploadContext) {
     this.#context = context;
+    this.temporaryPath = context.temporaryPath;
     this.#clientPath = context.target.clientPath;
   }
 

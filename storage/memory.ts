@@ -44,7 +44,7 @@ function reserveCapacity(volume: Volume, handle: FsFileHandle, bytes: number): b
   const core = (volume as unknown as { _core?: { fds?: Record<number, { node?: unknown }> } })._core;
   const node = typeof fd === 'number' ? (core?.fds?.[fd]?.node as MemfsFileNode | undefined) : undefined;
   if (node === undefined || typeof node.capacity !== 'number' || node.size !== 0) return false;
-  node.buf = Buffer.allocUnsafe(bytes);
+  node.buf = Buffer.allocUnsafe(bytes); // throws when there is no memory: the caller goes on without
   node.capacity = bytes;
   return true;
 }
