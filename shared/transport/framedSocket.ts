@@ -40,6 +40,9 @@ export class FramedSocket {
   private readonly decoder: FrameDecoder;
   private readonly handlers: FramedSocketHandlers;
   private readPaused = false;
+  /** Reading stops while this many bytes are held for the peer: twice what file data may hold. */
+  private readonly outboundPauseBytes: number;
+  private readonly outboundRoomWaiter = { pull: () => null, onRoom: () => this.scheduleRead() };
   private readScheduled = false;
   private closing = false;
   private closed = false;
@@ -57,6 +60,7 @@ export class FramedSocket {
       },
       handlers.onFrame,
     );
+    this.outboundPauseBytes = 2 * options.outboundHighWaterBytes;
     this.queue = new OutboundQueue(socket, {
       highWaterBytes: options.outboundHighWaterBytes,
       lowWaterBytes: options.outboundLowWaterBytes,
@@ -149,6 +153,12 @@ export class FramedSocket {
         if (budget <= 0) {
           // Yield to the loop: window grants, writes and other connections run between slices.
           this.scheduleRead();
+          return;
+        }
+        if (this.queue.bufferedAmount > this.outboundPauseBytes) {
+          // The peer sends requests faster than it reads the answers: stop reading until it
+          // catches up, so what we hold for it stays bounded (file data alone never gets here).
+          this.queue.waitForRoom(this.outboundRoomWaiter);
           return;
         }
         const available = this.socket.readableLength;

@@ -95,6 +95,12 @@ export class OutboundQueue {
     return true;
   }
 
+  /** Calls `producer.onRoom()` once the buffered bytes fall below the low-water mark. */
+  waitForRoom(producer: FrameProducer): void {
+    if (!this.closed) this.waitingForRoom.add(producer);
+    this.wakeWaitingIfRoom();
+  }
+
   /** Gives back a reservation that will not become a frame (read failed, stream cancelled). */
   release(bytes: number): void {
     this.reservedBytes -= bytes;
