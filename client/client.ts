@@ -5,7 +5,13 @@
  */
 import { connect as netConnect } from 'node:net';
 import { DEFAULTS } from '../shared/defaults.js';
-import { ConnectionLostError, MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
+import {
+  ConnectionLostError,
+  ERROR_STATUS,
+  MuxftpError,
+  ProtocolError,
+  RemoteError,
+} from '../shared/errors.js';
 import {
   FRAME_TYPE_NAMES,
   FrameType,
@@ -328,6 +334,11 @@ export class Client implements ClientHost {
    * ids were allocated in call order, so OPENs still reach the server with increasing ids.
    */
   private open(stream: ClientStream, frames: Buffer[], signal?: AbortSignal): void {
+    if (this.lostError !== undefined || this.transport.isClosed) {
+      // The connection went while the caller opened its local file: fail now, freeing that file.
+      stream.connectionLost(this.lostError ?? new ConnectionLostError('connection is closed'));
+      return;
+    }
     this.waitingToOpen.push({ stream, frames });
     this.openWaiting();
     if (signal === undefined) return;
@@ -337,6 +348,8 @@ export class Client implements ClientHost {
     }
     const onAbort = () => stream.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
+    // One signal often serves many transfers (the CLI's Ctrl-C): do not keep finished ones.
+    stream.onSettled(() => signal.removeEventListener('abort', onAbort));
   }
 
   private openWaiting(): void {
@@ -383,6 +396,12 @@ export class Client implements ClientHost {
         return;
       case FrameType.ERROR: {
         const { code, message } = parseErrorPayload(frame);
+        if (ERROR_STATUS[code] < 200) {
+          // 1xx statuses are connection errors wherever they are sent (docs/PROTOCOL.md, Errors).
+          this.lostError = new RemoteError(code, message);
+          this.transport.end(this.lostError);
+          return;
+        }
         stream.onError(code, message);
         return;
       }

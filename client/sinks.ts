@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { localError } from './sources.js';
 
@@ -38,10 +38,8 @@ class FileSink implements ByteSink {
   }
 
   static async open(target: string): Promise<FileSink> {
-    const temporary = join(
-      dirname(target),
-      `.${basename(target)}.muxftp-${randomBytes(6).toString('hex')}.part`,
-    );
+    // Fixed length, not derived from the target's name: a 255-byte name must still fit.
+    const temporary = join(dirname(target), `.muxftp-${randomBytes(8).toString('hex')}.part`);
     try {
       return new FileSink(target, temporary, await open(temporary, 'wx'));
     } catch (err) {

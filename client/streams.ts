@@ -32,6 +32,7 @@ export abstract class ClientStream {
   readonly id: number;
   protected readonly host: ClientHost;
   private settled = false;
+  private readonly settledCallbacks: Array<() => void> = [];
 
   constructor(host: ClientHost, id: number) {
     this.host = host;
@@ -63,16 +64,27 @@ export abstract class ClientStream {
     this.settle(new RemoteError(code, message));
   }
 
-  /** Stop here, tell the server, and fail: with CANCELLED, or with the local error that stopped us. */
+  /** The caller gives up: stop here, tell the server, and fail with CANCELLED (or `reason`). */
   cancel(reason: string | MuxftpError = 'cancelled'): void {
+    this.abandon(typeof reason === 'string' ? new MuxftpError('CANCELLED', reason) : reason);
+  }
+
+  /** A local failure (reading the source, writing the sink) ends the stream, whatever its state. */
+  protected abandon(error: MuxftpError): void {
     if (this.settled) return;
     this.host.cancelStream(this);
-    this.settle(typeof reason === 'string' ? new MuxftpError('CANCELLED', reason) : reason);
+    this.settle(error);
   }
 
   /** The connection is gone. */
   connectionLost(error: MuxftpError): void {
     this.settle(error);
+  }
+
+  /** Runs `callback` once the stream has settled. */
+  onSettled(callback: () => void): void {
+    if (this.settled) callback();
+    else this.settledCallbacks.push(callback);
   }
 
   /** Settles once: `error` rejects, otherwise the subclass has resolved. */
@@ -81,6 +93,7 @@ export abstract class ClientStream {
     this.settled = true;
     this.release(error);
     this.host.streamDone(this);
+    for (const callback of this.settledCallbacks.splice(0)) callback();
   }
 
   /** Resolve or reject the caller, free resources. */
@@ -188,6 +201,11 @@ export class GetCall extends ClientStream {
     if (this.end === undefined) super.connectionLost(error);
   }
 
+  /** After END the download completes (its file may be being renamed into place): too late to cancel. */
+  override cancel(reason?: string | MuxftpError): void {
+    if (this.end === undefined) super.cancel(reason);
+  }
+
   private writeNext(): void {
     if (this.writing || this.pending.length === 0 || this.isSettled) return;
     const chunks = this.pending;
@@ -211,7 +229,7 @@ export class GetCall extends ClientStream {
       },
       (err: MuxftpError) => {
         this.writing = false;
-        this.cancel(err);
+        this.abandon(err);
       },
     );
   }
@@ -302,6 +320,14 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.readAhead();
   }
 
+  /**
+   * After END the server completes the upload and answers; a cancel then would report CANCELLED
+   * for a file that is committed anyway, so it is too late (docs/PROTOCOL.md).
+   */
+  override cancel(reason?: string | MuxftpError): void {
+    if (!this.endSent) super.cancel(reason);
+  }
+
   override onReply(result: Record<string, unknown>): void {
     if (!this.endSent)
       throw new ProtocolError('PROTOCOL_ERROR', `REPLY before END on upload stream ${this.id}`);
@@ -345,7 +371,7 @@ export class PutCall extends ClientStream implements FrameProducer {
         if (n === 0) {
           this.host.queue.release(frame.length);
           if (this.source.size !== undefined) {
-            this.cancel(
+            this.abandon(
               new MuxftpError(
                 'LOCAL_IO_ERROR',
                 `local file shrank while being uploaded (expected ${this.source.size} bytes, read ${this.sent})`,
@@ -370,7 +396,7 @@ export class PutCall extends ClientStream implements FrameProducer {
       (err: MuxftpError) => {
         this.reading = false;
         this.host.queue.release(frame.length);
-        this.cancel(err);
+        this.abandon(err);
       },
     );
   }
