@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { DEFAULTS } from '../shared/defaults.js';
-import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { ERROR_STATUS, MuxftpError, ProtocolError } from '../shared/errors.js';
 import {
   FRAME_TYPE_NAMES,
   FrameType,
@@ -91,6 +91,11 @@ export class ServerConnection implements StreamHost {
 
   get openStreams(): number {
     return this.streams.size;
+  }
+
+  /** Upload bytes received and not yet written to storage. */
+  get uploadBacklogBytes(): number {
+    return this.uploadBacklog;
   }
 
   send(frame: Buffer): void {
@@ -274,14 +279,22 @@ export class ServerConnection implements StreamHost {
       if (frame.type === FrameType.END || frame.type === FrameType.CANCEL) this.resetStreams.delete(id);
       return undefined;
     }
-    if (frame.type === FrameType.WINDOW || frame.type === FrameType.CANCEL) return undefined;
+    // Harmless races with a stream's normal end: credit, a cancel or an error that crossed it.
+    if (
+      frame.type === FrameType.WINDOW ||
+      frame.type === FrameType.CANCEL ||
+      frame.type === FrameType.ERROR
+    ) {
+      return undefined;
+    }
     throw new ProtocolError('STREAM_CLOSED', `${name} for stream ${id}, which has finished`);
   }
 
   /** ERROR from a client: on stream 0 it is leaving; on a stream it abandons that stream. */
   private handleClientError(frame: Frame): void {
     const { code, message } = parseErrorPayload(frame);
-    if (frame.streamId === 0) {
+    // 1xx statuses are connection errors wherever they are sent (docs/PROTOCOL.md, Errors).
+    if (frame.streamId === 0 || ERROR_STATUS[code] < 200) {
       this.log(`${this.label} client error ${code}: ${message}`);
       this.transport.end();
       return;

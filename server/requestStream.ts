@@ -79,7 +79,8 @@ export class RequestStream extends ServerStream {
 
   /** A listing may not fit one control frame: split it into REPLY frames flagged MORE. */
   private sendEntries(entries: WireEntry[]): void {
-    const budget = DEFAULTS.maxControlPayloadBytes / 2;
+    // Half the smaller of the control limit and what the client accepts: JSON framing has headroom.
+    const budget = Math.min(DEFAULTS.maxControlPayloadBytes, this.host.peerMaxFramePayload) / 2;
     let batch: WireEntry[] = [];
     let batchBytes = 0;
     for (const entry of entries) {

@@ -50,12 +50,18 @@ export class MuxServer {
     return readStats(this.counters);
   }
 
-  /** Each connection's open streams and the bytes the server holds for it right now. */
-  connectionFigures(): Array<{ label: string; bufferedAmount: number; openStreams: number }> {
+  /** Each connection's open streams, the bytes held for it, and its uploads' bytes not yet stored. */
+  connectionFigures(): Array<{
+    label: string;
+    bufferedAmount: number;
+    openStreams: number;
+    uploadBacklogBytes: number;
+  }> {
     return [...this.connections].map((c) => ({
       label: c.label,
       bufferedAmount: c.bufferedAmount,
       openStreams: c.openStreams,
+      uploadBacklogBytes: c.uploadBacklogBytes,
     }));
   }
 

@@ -88,6 +88,11 @@ export class UploadStream extends ServerStream {
     this.commitWhenWritten();
   }
 
+  /** Before END a CANCEL discards the upload; after END it is too late (docs/PROTOCOL.md). */
+  override onCancel(): void {
+    if (this.end === undefined) super.onCancel();
+  }
+
   private grant(increment: number): void {
     this.credit += increment;
     this.host.send(encodeWindow(this.id, increment));

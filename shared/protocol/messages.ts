@@ -4,7 +4,7 @@
  * only fails its stream (BAD_REQUEST), since the framing itself is intact.
  */
 import { codeForStatus, type ErrorCode, isErrorCode, MuxftpError, ProtocolError } from '../errors.js';
-import { END_PAYLOAD_BYTES, SHA256_BYTES } from './constants.js';
+import { END_PAYLOAD_BYTES, MIN_FRAME_PAYLOAD_BYTES, SHA256_BYTES, SUPPORTED_VERSIONS } from './constants.js';
 import type { Frame } from './frame.js';
 
 export interface Hello {
@@ -113,6 +113,21 @@ export function parseWelcome(frame: Frame): Welcome {
   }
   for (const key of ['maxFramePayload', 'maxStreams', 'maxPathBytes', 'streamWindow'] as const) {
     if (!isCount(limits[key])) throw new ProtocolError('PROTOCOL_ERROR', `WELCOME: limits.${key} is invalid`);
+  }
+  if (!SUPPORTED_VERSIONS.includes(o.version as number)) {
+    throw new ProtocolError(
+      'VERSION_MISMATCH',
+      `WELCOME: server chose version ${String(o.version)}, not offered`,
+    );
+  }
+  if ((limits.maxStreams as number) < 1 || (limits.streamWindow as number) < 1) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: maxStreams and streamWindow must be at least 1');
+  }
+  if ((limits.maxFramePayload as number) < MIN_FRAME_PAYLOAD_BYTES) {
+    throw new ProtocolError(
+      'PROTOCOL_ERROR',
+      `WELCOME: maxFramePayload must be at least ${MIN_FRAME_PAYLOAD_BYTES}`,
+    );
   }
   return {
     version: o.version as number,
