@@ -9,6 +9,7 @@ import { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { MemoryStorage } from '../storage/memory.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -101,16 +102,43 @@ describe('multiplexing on one connection', () => {
     for (const [i, got] of downloaded.entries()) expect(got.equals(files[i]!.bytes)).toBe(true);
   });
 
-  it('does not let one large download starve a small one (round-robin)', async () => {
-    env = await startServer();
-    const client = await env.connect();
-    await client.put('big', randomBytes(64 * MiB));
-    await client.put('small', randomBytes(64 * 1024));
-    const order: string[] = [];
-    const big = client.getBuffer('big').then(() => order.push('big'));
-    const small = client.getBuffer('small').then(() => order.push('small'));
-    await Promise.all([big, small]);
-    expect(order).toEqual(['small', 'big']);
+  it('does not let one large download starve a small one (round-robin, frame by frame)', async () => {
+    // One chunk fills the socket's buffer, so each turn of the queue sends one frame: whoever
+    // is pulled first wins every turn unless the queue takes turns.
+    env = await startServer({
+      chunkBytes: 256 * 1024,
+      outboundHighWaterBytes: 256 * 1024,
+      outboundLowWaterBytes: 64 * 1024,
+    });
+    const setup = await env.connect();
+    await setup.put('big', randomBytes(24 * MiB));
+    await setup.put('small', randomBytes(2 * MiB));
+    const peer = await RawPeer.open(env.port);
+    peer.write(encodeOpen(1, { op: 'get', path: 'big' }));
+    peer.write(encodeWindow(1, 2 ** 31 - 1));
+    await peer.waitFor((f) => f.type === FrameType.DATA && f.streamId === 1);
+    // A slow reader: drains come long after both streams have their next chunk ready, so the
+    // order of frames is the queue's choice, not an accident of timing.
+    peer.socket.pause();
+    const throttle = setInterval(() => {
+      peer.socket.resume();
+      setTimeout(() => peer.socket.pause(), 1);
+    }, 4);
+    peer.write(encodeOpen(2, { op: 'get', path: 'small' }));
+    peer.write(encodeWindow(2, 2 ** 31 - 1));
+    await peer
+      .waitFor((f) => f.type === FrameType.END && f.streamId === 1, 20_000)
+      .finally(() => clearInterval(throttle));
+    const order = peer.frames.filter((f) => f.type === FrameType.DATA).map((f) => f.streamId);
+    const first = order.indexOf(2);
+    const last = order.lastIndexOf(2);
+    const smallFrames = order.filter((id) => id === 2).length;
+    const bigFramesMeanwhile = order.slice(first, last).filter((id) => id === 1).length;
+    expect(smallFrames).toBe(8);
+    // Taking turns: at most about one big frame between two small ones.
+    expect(bigFramesMeanwhile).toBeLessThanOrEqual(smallFrames + 1);
+    expect(last).toBeLessThan(order.length / 2);
+    peer.destroy();
   });
 
   it('runs list, stat, mkdir and rename while a transfer is in flight', async () => {
@@ -161,13 +189,36 @@ describe('backpressure', () => {
     slow.destroy();
   });
 
-  it('pauses reading an upload while the disk is behind, without losing bytes', async () => {
-    env = await startServer({ uploadBacklogHighWaterBytes: 64 * 1024, backend: 'disk' });
+  it('stops reading an upload while storage is behind, keeping the backlog bounded, without losing bytes', async () => {
+    const storage = new MemoryStorage();
+    const createUpload = storage.createUpload.bind(storage);
+    // A slow disk: every write takes a few milliseconds.
+    storage.createUpload = async (path, options) => {
+      const handle = await createUpload(path, options);
+      return {
+        write: async (chunks) => {
+          await new Promise((r) => setTimeout(r, 3));
+          await handle.write(chunks);
+        },
+        commit: (digest) => handle.commit(digest),
+        abort: () => handle.abort(),
+      };
+    };
+    const highWater = 512 * 1024;
+    env = await startServer({ storage, uploadBacklogHighWaterBytes: highWater, streamWindowBytes: 16 * MiB });
     const client = await env.connect();
     const bytes = randomBytes(32 * MiB);
-    const result = await client.put('slowdisk.bin', bytes);
+    let peak = 0;
+    const sampler = setInterval(() => {
+      for (const c of env!.server.connectionFigures()) peak = Math.max(peak, c.uploadBacklogBytes);
+    }, 1);
+    const result = await client.put('slowdisk.bin', bytes).finally(() => clearInterval(sampler));
     expect(result.sha256).toBe(sha256(bytes));
     expect((await client.getBuffer('slowdisk.bin')).equals(bytes)).toBe(true);
+    // The 16 MiB window alone would let ~16 MiB pile up; reading pauses near the high-water mark
+    // (overshooting by at most one read slice of 1 MiB).
+    expect(peak).toBeGreaterThan(highWater / 2);
+    expect(peak).toBeLessThanOrEqual(highWater + MiB + 256 * 1024);
   });
 });
 
