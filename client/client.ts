@@ -13,6 +13,7 @@ import {
   RemoteError,
 } from '../shared/errors.js';
 import {
+  Flags,
   FRAME_TYPE_NAMES,
   FrameType,
   MAX_STREAM_ID,
@@ -383,7 +384,7 @@ export class Client implements ClientHost {
     }
     switch (frame.type) {
       case FrameType.REPLY:
-        stream.onReply(parseJsonObject(frame, 'REPLY'), (frame.flags & 0x01) !== 0);
+        stream.onReply(parseJsonObject(frame, 'REPLY'), (frame.flags & Flags.MORE) !== 0);
         return;
       case FrameType.DATA:
         stream.onData(frame.payload);

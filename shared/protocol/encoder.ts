@@ -4,6 +4,7 @@
  */
 import {
   END_PAYLOAD_BYTES,
+  Flags,
   FrameType,
   HEADER_BYTES,
   SHA256_BYTES,
@@ -44,7 +45,7 @@ export const encodeWelcome = (welcome: Welcome): Buffer => encodeJsonFrame(Frame
 export const encodeOpen = (streamId: number, request: Request): Buffer =>
   encodeJsonFrame(FrameType.OPEN, streamId, request);
 export const encodeReply = (streamId: number, result: object, more = false): Buffer =>
-  encodeJsonFrame(FrameType.REPLY, streamId, result, more ? 0x01 : 0);
+  encodeJsonFrame(FrameType.REPLY, streamId, result, more ? Flags.MORE : 0);
 export const encodeError = (streamId: number, error: ErrorPayload): Buffer =>
   encodeJsonFrame(FrameType.ERROR, streamId, error);
 export const encodeCancel = (streamId: number): Buffer => encodeFrame(FrameType.CANCEL, 0, streamId);

@@ -103,10 +103,6 @@ export class FramedSocket {
     this.socketOnReadable();
   };
 
-  get readingPaused(): boolean {
-    return this.readPaused;
-  }
-
   /**
    * Fatal error: send it to the peer on stream 0 (when it is a wire error), then close.
    * Internal errors go to the peer as INTERNAL_ERROR without their details.

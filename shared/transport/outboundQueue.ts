@@ -53,11 +53,10 @@ export class OutboundQueue {
     return this.queuedBytes + this.socket.writableLength + this.reservedBytes;
   }
 
-  get isEmpty(): boolean {
-    return this.frames.length === 0 && this.socket.writableLength === 0;
-  }
-
-  /** Queues a control frame. Control frames are small and bounded by the protocol, so never refused. */
+  /**
+   * Queues a control frame. Never refused: a peer that makes us queue too many gets its reading
+   * paused instead (FramedSocket).
+   */
   send(frame: Buffer): void {
     if (this.closed || this.ending) return;
     this.frames.push(frame);
