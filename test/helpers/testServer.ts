@@ -54,10 +54,14 @@ export async function startServer(
       return client;
     },
     async stop() {
-      await Promise.all(clients.map((c) => c.destroy()));
-      await server.close(0);
-      await storage.close();
-      if (root) await rm(root, { recursive: true, force: true });
+      try {
+        await Promise.all(clients.map((c) => c.destroy()));
+        await server.close(0);
+        await storage.close();
+      } finally {
+        // Even when a failed test left the server in a bad state, its files go.
+        if (root) await rm(root, { recursive: true, force: true });
+      }
     },
   };
 }
