@@ -309,10 +309,6 @@ export class Client implements ClientHost {
 
   private request(request: Request): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
-      if (this.lostError !== undefined || this.transport.isClosed) {
-        reject(this.lostError ?? new ConnectionLostError('connection is closed'));
-        return;
-      }
       const id = this.allocateStreamId();
       this.open(new RequestCall(this, id, { resolve, reject }), [encodeOpen(id, request)]);
     });

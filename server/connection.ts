@@ -110,12 +110,16 @@ export class ServerConnection implements StreamHost {
   drain(): void {
     if (this.draining) return;
     this.draining = true;
-    if (this.streams.size === 0)
-      this.transport.fail(new MuxftpError('SHUTTING_DOWN', 'server is shutting down'));
+    if (this.streams.size === 0) this.closeForShutdown();
   }
 
   destroy(): void {
     this.transport.destroy();
+  }
+
+  /** Draining and idle: tell the client why, then close. */
+  private closeForShutdown(): void {
+    this.transport.fail(new MuxftpError('SHUTTING_DOWN', 'server is shutting down'));
   }
 
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void {
@@ -124,7 +128,7 @@ export class ServerConnection implements StreamHost {
     this.counters.streams--;
     if (discardLateFrames) this.rememberReset(stream.id);
     if (this.streams.size === 0) {
-      if (this.draining) this.transport.fail(new MuxftpError('SHUTTING_DOWN', 'server is shutting down'));
+      if (this.draining) this.closeForShutdown();
       else this.timer.refresh();
     }
   }

@@ -25,7 +25,6 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private size = 0;
   private reading = false;
   private readyFrame: Buffer | null = null;
-  private readonly startedAt = performance.now();
 
   constructor(host: StreamHost, id: number, path: string) {
     super(host, id);
@@ -126,10 +125,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.host.send(encodeEnd(this.id, this.size, sha256));
     this.host.counters.filesOut++;
     this.host.counters.bytesOut += this.size;
-    const seconds = (performance.now() - this.startedAt) / 1000;
-    this.host.log(
-      `${this.host.label} sent ${this.path} ${this.size} B in ${seconds.toFixed(3)} s (${formatRate(this.size, seconds)})`,
-    );
+    this.logTransfer('sent', this.path, this.size);
     this.close(false);
   }
 
@@ -141,9 +137,4 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     }
     void this.handle?.close().catch(() => {});
   }
-}
-
-export function formatRate(bytes: number, seconds: number): string {
-  if (seconds <= 0) return '- MB/s';
-  return `${(bytes / seconds / 1e6).toFixed(1)} MB/s`;
 }

@@ -73,6 +73,15 @@ export abstract class ServerStream {
     this.close(false);
   }
 
+  private readonly startedAt = performance.now();
+
+  /** The one log line of a finished transfer: `sent` or `received`, with its rate. */
+  protected logTransfer(verb: 'sent' | 'received', path: string, bytes: number): void {
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    const rate = seconds > 0 ? `${(bytes / seconds / 1e6).toFixed(1)} MB/s` : '- MB/s';
+    this.host.log(`${this.host.label} ${verb} ${path} ${bytes} B in ${seconds.toFixed(3)} s (${rate})`);
+  }
+
   /** Fails this stream only: ERROR to the client, then close. */
   fail(err: unknown): void {
     if (this.finished) return;

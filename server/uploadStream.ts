@@ -9,7 +9,6 @@ import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload } from '../shared/protocol/messages.js';
 import type { UploadHandle } from '../storage/types.js';
-import { formatRate } from './downloadStream.js';
 import { toWireEntry } from './requestStream.js';
 import { ServerStream, type StreamHost } from './stream.js';
 
@@ -30,7 +29,6 @@ export class UploadStream extends ServerStream {
   private writing = false;
   private end: EndPayload | undefined;
   private committing = false;
-  private readonly startedAt = performance.now();
 
   constructor(host: StreamHost, id: number, path: string, declaredSize: number | undefined) {
     super(host, id);
@@ -161,10 +159,7 @@ export class UploadStream extends ServerStream {
         if (this.isFinished) return;
         this.host.counters.filesIn++;
         this.host.counters.bytesIn += this.received;
-        const seconds = (performance.now() - this.startedAt) / 1000;
-        this.host.log(
-          `${this.host.label} received ${this.path} ${this.received} B in ${seconds.toFixed(3)} s (${formatRate(this.received, seconds)})`,
-        );
+        this.logTransfer('received', this.path, this.received);
         this.host.send(encodeReply(this.id, { entry: toWireEntry(entry), sha256: digest.toString('hex') }));
         this.handle = undefined;
         this.close(false);
