@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseDuration, parseSize, parseSizeDistribution } from '../client/bench/options.js';
+import { parseSizeDistribution } from '../client/bench/options.js';
+import { parseDuration, parseSize } from '../client/cli/humanUnits.js';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');

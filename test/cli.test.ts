@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
@@ -364,5 +365,19 @@ describe('muxftp CLI', () => {
     memory.child.kill('SIGTERM');
     expect(await memory.exited).toBe(0);
     expect(memory.stderr()).toMatch(/warning: listening on 0\.0\.0\.0/);
+  });
+
+  it('passes --stream-window to the server, which announces it and uses it', async () => {
+    const server = await startServe(['--memory', '--stream-window', '64KiB']);
+    try {
+      const client = await Client.connect({ port: server.port });
+      expect(client.serverInfo.limits.streamWindow).toBe(64 * 1024);
+      const bytes = Buffer.alloc(300 * 1024, 7);
+      expect((await client.put('w.bin', bytes)).entry.size).toBe(bytes.length);
+      await client.close();
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
   });
 });

@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { ServerAddress } from '../address.js';
+import { parseSize } from '../cli/humanUnits.js';
 
 export type BenchOp = 'upload' | 'download' | 'mixed' | 'connect' | 'idle';
 export const BENCH_OPS: readonly BenchOp[] = ['upload', 'download', 'mixed', 'connect', 'idle'];
@@ -42,38 +43,6 @@ export interface BenchOptions {
   json: boolean;
   quiet: boolean;
   thresholds: Thresholds;
-}
-
-const SIZE_UNITS: Readonly<Record<string, number>> = {
-  b: 1,
-  k: 1024,
-  kb: 1000,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1000 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1000 ** 3,
-  gib: 1024 ** 3,
-};
-
-/** `64KiB`, `10MiB`, `1.5GiB`, `1000` (bytes); KB/MB/GB are decimal. */
-export function parseSize(text: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase() || 'b'];
-  if (match === null || unit === undefined)
-    throw new TypeError(`invalid size "${text}": use e.g. 64KiB, 10MiB`);
-  const bytes = Math.round(Number(match[1]) * unit);
-  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new TypeError(`invalid size "${text}"`);
-  return bytes;
-}
-
-/** `30s`, `500ms`, `2m`, `1.5` (seconds). */
-export function parseDuration(text: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(text);
-  if (match === null) throw new TypeError(`invalid duration "${text}": use e.g. 30s, 500ms, 2m`);
-  const factor = match[2] === 'ms' ? 1 : match[2] === 'm' ? 60_000 : 1_000;
-  return Math.round(Number(match[1]) * factor);
 }
 
 /** `64KiB:70,1MiB:25,10MiB:5`: sizes with relative weights (a bare size weighs 1). */

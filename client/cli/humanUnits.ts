@@ -1,4 +1,4 @@
-/** Byte counts, rates and durations the way people read them (binary units, three digits). */
+/** Byte counts, rates and durations the way people read and write them (binary units, three digits). */
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 
@@ -32,4 +32,36 @@ export function formatEta(ms: number): string {
   if (seconds < 60) return `${seconds} s`;
   const minutes = Math.floor(seconds / 60);
   return `${minutes} min ${String(seconds % 60).padStart(2, '0')} s`;
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** `64KiB`, `10MiB`, `1.5GiB`, `1000` (bytes); KB/MB/GB are decimal. */
+export function parseSize(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase() || 'b'];
+  if (match === null || unit === undefined)
+    throw new TypeError(`invalid size "${text}": use e.g. 64KiB, 10MiB`);
+  const bytes = Math.round(Number(match[1]) * unit);
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new TypeError(`invalid size "${text}"`);
+  return bytes;
+}
+
+/** `30s`, `500ms`, `2m`, `1.5` (seconds). */
+export function parseDuration(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(text);
+  if (match === null) throw new TypeError(`invalid duration "${text}": use e.g. 30s, 500ms, 2m`);
+  const factor = match[2] === 'ms' ? 1 : match[2] === 'm' ? 60_000 : 1_000;
+  return Math.round(Number(match[1]) * factor);
 }

@@ -37,3 +37,14 @@ export function parseServerOption(value: string): ServerAddress {
     throw new InvalidArgumentError(`${(error as Error).message}.`);
   }
 }
+
+/** A commander parser from a plain one that throws (a TypeError with the reason). */
+export function commanderParser<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      throw new InvalidArgumentError(`${(error as Error).message}.`);
+    }
+  };
+}

@@ -1,18 +1,17 @@
 /** `muxftp bench`: load-tests a server with many parallel clients (client/bench/ does the work). */
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import {
   BENCH_OPS,
   type BenchOp,
   type BenchOptions,
   defaultWorkers,
-  parseDuration,
-  parseSize,
   parseSizeDistribution,
 } from '../../bench/options.js';
 import { formatReport } from '../../bench/report.js';
 import { runBench } from '../../bench/runner.js';
 import { globalOptionsOf } from '../globalOptions.js';
-import { parsePositiveInteger } from '../optionParsers.js';
+import { parseDuration, parseSize } from '../humanUnits.js';
+import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
 
 interface BenchFlags {
@@ -32,19 +31,8 @@ interface BenchFlags {
   maxP99?: number;
 }
 
-/** Commander parser from a plain parser that throws TypeError. */
-const usage =
-  <T>(parse: (text: string) => T) =>
-  (text: string): T => {
-    try {
-      return parse(text);
-    } catch (error) {
-      throw new InvalidArgumentError(`${(error as Error).message}.`);
-    }
-  };
-
 const parseNumber = (what: string) =>
-  usage((text: string) => {
+  commanderParser((text: string) => {
     const n = Number(text);
     if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new TypeError(`expected ${what}`);
     return n;
@@ -67,15 +55,19 @@ export function registerBenchCommand(program: Command, output: Output): void {
       10,
     )
     .option('--streams <n>', 'concurrent transfers per connection (1 = like FTP)', parsePositiveInteger, 1)
-    .option('--size <size>', 'file size, e.g. 64KiB, 10MiB', usage(parseSize), 1024 * 1024)
+    .option('--size <size>', 'file size, e.g. 64KiB, 10MiB', commanderParser(parseSize), 1024 * 1024)
     .option(
       '--size-dist <list>',
       'mixed sizes with weights, e.g. 64KiB:70,1MiB:25,10MiB:5',
-      usage(parseSizeDistribution),
+      commanderParser(parseSizeDistribution),
     )
     .option('--files <n>', 'operations in all (default: one per client and stream)', parsePositiveInteger)
-    .option('--duration <time>', 'run for this long instead, e.g. 30s', usage(parseDuration))
-    .option('--warmup <time>', 'with --duration: run this long first without counting', usage(parseDuration))
+    .option('--duration <time>', 'run for this long instead, e.g. 30s', commanderParser(parseDuration))
+    .option(
+      '--warmup <time>',
+      'with --duration: run this long first without counting',
+      commanderParser(parseDuration),
+    )
     .option('--mix <percent>', 'mixed: percentage of downloads', parseNumber('a percentage'), 50)
     .option('--workers <n>', 'load-generator threads', parsePositiveInteger, defaultWorkers())
     .option('--max-errors <n>', 'fail (exit 1) above this many errors', parseNumber('a number'), 0)

@@ -12,7 +12,8 @@ import { DEFAULTS } from '../../../shared/defaults.js';
 import { openStorage } from '../../../storage/index.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
-import { parsePort, parsePositiveInteger, parseSecondsAsMs } from '../optionParsers.js';
+import { parseSize } from '../humanUnits.js';
+import { commanderParser, parsePort, parsePositiveInteger, parseSecondsAsMs } from '../optionParsers.js';
 
 interface ServeOptions {
   host: string;
@@ -21,6 +22,7 @@ interface ServeOptions {
   memory?: boolean;
   idleTimeout: number;
   maxConnections: number;
+  streamWindow: number;
 }
 
 export function registerServeCommand(program: Command): Command {
@@ -47,9 +49,24 @@ export function registerServeCommand(program: Command): Command {
       parsePositiveInteger,
       DEFAULTS.maxConnections,
     )
+    .addOption(
+      new Option(
+        '--stream-window <size>',
+        'upload credit per stream (e.g. 1MiB): bounds server memory per upload; larger is faster',
+      )
+        .argParser(commanderParser(parseStreamWindow))
+        .default(DEFAULTS.streamWindowBytes, `${DEFAULTS.streamWindowBytes / 1024 / 1024}MiB`),
+    )
     .action(async (options: ServeOptions) => {
       await serve(options);
     });
+}
+
+/** A window from 16 KiB (one small frame) to 1 GiB, below the protocol's 2^31-1 credit cap. */
+function parseStreamWindow(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes < 16 * 1024 || bytes > 1024 ** 3) throw new TypeError('expected a size from 16KiB to 1GiB');
+  return bytes;
 }
 
 /** True for addresses only this machine can reach. */
@@ -70,6 +87,7 @@ async function serve(options: ServeOptions): Promise<void> {
     port: options.port,
     idleTimeoutMs: options.idleTimeout,
     maxConnections: options.maxConnections,
+    streamWindowBytes: options.streamWindow,
     log: logToStderr,
   });
   let address: { host: string; port: number };
