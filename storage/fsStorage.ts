@@ -6,18 +6,13 @@
 
 import { type PlatformPath, posix } from 'node:path';
 import { StorageError } from '../shared/errors.js';
-import { DigestCache } from './digestCache.js';
+import { DigestCache, type FileVersion } from './digestCache.js';
 import { displayPath, errnoOf, storageErrorFromFs } from './fsErrors.js';
 import { baseName, isTemporaryName, newTemporaryName, normalizeClientPath, parentPath } from './paths.js';
 import type { EntryInfo, EntryType, ReadHandle, Storage, UploadHandle } from './types.js';
 
-/** The Stats fields storage reads; node's Stats and memfs's both fit. */
-export interface FsStats {
-  readonly dev: number | bigint;
-  readonly ino: number | bigint;
-  readonly size: number | bigint;
-  readonly mtimeMs: number | bigint;
-  readonly ctimeMs: number | bigint;
+/** The Stats fields storage reads (a file's version, plus its type); node's Stats and memfs's both fit. */
+export interface FsStats extends FileVersion {
   isFile(): boolean;
   isDirectory(): boolean;
   isSymbolicLink(): boolean;
