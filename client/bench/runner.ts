@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import cliProgress from 'cli-progress';
@@ -121,7 +122,7 @@ async function runAgainst(
     return buildReport(options, results, seconds, serverPeaks.peak, {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       wallSeconds: (finishedAt - cpuFrom) / 1000,
-      cores: (await import('node:os')).availableParallelism(),
+      cores: availableParallelism(),
     });
   } finally {
     await removeRemoteDir(control, remoteDir);
