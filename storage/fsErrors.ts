@@ -44,3 +44,18 @@ export function storageErrorFromFs(error: unknown, clientPath: string): StorageE
     cause: error,
   });
 }
+
+/** Runs an fs call, turning its failure into a StorageError about `clientPath`. */
+export async function fsCall<T>(clientPath: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw storageErrorFromFs(error, clientPath);
+  }
+}
+
+/** The path (or one of its ancestors) does not exist. */
+export function isMissing(error: unknown): boolean {
+  const errno = errnoOf(error);
+  return errno === 'ENOENT' || errno === 'ENOTDIR';
+}

@@ -1,49 +1,25 @@
 /**
- * The one Storage implementation, written against the small slice of `fs.promises` below. The
+ * The one Storage implementation, written against the small slice of `fs.promises` in fsApi.ts. The
  * disk backend runs it over node's fs, the memory backend over a memfs volume, so both behave
  * the same way by construction and one contract suite covers both.
  */
 
 import { type PlatformPath, posix } from 'node:path';
 import { StorageError } from '../shared/errors.js';
-import { DigestCache, type FileVersion } from './digestCache.js';
-import { displayPath, errnoOf, storageErrorFromFs } from './fsErrors.js';
-import { baseName, isTemporaryName, newTemporaryName, normalizeClientPath, parentPath } from './paths.js';
-import type { EntryInfo, EntryType, ReadHandle, Storage, UploadHandle } from './types.js';
-
-/** The Stats fields storage reads (a file's version, plus its type); node's Stats and memfs's both fit. */
-export interface FsStats extends FileVersion {
-  isFile(): boolean;
-  isDirectory(): boolean;
-  isSymbolicLink(): boolean;
-}
-
-/** The FileHandle methods storage uses. */
-export interface FsFileHandle {
-  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
-  /** Optional: without it, uploads write chunk by chunk. */
-  writev?(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
-  datasync(): Promise<void>;
-  /** Cuts a preallocated upload back to what was written. */
-  truncate(length: number): Promise<void>;
-  stat(): Promise<FsStats>;
-  close(): Promise<void>;
-}
-
-/** The `fs.promises` functions storage uses; node's `fs/promises` and memfs's `vol.promises` fit. */
-export interface FsPromises {
-  stat(path: string): Promise<FsStats>;
-  lstat(path: string): Promise<FsStats>;
-  /** Called without options, both return names as strings; memfs's types allow more, hence unknown. */
-  readdir(path: string): Promise<readonly unknown[]>;
-  mkdir(path: string): Promise<unknown>;
-  rmdir(path: string): Promise<void>;
-  unlink(path: string): Promise<void>;
-  rename(oldPath: string, newPath: string): Promise<void>;
-  open(path: string, flags: string): Promise<FsFileHandle>;
-  realpath(path: string): Promise<string | Buffer>;
-}
+import { DigestCache } from './digestCache.js';
+import { entryInfo, toMs } from './entryInfo.js';
+import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
+import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
+import {
+  baseName,
+  ConfinedRoot,
+  isTemporaryName,
+  newTemporaryName,
+  parentPath,
+  type Resolved,
+} from './paths.js';
+import type { EntryInfo, ReadHandle, Storage, UploadHandle } from './types.js';
+import { FsUpload } from './upload.js';
 
 export interface FsStorageOptions {
   /** The filesystem: node's `fs/promises`, or a memfs volume's `promises`. */
@@ -64,26 +40,16 @@ export interface FsStorageOptions {
   preallocate?: (handle: FsFileHandle, bytes: number) => boolean;
 }
 
-/** A client path checked, confined and placed on the host. */
-interface Resolved {
-  clientPath: string;
-  /** Where the path is on the host: links among the ancestors resolved, the last name as given. */
-  hostPath: string;
-  /** Where the path really is: symlinks followed, or as far as the path exists. */
-  realPath: string;
-}
-
 const noop = (): void => {};
 
 export class FsStorage implements Storage {
   readonly description: string;
   readonly #fs: FsPromises;
-  readonly #root: string;
+  readonly #confinement: ConfinedRoot;
   readonly #durable: boolean;
   readonly #paths: PlatformPath;
   readonly #preallocate: ((handle: FsFileHandle, bytes: number) => boolean) | undefined;
   readonly #digests = new DigestCache();
-  #realRoot: Promise<string> | undefined;
   #closed = false;
   /** Open uploads and read handles, finished by close(). */
   readonly #uploads = new Set<FsUpload>();
@@ -105,9 +71,9 @@ export class FsStorage implements Storage {
       throw new TypeError('FsStorage: options.durable must be a boolean');
     }
     this.#fs = options.fs;
-    this.#root = options.root;
     this.#durable = options.durable ?? true;
     this.#paths = options.hostPaths ?? posix;
+    this.#confinement = new ConfinedRoot(options.fs, options.root, this.#paths);
     this.#preallocate = options.preallocate;
     this.description = options.description ?? `fs:${options.root}`;
   }
@@ -191,7 +157,7 @@ export class FsStorage implements Storage {
     if (sourceStats.isDirectory()) {
       // Compared by real paths so that a symlink inside the directory cannot hide the loop.
       const destinationParent = await this.#resolve(parentPath(destination.clientPath));
-      if (this.#isWithin(source.realPath, destinationParent.realPath)) {
+      if (this.#confinement.isWithin(source.realPath, destinationParent.realPath)) {
         throw new StorageError(
           'INVALID_PATH',
           `cannot move a directory into itself: ${source.clientPath} -> ${destination.clientPath}`,
@@ -203,7 +169,7 @@ export class FsStorage implements Storage {
       // An upload's temporary file sits beside its target; moving a directory above it would
       // strand the file where neither commit nor abort can find it.
       for (const upload of this.#uploads) {
-        if (this.#isWithin(source.hostPath, upload.temporaryPath)) {
+        if (this.#confinement.isWithin(source.hostPath, upload.temporaryPath)) {
           throw new StorageError(
             'RESOURCE_BUSY',
             `uploads are in progress under ${source.clientPath}; move it when they are done`,
@@ -299,7 +265,7 @@ export class FsStorage implements Storage {
   async sweepTemporaryFiles(): Promise<number> {
     this.#assertOpen();
     let removed = 0;
-    const pending = [await this.#realRootPath()];
+    const pending = [await this.#confinement.realRoot()];
     while (pending.length > 0) {
       const dir = pending.pop()!;
       const entries = await this.#fs.readdir(dir).catch((): readonly unknown[] => []);
@@ -336,77 +302,10 @@ export class FsStorage implements Storage {
     if (this.#closed) throw new StorageError('IO_ERROR', 'storage is closed');
   }
 
-  #realRootPath(): Promise<string> {
-    if (this.#realRoot === undefined) {
-      const realRoot = this.#fs.realpath(this.#root).then(
-        (real) => real.toString(),
-        (error: unknown) => {
-          this.#realRoot = undefined; // let a later call retry, e.g. once the root is mounted
-          throw storageErrorFromFs(error, '');
-        },
-      );
-      this.#realRoot = realRoot;
-    }
-    return this.#realRoot;
-  }
-
-  /**
-   * Checks a client path, places it under the root, and refuses it when its real location
-   * (symlinks followed, as far as the path exists) or its parent's is outside the real root.
-   *
-   * The check happens before the operation, so a symlink swapped in between can still lead
-   * outside (a check-then-use race). Closing it needs openat2(RESOLVE_BENEATH)-style calls,
-   * which node's fs does not offer; it takes write access to the host tree to exploit.
-   */
-  async #resolve(path: string): Promise<Resolved> {
+  /** Checks and confines a client path (storage/paths.ts); refused once storage is closed. */
+  #resolve(path: string): Promise<Resolved> {
     this.#assertOpen();
-    const clientPath = normalizeClientPath(path);
-    const realRoot = await this.#realRootPath();
-    if (clientPath === '') return { clientPath, hostPath: realRoot, realPath: realRoot };
-
-    const lexicalPath = this.#paths.join(realRoot, clientPath);
-    // The parent too: operations on the entry itself (unlink, rename, the upload's temporary
-    // file) happen in the parent, even when the entry is a link back into the root.
-    const realParent = await this.#realLocation(this.#paths.dirname(lexicalPath), clientPath, realRoot);
-    // Links among the ancestors are resolved once, here; the last name is kept as is so that
-    // remove and rename act on a link rather than on its target. (memfs's rename also fails
-    // through a linked directory.)
-    const hostPath = this.#paths.join(realParent, baseName(clientPath));
-    let realPath: string;
-    try {
-      realPath = (await this.#fs.realpath(hostPath)).toString();
-    } catch (error) {
-      if (!isMissing(error)) throw storageErrorFromFs(error, clientPath);
-      realPath = hostPath;
-    }
-    if (!this.#isWithin(realRoot, realParent) || !this.#isWithin(realRoot, realPath)) {
-      throw new StorageError('INVALID_PATH', `path leads outside the root: ${clientPath}`, clientPath);
-    }
-    return { clientPath, hostPath, realPath };
-  }
-
-  /** The real path of `hostPath`, or of its deepest existing ancestor joined with the rest. */
-  async #realLocation(hostPath: string, clientPath: string, realRoot: string): Promise<string> {
-    const missing: string[] = [];
-    for (let existing = hostPath; ; existing = this.#paths.dirname(existing)) {
-      try {
-        const real = (await this.#fs.realpath(existing)).toString();
-        return this.#paths.join(real, ...missing.reverse());
-      } catch (error) {
-        const atTop = existing === realRoot || this.#paths.dirname(existing) === existing;
-        if (!isMissing(error) || atTop) throw storageErrorFromFs(error, clientPath);
-        missing.push(this.#paths.basename(existing));
-      }
-    }
-  }
-
-  /** True when `path` is `base` or lies below it. */
-  #isWithin(base: string, path: string): boolean {
-    const relative = this.#paths.relative(base, path);
-    return (
-      relative === '' ||
-      (relative !== '..' && !relative.startsWith(`..${this.#paths.sep}`) && !this.#paths.isAbsolute(relative))
-    );
+    return this.#confinement.resolve(path);
   }
 
   /** One entry of a listing; a link that dangles or leads outside shows as 'other'. */
@@ -423,7 +322,7 @@ export class FsStorage implements Storage {
     const asLink: EntryInfo = { name, type: 'other', size: 0, mtimeMs: toMs(stats.mtimeMs) };
     try {
       const real = (await this.#fs.realpath(hostPath)).toString();
-      if (!this.#isWithin(await this.#realRootPath(), real)) return asLink;
+      if (!this.#confinement.isWithin(await this.#confinement.realRoot(), real)) return asLink;
       return entryInfo(name, await this.#fs.stat(hostPath));
     } catch {
       return asLink;
@@ -503,171 +402,6 @@ class FsReadHandle implements ReadHandle {
   }
 }
 
-interface UploadContext {
-  fs: FsPromises;
-  handle: FsFileHandle;
-  temporaryPath: string;
-  target: Resolved;
-  durable: boolean;
-  parentHostPath: string;
-  /** Size the file was given before the first write (0 for none); cut back to what was written. */
-  preallocatedSize: number;
-  digests: DigestCache;
-  /** Re-checks the target just before the rename; throws a StorageError to refuse. */
-  checkTarget(): Promise<void>;
-  /** Called once, when the upload is committed or its temporary file is gone. */
-  onFinish(): void;
-}
-
-class FsUpload implements UploadHandle {
-  readonly #context: UploadContext;
-  /** Host path of the temporary file, for the rename check. */
-  readonly temporaryPath: string;
-  readonly #clientPath: string;
-  /** Bytes written so far: the position of the next write. */
-  #offset = 0;
-  /** The write in progress (settled), so commit and abort wait for it. */
-  #writing: Promise<void> = Promise.resolve();
-  /** Set by a failed write: the file is incomplete, so every later call fails with it. */
-  #failure: StorageError | undefined;
-  #handleClosed = false;
-  /** Set by the first commit() or abort(). */
-  #finishing: Promise<unknown> | undefined;
-
-  constructor(context: UploadContext) {
-    this.#context = context;
-    this.temporaryPath = context.temporaryPath;
-    this.#clientPath = context.target.clientPath;
-  }
-
-  write(chunks: readonly Buffer[]): Promise<void> {
-    if (this.#finishing) return Promise.reject(this.#finishedError());
-    const written = this.#writing.then(() => this.#writeNow(chunks));
-    this.#writing = written.catch(noop);
-    return written;
-  }
-
-  commit(sha256?: Buffer): Promise<EntryInfo> {
-    if (this.#finishing) return Promise.reject(this.#finishedError());
-    const committed = this.#writing.then(() => this.#commitNow(sha256));
-    this.#finishing = committed.catch(noop);
-    return committed;
-  }
-
-  abort(): Promise<void> {
-    if (this.#finishing === undefined) this.#finishing = this.#writing.then(() => this.#discard());
-    return this.#finishing.then(noop, noop);
-  }
-
-  async #writeNow(chunks: readonly Buffer[]): Promise<void> {
-    if (this.#failure) throw this.#failure;
-    const { handle } = this.#context;
-    const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-    try {
-      let written = 0;
-      if (handle.writev && total > 0) {
-        written = (await handle.writev([...chunks], this.#offset)).bytesWritten;
-      }
-      // writev may stop short (or be missing): finish chunk by chunk from where it stopped.
-      let skip = written;
-      for (const chunk of chunks) {
-        let done = Math.min(skip, chunk.length);
-        skip -= done;
-        while (done < chunk.length) {
-          const { bytesWritten } = await handle.write(
-            chunk,
-            done,
-            chunk.length - done,
-            this.#offset + written,
-          );
-          if (bytesWritten <= 0) throw new Error('write made no progress');
-          done += bytesWritten;
-          written += bytesWritten;
-        }
-      }
-      this.#offset += total;
-    } catch (error) {
-      this.#failure = storageErrorFromFs(error, this.#clientPath);
-      throw this.#failure;
-    }
-  }
-
-  async #commitNow(sha256: Buffer | undefined): Promise<EntryInfo> {
-    const { fs, handle, temporaryPath, target, durable } = this.#context;
-    let stats: FsStats;
-    try {
-      if (this.#failure) throw this.#failure;
-      if (this.#context.preallocatedSize !== this.#offset && this.#context.preallocatedSize > 0) {
-        await handle.truncate(this.#offset);
-      }
-      // datasync covers the data and the size, which is all a reader needs.
-      if (durable) await handle.datasync();
-      stats = await handle.stat();
-      await this.#closeHandle();
-      await this.#context.checkTarget();
-      await fs.rename(temporaryPath, target.hostPath);
-    } catch (error) {
-      await this.#discard();
-      throw storageErrorFromFs(error, this.#clientPath);
-    }
-    this.#context.onFinish();
-    if (durable) await syncDirectory(fs, this.#context.parentHostPath);
-    if (sha256 !== undefined) {
-      // The rename changed ctime: remember the digest under the version readers will see, if the
-      // target is still our file (another upload may have replaced it since).
-      const committed = await fs.stat(target.hostPath).catch(() => undefined);
-      if (committed !== undefined && committed.ino === stats.ino && committed.dev === stats.dev) {
-        this.#context.digests.set(committed, sha256);
-      }
-    }
-    return entryInfo(baseName(this.#clientPath), stats);
-  }
-
-  /** Closes the file and removes it; never throws. */
-  async #discard(): Promise<void> {
-    await this.#closeHandle().catch(noop);
-    await this.#context.fs.unlink(this.#context.temporaryPath).catch(noop);
-    this.#context.onFinish();
-  }
-
-  async #closeHandle(): Promise<void> {
-    if (this.#handleClosed) return;
-    this.#handleClosed = true;
-    await this.#context.handle.close();
-  }
-
-  #finishedError(): StorageError {
-    return new StorageError('IO_ERROR', `upload already finished: ${this.#clientPath}`, this.#clientPath);
-  }
-}
-
-/** Runs an fs call, turning its failure into a StorageError about `clientPath`. */
-async function fsCall<T>(clientPath: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    throw storageErrorFromFs(error, clientPath);
-  }
-}
-
-/**
- * Makes a rename in `dir` durable. Best effort: some platforms (Windows) cannot open a
- * directory, and the data itself is already on disk by then.
- */
-async function syncDirectory(fs: FsPromises, dir: string): Promise<void> {
-  try {
-    const handle = await fs.open(dir, 'r');
-    await handle.datasync().finally(() => handle.close());
-  } catch {
-    // Nothing to undo: the upload is committed either way.
-  }
-}
-
-function isMissing(error: unknown): boolean {
-  const errno = errnoOf(error);
-  return errno === 'ENOENT' || errno === 'ENOTDIR';
-}
-
 function refuseRoot(target: Resolved, reason: string): void {
   if (target.clientPath === '') throw new StorageError('INVALID_PATH', `invalid path: ${reason}`, '');
 }
@@ -679,22 +413,6 @@ function refuseNonFile(clientPath: string, stats: FsStats): void {
   if (!stats.isFile()) {
     throw new StorageError('PERMISSION_DENIED', `not a regular file: ${clientPath}`, clientPath);
   }
-}
-
-function entryType(stats: FsStats): EntryType {
-  if (stats.isFile()) return 'file';
-  if (stats.isDirectory()) return 'dir';
-  return 'other';
-}
-
-function entryInfo(name: string, stats: FsStats): EntryInfo {
-  const type = entryType(stats);
-  return { name, type, size: type === 'file' ? Number(stats.size) : 0, mtimeMs: toMs(stats.mtimeMs) };
-}
-
-/** Whole milliseconds: node reports fractions, which clients have no use for. */
-function toMs(mtimeMs: number | bigint): number {
-  return Math.floor(Number(mtimeMs));
 }
 
 /** By UTF-16 code units: the same order on every host, unlike localeCompare. */

@@ -6,7 +6,8 @@ import { MemoryStorage } from './memory.js';
 import type { Storage } from './types.js';
 
 export { DiskStorage, type DiskStorageOptions } from './disk.js';
-export { type FsPromises, FsStorage, type FsStorageOptions } from './fsStorage.js';
+export type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
+export { FsStorage, type FsStorageOptions } from './fsStorage.js';
 export { MemoryStorage } from './memory.js';
 export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
 export type { EntryInfo, EntryType, ReadHandle, Storage, UploadHandle } from './types.js';

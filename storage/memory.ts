@@ -2,7 +2,7 @@
 
 import { constants as bufferConstants } from 'node:buffer';
 import { Volume } from 'memfs';
-import type { FsFileHandle } from './fsStorage.js';
+import type { FsFileHandle } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
 export class MemoryStorage extends FsStorage {

@@ -5,8 +5,11 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import type { PlatformPath } from 'node:path';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
+import type { FsPromises } from './fsApi.js';
+import { isMissing, storageErrorFromFs } from './fsErrors.js';
 
 /** Names starting with this (in any letter case) belong to uploads in progress. */
 export const TEMP_PREFIX = '.muxftp-';
@@ -76,4 +79,103 @@ export function baseName(clientPath: string): string {
 export function parentPath(clientPath: string): string {
   const slash = clientPath.lastIndexOf('/');
   return slash === -1 ? '' : clientPath.slice(0, slash);
+}
+
+/** A client path checked, confined and placed on the host. */
+export interface Resolved {
+  clientPath: string;
+  /** Where the path is on the host: links among the ancestors resolved, the last name as given. */
+  hostPath: string;
+  /** Where the path really is: symlinks followed, or as far as the path exists. */
+  realPath: string;
+}
+
+/**
+ * A root on the host and the rule that every client path stays inside it, symlinks followed:
+ * the second half of path checking, the half that needs the filesystem.
+ */
+export class ConfinedRoot {
+  readonly #fs: Pick<FsPromises, 'realpath'>;
+  readonly #root: string;
+  readonly #paths: PlatformPath;
+  #realRoot: Promise<string> | undefined;
+
+  constructor(fs: Pick<FsPromises, 'realpath'>, root: string, hostPaths: PlatformPath) {
+    this.#fs = fs;
+    this.#root = root;
+    this.#paths = hostPaths;
+  }
+
+  /** The root with every symlink resolved; computed once (retried after a failure). */
+  realRoot(): Promise<string> {
+    if (this.#realRoot === undefined) {
+      const realRoot = this.#fs.realpath(this.#root).then(
+        (real) => real.toString(),
+        (error: unknown) => {
+          this.#realRoot = undefined; // let a later call retry, e.g. once the root is mounted
+          throw storageErrorFromFs(error, '');
+        },
+      );
+      this.#realRoot = realRoot;
+    }
+    return this.#realRoot;
+  }
+
+  /**
+   * Checks a client path, places it under the root, and refuses it when its real location
+   * (symlinks followed, as far as the path exists) or its parent's is outside the real root.
+   *
+   * The check happens before the operation, so a symlink swapped in between can still lead
+   * outside (a check-then-use race). Closing it needs openat2(RESOLVE_BENEATH)-style calls,
+   * which node's fs does not offer; it takes write access to the host tree to exploit.
+   */
+  async resolve(path: string): Promise<Resolved> {
+    const clientPath = normalizeClientPath(path);
+    const realRoot = await this.realRoot();
+    if (clientPath === '') return { clientPath, hostPath: realRoot, realPath: realRoot };
+
+    const lexicalPath = this.#paths.join(realRoot, clientPath);
+    // The parent too: operations on the entry itself (unlink, rename, the upload's temporary
+    // file) happen in the parent, even when the entry is a link back into the root.
+    const realParent = await this.#realLocation(this.#paths.dirname(lexicalPath), clientPath, realRoot);
+    // Links among the ancestors are resolved once, here; the last name is kept as is so that
+    // remove and rename act on a link rather than on its target. (memfs's rename also fails
+    // through a linked directory.)
+    const hostPath = this.#paths.join(realParent, baseName(clientPath));
+    let realPath: string;
+    try {
+      realPath = (await this.#fs.realpath(hostPath)).toString();
+    } catch (error) {
+      if (!isMissing(error)) throw storageErrorFromFs(error, clientPath);
+      realPath = hostPath;
+    }
+    if (!this.isWithin(realRoot, realParent) || !this.isWithin(realRoot, realPath)) {
+      throw new StorageError('INVALID_PATH', `path leads outside the root: ${clientPath}`, clientPath);
+    }
+    return { clientPath, hostPath, realPath };
+  }
+
+  /** The real path of `hostPath`, or of its deepest existing ancestor joined with the rest. */
+  async #realLocation(hostPath: string, clientPath: string, realRoot: string): Promise<string> {
+    const missing: string[] = [];
+    for (let existing = hostPath; ; existing = this.#paths.dirname(existing)) {
+      try {
+        const real = (await this.#fs.realpath(existing)).toString();
+        return this.#paths.join(real, ...missing.reverse());
+      } catch (error) {
+        const atTop = existing === realRoot || this.#paths.dirname(existing) === existing;
+        if (!isMissing(error) || atTop) throw storageErrorFromFs(error, clientPath);
+        missing.push(this.#paths.basename(existing));
+      }
+    }
+  }
+
+  /** True when `path` is `base` or lies below it. */
+  isWithin(base: string, path: string): boolean {
+    const relative = this.#paths.relative(base, path);
+    return (
+      relative === '' ||
+      (relative !== '..' && !relative.startsWith(`..${this.#paths.sep}`) && !this.#paths.isAbsolute(relative))
+    );
+  }
 }

@@ -1,0 +1,40 @@
+/**
+ * The small slice of `fs.promises` storage is written against: node's `fs/promises` (disk) and a
+ * memfs volume's `promises` (memory) both fit, so one implementation serves both.
+ */
+
+import type { FileVersion } from './digestCache.js';
+
+/** The Stats fields storage reads (a file's version, plus its type); node's Stats and memfs's both fit. */
+export interface FsStats extends FileVersion {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+}
+
+/** The FileHandle methods storage uses. */
+export interface FsFileHandle {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  /** Optional: without it, uploads write chunk by chunk. */
+  writev?(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  /** Cuts a preallocated upload back to what was written. */
+  truncate(length: number): Promise<void>;
+  stat(): Promise<FsStats>;
+  close(): Promise<void>;
+}
+
+/** The `fs.promises` functions storage uses; node's `fs/promises` and memfs's `vol.promises` fit. */
+export interface FsPromises {
+  stat(path: string): Promise<FsStats>;
+  lstat(path: string): Promise<FsStats>;
+  /** Called without options, both return names as strings; memfs's types allow more, hence unknown. */
+  readdir(path: string): Promise<readonly unknown[]>;
+  mkdir(path: string): Promise<unknown>;
+  rmdir(path: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  rename(oldPath: string, newPath: string): Promise<void>;
+  open(path: string, flags: string): Promise<FsFileHandle>;
+  realpath(path: string): Promise<string | Buffer>;
+}

@@ -1,0 +1,165 @@
+/**
+ * An upload in progress on FsStorage: bytes go to a hidden temporary file beside the target, and
+ * commit() renames it onto the target only after the server verified the upload.
+ */
+
+import { StorageError } from '../shared/errors.js';
+import type { DigestCache } from './digestCache.js';
+import { entryInfo } from './entryInfo.js';
+import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
+import { storageErrorFromFs } from './fsErrors.js';
+import { baseName, type Resolved } from './paths.js';
+import type { EntryInfo, UploadHandle } from './types.js';
+
+const noop = (): void => {};
+
+export interface UploadContext {
+  fs: FsPromises;
+  handle: FsFileHandle;
+  temporaryPath: string;
+  target: Resolved;
+  durable: boolean;
+  parentHostPath: string;
+  /** Size the file was given before the first write (0 for none); cut back to what was written. */
+  preallocatedSize: number;
+  digests: DigestCache;
+  /** Re-checks the target just before the rename; throws a StorageError to refuse. */
+  checkTarget(): Promise<void>;
+  /** Called once, when the upload is committed or its temporary file is gone. */
+  onFinish(): void;
+}
+
+export class FsUpload implements UploadHandle {
+  readonly #context: UploadContext;
+  /** Host path of the temporary file, for the rename check. */
+  readonly temporaryPath: string;
+  readonly #clientPath: string;
+  /** Bytes written so far: the position of the next write. */
+  #offset = 0;
+  /** The write in progress (settled), so commit and abort wait for it. */
+  #writing: Promise<void> = Promise.resolve();
+  /** Set by a failed write: the file is incomplete, so every later call fails with it. */
+  #failure: StorageError | undefined;
+  #handleClosed = false;
+  /** Set by the first commit() or abort(). */
+  #finishing: Promise<unknown> | undefined;
+
+  constructor(context: UploadContext) {
+    this.#context = context;
+    this.temporaryPath = context.temporaryPath;
+    this.#clientPath = context.target.clientPath;
+  }
+
+  write(chunks: readonly Buffer[]): Promise<void> {
+    if (this.#finishing) return Promise.reject(this.#finishedError());
+    const written = this.#writing.then(() => this.#writeNow(chunks));
+    this.#writing = written.catch(noop);
+    return written;
+  }
+
+  commit(sha256?: Buffer): Promise<EntryInfo> {
+    if (this.#finishing) return Promise.reject(this.#finishedError());
+    const committed = this.#writing.then(() => this.#commitNow(sha256));
+    this.#finishing = committed.catch(noop);
+    return committed;
+  }
+
+  abort(): Promise<void> {
+    if (this.#finishing === undefined) this.#finishing = this.#writing.then(() => this.#discard());
+    return this.#finishing.then(noop, noop);
+  }
+
+  async #writeNow(chunks: readonly Buffer[]): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    const { handle } = this.#context;
+    const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+    try {
+      let written = 0;
+      if (handle.writev && total > 0) {
+        written = (await handle.writev([...chunks], this.#offset)).bytesWritten;
+      }
+      // writev may stop short (or be missing): finish chunk by chunk from where it stopped.
+      let skip = written;
+      for (const chunk of chunks) {
+        let done = Math.min(skip, chunk.length);
+        skip -= done;
+        while (done < chunk.length) {
+          const { bytesWritten } = await handle.write(
+            chunk,
+            done,
+            chunk.length - done,
+            this.#offset + written,
+          );
+          if (bytesWritten <= 0) throw new Error('write made no progress');
+          done += bytesWritten;
+          written += bytesWritten;
+        }
+      }
+      this.#offset += total;
+    } catch (error) {
+      this.#failure = storageErrorFromFs(error, this.#clientPath);
+      throw this.#failure;
+    }
+  }
+
+  async #commitNow(sha256: Buffer | undefined): Promise<EntryInfo> {
+    const { fs, handle, temporaryPath, target, durable } = this.#context;
+    let stats: FsStats;
+    try {
+      if (this.#failure) throw this.#failure;
+      if (this.#context.preallocatedSize !== this.#offset && this.#context.preallocatedSize > 0) {
+        await handle.truncate(this.#offset);
+      }
+      // datasync covers the data and the size, which is all a reader needs.
+      if (durable) await handle.datasync();
+      stats = await handle.stat();
+      await this.#closeHandle();
+      await this.#context.checkTarget();
+      await fs.rename(temporaryPath, target.hostPath);
+    } catch (error) {
+      await this.#discard();
+      throw storageErrorFromFs(error, this.#clientPath);
+    }
+    this.#context.onFinish();
+    if (durable) await syncDirectory(fs, this.#context.parentHostPath);
+    if (sha256 !== undefined) {
+      // The rename changed ctime: remember the digest under the version readers will see, if the
+      // target is still our file (another upload may have replaced it since).
+      const committed = await fs.stat(target.hostPath).catch(() => undefined);
+      if (committed !== undefined && committed.ino === stats.ino && committed.dev === stats.dev) {
+        this.#context.digests.set(committed, sha256);
+      }
+    }
+    return entryInfo(baseName(this.#clientPath), stats);
+  }
+
+  /** Closes the file and removes it; never throws. */
+  async #discard(): Promise<void> {
+    await this.#closeHandle().catch(noop);
+    await this.#context.fs.unlink(this.#context.temporaryPath).catch(noop);
+    this.#context.onFinish();
+  }
+
+  async #closeHandle(): Promise<void> {
+    if (this.#handleClosed) return;
+    this.#handleClosed = true;
+    await this.#context.handle.close();
+  }
+
+  #finishedError(): StorageError {
+    return new StorageError('IO_ERROR', `upload already finished: ${this.#clientPath}`, this.#clientPath);
+  }
+}
+
+/**
+ * Makes a rename in `dir` durable. Best effort: some platforms (Windows) cannot open a
+ * directory, and the data itself is already on disk by then.
+ */
+async function syncDirectory(fs: FsPromises, dir: string): Promise<void> {
+  try {
+    const handle = await fs.open(dir, 'r');
+    await handle.datasync().finally(() => handle.close());
+  } catch {
+    // Nothing to undo: the upload is committed either way.
+  }
+}
