@@ -15,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const MIB = 1024 * 1024;
@@ -75,19 +76,19 @@ function note(msg) {
 const children = new Set();
 const tempDirs = new Set();
 
-function track(child) {
+export function track(child) {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
 }
 
-async function makeTempDir(prefix) {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+export async function makeTempDir(prefix, parent = os.tmpdir()) {
+  const dir = await fsp.mkdtemp(path.join(parent, prefix));
   tempDirs.add(dir);
   return dir;
 }
 
-async function removeTempDir(dir) {
+export async function removeTempDir(dir) {
   await fsp.rm(dir, { recursive: true, force: true });
   tempDirs.delete(dir);
 }
@@ -110,7 +111,7 @@ function descendants(pid) {
 }
 
 /** Signal a process we started and everything it forked (vsftpd sessions outlive a killed listener). */
-function killTree(pid, signal) {
+export function killTree(pid, signal) {
   for (const p of [...descendants(pid), pid]) {
     try {
       process.kill(p, signal);
@@ -193,7 +194,7 @@ async function removeCgroup(dir) {
   for (let i = 0; i < 100 && !tryRemoveCgroup(dir); i++) await sleep(50);
 }
 
-function emergencyCleanup() {
+export function emergencyCleanup() {
   for (const child of children) killTree(child.pid, 'SIGKILL');
   for (const dir of cgroups) killCgroup(dir, 'SIGKILL');
   for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
@@ -214,7 +215,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 // ---------------------------------------------------------------- processes
 
 /** Run a command to completion, killed (with its children) if it outlives timeoutMs. */
-function run(cmd, args, { timeoutMs = 0, env = process.env } = {}) {
+export function run(cmd, args, { timeoutMs = 0, env = process.env } = {}) {
   return new Promise((resolve, reject) => {
     const child = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env }));
     let stdout = '';
@@ -255,11 +256,11 @@ function commandOutput(cmd, args) {
 
 /** One field of an installed package as dpkg-query's -f format, e.g. `${Version}`. */
 const dpkgField = (pkg, field) => commandOutput('dpkg-query', ['-W', `-f=\${${field}}`, pkg]);
-const packageVersion = (pkg) => dpkgField(pkg, 'Version');
+export const packageVersion = (pkg) => dpkgField(pkg, 'Version');
 const isInstalled = (pkg) => dpkgField(pkg, 'Status').includes('install ok installed');
 
 /** apt-get install whatever is missing; returns the set of packages that are usable afterwards. */
-async function ensurePackages(packages) {
+export async function ensurePackages(packages) {
   const missing = packages.filter((p) => !isInstalled(p));
   if (missing.length === 0) return new Set(packages);
   if (process.getuid?.() !== 0) {
@@ -311,7 +312,7 @@ async function freePortRange(size) {
 
 // ---------------------------------------------------------------- files and hashes
 
-async function hashFile(file) {
+export async function hashFile(file) {
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(4 * MIB);
   const fh = await fsp.open(file, 'r');
@@ -570,7 +571,7 @@ function accounting(pid, cgroup) {
 }
 
 /** Start a peer over a fresh root; the returned handle's stop() kills it (and its sessions). */
-async function startPeer(name, { clients }) {
+export async function startPeer(name, { clients }) {
   const root = await makeTempDir(`muxftp-peer-${name}-root-`);
   const workDir = await makeTempDir(`muxftp-peer-${name}-etc-`);
   const cgroup = createCgroup(name);
@@ -642,7 +643,7 @@ function splitForCurl(transfers, procs) {
  * Run all transfers at once: curl --parallel, one connection per transfer, over --curl-procs
  * processes. Returns curl's exit code per transfer and how many connection attempts curl retried.
  */
-async function curlBatch(
+export async function curlBatch(
   server,
   transfers,
   { timeoutMs, connectTimeoutS, curlProcs, extraArgs = [], configDir },
@@ -960,8 +961,11 @@ async function main() {
   if (notes.length > 0) console.log(`\nnotes:\n${notes.map((n) => `- ${n}`).join('\n')}`);
 }
 
-main().catch((err) => {
-  log(`peers: ${err.stack ?? err}`);
-  emergencyCleanup();
-  process.exit(1);
-});
+// Run as a script; imported (bench/cli.mjs), it only lends its peers, curl driver and cleanup.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((err) => {
+    log(`peers: ${err.stack ?? err}`);
+    emergencyCleanup();
+    process.exit(1);
+  });
+}

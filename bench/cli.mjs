@@ -1,0 +1,431 @@
+// npm run bench:cli -- [--rounds 3] [--files 200] [--file-mib 4] [--parallel 50] [--big-mib 1024]
+//   [--tools muxftp,pyftpdlib,vsftpd,node] [--workloads put-many,get-many,put-big,get-big,bench-up,bench-down]
+//   [--timeout-s 300]
+//
+// Issue #11's table: the real CLI (`muxftp put … --to up/ -j 50`, `muxftp get …`) against a
+// disk-backed `muxftp serve`, beside curl against pyftpdlib and vsftpd (bench/peers.mjs) on the same
+// files, and beside a minimal Node pipeline (bench/nodePipeline.mjs) for the single big file. Server
+// roots are on disk (os.tmpdir()), client files on tmpfs (/dev/shm). Tools alternate within each
+// round; each figure is the best of the rounds; every transfer is verified by hashing the files on
+// disk after the clock stops (a failed or mismatched transfer voids that measurement). If the CLI
+// offers `--checksum sha256`, that is measured as a tool of its own. `muxftp bench` (50 clients ×
+// 200 × 4 MiB, upload and download) runs against the same disk-backed server, compared with curl's
+// 200-file rows. Run as root on loopback only.
+import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runPipeline } from './nodePipeline.mjs';
+import {
+  curlBatch,
+  ensurePackages,
+  hashFile,
+  makeTempDir,
+  packageVersion,
+  removeTempDir,
+  run,
+  startPeer,
+  track,
+} from './peers.mjs';
+
+const MIB = 1024 * 1024;
+const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
+const ALL_TOOLS = ['muxftp', 'pyftpdlib', 'vsftpd', 'node'];
+const ALL_WORKLOADS = ['put-many', 'get-many', 'put-big', 'get-big', 'bench-up', 'bench-down'];
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    files: { type: 'string', default: '200' },
+    'file-mib': { type: 'string', default: '4' },
+    parallel: { type: 'string', default: '50' },
+    'big-mib': { type: 'string', default: '1024' },
+    tools: { type: 'string', default: ALL_TOOLS.join(',') },
+    workloads: { type: 'string', default: ALL_WORKLOADS.join(',') },
+    'timeout-s': { type: 'string', default: '300' },
+  },
+});
+const positive = (name) => {
+  const n = Number(values[name]);
+  if (!(n > 0)) throw new Error(`--${name} must be a positive number`);
+  return n;
+};
+const opts = {
+  rounds: Math.floor(positive('rounds')),
+  files: Math.floor(positive('files')),
+  fileBytes: Math.round(positive('file-mib') * MIB),
+  parallel: Math.floor(positive('parallel')),
+  bigBytes: Math.round(positive('big-mib') * MIB),
+  tools: values.tools.split(',').filter((t) => ALL_TOOLS.includes(t)),
+  workloads: values.workloads.split(',').filter((w) => ALL_WORKLOADS.includes(w)),
+  timeoutMs: positive('timeout-s') * 1000,
+};
+const log = (msg) => process.stderr.write(`${msg}\n`);
+
+// ---------------------------------------------------------------- payloads (client side, tmpfs)
+
+const clientBase = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+
+/** Random files: `count` small ones (distinct contents) and one big one, with their digests. */
+async function makePayloads(dir) {
+  const many = [];
+  const block = Buffer.allocUnsafe(opts.fileBytes);
+  randomFillSync(block);
+  await fsp.mkdir(path.join(dir, 'many'));
+  for (let i = 0; i < opts.files; i++) {
+    block.writeUInt32BE(i, 0); // distinct files, so no digest or page is shared by accident
+    const name = `f${String(i).padStart(4, '0')}.bin`;
+    const file = path.join(dir, 'many', name);
+    await fsp.writeFile(file, block);
+    many.push({ name, file, size: block.length, sha256: createHash('sha256').update(block).digest('hex') });
+  }
+  const bigFile = path.join(dir, 'big.bin');
+  const hash = createHash('sha256');
+  const handle = await fsp.open(bigFile, 'w');
+  const chunk = Buffer.allocUnsafe(16 * MIB);
+  for (let left = opts.bigBytes; left > 0; left -= chunk.length) {
+    const part = chunk.subarray(0, Math.min(left, chunk.length));
+    randomFillSync(part);
+    hash.update(part);
+    await handle.write(part);
+  }
+  await handle.close();
+  await fsp.chmod(bigFile, 0o644);
+  return { many, big: { name: 'big.bin', file: bigFile, size: opts.bigBytes, sha256: hash.digest('hex') } };
+}
+
+/** How many of `expected` match the file at `where(file)`, by size and SHA-256. */
+async function verified(expected, where) {
+  let ok = 0;
+  for (const payload of expected) {
+    const got = await hashFile(where(payload)).catch(() => null);
+    if (got && got.size === payload.size && got.sha256 === payload.sha256) ok++;
+  }
+  return ok;
+}
+
+// ---------------------------------------------------------------- muxftp: server and CLI
+
+async function startMuxftp(extraServeArgs = []) {
+  const root = await makeTempDir('muxftp-cli-root-');
+  const child = track(
+    spawn(process.execPath, [BIN, 'serve', '--root', root, '--port', '0', ...extraServeArgs], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  const [line] = await once(child.stdout, 'data');
+  const match = /listening on [^ ]*:(\d+)/.exec(String(line));
+  if (!match) throw new Error(`muxftp serve: unexpected output ${line}`);
+  return {
+    name: 'muxftp',
+    root,
+    port: Number(match[1]),
+    pid: child.pid,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+      await removeTempDir(root);
+    },
+  };
+}
+
+function muxftp(server, args) {
+  return run(process.execPath, [BIN, '--server', `127.0.0.1:${server.port}`, ...args], {
+    timeoutMs: opts.timeoutMs,
+  });
+}
+
+// ---------------------------------------------------------------- one tool: the four workloads
+
+/** Each tool moves the same files: uploads into `up/` of its root, downloads from there to tmpfs. */
+async function runTool(tool, payloads, workDir) {
+  const results = {};
+  const dl = path.join(workDir, 'dl');
+  const cleanDl = async () => {
+    await fsp.rm(dl, { recursive: true, force: true });
+    await fsp.mkdir(dl);
+  };
+  const timed = async (name, bytes, body, check) => {
+    if (!opts.workloads.includes(name)) return;
+    await cleanDl();
+    await run('sync', []); // the previous step's dirty pages are not this step's to write back
+    const t0 = performance.now();
+    let outcome;
+    try {
+      outcome = await body();
+    } catch (err) {
+      outcome = { error: String(err.message ?? err) };
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (outcome?.error) {
+      results[name] = { error: outcome.error };
+      log(`  ${tool.label} ${name}: ERROR ${outcome.error.split('\n')[0]}`);
+      return;
+    }
+    if (outcome?.mbps !== undefined) {
+      results[name] = outcome; // measured and verified by the tool itself (muxftp bench)
+      log(`  ${tool.label} ${name}: ${outcome.mbps} MB/s`);
+      return;
+    }
+    const { ok, of } = await check();
+    results[name] =
+      ok === of ? { seconds, mbps: bytes / 1e6 / seconds } : { error: `${of - ok} of ${of} not verified` };
+    log(`  ${tool.label} ${name}: ${results[name].mbps?.toFixed(0) ?? results[name].error} MB/s`);
+  };
+
+  const many = payloads.many;
+  const big = payloads.big;
+  const manyBytes = many.length * opts.fileBytes;
+  const server = tool.server ? await tool.server() : undefined;
+  try {
+    const root = server?.root ?? (await makeTempDir('muxftp-cli-node-root-'));
+    if (!server) await fsp.mkdir(path.join(root, 'up'));
+    const upPath = (p) => path.join(root, 'up', p.name);
+    const dlPath = (p) => path.join(dl, p.name);
+    const checkUp = (list) => async () => ({ ok: await verified(list, upPath), of: list.length });
+    const checkDl = (list) => async () => ({ ok: await verified(list, dlPath), of: list.length });
+    if (tool.kind === 'muxftp') {
+      const x = tool.extraArgs;
+      const mux = async (args) => {
+        const r = await muxftp(server, ['-q', ...args]);
+        if (r.code !== 0)
+          return { error: `exit ${r.code}${r.timedOut ? ' (timeout)' : ''}: ${r.stderr.trim()}` };
+      };
+      await timed(
+        'put-many',
+        manyBytes,
+        () =>
+          mux(['put', ...many.map((p) => p.file), '--to', 'up/', '-p', '-j', String(opts.parallel), ...x]),
+        checkUp(many),
+      );
+      await timed(
+        'get-many',
+        manyBytes,
+        () => mux(['get', ...many.map((p) => `up/${p.name}`), '--to', dl, '-j', String(opts.parallel), ...x]),
+        checkDl(many),
+      );
+      await timed('put-big', big.size, () => mux(['put', big.file, 'up/big.bin', ...x]), checkUp([big]));
+      await timed('get-big', big.size, () => mux(['get', 'up/big.bin', dlPath(big), ...x]), checkDl([big]));
+      if (tool.bench) {
+        for (const [name, op] of [
+          ['bench-up', 'upload'],
+          ['bench-down', 'download'],
+        ]) {
+          await timed(name, manyBytes, async () => {
+            const r = await muxftp(server, [
+              'bench',
+              '--json',
+              ...['--op', op, '--clients', String(opts.parallel), '--files', String(opts.files)],
+              ...['--size', `${opts.fileBytes / 1024}KiB`],
+            ]);
+            const report = JSON.parse(r.stdout || '{}');
+            if (r.code !== 0 || report.error_count !== 0)
+              return { error: `exit ${r.code}, errors ${report.error_count}: ${r.stderr.trim()}` };
+            return { mbps: report.mbps, seconds: report.seconds };
+          });
+        }
+      }
+    } else if (tool.kind === 'curl') {
+      const configDir = await makeTempDir('muxftp-cli-curl-');
+      try {
+        const curl = async (transfers) => {
+          const r = await curlBatch(server, transfers, {
+            timeoutMs: opts.timeoutMs,
+            connectTimeoutS: 5,
+            curlProcs: 1,
+            configDir,
+          });
+          const failed = r.exitCodes.filter((c) => c !== 0).length;
+          if (failed > 0) return { error: `${failed} curl transfers failed: ${r.lastError ?? ''}` };
+        };
+        await timed(
+          'put-many',
+          manyBytes,
+          () => curl(many.map((p) => ({ upload: p.file, remote: `up/${p.name}` }))),
+          checkUp(many),
+        );
+        await timed(
+          'get-many',
+          manyBytes,
+          () => curl(many.map((p) => ({ remote: `up/${p.name}`, local: dlPath(p) }))),
+          checkDl(many),
+        );
+        await timed(
+          'put-big',
+          big.size,
+          () => curl([{ upload: big.file, remote: 'up/big.bin' }]),
+          checkUp([big]),
+        );
+        await timed(
+          'get-big',
+          big.size,
+          () => curl([{ remote: 'up/big.bin', local: dlPath(big) }]),
+          checkDl([big]),
+        );
+      } finally {
+        await removeTempDir(configDir);
+      }
+    } else {
+      await timed('put-big', big.size, () => runPipeline(big.file, upPath(big)), checkUp([big]));
+      await timed('get-big', big.size, () => runPipeline(upPath(big), dlPath(big)), checkDl([big]));
+    }
+    if (!server) await removeTempDir(root);
+  } finally {
+    await server?.stop();
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------- main
+
+const cliHelp = (await run(process.execPath, [BIN, 'put', '--help'])).stdout;
+const hasChecksum = /--checksum/.test(cliHelp);
+
+const tools = [];
+if (opts.tools.includes('muxftp')) {
+  tools.push({ label: 'muxftp', kind: 'muxftp', extraArgs: [], bench: true, server: () => startMuxftp() });
+  if (hasChecksum) {
+    tools.push({
+      label: 'muxftp sha256',
+      kind: 'muxftp',
+      extraArgs: ['--checksum', 'sha256'],
+      bench: false,
+      server: () => startMuxftp(),
+    });
+  }
+}
+const peerNames = opts.tools.filter((t) => t === 'pyftpdlib' || t === 'vsftpd');
+const installed =
+  peerNames.length > 0 ? await ensurePackages(['curl', 'vsftpd', 'python3-pyftpdlib']) : new Set();
+for (const name of peerNames) {
+  const pkg = name === 'vsftpd' ? 'vsftpd' : 'python3-pyftpdlib';
+  if (!installed.has(pkg) || !installed.has('curl')) {
+    log(`note: ${name} skipped (${pkg} or curl not installed)`);
+    continue;
+  }
+  tools.push({
+    label: `curl → ${name}`,
+    kind: 'curl',
+    server: () => startPeer(name, { clients: opts.parallel }),
+  });
+}
+if (opts.tools.includes('node')) tools.push({ label: 'node pipeline', kind: 'node' });
+
+const workDir = await makeTempDir('muxftp-cli-client-', clientBase);
+const best = new Map(); // `${tool} ${workload}` -> best verified result
+const errors = [];
+try {
+  log(`bench:cli: making payloads in ${workDir}`);
+  const payloads = await makePayloads(workDir);
+  for (let round = 0; round < opts.rounds; round++) {
+    // Rotate the order each round, so no tool always runs first (or right after another's writeback).
+    const order = tools.map((_, i) => tools[(i + round) % tools.length]);
+    for (const tool of order) {
+      log(`round ${round + 1}/${opts.rounds}: ${tool.label}`);
+      const results = await runTool(tool, payloads, workDir);
+      for (const [workload, r] of Object.entries(results)) {
+        const key = `${tool.label} ${workload}`;
+        if (r.error) errors.push(`round ${round + 1} ${key}: ${r.error}`);
+        else if (!best.has(key) || best.get(key).mbps < r.mbps) best.set(key, r);
+      }
+    }
+  }
+} finally {
+  await removeTempDir(workDir);
+}
+
+// ---------------------------------------------------------------- the table
+
+const fig = (tool, workload) => best.get(`${tool} ${workload}`)?.mbps;
+const mb = (x) => (x === undefined ? '-' : String(Math.round(x)));
+const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-');
+const sizeLabel = (b) => (b >= 1024 * MIB ? `${b / 1024 / MIB} GiB` : `${b / MIB} MiB`);
+const many = `${opts.files} × ${sizeLabel(opts.fileBytes)}`;
+const rows = [
+  ['put-many', `put ${many}, ${opts.parallel} at once`, 'muxftp'],
+  ['get-many', `get ${many}, ${opts.parallel} at once`, 'muxftp'],
+  ['put-big', `put one ${sizeLabel(opts.bigBytes)}`, 'muxftp'],
+  ['get-big', `get one ${sizeLabel(opts.bigBytes)}`, 'muxftp'],
+];
+const muxLabels = tools.filter((t) => t.kind === 'muxftp').map((t) => t.label);
+const header = [
+  'workload',
+  ...muxLabels,
+  'curl → pyftpdlib',
+  'curl → vsftpd',
+  'node pipeline',
+  'mux/pyftpdlib',
+  'mux/vsftpd',
+  'mux/node',
+];
+const table = [];
+for (const [workload, label] of rows) {
+  if (!opts.workloads.includes(workload)) continue;
+  const m = fig('muxftp', workload);
+  const py = fig('curl → pyftpdlib', workload);
+  const vs = fig('curl → vsftpd', workload);
+  const node = fig('node pipeline', workload);
+  table.push([
+    label,
+    ...muxLabels.map((l) => mb(fig(l, workload))),
+    mb(py),
+    mb(vs),
+    mb(node),
+    ratio(m, py),
+    ratio(m, vs),
+    ratio(m, node),
+  ]);
+}
+for (const [workload, label, peerWorkload] of [
+  ['bench-up', `muxftp bench upload, ${opts.parallel} clients × ${many}`, 'put-many'],
+  ['bench-down', `muxftp bench download, ${opts.parallel} clients × ${many}`, 'get-many'],
+]) {
+  if (!opts.workloads.includes(workload)) continue;
+  const m = fig('muxftp', workload);
+  const py = fig('curl → pyftpdlib', peerWorkload);
+  const vs = fig('curl → vsftpd', peerWorkload);
+  table.push([
+    label,
+    mb(m),
+    ...muxLabels.slice(1).map(() => '-'),
+    mb(py),
+    mb(vs),
+    '-',
+    ratio(m, py),
+    ratio(m, vs),
+    '-',
+  ]);
+}
+const all = [header, ...table];
+const widths = header.map((_, c) => Math.max(...all.map((r) => String(r[c]).length)));
+console.log(
+  `bench:cli: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, ` +
+    `vsftpd ${packageVersion('vsftpd') || '-'}, pyftpdlib ${packageVersion('python3-pyftpdlib') || '-'}; ` +
+    `best of ${opts.rounds} round(s), MB/s (10^6 bytes), every transfer verified; server roots on disk ` +
+    `(${os.tmpdir()}), client files on ${clientBase}; curl --parallel-max ${opts.parallel}` +
+    (hasChecksum ? '' : '; this CLI has no --checksum option'),
+);
+console.log(
+  all
+    .map((r) =>
+      r
+        .map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c])))
+        .join('  '),
+    )
+    .join('\n'),
+);
+if (errors.length > 0)
+  console.log(`\nerrors (those measurements were dropped):\n${errors.map((e) => `- ${e}`).join('\n')}`);
+process.exitCode = errors.length > 0 ? 1 : 0;
