@@ -2,7 +2,7 @@
 // The muxftp command. It runs the compiled CLI in dist/ (npm run build), with no TypeScript loader.
 let cli;
 try {
-  cli = await import('../dist/client/cli/main.js');
+  cli = await import('../dist/cli/main.js');
 } catch (error) {
   if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
   process.stderr.write(`muxftp: the CLI is not built (${error.message}); run npm run build\n`);

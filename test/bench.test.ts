@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSizeDistribution } from '../client/bench/options.js';
-import { parseDuration, parseSize } from '../client/cli/humanUnits.js';
+import { parseDuration, parseSize } from '../shared/humanUnits.js';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
@@ -53,7 +53,7 @@ describe('bench option parsing', () => {
 
 describe('muxftp bench --local', () => {
   beforeAll(() => {
-    if (!existsSync(join(import.meta.dirname, '..', 'dist', 'client', 'cli', 'main.js'))) {
+    if (!existsSync(join(import.meta.dirname, '..', 'dist', 'cli', 'main.js'))) {
       throw new Error('dist/ is not built: run npm run build (npm test does)');
     }
   });

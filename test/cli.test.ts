@@ -15,7 +15,7 @@ import { Client } from '../client/client.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
-const BUILT_CLI = join(REPO, 'dist', 'client', 'cli', 'main.js');
+const BUILT_CLI = join(REPO, 'dist', 'cli', 'main.js');
 const MiB = 1024 * 1024;
 const COMMAND_TIMEOUT_MS = 15_000;
 

@@ -3,8 +3,8 @@
  * binary units (64KiB, 10MiB), durations s/ms/m, size distributions weighted lists.
  */
 import { availableParallelism } from 'node:os';
+import { parseSize } from '../../shared/humanUnits.js';
 import type { ServerAddress } from '../address.js';
-import { parseSize } from '../cli/humanUnits.js';
 
 export type BenchOp = 'upload' | 'download' | 'mixed' | 'connect' | 'idle';
 export const BENCH_OPS: readonly BenchOp[] = ['upload', 'download', 'mixed', 'connect', 'idle'];

@@ -1,6 +1,7 @@
 /** The bench report: merged figures, the human table, the JSON shape, and threshold checks. */
+
+import { formatBytes } from '../../shared/humanUnits.js';
 import type { ServerStats } from '../../shared/protocol/messages.js';
-import { formatBytes } from '../cli/humanUnits.js';
 import { mergeHistograms, type Percentiles, percentilesMs } from './histogram.js';
 import type { WorkerResult } from './load.js';
 import type { BenchOptions } from './options.js';

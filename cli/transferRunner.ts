@@ -2,8 +2,9 @@
  * Runs a list of uploads or downloads over one connection, `parallel` at a time, with progress
  * bars, Ctrl-C handling and one outcome per file. Direction-blind: `perform` moves the bytes.
  */
-import { MuxftpError } from '../../shared/errors.js';
-import type { TransferOptions } from '../client.js';
+
+import type { TransferOptions } from '../client/client.js';
+import { MuxftpError } from '../shared/errors.js';
 import { ConcurrencyLimit } from './concurrency.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';

@@ -4,7 +4,7 @@
  * failure makes the exit code 1. Only bugs print a stack trace.
  */
 import type { Writable } from 'node:stream';
-import { MuxftpError } from '../../shared/errors.js';
+import { MuxftpError } from '../shared/errors.js';
 import { CliError } from './cliError.js';
 import type { GlobalOptions } from './globalOptions.js';
 

@@ -1,7 +1,8 @@
 /** Opening the one connection a client command uses, with a plain message when that fails. */
-import { MuxftpError } from '../../shared/errors.js';
-import type { ServerAddress } from '../address.js';
-import { Client } from '../client.js';
+
+import type { ServerAddress } from '../client/address.js';
+import { Client } from '../client/client.js';
+import { MuxftpError } from '../shared/errors.js';
 import { CliError } from './cliError.js';
 import { packageVersion } from './version.js';
 

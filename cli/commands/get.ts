@@ -5,9 +5,9 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULTS } from '../../../shared/defaults.js';
-import { MuxftpError } from '../../../shared/errors.js';
-import type { Client, WireEntry } from '../../client.js';
+import type { Client, WireEntry } from '../../client/client.js';
+import { DEFAULTS } from '../../shared/defaults.js';
+import { MuxftpError } from '../../shared/errors.js';
 import { ConcurrencyLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
 import { globalOptionsOf } from '../globalOptions.js';

@@ -1,7 +1,7 @@
 /** The remote file commands: ls, stat, rm, mkdir, rmdir, mv. Each runs over one connection. */
 import type { Command } from 'commander';
-import { MuxftpError } from '../../../shared/errors.js';
-import type { Client, WireEntry } from '../../client.js';
+import type { Client, WireEntry } from '../../client/client.js';
+import { MuxftpError } from '../../shared/errors.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';

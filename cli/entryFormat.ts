@@ -1,6 +1,6 @@
 /** Entries as text: the `ls` table and the `stat` record. */
-import type { WireEntry } from '../client.js';
-import { formatBytes } from './humanUnits.js';
+import type { WireEntry } from '../client/client.js';
+import { formatBytes } from '../shared/humanUnits.js';
 
 // Names come from the server: control characters could drive the terminal, so they are shown as '?'.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point

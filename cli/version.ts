@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export function packageVersion(): string {
-  // Walk up rather than hard-code '../..': this file runs from client/cli/ and from dist/client/cli/.
+  // Walk up rather than hard-code '../..': this file runs from cli/ and from dist/cli/.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     try {

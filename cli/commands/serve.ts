@@ -6,13 +6,13 @@
  */
 import { constants } from 'node:os';
 import { type Command, Option } from 'commander';
-import { logToStderr } from '../../../server/options.js';
-import { MuxServer } from '../../../server/server.js';
-import { DEFAULTS } from '../../../shared/defaults.js';
-import { openStorage } from '../../../storage/index.js';
+import { logToStderr } from '../../server/options.js';
+import { MuxServer } from '../../server/server.js';
+import { DEFAULTS } from '../../shared/defaults.js';
+import { parseSize } from '../../shared/humanUnits.js';
+import { openStorage } from '../../storage/index.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
-import { parseSize } from '../humanUnits.js';
 import { commanderParser, parsePort, parsePositiveInteger, parseSecondsAsMs } from '../optionParsers.js';
 
 interface ServeOptions {

@@ -4,7 +4,7 @@
  */
 import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { MuxftpError } from '../../shared/errors.js';
+import { MuxftpError } from '../shared/errors.js';
 
 const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
   ENOENT: 'no such file or directory',

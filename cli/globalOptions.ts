@@ -1,7 +1,7 @@
 /** The options every client command shares: where the server is and how to print results. */
 import { type Command, Option } from 'commander';
-import { DEFAULTS } from '../../shared/defaults.js';
-import { parseServerAddress, type ServerAddress } from '../address.js';
+import { parseServerAddress, type ServerAddress } from '../client/address.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { parseServerOption } from './optionParsers.js';
 
 export interface GlobalOptions {

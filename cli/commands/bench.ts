@@ -6,11 +6,11 @@ import {
   type BenchOptions,
   defaultWorkers,
   parseSizeDistribution,
-} from '../../bench/options.js';
-import { formatReport } from '../../bench/report.js';
-import { runBench } from '../../bench/runner.js';
+} from '../../client/bench/options.js';
+import { formatReport } from '../../client/bench/report.js';
+import { runBench } from '../../client/bench/runner.js';
+import { parseDuration, parseSize } from '../../shared/humanUnits.js';
 import { globalOptionsOf } from '../globalOptions.js';
-import { parseDuration, parseSize } from '../humanUnits.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
 

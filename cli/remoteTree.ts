@@ -1,6 +1,7 @@
 /** The tree under a remote directory, for `get -r`: walked with `list`, a few listings at a time. */
-import { MuxftpError } from '../../shared/errors.js';
-import type { Client } from '../client.js';
+
+import type { Client } from '../client/client.js';
+import { MuxftpError } from '../shared/errors.js';
 import type { ConcurrencyLimit } from './concurrency.js';
 import { isPlainName, joinRemote } from './remotePath.js';
 

@@ -3,7 +3,7 @@
  * usage error (exit code 2) naming the option, before any command runs.
  */
 import { InvalidArgumentError } from 'commander';
-import { parseServerAddress, type ServerAddress } from '../address.js';
+import { parseServerAddress, type ServerAddress } from '../client/address.js';
 
 export function parsePositiveInteger(value: string): number {
   const n = Number(value);

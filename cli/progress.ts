@@ -4,7 +4,7 @@
  * without --quiet/--json; otherwise every call is a no-op, so scripts and pipes see nothing.
  */
 import cliProgress from 'cli-progress';
-import { formatBytes, formatDuration, formatEta, formatRate } from './humanUnits.js';
+import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
 
 export interface TransferMeter {
   /** Bytes done so far; the size when known (a download learns it from the server's reply). */
