@@ -11,6 +11,7 @@ import { formatReport } from '../../client/bench/report.js';
 import { runBench } from '../../client/bench/runner.js';
 import { parseDuration, parseSize } from '../../shared/humanUnits.js';
 import { globalOptionsOf } from '../globalOptions.js';
+import { startLocalServer } from '../localServer.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
 
@@ -108,7 +109,10 @@ export function registerBenchCommand(program: Command, output: Output): void {
       };
       const showProgress = !global.json && !global.quiet && process.stderr.isTTY;
       try {
-        const report = await runBench(options, { progressStream: showProgress ? process.stderr : undefined });
+        const report = await runBench(options, {
+          progressStream: showProgress ? process.stderr : undefined,
+          startLocalServer,
+        });
         if (global.json) output.printJson(report);
         else output.printLine(formatReport(report, describeSizes(options)));
         if (!report.thresholds.passed) output.raiseExitCode(1);

@@ -4,10 +4,7 @@
  * the bottleneck), shows progress, merges what the workers measured, and asks the server for its
  * own figures.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import cliProgress from 'cli-progress';
 import { MuxftpError } from '../../shared/errors.js';
@@ -22,13 +19,24 @@ import { type BenchReport, buildReport } from './report.js';
 const START_ALLOWANCE_MS = 400;
 const START_ALLOWANCE_PER_CLIENT_MS = 2;
 
+/** A throwaway server for `--local`, started by the caller (the CLI knows how to run one). */
+export interface LocalServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
 export interface BenchIo {
   /** Where the progress bar goes (a TTY), or undefined for none. */
   progressStream: NodeJS.WriteStream | undefined;
+  /** Starts the server `options.local` asks for; required when it is set. */
+  startLocalServer?: () => Promise<LocalServer>;
 }
 
 export async function runBench(options: BenchOptions, io: BenchIo): Promise<BenchReport> {
-  const local = options.local ? await startLocalServer() : undefined;
+  if (options.local && io.startLocalServer === undefined) {
+    throw new TypeError('runBench: options.local needs io.startLocalServer');
+  }
+  const local = options.local ? await io.startLocalServer!() : undefined;
   try {
     const address = local ? { host: '127.0.0.1', port: local.port } : options.server;
     return await runAgainst(address, options, io);
@@ -257,32 +265,4 @@ class ProgressView {
     clearInterval(this.timer);
     this.bar?.stop();
   }
-}
-
-/** `--local`: a muxftp server on in-memory storage in a child process, stopped afterwards. */
-async function startLocalServer(): Promise<{ port: number; stop(): Promise<void> }> {
-  const bin = fileURLToPath(new URL('../../../bin/muxftp.js', import.meta.url));
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [bin, 'serve', '--memory', '--port', '0', '--max-connections', '100000', '--idle-timeout', '600'],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  const exited = once(child, 'exit');
-  const [line] = (await Promise.race([once(child.stdout!, 'data'), exited.then(() => [''])])) as [
-    Buffer | string,
-  ];
-  const port = Number(/:(\d+) /.exec(String(line))?.[1]);
-  if (!Number.isInteger(port) || port === 0) {
-    child.kill('SIGKILL');
-    throw new Error(`could not start a local server: ${String(line).trim() || 'it exited'}`);
-  }
-  return {
-    port,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-    },
-  };
 }

@@ -1,0 +1,19 @@
+/**
+ * Child-process entry for `bench --local`: the `serve` command on in-memory storage, with limits
+ * wide enough for any bench. A process of its own, so the server's RSS in the report is its own.
+ */
+import { main } from './main.js';
+
+const [node = process.execPath, script = ''] = process.argv;
+process.exitCode = await main([
+  node,
+  script,
+  'serve',
+  '--memory',
+  '--port',
+  '0',
+  '--max-connections',
+  '100000',
+  '--idle-timeout',
+  '600',
+]);
