@@ -4,9 +4,10 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
-import { HEADER_BYTES, MAX_CREDIT } from '../shared/protocol/constants.js';
+import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
+import { InboundWindow, OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
 import type { ByteSink } from './sinks.js';
 import type { ByteSource } from './sources.js';
@@ -140,9 +141,8 @@ export class GetCall extends ClientStream {
   private readonly sink: ByteSink;
   private readonly onProgress: ProgressCallback | undefined;
   private readonly hash: Hash = createHash('sha256');
-  private readonly window: number;
-  private credit: number;
-  private ungranted = 0;
+  /** Credit granted back as bytes reach the sink. */
+  private readonly window: InboundWindow;
   private received = 0;
   private expectedSize: number | undefined;
   private pending: Buffer[] = [];
@@ -161,13 +161,12 @@ export class GetCall extends ClientStream {
     this.sink = sink;
     this.onProgress = onProgress;
     this.deferred = deferred;
-    this.window = host.streamWindowBytes;
-    this.credit = this.window;
+    this.window = new InboundWindow(id, host.streamWindowBytes);
   }
 
   /** Sent right behind OPEN: the server may start sending at once. */
   initialWindow(): Buffer {
-    return encodeWindow(this.id, this.window);
+    return encodeWindow(this.id, this.window.open());
   }
 
   override onReply(result: Record<string, unknown>): void {
@@ -178,13 +177,7 @@ export class GetCall extends ClientStream {
   override onData(payload: Buffer): void {
     if (this.end !== undefined)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
-    if (payload.length > this.credit) {
-      throw new ProtocolError(
-        'FLOW_CONTROL_ERROR',
-        `server sent ${payload.length} bytes with ${this.credit} credit`,
-      );
-    }
-    this.credit -= payload.length;
+    this.window.take(payload.length);
     this.received += payload.length;
     this.hash.update(payload);
     this.pending.push(payload);
@@ -217,11 +210,9 @@ export class GetCall extends ClientStream {
       () => {
         this.writing = false;
         if (this.isSettled) return;
-        this.ungranted += bytes;
-        if (this.end === undefined && this.ungranted >= this.window / 2) {
-          this.credit += this.ungranted;
-          this.host.send(encodeWindow(this.id, this.ungranted));
-          this.ungranted = 0;
+        if (this.end === undefined) {
+          const increment = this.window.consumed(bytes);
+          if (increment > 0) this.host.send(encodeWindow(this.id, increment));
         }
         this.onProgress?.(this.received - this.pendingBytes(), this.expectedSize);
         this.writeNext();
@@ -287,7 +278,7 @@ export class PutCall extends ClientStream implements FrameProducer {
   /** Hashes what is sent, unless the caller vouched for the digest (the server checks it either way). */
   private readonly hash: Hash | undefined;
   private readonly knownSha256: Buffer | undefined;
-  private credit = 0;
+  private readonly credit: OutboundCredit;
   private sent = 0;
   private reading = false;
   private eof = false;
@@ -309,14 +300,12 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.deferred = deferred;
     this.knownSha256 = knownSha256;
     this.hash = knownSha256 === undefined ? createHash('sha256') : undefined;
+    this.credit = new OutboundCredit(id);
     host.queue.addProducer(this);
   }
 
   override onWindow(increment: number): void {
-    if (this.credit + increment > MAX_CREDIT) {
-      throw new ProtocolError('FLOW_CONTROL_ERROR', `credit on stream ${this.id} would exceed 2^31-1`);
-    }
-    this.credit += increment;
+    this.credit.add(increment);
     this.readAhead();
   }
 
@@ -356,7 +345,12 @@ export class PutCall extends ClientStream implements FrameProducer {
     }
     const remaining =
       this.source.size === undefined ? Number.POSITIVE_INFINITY : this.source.size - this.sent;
-    const length = Math.min(this.credit, remaining, this.host.chunkBytes, this.host.serverMaxFramePayload);
+    const length = Math.min(
+      this.credit.available,
+      remaining,
+      this.host.chunkBytes,
+      this.host.serverMaxFramePayload,
+    );
     if (length <= 0) return;
     if (!this.host.queue.tryReserve(HEADER_BYTES + length, this)) return;
     this.reading = true;
@@ -387,7 +381,7 @@ export class PutCall extends ClientStream implements FrameProducer {
         const payload = frame.subarray(HEADER_BYTES, HEADER_BYTES + n);
         const ready = n < length ? frame.subarray(0, HEADER_BYTES + n) : frame;
         if (n < length) ready.writeUInt32BE(n, 8);
-        this.credit -= n;
+        this.credit.take(n);
         this.sent += n;
         this.hash?.update(payload);
         this.readyFrame = ready;

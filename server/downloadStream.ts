@@ -6,9 +6,10 @@
  * reads, the server holds at most the queue's high-water mark plus one chunk for it.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { ProtocolError, StorageError } from '../shared/errors.js';
-import { HEADER_BYTES, MAX_CREDIT } from '../shared/protocol/constants.js';
+import { StorageError } from '../shared/errors.js';
+import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
+import { OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer } from '../shared/transport/outboundQueue.js';
 import type { ReadHandle } from '../storage/types.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -19,7 +20,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private handle: ReadHandle | undefined;
   /** Hashes the file as it is read, unless storage already knows its digest. */
   private hash: Hash | undefined;
-  private credit = 0;
+  private readonly credit: OutboundCredit;
   /** Bytes read from the file (and hashed) so far. */
   private position = 0;
   private size = 0;
@@ -29,6 +30,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   constructor(host: StreamHost, id: number, path: string) {
     super(host, id);
     this.path = path;
+    this.credit = new OutboundCredit(id);
   }
 
   start(): void {
@@ -50,10 +52,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   override onWindow(increment: number): void {
-    if (this.credit + increment > MAX_CREDIT) {
-      throw new ProtocolError('FLOW_CONTROL_ERROR', `credit on stream ${this.id} would exceed 2^31-1`);
-    }
-    this.credit += increment;
+    this.credit.add(increment);
     this.readAhead();
   }
 
@@ -79,7 +78,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       return;
     }
     const length = Math.min(
-      this.credit,
+      this.credit.available,
       this.size - this.position,
       this.host.options.chunkBytes,
       this.host.peerMaxFramePayload,
@@ -87,7 +86,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     if (length <= 0) return;
     if (!this.host.queue.tryReserve(HEADER_BYTES + length, this)) return;
     this.reading = true;
-    this.credit -= length;
+    this.credit.take(length);
     const frame = allocDataFrame(this.id, length);
     handle.read(frame, HEADER_BYTES, length, this.position).then(
       (bytesRead) => {

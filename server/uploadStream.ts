@@ -8,6 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload } from '../shared/protocol/messages.js';
+import { InboundWindow } from '../shared/transport/flow.js';
 import type { UploadHandle } from '../storage/types.js';
 import { toWireEntry } from './requestStream.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -18,11 +19,8 @@ export class UploadStream extends ServerStream {
   private readonly declaredSize: number | undefined;
   private handle: UploadHandle | undefined;
   private readonly hash: Hash = createHash('sha256');
-  private readonly window: number;
-  /** Credit the client still has. */
-  private credit = 0;
-  /** Bytes written to disk and not yet granted back. */
-  private ungranted = 0;
+  /** Credit granted back as bytes reach the disk. */
+  private readonly window: InboundWindow;
   private received = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -34,7 +32,7 @@ export class UploadStream extends ServerStream {
     super(host, id);
     this.path = path;
     this.declaredSize = declaredSize;
-    this.window = host.options.streamWindowBytes;
+    this.window = new InboundWindow(id, host.options.streamWindowBytes);
   }
 
   start(): void {
@@ -47,7 +45,7 @@ export class UploadStream extends ServerStream {
             return;
           }
           this.handle = handle;
-          this.grant(this.window);
+          this.grant(this.window.open());
           this.commitWhenWritten();
         },
         (err: unknown) => this.fail(err),
@@ -57,13 +55,7 @@ export class UploadStream extends ServerStream {
   override onData(payload: Buffer): void {
     if (this.end !== undefined)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
-    if (payload.length > this.credit) {
-      throw new ProtocolError(
-        'FLOW_CONTROL_ERROR',
-        `stream ${this.id}: ${payload.length} bytes of DATA with ${this.credit} bytes of credit`,
-      );
-    }
-    this.credit -= payload.length;
+    this.window.take(payload.length);
     this.received += payload.length;
     if (this.declaredSize !== undefined && this.received > this.declaredSize) {
       this.fail(
@@ -92,8 +84,7 @@ export class UploadStream extends ServerStream {
   }
 
   private grant(increment: number): void {
-    this.credit += increment;
-    this.host.send(encodeWindow(this.id, increment));
+    if (increment > 0) this.host.send(encodeWindow(this.id, increment));
   }
 
   /** One write at a time, each taking every chunk that arrived meanwhile (one writev). */
@@ -110,11 +101,8 @@ export class UploadStream extends ServerStream {
         this.writing = false;
         this.host.addUploadBacklog(-bytes);
         if (this.isFinished) return;
-        this.ungranted += bytes;
-        if (this.end === undefined && this.ungranted >= this.window / 2) {
-          this.grant(this.ungranted);
-          this.ungranted = 0;
-        }
+        // After END no more DATA comes: granting more would be noise.
+        if (this.end === undefined) this.grant(this.window.consumed(bytes));
         this.writeNext();
         this.commitWhenWritten();
       },
