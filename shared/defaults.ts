@@ -45,6 +45,8 @@ export const DEFAULTS = {
   /** Longest client path in UTF-8 bytes, and longest single name. */
   maxPathBytes: 4096,
   maxNameBytes: 255,
+  /** Most names in one client path (a/b/c is 3): bounds the work of one `mkdir -p`. */
+  maxPathDepth: 256,
 
   /** Client: how long to wait for TCP connect plus handshake. */
   connectTimeoutMs: 10_000,

@@ -15,6 +15,7 @@ import {
   ConfinedRoot,
   isTemporaryName,
   newTemporaryName,
+  normalizeClientPath,
   parentPath,
   type Resolved,
 } from './paths.js';
@@ -42,6 +43,12 @@ export interface FsStorageOptions {
 
 const noop = (): void => {};
 
+/** An upload asked for: its client path at once, its directory on the host once resolved. */
+interface UploadClaim {
+  clientPath: string;
+  parentHostPath: string | undefined;
+}
+
 export class FsStorage implements Storage {
   readonly description: string;
   readonly #fs: FsPromises;
@@ -54,6 +61,10 @@ export class FsStorage implements Storage {
   /** Open uploads and read handles, finished by close(). */
   readonly #uploads = new Set<FsUpload>();
   readonly #reads = new Set<FsReadHandle>();
+  /** Uploads from the moment they are asked for until they finish: what a directory move must not carry off. */
+  readonly #uploadClaims = new Set<UploadClaim>();
+  /** Directory moves under way, by source; an upload starting under one waits for it. */
+  readonly #directoryMoves = new Map<Resolved, Promise<unknown>>();
   /** Temporary names of uploads in flight here, which sweepTemporaryFiles() must leave alone. */
   readonly #activeTemporaryNames = new Set<string>();
 
@@ -105,20 +116,52 @@ export class FsStorage implements Storage {
       await fsCall(target.clientPath, () => this.#fs.mkdir(target.hostPath));
       return;
     }
+    await this.#makeMissingDirectories(target);
+  }
+
+  /**
+   * mkdir -p once the path is resolved: one mkdir per missing level, top down, on the host path
+   * resolve() found (linear in the depth; it used to resolve every level again).
+   */
+  async #makeMissingDirectories(target: Resolved): Promise<void> {
     const names = target.clientPath.split('/');
-    for (let depth = 1; depth <= names.length; depth++) {
-      const { clientPath, hostPath } = await this.#resolve(names.slice(0, depth).join('/'));
+    // hostLevels[i]: the host path of the first i+1 client names, for the levels that may be missing.
+    const firstMissing = names.length - target.missingNames;
+    const hostLevels: string[] = [];
+    for (let level = names.length - 1, host = target.hostPath; level >= firstMissing; level--) {
+      hostLevels[level] = host;
+      host = this.#paths.dirname(host);
+    }
+    if (target.missingNames === 0) {
+      await this.#expectDirectory(target.clientPath, target.hostPath, true);
+      return;
+    }
+    for (let level = firstMissing; level < names.length; level++) {
+      const clientPath = names.slice(0, level + 1).join('/');
+      const hostPath = hostLevels[level]!;
       try {
         await this.#fs.mkdir(hostPath);
       } catch (error) {
-        if (errnoOf(error) !== 'EEXIST') throw storageErrorFromFs(error, clientPath);
-        const stats = await fsCall(clientPath, () => this.#fs.stat(hostPath));
-        if (stats.isDirectory()) continue;
-        throw depth === names.length
-          ? new StorageError('ALREADY_EXISTS', `already exists: ${clientPath}`, clientPath)
-          : new StorageError('NOT_A_DIRECTORY', `not a directory: ${clientPath}`, clientPath);
+        const errno = errnoOf(error);
+        if (errno === 'ENOTDIR' && level === firstMissing && level > 0) {
+          // What exists above the first missing name is not a directory.
+          const parent = names.slice(0, level).join('/');
+          throw new StorageError('NOT_A_DIRECTORY', `not a directory: ${parent}`, parent);
+        }
+        if (errno !== 'EEXIST') throw storageErrorFromFs(error, clientPath);
+        // Created meanwhile (another mkdir -p, say): fine if it is a directory.
+        await this.#expectDirectory(clientPath, hostPath, level === names.length - 1);
       }
     }
+  }
+
+  /** mkdir -p found `hostPath` existing: a directory is fine, anything else is in the way. */
+  async #expectDirectory(clientPath: string, hostPath: string, isTarget: boolean): Promise<void> {
+    const stats = await fsCall(clientPath, () => this.#fs.stat(hostPath));
+    if (stats.isDirectory()) return;
+    throw isTarget
+      ? new StorageError('ALREADY_EXISTS', `already exists: ${clientPath}`, clientPath)
+      : new StorageError('NOT_A_DIRECTORY', `not a directory: ${clientPath}`, clientPath);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -165,19 +208,6 @@ export class FsStorage implements Storage {
         );
       }
     }
-    if (sourceStats.isDirectory()) {
-      // An upload's temporary file sits beside its target; moving a directory above it would
-      // strand the file where neither commit nor abort can find it.
-      for (const upload of this.#uploads) {
-        if (this.#confinement.isWithin(source.hostPath, upload.temporaryPath)) {
-          throw new StorageError(
-            'RESOURCE_BUSY',
-            `uploads are in progress under ${source.clientPath}; move it when they are done`,
-            source.clientPath,
-          );
-        }
-      }
-    }
     const destinationStats = await this.#lstatIfExists(destination);
     if (destinationStats && (destinationStats.isDirectory() || sourceStats.isDirectory())) {
       const reason = destinationStats.isDirectory()
@@ -189,7 +219,33 @@ export class FsStorage implements Storage {
         destination.clientPath,
       );
     }
-    await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
+    if (!sourceStats.isDirectory()) {
+      await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
+      return;
+    }
+    // Checked after every await above and registered in the same turn as the rename starts, so an
+    // upload claimed at any point either is refused here or waits for this move (issue #7).
+    // An upload's temporary file sits beside its target; moving a directory above it would
+    // strand the file where neither commit nor abort can find it.
+    for (const claim of this.#uploadClaims) {
+      if (this.#claimIsUnder(claim, source)) {
+        throw new StorageError(
+          'RESOURCE_BUSY',
+          `uploads are in progress under ${source.clientPath}; move it when they are done`,
+          source.clientPath,
+        );
+      }
+    }
+    const moved = fsCall(destination.clientPath, () =>
+      this.#fs.rename(source.hostPath, destination.hostPath),
+    );
+    const done = moved.catch(noop);
+    this.#directoryMoves.set(source, done);
+    try {
+      await moved;
+    } finally {
+      this.#directoryMoves.delete(source);
+    }
   }
 
   async openRead(path: string): Promise<ReadHandle> {
@@ -213,21 +269,45 @@ export class FsStorage implements Storage {
   }
 
   async createUpload(path: string, options: { expectedSize?: number } = {}): Promise<UploadHandle> {
-    const target = await this.#resolve(path);
-    if (target.clientPath === '') throw new StorageError('IS_A_DIRECTORY', 'is a directory: /', '');
-    const parentClientPath = parentPath(target.clientPath);
-    const parentHostPath = this.#paths.dirname(target.hostPath);
-    const parentStats = await fsCall(parentClientPath, () => this.#fs.stat(parentHostPath));
-    if (!parentStats.isDirectory()) {
-      throw new StorageError('NOT_A_DIRECTORY', `not a directory: ${parentClientPath}`, parentClientPath);
+    this.#assertOpen();
+    // Claimed before the first await, so that a directory move handled after this call already
+    // sees the upload and refuses (issue #7: otherwise the move could carry the temporary file
+    // away between our checks and our open).
+    const claim: UploadClaim = { clientPath: normalizeClientPath(path), parentHostPath: undefined };
+    this.#uploadClaims.add(claim);
+    try {
+      return await this.#startUpload(claim, options.expectedSize ?? 0);
+    } catch (error) {
+      this.#uploadClaims.delete(claim);
+      throw error;
     }
-    await this.#refuseDirectory(target);
+  }
+
+  async #startUpload(claim: UploadClaim, expectedSize: number): Promise<UploadHandle> {
+    let target: Resolved;
+    let parentHostPath: string;
+    for (;;) {
+      target = await this.#resolve(claim.clientPath);
+      if (target.clientPath === '') throw new StorageError('IS_A_DIRECTORY', 'is a directory: /', '');
+      parentHostPath = this.#paths.dirname(target.hostPath);
+      claim.parentHostPath = parentHostPath;
+      const parentClientPath = parentPath(target.clientPath);
+      const parentStats = await fsCall(parentClientPath, () => this.#fs.stat(parentHostPath));
+      if (!parentStats.isDirectory()) {
+        throw new StorageError('NOT_A_DIRECTORY', `not a directory: ${parentClientPath}`, parentClientPath);
+      }
+      await this.#refuseDirectory(target);
+      // A move that passed its check before this upload was claimed may still be under way: wait
+      // for it, then look again (the parent has moved, so the path now fails or means a new place).
+      const move = this.#moveAffecting(claim);
+      if (move === undefined) break;
+      await move;
+    }
 
     const temporaryName = newTemporaryName();
     const temporaryPath = this.#paths.join(parentHostPath, temporaryName);
     const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, 'wx'));
     this.#activeTemporaryNames.add(temporaryName);
-    const expectedSize = options.expectedSize ?? 0;
     const preallocated = expectedSize > 0 && this.#tryPreallocate(handle, expectedSize) ? expectedSize : 0;
     const upload = new FsUpload({
       fs: this.#fs,
@@ -243,10 +323,27 @@ export class FsStorage implements Storage {
       onFinish: () => {
         this.#activeTemporaryNames.delete(temporaryName);
         this.#uploads.delete(upload);
+        this.#uploadClaims.delete(claim);
       },
     });
     this.#uploads.add(upload);
     return upload;
+  }
+
+  /** A directory move under way that covers the claimed upload's directory, if any. */
+  #moveAffecting(claim: UploadClaim): Promise<unknown> | undefined {
+    for (const [source, done] of this.#directoryMoves) {
+      if (this.#claimIsUnder(claim, source)) return done;
+    }
+    return undefined;
+  }
+
+  /** True when the claimed upload's file lies under the directory `dir`, by client or host path. */
+  #claimIsUnder(claim: UploadClaim, dir: Resolved): boolean {
+    if (claim.clientPath.startsWith(`${dir.clientPath}/`)) return true;
+    return (
+      claim.parentHostPath !== undefined && this.#confinement.isWithin(dir.hostPath, claim.parentHostPath)
+    );
   }
 
   /** Preallocation is an optimisation: when it fails (no memory for it), the upload goes on without. */

@@ -67,6 +67,8 @@ export function normalizeClientPath(path: string): string {
     if (isTemporaryName(name)) refuse(`names starting with ${TEMP_PREFIX} are reserved`);
     names.push(name);
   }
+  // Bounded so that no request can make storage walk an arbitrarily deep tree (issue #7).
+  if (names.length > DEFAULTS.maxPathDepth) refuse(`more than ${DEFAULTS.maxPathDepth} names deep`);
   return names.join('/');
 }
 
@@ -88,6 +90,8 @@ export interface Resolved {
   hostPath: string;
   /** Where the path really is: symlinks followed, or as far as the path exists. */
   realPath: string;
+  /** How many of the path's last names did not exist when it was resolved (0: it exists). */
+  missingNames: number;
 }
 
 /**
@@ -132,42 +136,75 @@ export class ConfinedRoot {
   async resolve(path: string): Promise<Resolved> {
     const clientPath = normalizeClientPath(path);
     const realRoot = await this.realRoot();
-    if (clientPath === '') return { clientPath, hostPath: realRoot, realPath: realRoot };
+    if (clientPath === '') return { clientPath, hostPath: realRoot, realPath: realRoot, missingNames: 0 };
 
     const lexicalPath = this.#paths.join(realRoot, clientPath);
     // The parent too: operations on the entry itself (unlink, rename, the upload's temporary
     // file) happen in the parent, even when the entry is a link back into the root.
-    const realParent = await this.#realLocation(this.#paths.dirname(lexicalPath), clientPath, realRoot);
+    const parent = await this.#realLocation(this.#paths.dirname(lexicalPath), clientPath, realRoot);
+    const realParent = parent.real;
     // Links among the ancestors are resolved once, here; the last name is kept as is so that
     // remove and rename act on a link rather than on its target. (memfs's rename also fails
     // through a linked directory.)
     const hostPath = this.#paths.join(realParent, baseName(clientPath));
     let realPath: string;
+    let missingNames = 0;
     try {
       realPath = (await this.#fs.realpath(hostPath)).toString();
     } catch (error) {
       if (!isMissing(error)) throw storageErrorFromFs(error, clientPath);
       realPath = hostPath;
+      missingNames = parent.missing + 1;
     }
     if (!this.isWithin(realRoot, realParent) || !this.isWithin(realRoot, realPath)) {
       throw new StorageError('INVALID_PATH', `path leads outside the root: ${clientPath}`, clientPath);
     }
-    return { clientPath, hostPath, realPath };
+    return { clientPath, hostPath, realPath, missingNames };
   }
 
-  /** The real path of `hostPath`, or of its deepest existing ancestor joined with the rest. */
-  async #realLocation(hostPath: string, clientPath: string, realRoot: string): Promise<string> {
-    const missing: string[] = [];
-    for (let existing = hostPath; ; existing = this.#paths.dirname(existing)) {
+  /**
+   * The real path of `hostPath`, or of its deepest existing ancestor joined with the rest, and
+   * how many trailing names are missing. The deepest existing ancestor is found by bisection:
+   * realpath costs time in the depth of its argument, so asking it once per level made a deep
+   * `mkdir -p` cubic (issue #7).
+   */
+  async #realLocation(
+    hostPath: string,
+    clientPath: string,
+    realRoot: string,
+  ): Promise<{ real: string; missing: number }> {
+    // ancestors[i] is hostPath with its last i names removed, up to the root.
+    const ancestors = [hostPath];
+    for (let path = hostPath; path !== realRoot && this.#paths.dirname(path) !== path; ) {
+      path = this.#paths.dirname(path);
+      ancestors.push(path);
+    }
+    const realOf = async (index: number): Promise<string | undefined> => {
       try {
-        const real = (await this.#fs.realpath(existing)).toString();
-        return this.#paths.join(real, ...missing.reverse());
+        return (await this.#fs.realpath(ancestors[index]!)).toString();
       } catch (error) {
-        const atTop = existing === realRoot || this.#paths.dirname(existing) === existing;
-        if (!isMissing(error) || atTop) throw storageErrorFromFs(error, clientPath);
-        missing.push(this.#paths.basename(existing));
+        // The top must exist: it is the root.
+        if (!isMissing(error) || index === ancestors.length - 1) throw storageErrorFromFs(error, clientPath);
+        return undefined;
+      }
+    };
+    const first = await realOf(0);
+    if (first !== undefined) return { real: first, missing: 0 };
+    // Invariant: ancestors[low] is missing, ancestors[high] exists (with its real path).
+    let low = 0;
+    let high = ancestors.length - 1;
+    let highReal = (await realOf(high))!;
+    while (high - low > 1) {
+      const middle = (low + high) >>> 1;
+      const real = await realOf(middle);
+      if (real === undefined) low = middle;
+      else {
+        high = middle;
+        highReal = real;
       }
     }
+    const missingNames = this.#paths.relative(ancestors[high]!, hostPath);
+    return { real: this.#paths.join(highReal, missingNames), missing: high };
   }
 
   /** True when `path` is `base` or lies below it. */

@@ -1,0 +1,109 @@
+/**
+ * Issue #7, the storage half: what one hostile client could do to the tree or to the server's
+ * memory through storage alone. Each case failed on the code before its fix.
+ */
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Volume } from 'memfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
+import type { Frame } from '../shared/protocol/frame.js';
+import type { FsPromises } from '../storage/fsApi.js';
+import { FsStorage } from '../storage/fsStorage.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let env: TestServer | undefined;
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+});
+
+const EMPTY_SHA256 = createHash('sha256').digest();
+const isTemporary = (name: string) => name.startsWith('.muxftp-');
+
+/** The first frame on `streamId` of one of `types`. */
+function firstOf(peer: RawPeer, streamId: number, ...types: number[]): Promise<Frame> {
+  return peer.waitFor((f) => f.streamId === streamId && types.includes(f.type), 10_000);
+}
+
+describe('a directory move racing an upload into it (disk)', () => {
+  it('never strands the upload temporary file, whichever wins', async () => {
+    env = await startServer({ backend: 'disk' });
+    const root = env.root!;
+    const client = await env.connect();
+    const peer = await RawPeer.open(env.port);
+    let id = 1;
+    for (let trial = 0; trial < 100; trial++) {
+      await client.mkdir(`d${trial}`);
+      const put = id++;
+      const move = id++;
+      // One write: the server handles the OPEN of the put, then the rename, in one turn.
+      peer.write(
+        Buffer.concat([
+          encodeOpen(put, { op: 'put', path: `d${trial}/f` }),
+          encodeOpen(move, { op: 'rename', from: `d${trial}`, to: `e${trial}` }),
+        ]),
+      );
+      const accepted = await firstOf(peer, put, FrameType.WINDOW, FrameType.ERROR);
+      await firstOf(peer, move, FrameType.REPLY, FrameType.ERROR);
+      if (accepted.type === FrameType.WINDOW) {
+        // Finish the upload (empty); commit or fail, the server is done with its file afterwards.
+        peer.write(encodeEnd(put, 0, EMPTY_SHA256));
+        await peer.waitFor(
+          (f) => f.streamId === put && (f.type === FrameType.REPLY || f.type === FrameType.ERROR),
+          10_000,
+        );
+      }
+      for (const dir of [`d${trial}`, `e${trial}`]) {
+        const names = await readdir(join(root, dir)).catch(() => [] as string[]);
+        expect(names.filter(isTemporary), `${dir} after trial ${trial}`).toEqual([]);
+      }
+    }
+    peer.destroy();
+  });
+});
+
+describe('a deep mkdir -p', () => {
+  it('asks realpath a logarithmic number of times, not once or twice per level', async () => {
+    const volume = new Volume();
+    let realpathCalls = 0;
+    const fs = volume.promises;
+    const counting: FsPromises = {
+      stat: (p) => fs.stat(p),
+      lstat: (p) => fs.lstat(p),
+      readdir: (p) => fs.readdir(p),
+      mkdir: (p) => fs.mkdir(p),
+      rmdir: (p) => fs.rmdir(p),
+      unlink: (p) => fs.unlink(p),
+      rename: (a, b) => fs.rename(a, b),
+      open: (p, flags) => fs.open(p, flags) as never,
+      realpath: (p) => {
+        realpathCalls++;
+        return fs.realpath(p);
+      },
+    };
+    const storage = new FsStorage({ fs: counting, root: '/', durable: false });
+    const depth = DEFAULTS.maxPathDepth;
+    const deep = Array.from({ length: depth }, (_, i) => `n${i}`).join('/');
+    await storage.mkdir(deep, { parents: true });
+    // Bisection over 256 levels is about 10 calls; resolving every level again was over 500.
+    expect(realpathCalls).toBeLessThan(40);
+    expect((await storage.stat(deep)).type).toBe('dir');
+    realpathCalls = 0;
+    await storage.mkdir(deep, { parents: true }); // all there: one resolve
+    expect(realpathCalls).toBeLessThan(10);
+    await storage.close();
+  });
+
+  it(`refuses a path more than maxPathDepth names deep before touching the tree`, async () => {
+    env = await startServer({ backend: 'memory' });
+    const client = await env.connect();
+    const tooDeep = Array.from({ length: DEFAULTS.maxPathDepth + 1 }, () => 'd').join('/');
+    await expect(client.mkdir(tooDeep, { parents: true })).rejects.toMatchObject({ code: 'INVALID_PATH' });
+    expect(await client.list('')).toEqual([]);
+  });
+});
