@@ -1,5 +1,6 @@
 import { DEFAULTS } from '../shared/defaults.js';
 
+/** A server's host and TCP port. */
 export interface ServerAddress {
   host: string;
   port: number;

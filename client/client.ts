@@ -48,6 +48,7 @@ import {
   RequestCall,
 } from './streams.js';
 
+/** How {@link Client.connect} reaches the server and the limits it asks for; every field is optional. */
 export interface ClientOptions {
   /** Server host. Default 127.0.0.1. */
   host?: string;
@@ -63,12 +64,15 @@ export interface ClientOptions {
   maxFramePayloadBytes?: number;
   /** Bytes held for the server before uploads stop reading their sources. */
   outboundHighWaterBytes?: number;
+  /** Uploads resume reading once the bytes held fall to this. */
   outboundLowWaterBytes?: number;
   /** Sent in HELLO, shown in server logs. */
   agent?: string;
 }
 
+/** Per-call options of {@link Client.put}, {@link Client.get} and {@link Client.getBuffer}. */
 export interface TransferOptions {
+  /** Called as bytes move, with the bytes done and the total when known. */
   onProgress?: ProgressCallback;
   /** Aborting cancels the transfer: the server drops it, the call rejects with CANCELLED. */
   signal?: AbortSignal;
@@ -81,7 +85,8 @@ export interface TransferOptions {
 
 export type { GetResult, ProgressCallback, PutResult, ServerStats, WireEntry };
 
-type ResolvedClientOptions = Required<ClientOptions>;
+/** {@link ClientOptions} with every default filled in. */
+export type ResolvedClientOptions = Required<ClientOptions>;
 
 function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   const resolved: ResolvedClientOptions = {
@@ -111,7 +116,13 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   return resolved;
 }
 
+/**
+ * A connection to a muxftp server. Every method opens its own stream on the one connection, so
+ * calls may run concurrently (`Promise.all` over many puts is the intended use); a server error
+ * rejects that call only, with a {@link RemoteError} carrying the server's code.
+ */
 export class Client implements ClientHost {
+  /** The options in force: the caller's, with defaults filled in. */
   readonly options: ResolvedClientOptions;
   private readonly transport: FramedSocket;
   private readonly streams = new Map<number, ClientStream>();
@@ -178,33 +189,41 @@ export class Client implements ClientHost {
     });
   }
 
-  // ClientHost, for the streams.
+  // ClientHost, for the streams: not part of the library API.
+  /** @internal */
   get queue(): OutboundQueue {
     return this.transport.queue;
   }
+  /** @internal */
   get serverMaxFramePayload(): number {
     return this.welcome?.limits.maxFramePayload ?? MIN_FRAME_PAYLOAD_BYTES;
   }
+  /** @internal */
   get chunkBytes(): number {
     return this.options.chunkBytes;
   }
+  /** @internal */
   get streamWindowBytes(): number {
     return this.options.streamWindowBytes;
   }
+  /** @internal */
   send(frame: Buffer): void {
     this.transport.send(frame);
   }
+  /** @internal */
   cancelStream(stream: ClientStream): void {
     const index = this.waitingToOpen.findIndex((w) => w.stream === stream);
     if (index >= 0) this.waitingToOpen.splice(index, 1);
     else this.transport.send(encodeCancel(stream.id));
   }
+  /** @internal */
   streamDone(stream: ClientStream): void {
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
     this.openWaiting();
     if (this.closeRequested && this.streams.size === 0 && this.waitingToOpen.length === 0)
       this.transport.end();
   }
+  /** @internal */
   failConnection(error: ProtocolError): void {
     this.transport.fail(error);
   }
@@ -219,31 +238,38 @@ export class Client implements ClientHost {
     return this.streams.size + this.waitingToOpen.length;
   }
 
+  /** The entries of a remote directory (the root by default), sorted by name. */
   async list(path = ''): Promise<WireEntry[]> {
     const result = await this.request({ op: 'list', path });
     return (result.entries as WireEntry[] | undefined) ?? [];
   }
 
+  /** One remote entry: its name, type, size and mtime. Rejects NOT_FOUND if it is missing. */
   async stat(path: string): Promise<WireEntry> {
     return (await this.request({ op: 'stat', path })).entry as WireEntry;
   }
 
+  /** Creates a remote directory; with `parents`, its missing ancestors too and no error if it exists. */
   async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {
     await this.request({ op: 'mkdir', path, parents: options.parents === true });
   }
 
+  /** Removes an empty remote directory. */
   async rmdir(path: string): Promise<void> {
     await this.request({ op: 'rmdir', path });
   }
 
+  /** Removes a remote file (not a directory). */
   async delete(path: string): Promise<void> {
     await this.request({ op: 'delete', path });
   }
 
+  /** Moves a remote file or directory; replaces an existing file at `to`, never a directory. */
   async rename(from: string, to: string): Promise<void> {
     await this.request({ op: 'rename', from, to });
   }
 
+  /** The server's running totals: connections, streams, bytes and files each way, memory, uptime. */
   async stats(): Promise<ServerStats> {
     return (await this.request({ op: 'stats' })) as unknown as ServerStats;
   }
@@ -276,6 +302,7 @@ export class Client implements ClientHost {
     return this.getInto(remotePath, await openSink(target), options);
   }
 
+  /** Downloads `remotePath` into memory, checked like {@link Client.get}. */
   async getBuffer(remotePath: string, options: TransferOptions = {}): Promise<Buffer> {
     const sink = new MemorySink();
     await this.getInto(remotePath, sink, options);

@@ -27,6 +27,7 @@ export interface ClientHost {
   failConnection(error: ProtocolError): void;
 }
 
+/** Progress of one transfer: bytes moved so far, and the total when it is known. */
 export type ProgressCallback = (bytesDone: number, bytesTotal: number | undefined) => void;
 
 export abstract class ClientStream {
@@ -130,8 +131,11 @@ export class RequestCall extends ClientStream {
   }
 }
 
+/** What a finished download moved, as verified against the server's digest. */
 export interface GetResult {
+  /** Bytes received. */
   size: number;
+  /** SHA-256 of the content, hex. */
   sha256: string;
 }
 
@@ -265,8 +269,11 @@ export class GetCall extends ClientStream {
   }
 }
 
+/** What a finished upload stored, as the server verified and committed it. */
 export interface PutResult {
+  /** The stored file as the server reports it after the commit. */
   entry: WireEntry;
+  /** SHA-256 of the content, hex. */
   sha256: string;
 }
 

@@ -3,8 +3,10 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
 import type { Storage } from '../storage/types.js';
 
+/** Where the server writes its log lines (one line per call, no trailing newline). */
 export type LogFunction = (line: string) => void;
 
+/** A server's storage, address and limits; every field but `storage` is optional (defaults in shared/defaults.ts). */
 export interface ServerOptions {
   /** Where files live. Required. */
   storage: Storage;
@@ -28,6 +30,7 @@ export interface ServerOptions {
   maxFramePayloadBytes?: number;
   /** Per-connection bytes held for the client before downloads stop reading the disk. */
   outboundHighWaterBytes?: number;
+  /** Downloads resume reading the disk once the bytes held fall to this. */
   outboundLowWaterBytes?: number;
   /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
   uploadBacklogHighWaterBytes?: number;
@@ -35,6 +38,7 @@ export interface ServerOptions {
   log?: LogFunction;
 }
 
+/** {@link ServerOptions} with every default filled in. */
 export type ResolvedServerOptions = Required<ServerOptions>;
 
 const POSITIVE_INTEGERS = [
@@ -50,6 +54,7 @@ const POSITIVE_INTEGERS = [
   'uploadBacklogHighWaterBytes',
 ] as const;
 
+/** The default {@link LogFunction}: each line to stderr behind an ISO timestamp. */
 export const logToStderr: LogFunction = (line) => {
   process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 };

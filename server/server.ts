@@ -11,8 +11,27 @@ import { ServerCounters } from './counters.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { readStats } from './requestStream.js';
 
+/** One connection's load, as {@link MuxServer.connectionFigures} reports it. */
+export interface ConnectionFigures {
+  /** The peer's address and port, as the logs name the connection. */
+  label: string;
+  /** Bytes queued for the peer and not yet taken by the socket. */
+  bufferedAmount: number;
+  /** Streams open on the connection. */
+  openStreams: number;
+  /** Upload bytes received and not yet written to storage. */
+  uploadBacklogBytes: number;
+}
+
+/**
+ * A muxftp server: listens on one TCP port and serves a storage backend to any number of
+ * connections, each carrying many streams. `close()` drains, so it suits embedding in tests and
+ * in other programs as well as `muxftp serve`.
+ */
 export class MuxServer {
+  /** The options in force: the caller's, with defaults filled in. */
   readonly options: ResolvedServerOptions;
+  /** @internal Running totals, read by `stats()`. */
   readonly counters = new ServerCounters();
   private readonly listener: Server;
   private readonly connections = new Set<ServerConnection>();
@@ -40,23 +59,20 @@ export class MuxServer {
     });
   }
 
+  /** The bound address; throws if the server is not listening. */
   address(): { host: string; port: number } {
     const address = this.listener.address();
     if (address === null || typeof address === 'string') throw new Error('server is not listening');
     return { host: address.address, port: address.port };
   }
 
+  /** The running totals the `stats` operation reports. */
   stats(): ServerStats {
     return readStats(this.counters);
   }
 
   /** Each connection's open streams, the bytes held for it, and its uploads' bytes not yet stored. */
-  connectionFigures(): Array<{
-    label: string;
-    bufferedAmount: number;
-    openStreams: number;
-    uploadBacklogBytes: number;
-  }> {
+  connectionFigures(): ConnectionFigures[] {
     return [...this.connections].map((c) => ({
       label: c.label,
       bufferedAmount: c.bufferedAmount,

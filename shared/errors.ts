@@ -4,6 +4,7 @@
  * table below is the only place a code gets its status, and docs/PROTOCOL.md lists the same.
  */
 
+/** Each error code's numeric wire status: 1xx fatal to the connection, 2xx one request, 3xx server conditions, 4xx client-local. */
 export const ERROR_STATUS = {
   // 1xx: connection-level protocol errors; the connection is closed after the ERROR frame.
   PROTOCOL_ERROR: 100,
@@ -40,12 +41,14 @@ export const ERROR_STATUS = {
   LOCAL_IO_ERROR: 402,
 } as const;
 
+/** Every error code muxftp uses, on the wire and locally; docs/PROTOCOL.md describes each. */
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 const CODE_BY_STATUS = new Map<number, ErrorCode>(
   (Object.entries(ERROR_STATUS) as [ErrorCode, number][]).map(([code, status]) => [status, code]),
 );
 
+/** Whether `value` is one of the known {@link ErrorCode}s. */
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_STATUS, value);
 }
@@ -56,7 +59,9 @@ export function codeForStatus(status: number): ErrorCode | undefined {
 
 /** Base of every muxftp error. */
 export class MuxftpError extends Error {
+  /** The stable error code, e.g. `NOT_FOUND`. */
   readonly code: ErrorCode;
+  /** The code's numeric wire status (see {@link ERROR_STATUS}). */
   readonly status: number;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {

@@ -4,6 +4,7 @@ import * as fsPromises from 'node:fs/promises';
 import path from 'node:path';
 import { FsStorage } from './fsStorage.js';
 
+/** Where {@link DiskStorage} serves from and how durably it commits. */
 export interface DiskStorageOptions {
   /** Directory served to clients, relative to the working directory or absolute; created if missing. */
   root: string;
@@ -11,6 +12,7 @@ export interface DiskStorageOptions {
   durable?: boolean;
 }
 
+/** Storage on the local disk under one root directory; uploads are fsynced before they are committed by default. */
 export class DiskStorage extends FsStorage {
   /** Validates the options and creates the root directory (with its parents) if needed. */
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {

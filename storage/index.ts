@@ -12,6 +12,7 @@ export { MemoryStorage } from './memory.js';
 export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
 export type { EntryInfo, EntryType, ReadHandle, Storage, UploadHandle } from './types.js';
 
+/** What {@link openStorage} opens: a directory, or memory. */
 export interface OpenStorageOptions {
   /** Directory to serve. Default DEFAULTS.root, relative to the working directory. Unused with `memory`. */
   root?: string;

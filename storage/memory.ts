@@ -5,6 +5,7 @@ import { Volume } from 'memfs';
 import type { FsFileHandle } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
+/** An empty in-memory tree (memfs), lost when the process exits: for tests and throwaway servers. */
 export class MemoryStorage extends FsStorage {
   /** The volume holding the files, for tests that set up what clients cannot (symlinks, say). */
   readonly volume: Volume;

@@ -4,8 +4,10 @@
  * storage/paths.ts; every failure is a StorageError with a wire code (storage/fsErrors.ts).
  */
 
+/** What a directory entry is; `other` covers sockets, devices and the like. */
 export type EntryType = 'file' | 'dir' | 'other';
 
+/** A file or directory as storage describes it. */
 export interface EntryInfo {
   /** Last path segment ('' for the root). */
   name: string;
@@ -26,6 +28,7 @@ export interface ReadHandle {
   rememberSha256(sha256: Buffer): void;
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  /** Releases the file. */
   close(): Promise<void>;
 }
 
@@ -46,9 +49,11 @@ export interface UploadHandle {
   abort(): Promise<void>;
 }
 
+/** Where a server keeps its files; implement it to serve something other than a disk or memory. */
 export interface Storage {
   /** A short description for logs, e.g. `disk:/srv/files` or `memory`. */
   readonly description: string;
+  /** The entry at `path`; rejects NOT_FOUND if there is none. */
   stat(path: string): Promise<EntryInfo>;
   /** Entries of a directory, sorted by name; temporary upload files never appear. */
   list(path: string): Promise<EntryInfo[]>;
@@ -60,6 +65,7 @@ export interface Storage {
   remove(path: string): Promise<void>;
   /** Moves a file or directory; replaces an existing file at `to`, never a directory. */
   rename(from: string, to: string): Promise<void>;
+  /** Opens a file for reading; rejects IS_A_DIRECTORY for a directory. */
   openRead(path: string): Promise<ReadHandle>;
   /**
    * Starts an upload to `path`; its parent directory must exist. `expectedSize` is a hint that
@@ -68,5 +74,6 @@ export interface Storage {
   createUpload(path: string, options?: { expectedSize?: number }): Promise<UploadHandle>;
   /** Removes temporary files left behind by a crash. Resolves to how many were removed. */
   sweepTemporaryFiles(): Promise<number>;
+  /** Aborts uploads in progress and closes open files. */
   close(): Promise<void>;
 }

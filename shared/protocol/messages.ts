@@ -14,6 +14,7 @@ export interface Hello {
   agent?: string;
 }
 
+/** The limits a server announces in WELCOME (see docs/PROTOCOL.md). */
 export interface ServerLimits {
   maxFramePayload: number;
   maxStreams: number;
@@ -21,6 +22,7 @@ export interface ServerLimits {
   streamWindow: number;
 }
 
+/** The server's answer to HELLO: the protocol version agreed and the server's limits. */
 export interface Welcome {
   version: number;
   agent?: string;
@@ -33,6 +35,7 @@ export interface ErrorPayload {
   message: string;
 }
 
+/** A directory entry as the server reports it (`list`, `stat`). */
 export interface WireEntry {
   name: string;
   type: 'file' | 'dir' | 'other';
@@ -54,6 +57,7 @@ export type Request =
 
 export type Operation = Request['op'];
 
+/** A server's running totals, as the `stats` operation reports them. */
 export interface ServerStats {
   connections: number;
   streams: number;

@@ -1,0 +1,31 @@
+/**
+ * The `muxftp/server` package entry: the server and its storage backends, for embedding a server in
+ * another program. This file is the one list of what `import … from 'muxftp/server'` offers.
+ *
+ * @packageDocumentation
+ * @module muxftp/server
+ */
+
+export {
+  ERROR_STATUS,
+  type ErrorCode,
+  isErrorCode,
+  MuxftpError,
+  ProtocolError,
+  StorageError,
+} from '../shared/errors.js';
+export type { ServerStats } from '../shared/protocol/messages.js';
+export {
+  DiskStorage,
+  type DiskStorageOptions,
+  type EntryInfo,
+  type EntryType,
+  MemoryStorage,
+  type OpenStorageOptions,
+  openStorage,
+  type ReadHandle,
+  type Storage,
+  type UploadHandle,
+} from '../storage/index.js';
+export { type LogFunction, logToStderr, type ResolvedServerOptions, type ServerOptions } from './options.js';
+export { type ConnectionFigures, MuxServer } from './server.js';
