@@ -9,6 +9,7 @@ import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/enco
 import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
 import { InboundWindow, OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
+import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ByteSink } from './sinks.js';
 import type { ByteSource } from './sources.js';
 
@@ -33,7 +34,7 @@ export type ProgressCallback = (bytesDone: number, bytesTotal: number | undefine
 export abstract class ClientStream {
   readonly id: number;
   protected readonly host: ClientHost;
-  private settled = false;
+  #phase: StreamPhase = StreamPhase.Open;
   private readonly settledCallbacks: Array<() => void> = [];
 
   constructor(host: ClientHost, id: number) {
@@ -41,8 +42,17 @@ export abstract class ClientStream {
     this.id = id;
   }
 
+  get phase(): StreamPhase {
+    return this.#phase;
+  }
+
   get isSettled(): boolean {
-    return this.settled;
+    return this.#phase === StreamPhase.Closed;
+  }
+
+  /** END has passed (received for a get, sent for a put). Closed only through settle(). */
+  protected markEnded(): void {
+    if (!this.isSettled) this.#phase = laterPhase(this.#phase, StreamPhase.Ended);
   }
 
   onReply(_result: Record<string, unknown>, _more: boolean): void {
@@ -66,14 +76,15 @@ export abstract class ClientStream {
     this.settle(new RemoteError(code, message));
   }
 
-  /** The caller gives up: stop here, tell the server, and fail with CANCELLED (or `reason`). */
+  /** The caller gives up: stop here, tell the server, and fail with CANCELLED (or `reason`) — unless END has passed. */
   cancel(reason: string | MuxftpError = 'cancelled'): void {
+    if (!acceptsCancel(this.#phase)) return;
     this.abandon(typeof reason === 'string' ? new MuxftpError('CANCELLED', reason) : reason);
   }
 
   /** A local failure (reading the source, writing the sink) ends the stream, whatever its state. */
   protected abandon(error: MuxftpError): void {
-    if (this.settled) return;
+    if (this.isSettled) return;
     this.host.cancelStream(this);
     this.settle(error);
   }
@@ -85,14 +96,14 @@ export abstract class ClientStream {
 
   /** Runs `callback` once the stream has settled. */
   onSettled(callback: () => void): void {
-    if (this.settled) callback();
+    if (this.isSettled) callback();
     else this.settledCallbacks.push(callback);
   }
 
   /** Settles once: `error` rejects, otherwise the subclass has resolved. */
   protected settle(error?: MuxftpError): void {
-    if (this.settled) return;
-    this.settled = true;
+    if (this.isSettled) return;
+    this.#phase = StreamPhase.Closed;
     this.release(error);
     this.host.streamDone(this);
     for (const callback of this.settledCallbacks.splice(0)) callback();
@@ -151,6 +162,7 @@ export class GetCall extends ClientStream {
   private expectedSize: number | undefined;
   private pending: Buffer[] = [];
   private writing = false;
+  /** What END said; set when the phase becomes Ended. */
   private end: EndPayload | undefined;
   private result: GetResult | undefined;
 
@@ -179,7 +191,7 @@ export class GetCall extends ClientStream {
   }
 
   override onData(payload: Buffer): void {
-    if (this.end !== undefined)
+    if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(payload.length);
     this.received += payload.length;
@@ -190,17 +202,13 @@ export class GetCall extends ClientStream {
 
   override onEnd(end: EndPayload): void {
     this.end = end;
+    this.markEnded();
     this.finishWhenWritten();
   }
 
   /** Once END is in, everything needed is here: finish writing and checking locally. */
   override connectionLost(error: MuxftpError): void {
-    if (this.end === undefined) super.connectionLost(error);
-  }
-
-  /** After END the download completes (its file may be being renamed into place): too late to cancel. */
-  override cancel(reason?: string | MuxftpError): void {
-    if (this.end === undefined) super.cancel(reason);
+    if (this.phase !== StreamPhase.Ended) super.connectionLost(error);
   }
 
   private writeNext(): void {
@@ -214,7 +222,7 @@ export class GetCall extends ClientStream {
       () => {
         this.writing = false;
         if (this.isSettled) return;
-        if (this.end === undefined) {
+        if (this.phase !== StreamPhase.Ended) {
           const increment = this.window.consumed(bytes);
           if (increment > 0) this.host.send(encodeWindow(this.id, increment));
         }
@@ -288,8 +296,6 @@ export class PutCall extends ClientStream implements FrameProducer {
   private readonly credit: OutboundCredit;
   private sent = 0;
   private reading = false;
-  private eof = false;
-  private endSent = false;
   private readyFrame: Buffer | null = null;
   private result: PutResult | undefined;
 
@@ -316,16 +322,8 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.readAhead();
   }
 
-  /**
-   * After END the server completes the upload and answers; a cancel then would report CANCELLED
-   * for a file that is committed anyway, so it is too late (docs/PROTOCOL.md).
-   */
-  override cancel(reason?: string | MuxftpError): void {
-    if (!this.endSent) super.cancel(reason);
-  }
-
   override onReply(result: Record<string, unknown>): void {
-    if (!this.endSent)
+    if (this.phase !== StreamPhase.Ended)
       throw new ProtocolError('PROTOCOL_ERROR', `REPLY before END on upload stream ${this.id}`);
     this.result = result as unknown as PutResult;
     this.settle();
@@ -345,8 +343,8 @@ export class PutCall extends ClientStream implements FrameProducer {
   }
 
   private readAhead(): void {
-    if (this.isSettled || this.reading || this.readyFrame !== null || this.endSent) return;
-    if (this.eof || (this.source.size !== undefined && this.sent === this.source.size)) {
+    if (this.phase !== StreamPhase.Open || this.reading || this.readyFrame !== null) return;
+    if (this.source.size !== undefined && this.sent === this.source.size) {
       this.sendEnd();
       return;
     }
@@ -380,8 +378,8 @@ export class PutCall extends ClientStream implements FrameProducer {
             );
             return;
           }
-          this.eof = true;
-          this.readAhead();
+          // The end of a source of unknown size.
+          this.sendEnd();
           return;
         }
         if (n < length) this.host.queue.release(length - n);
@@ -403,7 +401,7 @@ export class PutCall extends ClientStream implements FrameProducer {
   }
 
   private sendEnd(): void {
-    this.endSent = true;
+    this.markEnded();
     this.host.send(encodeEnd(this.id, this.sent, this.knownSha256 ?? this.hash!.digest()));
     this.onProgress?.(this.sent, this.source.size ?? this.sent);
   }

@@ -11,6 +11,7 @@ import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer } from '../shared/transport/outboundQueue.js';
+import { StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ReadHandle } from '../storage/types.js';
 import { ServerStream, type StreamHost } from './stream.js';
 
@@ -41,6 +42,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
           return;
         }
         this.handle = handle;
+        this.advance(StreamPhase.Open);
         this.size = handle.size;
         if (handle.sha256 === undefined) this.hash = createHash('sha256');
         this.host.send(encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs) }));

@@ -7,6 +7,7 @@ import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { type EndPayload, errorPayload } from '../shared/protocol/messages.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
+import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
 import type { Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
 import type { ResolvedServerOptions } from './options.js';
@@ -38,15 +39,24 @@ export abstract class ServerStream {
   readonly host: StreamHost;
   readonly id: number;
   abstract readonly op: string;
-  private finished = false;
+  #phase: StreamPhase = StreamPhase.Opening;
 
   constructor(host: StreamHost, id: number) {
     this.host = host;
     this.id = id;
   }
 
+  get phase(): StreamPhase {
+    return this.#phase;
+  }
+
   get isFinished(): boolean {
-    return this.finished;
+    return this.#phase === StreamPhase.Closed;
+  }
+
+  /** Moves to a later phase; Closed only through close(), so cleanup always runs. */
+  protected advance(phase: Exclude<StreamPhase, 'closed'>): void {
+    if (!this.isFinished) this.#phase = laterPhase(this.#phase, phase);
   }
 
   abstract start(): void;
@@ -63,9 +73,9 @@ export abstract class ServerStream {
     throw new ProtocolError('PROTOCOL_ERROR', `WINDOW is not valid on ${this.op} stream ${this.id}`);
   }
 
-  /** The client gave up on this stream: stop, send nothing more. */
+  /** The client gave up on this stream: stop, send nothing more (unless END came first). */
   onCancel(): void {
-    this.close(true);
+    if (acceptsCancel(this.#phase)) this.close(true);
   }
 
   /** The connection is gone: release everything, send nothing. */
@@ -84,7 +94,7 @@ export abstract class ServerStream {
 
   /** Fails this stream only: ERROR to the client, then close. */
   fail(err: unknown): void {
-    if (this.finished) return;
+    if (this.isFinished) return;
     const wire = toWireError(err);
     if (wire.code === 'INTERNAL_ERROR') this.host.log(`${this.host.label} stream ${this.id}: ${String(err)}`);
     this.host.send(encodeError(this.id, errorPayload(wire)));
@@ -93,8 +103,8 @@ export abstract class ServerStream {
 
   /** Ends the stream once; subclasses release their resources in cleanup(). */
   protected close(discardLateFrames: boolean): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.isFinished) return;
+    this.#phase = StreamPhase.Closed;
     this.cleanup();
     this.host.streamClosed(this, discardLateFrames);
   }

@@ -9,6 +9,7 @@ import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload } from '../shared/protocol/messages.js';
 import { InboundWindow } from '../shared/transport/flow.js';
+import { StreamPhase } from '../shared/transport/streamPhase.js';
 import type { UploadHandle } from '../storage/types.js';
 import { toWireEntry } from './requestStream.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -25,8 +26,8 @@ export class UploadStream extends ServerStream {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private writing = false;
+  /** What END said; set when the phase becomes Ended. */
   private end: EndPayload | undefined;
-  private committing = false;
 
   constructor(host: StreamHost, id: number, path: string, declaredSize: number | undefined) {
     super(host, id);
@@ -45,6 +46,7 @@ export class UploadStream extends ServerStream {
             return;
           }
           this.handle = handle;
+          this.advance(StreamPhase.Open);
           this.grant(this.window.open());
           this.commitWhenWritten();
         },
@@ -53,7 +55,7 @@ export class UploadStream extends ServerStream {
   }
 
   override onData(payload: Buffer): void {
-    if (this.end !== undefined)
+    if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(payload.length);
     this.received += payload.length;
@@ -72,15 +74,12 @@ export class UploadStream extends ServerStream {
   }
 
   override onEnd(end: EndPayload): void {
-    if (this.end !== undefined) throw new ProtocolError('STREAM_CLOSED', `second END on stream ${this.id}`);
+    if (this.phase === StreamPhase.Ended)
+      throw new ProtocolError('STREAM_CLOSED', `second END on stream ${this.id}`);
     // END takes no credit, so it may come before the upload is accepted (an empty file).
     this.end = end;
+    this.advance(StreamPhase.Ended);
     this.commitWhenWritten();
-  }
-
-  /** Before END a CANCEL discards the upload; after END it is too late (docs/PROTOCOL.md). */
-  override onCancel(): void {
-    if (this.end === undefined) super.onCancel();
   }
 
   private grant(increment: number): void {
@@ -102,7 +101,7 @@ export class UploadStream extends ServerStream {
         this.host.addUploadBacklog(-bytes);
         if (this.isFinished) return;
         // After END no more DATA comes: granting more would be noise.
-        if (this.end === undefined) this.grant(this.window.consumed(bytes));
+        if (this.phase !== StreamPhase.Ended) this.grant(this.window.consumed(bytes));
         this.writeNext();
         this.commitWhenWritten();
       },
@@ -117,15 +116,8 @@ export class UploadStream extends ServerStream {
   private commitWhenWritten(): void {
     const end = this.end;
     const handle = this.handle;
-    if (
-      end === undefined ||
-      handle === undefined ||
-      this.writing ||
-      this.pending.length > 0 ||
-      this.committing
-    ) {
-      return;
-    }
+    // No handle: not accepted yet, or already handed to the commit.
+    if (end === undefined || handle === undefined || this.writing || this.pending.length > 0) return;
     if (this.isFinished) return;
     const digest = this.hash.digest();
     const sizeMismatch =
@@ -141,7 +133,7 @@ export class UploadStream extends ServerStream {
       return;
     }
     // From here the handle is the commit's: a disconnect now must not abort a verified upload.
-    this.committing = true;
+    this.handle = undefined;
     handle.commit(digest).then(
       (entry) => {
         if (this.isFinished) return;
@@ -149,13 +141,9 @@ export class UploadStream extends ServerStream {
         this.host.counters.bytesIn += this.received;
         this.logTransfer('received', this.path, this.received);
         this.host.send(encodeReply(this.id, { entry: toWireEntry(entry), sha256: digest.toString('hex') }));
-        this.handle = undefined;
         this.close(false);
       },
-      (err: unknown) => {
-        this.handle = undefined;
-        this.fail(err);
-      },
+      (err: unknown) => this.fail(err),
     );
   }
 
@@ -166,6 +154,6 @@ export class UploadStream extends ServerStream {
     // Whatever happened, an uncommitted upload leaves nothing under the target name.
     const handle = this.handle;
     this.handle = undefined;
-    if (handle !== undefined && !this.committing) void handle.abort();
+    if (handle !== undefined) void handle.abort();
   }
 }
