@@ -18,6 +18,11 @@ export interface OpenStorageOptions {
   root?: string;
   /** Serve an empty in-memory tree instead, lost on exit. Default false. */
   memory?: boolean;
+  /**
+   * Disk only: datasync each upload's file before its rename and its directory after, so a
+   * confirmed upload survives a power cut. Default true.
+   */
+  durable?: boolean;
 }
 
 /** The storage `muxftp serve` runs on: a directory (created if missing), or memory. */
@@ -28,6 +33,9 @@ export async function openStorage(options: OpenStorageOptions = {}): Promise<Sto
   if (options.memory !== undefined && typeof options.memory !== 'boolean') {
     throw new TypeError('openStorage: options.memory must be a boolean');
   }
+  if (options.durable !== undefined && typeof options.durable !== 'boolean') {
+    throw new TypeError('openStorage: options.durable must be a boolean');
+  }
   if (options.memory) return new MemoryStorage();
-  return DiskStorage.open({ root: options.root ?? DEFAULTS.root });
+  return DiskStorage.open({ root: options.root ?? DEFAULTS.root, durable: options.durable ?? true });
 }

@@ -23,6 +23,7 @@ interface ServeOptions {
   idleTimeout: number;
   maxConnections: number;
   streamWindow: number;
+  fsync: 'always' | 'never';
 }
 
 export function registerServeCommand(program: Command): Command {
@@ -57,6 +58,14 @@ export function registerServeCommand(program: Command): Command {
         .argParser(commanderParser(parseStreamWindow))
         .default(DEFAULTS.streamWindowBytes, `${DEFAULTS.streamWindowBytes / 1024 / 1024}MiB`),
     )
+    .addOption(
+      new Option(
+        '--fsync <mode>',
+        'always: each upload is on stable storage before it is confirmed; never: faster, a power cut may lose recent uploads',
+      )
+        .choices(['always', 'never'])
+        .default('always'),
+    )
     .action(async (options: ServeOptions) => {
       await serve(options);
     });
@@ -75,11 +84,13 @@ function isLoopback(host: string): boolean {
 }
 
 async function serve(options: ServeOptions): Promise<void> {
-  const storage = await openStorage({ root: options.root, memory: options.memory === true }).catch(
-    (error: Error) => {
-      throw new CliError(`serve: ${error.message}`, { cause: error });
-    },
-  );
+  const storage = await openStorage({
+    root: options.root,
+    memory: options.memory === true,
+    durable: options.fsync === 'always',
+  }).catch((error: Error) => {
+    throw new CliError(`serve: ${error.message}`, { cause: error });
+  });
   const swept = await storage.sweepTemporaryFiles();
   const server = new MuxServer({
     storage,
@@ -107,6 +118,9 @@ async function serve(options: ServeOptions): Promise<void> {
     process.stderr.write(
       `muxftp: warning: listening on ${address.host}, reachable from other machines; muxftp has no authentication or encryption\n`,
     );
+  }
+  if (options.fsync === 'never' && options.memory !== true) {
+    logToStderr('fsync never: uploads are not flushed to disk; a power cut may lose or empty recent ones');
   }
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
 

@@ -1,0 +1,92 @@
+/**
+ * `serve --fsync always|never` (FsStorage's `durable`): with it, an upload's file is flushed
+ * before the rename that publishes it and its directory after, all before commit() resolves
+ * (so before the client hears REPLY); without it, nothing is flushed. Observed on real disk
+ * files through an fs that records the calls.
+ */
+import * as fsPromises from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FsFileHandle, FsPromises } from '../storage/fsApi.js';
+import { FsStorage } from '../storage/fsStorage.js';
+import { openStorage } from '../storage/index.js';
+
+type Call = ['datasync', string] | ['rename', string, string] | ['committed'];
+
+/** node's fs/promises, recording every datasync (with the path its handle was opened on) and rename. */
+function recordingFs(calls: Call[]): FsPromises {
+  return {
+    ...(fsPromises as unknown as FsPromises),
+    async open(file: string, flags: string): Promise<FsFileHandle> {
+      const handle = await fsPromises.open(file, flags);
+      return new Proxy(handle as unknown as FsFileHandle, {
+        get(target, key) {
+          if (key === 'datasync') {
+            return async () => {
+              await handle.datasync();
+              calls.push(['datasync', file]);
+            };
+          }
+          const value = Reflect.get(target, key);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+    },
+    async rename(from: string, to: string): Promise<void> {
+      await fsPromises.rename(from, to);
+      calls.push(['rename', from, to]);
+    },
+  };
+}
+
+const roots: string[] = [];
+afterEach(async () => {
+  await Promise.all(roots.splice(0).map((root) => rm(root, { recursive: true, force: true })));
+});
+
+async function uploadOnce(durable: boolean): Promise<{ calls: Call[]; root: string }> {
+  const root = await mkdtemp(path.join(tmpdir(), 'muxftp-fsync-'));
+  roots.push(root);
+  await fsPromises.mkdir(path.join(root, 'd'));
+  const calls: Call[] = [];
+  const storage = new FsStorage({ fs: recordingFs(calls), root, durable, hostPaths: path });
+  const upload = await storage.createUpload('d/file.bin');
+  await upload.write([Buffer.from('durable bytes')]);
+  await upload.commit();
+  calls.push(['committed']);
+  await storage.close();
+  expect(await readFile(path.join(root, 'd', 'file.bin'), 'utf8')).toBe('durable bytes');
+  return { calls, root };
+}
+
+describe('fsync modes', () => {
+  it('always: file flushed before the rename, its directory after, both before commit resolves', async () => {
+    const { calls, root } = await uploadOnce(true);
+    expect(calls).toHaveLength(4);
+    const [fileSync, rename, dirSync, committed] = calls;
+    expect(rename?.[0]).toBe('rename');
+    const temporary = (rename as ['rename', string, string])[1];
+    expect(path.basename(temporary)).toMatch(/^\.muxftp-/);
+    expect(rename?.[2]).toBe(path.join(root, 'd', 'file.bin'));
+    expect(fileSync).toEqual(['datasync', temporary]);
+    expect(dirSync).toEqual(['datasync', path.join(root, 'd')]);
+    expect(committed).toEqual(['committed']);
+  });
+
+  it('never: the same atomic rename, and no flush at all', async () => {
+    const { calls } = await uploadOnce(false);
+    expect(calls.map((c) => c[0])).toEqual(['rename', 'committed']);
+  });
+
+  it('openStorage refuses a mode that is not a boolean', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'muxftp-fsync-'));
+    roots.push(root);
+    await expect(openStorage({ root, durable: 'yes' as unknown as boolean })).rejects.toThrow(
+      /options.durable/,
+    );
+    const storage = await openStorage({ root, durable: false });
+    await storage.close();
+  });
+});
