@@ -10,6 +10,7 @@ import { MuxftpError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { MemoryStorage } from '../storage/memory.js';
+import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -24,6 +25,19 @@ afterEach(async () => {
 });
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** `promise`, or a failure naming what did not happen within `ms`. */
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} (${ms} ms)`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Deterministic mixed sizes from 1 byte to a few MiB, spread on a log scale. */
 function mixedSizes(count: number, maxBytes: number): number[] {
@@ -142,15 +156,31 @@ describe('multiplexing on one connection', () => {
   });
 
   it('runs list, stat, mkdir and rename while a transfer is in flight', async () => {
-    env = await startServer();
+    env = await startServer({ streamWindowBytes: 256 * 1024 });
+    // The upload's bytes stop at the storage boundary after 1 MiB, so it cannot finish (it has
+    // no credit left) until release(): the other calls must complete while it is provably open.
+    const held = holdUploads(env.storage, MiB);
     const client = await env.connect();
-    const bytes = randomBytes(16 * MiB);
-    const upload = client.put('up.bin', bytes);
-    await client.mkdir('x/y/z', { parents: true });
-    await client.rename('x', 'w');
-    expect((await client.stat('w/y/z')).type).toBe('dir');
-    expect((await client.list('w/y')).map((e) => e.name)).toEqual(['z']);
+    const bytes = randomBytes(4 * MiB);
+    let uploadSettled = false;
+    const upload = client.put('up.bin', bytes).finally(() => {
+      uploadSettled = true;
+    });
+    upload.catch(() => {}); // awaited below; a failure before that is reported there
+    await held.holding;
+    const others = (async () => {
+      await client.mkdir('x/y/z', { parents: true });
+      await client.rename('x', 'w');
+      expect((await client.stat('w/y/z')).type).toBe('dir');
+      expect((await client.list('w/y')).map((e) => e.name)).toEqual(['z']);
+    })();
+    // Had the server (or the client) run them after the upload, they would wait for ever here.
+    await withTimeout(others, 5_000, 'the other calls did not complete while the upload was open');
+    expect(uploadSettled).toBe(false);
+    expect(held.writtenBytes).toBeLessThan(bytes.length);
+    held.release();
     expect((await upload).entry.size).toBe(bytes.length);
+    expect((await client.getBuffer('up.bin')).equals(bytes)).toBe(true);
   });
 });
 
