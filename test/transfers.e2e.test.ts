@@ -1,14 +1,16 @@
 /** Real transfers over real sockets: concurrency, multiplexing, fairness, memory bounds, shutdown. */
 import { createHash, randomBytes } from 'node:crypto';
+import * as fsPromises from 'node:fs/promises';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import path, { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { FsStorage } from '../storage/fsStorage.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -46,6 +48,42 @@ function mixedSizes(count: number, maxBytes: number): number[] {
   );
 }
 
+/**
+ * FsStorage on disk (under a temporary root) or in memory, whose fs renames wait `delayMs` before
+ * they happen; with what is stored as the fs sees it, for checks that bypass the server.
+ */
+async function storageWithSlowRenames(backend: 'memory' | 'disk', delayMs: number) {
+  const delay = () => new Promise((r) => setTimeout(r, delayMs));
+  if (backend === 'memory') {
+    const storage = new MemoryStorage();
+    const fs = storage.volume.promises;
+    const rename = fs.rename.bind(fs);
+    fs.rename = async (from, to) => {
+      await delay();
+      await rename(from, to);
+    };
+    return {
+      storage,
+      storedNames: async (dir: string) => ((await fs.readdir(`/${dir}`)) as string[]).sort(),
+      storedBytes: async (file: string) => (await fs.readFile(`/${file}`)) as Buffer,
+    };
+  }
+  const root = await mkdtemp(join(tmpdir(), 'muxftp-e2e-'));
+  tempDirs.push(root);
+  const fs = {
+    ...fsPromises,
+    rename: async (from: string, to: string) => {
+      await delay();
+      await fsPromises.rename(from, to);
+    },
+  };
+  return {
+    storage: new FsStorage({ fs, root, durable: false, hostPaths: path }),
+    storedNames: async (dir: string) => (await fsPromises.readdir(join(root, dir))).sort(),
+    storedBytes: (file: string) => fsPromises.readFile(join(root, file)),
+  };
+}
+
 describe.each(['memory', 'disk'] as const)('transfers on %s storage', (backend) => {
   it('moves 200 concurrent transfers of mixed sizes from several clients, every byte verified', async () => {
     env = await startServer({ backend });
@@ -74,17 +112,51 @@ describe.each(['memory', 'disk'] as const)('transfers on %s storage', (backend) 
     expect(listing.filter((e) => e.name.startsWith('f'))).toHaveLength(200);
   });
 
-  it('writes an uploaded file as an ordinary file under the root (disk), atomically replaced', async () => {
-    env = await startServer({ backend });
-    const client = await env.connect();
-    await client.mkdir('a', { parents: false });
-    await client.put('a/b.bin', Buffer.from('first version'));
-    await client.put('a/b.bin', Buffer.from('second'));
-    expect((await client.getBuffer('a/b.bin')).toString()).toBe('second');
-    if (env.root) {
-      expect(await readFile(join(env.root, 'a', 'b.bin'), 'utf8')).toBe('second');
-      expect(await readdir(join(env.root, 'a'))).toEqual(['b.bin']);
+  it('replaces a file atomically: readers see the old version whole until the new one is whole', async () => {
+    // Storage's renames take 100 ms here, so readers get to look while the commit is under way.
+    const { storage, storedNames, storedBytes } = await storageWithSlowRenames(backend, 100);
+    env = await startServer({ storage, streamWindowBytes: 256 * 1024 });
+    const writer = await env.connect();
+    const reader = await env.connect();
+    // Different sizes and contents, so a partial, mixed or missing file cannot pass for either.
+    const first = randomBytes(3 * MiB);
+    const second = randomBytes(2 * MiB + 7);
+    await writer.mkdir('a');
+    await writer.put('a/b.bin', first);
+
+    // Hold the replacement after 1 MiB of it has been written: half of it is stored somewhere.
+    const held = holdUploads(env.storage, MiB);
+    const replacing = writer.put('a/b.bin', second);
+    replacing.catch(() => {}); // awaited below
+    await held.holding;
+    expect(held.writtenBytes).toBeGreaterThanOrEqual(MiB);
+    expect((await reader.getBuffer('a/b.bin')).equals(first)).toBe(true);
+    expect((await storedBytes('a/b.bin')).equals(first)).toBe(true);
+    expect((await reader.list('a')).map((e) => [e.name, e.size])).toEqual([['b.bin', first.length]]);
+    expect(await storedNames('a')).toHaveLength(2); // b.bin and the hidden temporary file
+
+    // While the rest is written and committed, every read gets one version whole.
+    held.release();
+    let done = false;
+    replacing.then(
+      () => {
+        done = true;
+      },
+      () => {
+        done = true;
+      },
+    );
+    const seen = new Set<string>();
+    for (let reads = 0; !done && reads < 200; reads++) {
+      const got = await reader.getBuffer('a/b.bin'); // NOT_FOUND would reject: never missing
+      seen.add(got.equals(first) ? 'first' : got.equals(second) ? 'second' : `a mix of ${got.length} B`);
     }
+    expect([...seen].filter((v) => v !== 'first' && v !== 'second')).toEqual([]);
+    expect(seen.has('first')).toBe(true); // some reads did happen while the replacement was going on
+    expect((await replacing).sha256).toBe(sha256(second));
+    expect((await reader.getBuffer('a/b.bin')).equals(second)).toBe(true);
+    expect((await storedBytes('a/b.bin')).equals(second)).toBe(true);
+    expect(await storedNames('a')).toEqual(['b.bin']);
   });
 });
 

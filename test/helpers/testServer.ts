@@ -26,7 +26,9 @@ export async function startServer(
   const { backend = 'memory', ...serverOptions } = options;
   let root: string | undefined;
   let storage: Storage;
-  if (backend === 'disk') {
+  if (serverOptions.storage !== undefined) {
+    storage = serverOptions.storage; // the test's own; `backend` does not apply
+  } else if (backend === 'disk') {
     root = await mkdtemp(join(tmpdir(), 'muxftp-e2e-'));
     storage = await DiskStorage.open({ root, durable: false });
   } else {
