@@ -16,6 +16,7 @@ import {
   encodeData,
   encodeEnd,
   encodeError,
+  encodeFrame,
   encodeOpen,
   encodeWelcome,
 } from '../shared/protocol/encoder.js';
@@ -132,24 +133,44 @@ describe('limits the peer announced', () => {
     expect(await readFile(join(dir, name), 'utf8')).toBe('long');
   });
 
-  it('a client that sends requests but never reads the answers cannot grow server memory without bound', async () => {
-    env = await startServer();
+  it('a client that sends requests but never reads the answers is no longer read, until it reads', async () => {
+    const highWater = 1024 * 1024;
+    env = await startServer({ outboundHighWaterBytes: highWater });
     const client = await env.connect();
+    // A listing of ~50 KiB, asked for by requests of ~64 KiB (unknown fields are ignored).
     await Promise.all(
-      Array.from({ length: 500 }, (_, i) => client.put(`${'n'.repeat(200)}${i}`, Buffer.alloc(0))),
+      Array.from({ length: 200 }, (_, i) => client.put(`${'n'.repeat(200)}${i}`, Buffer.alloc(0))),
     );
     const peer = await RawPeer.open(env.port);
-    peer.socket.pause(); // never reads again
-    for (let id = 1; id <= 3000; id++) peer.write(encodeOpen(id, { op: 'list', path: '' }));
+    peer.socket.pause(); // reads nothing until told
+    const requests = 400;
+    const request = (id: number) =>
+      encodeFrame(
+        FrameType.OPEN,
+        0,
+        id,
+        Buffer.from(JSON.stringify({ op: 'list', path: '', padding: 'p'.repeat(64 * 1024) })),
+      );
+    for (let id = 1; id <= requests; id++) peer.write(request(id));
+    // ~25 MiB of requests for ~20 MiB of answers: far more than socket buffers hold either way.
     let peak = 0;
     for (let i = 0; i < 40; i++) {
       await new Promise((r) => setTimeout(r, 25));
       for (const c of env.server.connectionFigures()) peak = Math.max(peak, c.bufferedAmount);
     }
-    // Replies in flight are bounded by the streams a connection may have open (256) times one
-    // listing (~120 KiB here): the server stops reading long before 3000 listings pile up.
-    expect(peak).toBeLessThan(40 * 1024 * 1024);
-    expect((await client.list('')).length).toBe(500); // and everyone else is still served
+    // The server stopped taking the peer's bytes: the peer's own socket still holds megabytes of
+    // requests the kernel would not take, a second after they were written.
+    expect(peer.socket.writableLength).toBeGreaterThan(4 * 1024 * 1024);
+    // It stops once it holds twice the high-water mark, overshooting by the answers to at most
+    // one read slice (1 MiB of requests here, ~16 listings).
+    expect(peak).toBeGreaterThan(2 * highWater);
+    expect(peak).toBeLessThan(2 * highWater + 2 * 1024 * 1024);
+    expect((await client.list('')).length).toBe(200); // everyone else is still served
+    // Once the peer reads, the server reads again and answers every request.
+    peer.socket.resume();
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === requests && f.flags === 0, 20_000);
+    const answered = new Set(peer.frames.filter((f) => f.type === FrameType.REPLY).map((f) => f.streamId));
+    expect(answered.size).toBe(requests);
     peer.destroy();
   });
 });
