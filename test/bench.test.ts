@@ -82,8 +82,14 @@ describe('muxftp bench --local', () => {
     expect(report.latency_ms.p50).toBeGreaterThan(0);
     expect(report.latency_ms.max).toBeGreaterThanOrEqual(report.latency_ms.p99);
     expect(report.connections_opened).toBe(3);
-    expect(report.server.rss_mb).toBeGreaterThan(1);
+    // The server's own figures, sampled during the run: a Node process's RSS in MB, never above
+    // the process's maximum; the bench's control connection and stream are not counted.
+    expect(report.server.rss_mb).toBeGreaterThanOrEqual(20);
+    expect(report.server.rss_mb).toBeLessThanOrEqual(report.server.max_rss_mb);
+    expect(report.server.max_rss_mb).toBeLessThan(4096);
     expect(report.server.connections).toBeGreaterThanOrEqual(1);
+    expect(report.server.connections).toBeLessThanOrEqual(3);
+    expect(report.server.streams).toBeLessThanOrEqual(3 * 4);
     expect(report.thresholds.passed).toBe(true);
   });
 

@@ -423,13 +423,34 @@ describe('server lifecycle', () => {
   });
 
   it('reports its figures through the stats operation', async () => {
+    const startedBefore = Date.now();
     env = await startServer();
+    const startedAfter = Date.now();
     const client = await env.connect();
     await client.put('a', randomBytes(1000));
     await client.getBuffer('a');
+    // The server runs in this process: its memory figures are this process's, read around the call.
+    const rssBefore = process.memoryUsage.rss();
+    const maxRssBefore = process.resourceUsage().maxRSS * 1024;
+    const calling = Date.now();
     const stats = await client.stats();
-    expect(stats).toMatchObject({ connections: 1, filesIn: 1, filesOut: 1, bytesIn: 1000, bytesOut: 1000 });
-    expect(stats.rssBytes).toBeGreaterThan(1e6);
+    const rssAfter = process.memoryUsage.rss();
+    const asked = Date.now();
+    // The stats request is itself the one open stream.
+    expect(stats).toMatchObject({
+      connections: 1,
+      streams: 1,
+      filesIn: 1,
+      filesOut: 1,
+      bytesIn: 1000,
+      bytesOut: 1000,
+    });
+    expect(stats.rssBytes).toBeGreaterThanOrEqual(Math.min(rssBefore, rssAfter) * 0.9);
+    expect(stats.rssBytes).toBeLessThanOrEqual(Math.max(rssBefore, rssAfter) * 1.1);
+    expect(stats.maxRssBytes).toBeGreaterThanOrEqual(maxRssBefore);
+    expect(stats.maxRssBytes).toBeGreaterThanOrEqual(stats.rssBytes * 0.9);
+    expect(stats.uptimeMs).toBeGreaterThanOrEqual(calling - startedAfter);
+    expect(stats.uptimeMs).toBeLessThanOrEqual(asked - startedBefore);
   });
 
   it('splits a long listing over several REPLY frames', async () => {
