@@ -19,15 +19,15 @@ import {
   parseEnd,
   parseErrorPayload,
   parseHello,
-  parseRequest,
   parseWindow,
-  type Request,
 } from '../shared/protocol/messages.js';
+import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import type { Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
+import { admitOpen, PERMIT_ALL } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
 import { RequestStream } from './requestStream.js';
 import type { ServerStream, StreamHost } from './stream.js';
@@ -227,37 +227,38 @@ export class ServerConnection implements StreamHost {
       );
     }
     this.lastOpenedId = id;
-    let request: Request;
+    let open: OpenRequest;
     try {
-      if (this.draining) throw new MuxftpError('SHUTTING_DOWN', 'server is shutting down');
-      if (this.streams.size >= this.options.maxStreamsPerConnection) {
-        throw new MuxftpError(
-          'TOO_MANY_STREAMS',
-          `at most ${this.options.maxStreamsPerConnection} streams may be open`,
-        );
-      }
-      request = parseRequest(frame);
+      open = admitOpen(frame, {
+        draining: this.draining,
+        openStreams: this.streams.size,
+        maxStreams: this.options.maxStreamsPerConnection,
+        permits: PERMIT_ALL,
+      });
     } catch (err) {
       if (!(err instanceof MuxftpError)) throw err;
       this.send(encodeError(id, errorPayload(err)));
       this.rememberReset(id);
       return;
     }
-    const stream = this.createStream(id, request);
+    const stream = this.createStream(id, open);
     this.streams.set(id, stream);
     this.streamsOpened++;
     this.counters.streams++;
     stream.start();
   }
 
-  private createStream(id: number, request: Request): ServerStream {
-    switch (request.op) {
-      case 'get':
-        return new DownloadStream(this, id, request.path);
-      case 'put':
-        return new UploadStream(this, id, request.path, request.size);
-      default:
-        return new RequestStream(this, id, request);
+  /** The stream kind comes from the op's row; the gate has checked the request against it. */
+  private createStream(id: number, { request, spec }: OpenRequest): ServerStream {
+    switch (spec.stream) {
+      case 'download':
+        return new DownloadStream(this, id, (request as RequestOf<'download'>).path);
+      case 'upload': {
+        const put = request as RequestOf<'upload'>;
+        return new UploadStream(this, id, put.path, put.size);
+      }
+      case 'request':
+        return new RequestStream(this, id, request as RequestOf<'request'>);
     }
   }
 

@@ -1,16 +1,17 @@
 /**
  * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, stats.
- * The table maps each operation to its handler (after pyftpdlib's proto_cmds); handlers reach
- * files only through Storage, which confines every path.
+ * Each op's row in shared/protocol/operations.ts says it runs here; this table maps it to its
+ * handler. Handlers reach files only through Storage, which confines every path.
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
-import type { Request, ServerStats, WireEntry } from '../shared/protocol/messages.js';
+import type { ServerStats, WireEntry } from '../shared/protocol/messages.js';
+import type { RequestOf } from '../shared/protocol/operations.js';
 import type { EntryInfo, Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
 import { ServerStream, type StreamHost } from './stream.js';
 
-export type SimpleRequest = Exclude<Request, { op: 'get' } | { op: 'put' }>;
+export type SimpleRequest = RequestOf<'request'>;
 
 export function toWireEntry(entry: EntryInfo): WireEntry {
   return { name: entry.name, type: entry.type, size: entry.size, mtime: Math.round(entry.mtimeMs) };

@@ -22,10 +22,10 @@ import {
   parseEnd,
   parseErrorPayload,
   parseHello,
-  parseRequest,
   parseWelcome,
   parseWindow,
 } from '../shared/protocol/messages.js';
+import { parseRequest } from '../shared/protocol/operations.js';
 
 const LIMITS = { maxFramePayloadBytes: 64 * 1024, maxControlPayloadBytes: 8 * 1024 };
 

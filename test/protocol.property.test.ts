@@ -16,7 +16,8 @@ import {
 import { FrameDecoder } from '../shared/protocol/decoder.js';
 import { encodeFrame } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
-import { parseEnd, parseErrorPayload, parseHello, parseRequest } from '../shared/protocol/messages.js';
+import { parseEnd, parseErrorPayload, parseHello } from '../shared/protocol/messages.js';
+import { parseRequest } from '../shared/protocol/operations.js';
 
 const LIMITS = { maxFramePayloadBytes: 4096, maxControlPayloadBytes: 1024 };
 /** Bounded so that `npm test` stays fast: a few hundred cases, never more than a few seconds. */

@@ -1,9 +1,9 @@
 /**
  * JSON payloads of control frames: their types, and the checks a receiver runs on them.
- * A malformed handshake or ERROR payload is a connection-level PROTOCOL_ERROR; a malformed OPEN
- * only fails its stream (BAD_REQUEST), since the framing itself is intact.
+ * A malformed handshake or ERROR payload is a connection-level PROTOCOL_ERROR. OPEN payloads are
+ * checked by their row of the operation table (operations.ts).
  */
-import { codeForStatus, type ErrorCode, isErrorCode, MuxftpError, ProtocolError } from '../errors.js';
+import { codeForStatus, type ErrorCode, isErrorCode, type MuxftpError, ProtocolError } from '../errors.js';
 import { END_PAYLOAD_BYTES, MIN_FRAME_PAYLOAD_BYTES, SHA256_BYTES, SUPPORTED_VERSIONS } from './constants.js';
 import type { Frame } from './frame.js';
 
@@ -167,53 +167,4 @@ export function parseEnd(frame: Frame): EndPayload {
   if (size > BigInt(Number.MAX_SAFE_INTEGER))
     throw new ProtocolError('PROTOCOL_ERROR', 'END: size too large');
   return { size: Number(size), sha256: Buffer.from(frame.payload.subarray(8, 8 + SHA256_BYTES)) };
-}
-
-const badRequest = (message: string) => new MuxftpError('BAD_REQUEST', message);
-
-function requireString(o: Record<string, unknown>, key: string, op: string): string {
-  const value = o[key];
-  if (typeof value !== 'string') throw badRequest(`${op}: "${key}" must be a string`);
-  return value;
-}
-
-/**
- * Validates an OPEN payload; throws a BAD_REQUEST or UNSUPPORTED MuxftpError, which fails only
- * that stream.
- */
-export function parseRequest(frame: Frame): Request {
-  let o: Record<string, unknown>;
-  try {
-    o = parseJsonObject(frame, 'OPEN');
-  } catch (err) {
-    // The framing is intact, so a bad OPEN fails only its own stream.
-    throw badRequest((err as Error).message);
-  }
-  const op = o.op;
-  if (typeof op !== 'string') throw badRequest('OPEN: "op" must be a string');
-  switch (op) {
-    case 'list':
-    case 'stat':
-    case 'rmdir':
-    case 'delete':
-    case 'get':
-      return { op, path: requireString(o, 'path', op) };
-    case 'mkdir': {
-      if (o.parents !== undefined && typeof o.parents !== 'boolean')
-        throw badRequest('mkdir: "parents" must be a boolean');
-      return { op, path: requireString(o, 'path', op), parents: o.parents === true };
-    }
-    case 'rename':
-      return { op, from: requireString(o, 'from', op), to: requireString(o, 'to', op) };
-    case 'put': {
-      if (o.size !== undefined && !isCount(o.size))
-        throw badRequest('put: "size" must be a non-negative integer');
-      const path = requireString(o, 'path', op);
-      return o.size === undefined ? { op, path } : { op, path, size: o.size as number };
-    }
-    case 'stats':
-      return { op };
-    default:
-      throw new MuxftpError('UNSUPPORTED', `unsupported operation: ${JSON.stringify(op).slice(0, 64)}`);
-  }
 }

@@ -1,0 +1,34 @@
+/**
+ * The one gate every OPEN passes before a handler runs (pyftpdlib's checks before dispatch): the
+ * server still takes work, the connection is under its stream cap, the request is valid for its
+ * row of the operation table, and the row's permission is granted.
+ */
+import { MuxftpError } from '../shared/errors.js';
+import type { Frame } from '../shared/protocol/frame.js';
+import type { Request } from '../shared/protocol/messages.js';
+import { type OpenRequest, type Permission, parseOpen } from '../shared/protocol/operations.js';
+
+export interface GateState {
+  readonly draining: boolean;
+  readonly openStreams: number;
+  readonly maxStreams: number;
+  /** Whether this connection may use `permission` for `request`. */
+  permits(permission: Permission, request: Request): boolean;
+}
+
+/** Until issue 9 adds users, a connection may do everything the table lists. */
+export const PERMIT_ALL = (): boolean => true;
+
+/** The admitted request and its row; throws a MuxftpError that fails only this stream. */
+export function admitOpen(frame: Frame, state: GateState): OpenRequest {
+  if (state.draining) throw new MuxftpError('SHUTTING_DOWN', 'server is shutting down');
+  if (state.openStreams >= state.maxStreams) {
+    throw new MuxftpError('TOO_MANY_STREAMS', `at most ${state.maxStreams} streams may be open`);
+  }
+  const open = parseOpen(frame);
+  const { permission } = open.spec;
+  if (permission !== null && !state.permits(permission, open.request)) {
+    throw new MuxftpError('PERMISSION_DENIED', `${open.request.op}: permission denied (needs ${permission})`);
+  }
+  return open;
+}
