@@ -1,0 +1,11 @@
+export {
+  chooseIntegrityAlgorithm,
+  DEFAULT_INTEGRITY_ALGORITHM,
+  DIGEST_BYTES,
+  INTEGRITY_ALGORITHMS,
+  INTEGRITY_BLOCK_BYTES,
+  type IntegrityAlgorithm,
+  isIntegrityAlgorithm,
+} from './algorithms.js';
+export { type BlockHash, createBlockHash } from './blockHash.js';
+export { ContentDigester, combineBlockDigests, contentDigest } from './contentDigest.js';
