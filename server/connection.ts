@@ -125,7 +125,7 @@ export class ServerConnection implements StreamHost {
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
-    this.counters.streams--;
+    this.counters.streamClosed(stream.op);
     if (discardLateFrames) this.rememberReset(stream.id);
     if (this.streams.size === 0) {
       if (this.draining) this.closeForShutdown();
@@ -237,6 +237,7 @@ export class ServerConnection implements StreamHost {
       });
     } catch (err) {
       if (!(err instanceof MuxftpError)) throw err;
+      this.counters.error(err.code);
       this.send(encodeError(id, errorPayload(err)));
       this.rememberReset(id);
       return;
@@ -244,7 +245,7 @@ export class ServerConnection implements StreamHost {
     const stream = this.createStream(id, open);
     this.streams.set(id, stream);
     this.streamsOpened++;
-    this.counters.streams++;
+    this.counters.streamOpened(stream.op);
     stream.start();
   }
 
@@ -309,6 +310,7 @@ export class ServerConnection implements StreamHost {
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
     clearTimeout(this.timer);
+    if (error !== undefined) this.counters.error(error.code);
     for (const stream of [...this.streams.values()]) stream.destroy();
     this.streams.clear();
     this.uploadBacklog = 0;

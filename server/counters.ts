@@ -1,10 +1,85 @@
-/** Server-wide running totals, read by the `stats` operation and the logs. */
+/**
+ * Server-wide running totals: the one seam between the server and whoever watches it (the `stats`
+ * operation, the logs, the Prometheus exporter in server/metrics.ts). Server code only bumps plain
+ * numbers here, once per connection, stream, transfer or error, never per frame; gauges such as
+ * queue bytes are read from the connections when someone asks. Per-transfer observations go to
+ * `transferObserver`, which is unset (and costs one check) unless metrics are on.
+ */
+import type { ErrorCode } from '../shared/errors.js';
+
+/** Which way a transfer went, as the server sees it: `in` is an upload, `out` a download. */
+export type TransferDirection = 'in' | 'out';
+
+/** Why a connection was turned away before its handshake. */
+export type RefusalReason = 'max_connections' | 'shutting_down';
+
+/** Told of every finished transfer (its direction, bytes and duration). */
+export type TransferObserver = (direction: TransferDirection, bytes: number, seconds: number) => void;
+
+/** Running totals of one server since it started. */
 export class ServerCounters {
   readonly startedAt = Date.now();
+  /** Connections open now. */
   connections = 0;
+  /** Connections accepted since start. */
+  connectionsTotal = 0;
+  /** Connections refused since start, by reason. */
+  readonly refused = new Map<RefusalReason, number>();
+  /** Streams open now, all operations. */
   streams = 0;
+  /** Streams open now, by operation. */
+  readonly streamsByOp = new Map<string, number>();
+  /** Streams opened since start, by operation. */
+  readonly streamsTotalByOp = new Map<string, number>();
+  /** Bytes of completed uploads and downloads. */
   bytesIn = 0;
   bytesOut = 0;
   filesIn = 0;
   filesOut = 0;
+  /** Errors since start, by code: sent to a client on a stream or a connection, or a connection's end. */
+  readonly errors = new Map<ErrorCode, number>();
+  transferObserver: TransferObserver | undefined;
+
+  connectionOpened(): void {
+    this.connections++;
+    this.connectionsTotal++;
+  }
+
+  connectionClosed(): void {
+    this.connections--;
+  }
+
+  connectionRefused(reason: RefusalReason): void {
+    increment(this.refused, reason);
+  }
+
+  streamOpened(op: string): void {
+    this.streams++;
+    increment(this.streamsByOp, op);
+    increment(this.streamsTotalByOp, op);
+  }
+
+  streamClosed(op: string): void {
+    this.streams--;
+    increment(this.streamsByOp, op, -1);
+  }
+
+  transferFinished(direction: TransferDirection, bytes: number, seconds: number): void {
+    if (direction === 'in') {
+      this.filesIn++;
+      this.bytesIn += bytes;
+    } else {
+      this.filesOut++;
+      this.bytesOut += bytes;
+    }
+    this.transferObserver?.(direction, bytes, seconds);
+  }
+
+  error(code: ErrorCode): void {
+    increment(this.errors, code);
+  }
+}
+
+function increment<K>(map: Map<K, number>, key: K, by = 1): void {
+  map.set(key, (map.get(key) ?? 0) + by);
 }

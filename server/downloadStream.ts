@@ -124,9 +124,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       handle.rememberSha256(sha256);
     }
     this.host.send(encodeEnd(this.id, this.size, sha256));
-    this.host.counters.filesOut++;
-    this.host.counters.bytesOut += this.size;
-    this.logTransfer('sent', this.path, this.size);
+    this.recordTransfer('sent', this.path, this.size);
     this.close(false);
   }
 

@@ -27,5 +27,6 @@ export {
   type Storage,
   type UploadHandle,
 } from '../storage/index.js';
+export { DEFAULT_METRICS_PORT, MetricsExporter, type MetricsExporterOptions } from './metrics.js';
 export { type LogFunction, logToStderr, type ResolvedServerOptions, type ServerOptions } from './options.js';
 export { type ConnectionFigures, MuxServer } from './server.js';

@@ -108,6 +108,7 @@ export class MuxServer {
 
   private readonly listenerOnConnection = (socket: Socket): void => {
     if (this.closing !== undefined) {
+      this.counters.connectionRefused('shutting_down');
       socket.destroy();
       return;
     }
@@ -116,6 +117,7 @@ export class MuxServer {
         'SERVER_BUSY',
         `server busy: at most ${this.options.maxConnections} connections`,
       );
+      this.counters.connectionRefused('max_connections');
       socket.on('error', () => {});
       socket.end(encodeError(0, errorPayload(busy)));
       setTimeout(() => socket.destroy(), 2_000).unref();
@@ -124,12 +126,12 @@ export class MuxServer {
     }
     const connection = new ServerConnection(socket, this.options, this.counters, this.connectionOnClosed);
     this.connections.add(connection);
-    this.counters.connections = this.connections.size;
+    this.counters.connectionOpened();
   };
 
   private readonly connectionOnClosed = (connection: ServerConnection): void => {
     this.connections.delete(connection);
-    this.counters.connections = this.connections.size;
+    this.counters.connectionClosed();
     if (this.connections.size === 0) this.allClosed?.();
   };
 }

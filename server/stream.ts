@@ -85,9 +85,10 @@ export abstract class ServerStream {
 
   private readonly startedAt = performance.now();
 
-  /** The one log line of a finished transfer: `sent` or `received`, with its rate. */
-  protected logTransfer(verb: 'sent' | 'received', path: string, bytes: number): void {
+  /** Counts a finished transfer and logs its one line: `sent` or `received`, with its rate. */
+  protected recordTransfer(verb: 'sent' | 'received', path: string, bytes: number): void {
     const seconds = (performance.now() - this.startedAt) / 1000;
+    this.host.counters.transferFinished(verb === 'received' ? 'in' : 'out', bytes, seconds);
     const rate = seconds > 0 ? `${(bytes / seconds / 1e6).toFixed(1)} MB/s` : '- MB/s';
     this.host.log(`${this.host.label} ${verb} ${path} ${bytes} B in ${seconds.toFixed(3)} s (${rate})`);
   }
@@ -96,6 +97,7 @@ export abstract class ServerStream {
   fail(err: unknown): void {
     if (this.isFinished) return;
     const wire = toWireError(err);
+    this.host.counters.error(wire.code);
     if (wire.code === 'INTERNAL_ERROR') this.host.log(`${this.host.label} stream ${this.id}: ${String(err)}`);
     this.host.send(encodeError(this.id, errorPayload(wire)));
     this.close(true);

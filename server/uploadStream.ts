@@ -137,9 +137,7 @@ export class UploadStream extends ServerStream {
     handle.commit(digest).then(
       (entry) => {
         if (this.isFinished) return;
-        this.host.counters.filesIn++;
-        this.host.counters.bytesIn += this.received;
-        this.logTransfer('received', this.path, this.received);
+        this.recordTransfer('received', this.path, this.received);
         this.host.send(encodeReply(this.id, { entry: toWireEntry(entry), sha256: digest.toString('hex') }));
         this.close(false);
       },

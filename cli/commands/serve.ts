@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:os';
 import { type Command, Option } from 'commander';
+import { DEFAULT_METRICS_PORT, MetricsExporter } from '../../server/metrics.js';
 import { logToStderr } from '../../server/options.js';
 import { MuxServer } from '../../server/server.js';
 import { DEFAULTS } from '../../shared/defaults.js';
@@ -24,6 +25,7 @@ interface ServeOptions {
   maxConnections: number;
   streamWindow: number;
   fsync: 'always' | 'never';
+  metrics?: { host: string; port: number };
 }
 
 export function registerServeCommand(program: Command): Command {
@@ -66,6 +68,11 @@ export function registerServeCommand(program: Command): Command {
         .choices(['always', 'never'])
         .default('always'),
     )
+    .option(
+      '--metrics <host:port>',
+      `serve Prometheus metrics at http://HOST:PORT/metrics (off by default; host defaults to 127.0.0.1, port to ${DEFAULT_METRICS_PORT})`,
+      commanderParser(parseMetricsAddress),
+    )
     .action(async (options: ServeOptions) => {
       await serve(options);
     });
@@ -76,6 +83,16 @@ function parseStreamWindow(text: string): number {
   const bytes = parseSize(text);
   if (bytes < 16 * 1024 || bytes > 1024 ** 3) throw new TypeError('expected a size from 16KiB to 1GiB');
   return bytes;
+}
+
+/** `host:port`, `:port`, `host` or `[v6]:port`; the host defaults to loopback. */
+function parseMetricsAddress(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d+))?$/.exec(text.trim());
+  if (match === null) throw new TypeError('expected host:port');
+  const host = match[1] ?? match[2] ?? '';
+  const port = match[3] === undefined ? DEFAULT_METRICS_PORT : Number(match[3]);
+  if (port > 65535) throw new TypeError('expected a port from 0 to 65535');
+  return { host: host === '' ? DEFAULTS.host : host, port };
 }
 
 /** True for addresses only this machine can reach. */
@@ -122,6 +139,11 @@ async function serve(options: ServeOptions): Promise<void> {
   if (options.fsync === 'never' && options.memory !== true) {
     logToStderr('fsync never: uploads are not flushed to disk; a power cut may lose or empty recent ones');
   }
+  const metrics = await startMetrics(server, options, address).catch(async (error: Error) => {
+    await server.close();
+    await storage.close();
+    throw new CliError(`serve: ${error.message}`, { cause: error });
+  });
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
 
   const signal = await firstShutdownSignal();
@@ -129,8 +151,37 @@ async function serve(options: ServeOptions): Promise<void> {
     `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
   );
   await server.close(DEFAULTS.shutdownGraceMs);
+  await metrics?.close();
   await storage.close();
   logToStderr('stopped');
+}
+
+/** With --metrics: the exporter, listening on its own port (never the protocol port). */
+async function startMetrics(
+  server: MuxServer,
+  options: ServeOptions,
+  protocol: { host: string; port: number },
+): Promise<MetricsExporter | undefined> {
+  if (options.metrics === undefined) return undefined;
+  if (options.metrics.port === protocol.port) {
+    throw new Error(
+      `--metrics: port ${protocol.port} is the protocol port; metrics need a port of their own`,
+    );
+  }
+  const exporter = new MetricsExporter(server, options.metrics);
+  const address = await exporter.listen().catch((error: NodeJS.ErrnoException) => {
+    const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.message;
+    throw new Error(`cannot serve metrics on ${formatAddress(options.metrics!)}: ${reason}`, {
+      cause: error,
+    });
+  });
+  logToStderr(`metrics at http://${formatAddress(address)}/metrics`);
+  if (!isLoopback(address.host)) {
+    process.stderr.write(
+      `muxftp: warning: metrics listening on ${address.host}, reachable from other machines (file names are not in them, but load and error counts are)\n`,
+    );
+  }
+  return exporter;
 }
 
 /** Resolves on the first SIGINT/SIGTERM; from then on, another one exits at once. */

@@ -1,0 +1,257 @@
+/**
+ * Prometheus metrics for a running MuxServer, on their own HTTP listener (never the protocol
+ * port). Everything is read from the server when scraped — its ServerCounters and its connections'
+ * figures — except the transfer histograms, which hook the counters' one per-transfer observer. So
+ * a server without an exporter pays nothing, and one with an exporter pays one histogram
+ * observation per finished transfer.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ServerCounters, TransferDirection } from './counters.js';
+import type { MuxServer } from './server.js';
+
+/** Where the metrics listener binds; loopback unless the caller chooses otherwise. */
+export interface MetricsExporterOptions {
+  /** Address to bind. Default 127.0.0.1. */
+  host?: string;
+  /** TCP port; 0 picks a free one. Default 9464 (Prometheus's customary exporter port). */
+  port?: number;
+}
+
+/** Default port of `muxftp serve --metrics`. */
+export const DEFAULT_METRICS_PORT = 9464;
+
+const DURATION_BUCKETS_S = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800];
+/** 1 KiB to 16 GiB, ×4 a step. */
+const SIZE_BUCKETS_BYTES = Array.from({ length: 13 }, (_, k) => 1024 * 4 ** k);
+
+/**
+ * Serves `GET /metrics` in the Prometheus text format for one {@link MuxServer}: connections,
+ * streams by operation, bytes and files each way, errors by code, upload backlog, outbound queue
+ * bytes, transfer duration and size histograms, and the process's event-loop lag and utilisation,
+ * RSS and open file descriptors (prom-client's default metrics).
+ */
+export class MetricsExporter {
+  /** The registry the metrics live in, for callers that add their own. */
+  readonly registry = new Registry();
+  private readonly server: MuxServer;
+  private readonly counters: ServerCounters;
+  private readonly http: Server;
+  private readonly host: string;
+  private readonly port: number;
+
+  constructor(server: MuxServer, options: MetricsExporterOptions = {}) {
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError('metrics: options must be an object');
+    this.host = options.host ?? '127.0.0.1';
+    this.port = options.port ?? DEFAULT_METRICS_PORT;
+    if (typeof this.host !== 'string' || this.host === '')
+      throw new TypeError('metrics: host must be a non-empty string');
+    if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535)
+      throw new TypeError(`metrics: port must be an integer from 0 to 65535, got ${String(this.port)}`);
+    this.server = server;
+    this.counters = server.counters;
+    this.register();
+    this.http = createServer(this.httpOnRequest);
+  }
+
+  /** Starts listening; resolves to the bound address. Refuses the server's own protocol port. */
+  listen(): Promise<{ host: string; port: number }> {
+    const protocolPort = this.server.address().port;
+    if (this.port === protocolPort) {
+      return Promise.reject(
+        new Error(`metrics: port ${this.port} is the protocol port; metrics need a port of their own`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.port, this.host, () => {
+        this.http.off('error', reject);
+        resolve(this.address());
+      });
+    });
+  }
+
+  /** The bound address; throws if not listening. */
+  address(): { host: string; port: number } {
+    const address = this.http.address();
+    if (address === null || typeof address === 'string') throw new Error('metrics: not listening');
+    return { host: address.address, port: address.port };
+  }
+
+  /** Stops listening and unhooks from the server's counters. Safe to call twice. */
+  close(): Promise<void> {
+    this.counters.transferObserver = undefined;
+    return new Promise((resolve) => {
+      if (!this.http.listening) {
+        resolve();
+        return;
+      }
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+  }
+
+  private readonly httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    const path = (request.url ?? '').split('?')[0];
+    if (request.method !== 'GET' || path !== '/metrics') {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('muxftp: metrics are at GET /metrics\n');
+      return;
+    }
+    this.registry.metrics().then(
+      (text) => response.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+      (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+    );
+  };
+
+  private register(): void {
+    const registers = [this.registry];
+    const counters = this.counters;
+    const server = this.server;
+    collectDefaultMetrics({ register: this.registry });
+
+    new Gauge({
+      name: 'muxftp_connections',
+      help: 'Client connections open now.',
+      registers,
+      collect() {
+        this.set(counters.connections);
+      },
+    });
+    new Counter({
+      name: 'muxftp_connections_total',
+      help: 'Client connections accepted since start.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(counters.connectionsTotal);
+      },
+    });
+    new Counter({
+      name: 'muxftp_connections_refused_total',
+      help: 'Connections turned away before their handshake, by reason.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of counters.refused) this.inc({ reason }, n);
+      },
+    });
+    new Gauge({
+      name: 'muxftp_streams',
+      help: 'Streams open now, by operation.',
+      labelNames: ['op'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [op, n] of counters.streamsByOp) this.set({ op }, n);
+      },
+    });
+    new Counter({
+      name: 'muxftp_streams_total',
+      help: 'Streams opened since start, by operation.',
+      labelNames: ['op'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [op, n] of counters.streamsTotalByOp) this.inc({ op }, n);
+      },
+    });
+    new Counter({
+      name: 'muxftp_transfer_bytes_total',
+      help: 'Bytes of completed transfers: in = uploads stored, out = downloads sent.',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ direction: 'in' }, counters.bytesIn);
+        this.inc({ direction: 'out' }, counters.bytesOut);
+      },
+    });
+    new Counter({
+      name: 'muxftp_transfer_files_total',
+      help: 'Completed transfers: in = uploads stored, out = downloads sent.',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ direction: 'in' }, counters.filesIn);
+        this.inc({ direction: 'out' }, counters.filesOut);
+      },
+    });
+    new Counter({
+      name: 'muxftp_errors_total',
+      help: 'Errors by code: those sent to clients, and the reasons connections ended abnormally.',
+      labelNames: ['code'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [code, n] of counters.errors) this.inc({ code }, n);
+      },
+    });
+    new Gauge({
+      name: 'muxftp_upload_backlog_bytes',
+      help: 'Upload bytes received and not yet written to storage, all connections.',
+      registers,
+      collect() {
+        this.set(sum(server.connectionFigures(), (c) => c.uploadBacklogBytes));
+      },
+    });
+    new Gauge({
+      name: 'muxftp_outbound_queue_bytes',
+      help: 'Bytes held for clients and not yet taken by their sockets, all connections.',
+      registers,
+      collect() {
+        this.set(sum(server.connectionFigures(), (c) => c.bufferedAmount));
+      },
+    });
+    let lastUtilization = performance.eventLoopUtilization();
+    new Gauge({
+      name: 'muxftp_event_loop_utilization',
+      help: 'Share of time the event loop was busy (0-1) since the previous scrape.',
+      registers,
+      collect() {
+        const now = performance.eventLoopUtilization();
+        this.set(performance.eventLoopUtilization(now, lastUtilization).utilization);
+        lastUtilization = now;
+      },
+    });
+    // One histogram per direction rather than a `direction` label: simpler queries, and common
+    // parsers (parse-prometheus-text-format among them) mishandle labelled histograms.
+    const histograms = {
+      in: transferHistograms('upload', registers),
+      out: transferHistograms('download', registers),
+    };
+    counters.transferObserver = (direction: TransferDirection, bytes: number, seconds: number) => {
+      histograms[direction].duration.observe(seconds);
+      histograms[direction].size.observe(bytes);
+    };
+  }
+}
+
+function transferHistograms(
+  kind: 'upload' | 'download',
+  registers: Registry[],
+): { duration: Histogram; size: Histogram } {
+  return {
+    duration: new Histogram({
+      name: `muxftp_${kind}_duration_seconds`,
+      help: `Time from a ${kind} stream opening to its end, completed ${kind}s.`,
+      buckets: DURATION_BUCKETS_S,
+      registers,
+    }),
+    size: new Histogram({
+      name: `muxftp_${kind}_size_bytes`,
+      help: `Size of completed ${kind}s.`,
+      buckets: SIZE_BUCKETS_BYTES,
+      registers,
+    }),
+  };
+}
+
+function sum<T>(items: readonly T[], value: (item: T) => number): number {
+  let total = 0;
+  for (const item of items) total += value(item);
+  return total;
+}

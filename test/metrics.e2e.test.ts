@@ -1,0 +1,303 @@
+/**
+ * Prometheus metrics, scraped over real HTTP while real transfers run over real sockets, and the
+ * whole exposition parsed by a parser (parse-prometheus-text-format), never by matching one line.
+ * Storage is wrapped so that uploads can be held mid-write and the upload backlog observed.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { MetricsExporter } from '../server/metrics.js';
+import { MuxServer } from '../server/server.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { MemoryStorage } from '../storage/memory.js';
+import type { Storage, UploadHandle } from '../storage/types.js';
+import { RawPeer } from './helpers/rawPeer.js';
+
+const REPO = join(import.meta.dirname, '..');
+
+/** Memory storage whose upload writes wait while `held` is set. */
+class GatedStorage extends MemoryStorage {
+  held: Promise<void> | undefined;
+  private releaseHeld: (() => void) | undefined;
+
+  hold(): void {
+    this.held = new Promise((resolve) => {
+      this.releaseHeld = resolve;
+    });
+  }
+
+  release(): void {
+    this.releaseHeld?.();
+    this.held = undefined;
+  }
+
+  override async createUpload(path: string, options?: { expectedSize?: number }): Promise<UploadHandle> {
+    const inner = await super.createUpload(path, options);
+    return {
+      write: async (chunks) => {
+        await this.held;
+        return inner.write(chunks);
+      },
+      commit: (sha256) => inner.commit(sha256),
+      abort: () => inner.abort(),
+    };
+  }
+}
+
+interface Scrape {
+  families: Map<string, ParsedFamily>;
+  /** The value of a counter or gauge sample with exactly these labels (0 when absent). */
+  value(name: string, labels?: Record<string, string>): number;
+  histogram(name: string): { count: number; sum: number; buckets: Record<string, number> };
+}
+
+async function scrape(port: number): Promise<Scrape> {
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  const text = await response.text();
+  const parsed = parsePrometheusTextFormat(text);
+  // The parser skips lines it does not understand, and folds a histogram with labels other than
+  // `le` into one (prom-client's nodejs_gc_duration_seconds): so every declared family must come
+  // out, and every other family with as many samples as it has lines.
+  const declared = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);
+  expect(parsed.map((family) => family.name)).toEqual(declared);
+  for (const family of parsed) {
+    const lines = text
+      .split('\n')
+      .filter((line) => new RegExp(`^${family.name}(_bucket|_sum|_count)?[{ ]`).test(line));
+    const labelledHistogram = family.type === 'HISTOGRAM' && lines.some((l) => /\{(?!le=)/.test(l));
+    if (labelledHistogram) continue;
+    const samples = family.metrics.reduce(
+      (n, m) => n + (m.buckets === undefined ? 1 : Object.keys(m.buckets).length + 2),
+      0,
+    );
+    expect(samples, family.name).toBe(lines.length);
+  }
+  const families = new Map(parsed.map((family) => [family.name, family]));
+  return {
+    families,
+    value(name, labels = {}) {
+      const family = families.get(name);
+      if (family === undefined) throw new Error(`no metric ${name} in the exposition`);
+      const sample = family.metrics.find((m) => JSON.stringify(m.labels ?? {}) === JSON.stringify(labels));
+      return sample === undefined ? 0 : Number(sample.value);
+    },
+    histogram(name) {
+      const family = families.get(name);
+      const [metric] = family?.metrics ?? [];
+      if (family?.type !== 'HISTOGRAM' || metric?.buckets === undefined)
+        throw new Error(`no histogram ${name}`);
+      const buckets = Object.fromEntries(Object.entries(metric.buckets).map(([le, n]) => [le, Number(n)]));
+      return { count: Number(metric.count), sum: Number(metric.sum), buckets };
+    },
+  };
+}
+
+/** Polls until `check` passes on a fresh scrape (bounded: 5 s). */
+async function scrapeUntil(port: number, check: (s: Scrape) => boolean): Promise<Scrape> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const s = await scrape(port);
+    if (check(s)) return s;
+    if (Date.now() > deadline) throw new Error('metrics never reached the expected state');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+let cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+async function start(storage: Storage, maxConnections = 100) {
+  const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, maxConnections, log: () => {} });
+  const { port } = await server.listen();
+  const exporter = new MetricsExporter(server, { host: '127.0.0.1', port: 0 });
+  const metricsPort = (await exporter.listen()).port;
+  cleanup.push(
+    () => server.close(),
+    () => exporter.close(),
+  );
+  return { server, port, metricsPort };
+}
+
+describe('MetricsExporter', () => {
+  it('tracks connections, streams, bytes, backlog and histograms as an upload and a download run', async () => {
+    const storage = new GatedStorage();
+    const { port, metricsPort } = await start(storage);
+    const before = await scrape(metricsPort);
+    expect(before.value('muxftp_connections')).toBe(0);
+    expect(before.value('muxftp_transfer_bytes_total', { direction: 'in' })).toBe(0);
+    expect(before.histogram('muxftp_upload_size_bytes').count).toBe(0);
+
+    const client = await Client.connect({ port });
+    cleanup.push(() => client.destroy());
+    const N = 3 * 1024 * 1024 + 17;
+    const content = Buffer.alloc(N, 7);
+    storage.hold();
+    const source = new PassThrough();
+    const upload = client.put('up.bin', source);
+    source.write(content.subarray(0, 1024 * 1024));
+    // Mid-upload: one connection, one put stream, and the bytes waiting for the held disk.
+    const during = await scrapeUntil(
+      metricsPort,
+      (s) => s.value('muxftp_upload_backlog_bytes') >= 1024 * 1024,
+    );
+    expect(during.value('muxftp_connections')).toBe(1);
+    expect(during.value('muxftp_connections_total')).toBe(1);
+    expect(during.value('muxftp_streams', { op: 'put' })).toBe(1);
+    expect(during.value('muxftp_streams_total', { op: 'put' })).toBe(1);
+    expect(during.value('muxftp_transfer_bytes_total', { direction: 'in' })).toBe(0);
+    storage.release();
+    source.end(content.subarray(1024 * 1024));
+    await upload;
+
+    const afterUpload = await scrape(metricsPort);
+    expect(afterUpload.value('muxftp_transfer_bytes_total', { direction: 'in' })).toBe(N);
+    expect(afterUpload.value('muxftp_transfer_files_total', { direction: 'in' })).toBe(1);
+    expect(afterUpload.value('muxftp_streams', { op: 'put' })).toBe(0);
+    expect(afterUpload.value('muxftp_upload_backlog_bytes')).toBe(0);
+    const uploadSize = afterUpload.histogram('muxftp_upload_size_bytes');
+    expect(uploadSize).toMatchObject({ count: 1, sum: N });
+    expect(uploadSize.buckets[String(1024 * 4 ** 5)]).toBe(0); // 1 MiB < N
+    expect(uploadSize.buckets[String(1024 * 4 ** 6)]).toBe(1); // 4 MiB >= N
+    expect(afterUpload.histogram('muxftp_upload_duration_seconds').count).toBe(1);
+    expect(afterUpload.histogram('muxftp_download_size_bytes').count).toBe(0);
+
+    // A download to a peer that stops reading its socket: the server's outbound queue fills.
+    const M = 24 * 1024 * 1024;
+    await client.put('big.bin', Buffer.alloc(M, 3));
+    const peer = await RawPeer.open(port);
+    cleanup.push(async () => peer.destroy());
+    peer.socket.pause();
+    peer.write(encodeOpen(1, { op: 'get', path: 'big.bin' }));
+    peer.write(encodeWindow(1, M));
+    const queued = await scrapeUntil(metricsPort, (s) => s.value('muxftp_outbound_queue_bytes') > 0);
+    expect(queued.value('muxftp_streams', { op: 'get' })).toBe(1);
+    expect(queued.value('muxftp_connections')).toBe(2);
+    expect(queued.value('muxftp_transfer_bytes_total', { direction: 'out' })).toBe(0);
+    peer.socket.resume();
+    await peer.waitFor((frame) => frame.type === FrameType.END && frame.streamId === 1, 10_000);
+    const got = await client.getBuffer('up.bin');
+    expect(got.equals(content)).toBe(true);
+
+    const afterDownload = await scrape(metricsPort);
+    expect(afterDownload.value('muxftp_transfer_bytes_total', { direction: 'out' })).toBe(M + N);
+    expect(afterDownload.value('muxftp_transfer_files_total', { direction: 'out' })).toBe(2);
+    expect(afterDownload.value('muxftp_transfer_bytes_total', { direction: 'in' })).toBe(N + M);
+    expect(afterDownload.histogram('muxftp_download_size_bytes')).toMatchObject({ count: 2, sum: M + N });
+    expect(afterDownload.value('muxftp_streams_total', { op: 'get' })).toBe(2);
+    expect(afterDownload.value('muxftp_outbound_queue_bytes')).toBe(0);
+
+    await client.close();
+    peer.destroy();
+    const closed = await scrapeUntil(metricsPort, (s) => s.value('muxftp_connections') === 0);
+    expect(closed.value('muxftp_connections_total')).toBe(2);
+  });
+
+  it('counts errors by code and refused connections by reason', async () => {
+    const { port, metricsPort } = await start(new MemoryStorage(), 1);
+    const client = await Client.connect({ port });
+    cleanup.push(() => client.destroy());
+    await expect(client.stat('missing')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(client.delete('missing')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(client.mkdir('a/b')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(Client.connect({ port })).rejects.toMatchObject({ code: 'SERVER_BUSY' });
+    const s = await scrapeUntil(
+      metricsPort,
+      (m) => m.value('muxftp_connections_refused_total', { reason: 'max_connections' }) === 1,
+    );
+    expect(s.value('muxftp_errors_total', { code: 'NOT_FOUND' })).toBe(3);
+    expect(s.value('muxftp_streams_total', { op: 'stat' })).toBe(1);
+    expect(s.value('muxftp_streams_total', { op: 'delete' })).toBe(1);
+    expect(s.value('muxftp_connections')).toBe(1);
+  });
+
+  it('reports the process: event-loop lag and utilisation, RSS, open file descriptors', async () => {
+    const { metricsPort } = await start(new MemoryStorage());
+    const s = await scrape(metricsPort);
+    expect(s.value('process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
+    expect(s.value('process_open_fds')).toBeGreaterThan(3);
+    expect(s.families.get('nodejs_eventloop_lag_p99_seconds')?.type).toBe('GAUGE');
+    const utilization = s.value('muxftp_event_loop_utilization');
+    expect(utilization).toBeGreaterThan(0);
+    expect(utilization).toBeLessThanOrEqual(1);
+    // Every family has help text and a type.
+    for (const family of s.families.values()) {
+      expect(family.help).not.toBe('');
+      expect(['COUNTER', 'GAUGE', 'HISTOGRAM', 'SUMMARY']).toContain(family.type);
+    }
+  });
+
+  it('answers 404 off /metrics and refuses the protocol port', async () => {
+    const { server, port, metricsPort } = await start(new MemoryStorage());
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/`);
+    expect(response.status).toBe(404);
+    await response.text();
+    const clash = new MetricsExporter(server, { port });
+    await expect(clash.listen()).rejects.toThrow(/protocol port/);
+    expect(() => new MetricsExporter(server, { port: 70_000 })).toThrow(/port must be/);
+  });
+});
+
+describe('muxftp serve --metrics', () => {
+  function serve(args: string[]) {
+    const child = spawn(
+      process.execPath,
+      [join(REPO, 'bin/muxftp.js'), 'serve', '--memory', '--port', '0', ...args],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    cleanup.push(async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    return { child, stderr: () => stderr };
+  }
+
+  async function metricsLine(process: ReturnType<typeof serve>): Promise<number> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const match = /metrics at http:\/\/[^ ]+:(\d+)\/metrics/.exec(process.stderr());
+      if (match !== null) return Number(match[1]);
+      if (Date.now() > deadline || process.child.exitCode !== null)
+        throw new Error(`serve --metrics did not start: ${process.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it('serves metrics on loopback on their own port, and warns for any other address', async () => {
+    const loopback = serve(['--metrics', '127.0.0.1:0']);
+    const s = await scrape(await metricsLine(loopback));
+    expect(s.value('muxftp_connections')).toBe(0);
+    expect(loopback.stderr()).not.toContain('warning');
+
+    const wide = serve(['--metrics', '0.0.0.0:0']);
+    await metricsLine(wide);
+    expect(wide.stderr()).toContain('muxftp: warning: metrics listening on 0.0.0.0');
+  });
+
+  it('is off by default and rejects a malformed address as a usage error', async () => {
+    const plain = serve([]);
+    await new Promise((resolve) => plain.child.stdout.once('data', resolve));
+    expect(plain.stderr()).not.toContain('metrics');
+    const bad = serve(['--metrics', 'nonsense:port']);
+    const [code] = await once(bad.child, 'exit');
+    expect(code).toBe(2);
+    expect(bad.stderr()).toContain('--metrics');
+  });
+});
