@@ -3,7 +3,8 @@
  * their frames interleave on the socket, uploads take turns on the outbound queue, and every
  * server error surfaces as a RemoteError carrying the server's code.
  */
-import { connect as netConnect } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { DEFAULTS } from '../shared/defaults.js';
 import {
   ConnectionLostError,
@@ -20,9 +21,10 @@ import {
   MIN_FRAME_PAYLOAD_BYTES,
   PROTOCOL_VERSION,
 } from '../shared/protocol/constants.js';
-import { encodeCancel, encodeHello, encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeCancel, encodeHello, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import {
+  parseAuthResult,
   parseEnd,
   parseErrorPayload,
   parseJsonObject,
@@ -68,6 +70,21 @@ export interface ClientOptions {
   outboundLowWaterBytes?: number;
   /** Sent in HELLO, shown in server logs. */
   agent?: string;
+  /** Connect over TLS; `true` checks the server against the system's CAs. Default plain TCP. */
+  tls?: boolean | ClientTlsOptions;
+  /** Log in as this user (the server needs a users file). Without it: anonymous when the server requires a login. */
+  user?: string;
+  /** The user's password; sent only after the server said it may be (over TLS when the server offers TLS). */
+  password?: string;
+}
+
+export interface ClientTlsOptions {
+  /** PEM CA certificate(s) that sign the server's certificate (a private CA). */
+  ca?: string | Buffer;
+  /** false accepts any certificate: the connection is encrypted but the server unverified. Default true. */
+  rejectUnauthorized?: boolean;
+  /** Name checked against the certificate. Default the host, unless it is an IP address. */
+  servername?: string;
 }
 
 /** Per-call options of {@link Client.put}, {@link Client.get} and {@link Client.getBuffer}. */
@@ -86,7 +103,8 @@ export interface TransferOptions {
 export type { GetResult, ProgressCallback, PutResult, ServerStats, WireEntry };
 
 /** {@link ClientOptions} with every default filled in. */
-export type ResolvedClientOptions = Required<ClientOptions>;
+export type ResolvedClientOptions = Required<Omit<ClientOptions, 'tls' | 'user' | 'password'>> &
+  Pick<ClientOptions, 'user' | 'password'> & { tls: ClientTlsOptions | undefined };
 
 function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   const resolved: ResolvedClientOptions = {
@@ -99,7 +117,16 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
     agent: options.agent ?? 'muxftp-client/0.1.0',
+    tls: options.tls === true ? {} : options.tls === false ? undefined : options.tls,
+    user: options.user,
+    password: options.password,
   };
+  if (resolved.user !== undefined && (typeof resolved.user !== 'string' || resolved.user === '')) {
+    throw new TypeError('client: user must be a non-empty string');
+  }
+  if (resolved.password !== undefined && typeof resolved.password !== 'string') {
+    throw new TypeError('client: password must be a string');
+  }
   for (const key of [
     'connectTimeoutMs',
     'streamWindowBytes',
@@ -116,6 +143,31 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   return resolved;
 }
 
+/** Certificate checks node's TLS reports by these codes. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** A plain-language reason for a failed TLS handshake, or undefined when it was not one. */
+function tlsFailureReason(error: unknown): string | undefined {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') continue;
+    if (UNTRUSTED_CERTIFICATE.has(code)) {
+      return `the server's TLS certificate is not trusted (${code}): pass its CA with --ca FILE`;
+    }
+    if (code.startsWith('ERR_SSL_')) {
+      return `TLS handshake failed (${code}): the server does not seem to speak TLS (drop --tls?)`;
+    }
+  }
+  return undefined;
+}
+
 /**
  * A connection to a muxftp server. Every method opens its own stream on the one connection, so
  * calls may run concurrently (`Promise.all` over many puts is the intended use); a server error
@@ -130,6 +182,8 @@ export class Client implements ClientHost {
   private readonly waitingToOpen: Array<{ stream: ClientStream; frames: Buffer[] }> = [];
   private nextStreamId = 1;
   private welcome: Welcome | undefined;
+  /** Streams may open: the WELCOME came, and the login when the server asked for one. */
+  private ready = false;
   private lostError: MuxftpError | undefined;
   private handshake: { resolve(): void; reject(err: Error): void } | undefined;
   private readonly closed: Promise<void>;
@@ -141,9 +195,8 @@ export class Client implements ClientHost {
     this.closed = new Promise((resolve) => {
       this.markClosed = resolve;
     });
-    const socket = netConnect({ host: options.host, port: options.port });
     this.transport = new FramedSocket(
-      socket,
+      Client.openSocket(options),
       {
         maxFramePayloadBytes: options.maxFramePayloadBytes,
         maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
@@ -152,6 +205,20 @@ export class Client implements ClientHost {
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
     );
+  }
+
+  /** TCP, or TLS over it; writes before the TLS handshake completes wait for it. */
+  private static openSocket(options: ResolvedClientOptions): Socket {
+    const { host, port, tls } = options;
+    if (tls === undefined) return netConnect({ host, port });
+    return tlsConnect({
+      host,
+      port,
+      ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+      rejectUnauthorized: tls.rejectUnauthorized ?? true,
+      // SNI takes names only (RFC 6066 §3).
+      ...(tls.servername !== undefined ? { servername: tls.servername } : isIP(host) ? {} : { servername: host }),
+    });
   }
 
   /** Connects and completes the handshake. Rejects with CONNECT_FAILED, SERVER_BUSY, VERSION_MISMATCH... */
@@ -386,8 +453,8 @@ export class Client implements ClientHost {
   }
 
   private readonly decoderOnFrame = (frame: Frame): void => {
-    if (this.welcome === undefined) {
-      this.handleWelcome(frame);
+    if (!this.ready) {
+      this.handleHandshake(frame);
       return;
     }
     if (frame.type === FrameType.ERROR && frame.streamId === 0) {
@@ -434,17 +501,56 @@ export class Client implements ClientHost {
     }
   };
 
-  private handleWelcome(frame: Frame): void {
+  /** WELCOME, then (when the server requires a login) the AUTH answer. */
+  private handleHandshake(frame: Frame): void {
     if (frame.type === FrameType.ERROR) {
       const { code, message } = parseErrorPayload(frame);
       this.lostError = new RemoteError(code, message);
       this.transport.end(this.lostError);
       return;
     }
-    if (frame.type !== FrameType.WELCOME) {
-      throw new ProtocolError('PROTOCOL_ERROR', `expected WELCOME, got ${FRAME_TYPE_NAMES[frame.type]}`);
+    if (this.welcome === undefined) {
+      if (frame.type !== FrameType.WELCOME) {
+        throw new ProtocolError('PROTOCOL_ERROR', `expected WELCOME, got ${FRAME_TYPE_NAMES[frame.type]}`);
+      }
+      this.welcome = parseWelcome(frame);
+      if (this.welcome.login?.required === true) this.sendLogin(this.welcome.login);
+      else this.handshakeDone();
+      return;
     }
-    this.welcome = parseWelcome(frame);
+    if (frame.type !== FrameType.AUTH) {
+      throw new ProtocolError('PROTOCOL_ERROR', `expected AUTH, got ${FRAME_TYPE_NAMES[frame.type]}`);
+    }
+    const result = parseAuthResult(frame);
+    if (result.ok) {
+      this.handshakeDone();
+      return;
+    }
+    // One attempt per connection here: a wrong password does not improve by sending it again.
+    this.lostError = new RemoteError('LOGIN_FAILED', result.message);
+    this.transport.end(this.lostError);
+  }
+
+  private sendLogin(login: NonNullable<Welcome['login']>): void {
+    const { user, password } = this.options;
+    const refuse = (code: 'LOGIN_FAILED' | 'TLS_REQUIRED', message: string) => {
+      this.lostError = new MuxftpError(code, message);
+      this.transport.end(this.lostError);
+    };
+    if (user === undefined) {
+      if (login.anonymous) this.transport.send(encodeAuth({ user: 'anonymous' }));
+      else refuse('LOGIN_FAILED', 'the server requires a login: give a user name (--user)');
+      return;
+    }
+    if (login.passwordNeedsTls) {
+      refuse('TLS_REQUIRED', 'the server takes passwords over TLS only: connect with --tls (password not sent)');
+      return;
+    }
+    this.transport.send(encodeAuth({ user, password: password ?? '' }));
+  }
+
+  private handshakeDone(): void {
+    this.ready = true;
     this.handshake?.resolve();
     this.handshake = undefined;
   }
@@ -453,10 +559,10 @@ export class Client implements ClientHost {
     const { host, port } = this.options;
     const lost =
       this.lostError ??
-      (this.welcome === undefined
+      (!this.ready
         ? new MuxftpError(
             'CONNECT_FAILED',
-            `could not connect to ${host}:${port}: ${error?.message ?? 'connection closed'}`,
+            `could not connect to ${host}:${port}: ${tlsFailureReason(error) ?? error?.message ?? 'connection closed'}`,
             {
               cause: error,
             },

@@ -1,7 +1,8 @@
 /**
- * One client connection on the server (pyftpdlib's handler, Twisted's protocol): the handshake,
- * the stream table, stream-id rules, timers, and dispatch of each frame to its stream. Bytes move
- * through a FramedSocket; every file operation goes through Storage.
+ * One client connection on the server (pyftpdlib's handler, Twisted's protocol): the handshake
+ * and login, the stream table, stream-id rules, timers, the permission gate, and dispatch of each
+ * frame to its stream. Bytes move through a FramedSocket; every file operation goes through the
+ * logged-in account's Storage view, rooted at its home.
  */
 import type { Socket } from 'node:net';
 import { DEFAULTS } from '../shared/defaults.js';
@@ -12,10 +13,13 @@ import {
   MIN_FRAME_PAYLOAD_BYTES,
   SUPPORTED_VERSIONS,
 } from '../shared/protocol/constants.js';
-import { encodeError, encodeWelcome } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeError, encodeWelcome } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import {
+  type AuthRequest,
   errorPayload,
+  type LoginRequirement,
+  parseAuthRequest,
   parseEnd,
   parseErrorPayload,
   parseHello,
@@ -24,10 +28,16 @@ import {
 import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
+import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import type { Storage } from '../storage/types.js';
+import type { AccountResourceTable } from './auth/accountResources.js';
+import { type Account, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
+import type { LoginGuard } from './auth/loginGuard.js';
+import type { QuotaTracker } from './auth/quota.js';
+import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
-import { admitOpen, PERMIT_ALL } from './openGate.js';
+import { admitOpen } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
 import { RequestStream } from './requestStream.js';
 import type { ServerStream, StreamHost } from './stream.js';
@@ -38,9 +48,34 @@ const MAX_REMEMBERED_RESETS = 4096;
 
 let nextConnectionNumber = 1;
 
+/** What the server gives each connection besides its options. */
+export interface ConnectionContext {
+  /** The connection is TLS. */
+  secure: boolean;
+  /** performance.now() at accept: the handshake timeout counts from here. */
+  acceptedAt: number;
+  loginGuard: LoginGuard;
+  accountResources: AccountResourceTable;
+}
+
+enum Phase {
+  /** Waiting for HELLO. */
+  Hello,
+  /** WELCOME sent; waiting for AUTH. */
+  Login,
+  /** Checking an AUTH; the socket is not read meanwhile. */
+  Verifying,
+  /** Logged in (or no login needed): streams may open. */
+  Ready,
+}
+
+/** Operations after which a quota's usage must be counted again. */
+const CHANGES_USAGE: ReadonlySet<string> = new Set(['put', 'delete', 'rmdir', 'rename']);
+
 export class ServerConnection implements StreamHost {
   readonly label: string;
-  readonly storage: Storage;
+  /** Before login the whole storage (unused: no stream opens); after, the account's home view. */
+  storage: Storage;
   readonly options: ResolvedServerOptions;
   readonly counters: ServerCounters;
   readonly transport: FramedSocket;
@@ -48,7 +83,15 @@ export class ServerConnection implements StreamHost {
   private readonly streams = new Map<number, ServerStream>();
   private readonly resetStreams = new Set<number>();
   private lastOpenedId = 0;
-  private welcomed = false;
+  private phase = Phase.Hello;
+  private account: Account | undefined;
+  private failedLogins = 0;
+  private loginDelay: NodeJS.Timeout | undefined;
+  private readonly context: ConnectionContext;
+  private readonly remoteAddress: string;
+  uploadThrottle: Throttle | undefined;
+  downloadThrottle: Throttle | undefined;
+  quota: QuotaTracker | undefined;
   private draining = false;
   private uploadBacklog = 0;
   private timer: NodeJS.Timeout;
@@ -61,8 +104,11 @@ export class ServerConnection implements StreamHost {
     options: ResolvedServerOptions,
     counters: ServerCounters,
     onClosed: (connection: ServerConnection) => void,
+    context: ConnectionContext,
   ) {
-    this.label = `conn#${nextConnectionNumber++} ${socket.remoteAddress}:${socket.remotePort}`;
+    this.context = context;
+    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.label = `conn#${nextConnectionNumber++} ${socket.remoteAddress}:${socket.remotePort}${context.secure ? ' tls' : ''}`;
     this.storage = options.storage;
     this.options = options;
     this.counters = counters;
@@ -77,7 +123,8 @@ export class ServerConnection implements StreamHost {
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
     );
-    this.timer = setTimeout(this.timerOnFire, options.handshakeTimeoutMs);
+    const handshakeLeftMs = options.handshakeTimeoutMs - (performance.now() - context.acceptedAt);
+    this.timer = setTimeout(this.timerOnFire, Math.max(1, handshakeLeftMs));
   }
 
   get queue(): OutboundQueue {
@@ -127,6 +174,7 @@ export class ServerConnection implements StreamHost {
     this.streams.delete(stream.id);
     this.counters.streamClosed(stream.op);
     if (discardLateFrames) this.rememberReset(stream.id);
+    if (CHANGES_USAGE.has(stream.op)) this.quota?.invalidate();
     if (this.streams.size === 0) {
       if (this.draining) this.closeForShutdown();
       else this.timer.refresh();
@@ -141,8 +189,9 @@ export class ServerConnection implements StreamHost {
   }
 
   private readonly timerOnFire = (): void => {
-    if (!this.welcomed) {
-      this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'no HELLO received in time'));
+    if (this.phase !== Phase.Ready) {
+      const what = this.phase === Phase.Hello ? 'no HELLO received in time' : 'no login in time';
+      this.transport.fail(new ProtocolError('IDLE_TIMEOUT', what));
     } else if (this.streams.size > 0) {
       this.timer.refresh();
     } else {
@@ -152,9 +201,18 @@ export class ServerConnection implements StreamHost {
   };
 
   private readonly decoderOnFrame = (frame: Frame): void => {
-    if (!this.welcomed) {
+    if (this.phase === Phase.Hello) {
       this.handleHello(frame);
       return;
+    }
+    if (this.phase !== Phase.Ready) {
+      if (frame.type === FrameType.AUTH && this.phase === Phase.Login) {
+        this.handleAuth(parseAuthRequest(frame));
+        return;
+      }
+      const name = FRAME_TYPE_NAMES[frame.type];
+      const why = this.phase === Phase.Login ? 'log in (AUTH) first' : 'wait for the AUTH answer';
+      throw new ProtocolError('PROTOCOL_ERROR', `${name} before login: ${why}`);
     }
     if (this.streams.size === 0) this.timer.refresh();
     switch (frame.type) {
@@ -200,10 +258,15 @@ export class ServerConnection implements StreamHost {
       );
     }
     this.peerMaxFramePayload = hello.maxFramePayload;
-    this.welcomed = true;
-    // From now on the timer watches for idleness instead of the handshake.
-    clearTimeout(this.timer);
-    this.timer = setTimeout(this.timerOnFire, this.options.idleTimeoutMs);
+    const accounts = this.options.accounts;
+    const login: LoginRequirement | undefined = accounts.loginRequired
+      ? {
+          required: true,
+          anonymous: accounts.anonymous !== undefined,
+          // The password never travels in the clear on a server that offers TLS.
+          passwordNeedsTls: this.options.tls !== undefined && !this.context.secure,
+        }
+      : undefined;
     this.send(
       encodeWelcome({
         version,
@@ -214,8 +277,79 @@ export class ServerConnection implements StreamHost {
           maxPathBytes: DEFAULTS.maxPathBytes,
           streamWindow: this.options.streamWindowBytes,
         },
+        ...(login !== undefined ? { login } : {}),
       }),
     );
+    if (login === undefined) this.loggedIn(OPEN_ACCESS_ACCOUNT, this.options.storage);
+    else this.phase = Phase.Login;
+  }
+
+  /**
+   * One login attempt. Whatever fails — an unknown name, a wrong password, anonymous when it is
+   * off — gets the same answer after the same work (one scrypt) and the same growing delay.
+   */
+  private handleAuth(auth: AuthRequest): void {
+    const accounts = this.options.accounts;
+    if (auth.password !== undefined && this.options.tls !== undefined && !this.context.secure) {
+      throw new ProtocolError('TLS_REQUIRED', 'passwords are accepted over TLS only (use --tls)');
+    }
+    this.phase = Phase.Verifying;
+    this.transport.pauseReading();
+    const verified: Promise<Account | undefined> =
+      auth.user === ANONYMOUS_USER && auth.password === undefined
+        ? Promise.resolve(accounts.anonymous)
+        : accounts.verify(auth.user, auth.password ?? '');
+    verified
+      .then(async (account) => {
+        if (this.transport.isClosed) return;
+        if (account === undefined) {
+          this.loginFailed(auth.user);
+          return;
+        }
+        const home = await this.options.storage.subtree(account.home);
+        if (this.transport.isClosed) return;
+        this.loggedIn(account, home);
+        this.send(encodeAuth({ ok: true, user: account.name, permissions: [...account.permissions] }));
+        this.log(`${this.label} logged in as ${account.name}`);
+        this.transport.resumeReading();
+      })
+      .catch((error: unknown) => {
+        this.log(`${this.label} login error: ${String(error)}`);
+        this.transport.fail(new MuxftpError('INTERNAL_ERROR', 'login failed on the server', { cause: error }));
+      });
+  }
+
+  private loginFailed(user: string): void {
+    this.failedLogins++;
+    const delayMs = this.context.loginGuard.recordFailure(this.remoteAddress);
+    const attemptsLeft = this.options.maxLoginAttempts - this.failedLogins;
+    this.log(`${this.label} failed login as ${JSON.stringify(user.slice(0, 64))} (${attemptsLeft} attempts left)`);
+    this.loginDelay = setTimeout(() => {
+      this.loginDelay = undefined;
+      if (attemptsLeft <= 0) {
+        this.transport.fail(new ProtocolError('LOGIN_FAILED', 'login failed'));
+        return;
+      }
+      this.phase = Phase.Login;
+      this.send(encodeAuth({ ok: false, message: 'login failed', attemptsLeft }));
+      this.transport.resumeReading();
+    }, delayMs);
+  }
+
+  /** Streams may open from now on, as `account`, inside `home`. */
+  private loggedIn(account: Account, home: Storage): void {
+    this.account = account;
+    this.storage = home;
+    const resources = account === OPEN_ACCESS_ACCOUNT ? undefined : this.context.accountResources.for(account, home);
+    const rate = this.options.maxRateBytesPerSecond;
+    const connectionLimiter = () => (rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined);
+    this.uploadThrottle = Throttle.of([connectionLimiter(), resources?.uploadLimiter]);
+    this.downloadThrottle = Throttle.of([connectionLimiter(), resources?.downloadLimiter]);
+    this.quota = resources?.quota;
+    this.phase = Phase.Ready;
+    // From now on the timer watches for idleness instead of the handshake.
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.timerOnFire, this.options.idleTimeoutMs);
   }
 
   private handleOpen(frame: Frame): void {
@@ -233,7 +367,7 @@ export class ServerConnection implements StreamHost {
         draining: this.draining,
         openStreams: this.streams.size,
         maxStreams: this.options.maxStreamsPerConnection,
-        permits: PERMIT_ALL,
+        permits: (permission) => this.account!.permissions.has(permission),
       });
     } catch (err) {
       if (!(err instanceof MuxftpError)) throw err;
@@ -311,6 +445,7 @@ export class ServerConnection implements StreamHost {
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
     clearTimeout(this.timer);
     if (error !== undefined) this.counters.error(error.code);
+    clearTimeout(this.loginDelay);
     for (const stream of [...this.streams.values()]) stream.destroy();
     this.streams.clear();
     this.uploadBacklog = 0;

@@ -11,7 +11,12 @@ import type { ErrorCode } from '../shared/errors.js';
 export type TransferDirection = 'in' | 'out';
 
 /** Why a connection was turned away before its handshake. */
-export type RefusalReason = 'max_connections' | 'shutting_down';
+export type RefusalReason =
+  | 'max_connections'
+  | 'max_connections_per_ip'
+  | 'login_failures'
+  | 'tls_required'
+  | 'shutting_down';
 
 /** Told of every finished transfer (its direction, bytes and duration). */
 export type TransferObserver = (direction: TransferDirection, bytes: number, seconds: number) => void;

@@ -27,6 +27,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private size = 0;
   private reading = false;
   private readyFrame: Buffer | null = null;
+  /** Set while a bandwidth limit makes the next read wait. */
+  private rateTimer: NodeJS.Timeout | undefined;
 
   constructor(host: StreamHost, id: number, path: string) {
     super(host, id);
@@ -79,14 +81,24 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       this.finish();
       return;
     }
+    const throttle = this.host.downloadThrottle;
     const length = Math.min(
       this.credit.available,
       this.size - this.position,
       this.host.options.chunkBytes,
       this.host.peerMaxFramePayload,
+      throttle?.maxChunkBytes ?? Number.POSITIVE_INFINITY,
     );
-    if (length <= 0) return;
+    if (length <= 0 || this.rateTimer !== undefined) return;
+    if (throttle !== undefined) {
+      const waitMs = throttle.delayMs();
+      if (waitMs > 0) {
+        this.rateTimer = setTimeout(this.rateTimerOnFire, waitMs);
+        return;
+      }
+    }
     if (!this.host.queue.tryReserve(HEADER_BYTES + length, this)) return;
+    throttle?.take(length);
     this.reading = true;
     this.credit.take(length);
     const frame = allocDataFrame(this.id, length);
@@ -115,6 +127,11 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     );
   }
 
+  private readonly rateTimerOnFire = (): void => {
+    this.rateTimer = undefined;
+    this.readAhead();
+  };
+
   /** All bytes are read: END goes out right behind the last DATA frame. */
   private finish(): void {
     const handle = this.handle!;
@@ -129,6 +146,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   protected cleanup(): void {
+    clearTimeout(this.rateTimer);
     this.host.queue.removeProducer(this);
     if (this.readyFrame !== null) {
       this.host.queue.release(this.readyFrame.length);

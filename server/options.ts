@@ -2,6 +2,7 @@
 import { DEFAULTS } from '../shared/defaults.js';
 import { MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
 import type { Storage } from '../storage/types.js';
+import { Accounts } from './auth/accounts.js';
 
 /** Where the server writes its log lines (one line per call, no trailing newline). */
 export type LogFunction = (line: string) => void;
@@ -36,10 +37,32 @@ export interface ServerOptions {
   uploadBacklogHighWaterBytes?: number;
   /** One line per connection and per transfer. Default: stderr. */
   log?: LogFunction;
+
+  /** Who may log in. Default: no login; every connection may do everything in the whole root. */
+  accounts?: Accounts;
+  /** PEM certificate chain and key: the port then takes TLS connections too (node:tls). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** With `tls`: refuse plain connections (TLS_REQUIRED). Default false. */
+  tlsOnly?: boolean;
+  /** Connections at once from one address; 0 for no limit. */
+  maxConnectionsPerIp?: number;
+  /** Bytes/s per connection, each direction; 0 for no limit. */
+  maxRateBytesPerSecond?: number;
+  /** Bytes/s per user (all their connections), each direction, unless the users file sets one; 0 for no limit. */
+  maxUserRateBytesPerSecond?: number;
+  /** Failed logins one connection may make. */
+  maxLoginAttempts?: number;
+  /** Delay before answering the first failed login from an address (ms); doubles per recent failure. */
+  loginFailureDelayMs?: number;
+  maxLoginFailureDelayMs?: number;
+  /** Failures from one address within `loginFailureWindowMs` after which it is refused for `loginBlockMs`. */
+  loginFailuresPerAddress?: number;
+  loginFailureWindowMs?: number;
+  loginBlockMs?: number;
 }
 
 /** {@link ServerOptions} with every default filled in. */
-export type ResolvedServerOptions = Required<ServerOptions>;
+export type ResolvedServerOptions = Required<Omit<ServerOptions, 'tls'>> & Pick<ServerOptions, 'tls'>;
 
 const POSITIVE_INTEGERS = [
   'maxConnections',
@@ -52,6 +75,19 @@ const POSITIVE_INTEGERS = [
   'outboundHighWaterBytes',
   'outboundLowWaterBytes',
   'uploadBacklogHighWaterBytes',
+  'maxLoginAttempts',
+  'loginFailuresPerAddress',
+] as const;
+
+/** Limits where 0 means "none". */
+const NON_NEGATIVE_INTEGERS = [
+  'maxConnectionsPerIp',
+  'maxRateBytesPerSecond',
+  'maxUserRateBytesPerSecond',
+  'loginFailureDelayMs',
+  'maxLoginFailureDelayMs',
+  'loginFailureWindowMs',
+  'loginBlockMs',
 ] as const;
 
 /** The default {@link LogFunction}: each line to stderr behind an ISO timestamp. */
@@ -77,6 +113,18 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
     log: options.log ?? logToStderr,
+    accounts: options.accounts ?? new Accounts(),
+    tls: options.tls,
+    tlsOnly: options.tlsOnly ?? false,
+    maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULTS.maxConnectionsPerIp,
+    maxRateBytesPerSecond: options.maxRateBytesPerSecond ?? DEFAULTS.maxRateBytesPerSecond,
+    maxUserRateBytesPerSecond: options.maxUserRateBytesPerSecond ?? DEFAULTS.maxUserRateBytesPerSecond,
+    maxLoginAttempts: options.maxLoginAttempts ?? DEFAULTS.maxLoginAttempts,
+    loginFailureDelayMs: options.loginFailureDelayMs ?? DEFAULTS.loginFailureDelayMs,
+    maxLoginFailureDelayMs: options.maxLoginFailureDelayMs ?? DEFAULTS.maxLoginFailureDelayMs,
+    loginFailuresPerAddress: options.loginFailuresPerAddress ?? DEFAULTS.loginFailuresPerAddress,
+    loginFailureWindowMs: options.loginFailureWindowMs ?? DEFAULTS.loginFailureWindowMs,
+    loginBlockMs: options.loginBlockMs ?? DEFAULTS.loginBlockMs,
   };
   for (const key of POSITIVE_INTEGERS) {
     const value = resolved[key];
@@ -84,6 +132,17 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       throw new TypeError(`server: ${key} must be a positive integer, got ${String(value)}`);
     }
   }
+  for (const key of NON_NEGATIVE_INTEGERS) {
+    const value = resolved[key];
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new TypeError(`server: ${key} must be a non-negative integer (0: no limit), got ${String(value)}`);
+    }
+  }
+  if (!(resolved.accounts instanceof Accounts)) throw new TypeError('server: accounts must be an Accounts');
+  if (resolved.tls !== undefined && (resolved.tls.cert === undefined || resolved.tls.key === undefined)) {
+    throw new TypeError('server: tls needs both cert and key');
+  }
+  if (resolved.tlsOnly && resolved.tls === undefined) throw new TypeError('server: tlsOnly needs tls');
   if (!Number.isInteger(resolved.port) || resolved.port < 0 || resolved.port > 65535) {
     throw new TypeError(`server: port must be an integer from 0 to 65535, got ${String(resolved.port)}`);
   }

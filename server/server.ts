@@ -1,15 +1,26 @@
 /**
- * The listening side (Twisted's factory): accepts connections, enforces the connection cap,
- * keeps the counters, and shuts down gracefully. Each connection runs on this one event loop.
+ * The listening side (Twisted's factory): accepts connections, enforces the connection caps
+ * (overall and per address) and the refusal of addresses that keep failing to log in, tells TLS
+ * from plain connections on the one port, keeps the counters, and shuts down gracefully. Each
+ * connection runs on this one event loop.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { MuxftpError } from '../shared/errors.js';
+import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
+import { AccountResourceTable } from './auth/accountResources.js';
+import { LoginGuard } from './auth/loginGuard.js';
 import { ServerConnection } from './connection.js';
-import { ServerCounters } from './counters.js';
+import { type RefusalReason, ServerCounters } from './counters.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { readStats } from './requestStream.js';
+
+/** A TLS connection starts with a handshake record (RFC 8446 §5.1, ContentType 22); no muxftp frame type is 22. */
+const TLS_HANDSHAKE_RECORD = 0x16;
+/** How long a refused socket gets to read its ERROR frame. */
+const REFUSAL_LINGER_MS = 2_000;
+const ignore = (): void => {};
 
 /** One connection's load, as {@link MuxServer.connectionFigures} reports it. */
 export interface ConnectionFigures {
@@ -35,10 +46,29 @@ export class MuxServer {
   readonly counters = new ServerCounters();
   private readonly listener: Server;
   private readonly connections = new Set<ServerConnection>();
+  /** Sockets accepted whose first byte or TLS handshake has not arrived yet. */
+  private readonly pending = new Set<Socket>();
+  /** Sockets (pending or connected) per remote address. */
+  private readonly perAddress = new Map<string, number>();
+  private readonly secureContext: SecureContext | undefined;
+  readonly loginGuard: LoginGuard;
+  private readonly accountResources: AccountResourceTable;
   private closing: Promise<void> | undefined;
 
   constructor(options: ServerOptions) {
     this.options = resolveServerOptions(options);
+    this.loginGuard = new LoginGuard({
+      failureDelayMs: this.options.loginFailureDelayMs,
+      maxFailureDelayMs: this.options.maxLoginFailureDelayMs,
+      failuresPerAddress: this.options.loginFailuresPerAddress,
+      failureWindowMs: this.options.loginFailureWindowMs,
+      blockMs: this.options.loginBlockMs,
+    });
+    this.accountResources = new AccountResourceTable(this.options.maxUserRateBytesPerSecond);
+    if (this.options.tls !== undefined) {
+      // Throws here, at construction, for a key that does not match or unreadable PEM.
+      this.secureContext = createSecureContext({ cert: this.options.tls.cert, key: this.options.tls.key });
+    }
     // Socket buffers the size of the outbound high-water mark let several chunks ride in one writev.
     this.listener = createServer(
       { highWaterMark: this.options.outboundHighWaterBytes },
@@ -88,6 +118,7 @@ export class MuxServer {
   close(graceMs = 0): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       this.listener.close();
+      for (const socket of this.pending) socket.destroy();
       if (this.connections.size === 0) {
         resolve();
         return;
@@ -112,22 +143,122 @@ export class MuxServer {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.options.maxConnections) {
-      const busy = new MuxftpError(
-        'SERVER_BUSY',
-        `server busy: at most ${this.options.maxConnections} connections`,
-      );
-      this.counters.connectionRefused('max_connections');
-      socket.on('error', () => {});
-      socket.end(encodeError(0, errorPayload(busy)));
-      setTimeout(() => socket.destroy(), 2_000).unref();
-      this.options.log(`refused ${socket.remoteAddress}:${socket.remotePort}: ${busy.message}`);
+    socket.on('error', ignore);
+    const address = socket.remoteAddress ?? 'unknown';
+    const refusal = this.refusalFor(address);
+    if (refusal !== undefined) {
+      this.counters.connectionRefused(refusal.reason);
+      this.refuse(socket, refusal.error);
       return;
     }
-    const connection = new ServerConnection(socket, this.options, this.counters, this.connectionOnClosed);
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
+    socket.once('close', () => {
+      const count = (this.perAddress.get(address) ?? 1) - 1;
+      if (count > 0) this.perAddress.set(address, count);
+      else this.perAddress.delete(address);
+    });
+    if (this.secureContext === undefined) {
+      this.startConnection(socket, false, performance.now());
+      return;
+    }
+    this.sniffFirstByte(socket);
+  };
+
+  /** Why a new socket from `address` is refused, or undefined. */
+  private refusalFor(address: string): { error: MuxftpError; reason: RefusalReason } | undefined {
+    const { maxConnections, maxConnectionsPerIp } = this.options;
+    if (this.connections.size + this.pending.size >= maxConnections) {
+      const error = new MuxftpError('SERVER_BUSY', `server busy: at most ${maxConnections} connections`);
+      return { error, reason: 'max_connections' };
+    }
+    if (maxConnectionsPerIp > 0 && (this.perAddress.get(address) ?? 0) >= maxConnectionsPerIp) {
+      const error = new MuxftpError(
+        'SERVER_BUSY',
+        `server busy: at most ${maxConnectionsPerIp} connections from one address`,
+      );
+      return { error, reason: 'max_connections_per_ip' };
+    }
+    const refusedMs = this.loginGuard.refusedForMs(address);
+    if (refusedMs > 0) {
+      const error = new MuxftpError(
+        'TEMPORARILY_REFUSED',
+        `too many failed logins from this address: try again in ${Math.ceil(refusedMs / 1000)} s`,
+      );
+      return { error, reason: 'login_failures' };
+    }
+    return undefined;
+  }
+
+  /** Sends one plain ERROR frame before reading anything, then closes. */
+  private refuse(socket: Socket, error: MuxftpError): void {
+    socket.end(encodeError(0, errorPayload(error)));
+    setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+    this.options.log(`refused ${socket.remoteAddress}:${socket.remotePort}: ${error.message}`);
+  }
+
+  /**
+   * Both kinds of client speak first, so the first byte tells them apart: a TLS record starts a
+   * TLS handshake, a muxftp frame stays plain (or is refused with --tls-only). The handshake
+   * timeout covers the wait for that byte and the TLS handshake.
+   */
+  private sniffFirstByte(socket: Socket): void {
+    const acceptedAt = performance.now();
+    this.pending.add(socket);
+    let encrypted = false;
+    const timer = setTimeout(() => {
+      if (encrypted) socket.destroy();
+      else this.refuse(socket, new ProtocolError('IDLE_TIMEOUT', 'no handshake in time'));
+    }, this.options.handshakeTimeoutMs);
+    const settle = (): void => {
+      clearTimeout(timer);
+      this.pending.delete(socket);
+    };
+    socket.once('close', settle);
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (this.closing !== undefined) {
+        socket.destroy();
+      } else if (first[0] === TLS_HANDSHAKE_RECORD) {
+        encrypted = true;
+        this.startTls(socket, acceptedAt, settle);
+      } else if (this.options.tlsOnly) {
+        settle();
+        this.counters.connectionRefused('tls_required');
+        this.refuse(socket, new ProtocolError('TLS_REQUIRED', 'this server accepts TLS connections only (use --tls)'));
+      } else {
+        settle();
+        this.startConnection(socket, false, acceptedAt);
+      }
+    });
+  }
+
+  private startTls(socket: Socket, acceptedAt: number, settle: () => void): void {
+    // TLSSocket reads what the sniffing unshifted before it reads the socket again.
+    const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: this.secureContext! });
+    const onError = (err: Error): void => {
+      this.options.log(`${socket.remoteAddress}:${socket.remotePort} TLS handshake failed: ${err.message}`);
+      tlsSocket.destroy();
+    };
+    tlsSocket.on('error', onError);
+    tlsSocket.once('secure', () => {
+      tlsSocket.off('error', onError);
+      settle();
+      if (this.closing !== undefined) tlsSocket.destroy();
+      else this.startConnection(tlsSocket, true, acceptedAt);
+    });
+  }
+
+  private startConnection(socket: Socket, secure: boolean, acceptedAt: number): void {
+    const connection = new ServerConnection(socket, this.options, this.counters, this.connectionOnClosed, {
+      secure,
+      acceptedAt,
+      loginGuard: this.loginGuard,
+      accountResources: this.accountResources,
+    });
     this.connections.add(connection);
     this.counters.connectionOpened();
-  };
+  }
 
   private readonly connectionOnClosed = (connection: ServerConnection): void => {
     this.connections.delete(connection);

@@ -8,14 +8,22 @@ import { encodeError } from '../shared/protocol/encoder.js';
 import { type EndPayload, errorPayload } from '../shared/protocol/messages.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
+import type { Throttle } from '../shared/transport/rateLimiter.js';
 import type { Storage } from '../storage/types.js';
+import type { QuotaTracker } from './auth/quota.js';
 import type { ServerCounters } from './counters.js';
 import type { ResolvedServerOptions } from './options.js';
 
 /** The connection, as its streams see it. */
 export interface StreamHost {
   readonly label: string;
+  /** The logged-in account's view, rooted at its home. */
   readonly storage: Storage;
+  /** Bandwidth limits in force for this connection, per direction, when any is set. */
+  readonly uploadThrottle: Throttle | undefined;
+  readonly downloadThrottle: Throttle | undefined;
+  /** The account's quota, when it has one. */
+  readonly quota: QuotaTracker | undefined;
   readonly options: ResolvedServerOptions;
   readonly queue: OutboundQueue;
   readonly counters: ServerCounters;

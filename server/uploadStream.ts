@@ -28,17 +28,34 @@ export class UploadStream extends ServerStream {
   private writing = false;
   /** What END said; set when the phase becomes Ended. */
   private end: EndPayload | undefined;
+  /** Credit the window gave back that a bandwidth limit holds until its time comes. */
+  private ungranted = 0;
+  /** Bytes of the account's quota this upload holds. */
+  private quotaReserved = 0;
+  /** Set while a bandwidth limit delays the next grant of credit. */
+  private rateTimer: NodeJS.Timeout | undefined;
 
   constructor(host: StreamHost, id: number, path: string, declaredSize: number | undefined) {
     super(host, id);
     this.path = path;
     this.declaredSize = declaredSize;
-    this.window = new InboundWindow(id, host.options.streamWindowBytes);
+    // Under a bandwidth limit, credit the client holds unused is a burst past the limit: keep it small.
+    const throttle = host.uploadThrottle;
+    const size =
+      throttle === undefined
+        ? host.options.streamWindowBytes
+        : Math.min(host.options.streamWindowBytes, 2 * throttle.maxChunkBytes);
+    this.window = new InboundWindow(id, size);
   }
 
   start(): void {
-    this.host.storage
-      .createUpload(this.path, this.declaredSize === undefined ? {} : { expectedSize: this.declaredSize })
+    this.reserveQuota()
+      .then(() =>
+        this.host.storage.createUpload(
+          this.path,
+          this.declaredSize === undefined ? {} : { expectedSize: this.declaredSize },
+        ),
+      )
       .then(
         (handle) => {
           if (this.isFinished) {
@@ -47,7 +64,8 @@ export class UploadStream extends ServerStream {
           }
           this.handle = handle;
           this.advance(StreamPhase.Open);
-          this.grant(this.window.open());
+          this.ungranted += this.window.open();
+          this.grantCredit();
           this.commitWhenWritten();
         },
         (err: unknown) => this.fail(err),
@@ -66,6 +84,16 @@ export class UploadStream extends ServerStream {
       return;
     }
     if (payload.length === 0) return;
+    const quota = this.host.quota;
+    if (quota !== undefined && this.received > this.quotaReserved) {
+      try {
+        quota.grow(this.received - this.quotaReserved);
+      } catch (err) {
+        this.fail(err);
+        return;
+      }
+      this.quotaReserved = this.received;
+    }
     this.hash.update(payload);
     this.pending.push(payload);
     this.pendingBytes += payload.length;
@@ -81,6 +109,46 @@ export class UploadStream extends ServerStream {
     this.advance(StreamPhase.Ended);
     this.commitWhenWritten();
   }
+
+  /** Checked against the declared size before anything is stored (the rest as bytes arrive). */
+  private async reserveQuota(): Promise<void> {
+    const quota = this.host.quota;
+    if (quota === undefined) return;
+    const bytes = this.declaredSize ?? 0;
+    await quota.reserve(bytes);
+    if (this.isFinished) quota.release(bytes);
+    else this.quotaReserved = bytes;
+  }
+
+  /**
+   * Sends the credit the window gave back; under a bandwidth limit no faster than the limit, so
+   * credit is what paces the client (the window counts held-back credit as granted already, a
+   * slack of at most one small window).
+   */
+  private grantCredit(): void {
+    const throttle = this.host.uploadThrottle;
+    if (throttle === undefined) {
+      this.grant(this.ungranted);
+      this.ungranted = 0;
+      return;
+    }
+    while (this.ungranted > 0 && this.rateTimer === undefined) {
+      const waitMs = throttle.delayMs();
+      if (waitMs > 0) {
+        this.rateTimer = setTimeout(this.rateTimerOnFire, waitMs);
+        return;
+      }
+      const amount = Math.min(this.ungranted, throttle.maxChunkBytes);
+      throttle.take(amount);
+      this.ungranted -= amount;
+      this.grant(amount);
+    }
+  }
+
+  private readonly rateTimerOnFire = (): void => {
+    this.rateTimer = undefined;
+    if (!this.isFinished && this.phase !== StreamPhase.Ended) this.grantCredit();
+  };
 
   private grant(increment: number): void {
     if (increment > 0) this.host.send(encodeWindow(this.id, increment));
@@ -101,7 +169,10 @@ export class UploadStream extends ServerStream {
         this.host.addUploadBacklog(-bytes);
         if (this.isFinished) return;
         // After END no more DATA comes: granting more would be noise.
-        if (this.phase !== StreamPhase.Ended) this.grant(this.window.consumed(bytes));
+        if (this.phase !== StreamPhase.Ended) {
+          this.ungranted += this.window.consumed(bytes);
+          this.grantCredit();
+        }
         this.writeNext();
         this.commitWhenWritten();
       },
@@ -146,6 +217,9 @@ export class UploadStream extends ServerStream {
   }
 
   protected cleanup(): void {
+    clearTimeout(this.rateTimer);
+    this.host.quota?.release(this.quotaReserved);
+    this.quotaReserved = 0;
     if (this.pendingBytes > 0) this.host.addUploadBacklog(-this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;

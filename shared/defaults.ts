@@ -30,8 +30,26 @@ export const DEFAULTS = {
   maxConnections: 10_000,
   /** A connection with no open stream and no incoming frame for this long is closed. */
   idleTimeoutMs: 5 * 60_000,
-  /** The client must send HELLO within this time of connecting. */
+  /** The client must finish the handshake (TLS, HELLO, login) within this time of connecting. */
   handshakeTimeoutMs: 10_000,
+  /** Connections at once from one address; 0 for no limit beyond maxConnections. */
+  maxConnectionsPerIp: 0,
+  /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
+  maxRateBytesPerSecond: 0,
+  /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */
+  maxUserRateBytesPerSecond: 0,
+
+  /** Failed logins a connection may make; the last one closes it. */
+  maxLoginAttempts: 3,
+  /** Delay before answering a failed login; doubles with each recent failure from the address... */
+  loginFailureDelayMs: 500,
+  /** ...up to this. */
+  maxLoginFailureDelayMs: 8_000,
+  /** Failed logins from one address within loginFailureWindowMs after which it is refused... */
+  loginFailuresPerAddress: 10,
+  loginFailureWindowMs: 10 * 60_000,
+  /** ...for this long. */
+  loginBlockMs: 5 * 60_000,
   /** On SIGINT/SIGTERM, transfers in flight get this long to finish. */
   shutdownGraceMs: 10_000,
 

@@ -15,6 +15,8 @@ export const ERROR_STATUS = {
   FLOW_CONTROL_ERROR: 105,
   VERSION_MISMATCH: 106,
   IDLE_TIMEOUT: 107,
+  LOGIN_FAILED: 108,
+  TLS_REQUIRED: 109,
   // 2xx: request errors; only that stream fails.
   BAD_REQUEST: 200,
   UNSUPPORTED: 201,
@@ -29,12 +31,14 @@ export const ERROR_STATUS = {
   CANCELLED: 210,
   TOO_MANY_STREAMS: 211,
   RESOURCE_BUSY: 212,
+  QUOTA_EXCEEDED: 213,
   // 3xx: server conditions.
   NO_SPACE: 300,
   IO_ERROR: 301,
   SERVER_BUSY: 302,
   SHUTTING_DOWN: 303,
   INTERNAL_ERROR: 304,
+  TEMPORARILY_REFUSED: 305,
   // 4xx: local to the client; never sent on the wire.
   CONNECTION_LOST: 400,
   CONNECT_FAILED: 401,

@@ -56,17 +56,20 @@ export class FsStorage implements Storage {
   readonly #durable: boolean;
   readonly #paths: PlatformPath;
   readonly #preallocate: ((handle: FsFileHandle, bytes: number) => boolean) | undefined;
-  readonly #digests = new DigestCache();
+  // Shared with subtree() views, so digests, upload bookkeeping and close() span them all.
+  #digests = new DigestCache();
   #closed = false;
   /** Open uploads and read handles, finished by close(). */
-  readonly #uploads = new Set<FsUpload>();
-  readonly #reads = new Set<FsReadHandle>();
+  #uploads = new Set<FsUpload>();
+  #reads = new Set<FsReadHandle>();
   /** Uploads from the moment they are asked for until they finish: what a directory move must not carry off. */
   readonly #uploadClaims = new Set<UploadClaim>();
   /** Directory moves under way, by source; an upload starting under one waits for it. */
   readonly #directoryMoves = new Map<Resolved, Promise<unknown>>();
+  /** subtree() views by home, one each, so every connection of a home shares its upload claims. */
+  #views = new Map<string, FsStorage>();
   /** Temporary names of uploads in flight here, which sweepTemporaryFiles() must leave alone. */
-  readonly #activeTemporaryNames = new Set<string>();
+  #activeTemporaryNames = new Set<string>();
 
   constructor(options: FsStorageOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -384,6 +387,37 @@ export class FsStorage implements Storage {
       );
     }
     return removed;
+  }
+
+  /**
+   * The directory `path` (created with its parents if missing) as a storage of its own: its
+   * paths are relative to it and confined to its real location by its own ConfinedRoot, exactly
+   * as this storage's are to the root, so nothing outside it is reachable, symlinks included.
+   * Used for a user's home.
+   */
+  async subtree(path: string): Promise<Storage> {
+    await this.mkdir(path, { parents: true });
+    const target = await this.#resolve(path);
+    if (target.clientPath === '') return this;
+    const cached = this.#views.get(target.realPath);
+    if (cached !== undefined) return cached;
+    // Claims and moves stay per view: they compare client paths, which differ between roots.
+    // So a directory move in one home cannot see uploads through another view nested in it.
+    const view = new FsStorage({
+      fs: this.#fs,
+      root: target.realPath,
+      durable: this.#durable,
+      description: `${this.description} home ${target.clientPath}`,
+      hostPaths: this.#paths,
+      ...(this.#preallocate !== undefined ? { preallocate: this.#preallocate } : {}),
+    });
+    view.#digests = this.#digests;
+    view.#uploads = this.#uploads;
+    view.#reads = this.#reads;
+    view.#activeTemporaryNames = this.#activeTemporaryNames;
+    view.#views = this.#views;
+    this.#views.set(target.realPath, view);
+    return view;
   }
 
   /** Aborts uploads still open and closes read handles; later calls reject. Safe to call twice. */

@@ -72,6 +72,11 @@ export interface Storage {
    * lets in-memory storage allocate the file once instead of growing it.
    */
   createUpload(path: string, options?: { expectedSize?: number }): Promise<UploadHandle>;
+  /**
+   * The directory `path` (created if missing) as a Storage rooted there: a user's home. Nothing
+   * outside it is reachable through the view.
+   */
+  subtree(path: string): Promise<Storage>;
   /** Removes temporary files left behind by a crash. Resolves to how many were removed. */
   sweepTemporaryFiles(): Promise<number>;
   /** Aborts uploads in progress and closes open files. */

@@ -24,6 +24,8 @@ export const FrameType = {
   END: 0x07,
   ERROR: 0x08,
   CANCEL: 0x09,
+  /** Login, both ways on stream 0: credentials from the client, the outcome from the server. */
+  AUTH: 0x0a,
 } as const;
 
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
@@ -44,6 +46,7 @@ export const JSON_FRAME_TYPES: ReadonlySet<number> = new Set([
   FrameType.OPEN,
   FrameType.REPLY,
   FrameType.ERROR,
+  FrameType.AUTH,
 ]);
 
 /** Flags each type may carry; any other bit is a protocol error. */

@@ -28,7 +28,7 @@ enum State {
   Failed,
 }
 
-const CONNECTION_FRAMES: ReadonlySet<number> = new Set([FrameType.HELLO, FrameType.WELCOME]);
+const CONNECTION_FRAMES: ReadonlySet<number> = new Set([FrameType.HELLO, FrameType.WELCOME, FrameType.AUTH]);
 const FIXED_LENGTH: Readonly<Record<number, number>> = {
   [FrameType.WINDOW]: WINDOW_PAYLOAD_BYTES,
   [FrameType.END]: END_PAYLOAD_BYTES,

@@ -22,12 +22,36 @@ export interface ServerLimits {
   streamWindow: number;
 }
 
+/**
+ * What the server asks of a client before it may open streams. Absent or `required: false`: the
+ * connection is ready after WELCOME (a server without accounts).
+ */
+export interface LoginRequirement {
+  required: boolean;
+  /** AUTH as `anonymous` without a password is accepted. */
+  anonymous: boolean;
+  /** This connection is plain and the server takes passwords only over TLS: do not send one. */
+  passwordNeedsTls: boolean;
+}
+
 /** The server's answer to HELLO: the protocol version agreed and the server's limits. */
 export interface Welcome {
   version: number;
   agent?: string;
   limits: ServerLimits;
+  login?: LoginRequirement;
 }
+
+/** AUTH from the client: a user and password, or `anonymous` without one. */
+export interface AuthRequest {
+  user: string;
+  password?: string;
+}
+
+/** AUTH from the server: the outcome of one attempt. */
+export type AuthResult =
+  | { ok: true; user: string; permissions: string[] }
+  | { ok: false; message: string; attemptsLeft: number };
 
 export interface ErrorPayload {
   status: number;
@@ -133,11 +157,50 @@ export function parseWelcome(frame: Frame): Welcome {
       `WELCOME: maxFramePayload must be at least ${MIN_FRAME_PAYLOAD_BYTES}`,
     );
   }
+  let login: LoginRequirement | undefined;
+  if (o.login !== undefined) {
+    const l = o.login as Record<string, unknown> | null;
+    if (
+      typeof l !== 'object' ||
+      l === null ||
+      typeof l.required !== 'boolean' ||
+      typeof l.anonymous !== 'boolean' ||
+      typeof l.passwordNeedsTls !== 'boolean'
+    ) {
+      throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: login must have booleans required, anonymous, passwordNeedsTls');
+    }
+    login = { required: l.required, anonymous: l.anonymous, passwordNeedsTls: l.passwordNeedsTls };
+  }
   return {
     version: o.version as number,
     ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
     limits: limits as unknown as ServerLimits,
+    ...(login !== undefined ? { login } : {}),
   };
+}
+
+/** AUTH from a client; a malformed one is a PROTOCOL_ERROR (the handshake cannot go on). */
+export function parseAuthRequest(frame: Frame): AuthRequest {
+  const o = parseJsonObject(frame, 'AUTH');
+  if (typeof o.user !== 'string' || o.user.length === 0 || o.user.length > 256) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'AUTH: "user" must be a non-empty string');
+  }
+  if (o.password !== undefined && typeof o.password !== 'string') {
+    throw new ProtocolError('PROTOCOL_ERROR', 'AUTH: "password" must be a string');
+  }
+  return o.password === undefined ? { user: o.user } : { user: o.user, password: o.password };
+}
+
+/** AUTH from a server. */
+export function parseAuthResult(frame: Frame): AuthResult {
+  const o = parseJsonObject(frame, 'AUTH');
+  if (o.ok === true && typeof o.user === 'string' && Array.isArray(o.permissions)) {
+    return { ok: true, user: o.user, permissions: o.permissions.filter((p) => typeof p === 'string') };
+  }
+  if (o.ok === false && typeof o.message === 'string' && isCount(o.attemptsLeft)) {
+    return { ok: false, message: o.message, attemptsLeft: o.attemptsLeft };
+  }
+  throw new ProtocolError('PROTOCOL_ERROR', 'AUTH: malformed result');
 }
 
 /** Turns an ERROR payload into an error with a known code (unknown statuses fall back by range). */

@@ -70,6 +70,9 @@ export class FramedSocket {
     socket.on('end', this.socketOnEnd);
     socket.on('error', this.socketOnError);
     socket.on('close', this.socketOnClose);
+    // Bytes taken off the socket before we arrived (the server's TLS sniffing unshifts them)
+    // may not raise 'readable' again.
+    if (socket.readableLength > 0) this.scheduleRead();
   }
 
   get isClosed(): boolean {

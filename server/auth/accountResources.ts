@@ -1,0 +1,40 @@
+/**
+ * What all connections of one account share: its bandwidth buckets (one per direction) and its
+ * quota. Created at the account's first login and kept for the server's life: accounts come
+ * from the users file, so there are few of them.
+ */
+import { RateLimiter } from '../../shared/transport/rateLimiter.js';
+import type { Storage } from '../../storage/types.js';
+import type { Account } from './accounts.js';
+import { QuotaTracker } from './quota.js';
+
+export interface AccountResources {
+  uploadLimiter: RateLimiter | undefined;
+  downloadLimiter: RateLimiter | undefined;
+  quota: QuotaTracker | undefined;
+}
+
+export class AccountResourceTable {
+  private readonly byName = new Map<string, AccountResources>();
+  /** Bytes/s per account when the users file sets none; 0 for no limit. */
+  private readonly defaultRate: number;
+
+  constructor(defaultRateBytesPerSecond: number) {
+    this.defaultRate = defaultRateBytesPerSecond;
+  }
+
+  /** The account's shared resources; `home` is a view of its home, used to count quota usage. */
+  for(account: Account, home: Storage): AccountResources {
+    let resources = this.byName.get(account.name);
+    if (resources === undefined) {
+      const rate = account.maxRateBytesPerSecond ?? this.defaultRate;
+      resources = {
+        uploadLimiter: rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined,
+        downloadLimiter: rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined,
+        quota: account.quotaBytes !== undefined ? new QuotaTracker(account.quotaBytes, home) : undefined,
+      };
+      this.byName.set(account.name, resources);
+    }
+    return resources;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Who may log in and as what (pyftpdlib's authorizer): the users file's entries, the optional
+ * anonymous account, and the check of a name and password. Every check costs one scrypt, for
+ * users that exist and for those that do not, so the answer's timing says nothing about names.
+ */
+import { normalizeClientPath } from '../../storage/paths.js';
+import { dummyPasswordHash, parsePasswordHash, verifyPassword } from './passwords.js';
+import { ANONYMOUS_USER, PERMISSIONS, type Permission, READ_ONLY_PERMISSIONS, type UsersFile } from './usersFile.js';
+
+/** A logged-in identity: what the connection may do and where. */
+export interface Account {
+  name: string;
+  /** The account's root, a directory relative to the served root ('' is the root). */
+  home: string;
+  permissions: ReadonlySet<Permission>;
+  /** Bytes the account may store under home. */
+  quotaBytes?: number;
+  /** Bytes/s for all the account's connections together, each direction. */
+  maxRateBytesPerSecond?: number;
+}
+
+export type AnonymousAccess = 'off' | 'read' | 'write';
+
+export interface AccountsOptions {
+  /** The users file's content; without it nobody logs in and everyone has the whole root (loopback default). */
+  users?: UsersFile;
+  /** With a users file: whether a client may log in as `anonymous` without a password. Default off. */
+  anonymous?: AnonymousAccess;
+  /** The anonymous account's root, relative to the served root. Default `public`. */
+  anonymousHome?: string;
+}
+
+export const DEFAULT_ANONYMOUS_HOME = 'public';
+
+/** Everyone, everything, the whole root: a server without a users file (today's behaviour). */
+export const OPEN_ACCESS_ACCOUNT: Account = Object.freeze({
+  name: ANONYMOUS_USER,
+  home: '',
+  permissions: new Set(PERMISSIONS),
+});
+
+export class Accounts {
+  readonly loginRequired: boolean;
+  readonly anonymous: Account | undefined;
+  private readonly users: UsersFile | undefined;
+
+  constructor(options: AccountsOptions = {}) {
+    const access = options.anonymous ?? 'off';
+    if (!['off', 'read', 'write'].includes(access)) {
+      throw new TypeError(`accounts: anonymous must be off, read or write, got ${String(access)}`);
+    }
+    this.users = options.users;
+    this.loginRequired = options.users !== undefined;
+    if (!this.loginRequired && access !== 'off') {
+      throw new TypeError('accounts: anonymous access is only a choice with a users file (without one, all is open)');
+    }
+    this.anonymous =
+      access === 'off'
+        ? undefined
+        : {
+            name: ANONYMOUS_USER,
+            home: normalizeClientPath(options.anonymousHome ?? DEFAULT_ANONYMOUS_HOME),
+            permissions: new Set(access === 'write' ? PERMISSIONS : READ_ONLY_PERMISSIONS),
+          };
+    // Start deriving the dummy hash now, so the first unknown name does not pay for it.
+    if (this.loginRequired) void dummyPasswordHash();
+  }
+
+  get userCount(): number {
+    return this.users === undefined ? 0 : Object.keys(this.users.users).length;
+  }
+
+  /** The account for `name` and `password`, or undefined; always costs one scrypt. */
+  async verify(name: string, password: string): Promise<Account | undefined> {
+    const entry = this.users !== undefined && Object.hasOwn(this.users.users, name) ? this.users.users[name] : undefined;
+    const hash = entry === undefined ? await dummyPasswordHash() : parsePasswordHash(entry.password);
+    const matches = await verifyPassword(password, hash);
+    if (!matches || entry === undefined) return undefined;
+    return {
+      name,
+      home: entry.home,
+      permissions: new Set(entry.permissions),
+      ...(entry.quota !== undefined ? { quotaBytes: entry.quota } : {}),
+      ...(entry.maxRate !== undefined ? { maxRateBytesPerSecond: entry.maxRate } : {}),
+    };
+  }
+}

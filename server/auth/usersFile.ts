@@ -1,0 +1,199 @@
+/**
+ * The users file (`muxftp serve --users FILE`): one JSON object, written by `muxftp user add`.
+ *
+ *   {
+ *     "version": 1,
+ *     "users": {
+ *       "alice": {
+ *         "password": "scrypt$16384$8$1$<salt>$<key>",
+ *         "home": "alice",
+ *         "permissions": ["list", "read", "write", "delete", "rename", "mkdir"],
+ *         "quota": 1073741824,
+ *         "maxRate": 10485760
+ *       }
+ *     }
+ *   }
+ *
+ * `home` is a directory relative to the served root ("" is the root itself): the user's root,
+ * nothing outside it is reachable. `quota` (bytes stored under home) and `maxRate` (bytes/s,
+ * each direction, all the user's connections together) are optional. The file is rewritten
+ * atomically with mode 0600: it holds password hashes.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { normalizeClientPath } from '../../storage/paths.js';
+import { parsePasswordHash } from './passwords.js';
+
+/** What a user may do, in the spirit of pyftpdlib's perm string. */
+export const PERMISSIONS = ['list', 'read', 'write', 'delete', 'rename', 'mkdir'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+export const READ_ONLY_PERMISSIONS: readonly Permission[] = ['list', 'read'];
+
+/** The name of the account `--anonymous` enables; no users-file entry may take it. */
+export const ANONYMOUS_USER = 'anonymous';
+const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export interface UserEntry {
+  /** scrypt hash (server/auth/passwords.ts), never the password. */
+  password: string;
+  /** The user's root, relative to the served root. */
+  home: string;
+  permissions: Permission[];
+  /** Bytes the user may store under home. Optional. */
+  quota?: number;
+  /** Bytes per second for all the user's connections together, each direction. Optional. */
+  maxRate?: number;
+}
+
+export interface UsersFile {
+  version: 1;
+  users: Record<string, UserEntry>;
+}
+
+export function emptyUsersFile(): UsersFile {
+  return { version: 1, users: {} };
+}
+
+export function checkUserName(name: string): void {
+  if (typeof name !== 'string' || !USER_NAME.test(name)) {
+    throw new TypeError(`invalid user name ${JSON.stringify(name)}: 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)`);
+  }
+  if (name === ANONYMOUS_USER) throw new TypeError(`"${ANONYMOUS_USER}" is reserved for --anonymous`);
+}
+
+/** "list,read,write" or an array: each known, no repeats, in the canonical order. */
+export function parsePermissions(value: string | readonly string[]): Permission[] {
+  const names = typeof value === 'string' ? value.split(',').map((p) => p.trim()).filter(Boolean) : value;
+  if (!Array.isArray(names)) throw new TypeError('permissions must be a list');
+  for (const name of names) {
+    if (!(PERMISSIONS as readonly string[]).includes(name)) {
+      throw new TypeError(`unknown permission ${JSON.stringify(name)}: use ${PERMISSIONS.join(', ')}`);
+    }
+  }
+  return PERMISSIONS.filter((p) => names.includes(p));
+}
+
+function isByteCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+}
+
+/** Validates a parsed users file; throws a TypeError that names the user and field. */
+export function validateUsersFile(value: unknown): UsersFile {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError('users file must be a JSON object');
+  }
+  const file = value as Record<string, unknown>;
+  if (file.version !== 1) throw new TypeError('users file: "version" must be 1');
+  const users = file.users;
+  if (typeof users !== 'object' || users === null || Array.isArray(users)) {
+    throw new TypeError('users file: "users" must be an object of name -> entry');
+  }
+  const result = emptyUsersFile();
+  for (const [name, raw] of Object.entries(users)) {
+    const where = `users file: user ${JSON.stringify(name)}`;
+    try {
+      checkUserName(name);
+      if (typeof raw !== 'object' || raw === null) throw new TypeError('entry must be an object');
+      const entry = raw as Record<string, unknown>;
+      if (typeof entry.password !== 'string') throw new TypeError('"password" must be a hash string');
+      parsePasswordHash(entry.password);
+      if (typeof entry.home !== 'string') throw new TypeError('"home" must be a string');
+      const home = normalizeClientPath(entry.home);
+      if (!Array.isArray(entry.permissions)) throw new TypeError('"permissions" must be an array');
+      const permissions = parsePermissions(entry.permissions as string[]);
+      if (entry.quota !== undefined && !isByteCount(entry.quota))
+        throw new TypeError('"quota" must be a positive integer of bytes');
+      if (entry.maxRate !== undefined && !isByteCount(entry.maxRate))
+        throw new TypeError('"maxRate" must be a positive integer of bytes per second');
+      result.users[name] = {
+        password: entry.password,
+        home,
+        permissions,
+        ...(entry.quota !== undefined ? { quota: entry.quota as number } : {}),
+        ...(entry.maxRate !== undefined ? { maxRate: entry.maxRate as number } : {}),
+      };
+    } catch (error) {
+      throw new TypeError(`${where}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  return result;
+}
+
+/** Reads and validates a users file; with `missingIsEmpty`, a file that does not exist yet is empty. */
+export async function readUsersFile(path: string, options: { missingIsEmpty?: boolean } = {}): Promise<UsersFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && options.missingIsEmpty) return emptyUsersFile();
+    throw new Error(`cannot read users file ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`users file ${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  return validateUsersFile(parsed);
+}
+
+/** Writes the file atomically (temporary file, fsync, rename) with mode 0600. */
+export async function writeUsersFile(path: string, file: UsersFile): Promise<void> {
+  const temporary = join(dirname(path), `.${randomBytes(8).toString('hex')}.users.tmp`);
+  const handle = await open(temporary, 'wx', 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(validateUsersFile(file), null, 2)}\n`);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await chmod(temporary, 0o600);
+  await rename(temporary, path);
+}
+
+export interface NewUser {
+  name: string;
+  passwordHash: string;
+  /** Default: the user's name, a directory under the served root. */
+  home?: string;
+  permissions: Permission[];
+  quota?: number;
+  maxRate?: number;
+}
+
+/** The file with `user` added; an existing user of that name is an error unless `replace`. */
+export function addUser(file: UsersFile, user: NewUser, options: { replace?: boolean } = {}): UsersFile {
+  checkUserName(user.name);
+  if (Object.hasOwn(file.users, user.name) && !options.replace) {
+    throw new TypeError(`user ${user.name} exists already (use --replace to change it)`);
+  }
+  const entry: UserEntry = {
+    password: user.passwordHash,
+    home: normalizeClientPath(user.home ?? user.name),
+    permissions: parsePermissions(user.permissions),
+    ...(user.quota !== undefined ? { quota: user.quota } : {}),
+    ...(user.maxRate !== undefined ? { maxRate: user.maxRate } : {}),
+  };
+  return validateUsersFile({ version: 1, users: { ...file.users, [user.name]: entry } });
+}
+
+export function removeUser(file: UsersFile, name: string): UsersFile {
+  if (!Object.hasOwn(file.users, name)) throw new TypeError(`no user ${name}`);
+  const users = { ...file.users };
+  delete users[name];
+  return { version: 1, users };
+}
+
+/** Users by name, without their hashes. */
+export function listUsers(file: UsersFile): Array<Omit<UserEntry, 'password'> & { name: string }> {
+  return Object.keys(file.users)
+    .sort()
+    .map((name) => {
+      const { password: _hash, ...rest } = file.users[name]!;
+      return { name, ...rest };
+    });
+}

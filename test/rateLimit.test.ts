@@ -1,0 +1,96 @@
+/**
+ * Bandwidth limits: the token bucket's arithmetic on a fake clock, and throttled transfers over
+ * real sockets whose measured rate stays within ±20% of the configured one (the rate is the
+ * behaviour here, so it is measured, over a couple of seconds with generous bounds).
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
+import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const MiB = 1024 * 1024;
+
+describe('RateLimiter', () => {
+  it('lets a burst go at once, then makes the sender wait for the rate', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ bytesPerSecond: 1000, burstBytes: 100, now: () => now });
+    expect(limiter.delayMs()).toBe(0);
+    limiter.take(300); // one chunk may overdraw: 200 in debt
+    expect(limiter.delayMs()).toBe(200);
+    now += 100;
+    expect(limiter.delayMs()).toBe(100);
+    now += 100;
+    expect(limiter.delayMs()).toBe(0);
+    // A long pause earns no more than the burst.
+    now += 10_000;
+    limiter.take(100);
+    expect(limiter.delayMs()).toBe(0);
+    limiter.take(1);
+    expect(limiter.delayMs()).toBe(1);
+  });
+
+  it('a Throttle waits for the slowest of its limits and takes from all', () => {
+    const now = 0;
+    const fast = new RateLimiter({ bytesPerSecond: 10_000, burstBytes: 1000, now: () => now });
+    const slow = new RateLimiter({ bytesPerSecond: 1000, burstBytes: 500, now: () => now });
+    const throttle = Throttle.of([fast, undefined, slow])!;
+    expect(throttle.maxChunkBytes).toBe(500);
+    throttle.take(1500);
+    expect(throttle.delayMs()).toBe(1000);
+    expect(fast.delayMs()).toBe(50);
+    expect(Throttle.of([undefined])).toBeUndefined();
+  });
+
+  it('refuses a rate that is not positive', () => {
+    expect(() => new RateLimiter({ bytesPerSecond: 0 })).toThrow(/positive/);
+  });
+});
+
+describe('throttled transfers', () => {
+  let server: TestServer | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  const rate = 2 * MiB;
+  const size = 4 * MiB;
+  const within20Percent = (bytes: number, ms: number) => {
+    const measured = bytes / (ms / 1000);
+    expect(measured).toBeGreaterThan(rate * 0.8);
+    expect(measured).toBeLessThan(rate * 1.2);
+  };
+
+  it("--max-rate holds a connection's download and upload to the configured rate", async () => {
+    server = await startServer({ maxRateBytesPerSecond: rate });
+    const client = await server.connect();
+    const payload = randomBytes(size);
+    let started = performance.now();
+    await client.put('up.bin', payload);
+    within20Percent(size, performance.now() - started);
+    started = performance.now();
+    const back = await client.getBuffer('up.bin');
+    within20Percent(size, performance.now() - started);
+    expect(back.equals(payload)).toBe(true);
+  });
+
+  it("a user's rate is shared by all their connections", async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('pw'),
+      permissions: [...PERMISSIONS],
+      maxRate: rate,
+    });
+    server = await startServer({ accounts: new Accounts({ users }) });
+    const first = await server.connect({ user: 'alice', password: 'pw' });
+    const second = await server.connect({ user: 'alice', password: 'pw' });
+    const payload = randomBytes(size / 2);
+    await Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]);
+    const started = performance.now();
+    await Promise.all([first.getBuffer('a.bin'), second.getBuffer('b.bin')]);
+    within20Percent(size, performance.now() - started);
+  });
+});

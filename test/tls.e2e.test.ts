@@ -1,0 +1,121 @@
+/**
+ * TLS end to end with a CA generated for the test: round trips, certificate checks, the
+ * password rule, and plain-vs-TLS mismatches in both directions failing fast and clearly.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
+import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let certs: TestCerts;
+let server: TestServer | undefined;
+
+beforeAll(async () => {
+  if (opensslAvailable) certs = await makeTestCerts();
+});
+afterAll(async () => {
+  await certs?.remove();
+});
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+async function failure(promise: Promise<unknown>): Promise<{ code: string; message: string; ms: number }> {
+  const started = performance.now();
+  try {
+    await promise;
+  } catch (error) {
+    const { code, message } = error as { code: string; message: string };
+    return { code, message, ms: performance.now() - started };
+  }
+  throw new Error('expected a failure');
+}
+
+describe.skipIf(!opensslAvailable)('TLS', () => {
+  it('moves files both ways over TLS, verified against the test CA', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
+    const client = await server.connect({ tls: { ca: certs.ca } });
+    const payload = randomBytes(3 * 1024 * 1024 + 17);
+    await client.put('big.bin', payload);
+    expect((await client.getBuffer('big.bin')).equals(payload)).toBe(true);
+    expect(server.logs.some((line) => /conn#\d+ 127\.0\.0\.1:\d+ tls/.test(line))).toBe(true);
+  });
+
+  it('serves plain and TLS clients on the same port unless --tls-only', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
+    const plain = await server.connect();
+    const secure = await server.connect({ tls: { ca: certs.ca } });
+    await plain.put('p.txt', Buffer.from('plain'));
+    expect((await secure.getBuffer('p.txt')).toString()).toBe('plain');
+  });
+
+  it('refuses a server certificate the client does not trust, unless told to accept any', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
+    const untrusted = await failure(server.connect({ tls: true }));
+    expect(untrusted.code).toBe('CONNECT_FAILED');
+    expect(untrusted.message).toMatch(/not trusted.*--ca/);
+    const insecure = await server.connect({ tls: { rejectUnauthorized: false } });
+    expect(await insecure.list('')).toEqual([]);
+  });
+
+  it('gives a plain client of a --tls-only server a clear error at once', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key }, tlsOnly: true });
+    const error = await failure(server.connect());
+    expect(error.code).toBe('TLS_REQUIRED');
+    expect(error.message).toMatch(/TLS connections only/);
+    expect(error.ms).toBeLessThan(3_000);
+  });
+
+  it('gives a TLS client of a plain server a clear error at once', async () => {
+    server = await startServer({});
+    const error = await failure(server.connect({ tls: { ca: certs.ca }, connectTimeoutMs: 8_000 }));
+    expect(error.code).toBe('CONNECT_FAILED');
+    expect(error.message).toMatch(/does not seem to speak TLS/);
+    expect(error.ms).toBeLessThan(3_000);
+  });
+
+  it('logs in over TLS; on a plain connection the client never sends the password', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    server = await startServer({
+      backend: 'disk',
+      tls: { cert: certs.cert, key: certs.key },
+      accounts: new Accounts({ users }),
+    });
+    const secure = await server.connect({ tls: { ca: certs.ca }, user: 'alice', password: 'alice-secret' });
+    await secure.put('x.txt', Buffer.from('x'));
+    const plain = await failure(server.connect({ user: 'alice', password: 'alice-secret' }));
+    expect(plain.code).toBe('TLS_REQUIRED');
+    expect(plain.message).toMatch(/password not sent/);
+    // The server saw no attempt: nothing counted against the address.
+    expect(server.logs.some((line) => line.includes('failed login'))).toBe(false);
+  });
+
+  it("closes a TLS-capable server's connection that never speaks within the handshake timeout", async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key }, handshakeTimeoutMs: 300 });
+    const socket = connect({ host: '127.0.0.1', port: server.port });
+    socket.on('error', () => {});
+    socket.resume(); // read what the server sends, so its end is seen
+    const started = performance.now();
+    await new Promise((resolve) => socket.on('close', resolve));
+    expect(performance.now() - started).toBeLessThan(3_000);
+  });
+});
+
+describe('TLS client options', () => {
+  it('a client library given tls: false connects plainly', async () => {
+    server = await startServer({});
+    const client = await Client.connect({ host: '127.0.0.1', port: server.port, tls: false });
+    expect(await client.list('')).toEqual([]);
+    await client.close();
+  });
+});

@@ -1,0 +1,349 @@
+/**
+ * Accounts end to end over real sockets and a real temp directory: login, uniform failures and
+ * their policy, homes as roots, the permission gate, anonymous access, quotas.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import {
+  addUser,
+  emptyUsersFile,
+  PERMISSIONS,
+  READ_ONLY_PERMISSIONS,
+  type UsersFile,
+} from '../server/auth/usersFile.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeAuth, encodeOpen } from '../shared/protocol/encoder.js';
+import { parseAuthResult } from '../shared/protocol/messages.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let users: UsersFile;
+
+beforeAll(async () => {
+  users = emptyUsersFile();
+  const add = async (name: string, password: string, extra: Partial<Parameters<typeof addUser>[1]> = {}) => {
+    users = addUser(users, {
+      name,
+      passwordHash: await hashPassword(password),
+      permissions: [...PERMISSIONS],
+      ...extra,
+    });
+  };
+  await add('alice', 'alice-secret');
+  await add('bob', 'bob-secret');
+  await add('reader', 'reader-secret', { home: 'alice', permissions: [...READ_ONLY_PERMISSIONS] });
+  await add('small', 'small-secret', { quota: 1024 * 1024 });
+});
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+async function start(
+  options: Parameters<typeof startServer>[0] & { anonymous?: 'off' | 'read' | 'write' } = {},
+) {
+  const { anonymous = 'off', ...rest } = options;
+  server = await startServer({
+    backend: 'disk',
+    accounts: new Accounts({ users, anonymous }),
+    loginFailureDelayMs: 20,
+    maxLoginFailureDelayMs: 1_000,
+    ...rest,
+  });
+  return server;
+}
+
+async function connectError(
+  s: TestServer,
+  options: Parameters<TestServer['connect']>[0],
+): Promise<{ code: string; message: string }> {
+  try {
+    await s.connect(options);
+  } catch (error) {
+    return error as { code: string; message: string };
+  }
+  throw new Error('connect succeeded');
+}
+
+async function rejection(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return (error as { code: string }).code;
+  }
+  return 'resolved';
+}
+
+describe('login', () => {
+  it('lets a user in with the right password, into their home', async () => {
+    const s = await start();
+    const alice = await s.connect({ user: 'alice', password: 'alice-secret' });
+    await alice.put('note.txt', Buffer.from('hello'));
+    expect(await readFile(join(s.root!, 'alice', 'note.txt'), 'utf8')).toBe('hello');
+    expect((await alice.list('')).map((e) => e.name)).toEqual(['note.txt']);
+    expect(s.logs.some((l) => l.includes('logged in as alice'))).toBe(true);
+  });
+
+  it('answers a wrong password and an unknown user with the same "login failed"', async () => {
+    const s = await start();
+    const wrong = await connectError(s, { user: 'alice', password: 'nope' });
+    const unknown = await connectError(s, { user: 'mallory', password: 'nope' });
+    expect(wrong).toMatchObject({ code: 'LOGIN_FAILED', message: 'login failed' });
+    expect(unknown).toMatchObject({ code: wrong.code, message: wrong.message });
+  });
+
+  it('spends as long on an unknown user as on a wrong password (a dummy hash is checked)', async () => {
+    const s = await start({ loginFailureDelayMs: 0, loginFailuresPerAddress: 100 });
+    const time = async (user: string) => {
+      const started = performance.now();
+      await connectError(s, { user, password: 'wrong' });
+      return performance.now() - started;
+    };
+    await time('alice'); // warm-up: the dummy hash and the first scrypt
+    const known: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      known.push(await time('alice'));
+      unknown.push(await time(`nobody${i}`));
+    }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
+    // Without the dummy hash an unknown name is answered in well under a millisecond of work;
+    // scrypt costs tens. Generous bounds: only the order of magnitude is the behaviour.
+    expect(median(unknown)).toBeGreaterThan(median(known) * 0.4);
+  });
+
+  it('allows 3 attempts per connection, answering each failure later than the last, then closes', async () => {
+    const s = await start({ loginFailureDelayMs: 100, loginFailuresPerAddress: 100 });
+    const peer = await RawPeer.open(s.port);
+    const answers: number[] = [];
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const sent = performance.now();
+      peer.write(encodeAuth({ user: 'alice', password: `wrong${attempt}` }));
+      const frames = () => peer.frames.filter((f) => f.type === FrameType.AUTH);
+      const frame = await peer.waitFor(
+        (f) => f.type === FrameType.AUTH && frames().indexOf(f) === attempt - 1,
+      );
+      answers.push(performance.now() - sent);
+      expect(parseAuthResult(frame)).toEqual({
+        ok: false,
+        message: 'login failed',
+        attemptsLeft: 3 - attempt,
+      });
+    }
+    const sent = performance.now();
+    peer.write(encodeAuth({ user: 'alice', password: 'wrong3' }));
+    expect(await peer.connectionError()).toEqual({ code: 'LOGIN_FAILED', message: 'login failed' });
+    answers.push(performance.now() - sent);
+    await peer.closed;
+    // 100, 200, 400 ms after the hash: each answer waits longer than the one before.
+    expect(answers[0]).toBeGreaterThanOrEqual(95);
+    expect(answers[1]).toBeGreaterThan(answers[0]! + 50);
+    expect(answers[2]).toBeGreaterThan(answers[1]! + 100);
+  });
+
+  it('refuses an address that keeps failing for a while, then lets it in again', async () => {
+    const s = await start({ loginFailuresPerAddress: 3, loginBlockMs: 1_500, loginFailureDelayMs: 1 });
+    for (let i = 0; i < 3; i++) await connectError(s, { user: 'alice', password: 'wrong' });
+    const refused = await connectError(s, { user: 'alice', password: 'alice-secret' });
+    expect(refused.code).toBe('TEMPORARILY_REFUSED');
+    expect(refused.message).toMatch(/too many failed logins/);
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    const client = await s.connect({ user: 'alice', password: 'alice-secret' });
+    expect(await client.list('')).toEqual([]);
+  });
+
+  it('opens no stream before the login', async () => {
+    const s = await start();
+    const peer = await RawPeer.open(s.port);
+    peer.write(encodeOpen(1, { op: 'list', path: '' }));
+    const error = await peer.connectionError();
+    expect(error.code).toBe('PROTOCOL_ERROR');
+    expect(error.message).toMatch(/before login/);
+    await peer.closed;
+  });
+
+  it('closes a connection that does not log in within the handshake timeout', async () => {
+    const s = await start({ handshakeTimeoutMs: 300 });
+    const peer = await RawPeer.open(s.port);
+    expect(await peer.connectionError(3_000)).toEqual({ code: 'IDLE_TIMEOUT', message: 'no login in time' });
+  });
+});
+
+describe('homes and permissions', () => {
+  it('keeps users inside their homes: other homes, .. and symlinks out are unreachable', async () => {
+    const s = await start();
+    await mkdir(join(s.root!, 'bob'), { recursive: true });
+    await writeFile(join(s.root!, 'bob', 'secret.txt'), 'bob only');
+    await writeFile(join(s.root!, 'top.txt'), 'root file');
+    const alice = await s.connect({ user: 'alice', password: 'alice-secret' });
+    await symlink(join(s.root!, 'bob'), join(s.root!, 'alice', 'to-bob'));
+    expect(await rejection(alice.getBuffer('../bob/secret.txt'))).toBe('INVALID_PATH');
+    expect(await rejection(alice.getBuffer('/bob/secret.txt'))).toBe('INVALID_PATH');
+    expect(await rejection(alice.getBuffer('to-bob/secret.txt'))).toBe('INVALID_PATH');
+    expect(await rejection(alice.put('to-bob/planted.txt', Buffer.from('x')))).toBe('INVALID_PATH');
+    expect(await rejection(alice.getBuffer('top.txt'))).toBe('NOT_FOUND');
+    expect(await rejection(alice.rename('../bob/secret.txt', 'mine.txt'))).toBe('INVALID_PATH');
+    expect((await alice.list('')).find((e) => e.name === 'to-bob')?.type).toBe('other');
+    expect(await readFile(join(s.root!, 'bob', 'secret.txt'), 'utf8')).toBe('bob only');
+  });
+
+  it("a user neither reads nor writes another user's files", async () => {
+    const s = await start();
+    const alice = await s.connect({ user: 'alice', password: 'alice-secret' });
+    const bob = await s.connect({ user: 'bob', password: 'bob-secret' });
+    await alice.put('private.txt', Buffer.from('alice data'));
+    await bob.put('private.txt', Buffer.from('bob data'));
+    expect((await alice.getBuffer('private.txt')).toString()).toBe('alice data');
+    expect((await bob.getBuffer('private.txt')).toString()).toBe('bob data');
+    expect(await rejection(bob.getBuffer('../alice/private.txt'))).toBe('INVALID_PATH');
+    expect(await readFile(join(s.root!, 'alice', 'private.txt'), 'utf8')).toBe('alice data');
+  });
+
+  it('refuses every write operation to a read-only user, and allows reading', async () => {
+    const s = await start();
+    const alice = await s.connect({ user: 'alice', password: 'alice-secret' });
+    await alice.put('a.txt', Buffer.from('A'));
+    await alice.mkdir('dir');
+    const reader = await s.connect({ user: 'reader', password: 'reader-secret' });
+    expect((await reader.getBuffer('a.txt')).toString()).toBe('A');
+    expect((await reader.list('')).map((e) => e.name)).toEqual(['a.txt', 'dir']);
+    expect(await reader.stat('a.txt')).toMatchObject({ size: 1 });
+    expect(await rejection(reader.put('b.txt', Buffer.from('B')))).toBe('PERMISSION_DENIED');
+    expect(await rejection(reader.put('a.txt', Buffer.from('overwrite')))).toBe('PERMISSION_DENIED');
+    expect(await rejection(reader.mkdir('new'))).toBe('PERMISSION_DENIED');
+    expect(await rejection(reader.delete('a.txt'))).toBe('PERMISSION_DENIED');
+    expect(await rejection(reader.rmdir('dir'))).toBe('PERMISSION_DENIED');
+    expect(await rejection(reader.rename('a.txt', 'c.txt'))).toBe('PERMISSION_DENIED');
+    expect(await readFile(join(s.root!, 'alice', 'a.txt'), 'utf8')).toBe('A');
+    expect((await alice.list('')).map((e) => e.name)).toEqual(['a.txt', 'dir']);
+  });
+});
+
+describe('anonymous access', () => {
+  it('is off with a users file: a client without a user is told a login is required', async () => {
+    const s = await start();
+    const error = await connectError(s, {});
+    expect(error.code).toBe('LOGIN_FAILED');
+    expect(error.message).toMatch(/requires a login/);
+    const peer = await RawPeer.open(s.port);
+    peer.write(encodeAuth({ user: 'anonymous' }));
+    expect(parseAuthResult(await peer.waitFor((f) => f.type === FrameType.AUTH))).toMatchObject({
+      ok: false,
+    });
+  });
+
+  it('--anonymous is read-only, in its own home', async () => {
+    const s = await start({ anonymous: 'read' });
+    await mkdir(join(s.root!, 'public'), { recursive: true });
+    await writeFile(join(s.root!, 'public', 'readme.txt'), 'welcome');
+    const anonymous = await s.connect();
+    expect((await anonymous.getBuffer('readme.txt')).toString()).toBe('welcome');
+    expect(await rejection(anonymous.put('upload.txt', Buffer.from('x')))).toBe('PERMISSION_DENIED');
+    expect(await rejection(anonymous.delete('readme.txt'))).toBe('PERMISSION_DENIED');
+    expect(await rejection(anonymous.getBuffer('../alice/a.txt'))).toBe('INVALID_PATH');
+    // A password for "anonymous" is a failed login, not a back door.
+    expect((await connectError(s, { user: 'anonymous', password: 'x' })).code).toBe('LOGIN_FAILED');
+  });
+
+  it('--anonymous-write may upload', async () => {
+    const s = await start({ anonymous: 'write' });
+    const anonymous = await s.connect();
+    await anonymous.put('drop.txt', Buffer.from('dropped'));
+    expect(await readFile(join(s.root!, 'public', 'drop.txt'), 'utf8')).toBe('dropped');
+  });
+
+  it('without a users file nothing changes: no login, the whole root', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.mkdir('x');
+    await client.put('x/y.txt', Buffer.from('y'));
+    expect(await readFile(join(server.root!, 'x', 'y.txt'), 'utf8')).toBe('y');
+  });
+});
+
+describe('quota', () => {
+  const KiB = 1024;
+
+  it('refuses an upload whose declared size does not fit, before storing anything', async () => {
+    const s = await start();
+    const small = await s.connect({ user: 'small', password: 'small-secret' });
+    await small.put('one.bin', randomBytes(600 * KiB));
+    expect(await rejection(small.put('two.bin', randomBytes(600 * KiB)))).toBe('QUOTA_EXCEEDED');
+    expect((await small.list('')).map((e) => e.name)).toEqual(['one.bin']);
+    await small.delete('one.bin');
+    await small.put('two.bin', randomBytes(600 * KiB));
+  });
+
+  it('stops an upload of undeclared size when its bytes pass the quota', async () => {
+    const s = await start();
+    const small = await s.connect({ user: 'small', password: 'small-secret' });
+    const chunks = Array.from({ length: 20 }, () => randomBytes(100 * KiB));
+    const error = await rejection(small.put('stream.bin', Readable.from(chunks)));
+    expect(error).toBe('QUOTA_EXCEEDED');
+    expect(await small.list('')).toEqual([]);
+    // The reservation went with the failed upload: a fitting file still fits.
+    await small.put('fits.bin', randomBytes(900 * KiB));
+  });
+
+  it('counts uploads in flight against the quota', async () => {
+    const s = await start();
+    const small = await s.connect({ user: 'small', password: 'small-secret' });
+    const results = await Promise.allSettled([
+      small.put('a.bin', randomBytes(400 * KiB)),
+      small.put('b.bin', randomBytes(400 * KiB)),
+      small.put('c.bin', randomBytes(400 * KiB)),
+    ]);
+    const failed = results.filter((r) => r.status === 'rejected');
+    expect(failed).toHaveLength(1);
+    expect((failed[0] as PromiseRejectedResult).reason.code).toBe('QUOTA_EXCEEDED');
+  });
+});
+
+describe('connection limits', () => {
+  it('--max-connections-per-ip refuses the next connection from the same address', async () => {
+    const s = await start({ anonymous: 'read', maxConnectionsPerIp: 2 });
+    const first = await s.connect();
+    await s.connect();
+    const error = await connectError(s, {});
+    expect(error.code).toBe('SERVER_BUSY');
+    expect(error.message).toMatch(/from one address/);
+    await first.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await s.connect();
+  });
+
+  it('--max-streams-per-connection fails the stream over the limit', async () => {
+    const s = await start({ anonymous: 'read', maxStreamsPerConnection: 1 });
+    const peer = await RawPeer.open(s.port);
+    peer.write(encodeAuth({ user: 'anonymous' }));
+    await peer.waitFor((f) => f.type === FrameType.AUTH);
+    await mkdir(join(s.root!, 'public'), { recursive: true });
+    await writeFile(join(s.root!, 'public', 'big.bin'), randomBytes(1024 * 1024));
+    peer.write(encodeOpen(1, { op: 'get', path: 'big.bin' })); // no credit: stays open
+    peer.write(encodeOpen(2, { op: 'list', path: '' }));
+    expect((await peer.streamError(2)).code).toBe('TOO_MANY_STREAMS');
+    peer.destroy();
+  });
+});
+
+describe('credentials in the library', () => {
+  it('a client given credentials for a server without accounts just connects', async () => {
+    server = await startServer({ backend: 'memory' });
+    const client = await Client.connect({
+      host: '127.0.0.1',
+      port: server.port,
+      user: 'alice',
+      password: 'x',
+    });
+    expect(await client.list('')).toEqual([]);
+    await client.close();
+  });
+});
