@@ -78,6 +78,7 @@ export interface ClientOptions {
   password?: string;
 }
 
+/** How the client checks the server's certificate when {@link ClientOptions.tls} is on. */
 export interface ClientTlsOptions {
   /** PEM CA certificate(s) that sign the server's certificate (a private CA). */
   ca?: string | Buffer;
@@ -161,7 +162,12 @@ function tlsFailureReason(error: unknown): string | undefined {
     if (UNTRUSTED_CERTIFICATE.has(code)) {
       return `the server's TLS certificate is not trusted (${code}): pass its CA with --ca FILE`;
     }
-    if (code.startsWith('ERR_SSL_')) {
+    // A plain server answers the ClientHello with a muxftp frame: "wrong version number" (EPROTO).
+    if (
+      code.startsWith('ERR_SSL_') ||
+      code === 'EPROTO' ||
+      (cause as { library?: unknown }).library === 'SSL routines'
+    ) {
       return `TLS handshake failed (${code}): the server does not seem to speak TLS (drop --tls?)`;
     }
   }
@@ -217,7 +223,11 @@ export class Client implements ClientHost {
       ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
       rejectUnauthorized: tls.rejectUnauthorized ?? true,
       // SNI takes names only (RFC 6066 §3).
-      ...(tls.servername !== undefined ? { servername: tls.servername } : isIP(host) ? {} : { servername: host }),
+      ...(tls.servername !== undefined
+        ? { servername: tls.servername }
+        : isIP(host)
+          ? {}
+          : { servername: host }),
     });
   }
 
@@ -543,7 +553,10 @@ export class Client implements ClientHost {
       return;
     }
     if (login.passwordNeedsTls) {
-      refuse('TLS_REQUIRED', 'the server takes passwords over TLS only: connect with --tls (password not sent)');
+      refuse(
+        'TLS_REQUIRED',
+        'the server takes passwords over TLS only: connect with --tls (password not sent)',
+      );
       return;
     }
     this.transport.send(encodeAuth({ user, password: password ?? '' }));
@@ -562,7 +575,7 @@ export class Client implements ClientHost {
       (!this.ready
         ? new MuxftpError(
             'CONNECT_FAILED',
-            `could not connect to ${host}:${port}: ${tlsFailureReason(error) ?? error?.message ?? 'connection closed'}`,
+            `could not connect to ${host}:${port}: ${(this.options.tls && tlsFailureReason(error)) || error?.message || 'connection closed'}`,
             {
               cause: error,
             },

@@ -16,9 +16,21 @@ export {
   RemoteError,
   StorageError,
 } from '../shared/errors.js';
-export type { ServerLimits, ServerStats, Welcome, WireEntry } from '../shared/protocol/messages.js';
+export type {
+  LoginRequirement,
+  ServerLimits,
+  ServerStats,
+  Welcome,
+  WireEntry,
+} from '../shared/protocol/messages.js';
 export { parseServerAddress, type ServerAddress } from './address.js';
-export { Client, type ClientOptions, type ResolvedClientOptions, type TransferOptions } from './client.js';
+export {
+  Client,
+  type ClientOptions,
+  type ClientTlsOptions,
+  type ResolvedClientOptions,
+  type TransferOptions,
+} from './client.js';
 export type { GetTarget } from './sinks.js';
 export type { PutSource } from './sources.js';
 export type { GetResult, ProgressCallback, PutResult } from './streams.js';

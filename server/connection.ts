@@ -315,7 +315,9 @@ export class ServerConnection implements StreamHost {
       })
       .catch((error: unknown) => {
         this.log(`${this.label} login error: ${String(error)}`);
-        this.transport.fail(new MuxftpError('INTERNAL_ERROR', 'login failed on the server', { cause: error }));
+        this.transport.fail(
+          new MuxftpError('INTERNAL_ERROR', 'login failed on the server', { cause: error }),
+        );
       });
   }
 
@@ -323,7 +325,9 @@ export class ServerConnection implements StreamHost {
     this.failedLogins++;
     const delayMs = this.context.loginGuard.recordFailure(this.remoteAddress);
     const attemptsLeft = this.options.maxLoginAttempts - this.failedLogins;
-    this.log(`${this.label} failed login as ${JSON.stringify(user.slice(0, 64))} (${attemptsLeft} attempts left)`);
+    this.log(
+      `${this.label} failed login as ${JSON.stringify(user.slice(0, 64))} (${attemptsLeft} attempts left)`,
+    );
     this.loginDelay = setTimeout(() => {
       this.loginDelay = undefined;
       if (attemptsLeft <= 0) {
@@ -340,7 +344,8 @@ export class ServerConnection implements StreamHost {
   private loggedIn(account: Account, home: Storage): void {
     this.account = account;
     this.storage = home;
-    const resources = account === OPEN_ACCESS_ACCOUNT ? undefined : this.context.accountResources.for(account, home);
+    const resources =
+      account === OPEN_ACCESS_ACCOUNT ? undefined : this.context.accountResources.for(account, home);
     const rate = this.options.maxRateBytesPerSecond;
     const connectionLimiter = () => (rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined);
     this.uploadThrottle = Throttle.of([connectionLimiter(), resources?.uploadLimiter]);

@@ -27,6 +27,22 @@ export {
   type Storage,
   type UploadHandle,
 } from '../storage/index.js';
+export { type Account, Accounts, type AccountsOptions, type AnonymousAccess } from './auth/accounts.js';
+export { hashPassword } from './auth/passwords.js';
+export {
+  addUser,
+  emptyUsersFile,
+  listUsers,
+  type NewUser,
+  PERMISSIONS,
+  type Permission,
+  READ_ONLY_PERMISSIONS,
+  readUsersFile,
+  removeUser,
+  type UserEntry,
+  type UsersFile,
+  writeUsersFile,
+} from './auth/usersFile.js';
 export { DEFAULT_METRICS_PORT, MetricsExporter, type MetricsExporterOptions } from './metrics.js';
 export { type LogFunction, logToStderr, type ResolvedServerOptions, type ServerOptions } from './options.js';
 export { type ConnectionFigures, MuxServer } from './server.js';

@@ -135,7 +135,9 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   for (const key of NON_NEGATIVE_INTEGERS) {
     const value = resolved[key];
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw new TypeError(`server: ${key} must be a non-negative integer (0: no limit), got ${String(value)}`);
+      throw new TypeError(
+        `server: ${key} must be a non-negative integer (0: no limit), got ${String(value)}`,
+      );
     }
   }
   if (!(resolved.accounts instanceof Accounts)) throw new TypeError('server: accounts must be an Accounts');

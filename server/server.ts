@@ -51,7 +51,7 @@ export class MuxServer {
   /** Sockets (pending or connected) per remote address. */
   private readonly perAddress = new Map<string, number>();
   private readonly secureContext: SecureContext | undefined;
-  readonly loginGuard: LoginGuard;
+  private readonly loginGuard: LoginGuard;
   private readonly accountResources: AccountResourceTable;
   private closing: Promise<void> | undefined;
 

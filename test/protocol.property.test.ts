@@ -29,6 +29,7 @@ const JSON_TYPES = new Set<number>([
   FrameType.OPEN,
   FrameType.REPLY,
   FrameType.ERROR,
+  FrameType.AUTH,
 ]);
 
 /**
@@ -42,7 +43,7 @@ function headerViolations(header: Buffer): Set<string> {
   const streamId = header.readUInt32BE(4);
   const length = header.readUInt32BE(8);
   const codes = new Set<string>();
-  if (type < FrameType.HELLO || type > FrameType.CANCEL) {
+  if (type < FrameType.HELLO || type > FrameType.AUTH) {
     codes.add('UNKNOWN_FRAME_TYPE');
     return codes;
   }
@@ -54,7 +55,7 @@ function headerViolations(header: Buffer): Set<string> {
   if (type === FrameType.CANCEL && length !== 0) codes.add('PROTOCOL_ERROR');
   const allowedFlags = type === FrameType.REPLY ? 0x01 : 0;
   if ((flags & ~allowedFlags) !== 0) codes.add('PROTOCOL_ERROR');
-  const connectionFrame = type === FrameType.HELLO || type === FrameType.WELCOME;
+  const connectionFrame = type === FrameType.HELLO || type === FrameType.WELCOME || type === FrameType.AUTH;
   if (connectionFrame && streamId !== 0) codes.add('PROTOCOL_ERROR');
   if (!connectionFrame && type !== FrameType.ERROR && streamId === 0) codes.add('PROTOCOL_ERROR');
   return codes;
@@ -91,13 +92,13 @@ function decode(input: Buffer, cuts: number[]): Outcome {
 /** A frame that satisfies every header rule, of any type, with a payload of a legal size. */
 const validFrame: fc.Arbitrary<Buffer> = fc
   .record({
-    type: fc.integer({ min: FrameType.HELLO, max: FrameType.CANCEL }),
+    type: fc.integer({ min: FrameType.HELLO, max: FrameType.AUTH }),
     streamId: fc.integer({ min: 1, max: 2 ** 32 - 1 }),
     more: fc.boolean(),
     payload: fc.uint8Array({ maxLength: 300 }),
   })
   .map(({ type, streamId, more, payload }) => {
-    const connectionFrame = type === FrameType.HELLO || type === FrameType.WELCOME;
+    const connectionFrame = type === FrameType.HELLO || type === FrameType.WELCOME || type === FrameType.AUTH;
     const id = connectionFrame ? 0 : streamId;
     const flags = type === FrameType.REPLY && more ? 0x01 : 0;
     const fixed =

@@ -5,7 +5,13 @@
  */
 import { normalizeClientPath } from '../../storage/paths.js';
 import { dummyPasswordHash, parsePasswordHash, verifyPassword } from './passwords.js';
-import { ANONYMOUS_USER, PERMISSIONS, type Permission, READ_ONLY_PERMISSIONS, type UsersFile } from './usersFile.js';
+import {
+  ANONYMOUS_USER,
+  PERMISSIONS,
+  type Permission,
+  READ_ONLY_PERMISSIONS,
+  type UsersFile,
+} from './usersFile.js';
 
 /** A logged-in identity: what the connection may do and where. */
 export interface Account {
@@ -19,8 +25,10 @@ export interface Account {
   maxRateBytesPerSecond?: number;
 }
 
+/** `--anonymous`: none, read-only (list, read), or with every permission (`--anonymous-write`). */
 export type AnonymousAccess = 'off' | 'read' | 'write';
 
+/** What {@link Accounts} is built from. */
 export interface AccountsOptions {
   /** The users file's content; without it nobody logs in and everyone has the whole root (loopback default). */
   users?: UsersFile;
@@ -39,6 +47,7 @@ export const OPEN_ACCESS_ACCOUNT: Account = Object.freeze({
   permissions: new Set(PERMISSIONS),
 });
 
+/** The accounts a server accepts: the users file's, and optionally anonymous. */
 export class Accounts {
   readonly loginRequired: boolean;
   readonly anonymous: Account | undefined;
@@ -52,7 +61,9 @@ export class Accounts {
     this.users = options.users;
     this.loginRequired = options.users !== undefined;
     if (!this.loginRequired && access !== 'off') {
-      throw new TypeError('accounts: anonymous access is only a choice with a users file (without one, all is open)');
+      throw new TypeError(
+        'accounts: anonymous access is only a choice with a users file (without one, all is open)',
+      );
     }
     this.anonymous =
       access === 'off'
@@ -66,13 +77,15 @@ export class Accounts {
     if (this.loginRequired) void dummyPasswordHash();
   }
 
+  /** Entries in the users file. */
   get userCount(): number {
     return this.users === undefined ? 0 : Object.keys(this.users.users).length;
   }
 
   /** The account for `name` and `password`, or undefined; always costs one scrypt. */
   async verify(name: string, password: string): Promise<Account | undefined> {
-    const entry = this.users !== undefined && Object.hasOwn(this.users.users, name) ? this.users.users[name] : undefined;
+    const entry =
+      this.users !== undefined && Object.hasOwn(this.users.users, name) ? this.users.users[name] : undefined;
     const hash = entry === undefined ? await dummyPasswordHash() : parsePasswordHash(entry.password);
     const matches = await verifyPassword(password, hash);
     if (!matches || entry === undefined) return undefined;

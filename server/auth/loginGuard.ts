@@ -33,13 +33,20 @@ export class LoginGuard {
   private readonly addresses = new Map<string, AddressRecord>();
 
   constructor(options: LoginGuardOptions) {
-    for (const key of ['failureDelayMs', 'maxFailureDelayMs', 'failuresPerAddress', 'failureWindowMs', 'blockMs'] as const) {
+    for (const key of [
+      'failureDelayMs',
+      'maxFailureDelayMs',
+      'failuresPerAddress',
+      'failureWindowMs',
+      'blockMs',
+    ] as const) {
       const value = options[key];
       if (!Number.isSafeInteger(value) || value < 0) {
         throw new TypeError(`LoginGuard: ${key} must be a non-negative integer, got ${String(value)}`);
       }
     }
-    if (options.failuresPerAddress < 1) throw new TypeError('LoginGuard: failuresPerAddress must be at least 1');
+    if (options.failuresPerAddress < 1)
+      throw new TypeError('LoginGuard: failuresPerAddress must be at least 1');
     this.options = { now: () => performance.now(), ...options };
   }
 
@@ -66,7 +73,10 @@ export class LoginGuard {
     if (this.addresses.size > MAX_ADDRESSES) {
       this.addresses.delete(this.addresses.keys().next().value as string);
     }
-    return Math.min(this.options.failureDelayMs * 2 ** Math.min(exponent, 20), this.options.maxFailureDelayMs);
+    return Math.min(
+      this.options.failureDelayMs * 2 ** Math.min(exponent, 20),
+      this.options.maxFailureDelayMs,
+    );
   }
 
   /** Addresses with recent failures or a refusal in force. */

@@ -20,7 +20,12 @@ interface ParsedHash {
   key: Buffer;
 }
 
-function scryptAsync(password: string, salt: Buffer, keyBytes: number, options: ScryptOptions): Promise<Buffer> {
+function scryptAsync(
+  password: string,
+  salt: Buffer,
+  keyBytes: number,
+  options: ScryptOptions,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     scrypt(password, salt, keyBytes, options, (error, key) => (error ? reject(error) : resolve(key)));
   });
@@ -54,7 +59,8 @@ export function parsePasswordHash(text: string): ParsedHash {
   }
   const saltBytes = Buffer.from(salt ?? '', 'base64');
   const keyBytes = Buffer.from(key ?? '', 'base64');
-  if (saltBytes.length < 8 || keyBytes.length < 16) throw new TypeError('password hash has a short salt or key');
+  if (saltBytes.length < 8 || keyBytes.length < 16)
+    throw new TypeError('password hash has a short salt or key');
   return { options: withMemory(options), salt: saltBytes, key: keyBytes };
 }
 
@@ -66,7 +72,8 @@ export async function verifyPassword(password: string, hash: ParsedHash): Promis
 }
 
 export function checkPasswordText(password: string): void {
-  if (typeof password !== 'string' || password.length === 0) throw new TypeError('password must not be empty');
+  if (typeof password !== 'string' || password.length === 0)
+    throw new TypeError('password must not be empty');
   if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) {
     throw new TypeError(`password must be at most ${MAX_PASSWORD_BYTES} bytes`);
   }

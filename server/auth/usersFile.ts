@@ -27,13 +27,16 @@ import { parsePasswordHash } from './passwords.js';
 
 /** What a user may do, in the spirit of pyftpdlib's perm string. */
 export const PERMISSIONS = ['list', 'read', 'write', 'delete', 'rename', 'mkdir'] as const;
+/** One of {@link PERMISSIONS}. */
 export type Permission = (typeof PERMISSIONS)[number];
+/** What `--read-only` and anonymous access without `--anonymous-write` allow. */
 export const READ_ONLY_PERMISSIONS: readonly Permission[] = ['list', 'read'];
 
 /** The name of the account `--anonymous` enables; no users-file entry may take it. */
 export const ANONYMOUS_USER = 'anonymous';
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/** One user in the users file. */
 export interface UserEntry {
   /** scrypt hash (server/auth/passwords.ts), never the password. */
   password: string;
@@ -46,25 +49,35 @@ export interface UserEntry {
   maxRate?: number;
 }
 
+/** The users file's content. */
 export interface UsersFile {
   version: 1;
   users: Record<string, UserEntry>;
 }
 
+/** A users file with nobody in it. */
 export function emptyUsersFile(): UsersFile {
   return { version: 1, users: {} };
 }
 
 export function checkUserName(name: string): void {
   if (typeof name !== 'string' || !USER_NAME.test(name)) {
-    throw new TypeError(`invalid user name ${JSON.stringify(name)}: 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)`);
+    throw new TypeError(
+      `invalid user name ${JSON.stringify(name)}: 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)`,
+    );
   }
   if (name === ANONYMOUS_USER) throw new TypeError(`"${ANONYMOUS_USER}" is reserved for --anonymous`);
 }
 
 /** "list,read,write" or an array: each known, no repeats, in the canonical order. */
 export function parsePermissions(value: string | readonly string[]): Permission[] {
-  const names = typeof value === 'string' ? value.split(',').map((p) => p.trim()).filter(Boolean) : value;
+  const names =
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)
+      : value;
   if (!Array.isArray(names)) throw new TypeError('permissions must be a list');
   for (const name of names) {
     if (!(PERMISSIONS as readonly string[]).includes(name)) {
@@ -121,7 +134,10 @@ export function validateUsersFile(value: unknown): UsersFile {
 }
 
 /** Reads and validates a users file; with `missingIsEmpty`, a file that does not exist yet is empty. */
-export async function readUsersFile(path: string, options: { missingIsEmpty?: boolean } = {}): Promise<UsersFile> {
+export async function readUsersFile(
+  path: string,
+  options: { missingIsEmpty?: boolean } = {},
+): Promise<UsersFile> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -155,6 +171,7 @@ export async function writeUsersFile(path: string, file: UsersFile): Promise<voi
   await rename(temporary, path);
 }
 
+/** A user to add with {@link addUser}; the password is already hashed ({@link hashPassword}). */
 export interface NewUser {
   name: string;
   passwordHash: string;
@@ -181,6 +198,7 @@ export function addUser(file: UsersFile, user: NewUser, options: { replace?: boo
   return validateUsersFile({ version: 1, users: { ...file.users, [user.name]: entry } });
 }
 
+/** The file without user `name`; throws when there is none. */
 export function removeUser(file: UsersFile, name: string): UsersFile {
   if (!Object.hasOwn(file.users, name)) throw new TypeError(`no user ${name}`);
   const users = { ...file.users };

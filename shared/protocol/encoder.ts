@@ -42,7 +42,8 @@ export function encodeJsonFrame(type: number, streamId: number, value: object, f
 
 export const encodeHello = (hello: Hello): Buffer => encodeJsonFrame(FrameType.HELLO, 0, hello);
 export const encodeWelcome = (welcome: Welcome): Buffer => encodeJsonFrame(FrameType.WELCOME, 0, welcome);
-export const encodeAuth = (auth: AuthRequest | AuthResult): Buffer => encodeJsonFrame(FrameType.AUTH, 0, auth);
+export const encodeAuth = (auth: AuthRequest | AuthResult): Buffer =>
+  encodeJsonFrame(FrameType.AUTH, 0, auth);
 export const encodeOpen = (streamId: number, request: Request): Buffer =>
   encodeJsonFrame(FrameType.OPEN, streamId, request);
 export const encodeReply = (streamId: number, result: object, more = false): Buffer =>

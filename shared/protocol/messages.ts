@@ -167,7 +167,10 @@ export function parseWelcome(frame: Frame): Welcome {
       typeof l.anonymous !== 'boolean' ||
       typeof l.passwordNeedsTls !== 'boolean'
     ) {
-      throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: login must have booleans required, anonymous, passwordNeedsTls');
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        'WELCOME: login must have booleans required, anonymous, passwordNeedsTls',
+      );
     }
     login = { required: l.required, anonymous: l.anonymous, passwordNeedsTls: l.passwordNeedsTls };
   }
