@@ -143,10 +143,11 @@ describe('login', () => {
     expect(await peer.connectionError()).toEqual({ code: 'LOGIN_FAILED', message: 'login failed' });
     answers.push(performance.now() - sent);
     await peer.closed;
-    // 100, 200, 400 ms after the hash: each answer waits longer than the one before.
+    // At least 100, 200 and 400 ms (plus the hash, and whatever the machine adds): lower bounds
+    // only, since noise only ever adds; the exact sequence is LoginGuard's unit test.
     expect(answers[0]).toBeGreaterThanOrEqual(95);
-    expect(answers[1]).toBeGreaterThan(answers[0]! + 50);
-    expect(answers[2]).toBeGreaterThan(answers[1]! + 100);
+    expect(answers[1]).toBeGreaterThanOrEqual(195);
+    expect(answers[2]).toBeGreaterThanOrEqual(395);
   });
 
   it('refuses an address that keeps failing for a while, then lets it in again', async () => {
