@@ -225,7 +225,10 @@ export class MuxServer {
       } else if (this.options.tlsOnly) {
         settle();
         this.counters.connectionRefused('tls_required');
-        this.refuse(socket, new ProtocolError('TLS_REQUIRED', 'this server accepts TLS connections only (use --tls)'));
+        this.refuse(
+          socket,
+          new ProtocolError('TLS_REQUIRED', 'this server accepts TLS connections only (use --tls)'),
+        );
       } else {
         settle();
         this.startConnection(socket, false, acceptedAt);

@@ -22,13 +22,17 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { Permission } from '../../shared/protocol/operations.js';
 import { normalizeClientPath } from '../../storage/paths.js';
 import { parsePasswordHash } from './passwords.js';
 
-/** What a user may do, in the spirit of pyftpdlib's perm string. */
-export const PERMISSIONS = ['list', 'read', 'write', 'delete', 'rename', 'mkdir'] as const;
+/**
+ * What a user may do, in the spirit of pyftpdlib's perm string; the operation table
+ * (shared/protocol/operations.ts) names the one each operation needs.
+ */
+export const PERMISSIONS: readonly Permission[] = ['list', 'read', 'write', 'delete', 'rename', 'mkdir'];
 /** One of {@link PERMISSIONS}. */
-export type Permission = (typeof PERMISSIONS)[number];
+export type { Permission };
 /** What `--read-only` and anonymous access without `--anonymous-write` allow. */
 export const READ_ONLY_PERMISSIONS: readonly Permission[] = ['list', 'read'];
 
