@@ -1,5 +1,8 @@
 /** `muxftp bench`: load-tests a server with many parallel clients (client/bench/ does the work). */
+
+import { writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
+import { renderHtmlReport } from '../../client/bench/htmlReport.js';
 import {
   BENCH_OPS,
   type BenchOp,
@@ -30,6 +33,7 @@ interface BenchFlags {
   maxErrors: number;
   minMbps?: number;
   maxP99?: number;
+  html?: string;
 }
 
 const parseNumber = (what: string) =>
@@ -74,6 +78,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
     .option('--max-errors <n>', 'fail (exit 1) above this many errors', parseNumber('a number'), 0)
     .option('--min-mbps <x>', 'fail (exit 1) below this throughput', parseNumber('a number'))
     .option('--max-p99 <ms>', 'fail (exit 1) above this p99 latency', parseNumber('a number'))
+    .option('--html <file>', 'also write the report with its charts as one self-contained HTML file')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -113,6 +118,8 @@ export function registerBenchCommand(program: Command, output: Output): void {
           progressStream: showProgress ? process.stderr : undefined,
           startLocalServer,
         });
+        if (flags.html !== undefined)
+          await writeFile(flags.html, renderHtmlReport(report, describeSizes(options)));
         if (global.json) output.printJson(report);
         else output.printLine(formatReport(report, describeSizes(options)));
         if (!report.thresholds.passed) output.raiseExitCode(1);

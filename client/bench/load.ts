@@ -11,6 +11,7 @@ import { Client } from '../client.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
 import type { BenchOp } from './options.js';
 import { type Payload, payloadBuffer, seedName } from './payloads.js';
+import { SecondTally, type WorkerSeconds } from './timeSeries.js';
 
 export interface WorkerPlan {
   host: string;
@@ -46,6 +47,8 @@ export interface WorkerResult {
   connectionsFailed: number;
   latency: string;
   ttfb: string;
+  /** The same, second by second, for the report's time series. */
+  seconds: WorkerSeconds;
 }
 
 export interface WorkerProgress {
@@ -62,9 +65,23 @@ class Tally {
   connectionsFailed = 0;
   readonly latency = newHistogram();
   readonly ttfb = newHistogram();
+  readonly seconds: SecondTally;
+
+  constructor(measureFrom: number) {
+    this.seconds = new SecondTally(measureFrom);
+  }
 
   error(code: string): void {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
+    this.seconds.error(code);
+  }
+
+  completed(bytes: number, latencyMicros: number): void {
+    this.latency.recordValue(latencyMicros);
+    this.seconds.completed(bytes, latencyMicros);
+    this.ops++;
+    this.verified++;
+    this.bytes += bytes;
   }
 
   result(): WorkerResult {
@@ -77,6 +94,7 @@ class Tally {
       connectionsFailed: this.connectionsFailed,
       latency: encodeHistogram(this.latency),
       ttfb: encodeHistogram(this.ttfb),
+      seconds: this.seconds.result(),
     };
   }
 }
@@ -104,7 +122,7 @@ export async function runLoad(
   counter: Int32Array,
   report: (progress: WorkerProgress) => void,
 ): Promise<WorkerResult> {
-  const tally = new Tally();
+  const tally = new Tally(plan.measureFrom);
   const buffers = plan.payloads.map(payloadBuffer);
   let seed = (plan.workerIndex + 1) * 0x9e3779b1;
   // A small deterministic PRNG (xorshift32): the mix of sizes and operations repeats run to run.
@@ -165,11 +183,8 @@ export async function runLoad(
         tally.error('INTEGRITY_ERROR');
         return;
       }
-      tally.latency.recordValue(micros(started));
       if (firstByte !== undefined) tally.ttfb.recordValue(firstByte);
-      tally.ops++;
-      tally.verified++;
-      tally.bytes += payload.bytes;
+      tally.completed(payload.bytes, micros(started));
     } catch (error) {
       if (measured) tally.error(error instanceof MuxftpError ? error.code : 'INTERNAL_ERROR');
       throw error;
@@ -206,11 +221,7 @@ export async function runLoad(
         const measured = Date.now() >= plan.measureFrom;
         const client = await connect();
         if (client === undefined) continue;
-        if (measured) {
-          tally.latency.recordValue(micros(started));
-          tally.ops++;
-          tally.verified++;
-        }
+        if (measured) tally.completed(0, micros(started));
         await client.close();
       }
       return;

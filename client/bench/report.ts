@@ -5,6 +5,13 @@ import type { ServerStats } from '../../shared/protocol/messages.js';
 import { mergeHistograms, type Percentiles, percentilesMs } from './histogram.js';
 import type { WorkerResult } from './load.js';
 import type { BenchOptions } from './options.js';
+import {
+  buildTimeSeries,
+  type PercentilePoint,
+  percentileDistribution,
+  type ServerSample,
+  type TimeSeries,
+} from './timeSeries.js';
 
 export interface BenchReport {
   op: string;
@@ -27,6 +34,18 @@ export interface BenchReport {
   server: { rss_mb: number; max_rss_mb: number; connections: number; streams: number } | null;
   loadgen: { cpu_s: number; cpu_percent_of_machine: number; cores: number };
   thresholds: { passed: boolean; failures: string[] };
+  /** The run's parameters as given (sizes in bytes, times in ms). */
+  parameters: {
+    sizes: Array<{ bytes: number; weight: number }>;
+    files: number | null;
+    duration_ms: number | null;
+    warmup_ms: number;
+    download_percent: number;
+    started_at: string;
+  };
+  /** Latency against percentile, for the HDR percentile distribution plot. */
+  latency_distribution: PercentilePoint[];
+  timeseries: TimeSeries;
 }
 
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -36,6 +55,7 @@ export function buildReport(
   results: readonly WorkerResult[],
   seconds: number,
   server: ServerStats | undefined,
+  serverSamples: readonly ServerSample[],
   /** The load generator's CPU time (all its threads) over `wallSeconds`, workers' start-up included. */
   loadgen: { cpuSeconds: number; wallSeconds: number; cores: number },
 ): BenchReport {
@@ -46,7 +66,8 @@ export function buildReport(
   const ops = sum((r) => r.ops);
   const bytes = sum((r) => r.bytes);
   const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
-  const latency = percentilesMs(mergeHistograms(results.map((r) => r.latency)));
+  const latencyHistogram = mergeHistograms(results.map((r) => r.latency));
+  const latency = percentilesMs(latencyHistogram);
   const report: BenchReport = {
     op: options.op,
     clients: options.clients,
@@ -78,6 +99,20 @@ export function buildReport(
       cores: loadgen.cores,
     },
     thresholds: { passed: true, failures: [] },
+    parameters: {
+      sizes: options.sizes.map((s) => ({ bytes: s.bytes, weight: s.weight })),
+      files: options.files ?? null,
+      duration_ms: options.durationMs ?? null,
+      warmup_ms: options.warmupMs,
+      download_percent: options.downloadPercent,
+      started_at: new Date(Date.now() - loadgen.wallSeconds * 1000).toISOString(),
+    },
+    latency_distribution: percentileDistribution(latencyHistogram),
+    timeseries: buildTimeSeries(
+      results.map((r) => r.seconds),
+      seconds,
+      serverSamples,
+    ),
   };
   const { maxErrors, minMbps, maxP99Ms } = options.thresholds;
   const failures = report.thresholds.failures;

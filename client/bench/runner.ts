@@ -14,6 +14,7 @@ import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult 
 import type { BenchOptions } from './options.js';
 import { makePayloads, payloadBuffer, seedName } from './payloads.js';
 import { type BenchReport, buildReport } from './report.js';
+import type { ServerSample } from './timeSeries.js';
 
 /** Time for worker threads to load and open their connections before transfers start together. */
 const START_ALLOWANCE_MS = 400;
@@ -110,7 +111,7 @@ async function runAgainst(
     const cpuBefore = process.cpuUsage();
     const cpuFrom = Date.now();
     const progress = new ProgressView(io.progressStream, files, options.durationMs, workers);
-    const serverPeaks = new ServerPeaks(control);
+    const serverPeaks = new ServerPeaks(control, measureFrom);
     let results: WorkerResult[];
     try {
       results = await Promise.all(
@@ -127,7 +128,7 @@ async function runAgainst(
       ((stopAt !== undefined ? Math.min(finishedAt, stopAt) : finishedAt) - measureFrom) / 1000,
     );
 
-    return buildReport(options, results, seconds, serverPeaks.peak, {
+    return buildReport(options, results, seconds, serverPeaks.peak, serverPeaks.samples, {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       wallSeconds: (finishedAt - cpuFrom) / 1000,
       cores: availableParallelism(),
@@ -161,17 +162,21 @@ function runWorker(
 }
 
 /**
- * Samples the server's own figures during the run and keeps the peaks: connections and streams
- * are gone by the time the workers report, and RSS is what it was at its highest.
+ * Samples the server's own figures during the run, keeping every sample (for the time series)
+ * and the peaks: connections and streams are gone by the time the workers report, and RSS is
+ * what it was at its highest.
  */
 class ServerPeaks {
   peak: ServerStats | undefined;
+  readonly samples: ServerSample[] = [];
+  private readonly measureFrom: number;
   private readonly control: Client;
   private readonly timer: NodeJS.Timeout;
   private sampling: Promise<void> = Promise.resolve();
 
-  constructor(control: Client) {
+  constructor(control: Client, measureFrom: number) {
     this.control = control;
+    this.measureFrom = measureFrom;
     this.timer = setInterval(() => {
       this.sampling = this.sample();
     }, 250);
@@ -188,6 +193,12 @@ class ServerPeaks {
     if (stats === undefined) return;
     // The control connection and its stats stream are the bench's own: not part of the load.
     const load = { ...stats, connections: stats.connections - 1, streams: stats.streams - 1 };
+    this.samples.push({
+      t: (Date.now() - this.measureFrom) / 1000,
+      rssBytes: load.rssBytes,
+      connections: load.connections,
+      streams: load.streams,
+    });
     const peak = this.peak;
     this.peak =
       peak === undefined
