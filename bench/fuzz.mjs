@@ -302,7 +302,6 @@ async function startServe(root) {
 }
 
 async function main() {
-  const r = rng(SEED);
   const report = {
     seed: SEED,
     sessions: 0,

@@ -1,0 +1,120 @@
+/**
+ * Slow and idle peers: thousands of connections that never send HELLO, or dribble it a byte at a
+ * time, and welcomed ones that dribble a frame that never completes. Real clients are served
+ * meanwhile; the handshake timeout (shorter than the idle timeout) closes the first kinds, the
+ * idle timeout the last, each with IDLE_TIMEOUT on stream 0.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeHello } from '../shared/protocol/encoder.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+interface Slowpoke {
+  socket: Socket;
+  /** performance.now() when it connected. */
+  openedAt: number;
+  received: Buffer[];
+  /** performance.now() when the server closed it. */
+  closedAt: Promise<number>;
+  timer?: NodeJS.Timeout;
+}
+
+let env: TestServer | undefined;
+const sockets: Slowpoke[] = [];
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) {
+    clearInterval(s.timer);
+    s.socket.destroy();
+  }
+  await env?.stop();
+  env = undefined;
+});
+
+function open(port: number): Promise<Slowpoke> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closedAt = new Promise<number>((done) => socket.once('close', () => done(performance.now())));
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.removeListener('error', reject);
+      socket.on('error', () => {});
+      const slowpoke = { socket, openedAt: performance.now(), received, closedAt };
+      sockets.push(slowpoke);
+      resolve(slowpoke);
+    });
+  });
+}
+
+/** Writes `bytes` one byte every `everyMs`; stops at the end or when the socket closes. */
+function dribble(s: Slowpoke, bytes: Buffer, everyMs: number): void {
+  let next = 0;
+  s.timer = setInterval(() => {
+    if (next >= bytes.length || s.socket.destroyed) {
+      clearInterval(s.timer);
+      return;
+    }
+    s.socket.write(bytes.subarray(next, next + 1));
+    next++;
+  }, everyMs);
+}
+
+async function openMany(port: number, count: number): Promise<Slowpoke[]> {
+  const out: Slowpoke[] = [];
+  // In batches, so the listen backlog is never the limit being measured.
+  for (let i = 0; i < count; i += 200) {
+    out.push(...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, () => open(port)))));
+  }
+  return out;
+}
+
+describe('slow and idle peers', () => {
+  it('are timed out, handshakes before idle connections, and never keep real clients from being served', async () => {
+    const handshakeTimeoutMs = 3_000;
+    const idleTimeoutMs = 6_000;
+    env = await startServer({ handshakeTimeoutMs, idleTimeoutMs });
+    const hello = encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: 1024 * 1024 });
+
+    const silent = await openMany(env.port, 2_000);
+    const hellosDribbled = await openMany(env.port, 200);
+    for (const s of hellosDribbled) dribble(s, hello, 50); // would take over 4 s to finish
+    const welcomedDribblers = await openMany(env.port, 100);
+    for (const s of welcomedDribblers) {
+      s.socket.write(hello);
+      // Then a DATA header announcing 1 MiB, one byte every 100 ms: a frame that never completes.
+      const header = Buffer.from([0x05, 0, 0, 0, 0, 0, 0, 1, 0, 0x10, 0, 0]);
+      dribble(s, Buffer.concat([header, Buffer.alloc(64)]), 100);
+    }
+
+    // A real client, meanwhile: connects, uploads, downloads, every byte checked...
+    const client = await env.connect();
+    const content = randomBytes(2 * 1024 * 1024);
+    expect((await client.put('real.bin', content)).sha256).toBe(sha256(content));
+    expect(sha256(await client.getBuffer('real.bin'))).toBe(sha256(content));
+    // ...while most of the slow ones were still held.
+    expect(env.server.stats().connections).toBeGreaterThan(500);
+
+    const lifetime = async (s: Slowpoke) => (await s.closedAt) - s.openedAt;
+    const handshakeLifetimes = await Promise.all([...silent, ...hellosDribbled].map(lifetime));
+    const idleLifetimes = await Promise.all(welcomedDribblers.map(lifetime));
+    // Each was told why before the server closed it.
+    for (const s of [...silent, ...hellosDribbled, ...welcomedDribblers]) {
+      expect(Buffer.concat(s.received).toString('latin1')).toContain('IDLE_TIMEOUT');
+    }
+    // Each lived its timeout (timers are not early; the loop may be late under load).
+    const slack = 3_000;
+    expect(Math.min(...handshakeLifetimes)).toBeGreaterThanOrEqual(handshakeTimeoutMs - 20);
+    expect(Math.max(...handshakeLifetimes)).toBeLessThan(handshakeTimeoutMs + slack);
+    expect(Math.min(...idleLifetimes)).toBeGreaterThanOrEqual(idleTimeoutMs - 20);
+    expect(Math.max(...idleLifetimes)).toBeLessThan(idleTimeoutMs + slack);
+    for (let i = 0; i < 100 && env.server.stats().connections > 1; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(env.server.stats().connections).toBeLessThanOrEqual(1);
+  }, 30_000);
+});
