@@ -1,0 +1,156 @@
+/**
+ * Cancel: an AbortSignal per operation in the library cancels that stream only (the others on the
+ * same connection finish, byte for byte); Ctrl-C in the CLI cancels every transfer in flight, the
+ * server drops each unfinished upload, and the CLI exits 130.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(REPO, 'bin', 'muxftp.js');
+const MiB = 1024 * 1024;
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+let env: TestServer | undefined;
+const tempDirs: string[] = [];
+const children = new Set<ChildProcess>();
+
+async function makeTempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'muxftp-cancel-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+afterEach(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await env?.stop();
+  env = undefined;
+  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function untilEmptyOfTemporaryFiles(root: string): Promise<string[]> {
+  let leftovers: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    leftovers = (await readdir(root, { recursive: true })).filter((p) => p.includes('.muxftp-'));
+    if (leftovers.length === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return leftovers;
+}
+
+describe('cancelling one operation through its AbortSignal', () => {
+  it('resets that stream only: the other transfers on the connection finish intact', async () => {
+    env = await startServer({ backend: 'disk', streamWindowBytes: 64 * 1024 });
+    const client = await env.connect({ streamWindowBytes: 64 * 1024 });
+    const old = randomBytes(1 * MiB);
+    const forDownload = randomBytes(8 * MiB);
+    await client.put('cancelled-put.bin', old);
+    await client.put('cancelled-get.bin', forDownload);
+    await client.put('kept-get.bin', forDownload);
+    const local = await makeTempDir();
+
+    const putAbort = new AbortController();
+    const getAbort = new AbortController();
+    const keptPutBody = randomBytes(8 * MiB);
+    const cancelledPut = client.put('cancelled-put.bin', randomBytes(8 * MiB), {
+      signal: putAbort.signal,
+      onProgress: (done) => {
+        if (done >= 1 * MiB) putAbort.abort();
+      },
+    });
+    const cancelledGet = client.get('cancelled-get.bin', join(local, 'cancelled.bin'), {
+      signal: getAbort.signal,
+      onProgress: (done) => {
+        if (done >= 1 * MiB) getAbort.abort();
+      },
+    });
+    const keptPut = client.put('kept-put.bin', keptPutBody);
+    const keptGet = client.get('kept-get.bin', join(local, 'kept.bin'));
+    const listing = client.list('');
+
+    await expect(cancelledPut).rejects.toMatchObject({ code: 'CANCELLED' });
+    await expect(cancelledGet).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect((await keptPut).sha256).toBe(sha256(keptPutBody));
+    await keptGet;
+    expect(sha256(await readFile(join(local, 'kept.bin')))).toBe(sha256(forDownload));
+    expect((await listing).map((e) => e.name)).toContain('kept-get.bin');
+
+    // The cancelled upload left the old version; the cancelled download left no local file.
+    expect(sha256(await readFile(join(env.root!, 'cancelled-put.bin')))).toBe(sha256(old));
+    expect(await readdir(local)).toEqual(['kept.bin']);
+    expect(await untilEmptyOfTemporaryFiles(env.root!)).toEqual([]);
+    // The connection goes on, and the server holds no stream for it.
+    const after = randomBytes(100_000);
+    await client.put('after.bin', after);
+    expect(sha256(await client.getBuffer('after.bin'))).toBe(sha256(after));
+    expect(env.server.stats().streams).toBe(0);
+    expect(env.logs.filter((line) => /PROTOCOL|FLOW_CONTROL|STREAM_CLOSED/.test(line))).toEqual([]);
+  });
+});
+
+describe('Ctrl-C in the CLI', () => {
+  it('cancels every transfer in flight, the server drops the unfinished uploads, exit 130', async () => {
+    const root = await makeTempDir();
+    const local = await makeTempDir();
+    const serve = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--root', root, '--fsync', 'never'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(serve);
+    const serveExited = new Promise((resolve) => serve.once('exit', resolve));
+    const port = await new Promise<number>((resolve) => {
+      let out = '';
+      serve.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /listening on [^ ]+:(\d+) \(/.exec(out);
+        if (match) resolve(Number(match[1]));
+      });
+    });
+    const server = ['--server', `127.0.0.1:${port}`];
+    const client = await Client.connect({ host: '127.0.0.1', port });
+    const old = Buffer.from('the previous version\n');
+    await client.mkdir('up');
+    await client.put('up/big-0.bin', old);
+
+    // Sparse: instant to make, long enough to upload that the interrupt lands mid-transfer.
+    const names = ['big-0.bin', 'big-1.bin', 'big-2.bin'];
+    for (const name of names) {
+      await writeFile(join(local, name), '');
+      await truncate(join(local, name), 512 * MiB);
+    }
+    const put = spawn(process.execPath, [BIN, 'put', ...names, '--to', 'up/', '-j', '3', ...server], {
+      cwd: local,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(put);
+    let stderr = '';
+    put.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => put.once('exit', resolve));
+    // Interrupt once every upload is under way on the server (each has its temporary file).
+    for (let i = 0; i < 500; i++) {
+      const temporary = (await readdir(join(root, 'up'))).filter((n) => n.startsWith('.muxftp-'));
+      if (temporary.length === 3) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    put.kill('SIGINT');
+    expect(await exited).toBe(130);
+    for (const name of names) expect(stderr).toMatch(new RegExp(`put ${name}.*CANCELLED`));
+
+    expect(await untilEmptyOfTemporaryFiles(root)).toEqual([]);
+    expect(await readdir(join(root, 'up'))).toEqual(['big-0.bin']);
+    expect((await readFile(join(root, 'up', 'big-0.bin'))).equals(old)).toBe(true);
+    // The server is fine: the same connection still works.
+    expect((await client.list('up')).map((e) => e.name)).toEqual(['big-0.bin']);
+    await client.close();
+    serve.kill('SIGTERM');
+    expect(await serveExited).toBe(0);
+  }, 30_000);
+});
