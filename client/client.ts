@@ -4,6 +4,7 @@
  * server error surfaces as a RemoteError carrying the server's code.
  */
 import { isIP, connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { DEFAULTS } from '../shared/defaults.js';
 import {
@@ -195,14 +196,17 @@ export class Client implements ClientHost {
   private readonly closed: Promise<void>;
   private markClosed!: () => void;
   private closeRequested = false;
+  /** Who the connection is to, for messages: `host:port`, or "the server" for over(). */
+  private readonly peer: string;
 
-  private constructor(options: ResolvedClientOptions) {
+  private constructor(options: ResolvedClientOptions, socket: Duplex, peer: string) {
     this.options = options;
+    this.peer = peer;
     this.closed = new Promise((resolve) => {
       this.markClosed = resolve;
     });
     this.transport = new FramedSocket(
-      Client.openSocket(options),
+      socket,
       {
         maxFramePayloadBytes: options.maxFramePayloadBytes,
         maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
@@ -233,16 +237,24 @@ export class Client implements ClientHost {
 
   /** Connects and completes the handshake. Rejects with CONNECT_FAILED, SERVER_BUSY, VERSION_MISMATCH... */
   static connect(options: ClientOptions = {}): Promise<Client> {
-    const client = new Client(resolveClientOptions(options));
-    return client.start();
+    const resolved = resolveClientOptions(options);
+    return new Client(resolved, Client.openSocket(resolved), `${resolved.host}:${resolved.port}`).start();
+  }
+
+  /**
+   * Completes the handshake over a byte stream already connected to a server (an in-process
+   * pair in tests, a tunnel); `host`, `port` and `tls` are not used. Same results as connect().
+   */
+  static over(socket: Duplex, options: ClientOptions = {}): Promise<Client> {
+    return new Client(resolveClientOptions(options), socket, 'the server').start();
   }
 
   private start(): Promise<Client> {
-    const { host, port, connectTimeoutMs } = this.options;
+    const { connectTimeoutMs } = this.options;
     return new Promise<Client>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.transport.destroy(
-          new MuxftpError('CONNECT_FAILED', `no answer from ${host}:${port} within ${connectTimeoutMs} ms`),
+          new MuxftpError('CONNECT_FAILED', `no answer from ${this.peer} within ${connectTimeoutMs} ms`),
         );
       }, connectTimeoutMs);
       this.handshake = {
@@ -569,18 +581,17 @@ export class Client implements ClientHost {
   }
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
-    const { host, port } = this.options;
     const lost =
       this.lostError ??
       (!this.ready
         ? new MuxftpError(
             'CONNECT_FAILED',
-            `could not connect to ${host}:${port}: ${(this.options.tls && tlsFailureReason(error)) || error?.message || 'connection closed'}`,
+            `could not connect to ${this.peer}: ${(this.options.tls && tlsFailureReason(error)) || error?.message || 'connection closed'}`,
             {
               cause: error,
             },
           )
-        : (error ?? new ConnectionLostError(`connection to ${host}:${port} closed`)));
+        : (error ?? new ConnectionLostError(`connection to ${this.peer} closed`)));
     this.lostError = lost;
     this.handshake?.reject(lost);
     this.handshake = undefined;

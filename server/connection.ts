@@ -4,7 +4,8 @@
  * frame to its stream. Bytes move through a FramedSocket; every file operation goes through the
  * logged-in account's Storage view, rooted at its home.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, MuxftpError, ProtocolError } from '../shared/errors.js';
 import {
@@ -47,6 +48,16 @@ import { UploadStream } from './uploadStream.js';
 const MAX_REMEMBERED_RESETS = 4096;
 
 let nextConnectionNumber = 1;
+
+/** `address:port` of a TCP or TLS peer; a connection over another duplex stream has no address. */
+export function describePeer(socket: Duplex): string {
+  return socket instanceof Socket ? `${socket.remoteAddress}:${socket.remotePort}` : 'in-process stream';
+}
+
+/** The address per-address limits count by: a TCP or TLS peer's, or one name for in-process streams. */
+export function peerAddress(socket: Duplex): string {
+  return socket instanceof Socket ? (socket.remoteAddress ?? 'unknown') : 'in-process';
+}
 
 /** What the server gives each connection besides its options. */
 export interface ConnectionContext {
@@ -100,15 +111,15 @@ export class ServerConnection implements StreamHost {
   private readonly onClosed: (connection: ServerConnection) => void;
 
   constructor(
-    socket: Socket,
+    socket: Duplex,
     options: ResolvedServerOptions,
     counters: ServerCounters,
     onClosed: (connection: ServerConnection) => void,
     context: ConnectionContext,
   ) {
     this.context = context;
-    this.remoteAddress = socket.remoteAddress ?? 'unknown';
-    this.label = `conn#${nextConnectionNumber++} ${socket.remoteAddress}:${socket.remotePort}${context.secure ? ' tls' : ''}`;
+    this.remoteAddress = peerAddress(socket);
+    this.label = `conn#${nextConnectionNumber++} ${describePeer(socket)}${context.secure ? ' tls' : ''}`;
     this.storage = options.storage;
     this.options = options;
     this.counters = counters;

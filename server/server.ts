@@ -4,14 +4,15 @@
  * from plain connections on the one port, keeps the counters, and shuts down gracefully. Each
  * connection runs on this one event loop.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
 import { AccountResourceTable } from './auth/accountResources.js';
 import { LoginGuard } from './auth/loginGuard.js';
-import { ServerConnection } from './connection.js';
+import { describePeer, peerAddress, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { readStats } from './requestStream.js';
@@ -47,7 +48,7 @@ export class MuxServer {
   private readonly listener: Server;
   private readonly connections = new Set<ServerConnection>();
   /** Sockets accepted whose first byte or TLS handshake has not arrived yet. */
-  private readonly pending = new Set<Socket>();
+  private readonly pending = new Set<Duplex>();
   /** Sockets (pending or connected) per remote address. */
   private readonly perAddress = new Map<string, number>();
   private readonly secureContext: SecureContext | undefined;
@@ -70,9 +71,8 @@ export class MuxServer {
       this.secureContext = createSecureContext({ cert: this.options.tls.cert, key: this.options.tls.key });
     }
     // Socket buffers the size of the outbound high-water mark let several chunks ride in one writev.
-    this.listener = createServer(
-      { highWaterMark: this.options.outboundHighWaterBytes },
-      this.listenerOnConnection,
+    this.listener = createServer({ highWaterMark: this.options.outboundHighWaterBytes }, (socket) =>
+      this.accept(socket),
     );
     this.listener.on('error', (err) => this.options.log(`listener error: ${err.message}`));
   }
@@ -137,14 +137,19 @@ export class MuxServer {
 
   private allClosed: (() => void) | undefined;
 
-  private readonly listenerOnConnection = (socket: Socket): void => {
+  /**
+   * Serves one connection over `socket`, with the same caps, TLS detection and handshake as
+   * every other. The TCP listener calls this; a caller may hand it any other duplex byte stream
+   * (tests use an in-memory pair), whose connections all count as one address, 'in-process'.
+   */
+  accept(socket: Duplex): void {
     if (this.closing !== undefined) {
       this.counters.connectionRefused('shutting_down');
       socket.destroy();
       return;
     }
     socket.on('error', ignore);
-    const address = socket.remoteAddress ?? 'unknown';
+    const address = peerAddress(socket);
     const refusal = this.refusalFor(address);
     if (refusal !== undefined) {
       this.counters.connectionRefused(refusal.reason);
@@ -162,7 +167,7 @@ export class MuxServer {
       return;
     }
     this.sniffFirstByte(socket);
-  };
+  }
 
   /** Why a new socket from `address` is refused, or undefined. */
   private refusalFor(address: string): { error: MuxftpError; reason: RefusalReason } | undefined {
@@ -190,10 +195,10 @@ export class MuxServer {
   }
 
   /** Sends one plain ERROR frame before reading anything, then closes. */
-  private refuse(socket: Socket, error: MuxftpError): void {
+  private refuse(socket: Duplex, error: MuxftpError): void {
     socket.end(encodeError(0, errorPayload(error)));
     setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
-    this.options.log(`refused ${socket.remoteAddress}:${socket.remotePort}: ${error.message}`);
+    this.options.log(`refused ${describePeer(socket)}: ${error.message}`);
   }
 
   /**
@@ -201,7 +206,7 @@ export class MuxServer {
    * TLS handshake, a muxftp frame stays plain (or is refused with --tls-only). The handshake
    * timeout covers the wait for that byte and the TLS handshake.
    */
-  private sniffFirstByte(socket: Socket): void {
+  private sniffFirstByte(socket: Duplex): void {
     const acceptedAt = performance.now();
     this.pending.add(socket);
     let encrypted = false;
@@ -236,11 +241,11 @@ export class MuxServer {
     });
   }
 
-  private startTls(socket: Socket, acceptedAt: number, settle: () => void): void {
+  private startTls(socket: Duplex, acceptedAt: number, settle: () => void): void {
     // TLSSocket reads what the sniffing unshifted before it reads the socket again.
     const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: this.secureContext! });
     const onError = (err: Error): void => {
-      this.options.log(`${socket.remoteAddress}:${socket.remotePort} TLS handshake failed: ${err.message}`);
+      this.options.log(`${describePeer(socket)} TLS handshake failed: ${err.message}`);
       tlsSocket.destroy();
     };
     tlsSocket.on('error', onError);
@@ -252,7 +257,7 @@ export class MuxServer {
     });
   }
 
-  private startConnection(socket: Socket, secure: boolean, acceptedAt: number): void {
+  private startConnection(socket: Duplex, secure: boolean, acceptedAt: number): void {
     const connection = new ServerConnection(socket, this.options, this.counters, this.connectionOnClosed, {
       secure,
       acceptedAt,

@@ -3,8 +3,10 @@
  * reads the socket when it is readable and when the owner has not paused reading, feeds the
  * frame decoder, and writes through the connection's OutboundQueue. What the frames mean is the
  * owner's business (onFrame). Fatal errors are final: one ERROR frame on stream 0, then the end.
+ * The socket is a TCP socket in use, or any duplex byte stream (tests run over an in-memory pair).
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ConnectionLostError, MuxftpError, ProtocolError } from '../errors.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import { encodeError } from '../protocol/encoder.js';
@@ -35,7 +37,7 @@ const LINGER_MS = 2_000;
 const READ_BYTES_PER_TURN = 1024 * 1024;
 
 export class FramedSocket {
-  readonly socket: Socket;
+  readonly socket: Duplex;
   readonly queue: OutboundQueue;
   private readonly decoder: FrameDecoder;
   private readonly handlers: FramedSocketHandlers;
@@ -50,7 +52,7 @@ export class FramedSocket {
   private lingerTimer: NodeJS.Timeout | undefined;
   bytesRead = 0;
 
-  constructor(socket: Socket, options: FramedSocketOptions, handlers: FramedSocketHandlers) {
+  constructor(socket: Duplex, options: FramedSocketOptions, handlers: FramedSocketHandlers) {
     this.socket = socket;
     this.handlers = handlers;
     this.decoder = new FrameDecoder(
@@ -65,7 +67,7 @@ export class FramedSocket {
       highWaterBytes: options.outboundHighWaterBytes,
       lowWaterBytes: options.outboundLowWaterBytes,
     });
-    socket.setNoDelay(true);
+    if (socket instanceof Socket) socket.setNoDelay(true);
     socket.on('readable', this.socketOnReadable);
     socket.on('end', this.socketOnEnd);
     socket.on('error', this.socketOnError);

@@ -4,7 +4,7 @@
  * asks for 'drain' the queue stops until it comes. Streams that produce file data are pulled
  * round-robin, one frame per turn, so one large file cannot starve a small one.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** A stream that has frames to send (a download on the server, an upload on the client). */
 export interface FrameProducer {
@@ -22,7 +22,7 @@ export interface OutboundQueueOptions {
 }
 
 export class OutboundQueue {
-  private readonly socket: Socket;
+  private readonly socket: Duplex;
   private readonly options: OutboundQueueOptions;
   private readonly frames: Buffer[] = [];
   private queuedBytes = 0;
@@ -36,7 +36,7 @@ export class OutboundQueue {
   /** Bytes handed to the socket so far. */
   bytesWritten = 0;
 
-  constructor(socket: Socket, options: OutboundQueueOptions) {
+  constructor(socket: Duplex, options: OutboundQueueOptions) {
     if (!(options.lowWaterBytes > 0 && options.lowWaterBytes <= options.highWaterBytes)) {
       throw new RangeError('outbound queue: need 0 < lowWaterBytes <= highWaterBytes');
     }

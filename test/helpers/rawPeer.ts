@@ -1,5 +1,6 @@
 /** A hand-driven protocol peer for tests: writes any bytes, records every frame the server sends. */
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { FrameType } from '../../shared/protocol/constants.js';
 import { FrameDecoder } from '../../shared/protocol/decoder.js';
@@ -8,12 +9,13 @@ import type { Frame } from '../../shared/protocol/frame.js';
 import { parseErrorPayload } from '../../shared/protocol/messages.js';
 
 export class RawPeer {
-  readonly socket: Socket;
+  /** A TCP socket, or one end of an in-memory pair (./transports.ts). */
+  readonly socket: Duplex;
   readonly frames: Frame[] = [];
   readonly closed: Promise<void>;
   private readonly waiters = new Set<() => void>();
 
-  private constructor(socket: Socket) {
+  private constructor(socket: Duplex) {
     this.socket = socket;
     const decoder = new FrameDecoder(
       {
@@ -40,9 +42,14 @@ export class RawPeer {
     });
   }
 
-  /** Connects and completes the handshake. */
-  static async open(port: number): Promise<RawPeer> {
-    const peer = await RawPeer.connect(port);
+  /** A peer over a byte stream already connected to a server. */
+  static over(socket: Duplex): RawPeer {
+    return new RawPeer(socket);
+  }
+
+  /** Connects (to a port, or over a connected byte stream) and completes the handshake. */
+  static async open(to: number | Duplex): Promise<RawPeer> {
+    const peer = typeof to === 'number' ? await RawPeer.connect(to) : RawPeer.over(to);
     peer.write(
       encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: DEFAULTS.maxFramePayloadBytes }),
     );
