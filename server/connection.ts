@@ -105,6 +105,7 @@ export class ServerConnection implements StreamHost {
   quota: QuotaTracker | undefined;
   private draining = false;
   private uploadBacklog = 0;
+  private reservedBytes = 0;
   private timer: NodeJS.Timeout;
   private readonly openedAt = performance.now();
   private streamsOpened = 0;
@@ -197,6 +198,16 @@ export class ServerConnection implements StreamHost {
     const highWater = this.options.uploadBacklogHighWaterBytes;
     if (this.uploadBacklog > highWater) this.transport.pauseReading();
     else if (this.uploadBacklog <= highWater / 2) this.transport.resumeReading();
+  }
+
+  claimReservation(bytes: number): boolean {
+    if (this.reservedBytes + bytes > this.options.maxReservedBytesPerConnection) return false;
+    this.reservedBytes += bytes;
+    return true;
+  }
+
+  releaseReservation(bytes: number): void {
+    this.reservedBytes -= bytes;
   }
 
   private readonly timerOnFire = (): void => {

@@ -35,6 +35,11 @@ export interface ServerOptions {
   outboundLowWaterBytes?: number;
   /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
   uploadBacklogHighWaterBytes?: number;
+  /**
+   * Declared upload sizes one connection may have storage reserve room for at once (bytes).
+   * Uploads past it still work; storage just grows them as their data arrives.
+   */
+  maxReservedBytesPerConnection?: number;
   /** One line per connection and per transfer. Default: stderr. */
   log?: LogFunction;
 
@@ -75,6 +80,7 @@ const POSITIVE_INTEGERS = [
   'outboundHighWaterBytes',
   'outboundLowWaterBytes',
   'uploadBacklogHighWaterBytes',
+  'maxReservedBytesPerConnection',
   'maxLoginAttempts',
   'loginFailuresPerAddress',
 ] as const;
@@ -112,6 +118,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
+    maxReservedBytesPerConnection:
+      options.maxReservedBytesPerConnection ?? DEFAULTS.maxReservedBytesPerConnection,
     log: options.log ?? logToStderr,
     accounts: options.accounts ?? new Accounts(),
     tls: options.tls,

@@ -34,6 +34,12 @@ export interface StreamHost {
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void;
   /** Upload bytes received and not yet on disk, across the connection's streams. */
   addUploadBacklog(deltaBytes: number): void;
+  /**
+   * Takes `bytes` of the connection's reservation allowance for a declared upload size; false
+   * when it does not fit (the upload then goes without a size hint).
+   */
+  claimReservation(bytes: number): boolean;
+  releaseReservation(bytes: number): void;
   log(line: string): void;
 }
 

@@ -34,6 +34,8 @@ export class UploadStream extends ServerStream {
   private quotaReserved = 0;
   /** Set while a bandwidth limit delays the next grant of credit. */
   private rateTimer: NodeJS.Timeout | undefined;
+  /** Of the connection's reservation allowance, what this upload holds until it ends. */
+  private claimedBytes = 0;
 
   constructor(host: StreamHost, id: number, path: string, declaredSize: number | undefined) {
     super(host, id);
@@ -49,12 +51,12 @@ export class UploadStream extends ServerStream {
   }
 
   start(): void {
+    // A declared size is a claim: it is passed on as a hint only within the connection's allowance.
+    const hinted = this.declaredSize !== undefined && this.host.claimReservation(this.declaredSize);
+    this.claimedBytes = hinted ? this.declaredSize! : 0;
     this.reserveQuota()
       .then(() =>
-        this.host.storage.createUpload(
-          this.path,
-          this.declaredSize === undefined ? {} : { expectedSize: this.declaredSize },
-        ),
+        this.host.storage.createUpload(this.path, hinted ? { expectedSize: this.declaredSize } : {}),
       )
       .then(
         (handle) => {
@@ -220,6 +222,8 @@ export class UploadStream extends ServerStream {
     clearTimeout(this.rateTimer);
     this.host.quota?.release(this.quotaReserved);
     this.quotaReserved = 0;
+    this.host.releaseReservation(this.claimedBytes);
+    this.claimedBytes = 0;
     if (this.pendingBytes > 0) this.host.addUploadBacklog(-this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;

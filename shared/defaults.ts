@@ -57,6 +57,13 @@ export const DEFAULTS = {
   outboundHighWaterBytes: 1 * MiB,
   /** ...and pull again below this many. */
   outboundLowWaterBytes: 256 * KiB,
+  /**
+   * Memory storage: bytes all uploads in flight may have reserved ahead of their data. A declared
+   * size is a claim, reserved only once an eighth of it has arrived.
+   */
+  memoryMaxReservedBytes: 1024 * MiB,
+  /** Declared upload sizes one connection may pass to storage as reservation hints at once. */
+  maxReservedBytesPerConnection: 512 * MiB,
   /** Uploads: stop reading the socket while this many received bytes wait for the disk. */
   uploadBacklogHighWaterBytes: 8 * MiB,
 

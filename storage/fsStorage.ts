@@ -20,7 +20,7 @@ import {
   type Resolved,
 } from './paths.js';
 import type { EntryInfo, ReadHandle, Storage, UploadHandle } from './types.js';
-import { FsUpload } from './upload.js';
+import { FsUpload, type Reserve } from './upload.js';
 
 export interface FsStorageOptions {
   /** The filesystem: node's `fs/promises`, or a memfs volume's `promises`. */
@@ -34,11 +34,12 @@ export interface FsStorageOptions {
   /** Path functions for host paths of this fs: `node:path` for disk, `path.posix` (default) for memfs. */
   hostPaths?: PlatformPath;
   /**
-   * Gives an upload's new file room for its expected size before the first write; returns
-   * whether it did. Memory storage uses it to spare memfs growing (and copying) the file;
-   * pointless on disk. Default: none.
+   * Gives an upload's file room for its expected size, keeping what was written; returns a
+   * function that gives the reservation back, or undefined when it did not reserve. Called once
+   * an upload has sent part of what it declared (upload.ts), never at open. Memory storage uses
+   * it to spare memfs growing (and copying) the file; pointless on disk. Default: none.
    */
-  preallocate?: (handle: FsFileHandle, bytes: number) => boolean;
+  reserve?: Reserve;
 }
 
 const noop = (): void => {};
@@ -55,7 +56,7 @@ export class FsStorage implements Storage {
   readonly #confinement: ConfinedRoot;
   readonly #durable: boolean;
   readonly #paths: PlatformPath;
-  readonly #preallocate: ((handle: FsFileHandle, bytes: number) => boolean) | undefined;
+  readonly #reserve: Reserve | undefined;
   // Shared with subtree() views, so digests, upload bookkeeping and close() span them all.
   #digests = new DigestCache();
   #closed = false;
@@ -88,7 +89,7 @@ export class FsStorage implements Storage {
     this.#durable = options.durable ?? true;
     this.#paths = options.hostPaths ?? posix;
     this.#confinement = new ConfinedRoot(options.fs, options.root, this.#paths);
-    this.#preallocate = options.preallocate;
+    this.#reserve = options.reserve;
     this.description = options.description ?? `fs:${options.root}`;
   }
 
@@ -311,7 +312,6 @@ export class FsStorage implements Storage {
     const temporaryPath = this.#paths.join(parentHostPath, temporaryName);
     const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, 'wx'));
     this.#activeTemporaryNames.add(temporaryName);
-    const preallocated = expectedSize > 0 && this.#tryPreallocate(handle, expectedSize) ? expectedSize : 0;
     const upload = new FsUpload({
       fs: this.#fs,
       handle,
@@ -319,7 +319,8 @@ export class FsStorage implements Storage {
       target,
       durable: this.#durable,
       parentHostPath,
-      preallocatedSize: preallocated,
+      expectedSize,
+      reserve: this.#reserve,
       digests: this.#digests,
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
       checkTarget: async () => this.#refuseDirectory(await this.#resolve(target.clientPath)),
@@ -347,15 +348,6 @@ export class FsStorage implements Storage {
     return (
       claim.parentHostPath !== undefined && this.#confinement.isWithin(dir.hostPath, claim.parentHostPath)
     );
-  }
-
-  /** Preallocation is an optimisation: when it fails (no memory for it), the upload goes on without. */
-  #tryPreallocate(handle: FsFileHandle, bytes: number): boolean {
-    try {
-      return this.#preallocate?.(handle, bytes) === true;
-    } catch {
-      return false;
-    }
   }
 
   /**
@@ -409,7 +401,7 @@ export class FsStorage implements Storage {
       durable: this.#durable,
       description: `${this.description} home ${target.clientPath}`,
       hostPaths: this.#paths,
-      ...(this.#preallocate !== undefined ? { preallocate: this.#preallocate } : {}),
+      ...(this.#reserve !== undefined ? { reserve: this.#reserve } : {}),
     });
     view.#digests = this.#digests;
     view.#uploads = this.#uploads;

@@ -2,36 +2,110 @@
 
 import { constants as bufferConstants } from 'node:buffer';
 import { Volume } from 'memfs';
-import type { FsFileHandle } from './fsApi.js';
+import { DEFAULTS } from '../shared/defaults.js';
+import type { FsFileHandle, FsPromises } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
+
+export interface MemoryStorageOptions {
+  /**
+   * Bytes all uploads in flight together may have reserved ahead of their data (a declared size
+   * is reserved once an eighth of it has arrived). Past it, uploads grow as their data arrives.
+   * Default DEFAULTS.memoryMaxReservedBytes.
+   */
+  maxReservedBytes?: number;
+}
 
 /** An empty in-memory tree (memfs), lost when the process exits: for tests and throwaway servers. */
 export class MemoryStorage extends FsStorage {
   /** The volume holding the files, for tests that set up what clients cannot (symlinks, say). */
   readonly volume: Volume;
+  /** Bytes reserved by uploads in flight right now. */
+  #reservedBytes = 0;
 
-  constructor() {
+  constructor(options: MemoryStorageOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError('MemoryStorage: options must be an object');
+    }
+    const maxReservedBytes = options.maxReservedBytes ?? DEFAULTS.memoryMaxReservedBytes;
+    if (!Number.isSafeInteger(maxReservedBytes) || maxReservedBytes < 0) {
+      throw new TypeError('MemoryStorage: options.maxReservedBytes must be a non-negative integer');
+    }
     const volume = new Volume();
     super({
-      fs: volume.promises,
+      fs: memfsPromises(volume),
       root: '/',
       durable: false,
       description: 'memory',
-      preallocate: (handle, bytes) => reserveCapacity(volume, handle, bytes),
+      reserve: (handle, bytes) => {
+        if (this.#reservedBytes + bytes > maxReservedBytes) return undefined;
+        if (!reserveCapacity(volume, handle, bytes)) return undefined;
+        this.#reservedBytes += bytes;
+        return () => {
+          this.#reservedBytes -= bytes;
+        };
+      },
     });
     this.volume = volume;
   }
+
+  /** Bytes reserved ahead of their data by uploads in flight. */
+  get reservedBytes(): number {
+    return this.#reservedBytes;
+  }
 }
 
-/** The parts of memfs's internals reserveCapacity touches. */
+/** memfs's promises, with a rename that frees the file it replaces. */
+function memfsPromises(volume: Volume): FsPromises {
+  const fs = volume.promises;
+  return {
+    stat: (path) => fs.stat(path),
+    lstat: (path) => fs.lstat(path),
+    readdir: (path) => fs.readdir(path),
+    mkdir: (path) => fs.mkdir(path),
+    rmdir: (path) => fs.rmdir(path),
+    unlink: (path) => fs.unlink(path),
+    rename: async (from, to) => renameFreeingReplaced(volume, from, to),
+    open: (path, flags) => fs.open(path, flags) as unknown as Promise<FsFileHandle>,
+    realpath: (path) => fs.realpath(path),
+  };
+}
+
+/** The parts of memfs's internals this module touches. */
 interface MemfsFileNode {
   buf: Buffer;
   capacity: number;
   size: number;
+  nlink: number;
+}
+interface MemfsCore {
+  fds?: Record<number, { node?: unknown }>;
+  inodes?: Record<number, MemfsFileNode | undefined>;
+  deleteNode?(node: MemfsFileNode): void;
+}
+const coreOf = (volume: Volume) => (volume as unknown as { _core?: MemfsCore })._core;
+
+/**
+ * rename(2) over an existing file drops that file's last link, which frees it. memfs replaces
+ * the directory entry but keeps the replaced node in its inode table, so every `put` or `mv`
+ * over a file leaked the old content (issue #7). This renames and then releases the replaced
+ * node, in one synchronous step: no reader ever sees the path missing. A reader that still has
+ * the old file open keeps its node alive until it closes it, as on disk.
+ */
+function renameFreeingReplaced(volume: Volume, from: string, to: string): void {
+  const replaced = volume.lstatSync(to, { throwIfNoEntry: false });
+  volume.renameSync(from, to);
+  if (replaced === undefined || replaced.isDirectory()) return;
+  const now = volume.lstatSync(to);
+  if (now.ino === replaced.ino) return; // a second link to the same file: nothing was replaced
+  const core = coreOf(volume);
+  const node = core?.inodes?.[Number(replaced.ino)];
+  if (node === undefined || typeof core?.deleteNode !== 'function') return;
+  node.nlink--;
+  if (node.nlink <= 0) core.deleteNode(node);
 }
 
 /**
- * Gives a new, empty memfs file a buffer of `bytes` before its first write, without filling it.
+ * Gives a memfs file a buffer of `bytes`, keeping what was written, without filling the rest.
  * memfs keeps a file in one buffer and grows it by doubling, copying everything each time, and
  * its truncate() zero-fills: either way a large upload stalls the server's one thread for a
  * second or more inside one synchronous copy into fresh pages. An unfilled buffer is touched a
@@ -42,10 +116,13 @@ interface MemfsFileNode {
 function reserveCapacity(volume: Volume, handle: FsFileHandle, bytes: number): boolean {
   if (bytes > bufferConstants.MAX_LENGTH) return false;
   const fd = (handle as { fd?: unknown }).fd;
-  const core = (volume as unknown as { _core?: { fds?: Record<number, { node?: unknown }> } })._core;
+  const core = coreOf(volume);
   const node = typeof fd === 'number' ? (core?.fds?.[fd]?.node as MemfsFileNode | undefined) : undefined;
-  if (node === undefined || typeof node.capacity !== 'number' || node.size !== 0) return false;
-  node.buf = Buffer.allocUnsafe(bytes); // throws when there is no memory: the caller goes on without
+  if (node === undefined || typeof node.capacity !== 'number' || node.size > bytes) return false;
+  if (node.capacity >= bytes) return true;
+  const buf = Buffer.allocUnsafe(bytes); // throws when there is no memory: the caller goes on without
+  if (node.size > 0) node.buf.copy(buf, 0, 0, node.size);
+  node.buf = buf;
   node.capacity = bytes;
   return true;
 }

@@ -13,6 +13,16 @@ import type { EntryInfo, UploadHandle } from './types.js';
 
 const noop = (): void => {};
 
+/** Reserves room for `bytes` in the file behind `handle`; returns the release, or undefined. */
+export type Reserve = (handle: FsFileHandle, bytes: number) => (() => void) | undefined;
+
+/**
+ * A declared size is reserved once this fraction of it has arrived: a client cannot make the
+ * server hold more than this many times what it actually sent (issue #7), and the copy into the
+ * reserved buffer stays small.
+ */
+const RESERVE_AFTER_FRACTION = 1 / 8;
+
 export interface UploadContext {
   fs: FsPromises;
   handle: FsFileHandle;
@@ -20,8 +30,9 @@ export interface UploadContext {
   target: Resolved;
   durable: boolean;
   parentHostPath: string;
-  /** Size the file was given before the first write (0 for none); cut back to what was written. */
-  preallocatedSize: number;
+  /** The size the client declared (0 for none): a claim, reserved only once data backs it. */
+  expectedSize: number;
+  reserve: Reserve | undefined;
   digests: DigestCache;
   /** Re-checks the target just before the rename; throws a StorageError to refuse. */
   checkTarget(): Promise<void>;
@@ -41,6 +52,9 @@ export class FsUpload implements UploadHandle {
   /** Set by a failed write: the file is incomplete, so every later call fails with it. */
   #failure: StorageError | undefined;
   #handleClosed = false;
+  /** Size of the reserved buffer (0: none), and how to give it back. */
+  #reservedSize = 0;
+  #releaseReservation: (() => void) | undefined;
   /** Set by the first commit() or abort(). */
   #finishing: Promise<unknown> | undefined;
 
@@ -73,6 +87,7 @@ export class FsUpload implements UploadHandle {
     if (this.#failure) throw this.#failure;
     const { handle } = this.#context;
     const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+    this.#reserveWhenBacked(this.#offset + total);
     try {
       let written = 0;
       if (handle.writev && total > 0) {
@@ -102,12 +117,30 @@ export class FsUpload implements UploadHandle {
     }
   }
 
+  /** Reserves the declared size once `bytes` is a fair part of it; a refusal is retried later. */
+  #reserveWhenBacked(bytes: number): void {
+    const { expectedSize, reserve, handle } = this.#context;
+    if (reserve === undefined || this.#reservedSize > 0 || expectedSize <= 0) return;
+    if (bytes < expectedSize * RESERVE_AFTER_FRACTION || bytes > expectedSize) return;
+    try {
+      this.#releaseReservation = reserve(handle, expectedSize);
+    } catch {
+      this.#releaseReservation = undefined; // no memory for it: go on without
+    }
+    if (this.#releaseReservation !== undefined) this.#reservedSize = expectedSize;
+  }
+
+  #release(): void {
+    this.#releaseReservation?.();
+    this.#releaseReservation = undefined;
+  }
+
   async #commitNow(sha256: Buffer | undefined): Promise<EntryInfo> {
     const { fs, handle, temporaryPath, target, durable } = this.#context;
     let stats: FsStats;
     try {
       if (this.#failure) throw this.#failure;
-      if (this.#context.preallocatedSize !== this.#offset && this.#context.preallocatedSize > 0) {
+      if (this.#reservedSize > 0 && this.#reservedSize !== this.#offset) {
         await handle.truncate(this.#offset);
       }
       // datasync covers the data and the size, which is all a reader needs.
@@ -120,6 +153,7 @@ export class FsUpload implements UploadHandle {
       await this.#discard();
       throw storageErrorFromFs(error, this.#clientPath);
     }
+    this.#release();
     this.#context.onFinish();
     if (durable) await syncDirectory(fs, this.#context.parentHostPath);
     if (sha256 !== undefined) {
@@ -137,6 +171,7 @@ export class FsUpload implements UploadHandle {
   async #discard(): Promise<void> {
     await this.#closeHandle().catch(noop);
     await this.#context.fs.unlink(this.#context.temporaryPath).catch(noop);
+    this.#release();
     this.#context.onFinish();
   }
 

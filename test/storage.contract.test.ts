@@ -755,22 +755,47 @@ describe('backend options', () => {
 });
 
 describe('MemoryStorage', () => {
-  it('gives an upload with an expected size its whole buffer up front, unfilled, and stores it exactly', async () => {
+  it('reserves a declared size only once an eighth of it has arrived, then stores it exactly', async () => {
     const storage = new MemoryStorage();
-    const expected = 3 * 1024 * 1024;
+    const expected = 8 * 256 * 1024;
     const upload = await storage.createUpload('big.bin', { expectedSize: expected });
     // memfs internals (reserveCapacity in storage/memory.ts): if this breaks, memfs changed shape.
     const core = (
       storage.volume as unknown as { _core: { fds: Record<number, { node: { capacity: number } }> } }
     )._core;
-    const capacities = Object.values(core.fds).map((file) => file.node.capacity);
-    expect(capacities).toContain(expected);
+    const capacities = () => Object.values(core.fds).map((file) => file.node.capacity);
+    expect(Math.max(0, ...capacities())).toBeLessThan(expected); // a claim is not a reservation
+    expect(storage.reservedBytes).toBe(0);
     const content = randomBytes(expected);
-    for (let at = 0; at < expected; at += 256 * 1024)
+    await upload.write([content.subarray(0, 256 * 1024)]);
+    expect(capacities()).toContain(expected);
+    expect(storage.reservedBytes).toBe(expected);
+    for (let at = 256 * 1024; at < expected; at += 256 * 1024)
       await upload.write([content.subarray(at, at + 256 * 1024)]);
     await upload.commit();
+    expect(storage.reservedBytes).toBe(0);
     expect((await readAll(storage, 'big.bin')).equals(content)).toBe(true);
     await storage.close();
+  });
+
+  it('reserves no more than maxReservedBytes across uploads; the rest still store exactly', async () => {
+    const storage = new MemoryStorage({ maxReservedBytes: 3 * 1024 * 1024 });
+    const size = 2 * 1024 * 1024;
+    const uploads = await Promise.all(
+      [0, 1].map((i) => storage.createUpload(`f${i}`, { expectedSize: size })),
+    );
+    const content = randomBytes(size);
+    for (const upload of uploads) await upload.write([content.subarray(0, size / 2)]);
+    expect(storage.reservedBytes).toBe(size); // the second did not fit
+    for (const upload of uploads) await upload.write([content.subarray(size / 2)]);
+    await Promise.all(uploads.map((upload) => upload.commit()));
+    expect(storage.reservedBytes).toBe(0);
+    for (const i of [0, 1]) expect((await readAll(storage, `f${i}`)).equals(content)).toBe(true);
+    await storage.close();
+  });
+
+  it('refuses a bad maxReservedBytes', () => {
+    expect(() => new MemoryStorage({ maxReservedBytes: -1 })).toThrow(TypeError);
   });
 });
 
