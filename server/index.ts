@@ -21,6 +21,7 @@ export {
   type EntryInfo,
   type EntryType,
   MemoryStorage,
+  type MemoryStorageOptions,
   type OpenStorageOptions,
   openStorage,
   type ReadHandle,

@@ -8,7 +8,7 @@ import type { Storage } from './types.js';
 export { DiskStorage, type DiskStorageOptions } from './disk.js';
 export type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 export { FsStorage, type FsStorageOptions } from './fsStorage.js';
-export { MemoryStorage } from './memory.js';
+export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
 export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
 export type { EntryInfo, EntryType, ReadHandle, Storage, UploadHandle } from './types.js';
 
