@@ -6,6 +6,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import type { FsFileHandle, FsPromises } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
+/** Options of MemoryStorage; every field is optional. */
 export interface MemoryStorageOptions {
   /**
    * Bytes all uploads in flight together may have reserved ahead of their data (a declared size
