@@ -9,6 +9,8 @@ import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/hu
 export interface TransferMeter {
   /** Bytes done so far; the size when known (a download learns it from the server's reply). */
   update(bytesDone: number, bytesTotal: number | undefined): void;
+  /** The transfer starts over (`--retries`): its bar says which attempt this is, from zero bytes. */
+  retry(attempt: number, of: number): void;
   end(ok: boolean): void;
 }
 
@@ -63,7 +65,7 @@ class HiddenProgress implements TransferProgress {
   readonly visible = false;
   expect(): void {}
   begin(): TransferMeter {
-    return { update() {}, end() {} };
+    return { update() {}, retry() {}, end() {} };
   }
   log(): void {}
   finish(): void {}
@@ -161,6 +163,9 @@ class BarProgress implements TransferProgress {
         }
         bar.update(bytesDone);
         this.refreshTotal();
+      },
+      retry: (attempt, of) => {
+        payload.name = `${name} (retry ${attempt}/${of})`;
       },
       end: (ok) => {
         if (ended) return;

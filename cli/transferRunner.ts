@@ -3,12 +3,13 @@
  * bars, Ctrl-C handling and one outcome per file. Direction-blind: `perform` moves the bytes.
  */
 
-import type { TransferOptions } from '../client/client.js';
+import type { Client, TransferOptions } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import { ConcurrencyLimit } from './concurrency.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
+import { backoffDelayMs, isRetryable, type ReconnectingClient } from './reconnect.js';
 
 export type TransferCommand = 'put' | 'get';
 
@@ -42,7 +43,11 @@ export interface TransferRun {
   jobs: readonly TransferJob[];
   parallel: number;
   output: Output;
-  perform(job: TransferJob, options: TransferOptions): Promise<TransferDone>;
+  /** The connection, replaced when it drops. */
+  connection: ReconnectingClient;
+  /** Times one transfer is tried again after its connection dropped (0: never). */
+  retries: number;
+  perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
 }
 
 export function failedOutcome(local: string, remote: string, error: unknown, bytes = 0): TransferOutcome {
@@ -95,19 +100,37 @@ async function runOne(
   }
   const meter = progress.begin(name, job.size);
   let bytes = 0;
-  try {
-    const done = await run.perform(job, {
-      signal,
-      onProgress: (bytesDone, bytesTotal) => {
-        bytes = bytesDone;
-        meter.update(bytesDone, bytesTotal);
-      },
-    });
-    meter.end(true);
-    return { local: job.local, remote: job.remote, ok: true, bytes: done.bytes, sha256: done.sha256 };
-  } catch (error) {
-    meter.end(false);
-    run.output.failure(`${run.command} ${name}`, error);
-    return failedOutcome(job.local, job.remote, error, bytes);
+  let client = run.connection.client;
+  // stdin cannot be read twice, and bytes on stdout cannot be taken back: those are tried once.
+  const retries = job.standardStream ? 0 : run.retries;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const done = await run.perform(job, client, {
+        signal,
+        onProgress: (bytesDone, bytesTotal) => {
+          bytes = bytesDone;
+          meter.update(bytesDone, bytesTotal);
+        },
+      });
+      meter.end(true);
+      return { local: job.local, remote: job.remote, ok: true, bytes: done.bytes, sha256: done.sha256 };
+    } catch (error) {
+      if (attempt < retries && isRetryable(error) && !signal.aborted) {
+        // The connection went (a dropped link, a restarted server): start this transfer over on a
+        // new one. An upload's partial file was discarded by the server; a download's by us.
+        const delayMs = backoffDelayMs(attempt);
+        meter.retry(attempt + 1, retries);
+        bytes = 0;
+        meter.update(0, job.size);
+        const notice = `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`;
+        if (progress.visible) progress.log(notice);
+        else if (!run.output.quiet) process.stderr.write(`${notice}\n`);
+        client = await run.connection.replace(client, delayMs).catch(() => client);
+        continue;
+      }
+      meter.end(false);
+      run.output.failure(`${run.command} ${name}`, error);
+      return failedOutcome(job.local, job.remote, error, bytes);
+    }
   }
 }

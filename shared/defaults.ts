@@ -77,4 +77,9 @@ export const DEFAULTS = {
   connectTimeoutMs: 10_000,
   /** CLI: transfers at once for multi-file commands. */
   parallel: 8,
+  /** CLI: times a transfer is tried again after its connection dropped (`--retries`). */
+  retries: 3,
+  /** Backoff before reconnecting: up to base · 2^attempt, at most max, with full jitter. */
+  retryBaseDelayMs: 250,
+  retryMaxDelayMs: 8_000,
 } as const;

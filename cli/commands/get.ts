@@ -9,11 +9,11 @@ import type { Client, WireEntry } from '../../client/client.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { ConcurrencyLimit } from '../concurrency.js';
-import { withClient } from '../connect.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
-import { parsePositiveInteger } from '../optionParsers.js';
+import { parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
+import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
@@ -23,6 +23,7 @@ interface GetOptions {
   parents?: boolean;
   recursive?: boolean;
   parallel: number;
+  retries: number;
 }
 
 /** Where the arguments say the downloads go. */
@@ -60,13 +61,19 @@ export function registerGetCommand(program: Command, output: Output): void {
       parsePositiveInteger,
       DEFAULTS.parallel,
     )
+    .option(
+      '--retries <n>',
+      'when the connection drops, reconnect and start each unfinished transfer again, up to n times (0: off)',
+      parseNonNegativeInteger,
+      DEFAULTS.retries,
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: GetOptions, command: Command) => {
       const global = globalOptionsOf(command);
       output.configure(global);
       const { remotes, target } = getTargetFromArguments(args, options, command, global.json);
-      const outcomes = await withClient(global.server, (client) =>
-        get(client, remotes, target, options, output),
+      const outcomes = await withReconnectingClient(global.server, (connection) =>
+        get(connection, remotes, target, options, output),
       );
       if (output.json) output.printJson(outcomes);
     });
@@ -138,12 +145,14 @@ function localPathFor(target: ResolvedGetTarget, remote: string): string | Muxft
 }
 
 async function get(
-  client: Client,
+  connection: ReconnectingClient,
   remotes: string[],
   target: GetTarget,
   options: GetOptions,
   output: Output,
 ): Promise<TransferOutcome[]> {
+  // Planning (stat, mkdir, listing) uses the first connection; only transfers are retried.
+  const client = connection.client;
   const parents = options.parents === true;
   let resolved: ResolvedGetTarget;
   try {
@@ -185,7 +194,9 @@ async function get(
       jobs,
       parallel,
       output,
-      perform: async (job, transferOptions) => {
+      connection,
+      retries: options.retries,
+      perform: async (job, client, transferOptions) => {
         const result = await client.get(
           job.remote,
           job.standardStream ? process.stdout : job.local,

@@ -8,11 +8,11 @@ import type { Client, WireEntry } from '../../client/client.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { ConcurrencyLimit } from '../concurrency.js';
-import { withClient } from '../connect.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
-import { parsePositiveInteger } from '../optionParsers.js';
+import { parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
+import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
 import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
 
@@ -21,6 +21,7 @@ interface PutOptions {
   parents?: boolean;
   recursive?: boolean;
   parallel: number;
+  retries: number;
 }
 
 /** Where the arguments say the uploads go. */
@@ -58,13 +59,19 @@ export function registerPutCommand(program: Command, output: Output): void {
       parsePositiveInteger,
       DEFAULTS.parallel,
     )
+    .option(
+      '--retries <n>',
+      'when the connection drops, reconnect and start each unfinished transfer again, up to n times (0: off)',
+      parseNonNegativeInteger,
+      DEFAULTS.retries,
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: PutOptions, command: Command) => {
       const global = globalOptionsOf(command);
       output.configure(global);
       const { sources, target } = putTargetFromArguments(args, options, command);
-      const outcomes = await withClient(global.server, (client) =>
-        put(client, sources, target, options, output),
+      const outcomes = await withReconnectingClient(global.server, (connection) =>
+        put(connection, sources, target, options, output),
       );
       if (output.json) output.printJson(outcomes);
     });
@@ -137,12 +144,14 @@ async function resolvePutTarget(
 }
 
 async function put(
-  client: Client,
+  connection: ReconnectingClient,
   sources: string[],
   target: PutTarget,
   options: PutOptions,
   output: Output,
 ): Promise<TransferOutcome[]> {
+  // Planning (stat, mkdir, listing) uses the first connection; only transfers are retried.
+  const client = connection.client;
   const parents = options.parents === true;
   let resolved: ResolvedPutTarget;
   try {
@@ -185,7 +194,9 @@ async function put(
       jobs,
       parallel,
       output,
-      perform: async (job, transferOptions) => {
+      connection,
+      retries: options.retries,
+      perform: async (job, client, transferOptions) => {
         const result = await client.put(
           job.remote,
           job.standardStream ? process.stdin : job.local,

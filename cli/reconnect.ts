@@ -1,0 +1,99 @@
+/**
+ * The one connection a transfer command uses, replaced when it drops (`--retries`): transfers
+ * that lost it ask for a fresh one, and the first to ask opens it for all of them (after an
+ * exponential backoff with full jitter, as AWS's "Exponential Backoff and Jitter" recommends, so
+ * that many clients of a restarted server do not all come back at the same instant).
+ */
+import type { ServerAddress } from '../client/address.js';
+import type { Client } from '../client/client.js';
+import { DEFAULTS } from '../shared/defaults.js';
+import { MuxftpError } from '../shared/errors.js';
+import { openClient } from './connect.js';
+
+/** Failures after which the same transfer may succeed on a new connection. */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  'CONNECTION_LOST',
+  'CONNECT_FAILED',
+  'SHUTTING_DOWN',
+  'SERVER_BUSY',
+  'IDLE_TIMEOUT',
+]);
+
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof MuxftpError) return RETRYABLE_CODES.has(error.code);
+  // openClient's CliError wraps the connect failure.
+  return error instanceof Error && error.cause !== undefined && isRetryable(error.cause);
+}
+
+/** Full jitter: uniformly random in [0, min(cap, base · 2^attempt)]. */
+export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(DEFAULTS.retryMaxDelayMs, DEFAULTS.retryBaseDelayMs * 2 ** attempt);
+  return Math.round(random() * ceiling);
+}
+
+export class ReconnectingClient {
+  private readonly address: ServerAddress;
+  private current: Client;
+  private replacing: Promise<Client> | undefined;
+  private closed = false;
+
+  constructor(address: ServerAddress, first: Client) {
+    this.address = address;
+    this.current = first;
+  }
+
+  get client(): Client {
+    return this.current;
+  }
+
+  /**
+   * A connection to use instead of `failed`: the current one if someone already replaced it,
+   * else a new one opened after `delayMs`. Rejects (retryably) when the server is still away.
+   */
+  replace(failed: Client, delayMs: number): Promise<Client> {
+    if (this.closed) return Promise.reject(new MuxftpError('CANCELLED', 'the command is finishing'));
+    if (this.current !== failed) return Promise.resolve(this.current);
+    this.replacing ??= (async () => {
+      try {
+        await failed.destroy();
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        const fresh = await openClient(this.address);
+        if (this.closed) {
+          await fresh.destroy();
+          throw new MuxftpError('CANCELLED', 'the command is finishing');
+        }
+        this.current = fresh;
+        return fresh;
+      } finally {
+        this.replacing = undefined;
+      }
+    })();
+    return this.replacing;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.current.close();
+  }
+
+  async destroy(): Promise<void> {
+    this.closed = true;
+    await this.current.destroy();
+  }
+}
+
+/** withClient (connect.ts) for transfer commands: `use` gets a connection that can be replaced. */
+export async function withReconnectingClient<T>(
+  address: ServerAddress,
+  use: (connection: ReconnectingClient) => Promise<T>,
+): Promise<T> {
+  const connection = new ReconnectingClient(address, await openClient(address));
+  try {
+    const result = await use(connection);
+    await connection.close();
+    return result;
+  } catch (error) {
+    await connection.destroy();
+    throw error;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * `--retries N`: the server is SIGKILLed mid-transfer and restarted on the same port and root; the
+ * CLI reconnects (exponential backoff with jitter) and does each unfinished transfer again, and
+ * every file arrives whole (checked by hash). With `--retries 0` the same fault fails the command.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { backoffDelayMs } from '../cli/reconnect.js';
+import { DEFAULTS } from '../shared/defaults.js';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(REPO, 'bin', 'muxftp.js');
+const MiB = 1024 * 1024;
+
+const tempDirs: string[] = [];
+const children = new Set<ChildProcess>();
+
+async function makeTempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'muxftp-retry-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+afterEach(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+function fileSha256(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(file)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+function spawnTracked(args: string[], cwd = REPO): { child: ChildProcess; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  void exited.then(() => children.delete(child));
+  return { child, exited };
+}
+
+/** `muxftp serve` on `root` and `port` (0: any); resolves with the port once it listens. */
+async function startServe(
+  root: string,
+  port = 0,
+): Promise<{ child: ChildProcess; port: number; exited: Promise<unknown> }> {
+  const { child, exited } = spawnTracked([
+    'serve',
+    '--port',
+    String(port),
+    '--root',
+    root,
+    '--fsync',
+    'never',
+  ]);
+  const bound = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /listening on [^ ]+:(\d+) \(/.exec(out);
+      if (match) resolve(Number(match[1]));
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${code}`)));
+  });
+  return { child, port: bound, exited };
+}
+
+async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Runs `muxftp ARGS`, kills the server once `started()` says the transfers are under way, restarts it. */
+async function runThroughRestart(
+  root: string,
+  cwd: string,
+  args: (port: number) => string[],
+  started: () => Promise<boolean>,
+): Promise<{ code: number | null; stderr: string }> {
+  const first = await startServe(root);
+  const cli = spawnTracked([...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
+  let stderr = '';
+  cli.child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  await until(started);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const second = await startServe(root, first.port);
+  const code = await cli.exited;
+  second.child.kill('SIGTERM');
+  await second.exited;
+  return { code, stderr };
+}
+
+const uploadsUnderWay = (dir: string, count: number) => async () =>
+  (await readdir(dir).catch(() => [])).filter((n) => n.startsWith('.muxftp-')).length >= count;
+
+describe('--retries', () => {
+  it('backs off exponentially with full jitter, capped', () => {
+    expect(backoffDelayMs(0, () => 1)).toBe(DEFAULTS.retryBaseDelayMs);
+    expect(backoffDelayMs(3, () => 1)).toBe(DEFAULTS.retryBaseDelayMs * 8);
+    expect(backoffDelayMs(30, () => 1)).toBe(DEFAULTS.retryMaxDelayMs);
+    expect(backoffDelayMs(3, () => 0)).toBe(0);
+    expect(backoffDelayMs(2, () => 0.5)).toBe(DEFAULTS.retryBaseDelayMs * 2);
+  });
+
+  it('put: after the server is killed and restarted mid-upload, every file arrives whole', async () => {
+    const root = await makeTempDir();
+    const local = await makeTempDir();
+    await mkdir(join(root, 'up'));
+    const names = ['a.bin', 'b.bin'];
+    await writeFile(join(local, 'a.bin'), '');
+    await truncate(join(local, 'a.bin'), 300 * MiB); // sparse: quick to make, slow enough to cut
+    await writeFile(join(local, 'b.bin'), Buffer.alloc(3 * MiB, 7));
+    const { code, stderr } = await runThroughRestart(
+      root,
+      local,
+      () => ['put', ...names, '--to', 'up/', '--retries', '3'],
+      uploadsUnderWay(join(root, 'up'), 1),
+    );
+    expect(stderr).toMatch(/put a\.bin: .*retry 1\/3/);
+    expect(code).toBe(0);
+    for (const name of names) {
+      expect(await fileSha256(join(root, 'up', name))).toBe(await fileSha256(join(local, name)));
+    }
+    expect((await readdir(join(root, 'up'))).sort()).toEqual(names);
+  }, 60_000);
+
+  it('get: after the server is killed and restarted mid-download, the file arrives whole', async () => {
+    const root = await makeTempDir();
+    const local = await makeTempDir();
+    await writeFile(join(root, 'big.bin'), '');
+    await truncate(join(root, 'big.bin'), 300 * MiB);
+    const { code, stderr } = await runThroughRestart(
+      root,
+      local,
+      () => ['get', 'big.bin', 'big.bin', '--retries', '3'],
+      async () => (await readdir(local)).length > 0,
+    );
+    expect(stderr).toMatch(/get big\.bin: .*retry 1\/3/);
+    expect(code).toBe(0);
+    expect(await readdir(local)).toEqual(['big.bin']);
+    expect(await fileSha256(join(local, 'big.bin'))).toBe(await fileSha256(join(root, 'big.bin')));
+  }, 60_000);
+
+  it('--retries 0: the same fault fails the command and leaves nothing under the names', async () => {
+    const root = await makeTempDir();
+    const local = await makeTempDir();
+    await mkdir(join(root, 'up'));
+    await writeFile(join(local, 'a.bin'), '');
+    await truncate(join(local, 'a.bin'), 300 * MiB);
+    const { code, stderr } = await runThroughRestart(
+      root,
+      local,
+      () => ['put', 'a.bin', '--to', 'up/', '--retries', '0'],
+      uploadsUnderWay(join(root, 'up'), 1),
+    );
+    expect(code).toBe(1);
+    expect(stderr).toContain('CONNECTION_LOST');
+    expect(stderr).not.toContain('retry');
+    // The restarted server swept the killed upload's temporary file.
+    expect(await readdir(join(root, 'up'))).toEqual([]);
+  }, 60_000);
+});
