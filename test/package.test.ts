@@ -62,12 +62,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, RemoteError, ERROR_STATUS } from 'muxftp';
-import { MuxServer, DiskStorage } from 'muxftp/server';
+import { MuxServer, DiskStorage, MetricsExporter } from 'muxftp/server';
 
 const root = await mkdtemp(join(tmpdir(), 'muxftp-consumer-root-'));
 const local = await mkdtemp(join(tmpdir(), 'muxftp-consumer-local-'));
 const server = new MuxServer({ storage: await DiskStorage.open({ root, durable: false }), port: 0, log: () => {} });
 const { port } = await server.listen();
+const exporter = new MetricsExporter(server, { port: 0 });
+const metricsPort = (await exporter.listen()).port;
 const client = await Client.connect({ host: '127.0.0.1', port });
 const content = Buffer.alloc(300_000, 'muxftp');
 await writeFile(join(local, 'up.bin'), content);
@@ -78,6 +80,10 @@ const onDisk = (await readFile(join(root, 'dir-less.bin'))).equals(content);
 let missing;
 try { await client.stat('nope'); } catch (error) { missing = error instanceof RemoteError ? error.code : String(error); }
 await client.close();
+const exposition = await (await fetch('http://127.0.0.1:' + metricsPort + '/metrics')).text();
+const inLine = exposition.split('\\n').find((line) => line.startsWith('muxftp_transfer_bytes_total{direction="in"} '));
+const metricsIn = inLine === undefined ? undefined : inLine.split(' ')[1];
+await exporter.close();
 await server.close();
 const deep = {};
 for (const specifier of ['muxftp/dist/client/client.js', 'muxftp/dist/server/server.js', 'muxftp/storage']) {
@@ -85,14 +91,15 @@ for (const specifier of ['muxftp/dist/client/client.js', 'muxftp/dist/server/ser
 }
 await rm(root, { recursive: true, force: true });
 await rm(local, { recursive: true, force: true });
-console.log(JSON.stringify({ put: put.entry.size, got: got.size, digestsAgree: put.sha256 === got.sha256, same, onDisk, missing, notFoundStatus: ERROR_STATUS.NOT_FOUND, deep }));
+console.log(JSON.stringify({ put: put.entry.size, got: got.size, digestsAgree: put.sha256 === got.sha256, metricsIn: Number(metricsIn), same, onDisk, missing, notFoundStatus: ERROR_STATUS.NOT_FOUND, deep }));
 `;
 
 const TS_CONSUMER = `
-import { Client, type ClientOptions, type GetResult, type PutResult, MuxftpError, RemoteError, type ErrorCode, type WireEntry } from 'muxftp';
-import { MuxServer, MemoryStorage, type ServerOptions, type Storage } from 'muxftp/server';
+
+import { Client, type ClientOptions, type ErrorCode, type GetResult, MuxftpError, type PutResult, RemoteError, type WireEntry } from 'muxftp';
 // @ts-expect-error internal modules are not part of the package's API
 import { FramedSocket } from 'muxftp/dist/shared/transport/framedSocket.js';
+import { MemoryStorage, MuxServer, type ServerOptions, type Storage } from 'muxftp/server';
 
 const storage: Storage = new MemoryStorage();
 const serverOptions: ServerOptions = { storage, port: 0, maxConnections: 10 };
@@ -170,6 +177,7 @@ describe('the npm package', () => {
       put: 300_000,
       got: 300_000,
       digestsAgree: true,
+      metricsIn: 300_000,
       same: true,
       onDisk: true,
       missing: 'NOT_FOUND',
@@ -211,9 +219,34 @@ describe('the npm package', () => {
     expect('failed' in result).toBe(false);
   }, 60_000);
 
-  it('installs the muxftp command unchanged', async () => {
-    const { stdout } = await run(join(project, 'node_modules/.bin/muxftp'), ['--help'], { cwd: project });
+  it('installs the muxftp command unchanged, and its bench finds its worker and uPlot', async () => {
+    const bin = join(project, 'node_modules/.bin/muxftp');
+    const { stdout } = await run(bin, ['--help'], { cwd: project });
     expect(stdout).toContain('serve');
     expect(stdout).toContain('put');
-  });
+    const bench = await run(
+      bin,
+      [
+        'bench',
+        '--local',
+        '--op',
+        'upload',
+        '--clients',
+        '2',
+        '--files',
+        '4',
+        '--size',
+        '64KiB',
+        '--workers',
+        '1',
+        '--html',
+        'report.html',
+        '--json',
+      ],
+      { cwd: project, timeout: 30_000 },
+    );
+    expect(JSON.parse(bench.stdout)).toMatchObject({ ops: 4, verified: 4, error_count: 0 });
+    const html = await readFile(join(project, 'report.html'), 'utf8');
+    expect(html).toContain('uPlot');
+  }, 60_000);
 });
