@@ -1,6 +1,6 @@
 // npm run bench:cli -- [--rounds 3] [--files 200] [--file-mib 4] [--parallel 50] [--big-mib 1024]
 //   [--tools muxftp,pyftpdlib,vsftpd,node] [--workloads put-many,get-many,put-big,get-big,bench-up,bench-down]
-//   [--timeout-s 300]
+//   [--timeout-s 300] [--baseline <muxftp checkout, built>]
 //
 // Issue #11's table: the real CLI (`muxftp put … --to up/ -j 50`, `muxftp get …`) against a
 // disk-backed `muxftp serve`, beside curl against pyftpdlib and vsftpd (bench/peers.mjs) on the same
@@ -48,6 +48,7 @@ const { values } = parseArgs({
     tools: { type: 'string', default: ALL_TOOLS.join(',') },
     workloads: { type: 'string', default: ALL_WORKLOADS.join(',') },
     'timeout-s': { type: 'string', default: '300' },
+    baseline: { type: 'string' },
   },
 });
 const positive = (name) => {
@@ -64,6 +65,7 @@ const opts = {
   tools: values.tools.split(',').filter((t) => ALL_TOOLS.includes(t)),
   workloads: values.workloads.split(',').filter((w) => ALL_WORKLOADS.includes(w)),
   timeoutMs: positive('timeout-s') * 1000,
+  baselineBin: values.baseline ? path.resolve(values.baseline, 'bin/muxftp.js') : undefined,
 };
 const log = (msg) => process.stderr.write(`${msg}\n`);
 
@@ -111,10 +113,10 @@ async function verified(expected, where) {
 
 // ---------------------------------------------------------------- muxftp: server and CLI
 
-async function startMuxftp(extraServeArgs = []) {
+async function startMuxftp(bin, extraServeArgs = []) {
   const root = await makeTempDir('muxftp-cli-root-');
   const child = track(
-    spawn(process.execPath, [BIN, 'serve', '--root', root, '--port', '0', ...extraServeArgs], {
+    spawn(process.execPath, [bin, 'serve', '--root', root, '--port', '0', ...extraServeArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
@@ -127,6 +129,7 @@ async function startMuxftp(extraServeArgs = []) {
   if (!match) throw new Error(`muxftp serve: unexpected output ${line}`);
   return {
     name: 'muxftp',
+    bin,
     root,
     port: Number(match[1]),
     pid: child.pid,
@@ -142,7 +145,7 @@ async function startMuxftp(extraServeArgs = []) {
 }
 
 function muxftp(server, args) {
-  return run(process.execPath, [BIN, '--server', `127.0.0.1:${server.port}`, ...args], {
+  return run(process.execPath, [server.bin, '--server', `127.0.0.1:${server.port}`, ...args], {
     timeoutMs: opts.timeoutMs,
   });
 }
@@ -295,14 +298,24 @@ const hasChecksum = /--checksum/.test(cliHelp);
 
 const tools = [];
 if (opts.tools.includes('muxftp')) {
-  tools.push({ label: 'muxftp', kind: 'muxftp', extraArgs: [], bench: true, server: () => startMuxftp() });
+  tools.push({ label: 'muxftp', kind: 'muxftp', extraArgs: [], bench: true, server: () => startMuxftp(BIN) });
   if (hasChecksum) {
     tools.push({
       label: 'muxftp sha256',
       kind: 'muxftp',
       extraArgs: ['--checksum', 'sha256'],
       bench: false,
-      server: () => startMuxftp(),
+      server: () => startMuxftp(BIN),
+    });
+  }
+  if (opts.baselineBin) {
+    const bin = opts.baselineBin;
+    tools.push({
+      label: 'muxftp before',
+      kind: 'muxftp',
+      extraArgs: [],
+      bench: true,
+      server: () => startMuxftp(bin),
     });
   }
 }
@@ -398,8 +411,7 @@ for (const [workload, label, peerWorkload] of [
   const vs = fig('curl → vsftpd', peerWorkload);
   table.push([
     label,
-    mb(m),
-    ...muxLabels.slice(1).map(() => '-'),
+    ...muxLabels.map((l) => mb(fig(l, workload))),
     mb(py),
     mb(vs),
     '-',

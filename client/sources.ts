@@ -9,7 +9,10 @@ import { MuxftpError } from '../shared/errors.js';
 export interface ByteSource {
   /** Total bytes when known in advance (files and buffers; not pipes). */
   readonly size: number | undefined;
-  /** Fills target[offset, offset+length) in part or whole; resolves to bytes filled, 0 at the end. */
+  /**
+   * Fills target[offset, offset+length) in part or whole; resolves to bytes filled, 0 at the end.
+   * A sized source reads the range after the previous call's, so calls may overlap (read-ahead).
+   */
   readInto(target: Buffer, offset: number, length: number): Promise<number>;
   close(): Promise<void>;
 }
@@ -59,9 +62,11 @@ class FileSource implements ByteSource {
     }
   }
 
+  /** Reads at the position after the previous call's range, so two reads may be in flight at once. */
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
-    const { bytesRead } = await this.handle.read(target, offset, length, this.position);
-    this.position += bytesRead;
+    const position = this.position;
+    this.position += length;
+    const { bytesRead } = await this.handle.read(target, offset, length, position);
     return bytesRead;
   }
 

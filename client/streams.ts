@@ -3,12 +3,14 @@
  * frame, on an ERROR from the server, on cancel, or when the connection is lost.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
 import { InboundWindow, OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
+import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ByteSink } from './sinks.js';
 import type { ByteSource } from './sources.js';
@@ -294,9 +296,13 @@ export class PutCall extends ClientStream implements FrameProducer {
   private readonly hash: Hash | undefined;
   private readonly knownSha256: Buffer | undefined;
   private readonly credit: OutboundCredit;
+  /** Bytes sent in DATA frames so far. */
   private sent = 0;
-  private reading = false;
-  private readyFrame: Buffer | null = null;
+  /** Bytes of the source whose read has been started. */
+  private readPosition = 0;
+  /** Credit set aside for reads in flight or ready (spent when their frame is pulled). */
+  private creditReserved = 0;
+  private readonly reads = new FrameReadAhead(DEFAULTS.readAheadChunks);
   private result: PutResult | undefined;
 
   constructor(
@@ -330,74 +336,77 @@ export class PutCall extends ClientStream implements FrameProducer {
   }
 
   pull(): Buffer | null {
-    const frame = this.readyFrame;
-    if (frame === null) return null;
-    this.readyFrame = null;
+    if (this.isSettled) return null;
+    const next = this.reads.next();
+    if (next === undefined) return null;
+    const { frame, bytesRead } = next;
+    const length = frame.length - HEADER_BYTES;
+    if (bytesRead === 0 && this.source.size === undefined) {
+      // The end of a source of unknown size (such a source is read one chunk at a time).
+      this.host.queue.release(frame.length);
+      this.sendEnd();
+      return null;
+    }
+    if (bytesRead !== length && this.source.size !== undefined) {
+      this.host.queue.release(frame.length);
+      this.abandon(
+        new MuxftpError(
+          'LOCAL_IO_ERROR',
+          `local file shrank while being uploaded (expected ${this.source.size} bytes, read ${this.sent + bytesRead})`,
+        ),
+      );
+      return null;
+    }
+    let ready = frame;
+    if (bytesRead < length) {
+      this.host.queue.release(length - bytesRead);
+      ready = frame.subarray(0, HEADER_BYTES + bytesRead);
+      ready.writeUInt32BE(bytesRead, 8);
+    }
+    // Credit was reserved when the read started; hashed here, in order.
+    this.credit.take(bytesRead);
+    this.creditReserved -= length;
+    this.sent += bytesRead;
+    this.hash?.update(ready.subarray(HEADER_BYTES));
     this.onProgress?.(this.sent, this.source.size);
     this.readAhead();
-    return frame;
+    return ready;
   }
 
   onRoom(): void {
     this.readAhead();
   }
 
+  /** Starts reads of the next chunks while there is credit, room in the queue and in the read-ahead. */
   private readAhead(): void {
-    if (this.phase !== StreamPhase.Open || this.reading || this.readyFrame !== null) return;
-    if (this.source.size !== undefined && this.sent === this.source.size) {
+    if (this.phase !== StreamPhase.Open) return;
+    const size = this.source.size;
+    if (size !== undefined && this.sent === size && this.reads.isEmpty) {
       this.sendEnd();
       return;
     }
-    const remaining =
-      this.source.size === undefined ? Number.POSITIVE_INFINITY : this.source.size - this.sent;
-    const length = Math.min(
-      this.credit.available,
-      remaining,
-      this.host.chunkBytes,
-      this.host.serverMaxFramePayload,
-    );
-    if (length <= 0) return;
-    if (!this.host.queue.tryReserve(HEADER_BYTES + length, this)) return;
-    this.reading = true;
-    const frame = allocDataFrame(this.id, length);
-    this.source.readInto(frame, HEADER_BYTES, length).then(
-      (n) => {
-        this.reading = false;
-        if (this.isSettled) {
-          this.host.queue.release(frame.length);
-          return;
-        }
-        if (n === 0) {
-          this.host.queue.release(frame.length);
-          if (this.source.size !== undefined) {
-            this.abandon(
-              new MuxftpError(
-                'LOCAL_IO_ERROR',
-                `local file shrank while being uploaded (expected ${this.source.size} bytes, read ${this.sent})`,
-              ),
-            );
-            return;
-          }
-          // The end of a source of unknown size.
-          this.sendEnd();
-          return;
-        }
-        if (n < length) this.host.queue.release(length - n);
-        const payload = frame.subarray(HEADER_BYTES, HEADER_BYTES + n);
-        const ready = n < length ? frame.subarray(0, HEADER_BYTES + n) : frame;
-        if (n < length) ready.writeUInt32BE(n, 8);
-        this.credit.take(n);
-        this.sent += n;
-        this.hash?.update(payload);
-        this.readyFrame = ready;
-        this.host.queue.wake();
-      },
-      (err: MuxftpError) => {
-        this.reading = false;
-        this.host.queue.release(frame.length);
-        this.abandon(err);
-      },
-    );
+    // A source of unknown size (a pipe) cannot be read at two places at once.
+    const depth = size === undefined ? 1 : this.reads.depth;
+    while (this.reads.count < depth) {
+      const remaining = size === undefined ? Number.POSITIVE_INFINITY : size - this.readPosition;
+      const length = Math.min(
+        this.credit.available - this.creditReserved,
+        remaining,
+        this.host.chunkBytes,
+        this.host.serverMaxFramePayload,
+      );
+      if (length <= 0) return;
+      // Only a stream with nothing reserved waits in line for room (see tryReserve).
+      const waiter = this.reads.isEmpty ? this : undefined;
+      if (!this.host.queue.tryReserve(HEADER_BYTES + length, waiter)) return;
+      this.creditReserved += length;
+      this.readPosition += length;
+      const frame = allocDataFrame(this.id, length);
+      this.reads.add(frame, this.source.readInto(frame, HEADER_BYTES, length), (err) => {
+        if (err !== undefined) this.abandon(err as MuxftpError);
+        else this.host.queue.wake();
+      });
+    }
   }
 
   private sendEnd(): void {
@@ -408,10 +417,7 @@ export class PutCall extends ClientStream implements FrameProducer {
 
   protected release(error: MuxftpError | undefined): void {
     this.host.queue.removeProducer(this);
-    if (this.readyFrame !== null) {
-      this.host.queue.release(this.readyFrame.length);
-      this.readyFrame = null;
-    }
+    for (const frame of this.reads.clear()) this.host.queue.release(frame.length);
     void this.source.close();
     if (error) this.deferred.reject(error);
     else this.deferred.resolve(this.result!);

@@ -1,16 +1,19 @@
 /**
  * A `get`: the server reads the file and sends it as DATA frames, then END with size and SHA-256
  * (from storage's digest cache when it has one: the client verifies every byte either way).
- * It is a FrameProducer on the connection's outbound queue, and reads its next chunk from disk only
- * when it has credit from the client and the queue has room (tryReserve): however slowly the client
- * reads, the server holds at most the queue's high-water mark plus one chunk for it.
+ * It is a FrameProducer on the connection's outbound queue, and reads the next chunks from disk
+ * (up to readAheadChunks at once, so the disk is read while the socket is written) only when it has
+ * credit from the client and the queue has room (tryReserve): however slowly the client reads, the
+ * server holds at most the queue's high-water mark plus one chunk for it.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer } from '../shared/transport/outboundQueue.js';
+import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ReadHandle } from '../storage/types.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -19,14 +22,15 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   readonly op = 'get';
   private readonly path: string;
   private handle: ReadHandle | undefined;
-  /** Hashes the file as it is read, unless storage already knows its digest. */
+  /** Hashes the file as it is sent, unless storage already knows its digest. */
   private hash: Hash | undefined;
   private readonly credit: OutboundCredit;
-  /** Bytes read from the file (and hashed) so far. */
+  /** Bytes of the file whose read has been started. */
+  private readPosition = 0;
+  /** Bytes handed to the queue (and hashed) so far. */
   private position = 0;
   private size = 0;
-  private reading = false;
-  private readyFrame: Buffer | null = null;
+  private readonly reads: FrameReadAhead;
   /** Set while a bandwidth limit makes the next read wait. */
   private rateTimer: NodeJS.Timeout | undefined;
 
@@ -34,6 +38,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     super(host, id);
     this.path = path;
     this.credit = new OutboundCredit(id);
+    this.reads = new FrameReadAhead(DEFAULTS.readAheadChunks);
   }
 
   start(): void {
@@ -61,9 +66,18 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   pull(): Buffer | null {
-    const frame = this.readyFrame;
-    if (frame === null) return null;
-    this.readyFrame = null;
+    if (this.isFinished) return null;
+    const next = this.reads.next();
+    if (next === undefined) return null;
+    const { frame, bytesRead } = next;
+    if (bytesRead !== frame.length - HEADER_BYTES) {
+      this.host.queue.release(frame.length);
+      this.fail(new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path));
+      return null;
+    }
+    // Hashed here, in file order, whatever order the reads completed in.
+    this.hash?.update(frame.subarray(HEADER_BYTES));
+    this.position += frame.length - HEADER_BYTES;
     if (this.position === this.size) this.finish();
     else this.readAhead();
     return frame;
@@ -73,58 +87,44 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.readAhead();
   }
 
-  /** Starts reading the next chunk if there is credit, room, and nothing read or ready already. */
+  /** Starts reads of the next chunks while there is credit, room in the queue and in the read-ahead. */
   private readAhead(): void {
     const handle = this.handle;
-    if (handle === undefined || this.isFinished || this.reading || this.readyFrame !== null) return;
+    if (handle === undefined || this.isFinished) return;
     if (this.size === 0) {
       this.finish();
       return;
     }
     const throttle = this.host.downloadThrottle;
-    const length = Math.min(
-      this.credit.available,
-      this.size - this.position,
-      this.host.options.chunkBytes,
-      this.host.peerMaxFramePayload,
-      throttle?.maxChunkBytes ?? Number.POSITIVE_INFINITY,
-    );
-    if (length <= 0 || this.rateTimer !== undefined) return;
-    if (throttle !== undefined) {
-      const waitMs = throttle.delayMs();
-      if (waitMs > 0) {
-        this.rateTimer = setTimeout(this.rateTimerOnFire, waitMs);
-        return;
+    while (!this.reads.full) {
+      const length = Math.min(
+        this.credit.available,
+        this.size - this.readPosition,
+        this.host.options.chunkBytes,
+        this.host.peerMaxFramePayload,
+        throttle?.maxChunkBytes ?? Number.POSITIVE_INFINITY,
+      );
+      if (length <= 0 || this.rateTimer !== undefined) return;
+      if (throttle !== undefined) {
+        const waitMs = throttle.delayMs();
+        if (waitMs > 0) {
+          this.rateTimer = setTimeout(this.rateTimerOnFire, waitMs);
+          return;
+        }
       }
+      // Only a stream with nothing reserved waits in line for room (see tryReserve).
+      const waiter = this.reads.isEmpty ? this : undefined;
+      if (!this.host.queue.tryReserve(HEADER_BYTES + length, waiter)) return;
+      throttle?.take(length);
+      this.credit.take(length);
+      const frame = allocDataFrame(this.id, length);
+      const position = this.readPosition;
+      this.readPosition += length;
+      this.reads.add(frame, handle.read(frame, HEADER_BYTES, length, position), (err) => {
+        if (err !== undefined) this.fail(err);
+        else this.host.queue.wake();
+      });
     }
-    if (!this.host.queue.tryReserve(HEADER_BYTES + length, this)) return;
-    throttle?.take(length);
-    this.reading = true;
-    this.credit.take(length);
-    const frame = allocDataFrame(this.id, length);
-    handle.read(frame, HEADER_BYTES, length, this.position).then(
-      (bytesRead) => {
-        this.reading = false;
-        if (this.isFinished) {
-          this.host.queue.release(frame.length);
-          return;
-        }
-        if (bytesRead !== length) {
-          this.host.queue.release(frame.length);
-          this.fail(new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path));
-          return;
-        }
-        this.hash?.update(frame.subarray(HEADER_BYTES));
-        this.position += length;
-        this.readyFrame = frame;
-        this.host.queue.wake();
-      },
-      (err: unknown) => {
-        this.reading = false;
-        this.host.queue.release(frame.length);
-        this.fail(err);
-      },
-    );
   }
 
   private readonly rateTimerOnFire = (): void => {
@@ -132,7 +132,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.readAhead();
   };
 
-  /** All bytes are read: END goes out right behind the last DATA frame. */
+  /** All bytes are sent: END goes out right behind the last DATA frame. */
   private finish(): void {
     const handle = this.handle!;
     let sha256 = handle.sha256;
@@ -148,10 +148,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   protected cleanup(): void {
     clearTimeout(this.rateTimer);
     this.host.queue.removeProducer(this);
-    if (this.readyFrame !== null) {
-      this.host.queue.release(this.readyFrame.length);
-      this.readyFrame = null;
-    }
+    for (const frame of this.reads.clear()) this.host.queue.release(frame.length);
     void this.handle?.close().catch(() => {});
   }
 }

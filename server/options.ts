@@ -113,7 +113,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     streamWindowBytes: options.streamWindowBytes ?? DEFAULTS.streamWindowBytes,
-    chunkBytes: options.chunkBytes ?? DEFAULTS.chunkBytes,
+    chunkBytes: options.chunkBytes ?? DEFAULTS.serverChunkBytes,
     maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,

@@ -80,14 +80,17 @@ export class OutboundQueue {
 
   /**
    * A producer asks for room for `bytes` before reading a chunk. Refused when the connection
-   * already holds its high-water mark; the producer is then called back via onRoom().
+   * already holds its high-water mark; the producer is then called back via onRoom(). A producer
+   * asking for room to read further ahead, while it already has a chunk reserved, passes no
+   * producer: it is not called back (it asks again once that chunk is pulled), so it cannot get
+   * in line ahead of producers waiting with nothing reserved.
    */
-  tryReserve(bytes: number, producer: FrameProducer): boolean {
+  tryReserve(bytes: number, producer: FrameProducer | undefined): boolean {
     if (this.closed) return false;
     const held = this.bufferedAmount;
     // Always admit a chunk into an empty connection, or a frame larger than the mark would stall.
     if (held > 0 && held + bytes > this.options.highWaterBytes) {
-      this.waitingForRoom.add(producer);
+      if (producer !== undefined) this.waitingForRoom.add(producer);
       return false;
     }
     this.reservedBytes += bytes;
