@@ -4,6 +4,7 @@
  * real name), a writable stream (stdout), or memory.
  */
 import { randomBytes } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -26,6 +27,28 @@ export async function openSink(target: GetTarget): Promise<ByteSink> {
   return new WritableSink(target);
 }
 
+/** Temporary files of downloads in progress in this process, by path. */
+const temporaryFilesInProgress = new Set<string>();
+
+/**
+ * Removes the temporary files of every download in progress, synchronously: for a process that
+ * must exit now (a second Ctrl-C) and so cannot wait for the downloads' own asynchronous cleanup.
+ * Returns how many it removed.
+ */
+export function removeTemporaryFilesNow(): number {
+  let removed = 0;
+  for (const path of temporaryFilesInProgress) {
+    try {
+      unlinkSync(path);
+      removed++;
+    } catch {
+      // Already gone, or never created: nothing to remove.
+    }
+  }
+  temporaryFilesInProgress.clear();
+  return removed;
+}
+
 class FileSink implements ByteSink {
   private readonly target: string;
   private readonly temporary: string;
@@ -40,9 +63,12 @@ class FileSink implements ByteSink {
   static async open(target: string): Promise<FileSink> {
     // Fixed length, not derived from the target's name: a 255-byte name must still fit.
     const temporary = join(dirname(target), `.muxftp-${randomBytes(8).toString('hex')}.part`);
+    // Known before it exists: a process told to exit while open() runs still removes it.
+    temporaryFilesInProgress.add(temporary);
     try {
       return new FileSink(target, temporary, await open(temporary, 'wx'));
     } catch (err) {
+      temporaryFilesInProgress.delete(temporary);
       throw localError(err, target);
     }
   }
@@ -61,8 +87,10 @@ class FileSink implements ByteSink {
     try {
       await handle.close();
       await rename(this.temporary, this.target);
+      temporaryFilesInProgress.delete(this.temporary);
     } catch (err) {
       await unlink(this.temporary).catch(() => {});
+      temporaryFilesInProgress.delete(this.temporary);
       throw localError(err, this.target);
     }
   }
@@ -73,6 +101,7 @@ class FileSink implements ByteSink {
     this.handle = undefined;
     await handle.close().catch(() => {});
     await unlink(this.temporary).catch(() => {});
+    temporaryFilesInProgress.delete(this.temporary);
   }
 }
 

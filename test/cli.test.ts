@@ -323,6 +323,36 @@ describe('muxftp CLI', () => {
     }
   });
 
+  it('a second Ctrl-C exits at once and still leaves no hidden partial download', async () => {
+    await writeFile(join(root, 'huge2.bin'), '');
+    await truncate(join(root, 'huge2.bin'), 768 * MiB);
+    const leftovers: string[] = [];
+    try {
+      // The second signal must land after the first was handled and before the download's own
+      // (asynchronous) cleanup finished: a race, so several tries with slightly different gaps.
+      for (let trial = 0; trial < 8; trial++) {
+        const local = await makeTempDir();
+        const child = spawnCli(['get', 'huge2.bin', 'huge2.bin', ...remote], { cwd: local });
+        const result = collect(child);
+        const deadline = Date.now() + 10_000;
+        while ((await readdir(local)).length === 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        expect(await readdir(local)).toHaveLength(1); // the hidden temporary file, filling
+        child.kill('SIGINT');
+        const spinUntil = performance.now() + (trial % 4) * 0.5;
+        while (performance.now() < spinUntil);
+        child.kill('SIGINT');
+        const { code } = await result;
+        expect(code).toBe(130);
+        leftovers.push(...(await readdir(local)));
+      }
+      expect(leftovers).toEqual([]);
+    } finally {
+      await rm(join(root, 'huge2.bin'), { force: true });
+    }
+  });
+
   it('refuses a path that climbs out of the root (INVALID_PATH)', async () => {
     const local = await makeTempDir();
     await writeFile(join(local, 'x'), 'escape attempt');
