@@ -87,6 +87,7 @@ h1 { font-size: 20px; } h2 { font-size: 16px; margin: 28px 0 4px; }
 table { border-collapse: collapse; } th, td { text-align: left; padding: 2px 12px 2px 0; vertical-align: top; }
 th { font-weight: 600; white-space: nowrap; }
 .note { color: #666; font-size: 12px; margin: 0 0 6px; }
+.empty { color: #a33; font-weight: 600; margin: 4px 0; }
 </style>
 </head>
 <body>
@@ -114,29 +115,42 @@ const width = Math.min(1040, document.body.clientWidth || 1040);
 const height = 260;
 const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 const charts = {};
-function chart(id, options, data) {
+function chart(id, options, data, emptyNote) {
   const el = document.getElementById(id);
   charts[id] = new uPlot(Object.assign({ width, height }, options), data, el);
+  const plotted = data.slice(1).some((series) => series.some((v) => v !== null && v !== 0));
+  if (!plotted && emptyNote) {
+    const note = document.createElement('p');
+    note.className = 'empty';
+    note.textContent = emptyNote;
+    el.insertBefore(note, el.querySelector('.uplot'));
+  }
 }
 const seconds = { scale: 'x', label: 'seconds into the run' };
+// Time axes start at the run's start and span at least a second, even for a one-point run.
+// (From the data itself: uPlot widens a single point's range to 0..100 before asking.)
+const timeScale = { time: false, range: (u) => {
+  const xs = u.data[0];
+  return [Math.min(0, xs[0] ?? 0), Math.max(1, xs[xs.length - 1] ?? 1)];
+} };
 
 chart('throughput', {
-  scales: { x: { time: false }, mbps: {}, ops: {} },
+  scales: { x: timeScale, mbps: {}, ops: {} },
   axes: [seconds, { scale: 'mbps', label: 'MB/s' }, { scale: 'ops', label: 'ops/s', side: 1, grid: { show: false } }],
   series: [{ label: 's' },
     { label: 'MB/s', scale: 'mbps', stroke: colors[0], width: 2 },
     { label: 'ops/s', scale: 'ops', stroke: colors[1], width: 2 }],
-}, [ts.t, ts.mbps, ts.ops_per_s]);
+}, [ts.t, ts.mbps, ts.ops_per_s], 'No operation completed in the measured run.');
 
 chart('latency', {
-  scales: { x: { time: false }, ms: {} },
+  scales: { x: timeScale, ms: {} },
   axes: [seconds, { scale: 'ms', label: 'latency (ms)' }],
   series: [{ label: 's' },
     { label: 'p50', scale: 'ms', stroke: colors[0], width: 2 },
     { label: 'p90', scale: 'ms', stroke: colors[2], width: 2 },
     { label: 'p99', scale: 'ms', stroke: colors[4], width: 2 },
     { label: 'max', scale: 'ms', stroke: colors[1], width: 2, dash: [6, 4] }],
-}, [ts.t, ts.latency_ms.p50, ts.latency_ms.p90, ts.latency_ms.p99, ts.latency_ms.max]);
+}, [ts.t, ts.latency_ms.p50, ts.latency_ms.p90, ts.latency_ms.p99, ts.latency_ms.max], 'No operation completed: no latency to plot.');
 
 // x = 1/(1-p): 1 is the median's left edge (0%), 10 is 90%, 100 is 99%...; 100% (the maximum)
 // sits half a decade past the last finite point.
@@ -152,11 +166,11 @@ chart('distribution', {
     { scale: 'ms', label: 'latency (ms)' }],
   series: [{ label: 'percentile', value: (u, x) => x == null ? '' : percentLabel(x) },
     { label: 'latency ms', scale: 'ms', stroke: colors[3], width: 2, points: { show: true, size: 4 } }],
-}, [xs, dist.map((d) => d.latency_ms)]);
+}, [xs, dist.map((d) => d.latency_ms)], 'No operation completed: no latency to plot.');
 
 const codes = Object.keys(ts.errors);
 chart('errors', {
-  scales: { x: { time: false }, n: { range: (u, min, max) => [0, Math.max(1, max)] } },
+  scales: { x: timeScale, n: { range: (u, min, max) => [0, Math.max(1, max)] } },
   axes: [seconds, { scale: 'n', label: 'errors per second' }],
   series: [{ label: 's' }].concat(codes.length > 0
     ? codes.map((code, i) => ({ label: code, scale: 'n', stroke: colors[(i + 1) % colors.length], width: 2 }))
@@ -164,13 +178,13 @@ chart('errors', {
 }, [ts.t].concat(codes.length > 0 ? codes.map((code) => ts.errors[code]) : [ts.t.map(() => 0)]));
 
 chart('server', {
-  scales: { x: { time: false }, mb: {}, n: {} },
+  scales: { x: timeScale, mb: {}, n: {} },
   axes: [seconds, { scale: 'mb', label: 'RSS (MB)' }, { scale: 'n', label: 'connections, streams', side: 1, grid: { show: false } }],
   series: [{ label: 's' },
     { label: 'RSS MB', scale: 'mb', stroke: colors[0], width: 2 },
     { label: 'connections', scale: 'n', stroke: colors[2], width: 2 },
     { label: 'streams', scale: 'n', stroke: colors[4], width: 2 }],
-}, [ts.server.t, ts.server.rss_mb, ts.server.connections, ts.server.streams]);
+}, [ts.server.t, ts.server.rss_mb, ts.server.connections, ts.server.streams], 'The server gave no figures during the measured run.');
 
 window.muxftpCharts = charts;
 `;

@@ -56,7 +56,14 @@ export class SecondTally {
   private readonly ops: number[] = [];
   private readonly bytes: number[] = [];
   private readonly errors: Record<string, number[]> = {};
-  private readonly latency: (Histogram | undefined)[] = [];
+  /** Encoded histograms of the seconds that are over ('' where nothing completed). */
+  private readonly latency: string[] = [];
+  /**
+   * The one live histogram, of second `currentSecond`: a histogram takes ~90 KB, so each second's
+   * is encoded (~200 bytes) as soon as the next begins, and an hour-long run stays small.
+   */
+  private readonly current = newHistogram();
+  private currentSecond = 0;
   private readonly measureFrom: number;
 
   constructor(measureFrom: number) {
@@ -71,12 +78,12 @@ export class SecondTally {
     const s = this.second();
     bump(this.ops, s, 1);
     bump(this.bytes, s, bytes);
-    let histogram = this.latency[s];
-    if (histogram === undefined) {
-      histogram = newHistogram();
-      this.latency[s] = histogram;
+    // Completions arrive in time order; a clock step back just lands in the current second.
+    if (s > this.currentSecond) {
+      this.flush();
+      this.currentSecond = s;
     }
-    histogram.recordValue(latencyMicros);
+    this.current.recordValue(latencyMicros);
   }
 
   error(code: string): void {
@@ -84,7 +91,15 @@ export class SecondTally {
     bump(this.errors[code], this.second(), 1);
   }
 
+  private flush(): void {
+    if (this.current.totalCount === 0) return;
+    for (let i = this.latency.length; i < this.currentSecond; i++) this.latency[i] = '';
+    this.latency[this.currentSecond] = encodeHistogram(this.current);
+    this.current.reset();
+  }
+
   result(): WorkerSeconds {
+    this.flush();
     const length = Math.max(
       this.ops.length,
       this.latency.length,
@@ -94,10 +109,7 @@ export class SecondTally {
       ops: dense(this.ops, length),
       bytes: dense(this.bytes, length),
       errors: Object.fromEntries(Object.entries(this.errors).map(([code, n]) => [code, dense(n, length)])),
-      latency: Array.from({ length }, (_, s) => {
-        const histogram = this.latency[s];
-        return histogram === undefined ? '' : encodeHistogram(histogram);
-      }),
+      latency: Array.from({ length }, (_, s) => this.latency[s] ?? ''),
     };
   }
 }
