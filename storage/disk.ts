@@ -2,6 +2,7 @@
 
 import * as fsPromises from 'node:fs/promises';
 import path from 'node:path';
+import type { FsFileHandle } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
 /** Where {@link DiskStorage} serves from and how durably it commits. */
@@ -36,6 +37,28 @@ export class DiskStorage extends FsStorage {
   }
 
   private constructor(root: string, durable: boolean) {
-    super({ fs: fsPromises, root, durable, description: `disk:${root}`, hostPaths: path });
+    super({
+      fs: fsPromises,
+      root,
+      durable,
+      description: `disk:${root}`,
+      hostPaths: path,
+      locateOpened: openedFileLocation,
+    });
+  }
+}
+
+/**
+ * Where an open file really is, from the kernel: on Linux the target of /proc/self/fd/N, which
+ * names the file the descriptor refers to whatever links led to it. Undefined elsewhere, or
+ * when /proc is not mounted: then only the check before open() applies.
+ */
+export async function openedFileLocation(handle: FsFileHandle): Promise<string | undefined> {
+  const fd = (handle as { fd?: unknown }).fd;
+  if (process.platform !== 'linux' || typeof fd !== 'number') return undefined;
+  try {
+    return await fsPromises.readlink(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
   }
 }

@@ -40,6 +40,13 @@ export interface FsStorageOptions {
    * it to spare memfs growing (and copying) the file; pointless on disk. Default: none.
    */
   reserve?: Reserve;
+  /**
+   * Where an open file really is, asked of the kernel (on Linux, /proc/self/fd/N), or undefined
+   * when it cannot tell. Checked after every open, before a byte moves, so that a directory
+   * swapped for a symlink between resolve() and open() cannot lead outside the root. Default:
+   * none (memfs: no host can swap its directories).
+   */
+  locateOpened?: (handle: FsFileHandle) => Promise<string | undefined>;
 }
 
 const noop = (): void => {};
@@ -57,6 +64,7 @@ export class FsStorage implements Storage {
   readonly #durable: boolean;
   readonly #paths: PlatformPath;
   readonly #reserve: Reserve | undefined;
+  readonly #locateOpened: ((handle: FsFileHandle) => Promise<string | undefined>) | undefined;
   // Shared with subtree() views, so digests, upload bookkeeping and close() span them all.
   #digests = new DigestCache();
   #closed = false;
@@ -90,6 +98,7 @@ export class FsStorage implements Storage {
     this.#paths = options.hostPaths ?? posix;
     this.#confinement = new ConfinedRoot(options.fs, options.root, this.#paths);
     this.#reserve = options.reserve;
+    this.#locateOpened = options.locateOpened;
     this.description = options.description ?? `fs:${options.root}`;
   }
 
@@ -259,6 +268,7 @@ export class FsStorage implements Storage {
     refuseNonFile(target.clientPath, stats);
     const handle = await fsCall(target.clientPath, () => this.#fs.open(target.hostPath, 'r'));
     try {
+      await this.#refuseOpenedOutside(handle, target.clientPath);
       const opened = await handle.stat();
       refuseNonFile(target.clientPath, opened);
       const reader = new FsReadHandle(handle, target.clientPath, opened, this.#digests, () =>
@@ -310,7 +320,15 @@ export class FsStorage implements Storage {
 
     const temporaryName = newTemporaryName();
     const temporaryPath = this.#paths.join(parentHostPath, temporaryName);
+    // 'wx' (O_CREAT|O_EXCL) never follows a link in the last name; the check below covers the rest.
     const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, 'wx'));
+    try {
+      await this.#refuseOpenedOutside(handle, target.clientPath);
+    } catch (error) {
+      await handle.close().catch(noop);
+      await this.#fs.unlink(temporaryPath).catch(noop);
+      throw error;
+    }
     this.#activeTemporaryNames.add(temporaryName);
     const upload = new FsUpload({
       fs: this.#fs,
@@ -332,6 +350,17 @@ export class FsStorage implements Storage {
     });
     this.#uploads.add(upload);
     return upload;
+  }
+
+  /**
+   * Refuses a file whose opened descriptor really lies outside the real root: a directory on
+   * the path was swapped for a symlink after resolve() checked it (issue #7).
+   */
+  async #refuseOpenedOutside(handle: FsFileHandle, clientPath: string): Promise<void> {
+    const location = await this.#locateOpened?.(handle);
+    if (location === undefined) return;
+    if (this.#confinement.isWithin(await this.#confinement.realRoot(), location)) return;
+    throw new StorageError('INVALID_PATH', `path leads outside the root: ${clientPath}`, clientPath);
   }
 
   /** A directory move under way that covers the claimed upload's directory, if any. */
@@ -402,6 +431,7 @@ export class FsStorage implements Storage {
       description: `${this.description} home ${target.clientPath}`,
       hostPaths: this.#paths,
       ...(this.#reserve !== undefined ? { reserve: this.#reserve } : {}),
+      ...(this.#locateOpened !== undefined ? { locateOpened: this.#locateOpened } : {}),
     });
     view.#digests = this.#digests;
     view.#uploads = this.#uploads;

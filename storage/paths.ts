@@ -130,8 +130,11 @@ export class ConfinedRoot {
    * (symlinks followed, as far as the path exists) or its parent's is outside the real root.
    *
    * The check happens before the operation, so a symlink swapped in between can still lead
-   * outside (a check-then-use race). Closing it needs openat2(RESOLVE_BENEATH)-style calls,
-   * which node's fs does not offer; it takes write access to the host tree to exploit.
+   * outside (a check-then-use race; it takes write access to the host tree). Opens are checked
+   * again on the descriptor (FsStorage's locateOpened: /proc/self/fd on Linux), so no byte is
+   * read or written outside; what stays path-based, and so open to the race, is listed in
+   * docs/ARCHITECTURE.md (Threat model). Closing it fully needs openat2(RESOLVE_BENEATH), which
+   * node's fs does not offer.
    */
   async resolve(path: string): Promise<Resolved> {
     const clientPath = normalizeClientPath(path);

@@ -3,14 +3,17 @@
  * memory through storage alone. Each case failed on the code before its fix.
  */
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import * as nodeFs from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, realpath, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path, { join, sep } from 'node:path';
 import { Volume } from 'memfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
+import { openedFileLocation } from '../storage/disk.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -105,5 +108,56 @@ describe('a deep mkdir -p', () => {
     const tooDeep = Array.from({ length: DEFAULTS.maxPathDepth + 1 }, () => 'd').join('/');
     await expect(client.mkdir(tooDeep, { parents: true })).rejects.toMatchObject({ code: 'INVALID_PATH' });
     expect(await client.list('')).toEqual([]);
+  });
+});
+
+describe('a directory swapped for a symlink between the check and the open (disk)', () => {
+  it('refuses to read or to start an upload through it: the opened descriptor is checked', async () => {
+    const dir = await realpath(await mkdtemp(join(tmpdir(), 'muxftp-swap-')));
+    const root = join(dir, 'root');
+    const outside = join(dir, 'outside');
+    await mkdir(join(root, 'd'), { recursive: true });
+    await mkdir(outside);
+    await writeFile(join(root, 'd', 'f'), 'inside');
+    await writeFile(join(outside, 'f'), 'secret');
+    // The attacker wins the race every time: just before each open under d/, d becomes a link out.
+    const swapBeforeOpen: FsPromises = {
+      stat: (p) => nodeFs.stat(p),
+      lstat: (p) => nodeFs.lstat(p),
+      readdir: (p) => nodeFs.readdir(p),
+      mkdir: (p) => nodeFs.mkdir(p),
+      rmdir: (p) => nodeFs.rmdir(p),
+      unlink: (p) => nodeFs.unlink(p),
+      rename: (a, b) => nodeFs.rename(a, b),
+      realpath: (p) => nodeFs.realpath(p),
+      open: async (p, flags) => {
+        if (p.startsWith(join(root, 'd') + sep)) {
+          await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });
+          await nodeFs.symlink(outside, join(root, 'd'));
+        }
+        return nodeFs.open(p, flags);
+      },
+    };
+    const restore = async () => {
+      await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });
+      await mkdir(join(root, 'd'));
+      await writeFile(join(root, 'd', 'f'), 'inside');
+    };
+    const storage = new FsStorage({
+      fs: swapBeforeOpen,
+      root,
+      durable: false,
+      hostPaths: path,
+      locateOpened: openedFileLocation,
+    });
+    try {
+      await expect(storage.openRead('d/f')).rejects.toMatchObject({ code: 'INVALID_PATH' });
+      await restore();
+      await expect(storage.createUpload('d/new')).rejects.toMatchObject({ code: 'INVALID_PATH' });
+      expect(await readdir(outside)).toEqual(['f']); // nothing was left outside
+    } finally {
+      await storage.close();
+      await nodeFs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
