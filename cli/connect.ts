@@ -1,9 +1,10 @@
 /** Opening the one connection a client command uses, with a plain message when that fails. */
 
 import type { ServerAddress } from '../client/address.js';
-import { Client } from '../client/client.js';
+import { Client, type ClientOptions } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import { CliError } from './cliError.js';
+import { type AccessOptions, clientAccessOptions } from './clientAccess.js';
 import { packageVersion } from './version.js';
 
 const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
@@ -38,12 +39,29 @@ function connectFailureReason(error: unknown): string {
   return innermost instanceof Error ? innermost.message : String(innermost);
 }
 
-export async function openClient(address: ServerAddress): Promise<Client> {
+/** Where to connect and how: the global options with the password already obtained (asked once). */
+export interface ConnectTarget {
+  server: ServerAddress;
+  access: Pick<ClientOptions, 'tls' | 'user' | 'password'>;
+}
+
+/** Reads the CA file and the password (from the credentials file, the environment or a prompt) once. */
+export async function resolveTarget(global: {
+  server: ServerAddress;
+  access: AccessOptions;
+}): Promise<ConnectTarget> {
+  return { server: global.server, access: await clientAccessOptions(global.access, global.server.host) };
+}
+
+/** Connects to the target's server, over TLS and logged in as it says. */
+export async function openClient(target: ConnectTarget): Promise<Client> {
+  const address = target.server;
   try {
     return await Client.connect({
       host: address.host,
       port: address.port,
       agent: `muxftp-cli/${packageVersion()}`,
+      ...target.access,
     });
   } catch (error) {
     throw new CliError(`cannot connect to ${formatAddress(address)}: ${connectFailureReason(error)}`, {
@@ -53,8 +71,11 @@ export async function openClient(address: ServerAddress): Promise<Client> {
 }
 
 /** Runs `use` on a fresh connection; closes it gently after success, at once after a failure. */
-export async function withClient<T>(address: ServerAddress, use: (client: Client) => Promise<T>): Promise<T> {
-  const client = await openClient(address);
+export async function withClient<T>(
+  global: { server: ServerAddress; access: AccessOptions },
+  use: (client: Client) => Promise<T>,
+): Promise<T> {
+  const client = await openClient(await resolveTarget(global));
   try {
     const result = await use(client);
     await client.close();

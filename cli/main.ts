@@ -8,6 +8,7 @@ import { registerFileCommands } from './commands/files.js';
 import { registerGetCommand } from './commands/get.js';
 import { registerPutCommand } from './commands/put.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerUserCommand } from './commands/user.js';
 import { addGlobalOptions, SERVER_ENV } from './globalOptions.js';
 import { Output } from './output.js';
 import { packageVersion } from './version.js';
@@ -36,6 +37,7 @@ export function createProgram(output: Output): Command {
   registerGetCommand(program, output);
   registerFileCommands(program, output);
   registerBenchCommand(program, output);
+  registerUserCommand(program, output);
   return program;
 }
 

@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { parseServerAddress, type ServerAddress } from '../client/address.js';
+import { parseSize } from '../shared/humanUnits.js';
 
 export function parsePositiveInteger(value: string): number {
   const n = Number(value);
@@ -19,6 +20,15 @@ export function parseNonNegativeInteger(value: string): number {
     throw new InvalidArgumentError('expected a non-negative integer.');
   }
   return n;
+}
+
+/** Bytes per second: `10MiB`, `500KB/s`, `0` for no limit. */
+export function parseRate(value: string): number {
+  try {
+    return parseSize(value.replace(/\/s$/i, ''));
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message} (bytes per second, e.g. 10MiB).`);
+  }
 }
 
 export function parsePort(value: string): number {

@@ -8,7 +8,8 @@ import type { ServerAddress } from '../client/address.js';
 import type { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
-import { openClient } from './connect.js';
+import type { AccessOptions } from './clientAccess.js';
+import { type ConnectTarget, openClient, resolveTarget } from './connect.js';
 
 /** Failures after which the same transfer may succeed on a new connection. */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set([
@@ -32,13 +33,13 @@ export function backoffDelayMs(attempt: number, random: () => number = Math.rand
 }
 
 export class ReconnectingClient {
-  private readonly address: ServerAddress;
+  private readonly target: ConnectTarget;
   private current: Client;
   private replacing: Promise<Client> | undefined;
   private closed = false;
 
-  constructor(address: ServerAddress, first: Client) {
-    this.address = address;
+  constructor(target: ConnectTarget, first: Client) {
+    this.target = target;
     this.current = first;
   }
 
@@ -57,7 +58,7 @@ export class ReconnectingClient {
       try {
         await failed.destroy();
         await new Promise((resolve) => setTimeout(resolve, delayMs));
-        const fresh = await openClient(this.address);
+        const fresh = await openClient(this.target);
         if (this.closed) {
           await fresh.destroy();
           throw new MuxftpError('CANCELLED', 'the command is finishing');
@@ -84,10 +85,11 @@ export class ReconnectingClient {
 
 /** withClient (connect.ts) for transfer commands: `use` gets a connection that can be replaced. */
 export async function withReconnectingClient<T>(
-  address: ServerAddress,
+  global: { server: ServerAddress; access: AccessOptions },
   use: (connection: ReconnectingClient) => Promise<T>,
 ): Promise<T> {
-  const connection = new ReconnectingClient(address, await openClient(address));
+  const target = await resolveTarget(global);
+  const connection = new ReconnectingClient(target, await openClient(target));
   try {
     const result = await use(connection);
     await connection.close();

@@ -581,15 +581,16 @@ export class Client implements ClientHost {
   }
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
+    // A failed TLS handshake gets a plain reason in place of OpenSSL's, as the innermost cause.
+    const tlsReason = this.options.tls !== undefined && !this.ready ? tlsFailureReason(error) : undefined;
+    const cause = tlsReason !== undefined ? new Error(tlsReason) : error;
     const lost =
       this.lostError ??
       (!this.ready
         ? new MuxftpError(
             'CONNECT_FAILED',
-            `could not connect to ${this.peer}: ${(this.options.tls && tlsFailureReason(error)) || error?.message || 'connection closed'}`,
-            {
-              cause: error,
-            },
+            `could not connect to ${this.peer}: ${tlsReason ?? error?.message ?? 'connection closed'}`,
+            { cause },
           )
         : (error ?? new ConnectionLostError(`connection to ${this.peer} closed`)));
     this.lostError = lost;

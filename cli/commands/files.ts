@@ -31,7 +31,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .argument('[path]', 'remote directory or file (default: the root)', '')
     .action(async (path: string, _options: unknown, command: Command) => {
       const global = begin(command);
-      await withClient(global.server, async (client) => {
+      await withClient(global, async (client) => {
         try {
           const entries = await listOrStat(client, remotePathFromArgument(path));
           if (output.json) output.printJson(entries);
@@ -48,7 +48,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .argument('<path>', 'remote file or directory')
     .action(async (path: string, _options: unknown, command: Command) => {
       const global = begin(command);
-      await withClient(global.server, async (client) => {
+      await withClient(global, async (client) => {
         try {
           const entry = await client.stat(remotePathFromArgument(path));
           if (output.json) output.printJson(entry);
@@ -99,7 +99,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .argument('<to>', 'new remote path')
     .action(async (from: string, to: string, _options: unknown, command: Command) => {
       const global = begin(command);
-      await withClient(global.server, async (client) => {
+      await withClient(global, async (client) => {
         try {
           await client.rename(remotePathFromArgument(from), remotePathFromArgument(to));
           if (output.json) output.printJson({ ok: true });
@@ -129,7 +129,7 @@ async function eachPath(
   paths: string[],
   operate: (client: Client, remotePath: string) => Promise<void>,
 ): Promise<void> {
-  const outcomes = await withClient(global.server, async (client) => {
+  const outcomes = await withClient(global, async (client) => {
     const results: PathOutcome[] = [];
     for (const path of paths) {
       try {

@@ -72,7 +72,7 @@ export function registerGetCommand(program: Command, output: Output): void {
       const global = globalOptionsOf(command);
       output.configure(global);
       const { remotes, target } = getTargetFromArguments(args, options, command, global.json);
-      const outcomes = await withReconnectingClient(global.server, (connection) =>
+      const outcomes = await withReconnectingClient(global, (connection) =>
         get(connection, remotes, target, options, output),
       );
       if (output.json) output.printJson(outcomes);

@@ -70,7 +70,7 @@ export function registerPutCommand(program: Command, output: Output): void {
       const global = globalOptionsOf(command);
       output.configure(global);
       const { sources, target } = putTargetFromArguments(args, options, command);
-      const outcomes = await withReconnectingClient(global.server, (connection) =>
+      const outcomes = await withReconnectingClient(global, (connection) =>
         put(connection, sources, target, options, output),
       );
       if (output.json) output.printJson(outcomes);

@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:os';
 import { type Command, Option } from 'commander';
+import { DEFAULT_ANONYMOUS_HOME } from '../../server/auth/accounts.js';
 import { DEFAULT_METRICS_PORT, MetricsExporter } from '../../server/metrics.js';
 import { logToStderr } from '../../server/options.js';
 import { MuxServer } from '../../server/server.js';
@@ -14,9 +15,17 @@ import { parseSize } from '../../shared/humanUnits.js';
 import { openStorage } from '../../storage/index.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
-import { commanderParser, parsePort, parsePositiveInteger, parseSecondsAsMs } from '../optionParsers.js';
+import {
+  commanderParser,
+  parseNonNegativeInteger,
+  parsePort,
+  parsePositiveInteger,
+  parseRate,
+  parseSecondsAsMs,
+} from '../optionParsers.js';
+import { type AccessFlags, isLoopback, loadAccess, startWarnings } from '../serverAccess.js';
 
-interface ServeOptions {
+interface ServeOptions extends AccessFlags {
   host: string;
   port: number;
   root: string;
@@ -26,7 +35,14 @@ interface ServeOptions {
   streamWindow: number;
   fsync: 'always' | 'never';
   metrics?: { host: string; port: number };
+  maxConnectionsPerIp: number;
+  maxStreamsPerConnection: number;
+  maxRate: number;
+  maxUserRate: number;
+  handshakeTimeout: number;
 }
+
+const rateDefault = (bytes: number) => (bytes === 0 ? 'none' : `${bytes}`);
 
 export function registerServeCommand(program: Command): Command {
   return program
@@ -73,6 +89,46 @@ export function registerServeCommand(program: Command): Command {
       `serve Prometheus metrics at http://HOST:PORT/metrics (off by default; host defaults to 127.0.0.1, port to ${DEFAULT_METRICS_PORT})`,
       commanderParser(parseMetricsAddress),
     )
+    .option('--users <file>', 'users file (JSON, written by `muxftp user add`): logins, homes, permissions')
+    .option('--anonymous', 'with --users: also let clients in as "anonymous", read-only, without a password')
+    .option('--anonymous-write', 'like --anonymous, with every permission')
+    .option('--anonymous-home <dir>', "anonymous's root, under the served root", DEFAULT_ANONYMOUS_HOME)
+    .option('--tls-cert <file>', 'PEM certificate chain: the port then takes TLS connections too')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-only', 'refuse plain connections (TLS_REQUIRED)')
+    .option(
+      '--max-connections-per-ip <n>',
+      'connections at once from one address; more get SERVER_BUSY (0: no limit)',
+      parseNonNegativeInteger,
+      DEFAULTS.maxConnectionsPerIp,
+    )
+    .option(
+      '--max-streams-per-connection <n>',
+      'streams open at once on one connection; more get TOO_MANY_STREAMS',
+      parsePositiveInteger,
+      DEFAULTS.maxStreamsPerConnection,
+    )
+    .addOption(
+      new Option('--max-rate <rate>', 'bytes/s per connection, each direction, e.g. 10MiB (0: none)')
+        .argParser(parseRate)
+        .default(DEFAULTS.maxRateBytesPerSecond, rateDefault(DEFAULTS.maxRateBytesPerSecond)),
+    )
+    .addOption(
+      new Option(
+        '--max-user-rate <rate>',
+        'bytes/s per user, all their connections, each direction, unless the users file sets one (0: none)',
+      )
+        .argParser(parseRate)
+        .default(DEFAULTS.maxUserRateBytesPerSecond, rateDefault(DEFAULTS.maxUserRateBytesPerSecond)),
+    )
+    .addOption(
+      new Option(
+        '--handshake-timeout <seconds>',
+        'close connections not through TLS, HELLO and login by then',
+      )
+        .argParser(parseSecondsAsMs)
+        .default(DEFAULTS.handshakeTimeoutMs, `${DEFAULTS.handshakeTimeoutMs / 1000}`),
+    )
     .action(async (options: ServeOptions) => {
       await serve(options);
     });
@@ -95,12 +151,10 @@ function parseMetricsAddress(text: string): { host: string; port: number } {
   return { host: host === '' ? DEFAULTS.host : host, port };
 }
 
-/** True for addresses only this machine can reach. */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\./.test(host);
-}
-
 async function serve(options: ServeOptions): Promise<void> {
+  const access = await loadAccess(options).catch((error: Error) => {
+    throw new CliError(`serve: ${error.message}`, { cause: error });
+  });
   const storage = await openStorage({
     root: options.root,
     memory: options.memory === true,
@@ -116,6 +170,12 @@ async function serve(options: ServeOptions): Promise<void> {
     idleTimeoutMs: options.idleTimeout,
     maxConnections: options.maxConnections,
     streamWindowBytes: options.streamWindow,
+    maxConnectionsPerIp: options.maxConnectionsPerIp,
+    maxStreamsPerConnection: options.maxStreamsPerConnection,
+    maxRateBytesPerSecond: options.maxRate,
+    maxUserRateBytesPerSecond: options.maxUserRate,
+    handshakeTimeoutMs: options.handshakeTimeout,
+    ...access,
     log: logToStderr,
   });
   let address: { host: string; port: number };
@@ -131,9 +191,17 @@ async function serve(options: ServeOptions): Promise<void> {
   }
 
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
-  if (!isLoopback(address.host)) {
-    process.stderr.write(
-      `muxftp: warning: listening on ${address.host}, reachable from other machines; muxftp has no authentication or encryption\n`,
+  const warnings = startWarnings(address.host, {
+    tls: access.tls !== undefined,
+    tlsOnly: access.tlsOnly === true,
+    users: options.users !== undefined,
+    root: options.memory ? 'memory' : options.root,
+  });
+  for (const warning of warnings) process.stderr.write(`muxftp: warning: ${warning}\n`);
+  if (options.users !== undefined) {
+    const anonymous = access.accounts?.anonymous;
+    logToStderr(
+      `${access.accounts?.userCount ?? 0} users from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on (home ${anonymous.home || '/'})`}`,
     );
   }
   if (options.fsync === 'never' && options.memory !== true) {

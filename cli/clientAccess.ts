@@ -1,0 +1,97 @@
+/**
+ * How a client command reaches the server: TLS or not and which certificates to trust, and who
+ * to log in as, with the password from $MUXFTP_PASSWORD, a credentials file (mode 0600 only), or
+ * a prompt on the terminal — never from argv.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import type { ClientOptions } from '../client/client.js';
+import { CliError } from './cliError.js';
+import { promptHidden } from './passwordPrompt.js';
+import { isLoopback } from './serverAccess.js';
+
+export const PASSWORD_ENV = 'MUXFTP_PASSWORD';
+
+export interface AccessOptions {
+  /** Log in as this user. */
+  user?: string;
+  /** JSON `{"user": …, "password": …}`, mode 0600. */
+  credentials?: string;
+  /** Connect over TLS (implied by `ca` and `insecure`). */
+  tls: boolean;
+  /** PEM file of the CA that signed the server's certificate. */
+  ca?: string;
+  /** Accept any server certificate. */
+  insecure: boolean;
+}
+
+/** A credentials file others can read is refused, as ssh refuses such a key. */
+export async function readCredentialsFile(path: string): Promise<{ user?: string; password: string }> {
+  const info = await stat(path).catch((error: Error) => {
+    throw new CliError(`cannot read credentials file ${path}: ${error.message}`, { cause: error });
+  });
+  if ((info.mode & 0o077) !== 0) {
+    const mode = (info.mode & 0o777).toString(8).padStart(3, '0');
+    throw new CliError(
+      `credentials file ${path} is open to other users (mode ${mode}); it must be 600: chmod 600 ${path}`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new CliError(`credentials file ${path} is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const o = parsed as { user?: unknown; password?: unknown } | null;
+  if (typeof o !== 'object' || o === null || typeof o.password !== 'string') {
+    throw new CliError(`credentials file ${path} must be {"user": "…", "password": "…"}`);
+  }
+  if (o.user !== undefined && typeof o.user !== 'string')
+    throw new CliError(`credentials file ${path}: "user" must be a string`);
+  return o.user === undefined ? { password: o.password } : { user: o.user, password: o.password };
+}
+
+/** The Client options for `access` towards `host`; may prompt for a password on the terminal. */
+export async function clientAccessOptions(
+  access: AccessOptions,
+  host: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Pick<ClientOptions, 'tls' | 'user' | 'password'>> {
+  const tlsWanted = access.tls || access.ca !== undefined || access.insecure;
+  if (access.insecure) {
+    process.stderr.write(
+      "muxftp: WARNING: --insecure: the server's certificate is not checked; anyone on the path can pose as the server and read or change what is sent\n",
+    );
+  }
+  const tls = tlsWanted
+    ? {
+        ...(access.ca !== undefined
+          ? {
+              ca: await readFile(access.ca).catch((error: Error) => {
+                throw new CliError(`cannot read --ca ${access.ca}: ${error.message}`, { cause: error });
+              }),
+            }
+          : {}),
+        rejectUnauthorized: !access.insecure,
+      }
+    : undefined;
+  const fromFile =
+    access.credentials === undefined ? undefined : await readCredentialsFile(access.credentials);
+  const user = access.user ?? fromFile?.user;
+  if (user === undefined) return tls === undefined ? {} : { tls };
+  let password: string | undefined;
+  if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user))
+    password = fromFile.password;
+  else if (env[PASSWORD_ENV] !== undefined) password = env[PASSWORD_ENV];
+  else if (process.stdin.isTTY) password = await promptHidden(`password for ${user}: `);
+  else {
+    throw new CliError(
+      `no password for ${user}: set $${PASSWORD_ENV}, use --credentials FILE, or run on a terminal to be asked`,
+    );
+  }
+  if (tls === undefined && !isLoopback(host)) {
+    process.stderr.write(`muxftp: warning: logging in to ${host} without TLS (use --tls)\n`);
+  }
+  return { ...(tls !== undefined ? { tls } : {}), user, password };
+}

@@ -1,0 +1,144 @@
+/**
+ * `muxftp user add|del|list --users FILE`: edits the users file `serve --users` reads. The
+ * password is read with echo off on a terminal, or as the first line of stdin otherwise — never
+ * from the command line, where other users could see it in the process list.
+ */
+import { type Command, Option } from 'commander';
+import { hashPassword } from '../../server/auth/passwords.js';
+import {
+  addUser,
+  listUsers,
+  PERMISSIONS,
+  type Permission,
+  parsePermissions,
+  READ_ONLY_PERMISSIONS,
+  readUsersFile,
+  removeUser,
+  writeUsersFile,
+} from '../../server/auth/usersFile.js';
+import { formatBytes, formatRate, parseSize } from '../../shared/humanUnits.js';
+import { CliError } from '../cliError.js';
+import { globalOptionsOf } from '../globalOptions.js';
+import { commanderParser, parseRate } from '../optionParsers.js';
+import type { Output } from '../output.js';
+import { promptHidden, readFirstLine } from '../passwordPrompt.js';
+
+interface AddFlags {
+  users: string;
+  home?: string;
+  perm?: Permission[];
+  readOnly?: boolean;
+  quota?: number;
+  maxRate?: number;
+  replace?: boolean;
+}
+
+const usersOption = () => new Option('--users <file>', 'the users file').makeOptionMandatory();
+
+export function registerUserCommand(program: Command, output: Output): void {
+  const user = program
+    .command('user')
+    .summary('add, remove or list the users of a users file')
+    .description('Edit the users file that `muxftp serve --users FILE` reads (JSON, mode 600).');
+
+  user
+    .command('add <name>')
+    .description(
+      'Add a user. The password is asked for on a terminal (twice), or read from the first line of stdin.',
+    )
+    .addOption(usersOption())
+    .option('--home <dir>', "the user's root, a directory under the served root (default: the user's name)")
+    .option(
+      '--perm <list>',
+      `comma-separated permissions: ${PERMISSIONS.join(',')} (default: all)`,
+      commanderParser(parsePermissions),
+    )
+    .option('--read-only', `only ${READ_ONLY_PERMISSIONS.join(' and ')}`)
+    .option('--quota <size>', 'bytes the user may store under home, e.g. 10GiB', commanderParser(parseSize))
+    .option(
+      '--max-rate <rate>',
+      "bytes/s for all the user's connections, each direction, e.g. 10MiB",
+      parseRate,
+    )
+    .option('--replace', 'change an existing user')
+    .action(async (name: string, flags: AddFlags, command: Command) => {
+      output.configure(globalOptionsOf(command));
+      if (flags.perm !== undefined && flags.readOnly) {
+        command.error('muxftp: user add: give --perm or --read-only, not both', { exitCode: 2 });
+      }
+      try {
+        const file = await readUsersFile(flags.users, { missingIsEmpty: true });
+        const password = await readNewPassword(name);
+        const updated = addUser(
+          file,
+          {
+            name,
+            passwordHash: await hashPassword(password),
+            permissions: flags.readOnly ? [...READ_ONLY_PERMISSIONS] : (flags.perm ?? [...PERMISSIONS]),
+            ...(flags.home !== undefined ? { home: flags.home } : {}),
+            ...(flags.quota !== undefined && flags.quota > 0 ? { quota: flags.quota } : {}),
+            ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
+          },
+          { replace: flags.replace === true },
+        );
+        await writeUsersFile(flags.users, updated);
+        output.printLine(`${flags.replace ? 'updated' : 'added'} ${name} in ${flags.users}`);
+      } catch (error) {
+        output.failure(`user add ${name}`, error);
+      }
+    });
+
+  user
+    .command('del <name>')
+    .description('Remove a user (their files stay where they are).')
+    .addOption(usersOption())
+    .action(async (name: string, flags: { users: string }, command: Command) => {
+      output.configure(globalOptionsOf(command));
+      try {
+        await writeUsersFile(flags.users, removeUser(await readUsersFile(flags.users), name));
+        output.printLine(`removed ${name} from ${flags.users}`);
+      } catch (error) {
+        output.failure(`user del ${name}`, error);
+      }
+    });
+
+  user
+    .command('list')
+    .description('List the users: name, home, permissions, quota and rate (never the hashes).')
+    .addOption(usersOption())
+    .action(async (flags: { users: string }, command: Command) => {
+      const global = globalOptionsOf(command);
+      output.configure(global);
+      try {
+        const users = listUsers(await readUsersFile(flags.users));
+        if (global.json) {
+          output.printJson(users);
+          return;
+        }
+        for (const u of users) {
+          const extras = [
+            u.quota !== undefined ? `quota ${formatBytes(u.quota)}` : '',
+            u.maxRate !== undefined ? `rate ${formatRate(u.maxRate)}` : '',
+          ].filter(Boolean);
+          output.printLine(
+            `${u.name}\thome /${u.home}\t${u.permissions.join(',') || '-'}${extras.length ? `\t${extras.join(' ')}` : ''}`,
+          );
+        }
+      } catch (error) {
+        output.failure('user list', error);
+      }
+    });
+}
+
+/** On a terminal: asked twice, with echo off. Otherwise: the first line of stdin. */
+async function readNewPassword(name: string): Promise<string> {
+  if (process.stdin.isTTY) {
+    const first = await promptHidden(`new password for ${name}: `);
+    const second = await promptHidden('again: ');
+    if (first !== second) throw new CliError('the passwords do not match');
+    return first;
+  }
+  const password = await readFirstLine();
+  if (password === '') throw new CliError('no password on stdin (the first line is the password)');
+  return password;
+}

@@ -1,0 +1,81 @@
+/**
+ * `serve`'s access settings: the users file and anonymous access, the TLS certificate, and the
+ * warnings printed at start when the server is reachable from other machines without TLS or
+ * without accounts.
+ */
+import { readFile } from 'node:fs/promises';
+import { Accounts, type AnonymousAccess } from '../server/auth/accounts.js';
+import { readUsersFile } from '../server/auth/usersFile.js';
+import type { ServerOptions } from '../server/options.js';
+
+export interface AccessFlags {
+  users?: string;
+  anonymous?: boolean;
+  anonymousWrite?: boolean;
+  anonymousHome: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsOnly?: boolean;
+}
+
+/** The server options the flags stand for; throws an Error with a plain reason. */
+export async function loadAccess(
+  flags: AccessFlags,
+): Promise<Pick<ServerOptions, 'accounts' | 'tls' | 'tlsOnly'>> {
+  const anonymous: AnonymousAccess = flags.anonymousWrite ? 'write' : flags.anonymous ? 'read' : 'off';
+  if (flags.users === undefined && anonymous !== 'off') {
+    throw new Error('--anonymous needs --users: without a users file everyone has full access already');
+  }
+  const users = flags.users === undefined ? undefined : await readUsersFile(flags.users);
+  const accounts = new Accounts({
+    ...(users !== undefined ? { users } : {}),
+    anonymous,
+    anonymousHome: flags.anonymousHome,
+  });
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new Error('--tls-cert and --tls-key go together');
+  }
+  if (flags.tlsOnly && flags.tlsCert === undefined)
+    throw new Error('--tls-only needs --tls-cert and --tls-key');
+  const tls =
+    flags.tlsCert === undefined
+      ? undefined
+      : {
+          cert: await readFile(flags.tlsCert).catch((e: Error) => {
+            throw new Error(`cannot read --tls-cert ${flags.tlsCert}: ${e.message}`, { cause: e });
+          }),
+          key: await readFile(flags.tlsKey!).catch((e: Error) => {
+            throw new Error(`cannot read --tls-key ${flags.tlsKey}: ${e.message}`, { cause: e });
+          }),
+        };
+  return { accounts, ...(tls !== undefined ? { tls, tlsOnly: flags.tlsOnly === true } : {}) };
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^(::ffff:)?127\./.test(host);
+}
+
+/** The warnings for a server listening on `host` with these settings (none on loopback). */
+export function startWarnings(
+  host: string,
+  settings: { tls: boolean; tlsOnly: boolean; users: boolean; root: string },
+): string[] {
+  if (isLoopback(host)) return [];
+  const warnings: string[] = [];
+  if (!settings.users) {
+    warnings.push(
+      `listening on ${host} with no users file: anyone who can reach it may read, write and delete everything in ${settings.root} (use --users FILE)`,
+    );
+  }
+  if (!settings.tls) {
+    warnings.push(
+      `listening on ${host} without TLS: files${settings.users ? ' and passwords' : ''} cross the network in the clear (use --tls-cert and --tls-key)`,
+    );
+  } else if (!settings.tlsOnly) {
+    warnings.push(
+      `listening on ${host}: plain connections are accepted beside TLS (passwords never go over them; anonymous files do) — --tls-only refuses them`,
+    );
+  }
+  return warnings;
+}

@@ -1,0 +1,237 @@
+/**
+ * The CLI's users, logins and TLS end to end: `muxftp user add|del|list` on a real file, then a
+ * real `muxftp serve --users … --tls-cert …` child and client commands as child processes.
+ * Needs dist/ (npm run build).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWarnings } from '../cli/serverAccess.js';
+import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(REPO, 'bin', 'muxftp.js');
+const TIMEOUT_MS = 15_000;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const children = new Set<ChildProcess>();
+let dir: string;
+let usersFile: string;
+let certs: TestCerts | undefined;
+
+function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const base = { ...process.env };
+  delete base.MUXFTP_SERVER;
+  delete base.MUXFTP_PASSWORD;
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: dir,
+    env: { ...base, ...env },
+    stdio: 'pipe',
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+  const child = spawnCli(args, options.env);
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`timed out: ${args.join(' ')}; stderr: ${stderr}`));
+    }, TIMEOUT_MS);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(options.stdin);
+  });
+}
+
+async function serve(args: string[]): Promise<{ port: number; stderr: () => string; stop(): Promise<void> }> {
+  const child = spawnCli(['serve', '--port', '0', '--root', join(dir, 'data'), ...args]);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const match = /listening on [^:]+:(\d+) /.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+  });
+  return {
+    port,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'muxftp-cli-access-'));
+  usersFile = join(dir, 'users.json');
+  if (opensslAvailable) certs = await makeTestCerts();
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await certs?.remove();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('muxftp user', () => {
+  it('adds users with the password from stdin, lists them without hashes, deletes them', async () => {
+    const added = await run(['user', 'add', 'alice', '--users', usersFile, '--quota', '10MiB'], {
+      stdin: 'alice-pw\n',
+    });
+    expect(added).toMatchObject({ code: 0, stderr: '' });
+    await run(['user', 'add', 'reader', '--users', usersFile, '--read-only', '--home', 'alice'], {
+      stdin: 'reader-pw\n',
+    });
+    await run(['user', 'add', 'temp', '--users', usersFile], { stdin: 'x\n' });
+    expect(((await stat(usersFile)).mode & 0o777).toString(8)).toBe('600');
+    const text = await readFile(usersFile, 'utf8');
+    expect(text).not.toContain('alice-pw');
+    expect(text).toContain('scrypt$');
+
+    const listed = await run(['--json', 'user', 'list', '--users', usersFile]);
+    const users = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
+    expect(users.map((u) => u.name)).toEqual(['alice', 'reader', 'temp']);
+    expect(users[0]).toMatchObject({ home: 'alice', quota: 10 * 1024 * 1024 });
+    expect(users[1]).toMatchObject({ home: 'alice', permissions: ['list', 'read'] });
+    expect(listed.stdout).not.toContain('scrypt');
+
+    expect((await run(['user', 'del', 'temp', '--users', usersFile])).code).toBe(0);
+    const again = await run(['user', 'add', 'alice', '--users', usersFile], { stdin: 'other\n' });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/exists already/);
+    const noPassword = await run(['user', 'add', 'bob', '--users', usersFile], { stdin: '' });
+    expect(noPassword.code).toBe(1);
+    expect(noPassword.stderr).toMatch(/no password on stdin/);
+    // There is no way to give a password on the command line.
+    expect((await run(['user', 'add', 'bob', '--users', usersFile, '--password', 'x'])).code).toBe(2);
+    const names = JSON.parse((await run(['--json', 'user', 'list', '--users', usersFile])).stdout) as Array<{
+      name: string;
+    }>;
+    expect(names.map((u) => u.name)).toEqual(['alice', 'reader']);
+  });
+});
+
+describe('logins from the CLI', () => {
+  it('uses $MUXFTP_PASSWORD or a mode-600 credentials file, refuses a readable one, enforces permissions', async () => {
+    const server = await serve(['--users', usersFile]);
+    try {
+      const remote = ['--server', `127.0.0.1:${server.port}`];
+      await writeFile(join(dir, 'hello.txt'), 'hello');
+      const put = await run([...remote, '--user', 'alice', 'put', 'hello.txt'], {
+        env: { MUXFTP_PASSWORD: 'alice-pw' },
+      });
+      expect(put).toMatchObject({ code: 0 });
+      expect(await readFile(join(dir, 'data', 'alice', 'hello.txt'), 'utf8')).toBe('hello');
+
+      const wrong = await run([...remote, '--user', 'alice', 'ls'], { env: { MUXFTP_PASSWORD: 'nope' } });
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toContain('login failed (LOGIN_FAILED)');
+      const nobody = await run([...remote, 'ls']);
+      expect(nobody.stderr).toMatch(/requires a login/);
+      const noPassword = await run([...remote, '--user', 'alice', 'ls']);
+      expect(noPassword.stderr).toMatch(/no password for alice/);
+
+      const credentials = join(dir, 'reader.json');
+      await writeFile(credentials, JSON.stringify({ user: 'reader', password: 'reader-pw' }));
+      await chmod(credentials, 0o644);
+      const refused = await run([...remote, '--credentials', credentials, 'ls']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/mode 644.*must be 600/);
+      await chmod(credentials, 0o600);
+      const listed = await run([...remote, '--credentials', credentials, 'ls']);
+      expect(listed).toMatchObject({ code: 0 });
+      expect(listed.stdout).toContain('hello.txt');
+      const removed = await run([...remote, '--credentials', credentials, 'rm', 'hello.txt']);
+      expect(removed.code).toBe(1);
+      expect(removed.stderr).toContain('PERMISSION_DENIED');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe.skipIf(!opensslAvailable)('TLS from the CLI', () => {
+  it('serves TLS with --tls-cert/--tls-key; --tls --ca round-trips, --insecure warns, plain meets --tls-only with a clear error', async () => {
+    const server = await serve([
+      '--users',
+      usersFile,
+      '--tls-cert',
+      certs!.certPath,
+      '--tls-key',
+      certs!.keyPath,
+      '--tls-only',
+    ]);
+    try {
+      const remote = ['--server', `127.0.0.1:${server.port}`];
+      const env = { MUXFTP_PASSWORD: 'alice-pw' };
+      await writeFile(join(dir, 'secure.txt'), 'over tls');
+      const put = await run([...remote, '--user', 'alice', '--ca', certs!.caPath, 'put', 'secure.txt'], {
+        env,
+      });
+      expect(put).toMatchObject({ code: 0 });
+      const got = await run(
+        [...remote, '--user', 'alice', '--tls', '--ca', certs!.caPath, 'get', 'secure.txt', '-'],
+        { env },
+      );
+      expect(got.stdout).toBe('over tls');
+      const untrusted = await run([...remote, '--user', 'alice', '--tls', 'ls'], { env });
+      expect(untrusted.stderr).toMatch(/not trusted/);
+      const insecure = await run([...remote, '--user', 'alice', '--insecure', 'ls'], { env });
+      expect(insecure.code).toBe(0);
+      expect(insecure.stderr).toMatch(/WARNING: --insecure/);
+      const plain = await run([...remote, '--user', 'alice', 'ls'], { env });
+      expect(plain.code).toBe(1);
+      expect(plain.stderr).toMatch(/TLS connections only.*\(TLS_REQUIRED\)/);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('start warnings', () => {
+  it('warns beyond loopback without TLS or without a users file, never on loopback', () => {
+    const open = { tls: false, tlsOnly: false, users: false, root: 'data' };
+    expect(startWarnings('127.0.0.1', open)).toEqual([]);
+    expect(startWarnings('::1', open)).toEqual([]);
+    const wide = startWarnings('0.0.0.0', open);
+    expect(wide.join('\n')).toMatch(/no users file/);
+    expect(wide.join('\n')).toMatch(/without TLS/);
+    expect(startWarnings('10.0.0.5', { ...open, users: true, tls: true, tlsOnly: true })).toEqual([]);
+    expect(startWarnings('10.0.0.5', { ...open, users: true, tls: true }).join()).toMatch(/--tls-only/);
+  });
+});
