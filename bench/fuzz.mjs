@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from '../dist/client/client.js';
+import { contentDigest } from '../dist/shared/integrity/contentDigest.js';
 import { FrameType } from '../dist/shared/protocol/constants.js';
 import { FrameDecoder } from '../dist/shared/protocol/decoder.js';
 import {
@@ -106,7 +107,7 @@ function plausibleFrame(r, id) {
     case 3:
       return encodeData(id, r.bytes(r.int(3) === 0 ? r.int(70_000) : r.int(200)));
     case 4:
-      return encodeEnd(id, r.int(5000), r.bytes(32));
+      return encodeEnd(id, r.int(5000), 'xxh128', r.bytes(16));
     case 5:
       return encodeWindow(id, 1 + r.int(2 ** 31 - 2));
     case 6:
@@ -159,7 +160,12 @@ class WaitForWindow {
  */
 function sessionSteps(r) {
   const steps = [];
-  const hello = encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: 1024 * 1024 });
+  const hello = encodeHello({
+    protocol: 'muxftp',
+    versions: [2],
+    maxFramePayload: 1024 * 1024,
+    integrity: ['xxh128'],
+  });
   const style = r.int(10);
   if (style === 0) return [r.bytes(r.int(4000))]; // pure noise
   steps.push(style === 1 ? mutate(r, hello) : hello);
@@ -176,9 +182,9 @@ function sessionSteps(r) {
       steps.push(new WaitForWindow(id));
       const data = encodeData(id, body);
       steps.push(r.int(4) === 0 ? mutate(r, data) : data);
-      const digest = createHash('sha256').update(body).digest();
+      const digest = contentDigest('xxh128', body);
       if (r.int(2) === 0) digest[0] ^= 1;
-      steps.push(encodeEnd(id, body.length, digest));
+      steps.push(encodeEnd(id, body.length, 'xxh128', digest));
       continue;
     }
     const frame = plausibleFrame(r, r.int(6) === 0 ? r.int(id + 3) : id);
@@ -261,7 +267,8 @@ async function verifier(port, r, deadline, stopped, report) {
       const path = `v/file-${n++ % 20}.bin`;
       const content = r.bytes(r.int(3) === 0 ? 1 + r.int(2 * 1024 * 1024) : r.int(4096));
       const put = await client.put(path, content);
-      if (put.sha256 !== sha256(content)) report.corrupted.push(`${path}: server digest differs after put`);
+      if (put.digest !== contentDigest(put.algorithm, content).toString('hex'))
+        report.corrupted.push(`${path}: server digest differs after put`);
       stored.set(path, sha256(content));
       const back = await client.getBuffer(path);
       if (sha256(back) !== stored.get(path)) report.corrupted.push(`${path}: downloaded bytes differ`);

@@ -1,7 +1,7 @@
 // npm run bench:throughput -- [--size-mib 1024] [--runs 1]
 // One large upload and download over loopback to a muxftp server (in-memory storage, its own
 // process), next to the raw loopback limit measured in the same run. Every transfer is verified
-// end to end (size + SHA-256), exactly as in normal use.
+// end to end (size + content digest), exactly as in normal use.
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from '../dist/client/client.js';
+import { contentDigest } from '../dist/shared/integrity/contentDigest.js';
 import { measureLoopback } from './loopback.mjs';
 
 const { values } = parseArgs({
@@ -55,7 +56,7 @@ function measureCeilings() {
 
 const payload = Buffer.allocUnsafe(sizeBytes);
 randomFillSync(payload);
-const expected = createHash('sha256').update(payload).digest('hex');
+const expected = contentDigest('xxh128', payload).toString('hex');
 
 console.log(`muxftp throughput: ${values['size-mib']} MiB, ${runs} run(s), node ${process.version}`);
 const rows = [];
@@ -69,7 +70,7 @@ for (let run = 0; run < runs; run++) {
   let t = performance.now();
   const put = await client.put('big.bin', payload);
   const upSeconds = (performance.now() - t) / 1000;
-  if (put.sha256 !== expected) throw new Error('upload digest mismatch');
+  if (put.algorithm !== 'xxh128' || put.digest !== expected) throw new Error('upload digest mismatch');
 
   let received = 0;
   const discard = new Writable({
@@ -81,7 +82,7 @@ for (let run = 0; run < runs; run++) {
   t = performance.now();
   const got = await client.get('big.bin', discard);
   const downSeconds = (performance.now() - t) / 1000;
-  if (got.sha256 !== expected || received !== sizeBytes) throw new Error('download verification failed');
+  if (got.digest !== expected || received !== sizeBytes) throw new Error('download verification failed');
 
   const cpu = process.cpuUsage(cpu0);
   await client.close();

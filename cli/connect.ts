@@ -3,6 +3,7 @@
 import type { ServerAddress } from '../client/address.js';
 import { Client, type ClientOptions } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { CliError } from './cliError.js';
 import { type AccessOptions, clientAccessOptions } from './clientAccess.js';
 import { packageVersion } from './version.js';
@@ -43,14 +44,20 @@ function connectFailureReason(error: unknown): string {
 export interface ConnectTarget {
   server: ServerAddress;
   access: Pick<ClientOptions, 'tls' | 'user' | 'password'>;
+  /** The one integrity algorithm to insist on (`--checksum sha256`); default: the server's pick of both. */
+  checksum?: IntegrityAlgorithm;
 }
 
 /** Reads the CA file and the password (from the credentials file, the environment or a prompt) once. */
-export async function resolveTarget(global: {
-  server: ServerAddress;
-  access: AccessOptions;
-}): Promise<ConnectTarget> {
-  return { server: global.server, access: await clientAccessOptions(global.access, global.server.host) };
+export async function resolveTarget(
+  global: { server: ServerAddress; access: AccessOptions },
+  checksum?: IntegrityAlgorithm,
+): Promise<ConnectTarget> {
+  return {
+    server: global.server,
+    access: await clientAccessOptions(global.access, global.server.host),
+    ...(checksum === undefined ? {} : { checksum }),
+  };
 }
 
 /** Connects to the target's server, over TLS and logged in as it says. */
@@ -62,6 +69,7 @@ export async function openClient(target: ConnectTarget): Promise<Client> {
       port: address.port,
       agent: `muxftp-cli/${packageVersion()}`,
       ...target.access,
+      ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
     });
   } catch (error) {
     throw new CliError(`cannot connect to ${formatAddress(address)}: ${connectFailureReason(error)}`, {
@@ -74,8 +82,9 @@ export async function openClient(target: ConnectTarget): Promise<Client> {
 export async function withClient<T>(
   global: { server: ServerAddress; access: AccessOptions },
   use: (client: Client) => Promise<T>,
+  checksum?: IntegrityAlgorithm,
 ): Promise<T> {
-  const client = await openClient(await resolveTarget(global));
+  const client = await openClient(await resolveTarget(global, checksum));
   try {
     const result = await use(client);
     await client.close();

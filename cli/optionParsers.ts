@@ -5,6 +5,11 @@
 import { InvalidArgumentError } from 'commander';
 import { parseServerAddress, type ServerAddress } from '../client/address.js';
 import { parseSize } from '../shared/humanUnits.js';
+import {
+  INTEGRITY_ALGORITHMS,
+  type IntegrityAlgorithm,
+  isIntegrityAlgorithm,
+} from '../shared/integrity/algorithms.js';
 
 export function parsePositiveInteger(value: string): number {
   const n = Number(value);
@@ -65,4 +70,12 @@ export function commanderParser<T>(parse: (text: string) => T): (text: string) =
       throw new InvalidArgumentError(`${(error as Error).message}.`);
     }
   };
+}
+
+/** An integrity algorithm name (`--checksum`, `stat --hash`). */
+export function parseIntegrityAlgorithm(value: string): IntegrityAlgorithm {
+  if (!isIntegrityAlgorithm(value)) {
+    throw new InvalidArgumentError(`expected one of ${INTEGRITY_ALGORITHMS.join(', ')}.`);
+  }
+  return value;
 }

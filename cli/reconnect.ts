@@ -8,6 +8,7 @@ import type { ServerAddress } from '../client/address.js';
 import type { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { AccessOptions } from './clientAccess.js';
 import { type ConnectTarget, openClient, resolveTarget } from './connect.js';
 
@@ -87,8 +88,10 @@ export class ReconnectingClient {
 export async function withReconnectingClient<T>(
   global: { server: ServerAddress; access: AccessOptions },
   use: (connection: ReconnectingClient) => Promise<T>,
+  /** `--checksum`: every connection, the replacements too, insists on this algorithm. */
+  checksum?: IntegrityAlgorithm,
 ): Promise<T> {
-  const target = await resolveTarget(global);
+  const target = await resolveTarget(global, checksum);
   const connection = new ReconnectingClient(target, await openClient(target));
   try {
     const result = await use(connection);

@@ -5,6 +5,7 @@
 
 import type { Client, TransferOptions } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ConcurrencyLimit } from './concurrency.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
@@ -29,13 +30,16 @@ export interface TransferOutcome {
   remote: string;
   ok: boolean;
   bytes: number;
-  sha256?: string;
+  /** The integrity algorithm the transfer was verified with, beside its content digest (hex). */
+  algorithm?: IntegrityAlgorithm;
+  digest?: string;
   error?: ErrorInfo;
 }
 
 export interface TransferDone {
   bytes: number;
-  sha256: string;
+  algorithm: IntegrityAlgorithm;
+  digest: string;
 }
 
 export interface TransferRun {
@@ -113,7 +117,14 @@ async function runOne(
         },
       });
       meter.end(true);
-      return { local: job.local, remote: job.remote, ok: true, bytes: done.bytes, sha256: done.sha256 };
+      return {
+        local: job.local,
+        remote: job.remote,
+        ok: true,
+        bytes: done.bytes,
+        algorithm: done.algorithm,
+        digest: done.digest,
+      };
     } catch (error) {
       if (attempt < retries && isRetryable(error) && !signal.aborted) {
         // The connection went (a dropped link, a restarted server): start this transfer over on a

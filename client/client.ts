@@ -15,6 +15,11 @@ import {
   RemoteError,
 } from '../shared/errors.js';
 import {
+  INTEGRITY_ALGORITHMS,
+  type IntegrityAlgorithm,
+  isIntegrityAlgorithm,
+} from '../shared/integrity/algorithms.js';
+import {
   Flags,
   FRAME_TYPE_NAMES,
   FrameType,
@@ -45,6 +50,7 @@ import {
   type ClientStream,
   GetCall,
   type GetResult,
+  type KnownDigest,
   type ProgressCallback,
   PutCall,
   type PutResult,
@@ -71,6 +77,11 @@ export interface ClientOptions {
   outboundLowWaterBytes?: number;
   /** Sent in HELLO, shown in server logs. */
   agent?: string;
+  /**
+   * Integrity algorithms accepted, in order of preference; the server takes the first it supports.
+   * Default `['xxh128', 'sha256']`; `['sha256']` insists on SHA-256 (Dropbox's content_hash).
+   */
+  integrity?: IntegrityAlgorithm[];
   /** Connect over TLS; `true` checks the server against the system's CAs. Default plain TCP. */
   tls?: boolean | ClientTlsOptions;
   /** Log in as this user (the server needs a users file). Without it: anonymous when the server requires a login. */
@@ -96,13 +107,22 @@ export interface TransferOptions {
   /** Aborting cancels the transfer: the server drops it, the call rejects with CANCELLED. */
   signal?: AbortSignal;
   /**
-   * put only: the SHA-256 of the source, when the caller already knows it (a benchmark's seeded
-   * payloads). The client then does not hash; the server still verifies every byte against it.
+   * put only: the source's content digests, when the caller already knows them (a benchmark's
+   * seeded payloads). The client then does not hash if one is under the connection's algorithm;
+   * the server still verifies every byte against it.
    */
-  sha256?: Buffer;
+  knownDigests?: readonly KnownDigest[];
 }
 
-export type { GetResult, ProgressCallback, PutResult, ServerStats, WireEntry };
+/** A remote file's content digest, as {@link Client.digest} reports it. */
+export interface DigestResult {
+  entry: WireEntry;
+  algorithm: IntegrityAlgorithm;
+  /** Hex. */
+  digest: string;
+}
+
+export type { GetResult, KnownDigest, ProgressCallback, PutResult, ServerStats, WireEntry };
 
 /** {@link ClientOptions} with every default filled in. */
 export type ResolvedClientOptions = Required<Omit<ClientOptions, 'tls' | 'user' | 'password'>> &
@@ -122,12 +142,24 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     tls: options.tls === true ? {} : options.tls === false ? undefined : options.tls,
     user: options.user,
     password: options.password,
+    integrity: options.integrity ?? [...INTEGRITY_ALGORITHMS],
   };
   if (resolved.user !== undefined && (typeof resolved.user !== 'string' || resolved.user === '')) {
     throw new TypeError('client: user must be a non-empty string');
   }
   if (resolved.password !== undefined && typeof resolved.password !== 'string') {
     throw new TypeError('client: password must be a string');
+  }
+  const { integrity } = resolved;
+  if (
+    !Array.isArray(integrity) ||
+    integrity.length === 0 ||
+    !integrity.every(isIntegrityAlgorithm) ||
+    new Set(integrity).size !== integrity.length
+  ) {
+    throw new TypeError(
+      `client: integrity must list distinct algorithms of ${INTEGRITY_ALGORITHMS.join(', ')}, got ${String(integrity)}`,
+    );
   }
   for (const key of [
     'connectTimeoutMs',
@@ -273,6 +305,7 @@ export class Client implements ClientHost {
           versions: [PROTOCOL_VERSION],
           maxFramePayload: this.options.maxFramePayloadBytes,
           agent: this.options.agent,
+          integrity: this.options.integrity,
         }),
       );
     });
@@ -290,6 +323,10 @@ export class Client implements ClientHost {
   /** @internal */
   get chunkBytes(): number {
     return this.options.chunkBytes;
+  }
+  /** The integrity algorithm the server chose (valid once connected). */
+  get integrity(): IntegrityAlgorithm {
+    return this.welcome?.integrity.algorithm ?? this.options.integrity[0]!;
   }
   /** @internal */
   get streamWindowBytes(): number {
@@ -358,6 +395,22 @@ export class Client implements ClientHost {
     await this.request({ op: 'rename', from, to });
   }
 
+  /**
+   * A remote file's content digest under `algorithm` (default: the connection's), from the
+   * server's digest cache or computed by the server reading the file.
+   */
+  async digest(path: string, algorithm: IntegrityAlgorithm = this.integrity): Promise<DigestResult> {
+    const result = await this.request({ op: 'digest', path, algorithm });
+    if (
+      typeof result.entry !== 'object' ||
+      !isIntegrityAlgorithm(result.algorithm) ||
+      typeof result.digest !== 'string'
+    ) {
+      throw new ProtocolError('PROTOCOL_ERROR', 'digest REPLY lacks entry, algorithm or digest');
+    }
+    return { entry: result.entry as WireEntry, algorithm: result.algorithm, digest: result.digest };
+  }
+
   /** The server's running totals: connections, streams, bytes and files each way, memory, uptime. */
   async stats(): Promise<ServerStats> {
     return (await this.request({ op: 'stats' })) as unknown as ServerStats;
@@ -375,7 +428,7 @@ export class Client implements ClientHost {
         byteSource,
         options.onProgress,
         { resolve, reject },
-        options.sha256,
+        options.knownDigests,
       );
       const request: Request =
         byteSource.size === undefined

@@ -16,11 +16,19 @@ export {
   RemoteError,
   StorageError,
 } from '../shared/errors.js';
+export {
+  contentDigest,
+  DEFAULT_INTEGRITY_ALGORITHM,
+  INTEGRITY_ALGORITHMS,
+  INTEGRITY_BLOCK_BYTES,
+  type IntegrityAlgorithm,
+} from '../shared/integrity/index.js';
 export type {
   LoginRequirement,
   ServerLimits,
   ServerStats,
   Welcome,
+  WelcomeIntegrity,
   WireEntry,
 } from '../shared/protocol/messages.js';
 export { parseServerAddress, type ServerAddress } from './address.js';
@@ -28,9 +36,10 @@ export {
   Client,
   type ClientOptions,
   type ClientTlsOptions,
+  type DigestResult,
   type ResolvedClientOptions,
   type TransferOptions,
 } from './client.js';
 export type { GetTarget } from './sinks.js';
 export type { PutSource } from './sources.js';
-export type { GetResult, ProgressCallback, PutResult } from './streams.js';
+export type { GetResult, KnownDigest, ProgressCallback, PutResult } from './streams.js';

@@ -1,6 +1,6 @@
 /**
  * Where download bytes go: a local file (written to a hidden temporary file beside it and renamed
- * only after the size and SHA-256 check, so a failed download never leaves a partial file under the
+ * only after the size and content digest check, so a failed download never leaves a partial file under the
  * real name), a writable stream (stdout), or memory.
  */
 import { randomBytes } from 'node:crypto';

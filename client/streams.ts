@@ -2,9 +2,10 @@
  * The client's side of each stream kind. A stream settles its promise exactly once: on its final
  * frame, on an ERROR from the server, on cancel, or when the connection is lost.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
+import { type IntegrityAlgorithm, isIntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
@@ -22,6 +23,8 @@ export interface ClientHost {
   readonly serverMaxFramePayload: number;
   readonly chunkBytes: number;
   readonly streamWindowBytes: number;
+  /** The integrity algorithm the server chose for this connection. */
+  readonly integrity: IntegrityAlgorithm;
   send(frame: Buffer): void;
   /** Tells the server (or drops the stream from the wait line, if it was never opened). */
   cancelStream(stream: ClientStream): void;
@@ -148,8 +151,10 @@ export class RequestCall extends ClientStream {
 export interface GetResult {
   /** Bytes received. */
   size: number;
-  /** SHA-256 of the content, hex. */
-  sha256: string;
+  /** The connection's integrity algorithm. */
+  algorithm: IntegrityAlgorithm;
+  /** The content digest under it (4 MiB blocks, docs/PROTOCOL.md), hex. */
+  digest: string;
 }
 
 /** A download: grants credit, hashes and writes DATA to a sink, verifies END. */
@@ -157,7 +162,7 @@ export class GetCall extends ClientStream {
   private readonly deferred: Deferred<GetResult>;
   private readonly sink: ByteSink;
   private readonly onProgress: ProgressCallback | undefined;
-  private readonly hash: Hash = createHash('sha256');
+  private readonly digester: ContentDigester;
   /** Credit granted back as bytes reach the sink. */
   private readonly window: InboundWindow;
   private received = 0;
@@ -180,6 +185,7 @@ export class GetCall extends ClientStream {
     this.onProgress = onProgress;
     this.deferred = deferred;
     this.window = new InboundWindow(id, host.streamWindowBytes);
+    this.digester = new ContentDigester(host.integrity);
   }
 
   /** Sent right behind OPEN: the server may start sending at once. */
@@ -197,7 +203,7 @@ export class GetCall extends ClientStream {
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(payload.length);
     this.received += payload.length;
-    this.hash.update(payload);
+    this.digester.update(payload);
     this.pending.push(payload);
     this.writeNext();
   }
@@ -248,18 +254,21 @@ export class GetCall extends ClientStream {
   private finishWhenWritten(): void {
     const end = this.end;
     if (end === undefined || this.writing || this.pending.length > 0 || this.isSettled) return;
-    const digest = this.hash.digest();
-    if (end.size !== this.received || !digest.equals(end.sha256)) {
+    const digest = this.digester.digest();
+    const algorithm = this.digester.algorithm;
+    if (end.size !== this.received || end.algorithm !== algorithm || !digest.equals(end.digest)) {
       const what =
         end.size !== this.received
           ? `expected ${end.size} bytes, received ${this.received}`
-          : 'SHA-256 mismatch';
+          : end.algorithm !== algorithm
+            ? `END names ${end.algorithm}, the connection uses ${algorithm}`
+            : `${algorithm} digest mismatch`;
       this.settle(new MuxftpError('INTEGRITY_ERROR', `download failed verification: ${what}`));
       return;
     }
     this.sink.finish().then(
       () => {
-        this.result = { size: this.received, sha256: digest.toString('hex') };
+        this.result = { size: this.received, algorithm, digest: digest.toString('hex') };
         this.settle();
       },
       (err: MuxftpError) => this.settle(err),
@@ -267,6 +276,7 @@ export class GetCall extends ClientStream {
   }
 
   protected release(error: MuxftpError | undefined): void {
+    this.digester.release();
     if (error) {
       // Reject only once the partial file is gone, so callers never see it.
       this.sink.abort().then(
@@ -283,8 +293,16 @@ export class GetCall extends ClientStream {
 export interface PutResult {
   /** The stored file as the server reports it after the commit. */
   entry: WireEntry;
-  /** SHA-256 of the content, hex. */
-  sha256: string;
+  /** The connection's integrity algorithm. */
+  algorithm: IntegrityAlgorithm;
+  /** The content digest the server verified, hex. */
+  digest: string;
+}
+
+/** A content digest the caller already knows (a benchmark's seeded payloads). */
+export interface KnownDigest {
+  algorithm: IntegrityAlgorithm;
+  digest: Buffer;
 }
 
 /** An upload: a FrameProducer reading its source into DATA frames as credit and room allow. */
@@ -293,8 +311,8 @@ export class PutCall extends ClientStream implements FrameProducer {
   private readonly source: ByteSource;
   private readonly onProgress: ProgressCallback | undefined;
   /** Hashes what is sent, unless the caller vouched for the digest (the server checks it either way). */
-  private readonly hash: Hash | undefined;
-  private readonly knownSha256: Buffer | undefined;
+  private readonly digester: ContentDigester | undefined;
+  private readonly knownDigest: Buffer | undefined;
   private readonly credit: OutboundCredit;
   /** Bytes sent in DATA frames so far. */
   private sent = 0;
@@ -311,14 +329,14 @@ export class PutCall extends ClientStream implements FrameProducer {
     source: ByteSource,
     onProgress: ProgressCallback | undefined,
     deferred: Deferred<PutResult>,
-    knownSha256?: Buffer,
+    known?: readonly KnownDigest[],
   ) {
     super(host, id);
     this.source = source;
     this.onProgress = onProgress;
     this.deferred = deferred;
-    this.knownSha256 = knownSha256;
-    this.hash = knownSha256 === undefined ? createHash('sha256') : undefined;
+    this.knownDigest = known?.find((k) => k.algorithm === host.integrity)?.digest;
+    this.digester = this.knownDigest === undefined ? new ContentDigester(host.integrity) : undefined;
     this.credit = new OutboundCredit(id);
     host.queue.addProducer(this);
   }
@@ -331,7 +349,18 @@ export class PutCall extends ClientStream implements FrameProducer {
   override onReply(result: Record<string, unknown>): void {
     if (this.phase !== StreamPhase.Ended)
       throw new ProtocolError('PROTOCOL_ERROR', `REPLY before END on upload stream ${this.id}`);
-    this.result = result as unknown as PutResult;
+    if (
+      typeof result.entry !== 'object' ||
+      result.entry === null ||
+      !isIntegrityAlgorithm(result.algorithm) ||
+      typeof result.digest !== 'string'
+    ) {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `put REPLY on stream ${this.id} lacks entry, algorithm or digest`,
+      );
+    }
+    this.result = { entry: result.entry as WireEntry, algorithm: result.algorithm, digest: result.digest };
     this.settle();
   }
 
@@ -367,7 +396,7 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.credit.take(bytesRead);
     this.creditReserved -= length;
     this.sent += bytesRead;
-    this.hash?.update(ready.subarray(HEADER_BYTES));
+    this.digester?.update(ready.subarray(HEADER_BYTES));
     this.onProgress?.(this.sent, this.source.size);
     this.readAhead();
     return ready;
@@ -411,11 +440,14 @@ export class PutCall extends ClientStream implements FrameProducer {
 
   private sendEnd(): void {
     this.markEnded();
-    this.host.send(encodeEnd(this.id, this.sent, this.knownSha256 ?? this.hash!.digest()));
+    this.host.send(
+      encodeEnd(this.id, this.sent, this.host.integrity, this.knownDigest ?? this.digester!.digest()),
+    );
     this.onProgress?.(this.sent, this.source.size ?? this.sent);
   }
 
   protected release(error: MuxftpError | undefined): void {
+    this.digester?.release();
     this.host.queue.removeProducer(this);
     for (const frame of this.reads.clear()) this.host.queue.release(frame.length);
     void this.source.close();

@@ -9,6 +9,12 @@ import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, MuxftpError, ProtocolError } from '../shared/errors.js';
 import {
+  chooseIntegrityAlgorithm,
+  DEFAULT_INTEGRITY_ALGORITHM,
+  INTEGRITY_BLOCK_BYTES,
+  type IntegrityAlgorithm,
+} from '../shared/integrity/algorithms.js';
+import {
   FRAME_TYPE_NAMES,
   FrameType,
   MIN_FRAME_PAYLOAD_BYTES,
@@ -91,6 +97,8 @@ export class ServerConnection implements StreamHost {
   readonly counters: ServerCounters;
   readonly transport: FramedSocket;
   peerMaxFramePayload: number = MIN_FRAME_PAYLOAD_BYTES;
+  /** Chosen at HELLO; nothing reads it before (no stream opens before the handshake). */
+  integrity: IntegrityAlgorithm = DEFAULT_INTEGRITY_ALGORITHM;
   private readonly streams = new Map<number, ServerStream>();
   private readonly resetStreams = new Set<number>();
   private lastOpenedId = 0;
@@ -273,6 +281,7 @@ export class ServerConnection implements StreamHost {
         `no common protocol version: client speaks ${hello.versions.join(', ') || 'none'}, server ${SUPPORTED_VERSIONS.join(', ')}`,
       );
     }
+    this.integrity = chooseIntegrityAlgorithm(hello.integrity ?? []);
     if (hello.maxFramePayload < MIN_FRAME_PAYLOAD_BYTES) {
       throw new ProtocolError(
         'PROTOCOL_ERROR',
@@ -300,6 +309,7 @@ export class ServerConnection implements StreamHost {
           streamWindow: this.options.streamWindowBytes,
         },
         ...(login !== undefined ? { login } : {}),
+        integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },
       }),
     );
     if (login === undefined) this.loggedIn(OPEN_ACCESS_ACCOUNT, this.options.storage);

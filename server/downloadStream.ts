@@ -1,14 +1,15 @@
 /**
- * A `get`: the server reads the file and sends it as DATA frames, then END with size and SHA-256
- * (from storage's digest cache when it has one: the client verifies every byte either way).
+ * A `get`: the server reads the file and sends it as DATA frames, then END with size and the
+ * content digest under the connection's algorithm (from storage's digest cache when it has one,
+ * else hashed as the chunks are sent: the client verifies every byte either way).
  * It is a FrameProducer on the connection's outbound queue, and reads the next chunks from disk
  * (up to readAheadChunks at once, so the disk is read while the socket is written) only when it has
  * credit from the client and the queue has room (tryReserve): however slowly the client reads, the
  * server holds at most the queue's high-water mark plus one chunk for it.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
+import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { OutboundCredit } from '../shared/transport/flow.js';
@@ -23,7 +24,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private readonly path: string;
   private handle: ReadHandle | undefined;
   /** Hashes the file as it is sent, unless storage already knows its digest. */
-  private hash: Hash | undefined;
+  private digester: ContentDigester | undefined;
+  private known: FileDigest | undefined;
   private readonly credit: OutboundCredit;
   /** Bytes of the file whose read has been started. */
   private readPosition = 0;
@@ -51,7 +53,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         this.handle = handle;
         this.advance(StreamPhase.Open);
         this.size = handle.size;
-        if (handle.sha256 === undefined) this.hash = createHash('sha256');
+        this.known = handle.knownDigest(this.host.integrity);
+        if (this.known === undefined) this.digester = new ContentDigester(this.host.integrity);
         this.host.send(encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs) }));
         this.host.queue.addProducer(this);
         this.readAhead();
@@ -76,7 +79,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       return null;
     }
     // Hashed here, in file order, whatever order the reads completed in.
-    this.hash?.update(frame.subarray(HEADER_BYTES));
+    this.digester?.update(frame.subarray(HEADER_BYTES));
     this.position += frame.length - HEADER_BYTES;
     if (this.position === this.size) this.finish();
     else this.readAhead();
@@ -135,18 +138,19 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   /** All bytes are sent: END goes out right behind the last DATA frame. */
   private finish(): void {
     const handle = this.handle!;
-    let sha256 = handle.sha256;
-    if (sha256 === undefined) {
-      sha256 = this.hash!.digest();
-      handle.rememberSha256(sha256);
+    let digest = this.known;
+    if (digest === undefined) {
+      digest = this.digester!.result();
+      handle.rememberDigest(digest);
     }
-    this.host.send(encodeEnd(this.id, this.size, sha256));
+    this.host.send(encodeEnd(this.id, this.size, digest.algorithm, digest.digest));
     this.recordTransfer('sent', this.path, this.size);
     this.close(false);
   }
 
   protected cleanup(): void {
     clearTimeout(this.rateTimer);
+    this.digester?.release();
     this.host.queue.removeProducer(this);
     for (const frame of this.reads.clear()) this.host.queue.release(frame.length);
     void this.handle?.close().catch(() => {});

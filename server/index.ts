@@ -14,7 +14,9 @@ export {
   ProtocolError,
   StorageError,
 } from '../shared/errors.js';
+export type { FileDigest, IntegrityAlgorithm } from '../shared/integrity/index.js';
 export type { ServerStats } from '../shared/protocol/messages.js';
+export { fileDigest } from '../storage/fileDigest.js';
 export {
   DiskStorage,
   type DiskStorageOptions,

@@ -1,5 +1,5 @@
 /**
- * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, stats.
+ * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, digest, stats.
  * Each op's row in shared/protocol/operations.ts says it runs here; this table maps it to its
  * handler. Handlers reach files only through Storage, which confines every path.
  */
@@ -7,6 +7,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import type { ServerStats, WireEntry } from '../shared/protocol/messages.js';
 import type { RequestOf } from '../shared/protocol/operations.js';
+import { fileDigest } from '../storage/fileDigest.js';
 import type { EntryInfo, Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -51,6 +52,10 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   rename: async (storage, r) => {
     await storage.rename(r.from, r.to);
     return {};
+  },
+  digest: async (storage, r) => {
+    const { entry, digest } = await fileDigest(storage, r.path, r.algorithm);
+    return { entry: toWireEntry(entry), algorithm: digest.algorithm, digest: digest.digest.toString('hex') };
   },
   stats: async (_storage, _r, counters) => readStats(counters),
 };

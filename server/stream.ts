@@ -3,7 +3,9 @@
  * rule that it ends exactly once — with a final frame, with an ERROR, or silently when cancelled
  * or when the connection goes.
  */
+
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { type EndPayload, errorPayload } from '../shared/protocol/messages.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
@@ -29,6 +31,8 @@ export interface StreamHost {
   readonly counters: ServerCounters;
   /** Largest DATA payload the client accepts. */
   readonly peerMaxFramePayload: number;
+  /** The integrity algorithm negotiated in the handshake: every END on this connection uses it. */
+  readonly integrity: IntegrityAlgorithm;
   send(frame: Buffer): void;
   /** Forget a finished stream; `discardLateFrames` when the client may still have frames in flight for it. */
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void;

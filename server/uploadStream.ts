@@ -1,11 +1,12 @@
 /**
  * A `put`: DATA frames go to a temporary file through Storage's UploadHandle; at END the size and
- * SHA-256 are checked and only then is the file committed under its name. Credit is granted back
+ * content digest (the connection's algorithm, over 4 MiB blocks) are checked and only then is the
+ * file committed under its name. Each DATA payload is hashed as it arrives, before it is written. Credit is granted back
  * as bytes reach the disk (half a window at a time), so a stream never holds more than one window
  * in memory; the connection also stops reading its socket while the disk is behind.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload } from '../shared/protocol/messages.js';
 import { InboundWindow } from '../shared/transport/flow.js';
@@ -19,7 +20,7 @@ export class UploadStream extends ServerStream {
   private readonly path: string;
   private readonly declaredSize: number | undefined;
   private handle: UploadHandle | undefined;
-  private readonly hash: Hash = createHash('sha256');
+  private readonly digester: ContentDigester;
   /** Credit granted back as bytes reach the disk. */
   private readonly window: InboundWindow;
   private received = 0;
@@ -48,6 +49,7 @@ export class UploadStream extends ServerStream {
         ? host.options.streamWindowBytes
         : Math.min(host.options.streamWindowBytes, 2 * throttle.maxChunkBytes);
     this.window = new InboundWindow(id, size);
+    this.digester = new ContentDigester(host.integrity);
   }
 
   start(): void {
@@ -96,7 +98,7 @@ export class UploadStream extends ServerStream {
       }
       this.quotaReserved = this.received;
     }
-    this.hash.update(payload);
+    this.digester.update(payload);
     this.pending.push(payload);
     this.pendingBytes += payload.length;
     this.host.addUploadBacklog(payload.length);
@@ -192,15 +194,21 @@ export class UploadStream extends ServerStream {
     // No handle: not accepted yet, or already handed to the commit.
     if (end === undefined || handle === undefined || this.writing || this.pending.length > 0) return;
     if (this.isFinished) return;
-    const digest = this.hash.digest();
+    const digest = this.digester.result();
     const sizeMismatch =
       end.size !== this.received
         ? `END says ${end.size} bytes, ${this.received} received`
         : this.declaredSize !== undefined && end.size !== this.declaredSize
           ? `${end.size} bytes sent, ${this.declaredSize} declared`
           : undefined;
-    if (sizeMismatch !== undefined || !digest.equals(end.sha256)) {
-      const what = sizeMismatch !== undefined ? `size mismatch: ${sizeMismatch}` : 'SHA-256 mismatch';
+    const digestMismatch =
+      end.algorithm !== digest.algorithm
+        ? `END names ${end.algorithm}, the connection uses ${digest.algorithm}`
+        : !end.digest.equals(digest.digest)
+          ? `${digest.algorithm} digest mismatch`
+          : undefined;
+    if (sizeMismatch !== undefined || digestMismatch !== undefined) {
+      const what = sizeMismatch !== undefined ? `size mismatch: ${sizeMismatch}` : digestMismatch;
       this.host.log(`${this.host.label} rejected ${this.path}: ${what}`);
       this.fail(new MuxftpError('INTEGRITY_ERROR', `upload of ${this.path} failed verification: ${what}`));
       return;
@@ -211,7 +219,13 @@ export class UploadStream extends ServerStream {
       (entry) => {
         if (this.isFinished) return;
         this.recordTransfer('received', this.path, this.received);
-        this.host.send(encodeReply(this.id, { entry: toWireEntry(entry), sha256: digest.toString('hex') }));
+        this.host.send(
+          encodeReply(this.id, {
+            entry: toWireEntry(entry),
+            algorithm: digest.algorithm,
+            digest: digest.digest.toString('hex'),
+          }),
+        );
         this.close(false);
       },
       (err: unknown) => this.fail(err),
@@ -224,6 +238,7 @@ export class UploadStream extends ServerStream {
     this.quotaReserved = 0;
     this.host.releaseReservation(this.claimedBytes);
     this.claimedBytes = 0;
+    this.digester.release();
     if (this.pendingBytes > 0) this.host.addUploadBacklog(-this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;

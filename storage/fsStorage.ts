@@ -6,6 +6,8 @@
 
 import { type PlatformPath, posix } from 'node:path';
 import { StorageError } from '../shared/errors.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import { DigestCache } from './digestCache.js';
 import { entryInfo, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
@@ -508,7 +510,6 @@ export class FsStorage implements Storage {
 class FsReadHandle implements ReadHandle {
   readonly size: number;
   readonly mtimeMs: number;
-  readonly sha256: Buffer | undefined;
   readonly #handle: FsFileHandle;
   readonly #clientPath: string;
   readonly #stats: FsStats;
@@ -530,11 +531,14 @@ class FsReadHandle implements ReadHandle {
     this.#onClose = onClose;
     this.size = Number(stats.size);
     this.mtimeMs = toMs(stats.mtimeMs);
-    this.sha256 = digests.get(stats);
   }
 
-  rememberSha256(sha256: Buffer): void {
-    this.#digests.set(this.#stats, sha256);
+  knownDigest(algorithm: IntegrityAlgorithm): FileDigest | undefined {
+    return this.#digests.get(this.#stats, algorithm);
+  }
+
+  rememberDigest(digest: FileDigest): void {
+    this.#digests.set(this.#stats, digest);
   }
 
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {

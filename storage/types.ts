@@ -4,6 +4,9 @@
  * storage/paths.ts; every failure is a StorageError with a wire code (storage/fsErrors.ts).
  */
 
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import type { FileDigest } from '../shared/integrity/contentDigest.js';
+
 /** What a directory entry is; `other` covers sockets, devices and the like. */
 export type EntryType = 'file' | 'dir' | 'other';
 
@@ -22,10 +25,10 @@ export interface EntryInfo {
 export interface ReadHandle {
   readonly size: number;
   readonly mtimeMs: number;
-  /** The content's SHA-256 when storage already knows it for this version of the file. */
-  readonly sha256: Buffer | undefined;
+  /** The content digest under `algorithm` (with its block digests), if storage knows it for this version. */
+  knownDigest(algorithm: IntegrityAlgorithm): FileDigest | undefined;
   /** The caller hashed the whole file as opened: remember it for later readers. */
-  rememberSha256(sha256: Buffer): void;
+  rememberDigest(digest: FileDigest): void;
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Releases the file. */
@@ -42,9 +45,9 @@ export interface UploadHandle {
   write(chunks: readonly Buffer[]): Promise<void>;
   /**
    * Makes the upload visible under its target name, atomically; returns the new entry. The
-   * caller passes the verified SHA-256 so later downloads need not hash the file again.
+   * caller passes the verified digest so later downloads need not hash the file again.
    */
-  commit(sha256?: Buffer): Promise<EntryInfo>;
+  commit(digest?: FileDigest): Promise<EntryInfo>;
   /** Drops the temporary file. Safe to call more than once and after a failed commit. */
   abort(): Promise<void>;
 }

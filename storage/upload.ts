@@ -4,6 +4,7 @@
  */
 
 import { StorageError } from '../shared/errors.js';
+import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import type { DigestCache } from './digestCache.js';
 import { entryInfo } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
@@ -71,9 +72,9 @@ export class FsUpload implements UploadHandle {
     return written;
   }
 
-  commit(sha256?: Buffer): Promise<EntryInfo> {
+  commit(digest?: FileDigest): Promise<EntryInfo> {
     if (this.#finishing) return Promise.reject(this.#finishedError());
-    const committed = this.#writing.then(() => this.#commitNow(sha256));
+    const committed = this.#writing.then(() => this.#commitNow(digest));
     this.#finishing = committed.catch(noop);
     return committed;
   }
@@ -135,7 +136,7 @@ export class FsUpload implements UploadHandle {
     this.#releaseReservation = undefined;
   }
 
-  async #commitNow(sha256: Buffer | undefined): Promise<EntryInfo> {
+  async #commitNow(digest: FileDigest | undefined): Promise<EntryInfo> {
     const { fs, handle, temporaryPath, target, durable } = this.#context;
     let stats: FsStats;
     try {
@@ -156,12 +157,12 @@ export class FsUpload implements UploadHandle {
     this.#release();
     this.#context.onFinish();
     if (durable) await syncDirectory(fs, this.#context.parentHostPath);
-    if (sha256 !== undefined) {
+    if (digest !== undefined) {
       // The rename changed ctime: remember the digest under the version readers will see, if the
       // target is still our file (another upload may have replaced it since).
       const committed = await fs.stat(target.hostPath).catch(() => undefined);
       if (committed !== undefined && committed.ino === stats.ino && committed.dev === stats.dev) {
-        this.#context.digests.set(committed, sha256);
+        this.#context.digests.set(committed, digest);
       }
     }
     return entryInfo(baseName(this.#clientPath), stats);

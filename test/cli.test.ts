@@ -2,6 +2,7 @@
  * The real CLI, end to end: `muxftp serve` runs as a child process on a temp directory, and every
  * command is a fresh `node bin/muxftp.js …` process against it. Needs dist/ (npm run build).
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
@@ -179,6 +181,73 @@ describe('muxftp CLI', () => {
     expect((await readFile(join(local, 'back.bin'))).equals(bytes)).toBe(true);
   });
 
+  it('put and get --checksum sha256 verify with SHA-256 blocks (Dropbox content_hash) and say so in --json', async () => {
+    const local = await makeTempDir();
+    const bytes = randomBytes(4 * MiB + 1); // two blocks, the last of one byte
+    await writeFile(join(local, 'sha.bin'), bytes);
+    const expected = contentDigest('sha256', bytes).toString('hex');
+
+    const up = await runCli(
+      ['put', 'sha.bin', 'sums/sha.bin', '-p', '--checksum', 'sha256', '--json', ...remote],
+      {
+        cwd: local,
+      },
+    );
+    expect(up.code).toBe(0);
+    expect(JSON.parse(up.stdout.toString())).toEqual([
+      {
+        local: 'sha.bin',
+        remote: 'sums/sha.bin',
+        ok: true,
+        bytes: bytes.length,
+        algorithm: 'sha256',
+        digest: expected,
+      },
+    ]);
+    const down = await runCli(
+      ['get', 'sums/sha.bin', 'back.bin', '--checksum', 'sha256', '--json', ...remote],
+      {
+        cwd: local,
+      },
+    );
+    expect(down.code).toBe(0);
+    expect(JSON.parse(down.stdout.toString())).toMatchObject([
+      { ok: true, algorithm: 'sha256', digest: expected },
+    ]);
+    expect((await readFile(join(local, 'back.bin'))).equals(bytes)).toBe(true);
+
+    const bad = await runCli(['get', 'sums/sha.bin', 'x.bin', '--checksum', 'md5', ...remote], {
+      cwd: local,
+    });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('expected one of xxh128, sha256');
+  });
+
+  it('stat --hash prints the content digest, by default and for a named algorithm', async () => {
+    const local = await makeTempDir();
+    const bytes = randomBytes(100_000);
+    await writeFile(join(local, 'h.bin'), bytes);
+    expect((await runCli(['put', 'h.bin', 'hashed/h.bin', '-p', ...remote], { cwd: local })).code).toBe(0);
+
+    const plain = await runCli(['stat', 'hashed/h.bin', '--hash', ...remote]);
+    expect(plain).toMatchObject({ code: 0, stderr: '' });
+    expect(plain.stdout.toString()).toContain(`xxh128 ${contentDigest('xxh128', bytes).toString('hex')}\n`);
+
+    const sha = await runCli(['stat', 'hashed/h.bin', '--hash', 'sha256', '--json', ...remote]);
+    expect(sha.code).toBe(0);
+    expect(JSON.parse(sha.stdout.toString())).toMatchObject({
+      name: 'h.bin',
+      type: 'file',
+      size: 100_000,
+      algorithm: 'sha256',
+      digest: contentDigest('sha256', bytes).toString('hex'),
+    });
+
+    const dir = await runCli(['stat', 'hashed', '--hash', ...remote]);
+    expect(dir.code).toBe(1);
+    expectOneErrorLine(dir, 'stat hashed', 'IS_A_DIRECTORY');
+  });
+
   it('puts several files with --to and -j, and gets them back with --to', async () => {
     const local = await makeTempDir();
     const names = ['a.txt', 'b.txt', 'c.txt', 'd.txt'];
@@ -192,7 +261,12 @@ describe('muxftp CLI', () => {
     expect(outcomes.map((o) => [o.local, o.remote, o.ok, o.bytes])).toEqual(
       names.map((name) => [name, `many/${name}`, true, `contents of ${name}\n`.length]),
     );
-    for (const outcome of outcomes) expect(outcome.sha256).toMatch(/^[0-9a-f]{64}$/);
+    for (const [i, outcome] of outcomes.entries()) {
+      expect(outcome.algorithm).toBe('xxh128');
+      expect(outcome.digest).toBe(
+        contentDigest('xxh128', Buffer.from(`contents of ${names[i]}\n`)).toString('hex'),
+      );
+    }
 
     const down = await runCli(
       ['get', ...names.map((n) => `many/${n}`), '--to', 'copies', '-p', '-j', '3', ...remote],

@@ -2,14 +2,16 @@
  * The client against a scripted server that misbehaves: the client must never accept bytes that
  * fail the END check, nor more bytes than it granted, and never leave a partial local file.
  */
-import { createHash } from 'node:crypto';
+
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
-import { FrameType } from '../shared/protocol/constants.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
 import { encodeData, encodeEnd, encodeReply, encodeWelcome } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
@@ -35,8 +37,9 @@ async function scriptedServer(script: Script): Promise<number> {
         if (frame.type === FrameType.HELLO) {
           socket.write(
             encodeWelcome({
-              version: 1,
+              version: PROTOCOL_VERSION,
               limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
+              integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
             }),
           );
         } else if (frame.type === FrameType.OPEN) {
@@ -52,14 +55,14 @@ async function scriptedServer(script: Script): Promise<number> {
   return address.port;
 }
 
-const sha = (s: string) => createHash('sha256').update(s).digest();
+const digestOf = (s: string) => contentDigest('xxh128', Buffer.from(s));
 
 describe('client verification of downloads', () => {
-  it('rejects a download whose SHA-256 does not match, leaving no local file', async () => {
+  it('rejects a download whose content digest does not match, leaving no local file', async () => {
     const port = await scriptedServer((socket, open) => {
       socket.write(encodeReply(open.streamId, { size: 5, mtime: 0 }));
       socket.write(encodeData(open.streamId, Buffer.from('hello')));
-      socket.write(encodeEnd(open.streamId, 5, sha('HELLO')));
+      socket.write(encodeEnd(open.streamId, 5, 'xxh128', digestOf('HELLO')));
     });
     dir = await mkdtemp(join(tmpdir(), 'muxftp-verify-'));
     const client = await Client.connect({ port });
@@ -72,7 +75,7 @@ describe('client verification of downloads', () => {
   it('rejects a download shorter than END says', async () => {
     const port = await scriptedServer((socket, open) => {
       socket.write(encodeData(open.streamId, Buffer.from('hell')));
-      socket.write(encodeEnd(open.streamId, 5, sha('hello')));
+      socket.write(encodeEnd(open.streamId, 5, 'xxh128', digestOf('hello')));
     });
     const client = await Client.connect({ port });
     await expect(client.getBuffer('x')).rejects.toMatchObject({ code: 'INTEGRITY_ERROR' });
@@ -83,7 +86,7 @@ describe('client verification of downloads', () => {
     const port = await scriptedServer((socket, open) => {
       socket.write(encodeReply(open.streamId, { size: 5, mtime: 0 }));
       socket.write(encodeData(open.streamId, Buffer.from('hello')));
-      socket.write(encodeEnd(open.streamId, 5, sha('hello')));
+      socket.write(encodeEnd(open.streamId, 5, 'xxh128', digestOf('hello')));
     });
     const client = await Client.connect({ port });
     expect((await client.getBuffer('x')).toString()).toBe('hello');

@@ -7,6 +7,7 @@
  * file is exactly one complete version something uploaded (never a mix), and no temporary
  * upload file is left behind. Runs are bounded in count and time.
  */
+
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../client/client.js';
 import { ERROR_STATUS } from '../shared/errors.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import {
   encodeCancel,
@@ -170,7 +172,14 @@ describe('connection state machine under random frame sequences', () => {
   async function runSession(hello: string, commands: Command[]): Promise<void> {
     const peer = await RawPeer.connect(server.port);
     if (hello === 'valid') {
-      peer.write(encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: 1024 * 1024 }));
+      peer.write(
+        encodeHello({
+          protocol: 'muxftp',
+          versions: [2],
+          maxFramePayload: 1024 * 1024,
+          integrity: ['xxh128'],
+        }),
+      );
     } else if (hello === 'wrongVersion') {
       peer.write(encodeHello({ protocol: 'muxftp', versions: [99], maxFramePayload: 1024 * 1024 }));
     } else if (hello === 'garbage') {
@@ -232,10 +241,10 @@ describe('connection state machine under random frame sequences', () => {
             break;
           }
           if (offset < body.length) break;
-          const digest = createHash('sha256').update(body).digest();
+          const digest = contentDigest('xxh128', body);
           if (c.correct) allowed.get(path)!.add(sha256(body));
-          else digest[31] = digest[31]! ^ 1;
-          peer.write(encodeEnd(id, body.length, digest));
+          else digest[digest.length - 1] = digest[digest.length - 1]! ^ 1;
+          peer.write(encodeEnd(id, body.length, 'xxh128', digest));
           const answer = await peer
             .waitFor(
               (f) => (f.type === FrameType.REPLY || f.type === FrameType.ERROR) && f.streamId === id,
@@ -271,9 +280,9 @@ describe('connection state machine under random frame sequences', () => {
         case 'end': {
           const id = pick(c.stream);
           const body = Buffer.concat(puts.get(id)?.body ?? []);
-          const digest = createHash('sha256').update(body).digest();
+          const digest = contentDigest('xxh128', body);
           if (c.correct) {
-            peer.write(encodeEnd(id, body.length, digest));
+            peer.write(encodeEnd(id, body.length, 'xxh128', digest));
             const put = puts.get(id);
             // A correct END makes this body a version the server may commit (if it took every byte).
             if (put !== undefined && (FILE_PATHS as readonly string[]).includes(put.path)) {
@@ -281,7 +290,7 @@ describe('connection state machine under random frame sequences', () => {
             }
           } else {
             digest[0] = digest[0]! ^ 0xff;
-            peer.write(encodeEnd(id, body.length, digest));
+            peer.write(encodeEnd(id, body.length, 'xxh128', digest));
           }
           break;
         }

@@ -2,11 +2,13 @@
  * Connection logic over both transports: an in-memory duplex pair (no port) and TCP on
  * 127.0.0.1. Timeouts run on fake timers: the tests move the clock instead of waiting for it.
  */
+
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import {
   encodeCancel,
@@ -20,7 +22,8 @@ import type { RawPeer } from './helpers/rawPeer.js';
 import { duplexPair, type ServerOver, serveOver, TRANSPORTS } from './helpers/transports.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const _sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const xxh128Hex = (data: Uint8Array): string => contentDigest('xxh128', data).toString('hex');
 /** One real turn of the event loop, so bytes written so far are delivered (setImmediate is not faked). */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -53,7 +56,7 @@ describe.each(TRANSPORTS)('a connection over %s', (transport) => {
     const client = await env.connect();
     const bytes = randomBytes(3 * MiB + 1);
     await client.mkdir('d/e', { parents: true });
-    expect((await client.put('d/e/f.bin', bytes)).sha256).toBe(sha256(bytes));
+    expect((await client.put('d/e/f.bin', bytes)).digest).toBe(xxh128Hex(bytes));
     expect((await client.list('d/e')).map((e) => [e.name, e.size])).toEqual([['f.bin', bytes.length]]);
     expect(await client.stat('d/e/f.bin')).toMatchObject({ type: 'file', size: bytes.length });
     expect((await client.getBuffer('d/e/f.bin')).equals(bytes)).toBe(true);
@@ -74,7 +77,7 @@ describe.each(TRANSPORTS)('a connection over %s', (transport) => {
       files.map((f) =>
         client.put(f.path, f.bytes, { onProgress: (done) => done > 0 && started.add(f.path) }).then((r) => {
           startedWhenFirstDone ||= started.size;
-          expect(r.sha256).toBe(sha256(f.bytes));
+          expect(r.digest).toBe(xxh128Hex(f.bytes));
         }),
       ),
     );
@@ -168,7 +171,9 @@ describe.each(TRANSPORTS)('a connection over %s', (transport) => {
     env = await serveOver(transport, { handshakeTimeoutMs: 1_000, idleTimeoutMs: 60_000 });
     const peer = await env.rawConnect();
     vi.advanceTimersByTime(999);
-    peer.write(encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: 65536 }));
+    peer.write(
+      encodeHello({ protocol: 'muxftp', versions: [2], maxFramePayload: 65536, integrity: ['xxh128'] }),
+    );
     await peer.waitFor((f) => f.type === FrameType.WELCOME);
     vi.advanceTimersByTime(59_999);
     expect(await closedWithError(peer)).toBeUndefined();

@@ -5,6 +5,7 @@
  * tmpfs, when this host lets the test mount one); permission denied and a path that is a
  * directory. Each asserts exact outcomes: contents by hash, listings, error codes.
  */
+
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmdirSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { MuxServer } from '../server/server.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { DiskStorage } from '../storage/disk.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
@@ -28,6 +30,7 @@ const BIN = join(REPO, 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+const xxh128Hex = (data: Uint8Array): string => contentDigest('xxh128', data).toString('hex');
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const tempDirs: string[] = [];
@@ -173,8 +176,8 @@ describe('concurrent writers and readers of one path', () => {
       reads++;
     }
     const [putA, putB] = await writes;
-    expect(putA.sha256).toBe(sha256(a));
-    expect(putB.sha256).toBe(sha256(b));
+    expect(putA.digest).toBe(xxh128Hex(a));
+    expect(putB.digest).toBe(xxh128Hex(b));
     const final = sha256(await readFile(join(env.root!, 'same.bin')));
     expect([sha256(a), sha256(b)]).toContain(final);
     expect(await readdir(env.root!)).toEqual(['same.bin']);
@@ -264,7 +267,7 @@ describe('storage faults fail one stream; the connection and its other streams g
     await expect(client.list('locked')).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     await expect(client.put('dir', Buffer.from('z'))).rejects.toMatchObject({ code: 'IS_A_DIRECTORY' });
     await expect(client.getBuffer('dir')).rejects.toMatchObject({ code: 'IS_A_DIRECTORY' });
-    expect((await bystander).sha256).toBe(sha256(big));
+    expect((await bystander).digest).toBe(xxh128Hex(big));
     expect(sha256(await client.getBuffer('ok.bin'))).toBe(sha256(big));
     expect((await client.list('')).map((e) => e.name)).toEqual(['dir', 'locked', 'ok.bin']);
     expect(await readdir(join(root, 'dir'))).toEqual([]);
@@ -319,7 +322,7 @@ describe('storage faults fail one stream; the connection and its other streams g
             ]),
           );
           const fits = randomBytes(2 * MiB);
-          expect((await client.put('fits.bin', fits)).sha256).toBe(sha256(fits));
+          expect((await client.put('fits.bin', fits)).digest).toBe(xxh128Hex(fits));
         } finally {
           await client.destroy();
           await server.close(0);

@@ -1,8 +1,3 @@
-/**
- * Issue #7, the storage half: what one hostile client could do to the tree or to the server's
- * memory through storage alone. Each case failed on the code before its fix.
- */
-import { createHash } from 'node:crypto';
 import * as nodeFs from 'node:fs/promises';
 import { mkdir, mkdtemp, readdir, realpath, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +5,7 @@ import path, { join, sep } from 'node:path';
 import { Volume } from 'memfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
@@ -25,7 +21,7 @@ afterEach(async () => {
   env = undefined;
 });
 
-const EMPTY_SHA256 = createHash('sha256').digest();
+const EMPTY_DIGEST = contentDigest('xxh128', Buffer.alloc(0));
 const isTemporary = (name: string) => name.startsWith('.muxftp-');
 
 /** The first frame on `streamId` of one of `types`. */
@@ -55,7 +51,7 @@ describe('a directory move racing an upload into it (disk)', () => {
       await firstOf(peer, move, FrameType.REPLY, FrameType.ERROR);
       if (accepted.type === FrameType.WINDOW) {
         // Finish the upload (empty); commit or fail, the server is done with its file afterwards.
-        peer.write(encodeEnd(put, 0, EMPTY_SHA256));
+        peer.write(encodeEnd(put, 0, 'xxh128', EMPTY_DIGEST));
         await peer.waitFor(
           (f) => f.streamId === put && (f.type === FrameType.REPLY || f.type === FrameType.ERROR),
           10_000,

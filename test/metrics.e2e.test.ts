@@ -43,7 +43,7 @@ class GatedStorage extends MemoryStorage {
         await this.held;
         return inner.write(chunks);
       },
-      commit: (sha256) => inner.commit(sha256),
+      commit: (digest) => inner.commit(digest),
       abort: () => inner.abort(),
     };
   }

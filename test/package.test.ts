@@ -91,7 +91,7 @@ for (const specifier of ['muxftp/dist/client/client.js', 'muxftp/dist/server/ser
 }
 await rm(root, { recursive: true, force: true });
 await rm(local, { recursive: true, force: true });
-console.log(JSON.stringify({ put: put.entry.size, got: got.size, digestsAgree: put.sha256 === got.sha256, metricsIn: Number(metricsIn), same, onDisk, missing, notFoundStatus: ERROR_STATUS.NOT_FOUND, deep }));
+console.log(JSON.stringify({ put: put.entry.size, got: got.size, digestsAgree: typeof put.digest === 'string' && put.algorithm === got.algorithm && put.digest === got.digest, metricsIn: Number(metricsIn), same, onDisk, missing, notFoundStatus: ERROR_STATUS.NOT_FOUND, deep }));
 `;
 
 const TS_CONSUMER = `

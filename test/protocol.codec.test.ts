@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
 import {
@@ -53,26 +55,39 @@ function decodeError(input: Buffer): ProtocolError {
 }
 
 const sha = createHash('sha256').update('hello').digest();
+const xxh = contentDigest('xxh128', Buffer.from('hello'));
 
 const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }> = [
   {
     name: 'HELLO',
-    frame: encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: 65536, agent: 't' }),
+    frame: encodeHello({
+      protocol: 'muxftp',
+      versions: [2],
+      maxFramePayload: 65536,
+      agent: 't',
+      integrity: ['sha256', 'xxh128'],
+    }),
     check: (f) =>
       expect(parseHello(f)).toEqual({
         protocol: 'muxftp',
-        versions: [1],
+        versions: [2],
         maxFramePayload: 65536,
         agent: 't',
+        integrity: ['sha256', 'xxh128'],
       }),
   },
   {
     name: 'WELCOME',
     frame: encodeWelcome({
-      version: 1,
+      version: 2,
       limits: { maxFramePayload: 65536, maxStreams: 8, maxPathBytes: 4096, streamWindow: 1024 },
+      integrity: { algorithm: 'sha256', blockBytes: INTEGRITY_BLOCK_BYTES },
     }),
-    check: (f) => expect(parseWelcome(f).limits.maxStreams).toBe(8),
+    check: (f) => {
+      const welcome = parseWelcome(f);
+      expect(welcome.limits.maxStreams).toBe(8);
+      expect(welcome.integrity).toEqual({ algorithm: 'sha256', blockBytes: 4 * 1024 * 1024 });
+    },
   },
   {
     name: 'OPEN',
@@ -102,12 +117,28 @@ const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }>
   },
   { name: 'WINDOW', frame: encodeWindow(5, 123456), check: (f) => expect(parseWindow(f)).toBe(123456) },
   {
-    name: 'END',
-    frame: encodeEnd(5, 2 ** 40 + 3, sha),
+    name: 'END, sha256',
+    frame: encodeEnd(5, 2 ** 40 + 3, 'sha256', sha),
     check: (f) => {
+      // u64 size | u8 algorithm (2) | 32-byte digest
+      expect(f.payload.length).toBe(41);
+      expect(f.payload[8]).toBe(2);
       const end = parseEnd(f);
       expect(end.size).toBe(2 ** 40 + 3);
-      expect(end.sha256.equals(sha)).toBe(true);
+      expect(end.algorithm).toBe('sha256');
+      expect(end.digest.equals(sha)).toBe(true);
+    },
+  },
+  {
+    name: 'END, xxh128',
+    frame: encodeEnd(6, 5, 'xxh128', xxh),
+    check: (f) => {
+      // u64 size | u8 algorithm (1) | 16-byte digest | 16 zero bytes
+      expect(f.payload.length).toBe(41);
+      expect(f.payload[8]).toBe(1);
+      expect(f.payload.subarray(25).every((b) => b === 0)).toBe(true);
+      const end = parseEnd(f);
+      expect(end).toEqual({ size: 5, algorithm: 'xxh128', digest: xxh });
     },
   },
   {
@@ -192,7 +223,7 @@ describe('malformed input', () => {
   it.each([
     ['reserved bits', header(FrameType.DATA, 0, 1, 0, 1)],
     ['WINDOW of the wrong length', header(FrameType.WINDOW, 0, 1, 3)],
-    ['END of the wrong length', header(FrameType.END, 0, 1, 39)],
+    ['END of the wrong length', header(FrameType.END, 0, 1, 40)],
     ['CANCEL with a payload', header(FrameType.CANCEL, 0, 1, 1)],
     ['flags on DATA', header(FrameType.DATA, 1, 1, 0)],
     ['unknown REPLY flag', header(FrameType.REPLY, 2, 1, 0)],
@@ -236,8 +267,59 @@ describe('malformed input', () => {
     expect(() => parseHello(wrongProtocol)).toThrow(/protocol/);
   });
 
+  it('rejects an END with an unknown algorithm or bytes after its digest', () => {
+    const unknown = encodeEnd(1, 5, 'sha256', sha);
+    unknown[HEADER_BYTES + 8] = 9;
+    expect(() => parseEnd(decodeAll(unknown)[0]!)).toThrow(/unknown algorithm 9/);
+    const padded = encodeEnd(1, 5, 'xxh128', xxh);
+    padded[padded.length - 1] = 1;
+    expect(() => parseEnd(decodeAll(padded)[0]!)).toThrow(/must be zero/);
+    expect(() => encodeEnd(1, 5, 'xxh128', sha)).toThrow(RangeError);
+  });
+
+  it('rejects a WELCOME without a known integrity algorithm or with another block size', () => {
+    const limits = { maxFramePayload: 65536, maxStreams: 8, maxPathBytes: 4096, streamWindow: 1024 };
+    const missing = encodeFrame(FrameType.WELCOME, 0, 0, Buffer.from(JSON.stringify({ version: 2, limits })));
+    expect(() => parseWelcome(decodeAll(missing)[0]!)).toThrow(/integrity.algorithm/);
+    const md5 = encodeFrame(
+      FrameType.WELCOME,
+      0,
+      0,
+      Buffer.from(
+        JSON.stringify({ version: 2, limits, integrity: { algorithm: 'md5', blockBytes: 4194304 } }),
+      ),
+    );
+    expect(() => parseWelcome(decodeAll(md5)[0]!)).toThrow(/integrity.algorithm/);
+    const otherBlocks = encodeFrame(
+      FrameType.WELCOME,
+      0,
+      0,
+      Buffer.from(
+        JSON.stringify({ version: 2, limits, integrity: { algorithm: 'xxh128', blockBytes: 1 << 20 } }),
+      ),
+    );
+    expect(() => parseWelcome(decodeAll(otherBlocks)[0]!)).toThrow(/blockBytes/);
+  });
+
+  it('rejects a HELLO whose integrity list is not a list of names', () => {
+    const bad = encodeFrame(
+      FrameType.HELLO,
+      0,
+      0,
+      Buffer.from(
+        JSON.stringify({ protocol: 'muxftp', versions: [2], maxFramePayload: 65536, integrity: 'xxh128' }),
+      ),
+    );
+    expect(() => parseHello(decodeAll(bad)[0]!)).toThrow(/integrity/);
+  });
+
   it.each([
     ['not JSON', Buffer.from('{'), 'BAD_REQUEST'],
+    [
+      'a digest with an unknown algorithm',
+      Buffer.from('{"op":"digest","path":"x","algorithm":"md5"}'),
+      'BAD_REQUEST',
+    ],
     ['an array', Buffer.from('[]'), 'BAD_REQUEST'],
     ['no op', Buffer.from('{"path":"x"}'), 'BAD_REQUEST'],
     ['a path that is not a string', Buffer.from('{"op":"stat","path":3}'), 'BAD_REQUEST'],

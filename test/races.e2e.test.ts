@@ -2,6 +2,7 @@
  * Races and limits found in review: each case once lost a file, hung a call, or let a peer grow
  * server memory. Real sockets, real files.
  */
+
 import { getEventListeners } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -9,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
 import {
@@ -37,7 +40,7 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-const sha = async (b: Buffer) => (await import('node:crypto')).createHash('sha256').update(b).digest();
+const digestOf = (b: Buffer) => contentDigest('xxh128', b);
 
 describe('uploads and the tree around them', () => {
   it.each(['memory', 'disk'] as const)(
@@ -51,7 +54,7 @@ describe('uploads and the tree around them', () => {
       await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
       peer.write(encodeData(1, Buffer.from('abc')));
       await expect(client.rename('a', 'b')).rejects.toMatchObject({ code: 'RESOURCE_BUSY' });
-      peer.write(encodeEnd(1, 3, await sha(Buffer.from('abc'))));
+      peer.write(encodeEnd(1, 3, 'xxh128', digestOf(Buffer.from('abc'))));
       await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
       await client.rename('a', 'b');
       expect((await client.getBuffer('b/f')).toString()).toBe('abc');
@@ -67,7 +70,11 @@ describe('uploads and the tree around them', () => {
     await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
     const bytes = Buffer.from('committed anyway');
     peer.write(
-      Buffer.concat([encodeData(1, bytes), encodeEnd(1, bytes.length, await sha(bytes)), encodeCancel(1)]),
+      Buffer.concat([
+        encodeData(1, bytes),
+        encodeEnd(1, bytes.length, 'xxh128', digestOf(bytes)),
+        encodeCancel(1),
+      ]),
     );
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
     const client = await env.connect();
@@ -185,8 +192,9 @@ describe('a WELCOME the client cannot work with', () => {
       const decoder = new FrameDecoder({ maxFramePayloadBytes: 65536, maxControlPayloadBytes: 65536 }, () => {
         socket.write(
           encodeWelcome({
-            version: 1,
+            version: 2,
             limits: { maxFramePayload: 1 << 20, maxStreams: 0, maxPathBytes: 4096, streamWindow: 1 << 20 },
+            integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
           }),
         );
       });

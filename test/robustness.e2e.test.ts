@@ -2,12 +2,14 @@
  * Bad input over real sockets: each case gets a clear error, the server keeps serving everyone
  * else, and no stored file is lost or left partial.
  */
-import { createHash, randomBytes } from 'node:crypto';
+
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../shared/errors.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
 import {
   encodeData,
@@ -34,7 +36,7 @@ afterEach(async () => {
   await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
-const digest = (b: Uint8Array) => createHash('sha256').update(b).digest();
+const digest = (b: Uint8Array) => contentDigest('xxh128', b);
 
 function header(type: number, streamId: number, length: number): Buffer {
   const h = Buffer.alloc(HEADER_BYTES);
@@ -62,7 +64,37 @@ describe('connection-level violations close that connection only', () => {
       name: 'no common version',
       bytes: () => encodeHello({ protocol: 'muxftp', versions: [99], maxFramePayload: 65536 }),
       code: 'VERSION_MISMATCH',
-      message: /client speaks 99, server 1$/,
+      message: /client speaks 99, server 2$/,
+      handshake: false,
+    },
+    {
+      // Exactly what a version-1 client sends: it gets a clear refusal, not a hang.
+      name: 'a version-1 HELLO',
+      bytes: () =>
+        encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: 1048576, agent: 'muxftp/0.1.0' }),
+      code: 'VERSION_MISMATCH',
+      message: /^no common protocol version: client speaks 1, server 2$/,
+      handshake: false,
+    },
+    {
+      name: 'no common integrity algorithm',
+      bytes: () =>
+        encodeHello({
+          protocol: 'muxftp',
+          versions: [2],
+          maxFramePayload: 65536,
+          integrity: ['md5', 'crc32'],
+        }),
+      code: 'VERSION_MISMATCH',
+      message:
+        /^no common integrity algorithm: client offers \[md5, crc32\], server supports \[xxh128, sha256\]$/,
+      handshake: false,
+    },
+    {
+      name: 'a version-2 HELLO without an integrity list',
+      bytes: () => encodeHello({ protocol: 'muxftp', versions: [2], maxFramePayload: 65536 }),
+      code: 'VERSION_MISMATCH',
+      message: /^no common integrity algorithm: client offers \[\]/,
       handshake: false,
     },
     {
@@ -151,7 +183,7 @@ describe('connection-level violations close that connection only', () => {
     await openPut(peer, 1, 'done.bin');
     const bytes = Buffer.from('abc');
     peer.write(encodeData(1, bytes));
-    peer.write(encodeEnd(1, bytes.length, digest(bytes)));
+    peer.write(encodeEnd(1, bytes.length, 'xxh128', digest(bytes)));
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
     peer.write(encodeData(1, bytes));
     expect((await peer.connectionError()).code).toBe('STREAM_CLOSED');
@@ -200,10 +232,10 @@ describe('stream-level errors fail that stream only', () => {
     await openPut(peer, 1, 'file.bin');
     const bytes = randomBytes(1000);
     peer.write(encodeData(1, bytes));
-    peer.write(encodeEnd(1, bytes.length, digest(Buffer.from('something else'))));
+    peer.write(encodeEnd(1, bytes.length, 'xxh128', digest(Buffer.from('something else'))));
     expect((await peer.streamError(1)).code).toBe('INTEGRITY_ERROR');
     await openPut(peer, 2, 'file.bin');
-    peer.write(encodeEnd(2, 5, digest(Buffer.alloc(0))));
+    peer.write(encodeEnd(2, 5, 'xxh128', digest(Buffer.alloc(0))));
     expect((await peer.streamError(2)).code).toBe('INTEGRITY_ERROR');
     expect((await client.getBuffer('file.bin')).toString()).toBe('old content');
     expect((await client.list('')).map((e) => e.name)).toEqual(['file.bin']);
@@ -216,7 +248,7 @@ describe('stream-level errors fail that stream only', () => {
     await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
     const bytes = Buffer.from('12345');
     peer.write(encodeData(1, bytes));
-    peer.write(encodeEnd(1, bytes.length, digest(bytes)));
+    peer.write(encodeEnd(1, bytes.length, 'xxh128', digest(bytes)));
     const error = await peer.streamError(1);
     expect(error.code).toBe('INTEGRITY_ERROR');
     expect(error.message).toMatch(/declared/);
@@ -230,7 +262,7 @@ describe('stream-level errors fail that stream only', () => {
     peer.write(encodeOpen(1, { op: 'put', path: '../escape' }));
     expect((await peer.streamError(1)).code).toBe('INVALID_PATH');
     peer.write(encodeData(1, Buffer.from('in flight')));
-    peer.write(encodeEnd(1, 9, digest(Buffer.from('in flight'))));
+    peer.write(encodeEnd(1, 9, 'xxh128', digest(Buffer.from('in flight'))));
     peer.write(encodeOpen(2, { op: 'list', path: '' }));
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 2);
   });

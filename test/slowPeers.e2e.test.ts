@@ -4,13 +4,16 @@
  * meanwhile; the handshake timeout (shorter than the idle timeout) closes the first kinds, the
  * idle timeout the last, each with IDLE_TIMEOUT on stream 0.
  */
+
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { encodeHello } from '../shared/protocol/encoder.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+const xxh128Hex = (data: Uint8Array): string => contentDigest('xxh128', data).toString('hex');
 
 interface Slowpoke {
   socket: Socket;
@@ -78,7 +81,12 @@ describe('slow and idle peers', () => {
     const handshakeTimeoutMs = 3_000;
     const idleTimeoutMs = 6_000;
     env = await startServer({ handshakeTimeoutMs, idleTimeoutMs });
-    const hello = encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: 1024 * 1024 });
+    const hello = encodeHello({
+      protocol: 'muxftp',
+      versions: [2],
+      maxFramePayload: 1024 * 1024,
+      integrity: ['xxh128'],
+    });
 
     const silent = await openMany(env.port, 2_000);
     const hellosDribbled = await openMany(env.port, 200);
@@ -94,7 +102,7 @@ describe('slow and idle peers', () => {
     // A real client, meanwhile: connects, uploads, downloads, every byte checked...
     const client = await env.connect();
     const content = randomBytes(2 * 1024 * 1024);
-    expect((await client.put('real.bin', content)).sha256).toBe(sha256(content));
+    expect((await client.put('real.bin', content)).digest).toBe(xxh128Hex(content));
     expect(sha256(await client.getBuffer('real.bin'))).toBe(sha256(content));
     // ...while most of the slow ones were still held.
     expect(env.server.stats().connections).toBeGreaterThan(500);

@@ -4,14 +4,17 @@
  * is what lets the memory side test symlinks that lead outside the root.
  */
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as nodeFs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERROR_STATUS, type ErrorCode, StorageError } from '../shared/errors.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { ContentDigester, contentDigest, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { DiskStorage } from '../storage/disk.js';
+import { fileDigest } from '../storage/fileDigest.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { openStorage } from '../storage/index.js';
@@ -176,6 +179,12 @@ describe.each(backends)('$name storage', (backend) => {
     await fx.cleanup();
   });
 
+  function digestOf(algorithm: IntegrityAlgorithm, content: Buffer): FileDigest {
+    const digester = new ContentDigester(algorithm);
+    digester.update(content);
+    return digester.result();
+  }
+
   describe('uploads', () => {
     it('commits an upload that stat, list and openRead then agree on', async () => {
       const committed = await put(storage, 'hello.txt', 'hello, ', 'world');
@@ -337,33 +346,61 @@ describe.each(backends)('$name storage', (backend) => {
   describe('digests and sizing', () => {
     it('remembers the digest of a committed upload, and forgets it when the file changes', async () => {
       const content = Buffer.from('digest me');
-      const sha = createHash('sha256').update(content).digest();
+      const digest = digestOf('xxh128', content);
       const upload = await storage.createUpload('d.bin');
       await upload.write([content]);
-      await upload.commit(sha);
+      await upload.commit(digest);
       const first = await storage.openRead('d.bin');
-      expect(first.sha256?.equals(sha)).toBe(true);
+      expect(first.knownDigest('xxh128')).toEqual(digest);
+      expect(first.knownDigest('sha256')).toBeUndefined();
       await first.close();
       // Rewritten in place behind storage's back (same size): the digest must not be served.
       await new Promise((resolve) => setTimeout(resolve, 5));
       await fx.host.writeFile(path.posix.join(fx.root, 'd.bin'), 'DIGEST ME');
       const second = await storage.openRead('d.bin');
-      expect(second.sha256).toBeUndefined();
-      const recomputed = createHash('sha256').update('DIGEST ME').digest();
-      second.rememberSha256(recomputed);
+      expect(second.knownDigest('xxh128')).toBeUndefined();
+      const recomputed = digestOf('xxh128', Buffer.from('DIGEST ME'));
+      second.rememberDigest(recomputed);
       await second.close();
       const third = await storage.openRead('d.bin');
-      expect(third.sha256?.equals(recomputed)).toBe(true);
+      expect(third.knownDigest('xxh128')).toEqual(recomputed);
+      await third.close();
+    });
+
+    it('holds one digest per algorithm for a file version, with its block digests', async () => {
+      const content = Buffer.alloc(4 * 1024 * 1024 + 1, 7); // two blocks, the last of one byte
+      const upload = await storage.createUpload('both.bin');
+      await upload.write([content]);
+      const xxh = digestOf('xxh128', content);
+      await upload.commit(xxh);
+      const sha = digestOf('sha256', content);
+      const first = await storage.openRead('both.bin');
+      first.rememberDigest(sha);
+      await first.close();
+      const second = await storage.openRead('both.bin');
+      expect(second.knownDigest('xxh128')).toEqual(xxh);
+      expect(second.knownDigest('sha256')).toEqual(sha);
+      expect(second.knownDigest('sha256')!.blockDigests).toHaveLength(2);
+      await second.close();
+      // fileDigest serves what is cached and computes (then remembers) what is not.
+      expect((await fileDigest(storage, 'both.bin', 'sha256')).digest).toBe(second.knownDigest('sha256'));
+      await put(storage, 'other.bin', 'other');
+      const computed = await fileDigest(storage, 'other.bin', 'sha256');
+      expect(computed.digest.digest.equals(contentDigest('sha256', Buffer.from('other')))).toBe(true);
+      expect(computed.entry.size).toBe(5);
+      const third = await storage.openRead('other.bin');
+      expect(third.knownDigest('sha256')).toEqual(computed.digest);
+      expect(third.knownDigest('xxh128')).toBeUndefined();
       await third.close();
     });
 
     it('a new upload over a file does not inherit the old digest', async () => {
       const upload = await storage.createUpload('e.bin');
       await upload.write([Buffer.from('one')]);
-      await upload.commit(createHash('sha256').update('one').digest());
+      await upload.commit(digestOf('xxh128', Buffer.from('one')));
       await put(storage, 'e.bin', 'two');
       const handle = await storage.openRead('e.bin');
-      expect(handle.sha256).toBeUndefined();
+      expect(handle.knownDigest('xxh128')).toBeUndefined();
       await handle.close();
     });
 

@@ -53,6 +53,7 @@ function recordingHost(sent: string[]): ClientHost {
     serverMaxFramePayload: 64 * 1024,
     chunkBytes: 64 * 1024,
     streamWindowBytes: 64 * 1024,
+    integrity: 'xxh128',
     send(frame) {
       // The frame type is the header's first byte.
       sent.push(frame[0] === FrameType.END ? 'END' : `type ${frame[0]}`);
@@ -82,7 +83,11 @@ describe('a client upload', () => {
     put.cancel();
     expect(sent).toEqual(['END']);
     expect(put.isSettled).toBe(false);
-    const reply = { entry: { name: 'x', type: 'file', size: 0, mtime: 0 }, sha256: 'ab' };
+    const reply = {
+      entry: { name: 'x', type: 'file', size: 0, mtime: 0 },
+      algorithm: 'xxh128',
+      digest: 'ab',
+    };
     put.onReply(reply);
     await expect(done).resolves.toEqual(reply);
     expect(put.phase).toBe(StreamPhase.Closed);

@@ -1,4 +1,5 @@
 /** Real transfers over real sockets: concurrency, multiplexing, fairness, memory bounds, shutdown. */
+
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsPromises from 'node:fs/promises';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { FsStorage } from '../storage/fsStorage.js';
@@ -26,6 +28,7 @@ afterEach(async () => {
   await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
+const xxh128Hex = (b: Uint8Array) => contentDigest('xxh128', b).toString('hex');
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** `promise`, or a failure naming what did not happen within `ms`. */
@@ -104,7 +107,7 @@ describe.each(['memory', 'disk'] as const)('transfers on %s storage', (backend) 
     ]);
     for (const result of results) {
       if ('got' in result) expect(sha256(result.got)).toBe(sha256(result.f.bytes));
-      else expect(result.r.sha256).toBe(sha256(result.f.bytes));
+      else expect(result.r.digest).toBe(xxh128Hex(result.f.bytes));
     }
     const back = await Promise.all(files.slice(half).map((f, i) => clients[i % 5]!.getBuffer(f.path)));
     for (const [i, got] of back.entries()) expect(got.equals(files[half + i]!.bytes)).toBe(true);
@@ -153,7 +156,7 @@ describe.each(['memory', 'disk'] as const)('transfers on %s storage', (backend) 
     }
     expect([...seen].filter((v) => v !== 'first' && v !== 'second')).toEqual([]);
     expect(seen.has('first')).toBe(true); // some reads did happen while the replacement was going on
-    expect((await replacing).sha256).toBe(sha256(second));
+    expect((await replacing).digest).toBe(xxh128Hex(second));
     expect((await reader.getBuffer('a/b.bin')).equals(second)).toBe(true);
     expect((await storedBytes('a/b.bin')).equals(second)).toBe(true);
     expect(await storedNames('a')).toEqual(['b.bin']);
@@ -177,7 +180,7 @@ describe('multiplexing on one connection', () => {
           .then((r) => {
             if (done++ === 0)
               allStartedBeforeAnyDone = [...progress.values()].filter((b) => b > 0).length === 20;
-            expect(r.sha256).toBe(sha256(f.bytes));
+            expect(r.digest).toBe(xxh128Hex(f.bytes));
           }),
       ),
     );
@@ -315,7 +318,7 @@ describe('backpressure', () => {
       for (const c of env!.server.connectionFigures()) peak = Math.max(peak, c.uploadBacklogBytes);
     }, 1);
     const result = await client.put('slowdisk.bin', bytes).finally(() => clearInterval(sampler));
-    expect(result.sha256).toBe(sha256(bytes));
+    expect(result.digest).toBe(xxh128Hex(bytes));
     expect((await client.getBuffer('slowdisk.bin')).equals(bytes)).toBe(true);
     // The 16 MiB window alone would let ~16 MiB pile up; reading pauses near the high-water mark
     // (overshooting by at most one read slice of 1 MiB).
@@ -404,7 +407,7 @@ describe('server lifecycle', () => {
     await new Promise((r) => setTimeout(r, 20));
     await env.server.close(10_000);
     const result = await download;
-    expect(result.sha256).toBe(sha256(bytes));
+    expect(result.digest).toBe(xxh128Hex(bytes));
     expect(Buffer.concat(received).equals(bytes)).toBe(true);
   });
 

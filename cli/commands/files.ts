@@ -1,10 +1,13 @@
 /** The remote file commands: ls, stat, rm, mkdir, rmdir, mv. Each runs over one connection. */
+
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { MuxftpError } from '../../shared/errors.js';
+import type { IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
+import { parseIntegrityAlgorithm } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
 import { remotePathFromArgument } from '../remotePath.js';
 
@@ -46,15 +49,32 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('stat')
     .summary('show one remote entry')
     .argument('<path>', 'remote file or directory')
-    .action(async (path: string, _options: unknown, command: Command) => {
+    .option(
+      '--hash [algorithm]',
+      "also print the file's content digest (xxh128 or sha256; default: the connection's)",
+      parseIntegrityAlgorithm,
+    )
+    .action(async (path: string, options: { hash?: IntegrityAlgorithm | true }, command: Command) => {
       const global = begin(command);
       await withClient(global, async (client) => {
         try {
-          const entry = await client.stat(remotePathFromArgument(path));
+          const remote = remotePathFromArgument(path);
+          if (options.hash !== undefined) {
+            const result = await client.digest(
+              remote,
+              options.hash === true ? client.integrity : options.hash,
+            );
+            if (output.json)
+              output.printJson({ ...result.entry, algorithm: result.algorithm, digest: result.digest });
+            else {
+              for (const line of formatEntryDetails(remote, result.entry)) output.printLine(line);
+              output.printLine(`${result.algorithm.padEnd(6)} ${result.digest}`);
+            }
+            return;
+          }
+          const entry = await client.stat(remote);
           if (output.json) output.printJson(entry);
-          else
-            for (const line of formatEntryDetails(remotePathFromArgument(path), entry))
-              output.printLine(line);
+          else for (const line of formatEntryDetails(remote, entry)) output.printLine(line);
         } catch (error) {
           output.failure(`stat ${path}`, error);
         }

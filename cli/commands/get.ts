@@ -1,17 +1,19 @@
 /**
  * `muxftp get`: downloads remote files, to stdout (-), or whole remote directories (-r), several
  * at a time over one connection. Each file is written beside its target and renamed into place
- * only once its size and SHA-256 check out, so a failed download leaves nothing behind.
+ * only once its size and content digest check out, so a failed download leaves nothing behind.
  */
+
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
+import type { IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
 import { ConcurrencyLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
-import { parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
+import { parseIntegrityAlgorithm, parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
@@ -24,6 +26,7 @@ interface GetOptions {
   recursive?: boolean;
   parallel: number;
   retries: number;
+  checksum?: IntegrityAlgorithm;
 }
 
 /** Where the arguments say the downloads go. */
@@ -67,13 +70,20 @@ export function registerGetCommand(program: Command, output: Output): void {
       parseNonNegativeInteger,
       DEFAULTS.retries,
     )
+    .option(
+      '--checksum <algorithm>',
+      'verify with this algorithm only (xxh128 or sha256; default: the server picks, xxh128 first)',
+      parseIntegrityAlgorithm,
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: GetOptions, command: Command) => {
       const global = globalOptionsOf(command);
       output.configure(global);
       const { remotes, target } = getTargetFromArguments(args, options, command, global.json);
-      const outcomes = await withReconnectingClient(global, (connection) =>
-        get(connection, remotes, target, options, output),
+      const outcomes = await withReconnectingClient(
+        global,
+        (connection) => get(connection, remotes, target, options, output),
+        options.checksum,
       );
       if (output.json) output.printJson(outcomes);
     });
@@ -202,7 +212,7 @@ async function get(
           job.standardStream ? process.stdout : job.local,
           transferOptions,
         );
-        return { bytes: result.size, sha256: result.sha256 };
+        return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
       },
     });
     return [...failures, ...outcomes];

@@ -2,15 +2,17 @@
  * `muxftp put`: uploads local files, stdin, or directory trees (-r), several at a time over one
  * connection. Shapes, as with cp: `put FILE [REMOTE]`, `put FILE... --to DIR`, `put -r DIR [REMOTE]`.
  */
+
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
+import type { IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
 import { ConcurrencyLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
-import { parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
+import { parseIntegrityAlgorithm, parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
@@ -22,6 +24,7 @@ interface PutOptions {
   recursive?: boolean;
   parallel: number;
   retries: number;
+  checksum?: IntegrityAlgorithm;
 }
 
 /** Where the arguments say the uploads go. */
@@ -65,13 +68,20 @@ export function registerPutCommand(program: Command, output: Output): void {
       parseNonNegativeInteger,
       DEFAULTS.retries,
     )
+    .option(
+      '--checksum <algorithm>',
+      'verify with this algorithm only (xxh128 or sha256; default: the server picks, xxh128 first)',
+      parseIntegrityAlgorithm,
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: PutOptions, command: Command) => {
       const global = globalOptionsOf(command);
       output.configure(global);
       const { sources, target } = putTargetFromArguments(args, options, command);
-      const outcomes = await withReconnectingClient(global, (connection) =>
-        put(connection, sources, target, options, output),
+      const outcomes = await withReconnectingClient(
+        global,
+        (connection) => put(connection, sources, target, options, output),
+        options.checksum,
       );
       if (output.json) output.printJson(outcomes);
     });
@@ -202,7 +212,7 @@ async function put(
           job.standardStream ? process.stdin : job.local,
           transferOptions,
         );
-        return { bytes: result.entry.size, sha256: result.sha256 };
+        return { bytes: result.entry.size, algorithm: result.algorithm, digest: result.digest };
       },
     });
     return [...failures, ...outcomes];

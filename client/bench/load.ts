@@ -10,7 +10,7 @@ import { MuxftpError } from '../../shared/errors.js';
 import { Client } from '../client.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
 import type { BenchOp } from './options.js';
-import { type Payload, payloadBuffer, seedName } from './payloads.js';
+import { knownDigests, type Payload, payloadBuffer, seedName } from './payloads.js';
 import { SecondTally, type WorkerSeconds } from './timeSeries.js';
 
 export interface WorkerPlan {
@@ -124,6 +124,7 @@ export async function runLoad(
 ): Promise<WorkerResult> {
   const tally = new Tally(plan.measureFrom);
   const buffers = plan.payloads.map(payloadBuffer);
+  const known = plan.payloads.map(knownDigests);
   let seed = (plan.workerIndex + 1) * 0x9e3779b1;
   // A small deterministic PRNG (xorshift32): the mix of sizes and operations repeats run to run.
   const random = () => {
@@ -169,17 +170,15 @@ export async function runLoad(
       if (firstByte === undefined && done > 0) firstByte = micros(started);
     };
     try {
-      const sha256 =
+      const result =
         kind === 'upload'
-          ? (
-              await client.put(`${plan.remoteDir}/${slot}.bin`, buffers[index]!, {
-                sha256: Buffer.from(payload.sha256, 'hex'),
-                onProgress,
-              })
-            ).sha256
-          : (await client.get(seedName(plan.remoteDir, payload.bytes), discard(), { onProgress })).sha256;
+          ? await client.put(`${plan.remoteDir}/${slot}.bin`, buffers[index]!, {
+              knownDigests: known[index]!,
+              onProgress,
+            })
+          : await client.get(seedName(plan.remoteDir, payload.bytes), discard(), { onProgress });
       if (!measured) return;
-      if (sha256 !== payload.sha256) {
+      if (result.digest !== payload.digests[result.algorithm]) {
         tally.error('INTEGRITY_ERROR');
         return;
       }

@@ -1,15 +1,20 @@
 /**
  * Benchmark payloads: one random buffer per size, made once and shared with every worker thread
- * (SharedArrayBuffer, no copies), with its SHA-256 computed once. Uploads send these bytes with
- * their known digest, so the load generator does not spend its CPU hashing what it sends.
+ * (SharedArrayBuffer, no copies), with its content digest under every integrity algorithm computed
+ * once. Uploads send these bytes with their known digests, so the load generator does not spend
+ * its CPU hashing what it sends; results are checked under whichever algorithm was negotiated.
  */
-import { createHash, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
+import { INTEGRITY_ALGORITHMS, type IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
+import { contentDigest } from '../../shared/integrity/contentDigest.js';
+import type { KnownDigest } from '../streams.js';
 
 export interface Payload {
   bytes: number;
   /** The content, shared between threads. */
   shared: SharedArrayBuffer;
-  sha256: string;
+  /** Hex content digest per algorithm. */
+  digests: Record<IntegrityAlgorithm, string>;
 }
 
 export function makePayloads(sizes: readonly number[]): Payload[] {
@@ -20,8 +25,19 @@ export function makePayloads(sizes: readonly number[]): Payload[] {
     for (let offset = 0; offset < bytes; offset += 1 << 30) {
       randomFillSync(view, offset, Math.min(1 << 30, bytes - offset));
     }
-    return { bytes, shared, sha256: createHash('sha256').update(view).digest('hex') };
+    const digests = Object.fromEntries(
+      INTEGRITY_ALGORITHMS.map((algorithm) => [algorithm, contentDigest(algorithm, view).toString('hex')]),
+    ) as Record<IntegrityAlgorithm, string>;
+    return { bytes, shared, digests };
   });
+}
+
+/** The payload's digests as put() takes them. */
+export function knownDigests(payload: Payload): KnownDigest[] {
+  return INTEGRITY_ALGORITHMS.map((algorithm) => ({
+    algorithm,
+    digest: Buffer.from(payload.digests[algorithm], 'hex'),
+  }));
 }
 
 export function payloadBuffer(payload: Payload): Buffer {

@@ -12,7 +12,7 @@ import type { ServerStats } from '../../shared/protocol/messages.js';
 import { Client } from '../client.js';
 import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult } from './load.js';
 import type { BenchOptions } from './options.js';
-import { makePayloads, payloadBuffer, seedName } from './payloads.js';
+import { knownDigests, makePayloads, payloadBuffer, seedName } from './payloads.js';
 import { type BenchReport, buildReport } from './report.js';
 import type { ServerSample } from './timeSeries.js';
 
@@ -68,9 +68,7 @@ async function runAgainst(
     if (options.op !== 'upload' && options.op !== 'connect') {
       await Promise.all(
         payloads.map((p) =>
-          control.put(seedName(remoteDir, p.bytes), payloadBuffer(p), {
-            sha256: Buffer.from(p.sha256, 'hex'),
-          }),
+          control.put(seedName(remoteDir, p.bytes), payloadBuffer(p), { knownDigests: knownDigests(p) }),
         ),
       );
     }

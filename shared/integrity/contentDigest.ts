@@ -9,6 +9,15 @@
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from './algorithms.js';
 import { type BlockHash, createBlockHash } from './blockHash.js';
 
+/** A file's digest under one algorithm, with the block digests it was computed from. */
+export interface FileDigest {
+  readonly algorithm: IntegrityAlgorithm;
+  /** D. */
+  readonly digest: Buffer;
+  /** d_0 … d_n−1, one per started block (none for an empty file). */
+  readonly blockDigests: readonly Buffer[];
+}
+
 /** D from the block digests, in order. */
 export function combineBlockDigests(
   algorithm: IntegrityAlgorithm,
@@ -65,6 +74,11 @@ export class ContentDigester {
       this.finished = combineBlockDigests(this.algorithm, this.blockDigests);
     }
     return this.finished;
+  }
+
+  /** D with the block digests; finishes the digester like digest(). */
+  result(): FileDigest {
+    return { algorithm: this.algorithm, digest: this.digest(), blockDigests: this.blockDigests };
   }
 
   /** Gives the hash back without a digest (a cancelled or failed transfer). Safe after digest(). */

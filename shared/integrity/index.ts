@@ -8,4 +8,4 @@ export {
   isIntegrityAlgorithm,
 } from './algorithms.js';
 export { type BlockHash, createBlockHash } from './blockHash.js';
-export { ContentDigester, combineBlockDigests, contentDigest } from './contentDigest.js';
+export { ContentDigester, combineBlockDigests, contentDigest, type FileDigest } from './contentDigest.js';

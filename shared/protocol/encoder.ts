@@ -2,14 +2,8 @@
  * Pure frame encoders: no sockets, no state, so tests build their input with them.
  * Header layout (docs/PROTOCOL.md): type u8 | flags u8 | reserved u16 = 0 | stream id u32 | length u32.
  */
-import {
-  END_PAYLOAD_BYTES,
-  Flags,
-  FrameType,
-  HEADER_BYTES,
-  SHA256_BYTES,
-  WINDOW_PAYLOAD_BYTES,
-} from './constants.js';
+import { ALGORITHM_WIRE_ID, DIGEST_BYTES, type IntegrityAlgorithm } from '../integrity/algorithms.js';
+import { END_PAYLOAD_BYTES, Flags, FrameType, HEADER_BYTES, WINDOW_PAYLOAD_BYTES } from './constants.js';
 import type { AuthRequest, AuthResult, ErrorPayload, Hello, Request, Welcome } from './messages.js';
 
 export function writeHeader(
@@ -72,12 +66,24 @@ export function encodeWindow(streamId: number, increment: number): Buffer {
   return frame;
 }
 
-/** END payload: u64 total size | 32 bytes SHA-256. */
-export function encodeEnd(streamId: number, size: number, sha256: Uint8Array): Buffer {
-  if (sha256.length !== SHA256_BYTES) throw new RangeError('sha256 must be 32 bytes');
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + END_PAYLOAD_BYTES);
+/**
+ * END payload (41 bytes):
+ *   u64 total size | u8 algorithm (1 xxh128, 2 sha256) | 32-byte field: the content digest D,
+ *   then zero bytes (xxh128's D is 16 bytes).
+ */
+export function encodeEnd(
+  streamId: number,
+  size: number,
+  algorithm: IntegrityAlgorithm,
+  digest: Uint8Array,
+): Buffer {
+  if (digest.length !== DIGEST_BYTES[algorithm]) {
+    throw new RangeError(`${algorithm} digest must be ${DIGEST_BYTES[algorithm]} bytes`);
+  }
+  const frame = Buffer.alloc(HEADER_BYTES + END_PAYLOAD_BYTES);
   writeHeader(frame, FrameType.END, 0, streamId, END_PAYLOAD_BYTES);
   frame.writeBigUInt64BE(BigInt(size), HEADER_BYTES);
-  frame.set(sha256, HEADER_BYTES + 8);
+  frame[HEADER_BYTES + 8] = ALGORITHM_WIRE_ID[algorithm];
+  frame.set(digest, HEADER_BYTES + 9);
   return frame;
 }

@@ -4,7 +4,14 @@
  * checked by their row of the operation table (operations.ts).
  */
 import { codeForStatus, type ErrorCode, isErrorCode, type MuxftpError, ProtocolError } from '../errors.js';
-import { END_PAYLOAD_BYTES, MIN_FRAME_PAYLOAD_BYTES, SHA256_BYTES, SUPPORTED_VERSIONS } from './constants.js';
+import {
+  algorithmForWireId,
+  DIGEST_BYTES,
+  INTEGRITY_BLOCK_BYTES,
+  type IntegrityAlgorithm,
+  isIntegrityAlgorithm,
+} from '../integrity/algorithms.js';
+import { END_PAYLOAD_BYTES, MIN_FRAME_PAYLOAD_BYTES, SUPPORTED_VERSIONS } from './constants.js';
 import type { Frame } from './frame.js';
 
 export interface Hello {
@@ -12,6 +19,14 @@ export interface Hello {
   versions: number[];
   maxFramePayload: number;
   agent?: string;
+  /** Integrity algorithms the client accepts, in its order of preference (version 2). */
+  integrity?: string[];
+}
+
+/** The integrity the server chose: the algorithm and the block size digests are taken over. */
+export interface WelcomeIntegrity {
+  algorithm: IntegrityAlgorithm;
+  blockBytes: number;
 }
 
 /** The limits a server announces in WELCOME (see docs/PROTOCOL.md). */
@@ -40,6 +55,7 @@ export interface Welcome {
   agent?: string;
   limits: ServerLimits;
   login?: LoginRequirement;
+  integrity: WelcomeIntegrity;
 }
 
 /** AUTH from the client: a user and password, or `anonymous` without one. */
@@ -77,6 +93,7 @@ export type Request =
   | { op: 'rename'; from: string; to: string }
   | { op: 'get'; path: string }
   | { op: 'put'; path: string; size?: number }
+  | { op: 'digest'; path: string; algorithm: IntegrityAlgorithm }
   | { op: 'stats' };
 
 export type Operation = Request['op'];
@@ -97,7 +114,9 @@ export interface ServerStats {
 
 export interface EndPayload {
   size: number;
-  sha256: Buffer;
+  algorithm: IntegrityAlgorithm;
+  /** The content digest D (docs/PROTOCOL.md, Integrity). */
+  digest: Buffer;
 }
 
 /** Parses a JSON frame payload into a plain object, or throws ProtocolError. */
@@ -125,11 +144,19 @@ export function parseHello(frame: Frame): Hello {
   if (!isCount(o.maxFramePayload)) {
     throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: maxFramePayload must be a non-negative integer');
   }
+  // Optional here so a version-1 HELLO, which has no list, is answered VERSION_MISMATCH.
+  if (
+    o.integrity !== undefined &&
+    (!Array.isArray(o.integrity) || !o.integrity.every((a) => typeof a === 'string'))
+  ) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: integrity must be an array of algorithm names');
+  }
   return {
     protocol: o.protocol,
     versions: o.versions as number[],
     maxFramePayload: o.maxFramePayload,
     ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
+    ...(o.integrity !== undefined ? { integrity: o.integrity as string[] } : {}),
   };
 }
 
@@ -174,11 +201,25 @@ export function parseWelcome(frame: Frame): Welcome {
     }
     login = { required: l.required, anonymous: l.anonymous, passwordNeedsTls: l.passwordNeedsTls };
   }
+  const integrity = o.integrity as Record<string, unknown> | undefined;
+  if (typeof integrity !== 'object' || integrity === null || !isIntegrityAlgorithm(integrity.algorithm)) {
+    throw new ProtocolError(
+      'PROTOCOL_ERROR',
+      'WELCOME: integrity.algorithm must name an algorithm this client knows',
+    );
+  }
+  if (integrity.blockBytes !== INTEGRITY_BLOCK_BYTES) {
+    throw new ProtocolError(
+      'PROTOCOL_ERROR',
+      `WELCOME: integrity.blockBytes must be ${INTEGRITY_BLOCK_BYTES}, got ${String(integrity.blockBytes)}`,
+    );
+  }
   return {
     version: o.version as number,
     ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
     limits: limits as unknown as ServerLimits,
     ...(login !== undefined ? { login } : {}),
+    integrity: { algorithm: integrity.algorithm, blockBytes: INTEGRITY_BLOCK_BYTES },
   };
 }
 
@@ -232,5 +273,12 @@ export function parseEnd(frame: Frame): EndPayload {
   const size = frame.payload.readBigUInt64BE(0);
   if (size > BigInt(Number.MAX_SAFE_INTEGER))
     throw new ProtocolError('PROTOCOL_ERROR', 'END: size too large');
-  return { size: Number(size), sha256: Buffer.from(frame.payload.subarray(8, 8 + SHA256_BYTES)) };
+  const algorithm = algorithmForWireId(frame.payload[8]!);
+  if (algorithm === undefined)
+    throw new ProtocolError('PROTOCOL_ERROR', `END: unknown algorithm ${frame.payload[8]}`);
+  const digestEnd = 9 + DIGEST_BYTES[algorithm];
+  if (frame.payload.subarray(digestEnd).some((byte) => byte !== 0)) {
+    throw new ProtocolError('PROTOCOL_ERROR', `END: bytes after the ${algorithm} digest must be zero`);
+  }
+  return { size: Number(size), algorithm, digest: Buffer.from(frame.payload.subarray(9, digestEnd)) };
 }

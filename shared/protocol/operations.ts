@@ -4,6 +4,7 @@
  * before any handler runs; adding an op to `Request` without a row here does not compile.
  */
 import { MuxftpError } from '../errors.js';
+import { INTEGRITY_ALGORITHMS, isIntegrityAlgorithm } from '../integrity/algorithms.js';
 import type { Frame } from './frame.js';
 import { type Operation, parseJsonObject, type Request } from './messages.js';
 
@@ -83,6 +84,16 @@ export const OPERATIONS = {
         throw badRequest('put: "size" must be a non-negative integer');
       const path = requireString(o, 'path', 'put');
       return o.size === undefined ? { op: 'put', path } : { op: 'put', path, size: o.size };
+    },
+  },
+  digest: {
+    stream: 'request',
+    permission: 'read',
+    parse: (o) => {
+      if (!isIntegrityAlgorithm(o.algorithm)) {
+        throw badRequest(`digest: "algorithm" must be one of ${INTEGRITY_ALGORITHMS.join(', ')}`);
+      }
+      return { op: 'digest', path: requireString(o, 'path', 'digest'), algorithm: o.algorithm };
     },
   },
   stats: { stream: 'request', permission: null, parse: () => ({ op: 'stats' }) },

@@ -2,7 +2,8 @@
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../../shared/defaults.js';
-import { FrameType } from '../../shared/protocol/constants.js';
+import type { IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
+import { FrameType, PROTOCOL_VERSION } from '../../shared/protocol/constants.js';
 import { FrameDecoder } from '../../shared/protocol/decoder.js';
 import { encodeHello } from '../../shared/protocol/encoder.js';
 import type { Frame } from '../../shared/protocol/frame.js';
@@ -47,11 +48,22 @@ export class RawPeer {
     return new RawPeer(socket);
   }
 
-  /** Connects (to a port, or over a connected byte stream) and completes the handshake. */
-  static async open(to: number | Duplex): Promise<RawPeer> {
+  /**
+   * Connects (to a port, or over a connected byte stream) and completes the handshake, offering
+   * `integrity` (the server picks xxh128 by default).
+   */
+  static async open(
+    to: number | Duplex,
+    integrity: readonly IntegrityAlgorithm[] = ['xxh128'],
+  ): Promise<RawPeer> {
     const peer = typeof to === 'number' ? await RawPeer.connect(to) : RawPeer.over(to);
     peer.write(
-      encodeHello({ protocol: 'muxftp', versions: [1], maxFramePayload: DEFAULTS.maxFramePayloadBytes }),
+      encodeHello({
+        protocol: 'muxftp',
+        versions: [PROTOCOL_VERSION],
+        maxFramePayload: DEFAULTS.maxFramePayloadBytes,
+        integrity: [...integrity],
+      }),
     );
     await peer.waitFor((f) => f.type === FrameType.WELCOME);
     return peer;

@@ -1,0 +1,49 @@
+/**
+ * A stored file's content digest under one algorithm: the one storage remembers for this version
+ * of the file, else computed by reading the file through any Storage and then remembered.
+ * Reads are large (1 MiB) and asynchronous; hashing runs on the loop between them, a read at a time,
+ * so other connections keep being served (bench/README.md: a worker pool did not pay on this machine).
+ */
+import { StorageError } from '../shared/errors.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
+import type { EntryInfo, Storage } from './types.js';
+
+const READ_BYTES = 1024 * 1024;
+
+/** The file's entry and its digest under `algorithm`, from the cache or by reading the file once. */
+export async function fileDigest(
+  storage: Storage,
+  path: string,
+  algorithm: IntegrityAlgorithm,
+): Promise<{ entry: EntryInfo; digest: FileDigest }> {
+  const entry = await storage.stat(path);
+  const handle = await storage.openRead(path);
+  try {
+    const known = handle.knownDigest(algorithm);
+    if (known !== undefined) return { entry, digest: known };
+    const digester = new ContentDigester(algorithm);
+    try {
+      const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(handle.size, 1)));
+      for (let position = 0; position < handle.size; ) {
+        const bytesRead = await handle.read(
+          buffer,
+          0,
+          Math.min(buffer.length, handle.size - position),
+          position,
+        );
+        if (bytesRead === 0)
+          throw new StorageError('IO_ERROR', `file changed while being read: ${path}`, path);
+        digester.update(buffer.subarray(0, bytesRead));
+        position += bytesRead;
+      }
+      const digest = digester.result();
+      handle.rememberDigest(digest);
+      return { entry, digest };
+    } finally {
+      digester.release();
+    }
+  } finally {
+    await handle.close();
+  }
+}
