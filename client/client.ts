@@ -16,6 +16,7 @@ import {
 } from '../shared/errors.js';
 import {
   INTEGRITY_ALGORITHMS,
+  INTEGRITY_BLOCK_BYTES,
   type IntegrityAlgorithm,
   isIntegrityAlgorithm,
 } from '../shared/integrity/algorithms.js';
@@ -43,13 +44,15 @@ import {
 } from '../shared/protocol/messages.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
-import { type ByteSink, type GetTarget, MemorySink, openSink } from './sinks.js';
+import { localBlockDigests } from './partialFile.js';
+import { type ByteSink, ContinueSink, type GetTarget, MemorySink, openSink } from './sinks.js';
 import { openSource, type PutSource } from './sources.js';
 import {
   type ClientHost,
   type ClientStream,
   GetCall,
   type GetResult,
+  type GetResume,
   type KnownDigest,
   type ProgressCallback,
   PutCall,
@@ -112,6 +115,13 @@ export interface TransferOptions {
    * the server still verifies every byte against it.
    */
   knownDigests?: readonly KnownDigest[];
+  /**
+   * get to a local path only: continue the partial file already there (`get -c`). The server picks
+   * the offset (a whole block) and sends the digests of the blocks before it; if the local file's
+   * differ, the call rejects with INTEGRITY_ERROR and leaves the file as it was. The whole file is
+   * verified at the end, and replaces the partial one only then.
+   */
+  continue?: boolean;
 }
 
 /** A remote file's content digest, as {@link Client.digest} reports it. */
@@ -441,6 +451,15 @@ export class Client implements ClientHost {
   /** Downloads `remotePath` to a local file path (atomically) or a writable stream. */
   async get(remotePath: string, target: GetTarget, options: TransferOptions = {}): Promise<GetResult> {
     this.assertOpen();
+    if (options.continue === true && typeof target === 'string') {
+      const blocks = await localBlockDigests(target, this.integrity, DEFAULTS.maxResumeBlocks);
+      if (blocks.length > 0) {
+        return this.getInto(remotePath, undefined, options, {
+          blocks,
+          sink: await ContinueSink.open(target),
+        });
+      }
+    }
     return this.getInto(remotePath, await openSink(target), options);
   }
 
@@ -464,15 +483,27 @@ export class Client implements ClientHost {
     return this.closed;
   }
 
-  private getInto(remotePath: string, sink: ByteSink, options: TransferOptions): Promise<GetResult> {
+  private getInto(
+    remotePath: string,
+    sink: ByteSink | undefined,
+    options: TransferOptions,
+    resume?: GetResume,
+  ): Promise<GetResult> {
     return new Promise<GetResult>((resolve, reject) => {
       const id = this.allocateStreamId();
-      const stream = new GetCall(this, id, sink, options.onProgress, { resolve, reject });
-      this.open(
-        stream,
-        [encodeOpen(id, { op: 'get', path: remotePath }), stream.initialWindow()],
-        options.signal,
+      const stream = new GetCall(
+        this,
+        id,
+        sink ?? resume!.sink,
+        options.onProgress,
+        { resolve, reject },
+        resume,
       );
+      const request: Request =
+        resume === undefined
+          ? { op: 'get', path: remotePath }
+          : { op: 'get', path: remotePath, offset: resume.blocks.length * INTEGRITY_BLOCK_BYTES };
+      this.open(stream, [encodeOpen(id, request), stream.initialWindow()], options.signal);
     });
   }
 

@@ -4,8 +4,8 @@
  * real name), a writable stream (stdout), or memory.
  */
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
-import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { constants, unlinkSync } from 'node:fs';
+import { copyFile, type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { localError } from './sources.js';
@@ -99,6 +99,84 @@ class FileSink implements ByteSink {
     const handle = this.handle;
     if (handle === undefined) return;
     this.handle = undefined;
+    await handle.close().catch(() => {});
+    await unlink(this.temporary).catch(() => {});
+    temporaryFilesInProgress.delete(this.temporary);
+  }
+}
+
+/**
+ * get -c: continues a partial local file without touching it until the download is verified. The
+ * partial file is copied (a reflink where the filesystem can) to a hidden temporary file, which is
+ * cut back to the offset the server chose, receives the rest, and replaces the target only after
+ * the whole file's digest checked out. A failure removes the copy: the partial file stays as it was.
+ */
+export class ContinueSink implements ByteSink {
+  private readonly target: string;
+  private readonly temporary: string;
+  private handle: FileHandle | undefined;
+  private position = 0;
+  /** Set by startAt(): the copy cut back to the offset; writes wait for it. */
+  private ready: Promise<void> | undefined;
+
+  private constructor(target: string, temporary: string, handle: FileHandle) {
+    this.target = target;
+    this.temporary = temporary;
+    this.handle = handle;
+  }
+
+  static async open(target: string): Promise<ContinueSink> {
+    const temporary = join(dirname(target), `.muxftp-${randomBytes(8).toString('hex')}.part`);
+    temporaryFilesInProgress.add(temporary);
+    try {
+      await copyFile(target, temporary, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      return new ContinueSink(target, temporary, await open(temporary, 'r+'));
+    } catch (err) {
+      await unlink(temporary).catch(() => {});
+      temporaryFilesInProgress.delete(temporary);
+      throw localError(err, target);
+    }
+  }
+
+  /** The server's offset: keep the copy's first `offset` bytes, write from there. */
+  startAt(offset: number): void {
+    this.position = offset;
+    this.ready = this.handle!.truncate(offset);
+  }
+
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    try {
+      await this.ready;
+      const { bytesWritten } = await this.handle!.writev(chunks as Buffer[], this.position);
+      this.position += bytesWritten;
+      let total = 0;
+      for (const chunk of chunks) total += chunk.length;
+      if (bytesWritten !== total) throw new Error('short write');
+    } catch (err) {
+      throw localError(err, this.target);
+    }
+  }
+
+  async finish(): Promise<void> {
+    const handle = this.handle!;
+    this.handle = undefined;
+    try {
+      await this.ready;
+      await handle.close();
+      await rename(this.temporary, this.target);
+      temporaryFilesInProgress.delete(this.temporary);
+    } catch (err) {
+      await unlink(this.temporary).catch(() => {});
+      temporaryFilesInProgress.delete(this.temporary);
+      throw localError(err, this.target);
+    }
+  }
+
+  async abort(): Promise<void> {
+    const handle = this.handle;
+    if (handle === undefined) return;
+    this.handle = undefined;
+    await this.ready?.catch(() => {});
     await handle.close().catch(() => {});
     await unlink(this.temporary).catch(() => {});
     temporaryFilesInProgress.delete(this.temporary);

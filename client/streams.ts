@@ -4,7 +4,11 @@
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
-import { type IntegrityAlgorithm, isIntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import {
+  INTEGRITY_BLOCK_BYTES,
+  type IntegrityAlgorithm,
+  isIntegrityAlgorithm,
+} from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
@@ -13,7 +17,7 @@ import { InboundWindow, OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
-import type { ByteSink } from './sinks.js';
+import type { ByteSink, ContinueSink } from './sinks.js';
 import type { ByteSource } from './sources.js';
 
 /** The connection, as its streams see it. */
@@ -158,6 +162,12 @@ export interface GetResult {
 }
 
 /** A download: grants credit, hashes and writes DATA to a sink, verifies END. */
+/** get -c: the local partial file's whole-block digests, and the sink that continues it. */
+export interface GetResume {
+  blocks: readonly Buffer[];
+  sink: ContinueSink;
+}
+
 export class GetCall extends ClientStream {
   private readonly deferred: Deferred<GetResult>;
   private readonly sink: ByteSink;
@@ -173,17 +183,24 @@ export class GetCall extends ClientStream {
   private end: EndPayload | undefined;
   private result: GetResult | undefined;
 
+  /** get -c: what the local partial file holds, and the sink that continues it. */
+  private readonly resume: GetResume | undefined;
+  /** The offset the server chose for a resumed download; the DATA starts there. */
+  private resumedFrom = 0;
+
   constructor(
     host: ClientHost,
     id: number,
     sink: ByteSink,
     onProgress: ProgressCallback | undefined,
     deferred: Deferred<GetResult>,
+    resume?: GetResume,
   ) {
     super(host, id);
     this.sink = sink;
     this.onProgress = onProgress;
     this.deferred = deferred;
+    this.resume = resume;
     this.window = new InboundWindow(id, host.streamWindowBytes);
     this.digester = new ContentDigester(host.integrity);
   }
@@ -195,7 +212,40 @@ export class GetCall extends ClientStream {
 
   override onReply(result: Record<string, unknown>): void {
     if (typeof result.size === 'number') this.expectedSize = result.size;
-    this.onProgress?.(0, this.expectedSize);
+    if (this.resume !== undefined && !this.acceptResume(this.resume, result)) return;
+    this.onProgress?.(this.resumedFrom, this.expectedSize);
+  }
+
+  /**
+   * get -c: the server chose an offset and sent the digests of the blocks before it. Every one must
+   * equal the local partial file's, or nothing of that file is reused: the stream is cancelled and
+   * the file left as it was. Afterwards the digester starts from those blocks, so END's D checks
+   * the whole file, prefix included.
+   */
+  private acceptResume(resume: GetResume, result: Record<string, unknown>): boolean {
+    const offset = typeof result.offset === 'number' ? result.offset : 0;
+    const blocks = Array.isArray(result.blocks) ? result.blocks : [];
+    const count = offset / INTEGRITY_BLOCK_BYTES;
+    if (!Number.isSafeInteger(count) || count > resume.blocks.length || blocks.length !== count) {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `stream ${this.id}: a resumed REPLY with an offset not asked for`,
+      );
+    }
+    const differing = blocks.findIndex((hex, i) => hex !== resume.blocks[i]!.toString('hex'));
+    if (differing !== -1) {
+      this.abandon(
+        new MuxftpError(
+          'INTEGRITY_ERROR',
+          `the local partial file differs from the server's at block ${differing} (another version?): not continued, left as it was`,
+        ),
+      );
+      return false;
+    }
+    this.resumedFrom = offset;
+    resume.sink.startAt(offset);
+    this.digester.blockDigests.push(...resume.blocks.slice(0, count));
+    return true;
   }
 
   override onData(payload: Buffer): void {
@@ -234,7 +284,7 @@ export class GetCall extends ClientStream {
           const increment = this.window.consumed(bytes);
           if (increment > 0) this.host.send(encodeWindow(this.id, increment));
         }
-        this.onProgress?.(this.received - this.pendingBytes(), this.expectedSize);
+        this.onProgress?.(this.resumedFrom + this.received - this.pendingBytes(), this.expectedSize);
         this.writeNext();
         this.finishWhenWritten();
       },
@@ -256,10 +306,11 @@ export class GetCall extends ClientStream {
     if (end === undefined || this.writing || this.pending.length > 0 || this.isSettled) return;
     const digest = this.digester.digest();
     const algorithm = this.digester.algorithm;
-    if (end.size !== this.received || end.algorithm !== algorithm || !digest.equals(end.digest)) {
+    const total = this.resumedFrom + this.received;
+    if (end.size !== total || end.algorithm !== algorithm || !digest.equals(end.digest)) {
       const what =
-        end.size !== this.received
-          ? `expected ${end.size} bytes, received ${this.received}`
+        end.size !== total
+          ? `expected ${end.size} bytes, have ${total}`
           : end.algorithm !== algorithm
             ? `END names ${end.algorithm}, the connection uses ${algorithm}`
             : `${algorithm} digest mismatch`;
@@ -268,7 +319,7 @@ export class GetCall extends ClientStream {
     }
     this.sink.finish().then(
       () => {
-        this.result = { size: this.received, algorithm, digest: digest.toString('hex') };
+        this.result = { size: total, algorithm, digest: digest.toString('hex') };
         this.settle();
       },
       (err: MuxftpError) => this.settle(err),

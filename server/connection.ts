@@ -424,7 +424,7 @@ export class ServerConnection implements StreamHost {
   private createStream(id: number, { request, spec }: OpenRequest): ServerStream {
     switch (spec.stream) {
       case 'download':
-        return new DownloadStream(this, id, (request as RequestOf<'download'>).path);
+        return new DownloadStream(this, id, request as RequestOf<'download'>);
       case 'upload': {
         const put = request as RequestOf<'upload'>;
         return new UploadStream(this, id, put.path, put.size);

@@ -9,6 +9,7 @@
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
@@ -19,9 +20,16 @@ import { StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ReadHandle } from '../storage/types.js';
 import { ServerStream, type StreamHost } from './stream.js';
 
+/** Reads of a resumed download's prefix, hashed before the REPLY. */
+const PREFIX_READ_BYTES = 1024 * 1024;
+
 export class DownloadStream extends ServerStream implements FrameProducer {
   readonly op = 'get';
   private readonly path: string;
+  /** get -c: where the client would like to continue from (a whole block); the server decides. */
+  private readonly requestedOffset: number | undefined;
+  /** Where the DATA began: 0, or a resumed download's offset. */
+  private sentFrom = 0;
   private handle: ReadHandle | undefined;
   /** Hashes the file as it is sent, unless storage already knows its digest. */
   private digester: ContentDigester | undefined;
@@ -36,9 +44,10 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   /** Set while a bandwidth limit makes the next read wait. */
   private rateTimer: NodeJS.Timeout | undefined;
 
-  constructor(host: StreamHost, id: number, path: string) {
+  constructor(host: StreamHost, id: number, request: { path: string; offset?: number }) {
     super(host, id);
-    this.path = path;
+    this.path = request.path;
+    this.requestedOffset = request.offset;
     this.credit = new OutboundCredit(id);
     this.reads = new FrameReadAhead(DEFAULTS.readAheadChunks);
   }
@@ -55,12 +64,62 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         this.size = handle.size;
         this.known = handle.knownDigest(this.host.integrity);
         if (this.known === undefined) this.digester = new ContentDigester(this.host.integrity);
-        this.host.send(encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs) }));
-        this.host.queue.addProducer(this);
-        this.readAhead();
+        if (this.requestedOffset === undefined) {
+          this.host.send(encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs) }));
+          this.host.queue.addProducer(this);
+          this.readAhead();
+          return;
+        }
+        this.startResumed(handle, this.requestedOffset).catch((err: unknown) => this.fail(err));
       },
       (err: unknown) => this.fail(err),
     );
+  }
+
+  /**
+   * get -c: the offset is the requested one, at most the file's whole blocks and
+   * DEFAULTS.maxResumeBlocks (so the REPLY's digests fit a control frame). REPLY carries the
+   * digests of the blocks before it, for the client to check its partial file against; END's D
+   * still covers the whole file, so the client's check at the end covers its prefix too.
+   */
+  private async startResumed(handle: ReadHandle, requested: number): Promise<void> {
+    const blocks = Math.min(
+      requested / INTEGRITY_BLOCK_BYTES,
+      Math.floor(this.size / INTEGRITY_BLOCK_BYTES),
+      DEFAULTS.maxResumeBlocks,
+    );
+    const offset = blocks * INTEGRITY_BLOCK_BYTES;
+    let prefix: readonly Buffer[];
+    if (this.known !== undefined) {
+      prefix = this.known.blockDigests.slice(0, blocks);
+    } else {
+      // Hash the prefix the client already has: END's D is over the whole file.
+      const buffer = Buffer.allocUnsafe(Math.min(PREFIX_READ_BYTES, Math.max(offset, 1)));
+      while (this.position < offset) {
+        const length = Math.min(buffer.length, offset - this.position);
+        const bytesRead = await handle.read(buffer, 0, length, this.position);
+        if (this.isFinished) return;
+        if (bytesRead !== length) {
+          throw new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path);
+        }
+        this.digester!.update(buffer.subarray(0, length));
+        this.position += length;
+      }
+      prefix = this.digester!.blockDigests.slice(0, blocks);
+    }
+    this.position = offset;
+    this.readPosition = offset;
+    this.sentFrom = offset;
+    this.host.send(
+      encodeReply(this.id, {
+        size: this.size,
+        mtime: Math.round(handle.mtimeMs),
+        offset,
+        blocks: prefix.map((digest) => digest.toString('hex')),
+      }),
+    );
+    this.host.queue.addProducer(this);
+    this.readAhead();
   }
 
   override onWindow(increment: number): void {
@@ -94,7 +153,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private readAhead(): void {
     const handle = this.handle;
     if (handle === undefined || this.isFinished) return;
-    if (this.size === 0) {
+    if (this.position === this.size) {
+      // Nothing to send: an empty file, or a resumed download that already has every byte.
       this.finish();
       return;
     }
@@ -144,7 +204,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       handle.rememberDigest(digest);
     }
     this.host.send(encodeEnd(this.id, this.size, digest.algorithm, digest.digest));
-    this.recordTransfer('sent', this.path, this.size);
+    this.recordTransfer('sent', this.path, this.size - this.sentFrom);
     this.close(false);
   }
 

@@ -83,6 +83,11 @@ export const DEFAULTS = {
 
   /** Client: how long to wait for TCP connect plus handshake. */
   connectTimeoutMs: 10_000,
+  /**
+   * get -c: at most this many block digests in a resumed download's REPLY (8 GiB of 4 MiB
+   * blocks; 2048 sha256 digests in hex fit the control-frame limit). Beyond, the rest is sent again.
+   */
+  maxResumeBlocks: 2048,
   /** CLI: transfers at once for multi-file commands. */
   parallel: 8,
   /** CLI: times a transfer is tried again after its connection dropped (`--retries`). */

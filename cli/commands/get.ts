@@ -27,6 +27,7 @@ interface GetOptions {
   parallel: number;
   retries: number;
   checksum?: IntegrityAlgorithm;
+  continue?: boolean;
 }
 
 /** Where the arguments say the downloads go. */
@@ -63,6 +64,10 @@ export function registerGetCommand(program: Command, output: Output): void {
       'transfers at once, over one connection',
       parsePositiveInteger,
       DEFAULTS.parallel,
+    )
+    .option(
+      '-c, --continue',
+      'continue a partial local file from its last whole block, after checking those blocks against the server',
     )
     .option(
       '--retries <n>',
@@ -207,11 +212,10 @@ async function get(
       connection,
       retries: options.retries,
       perform: async (job, client, transferOptions) => {
-        const result = await client.get(
-          job.remote,
-          job.standardStream ? process.stdout : job.local,
-          transferOptions,
-        );
+        const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
+          ...transferOptions,
+          continue: options.continue === true,
+        });
         return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
       },
     });

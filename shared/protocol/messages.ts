@@ -91,7 +91,7 @@ export type Request =
   | { op: 'rmdir'; path: string }
   | { op: 'delete'; path: string }
   | { op: 'rename'; from: string; to: string }
-  | { op: 'get'; path: string }
+  | { op: 'get'; path: string; offset?: number }
   | { op: 'put'; path: string; size?: number }
   | { op: 'digest'; path: string; algorithm: IntegrityAlgorithm }
   | { op: 'stats' };

@@ -4,7 +4,11 @@
  * before any handler runs; adding an op to `Request` without a row here does not compile.
  */
 import { MuxftpError } from '../errors.js';
-import { INTEGRITY_ALGORITHMS, isIntegrityAlgorithm } from '../integrity/algorithms.js';
+import {
+  INTEGRITY_ALGORITHMS,
+  INTEGRITY_BLOCK_BYTES,
+  isIntegrityAlgorithm,
+} from '../integrity/algorithms.js';
 import type { Frame } from './frame.js';
 import { type Operation, parseJsonObject, type Request } from './messages.js';
 
@@ -74,7 +78,15 @@ export const OPERATIONS = {
   get: {
     stream: 'download',
     permission: 'read',
-    parse: (o) => ({ op: 'get', path: requireString(o, 'path', 'get') }),
+    parse: (o) => {
+      const path = requireString(o, 'path', 'get');
+      if (o.offset === undefined) return { op: 'get', path };
+      // A resumed download (get -c) starts at a whole block: the server answers with the offset it
+      // chose and the digests of the blocks before it, which the client checks against its own.
+      if (!isCount(o.offset) || o.offset % INTEGRITY_BLOCK_BYTES !== 0)
+        throw badRequest(`get: "offset" must be a non-negative multiple of ${INTEGRITY_BLOCK_BYTES}`);
+      return { op: 'get', path, offset: o.offset };
+    },
   },
   put: {
     stream: 'upload',
