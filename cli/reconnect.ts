@@ -1,8 +1,9 @@
 /**
  * The one connection a transfer command uses, replaced when it drops (`--retries`): transfers
- * that lost it ask for a fresh one, and the first to ask opens it for all of them (after an
- * exponential backoff with full jitter, as AWS's "Exponential Backoff and Jitter" recommends, so
- * that many clients of a restarted server do not all come back at the same instant).
+ * that lost it ask for a fresh one, and the first to ask opens it for all of them, after an
+ * exponential backoff with jitter ("equal jitter" in AWS's "Exponential Backoff and Jitter": half
+ * the step fixed, half random), so that many clients of a restarted server do not all come back at
+ * the same instant, and a few retries still span the seconds a restart takes.
  */
 import type { ServerAddress } from '../client/address.js';
 import type { Client } from '../client/client.js';
@@ -27,10 +28,10 @@ export function isRetryable(error: unknown): boolean {
   return error instanceof Error && error.cause !== undefined && isRetryable(error.cause);
 }
 
-/** Full jitter: uniformly random in [0, min(cap, base · 2^attempt)]. */
+/** Equal jitter: uniformly random in [step / 2, step], step = min(cap, base · 2^attempt). */
 export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(DEFAULTS.retryMaxDelayMs, DEFAULTS.retryBaseDelayMs * 2 ** attempt);
-  return Math.round(random() * ceiling);
+  const step = Math.min(DEFAULTS.retryMaxDelayMs, DEFAULTS.retryBaseDelayMs * 2 ** attempt);
+  return Math.round(step / 2 + (random() * step) / 2);
 }
 
 export class ReconnectingClient {

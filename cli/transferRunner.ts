@@ -3,6 +3,7 @@
  * bars, Ctrl-C handling and one outcome per file. Direction-blind: `perform` moves the bytes.
  */
 
+import { unlink } from 'node:fs/promises';
 import type { Client, TransferOptions } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -107,15 +108,29 @@ async function runOne(
   let client = run.connection.client;
   // stdin cannot be read twice, and bytes on stdout cannot be taken back: those are tried once.
   const retries = job.standardStream ? 0 : run.retries;
+  // A download that lost its connection keeps what arrived; the next attempt continues from it.
+  let partial: string | undefined;
+  const resumable = run.command === 'get' && retries > 0;
   for (let attempt = 0; ; attempt++) {
     try {
+      // Kept until an attempt settles it: one that fails before using it (no connection yet) leaves it.
+      const continueFrom = partial;
       const done = await run.perform(job, client, {
         signal,
         onProgress: (bytesDone, bytesTotal) => {
           bytes = bytesDone;
           meter.update(bytesDone, bytesTotal);
         },
+        ...(resumable && attempt < retries
+          ? {
+              onPartialKept: (path: string) => {
+                partial = path;
+              },
+            }
+          : {}),
+        ...(continueFrom === undefined ? {} : { continueFrom }),
       });
+      partial = undefined; // renamed onto the target
       meter.end(true);
       return {
         local: job.local,
@@ -127,18 +142,18 @@ async function runOne(
       };
     } catch (error) {
       if (attempt < retries && isRetryable(error) && !signal.aborted) {
-        // The connection went (a dropped link, a restarted server): start this transfer over on a
-        // new one. An upload's partial file was discarded by the server; a download's by us.
+        // The connection went (a dropped link, a restarted server): do this transfer again on a
+        // new one. An upload starts over (the server discarded its partial file); a download
+        // continues from the whole blocks it kept, once the server's digests of them match.
         const delayMs = backoffDelayMs(attempt);
         meter.retry(attempt + 1, retries);
-        bytes = 0;
-        meter.update(0, job.size);
         const notice = `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`;
         if (progress.visible) progress.log(notice);
         else if (!run.output.quiet) process.stderr.write(`${notice}\n`);
         client = await run.connection.replace(client, delayMs).catch(() => client);
         continue;
       }
+      if (partial !== undefined) await unlink(partial).catch(() => {});
       meter.end(false);
       run.output.failure(`${run.command} ${name}`, error);
       return failedOutcome(job.local, job.remote, error, bytes);

@@ -3,6 +3,8 @@
  * their frames interleave on the socket, uploads take turns on the outbound queue, and every
  * server error surfaces as a RemoteError carrying the server's code.
  */
+
+import { unlink } from 'node:fs/promises';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
@@ -122,6 +124,13 @@ export interface TransferOptions {
    * verified at the end, and replaces the partial one only then.
    */
   continue?: boolean;
+  /**
+   * get to a local path only, for callers that retry (`--retries`): when the connection is lost,
+   * keep what arrived in a hidden file beside the target and pass its path here…
+   */
+  onPartialKept?: (path: string) => void;
+  /** …and the next attempt continues from that file (checked block by block, as with `continue`). */
+  continueFrom?: string;
 }
 
 /** A remote file's content digest, as {@link Client.digest} reports it. */
@@ -451,6 +460,15 @@ export class Client implements ClientHost {
   /** Downloads `remotePath` to a local file path (atomically) or a writable stream. */
   async get(remotePath: string, target: GetTarget, options: TransferOptions = {}): Promise<GetResult> {
     this.assertOpen();
+    if (options.continueFrom !== undefined && typeof target === 'string') {
+      const blocks = await localBlockDigests(options.continueFrom, this.integrity, DEFAULTS.maxResumeBlocks);
+      if (blocks.length > 0) {
+        const sink = await ContinueSink.adopt(options.continueFrom, target);
+        return this.getInto(remotePath, undefined, options, { blocks, sink });
+      }
+      // Not even one whole block (or gone): start afresh.
+      await unlink(options.continueFrom).catch(() => {});
+    }
     if (options.continue === true && typeof target === 'string') {
       const blocks = await localBlockDigests(target, this.integrity, DEFAULTS.maxResumeBlocks);
       if (blocks.length > 0) {
@@ -498,6 +516,7 @@ export class Client implements ClientHost {
         options.onProgress,
         { resolve, reject },
         resume,
+        typeof options.onPartialKept === 'function' ? options.onPartialKept : undefined,
       );
       const request: Request =
         resume === undefined

@@ -17,6 +17,11 @@ export interface ByteSink {
   finish(): Promise<void>;
   /** The download failed: drop what was written. Idempotent. */
   abort(): Promise<void>;
+  /**
+   * The connection was lost and the caller will try again: close, keep what was written (a hidden
+   * file beside the target) and return its path for the next attempt to continue. Files only.
+   */
+  keep?(): Promise<string | undefined>;
 }
 
 /** What `Client.get` accepts: a local file path or a writable stream. */
@@ -103,6 +108,15 @@ class FileSink implements ByteSink {
     await unlink(this.temporary).catch(() => {});
     temporaryFilesInProgress.delete(this.temporary);
   }
+
+  /** Still registered: a second Ctrl-C before the next attempt removes it too. */
+  async keep(): Promise<string | undefined> {
+    const handle = this.handle;
+    if (handle === undefined) return undefined;
+    this.handle = undefined;
+    await handle.close().catch(() => {});
+    return this.temporary;
+  }
 }
 
 /**
@@ -136,6 +150,30 @@ export class ContinueSink implements ByteSink {
       temporaryFilesInProgress.delete(temporary);
       throw localError(err, target);
     }
+  }
+
+  /**
+   * Continues a partial file an earlier attempt of this command kept (`keep()`): it is ours, a
+   * hidden file beside the target already, so it is written in place instead of copied.
+   */
+  static async adopt(partial: string, target: string): Promise<ContinueSink> {
+    temporaryFilesInProgress.add(partial);
+    try {
+      return new ContinueSink(target, partial, await open(partial, 'r+'));
+    } catch (err) {
+      await unlink(partial).catch(() => {});
+      temporaryFilesInProgress.delete(partial);
+      throw localError(err, target);
+    }
+  }
+
+  async keep(): Promise<string | undefined> {
+    const handle = this.handle;
+    if (handle === undefined) return undefined;
+    this.handle = undefined;
+    await this.ready?.catch(() => {});
+    await handle.close().catch(() => {});
+    return this.temporary;
   }
 
   /** The server's offset: keep the copy's first `offset` bytes, write from there. */

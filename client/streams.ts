@@ -185,6 +185,8 @@ export class GetCall extends ClientStream {
 
   /** get -c: what the local partial file holds, and the sink that continues it. */
   private readonly resume: GetResume | undefined;
+  /** Set when the caller will retry: keep the partial file on CONNECTION_LOST and say where. */
+  private readonly onPartialKept: ((path: string) => void) | undefined;
   /** The offset the server chose for a resumed download; the DATA starts there. */
   private resumedFrom = 0;
 
@@ -195,12 +197,14 @@ export class GetCall extends ClientStream {
     onProgress: ProgressCallback | undefined,
     deferred: Deferred<GetResult>,
     resume?: GetResume,
+    onPartialKept?: (path: string) => void,
   ) {
     super(host, id);
     this.sink = sink;
     this.onProgress = onProgress;
     this.deferred = deferred;
     this.resume = resume;
+    this.onPartialKept = onPartialKept;
     this.window = new InboundWindow(id, host.streamWindowBytes);
     this.digester = new ContentDigester(host.integrity);
   }
@@ -328,6 +332,18 @@ export class GetCall extends ClientStream {
 
   protected release(error: MuxftpError | undefined): void {
     this.digester.release();
+    const keep = this.sink.keep;
+    if (error?.code === 'CONNECTION_LOST' && this.onPartialKept !== undefined && keep !== undefined) {
+      // The caller will try again: what arrived stays for that attempt to continue from.
+      keep.call(this.sink).then(
+        (path) => {
+          if (path !== undefined) this.onPartialKept?.(path);
+          this.deferred.reject(error);
+        },
+        () => this.deferred.reject(error),
+      );
+      return;
+    }
     if (error) {
       // Reject only once the partial file is gone, so callers never see it.
       this.sink.abort().then(

@@ -92,7 +92,7 @@ export const DEFAULTS = {
   parallel: 8,
   /** CLI: times a transfer is tried again after its connection dropped (`--retries`). */
   retries: 3,
-  /** Backoff before reconnecting: up to base · 2^attempt, at most max, with full jitter. */
-  retryBaseDelayMs: 250,
-  retryMaxDelayMs: 8_000,
+  /** Backoff before reconnecting: between half and all of base · 2^attempt (at most max). */
+  retryBaseDelayMs: 1_000,
+  retryMaxDelayMs: 30_000,
 } as const;

@@ -6,12 +6,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backoffDelayMs } from '../cli/reconnect.js';
+import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -90,7 +91,7 @@ async function runThroughRestart(
   cwd: string,
   args: (port: number) => string[],
   started: () => Promise<boolean>,
-): Promise<{ code: number | null; stderr: string }> {
+): Promise<{ code: number | null; stderr: string; bytesOutAfterRestart: number }> {
   const first = await startServe(root);
   const cli = spawnTracked([...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
   let stderr = '';
@@ -103,21 +104,24 @@ async function runThroughRestart(
   await new Promise((resolve) => setTimeout(resolve, 200));
   const second = await startServe(root, first.port);
   const code = await cli.exited;
+  const probe = await Client.connect({ host: '127.0.0.1', port: second.port });
+  const { bytesOut } = await probe.stats();
+  await probe.close();
   second.child.kill('SIGTERM');
   await second.exited;
-  return { code, stderr };
+  return { code, stderr, bytesOutAfterRestart: bytesOut };
 }
 
 const uploadsUnderWay = (dir: string, count: number) => async () =>
   (await readdir(dir).catch(() => [])).filter((n) => n.startsWith('.muxftp-')).length >= count;
 
 describe('--retries', () => {
-  it('backs off exponentially with full jitter, capped', () => {
+  it('backs off exponentially with jitter between half and all of each step, capped', () => {
     expect(backoffDelayMs(0, () => 1)).toBe(DEFAULTS.retryBaseDelayMs);
+    expect(backoffDelayMs(0, () => 0)).toBe(DEFAULTS.retryBaseDelayMs / 2);
     expect(backoffDelayMs(3, () => 1)).toBe(DEFAULTS.retryBaseDelayMs * 8);
+    expect(backoffDelayMs(3, () => 0)).toBe(DEFAULTS.retryBaseDelayMs * 4);
     expect(backoffDelayMs(30, () => 1)).toBe(DEFAULTS.retryMaxDelayMs);
-    expect(backoffDelayMs(3, () => 0)).toBe(0);
-    expect(backoffDelayMs(2, () => 0.5)).toBe(DEFAULTS.retryBaseDelayMs * 2);
   });
 
   it('put: after the server is killed and restarted mid-upload, every file arrives whole', async () => {
@@ -142,19 +146,26 @@ describe('--retries', () => {
     expect((await readdir(join(root, 'up'))).sort()).toEqual(names);
   }, 60_000);
 
-  it('get: after the server is killed and restarted mid-download, the file arrives whole', async () => {
+  it('get: after the server is killed and restarted mid-download, the rest is fetched and the file arrives whole', async () => {
     const root = await makeTempDir();
     const local = await makeTempDir();
     await writeFile(join(root, 'big.bin'), '');
     await truncate(join(root, 'big.bin'), 300 * MiB);
-    const { code, stderr } = await runThroughRestart(
+    const { code, stderr, bytesOutAfterRestart } = await runThroughRestart(
       root,
       local,
       () => ['get', 'big.bin', 'big.bin', '--retries', '3'],
-      async () => (await readdir(local)).length > 0,
+      // Killed once at least two whole blocks have reached the local partial file.
+      async () => {
+        const [name] = await readdir(local);
+        return name !== undefined && (await stat(join(local, name)).catch(() => undefined))!.size >= 8 * MiB;
+      },
     );
     expect(stderr).toMatch(/get big\.bin: .*retry 1\/3/);
     expect(code).toBe(0);
+    // The retry continued after the blocks it had: the restarted server sent less than the file.
+    expect(bytesOutAfterRestart).toBeLessThanOrEqual(300 * MiB - 8 * MiB);
+    expect(bytesOutAfterRestart).toBeGreaterThan(0);
     expect(await readdir(local)).toEqual(['big.bin']);
     expect(await fileSha256(join(local, 'big.bin'))).toBe(await fileSha256(join(root, 'big.bin')));
   }, 60_000);
