@@ -8,8 +8,15 @@
  * restoring its state only when another stream took the instance over (slower, never blocking).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createXXHash128, type IHasher } from 'hash-wasm';
+import { createRequire } from 'node:module';
+import type { IHasher } from 'hash-wasm';
 import type { IntegrityAlgorithm } from './algorithms.js';
+
+// Only hash-wasm's XXH3-128 bundle (20 KB), not its index of every algorithm (270 KB): every
+// server and CLI start loads this, and loading the index took ~30 ms more here.
+const { createXXHash128 } = createRequire(import.meta.url)('hash-wasm/dist/xxhash128.umd.min.js') as {
+  createXXHash128: typeof import('hash-wasm').createXXHash128;
+};
 
 export interface BlockHash {
   update(data: Uint8Array): void;
