@@ -32,10 +32,16 @@ export function readStats(counters: ServerCounters): ServerStats {
   };
 }
 
-type Handler<R> = (storage: Storage, request: R, counters: ServerCounters) => Promise<object | WireEntry[]>;
+/** A reply, or a listing's entries a batch at a time (sent as REPLY frames flagged MORE). */
+type Result = object | { batches: AsyncIterable<WireEntry[]> };
+type Handler<R> = (storage: Storage, request: R, counters: ServerCounters) => Promise<Result>;
+
+async function* wireBatches(batches: AsyncIterable<EntryInfo[]>): AsyncGenerator<WireEntry[]> {
+  for await (const batch of batches) yield batch.map(toWireEntry);
+}
 
 const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, { op: K }>> } = {
-  list: async (storage, r) => (await storage.list(r.path)).map(toWireEntry),
+  list: async (storage, r) => ({ batches: wireBatches(storage.listBatches(r.path)) }),
   stat: async (storage, r) => ({ entry: toWireEntry(await storage.stat(r.path)) }),
   mkdir: async (storage, r) => {
     await storage.mkdir(r.path, { parents: r.parents === true });
@@ -60,8 +66,13 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   stats: async (_storage, _r, counters) => readStats(counters),
 };
 
+/** Room reserved for an answer that is not a listing: stat's entry, stats, {} (bytes). */
+const SMALL_REPLY_BYTES = 4 * 1024;
+
 export class RequestStream extends ServerStream {
   readonly op: SimpleRequest['op'];
+  /** Room this stream holds in the connection's outbound budget for its next frame. */
+  private reserved = 0;
   private readonly request: SimpleRequest;
 
   constructor(host: StreamHost, id: number, request: SimpleRequest) {
@@ -71,36 +82,79 @@ export class RequestStream extends ServerStream {
   }
 
   start(): void {
+    this.run().catch((err: unknown) => this.fail(err));
+  }
+
+  private async run(): Promise<void> {
+    // Nothing is looked up until the answer has room in the connection's budget (issue #7).
+    if (!(await this.reserve(this.op === 'list' ? this.frameBudget() : SMALL_REPLY_BYTES))) return;
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;
-    handler(this.host.storage, this.request, this.host.counters).then(
-      (result) => {
-        if (this.isFinished) return;
-        if (Array.isArray(result)) this.sendEntries(result);
-        else this.host.send(encodeReply(this.id, result));
-        this.close(false);
-      },
-      (err: unknown) => this.fail(err),
-    );
-  }
-
-  /** A listing may not fit one control frame: split it into REPLY frames flagged MORE. */
-  private sendEntries(entries: WireEntry[]): void {
-    // Half the smaller of the control limit and what the client accepts: JSON framing has headroom.
-    const budget = Math.min(DEFAULTS.maxControlPayloadBytes, this.host.peerMaxFramePayload) / 2;
-    let batch: WireEntry[] = [];
-    let batchBytes = 0;
-    for (const entry of entries) {
-      const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
-      if (batch.length > 0 && batchBytes + bytes > budget) {
-        this.host.send(encodeReply(this.id, { entries: batch }, true));
-        batch = [];
-        batchBytes = 0;
-      }
-      batch.push(entry);
-      batchBytes += bytes;
+    const result = await handler(this.host.storage, this.request, this.host.counters);
+    if (this.isFinished) return;
+    if ('batches' in result) {
+      await this.sendEntries(result.batches);
+      return;
     }
-    this.host.send(encodeReply(this.id, { entries: batch }));
+    this.sendReserved(encodeReply(this.id, result));
+    this.close(false);
   }
 
-  protected cleanup(): void {}
+  /** Half the smaller of the control limit and what the client accepts: JSON framing has headroom. */
+  private frameBudget(): number {
+    return Math.min(DEFAULTS.maxControlPayloadBytes, this.host.peerMaxFramePayload) / 2;
+  }
+
+  /** Waits until `bytes` fit in the connection's budget; false when the stream ended meanwhile. */
+  private async reserve(bytes: number): Promise<boolean> {
+    const reserved = await this.host.queue.reserveForReply(bytes);
+    if (reserved) this.reserved = bytes;
+    if (this.isFinished) {
+      this.releaseReserved();
+      return false;
+    }
+    return reserved;
+  }
+
+  /** Sends a frame in place of the room reserved for it. */
+  private sendReserved(frame: Buffer): void {
+    this.releaseReserved();
+    this.host.send(frame);
+  }
+
+  private releaseReserved(): void {
+    if (this.reserved > 0) this.host.queue.release(this.reserved);
+    this.reserved = 0;
+  }
+
+  /**
+   * A listing, as storage produces it: REPLY frames flagged MORE, each built only once the
+   * connection has room for it. Leaving the loop early (the stream or its connection gone)
+   * stops storage looking entries up.
+   */
+  private async sendEntries(batches: AsyncIterable<WireEntry[]>): Promise<void> {
+    const budget = this.frameBudget();
+    let frame: WireEntry[] = [];
+    let frameBytes = 0;
+    for await (const batch of batches) {
+      if (this.isFinished) return;
+      for (const entry of batch) {
+        const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
+        if (frame.length > 0 && frameBytes + bytes > budget) {
+          this.sendReserved(encodeReply(this.id, { entries: frame }, true));
+          frame = [];
+          frameBytes = 0;
+          if (!(await this.reserve(budget))) return;
+        }
+        frame.push(entry);
+        frameBytes += bytes;
+      }
+    }
+    if (this.isFinished) return;
+    this.sendReserved(encodeReply(this.id, { entries: frame }));
+    this.close(false);
+  }
+
+  protected cleanup(): void {
+    this.releaseReserved();
+  }
 }

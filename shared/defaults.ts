@@ -75,6 +75,9 @@ export const DEFAULTS = {
   /** Uploads: stop reading the socket while this many received bytes wait for the disk. */
   uploadBacklogHighWaterBytes: 8 * MiB,
 
+  /** Directory entries looked up (lstat) at once, and sent per step, while listing. */
+  listBatchEntries: 256,
+
   /** Longest client path in UTF-8 bytes, and longest single name. */
   maxPathBytes: 4096,
   maxNameBytes: 255,

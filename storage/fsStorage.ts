@@ -5,6 +5,7 @@
  */
 
 import { type PlatformPath, posix } from 'node:path';
+import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
@@ -111,13 +112,29 @@ export class FsStorage implements Storage {
   }
 
   async list(path: string): Promise<EntryInfo[]> {
+    const entries: EntryInfo[] = [];
+    for await (const batch of this.listBatches(path)) entries.push(...batch);
+    return entries;
+  }
+
+  /**
+   * The entries of a directory in name order, a bounded batch at a time: at most
+   * DEFAULTS.listBatchEntries lstat calls run at once, and nothing more is looked up until the
+   * consumer asks for the next batch, so a huge directory neither floods the thread pool nor
+   * outlives a consumer that stopped (issue #7).
+   */
+  async *listBatches(path: string): AsyncGenerator<EntryInfo[]> {
     const dir = await this.#resolve(path);
     const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.hostPath));
     const names = entries
       .filter((name): name is string => typeof name === 'string' && !isTemporaryName(name))
       .sort(compareNames);
-    const infos = await Promise.all(names.map((name) => this.#listEntry(dir.hostPath, name)));
-    return infos.filter((info): info is EntryInfo => info !== undefined);
+    for (let start = 0; start < names.length; start += DEFAULTS.listBatchEntries) {
+      this.#assertOpen();
+      const slice = names.slice(start, start + DEFAULTS.listBatchEntries);
+      const infos = await Promise.all(slice.map((name) => this.#listEntry(dir.hostPath, name)));
+      yield infos.filter((info): info is EntryInfo => info !== undefined);
+    }
   }
 
   async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {

@@ -60,6 +60,11 @@ export interface Storage {
   stat(path: string): Promise<EntryInfo>;
   /** Entries of a directory, sorted by name; temporary upload files never appear. */
   list(path: string): Promise<EntryInfo[]>;
+  /**
+   * The same entries, in the same order, a bounded batch at a time, looked up only as the
+   * consumer asks: stop iterating and the work stops.
+   */
+  listBatches(path: string): AsyncIterable<EntryInfo[]>;
   /** Creates a directory; with `parents`, missing ancestors too and no error if it exists. */
   mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
   /** Removes an empty directory. */

@@ -168,10 +168,10 @@ describe('limits the peer announced', () => {
     // The server stopped taking the peer's bytes: the peer's own socket still holds megabytes of
     // requests the kernel would not take, a second after they were written.
     expect(peer.socket.writableLength).toBeGreaterThan(4 * 1024 * 1024);
-    // It stops once it holds twice the high-water mark, overshooting by the answers to at most
-    // one read slice (1 MiB of requests here, ~16 listings).
-    expect(peak).toBeGreaterThan(2 * highWater);
-    expect(peak).toBeLessThan(2 * highWater + 2 * 1024 * 1024);
+    // Answers wait for room like file data (issue #7): it holds about the high-water mark, and
+    // stops reading as soon as an answer has to wait.
+    expect(peak).toBeGreaterThan(highWater / 2);
+    expect(peak).toBeLessThan(highWater + 512 * 1024);
     expect((await client.list('')).length).toBe(200); // everyone else is still served
     // Once the peer reads, the server reads again and answers every request.
     peer.socket.resume();

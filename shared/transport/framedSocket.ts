@@ -156,7 +156,8 @@ export class FramedSocket {
           this.scheduleRead();
           return;
         }
-        if (this.queue.bufferedAmount > this.outboundPauseBytes) {
+        // Replies waiting for room mean the same: more requests would only wait too (issue #7).
+        if (this.queue.bufferedAmount > this.outboundPauseBytes || this.queue.waitingReplies > 0) {
           // The peer sends requests faster than it reads the answers: stop reading until it
           // catches up, so what we hold for it stays bounded (file data alone never gets here).
           this.queue.waitForRoom(this.outboundRoomWaiter);

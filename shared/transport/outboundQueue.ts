@@ -31,6 +31,7 @@ export class OutboundQueue {
   private cursor = 0;
   private readonly waitingForRoom = new Set<FrameProducer>();
   private pumpScheduled = false;
+  private replyWaiters = 0;
   private closed = false;
   private ending = false;
   /** Bytes handed to the socket so far. */
@@ -97,6 +98,34 @@ export class OutboundQueue {
     return true;
   }
 
+  /**
+   * Reserves room for a reply of up to `bytes`, as tryReserve() does for file data, waiting
+   * until it fits: replies are counted against the connection's budget like file data, so a
+   * client that never reads its answers cannot make them pile up (issue #7). Resolves to false
+   * only if the queue closes first. Give the room back with release() once the reply is sent.
+   */
+  async reserveForReply(bytes: number): Promise<boolean> {
+    for (;;) {
+      if (this.closed) return false;
+      let wake: () => void = () => {};
+      const woken = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      if (this.tryReserve(bytes, { pull: () => null, onRoom: wake })) return true;
+      this.replyWaiters++;
+      try {
+        await woken;
+      } finally {
+        this.replyWaiters--;
+      }
+    }
+  }
+
+  /** Replies waiting for room: while there are any, the connection stops reading new requests. */
+  get waitingReplies(): number {
+    return this.replyWaiters;
+  }
+
   /** Calls `producer.onRoom()` once the buffered bytes fall below the low-water mark. */
   waitForRoom(producer: FrameProducer): void {
     if (!this.closed) this.waitingForRoom.add(producer);
@@ -132,7 +161,10 @@ export class OutboundQueue {
     this.frames.length = 0;
     this.queuedBytes = 0;
     this.producers.length = 0;
+    // Wake whoever waits, so waiting replies see the queue closed and give up.
+    const waiting = [...this.waitingForRoom];
     this.waitingForRoom.clear();
+    for (const producer of waiting) producer.onRoom();
     this.socket.off('drain', this.socketOnDrain);
   }
 

@@ -1,0 +1,143 @@
+/**
+ * Issue #7, the server side: listings and replies a hostile client asks for must stay bounded in
+ * memory and in time for everyone else. Stalls are measured by an unrelated client
+ * (helpers/servedProbe.ts) against bounds far from both the fixed and the broken figures.
+ */
+import { Volume } from 'memfs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MuxServer } from '../server/server.js';
+import { DEFAULTS } from '../shared/defaults.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeOpen } from '../shared/protocol/encoder.js';
+import type { FsPromises } from '../storage/fsApi.js';
+import { FsStorage } from '../storage/fsStorage.js';
+import type { MemoryStorage } from '../storage/memory.js';
+import { MiB } from './helpers/heap.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { probeOtherClients } from './helpers/servedProbe.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let env: TestServer | undefined;
+const peers: RawPeer[] = [];
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const peer of peers.splice(0)) peer.destroy();
+  await env?.stop();
+  env = undefined;
+  await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
+});
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function fillDirectory(volume: Volume, dir: string, count: number, padding = ''): void {
+  volume.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < count; i++)
+    volume.writeFileSync(`${dir}/entry-${String(i).padStart(6, '0')}${padding}`, '');
+}
+
+describe('a huge listing', () => {
+  it('four clients listing 50,000 entries get them all, in order, while others are served', async () => {
+    env = await startServer({ backend: 'memory' });
+    fillDirectory((env.storage as MemoryStorage).volume, '/huge', 50_000);
+    const probe = await probeOtherClients(env.port);
+    const listers = await Promise.all([0, 1, 2, 3].map(() => env!.connect()));
+    const listings = await Promise.all(listers.map((c) => c.list('huge')));
+    const { worstMs, failed } = await probe.stop();
+    for (const entries of listings) {
+      expect(entries).toHaveLength(50_000);
+      expect(entries[49_999]!.name).toBe('entry-049999');
+    }
+    expect(failed).toBe(0);
+    expect(worstMs).toBeLessThan(1_500);
+  });
+
+  it('looks entries up in bounded batches, and stops when its client goes away', async () => {
+    const volume = new Volume();
+    // Long names: ~30 MB of answers, more than the kernel's socket buffers absorb.
+    fillDirectory(volume, '/big', 100_000, 'n'.repeat(200));
+    let lstats = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const fs = volume.promises;
+    const counting: FsPromises = {
+      stat: (p) => fs.stat(p),
+      lstat: async (p) => {
+        lstats++;
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        try {
+          return await fs.lstat(p);
+        } finally {
+          inFlight--;
+        }
+      },
+      readdir: (p) => fs.readdir(p),
+      mkdir: (p) => fs.mkdir(p),
+      rmdir: (p) => fs.rmdir(p),
+      unlink: (p) => fs.unlink(p),
+      rename: (a, b) => fs.rename(a, b),
+      open: (p, flags) => fs.open(p, flags) as never,
+      realpath: (p) => fs.realpath(p),
+    };
+    const storage = new FsStorage({ fs: counting, root: '/', durable: false });
+    const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, log: () => {} });
+    const { port } = await server.listen();
+    cleanups.push(async () => {
+      await server.close(0);
+      await storage.close();
+    });
+    const peer = await RawPeer.open(port);
+    peer.socket.pause(); // reads nothing: the listing can only proceed as far as the budget allows
+    peer.write(encodeOpen(1, { op: 'list', path: 'big' }));
+    await delay(300);
+    const whileConnected = lstats;
+    peer.destroy();
+    await delay(300);
+    // Bounded batches, produced only as they can be sent, and nothing after the client left.
+    expect(maxInFlight).toBeLessThanOrEqual(DEFAULTS.listBatchEntries); // 100,000 at once before
+    expect(whileConnected).toBeLessThan(60_000);
+    expect(lstats - whileConnected).toBeLessThan(2_000);
+  });
+});
+
+describe('replies to a client that never reads', () => {
+  it('4 connections x 256 listings of 2,000 entries, never read: memory stays bounded, others are served', async () => {
+    env = await startServer({ backend: 'memory' });
+    fillDirectory((env.storage as MemoryStorage).volume, '/dir', 2_000);
+    const probe = await probeOtherClients(env.port);
+    for (let c = 0; c < 4; c++) {
+      const peer = await RawPeer.open(env.port);
+      peers.push(peer);
+      peer.socket.pause();
+      const opens: Buffer[] = [];
+      for (let s = 0; s < 256; s++) opens.push(encodeOpen(2 * s + 1, { op: 'list', path: 'dir' }));
+      peer.write(Buffer.concat(opens));
+    }
+    let peak = 0;
+    for (let i = 0; i < 30; i++) {
+      await delay(50);
+      const held = env.server.connectionFigures().reduce((sum, c) => sum + c.bufferedAmount, 0);
+      peak = Math.max(peak, held);
+    }
+    const { worstMs, failed } = await probe.stop();
+    expect(failed).toBe(0);
+    // A few MiB per connection (the high-water mark, the socket's buffer); unbounded before:
+    // 256 listings of ~150 KB each, 38 MB per connection.
+    expect(peak).toBeLessThan(4 * 6 * MiB);
+    expect(worstMs).toBeLessThan(1_500);
+    // Once a client reads, it gets every answer.
+    const reader = peers[0]!;
+    reader.socket.resume();
+    const t = setInterval(
+      () =>
+        console.log(
+          'frames',
+          reader.frames.length,
+          env?.server.connectionFigures().map((c) => [c.bufferedAmount, c.openStreams]),
+        ),
+      2000,
+    );
+    await reader
+      .waitFor((f) => f.type === FrameType.REPLY && f.streamId === 511 && f.flags === 0, 20_000)
+      .finally(() => clearInterval(t));
+  });
+});
