@@ -143,6 +143,14 @@ export interface DigestResult {
 
 export type { GetResult, KnownDigest, ProgressCallback, PutResult, ServerStats, WireEntry };
 
+/** The streams one AbortSignal serves, behind its one 'abort' listener. */
+class AbortGroup {
+  readonly streams = new Set<ClientStream>();
+  readonly onAbort = (): void => {
+    for (const stream of [...this.streams]) stream.cancel();
+  };
+}
+
 /** {@link ClientOptions} with every default filled in. */
 export type ResolvedClientOptions = Required<Omit<ClientOptions, 'tls' | 'user' | 'password'>> &
   Pick<ClientOptions, 'user' | 'password'> & { tls: ClientTlsOptions | undefined };
@@ -249,6 +257,11 @@ export class Client implements ClientHost {
   private closeRequested = false;
   /** Who the connection is to, for messages: `host:port`, or "the server" for over(). */
   private readonly peer: string;
+  /**
+   * The streams each caller's AbortSignal serves. One listener per signal, not per stream: the
+   * CLI passes one signal to every transfer, and a listener each made Node warn past ten.
+   */
+  private readonly abortGroups = new Map<AbortSignal, AbortGroup>();
 
   private constructor(options: ResolvedClientOptions, socket: Duplex, peer: string) {
     this.options = options;
@@ -562,10 +575,25 @@ export class Client implements ClientHost {
       queueMicrotask(() => stream.cancel());
       return;
     }
-    const onAbort = () => stream.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
-    // One signal often serves many transfers (the CLI's Ctrl-C): do not keep finished ones.
-    stream.onSettled(() => signal.removeEventListener('abort', onAbort));
+    this.cancelOnAbort(signal, stream);
+  }
+
+  /** Cancels `stream` when `signal` aborts; the signal's listener goes with the last stream it serves. */
+  private cancelOnAbort(signal: AbortSignal, stream: ClientStream): void {
+    let group = this.abortGroups.get(signal);
+    if (group === undefined) {
+      group = new AbortGroup();
+      this.abortGroups.set(signal, group);
+      signal.addEventListener('abort', group.onAbort, { once: true });
+    }
+    const members = group;
+    members.streams.add(stream);
+    stream.onSettled(() => {
+      members.streams.delete(stream);
+      if (members.streams.size > 0) return;
+      signal.removeEventListener('abort', members.onAbort);
+      if (this.abortGroups.get(signal) === members) this.abortGroups.delete(signal);
+    });
   }
 
   private openWaiting(): void {
