@@ -4,9 +4,9 @@ import type { ServerAddress } from '../client/address.js';
 import { Client, type ClientOptions } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { packageVersion } from '../shared/version.js';
 import { CliError } from './cliError.js';
 import { type AccessOptions, clientAccessOptions } from './clientAccess.js';
-import { packageVersion } from './version.js';
 
 const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
   ECONNREFUSED: 'connection refused (is `muxftp serve` running there?)',

@@ -3,6 +3,7 @@
  * code — 0 when everything asked for succeeded, 1 when anything failed, 2 for a usage error.
  */
 import { Command, CommanderError } from 'commander';
+import { packageVersion } from '../shared/version.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerGetCommand } from './commands/get.js';
@@ -11,7 +12,6 @@ import { registerServeCommand } from './commands/serve.js';
 import { registerUserCommand } from './commands/user.js';
 import { addGlobalOptions, SERVER_ENV } from './globalOptions.js';
 import { Output } from './output.js';
-import { packageVersion } from './version.js';
 
 export const USAGE_EXIT_CODE = 2;
 

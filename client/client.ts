@@ -12,6 +12,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import {
   ConnectionLostError,
   ERROR_STATUS,
+  type ErrorCode,
   MuxftpError,
   ProtocolError,
   RemoteError,
@@ -44,8 +45,10 @@ import {
   type Welcome,
   type WireEntry,
 } from '../shared/protocol/messages.js';
+import type { ReplyOf, RequestOf } from '../shared/protocol/operations.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
+import { packageVersion } from '../shared/version.js';
 import { localBlockDigests } from './partialFile.js';
 import { type ByteSink, ContinueSink, type GetTarget, MemorySink, openSink } from './sinks.js';
 import { openSource, type PutSource } from './sources.js';
@@ -165,7 +168,7 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
-    agent: options.agent ?? 'muxftp-client/0.1.0',
+    agent: options.agent ?? `muxftp-client/${packageVersion()}`,
     tls: options.tls === true ? {} : options.tls === false ? undefined : options.tls,
     user: options.user,
     password: options.password,
@@ -398,13 +401,12 @@ export class Client implements ClientHost {
 
   /** The entries of a remote directory (the root by default), sorted by name. */
   async list(path = ''): Promise<WireEntry[]> {
-    const result = await this.request({ op: 'list', path });
-    return (result.entries as WireEntry[] | undefined) ?? [];
+    return (await this.request({ op: 'list', path })).entries;
   }
 
   /** One remote entry: its name, type, size and mtime. Rejects NOT_FOUND if it is missing. */
   async stat(path: string): Promise<WireEntry> {
-    return (await this.request({ op: 'stat', path })).entry as WireEntry;
+    return (await this.request({ op: 'stat', path })).entry;
   }
 
   /** Creates a remote directory; with `parents`, its missing ancestors too and no error if it exists. */
@@ -445,7 +447,7 @@ export class Client implements ClientHost {
 
   /** The server's running totals: connections, streams, bytes and files each way, memory, uptime. */
   async stats(): Promise<ServerStats> {
-    return (await this.request({ op: 'stats' })) as unknown as ServerStats;
+    return this.request({ op: 'stats' });
   }
 
   /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */
@@ -539,10 +541,15 @@ export class Client implements ClientHost {
     });
   }
 
-  private request(request: Request): Promise<Record<string, unknown>> {
+  /** One request, its REPLY checked against the op's row of the operation table. */
+  private request<R extends RequestOf<'request'>>(request: R): Promise<ReplyOf<R['op']>> {
     return new Promise((resolve, reject) => {
       const id = this.allocateStreamId();
-      this.open(new RequestCall(this, id, { resolve, reject }), [encodeOpen(id, request)]);
+      const call = new RequestCall(this, id, request.op, {
+        resolve: (reply) => resolve(reply as ReplyOf<R['op']>),
+        reject,
+      });
+      this.open(call, [encodeOpen(id, request)]);
     });
   }
 
@@ -611,9 +618,7 @@ export class Client implements ClientHost {
       return;
     }
     if (frame.type === FrameType.ERROR && frame.streamId === 0) {
-      const { code, message } = parseErrorPayload(frame);
-      this.lostError = new RemoteError(code, message);
-      this.transport.end(this.lostError);
+      this.serverEndedConnection(parseErrorPayload(frame));
       return;
     }
     const stream = this.streams.get(frame.streamId);
@@ -639,14 +644,10 @@ export class Client implements ClientHost {
         stream.onWindow(parseWindow(frame));
         return;
       case FrameType.ERROR: {
-        const { code, message } = parseErrorPayload(frame);
-        if (ERROR_STATUS[code] < 200) {
-          // 1xx statuses are connection errors wherever they are sent (docs/PROTOCOL.md, Errors).
-          this.lostError = new RemoteError(code, message);
-          this.transport.end(this.lostError);
-          return;
-        }
-        stream.onError(code, message);
+        const error = parseErrorPayload(frame);
+        // 1xx statuses are connection errors wherever they are sent (docs/PROTOCOL.md, Errors).
+        if (ERROR_STATUS[error.code] < 200) this.serverEndedConnection(error);
+        else stream.onError(error.code, error.message);
         return;
       }
       default:
@@ -657,9 +658,7 @@ export class Client implements ClientHost {
   /** WELCOME, then (when the server requires a login) the AUTH answer. */
   private handleHandshake(frame: Frame): void {
     if (frame.type === FrameType.ERROR) {
-      const { code, message } = parseErrorPayload(frame);
-      this.lostError = new RemoteError(code, message);
-      this.transport.end(this.lostError);
+      this.serverEndedConnection(parseErrorPayload(frame));
       return;
     }
     if (this.welcome === undefined) {
@@ -680,8 +679,7 @@ export class Client implements ClientHost {
       return;
     }
     // One attempt per connection here: a wrong password does not improve by sending it again.
-    this.lostError = new RemoteError('LOGIN_FAILED', result.message);
-    this.transport.end(this.lostError);
+    this.serverEndedConnection({ code: 'LOGIN_FAILED', message: result.message });
   }
 
   private sendLogin(login: NonNullable<Welcome['login']>): void {
@@ -709,6 +707,12 @@ export class Client implements ClientHost {
     this.ready = true;
     this.handshake?.resolve();
     this.handshake = undefined;
+  }
+
+  /** The server sent a connection-level ERROR: every call in flight fails with it, and the socket ends. */
+  private serverEndedConnection({ code, message }: { code: ErrorCode; message: string }): void {
+    this.lostError = new RemoteError(code, message);
+    this.transport.end(this.lostError);
   }
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {

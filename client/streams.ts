@@ -13,6 +13,7 @@ import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
+import { OPERATIONS, type OperationOf, type ReplyOf } from '../shared/protocol/operations.js';
 import { InboundWindow, OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
@@ -124,30 +125,41 @@ export abstract class ClientStream {
 
 type Deferred<T> = { resolve(value: T): void; reject(error: Error): void };
 
-/** One request, one reply (a listing may span several REPLY frames flagged MORE). */
+/**
+ * One request, one reply, checked by the op's REPLY validator (a listing may span several REPLY
+ * frames flagged MORE: their entries are joined).
+ */
 export class RequestCall extends ClientStream {
-  private readonly deferred: Deferred<Record<string, unknown>>;
+  private readonly op: OperationOf<'request'>;
+  private readonly deferred: Deferred<unknown>;
   private readonly entries: WireEntry[] = [];
-  private result: Record<string, unknown> | undefined;
+  private result: unknown;
 
-  constructor(host: ClientHost, id: number, deferred: Deferred<Record<string, unknown>>) {
+  constructor(host: ClientHost, id: number, op: OperationOf<'request'>, deferred: Deferred<unknown>) {
     super(host, id);
+    this.op = op;
     this.deferred = deferred;
   }
 
   override onReply(result: Record<string, unknown>, more: boolean): void {
-    if (Array.isArray(result.entries)) this.entries.push(...(result.entries as WireEntry[]));
-    if (more) return;
-    this.result =
-      this.entries.length > 0 || Array.isArray(result.entries)
-        ? { ...result, entries: this.entries }
-        : result;
-    this.settle();
+    const reply = OPERATIONS[this.op].reply(result);
+    if (this.op === 'list') {
+      this.entries.push(...(reply as ReplyOf<'list'>).entries);
+      this.result = { entries: this.entries };
+    } else if (more) {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `REPLY to ${this.op}: only a listing spans several REPLY frames`,
+      );
+    } else {
+      this.result = reply;
+    }
+    if (!more) this.settle();
   }
 
   protected release(error: MuxftpError | undefined): void {
     if (error) this.deferred.reject(error);
-    else this.deferred.resolve(this.result ?? {});
+    else this.deferred.resolve(this.result);
   }
 }
 
@@ -215,7 +227,7 @@ export class GetCall extends ClientStream {
   }
 
   override onReply(result: Record<string, unknown>): void {
-    if (typeof result.size === 'number') this.expectedSize = result.size;
+    this.expectedSize = OPERATIONS.get.reply(result).size;
     if (this.resume !== undefined && !this.acceptResume(this.resume, result)) return;
     this.onProgress?.(this.resumedFrom, this.expectedSize);
   }
@@ -416,18 +428,7 @@ export class PutCall extends ClientStream implements FrameProducer {
   override onReply(result: Record<string, unknown>): void {
     if (this.phase !== StreamPhase.Ended)
       throw new ProtocolError('PROTOCOL_ERROR', `REPLY before END on upload stream ${this.id}`);
-    if (
-      typeof result.entry !== 'object' ||
-      result.entry === null ||
-      !isIntegrityAlgorithm(result.algorithm) ||
-      typeof result.digest !== 'string'
-    ) {
-      throw new ProtocolError(
-        'PROTOCOL_ERROR',
-        `put REPLY on stream ${this.id} lacks entry, algorithm or digest`,
-      );
-    }
-    this.result = { entry: result.entry as WireEntry, algorithm: result.algorithm, digest: result.digest };
+    this.result = OPERATIONS.put.reply(result);
     this.settle();
   }
 

@@ -36,6 +36,7 @@ import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
+import { packageVersion } from '../shared/version.js';
 import type { Storage } from '../storage/types.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
 import { type Account, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
@@ -301,7 +302,7 @@ export class ServerConnection implements StreamHost {
     this.send(
       encodeWelcome({
         version,
-        agent: 'muxftp/0.1.0',
+        agent: `muxftp/${packageVersion()}`,
         limits: {
           maxFramePayload: this.options.maxFramePayloadBytes,
           maxStreams: this.options.maxStreamsPerConnection,

@@ -16,9 +16,6 @@ export interface GateState {
   permits(permission: Permission, request: Request): boolean;
 }
 
-/** Until issue 9 adds users, a connection may do everything the table lists. */
-export const PERMIT_ALL = (): boolean => true;
-
 /** The admitted request and its row; throws a MuxftpError that fails only this stream. */
 export function admitOpen(frame: Frame, state: GateState): OpenRequest {
   if (state.draining) throw new MuxftpError('SHUTTING_DOWN', 'server is shutting down');

@@ -86,7 +86,7 @@ describe('a client upload', () => {
     const reply = {
       entry: { name: 'x', type: 'file', size: 0, mtime: 0 },
       algorithm: 'xxh128',
-      digest: 'ab',
+      digest: 'ab'.repeat(16),
     };
     put.onReply(reply);
     await expect(done).resolves.toEqual(reply);

@@ -1,16 +1,25 @@
 /**
  * The operation table (after pyftpdlib's `proto_cmds`): one row per op with its OPEN validator,
- * the kind of stream that runs it, and the permission it needs. The server's gate reads the row
- * before any handler runs; adding an op to `Request` without a row here does not compile.
+ * the kind of stream that runs it, the permission it needs, and its REPLY validator. The server's
+ * gate reads the row before any handler runs and the client checks every REPLY against it; an op
+ * in `Request` without a row here does not compile.
  */
-import { MuxftpError } from '../errors.js';
+import { MuxftpError, ProtocolError } from '../errors.js';
 import {
+  DIGEST_BYTES,
   INTEGRITY_ALGORITHMS,
   INTEGRITY_BLOCK_BYTES,
+  type IntegrityAlgorithm,
   isIntegrityAlgorithm,
 } from '../integrity/algorithms.js';
 import type { Frame } from './frame.js';
-import { type Operation, parseJsonObject, type Request } from './messages.js';
+import {
+  type Operation,
+  parseJsonObject,
+  type Request,
+  type ServerStats,
+  type WireEntry,
+} from './messages.js';
 
 /** What a user may be allowed to do (pyftpdlib's elradfmw, coarser); issue 9 (users) enforces it. */
 export type Permission = 'list' | 'read' | 'write' | 'delete' | 'rename' | 'mkdir';
@@ -18,15 +27,39 @@ export type Permission = 'list' | 'read' | 'write' | 'delete' | 'rename' | 'mkdi
 /** The stream that runs an op: one REPLY, a download (DATA from the server), an upload (DATA to it). */
 export type StreamKind = 'request' | 'download' | 'upload';
 
-export interface OperationSpec<R extends Request = Request> {
+/** What a `get` REPLY says before the DATA. */
+export interface GetReply {
+  size: number;
+  mtime: number;
+  /** A resumed download (get -c): the offset the server starts at. */
+  offset?: number;
+  /** A resumed download: the hex digests of the blocks before `offset`. */
+  blocks?: string[];
+}
+
+/** What a `put` REPLY says once the upload is committed, and a `digest` REPLY about a file. */
+export interface PutReply {
+  entry: WireEntry;
+  algorithm: IntegrityAlgorithm;
+  /** The content digest under `algorithm`, hex. */
+  digest: string;
+}
+
+export interface OperationSpec<R extends Request = Request, Reply = unknown> {
   readonly stream: StreamKind;
   /** Needed to run the op; null for none (server figures). */
   readonly permission: Permission | null;
   /** Checks an OPEN payload's fields; throws BAD_REQUEST, which fails only that stream. */
   readonly parse: (o: Record<string, unknown>) => R;
+  /** Checks one REPLY payload; a malformed one is the server's PROTOCOL_ERROR (the client fails the connection). */
+  readonly reply: (o: Record<string, unknown>) => Reply;
 }
 
 const badRequest = (message: string) => new MuxftpError('BAD_REQUEST', message);
+
+/** A REPLY the client cannot use: the server broke the protocol. */
+const badReply = (op: string, message: string) =>
+  new ProtocolError('PROTOCOL_ERROR', `REPLY to ${op}: ${message}`);
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
@@ -36,16 +69,71 @@ function requireString(o: Record<string, unknown>, key: string, op: string): str
   return value;
 }
 
+const ENTRY_TYPES: ReadonlySet<unknown> = new Set(['file', 'dir', 'other']);
+
+function replyEntry(value: unknown, op: string, where: string): WireEntry {
+  if (typeof value !== 'object' || value === null) throw badReply(op, `"${where}" must be an object`);
+  const e = value as Record<string, unknown>;
+  if (typeof e.name !== 'string') throw badReply(op, `"${where}.name" must be a string`);
+  if (!ENTRY_TYPES.has(e.type)) throw badReply(op, `"${where}.type" must be "file", "dir" or "other"`);
+  if (!isCount(e.size)) throw badReply(op, `"${where}.size" must be a non-negative integer`);
+  if (typeof e.mtime !== 'number' || !Number.isFinite(e.mtime))
+    throw badReply(op, `"${where}.mtime" must be a number`);
+  return { name: e.name, type: e.type as WireEntry['type'], size: e.size, mtime: e.mtime };
+}
+
+function replyDigest(
+  o: Record<string, unknown>,
+  op: string,
+): { algorithm: IntegrityAlgorithm; digest: string } {
+  const { algorithm, digest } = o;
+  if (!isIntegrityAlgorithm(algorithm)) {
+    throw badReply(op, `"algorithm" must be one of ${INTEGRITY_ALGORITHMS.join(', ')}`);
+  }
+  const hexDigits = 2 * DIGEST_BYTES[algorithm];
+  if (typeof digest !== 'string' || digest.length !== hexDigits || !/^[0-9a-f]*$/.test(digest)) {
+    throw badReply(op, `"digest" must be ${hexDigits} lowercase hex digits for ${algorithm}`);
+  }
+  return { algorithm, digest };
+}
+
+function replyCount(o: Record<string, unknown>, key: string, op: string): number {
+  const value = o[key];
+  if (!isCount(value)) throw badReply(op, `"${key}" must be a non-negative integer`);
+  return value;
+}
+
+/** An answer with nothing to say; fields a newer server adds are ignored. */
+const emptyReply = (): Record<string, never> => ({});
+
+const SERVER_STATS_KEYS = [
+  'connections',
+  'streams',
+  'rssBytes',
+  'maxRssBytes',
+  'uptimeMs',
+  'bytesIn',
+  'bytesOut',
+  'filesIn',
+  'filesOut',
+] as const satisfies readonly (keyof ServerStats)[];
+
 export const OPERATIONS = {
   list: {
     stream: 'request',
     permission: 'list',
     parse: (o) => ({ op: 'list', path: requireString(o, 'path', 'list') }),
+    // One batch: a long listing comes in several REPLY frames flagged MORE.
+    reply: (o): { entries: WireEntry[] } => {
+      if (!Array.isArray(o.entries)) throw badReply('list', '"entries" must be an array');
+      return { entries: o.entries.map((e, i) => replyEntry(e, 'list', `entries[${i}]`)) };
+    },
   },
   stat: {
     stream: 'request',
     permission: 'list',
     parse: (o) => ({ op: 'stat', path: requireString(o, 'path', 'stat') }),
+    reply: (o): { entry: WireEntry } => ({ entry: replyEntry(o.entry, 'stat', 'entry') }),
   },
   mkdir: {
     stream: 'request',
@@ -55,16 +143,19 @@ export const OPERATIONS = {
         throw badRequest('mkdir: "parents" must be a boolean');
       return { op: 'mkdir', path: requireString(o, 'path', 'mkdir'), parents: o.parents === true };
     },
+    reply: emptyReply,
   },
   rmdir: {
     stream: 'request',
     permission: 'delete',
     parse: (o) => ({ op: 'rmdir', path: requireString(o, 'path', 'rmdir') }),
+    reply: emptyReply,
   },
   delete: {
     stream: 'request',
     permission: 'delete',
     parse: (o) => ({ op: 'delete', path: requireString(o, 'path', 'delete') }),
+    reply: emptyReply,
   },
   rename: {
     stream: 'request',
@@ -74,6 +165,7 @@ export const OPERATIONS = {
       from: requireString(o, 'from', 'rename'),
       to: requireString(o, 'to', 'rename'),
     }),
+    reply: emptyReply,
   },
   get: {
     stream: 'download',
@@ -87,6 +179,23 @@ export const OPERATIONS = {
         throw badRequest(`get: "offset" must be a non-negative multiple of ${INTEGRITY_BLOCK_BYTES}`);
       return { op: 'get', path, offset: o.offset };
     },
+    reply: (o): GetReply => {
+      const mtime = o.mtime;
+      if (typeof mtime !== 'number' || !Number.isFinite(mtime))
+        throw badReply('get', '"mtime" must be a number');
+      const reply: GetReply = { size: replyCount(o, 'size', 'get'), mtime };
+      // A resumed download's answer: where the server starts, and the digests of the blocks before.
+      if (o.offset !== undefined) reply.offset = replyCount(o, 'offset', 'get');
+      if (o.blocks !== undefined) {
+        if (
+          !Array.isArray(o.blocks) ||
+          !o.blocks.every((d) => typeof d === 'string' && /^[0-9a-f]+$/.test(d))
+        )
+          throw badReply('get', '"blocks" must be an array of hex digests');
+        reply.blocks = o.blocks as string[];
+      }
+      return reply;
+    },
   },
   put: {
     stream: 'upload',
@@ -97,6 +206,7 @@ export const OPERATIONS = {
       const path = requireString(o, 'path', 'put');
       return o.size === undefined ? { op: 'put', path } : { op: 'put', path, size: o.size };
     },
+    reply: (o): PutReply => ({ entry: replyEntry(o.entry, 'put', 'entry'), ...replyDigest(o, 'put') }),
   },
   digest: {
     stream: 'request',
@@ -107,9 +217,22 @@ export const OPERATIONS = {
       }
       return { op: 'digest', path: requireString(o, 'path', 'digest'), algorithm: o.algorithm };
     },
+    reply: (o): PutReply => ({ entry: replyEntry(o.entry, 'digest', 'entry'), ...replyDigest(o, 'digest') }),
   },
-  stats: { stream: 'request', permission: null, parse: () => ({ op: 'stats' }) },
+  stats: {
+    stream: 'request',
+    permission: null,
+    parse: () => ({ op: 'stats' }),
+    reply: (o): ServerStats => {
+      const stats = {} as ServerStats;
+      for (const key of SERVER_STATS_KEYS) stats[key] = replyCount(o, key, 'stats');
+      return stats;
+    },
+  },
 } satisfies { readonly [O in Operation]: OperationSpec<Extract<Request, { op: O }>> };
+
+/** What the server answers to `op`, as its row's REPLY validator returns it. */
+export type ReplyOf<O extends Operation> = ReturnType<(typeof OPERATIONS)[O]['reply']>;
 
 /** The ops a kind of stream runs, e.g. `OperationOf<'request'>` is list, stat, mkdir, .... */
 export type OperationOf<K extends StreamKind> = {

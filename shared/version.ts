@@ -1,10 +1,20 @@
-/** The package version, for `muxftp --version`: read from the package.json above this module. */
+/**
+ * The package version, read once from the package.json above this module: the one place the
+ * CLI's --version, the server's WELCOME agent and the client's HELLO agent take it from.
+ */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+let version: string | undefined;
+
 export function packageVersion(): string {
-  // Walk up rather than hard-code '../..': this file runs from cli/ and from dist/cli/.
+  version ??= readPackageVersion();
+  return version;
+}
+
+function readPackageVersion(): string {
+  // Walk up rather than hard-code '../..': this file runs from shared/ and from dist/shared/.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     try {

@@ -1,0 +1,170 @@
+/**
+ * The client checks every REPLY against its op's row of the operation table, as the server checks
+ * every OPEN: a malformed one fails the connection with PROTOCOL_ERROR and a message naming the
+ * field, never a TypeError later in the caller.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { ProtocolError } from '../shared/errors.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
+import { FrameDecoder } from '../shared/protocol/decoder.js';
+import { encodeReply, encodeWelcome, encodeWindow } from '../shared/protocol/encoder.js';
+import type { Frame } from '../shared/protocol/frame.js';
+
+type Script = (socket: Socket, frame: Frame) => void;
+
+let server: Server | undefined;
+afterEach(async () => {
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+/** A server that completes the handshake, then hands every later frame to `script`. */
+async function scriptedServer(script: Script): Promise<number> {
+  server = createServer((socket) => {
+    socket.on('error', () => {});
+    const decoder = new FrameDecoder(
+      { maxFramePayloadBytes: 1 << 20, maxControlPayloadBytes: 1 << 16 },
+      (frame) => {
+        if (frame.type !== FrameType.HELLO) return script(socket, frame);
+        socket.write(
+          encodeWelcome({
+            version: PROTOCOL_VERSION,
+            limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
+            integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
+          }),
+        );
+      },
+    );
+    socket.on('data', (chunk) => decoder.push(chunk));
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** Answers each OPEN with `reply`. */
+const replying = (reply: object, more = false): Script => {
+  return (socket, frame) => {
+    if (frame.type === FrameType.OPEN) socket.write(encodeReply(frame.streamId, reply, more));
+  };
+};
+
+async function expectProtocolError(
+  call: (client: Client) => Promise<unknown>,
+  port: number,
+  message: string,
+) {
+  const client = await Client.connect({ port });
+  const error = await call(client).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ProtocolError);
+  expect(error).toMatchObject({ code: 'PROTOCOL_ERROR', message });
+  await client.destroy();
+}
+
+const ENTRY = { name: 'a.txt', type: 'file', size: 3, mtime: 1_700_000_000_000 };
+
+describe('REPLY validation', () => {
+  it('stat: a missing or malformed entry', async () => {
+    let port = await scriptedServer(replying({}));
+    await expectProtocolError((c) => c.stat('a'), port, 'REPLY to stat: "entry" must be an object');
+    server!.close();
+    port = await scriptedServer(replying({ entry: { ...ENTRY, size: '3' } }));
+    await expectProtocolError(
+      (c) => c.stat('a'),
+      port,
+      'REPLY to stat: "entry.size" must be a non-negative integer',
+    );
+  });
+
+  it('list: entries that are not an array, or an entry of an unknown type', async () => {
+    let port = await scriptedServer(replying({ entries: 'a.txt' }));
+    await expectProtocolError((c) => c.list(), port, 'REPLY to list: "entries" must be an array');
+    server!.close();
+    port = await scriptedServer(replying({ entries: [ENTRY, { ...ENTRY, type: 'fifo' }] }));
+    await expectProtocolError(
+      (c) => c.list(),
+      port,
+      'REPLY to list: "entries[1].type" must be "file", "dir" or "other"',
+    );
+  });
+
+  it('stats: a missing figure', async () => {
+    const port = await scriptedServer(replying({ connections: 1, streams: 1 }));
+    await expectProtocolError(
+      (c) => c.stats(),
+      port,
+      'REPLY to stats: "rssBytes" must be a non-negative integer',
+    );
+  });
+
+  it('get: a negative size', async () => {
+    const port = await scriptedServer(replying({ size: -1, mtime: 0 }));
+    await expectProtocolError(
+      (c) => c.getBuffer('a'),
+      port,
+      'REPLY to get: "size" must be a non-negative integer',
+    );
+  });
+
+  it('put: a REPLY without the algorithm, or with a digest of the wrong length for it', async () => {
+    const replies = [
+      { entry: ENTRY, digest: 'ab'.repeat(16) },
+      { entry: ENTRY, algorithm: 'sha256', digest: 'ab'.repeat(16) },
+    ];
+    const messages = [
+      'REPLY to put: "algorithm" must be one of xxh128, sha256',
+      'REPLY to put: "digest" must be 64 lowercase hex digits for sha256',
+    ];
+    for (const [i, reply] of replies.entries()) {
+      const port = await scriptedServer((socket, frame) => {
+        if (frame.type === FrameType.OPEN) socket.write(encodeWindow(frame.streamId, 1 << 20));
+        if (frame.type === FrameType.END) socket.write(encodeReply(frame.streamId, reply));
+      });
+      await expectProtocolError((c) => c.put('a.txt', Buffer.from('abc')), port, messages[i]!);
+      server!.close();
+    }
+  });
+
+  it('digest: an entry that is not an object', async () => {
+    const port = await scriptedServer(
+      replying({ entry: 'a.txt', algorithm: 'xxh128', digest: 'ab'.repeat(16) }),
+    );
+    await expectProtocolError((c) => c.digest('a.txt'), port, 'REPLY to digest: "entry" must be an object');
+  });
+
+  it('a request that is not a listing in several REPLY frames', async () => {
+    const port = await scriptedServer(replying({}, true));
+    await expectProtocolError(
+      (c) => c.mkdir('d'),
+      port,
+      'REPLY to mkdir: only a listing spans several REPLY frames',
+    );
+  });
+
+  it('accepts well-formed replies, a listing joined across MORE frames', async () => {
+    const port = await scriptedServer((socket, frame) => {
+      if (frame.type !== FrameType.OPEN) return;
+      const op = JSON.parse(frame.payload.toString()).op as string;
+      if (op === 'list') {
+        socket.write(encodeReply(frame.streamId, { entries: [ENTRY] }, true));
+        socket.write(encodeReply(frame.streamId, { entries: [{ ...ENTRY, name: 'b', type: 'dir' }] }));
+      } else if (op === 'stat') {
+        socket.write(encodeReply(frame.streamId, { entry: ENTRY, extra: 'ignored' }));
+      } else {
+        socket.write(encodeReply(frame.streamId, {}));
+      }
+    });
+    const client = await Client.connect({ port });
+    expect((await client.list()).map((e) => e.name)).toEqual(['a.txt', 'b']);
+    expect(await client.stat('a.txt')).toEqual(ENTRY);
+    await client.mkdir('d');
+    await client.close();
+  });
+});
