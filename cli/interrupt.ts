@@ -22,6 +22,9 @@ export function abortOnInterrupt(controller: AbortController): () => void {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return () => {
+    // Once interrupted the process is on its way out: a second signal while it closes must still
+    // exit at once with 130, not fall to Node's default handler (killed by the signal).
+    if (controller.signal.aborted) return;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   };
