@@ -3,11 +3,30 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { LocalServer } from '../client/bench/runner.js';
+import { makeThrowawayCertificate, type ThrowawayCertificate } from './throwawayCertificate.js';
 
-export async function startLocalServer(): Promise<LocalServer> {
+/** With `tls`, the server takes TLS connections with a throwaway certificate its clients trust. */
+export async function startLocalServer(options: { tls?: boolean } = {}): Promise<LocalServer> {
+  const certificate: ThrowawayCertificate | undefined = options.tls
+    ? await makeThrowawayCertificate()
+    : undefined;
+  try {
+    return await startChild(certificate);
+  } catch (error) {
+    await certificate?.remove();
+    throw error;
+  }
+}
+
+async function startChild(certificate: ThrowawayCertificate | undefined): Promise<LocalServer> {
   // A sibling module of this one, compiled beside it (as the bench engine's worker.js is).
   const entry = fileURLToPath(new URL('./localServerProcess.js', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [entry], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const tlsArgs = certificate
+    ? ['--tls-cert', certificate.certPath, '--tls-key', certificate.keyPath, '--tls-only']
+    : [];
+  const child: ChildProcess = spawn(process.execPath, [entry, ...tlsArgs], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const exited = once(child, 'exit');
   const [line] = (await Promise.race([once(child.stdout!, 'data'), exited.then(() => [''])])) as [
     Buffer | string,
@@ -19,11 +38,13 @@ export async function startLocalServer(): Promise<LocalServer> {
   }
   return {
     port,
+    ...(certificate ? { tls: { ca: certificate.pem, rejectUnauthorized: true } } : {}),
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
         await exited;
       }
+      await certificate?.remove();
     },
   };
 }

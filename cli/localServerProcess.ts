@@ -4,7 +4,7 @@
  */
 import { main } from './main.js';
 
-const [node = process.execPath, script = ''] = process.argv;
+const [node = process.execPath, script = '', ...extra] = process.argv;
 process.exitCode = await main([
   node,
   script,
@@ -16,4 +16,5 @@ process.exitCode = await main([
   '100000',
   '--idle-timeout',
   '600',
+  ...extra, // --tls-cert, --tls-key, --tls-only for bench --tls
 ]);

@@ -223,6 +223,32 @@ describe.skipIf(!opensslAvailable)('TLS from the CLI', () => {
   });
 });
 
+describe.skipIf(!opensslAvailable)('bench --tls', () => {
+  it('runs a verified workload against a TLS-only local server', async () => {
+    const result = await run([
+      '--json',
+      'bench',
+      '--local',
+      '--tls',
+      '--op',
+      'mixed',
+      '--clients',
+      '2',
+      '--streams',
+      '2',
+      '--files',
+      '8',
+      '--size',
+      '256KiB',
+      '--workers',
+      '1',
+    ]);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { ops: number; verified: number; error_count: number };
+    expect(report).toMatchObject({ ops: 8, verified: 8, error_count: 0 });
+  });
+});
+
 describe('start warnings', () => {
   it('warns beyond loopback without TLS or without a users file, never on loopback', () => {
     const open = { tls: false, tlsOnly: false, users: false, root: 'data' };

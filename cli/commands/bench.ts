@@ -3,6 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { renderHtmlReport } from '../../client/bench/htmlReport.js';
+import type { BenchTls } from '../../client/bench/options.js';
 import {
   BENCH_OPS,
   type BenchOp,
@@ -13,6 +14,7 @@ import {
 import { formatReport } from '../../client/bench/report.js';
 import { runBench } from '../../client/bench/runner.js';
 import { parseDuration, parseSize } from '../../shared/humanUnits.js';
+import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { startLocalServer } from '../localServer.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
@@ -85,6 +87,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
         '  muxftp bench --local --op download --clients 300 --size 10MiB\n' +
         '  muxftp bench --server 10.0.0.5:7421 --op mixed --mix 70 --clients 30 --streams 10 --duration 30s\n' +
         '  muxftp bench --local --op connect --clients 300\n' +
+        '  muxftp bench --local --tls --op upload --clients 50 --streams 4 --files 200 --size 4MiB\n' +
         '  muxftp bench --local --op idle --clients 5000 --size 1GiB',
     )
     .action(async (flags: BenchFlags, command: Command) => {
@@ -96,8 +99,10 @@ export function registerBenchCommand(program: Command, output: Output): void {
       if (flags.warmup !== undefined && flags.duration === undefined) {
         command.error('muxftp: bench: --warmup goes with --duration', { exitCode: 2 });
       }
+      const tls = await benchTls(global.access, flags.local === true, global.server.host);
       const options: BenchOptions = {
         server: global.server,
+        ...(tls !== undefined ? { tls } : {}),
         local: flags.local === true,
         op: flags.op,
         clients: flags.clients,
@@ -127,6 +132,24 @@ export function registerBenchCommand(program: Command, output: Output): void {
         output.failure('bench', error);
       }
     });
+}
+
+/**
+ * `--tls` (or `--ca`, `--insecure`): with `--local` the throwaway server serves TLS only with a
+ * certificate made for the run; against `--server`, the global TLS options apply.
+ */
+async function benchTls(access: AccessOptions, local: boolean, host: string): Promise<BenchTls | undefined> {
+  if (!access.tls && access.ca === undefined && !access.insecure) return undefined;
+  if (local) return { rejectUnauthorized: true }; // the local server's own CA is filled in when it starts
+  const { tls } = await clientAccessOptions(
+    { tls: true, insecure: access.insecure, ...(access.ca ? { ca: access.ca } : {}) },
+    host,
+  );
+  const options = tls === true || tls === undefined || tls === false ? {} : tls;
+  return {
+    rejectUnauthorized: options.rejectUnauthorized ?? true,
+    ...(options.ca !== undefined ? { ca: options.ca.toString() } : {}),
+  };
 }
 
 function describeSizes(options: BenchOptions): string {

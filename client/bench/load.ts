@@ -9,13 +9,15 @@ import { Writable } from 'node:stream';
 import { MuxftpError } from '../../shared/errors.js';
 import { Client } from '../client.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
-import type { BenchOp } from './options.js';
+import type { BenchOp, BenchTls } from './options.js';
 import { knownDigests, type Payload, payloadBuffer, seedName } from './payloads.js';
 import { SecondTally, type WorkerSeconds } from './timeSeries.js';
 
 export interface WorkerPlan {
   host: string;
   port: number;
+  /** Connect over TLS, trusting this (PEM text: plans cross to worker threads). */
+  tls: BenchTls | undefined;
   op: BenchOp;
   workerIndex: number;
   /** Connections this worker opens (for `idle`: idle ones). */
@@ -150,7 +152,12 @@ export async function runLoad(
 
   const connect = async (): Promise<Client | undefined> => {
     try {
-      const client = await Client.connect({ host: plan.host, port: plan.port, agent: 'muxftp-bench' });
+      const client = await Client.connect({
+        host: plan.host,
+        port: plan.port,
+        agent: 'muxftp-bench',
+        ...(plan.tls !== undefined ? { tls: plan.tls } : {}),
+      });
       tally.connectionsOpened++;
       return client;
     } catch (error) {

@@ -21,8 +21,16 @@ export interface Thresholds {
   maxP99Ms?: number;
 }
 
+/** TLS for the bench's connections: the CA as PEM text, so it can cross to worker threads. */
+export interface BenchTls {
+  ca?: string;
+  rejectUnauthorized: boolean;
+}
+
 export interface BenchOptions {
   server: ServerAddress;
+  /** Connect over TLS (with `local`: the local server serves TLS only, with a throwaway certificate). */
+  tls?: BenchTls;
   /** Start a throwaway in-memory server in a child process instead of using `server`. */
   local: boolean;
   op: BenchOp;

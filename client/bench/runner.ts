@@ -11,7 +11,7 @@ import { MuxftpError } from '../../shared/errors.js';
 import type { ServerStats } from '../../shared/protocol/messages.js';
 import { Client } from '../client.js';
 import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult } from './load.js';
-import type { BenchOptions } from './options.js';
+import type { BenchOptions, BenchTls } from './options.js';
 import { knownDigests, makePayloads, payloadBuffer, seedName } from './payloads.js';
 import { type BenchReport, buildReport } from './report.js';
 import type { ServerSample } from './timeSeries.js';
@@ -23,6 +23,8 @@ const START_ALLOWANCE_PER_CLIENT_MS = 2;
 /** A throwaway server for `--local`, started by the caller (the CLI knows how to run one). */
 export interface LocalServer {
   port: number;
+  /** How clients reach it over TLS, when it serves TLS. */
+  tls?: BenchTls;
   stop(): Promise<void>;
 }
 
@@ -30,17 +32,17 @@ export interface BenchIo {
   /** Where the progress bar goes (a TTY), or undefined for none. */
   progressStream: NodeJS.WriteStream | undefined;
   /** Starts the server `options.local` asks for; required when it is set. */
-  startLocalServer?: () => Promise<LocalServer>;
+  startLocalServer?: (options: { tls: boolean }) => Promise<LocalServer>;
 }
 
 export async function runBench(options: BenchOptions, io: BenchIo): Promise<BenchReport> {
   if (options.local && io.startLocalServer === undefined) {
     throw new TypeError('runBench: options.local needs io.startLocalServer');
   }
-  const local = options.local ? await io.startLocalServer!() : undefined;
+  const local = options.local ? await io.startLocalServer!({ tls: options.tls !== undefined }) : undefined;
   try {
     const address = local ? { host: '127.0.0.1', port: local.port } : options.server;
-    return await runAgainst(address, options, io);
+    return await runAgainst(address, local ? { ...options, tls: local.tls } : options, io);
   } finally {
     await local?.stop();
   }
@@ -61,7 +63,12 @@ async function runAgainst(
   // Weights follow options.sizes; payloads were deduplicated, so map each size to its payload.
   const orderedPayloads = options.sizes.map((s) => payloads.find((p) => p.bytes === s.bytes)!);
 
-  const control = await Client.connect({ host: address.host, port: address.port, agent: 'muxftp-bench' });
+  const control = await Client.connect({
+    host: address.host,
+    port: address.port,
+    agent: 'muxftp-bench',
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
+  });
   const remoteDir = `bench-${process.pid}-${Date.now().toString(36)}`;
   try {
     await control.mkdir(remoteDir);
@@ -91,6 +98,7 @@ async function runAgainst(
     const plans: WorkerPlan[] = Array.from({ length: workers }, (_, i) => ({
       host: address.host,
       port: address.port,
+      tls: options.tls,
       op: options.op,
       workerIndex: i,
       clients: Math.floor(options.clients / workers) + (i < options.clients % workers ? 1 : 0),

@@ -1,0 +1,100 @@
+// npm run bench:tls -- [--rounds 3] [--big-mib 512] [--files 200] [--file-mib 4] [--clients 50]
+//
+// TLS against plain TCP through `muxftp bench --local` (an in-memory server in its own process,
+// TLS-only with a throwaway P-256 certificate for the TLS runs): one stream moving one big file,
+// and 200 × 4 MiB over 50 connections × 4 streams, each uploaded and downloaded. Plain and TLS
+// alternate within each round; each figure is the best of the rounds; every transfer is verified
+// by the bench (SHA-256). Prints a table and one JSON line per measurement.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    'big-mib': { type: 'string', default: '512' },
+    files: { type: 'string', default: '200' },
+    'file-mib': { type: 'string', default: '4' },
+    clients: { type: 'string', default: '50' },
+  },
+});
+const rounds = Number(values.rounds);
+const files = Number(values.files);
+const clients = Number(values.clients);
+
+const WORKLOADS = [
+  {
+    name: `1 stream, ${values['big-mib']} MiB`,
+    args: ['--clients', '1', '--streams', '1', '--files', '1', '--size', `${values['big-mib']}MiB`],
+  },
+  {
+    name: `${files} × ${values['file-mib']} MiB, ${clients} conn × ${Math.ceil(files / clients)} streams`,
+    args: [
+      '--clients',
+      String(clients),
+      '--streams',
+      String(Math.ceil(files / clients)),
+      '--files',
+      String(files),
+      '--size',
+      `${values['file-mib']}MiB`,
+    ],
+  },
+];
+
+function bench(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'bench', '--local', '--json', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`muxftp bench ${args.join(' ')} exited ${code}: ${err}`));
+      const report = JSON.parse(out);
+      if (report.error_count !== 0 || report.verified !== report.ops)
+        return reject(new Error(`errors: ${out}`));
+      resolve(report);
+    });
+  });
+}
+
+const best = new Map();
+for (let round = 1; round <= rounds; round++) {
+  for (const workload of WORKLOADS) {
+    for (const op of ['upload', 'download']) {
+      for (const tls of round % 2 ? [false, true] : [true, false]) {
+        const report = await bench([...workload.args, '--op', op, ...(tls ? ['--tls'] : [])]);
+        const key = `${workload.name}|${op}|${tls ? 'tls' : 'plain'}`;
+        console.log(
+          JSON.stringify({
+            round,
+            workload: workload.name,
+            op,
+            tls,
+            mbps: report.mbps,
+            seconds: report.seconds,
+            loadgen_cpu_s: report.loadgen?.cpu_s,
+            server_rss_mb: report.server?.rss_mb,
+          }),
+        );
+        best.set(key, Math.max(best.get(key) ?? 0, report.mbps));
+      }
+    }
+  }
+}
+
+console.log('\n| workload | op | plain MB/s | TLS MB/s | TLS / plain |');
+console.log('|---|---|---|---|---|');
+for (const workload of WORKLOADS) {
+  for (const op of ['upload', 'download']) {
+    const plain = best.get(`${workload.name}|${op}|plain`);
+    const tls = best.get(`${workload.name}|${op}|tls`);
+    console.log(
+      `| ${workload.name} | ${op} | ${plain.toFixed(0)} | ${tls.toFixed(0)} | ${((tls / plain) * 100).toFixed(0)}% |`,
+    );
+  }
+}
