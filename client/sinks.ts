@@ -1,13 +1,8 @@
-/**
- * Where download bytes go: a local file (written to a hidden temporary file beside it and renamed
- * only after the size and content digest check, so a failed download never leaves a partial file under the
- * real name), a writable stream (stdout), or memory.
- */
-import { randomBytes } from 'node:crypto';
 import { constants, unlinkSync } from 'node:fs';
 import { copyFile, type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
+import { newTemporaryName } from '../shared/temporaryNames.js';
 import { localError } from './sources.js';
 
 export interface ByteSink {
@@ -67,7 +62,7 @@ class FileSink implements ByteSink {
 
   static async open(target: string): Promise<FileSink> {
     // Fixed length, not derived from the target's name: a 255-byte name must still fit.
-    const temporary = join(dirname(target), `.muxftp-${randomBytes(8).toString('hex')}.part`);
+    const temporary = join(dirname(target), newTemporaryName());
     // Known before it exists: a process told to exit while open() runs still removes it.
     temporaryFilesInProgress.add(temporary);
     try {
@@ -140,7 +135,7 @@ export class ContinueSink implements ByteSink {
   }
 
   static async open(target: string): Promise<ContinueSink> {
-    const temporary = join(dirname(target), `.muxftp-${randomBytes(8).toString('hex')}.part`);
+    const temporary = join(dirname(target), newTemporaryName());
     temporaryFilesInProgress.add(temporary);
     try {
       await copyFile(target, temporary, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);

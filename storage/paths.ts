@@ -4,36 +4,21 @@
  * here before any backend sees it; '' is the root itself.
  */
 
-import { randomBytes } from 'node:crypto';
 import type { PlatformPath } from 'node:path';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
+import { isTemporaryName, TEMP_PREFIX } from '../shared/temporaryNames.js';
 import type { FsPromises } from './fsApi.js';
 import { isMissing, storageErrorFromFs } from './fsErrors.js';
 
-/** Names starting with this (in any letter case) belong to uploads in progress. */
-export const TEMP_PREFIX = '.muxftp-';
-
-const TEMP_SUFFIX = '.part';
+// The temporary-name scheme is shared with the client's downloads (shared/temporaryNames.ts).
+export { isTemporaryName, newTemporaryName, TEMP_PREFIX } from '../shared/temporaryNames.js';
 
 // ASCII C0 controls and DEL; NUL gets its own message below.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL_CHARACTER = /[\u0001-\u001f\u007f]/;
 // With the u flag a surrogate range matches only unpaired halves, which UTF-8 cannot encode.
 const LONE_SURROGATE = /[\ud800-\udfff]/u;
-
-/**
- * True for names reserved for temporary upload files. Case-insensitive so that a client cannot
- * reach one through a case-insensitive filesystem by changing the case.
- */
-export function isTemporaryName(name: string): boolean {
-  return name.slice(0, TEMP_PREFIX.length).toLowerCase() === TEMP_PREFIX;
-}
-
-/** A fresh name for an upload's temporary file, e.g. `.muxftp-3f9c…e1.part`. */
-export function newTemporaryName(): string {
-  return `${TEMP_PREFIX}${randomBytes(16).toString('hex')}${TEMP_SUFFIX}`;
-}
 
 /**
  * Checks a client path and returns it normalized: relative, '/'-separated, with no empty or '.'

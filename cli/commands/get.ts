@@ -7,26 +7,18 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
-import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
-import type { IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
 import { ConcurrencyLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
-import { parseIntegrityAlgorithm, parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
+import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
 import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
 
-interface GetOptions {
-  to?: string;
-  parents?: boolean;
-  recursive?: boolean;
-  parallel: number;
-  retries: number;
-  checksum?: IntegrityAlgorithm;
+interface GetOptions extends TransferCommandOptions {
   continue?: boolean;
 }
 
@@ -49,36 +41,17 @@ Examples:
   muxftp get site.tar - | tar x            to stdout`;
 
 export function registerGetCommand(program: Command, output: Output): void {
-  program
+  const command = program
     .command('get')
     .summary('download files (- writes stdout)')
     .description(
       'Download remote files, to stdout (-) or, with -r, directory trees. Existing local files are replaced.',
     )
-    .argument('<remote...>', 'remote files; with exactly two and no --to, the second is the local name')
-    .option('--to <localDir>', 'download into this local directory')
-    .option('-p, --parents', 'create the local directory (and its parents) if missing')
-    .option('-r, --recursive', 'download directories and everything in them')
-    .option(
-      '-j, --parallel <n>',
-      'transfers at once, over one connection',
-      parsePositiveInteger,
-      DEFAULTS.parallel,
-    )
+    .argument('<remote...>', 'remote files; with exactly two and no --to, the second is the local name');
+  addTransferOptions(command, 'download')
     .option(
       '-c, --continue',
       'continue a partial local file from its last whole block, after checking those blocks against the server',
-    )
-    .option(
-      '--retries <n>',
-      'when the connection drops, reconnect and start each unfinished transfer again, up to n times (0: off)',
-      parseNonNegativeInteger,
-      DEFAULTS.retries,
-    )
-    .option(
-      '--checksum <algorithm>',
-      'verify with this algorithm only (xxh128 or sha256; default: the server picks, xxh128 first)',
-      parseIntegrityAlgorithm,
     )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: GetOptions, command: Command) => {
@@ -120,12 +93,14 @@ function getTargetFromArguments(
 }
 
 async function ensureLocalDir(dir: string, parents: boolean): Promise<void> {
-  const existing = await inspectLocalIfExists(dir);
+  // Without its trailing slash, as the remote side normalizes --to: a file there is NOT_A_DIRECTORY
+  // for get as for put, not the ENOTDIR of looking inside it.
+  const existing = await inspectLocalIfExists(path.resolve(dir));
   if (existing === undefined) {
     if (!parents) throw new MuxftpError('NOT_FOUND', `no such local directory: ${dir}`);
     await makeLocalDir(dir);
   } else if (existing.kind !== 'dir') {
-    throw new MuxftpError('LOCAL_IO_ERROR', `not a directory: ${dir}`);
+    throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${dir}`);
   }
 }
 

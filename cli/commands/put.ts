@@ -6,26 +6,17 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
-import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
-import type { IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
 import { ConcurrencyLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
-import { parseIntegrityAlgorithm, parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
+import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
 import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
 
-interface PutOptions {
-  to?: string;
-  parents?: boolean;
-  recursive?: boolean;
-  parallel: number;
-  retries: number;
-  checksum?: IntegrityAlgorithm;
-}
+type PutOptions = TransferCommandOptions;
 
 /** Where the arguments say the uploads go. */
 type PutTarget =
@@ -46,33 +37,14 @@ Examples:
   tar c . | muxftp put - site.tar          stdin (a remote name is required)`;
 
 export function registerPutCommand(program: Command, output: Output): void {
-  program
+  const command = program
     .command('put')
     .summary('upload files (- reads stdin)')
     .description(
       'Upload local files, stdin (-) or, with -r, directory trees. Existing remote files are replaced.',
     )
-    .argument('<local...>', 'local files; with exactly two and no --to, the second is the remote name')
-    .option('--to <remoteDir>', 'upload into this remote directory')
-    .option('-p, --parents', 'create the remote directory (and its parents) if missing')
-    .option('-r, --recursive', 'upload directories and everything in them')
-    .option(
-      '-j, --parallel <n>',
-      'transfers at once, over one connection',
-      parsePositiveInteger,
-      DEFAULTS.parallel,
-    )
-    .option(
-      '--retries <n>',
-      'when the connection drops, reconnect and start each unfinished transfer again, up to n times (0: off)',
-      parseNonNegativeInteger,
-      DEFAULTS.retries,
-    )
-    .option(
-      '--checksum <algorithm>',
-      'verify with this algorithm only (xxh128 or sha256; default: the server picks, xxh128 first)',
-      parseIntegrityAlgorithm,
-    )
+    .argument('<local...>', 'local files; with exactly two and no --to, the second is the remote name');
+  addTransferOptions(command, 'upload')
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: PutOptions, command: Command) => {
       const global = globalOptionsOf(command);
@@ -270,10 +242,10 @@ async function planUploads(
       }
       for (const problem of tree.problems) fail(problem.localPath, '', problem.error);
     } else if (entry.kind === 'dir') {
-      const error = new MuxftpError('LOCAL_IO_ERROR', `is a directory: ${source}`);
+      const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${source}`);
       fail(source, remote, error, 'add -r to upload directories');
     } else {
-      fail(source, remote, new MuxftpError('LOCAL_IO_ERROR', `not a regular file: ${source}`));
+      fail(source, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${source}`));
     }
   }
   return { jobs, dirs };

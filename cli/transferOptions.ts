@@ -1,0 +1,44 @@
+/**
+ * The options put and get share, declared once so the two commands cannot drift apart: the same
+ * flags, defaults, parsers and help, with only the side (remote or local) named differently.
+ */
+import type { Command } from 'commander';
+import { DEFAULTS } from '../shared/defaults.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { parseIntegrityAlgorithm, parseNonNegativeInteger, parsePositiveInteger } from './optionParsers.js';
+
+export interface TransferCommandOptions {
+  /** The directory every source goes into (remote for put, local for get). */
+  to?: string;
+  parents?: boolean;
+  recursive?: boolean;
+  parallel: number;
+  retries: number;
+  checksum?: IntegrityAlgorithm;
+}
+
+/** Adds the shared options to `put` (the target side is remote) or `get` (it is local). */
+export function addTransferOptions(command: Command, direction: 'upload' | 'download'): Command {
+  const side = direction === 'upload' ? 'remote' : 'local';
+  return command
+    .option(`--to <${side}Dir>`, `${direction} into this ${side} directory`)
+    .option('-p, --parents', `create the ${side} directory (and its parents) if missing`)
+    .option('-r, --recursive', `${direction} directories and everything in them`)
+    .option(
+      '-j, --parallel <n>',
+      'transfers at once, over one connection',
+      parsePositiveInteger,
+      DEFAULTS.parallel,
+    )
+    .option(
+      '--retries <n>',
+      'when the connection drops, reconnect and start each unfinished transfer again, up to n times (0: off)',
+      parseNonNegativeInteger,
+      DEFAULTS.retries,
+    )
+    .option(
+      '--checksum <algorithm>',
+      'verify with this algorithm only (xxh128 or sha256; default: the server picks, xxh128 first)',
+      parseIntegrityAlgorithm,
+    );
+}

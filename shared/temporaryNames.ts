@@ -1,0 +1,24 @@
+/**
+ * The one scheme for temporary files, on both sides: the server's uploads in progress and the
+ * client's downloads in progress are `.muxftp-<random hex>.part` beside their target, renamed
+ * into place only once verified.
+ */
+import { randomBytes } from 'node:crypto';
+
+/** Names starting with this (in any letter case) belong to transfers in progress. */
+export const TEMP_PREFIX = '.muxftp-';
+
+const TEMP_SUFFIX = '.part';
+
+/**
+ * True for names reserved for temporary files. Case-insensitive so that a client cannot reach
+ * one through a case-insensitive filesystem by changing the case.
+ */
+export function isTemporaryName(name: string): boolean {
+  return name.slice(0, TEMP_PREFIX.length).toLowerCase() === TEMP_PREFIX;
+}
+
+/** A fresh temporary name, e.g. `.muxftp-3f9c…e1.part` (128 random bits: no two collide). */
+export function newTemporaryName(): string {
+  return `${TEMP_PREFIX}${randomBytes(16).toString('hex')}${TEMP_SUFFIX}`;
+}

@@ -1,0 +1,63 @@
+/** put and get name the same local condition with the same code (issue 6: one failure vocabulary). */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
+
+let server: TestServer | undefined;
+const dirs: string[] = [];
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+function runCli(args: string[], cwd: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+/** The error code in the CLI's one failure line. */
+const codeOf = (stderr: string) => /\b([A-Z]+(?:_[A-Z]+)+)\b/.exec(stderr)?.[1];
+
+describe('put and get share one failure vocabulary', () => {
+  it('a directory without -r is IS_A_DIRECTORY, a --to that is a file NOT_A_DIRECTORY, both ways', async () => {
+    server = await startServer();
+    const client = await server.connect();
+    await client.mkdir('rdir');
+    await client.put('rfile', Buffer.from('x'));
+    const local = await mkdtemp(join(tmpdir(), 'muxftp-vocab-'));
+    dirs.push(local);
+    await mkdir(join(local, 'ldir'));
+    await writeFile(join(local, 'lfile'), 'x');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+
+    const cases = [
+      { args: ['put', 'ldir', 'somewhere'], code: 'IS_A_DIRECTORY' },
+      { args: ['get', 'rdir', 'elsewhere'], code: 'IS_A_DIRECTORY' },
+      { args: ['put', 'lfile', '--to', 'rfile/'], code: 'NOT_A_DIRECTORY' },
+      { args: ['get', 'rfile', '--to', 'lfile/'], code: 'NOT_A_DIRECTORY' },
+    ];
+    for (const { args, code } of cases) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: codeOf(result.stderr) }).toEqual({ args, code });
+      expect(result.code).toBe(1);
+    }
+  });
+});
