@@ -46,6 +46,7 @@ import {
   type WireEntry,
 } from '../shared/protocol/messages.js';
 import type { ReplyOf, RequestOf } from '../shared/protocol/operations.js';
+import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { packageVersion } from '../shared/version.js';
@@ -75,6 +76,10 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Download credit granted per stream (bytes). */
   streamWindowBytes?: number;
+  /** Largest a download's window grows to while the server is starved for credit and the sink keeps up (bytes). */
+  streamWindowMaxBytes?: number;
+  /** What all download windows of the connection together may grow beyond their initial size (bytes). */
+  connectionWindowGrowthBytes?: number;
   /** Largest DATA payload sent (bytes); also capped by the server's limit. */
   chunkBytes?: number;
   /** Largest frame payload accepted (bytes). */
@@ -164,6 +169,8 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     port: options.port ?? DEFAULTS.port,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
     streamWindowBytes: options.streamWindowBytes ?? DEFAULTS.streamWindowBytes,
+    streamWindowMaxBytes: options.streamWindowMaxBytes ?? DEFAULTS.streamWindowMaxBytes,
+    connectionWindowGrowthBytes: options.connectionWindowGrowthBytes ?? DEFAULTS.connectionWindowGrowthBytes,
     chunkBytes: options.chunkBytes ?? DEFAULTS.chunkBytes,
     maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
@@ -194,6 +201,8 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   for (const key of [
     'connectTimeoutMs',
     'streamWindowBytes',
+    'streamWindowMaxBytes',
+    'connectionWindowGrowthBytes',
     'chunkBytes',
     'maxFramePayloadBytes',
   ] as const) {
@@ -246,6 +255,8 @@ export class Client implements ClientHost {
   /** The options in force: the caller's, with defaults filled in. */
   readonly options: ResolvedClientOptions;
   private readonly transport: FramedSocket;
+  /** @internal What the connection's download windows may grow by, together. */
+  readonly windowBudget: WindowBudget;
   private readonly streams = new Map<number, ClientStream>();
   /** Streams waiting for one of the server's maxStreams slots, with the frames that open them. */
   private readonly waitingToOpen: Array<{ stream: ClientStream; frames: Buffer[] }> = [];
@@ -272,6 +283,7 @@ export class Client implements ClientHost {
     this.closed = new Promise((resolve) => {
       this.markClosed = resolve;
     });
+    this.windowBudget = new WindowBudget(this.options.connectionWindowGrowthBytes);
     this.transport = new FramedSocket(
       socket,
       {
@@ -366,6 +378,10 @@ export class Client implements ClientHost {
   /** @internal */
   get streamWindowBytes(): number {
     return this.options.streamWindowBytes;
+  }
+  /** @internal */
+  get streamWindowMaxBytes(): number {
+    return this.options.streamWindowMaxBytes;
   }
   /** @internal */
   send(frame: Buffer): void {

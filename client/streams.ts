@@ -14,7 +14,7 @@ import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
 import { OPERATIONS, type OperationOf, type ReplyOf } from '../shared/protocol/operations.js';
-import { InboundWindow, OutboundCredit } from '../shared/transport/flow.js';
+import { InboundWindow, OutboundCredit, type WindowBudget } from '../shared/transport/flow.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
@@ -30,6 +30,8 @@ export interface ClientHost {
   readonly streamWindowBytes: number;
   /** The integrity algorithm the server chose for this connection. */
   readonly integrity: IntegrityAlgorithm;
+  readonly streamWindowMaxBytes: number;
+  readonly windowBudget: WindowBudget;
   send(frame: Buffer): void;
   /** Tells the server (or drops the stream from the wait line, if it was never opened). */
   cancelStream(stream: ClientStream): void;
@@ -217,7 +219,10 @@ export class GetCall extends ClientStream {
     this.deferred = deferred;
     this.resume = resume;
     this.onPartialKept = onPartialKept;
-    this.window = new InboundWindow(id, host.streamWindowBytes);
+    this.window = new InboundWindow(id, host.streamWindowBytes, {
+      maxSize: Math.max(host.streamWindowBytes, host.streamWindowMaxBytes),
+      budget: host.windowBudget,
+    });
     this.digester = new ContentDigester(host.integrity);
   }
 
@@ -344,6 +349,7 @@ export class GetCall extends ClientStream {
 
   protected release(error: MuxftpError | undefined): void {
     this.digester.release();
+    this.window.release();
     const keep = this.sink.keep;
     if (error?.code === 'CONNECTION_LOST' && this.onPartialKept !== undefined && keep !== undefined) {
       // The caller will try again: what arrived stays for that attempt to continue from.

@@ -33,6 +33,7 @@ import {
   parseWindow,
 } from '../shared/protocol/messages.js';
 import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
+import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
@@ -112,6 +113,7 @@ export class ServerConnection implements StreamHost {
   uploadThrottle: Throttle | undefined;
   downloadThrottle: Throttle | undefined;
   quota: QuotaTracker | undefined;
+  readonly windowBudget: WindowBudget;
   private draining = false;
   private uploadBacklog = 0;
   private reservedBytes = 0;
@@ -134,6 +136,7 @@ export class ServerConnection implements StreamHost {
     this.options = options;
     this.counters = counters;
     this.onClosed = onClosed;
+    this.windowBudget = new WindowBudget(options.connectionWindowGrowthBytes);
     this.transport = new FramedSocket(
       socket,
       {

@@ -25,6 +25,10 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** Upload credit granted per stream (bytes). */
   streamWindowBytes?: number;
+  /** Largest an upload's window grows to while the client is starved for credit and the disk keeps up (bytes). */
+  streamWindowMaxBytes?: number;
+  /** What all upload windows of one connection together may grow beyond their initial size (bytes). */
+  connectionWindowGrowthBytes?: number;
   /** Largest DATA payload the server sends (bytes); also capped by the client's limit. */
   chunkBytes?: number;
   /** Largest frame payload the server accepts (bytes). */
@@ -75,6 +79,8 @@ const POSITIVE_INTEGERS = [
   'idleTimeoutMs',
   'handshakeTimeoutMs',
   'streamWindowBytes',
+  'streamWindowMaxBytes',
+  'connectionWindowGrowthBytes',
   'chunkBytes',
   'maxFramePayloadBytes',
   'outboundHighWaterBytes',
@@ -113,6 +119,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     streamWindowBytes: options.streamWindowBytes ?? DEFAULTS.streamWindowBytes,
+    streamWindowMaxBytes: options.streamWindowMaxBytes ?? DEFAULTS.streamWindowMaxBytes,
+    connectionWindowGrowthBytes: options.connectionWindowGrowthBytes ?? DEFAULTS.connectionWindowGrowthBytes,
     chunkBytes: options.chunkBytes ?? DEFAULTS.serverChunkBytes,
     maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,

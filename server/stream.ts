@@ -8,6 +8,7 @@ import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { type EndPayload, errorPayload } from '../shared/protocol/messages.js';
+import type { WindowBudget } from '../shared/transport/flow.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import type { Throttle } from '../shared/transport/rateLimiter.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
@@ -26,6 +27,8 @@ export interface StreamHost {
   readonly downloadThrottle: Throttle | undefined;
   /** The account's quota, when it has one. */
   readonly quota: QuotaTracker | undefined;
+  /** What this connection's upload windows may grow by, together. */
+  readonly windowBudget: WindowBudget;
   readonly options: ResolvedServerOptions;
   readonly queue: OutboundQueue;
   readonly counters: ServerCounters;

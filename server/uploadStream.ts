@@ -1,9 +1,13 @@
 /**
  * A `put`: DATA frames go to a temporary file through Storage's UploadHandle; at END the size and
  * content digest (the connection's algorithm, over 4 MiB blocks) are checked and only then is the
- * file committed under its name. Each DATA payload is hashed as it arrives, before it is written. Credit is granted back
- * as bytes reach the disk (half a window at a time), so a stream never holds more than one window
- * in memory; the connection also stops reading its socket while the disk is behind.
+ * file committed under its name. Each DATA payload is hashed as it arrives, before it is written.
+ * Credit is granted back (half a window at a time) as bytes are accepted into the stream's write
+ * queue — at most half a window not yet on disk — and otherwise as they reach the disk, so the
+ * client need not wait for the disk round trip, and a stream holds at most one and a half windows
+ * in memory; the connection also stops reading its socket while the disk is behind. The window
+ * grows while the client is starved for credit and the disk keeps up (InboundWindow), within the
+ * connection's budget.
  */
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
@@ -24,6 +28,10 @@ export class UploadStream extends ServerStream {
   /** Credit granted back as bytes reach the disk. */
   private readonly window: InboundWindow;
   private received = 0;
+  /** Bytes written to the upload handle. */
+  private onDisk = 0;
+  /** Bytes counted as consumed by the window: accepted into the write queue, or on disk. */
+  private accepted = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private writing = false;
@@ -44,11 +52,14 @@ export class UploadStream extends ServerStream {
     this.declaredSize = declaredSize;
     // Under a bandwidth limit, credit the client holds unused is a burst past the limit: keep it small.
     const throttle = host.uploadThrottle;
-    const size =
+    const initial = host.options.streamWindowBytes;
+    this.window =
       throttle === undefined
-        ? host.options.streamWindowBytes
-        : Math.min(host.options.streamWindowBytes, 2 * throttle.maxChunkBytes);
-    this.window = new InboundWindow(id, size);
+        ? new InboundWindow(id, initial, {
+            maxSize: Math.max(initial, host.options.streamWindowMaxBytes),
+            budget: host.windowBudget,
+          })
+        : new InboundWindow(id, Math.min(initial, 2 * throttle.maxChunkBytes));
     this.digester = new ContentDigester(host.integrity);
   }
 
@@ -103,6 +114,21 @@ export class UploadStream extends ServerStream {
     this.pendingBytes += payload.length;
     this.host.addUploadBacklog(payload.length);
     this.writeNext();
+    this.acceptIntoQueue();
+  }
+
+  /** Counts received bytes as consumed while the write queue holds at most half a window. */
+  private acceptIntoQueue(): void {
+    if (this.isFinished || this.phase === StreamPhase.Ended) return;
+    const room = Math.floor(this.window.size / 2) - (this.accepted - this.onDisk);
+    const bytes = Math.min(this.received - this.accepted, room);
+    if (bytes > 0) this.consume(bytes);
+  }
+
+  private consume(bytes: number): void {
+    this.accepted += bytes;
+    this.ungranted += this.window.consumed(bytes);
+    this.grantCredit();
   }
 
   override onEnd(end: EndPayload): void {
@@ -172,10 +198,12 @@ export class UploadStream extends ServerStream {
         this.writing = false;
         this.host.addUploadBacklog(-bytes);
         if (this.isFinished) return;
+        this.onDisk += bytes;
         // After END no more DATA comes: granting more would be noise.
         if (this.phase !== StreamPhase.Ended) {
-          this.ungranted += this.window.consumed(bytes);
-          this.grantCredit();
+          // Bytes now on disk that were not accepted earlier count now; then the queue has room.
+          if (this.onDisk > this.accepted) this.consume(this.onDisk - this.accepted);
+          this.acceptIntoQueue();
         }
         this.writeNext();
         this.commitWhenWritten();
@@ -234,6 +262,7 @@ export class UploadStream extends ServerStream {
 
   protected cleanup(): void {
     clearTimeout(this.rateTimer);
+    this.window.release();
     this.host.quota?.release(this.quotaReserved);
     this.quotaReserved = 0;
     this.host.releaseReservation(this.claimedBytes);

@@ -27,8 +27,15 @@ export const DEFAULTS = {
   serverChunkBytes: 1 * MiB,
   /** Chunks a sending stream reads at once, so the next is read while one is sent. */
   readAheadChunks: 2,
-  /** Receive window granted per stream; more is granted when half has been consumed. */
+  /** Receive window granted per stream at first; more is granted when half has been consumed. */
   streamWindowBytes: 4 * MiB,
+  /**
+   * A stream's window grows (doubling) up to this while the sender runs out of credit and the
+   * receiver keeps up (shared/transport/flow.ts): one fast stream is not held to a small window.
+   */
+  streamWindowMaxBytes: 32 * MiB,
+  /** What all of one connection's windows together may grow beyond their initial size. */
+  connectionWindowGrowthBytes: 64 * MiB,
   /** Largest JSON control payload (OPEN, REPLY, ERROR, HELLO, WELCOME). */
   maxControlPayloadBytes: 256 * KiB,
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProtocolError } from '../shared/errors.js';
 import { MAX_CREDIT } from '../shared/protocol/constants.js';
-import { InboundWindow, OutboundCredit } from '../shared/transport/flow.js';
+import { InboundWindow, OutboundCredit, WindowBudget } from '../shared/transport/flow.js';
 
 function flowError(run: () => void): ProtocolError {
   try {
@@ -60,6 +60,73 @@ describe('InboundWindow (the receiving side)', () => {
     expect(() => new InboundWindow(1, MAX_CREDIT + 1)).toThrow(RangeError);
     expect(() => new InboundWindow(1, 0)).toThrow(RangeError);
     expect(() => new InboundWindow(1, 1.5)).toThrow(RangeError);
+  });
+});
+
+describe('InboundWindow growth (autotuning)', () => {
+  const KiB = 1024;
+  /** The peer sends everything its credit allows; this side consumes it at once. */
+  function starvedRound(window: InboundWindow): number {
+    const sent = window.available;
+    window.take(sent);
+    return window.consumed(sent);
+  }
+
+  it('doubles while the peer runs out of credit and this side keeps up, up to maxSize', () => {
+    const budget = new WindowBudget(1024 * KiB);
+    const window = new InboundWindow(1, 64 * KiB, { maxSize: 256 * KiB, budget });
+    window.open();
+    // The grant carries the consumed bytes plus the growth.
+    expect(starvedRound(window)).toBe(64 * KiB + 64 * KiB);
+    expect(window.size).toBe(128 * KiB);
+    expect(starvedRound(window)).toBe(128 * KiB + 128 * KiB);
+    expect(window.size).toBe(256 * KiB);
+    expect(starvedRound(window)).toBe(256 * KiB);
+    expect(window.size).toBe(256 * KiB);
+    expect(budget.usedBytes).toBe(192 * KiB);
+    window.release();
+    expect(budget.usedBytes).toBe(0);
+  });
+
+  it('does not grow when the peer still had credit, or when this side is behind', () => {
+    const window = new InboundWindow(1, 64 * KiB, {
+      maxSize: 1024 * KiB,
+      budget: new WindowBudget(1024 * KiB),
+    });
+    window.open();
+    // Not starved: the peer sent less than it could.
+    window.take(40 * KiB);
+    expect(window.consumed(40 * KiB)).toBe(40 * KiB);
+    expect(window.size).toBe(64 * KiB);
+    // Starved, but most of what arrived is still waiting here (a slow disk): no growth.
+    window.take(window.available);
+    expect(window.consumed(32 * KiB)).toBe(32 * KiB);
+    expect(window.size).toBe(64 * KiB);
+  });
+
+  it('grows only as far as the shared budget allows, and never lets the peer hold more than the window', () => {
+    const budget = new WindowBudget(96 * KiB);
+    const a = new InboundWindow(1, 64 * KiB, { maxSize: 1024 * KiB, budget });
+    const b = new InboundWindow(2, 64 * KiB, { maxSize: 1024 * KiB, budget });
+    a.open();
+    b.open();
+    starvedRound(a); // +64 KiB
+    starvedRound(b); // +32 KiB, all that is left
+    expect(a.size + b.size).toBe(128 * KiB + 96 * KiB);
+    starvedRound(b);
+    expect(b.size).toBe(96 * KiB);
+    a.release();
+    starvedRound(b); // the budget a gave back
+    expect(b.size).toBe(160 * KiB);
+    let inFlight = 0;
+    for (let i = 0; i < 500; i++) {
+      const bytes = Math.min(b.available, 1 + ((i * 7919) % 50_000));
+      b.take(bytes);
+      inFlight += bytes;
+      b.consumed(bytes);
+      inFlight -= bytes;
+      expect(b.available + inFlight).toBeLessThanOrEqual(b.size);
+    }
   });
 });
 

@@ -169,8 +169,9 @@ describe('connection-level violations close that connection only', () => {
     const peer = await RawPeer.open(env.port);
     const credit = await openPut(peer, 1, 'flood.bin');
     expect(credit).toBe(64 * 1024);
-    peer.write(encodeData(1, Buffer.alloc(credit)));
-    peer.write(encodeData(1, Buffer.alloc(1)));
+    // One frame past the credit: the server grants credit back as soon as bytes are accepted into
+    // its write queue, so a second frame sent behind a full window may already be covered.
+    peer.write(encodeData(1, Buffer.alloc(credit + 1)));
     expect((await peer.connectionError()).code).toBe('FLOW_CONTROL_ERROR');
     await peer.closed;
     const client = await env.connect();

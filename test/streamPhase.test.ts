@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ByteSource } from '../client/sources.js';
 import { type ClientHost, PutCall, type PutResult } from '../client/streams.js';
 import { FrameType } from '../shared/protocol/constants.js';
+import { WindowBudget } from '../shared/transport/flow.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
 
@@ -54,6 +55,8 @@ function recordingHost(sent: string[]): ClientHost {
     chunkBytes: 64 * 1024,
     streamWindowBytes: 64 * 1024,
     integrity: 'xxh128',
+    streamWindowMaxBytes: 64 * 1024,
+    windowBudget: new WindowBudget(0),
     send(frame) {
       // The frame type is the header's first byte.
       sent.push(frame[0] === FrameType.END ? 'END' : `type ${frame[0]}`);

@@ -8,9 +8,52 @@ import { ProtocolError } from '../errors.js';
 import { MAX_CREDIT } from '../protocol/constants.js';
 
 /**
+ * What a connection's windows may grow by, together: growth is taken from it and given back when
+ * a stream ends, so however many streams are starved, the credit one connection hands out stays
+ * bounded (initial windows plus this).
+ */
+export class WindowBudget {
+  readonly limitBytes: number;
+  #used = 0;
+
+  constructor(limitBytes: number) {
+    if (!Number.isSafeInteger(limitBytes) || limitBytes < 0) {
+      throw new RangeError(`window budget must be a non-negative integer, got ${limitBytes}`);
+    }
+    this.limitBytes = limitBytes;
+  }
+
+  get usedBytes(): number {
+    return this.#used;
+  }
+
+  /** Takes up to `bytes`; returns how many it could. */
+  take(bytes: number): number {
+    const taken = Math.max(0, Math.min(bytes, this.limitBytes - this.#used));
+    this.#used += taken;
+    return taken;
+  }
+
+  give(bytes: number): void {
+    this.#used -= bytes;
+  }
+}
+
+/** How a window may grow: up to maxSize, drawing on a shared budget. */
+export interface WindowGrowth {
+  maxSize: number;
+  budget: WindowBudget;
+}
+
+/**
  * The receiving side: how much credit the peer still has, and how much has been consumed but not
  * yet granted back. Credit goes back half a window at a time (ssh2 and yamux do the same), so a
  * stream holds at most one window of the peer's bytes and WINDOW frames stay few.
+ *
+ * With `growth`, the window autotunes as TCP's receive window and gRPC's BDP estimate do: when the
+ * peer ran out of credit since the last grant (it could have sent more) while this side kept up
+ * (at most a quarter of the window received and not yet consumed), the window doubles — up to
+ * maxSize, as far as the shared budget allows — and the extra goes out with the grant.
  */
 export class InboundWindow {
   readonly streamId: number;
@@ -20,13 +63,21 @@ export class InboundWindow {
   #available = 0;
   /** Bytes consumed (written on) and not yet granted back. */
   #unsent = 0;
+  /** Bytes received and not yet consumed. */
+  #held = 0;
+  /** The peer used up its credit since the last grant. */
+  #starved = false;
+  readonly #growth: WindowGrowth | undefined;
+  /** What this window took from the budget. */
+  #grown = 0;
 
-  constructor(streamId: number, size: number) {
+  constructor(streamId: number, size: number, growth?: WindowGrowth) {
     if (!Number.isInteger(size) || size < 1 || size > MAX_CREDIT) {
       throw new RangeError(`window size must be an integer from 1 to ${MAX_CREDIT}, got ${size}`);
     }
     this.streamId = streamId;
     this.#size = size;
+    this.#growth = growth;
   }
 
   get size(): number {
@@ -54,6 +105,8 @@ export class InboundWindow {
       );
     }
     this.#available -= bytes;
+    this.#held += bytes;
+    if (this.#available === 0 && bytes > 0) this.#starved = true;
   }
 
   /**
@@ -61,12 +114,32 @@ export class InboundWindow {
    * to grant now in a WINDOW frame, or 0 while less than half a window waits to go back.
    */
   consumed(bytes: number): number {
+    this.#held -= bytes;
     this.#unsent += bytes;
     if (this.#unsent < this.#size / 2) return 0;
-    const increment = this.#unsent;
+    let increment = this.#unsent;
     this.#unsent = 0;
+    if (this.#starved && this.#held <= this.#size / 4) increment += this.#grow();
+    this.#starved = false;
     this.#available += increment;
     return increment;
+  }
+
+  /** Gives what the window grew by back to the budget (the stream has ended). Idempotent. */
+  release(): void {
+    this.#growth?.budget.give(this.#grown);
+    this.#grown = 0;
+  }
+
+  #grow(): number {
+    const growth = this.#growth;
+    if (growth === undefined) return 0;
+    const wanted = Math.min(this.#size, growth.maxSize - this.#size, MAX_CREDIT - this.#size);
+    if (wanted <= 0) return 0;
+    const extra = growth.budget.take(wanted);
+    this.#size += extra;
+    this.#grown += extra;
+    return extra;
   }
 }
 
