@@ -374,7 +374,8 @@ describe('server lifecycle', () => {
 
   it('on close, lets a transfer in flight finish, takes no new operations, then stops', async () => {
     env = await startServer({ streamWindowBytes: 256 * 1024 });
-    const client = await env.connect();
+    // A small window that does not grow keeps the download in flight while the server closes.
+    const client = await env.connect({ streamWindowBytes: 64 * 1024, streamWindowMaxBytes: 64 * 1024 });
     const bytes = randomBytes(24 * MiB);
     await client.put('f', bytes);
     const download = client.getBuffer('f');
