@@ -8,6 +8,7 @@ import path, { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
@@ -374,8 +375,8 @@ describe('server lifecycle', () => {
 
   it('on close, lets a transfer in flight finish, takes no new operations, then stops', async () => {
     env = await startServer({ streamWindowBytes: 256 * 1024 });
-    // A small window that does not grow keeps the download in flight while the server closes.
-    const client = await env.connect({ streamWindowBytes: 64 * 1024, streamWindowMaxBytes: 64 * 1024 });
+    // A window that does not grow keeps the download in flight while the server closes.
+    const client = await env.connect({ streamWindowMaxBytes: DEFAULTS.streamWindowBytes });
     const bytes = randomBytes(24 * MiB);
     await client.put('f', bytes);
     const download = client.getBuffer('f');
