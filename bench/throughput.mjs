@@ -1,3 +1,4 @@
+// @ts-check
 // npm run bench:throughput -- [--size-mib 1024] [--runs 1]
 // One large upload and download over loopback to a muxftp server (in-memory storage, its own
 // process), next to the raw loopback limit measured in the same run. Every transfer is verified
@@ -18,6 +19,7 @@ const { values } = parseArgs({
 const sizeBytes = Number(values['size-mib']) * 1024 * 1024;
 const runs = Number(values.runs);
 
+/** @param {number} bytesPerSecond */
 const mb = (bytesPerSecond) => (bytesPerSecond / 1e6).toFixed(0);
 
 async function startServer() {

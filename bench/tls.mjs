@@ -1,3 +1,4 @@
+// @ts-check
 // npm run bench:tls -- [--rounds 3] [--big-mib 512] [--files 200] [--file-mib 4] [--clients 50]
 //
 // TLS against plain TCP through `muxftp bench --local` (an in-memory server in its own process,
@@ -43,6 +44,7 @@ const WORKLOADS = [
   },
 ];
 
+/** @param {string[]} args */
 function bench(args) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, 'bench', '--local', '--json', ...args], {

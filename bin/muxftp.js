@@ -1,9 +1,11 @@
 #!/usr/bin/env node
+// @ts-check
 // The muxftp command. It runs the compiled CLI in dist/ (npm run build), with no TypeScript loader.
 let cli;
 try {
   cli = await import('../dist/cli/main.js');
-} catch (error) {
+} catch (caught) {
+  const error = /** @type {NodeJS.ErrnoException} */ (caught);
   if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
   process.stderr.write(`muxftp: the CLI is not built (${error.message}); run npm run build\n`);
   process.exit(1);
