@@ -103,6 +103,8 @@ export class ServerConnection implements StreamHost {
   integrity: IntegrityAlgorithm = DEFAULT_INTEGRITY_ALGORITHM;
   private readonly streams = new Map<number, ServerStream>();
   private readonly resetStreams = new Set<number>();
+  /** Ids of open streams that count against the server's open-file cap. */
+  private readonly fileStreams = new Set<number>();
   private lastOpenedId = 0;
   private phase = Phase.Hello;
   private account: Account | undefined;
@@ -117,6 +119,8 @@ export class ServerConnection implements StreamHost {
   private draining = false;
   private uploadBacklog = 0;
   private reservedBytes = 0;
+  /** Bytes the socket had taken out of the queue at the last stall check. */
+  private flushedAtLastCheck = -1;
   private timer: NodeJS.Timeout;
   private readonly openedAt = performance.now();
   private streamsOpened = 0;
@@ -197,6 +201,7 @@ export class ServerConnection implements StreamHost {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     this.counters.streamClosed(stream.op);
+    if (this.fileStreams.delete(stream.id)) this.counters.openFiles--;
     if (discardLateFrames) this.rememberReset(stream.id);
     if (CHANGES_USAGE.has(stream.op)) this.quota?.invalidate();
     if (this.streams.size === 0) {
@@ -222,12 +227,40 @@ export class ServerConnection implements StreamHost {
     this.reservedBytes -= bytes;
   }
 
+  /**
+   * Silent streams and a client that reads nothing (issue #7). A stream that moved no data for
+   * the idle timeout fails with STREAM_TIMEOUT (its file is closed). A connection that holds
+   * bytes for its client and got none of them out since the last check is closed with
+   * IDLE_TIMEOUT. Checked each time the timer fires, so within two idle timeouts.
+   */
+  private failStalled(): void {
+    const flushed = this.queue.bytesWritten - this.transport.socket.writableLength;
+    if (this.bufferedAmount > 0 && flushed === this.flushedAtLastCheck) {
+      this.log(`${this.label} read nothing for ${this.options.idleTimeoutMs} ms, closing`);
+      this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'client read nothing for too long'));
+      return;
+    }
+    this.flushedAtLastCheck = flushed;
+    const stalledSince = performance.now() - this.options.idleTimeoutMs;
+    for (const stream of [...this.streams.values()]) {
+      if (stream.lastProgressAt <= stalledSince) {
+        stream.fail(
+          new MuxftpError(
+            'STREAM_TIMEOUT',
+            `stream moved no data for ${this.options.idleTimeoutMs / 1000} s`,
+          ),
+        );
+      }
+    }
+  }
+
   private readonly timerOnFire = (): void => {
     if (this.phase !== Phase.Ready) {
       const what = this.phase === Phase.Hello ? 'no HELLO received in time' : 'no login in time';
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', what));
     } else if (this.streams.size > 0) {
-      this.timer.refresh();
+      this.failStalled();
+      if (!this.transport.isClosed) this.timer.refresh();
     } else {
       this.log(`${this.label} idle for ${this.options.idleTimeoutMs} ms, closing`);
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'connection idle for too long'));
@@ -416,6 +449,21 @@ export class ServerConnection implements StreamHost {
       this.send(encodeError(id, errorPayload(err)));
       this.rememberReset(id);
       return;
+    }
+    if (open.spec.stream !== 'request') {
+      // A transfer holds a file open: server-wide, that is capped below the descriptor limit.
+      if (this.counters.openFiles >= this.options.maxOpenFiles) {
+        const busy = new MuxftpError(
+          'SERVER_BUSY',
+          `server busy: ${this.options.maxOpenFiles} files are open for transfers; try again later`,
+        );
+        this.counters.error(busy.code);
+        this.send(encodeError(id, errorPayload(busy)));
+        this.rememberReset(id);
+        return;
+      }
+      this.counters.openFiles++;
+      this.fileStreams.add(id);
     }
     const stream = this.createStream(id, open);
     this.streams.set(id, stream);

@@ -36,6 +36,8 @@ export class ServerCounters {
   readonly streamsByOp = new Map<string, number>();
   /** Streams opened since start, by operation. */
   readonly streamsTotalByOp = new Map<string, number>();
+  /** Files open now for transfers (gets and puts). */
+  openFiles = 0;
   /** Bytes of completed uploads and downloads. */
   bytesIn = 0;
   bytesOut = 0;

@@ -137,6 +137,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       this.fail(new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path));
       return null;
     }
+    this.progressed();
     // Hashed here, in file order, whatever order the reads completed in.
     this.digester?.update(frame.subarray(HEADER_BYTES));
     this.position += frame.length - HEADER_BYTES;

@@ -3,6 +3,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
 import type { Storage } from '../storage/types.js';
 import { Accounts } from './auth/accounts.js';
+import { defaultMaxOpenFiles } from './fileDescriptors.js';
 
 /** Where the server writes its log lines (one line per call, no trailing newline). */
 export type LogFunction = (line: string) => void;
@@ -44,6 +45,11 @@ export interface ServerOptions {
    * Uploads past it still work; storage just grows them as their data arrives.
    */
   maxReservedBytesPerConnection?: number;
+  /**
+   * Files open at once for transfers, server-wide; the next get or put gets SERVER_BUSY. Default
+   * DEFAULTS.maxOpenFiles, lowered to half of what the descriptor limit leaves after fdReserve.
+   */
+  maxOpenFiles?: number;
   /** One line per connection and per transfer. Default: stderr. */
   log?: LogFunction;
 
@@ -87,6 +93,7 @@ const POSITIVE_INTEGERS = [
   'outboundLowWaterBytes',
   'uploadBacklogHighWaterBytes',
   'maxReservedBytesPerConnection',
+  'maxOpenFiles',
   'maxLoginAttempts',
   'loginFailuresPerAddress',
 ] as const;
@@ -128,6 +135,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
     maxReservedBytesPerConnection:
       options.maxReservedBytesPerConnection ?? DEFAULTS.maxReservedBytesPerConnection,
+    maxOpenFiles: options.maxOpenFiles ?? defaultMaxOpenFiles(DEFAULTS.maxOpenFiles, DEFAULTS.fdReserve),
     log: options.log ?? logToStderr,
     accounts: options.accounts ?? new Accounts(),
     tls: options.tls,

@@ -118,6 +118,7 @@ export class RequestStream extends ServerStream {
   /** Sends a frame in place of the room reserved for it. */
   private sendReserved(frame: Buffer): void {
     this.releaseReserved();
+    this.progressed();
     this.host.send(frame);
   }
 

@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
@@ -14,6 +15,7 @@ import { AccountResourceTable } from './auth/accountResources.js';
 import { LoginGuard } from './auth/loginGuard.js';
 import { describePeer, peerAddress, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
+import { softFileDescriptorLimit } from './fileDescriptors.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { readStats } from './requestStream.js';
 
@@ -55,6 +57,9 @@ export class MuxServer {
   private readonly loginGuard: LoginGuard;
   private readonly accountResources: AccountResourceTable;
   private closing: Promise<void> | undefined;
+
+  /** The process's soft limit on open files, read once; undefined when unknown. */
+  private readonly fileDescriptorLimit = softFileDescriptorLimit();
 
   constructor(options: ServerOptions) {
     this.options = resolveServerOptions(options);
@@ -174,6 +179,16 @@ export class MuxServer {
     const { maxConnections, maxConnectionsPerIp } = this.options;
     if (this.connections.size + this.pending.size >= maxConnections) {
       const error = new MuxftpError('SERVER_BUSY', `server busy: at most ${maxConnections} connections`);
+      return { error, reason: 'max_connections' };
+    }
+    // Descriptors: connections and open files together stay DEFAULTS.fdReserve below the limit,
+    // so that this refusal can always still be made (issue #7).
+    const fdLimit = this.fileDescriptorLimit;
+    if (
+      fdLimit !== undefined &&
+      this.connections.size + this.pending.size + this.counters.openFiles + DEFAULTS.fdReserve >= fdLimit
+    ) {
+      const error = new MuxftpError('SERVER_BUSY', 'server busy: out of file descriptors; try again later');
       return { error, reason: 'max_connections' };
     }
     if (maxConnectionsPerIp > 0 && (this.perAddress.get(address) ?? 0) >= maxConnectionsPerIp) {

@@ -61,6 +61,8 @@ export abstract class ServerStream {
   readonly id: number;
   abstract readonly op: string;
   #phase: StreamPhase = StreamPhase.Opening;
+  /** When this stream last moved data (or started): the connection fails it after the idle timeout. */
+  lastProgressAt = performance.now();
 
   constructor(host: StreamHost, id: number) {
     this.host = host;
@@ -81,6 +83,11 @@ export abstract class ServerStream {
   }
 
   abstract start(): void;
+
+  /** Data moved: the stream is alive, whatever the connection's idle timer says. */
+  protected progressed(): void {
+    this.lastProgressAt = performance.now();
+  }
 
   onData(_payload: Buffer): void {
     throw new ProtocolError('PROTOCOL_ERROR', `DATA is not valid on ${this.op} stream ${this.id}`);

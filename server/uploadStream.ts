@@ -88,6 +88,7 @@ export class UploadStream extends ServerStream {
   }
 
   override onData(payload: Buffer): void {
+    this.progressed();
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(payload.length);
@@ -132,6 +133,7 @@ export class UploadStream extends ServerStream {
   }
 
   override onEnd(end: EndPayload): void {
+    this.progressed();
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `second END on stream ${this.id}`);
     // END takes no credit, so it may come before the upload is accepted (an empty file).

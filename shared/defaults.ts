@@ -41,9 +41,20 @@ export const DEFAULTS = {
 
   /** Concurrent streams one connection may open. */
   maxStreamsPerConnection: 256,
+  /**
+   * Files open at once for transfers, server-wide; the next get or put is answered SERVER_BUSY.
+   * By default also at most half of what the process's descriptor limit leaves after fdReserve.
+   */
+  maxOpenFiles: 1024,
+  /** File descriptors kept free for accepting connections and answering them SERVER_BUSY. */
+  fdReserve: 64,
   /** Concurrent connections the server accepts before answering SERVER_BUSY. */
   maxConnections: 10_000,
-  /** A connection with no open stream and no incoming frame for this long is closed. */
+  /**
+   * A connection with no open stream and no incoming frame for this long is closed; a stream that
+   * moves no data for this long fails with STREAM_TIMEOUT; a connection whose client reads none
+   * of what is held for it for this long is closed with IDLE_TIMEOUT.
+   */
   idleTimeoutMs: 5 * 60_000,
   /** The client must finish the handshake (TLS, HELLO, login) within this time of connecting. */
   handshakeTimeoutMs: 10_000,

@@ -31,6 +31,7 @@ export const ERROR_STATUS = {
   CANCELLED: 210,
   TOO_MANY_STREAMS: 211,
   RESOURCE_BUSY: 212,
+  STREAM_TIMEOUT: 214,
   QUOTA_EXCEEDED: 213,
   // 3xx: server conditions.
   NO_SPACE: 300,

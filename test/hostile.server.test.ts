@@ -141,3 +141,17 @@ describe('replies to a client that never reads', () => {
       .finally(() => clearInterval(t));
   });
 });
+
+describe('a stream that moves nothing', () => {
+  it('a get that never grants credit fails with STREAM_TIMEOUT and releases its file', async () => {
+    env = await startServer({ backend: 'memory', idleTimeoutMs: 400 });
+    const client = await env.connect();
+    await client.put('f', Buffer.alloc(1024, 1));
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    peer.write(encodeOpen(1, { op: 'get', path: 'f' })); // and no WINDOW, ever
+    const error = await peer.streamError(1);
+    expect(error.code).toBe('STREAM_TIMEOUT');
+    expect(env.server.counters.openFiles).toBe(0);
+  });
+});

@@ -32,6 +32,7 @@ interface ServeOptions extends AccessFlags {
   memory?: boolean;
   idleTimeout: number;
   maxConnections: number;
+  maxOpenFiles: number | undefined;
   streamWindow: number;
   fsync: 'always' | 'never';
   metrics?: { host: string; port: number };
@@ -67,6 +68,11 @@ export function registerServeCommand(program: Command): Command {
       'connections at once; more get SERVER_BUSY',
       parsePositiveInteger,
       DEFAULTS.maxConnections,
+    )
+    .option(
+      '--max-open-files <n>',
+      `files open at once for transfers; more get SERVER_BUSY (default ${DEFAULTS.maxOpenFiles}, at most half the descriptor limit left after ${DEFAULTS.fdReserve} reserved)`,
+      parsePositiveInteger,
     )
     .addOption(
       new Option(
@@ -169,6 +175,7 @@ async function serve(options: ServeOptions): Promise<void> {
     port: options.port,
     idleTimeoutMs: options.idleTimeout,
     maxConnections: options.maxConnections,
+    ...(options.maxOpenFiles !== undefined ? { maxOpenFiles: options.maxOpenFiles } : {}),
     streamWindowBytes: options.streamWindow,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     maxStreamsPerConnection: options.maxStreamsPerConnection,
