@@ -135,19 +135,21 @@ describe.each(TRANSPORTS)('a connection over %s', (transport) => {
     await peer.closed;
   });
 
-  it('never closes a connection for idleness while a stream is open', async () => {
+  it('fails a stream that moves no data for the idle timeout (STREAM_TIMEOUT), then the idle connection', async () => {
     const idleTimeoutMs = 60_000;
     useFakeTimeouts();
     env = await serveOver(transport, { idleTimeoutMs });
     const peer = await env.rawOpen();
-    // An upload that sends nothing after OPEN: the stream stays open.
+    // An upload that sends nothing after OPEN (issue #7: it used to hold its file forever).
     peer.write(encodeOpen(1, { op: 'put', path: 'slow.bin' }));
     await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
-    for (let i = 0; i < 5; i++) vi.advanceTimersByTime(idleTimeoutMs);
-    expect(await closedWithError(peer)).toBeUndefined();
-    // Once it is gone (the client cancels it), the count starts.
-    peer.write(encodeCancel(1));
+    vi.advanceTimersByTime(idleTimeoutMs - 1);
     await settle();
+    expect(peer.frames.some((f) => f.type === FrameType.ERROR && f.streamId === 1)).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(await closedWithError(peer)).toBeUndefined(); // the stream fails, not the connection
+    expect((await peer.streamError(1)).code).toBe('STREAM_TIMEOUT');
+    // With no stream left, the connection's own idle count runs.
     vi.advanceTimersByTime(idleTimeoutMs);
     expect(await closedWithError(peer)).toBe('IDLE_TIMEOUT');
   });
