@@ -300,7 +300,11 @@ export class Client implements ClientHost {
   private static openSocket(options: ResolvedClientOptions): Socket {
     const { host, port, tls } = options;
     if (tls === undefined) return netConnect({ host, port });
+    // Node honours highWaterMark here (its types omit it): a 16 KiB default would let only one
+    // chunk at a time into the TLS socket, where plain sockets take the outbound high-water mark.
+    const buffering = { highWaterMark: options.outboundHighWaterBytes } as object;
     return tlsConnect({
+      ...buffering,
       host,
       port,
       ...(tls.ca !== undefined ? { ca: tls.ca } : {}),

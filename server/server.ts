@@ -258,7 +258,14 @@ export class MuxServer {
 
   private startTls(socket: Duplex, acceptedAt: number, settle: () => void): void {
     // TLSSocket reads what the sniffing unshifted before it reads the socket again.
-    const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: this.secureContext! });
+    // The same buffering as the plain listener's sockets (Node honours highWaterMark here; its
+    // types omit it): with the 16 KiB default only one chunk at a time fits into the TLS socket.
+    const buffering = { highWaterMark: this.options.outboundHighWaterBytes } as object;
+    const tlsSocket = new TLSSocket(socket, {
+      ...buffering,
+      isServer: true,
+      secureContext: this.secureContext!,
+    });
     const onError = (err: Error): void => {
       this.options.log(`${describePeer(socket)} TLS handshake failed: ${err.message}`);
       tlsSocket.destroy();
