@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import type { MemoryStorage } from '../storage/memory.js';
@@ -153,5 +153,22 @@ describe('a stream that moves nothing', () => {
     const error = await peer.streamError(1);
     expect(error.code).toBe('STREAM_TIMEOUT');
     expect(env.server.counters.openFiles).toBe(0);
+  });
+});
+
+describe('a client that reads nothing of a download', () => {
+  it('is closed after the idle timeout, however much credit it granted', async () => {
+    env = await startServer({ backend: 'memory', idleTimeoutMs: 400 });
+    const client = await env.connect();
+    await client.put('big', Buffer.alloc(64 * MiB, 2));
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    peer.socket.pause();
+    peer.write(Buffer.concat([encodeOpen(1, { op: 'get', path: 'big' }), encodeWindow(1, 2 ** 31 - 1)]));
+    // Closed either for reading nothing, or (its stream failed first with STREAM_TIMEOUT) as idle.
+    const onlyUploaderLeft = () => env!.server.connectionFigures().length === 1;
+    for (let waited = 0; waited < 5_000 && !onlyUploaderLeft(); waited += 50) await delay(50);
+    expect(onlyUploaderLeft()).toBe(true);
+    expect(env.logs.some((line) => /read nothing|idle for/.test(line))).toBe(true);
   });
 });
