@@ -379,8 +379,14 @@ describe('server lifecycle', () => {
     const client = await env.connect({ streamWindowMaxBytes: DEFAULTS.streamWindowBytes });
     const bytes = randomBytes(24 * MiB);
     await client.put('f', bytes);
-    const download = client.getBuffer('f');
-    await new Promise((r) => setTimeout(r, 5));
+    // Close once bytes are flowing: a fixed delay raced the OPEN on a loaded machine (the server,
+    // holding no stream yet, then rightly closed at once).
+    let flowing!: () => void;
+    const started = new Promise<void>((resolve) => {
+      flowing = resolve;
+    });
+    const download = client.getBuffer('f', { onProgress: (done) => done > 0 && flowing() });
+    await started;
     const closing = env.server.close(10_000);
     const late = await client.stat('f').catch((e: MuxftpError) => e);
     expect((await download).equals(bytes)).toBe(true);
