@@ -79,3 +79,19 @@ export function parseIntegrityAlgorithm(value: string): IntegrityAlgorithm {
   }
   return value;
 }
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** A duration such as `90`, `90s`, `30m`, `24h`, `7d` (no unit: seconds), 0 allowed, as whole milliseconds. */
+export function parseDurationAsMs(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(value.trim());
+  if (match === null) throw new InvalidArgumentError('expected a duration such as 90s, 30m, 24h or 0.');
+  const ms = Math.round(Number(match[1]) * DURATION_UNITS_MS[match[2] || 's']!);
+  if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError('duration too long.');
+  return ms;
+}

@@ -52,6 +52,8 @@ export interface TransferRun {
   connection: ReconnectingClient;
   /** Times one transfer is tried again after its connection dropped (0: never). */
   retries: number;
+  /** put -c: continue what the server kept of an earlier interrupted upload of the same file. */
+  continueUploads?: boolean;
   perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
 }
 
@@ -111,6 +113,14 @@ async function runOne(
   // A download that lost its connection keeps what arrived; the next attempt continues from it.
   let partial: string | undefined;
   const resumable = run.command === 'get' && retries > 0;
+  // An upload that may be retried or continued declares its size and D, so the server keeps its
+  // whole blocks when the connection drops; a retry continues from them (issue #8).
+  const resumableUpload = run.command === 'put' && (retries > 0 || run.continueUploads === true);
+  const sayRestart = (reason: string): void => {
+    const notice = `muxftp: put ${name}: ${reason}`;
+    if (progress.visible) progress.log(notice);
+    else if (!run.output.quiet) process.stderr.write(`${notice}\n`);
+  };
   for (let attempt = 0; ; attempt++) {
     try {
       // Kept until an attempt settles it: one that fails before using it (no connection yet) leaves it.
@@ -129,6 +139,13 @@ async function runOne(
             }
           : {}),
         ...(continueFrom === undefined ? {} : { continueFrom }),
+        ...(resumableUpload
+          ? {
+              resumable: true,
+              continue: attempt > 0 || run.continueUploads === true,
+              onRestart: sayRestart,
+            }
+          : {}),
       });
       partial = undefined; // renamed onto the target
       meter.end(true);
@@ -143,8 +160,8 @@ async function runOne(
     } catch (error) {
       if (attempt < retries && isRetryable(error) && !signal.aborted) {
         // The connection went (a dropped link, a restarted server): do this transfer again on a
-        // new one. An upload starts over (the server discarded its partial file); a download
-        // continues from the whole blocks it kept, once the server's digests of them match.
+        // new one. An upload continues from the whole blocks the server kept, a download from the
+        // ones it kept itself, once the digests of them match on both sides.
         const delayMs = backoffDelayMs(attempt);
         meter.retry(attempt + 1, retries);
         const notice = `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`;

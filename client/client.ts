@@ -50,7 +50,7 @@ import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { packageVersion } from '../shared/version.js';
-import { localBlockDigests } from './partialFile.js';
+import { localBlockDigests, localFileDigest } from './partialFile.js';
 import { type ByteSink, ContinueSink, type GetTarget, MemorySink, openSink } from './sinks.js';
 import { openSource, type PutSource } from './sources.js';
 import {
@@ -132,6 +132,21 @@ export interface TransferOptions {
    * verified at the end, and replaces the partial one only then.
    */
   continue?: boolean;
+  /**
+   * put from a local file path only (issue #8): declare the file's size and D before sending, so
+   * that if the upload is interrupted the server keeps its whole blocks for a resume (for its
+   * `--partial-retention`). Costs one read of the file to hash it first. Files under one block
+   * (4 MiB) never leave a partial and are sent as usual.
+   */
+  resumable?: boolean;
+  /**
+   * put from a local file path: `resumable`, and first ask the server what it holds of an earlier
+   * interrupted upload of this same file (`put -c`). The server decides the offset; its blocks'
+   * digests must match the local file's first blocks, else the upload starts over from 0
+   * (`onRestart` says why). The whole file's D is checked at the end either way. (See `continue`.)
+   */
+  /** A put with `continue` that could not reuse what the server holds, and why. */
+  onRestart?: (reason: string) => void;
   /**
    * get to a local path only, for callers that retry (`--retries`): when the connection is lost,
    * keep what arrived in a hidden file beside the target and pass its path here…
@@ -473,6 +488,10 @@ export class Client implements ClientHost {
   /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */
   async put(remotePath: string, source: PutSource, options: TransferOptions = {}): Promise<PutResult> {
     this.assertOpen();
+    if ((options.resumable === true || options.continue === true) && typeof source === 'string') {
+      const local = await localFileDigest(source, this.integrity);
+      if (local.size >= INTEGRITY_BLOCK_BYTES) return this.putResumable(remotePath, source, local, options);
+    }
     const byteSource = await openSource(source);
     return new Promise<PutResult>((resolve, reject) => {
       const id = this.allocateStreamId();
@@ -488,6 +507,55 @@ export class Client implements ClientHost {
         byteSource.size === undefined
           ? { op: 'put', path: remotePath }
           : { op: 'put', path: remotePath, size: byteSource.size };
+      this.open(stream, [encodeOpen(id, request)], options.signal);
+    });
+  }
+
+  /**
+   * A put that declares size and D (so the server keeps an interrupted upload's whole blocks) and,
+   * with `continue`, continues from what the server kept once its block digests match the file's.
+   */
+  private async putResumable(
+    remotePath: string,
+    path: string,
+    local: { size: number; digest: Buffer; blockDigests: Buffer[] },
+    options: TransferOptions,
+  ): Promise<PutResult> {
+    const digest = local.digest.toString('hex');
+    let offset = 0;
+    if (options.continue === true) {
+      const held = await this.request({
+        op: 'partial',
+        path: remotePath,
+        size: local.size,
+        algorithm: this.integrity,
+        digest,
+      });
+      const blocks = held.blocks;
+      if (held.offset > local.size) {
+        throw new ProtocolError('PROTOCOL_ERROR', 'partial REPLY: an offset beyond the file');
+      }
+      const mismatch = blocks.findIndex((hex, i) => hex !== local.blockDigests[i]?.toString('hex'));
+      if (mismatch === -1) offset = held.offset;
+      else {
+        options.onRestart?.(
+          `the server's partial upload of ${remotePath} differs from the local file at block ${mismatch}: starting over`,
+        );
+      }
+    }
+    const byteSource = await openSource(path, offset);
+    return new Promise<PutResult>((resolve, reject) => {
+      const id = this.allocateStreamId();
+      const stream = new PutCall(
+        this,
+        id,
+        byteSource,
+        options.onProgress,
+        { resolve, reject },
+        [{ algorithm: this.integrity, digest: local.digest }],
+        offset,
+      );
+      const request: Request = { op: 'put', path: remotePath, size: local.size, digest, offset };
       this.open(stream, [encodeOpen(id, request)], options.signal);
     });
   }

@@ -43,3 +43,32 @@ export async function localBlockDigests(
     await handle.close().catch(() => {});
   }
 }
+
+/** The whole local file's content digest (with its block digests) and size: a resumable put declares D up front. */
+export async function localFileDigest(
+  path: string,
+  algorithm: IntegrityAlgorithm,
+): Promise<{ size: number; digest: Buffer; blockDigests: Buffer[] }> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  const digester = new ContentDigester(algorithm);
+  try {
+    handle = await open(path, 'r');
+    const stats = await handle.stat();
+    const buffer = Buffer.allocUnsafe(READ_BYTES);
+    let size = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, size);
+      if (bytesRead === 0) break;
+      digester.update(buffer.subarray(0, bytesRead));
+      size += bytesRead;
+    }
+    if (size !== stats.size) throw new Error('the file changed while being hashed');
+    const digest = digester.digest();
+    return { size, digest, blockDigests: [...digester.blockDigests] };
+  } catch (err) {
+    digester.release();
+    throw localError(err, path);
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}

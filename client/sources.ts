@@ -20,8 +20,9 @@ export interface ByteSource {
 /** What `Client.put` accepts: a local file path, bytes, or a readable stream. */
 export type PutSource = string | Uint8Array | Readable;
 
-export async function openSource(source: PutSource): Promise<ByteSource> {
-  if (typeof source === 'string') return FileSource.open(source);
+/** `from`: a resumed upload reads a local file from there (the bytes before it are on the server). */
+export async function openSource(source: PutSource, from = 0): Promise<ByteSource> {
+  if (typeof source === 'string') return FileSource.open(source, from);
   if (source instanceof Uint8Array) return new BufferSource(source);
   return new ReadableSource(source);
 }
@@ -44,18 +45,19 @@ class FileSource implements ByteSource {
   private readonly handle: FileHandle;
   private position = 0;
 
-  private constructor(handle: FileHandle, size: number) {
+  private constructor(handle: FileHandle, size: number, from: number) {
     this.handle = handle;
     this.size = size;
+    this.position = from;
   }
 
-  static async open(path: string): Promise<FileSource> {
+  static async open(path: string, from = 0): Promise<FileSource> {
     let handle: FileHandle | undefined;
     try {
       handle = await open(path, 'r');
       const info = await handle.stat();
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-      return new FileSource(handle, info.size);
+      return new FileSource(handle, info.size, from);
     } catch (err) {
       await handle?.close().catch(() => {});
       throw localError(err, path);

@@ -415,9 +415,13 @@ export class PutCall extends ClientStream implements FrameProducer {
     onProgress: ProgressCallback | undefined,
     deferred: Deferred<PutResult>,
     known?: readonly KnownDigest[],
+    startOffset = 0,
   ) {
     super(host, id);
     this.source = source;
+    // A resumed upload: the server holds the bytes before startOffset, and the source reads from there.
+    this.sent = startOffset;
+    this.readPosition = startOffset;
     this.onProgress = onProgress;
     this.deferred = deferred;
     this.knownDigest = known?.find((k) => k.algorithm === host.integrity)?.digest;

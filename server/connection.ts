@@ -479,7 +479,13 @@ export class ServerConnection implements StreamHost {
         return new DownloadStream(this, id, request as RequestOf<'download'>);
       case 'upload': {
         const put = request as RequestOf<'upload'>;
-        return new UploadStream(this, id, put.path, put.size);
+        return new UploadStream(
+          this,
+          id,
+          put.path,
+          put.size,
+          put.digest !== undefined ? { digest: put.digest, offset: put.offset ?? 0 } : undefined,
+        );
       }
       case 'request':
         return new RequestStream(this, id, request as RequestOf<'request'>);

@@ -22,6 +22,11 @@ export interface ServerOptions {
   maxStreamsPerConnection?: number;
   /** Close a connection with no open stream and no incoming frame for this long (ms). */
   idleTimeoutMs?: number;
+  /**
+   * How long an interrupted resumable upload's whole blocks are kept for a resume (ms); 0 keeps
+   * nothing. Default 24 h. The server removes expired ones on a timer.
+   */
+  partialRetentionMs?: number;
   /** Close a connection that has not sent HELLO after this long (ms). */
   handshakeTimeoutMs?: number;
   /** Upload credit granted per stream (bytes). */
@@ -107,6 +112,7 @@ const NON_NEGATIVE_INTEGERS = [
   'maxLoginFailureDelayMs',
   'loginFailureWindowMs',
   'loginBlockMs',
+  'partialRetentionMs',
 ] as const;
 
 /** The default {@link LogFunction}: each line to stderr behind an ISO timestamp. */
@@ -149,6 +155,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     loginFailuresPerAddress: options.loginFailuresPerAddress ?? DEFAULTS.loginFailuresPerAddress,
     loginFailureWindowMs: options.loginFailureWindowMs ?? DEFAULTS.loginFailureWindowMs,
     loginBlockMs: options.loginBlockMs ?? DEFAULTS.loginBlockMs,
+    partialRetentionMs: options.partialRetentionMs ?? DEFAULTS.partialRetentionMs,
   };
   for (const key of POSITIVE_INTEGERS) {
     const value = resolved[key];

@@ -8,6 +8,7 @@ import { encodeReply } from '../shared/protocol/encoder.js';
 import type { ServerStats, WireEntry } from '../shared/protocol/messages.js';
 import type { RequestOf } from '../shared/protocol/operations.js';
 import { fileDigest } from '../storage/fileDigest.js';
+import { heldPartial } from '../storage/partialUpload.js';
 import type { EntryInfo, Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -63,6 +64,13 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     const { entry, digest } = await fileDigest(storage, r.path, r.algorithm);
     return { entry: toWireEntry(entry), algorithm: digest.algorithm, digest: digest.digest.toString('hex') };
   },
+  partial: async (storage, r) =>
+    heldPartial(
+      storage,
+      r.path,
+      { size: r.size, algorithm: r.algorithm, digest: r.digest },
+      DEFAULTS.maxResumeBlocks,
+    ),
   stats: async (_storage, _r, counters) => readStats(counters),
 };
 

@@ -4,6 +4,7 @@
  * from plain connections on the one port, keeps the counters, and shuts down gracefully. Each
  * connection runs on this one event loop.
  */
+
 import { createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
@@ -57,6 +58,8 @@ export class MuxServer {
   private readonly loginGuard: LoginGuard;
   private readonly accountResources: AccountResourceTable;
   private closing: Promise<void> | undefined;
+  /** Removes expired partial uploads (issue #8) while listening; cleared by close(). */
+  private partialSweepTimer: NodeJS.Timeout | undefined;
 
   /** The process's soft limit on open files, read once; undefined when unknown. */
   private readonly fileDescriptorLimit = softFileDescriptorLimit();
@@ -89,9 +92,20 @@ export class MuxServer {
       this.listener.once('error', onError);
       this.listener.listen(this.options.port, this.options.host, () => {
         this.listener.off('error', onError);
+        this.startPartialSweeps();
         resolve(this.address());
       });
     });
+  }
+
+  private startPartialSweeps(): void {
+    const retention = this.options.partialRetentionMs;
+    if (retention === 0 || this.partialSweepTimer !== undefined) return;
+    const every = Math.min(retention, DEFAULTS.partialSweepIntervalMs);
+    this.partialSweepTimer = setInterval(() => {
+      this.options.storage.sweepTemporaryFiles({ partialRetentionMs: retention }).catch(() => {});
+    }, every);
+    this.partialSweepTimer.unref();
   }
 
   /** The bound address; throws if the server is not listening. */
@@ -121,6 +135,8 @@ export class MuxServer {
    * Safe to call more than once: later calls return the same promise.
    */
   close(graceMs = 0): Promise<void> {
+    clearInterval(this.partialSweepTimer);
+    this.partialSweepTimer = undefined;
     this.closing ??= new Promise<void>((resolve) => {
       this.listener.close();
       for (const socket of this.pending) socket.destroy();

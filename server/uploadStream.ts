@@ -15,7 +15,8 @@ import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload } from '../shared/protocol/messages.js';
 import { InboundWindow } from '../shared/transport/flow.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
-import type { UploadHandle } from '../storage/types.js';
+import { hashPartial } from '../storage/partialUpload.js';
+import type { PartialKey, UploadHandle } from '../storage/types.js';
 import { toWireEntry } from './requestStream.js';
 import { ServerStream, type StreamHost } from './stream.js';
 
@@ -45,11 +46,28 @@ export class UploadStream extends ServerStream {
   private rateTimer: NodeJS.Timeout | undefined;
   /** Of the connection's reservation allowance, what this upload holds until it ends. */
   private claimedBytes = 0;
+  /** A resumable upload's key (issue #8): its data is kept if the upload is interrupted. */
+  private readonly partial: PartialKey | undefined;
+  /** Bytes of kept data this upload continues from (the client's DATA starts there). */
+  private readonly offset: number;
+  /** Set when the bytes proved wrong: such data is never kept for a resume. */
+  private discardPartial = false;
 
-  constructor(host: StreamHost, id: number, path: string, declaredSize: number | undefined) {
+  constructor(
+    host: StreamHost,
+    id: number,
+    path: string,
+    declaredSize: number | undefined,
+    resume?: { digest: string; offset: number },
+  ) {
     super(host, id);
     this.path = path;
     this.declaredSize = declaredSize;
+    this.offset = resume?.offset ?? 0;
+    this.partial =
+      resume !== undefined && declaredSize !== undefined && host.options.partialRetentionMs > 0
+        ? { size: declaredSize, algorithm: host.integrity, digest: resume.digest }
+        : undefined;
     // Under a bandwidth limit, credit the client holds unused is a burst past the limit: keep it small.
     const throttle = host.uploadThrottle;
     const initial = host.options.streamWindowBytes;
@@ -68,8 +86,12 @@ export class UploadStream extends ServerStream {
     const hinted = this.declaredSize !== undefined && this.host.claimReservation(this.declaredSize);
     this.claimedBytes = hinted ? this.declaredSize! : 0;
     this.reserveQuota()
+      .then(() => this.hashKeptPrefix())
       .then(() =>
-        this.host.storage.createUpload(this.path, hinted ? { expectedSize: this.declaredSize } : {}),
+        this.host.storage.createUpload(this.path, {
+          ...(hinted ? { expectedSize: this.declaredSize } : {}),
+          ...(this.partial !== undefined ? { partial: this.partial, resumeFrom: this.offset } : {}),
+        }),
       )
       .then(
         (handle) => {
@@ -93,7 +115,8 @@ export class UploadStream extends ServerStream {
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(payload.length);
     this.received += payload.length;
-    if (this.declaredSize !== undefined && this.received > this.declaredSize) {
+    if (this.declaredSize !== undefined && this.offset + this.received > this.declaredSize) {
+      this.discardPartial = true;
       this.fail(
         new MuxftpError('INTEGRITY_ERROR', `upload is larger than its declared size of ${this.declaredSize}`),
       );
@@ -140,6 +163,17 @@ export class UploadStream extends ServerStream {
     this.end = end;
     this.advance(StreamPhase.Ended);
     this.commitWhenWritten();
+  }
+
+  /**
+   * A resumed upload: the kept bytes before the offset, hashed from the disk, start the digest, so
+   * END's D covers the whole file and any change to the kept data fails the upload.
+   */
+  private async hashKeptPrefix(): Promise<void> {
+    if (this.offset === 0) return;
+    if (this.partial === undefined)
+      throw new MuxftpError('NOT_FOUND', `no partial upload is kept here to continue: ${this.path}`);
+    await hashPartial(this.host.storage, this.path, this.partial, this.offset, this.digester);
   }
 
   /** Checked against the declared size before anything is stored (the rest as bytes arrive). */
@@ -225,9 +259,10 @@ export class UploadStream extends ServerStream {
     if (end === undefined || handle === undefined || this.writing || this.pending.length > 0) return;
     if (this.isFinished) return;
     const digest = this.digester.result();
+    const total = this.offset + this.received;
     const sizeMismatch =
-      end.size !== this.received
-        ? `END says ${end.size} bytes, ${this.received} received`
+      end.size !== total
+        ? `END says ${end.size} bytes, ${total} received`
         : this.declaredSize !== undefined && end.size !== this.declaredSize
           ? `${end.size} bytes sent, ${this.declaredSize} declared`
           : undefined;
@@ -236,10 +271,13 @@ export class UploadStream extends ServerStream {
         ? `END names ${end.algorithm}, the connection uses ${digest.algorithm}`
         : !end.digest.equals(digest.digest)
           ? `${digest.algorithm} digest mismatch`
-          : undefined;
+          : this.partial !== undefined && this.partial.digest !== digest.digest.toString('hex')
+            ? "the digest declared in OPEN is not the content's"
+            : undefined;
     if (sizeMismatch !== undefined || digestMismatch !== undefined) {
       const what = sizeMismatch !== undefined ? `size mismatch: ${sizeMismatch}` : digestMismatch;
       this.host.log(`${this.host.label} rejected ${this.path}: ${what}`);
+      this.discardPartial = true;
       this.fail(new MuxftpError('INTEGRITY_ERROR', `upload of ${this.path} failed verification: ${what}`));
       return;
     }
@@ -276,6 +314,6 @@ export class UploadStream extends ServerStream {
     // Whatever happened, an uncommitted upload leaves nothing under the target name.
     const handle = this.handle;
     this.handle = undefined;
-    if (handle !== undefined) void handle.abort();
+    if (handle !== undefined) void handle.abort({ keepPartial: !this.discardPartial });
   }
 }

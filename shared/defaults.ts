@@ -109,6 +109,13 @@ export const DEFAULTS = {
    * blocks; 2048 sha256 digests in hex fit the control-frame limit). Beyond, the rest is sent again.
    */
   maxResumeBlocks: 2048,
+  /**
+   * Server: how long an interrupted resumable upload's data is kept for a `put -c` (issue #8);
+   * 0 keeps nothing. `serve --partial-retention`.
+   */
+  partialRetentionMs: 24 * 60 * 60 * 1000,
+  /** Server: how often expired partial uploads are looked for (at most; a shorter retention is used instead). */
+  partialSweepIntervalMs: 10 * 60 * 1000,
   /** CLI: transfers at once for multi-file commands. */
   parallel: 8,
   /** CLI: times a transfer is tried again after its connection dropped (`--retries`). */

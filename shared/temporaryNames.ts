@@ -3,7 +3,7 @@
  * client's downloads in progress are `.muxftp-<random hex>.part` beside their target, renamed
  * into place only once verified.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /** Names starting with this (in any letter case) belong to transfers in progress. */
 export const TEMP_PREFIX = '.muxftp-';
@@ -21,4 +21,23 @@ export function isTemporaryName(name: string): boolean {
 /** A fresh temporary name, e.g. `.muxftp-3f9c…e1.part` (128 random bits: no two collide). */
 export function newTemporaryName(): string {
   return `${TEMP_PREFIX}${randomBytes(16).toString('hex')}${TEMP_SUFFIX}`;
+}
+
+/** Kept partial uploads (issue #8): reserved like every temporary name, but kept for a while. */
+const PARTIAL_PREFIX = `${TEMP_PREFIX}partial-`;
+
+/** The name of the data kept beside `targetName` under `key` (a hash of it: one name per key). */
+export function partialName(
+  targetName: string,
+  key: { size: number; algorithm: string; digest: string },
+): string {
+  const id = createHash('sha256')
+    .update(`${targetName}\0${key.size}\0${key.algorithm}\0${key.digest.toLowerCase()}`)
+    .digest('hex')
+    .slice(0, 32);
+  return `${PARTIAL_PREFIX}${id}${TEMP_SUFFIX}`;
+}
+
+export function isPartialName(name: string): boolean {
+  return name.slice(0, PARTIAL_PREFIX.length).toLowerCase() === PARTIAL_PREFIX;
 }

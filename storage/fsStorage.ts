@@ -9,6 +9,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
+import { isPartialName, partialName } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { entryInfo, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
@@ -22,7 +23,7 @@ import {
   parentPath,
   type Resolved,
 } from './paths.js';
-import type { EntryInfo, ReadHandle, Storage, UploadHandle } from './types.js';
+import type { EntryInfo, PartialKey, PartialRead, ReadHandle, Storage, UploadHandle } from './types.js';
 import { FsUpload, type Reserve } from './upload.js';
 
 export interface FsStorageOptions {
@@ -301,7 +302,10 @@ export class FsStorage implements Storage {
     }
   }
 
-  async createUpload(path: string, options: { expectedSize?: number } = {}): Promise<UploadHandle> {
+  async createUpload(
+    path: string,
+    options: { expectedSize?: number; partial?: PartialKey; resumeFrom?: number } = {},
+  ): Promise<UploadHandle> {
     this.#assertOpen();
     // Claimed before the first await, so that a directory move handled after this call already
     // sees the upload and refuses (issue #7: otherwise the move could carry the temporary file
@@ -309,14 +313,24 @@ export class FsStorage implements Storage {
     const claim: UploadClaim = { clientPath: normalizeClientPath(path), parentHostPath: undefined };
     this.#uploadClaims.add(claim);
     try {
-      return await this.#startUpload(claim, options.expectedSize ?? 0);
+      return await this.#startUpload(
+        claim,
+        options.expectedSize ?? 0,
+        options.partial,
+        options.resumeFrom ?? 0,
+      );
     } catch (error) {
       this.#uploadClaims.delete(claim);
       throw error;
     }
   }
 
-  async #startUpload(claim: UploadClaim, expectedSize: number): Promise<UploadHandle> {
+  async #startUpload(
+    claim: UploadClaim,
+    expectedSize: number,
+    partial: PartialKey | undefined,
+    resumeFrom: number,
+  ): Promise<UploadHandle> {
     let target: Resolved;
     let parentHostPath: string;
     for (;;) {
@@ -337,15 +351,40 @@ export class FsStorage implements Storage {
       await move;
     }
 
-    const temporaryName = newTemporaryName();
+    // A resumable upload writes straight into its partial file (one upload per key at a time: a
+    // second one at once gets a fresh temporary file and is not kept).
+    const keyed = partial === undefined ? undefined : partialName(baseName(target.clientPath), partial);
+    const keep = keyed !== undefined && !this.#activeTemporaryNames.has(keyed);
+    if (resumeFrom > 0 && !keep) {
+      throw new StorageError(
+        'NOT_FOUND',
+        `no partial upload to continue: ${target.clientPath}`,
+        target.clientPath,
+      );
+    }
+    const temporaryName = keep ? keyed : newTemporaryName();
     const temporaryPath = this.#paths.join(parentHostPath, temporaryName);
     // 'wx' (O_CREAT|O_EXCL) never follows a link in the last name; the check below covers the rest.
-    const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, 'wx'));
+    // A partial is reopened ('r+', or truncated with 'w'); names under .muxftp- are reserved, so no
+    // client can have put a link there.
+    const mode = !keep ? 'wx' : resumeFrom > 0 ? 'r+' : 'w';
+    const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, mode));
     try {
       await this.#refuseOpenedOutside(handle, target.clientPath);
+      if (resumeFrom > 0) {
+        const held = await handle.stat();
+        if (!held.isFile() || held.size < resumeFrom) {
+          throw new StorageError(
+            'NOT_FOUND',
+            `the partial upload no longer holds ${resumeFrom} bytes: ${target.clientPath}`,
+            target.clientPath,
+          );
+        }
+        await handle.truncate(resumeFrom);
+      }
     } catch (error) {
       await handle.close().catch(noop);
-      await this.#fs.unlink(temporaryPath).catch(noop);
+      if (!keep) await this.#fs.unlink(temporaryPath).catch(noop);
       throw error;
     }
     this.#activeTemporaryNames.add(temporaryName);
@@ -357,6 +396,8 @@ export class FsStorage implements Storage {
       durable: this.#durable,
       parentHostPath,
       expectedSize,
+      startOffset: resumeFrom,
+      keepable: keep,
       reserve: this.#reserve,
       digests: this.#digests,
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
@@ -398,12 +439,43 @@ export class FsStorage implements Storage {
     );
   }
 
+  async openPartial(path: string, key: PartialKey): Promise<PartialRead | undefined> {
+    const target = await this.#resolve(path);
+    if (target.clientPath === '') return undefined;
+    const name = partialName(baseName(target.clientPath), key);
+    // One in use is being written: nothing to offer until that upload ends.
+    if (this.#activeTemporaryNames.has(name)) return undefined;
+    const hostPath = this.#paths.join(this.#paths.dirname(target.hostPath), name);
+    let handle: FsFileHandle;
+    try {
+      handle = await this.#fs.open(hostPath, 'r');
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw storageErrorFromFs(error, target.clientPath);
+    }
+    try {
+      await this.#refuseOpenedOutside(handle, target.clientPath);
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw new StorageError('NOT_FOUND', `no partial upload: ${path}`, path);
+      return {
+        size: Number(stats.size),
+        read: async (buffer, offset, length, position) =>
+          (await handle.read(buffer, offset, length, position)).bytesRead,
+        close: () => handle.close(),
+      };
+    } catch (error) {
+      await handle.close().catch(noop);
+      throw error;
+    }
+  }
+
   /**
    * Best effort: entries that vanish or cannot be read are skipped. Symlinks are not followed,
    * and temporary files of uploads in flight on this instance are left alone.
    */
-  async sweepTemporaryFiles(): Promise<number> {
+  async sweepTemporaryFiles(options: { partialRetentionMs?: number } = {}): Promise<number> {
     this.#assertOpen();
+    const keepAfterMs = Date.now() - (options.partialRetentionMs ?? 0);
     let removed = 0;
     const pending = [await this.#confinement.realRoot()];
     while (pending.length > 0) {
@@ -420,6 +492,8 @@ export class FsStorage implements Storage {
             return;
           }
           if (!stats.isFile() || this.#activeTemporaryNames.has(name)) return;
+          // A kept partial upload lives out its retention (issue #8).
+          if (isPartialName(name) && toMs(stats.mtimeMs) > keepAfterMs) return;
           await this.#fs.unlink(hostPath).then(() => {
             removed++;
           }, noop);

@@ -48,8 +48,31 @@ export interface UploadHandle {
    * caller passes the verified digest so later downloads need not hash the file again.
    */
   commit(digest?: FileDigest): Promise<EntryInfo>;
-  /** Drops the temporary file. Safe to call more than once and after a failed commit. */
-  abort(): Promise<void>;
+  /**
+   * Drops the temporary file. Safe to call more than once and after a failed commit. With
+   * `keepPartial`, an upload started with a `partial` key keeps its whole 4 MiB blocks for a
+   * later resume (issue #8) instead; any other upload is dropped as usual.
+   */
+  abort(options?: { keepPartial?: boolean }): Promise<void>;
+}
+
+/**
+ * What an interrupted upload's kept data is filed under (issue #8): its target, the whole file's
+ * size and content digest D the client declared before sending a byte, and D's algorithm. Data
+ * kept for one source file can so never be appended to for another.
+ */
+export interface PartialKey {
+  readonly size: number;
+  readonly algorithm: IntegrityAlgorithm;
+  /** D, hex. */
+  readonly digest: string;
+}
+
+/** The kept data of an interrupted upload, opened for reading. */
+export interface PartialRead {
+  readonly size: number;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 /** Where a server keeps its files; implement it to serve something other than a disk or memory. */
@@ -79,14 +102,31 @@ export interface Storage {
    * Starts an upload to `path`; its parent directory must exist. `expectedSize` is a hint that
    * lets in-memory storage allocate the file once instead of growing it.
    */
-  createUpload(path: string, options?: { expectedSize?: number }): Promise<UploadHandle>;
+  createUpload(
+    path: string,
+    options?: {
+      expectedSize?: number;
+      /** Keep the data under this key if the upload is aborted with keepPartial. */
+      partial?: PartialKey;
+      /** Continue the data kept under `partial` from this many bytes (it must hold them). */
+      resumeFrom?: number;
+    },
+  ): Promise<UploadHandle>;
+  /**
+   * The data kept for `path` under `key`, if any. Optional: a storage without it never keeps
+   * partial uploads (memory storage), so every resume starts at 0.
+   */
+  openPartial?(path: string, key: PartialKey): Promise<PartialRead | undefined>;
   /**
    * The directory `path` (created if missing) as a Storage rooted there: a user's home. Nothing
    * outside it is reachable through the view.
    */
   subtree(path: string): Promise<Storage>;
-  /** Removes temporary files left behind by a crash. Resolves to how many were removed. */
-  sweepTemporaryFiles(): Promise<number>;
+  /**
+   * Removes temporary files left behind by a crash, and kept partial uploads older than
+   * `partialRetentionMs` (default 0: all of them). Resolves to how many were removed.
+   */
+  sweepTemporaryFiles(options?: { partialRetentionMs?: number }): Promise<number>;
   /** Aborts uploads in progress and closes open files. */
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@
  */
 
 import { StorageError } from '../shared/errors.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import type { DigestCache } from './digestCache.js';
 import { entryInfo } from './entryInfo.js';
@@ -34,6 +35,10 @@ export interface UploadContext {
   /** The size the client declared (0 for none): a claim, reserved only once data backs it. */
   expectedSize: number;
   reserve: Reserve | undefined;
+  /** Bytes already in the file: a resumed partial upload continues after them. */
+  startOffset: number;
+  /** The temporary file is a partial upload's, which abort({keepPartial}) keeps (whole blocks). */
+  keepable: boolean;
   digests: DigestCache;
   /** Re-checks the target just before the rename; throws a StorageError to refuse. */
   checkTarget(): Promise<void>;
@@ -63,6 +68,7 @@ export class FsUpload implements UploadHandle {
     this.#context = context;
     this.temporaryPath = context.temporaryPath;
     this.#clientPath = context.target.clientPath;
+    this.#offset = context.startOffset;
   }
 
   write(chunks: readonly Buffer[]): Promise<void> {
@@ -79,8 +85,10 @@ export class FsUpload implements UploadHandle {
     return committed;
   }
 
-  abort(): Promise<void> {
-    if (this.#finishing === undefined) this.#finishing = this.#writing.then(() => this.#discard());
+  abort(options: { keepPartial?: boolean } = {}): Promise<void> {
+    const keep = options.keepPartial === true && this.#context.keepable;
+    if (this.#finishing === undefined)
+      this.#finishing = this.#writing.then(() => (keep ? this.#keepWholeBlocks() : this.#discard()));
     return this.#finishing.then(noop, noop);
   }
 
@@ -166,6 +174,26 @@ export class FsUpload implements UploadHandle {
       }
     }
     return entryInfo(baseName(this.#clientPath), stats);
+  }
+
+  /**
+   * Keeps the whole blocks written (issue #8: a resume continues from a block boundary) for a
+   * later put with offset; nothing at all is removed. Never throws.
+   */
+  async #keepWholeBlocks(): Promise<void> {
+    const whole =
+      this.#failure === undefined
+        ? Math.floor(this.#offset / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES
+        : 0;
+    if (whole === 0) return this.#discard();
+    try {
+      await this.#context.handle.truncate(whole);
+      await this.#closeHandle();
+    } catch {
+      return this.#discard();
+    }
+    this.#release();
+    this.#context.onFinish();
   }
 
   /** Closes the file and removes it; never throws. */

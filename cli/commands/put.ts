@@ -16,7 +16,10 @@ import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '.
 import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
 import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
 
-type PutOptions = TransferCommandOptions;
+type PutOptions = TransferCommandOptions & {
+  /** put -c: continue what the server kept of an interrupted upload of the same file. */
+  continue?: boolean;
+};
 
 /** Where the arguments say the uploads go. */
 type PutTarget =
@@ -45,6 +48,10 @@ export function registerPutCommand(program: Command, output: Output): void {
     )
     .argument('<local...>', 'local files; with exactly two and no --to, the second is the remote name');
   addTransferOptions(command, 'upload')
+    .option(
+      '-c, --continue',
+      'continue what the server kept of an interrupted upload of the same file (checked block by block)',
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: PutOptions, command: Command) => {
       const global = globalOptionsOf(command);
@@ -178,6 +185,7 @@ async function put(
       output,
       connection,
       retries: options.retries,
+      continueUploads: options.continue === true,
       perform: async (job, client, transferOptions) => {
         const result = await client.put(
           job.remote,

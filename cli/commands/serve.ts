@@ -17,6 +17,7 @@ import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
 import {
   commanderParser,
+  parseDurationAsMs,
   parseNonNegativeInteger,
   parsePort,
   parsePositiveInteger,
@@ -31,6 +32,7 @@ interface ServeOptions extends AccessFlags {
   root: string;
   memory?: boolean;
   idleTimeout: number;
+  partialRetention: number;
   maxConnections: number;
   maxOpenFiles: number | undefined;
   streamWindow: number;
@@ -58,6 +60,14 @@ export function registerServeCommand(program: Command): Command {
     .option('--port <port>', 'TCP port; 0 picks a free one', parsePort, DEFAULTS.port)
     .option('--root <dir>', 'directory to serve, created if missing', DEFAULTS.root)
     .option('--memory', 'serve an empty in-memory tree instead (lost on exit)')
+    .addOption(
+      new Option(
+        '--partial-retention <duration>',
+        "keep an interrupted upload's whole blocks this long for put -c (e.g. 30m, 24h; 0 keeps none)",
+      )
+        .argParser(parseDurationAsMs)
+        .default(DEFAULTS.partialRetentionMs, `${DEFAULTS.partialRetentionMs / 3_600_000}h`),
+    )
     .addOption(
       new Option('--idle-timeout <seconds>', 'close connections idle this long')
         .argParser(parseSecondsAsMs)
@@ -168,12 +178,14 @@ async function serve(options: ServeOptions): Promise<void> {
   }).catch((error: Error) => {
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
-  const swept = await storage.sweepTemporaryFiles();
+  // Young partial uploads survive a restart (issue #8): a client's put -c continues them.
+  const swept = await storage.sweepTemporaryFiles({ partialRetentionMs: options.partialRetention });
   const server = new MuxServer({
     storage,
     host: options.host,
     port: options.port,
     idleTimeoutMs: options.idleTimeout,
+    partialRetentionMs: options.partialRetention,
     maxConnections: options.maxConnections,
     ...(options.maxOpenFiles !== undefined ? { maxOpenFiles: options.maxOpenFiles } : {}),
     streamWindowBytes: options.streamWindow,

@@ -63,6 +63,10 @@ const badReply = (op: string, message: string) =>
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+/** 16 or 32 bytes in hex: an xxh128 or sha256 D. */
+const isHexDigest = (v: unknown): v is string =>
+  typeof v === 'string' && /^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{64})$/.test(v);
+
 function requireString(o: Record<string, unknown>, key: string, op: string): string {
   const value = o[key];
   if (typeof value !== 'string') throw badRequest(`${op}: "${key}" must be a string`);
@@ -204,9 +208,43 @@ export const OPERATIONS = {
       if (o.size !== undefined && !isCount(o.size))
         throw badRequest('put: "size" must be a non-negative integer');
       const path = requireString(o, 'path', 'put');
-      return o.size === undefined ? { op: 'put', path } : { op: 'put', path, size: o.size };
+      if (o.digest === undefined && o.offset === undefined)
+        return o.size === undefined ? { op: 'put', path } : { op: 'put', path, size: o.size };
+      // A resumable upload (issue #8) declares its size and D up front: the key of its kept data.
+      if (o.size === undefined || !isHexDigest(o.digest))
+        throw badRequest('put: a resumable upload needs "size" and "digest" (hex D)');
+      const offset = o.offset ?? 0;
+      if (!isCount(offset) || offset % INTEGRITY_BLOCK_BYTES !== 0 || offset > o.size)
+        throw badRequest(`put: "offset" must be a multiple of ${INTEGRITY_BLOCK_BYTES} within "size"`);
+      return { op: 'put', path, size: o.size, digest: o.digest.toLowerCase(), offset };
     },
     reply: (o): PutReply => ({ entry: replyEntry(o.entry, 'put', 'entry'), ...replyDigest(o, 'put') }),
+  },
+  partial: {
+    stream: 'request',
+    permission: 'write',
+    parse: (o) => {
+      if (!isCount(o.size)) throw badRequest('partial: "size" must be a non-negative integer');
+      if (!isIntegrityAlgorithm(o.algorithm))
+        throw badRequest(`partial: "algorithm" must be one of ${INTEGRITY_ALGORITHMS.join(', ')}`);
+      if (!isHexDigest(o.digest)) throw badRequest('partial: "digest" must be a hex digest');
+      return {
+        op: 'partial',
+        path: requireString(o, 'path', 'partial'),
+        size: o.size,
+        algorithm: o.algorithm,
+        digest: o.digest.toLowerCase(),
+      };
+    },
+    // What the server keeps of an interrupted upload: whole blocks, and their digests.
+    reply: (o): { offset: number; blocks: string[] } => {
+      const offset = replyCount(o, 'offset', 'partial');
+      if (!Array.isArray(o.blocks) || !o.blocks.every((d) => typeof d === 'string' && /^[0-9a-f]+$/.test(d)))
+        throw badReply('partial', '"blocks" must be an array of hex digests');
+      if (offset !== o.blocks.length * INTEGRITY_BLOCK_BYTES)
+        throw badReply('partial', '"offset" must be the bytes of the blocks listed');
+      return { offset, blocks: o.blocks as string[] };
+    },
   },
   digest: {
     stream: 'request',

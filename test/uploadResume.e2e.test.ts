@@ -1,0 +1,237 @@
+/**
+ * put -c (issue #8): an interrupted resumable upload leaves its whole blocks on the server, hidden
+ * and keyed by (path, size, algorithm, D); a later put -c of the same file sends only the rest; a
+ * partial of another source or one changed on disk is never extended; retention removes it; a
+ * restart keeps a young one. Real sockets, real files.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MuxServer } from '../server/server.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { DiskStorage } from '../storage/disk.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(REPO, 'bin', 'muxftp.js');
+const BLOCK = INTEGRITY_BLOCK_BYTES;
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+let env: TestServer | undefined;
+const tempDirs: string[] = [];
+
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function makeTempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'muxftp-put-resume-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+async function localFile(content: Buffer): Promise<string> {
+  const path = join(await makeTempDir(), 'source.bin');
+  await writeFile(path, content);
+  return path;
+}
+
+/** Hidden names in the server's root directory. */
+async function hiddenNames(root: string): Promise<string[]> {
+  return (await readdir(root)).filter((name) => name.startsWith('.muxftp-'));
+}
+
+/** Waits (bounded) until `check` holds. */
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * A resumable put of `source` whose connection is destroyed once `cutAfter` bytes were sent;
+ * resolves to the size of the data the server kept (after the server has closed the stream).
+ */
+async function interruptedPut(server: TestServer, source: string, cutAfter: number): Promise<number> {
+  const client = await server.connect();
+  const upload = client.put('big.bin', source, {
+    resumable: true,
+    onProgress: (done) => {
+      if (done >= cutAfter) void client.destroy();
+    },
+  });
+  await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+  await until(() => server.server.stats().streams === 0, 'the server to drop the upload');
+  const names = await hiddenNames(server.root!);
+  if (names.length !== 1) return 0;
+  // The abort truncates to whole blocks after the stream closed: wait for it.
+  let size = -1;
+  await until(async () => {
+    size = (await stat(join(server.root!, names[0]!))).size;
+    return size % BLOCK === 0;
+  }, 'the partial to be cut to whole blocks');
+  return size;
+}
+
+describe('put -c (library: resumable / continue)', () => {
+  it('an interrupted upload keeps whole blocks, hidden; put -c sends only the rest and the file matches', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(3 * BLOCK + 12_345);
+    const source = await localFile(content);
+    const kept = await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2);
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
+    // Hidden: neither in a listing nor reachable by name.
+    const client = await env.connect();
+    expect(await client.list('')).toEqual([]);
+    const before = env.server.stats().bytesIn;
+    const restarts: string[] = [];
+    const result = await client.put('big.bin', source, {
+      continue: true,
+      onRestart: (reason) => restarts.push(reason),
+    });
+    expect(restarts).toEqual([]);
+    expect(result.entry.size).toBe(content.length);
+    // Only the bytes after the kept blocks crossed the wire.
+    expect(env.server.stats().bytesIn - before).toBe(content.length - kept);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+    // The partial became the file: nothing hidden is left.
+    expect(await hiddenNames(env.root!)).toEqual([]);
+    expect((await client.list('')).map((e) => e.name)).toEqual(['big.bin']);
+  });
+
+  it('a partial of another source file (another D) is never extended', async () => {
+    env = await startServer({ backend: 'disk' });
+    const first = randomBytes(3 * BLOCK);
+    const kept = await interruptedPut(env, await localFile(first), 2 * BLOCK + BLOCK / 2);
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
+    // Same path, same size, same first blocks except the last byte: another D, so another key.
+    const second = Buffer.from(first);
+    second[second.length - 1] = second[second.length - 1]! ^ 0xff;
+    const client = await env.connect();
+    const before = env.server.stats().bytesIn;
+    await client.put('big.bin', await localFile(second), { continue: true });
+    expect(env.server.stats().bytesIn - before).toBe(second.length);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(second));
+  });
+
+  it('a partial changed on disk (one byte flipped) is detected: the client starts over and says so', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(3 * BLOCK);
+    const source = await localFile(content);
+    const kept = await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2);
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
+    const [name] = await hiddenNames(env.root!);
+    const handle = await open(join(env.root!, name!), 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, 100);
+    byte[0] = byte[0]! ^ 0x01;
+    await handle.write(byte, 0, 1, 100);
+    await handle.close();
+
+    const client = await env.connect();
+    const before = env.server.stats().bytesIn;
+    const restarts: string[] = [];
+    await client.put('big.bin', source, { continue: true, onRestart: (reason) => restarts.push(reason) });
+    expect(restarts).toHaveLength(1);
+    expect(restarts[0]).toMatch(/block 0\b.*starting over/);
+    expect(env.server.stats().bytesIn - before).toBe(content.length);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+  });
+
+  it('a put with an offset the server does not hold fails that stream; the target is untouched', async () => {
+    env = await startServer({ backend: 'disk' });
+    const { RawPeer } = await import('./helpers/rawPeer.js');
+    const { encodeOpen } = await import('../shared/protocol/encoder.js');
+    const peer = await RawPeer.open(env.port);
+    peer.write(
+      encodeOpen(1, { op: 'put', path: 'big.bin', size: 2 * BLOCK, digest: 'ab'.repeat(16), offset: BLOCK }),
+    );
+    expect((await peer.streamError(1)).code).toBe('NOT_FOUND');
+    peer.write(
+      encodeOpen(3, { op: 'put', path: 'big.bin', size: 2 * BLOCK, digest: 'ab'.repeat(16), offset: 5 }),
+    );
+    expect((await peer.streamError(3)).code).toBe('BAD_REQUEST');
+    peer.destroy();
+    expect(await readdir(env.root!)).toEqual([]);
+  });
+
+  it('retention: the server removes an expired partial on its timer', async () => {
+    env = await startServer({ backend: 'disk', partialRetentionMs: 300 });
+    const kept = await interruptedPut(env, await localFile(randomBytes(3 * BLOCK)), 2 * BLOCK + BLOCK / 2);
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
+    await until(async () => (await hiddenNames(env!.root!)).length === 0, 'the partial to expire', 5_000);
+  });
+
+  it('retention 0 keeps nothing', async () => {
+    env = await startServer({ backend: 'disk', partialRetentionMs: 0 });
+    const kept = await interruptedPut(env, await localFile(randomBytes(3 * BLOCK)), 2 * BLOCK + BLOCK / 2);
+    expect(kept).toBe(0);
+    await until(async () => (await hiddenNames(env!.root!)).length === 0, 'the temporary file to go');
+  });
+
+  it('a restarted server keeps a young partial (start-up sweep) and put -c continues it', async () => {
+    env = await startServer({ backend: 'disk' });
+    const root = env.root!;
+    const content = randomBytes(3 * BLOCK + 7);
+    const source = await localFile(content);
+    const kept = await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2);
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
+    // Stop that server but keep its root; a new one sweeps the root as `serve` does at start.
+    await env.server.close(0);
+    await env.storage.close();
+    const storage = await DiskStorage.open({ root, durable: false });
+    expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 60_000 })).toBe(0);
+    const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, log: () => {} });
+    const { port } = await server.listen();
+    const { Client } = await import('../client/client.js');
+    const client = await Client.connect({ host: '127.0.0.1', port });
+    try {
+      const before = server.stats().bytesIn;
+      await client.put('big.bin', source, { continue: true });
+      expect(server.stats().bytesIn - before).toBe(content.length - kept);
+      expect(sha256(await readFile(join(root, 'big.bin')))).toBe(sha256(content));
+      // An old partial does not survive a sweep.
+      await writeFile(join(root, '.muxftp-partial-0123456789abcdef0123456789abcdef.part'), 'x');
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 10 })).toBe(1);
+    } finally {
+      await client.destroy();
+      await server.close(0);
+      await storage.close();
+    }
+  });
+});
+
+describe('muxftp put -c', () => {
+  it('continues an interrupted upload from the CLI and sends only the rest', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(3 * BLOCK + 99);
+    const source = await localFile(content);
+    const kept = await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2);
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
+    const before = env.server.stats().bytesIn;
+    const outcome = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [BIN, 'put', '-c', source, 'big.bin', '--server', `127.0.0.1:${env!.port}`],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      child.once('exit', (code) => resolve({ code, stderr }));
+    });
+    expect(outcome).toEqual({ code: 0, stderr: '' });
+    expect(env.server.stats().bytesIn - before).toBe(content.length - kept);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+});
