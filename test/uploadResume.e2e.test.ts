@@ -172,9 +172,20 @@ describe('put -c (library: resumable / continue)', () => {
 
   it('retention 0 keeps nothing', async () => {
     env = await startServer({ backend: 'disk', partialRetentionMs: 0 });
-    const kept = await interruptedPut(env, await localFile(randomBytes(3 * BLOCK)), 2 * BLOCK + BLOCK / 2);
-    expect(kept).toBe(0);
+    const client = await env.connect();
+    const upload = client.put('big.bin', await localFile(randomBytes(3 * BLOCK)), {
+      resumable: true,
+      onProgress: (done) => {
+        if (done >= 2 * BLOCK + BLOCK / 2) void client.destroy();
+      },
+    });
+    await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
     await until(async () => (await hiddenNames(env!.root!)).length === 0, 'the temporary file to go');
+    // Nothing to continue from: put -c sends everything.
+    const again = await env.connect();
+    const before = env.server.stats().bytesIn;
+    await again.put('big.bin', await localFile(randomBytes(3 * BLOCK)), { continue: true });
+    expect(env.server.stats().bytesIn - before).toBe(3 * BLOCK);
   });
 
   it('a restarted server keeps a young partial (start-up sweep) and put -c continues it', async () => {
