@@ -26,6 +26,8 @@ export {
   type MemoryStorageOptions,
   type OpenStorageOptions,
   openStorage,
+  type PartialKey,
+  type PartialRead,
   type ReadHandle,
   type Storage,
   type UploadHandle,

@@ -10,7 +10,15 @@ export type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 export { FsStorage, type FsStorageOptions } from './fsStorage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
 export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
-export type { EntryInfo, EntryType, ReadHandle, Storage, UploadHandle } from './types.js';
+export type {
+  EntryInfo,
+  EntryType,
+  PartialKey,
+  PartialRead,
+  ReadHandle,
+  Storage,
+  UploadHandle,
+} from './types.js';
 
 /** What {@link openStorage} opens: a directory, or memory. */
 export interface OpenStorageOptions {

@@ -71,7 +71,9 @@ export interface PartialKey {
 /** The kept data of an interrupted upload, opened for reading. */
 export interface PartialRead {
   readonly size: number;
+  /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  /** Releases the file. */
   close(): Promise<void>;
 }
 
