@@ -46,6 +46,8 @@ describe('the operation table', () => {
       rename: 'request/rename',
       get: 'download/read',
       put: 'upload/write',
+      // What the server keeps of an interrupted upload: asked only by one who may write it (put -c).
+      partial: 'request/write',
       // Hashing a file reads all of it: the read permission, like get.
       digest: 'request/read',
       stats: 'request/null',
