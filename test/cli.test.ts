@@ -23,6 +23,8 @@ const COMMAND_TIMEOUT_MS = 15_000;
 
 interface CliResult {
   code: number | null;
+  /** The signal that ended the process, if one did. */
+  signal: NodeJS.Signals | null;
   stdout: Buffer;
   stderr: string;
 }
@@ -73,9 +75,9 @@ function collect(child: ChildProcess, stdin?: Buffer | string): Promise<CliResul
       reject(new Error(`muxftp timed out; stderr: ${Buffer.concat(err).toString()}`));
     }, COMMAND_TIMEOUT_MS);
     child.once('error', reject);
-    child.once('close', (code) => {
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
     });
     child.stdin!.on('error', () => {});
     child.stdin!.end(stdin);
@@ -417,8 +419,10 @@ describe('muxftp CLI', () => {
         const spinUntil = performance.now() + (trial % 4) * 0.5;
         while (performance.now() < spinUntil);
         child.kill('SIGINT');
-        const { code } = await result;
-        expect(code).toBe(130);
+        const { code, signal } = await result;
+        // Exit 130, or — when the second signal lands while the process is already tearing down
+        // (seen only under heavy load) — death by SIGINT, which a shell also reports as 130.
+        expect(code === 130 || (code === null && signal === 'SIGINT')).toBe(true);
         leftovers.push(...(await readdir(local)));
       }
       expect(leftovers).toEqual([]);
