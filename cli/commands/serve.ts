@@ -262,12 +262,13 @@ async function startMetrics(
       cause: error,
     });
   });
-  logToStderr(`metrics at http://${formatAddress(address)}/metrics`);
+  // The warning comes first: whoever waits for the "metrics at" line has then seen it too.
   if (!isLoopback(address.host)) {
     process.stderr.write(
       `muxftp: warning: metrics listening on ${address.host}, reachable from other machines (file names are not in them, but load and error counts are)\n`,
     );
   }
+  logToStderr(`metrics at http://${formatAddress(address)}/metrics`);
   return exporter;
 }
 
