@@ -39,6 +39,9 @@ afterEach(async () => {
 
 function open(port: number): Promise<Slowpoke> {
   return new Promise((resolve, reject) => {
+    // Taken before connecting: the server's timer cannot start earlier, so a lifetime measured
+    // from here is never shorter than the server's (a late 'connect' event under load would be).
+    const openedAt = performance.now();
     const socket = connect({ host: '127.0.0.1', port });
     const received: Buffer[] = [];
     socket.on('data', (chunk: Buffer) => received.push(chunk));
@@ -47,7 +50,7 @@ function open(port: number): Promise<Slowpoke> {
     socket.once('connect', () => {
       socket.removeListener('error', reject);
       socket.on('error', () => {});
-      const slowpoke = { socket, openedAt: performance.now(), received, closedAt };
+      const slowpoke = { socket, openedAt, received, closedAt };
       sockets.push(slowpoke);
       resolve(slowpoke);
     });
