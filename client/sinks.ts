@@ -49,17 +49,62 @@ export function removeTemporaryFilesNow(): number {
   return removed;
 }
 
-class FileSink implements ByteSink {
-  private readonly target: string;
-  private readonly temporary: string;
-  private handle: FileHandle | undefined;
+/**
+ * A download into a hidden temporary file beside its target, renamed onto the target only once
+ * verified. The file is registered in `temporaryFilesInProgress` for as long as it may exist.
+ */
+abstract class HiddenFileSink implements ByteSink {
+  protected readonly target: string;
+  protected readonly temporary: string;
+  protected handle: FileHandle | undefined;
+  /** Work that writes and the end wait for (ContinueSink cuts its copy back first). */
+  protected ready: Promise<void> | undefined;
 
-  private constructor(target: string, temporary: string, handle: FileHandle) {
+  protected constructor(target: string, temporary: string, handle: FileHandle) {
     this.target = target;
     this.temporary = temporary;
     this.handle = handle;
   }
 
+  abstract write(chunks: readonly Buffer[]): Promise<void>;
+
+  async finish(): Promise<void> {
+    const handle = this.handle!;
+    this.handle = undefined;
+    try {
+      await this.ready;
+      await handle.close();
+      await rename(this.temporary, this.target);
+      temporaryFilesInProgress.delete(this.temporary);
+    } catch (err) {
+      await unlink(this.temporary).catch(() => {});
+      temporaryFilesInProgress.delete(this.temporary);
+      throw localError(err, this.target);
+    }
+  }
+
+  async abort(): Promise<void> {
+    const handle = this.handle;
+    if (handle === undefined) return;
+    this.handle = undefined;
+    await this.ready?.catch(() => {});
+    await handle.close().catch(() => {});
+    await unlink(this.temporary).catch(() => {});
+    temporaryFilesInProgress.delete(this.temporary);
+  }
+
+  /** Still registered: a second Ctrl-C before the next attempt removes it too. */
+  async keep(): Promise<string | undefined> {
+    const handle = this.handle;
+    if (handle === undefined) return undefined;
+    this.handle = undefined;
+    await this.ready?.catch(() => {});
+    await handle.close().catch(() => {});
+    return this.temporary;
+  }
+}
+
+class FileSink extends HiddenFileSink {
   static async open(target: string): Promise<FileSink> {
     // Fixed length, not derived from the target's name: a 255-byte name must still fit.
     const temporary = join(dirname(target), newTemporaryName());
@@ -80,38 +125,6 @@ class FileSink implements ByteSink {
       throw localError(err, this.target);
     }
   }
-
-  async finish(): Promise<void> {
-    const handle = this.handle!;
-    this.handle = undefined;
-    try {
-      await handle.close();
-      await rename(this.temporary, this.target);
-      temporaryFilesInProgress.delete(this.temporary);
-    } catch (err) {
-      await unlink(this.temporary).catch(() => {});
-      temporaryFilesInProgress.delete(this.temporary);
-      throw localError(err, this.target);
-    }
-  }
-
-  async abort(): Promise<void> {
-    const handle = this.handle;
-    if (handle === undefined) return;
-    this.handle = undefined;
-    await handle.close().catch(() => {});
-    await unlink(this.temporary).catch(() => {});
-    temporaryFilesInProgress.delete(this.temporary);
-  }
-
-  /** Still registered: a second Ctrl-C before the next attempt removes it too. */
-  async keep(): Promise<string | undefined> {
-    const handle = this.handle;
-    if (handle === undefined) return undefined;
-    this.handle = undefined;
-    await handle.close().catch(() => {});
-    return this.temporary;
-  }
 }
 
 /**
@@ -120,19 +133,8 @@ class FileSink implements ByteSink {
  * cut back to the offset the server chose, receives the rest, and replaces the target only after
  * the whole file's digest checked out. A failure removes the copy: the partial file stays as it was.
  */
-export class ContinueSink implements ByteSink {
-  private readonly target: string;
-  private readonly temporary: string;
-  private handle: FileHandle | undefined;
+export class ContinueSink extends HiddenFileSink {
   private position = 0;
-  /** Set by startAt(): the copy cut back to the offset; writes wait for it. */
-  private ready: Promise<void> | undefined;
-
-  private constructor(target: string, temporary: string, handle: FileHandle) {
-    this.target = target;
-    this.temporary = temporary;
-    this.handle = handle;
-  }
 
   static async open(target: string): Promise<ContinueSink> {
     const temporary = join(dirname(target), newTemporaryName());
@@ -162,15 +164,6 @@ export class ContinueSink implements ByteSink {
     }
   }
 
-  async keep(): Promise<string | undefined> {
-    const handle = this.handle;
-    if (handle === undefined) return undefined;
-    this.handle = undefined;
-    await this.ready?.catch(() => {});
-    await handle.close().catch(() => {});
-    return this.temporary;
-  }
-
   /** The server's offset: keep the copy's first `offset` bytes, write from there. */
   startAt(offset: number): void {
     this.position = offset;
@@ -188,31 +181,6 @@ export class ContinueSink implements ByteSink {
     } catch (err) {
       throw localError(err, this.target);
     }
-  }
-
-  async finish(): Promise<void> {
-    const handle = this.handle!;
-    this.handle = undefined;
-    try {
-      await this.ready;
-      await handle.close();
-      await rename(this.temporary, this.target);
-      temporaryFilesInProgress.delete(this.temporary);
-    } catch (err) {
-      await unlink(this.temporary).catch(() => {});
-      temporaryFilesInProgress.delete(this.temporary);
-      throw localError(err, this.target);
-    }
-  }
-
-  async abort(): Promise<void> {
-    const handle = this.handle;
-    if (handle === undefined) return;
-    this.handle = undefined;
-    await this.ready?.catch(() => {});
-    await handle.close().catch(() => {});
-    await unlink(this.temporary).catch(() => {});
-    temporaryFilesInProgress.delete(this.temporary);
   }
 }
 
