@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { encodeData, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import type { MemoryStorage } from '../storage/memory.js';
@@ -171,5 +171,38 @@ describe('a client that reads nothing of a download', () => {
     for (let waited = 0; waited < 5_000 && !attackerGone(); waited += 50) await delay(50);
     expect(attackerGone()).toBe(true);
     expect(env.logs.some((line) => /read nothing|idle for/.test(line))).toBe(true);
+  });
+});
+
+describe('declared sizes on one connection', () => {
+  it('reserve at most maxReservedBytesPerConnection; another connection has a share of its own', async () => {
+    env = await startServer({ backend: 'memory', maxReservedBytesPerConnection: 3 * MiB });
+    const storage = env.storage as MemoryStorage;
+    const reservedReaches = async (bytes: number): Promise<void> => {
+      for (let i = 0; i < 250 && storage.reservedBytes < bytes; i++) await delay(20);
+    };
+    // More than an eighth of each declared 2 MiB, so each upload asks for its reservation.
+    const part = Buffer.alloc(512 * 1024, 1);
+    const first = await RawPeer.open(env.port);
+    peers.push(first);
+    first.write(
+      Buffer.concat([
+        encodeOpen(1, { op: 'put', path: 'a.bin', size: 2 * MiB }),
+        encodeOpen(3, { op: 'put', path: 'b.bin', size: 2 * MiB }),
+      ]),
+    );
+    for (const id of [1, 3]) await first.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === id);
+    first.write(Buffer.concat([encodeData(1, part), encodeData(3, part)]));
+    await reservedReaches(2 * MiB);
+    await delay(200);
+    expect(storage.reservedBytes).toBe(2 * MiB); // the second upload did not fit this connection's share
+
+    const second = await RawPeer.open(env.port);
+    peers.push(second);
+    second.write(encodeOpen(1, { op: 'put', path: 'c.bin', size: 2 * MiB }));
+    await second.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    second.write(encodeData(1, part));
+    await reservedReaches(4 * MiB);
+    expect(storage.reservedBytes).toBe(4 * MiB);
   });
 });
