@@ -113,10 +113,10 @@ async function runOne(
   // A download that lost its connection keeps what arrived; the next attempt continues from it.
   let partial: string | undefined;
   const resumable = run.command === 'get' && retries > 0;
-  // put -c declares size and D, so the server keeps the upload's whole blocks when the connection
-  // drops, and a retry continues from them (issue #8). Only on request: declaring D means reading
-  // the whole local file once before sending, which would slow every plain put (bench:cli).
-  const resumableUpload = run.command === 'put' && run.continueUploads === true;
+  // An upload that may be retried or continued declares its size and source identity (a stat, no
+  // read), so the server keeps its whole blocks when the connection drops; a retry continues from
+  // them (issue #8).
+  const resumableUpload = run.command === 'put' && (retries > 0 || run.continueUploads === true);
   const sayRestart = (reason: string): void => {
     const notice = `muxftp: put ${name}: ${reason}`;
     if (progress.visible) progress.log(notice);

@@ -50,7 +50,7 @@ import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { packageVersion } from '../shared/version.js';
-import { localBlockDigests, localFileDigest } from './partialFile.js';
+import { localBlockDigests, localSourceIdentity } from './partialFile.js';
 import { type ByteSink, ContinueSink, type GetTarget, MemorySink, openSink } from './sinks.js';
 import { openSource, type PutSource } from './sources.js';
 import {
@@ -489,7 +489,7 @@ export class Client implements ClientHost {
   async put(remotePath: string, source: PutSource, options: TransferOptions = {}): Promise<PutResult> {
     this.assertOpen();
     if ((options.resumable === true || options.continue === true) && typeof source === 'string') {
-      const local = await localFileDigest(source, this.integrity);
+      const local = await localSourceIdentity(source);
       if (local.size >= INTEGRITY_BLOCK_BYTES) return this.putResumable(remotePath, source, local, options);
     }
     const byteSource = await openSource(source);
@@ -512,32 +512,36 @@ export class Client implements ClientHost {
   }
 
   /**
-   * A put that declares size and D (so the server keeps an interrupted upload's whole blocks) and,
-   * with `continue`, continues from what the server kept once its block digests match the file's.
+   * A put that declares its size and source identity (so the server keeps an interrupted upload's
+   * whole blocks) and, with `continue`, continues from what the server kept once its block digests
+   * match the local file's first blocks. Only those blocks are read before sending, never the
+   * whole file: D is computed as the rest is sent, and decides success at END.
    */
   private async putResumable(
     remotePath: string,
     path: string,
-    local: { size: number; digest: Buffer; blockDigests: Buffer[] },
+    local: { size: number; source: string },
     options: TransferOptions,
   ): Promise<PutResult> {
-    const digest = local.digest.toString('hex');
     let offset = 0;
+    let prefix: Buffer[] = [];
     if (options.continue === true) {
       const held = await this.request({
         op: 'partial',
         path: remotePath,
         size: local.size,
         algorithm: this.integrity,
-        digest,
+        source: local.source,
       });
-      const blocks = held.blocks;
       if (held.offset > local.size) {
         throw new ProtocolError('PROTOCOL_ERROR', 'partial REPLY: an offset beyond the file');
       }
-      const mismatch = blocks.findIndex((hex, i) => hex !== local.blockDigests[i]?.toString('hex'));
-      if (mismatch === -1) offset = held.offset;
-      else {
+      const mine = await localBlockDigests(path, this.integrity, held.blocks.length);
+      const mismatch = held.blocks.findIndex((hex, i) => hex !== mine[i]?.toString('hex'));
+      if (mismatch === -1) {
+        offset = held.offset;
+        prefix = mine;
+      } else {
         options.onRestart?.(
           `the server's partial upload of ${remotePath} differs from the local file at block ${mismatch}: starting over`,
         );
@@ -552,10 +556,17 @@ export class Client implements ClientHost {
         byteSource,
         options.onProgress,
         { resolve, reject },
-        [{ algorithm: this.integrity, digest: local.digest }],
+        options.knownDigests,
         offset,
+        prefix,
       );
-      const request: Request = { op: 'put', path: remotePath, size: local.size, digest, offset };
+      const request: Request = {
+        op: 'put',
+        path: remotePath,
+        size: local.size,
+        source: local.source,
+        offset,
+      };
       this.open(stream, [encodeOpen(id, request)], options.signal);
     });
   }

@@ -2,7 +2,9 @@
  * get -c: the digests of a partial local file's whole blocks, under the connection's algorithm,
  * for the server's REPLY to be checked against before a byte of it is reused.
  */
-import { open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { localError } from './sources.js';
@@ -44,31 +46,22 @@ export async function localBlockDigests(
   }
 }
 
-/** The whole local file's content digest (with its block digests) and size: a resumable put declares D up front. */
-export async function localFileDigest(
-  path: string,
-  algorithm: IntegrityAlgorithm,
-): Promise<{ size: number; digest: Buffer; blockDigests: Buffer[] }> {
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
-  const digester = new ContentDigester(algorithm);
+/**
+ * What identifies this version of a local file for a resumable put (issue #8), without reading
+ * it: a hash of its device, inode, size and modification time (ns). A file rewritten in place
+ * gets a new identity; should two versions ever share one, the block digests still differ and the
+ * server's data is not extended.
+ */
+export async function localSourceIdentity(path: string): Promise<{ size: number; source: string }> {
+  let stats: BigIntStats;
   try {
-    handle = await open(path, 'r');
-    const stats = await handle.stat();
-    const buffer = Buffer.allocUnsafe(READ_BYTES);
-    let size = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, size);
-      if (bytesRead === 0) break;
-      digester.update(buffer.subarray(0, bytesRead));
-      size += bytesRead;
-    }
-    if (size !== stats.size) throw new Error('the file changed while being hashed');
-    const digest = digester.digest();
-    return { size, digest, blockDigests: [...digester.blockDigests] };
+    stats = await stat(path, { bigint: true });
   } catch (err) {
-    digester.release();
     throw localError(err, path);
-  } finally {
-    await handle?.close().catch(() => {});
   }
+  const source = createHash('sha256')
+    .update(`${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}`)
+    .digest('hex')
+    .slice(0, 32);
+  return { size: Number(stats.size), source };
 }

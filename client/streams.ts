@@ -416,6 +416,8 @@ export class PutCall extends ClientStream implements FrameProducer {
     deferred: Deferred<PutResult>,
     known?: readonly KnownDigest[],
     startOffset = 0,
+    /** A resumed upload's d_0 … of the blocks before startOffset (checked equal to the server's). */
+    prefixBlockDigests: readonly Buffer[] = [],
   ) {
     super(host, id);
     this.source = source;
@@ -426,6 +428,8 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.deferred = deferred;
     this.knownDigest = known?.find((k) => k.algorithm === host.integrity)?.digest;
     this.digester = this.knownDigest === undefined ? new ContentDigester(host.integrity) : undefined;
+    // D covers the whole file: the blocks the server kept enter it by their digests.
+    this.digester?.blockDigests.push(...prefixBlockDigests);
     this.credit = new OutboundCredit(id);
     host.queue.addProducer(this);
   }

@@ -484,7 +484,12 @@ export class ServerConnection implements StreamHost {
           id,
           put.path,
           put.size,
-          put.digest !== undefined ? { digest: put.digest, offset: put.offset ?? 0 } : undefined,
+          put.digest !== undefined || put.source !== undefined
+            ? {
+                ...(put.digest !== undefined ? { digest: put.digest } : { source: put.source! }),
+                offset: put.offset ?? 0,
+              }
+            : undefined,
         );
       }
       case 'request':

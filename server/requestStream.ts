@@ -68,7 +68,11 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     heldPartial(
       storage,
       r.path,
-      { size: r.size, algorithm: r.algorithm, digest: r.digest },
+      {
+        size: r.size,
+        algorithm: r.algorithm,
+        ...(r.digest !== undefined ? { digest: r.digest } : { source: r.source! }),
+      },
       DEFAULTS.maxResumeBlocks,
     ),
   stats: async (_storage, _r, counters) => readStats(counters),

@@ -58,7 +58,7 @@ export class UploadStream extends ServerStream {
     id: number,
     path: string,
     declaredSize: number | undefined,
-    resume?: { digest: string; offset: number },
+    resume?: ({ digest: string } | { source: string }) & { offset: number },
   ) {
     super(host, id);
     this.path = path;
@@ -66,7 +66,11 @@ export class UploadStream extends ServerStream {
     this.offset = resume?.offset ?? 0;
     this.partial =
       resume !== undefined && declaredSize !== undefined && host.options.partialRetentionMs > 0
-        ? { size: declaredSize, algorithm: host.integrity, digest: resume.digest }
+        ? {
+            size: declaredSize,
+            algorithm: host.integrity,
+            ...('digest' in resume ? { digest: resume.digest } : { source: resume.source }),
+          }
         : undefined;
     // Under a bandwidth limit, credit the client holds unused is a burst past the limit: keep it small.
     const throttle = host.uploadThrottle;
@@ -271,7 +275,7 @@ export class UploadStream extends ServerStream {
         ? `END names ${end.algorithm}, the connection uses ${digest.algorithm}`
         : !end.digest.equals(digest.digest)
           ? `${digest.algorithm} digest mismatch`
-          : this.partial !== undefined && this.partial.digest !== digest.digest.toString('hex')
+          : this.partial?.digest !== undefined && this.partial.digest !== digest.digest.toString('hex')
             ? "the digest declared in OPEN is not the content's"
             : undefined;
     if (sizeMismatch !== undefined || digestMismatch !== undefined) {

@@ -29,10 +29,11 @@ const PARTIAL_PREFIX = `${TEMP_PREFIX}partial-`;
 /** The name of the data kept beside `targetName` under `key` (a hash of it: one name per key). */
 export function partialName(
   targetName: string,
-  key: { size: number; algorithm: string; digest: string },
+  key: { size: number; algorithm: string; digest?: string; source?: string },
 ): string {
+  const identity = key.digest !== undefined ? key.digest.toLowerCase() : `source:${key.source ?? ''}`;
   const id = createHash('sha256')
-    .update(`${targetName}\0${key.size}\0${key.algorithm}\0${key.digest.toLowerCase()}`)
+    .update(`${targetName}\0${key.size}\0${key.algorithm}\0${identity}`)
     .digest('hex')
     .slice(0, 32);
   return `${PARTIAL_PREFIX}${id}${TEMP_SUFFIX}`;

@@ -58,14 +58,17 @@ export interface UploadHandle {
 
 /**
  * What an interrupted upload's kept data is filed under (issue #8): its target, the whole file's
- * size and content digest D the client declared before sending a byte, and D's algorithm. Data
- * kept for one source file can so never be appended to for another.
+ * size, the algorithm, and the source's identity the client declared before sending a byte —
+ * its D, or an opaque identity of its own. Data kept for one source file is so not offered for
+ * another (and the client compares block digests before it extends anything).
  */
 export interface PartialKey {
   readonly size: number;
   readonly algorithm: IntegrityAlgorithm;
-  /** D, hex. */
-  readonly digest: string;
+  /** D, hex, when the client declared it... */
+  readonly digest?: string;
+  /** ...else the client's own identity of the source file version (opaque). */
+  readonly source?: string;
 }
 
 /** The kept data of an interrupted upload, opened for reading. */

@@ -91,7 +91,12 @@ async function runThroughRestart(
   cwd: string,
   args: (port: number) => string[],
   started: () => Promise<boolean>,
-): Promise<{ code: number | null; stderr: string; bytesOutAfterRestart: number }> {
+): Promise<{
+  code: number | null;
+  stderr: string;
+  bytesOutAfterRestart: number;
+  bytesInAfterRestart: number;
+}> {
   const first = await startServe(root);
   const cli = spawnTracked([...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
   let stderr = '';
@@ -105,11 +110,11 @@ async function runThroughRestart(
   const second = await startServe(root, first.port);
   const code = await cli.exited;
   const probe = await Client.connect({ host: '127.0.0.1', port: second.port });
-  const { bytesOut } = await probe.stats();
+  const { bytesOut, bytesIn } = await probe.stats();
   await probe.close();
   second.child.kill('SIGTERM');
   await second.exited;
-  return { code, stderr, bytesOutAfterRestart: bytesOut };
+  return { code, stderr, bytesOutAfterRestart: bytesOut, bytesInAfterRestart: bytesIn };
 }
 
 const uploadsUnderWay = (dir: string, count: number) => async () =>
@@ -144,6 +149,34 @@ describe('--retries', () => {
       expect(await fileSha256(join(root, 'up', name))).toBe(await fileSha256(join(local, name)));
     }
     expect((await readdir(join(root, 'up'))).sort()).toEqual(names);
+  }, 60_000);
+
+  it('put: a retried upload continues from the whole blocks the killed server had kept', async () => {
+    const root = await makeTempDir();
+    const local = await makeTempDir();
+    await mkdir(join(root, 'up'));
+    await writeFile(join(local, 'a.bin'), '');
+    await truncate(join(local, 'a.bin'), 300 * MiB);
+    const { code, stderr, bytesInAfterRestart } = await runThroughRestart(
+      root,
+      local,
+      () => ['put', 'a.bin', '--to', 'up/', '--retries', '3'],
+      // Killed once the upload's kept data holds at least two whole blocks.
+      async () => {
+        const names = await readdir(join(root, 'up')).catch(() => [] as string[]);
+        const kept = names.find((n) => n.startsWith('.muxftp-partial-'));
+        if (kept === undefined) return false;
+        const size = (await stat(join(root, 'up', kept)).catch(() => undefined))?.size ?? 0;
+        return size >= 8 * MiB;
+      },
+    );
+    expect(stderr).toMatch(/put a\.bin: .*retry 1\/3/);
+    expect(code).toBe(0);
+    // The restarted server received less than the file: the retry sent only what it did not keep.
+    expect(bytesInAfterRestart).toBeLessThanOrEqual(300 * MiB - 8 * MiB);
+    expect(bytesInAfterRestart).toBeGreaterThan(0);
+    expect(await fileSha256(join(root, 'up', 'a.bin'))).toBe(await fileSha256(join(local, 'a.bin')));
+    expect(await readdir(join(root, 'up'))).toEqual(['a.bin']);
   }, 60_000);
 
   it('get: after the server is killed and restarted mid-download, the rest is fetched and the file arrives whole', async () => {

@@ -92,8 +92,15 @@ export type Request =
   | { op: 'delete'; path: string }
   | { op: 'rename'; from: string; to: string }
   | { op: 'get'; path: string; offset?: number }
-  | { op: 'put'; path: string; size?: number; digest?: string; offset?: number }
-  | { op: 'partial'; path: string; size: number; algorithm: IntegrityAlgorithm; digest: string }
+  | { op: 'put'; path: string; size?: number; digest?: string; source?: string; offset?: number }
+  | {
+      op: 'partial';
+      path: string;
+      size: number;
+      algorithm: IntegrityAlgorithm;
+      digest?: string;
+      source?: string;
+    }
   | { op: 'digest'; path: string; algorithm: IntegrityAlgorithm }
   | { op: 'stats' };
 

@@ -67,6 +67,31 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 const isHexDigest = (v: unknown): v is string =>
   typeof v === 'string' && /^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{64})$/.test(v);
 
+/** Longest `source` identity a resumable upload may declare. */
+const MAX_SOURCE_IDENTITY_CHARS = 128;
+
+/**
+ * What identifies a resumable upload's source (issue #8): its whole content digest D (hex), or —
+ * so that a client need not read a file twice before sending it — an opaque `source` string of
+ * its own (e.g. a hash of the local file's device, inode, size and mtime). Exactly one of them.
+ */
+function parseSourceIdentity(
+  o: Record<string, unknown>,
+  op: string,
+): { digest: string } | { source: string } {
+  if (o.digest !== undefined && o.source !== undefined)
+    throw badRequest(`${op}: "digest" and "source" are exclusive`);
+  if (o.digest !== undefined) {
+    if (!isHexDigest(o.digest)) throw badRequest(`${op}: "digest" must be a hex digest`);
+    return { digest: o.digest.toLowerCase() };
+  }
+  if (typeof o.source !== 'string' || o.source.length === 0 || o.source.length > MAX_SOURCE_IDENTITY_CHARS)
+    throw badRequest(
+      `${op}: a resumable upload needs "digest" (hex D) or "source" (1 to ${MAX_SOURCE_IDENTITY_CHARS} characters)`,
+    );
+  return { source: o.source };
+}
+
 function requireString(o: Record<string, unknown>, key: string, op: string): string {
   const value = o[key];
   if (typeof value !== 'string') throw badRequest(`${op}: "${key}" must be a string`);
@@ -208,15 +233,16 @@ export const OPERATIONS = {
       if (o.size !== undefined && !isCount(o.size))
         throw badRequest('put: "size" must be a non-negative integer');
       const path = requireString(o, 'path', 'put');
-      if (o.digest === undefined && o.offset === undefined)
+      if (o.digest === undefined && o.source === undefined && o.offset === undefined)
         return o.size === undefined ? { op: 'put', path } : { op: 'put', path, size: o.size };
-      // A resumable upload (issue #8) declares its size and D up front: the key of its kept data.
-      if (o.size === undefined || !isHexDigest(o.digest))
-        throw badRequest('put: a resumable upload needs "size" and "digest" (hex D)');
+      // A resumable upload (issue #8) declares its size and what identifies its source: the key
+      // of its kept data.
+      if (o.size === undefined) throw badRequest('put: a resumable upload needs "size"');
+      const identity = parseSourceIdentity(o, 'put');
       const offset = o.offset ?? 0;
       if (!isCount(offset) || offset % INTEGRITY_BLOCK_BYTES !== 0 || offset > o.size)
         throw badRequest(`put: "offset" must be a multiple of ${INTEGRITY_BLOCK_BYTES} within "size"`);
-      return { op: 'put', path, size: o.size, digest: o.digest.toLowerCase(), offset };
+      return { op: 'put', path, size: o.size, ...identity, offset };
     },
     reply: (o): PutReply => ({ entry: replyEntry(o.entry, 'put', 'entry'), ...replyDigest(o, 'put') }),
   },
@@ -227,13 +253,12 @@ export const OPERATIONS = {
       if (!isCount(o.size)) throw badRequest('partial: "size" must be a non-negative integer');
       if (!isIntegrityAlgorithm(o.algorithm))
         throw badRequest(`partial: "algorithm" must be one of ${INTEGRITY_ALGORITHMS.join(', ')}`);
-      if (!isHexDigest(o.digest)) throw badRequest('partial: "digest" must be a hex digest');
       return {
         op: 'partial',
         path: requireString(o, 'path', 'partial'),
         size: o.size,
         algorithm: o.algorithm,
-        digest: o.digest.toLowerCase(),
+        ...parseSourceIdentity(o, 'partial'),
       };
     },
     // What the server keeps of an interrupted upload: whole blocks, and their digests.
