@@ -2,15 +2,14 @@
  * One AbortSignal serving many transfers (the CLI's Ctrl-C) must not collect a listener per
  * transfer: with -j 50 Node printed "MaxListenersExceededWarning: 11 abort listeners added".
  */
-import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runCliQuietly as runCli } from './helpers/cliProcess.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
 const FILES = 60;
 
 let server: TestServer | undefined;
@@ -21,22 +20,6 @@ afterEach(async () => {
   server = undefined;
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
-
-function runCli(args: string[], cwd: string): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
 
 describe('one AbortSignal over many transfers', () => {
   it('holds one abort listener per client, not one per transfer, and none once they are done', async () => {

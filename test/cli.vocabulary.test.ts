@@ -1,12 +1,10 @@
 /** put and get name the same local condition with the same code (issue 6: one failure vocabulary). */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runCliQuietly as runCli } from './helpers/cliProcess.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
-
-const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
 
 let server: TestServer | undefined;
 const dirs: string[] = [];
@@ -16,22 +14,6 @@ afterEach(async () => {
   server = undefined;
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
-
-function runCli(args: string[], cwd: string): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
 
 /** The error code in the CLI's one failure line. */
 const codeOf = (stderr: string) => /\b([A-Z]+(?:_[A-Z]+)+)\b/.exec(stderr)?.[1];

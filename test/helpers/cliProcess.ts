@@ -1,0 +1,28 @@
+/**
+ * Runs the built `muxftp` CLI as a child process, the way a user would, and collects its exit
+ * code and stderr. Killed after `timeoutMs` so a hung command fails its test instead of the run.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const CLI_BIN = join(import.meta.dirname, '..', '..', 'bin', 'muxftp.js');
+
+export function runCliQuietly(
+  args: string[],
+  cwd: string,
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
