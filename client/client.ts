@@ -52,7 +52,7 @@ import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { packageVersion } from '../shared/version.js';
 import { localBlockDigests, localSourceIdentity } from './partialFile.js';
 import { type ByteSink, ContinueSink, type GetTarget, MemorySink, openSink } from './sinks.js';
-import { openSource, type PutSource } from './sources.js';
+import { type ByteSource, openSource, type PutSource } from './sources.js';
 import {
   type ClientHost,
   type ClientStream,
@@ -259,6 +259,14 @@ function tlsFailureReason(error: unknown): string | undefined {
     }
   }
   return undefined;
+}
+
+/** What a put sends: its source (read from `offset`), its OPEN, and a resumed upload's prefix digests. */
+interface PutPlan {
+  byteSource: ByteSource;
+  request: Request;
+  offset: number;
+  prefix: Buffer[];
 }
 
 /**
@@ -488,11 +496,21 @@ export class Client implements ClientHost {
   /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */
   async put(remotePath: string, source: PutSource, options: TransferOptions = {}): Promise<PutResult> {
     this.assertOpen();
+    let plan: PutPlan | undefined;
     if ((options.resumable === true || options.continue === true) && typeof source === 'string') {
       const local = await localSourceIdentity(source);
-      if (local.size >= INTEGRITY_BLOCK_BYTES) return this.putResumable(remotePath, source, local, options);
+      if (local.size >= INTEGRITY_BLOCK_BYTES)
+        plan = await this.planResumablePut(remotePath, source, local, options);
     }
-    const byteSource = await openSource(source);
+    if (plan === undefined) {
+      const byteSource = await openSource(source);
+      const request: Request =
+        byteSource.size === undefined
+          ? { op: 'put', path: remotePath }
+          : { op: 'put', path: remotePath, size: byteSource.size };
+      plan = { byteSource, request, offset: 0, prefix: [] };
+    }
+    const { byteSource, request, offset, prefix } = plan;
     return new Promise<PutResult>((resolve, reject) => {
       const id = this.allocateStreamId();
       const stream = new PutCall(
@@ -502,11 +520,9 @@ export class Client implements ClientHost {
         options.onProgress,
         { resolve, reject },
         options.knownDigests,
+        offset,
+        prefix,
       );
-      const request: Request =
-        byteSource.size === undefined
-          ? { op: 'put', path: remotePath }
-          : { op: 'put', path: remotePath, size: byteSource.size };
       this.open(stream, [encodeOpen(id, request)], options.signal);
     });
   }
@@ -517,12 +533,12 @@ export class Client implements ClientHost {
    * match the local file's first blocks. Only those blocks are read before sending, never the
    * whole file: D is computed as the rest is sent, and decides success at END.
    */
-  private async putResumable(
+  private async planResumablePut(
     remotePath: string,
     path: string,
     local: { size: number; source: string },
     options: TransferOptions,
-  ): Promise<PutResult> {
+  ): Promise<PutPlan> {
     let offset = 0;
     let prefix: Buffer[] = [];
     if (options.continue === true) {
@@ -547,28 +563,12 @@ export class Client implements ClientHost {
         );
       }
     }
-    const byteSource = await openSource(path, offset);
-    return new Promise<PutResult>((resolve, reject) => {
-      const id = this.allocateStreamId();
-      const stream = new PutCall(
-        this,
-        id,
-        byteSource,
-        options.onProgress,
-        { resolve, reject },
-        options.knownDigests,
-        offset,
-        prefix,
-      );
-      const request: Request = {
-        op: 'put',
-        path: remotePath,
-        size: local.size,
-        source: local.source,
-        offset,
-      };
-      this.open(stream, [encodeOpen(id, request)], options.signal);
-    });
+    return {
+      byteSource: await openSource(path, offset),
+      request: { op: 'put', path: remotePath, size: local.size, source: local.source, offset },
+      offset,
+      prefix,
+    };
   }
 
   /** Downloads `remotePath` to a local file path (atomically) or a writable stream. */
