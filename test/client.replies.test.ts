@@ -3,17 +3,13 @@
  * every OPEN: a malformed one fails the connection with PROTOCOL_ERROR and a message naming the
  * field, never a TypeError later in the caller.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { ProtocolError } from '../shared/errors.js';
-import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
-import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
-import { FrameDecoder } from '../shared/protocol/decoder.js';
-import { encodeReply, encodeWelcome, encodeWindow } from '../shared/protocol/encoder.js';
-import type { Frame } from '../shared/protocol/frame.js';
-
-type Script = (socket: Socket, frame: Frame) => void;
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
+import { type Script, startScriptedServer } from './helpers/scriptedServer.js';
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -23,27 +19,9 @@ afterEach(async () => {
 
 /** A server that completes the handshake, then hands every later frame to `script`. */
 async function scriptedServer(script: Script): Promise<number> {
-  server = createServer((socket) => {
-    socket.on('error', () => {});
-    const decoder = new FrameDecoder(
-      { maxFramePayloadBytes: 1 << 20, maxControlPayloadBytes: 1 << 16 },
-      (frame) => {
-        if (frame.type !== FrameType.HELLO) return script(socket, frame);
-        socket.write(
-          encodeWelcome({
-            version: PROTOCOL_VERSION,
-            limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
-            integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
-          }),
-        );
-      },
-    );
-    socket.on('data', (chunk) => decoder.push(chunk));
-  });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
+  const started = await startScriptedServer(script);
+  server = started.server;
+  return started.port;
 }
 
 /** Answers each OPEN with `reply`. */

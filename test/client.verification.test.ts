@@ -4,19 +4,15 @@
  */
 
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
-import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
-import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
-import { FrameDecoder } from '../shared/protocol/decoder.js';
-import { encodeData, encodeEnd, encodeReply, encodeWelcome } from '../shared/protocol/encoder.js';
-import type { Frame } from '../shared/protocol/frame.js';
-
-type Script = (socket: Socket, open: Frame) => void;
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
+import { type Script, startScriptedServer } from './helpers/scriptedServer.js';
 
 let server: Server | undefined;
 let dir: string | undefined;
@@ -29,30 +25,11 @@ afterEach(async () => {
 
 /** A server that completes the handshake, then answers every OPEN with `script`. */
 async function scriptedServer(script: Script): Promise<number> {
-  server = createServer((socket) => {
-    socket.on('error', () => {});
-    const decoder = new FrameDecoder(
-      { maxFramePayloadBytes: 1 << 20, maxControlPayloadBytes: 1 << 16 },
-      (frame) => {
-        if (frame.type === FrameType.HELLO) {
-          socket.write(
-            encodeWelcome({
-              version: PROTOCOL_VERSION,
-              limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
-              integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
-            }),
-          );
-        } else if (frame.type === FrameType.OPEN) {
-          script(socket, frame);
-        }
-      },
-    );
-    socket.on('data', (chunk) => decoder.push(chunk));
+  const started = await startScriptedServer((socket, frame) => {
+    if (frame.type === FrameType.OPEN) script(socket, frame);
   });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
+  server = started.server;
+  return started.port;
 }
 
 const digestOf = (s: string) => contentDigest('xxh128', Buffer.from(s));
