@@ -4,11 +4,7 @@
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
-import {
-  INTEGRITY_BLOCK_BYTES,
-  type IntegrityAlgorithm,
-  isIntegrityAlgorithm,
-} from '../shared/integrity/algorithms.js';
+import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';

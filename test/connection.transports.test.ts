@@ -10,13 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import {
-  encodeCancel,
-  encodeData,
-  encodeHello,
-  encodeOpen,
-  encodeWindow,
-} from '../shared/protocol/encoder.js';
+import { encodeData, encodeHello, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import type { RawPeer } from './helpers/rawPeer.js';
 import { duplexPair, type ServerOver, serveOver, TRANSPORTS } from './helpers/transports.js';
