@@ -8,6 +8,7 @@
 import { Writable } from 'node:stream';
 import { MuxftpError } from '../../shared/errors.js';
 import { Client } from '../client.js';
+import type { GetResult, KnownDigest, PutResult } from '../streams.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
 import type { BenchOp, BenchTls } from './options.js';
 import { knownDigests, type Payload, payloadBuffer, seedName } from './payloads.js';
@@ -119,161 +120,243 @@ const discard = () =>
     },
   });
 
+/** What a worker's workloads share: its plan, the counter shared by all workers, what it measured, its payloads. */
+interface LoadContext {
+  readonly plan: WorkerPlan;
+  readonly counter: Int32Array;
+  readonly tally: Tally;
+  readonly buffers: Buffer[];
+  readonly knownDigests: KnownDigest[][];
+  /** Picks sizes and (for `mixed`) operations. */
+  readonly random: () => number;
+}
+
+type TransferKind = 'upload' | 'download';
+
+/** One workload per `--op`. */
+const WORKLOADS: Record<BenchOp, (context: LoadContext) => Promise<void>> = {
+  upload: (context) => runTransferClients(context, () => 'upload'),
+  download: (context) => runTransferClients(context, () => 'download'),
+  mixed: (context) => runTransferClients(context, () => mixedKind(context)),
+  connect: runConnectLoops,
+  idle: runIdle,
+};
+
 export async function runLoad(
   plan: WorkerPlan,
   counter: Int32Array,
   report: (progress: WorkerProgress) => void,
 ): Promise<WorkerResult> {
-  const tally = new Tally(plan.measureFrom);
-  const buffers = plan.payloads.map(payloadBuffer);
-  const known = plan.payloads.map(knownDigests);
-  let seed = (plan.workerIndex + 1) * 0x9e3779b1;
-  // A small deterministic PRNG (xorshift32): the mix of sizes and operations repeats run to run.
-  const random = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 2 ** 32;
-  };
-  const pickPayload = (): number => {
-    const total = plan.cumulativeWeights.at(-1)!;
-    const r = random() * total;
-    return Math.max(
-      0,
-      plan.cumulativeWeights.findIndex((w) => r < w),
-    );
-  };
-  /** Claims the next operation, or says the run is over. */
-  const claim = (): boolean => {
-    if (plan.stopAt !== undefined) return Date.now() < plan.stopAt;
-    return Atomics.add(counter, CLAIMED, 1) < plan.files!;
-  };
-  const timer = setInterval(() => report({ ops: tally.ops, bytes: tally.bytes }), 200);
-
-  const connect = async (): Promise<Client | undefined> => {
-    try {
-      const client = await Client.connect({
-        host: plan.host,
-        port: plan.port,
-        agent: 'muxftp-bench',
-        ...(plan.tls !== undefined ? { tls: plan.tls } : {}),
-      });
-      tally.connectionsOpened++;
-      return client;
-    } catch (error) {
-      tally.connectionsFailed++;
-      tally.error(error instanceof MuxftpError ? error.code : 'CONNECT_FAILED');
-      return undefined;
-    }
-  };
-
-  const transfer = async (client: Client, kind: 'upload' | 'download', slot: string): Promise<void> => {
-    const index = pickPayload();
-    const payload = plan.payloads[index]!;
-    const started = performance.now();
-    const measured = Date.now() >= plan.measureFrom;
-    let firstByte: number | undefined;
-    const onProgress = (done: number) => {
-      if (firstByte === undefined && done > 0) firstByte = micros(started);
-    };
-    try {
-      const result =
-        kind === 'upload'
-          ? await client.put(`${plan.remoteDir}/${slot}.bin`, buffers[index]!, {
-              knownDigests: known[index]!,
-              onProgress,
-            })
-          : await client.get(seedName(plan.remoteDir, payload.bytes), discard(), { onProgress });
-      if (!measured) return;
-      if (result.digest !== payload.digests[result.algorithm]) {
-        tally.error('INTEGRITY_ERROR');
-        return;
-      }
-      if (firstByte !== undefined) tally.ttfb.recordValue(firstByte);
-      tally.completed(payload.bytes, micros(started));
-    } catch (error) {
-      if (measured) tally.error(error instanceof MuxftpError ? error.code : 'INTERNAL_ERROR');
-      throw error;
-    }
-  };
-
-  /** One stream slot: transfers back to back until the run is over or the connection is gone. */
-  const streamLoop = async (client: Client, slot: string, kinds: () => 'upload' | 'download') => {
-    while (claim()) {
-      try {
-        await transfer(client, kinds(), slot);
-      } catch (error) {
-        const code = error instanceof MuxftpError ? error.code : '';
-        if (code === 'CONNECTION_LOST' || code === 'CONNECT_FAILED' || (error as MuxftpError).fatal) return;
-      }
-    }
-  };
-
-  const kindsFor = (op: BenchOp) => (): 'upload' | 'download' =>
-    op === 'upload'
-      ? 'upload'
-      : op === 'download'
-        ? 'download'
-        : random() * 100 < plan.downloadPercent
-          ? 'download'
-          : 'upload';
-
-  const clientLoop = async (c: number): Promise<void> => {
-    if (plan.op === 'connect') {
-      // Each loop is a connect + handshake + close; its latency is the connect and handshake.
-      await sleepUntil(plan.startAt);
-      while (claim()) {
-        const started = performance.now();
-        const measured = Date.now() >= plan.measureFrom;
-        const client = await connect();
-        if (client === undefined) continue;
-        if (measured) tally.completed(0, micros(started));
-        await client.close();
-      }
-      return;
-    }
-    const client = await connect();
-    if (client === undefined) return;
-    await sleepUntil(plan.startAt);
-    const slots = Array.from({ length: plan.streams }, (_, s) =>
-      streamLoop(client, `w${plan.workerIndex}-c${c}-s${s}`, kindsFor(plan.op)),
-    );
-    await Promise.all(slots);
-    await client.close();
-  };
-
+  const context = newLoadContext(plan, counter);
+  const reportProgress = () => report({ ops: context.tally.ops, bytes: context.tally.bytes });
+  const timer = setInterval(reportProgress, 200);
   try {
-    if (plan.op === 'idle') {
-      // Idle connections first, then the one active client measures single-stream speed.
-      const idle = (await Promise.all(Array.from({ length: plan.clients }, connect))).filter(
-        (c): c is Client => c !== undefined,
-      );
-      if (plan.activeClient) {
-        try {
-          const active = await connect();
-          await sleepUntil(plan.startAt);
-          let turn = 0;
-          if (active !== undefined) {
-            await streamLoop(active, `w${plan.workerIndex}-active`, () =>
-              turn++ % 2 === 0 ? 'upload' : 'download',
-            );
-            await active.close();
-          }
-        } finally {
-          Atomics.store(counter, ACTIVE_DONE, 1);
-        }
-      } else {
-        await waitForActiveClient(counter);
-      }
-      await Promise.all(idle.map((c) => c.close()));
-    } else {
-      await Promise.all(Array.from({ length: plan.clients }, (_, c) => clientLoop(c)));
-    }
+    await WORKLOADS[plan.op](context);
   } finally {
     clearInterval(timer);
   }
-  report({ ops: tally.ops, bytes: tally.bytes });
-  return tally.result();
+  reportProgress();
+  return context.tally.result();
+}
+
+function newLoadContext(plan: WorkerPlan, counter: Int32Array): LoadContext {
+  return {
+    plan,
+    counter,
+    tally: new Tally(plan.measureFrom),
+    buffers: plan.payloads.map(payloadBuffer),
+    knownDigests: plan.payloads.map(knownDigests),
+    random: xorshift32((plan.workerIndex + 1) * 0x9e3779b1),
+  };
+}
+
+/** A small deterministic PRNG: the mix of sizes and operations repeats run to run. */
+function xorshift32(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+/** Claims the next operation, or says the run is over. */
+function claim({ plan, counter }: LoadContext): boolean {
+  if (plan.stopAt !== undefined) return Date.now() < plan.stopAt;
+  return Atomics.add(counter, CLAIMED, 1) < plan.files!;
+}
+
+/** Index of a payload, drawn by the size distribution's weights. */
+function pickPayload({ plan, random }: LoadContext): number {
+  const total = plan.cumulativeWeights.at(-1)!;
+  const r = random() * total;
+  return Math.max(
+    0,
+    plan.cumulativeWeights.findIndex((w) => r < w),
+  );
+}
+
+const mixedKind = ({ plan, random }: LoadContext): TransferKind =>
+  random() * 100 < plan.downloadPercent ? 'download' : 'upload';
+
+async function connect({ plan, tally }: LoadContext): Promise<Client | undefined> {
+  try {
+    const client = await Client.connect({
+      host: plan.host,
+      port: plan.port,
+      agent: 'muxftp-bench',
+      ...(plan.tls !== undefined ? { tls: plan.tls } : {}),
+    });
+    tally.connectionsOpened++;
+    return client;
+  } catch (error) {
+    tally.connectionsFailed++;
+    tally.error(error instanceof MuxftpError ? error.code : 'CONNECT_FAILED');
+    return undefined;
+  }
+}
+
+/** `upload`, `download`, `mixed`: every client runs `streams` transfer loops over its connection. */
+async function runTransferClients(context: LoadContext, nextKind: () => TransferKind): Promise<void> {
+  await Promise.all(
+    Array.from({ length: context.plan.clients }, (_, c) => runTransferClient(context, c, nextKind)),
+  );
+}
+
+async function runTransferClient(
+  context: LoadContext,
+  clientIndex: number,
+  nextKind: () => TransferKind,
+): Promise<void> {
+  const { plan } = context;
+  const client = await connect(context);
+  if (client === undefined) return;
+  await sleepUntil(plan.startAt);
+  const slots = Array.from({ length: plan.streams }, (_, s) =>
+    streamLoop(context, client, `w${plan.workerIndex}-c${clientIndex}-s${s}`, nextKind),
+  );
+  await Promise.all(slots);
+  await client.close();
+}
+
+/** One stream slot: transfers back to back until the run is over or the connection is gone. */
+async function streamLoop(
+  context: LoadContext,
+  client: Client,
+  slot: string,
+  nextKind: () => TransferKind,
+): Promise<void> {
+  while (claim(context)) {
+    try {
+      await transfer(context, client, nextKind(), slot);
+    } catch (error) {
+      const code = error instanceof MuxftpError ? error.code : '';
+      if (code === 'CONNECTION_LOST' || code === 'CONNECT_FAILED' || (error as MuxftpError).fatal) return;
+    }
+  }
+}
+
+/** One verified transfer, recorded only when it started after the warm-up. */
+async function transfer(
+  context: LoadContext,
+  client: Client,
+  kind: TransferKind,
+  slot: string,
+): Promise<void> {
+  const index = pickPayload(context);
+  const started = performance.now();
+  const measured = Date.now() >= context.plan.measureFrom;
+  let firstByte: number | undefined;
+  const onProgress = (done: number) => {
+    if (firstByte === undefined && done > 0) firstByte = micros(started);
+  };
+  try {
+    const result = await moveBytes(context, client, kind, slot, index, onProgress);
+    if (measured) recordTransfer(context, index, result, started, firstByte);
+  } catch (error) {
+    if (measured) context.tally.error(error instanceof MuxftpError ? error.code : 'INTERNAL_ERROR');
+    throw error;
+  }
+}
+
+/** An upload of the payload to the slot's own file, or a download of the payload's seeded file. */
+function moveBytes(
+  { plan, buffers, knownDigests }: LoadContext,
+  client: Client,
+  kind: TransferKind,
+  slot: string,
+  index: number,
+  onProgress: (done: number) => void,
+): Promise<PutResult | GetResult> {
+  if (kind === 'upload') {
+    return client.put(`${plan.remoteDir}/${slot}.bin`, buffers[index]!, {
+      knownDigests: knownDigests[index]!,
+      onProgress,
+    });
+  }
+  return client.get(seedName(plan.remoteDir, plan.payloads[index]!.bytes), discard(), { onProgress });
+}
+
+/** A digest that is not the payload's counts as an error, never as throughput. */
+function recordTransfer(
+  { plan, tally }: LoadContext,
+  index: number,
+  result: PutResult | GetResult,
+  started: number,
+  firstByte: number | undefined,
+): void {
+  const payload = plan.payloads[index]!;
+  if (result.digest !== payload.digests[result.algorithm]) {
+    tally.error('INTEGRITY_ERROR');
+    return;
+  }
+  if (firstByte !== undefined) tally.ttfb.recordValue(firstByte);
+  tally.completed(payload.bytes, micros(started));
+}
+
+/** `connect`: each loop is a connect + handshake + close; its latency is the connect and handshake. */
+async function runConnectLoops(context: LoadContext): Promise<void> {
+  await Promise.all(Array.from({ length: context.plan.clients }, () => connectLoop(context)));
+}
+
+async function connectLoop(context: LoadContext): Promise<void> {
+  await sleepUntil(context.plan.startAt);
+  while (claim(context)) {
+    const started = performance.now();
+    const measured = Date.now() >= context.plan.measureFrom;
+    const client = await connect(context);
+    if (client === undefined) continue;
+    if (measured) context.tally.completed(0, micros(started));
+    await client.close();
+  }
+}
+
+/** `idle`: idle connections first, then the one active client measures single-stream speed. */
+async function runIdle(context: LoadContext): Promise<void> {
+  const idle = (
+    await Promise.all(Array.from({ length: context.plan.clients }, () => connect(context)))
+  ).filter((c): c is Client => c !== undefined);
+  if (context.plan.activeClient) await runActiveClient(context);
+  else await waitForActiveClient(context.counter);
+  await Promise.all(idle.map((c) => c.close()));
+}
+
+/** Alternates uploads and downloads on one stream, then tells the idle-only workers it is done. */
+async function runActiveClient(context: LoadContext): Promise<void> {
+  try {
+    const active = await connect(context);
+    await sleepUntil(context.plan.startAt);
+    let turn = 0;
+    if (active !== undefined) {
+      await streamLoop(context, active, `w${context.plan.workerIndex}-active`, () =>
+        turn++ % 2 === 0 ? 'upload' : 'download',
+      );
+      await active.close();
+    }
+  } finally {
+    Atomics.store(context.counter, ACTIVE_DONE, 1);
+  }
 }
 
 const sleepUntil = (epochMs: number) =>
