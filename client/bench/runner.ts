@@ -11,8 +11,8 @@ import { MuxftpError } from '../../shared/errors.js';
 import type { ServerStats } from '../../shared/protocol/messages.js';
 import { Client } from '../client.js';
 import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult } from './load.js';
-import type { BenchOptions, BenchTls } from './options.js';
-import { knownDigests, makePayloads, payloadBuffer, seedName } from './payloads.js';
+import type { BenchOp, BenchOptions, BenchTls } from './options.js';
+import { knownDigests, makePayloads, type Payload, payloadBuffer, seedName } from './payloads.js';
 import { type BenchReport, buildReport } from './report.js';
 import type { ServerSample } from './timeSeries.js';
 
@@ -48,21 +48,33 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
   }
 }
 
+/** What the plan phase decided: one plan per worker thread, and the run's clock. */
+interface RunPlan {
+  plans: WorkerPlan[];
+  /** Shared by every worker: operations claimed, and the `idle` run's active client done. */
+  counter: SharedArrayBuffer;
+  /** Operations in all, or undefined for a timed run. */
+  files: number | undefined;
+  measureFrom: number;
+  stopAt: number | undefined;
+}
+
+/** What the run phase saw: each worker's figures, the server's, and this process's CPU. */
+interface RunOutcome {
+  results: WorkerResult[];
+  server: ServerPeaks;
+  cpu: NodeJS.CpuUsage;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/** Seed, plan, run, measure; the remote directory goes whatever happens. */
 async function runAgainst(
   address: { host: string; port: number },
   options: BenchOptions,
   io: BenchIo,
 ): Promise<BenchReport> {
   const payloads = makePayloads(options.sizes.map((s) => s.bytes));
-  const cumulativeWeights: number[] = [];
-  let total = 0;
-  for (const size of options.sizes) {
-    total += size.weight;
-    cumulativeWeights.push(total);
-  }
-  // Weights follow options.sizes; payloads were deduplicated, so map each size to its payload.
-  const orderedPayloads = options.sizes.map((s) => payloads.find((p) => p.bytes === s.bytes)!);
-
   const control = await Client.connect({
     host: address.host,
     port: address.port,
@@ -71,78 +83,112 @@ async function runAgainst(
   });
   const remoteDir = `bench-${process.pid}-${Date.now().toString(36)}`;
   try {
-    await control.mkdir(remoteDir);
-    if (options.op !== 'upload' && options.op !== 'connect') {
-      await Promise.all(
-        payloads.map((p) =>
-          control.put(seedName(remoteDir, p.bytes), payloadBuffer(p), { knownDigests: knownDigests(p) }),
-        ),
-      );
-    }
-
-    const files =
-      options.durationMs !== undefined
-        ? undefined
-        : (options.files ??
-          (options.op === 'idle'
-            ? 2
-            : options.op === 'connect'
-              ? options.clients
-              : options.clients * options.streams));
-    const workers = Math.max(1, Math.min(options.workers, options.clients));
-    const startAt = Date.now() + START_ALLOWANCE_MS + START_ALLOWANCE_PER_CLIENT_MS * options.clients;
-    const measureFrom = startAt + options.warmupMs;
-    const stopAt = options.durationMs !== undefined ? measureFrom + options.durationMs : undefined;
-    const counter = new SharedArrayBuffer(4 * COUNTER_SLOTS);
-
-    const plans: WorkerPlan[] = Array.from({ length: workers }, (_, i) => ({
-      host: address.host,
-      port: address.port,
-      tls: options.tls,
-      op: options.op,
-      workerIndex: i,
-      clients: Math.floor(options.clients / workers) + (i < options.clients % workers ? 1 : 0),
-      streams: options.streams,
-      payloads: orderedPayloads,
-      cumulativeWeights,
-      remoteDir,
-      files,
-      startAt,
-      measureFrom,
-      stopAt,
-      downloadPercent: options.downloadPercent,
-      activeClient: i === 0,
-    }));
-
-    const cpuBefore = process.cpuUsage();
-    const cpuFrom = Date.now();
-    const progress = new ProgressView(io.progressStream, files, options.durationMs, workers);
-    const serverPeaks = new ServerPeaks(control, measureFrom);
-    let results: WorkerResult[];
-    try {
-      results = await Promise.all(
-        plans.map((plan, i) => runWorker(plan, counter, (p) => progress.update(i, p))),
-      );
-    } finally {
-      progress.stop();
-      await serverPeaks.stop();
-    }
-    const finishedAt = Date.now();
-    const cpu = process.cpuUsage(cpuBefore);
-    const seconds = Math.max(
-      0.001,
-      ((stopAt !== undefined ? Math.min(finishedAt, stopAt) : finishedAt) - measureFrom) / 1000,
-    );
-
-    return buildReport(options, results, seconds, serverPeaks.peak, serverPeaks.samples, {
-      cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      wallSeconds: (finishedAt - cpuFrom) / 1000,
-      cores: availableParallelism(),
-    });
+    await seed(control, remoteDir, payloads, options.op);
+    const run = planWorkers(address, options, remoteDir, payloads);
+    const outcome = await runWorkers(run, control, io, options.durationMs);
+    return measure(options, run, outcome);
   } finally {
     await removeRemoteDir(control, remoteDir);
     await control.close();
   }
+}
+
+/** Makes the run's remote directory and, unless the run only uploads or connects, the files downloads read. */
+async function seed(control: Client, remoteDir: string, payloads: Payload[], op: BenchOp): Promise<void> {
+  await control.mkdir(remoteDir);
+  if (op === 'upload' || op === 'connect') return;
+  await Promise.all(
+    payloads.map((p) =>
+      control.put(seedName(remoteDir, p.bytes), payloadBuffer(p), { knownDigests: knownDigests(p) }),
+    ),
+  );
+}
+
+/** Spreads the clients over the workers and sets when they start, measure and stop. */
+function planWorkers(
+  address: { host: string; port: number },
+  options: BenchOptions,
+  remoteDir: string,
+  payloads: Payload[],
+): RunPlan {
+  const files = options.durationMs !== undefined ? undefined : (options.files ?? defaultFiles(options));
+  const workers = Math.max(1, Math.min(options.workers, options.clients));
+  const startAt = Date.now() + START_ALLOWANCE_MS + START_ALLOWANCE_PER_CLIENT_MS * options.clients;
+  const measureFrom = startAt + options.warmupMs;
+  const stopAt = options.durationMs !== undefined ? measureFrom + options.durationMs : undefined;
+  // Weights follow options.sizes; payloads were deduplicated, so map each size to its payload.
+  const orderedPayloads = options.sizes.map((s) => payloads.find((p) => p.bytes === s.bytes)!);
+  const cumulativeWeights = cumulative(options.sizes.map((s) => s.weight));
+  const plans: WorkerPlan[] = Array.from({ length: workers }, (_, i) => ({
+    host: address.host,
+    port: address.port,
+    tls: options.tls,
+    op: options.op,
+    workerIndex: i,
+    clients: Math.floor(options.clients / workers) + (i < options.clients % workers ? 1 : 0),
+    streams: options.streams,
+    payloads: orderedPayloads,
+    cumulativeWeights,
+    remoteDir,
+    files,
+    startAt,
+    measureFrom,
+    stopAt,
+    downloadPercent: options.downloadPercent,
+    activeClient: i === 0,
+  }));
+  return { plans, counter: new SharedArrayBuffer(4 * COUNTER_SLOTS), files, measureFrom, stopAt };
+}
+
+/** Without --files or --duration: one operation per stream (`idle`: two, `connect`: one per client). */
+function defaultFiles(options: BenchOptions): number {
+  if (options.op === 'idle') return 2;
+  if (options.op === 'connect') return options.clients;
+  return options.clients * options.streams;
+}
+
+function cumulative(weights: number[]): number[] {
+  let total = 0;
+  return weights.map((weight) => {
+    total += weight;
+    return total;
+  });
+}
+
+/** Runs every worker to the end, with the progress bar and the server sampled meanwhile. */
+async function runWorkers(
+  run: RunPlan,
+  control: Client,
+  io: BenchIo,
+  durationMs: number | undefined,
+): Promise<RunOutcome> {
+  const cpuBefore = process.cpuUsage();
+  const startedAt = Date.now();
+  const progress = new ProgressView(io.progressStream, run.files, durationMs, run.plans.length);
+  const server = new ServerPeaks(control, run.measureFrom);
+  let results: WorkerResult[];
+  try {
+    results = await Promise.all(
+      run.plans.map((plan, i) => runWorker(plan, run.counter, (p) => progress.update(i, p))),
+    );
+  } finally {
+    progress.stop();
+    await server.stop();
+  }
+  const finishedAt = Date.now();
+  return { results, server, cpu: process.cpuUsage(cpuBefore), startedAt, finishedAt };
+}
+
+/** The report: throughput over the measured seconds (warm-up out, a timed run's tail out). */
+function measure(options: BenchOptions, run: RunPlan, outcome: RunOutcome): BenchReport {
+  const { results, server, cpu, startedAt, finishedAt } = outcome;
+  const measuredUntil = run.stopAt !== undefined ? Math.min(finishedAt, run.stopAt) : finishedAt;
+  const seconds = Math.max(0.001, (measuredUntil - run.measureFrom) / 1000);
+  return buildReport(options, results, seconds, server.peak, server.samples, {
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    wallSeconds: (finishedAt - startedAt) / 1000,
+    cores: availableParallelism(),
+  });
 }
 
 function runWorker(
