@@ -17,10 +17,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Client } from '../dist/client/client.js';
-import { contentDigest } from '../dist/shared/integrity/contentDigest.js';
-import { FrameType } from '../dist/shared/protocol/constants.js';
-import { FrameDecoder } from '../dist/shared/protocol/decoder.js';
+import { Client } from '#dist/client/client.js';
+import { contentDigest } from '#dist/shared/integrity/contentDigest.js';
+import { FrameType } from '#dist/shared/protocol/constants.js';
+import { FrameDecoder } from '#dist/shared/protocol/decoder.js';
 import {
   encodeCancel,
   encodeData,
@@ -29,7 +29,7 @@ import {
   encodeHello,
   encodeOpen,
   encodeWindow,
-} from '../dist/shared/protocol/encoder.js';
+} from '#dist/shared/protocol/encoder.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 

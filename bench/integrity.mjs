@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createSHA256 } from 'hash-wasm';
-import { ContentDigester, INTEGRITY_BLOCK_BYTES } from '../dist/shared/integrity/index.js';
+import { ContentDigester, INTEGRITY_BLOCK_BYTES } from '#dist/shared/integrity/index.js';
 
 const { values } = parseArgs({
   options: { 'size-mib': { type: 'string', default: '1024' }, rounds: { type: 'string', default: '3' } },

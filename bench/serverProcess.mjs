@@ -1,7 +1,7 @@
 // A muxftp server on in-memory storage in its own process, for benchmarks. Prints its port on
 // stdout, then serves until stdin closes or SIGTERM. Reports its own CPU time on stderr at exit.
-import { MuxServer } from '../dist/server/server.js';
-import { MemoryStorage } from '../dist/storage/memory.js';
+import { MuxServer } from '#dist/server/server.js';
+import { MemoryStorage } from '#dist/storage/memory.js';
 
 const server = new MuxServer({ storage: new MemoryStorage(), host: '127.0.0.1', port: 0, log: () => {} });
 const { port } = await server.listen();

@@ -9,8 +9,8 @@ import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Client } from '../dist/client/client.js';
-import { contentDigest } from '../dist/shared/integrity/contentDigest.js';
+import { Client } from '#dist/client/client.js';
+import { contentDigest } from '#dist/shared/integrity/contentDigest.js';
 import { measureLoopback } from './loopback.mjs';
 
 const { values } = parseArgs({

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // @ts-check
 // The muxftp command. It runs the compiled CLI in dist/ (npm run build), with no TypeScript loader.
+// '#dist/' is package.json's private "imports" map onto dist/: tsc checks it against the sources.
 let cli;
 try {
-  cli = await import('../dist/cli/main.js');
+  cli = await import('#dist/cli/main.js');
 } catch (caught) {
   const error = /** @type {NodeJS.ErrnoException} */ (caught);
   if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
