@@ -32,7 +32,7 @@ import {
   PROTOCOL_VERSION,
 } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeCancel, encodeHello, encodeOpen } from '../shared/protocol/encoder.js';
-import type { Frame } from '../shared/protocol/frame.js';
+import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
   parseAuthResult,
   parseEnd,
@@ -734,7 +734,7 @@ export class Client implements ClientHost {
         stream.onReply(parseJsonObject(frame, 'REPLY'), (frame.flags & Flags.MORE) !== 0);
         return;
       case FrameType.DATA:
-        stream.onData(frame.payload);
+        stream.onData(frame.payload, creditTaken(frame));
         return;
       case FrameType.END:
         stream.onEnd(parseEnd(frame));

@@ -67,7 +67,8 @@ export abstract class ClientStream {
     throw new ProtocolError('PROTOCOL_ERROR', `unexpected REPLY on stream ${this.id}`);
   }
 
-  onData(_payload: Buffer): void {
+  /** `credit`: the flow-control credit this piece takes (creditTaken(): a whole frame's, or 0). */
+  onData(_payload: Buffer, _credit: number): void {
     throw new ProtocolError('PROTOCOL_ERROR', `unexpected DATA on stream ${this.id}`);
   }
 
@@ -265,10 +266,10 @@ export class GetCall extends ClientStream {
     return true;
   }
 
-  override onData(payload: Buffer): void {
+  override onData(payload: Buffer, credit: number): void {
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
-    this.window.take(payload.length);
+    this.window.take(credit);
     this.received += payload.length;
     this.digester.update(payload);
     this.pending.push(payload);

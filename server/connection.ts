@@ -21,7 +21,7 @@ import {
   SUPPORTED_VERSIONS,
 } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeError, encodeWelcome } from '../shared/protocol/encoder.js';
-import type { Frame } from '../shared/protocol/frame.js';
+import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
   type AuthRequest,
   errorPayload,
@@ -287,7 +287,7 @@ export class ServerConnection implements StreamHost {
         this.handleOpen(frame);
         return;
       case FrameType.DATA:
-        this.streamFor(frame)?.onData(frame.payload);
+        this.streamFor(frame)?.onData(frame.payload, creditTaken(frame));
         return;
       case FrameType.END:
         this.streamFor(frame)?.onEnd(parseEnd(frame));

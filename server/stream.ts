@@ -89,7 +89,8 @@ export abstract class ServerStream {
     this.lastProgressAt = performance.now();
   }
 
-  onData(_payload: Buffer): void {
+  /** `credit`: the flow-control credit this piece takes (creditTaken(): a whole frame's, or 0). */
+  onData(_payload: Buffer, _credit: number): void {
     throw new ProtocolError('PROTOCOL_ERROR', `DATA is not valid on ${this.op} stream ${this.id}`);
   }
 

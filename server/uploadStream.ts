@@ -113,11 +113,11 @@ export class UploadStream extends ServerStream {
       );
   }
 
-  override onData(payload: Buffer): void {
+  override onData(payload: Buffer, credit: number): void {
     this.progressed();
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
-    this.window.take(payload.length);
+    this.window.take(credit);
     this.received += payload.length;
     if (this.declaredSize !== undefined && this.offset + this.received > this.declaredSize) {
       this.discardPartial = true;

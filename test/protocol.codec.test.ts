@@ -4,7 +4,7 @@ import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
-import { FrameDecoder } from '../shared/protocol/decoder.js';
+import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
 import {
   allocDataFrame,
   encodeCancel,
@@ -19,7 +19,7 @@ import {
   encodeWindow,
   writeHeader,
 } from '../shared/protocol/encoder.js';
-import type { Frame } from '../shared/protocol/frame.js';
+import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
   parseEnd,
   parseErrorPayload,
@@ -33,8 +33,9 @@ const LIMITS = { maxFramePayloadBytes: 64 * 1024, maxControlPayloadBytes: 8 * 10
 
 function decodeAll(input: Buffer, splits: number[] = []): Frame[] {
   const frames: Frame[] = [];
-  const decoder = new FrameDecoder(LIMITS, (frame) =>
-    frames.push({ ...frame, payload: Buffer.from(frame.payload) }),
+  const decoder = new FrameDecoder(
+    LIMITS,
+    wholeFrames((frame) => frames.push({ ...frame, payload: Buffer.from(frame.payload) })),
   );
   let start = 0;
   for (const at of [...splits, input.length]) {
@@ -182,6 +183,47 @@ describe('frame codec', () => {
         }
       }
     }
+  });
+
+  it('passes a DATA payload on piece by piece as it arrives, as slices of the input (no copy)', () => {
+    const payload = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+    const input = Buffer.concat([encodeData(7, payload), encodeCancel(7)]);
+    const chunks = [
+      input.subarray(0, HEADER_BYTES + 10),
+      input.subarray(HEADER_BYTES + 10, HEADER_BYTES + 50),
+      input.subarray(HEADER_BYTES + 50),
+    ];
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder(LIMITS, (frame) => frames.push(frame));
+    decoder.push(chunks[0]!);
+    expect(decoder.midFrame).toBe(true);
+    decoder.push(chunks[1]!);
+    decoder.push(chunks[2]!);
+    expect(decoder.midFrame).toBe(false);
+    expect(frames.map((f) => [f.type, f.streamId, f.payload.length, f.partial, f.frameLength])).toEqual([
+      [FrameType.DATA, 7, 10, true, 100],
+      [FrameType.DATA, 7, 40, true, 0],
+      [FrameType.DATA, 7, 50, false, 0],
+      [FrameType.CANCEL, 7, 0, undefined, undefined],
+    ]);
+    // Flow control counts the whole frame when its first piece arrives.
+    expect(frames.map(creditTaken)).toEqual([100, 0, 0, 0]);
+    expect(Buffer.concat(frames.slice(0, 3).map((f) => f.payload))).toEqual(payload);
+    // Each piece is a view of the chunk it arrived in, not a copy.
+    frames.slice(0, 3).forEach((frame, i) => {
+      expect(frame.payload.buffer).toBe(chunks[i]!.buffer);
+    });
+  });
+
+  it('says when input stopped inside a frame', () => {
+    const decoder = new FrameDecoder(LIMITS, () => {});
+    const open = encodeOpen(1, { op: 'stat', path: 'a' });
+    decoder.push(open.subarray(0, HEADER_BYTES));
+    expect(decoder.midFrame).toBe(true);
+    decoder.push(open.subarray(HEADER_BYTES));
+    expect(decoder.midFrame).toBe(false);
+    decoder.push(encodeData(1, Buffer.alloc(0)));
+    expect(decoder.midFrame).toBe(false);
   });
 
   it('allocDataFrame leaves room for the payload right after the header', () => {

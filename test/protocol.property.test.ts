@@ -13,7 +13,7 @@ import {
   HEADER_BYTES,
   WINDOW_PAYLOAD_BYTES,
 } from '../shared/protocol/constants.js';
-import { FrameDecoder } from '../shared/protocol/decoder.js';
+import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
 import { encodeFrame } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import { parseEnd, parseErrorPayload, parseHello } from '../shared/protocol/messages.js';
@@ -69,8 +69,9 @@ interface Outcome {
 /** Feeds `input` cut at `cuts`; records the frames and the first error, then keeps pushing. */
 function decode(input: Buffer, cuts: number[]): Outcome {
   const frames: Frame[] = [];
-  const decoder = new FrameDecoder(LIMITS, (frame) =>
-    frames.push({ ...frame, payload: Buffer.from(frame.payload) }),
+  const decoder = new FrameDecoder(
+    LIMITS,
+    wholeFrames((frame) => frames.push({ ...frame, payload: Buffer.from(frame.payload) })),
   );
   let error: unknown;
   let start = 0;

@@ -97,8 +97,9 @@ describe('slow and idle peers', () => {
     const welcomedDribblers = await openMany(env.port, 100);
     for (const s of welcomedDribblers) {
       s.socket.write(hello);
-      // Then a DATA header announcing 1 MiB, one byte every 100 ms: a frame that never completes.
-      const header = Buffer.from([0x05, 0, 0, 0, 0, 0, 0, 1, 0, 0x10, 0, 0]);
+      // Then an OPEN header announcing 64 KiB of request, one byte every 100 ms: a frame that
+      // never completes. (Not DATA: its first byte would already be refused, on a stream never opened.)
+      const header = Buffer.from([0x03, 0, 0, 0, 0, 0, 0, 1, 0, 0x01, 0, 0]);
       dribble(s, Buffer.concat([header, Buffer.alloc(64)]), 100);
     }
 

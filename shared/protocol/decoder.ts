@@ -1,7 +1,9 @@
 /**
- * Incremental frame decoder (after ws's Receiver): a two-state machine over a list of buffered
+ * Incremental frame decoder (after ws's Receiver): a state machine over a list of buffered
  * chunks. It never assumes one TCP read is one frame, and it rejects a frame from its header alone
- * (length, type, flags, stream id) before holding a byte of its payload.
+ * (length, type, flags, stream id) before holding a byte of its payload. DATA payloads are passed
+ * on piece by piece as they arrive (slices of the input, never copied; see Frame), since they are
+ * most of the bytes; control payloads are gathered whole.
  */
 import { ProtocolError } from '../errors.js';
 import {
@@ -24,7 +26,10 @@ export interface DecoderOptions {
 
 enum State {
   Header,
+  /** Gathering a control frame's payload. */
   Payload,
+  /** Passing on a DATA frame's payload as it arrives. */
+  Data,
   Failed,
 }
 
@@ -45,15 +50,17 @@ export class FrameDecoder {
   private flags = 0;
   private streamId = 0;
   private payloadLength = 0;
+  /** Of a DATA frame's payload, the bytes not yet passed on. */
+  private dataRemaining = 0;
 
   constructor(options: DecoderOptions, onFrame: (frame: Frame) => void) {
     this.options = options;
     this.onFrame = onFrame;
   }
 
-  /** Bytes received but not yet delivered as frames. */
-  get buffered(): number {
-    return this.bufferedBytes;
+  /** Input stopped inside a frame: part of one has arrived, not all of it. */
+  get midFrame(): boolean {
+    return this.bufferedBytes > 0 || this.state === State.Payload || this.state === State.Data;
   }
 
   get failed(): boolean {
@@ -90,7 +97,16 @@ export class FrameDecoder {
       if (this.state === State.Header) {
         if (this.bufferedBytes < HEADER_BYTES) return;
         this.readHeader(this.consume(HEADER_BYTES));
-        this.state = State.Payload;
+        if (this.type === FrameType.DATA && this.payloadLength > 0) {
+          this.state = State.Data;
+          this.dataRemaining = this.payloadLength;
+        } else {
+          this.state = State.Payload;
+        }
+      }
+      if (this.state === State.Data) {
+        if (!this.passDataOn()) return;
+        continue;
       }
       if (this.state !== State.Payload || this.bufferedBytes < this.payloadLength) return;
       const payload = this.consume(this.payloadLength);
@@ -99,6 +115,37 @@ export class FrameDecoder {
       // onFrame may have failed us (e.g. destroyed the connection): stop delivering.
       if (this.state !== State.Header) return;
     }
+  }
+
+  /**
+   * Delivers the buffered part of the current DATA payload, one piece per input chunk. True when
+   * the payload is complete (back to Header), false when more input is needed or delivery stopped.
+   */
+  private passDataOn(): boolean {
+    while (this.dataRemaining > 0) {
+      const first = this.chunks[0];
+      if (first === undefined) return false;
+      const piece = first.length <= this.dataRemaining ? first : first.subarray(0, this.dataRemaining);
+      if (piece === first) this.chunks.shift();
+      else this.chunks[0] = first.subarray(piece.length);
+      this.bufferedBytes -= piece.length;
+      // Flow control counts the whole frame, on its first piece (creditTaken()).
+      const frameLength = this.dataRemaining === this.payloadLength ? this.payloadLength : 0;
+      this.dataRemaining -= piece.length;
+      const partial = this.dataRemaining > 0;
+      if (!partial) this.state = State.Header;
+      this.onFrame({
+        type: FrameType.DATA,
+        flags: this.flags,
+        streamId: this.streamId,
+        payload: piece,
+        partial,
+        frameLength,
+      });
+      // onFrame may have failed us (e.g. destroyed the connection): stop delivering.
+      if (this.state === State.Failed) return false;
+    }
+    return true;
   }
 
   private readHeader(header: Buffer): void {
@@ -174,4 +221,24 @@ export class FrameDecoder {
     }
     return out;
   }
+}
+
+/**
+ * Wraps a frame handler for tools and tests that want each DATA frame whole, as it was sent:
+ * gathers a DATA frame's pieces (copying them) and delivers one frame with the whole payload.
+ */
+export function wholeFrames(onFrame: (frame: Frame) => void): (frame: Frame) => void {
+  let pieces: Buffer[] = [];
+  return (frame) => {
+    if (frame.type !== FrameType.DATA) {
+      onFrame(frame);
+      return;
+    }
+    pieces.push(frame.payload);
+    if (frame.partial === true) return;
+    const payload = pieces.length === 1 ? frame.payload : Buffer.concat(pieces);
+    pieces = [];
+    // Whole again: no piece fields (creditTaken() is then the payload's length).
+    onFrame({ type: frame.type, flags: frame.flags, streamId: frame.streamId, payload });
+  };
 }

@@ -30,9 +30,9 @@ export interface FramedSocketHandlers {
 /** Give the peer this long to read our final ERROR frame before the socket is destroyed. */
 const LINGER_MS = 2_000;
 /**
- * Bytes decoded per turn of the loop before yielding, so one connection with a deep socket
- * buffer (hashing as it decodes) cannot hold the loop while others wait, and the WINDOW grants
- * and writes it produced go out between slices. (Measured: no change to single-stream speed.)
+ * Bytes decoded between yields to the loop, so one connection with a deep socket buffer (hashing
+ * as it decodes) cannot hold the loop while others wait, and the WINDOW grants and writes it
+ * produced go out between slices. (Measured: no change to single-stream speed.)
  */
 const READ_BYTES_PER_TURN = 1024 * 1024;
 
@@ -46,6 +46,8 @@ export class FramedSocket {
   private readonly outboundPauseBytes: number;
   private readonly outboundRoomWaiter = { pull: () => null, onRoom: () => this.scheduleRead() };
   private readScheduled = false;
+  /** Bytes decoded since the loop last turned (see READ_BYTES_PER_TURN). */
+  private turnBytes = 0;
   private closing = false;
   private closed = false;
   private closeError: MuxftpError | undefined;
@@ -68,13 +70,12 @@ export class FramedSocket {
       lowWaterBytes: options.outboundLowWaterBytes,
     });
     if (socket instanceof Socket) socket.setNoDelay(true);
-    socket.on('readable', this.socketOnReadable);
+    socket.on('data', this.socketOnData);
     socket.on('end', this.socketOnEnd);
     socket.on('error', this.socketOnError);
     socket.on('close', this.socketOnClose);
-    // Bytes taken off the socket before we arrived (the server's TLS sniffing unshifts them)
-    // may not raise 'readable' again.
-    if (socket.readableLength > 0) this.scheduleRead();
+    // A socket paused before we arrived (the server's TLS sniffing does) must flow again.
+    socket.resume();
   }
 
   get isClosed(): boolean {
@@ -88,12 +89,12 @@ export class FramedSocket {
   /** Stop taking bytes off the socket; TCP then pushes back on the peer. */
   pauseReading(): void {
     this.readPaused = true;
+    this.socket.pause();
   }
 
   resumeReading(): void {
     if (!this.readPaused) return;
     this.readPaused = false;
-    // Bytes may already sit in the socket's buffer: 'readable' will not fire again for them.
     this.scheduleRead();
   }
 
@@ -105,8 +106,20 @@ export class FramedSocket {
 
   private readonly socketOnScheduledRead = (): void => {
     this.readScheduled = false;
-    this.socketOnReadable();
+    this.turnBytes = 0;
+    if (this.readPaused || this.closing) return;
+    if (this.holdingTooMuchForPeer()) this.queue.waitForRoom(this.outboundRoomWaiter);
+    else this.socket.resume();
   };
+
+  /**
+   * The peer sends requests faster than it reads the answers: stop reading until it catches up,
+   * so what we hold for it stays bounded (file data alone never gets here). Replies waiting for
+   * room mean the same: more requests would only wait too (issue #7).
+   */
+  private holdingTooMuchForPeer(): boolean {
+    return this.queue.bufferedAmount > this.outboundPauseBytes || this.queue.waitingReplies > 0;
+  }
 
   /**
    * Fatal error: send it to the peer on stream 0 (when it is a wire error), then close.
@@ -128,6 +141,8 @@ export class FramedSocket {
     this.closing = true;
     this.closeError = error;
     this.decoder.destroy();
+    // Keep reading (and discarding) so the peer's FIN is seen and the socket can close.
+    this.socket.resume();
     this.queue.endWhenFlushed();
     this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
     this.lingerTimer.unref();
@@ -142,43 +157,37 @@ export class FramedSocket {
     this.socket.destroy();
   }
 
-  private readonly socketOnReadable = (): void => {
-    if (this.closing) {
-      // Discard what still arrives, so the peer's FIN is seen and the socket can close.
-      while (this.socket.read() !== null);
-      return;
-    }
+  /**
+   * Read readiness: the socket hands over each chunk it read, as read (flowing mode, so chunks
+   * are never concatenated into one buffer; the decoder slices them). Reading pauses when the
+   * owner asks, when the peer makes us hold too much for it, and after each turn's budget.
+   */
+  private readonly socketOnData = (chunk: Buffer): void => {
+    // Closing: discard what still arrives, so the peer's FIN is seen and the socket can close.
+    if (this.closing) return;
+    this.bytesRead += chunk.length;
+    this.turnBytes += chunk.length;
     try {
-      let budget = READ_BYTES_PER_TURN;
-      while (!this.readPaused && !this.closing) {
-        if (budget <= 0) {
-          // Yield to the loop: window grants, writes and other connections run between slices.
-          this.scheduleRead();
-          return;
-        }
-        // Replies waiting for room mean the same: more requests would only wait too (issue #7).
-        if (this.queue.bufferedAmount > this.outboundPauseBytes || this.queue.waitingReplies > 0) {
-          // The peer sends requests faster than it reads the answers: stop reading until it
-          // catches up, so what we hold for it stays bounded (file data alone never gets here).
-          this.queue.waitForRoom(this.outboundRoomWaiter);
-          return;
-        }
-        const available = this.socket.readableLength;
-        const chunk: Buffer | null = this.socket.read(available > budget ? budget : undefined);
-        if (chunk === null) break;
-        budget -= chunk.length;
-        this.bytesRead += chunk.length;
-        this.decoder.push(chunk);
-      }
+      this.decoder.push(chunk);
     } catch (err) {
       this.fail(err);
+      return;
+    }
+    if (this.closing) return;
+    if (this.holdingTooMuchForPeer()) {
+      this.socket.pause();
+      this.queue.waitForRoom(this.outboundRoomWaiter);
+    } else if (this.turnBytes >= READ_BYTES_PER_TURN) {
+      // Yield to the loop: window grants, writes and other connections run between slices.
+      this.socket.pause();
+      this.scheduleRead();
     }
   };
 
   private readonly socketOnEnd = (): void => {
     // The peer finished sending. Whatever it left half-framed is lost; we are done too.
     if (!this.closing) {
-      const partial = this.decoder.buffered > 0;
+      const partial = this.decoder.midFrame;
       this.closeError = partial
         ? new ProtocolError('PROTOCOL_ERROR', 'connection ended inside a frame')
         : undefined;

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../../shared/defaults.js';
 import type { IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
 import { FrameType, PROTOCOL_VERSION } from '../../shared/protocol/constants.js';
-import { FrameDecoder } from '../../shared/protocol/decoder.js';
+import { FrameDecoder, wholeFrames } from '../../shared/protocol/decoder.js';
 import { encodeHello } from '../../shared/protocol/encoder.js';
 import type { Frame } from '../../shared/protocol/frame.js';
 import { parseErrorPayload } from '../../shared/protocol/messages.js';
@@ -23,10 +23,10 @@ export class RawPeer {
         maxFramePayloadBytes: DEFAULTS.absoluteMaxFramePayloadBytes,
         maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
       },
-      (frame) => {
+      wholeFrames((frame) => {
         this.frames.push({ ...frame, payload: Buffer.from(frame.payload) });
         for (const wake of this.waiters) wake();
-      },
+      }),
     );
     socket.on('data', (chunk) => decoder.push(chunk));
     socket.on('error', () => {});

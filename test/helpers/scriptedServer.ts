@@ -6,7 +6,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { INTEGRITY_BLOCK_BYTES } from '../../shared/integrity/algorithms.js';
 import { FrameType, PROTOCOL_VERSION } from '../../shared/protocol/constants.js';
-import { FrameDecoder } from '../../shared/protocol/decoder.js';
+import { FrameDecoder, wholeFrames } from '../../shared/protocol/decoder.js';
 import { encodeWelcome } from '../../shared/protocol/encoder.js';
 import type { Frame } from '../../shared/protocol/frame.js';
 
@@ -18,7 +18,7 @@ export async function startScriptedServer(script: Script): Promise<{ server: Ser
     socket.on('error', () => {});
     const decoder = new FrameDecoder(
       { maxFramePayloadBytes: 1 << 20, maxControlPayloadBytes: 1 << 16 },
-      (frame) => {
+      wholeFrames((frame) => {
         if (frame.type !== FrameType.HELLO) return script(socket, frame);
         socket.write(
           encodeWelcome({
@@ -27,7 +27,7 @@ export async function startScriptedServer(script: Script): Promise<{ server: Ser
             integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
           }),
         );
-      },
+      }),
     );
     socket.on('data', (chunk) => decoder.push(chunk));
   });
