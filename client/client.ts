@@ -314,6 +314,7 @@ export class Client implements ClientHost {
         maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
         outboundHighWaterBytes: options.outboundHighWaterBytes,
         outboundLowWaterBytes: options.outboundLowWaterBytes,
+        dataFramePayloadBytes: this.options.chunkBytes,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
     );

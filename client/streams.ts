@@ -7,7 +7,7 @@ import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
-import { allocDataFrame, encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
+import { encodeEnd, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
 import { OPERATIONS, type OperationOf, type ReplyOf } from '../shared/protocol/operations.js';
 import { InboundWindow, OutboundCredit, type WindowBudget } from '../shared/transport/flow.js';
@@ -509,7 +509,7 @@ export class PutCall extends ClientStream implements FrameProducer {
       if (!this.host.queue.tryReserve(HEADER_BYTES + length, waiter)) return;
       this.creditReserved += length;
       this.readPosition += length;
-      const frame = allocDataFrame(this.id, length);
+      const frame = this.host.queue.dataFrame(this.id, length);
       this.reads.add(frame, this.source.readInto(frame, HEADER_BYTES, length), (err) => {
         if (err !== undefined) this.abandon(err as MuxftpError);
         else this.host.queue.wake();

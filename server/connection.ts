@@ -148,6 +148,7 @@ export class ServerConnection implements StreamHost {
         maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
         outboundHighWaterBytes: options.outboundHighWaterBytes,
         outboundLowWaterBytes: options.outboundLowWaterBytes,
+        dataFramePayloadBytes: options.chunkBytes,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
     );

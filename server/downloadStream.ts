@@ -12,7 +12,7 @@ import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
-import { allocDataFrame, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
+import { encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
@@ -181,7 +181,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       if (!this.host.queue.tryReserve(HEADER_BYTES + length, waiter)) return;
       throttle?.take(length);
       this.credit.take(length);
-      const frame = allocDataFrame(this.id, length);
+      const frame = this.host.queue.dataFrame(this.id, length);
       const position = this.readPosition;
       this.readPosition += length;
       this.reads.add(frame, handle.read(frame, HEADER_BYTES, length, position), (err) => {

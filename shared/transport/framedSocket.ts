@@ -19,6 +19,8 @@ export interface FramedSocketOptions {
   maxControlPayloadBytes: number;
   outboundHighWaterBytes: number;
   outboundLowWaterBytes: number;
+  /** The payload of the DATA frames this side sends, which are then reused (OutboundQueue). */
+  dataFramePayloadBytes: number;
 }
 
 export interface FramedSocketHandlers {
@@ -68,6 +70,7 @@ export class FramedSocket {
     this.queue = new OutboundQueue(socket, {
       highWaterBytes: options.outboundHighWaterBytes,
       lowWaterBytes: options.outboundLowWaterBytes,
+      pooledFramePayloadBytes: options.dataFramePayloadBytes,
     });
     if (socket instanceof Socket) socket.setNoDelay(true);
     socket.on('data', this.socketOnData);

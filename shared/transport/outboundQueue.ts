@@ -4,7 +4,10 @@
  * asks for 'drain' the queue stops until it comes. Streams that produce file data are pulled
  * round-robin, one frame per turn, so one large file cannot starve a small one.
  */
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { allocDataFrame } from '../protocol/encoder.js';
+import { DataFramePool } from './dataFramePool.js';
 
 /** A stream that has frames to send (a download on the server, an upload on the client). */
 export interface FrameProducer {
@@ -19,6 +22,8 @@ export interface OutboundQueueOptions {
   highWaterBytes: number;
   /** Refused producers are called back when the buffered bytes fall below this. */
   lowWaterBytes: number;
+  /** Producers' DATA frames up to this payload are pooled (dataFrame()); 0: none. */
+  pooledFramePayloadBytes?: number;
 }
 
 export class OutboundQueue {
@@ -34,6 +39,8 @@ export class OutboundQueue {
   private replyWaiters = 0;
   private closed = false;
   private ending = false;
+  /** Producers' frames, reused once written (only over a socket, whose kernel copies the bytes). */
+  private readonly framePool: DataFramePool | undefined;
   /** Bytes handed to the socket so far. */
   bytesWritten = 0;
 
@@ -43,7 +50,19 @@ export class OutboundQueue {
     }
     this.socket = socket;
     this.options = options;
+    const pooled = options.pooledFramePayloadBytes ?? 0;
+    // An in-memory duplex may hand the very buffer to its reader: no reuse there.
+    this.framePool =
+      pooled > 0 && socket instanceof Socket ? new DataFramePool(pooled, options.highWaterBytes) : undefined;
     socket.on('drain', this.socketOnDrain);
+  }
+
+  /**
+   * A DATA frame for a producer to read file bytes into (header written): from the pool when
+   * there is one, taken back once the socket has written it.
+   */
+  dataFrame(streamId: number, payloadLength: number): Buffer {
+    return this.framePool?.frame(streamId, payloadLength) ?? allocDataFrame(streamId, payloadLength);
   }
 
   /**
@@ -121,6 +140,11 @@ export class OutboundQueue {
     }
   }
 
+  /** DATA frame buffers waiting to be used again. */
+  get pooledFrames(): number {
+    return this.framePool?.freeCount ?? 0;
+  }
+
   /** Replies waiting for room: while there are any, the connection stops reading new requests. */
   get waitingReplies(): number {
     return this.replyWaiters;
@@ -191,17 +215,28 @@ export class OutboundQueue {
     try {
       while (!socket.writableNeedDrain) {
         let frame = this.frames.shift();
+        let fileData = false;
         if (frame !== undefined) {
           this.queuedBytes -= frame.length;
         } else {
           frame = this.pullFromProducers() ?? undefined;
           if (frame === undefined) break;
           this.reservedBytes -= frame.length;
+          fileData = true;
         }
         this.bytesWritten += frame.length;
         // The callback tells us when bytes left the socket's buffer, which frees room even
-        // when the buffer never got full enough for 'drain'.
-        socket.write(frame, this.socketOnWritten);
+        // when the buffer never got full enough for 'drain' (and the frame's memory is free).
+        const pool = this.framePool;
+        if (fileData && pool !== undefined) {
+          const written = frame;
+          socket.write(written, () => {
+            pool.recycle(written);
+            this.socketOnWritten();
+          });
+        } else {
+          socket.write(frame, this.socketOnWritten);
+        }
       }
     } finally {
       socket.uncork();
