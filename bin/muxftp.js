@@ -8,7 +8,10 @@ try {
 } catch (caught) {
   const error = /** @type {NodeJS.ErrnoException} */ (caught);
   if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  process.stderr.write(`muxftp: the CLI is not built (${error.message}); run npm run build\n`);
+  // Either dist/ is missing (not built) or a package the CLI needs is (not installed).
+  const notBuilt = error.message.includes('dist/cli/main.js');
+  const fix = notBuilt ? 'the CLI is not built; run npm run build' : 'a dependency is missing; run npm ci';
+  process.stderr.write(`muxftp: ${fix} (${error.message})\n`);
   process.exit(1);
 }
 process.exitCode = await cli.main(process.argv);

@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { DEFAULTS } from '../shared/defaults.js';
 import type { ServerCounters, TransferDirection } from './counters.js';
 import type { MuxServer } from './server.js';
 
@@ -20,7 +21,7 @@ export interface MetricsExporterOptions {
 }
 
 /** Default port of `muxftp serve --metrics`. */
-export const DEFAULT_METRICS_PORT = 9464;
+export const DEFAULT_METRICS_PORT: number = DEFAULTS.metricsPort;
 
 const DURATION_BUCKETS_S = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800];
 /** 1 KiB to 16 GiB, ×4 a step. */

@@ -78,6 +78,10 @@ export const DEFAULTS = {
   loginBlockMs: 5 * 60_000,
   /** On SIGINT/SIGTERM, transfers in flight get this long to finish. */
   shutdownGraceMs: 10_000,
+  /** `serve --metrics`: the exporter's port when the address names none. */
+  metricsPort: 9464,
+  /** With a users file and anonymous access on: anonymous's root, under the served root. */
+  anonymousHome: 'public',
 
   /** Outbound queue: stop pulling file chunks above this many queued bytes... */
   outboundHighWaterBytes: 4 * MiB,

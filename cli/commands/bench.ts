@@ -2,7 +2,6 @@
 
 import { writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
-import { renderHtmlReport } from '../../client/bench/htmlReport.js';
 import type { BenchTls } from '../../client/bench/options.js';
 import {
   BENCH_OPS,
@@ -11,12 +10,9 @@ import {
   defaultWorkers,
   parseSizeDistribution,
 } from '../../client/bench/options.js';
-import { formatReport } from '../../client/bench/report.js';
-import { runBench } from '../../client/bench/runner.js';
 import { parseDuration, parseSize } from '../../shared/humanUnits.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { globalOptionsOf } from '../globalOptions.js';
-import { startLocalServer } from '../localServer.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import type { Output } from '../output.js';
 
@@ -118,6 +114,13 @@ export function registerBenchCommand(program: Command, output: Output): void {
         thresholds: { maxErrors: flags.maxErrors, minMbps: flags.minMbps, maxP99Ms: flags.maxP99 },
       };
       const showProgress = !global.json && !global.quiet && process.stderr.isTTY;
+      // The load generator and its report are loaded only when bench runs (CLI start-up time).
+      const [{ runBench }, { formatReport }, { renderHtmlReport }, { startLocalServer }] = await Promise.all([
+        import('../../client/bench/runner.js'),
+        import('../../client/bench/report.js'),
+        import('../../client/bench/htmlReport.js'),
+        import('../localServer.js'),
+      ]);
       try {
         const report = await runBench(options, {
           progressStream: showProgress ? process.stderr : undefined,

@@ -4,17 +4,9 @@
  * exits at once. The one stdout line (`muxftp listening on HOST:PORT (storage: …)`) tells
  * scripts the real port when --port 0 picked one; logs go to stderr.
  */
-import { constants } from 'node:os';
 import { type Command, Option } from 'commander';
-import { DEFAULT_ANONYMOUS_HOME } from '../../server/auth/accounts.js';
-import { DEFAULT_METRICS_PORT, MetricsExporter } from '../../server/metrics.js';
-import { logToStderr } from '../../server/options.js';
-import { MuxServer } from '../../server/server.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { parseSize } from '../../shared/humanUnits.js';
-import { openStorage } from '../../storage/index.js';
-import { CliError } from '../cliError.js';
-import { formatAddress } from '../connect.js';
 import {
   commanderParser,
   parseDurationAsMs,
@@ -24,9 +16,9 @@ import {
   parseRate,
   parseSecondsAsMs,
 } from '../optionParsers.js';
-import { type AccessFlags, isLoopback, loadAccess, startWarnings } from '../serverAccess.js';
+import type { AccessFlags } from '../serverAccess.js';
 
-interface ServeOptions extends AccessFlags {
+export interface ServeOptions extends AccessFlags {
   host: string;
   port: number;
   root: string;
@@ -102,13 +94,13 @@ export function registerServeCommand(program: Command): Command {
     )
     .option(
       '--metrics <host:port>',
-      `serve Prometheus metrics at http://HOST:PORT/metrics (off by default; host defaults to 127.0.0.1, port to ${DEFAULT_METRICS_PORT})`,
+      `serve Prometheus metrics at http://HOST:PORT/metrics (off by default; host defaults to 127.0.0.1, port to ${DEFAULTS.metricsPort})`,
       commanderParser(parseMetricsAddress),
     )
     .option('--users <file>', 'users file (JSON, written by `muxftp user add`): logins, homes, permissions')
     .option('--anonymous', 'with --users: also let clients in as "anonymous", read-only, without a password')
     .option('--anonymous-write', 'like --anonymous, with every permission')
-    .option('--anonymous-home <dir>', "anonymous's root, under the served root", DEFAULT_ANONYMOUS_HOME)
+    .option('--anonymous-home <dir>', "anonymous's root, under the served root", DEFAULTS.anonymousHome)
     .option('--tls-cert <file>', 'PEM certificate chain: the port then takes TLS connections too')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-only', 'refuse plain connections (TLS_REQUIRED)')
@@ -146,6 +138,9 @@ export function registerServeCommand(program: Command): Command {
         .default(DEFAULTS.handshakeTimeoutMs, `${DEFAULTS.handshakeTimeoutMs / 1000}`),
     )
     .action(async (options: ServeOptions) => {
+      // Loaded only now: the server, its storage and metrics are most of the CLI's start-up time,
+      // and no other command needs them.
+      const { serve } = await import('./serveRun.js');
       await serve(options);
     });
 }
@@ -162,128 +157,7 @@ function parseMetricsAddress(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d+))?$/.exec(text.trim());
   if (match === null) throw new TypeError('expected host:port');
   const host = match[1] ?? match[2] ?? '';
-  const port = match[3] === undefined ? DEFAULT_METRICS_PORT : Number(match[3]);
+  const port = match[3] === undefined ? DEFAULTS.metricsPort : Number(match[3]);
   if (port > 65535) throw new TypeError('expected a port from 0 to 65535');
   return { host: host === '' ? DEFAULTS.host : host, port };
-}
-
-async function serve(options: ServeOptions): Promise<void> {
-  const access = await loadAccess(options).catch((error: Error) => {
-    throw new CliError(`serve: ${error.message}`, { cause: error });
-  });
-  const storage = await openStorage({
-    root: options.root,
-    memory: options.memory === true,
-    durable: options.fsync === 'always',
-  }).catch((error: Error) => {
-    throw new CliError(`serve: ${error.message}`, { cause: error });
-  });
-  // Young partial uploads survive a restart (issue #8): a client's put -c continues them.
-  const swept = await storage.sweepTemporaryFiles({ partialRetentionMs: options.partialRetention });
-  const server = new MuxServer({
-    storage,
-    host: options.host,
-    port: options.port,
-    idleTimeoutMs: options.idleTimeout,
-    partialRetentionMs: options.partialRetention,
-    maxConnections: options.maxConnections,
-    ...(options.maxOpenFiles !== undefined ? { maxOpenFiles: options.maxOpenFiles } : {}),
-    streamWindowBytes: options.streamWindow,
-    maxConnectionsPerIp: options.maxConnectionsPerIp,
-    maxStreamsPerConnection: options.maxStreamsPerConnection,
-    maxRateBytesPerSecond: options.maxRate,
-    maxUserRateBytesPerSecond: options.maxUserRate,
-    handshakeTimeoutMs: options.handshakeTimeout,
-    ...access,
-    log: logToStderr,
-  });
-  let address: { host: string; port: number };
-  try {
-    address = await server.listen();
-  } catch (error) {
-    await storage.close();
-    const reason =
-      (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
-        ? 'address already in use'
-        : (error as Error).message;
-    throw new CliError(`serve: cannot listen on ${formatAddress(options)}: ${reason}`, { cause: error });
-  }
-
-  process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
-  const warnings = startWarnings(address.host, {
-    tls: access.tls !== undefined,
-    tlsOnly: access.tlsOnly === true,
-    users: options.users !== undefined,
-    root: options.memory ? 'memory' : options.root,
-  });
-  for (const warning of warnings) process.stderr.write(`muxftp: warning: ${warning}\n`);
-  if (options.users !== undefined) {
-    const anonymous = access.accounts?.anonymous;
-    logToStderr(
-      `${access.accounts?.userCount ?? 0} users from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on (home ${anonymous.home || '/'})`}`,
-    );
-  }
-  if (options.fsync === 'never' && options.memory !== true) {
-    logToStderr('fsync never: uploads are not flushed to disk; a power cut may lose or empty recent ones');
-  }
-  const metrics = await startMetrics(server, options, address).catch(async (error: Error) => {
-    await server.close();
-    await storage.close();
-    throw new CliError(`serve: ${error.message}`, { cause: error });
-  });
-  if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
-
-  const signal = await firstShutdownSignal();
-  logToStderr(
-    `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
-  );
-  await server.close(DEFAULTS.shutdownGraceMs);
-  await metrics?.close();
-  await storage.close();
-  logToStderr('stopped');
-}
-
-/** With --metrics: the exporter, listening on its own port (never the protocol port). */
-async function startMetrics(
-  server: MuxServer,
-  options: ServeOptions,
-  protocol: { host: string; port: number },
-): Promise<MetricsExporter | undefined> {
-  if (options.metrics === undefined) return undefined;
-  if (options.metrics.port === protocol.port) {
-    throw new Error(
-      `--metrics: port ${protocol.port} is the protocol port; metrics need a port of their own`,
-    );
-  }
-  const exporter = new MetricsExporter(server, options.metrics);
-  const address = await exporter.listen().catch((error: NodeJS.ErrnoException) => {
-    const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.message;
-    throw new Error(`cannot serve metrics on ${formatAddress(options.metrics!)}: ${reason}`, {
-      cause: error,
-    });
-  });
-  // The warning comes first: whoever waits for the "metrics at" line has then seen it too.
-  if (!isLoopback(address.host)) {
-    process.stderr.write(
-      `muxftp: warning: metrics listening on ${address.host}, reachable from other machines (file names are not in them, but load and error counts are)\n`,
-    );
-  }
-  logToStderr(`metrics at http://${formatAddress(address)}/metrics`);
-  return exporter;
-}
-
-/** Resolves on the first SIGINT/SIGTERM; from then on, another one exits at once. */
-function firstShutdownSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      const exitNow = (again: NodeJS.Signals): never => process.exit(128 + (constants.signals[again] ?? 2));
-      process.once('SIGINT', exitNow);
-      process.once('SIGTERM', exitNow);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
 }

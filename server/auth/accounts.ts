@@ -3,6 +3,7 @@
  * anonymous account, and the check of a name and password. Every check costs one scrypt, for
  * users that exist and for those that do not, so the answer's timing says nothing about names.
  */
+import { DEFAULTS } from '../../shared/defaults.js';
 import { normalizeClientPath } from '../../storage/paths.js';
 import { dummyPasswordHash, parsePasswordHash, verifyPassword } from './passwords.js';
 import {
@@ -38,7 +39,7 @@ export interface AccountsOptions {
   anonymousHome?: string;
 }
 
-export const DEFAULT_ANONYMOUS_HOME = 'public';
+export const DEFAULT_ANONYMOUS_HOME: string = DEFAULTS.anonymousHome;
 
 /** Everyone, everything, the whole root: a server without a users file (today's behaviour). */
 export const OPEN_ACCESS_ACCOUNT: Account = Object.freeze({

@@ -1,0 +1,135 @@
+/**
+ * What `muxftp serve` runs once its options are parsed (cli/commands/serve.ts): opens the
+ * storage, starts the MuxServer (and the metrics exporter), and shuts down on SIGINT/SIGTERM.
+ */
+import { constants } from 'node:os';
+import { MetricsExporter } from '../../server/metrics.js';
+import { logToStderr } from '../../server/options.js';
+import { MuxServer } from '../../server/server.js';
+import { DEFAULTS } from '../../shared/defaults.js';
+import { openStorage } from '../../storage/index.js';
+import { CliError } from '../cliError.js';
+import { formatAddress } from '../connect.js';
+import { isLoopback, loadAccess, startWarnings } from '../serverAccess.js';
+import type { ServeOptions } from './serve.js';
+
+export async function serve(options: ServeOptions): Promise<void> {
+  const access = await loadAccess(options).catch((error: Error) => {
+    throw new CliError(`serve: ${error.message}`, { cause: error });
+  });
+  const storage = await openStorage({
+    root: options.root,
+    memory: options.memory === true,
+    durable: options.fsync === 'always',
+  }).catch((error: Error) => {
+    throw new CliError(`serve: ${error.message}`, { cause: error });
+  });
+  // Young partial uploads survive a restart (issue #8): a client's put -c continues them.
+  const swept = await storage.sweepTemporaryFiles({ partialRetentionMs: options.partialRetention });
+  const server = new MuxServer({
+    storage,
+    host: options.host,
+    port: options.port,
+    idleTimeoutMs: options.idleTimeout,
+    partialRetentionMs: options.partialRetention,
+    maxConnections: options.maxConnections,
+    ...(options.maxOpenFiles !== undefined ? { maxOpenFiles: options.maxOpenFiles } : {}),
+    streamWindowBytes: options.streamWindow,
+    maxConnectionsPerIp: options.maxConnectionsPerIp,
+    maxStreamsPerConnection: options.maxStreamsPerConnection,
+    maxRateBytesPerSecond: options.maxRate,
+    maxUserRateBytesPerSecond: options.maxUserRate,
+    handshakeTimeoutMs: options.handshakeTimeout,
+    ...access,
+    log: logToStderr,
+  });
+  let address: { host: string; port: number };
+  try {
+    address = await server.listen();
+  } catch (error) {
+    await storage.close();
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? 'address already in use'
+        : (error as Error).message;
+    throw new CliError(`serve: cannot listen on ${formatAddress(options)}: ${reason}`, { cause: error });
+  }
+
+  process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
+  const warnings = startWarnings(address.host, {
+    tls: access.tls !== undefined,
+    tlsOnly: access.tlsOnly === true,
+    users: options.users !== undefined,
+    root: options.memory ? 'memory' : options.root,
+  });
+  for (const warning of warnings) process.stderr.write(`muxftp: warning: ${warning}\n`);
+  if (options.users !== undefined) {
+    const anonymous = access.accounts?.anonymous;
+    logToStderr(
+      `${access.accounts?.userCount ?? 0} users from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on (home ${anonymous.home || '/'})`}`,
+    );
+  }
+  if (options.fsync === 'never' && options.memory !== true) {
+    logToStderr('fsync never: uploads are not flushed to disk; a power cut may lose or empty recent ones');
+  }
+  const metrics = await startMetrics(server, options, address).catch(async (error: Error) => {
+    await server.close();
+    await storage.close();
+    throw new CliError(`serve: ${error.message}`, { cause: error });
+  });
+  if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
+
+  const signal = await firstShutdownSignal();
+  logToStderr(
+    `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
+  );
+  await server.close(DEFAULTS.shutdownGraceMs);
+  await metrics?.close();
+  await storage.close();
+  logToStderr('stopped');
+}
+
+/** With --metrics: the exporter, listening on its own port (never the protocol port). */
+async function startMetrics(
+  server: MuxServer,
+  options: ServeOptions,
+  protocol: { host: string; port: number },
+): Promise<MetricsExporter | undefined> {
+  if (options.metrics === undefined) return undefined;
+  if (options.metrics.port === protocol.port) {
+    throw new Error(
+      `--metrics: port ${protocol.port} is the protocol port; metrics need a port of their own`,
+    );
+  }
+  const exporter = new MetricsExporter(server, options.metrics);
+  const address = await exporter.listen().catch((error: NodeJS.ErrnoException) => {
+    const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.message;
+    throw new Error(`cannot serve metrics on ${formatAddress(options.metrics!)}: ${reason}`, {
+      cause: error,
+    });
+  });
+  // The warning comes first: whoever waits for the "metrics at" line has then seen it too.
+  if (!isLoopback(address.host)) {
+    process.stderr.write(
+      `muxftp: warning: metrics listening on ${address.host}, reachable from other machines (file names are not in them, but load and error counts are)\n`,
+    );
+  }
+  logToStderr(`metrics at http://${formatAddress(address)}/metrics`);
+  return exporter;
+}
+
+/** Resolves on the first SIGINT/SIGTERM; from then on, another one exits at once. */
+function firstShutdownSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      const exitNow = (again: NodeJS.Signals): never => process.exit(128 + (constants.signals[again] ?? 2));
+      process.once('SIGINT', exitNow);
+      process.once('SIGTERM', exitNow);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
