@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { measureLoopback, measureLoopbackParallel } from './loopback.mjs';
 
+/** @typedef {import('../client/bench/report.js').BenchReport} BenchReport `muxftp bench --json` */
+
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, 'no-peers': { type: 'boolean' } } });
 const quick = values.quick === true;
@@ -15,11 +17,16 @@ const fileSize = quick ? '2MiB' : '10MiB';
 const idleMany = quick ? 1000 : 5000;
 
 const bin = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
+/**
+ * One `muxftp bench --local --json` run; a run that missed a threshold exits 1 but still reports.
+ * @param {...string} args
+ * @returns {Promise<BenchReport>}
+ */
 async function muxftp(...args) {
   const { stdout } = await run(process.execPath, [bin, 'bench', '--local', '--json', ...args], {
     maxBuffer: 1 << 24,
     timeout: 15 * 60_000,
-  }).catch((error) => error);
+  }).catch((error) => /** @type {{ stdout: string }} */ (error));
   return JSON.parse(stdout);
 }
 
@@ -37,11 +44,16 @@ async function peers() {
     );
     return JSON.parse(stdout);
   } catch (error) {
-    return { peers: {}, notes: [`peers failed: ${String(error.message).split('\n')[0]}`] };
+    return {
+      peers: {},
+      notes: [`peers failed: ${String(/** @type {Error} */ (error).message).split('\n')[0]}`],
+    };
   }
 }
 
+/** @param {number | null | undefined} x */
 const mb = (x) => (x === undefined || x === null || Number.isNaN(x) ? '-' : `${Math.round(x)}`);
+/** @param {number | undefined} a @param {number | undefined} b */
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-');
 
 console.error(`muxftp compare (${quick ? 'quick' : 'full'}): measuring...`);
@@ -108,9 +120,11 @@ for (const [name, m, v, p, limit] of rows) {
   );
 }
 console.log(`\n2 ${clients} connects + handshakes: ${connect.seconds} s (p99 ${connect.latency_ms.p99} ms)`);
+// The server's peak RSS is null when the bench could not sample it: '-' then.
+const idleRss = idleMem.server?.rss_mb;
 console.log(
-  `5 server RSS: ${clients} idle ${idleMem.server.rss_mb} MB (${Math.round((idleMem.server.rss_mb * 1e6) / clients / 1024)} KiB/conn incl. base), ` +
-    `${idleMany} idle ${idleMemMany.server.rss_mb} MB; single up+down with ${idleMany} idle: ${idleManySingle.mbps} MB/s (${ratio(idleManySingle.mbps, loopback1)} of loopback)`,
+  `5 server RSS: ${clients} idle ${idleRss ?? '-'} MB (${mb(idleRss === undefined ? undefined : (idleRss * 1e6) / clients / 1024)} KiB/conn incl. base), ` +
+    `${idleMany} idle ${idleMemMany.server?.rss_mb ?? '-'} MB; single up+down with ${idleMany} idle: ${idleManySingle.mbps} MB/s (${ratio(idleManySingle.mbps, loopback1)} of loopback)`,
 );
 const errors = [
   up,

@@ -4,6 +4,8 @@ import { fork } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
+/** @typedef {import('node:net').AddressInfo} AddressInfo */
+
 const WRITE_BYTES = 1 << 20;
 
 if (process.argv[2] === 'send') {
@@ -22,7 +24,12 @@ if (process.argv[2] === 'send') {
   });
 }
 
-/** Aggregate bytes per second of `count` raw TCP streams at once (one sender process each). */
+/**
+ * Aggregate bytes per second of `count` raw TCP streams at once (one sender process each).
+ * @param {number} count
+ * @param {number} bytesEach
+ * @returns {Promise<number>}
+ */
 export async function measureLoopbackParallel(count, bytesEach) {
   const started = process.hrtime.bigint();
   await Promise.all(Array.from({ length: count }, () => measureLoopback(bytesEach)));
@@ -30,7 +37,11 @@ export async function measureLoopbackParallel(count, bytesEach) {
   return (count * bytesEach) / seconds;
 }
 
-/** Bytes per second of one raw TCP stream between two processes. */
+/**
+ * Bytes per second of one raw TCP stream between two processes.
+ * @param {number} totalBytes
+ * @returns {Promise<number>}
+ */
 export function measureLoopback(totalBytes) {
   return new Promise((resolve, reject) => {
     const server = createServer((socket) => {
@@ -48,7 +59,7 @@ export function measureLoopback(totalBytes) {
     server.listen(0, '127.0.0.1', () => {
       const child = fork(fileURLToPath(import.meta.url), [
         'send',
-        String(server.address().port),
+        String(/** @type {AddressInfo} */ (server.address()).port),
         String(totalBytes),
       ]);
       child.on('error', reject);

@@ -17,6 +17,9 @@ const { values } = parseArgs({
 });
 const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
 
+/** @typedef {import('../client/bench/report.js').BenchReport} BenchReport `muxftp bench --json` */
+
+/** @param {boolean} metrics serve with --metrics on a port of its own */
 async function startServe(metrics) {
   const args = [BIN, 'serve', '--memory', '--port', '0', ...(metrics ? ['--metrics', '127.0.0.1:0'] : [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -25,7 +28,9 @@ async function startServe(metrics) {
     stderr += chunk;
   });
   const [line] = await once(child.stdout, 'data');
-  const port = Number(/:(\d+) /.exec(String(line))[1]);
+  const listening = /:(\d+) /.exec(String(line));
+  if (listening === null) throw new Error(`muxftp serve printed no port: ${line}`);
+  const port = Number(listening[1]);
   let metricsPort;
   while (metrics && metricsPort === undefined) {
     metricsPort = /metrics at http:\/\/[^ ]+:(\d+)\//.exec(stderr)?.[1];
@@ -34,6 +39,10 @@ async function startServe(metrics) {
   return { child, port, metricsPort };
 }
 
+/**
+ * @param {number} port
+ * @returns {Promise<BenchReport>}
+ */
 async function runBench(port) {
   const child = spawn(
     process.execPath,
@@ -97,6 +106,7 @@ for (let round = 1; round <= Number(values.rounds); round++) {
   }
 }
 console.table(rows);
+/** @param {number[]} xs */
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const metrics of [false, true]) {
   const mine = rows.filter((r) => r.metrics === metrics);

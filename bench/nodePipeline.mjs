@@ -12,15 +12,22 @@ import { open } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
+/** @typedef {import('node:net').AddressInfo} AddressInfo */
+
 const READ_BYTES = 1 << 20;
 /** The receiver stops reading the socket while this many bytes wait for the disk. */
 const WRITE_BACKLOG_BYTES = 8 << 20;
 
+/**
+ * @param {number} port
+ * @param {string} file
+ */
 async function send(port, file) {
   const handle = await open(file, 'r');
   const { size } = await handle.stat();
   const socket = connect({ host: '127.0.0.1', port });
   await once(socket, 'connect');
+  /** @param {number} position */
   const read = async (position) => {
     const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, size - position));
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
@@ -40,23 +47,29 @@ async function send(port, file) {
   await handle.close();
 }
 
+/** @param {string} file */
 async function receive(file) {
   const handle = await open(file, 'w');
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  process.stdout.write(`${server.address().port}\n`);
+  process.stdout.write(`${/** @type {AddressInfo} */ (server.address()).port}\n`);
   const [socket] = await once(server, 'connection');
   server.close();
+  /** @type {Buffer[]} */
   let pending = [];
   let pendingBytes = 0;
   let position = 0;
   let writing = false;
   let ended = false;
-  let done;
-  const finished = new Promise((resolve, reject) => {
-    done = { resolve, reject };
-  });
+  /** @type {{ resolve: () => void, reject: (error: Error) => void }} */
+  const done = { resolve: () => {}, reject: () => {} };
+  const finished = /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      done.resolve = resolve;
+      done.reject = reject;
+    })
+  );
   const writeNext = () => {
     if (writing) return;
     if (pending.length === 0) {
@@ -76,7 +89,7 @@ async function receive(file) {
       writeNext();
     }, done.reject);
   };
-  socket.on('data', (chunk) => {
+  socket.on('data', (/** @type {Buffer} */ chunk) => {
     pending.push(chunk);
     pendingBytes += chunk.length;
     if (pendingBytes >= WRITE_BACKLOG_BYTES) socket.pause();
@@ -91,12 +104,19 @@ async function receive(file) {
   await handle.close();
 }
 
-/** Moves sourceFile to targetFile through two processes; resolves to the seconds it took. */
+/**
+ * Moves sourceFile to targetFile through two processes; resolves to the seconds it took.
+ * @param {string} sourceFile
+ * @param {string} targetFile
+ * @param {{ timeoutMs?: number }} [options]
+ * @returns {Promise<number>}
+ */
 export async function runPipeline(sourceFile, targetFile, { timeoutMs = 300_000 } = {}) {
   const self = fileURLToPath(import.meta.url);
   const receiver = spawn(process.execPath, [self, 'receive', targetFile], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  /** @type {import('node:child_process').ChildProcess[]} */
   const killAll = [receiver];
   const timer = setTimeout(() => {
     for (const child of killAll) child.kill('SIGKILL');
@@ -121,7 +141,12 @@ export async function runPipeline(sourceFile, targetFile, { timeoutMs = 300_000 
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [, , mode, a, b] = process.argv;
-  const main = mode === 'send' ? send(Number(a), b) : mode === 'receive' ? receive(a) : undefined;
+  const main =
+    mode === 'send' && b !== undefined
+      ? send(Number(a), b)
+      : mode === 'receive' && a !== undefined
+        ? receive(a)
+        : undefined;
   if (main === undefined) {
     process.stderr.write('usage: nodePipeline.mjs receive <file> | send <port> <file>\n');
     process.exit(2);

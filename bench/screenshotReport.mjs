@@ -18,7 +18,11 @@ try {
     process.exitCode = 1;
   });
   await page.goto(pathToFileURL(html).href);
-  await page.waitForFunction(() => window.muxftpCharts !== undefined);
+  // The report's script sets window.muxftpCharts once its charts are drawn (client/bench/htmlReport.ts).
+  await page.waitForFunction(
+    () =>
+      /** @type {{ muxftpCharts?: object }} */ (/** @type {unknown} */ (window)).muxftpCharts !== undefined,
+  );
   await page.screenshot({ path: png, fullPage: true });
 } finally {
   await browser.close();
