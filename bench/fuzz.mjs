@@ -33,6 +33,21 @@ import {
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * The JSON line the run prints.
+ * @typedef {object} FuzzReport
+ * @property {number} seed
+ * @property {number} sessions
+ * @property {number} fuzzBytes
+ * @property {number} verifiedTransfers
+ * @property {number} crashes
+ * @property {Record<string, number>} errorCodes ERROR codes the fuzz connections got back, `connection:` or `stream:` level.
+ * @property {string[]} corrupted
+ * @property {string[]} verifierErrors
+ * @property {number} seconds
+ * @property {string} [serverStderrTail] after a crash
+ */
+
 const { values: args } = parseArgs({
   options: {
     sessions: { type: 'string', default: '300' },
@@ -46,26 +61,44 @@ const SESSIONS = Number(args.sessions);
 const DURATION_MS = parseDuration(args.duration);
 const CONCURRENCY = Number(args.concurrency);
 const SEED = args.seed === undefined ? Date.now() >>> 0 : Number(args.seed);
-for (const [name, value] of [
+for (const [name, value] of /** @type {Array<[string, number]>} */ ([
   ['sessions', SESSIONS],
   ['concurrency', CONCURRENCY],
   ['seed', SEED],
-]) {
+])) {
   if (!Number.isSafeInteger(value) || value < 0) usage(`--${name} must be a non-negative integer`);
 }
 
+/**
+ * @param {string} message
+ * @returns {never}
+ */
 function usage(message) {
   process.stderr.write(`fuzz: ${message}\n`);
   process.exit(2);
 }
 
+/** @param {string} text */
 function parseDuration(text) {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
   if (!match) usage(`bad duration: ${text}`);
-  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] ?? 's'];
+  const unit = /** @type {'ms' | 's' | 'm' | undefined} */ (match[2]);
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[unit ?? 's'];
 }
 
-/** xorshift32: a small seeded generator, so a failing run can be replayed with its seed. */
+/**
+ * @typedef {object} Rng
+ * @property {() => number} float in [0, 1)
+ * @property {(n: number) => number} int in [0, n)
+ * @property {<T>(list: readonly T[]) => T} pick one of a non-empty list
+ * @property {(n: number) => Buffer} bytes
+ */
+
+/**
+ * xorshift32: a small seeded generator, so a failing run can be replayed with its seed.
+ * @param {number} seed
+ * @returns {Rng}
+ */
 function rng(seed) {
   let state = seed || 0x9e3779b9;
   const next = () => {
@@ -74,10 +107,15 @@ function rng(seed) {
     state ^= state << 5;
     return (state >>> 0) / 2 ** 32;
   };
+  /**
+   * @template T
+   * @param {readonly T[]} list
+   */
+  const pick = (list) => /** @type {T} */ (list[Math.floor(next() * list.length)]);
   return {
     float: next,
     int: (n) => Math.floor(next() * n),
-    pick: (list) => list[Math.floor(next() * list.length)],
+    pick,
     bytes: (n) => {
       const b = Buffer.allocUnsafe(n);
       for (let i = 0; i < n; i++) b[i] = Math.floor(next() * 256);
@@ -88,7 +126,12 @@ function rng(seed) {
 
 const PATHS = ['v/a.bin', 'v/b.bin', 'fuzz/x.bin', 'fuzz', 'nope/y', '../etc/passwd', '', 'a'.repeat(300)];
 
-/** One valid frame a client could send, for stream `id`. */
+/**
+ * One valid frame a client could send, for stream `id`.
+ * @param {Rng} r
+ * @param {number} id
+ * @returns {Buffer}
+ */
 function plausibleFrame(r, id) {
   switch (r.int(8)) {
     case 0:
@@ -99,7 +142,7 @@ function plausibleFrame(r, id) {
       });
     case 1:
       return encodeOpen(id, {
-        op: r.pick(['get', 'list', 'stat', 'delete', 'mkdir', 'rmdir']),
+        op: r.pick(/** @type {const} */ (['get', 'list', 'stat', 'delete', 'mkdir', 'rmdir'])),
         path: r.pick(PATHS),
       });
     case 2:
@@ -122,7 +165,12 @@ function plausibleFrame(r, id) {
   }
 }
 
-/** Flips, overwrites, inserts or deletes a few bytes. */
+/**
+ * Flips, overwrites, inserts or deletes a few bytes.
+ * @param {Rng} r
+ * @param {Buffer} bytes
+ * @returns {Buffer}
+ */
 function mutate(r, bytes) {
   const out = Buffer.from(bytes);
   const edits = 1 + r.int(4);
@@ -131,7 +179,7 @@ function mutate(r, bytes) {
     const at = r.int(result.length);
     switch (r.int(4)) {
       case 0:
-        result[at] ^= 1 << r.int(8);
+        result.writeUInt8(result.readUInt8(at) ^ (1 << r.int(8)), at);
         break;
       case 1:
         result[at] = r.pick([0, 0xff, 0x7f, 0x80, r.int(256)]);
@@ -148,6 +196,7 @@ function mutate(r, bytes) {
 
 /** Waits (briefly) for the server's credit on a stream before the frames after it go out. */
 class WaitForWindow {
+  /** @param {number} streamId */
   constructor(streamId) {
     this.streamId = streamId;
   }
@@ -157,8 +206,11 @@ class WaitForWindow {
  * What one fuzz session sends: a handshake (usually valid), then frames, some mutated, some
  * aimed at a random stream; and now and then a well-formed upload (OPEN, wait for credit, DATA,
  * END with a right or wrong digest) so that the fuzz reaches deep into the upload path too.
+ * @param {Rng} r
+ * @returns {Array<Buffer | WaitForWindow>}
  */
 function sessionSteps(r) {
+  /** @type {Array<Buffer | WaitForWindow>} */
   const steps = [];
   const hello = encodeHello({
     protocol: 'muxftp',
@@ -183,7 +235,7 @@ function sessionSteps(r) {
       const data = encodeData(id, body);
       steps.push(r.int(4) === 0 ? mutate(r, data) : data);
       const digest = contentDigest('xxh128', body);
-      if (r.int(2) === 0) digest[0] ^= 1;
+      if (r.int(2) === 0) digest.writeUInt8(digest.readUInt8(0) ^ 1, 0);
       steps.push(encodeEnd(id, body.length, 'xxh128', digest));
       continue;
     }
@@ -196,11 +248,17 @@ function sessionSteps(r) {
 /**
  * Runs one session: its bytes go out in random pieces; then it closes. Tallies the ERROR codes
  * the server sent back in `codes` (an INTERNAL_ERROR there is a server bug the fuzz found).
+ * @param {number} port
+ * @param {Rng} r
+ * @param {Record<string, number>} codes
+ * @returns {Promise<number>} the bytes sent
  */
 async function runSession(port, r, codes) {
   const steps = sessionSteps(r);
   const socket = connect({ host: '127.0.0.1', port });
+  /** @type {Set<number>} */
   const credited = new Set();
+  /** @type {(value?: unknown) => void} */
   let wake = () => {};
   const decoder = new FrameDecoder(
     { maxFramePayloadBytes: 16 * 1024 * 1024, maxControlPayloadBytes: 256 * 1024 },
@@ -252,12 +310,23 @@ async function runSession(port, r, codes) {
   return sent;
 }
 
+/** @param {number} ms @returns {Promise<void>} */
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** @param {Buffer} data */
 const sha256 = (data) => createHash('sha256').update(data).digest('hex');
 
-/** Keeps putting and getting files, each checked by hash; remembers what it stored where. */
+/**
+ * Keeps putting and getting files, each checked by hash; remembers what it stored where.
+ * @param {number} port
+ * @param {Rng} r
+ * @param {number} deadline epoch ms
+ * @param {() => boolean} stopped
+ * @param {FuzzReport} report
+ * @returns {Promise<Map<string, string>>} path to SHA-256 hex of what it last stored there
+ */
 async function verifier(port, r, deadline, stopped, report) {
   const client = await Client.connect({ host: '127.0.0.1', port });
+  /** @type {Map<string, string>} */
   const stored = new Map();
   try {
     await client.mkdir('v', { parents: true });
@@ -275,14 +344,18 @@ async function verifier(port, r, deadline, stopped, report) {
       report.verifiedTransfers += 2;
     }
   } catch (error) {
-    report.verifierErrors.push(`${error.code ?? ''} ${error.message}`);
+    const failure = /** @type {Error & { code?: string }} */ (error);
+    report.verifierErrors.push(`${failure.code ?? ''} ${failure.message}`);
   } finally {
     await client.close().catch(() => {});
   }
   return stored;
 }
 
-/** Starts `muxftp serve` on a temp dir; resolves once it prints its port. */
+/**
+ * Starts `muxftp serve` on a temp dir; resolves once it prints its port.
+ * @param {string} root
+ */
 async function startServe(root) {
   const child = spawn(
     process.execPath,
@@ -295,7 +368,9 @@ async function startServe(root) {
   child.stderr.on('data', (chunk) => {
     stderr = (stderr + chunk.toString()).slice(-20_000);
   });
+  /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} */
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  /** @type {number} */
   const port = await new Promise((resolve, reject) => {
     let line = '';
     child.stdout.on('data', (chunk) => {
@@ -309,13 +384,13 @@ async function startServe(root) {
 }
 
 async function main() {
+  /** @type {FuzzReport} */
   const report = {
     seed: SEED,
     sessions: 0,
     fuzzBytes: 0,
     verifiedTransfers: 0,
     crashes: 0,
-    /** ERROR codes the fuzz connections got back, `connection:` or `stream:` level. */
     errorCodes: {},
     corrupted: [],
     verifierErrors: [],
