@@ -33,6 +33,26 @@ import {
   track,
 } from './peers.mjs';
 
+/** @typedef {import('../client/bench/report.js').BenchReport} BenchReport `muxftp bench --json` */
+/** @typedef {import('./peers.mjs').Peer} Peer */
+/** @typedef {import('./peers.mjs').Transfer} Transfer */
+/** @typedef {import('./peers.mjs').Payload & { name: string }} NamedPayload a client-side file, by the name it travels under */
+/** @typedef {Awaited<ReturnType<typeof startMuxftp>>} MuxftpServer */
+
+/**
+ * Who moves the files: the muxftp CLI (against `muxftp serve`), curl (against a peer FTP server)
+ * or the minimal Node pipeline (no server).
+ * @typedef {{ label: string, kind: 'muxftp', extraArgs: string[], bench: boolean, server: () => Promise<MuxftpServer> }} MuxftpTool
+ * @typedef {{ label: string, kind: 'curl', server: () => Promise<Peer> }} CurlTool
+ * @typedef {{ label: string, kind: 'node' }} NodeTool
+ * @typedef {MuxftpTool | CurlTool | NodeTool} Tool
+ */
+
+/**
+ * One workload's figure from one round, or why there is none.
+ * @typedef {{ seconds: number, mbps: number } | { error: string }} WorkloadFigure
+ */
+
 const MIB = 1024 * 1024;
 const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
 const ALL_TOOLS = ['muxftp', 'pyftpdlib', 'vsftpd', 'node'];
@@ -51,6 +71,7 @@ const { values } = parseArgs({
     baseline: { type: 'string' },
   },
 });
+/** @param {keyof typeof values} name */
 const positive = (name) => {
   const n = Number(values[name]);
   if (!(n > 0)) throw new Error(`--${name} must be a positive number`);
@@ -67,14 +88,20 @@ const opts = {
   timeoutMs: positive('timeout-s') * 1000,
   baselineBin: values.baseline ? path.resolve(values.baseline, 'bin/muxftp.js') : undefined,
 };
+/** @param {string} msg */
 const log = (msg) => process.stderr.write(`${msg}\n`);
 
 // ---------------------------------------------------------------- payloads (client side, tmpfs)
 
 const clientBase = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
 
-/** Random files: `count` small ones (distinct contents) and one big one, with their digests. */
+/**
+ * Random files: `count` small ones (distinct contents) and one big one, with their digests.
+ * @param {string} dir
+ * @returns {Promise<{ many: NamedPayload[], big: NamedPayload }>}
+ */
 async function makePayloads(dir) {
+  /** @type {NamedPayload[]} */
   const many = [];
   const block = Buffer.allocUnsafe(opts.fileBytes);
   randomFillSync(block);
@@ -101,7 +128,11 @@ async function makePayloads(dir) {
   return { many, big: { name: 'big.bin', file: bigFile, size: opts.bigBytes, sha256: hash.digest('hex') } };
 }
 
-/** How many of `expected` match the file at `where(file)`, by size and SHA-256. */
+/**
+ * How many of `expected` match the file at `where(file)`, by size and SHA-256.
+ * @param {NamedPayload[]} expected
+ * @param {(payload: NamedPayload) => string} where
+ */
 async function verified(expected, where) {
   let ok = 0;
   for (const payload of expected) {
@@ -113,6 +144,11 @@ async function verified(expected, where) {
 
 // ---------------------------------------------------------------- muxftp: server and CLI
 
+/**
+ * `muxftp serve` on a fresh root on disk.
+ * @param {string} bin the checkout's bin/muxftp.js
+ * @param {string[]} [extraServeArgs]
+ */
 async function startMuxftp(bin, extraServeArgs = []) {
   const root = await makeTempDir('muxftp-cli-root-');
   const child = track(
@@ -121,7 +157,7 @@ async function startMuxftp(bin, extraServeArgs = []) {
     }),
   );
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d) => {
+  child.stderr.setEncoding('utf8').on('data', (/** @type {string} */ d) => {
     stderr = (stderr + d).slice(-4000);
   });
   const [line] = await once(child.stdout, 'data');
@@ -144,6 +180,10 @@ async function startMuxftp(bin, extraServeArgs = []) {
   };
 }
 
+/**
+ * @param {MuxftpServer} server
+ * @param {string[]} args
+ */
 function muxftp(server, args) {
   return run(process.execPath, [server.bin, '--server', `127.0.0.1:${server.port}`, ...args], {
     timeoutMs: opts.timeoutMs,
@@ -152,57 +192,90 @@ function muxftp(server, args) {
 
 // ---------------------------------------------------------------- one tool: the four workloads
 
-/** Each tool moves the same files: uploads into `up/` of its root, downloads from there to tmpfs. */
+/**
+ * What a workload's body returns: its own verified figure (muxftp bench), an error, or nothing
+ * (then the files are checked); the Node pipeline returns its seconds, which the clock ignores.
+ * @typedef {{ seconds: number, mbps: number } | { error: string } | number | undefined} BodyOutcome
+ */
+
+/**
+ * Each tool moves the same files: uploads into `up/` of its root, downloads from there to tmpfs.
+ * @param {Tool} tool
+ * @param {{ many: NamedPayload[], big: NamedPayload }} payloads
+ * @param {string} workDir
+ * @returns {Promise<Record<string, WorkloadFigure>>}
+ */
 async function runTool(tool, payloads, workDir) {
+  /** @type {Record<string, WorkloadFigure>} */
   const results = {};
   const dl = path.join(workDir, 'dl');
   const cleanDl = async () => {
     await fsp.rm(dl, { recursive: true, force: true });
     await fsp.mkdir(dl);
   };
+  /**
+   * One workload on the clock, then its files checked (unless the body verified them itself).
+   * @param {string} name
+   * @param {number} bytes
+   * @param {() => Promise<BodyOutcome>} body
+   * @param {() => Promise<{ ok: number, of: number }>} [check] required unless the body measures itself
+   */
   const timed = async (name, bytes, body, check) => {
     if (!opts.workloads.includes(name)) return;
     await cleanDl();
     await run('sync', []); // the previous step's dirty pages are not this step's to write back
     const t0 = performance.now();
+    /** @type {BodyOutcome} */
     let outcome;
     try {
       outcome = await body();
     } catch (err) {
-      outcome = { error: String(err.message ?? err) };
+      outcome = { error: String(/** @type {Error} */ (err).message ?? err) };
     }
     const seconds = (performance.now() - t0) / 1000;
-    if (outcome?.error) {
+    if (typeof outcome === 'object' && 'error' in outcome) {
       results[name] = { error: outcome.error };
       log(`  ${tool.label} ${name}: ERROR ${outcome.error.split('\n')[0]}`);
       return;
     }
-    if (outcome?.mbps !== undefined) {
+    if (typeof outcome === 'object') {
       results[name] = outcome; // measured and verified by the tool itself (muxftp bench)
       log(`  ${tool.label} ${name}: ${outcome.mbps} MB/s`);
       return;
     }
+    if (check === undefined) throw new Error(`${name}: the body measured nothing and there is no check`);
     const { ok, of } = await check();
-    results[name] =
+    /** @type {WorkloadFigure} */
+    const figure =
       ok === of ? { seconds, mbps: bytes / 1e6 / seconds } : { error: `${of - ok} of ${of} not verified` };
-    log(`  ${tool.label} ${name}: ${results[name].mbps?.toFixed(0) ?? results[name].error} MB/s`);
+    results[name] = figure;
+    log(`  ${tool.label} ${name}: ${'mbps' in figure ? figure.mbps.toFixed(0) : figure.error} MB/s`);
   };
 
   const many = payloads.many;
   const big = payloads.big;
   const manyBytes = many.length * opts.fileBytes;
-  const server = tool.server ? await tool.server() : undefined;
+  const server = 'server' in tool ? await tool.server() : undefined;
   try {
     const root = server?.root ?? (await makeTempDir('muxftp-cli-node-root-'));
     if (!server) await fsp.mkdir(path.join(root, 'up'));
+    /** @param {NamedPayload} p */
     const upPath = (p) => path.join(root, 'up', p.name);
+    /** @param {NamedPayload} p */
     const dlPath = (p) => path.join(dl, p.name);
+    /** @param {NamedPayload[]} list */
     const checkUp = (list) => async () => ({ ok: await verified(list, upPath), of: list.length });
+    /** @param {NamedPayload[]} list */
     const checkDl = (list) => async () => ({ ok: await verified(list, dlPath), of: list.length });
     if (tool.kind === 'muxftp') {
+      const muxServer = /** @type {MuxftpServer} */ (server); // a muxftp tool's server() starts one
       const x = tool.extraArgs;
+      /**
+       * @param {string[]} args
+       * @returns {Promise<BodyOutcome>}
+       */
       const mux = async (args) => {
-        const r = await muxftp(server, ['-q', ...args]);
+        const r = await muxftp(muxServer, ['-q', ...args]);
         if (r.code !== 0)
           return { error: `exit ${r.code}${r.timedOut ? ' (timeout)' : ''}: ${r.stderr.trim()}` };
       };
@@ -222,29 +295,39 @@ async function runTool(tool, payloads, workDir) {
       await timed('put-big', big.size, () => mux(['put', big.file, 'up/big.bin', ...x]), checkUp([big]));
       await timed('get-big', big.size, () => mux(['get', 'up/big.bin', dlPath(big), ...x]), checkDl([big]));
       if (tool.bench) {
-        for (const [name, op] of [
+        for (const [name, op] of /** @type {Array<[workload: string, op: string]>} */ ([
           ['bench-up', 'upload'],
           ['bench-down', 'download'],
-        ]) {
+        ])) {
           await timed(name, manyBytes, async () => {
-            const r = await muxftp(server, [
+            const r = await muxftp(muxServer, [
               'bench',
               '--json',
               ...['--op', op, '--clients', String(opts.parallel), '--files', String(opts.files)],
               ...['--size', `${opts.fileBytes / 1024}KiB`],
             ]);
-            const report = JSON.parse(r.stdout || '{}');
-            if (r.code !== 0 || report.error_count !== 0)
+            const report = /** @type {Partial<BenchReport>} */ (JSON.parse(r.stdout || '{}'));
+            if (
+              r.code !== 0 ||
+              report.error_count !== 0 ||
+              report.mbps === undefined ||
+              report.seconds === undefined
+            )
               return { error: `exit ${r.code}, errors ${report.error_count}: ${r.stderr.trim()}` };
             return { mbps: report.mbps, seconds: report.seconds };
           });
         }
       }
     } else if (tool.kind === 'curl') {
+      const peer = /** @type {Peer} */ (server); // a curl tool's server() starts one
       const configDir = await makeTempDir('muxftp-cli-curl-');
       try {
+        /**
+         * @param {Transfer[]} transfers
+         * @returns {Promise<BodyOutcome>}
+         */
         const curl = async (transfers) => {
-          const r = await curlBatch(server, transfers, {
+          const r = await curlBatch(peer, transfers, {
             timeoutMs: opts.timeoutMs,
             connectTimeoutS: 5,
             curlProcs: 1,
@@ -296,6 +379,7 @@ async function runTool(tool, payloads, workDir) {
 const cliHelp = (await run(process.execPath, [BIN, 'put', '--help'])).stdout;
 const hasChecksum = /--checksum/.test(cliHelp);
 
+/** @type {Tool[]} */
 const tools = [];
 if (opts.tools.includes('muxftp')) {
   tools.push({ label: 'muxftp', kind: 'muxftp', extraArgs: [], bench: true, server: () => startMuxftp(BIN) });
@@ -337,21 +421,24 @@ for (const name of peerNames) {
 if (opts.tools.includes('node')) tools.push({ label: 'node pipeline', kind: 'node' });
 
 const workDir = await makeTempDir('muxftp-cli-client-', clientBase);
-const best = new Map(); // `${tool} ${workload}` -> best verified result
+/** @type {Map<string, { seconds: number, mbps: number }>} `${tool} ${workload}` -> best verified result */
+const best = new Map();
+/** @type {string[]} */
 const errors = [];
 try {
   log(`bench:cli: making payloads in ${workDir}`);
   const payloads = await makePayloads(workDir);
   for (let round = 0; round < opts.rounds; round++) {
     // Rotate the order each round, so no tool always runs first (or right after another's writeback).
-    const order = tools.map((_, i) => tools[(i + round) % tools.length]);
+    const shift = round % tools.length;
+    const order = [...tools.slice(shift), ...tools.slice(0, shift)];
     for (const tool of order) {
       log(`round ${round + 1}/${opts.rounds}: ${tool.label}`);
       const results = await runTool(tool, payloads, workDir);
       for (const [workload, r] of Object.entries(results)) {
         const key = `${tool.label} ${workload}`;
-        if (r.error) errors.push(`round ${round + 1} ${key}: ${r.error}`);
-        else if (!best.has(key) || best.get(key).mbps < r.mbps) best.set(key, r);
+        if ('error' in r) errors.push(`round ${round + 1} ${key}: ${r.error}`);
+        else if ((best.get(key)?.mbps ?? Number.NEGATIVE_INFINITY) < r.mbps) best.set(key, r);
       }
     }
   }
@@ -361,16 +448,21 @@ try {
 
 // ---------------------------------------------------------------- the table
 
+/** @param {string} tool @param {string} workload */
 const fig = (tool, workload) => best.get(`${tool} ${workload}`)?.mbps;
+/** @param {number | undefined} x */
 const mb = (x) => (x === undefined ? '-' : String(Math.round(x)));
+/** @param {number | undefined} a @param {number | undefined} b */
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-');
+/** @param {number} b */
 const sizeLabel = (b) => (b >= 1024 * MIB ? `${b / 1024 / MIB} GiB` : `${b / MIB} MiB`);
 const many = `${opts.files} × ${sizeLabel(opts.fileBytes)}`;
+/** @type {Array<[workload: string, label: string]>} */
 const rows = [
-  ['put-many', `put ${many}, ${opts.parallel} at once`, 'muxftp'],
-  ['get-many', `get ${many}, ${opts.parallel} at once`, 'muxftp'],
-  ['put-big', `put one ${sizeLabel(opts.bigBytes)}`, 'muxftp'],
-  ['get-big', `get one ${sizeLabel(opts.bigBytes)}`, 'muxftp'],
+  ['put-many', `put ${many}, ${opts.parallel} at once`],
+  ['get-many', `get ${many}, ${opts.parallel} at once`],
+  ['put-big', `put one ${sizeLabel(opts.bigBytes)}`],
+  ['get-big', `get one ${sizeLabel(opts.bigBytes)}`],
 ];
 const muxLabels = tools.filter((t) => t.kind === 'muxftp').map((t) => t.label);
 const header = [
@@ -401,10 +493,14 @@ for (const [workload, label] of rows) {
     ratio(m, node),
   ]);
 }
-for (const [workload, label, peerWorkload] of [
+for (const [
+  workload,
+  label,
+  peerWorkload,
+] of /** @type {Array<[workload: string, label: string, peerWorkload: string]>} */ ([
   ['bench-up', `muxftp bench upload, ${opts.parallel} clients × ${many}`, 'put-many'],
   ['bench-down', `muxftp bench download, ${opts.parallel} clients × ${many}`, 'get-many'],
-]) {
+])) {
   if (!opts.workloads.includes(workload)) continue;
   const m = fig('muxftp', workload);
   const py = fig('curl → pyftpdlib', peerWorkload);
@@ -433,7 +529,9 @@ console.log(
   all
     .map((r) =>
       r
-        .map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c])))
+        .map((cell, c) =>
+          c === 0 ? String(cell).padEnd(widths[c] ?? 0) : String(cell).padStart(widths[c] ?? 0),
+        )
         .join('  '),
     )
     .join('\n'),
