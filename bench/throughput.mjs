@@ -1,4 +1,3 @@
-// @ts-check
 // npm run bench:throughput -- [--size-mib 1024] [--runs 1]
 // One large upload and download over loopback to a muxftp server (in-memory storage, its own
 // process), next to the raw loopback limit measured in the same run. Every transfer is verified

@@ -1,4 +1,3 @@
-// @ts-check
 // npm run bench:tls -- [--rounds 3] [--big-mib 512] [--files 200] [--file-mib 4] [--clients 50]
 //
 // TLS against plain TCP through `muxftp bench --local` (an in-memory server in its own process,

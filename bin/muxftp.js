@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// @ts-check
 // The muxftp command. It runs the compiled CLI in dist/ (npm run build), with no TypeScript loader.
 // '#dist/' is package.json's private "imports" map onto dist/: tsc checks it against the sources.
 let cli;
