@@ -113,31 +113,37 @@ function planWorkers(
 ): RunPlan {
   const files = options.durationMs !== undefined ? undefined : (options.files ?? defaultFiles(options));
   const workers = Math.max(1, Math.min(options.workers, options.clients));
-  const startAt = Date.now() + START_ALLOWANCE_MS + START_ALLOWANCE_PER_CLIENT_MS * options.clients;
-  const measureFrom = startAt + options.warmupMs;
-  const stopAt = options.durationMs !== undefined ? measureFrom + options.durationMs : undefined;
-  // Weights follow options.sizes; payloads were deduplicated, so map each size to its payload.
-  const orderedPayloads = options.sizes.map((s) => payloads.find((p) => p.bytes === s.bytes)!);
-  const cumulativeWeights = cumulative(options.sizes.map((s) => s.weight));
-  const plans: WorkerPlan[] = Array.from({ length: workers }, (_, i) => ({
+  const clock = runClock(options);
+  const shared = {
     host: address.host,
     port: address.port,
     tls: options.tls,
     op: options.op,
-    workerIndex: i,
-    clients: Math.floor(options.clients / workers) + (i < options.clients % workers ? 1 : 0),
     streams: options.streams,
-    payloads: orderedPayloads,
-    cumulativeWeights,
+    // Weights follow options.sizes; payloads were deduplicated, so map each size to its payload.
+    payloads: options.sizes.map((s) => payloads.find((p) => p.bytes === s.bytes)!),
+    cumulativeWeights: cumulative(options.sizes.map((s) => s.weight)),
     remoteDir,
     files,
-    startAt,
-    measureFrom,
-    stopAt,
+    ...clock,
     downloadPercent: options.downloadPercent,
+  };
+  const plans: WorkerPlan[] = Array.from({ length: workers }, (_, i) => ({
+    ...shared,
+    workerIndex: i,
+    clients: Math.floor(options.clients / workers) + (i < options.clients % workers ? 1 : 0),
     activeClient: i === 0,
   }));
+  const { measureFrom, stopAt } = clock;
   return { plans, counter: new SharedArrayBuffer(4 * COUNTER_SLOTS), files, measureFrom, stopAt };
+}
+
+/** When the workers start together, when measuring starts (after the warm-up), when a timed run stops. */
+function runClock(options: BenchOptions): Pick<WorkerPlan, 'startAt' | 'measureFrom' | 'stopAt'> {
+  const startAt = Date.now() + START_ALLOWANCE_MS + START_ALLOWANCE_PER_CLIENT_MS * options.clients;
+  const measureFrom = startAt + options.warmupMs;
+  const stopAt = options.durationMs !== undefined ? measureFrom + options.durationMs : undefined;
+  return { startAt, measureFrom, stopAt };
 }
 
 /** Without --files or --duration: one operation per stream (`idle`: two, `connect`: one per client). */
