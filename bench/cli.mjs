@@ -8,7 +8,8 @@
 // roots are on disk (os.tmpdir()), client files on tmpfs (/dev/shm). Tools alternate within each
 // round; each figure is the best of the rounds; every transfer is verified by hashing the files on
 // disk after the clock stops (a failed or mismatched transfer voids that measurement). If the CLI
-// offers `--checksum sha256`, that is measured as a tool of its own. `muxftp bench` (50 clients ×
+// offers `--checksum sha256`, that is measured as a tool of its own, and so is a server started with
+// `--fsync never` (the peers and the pipeline flush nothing to disk). `muxftp bench` (50 clients ×
 // 200 × 4 MiB, upload and download) runs against the same disk-backed server, compared with curl's
 // 200-file rows. Run as root on loopback only.
 import { spawn } from 'node:child_process';
@@ -383,6 +384,15 @@ const hasChecksum = /--checksum/.test(cliHelp);
 const tools = [];
 if (opts.tools.includes('muxftp')) {
   tools.push({ label: 'muxftp', kind: 'muxftp', extraArgs: [], bench: true, server: () => startMuxftp(BIN) });
+  // The peers and the node pipeline flush nothing; muxftp's default flushes each upload before it
+  // confirms it (fsync always). The same server with --fsync never shows what that costs.
+  tools.push({
+    label: 'muxftp fsync never',
+    kind: 'muxftp',
+    extraArgs: [],
+    bench: true,
+    server: () => startMuxftp(BIN, ['--fsync', 'never']),
+  });
   if (hasChecksum) {
     tools.push({
       label: 'muxftp sha256',

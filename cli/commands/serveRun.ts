@@ -3,7 +3,7 @@
  * storage, starts the MuxServer (and the metrics exporter), and shuts down on SIGINT/SIGTERM.
  */
 import { constants } from 'node:os';
-import { MetricsExporter } from '../../server/metrics.js';
+import type { MetricsExporter } from '../../server/metrics.js';
 import { logToStderr } from '../../server/options.js';
 import { MuxServer } from '../../server/server.js';
 import { DEFAULTS } from '../../shared/defaults.js';
@@ -101,6 +101,8 @@ async function startMetrics(
       `--metrics: port ${protocol.port} is the protocol port; metrics need a port of their own`,
     );
   }
+  // prom-client is loaded only for --metrics: it costs a serve process start-up time and memory.
+  const { MetricsExporter } = await import('../../server/metrics.js');
   const exporter = new MetricsExporter(server, options.metrics);
   const address = await exporter.listen().catch((error: NodeJS.ErrnoException) => {
     const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.message;
