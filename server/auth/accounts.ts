@@ -39,8 +39,6 @@ export interface AccountsOptions {
   anonymousHome?: string;
 }
 
-export const DEFAULT_ANONYMOUS_HOME: string = DEFAULTS.anonymousHome;
-
 /** Everyone, everything, the whole root: a server without a users file (today's behaviour). */
 export const OPEN_ACCESS_ACCOUNT: Account = Object.freeze({
   name: ANONYMOUS_USER,
@@ -71,7 +69,7 @@ export class Accounts {
         ? undefined
         : {
             name: ANONYMOUS_USER,
-            home: normalizeClientPath(options.anonymousHome ?? DEFAULT_ANONYMOUS_HOME),
+            home: normalizeClientPath(options.anonymousHome ?? DEFAULTS.anonymousHome),
             permissions: new Set(access === 'write' ? PERMISSIONS : READ_ONLY_PERMISSIONS),
           };
     // Start deriving the dummy hash now, so the first unknown name does not pay for it.
