@@ -135,6 +135,8 @@ function expectOneErrorLine(result: CliResult, ...parts: string[]): void {
 }
 
 let server: ServeProcess;
+/** The served root sits in a private directory, so "nothing appeared beside the root" is ours to check. */
+let rootParent: string;
 let root: string;
 let remote: string[];
 
@@ -142,7 +144,9 @@ beforeAll(async () => {
   if (!existsSync(BUILT_CLI)) {
     throw new Error(`${BUILT_CLI} is missing: run \`npm run build\` first (npm test does)`);
   }
-  root = await mkdtemp(join(tmpdir(), 'muxftp-cli-'));
+  rootParent = await mkdtemp(join(tmpdir(), 'muxftp-cli-'));
+  root = join(rootParent, 'root');
+  await mkdir(root);
   server = await startServe(['--root', root]);
   remote = ['--server', `127.0.0.1:${server.port}`];
 });
@@ -159,7 +163,7 @@ afterAll(async () => {
     }
   } finally {
     for (const child of children) child.kill('SIGKILL');
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
+    if (rootParent !== undefined) await rm(rootParent, { recursive: true, force: true });
   }
 });
 
