@@ -185,6 +185,32 @@ describe('logins from the CLI', () => {
   });
 });
 
+describe('bench against a server with users', () => {
+  it('logs every connection in with --user and $MUXFTP_PASSWORD; without it the server refuses', async () => {
+    const server = await serve(['--users', usersFile]);
+    try {
+      const remote = ['--server', `127.0.0.1:${server.port}`];
+      const workload = ['bench', '--op', 'mixed', '--clients', '2', '--streams', '2', '--files', '8'];
+      const sized = [...workload, '--size', '64KiB', '--workers', '1'];
+      const loggedIn = await run([...remote, '--json', '--user', 'alice', ...sized], {
+        env: { MUXFTP_PASSWORD: 'alice-pw' },
+      });
+      expect(loggedIn.code).toBe(0);
+      const report = JSON.parse(loggedIn.stdout) as { ops: number; verified: number; error_count: number };
+      expect(report).toMatchObject({ ops: 8, verified: 8, error_count: 0 });
+
+      const anonymous = await run([...remote, ...sized]);
+      expect(anonymous.code).toBe(1);
+      expect(anonymous.stderr).toMatch(/requires a login/);
+      const local = await run(['--user', 'alice', 'bench', '--local', '--files', '1']);
+      expect(local.code).not.toBe(0);
+      expect(local.stderr).toMatch(/--local starts a server without users/);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe.skipIf(!opensslAvailable)('TLS from the CLI', () => {
   it('serves TLS with --tls-cert/--tls-key; --tls --ca round-trips, --insecure warns, plain meets --tls-only with a clear error', async () => {
     const server = await serve([

@@ -2,7 +2,6 @@
 
 import { writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
-import type { BenchTls } from '../../client/bench/options.js';
 import {
   BENCH_OPS,
   type BenchOp,
@@ -11,6 +10,7 @@ import {
   parseSizeDistribution,
 } from '../../client/bench/options.js';
 import { parseDuration, parseSize } from '../../shared/humanUnits.js';
+import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
@@ -95,10 +95,10 @@ export function registerBenchCommand(program: Command, output: Output): void {
       if (flags.warmup !== undefined && flags.duration === undefined) {
         command.error('muxftp: bench: --warmup goes with --duration', { exitCode: 2 });
       }
-      const tls = await benchTls(global.access, flags.local === true, global.server.host);
+      const access = await benchAccess(global.access, flags.local === true, global.server.host);
       const options: BenchOptions = {
         server: global.server,
-        ...(tls !== undefined ? { tls } : {}),
+        ...access,
         local: flags.local === true,
         op: flags.op,
         clients: flags.clients,
@@ -138,20 +138,37 @@ export function registerBenchCommand(program: Command, output: Output): void {
 }
 
 /**
- * `--tls` (or `--ca`, `--insecure`): with `--local` the throwaway server serves TLS only with a
- * certificate made for the run; against `--server`, the global TLS options apply.
+ * TLS and login for the bench's connections. With `--local` the throwaway server serves TLS only
+ * (`--tls`) with a certificate made for the run, and has no users; against `--server`, the global
+ * TLS and login options apply as for any command (`--user`, $MUXFTP_PASSWORD, `--credentials`).
  */
-async function benchTls(access: AccessOptions, local: boolean, host: string): Promise<BenchTls | undefined> {
-  if (!access.tls && access.ca === undefined && !access.insecure) return undefined;
-  if (local) return { rejectUnauthorized: true }; // the local server's own CA is filled in when it starts
-  const { tls } = await clientAccessOptions(
-    { tls: true, insecure: access.insecure, ...(access.ca ? { ca: access.ca } : {}) },
-    host,
-  );
-  const options = tls === true || tls === undefined || tls === false ? {} : tls;
+async function benchAccess(
+  access: AccessOptions,
+  local: boolean,
+  host: string,
+): Promise<Pick<BenchOptions, 'tls' | 'login'>> {
+  const tlsWanted = access.tls || access.ca !== undefined || access.insecure;
+  if (local) {
+    if (access.user !== undefined || access.credentials !== undefined) {
+      throw new CliError(
+        'bench: --local starts a server without users: --user and --credentials do not apply',
+      );
+    }
+    // The local server's own CA is filled in when it starts.
+    return tlsWanted ? { tls: { rejectUnauthorized: true } } : {};
+  }
+  const { tls, user, password } = await clientAccessOptions(access, host);
+  const options = tls === true || tls === undefined || tls === false ? undefined : tls;
   return {
-    rejectUnauthorized: options.rejectUnauthorized ?? true,
-    ...(options.ca !== undefined ? { ca: options.ca.toString() } : {}),
+    ...(options !== undefined
+      ? {
+          tls: {
+            rejectUnauthorized: options.rejectUnauthorized ?? true,
+            ...(options.ca !== undefined ? { ca: options.ca.toString() } : {}),
+          },
+        }
+      : {}),
+    ...(user !== undefined ? { login: { user, password: password ?? '' } } : {}),
   };
 }
 

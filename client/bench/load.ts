@@ -10,7 +10,7 @@ import { MuxftpError } from '../../shared/errors.js';
 import { Client } from '../client.js';
 import type { GetResult, KnownDigest, PutResult } from '../streams.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
-import type { BenchOp, BenchTls } from './options.js';
+import type { BenchLogin, BenchOp, BenchTls } from './options.js';
 import { knownDigests, type Payload, payloadBuffer, seedName } from './payloads.js';
 import { SecondTally, type WorkerSeconds } from './timeSeries.js';
 
@@ -19,6 +19,8 @@ export interface WorkerPlan {
   port: number;
   /** Connect over TLS, trusting this (PEM text: plans cross to worker threads). */
   tls: BenchTls | undefined;
+  /** Log in as this user. */
+  login: BenchLogin | undefined;
   op: BenchOp;
   workerIndex: number;
   /** Connections this worker opens (for `idle`: idle ones). */
@@ -207,6 +209,7 @@ async function connect({ plan, tally }: LoadContext): Promise<Client | undefined
       port: plan.port,
       agent: 'muxftp-bench',
       ...(plan.tls !== undefined ? { tls: plan.tls } : {}),
+      ...plan.login,
     });
     tally.connectionsOpened++;
     return client;

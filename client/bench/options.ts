@@ -27,10 +27,18 @@ export interface BenchTls {
   rejectUnauthorized: boolean;
 }
 
+/** Who the bench's connections log in as (a server with a users file); plain strings cross to workers. */
+export interface BenchLogin {
+  user: string;
+  password: string;
+}
+
 export interface BenchOptions {
   server: ServerAddress;
   /** Connect over TLS (with `local`: the local server serves TLS only, with a throwaway certificate). */
   tls?: BenchTls;
+  /** Log every connection in as this user. */
+  login?: BenchLogin;
   /** Start a throwaway in-memory server in a child process instead of using `server`. */
   local: boolean;
   op: BenchOp;

@@ -80,6 +80,7 @@ async function runAgainst(
     port: address.port,
     agent: 'muxftp-bench',
     ...(options.tls !== undefined ? { tls: options.tls } : {}),
+    ...options.login,
   });
   const remoteDir = `bench-${process.pid}-${Date.now().toString(36)}`;
   try {
@@ -118,6 +119,7 @@ function planWorkers(
     host: address.host,
     port: address.port,
     tls: options.tls,
+    login: options.login,
     op: options.op,
     streams: options.streams,
     // Weights follow options.sizes; payloads were deduplicated, so map each size to its payload.
