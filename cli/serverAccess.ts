@@ -22,16 +22,7 @@ export interface AccessFlags {
 export async function loadAccess(
   flags: AccessFlags,
 ): Promise<Pick<ServerOptions, 'accounts' | 'tls' | 'tlsOnly'>> {
-  const anonymous: AnonymousAccess = flags.anonymousWrite ? 'write' : flags.anonymous ? 'read' : 'off';
-  if (flags.users === undefined && anonymous !== 'off') {
-    throw new Error('--anonymous needs --users: without a users file everyone has full access already');
-  }
-  const users = flags.users === undefined ? undefined : await readUsersFile(flags.users);
-  const accounts = new Accounts({
-    ...(users !== undefined ? { users } : {}),
-    anonymous,
-    anonymousHome: flags.anonymousHome,
-  });
+  const accounts = await loadAccounts(flags);
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
     throw new Error('--tls-cert and --tls-key go together');
   }
@@ -49,6 +40,22 @@ export async function loadAccess(
           }),
         };
   return { accounts, ...(tls !== undefined ? { tls, tlsOnly: flags.tlsOnly === true } : {}) };
+}
+
+/** Who may log in, from the users file (read again on SIGHUP) and the anonymous flags. */
+export async function loadAccounts(
+  flags: Pick<AccessFlags, 'users' | 'anonymous' | 'anonymousWrite' | 'anonymousHome'>,
+): Promise<Accounts> {
+  const anonymous: AnonymousAccess = flags.anonymousWrite ? 'write' : flags.anonymous ? 'read' : 'off';
+  if (flags.users === undefined && anonymous !== 'off') {
+    throw new Error('--anonymous needs --users: without a users file everyone has full access already');
+  }
+  const users = flags.users === undefined ? undefined : await readUsersFile(flags.users);
+  return new Accounts({
+    ...(users !== undefined ? { users } : {}),
+    anonymous,
+    anonymousHome: flags.anonymousHome,
+  });
 }
 
 /** True for addresses only this machine can reach. */

@@ -40,7 +40,7 @@ import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import { packageVersion } from '../shared/version.js';
 import type { Storage } from '../storage/types.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
-import { type Account, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
+import { type Account, type Accounts, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
 import type { LoginGuard } from './auth/loginGuard.js';
 import type { QuotaTracker } from './auth/quota.js';
 import { ANONYMOUS_USER } from './auth/usersFile.js';
@@ -75,6 +75,8 @@ export interface ConnectionContext {
   acceptedAt: number;
   loginGuard: LoginGuard;
   accountResources: AccountResourceTable;
+  /** Who may log in: the server's accounts when this connection was accepted. */
+  accounts: Accounts;
 }
 
 enum Phase {
@@ -327,7 +329,7 @@ export class ServerConnection implements StreamHost {
       );
     }
     this.peerMaxFramePayload = hello.maxFramePayload;
-    const accounts = this.options.accounts;
+    const accounts = this.context.accounts;
     const login: LoginRequirement | undefined = accounts.loginRequired
       ? {
           required: true,
@@ -359,7 +361,7 @@ export class ServerConnection implements StreamHost {
    * off — gets the same answer after the same work (one scrypt) and the same growing delay.
    */
   private handleAuth(auth: AuthRequest): void {
-    const accounts = this.options.accounts;
+    const accounts = this.context.accounts;
     if (auth.password !== undefined && this.options.tls !== undefined && !this.context.secure) {
       throw new ProtocolError('TLS_REQUIRED', 'passwords are accepted over TLS only (use --tls)');
     }

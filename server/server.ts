@@ -13,6 +13,7 @@ import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
 import { AccountResourceTable } from './auth/accountResources.js';
+import { Accounts } from './auth/accounts.js';
 import { LoginGuard } from './auth/loginGuard.js';
 import { describePeer, peerAddress, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
@@ -57,6 +58,8 @@ export class MuxServer {
   private readonly secureContext: SecureContext | undefined;
   private readonly loginGuard: LoginGuard;
   private readonly accountResources: AccountResourceTable;
+  /** Who may log in; replaceAccounts() swaps it (serve re-reads its users file on SIGHUP). */
+  private accounts: Accounts;
   private closing: Promise<void> | undefined;
   /** Removes expired partial uploads (issue #8) while listening; cleared by close(). */
   private partialSweepTimer: NodeJS.Timeout | undefined;
@@ -74,6 +77,7 @@ export class MuxServer {
       blockMs: this.options.loginBlockMs,
     });
     this.accountResources = new AccountResourceTable(this.options.maxUserRateBytesPerSecond);
+    this.accounts = this.options.accounts;
     if (this.options.tls !== undefined) {
       // Throws here, at construction, for a key that does not match or unreadable PEM.
       this.secureContext = createSecureContext({ cert: this.options.tls.cert, key: this.options.tls.key });
@@ -113,6 +117,15 @@ export class MuxServer {
     const address = this.listener.address();
     if (address === null || typeof address === 'string') throw new Error('server is not listening');
     return { host: address.address, port: address.port };
+  }
+
+  /**
+   * Who may log in from now on (a users file read again). Connections already logged in keep
+   * their account as it was; a user's bandwidth and quota follow the new entry from its next login.
+   */
+  replaceAccounts(accounts: Accounts): void {
+    if (!(accounts instanceof Accounts)) throw new TypeError('server: accounts must be an Accounts');
+    this.accounts = accounts;
   }
 
   /** The running totals the `stats` operation reports. */
@@ -301,6 +314,7 @@ export class MuxServer {
       acceptedAt,
       loginGuard: this.loginGuard,
       accountResources: this.accountResources,
+      accounts: this.accounts,
     });
     this.connections.add(connection);
     this.counters.connectionOpened();

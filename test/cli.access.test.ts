@@ -65,7 +65,9 @@ function run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv 
   });
 }
 
-async function serve(args: string[]): Promise<{ port: number; stderr: () => string; stop(): Promise<void> }> {
+async function serve(
+  args: string[],
+): Promise<{ port: number; stderr: () => string; hangUp(): void; stop(): Promise<void> }> {
   const child = spawnCli(['serve', '--port', '0', '--root', join(dir, 'data'), ...args]);
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => {
@@ -87,6 +89,7 @@ async function serve(args: string[]): Promise<{ port: number; stderr: () => stri
   return {
     port,
     stderr: () => stderr,
+    hangUp: () => child.kill('SIGHUP'),
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -179,6 +182,42 @@ describe('logins from the CLI', () => {
       const removed = await run([...remote, '--credentials', credentials, 'rm', 'hello.txt']);
       expect(removed.code).toBe(1);
       expect(removed.stderr).toContain('PERMISSION_DENIED');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('serve re-reads its users file on SIGHUP', () => {
+  /** Waits (bounded) until the server's log has `count` lines matching `pattern`. */
+  async function logged(server: { stderr(): string }, pattern: RegExp, count: number): Promise<void> {
+    for (let i = 0; i < 200 && (server.stderr().match(pattern) ?? []).length < count; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect((server.stderr().match(pattern) ?? []).length).toBe(count);
+  }
+
+  it('lets a user added since start log in after SIGHUP, and keeps the users when the file is broken', async () => {
+    const file = join(dir, 'hup-users.json');
+    await run(['user', 'add', 'carol', '--users', file], { stdin: 'carol-pw\n' });
+    const server = await serve(['--users', file]);
+    try {
+      const remote = ['--server', `127.0.0.1:${server.port}`];
+      const as = (user: string) =>
+        run([...remote, '--user', user, 'ls'], { env: { MUXFTP_PASSWORD: `${user}-pw` } });
+      expect((await as('carol')).code).toBe(0);
+      await run(['user', 'add', 'dave', '--users', file], { stdin: 'dave-pw\n' });
+      expect((await as('dave')).stderr).toContain('LOGIN_FAILED'); // not read again yet
+
+      server.hangUp();
+      await logged(server, /SIGHUP: 2 users from /g, 1);
+      expect((await as('dave')).code).toBe(0);
+
+      await writeFile(file, '{ not json');
+      server.hangUp();
+      await logged(server, /SIGHUP: kept the users as they were: /g, 1);
+      expect((await as('dave')).code).toBe(0);
+      expect((await as('carol')).code).toBe(0);
     } finally {
       await server.stop();
     }

@@ -10,7 +10,7 @@ import { DEFAULTS } from '../../shared/defaults.js';
 import { openStorage } from '../../storage/index.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
-import { isLoopback, loadAccess, startWarnings } from '../serverAccess.js';
+import { isLoopback, loadAccess, loadAccounts, startWarnings } from '../serverAccess.js';
 import type { ServeOptions } from './serve.js';
 
 export async function serve(options: ServeOptions): Promise<void> {
@@ -79,7 +79,9 @@ export async function serve(options: ServeOptions): Promise<void> {
   });
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
 
+  const stopReloading = options.users !== undefined ? reloadUsersOnHangup(server, options) : undefined;
   const signal = await firstShutdownSignal();
+  stopReloading?.();
   logToStderr(
     `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
   );
@@ -118,6 +120,28 @@ async function startMetrics(
   }
   logToStderr(`metrics at http://${formatAddress(address)}/metrics`);
   return exporter;
+}
+
+/**
+ * SIGHUP reads the users file again (as vsftpd re-reads its configuration): new logins see added,
+ * removed and changed users; sessions already logged in keep theirs. A file that does not read or
+ * parse changes nothing. Returns the function that stops listening.
+ */
+function reloadUsersOnHangup(server: MuxServer, options: ServeOptions): () => void {
+  let reloading = Promise.resolve();
+  const onHangup = (): void => {
+    reloading = reloading.then(async () => {
+      try {
+        const accounts = await loadAccounts(options);
+        server.replaceAccounts(accounts);
+        logToStderr(`SIGHUP: ${accounts.userCount} users from ${options.users}`);
+      } catch (error) {
+        logToStderr(`SIGHUP: kept the users as they were: ${(error as Error).message}`);
+      }
+    });
+  };
+  process.on('SIGHUP', onHangup);
+  return () => process.off('SIGHUP', onHangup);
 }
 
 /** Resolves on the first SIGINT/SIGTERM; from then on, another one exits at once. */

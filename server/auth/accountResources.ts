@@ -1,7 +1,8 @@
 /**
  * What all connections of one account share: its bandwidth buckets (one per direction) and its
  * quota. Created at the account's first login and kept for the server's life: accounts come
- * from the users file, so there are few of them.
+ * from the users file, so there are few of them. When the users file gives an account another
+ * rate or quota (read again on SIGHUP), its next login gets new ones.
  */
 import { RateLimiter } from '../../shared/transport/rateLimiter.js';
 import type { Storage } from '../../storage/types.js';
@@ -15,7 +16,7 @@ export interface AccountResources {
 }
 
 export class AccountResourceTable {
-  private readonly byName = new Map<string, AccountResources>();
+  private readonly byName = new Map<string, AccountResources & { settings: string }>();
   /** Bytes/s per account when the users file sets none; 0 for no limit. */
   private readonly defaultRate: number;
 
@@ -25,10 +26,12 @@ export class AccountResourceTable {
 
   /** The account's shared resources; `home` is a view of its home, used to count quota usage. */
   for(account: Account, home: Storage): AccountResources {
+    const rate = account.maxRateBytesPerSecond ?? this.defaultRate;
+    const settings = `${rate}/${account.quotaBytes ?? '-'}`;
     let resources = this.byName.get(account.name);
-    if (resources === undefined) {
-      const rate = account.maxRateBytesPerSecond ?? this.defaultRate;
+    if (resources === undefined || resources.settings !== settings) {
       resources = {
+        settings,
         uploadLimiter: rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined,
         downloadLimiter: rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined,
         quota: account.quotaBytes !== undefined ? new QuotaTracker(account.quotaBytes, home) : undefined,
