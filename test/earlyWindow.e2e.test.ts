@@ -1,0 +1,79 @@
+/**
+ * An upload's first window goes out as soon as its OPEN is read, while the server is still
+ * setting the upload up (temporary file, hints): the client's first bytes travel meanwhile
+ * instead of waiting for the set-up. Bytes that arrive before the set-up is done are kept and
+ * written once it is; an upload whose set-up then fails is refused, and its late frames are
+ * dropped without harm to the connection.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { StorageError } from '../shared/errors.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
+import { parseErrorPayload } from '../shared/protocol/messages.js';
+import type { Storage } from '../storage/types.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let env: TestServer | undefined;
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+});
+
+/** Holds every createUpload until the returned function is called; `fail` makes them fail then. */
+function holdSetUp(storage: Storage, fail = false): () => void {
+  const createUpload = storage.createUpload.bind(storage);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  storage.createUpload = async (path, options) => {
+    await released;
+    if (fail) throw new StorageError('IO_ERROR', `set-up failed on purpose: ${path}`, path);
+    return createUpload(path, options);
+  };
+  return release;
+}
+
+describe('the first window of an upload', () => {
+  it('comes before the upload is set up; what arrives meanwhile is stored once it is', async () => {
+    env = await startServer();
+    const release = holdSetUp(env.storage);
+    const peer = await RawPeer.open(env.port);
+    const bytes = Buffer.from('sent before the upload was set up');
+    peer.write(encodeOpen(1, { op: 'put', path: 'early.bin', size: bytes.length }));
+    const window = await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    expect(window.payload.readUInt32BE(0)).toBeGreaterThanOrEqual(bytes.length);
+    peer.write(encodeData(1, bytes));
+    peer.write(encodeEnd(1, bytes.length, 'xxh128', contentDigest('xxh128', bytes)));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(peer.frames.some((f) => f.type === FrameType.REPLY)).toBe(false); // still held
+    release();
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
+    const client = await env.connect();
+    expect((await client.getBuffer('early.bin')).equals(bytes)).toBe(true);
+    peer.destroy();
+  });
+
+  it('refuses an upload whose set-up fails after bytes arrived, and the connection goes on', async () => {
+    env = await startServer();
+    const release = holdSetUp(env.storage, true);
+    const peer = await RawPeer.open(env.port);
+    const bytes = Buffer.alloc(1000, 7);
+    peer.write(encodeOpen(1, { op: 'put', path: 'refused.bin', size: bytes.length }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    peer.write(encodeData(1, bytes));
+    release();
+    const refused = await peer.waitFor((f) => f.type === FrameType.ERROR && f.streamId === 1);
+    expect(parseErrorPayload(refused).code).toBe('IO_ERROR');
+    // Its END arrives after the refusal: dropped, not a connection error.
+    peer.write(encodeEnd(1, bytes.length, 'xxh128', contentDigest('xxh128', bytes)));
+    peer.write(encodeOpen(3, { op: 'list', path: '' }));
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 3);
+    expect(peer.frames.some((f) => f.type === FrameType.ERROR && f.streamId === 0)).toBe(false);
+    const client = await env.connect();
+    expect(await client.list('')).toEqual([]);
+    peer.destroy();
+  });
+});
