@@ -90,7 +90,8 @@ export class UploadStream extends ServerStream {
     // client's first bytes travel meanwhile and wait in `pending` (measured: a sequential 64 KiB
     // upload's latency −13%). Not under a quota or a bandwidth limit, whose checks the credit
     // follows, nor for a resumed upload, whose kept prefix is checked first.
-    const early = this.host.quota === undefined && this.host.uploadThrottle === undefined && this.offset === 0;
+    const early =
+      this.host.quota === undefined && this.host.uploadThrottle === undefined && this.offset === 0;
     if (early) {
       this.ungranted += this.window.open();
       this.grantCredit();
