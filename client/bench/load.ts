@@ -10,7 +10,7 @@ import { MuxftpError } from '../../shared/errors.js';
 import { Client } from '../client.js';
 import type { GetResult, KnownDigest, PutResult } from '../streams.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
-import type { BenchLogin, BenchOp, BenchTls } from './options.js';
+import { type BenchLogin, type BenchOp, type BenchTls, benchClientOptions } from './options.js';
 import { knownDigests, type Payload, payloadBuffer, seedName } from './payloads.js';
 import { SecondTally, type WorkerSeconds } from './timeSeries.js';
 
@@ -204,13 +204,7 @@ const mixedKind = ({ plan, random }: LoadContext): TransferKind =>
 
 async function connect({ plan, tally }: LoadContext): Promise<Client | undefined> {
   try {
-    const client = await Client.connect({
-      host: plan.host,
-      port: plan.port,
-      agent: 'muxftp-bench',
-      ...(plan.tls !== undefined ? { tls: plan.tls } : {}),
-      ...plan.login,
-    });
+    const client = await Client.connect(benchClientOptions(plan));
     tally.connectionsOpened++;
     return client;
   } catch (error) {

@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { parseSize } from '../../shared/humanUnits.js';
 import type { ServerAddress } from '../address.js';
+import type { ClientOptions } from '../client.js';
 
 export type BenchOp = 'upload' | 'download' | 'mixed' | 'connect' | 'idle';
 export const BENCH_OPS: readonly BenchOp[] = ['upload', 'download', 'mixed', 'connect', 'idle'];
@@ -31,6 +32,22 @@ export interface BenchTls {
 export interface BenchLogin {
   user: string;
   password: string;
+}
+
+/** How every bench connection (the control one and the workers') reaches the server. */
+export function benchClientOptions(target: {
+  host: string;
+  port: number;
+  tls?: BenchTls | undefined;
+  login?: BenchLogin | undefined;
+}): ClientOptions {
+  return {
+    host: target.host,
+    port: target.port,
+    agent: 'muxftp-bench',
+    ...(target.tls !== undefined ? { tls: target.tls } : {}),
+    ...target.login,
+  };
 }
 
 export interface BenchOptions {

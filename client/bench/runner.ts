@@ -11,7 +11,7 @@ import { MuxftpError } from '../../shared/errors.js';
 import type { ServerStats } from '../../shared/protocol/messages.js';
 import { Client } from '../client.js';
 import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult } from './load.js';
-import type { BenchOp, BenchOptions, BenchTls } from './options.js';
+import { type BenchOp, type BenchOptions, type BenchTls, benchClientOptions } from './options.js';
 import { knownDigests, makePayloads, type Payload, payloadBuffer, seedName } from './payloads.js';
 import { type BenchReport, buildReport } from './report.js';
 import type { ServerSample } from './timeSeries.js';
@@ -75,13 +75,9 @@ async function runAgainst(
   io: BenchIo,
 ): Promise<BenchReport> {
   const payloads = makePayloads(options.sizes.map((s) => s.bytes));
-  const control = await Client.connect({
-    host: address.host,
-    port: address.port,
-    agent: 'muxftp-bench',
-    ...(options.tls !== undefined ? { tls: options.tls } : {}),
-    ...options.login,
-  });
+  const control = await Client.connect(
+    benchClientOptions({ ...address, tls: options.tls, login: options.login }),
+  );
   const remoteDir = `bench-${process.pid}-${Date.now().toString(36)}`;
   try {
     await seed(control, remoteDir, payloads, options.op);
