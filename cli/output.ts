@@ -23,6 +23,9 @@ export function errorInfo(error: unknown): ErrorInfo {
 export function describeError(error: unknown): string {
   if (error instanceof MuxftpError) return `${error.message} (${error.code})`;
   if (error instanceof CliError) return error.message;
+  // A command's modules load when it runs: a broken install shows here, not at start.
+  if ((error as NodeJS.ErrnoException)?.code === 'ERR_MODULE_NOT_FOUND')
+    return `not installed completely (${(error as Error).message}); run npm ci`;
   if (error instanceof Error) return `internal error: ${error.stack ?? error.message}`;
   return `internal error: ${String(error)}`;
 }
