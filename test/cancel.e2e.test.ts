@@ -6,13 +6,13 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,20 +22,14 @@ const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).d
 const xxh128Hex = (data: Uint8Array): string => contentDigest('xxh128', data).toString('hex');
 
 let env: TestServer | undefined;
-const tempDirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-cancel-');
 const children = new Set<ChildProcess>();
-
-async function makeTempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'muxftp-cancel-'));
-  tempDirs.push(dir);
-  return dir;
-}
 
 afterEach(async () => {
   for (const child of children) child.kill('SIGKILL');
   await env?.stop();
   env = undefined;
-  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
 
 async function untilEmptyOfTemporaryFiles(
@@ -60,7 +54,7 @@ describe('cancelling one operation through its AbortSignal', () => {
     await client.put('cancelled-put.bin', old);
     await client.put('cancelled-get.bin', forDownload);
     await client.put('kept-get.bin', forDownload);
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
 
     const putAbort = new AbortController();
     const getAbort = new AbortController();
@@ -106,8 +100,8 @@ describe('cancelling one operation through its AbortSignal', () => {
 
 describe('Ctrl-C in the CLI', () => {
   it('cancels every transfer in flight, the server drops the unfinished uploads, exit 130', async () => {
-    const root = await makeTempDir();
-    const local = await makeTempDir();
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
     const serve = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--root', root, '--fsync', 'never'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

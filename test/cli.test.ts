@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { TempDirs } from './helpers/tempDirs.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
@@ -38,13 +39,7 @@ interface ServeProcess {
 }
 
 const children = new Set<ChildProcess>();
-const tempDirs: string[] = [];
-
-async function makeTempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'muxftp-cli-'));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDirs = new TempDirs('muxftp-cli-');
 
 /** The environment for children, without a MUXFTP_SERVER the developer may have set. */
 function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -152,7 +147,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
 
 afterAll(async () => {
@@ -174,7 +169,7 @@ describe('muxftp CLI', () => {
   });
 
   it('round-trips a few MiB byte for byte', async () => {
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
     const bytes = randomBytes(3 * MiB + 12_345);
     await writeFile(join(local, 'random.bin'), bytes);
 
@@ -188,7 +183,7 @@ describe('muxftp CLI', () => {
   });
 
   it('put and get --checksum sha256 verify with SHA-256 blocks (Dropbox content_hash) and say so in --json', async () => {
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
     const bytes = randomBytes(4 * MiB + 1); // two blocks, the last of one byte
     await writeFile(join(local, 'sha.bin'), bytes);
     const expected = contentDigest('sha256', bytes).toString('hex');
@@ -230,7 +225,7 @@ describe('muxftp CLI', () => {
   });
 
   it('stat --hash prints the content digest, by default and for a named algorithm', async () => {
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
     const bytes = randomBytes(100_000);
     await writeFile(join(local, 'h.bin'), bytes);
     expect((await runCli(['put', 'h.bin', 'hashed/h.bin', '-p', ...remote], { cwd: local })).code).toBe(0);
@@ -255,7 +250,7 @@ describe('muxftp CLI', () => {
   });
 
   it('puts several files with --to and -j, and gets them back with --to', async () => {
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
     const names = ['a.txt', 'b.txt', 'c.txt', 'd.txt'];
     for (const name of names) await writeFile(join(local, name), `contents of ${name}\n`);
 
@@ -287,7 +282,7 @@ describe('muxftp CLI', () => {
   });
 
   it('copies a directory tree both ways with -r', async () => {
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
     const tree = join(local, 'tree');
     await mkdir(join(tree, 'sub', 'deeper'), { recursive: true });
     await mkdir(join(tree, 'empty'));
@@ -373,7 +368,7 @@ describe('muxftp CLI', () => {
   });
 
   it('fails a get of a missing file with one line naming it, and creates nothing', async () => {
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
     const result = await runCli(['get', 'nope.txt', ...remote], { cwd: local });
     expect(result.code).toBe(1);
     expectOneErrorLine(result, 'muxftp: get nope.txt:', 'NOT_FOUND');
@@ -381,7 +376,7 @@ describe('muxftp CLI', () => {
   });
 
   it('leaves no file at the local target when a download is interrupted', async () => {
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
     // Sparse on the server's disk: instant to make, and long enough to download that we catch it.
     await writeFile(join(root, 'huge.bin'), '');
     await truncate(join(root, 'huge.bin'), 768 * MiB);
@@ -411,7 +406,7 @@ describe('muxftp CLI', () => {
       // The second signal must land after the first was handled and before the download's own
       // (asynchronous) cleanup finished: a race, so several tries with slightly different gaps.
       for (let trial = 0; trial < 8; trial++) {
-        const local = await makeTempDir();
+        const local = await tempDirs.make();
         const child = spawnCli(['get', 'huge2.bin', 'huge2.bin', ...remote], { cwd: local });
         const result = collect(child);
         const deadline = Date.now() + 10_000;
@@ -436,7 +431,7 @@ describe('muxftp CLI', () => {
   });
 
   it('refuses a path that climbs out of the root (INVALID_PATH)', async () => {
-    const local = await makeTempDir();
+    const local = await tempDirs.make();
     await writeFile(join(local, 'x'), 'escape attempt');
     const up = await runCli(['put', 'x', '../x', ...remote], { cwd: local });
     expect(up.code).toBe(1);

@@ -23,6 +23,7 @@ import { DiskStorage } from '../storage/disk.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import type { Storage } from '../storage/types.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,21 +34,15 @@ const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).d
 const xxh128Hex = (data: Uint8Array): string => contentDigest('xxh128', data).toString('hex');
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const tempDirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-crash-');
 const children = new Set<ChildProcess>();
 let env: TestServer | undefined;
-
-async function makeTempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'muxftp-crash-'));
-  tempDirs.push(dir);
-  return dir;
-}
 
 afterEach(async () => {
   await env?.stop();
   env = undefined;
   for (const child of children) child.kill('SIGKILL');
-  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
 
 interface Serve {
@@ -93,7 +88,7 @@ async function filesOnDisk(root: string): Promise<Map<string, string>> {
 
 describe('a server killed with SIGKILL during uploads', () => {
   it('leaves each target with its previous complete version or the new one, never a mix; a confirmed upload is kept', async () => {
-    const root = await makeTempDir();
+    const root = await tempDirs.make();
     const v0 = randomBytes(3 * MiB);
     await writeFile(join(root, 'target.bin'), v0);
     let current = sha256(v0);
@@ -250,7 +245,7 @@ function lockedFs(): FsPromises {
 
 describe('storage faults fail one stream; the connection and its other streams go on', () => {
   it('permission denied and a path that is a directory', async () => {
-    const root = await makeTempDir();
+    const root = await tempDirs.make();
     await fsPromises.mkdir(join(root, 'locked'));
     await fsPromises.mkdir(join(root, 'dir'));
     await writeFile(join(root, 'locked', 'x.bin'), 'secret');

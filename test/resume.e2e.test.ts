@@ -5,12 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,19 +20,13 @@ const BLOCK = INTEGRITY_BLOCK_BYTES;
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 let env: TestServer | undefined;
-const tempDirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-resume-');
 
 afterEach(async () => {
   await env?.stop();
   env = undefined;
-  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
-
-async function makeTempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'muxftp-resume-'));
-  tempDirs.push(dir);
-  return dir;
-}
 
 /** A disk server holding `content` at big.bin: uploaded (digest remembered) or written behind its back. */
 async function serverWith(content: Buffer, how: 'uploaded' | 'written'): Promise<TestServer> {
@@ -48,7 +42,7 @@ describe('get -c (library: continue)', () => {
     async (how) => {
       const content = randomBytes(2 * BLOCK + MiB + 123);
       env = await serverWith(content, how);
-      const local = join(await makeTempDir(), 'big.bin');
+      const local = join(await tempDirs.make(), 'big.bin');
       await writeFile(local, content.subarray(0, 2 * BLOCK + 700_000)); // 2 whole blocks and a bit
       const client = await env.connect();
       const before = env.server.stats().bytesOut;
@@ -69,7 +63,7 @@ describe('get -c (library: continue)', () => {
   it('leaves a partial file of another version exactly as it was, and says which block differs', async () => {
     const content = randomBytes(3 * BLOCK);
     env = await serverWith(content, 'uploaded');
-    const local = join(await makeTempDir(), 'big.bin');
+    const local = join(await tempDirs.make(), 'big.bin');
     const foreign = Buffer.from(content.subarray(0, 2 * BLOCK + 5));
     foreign[BLOCK + 17] = foreign[BLOCK + 17]! ^ 0xff; // the second block differs
     await writeFile(local, foreign);
@@ -88,7 +82,7 @@ describe('get -c (library: continue)', () => {
   it('the server decides the offset: never past its own whole blocks', async () => {
     const content = randomBytes(2 * BLOCK + 10);
     env = await serverWith(content, 'written');
-    const local = join(await makeTempDir(), 'big.bin');
+    const local = join(await tempDirs.make(), 'big.bin');
     // Longer than the server's file: its first two blocks match, the rest is stale.
     await writeFile(local, Buffer.concat([content, randomBytes(2 * BLOCK)]));
     const client = await env.connect();
@@ -101,7 +95,7 @@ describe('get -c (library: continue)', () => {
   it('a complete local copy is confirmed without sending its whole blocks again; a partial under one block is replaced', async () => {
     const content = randomBytes(2 * BLOCK);
     env = await serverWith(content, 'uploaded');
-    const dir = await makeTempDir();
+    const dir = await tempDirs.make();
     await writeFile(join(dir, 'big.bin'), content);
     const client = await env.connect();
     const before = env.server.stats().bytesOut;
@@ -127,7 +121,7 @@ describe('muxftp get -c', () => {
   it('continues a partial download, and exits 1 leaving a foreign partial file untouched', async () => {
     const content = randomBytes(BLOCK + 3 * MiB);
     env = await serverWith(content, 'uploaded');
-    const dir = await makeTempDir();
+    const dir = await tempDirs.make();
     await writeFile(join(dir, 'big.bin'), content.subarray(0, BLOCK + MiB));
     const run = (file: string) =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {

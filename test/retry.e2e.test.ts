@@ -6,31 +6,25 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backoffDelayMs } from '../cli/reconnect.js';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { TempDirs } from './helpers/tempDirs.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 
-const tempDirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-retry-');
 const children = new Set<ChildProcess>();
-
-async function makeTempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'muxftp-retry-'));
-  tempDirs.push(dir);
-  return dir;
-}
 
 afterEach(async () => {
   for (const child of children) child.kill('SIGKILL');
-  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
 
 function fileSha256(file: string): Promise<string> {
@@ -130,8 +124,8 @@ describe('--retries', () => {
   });
 
   it('put: after the server is killed and restarted mid-upload, every file arrives whole', async () => {
-    const root = await makeTempDir();
-    const local = await makeTempDir();
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
     await mkdir(join(root, 'up'));
     const names = ['a.bin', 'b.bin'];
     await writeFile(join(local, 'a.bin'), '');
@@ -152,8 +146,8 @@ describe('--retries', () => {
   }, 60_000);
 
   it('put: a retried upload continues from the whole blocks the killed server had kept', async () => {
-    const root = await makeTempDir();
-    const local = await makeTempDir();
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
     await mkdir(join(root, 'up'));
     await writeFile(join(local, 'a.bin'), '');
     await truncate(join(local, 'a.bin'), 300 * MiB);
@@ -180,8 +174,8 @@ describe('--retries', () => {
   }, 60_000);
 
   it('get: after the server is killed and restarted mid-download, the rest is fetched and the file arrives whole', async () => {
-    const root = await makeTempDir();
-    const local = await makeTempDir();
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
     await writeFile(join(root, 'big.bin'), '');
     await truncate(join(root, 'big.bin'), 300 * MiB);
     const { code, stderr, bytesOutAfterRestart } = await runThroughRestart(
@@ -204,8 +198,8 @@ describe('--retries', () => {
   }, 60_000);
 
   it('--retries 0: the same fault fails the command and leaves nothing under the names', async () => {
-    const root = await makeTempDir();
-    const local = await makeTempDir();
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
     await mkdir(join(root, 'up'));
     await writeFile(join(local, 'a.bin'), '');
     await truncate(join(local, 'a.bin'), 300 * MiB);

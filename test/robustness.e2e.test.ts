@@ -4,8 +4,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../shared/errors.js';
@@ -24,16 +23,17 @@ import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { UploadHandle } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const MiB = 1024 * 1024;
 let env: TestServer | undefined;
-const tempDirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-outside-');
 
 afterEach(async () => {
   await env?.stop();
   env = undefined;
-  await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
 
 const digest = (b: Uint8Array) => contentDigest('xxh128', b);
@@ -279,8 +279,7 @@ describe('stream-level errors fail that stream only', () => {
 
   it('refuses a symlink that leads outside the root', async () => {
     env = await startServer({ backend: 'disk' });
-    const outside = await mkdtemp(join(tmpdir(), 'muxftp-outside-'));
-    tempDirs.push(outside);
+    const outside = await tempDirs.make();
     await writeFile(join(outside, 'secret'), 'secret');
     await symlink(outside, join(env.root!, 'link'));
     const client = await env.connect();

@@ -2,8 +2,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsPromises from 'node:fs/promises';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path, { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,16 +16,17 @@ import { FsStorage } from '../storage/fsStorage.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const MiB = 1024 * 1024;
 let env: TestServer | undefined;
-const tempDirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-e2e-');
 
 afterEach(async () => {
   await env?.stop();
   env = undefined;
-  await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
 
 const xxh128Hex = (b: Uint8Array) => contentDigest('xxh128', b).toString('hex');
@@ -72,8 +72,7 @@ async function storageWithSlowRenames(backend: 'memory' | 'disk', delayMs: numbe
       storedBytes: async (file: string) => (await fs.readFile(`/${file}`)) as Buffer,
     };
   }
-  const root = await mkdtemp(join(tmpdir(), 'muxftp-e2e-'));
-  tempDirs.push(root);
+  const root = await tempDirs.make();
   const fs = {
     ...fsPromises,
     rename: async (from: string, to: string) => {
@@ -331,8 +330,7 @@ describe('backpressure', () => {
 describe('local files and cancellation', () => {
   it('uploads from and downloads to local files; a failed download leaves nothing at the target', async () => {
     env = await startServer();
-    const dir = await mkdtemp(join(tmpdir(), 'muxftp-local-'));
-    tempDirs.push(dir);
+    const dir = await tempDirs.make();
     const bytes = randomBytes(5 * MiB + 3);
     await writeFile(join(dir, 'src.bin'), bytes);
     const client = await env.connect();

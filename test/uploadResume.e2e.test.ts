@@ -6,14 +6,14 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MuxServer } from '../server/server.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { DiskStorage } from '../storage/disk.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,22 +22,16 @@ const BLOCK = INTEGRITY_BLOCK_BYTES;
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 let env: TestServer | undefined;
-const tempDirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-put-resume-');
 
 afterEach(async () => {
   await env?.stop();
   env = undefined;
-  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
 
-async function makeTempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'muxftp-put-resume-'));
-  tempDirs.push(dir);
-  return dir;
-}
-
 async function localFile(content: Buffer): Promise<string> {
-  const path = join(await makeTempDir(), 'source.bin');
+  const path = join(await tempDirs.make(), 'source.bin');
   await writeFile(path, content);
   return path;
 }
