@@ -3,22 +3,22 @@
  * transfer: with -j 50 Node printed "MaxListenersExceededWarning: 11 abort listeners added".
  */
 import { getEventListeners } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCliQuietly as runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const FILES = 60;
 
 let server: TestServer | undefined;
-const dirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-j50-');
 
 afterEach(async () => {
   await server?.stop();
   server = undefined;
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  await tempDirs.removeAll();
 });
 
 describe('one AbortSignal over many transfers', () => {
@@ -63,8 +63,7 @@ describe('one AbortSignal over many transfers', () => {
 
   it('prints no warning for put -j 50 and get -j 50 over many files', async () => {
     server = await startServer();
-    const local = await mkdtemp(join(tmpdir(), 'muxftp-j50-'));
-    dirs.push(local);
+    const local = await tempDirs.make();
     const names = Array.from({ length: FILES }, (_, i) => `file${i}.txt`);
     for (const name of names) await writeFile(join(local, name), `contents of ${name}\n`);
     const address = ['--server', `127.0.0.1:${server.port}`];

@@ -1,18 +1,18 @@
 /** put and get name the same local condition with the same code (issue 6: one failure vocabulary). */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCliQuietly as runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
-const dirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-vocab-');
 
 afterEach(async () => {
   await server?.stop();
   server = undefined;
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  await tempDirs.removeAll();
 });
 
 /** The error code in the CLI's one failure line. */
@@ -24,8 +24,7 @@ describe('put and get share one failure vocabulary', () => {
     const client = await server.connect();
     await client.mkdir('rdir');
     await client.put('rfile', Buffer.from('x'));
-    const local = await mkdtemp(join(tmpdir(), 'muxftp-vocab-'));
-    dirs.push(local);
+    const local = await tempDirs.make();
     await mkdir(join(local, 'ldir'));
     await writeFile(join(local, 'lfile'), 'x');
     const at = ['--server', `127.0.0.1:${server.port}`];

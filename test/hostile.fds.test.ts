@@ -4,8 +4,6 @@
  * nothing. Others must still get in and be served, and the silent streams must end.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,16 +12,17 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { encodeOpen } from '../shared/protocol/encoder.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { TempDirs } from './helpers/tempDirs.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'muxftp.js');
 const children = new Set<ChildProcess>();
-const dirs: string[] = [];
+const tempDirs = new TempDirs('muxftp-fds-');
 const peers: RawPeer[] = [];
 afterEach(async () => {
   for (const peer of peers.splice(0)) peer.destroy();
   for (const child of children) child.kill('SIGKILL');
   children.clear();
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  await tempDirs.removeAll();
 });
 
 /** `muxftp serve` under `ulimit -n <fds>`; resolves to its port once it listens. */
@@ -51,8 +50,7 @@ async function serveWithFdLimit(fds: number, root: string, extra: string[]): Pro
 
 describe('silent uploads under a 256-descriptor limit (disk)', () => {
   it('4 connections x 64 silent uploads: new clients are still served; the silent streams time out', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'muxftp-fds-'));
-    dirs.push(root);
+    const root = await tempDirs.make();
     const port = await serveWithFdLimit(256, root, ['--idle-timeout', '2']);
     const outcomes = new Map<string, number>();
     for (let c = 0; c < 4; c++) {
