@@ -84,13 +84,20 @@ export async function withClient<T>(
   use: (client: Client) => Promise<T>,
   checksum?: IntegrityAlgorithm,
 ): Promise<T> {
-  const client = await openClient(await resolveTarget(global, checksum));
+  return usingConnection(await openClient(await resolveTarget(global, checksum)), use);
+}
+
+/** Runs `use` on `connection`, then closes it: gently after success, at once after a failure. */
+export async function usingConnection<C extends { close(): Promise<void>; destroy(): Promise<void> }, T>(
+  connection: C,
+  use: (connection: C) => Promise<T>,
+): Promise<T> {
   try {
-    const result = await use(client);
-    await client.close();
+    const result = await use(connection);
+    await connection.close();
     return result;
   } catch (error) {
-    await client.destroy();
+    await connection.destroy();
     throw error;
   }
 }

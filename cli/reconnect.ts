@@ -11,7 +11,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { AccessOptions } from './clientAccess.js';
-import { type ConnectTarget, openClient, resolveTarget } from './connect.js';
+import { type ConnectTarget, openClient, resolveTarget, usingConnection } from './connect.js';
 
 /** Failures after which the same transfer may succeed on a new connection. */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set([
@@ -93,13 +93,5 @@ export async function withReconnectingClient<T>(
   checksum?: IntegrityAlgorithm,
 ): Promise<T> {
   const target = await resolveTarget(global, checksum);
-  const connection = new ReconnectingClient(target, await openClient(target));
-  try {
-    const result = await use(connection);
-    await connection.close();
-    return result;
-  } catch (error) {
-    await connection.destroy();
-    throw error;
-  }
+  return usingConnection(new ReconnectingClient(target, await openClient(target)), use);
 }
