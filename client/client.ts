@@ -49,6 +49,7 @@ import type { ReplyOf, RequestOf } from '../shared/protocol/operations.js';
 import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
+import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import { localBlockDigests, localSourceIdentity } from './partialFile.js';
 import { type ByteSink, ContinueSink, type GetTarget, MemorySink, openSink } from './sinks.js';
@@ -300,7 +301,12 @@ export class Client implements ClientHost {
    */
   private readonly abortGroups = new Map<AbortSignal, AbortGroup>();
 
-  private constructor(options: ResolvedClientOptions, socket: Duplex, peer: string) {
+  private constructor(
+    options: ResolvedClientOptions,
+    socket: Duplex,
+    peer: string,
+    sharedReads?: SharedBufferReads,
+  ) {
     this.options = options;
     this.peer = peer;
     this.closed = new Promise((resolve) => {
@@ -317,17 +323,27 @@ export class Client implements ClientHost {
         dataFramePayloadBytes: this.options.chunkBytes,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
+      sharedReads,
     );
   }
 
-  /** TCP, or TLS over it; writes before the TLS handshake completes wait for it. */
-  private static openSocket(options: ResolvedClientOptions): Socket {
+  /**
+   * TCP, or TLS over it; writes before the TLS handshake completes wait for it. Plain TCP reads
+   * into the process's shared buffer (SharedBufferReads; TLS has no such option).
+   */
+  private static openSocket(options: ResolvedClientOptions): {
+    socket: Socket;
+    sharedReads?: SharedBufferReads;
+  } {
     const { host, port, tls } = options;
-    if (tls === undefined) return netConnect({ host, port });
+    if (tls === undefined) {
+      const sharedReads = new SharedBufferReads();
+      return { socket: netConnect({ host, port, onread: sharedReads.onread }), sharedReads };
+    }
     // Node honours highWaterMark here (its types omit it): a 16 KiB default would let only one
     // chunk at a time into the TLS socket, where plain sockets take the outbound high-water mark.
     const buffering = { highWaterMark: options.outboundHighWaterBytes } as object;
-    return tlsConnect({
+    const socket = tlsConnect({
       ...buffering,
       host,
       port,
@@ -340,12 +356,14 @@ export class Client implements ClientHost {
           ? {}
           : { servername: host }),
     });
+    return { socket };
   }
 
   /** Connects and completes the handshake. Rejects with CONNECT_FAILED, SERVER_BUSY, VERSION_MISMATCH... */
   static connect(options: ClientOptions = {}): Promise<Client> {
     const resolved = resolveClientOptions(options);
-    return new Client(resolved, Client.openSocket(resolved), `${resolved.host}:${resolved.port}`).start();
+    const { socket, sharedReads } = Client.openSocket(resolved);
+    return new Client(resolved, socket, `${resolved.host}:${resolved.port}`, sharedReads).start();
   }
 
   /**
@@ -735,7 +753,7 @@ export class Client implements ClientHost {
         stream.onReply(parseJsonObject(frame, 'REPLY'), (frame.flags & Flags.MORE) !== 0);
         return;
       case FrameType.DATA:
-        stream.onData(frame.payload, creditTaken(frame));
+        stream.onData(frame.payload, creditTaken(frame), frame.borrowed === true);
         return;
       case FrameType.END:
         stream.onEnd(parseEnd(frame));

@@ -6,8 +6,13 @@ import { newTemporaryName } from '../shared/temporaryNames.js';
 import { localError } from './sources.js';
 
 export interface ByteSink {
-  /** Writes chunks in order; callers wait for one write before the next. */
+  /**
+   * Writes chunks in order; callers wait for one write before the next. Unless the sink
+   * `keepsChunks`, the chunks' memory is used again once the write is over.
+   */
   write(chunks: readonly Buffer[]): Promise<void>;
+  /** The sink holds on to the chunks it is given (a stream may buffer them, memory keeps them). */
+  readonly keepsChunks: boolean;
   /** All bytes are verified: make them final. */
   finish(): Promise<void>;
   /** The download failed: drop what was written. Idempotent. */
@@ -54,6 +59,7 @@ export function removeTemporaryFilesNow(): number {
  * verified. The file is registered in `temporaryFilesInProgress` for as long as it may exist.
  */
 abstract class HiddenFileSink implements ByteSink {
+  readonly keepsChunks = false;
   protected readonly target: string;
   protected readonly temporary: string;
   protected handle: FileHandle | undefined;
@@ -185,6 +191,7 @@ export class ContinueSink extends HiddenFileSink {
 }
 
 class WritableSink implements ByteSink {
+  readonly keepsChunks = true;
   private readonly stream: Writable;
 
   constructor(stream: Writable) {
@@ -207,6 +214,7 @@ class WritableSink implements ByteSink {
 
 /** Collects a download in memory (Client.getBuffer). */
 export class MemorySink implements ByteSink {
+  readonly keepsChunks = true;
   private readonly chunks: Buffer[] = [];
 
   async write(chunks: readonly Buffer[]): Promise<void> {

@@ -2,6 +2,7 @@
  * The client's side of each stream kind. A stream settles its promise exactly once: on its final
  * frame, on an ERROR from the server, on cancel, or when the connection is lost.
  */
+
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -13,6 +14,7 @@ import { OPERATIONS, type OperationOf, type ReplyOf } from '../shared/protocol/o
 import { InboundWindow, OutboundCredit, type WindowBudget } from '../shared/transport/flow.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
+import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ByteSink, ContinueSink } from './sinks.js';
 import type { ByteSource } from './sources.js';
@@ -68,7 +70,8 @@ export abstract class ClientStream {
   }
 
   /** `credit`: the flow-control credit this piece takes (creditTaken(): a whole frame's, or 0). */
-  onData(_payload: Buffer, _credit: number): void {
+  /** `borrowed`: the payload is valid only during this call (Frame.borrowed). */
+  onData(_payload: Buffer, _credit: number, _borrowed: boolean): void {
     throw new ProtocolError('PROTOCOL_ERROR', `unexpected DATA on stream ${this.id}`);
   }
 
@@ -188,7 +191,8 @@ export class GetCall extends ClientStream {
   private readonly window: InboundWindow;
   private received = 0;
   private expectedSize: number | undefined;
-  private pending: Buffer[] = [];
+  /** Received, not yet written to the sink (copied out of a shared read buffer when borrowed). */
+  private readonly unwritten = new ReceivedBytes(receivedBlocks);
   private writing = false;
   /** What END said; set when the phase becomes Ended. */
   private end: EndPayload | undefined;
@@ -266,13 +270,18 @@ export class GetCall extends ClientStream {
     return true;
   }
 
-  override onData(payload: Buffer, credit: number): void {
+  override onData(payload: Buffer, credit: number, borrowed: boolean): void {
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(credit);
     this.received += payload.length;
     this.digester.update(payload);
-    this.pending.push(payload);
+    if (borrowed && this.sink.keepsChunks) {
+      // A sink that holds on to what it is given (a Writable, memory) gets bytes of its own.
+      this.unwritten.append(Buffer.from(payload), false);
+    } else {
+      this.unwritten.append(payload, borrowed);
+    }
     this.writeNext();
   }
 
@@ -288,40 +297,34 @@ export class GetCall extends ClientStream {
   }
 
   private writeNext(): void {
-    if (this.writing || this.pending.length === 0 || this.isSettled) return;
-    const chunks = this.pending;
-    this.pending = [];
-    let bytes = 0;
-    for (const chunk of chunks) bytes += chunk.length;
+    if (this.writing || this.unwritten.byteLength === 0 || this.isSettled) return;
+    const taken = this.unwritten.take();
+    const bytes = taken.bytes;
     this.writing = true;
-    this.sink.write(chunks).then(
+    this.sink.write(taken.chunks).then(
       () => {
+        taken.release();
         this.writing = false;
         if (this.isSettled) return;
         if (this.phase !== StreamPhase.Ended) {
           const increment = this.window.consumed(bytes);
           if (increment > 0) this.host.send(encodeWindow(this.id, increment));
         }
-        this.onProgress?.(this.resumedFrom + this.received - this.pendingBytes(), this.expectedSize);
+        this.onProgress?.(this.resumedFrom + this.received - this.unwritten.byteLength, this.expectedSize);
         this.writeNext();
         this.finishWhenWritten();
       },
       (err: MuxftpError) => {
+        taken.release();
         this.writing = false;
         this.abandon(err);
       },
     );
   }
 
-  private pendingBytes(): number {
-    let n = 0;
-    for (const chunk of this.pending) n += chunk.length;
-    return n;
-  }
-
   private finishWhenWritten(): void {
     const end = this.end;
-    if (end === undefined || this.writing || this.pending.length > 0 || this.isSettled) return;
+    if (end === undefined || this.writing || this.unwritten.byteLength > 0 || this.isSettled) return;
     const digest = this.digester.digest();
     const algorithm = this.digester.algorithm;
     const total = this.resumedFrom + this.received;
@@ -345,6 +348,8 @@ export class GetCall extends ClientStream {
   }
 
   protected release(error: MuxftpError | undefined): void {
+    // A write still in flight keeps its blocks until it is over (its own release).
+    this.unwritten.dispose();
     this.digester.release();
     this.window.release();
     const keep = this.sink.keep;

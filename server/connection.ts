@@ -37,6 +37,7 @@ import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
+import type { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import type { Storage } from '../storage/types.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
@@ -77,6 +78,8 @@ export interface ConnectionContext {
   accountResources: AccountResourceTable;
   /** Who may log in: the server's accounts when this connection was accepted. */
   accounts: Accounts;
+  /** The socket's reads, when it reads into the process's shared buffer. */
+  sharedReads?: SharedBufferReads | undefined;
 }
 
 enum Phase {
@@ -153,6 +156,7 @@ export class ServerConnection implements StreamHost {
         dataFramePayloadBytes: options.chunkBytes,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
+      context.sharedReads,
     );
     const handshakeLeftMs = options.handshakeTimeoutMs - (performance.now() - context.acceptedAt);
     this.timer = setTimeout(this.timerOnFire, Math.max(1, handshakeLeftMs));
@@ -290,7 +294,7 @@ export class ServerConnection implements StreamHost {
         this.handleOpen(frame);
         return;
       case FrameType.DATA:
-        this.streamFor(frame)?.onData(frame.payload, creditTaken(frame));
+        this.streamFor(frame)?.onData(frame.payload, creditTaken(frame), frame.borrowed === true);
         return;
       case FrameType.END:
         this.streamFor(frame)?.onEnd(parseEnd(frame));

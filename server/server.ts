@@ -5,13 +5,14 @@
  * connection runs on this one event loop.
  */
 
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
+import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { AccountResourceTable } from './auth/accountResources.js';
 import { Accounts } from './auth/accounts.js';
 import { LoginGuard } from './auth/loginGuard.js';
@@ -197,7 +198,9 @@ export class MuxServer {
       else this.perAddress.delete(address);
     });
     if (this.secureContext === undefined) {
-      this.startConnection(socket, false, performance.now());
+      // A TCP socket (not a test's in-memory pair) reads into the shared buffer from its first read.
+      const sharedReads = socket instanceof Socket ? SharedBufferReads.adopt(socket) : undefined;
+      this.startConnection(socket, false, performance.now(), sharedReads);
       return;
     }
     this.sniffFirstByte(socket);
@@ -308,10 +311,16 @@ export class MuxServer {
     });
   }
 
-  private startConnection(socket: Duplex, secure: boolean, acceptedAt: number): void {
+  private startConnection(
+    socket: Duplex,
+    secure: boolean,
+    acceptedAt: number,
+    sharedReads?: SharedBufferReads,
+  ): void {
     const connection = new ServerConnection(socket, this.options, this.counters, this.connectionOnClosed, {
       secure,
       acceptedAt,
+      sharedReads,
       loginGuard: this.loginGuard,
       accountResources: this.accountResources,
       accounts: this.accounts,

@@ -89,8 +89,11 @@ export abstract class ServerStream {
     this.lastProgressAt = performance.now();
   }
 
-  /** `credit`: the flow-control credit this piece takes (creditTaken(): a whole frame's, or 0). */
-  onData(_payload: Buffer, _credit: number): void {
+  /**
+   * `credit`: the flow-control credit this piece takes (creditTaken(): a whole frame's, or 0).
+   * `borrowed`: the payload is valid only during this call (Frame.borrowed).
+   */
+  onData(_payload: Buffer, _credit: number, _borrowed: boolean): void {
     throw new ProtocolError('PROTOCOL_ERROR', `DATA is not valid on ${this.op} stream ${this.id}`);
   }
 

@@ -14,6 +14,7 @@ import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload } from '../shared/protocol/messages.js';
 import { InboundWindow } from '../shared/transport/flow.js';
+import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import { hashPartial } from '../storage/partialUpload.js';
 import type { PartialKey, UploadHandle } from '../storage/types.js';
@@ -33,8 +34,8 @@ export class UploadStream extends ServerStream {
   private onDisk = 0;
   /** Bytes counted as consumed by the window: accepted into the write queue, or on disk. */
   private accepted = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** Received, not yet handed to storage (copied out of a shared read buffer when borrowed). */
+  private readonly unwritten = new ReceivedBytes(receivedBlocks);
   private writing = false;
   /** What END said; set when the phase becomes Ended. */
   private end: EndPayload | undefined;
@@ -126,7 +127,7 @@ export class UploadStream extends ServerStream {
       );
   }
 
-  override onData(payload: Buffer, credit: number): void {
+  override onData(payload: Buffer, credit: number, borrowed: boolean): void {
     this.progressed();
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
@@ -151,8 +152,7 @@ export class UploadStream extends ServerStream {
       this.quotaReserved = this.received;
     }
     this.digester.update(payload);
-    this.pending.push(payload);
-    this.pendingBytes += payload.length;
+    this.unwritten.append(payload, borrowed);
     this.host.addUploadBacklog(payload.length);
     this.writeNext();
     this.acceptIntoQueue();
@@ -240,14 +240,13 @@ export class UploadStream extends ServerStream {
   /** One write at a time, each taking every chunk that arrived meanwhile (one writev). */
   private writeNext(): void {
     const handle = this.handle;
-    if (this.writing || this.pending.length === 0 || handle === undefined) return;
-    const chunks = this.pending;
-    const bytes = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (this.writing || this.unwritten.byteLength === 0 || handle === undefined) return;
+    const taken = this.unwritten.take();
+    const bytes = taken.bytes;
     this.writing = true;
-    handle.write(chunks).then(
+    handle.write(taken.chunks).then(
       () => {
+        taken.release();
         this.writing = false;
         this.host.addUploadBacklog(-bytes);
         if (this.isFinished) return;
@@ -262,6 +261,7 @@ export class UploadStream extends ServerStream {
         this.commitWhenWritten();
       },
       (err: unknown) => {
+        taken.release();
         this.writing = false;
         this.host.addUploadBacklog(-bytes);
         this.fail(err);
@@ -273,7 +273,7 @@ export class UploadStream extends ServerStream {
     const end = this.end;
     const handle = this.handle;
     // No handle: not accepted yet, or already handed to the commit.
-    if (end === undefined || handle === undefined || this.writing || this.pending.length > 0) return;
+    if (end === undefined || handle === undefined || this.writing || this.unwritten.byteLength > 0) return;
     if (this.isFinished) return;
     const digest = this.digester.result();
     const total = this.offset + this.received;
@@ -325,9 +325,9 @@ export class UploadStream extends ServerStream {
     this.host.releaseReservation(this.claimedBytes);
     this.claimedBytes = 0;
     this.digester.release();
-    if (this.pendingBytes > 0) this.host.addUploadBacklog(-this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (this.unwritten.byteLength > 0) this.host.addUploadBacklog(-this.unwritten.byteLength);
+    // A write still in flight keeps its blocks until it is over (its own release).
+    this.unwritten.dispose();
     // Whatever happened, an uncommitted upload leaves nothing under the target name.
     const handle = this.handle;
     this.handle = undefined;

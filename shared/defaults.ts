@@ -97,6 +97,12 @@ export const DEFAULTS = {
   maxReservedBytesPerConnection: 512 * MiB,
   /** Uploads: stop reading the socket while this many received bytes wait for the disk. */
   uploadBacklogHighWaterBytes: 8 * MiB,
+  /**
+   * Received file bytes waiting for a write are copied into blocks of this size (ReceivedBytes),
+   * and at most `receivedBlocksFreeBytes` of them are kept between uses, per process.
+   */
+  receivedBlockBytes: 256 * KiB,
+  receivedBlocksFreeBytes: 32 * MiB,
 
   /** Directory entries looked up (lstat) at once, and sent per step, while listing. */
   listBatchEntries: 256,

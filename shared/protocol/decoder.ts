@@ -52,6 +52,8 @@ export class FrameDecoder {
   private payloadLength = 0;
   /** Of a DATA frame's payload, the bytes not yet passed on. */
   private dataRemaining = 0;
+  /** The input being decoded is valid only during push (see push). */
+  private borrowed = false;
 
   constructor(options: DecoderOptions, onFrame: (frame: Frame) => void) {
     this.options = options;
@@ -70,19 +72,30 @@ export class FrameDecoder {
   /**
    * Feeds bytes in. Delivers every complete frame to `onFrame`. A ProtocolError (from the
    * decoder or thrown by `onFrame`) is final: it is rethrown and all later input is ignored.
+   *
+   * `borrowed` input (a shared read buffer's) is valid only until push returns: DATA pieces are
+   * delivered as views marked `borrowed`, control payloads are copied, and an unfinished frame's
+   * bytes are copied before returning.
    */
-  push(chunk: Buffer): void {
+  push(chunk: Buffer, borrowed = false): void {
     if (this.state === State.Failed) return;
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.bufferedBytes += chunk.length;
     }
+    this.borrowed = borrowed;
     try {
       this.run();
     } catch (err) {
       this.destroy();
       throw err;
     }
+    if (borrowed && this.chunks.length > 0) {
+      const rest = Buffer.concat(this.chunks, this.bufferedBytes);
+      this.chunks.length = 0;
+      this.chunks.push(rest);
+    }
+    this.borrowed = false;
   }
 
   /** Stops decoding for good and drops buffered input (the connection is going away). */
@@ -96,7 +109,7 @@ export class FrameDecoder {
     for (;;) {
       if (this.state === State.Header) {
         if (this.bufferedBytes < HEADER_BYTES) return;
-        this.readHeader(this.consume(HEADER_BYTES));
+        this.readHeader(this.consume(HEADER_BYTES, false));
         if (this.type === FrameType.DATA && this.payloadLength > 0) {
           this.state = State.Data;
           this.dataRemaining = this.payloadLength;
@@ -109,7 +122,7 @@ export class FrameDecoder {
         continue;
       }
       if (this.state !== State.Payload || this.bufferedBytes < this.payloadLength) return;
-      const payload = this.consume(this.payloadLength);
+      const payload = this.consume(this.payloadLength, this.borrowed);
       this.state = State.Header;
       this.onFrame({ type: this.type, flags: this.flags, streamId: this.streamId, payload });
       // onFrame may have failed us (e.g. destroyed the connection): stop delivering.
@@ -141,6 +154,7 @@ export class FrameDecoder {
         payload: piece,
         partial,
         frameLength,
+        borrowed: this.borrowed,
       });
       // onFrame may have failed us (e.g. destroyed the connection): stop delivering.
       if (this.state === State.Failed) return false;
@@ -196,18 +210,18 @@ export class FrameDecoder {
     this.payloadLength = length;
   }
 
-  /** Takes n buffered bytes; copies only when they span chunks. */
-  private consume(n: number): Buffer {
+  /** Takes n buffered bytes; copies when they span chunks or must outlive borrowed input (`keep`). */
+  private consume(n: number, keep: boolean): Buffer {
     this.bufferedBytes -= n;
     const first = this.chunks[0];
     if (n === 0 || first === undefined) return Buffer.alloc(0);
     if (first.length === n) {
       this.chunks.shift();
-      return first;
+      return keep ? Buffer.from(first) : first;
     }
     if (first.length > n) {
       this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
+      return keep ? Buffer.from(first.subarray(0, n)) : first.subarray(0, n);
     }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
@@ -234,9 +248,9 @@ export function wholeFrames(onFrame: (frame: Frame) => void): (frame: Frame) => 
       onFrame(frame);
       return;
     }
-    pieces.push(frame.payload);
+    pieces.push(frame.borrowed === true ? Buffer.from(frame.payload) : frame.payload);
     if (frame.partial === true) return;
-    const payload = pieces.length === 1 ? frame.payload : Buffer.concat(pieces);
+    const payload = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
     pieces = [];
     // Whole again: no piece fields (creditTaken() is then the payload's length).
     onFrame({ type: frame.type, flags: frame.flags, streamId: frame.streamId, payload });

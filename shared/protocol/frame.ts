@@ -16,6 +16,11 @@ export interface Frame {
   partial?: boolean;
   /** DATA only: the payload length the header announced, on the first piece; 0 on later pieces. */
   frameLength?: number;
+  /**
+   * DATA only: `payload` is a view of a read buffer that is reused once the frame handler
+   * returns; whoever keeps the bytes copies them (ReceivedBytes).
+   */
+  borrowed?: boolean;
 }
 
 /**

@@ -13,6 +13,7 @@ import { encodeError } from '../protocol/encoder.js';
 import type { Frame } from '../protocol/frame.js';
 import { errorPayload } from '../protocol/messages.js';
 import { OutboundQueue } from './outboundQueue.js';
+import type { SharedBufferReads } from './sharedReadBuffer.js';
 
 export interface FramedSocketOptions {
   maxFramePayloadBytes: number;
@@ -56,7 +57,16 @@ export class FramedSocket {
   private lingerTimer: NodeJS.Timeout | undefined;
   bytesRead = 0;
 
-  constructor(socket: Duplex, options: FramedSocketOptions, handlers: FramedSocketHandlers) {
+  /**
+   * @param sharedReads when the socket reads into the process's shared buffer (SharedBufferReads),
+   *   its reads: they come here instead of as 'data' events, borrowed (see FrameDecoder.push).
+   */
+  constructor(
+    socket: Duplex,
+    options: FramedSocketOptions,
+    handlers: FramedSocketHandlers,
+    sharedReads?: SharedBufferReads,
+  ) {
     this.socket = socket;
     this.handlers = handlers;
     this.decoder = new FrameDecoder(
@@ -73,7 +83,9 @@ export class FramedSocket {
       pooledFramePayloadBytes: options.dataFramePayloadBytes,
     });
     if (socket instanceof Socket) socket.setNoDelay(true);
+    // Bytes read before the shared buffer was in use still come as 'data' (they are our own).
     socket.on('data', this.socketOnData);
+    sharedReads?.deliverTo(this.socketOnSharedRead);
     socket.on('end', this.socketOnEnd);
     socket.on('error', this.socketOnError);
     socket.on('close', this.socketOnClose);
@@ -166,12 +178,20 @@ export class FramedSocket {
    * owner asks, when the peer makes us hold too much for it, and after each turn's budget.
    */
   private readonly socketOnData = (chunk: Buffer): void => {
+    this.onRead(chunk, false);
+  };
+
+  private readonly socketOnSharedRead = (chunk: Buffer): void => {
+    this.onRead(chunk, true);
+  };
+
+  private onRead(chunk: Buffer, borrowed: boolean): void {
     // Closing: discard what still arrives, so the peer's FIN is seen and the socket can close.
     if (this.closing) return;
     this.bytesRead += chunk.length;
     this.turnBytes += chunk.length;
     try {
-      this.decoder.push(chunk);
+      this.decoder.push(chunk, borrowed);
     } catch (err) {
       this.fail(err);
       return;
@@ -185,7 +205,7 @@ export class FramedSocket {
       this.socket.pause();
       this.scheduleRead();
     }
-  };
+  }
 
   private readonly socketOnEnd = (): void => {
     // The peer finished sending. Whatever it left half-framed is lost; we are done too.

@@ -1,0 +1,157 @@
+/**
+ * Reads into one shared buffer (SharedBufferReads) and the copies that make them safe: the decoder
+ * on input that is overwritten as soon as push returns, ReceivedBytes' blocks going round, a real
+ * TCP socket reading into the shared buffer, and transfers over TCP whose bytes on disk must be
+ * exactly what was sent (a copy skipped or a block reused too early would corrupt them, while the
+ * digest, computed as the bytes arrive, would still match).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType } from '../shared/protocol/constants.js';
+import { FrameDecoder } from '../shared/protocol/decoder.js';
+import { encodeFrame, encodeJsonFrame } from '../shared/protocol/encoder.js';
+import type { Frame } from '../shared/protocol/frame.js';
+import { BlockPool, ReceivedBytes } from '../shared/transport/receivedBytes.js';
+import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+describe('FrameDecoder on borrowed input', () => {
+  it('delivers the same frames when each input is overwritten as soon as push returns, split anywhere', () => {
+    const open = encodeJsonFrame(FrameType.OPEN, 1, { op: 'put', path: 'a/b.bin', size: 70_000 });
+    const data = randomBytes(70_000);
+    const wire = Buffer.concat([open, encodeFrame(FrameType.DATA, 0, 1, data), open]);
+    for (const step of [1, 5, 12, 13, 4096, 65_536]) {
+      const seen: Array<{ type: number; payload: Buffer; borrowed: boolean | undefined }> = [];
+      const decoder = new FrameDecoder(
+        { maxFramePayloadBytes: 1 << 20, maxControlPayloadBytes: 1 << 16 },
+        (frame: Frame) => {
+          // DATA is copied here, while it is valid; control payloads are kept as delivered.
+          const payload = frame.borrowed ? Buffer.from(frame.payload) : frame.payload;
+          seen.push({ type: frame.type, payload, borrowed: frame.borrowed });
+        },
+      );
+      const input = Buffer.alloc(step);
+      for (let at = 0; at < wire.length; at += step) {
+        const n = wire.copy(input, 0, at, Math.min(at + step, wire.length));
+        decoder.push(input.subarray(0, n), true);
+        input.fill(0xee); // the shared buffer's next read
+      }
+      const opens = seen.filter((f) => f.type === FrameType.OPEN);
+      expect(opens.map((f) => f.payload.equals(open.subarray(12)))).toEqual([true, true]);
+      const pieces = seen.filter((f) => f.type === FrameType.DATA);
+      expect(pieces.every((f) => f.borrowed === true)).toBe(true);
+      expect(Buffer.concat(pieces.map((f) => f.payload)).equals(data)).toBe(true);
+      expect(decoder.midFrame).toBe(false);
+    }
+  });
+});
+
+describe('ReceivedBytes', () => {
+  it('copies borrowed bytes, keeps its own as they are, and gives them back in order', () => {
+    const received = new ReceivedBytes(new BlockPool(16, 64));
+    const borrowed = Buffer.from('0123456789abcdefghij'); // 20 bytes: spans two blocks
+    const own = Buffer.from('KLMNO');
+    received.append(borrowed, true);
+    borrowed.fill(0);
+    received.append(own, false);
+    expect(received.byteLength).toBe(25);
+    const taken = received.take();
+    expect(Buffer.concat(taken.chunks).toString()).toBe('0123456789abcdefghijKLMNO');
+    expect(taken.chunks.at(-1)).toBe(own); // not copied
+    expect(received.byteLength).toBe(0);
+  });
+
+  it('returns a block to the pool only when every write that took from it is over', () => {
+    const pool = new BlockPool(16, 1024);
+    const received = new ReceivedBytes(pool);
+    received.append(Buffer.alloc(10, 1), true);
+    const first = received.take(); // block 1, bytes 0..10, in flight
+    received.append(Buffer.alloc(10, 2), true); // block 1 bytes 10..16, block 2 bytes 0..4
+    const second = received.take();
+    expect(second.chunks.map((c) => c.length)).toEqual([6, 4]);
+    first.release();
+    expect(pool.freeCount).toBe(0); // block 1 still in the second write
+    second.release();
+    expect(pool.freeCount).toBe(1); // block 1 back; block 2 is still being filled
+    const reused = pool.acquire();
+    reused.fill(9); // whoever gets block 1 now may overwrite it
+    received.append(Buffer.alloc(4, 3), true);
+    const third = received.take();
+    expect(Buffer.concat(third.chunks).equals(Buffer.alloc(4, 3))).toBe(true);
+    received.dispose();
+    expect(pool.freeCount).toBe(0); // block 2 is still in the third write
+    third.release();
+    expect(pool.freeCount).toBe(1);
+  });
+});
+
+describe('SharedBufferReads on a TCP socket', () => {
+  it('makes an accepted socket read into one shared buffer, in order, with pauses honoured', async () => {
+    const sent = randomBytes(3 * 1024 * 1024);
+    const chunks: Buffer[] = [];
+    const memories = new Set<ArrayBufferLike>();
+    let adopted: SharedBufferReads | undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      const server = createServer((socket: Socket) => {
+        adopted = SharedBufferReads.adopt(socket);
+        if (adopted === undefined)
+          return reject(new Error('this Node does not let sockets read into a shared buffer'));
+        let paused = false;
+        adopted.deliverTo((chunk) => {
+          memories.add(chunk.buffer);
+          chunks.push(Buffer.from(chunk));
+          // Pausing must stop the reads (Socket.pause), and resuming start them again.
+          if (!paused && chunks.length === 3) {
+            paused = true;
+            socket.pause();
+            setTimeout(() => socket.resume(), 20);
+          }
+        });
+        socket.on('end', () => {
+          server.close();
+          resolve();
+        });
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const client = connect((server.address() as AddressInfo).port, '127.0.0.1', () => client.end(sent));
+      });
+    });
+    await done;
+    expect(Buffer.concat(chunks).equals(sent)).toBe(true);
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(memories.size).toBe(1); // every read landed in the same memory
+  });
+});
+
+describe('transfers over TCP with shared read buffers on both sides', () => {
+  let env: TestServer | undefined;
+  const tempDirs = new TempDirs('muxftp-shared-reads-');
+  afterEach(async () => {
+    await env?.stop();
+    env = undefined;
+    await tempDirs.removeAll();
+  });
+
+  it('store and fetch every byte intact, many at once, to disk and to files', async () => {
+    env = await startServer({ backend: 'disk' });
+    const client = await env.connect();
+    const local = await tempDirs.make();
+    // Sizes off every block boundary, so runs split blocks and writes overlap blocks being filled.
+    const contents = Array.from({ length: 12 }, (_, i) => randomBytes(1_234_567 + i * 99_991));
+    await Promise.all(contents.map((content, i) => client.put(`f${i}.bin`, content)));
+    for (const [i, content] of contents.entries()) {
+      expect((await readFile(join(env.root!, `f${i}.bin`))).equals(content)).toBe(true);
+    }
+    await Promise.all(contents.map((_, i) => client.get(`f${i}.bin`, join(local, `f${i}.bin`))));
+    for (const [i, content] of contents.entries()) {
+      expect((await readFile(join(local, `f${i}.bin`))).equals(content)).toBe(true);
+    }
+    // And into memory (a sink that keeps what it is given), while files are written.
+    const back = await Promise.all(contents.map((_, i) => client.getBuffer(`f${i}.bin`)));
+    expect(back.map((b, i) => b.equals(contents[i]!))).toEqual(contents.map(() => true));
+  });
+});
