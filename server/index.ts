@@ -18,6 +18,7 @@ export type { FileDigest, IntegrityAlgorithm } from '../shared/integrity/index.j
 export type { ServerStats } from '../shared/protocol/messages.js';
 export { fileDigest } from '../storage/fileDigest.js';
 export {
+  type CommittedEntry,
   DiskStorage,
   type DiskStorageOptions,
   type EntryInfo,
@@ -29,6 +30,7 @@ export {
   type PartialKey,
   type PartialRead,
   type ReadHandle,
+  type RenamedEntries,
   type Storage,
   type UploadHandle,
 } from '../storage/index.js';

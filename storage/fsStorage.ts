@@ -14,6 +14,7 @@ import { DigestCache } from './digestCache.js';
 import { entryInfo, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
+import { PathLocks } from './pathLocks.js';
 import {
   baseName,
   ConfinedRoot,
@@ -23,7 +24,15 @@ import {
   parentPath,
   type Resolved,
 } from './paths.js';
-import type { EntryInfo, PartialKey, PartialRead, ReadHandle, Storage, UploadHandle } from './types.js';
+import type {
+  EntryInfo,
+  PartialKey,
+  PartialRead,
+  ReadHandle,
+  RenamedEntries,
+  Storage,
+  UploadHandle,
+} from './types.js';
 import { FsUpload, type Reserve } from './upload.js';
 
 export interface FsStorageOptions {
@@ -83,6 +92,8 @@ export class FsStorage implements Storage {
   #views = new Map<string, FsStorage>();
   /** Temporary names of uploads in flight here, which sweepTemporaryFiles() must leave alone. */
   #activeTemporaryNames = new Set<string>();
+  /** Deletes, renames and commits, one at a time per host path, across every view. */
+  #pathLocks = new PathLocks();
 
   constructor(options: FsStorageOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -207,15 +218,18 @@ export class FsStorage implements Storage {
     await fsCall(target.clientPath, () => this.#fs.rmdir(target.hostPath));
   }
 
-  async remove(path: string): Promise<void> {
+  async remove(path: string): Promise<EntryInfo> {
     const target = await this.#resolve(path);
     refuseRoot(target, 'cannot remove the root');
-    // Checked first: unlink on a directory fails with EISDIR on Linux but EPERM on macOS and memfs.
-    const stats = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
-    if (stats.isDirectory()) {
-      throw new StorageError('IS_A_DIRECTORY', `is a directory: ${target.clientPath}`, target.clientPath);
-    }
-    await fsCall(target.clientPath, () => this.#fs.unlink(target.hostPath));
+    return this.#pathLocks.run([target.hostPath], async () => {
+      // Checked first: unlink on a directory fails with EISDIR on Linux but EPERM on macOS and memfs.
+      const stats = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
+      if (stats.isDirectory()) {
+        throw new StorageError('IS_A_DIRECTORY', `is a directory: ${target.clientPath}`, target.clientPath);
+      }
+      await fsCall(target.clientPath, () => this.#fs.unlink(target.hostPath));
+      return entryInfo(baseName(target.clientPath), stats);
+    });
   }
 
   /**
@@ -223,13 +237,20 @@ export class FsStorage implements Storage {
    * directory never replaces a file: both fail with ALREADY_EXISTS (checked here, because memfs
    * would replace either silently).
    */
-  async rename(from: string, to: string): Promise<void> {
+  async rename(from: string, to: string): Promise<RenamedEntries> {
     const source = await this.#resolve(from);
     const destination = await this.#resolve(to);
     refuseRoot(source, 'cannot move the root');
     refuseRoot(destination, 'cannot replace the root');
+    return this.#pathLocks.run([source.hostPath, destination.hostPath], () =>
+      this.#renameResolved(source, destination),
+    );
+  }
+
+  async #renameResolved(source: Resolved, destination: Resolved): Promise<RenamedEntries> {
     const sourceStats = await fsCall(source.clientPath, () => this.#fs.lstat(source.hostPath));
-    if (source.clientPath === destination.clientPath) return;
+    const moved = entryInfo(baseName(source.clientPath), sourceStats);
+    if (source.clientPath === destination.clientPath) return { moved, replaced: undefined };
     if (sourceStats.isDirectory()) {
       // Compared by real paths so that a symlink inside the directory cannot hide the loop.
       const destinationParent = await this.#resolve(parentPath(destination.clientPath));
@@ -252,9 +273,13 @@ export class FsStorage implements Storage {
         destination.clientPath,
       );
     }
+    const replaced =
+      destinationStats === undefined
+        ? undefined
+        : entryInfo(baseName(destination.clientPath), destinationStats);
     if (!sourceStats.isDirectory()) {
       await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
-      return;
+      return { moved, replaced };
     }
     // Checked after every await above and registered in the same turn as the rename starts, so an
     // upload claimed at any point either is refused here or waits for this move (issue #7).
@@ -269,16 +294,17 @@ export class FsStorage implements Storage {
         );
       }
     }
-    const moved = fsCall(destination.clientPath, () =>
+    const renamed = fsCall(destination.clientPath, () =>
       this.#fs.rename(source.hostPath, destination.hostPath),
     );
-    const done = moved.catch(noop);
+    const done = renamed.catch(noop);
     this.#directoryMoves.set(source, done);
     try {
-      await moved;
+      await renamed;
     } finally {
       this.#directoryMoves.delete(source);
     }
+    return { moved, replaced };
   }
 
   async openRead(path: string): Promise<ReadHandle> {
@@ -400,6 +426,7 @@ export class FsStorage implements Storage {
       keepable: keep,
       reserve: this.#reserve,
       digests: this.#digests,
+      exclusive: (task) => this.#pathLocks.run([target.hostPath], task),
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
       checkTarget: async () => this.#refuseDirectory(await this.#resolve(target.clientPath)),
       onFinish: () => {
@@ -531,6 +558,7 @@ export class FsStorage implements Storage {
     view.#reads = this.#reads;
     view.#activeTemporaryNames = this.#activeTemporaryNames;
     view.#views = this.#views;
+    view.#pathLocks = this.#pathLocks;
     this.#views.set(target.realPath, view);
     return view;
   }

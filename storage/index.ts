@@ -11,11 +11,13 @@ export { FsStorage, type FsStorageOptions } from './fsStorage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
 export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
 export type {
+  CommittedEntry,
   EntryInfo,
   EntryType,
   PartialKey,
   PartialRead,
   ReadHandle,
+  RenamedEntries,
   Storage,
   UploadHandle,
 } from './types.js';

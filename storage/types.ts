@@ -21,6 +21,21 @@ export interface EntryInfo {
   mtimeMs: number;
 }
 
+/**
+ * What commit() returns: the new entry, and the entry it replaced as lstat saw it just before the
+ * rename (undefined: there was none). A quota's byte delta comes from the two.
+ */
+export interface CommittedEntry extends EntryInfo {
+  replaced: EntryInfo | undefined;
+}
+
+/** What rename() acted on, as lstat saw it just before: the entry moved, and the file it replaced. */
+export interface RenamedEntries {
+  moved: EntryInfo;
+  /** Undefined when nothing was at the destination. */
+  replaced: EntryInfo | undefined;
+}
+
 /** A file opened for reading. Reads never block the loop. */
 export interface ReadHandle {
   readonly size: number;
@@ -44,10 +59,11 @@ export interface UploadHandle {
   /** Appends bytes in order. Callers wait for one write before issuing the next. */
   write(chunks: readonly Buffer[]): Promise<void>;
   /**
-   * Makes the upload visible under its target name, atomically; returns the new entry. The
-   * caller passes the verified digest so later downloads need not hash the file again.
+   * Makes the upload visible under its target name, atomically; returns the new entry and what
+   * it replaced. The caller passes the verified digest so later downloads need not hash the file
+   * again.
    */
-  commit(digest?: FileDigest): Promise<EntryInfo>;
+  commit(digest?: FileDigest): Promise<CommittedEntry>;
   /**
    * Drops the temporary file. Safe to call more than once and after a failed commit. With
    * `keepPartial`, an upload started with a `partial` key keeps its whole 4 MiB blocks for a
@@ -97,10 +113,10 @@ export interface Storage {
   mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
   /** Removes an empty directory. */
   rmdir(path: string): Promise<void>;
-  /** Removes a file (not a directory). */
-  remove(path: string): Promise<void>;
+  /** Removes a file (not a directory); returns it as lstat saw it just before (a symlink is `other`). */
+  remove(path: string): Promise<EntryInfo>;
   /** Moves a file or directory; replaces an existing file at `to`, never a directory. */
-  rename(from: string, to: string): Promise<void>;
+  rename(from: string, to: string): Promise<RenamedEntries>;
   /** Opens a file for reading; rejects IS_A_DIRECTORY for a directory. */
   openRead(path: string): Promise<ReadHandle>;
   /**

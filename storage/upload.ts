@@ -9,9 +9,9 @@ import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import type { DigestCache } from './digestCache.js';
 import { entryInfo } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
-import { storageErrorFromFs } from './fsErrors.js';
+import { errnoOf, storageErrorFromFs } from './fsErrors.js';
 import { baseName, type Resolved } from './paths.js';
-import type { EntryInfo, UploadHandle } from './types.js';
+import type { CommittedEntry, EntryInfo, UploadHandle } from './types.js';
 
 const noop = (): void => {};
 
@@ -40,6 +40,8 @@ export interface UploadContext {
   /** The temporary file is a partial upload's, which abort({keepPartial}) keeps (whole blocks). */
   keepable: boolean;
   digests: DigestCache;
+  /** Runs `task` while no other delete, rename or commit touches the target (storage/pathLocks.ts). */
+  exclusive<T>(task: () => Promise<T>): Promise<T>;
   /** Re-checks the target just before the rename; throws a StorageError to refuse. */
   checkTarget(): Promise<void>;
   /** Called once, when the upload is committed or its temporary file is gone. */
@@ -78,7 +80,7 @@ export class FsUpload implements UploadHandle {
     return written;
   }
 
-  commit(digest?: FileDigest): Promise<EntryInfo> {
+  commit(digest?: FileDigest): Promise<CommittedEntry> {
     if (this.#finishing) return Promise.reject(this.#finishedError());
     const committed = this.#writing.then(() => this.#commitNow(digest));
     this.#finishing = committed.catch(noop);
@@ -144,9 +146,10 @@ export class FsUpload implements UploadHandle {
     this.#releaseReservation = undefined;
   }
 
-  async #commitNow(digest: FileDigest | undefined): Promise<EntryInfo> {
+  async #commitNow(digest: FileDigest | undefined): Promise<CommittedEntry> {
     const { fs, handle, temporaryPath, target, durable } = this.#context;
     let stats: FsStats;
+    let replaced: EntryInfo | undefined;
     try {
       if (this.#failure) throw this.#failure;
       if (this.#reservedSize > 0 && this.#reservedSize !== this.#offset) {
@@ -156,8 +159,12 @@ export class FsUpload implements UploadHandle {
       if (durable) await handle.datasync();
       stats = await handle.stat();
       await this.#closeHandle();
-      await this.#context.checkTarget();
-      await fs.rename(temporaryPath, target.hostPath);
+      replaced = await this.#context.exclusive(async () => {
+        await this.#context.checkTarget();
+        const before = await lstatIfExists(fs, target.hostPath);
+        await fs.rename(temporaryPath, target.hostPath);
+        return before === undefined ? undefined : entryInfo(baseName(this.#clientPath), before);
+      });
     } catch (error) {
       await this.#discard();
       throw storageErrorFromFs(error, this.#clientPath);
@@ -173,7 +180,7 @@ export class FsUpload implements UploadHandle {
         this.#context.digests.set(committed, digest);
       }
     }
-    return entryInfo(baseName(this.#clientPath), stats);
+    return { ...entryInfo(baseName(this.#clientPath), stats), replaced };
   }
 
   /**
@@ -212,6 +219,16 @@ export class FsUpload implements UploadHandle {
 
   #finishedError(): StorageError {
     return new StorageError('IO_ERROR', `upload already finished: ${this.#clientPath}`, this.#clientPath);
+  }
+}
+
+/** What is at `path` now (not following a link), or undefined when nothing is. */
+async function lstatIfExists(fs: FsPromises, path: string): Promise<FsStats | undefined> {
+  try {
+    return await fs.lstat(path);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return undefined;
+    throw error;
   }
 }
 

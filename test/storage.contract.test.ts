@@ -20,7 +20,7 @@ import { FsStorage } from '../storage/fsStorage.js';
 import { openStorage } from '../storage/index.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { TEMP_PREFIX } from '../storage/paths.js';
-import type { EntryInfo, Storage } from '../storage/types.js';
+import type { CommittedEntry, Storage } from '../storage/types.js';
 
 /** Host-level calls for what clients cannot do: symlinks, files outside the root, raw listings. */
 interface HostFs {
@@ -135,7 +135,7 @@ async function expectStorageError(promise: Promise<unknown>, code: ErrorCode): P
   return storageError;
 }
 
-async function put(storage: Storage, path: string, ...chunks: (string | Buffer)[]): Promise<EntryInfo> {
+async function put(storage: Storage, path: string, ...chunks: (string | Buffer)[]): Promise<CommittedEntry> {
   const upload = await storage.createUpload(path);
   await upload.write(chunks.map((chunk) => Buffer.from(chunk)));
   return upload.commit();
@@ -320,6 +320,31 @@ describe.each(backends)('$name storage', (backend) => {
       await second.commit();
       expect((await readAll(storage, 'race')).toString()).toBe('second');
       expect(await hostNames(fx)).toEqual(['race']);
+    });
+
+    it('reports what each change replaced or removed, one change at a time per name (for quotas)', async () => {
+      expect(await put(storage, 'f', '12345')).toMatchObject({ size: 5, replaced: undefined });
+      expect(await put(storage, 'f', '12')).toMatchObject({
+        size: 2,
+        replaced: { name: 'f', type: 'file', size: 5 },
+      });
+      // Commits racing onto one name each replace the one before: no two report the same file.
+      const sizes = [3, 4, 5];
+      const uploads = await Promise.all(sizes.map(() => storage.createUpload('f')));
+      await Promise.all(uploads.map((upload, i) => upload.write([Buffer.alloc(sizes[i]!)])));
+      const committed = await Promise.all(uploads.map((upload) => upload.commit()));
+      const byNumber = (a: number, b: number) => a - b;
+      const replaced = committed.map((entry) => entry.replaced?.size ?? -1);
+      // Together they replaced the old file (2) and all but the last committed one: a chain.
+      const last = (await storage.stat('f')).size;
+      expect([...replaced, last].sort(byNumber)).toEqual([2, ...sizes].sort(byNumber));
+      await put(storage, 'g', '1234567');
+      expect(await storage.rename('g', 'f')).toMatchObject({
+        moved: { name: 'g', type: 'file', size: 7 },
+        replaced: { name: 'f', type: 'file', size: last },
+      });
+      expect(await storage.rename('f', 'h')).toMatchObject({ moved: { size: 7 }, replaced: undefined });
+      expect(await storage.remove('h')).toMatchObject({ name: 'h', type: 'file', size: 7 });
     });
 
     it('needs an existing parent directory and a target that is not a directory', async () => {
