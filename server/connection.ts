@@ -93,9 +93,6 @@ enum Phase {
   Ready,
 }
 
-/** Operations after which a quota's usage must be counted again. */
-const CHANGES_USAGE: ReadonlySet<string> = new Set(['put', 'delete', 'rmdir', 'rename']);
-
 export class ServerConnection implements StreamHost {
   readonly label: string;
   /** Before login the whole storage (unused: no stream opens); after, the account's home view. */
@@ -210,7 +207,6 @@ export class ServerConnection implements StreamHost {
     this.counters.streamClosed(stream.op);
     if (this.fileStreams.delete(stream.id)) this.counters.openFiles--;
     if (discardLateFrames) this.rememberReset(stream.id);
-    if (CHANGES_USAGE.has(stream.op)) this.quota?.invalidate();
     if (this.streams.size === 0) {
       if (this.draining) this.closeForShutdown();
       else this.timer.refresh();

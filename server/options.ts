@@ -70,6 +70,11 @@ export interface ServerOptions {
   maxRateBytesPerSecond?: number;
   /** Bytes/s per user (all their connections), each direction, unless the users file sets one; 0 for no limit. */
   maxUserRateBytesPerSecond?: number;
+  /**
+   * A quota's usage is kept up to date change by change; a reservation walks the home again once
+   * the last walk is this old (ms), so that changes made outside muxftp are seen.
+   */
+  quotaRecountIntervalMs?: number;
   /** Failed logins one connection may make. */
   maxLoginAttempts?: number;
   /** Delay before answering the first failed login from an address (ms); doubles per recent failure. */
@@ -101,6 +106,7 @@ const POSITIVE_INTEGERS = [
   'maxOpenFiles',
   'maxLoginAttempts',
   'loginFailuresPerAddress',
+  'quotaRecountIntervalMs',
 ] as const;
 
 /** Limits where 0 means "none". */
@@ -149,6 +155,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULTS.maxConnectionsPerIp,
     maxRateBytesPerSecond: options.maxRateBytesPerSecond ?? DEFAULTS.maxRateBytesPerSecond,
     maxUserRateBytesPerSecond: options.maxUserRateBytesPerSecond ?? DEFAULTS.maxUserRateBytesPerSecond,
+    quotaRecountIntervalMs: options.quotaRecountIntervalMs ?? DEFAULTS.quotaRecountIntervalMs,
     maxLoginAttempts: options.maxLoginAttempts ?? DEFAULTS.maxLoginAttempts,
     loginFailureDelayMs: options.loginFailureDelayMs ?? DEFAULTS.loginFailureDelayMs,
     maxLoginFailureDelayMs: options.maxLoginFailureDelayMs ?? DEFAULTS.maxLoginFailureDelayMs,

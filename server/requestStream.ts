@@ -35,7 +35,11 @@ export function readStats(counters: ServerCounters): ServerStats {
 
 /** A reply, or a listing's entries a batch at a time (sent as REPLY frames flagged MORE). */
 type Result = object | { batches: AsyncIterable<WireEntry[]> };
-type Handler<R> = (storage: Storage, request: R, counters: ServerCounters) => Promise<Result>;
+/**
+ * `host` gives the counters, and the quota a change is recorded with as soon as storage made it
+ * (before the reply, and whether or not the stream is still open: the change happened).
+ */
+type Handler<R> = (storage: Storage, request: R, host: StreamHost) => Promise<Result>;
 
 async function* wireBatches(batches: AsyncIterable<EntryInfo[]>): AsyncGenerator<WireEntry[]> {
   for await (const batch of batches) yield batch.map(toWireEntry);
@@ -48,16 +52,19 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     await storage.mkdir(r.path, { parents: r.parents === true });
     return {};
   },
-  rmdir: async (storage, r) => {
+  rmdir: async (storage, r, host) => {
     await storage.rmdir(r.path);
+    host.quota?.record({ op: 'rmdir' });
     return {};
   },
-  delete: async (storage, r) => {
-    await storage.remove(r.path);
+  delete: async (storage, r, host) => {
+    const removed = await storage.remove(r.path);
+    host.quota?.record({ op: 'delete', removed });
     return {};
   },
-  rename: async (storage, r) => {
-    await storage.rename(r.from, r.to);
+  rename: async (storage, r, host) => {
+    const renamed = await storage.rename(r.from, r.to);
+    host.quota?.record({ op: 'rename', renamed });
     return {};
   },
   digest: async (storage, r) => {
@@ -75,7 +82,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
       },
       DEFAULTS.maxResumeBlocks,
     ),
-  stats: async (_storage, _r, counters) => readStats(counters),
+  stats: async (_storage, _r, host) => readStats(host.counters),
 };
 
 /** Room reserved for an answer that is not a listing: stat's entry, stats, {} (bytes). */
@@ -101,7 +108,7 @@ export class RequestStream extends ServerStream {
     // Nothing is looked up until the answer has room in the connection's budget (issue #7).
     if (!(await this.reserve(this.op === 'list' ? this.frameBudget() : SMALL_REPLY_BYTES))) return;
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;
-    const result = await handler(this.host.storage, this.request, this.host.counters);
+    const result = await handler(this.host.storage, this.request, this.host);
     if (this.isFinished) return;
     if ('batches' in result) {
       await this.sendEntries(result.batches);

@@ -77,7 +77,10 @@ export class MuxServer {
       failureWindowMs: this.options.loginFailureWindowMs,
       blockMs: this.options.loginBlockMs,
     });
-    this.accountResources = new AccountResourceTable(this.options.maxUserRateBytesPerSecond);
+    this.accountResources = new AccountResourceTable({
+      defaultRateBytesPerSecond: this.options.maxUserRateBytesPerSecond,
+      quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
+    });
     this.accounts = this.options.accounts;
     if (this.options.tls !== undefined) {
       // Throws here, at construction, for a key that does not match or unreadable PEM.

@@ -43,6 +43,8 @@ export class UploadStream extends ServerStream {
   private ungranted = 0;
   /** Bytes of the account's quota this upload holds. */
   private quotaReserved = 0;
+  /** The handle is committing: the quota's reservation stays until the commit settles. */
+  private committing = false;
   /** Set while a bandwidth limit delays the next grant of credit. */
   private rateTimer: NodeJS.Timeout | undefined;
   /** Of the connection's reservation allowance, what this upload holds until it ends. */
@@ -300,8 +302,13 @@ export class UploadStream extends ServerStream {
     }
     // From here the handle is the commit's: a disconnect now must not abort a verified upload.
     this.handle = undefined;
+    this.committing = true;
     handle.commit(digest).then(
       (entry) => {
+        // Usage grows by the file in the same turn as the reservation goes, even if the stream
+        // was cancelled meanwhile: the file is committed either way.
+        this.host.quota?.record({ op: 'put', committed: entry });
+        this.commitSettled();
         if (this.isFinished) return;
         this.recordTransfer('received', this.path, this.received);
         this.host.send(
@@ -313,15 +320,27 @@ export class UploadStream extends ServerStream {
         );
         this.close(false);
       },
-      (err: unknown) => this.fail(err),
+      (err: unknown) => {
+        this.commitSettled();
+        this.fail(err);
+      },
     );
+  }
+
+  private commitSettled(): void {
+    this.committing = false;
+    if (this.isFinished) this.releaseQuota();
+  }
+
+  private releaseQuota(): void {
+    this.host.quota?.release(this.quotaReserved);
+    this.quotaReserved = 0;
   }
 
   protected cleanup(): void {
     clearTimeout(this.rateTimer);
     this.window.release();
-    this.host.quota?.release(this.quotaReserved);
-    this.quotaReserved = 0;
+    if (!this.committing) this.releaseQuota();
     this.host.releaseReservation(this.claimedBytes);
     this.claimedBytes = 0;
     this.digester.release();

@@ -66,6 +66,13 @@ export const DEFAULTS = {
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */
   maxUserRateBytesPerSecond: 0,
 
+  /**
+   * A quota's usage is walked once, then kept up to date by each change's exact byte delta; a
+   * reservation walks the home again once the last walk is this old, to see changes made outside
+   * muxftp (ms).
+   */
+  quotaRecountIntervalMs: 60_000,
+
   /** Failed logins a connection may make; the last one closes it. */
   maxLoginAttempts: 3,
   /** Delay before answering a failed login; doubles with each recent failure from the address... */

@@ -16,7 +16,7 @@ const account = (extra: Partial<Account> = {}): Account => ({
 
 describe('AccountResourceTable', () => {
   it('shares one set per account, and a new one once its rate or quota changed', () => {
-    const table = new AccountResourceTable(0);
+    const table = new AccountResourceTable({ defaultRateBytesPerSecond: 0, quotaRecountIntervalMs: 60_000 });
     const home = new MemoryStorage();
     const first = table.for(account({ maxRateBytesPerSecond: 1000 }), home);
     expect(first.uploadLimiter).toBeDefined();

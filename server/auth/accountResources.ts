@@ -15,18 +15,24 @@ export interface AccountResources {
   quota: QuotaTracker | undefined;
 }
 
+export interface AccountResourceOptions {
+  /** Bytes/s per account when the users file sets none; 0 for no limit. */
+  defaultRateBytesPerSecond: number;
+  /** How old a quota's last walk of the home may be before a reservation walks again (ms). */
+  quotaRecountIntervalMs: number;
+}
+
 export class AccountResourceTable {
   private readonly byName = new Map<string, AccountResources & { settings: string }>();
-  /** Bytes/s per account when the users file sets none; 0 for no limit. */
-  private readonly defaultRate: number;
+  private readonly options: AccountResourceOptions;
 
-  constructor(defaultRateBytesPerSecond: number) {
-    this.defaultRate = defaultRateBytesPerSecond;
+  constructor(options: AccountResourceOptions) {
+    this.options = { ...options };
   }
 
   /** The account's shared resources; `home` is a view of its home, used to count quota usage. */
   for(account: Account, home: Storage): AccountResources {
-    const rate = account.maxRateBytesPerSecond ?? this.defaultRate;
+    const rate = account.maxRateBytesPerSecond ?? this.options.defaultRateBytesPerSecond;
     const settings = `${rate}/${account.quotaBytes ?? '-'}`;
     let resources = this.byName.get(account.name);
     if (resources === undefined || resources.settings !== settings) {
@@ -34,7 +40,13 @@ export class AccountResourceTable {
         settings,
         uploadLimiter: rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined,
         downloadLimiter: rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined,
-        quota: account.quotaBytes !== undefined ? new QuotaTracker(account.quotaBytes, home) : undefined,
+        quota:
+          account.quotaBytes !== undefined
+            ? new QuotaTracker(home, {
+                limitBytes: account.quotaBytes,
+                recountIntervalMs: this.options.quotaRecountIntervalMs,
+              })
+            : undefined,
       };
       this.byName.set(account.name, resources);
     }

@@ -1,26 +1,68 @@
 /**
  * A user's storage quota: bytes of files under their home plus bytes reserved by uploads in
  * flight may not exceed the limit. An upload reserves its declared size before it starts, and
- * grows its reservation as bytes arrive when it declared none. Usage is counted by walking the
- * home, once, and again after anything changed it (an upload, delete, rename), so changes made
- * outside muxftp are seen at the next change.
+ * grows its reservation as bytes arrive when it declared none.
+ *
+ * Usage is counted by walking the home once, at the first reservation; after that every change
+ * muxftp makes is applied by its exact byte delta, from what storage reports it replaced or
+ * removed. A change whose delta storage cannot give exactly (a symbolic link or special file was
+ * involved) makes the next reservation walk again. So that changes made outside muxftp (on the
+ * host, or through another account whose home overlaps) are seen too, a reservation walks again
+ * once the last walk is `recountIntervalMs` old: never more often, unless a delta was unknown.
  */
 import { MuxftpError } from '../../shared/errors.js';
-import type { Storage } from '../../storage/types.js';
+import type { CommittedEntry, EntryInfo, RenamedEntries, Storage } from '../../storage/types.js';
+
+export interface QuotaOptions {
+  /** Bytes of files the home may hold, uploads in flight included. */
+  limitBytes: number;
+  /** A reservation walks the home again once the last walk is this old (ms). */
+  recountIntervalMs: number;
+}
+
+/** A change muxftp made under the home, as storage reported it. */
+export type UsageChange =
+  | { op: 'put'; committed: CommittedEntry }
+  | { op: 'delete'; removed: EntryInfo }
+  | { op: 'rename'; renamed: RenamedEntries }
+  | { op: 'rmdir' };
+
+/** A walk of the home under way, and what changes made meanwhile leave uncertain about it. */
+interface Walk {
+  readonly counted: Promise<number>;
+  /** Bytes changes during the walk added, and freed: the walk saw each such change or did not. */
+  mayHaveAdded: number;
+  mayHaveFreed: number;
+  /** A change the walk cannot be squared with happened meanwhile: a move, or an unknown delta. */
+  spoiled: boolean;
+}
 
 export class QuotaTracker {
   readonly limitBytes: number;
+  private readonly recountIntervalMs: number;
   private readonly storage: Storage;
+  /** Bytes of files under the home: walked, then kept up to date change by change. */
   private used: number | undefined;
-  private counting: Promise<number> | undefined;
-  private generation = 0;
+  /** The next reservation walks, whatever the interval: nothing counted yet, or a delta was unknown. */
+  private recountDue = true;
+  /** performance.now() when the last walk started. */
+  private lastWalkAt = Number.NEGATIVE_INFINITY;
+  private walk: Walk | undefined;
   private reserved = 0;
+  private walks = 0;
 
-  constructor(limitBytes: number, storage: Storage) {
+  constructor(storage: Storage, options: QuotaOptions) {
+    const { limitBytes, recountIntervalMs } = options;
     if (!Number.isSafeInteger(limitBytes) || limitBytes <= 0) {
       throw new TypeError(`quota must be a positive integer of bytes, got ${String(limitBytes)}`);
     }
+    if (!Number.isSafeInteger(recountIntervalMs) || recountIntervalMs <= 0) {
+      throw new TypeError(
+        `quota recount interval must be a positive integer of ms, got ${String(recountIntervalMs)}`,
+      );
+    }
     this.limitBytes = limitBytes;
+    this.recountIntervalMs = recountIntervalMs;
     this.storage = storage;
   }
 
@@ -29,9 +71,16 @@ export class QuotaTracker {
     return this.reserved;
   }
 
+  /** Walks of the home so far (for tests and logs). */
+  get walkCount(): number {
+    return this.walks;
+  }
+
   /** Reserves `bytes` for an upload about to start; throws QUOTA_EXCEEDED when they do not fit. */
   async reserve(bytes: number): Promise<void> {
-    const used = await this.usedBytes();
+    const counted = await this.usedBytes();
+    // Read again: changes applied while this call waited count too.
+    const used = this.used ?? counted;
     if (used + this.reserved + bytes > this.limitBytes) throw this.exceeded(bytes, used);
     this.reserved += bytes;
   }
@@ -47,27 +96,73 @@ export class QuotaTracker {
     this.reserved = Math.max(0, this.reserved - bytes);
   }
 
-  /** The home changed: count again before the next reservation. */
-  invalidate(): void {
-    this.generation++;
-    this.used = undefined;
-    this.counting = undefined;
+  /** muxftp changed the home: apply the change's exact delta, or count again when it has none. */
+  record(change: UsageChange): void {
+    const delta = bytesDelta(change);
+    const walk = this.walk;
+    if (delta === undefined) {
+      this.recountDue = true;
+      if (walk !== undefined) walk.spoiled = true;
+      return;
+    }
+    if (walk !== undefined) {
+      // A walk under way may list a moved entry twice, or not at all.
+      if (change.op === 'rename') walk.spoiled = true;
+      else if (delta > 0) walk.mayHaveAdded += delta;
+      else walk.mayHaveFreed -= delta;
+    }
+    if (this.used !== undefined) this.used = Math.max(0, this.used + delta);
   }
 
-  /** Bytes of files under the home now. */
+  /** Bytes of files under the home, counted again first when a walk is due. */
   usedBytes(): Promise<number> {
-    if (this.used !== undefined) return Promise.resolve(this.used);
-    if (this.counting === undefined) {
-      const generation = this.generation;
-      const counting = countBytes(this.storage).then((bytes) => {
-        // A change while counting makes this count stale: keep it for no one but its waiters.
-        if (generation === this.generation) this.used = bytes;
-        if (this.counting === counting) this.counting = undefined;
-        return bytes;
-      });
-      this.counting = counting;
+    if (this.walk !== undefined) return this.walk.counted;
+    const intervalOver = performance.now() - this.lastWalkAt >= this.recountIntervalMs;
+    if (this.used !== undefined && !this.recountDue && !intervalOver) return Promise.resolve(this.used);
+    return this.startWalk().counted;
+  }
+
+  private startWalk(): Walk {
+    this.walks++;
+    this.lastWalkAt = performance.now();
+    this.recountDue = false;
+    const walk: Walk = {
+      counted: countBytes(this.storage).then(
+        (walked) => this.walkDone(walk, walked),
+        (error: unknown) => {
+          this.walk = undefined;
+          this.recountDue = true;
+          throw error;
+        },
+      ),
+      mayHaveAdded: 0,
+      mayHaveFreed: 0,
+      spoiled: false,
+    };
+    this.walk = walk;
+    return walk;
+  }
+
+  /** Settles usage from a finished walk; resolves its waiters to the usage now. */
+  private walkDone(walk: Walk, walked: number): number {
+    this.walk = undefined;
+    if (walk.spoiled) {
+      // It proves nothing: keep the running count; before the first one, it is the best there is.
+      if (this.used === undefined) {
+        this.used = walked + walk.mayHaveAdded;
+        this.recountDue = true;
+      }
+      return this.used;
     }
-    return this.counting;
+    // Each change made during the walk was seen by it or not, so the usage now lies in
+    // [low, high]. The running count is exact for muxftp's own changes: keep it unless the walk
+    // proves something else changed the home; then take the highest usage the walk allows, so
+    // that not knowing what the walk saw never lets uploads past the limit.
+    const low = walked - walk.mayHaveFreed;
+    const high = walked + walk.mayHaveAdded;
+    const consistent = this.used !== undefined && this.used >= low && this.used <= high;
+    if (!consistent) this.used = high;
+    return this.used!;
   }
 
   private exceeded(bytes: number, used: number): MuxftpError {
@@ -76,6 +171,34 @@ export class QuotaTracker {
       'QUOTA_EXCEEDED',
       `quota exceeded: ${bytes} more bytes do not fit (${free} of ${this.limitBytes} free)`,
     );
+  }
+}
+
+/**
+ * The change in the walk's sum (the sizes of `file` entries), or undefined when it cannot be told
+ * exactly: a symbolic link or special file was removed, moved or replaced (a walk counts a link to
+ * a file inside the home at its target's size, and follows one to a directory).
+ */
+function bytesDelta(change: UsageChange): number | undefined {
+  const fileBytes = (entry: EntryInfo | undefined): number | undefined =>
+    entry === undefined ? 0 : entry.type === 'file' ? entry.size : undefined;
+  switch (change.op) {
+    case 'put': {
+      const replaced = fileBytes(change.committed.replaced);
+      return replaced === undefined ? undefined : change.committed.size - replaced;
+    }
+    case 'delete': {
+      const removed = fileBytes(change.removed);
+      return removed === undefined ? undefined : -removed;
+    }
+    case 'rename': {
+      const { moved, replaced } = change.renamed;
+      const replacedBytes = fileBytes(replaced);
+      if (moved.type === 'other' || replacedBytes === undefined) return undefined;
+      return -replacedBytes;
+    }
+    case 'rmdir':
+      return 0; // only an empty directory is removed
   }
 }
 

@@ -1,0 +1,166 @@
+/**
+ * Quota usage kept change by change, over real sockets and real files: the home is walked once,
+ * then each upload, delete and rename moves the count by exactly its bytes; a file put in the
+ * home from outside is seen once the recount interval has passed.
+ */
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from '../client/client.js';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
+import type { Storage } from '../storage/types.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const LIMIT = 10_000;
+let users: UsersFile;
+
+beforeAll(async () => {
+  users = addUser(emptyUsersFile(), {
+    name: 'q',
+    passwordHash: await hashPassword('q-secret'),
+    permissions: [...PERMISSIONS],
+    quota: LIMIT,
+  });
+});
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+/** Counts directory listings at the storage boundary of every home view the server opens. */
+function countHomeListings(storage: Storage): { calls: number } {
+  const counter = { calls: 0 };
+  const subtree = storage.subtree.bind(storage);
+  const counted = new WeakSet<Storage>();
+  storage.subtree = async (path) => {
+    const view = await subtree(path);
+    if (!counted.has(view)) {
+      counted.add(view);
+      // list() goes through listBatches() too: every listing passes here once.
+      const listBatches = view.listBatches.bind(view);
+      view.listBatches = (dir) => {
+        counter.calls++;
+        return listBatches(dir);
+      };
+    }
+    return view;
+  };
+  return counter;
+}
+
+async function start(options: Parameters<typeof startServer>[0] = {}) {
+  server = await startServer({ backend: 'disk', accounts: new Accounts({ users }), ...options });
+  return server;
+}
+
+const bytes = (n: number) => Buffer.alloc(n, 0x61);
+
+async function code(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return (error as { code: string }).code;
+  }
+  return 'resolved';
+}
+
+/** Exactly `free` bytes fit: one more is refused (declared size, nothing stored); then they are taken. */
+async function fillExactly(client: Client, name: string, free: number): Promise<void> {
+  expect(await code(client.put(name, bytes(free + 1)))).toBe('QUOTA_EXCEEDED');
+  await client.put(name, bytes(free));
+}
+
+/** Sum of file sizes under a host directory. */
+async function bytesOnDisk(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await bytesOnDisk(path);
+    else if (entry.isFile()) total += (await stat(path)).size;
+  }
+  return total;
+}
+
+describe('quota usage', () => {
+  it('walks the home once, not again after each upload', async () => {
+    const s = await start();
+    const listings = countHomeListings(s.storage);
+    // A home with many directories: a walk lists each of them.
+    const home = join(s.root!, 'q');
+    for (let i = 0; i < 40; i++) await mkdir(join(home, `dir${i}`, 'sub'), { recursive: true });
+    await writeFile(join(home, 'dir7', 'sub', 'old.bin'), bytes(1000));
+    const q = await s.connect({ user: 'q', password: 'q-secret' });
+    await q.put('first.bin', bytes(100));
+    const oneWalk = listings.calls;
+    expect(oneWalk).toBe(1 + 40 * 2); // the home, each dirN, each dirN/sub
+    for (let i = 0; i < 10; i++) await q.put(`dir${i}/f${i}.bin`, bytes(100));
+    // Two at once, from two connections of the account.
+    const q2 = await s.connect({ user: 'q', password: 'q-secret' });
+    await Promise.all([q.put('a.bin', bytes(100)), q2.put('b.bin', bytes(100))]);
+    await q.delete('a.bin');
+    await q2.rename('b.bin', 'dir3/b.bin');
+    expect(listings.calls).toBe(oneWalk);
+    // And the count is right: 1000 + 12 × 100 bytes are used.
+    await fillExactly(q, 'rest.bin', LIMIT - 2200);
+  });
+
+  it('frees exactly what deletes, overwrites and renames replace', async () => {
+    const s = await start();
+    const listings = countHomeListings(s.storage);
+    const q = await s.connect({ user: 'q', password: 'q-secret' });
+    await q.put('a.bin', bytes(6000));
+    await q.put('b.bin', bytes(3000));
+    const walked = listings.calls;
+
+    // An upload reserves its whole size while the old file is still there: overwrite below the limit.
+    await q.put('a.bin', bytes(1000)); // frees the old size beyond the new
+    await fillExactly(q, 'c.bin', 6000); // a 1000, b 3000, c 6000
+
+    await q.delete('b.bin');
+    await fillExactly(q, 'd.bin', 3000); // a 1000, c 6000, d 3000
+
+    await q.rename('c.bin', 'a.bin'); // replaces a (1000); c's bytes move with it
+    await fillExactly(q, 'e.bin', 1000); // a 6000, d 3000, e 1000
+
+    await q.mkdir('dir');
+    await q.rename('e.bin', 'dir/e.bin'); // replaces nothing
+    await q.mkdir('empty');
+    await q.rmdir('empty');
+    expect(await code(q.put('f.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+
+    await q.rename('d.bin', 'dir/e.bin'); // replaces e (1000) with d (3000)
+    await fillExactly(q, 'f.bin', 1000); // a 6000, dir/e 3000, f 1000
+    expect(await bytesOnDisk(join(s.root!, 'q'))).toBe(LIMIT);
+    expect(listings.calls).toBe(walked); // every step above was a delta, not a walk
+  });
+
+  it('keeps the count exact when one account uploads onto one name from two connections at once', async () => {
+    const s = await start();
+    const q1 = await s.connect({ user: 'q', password: 'q-secret' });
+    const q2 = await s.connect({ user: 'q', password: 'q-secret' });
+    await q1.put('same.bin', bytes(1000));
+    const sizes = [1500, 2000, 500, 2500, 1000, 1200]; // with the 1000 used, all fit at once
+    await Promise.all(sizes.map((size, i) => (i % 2 === 0 ? q1 : q2).put('same.bin', bytes(size))));
+    const used = await bytesOnDisk(join(s.root!, 'q'));
+    expect(sizes).toContain(used);
+    await fillExactly(q1, 'rest.bin', LIMIT - used);
+  });
+
+  it('sees a file put in the home from outside once the recount interval has passed', async () => {
+    const intervalMs = 300;
+    const s = await start({ quotaRecountIntervalMs: intervalMs });
+    const listings = countHomeListings(s.storage);
+    const q = await s.connect({ user: 'q', password: 'q-secret' });
+    await q.put('mine.bin', bytes(1000));
+    const walksBefore = listings.calls;
+    await writeFile(join(s.root!, 'q', 'dropped.bin'), bytes(6000));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs + 50));
+    // 1000 + 6000 used: 3001 do not fit, 3000 do.
+    await fillExactly(q, 'rest.bin', 3000);
+    expect(listings.calls).toBeGreaterThan(walksBefore);
+  });
+});

@@ -1,0 +1,162 @@
+/**
+ * QuotaTracker's bookkeeping where an end-to-end test cannot time it: changes recorded while a
+ * walk of the home is under way (the walk may or may not have seen them), a change whose delta
+ * is unknown, and the recount interval. Real files in a memory volume; the walk is held after
+ * it has listed the home, so the test decides what it saw.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { QuotaTracker } from '../server/auth/quota.js';
+import { MemoryStorage } from '../storage/memory.js';
+import type { EntryInfo } from '../storage/types.js';
+
+const LIMIT = 10_000;
+
+async function write(storage: MemoryStorage, path: string, size: number): Promise<void> {
+  const upload = await storage.createUpload(path);
+  await upload.write([Buffer.alloc(size)]);
+  await upload.commit();
+}
+
+const file = (name: string, size: number): EntryInfo => ({ name, type: 'file', size, mtimeMs: 0 });
+
+/** Holds every listing, once done, until released: what the walk saw is fixed, its result is not in yet. */
+function holdListings(storage: MemoryStorage) {
+  const list = storage.list.bind(storage);
+  let held: Promise<void> | undefined;
+  let release = () => {};
+  let onListed = () => {};
+  let listed = new Promise<void>((resolve) => {
+    onListed = resolve;
+  });
+  storage.list = async (dir) => {
+    const entries = await list(dir);
+    onListed();
+    await held;
+    return entries;
+  };
+  return {
+    hold() {
+      held = new Promise((resolve) => {
+        release = resolve;
+      });
+      listed = new Promise((resolve) => {
+        onListed = resolve;
+      });
+    },
+    /** Resolves once a listing has been made and is being held. */
+    get listed() {
+      return listed;
+    },
+    release() {
+      release();
+      held = undefined;
+    },
+  };
+}
+
+/** `free` bytes fit, one more does not (and nothing stays reserved). */
+async function expectFree(quota: QuotaTracker, free: number): Promise<void> {
+  await expect(quota.reserve(free + 1)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+  await quota.reserve(free);
+  quota.release(free);
+}
+
+// Only the clock the interval is read from is fake: memfs and promises run as usual.
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['performance'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+const passMs = (ms: number) => vi.advanceTimersByTime(ms);
+
+describe('QuotaTracker', () => {
+  it('counts an upload committed during the first walk, whether the walk saw it or not', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'a', 1000);
+    const listings = holdListings(storage);
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 60_000 });
+    listings.hold();
+    const reserving = quota.reserve(0);
+    await listings.listed; // the walk saw only a
+    await write(storage, 'b', 500);
+    quota.record({ op: 'put', committed: { ...file('b', 500), replaced: undefined } });
+    listings.release();
+    await reserving;
+    await expectFree(quota, LIMIT - 1500);
+    expect(quota.walkCount).toBe(1);
+  });
+
+  it('applies known deltas without walking, and walks again at once after an unknown one', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'a', 1000);
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 60_000 });
+    await expectFree(quota, LIMIT - 1000);
+    await storage.remove('a');
+    quota.record({ op: 'delete', removed: file('a', 1000) });
+    await expectFree(quota, LIMIT);
+    expect(quota.walkCount).toBe(1);
+    // A link or special file went: only a walk can tell what that changed.
+    await write(storage, 'c', 300);
+    quota.record({ op: 'delete', removed: { name: 'link', type: 'other', size: 0, mtimeMs: 0 } });
+    await expectFree(quota, LIMIT - 300);
+    expect(quota.walkCount).toBe(2);
+  });
+
+  it('sees outside changes once the interval is over, and not before', async () => {
+    const storage = new MemoryStorage();
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 200 });
+    await expectFree(quota, LIMIT);
+    await write(storage, 'outside', 4000); // not recorded: made outside muxftp
+    await expectFree(quota, LIMIT);
+    expect(quota.walkCount).toBe(1);
+    passMs(250);
+    await expectFree(quota, LIMIT - 4000);
+    expect(quota.walkCount).toBe(2);
+  });
+
+  it('after a walk that overlapped own changes, takes the highest usage the walk allows, until a clean walk', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'a', 1000);
+    await write(storage, 'c', 400);
+    const listings = holdListings(storage);
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 200 });
+    await expectFree(quota, LIMIT - 1400);
+    await write(storage, 'outside', 3000);
+    passMs(250);
+    listings.hold();
+    const reserving = quota.reserve(0);
+    await listings.listed; // the walk saw a, c and outside: 4400
+    await storage.remove('c');
+    quota.record({ op: 'delete', removed: file('c', 400) });
+    listings.release();
+    await reserving;
+    // The running count (1000) is below anything the walk allows (4000 or 4400): the walk
+    // proves an outside change, and which of the two it is cannot be told.
+    await expectFree(quota, LIMIT - 4400);
+    passMs(250);
+    await expectFree(quota, LIMIT - 4000);
+    expect(quota.walkCount).toBe(3);
+  });
+
+  it('keeps its running count when a move during the walk spoils it', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'a', 1000);
+    const listings = holdListings(storage);
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 200 });
+    await expectFree(quota, LIMIT - 1000);
+    await storage.mkdir('d');
+    await write(storage, 'd/x', 2000); // outside
+    passMs(250);
+    listings.hold();
+    const reserving = quota.reserve(0);
+    await listings.listed; // the root listing: a, d
+    quota.record({ op: 'rename', renamed: { moved: file('a', 1000), replaced: undefined } });
+    listings.release();
+    await reserving;
+    // A walk racing a move may list a moved entry twice or not at all: it taught nothing.
+    await expectFree(quota, LIMIT - 1000);
+    passMs(250);
+    await expectFree(quota, LIMIT - 3000);
+  });
+});
