@@ -14,6 +14,7 @@ import { DigestCache } from './digestCache.js';
 import { entryInfo, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
+import { MoveGuard, type UploadClaim } from './moveGuard.js';
 import { PathLocks } from './pathLocks.js';
 import {
   baseName,
@@ -64,12 +65,6 @@ export interface FsStorageOptions {
 
 const noop = (): void => {};
 
-/** An upload asked for: its client path at once, its directory on the host once resolved. */
-interface UploadClaim {
-  clientPath: string;
-  parentHostPath: string | undefined;
-}
-
 export class FsStorage implements Storage {
   readonly description: string;
   readonly #fs: FsPromises;
@@ -84,11 +79,9 @@ export class FsStorage implements Storage {
   /** Open uploads and read handles, finished by close(). */
   #uploads = new Set<FsUpload>();
   #reads = new Set<FsReadHandle>();
-  /** Uploads from the moment they are asked for until they finish: what a directory move must not carry off. */
-  readonly #uploadClaims = new Set<UploadClaim>();
-  /** Directory moves under way, by source; an upload starting under one waits for it. */
-  readonly #directoryMoves = new Map<Resolved, Promise<unknown>>();
-  /** subtree() views by home, one each, so every connection of a home shares its upload claims. */
+  /** Uploads in flight and directory moves under way, kept apart across every view (moveGuard.ts). */
+  #moveGuard: MoveGuard;
+  /** subtree() views by home, one each, shared by every connection of that home. */
   #views = new Map<string, FsStorage>();
   /** Temporary names of uploads in flight here, which sweepTemporaryFiles() must leave alone. */
   #activeTemporaryNames = new Set<string>();
@@ -112,6 +105,7 @@ export class FsStorage implements Storage {
     this.#durable = options.durable ?? true;
     this.#paths = options.hostPaths ?? posix;
     this.#confinement = new ConfinedRoot(options.fs, options.root, this.#paths);
+    this.#moveGuard = new MoveGuard((base, path) => this.#confinement.isWithin(base, path));
     this.#reserve = options.reserve;
     this.#locateOpened = options.locateOpened;
     this.description = options.description ?? `fs:${options.root}`;
@@ -281,29 +275,10 @@ export class FsStorage implements Storage {
       await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
       return { moved, replaced };
     }
-    // Checked after every await above and registered in the same turn as the rename starts, so an
-    // upload claimed at any point either is refused here or waits for this move (issue #7).
-    // An upload's temporary file sits beside its target; moving a directory above it would
-    // strand the file where neither commit nor abort can find it.
-    for (const claim of this.#uploadClaims) {
-      if (this.#claimIsUnder(claim, source)) {
-        throw new StorageError(
-          'RESOURCE_BUSY',
-          `uploads are in progress under ${source.clientPath}; move it when they are done`,
-          source.clientPath,
-        );
-      }
-    }
-    const renamed = fsCall(destination.clientPath, () =>
-      this.#fs.rename(source.hostPath, destination.hostPath),
+    // After every await above: refused if an upload is in flight under it, in any view (issue #7).
+    await this.#moveGuard.move(this, source, () =>
+      fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath)),
     );
-    const done = renamed.catch(noop);
-    this.#directoryMoves.set(source, done);
-    try {
-      await renamed;
-    } finally {
-      this.#directoryMoves.delete(source);
-    }
     return { moved, replaced };
   }
 
@@ -336,8 +311,11 @@ export class FsStorage implements Storage {
     // Claimed before the first await, so that a directory move handled after this call already
     // sees the upload and refuses (issue #7: otherwise the move could carry the temporary file
     // away between our checks and our open).
-    const claim: UploadClaim = { clientPath: normalizeClientPath(path), parentHostPath: undefined };
-    this.#uploadClaims.add(claim);
+    const clientPath = normalizeClientPath(path);
+    const realRoot = this.#confinement.knownRealRoot;
+    const lexicalParent =
+      realRoot === undefined ? undefined : this.#paths.join(realRoot, parentPath(clientPath));
+    const claim = this.#moveGuard.claim(this, clientPath, lexicalParent);
     try {
       return await this.#startUpload(
         claim,
@@ -346,7 +324,7 @@ export class FsStorage implements Storage {
         options.resumeFrom ?? 0,
       );
     } catch (error) {
-      this.#uploadClaims.delete(claim);
+      this.#moveGuard.release(claim);
       throw error;
     }
   }
@@ -372,7 +350,7 @@ export class FsStorage implements Storage {
       await this.#refuseDirectory(target);
       // A move that passed its check before this upload was claimed may still be under way: wait
       // for it, then look again (the parent has moved, so the path now fails or means a new place).
-      const move = this.#moveAffecting(claim);
+      const move = this.#moveGuard.moveAffecting(claim);
       if (move === undefined) break;
       await move;
     }
@@ -432,7 +410,7 @@ export class FsStorage implements Storage {
       onFinish: () => {
         this.#activeTemporaryNames.delete(temporaryName);
         this.#uploads.delete(upload);
-        this.#uploadClaims.delete(claim);
+        this.#moveGuard.release(claim);
       },
     });
     this.#uploads.add(upload);
@@ -448,22 +426,6 @@ export class FsStorage implements Storage {
     if (location === undefined) return;
     if (this.#confinement.isWithin(await this.#confinement.realRoot(), location)) return;
     throw new StorageError('INVALID_PATH', `path leads outside the root: ${clientPath}`, clientPath);
-  }
-
-  /** A directory move under way that covers the claimed upload's directory, if any. */
-  #moveAffecting(claim: UploadClaim): Promise<unknown> | undefined {
-    for (const [source, done] of this.#directoryMoves) {
-      if (this.#claimIsUnder(claim, source)) return done;
-    }
-    return undefined;
-  }
-
-  /** True when the claimed upload's file lies under the directory `dir`, by client or host path. */
-  #claimIsUnder(claim: UploadClaim, dir: Resolved): boolean {
-    if (claim.clientPath.startsWith(`${dir.clientPath}/`)) return true;
-    return (
-      claim.parentHostPath !== undefined && this.#confinement.isWithin(dir.hostPath, claim.parentHostPath)
-    );
   }
 
   async openPartial(path: string, key: PartialKey): Promise<PartialRead | undefined> {
@@ -542,8 +504,6 @@ export class FsStorage implements Storage {
     if (target.clientPath === '') return this;
     const cached = this.#views.get(target.realPath);
     if (cached !== undefined) return cached;
-    // Claims and moves stay per view: they compare client paths, which differ between roots.
-    // So a directory move in one home cannot see uploads through another view nested in it.
     const view = new FsStorage({
       fs: this.#fs,
       root: target.realPath,
@@ -559,7 +519,11 @@ export class FsStorage implements Storage {
     view.#activeTemporaryNames = this.#activeTemporaryNames;
     view.#views = this.#views;
     view.#pathLocks = this.#pathLocks;
+    // One guard for all views: a move through one home sees uploads through a home nested in it.
+    view.#moveGuard = this.#moveGuard;
     this.#views.set(target.realPath, view);
+    // Known from the start, so each upload's claim carries a host path before it resolves.
+    await view.#confinement.realRoot();
     return view;
   }
 

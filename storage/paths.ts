@@ -88,6 +88,7 @@ export class ConfinedRoot {
   readonly #root: string;
   readonly #paths: PlatformPath;
   #realRoot: Promise<string> | undefined;
+  #knownRealRoot: string | undefined;
 
   constructor(fs: Pick<FsPromises, 'realpath'>, root: string, hostPaths: PlatformPath) {
     this.#fs = fs;
@@ -99,7 +100,10 @@ export class ConfinedRoot {
   realRoot(): Promise<string> {
     if (this.#realRoot === undefined) {
       const realRoot = this.#fs.realpath(this.#root).then(
-        (real) => real.toString(),
+        (real) => {
+          this.#knownRealRoot = real.toString();
+          return this.#knownRealRoot;
+        },
         (error: unknown) => {
           this.#realRoot = undefined; // let a later call retry, e.g. once the root is mounted
           throw storageErrorFromFs(error, '');
@@ -108,6 +112,11 @@ export class ConfinedRoot {
       this.#realRoot = realRoot;
     }
     return this.#realRoot;
+  }
+
+  /** The real root if realRoot() has found it already, else undefined: for callers that cannot wait. */
+  get knownRealRoot(): string | undefined {
+    return this.#knownRealRoot;
   }
 
   /**
