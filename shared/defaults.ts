@@ -102,6 +102,11 @@ export const DEFAULTS = {
   memoryMaxReservedBytes: 1024 * MiB,
   /** Declared upload sizes one connection may pass to storage as reservation hints at once. */
   maxReservedBytesPerConnection: 512 * MiB,
+  /**
+   * `--fsync always`: an upload starts flushing its file in the background after each this many
+   * bytes written, so the flush before its commit has little left (storage/upload.ts).
+   */
+  uploadFlushAheadBytes: 32 * MiB,
   /** Uploads: stop reading the socket while this many received bytes wait for the disk. */
   uploadBacklogHighWaterBytes: 8 * MiB,
   /**

@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
 import type { FsFileHandle, FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { openStorage } from '../storage/index.js';
@@ -73,6 +74,27 @@ describe('fsync modes', () => {
     expect(fileSync).toEqual(['datasync', temporary]);
     expect(dirSync).toEqual(['datasync', path.join(root, 'd')]);
     expect(committed).toEqual(['committed']);
+  });
+
+  it('always: a large upload starts flushing behind its writes, and still flushes last before the rename', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'muxftp-fsync-'));
+    roots.push(root);
+    const calls: Call[] = [];
+    const storage = new FsStorage({ fs: recordingFs(calls), root, durable: true, hostPaths: path });
+    const upload = await storage.createUpload('big.bin');
+    const chunk = Buffer.alloc(4 * 1024 * 1024, 7);
+    const chunks = Math.ceil((2.5 * DEFAULTS.uploadFlushAheadBytes) / chunk.length);
+    for (let i = 0; i < chunks; i++) await upload.write([chunk]);
+    await upload.commit();
+    await storage.close();
+    const renameAt = calls.findIndex((c) => c[0] === 'rename');
+    const temporary = (calls[renameAt] as ['rename', string, string])[1];
+    const fileSyncs = calls.slice(0, renameAt).filter((c) => c[0] === 'datasync' && c[1] === temporary);
+    // Two early flushes (at 32 and 64 MiB of 80; one at a time, each awaited by the next step
+    // only if still running) plus the commit's own, which comes last before the rename.
+    expect(fileSyncs.length).toBeGreaterThanOrEqual(2);
+    expect(calls[renameAt - 1]).toEqual(['datasync', temporary]);
+    expect((await fsPromises.stat(path.join(root, 'big.bin'))).size).toBe(chunks * chunk.length);
   });
 
   it('never: the same atomic rename, and no flush at all', async () => {
