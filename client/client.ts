@@ -356,7 +356,7 @@ export class Client implements ClientHost {
           ? {}
           : { servername: host }),
     });
-    return { socket };
+    return { socket, sharedReads: SharedBufferReads.adopt(socket) };
   }
 
   /** Connects and completes the handshake. Rejects with CONNECT_FAILED, SERVER_BUSY, VERSION_MISMATCH... */

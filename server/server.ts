@@ -310,7 +310,7 @@ export class MuxServer {
       tlsSocket.off('error', onError);
       settle();
       if (this.closing !== undefined) tlsSocket.destroy();
-      else this.startConnection(tlsSocket, true, acceptedAt);
+      else this.startConnection(tlsSocket, true, acceptedAt, SharedBufferReads.adopt(tlsSocket));
     });
   }
 

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
 import { encodeFrame, encodeJsonFrame } from '../shared/protocol/encoder.js';
@@ -17,6 +17,7 @@ import type { Frame } from '../shared/protocol/frame.js';
 import { BlockPool, ReceivedBytes } from '../shared/transport/receivedBytes.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { TempDirs } from './helpers/tempDirs.js';
+import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 describe('FrameDecoder on borrowed input', () => {
@@ -136,22 +137,43 @@ describe('transfers over TCP with shared read buffers on both sides', () => {
     await tempDirs.removeAll();
   });
 
-  it('store and fetch every byte intact, many at once, to disk and to files', async () => {
-    env = await startServer({ backend: 'disk' });
-    const client = await env.connect();
-    const local = await tempDirs.make();
-    // Sizes off every block boundary, so runs split blocks and writes overlap blocks being filled.
-    const contents = Array.from({ length: 12 }, (_, i) => randomBytes(1_234_567 + i * 99_991));
-    await Promise.all(contents.map((content, i) => client.put(`f${i}.bin`, content)));
-    for (const [i, content] of contents.entries()) {
-      expect((await readFile(join(env.root!, `f${i}.bin`))).equals(content)).toBe(true);
-    }
-    await Promise.all(contents.map((_, i) => client.get(`f${i}.bin`, join(local, `f${i}.bin`))));
-    for (const [i, content] of contents.entries()) {
-      expect((await readFile(join(local, `f${i}.bin`))).equals(content)).toBe(true);
-    }
-    // And into memory (a sink that keeps what it is given), while files are written.
-    const back = await Promise.all(contents.map((_, i) => client.getBuffer(`f${i}.bin`)));
-    expect(back.map((b, i) => b.equals(contents[i]!))).toEqual(contents.map(() => true));
+  let certs: TestCerts | undefined;
+  beforeAll(async () => {
+    if (opensslAvailable) certs = await makeTestCerts();
   });
+  afterAll(async () => {
+    await certs?.remove();
+  });
+
+  it.each(['tcp', 'tls'] as const)(
+    'store and fetch every byte intact, many at once, to disk and to files (%s)',
+    async (transport) => {
+      if (transport === 'tls' && certs === undefined) return; // no openssl: tls.e2e says so too
+      const adopt = vi.spyOn(SharedBufferReads, 'adopt');
+      env = await startServer({
+        backend: 'disk',
+        ...(transport === 'tls' ? { tls: { cert: certs!.cert, key: certs!.key } } : {}),
+      });
+      const client = await env.connect(transport === 'tls' ? { tls: { ca: certs!.ca } } : {});
+      // Both ends read into the shared buffer: the server's accepted socket, and the client's
+      // (over TCP through net.connect's own onread option).
+      const adopted = adopt.mock.results.filter((r) => r.type === 'return' && r.value !== undefined);
+      expect(adopted.length).toBe(transport === 'tls' ? 2 : 1);
+      adopt.mockRestore();
+      const local = await tempDirs.make();
+      // Sizes off every block boundary, so runs split blocks and writes overlap blocks being filled.
+      const contents = Array.from({ length: 12 }, (_, i) => randomBytes(1_234_567 + i * 99_991));
+      await Promise.all(contents.map((content, i) => client.put(`f${i}.bin`, content)));
+      for (const [i, content] of contents.entries()) {
+        expect((await readFile(join(env.root!, `f${i}.bin`))).equals(content)).toBe(true);
+      }
+      await Promise.all(contents.map((_, i) => client.get(`f${i}.bin`, join(local, `f${i}.bin`))));
+      for (const [i, content] of contents.entries()) {
+        expect((await readFile(join(local, `f${i}.bin`))).equals(content)).toBe(true);
+      }
+      // And into memory (a sink that keeps what it is given), while files are written.
+      const back = await Promise.all(contents.map((_, i) => client.getBuffer(`f${i}.bin`)));
+      expect(back.map((b, i) => b.equals(contents[i]!))).toEqual(contents.map(() => true));
+    },
+  );
 });

@@ -7,7 +7,7 @@
  * back once the write that took them has finished. Fresh memory per read is what makes V8 run a
  * major garbage collection every few dozen MiB received and the kernel fault in new pages
  * (bench/README.md); one copy into warm blocks costs less than either. Bytes that are not borrowed
- * (a TLS socket's, an in-memory pair's) are already the receiver's own and are kept as they are.
+ * (an in-memory pair's) are already the receiver's own and are kept as they are.
  */
 
 import { DEFAULTS } from '../defaults.js';

@@ -5,9 +5,9 @@
  * next, so one buffer serves all sockets; what a reader keeps it copies (ReceivedBytes).
  *
  * Node offers this as the `onread` option (public for sockets it connects: net.connect). A
- * server's accepted sockets have no such option, so `adopt` sets the same fields the net.Socket
- * constructor sets for `onread`, found by their names, and tells the handle to read into the
- * buffer. Where this Node has none of them, `adopt` returns undefined and the socket goes on
+ * server's accepted sockets and TLS sockets have no such option, so `adopt` sets the same fields
+ * the net.Socket constructor sets for `onread`, found by their names, and tells the handle to read
+ * into the buffer (a TLS socket's handle then decrypts each record into it). Where this Node has none of them, `adopt` returns undefined and the socket goes on
  * reading into buffers of its own ('data' events), as every other stream does. Measured in
  * bench/README.md: a receiving server ran one major GC per ~20 MiB before.
  */
