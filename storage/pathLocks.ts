@@ -29,9 +29,4 @@ export class PathLocks {
       for (const key of keys) if (this.#tails.get(key) === held) this.#tails.delete(key);
     }
   }
-
-  /** Paths with a task running or queued (for tests: nothing is left behind). */
-  get size(): number {
-    return this.#tails.size;
-  }
 }

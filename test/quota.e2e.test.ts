@@ -150,6 +150,72 @@ describe('quota usage', () => {
     await fillExactly(q1, 'rest.bin', LIMIT - used);
   });
 
+  it('lets only what fits through when two connections of the account upload at once', async () => {
+    const s = await start();
+    const q1 = await s.connect({ user: 'q', password: 'q-secret' });
+    const q2 = await s.connect({ user: 'q', password: 'q-secret' });
+    await q1.put('seed.bin', bytes(1000));
+    const results = await Promise.allSettled(
+      Array.from({ length: 4 }, (_, i) => (i % 2 === 0 ? q1 : q2).put(`p${i}.bin`, bytes(3000))),
+    );
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(refused).toHaveLength(1);
+    expect((refused[0] as PromiseRejectedResult).reason.code).toBe('QUOTA_EXCEEDED');
+    expect(await bytesOnDisk(join(s.root!, 'q'))).toBe(10_000);
+    expect(await code(q2.put('more.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+  });
+
+  it('keeps an upload counted while its commit finishes after its connection is gone', async () => {
+    const s = await start();
+    // The commit of a.bin waits for `releaseCommits`; `committing` resolves when it starts.
+    let releaseCommits = () => {};
+    const commitsHeld = new Promise<void>((resolve) => {
+      releaseCommits = resolve;
+    });
+    let onCommitting = () => {};
+    const committing = new Promise<void>((resolve) => {
+      onCommitting = resolve;
+    });
+    const subtree = s.storage.subtree.bind(s.storage);
+    s.storage.subtree = async (path) => {
+      const view = await subtree(path);
+      const createUpload = view.createUpload.bind(view);
+      view.createUpload = async (target, options) => {
+        const handle = await createUpload(target, options);
+        return {
+          write: (chunks) => handle.write(chunks),
+          commit: async (digest) => {
+            if (target === 'a.bin') {
+              onCommitting();
+              await commitsHeld;
+            }
+            return handle.commit(digest);
+          },
+          abort: (abortOptions) => handle.abort(abortOptions),
+        };
+      };
+      return view;
+    };
+    const q1 = await s.connect({ user: 'q', password: 'q-secret' });
+    const q2 = await s.connect({ user: 'q', password: 'q-secret' });
+    const first = q1.put('a.bin', bytes(6000));
+    first.catch(() => {}); // its connection goes before the answer
+    await committing;
+    await q1.destroy();
+    for (let i = 0; i < 200 && s.server.connectionFigures().length > 1; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(s.server.connectionFigures()).toHaveLength(1);
+    // a.bin is still being committed: its 6000 bytes count, so 6000 more do not fit.
+    expect(await code(q2.put('b.bin', bytes(6000)))).toBe('QUOTA_EXCEEDED');
+    releaseCommits();
+    for (let i = 0; i < 200 && !(await readdir(join(s.root!, 'q'))).includes('a.bin'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(await readdir(join(s.root!, 'q'))).toEqual(['a.bin']);
+    await fillExactly(q2, 'b.bin', 4000);
+  });
+
   it('sees a file put in the home from outside once the recount interval has passed', async () => {
     const intervalMs = 300;
     const s = await start({ quotaRecountIntervalMs: intervalMs });
