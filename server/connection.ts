@@ -43,7 +43,7 @@ import type { Storage } from '../storage/types.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
 import { type Account, type Accounts, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
 import type { LoginGuard } from './auth/loginGuard.js';
-import type { QuotaTracker } from './auth/quota.js';
+import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
@@ -211,6 +211,12 @@ export class ServerConnection implements StreamHost {
       if (this.draining) this.closeForShutdown();
       else this.timer.refresh();
     }
+  }
+
+  recordChange(change: LocatedChange): void {
+    const account = this.account;
+    if (account === undefined) return;
+    this.context.accountResources.recordChange(account.home, change, this.quota);
   }
 
   addUploadBacklog(deltaBytes: number): void {

@@ -36,7 +36,7 @@ export function readStats(counters: ServerCounters): ServerStats {
 /** A reply, or a listing's entries a batch at a time (sent as REPLY frames flagged MORE). */
 type Result = object | { batches: AsyncIterable<WireEntry[]> };
 /**
- * `host` gives the counters, and the quota a change is recorded with as soon as storage made it
+ * `host` gives the counters, and takes each change for the quotas as soon as storage made it
  * (before the reply, and whether or not the stream is still open: the change happened).
  */
 type Handler<R> = (storage: Storage, request: R, host: StreamHost) => Promise<Result>;
@@ -54,17 +54,17 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   },
   rmdir: async (storage, r, host) => {
     await storage.rmdir(r.path);
-    host.quota?.record({ op: 'rmdir' });
+    host.recordChange({ op: 'rmdir', path: r.path });
     return {};
   },
   delete: async (storage, r, host) => {
     const removed = await storage.remove(r.path);
-    host.quota?.record({ op: 'delete', removed });
+    host.recordChange({ op: 'delete', path: r.path, removed });
     return {};
   },
   rename: async (storage, r, host) => {
     const renamed = await storage.rename(r.from, r.to);
-    host.quota?.record({ op: 'rename', renamed });
+    host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
     return {};
   },
   digest: async (storage, r) => {

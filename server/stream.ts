@@ -13,7 +13,7 @@ import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import type { Throttle } from '../shared/transport/rateLimiter.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
 import type { Storage } from '../storage/types.js';
-import type { QuotaTracker } from './auth/quota.js';
+import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import type { ServerCounters } from './counters.js';
 import type { ResolvedServerOptions } from './options.js';
 
@@ -25,8 +25,13 @@ export interface StreamHost {
   /** Bandwidth limits in force for this connection, per direction, when any is set. */
   readonly uploadThrottle: Throttle | undefined;
   readonly downloadThrottle: Throttle | undefined;
-  /** The account's quota, when it has one. */
+  /** The account's quota, when it has one: uploads reserve their bytes in it. */
   readonly quota: QuotaTracker | undefined;
+  /**
+   * A change storage made (paths relative to this connection's home): quotas whose home holds it
+   * apply it at once. Called as soon as storage resolves, even if the stream is finished by then.
+   */
+  recordChange(change: LocatedChange): void;
   /** What this connection's upload windows may grow by, together. */
   readonly windowBudget: WindowBudget;
   readonly options: ResolvedServerOptions;

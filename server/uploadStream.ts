@@ -307,7 +307,7 @@ export class UploadStream extends ServerStream {
       (entry) => {
         // Usage grows by the file in the same turn as the reservation goes, even if the stream
         // was cancelled meanwhile: the file is committed either way.
-        this.host.quota?.record({ op: 'put', committed: entry });
+        this.host.recordChange({ op: 'put', path: this.path, committed: entry });
         this.commitSettled();
         if (this.isFinished) return;
         this.recordTransfer('received', this.path, this.received);

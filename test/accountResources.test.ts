@@ -15,7 +15,7 @@ const account = (extra: Partial<Account> = {}): Account => ({
 });
 
 describe('AccountResourceTable', () => {
-  it('shares one set per account, and a new one once its rate or quota changed', () => {
+  it('shares one set per account, and a new one once its rate, quota or home changed', () => {
     const table = new AccountResourceTable({ defaultRateBytesPerSecond: 0, quotaRecountIntervalMs: 60_000 });
     const home = new MemoryStorage();
     const first = table.for(account({ maxRateBytesPerSecond: 1000 }), home);
@@ -29,5 +29,11 @@ describe('AccountResourceTable', () => {
     expect(table.for(account({ name: 'bob', maxRateBytesPerSecond: 2000, quotaBytes: 10 }), home)).not.toBe(
       withQuota,
     );
+    // A quota counts one home: moved elsewhere, the account gets a new one.
+    const moved = table.for(
+      account({ maxRateBytesPerSecond: 2000, quotaBytes: 10, home: 'elsewhere' }),
+      home,
+    );
+    expect(moved).not.toBe(withQuota);
   });
 });

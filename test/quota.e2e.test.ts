@@ -17,12 +17,18 @@ const LIMIT = 10_000;
 let users: UsersFile;
 
 beforeAll(async () => {
-  users = addUser(emptyUsersFile(), {
-    name: 'q',
-    passwordHash: await hashPassword('q-secret'),
-    permissions: [...PERMISSIONS],
-    quota: LIMIT,
-  });
+  const add = async (file: UsersFile, name: string, quota: number, home?: string) =>
+    addUser(file, {
+      name,
+      passwordHash: await hashPassword(`${name}-secret`),
+      permissions: [...PERMISSIONS],
+      quota,
+      ...(home !== undefined ? { home } : {}),
+    });
+  users = await add(emptyUsersFile(), 'q', LIMIT);
+  // Homes that nest: the outer one holds the inner one.
+  users = await add(users, 'outer', LIMIT, 'shared');
+  users = await add(users, 'inner', 8000, 'shared/in');
 });
 
 let server: TestServer | undefined;
@@ -228,5 +234,33 @@ describe('quota usage', () => {
     // 1000 + 6000 used: 3001 do not fit, 3000 do.
     await fillExactly(q, 'rest.bin', 3000);
     expect(listings.calls).toBeGreaterThan(walksBefore);
+  });
+
+  it('counts changes made through another account whose home nests in or holds its own', async () => {
+    const s = await start();
+    const listings = countHomeListings(s.storage);
+    const outer = await s.connect({ user: 'outer', password: 'outer-secret' });
+    const inner = await s.connect({ user: 'inner', password: 'inner-secret' });
+    await outer.put('o1.bin', bytes(1000)); // outer: 1000
+    await inner.put('f.bin', bytes(6000)); // inner: 6000; outer: 7000
+    const walked = listings.calls;
+    await fillExactly(outer, 'o2.bin', 3000); // outer: 10000
+
+    await outer.rename('in/f.bin', 'g.bin'); // out of inner's home: inner 0, outer the same
+    expect(await code(outer.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    await fillExactly(inner, 'x.bin', 8000); // inner: 8000; outer: 18000
+
+    await inner.delete('x.bin'); // inner: 0; outer: 10000
+    await outer.rename('g.bin', 'in/h.bin'); // into inner's home: inner 6000, outer the same
+    expect(await code(outer.put('y.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    await fillExactly(inner, 'y.bin', 2000); // inner: 8000; outer: 12000
+    await outer.delete('in/h.bin'); // inner: 2000; outer: 6000
+    await fillExactly(inner, 'z.bin', 6000); // inner: 8000; outer: 12000
+    await outer.delete('o1.bin');
+    await outer.delete('o2.bin'); // outer: 8000
+    await fillExactly(outer, 'w.bin', 2000);
+    expect(listings.calls).toBe(walked); // all by deltas
+    expect(await bytesOnDisk(join(s.root!, 'shared'))).toBe(LIMIT);
+    expect(await bytesOnDisk(join(s.root!, 'shared', 'in'))).toBe(8000);
   });
 });

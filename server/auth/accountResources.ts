@@ -2,17 +2,23 @@
  * What all connections of one account share: its bandwidth buckets (one per direction) and its
  * quota. Created at the account's first login and kept for the server's life: accounts come
  * from the users file, so there are few of them. When the users file gives an account another
- * rate or quota (read again on SIGHUP), its next login gets new ones.
+ * rate, quota or home (read again on SIGHUP), its next login gets new ones.
  */
 import { RateLimiter } from '../../shared/transport/rateLimiter.js';
 import type { Storage } from '../../storage/types.js';
 import type { Account } from './accounts.js';
-import { QuotaTracker } from './quota.js';
+import { changeSeenFrom, type LocatedChange, QuotaTracker } from './quota.js';
 
 export interface AccountResources {
   uploadLimiter: RateLimiter | undefined;
   downloadLimiter: RateLimiter | undefined;
   quota: QuotaTracker | undefined;
+}
+
+interface Entry extends AccountResources {
+  /** Rate, quota and home: another value (the users file read again) makes new resources. */
+  settings: string;
+  home: string;
 }
 
 export interface AccountResourceOptions {
@@ -23,7 +29,7 @@ export interface AccountResourceOptions {
 }
 
 export class AccountResourceTable {
-  private readonly byName = new Map<string, AccountResources & { settings: string }>();
+  private readonly byName = new Map<string, Entry>();
   private readonly options: AccountResourceOptions;
 
   constructor(options: AccountResourceOptions) {
@@ -33,11 +39,12 @@ export class AccountResourceTable {
   /** The account's shared resources; `home` is a view of its home, used to count quota usage. */
   for(account: Account, home: Storage): AccountResources {
     const rate = account.maxRateBytesPerSecond ?? this.options.defaultRateBytesPerSecond;
-    const settings = `${rate}/${account.quotaBytes ?? '-'}`;
+    const settings = JSON.stringify([rate, account.quotaBytes ?? null, account.home]);
     let resources = this.byName.get(account.name);
     if (resources === undefined || resources.settings !== settings) {
       resources = {
         settings,
+        home: account.home,
         uploadLimiter: rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined,
         downloadLimiter: rate > 0 ? new RateLimiter({ bytesPerSecond: rate }) : undefined,
         quota:
@@ -51,5 +58,23 @@ export class AccountResourceTable {
       this.byName.set(account.name, resources);
     }
     return resources;
+  }
+
+  /**
+   * A change made through the home `home` (a path under the served root): every quota whose home
+   * holds it applies it, so accounts whose homes nest or are one count each other's uploads,
+   * deletes and renames. `own` is the connection's own quota, applied even if the users file has
+   * replaced it since.
+   */
+  recordChange(home: string, change: LocatedChange, own: QuotaTracker | undefined): void {
+    const homes = new Map<QuotaTracker, string>();
+    if (own !== undefined) homes.set(own, home);
+    for (const resources of this.byName.values()) {
+      if (resources.quota !== undefined) homes.set(resources.quota, resources.home);
+    }
+    for (const [quota, quotaHome] of homes) {
+      const seen = changeSeenFrom(quotaHome, home, change);
+      if (seen !== undefined) quota.record(seen);
+    }
   }
 }

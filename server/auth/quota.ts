@@ -4,13 +4,15 @@
  * grows its reservation as bytes arrive when it declared none.
  *
  * Usage is counted by walking the home once, at the first reservation; after that every change
- * muxftp makes is applied by its exact byte delta, from what storage reports it replaced or
- * removed. A change whose delta storage cannot give exactly (a symbolic link or special file was
- * involved) makes the next reservation walk again. So that changes made outside muxftp (on the
- * host, or through another account whose home overlaps) are seen too, a reservation walks again
- * once the last walk is `recountIntervalMs` old: never more often, unless a delta was unknown.
+ * muxftp makes under the home (through any account: AccountResourceTable.recordChange) is
+ * applied by its exact byte delta, from what storage reports it replaced or removed. A change
+ * whose delta cannot be told exactly (a symbolic link or special file was involved, a directory
+ * moved across the home's edge) makes the next reservation walk again. So that changes made
+ * outside muxftp (on the host) are seen too, a reservation walks again once the last walk is
+ * `recountIntervalMs` old: never more often, unless a delta was unknown.
  */
 import { MuxftpError } from '../../shared/errors.js';
+import { normalizeClientPath } from '../../storage/paths.js';
 import type { CommittedEntry, EntryInfo, RenamedEntries, Storage } from '../../storage/types.js';
 
 export interface QuotaOptions {
@@ -25,7 +27,69 @@ export type UsageChange =
   | { op: 'put'; committed: CommittedEntry }
   | { op: 'delete'; removed: EntryInfo }
   | { op: 'rename'; renamed: RenamedEntries }
-  | { op: 'rmdir' };
+  | { op: 'rmdir' }
+  /** A rename from inside the home to outside it (through a home that holds both)... */
+  | { op: 'moveOut'; moved: EntryInfo }
+  /** ...or from outside into it. */
+  | { op: 'moveIn'; moved: EntryInfo; replaced: EntryInfo | undefined }
+  /** Something changed, but what cannot be told: count again. */
+  | { op: 'unknown' };
+
+/**
+ * A change as the connection that made it saw it: storage's report, and the client paths it was
+ * made at, relative to that connection's home.
+ */
+export type LocatedChange =
+  | { op: 'put'; path: string; committed: CommittedEntry }
+  | { op: 'delete'; path: string; removed: EntryInfo }
+  | { op: 'rename'; from: string; to: string; renamed: RenamedEntries }
+  | { op: 'rmdir'; path: string };
+
+/**
+ * The change made through the home `changeHome`, as the quota of the home `quotaHome` sees it
+ * (both paths under the served root), or undefined when it happened outside that home. Homes
+ * that nest, or are one, count each other's changes; they are compared by their paths under the
+ * served root (a home reached through a symbolic link sees the other's changes at its next walk).
+ */
+export function changeSeenFrom(
+  quotaHome: string,
+  changeHome: string,
+  change: LocatedChange,
+): UsageChange | undefined {
+  const inside = (path: string) => isWithinHome(quotaHome, underRoot(changeHome, path));
+  try {
+    switch (change.op) {
+      case 'put':
+        return inside(change.path) ? { op: 'put', committed: change.committed } : undefined;
+      case 'delete':
+        return inside(change.path) ? { op: 'delete', removed: change.removed } : undefined;
+      case 'rmdir':
+        return inside(change.path) ? { op: 'rmdir' } : undefined;
+      case 'rename': {
+        const from = inside(change.from);
+        const to = inside(change.to);
+        const { moved, replaced } = change.renamed;
+        if (from && to) return { op: 'rename', renamed: change.renamed };
+        if (from) return { op: 'moveOut', moved };
+        if (to) return { op: 'moveIn', moved, replaced };
+        return undefined;
+      }
+    }
+  } catch {
+    // Storage took these paths, so they normalize; should one not, count again.
+    return { op: 'unknown' };
+  }
+}
+
+/** A client path relative to `home`, as a path under the served root. */
+function underRoot(home: string, path: string): string {
+  const relative = normalizeClientPath(path);
+  return home === '' ? relative : relative === '' ? home : `${home}/${relative}`;
+}
+
+function isWithinHome(home: string, path: string): boolean {
+  return home === '' || path === home || path.startsWith(`${home}/`);
+}
 
 /** A walk of the home under way, and what changes made meanwhile leave uncertain about it. */
 interface Walk {
@@ -107,7 +171,7 @@ export class QuotaTracker {
     }
     if (walk !== undefined) {
       // A walk under way may list a moved entry twice, or not at all.
-      if (change.op === 'rename') walk.spoiled = true;
+      if (change.op === 'rename' || change.op === 'moveOut' || change.op === 'moveIn') walk.spoiled = true;
       else if (delta > 0) walk.mayHaveAdded += delta;
       else walk.mayHaveFreed -= delta;
     }
@@ -199,6 +263,16 @@ function bytesDelta(change: UsageChange): number | undefined {
     }
     case 'rmdir':
       return 0; // only an empty directory is removed
+    case 'moveOut':
+      // A directory's bytes are not known without a walk.
+      return change.moved.type === 'file' ? -change.moved.size : undefined;
+    case 'unknown':
+      return undefined;
+    case 'moveIn': {
+      const replacedBytes = fileBytes(change.replaced);
+      if (change.moved.type !== 'file' || replacedBytes === undefined) return undefined;
+      return change.moved.size - replacedBytes;
+    }
   }
 }
 
