@@ -35,9 +35,9 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** Waits (bounded) until an upload's temporary file exists in host directory `dir`. */
+/** Waits (at most 5 s) until an upload's temporary file exists in host directory `dir`. */
 async function uploadUnderWay(dir: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 500; i++) {
     const names = await readdir(dir).catch(() => []);
     if (names.some((name) => name.startsWith(TEMP_PREFIX))) return;
     await new Promise((resolve) => setTimeout(resolve, 10));

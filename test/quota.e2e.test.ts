@@ -208,14 +208,14 @@ describe('quota usage', () => {
     first.catch(() => {}); // its connection goes before the answer
     await committing;
     await q1.destroy();
-    for (let i = 0; i < 200 && s.server.connectionFigures().length > 1; i++) {
+    for (let i = 0; i < 500 && s.server.connectionFigures().length > 1; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(s.server.connectionFigures()).toHaveLength(1);
     // a.bin is still being committed: its 6000 bytes count, so 6000 more do not fit.
     expect(await code(q2.put('b.bin', bytes(6000)))).toBe('QUOTA_EXCEEDED');
     releaseCommits();
-    for (let i = 0; i < 200 && !(await readdir(join(s.root!, 'q'))).includes('a.bin'); i++) {
+    for (let i = 0; i < 500 && !(await readdir(join(s.root!, 'q'))).includes('a.bin'); i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(await readdir(join(s.root!, 'q'))).toEqual(['a.bin']);
