@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from '#dist/client/client.js';
@@ -73,17 +72,11 @@ for (let run = 0; run < runs; run++) {
   const upSeconds = (performance.now() - t) / 1000;
   if (put.algorithm !== 'xxh128' || put.digest !== expected) throw new Error('upload digest mismatch');
 
-  let received = 0;
-  const discard = new Writable({
-    write(chunk, _encoding, callback) {
-      received += chunk.length;
-      callback();
-    },
-  });
+  // A discarding sink: the client hashes every byte, checks END and keeps nothing.
   t = performance.now();
-  const got = await client.get('big.bin', discard);
+  const got = await client.verify('big.bin');
   const downSeconds = (performance.now() - t) / 1000;
-  if (got.digest !== expected || received !== sizeBytes) throw new Error('download verification failed');
+  if (got.digest !== expected || got.size !== sizeBytes) throw new Error('download verification failed');
 
   const cpu = process.cpuUsage(cpu0);
   await client.close();

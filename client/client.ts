@@ -52,7 +52,7 @@ import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import { localBlockDigests, localSourceIdentity } from './partialFile.js';
-import { type ByteSink, ContinueSink, type GetTarget, MemorySink, openSink } from './sinks.js';
+import { type ByteSink, ContinueSink, DiscardSink, type GetTarget, MemorySink, openSink } from './sinks.js';
 import { type ByteSource, openSource, type PutSource } from './sources.js';
 import {
   type ClientHost,
@@ -612,6 +612,15 @@ export class Client implements ClientHost {
       }
     }
     return this.getInto(remotePath, await openSink(target), options);
+  }
+
+  /**
+   * Downloads `remotePath` and checks it like {@link Client.get}, keeping nothing: an integrity
+   * check of a remote file, or a benchmark's download without a local write.
+   */
+  async verify(remotePath: string, options: TransferOptions = {}): Promise<GetResult> {
+    this.assertOpen();
+    return this.getInto(remotePath, new DiscardSink(), options);
   }
 
   /** Downloads `remotePath` into memory, checked like {@link Client.get}. */

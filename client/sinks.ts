@@ -13,6 +13,8 @@ export interface ByteSink {
   write(chunks: readonly Buffer[]): Promise<void>;
   /** The sink holds on to the chunks it is given (a stream may buffer them, memory keeps them). */
   readonly keepsChunks: boolean;
+  /** The sink drops every byte (Client.verify): nothing needs to be held for it at all. */
+  readonly discards?: boolean;
   /** All bytes are verified: make them final. */
   finish(): Promise<void>;
   /** The download failed: drop what was written. Idempotent. */
@@ -206,6 +208,18 @@ class WritableSink implements ByteSink {
       );
     });
   }
+
+  async finish(): Promise<void> {}
+
+  async abort(): Promise<void> {}
+}
+
+/** Keeps nothing (Client.verify): the download is only checked. */
+export class DiscardSink implements ByteSink {
+  readonly keepsChunks = false;
+  readonly discards = true;
+
+  async write(): Promise<void> {}
 
   async finish(): Promise<void> {}
 

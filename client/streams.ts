@@ -276,6 +276,10 @@ export class GetCall extends ClientStream {
     this.window.take(credit);
     this.received += payload.length;
     this.digester.update(payload);
+    if (this.sink.discards === true) {
+      this.wrote(payload.length); // hashed: that is all a discarding sink needs
+      return;
+    }
     if (borrowed && this.sink.keepsChunks) {
       // A sink that holds on to what it is given (a Writable, memory) gets bytes of its own.
       this.unwritten.append(Buffer.from(payload), false);
@@ -306,11 +310,7 @@ export class GetCall extends ClientStream {
         taken.release();
         this.writing = false;
         if (this.isSettled) return;
-        if (this.phase !== StreamPhase.Ended) {
-          const increment = this.window.consumed(bytes);
-          if (increment > 0) this.host.send(encodeWindow(this.id, increment));
-        }
-        this.onProgress?.(this.resumedFrom + this.received - this.unwritten.byteLength, this.expectedSize);
+        this.wrote(bytes);
         this.writeNext();
         this.finishWhenWritten();
       },
@@ -320,6 +320,15 @@ export class GetCall extends ClientStream {
         this.abandon(err);
       },
     );
+  }
+
+  /** `bytes` reached the sink: their credit goes back, and progress is reported. */
+  private wrote(bytes: number): void {
+    if (this.phase !== StreamPhase.Ended) {
+      const increment = this.window.consumed(bytes);
+      if (increment > 0) this.host.send(encodeWindow(this.id, increment));
+    }
+    this.onProgress?.(this.resumedFrom + this.received - this.unwritten.byteLength, this.expectedSize);
   }
 
   private finishWhenWritten(): void {

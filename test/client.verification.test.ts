@@ -46,6 +46,8 @@ describe('client verification of downloads', () => {
     await expect(client.get('x', join(dir, 'x'))).rejects.toMatchObject({ code: 'INTEGRITY_ERROR' });
     expect(await readdir(dir)).toEqual([]);
     await expect(client.getBuffer('x')).rejects.toMatchObject({ code: 'INTEGRITY_ERROR' });
+    // verify() keeps nothing, but checks the same.
+    await expect(client.verify('x')).rejects.toMatchObject({ code: 'INTEGRITY_ERROR' });
     await client.close();
   });
 
@@ -67,6 +69,11 @@ describe('client verification of downloads', () => {
     });
     const client = await Client.connect({ port });
     expect((await client.getBuffer('x')).toString()).toBe('hello');
+    expect(await client.verify('x')).toEqual({
+      size: 5,
+      algorithm: 'xxh128',
+      digest: digestOf('hello').toString('hex'),
+    });
     await client.close();
   });
 

@@ -5,7 +5,6 @@
  * upload by the server's END check and the digest it returns, a download by the client's hash
  * compared with the payload's known digest. A mismatch counts as an error, never as throughput.
  */
-import { Writable } from 'node:stream';
 import { MuxftpError } from '../../shared/errors.js';
 import { Client } from '../client.js';
 import type { GetResult, KnownDigest, PutResult } from '../streams.js';
@@ -110,17 +109,6 @@ export const ACTIVE_DONE = 1;
 export const COUNTER_SLOTS = 2;
 
 const micros = (fromMs: number) => Math.max(1, Math.round((performance.now() - fromMs) * 1000));
-
-/** Drops downloaded bytes once the client has hashed them. */
-const discard = () =>
-  new Writable({
-    write(_chunk, _encoding, callback) {
-      callback();
-    },
-    writev(_chunks, callback) {
-      callback();
-    },
-  });
 
 /** What a worker's workloads share: its plan, the counter shared by all workers, what it measured, its payloads. */
 interface LoadContext {
@@ -292,7 +280,8 @@ function moveBytes(
       onProgress,
     });
   }
-  return client.get(seedName(plan.remoteDir, plan.payloads[index]!.bytes), discard(), { onProgress });
+  // Checked and dropped: the client hashes every byte and keeps none (no local write measured).
+  return client.verify(seedName(plan.remoteDir, plan.payloads[index]!.bytes), { onProgress });
 }
 
 /** A digest that is not the payload's counts as an error, never as throughput. */
