@@ -46,7 +46,8 @@ export function registerBenchCommand(program: Command, output: Output): void {
     .command('bench')
     .summary('load-test a server with many parallel clients')
     .description(
-      'Run a workload against a server (--server, or a throwaway in-memory one with --local) and report\n' +
+      // One paragraph: commander wraps it to the terminal's width.
+      'Run a workload against a server (--server, or a throwaway in-memory one with --local) and report ' +
         'throughput, latency percentiles, errors and the server’s own figures. Every transfer is verified.',
     )
     .option('--local', 'start a throwaway in-memory server in a child process')
