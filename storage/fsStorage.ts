@@ -11,6 +11,7 @@ import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import { isPartialName, partialName } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
+import { DirectorySyncs } from './directorySyncs.js';
 import { entryInfo, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
@@ -87,6 +88,8 @@ export class FsStorage implements Storage {
   #activeTemporaryNames = new Set<string>();
   /** Deletes, renames and commits, one at a time per host path, across every view. */
   #pathLocks = new PathLocks();
+  /** Directory flushes after commits, shared by uploads committing side by side (group commit). */
+  #directorySyncs: DirectorySyncs;
 
   constructor(options: FsStorageOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -106,6 +109,7 @@ export class FsStorage implements Storage {
     this.#paths = options.hostPaths ?? posix;
     this.#confinement = new ConfinedRoot(options.fs, options.root, this.#paths);
     this.#moveGuard = new MoveGuard((base, path) => this.#confinement.isWithin(base, path));
+    this.#directorySyncs = new DirectorySyncs(options.fs);
     this.#reserve = options.reserve;
     this.#locateOpened = options.locateOpened;
     this.description = options.description ?? `fs:${options.root}`;
@@ -399,6 +403,7 @@ export class FsStorage implements Storage {
       target,
       durable: this.#durable,
       parentHostPath,
+      directorySyncs: this.#directorySyncs,
       expectedSize,
       startOffset: resumeFrom,
       keepable: keep,
@@ -519,6 +524,7 @@ export class FsStorage implements Storage {
     view.#activeTemporaryNames = this.#activeTemporaryNames;
     view.#views = this.#views;
     view.#pathLocks = this.#pathLocks;
+    view.#directorySyncs = this.#directorySyncs;
     // One guard for all views: a move through one home sees uploads through a home nested in it.
     view.#moveGuard = this.#moveGuard;
     this.#views.set(target.realPath, view);

@@ -8,6 +8,7 @@ import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import type { DigestCache } from './digestCache.js';
+import type { DirectorySyncs } from './directorySyncs.js';
 import { entryInfo } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 import { errnoOf, storageErrorFromFs } from './fsErrors.js';
@@ -33,6 +34,8 @@ export interface UploadContext {
   target: Resolved;
   durable: boolean;
   parentHostPath: string;
+  /** Flushes the parent directory after the rename, shared with uploads committing beside it. */
+  directorySyncs: DirectorySyncs;
   /** The size the client declared (0 for none): a claim, reserved only once data backs it. */
   expectedSize: number;
   reserve: Reserve | undefined;
@@ -196,7 +199,7 @@ export class FsUpload implements UploadHandle {
     }
     this.#release();
     this.#context.onFinish();
-    if (durable) await syncDirectory(fs, this.#context.parentHostPath);
+    if (durable) await this.#context.directorySyncs.sync(this.#context.parentHostPath);
     if (digest !== undefined) {
       // The rename changed ctime: remember the digest under the version readers will see, if the
       // target is still our file (another upload may have replaced it since).
@@ -255,18 +258,5 @@ async function lstatIfExists(fs: FsPromises, path: string): Promise<FsStats | un
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return undefined;
     throw error;
-  }
-}
-
-/**
- * Makes a rename in `dir` durable. Best effort: some platforms (Windows) cannot open a
- * directory, and the data itself is already on disk by then.
- */
-async function syncDirectory(fs: FsPromises, dir: string): Promise<void> {
-  try {
-    const handle = await fs.open(dir, 'r');
-    await handle.datasync().finally(() => handle.close());
-  } catch {
-    // Nothing to undo: the upload is committed either way.
   }
 }

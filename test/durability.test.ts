@@ -97,6 +97,66 @@ describe('fsync modes', () => {
     expect((await fsPromises.stat(path.join(root, 'big.bin'))).size).toBe(chunks * chunk.length);
   });
 
+  it('always: uploads committing side by side share directory flushes, each one started after their rename', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'muxftp-fsync-'));
+    roots.push(root);
+    await fsPromises.mkdir(path.join(root, 'd'));
+    const dir = path.join(root, 'd');
+    // Events in order; a directory flush takes 30 ms, so commits pile up behind a running one.
+    const events: Array<[string, string]> = [];
+    const fs: FsPromises = {
+      ...(fsPromises as unknown as FsPromises),
+      async open(file: string, flags: string): Promise<FsFileHandle> {
+        const handle = await fsPromises.open(file, flags);
+        if (file !== dir) return handle as unknown as FsFileHandle;
+        return new Proxy(handle as unknown as FsFileHandle, {
+          get(target, key) {
+            if (key === 'datasync') {
+              return async () => {
+                const flush = String(events.length);
+                events.push(['flush-start', flush]);
+                await new Promise((r) => setTimeout(r, 30));
+                await handle.datasync();
+                events.push(['flush-end', flush]);
+              };
+            }
+            const value = Reflect.get(target, key);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+      },
+      async rename(from: string, to: string): Promise<void> {
+        await fsPromises.rename(from, to);
+        events.push(['rename', path.basename(to)]);
+      },
+    };
+    const storage = new FsStorage({ fs, root, durable: true, hostPaths: path });
+    const names = Array.from({ length: 20 }, (_, i) => `f${i}.bin`);
+    await Promise.all(
+      names.map(async (name) => {
+        const upload = await storage.createUpload(`d/${name}`);
+        await upload.write([Buffer.from(name)]);
+        await upload.commit();
+        events.push(['committed', name]);
+      }),
+    );
+    await storage.close();
+    const flushes = events.filter(([kind]) => kind === 'flush-start').length;
+    expect(flushes).toBeGreaterThanOrEqual(1);
+    expect(flushes).toBeLessThan(names.length / 2); // shared, not one each
+    for (const name of names) {
+      const renamed = events.findIndex(([kind, what]) => kind === 'rename' && what === name);
+      const committed = events.findIndex(([kind, what]) => kind === 'committed' && what === name);
+      // Some flush started after this rename and ended before this commit resolved.
+      const covered = events.some(([kind, flush], start) => {
+        if (kind !== 'flush-start' || start < renamed) return false;
+        const end = events.findIndex(([k, f]) => k === 'flush-end' && f === flush);
+        return end !== -1 && end < committed;
+      });
+      expect({ name, covered }).toEqual({ name, covered: true });
+    }
+  });
+
   it('never: the same atomic rename, and no flush at all', async () => {
     const { calls } = await uploadOnce(false);
     expect(calls.map((c) => c[0])).toEqual(['rename', 'committed']);
