@@ -111,7 +111,14 @@ export class MuxServer {
     if (retention === 0 || this.partialSweepTimer !== undefined) return;
     const every = Math.min(retention, DEFAULTS.partialSweepIntervalMs);
     this.partialSweepTimer = setInterval(() => {
-      this.options.storage.sweepTemporaryFiles({ partialRetentionMs: retention }).catch(() => {});
+      this.options.storage
+        .sweepTemporaryFiles({
+          partialRetentionMs: retention,
+          // Paths below the served root: every quota whose home holds the directory frees them.
+          onPartialRemoved: (dir, bytes) =>
+            this.accountResources.recordChange('', { op: 'partial', dir, bytes: -bytes }, undefined),
+        })
+        .catch(() => {});
     }, every);
     this.partialSweepTimer.unref();
   }

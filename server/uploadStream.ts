@@ -17,6 +17,7 @@ import { InboundWindow } from '../shared/transport/flow.js';
 import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import { hashPartial } from '../storage/partialUpload.js';
+import { normalizeClientPath, parentPath } from '../storage/paths.js';
 import type { PartialKey, UploadHandle } from '../storage/types.js';
 import { toWireEntry } from './requestStream.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -112,10 +113,7 @@ export class UploadStream extends ServerStream {
       )
       .then(
         (handle) => {
-          if (this.isFinished) {
-            void handle.abort();
-            return;
-          }
+          if (!this.adopt(handle)) return;
           this.handle = handle;
           this.advance(StreamPhase.Open);
           if (!early) {
@@ -199,6 +197,12 @@ export class UploadStream extends ServerStream {
   private async reserveQuota(): Promise<void> {
     const quota = this.host.quota;
     if (quota === undefined) return;
+    // A resumable upload reserves in adopt(), once its kept data is known: count usage first,
+    // so that no walk comes between the two.
+    if (this.partial !== undefined) {
+      await quota.usedBytes();
+      return;
+    }
     const bytes = this.declaredSize ?? 0;
     await quota.reserve(bytes);
     if (this.isFinished) quota.release(bytes);
@@ -327,6 +331,55 @@ export class UploadStream extends ServerStream {
     );
   }
 
+  /**
+   * The upload is set up. Data kept for it that it took over (issue #8) leaves the quota's usage,
+   * and a resumable upload reserves its whole declared size, in this same turn (storage lists
+   * that data no more from now on): its kept bytes count once, inside the reservation. False
+   * when the stream is over or the quota refuses; the upload is then aborted, its data kept.
+   */
+  private adopt(handle: UploadHandle): boolean {
+    const takenOver = handle.takenOverBytes ?? 0;
+    if (takenOver > 0) this.recordKept(-takenOver);
+    const quota = this.host.quota;
+    let refusal: unknown;
+    if (!this.isFinished && quota !== undefined && this.partial !== undefined) {
+      try {
+        quota.reserveNow(this.partial.size);
+        this.quotaReserved = this.partial.size;
+      } catch (err) {
+        refusal = err;
+      }
+    }
+    if (!this.isFinished && refusal === undefined) return true;
+    // The kept bytes stay counted (held) until the abort has kept them again.
+    quota?.hold(takenOver);
+    if (this.isFinished) {
+      this.abortUpload(handle, takenOver);
+    } else {
+      this.quotaReserved = takenOver;
+      this.handle = handle; // cleanup() aborts it
+      this.fail(refusal);
+    }
+    return false;
+  }
+
+  /**
+   * Aborts the upload (its whole blocks kept unless the bytes proved wrong); the quota bytes it
+   * held go in the turn what it kept enters usage, so that its bytes are never counted nowhere.
+   */
+  private abortUpload(handle: UploadHandle, heldQuota: number): void {
+    void handle.abort({ keepPartial: !this.discardPartial }).then((kept) => {
+      if (kept > 0) this.recordKept(kept);
+      this.host.quota?.release(heldQuota);
+    });
+  }
+
+  /** Kept partial data beside the target changed by `bytes` (+ kept, − taken over). */
+  private recordKept(bytes: number): void {
+    // Storage took this path, so it normalizes.
+    this.host.recordChange({ op: 'partial', dir: parentPath(normalizeClientPath(this.path)), bytes });
+  }
+
   private commitSettled(): void {
     this.committing = false;
     if (this.isFinished) this.releaseQuota();
@@ -340,16 +393,21 @@ export class UploadStream extends ServerStream {
   protected cleanup(): void {
     clearTimeout(this.rateTimer);
     this.window.release();
-    if (!this.committing) this.releaseQuota();
     this.host.releaseReservation(this.claimedBytes);
     this.claimedBytes = 0;
     this.digester.release();
     if (this.unwritten.byteLength > 0) this.host.addUploadBacklog(-this.unwritten.byteLength);
     // A write still in flight keeps its blocks until it is over (its own release).
     this.unwritten.dispose();
-    // Whatever happened, an uncommitted upload leaves nothing under the target name.
+    // Whatever happened, an uncommitted upload leaves nothing under the target name. Its quota
+    // goes once that is done; a committing one's when its commit settles.
     const handle = this.handle;
     this.handle = undefined;
-    if (handle !== undefined) void handle.abort({ keepPartial: !this.discardPartial });
+    if (handle !== undefined) {
+      this.abortUpload(handle, this.quotaReserved);
+      this.quotaReserved = 0;
+    } else if (!this.committing) {
+      this.releaseQuota();
+    }
   }
 }

@@ -33,6 +33,7 @@ import type {
   ReadHandle,
   RenamedEntries,
   Storage,
+  SweepOptions,
   UploadHandle,
 } from './types.js';
 import { FsUpload, type Reserve } from './upload.js';
@@ -86,6 +87,8 @@ export class FsStorage implements Storage {
   #views = new Map<string, FsStorage>();
   /** Temporary names of uploads in flight here, which sweepTemporaryFiles() must leave alone. */
   #activeTemporaryNames = new Set<string>();
+  /** Host paths of kept partial uploads an upload in flight has taken over: keptPartials() skips them. */
+  #partialsInUse = new Set<string>();
   /** Deletes, renames and commits, one at a time per host path, across every view. */
   #pathLocks = new PathLocks();
   /** Directory flushes after commits, shared by uploads committing side by side (group commit). */
@@ -360,7 +363,8 @@ export class FsStorage implements Storage {
     }
 
     // A resumable upload writes straight into its partial file (one upload per key at a time: a
-    // second one at once gets a fresh temporary file and is not kept).
+    // second one at once gets a fresh temporary file and is not kept). The name is claimed before
+    // the first await, so that two uploads of one key at once cannot both take it.
     const keyed = partial === undefined ? undefined : partialName(baseName(target.clientPath), partial);
     const keep = keyed !== undefined && !this.#activeTemporaryNames.has(keyed);
     if (resumeFrom > 0 && !keep) {
@@ -372,30 +376,38 @@ export class FsStorage implements Storage {
     }
     const temporaryName = keep ? keyed : newTemporaryName();
     const temporaryPath = this.#paths.join(parentHostPath, temporaryName);
-    // 'wx' (O_CREAT|O_EXCL) never follows a link in the last name; the check below covers the rest.
-    // A partial is reopened ('r+', or truncated with 'w'); names under .muxftp- are reserved, so no
-    // client can have put a link there.
-    const mode = !keep ? 'wx' : resumeFrom > 0 ? 'r+' : 'w';
-    const handle = await fsCall(target.clientPath, () => this.#fs.open(temporaryPath, mode));
+    this.#activeTemporaryNames.add(temporaryName);
+    let handle: FsFileHandle;
+    let heldBytes = 0;
     try {
-      await this.#refuseOpenedOutside(handle, target.clientPath);
-      if (resumeFrom > 0) {
-        const held = await handle.stat();
-        if (!held.isFile() || held.size < resumeFrom) {
-          throw new StorageError(
-            'NOT_FOUND',
-            `the partial upload no longer holds ${resumeFrom} bytes: ${target.clientPath}`,
-            target.clientPath,
-          );
+      handle = await this.#openTemporary(target.clientPath, temporaryPath, keep, resumeFrom > 0);
+      try {
+        await this.#refuseOpenedOutside(handle, target.clientPath);
+        if (keep) {
+          // Kept data is left as it is until the upload ends (upload.ts cuts it then), so that an
+          // upload refused or cut before its first byte leaves it whole.
+          const held = await handle.stat();
+          heldBytes = held.isFile() ? Number(held.size) : 0;
+          if (!held.isFile() || heldBytes < resumeFrom) {
+            throw new StorageError(
+              'NOT_FOUND',
+              `the partial upload no longer holds ${resumeFrom} bytes: ${target.clientPath}`,
+              target.clientPath,
+            );
+          }
         }
-        await handle.truncate(resumeFrom);
+      } catch (error) {
+        await handle.close().catch(noop);
+        if (!keep) await this.#fs.unlink(temporaryPath).catch(noop);
+        throw error;
       }
     } catch (error) {
-      await handle.close().catch(noop);
-      if (!keep) await this.#fs.unlink(temporaryPath).catch(noop);
+      this.#activeTemporaryNames.delete(temporaryName);
       throw error;
     }
-    this.#activeTemporaryNames.add(temporaryName);
+    // From here to the caller there is no await: a quota applies the bytes taken over (the
+    // upload's takenOverBytes) in the same turn as keptPartials() stops listing them.
+    if (keep) this.#partialsInUse.add(temporaryPath);
     const upload = new FsUpload({
       fs: this.#fs,
       handle,
@@ -407,6 +419,7 @@ export class FsStorage implements Storage {
       expectedSize,
       startOffset: resumeFrom,
       keepable: keep,
+      heldBytes,
       reserve: this.#reserve,
       digests: this.#digests,
       exclusive: (task) => this.#pathLocks.run([target.hostPath], task),
@@ -414,12 +427,35 @@ export class FsStorage implements Storage {
       checkTarget: async () => this.#refuseDirectory(await this.#resolve(target.clientPath)),
       onFinish: () => {
         this.#activeTemporaryNames.delete(temporaryName);
+        this.#partialsInUse.delete(temporaryPath);
         this.#uploads.delete(upload);
         this.#moveGuard.release(claim);
       },
     });
     this.#uploads.add(upload);
     return upload;
+  }
+
+  /**
+   * Opens an upload's temporary file: a fresh name exclusively ('wx' never follows a link in the
+   * last name; #refuseOpenedOutside covers the rest); a partial's as it is ('r+'), created when
+   * missing unless a resume needs it. Names under .muxftp- are reserved, so no client can have
+   * put a link there.
+   */
+  async #openTemporary(
+    clientPath: string,
+    hostPath: string,
+    partial: boolean,
+    resuming: boolean,
+  ): Promise<FsFileHandle> {
+    if (partial) {
+      try {
+        return await this.#fs.open(hostPath, 'r+');
+      } catch (error) {
+        if (resuming || !isMissing(error)) throw storageErrorFromFs(error, clientPath);
+      }
+    }
+    return fsCall(clientPath, () => this.#fs.open(hostPath, 'wx'));
   }
 
   /**
@@ -463,33 +499,61 @@ export class FsStorage implements Storage {
     }
   }
 
+  async keptPartials(path: string): Promise<EntryInfo[]> {
+    const dir = await this.#resolve(path);
+    const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.realPath));
+    const names = entries.filter((name): name is string => typeof name === 'string' && isPartialName(name));
+    const kept = await Promise.all(
+      names.map(async (name) => {
+        const hostPath = this.#paths.join(dir.realPath, name);
+        if (this.#partialsInUse.has(hostPath)) return undefined;
+        const stats = await this.#fs.lstat(hostPath).catch(() => undefined);
+        // Looked up again after the await: an upload may have taken it over meanwhile.
+        if (stats === undefined || !stats.isFile() || this.#partialsInUse.has(hostPath)) return undefined;
+        return entryInfo(name, stats);
+      }),
+    );
+    return kept.filter((entry): entry is EntryInfo => entry !== undefined);
+  }
+
   /**
    * Best effort: entries that vanish or cannot be read are skipped. Symlinks are not followed,
    * and temporary files of uploads in flight on this instance are left alone.
    */
-  async sweepTemporaryFiles(options: { partialRetentionMs?: number } = {}): Promise<number> {
+  async sweepTemporaryFiles(options: SweepOptions = {}): Promise<number> {
     this.#assertOpen();
     const keepAfterMs = Date.now() - (options.partialRetentionMs ?? 0);
     let removed = 0;
-    const pending = [await this.#confinement.realRoot()];
+    // Host paths, with the client path of each below the root (for onPartialRemoved).
+    const pending: Array<{ hostPath: string; clientPath: string }> = [
+      { hostPath: await this.#confinement.realRoot(), clientPath: '' },
+    ];
     while (pending.length > 0) {
       const dir = pending.pop()!;
-      const entries = await this.#fs.readdir(dir).catch((): readonly unknown[] => []);
+      const entries = await this.#fs.readdir(dir.hostPath).catch((): readonly unknown[] => []);
       const names = entries.filter((name): name is string => typeof name === 'string');
       await Promise.all(
         names.map(async (name) => {
-          const hostPath = this.#paths.join(dir, name);
+          const hostPath = this.#paths.join(dir.hostPath, name);
           const stats = await this.#fs.lstat(hostPath).catch(() => undefined);
           if (stats === undefined) return;
           if (!isTemporaryName(name)) {
-            if (stats.isDirectory()) pending.push(hostPath);
+            if (stats.isDirectory()) {
+              pending.push({
+                hostPath,
+                clientPath: dir.clientPath === '' ? name : `${dir.clientPath}/${name}`,
+              });
+            }
             return;
           }
           if (!stats.isFile() || this.#activeTemporaryNames.has(name)) return;
+          const partial = isPartialName(name);
           // A kept partial upload lives out its retention (issue #8).
-          if (isPartialName(name) && toMs(stats.mtimeMs) > keepAfterMs) return;
+          if (partial && toMs(stats.mtimeMs) > keepAfterMs) return;
           await this.#fs.unlink(hostPath).then(() => {
             removed++;
+            // In the turn the unlink completed, as keptPartials() stops listing it.
+            if (partial) options.onPartialRemoved?.(dir.clientPath, Number(stats.size));
           }, noop);
         }),
       );
@@ -522,6 +586,7 @@ export class FsStorage implements Storage {
     view.#uploads = this.#uploads;
     view.#reads = this.#reads;
     view.#activeTemporaryNames = this.#activeTemporaryNames;
+    view.#partialsInUse = this.#partialsInUse;
     view.#views = this.#views;
     view.#pathLocks = this.#pathLocks;
     view.#directorySyncs = this.#directorySyncs;

@@ -67,9 +67,16 @@ export interface UploadHandle {
   /**
    * Drops the temporary file. Safe to call more than once and after a failed commit. With
    * `keepPartial`, an upload started with a `partial` key keeps its whole 4 MiB blocks for a
-   * later resume (issue #8) instead; any other upload is dropped as usual.
+   * later resume (issue #8) instead, or the kept data untouched when it wrote nothing; any other
+   * upload is dropped as usual. Resolves to the bytes kept (0: nothing), in the turn the kept
+   * data is listed by keptPartials() again.
    */
-  abort(options?: { keepPartial?: boolean }): Promise<void>;
+  abort(options?: { keepPartial?: boolean }): Promise<number>;
+  /**
+   * Bytes of kept partial data (issue #8) this upload took over when it started: its file now,
+   * no longer listed by keptPartials(). 0 or absent when it took over none.
+   */
+  readonly takenOverBytes?: number;
 }
 
 /**
@@ -94,6 +101,16 @@ export interface PartialRead {
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Releases the file. */
   close(): Promise<void>;
+}
+
+export interface SweepOptions {
+  /** Kept partial uploads younger than this (ms since their last write) stay. Default 0. */
+  partialRetentionMs?: number;
+  /**
+   * Called for each kept partial upload removed, with its directory (a client path below the
+   * storage's root) and its size, in the turn the removal completed: a quota frees the bytes.
+   */
+  onPartialRemoved?: (dir: string, bytes: number) => void;
 }
 
 /** Where a server keeps its files; implement it to serve something other than a disk or memory. */
@@ -144,10 +161,16 @@ export interface Storage {
    */
   subtree(path: string): Promise<Storage>;
   /**
+   * The kept partial uploads in the directory `path` (issue #8) that no upload in flight has
+   * taken over, by their temporary names: the bytes they hold count against a quota. Optional,
+   * like openPartial.
+   */
+  keptPartials?(path: string): Promise<EntryInfo[]>;
+  /**
    * Removes temporary files left behind by a crash, and kept partial uploads older than
    * `partialRetentionMs` (default 0: all of them). Resolves to how many were removed.
    */
-  sweepTemporaryFiles(options?: { partialRetentionMs?: number }): Promise<number>;
+  sweepTemporaryFiles(options?: SweepOptions): Promise<number>;
   /** Aborts uploads in progress and closes open files. */
   close(): Promise<void>;
 }

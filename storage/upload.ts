@@ -43,6 +43,8 @@ export interface UploadContext {
   startOffset: number;
   /** The temporary file is a partial upload's, which abort({keepPartial}) keeps (whole blocks). */
   keepable: boolean;
+  /** Bytes the partial file held when opened (kept data taken over; it may run past startOffset). */
+  heldBytes: number;
   digests: DigestCache;
   /** Runs `task` while no other delete, rename or commit touches the target (storage/pathLocks.ts). */
   exclusive<T>(task: () => Promise<T>): Promise<T>;
@@ -57,6 +59,9 @@ export class FsUpload implements UploadHandle {
   /** Host path of the temporary file, for the rename check. */
   readonly temporaryPath: string;
   readonly #clientPath: string;
+  readonly takenOverBytes: number;
+  /** Bytes abort({keepPartial}) kept. */
+  #kept = 0;
   /** Bytes written so far: the position of the next write. */
   #offset = 0;
   /** The write in progress (settled), so commit and abort wait for it. */
@@ -79,6 +84,7 @@ export class FsUpload implements UploadHandle {
     this.temporaryPath = context.temporaryPath;
     this.#clientPath = context.target.clientPath;
     this.#offset = context.startOffset;
+    this.takenOverBytes = context.heldBytes;
   }
 
   write(chunks: readonly Buffer[]): Promise<void> {
@@ -95,11 +101,12 @@ export class FsUpload implements UploadHandle {
     return committed;
   }
 
-  abort(options: { keepPartial?: boolean } = {}): Promise<void> {
+  abort(options: { keepPartial?: boolean } = {}): Promise<number> {
     const keep = options.keepPartial === true && this.#context.keepable;
     if (this.#finishing === undefined)
       this.#finishing = this.#writing.then(() => (keep ? this.#keepWholeBlocks() : this.#discard()));
-    return this.#finishing.then(noop, noop);
+    const kept = () => this.#kept;
+    return this.#finishing.then(kept, kept);
   }
 
   async #writeNow(chunks: readonly Buffer[]): Promise<void> {
@@ -180,9 +187,9 @@ export class FsUpload implements UploadHandle {
     try {
       if (this.#failure) throw this.#failure;
       await this.#flushingAhead;
-      if (this.#reservedSize > 0 && this.#reservedSize !== this.#offset) {
-        await handle.truncate(this.#offset);
-      }
+      // A reserved buffer, or kept data taken over, may run past what this upload wrote.
+      const longest = Math.max(this.#reservedSize, this.#context.heldBytes);
+      if (longest > this.#offset) await handle.truncate(this.#offset);
       // datasync covers the data and the size, which is all a reader needs.
       if (durable) await handle.datasync();
       stats = await handle.stat();
@@ -213,20 +220,25 @@ export class FsUpload implements UploadHandle {
 
   /**
    * Keeps the whole blocks written (issue #8: a resume continues from a block boundary) for a
-   * later put with offset; nothing at all is removed. Never throws.
+   * later put with offset; nothing at all is removed. An upload that wrote nothing leaves the
+   * kept data it took over as it was. Never throws.
    */
   async #keepWholeBlocks(): Promise<void> {
-    const whole =
-      this.#failure === undefined
+    const { heldBytes, startOffset } = this.#context;
+    const untouched = this.#failure === undefined && this.#offset === startOffset;
+    const whole = untouched
+      ? heldBytes
+      : this.#failure === undefined
         ? Math.floor(this.#offset / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES
         : 0;
     if (whole === 0) return this.#discard();
     try {
-      await this.#context.handle.truncate(whole);
+      if (!untouched) await this.#context.handle.truncate(whole);
       await this.#closeHandle();
     } catch {
       return this.#discard();
     }
+    this.#kept = whole;
     this.#release();
     this.#context.onFinish();
   }

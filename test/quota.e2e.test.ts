@@ -1,8 +1,11 @@
 /**
  * Quota usage kept change by change, over real sockets and real files: the home is walked once,
  * then each upload, delete and rename moves the count by exactly its bytes; a file put in the
- * home from outside is seen once the recount interval has passed.
+ * home from outside is seen once the recount interval has passed. The whole blocks an
+ * interrupted resumable upload keeps (issue #8) count like files until they are resumed,
+ * discarded or swept.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,10 +13,16 @@ import type { Client } from '../client/client.js';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { isPartialName } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const LIMIT = 10_000;
+const BLOCK = INTEGRITY_BLOCK_BYTES;
+/** The quota of `r`, who resumes uploads: three blocks. */
+const R_LIMIT = 3 * BLOCK;
 let users: UsersFile;
 
 beforeAll(async () => {
@@ -29,12 +38,15 @@ beforeAll(async () => {
   // Homes that nest: the outer one holds the inner one.
   users = await add(users, 'outer', LIMIT, 'shared');
   users = await add(users, 'inner', 8000, 'shared/in');
+  users = await add(users, 'r', R_LIMIT);
 });
 
 let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-quota-');
 afterEach(async () => {
   await server?.stop();
   server = undefined;
+  await tempDirs.removeAll();
 });
 
 /** Counts directory listings at the storage boundary of every home view the server opens. */
@@ -262,5 +274,166 @@ describe('quota usage', () => {
     expect(listings.calls).toBe(walked); // all by deltas
     expect(await bytesOnDisk(join(s.root!, 'shared'))).toBe(LIMIT);
     expect(await bytesOnDisk(join(s.root!, 'shared', 'in'))).toBe(8000);
+  });
+});
+
+/**
+ * Every upload abort the server starts, in any home view: settled() waits for them all. The
+ * quota's change for what an abort keeps lands in the turn the abort settles, before this sees it.
+ */
+function watchAborts(storage: Storage): { settled(): Promise<void> } {
+  const aborts: Promise<number>[] = [];
+  const subtree = storage.subtree.bind(storage);
+  const watched = new WeakSet<Storage>();
+  storage.subtree = async (path) => {
+    const view = await subtree(path);
+    if (!watched.has(view)) {
+      watched.add(view);
+      const createUpload = view.createUpload.bind(view);
+      view.createUpload = async (target, options) => {
+        const handle = await createUpload(target, options);
+        const abort = handle.abort.bind(handle);
+        handle.abort = (abortOptions) => {
+          const aborted = abort(abortOptions);
+          aborts.push(aborted);
+          return aborted;
+        };
+        return handle;
+      };
+    }
+    return view;
+  };
+  return {
+    async settled() {
+      await Promise.all(aborts);
+    },
+  };
+}
+
+/** Sizes of the kept partial uploads in a host directory. */
+async function keptSizes(dir: string): Promise<number[]> {
+  const names = (await readdir(dir)).filter(isPartialName);
+  return Promise.all(names.map(async (name) => (await stat(join(dir, name))).size));
+}
+
+/** Waits (bounded) until `check` holds. */
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('quota usage of kept partial uploads (issue #8)', () => {
+  /** Credit in small steps, so that a cut connection has sent little past the cut. */
+  const smallWindows = { streamWindowBytes: 256 * 1024, streamWindowMaxBytes: 256 * 1024 };
+  const login = { user: 'r', password: 'r-secret' };
+
+  async function sourceFile(size: number): Promise<string> {
+    const path = join(await tempDirs.make(), 'source.bin');
+    await writeFile(path, randomBytes(size));
+    return path;
+  }
+
+  /**
+   * A resumable put of `source` as big.bin whose connection is destroyed once `cutAfter` bytes
+   * were sent; resolves once the server has kept what it keeps, to the bytes kept.
+   */
+  async function interruptedPut(
+    s: TestServer,
+    aborts: { settled(): Promise<void> },
+    source: string,
+    cutAfter: number,
+  ): Promise<number> {
+    const client = await s.connect(login);
+    const upload = client.put('big.bin', source, {
+      resumable: true,
+      onProgress: (done) => {
+        if (done >= cutAfter) void client.destroy();
+      },
+    });
+    await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    await until(() => s.server.stats().streams === 0, 'the server to drop the upload');
+    await aborts.settled();
+    const sizes = await keptSizes(join(s.root!, 'r'));
+    return sizes.reduce((sum, size) => sum + size, 0);
+  }
+
+  it('counts the kept blocks until a resume takes them over, then the file once, not twice', async () => {
+    const s = await start(smallWindows);
+    const aborts = watchAborts(s.storage);
+    const fileSize = 2 * BLOCK + 1000;
+    const source = await sourceFile(fileSize);
+    const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2);
+    expect(kept).toBe(BLOCK);
+    const r = await s.connect(login);
+
+    // The kept block counts: what would fit without it is refused.
+    await fillExactly(r, 'other.bin', R_LIMIT - kept);
+    // A resume that does not fit is refused like any upload, and leaves the kept data whole and counted.
+    expect(await code(r.put('big.bin', source, { continue: true }))).toBe('QUOTA_EXCEEDED');
+    await aborts.settled();
+    expect(await keptSizes(join(s.root!, 'r'))).toEqual([kept]);
+    expect(await code(r.put('one.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+
+    // Room for the file, not for the file and the kept block besides: the resume fits all the same.
+    await r.delete('other.bin');
+    expect(kept + fileSize).toBeGreaterThan(R_LIMIT);
+    const before = s.server.stats().bytesIn;
+    const result = await r.put('big.bin', source, { continue: true });
+    expect(result.entry.size).toBe(fileSize);
+    expect(s.server.stats().bytesIn - before).toBe(fileSize - kept); // it did resume
+    expect(await keptSizes(join(s.root!, 'r'))).toEqual([]);
+    // Usage is the file's size.
+    await fillExactly(r, 'rest.bin', R_LIMIT - fileSize);
+    expect(await bytesOnDisk(join(s.root!, 'r'))).toBe(R_LIMIT);
+  });
+
+  it('a walk of the home counts kept blocks as the running count does', async () => {
+    const intervalMs = 200;
+    const s = await start({ ...smallWindows, quotaRecountIntervalMs: intervalMs });
+    const listings = countHomeListings(s.storage);
+    const aborts = watchAborts(s.storage);
+    const kept = await interruptedPut(s, aborts, await sourceFile(2 * BLOCK), BLOCK + BLOCK / 2);
+    expect(kept).toBe(BLOCK);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs + 50));
+    const walks = listings.calls;
+    const r = await s.connect(login);
+    await fillExactly(r, 'rest.bin', R_LIMIT - kept);
+    expect(listings.calls).toBeGreaterThan(walks); // counted by a walk
+  });
+
+  it('frees kept blocks an upload takes over and discards', async () => {
+    const s = await start(smallWindows);
+    const listings = countHomeListings(s.storage);
+    const aborts = watchAborts(s.storage);
+    const source = await sourceFile(2 * BLOCK);
+    const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2);
+    expect(kept).toBe(BLOCK);
+    const r = await s.connect(login);
+    expect(await code(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    const walks = listings.calls;
+    // Started over (no continue): the same key's data is taken over and overwritten, and this
+    // upload is cut before it has written a whole block, so nothing is kept.
+    expect(await interruptedPut(s, aborts, source, BLOCK / 2)).toBe(0);
+    expect(await readdir(join(s.root!, 'r'))).toEqual([]);
+    await fillExactly(r, 'all.bin', R_LIMIT);
+    expect(listings.calls).toBe(walks); // by deltas
+  });
+
+  it('frees kept blocks the retention sweep removes', async () => {
+    const retentionMs = 1500;
+    const s = await start({ ...smallWindows, partialRetentionMs: retentionMs });
+    const listings = countHomeListings(s.storage);
+    const aborts = watchAborts(s.storage);
+    const kept = await interruptedPut(s, aborts, await sourceFile(2 * BLOCK), BLOCK + BLOCK / 2);
+    expect(kept).toBe(BLOCK);
+    const r = await s.connect(login);
+    expect(await code(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    const walks = listings.calls;
+    await until(async () => (await keptSizes(join(s.root!, 'r'))).length === 0, 'the sweep', 4 * retentionMs);
+    await fillExactly(r, 'all.bin', R_LIMIT);
+    expect(listings.calls).toBe(walks); // by deltas
   });
 });

@@ -1,7 +1,10 @@
 /**
- * A user's storage quota: bytes of files under their home plus bytes reserved by uploads in
- * flight may not exceed the limit. An upload reserves its declared size before it starts, and
- * grows its reservation as bytes arrive when it declared none.
+ * A user's storage quota: bytes of files under their home, plus the kept partial uploads there
+ * (issue #8), plus bytes reserved by uploads in flight may not exceed the limit. An upload
+ * reserves its declared size before it starts, and grows its reservation as bytes arrive when it
+ * declared none; a resumable one reserves its whole declared size in the turn it takes over the
+ * data kept for it, which leaves usage then (counted once), and what it keeps when cut short
+ * enters usage in the turn its reservation goes.
  *
  * Usage is counted by walking the home once, at the first reservation; after that every change
  * muxftp makes under the home (through any account: AccountResourceTable.recordChange) is
@@ -32,6 +35,8 @@ export type UsageChange =
   | { op: 'moveOut'; moved: EntryInfo }
   /** ...or from outside into it. */
   | { op: 'moveIn'; moved: EntryInfo; replaced: EntryInfo | undefined }
+  /** Kept partial uploads grew (kept) or shrank (taken over by an upload, or removed) by `bytes`. */
+  | { op: 'partial'; bytes: number }
   /** Something changed, but what cannot be told: count again. */
   | { op: 'unknown' };
 
@@ -43,7 +48,9 @@ export type LocatedChange =
   | { op: 'put'; path: string; committed: CommittedEntry }
   | { op: 'delete'; path: string; removed: EntryInfo }
   | { op: 'rename'; from: string; to: string; renamed: RenamedEntries }
-  | { op: 'rmdir'; path: string };
+  | { op: 'rmdir'; path: string }
+  /** Kept partial uploads (issue #8) in the directory `dir` changed by `bytes`. */
+  | { op: 'partial'; dir: string; bytes: number };
 
 /**
  * The change made through the home `changeHome`, as the quota of the home `quotaHome` sees it
@@ -65,6 +72,8 @@ export function changeSeenFrom(
         return inside(change.path) ? { op: 'delete', removed: change.removed } : undefined;
       case 'rmdir':
         return inside(change.path) ? { op: 'rmdir' } : undefined;
+      case 'partial':
+        return inside(change.dir) ? { op: 'partial', bytes: change.bytes } : undefined;
       case 'rename': {
         const from = inside(change.from);
         const to = inside(change.to);
@@ -151,8 +160,25 @@ export class QuotaTracker {
 
   /** More bytes for an upload in flight (after reserve()); throws QUOTA_EXCEEDED when they do not fit. */
   grow(bytes: number): void {
+    this.reserveNow(bytes);
+  }
+
+  /**
+   * Reserves `bytes` against usage as last counted, without walking (usedBytes() came first):
+   * a resumable upload reserves so in the turn it takes over its kept data, which leaves usage
+   * then, so those bytes count once. Throws QUOTA_EXCEEDED when they do not fit.
+   */
+  reserveNow(bytes: number): void {
     const used = this.used ?? 0;
     if (used + this.reserved + bytes > this.limitBytes) throw this.exceeded(bytes, used);
+    this.reserved += bytes;
+  }
+
+  /**
+   * Holds `bytes` that left usage a moment ago whether they fit or not (release() gives them
+   * back): kept data an upload took over and was refused, until it is kept again.
+   */
+  hold(bytes: number): void {
     this.reserved += bytes;
   }
 
@@ -263,6 +289,8 @@ function bytesDelta(change: UsageChange): number | undefined {
     }
     case 'rmdir':
       return 0; // only an empty directory is removed
+    case 'partial':
+      return change.bytes;
     case 'moveOut':
       // A directory's bytes are not known without a walk.
       return change.moved.type === 'file' ? -change.moved.size : undefined;
@@ -276,13 +304,21 @@ function bytesDelta(change: UsageChange): number | undefined {
   }
 }
 
-/** Sum of file sizes under the storage's root, directory by directory. */
+/**
+ * Sum of file sizes under the storage's root, directory by directory, with the kept partial
+ * uploads no upload in flight has taken over (issue #8: an upload in flight is counted by its
+ * reservation).
+ */
 async function countBytes(storage: Storage): Promise<number> {
   let total = 0;
   const pending = [''];
   while (pending.length > 0) {
     const dir = pending.pop()!;
-    const entries = await storage.list(dir).catch(() => []);
+    const [entries, partials] = await Promise.all([
+      storage.list(dir).catch(() => []),
+      storage.keptPartials?.(dir).catch(() => []) ?? [],
+    ]);
+    for (const partial of partials) total += partial.size;
     for (const entry of entries) {
       const path = dir === '' ? entry.name : `${dir}/${entry.name}`;
       if (entry.type === 'dir') pending.push(path);
