@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERROR_STATUS, type ErrorCode, StorageError } from '../shared/errors.js';
-import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester, contentDigest, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { DiskStorage } from '../storage/disk.js';
 import { fileDigest } from '../storage/fileDigest.js';
@@ -743,6 +743,54 @@ describe.each(backends)('$name storage', (backend) => {
       await upload.write([Buffer.from('!')]);
       await upload.commit();
       expect((await readAll(storage, 'live')).toString()).toBe('still going!');
+    });
+  });
+
+  describe('kept partial uploads (issue #8)', () => {
+    const key = { size: 2 * INTEGRITY_BLOCK_BYTES, algorithm: 'xxh128' as const, source: 'v1' };
+    const block = (fill: number) => Buffer.alloc(INTEGRITY_BLOCK_BYTES, fill);
+
+    it('reports the bytes kept, taken over and swept, and lists kept ones no upload has taken over', async () => {
+      // Every FsStorage backend keeps partial uploads (the interface makes it optional).
+      const keptPartials = (dir: string) => storage.keptPartials!(dir);
+      await storage.mkdir('d');
+      const first = await storage.createUpload('d/f.bin', { partial: key });
+      expect(first.takenOverBytes).toBe(0);
+      await first.write([block(1), Buffer.from('past the block')]);
+      expect(await first.abort({ keepPartial: true })).toBe(INTEGRITY_BLOCK_BYTES);
+      const listed = await keptPartials('d');
+      expect(listed.map((entry) => [entry.type, entry.size])).toEqual([['file', INTEGRITY_BLOCK_BYTES]]);
+      expect(await keptPartials('')).toEqual([]);
+
+      // Resumed: taken over, so not listed; cut before a byte, it leaves the data as it was.
+      const resumed = await storage.createUpload('d/f.bin', {
+        partial: key,
+        resumeFrom: INTEGRITY_BLOCK_BYTES,
+      });
+      expect(resumed.takenOverBytes).toBe(INTEGRITY_BLOCK_BYTES);
+      expect(await keptPartials('d')).toEqual([]);
+      expect(await resumed.abort({ keepPartial: true })).toBe(INTEGRITY_BLOCK_BYTES);
+      expect((await keptPartials('d')).map((entry) => entry.size)).toEqual([INTEGRITY_BLOCK_BYTES]);
+
+      // Started over: taken over and replaced by the committed file.
+      const again = await storage.createUpload('d/f.bin', { partial: key });
+      expect(again.takenOverBytes).toBe(INTEGRITY_BLOCK_BYTES);
+      await again.write([block(2), block(3)]);
+      expect((await again.commit()).size).toBe(2 * INTEGRITY_BLOCK_BYTES);
+      expect(await keptPartials('d')).toEqual([]);
+      expect(await again.abort({ keepPartial: true })).toBe(0);
+
+      // Swept: reported with its directory and size.
+      const cut = await storage.createUpload('d/g.bin', { partial: key });
+      await cut.write([block(4)]);
+      expect(await cut.abort({ keepPartial: true })).toBe(INTEGRITY_BLOCK_BYTES);
+      const removed: Array<[string, number]> = [];
+      const swept = await storage.sweepTemporaryFiles({
+        onPartialRemoved: (dir, bytes) => removed.push([dir, bytes]),
+      });
+      expect(swept).toBe(1);
+      expect(removed).toEqual([['d', INTEGRITY_BLOCK_BYTES]]);
+      expect(await keptPartials('d')).toEqual([]);
     });
   });
 
