@@ -32,6 +32,7 @@ export {
   type ReadHandle,
   type RenamedEntries,
   type Storage,
+  type SweepOptions,
   type UploadHandle,
 } from '../storage/index.js';
 export { type Account, Accounts, type AccountsOptions, type AnonymousAccess } from './auth/accounts.js';

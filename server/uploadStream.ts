@@ -399,15 +399,17 @@ export class UploadStream extends ServerStream {
     if (this.unwritten.byteLength > 0) this.host.addUploadBacklog(-this.unwritten.byteLength);
     // A write still in flight keeps its blocks until it is over (its own release).
     this.unwritten.dispose();
-    // Whatever happened, an uncommitted upload leaves nothing under the target name. Its quota
-    // goes once that is done; a committing one's when its commit settles.
+    // Whatever happened, an uncommitted upload leaves nothing under the target name. A
+    // resumable one's quota goes once the abort has counted what it kept; a committing one's
+    // when its commit settles; any other's now.
     const handle = this.handle;
     this.handle = undefined;
-    if (handle !== undefined) {
+    if (handle !== undefined && this.partial !== undefined) {
       this.abortUpload(handle, this.quotaReserved);
       this.quotaReserved = 0;
-    } else if (!this.committing) {
-      this.releaseQuota();
+    } else {
+      if (!this.committing) this.releaseQuota();
+      if (handle !== undefined) this.abortUpload(handle, 0);
     }
   }
 }

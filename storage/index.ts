@@ -19,6 +19,7 @@ export type {
   ReadHandle,
   RenamedEntries,
   Storage,
+  SweepOptions,
   UploadHandle,
 } from './types.js';
 

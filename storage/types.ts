@@ -103,6 +103,7 @@ export interface PartialRead {
   close(): Promise<void>;
 }
 
+/** What sweepTemporaryFiles() keeps, and whom it tells about kept partial uploads it removes. */
 export interface SweepOptions {
   /** Kept partial uploads younger than this (ms since their last write) stay. Default 0. */
   partialRetentionMs?: number;
