@@ -16,20 +16,21 @@ import { openStorage } from '../storage/index.js';
 
 type Call = ['datasync', string] | ['rename', string, string] | ['committed'];
 
-/** node's fs/promises, recording every datasync (with the path its handle was opened on) and rename. */
-function recordingFs(calls: Call[]): FsPromises {
+/**
+ * node's fs/promises whose file handles flush through `datasync(file, flush)` (which must call
+ * `flush`), and whose renames call `renamed` once done.
+ */
+function watchedFs(
+  datasync: (file: string, flush: () => Promise<void>) => Promise<void>,
+  renamed: (from: string, to: string) => void,
+): FsPromises {
   return {
     ...(fsPromises as unknown as FsPromises),
     async open(file: string, flags: string): Promise<FsFileHandle> {
       const handle = await fsPromises.open(file, flags);
       return new Proxy(handle as unknown as FsFileHandle, {
         get(target, key) {
-          if (key === 'datasync') {
-            return async () => {
-              await handle.datasync();
-              calls.push(['datasync', file]);
-            };
-          }
+          if (key === 'datasync') return () => datasync(file, () => handle.datasync());
           const value = Reflect.get(target, key);
           return typeof value === 'function' ? value.bind(target) : value;
         },
@@ -37,9 +38,20 @@ function recordingFs(calls: Call[]): FsPromises {
     },
     async rename(from: string, to: string): Promise<void> {
       await fsPromises.rename(from, to);
-      calls.push(['rename', from, to]);
+      renamed(from, to);
     },
   };
+}
+
+/** node's fs/promises, recording every datasync (with the path its handle was opened on) and rename. */
+function recordingFs(calls: Call[]): FsPromises {
+  return watchedFs(
+    async (file, flush) => {
+      await flush();
+      calls.push(['datasync', file]);
+    },
+    (from, to) => calls.push(['rename', from, to]),
+  );
 }
 
 const roots: string[] = [];
@@ -104,32 +116,17 @@ describe('fsync modes', () => {
     const dir = path.join(root, 'd');
     // Events in order; a directory flush takes 30 ms, so commits pile up behind a running one.
     const events: Array<[string, string]> = [];
-    const fs: FsPromises = {
-      ...(fsPromises as unknown as FsPromises),
-      async open(file: string, flags: string): Promise<FsFileHandle> {
-        const handle = await fsPromises.open(file, flags);
-        if (file !== dir) return handle as unknown as FsFileHandle;
-        return new Proxy(handle as unknown as FsFileHandle, {
-          get(target, key) {
-            if (key === 'datasync') {
-              return async () => {
-                const flush = String(events.length);
-                events.push(['flush-start', flush]);
-                await new Promise((r) => setTimeout(r, 30));
-                await handle.datasync();
-                events.push(['flush-end', flush]);
-              };
-            }
-            const value = Reflect.get(target, key);
-            return typeof value === 'function' ? value.bind(target) : value;
-          },
-        });
+    const fs = watchedFs(
+      async (file, flush) => {
+        if (file !== dir) return flush();
+        const id = String(events.length);
+        events.push(['flush-start', id]);
+        await new Promise((r) => setTimeout(r, 30));
+        await flush();
+        events.push(['flush-end', id]);
       },
-      async rename(from: string, to: string): Promise<void> {
-        await fsPromises.rename(from, to);
-        events.push(['rename', path.basename(to)]);
-      },
-    };
+      (_from, to) => events.push(['rename', path.basename(to)]),
+    );
     const storage = new FsStorage({ fs, root, durable: true, hostPaths: path });
     const names = Array.from({ length: 20 }, (_, i) => `f${i}.bin`);
     await Promise.all(
