@@ -39,6 +39,9 @@ beforeAll(async () => {
   users = await add(users, 'outer', LIMIT, 'shared');
   users = await add(users, 'inner', 8000, 'shared/in');
   users = await add(users, 'r', R_LIMIT);
+  // Nested homes for resumed uploads.
+  users = await add(users, 'pouter', R_LIMIT, 'p');
+  users = await add(users, 'pinner', R_LIMIT, 'p/in');
 });
 
 let server: TestServer | undefined;
@@ -345,8 +348,10 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     aborts: { settled(): Promise<void> },
     source: string,
     cutAfter: number,
+    user = 'r',
+    home = 'r',
   ): Promise<number> {
-    const client = await s.connect(login);
+    const client = await s.connect({ user, password: `${user}-secret` });
     const upload = client.put('big.bin', source, {
       resumable: true,
       onProgress: (done) => {
@@ -356,7 +361,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
     await until(() => s.server.stats().streams === 0, 'the server to drop the upload');
     await aborts.settled();
-    const sizes = await keptSizes(join(s.root!, 'r'));
+    const sizes = await keptSizes(join(s.root!, home));
     return sizes.reduce((sum, size) => sum + size, 0);
   }
 
@@ -388,6 +393,25 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     // Usage is the file's size.
     await fillExactly(r, 'rest.bin', R_LIMIT - fileSize);
     expect(await bytesOnDisk(join(s.root!, 'r'))).toBe(R_LIMIT);
+  });
+
+  it('counts kept blocks in a nested home for the home that holds it too, once', async () => {
+    const s = await start(smallWindows);
+    const listings = countHomeListings(s.storage);
+    const aborts = watchAborts(s.storage);
+    const outer = await s.connect({ user: 'pouter', password: 'pouter-secret' });
+    await outer.put('seed.bin', bytes(1000)); // the first walks
+    const walks = listings.calls;
+    const fileSize = 2 * BLOCK;
+    const source = await sourceFile(fileSize);
+    const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2, 'pinner', 'p/in');
+    expect(kept).toBe(BLOCK);
+    expect(await code(outer.put('x.bin', bytes(R_LIMIT - 1000 - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    // Resumed and committed through the inner home: the outer one counts the file alone.
+    const inner = await s.connect({ user: 'pinner', password: 'pinner-secret' });
+    await inner.put('big.bin', source, { continue: true });
+    await fillExactly(outer, 'rest.bin', R_LIMIT - 1000 - fileSize);
+    expect(listings.calls).toBe(walks + 1); // the inner home's first walk; the rest by deltas
   });
 
   it('a walk of the home counts kept blocks as the running count does', async () => {
