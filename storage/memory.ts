@@ -55,8 +55,8 @@ export class MemoryStorage extends FsStorage {
   }
 }
 
-/** memfs's promises, with a rename that frees the file it replaces. */
-function memfsPromises(volume: Volume): FsPromises {
+/** A memfs volume's promises as storage's FsPromises, call for call (tests wrap single calls of it). */
+export function memfsApi(volume: Volume): FsPromises {
   const fs = volume.promises;
   return {
     stat: (path) => fs.stat(path),
@@ -65,10 +65,15 @@ function memfsPromises(volume: Volume): FsPromises {
     mkdir: (path) => fs.mkdir(path),
     rmdir: (path) => fs.rmdir(path),
     unlink: (path) => fs.unlink(path),
-    rename: async (from, to) => renameFreeingReplaced(volume, from, to),
+    rename: (from, to) => fs.rename(from, to),
     open: (path, flags) => fs.open(path, flags) as unknown as Promise<FsFileHandle>,
     realpath: (path) => fs.realpath(path),
   };
+}
+
+/** memfs's promises, with a rename that frees the file it replaces. */
+function memfsPromises(volume: Volume): FsPromises {
+  return { ...memfsApi(volume), rename: async (from, to) => renameFreeingReplaced(volume, from, to) };
 }
 
 /** The parts of memfs's internals this module touches. */

@@ -11,7 +11,7 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
-import type { MemoryStorage } from '../storage/memory.js';
+import { type MemoryStorage, memfsApi } from '../storage/memory.js';
 import { MiB } from './helpers/heap.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { probeOtherClients } from './helpers/servedProbe.js';
@@ -60,7 +60,7 @@ describe('a huge listing', () => {
     let maxInFlight = 0;
     const fs = volume.promises;
     const counting: FsPromises = {
-      stat: (p) => fs.stat(p),
+      ...memfsApi(volume),
       lstat: async (p) => {
         lstats++;
         maxInFlight = Math.max(maxInFlight, ++inFlight);
@@ -70,13 +70,6 @@ describe('a huge listing', () => {
           inFlight--;
         }
       },
-      readdir: (p) => fs.readdir(p),
-      mkdir: (p) => fs.mkdir(p),
-      rmdir: (p) => fs.rmdir(p),
-      unlink: (p) => fs.unlink(p),
-      rename: (a, b) => fs.rename(a, b),
-      open: (p, flags) => fs.open(p, flags) as never,
-      realpath: (p) => fs.realpath(p),
     };
     const storage = new FsStorage({ fs: counting, root: '/', durable: false });
     const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, log: () => {} });

@@ -12,6 +12,7 @@ import type { Frame } from '../shared/protocol/frame.js';
 import { openedFileLocation } from '../storage/disk.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
+import { memfsApi } from '../storage/memory.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -72,14 +73,7 @@ describe('a deep mkdir -p', () => {
     let realpathCalls = 0;
     const fs = volume.promises;
     const counting: FsPromises = {
-      stat: (p) => fs.stat(p),
-      lstat: (p) => fs.lstat(p),
-      readdir: (p) => fs.readdir(p),
-      mkdir: (p) => fs.mkdir(p),
-      rmdir: (p) => fs.rmdir(p),
-      unlink: (p) => fs.unlink(p),
-      rename: (a, b) => fs.rename(a, b),
-      open: (p, flags) => fs.open(p, flags) as never,
+      ...memfsApi(volume),
       realpath: (p) => {
         realpathCalls++;
         return fs.realpath(p);
@@ -118,14 +112,7 @@ describe('a directory swapped for a symlink between the check and the open (disk
     await writeFile(join(outside, 'f'), 'secret');
     // The attacker wins the race every time: just before each open under d/, d becomes a link out.
     const swapBeforeOpen: FsPromises = {
-      stat: (p) => nodeFs.stat(p),
-      lstat: (p) => nodeFs.lstat(p),
-      readdir: (p) => nodeFs.readdir(p),
-      mkdir: (p) => nodeFs.mkdir(p),
-      rmdir: (p) => nodeFs.rmdir(p),
-      unlink: (p) => nodeFs.unlink(p),
-      rename: (a, b) => nodeFs.rename(a, b),
-      realpath: (p) => nodeFs.realpath(p),
+      ...(nodeFs as unknown as FsPromises),
       open: async (p, flags) => {
         if (p.startsWith(join(root, 'd') + sep)) {
           await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });

@@ -13,6 +13,7 @@ import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
+import { memfsApi } from '../storage/memory.js';
 import { TEMP_PREFIX } from '../storage/paths.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -106,14 +107,7 @@ describe('homes nested in each other, at the storage boundary', () => {
       releaseResolve = resolve;
     });
     const held: FsPromises = {
-      stat: (p) => fs.stat(p),
-      lstat: (p) => fs.lstat(p),
-      readdir: (p) => fs.readdir(p),
-      mkdir: (p) => fs.mkdir(p),
-      rmdir: (p) => fs.rmdir(p),
-      unlink: (p) => fs.unlink(p),
-      rename: (a, b) => fs.rename(a, b),
-      open: (p, flags) => fs.open(p, flags) as never,
+      ...memfsApi(volume),
       realpath: async (p) => {
         if (p === '/a/b/f') await resolveHeld;
         return fs.realpath(p);

@@ -18,7 +18,7 @@ import { fileDigest } from '../storage/fileDigest.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { openStorage } from '../storage/index.js';
-import { MemoryStorage } from '../storage/memory.js';
+import { MemoryStorage, memfsApi } from '../storage/memory.js';
 import { TEMP_PREFIX } from '../storage/paths.js';
 import type { CommittedEntry, Storage } from '../storage/types.js';
 
@@ -914,14 +914,7 @@ describe('FsStorage over an fs whose handles lack writev and write short', () =>
   function constrainedFs(volume: Volume, maxWriteBytes: number): FsPromises {
     const fs = volume.promises;
     return {
-      stat: (path) => fs.stat(path),
-      lstat: (path) => fs.lstat(path),
-      readdir: (path) => fs.readdir(path),
-      mkdir: (path) => fs.mkdir(path),
-      rmdir: (path) => fs.rmdir(path),
-      unlink: (path) => fs.unlink(path),
-      rename: (from, to) => fs.rename(from, to),
-      realpath: (path) => fs.realpath(path),
+      ...memfsApi(volume),
       open: async (path, flags) => {
         const handle = await fs.open(path, flags);
         return {
