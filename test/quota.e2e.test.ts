@@ -39,6 +39,7 @@ beforeAll(async () => {
   users = await add(users, 'outer', LIMIT, 'shared');
   users = await add(users, 'inner', 8000, 'shared/in');
   users = await add(users, 'r', R_LIMIT);
+  users = await add(users, 'r4', 4 * BLOCK);
   // Nested homes for resumed uploads.
   users = await add(users, 'pouter', R_LIMIT, 'p');
   users = await add(users, 'pinner', R_LIMIT, 'p/in');
@@ -348,12 +349,12 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     aborts: { settled(): Promise<void> },
     source: string,
     cutAfter: number,
-    user = 'r',
-    home = 'r',
+    options: { user?: string; home?: string; resume?: boolean } = {},
   ): Promise<number> {
+    const { user = 'r', home = user, resume = false } = options;
     const client = await s.connect({ user, password: `${user}-secret` });
     const upload = client.put('big.bin', source, {
-      resumable: true,
+      ...(resume ? { continue: true } : { resumable: true }),
       onProgress: (done) => {
         if (done >= cutAfter) void client.destroy();
       },
@@ -395,6 +396,22 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     expect(await bytesOnDisk(join(s.root!, 'r'))).toBe(R_LIMIT);
   });
 
+  it('counts kept blocks resumed and cut again once, at their new size', async () => {
+    const s = await start(smallWindows);
+    const aborts = watchAborts(s.storage);
+    const limit = 4 * BLOCK;
+    const fileSize = 3 * BLOCK + 1000;
+    const source = await sourceFile(fileSize);
+    const as = { user: 'r4' };
+    expect(await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2, as)).toBe(BLOCK);
+    // Resumed from the kept block (progress counts from there), and cut again.
+    const kept = await interruptedPut(s, aborts, source, 2 * BLOCK + BLOCK / 2, { ...as, resume: true });
+    expect(kept).toBe(2 * BLOCK);
+    expect(await keptSizes(join(s.root!, 'r4'))).toEqual([kept]);
+    const r4 = await s.connect({ user: 'r4', password: 'r4-secret' });
+    await fillExactly(r4, 'rest.bin', limit - kept);
+  });
+
   it('counts kept blocks in a nested home for the home that holds it too, once', async () => {
     const s = await start(smallWindows);
     const listings = countHomeListings(s.storage);
@@ -404,7 +421,10 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     const walks = listings.calls;
     const fileSize = 2 * BLOCK;
     const source = await sourceFile(fileSize);
-    const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2, 'pinner', 'p/in');
+    const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2, {
+      user: 'pinner',
+      home: 'p/in',
+    });
     expect(kept).toBe(BLOCK);
     expect(await code(outer.put('x.bin', bytes(R_LIMIT - 1000 - kept + 1)))).toBe('QUOTA_EXCEEDED');
     // Resumed and committed through the inner home: the outer one counts the file alone.
