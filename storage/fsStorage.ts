@@ -550,11 +550,17 @@ export class FsStorage implements Storage {
           const partial = isPartialName(name);
           // A kept partial upload lives out its retention (issue #8).
           if (partial && toMs(stats.mtimeMs) > keepAfterMs) return;
+          // Looked up again after the await, and claimed while it goes: an upload that took it
+          // over meanwhile keeps it, and none takes it over while it goes (its bytes would be
+          // freed twice).
+          if (this.#activeTemporaryNames.has(name)) return;
+          this.#activeTemporaryNames.add(name);
           await this.#fs.unlink(hostPath).then(() => {
             removed++;
             // In the turn the unlink completed, as keptPartials() stops listing it.
             if (partial) options.onPartialRemoved?.(dir.clientPath, Number(stats.size));
           }, noop);
+          this.#activeTemporaryNames.delete(name);
         }),
       );
     }
