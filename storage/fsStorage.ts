@@ -604,11 +604,15 @@ export class FsStorage implements Storage {
     return view;
   }
 
-  /** Aborts uploads still open and closes read handles; later calls reject. Safe to call twice. */
+  /**
+   * Aborts uploads still open (a resumable one keeps its whole blocks, as for any interruption)
+   * and closes read handles; later calls reject. Safe to call twice.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all([
-      ...[...this.#uploads].map((upload) => upload.abort()),
+      // An interruption like any other: a resumable upload keeps its whole blocks (issue #8).
+      ...[...this.#uploads].map((upload) => upload.abort({ keepPartial: true })),
       ...[...this.#reads].map((reader) => reader.close().catch(noop)),
     ]);
   }

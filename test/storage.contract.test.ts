@@ -792,6 +792,30 @@ describe.each(backends)('$name storage', (backend) => {
       expect(removed).toEqual([['d', INTEGRITY_BLOCK_BYTES]]);
       expect(await keptPartials('d')).toEqual([]);
     });
+
+    it('keeps the whole blocks of a resumable upload when the storage closes under it, and no other upload data', async () => {
+      await storage.mkdir('d');
+      const resumable = await storage.createUpload('d/f.bin', { partial: key });
+      await resumable.write([block(5), Buffer.from('past the block')]);
+      const plain = await storage.createUpload('d/g.bin');
+      await plain.write([block(6)]);
+      await storage.close();
+      // As after a restart: the next resume finds the block, and nothing else was left.
+      const restarted = await fx.reopen();
+      expect((await restarted.keptPartials!('d')).map((entry) => entry.size)).toEqual([
+        INTEGRITY_BLOCK_BYTES,
+      ]);
+      const resumed = await restarted.createUpload('d/f.bin', {
+        partial: key,
+        resumeFrom: INTEGRITY_BLOCK_BYTES,
+      });
+      expect(resumed.takenOverBytes).toBe(INTEGRITY_BLOCK_BYTES);
+      await resumed.write([block(7)]);
+      await resumed.commit();
+      const stored = await readAll(restarted, 'd/f.bin');
+      expect(stored.equals(Buffer.concat([block(5), block(7)]))).toBe(true);
+      expect((await restarted.list('d')).map((entry) => entry.name)).toEqual(['f.bin']);
+    });
   });
 
   describe('close', () => {
