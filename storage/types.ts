@@ -172,6 +172,6 @@ export interface Storage {
    * `partialRetentionMs` (default 0: all of them). Resolves to how many were removed.
    */
   sweepTemporaryFiles(options?: SweepOptions): Promise<number>;
-  /** Aborts uploads in progress and closes open files. */
+  /** Aborts uploads in progress (a resumable one keeps its whole blocks) and closes open files. */
   close(): Promise<void>;
 }
