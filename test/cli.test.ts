@@ -244,6 +244,19 @@ describe('muxftp CLI', () => {
       digest: contentDigest('sha256', bytes).toString('hex'),
     });
 
+    // --hash before the path: the path is not taken for an algorithm.
+    const before = await runCli(['stat', '--hash', 'hashed/h.bin', ...remote]);
+    expect(before).toMatchObject({ code: 0, stderr: '' });
+    expect(before.stdout.toString()).toContain(`xxh128 ${contentDigest('xxh128', bytes).toString('hex')}\n`);
+    const named = await runCli(['stat', '--hash', 'sha256', 'hashed/h.bin', ...remote]);
+    expect(named.stdout.toString()).toContain(`sha256 ${contentDigest('sha256', bytes).toString('hex')}\n`);
+    const wrong = await runCli(['stat', 'hashed/h.bin', '--hash', 'md5', ...remote]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('expected one of xxh128, sha256');
+    const none = await runCli(['stat', '--hash', ...remote]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("missing required argument 'path'");
+
     const dir = await runCli(['stat', 'hashed', '--hash', ...remote]);
     expect(dir.code).toBe(1);
     expectOneErrorLine(dir, 'stat hashed', 'IS_A_DIRECTORY');

@@ -3,11 +3,14 @@
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { MuxftpError } from '../../shared/errors.js';
-import type { IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
+import {
+  INTEGRITY_ALGORITHMS,
+  type IntegrityAlgorithm,
+  isIntegrityAlgorithm,
+} from '../../shared/integrity/algorithms.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
-import { parseIntegrityAlgorithm } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
 import { remotePathFromArgument } from '../remotePath.js';
 
@@ -48,22 +51,22 @@ export function registerFileCommands(program: Command, output: Output): void {
   program
     .command('stat')
     .summary('show one remote entry')
-    .argument('<path>', 'remote file or directory')
+    .argument('[path]', 'remote file or directory (required; before or after --hash)')
     .option(
       '--hash [algorithm]',
       "also print the file's content digest (xxh128 or sha256; default: the connection's)",
-      parseIntegrityAlgorithm,
+      // `stat --hash FILE`: commander hands the path to the optional value; give it back below.
+      (value: string): IntegrityAlgorithm | { path: string } =>
+        isIntegrityAlgorithm(value) ? value : { path: value },
     )
-    .action(async (path: string, options: { hash?: IntegrityAlgorithm | true }, command: Command) => {
+    .action(async (given: string | undefined, options: { hash?: StatHashOption }, command: Command) => {
+      const { path, hash } = statArguments(given, options.hash, command);
       const global = begin(command);
       await withClient(global, async (client) => {
         try {
           const remote = remotePathFromArgument(path);
-          if (options.hash !== undefined) {
-            const result = await client.digest(
-              remote,
-              options.hash === true ? client.integrity : options.hash,
-            );
+          if (hash !== undefined) {
+            const result = await client.digest(remote, hash === true ? client.integrity : hash);
             if (output.json)
               output.printJson({ ...result.entry, algorithm: result.algorithm, digest: result.digest });
             else {
@@ -163,4 +166,28 @@ async function eachPath(
     return results;
   });
   if (output.json) output.printJson(outcomes);
+}
+
+/** What `--hash` was given: an algorithm, nothing (true), or a word that is not one (a path). */
+type StatHashOption = IntegrityAlgorithm | true | { path: string };
+
+/**
+ * The path and digest algorithm of `stat`, however the words came: `stat P --hash [A]` and
+ * `stat --hash [A] P`, where commander's optional value would otherwise swallow P in `stat --hash P`.
+ */
+function statArguments(
+  given: string | undefined,
+  hash: StatHashOption | undefined,
+  command: Command,
+): { path: string; hash: IntegrityAlgorithm | true | undefined } {
+  const swallowed = typeof hash === 'object' ? hash.path : undefined;
+  if (given !== undefined && swallowed !== undefined) {
+    // Both a path and a --hash value that names no algorithm: that value was meant as one.
+    command.error(
+      `error: option '--hash [algorithm]' argument '${swallowed}' is invalid. expected one of ${INTEGRITY_ALGORITHMS.join(', ')}.`,
+    );
+  }
+  const path = given ?? swallowed;
+  if (path === undefined) command.error("error: missing required argument 'path'");
+  return { path, hash: swallowed !== undefined ? true : (hash as IntegrityAlgorithm | true | undefined) };
 }
