@@ -53,24 +53,31 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-/** Counts directory listings at the storage boundary of every home view the server opens. */
-function countHomeListings(storage: Storage): { calls: number } {
-  const counter = { calls: 0 };
+/** Calls `instrument` once for every home view the server opens from `storage`. */
+function onEachHomeView(storage: Storage, instrument: (view: Storage) => void): void {
   const subtree = storage.subtree.bind(storage);
-  const counted = new WeakSet<Storage>();
+  const seen = new WeakSet<Storage>();
   storage.subtree = async (path) => {
     const view = await subtree(path);
-    if (!counted.has(view)) {
-      counted.add(view);
-      // list() goes through listBatches() too: every listing passes here once.
-      const listBatches = view.listBatches.bind(view);
-      view.listBatches = (dir) => {
-        counter.calls++;
-        return listBatches(dir);
-      };
+    if (!seen.has(view)) {
+      seen.add(view);
+      instrument(view);
     }
     return view;
   };
+}
+
+/** Counts directory listings at the storage boundary of every home view the server opens. */
+function countHomeListings(storage: Storage): { calls: number } {
+  const counter = { calls: 0 };
+  onEachHomeView(storage, (view) => {
+    // list() goes through listBatches() too: every listing passes here once.
+    const listBatches = view.listBatches.bind(view);
+    view.listBatches = (dir) => {
+      counter.calls++;
+      return listBatches(dir);
+    };
+  });
   return counter;
 }
 
@@ -287,26 +294,19 @@ describe('quota usage', () => {
  */
 function watchAborts(storage: Storage): { settled(): Promise<void> } {
   const aborts: Promise<number>[] = [];
-  const subtree = storage.subtree.bind(storage);
-  const watched = new WeakSet<Storage>();
-  storage.subtree = async (path) => {
-    const view = await subtree(path);
-    if (!watched.has(view)) {
-      watched.add(view);
-      const createUpload = view.createUpload.bind(view);
-      view.createUpload = async (target, options) => {
-        const handle = await createUpload(target, options);
-        const abort = handle.abort.bind(handle);
-        handle.abort = (abortOptions) => {
-          const aborted = abort(abortOptions);
-          aborts.push(aborted);
-          return aborted;
-        };
-        return handle;
+  onEachHomeView(storage, (view) => {
+    const createUpload = view.createUpload.bind(view);
+    view.createUpload = async (target, options) => {
+      const handle = await createUpload(target, options);
+      const abort = handle.abort.bind(handle);
+      handle.abort = (abortOptions) => {
+        const aborted = abort(abortOptions);
+        aborts.push(aborted);
+        return aborted;
       };
-    }
-    return view;
-  };
+      return handle;
+    };
+  });
   return {
     async settled() {
       await Promise.all(aborts);
