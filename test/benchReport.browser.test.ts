@@ -143,14 +143,22 @@ describe.skipIf('skip' in browserPath)('muxftp bench --html in Chromium', () => 
         series: Array<{ label?: string; stroke?: () => string }>;
         axes: Array<{ label?: string }>;
         ctx: CanvasRenderingContext2D;
+        setSeries(index: number | null, options: { show: boolean }): void;
+        batch(fn: () => void): void;
       };
       const all = (window as unknown as { muxftpCharts: Record<string, Chart> }).muxftpCharts;
       const out: Record<string, unknown> = {};
       for (const [id, u] of Object.entries(all)) {
         const { width, height } = u.ctx.canvas;
-        const pixels = u.ctx.getImageData(0, 0, width, height).data;
-        // Pixels painted in each series' own colour: its line is on the canvas.
-        const strokePixels = u.series.slice(1).map((s) => {
+        // Pixels painted in each series' own colour, drawn alone: its line is on the canvas. (Drawn
+        // together, two lines whose values are proportional lie on top of each other on their own
+        // axes, and the one drawn first can be all but hidden.)
+        const strokePixels = u.series.slice(1).map((s, index) => {
+          u.batch(() => {
+            u.setSeries(null, { show: false });
+            u.setSeries(index + 1, { show: true });
+          });
+          const pixels = u.ctx.getImageData(0, 0, width, height).data;
           const hex = String(typeof s.stroke === 'function' ? s.stroke() : s.stroke);
           const [r, g, b] = [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16));
           let n = 0;
@@ -159,6 +167,7 @@ describe.skipIf('skip' in browserPath)('muxftp bench --html in Chromium', () => 
           }
           return n;
         });
+        u.batch(() => u.setSeries(null, { show: true }));
         const legend = [...(document.querySelectorAll(`#${id} .u-legend th`) as NodeListOf<HTMLElement>)].map(
           (th) => th.textContent?.trim(),
         );
