@@ -190,7 +190,13 @@ export class UploadStream extends ServerStream {
     if (this.offset === 0) return;
     if (this.partial === undefined)
       throw new MuxftpError('NOT_FOUND', `no partial upload is kept here to continue: ${this.path}`);
-    await hashPartial(this.host.storage, this.path, this.partial, this.offset, this.digester);
+    const quota = this.host.quota;
+    const size = this.partial.size;
+    // The kept data counts already and will be taken over: only the rest needs room. Refused
+    // here, before the kept prefix is read and hashed (it may be gigabytes), as adopt() would.
+    const admit =
+      quota === undefined ? undefined : (kept: number) => quota.assertRoom(Math.max(0, size - kept));
+    await hashPartial(this.host.storage, this.path, this.partial, this.offset, this.digester, false, admit);
   }
 
   /** Checked against the declared size before anything is stored (the rest as bytes arrive). */

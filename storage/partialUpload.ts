@@ -13,7 +13,8 @@ const READ_BYTES = 1024 * 1024;
 /**
  * Feeds the first `bytes` of the data kept for `path` under `key` to `digester`; resolves to how
  * many it fed: `bytes`, or with `upTo` the kept whole blocks up to `bytes`. Without `upTo`, data
- * shorter than `bytes` is NOT_FOUND.
+ * shorter than `bytes` is NOT_FOUND. `admit`, if given, sees the kept data's size before any of it is
+ * read, and may throw to refuse it: a check that fails then costs no hashing.
  */
 export async function hashPartial(
   storage: Storage,
@@ -22,6 +23,7 @@ export async function hashPartial(
   bytes: number,
   digester: ContentDigester,
   upTo = false,
+  admit?: (keptBytes: number) => void,
 ): Promise<number> {
   const missing = () => new StorageError('NOT_FOUND', `no partial upload of ${bytes} bytes: ${path}`, path);
   const partial = await storage.openPartial?.(path, key);
@@ -33,6 +35,7 @@ export async function hashPartial(
     const whole = Math.floor(partial.size / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES;
     const end = upTo ? Math.min(whole, bytes) : bytes;
     if (end > partial.size) throw missing();
+    admit?.(partial.size);
     const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(end, 1)));
     for (let position = 0; position < end; ) {
       const length = Math.min(buffer.length, end - position);

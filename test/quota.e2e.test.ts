@@ -67,6 +67,29 @@ function onEachHomeView(storage: Storage, instrument: (view: Storage) => void): 
   };
 }
 
+/** Counts bytes read from kept partial uploads (to hash them) through every home view. */
+function countPartialReads(storage: Storage): { bytes: number } {
+  const counter = { bytes: 0 };
+  onEachHomeView(storage, (view) => {
+    const openPartial = view.openPartial?.bind(view);
+    if (openPartial === undefined) return;
+    view.openPartial = async (path, key) => {
+      const partial = await openPartial(path, key);
+      if (partial === undefined) return undefined;
+      const read = partial.read.bind(partial);
+      return {
+        ...partial,
+        read: async (...args: Parameters<typeof read>) => {
+          const bytesRead = await read(...args);
+          counter.bytes += bytesRead;
+          return bytesRead;
+        },
+      };
+    };
+  });
+  return counter;
+}
+
 /** Counts directory listings at the storage boundary of every home view the server opens. */
 function countHomeListings(storage: Storage): { calls: number } {
   const counter = { calls: 0 };
@@ -369,6 +392,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
   it('counts the kept blocks until a resume takes them over, then the file once, not twice', async () => {
     const s = await start(smallWindows);
     const aborts = watchAborts(s.storage);
+    const partialReads = countPartialReads(s.storage);
     const fileSize = 2 * BLOCK + 1000;
     const source = await sourceFile(fileSize);
     const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2);
@@ -377,8 +401,12 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
 
     // The kept block counts: what would fit without it is refused.
     await fillExactly(r, 'other.bin', R_LIMIT - kept);
-    // A resume that does not fit is refused like any upload, and leaves the kept data whole and counted.
+    // A resume that does not fit is refused like any upload, and leaves the kept data whole and
+    // counted. It is refused before its kept prefix is read to be hashed: the kept block is read
+    // once, to answer the client's question of what is kept, and not a second time.
+    const readBefore = partialReads.bytes;
     expect(await code(r.put('big.bin', source, { continue: true }))).toBe('QUOTA_EXCEEDED');
+    expect(partialReads.bytes - readBefore).toBe(kept);
     await aborts.settled();
     expect(await keptSizes(join(s.root!, 'r'))).toEqual([kept]);
     expect(await code(r.put('one.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');

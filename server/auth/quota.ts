@@ -169,9 +169,14 @@ export class QuotaTracker {
    * then, so those bytes count once. Throws QUOTA_EXCEEDED when they do not fit.
    */
   reserveNow(bytes: number): void {
+    this.assertRoom(bytes);
+    this.reserved += bytes;
+  }
+
+  /** Throws QUOTA_EXCEEDED, as reserveNow() would, when `bytes` do not fit now; reserves nothing. */
+  assertRoom(bytes: number): void {
     const used = this.used ?? 0;
     if (used + this.reserved + bytes > this.limitBytes) throw this.exceeded(bytes, used);
-    this.reserved += bytes;
   }
 
   /**
