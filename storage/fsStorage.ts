@@ -85,8 +85,13 @@ export class FsStorage implements Storage {
   #moveGuard: MoveGuard;
   /** subtree() views by home, one each, shared by every connection of that home. */
   #views = new Map<string, FsStorage>();
-  /** Temporary names of uploads in flight here, which sweepTemporaryFiles() must leave alone. */
-  #activeTemporaryNames = new Set<string>();
+  /**
+   * Host paths (real directory + name) of the temporary files of uploads in flight, across every
+   * view: sweepTemporaryFiles() leaves them alone, and a kept partial upload in use is neither
+   * offered nor taken by a second upload. By path, not name: the same file uploaded into two
+   * directories at once keeps a partial in each.
+   */
+  #activeTemporaryPaths = new Set<string>();
   /** Host paths of kept partial uploads an upload in flight has taken over: keptPartials() skips them. */
   #partialsInUse = new Set<string>();
   /** Deletes, renames and commits, one at a time per host path, across every view. */
@@ -362,11 +367,12 @@ export class FsStorage implements Storage {
       await move;
     }
 
-    // A resumable upload writes straight into its partial file (one upload per key at a time: a
+    // A resumable upload writes straight into its partial file (one upload per key and directory at a time: a
     // second one at once gets a fresh temporary file and is not kept). The name is claimed before
     // the first await, so that two uploads of one key at once cannot both take it.
     const keyed = partial === undefined ? undefined : partialName(baseName(target.clientPath), partial);
-    const keep = keyed !== undefined && !this.#activeTemporaryNames.has(keyed);
+    const keep =
+      keyed !== undefined && !this.#activeTemporaryPaths.has(this.#paths.join(parentHostPath, keyed));
     if (resumeFrom > 0 && !keep) {
       throw new StorageError(
         'NOT_FOUND',
@@ -374,9 +380,8 @@ export class FsStorage implements Storage {
         target.clientPath,
       );
     }
-    const temporaryName = keep ? keyed : newTemporaryName();
-    const temporaryPath = this.#paths.join(parentHostPath, temporaryName);
-    this.#activeTemporaryNames.add(temporaryName);
+    const temporaryPath = this.#paths.join(parentHostPath, keep ? keyed : newTemporaryName());
+    this.#activeTemporaryPaths.add(temporaryPath);
     let handle: FsFileHandle;
     let heldBytes = 0;
     try {
@@ -402,7 +407,7 @@ export class FsStorage implements Storage {
         throw error;
       }
     } catch (error) {
-      this.#activeTemporaryNames.delete(temporaryName);
+      this.#activeTemporaryPaths.delete(temporaryPath);
       throw error;
     }
     // From here to the caller there is no await: a quota applies the bytes taken over (the
@@ -426,7 +431,7 @@ export class FsStorage implements Storage {
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
       checkTarget: async () => this.#refuseDirectory(await this.#resolve(target.clientPath)),
       onFinish: () => {
-        this.#activeTemporaryNames.delete(temporaryName);
+        this.#activeTemporaryPaths.delete(temporaryPath);
         this.#partialsInUse.delete(temporaryPath);
         this.#uploads.delete(upload);
         this.#moveGuard.release(claim);
@@ -473,9 +478,9 @@ export class FsStorage implements Storage {
     const target = await this.#resolve(path);
     if (target.clientPath === '') return undefined;
     const name = partialName(baseName(target.clientPath), key);
-    // One in use is being written: nothing to offer until that upload ends.
-    if (this.#activeTemporaryNames.has(name)) return undefined;
     const hostPath = this.#paths.join(this.#paths.dirname(target.hostPath), name);
+    // One in use is being written: nothing to offer until that upload ends.
+    if (this.#activeTemporaryPaths.has(hostPath)) return undefined;
     let handle: FsFileHandle;
     try {
       handle = await this.#fs.open(hostPath, 'r');
@@ -546,21 +551,21 @@ export class FsStorage implements Storage {
             }
             return;
           }
-          if (!stats.isFile() || this.#activeTemporaryNames.has(name)) return;
+          if (!stats.isFile() || this.#activeTemporaryPaths.has(hostPath)) return;
           const partial = isPartialName(name);
           // A kept partial upload lives out its retention (issue #8).
           if (partial && toMs(stats.mtimeMs) > keepAfterMs) return;
           // Looked up again after the await, and claimed while it goes: an upload that took it
           // over meanwhile keeps it, and none takes it over while it goes (its bytes would be
           // freed twice).
-          if (this.#activeTemporaryNames.has(name)) return;
-          this.#activeTemporaryNames.add(name);
+          if (this.#activeTemporaryPaths.has(hostPath)) return;
+          this.#activeTemporaryPaths.add(hostPath);
           await this.#fs.unlink(hostPath).then(() => {
             removed++;
             // In the turn the unlink completed, as keptPartials() stops listing it.
             if (partial) options.onPartialRemoved?.(dir.clientPath, Number(stats.size));
           }, noop);
-          this.#activeTemporaryNames.delete(name);
+          this.#activeTemporaryPaths.delete(hostPath);
         }),
       );
     }
@@ -591,7 +596,7 @@ export class FsStorage implements Storage {
     view.#digests = this.#digests;
     view.#uploads = this.#uploads;
     view.#reads = this.#reads;
-    view.#activeTemporaryNames = this.#activeTemporaryNames;
+    view.#activeTemporaryPaths = this.#activeTemporaryPaths;
     view.#partialsInUse = this.#partialsInUse;
     view.#views = this.#views;
     view.#pathLocks = this.#pathLocks;

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MuxServer } from '../server/server.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { DiskStorage } from '../storage/disk.js';
+import { holdUploads } from './helpers/heldUploads.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -51,25 +52,33 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
 }
 
 /**
- * A resumable put of `source` whose connection is destroyed once `cutAfter` bytes were sent;
- * resolves to the size of the data the server kept (after the server has closed the stream).
+ * A resumable put of `source` to `path` whose connection is destroyed once `cutAfter` bytes were
+ * sent; resolves to the size of the data the server kept beside `path` (after the server has
+ * closed the stream).
  */
-async function interruptedPut(server: TestServer, source: string, cutAfter: number): Promise<number> {
+async function interruptedPut(
+  server: TestServer,
+  source: string,
+  cutAfter: number,
+  path = 'big.bin',
+): Promise<number> {
+  const streamsBefore = server.server.stats().streams;
   const client = await server.connect();
-  const upload = client.put('big.bin', source, {
+  const upload = client.put(path, source, {
     resumable: true,
     onProgress: (done) => {
       if (done >= cutAfter) void client.destroy();
     },
   });
   await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
-  await until(() => server.server.stats().streams === 0, 'the server to drop the upload');
-  const names = await hiddenNames(server.root!);
+  await until(() => server.server.stats().streams === streamsBefore, 'the server to drop the upload');
+  const dir = join(server.root!, dirname(path));
+  const names = await hiddenNames(dir);
   if (names.length !== 1) return 0;
   // The abort truncates to whole blocks after the stream closed: wait for it.
   let size = -1;
   await until(async () => {
-    size = (await stat(join(server.root!, names[0]!))).size;
+    size = (await stat(join(dir, names[0]!))).size;
     return size % BLOCK === 0;
   }, 'the partial to be cut to whole blocks');
   return size;
@@ -99,6 +108,45 @@ describe('put -c (library: resumable / continue)', () => {
     // The partial became the file: nothing hidden is left.
     expect(await hiddenNames(env.root!)).toEqual([]);
     expect((await client.list('')).map((e) => e.name)).toEqual(['big.bin']);
+  });
+
+  it('one file under one name in two directories: each upload keeps and finds its own partial', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(2 * BLOCK + 1000);
+    const source = await localFile(content);
+    const client = await env.connect();
+    await client.mkdir('a');
+    await client.mkdir('b');
+    // a/big.bin, the same file (so the same partial key), is in flight throughout: held at the
+    // storage boundary before its first write.
+    const held = holdUploads(env.storage, 0, (path) => path === 'a/big.bin');
+    const a = await env.connect();
+    let aSettled = false;
+    const aUpload = a.put('a/big.bin', source, { resumable: true }).finally(() => {
+      aSettled = true;
+    });
+    aUpload.catch(() => {}); // awaited below; a failure before then must not go unhandled
+    await held.holding;
+
+    const kept = await interruptedPut(env, source, BLOCK + BLOCK / 2, 'b/big.bin');
+    expect(kept).toBe(BLOCK);
+    const before = env.server.stats().bytesIn;
+    const restarts: string[] = [];
+    const result = await client.put('b/big.bin', source, {
+      continue: true,
+      onRestart: (reason) => restarts.push(reason),
+    });
+    expect(restarts).toEqual([]);
+    expect(env.server.stats().bytesIn - before).toBe(content.length - kept);
+    expect(result.entry.size).toBe(content.length);
+    expect(aSettled).toBe(false); // all of the above happened with a/big.bin's upload in flight
+
+    held.release();
+    expect((await aUpload).entry.size).toBe(content.length);
+    for (const dir of ['a', 'b']) {
+      expect(sha256(await readFile(join(env.root!, dir, 'big.bin')))).toBe(sha256(content));
+      expect(await hiddenNames(join(env.root!, dir))).toEqual([]);
+    }
   });
 
   it('a partial of another source file (another D) is never extended', async () => {

@@ -14,7 +14,8 @@ export interface HeldUploads {
   release(): void;
 }
 
-export function holdUploads(storage: Storage, passBytes = 0): HeldUploads {
+/** `only`: hold the uploads of these paths alone (as storage is given them); others go through. */
+export function holdUploads(storage: Storage, passBytes = 0, only?: (path: string) => boolean): HeldUploads {
   const createUpload = storage.createUpload.bind(storage);
   let written = 0;
   let release!: () => void;
@@ -31,6 +32,7 @@ export function holdUploads(storage: Storage, passBytes = 0): HeldUploads {
   });
   storage.createUpload = async (path, options): Promise<UploadHandle> => {
     const handle = await createUpload(path, options);
+    if (only !== undefined && !only(path)) return handle;
     return {
       write: async (chunks) => {
         if (!isReleased && written >= passBytes) {
