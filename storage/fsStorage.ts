@@ -367,9 +367,9 @@ export class FsStorage implements Storage {
       await move;
     }
 
-    // A resumable upload writes straight into its partial file (one upload per key and directory at a time: a
-    // second one at once gets a fresh temporary file and is not kept). The name is claimed before
-    // the first await, so that two uploads of one key at once cannot both take it.
+    // A resumable upload writes straight into its partial file (one upload per key and directory
+    // at a time: a second one at once gets a fresh temporary file and is not kept). The path is
+    // claimed before the first await, so that two uploads of one key at once cannot both take it.
     const keyed = partial === undefined ? undefined : partialName(baseName(target.clientPath), partial);
     const keep =
       keyed !== undefined && !this.#activeTemporaryPaths.has(this.#paths.join(parentHostPath, keyed));
