@@ -202,6 +202,24 @@ describe('quota usage', () => {
     await fillExactly(q1, 'rest.bin', LIMIT - used);
   });
 
+  it('keeps counting for connections that logged in before the users file changed the quota', async () => {
+    const s = await start();
+    const before = await s.connect({ user: 'q', password: 'q-secret' });
+    await before.put('first.bin', bytes(1000));
+    // The users file read again (SIGHUP) gives q a larger quota: later logins count against it.
+    const q = users.users.q!;
+    s.server.replaceAccounts(
+      new Accounts({ users: { version: 1, users: { ...users.users, q: { ...q, quota: 2 * LIMIT } } } }),
+    );
+    const after = await s.connect({ user: 'q', password: 'q-secret' });
+    await after.put('second.bin', bytes(6000));
+    // The earlier connection still has the old limit, and counts the later one's upload: 7000
+    // of its 10,000 bytes are used.
+    await fillExactly(before, 'third.bin', LIMIT - 7000);
+    // The later connection has the new limit: 10,000 used of 20,000.
+    await fillExactly(after, 'fourth.bin', LIMIT);
+  });
+
   it('lets only what fits through when two connections of the account upload at once', async () => {
     const s = await start();
     const q1 = await s.connect({ user: 'q', password: 'q-secret' });

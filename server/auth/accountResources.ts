@@ -30,6 +30,12 @@ export interface AccountResourceOptions {
 
 export class AccountResourceTable {
   private readonly byName = new Map<string, Entry>();
+  /**
+   * Quotas the users file has replaced, with their homes: connections that logged in before
+   * still reserve against them, so they must go on seeing every change, or they would let those
+   * connections past the limit. Held weakly: gone once their last connection is.
+   */
+  private readonly replacedQuotas = new Set<{ quota: WeakRef<QuotaTracker>; home: string }>();
   private readonly options: AccountResourceOptions;
 
   constructor(options: AccountResourceOptions) {
@@ -42,6 +48,9 @@ export class AccountResourceTable {
     const settings = JSON.stringify([rate, account.quotaBytes ?? null, account.home]);
     let resources = this.byName.get(account.name);
     if (resources === undefined || resources.settings !== settings) {
+      if (resources?.quota !== undefined) {
+        this.replacedQuotas.add({ quota: new WeakRef(resources.quota), home: resources.home });
+      }
       resources = {
         settings,
         home: account.home,
@@ -71,6 +80,11 @@ export class AccountResourceTable {
     if (own !== undefined) homes.set(own, home);
     for (const resources of this.byName.values()) {
       if (resources.quota !== undefined) homes.set(resources.quota, resources.home);
+    }
+    for (const replaced of this.replacedQuotas) {
+      const quota = replaced.quota.deref();
+      if (quota === undefined) this.replacedQuotas.delete(replaced);
+      else homes.set(quota, replaced.home);
     }
     for (const [quota, quotaHome] of homes) {
       const seen = changeSeenFrom(quotaHome, home, change);
