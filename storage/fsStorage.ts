@@ -354,11 +354,6 @@ export class FsStorage implements Storage {
       if (target.clientPath === '') throw new StorageError('IS_A_DIRECTORY', 'is a directory: /', '');
       parentHostPath = this.#paths.dirname(target.hostPath);
       claim.parentHostPath = parentHostPath;
-      const parentClientPath = parentPath(target.clientPath);
-      const parentStats = await fsCall(parentClientPath, () => this.#fs.stat(parentHostPath));
-      if (!parentStats.isDirectory()) {
-        throw new StorageError('NOT_A_DIRECTORY', `not a directory: ${parentClientPath}`, parentClientPath);
-      }
       await this.#refuseDirectory(target);
       // A move that passed its check before this upload was claimed may still be under way: wait
       // for it, then look again (the parent has moved, so the path now fails or means a new place).
@@ -385,7 +380,14 @@ export class FsStorage implements Storage {
     let handle: FsFileHandle;
     let heldBytes = 0;
     try {
-      handle = await this.#openTemporary(target.clientPath, temporaryPath, keep, resumeFrom > 0);
+      handle = await this.#openTemporary(target.clientPath, temporaryPath, keep, resumeFrom > 0).catch(
+        async (error: unknown) => {
+          // The parent is looked at only when the open failed for want of it: say which.
+          const code = (error as { code?: unknown }).code;
+          if (code === 'NOT_FOUND' || code === 'NOT_A_DIRECTORY') await this.#refuseParent(target);
+          throw error;
+        },
+      );
       try {
         await this.#refuseOpenedOutside(handle, target.clientPath);
         if (keep) {
@@ -429,7 +431,11 @@ export class FsStorage implements Storage {
       digests: this.#digests,
       exclusive: (task) => this.#pathLocks.run([target.hostPath], task),
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
-      checkTarget: async () => this.#refuseDirectory(await this.#resolve(target.clientPath)),
+      checkTarget: async () => {
+        const now = await this.#resolve(target.clientPath);
+        await this.#refuseDirectory(now);
+        return now.missingNames === 0;
+      },
       onFinish: () => {
         this.#activeTemporaryPaths.delete(temporaryPath);
         this.#partialsInUse.delete(temporaryPath);
@@ -662,7 +668,19 @@ export class FsStorage implements Storage {
     }
   }
 
+  /** Throws NOT_FOUND or NOT_A_DIRECTORY when the target's parent is missing or not a directory. */
+  async #refuseParent(target: Resolved): Promise<void> {
+    const parentClientPath = parentPath(target.clientPath);
+    const stats = await fsCall(parentClientPath, () => this.#fs.stat(this.#paths.dirname(target.hostPath)));
+    if (!stats.isDirectory()) {
+      throw new StorageError('NOT_A_DIRECTORY', `not a directory: ${parentClientPath}`, parentClientPath);
+    }
+  }
+
+  /** Throws IS_A_DIRECTORY when the target is a directory (a link to one included). */
   async #refuseDirectory(target: Resolved): Promise<void> {
+    // resolve() found no such entry: nothing to look at (the rename decides in the end).
+    if (target.missingNames > 0) return;
     let stats: FsStats;
     try {
       stats = await this.#fs.stat(target.hostPath);

@@ -48,8 +48,11 @@ export interface UploadContext {
   digests: DigestCache;
   /** Runs `task` while no other delete, rename or commit touches the target (storage/pathLocks.ts). */
   exclusive<T>(task: () => Promise<T>): Promise<T>;
-  /** Re-checks the target just before the rename; throws a StorageError to refuse. */
-  checkTarget(): Promise<void>;
+  /**
+   * Re-checks the target just before the rename; throws a StorageError to refuse. Resolves to
+   * false when the target was found missing (nothing is replaced: no need to look at it again).
+   */
+  checkTarget(): Promise<boolean>;
   /** Called once, when the upload is committed or its temporary file is gone. */
   onFinish(): void;
 }
@@ -195,8 +198,8 @@ export class FsUpload implements UploadHandle {
       stats = await handle.stat();
       await this.#closeHandle();
       replaced = await this.#context.exclusive(async () => {
-        await this.#context.checkTarget();
-        const before = await lstatIfExists(fs, target.hostPath);
+        const exists = await this.#context.checkTarget();
+        const before = exists ? await lstatIfExists(fs, target.hostPath) : undefined;
         await fs.rename(temporaryPath, target.hostPath);
         return before === undefined ? undefined : entryInfo(baseName(this.#clientPath), before);
       });

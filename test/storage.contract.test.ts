@@ -350,8 +350,22 @@ describe.each(backends)('$name storage', (backend) => {
     it('needs an existing parent directory and a target that is not a directory', async () => {
       await storage.mkdir('dir');
       await put(storage, 'file', 'f');
-      await expectStorageError(storage.createUpload('missing/x'), 'NOT_FOUND');
-      await expectStorageError(storage.createUpload('file/x'), 'NOT_A_DIRECTORY');
+      // The error names the parent that is missing or not a directory, a resumable upload's too.
+      for (const partial of [undefined, { size: 9, algorithm: 'xxh128' as const, digest: 'ab'.repeat(16) }]) {
+        const options = partial === undefined ? {} : { partial };
+        expect(
+          await expectStorageError(storage.createUpload('missing/x', options), 'NOT_FOUND'),
+        ).toMatchObject({
+          message: 'no such file or directory: missing',
+          path: 'missing',
+        });
+        expect(
+          await expectStorageError(storage.createUpload('file/x', options), 'NOT_A_DIRECTORY'),
+        ).toMatchObject({
+          message: 'not a directory: file',
+          path: 'file',
+        });
+      }
       await expectStorageError(storage.createUpload('dir'), 'IS_A_DIRECTORY');
       await expectStorageError(storage.createUpload(''), 'IS_A_DIRECTORY');
       expect(await hostNames(fx)).toEqual(['dir', 'file']);
