@@ -17,12 +17,16 @@ const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
   ELOOP: 'too many levels of symbolic links',
 };
 
-export function localFsError(error: unknown, localPath: string): MuxftpError {
-  if (error instanceof MuxftpError) return error;
+/** What went wrong, in words ('permission denied'), for the common errno codes; else the message. */
+export function localFsReason(error: unknown): string {
   const errno = (error as NodeJS.ErrnoException | undefined)?.code;
   const known = errno === undefined ? undefined : REASON_BY_ERRNO[errno];
-  const reason = known ?? (error instanceof Error ? error.message : String(error));
-  return new MuxftpError('LOCAL_IO_ERROR', `${reason}: ${localPath}`, { cause: error });
+  return known ?? (error instanceof Error ? error.message : String(error));
+}
+
+export function localFsError(error: unknown, localPath: string): MuxftpError {
+  if (error instanceof MuxftpError) return error;
+  return new MuxftpError('LOCAL_IO_ERROR', `${localFsReason(error)}: ${localPath}`, { cause: error });
 }
 
 export type LocalKind = 'file' | 'dir' | 'other';

@@ -147,6 +147,48 @@ describe('muxftp user', () => {
     }>;
     expect(names.map((u) => u.name)).toEqual(['alice', 'reader']);
   });
+
+  it("reports the users file's refusals in one line each, never as an internal error", async () => {
+    const file = join(dir, 'refusals.json');
+    await run(['user', 'add', 'erin', '--users', file], { stdin: 'erin-pw\n' });
+    const before = await readFile(file, 'utf8');
+    const oneLine = (result: Result, pattern: RegExp): void => {
+      expect(result.code).toBe(1);
+      expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(pattern);
+      expect(result.stderr).not.toMatch(/internal error|\n\s+at /);
+    };
+    oneLine(
+      await run(['user', 'del', 'ghost', '--users', file]),
+      /^muxftp: user del ghost: no user ghost\n$/,
+    );
+    oneLine(
+      await run(['user', 'add', 'erin', '--users', file], { stdin: 'again\n' }),
+      /^muxftp: user add erin: user erin exists already \(use --replace/,
+    );
+    oneLine(
+      await run(['user', 'add', 'bad/name', '--users', file], { stdin: 'x\n' }),
+      /^muxftp: user add bad\/name: invalid user name/,
+    );
+    oneLine(
+      await run(['user', 'list', '--users', join(dir, 'missing.json')]),
+      /^muxftp: user list: cannot read users file .*missing\.json/,
+    );
+    await writeFile(join(dir, 'broken.json'), '{not json');
+    oneLine(
+      await run(['user', 'list', '--users', join(dir, 'broken.json')]),
+      /^muxftp: user list: users file .*broken\.json is not valid JSON/,
+    );
+    oneLine(
+      await run(['user', 'add', 'fred', '--users', join(dir, 'no-such-dir', 'users.json')], { stdin: 'x\n' }),
+      /^muxftp: user add fred: cannot write users file .*users\.json: no such file or directory\n$/,
+    );
+    // A usage error is said once, with one "muxftp:".
+    const both = await run(['user', 'add', 'gina', '--users', file, '--perm', 'list', '--read-only']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/^muxftp: user add: give --perm or --read-only, not both\n/);
+    expect(await readFile(file, 'utf8')).toBe(before);
+  });
 });
 
 describe('logins from the CLI', () => {

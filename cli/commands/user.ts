@@ -14,11 +14,13 @@ import {
   READ_ONLY_PERMISSIONS,
   readUsersFile,
   removeUser,
+  type UsersFile,
   writeUsersFile,
 } from '../../server/auth/usersFile.js';
 import { formatBytes, formatRate, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { globalOptionsOf } from '../globalOptions.js';
+import { localFsReason } from '../localFiles.js';
 import { commanderParser, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { promptHidden, readFirstLine } from '../passwordPrompt.js';
@@ -64,24 +66,27 @@ export function registerUserCommand(program: Command, output: Output): void {
     .action(async (name: string, flags: AddFlags, command: Command) => {
       output.configure(globalOptionsOf(command));
       if (flags.perm !== undefined && flags.readOnly) {
-        command.error('muxftp: user add: give --perm or --read-only, not both', { exitCode: 2 });
+        command.error('error: user add: give --perm or --read-only, not both', { exitCode: 2 });
       }
       try {
-        const file = await readUsersFile(flags.users, { missingIsEmpty: true });
+        const file = await usersFileStep(() => readUsersFile(flags.users, { missingIsEmpty: true }));
         const password = await readNewPassword(name);
-        const updated = addUser(
-          file,
-          {
-            name,
-            passwordHash: await hashPassword(password),
-            permissions: flags.readOnly ? [...READ_ONLY_PERMISSIONS] : (flags.perm ?? [...PERMISSIONS]),
-            ...(flags.home !== undefined ? { home: flags.home } : {}),
-            ...(flags.quota !== undefined && flags.quota > 0 ? { quota: flags.quota } : {}),
-            ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
-          },
-          { replace: flags.replace === true },
+        const passwordHash = await hashPassword(password);
+        const updated = await usersFileStep(() =>
+          addUser(
+            file,
+            {
+              name,
+              passwordHash,
+              permissions: flags.readOnly ? [...READ_ONLY_PERMISSIONS] : (flags.perm ?? [...PERMISSIONS]),
+              ...(flags.home !== undefined ? { home: flags.home } : {}),
+              ...(flags.quota !== undefined && flags.quota > 0 ? { quota: flags.quota } : {}),
+              ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
+            },
+            { replace: flags.replace === true },
+          ),
         );
-        await writeUsersFile(flags.users, updated);
+        await writeUsers(flags.users, updated);
         output.printLine(`${flags.replace ? 'updated' : 'added'} ${name} in ${flags.users}`);
       } catch (error) {
         output.failure(`user add ${name}`, error);
@@ -95,7 +100,8 @@ export function registerUserCommand(program: Command, output: Output): void {
     .action(async (name: string, flags: { users: string }, command: Command) => {
       output.configure(globalOptionsOf(command));
       try {
-        await writeUsersFile(flags.users, removeUser(await readUsersFile(flags.users), name));
+        const file = await usersFileStep(() => readUsersFile(flags.users));
+        await writeUsers(flags.users, await usersFileStep(() => removeUser(file, name)));
         output.printLine(`removed ${name} from ${flags.users}`);
       } catch (error) {
         output.failure(`user del ${name}`, error);
@@ -110,7 +116,7 @@ export function registerUserCommand(program: Command, output: Output): void {
       const global = globalOptionsOf(command);
       output.configure(global);
       try {
-        const users = listUsers(await readUsersFile(flags.users));
+        const users = listUsers(await usersFileStep(() => readUsersFile(flags.users)));
         if (global.json) {
           output.printJson(users);
           return;
@@ -128,6 +134,27 @@ export function registerUserCommand(program: Command, output: Output): void {
         output.failure('user list', error);
       }
     });
+}
+
+/**
+ * The users file's refusals (missing or not JSON, a user that exists already or not at all, a bad
+ * name, a directory it cannot be written to) are the user's to fix: one line, not a bug's stack.
+ */
+async function usersFileStep<T>(step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error), { cause: error });
+  }
+}
+
+/** Writes the file; a failure names it, not the temporary file it was being written to. */
+async function writeUsers(path: string, file: UsersFile): Promise<void> {
+  try {
+    await writeUsersFile(path, file);
+  } catch (error) {
+    throw new CliError(`cannot write users file ${path}: ${localFsReason(error)}`, { cause: error });
+  }
 }
 
 /** On a terminal: asked twice, with echo off. Otherwise: the first line of stdin. */
