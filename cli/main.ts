@@ -14,6 +14,8 @@ import { addGlobalOptions, SERVER_ENV } from './globalOptions.js';
 import { Output } from './output.js';
 
 export const USAGE_EXIT_CODE = 2;
+/** As for a process killed by SIGPIPE (128 + 13), what `cat big | head` leaves in `$PIPESTATUS`. */
+export const BROKEN_PIPE_EXIT_CODE = 141;
 
 export function createProgram(output: Output): Command {
   const program = new Command('muxftp');
@@ -26,10 +28,13 @@ export function createProgram(output: Output): Command {
       outputError: (message, write) => write(`muxftp: ${message.replace(/^error: /, '')}`),
     })
     .showHelpAfterError('(see muxftp --help, or muxftp <command> --help)')
+    // A command's help lists --server, --json, --user... too: they are given after its name as often.
+    .configureHelp({ showGlobalOptions: true })
     .addHelpText(
       'after',
       `\nThe server address comes from --server, else $${SERVER_ENV}, else 127.0.0.1:7421.\n` +
-        'Exit status: 0 if everything succeeded, 1 if anything failed, 2 for a usage error.',
+        'Exit status: 0 if everything succeeded, 1 if anything failed, 2 for a usage error,\n' +
+        '130 after Ctrl-C, 141 when the reader of stdout went away (| head).',
     );
   addGlobalOptions(program);
   registerServeCommand(program);
@@ -45,6 +50,12 @@ export function createProgram(output: Output): Command {
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
   const output = new Output(process.stdout, process.stderr);
   const program = createProgram(output);
+  // `muxftp ls | head`, `muxftp get f - | head -c 10`: once the reader has gone, stop quietly as
+  // cat does; without a listener the write's EPIPE crashed the process with a stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') output.failure('stdout', error);
+    process.exit(error.code === 'EPIPE' ? BROKEN_PIPE_EXIT_CODE : output.exitCode);
+  });
   try {
     await program.parseAsync([...argv], { from: 'node' });
     return output.exitCode;

@@ -469,6 +469,43 @@ describe('muxftp CLI', () => {
     expectOneErrorLine(result, `muxftp: cannot connect to 127.0.0.1:${closedPort}:`, 'connection refused');
   });
 
+  it('stops quietly with 141, as cat does, when the reader of its stdout goes away (| head)', async () => {
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'peek.bin'), randomBytes(4 * MiB));
+    expect((await runCli(['put', 'peek.bin', 'pipe/peek.bin', '-p', ...remote], { cwd: local })).code).toBe(
+      0,
+    );
+    // The read end is closed before the command writes a byte: every write of it fails EPIPE.
+    const closedReader = (args: string[]): Promise<CliResult> => {
+      const child = spawnCli(args, { cwd: local });
+      child.stdout!.destroy();
+      child.stdout!.on('data', () => {});
+      return collect(child);
+    };
+    for (const args of [
+      ['ls', 'pipe', ...remote],
+      ['get', 'pipe/peek.bin', '-', ...remote],
+      ['--json', 'stat', 'pipe/peek.bin', ...remote],
+      ['--help'],
+    ]) {
+      const result = await closedReader(args);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 141, stderr: '' });
+    }
+  });
+
+  it("lists the global options in each client command's help, and each default once", async () => {
+    const ls = await runCli(['ls', '--help']);
+    expect(ls.code).toBe(0);
+    const help = ls.stdout.toString();
+    expect(help).toContain('remote directory or file (default: the root)\n');
+    expect(help).toMatch(/Global Options:[\s\S]*--server <host:port>[\s\S]*--json/);
+    for (const command of ['put', 'get', 'stat', 'rm', 'mkdir', 'mv']) {
+      expect((await runCli([command, '--help'])).stdout.toString()).toContain('--server <host:port>');
+    }
+    // serve takes none of the client's options.
+    expect((await runCli(['serve', '--help'])).stdout.toString()).not.toContain('--server');
+  });
+
   it('exits 2 on usage errors', async () => {
     const result = await runCli(['put', 'a', 'b', 'c', ...remote]);
     expect(result.code).toBe(2);

@@ -34,12 +34,12 @@ export function registerFileCommands(program: Command, output: Output): void {
     .description(
       'List a remote directory: type, size in bytes, modification time, name (directories end in /).',
     )
-    .argument('[path]', 'remote directory or file (default: the root)', '')
-    .action(async (path: string, _options: unknown, command: Command) => {
+    .argument('[path]', 'remote directory or file (default: the root)')
+    .action(async (path: string | undefined, _options: unknown, command: Command) => {
       const global = begin(command);
       await withClient(global, async (client) => {
         try {
-          const entries = await listOrStat(client, remotePathFromArgument(path));
+          const entries = await listOrStat(client, remotePathFromArgument(path ?? ''));
           if (output.json) output.printJson(entries);
           else for (const line of formatListing(entries)) output.printLine(line);
         } catch (error) {

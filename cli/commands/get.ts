@@ -174,30 +174,23 @@ async function get(
     await makeLocalDir(dir.local).catch((error: unknown) => fail(dir.local, dir.remote, error));
   }
 
-  const toStdout = jobs.some((job) => job.standardStream);
-  // A closed pipe (`| head`) fails the write; without a listener the 'error' event would crash us.
-  const ignoreStdoutError = (): void => {};
-  if (toStdout) process.stdout.on('error', ignoreStdoutError);
-  try {
-    const outcomes = await runTransfers({
-      command: 'get',
-      jobs,
-      parallel,
-      output,
-      connection,
-      retries: options.retries,
-      perform: async (job, client, transferOptions) => {
-        const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
-          ...transferOptions,
-          continue: options.continue === true,
-        });
-        return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
-      },
-    });
-    return [...failures, ...outcomes];
-  } finally {
-    if (toStdout) process.stdout.off('error', ignoreStdoutError);
-  }
+  // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).
+  const outcomes = await runTransfers({
+    command: 'get',
+    jobs,
+    parallel,
+    output,
+    connection,
+    retries: options.retries,
+    perform: async (job, client, transferOptions) => {
+      const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
+        ...transferOptions,
+        continue: options.continue === true,
+      });
+      return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
+    },
+  });
+  return [...failures, ...outcomes];
 }
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
