@@ -35,6 +35,7 @@ export interface FsPromises {
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   rename(oldPath: string, newPath: string): Promise<void>;
-  open(path: string, flags: string): Promise<FsFileHandle>;
+  /** `flags` as a string ('r', 'wx', ...) or open(2)'s bits (fs.constants). */
+  open(path: string, flags: string | number): Promise<FsFileHandle>;
   realpath(path: string): Promise<string | Buffer>;
 }

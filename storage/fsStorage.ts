@@ -4,6 +4,7 @@
  * the same way by construction and one contract suite covers both.
  */
 
+import { constants as fsConstants } from 'node:fs';
 import { type PlatformPath, posix } from 'node:path';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
@@ -296,10 +297,19 @@ export class FsStorage implements Storage {
 
   async openRead(path: string): Promise<ReadHandle> {
     const target = await this.#resolve(path);
-    // Checked before open: opening a FIFO would block a libuv thread until a writer appears.
-    const stats = await fsCall(target.clientPath, () => this.#fs.stat(target.hostPath));
-    refuseNonFile(target.clientPath, stats);
-    const handle = await fsCall(target.clientPath, () => this.#fs.open(target.hostPath, 'r'));
+    const refuseUnlessFile = async (): Promise<void> =>
+      refuseNonFile(target.clientPath, await fsCall(target.clientPath, () => this.#fs.stat(target.hostPath)));
+    // Opening a FIFO would block a libuv thread until a writer appears: open without waiting
+    // (as vsftpd does) and refuse what is not a file once open, else look before opening.
+    if (READ_WITHOUT_WAITING === undefined) await refuseUnlessFile();
+    let handle: FsFileHandle;
+    try {
+      handle = await this.#fs.open(target.hostPath, READ_WITHOUT_WAITING ?? 'r');
+    } catch (error) {
+      // Say why, when it is not a file (a socket, say, does not open at all).
+      await refuseUnlessFile();
+      throw storageErrorFromFs(error, target.clientPath);
+    }
     try {
       await this.#refuseOpenedOutside(handle, target.clientPath);
       const opened = await handle.stat();
@@ -749,6 +759,10 @@ class FsReadHandle implements ReadHandle {
 function refuseRoot(target: Resolved, reason: string): void {
   if (target.clientPath === '') throw new StorageError('INVALID_PATH', `invalid path: ${reason}`, '');
 }
+
+/** open(2) flags to read a file without waiting to open it; undefined where there are none (Windows). */
+const READ_WITHOUT_WAITING =
+  fsConstants.O_NONBLOCK === undefined ? undefined : fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
 
 function refuseNonFile(clientPath: string, stats: FsStats): void {
   if (stats.isDirectory()) {

@@ -1,5 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { constants as fsConstants } from 'node:fs';
 import * as nodeFs from 'node:fs/promises';
 import { mkdir, mkdtemp, readdir, realpath, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path, { join, sep } from 'node:path';
 import { Volume } from 'memfs';
@@ -9,7 +13,7 @@ import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
-import { openedFileLocation } from '../storage/disk.js';
+import { DiskStorage, openedFileLocation } from '../storage/disk.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { memfsApi } from '../storage/memory.js';
@@ -141,6 +145,43 @@ describe('a directory swapped for a symlink between the check and the open (disk
     } finally {
       await storage.close();
       await nodeFs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('special files in the root (disk)', () => {
+  it('refuses to read a FIFO, a socket and a directory, without waiting on any of them', async () => {
+    const root = await realpath(await mkdtemp(join(tmpdir(), 'muxftp-special-')));
+    const fifo = join(root, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const listener = createServer().listen(join(root, 'socket'));
+    await once(listener, 'listening');
+    await mkdir(join(root, 'dir'));
+    const storage = await DiskStorage.open({ root, durable: false });
+    // A blocking open of a FIFO with no writer never returns (nor frees its libuv thread): a
+    // writer comes after 3 s to let such an open end, and the refusal must come before it.
+    let writerCame = false;
+    const writerTimer = setTimeout(() => {
+      writerCame = true;
+      void nodeFs.open(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK).then((h) => h.close());
+    }, 3000);
+    try {
+      await expect(storage.openRead('fifo')).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+        message: 'not a regular file: fifo',
+      });
+      expect(writerCame).toBe(false);
+      await expect(storage.openRead('socket')).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+        message: 'not a regular file: socket',
+      });
+      await expect(storage.openRead('dir')).rejects.toMatchObject({ code: 'IS_A_DIRECTORY' });
+      await expect(storage.openRead('missing')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    } finally {
+      clearTimeout(writerTimer);
+      listener.close();
+      await storage.close();
+      await nodeFs.rm(root, { recursive: true, force: true });
     }
   });
 });
