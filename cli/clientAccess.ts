@@ -10,6 +10,7 @@ import { promptHidden } from './passwordPrompt.js';
 import { isLoopback } from './serverAccess.js';
 
 export const PASSWORD_ENV = 'MUXFTP_PASSWORD';
+const ANONYMOUS_USER = 'anonymous';
 
 export interface AccessOptions {
   /** Log in as this user. */
@@ -80,12 +81,18 @@ export async function clientAccessOptions(
     access.credentials === undefined ? undefined : await readCredentialsFile(access.credentials);
   const user = access.user ?? fromFile?.user;
   if (user === undefined) return tls === undefined ? {} : { tls };
+  // `--user anonymous` (serve --anonymous) has no password: the name is reserved, no account has one.
+  if (user === ANONYMOUS_USER) return tls === undefined ? { user } : { tls, user };
   let password: string | undefined;
   if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user))
     password = fromFile.password;
   else if (env[PASSWORD_ENV] !== undefined) password = env[PASSWORD_ENV];
   else if (process.stdin.isTTY) password = await promptHidden(`password for ${user}: `);
-  else {
+  else if (fromFile !== undefined) {
+    throw new CliError(
+      `no password for ${user}: the credentials file ${access.credentials} is for ${fromFile.user}`,
+    );
+  } else {
     throw new CliError(
       `no password for ${user}: set $${PASSWORD_ENV}, use --credentials FILE, or run on a terminal to be asked`,
     );

@@ -98,7 +98,10 @@ export interface ClientOptions {
   integrity?: IntegrityAlgorithm[];
   /** Connect over TLS; `true` checks the server against the system's CAs. Default plain TCP. */
   tls?: boolean | ClientTlsOptions;
-  /** Log in as this user (the server needs a users file). Without it: anonymous when the server requires a login. */
+  /**
+   * Log in as this user (the server needs a users file). Without it: anonymous when the server
+   * requires a login; `anonymous` without a password is the same, but fails if the server has none.
+   */
   user?: string;
   /** The user's password; sent only after the server said it may be (over TLS when the server offers TLS). */
   password?: string;
@@ -233,6 +236,9 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
 }
 
 /** Certificate checks node's TLS reports by these codes. */
+/** The account a server with `--anonymous` lets in without a password (docs/PROTOCOL.md, AUTH). */
+const ANONYMOUS_USER = 'anonymous';
+
 const UNTRUSTED_CERTIFICATE = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -815,9 +821,11 @@ export class Client implements ClientHost {
       this.lostError = new MuxftpError(code, message);
       this.transport.end(this.lostError);
     };
-    if (user === undefined) {
-      if (login.anonymous) this.transport.send(encodeAuth({ user: 'anonymous' }));
-      else refuse('LOGIN_FAILED', 'the server requires a login: give a user name (--user)');
+    if (user === undefined || (user === ANONYMOUS_USER && password === undefined)) {
+      if (login.anonymous) this.transport.send(encodeAuth({ user: ANONYMOUS_USER }));
+      else if (user === undefined)
+        refuse('LOGIN_FAILED', 'the server requires a login: give a user name (--user)');
+      else refuse('LOGIN_FAILED', 'the server takes no anonymous logins');
       return;
     }
     if (login.passwordNeedsTls) {

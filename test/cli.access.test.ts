@@ -4,7 +4,7 @@
  * Needs dist/ (npm run build).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -224,8 +224,35 @@ describe('logins from the CLI', () => {
       const removed = await run([...remote, '--credentials', credentials, 'rm', 'hello.txt']);
       expect(removed.code).toBe(1);
       expect(removed.stderr).toContain('PERMISSION_DENIED');
+      // A credentials file for another user says so, rather than "use --credentials FILE".
+      const mismatch = await run([...remote, '--credentials', credentials, '--user', 'alice', 'ls']);
+      expect(mismatch.code).toBe(1);
+      expect(mismatch.stderr).toBe(
+        `muxftp: no password for alice: the credentials file ${credentials} is for reader\n`,
+      );
     } finally {
       await server.stop();
+    }
+  });
+
+  it('--user anonymous needs no password where serve --anonymous lets it in, and says where it does not', async () => {
+    const open = await serve(['--users', usersFile, '--anonymous']);
+    const closed = await serve(['--users', usersFile]);
+    try {
+      await mkdir(join(dir, 'data', 'public'), { recursive: true });
+      await writeFile(join(dir, 'data', 'public', 'welcome.txt'), 'hi');
+      const anonymous = ['--user', 'anonymous', 'ls'];
+      // No prompt, no "no password": and a $MUXFTP_PASSWORD meant for others is not sent.
+      for (const env of [{}, { MUXFTP_PASSWORD: 'alice-pw' }]) {
+        const listed = await run(['--server', `127.0.0.1:${open.port}`, ...anonymous], { env });
+        expect(listed).toMatchObject({ code: 0, stderr: '' });
+        expect(listed.stdout).toContain('welcome.txt');
+      }
+      const refused = await run(['--server', `127.0.0.1:${closed.port}`, ...anonymous]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/takes no anonymous logins \(LOGIN_FAILED\)\n$/);
+    } finally {
+      await Promise.all([open.stop(), closed.stop()]);
     }
   });
 });
