@@ -2,7 +2,7 @@
 
 import type { ServerAddress } from '../client/address.js';
 import { Client, type ClientOptions } from '../client/client.js';
-import { MuxftpError } from '../shared/errors.js';
+import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { packageVersion } from '../shared/version.js';
 import { CliError } from './cliError.js';
@@ -31,6 +31,9 @@ function connectFailureReason(error: unknown): string {
   let innermost: unknown = error;
   let cause: unknown = error;
   while (cause instanceof Error) {
+    // The handshake's first frame did not decode: something else listens there (HTTP, SSH, ...).
+    if (cause instanceof ProtocolError)
+      return `no muxftp server there, by its first bytes (${cause.message}): is the port right?`;
     const errno = (cause as NodeJS.ErrnoException).code;
     const reason = typeof errno === 'string' ? REASON_BY_ERRNO[errno] : undefined;
     if (reason !== undefined) return reason;

@@ -469,6 +469,25 @@ describe('muxftp CLI', () => {
     expectOneErrorLine(result, `muxftp: cannot connect to 127.0.0.1:${closedPort}:`, 'connection refused');
   });
 
+  it('says there is no muxftp server on a port where something else answers', async () => {
+    // Read (and drop) what the client sends, so its close is seen and http.close() can finish.
+    const http = createServer((socket) => socket.resume().end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    const port = await new Promise<number>((resolve) =>
+      http.listen(0, '127.0.0.1', () => resolve((http.address() as { port: number }).port)),
+    );
+    try {
+      const result = await runCli(['ls', '--server', `127.0.0.1:${port}`]);
+      expect(result.code).toBe(1);
+      expectOneErrorLine(
+        result,
+        `muxftp: cannot connect to 127.0.0.1:${port}: no muxftp server there, by its first bytes`,
+        'is the port right?',
+      );
+    } finally {
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
   it('stops quietly with 141, as cat does, when the reader of its stdout goes away (| head)', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'peek.bin'), randomBytes(4 * MiB));
