@@ -4,29 +4,12 @@
  */
 import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
-
-const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
-  ENOENT: 'no such file or directory',
-  ENOTDIR: 'not a directory',
-  EISDIR: 'is a directory',
-  EEXIST: 'already exists',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  ENOSPC: 'no space left on device',
-  ELOOP: 'too many levels of symbolic links',
-};
-
-/** What went wrong, in words ('permission denied'), for the common errno codes; else the message. */
-export function localFsReason(error: unknown): string {
-  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
-  const known = errno === undefined ? undefined : REASON_BY_ERRNO[errno];
-  return known ?? (error instanceof Error ? error.message : String(error));
-}
 
 export function localFsError(error: unknown, localPath: string): MuxftpError {
   if (error instanceof MuxftpError) return error;
-  return new MuxftpError('LOCAL_IO_ERROR', `${localFsReason(error)}: ${localPath}`, { cause: error });
+  return new MuxftpError('LOCAL_IO_ERROR', `${errnoReason(error)}: ${localPath}`, { cause: error });
 }
 
 export type LocalKind = 'file' | 'dir' | 'other';

@@ -4,6 +4,7 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 
 export interface ByteSource {
@@ -29,15 +30,8 @@ export async function openSource(source: PutSource, from = 0): Promise<ByteSourc
 
 export function localError(err: unknown, what: string): MuxftpError {
   if (err instanceof MuxftpError) return err;
-  const code = (err as NodeJS.ErrnoException)?.code;
-  const reason =
-    code === 'ENOENT'
-      ? 'no such file or directory'
-      : code === 'EISDIR'
-        ? 'is a directory'
-        : String((err as Error)?.message ?? err);
   // Same order as the server's messages: the reason, then the path.
-  return new MuxftpError('LOCAL_IO_ERROR', `${reason}: ${what}`, { cause: err });
+  return new MuxftpError('LOCAL_IO_ERROR', `${errnoReason(err)}: ${what}`, { cause: err });
 }
 
 class FileSource implements ByteSource {

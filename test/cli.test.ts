@@ -443,6 +443,22 @@ describe('muxftp CLI', () => {
     }
   });
 
+  // sysfs refuses new files to everyone, root included: a real EACCES wherever the tests run as.
+  it.skipIf(process.platform !== 'linux' || !existsSync('/sys/kernel'))(
+    'names a local failure in words and by the target, not by errno and temporary file',
+    async () => {
+      const local = await tempDirs.make();
+      await writeFile(join(local, 'x'), 'x');
+      expect((await runCli(['put', 'x', 'local-failure.txt', ...remote], { cwd: local })).code).toBe(0);
+      const target = '/sys/muxftp-cli-test.bin';
+      const down = await runCli(['get', 'local-failure.txt', target, ...remote], { cwd: local });
+      expect(down.code).toBe(1);
+      expect(down.stderr).toBe(
+        `muxftp: get local-failure.txt: permission denied: ${target} (LOCAL_IO_ERROR)\n`,
+      );
+    },
+  );
+
   it('refuses a path that climbs out of the root (INVALID_PATH)', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'x'), 'escape attempt');

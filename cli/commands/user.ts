@@ -17,10 +17,10 @@ import {
   type UsersFile,
   writeUsersFile,
 } from '../../server/auth/usersFile.js';
+import { errnoReason } from '../../shared/errnoReasons.js';
 import { formatBytes, formatRate, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { globalOptionsOf } from '../globalOptions.js';
-import { localFsReason } from '../localFiles.js';
 import { commanderParser, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { promptHidden, readFirstLine } from '../passwordPrompt.js';
@@ -153,7 +153,7 @@ async function writeUsers(path: string, file: UsersFile): Promise<void> {
   try {
     await writeUsersFile(path, file);
   } catch (error) {
-    throw new CliError(`cannot write users file ${path}: ${localFsReason(error)}`, { cause: error });
+    throw new CliError(`cannot write users file ${path}: ${errnoReason(error)}`, { cause: error });
   }
 }
 

@@ -1,0 +1,27 @@
+/**
+ * Plain words for the errno codes that local file work meets ('permission denied' for EACCES), so
+ * that a message reads `<reason>: <path>` like the server's, not Node's `EACCES: permission denied,
+ * open '<some temporary name>'`.
+ */
+const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+  EEXIST: 'already exists',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EFBIG: 'file too large',
+  EMFILE: 'too many open files',
+  ELOOP: 'too many levels of symbolic links',
+  EIO: 'input/output error',
+};
+
+/** The reason in words for a known errno code, else the error's own message. */
+export function errnoReason(error: unknown): string {
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+  const known = typeof errno === 'string' ? REASON_BY_ERRNO[errno] : undefined;
+  return known ?? (error instanceof Error ? error.message : String(error));
+}
