@@ -19,6 +19,8 @@ export interface TransferProgress {
   readonly visible: boolean;
   /** Bytes the whole run is expected to move, as far as known before it starts. */
   expect(bytes: number): void;
+  /** Files that failed before a transfer began (a missing local file, say): the summary counts them. */
+  failedBeforeStart(count: number): void;
   begin(name: string, size: number | undefined): TransferMeter;
   /** A stderr line printed above the bars instead of through them. */
   log(line: string): void;
@@ -64,6 +66,7 @@ class RateMeter {
 class HiddenProgress implements TransferProgress {
   readonly visible = false;
   expect(): void {}
+  failedBeforeStart(): void {}
   begin(): TransferMeter {
     return { update() {}, retry() {}, end() {} };
   }
@@ -139,6 +142,10 @@ class BarProgress implements TransferProgress {
   expect(bytes: number): void {
     this.expectedBytes += bytes;
     this.refreshTotal();
+  }
+
+  failedBeforeStart(count: number): void {
+    this.failed += count;
   }
 
   begin(name: string, size: number | undefined): TransferMeter {

@@ -54,6 +54,8 @@ export interface TransferRun {
   retries: number;
   /** put -c: continue what the server kept of an earlier interrupted upload of the same file. */
   continueUploads?: boolean;
+  /** Files of the command that failed before they got a job (already reported), for the summary. */
+  failedBeforeStart: number;
   perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
 }
 
@@ -80,6 +82,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   });
   if (progress.visible) run.output.routeErrorsThrough((line) => progress.log(line));
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
+  progress.failedBeforeStart(run.failedBeforeStart);
   const limit = new ConcurrencyLimit(run.parallel);
   try {
     return await Promise.all(

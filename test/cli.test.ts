@@ -3,7 +3,7 @@
  * command is a fresh `node bin/muxftp.js …` process against it. Needs dist/ (npm run build).
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
@@ -540,6 +540,29 @@ describe('muxftp CLI', () => {
     // serve takes none of the client's options.
     expect((await runCli(['serve', '--help'])).stdout.toString()).not.toContain('--server');
   });
+
+  // script(1) (util-linux) runs the command on a pseudo-terminal, as a user at a terminal would.
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'on a terminal only, sums a run up, counting the files that failed before they began',
+    async () => {
+      const local = await tempDirs.make();
+      await writeFile(join(local, 'ok.txt'), 'fine');
+      const args = ['put', 'ok.txt', 'missing.txt', '--to', 'pty/', '-p', ...remote];
+      const quoted = [process.execPath, BIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`);
+      const child = spawn('script', ['-qec', quoted.join(' '), '/dev/null'], { cwd: local, stdio: 'pipe' });
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      const onTerminal = await collect(child);
+      expect(onTerminal.code).toBe(1);
+      const shown = onTerminal.stdout.toString();
+      expect(shown).toContain('muxftp: put missing.txt: no such file or directory: missing.txt');
+      expect(shown).toMatch(/muxftp: 1 file, 1 failed, 4 B in /);
+
+      const piped = await runCli(args, { cwd: local });
+      expect(piped.code).toBe(1);
+      expectOneErrorLine(piped, 'muxftp: put missing.txt: no such file or directory');
+    },
+  );
 
   it('exits 2 on usage errors', async () => {
     const result = await runCli(['put', 'a', 'b', 'c', ...remote]);

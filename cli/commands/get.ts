@@ -182,6 +182,7 @@ async function get(
     output,
     connection,
     retries: options.retries,
+    failedBeforeStart: failures.length,
     perform: async (job, client, transferOptions) => {
       const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
         ...transferOptions,

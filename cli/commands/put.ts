@@ -185,6 +185,7 @@ async function put(
       output,
       connection,
       retries: options.retries,
+      failedBeforeStart: failures.length,
       continueUploads: options.continue === true,
       perform: async (job, client, transferOptions) => {
         const result = await client.put(
