@@ -56,6 +56,8 @@ export interface TransferRun {
   continueUploads?: boolean;
   /** Files of the command that failed before they got a job (already reported), for the summary. */
   failedBeforeStart: number;
+  /** What to do about a transfer's failure, added to its line ('add -p to create it'), if anything. */
+  failureHint?(error: unknown): string | undefined;
   perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
 }
 
@@ -176,7 +178,7 @@ async function runOne(
       }
       if (partial !== undefined) await unlink(partial).catch(() => {});
       meter.end(false);
-      run.output.failure(`${run.command} ${name}`, error);
+      run.output.failure(`${run.command} ${name}`, error, run.failureHint?.(error));
       return failedOutcome(job.local, job.remote, error, bytes);
     }
   }

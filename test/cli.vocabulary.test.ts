@@ -41,4 +41,33 @@ describe('put and get share one failure vocabulary', () => {
       expect(result.code).toBe(1);
     }
   });
+
+  it('a missing directory to put or get a named file into is NOT_FOUND with the -p hint, both ways', async () => {
+    server = await startServer();
+    const client = await server.connect();
+    await client.put('rfile', Buffer.from('x'));
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'lfile'), 'x');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+
+    for (const args of [
+      ['put', 'lfile', 'no/a/name'],
+      ['get', 'rfile', 'no/b/name'],
+      ['put', 'lfile', '--to', 'no/c/'],
+      ['get', 'rfile', '--to', 'no/d/'],
+    ]) {
+      const result = await runCli([...args, ...at], local);
+      expect({
+        args,
+        code: codeOf(result.stderr),
+        hint: result.stderr.trimEnd().endsWith('; add -p to create it'),
+      }).toEqual({
+        args,
+        code: 'NOT_FOUND',
+        hint: true,
+      });
+      expect(result.code).toBe(1);
+      expect((await runCli([...args, '-p', ...at], local)).code).toBe(0);
+    }
+  });
 });

@@ -116,7 +116,8 @@ async function resolveGetTarget(target: GetTarget, parents: boolean): Promise<Re
   }
   const existing = await inspectLocalIfExists(target.local);
   if (existing?.kind === 'dir') return { kind: 'into', dir: target.local };
-  if (parents) await makeLocalDir(path.dirname(target.local));
+  // As for --to: a directory to download into must exist, or -p creates it.
+  await ensureLocalDir(path.dirname(target.local), parents);
   return { kind: 'as', local: target.local };
 }
 

@@ -186,6 +186,11 @@ async function put(
       connection,
       retries: options.retries,
       failedBeforeStart: failures.length,
+      // The local file was there (else LOCAL_IO_ERROR): the remote directory it goes into is not.
+      failureHint: (error) =>
+        !parents && error instanceof MuxftpError && error.code === 'NOT_FOUND'
+          ? 'add -p to create it'
+          : undefined,
       continueUploads: options.continue === true,
       perform: async (job, client, transferOptions) => {
         const result = await client.put(
