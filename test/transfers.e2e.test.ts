@@ -401,16 +401,23 @@ describe('server lifecycle', () => {
     const bytes = randomBytes(8 * MiB);
     await client.put('f', bytes);
     const received: Buffer[] = [];
+    let firstBytes!: () => void;
+    const flowing = new Promise<void>((resolve) => {
+      firstBytes = resolve;
+    });
     // A sink slower than the network: the server finishes sending (and closes) long before.
     const slowSink = new Writable({
       highWaterMark: 64 * 1024,
       write(chunk: Buffer, _encoding, callback) {
         received.push(chunk);
+        firstBytes();
         setTimeout(callback, 2);
       },
     });
     const download = client.get('f', slowSink);
-    await new Promise((r) => setTimeout(r, 20));
+    // Close once the download is under way: a fixed 20 ms could pass before the server had even
+    // read the OPEN on a loaded machine (it would then rightly refuse it as shutting down).
+    await flowing;
     await env.server.close(10_000);
     const result = await download;
     expect(result.digest).toBe(xxh128Hex(bytes));
