@@ -51,10 +51,11 @@ export function registerFileCommands(program: Command, output: Output): void {
   program
     .command('stat')
     .summary('show one remote entry')
+    .description("Show one remote entry: type, size, modification time; with --hash, the file's digest.")
     .argument('[path]', 'remote file or directory (required; before or after --hash)')
     .option(
       '--hash [algorithm]',
-      "also print the file's content digest (xxh128 or sha256; default: the connection's)",
+      "also print the file's content digest: xxh128, or sha256 (Dropbox's content_hash, not sha256sum's); default: the connection's",
       // `stat --hash FILE`: commander hands the path to the optional value; give it back below.
       (value: string): IntegrityAlgorithm | { path: string } =>
         isIntegrityAlgorithm(value) ? value : { path: value },
