@@ -3,7 +3,7 @@
  * real `muxftp serve --users … --tls-cert …` child and client commands as child processes.
  * Needs dist/ (npm run build).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -183,6 +183,10 @@ describe('muxftp user', () => {
       await run(['user', 'add', 'fred', '--users', join(dir, 'no-such-dir', 'users.json')], { stdin: 'x\n' }),
       /^muxftp: user add fred: cannot write users file .*users\.json: no such file or directory\n$/,
     );
+    oneLine(
+      await run(['user', 'add', 'long', '--users', file], { stdin: `${'a'.repeat(2000)}\n` }),
+      /^muxftp: user add long: password must be at most 1024 bytes\n$/,
+    );
     // A usage error is said once, with one "muxftp:".
     const both = await run(['user', 'add', 'gina', '--users', file, '--perm', 'list', '--read-only']);
     expect(both.code).toBe(2);
@@ -190,6 +194,40 @@ describe('muxftp user', () => {
     expect(await readFile(file, 'utf8')).toBe(before);
   });
 });
+
+// script(1) (util-linux) gives `user add` a terminal, where it would prompt for the password.
+it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+  'user add on a terminal refuses an existing user before asking for a password',
+  async () => {
+    const file = join(dir, 'terminal.json');
+    await run(['user', 'add', 'hal', '--users', file], { stdin: 'hal-pw\n' });
+    const command = [process.execPath, BIN, 'user', 'add', 'hal', '--users', file];
+    const quoted = command.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ');
+    const child = spawn('script', ['-qec', quoted, '/dev/null'], { cwd: dir, stdio: 'pipe' });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    let shown = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      shown += chunk.toString();
+    });
+    // Nothing is typed: a prompt would wait until the timeout.
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`user add waited on the terminal: ${shown}`));
+      }, 5_000);
+      child.once('close', (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    expect(code).toBe(1);
+    expect(shown).not.toContain('password');
+    expect(shown).toMatch(
+      /^muxftp: user add hal: user hal exists already \(use --replace to change it\)\r?\n$/,
+    );
+  },
+);
 
 describe('logins from the CLI', () => {
   it('uses $MUXFTP_PASSWORD or a mode-600 credentials file, refuses a readable one, enforces permissions', async () => {

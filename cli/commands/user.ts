@@ -4,9 +4,10 @@
  * from the command line, where other users could see it in the process list.
  */
 import { type Command, Option } from 'commander';
-import { hashPassword } from '../../server/auth/passwords.js';
+import { checkPasswordText, hashPassword } from '../../server/auth/passwords.js';
 import {
   addUser,
+  checkCanAdd,
   listUsers,
   PERMISSIONS,
   type Permission,
@@ -69,10 +70,13 @@ export function registerUserCommand(program: Command, output: Output): void {
         command.error('error: user add: give --perm or --read-only, not both', { exitCode: 2 });
       }
       try {
-        const file = await usersFileStep(() => readUsersFile(flags.users, { missingIsEmpty: true }));
+        const file = await refusal(() => readUsersFile(flags.users, { missingIsEmpty: true }));
+        // Refused before the password is typed (twice), not after.
+        await refusal(() => checkCanAdd(file, name, { replace: flags.replace === true }));
         const password = await readNewPassword(name);
+        await refusal(() => checkPasswordText(password));
         const passwordHash = await hashPassword(password);
-        const updated = await usersFileStep(() =>
+        const updated = await refusal(() =>
           addUser(
             file,
             {
@@ -100,8 +104,8 @@ export function registerUserCommand(program: Command, output: Output): void {
     .action(async (name: string, flags: { users: string }, command: Command) => {
       output.configure(globalOptionsOf(command));
       try {
-        const file = await usersFileStep(() => readUsersFile(flags.users));
-        await writeUsers(flags.users, await usersFileStep(() => removeUser(file, name)));
+        const file = await refusal(() => readUsersFile(flags.users));
+        await writeUsers(flags.users, await refusal(() => removeUser(file, name)));
         output.printLine(`removed ${name} from ${flags.users}`);
       } catch (error) {
         output.failure(`user del ${name}`, error);
@@ -116,7 +120,7 @@ export function registerUserCommand(program: Command, output: Output): void {
       const global = globalOptionsOf(command);
       output.configure(global);
       try {
-        const users = listUsers(await usersFileStep(() => readUsersFile(flags.users)));
+        const users = listUsers(await refusal(() => readUsersFile(flags.users)));
         if (global.json) {
           output.printJson(users);
           return;
@@ -138,9 +142,9 @@ export function registerUserCommand(program: Command, output: Output): void {
 
 /**
  * The users file's refusals (missing or not JSON, a user that exists already or not at all, a bad
- * name, a directory it cannot be written to) are the user's to fix: one line, not a bug's stack.
+ * name) and the password's (empty, too long) are the user's to fix: one line, not a bug's stack.
  */
-async function usersFileStep<T>(step: () => T | Promise<T>): Promise<T> {
+async function refusal<T>(step: () => T | Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (error) {

@@ -186,12 +186,17 @@ export interface NewUser {
   maxRate?: number;
 }
 
+/** Throws what {@link addUser} would for `name` (a bad name, a user who exists), before the password is asked. */
+export function checkCanAdd(file: UsersFile, name: string, options: { replace?: boolean } = {}): void {
+  checkUserName(name);
+  if (Object.hasOwn(file.users, name) && !options.replace) {
+    throw new TypeError(`user ${name} exists already (use --replace to change it)`);
+  }
+}
+
 /** The file with `user` added; an existing user of that name is an error unless `replace`. */
 export function addUser(file: UsersFile, user: NewUser, options: { replace?: boolean } = {}): UsersFile {
-  checkUserName(user.name);
-  if (Object.hasOwn(file.users, user.name) && !options.replace) {
-    throw new TypeError(`user ${user.name} exists already (use --replace to change it)`);
-  }
+  checkCanAdd(file, user.name, options);
   const entry: UserEntry = {
     password: user.passwordHash,
     home: normalizeClientPath(user.home ?? user.name),
