@@ -368,6 +368,32 @@ describe('muxftp CLI', () => {
     expect(await readdir(join(root, 'ops'))).toEqual([]);
   });
 
+  it('mv moves into a directory that exists, as mv(1) and put do, and replaces a file', async () => {
+    await mkdir(join(root, 'mvs', 'box', 'inner'), { recursive: true });
+    await writeFile(join(root, 'mvs', 'a.txt'), 'a');
+    await writeFile(join(root, 'mvs', 'b.txt'), 'b');
+    await writeFile(join(root, 'mvs', 'c.txt'), 'c');
+    const mv = (from: string, to: string) => runCli(['mv', from, to, ...remote]);
+
+    expect(await mv('mvs/a.txt', 'mvs/box')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(root, 'mvs', 'box', 'a.txt'), 'utf8')).toBe('a');
+    expect(await mv('mvs/b.txt', '/mvs/box/inner/')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(root, 'mvs', 'box', 'inner', 'b.txt'), 'utf8')).toBe('b');
+    expect(await mv('mvs/box/inner', 'mvs')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(root, 'mvs', 'inner', 'b.txt'), 'utf8')).toBe('b');
+    // A file at <to> is replaced; a trailing / insists on a directory.
+    expect(await mv('mvs/c.txt', 'mvs/box/a.txt')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(root, 'mvs', 'box', 'a.txt'), 'utf8')).toBe('c');
+    const notDir = await mv('mvs/inner/b.txt', 'mvs/box/a.txt/');
+    expect(notDir.code).toBe(1);
+    expectOneErrorLine(notDir, 'mv mvs/inner/b.txt', 'NOT_A_DIRECTORY');
+    const noDir = await mv('mvs/inner/b.txt', 'mvs/nowhere/');
+    expect(noDir.code).toBe(1);
+    expectOneErrorLine(noDir, 'mv mvs/inner/b.txt', 'NOT_FOUND');
+    expect(await readFile(join(root, 'mvs', 'inner', 'b.txt'), 'utf8')).toBe('b');
+    await rm(join(root, 'mvs'), { recursive: true });
+  });
+
   it('puts from stdin and gets to stdout with -', async () => {
     const bytes = randomBytes(200_000);
     const up = await runCli(['put', '-', 'piped.bin', ...remote], { stdin: bytes });

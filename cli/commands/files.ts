@@ -12,7 +12,7 @@ import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
-import { remotePathFromArgument } from '../remotePath.js';
+import { joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 
 /** One line of `--json` output for rm, mkdir and rmdir. */
 interface PathOutcome {
@@ -117,15 +117,16 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('mv')
     .summary('move or rename a remote file or directory')
     .description(
-      'Move or rename a remote file or directory. A file at <to> is replaced; a directory never is.',
+      'Move or rename a remote file or directory. As with mv(1), into <to> if that is a directory (or ends in /); else a file at <to> is replaced.',
     )
     .argument('<from>', 'remote path to move')
-    .argument('<to>', 'new remote path')
+    .argument('<to>', 'new remote path, or a directory to move it into')
     .action(async (from: string, to: string, _options: unknown, command: Command) => {
       const global = begin(command);
       await withClient(global, async (client) => {
         try {
-          await client.rename(remotePathFromArgument(from), remotePathFromArgument(to));
+          const source = remotePathFromArgument(from);
+          await client.rename(source, await moveTarget(client, source, to));
           if (output.json) output.printJson({ ok: true });
         } catch (error) {
           output.failure(`mv ${from}`, error);
@@ -133,6 +134,23 @@ export function registerFileCommands(program: Command, output: Output): void {
         }
       });
     });
+}
+
+/**
+ * Where `mv` puts `source`: inside `to` when that is a directory (or ends in '/', then it must be
+ * one), as mv(1) and put do; else at `to` itself.
+ */
+async function moveTarget(client: Client, source: string, to: string): Promise<string> {
+  const target = remotePathFromArgument(to);
+  const into = joinRemote(target, remoteBaseName(source));
+  const entry = await client.stat(target).catch((error: unknown) => {
+    if (error instanceof MuxftpError && error.code === 'NOT_FOUND' && !to.endsWith('/')) return undefined;
+    throw error;
+  });
+  if (entry === undefined) return target;
+  if (entry.type === 'dir') return into;
+  if (to.endsWith('/')) throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${target}`);
+  return target;
 }
 
 /** `ls FILE` shows that one entry, as ls(1) does. */
