@@ -300,7 +300,12 @@ describe('interrupted and failed uploads never leave a partial file', () => {
     const peer = await RawPeer.open(env.port);
     const credit = await openPut(peer, 1, 'target.bin');
     peer.write(encodeData(1, randomBytes(Math.min(credit, MiB))));
-    await new Promise((r) => setTimeout(r, 50));
+    // Cut once the upload is provably under way (its temporary file exists), not after a fixed
+    // 50 ms, which on a loaded machine could cut it before there was anything to clean up.
+    const temporary = async () => (await readdir(env!.root!)).filter((n) => n.startsWith('.muxftp-'));
+    for (let i = 0; i < 500 && (await temporary()).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(await temporary()).toHaveLength(1);
     peer.destroy();
     await peer.closed;
     // The server notices the disconnect and drops the temporary file.
