@@ -1,7 +1,8 @@
 /**
  * Bandwidth limits: the token bucket's arithmetic on a fake clock, and throttled transfers over
- * real sockets whose measured rate stays within ±20% of the configured one (the rate is the
- * behaviour here, so it is measured, over a couple of seconds with generous bounds).
+ * real sockets whose measured rate is never above the configured one by more than 20% (the rate
+ * is the behaviour here, so it is measured, over a couple of seconds). Below it, only a gross
+ * over-throttle fails (under half the rate): a loaded machine only ever makes a transfer slower.
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -58,9 +59,9 @@ describe('throttled transfers', () => {
 
   const rate = 2 * MiB;
   const size = 4 * MiB;
-  const within20Percent = (bytes: number, ms: number) => {
+  const atTheRate = (bytes: number, ms: number) => {
     const measured = bytes / (ms / 1000);
-    expect(measured).toBeGreaterThan(rate * 0.8);
+    expect(measured).toBeGreaterThan(rate * 0.5);
     expect(measured).toBeLessThan(rate * 1.2);
   };
 
@@ -70,10 +71,10 @@ describe('throttled transfers', () => {
     const payload = randomBytes(size);
     let started = performance.now();
     await client.put('up.bin', payload);
-    within20Percent(size, performance.now() - started);
+    atTheRate(size, performance.now() - started);
     started = performance.now();
     const back = await client.getBuffer('up.bin');
-    within20Percent(size, performance.now() - started);
+    atTheRate(size, performance.now() - started);
     expect(back.equals(payload)).toBe(true);
   });
 
@@ -91,6 +92,6 @@ describe('throttled transfers', () => {
     await Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]);
     const started = performance.now();
     await Promise.all([first.getBuffer('a.bin'), second.getBuffer('b.bin')]);
-    within20Percent(size, performance.now() - started);
+    atTheRate(size, performance.now() - started);
   });
 });
