@@ -329,7 +329,7 @@ describe('connection state machine under random frame sequences', () => {
 
   async function expectServerHealthy(): Promise<void> {
     // The random connection is gone from the server, the bystander still works end to end.
-    for (let i = 0; i < 100 && server.server.stats().connections > 1; i++) await delay(20);
+    for (let i = 0; i < 250 && server.server.stats().connections > 1; i++) await delay(20);
     expect(server.server.stats().connections).toBe(1);
     const probe = Buffer.from(`probe ${Math.random()}`);
     await bystander.put('probe.bin', probe);
@@ -339,9 +339,10 @@ describe('connection state machine under random frame sequences', () => {
       const stored = await readFile(join(server.root!, path));
       expect(allowed.get(path)!.has(sha256(stored))).toBe(true);
     }
-    // Uploads a dropped connection abandoned are removed (asynchronously: give them a moment).
+    // Uploads a dropped connection abandoned are removed (asynchronously: up to 5 s, for a
+    // loaded machine; one second was tight).
     let leftovers: string[] = [];
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 250; i++) {
       leftovers = (await readdir(server.root!, { recursive: true })).filter((p) => p.includes('.muxftp-'));
       if (leftovers.length === 0) break;
       await delay(20);
