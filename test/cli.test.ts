@@ -427,6 +427,7 @@ describe('muxftp CLI', () => {
       while ((await readdir(local)).length === 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
+      expect(await readdir(local)).toHaveLength(1); // interrupted mid-download, not before it began
       child.kill('SIGINT');
       const { code, stderr } = await result;
       expect(code).toBe(130);
