@@ -39,9 +39,29 @@ export async function inspectLocalIfExists(localPath: string): Promise<LocalEntr
   }
 }
 
+/**
+ * `mkdir -p`, one level at a time from the deepest directory that exists. Not Node's
+ * `mkdir(..., { recursive: true })`: under /proc, where a new name is ENOENT rather than EACCES,
+ * that retries the parent and the child forever and never settles (nodejs/node, Linux procfs).
+ */
 export async function makeLocalDir(localPath: string): Promise<void> {
+  const missing: string[] = [];
+  let dir = path.resolve(localPath);
   try {
-    await mkdir(localPath, { recursive: true });
+    for (;;) {
+      const entry = await inspectLocalIfExists(dir);
+      if (entry?.kind === 'dir') break;
+      if (entry !== undefined) throw new MuxftpError('LOCAL_IO_ERROR', `not a directory: ${dir}`);
+      missing.push(dir);
+      if (path.dirname(dir) === dir) break;
+      dir = path.dirname(dir);
+    }
+    for (const each of missing.reverse()) {
+      // EEXIST: made meanwhile by another download of the same tree, which is fine.
+      await mkdir(each).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+    }
   } catch (error) {
     throw localFsError(error, localPath);
   }

@@ -486,6 +486,23 @@ describe('muxftp CLI', () => {
     },
   );
 
+  // procfs answers ENOENT to a new name: Node's recursive mkdir then never settled.
+  it.skipIf(process.platform !== 'linux' || !existsSync('/proc/self'))(
+    'get -p into a directory that cannot be made fails at once, even under /proc',
+    async () => {
+      const local = await tempDirs.make();
+      await writeFile(join(local, 'x'), 'x');
+      expect((await runCli(['put', 'x', 'made-dir.txt', ...remote], { cwd: local })).code).toBe(0);
+      const down = await runCli(['get', 'made-dir.txt', '--to', '/proc/muxftp-cli-test/a/', '-p', ...remote]);
+      expect(down.code).toBe(1);
+      expectOneErrorLine(down, 'no such file or directory: /proc/muxftp-cli-test/a', 'LOCAL_IO_ERROR');
+      // Where it can, -p makes every missing level.
+      const deep = await runCli(['get', 'made-dir.txt', 'n1/n2/n3/', '-p', ...remote], { cwd: local });
+      expect(deep).toMatchObject({ code: 0, stderr: '' });
+      expect(await readFile(join(local, 'n1', 'n2', 'n3', 'made-dir.txt'), 'utf8')).toBe('x');
+    },
+  );
+
   it('refuses a path that climbs out of the root (INVALID_PATH)', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'x'), 'escape attempt');
