@@ -11,6 +11,7 @@ import { StorageError } from '../shared/errors.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
 import {
+  encodeCancel,
   encodeData,
   encodeEnd,
   encodeFrame,
@@ -288,6 +289,78 @@ describe('stream-level errors fail that stream only', () => {
       code: 'INVALID_PATH',
     });
     expect(await readdir(outside)).toEqual(['secret']);
+  });
+});
+
+describe('stream ids and late frames (docs/PROTOCOL.md, Streams)', () => {
+  const list = (id: number) => encodeOpen(id, { op: 'list', path: '' });
+  const replied = (peer: RawPeer, id: number) =>
+    peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === id);
+
+  it('an OPEN whose id is below one opened before is a PROTOCOL_ERROR', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    peer.write(list(7));
+    await replied(peer, 7);
+    peer.write(list(3));
+    expect(await peer.connectionError()).toEqual({
+      code: 'PROTOCOL_ERROR',
+      message: 'OPEN on stream 3: ids must increase (last was 7)',
+    });
+    await peer.closed;
+  });
+
+  it('END on a stream that finished is STREAM_CLOSED', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    await openPut(peer, 1, 'done.bin');
+    const bytes = Buffer.from('abc');
+    peer.write(Buffer.concat([encodeData(1, bytes), encodeEnd(1, bytes.length, 'xxh128', digest(bytes))]));
+    await replied(peer, 1);
+    peer.write(encodeEnd(1, bytes.length, 'xxh128', digest(bytes)));
+    expect((await peer.connectionError()).code).toBe('STREAM_CLOSED');
+  });
+
+  it('CANCEL for a stream that finished is ignored', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    peer.write(list(1));
+    await replied(peer, 1);
+    peer.write(Buffer.concat([encodeCancel(1), list(2)]));
+    await replied(peer, 2);
+    expect(peer.frames.filter((f) => f.type === FrameType.ERROR)).toEqual([]);
+  });
+
+  it("a failed stream's id is forgotten once the client's END for it arrives: DATA after that is STREAM_CLOSED", async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    peer.write(encodeOpen(1, { op: 'put', path: '../escape' }));
+    expect((await peer.streamError(1)).code).toBe('INVALID_PATH');
+    // In flight when the ERROR crossed them: dropped; END is the client's last word on the stream.
+    peer.write(
+      Buffer.concat([encodeData(1, Buffer.from('x')), encodeEnd(1, 1, 'xxh128', digest(Buffer.from('x')))]),
+    );
+    peer.write(list(2));
+    await replied(peer, 2);
+    peer.write(encodeData(1, Buffer.from('y')));
+    expect((await peer.connectionError()).code).toBe('STREAM_CLOSED');
+  });
+
+  it('past 4096 failed streams the oldest id is forgotten first; later ones still drop their late frames', async () => {
+    env = await startServer();
+    const peer = await RawPeer.open(env.port);
+    const failed = 4097;
+    const opens: Buffer[] = [];
+    for (let id = 1; id <= failed; id++)
+      opens.push(encodeFrame(FrameType.OPEN, 0, id, Buffer.from('{"op":"chmod"}')));
+    peer.write(Buffer.concat(opens));
+    expect((await peer.streamError(failed)).code).toBe('UNSUPPORTED');
+    // Stream 2 is still remembered: its late DATA is dropped and the connection goes on.
+    peer.write(Buffer.concat([encodeData(2, Buffer.from('late')), list(failed + 1)]));
+    await replied(peer, failed + 1);
+    // Stream 1 was the 4097th from last: forgotten, so its late DATA is for a finished stream.
+    peer.write(encodeData(1, Buffer.from('late')));
+    expect((await peer.connectionError()).code).toBe('STREAM_CLOSED');
   });
 });
 
