@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
@@ -289,6 +290,27 @@ describe('muxftp serve --metrics', () => {
     const wide = serve(['--metrics', '0.0.0.0:0']);
     await metricsLine(wide);
     expect(wide.stderr()).toContain('muxftp: warning: metrics listening on 0.0.0.0');
+  });
+
+  it('does not say it is listening when its metrics port is taken, and exits 1 saying why', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const busy = serve(['--metrics', `127.0.0.1:${port}`]);
+      let stdout = '';
+      busy.child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      const [code] = await once(busy.child, 'exit');
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      expect(busy.stderr()).toContain(
+        `muxftp: serve: cannot serve metrics on 127.0.0.1:${port}: address already in use`,
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('is off by default and rejects a malformed address as a usage error', async () => {

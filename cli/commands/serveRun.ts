@@ -55,7 +55,6 @@ export async function serve(options: ServeOptions): Promise<void> {
     throw new CliError(`serve: cannot listen on ${formatAddress(options)}: ${reason}`, { cause: error });
   }
 
-  process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   const warnings = startWarnings(address.host, {
     tls: access.tls !== undefined,
     tlsOnly: access.tlsOnly === true,
@@ -77,6 +76,8 @@ export async function serve(options: ServeOptions): Promise<void> {
     await storage.close();
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
+  // Only once everything asked for is up: whoever waits for this line may rely on all of it.
+  process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
 
   const stopReloading = options.users !== undefined ? reloadUsersOnHangup(server, options) : undefined;
