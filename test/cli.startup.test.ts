@@ -5,15 +5,18 @@
  * by a module hook in a child process.
  */
 import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
 
 const MAIN = pathToFileURL(join(import.meta.dirname, '..', 'dist', 'cli', 'main.js')).href;
 
 /** Runs `muxftp <args>` in-process in a child that prints every module URL it resolves. */
-async function modulesLoadedBy(args: string[]): Promise<string[]> {
+async function modulesLoadedBy(args: string[], cwd?: string): Promise<string[]> {
   const hook = `export async function resolve(specifier, context, next) {
     const result = await next(specifier, context);
     process.stderr.write('LOADED ' + result.url + '\\n');
@@ -27,6 +30,7 @@ async function modulesLoadedBy(args: string[]): Promise<string[]> {
   // A failing command (exit code 1) still tells what it loaded.
   const { stderr } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
     timeout: 20_000,
+    cwd,
   }).catch((error: { stderr?: string }) => ({ stderr: error.stderr ?? '' }));
   return stderr
     .split('\n')
@@ -41,11 +45,37 @@ const HEAVY = [
   /\/dist\/client\/bench\/runner\.js$/,
 ];
 
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-startup-');
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
 describe('CLI start-up', () => {
   it('loads neither the server nor the load generator for client commands', async () => {
     const loaded = await modulesLoadedBy(['put', '--help']);
     expect(loaded.some((url) => url.endsWith('/dist/cli/commands/put.js'))).toBe(true);
     expect(loaded.filter((url) => HEAVY.some((heavy) => heavy.test(url)))).toEqual([]);
+  });
+
+  it('nor while put, get and ls run against a server (what their actions import too)', async () => {
+    server = await startServer();
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'up.txt'), 'up\n');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    for (const args of [['put', 'up.txt'], ['get', 'up.txt', 'down.txt'], ['ls']]) {
+      const loaded = await modulesLoadedBy([...args, ...at], local);
+      expect({ args, heavy: loaded.filter((url) => HEAVY.some((heavy) => heavy.test(url))) }).toEqual({
+        args,
+        heavy: [],
+      });
+    }
+    // put and get did run, each way.
+    const client = await server.connect();
+    expect((await client.getBuffer('up.txt')).toString()).toBe('up\n');
+    expect(await readFile(join(local, 'down.txt'), 'utf8')).toBe('up\n');
   });
 
   it('loads the server when serve runs', async () => {
