@@ -15,7 +15,8 @@ describe('bench/fuzz.mjs', () => {
     const child = spawn(
       process.execPath,
       [join(REPO, 'bench', 'fuzz.mjs'), '--sessions', '150', '--duration', '8s', '--seed', '1234'],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+      // Its own process group, so a hung run is killed together with the server it started.
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     let stdout = '';
     let stderr = '';
@@ -25,7 +26,11 @@ describe('bench/fuzz.mjs', () => {
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // Bounded: a run that hangs is killed rather than outliving the test.
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 25_000);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve)).finally(() =>
+      clearTimeout(timer),
+    );
     expect(stderr).toBe('');
     const report = JSON.parse(stdout);
     expect(report).toMatchObject({ crashes: 0, corrupted: [], verifierErrors: [] });
