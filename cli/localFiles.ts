@@ -46,7 +46,8 @@ export async function inspectLocalIfExists(localPath: string): Promise<LocalEntr
  */
 export async function makeLocalDir(localPath: string): Promise<void> {
   const missing: string[] = [];
-  let dir = path.resolve(localPath);
+  // Walked up as given (relative stays relative), so a message names the path the user wrote.
+  let dir = path.normalize(localPath);
   try {
     for (;;) {
       const entry = await inspectLocalIfExists(dir);

@@ -500,6 +500,15 @@ describe('muxftp CLI', () => {
       const deep = await runCli(['get', 'made-dir.txt', 'n1/n2/n3/', '-p', ...remote], { cwd: local });
       expect(deep).toMatchObject({ code: 0, stderr: '' });
       expect(await readFile(join(local, 'n1', 'n2', 'n3', 'made-dir.txt'), 'utf8')).toBe('x');
+      // A file in the way is named as the user wrote the path.
+      const blocked = await runCli(['get', 'made-dir.txt', 'x/sub/', '-p', ...remote], { cwd: local });
+      expect(blocked.code).toBe(1);
+      expectOneErrorLine(blocked, 'not a directory: x/sub (LOCAL_IO_ERROR)');
+      expect((await runCli(['put', 'x', 'made/x', '-p', ...remote], { cwd: local })).code).toBe(0);
+      const tree = await runCli(['get', '-r', 'made', 'x', ...remote], { cwd: local });
+      expect(tree.code).toBe(1);
+      expect(tree.stderr).toContain('muxftp: get made: not a directory: x (LOCAL_IO_ERROR)');
+      expect(tree.stderr).not.toContain(local);
     },
   );
 

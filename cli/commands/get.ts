@@ -95,7 +95,7 @@ function getTargetFromArguments(
 async function ensureLocalDir(dir: string, parents: boolean): Promise<void> {
   // Without its trailing slash, as the remote side normalizes --to: a file there is NOT_A_DIRECTORY
   // for get as for put, not the ENOTDIR of looking inside it.
-  const existing = await inspectLocalIfExists(path.resolve(dir));
+  const existing = await inspectLocalIfExists(path.normalize(dir).replace(/(.)[\\/]+$/, '$1'));
   if (existing === undefined) {
     if (!parents) throw new MuxftpError('NOT_FOUND', `no such local directory: ${dir}`);
     await makeLocalDir(dir);
