@@ -1,8 +1,8 @@
 /**
  * Bandwidth limits: the token bucket's arithmetic on a fake clock, and throttled transfers over
- * real sockets whose measured rate is never above the configured one by more than 20% (the rate
- * is the behaviour here, so it is measured, over a couple of seconds). Below it, only a gross
- * over-throttle fails (under half the rate): a loaded machine only ever makes a transfer slower.
+ * real sockets whose measured rate is within ±20% of the configured one (the rate is the
+ * behaviour here, so it is measured, over a couple of seconds). A loaded machine only ever makes
+ * a transfer slower, so a slow measurement is taken again, up to three times.
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -59,24 +59,36 @@ describe('throttled transfers', () => {
 
   const rate = 2 * MiB;
   const size = 4 * MiB;
-  const atTheRate = (bytes: number, ms: number) => {
-    const measured = bytes / (ms / 1000);
-    expect(measured).toBeGreaterThan(rate * 0.5);
-    expect(measured).toBeLessThan(rate * 1.2);
-  };
+  /**
+   * Runs `transfer` (which moves `size` bytes) until its rate is within ±20% of the limit, at
+   * most three times. Faster fails at once; slower is tried again, since a loaded machine only
+   * ever slows a transfer down: a throttle that is too slow fails every try.
+   */
+  async function expectAtTheRate(transfer: () => Promise<unknown>): Promise<void> {
+    const measured: number[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const started = performance.now();
+      await transfer();
+      const bytesPerSecond = size / ((performance.now() - started) / 1000);
+      expect(bytesPerSecond).toBeLessThan(rate * 1.2);
+      measured.push(bytesPerSecond);
+      if (bytesPerSecond > rate * 0.8) return;
+    }
+    const mibs = measured.map((r) => (r / MiB).toFixed(2)).join(', ');
+    expect.fail(`${mibs} MiB/s: under 80% of ${rate / MiB} MiB/s each time`);
+  }
 
   it("--max-rate holds a connection's download and upload to the configured rate", async () => {
     server = await startServer({ maxRateBytesPerSecond: rate });
     const client = await server.connect();
     const payload = randomBytes(size);
-    let started = performance.now();
-    await client.put('up.bin', payload);
-    atTheRate(size, performance.now() - started);
-    started = performance.now();
-    const back = await client.getBuffer('up.bin');
-    atTheRate(size, performance.now() - started);
+    await expectAtTheRate(() => client.put('up.bin', payload));
+    let back: Buffer = Buffer.alloc(0);
+    await expectAtTheRate(async () => {
+      back = await client.getBuffer('up.bin');
+    });
     expect(back.equals(payload)).toBe(true);
-  });
+  }, 40_000);
 
   it("a user's rate is shared by all their connections", async () => {
     const users = addUser(emptyUsersFile(), {
@@ -90,8 +102,6 @@ describe('throttled transfers', () => {
     const second = await server.connect({ user: 'alice', password: 'pw' });
     const payload = randomBytes(size / 2);
     await Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]);
-    const started = performance.now();
-    await Promise.all([first.getBuffer('a.bin'), second.getBuffer('b.bin')]);
-    atTheRate(size, performance.now() - started);
-  });
+    await expectAtTheRate(() => Promise.all([first.getBuffer('a.bin'), second.getBuffer('b.bin')]));
+  }, 40_000);
 });
