@@ -89,6 +89,8 @@ interface FilePayload {
 
 interface TotalPayload {
   rate: RateMeter;
+  /** Transfers in flight whose size is not known yet (stdin): until then the total is not either. */
+  unknownSizes: number;
 }
 
 function renderBar(options: cliProgress.Options, params: cliProgress.Params): string {
@@ -104,8 +106,15 @@ const formatFileBar: cliProgress.GenericFormatter = (options, params, payload: F
 const formatTotalBar: cliProgress.GenericFormatter = (options, params, payload: TotalPayload) => {
   const rate = payload.rate.perSecond();
   const remaining = params.total - params.value;
-  const eta = remaining <= 0 ? '0 s' : rate > 0 ? formatEta((remaining / rate) * 1_000) : '--';
-  const bytes = `${formatBytes(params.value)} / ${formatBytes(params.total)}`.padStart(21);
+  const known = payload.unknownSizes === 0;
+  const eta = !known
+    ? '--'
+    : remaining <= 0
+      ? '0 s'
+      : rate > 0
+        ? formatEta((remaining / rate) * 1_000)
+        : '--';
+  const bytes = `${formatBytes(params.value)} / ${known ? formatBytes(params.total) : '?'}`.padStart(21);
   return `${fitName('total')} ${renderBar(options, params)} ${bytes}  ${formatRate(rate)}  ETA ${eta}`;
 };
 
@@ -115,6 +124,7 @@ class BarProgress implements TransferProgress {
   private readonly bars: cliProgress.MultiBar;
   private readonly totalBar: cliProgress.SingleBar;
   private readonly totalRate = new RateMeter();
+  private readonly totalPayload: TotalPayload = { rate: this.totalRate, unknownSizes: 0 };
   private readonly startedAt = performance.now();
   private expectedBytes = 0;
   private doneBytes = 0;
@@ -134,7 +144,7 @@ class BarProgress implements TransferProgress {
       gracefulExit: false,
     });
     this.totalRate.record(0);
-    this.totalBar = this.bars.create(0, 0, { rate: this.totalRate } satisfies TotalPayload, {
+    this.totalBar = this.bars.create(0, 0, this.totalPayload, {
       format: formatTotalBar,
     });
   }
@@ -154,6 +164,11 @@ class BarProgress implements TransferProgress {
     const bar = this.bars.create(size ?? 0, 0, payload);
     let reported = 0;
     let ended = false;
+    if (size === undefined) this.totalPayload.unknownSizes++;
+    const sizeLearned = (learned: number): void => {
+      this.totalPayload.unknownSizes--;
+      this.expectedBytes += learned;
+    };
     return {
       update: (bytesDone, bytesTotal) => {
         if (ended) return;
@@ -163,6 +178,7 @@ class BarProgress implements TransferProgress {
         this.totalRate.record(this.doneBytes);
         const total = bytesTotal ?? size;
         if (total !== undefined) {
+          if (size === undefined && !payload.sizeKnown) sizeLearned(total);
           payload.sizeKnown = true;
           bar.setTotal(total);
         } else {
@@ -177,6 +193,7 @@ class BarProgress implements TransferProgress {
       end: (ok) => {
         if (ended) return;
         ended = true;
+        if (!payload.sizeKnown) sizeLearned(reported);
         if (ok) this.succeeded++;
         else this.failed++;
         this.bars.remove(bar);

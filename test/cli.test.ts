@@ -596,7 +596,7 @@ describe('muxftp CLI', () => {
 
   // script(1) (util-linux) runs the command on a pseudo-terminal, as a user at a terminal would.
   it.skipIf(spawnSync('script', ['--version']).status !== 0)(
-    'on a terminal only, sums a run up, counting the files that failed before they began',
+    'on a terminal only: sums a run up counting files that failed before they began; no ETA while stdin has no size',
     async () => {
       const local = await tempDirs.make();
       await writeFile(join(local, 'ok.txt'), 'fine');
@@ -614,6 +614,28 @@ describe('muxftp CLI', () => {
       const piped = await runCli(args, { cwd: local });
       expect(piped.code).toBe(1);
       expectOneErrorLine(piped, 'muxftp: put missing.txt: no such file or directory');
+
+      // While stdin is still coming, neither its size nor the total's is known: no "ETA 0 s".
+      const upload = `${quoted.slice(0, 2).join(' ')} put - pty/stdin.txt ${remote.join(' ')}`;
+      const slowStdin = spawn(
+        'script',
+        ['-qec', `(printf abc; sleep 1.2; printf def) | ${upload}`, '/dev/null'],
+        {
+          cwd: local,
+          stdio: 'pipe',
+        },
+      );
+      children.add(slowStdin);
+      slowStdin.once('exit', () => children.delete(slowStdin));
+      const drawn = await collect(slowStdin);
+      expect(drawn.code).toBe(0);
+      const totals = drawn.stdout
+        .toString()
+        .split(/[\r\n]/)
+        .filter((line) => line.includes('total  '));
+      expect(totals.some((line) => /3 B \/ \? {2}.*ETA --/.test(line))).toBe(true);
+      expect(totals.filter((line) => /3 B \/ 3 B/.test(line))).toEqual([]);
+      expect(await readFile(join(root, 'pty', 'stdin.txt'), 'utf8')).toBe('abcdef');
     },
   );
 
