@@ -19,7 +19,10 @@ export function runCliQuietly(
       stderr += chunk.toString();
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
     child.once('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stderr });

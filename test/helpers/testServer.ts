@@ -42,7 +42,15 @@ export async function startServer(
     log: (line) => logs.push(line),
     ...serverOptions,
   });
-  const { port } = await server.listen();
+  let port: number;
+  try {
+    ({ port } = await server.listen());
+  } catch (error) {
+    // Nothing will call stop(): let go of what was opened for this server here.
+    await storage.close();
+    if (root) await rm(root, { recursive: true, force: true });
+    throw error;
+  }
   const clients: Client[] = [];
   return {
     server,
