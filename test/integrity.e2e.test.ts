@@ -86,7 +86,7 @@ describe.each(['xxh128', 'sha256'] as const)(
       });
       // Nothing under the name, no temporary file left behind.
       await expect(env.storage.stat('c.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
-      for (let i = 0; i < 50 && (await readdir(env.root!)).length > 0; i++)
+      for (let i = 0; i < 250 && (await readdir(env.root!)).length > 0; i++)
         await new Promise((r) => setTimeout(r, 20));
       expect(await readdir(env.root!)).toEqual([]);
 
