@@ -504,11 +504,17 @@ describe('muxftp CLI', () => {
       const blocked = await runCli(['get', 'made-dir.txt', 'x/sub/', '-p', ...remote], { cwd: local });
       expect(blocked.code).toBe(1);
       expectOneErrorLine(blocked, 'not a directory: x/sub (LOCAL_IO_ERROR)');
-      expect((await runCli(['put', 'x', 'made/x', '-p', ...remote], { cwd: local })).code).toBe(0);
-      const tree = await runCli(['get', '-r', 'made', 'x', ...remote], { cwd: local });
+      expect((await runCli(['put', 'x', 'made/sub/x', '-p', ...remote], { cwd: local })).code).toBe(0);
+      // One line for the directory that cannot be made, none for each thing inside it.
+      const tree = await runCli(['get', '-r', 'made', 'x', '--json', ...remote], { cwd: local });
       expect(tree.code).toBe(1);
-      expect(tree.stderr).toContain('muxftp: get made: not a directory: x (LOCAL_IO_ERROR)');
-      expect(tree.stderr).not.toContain(local);
+      expectOneErrorLine(tree, 'muxftp: get made: not a directory: x (LOCAL_IO_ERROR)');
+      const outcomes = JSON.parse(tree.stdout.toString()) as Array<{ local: string; ok: boolean }>;
+      expect(outcomes.map(({ local, ok }) => ({ local, ok }))).toEqual([
+        { local: 'x', ok: false },
+        { local: join('x', 'sub'), ok: false },
+        { local: join('x', 'sub', 'x'), ok: false },
+      ]);
     },
   );
 

@@ -170,15 +170,32 @@ async function get(
     fail,
   });
 
-  // In order: each directory after its parent.
+  // In order: each directory after its parent. What is inside one that could not be made fails
+  // with it, in the JSON results and the count, without a line of its own for each.
+  const unmade: Array<{ dir: string; error: unknown }> = [];
+  const unmadeAbove = (local: string) => unmade.find(({ dir }) => local.startsWith(dir + path.sep));
   for (const dir of localDirs) {
-    await makeLocalDir(dir.local).catch((error: unknown) => fail(dir.local, dir.remote, error));
+    const above = unmadeAbove(dir.local);
+    if (above !== undefined) {
+      failures.push(failedOutcome(dir.local, dir.remote, above.error));
+      continue;
+    }
+    await makeLocalDir(dir.local).catch((error: unknown) => {
+      fail(dir.local, dir.remote, error);
+      unmade.push({ dir: dir.local, error });
+    });
+  }
+  const runnable: TransferJob[] = [];
+  for (const job of jobs) {
+    const above = unmadeAbove(job.local);
+    if (above === undefined) runnable.push(job);
+    else failures.push(failedOutcome(job.local, job.remote, above.error));
   }
 
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).
   const outcomes = await runTransfers({
     command: 'get',
-    jobs,
+    jobs: runnable,
     parallel,
     output,
     connection,
