@@ -117,7 +117,8 @@ describe('muxftp user', () => {
       stdin: 'alice-pw\n',
     });
     expect(added).toMatchObject({ code: 0, stderr: '' });
-    await run(['user', 'add', 'reader', '--users', usersFile, '--read-only', '--home', 'alice'], {
+    // A leading / means the served root, as `user list` shows homes.
+    await run(['user', 'add', 'reader', '--users', usersFile, '--read-only', '--home', '/alice'], {
       stdin: 'reader-pw\n',
     });
     await run(['user', 'add', 'temp', '--users', usersFile], { stdin: 'x\n' });

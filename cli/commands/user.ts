@@ -50,7 +50,10 @@ export function registerUserCommand(program: Command, output: Output): void {
       'Add a user. The password is asked for on a terminal (twice), or read from the first line of stdin.',
     )
     .addOption(usersOption())
-    .option('--home <dir>', "the user's root, a directory under the served root (default: the user's name)")
+    .option(
+      '--home <dir>',
+      "the user's root, a directory under the served root, /shared or shared (default: the user's name)",
+    )
     .option(
       '--perm <list>',
       `comma-separated permissions: ${PERMISSIONS.join(',')} (default: all)`,
@@ -83,7 +86,8 @@ export function registerUserCommand(program: Command, output: Output): void {
               name,
               passwordHash,
               permissions: flags.readOnly ? [...READ_ONLY_PERMISSIONS] : (flags.perm ?? [...PERMISSIONS]),
-              ...(flags.home !== undefined ? { home: flags.home } : {}),
+              // '/shared' as `user list` shows it: a leading / means the served root, as for remote paths.
+              ...(flags.home !== undefined ? { home: flags.home.replace(/^\/+/, '') } : {}),
               ...(flags.quota !== undefined && flags.quota > 0 ? { quota: flags.quota } : {}),
               ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
             },
