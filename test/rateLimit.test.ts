@@ -104,4 +104,18 @@ describe('throttled transfers', () => {
     await Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]);
     await expectAtTheRate(() => Promise.all([first.getBuffer('a.bin'), second.getBuffer('b.bin')]));
   }, 40_000);
+
+  it('--max-user-rate is the rate of a user the users file gives none, shared by all their connections', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'bob',
+      passwordHash: await hashPassword('pw'),
+      permissions: [...PERMISSIONS],
+    });
+    server = await startServer({ accounts: new Accounts({ users }), maxUserRateBytesPerSecond: rate });
+    const first = await server.connect({ user: 'bob', password: 'pw' });
+    const second = await server.connect({ user: 'bob', password: 'pw' });
+    const payload = randomBytes(size / 2);
+    await expectAtTheRate(() => Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]));
+    expect((await first.getBuffer('b.bin')).equals(payload)).toBe(true);
+  }, 40_000);
 });
