@@ -1,29 +1,37 @@
 /**
- * Limits given to `muxftp serve` as flags reach the server it runs: the flags are parsed by the
- * CLI, so only a real `serve` child process shows them working (the library options have their
- * own tests). Needs dist/ (npm test builds it).
+ * Limits and settings given to `muxftp serve` as flags reach the server it runs: the flags are
+ * parsed by the CLI, so only a real `serve` child process shows them working (the library options
+ * have their own tests). Needs dist/ (npm test builds it).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { emptyUsersFile, writeUsersFile } from '../server/auth/usersFile.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { TempDirs } from './helpers/tempDirs.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
 
 const children = new Set<ChildProcess>();
 const closers: Array<() => unknown> = [];
+const tempDirs = new TempDirs('muxftp-serve-flags-');
 afterEach(async () => {
   for (const close of closers.splice(0)) await close();
   for (const child of children) child.kill('SIGKILL');
   children.clear();
+  await tempDirs.removeAll();
 });
 
-/** `muxftp serve --memory` on 127.0.0.1, port 0, with `flags`; resolves to its port. */
+/** `muxftp serve` (in memory unless `flags` give a --root) on 127.0.0.1, port 0; resolves to its port. */
 async function serve(flags: string[]): Promise<number> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--memory', '--port', '0', ...flags], {
+  const storage = flags.includes('--root') ? [] : ['--memory'];
+  const child = spawn(process.execPath, [BIN, 'serve', ...storage, '--port', '0', ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -89,5 +97,42 @@ describe('serve limit flags', () => {
       message: 'no HELLO received in time',
     });
     await silent.closed;
+  });
+
+  it('--anonymous-home: anonymous logs in to that directory of the root', async () => {
+    const root = await tempDirs.make();
+    const users = join(await tempDirs.make(), 'users.json');
+    await writeUsersFile(users, emptyUsersFile());
+    await mkdir(join(root, 'public'));
+    await writeFile(join(root, 'public', 'default-home.txt'), 'x');
+    await mkdir(join(root, 'drop'));
+    await writeFile(join(root, 'drop', 'chosen-home.txt'), 'y');
+    const port = await serve(['--root', root, '--users', users, '--anonymous', '--anonymous-home', 'drop']);
+    const anonymous = await Client.connect({ host: '127.0.0.1', port, user: 'anonymous' });
+    closers.push(() => anonymous.destroy());
+    expect((await anonymous.list('')).map((e) => e.name)).toEqual(['chosen-home.txt']);
+  });
+
+  it('--partial-retention 0: an interrupted resumable upload keeps nothing', async () => {
+    const root = await tempDirs.make();
+    const source = join(await tempDirs.make(), 'source.bin');
+    await writeFile(source, randomBytes(2 * INTEGRITY_BLOCK_BYTES));
+    const port = await serve(['--root', root, '--fsync', 'never', '--partial-retention', '0']);
+    const client = await Client.connect({ host: '127.0.0.1', port });
+    const cutAt = INTEGRITY_BLOCK_BYTES + INTEGRITY_BLOCK_BYTES / 2; // a whole block sent, and more
+    const upload = client.put('big.bin', source, {
+      resumable: true,
+      onProgress: (done) => {
+        if (done >= cutAt) void client.destroy();
+      },
+    });
+    await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    // The server drops the upload's temporary file once it sees the connection go (up to 10 s).
+    const hidden = async () => (await readdir(root)).filter((name) => name.startsWith('.muxftp-'));
+    for (let i = 0; i < 500 && (await hidden()).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await hidden()).toEqual([]);
+    expect(await readdir(root)).toEqual([]);
   });
 });
