@@ -54,7 +54,8 @@ export async function loadAccounts(
   return new Accounts({
     ...(users !== undefined ? { users } : {}),
     anonymous,
-    anonymousHome: flags.anonymousHome,
+    // '/public' or 'public': a leading / means the served root, as for every remote path.
+    anonymousHome: flags.anonymousHome.replace(/^\/+/, ''),
   });
 }
 

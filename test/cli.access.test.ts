@@ -275,7 +275,7 @@ describe('logins from the CLI', () => {
   });
 
   it('--user anonymous needs no password where serve --anonymous lets it in, and says where it does not', async () => {
-    const open = await serve(['--users', usersFile, '--anonymous']);
+    const open = await serve(['--users', usersFile, '--anonymous', '--anonymous-home', '/public']);
     const closed = await serve(['--users', usersFile]);
     try {
       await mkdir(join(dir, 'data', 'public'), { recursive: true });
