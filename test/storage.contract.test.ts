@@ -393,8 +393,10 @@ describe.each(backends)('$name storage', (backend) => {
       expect(first.knownDigest('xxh128')).toEqual(digest);
       expect(first.knownDigest('sha256')).toBeUndefined();
       await first.close();
-      // Rewritten in place behind storage's back (same size): the digest must not be served.
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      // Rewritten in place behind storage's back (same size): the digest must not be served. The
+      // version is told by mtime and ctime: wait past a coarse timestamp tick (4-10 ms on kernels
+      // without fine-grained file times), or the rewrite could carry the same times.
+      await new Promise((resolve) => setTimeout(resolve, 25));
       await fx.host.writeFile(path.posix.join(fx.root, 'd.bin'), 'DIGEST ME');
       const second = await storage.openRead('d.bin');
       expect(second.knownDigest('xxh128')).toBeUndefined();
