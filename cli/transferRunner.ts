@@ -86,10 +86,25 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
   progress.failedBeforeStart(run.failedBeforeStart);
   const limit = new ConcurrencyLimit(run.parallel);
+  // After Ctrl-C the transfers still waiting for their turn fail together, in one line, not one each.
+  const notStarted = new MuxftpError('CANCELLED', 'interrupted before it started');
+  let notStartedCount = 0;
   try {
-    return await Promise.all(
-      run.jobs.map((job) => limit.run(() => runOne(run, job, progress, controller.signal))),
+    const outcomes = await Promise.all(
+      run.jobs.map((job) =>
+        limit.run(async () => {
+          if (!controller.signal.aborted) return runOne(run, job, progress, controller.signal);
+          notStartedCount++;
+          return failedOutcome(job.local, job.remote, notStarted);
+        }),
+      ),
     );
+    if (notStartedCount > 0) {
+      progress.failedBeforeStart(notStartedCount);
+      const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
+      run.output.failure(run.command, new MuxftpError('CANCELLED', `interrupted before ${files} started`));
+    }
+    return outcomes;
   } finally {
     progress.finish();
     run.output.routeErrorsThrough(undefined);
@@ -105,11 +120,6 @@ async function runOne(
   signal: AbortSignal,
 ): Promise<TransferOutcome> {
   const name = transferSubject(run.command, job);
-  if (signal.aborted) {
-    const error = new MuxftpError('CANCELLED', 'interrupted before it started');
-    run.output.failure(`${run.command} ${name}`, error);
-    return failedOutcome(job.local, job.remote, error);
-  }
   const meter = progress.begin(name, job.size);
   let bytes = 0;
   let client = run.connection.client;

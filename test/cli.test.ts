@@ -438,6 +438,37 @@ describe('muxftp CLI', () => {
     }
   });
 
+  it('Ctrl-C says once how many transfers had not started, rather than a line each', async () => {
+    const local = await tempDirs.make();
+    const names = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
+    await mkdir(join(root, 'queued'));
+    for (const name of names) {
+      await writeFile(join(root, 'queued', name), '');
+      await truncate(join(root, 'queued', name), 768 * MiB);
+    }
+    try {
+      const args = ['get', ...names.map((name) => `queued/${name}`), '--to', '.', '-j', '2', ...remote];
+      const child = spawnCli(args, { cwd: local });
+      const result = collect(child);
+      const deadline = Date.now() + 10_000;
+      while ((await readdir(local)).length < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      child.kill('SIGINT');
+      const { code, stderr } = await result;
+      expect(code).toBe(130);
+      const lines = stderr.trimEnd().split('\n');
+      expect(lines).toHaveLength(3);
+      expect(lines.slice(0, 2).every((line) => /^muxftp: get queued\/h[12]: cancelled/.test(line))).toBe(
+        true,
+      );
+      expect(lines[2]).toBe('muxftp: get: interrupted before 4 files started (CANCELLED)');
+      expect(await readdir(local)).toEqual([]);
+    } finally {
+      await rm(join(root, 'queued'), { recursive: true, force: true });
+    }
+  });
+
   it('a second Ctrl-C exits at once and still leaves no hidden partial download', async () => {
     await writeFile(join(root, 'huge2.bin'), '');
     await truncate(join(root, 'huge2.bin'), 768 * MiB);
