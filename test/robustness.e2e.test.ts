@@ -113,6 +113,14 @@ describe('connection-level violations close that connection only', () => {
       handshake: true,
     },
     {
+      // JSON frames have a lower limit than data (docs/PROTOCOL.md): 256 KiB, checked from the header.
+      name: 'an OPEN over the control-frame limit',
+      bytes: () => header(FrameType.OPEN, 1, 256 * 1024 + 1),
+      code: 'FRAME_TOO_LARGE',
+      message: /^OPEN payload of 262145 bytes exceeds the control limit of 262144$/,
+      handshake: true,
+    },
+    {
       name: 'DATA for a stream never opened',
       bytes: () => encodeData(9, Buffer.from('x')),
       code: 'UNKNOWN_STREAM',
