@@ -134,7 +134,12 @@ describe('muxftp get -c', () => {
         child.stderr.on('data', (chunk: Buffer) => {
           stderr += chunk.toString();
         });
-        child.once('exit', (code) => resolve({ code, stderr }));
+        // A hung command is killed, not left behind the test.
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          resolve({ code, stderr });
+        });
       });
     expect(await run('big.bin')).toEqual({ code: 0, stderr: '' });
     expect(sha256(await readFile(join(dir, 'big.bin')))).toBe(sha256(content));

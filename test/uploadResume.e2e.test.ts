@@ -281,7 +281,12 @@ describe('muxftp put -c', () => {
       child.stderr.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();
       });
-      child.once('exit', (code) => resolve({ code, stderr }));
+      // A hung command is killed, not left behind the test.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stderr });
+      });
     });
     expect(outcome).toEqual({ code: 0, stderr: '' });
     expect(env.server.stats().bytesIn - before).toBe(content.length - kept);
