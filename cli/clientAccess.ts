@@ -6,7 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { ClientOptions } from '../client/client.js';
 import { CliError } from './cliError.js';
-import { promptHidden } from './passwordPrompt.js';
+import { openControllingTerminal, promptHidden } from './passwordPrompt.js';
 import { isLoopback } from './serverAccess.js';
 
 export const PASSWORD_ENV = 'MUXFTP_PASSWORD';
@@ -53,6 +53,17 @@ export async function readCredentialsFile(path: string): Promise<{ user?: string
   return o.user === undefined ? { password: o.password } : { user: o.user, password: o.password };
 }
 
+/** Asks on the process's terminal when stdin is not one; undefined when there is no terminal. */
+async function promptOnControllingTerminal(prompt: string): Promise<string | undefined> {
+  const terminal = openControllingTerminal();
+  if (terminal === undefined) return undefined;
+  try {
+    return await promptHidden(prompt, terminal);
+  } finally {
+    terminal.destroy();
+  }
+}
+
 /** The Client options for `access` towards `host`; may prompt for a password on the terminal. */
 export async function clientAccessOptions(
   access: AccessOptions,
@@ -84,15 +95,19 @@ export async function clientAccessOptions(
   // `--user anonymous` (serve --anonymous) has no password: the name is reserved, no account has one.
   if (user === ANONYMOUS_USER) return tls === undefined ? { user } : { tls, user };
   let password: string | undefined;
+  const prompt = `password for ${user}: `;
   if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user))
     password = fromFile.password;
   else if (env[PASSWORD_ENV] !== undefined) password = env[PASSWORD_ENV];
-  else if (process.stdin.isTTY) password = await promptHidden(`password for ${user}: `);
-  else if (fromFile !== undefined) {
+  // On the terminal: stdin when it is one, else the process's own (stdin may carry data: put -).
+  else if (process.stdin.isTTY) password = await promptHidden(prompt);
+  else password = await promptOnControllingTerminal(prompt);
+  if (password === undefined && fromFile !== undefined) {
     throw new CliError(
       `no password for ${user}: the credentials file ${access.credentials} is for ${fromFile.user}`,
     );
-  } else {
+  }
+  if (password === undefined) {
     throw new CliError(
       `no password for ${user}: set $${PASSWORD_ENV}, use --credentials FILE, or run on a terminal to be asked`,
     );

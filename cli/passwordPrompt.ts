@@ -1,8 +1,22 @@
 /**
  * Reading a password without it ever being in argv: a prompt on the terminal that does not echo
- * what is typed, or the first line of stdin when it is not a terminal (`echo pw | muxftp …`).
+ * what is typed, or the first line of stdin when it is not a terminal (`echo pw | muxftp user add …`).
  */
+import { openSync } from 'node:fs';
+import { ReadStream } from 'node:tty';
 import { CliError } from './cliError.js';
+
+/**
+ * The process's terminal when stdin is not it (`tar c . | muxftp --user alice put - site.tar`),
+ * as ssh and sudo ask there; undefined without one (a service, a CI job, `setsid`).
+ */
+export function openControllingTerminal(): ReadStream | undefined {
+  try {
+    return new ReadStream(openSync('/dev/tty', 'r'));
+  } catch {
+    return undefined;
+  }
+}
 
 /** Prompts on stderr and reads a line from the terminal with echo off. */
 export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.stdin): Promise<string> {

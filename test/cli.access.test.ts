@@ -35,6 +35,8 @@ function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
     cwd: dir,
     env: { ...base, ...env },
     stdio: 'pipe',
+    // A session of its own, without a controlling terminal: nothing can prompt on the developer's.
+    detached: true,
   });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -273,6 +275,42 @@ describe('logins from the CLI', () => {
       await server.stop();
     }
   });
+
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'asks for the password on the terminal when stdin carries the data (put -)',
+    async () => {
+      const server = await serve(['--users', usersFile]);
+      try {
+        const command = [process.execPath, BIN, '--server', `127.0.0.1:${server.port}`, '--user', 'alice'];
+        const upload = `${command.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ')} put - piped.txt`;
+        // script(1) gives the command a terminal; its stdin is the pipe.
+        const child = spawn('script', ['-qec', `printf piped-bytes | ${upload}`, '/dev/null'], {
+          cwd: dir,
+          stdio: 'pipe',
+        });
+        children.add(child);
+        child.once('exit', () => children.delete(child));
+        let shown = '';
+        const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no password prompt: ${shown}`)), 10_000);
+          child.stdout!.on('data', (chunk: Buffer) => {
+            shown += chunk.toString();
+            if (shown.includes('password for alice: ')) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+        });
+        child.stdin!.write('alice-pw\r');
+        expect(await closed).toBe(0);
+        expect(await readFile(join(dir, 'data', 'alice', 'piped.txt'), 'utf8')).toBe('piped-bytes');
+        expect(shown).not.toContain('alice-pw'); // not echoed
+      } finally {
+        await server.stop();
+      }
+    },
+  );
 
   it('--user anonymous needs no password where serve --anonymous lets it in, and says where it does not', async () => {
     const open = await serve(['--users', usersFile, '--anonymous', '--anonymous-home', '/public']);
