@@ -82,7 +82,9 @@ async function openMany(port: number, count: number): Promise<Slowpoke[]> {
 describe('slow and idle peers', () => {
   it('are timed out, handshakes before idle connections, and never keep real clients from being served', async () => {
     const handshakeTimeoutMs = 3_000;
-    const idleTimeoutMs = 6_000;
+    // Far enough above the handshake timeout that a loaded machine's lateness (1.3 s seen at a
+    // load of 2.7 on 2 cores) cannot blur the two: each kind must close near its own timer.
+    const idleTimeoutMs = 9_000;
     env = await startServer({ handshakeTimeoutMs, idleTimeoutMs });
     const hello = encodeHello({
       protocol: 'muxftp',
@@ -119,7 +121,7 @@ describe('slow and idle peers', () => {
       expect(Buffer.concat(s.received).toString('latin1')).toContain('IDLE_TIMEOUT');
     }
     // Each lived its timeout (timers are not early; the loop may be late under load).
-    const slack = 3_000;
+    const slack = 5_000;
     expect(Math.min(...handshakeLifetimes)).toBeGreaterThanOrEqual(handshakeTimeoutMs - 20);
     expect(Math.max(...handshakeLifetimes)).toBeLessThan(handshakeTimeoutMs + slack);
     expect(Math.min(...idleLifetimes)).toBeGreaterThanOrEqual(idleTimeoutMs - 20);
