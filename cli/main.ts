@@ -3,7 +3,9 @@
  * code — 0 when everything asked for succeeded, 1 when anything failed, 2 for a usage error.
  */
 import { Command, CommanderError } from 'commander';
+import { errnoReason } from '../shared/errnoReasons.js';
 import { packageVersion } from '../shared/version.js';
+import { CliError } from './cliError.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerGetCommand } from './commands/get.js';
@@ -53,7 +55,9 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   // `muxftp ls | head`, `muxftp get f - | head -c 10`: once the reader has gone, stop quietly as
   // cat does; without a listener the write's EPIPE crashed the process with a stack trace.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') output.failure('stdout', error);
+    // Anything else (a full disk under `> file`) is said in words, once, and fails the command.
+    if (error.code !== 'EPIPE')
+      output.failure(undefined, new CliError(`cannot write stdout: ${errnoReason(error)}`));
     process.exit(error.code === 'EPIPE' ? BROKEN_PIPE_EXIT_CODE : output.exitCode);
   });
   try {

@@ -5,8 +5,9 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -617,6 +618,45 @@ describe('muxftp CLI', () => {
       expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 141, stderr: '' });
     }
   });
+
+  // /dev/full fails every write with ENOSPC: a full disk under `> file`, made certain.
+  it.skipIf(!existsSync('/dev/full'))(
+    'says in one line, in words, that stdout cannot be written',
+    async () => {
+      const local = await tempDirs.make();
+      await writeFile(join(local, 'full.bin'), randomBytes(256 * 1024));
+      expect((await runCli(['put', 'full.bin', 'full/full.bin', '-p', ...remote], { cwd: local })).code).toBe(
+        0,
+      );
+      for (const args of [
+        ['ls', 'full', ...remote],
+        ['get', 'full/full.bin', '-', ...remote],
+      ]) {
+        const full = await open('/dev/full', 'w');
+        try {
+          const child = spawn(process.execPath, [BIN, ...args], {
+            cwd: local,
+            env: childEnv(),
+            stdio: ['ignore', full.fd, 'pipe'],
+          });
+          children.add(child);
+          let stderr = '';
+          child.stderr!.on('data', (chunk: Buffer) => {
+            stderr += chunk.toString();
+          });
+          const [code] = (await once(child, 'close')) as [number | null];
+          children.delete(child);
+          expect({ args, code, stderr }).toEqual({
+            args,
+            code: 1,
+            stderr: 'muxftp: cannot write stdout: no space left on device\n',
+          });
+        } finally {
+          await full.close();
+        }
+      }
+    },
+  );
 
   it("lists the global options in each client command's help, and each default once", async () => {
     const ls = await runCli(['ls', '--help']);
