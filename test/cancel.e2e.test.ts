@@ -137,12 +137,14 @@ describe('Ctrl-C in the CLI', () => {
       stderr += chunk.toString();
     });
     const exited = new Promise<number | null>((resolve) => put.once('exit', resolve));
-    // Interrupt once every upload is under way on the server (each has its temporary file).
-    for (let i = 0; i < 500; i++) {
-      const temporary = (await readdir(join(root, 'up'))).filter((n) => n.startsWith('.muxftp-'));
-      if (temporary.length === 3) break;
+    // Interrupt once every upload is under way on the server (each has its temporary file; up to
+    // 10 s), and say so if they never were: a signal before that would test something else.
+    const underWay = async () =>
+      (await readdir(join(root, 'up'))).filter((n) => n.startsWith('.muxftp-')).length;
+    for (let i = 0; i < 1000 && (await underWay()) < 3; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    expect(await underWay()).toBe(3);
     put.kill('SIGINT');
     expect(await exited).toBe(130);
     for (const name of names) expect(stderr).toMatch(new RegExp(`put ${name}.*CANCELLED`));
