@@ -110,14 +110,14 @@ describe('login', () => {
     await time('alice'); // warm-up: the dummy hash and the first scrypt
     const known: number[] = [];
     const unknown: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       known.push(await time('alice'));
       unknown.push(await time(`nobody${i}`));
     }
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
     // Without the dummy hash an unknown name is answered in well under a millisecond of work;
-    // scrypt costs tens. Generous bounds: only the order of magnitude is the behaviour.
-    expect(median(unknown)).toBeGreaterThan(median(known) * 0.4);
+    // scrypt costs tens. Generous bounds: only the order of magnitude is the behaviour. The
+    // fastest of five of each: a loaded machine only adds time, to any one of them.
+    expect(Math.min(...unknown)).toBeGreaterThan(Math.min(...known) * 0.4);
   });
 
   it('allows 3 attempts per connection, answering each failure later than the last, then closes', async () => {
