@@ -2,10 +2,11 @@
  * The local side of transfers: what a local path is, the tree under a directory (`put -r`), and
  * directories to download into. Every failure is a LOCAL_IO_ERROR whose message names the path.
  */
-import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
+import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
 
 export function localFsError(error: unknown, localPath: string): MuxftpError {
   if (error instanceof MuxftpError) return error;
@@ -39,31 +40,12 @@ export async function inspectLocalIfExists(localPath: string): Promise<LocalEntr
   }
 }
 
-/**
- * `mkdir -p`, one level at a time from the deepest directory that exists. Not Node's
- * `mkdir(..., { recursive: true })`: under /proc, where a new name is ENOENT rather than EACCES,
- * that retries the parent and the child forever and never settles (nodejs/node, Linux procfs).
- */
+/** `mkdir -p` (shared/makeDirectories.ts); a failure names the level, as the user wrote it. */
 export async function makeLocalDir(localPath: string): Promise<void> {
-  const missing: string[] = [];
-  // Walked up as given (relative stays relative), so a message names the path the user wrote.
-  let dir = path.normalize(localPath);
   try {
-    for (;;) {
-      const entry = await inspectLocalIfExists(dir);
-      if (entry?.kind === 'dir') break;
-      if (entry !== undefined) throw new MuxftpError('LOCAL_IO_ERROR', `not a directory: ${dir}`);
-      missing.push(dir);
-      if (path.dirname(dir) === dir) break;
-      dir = path.dirname(dir);
-    }
-    for (const each of missing.reverse()) {
-      // EEXIST: made meanwhile by another download of the same tree, which is fine.
-      await mkdir(each).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
-    }
+    await makeDirectories(localPath);
   } catch (error) {
+    if (error instanceof NotADirectoryError) throw new MuxftpError('LOCAL_IO_ERROR', error.message);
     throw localFsError(error, localPath);
   }
 }

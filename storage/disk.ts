@@ -2,6 +2,7 @@
 
 import * as fsPromises from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirectories } from '../shared/makeDirectories.js';
 import type { FsFileHandle } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
@@ -28,7 +29,7 @@ export class DiskStorage extends FsStorage {
     }
     const root = path.resolve(options.root);
     try {
-      await fsPromises.mkdir(root, { recursive: true });
+      await makeDirectories(root);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new Error(`DiskStorage: cannot use ${root} as the root: ${reason}`, { cause: error });

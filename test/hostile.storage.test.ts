@@ -185,3 +185,24 @@ describe('special files in the root (disk)', () => {
     }
   });
 });
+
+describe('a disk root that cannot be made', () => {
+  it('fails at once, naming it: under /proc, and under a file', async () => {
+    // Node's recursive mkdir never settles under /proc (a new name there is ENOENT); the root is
+    // made one level at a time instead. The test's own timeout catches a hang.
+    await expect(DiskStorage.open({ root: '/proc/muxftp-no-such-root/data' })).rejects.toThrow(
+      'cannot use /proc/muxftp-no-such-root/data as the root',
+    );
+    const dir = await realpath(await mkdtemp(join(tmpdir(), 'muxftp-root-')));
+    try {
+      await writeFile(join(dir, 'file'), 'x');
+      await expect(DiskStorage.open({ root: join(dir, 'file', 'data') })).rejects.toThrow('not a directory');
+      // Its missing parents are made.
+      const storage = await DiskStorage.open({ root: join(dir, 'a', 'b', 'c') });
+      expect(await readdir(join(dir, 'a', 'b'))).toEqual(['c']);
+      await storage.close();
+    } finally {
+      await nodeFs.rm(dir, { recursive: true, force: true });
+    }
+  }, 15_000);
+});
