@@ -1,10 +1,14 @@
 /**
  * The docs against the code: docs/PROTOCOL.md's error and frame tables list exactly what the code
- * sends, and every file the docs link to or name is in the repository.
+ * sends, README.md names every option of `muxftp serve`, and every file the docs link to or
+ * name is in the repository.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { createProgram } from '../cli/main.js';
+import { Output } from '../cli/output.js';
 import { ERROR_STATUS } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
 
@@ -48,6 +52,25 @@ describe('docs/PROTOCOL.md', () => {
       tableRows(protocol, 'Frames', /^0x[0-9A-Fa-f]{2}$/).map(([type, name]) => [name, Number(type)]),
     );
     expect(documented).toEqual({ ...FrameType });
+  });
+});
+
+describe("README.md's server section", () => {
+  it('names every option of muxftp serve in its synopsis and in its table', () => {
+    const program = createProgram(new Output(new PassThrough(), new PassThrough()));
+    const serve = program.commands.find((command) => command.name() === 'serve')!;
+    const options = serve.options.map((option) => option.long!).filter((long) => long !== '--help');
+    expect(options.length).toBeGreaterThan(10);
+    const readme = read('README.md');
+    const synopsis = readme.slice(readme.indexOf('npx muxftp serve ['), readme.indexOf('| option |'));
+    const table = readme.slice(
+      readme.indexOf('| option |'),
+      readme.indexOf('\n\n', readme.indexOf('| option |')),
+    );
+    // Named as itself (`--x`, [--x, a|--x), not as the start of a longer option.
+    const names = (text: string, long: string) => new RegExp(`[[ |\`]${long}(?![\\w-])`).test(text);
+    expect(options.filter((long) => !names(synopsis, long))).toEqual([]);
+    expect(options.filter((long) => !names(table, long))).toEqual([]);
   });
 });
 
