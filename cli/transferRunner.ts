@@ -160,6 +160,15 @@ async function runOne(
               resumable: true,
               continue: attempt > 0 || run.continueUploads === true,
               onRestart: sayRestart,
+              // Said for put -c only: a retry of a file under one block never has anything kept.
+              ...(attempt === 0 && run.continueUploads === true
+                ? {
+                    onNothingKept: () =>
+                      sayRestart(
+                        'nothing of it is kept on the server (with this checksum) to continue: sending all of it',
+                      ),
+                  }
+                : {}),
             }
           : {}),
       });

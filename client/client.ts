@@ -152,6 +152,11 @@ export interface TransferOptions {
   /** A put with `continue` that could not reuse what the server holds, and why. */
   onRestart?: (reason: string) => void;
   /**
+   * A put with `continue` found nothing kept to continue (none of this file as it is now, with
+   * this checksum algorithm): it sends the whole file.
+   */
+  onNothingKept?: () => void;
+  /**
    * get to a local path only, for callers that retry (`--retries`): when the connection is lost,
    * keep what arrived in a hidden file beside the target and pass its path here…
    */
@@ -577,6 +582,7 @@ export class Client implements ClientHost {
       if (held.offset > local.size) {
         throw new ProtocolError('PROTOCOL_ERROR', 'partial REPLY: an offset beyond the file');
       }
+      if (held.blocks.length === 0) options.onNothingKept?.();
       const mine = await localBlockDigests(path, this.integrity, held.blocks.length);
       const mismatch = held.blocks.findIndex((hex, i) => hex !== mine[i]?.toString('hex'));
       if (mismatch === -1) {

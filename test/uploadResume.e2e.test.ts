@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MuxServer } from '../server/server.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { DiskStorage } from '../storage/disk.js';
+import { runCliQuietly } from './helpers/cliProcess.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -290,6 +291,26 @@ describe('muxftp put -c', () => {
     });
     expect(outcome).toEqual({ code: 0, stderr: '' });
     expect(env.server.stats().bytesIn - before).toBe(content.length - kept);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+
+  it('says so when nothing is kept to continue (with another checksum, say), and sends it all', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(2 * BLOCK + 5);
+    const source = await localFile(content);
+    // Kept with xxh128 (the default); put -c --checksum sha256 cannot use it.
+    expect(await interruptedPut(env, source, BLOCK + BLOCK / 2)).toBe(BLOCK);
+    const before = env.server.stats().bytesIn;
+    const server = ['--server', `127.0.0.1:${env.port}`];
+    const outcome = await runCliQuietly(
+      ['put', '-c', '--checksum', 'sha256', source, 'big.bin', ...server],
+      REPO,
+    );
+    expect(outcome.code).toBe(0);
+    expect(outcome.stderr).toBe(
+      `muxftp: put ${source}: nothing of it is kept on the server (with this checksum) to continue: sending all of it\n`,
+    );
+    expect(env.server.stats().bytesIn - before).toBe(content.length);
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 });
