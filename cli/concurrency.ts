@@ -1,3 +1,5 @@
+import { DEFAULTS } from '../shared/defaults.js';
+
 /**
  * A cap on operations in flight. The client multiplexes any number of streams over one
  * connection, but the server refuses more than its maxStreams and every open upload holds a
@@ -30,4 +32,17 @@ export class ConcurrencyLimit {
       else this.active--;
     }
   }
+}
+
+/**
+ * The cap for a command's planning requests (stat, listing, mkdir): DEFAULTS.planningRequests, or
+ * `parallel` if higher, within the server's maxStreams.
+ */
+export function planningLimit(
+  parallel: number,
+  client: { serverInfo: { limits: { maxStreams: number } } },
+): ConcurrencyLimit {
+  return new ConcurrencyLimit(
+    Math.min(Math.max(parallel, DEFAULTS.planningRequests), client.serverInfo.limits.maxStreams),
+  );
 }

@@ -141,6 +141,11 @@ export const DEFAULTS = {
   partialSweepIntervalMs: 10 * 60 * 1000,
   /** CLI: transfers at once for multi-file commands. */
   parallel: 8,
+  /**
+   * CLI: requests at once while a multi-file command plans (get's stat of each remote, a tree's
+   * listings, put's mkdirs): small requests, not transfers, so -j does not cap them below this.
+   */
+  planningRequests: 64,
   /** CLI: times a transfer is tried again after its connection dropped (`--retries`). */
   retries: 3,
   /** Backoff before reconnecting: between half and all of base · 2^attempt (at most max). */

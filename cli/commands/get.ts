@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { MuxftpError } from '../../shared/errors.js';
-import { ConcurrencyLimit } from '../concurrency.js';
+import { type ConcurrencyLimit, planningLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import type { Output } from '../output.js';
@@ -164,9 +164,8 @@ async function get(
     failures.push(failedOutcome(local, remote, error));
   };
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
-  const limit = new ConcurrencyLimit(parallel);
   const { jobs, localDirs } = await planDownloads(client, remotes, resolved, options.recursive === true, {
-    limit,
+    limit: planningLimit(parallel, client),
     fail,
   });
 

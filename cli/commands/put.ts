@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { MuxftpError } from '../../shared/errors.js';
-import { ConcurrencyLimit } from '../concurrency.js';
+import { planningLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
 import type { Output } from '../output.js';
@@ -164,7 +164,7 @@ async function put(
   const { jobs, dirs } = await planUploads(sources, resolved, options.recursive === true, fail);
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
-  const limit = new ConcurrencyLimit(parallel);
+  const limit = planningLimit(parallel, client);
   // With `parents` every mkdir stands alone, so the tree's directories can be created in any order.
   await Promise.all(
     dirs.map((dir) =>
