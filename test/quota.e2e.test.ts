@@ -355,10 +355,20 @@ function watchAborts(storage: Storage): { settled(): Promise<void> } {
   };
 }
 
-/** Sizes of the kept partial uploads in a host directory. */
+/** Sizes of the kept partial uploads in a host directory (one the sweep removes meanwhile is gone). */
 async function keptSizes(dir: string): Promise<number[]> {
   const names = (await readdir(dir)).filter(isPartialName);
-  return Promise.all(names.map(async (name) => (await stat(join(dir, name))).size));
+  const sizes = await Promise.all(
+    names.map(async (name) => {
+      try {
+        return (await stat(join(dir, name))).size;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      }
+    }),
+  );
+  return sizes.filter((size): size is number => size !== undefined);
 }
 
 /** Waits (bounded) until `check` holds. */
