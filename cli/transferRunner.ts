@@ -25,6 +25,34 @@ export interface TransferJob {
   standardStream: boolean;
 }
 
+/**
+ * The jobs whose destination (`local` for get, `remote` for put) an earlier job of the same
+ * command already has: in one run the later file would silently replace the earlier one
+ * (`get a/x b/x --to out`). `fail` gets each of them; the rest are returned, in order.
+ */
+export function withoutSharedDestinations(
+  jobs: readonly TransferJob[],
+  destination: (job: TransferJob) => string,
+  fail: (job: TransferJob, first: TransferJob) => void,
+): TransferJob[] {
+  const claimed = new Map<string, TransferJob>();
+  const kept: TransferJob[] = [];
+  for (const job of jobs) {
+    if (job.standardStream && job.local === '-') {
+      kept.push(job);
+      continue;
+    }
+    const first = claimed.get(destination(job));
+    if (first === undefined) {
+      claimed.set(destination(job), job);
+      kept.push(job);
+    } else {
+      fail(job, first);
+    }
+  }
+  return kept;
+}
+
 /** One line of `--json` output for put and get. */
 export interface TransferOutcome {
   local: string;

@@ -1,9 +1,10 @@
 /**
- * -j caps transfers, not the small requests a multi-file command plans with: `get` stats every
- * remote before it starts, many at once (DEFAULTS.planningRequests), while its downloads run no
- * more than -j at a time. Real CLI process, real server, counted at the storage boundary.
+ * How put and get plan a multi-file run. -j caps transfers, not the small requests they plan
+ * with: `get` stats every remote before it starts, many at once (DEFAULTS.planningRequests), while
+ * its downloads run no more than -j at a time. Two files bound for one place in one run: the
+ * later one fails, instead of silently replacing the earlier. Real CLI process, real server.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,5 +56,39 @@ describe('muxftp get -j', () => {
     expect((await readdir(dir)).sort()).toEqual([...names].sort());
     expect(reads.most).toBe(1);
     expect(stats.most).toBeGreaterThan(1);
+  });
+});
+
+describe('two files bound for one place in one run', () => {
+  it('get a/x b/x --to out: the second fails, the first arrives', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.mkdir('a');
+    await client.mkdir('b');
+    await client.put('a/x', Buffer.from('from a'));
+    await client.put('b/x', Buffer.from('from b'));
+    await client.close();
+    dir = await mkdtemp(join(tmpdir(), 'muxftp-planning-'));
+    const server = ['--server', `127.0.0.1:${env.port}`];
+    const outcome = await runCliQuietly(['get', 'a/x', 'b/x', '--to', 'out', '-p', ...server], dir);
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toContain('out/x is where a/x goes too');
+    expect(await readFile(join(dir, 'out', 'x'), 'utf8')).toBe('from a');
+  });
+
+  it('put p/x q/x --to d/: the second fails, the first arrives', async () => {
+    env = await startServer();
+    dir = await mkdtemp(join(tmpdir(), 'muxftp-planning-'));
+    for (const name of ['p', 'q']) {
+      await mkdir(join(dir, name));
+      await writeFile(join(dir, name, 'x'), `from ${name}`);
+    }
+    const server = ['--server', `127.0.0.1:${env.port}`];
+    const outcome = await runCliQuietly(['put', 'p/x', 'q/x', '--to', 'd/', '-p', ...server], dir);
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toContain('d/x is where p/x goes too');
+    const client = await env.connect();
+    expect((await client.getBuffer('d/x')).toString()).toBe('from p');
+    await client.close();
   });
 });

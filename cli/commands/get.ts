@@ -16,7 +16,13 @@ import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
-import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
+import {
+  failedOutcome,
+  runTransfers,
+  type TransferJob,
+  type TransferOutcome,
+  withoutSharedDestinations,
+} from '../transferRunner.js';
 
 interface GetOptions extends TransferCommandOptions {
   continue?: boolean;
@@ -185,7 +191,18 @@ async function get(
     });
   }
   const runnable: TransferJob[] = [];
-  for (const job of jobs) {
+  const distinct = withoutSharedDestinations(
+    jobs,
+    (job) => path.resolve(job.local),
+    (job, first) =>
+      fail(
+        job.local,
+        job.remote,
+        new MuxftpError('ALREADY_EXISTS', `${job.local} is where ${first.remote} goes too`),
+        'get them into different directories',
+      ),
+  );
+  for (const job of distinct) {
     const above = unmadeAbove(job.local);
     if (above === undefined) runnable.push(job);
     else failures.push(failedOutcome(job.local, job.remote, above.error));

@@ -14,7 +14,13 @@ import type { Output } from '../output.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
 import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
-import { failedOutcome, runTransfers, type TransferJob, type TransferOutcome } from '../transferRunner.js';
+import {
+  failedOutcome,
+  runTransfers,
+  type TransferJob,
+  type TransferOutcome,
+  withoutSharedDestinations,
+} from '../transferRunner.js';
 
 type PutOptions = TransferCommandOptions & {
   /** put -c: continue what the server kept of an interrupted upload of the same file. */
@@ -161,7 +167,19 @@ async function put(
     output.failure(`put ${local}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
-  const { jobs, dirs } = await planUploads(sources, resolved, options.recursive === true, fail);
+  const planned = await planUploads(sources, resolved, options.recursive === true, fail);
+  const { dirs } = planned;
+  const jobs = withoutSharedDestinations(
+    planned.jobs,
+    (job) => job.remote,
+    (job, first) =>
+      fail(
+        job.local,
+        job.remote,
+        new MuxftpError('ALREADY_EXISTS', `${job.remote} is where ${first.local} goes too`),
+        'put them into different directories',
+      ),
+  );
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const limit = planningLimit(parallel, client);
