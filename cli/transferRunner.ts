@@ -28,7 +28,8 @@ export interface TransferJob {
 /**
  * The jobs whose destination (`local` for get, `remote` for put) an earlier job of the same
  * command already has: in one run the later file would silently replace the earlier one
- * (`get a/x b/x --to out`). `fail` gets each of them; the rest are returned, in order.
+ * (`get a/x b/x --to out`). `fail` gets each of them; the rest are returned, in order. stdin
+ * and stdout ('-') are no file to replace.
  */
 export function withoutSharedDestinations(
   jobs: readonly TransferJob[],
@@ -38,7 +39,7 @@ export function withoutSharedDestinations(
   const claimed = new Map<string, TransferJob>();
   const kept: TransferJob[] = [];
   for (const job of jobs) {
-    if (job.standardStream && job.local === '-') {
+    if (job.standardStream) {
       kept.push(job);
       continue;
     }
