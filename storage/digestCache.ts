@@ -6,7 +6,11 @@
  * can only ever surface as an INTEGRITY_ERROR, never as silently accepted bytes.
  *
  * A version is (device, inode) plus size, mtime and ctime: any write or rename changes ctime, and
- * nothing a user can run sets it back.
+ * nothing a user can run sets it back. But a file system stamps times from a coarse clock (a few
+ * milliseconds on Linux, seconds on some), so a write in the same tick as the version a reader saw
+ * leaves the version unchanged. A digest read from a file whose ctime is that recent is therefore
+ * not remembered ("racily clean", as git calls it): a later reader hashes the file again. Without
+ * this, one such write made every later download of the file fail its check until it changed again.
  */
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
@@ -18,6 +22,9 @@ export interface FileVersion {
   readonly mtimeMs: number | bigint;
   readonly ctimeMs: number | bigint;
 }
+
+/** How recent a ctime may be, before the moment its file was looked at, for its digest to be kept. */
+export const RACY_WINDOW_MS = 2000;
 
 export class DigestCache {
   private readonly maxEntries: number;
@@ -35,14 +42,21 @@ export class DigestCache {
     return entry !== undefined && entry.version === version(file) ? entry.digests.get(algorithm) : undefined;
   }
 
-  /** Adds `digest` to what is known of this version; another version's digests are dropped. */
-  set(file: FileVersion, digest: FileDigest): void {
+  /**
+   * Adds `digest` to what is known of this version; another version's digests are dropped.
+   * `observedAtMs`: when `file` was stat'ed before its bytes were read and hashed. The digest is
+   * kept only if no write after that moment could have left the version as it was (see above),
+   * or if this version's entry is already vouched for: a same-tick write would have made that one
+   * wrong as well. Without `observedAtMs` the caller vouches for the bytes (an upload's commit:
+   * storage wrote them itself).
+   */
+  set(file: FileVersion, digest: FileDigest, observedAtMs?: number): void {
     const key = identity(file);
     const current = this.entries.get(key);
-    const digests =
-      current !== undefined && current.version === version(file)
-        ? current.digests
-        : new Map<IntegrityAlgorithm, FileDigest>();
+    const known = current !== undefined && current.version === version(file);
+    const racy = observedAtMs !== undefined && Number(file.ctimeMs) > observedAtMs - RACY_WINDOW_MS;
+    if (racy && !known) return;
+    const digests = known ? current.digests : new Map<IntegrityAlgorithm, FileDigest>();
     digests.set(digest.algorithm, digest);
     this.entries.delete(key); // re-insert: the Map's order is the eviction order
     this.entries.set(key, { version: version(file), digests });

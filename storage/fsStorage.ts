@@ -312,9 +312,10 @@ export class FsStorage implements Storage {
     }
     try {
       await this.#refuseOpenedOutside(handle, target.clientPath);
+      const observedAtMs = Date.now();
       const opened = await handle.stat();
       refuseNonFile(target.clientPath, opened);
-      const reader = new FsReadHandle(handle, target.clientPath, opened, this.#digests, () =>
+      const reader = new FsReadHandle(handle, target.clientPath, opened, observedAtMs, this.#digests, () =>
         this.#reads.delete(reader),
       );
       this.#reads.add(reader);
@@ -710,6 +711,8 @@ class FsReadHandle implements ReadHandle {
   readonly #handle: FsFileHandle;
   readonly #clientPath: string;
   readonly #stats: FsStats;
+  /** When #stats was taken: what the digest cache needs to tell a racily clean version. */
+  readonly #observedAtMs: number;
   readonly #digests: DigestCache;
   readonly #onClose: () => void;
   #closing: Promise<void> | undefined;
@@ -718,12 +721,14 @@ class FsReadHandle implements ReadHandle {
     handle: FsFileHandle,
     clientPath: string,
     stats: FsStats,
+    observedAtMs: number,
     digests: DigestCache,
     onClose: () => void,
   ) {
     this.#handle = handle;
     this.#clientPath = clientPath;
     this.#stats = stats;
+    this.#observedAtMs = observedAtMs;
     this.#digests = digests;
     this.#onClose = onClose;
     this.size = Number(stats.size);
@@ -735,7 +740,7 @@ class FsReadHandle implements ReadHandle {
   }
 
   rememberDigest(digest: FileDigest): void {
-    this.#digests.set(this.#stats, digest);
+    this.#digests.set(this.#stats, digest, this.#observedAtMs);
   }
 
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {

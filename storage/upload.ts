@@ -212,9 +212,16 @@ export class FsUpload implements UploadHandle {
     if (durable) await this.#context.directorySyncs.sync(this.#context.parentHostPath);
     if (digest !== undefined) {
       // The rename changed ctime: remember the digest under the version readers will see, if the
-      // target is still our file (another upload may have replaced it since).
+      // target is still our file as we wrote it (another upload may have replaced it since, or a
+      // writer outside muxftp changed it; a rename changes neither size nor mtime).
       const committed = await fs.stat(target.hostPath).catch(() => undefined);
-      if (committed !== undefined && committed.ino === stats.ino && committed.dev === stats.dev) {
+      if (
+        committed !== undefined &&
+        committed.ino === stats.ino &&
+        committed.dev === stats.dev &&
+        committed.size === stats.size &&
+        committed.mtimeMs === stats.mtimeMs
+      ) {
         this.#context.digests.set(committed, digest);
       }
     }

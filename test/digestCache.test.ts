@@ -1,0 +1,81 @@
+/**
+ * The digest cache against writers outside muxftp: a version (inode, size, mtime, ctime) can stay
+ * the same across a write when the file system's clock is coarse, and a cached digest must never
+ * outlive the bytes it describes (a stale one fails every later download of the file).
+ */
+import { Volume } from 'memfs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ContentDigester, contentDigest, type FileDigest } from '../shared/integrity/contentDigest.js';
+import { RACY_WINDOW_MS } from '../storage/digestCache.js';
+import { fileDigest } from '../storage/fileDigest.js';
+import { FsStorage } from '../storage/fsStorage.js';
+import { MemoryStorage, memfsApi } from '../storage/memory.js';
+
+const xxh = (text: string) => contentDigest('xxh128', Buffer.from(text));
+
+function digestOf(text: string): FileDigest {
+  const digester = new ContentDigester('xxh128');
+  digester.update(Buffer.from(text));
+  const digest = digester.result();
+  digester.release();
+  return digest;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('the digest cache and a coarse file-system clock', () => {
+  it('does not keep a digest read from a file that a same-tick write could still change unseen', async () => {
+    // memfs stamps file times from Date: with Date frozen, every write lands in one clock tick.
+    const start = Date.now();
+    vi.useFakeTimers({ toFake: ['Date'], now: start });
+    const storage = new MemoryStorage();
+    try {
+      storage.volume.writeFileSync('/f.bin', 'AAAA');
+      expect((await fileDigest(storage, 'f.bin', 'xxh128')).digest.digest).toEqual(xxh('AAAA'));
+      // Rewritten in place, same size, same tick: inode, size, mtime and ctime all as before.
+      storage.volume.writeFileSync('/f.bin', 'BBBB');
+      expect((await fileDigest(storage, 'f.bin', 'xxh128')).digest.digest).toEqual(xxh('BBBB'));
+
+      // Read once the clock has moved past the window, a digest is kept and served from then on.
+      vi.setSystemTime(start + RACY_WINDOW_MS + 1000);
+      expect((await fileDigest(storage, 'f.bin', 'xxh128')).digest.digest).toEqual(xxh('BBBB'));
+      const reader = await storage.openRead('f.bin');
+      expect(reader.knownDigest('xxh128')?.digest).toEqual(xxh('BBBB'));
+      await reader.close();
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('does not remember an upload digest for a file changed between its commit and the look after it', async () => {
+    const volume = new Volume();
+    const fs = memfsApi(volume);
+    // A writer outside muxftp rewrites the file right after the commit's rename.
+    const storage = new FsStorage({
+      fs: {
+        ...fs,
+        rename: async (from, to) => {
+          await fs.rename(from, to);
+          if (to === '/g.bin') volume.writeFileSync('/g.bin', 'changed by someone else');
+        },
+      },
+      root: '/',
+      durable: false,
+    });
+    try {
+      const upload = await storage.createUpload('g.bin');
+      await upload.write([Buffer.from('AAAA')]);
+      await upload.commit(digestOf('AAAA'));
+      const reader = await storage.openRead('g.bin');
+      expect(reader.knownDigest('xxh128')).toBeUndefined();
+      await reader.close();
+      expect((await fileDigest(storage, 'g.bin', 'xxh128')).digest.digest).toEqual(
+        xxh('changed by someone else'),
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+});
