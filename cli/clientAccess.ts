@@ -105,11 +105,13 @@ export async function clientAccessOptions(
   if (password === undefined && fromFile !== undefined) {
     throw new CliError(
       `no password for ${user}: the credentials file ${access.credentials} is for ${fromFile.user}`,
+      { code: 'LOGIN_FAILED' },
     );
   }
   if (password === undefined) {
     throw new CliError(
       `no password for ${user}: set $${PASSWORD_ENV}, use --credentials FILE, or run on a terminal to be asked`,
+      { code: 'LOGIN_FAILED' },
     );
   }
   if (tls === undefined && !isLoopback(host)) {

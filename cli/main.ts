@@ -66,7 +66,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   } catch (error) {
     // Commander has printed help, the version, or the usage error already.
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
-    output.failure(undefined, error);
+    output.commandFailed(error);
     return output.exitCode;
   }
 }

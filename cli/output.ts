@@ -15,7 +15,8 @@ export interface ErrorInfo {
 }
 
 export function errorInfo(error: unknown): ErrorInfo {
-  if (error instanceof MuxftpError) return { code: error.code, message: error.message };
+  if (error instanceof MuxftpError || error instanceof CliError)
+    return { code: error.code, message: error.message };
   return { code: 'INTERNAL_ERROR', message: error instanceof Error ? error.message : String(error) };
 }
 
@@ -37,6 +38,8 @@ export class Output {
   private readonly stderr: Writable;
   private code = 0;
   private errorWriter: ((line: string) => void) | undefined;
+  private jsonPrinted = false;
+  private jsonFailureShape: (error: unknown) => unknown = (error) => ({ ok: false, error: errorInfo(error) });
 
   constructor(stdout: Writable, stderr: Writable) {
     this.stdout = stdout;
@@ -58,6 +61,7 @@ export class Output {
   }
 
   printJson(value: unknown): void {
+    this.jsonPrinted = true;
     this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
 
@@ -71,6 +75,21 @@ export class Output {
     const prefix = subject === undefined ? 'muxftp' : `muxftp: ${subject}`;
     this.writeError(`${prefix}: ${reason}${hint === undefined ? '' : `; ${hint}`}`);
     this.raiseExitCode(1);
+  }
+
+  /**
+   * What the command prints with --json when it fails before it has results of its own (it cannot
+   * connect, a credentials file is refused): the shape of its results, every one failed with that
+   * error, so a script reads one shape whatever happened. Default: `{ok: false, error}`, as mv's.
+   */
+  setJsonFailureShape(shape: (error: unknown) => unknown): void {
+    this.jsonFailureShape = shape;
+  }
+
+  /** A failure that ended the command: its stderr line and, with --json, its JSON unless results were printed. */
+  commandFailed(error: unknown): void {
+    this.failure(undefined, error);
+    if (this.json && !this.jsonPrinted) this.printJson(this.jsonFailureShape(error));
   }
 
   warning(message: string): void {

@@ -37,7 +37,7 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
     const onData = (chunk: string) => {
       for (const char of chunk) {
         if (char === '\r' || char === '\n') return finish();
-        if (char === '\u0003') return finish(new CliError('interrupted'));
+        if (char === '\u0003') return finish(new CliError('interrupted', { code: 'CANCELLED' }));
         if (char === '\u007f' || char === '\b') typed = typed.slice(0, -1);
         else typed += char;
       }

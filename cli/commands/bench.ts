@@ -14,7 +14,7 @@ import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
-import type { Output } from '../output.js';
+import { errorInfo, type Output } from '../output.js';
 
 interface BenchFlags {
   local?: boolean;
@@ -134,6 +134,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
         if (!report.thresholds.passed) output.raiseExitCode(1);
       } catch (error) {
         output.failure('bench', error);
+        if (global.json) output.printJson({ ok: false, error: errorInfo(error) });
       }
     });
 }

@@ -44,6 +44,7 @@ export function registerFileCommands(program: Command, output: Output): void {
           else for (const line of formatListing(entries)) output.printLine(line);
         } catch (error) {
           output.failure(`ls ${path || '/'}`, error);
+          if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
         }
       });
     });
@@ -81,6 +82,7 @@ export function registerFileCommands(program: Command, output: Output): void {
           else for (const line of formatEntryDetails(remote, entry)) output.printLine(line);
         } catch (error) {
           output.failure(`stat ${path}`, error);
+          if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
         }
       });
     });
@@ -171,6 +173,9 @@ async function eachPath(
   paths: string[],
   operate: (client: Client, remotePath: string) => Promise<void>,
 ): Promise<void> {
+  output.setJsonFailureShape((error) =>
+    paths.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
+  );
   const outcomes = await withClient(global, async (client) => {
     const results: PathOutcome[] = [];
     for (const path of paths) {

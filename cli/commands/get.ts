@@ -64,6 +64,9 @@ export function registerGetCommand(program: Command, output: Output): void {
       const global = globalOptionsOf(command);
       output.configure(global);
       const { remotes, target } = getTargetFromArguments(args, options, command, global.json);
+      output.setJsonFailureShape((error) =>
+        remotes.map((remote) => failedOutcome(intendedLocal(remote, target), remote, error)),
+      );
       const outcomes = await withReconnectingClient(
         global,
         (connection) => get(connection, remotes, target, options, output),
@@ -125,6 +128,12 @@ async function resolveGetTarget(target: GetTarget, parents: boolean): Promise<Re
   // As for --to: a directory to download into must exist, or -p creates it.
   await ensureLocalDir(path.dirname(target.local), parents);
   return { kind: 'as', local: target.local };
+}
+
+/** Where `remote` was meant to go, for the outcome of a download that failed before it was planned. */
+function intendedLocal(remote: string, target: GetTarget): string {
+  if (target.kind !== 'into') return targetLabel(target);
+  return path.join(target.dir, remoteBaseName(remote));
 }
 
 function targetLabel(target: GetTarget): string {

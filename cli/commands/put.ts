@@ -63,6 +63,9 @@ export function registerPutCommand(program: Command, output: Output): void {
       const global = globalOptionsOf(command);
       output.configure(global);
       const { sources, target } = putTargetFromArguments(args, options, command);
+      output.setJsonFailureShape((error) =>
+        sources.map((source) => failedOutcome(source, intendedRemote(source, target), error)),
+      );
       const outcomes = await withReconnectingClient(
         global,
         (connection) => put(connection, sources, target, options, output),
@@ -96,6 +99,11 @@ function putTargetFromArguments(
     sources: [local],
     target: { kind: 'named', remote: remotePathFromArgument(remote), argument: remote },
   };
+}
+
+/** Where `source` was meant to go, for the outcome of an upload that failed before it was planned. */
+function intendedRemote(source: string, target: PutTarget): string {
+  return target.kind === 'into' ? joinRemote(target.dir, path.basename(path.resolve(source))) : target.remote;
 }
 
 async function statIfExists(client: Client, remote: string): Promise<WireEntry | undefined> {
@@ -157,9 +165,7 @@ async function put(
         ? 'add -p to create it'
         : undefined;
     output.failure(`put ${target.argument}`, error, hint);
-    const intended = (source: string): string =>
-      target.kind === 'into' ? joinRemote(target.dir, path.basename(path.resolve(source))) : target.remote;
-    return sources.map((source) => failedOutcome(source, intended(source), error));
+    return sources.map((source) => failedOutcome(source, intendedRemote(source, target), error));
   }
 
   const failures: TransferOutcome[] = [];

@@ -1,0 +1,137 @@
+/**
+ * The CLI as a user or a script meets it, end to end: a real server on 127.0.0.1 (port 0) and
+ * `node bin/muxftp.js …` children. What --json prints when a command cannot even start, how
+ * --server takes IPv6 addresses, and what cp/scp users expect of `rm DIR` and `put -r .`.
+ * Needs dist/ (npm run build).
+ */
+import { chmod, readdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-expect-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+/** A port on 127.0.0.1 that nothing listens on (bound, then let go). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+describe('--json when the command cannot start', () => {
+  it("prints each command's own failure shape on stdout, with the code, when it cannot connect", async () => {
+    const port = await closedPort();
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'f.txt'), 'x');
+    const at = ['--server', `127.0.0.1:${port}`, '--json'];
+    const error = {
+      code: 'CONNECT_FAILED',
+      message: `cannot connect to 127.0.0.1:${port}: connection refused (is \`muxftp serve\` running there?)`,
+    };
+    const cases: Array<{ args: string[]; json: unknown }> = [
+      { args: ['ls'], json: { ok: false, error } },
+      { args: ['stat', 'f'], json: { ok: false, error } },
+      { args: ['mv', 'a', 'b'], json: { ok: false, error } },
+      {
+        args: ['rm', 'a', 'b'],
+        json: [
+          { path: 'a', ok: false, error },
+          { path: 'b', ok: false, error },
+        ],
+      },
+      { args: ['mkdir', '-p', 'a/b'], json: [{ path: 'a/b', ok: false, error }] },
+      { args: ['rmdir', 'a'], json: [{ path: 'a', ok: false, error }] },
+      {
+        args: ['put', 'f.txt', 'g.txt', '--to', 'dir/'],
+        json: [
+          { local: 'f.txt', remote: 'dir/f.txt', ok: false, bytes: 0, error },
+          { local: 'g.txt', remote: 'dir/g.txt', ok: false, bytes: 0, error },
+        ],
+      },
+      {
+        args: ['put', 'f.txt', 'named.txt'],
+        json: [{ local: 'f.txt', remote: 'named.txt', ok: false, bytes: 0, error }],
+      },
+      {
+        args: ['get', 'r/a.txt', 'b.txt', '--to', 'out'],
+        json: [
+          { local: join('out', 'a.txt'), remote: 'r/a.txt', ok: false, bytes: 0, error },
+          { local: join('out', 'b.txt'), remote: 'b.txt', ok: false, bytes: 0, error },
+        ],
+      },
+      {
+        args: ['get', 'r/a.txt', 'mine.txt'],
+        json: [{ local: 'mine.txt', remote: 'r/a.txt', ok: false, bytes: 0, error }],
+      },
+    ];
+    for (const { args, json } of cases) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({
+        args,
+        code: 1,
+        stderr: `muxftp: ${error.message}\n`,
+      });
+      expect({ args, json: JSON.parse(result.stdout) }).toEqual({ args, json });
+    }
+    expect(await readdir(local)).toEqual(['f.txt']); // get made no directory it could not fill
+
+    // bench prints its report as one object; a run that cannot start, {ok: false, error}.
+    const bench = await runCli(['bench', '--op', 'connect', '--clients', '1', ...at], local);
+    expect(bench.code).toBe(1);
+    expect(JSON.parse(bench.stdout)).toEqual({
+      ok: false,
+      error: { code: 'CONNECT_FAILED', message: expect.stringContaining(`127.0.0.1:${port}`) },
+    });
+  });
+
+  it('names a local problem before connecting (a credentials file others can read) by its code', async () => {
+    server = await startServer();
+    const local = await tempDirs.make();
+    const credentials = join(local, 'creds.json');
+    await writeFile(credentials, JSON.stringify({ user: 'alice', password: 'pw' }));
+    await chmod(credentials, 0o644);
+    const result = await runCli(
+      ['ls', '--json', '--credentials', credentials, '--server', `127.0.0.1:${server.port}`],
+      local,
+    );
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toEqual({
+      ok: false,
+      error: { code: 'LOCAL_IO_ERROR', message: expect.stringContaining('it must be 600') },
+    });
+  });
+
+  it('ls and stat of a missing path print a JSON failure too, as mv does', async () => {
+    server = await startServer();
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`, '--json'];
+    const error = { code: 'NOT_FOUND', message: 'no such file or directory: nope' };
+    for (const args of [
+      ['ls', 'nope'],
+      ['stat', 'nope'],
+      ['stat', 'nope', '--hash'],
+    ]) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: result.code, json: JSON.parse(result.stdout || 'null') }).toEqual({
+        args,
+        code: 1,
+        json: { ok: false, error },
+      });
+    }
+  });
+});
