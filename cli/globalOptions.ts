@@ -20,7 +20,10 @@ export const SERVER_ENV = 'MUXFTP_SERVER';
 export function addGlobalOptions(program: Command): void {
   program
     .addOption(
-      new Option('--server <host:port>', `server address (default ${DEFAULTS.host}:${DEFAULTS.port})`)
+      new Option(
+        '--server <host:port>',
+        `server address, [v6]:port for IPv6 (default ${DEFAULTS.host}:${DEFAULTS.port})`,
+      )
         .env(SERVER_ENV)
         .argParser(parseServerOption),
     )

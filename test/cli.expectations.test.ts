@@ -135,3 +135,31 @@ describe('--json when the command cannot start', () => {
     }
   });
 });
+
+describe('--server and IPv6 addresses', () => {
+  it('takes [v6]:port, a bare v6 address (default port), and refuses a bare one with a port, saying to use brackets', async () => {
+    server = await startServer({ host: '::1' });
+    const local = await tempDirs.make();
+    const port = server.port;
+
+    const bracketed = await runCli(['mkdir', 'v6', '--server', `[::1]:${port}`], local);
+    expect(bracketed).toMatchObject({ code: 0, stderr: '' });
+
+    // The address and a port, written without brackets: said how to write it, a usage error.
+    const unbracketed = await runCli(['ls', '--server', `::1:${port}`], local);
+    expect(unbracketed.code).toBe(2);
+    expect(unbracketed.stderr).toContain(`an IPv6 address with a port goes in brackets: [::1]:${port}`);
+    // Both readings are addresses (::1:7421 is one too): no guess, both bracketed forms named.
+    const ambiguous = await runCli(['ls', '--server', '::1:7421'], local);
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.stderr).toContain('[::1:7421]:7421 or [::1]:7421');
+    const fromEnv = await runCli(['ls'], local, { env: { MUXFTP_SERVER: `::1:${port}` } });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toContain(`[::1]:${port}`);
+
+    // A bare address is only an address: the default port (whatever listens there, or nothing).
+    const bare = await runCli(['ls', '--server', '::1', '--json'], local);
+    expect(bare.code).not.toBe(2);
+    if (bare.code === 1) expect(bare.stderr).toMatch(/^muxftp: cannot connect to \[::1\]:7421: /);
+  });
+});

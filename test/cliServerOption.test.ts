@@ -1,0 +1,31 @@
+/** `--server` (and $MUXFTP_SERVER) as curl and ssh users write addresses, IPv6 included. */
+import { InvalidArgumentError } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { parseServerOption } from '../cli/optionParsers.js';
+import { DEFAULTS } from '../shared/defaults.js';
+
+describe('parseServerOption', () => {
+  it('reads host:port, host, :port and [v6]:port', () => {
+    expect(parseServerOption('example.org:9000')).toEqual({ host: 'example.org', port: 9000 });
+    expect(parseServerOption('example.org')).toEqual({ host: 'example.org', port: DEFAULTS.port });
+    expect(parseServerOption(':9000')).toEqual({ host: DEFAULTS.host, port: 9000 });
+    expect(parseServerOption('[::1]:9000')).toEqual({ host: '::1', port: 9000 });
+    expect(parseServerOption('[::1]')).toEqual({ host: '::1', port: DEFAULTS.port });
+  });
+
+  it('takes a bare IPv6 address that cannot be read as address and port, at the default port', () => {
+    for (const host of ['::1', '::', 'fe80::1', '2001:db8::1', '::ffff:127.0.0.1', 'fe80::1%eth0', '1::']) {
+      expect(parseServerOption(host)).toEqual({ host, port: DEFAULTS.port });
+    }
+  });
+
+  it('refuses a bare IPv6 address with a port, and one that reads both ways, naming the bracketed forms', () => {
+    expect(() => parseServerOption('::1:46615')).toThrow(
+      new InvalidArgumentError('an IPv6 address with a port goes in brackets: [::1]:46615.'),
+    );
+    expect(() => parseServerOption('2001:db8::1:80')).toThrow(
+      /\[2001:db8::1:80\]:7421 or \[2001:db8::1\]:80/,
+    );
+    expect(() => parseServerOption('a:b:c')).toThrow(/expected host:port, or \[IPv6 address\]:port/);
+  });
+});
