@@ -51,6 +51,7 @@ import { admitOpen } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
 import { RequestStream } from './requestStream.js';
 import type { ServerStream, StreamHost } from './stream.js';
+import type { UploadBacklogBudget } from './uploadBacklogBudget.js';
 import { UploadStream } from './uploadStream.js';
 
 /** Ids of streams the server failed or the client cancelled, whose late frames are discarded. */
@@ -76,6 +77,8 @@ export interface ConnectionContext {
   acceptedAt: number;
   loginGuard: LoginGuard;
   accountResources: AccountResourceTable;
+  /** Received upload bytes waiting for the disk, all connections together. */
+  uploadBacklogBudget: UploadBacklogBudget;
   /** Who may log in: the server's accounts when this connection was accepted. */
   accounts: Accounts;
   /** The socket's reads, when it reads into the process's shared buffer. */
@@ -221,10 +224,28 @@ export class ServerConnection implements StreamHost {
 
   addUploadBacklog(deltaBytes: number): void {
     this.uploadBacklog += deltaBytes;
-    const highWater = this.options.uploadBacklogHighWaterBytes;
-    if (this.uploadBacklog > highWater) this.transport.pauseReading();
-    else if (this.uploadBacklog <= highWater / 2) this.transport.resumeReading();
+    this.context.uploadBacklogBudget.add(deltaBytes);
+    this.readUnlessBacklogged();
   }
+
+  /**
+   * Stops reading while this connection's bytes for the disk are past its own mark, or while it
+   * holds some and the server's are past theirs; reads again below half of its own mark, once the
+   * server's budget is released or it holds none.
+   */
+  private readUnlessBacklogged(): void {
+    const highWater = this.options.uploadBacklogHighWaterBytes;
+    const budget = this.context.uploadBacklogBudget;
+    if (this.uploadBacklog > highWater) this.transport.pauseReading();
+    else if (this.uploadBacklog > 0 && budget.held) {
+      this.transport.pauseReading();
+      budget.waitForRelease(this.budgetOnRelease);
+    } else if (this.uploadBacklog <= highWater / 2) this.transport.resumeReading();
+  }
+
+  private readonly budgetOnRelease = (): void => {
+    if (this.phase === Phase.Ready) this.readUnlessBacklogged();
+  };
 
   claimReservation(bytes: number): boolean {
     if (this.reservedBytes + bytes > this.options.maxReservedBytesPerConnection) return false;
@@ -557,6 +578,8 @@ export class ServerConnection implements StreamHost {
     clearTimeout(this.loginDelay);
     for (const stream of [...this.streams.values()]) stream.destroy();
     this.streams.clear();
+    // The streams' writes still in flight take their bytes off the server's budget as they end.
+    this.context.uploadBacklogBudget.cancelWait(this.budgetOnRelease);
     this.uploadBacklog = 0;
     const seconds = ((performance.now() - this.openedAt) / 1000).toFixed(1);
     const why = error ? ` (${error.code}: ${error.message})` : '';

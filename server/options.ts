@@ -46,6 +46,11 @@ export interface ServerOptions {
   /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
   uploadBacklogHighWaterBytes?: number;
   /**
+   * The same, all connections together: past it, each connection holding bytes for the disk stops
+   * reading until the total is back at half.
+   */
+  serverUploadBacklogHighWaterBytes?: number;
+  /**
    * Declared upload sizes one connection may have storage reserve room for at once (bytes).
    * Uploads past it still work; storage just grows them as their data arrives.
    */
@@ -102,6 +107,7 @@ const POSITIVE_INTEGERS = [
   'outboundHighWaterBytes',
   'outboundLowWaterBytes',
   'uploadBacklogHighWaterBytes',
+  'serverUploadBacklogHighWaterBytes',
   'maxReservedBytesPerConnection',
   'maxOpenFiles',
   'maxLoginAttempts',
@@ -145,6 +151,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
+    serverUploadBacklogHighWaterBytes:
+      options.serverUploadBacklogHighWaterBytes ?? DEFAULTS.serverUploadBacklogHighWaterBytes,
     maxReservedBytesPerConnection:
       options.maxReservedBytesPerConnection ?? DEFAULTS.maxReservedBytesPerConnection,
     maxOpenFiles: options.maxOpenFiles ?? defaultMaxOpenFiles(DEFAULTS.maxOpenFiles, DEFAULTS.fdReserve),

@@ -21,6 +21,7 @@ import { type RefusalReason, ServerCounters } from './counters.js';
 import { softFileDescriptorLimit } from './fileDescriptors.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { readStats } from './requestStream.js';
+import { UploadBacklogBudget } from './uploadBacklogBudget.js';
 
 /** A TLS connection starts with a handshake record (RFC 8446 §5.1, ContentType 22); no muxftp frame type is 22. */
 const TLS_HANDSHAKE_RECORD = 0x16;
@@ -59,6 +60,7 @@ export class MuxServer {
   private readonly secureContext: SecureContext | undefined;
   private readonly loginGuard: LoginGuard;
   private readonly accountResources: AccountResourceTable;
+  private readonly uploadBacklogBudget: UploadBacklogBudget;
   /** Who may log in; replaceAccounts() swaps it (serve re-reads its users file on SIGHUP). */
   private accounts: Accounts;
   private closing: Promise<void> | undefined;
@@ -81,6 +83,7 @@ export class MuxServer {
       defaultRateBytesPerSecond: this.options.maxUserRateBytesPerSecond,
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
     });
+    this.uploadBacklogBudget = new UploadBacklogBudget(this.options.serverUploadBacklogHighWaterBytes);
     this.accounts = this.options.accounts;
     if (this.options.tls !== undefined) {
       // Throws here, at construction, for a key that does not match or unreadable PEM.
@@ -333,6 +336,7 @@ export class MuxServer {
       sharedReads,
       loginGuard: this.loginGuard,
       accountResources: this.accountResources,
+      uploadBacklogBudget: this.uploadBacklogBudget,
       accounts: this.accounts,
     });
     this.connections.add(connection);

@@ -110,6 +110,11 @@ export const DEFAULTS = {
   /** Uploads: stop reading the socket while this many received bytes wait for the disk. */
   uploadBacklogHighWaterBytes: 8 * MiB,
   /**
+   * Uploads, all connections together: past this many received bytes waiting for the disk, every
+   * connection holding some stops reading until the total is back at half (server/uploadBacklogBudget.ts).
+   */
+  serverUploadBacklogHighWaterBytes: 256 * MiB,
+  /**
    * Received file bytes waiting for a write are copied into blocks of this size (ReceivedBytes),
    * and at most `receivedBlocksFreeBytes` of them are kept between uses, per process.
    */

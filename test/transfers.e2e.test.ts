@@ -325,6 +325,47 @@ describe('backpressure', () => {
     expect(peak).toBeGreaterThan(highWater / 2);
     expect(peak).toBeLessThanOrEqual(highWater + MiB + 256 * 1024);
   });
+
+  it('bounds the bytes waiting for a stalled disk across all connections, and still answers the others', async () => {
+    const storage = new MemoryStorage();
+    const held = holdUploads(storage);
+    const serverHighWater = MiB;
+    env = await startServer({
+      storage,
+      serverUploadBacklogHighWaterBytes: serverHighWater,
+      streamWindowBytes: 16 * MiB,
+    });
+    const server = env.server;
+    const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
+    const uploaders = await Promise.all([env.connect(), env.connect(), env.connect()]);
+    const files = uploaders.map(() => randomBytes(8 * MiB));
+    // Each connection alone may hold 8 MiB (its own mark) and has the credit to send its whole file.
+    const puts = uploaders.map((client, i) => client.put(`stalled${i}.bin`, files[i]!));
+    await held.holding;
+    let peak = 0;
+    let stableSince = Date.now();
+    for (const started = Date.now(); Date.now() - started < 5_000 && Date.now() - stableSince < 300; ) {
+      const now = total();
+      if (now > peak) {
+        peak = now;
+        stableSince = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // 24 MiB would be waiting without the server-wide mark; with it, the mark plus at most one
+    // read slice (1 MiB) and a frame per connection that was reading when it was passed.
+    expect(peak).toBeGreaterThan(serverHighWater);
+    expect(peak).toBeLessThanOrEqual(serverHighWater + 3 * (MiB + 256 * 1024));
+    // A connection holding nothing for the disk is still read and answered.
+    const other = await env.connect();
+    await expect(other.list('')).resolves.toBeInstanceOf(Array);
+    held.release();
+    const results = await Promise.all(puts);
+    for (const [i, result] of results.entries()) expect(result.digest).toBe(xxh128Hex(files[i]!));
+    for (const [i, client] of uploaders.entries())
+      expect((await client.getBuffer(`stalled${i}.bin`)).equals(files[i]!)).toBe(true);
+    expect(total()).toBe(0);
+  });
 });
 
 describe('local files and cancellation', () => {
