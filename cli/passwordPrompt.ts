@@ -21,8 +21,9 @@ export function openControllingTerminal(): ReadStream | undefined {
 /** Prompts on stderr and reads a line from the terminal with echo off. */
 export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.stdin): Promise<string> {
   return new Promise((resolve, reject) => {
-    process.stderr.write(prompt);
+    // Echo goes off before the prompt shows, so nothing typed after seeing it is ever echoed.
     input.setRawMode(true);
+    process.stderr.write(prompt);
     input.resume();
     input.setEncoding('utf8');
     let typed = '';
