@@ -4,7 +4,7 @@
  * --server takes IPv6 addresses, and what cp/scp users expect of `rm DIR` and `put -r .`.
  * Needs dist/ (npm run build).
  */
-import { chmod, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,6 +31,17 @@ function closedPort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/** Every file and directory under `dir`, relative, sorted; directories end in '/'. */
+async function treeOf(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .map((entry) => {
+      const relative = join(entry.parentPath, entry.name).slice(dir.length + 1);
+      return entry.isDirectory() ? `${relative}/` : relative;
+    })
+    .sort();
 }
 
 describe('--json when the command cannot start', () => {
@@ -161,5 +172,88 @@ describe('--server and IPv6 addresses', () => {
     const bare = await runCli(['ls', '--server', '::1', '--json'], local);
     expect(bare.code).not.toBe(2);
     if (bare.code === 1) expect(bare.stderr).toMatch(/^muxftp: cannot connect to \[::1\]:7421: /);
+  });
+});
+
+describe('put -r and get -r of ., .. or the root: the contents go into the destination, as with cp -r and scp -r', () => {
+  it('puts what is in the directory, not a directory named after it', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    const project = join(local, 'project');
+    await mkdir(join(project, 'sub'), { recursive: true });
+    await writeFile(join(project, 'a.txt'), 'a');
+    await writeFile(join(project, 'sub', 'b.txt'), 'b');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const put = async (args: string[], cwd = project) => {
+      const result = await runCli(['put', '-r', ...args, ...at], cwd);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+    };
+    const contents = (dir: string) => [`${dir}/`, `${dir}/a.txt`, `${dir}/sub/`, `${dir}/sub/b.txt`];
+
+    await put(['.']); // into the root itself
+    expect(await treeOf(root)).toEqual(['a.txt', 'sub/', 'sub/b.txt']);
+    await mkdir(join(root, 'existing'));
+    await put(['.', 'existing']); // an existing directory: into it, as cp -r . existing
+    await put(['./', 'slash/', '-p']);
+    await put(['.', '--to', 'to', '-p']);
+    await put(['..', '--to', 'up', '-p'], join(project, 'sub')); // the parent's contents
+    await put(['project/.', '--to', 'dot', '-p'], local);
+    await put(['project', '--to', 'named', '-p'], local); // a name of its own: the directory itself
+    expect(await treeOf(root)).toEqual(
+      [
+        'a.txt',
+        'sub/',
+        'sub/b.txt',
+        ...contents('existing'),
+        ...contents('slash'),
+        ...contents('to'),
+        ...contents('up'),
+        ...contents('dot'),
+        ...contents('named/project'),
+        'named/',
+      ].sort(),
+    );
+
+    const json = await runCli(['put', '-r', '.', '--to', 'j', '-p', '--json', ...at], project);
+    expect(json.code).toBe(0);
+    const remotes = (JSON.parse(json.stdout) as Array<{ remote: string }>).map(({ remote }) => remote);
+    expect(remotes.sort()).toEqual(['j/a.txt', 'j/sub/b.txt']);
+  });
+
+  it('gets what is in the root or a remote ., not a directory it cannot name', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.mkdir('tree/sub', { parents: true });
+    await client.put('tree/a.txt', Buffer.from('a'));
+    await client.put('tree/sub/b.txt', Buffer.from('b'));
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const get = async (args: string[]) => {
+      const result = await runCli(['get', '-r', ...args, ...at], local);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+    };
+
+    await get(['/', '--to', 'whole', '-p']);
+    await get(['tree/.', 'dot/', '-p']);
+    await get(['.', '--to', 'here', '-p']);
+    expect(await treeOf(local)).toEqual(
+      [
+        'whole/',
+        'whole/tree/',
+        'whole/tree/a.txt',
+        'whole/tree/sub/',
+        'whole/tree/sub/b.txt',
+        'dot/',
+        'dot/a.txt',
+        'dot/sub/',
+        'dot/sub/b.txt',
+        'here/',
+        'here/tree/',
+        'here/tree/a.txt',
+        'here/tree/sub/',
+        'here/tree/sub/b.txt',
+      ].sort(),
+    );
   });
 });

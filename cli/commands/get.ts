@@ -44,6 +44,7 @@ Examples:
   muxftp get docs/2025.pdf ~/r.pdf         download under another name
   muxftp get a.log b.log --to logs/ -j 4   several files into logs/, 4 at a time
   muxftp get -r backup/photos .            a directory tree, into ./photos
+  muxftp get -r / --to all -p              everything on the server, into all/
   muxftp get site.tar - | tar x            to stdout`;
 
 export function registerGetCommand(program: Command, output: Output): void {
@@ -145,6 +146,9 @@ function localPathFor(target: ResolvedGetTarget, remote: string): string | Muxft
   if (target.kind === 'stdout') return '-';
   if (target.kind === 'as') return target.local;
   const name = remoteBaseName(remote);
+  // The root and `.` (also `dir/.`) are no name of their own: as with `cp -r` and `scp -r`, what
+  // is in them goes into the directory itself (`get -r / --to backup`).
+  if (name === '' || name === '.') return target.dir;
   if (!isPlainName(name))
     return new MuxftpError('INVALID_PATH', `no local name for ${remote || '/'}; give a local path`);
   return path.join(target.dir, name);

@@ -43,6 +43,7 @@ Examples:
   muxftp put report.pdf docs/2025.pdf      upload under another name
   muxftp put *.log --to logs/ -p -j 4      several files into logs/ (created), 4 at a time
   muxftp put -r photos backup/             a directory tree, into backup/photos
+  muxftp put -r . site/                    what is in the working directory, into site/
   tar c . | muxftp put - site.tar          stdin (a remote name is required)`;
 
 export function registerPutCommand(program: Command, output: Output): void {
@@ -103,7 +104,19 @@ function putTargetFromArguments(
 
 /** Where `source` was meant to go, for the outcome of an upload that failed before it was planned. */
 function intendedRemote(source: string, target: PutTarget): string {
-  return target.kind === 'into' ? joinRemote(target.dir, path.basename(path.resolve(source))) : target.remote;
+  return target.kind === 'into' ? (remoteInside(target.dir, source) ?? target.dir) : target.remote;
+}
+
+/**
+ * Where `source` goes inside the remote `dir`: `dir/NAME`, named as the local file or directory
+ * is. `.` and `..` (also `dir/.`) are no name of their own: as with `cp -r` and `scp -r`, what
+ * is in them goes into `dir` itself, so `put -r .` uploads the working directory's contents.
+ */
+function remoteInside(dir: string, source: string): string | undefined {
+  const written = path.basename(source);
+  if (written === '.' || written === '..') return dir;
+  const name = path.basename(path.resolve(source));
+  return isPlainName(name) ? joinRemote(dir, name) : undefined;
 }
 
 async function statIfExists(client: Client, remote: string): Promise<WireEntry | undefined> {
@@ -253,13 +266,13 @@ async function planUploads(
       }
       continue;
     }
-    const name = path.basename(path.resolve(source));
-    if (target.kind === 'into' && !isPlainName(name)) {
+    const remote = target.kind === 'as' ? target.remote : remoteInside(target.dir, source);
+    if (remote === undefined) {
+      const dir = target.kind === 'into' ? target.dir : '';
       const error = new MuxftpError('INVALID_PATH', `no name for the remote copy of ${source}`);
-      fail(source, target.dir, error, 'give a remote name');
+      fail(source, dir, error, 'give a remote name');
       continue;
     }
-    const remote = target.kind === 'as' ? target.remote : joinRemote(target.dir, name);
     let entry: LocalEntry;
     try {
       entry = await inspectLocal(source);
@@ -271,7 +284,7 @@ async function planUploads(
       jobs.push({ local: source, remote, size: entry.size, standardStream: false });
     } else if (entry.kind === 'dir' && recursive) {
       const tree = await walkLocalTree(source);
-      dirs.push({ local: source, remote });
+      if (remote !== '') dirs.push({ local: source, remote }); // '' is the root: there already
       for (const dir of tree.dirs)
         dirs.push({ local: path.join(source, dir), remote: joinRemote(remote, dir) });
       for (const file of tree.files) {
