@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,8 +49,13 @@ function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-function spawnCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+/** `prefix`: a command the CLI runs under (`unshare -rn`), which execs it in place. */
+function spawnCli(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; prefix?: string[] } = {},
+): ChildProcess {
+  const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
+  const child = spawn(command!, [...prefixArgs, BIN, ...args], {
     cwd: options.cwd ?? REPO,
     env: childEnv(options.env),
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -88,8 +93,8 @@ function runCli(
 }
 
 /** Starts `muxftp serve` and waits for its one stdout line, which carries the real port. */
-async function startServe(args: string[], cwd?: string): Promise<ServeProcess> {
-  const child = spawnCli(['serve', '--port', '0', ...args], { cwd });
+async function startServe(args: string[], cwd?: string, prefix?: string[]): Promise<ServeProcess> {
+  const child = spawnCli(['serve', '--port', '0', ...args], { cwd, ...(prefix ? { prefix } : {}) });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -722,16 +727,37 @@ describe('muxftp CLI', () => {
     expect(result.stderr).toContain('--to');
   });
 
-  it('serves memory storage, warns about a non-loopback bind, and exits 0 on SIGTERM', async () => {
-    const memory = await startServe(['--memory', '--host', '0.0.0.0']);
-    expect(memory.firstLine).toBe(`muxftp listening on 0.0.0.0:${memory.port} (storage: memory)`);
-    const put = await runCli(['put', '-', 'note.txt', '--server', `127.0.0.1:${memory.port}`], {
+  it('serves memory storage on the --host address (127.0.0.2: loopback, no warning), and exits 0 on SIGTERM', async () => {
+    const memory = await startServe(['--memory', '--host', '127.0.0.2']);
+    expect(memory.firstLine).toBe(`muxftp listening on 127.0.0.2:${memory.port} (storage: memory)`);
+    const put = await runCli(['put', '-', 'note.txt', '--server', `127.0.0.2:${memory.port}`], {
       stdin: 'hi',
     });
     expect(put.code).toBe(0);
     memory.child.kill('SIGTERM');
     expect(await memory.exited).toBe(0);
-    expect(memory.stderr()).toMatch(/warning: listening on 0\.0\.0\.0/);
+    expect(memory.stderr()).not.toMatch(/warning/);
+  });
+
+  it('warns when it listens beyond loopback, for the protocol and the metrics port (in a network namespace of its own)', async (context) => {
+    // Tests listen on loopback only: 0.0.0.0 is bound where it reaches nothing, in a new network
+    // namespace (unshare -rn: no interface but a loopback of its own, which is down).
+    const unshare = spawnSync('unshare', ['-rn', 'true'], { stdio: 'ignore', timeout: 5_000 });
+    if (unshare.status !== 0) context.skip('no unprivileged network namespace here (unshare -rn failed)');
+    const wide = await startServe(['--memory', '--host', '0.0.0.0', '--metrics', '0.0.0.0:0'], undefined, [
+      'unshare',
+      '-rn',
+    ]);
+    expect(wide.firstLine).toBe(`muxftp listening on 0.0.0.0:${wide.port} (storage: memory)`);
+    // Not in this namespace: its port is closed here, even on loopback.
+    const probe = connect({ host: '127.0.0.1', port: wide.port });
+    const [error] = (await once(probe, 'error')) as [NodeJS.ErrnoException];
+    expect(error.code).toBe('ECONNREFUSED');
+    wide.child.kill('SIGTERM');
+    expect(await wide.exited).toBe(0);
+    expect(wide.stderr()).toMatch(/warning: listening on 0\.0\.0\.0 with no users file/);
+    expect(wide.stderr()).toMatch(/warning: listening on 0\.0\.0\.0 without TLS/);
+    expect(wide.stderr()).toMatch(/warning: metrics listening on 0\.0\.0\.0, reachable from other machines/);
   });
 
   it('passes --stream-window to the server, which announces it and uses it', async () => {
