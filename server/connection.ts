@@ -35,6 +35,7 @@ import {
 import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
 import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
+import type { OutboundBudget } from '../shared/transport/outboundBudget.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import type { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
@@ -79,6 +80,8 @@ export interface ConnectionContext {
   accountResources: AccountResourceTable;
   /** Received upload bytes waiting for the disk, all connections together. */
   uploadBacklogBudget: UploadBacklogBudget;
+  /** File data held for clients, all connections together. */
+  outboundBudget: OutboundBudget;
   /** Who may log in: the server's accounts when this connection was accepted. */
   accounts: Accounts;
   /** The socket's reads, when it reads into the process's shared buffer. */
@@ -154,6 +157,7 @@ export class ServerConnection implements StreamHost {
         outboundHighWaterBytes: options.outboundHighWaterBytes,
         outboundLowWaterBytes: options.outboundLowWaterBytes,
         dataFramePayloadBytes: options.chunkBytes,
+        outboundBudget: context.outboundBudget,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
       context.sharedReads,

@@ -43,6 +43,11 @@ export interface ServerOptions {
   outboundHighWaterBytes?: number;
   /** Downloads resume reading the disk once the bytes held fall to this. */
   outboundLowWaterBytes?: number;
+  /**
+   * The same, all connections together: past it, a connection holding any file data for its
+   * client stops reading the disk (each may still hold one chunk, so none stalls).
+   */
+  serverOutboundHighWaterBytes?: number;
   /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
   uploadBacklogHighWaterBytes?: number;
   /**
@@ -106,6 +111,7 @@ const POSITIVE_INTEGERS = [
   'maxFramePayloadBytes',
   'outboundHighWaterBytes',
   'outboundLowWaterBytes',
+  'serverOutboundHighWaterBytes',
   'uploadBacklogHighWaterBytes',
   'serverUploadBacklogHighWaterBytes',
   'maxReservedBytesPerConnection',
@@ -150,6 +156,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
+    serverOutboundHighWaterBytes:
+      options.serverOutboundHighWaterBytes ?? DEFAULTS.serverOutboundHighWaterBytes,
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
     serverUploadBacklogHighWaterBytes:
       options.serverUploadBacklogHighWaterBytes ?? DEFAULTS.serverUploadBacklogHighWaterBytes,

@@ -12,6 +12,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
+import { OutboundBudget } from '../shared/transport/outboundBudget.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { AccountResourceTable } from './auth/accountResources.js';
 import { Accounts } from './auth/accounts.js';
@@ -61,6 +62,7 @@ export class MuxServer {
   private readonly loginGuard: LoginGuard;
   private readonly accountResources: AccountResourceTable;
   private readonly uploadBacklogBudget: UploadBacklogBudget;
+  private readonly outboundBudget: OutboundBudget;
   /** Who may log in; replaceAccounts() swaps it (serve re-reads its users file on SIGHUP). */
   private accounts: Accounts;
   private closing: Promise<void> | undefined;
@@ -84,6 +86,7 @@ export class MuxServer {
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
     });
     this.uploadBacklogBudget = new UploadBacklogBudget(this.options.serverUploadBacklogHighWaterBytes);
+    this.outboundBudget = new OutboundBudget(this.options.serverOutboundHighWaterBytes);
     this.accounts = this.options.accounts;
     if (this.options.tls !== undefined) {
       // Throws here, at construction, for a key that does not match or unreadable PEM.
@@ -145,6 +148,11 @@ export class MuxServer {
   /** The running totals the `stats` operation reports. */
   stats(): ServerStats {
     return readStats(this.counters);
+  }
+
+  /** File data held for clients, all connections together (what serverOutboundHighWaterBytes bounds). */
+  get outboundHeldBytes(): number {
+    return this.outboundBudget.heldBytes;
   }
 
   /** Each connection's open streams, the bytes held for it, and its uploads' bytes not yet stored. */
@@ -337,6 +345,7 @@ export class MuxServer {
       loginGuard: this.loginGuard,
       accountResources: this.accountResources,
       uploadBacklogBudget: this.uploadBacklogBudget,
+      outboundBudget: this.outboundBudget,
       accounts: this.accounts,
     });
     this.connections.add(connection);

@@ -96,6 +96,11 @@ export const DEFAULTS = {
   /** ...and pull again below this many. */
   outboundLowWaterBytes: 1 * MiB,
   /**
+   * Server: file data held for clients by all connections together; past it, a connection holding
+   * any stops reading the disk for its downloads (shared/transport/outboundBudget.ts).
+   */
+  serverOutboundHighWaterBytes: 256 * MiB,
+  /**
    * Memory storage: bytes all uploads in flight may have reserved ahead of their data. A declared
    * size is a claim, reserved only once an eighth of it has arrived.
    */

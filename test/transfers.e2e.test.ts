@@ -294,6 +294,46 @@ describe('backpressure', () => {
     slow.destroy();
   });
 
+  it('bounds the file data held for slow readers across all connections, and the others still download', async () => {
+    const budget = 4 * MiB;
+    env = await startServer({ serverOutboundHighWaterBytes: budget });
+    const server = env.server;
+    const setup = await env.connect();
+    const big = randomBytes(48 * MiB);
+    await setup.put('big', big);
+    // Eight clients that ask for the file, grant all the credit there is, and read nothing.
+    const slow = await Promise.all(Array.from({ length: 8 }, () => RawPeer.open(env!.port)));
+    for (const peer of slow) {
+      peer.socket.pause();
+      peer.write(encodeOpen(1, { op: 'get', path: 'big' }));
+      peer.write(encodeWindow(1, 2 ** 31 - 1));
+    }
+    const held = () => server.connectionFigures().reduce((sum, c) => sum + c.bufferedAmount, 0);
+    let peak = 0;
+    let stableSince = Date.now();
+    for (const started = Date.now(); Date.now() - started < 5_000 && Date.now() - stableSince < 300; ) {
+      const now = held();
+      if (now > peak) {
+        peak = now;
+        stableSince = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // Each alone may hold its 4 MiB mark (32 MiB in all); together they stay within the budget
+    // plus one chunk (1 MiB) each, and what the budget counts is what they hold.
+    expect(peak).toBeGreaterThan(budget);
+    expect(peak).toBeLessThanOrEqual(budget + 8 * (MiB + 1024));
+    expect(server.outboundHeldBytes).toBeLessThanOrEqual(budget + 8 * (MiB + 1024));
+    // A client that reads still gets the whole file meanwhile.
+    expect((await setup.getBuffer('big')).equals(big)).toBe(true);
+    for (const peer of slow) peer.destroy();
+    for (const started = Date.now(); server.connectionFigures().length > 1 && Date.now() - started < 5_000; )
+      await new Promise((r) => setTimeout(r, 5));
+    expect(server.connectionFigures()).toHaveLength(1);
+    // Nothing is left counted for the connections that went away.
+    expect(server.outboundHeldBytes).toBe(0);
+  });
+
   it('stops reading an upload while storage is behind, keeping the backlog bounded, without losing bytes', async () => {
     const storage = new MemoryStorage();
     const createUpload = storage.createUpload.bind(storage);

@@ -12,6 +12,7 @@ import { FrameDecoder } from '../protocol/decoder.js';
 import { encodeError } from '../protocol/encoder.js';
 import type { Frame } from '../protocol/frame.js';
 import { errorPayload } from '../protocol/messages.js';
+import type { OutboundBudget } from './outboundBudget.js';
 import { OutboundQueue } from './outboundQueue.js';
 import type { SharedBufferReads } from './sharedReadBuffer.js';
 
@@ -22,6 +23,8 @@ export interface FramedSocketOptions {
   outboundLowWaterBytes: number;
   /** The payload of the DATA frames this side sends, which are then reused (OutboundQueue). */
   dataFramePayloadBytes: number;
+  /** Shared with the process's other connections (a server's): OutboundQueueOptions.budget. */
+  outboundBudget?: OutboundBudget | undefined;
 }
 
 export interface FramedSocketHandlers {
@@ -81,6 +84,7 @@ export class FramedSocket {
       highWaterBytes: options.outboundHighWaterBytes,
       lowWaterBytes: options.outboundLowWaterBytes,
       pooledFramePayloadBytes: options.dataFramePayloadBytes,
+      budget: options.outboundBudget,
     });
     if (socket instanceof Socket) socket.setNoDelay(true);
     // Bytes read before the shared buffer was in use still come as 'data' (they are our own).

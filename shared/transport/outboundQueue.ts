@@ -8,6 +8,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { allocDataFrame } from '../protocol/encoder.js';
 import { DataFramePool } from './dataFramePool.js';
+import type { OutboundBudget } from './outboundBudget.js';
 
 /** A stream that has frames to send (a download on the server, an upload on the client). */
 export interface FrameProducer {
@@ -24,6 +25,8 @@ export interface OutboundQueueOptions {
   lowWaterBytes: number;
   /** Producers' DATA frames up to this payload are pooled (dataFrame()); 0: none. */
   pooledFramePayloadBytes?: number;
+  /** What this queue's reservations count against together with other queues' (a server's). */
+  budget?: OutboundBudget | undefined;
 }
 
 export class OutboundQueue {
@@ -43,6 +46,8 @@ export class OutboundQueue {
   private readonly framePool: DataFramePool | undefined;
   /** Bytes handed to the socket so far. */
   bytesWritten = 0;
+  /** Of the budget's bytes, those this queue holds: reserved, or pulled and not yet written. */
+  private budgetHeld = 0;
 
   constructor(socket: Duplex, options: OutboundQueueOptions) {
     if (!(options.lowWaterBytes > 0 && options.lowWaterBytes <= options.highWaterBytes)) {
@@ -113,8 +118,33 @@ export class OutboundQueue {
       if (producer !== undefined) this.waitingForRoom.add(producer);
       return false;
     }
+    const budget = this.options.budget;
+    if (budget !== undefined) {
+      // The same rule server-wide: a queue holding nothing may always take one chunk.
+      if (held > 0 && !budget.hasRoomFor(bytes)) {
+        if (producer !== undefined) {
+          this.waitingForRoom.add(producer);
+          budget.waitForRoom(this.budgetOnRoom);
+        }
+        return false;
+      }
+      budget.take(bytes);
+      this.budgetHeld += bytes;
+    }
     this.reservedBytes += bytes;
     return true;
+  }
+
+  private readonly budgetOnRoom = (): void => {
+    this.wakeWaitingIfRoom();
+  };
+
+  /** Gives `bytes` of this queue's share back to the budget (a reservation ended, a frame left). */
+  private giveToBudget(bytes: number): void {
+    const budget = this.options.budget;
+    if (budget === undefined || this.closed) return;
+    this.budgetHeld -= bytes;
+    budget.give(bytes);
   }
 
   /**
@@ -159,6 +189,7 @@ export class OutboundQueue {
   /** Gives back a reservation that will not become a frame (read failed, stream cancelled). */
   release(bytes: number): void {
     this.reservedBytes -= bytes;
+    this.giveToBudget(bytes);
     this.wakeWaitingIfRoom();
     this.schedulePump();
   }
@@ -185,6 +216,12 @@ export class OutboundQueue {
     this.frames.length = 0;
     this.queuedBytes = 0;
     this.producers.length = 0;
+    // Whatever is still reserved or in the socket's buffer is this connection's to drop.
+    if (this.options.budget !== undefined) {
+      this.options.budget.cancelWait(this.budgetOnRoom);
+      this.options.budget.give(this.budgetHeld);
+      this.budgetHeld = 0;
+    }
     // Wake whoever waits, so waiting replies see the queue closed and give up.
     const waiting = [...this.waitingForRoom];
     this.waitingForRoom.clear();
@@ -228,10 +265,11 @@ export class OutboundQueue {
         // The callback tells us when bytes left the socket's buffer, which frees room even
         // when the buffer never got full enough for 'drain' (and the frame's memory is free).
         const pool = this.framePool;
-        if (fileData && pool !== undefined) {
+        if (fileData && (pool !== undefined || this.options.budget !== undefined)) {
           const written = frame;
           socket.write(written, () => {
-            pool.recycle(written);
+            pool?.recycle(written);
+            this.giveToBudget(written.length);
             this.socketOnWritten();
           });
         } else {
