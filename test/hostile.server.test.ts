@@ -147,6 +147,46 @@ describe('a stream that moves nothing', () => {
   });
 });
 
+describe('an answer the client never reads', () => {
+  it('fails its stream with STREAM_TIMEOUT after the idle timeout; a client that then reads gets every outcome', async () => {
+    const idleTimeoutMs = 1_000;
+    env = await startServer({ backend: 'memory', idleTimeoutMs });
+    fillDirectory((env.storage as MemoryStorage).volume, '/dir', 2_000);
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    peer.socket.pause();
+    // ~19 MB of answers: more than the outbound budget and the sockets' buffers hold, so most
+    // listings wait for room that never comes while the client reads nothing.
+    const ids = Array.from({ length: 128 }, (_, s) => 2 * s + 1);
+    const sentAt = performance.now();
+    peer.write(Buffer.concat(ids.map((id) => encodeOpen(id, { op: 'list', path: 'dir' }))));
+    const timedOut = () => env!.server.counters.errors.get('STREAM_TIMEOUT') ?? 0;
+    // Checked each time the timer fires: within two idle timeouts (+1 s for a loaded machine).
+    while (timedOut() === 0 && performance.now() - sentAt < 3 * idleTimeoutMs) await delay(10);
+    const failedAt = performance.now() - sentAt;
+    expect(timedOut(), 'no stream waiting for room timed out').toBeGreaterThan(0);
+    expect(failedAt).toBeGreaterThanOrEqual(idleTimeoutMs);
+    // Read now, before the next check would close the connection for reading nothing: each
+    // listing ends, with its last REPLY or with STREAM_TIMEOUT, and the connection goes on.
+    peer.socket.resume();
+    const outcome = async (id: number): Promise<string> => {
+      const frame = await peer.waitFor(
+        (f) =>
+          f.streamId === id && (f.type === FrameType.ERROR || (f.type === FrameType.REPLY && f.flags === 0)),
+        20_000,
+      );
+      return frame.type === FrameType.REPLY ? 'answered' : (await peer.streamError(id)).code;
+    };
+    const outcomes = await Promise.all(ids.map(outcome));
+    expect(new Set(outcomes)).toEqual(new Set(['answered', 'STREAM_TIMEOUT']));
+    expect(outcomes.filter((o) => o === 'STREAM_TIMEOUT')).toHaveLength(timedOut());
+    const error = await peer.streamError(ids[outcomes.indexOf('STREAM_TIMEOUT')]!);
+    expect(error.message).toBe('stream moved no data for 1 s');
+    expect(peer.socket.destroyed).toBe(false);
+    expect(env.server.connectionFigures()).toHaveLength(1);
+  });
+});
+
 describe('a client that reads nothing of a download', () => {
   it('is closed after the idle timeout, however much credit it granted', async () => {
     env = await startServer({ backend: 'memory', idleTimeoutMs: 400 });
