@@ -257,3 +257,36 @@ describe('put -r and get -r of ., .. or the root: the contents go into the desti
     );
   });
 });
+
+describe('rm, rmdir and mkdir say what to use instead', () => {
+  it('rm of a directory points to rmdir, rmdir of a file to rm, mkdir of a missing parent to -p', async () => {
+    server = await startServer();
+    const client = await server.connect();
+    await client.mkdir('dir');
+    await client.put('file.txt', Buffer.from('x'));
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const cases = [
+      {
+        args: ['rm', 'dir'],
+        stderr:
+          'muxftp: rm dir: is a directory: dir (IS_A_DIRECTORY); use rmdir for a directory (once it is empty)\n',
+      },
+      {
+        args: ['rmdir', 'file.txt'],
+        stderr: 'muxftp: rmdir file.txt: not a directory: file.txt (NOT_A_DIRECTORY); use rm for a file\n',
+      },
+      {
+        args: ['mkdir', 'no/such'],
+        stderr:
+          'muxftp: mkdir no/such: no such file or directory: no/such (NOT_FOUND); add -p to create its parents\n',
+      },
+    ];
+    for (const { args, stderr } of cases) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 1, stderr });
+    }
+    expect((await client.stat('dir')).type).toBe('dir');
+    expect((await client.stat('file.txt')).type).toBe('file');
+  });
+});

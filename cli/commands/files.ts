@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
-import { MuxftpError } from '../../shared/errors.js';
+import { type ErrorCode, MuxftpError } from '../../shared/errors.js';
 import {
   INTEGRITY_ALGORITHMS,
   type IntegrityAlgorithm,
@@ -92,7 +92,9 @@ export function registerFileCommands(program: Command, output: Output): void {
     .summary('remove remote files')
     .argument('<path...>', 'remote files (directories: use rmdir)')
     .action(async (paths: string[], _options: unknown, command: Command) => {
-      await eachPath(begin(command), output, 'rm', paths, (client, path) => client.delete(path));
+      await eachPath(begin(command), output, 'rm', paths, (client, path) => client.delete(path), {
+        IS_A_DIRECTORY: 'use rmdir for a directory (once it is empty)',
+      });
     });
 
   program
@@ -102,8 +104,14 @@ export function registerFileCommands(program: Command, output: Output): void {
     .option('-p, --parents', 'create missing parents too; no error if it exists')
     .action(async (paths: string[], options: { parents?: boolean }, command: Command) => {
       const parents = options.parents === true;
-      await eachPath(begin(command), output, 'mkdir', paths, (client, path) =>
-        client.mkdir(path, { parents }),
+      await eachPath(
+        begin(command),
+        output,
+        'mkdir',
+        paths,
+        (client, path) => client.mkdir(path, { parents }),
+        // Without -p a missing parent is NOT_FOUND (an existing path is ALREADY_EXISTS).
+        parents ? {} : { NOT_FOUND: 'add -p to create its parents' },
       );
     });
 
@@ -112,7 +120,9 @@ export function registerFileCommands(program: Command, output: Output): void {
     .summary('remove empty remote directories')
     .argument('<path...>', 'remote directories, which must be empty')
     .action(async (paths: string[], _options: unknown, command: Command) => {
-      await eachPath(begin(command), output, 'rmdir', paths, (client, path) => client.rmdir(path));
+      await eachPath(begin(command), output, 'rmdir', paths, (client, path) => client.rmdir(path), {
+        NOT_A_DIRECTORY: 'use rm for a file',
+      });
     });
 
   program
@@ -165,13 +175,17 @@ async function listOrStat(client: Client, path: string): Promise<WireEntry[]> {
   }
 }
 
-/** Runs `operate` on each path in order (so `mkdir a a/b` works), reporting each failure. */
+/**
+ * Runs `operate` on each path in order (so `mkdir a a/b` works), reporting each failure, with
+ * what to do instead when `hints` has a line for its code (rm of a directory: use rmdir).
+ */
 async function eachPath(
   global: GlobalOptions,
   output: Output,
   name: string,
   paths: string[],
   operate: (client: Client, remotePath: string) => Promise<void>,
+  hints: Partial<Record<ErrorCode, string>> = {},
 ): Promise<void> {
   output.setJsonFailureShape((error) =>
     paths.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
@@ -183,7 +197,8 @@ async function eachPath(
         await operate(client, remotePathFromArgument(path));
         results.push({ path, ok: true });
       } catch (error) {
-        output.failure(`${name} ${path}`, error);
+        const hint = error instanceof MuxftpError ? hints[error.code] : undefined;
+        output.failure(`${name} ${path}`, error, hint);
         results.push({ path, ok: false, error: errorInfo(error) });
       }
     }
