@@ -38,8 +38,10 @@ type Result = object | { batches: AsyncIterable<WireEntry[]> };
 /**
  * `host` gives the counters, and takes each change for the quotas as soon as storage made it
  * (before the reply, and whether or not the stream is still open: the change happened).
+ * `signal` is aborted when the stream is over (cancelled, failed, its connection gone): a handler
+ * that reads a file stops then, since the stream's slot is free again at once.
  */
-type Handler<R> = (storage: Storage, request: R, host: StreamHost) => Promise<Result>;
+type Handler<R> = (storage: Storage, request: R, host: StreamHost, signal: AbortSignal) => Promise<Result>;
 
 async function* wireBatches(batches: AsyncIterable<EntryInfo[]>): AsyncGenerator<WireEntry[]> {
   for await (const batch of batches) yield batch.map(toWireEntry);
@@ -67,11 +69,11 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
     return {};
   },
-  digest: async (storage, r) => {
-    const { entry, digest } = await fileDigest(storage, r.path, r.algorithm);
+  digest: async (storage, r, _host, signal) => {
+    const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, signal);
     return { entry: toWireEntry(entry), algorithm: digest.algorithm, digest: digest.digest.toString('hex') };
   },
-  partial: async (storage, r) =>
+  partial: async (storage, r, _host, signal) =>
     heldPartial(
       storage,
       r.path,
@@ -81,6 +83,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
         ...(r.digest !== undefined ? { digest: r.digest } : { source: r.source! }),
       },
       DEFAULTS.maxResumeBlocks,
+      signal,
     ),
   stats: async (_storage, _r, host) => readStats(host.counters),
 };
@@ -93,6 +96,8 @@ export class RequestStream extends ServerStream {
   /** Room this stream holds in the connection's outbound budget for its next frame. */
   private reserved = 0;
   private readonly request: SimpleRequest;
+  /** Aborted when the stream is over, so that a handler reading a file stops. */
+  private readonly over = new AbortController();
 
   constructor(host: StreamHost, id: number, request: SimpleRequest) {
     super(host, id);
@@ -108,7 +113,7 @@ export class RequestStream extends ServerStream {
     // Nothing is looked up until the answer has room in the connection's budget (issue #7).
     if (!(await this.reserve(this.op === 'list' ? this.frameBudget() : SMALL_REPLY_BYTES))) return;
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;
-    const result = await handler(this.host.storage, this.request, this.host);
+    const result = await handler(this.host.storage, this.request, this.host, this.over.signal);
     if (this.isFinished) return;
     if ('batches' in result) {
       await this.sendEntries(result.batches);
@@ -176,5 +181,6 @@ export class RequestStream extends ServerStream {
 
   protected cleanup(): void {
     this.releaseReserved();
+    this.over.abort();
   }
 }

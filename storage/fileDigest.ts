@@ -11,11 +11,15 @@ import type { EntryInfo, Storage } from './types.js';
 
 const READ_BYTES = 1024 * 1024;
 
-/** The file's entry and its digest under `algorithm`, from the cache or by reading the file once. */
+/**
+ * The file's entry and its digest under `algorithm`, from the cache or by reading the file once.
+ * Once `signal` is aborted (the request is over) no further read starts: it rejects with its reason.
+ */
 export async function fileDigest(
   storage: Storage,
   path: string,
   algorithm: IntegrityAlgorithm,
+  signal?: AbortSignal,
 ): Promise<{ entry: EntryInfo; digest: FileDigest }> {
   const entry = await storage.stat(path);
   const handle = await storage.openRead(path);
@@ -26,6 +30,7 @@ export async function fileDigest(
     try {
       const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(handle.size, 1)));
       for (let position = 0; position < handle.size; ) {
+        signal?.throwIfAborted();
         const bytesRead = await handle.read(
           buffer,
           0,

@@ -14,7 +14,8 @@ const READ_BYTES = 1024 * 1024;
  * Feeds the first `bytes` of the data kept for `path` under `key` to `digester`; resolves to how
  * many it fed: `bytes`, or with `upTo` the kept whole blocks up to `bytes`. Without `upTo`, data
  * shorter than `bytes` is NOT_FOUND. `admit`, if given, sees the kept data's size before any of it is
- * read, and may throw to refuse it: a check that fails then costs no hashing.
+ * read, and may throw to refuse it: a check that fails then costs no hashing. Once `signal` is
+ * aborted (the request is over) no further read starts: it rejects with its reason.
  */
 export async function hashPartial(
   storage: Storage,
@@ -24,6 +25,7 @@ export async function hashPartial(
   digester: ContentDigester,
   upTo = false,
   admit?: (keptBytes: number) => void,
+  signal?: AbortSignal,
 ): Promise<number> {
   const missing = () => new StorageError('NOT_FOUND', `no partial upload of ${bytes} bytes: ${path}`, path);
   const partial = await storage.openPartial?.(path, key);
@@ -38,6 +40,7 @@ export async function hashPartial(
     admit?.(partial.size);
     const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(end, 1)));
     for (let position = 0; position < end; ) {
+      signal?.throwIfAborted();
       const length = Math.min(buffer.length, end - position);
       const read = await partial.read(buffer, 0, length, position);
       if (read !== length) throw missing();
@@ -56,10 +59,12 @@ export async function heldPartial(
   path: string,
   key: PartialKey,
   maxBlocks: number,
+  signal?: AbortSignal,
 ): Promise<{ offset: number; blocks: string[] }> {
   const digester = new ContentDigester(key.algorithm);
   try {
-    const offset = await hashPartial(storage, path, key, maxBlocks * INTEGRITY_BLOCK_BYTES, digester, true);
+    const bytes = maxBlocks * INTEGRITY_BLOCK_BYTES;
+    const offset = await hashPartial(storage, path, key, bytes, digester, true, undefined, signal);
     return { offset, blocks: digester.blockDigests.map((d) => d.toString('hex')) };
   } finally {
     digester.release();
