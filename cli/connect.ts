@@ -75,9 +75,12 @@ export async function openClient(target: ConnectTarget): Promise<Client> {
       ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
     });
   } catch (error) {
-    throw new CliError(`cannot connect to ${formatAddress(address)}: ${connectFailureReason(error)}`, {
-      cause: error,
-    });
+    // Connected, but refused the login (wrong password, no user given): not a network problem.
+    const what =
+      error instanceof MuxftpError && error.code === 'LOGIN_FAILED'
+        ? `log in to ${formatAddress(address)}${target.access.user === undefined ? '' : ` as ${target.access.user}`}`
+        : `connect to ${formatAddress(address)}`;
+    throw new CliError(`cannot ${what}: ${connectFailureReason(error)}`, { cause: error });
   }
 }
 

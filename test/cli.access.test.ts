@@ -246,9 +246,14 @@ describe('logins from the CLI', () => {
 
       const wrong = await run([...remote, '--user', 'alice', 'ls'], { env: { MUXFTP_PASSWORD: 'nope' } });
       expect(wrong.code).toBe(1);
-      expect(wrong.stderr).toContain('login failed (LOGIN_FAILED)');
+      // The connection was made: it is the login that failed, and the message says which user's.
+      expect(wrong.stderr).toBe(
+        `muxftp: cannot log in to 127.0.0.1:${server.port} as alice: login failed (LOGIN_FAILED)\n`,
+      );
       const nobody = await run([...remote, 'ls']);
-      expect(nobody.stderr).toMatch(/requires a login/);
+      expect(nobody.stderr).toMatch(
+        new RegExp(`^muxftp: cannot log in to 127\\.0\\.0\\.1:${server.port}: the server requires a login`),
+      );
       const noPassword = await run([...remote, '--user', 'alice', 'ls']);
       expect(noPassword.stderr).toMatch(/no password for alice/);
 
