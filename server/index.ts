@@ -31,6 +31,7 @@ export {
   type PartialRead,
   type ReadHandle,
   type RenamedEntries,
+  type RmdirOptions,
   type Storage,
   type SweepOptions,
   type UploadHandle,

@@ -55,7 +55,10 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     return {};
   },
   rmdir: async (storage, r, host) => {
-    await storage.rmdir(r.path);
+    await storage.rmdir(r.path, {
+      // Kept partial uploads in it go with it: quotas free their bytes as each goes.
+      onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
+    });
     host.recordChange({ op: 'rmdir', path: r.path });
     return {};
   },

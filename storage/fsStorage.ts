@@ -33,6 +33,7 @@ import type {
   PartialRead,
   ReadHandle,
   RenamedEntries,
+  RmdirOptions,
   Storage,
   SweepOptions,
   UploadHandle,
@@ -215,14 +216,49 @@ export class FsStorage implements Storage {
       : new StorageError('NOT_A_DIRECTORY', `not a directory: ${clientPath}`, clientPath);
   }
 
-  async rmdir(path: string): Promise<void> {
+  async rmdir(path: string, options: RmdirOptions = {}): Promise<void> {
     const target = await this.#resolve(path);
     refuseRoot(target, 'cannot remove the root');
     const stats = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
     if (!stats.isDirectory()) {
       throw new StorageError('NOT_A_DIRECTORY', `not a directory: ${target.clientPath}`, target.clientPath);
     }
+    await this.#removeKeptPartials(target, options.onPartialRemoved);
     await fsCall(target.clientPath, () => this.#fs.rmdir(target.hostPath));
+  }
+
+  /**
+   * What interrupted uploads kept in a directory about to be removed (issue #8) goes with it: it
+   * is hidden and no client can name it, so it must not keep a directory that lists as empty.
+   * Only when nothing else is there (else rmdir fails as before, the kept data untouched), and
+   * not one an upload in flight has taken over (rmdir then fails DIRECTORY_NOT_EMPTY).
+   */
+  async #removeKeptPartials(
+    dir: Resolved,
+    onPartialRemoved: RmdirOptions['onPartialRemoved'],
+  ): Promise<void> {
+    const entries = await this.#fs.readdir(dir.hostPath).catch((): readonly unknown[] => []);
+    const names = entries.filter((name): name is string => typeof name === 'string');
+    if (names.length === 0 || !names.every(isPartialName)) return;
+    await Promise.all(
+      names.map(async (name) => {
+        const hostPath = this.#paths.join(dir.hostPath, name);
+        if (this.#activeTemporaryPaths.has(hostPath)) return;
+        // Claimed while it goes, as the sweep does: no upload takes it over meanwhile.
+        this.#activeTemporaryPaths.add(hostPath);
+        try {
+          const stats = await this.#fs.lstat(hostPath).catch(() => undefined);
+          if (stats === undefined || !stats.isFile()) return;
+          await this.#fs.unlink(hostPath).then(
+            // In the turn the unlink completed, as keptPartials() stops listing it.
+            () => onPartialRemoved?.(dir.clientPath, Number(stats.size)),
+            noop,
+          );
+        } finally {
+          this.#activeTemporaryPaths.delete(hostPath);
+        }
+      }),
+    );
   }
 
   async remove(path: string): Promise<EntryInfo> {

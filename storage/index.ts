@@ -18,6 +18,7 @@ export type {
   PartialRead,
   ReadHandle,
   RenamedEntries,
+  RmdirOptions,
   Storage,
   SweepOptions,
   UploadHandle,

@@ -114,6 +114,15 @@ export interface SweepOptions {
   onPartialRemoved?: (dir: string, bytes: number) => void;
 }
 
+/** Whom rmdir() tells about the kept partial uploads it removes with the directory. */
+export interface RmdirOptions {
+  /**
+   * Called for each kept partial upload removed, with its directory (the client path given to
+   * rmdir, normalized) and its size, in the turn the removal completed: a quota frees the bytes.
+   */
+  onPartialRemoved?: (dir: string, bytes: number) => void;
+}
+
 /** Where a server keeps its files; implement it to serve something other than a disk or memory. */
 export interface Storage {
   /** A short description for logs, e.g. `disk:/srv/files` or `memory`. */
@@ -129,8 +138,11 @@ export interface Storage {
   listBatches(path: string): AsyncIterable<EntryInfo[]>;
   /** Creates a directory; with `parents`, missing ancestors too and no error if it exists. */
   mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
-  /** Removes an empty directory. */
-  rmdir(path: string): Promise<void>;
+  /**
+   * Removes an empty directory. What interrupted uploads kept in it (hidden, issue #8) goes with
+   * it when nothing else is there, each reported to `onPartialRemoved`.
+   */
+  rmdir(path: string, options?: RmdirOptions): Promise<void>;
   /** Removes a file (not a directory); returns it as lstat saw it just before (a symlink is `other`). */
   remove(path: string): Promise<EntryInfo>;
   /** Moves a file or directory; replaces an existing file at `to`, never a directory. */
