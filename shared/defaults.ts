@@ -5,6 +5,7 @@
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
 
 export const DEFAULTS = {
   host: '127.0.0.1',
@@ -102,11 +103,14 @@ export const DEFAULTS = {
   serverOutboundHighWaterBytes: 256 * MiB,
   /**
    * Memory storage: bytes all uploads in flight may have reserved ahead of their data. A declared
-   * size is a claim, reserved only once an eighth of it has arrived.
+   * size is a claim, reserved only once 1/64 of it has arrived; a reservation is address
+   * space, not memory, until the data fills it. A file beyond the caps is grown by doubling,
+   * each step one synchronous copy into fresh memory (512 MiB on a 1 GiB file: a stall of every
+   * connection, and a third more server CPU per upload; bench/README.md).
    */
-  memoryMaxReservedBytes: 1024 * MiB,
+  memoryMaxReservedBytes: 4 * GiB,
   /** Declared upload sizes one connection may pass to storage as reservation hints at once. */
-  maxReservedBytesPerConnection: 512 * MiB,
+  maxReservedBytesPerConnection: 2 * GiB,
   /**
    * `--fsync always`: an upload starts flushing its file in the background after each this many
    * bytes written, so the flush before its commit has little left (storage/upload.ts).

@@ -10,7 +10,7 @@ import { FsStorage } from './fsStorage.js';
 export interface MemoryStorageOptions {
   /**
    * Bytes all uploads in flight together may have reserved ahead of their data (a declared size
-   * is reserved once an eighth of it has arrived). Past it, uploads grow as their data arrives.
+   * is reserved once 1/64 of it has arrived). Past it, uploads grow as their data arrives.
    * Default DEFAULTS.memoryMaxReservedBytes.
    */
   maxReservedBytes?: number;

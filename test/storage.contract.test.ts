@@ -922,9 +922,9 @@ describe('backend options', () => {
 });
 
 describe('MemoryStorage', () => {
-  it('reserves a declared size only once an eighth of it has arrived, then stores it exactly', async () => {
+  it('reserves a declared size only once 1/64 of it has arrived, then stores it exactly', async () => {
     const storage = new MemoryStorage();
-    const expected = 8 * 256 * 1024;
+    const expected = 16 * 256 * 1024; // 4 MiB: reserved from 64 KiB on
     const upload = await storage.createUpload('big.bin', { expectedSize: expected });
     // memfs internals (reserveCapacity in storage/memory.ts): if this breaks, memfs changed shape.
     const core = (
@@ -934,7 +934,10 @@ describe('MemoryStorage', () => {
     expect(Math.max(0, ...capacities())).toBeLessThan(expected); // a claim is not a reservation
     expect(storage.reservedBytes).toBe(0);
     const content = randomBytes(expected);
-    await upload.write([content.subarray(0, 256 * 1024)]);
+    await upload.write([content.subarray(0, 64 * 1024 - 1)]);
+    expect(Math.max(0, ...capacities())).toBeLessThan(expected); // one byte short of 1/64
+    expect(storage.reservedBytes).toBe(0);
+    await upload.write([content.subarray(64 * 1024 - 1, 256 * 1024)]);
     expect(capacities()).toContain(expected);
     expect(storage.reservedBytes).toBe(expected);
     for (let at = 256 * 1024; at < expected; at += 256 * 1024)
