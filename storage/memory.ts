@@ -99,6 +99,7 @@ const coreOf = (volume: Volume) => (volume as unknown as { _core?: MemfsCore }).
  */
 function renameFreeingReplaced(volume: Volume, from: string, to: string): void {
   const replaced = volume.lstatSync(to, { throwIfNoEntry: false });
+  if (replaced !== undefined) refuseAsRename2Would(volume, from, to, replaced.isDirectory());
   volume.renameSync(from, to);
   if (replaced === undefined || replaced.isDirectory()) return;
   const now = volume.lstatSync(to);
@@ -108,6 +109,22 @@ function renameFreeingReplaced(volume: Volume, from: string, to: string): void {
   if (node === undefined || typeof core?.deleteNode !== 'function') return;
   node.nlink--;
   if (node.nlink <= 0) core.deleteNode(node);
+}
+
+/**
+ * rename(2)'s refusals that memfs lacks: it replaces a directory with a file, or a non-empty
+ * directory with a directory, silently dropping what the directory held. Storage looks at the
+ * target before a rename, but a directory made there since (a concurrent mkdir) reached the
+ * rename; on disk the kernel refuses it, and so does this, in the same synchronous step.
+ */
+function refuseAsRename2Would(volume: Volume, from: string, to: string, targetIsDirectory: boolean): void {
+  const sourceIsDirectory = volume.lstatSync(from).isDirectory();
+  const refusal = (code: string, what: string): Error =>
+    Object.assign(new Error(`${code}: ${what}, rename '${from}' -> '${to}'`), { code, syscall: 'rename' });
+  if (targetIsDirectory && !sourceIsDirectory) throw refusal('EISDIR', 'illegal operation on a directory');
+  if (!targetIsDirectory && sourceIsDirectory) throw refusal('ENOTDIR', 'not a directory');
+  if (targetIsDirectory && volume.readdirSync(to).length > 0)
+    throw refusal('ENOTEMPTY', 'directory not empty');
 }
 
 /**
