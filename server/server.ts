@@ -120,6 +120,8 @@ export class MuxServer {
       this.options.storage
         .sweepTemporaryFiles({
           partialRetentionMs: retention,
+          // Crash leftovers went at start; a temporary file unknown now may be another process's.
+          partialsOnly: true,
           // Paths below the served root: every quota whose home holds the directory frees them.
           onPartialRemoved: (dir, bytes) =>
             this.accountResources.recordChange('', { op: 'partial', dir, bytes: -bytes }, undefined),

@@ -606,6 +606,7 @@ export class FsStorage implements Storage {
           }
           if (!stats.isFile() || this.#activeTemporaryPaths.has(hostPath)) return;
           const partial = isPartialName(name);
+          if (!partial && options.partialsOnly) return;
           // A kept partial upload lives out its retention (issue #8).
           if (partial && toMs(stats.mtimeMs) > keepAfterMs) return;
           // Looked up again after the await, and claimed while it goes: an upload that took it

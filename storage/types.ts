@@ -108,6 +108,12 @@ export interface SweepOptions {
   /** Kept partial uploads younger than this (ms since their last write) stay. Default 0. */
   partialRetentionMs?: number;
   /**
+   * Expired kept partial uploads only; other temporary files stay. For a server already running
+   * (its retention timer): a temporary file it does not know of is then not a crash's leftover
+   * but may be another process's transfer in progress in the same tree. Default false.
+   */
+  partialsOnly?: boolean;
+  /**
    * Called for each kept partial upload removed, with its directory (a client path below the
    * storage's root) and its size, in the turn the removal completed: a quota frees the bytes.
    */
@@ -181,7 +187,8 @@ export interface Storage {
   keptPartials?(path: string): Promise<EntryInfo[]>;
   /**
    * Removes temporary files left behind by a crash, and kept partial uploads older than
-   * `partialRetentionMs` (default 0: all of them). Resolves to how many were removed.
+   * `partialRetentionMs` (default 0: all of them; with `partialsOnly`, only those). Resolves to
+   * how many were removed.
    */
   sweepTemporaryFiles(options?: SweepOptions): Promise<number>;
   /** Aborts uploads in progress (a resumable one keeps its whole blocks) and closes open files. */

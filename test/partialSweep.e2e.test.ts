@@ -1,0 +1,51 @@
+/**
+ * The server's retention timer removes expired kept partial uploads (issue #8), and only those.
+ * A temporary file it does not know of is not a crash's leftover while it runs (those are swept
+ * at start): it may be another process's transfer in progress in the same tree, such as a
+ * `muxftp get` downloading into the served directory, or a second server on the same root.
+ */
+import { readdir, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { newTemporaryName, partialName } from '../shared/temporaryNames.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let env: TestServer | undefined;
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+});
+
+/** Waits (bounded) until `check` holds. */
+async function until(check: () => Promise<boolean>, what: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('the partial-retention timer', () => {
+  it('removes expired kept partials, and leaves a transfer in progress it does not know of', async () => {
+    const retentionMs = 200; // the timer fires every 200 ms
+    env = await startServer({ backend: 'disk', partialRetentionMs: retentionMs });
+    const root = env.root!;
+    // Another process's download in progress: a temporary file it is writing.
+    const foreign = newTemporaryName();
+    await writeFile(join(root, foreign), 'half a download');
+    // A kept partial upload long expired.
+    const expired = partialName('big.bin', { size: 10, algorithm: 'xxh128', source: 's' });
+    await writeFile(join(root, expired), 'kept');
+    const longAgo = new Date(Date.now() - 60_000);
+    await utimes(join(root, expired), longAgo, longAgo);
+
+    await until(
+      async () => !(await readdir(root)).includes(expired),
+      'the sweep of the expired partial',
+      10_000,
+    );
+    // Two more periods: the foreign file stays (before, the first sweep removed it too).
+    await new Promise((resolve) => setTimeout(resolve, 2 * retentionMs + 100));
+    expect(await readdir(root)).toEqual([foreign]);
+  });
+});
