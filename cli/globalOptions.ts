@@ -23,9 +23,9 @@ export function addGlobalOptions(program: Command): void {
       new Option(
         '--server <host:port>',
         `server address, [v6]:port for IPv6 (default ${DEFAULTS.host}:${DEFAULTS.port})`,
-      )
-        .env(SERVER_ENV)
-        .argParser(parseServerOption),
+      ).env(SERVER_ENV),
+      // Parsed by globalOptionsOf, for the commands that connect: a bad $MUXFTP_SERVER left in
+      // the environment must not stop `serve` or `user`, which never read it.
     )
     .option('--json', 'print machine-readable JSON results on stdout')
     .option('-q, --quiet', 'no progress bars or summaries')
@@ -36,10 +36,16 @@ export function addGlobalOptions(program: Command): void {
     .option('--insecure', 'with TLS: accept any server certificate (implies --tls; warned about every time)');
 }
 
+/** --json and --quiet alone, for the commands that do not connect (user): no server address is read. */
+export function outputOptionsOf(command: Command): Pick<GlobalOptions, 'json' | 'quiet'> {
+  const options = command.optsWithGlobals<{ json?: boolean; quiet?: boolean }>();
+  return { json: options.json === true, quiet: options.quiet === true };
+}
+
 /** The global options as seen from a subcommand's action. */
 export function globalOptionsOf(command: Command): GlobalOptions {
   const options = command.optsWithGlobals<{
-    server?: ServerAddress;
+    server?: string;
     json?: boolean;
     quiet?: boolean;
     user?: string;
@@ -49,7 +55,7 @@ export function globalOptionsOf(command: Command): GlobalOptions {
     insecure?: boolean;
   }>();
   return {
-    server: options.server ?? parseServerAddress(undefined),
+    server: serverAddressOf(command, options.server),
     json: options.json === true,
     quiet: options.quiet === true,
     access: {
@@ -60,4 +66,25 @@ export function globalOptionsOf(command: Command): GlobalOptions {
       insecure: options.insecure === true,
     },
   };
+}
+
+/** --server or $MUXFTP_SERVER, or the default; a bad one is a usage error naming where it came from. */
+function serverAddressOf(command: Command, text: string | undefined): ServerAddress {
+  if (text === undefined) return parseServerAddress(undefined);
+  try {
+    return parseServerOption(text);
+  } catch (error) {
+    // Worded as commander words an option's parse failure.
+    const given =
+      command.getOptionValueSourceWithGlobals('server') === 'env'
+        ? `value '${text}' from env '${SERVER_ENV}'`
+        : `argument '${text}'`;
+    return command.error(
+      `error: option '--server <host:port>' ${given} is invalid. ${(error as Error).message}`,
+      {
+        exitCode: 2,
+        code: 'commander.invalidArgument',
+      },
+    );
+  }
 }

@@ -290,3 +290,25 @@ describe('rm, rmdir and mkdir say what to use instead', () => {
     expect((await client.stat('file.txt')).type).toBe('file');
   });
 });
+
+describe('$MUXFTP_SERVER', () => {
+  it('is read only by the commands that connect: a bad one fails ls, not serve or user', async () => {
+    const local = await tempDirs.make();
+    const env = { MUXFTP_SERVER: 'nowhere:port' };
+    const users = join(local, 'users.json');
+
+    const ls = await runCli(['ls'], local, { env });
+    expect(ls.code).toBe(2);
+    expect(ls.stderr).toContain("value 'nowhere:port' from env 'MUXFTP_SERVER' is invalid");
+    const flag = await runCli(['ls', '--server', 'nowhere:port'], local);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain("option '--server <host:port>' argument 'nowhere:port' is invalid");
+
+    const add = await runCli(['user', 'add', 'zoe', '--users', users], local, { env, stdin: 'zoe-pw\n' });
+    expect(add).toMatchObject({ code: 0, stderr: '' });
+    const list = await runCli(['user', 'list', '--users', users, '--json'], local, { env });
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.stdout)).toMatchObject([{ name: 'zoe' }]);
+    expect((await runCli(['serve', '--help'], local, { env })).code).toBe(0);
+  });
+});

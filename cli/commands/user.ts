@@ -21,7 +21,7 @@ import {
 import { errnoReason } from '../../shared/errnoReasons.js';
 import { formatBytes, formatRate, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
-import { globalOptionsOf } from '../globalOptions.js';
+import { outputOptionsOf } from '../globalOptions.js';
 import { commanderParser, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { promptHidden, readFirstLine } from '../passwordPrompt.js';
@@ -68,7 +68,7 @@ export function registerUserCommand(program: Command, output: Output): void {
     )
     .option('--replace', 'change an existing user')
     .action(async (name: string, flags: AddFlags, command: Command) => {
-      output.configure(globalOptionsOf(command));
+      output.configure(outputOptionsOf(command));
       if (flags.perm !== undefined && flags.readOnly) {
         command.error('error: user add: give --perm or --read-only, not both', { exitCode: 2 });
       }
@@ -106,7 +106,7 @@ export function registerUserCommand(program: Command, output: Output): void {
     .description('Remove a user (their files stay where they are).')
     .addOption(usersOption())
     .action(async (name: string, flags: { users: string }, command: Command) => {
-      output.configure(globalOptionsOf(command));
+      output.configure(outputOptionsOf(command));
       try {
         const file = await refusal(() => readUsersFile(flags.users));
         await writeUsers(flags.users, await refusal(() => removeUser(file, name)));
@@ -121,7 +121,7 @@ export function registerUserCommand(program: Command, output: Output): void {
     .description('List the users: name, home, permissions, quota and rate (never the hashes).')
     .addOption(usersOption())
     .action(async (flags: { users: string }, command: Command) => {
-      const global = globalOptionsOf(command);
+      const global = outputOptionsOf(command);
       output.configure(global);
       try {
         const users = listUsers(await refusal(() => readUsersFile(flags.users)));

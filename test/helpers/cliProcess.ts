@@ -30,11 +30,11 @@ export function runCliQuietly(
   });
 }
 
-/** Like runCliQuietly, with stdout too, and the environment to add (MUXFTP_SERVER is dropped unless given). */
+/** Like runCliQuietly, with stdout too, stdin to give, and the environment to add (MUXFTP_SERVER is dropped unless given). */
 export function runCli(
   args: string[],
   cwd: string,
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; stdin?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const env = { ...process.env, ...options.env };
   if (options.env?.MUXFTP_SERVER === undefined) delete env.MUXFTP_SERVER;
@@ -42,14 +42,15 @@ export function runCli(
     const child = spawn(process.execPath, [CLI_BIN, ...args], {
       cwd,
       env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    child.stdin?.end(options.stdin);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
