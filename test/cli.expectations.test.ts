@@ -4,11 +4,13 @@
  * --server takes IPv6 addresses, and what cp/scp users expect of `rm DIR` and `put -r .`.
  * Needs dist/ (npm run build).
  */
+
+import { spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -310,5 +312,32 @@ describe('$MUXFTP_SERVER', () => {
     expect(list.code).toBe(0);
     expect(JSON.parse(list.stdout)).toMatchObject([{ name: 'zoe' }]);
     expect((await runCli(['serve', '--help'], local, { env })).code).toBe(0);
+  });
+});
+
+describe('serve and signals', () => {
+  it('stops cleanly (exit 0) on a SIGTERM sent the moment its listening line appears', async () => {
+    // A service manager or a test may signal as soon as it reads the line; the handlers were
+    // installed just after it, and about half of such signals killed the process outright.
+    const outcomes: Array<{ code: number | null; signal: NodeJS.Signals | null }> = [];
+    for (let round = 0; round < 8; round++) {
+      const child = spawn(process.execPath, [CLI_BIN, 'serve', '--memory', '--port', '0'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      try {
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+          child.once('exit', (code, signal) => resolve({ code, signal })),
+        );
+        await new Promise((resolve, reject) => {
+          child.stdout.once('data', resolve);
+          child.once('exit', () => reject(new Error('serve exited before it listened')));
+        });
+        child.kill('SIGTERM');
+        outcomes.push(await exited);
+      } finally {
+        child.kill('SIGKILL'); // only if still running (a failed round)
+      }
+    }
+    expect(outcomes).toEqual(Array.from({ length: 8 }, () => ({ code: 0, signal: null })));
   });
 });

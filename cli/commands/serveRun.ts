@@ -76,12 +76,15 @@ export async function serve(options: ServeOptions): Promise<void> {
     await storage.close();
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
+  // Whoever waits for the line below may signal at once (a service manager, a test): without
+  // its handlers installed first, such a SIGTERM killed the process instead of stopping it.
+  const shutdownSignal = firstShutdownSignal();
   // Only once everything asked for is up: whoever waits for this line may rely on all of it.
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
 
   const stopReloading = options.users !== undefined ? reloadUsersOnHangup(server, options) : undefined;
-  const signal = await firstShutdownSignal();
+  const signal = await shutdownSignal;
   stopReloading?.();
   logToStderr(
     `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
