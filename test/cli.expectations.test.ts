@@ -341,3 +341,24 @@ describe('serve and signals', () => {
     expect(outcomes).toEqual(Array.from({ length: 8 }, () => ({ code: 0, signal: null })));
   });
 });
+
+describe('help', () => {
+  it("user's help lists no client option (--server, --tls...), none applies; list takes --json", async () => {
+    const local = await tempDirs.make();
+    for (const args of [
+      ['user', '--help'],
+      ['user', 'add', '--help'],
+      ['user', 'del', '--help'],
+    ]) {
+      const help = await runCli(args, local);
+      expect({ args, code: help.code, server: help.stdout.includes('--server') }).toEqual({
+        args,
+        code: 0,
+        server: false,
+      });
+    }
+    const list = await runCli(['user', 'list', '--help'], local);
+    expect(list.stdout).toContain('--json');
+    expect(list.stdout).not.toContain('--tls');
+  });
+});

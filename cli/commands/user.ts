@@ -42,7 +42,10 @@ export function registerUserCommand(program: Command, output: Output): void {
   const user = program
     .command('user')
     .summary('add, remove or list the users of a users file')
-    .description('Edit the users file that `muxftp serve --users FILE` reads (JSON, mode 600).');
+    .description('Edit the users file that `muxftp serve --users FILE` reads (JSON, mode 600).')
+    // As for serve: the global options are the client's (--server, --user, --tls...), none applies
+    // here; `list` declares the one that does, --json. Set before the subcommands, which copy it.
+    .configureHelp({ showGlobalOptions: false });
 
   user
     .command('add <name>')
@@ -120,6 +123,7 @@ export function registerUserCommand(program: Command, output: Output): void {
     .command('list')
     .description('List the users: name, home, permissions, quota and rate (never the hashes).')
     .addOption(usersOption())
+    .option('--json', 'print them as JSON')
     .action(async (flags: { users: string }, command: Command) => {
       const global = outputOptionsOf(command);
       output.configure(global);
