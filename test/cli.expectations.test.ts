@@ -315,7 +315,17 @@ describe('$MUXFTP_SERVER', () => {
   });
 });
 
-describe('serve and signals', () => {
+describe('serve', () => {
+  it('refuses --memory with --root (the root was silently not served)', async () => {
+    const local = await tempDirs.make();
+    const both = await runCli(['serve', '--memory', '--root', 'x', '--port', '0'], local, {
+      timeoutMs: 10_000,
+    });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("option '--memory' cannot be used with option '--root <dir>'");
+    expect(await readdir(local)).toEqual([]);
+  });
+
   it('stops cleanly (exit 0) on a SIGTERM sent the moment its listening line appears', async () => {
     // A service manager or a test may signal as soon as it reads the line; the handlers were
     // installed just after it, and about half of such signals killed the process outright.

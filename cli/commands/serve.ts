@@ -41,110 +41,118 @@ const rateDefault = (bytes: number) => (bytes === 0 ? 'none' : `${bytes}`);
 
 export function registerServeCommand(program: Command): Command {
   // Its help leaves out the global options: they are the client's, none applies to serve.
-  return program
-    .command('serve')
-    .summary('run a muxftp server')
-    .description('Serve a directory (or an in-memory tree) to muxftp clients until SIGINT or SIGTERM.')
-    .configureHelp({ showGlobalOptions: false })
-    .option(
-      '--host <host>',
-      'address to bind; anything but loopback is reachable from other machines',
-      DEFAULTS.host,
-    )
-    .option('--port <port>', 'TCP port; 0 picks a free one', parsePort, DEFAULTS.port)
-    .option('--root <dir>', 'directory to serve, created if missing', DEFAULTS.root)
-    .option('--memory', 'serve an empty in-memory tree instead (lost on exit)')
-    .addOption(
-      new Option(
-        '--partial-retention <duration>',
-        "keep an interrupted upload's whole blocks this long for put -c (e.g. 30m, 24h; 0 keeps none)",
+  return (
+    program
+      .command('serve')
+      .summary('run a muxftp server')
+      .description('Serve a directory (or an in-memory tree) to muxftp clients until SIGINT or SIGTERM.')
+      .configureHelp({ showGlobalOptions: false })
+      .option(
+        '--host <host>',
+        'address to bind; anything but loopback is reachable from other machines',
+        DEFAULTS.host,
       )
-        .argParser(parseDurationAsMs)
-        .default(DEFAULTS.partialRetentionMs, `${DEFAULTS.partialRetentionMs / 3_600_000}h`),
-    )
-    .addOption(
-      new Option('--idle-timeout <seconds>', 'close connections idle this long')
-        .argParser(parseSecondsAsMs)
-        .default(DEFAULTS.idleTimeoutMs, `${DEFAULTS.idleTimeoutMs / 1000}`),
-    )
-    .option(
-      '--max-connections <n>',
-      'connections at once; more get SERVER_BUSY',
-      parsePositiveInteger,
-      DEFAULTS.maxConnections,
-    )
-    .option(
-      '--max-open-files <n>',
-      `files open at once for transfers; more get SERVER_BUSY (default ${DEFAULTS.maxOpenFiles}, at most half the descriptor limit left after ${DEFAULTS.fdReserve} reserved)`,
-      parsePositiveInteger,
-    )
-    .addOption(
-      new Option(
-        '--stream-window <size>',
-        'upload credit per stream (e.g. 1MiB): bounds server memory per upload; larger is faster',
+      .option('--port <port>', 'TCP port; 0 picks a free one', parsePort, DEFAULTS.port)
+      .option('--root <dir>', 'directory to serve, created if missing', DEFAULTS.root)
+      // Given both, the root was silently not served: refused, as a usage error.
+      .addOption(
+        new Option('--memory', 'serve an empty in-memory tree instead (lost on exit)').conflicts('root'),
       )
-        .argParser(commanderParser(parseStreamWindow))
-        .default(DEFAULTS.streamWindowBytes, `${DEFAULTS.streamWindowBytes / 1024 / 1024}MiB`),
-    )
-    .addOption(
-      new Option(
-        '--fsync <mode>',
-        'always: each upload is on stable storage before it is confirmed; never: faster, a power cut may lose recent uploads',
+      .addOption(
+        new Option(
+          '--partial-retention <duration>',
+          "keep an interrupted upload's whole blocks this long for put -c (e.g. 30m, 24h; 0 keeps none)",
+        )
+          .argParser(parseDurationAsMs)
+          .default(DEFAULTS.partialRetentionMs, `${DEFAULTS.partialRetentionMs / 3_600_000}h`),
       )
-        .choices(['always', 'never'])
-        .default('always'),
-    )
-    .option(
-      '--metrics <host:port>',
-      `serve Prometheus metrics at http://HOST:PORT/metrics (off by default; host defaults to 127.0.0.1, port to ${DEFAULTS.metricsPort})`,
-      commanderParser(parseMetricsAddress),
-    )
-    .option('--users <file>', 'users file (JSON, written by `muxftp user add`): logins, homes, permissions')
-    .option('--anonymous', 'with --users: also let clients in as "anonymous", read-only, without a password')
-    .option('--anonymous-write', 'like --anonymous, with every permission')
-    .option('--anonymous-home <dir>', "anonymous's root, under the served root", DEFAULTS.anonymousHome)
-    .option('--tls-cert <file>', 'PEM certificate chain: the port then takes TLS connections too')
-    .option('--tls-key <file>', 'PEM private key of --tls-cert')
-    .option('--tls-only', 'refuse plain connections (TLS_REQUIRED)')
-    .option(
-      '--max-connections-per-ip <n>',
-      'connections at once from one address; more get SERVER_BUSY (0: no limit)',
-      parseNonNegativeInteger,
-      DEFAULTS.maxConnectionsPerIp,
-    )
-    .option(
-      '--max-streams-per-connection <n>',
-      'streams open at once on one connection; more get TOO_MANY_STREAMS',
-      parsePositiveInteger,
-      DEFAULTS.maxStreamsPerConnection,
-    )
-    .addOption(
-      new Option('--max-rate <rate>', 'bytes/s per connection, each direction, e.g. 10MiB (0: none)')
-        .argParser(parseRate)
-        .default(DEFAULTS.maxRateBytesPerSecond, rateDefault(DEFAULTS.maxRateBytesPerSecond)),
-    )
-    .addOption(
-      new Option(
-        '--max-user-rate <rate>',
-        'bytes/s per user, all their connections, each direction, unless the users file sets one (0: none)',
+      .addOption(
+        new Option('--idle-timeout <seconds>', 'close connections idle this long')
+          .argParser(parseSecondsAsMs)
+          .default(DEFAULTS.idleTimeoutMs, `${DEFAULTS.idleTimeoutMs / 1000}`),
       )
-        .argParser(parseRate)
-        .default(DEFAULTS.maxUserRateBytesPerSecond, rateDefault(DEFAULTS.maxUserRateBytesPerSecond)),
-    )
-    .addOption(
-      new Option(
-        '--handshake-timeout <seconds>',
-        'close connections not through TLS, HELLO and login by then',
+      .option(
+        '--max-connections <n>',
+        'connections at once; more get SERVER_BUSY',
+        parsePositiveInteger,
+        DEFAULTS.maxConnections,
       )
-        .argParser(parseSecondsAsMs)
-        .default(DEFAULTS.handshakeTimeoutMs, `${DEFAULTS.handshakeTimeoutMs / 1000}`),
-    )
-    .action(async (options: ServeOptions) => {
-      // Loaded only now: the server, its storage and metrics are most of the CLI's start-up time,
-      // and no other command needs them.
-      const { serve } = await import('./serveRun.js');
-      await serve(options);
-    });
+      .option(
+        '--max-open-files <n>',
+        `files open at once for transfers; more get SERVER_BUSY (default ${DEFAULTS.maxOpenFiles}, at most half the descriptor limit left after ${DEFAULTS.fdReserve} reserved)`,
+        parsePositiveInteger,
+      )
+      .addOption(
+        new Option(
+          '--stream-window <size>',
+          'upload credit per stream (e.g. 1MiB): bounds server memory per upload; larger is faster',
+        )
+          .argParser(commanderParser(parseStreamWindow))
+          .default(DEFAULTS.streamWindowBytes, `${DEFAULTS.streamWindowBytes / 1024 / 1024}MiB`),
+      )
+      .addOption(
+        new Option(
+          '--fsync <mode>',
+          'always: each upload is on stable storage before it is confirmed; never: faster, a power cut may lose recent uploads',
+        )
+          .choices(['always', 'never'])
+          .default('always'),
+      )
+      .option(
+        '--metrics <host:port>',
+        `serve Prometheus metrics at http://HOST:PORT/metrics (off by default; host defaults to 127.0.0.1, port to ${DEFAULTS.metricsPort})`,
+        commanderParser(parseMetricsAddress),
+      )
+      .option('--users <file>', 'users file (JSON, written by `muxftp user add`): logins, homes, permissions')
+      .option(
+        '--anonymous',
+        'with --users: also let clients in as "anonymous", read-only, without a password',
+      )
+      .option('--anonymous-write', 'like --anonymous, with every permission')
+      .option('--anonymous-home <dir>', "anonymous's root, under the served root", DEFAULTS.anonymousHome)
+      .option('--tls-cert <file>', 'PEM certificate chain: the port then takes TLS connections too')
+      .option('--tls-key <file>', 'PEM private key of --tls-cert')
+      .option('--tls-only', 'refuse plain connections (TLS_REQUIRED)')
+      .option(
+        '--max-connections-per-ip <n>',
+        'connections at once from one address; more get SERVER_BUSY (0: no limit)',
+        parseNonNegativeInteger,
+        DEFAULTS.maxConnectionsPerIp,
+      )
+      .option(
+        '--max-streams-per-connection <n>',
+        'streams open at once on one connection; more get TOO_MANY_STREAMS',
+        parsePositiveInteger,
+        DEFAULTS.maxStreamsPerConnection,
+      )
+      .addOption(
+        new Option('--max-rate <rate>', 'bytes/s per connection, each direction, e.g. 10MiB (0: none)')
+          .argParser(parseRate)
+          .default(DEFAULTS.maxRateBytesPerSecond, rateDefault(DEFAULTS.maxRateBytesPerSecond)),
+      )
+      .addOption(
+        new Option(
+          '--max-user-rate <rate>',
+          'bytes/s per user, all their connections, each direction, unless the users file sets one (0: none)',
+        )
+          .argParser(parseRate)
+          .default(DEFAULTS.maxUserRateBytesPerSecond, rateDefault(DEFAULTS.maxUserRateBytesPerSecond)),
+      )
+      .addOption(
+        new Option(
+          '--handshake-timeout <seconds>',
+          'close connections not through TLS, HELLO and login by then',
+        )
+          .argParser(parseSecondsAsMs)
+          .default(DEFAULTS.handshakeTimeoutMs, `${DEFAULTS.handshakeTimeoutMs / 1000}`),
+      )
+      .action(async (options: ServeOptions) => {
+        // Loaded only now: the server, its storage and metrics are most of the CLI's start-up time,
+        // and no other command needs them.
+        const { serve } = await import('./serveRun.js');
+        await serve(options);
+      })
+  );
 }
 
 /** A window from 16 KiB (one small frame) to 1 GiB, below the protocol's 2^31-1 credit cap. */
