@@ -58,6 +58,12 @@ import { UploadStream } from './uploadStream.js';
 /** Ids of streams the server failed or the client cancelled, whose late frames are discarded. */
 const MAX_REMEMBERED_RESETS = 4096;
 
+/**
+ * Requests that hold a stored file open while they read it (a file's digest, an interrupted
+ * upload's kept data): they count against the open-file cap as transfers do.
+ */
+const READS_A_STORED_FILE: ReadonlySet<string> = new Set(['digest', 'partial']);
+
 let nextConnectionNumber = 1;
 
 /** `address:port` of a TCP or TLS peer; a connection over another duplex stream has no address. */
@@ -484,7 +490,7 @@ export class ServerConnection implements StreamHost {
       this.rememberReset(id);
       return;
     }
-    if (open.spec.stream !== 'request') {
+    if (open.spec.stream !== 'request' || READS_A_STORED_FILE.has(open.request.op)) {
       // A transfer holds a file open: server-wide, that is capped below the descriptor limit.
       if (this.counters.openFiles >= this.options.maxOpenFiles) {
         const busy = new MuxftpError(
