@@ -260,8 +260,52 @@ describe('put -r and get -r of ., .. or the root: the contents go into the desti
   });
 });
 
+describe('rm -r', () => {
+  it('removes a directory and everything in it, a file as rm does, and never the root', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const client = await server.connect();
+    await client.mkdir('tree/sub/deeper', { parents: true });
+    await client.mkdir('tree/empty');
+    for (const name of ['tree/a.txt', 'tree/sub/b.txt', 'tree/sub/deeper/c.txt', 'keep.txt', 'lone.txt'])
+      await client.put(name, Buffer.from(name));
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+
+    const plain = await runCli(['rm', 'tree', ...at], local);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toBe(
+      'muxftp: rm tree: is a directory: tree (IS_A_DIRECTORY); add -r to remove it and everything in it\n',
+    );
+    for (const args of [
+      ['rm', '-r', '/'],
+      ['rm', '-r', '.'],
+      ['rm', '-r', './'],
+    ]) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({
+        args,
+        code: 1,
+        stderr: `muxftp: rm ${args[2]}: invalid path: cannot remove the root (INVALID_PATH)\n`,
+      });
+    }
+    expect(await treeOf(root)).toContain('tree/sub/deeper/c.txt');
+
+    const removed = await runCli(['rm', '-r', 'tree', 'lone.txt', '--json', ...at], local);
+    expect(removed).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(removed.stdout)).toEqual([
+      { path: 'tree', ok: true },
+      { path: 'lone.txt', ok: true },
+    ]);
+    expect(await treeOf(root)).toEqual(['keep.txt']);
+    const missing = await runCli(['rm', '-r', 'tree', ...at], local);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('NOT_FOUND');
+  });
+});
+
 describe('rm, rmdir and mkdir say what to use instead', () => {
-  it('rm of a directory points to rmdir, rmdir of a file to rm, mkdir of a missing parent to -p', async () => {
+  it('rm of a directory points to -r, rmdir of a file to rm, mkdir of a missing parent to -p', async () => {
     server = await startServer();
     const client = await server.connect();
     await client.mkdir('dir');
@@ -272,7 +316,7 @@ describe('rm, rmdir and mkdir say what to use instead', () => {
       {
         args: ['rm', 'dir'],
         stderr:
-          'muxftp: rm dir: is a directory: dir (IS_A_DIRECTORY); use rmdir for a directory (once it is empty)\n',
+          'muxftp: rm dir: is a directory: dir (IS_A_DIRECTORY); add -r to remove it and everything in it\n',
       },
       {
         args: ['rmdir', 'file.txt'],

@@ -2,17 +2,20 @@
 
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
+import { DEFAULTS } from '../../shared/defaults.js';
 import { type ErrorCode, MuxftpError } from '../../shared/errors.js';
 import {
   INTEGRITY_ALGORITHMS,
   type IntegrityAlgorithm,
   isIntegrityAlgorithm,
 } from '../../shared/integrity/algorithms.js';
+import { planningLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
 import { joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
+import { walkRemoteTree } from '../remoteTree.js';
 
 /** One line of `--json` output for rm, mkdir and rmdir. */
 interface PathOutcome {
@@ -89,11 +92,16 @@ export function registerFileCommands(program: Command, output: Output): void {
 
   program
     .command('rm')
-    .summary('remove remote files')
-    .argument('<path...>', 'remote files (directories: use rmdir)')
-    .action(async (paths: string[], _options: unknown, command: Command) => {
-      await eachPath(begin(command), output, 'rm', paths, (client, path) => client.delete(path), {
-        IS_A_DIRECTORY: 'use rmdir for a directory (once it is empty)',
+    .summary('remove remote files (-r: and directories)')
+    .argument('<path...>', 'remote files; with -r, directories too')
+    .option('-r, --recursive', 'remove directories and everything in them (never the root)')
+    .action(async (paths: string[], options: { recursive?: boolean }, command: Command) => {
+      const remove =
+        options.recursive === true
+          ? removeRecursively
+          : (client: Client, path: string) => client.delete(path);
+      await eachPath(begin(command), output, 'rm', paths, remove, {
+        IS_A_DIRECTORY: 'add -r to remove it and everything in it',
       });
     });
 
@@ -163,6 +171,34 @@ async function moveTarget(client: Client, source: string, to: string): Promise<s
   if (entry.type === 'dir') return into;
   if (to.endsWith('/')) throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${target}`);
   return target;
+}
+
+/**
+ * `rm -r PATH`: a file as rm does; a directory with everything in it, the files first (several
+ * at a time), then the directories, deepest first. The root never: refused before anything is
+ * listed, as the server refuses `rm /`. A directory that cannot be listed whole fails before
+ * anything is removed; the first file that cannot be removed fails the command, naming it, and
+ * its directories are kept.
+ */
+async function removeRecursively(client: Client, path: string): Promise<void> {
+  if (path.split('/').every((segment) => segment === '' || segment === '.')) {
+    throw new MuxftpError('INVALID_PATH', 'invalid path: cannot remove the root');
+  }
+  const entry = await client.stat(path);
+  if (entry.type !== 'dir') return client.delete(path);
+  const limit = planningLimit(DEFAULTS.parallel, client);
+  const tree = await walkRemoteTree(client, path, limit);
+  if (tree.problems.length > 0) throw tree.problems[0]!.error;
+  const failures: unknown[] = [];
+  await Promise.all(
+    tree.files.map((file) =>
+      limit.run(() => client.delete(file.remote).catch((error: unknown) => failures.push(error))),
+    ),
+  );
+  if (failures.length > 0) throw failures[0];
+  // Sorted, a parent comes before what is in it: backwards, each directory is empty when its turn comes.
+  for (const dir of [...tree.dirs].reverse()) await client.rmdir(joinRemote(path, dir));
+  await client.rmdir(path);
 }
 
 /** `ls FILE` shows that one entry, as ls(1) does. */
