@@ -48,6 +48,7 @@ export class AccountResourceTable {
     const settings = JSON.stringify([rate, account.quotaBytes ?? null, account.home]);
     let resources = this.byName.get(account.name);
     if (resources === undefined || resources.settings !== settings) {
+      const previous = resources;
       if (resources?.quota !== undefined) {
         this.replacedQuotas.add({ quota: new WeakRef(resources.quota), home: resources.home });
       }
@@ -61,6 +62,10 @@ export class AccountResourceTable {
             ? new QuotaTracker(home, {
                 limitBytes: account.quotaBytes,
                 recountIntervalMs: this.options.quotaRecountIntervalMs,
+                // Same home: earlier sessions' uploads in flight and later ones' count against both.
+                ...(previous?.quota !== undefined && previous.home === account.home
+                  ? { replaces: previous.quota }
+                  : {}),
               })
             : undefined,
       };

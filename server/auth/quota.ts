@@ -23,6 +23,12 @@ export interface QuotaOptions {
   limitBytes: number;
   /** A reservation walks the home again once the last walk is this old (ms). */
   recountIntervalMs: number;
+  /**
+   * The quota this one replaces for the same home (the users file read again), which sessions
+   * from before keep using: both fill that home, so the uploads in flight of each count against
+   * the other (one shared count of reserved bytes).
+   */
+  replaces?: QuotaTracker;
 }
 
 /** A change muxftp made under the home, as storage reported it. */
@@ -121,7 +127,8 @@ export class QuotaTracker {
   /** performance.now() when the last walk started. */
   private lastWalkAt = Number.NEGATIVE_INFINITY;
   private walk: Walk | undefined;
-  private reserved = 0;
+  /** Bytes reserved by uploads in flight in the home, shared with the quotas this one replaces. */
+  private readonly inFlight: { bytes: number };
   private walks = 0;
 
   constructor(storage: Storage, options: QuotaOptions) {
@@ -137,11 +144,12 @@ export class QuotaTracker {
     this.limitBytes = limitBytes;
     this.recountIntervalMs = recountIntervalMs;
     this.storage = storage;
+    this.inFlight = options.replaces?.inFlight ?? { bytes: 0 };
   }
 
-  /** Bytes reserved by uploads in flight. */
+  /** Bytes reserved by uploads in flight (through this quota or one it replaced or was replaced by). */
   get reservedBytes(): number {
-    return this.reserved;
+    return this.inFlight.bytes;
   }
 
   /** Walks of the home so far (for tests and logs). */
@@ -154,8 +162,8 @@ export class QuotaTracker {
     const counted = await this.usedBytes();
     // Read again: changes applied while this call waited count too.
     const used = this.used ?? counted;
-    if (used + this.reserved + bytes > this.limitBytes) throw this.exceeded(bytes, used);
-    this.reserved += bytes;
+    if (used + this.inFlight.bytes + bytes > this.limitBytes) throw this.exceeded(bytes, used);
+    this.inFlight.bytes += bytes;
   }
 
   /** More bytes for an upload in flight (after reserve()); throws QUOTA_EXCEEDED when they do not fit. */
@@ -170,13 +178,13 @@ export class QuotaTracker {
    */
   reserveNow(bytes: number): void {
     this.assertRoom(bytes);
-    this.reserved += bytes;
+    this.inFlight.bytes += bytes;
   }
 
   /** Throws QUOTA_EXCEEDED, as reserveNow() would, when `bytes` do not fit now; reserves nothing. */
   assertRoom(bytes: number): void {
     const used = this.used ?? 0;
-    if (used + this.reserved + bytes > this.limitBytes) throw this.exceeded(bytes, used);
+    if (used + this.inFlight.bytes + bytes > this.limitBytes) throw this.exceeded(bytes, used);
   }
 
   /**
@@ -184,11 +192,11 @@ export class QuotaTracker {
    * back): kept data an upload took over and was refused, until it is kept again.
    */
   hold(bytes: number): void {
-    this.reserved += bytes;
+    this.inFlight.bytes += bytes;
   }
 
   release(bytes: number): void {
-    this.reserved = Math.max(0, this.reserved - bytes);
+    this.inFlight.bytes = Math.max(0, this.inFlight.bytes - bytes);
   }
 
   /** muxftp changed the home: apply the change's exact delta, or count again when it has none. */
@@ -261,7 +269,7 @@ export class QuotaTracker {
   }
 
   private exceeded(bytes: number, used: number): MuxftpError {
-    const free = Math.max(0, this.limitBytes - used - this.reserved);
+    const free = Math.max(0, this.limitBytes - used - this.inFlight.bytes);
     return new MuxftpError(
       'QUOTA_EXCEEDED',
       `quota exceeded: ${bytes} more bytes do not fit (${free} of ${this.limitBytes} free)`,
