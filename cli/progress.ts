@@ -2,6 +2,8 @@
  * Transfer progress on stderr: one bar per transfer in flight (name, bytes, rate) under a total
  * bar (bytes, rate, ETA), each bar removed when its transfer ends. Shown only on a terminal and
  * without --quiet/--json; otherwise every call is a no-op, so scripts and pipes see nothing.
+ * No more bars than the terminal has rows for (cli-progress scrambles the screen past that): the
+ * other transfers count in the total, which says how many, and take a bar as one frees up.
  */
 import cliProgress from 'cli-progress';
 import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
@@ -91,6 +93,16 @@ interface TotalPayload {
   rate: RateMeter;
   /** Transfers in flight whose size is not known yet (stdin): until then the total is not either. */
   unknownSizes: number;
+  /** Transfers in flight without a bar of their own (more than the terminal has rows for). */
+  notShown: number;
+}
+
+/** A transfer in flight, with its bar while it has one. */
+interface FileSlot {
+  readonly payload: FilePayload;
+  bar: cliProgress.SingleBar | undefined;
+  value: number;
+  total: number;
 }
 
 function renderBar(options: cliProgress.Options, params: cliProgress.Params): string {
@@ -115,7 +127,8 @@ const formatTotalBar: cliProgress.GenericFormatter = (options, params, payload: 
         ? formatEta((remaining / rate) * 1_000)
         : '--';
   const bytes = `${formatBytes(params.value)} / ${known ? formatBytes(params.total) : '?'}`.padStart(21);
-  return `${fitName('total')} ${renderBar(options, params)} ${bytes}  ${formatRate(rate)}  ETA ${eta}`;
+  const name = payload.notShown > 0 ? `total (+${payload.notShown} not shown)` : 'total';
+  return `${fitName(name)} ${renderBar(options, params)} ${bytes}  ${formatRate(rate)}  ETA ${eta}`;
 };
 
 class BarProgress implements TransferProgress {
@@ -124,7 +137,12 @@ class BarProgress implements TransferProgress {
   private readonly bars: cliProgress.MultiBar;
   private readonly totalBar: cliProgress.SingleBar;
   private readonly totalRate = new RateMeter();
-  private readonly totalPayload: TotalPayload = { rate: this.totalRate, unknownSizes: 0 };
+  private readonly totalPayload: TotalPayload = { rate: this.totalRate, unknownSizes: 0, notShown: 0 };
+  /** File bars at most: the terminal's rows less the total bar's and the cursor's. */
+  private readonly maxFileBars: number;
+  /** Transfers in flight without a bar, oldest first. */
+  private readonly waitingForBar: FileSlot[] = [];
+  private fileBars = 0;
   private readonly startedAt = performance.now();
   private expectedBytes = 0;
   private doneBytes = 0;
@@ -133,6 +151,7 @@ class BarProgress implements TransferProgress {
 
   constructor(stream: NodeJS.WriteStream) {
     this.stream = stream;
+    this.maxFileBars = Math.max(1, (stream.rows || 24) - 2);
     this.bars = new cliProgress.MultiBar({
       stream,
       format: formatFileBar,
@@ -161,7 +180,10 @@ class BarProgress implements TransferProgress {
   begin(name: string, size: number | undefined): TransferMeter {
     const payload: FilePayload = { name, rate: new RateMeter(), sizeKnown: size !== undefined };
     payload.rate.record(0);
-    const bar = this.bars.create(size ?? 0, 0, payload);
+    const slot: FileSlot = { payload, bar: undefined, value: 0, total: size ?? 0 };
+    if (this.fileBars < this.maxFileBars) this.showBar(slot);
+    else this.waitingForBar.push(slot);
+    this.totalPayload.notShown = this.waitingForBar.length;
     let reported = 0;
     let ended = false;
     if (size === undefined) this.totalPayload.unknownSizes++;
@@ -180,11 +202,13 @@ class BarProgress implements TransferProgress {
         if (total !== undefined) {
           if (size === undefined && !payload.sizeKnown) sizeLearned(total);
           payload.sizeKnown = true;
-          bar.setTotal(total);
+          slot.total = total;
         } else {
-          bar.setTotal(bytesDone);
+          slot.total = bytesDone;
         }
-        bar.update(bytesDone);
+        slot.value = bytesDone;
+        slot.bar?.setTotal(slot.total);
+        slot.bar?.update(bytesDone);
         this.refreshTotal();
       },
       retry: (attempt, of) => {
@@ -196,7 +220,7 @@ class BarProgress implements TransferProgress {
         if (!payload.sizeKnown) sizeLearned(reported);
         if (ok) this.succeeded++;
         else this.failed++;
-        this.bars.remove(bar);
+        this.hideBar(slot);
       },
     };
   }
@@ -216,6 +240,25 @@ class BarProgress implements TransferProgress {
     this.stream.write(
       `muxftp: ${files}${failed}, ${formatBytes(this.doneBytes)} in ${formatDuration(elapsed)} (${rate})\n`,
     );
+  }
+
+  private showBar(slot: FileSlot): void {
+    slot.bar = this.bars.create(slot.total, slot.value, slot.payload);
+    this.fileBars++;
+  }
+
+  /** The transfer ended: its bar goes, and the oldest transfer without one takes its place. */
+  private hideBar(slot: FileSlot): void {
+    if (slot.bar === undefined) {
+      this.waitingForBar.splice(this.waitingForBar.indexOf(slot), 1);
+    } else {
+      this.bars.remove(slot.bar);
+      slot.bar = undefined;
+      this.fileBars--;
+      const next = this.waitingForBar.shift();
+      if (next !== undefined) this.showBar(next);
+    }
+    this.totalPayload.notShown = this.waitingForBar.length;
   }
 
   private refreshTotal(): void {

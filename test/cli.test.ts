@@ -721,6 +721,51 @@ describe('muxftp CLI', () => {
     },
   );
 
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'on a short terminal: no more bars than it has rows, the total counting the transfers without one',
+    async () => {
+      // A throttled server keeps twelve transfers in flight together for a second or two.
+      const slow = await startServe(['--memory', '--max-rate', '256KiB']);
+      try {
+        const local = await tempDirs.make();
+        const names = Array.from({ length: 12 }, (_, i) => `f${i}.bin`);
+        for (const name of names) await writeFile(join(local, name), Buffer.alloc(32 * 1024, 1));
+        const args = [
+          'put',
+          ...names,
+          '--to',
+          'short/',
+          '-p',
+          '-j',
+          '12',
+          '--server',
+          `127.0.0.1:${slow.port}`,
+        ];
+        const quoted = [process.execPath, BIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`);
+        const child = spawn('script', ['-qec', `stty rows 6 cols 120; ${quoted.join(' ')}`, '/dev/null'], {
+          cwd: local,
+          stdio: 'pipe',
+        });
+        children.add(child);
+        child.once('exit', () => children.delete(child));
+        const drawn = await collect(child);
+        expect(drawn.code).toBe(0);
+        const shown = drawn.stdout.toString();
+        // cli-progress redraws by moving the cursor up over what it drew: past the terminal's
+        // rows that scrambles the screen (it went up 12 lines here, one per transfer).
+        const cursorUp = new RegExp(`${String.fromCharCode(27)}\\[(\\d+)A`, 'g');
+        const ups = [...shown.matchAll(cursorUp)].map((match) => Number(match[1]));
+        expect(ups.length).toBeGreaterThan(0);
+        expect(Math.max(...ups)).toBeLessThanOrEqual(5);
+        expect(shown).toMatch(/total \(\+\d+ not shown\)/);
+        expect(shown).toMatch(/muxftp: 12 files, 384 KiB in /);
+      } finally {
+        slow.child.kill('SIGTERM');
+        await slow.exited;
+      }
+    },
+  );
+
   it('exits 2 on usage errors', async () => {
     const result = await runCli(['put', 'a', 'b', 'c', ...remote]);
     expect(result.code).toBe(2);
