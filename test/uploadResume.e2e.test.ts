@@ -11,7 +11,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MuxServer } from '../server/server.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { encodeReply } from '../shared/protocol/encoder.js';
 import { DiskStorage } from '../storage/disk.js';
 import { runCliQuietly } from './helpers/cliProcess.js';
 import { holdUploads } from './helpers/heldUploads.js';
@@ -313,4 +315,42 @@ describe('muxftp put -c', () => {
     expect(env.server.stats().bytesIn - before).toBe(content.length);
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
+});
+
+describe('the cap on kept blocks offered (maxResumeBlocks: 2048, 8 GiB)', () => {
+  it('a REPLY of 2048 sha256 block digests fits a control frame, as the cap is sized for', () => {
+    expect(DEFAULTS.maxResumeBlocks).toBe(2048);
+    const blocks = Array.from({ length: DEFAULTS.maxResumeBlocks }, () => 'f'.repeat(64));
+    const reply = encodeReply(1, { offset: DEFAULTS.maxResumeBlocks * BLOCK, blocks });
+    expect(reply.length - 12).toBeLessThanOrEqual(DEFAULTS.maxControlPayloadBytes);
+  });
+
+  it('past the cap, partial offers the first maxResumeBlocks blocks and put -c sends the rest again', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(4 * BLOCK);
+    const source = await localFile(content);
+    const kept = await interruptedPut(env, source, 3 * BLOCK + BLOCK / 2);
+    expect(kept).toBeGreaterThanOrEqual(2 * BLOCK); // more blocks than the cap below
+    const defaults = DEFAULTS as { maxResumeBlocks: number };
+    // The cap is read when a query is answered: 1 here stands for 2048 (8 GiB of data to keep).
+    defaults.maxResumeBlocks = 1;
+    try {
+      const client = await env.connect();
+      const before = env.server.stats().bytesIn;
+      const said: string[] = [];
+      const result = await client.put('big.bin', source, {
+        continue: true,
+        onRestart: (why) => said.push(why),
+        onNothingKept: () => said.push('nothing kept'),
+      });
+      expect(said).toEqual([]);
+      // The first block was taken from what was kept; every byte after it was sent again.
+      expect(env.server.stats().bytesIn - before).toBe(content.length - BLOCK);
+      expect(result.entry.size).toBe(content.length);
+      expect((await readFile(join(env.root!, 'big.bin'))).equals(content)).toBe(true);
+      expect(await hiddenNames(env.root!)).toEqual([]);
+    } finally {
+      defaults.maxResumeBlocks = 2048;
+    }
+  });
 });
