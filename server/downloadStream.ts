@@ -56,7 +56,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.host.storage.openRead(this.path).then(
       (handle) => {
         if (this.isFinished) {
-          void handle.close();
+          void handle.close().catch(() => {});
           return;
         }
         this.handle = handle;

@@ -374,10 +374,17 @@ export class UploadStream extends ServerStream {
    * held go in the turn what it kept enters usage, so that its bytes are never counted nowhere.
    */
   private abortUpload(handle: UploadHandle, heldQuota: number): void {
-    void handle.abort({ keepPartial: !this.discardPartial }).then((kept) => {
-      if (kept > 0) this.recordKept(kept);
-      this.host.quota?.release(heldQuota);
-    });
+    void handle.abort({ keepPartial: !this.discardPartial }).then(
+      (kept) => {
+        if (kept > 0) this.recordKept(kept);
+        this.host.quota?.release(heldQuota);
+      },
+      // A storage whose abort failed: nothing is known to be kept; the stream is over either way.
+      (err: unknown) => {
+        this.host.log(`${this.host.label} stream ${this.id}: abort of ${this.path} failed: ${String(err)}`);
+        this.host.quota?.release(heldQuota);
+      },
+    );
   }
 
   /** Kept partial data beside the target changed by `bytes` (+ kept, − taken over). */
