@@ -79,7 +79,7 @@ export function registerServeCommand(program: Command): Command {
       )
       .option(
         '--max-open-files <n>',
-        `files open at once for transfers; more get SERVER_BUSY (default ${DEFAULTS.maxOpenFiles}, at most half the descriptor limit left after ${DEFAULTS.fdReserve} reserved)`,
+        `files open at once for transfers and digest reads; more get SERVER_BUSY (default ${DEFAULTS.maxOpenFiles}, at most half the descriptor limit left after ${DEFAULTS.fdReserve} reserved)`,
         parsePositiveInteger,
       )
       .addOption(
