@@ -115,7 +115,7 @@ describe('put -c (library: resumable / continue)', () => {
 
   it('one file under one name in two directories: each upload keeps and finds its own partial', async () => {
     env = await startServer({ backend: 'disk' });
-    const content = randomBytes(2 * BLOCK + 1000);
+    const content = randomBytes(3 * BLOCK + 1000);
     const source = await localFile(content);
     const client = await env.connect();
     await client.mkdir('a');
@@ -131,8 +131,9 @@ describe('put -c (library: resumable / continue)', () => {
     aUpload.catch(() => {}); // awaited below; a failure before then must not go unhandled
     await held.holding;
 
-    const kept = await interruptedPut(env, source, BLOCK + BLOCK / 2, 'b/big.bin');
-    expect(kept).toBe(BLOCK);
+    // Cut at 2.5 blocks: bytes still in the client's socket buffer at the cut are lost with it.
+    const kept = await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2, 'b/big.bin');
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
     const before = env.server.stats().bytesIn;
     const restarts: string[] = [];
     const result = await client.put('b/big.bin', source, {
@@ -298,10 +299,12 @@ describe('muxftp put -c', () => {
 
   it('says so when nothing is kept to continue (with another checksum, say), and sends it all', async () => {
     env = await startServer({ backend: 'disk' });
-    const content = randomBytes(2 * BLOCK + 5);
+    const content = randomBytes(3 * BLOCK + 5);
     const source = await localFile(content);
-    // Kept with xxh128 (the default); put -c --checksum sha256 cannot use it.
-    expect(await interruptedPut(env, source, BLOCK + BLOCK / 2)).toBe(BLOCK);
+    // Kept with xxh128 (the default); put -c --checksum sha256 cannot use it. Cut at 2.5 blocks, as
+    // above: what is still in the client's socket buffer at the cut goes with it, and a cut at 1.5
+    // left less than a block on the server (nothing kept) in a loaded CI run.
+    expect(await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2)).toBeGreaterThanOrEqual(BLOCK);
     const before = env.server.stats().bytesIn;
     const server = ['--server', `127.0.0.1:${env.port}`];
     const outcome = await runCliQuietly(
