@@ -51,7 +51,7 @@ import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
-import { localBlockDigests, localSourceIdentity } from './partialFile.js';
+import { localBlockDigests, localSourceIdentity } from './localDigests.js';
 import { type ByteSink, ContinueSink, DiscardSink, type GetTarget, MemorySink, openSink } from './sinks.js';
 import { type ByteSource, openSource, type PutSource } from './sources.js';
 import {

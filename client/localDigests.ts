@@ -1,0 +1,102 @@
+/**
+ * Digests of local files under the connection's algorithm, to be compared with the server's before
+ * a byte is reused or skipped: a partial file's whole blocks (get -c, put -c), a whole file
+ * (--skip-identical); and what identifies a version of a local file for a resumable put.
+ */
+import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
+import { localError } from './sources.js';
+
+const READ_BYTES = 1024 * 1024;
+
+/**
+ * Feeds `digester` the bytes of `path` up to `end(size)`; false when it is missing or not a
+ * regular file (nothing was fed), true once read. A file that shrank meanwhile feeds what it has.
+ */
+async function digestLocalFile(
+  path: string,
+  digester: ContentDigester,
+  end: (size: number) => number,
+): Promise<{ size: number } | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw localError(err, path);
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) return undefined;
+    const stop = end(stats.size);
+    const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(1, stop)));
+    for (let position = 0; position < stop; ) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, stop - position), position);
+      if (bytesRead === 0) break;
+      digester.update(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+    return { size: stats.size };
+  } catch (err) {
+    throw localError(err, path);
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+/** d_0 … of the first min(maxBlocks, whole blocks) blocks of `path`; [] when it is missing or not a file. */
+export async function localBlockDigests(
+  path: string,
+  algorithm: IntegrityAlgorithm,
+  maxBlocks: number,
+): Promise<Buffer[]> {
+  const digester = new ContentDigester(algorithm);
+  try {
+    const wholeBlocks = (size: number) =>
+      Math.min(maxBlocks, Math.floor(size / INTEGRITY_BLOCK_BYTES)) * INTEGRITY_BLOCK_BYTES;
+    // Only the blocks read in full count (a file that shrank meanwhile has fewer).
+    return (await digestLocalFile(path, digester, wholeBlocks)) === undefined
+      ? []
+      : [...digester.blockDigests];
+  } finally {
+    digester.release();
+  }
+}
+
+/** D of the whole of `path`, with its size as read; undefined when it is missing or not a file. */
+export async function localFileDigest(
+  path: string,
+  algorithm: IntegrityAlgorithm,
+): Promise<{ size: number; digest: FileDigest } | undefined> {
+  const digester = new ContentDigester(algorithm);
+  try {
+    const read = await digestLocalFile(path, digester, (size) => size);
+    if (read === undefined || digester.bytes !== read.size) return undefined;
+    return { size: read.size, digest: digester.result() };
+  } finally {
+    digester.release();
+  }
+}
+
+/**
+ * What identifies this version of a local file for a resumable put (issue #8), without reading
+ * it: a hash of its device, inode, size and modification time (ns). A file rewritten in place
+ * gets a new identity; should two versions ever share one, the block digests still differ and the
+ * server's data is not extended.
+ */
+export async function localSourceIdentity(path: string): Promise<{ size: number; source: string }> {
+  let stats: BigIntStats;
+  try {
+    stats = await stat(path, { bigint: true });
+  } catch (err) {
+    throw localError(err, path);
+  }
+  const source = createHash('sha256')
+    .update(`${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}`)
+    .digest('hex')
+    .slice(0, 32);
+  return { size: Number(stats.size), source };
+}
