@@ -24,6 +24,8 @@ export interface TransferProgress {
   /** Files that failed before a transfer began (a missing local file, say): the summary counts them. */
   failedBeforeStart(count: number): void;
   begin(name: string, size: number | undefined): TransferMeter;
+  /** A file not transferred: its copy at the destination is identical (--skip-identical). */
+  skipped(size: number | undefined): void;
   /** A stderr line printed above the bars instead of through them. */
   log(line: string): void;
   /** Removes the bars and prints a one-line summary. Call exactly once. */
@@ -72,6 +74,7 @@ class HiddenProgress implements TransferProgress {
   begin(): TransferMeter {
     return { update() {}, retry() {}, end() {} };
   }
+  skipped(): void {}
   log(): void {}
   finish(): void {}
 }
@@ -148,6 +151,7 @@ class BarProgress implements TransferProgress {
   private doneBytes = 0;
   private succeeded = 0;
   private failed = 0;
+  private skippedFiles = 0;
 
   constructor(stream: NodeJS.WriteStream) {
     this.stream = stream;
@@ -225,6 +229,12 @@ class BarProgress implements TransferProgress {
     };
   }
 
+  skipped(size: number | undefined): void {
+    this.skippedFiles++;
+    this.expectedBytes -= size ?? 0;
+    this.refreshTotal();
+  }
+
   log(line: string): void {
     this.bars.log(`${line}\n`);
   }
@@ -236,9 +246,10 @@ class BarProgress implements TransferProgress {
     const elapsed = performance.now() - this.startedAt;
     const files = `${this.succeeded} file${this.succeeded === 1 ? '' : 's'}`;
     const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
+    const skipped = this.skippedFiles > 0 ? `, ${this.skippedFiles} skipped (identical)` : '';
     const rate = elapsed > 0 ? formatRate((this.doneBytes / elapsed) * 1_000) : '';
     this.stream.write(
-      `muxftp: ${files}${failed}, ${formatBytes(this.doneBytes)} in ${formatDuration(elapsed)} (${rate})\n`,
+      `muxftp: ${files}${failed}${skipped}, ${formatBytes(this.doneBytes)} in ${formatDuration(elapsed)} (${rate})\n`,
     );
   }
 

@@ -15,6 +15,8 @@ export interface TransferCommandOptions {
   parallel: number;
   retries: number;
   checksum?: IntegrityAlgorithm;
+  /** Skip a file whose copy at the destination has the same size and content digest. */
+  skipIdentical?: boolean;
 }
 
 /** Adds the shared options to `put` (the target side is remote) or `get` (it is local). */
@@ -40,5 +42,9 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
       '--checksum <algorithm>',
       'verify with this algorithm only (xxh128 or sha256; default: the server picks, xxh128 first)',
       parseIntegrityAlgorithm,
+    )
+    .option(
+      '--skip-identical',
+      `skip files whose ${side} copy has the same size and content digest (compared with the server's digest, not by time)`,
     );
 }

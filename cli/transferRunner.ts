@@ -63,6 +63,8 @@ export interface TransferOutcome {
   /** The integrity algorithm the transfer was verified with, beside its content digest (hex). */
   algorithm?: IntegrityAlgorithm;
   digest?: string;
+  /** Not transferred: the destination already held these bytes (--skip-identical). */
+  skipped?: true;
   error?: ErrorInfo;
 }
 
@@ -88,6 +90,11 @@ export interface TransferRun {
   /** What to do about a transfer's failure, added to its line ('add -p to create it'), if anything. */
   failureHint?(error: unknown): string | undefined;
   perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
+  /**
+   * --skip-identical: what the destination already holds, when it has the same bytes as the
+   * source (then nothing is sent); undefined to transfer. Not asked for stdin or stdout.
+   */
+  identicalAtDestination?(job: TransferJob, client: Client): Promise<TransferDone | undefined>;
 }
 
 export function failedOutcome(local: string, remote: string, error: unknown, bytes = 0): TransferOutcome {
@@ -142,12 +149,37 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   }
 }
 
+/**
+ * The job's outcome as skipped when its destination is identical; undefined to transfer it. A
+ * check that fails (the destination unreadable, the connection gone) transfers it, which reports
+ * whatever is really wrong.
+ */
+async function skipIfIdentical(run: TransferRun, job: TransferJob): Promise<TransferOutcome | undefined> {
+  if (run.identicalAtDestination === undefined || job.standardStream) return undefined;
+  const same = await run.identicalAtDestination(job, run.connection.client).catch(() => undefined);
+  if (same === undefined) return undefined;
+  return {
+    local: job.local,
+    remote: job.remote,
+    ok: true,
+    bytes: same.bytes,
+    algorithm: same.algorithm,
+    digest: same.digest,
+    skipped: true,
+  };
+}
+
 async function runOne(
   run: TransferRun,
   job: TransferJob,
   progress: TransferProgress,
   signal: AbortSignal,
 ): Promise<TransferOutcome> {
+  const skipped = await skipIfIdentical(run, job);
+  if (skipped !== undefined) {
+    progress.skipped(job.size);
+    return skipped;
+  }
   const name = transferSubject(run.command, job);
   const meter = progress.begin(name, job.size);
   let bytes = 0;

@@ -15,6 +15,7 @@ import type { Output } from '../output.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
+import { localCopyIsIdentical } from '../skipIdentical.js';
 import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
 import {
   failedOutcome,
@@ -230,6 +231,7 @@ async function get(
     connection,
     retries: options.retries,
     failedBeforeStart: failures.length,
+    ...(options.skipIdentical === true ? { identicalAtDestination: localCopyIsIdentical } : {}),
     perform: async (job, client, transferOptions) => {
       const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
         ...transferOptions,

@@ -13,6 +13,7 @@ import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
 import type { Output } from '../output.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
+import { remoteCopyIsIdentical } from '../skipIdentical.js';
 import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
 import {
   failedOutcome,
@@ -229,6 +230,7 @@ async function put(
           ? 'add -p to create it'
           : undefined,
       continueUploads: options.continue === true,
+      ...(options.skipIdentical === true ? { identicalAtDestination: remoteCopyIsIdentical } : {}),
       perform: async (job, client, transferOptions) => {
         const result = await client.put(
           job.remote,

@@ -1,0 +1,41 @@
+/**
+ * --skip-identical: is the copy already at the destination the same bytes as the source? Sizes are
+ * compared first (a stat each side, nothing read); only when they match are the content digests,
+ * the server's (from its digest cache, or computed there) and the local file's, computed at once
+ * and compared. Times are never trusted: a copy with the same size and time but other bytes is sent.
+ */
+import { stat } from 'node:fs/promises';
+import type { Client } from '../client/client.js';
+import { localFileDigest } from '../client/localDigests.js';
+import type { TransferDone, TransferJob } from './transferRunner.js';
+
+/** put: the remote file `job.remote` holds the bytes of the local `job.local`. */
+export async function remoteCopyIsIdentical(
+  job: TransferJob,
+  client: Client,
+): Promise<TransferDone | undefined> {
+  const remote = await client.stat(job.remote);
+  if (remote.type !== 'file' || remote.size !== job.size) return undefined;
+  return sameDigests(job, client);
+}
+
+/** get: the local file `job.local` holds the bytes of the remote `job.remote`. */
+export async function localCopyIsIdentical(
+  job: TransferJob,
+  client: Client,
+): Promise<TransferDone | undefined> {
+  const local = await stat(job.local);
+  if (!local.isFile() || local.size !== job.size) return undefined;
+  return sameDigests(job, client);
+}
+
+async function sameDigests(job: TransferJob, client: Client): Promise<TransferDone | undefined> {
+  const [theirs, mine] = await Promise.all([
+    client.digest(job.remote),
+    localFileDigest(job.local, client.integrity),
+  ]);
+  if (mine === undefined || mine.size !== theirs.entry.size) return undefined;
+  const digest = mine.digest.digest.toString('hex');
+  if (theirs.algorithm !== mine.digest.algorithm || theirs.digest !== digest) return undefined;
+  return { bytes: mine.size, algorithm: theirs.algorithm, digest };
+}

@@ -1,0 +1,158 @@
+/**
+ * `put`/`get --skip-identical`, through the real CLI against a real server on disk: a file whose
+ * copy at the destination has the same bytes is not sent again; one with the same size but other
+ * bytes, or another size, is. The server's transfer counters tell what really crossed the wire.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const MiB = 1024 * 1024;
+const tempDirs = new TempDirs('muxftp-skip-');
+let server: TestServer | undefined;
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+interface Outcome {
+  local: string;
+  remote: string;
+  ok: boolean;
+  bytes: number;
+  algorithm?: string;
+  digest?: string;
+  skipped?: boolean;
+}
+
+/** A tree of four files: one over a block, a small text, an empty one, one in a subdirectory. */
+async function makeTree(dir: string): Promise<Record<string, Buffer>> {
+  const files: Record<string, Buffer> = {
+    'big.bin': randomBytes(5 * MiB + 3),
+    'notes.txt': Buffer.from('the same size, other bytes, next time\n'),
+    empty: Buffer.alloc(0),
+    'sub/deep.bin': randomBytes(100_000),
+  };
+  await mkdir(join(dir, 'sub'), { recursive: true });
+  for (const [name, bytes] of Object.entries(files)) await writeFile(join(dir, name), bytes);
+  return files;
+}
+
+function byName(outcomes: Outcome[]): Map<string, Outcome> {
+  return new Map(outcomes.map((o) => [o.remote.split('/').slice(2).join('/'), o]));
+}
+
+async function cli(args: string[], cwd: string): Promise<Outcome[]> {
+  const run = await runCli([...args, '--json', '--server', `127.0.0.1:${server!.port}`], cwd, {
+    timeoutMs: 30_000,
+  });
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  return JSON.parse(run.stdout) as Outcome[];
+}
+
+describe('--skip-identical', () => {
+  it('put sends only the files whose remote copy differs, and says which were skipped', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const files = await makeTree(join(local, 'tree'));
+    const stats = async () => (await server!.connect()).stats();
+
+    const first = await cli(['put', '-r', 'tree', '--to', 'mirror', '-p', '--skip-identical'], local);
+    expect(first.filter((o) => o.ok && o.skipped !== true)).toHaveLength(4);
+
+    // Same size, other bytes: sizes alone would wrongly call it identical.
+    const notes = Buffer.from(files['notes.txt']!);
+    notes[0] = notes[0]! ^ 0xff;
+    await writeFile(join(local, 'tree', 'notes.txt'), notes);
+    await writeFile(join(local, 'tree', 'sub', 'deep.bin'), Buffer.concat([files['sub/deep.bin']!, notes]));
+
+    const before = await stats();
+    const second = byName(
+      await cli(['put', '-r', 'tree', '--to', 'mirror', '-p', '--skip-identical'], local),
+    );
+    const after = await stats();
+    expect(after.filesIn - before.filesIn).toBe(2);
+    for (const name of ['big.bin', 'empty']) {
+      expect(second.get(name)).toMatchObject({ ok: true, skipped: true, algorithm: 'xxh128' });
+      expect(second.get(name)!.digest).toBe(contentDigest('xxh128', files[name]!).toString('hex'));
+    }
+    for (const name of ['notes.txt', 'sub/deep.bin']) {
+      expect(second.get(name)).toMatchObject({ ok: true });
+      expect(second.get(name)!.skipped).toBeUndefined();
+      const remote = await readFile(join(server.root!, 'mirror', 'tree', name));
+      expect(remote.equals(await readFile(join(local, 'tree', name)))).toBe(true);
+    }
+
+    // Without the flag everything goes again: the counters above do see skipped files.
+    const again = await stats();
+    await cli(['put', '-r', 'tree', '--to', 'mirror', '-p'], local);
+    expect((await stats()).filesIn - again.filesIn).toBe(4);
+  }, 60_000);
+
+  it('get downloads only the files whose local copy differs, and with --checksum sha256 compares in sha256', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const files = await makeTree(join(server.root!, 'tree'));
+    const stats = async () => (await server!.connect()).stats();
+
+    const first = await cli(['get', '-r', 'tree', '--to', 'out', '-p', '--skip-identical'], local);
+    expect(first.filter((o) => o.ok && o.skipped !== true)).toHaveLength(4);
+
+    const notes = Buffer.from(files['notes.txt']!);
+    notes[notes.length - 1] = notes[notes.length - 1]! ^ 0xff;
+    await writeFile(join(local, 'out', 'tree', 'notes.txt'), notes);
+    await writeFile(join(local, 'out', 'tree', 'empty'), 'no longer empty');
+
+    const before = await stats();
+    const outcomes = await cli(
+      ['get', '-r', 'tree', '--to', 'out', '--skip-identical', '--checksum', 'sha256'],
+      local,
+    );
+    const second = new Map(outcomes.map((o) => [o.remote.replace(/^tree\//, ''), o]));
+    expect((await stats()).filesOut - before.filesOut).toBe(2);
+    for (const name of ['big.bin', 'sub/deep.bin']) {
+      expect(second.get(name)).toMatchObject({ ok: true, skipped: true, algorithm: 'sha256' });
+      expect(second.get(name)!.digest).toBe(contentDigest('sha256', files[name]!).toString('hex'));
+    }
+    for (const name of ['notes.txt', 'empty']) {
+      expect(second.get(name)!.skipped).toBeUndefined();
+      expect((await readFile(join(local, 'out', 'tree', name))).equals(files[name]!)).toBe(true);
+    }
+  }, 60_000);
+
+  // script(1) (util-linux) runs the command on a pseudo-terminal, where the summary line is drawn.
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'on a terminal, the summary counts the skipped files apart from the ones sent',
+    async () => {
+      server = await startServer({ backend: 'disk' });
+      const local = await tempDirs.make();
+      await writeFile(join(local, 'same.txt'), 'unchanged');
+      await writeFile(join(local, 'new.txt'), 'first time');
+      await cli(['put', 'same.txt', 'same.txt'], local);
+      const args = ['put', 'same.txt', 'new.txt', '--to', '/', '--skip-identical'];
+      const quoted = [process.execPath, CLI_BIN, ...args, '--server', `127.0.0.1:${server.port}`].map(
+        (word) => `'${word.replaceAll("'", "'\\''")}'`,
+      );
+      const child = spawn('script', ['-qec', quoted.join(' '), '/dev/null'], { cwd: local, stdio: 'pipe' });
+      let shown = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        shown += chunk.toString();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      clearTimeout(timer);
+      expect(code).toBe(0);
+      expect(shown).toMatch(/muxftp: 1 file, 1 skipped \(identical\), 10 B in /);
+    },
+    60_000,
+  );
+});
