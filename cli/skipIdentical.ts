@@ -13,26 +13,41 @@ import type { TransferDone, TransferJob } from './transferRunner.js';
 export async function remoteCopyIsIdentical(
   job: TransferJob,
   client: Client,
+  signal: AbortSignal,
 ): Promise<TransferDone | undefined> {
   const remote = await client.stat(job.remote);
   if (remote.type !== 'file' || remote.size !== job.size) return undefined;
-  return sameDigests(job, client);
+  return sameDigests(job, client, signal);
 }
 
 /** get: the local file `job.local` holds the bytes of the remote `job.remote`. */
 export async function localCopyIsIdentical(
   job: TransferJob,
   client: Client,
+  signal: AbortSignal,
 ): Promise<TransferDone | undefined> {
   const local = await stat(job.local);
   if (!local.isFile() || local.size !== job.size) return undefined;
-  return sameDigests(job, client);
+  return sameDigests(job, client, signal);
 }
 
-async function sameDigests(job: TransferJob, client: Client): Promise<TransferDone | undefined> {
+/**
+ * Both digests, compared. Ctrl-C cancels both at once (the server stops hashing its copy, the
+ * local file is not read to its end); the transfer then fails as cancelled.
+ */
+async function sameDigests(
+  job: TransferJob,
+  client: Client,
+  signal: AbortSignal,
+): Promise<TransferDone | undefined> {
+  // A refused digest (no read permission, say) also stops the local hashing: it would be in vain.
+  const refused = new AbortController();
   const [theirs, mine] = await Promise.all([
-    client.digest(job.remote),
-    localFileDigest(job.local, client.integrity),
+    client.digest(job.remote, client.integrity, { signal }).catch((error: unknown) => {
+      refused.abort();
+      throw error;
+    }),
+    localFileDigest(job.local, client.integrity, AbortSignal.any([signal, refused.signal])),
   ]);
   if (mine === undefined || mine.size !== theirs.entry.size) return undefined;
   const digest = mine.digest.digest.toString('hex');

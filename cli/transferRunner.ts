@@ -94,7 +94,11 @@ export interface TransferRun {
    * --skip-identical: what the destination already holds, when it has the same bytes as the
    * source (then nothing is sent); undefined to transfer. Not asked for stdin or stdout.
    */
-  identicalAtDestination?(job: TransferJob, client: Client): Promise<TransferDone | undefined>;
+  identicalAtDestination?(
+    job: TransferJob,
+    client: Client,
+    signal: AbortSignal,
+  ): Promise<TransferDone | undefined>;
 }
 
 export function failedOutcome(local: string, remote: string, error: unknown, bytes = 0): TransferOutcome {
@@ -154,9 +158,13 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
  * check that fails (the destination unreadable, the connection gone) transfers it, which reports
  * whatever is really wrong.
  */
-async function skipIfIdentical(run: TransferRun, job: TransferJob): Promise<TransferOutcome | undefined> {
+async function skipIfIdentical(
+  run: TransferRun,
+  job: TransferJob,
+  signal: AbortSignal,
+): Promise<TransferOutcome | undefined> {
   if (run.identicalAtDestination === undefined || job.standardStream) return undefined;
-  const same = await run.identicalAtDestination(job, run.connection.client).catch(() => undefined);
+  const same = await run.identicalAtDestination(job, run.connection.client, signal).catch(() => undefined);
   if (same === undefined) return undefined;
   return {
     local: job.local,
@@ -175,7 +183,7 @@ async function runOne(
   progress: TransferProgress,
   signal: AbortSignal,
 ): Promise<TransferOutcome> {
-  const skipped = await skipIfIdentical(run, job);
+  const skipped = await skipIfIdentical(run, job, signal);
   if (skipped !== undefined) {
     progress.skipped(job.size);
     return skipped;

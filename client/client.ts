@@ -504,10 +504,15 @@ export class Client implements ClientHost {
 
   /**
    * A remote file's content digest under `algorithm` (default: the connection's), from the
-   * server's digest cache or computed by the server reading the file.
+   * server's digest cache or computed by the server reading the file. `signal` cancels the request
+   * (the server stops reading) and rejects with CANCELLED.
    */
-  async digest(path: string, algorithm: IntegrityAlgorithm = this.integrity): Promise<DigestResult> {
-    const result = await this.request({ op: 'digest', path, algorithm });
+  async digest(
+    path: string,
+    algorithm: IntegrityAlgorithm = this.integrity,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<DigestResult> {
+    const result = await this.request({ op: 'digest', path, algorithm }, options.signal);
     if (
       typeof result.entry !== 'object' ||
       !isIntegrityAlgorithm(result.algorithm) ||
@@ -681,14 +686,17 @@ export class Client implements ClientHost {
   }
 
   /** One request, its REPLY checked against the op's row of the operation table. */
-  private request<R extends RequestOf<'request'>>(request: R): Promise<ReplyOf<R['op']>> {
+  private request<R extends RequestOf<'request'>>(
+    request: R,
+    signal?: AbortSignal,
+  ): Promise<ReplyOf<R['op']>> {
     return new Promise((resolve, reject) => {
       const id = this.allocateStreamId();
       const call = new RequestCall(this, id, request.op, {
         resolve: (reply) => resolve(reply as ReplyOf<R['op']>),
         reject,
       });
-      this.open(call, [encodeOpen(id, request)]);
+      this.open(call, [encodeOpen(id, request)], signal);
     });
   }
 

@@ -13,13 +13,15 @@ import { localError } from './sources.js';
 const READ_BYTES = 1024 * 1024;
 
 /**
- * Feeds `digester` the bytes of `path` up to `end(size)`; false when it is missing or not a
- * regular file (nothing was fed), true once read. A file that shrank meanwhile feeds what it has.
+ * Feeds `digester` the bytes of `path` up to `end(size)`, and gives the size; undefined when it
+ * is missing or not a regular file (nothing was fed). A file that shrank meanwhile feeds what it
+ * has; an abort stops the reading there.
  */
 async function digestLocalFile(
   path: string,
   digester: ContentDigester,
   end: (size: number) => number,
+  signal?: AbortSignal,
 ): Promise<{ size: number } | undefined> {
   let handle: FileHandle;
   try {
@@ -33,7 +35,7 @@ async function digestLocalFile(
     if (!stats.isFile()) return undefined;
     const stop = end(stats.size);
     const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(1, stop)));
-    for (let position = 0; position < stop; ) {
+    for (let position = 0; position < stop && signal?.aborted !== true; ) {
       const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, stop - position), position);
       if (bytesRead === 0) break;
       digester.update(buffer.subarray(0, bytesRead));
@@ -66,14 +68,18 @@ export async function localBlockDigests(
   }
 }
 
-/** D of the whole of `path`, with its size as read; undefined when it is missing or not a file. */
+/**
+ * D of the whole of `path`, with its size; undefined when it is missing or not a file, or when
+ * `signal` aborted before all of it was read (a big file is not hashed to the end after Ctrl-C).
+ */
 export async function localFileDigest(
   path: string,
   algorithm: IntegrityAlgorithm,
+  signal?: AbortSignal,
 ): Promise<{ size: number; digest: FileDigest } | undefined> {
   const digester = new ContentDigester(algorithm);
   try {
-    const read = await digestLocalFile(path, digester, (size) => size);
+    const read = await digestLocalFile(path, digester, (size) => size, signal);
     if (read === undefined || digester.bytes !== read.size) return undefined;
     return { size: read.size, digest: digester.result() };
   } finally {

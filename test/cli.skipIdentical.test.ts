@@ -155,4 +155,50 @@ describe('--skip-identical', () => {
     },
     60_000,
   );
+
+  it('Ctrl-C while the server is still hashing its copy cancels at once (exit 130), sending nothing', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const bytes = randomBytes(64 * 1024);
+    await writeFile(join(local, 'f.bin'), bytes);
+    // Written behind the server's back: no digest is cached, so the check makes the server read it.
+    await writeFile(join(server.root!, 'f.bin'), bytes);
+    const openRead = server.storage.openRead.bind(server.storage);
+    let reading!: () => void;
+    const serverReads = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    server.storage.openRead = async (path) => {
+      reading();
+      await released;
+      return openRead(path);
+    };
+    try {
+      const child = spawn(
+        process.execPath,
+        [CLI_BIN, 'put', 'f.bin', 'f.bin', '--skip-identical', '--server', `127.0.0.1:${server.port}`],
+        { cwd: local, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+      await serverReads;
+      const before = await (await server.connect()).stats();
+      child.kill('SIGINT');
+      const code = await closed;
+      clearTimeout(timer);
+      expect(code).toBe(130);
+      expect(stderr).toMatch(/put f\.bin: .*cancel/i);
+      expect((await (await server.connect()).stats()).filesIn).toBe(before.filesIn);
+    } finally {
+      release();
+    }
+  }, 60_000);
 });
