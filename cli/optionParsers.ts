@@ -2,10 +2,8 @@
  * Commander argument parsers. They throw InvalidArgumentError, which commander reports as a
  * usage error (exit code 2) naming the option, before any command runs.
  */
-import { isIPv6 } from 'node:net';
 import { InvalidArgumentError } from 'commander';
 import { parseServerAddress, type ServerAddress } from '../client/address.js';
-import { DEFAULTS } from '../shared/defaults.js';
 import { parseSize } from '../shared/humanUnits.js';
 import {
   INTEGRITY_ALGORITHMS,
@@ -56,38 +54,15 @@ export function parseSecondsAsMs(value: string): number {
 }
 
 /**
- * `--server` and $MUXFTP_SERVER: `host:port`, `host`, `:port`, `[v6]:port`, `[v6]`, and a bare IPv6
- * address, as ssh takes one, at the default port. A bare address with a port (`::1:7421`) is
- * refused with its bracketed form, as curl and scp need brackets there: it may itself read as an
- * address (`::1:7421` is one), so guessing could connect somewhere else than meant.
+ * `--server` and $MUXFTP_SERVER: what {@link parseServerAddress} takes (a bare IPv6 address too, at
+ * the default port), its refusals as commander's usage errors.
  */
 export function parseServerOption(value: string): ServerAddress {
-  const text = value.trim();
-  const colons = text.split(':').length - 1;
-  if (colons >= 2 && !text.startsWith('[')) return bareIpv6Address(text);
   try {
-    return parseServerAddress(text);
+    return parseServerAddress(value);
   } catch (error) {
     throw new InvalidArgumentError(`${(error as Error).message}.`);
   }
-}
-
-function bareIpv6Address(text: string): ServerAddress {
-  const split = text.lastIndexOf(':');
-  const [head, tail] = [text.slice(0, split), text.slice(split + 1)];
-  const port = Number(tail);
-  const withPort = isIPv6(head) && /^\d+$/.test(tail) && port >= 1 && port <= 65535;
-  if (isIPv6(text) && !withPort) return { host: text, port: DEFAULTS.port };
-  if (isIPv6(text)) {
-    throw new InvalidArgumentError(
-      `"${text}" reads as [${text}]:${DEFAULTS.port} or [${head}]:${port}: put an IPv6 address in brackets.`,
-    );
-  }
-  if (withPort)
-    throw new InvalidArgumentError(`an IPv6 address with a port goes in brackets: [${head}]:${port}.`);
-  throw new InvalidArgumentError(
-    `invalid server address "${text}": expected host:port, or [IPv6 address]:port.`,
-  );
 }
 
 /** A commander parser from a plain one that throws (a TypeError with the reason). */

@@ -1,7 +1,8 @@
-/** `--server` (and $MUXFTP_SERVER) as curl and ssh users write addresses, IPv6 included. */
+/** `--server` (and $MUXFTP_SERVER) as curl and ssh users write addresses, IPv6 included; and the library's parseServerAddress, which reads them alike. */
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { parseServerOption } from '../cli/optionParsers.js';
+import { parseServerAddress } from '../client/index.js';
 import { DEFAULTS } from '../shared/defaults.js';
 
 describe('parseServerOption', () => {
@@ -27,5 +28,27 @@ describe('parseServerOption', () => {
       /\[2001:db8::1:80\]:7421 or \[2001:db8::1\]:80/,
     );
     expect(() => parseServerOption('a:b:c')).toThrow(/expected host:port, or \[IPv6 address\]:port/);
+  });
+});
+
+describe('parseServerAddress (the library function, as `muxftp` exports it)', () => {
+  it('agrees with --server: a bare IPv6 address means the default port', () => {
+    for (const host of ['::1', '::', 'fe80::1', '2001:db8::1', '::ffff:127.0.0.1', 'fe80::1%eth0', '1::']) {
+      expect(parseServerAddress(host)).toEqual({ host, port: DEFAULTS.port });
+      expect(parseServerAddress(host)).toEqual(parseServerOption(host));
+    }
+    expect(parseServerAddress('[::1]:9000')).toEqual({ host: '::1', port: 9000 });
+    expect(parseServerAddress('example.org:9000')).toEqual({ host: 'example.org', port: 9000 });
+    expect(parseServerAddress(undefined)).toEqual({ host: DEFAULTS.host, port: DEFAULTS.port });
+  });
+
+  it('refuses an unbracketed IPv6 address with a port, naming the bracketed form, with a TypeError', () => {
+    expect(() => parseServerAddress('::1:46615')).toThrow(
+      new TypeError('an IPv6 address with a port goes in brackets: [::1]:46615'),
+    );
+    expect(() => parseServerAddress('2001:db8::1:80')).toThrow(
+      /\[2001:db8::1:80\]:7421 or \[2001:db8::1\]:80/,
+    );
+    expect(() => parseServerAddress('a:b:c')).toThrow(TypeError);
   });
 });
