@@ -22,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { errnoReason } from '../../shared/errnoReasons.js';
 import type { Permission } from '../../shared/protocol/operations.js';
 import { normalizeClientPath } from '../../storage/paths.js';
 import { parsePasswordHash } from './passwords.js';
@@ -147,7 +148,8 @@ export async function readUsersFile(
     text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && options.missingIsEmpty) return emptyUsersFile();
-    throw new Error(`cannot read users file ${path}: ${(error as Error).message}`, { cause: error });
+    // In words (`no such file or directory`), not Node's `ENOENT: …, open '<path>'` that repeats the path.
+    throw new Error(`cannot read users file ${path}: ${errnoReason(error)}`, { cause: error });
   }
   let parsed: unknown;
   try {

@@ -1,0 +1,122 @@
+/**
+ * What the CLI says when something goes wrong, as a user reads it: one line, in words, said once,
+ * naming what failed — a users file that cannot be read, an address serve cannot listen on, a
+ * permission the account lacks, `get -c` onto a file that cannot be a partial copy, an `rm -r`
+ * that could not remove everything, bench's connect failure — and a transfer summary that counts
+ * only what succeeded. Real `muxftp serve` children on 127.0.0.1 port 0 and temp dirs.
+ * Needs dist/ (npm run build).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+
+const MiB = 1024 * 1024;
+const tempDirs = new TempDirs('muxftp-messages-');
+const servers = new Set<ChildProcess>();
+/** Directories a test made unwritable: made writable again before they are removed. */
+const locked: string[] = [];
+
+afterEach(async () => {
+  await Promise.all(
+    [...servers].map(async (child) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }),
+  );
+  servers.clear();
+  for (const dir of locked.splice(0)) await chmod(dir, 0o755).catch(() => {});
+  await tempDirs.removeAll();
+});
+
+/** `muxftp serve --port 0 …` in `cwd`, once it has printed its listening line. */
+async function serve(
+  args: string[],
+  cwd: string,
+  as: { uid?: number; gid?: number } = {},
+): Promise<{ port: number; server: string[] }> {
+  const env = { ...process.env };
+  delete env.MUXFTP_SERVER;
+  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', ...args], {
+    cwd,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...as,
+  });
+  servers.add(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /listening on 127\.0\.0\.1:(\d+) /.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited ${code}: ${stderr}`));
+    });
+  });
+  return { port, server: ['--server', `127.0.0.1:${port}`] };
+}
+
+/** A port on 127.0.0.1 that nothing listens on (bound, then let go). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function addUser(dir: string, name: string, flags: string[]): Promise<string> {
+  const users = join(dir, 'users.json');
+  const added = await runCli(['user', 'add', name, '--users', users, ...flags], dir, { stdin: 'pw\n' });
+  expect(added).toMatchObject({ code: 0, stderr: '' });
+  return users;
+}
+
+describe('a users file that cannot be read', () => {
+  it('serve and user say so in one line, in words, and exit 1', async () => {
+    const dir = await tempDirs.make();
+    const missing = join(dir, 'nonexistent.json');
+    const served = await runCli(['serve', '--port', '0', '--root', dir, '--users', missing], dir, {
+      timeoutMs: 10_000,
+    });
+    expect(served).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: `muxftp: serve: cannot read users file ${missing}: no such file or directory\n`,
+    });
+    for (const args of [['list'], ['del', 'alice']]) {
+      const user = await runCli(['user', ...args, '--users', missing], dir);
+      expect(user).toMatchObject({
+        code: 1,
+        stderr: `muxftp: user ${args.join(' ')}: cannot read users file ${missing}: no such file or directory\n`,
+      });
+    }
+    // A directory given for the file: the same words as every local error.
+    const isDir = await runCli(['user', 'list', '--users', dir], dir);
+    expect(isDir).toMatchObject({
+      code: 1,
+      stderr: `muxftp: user list: cannot read users file ${dir}: is a directory\n`,
+    });
+  });
+});
