@@ -96,7 +96,11 @@ export class MuxServer {
     this.listener = createServer({ highWaterMark: this.options.outboundHighWaterBytes }, (socket) =>
       this.accept(socket),
     );
-    this.listener.on('error', (err) => this.options.log(`listener error: ${err.message}`));
+    // A failure to listen is listen()'s rejection, reported once by whoever called it; only what
+    // goes wrong once listening is logged here.
+    this.listener.on('error', (err) => {
+      if (this.listener.listening) this.options.log(`listener error: ${err.message}`);
+    });
   }
 
   /** Starts listening; resolves to the bound address (port 0 picks a free port). */

@@ -120,3 +120,18 @@ describe('a users file that cannot be read', () => {
     });
   });
 });
+
+describe('serve that cannot listen', () => {
+  // 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails locally, no packet leaves.
+  it('says why once, not also as a server log line', async () => {
+    const dir = await tempDirs.make();
+    const result = await runCli(['serve', '--host', '192.0.2.1', '--port', '0', '--root', dir], dir, {
+      timeoutMs: 10_000,
+    });
+    expect(result).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'muxftp: serve: cannot listen on 192.0.2.1:0: not an address of this machine\n',
+    });
+  });
+});

@@ -48,11 +48,9 @@ export async function serve(options: ServeOptions): Promise<void> {
     address = await server.listen();
   } catch (error) {
     await storage.close();
-    const reason =
-      (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
-        ? 'address already in use'
-        : (error as Error).message;
-    throw new CliError(`serve: cannot listen on ${formatAddress(options)}: ${reason}`, { cause: error });
+    throw new CliError(`serve: cannot listen on ${formatAddress(options)}: ${listenFailureReason(error)}`, {
+      cause: error,
+    });
   }
 
   const warnings = startWarnings(address.host, {
@@ -93,6 +91,20 @@ export async function serve(options: ServeOptions): Promise<void> {
   await metrics?.close();
   await storage.close();
   logToStderr('stopped');
+}
+
+const LISTEN_REASON_BY_ERRNO: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'not an address of this machine',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  ENOTFOUND: 'unknown host',
+  EAI_AGAIN: 'host name lookup failed',
+};
+
+/** Why listen() failed, in words rather than Node's `getaddrinfo ENOTFOUND <host>`. */
+function listenFailureReason(error: unknown): string {
+  const errno = (error as NodeJS.ErrnoException).code;
+  return (typeof errno === 'string' ? LISTEN_REASON_BY_ERRNO[errno] : undefined) ?? (error as Error).message;
 }
 
 /** With --metrics: the exporter, listening on its own port (never the protocol port). */
