@@ -482,6 +482,7 @@ export class ServerConnection implements StreamHost {
         openStreams: this.streams.size,
         maxStreams: this.options.maxStreamsPerConnection,
         permits: (permission) => this.account!.permissions.has(permission),
+        accountName: this.account!.name,
       });
     } catch (err) {
       if (!(err instanceof MuxftpError)) throw err;

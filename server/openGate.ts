@@ -12,6 +12,8 @@ export interface GateState {
   readonly draining: boolean;
   readonly openStreams: number;
   readonly maxStreams: number;
+  /** Who is logged in, for the refusal's message. */
+  readonly accountName: string;
   /** Whether this connection may use `permission` for `request`. */
   permits(permission: Permission, request: Request): boolean;
 }
@@ -25,7 +27,11 @@ export function admitOpen(frame: Frame, state: GateState): OpenRequest {
   const open = parseOpen(frame);
   const { permission } = open.spec;
   if (permission !== null && !state.permits(permission, open.request)) {
-    throw new MuxftpError('PERMISSION_DENIED', `${open.request.op}: permission denied (needs ${permission})`);
+    // The op is not named: the client knows what it asked (the CLI's line names the command and path).
+    throw new MuxftpError(
+      'PERMISSION_DENIED',
+      `permission denied: user ${state.accountName} has no ${permission} permission`,
+    );
   }
   return open;
 }

@@ -135,3 +135,45 @@ describe('serve that cannot listen', () => {
     });
   });
 });
+
+describe('permission refusals', () => {
+  it('name the command and path once, then what the account lacks; --json keeps {code, message}', async () => {
+    const dir = await tempDirs.make();
+    const users = await addUser(dir, 'alice', ['--perm', 'list,read']);
+    await mkdir(join(dir, 'data', 'alice'), { recursive: true });
+    await writeFile(join(dir, 'data', 'alice', 'h.txt'), 'remote');
+    await writeFile(join(dir, 'h.txt'), 'local');
+    const { server } = await serve(['--root', join(dir, 'data'), '--users', users], dir);
+    const as = { env: { MUXFTP_PASSWORD: 'pw' } };
+    const alice = [...server, '--user', 'alice'];
+    const cases: Array<[string[], string]> = [
+      [['put', 'h.txt'], 'put h.txt: permission denied: user alice has no write permission'],
+      [['rm', 'h.txt'], 'rm h.txt: permission denied: user alice has no delete permission'],
+      [['mkdir', 'd'], 'mkdir d: permission denied: user alice has no mkdir permission'],
+      [['mv', 'h.txt', 'g.txt'], 'mv h.txt: permission denied: user alice has no rename permission'],
+    ];
+    for (const [args, line] of cases) {
+      const result = await runCli([...alice, ...args], dir, as);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({
+        args,
+        code: 1,
+        stderr: `muxftp: ${line} (PERMISSION_DENIED)\n`,
+      });
+    }
+    const json = await runCli([...alice, '--json', 'put', 'h.txt'], dir, as);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual([
+      {
+        local: 'h.txt',
+        remote: 'h.txt',
+        ok: false,
+        bytes: 0,
+        error: {
+          code: 'PERMISSION_DENIED',
+          message: 'permission denied: user alice has no write permission',
+        },
+      },
+    ]);
+    expect(await readFile(join(dir, 'data', 'alice', 'h.txt'), 'utf8')).toBe('remote');
+  });
+});

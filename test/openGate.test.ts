@@ -18,6 +18,7 @@ const state = (overrides: Partial<GateState> = {}): GateState => ({
   draining: false,
   openStreams: 0,
   maxStreams: 4,
+  accountName: 'alice',
   permits: () => true,
   ...overrides,
 });
@@ -89,7 +90,7 @@ describe('admitOpen', () => {
     expect(admitOpen(open({ op: 'get', path: 'f' }), readOnly).request.op).toBe('get');
     expect(refusal(open({ op: 'put', path: 'f' }), readOnly)).toMatchObject({
       code: 'PERMISSION_DENIED',
-      message: 'put: permission denied (needs write)',
+      message: 'permission denied: user alice has no write permission',
     });
     expect(refusal(open({ op: 'rename', from: 'a', to: 'b' }), readOnly).code).toBe('PERMISSION_DENIED');
     // stats needs no permission: the gate does not ask.
