@@ -28,7 +28,10 @@ export interface TransferProgress {
   skipped(size: number | undefined): void;
   /** A stderr line printed above the bars instead of through them. */
   log(line: string): void;
-  /** Removes the bars and prints a one-line summary. Call exactly once. */
+  /**
+   * Removes the bars and prints a one-line summary: the files that succeeded and their bytes, then
+   * how many failed and were skipped (`3 files (12 MiB), 1 failed in 2.1 s`). Call exactly once.
+   */
   finish(): void;
 }
 
@@ -149,6 +152,8 @@ class BarProgress implements TransferProgress {
   private readonly startedAt = performance.now();
   private expectedBytes = 0;
   private doneBytes = 0;
+  /** Bytes of the transfers that succeeded: the summary's count (a failed file's bytes are not moved). */
+  private succeededBytes = 0;
   private succeeded = 0;
   private failed = 0;
   private skippedFiles = 0;
@@ -222,8 +227,12 @@ class BarProgress implements TransferProgress {
         if (ended) return;
         ended = true;
         if (!payload.sizeKnown) sizeLearned(reported);
-        if (ok) this.succeeded++;
-        else this.failed++;
+        if (ok) {
+          this.succeeded++;
+          this.succeededBytes += reported;
+        } else {
+          this.failed++;
+        }
         this.hideBar(slot);
       },
     };
@@ -247,9 +256,9 @@ class BarProgress implements TransferProgress {
     const files = `${this.succeeded} file${this.succeeded === 1 ? '' : 's'}`;
     const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
     const skipped = this.skippedFiles > 0 ? `, ${this.skippedFiles} skipped (identical)` : '';
-    const rate = elapsed > 0 ? formatRate((this.doneBytes / elapsed) * 1_000) : '';
+    const rate = elapsed > 0 ? formatRate((this.succeededBytes / elapsed) * 1_000) : '';
     this.stream.write(
-      `muxftp: ${files}${failed}${skipped}, ${formatBytes(this.doneBytes)} in ${formatDuration(elapsed)} (${rate})\n`,
+      `muxftp: ${files} (${formatBytes(this.succeededBytes)})${failed}${skipped} in ${formatDuration(elapsed)} (${rate})\n`,
     );
   }
 

@@ -177,3 +177,28 @@ describe('permission refusals', () => {
     expect(await readFile(join(dir, 'data', 'alice', 'h.txt'), 'utf8')).toBe('remote');
   });
 });
+
+// script(1) (util-linux) runs the command on a pseudo-terminal: the summary is drawn only there.
+describe.skipIf(spawnSync('script', ['--version']).status !== 0)('the transfer summary', () => {
+  it('counts the bytes of the transfers that succeeded only, and says how many failed', async () => {
+    const dir = await tempDirs.make();
+    // 3 MiB from stdin (no size declared) into a 1 MiB quota: refused once its bytes stop
+    // fitting, after they were sent.
+    const users = await addUser(dir, 'bob', ['--quota', '1MiB']);
+    const { port } = await serve(['--root', join(dir, 'data'), '--users', users], dir);
+    const quoted = [process.execPath, CLI_BIN].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ');
+    const upload = `head -c ${3 * MiB} /dev/zero | ${quoted} --server 127.0.0.1:${port} --user bob put - big.bin`;
+    const env = { ...process.env, MUXFTP_PASSWORD: 'pw' };
+    delete env.MUXFTP_SERVER;
+    const child = spawn('script', ['-qec', upload, '/dev/null'], { cwd: dir, env, stdio: 'pipe' });
+    servers.add(child); // killed after the test if it hangs
+    let shown = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      shown += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(shown).toContain('muxftp: put -: quota exceeded');
+    expect(code).toBe(1);
+    expect(shown).toMatch(/muxftp: 0 files \(0 B\), 1 failed in /);
+  });
+});

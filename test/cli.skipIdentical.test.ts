@@ -151,7 +151,7 @@ describe('--skip-identical', () => {
       const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
       clearTimeout(timer);
       expect(code).toBe(0);
-      expect(shown).toMatch(/muxftp: 1 file, 1 skipped \(identical\), 10 B in /);
+      expect(shown).toMatch(/muxftp: 1 file \(10 B\), 1 skipped \(identical\) in /);
     },
     60_000,
   );

@@ -691,7 +691,7 @@ describe('muxftp CLI', () => {
       expect(onTerminal.code).toBe(1);
       const shown = onTerminal.stdout.toString();
       expect(shown).toContain('muxftp: put missing.txt: no such file or directory: missing.txt');
-      expect(shown).toMatch(/muxftp: 1 file, 1 failed, 4 B in /);
+      expect(shown).toMatch(/muxftp: 1 file \(4 B\), 1 failed in /);
 
       const piped = await runCli(args, { cwd: local });
       expect(piped.code).toBe(1);
@@ -758,7 +758,7 @@ describe('muxftp CLI', () => {
         expect(ups.length).toBeGreaterThan(0);
         expect(Math.max(...ups)).toBeLessThanOrEqual(5);
         expect(shown).toMatch(/total \(\+\d+ not shown\)/);
-        expect(shown).toMatch(/muxftp: 12 files, 384 KiB in /);
+        expect(shown).toMatch(/muxftp: 12 files \(384 KiB\) in /);
       } finally {
         slow.child.kill('SIGTERM');
         await slow.exited;
