@@ -4,7 +4,7 @@
  * server error surfaces as a RemoteError carrying the server's code.
  */
 
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
@@ -53,7 +53,7 @@ import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import { localBlockDigests, localSourceIdentity } from './localDigests.js';
 import { type ByteSink, ContinueSink, DiscardSink, type GetTarget, MemorySink, openSink } from './sinks.js';
-import { type ByteSource, openSource, type PutSource } from './sources.js';
+import { type ByteSource, localError, openSource, type PutSource } from './sources.js';
 import {
   type ClientHost,
   type ClientStream,
@@ -622,10 +622,14 @@ export class Client implements ClientHost {
     if (options.continue === true && typeof target === 'string') {
       const blocks = await localBlockDigests(target, this.integrity, DEFAULTS.maxResumeBlocks);
       if (blocks.length > 0) {
-        return this.getInto(remotePath, undefined, options, {
-          blocks,
-          sink: await ContinueSink.open(target),
-        });
+        const localSize = await stat(target).then(
+          (stats) => stats.size,
+          (err: unknown) => {
+            throw localError(err, target);
+          },
+        );
+        const sink = await ContinueSink.open(target);
+        return this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
       }
     }
     return this.getInto(remotePath, await openSink(target), options);

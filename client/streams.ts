@@ -180,6 +180,11 @@ export interface GetResult {
 export interface GetResume {
   blocks: readonly Buffer[];
   sink: ContinueSink;
+  /**
+   * The size of the local file `get -c` was asked to continue, so that one larger than the server's
+   * is refused as such. Unset for a partial file a retry kept (the digests decide there).
+   */
+  localSize?: number;
 }
 
 export class GetCall extends ClientStream {
@@ -255,6 +260,22 @@ export class GetCall extends ClientStream {
       );
     }
     const differing = blocks.findIndex((hex, i) => hex !== resume.blocks[i]!.toString('hex'));
+    // A local file larger than the server's whose blocks do not match (or that has no whole block
+    // to compare): no partial copy of it, and "differs at block 0" would not say why. One whose
+    // blocks match is a longer, stale copy: its tail is replaced like any partial's.
+    const larger =
+      resume.localSize !== undefined &&
+      this.expectedSize !== undefined &&
+      resume.localSize > this.expectedSize;
+    if (larger && (differing !== -1 || count === 0)) {
+      this.abandon(
+        new MuxftpError(
+          'INTEGRITY_ERROR',
+          `the local file is larger than the server's (${resume.localSize} > ${this.expectedSize} bytes), so it is not a partial copy of it: not continued, left as it was`,
+        ),
+      );
+      return false;
+    }
     if (differing !== -1) {
       this.abandon(
         new MuxftpError(

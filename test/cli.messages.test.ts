@@ -202,3 +202,33 @@ describe.skipIf(spawnSync('script', ['--version']).status !== 0)('the transfer s
     expect(shown).toMatch(/muxftp: 0 files \(0 B\), 1 failed in /);
   });
 });
+
+describe('get -c onto a local file the remote one cannot have been cut from', () => {
+  it('says the local file is larger, leaves it as it was, and says what to do', async () => {
+    const dir = await tempDirs.make();
+    const root = join(dir, 'data');
+    await mkdir(root);
+    await writeFile(join(root, 'small.bin'), randomBytes(1000));
+    await writeFile(join(root, 'five.bin'), randomBytes(5 * MiB)); // one whole 4 MiB block
+    const local = join(dir, 'local');
+    await mkdir(local);
+    const mine = randomBytes(9 * MiB);
+    await writeFile(join(local, 'small.bin'), mine);
+    await writeFile(join(local, 'five.bin'), mine);
+    const { server } = await serve(['--root', root], dir);
+    const hint = '; remove the local file, or get without -c to replace it\n';
+    for (const [name, size] of [
+      ['small.bin', 1000],
+      ['five.bin', 5 * MiB],
+    ] as const) {
+      const result = await runCli([...server, 'get', '-c', name], local);
+      expect({ name, code: result.code, stderr: result.stderr }).toEqual({
+        name,
+        code: 1,
+        stderr: `muxftp: get ${name}: the local file is larger than the server's (${9 * MiB} > ${size} bytes), so it is not a partial copy of it: not continued, left as it was (INTEGRITY_ERROR)${hint}`,
+      });
+      expect((await readFile(join(local, name))).equals(mine)).toBe(true);
+    }
+    expect((await readdir(local)).sort()).toEqual(['five.bin', 'small.bin']);
+  });
+});

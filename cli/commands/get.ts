@@ -232,6 +232,11 @@ async function get(
     retries: options.retries,
     failedBeforeStart: failures.length,
     ...(options.skipIdentical === true ? { identicalAtDestination: localCopyIsIdentical } : {}),
+    // get -c refused the local file (it differs from the server's, or is larger): left as it was.
+    failureHint: (error) =>
+      options.continue === true && error instanceof MuxftpError && error.code === 'INTEGRITY_ERROR'
+        ? 'remove the local file, or get without -c to replace it'
+        : undefined,
     perform: async (job, client, transferOptions) => {
       const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
         ...transferOptions,
