@@ -75,13 +75,21 @@ export async function openClient(target: ConnectTarget): Promise<Client> {
       ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
     });
   } catch (error) {
-    // Connected, but refused the login (wrong password, no user given): not a network problem.
-    const what =
-      error instanceof MuxftpError && error.code === 'LOGIN_FAILED'
-        ? `log in to ${formatAddress(address)}${target.access.user === undefined ? '' : ` as ${target.access.user}`}`
-        : `connect to ${formatAddress(address)}`;
-    throw new CliError(`cannot ${what}: ${connectFailureReason(error)}`, { cause: error });
+    throw connectFailure(error, address, target.access.user);
   }
+}
+
+/**
+ * A failed Client.connect as every command words it: `cannot connect to HOST:PORT: <reason>`, or
+ * `cannot log in to HOST:PORT as USER: …` when the server refused the login.
+ */
+export function connectFailure(error: unknown, address: ServerAddress, user: string | undefined): CliError {
+  // Connected, but refused the login (wrong password, no user given): not a network problem.
+  const what =
+    error instanceof MuxftpError && error.code === 'LOGIN_FAILED'
+      ? `log in to ${formatAddress(address)}${user === undefined ? '' : ` as ${user}`}`
+      : `connect to ${formatAddress(address)}`;
+  return new CliError(`cannot ${what}: ${connectFailureReason(error)}`, { cause: error });
 }
 
 /** Runs `use` on a fresh connection; closes it gently after success, at once after a failure. */

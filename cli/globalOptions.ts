@@ -42,8 +42,12 @@ export function outputOptionsOf(command: Command): Pick<GlobalOptions, 'json' | 
   return { json: options.json === true, quiet: options.quiet === true };
 }
 
-/** The global options as seen from a subcommand's action. */
-export function globalOptionsOf(command: Command): GlobalOptions {
+/**
+ * The global options as seen from a subcommand's action. `server: false` for a command that
+ * connects to no server of the user's (`bench --local`): --server and $MUXFTP_SERVER are not read,
+ * so a bad one in the environment does not stop it.
+ */
+export function globalOptionsOf(command: Command, read: { server?: boolean } = {}): GlobalOptions {
   const options = command.optsWithGlobals<{
     server?: string;
     json?: boolean;
@@ -55,7 +59,7 @@ export function globalOptionsOf(command: Command): GlobalOptions {
     insecure?: boolean;
   }>();
   return {
-    server: serverAddressOf(command, options.server),
+    server: read.server === false ? parseServerAddress(undefined) : serverAddressOf(command, options.server),
     json: options.json === true,
     quiet: options.quiet === true,
     access: {

@@ -232,3 +232,30 @@ describe('get -c onto a local file the remote one cannot have been cut from', ()
     expect((await readdir(local)).sort()).toEqual(['five.bin', 'small.bin']);
   });
 });
+
+describe('bench', () => {
+  it('--local reads no $MUXFTP_SERVER, and takes no --server', async () => {
+    const dir = await tempDirs.make();
+    const local = ['bench', '--local', '--op', 'connect', '--clients', '1', '--workers', '1'];
+    const result = await runCli([...local, '--json'], dir, {
+      env: { MUXFTP_SERVER: 'bad:::x' },
+      timeoutMs: 60_000,
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ op: 'connect', errors: {} });
+    const both = await runCli([...local, '--server', '127.0.0.1:1'], dir);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/^muxftp: bench: --local starts its own server: --server does not apply\n/);
+  }, 70_000);
+
+  it('words a failure to connect as every other command does', async () => {
+    const dir = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${await closedPort()}`];
+    const ls = await runCli([...at, 'ls'], dir);
+    const bench = await runCli([...at, 'bench', '--op', 'connect', '--clients', '1', '--workers', '1'], dir);
+    expect(ls.code).toBe(1);
+    expect(ls.stderr).toMatch(/^muxftp: cannot connect to 127\.0\.0\.1:\d+: connection refused/);
+    expect({ code: bench.code, stderr: bench.stderr }).toEqual({ code: 1, stderr: ls.stderr });
+  });
+});

@@ -9,9 +9,11 @@ import {
   defaultWorkers,
   parseSizeDistribution,
 } from '../../client/bench/options.js';
+import { Client } from '../../client/client.js';
 import { parseDuration, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
+import { connectFailure } from '../connect.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { errorInfo, type Output } from '../output.js';
@@ -88,19 +90,26 @@ export function registerBenchCommand(program: Command, output: Output): void {
         '  muxftp bench --local --op idle --clients 5000 --size 1GiB',
     )
     .action(async (flags: BenchFlags, command: Command) => {
-      const global = globalOptionsOf(command);
+      const local = flags.local === true;
+      if (local && command.getOptionValueSourceWithGlobals('server') === 'cli') {
+        command.error('error: bench: --local starts its own server: --server does not apply', {
+          exitCode: 2,
+        });
+      }
+      // --local connects only to the server it starts: $MUXFTP_SERVER is not read.
+      const global = globalOptionsOf(command, { server: !local });
       output.configure(global);
       if (flags.files !== undefined && flags.duration !== undefined) {
-        command.error('muxftp: bench: give --files or --duration, not both', { exitCode: 2 });
+        command.error('error: bench: give --files or --duration, not both', { exitCode: 2 });
       }
       if (flags.warmup !== undefined && flags.duration === undefined) {
-        command.error('muxftp: bench: --warmup goes with --duration', { exitCode: 2 });
+        command.error('error: bench: --warmup goes with --duration', { exitCode: 2 });
       }
-      const access = await benchAccess(global.access, flags.local === true, global.server.host);
+      const access = await benchAccess(global.access, local, global.server.host);
       const options: BenchOptions = {
         server: global.server,
         ...access,
-        local: flags.local === true,
+        local,
         op: flags.op,
         clients: flags.clients,
         streams: flags.streams,
@@ -126,6 +135,17 @@ export function registerBenchCommand(program: Command, output: Output): void {
         const report = await runBench(options, {
           progressStream: showProgress ? process.stderr : undefined,
           startLocalServer,
+          connect: (clientOptions) =>
+            Client.connect(clientOptions).catch((error: unknown) => {
+              throw connectFailure(
+                error,
+                {
+                  host: clientOptions.host ?? global.server.host,
+                  port: clientOptions.port ?? global.server.port,
+                },
+                options.login?.user,
+              );
+            }),
         });
         if (flags.html !== undefined)
           await writeFile(flags.html, renderHtmlReport(report, describeSizes(options)));
@@ -133,7 +153,8 @@ export function registerBenchCommand(program: Command, output: Output): void {
         else output.printLine(formatReport(report, describeSizes(options)));
         if (!report.thresholds.passed) output.raiseExitCode(1);
       } catch (error) {
-        output.failure('bench', error);
+        // A connection that could not be made reads as for any command: `muxftp: cannot connect to …`.
+        output.failure(error instanceof CliError ? undefined : 'bench', error);
         if (global.json) output.printJson({ ok: false, error: errorInfo(error) });
       }
     });

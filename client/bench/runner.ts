@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import cliProgress from 'cli-progress';
 import { MuxftpError } from '../../shared/errors.js';
 import type { ServerStats } from '../../shared/protocol/messages.js';
-import { Client } from '../client.js';
+import { Client, type ClientOptions } from '../client.js';
 import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult } from './load.js';
 import { type BenchOp, type BenchOptions, type BenchTls, benchClientOptions } from './options.js';
 import { knownDigests, makePayloads, type Payload, payloadBuffer, seedName } from './payloads.js';
@@ -33,6 +33,11 @@ export interface BenchIo {
   progressStream: NodeJS.WriteStream | undefined;
   /** Starts the server `options.local` asks for; required when it is set. */
   startLocalServer?: (options: { tls: boolean }) => Promise<LocalServer>;
+  /**
+   * Opens the run's control connection (seeding, server figures, clean-up); default Client.connect.
+   * The CLI passes one that words a failure as its other commands do.
+   */
+  connect?: (options: ClientOptions) => Promise<Client>;
 }
 
 export async function runBench(options: BenchOptions, io: BenchIo): Promise<BenchReport> {
@@ -75,9 +80,8 @@ async function runAgainst(
   io: BenchIo,
 ): Promise<BenchReport> {
   const payloads = makePayloads(options.sizes.map((s) => s.bytes));
-  const control = await Client.connect(
-    benchClientOptions({ ...address, tls: options.tls, login: options.login }),
-  );
+  const connect = io.connect ?? ((clientOptions: ClientOptions) => Client.connect(clientOptions));
+  const control = await connect(benchClientOptions({ ...address, tls: options.tls, login: options.login }));
   const remoteDir = `bench-${process.pid}-${Date.now().toString(36)}`;
   try {
     await seed(control, remoteDir, payloads, options.op);
