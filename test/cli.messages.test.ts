@@ -259,3 +259,59 @@ describe('bench', () => {
     expect({ code: bench.code, stderr: bench.stderr }).toEqual({ code: 1, stderr: ls.stderr });
   });
 });
+
+describe('rm -r that cannot remove everything', () => {
+  // The server's filesystem refuses (a directory it may not write): muxftp's own permissions are
+  // per account, never per path. Root may write anywhere, so the server then runs as nobody.
+  const root = process.getuid?.() === 0;
+  it('names the first path that failed and why, how many failed, and does not claim success', async () => {
+    const dir = await tempDirs.make();
+    const data = join(dir, 'data');
+    for (const sub of ['d/sub', 'd/locked']) await mkdir(join(data, sub), { recursive: true });
+    for (const file of ['d/a.txt', 'd/b.txt', 'd/sub/e.txt', 'd/locked/c.txt'])
+      await writeFile(join(data, file), file);
+    if (root) {
+      await chmod(dir, 0o755);
+      for (const path of [
+        data,
+        'd',
+        'd/sub',
+        'd/locked',
+        'd/a.txt',
+        'd/b.txt',
+        'd/sub/e.txt',
+        'd/locked/c.txt',
+      ])
+        await chown(path === data ? data : join(data, path), 65534, 65534);
+    }
+    await chmod(join(data, 'd', 'locked'), 0o555);
+    locked.push(join(data, 'd', 'locked'));
+    const { server } = await serve(['--root', data], dir, root ? { uid: 65534, gid: 65534 } : {});
+
+    const removed = await runCli([...server, 'rm', '-r', 'd'], dir);
+    expect({ code: removed.code, stdout: removed.stdout, stderr: removed.stderr }).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        'muxftp: rm d: permission denied: d/locked/c.txt (PERMISSION_DENIED); ' +
+        '1 of 4 files could not be removed (3 were), so its directories are kept\n',
+    });
+    // The files it could remove are gone; the one it could not, and every directory, are kept.
+    expect((await readdir(data, { recursive: true })).sort()).toEqual([
+      'd',
+      'd/locked',
+      'd/locked/c.txt',
+      'd/sub',
+    ]);
+
+    const json = await runCli([...server, '--json', 'rm', '-r', 'd'], dir);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual([
+      {
+        path: 'd',
+        ok: false,
+        error: { code: 'PERMISSION_DENIED', message: 'permission denied: d/locked/c.txt' },
+      },
+    ]);
+  });
+});

@@ -177,8 +177,8 @@ async function moveTarget(client: Client, source: string, to: string): Promise<s
  * `rm -r PATH`: a file as rm does; a directory with everything in it, the files first (several
  * at a time), then the directories, deepest first. The root never: refused before anything is
  * listed, as the server refuses `rm /`. A directory that cannot be listed whole fails before
- * anything is removed; the first file that cannot be removed fails the command, naming it, and
- * its directories are kept.
+ * anything is removed; a file that cannot be removed fails the command, naming the first such
+ * and how many there were, and the tree's directories are kept (the other files are removed).
  */
 async function removeRecursively(client: Client, path: string): Promise<void> {
   if (path.split('/').every((segment) => segment === '' || segment === '.')) {
@@ -195,10 +195,30 @@ async function removeRecursively(client: Client, path: string): Promise<void> {
       limit.run(() => client.delete(file.remote).catch((error: unknown) => failures.push(error))),
     ),
   );
-  if (failures.length > 0) throw failures[0];
+  if (failures.length > 0) throw new PartlyRemoved(failures[0], failures.length, tree.files.length);
   // Sorted, a parent comes before what is in it: backwards, each directory is empty when its turn comes.
   for (const dir of [...tree.dirs].reverse()) await client.rmdir(joinRemote(path, dir));
   await client.rmdir(path);
+}
+
+/**
+ * `rm -r` removed what it could of a tree but not all: the first failure (a path and its reason) is
+ * what the command reports and --json carries; the counts say what state the tree was left in.
+ */
+class PartlyRemoved extends Error {
+  constructor(
+    readonly first: unknown,
+    readonly failed: number,
+    readonly files: number,
+  ) {
+    super('rm -r: some files could not be removed', { cause: first });
+  }
+
+  get hint(): string {
+    const removed = this.files - this.failed;
+    const files = `${this.failed} of ${this.files} file${this.files === 1 ? '' : 's'}`;
+    return `${files} could not be removed (${removed} ${removed === 1 ? 'was' : 'were'}), so its directories are kept`;
+  }
 }
 
 /** `ls FILE` shows that one entry, as ls(1) does. */
@@ -232,8 +252,14 @@ async function eachPath(
       try {
         await operate(client, remotePathFromArgument(path));
         results.push({ path, ok: true });
-      } catch (error) {
-        const hint = error instanceof MuxftpError ? hints[error.code] : undefined;
+      } catch (thrown) {
+        const error = thrown instanceof PartlyRemoved ? thrown.first : thrown;
+        const hint =
+          thrown instanceof PartlyRemoved
+            ? thrown.hint
+            : error instanceof MuxftpError
+              ? hints[error.code]
+              : undefined;
         output.failure(`${name} ${path}`, error, hint);
         results.push({ path, ok: false, error: errorInfo(error) });
       }
