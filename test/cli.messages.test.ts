@@ -188,7 +188,7 @@ describe.skipIf(spawnSync('script', ['--version']).status !== 0)('the transfer s
     const { port } = await serve(['--root', join(dir, 'data'), '--users', users], dir);
     const quoted = [process.execPath, CLI_BIN].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ');
     const upload = `head -c ${3 * MiB} /dev/zero | ${quoted} --server 127.0.0.1:${port} --user bob put - big.bin`;
-    const env = { ...process.env, MUXFTP_PASSWORD: 'pw' };
+    const env: NodeJS.ProcessEnv = { ...process.env, MUXFTP_PASSWORD: 'pw' };
     delete env.MUXFTP_SERVER;
     const child = spawn('script', ['-qec', upload, '/dev/null'], { cwd: dir, env, stdio: 'pipe' });
     servers.add(child); // killed after the test if it hangs
