@@ -35,6 +35,7 @@ import {
 import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
 import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
+import type { DataFramePool } from '../shared/transport/dataFramePool.js';
 import type { OutboundBudget } from '../shared/transport/outboundBudget.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
@@ -88,6 +89,8 @@ export interface ConnectionContext {
   uploadBacklogBudget: UploadBacklogBudget;
   /** File data held for clients, all connections together. */
   outboundBudget: OutboundBudget;
+  /** The DATA frames every connection's downloads are read into, reused (free ones capped). */
+  framePool: DataFramePool;
   /** Who may log in: the server's accounts when this connection was accepted. */
   accounts: Accounts;
   /** The socket's reads, when it reads into the process's shared buffer. */
@@ -164,6 +167,7 @@ export class ServerConnection implements StreamHost {
         outboundLowWaterBytes: options.outboundLowWaterBytes,
         dataFramePayloadBytes: options.chunkBytes,
         outboundBudget: context.outboundBudget,
+        framePool: context.framePool,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
       context.sharedReads,

@@ -87,3 +87,22 @@ describe('replacing a file on the memory server', () => {
     expect(afterRm).toBeLessThan(40 * MiB);
   });
 });
+
+describe('connections idle after a download', () => {
+  it('keep no frames of their own: 30 of them hold far less than a frame each', async () => {
+    // The free frames of all connections together are capped at a quarter of this (2 MiB).
+    env = await startServer({ backend: 'memory', serverOutboundHighWaterBytes: 8 * MiB });
+    const file = randomBytes(8 * MiB);
+    await (await env.connect()).put('f', file);
+    const before = retainedBufferBytes();
+    const clients = [];
+    for (let i = 0; i < 30; i++) {
+      const client = await env.connect();
+      expect((await client.verify('f')).size).toBe(file.length);
+      clients.push(client);
+    }
+    // Still connected, idle: each once held a few 1 MiB frames of the download.
+    const held = retainedBufferBytes() - before;
+    expect(held).toBeLessThan(12 * MiB);
+  });
+});

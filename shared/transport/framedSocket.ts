@@ -12,6 +12,7 @@ import { FrameDecoder } from '../protocol/decoder.js';
 import { encodeError } from '../protocol/encoder.js';
 import type { Frame } from '../protocol/frame.js';
 import { errorPayload } from '../protocol/messages.js';
+import type { DataFramePool } from './dataFramePool.js';
 import type { OutboundBudget } from './outboundBudget.js';
 import { OutboundQueue } from './outboundQueue.js';
 import type { SharedBufferReads } from './sharedReadBuffer.js';
@@ -25,6 +26,8 @@ export interface FramedSocketOptions {
   dataFramePayloadBytes: number;
   /** Shared with the process's other connections (a server's): OutboundQueueOptions.budget. */
   outboundBudget?: OutboundBudget | undefined;
+  /** Shared the same way: OutboundQueueOptions.framePool. */
+  framePool?: DataFramePool | undefined;
 }
 
 export interface FramedSocketHandlers {
@@ -85,6 +88,7 @@ export class FramedSocket {
       lowWaterBytes: options.outboundLowWaterBytes,
       pooledFramePayloadBytes: options.dataFramePayloadBytes,
       budget: options.outboundBudget,
+      framePool: options.framePool,
     });
     if (socket instanceof Socket) socket.setNoDelay(true);
     // Bytes read before the shared buffer was in use still come as 'data' (they are our own).

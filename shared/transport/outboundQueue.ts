@@ -25,6 +25,12 @@ export interface OutboundQueueOptions {
   lowWaterBytes: number;
   /** Producers' DATA frames up to this payload are pooled (dataFrame()); 0: none. */
   pooledFramePayloadBytes?: number;
+  /**
+   * The pool those frames go round in, shared with the process's other connections (a server's):
+   * then free frames are capped for all of them together, and a connection idle after a download
+   * keeps none. Without it, a queue over a socket has a pool of its own (a client's one connection).
+   */
+  framePool?: DataFramePool | undefined;
   /** What this queue's reservations count against together with other queues' (a server's). */
   budget?: OutboundBudget | undefined;
 }
@@ -58,7 +64,9 @@ export class OutboundQueue {
     const pooled = options.pooledFramePayloadBytes ?? 0;
     // An in-memory duplex may hand the very buffer to its reader: no reuse there.
     this.framePool =
-      pooled > 0 && socket instanceof Socket ? new DataFramePool(pooled, options.highWaterBytes) : undefined;
+      pooled > 0 && socket instanceof Socket
+        ? (options.framePool ?? new DataFramePool(pooled, options.highWaterBytes))
+        : undefined;
     socket.on('drain', this.socketOnDrain);
   }
 
