@@ -33,9 +33,9 @@ import {
   parseWindow,
 } from '../shared/protocol/messages.js';
 import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
+import type { DataFramePool } from '../shared/transport/dataFramePool.js';
 import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
-import type { DataFramePool } from '../shared/transport/dataFramePool.js';
 import type { OutboundBudget } from '../shared/transport/outboundBudget.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
