@@ -4,9 +4,11 @@
  * without accounts.
  */
 import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
 import { Accounts, type AnonymousAccess } from '../server/auth/accounts.js';
 import { readUsersFile } from '../server/auth/usersFile.js';
 import type { ServerOptions } from '../server/options.js';
+import { errnoReason } from '../shared/errnoReasons.js';
 
 export interface AccessFlags {
   users?: string;
@@ -33,13 +35,31 @@ export async function loadAccess(
       ? undefined
       : {
           cert: await readFile(flags.tlsCert).catch((e: Error) => {
-            throw new Error(`cannot read --tls-cert ${flags.tlsCert}: ${e.message}`, { cause: e });
+            throw new Error(`cannot read --tls-cert ${flags.tlsCert}: ${errnoReason(e)}`, { cause: e });
           }),
           key: await readFile(flags.tlsKey!).catch((e: Error) => {
-            throw new Error(`cannot read --tls-key ${flags.tlsKey}: ${e.message}`, { cause: e });
+            throw new Error(`cannot read --tls-key ${flags.tlsKey}: ${errnoReason(e)}`, { cause: e });
           }),
         };
+  if (tls !== undefined) checkCertificateAndKey(tls, flags.tlsCert!, flags.tlsKey!);
   return { accounts, ...(tls !== undefined ? { tls, tlsOnly: flags.tlsOnly === true } : {}) };
+}
+
+/**
+ * Files that read but are no PEM certificate and key, or a key that is not the certificate's: said
+ * here in one line, where the server's construction would throw OpenSSL's error as a bug's.
+ */
+function checkCertificateAndKey(tls: { cert: Buffer; key: Buffer }, certFile: string, keyFile: string): void {
+  try {
+    createSecureContext(tls);
+  } catch (error) {
+    // OpenSSL's `error:0480006C:PEM routines::no start line`: the words after its code.
+    const reason = (error as Error).message.replace(/^error:[0-9A-Fa-f]+:/, '');
+    throw new Error(
+      `--tls-cert ${certFile} and --tls-key ${keyFile} are not a PEM certificate chain and its private key (${reason})`,
+      { cause: error },
+    );
+  }
 }
 
 /** Who may log in, from the users file (read again on SIGHUP) and the anonymous flags. */

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
+import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 
 const MiB = 1024 * 1024;
 const tempDirs = new TempDirs('muxftp-messages-');
@@ -118,6 +119,40 @@ describe('a users file that cannot be read', () => {
       code: 1,
       stderr: `muxftp: user list: cannot read users file ${dir}: is a directory\n`,
     });
+  });
+});
+
+describe('a --tls-cert and --tls-key that cannot be used', () => {
+  it('serve says why in one line, never as an internal error with a stack', async () => {
+    const dir = await tempDirs.make();
+    const serveWith = (cert: string, key: string) =>
+      runCli(['serve', '--port', '0', '--root', dir, '--tls-cert', cert, '--tls-key', key], dir, {
+        timeoutMs: 10_000,
+      });
+    const missing = join(dir, 'missing.pem');
+    const text = join(dir, 'not.pem');
+    await writeFile(text, 'not a certificate\n');
+    expect(await serveWith(missing, text)).toMatchObject({
+      code: 1,
+      stderr: `muxftp: serve: cannot read --tls-cert ${missing}: no such file or directory\n`,
+    });
+    expect(await serveWith(text, text)).toMatchObject({
+      code: 1,
+      stderr: `muxftp: serve: --tls-cert ${text} and --tls-key ${text} are not a PEM certificate chain and its private key (PEM routines::no start line)\n`,
+    });
+    if (opensslAvailable) {
+      // A certificate with another's key: OpenSSL's "key values mismatch", in the same one line.
+      const certs = await makeTestCerts();
+      try {
+        const mismatch = await serveWith(certs.caPath, certs.keyPath);
+        expect(mismatch.code).toBe(1);
+        expect(mismatch.stderr).toMatch(
+          /^muxftp: serve: --tls-cert .+ and --tls-key .+ are not a PEM certificate chain and its private key \(.*key values mismatch\)\n$/,
+        );
+      } finally {
+        await certs.remove();
+      }
+    }
   });
 });
 
