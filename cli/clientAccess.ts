@@ -5,6 +5,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import type { ClientOptions } from '../client/client.js';
+import { errnoReason } from '../shared/errnoReasons.js';
 import { CliError } from './cliError.js';
 import { openControllingTerminal, promptHidden } from './passwordPrompt.js';
 import { isLoopback } from './serverAccess.js';
@@ -28,7 +29,7 @@ export interface AccessOptions {
 /** A credentials file others can read is refused, as ssh refuses such a key. */
 export async function readCredentialsFile(path: string): Promise<{ user?: string; password: string }> {
   const info = await stat(path).catch((error: Error) => {
-    throw new CliError(`cannot read credentials file ${path}: ${error.message}`, { cause: error });
+    throw new CliError(`cannot read credentials file ${path}: ${errnoReason(error)}`, { cause: error });
   });
   if ((info.mode & 0o077) !== 0) {
     const mode = (info.mode & 0o777).toString(8).padStart(3, '0');
@@ -81,7 +82,7 @@ export async function clientAccessOptions(
         ...(access.ca !== undefined
           ? {
               ca: await readFile(access.ca).catch((error: Error) => {
-                throw new CliError(`cannot read --ca ${access.ca}: ${error.message}`, { cause: error });
+                throw new CliError(`cannot read --ca ${access.ca}: ${errnoReason(error)}`, { cause: error });
               }),
             }
           : {}),

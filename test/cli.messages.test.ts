@@ -156,6 +156,22 @@ describe('a --tls-cert and --tls-key that cannot be used', () => {
   });
 });
 
+describe("a client's --ca or --credentials file that cannot be read", () => {
+  it('is one line in words, before anything connects', async () => {
+    const dir = await tempDirs.make();
+    const missing = join(dir, 'missing');
+    const at = ['--server', `127.0.0.1:${await closedPort()}`];
+    expect(await runCli([...at, '--ca', `${missing}.pem`, 'ls'], dir)).toMatchObject({
+      code: 1,
+      stderr: `muxftp: cannot read --ca ${missing}.pem: no such file or directory\n`,
+    });
+    expect(await runCli([...at, '--credentials', `${missing}.json`, 'ls'], dir)).toMatchObject({
+      code: 1,
+      stderr: `muxftp: cannot read credentials file ${missing}.json: no such file or directory\n`,
+    });
+  });
+});
+
 describe('serve that cannot listen', () => {
   // 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails locally, no packet leaves.
   it('says why once, not also as a server log line', async () => {
