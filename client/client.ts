@@ -249,9 +249,14 @@ const UNTRUSTED_CERTIFICATE = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
+
+/** Certificates a CA does not help with: the hint to pass one would send the user the wrong way. */
+const WRONG_CERTIFICATE: Readonly<Record<string, string>> = {
+  ERR_TLS_CERT_ALTNAME_INVALID: "the server's TLS certificate is not for the name or address connected to",
+  CERT_HAS_EXPIRED: "the server's TLS certificate has expired",
+  CERT_NOT_YET_VALID: "the server's TLS certificate is not valid yet",
+};
 
 /** A plain-language reason for a failed TLS handshake, or undefined when it was not one. */
 function tlsFailureReason(error: unknown): string | undefined {
@@ -261,6 +266,8 @@ function tlsFailureReason(error: unknown): string | undefined {
     if (UNTRUSTED_CERTIFICATE.has(code)) {
       return `the server's TLS certificate is not trusted (${code}): pass its CA with --ca FILE`;
     }
+    const wrong = WRONG_CERTIFICATE[code];
+    if (wrong !== undefined) return `${wrong} (${code})`;
     // A plain server answers the ClientHello with a muxftp frame: "wrong version number" (EPROTO).
     if (
       code.startsWith('ERR_SSL_') ||

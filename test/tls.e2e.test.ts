@@ -64,6 +64,17 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
     expect(await insecure.list('')).toEqual([]);
   });
 
+  it('says a certificate is for another name, not untrusted, when a CA would not help', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
+    // Signed by the CA given, for localhost and 127.0.0.1: checked against another name.
+    const other = await failure(server.connect({ tls: { ca: certs.ca, servername: 'other.example' } }));
+    expect(other.code).toBe('CONNECT_FAILED');
+    expect(other.message).toMatch(
+      /the server's TLS certificate is not for the name or address connected to \(ERR_TLS_CERT_ALTNAME_INVALID\)/,
+    );
+    expect(other.message).not.toMatch(/--ca/);
+  });
+
   it('gives a plain client of a --tls-only server a clear error at once', async () => {
     server = await startServer({ tls: { cert: certs.cert, key: certs.key }, tlsOnly: true });
     const error = await failure(server.connect());
