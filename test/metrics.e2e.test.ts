@@ -270,6 +270,11 @@ describe('muxftp serve --metrics', () => {
     return { child, stderr: () => stderr };
   }
 
+  async function stdoutLine(process: ReturnType<typeof serve>): Promise<string> {
+    const [line] = await once(process.child.stdout, 'data');
+    return String(line);
+  }
+
   async function metricsLine(process: ReturnType<typeof serve>): Promise<number> {
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -317,6 +322,37 @@ describe('muxftp serve --metrics', () => {
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
+  });
+
+  it('--max-buffered bounds what slow readers make the server hold, all connections together', async () => {
+    // Half of 4 MiB is the bound for downloads: 8 clients that read nothing could hold their own
+    // 4 MiB marks (32 MiB) under the default 512 MiB.
+    const server = serve(['--max-buffered', '4MiB', '--metrics', '127.0.0.1:0']);
+    const metricsPort = await metricsLine(server);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(await stdoutLine(server))![1]);
+    const client = await Client.connect({ host: '127.0.0.1', port });
+    cleanup.push(() => client.destroy());
+    await client.put('big', Buffer.alloc(48 * 1024 * 1024, 7));
+    for (let i = 0; i < 8; i++) {
+      const peer = await RawPeer.open(port);
+      cleanup.push(async () => peer.destroy());
+      peer.socket.pause();
+      peer.write(encodeOpen(1, { op: 'get', path: 'big' }));
+      peer.write(encodeWindow(1, 2 ** 31 - 1));
+    }
+    let peak = 0;
+    let stableSince = Date.now();
+    for (const started = Date.now(); Date.now() - started < 10_000 && Date.now() - stableSince < 500; ) {
+      const held = (await scrape(metricsPort)).value('muxftp_outbound_queue_bytes');
+      if (held > peak) {
+        peak = held;
+        stableSince = Date.now();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // The budget, plus at most one chunk (1 MiB and a header) for each connection holding nothing.
+    expect(peak).toBeGreaterThan(2 * 1024 * 1024);
+    expect(peak).toBeLessThanOrEqual(2 * 1024 * 1024 + 8 * (1024 * 1024 + 1024));
   });
 
   it('is off by default and rejects a malformed address as a usage error', async () => {

@@ -35,6 +35,7 @@ export interface ServeOptions extends AccessFlags {
   maxRate: number;
   maxUserRate: number;
   handshakeTimeout: number;
+  maxBuffered: number;
 }
 
 const rateDefault = (bytes: number) => (bytes === 0 ? 'none' : `${bytes}`);
@@ -146,6 +147,14 @@ export function registerServeCommand(program: Command): Command {
           .argParser(parseSecondsAsMs)
           .default(DEFAULTS.handshakeTimeoutMs, `${DEFAULTS.handshakeTimeoutMs / 1000}`),
       )
+      .addOption(
+        new Option(
+          '--max-buffered <size>',
+          'file data held in memory for transfers, all connections together: half for downloads waiting on slow clients, half for uploads waiting on the disk',
+        )
+          .argParser(commanderParser(parseMaxBuffered))
+          .default(DEFAULT_MAX_BUFFERED_BYTES, `${DEFAULT_MAX_BUFFERED_BYTES / 1024 ** 2}MiB`),
+      )
       .action(async (options: ServeOptions) => {
         // Loaded only now: the server, its storage and metrics are most of the CLI's start-up time,
         // and no other command needs them.
@@ -153,6 +162,16 @@ export function registerServeCommand(program: Command): Command {
         await serve(options);
       })
   );
+}
+
+const DEFAULT_MAX_BUFFERED_BYTES =
+  DEFAULTS.serverOutboundHighWaterBytes + DEFAULTS.serverUploadBacklogHighWaterBytes;
+
+/** At least 2 MiB: each half holds at least one 1 MiB chunk. */
+function parseMaxBuffered(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes < 2 * 1024 * 1024) throw new TypeError('expected a size of at least 2MiB');
+  return bytes;
 }
 
 /** A window from 16 KiB (one small frame) to 1 GiB, below the protocol's 2^31-1 credit cap. */

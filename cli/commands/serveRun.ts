@@ -40,6 +40,8 @@ export async function serve(options: ServeOptions): Promise<void> {
     maxRateBytesPerSecond: options.maxRate,
     maxUserRateBytesPerSecond: options.maxUserRate,
     handshakeTimeoutMs: options.handshakeTimeout,
+    serverOutboundHighWaterBytes: Math.floor(options.maxBuffered / 2),
+    serverUploadBacklogHighWaterBytes: Math.ceil(options.maxBuffered / 2),
     ...access,
     log: logToStderr,
   });
