@@ -51,6 +51,7 @@ import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
 import { admitOpen } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
+import { OutputProgress } from './outputProgress.js';
 import { RequestStream } from './requestStream.js';
 import type { ServerStream, StreamHost } from './stream.js';
 import type { UploadBacklogBudget } from './uploadBacklogBudget.js';
@@ -136,8 +137,8 @@ export class ServerConnection implements StreamHost {
   private draining = false;
   private uploadBacklog = 0;
   private reservedBytes = 0;
-  /** Bytes the socket had taken out of the queue at the last stall check. */
-  private flushedAtLastCheck = -1;
+  /** What the kernel took of our output, between two stall checks. */
+  private readonly output: OutputProgress;
   private timer: NodeJS.Timeout;
   private readonly openedAt = performance.now();
   private streamsOpened = 0;
@@ -172,6 +173,7 @@ export class ServerConnection implements StreamHost {
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
       context.sharedReads,
     );
+    this.output = new OutputProgress(socket, this.transport.queue);
     const handshakeLeftMs = options.handshakeTimeoutMs - (performance.now() - context.acceptedAt);
     this.timer = setTimeout(this.timerOnFire, Math.max(1, handshakeLeftMs));
   }
@@ -226,7 +228,10 @@ export class ServerConnection implements StreamHost {
     if (discardLateFrames) this.rememberReset(stream.id);
     if (this.streams.size === 0) {
       if (this.draining) this.closeForShutdown();
-      else this.timer.refresh();
+      else {
+        this.timer.refresh();
+        this.output.mark();
+      }
     }
   }
 
@@ -273,28 +278,25 @@ export class ServerConnection implements StreamHost {
 
   /**
    * Silent streams and a client that reads nothing (issue #7). A stream that moved no data for
-   * the idle timeout fails with STREAM_TIMEOUT (its file is closed). A connection that holds
-   * bytes for its client and got none of them out since the last check is closed with
-   * IDLE_TIMEOUT. Checked each time the timer fires, so within two idle timeouts.
+   * the idle timeout fails with STREAM_TIMEOUT (its file is closed), unless all it waits for is
+   * room in the connection's output and the client is reading it, however slowly. A connection
+   * that holds bytes for its client of which the kernel took none since the last check is closed
+   * with IDLE_TIMEOUT. Checked each time the timer fires, so within two idle timeouts.
    */
   private failStalled(): void {
-    const flushed = this.queue.bytesWritten - this.transport.socket.writableLength;
-    if (this.bufferedAmount > 0 && flushed === this.flushedAtLastCheck) {
+    const output = this.output.look();
+    if (this.bufferedAmount > 0 && !output.took) {
       this.log(`${this.label} read nothing for ${this.options.idleTimeoutMs} ms, closing`);
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'client read nothing for too long'));
       return;
     }
-    this.flushedAtLastCheck = flushed;
     const stalledSince = performance.now() - this.options.idleTimeoutMs;
     for (const stream of [...this.streams.values()]) {
-      if (stream.lastProgressAt <= stalledSince) {
-        stream.fail(
-          new MuxftpError(
-            'STREAM_TIMEOUT',
-            `stream moved no data for ${this.options.idleTimeoutMs / 1000} s`,
-          ),
-        );
-      }
+      if (stream.lastProgressAt > stalledSince) continue;
+      if (output.clientRead && stream.waitsForOutput) continue;
+      stream.fail(
+        new MuxftpError('STREAM_TIMEOUT', `stream moved no data for ${this.options.idleTimeoutMs / 1000} s`),
+      );
     }
   }
 
@@ -305,6 +307,9 @@ export class ServerConnection implements StreamHost {
     } else if (this.streams.size > 0) {
       this.failStalled();
       if (!this.transport.isClosed) this.timer.refresh();
+    } else if (this.bufferedAmount > 0 && this.output.look().took) {
+      // No stream open, but the client is still taking the last answers, however slowly.
+      this.timer.refresh();
     } else {
       this.log(`${this.label} idle for ${this.options.idleTimeoutMs} ms, closing`);
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'connection idle for too long'));

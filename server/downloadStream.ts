@@ -127,6 +127,11 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.readAhead();
   }
 
+  /** Chunks read and waiting for the socket, or credit to read more (then it waits for room). */
+  override get waitsForOutput(): boolean {
+    return this.handle !== undefined && (!this.reads.isEmpty || this.credit.available > 0);
+  }
+
   pull(): Buffer | null {
     if (this.isFinished) return null;
     const next = this.reads.next();

@@ -101,11 +101,17 @@ export class RequestStream extends ServerStream {
   private readonly request: SimpleRequest;
   /** Aborted when the stream is over, so that a handler reading a file stops. */
   private readonly over = new AbortController();
+  /** Waiting for room in the connection's output for its next frame. */
+  private waitingForRoom = false;
 
   constructor(host: StreamHost, id: number, request: SimpleRequest) {
     super(host, id);
     this.op = request.op;
     this.request = request;
+  }
+
+  override get waitsForOutput(): boolean {
+    return this.waitingForRoom;
   }
 
   start(): void {
@@ -133,7 +139,10 @@ export class RequestStream extends ServerStream {
 
   /** Waits until `bytes` fit in the connection's budget; false when the stream ended meanwhile. */
   private async reserve(bytes: number): Promise<boolean> {
-    const reserved = await this.host.queue.reserveForReply(bytes);
+    this.waitingForRoom = true;
+    const reserved = await this.host.queue.reserveForReply(bytes).finally(() => {
+      this.waitingForRoom = false;
+    });
     if (reserved) this.reserved = bytes;
     if (this.isFinished) {
       this.releaseReserved();

@@ -89,6 +89,14 @@ export abstract class ServerStream {
 
   abstract start(): void;
 
+  /**
+   * All this stream waits for is room in the connection's output (its data is ready, or waits
+   * for room to be produced): then it is alive as long as the client reads, however slowly.
+   */
+  get waitsForOutput(): boolean {
+    return false;
+  }
+
   /** Data moved: the stream is alive, whatever the connection's idle timer says. */
   protected progressed(): void {
     this.lastProgressAt = performance.now();
