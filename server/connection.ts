@@ -139,6 +139,8 @@ export class ServerConnection implements StreamHost {
   private reservedBytes = 0;
   /** What the kernel took of our output, between two stall checks. */
   private readonly output: OutputProgress;
+  /** performance.now() when the stall check's current interval began (its last check, or the first stream). */
+  private intervalStartedAt = 0;
   private timer: NodeJS.Timeout;
   private readonly openedAt = performance.now();
   private streamsOpened = 0;
@@ -277,27 +279,37 @@ export class ServerConnection implements StreamHost {
   }
 
   /**
-   * Silent streams and a client that reads nothing (issue #7). A stream that moved no data for
-   * the idle timeout fails with STREAM_TIMEOUT (its file is closed), unless all it waits for is
-   * room in the connection's output and the client is reading it, however slowly. A connection
-   * that holds bytes for its client of which the kernel took none since the last check is closed
-   * with IDLE_TIMEOUT. Checked each time the timer fires, so within two idle timeouts.
+   * Silent streams and a client that reads nothing (issue #7), each time the timer fires while
+   * streams are open, on the interval since it last fired (or since the first stream opened). A
+   * stream that moved no data during the whole interval fails with STREAM_TIMEOUT (its file is
+   * closed), unless all it waits for is room in the connection's output and the client is reading
+   * it, however slowly. Then a connection that holds bytes for its client of which the kernel took
+   * none during the interval is closed with IDLE_TIMEOUT. Streams first, so every answer the client
+   * left unread has its STREAM_TIMEOUT before the connection goes; both within two idle timeouts.
    */
   private failStalled(): void {
     const output = this.output.look();
-    if (this.bufferedAmount > 0 && !output.took) {
-      this.log(`${this.label} read nothing for ${this.options.idleTimeoutMs} ms, closing`);
-      this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'client read nothing for too long'));
-      return;
-    }
-    const stalledSince = performance.now() - this.options.idleTimeoutMs;
+    const intervalStartedAt = this.intervalStartedAt;
     for (const stream of [...this.streams.values()]) {
-      if (stream.lastProgressAt > stalledSince) continue;
+      // Compared with the interval's start, not with now minus the timeout: the timer counts on
+      // libuv's millisecond clock and may fire a little before the timeout has passed on this one.
+      if (stream.lastProgressAt > intervalStartedAt) continue;
       if (output.clientRead && stream.waitsForOutput) continue;
       stream.fail(
         new MuxftpError('STREAM_TIMEOUT', `stream moved no data for ${this.options.idleTimeoutMs / 1000} s`),
       );
     }
+    if (this.bufferedAmount > 0 && !output.took) {
+      this.log(`${this.label} read nothing for ${this.options.idleTimeoutMs} ms, closing`);
+      this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'client read nothing for too long'));
+    }
+  }
+
+  /** The stall check's next interval begins now. */
+  private startInterval(): void {
+    this.timer.refresh();
+    this.intervalStartedAt = performance.now();
+    this.output.mark();
   }
 
   private readonly timerOnFire = (): void => {
@@ -306,7 +318,7 @@ export class ServerConnection implements StreamHost {
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', what));
     } else if (this.streams.size > 0) {
       this.failStalled();
-      if (!this.transport.isClosed) this.timer.refresh();
+      if (!this.transport.isClosed) this.startInterval();
     } else if (this.bufferedAmount > 0 && this.output.look().took) {
       // No stream open, but the client is still taking the last answers, however slowly.
       this.timer.refresh();
@@ -330,7 +342,15 @@ export class ServerConnection implements StreamHost {
       const why = this.phase === Phase.Login ? 'log in (AUTH) first' : 'wait for the AUTH answer';
       throw new ProtocolError('PROTOCOL_ERROR', `${name} before login: ${why}`);
     }
-    if (this.streams.size === 0) this.timer.refresh();
+    const idle = this.streams.size === 0;
+    if (idle) this.timer.refresh();
+    this.dispatch(frame);
+    // Begun once the frame is handled: the streams it opened exist when the interval starts, so
+    // the first check judges them on a whole interval (started before them, they were not).
+    if (idle && this.streams.size > 0 && !this.transport.isClosed) this.startInterval();
+  };
+
+  private dispatch(frame: Frame): void {
     switch (frame.type) {
       case FrameType.OPEN:
         this.handleOpen(frame);
@@ -353,7 +373,7 @@ export class ServerConnection implements StreamHost {
       default:
         throw new ProtocolError('PROTOCOL_ERROR', `${FRAME_TYPE_NAMES[frame.type]} is not sent by clients`);
     }
-  };
+  }
 
   private handleHello(frame: Frame): void {
     if (frame.type !== FrameType.HELLO) {
