@@ -6,6 +6,7 @@
 
 import { constants as fsConstants } from 'node:fs';
 import { type PlatformPath, posix } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -150,6 +151,9 @@ export class FsStorage implements Storage {
       .filter((name): name is string => typeof name === 'string' && !isTemporaryName(name))
       .sort(compareNames);
     for (let start = 0; start < names.length; start += DEFAULTS.listBatchEntries) {
+      // The loop turns between batches: memfs answers in microtasks, so a huge listing in memory
+      // otherwise held the one thread from its first lookup to its last (20,000 entries: ~230 ms).
+      if (start > 0) await nextTurn();
       this.#assertOpen();
       const slice = names.slice(start, start + DEFAULTS.listBatchEntries);
       const infos = await Promise.all(slice.map((name) => this.#listEntry(dir.hostPath, name)));

@@ -45,14 +45,20 @@ describe('a huge listing', () => {
     fillDirectory((env.storage as MemoryStorage).volume, '/huge', 20_000);
     const probe = await probeOtherClients(env.port);
     const listers = await Promise.all([0, 1, 2, 3].map(() => env!.connect()));
+    const listedFrom = performance.now();
     const listings = await Promise.all(listers.map((c) => c.list('huge')));
+    const listingMs = performance.now() - listedFrom;
     const { worstMs, failed } = await probe.stop();
     for (const entries of listings) {
       expect(entries).toHaveLength(20_000);
       expect(entries[19_999]!.name).toBe('entry-019999');
     }
     expect(failed).toBe(0);
-    expect(worstMs).toBeLessThan(1_500);
+    // Others wait for a batch, not for a listing: on a quiet machine under 1.5 s as before (a
+    // worst of ~20-200 ms here), and never for half the listings' time, which a loaded machine
+    // stretches as it stretches every wait (the full suite: 2.6 s once, when 1.5 s was the bound).
+    // listingTurns.test.ts checks the turns between batches themselves, untimed.
+    expect(worstMs).toBeLessThan(Math.max(1_500, listingMs / 2));
   });
 
   it('looks entries up in bounded batches, and stops when its client goes away', async () => {

@@ -1,0 +1,40 @@
+/**
+ * A listing lets the loop turn between its batches, so other connections are served while a
+ * huge directory is listed. memfs answers every call in microtasks (no timer or I/O callback runs
+ * while its promises chain), so in memory a 20,000-entry listing used to hold the one thread from
+ * its first lookup to its last. Counted in loop turns, not timed: load cannot make it pass or fail.
+ */
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
+import { MemoryStorage } from '../storage/memory.js';
+
+describe('listBatches', () => {
+  it('lets the loop turn between batches of a huge listing in memory', async () => {
+    const storage = new MemoryStorage();
+    try {
+      storage.volume.mkdirSync('/huge');
+      for (let i = 0; i < 20_000; i++)
+        storage.volume.writeFileSync(`/huge/entry-${String(i).padStart(6, '0')}`, '');
+      let turns = 0;
+      let listing = true;
+      const countTurn = () => {
+        turns++;
+        if (listing) setImmediate(countTurn);
+      };
+      setImmediate(countTurn);
+      let batches = 0;
+      let entries = 0;
+      for await (const batch of storage.listBatches('huge')) {
+        batches++;
+        entries += batch.length;
+      }
+      listing = false;
+      expect(entries).toBe(20_000);
+      expect(batches).toBe(Math.ceil(20_000 / DEFAULTS.listBatchEntries));
+      // At least one turn between each two batches (0 before).
+      expect(turns).toBeGreaterThanOrEqual(batches - 1);
+    } finally {
+      await storage.close();
+    }
+  });
+});
