@@ -295,14 +295,23 @@ export class ServerConnection implements StreamHost {
       // libuv's millisecond clock and may fire a little before the timeout has passed on this one.
       if (stream.lastProgressAt > intervalStartedAt) continue;
       if (output.clientRead && stream.waitsForOutput) continue;
-      stream.fail(
-        new MuxftpError('STREAM_TIMEOUT', `stream moved no data for ${this.options.idleTimeoutMs / 1000} s`),
-      );
+      stream.fail(this.streamTimeout());
     }
     if (this.bufferedAmount > 0 && !output.took) {
+      // Nothing reached the client for a whole interval: an answer waiting for room will not get
+      // it, even one that queued a frame during the interval (so had moved data).
+      for (const stream of [...this.streams.values()])
+        if (stream.waitsForOutput) stream.fail(this.streamTimeout());
       this.log(`${this.label} read nothing for ${this.options.idleTimeoutMs} ms, closing`);
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'client read nothing for too long'));
     }
+  }
+
+  private streamTimeout(): MuxftpError {
+    return new MuxftpError(
+      'STREAM_TIMEOUT',
+      `stream moved no data for ${this.options.idleTimeoutMs / 1000} s`,
+    );
   }
 
   /** The stall check's next interval begins now. */
