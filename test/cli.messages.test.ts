@@ -298,6 +298,11 @@ describe('bench', () => {
     const both = await runCli([...local, '--server', '127.0.0.1:1'], dir);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/^muxftp: bench: --local starts its own server: --server does not apply\n/);
+    const login = await runCli([...local, '--user', 'alice'], dir);
+    expect(login.code).toBe(2);
+    expect(login.stderr).toMatch(
+      /^muxftp: bench: --local starts a server without users: --user and --credentials do not apply\n/,
+    );
   }, 70_000);
 
   it('words a failure to connect as every other command does', async () => {

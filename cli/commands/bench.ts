@@ -96,6 +96,13 @@ export function registerBenchCommand(program: Command, output: Output): void {
           exitCode: 2,
         });
       }
+      const login = command.optsWithGlobals<{ user?: string; credentials?: string }>();
+      if (local && (login.user !== undefined || login.credentials !== undefined)) {
+        command.error(
+          'error: bench: --local starts a server without users: --user and --credentials do not apply',
+          { exitCode: 2 },
+        );
+      }
       // --local connects only to the server it starts: $MUXFTP_SERVER is not read.
       const global = globalOptionsOf(command, { server: !local });
       output.configure(global);
@@ -172,11 +179,7 @@ async function benchAccess(
 ): Promise<Pick<BenchOptions, 'tls' | 'login'>> {
   const tlsWanted = access.tls || access.ca !== undefined || access.insecure;
   if (local) {
-    if (access.user !== undefined || access.credentials !== undefined) {
-      throw new CliError(
-        'bench: --local starts a server without users: --user and --credentials do not apply',
-      );
-    }
+    // (--user and --credentials with --local are refused as usage errors before this.)
     // The local server's own CA is filled in when it starts.
     return tlsWanted ? { tls: { rejectUnauthorized: true } } : {};
   }
