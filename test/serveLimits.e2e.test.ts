@@ -5,7 +5,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
+import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
@@ -57,6 +58,44 @@ async function serve(flags: string[]): Promise<number> {
     });
     child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
   });
+}
+
+/** Bytes the server's hidden upload files in `root` hold on disk now. */
+function hiddenBytesOnDisk(root: string): number {
+  let bytes = 0;
+  for (const name of readdirSync(root)) {
+    if (!name.startsWith('.muxftp-')) continue;
+    try {
+      bytes += statSync(join(root, name)).size;
+    } catch {
+      // gone between the listing and the stat: holds nothing
+    }
+  }
+  return bytes;
+}
+
+/**
+ * A resumable put of `source` to the server on `port` serving `root`, whose connection is
+ * destroyed once the server's file of it holds `bytes` on disk. Not once the client sent so many:
+ * what was sent may still be in flight within the server's window (4 MiB, growing to 32 MiB while
+ * the disk keeps up), and a cut after 2.5 blocks sent kept nothing on a slow disk. `source` must be
+ * larger than `bytes` plus 1.5 of the largest window (52 MiB for a block) for the cut to come
+ * before the end: the client sends only on credit, which the server grants at most half a window
+ * ahead of its disk.
+ */
+async function putCutOnDisk(port: number, root: string, source: string, bytes: number): Promise<void> {
+  const client = await Client.connect({ host: '127.0.0.1', port });
+  let cut = false;
+  const upload = client.put('big.bin', source, {
+    resumable: true,
+    onProgress: () => {
+      if (!cut && hiddenBytesOnDisk(root) >= bytes) {
+        cut = true;
+        void client.destroy();
+      }
+    },
+  });
+  await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
 }
 
 describe('serve limit flags', () => {
@@ -121,17 +160,11 @@ describe('serve limit flags', () => {
   it('--partial-retention 0: an interrupted resumable upload keeps nothing', async () => {
     const root = await tempDirs.make();
     const source = join(await tempDirs.make(), 'source.bin');
-    await writeFile(source, randomBytes(2 * INTEGRITY_BLOCK_BYTES));
+    await writeFile(source, '');
+    await truncate(source, 16 * INTEGRITY_BLOCK_BYTES); // sparse: only the part before the cut is sent
     const port = await serve(['--root', root, '--fsync', 'never', '--partial-retention', '0']);
-    const client = await Client.connect({ host: '127.0.0.1', port });
-    const cutAt = INTEGRITY_BLOCK_BYTES + INTEGRITY_BLOCK_BYTES / 2; // a whole block sent, and more
-    const upload = client.put('big.bin', source, {
-      resumable: true,
-      onProgress: (done) => {
-        if (done >= cutAt) void client.destroy();
-      },
-    });
-    await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    // A whole block on the server's disk, and more: with a retention it would be kept.
+    await putCutOnDisk(port, root, source, INTEGRITY_BLOCK_BYTES + INTEGRITY_BLOCK_BYTES / 2);
     // The server drops the upload's temporary file once it sees the connection go (up to 10 s).
     const hidden = async () => (await readdir(root)).filter((name) => name.startsWith('.muxftp-'));
     for (let i = 0; i < 500 && (await hidden()).length > 0; i++) {
@@ -145,20 +178,11 @@ describe('serve limit flags', () => {
     const retentionMs = 2_000;
     const root = await tempDirs.make();
     const source = join(await tempDirs.make(), 'source.bin');
-    await writeFile(source, randomBytes(3 * INTEGRITY_BLOCK_BYTES));
+    await writeFile(source, '');
+    await truncate(source, 16 * INTEGRITY_BLOCK_BYTES);
     // The documented form (90s, 30m, 24h, 7d): 2 s, so the server also sweeps every 2 s.
     const port = await serve(['--root', root, '--fsync', 'never', '--partial-retention', '2s']);
-    const client = await Client.connect({ host: '127.0.0.1', port });
-    // Sent is not received: bytes still in the client's socket buffer are lost with it, so the cut
-    // comes after 2.5 blocks for at least one whole block to reach the server.
-    const cutAt = 2 * INTEGRITY_BLOCK_BYTES + INTEGRITY_BLOCK_BYTES / 2;
-    const upload = client.put('big.bin', source, {
-      resumable: true,
-      onProgress: (done) => {
-        if (done >= cutAt) void client.destroy();
-      },
-    });
-    await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    await putCutOnDisk(port, root, source, INTEGRITY_BLOCK_BYTES + INTEGRITY_BLOCK_BYTES / 2);
 
     // Kept once the server has seen the connection go and cut the file to whole blocks (up to
     // 10 s); until then the upload's own file is there, and the `partial` query put -c makes
