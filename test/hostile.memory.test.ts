@@ -49,10 +49,15 @@ describe('declared sizes on the memory server', () => {
     }
     await env.connect().then((c) => c.stats()); // the bytes above have been taken in
     const held = process.memoryUsage().arrayBuffers - before;
-    const { worstMs, failed } = await probe.stop();
+    const { worstMs, worstCpuMs, failed } = await probe.stop();
     expect(failed).toBe(0);
-    expect(held).toBeLessThan(256 * MiB);
-    expect(worstMs).toBeLessThan(2_000);
+    expect(held).toBeLessThan(256 * MiB); // 1 TiB before declared sizes were reserved lazily
+    // Stalls no one: no other request waited behind a second of this process's work (a
+    // synchronous zero-fill of a reservation would be that); ~15-30 ms here, also at a load of 15
+    // on 2 cores, where the wall-clock figure reached 320 ms (the old bound: 2 s of wall clock).
+    // The wall-clock bound stays for a wait that costs no CPU, far above what load adds.
+    expect(worstCpuMs).toBeLessThan(1_000);
+    expect(worstMs).toBeLessThan(10_000);
   });
 });
 

@@ -130,12 +130,18 @@ describe('replies to a client that never reads', () => {
       const held = env.server.connectionFigures().reduce((sum, c) => sum + c.bufferedAmount, 0);
       peak = Math.max(peak, held);
     }
-    const { worstMs, failed } = await probe.stop();
+    const { worstMs, worstCpuMs, failed } = await probe.stop();
     expect(failed).toBe(0);
     // A few MiB per connection (the high-water mark, the socket's buffer); unbounded before:
     // 128 listings of ~150 KB each, 19 MB per connection.
     expect(peak).toBeLessThan(4 * 6 * MiB);
-    expect(worstMs).toBeLessThan(1_500);
+    // Others are served: no request of theirs waited behind a second of this process's work (a
+    // listing built at once is that); ~10-30 ms here, also at a load of 15 on 2 cores, where the
+    // wall-clock figure reached 627 ms (the old bound was 1.5 s of wall clock). The code before
+    // bounded replies stalled the probe no more (18 ms): memory is what it failed on, above. The
+    // wall-clock bound stays for a wait that costs no CPU, far above what load adds.
+    expect(worstCpuMs).toBeLessThan(1_000);
+    expect(worstMs).toBeLessThan(10_000);
     // Once a client reads, it gets every answer.
     const reader = peers[0]!;
     reader.socket.resume();
