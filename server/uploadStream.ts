@@ -16,7 +16,7 @@ import type { EndPayload } from '../shared/protocol/messages.js';
 import { InboundWindow } from '../shared/transport/flow.js';
 import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
-import { hashPartial } from '../storage/partialUpload.js';
+import { hashKept } from '../storage/partialUpload.js';
 import { normalizeClientPath, parentPath } from '../storage/paths.js';
 import type { PartialKey, UploadHandle } from '../storage/types.js';
 import { toWireEntry } from './requestStream.js';
@@ -56,6 +56,10 @@ export class UploadStream extends ServerStream {
   private readonly offset: number;
   /** Set when the bytes proved wrong: such data is never kept for a resume. */
   private discardPartial = false;
+  /** A resumed upload hashing the kept bytes it took over: nothing is written or committed yet. */
+  private hashingKept = false;
+  /** Aborted when the stream is over, so that hashing kept bytes stops. */
+  private readonly over = new AbortController();
 
   constructor(
     host: StreamHost,
@@ -104,7 +108,10 @@ export class UploadStream extends ServerStream {
     const hinted = this.declaredSize !== undefined && this.host.claimReservation(this.declaredSize);
     this.claimedBytes = hinted ? this.declaredSize! : 0;
     this.reserveQuota()
-      .then(() => this.hashKeptPrefix())
+      .then(() => {
+        if (this.offset > 0 && this.partial === undefined)
+          throw new MuxftpError('NOT_FOUND', `no partial upload is kept here to continue: ${this.path}`);
+      })
       .then(() =>
         this.host.storage.createUpload(this.path, {
           ...(hinted ? { expectedSize: this.declaredSize } : {}),
@@ -114,17 +121,29 @@ export class UploadStream extends ServerStream {
       .then(
         (handle) => {
           if (!this.adopt(handle)) return;
-          this.handle = handle;
-          this.advance(StreamPhase.Open);
-          if (!early) {
-            this.ungranted += this.window.open();
-            this.grantCredit();
-          }
-          this.writeNext();
-          this.commitWhenWritten();
+          this.handle = handle; // from here cleanup() aborts it
+          if (this.offset === 0) this.accept(early);
+          else
+            this.hashTakenOver(handle).then(
+              () => this.accept(early),
+              (err: unknown) => this.fail(err),
+            );
         },
         (err: unknown) => this.fail(err),
       );
+  }
+
+  /** Set up (a resumed upload's kept bytes hashed): the client may send. */
+  private accept(early: boolean): void {
+    if (this.isFinished) return;
+    this.hashingKept = false;
+    this.advance(StreamPhase.Open);
+    if (!early) {
+      this.ungranted += this.window.open();
+      this.grantCredit();
+    }
+    this.writeNext();
+    this.commitWhenWritten();
   }
 
   override onData(payload: Buffer, credit: number, borrowed: boolean): void {
@@ -183,20 +202,17 @@ export class UploadStream extends ServerStream {
   }
 
   /**
-   * A resumed upload: the kept bytes before the offset, hashed from the disk, start the digest, so
-   * END's D covers the whole file and any change to the kept data fails the upload.
+   * A resumed upload: the kept bytes before the offset, hashed through the upload's own file once
+   * it has taken them over (no other upload can from then on), start the digest, so END's D covers
+   * the whole file and the bytes checked are the bytes it continues. Hashed before the takeover,
+   * through another handle, another upload of the same key could rewrite them in between.
    */
-  private async hashKeptPrefix(): Promise<void> {
-    if (this.offset === 0) return;
-    if (this.partial === undefined)
-      throw new MuxftpError('NOT_FOUND', `no partial upload is kept here to continue: ${this.path}`);
-    const quota = this.host.quota;
-    const size = this.partial.size;
-    // The kept data counts already and will be taken over: only the rest needs room. Refused
-    // here, before the kept prefix is read and hashed (it may be gigabytes), as adopt() would.
-    const admit =
-      quota === undefined ? undefined : (kept: number) => quota.assertRoom(Math.max(0, size - kept));
-    await hashPartial(this.host.storage, this.path, this.partial, this.offset, this.digester, false, admit);
+  private async hashTakenOver(handle: UploadHandle): Promise<void> {
+    if (handle.readKept === undefined)
+      throw new MuxftpError('NOT_FOUND', `this server cannot continue an upload: ${this.path}`);
+    this.hashingKept = true;
+    const kept = { size: handle.takenOverBytes ?? 0, read: handle.readKept.bind(handle) };
+    await hashKept(kept, this.path, this.offset, this.digester, false, this.over.signal);
   }
 
   /** Checked against the declared size before anything is stored (the rest as bytes arrive). */
@@ -252,7 +268,7 @@ export class UploadStream extends ServerStream {
   /** One write at a time, each taking every chunk that arrived meanwhile (one writev). */
   private writeNext(): void {
     const handle = this.handle;
-    if (this.writing || this.unwritten.byteLength === 0 || handle === undefined) return;
+    if (this.writing || this.unwritten.byteLength === 0 || handle === undefined || this.hashingKept) return;
     const taken = this.unwritten.take();
     const bytes = taken.bytes;
     this.writing = true;
@@ -286,6 +302,7 @@ export class UploadStream extends ServerStream {
     const handle = this.handle;
     // No handle: not accepted yet, or already handed to the commit.
     if (end === undefined || handle === undefined || this.writing || this.unwritten.byteLength > 0) return;
+    if (this.hashingKept) return;
     if (this.isFinished) return;
     const digest = this.digester.result();
     const total = this.offset + this.received;
@@ -404,6 +421,7 @@ export class UploadStream extends ServerStream {
   }
 
   protected cleanup(): void {
+    this.over.abort();
     clearTimeout(this.rateTimer);
     this.window.release();
     this.host.releaseReservation(this.claimedBytes);

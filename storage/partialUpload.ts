@@ -6,16 +6,15 @@
 import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
-import type { PartialKey, Storage } from './types.js';
+import type { PartialKey, PartialRead, Storage } from './types.js';
 
 const READ_BYTES = 1024 * 1024;
 
 /**
  * Feeds the first `bytes` of the data kept for `path` under `key` to `digester`; resolves to how
  * many it fed: `bytes`, or with `upTo` the kept whole blocks up to `bytes`. Without `upTo`, data
- * shorter than `bytes` is NOT_FOUND. `admit`, if given, sees the kept data's size before any of it is
- * read, and may throw to refuse it: a check that fails then costs no hashing. Once `signal` is
- * aborted (the request is over) no further read starts: it rejects with its reason.
+ * shorter than `bytes` is NOT_FOUND. Once `signal` is aborted (the request is over) nothing more
+ * is read or fed: it rejects with its reason.
  */
 export async function hashPartial(
   storage: Storage,
@@ -24,33 +23,48 @@ export async function hashPartial(
   bytes: number,
   digester: ContentDigester,
   upTo = false,
-  admit?: (keptBytes: number) => void,
   signal?: AbortSignal,
 ): Promise<number> {
-  const missing = () => new StorageError('NOT_FOUND', `no partial upload of ${bytes} bytes: ${path}`, path);
   const partial = await storage.openPartial?.(path, key);
   if (partial === undefined) {
     if (upTo || bytes === 0) return 0;
-    throw missing();
+    throw missingPartial(path, bytes);
   }
   try {
-    const whole = Math.floor(partial.size / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES;
-    const end = upTo ? Math.min(whole, bytes) : bytes;
-    if (end > partial.size) throw missing();
-    admit?.(partial.size);
-    const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(end, 1)));
-    for (let position = 0; position < end; ) {
-      signal?.throwIfAborted();
-      const length = Math.min(buffer.length, end - position);
-      const read = await partial.read(buffer, 0, length, position);
-      if (read !== length) throw missing();
-      digester.update(buffer.subarray(0, length));
-      position += length;
-    }
-    return end;
+    return await hashKept(partial, path, bytes, digester, upTo, signal);
   } finally {
     await partial.close().catch(() => {});
   }
+}
+
+/** hashPartial() over kept data already open: a resumed upload's own file, which it then continues. */
+export async function hashKept(
+  kept: Pick<PartialRead, 'size' | 'read'>,
+  path: string,
+  bytes: number,
+  digester: ContentDigester,
+  upTo = false,
+  signal?: AbortSignal,
+): Promise<number> {
+  const whole = Math.floor(kept.size / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES;
+  const end = upTo ? Math.min(whole, bytes) : bytes;
+  if (end > kept.size) throw missingPartial(path, bytes);
+  const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(end, 1)));
+  for (let position = 0; position < end; ) {
+    signal?.throwIfAborted();
+    const length = Math.min(buffer.length, end - position);
+    const read = await kept.read(buffer, 0, length, position);
+    if (read !== length) throw missingPartial(path, bytes);
+    // Checked again after the read: the digester is not ours to feed once the request is over.
+    signal?.throwIfAborted();
+    digester.update(buffer.subarray(0, length));
+    position += length;
+  }
+  return end;
+}
+
+function missingPartial(path: string, bytes: number): StorageError {
+  return new StorageError('NOT_FOUND', `no partial upload of ${bytes} bytes: ${path}`, path);
 }
 
 /** What the server holds for a `partial` query: whole blocks, at most `maxBlocks`, and their digests. */
@@ -64,7 +78,7 @@ export async function heldPartial(
   const digester = new ContentDigester(key.algorithm);
   try {
     const bytes = maxBlocks * INTEGRITY_BLOCK_BYTES;
-    const offset = await hashPartial(storage, path, key, bytes, digester, true, undefined, signal);
+    const offset = await hashPartial(storage, path, key, bytes, digester, true, signal);
     return { offset, blocks: digester.blockDigests.map((d) => d.toString('hex')) };
   } finally {
     digester.release();

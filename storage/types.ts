@@ -77,6 +77,14 @@ export interface UploadHandle {
    * no longer listed by keptPartials(). 0 or absent when it took over none.
    */
   readonly takenOverBytes?: number;
+  /**
+   * Reads the kept data this upload took over (`takenOverBytes` of it) through its own file, as
+   * FileHandle.read: a resumed upload hashes the bytes before its offset here, after the takeover,
+   * so what it checked is what it continues. (Read through another handle before it, they could
+   * be rewritten by another upload of the same key in between.) Absent: the storage cannot
+   * continue uploads, and a resume fails with NOT_FOUND.
+   */
+  readKept?(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
 }
 
 /**

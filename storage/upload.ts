@@ -98,6 +98,12 @@ export class FsUpload implements UploadHandle {
     return written;
   }
 
+  async readKept(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    if (this.#finishing) throw this.#finishedError();
+    if (position + length > this.takenOverBytes) throw new RangeError('readKept: past the kept data');
+    return (await this.#context.handle.read(buffer, offset, length, position)).bytesRead;
+  }
+
   commit(digest?: FileDigest): Promise<CommittedEntry> {
     if (this.#finishing) return Promise.reject(this.#finishedError());
     const committed = this.#writing.then(() => this.#commitNow(digest));
