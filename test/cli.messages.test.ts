@@ -305,6 +305,23 @@ describe('bench', () => {
     );
   }, 70_000);
 
+  it('--html that cannot be written: said in words before the run, or after it without losing the report', async () => {
+    const dir = await tempDirs.make();
+    const local = ['bench', '--local', '--op', 'connect', '--clients', '1', '--workers', '1'];
+    const missing = join(dir, 'missing', 'report.html');
+    const before = await runCli([...local, '--html', missing], dir);
+    expect(before).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: `muxftp: bench: cannot write --html ${missing}: no such file or directory\n`,
+    });
+    // A directory passes the check before the run: the write after it fails, the report is out.
+    const after = await runCli([...local, '--json', '--html', dir], dir, { timeoutMs: 60_000 });
+    expect(after.stderr).toBe(`muxftp: bench: cannot write --html ${dir}: is a directory\n`);
+    expect(after.code).toBe(1);
+    expect(JSON.parse(after.stdout)).toMatchObject({ op: 'connect', errors: {} });
+  }, 70_000);
+
   it('words a failure to connect as every other command does', async () => {
     const dir = await tempDirs.make();
     const at = ['--server', `127.0.0.1:${await closedPort()}`];

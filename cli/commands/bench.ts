@@ -1,6 +1,8 @@
 /** `muxftp bench`: load-tests a server with many parallel clients (client/bench/ does the work). */
 
-import { writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import {
   BENCH_OPS,
@@ -10,6 +12,7 @@ import {
   parseSizeDistribution,
 } from '../../client/bench/options.js';
 import { Client } from '../../client/client.js';
+import { errnoReason } from '../../shared/errnoReasons.js';
 import { parseDuration, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
@@ -112,6 +115,8 @@ export function registerBenchCommand(program: Command, output: Output): void {
       if (flags.warmup !== undefined && flags.duration === undefined) {
         command.error('error: bench: --warmup goes with --duration', { exitCode: 2 });
       }
+      // Checked before the run, which may take minutes, rather than after it.
+      if (flags.html !== undefined) await checkWritableDirectory(flags.html);
       const access = await benchAccess(global.access, local, global.server.host);
       const options: BenchOptions = {
         server: global.server,
@@ -138,8 +143,9 @@ export function registerBenchCommand(program: Command, output: Output): void {
         import('../../client/bench/htmlReport.js'),
         import('../localServer.js'),
       ]);
+      let report: Awaited<ReturnType<typeof runBench>>;
       try {
-        const report = await runBench(options, {
+        report = await runBench(options, {
           progressStream: showProgress ? process.stderr : undefined,
           startLocalServer,
           connect: (clientOptions) =>
@@ -154,15 +160,20 @@ export function registerBenchCommand(program: Command, output: Output): void {
               );
             }),
         });
-        if (flags.html !== undefined)
-          await writeFile(flags.html, renderHtmlReport(report, describeSizes(options)));
-        if (global.json) output.printJson(report);
-        else output.printLine(formatReport(report, describeSizes(options)));
-        if (!report.thresholds.passed) output.raiseExitCode(1);
       } catch (error) {
         // A connection that could not be made reads as for any command: `muxftp: cannot connect to …`.
         output.failure(error instanceof CliError ? undefined : 'bench', error);
         if (global.json) output.printJson({ ok: false, error: errorInfo(error) });
+        return;
+      }
+      // The report first: a --html file that cannot be written must not cost the run's results.
+      if (global.json) output.printJson(report);
+      else output.printLine(formatReport(report, describeSizes(options)));
+      if (!report.thresholds.passed) output.raiseExitCode(1);
+      if (flags.html !== undefined) {
+        await writeFile(flags.html, renderHtmlReport(report, describeSizes(options))).catch((error) =>
+          output.failure(undefined, htmlUnwritable(flags.html!, error)),
+        );
       }
     });
 }
@@ -196,6 +207,17 @@ async function benchAccess(
       : {}),
     ...(user !== undefined ? { login: { user, password: password ?? '' } } : {}),
   };
+}
+
+function htmlUnwritable(file: string, error: unknown): CliError {
+  return new CliError(`bench: cannot write --html ${file}: ${errnoReason(error)}`, { cause: error });
+}
+
+/** The directory `file` goes in exists and may be written to. */
+async function checkWritableDirectory(file: string): Promise<void> {
+  await access(dirname(resolve(file)), constants.W_OK).catch((error: unknown) => {
+    throw htmlUnwritable(file, error);
+  });
 }
 
 function describeSizes(options: BenchOptions): string {
