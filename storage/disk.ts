@@ -2,6 +2,7 @@
 
 import * as fsPromises from 'node:fs/promises';
 import path from 'node:path';
+import { errnoReason } from '../shared/errnoReasons.js';
 import { makeDirectories } from '../shared/makeDirectories.js';
 import type { FsFileHandle } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
@@ -31,8 +32,8 @@ export class DiskStorage extends FsStorage {
     try {
       await makeDirectories(root);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`DiskStorage: cannot use ${root} as the root: ${reason}`, { cause: error });
+      // In words (`no such file or directory`), not Node's `ENOENT: …, mkdir '<path>'`.
+      throw new Error(`DiskStorage: cannot use ${root} as the root: ${errnoReason(error)}`, { cause: error });
     }
     return new DiskStorage(root, options.durable ?? true);
   }

@@ -184,6 +184,26 @@ describe('serve that cannot listen', () => {
       stdout: '',
       stderr: 'muxftp: serve: cannot listen on 192.0.2.1:0: not an address of this machine\n',
     });
+    const metrics = await runCli(['serve', '--port', '0', '--root', dir, '--metrics', '192.0.2.1:9'], dir, {
+      timeoutMs: 10_000,
+    });
+    expect(metrics).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'muxftp: serve: cannot serve metrics on 192.0.2.1:9: not an address of this machine\n',
+    });
+  });
+
+  // procfs refuses a new directory to everyone, root included.
+  it.skipIf(process.platform !== 'linux')('a --root that cannot be made says why in words', async () => {
+    const dir = await tempDirs.make();
+    const root = '/proc/muxftp-no-such-dir/data';
+    const result = await runCli(['serve', '--port', '0', '--root', root], dir, { timeoutMs: 10_000 });
+    expect(result).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: `muxftp: serve: DiskStorage: cannot use ${root} as the root: no such file or directory\n`,
+    });
   });
 });
 

@@ -125,10 +125,10 @@ async function startMetrics(
   const { MetricsExporter } = await import('../../server/metrics.js');
   const exporter = new MetricsExporter(server, options.metrics);
   const address = await exporter.listen().catch((error: NodeJS.ErrnoException) => {
-    const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.message;
-    throw new Error(`cannot serve metrics on ${formatAddress(options.metrics!)}: ${reason}`, {
-      cause: error,
-    });
+    throw new Error(
+      `cannot serve metrics on ${formatAddress(options.metrics!)}: ${listenFailureReason(error)}`,
+      { cause: error },
+    );
   });
   // The warning comes first: whoever waits for the "metrics at" line has then seen it too.
   if (!isLoopback(address.host)) {
