@@ -18,6 +18,7 @@ const onUnhandled = (reason: unknown) => unhandled.push(reason);
 afterEach(async () => {
   process.off('unhandledRejection', onUnhandled);
   unhandled.length = 0;
+  failingCalls = 0;
   for (const peer of peers.splice(0)) peer.destroy();
   await env?.stop();
   env = undefined;
@@ -34,10 +35,22 @@ function withCalls(storage: Storage, override: Partial<Storage>): Storage {
   });
 }
 
-const failing = () => Promise.reject(new Error('the storage failed to let go'));
+let failingCalls = 0;
+const failing = () => {
+  failingCalls++;
+  return Promise.reject(new Error('the storage failed to let go'));
+};
 
-/** Waits a few turns of the loop, long enough for a rejection to be reported if unhandled. */
-const aFewTurns = () => new Promise((resolve) => setTimeout(resolve, 50));
+/**
+ * Once the server has called the failing release (up to 5 s), a few turns of the loop: long
+ * enough for its rejection to be reported if unhandled. A fixed 50 ms alone could end before
+ * the call on a loaded machine, and the test then passed without a rejection to look at.
+ */
+async function afterTheFailingCall(): Promise<void> {
+  for (let i = 0; i < 500 && failingCalls === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(failingCalls, 'the server never called the failing release').toBe(1);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+}
 
 describe('a storage whose release calls reject', () => {
   it('a get cancelled while its file opens: the close that fails is handled', async () => {
@@ -71,7 +84,7 @@ describe('a storage whose release calls reject', () => {
     peer.write(encodeOpen(3, { op: 'stats' }));
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 3);
     letOpen();
-    await aFewTurns();
+    await afterTheFailingCall();
     expect(unhandled).toEqual([]);
   });
 
@@ -96,7 +109,7 @@ describe('a storage whose release calls reject', () => {
     peer.write(Buffer.concat([encodeData(1, Buffer.from('abc')), encodeCancel(1)]));
     peer.write(encodeOpen(3, { op: 'stats' }));
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 3);
-    await aFewTurns();
+    await afterTheFailingCall();
     expect(unhandled).toEqual([]);
   });
 });
