@@ -58,8 +58,11 @@ export class UploadStream extends ServerStream {
   private discardPartial = false;
   /** A resumed upload hashing the kept bytes it took over: nothing is written or committed yet. */
   private hashingKept = false;
-  /** Aborted when the stream is over, so that hashing kept bytes stops. */
-  private readonly over = new AbortController();
+  /**
+   * Aborted when the stream is over, so that hashing kept bytes stops. Made only for a resumed
+   * upload: a controller and its abort cost ~9 µs, which every small upload paid.
+   */
+  private over: AbortController | undefined;
 
   constructor(
     host: StreamHost,
@@ -212,6 +215,7 @@ export class UploadStream extends ServerStream {
       throw new MuxftpError('NOT_FOUND', `this server cannot continue an upload: ${this.path}`);
     this.hashingKept = true;
     const kept = { size: handle.takenOverBytes ?? 0, read: handle.readKept.bind(handle) };
+    this.over = new AbortController();
     await hashKept(kept, this.path, this.offset, this.digester, false, this.over.signal);
   }
 
@@ -421,7 +425,7 @@ export class UploadStream extends ServerStream {
   }
 
   protected cleanup(): void {
-    this.over.abort();
+    this.over?.abort();
     clearTimeout(this.rateTimer);
     this.window.release();
     this.host.releaseReservation(this.claimedBytes);
