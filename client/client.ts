@@ -240,10 +240,10 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   return resolved;
 }
 
-/** Certificate checks node's TLS reports by these codes. */
 /** The account a server with `--anonymous` lets in without a password (docs/PROTOCOL.md, AUTH). */
 const ANONYMOUS_USER = 'anonymous';
 
+/** Certificate checks node's TLS reports by these codes. */
 const UNTRUSTED_CERTIFICATE = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -258,13 +258,18 @@ const WRONG_CERTIFICATE: Readonly<Record<string, string>> = {
   CERT_NOT_YET_VALID: "the server's TLS certificate is not valid yet",
 };
 
-/** A plain-language reason for a failed TLS handshake, or undefined when it was not one. */
-function tlsFailureReason(error: unknown): string | undefined {
+/**
+ * A plain-language reason for a failed TLS handshake, or undefined when it was not one.
+ * `caGiven`: the client was given a CA, so an untrusted certificate is not signed by that one.
+ */
+function tlsFailureReason(error: unknown, caGiven: boolean): string | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     if (typeof code !== 'string') continue;
     if (UNTRUSTED_CERTIFICATE.has(code)) {
-      return `the server's TLS certificate is not trusted (${code}): pass its CA with --ca FILE`;
+      return caGiven
+        ? `the server's TLS certificate is not signed by the CA given (${code}): is --ca the server's CA?`
+        : `the server's TLS certificate is not trusted (${code}): pass its CA with --ca FILE`;
     }
     const wrong = WRONG_CERTIFICATE[code];
     if (wrong !== undefined) return `${wrong} (${code})`;
@@ -877,7 +882,9 @@ export class Client implements ClientHost {
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
     // A failed TLS handshake gets a plain reason in place of OpenSSL's, as the innermost cause.
-    const tlsReason = this.options.tls !== undefined && !this.ready ? tlsFailureReason(error) : undefined;
+    const tls = this.options.tls;
+    const caGiven = typeof tls === 'object' && tls.ca !== undefined;
+    const tlsReason = tls !== undefined && !this.ready ? tlsFailureReason(error, caGiven) : undefined;
     const cause = tlsReason !== undefined ? new Error(tlsReason) : error;
     const lost =
       this.lostError ??

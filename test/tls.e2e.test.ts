@@ -64,6 +64,16 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
     expect(await insecure.list('')).toEqual([]);
   });
 
+  it('says a certificate is not signed by the CA given, rather than asking for one', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
+    const otherCa = await makeTestCerts();
+    await otherCa.remove();
+    const wrong = await failure(server.connect({ tls: { ca: otherCa.ca } }));
+    expect(wrong.code).toBe('CONNECT_FAILED');
+    expect(wrong.message).toMatch(/not signed by the CA given \(\w+\): is --ca the server's CA\?/);
+    expect(wrong.message).not.toMatch(/pass its CA/);
+  });
+
   it('says a certificate is for another name, not untrusted, when a CA would not help', async () => {
     server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
     // Signed by the CA given, for localhost and 127.0.0.1: checked against another name.
