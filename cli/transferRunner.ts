@@ -101,6 +101,17 @@ export interface TransferRun {
   ): Promise<TransferDone | undefined>;
 }
 
+function doneOutcome(job: Pick<TransferJob, 'local' | 'remote'>, done: TransferDone): TransferOutcome {
+  return {
+    local: job.local,
+    remote: job.remote,
+    ok: true,
+    bytes: done.bytes,
+    algorithm: done.algorithm,
+    digest: done.digest,
+  };
+}
+
 export function failedOutcome(local: string, remote: string, error: unknown, bytes = 0): TransferOutcome {
   return { local, remote, ok: false, bytes, error: errorInfo(error) };
 }
@@ -165,16 +176,7 @@ async function skipIfIdentical(
 ): Promise<TransferOutcome | undefined> {
   if (run.identicalAtDestination === undefined || job.standardStream) return undefined;
   const same = await run.identicalAtDestination(job, run.connection.client, signal).catch(() => undefined);
-  if (same === undefined) return undefined;
-  return {
-    local: job.local,
-    remote: job.remote,
-    ok: true,
-    bytes: same.bytes,
-    algorithm: same.algorithm,
-    digest: same.digest,
-    skipped: true,
-  };
+  return same === undefined ? undefined : { ...doneOutcome(job, same), skipped: true };
 }
 
 async function runOne(
@@ -243,14 +245,7 @@ async function runOne(
       });
       partial = undefined; // renamed onto the target
       meter.end(true);
-      return {
-        local: job.local,
-        remote: job.remote,
-        ok: true,
-        bytes: done.bytes,
-        algorithm: done.algorithm,
-        digest: done.digest,
-      };
+      return doneOutcome(job, done);
     } catch (error) {
       if (attempt < retries && isRetryable(error) && !signal.aborted) {
         // The connection went (a dropped link, a restarted server): do this transfer again on a
