@@ -7,6 +7,8 @@ import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { packageVersion } from '../shared/version.js';
 import { CliError } from './cliError.js';
 import { type AccessOptions, clientAccessOptions } from './clientAccess.js';
+import { exitOnInterrupt } from './interrupt.js';
+import type { Output } from './output.js';
 
 const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
   ECONNREFUSED: 'connection refused (is `muxftp serve` running there?)',
@@ -92,13 +94,50 @@ export function connectFailure(error: unknown, address: ServerAddress, user: str
   return new CliError(`cannot ${what}: ${connectFailureReason(error)}`, { cause: error });
 }
 
+/** What a client command connects with: where, how, and its name for messages. */
+export interface ClientCommand {
+  command: string;
+  server: ServerAddress;
+  access: AccessOptions;
+}
+
+/**
+ * Runs `run` with Ctrl-C handled wherever transfers do not handle it (abortOnInterrupt): a signal
+ * prints one line, `muxftp: ls: interrupted while connecting to HOST:PORT (CANCELLED)` (and with
+ * --json the command's failure shape) and exits 130 at once. `run` calls `connected()` once it
+ * has its connection, after which the line says only `interrupted`.
+ */
+export async function interruptibleCommand<T>(
+  global: ClientCommand,
+  output: Output,
+  run: (connected: () => void) => Promise<T>,
+): Promise<T> {
+  let connecting = true;
+  const stopListening = exitOnInterrupt(() => {
+    const phase = connecting ? ` while connecting to ${formatAddress(global.server)}` : '';
+    output.commandFailed(new MuxftpError('CANCELLED', `interrupted${phase}`), global.command);
+  });
+  try {
+    return await run(() => {
+      connecting = false;
+    });
+  } finally {
+    stopListening();
+  }
+}
+
 /** Runs `use` on a fresh connection; closes it gently after success, at once after a failure. */
 export async function withClient<T>(
-  global: { server: ServerAddress; access: AccessOptions },
+  global: ClientCommand,
+  output: Output,
   use: (client: Client) => Promise<T>,
   checksum?: IntegrityAlgorithm,
 ): Promise<T> {
-  return usingConnection(await openClient(await resolveTarget(global, checksum)), use);
+  return interruptibleCommand(global, output, async (connected) => {
+    const client = await openClient(await resolveTarget(global, checksum));
+    connected();
+    return usingConnection(client, use);
+  });
 }
 
 /** Runs `use` on `connection`, then closes it: gently after success, at once after a failure. */

@@ -6,6 +6,8 @@ import type { AccessOptions } from './clientAccess.js';
 import { parseServerOption } from './optionParsers.js';
 
 export interface GlobalOptions {
+  /** The command's name, as its messages begin (`muxftp: ls: …`). */
+  command: string;
   server: ServerAddress;
   /** Machine-readable results on stdout, no progress. */
   json: boolean;
@@ -59,6 +61,7 @@ export function globalOptionsOf(command: Command, read: { server?: boolean } = {
     insecure?: boolean;
   }>();
   return {
+    command: command.name(),
     server: read.server === false ? parseServerAddress(undefined) : serverAddressOf(command, options.server),
     json: options.json === true,
     quiet: options.quiet === true,

@@ -1,31 +1,74 @@
 /**
- * Ctrl-C during transfers. The first SIGINT or SIGTERM aborts them through `controller`, so each
- * download deletes its partial file and the server drops each unfinished upload; the process
- * then exits once they have settled. A second signal exits at once, after removing (synchronously)
- * the temporary files of downloads still in progress: their own cleanup is asynchronous and
- * would not run (issue #7).
+ * Ctrl-C in a client command. Around its transfers (abortOnInterrupt) the first SIGINT or SIGTERM
+ * aborts them through `controller`, so each download deletes its partial file and the server
+ * drops each unfinished upload; the process then exits once they have settled. A second signal
+ * exits at once, after removing (synchronously) the temporary files of downloads still in
+ * progress: their own cleanup is asynchronous and would not run (issue #7). Before and after the
+ * transfers (connecting, planning, ls, mkdir...) nothing local is half-done, so exitOnInterrupt
+ * says so in one line and exits at once.
  */
 import { constants } from 'node:os';
 import { removeTemporaryFilesNow } from '../client/sinks.js';
 
 export const INTERRUPTED_EXIT_CODE = 130;
 
-/** Installs the handlers; the returned function removes them. */
+type SignalHandler = (signal: NodeJS.Signals) => void;
+
+/**
+ * Handlers nest (the command's around its transfers'): only the innermost acts, so a signal
+ * during transfers is theirs alone, and the command's takes over again when they are done.
+ */
+const handlers: SignalHandler[] = [];
+
+function processOnSignal(signal: NodeJS.Signals): void {
+  handlers[handlers.length - 1]?.(signal);
+}
+
+/** Makes `handler` the one that acts on SIGINT and SIGTERM until the returned function is called. */
+function handleSignals(handler: SignalHandler): () => void {
+  handlers.push(handler);
+  if (handlers.length === 1) {
+    process.on('SIGINT', processOnSignal);
+    process.on('SIGTERM', processOnSignal);
+  }
+  return () => {
+    const index = handlers.lastIndexOf(handler);
+    if (index !== -1) handlers.splice(index, 1);
+    if (handlers.length === 0) {
+      process.off('SIGINT', processOnSignal);
+      process.off('SIGTERM', processOnSignal);
+    }
+  };
+}
+
+function exitCodeFor(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 2);
+}
+
+/** Installs the transfers' handler; the returned function removes it. */
 export function abortOnInterrupt(controller: AbortController): () => void {
-  const onSignal = (signal: NodeJS.Signals): void => {
+  const remove = handleSignals((signal) => {
     if (controller.signal.aborted) {
       removeTemporaryFilesNow();
-      process.exit(128 + (constants.signals[signal] ?? 2));
+      process.exit(exitCodeFor(signal));
     }
     controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
   return () => {
     // Once interrupted the process is on its way out: a second signal while it closes must still
-    // exit at once with 130, not fall to Node's default handler (killed by the signal).
-    if (controller.signal.aborted) return;
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    // exit at once with 130, not fall to the command's handler or Node's default.
+    if (!controller.signal.aborted) remove();
   };
+}
+
+/**
+ * Installs a handler that calls `report` (which prints the one line saying what was interrupted)
+ * and exits with 128 + the signal's number (130 for SIGINT); the returned function removes it.
+ * Without it a command waiting on a server that never answers died of the signal, silently.
+ */
+export function exitOnInterrupt(report: () => void): () => void {
+  return handleSignals((signal) => {
+    report();
+    process.exit(exitCodeFor(signal));
+  });
 }

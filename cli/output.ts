@@ -87,8 +87,8 @@ export class Output {
   }
 
   /** A failure that ended the command: its stderr line and, with --json, its JSON unless results were printed. */
-  commandFailed(error: unknown): void {
-    this.failure(undefined, error);
+  commandFailed(error: unknown, subject?: string): void {
+    this.failure(subject, error);
     if (this.json && !this.jsonPrinted) this.printJson(this.jsonFailureShape(error));
   }
 

@@ -1,17 +1,16 @@
-/**
- * The one connection a transfer command uses, replaced when it drops (`--retries`): transfers
- * that lost it ask for a fresh one, and the first to ask opens it for all of them, after an
- * exponential backoff with jitter ("equal jitter" in AWS's "Exponential Backoff and Jitter": half
- * the step fixed, half random), so that many clients of a restarted server do not all come back at
- * the same instant, and a few retries still span the seconds a restart takes.
- */
-import type { ServerAddress } from '../client/address.js';
 import type { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
-import type { AccessOptions } from './clientAccess.js';
-import { type ConnectTarget, openClient, resolveTarget, usingConnection } from './connect.js';
+import {
+  type ClientCommand,
+  type ConnectTarget,
+  interruptibleCommand,
+  openClient,
+  resolveTarget,
+  usingConnection,
+} from './connect.js';
+import type { Output } from './output.js';
 
 /** Failures after which the same transfer may succeed on a new connection. */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set([
@@ -87,11 +86,16 @@ export class ReconnectingClient {
 
 /** withClient (connect.ts) for transfer commands: `use` gets a connection that can be replaced. */
 export async function withReconnectingClient<T>(
-  global: { server: ServerAddress; access: AccessOptions },
+  global: ClientCommand,
+  output: Output,
   use: (connection: ReconnectingClient) => Promise<T>,
   /** `--checksum`: every connection, the replacements too, insists on this algorithm. */
   checksum?: IntegrityAlgorithm,
 ): Promise<T> {
-  const target = await resolveTarget(global, checksum);
-  return usingConnection(new ReconnectingClient(target, await openClient(target)), use);
+  return interruptibleCommand(global, output, async (connected) => {
+    const target = await resolveTarget(global, checksum);
+    const first = await openClient(target);
+    connected();
+    return usingConnection(new ReconnectingClient(target, first), use);
+  });
 }

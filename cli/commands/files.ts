@@ -40,7 +40,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .argument('[path]', 'remote directory or file (default: the root)')
     .action(async (path: string | undefined, _options: unknown, command: Command) => {
       const global = begin(command);
-      await withClient(global, async (client) => {
+      await withClient(global, output, async (client) => {
         try {
           const entries = await listOrStat(client, remotePathFromArgument(path ?? ''));
           if (output.json) output.printJson(entries);
@@ -67,7 +67,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .action(async (given: string | undefined, options: { hash?: StatHashOption }, command: Command) => {
       const { path, hash } = statArguments(given, options.hash, command);
       const global = begin(command);
-      await withClient(global, async (client) => {
+      await withClient(global, output, async (client) => {
         try {
           const remote = remotePathFromArgument(path);
           if (hash !== undefined) {
@@ -143,7 +143,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .argument('<to>', 'new remote path, or a directory to move it into')
     .action(async (from: string, to: string, _options: unknown, command: Command) => {
       const global = begin(command);
-      await withClient(global, async (client) => {
+      await withClient(global, output, async (client) => {
         try {
           const source = remotePathFromArgument(from);
           await client.rename(source, await moveTarget(client, source, to));
@@ -246,7 +246,7 @@ async function eachPath(
   output.setJsonFailureShape((error) =>
     paths.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
   );
-  const outcomes = await withClient(global, async (client) => {
+  const outcomes = await withClient(global, output, async (client) => {
     const results: PathOutcome[] = [];
     for (const path of paths) {
       try {

@@ -71,6 +71,7 @@ export function registerGetCommand(program: Command, output: Output): void {
       );
       const outcomes = await withReconnectingClient(
         global,
+        output,
         (connection) => get(connection, remotes, target, options, output),
         options.checksum,
       );

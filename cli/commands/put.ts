@@ -70,6 +70,7 @@ export function registerPutCommand(program: Command, output: Output): void {
       );
       const outcomes = await withReconnectingClient(
         global,
+        output,
         (connection) => put(connection, sources, target, options, output),
         options.checksum,
       );

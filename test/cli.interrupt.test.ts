@@ -1,0 +1,126 @@
+/**
+ * Ctrl-C outside transfers: while the CLI is still connecting (a server that accepts TCP but never
+ * answers the handshake) or waiting on a request (a server that answers the handshake, then
+ * nothing). Each says what was interrupted in one line and exits 130; with --json the command's
+ * usual failure shape is on stdout. Real child processes and sockets on 127.0.0.1 port 0.
+ * Needs dist/ (npm run build).
+ */
+import { spawn } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI_BIN } from './helpers/cliProcess.js';
+import { startScriptedServer } from './helpers/scriptedServer.js';
+import { TempDirs } from './helpers/tempDirs.js';
+
+const tempDirs = new TempDirs('muxftp-interrupt-');
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
+
+afterEach(async () => {
+  for (const socket of sockets) socket.destroy();
+  sockets.clear();
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+  await tempDirs.removeAll();
+});
+
+/** Accepts connections and never says a word; resolves each time one arrives. */
+async function silentServer(): Promise<{ port: number; connected: () => Promise<void> }> {
+  let arrived: (() => void) | undefined;
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    arrived?.();
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    port,
+    connected: () =>
+      new Promise<void>((resolve) => {
+        arrived = resolve;
+      }),
+  };
+}
+
+/** Runs the CLI; once `ready` resolves, sends SIGINT; resolves with what it printed and its exit. */
+async function interruptCli(
+  args: string[],
+  cwd: string,
+  ready: Promise<void>,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const env = { ...process.env };
+  delete env.MUXFTP_SERVER;
+  const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  try {
+    await ready;
+    // The CLI's handlers are installed before it connects: once the server saw the connection, they are there.
+    child.kill('SIGINT');
+    return { ...(await exited), stdout, stderr };
+  } finally {
+    clearTimeout(killer);
+  }
+}
+
+describe('Ctrl-C while connecting', () => {
+  it('to a server that never answers the handshake: one line naming the address, exit 130', async () => {
+    const cwd = await tempDirs.make();
+    for (const command of [['ls'], ['get', 'a.bin'], ['mkdir', 'd']]) {
+      const { port, connected } = await silentServer();
+      const result = await interruptCli([...command, '--server', `127.0.0.1:${port}`], cwd, connected());
+      expect(result.signal).toBe(null);
+      expect(result.code).toBe(130);
+      expect(result.stderr).toBe(
+        `muxftp: ${command[0]}: interrupted while connecting to 127.0.0.1:${port} (CANCELLED)\n`,
+      );
+      expect(result.stdout).toBe('');
+    }
+  });
+
+  it('with --json, prints the command failure shape with CANCELLED', async () => {
+    const cwd = await tempDirs.make();
+    const { port, connected } = await silentServer();
+    const result = await interruptCli(
+      ['rm', 'a', 'b', '--json', '--server', `127.0.0.1:${port}`],
+      cwd,
+      connected(),
+    );
+    expect(result.code).toBe(130);
+    const message = `interrupted while connecting to 127.0.0.1:${port}`;
+    expect(JSON.parse(result.stdout)).toEqual([
+      { path: 'a', ok: false, error: { code: 'CANCELLED', message } },
+      { path: 'b', ok: false, error: { code: 'CANCELLED', message } },
+    ]);
+  });
+});
+
+describe('Ctrl-C while waiting on the server after connecting', () => {
+  it('says the command was interrupted, once, and exits 130', async () => {
+    const cwd = await tempDirs.make();
+    let asked: () => void = () => {};
+    const requested = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    // Answers the handshake, then swallows every request.
+    const { server, port } = await startScriptedServer((socket) => {
+      sockets.add(socket);
+      asked();
+    });
+    servers.push(server);
+    const result = await interruptCli(['stat', 'x', '--server', `127.0.0.1:${port}`], cwd, requested);
+    expect(result.code).toBe(130);
+    expect(result.stderr).toBe('muxftp: stat: interrupted (CANCELLED)\n');
+  });
+});
