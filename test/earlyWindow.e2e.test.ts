@@ -47,8 +47,13 @@ describe('the first window of an upload', () => {
     expect(window.payload.readUInt32BE(0)).toBeGreaterThanOrEqual(bytes.length);
     peer.write(encodeData(1, bytes));
     peer.write(encodeEnd(1, bytes.length, 'xxh128', contentDigest('xxh128', bytes)));
-    await new Promise((r) => setTimeout(r, 50));
-    expect(peer.frames.some((f) => f.type === FrameType.REPLY)).toBe(false); // still held
+    // A listing opened after the END is answered only once the END was handled (frames are
+    // handled in order): from then on the upload is complete on the server's side, and held.
+    peer.write(encodeOpen(3, { op: 'list', path: '' }));
+    const listing = await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 3);
+    expect(JSON.parse(listing.payload.toString()).entries).toEqual([]); // no name yet
+    expect(peer.frames.some((f) => f.type === FrameType.REPLY && f.streamId === 1)).toBe(false);
+    expect(env.server.connectionFigures()[0]?.uploadBacklogBytes).toBe(bytes.length); // kept
     release();
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
     const client = await env.connect();
