@@ -3,12 +3,15 @@
  * memory and in time for everyone else. Stalls are measured by an unrelated client
  * (helpers/servedProbe.ts) against bounds far from both the fixed and the broken figures.
  */
+import type { Socket } from 'node:net';
 import { Volume } from 'memfs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Client } from '../client/client.js';
 import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
 import { encodeData, encodeHello, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { isTemporaryName } from '../shared/temporaryNames.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { type MemoryStorage, memfsApi } from '../storage/memory.js';
@@ -68,6 +71,9 @@ describe('a huge listing', () => {
     const volume = new Volume();
     // Long names: ~30 MB of answers, more than the kernel's socket buffers absorb.
     fillDirectory(volume, '/big', 100_000, 'n'.repeat(200));
+    // A second listing, made once the first client has gone: 40 batches, so 40 turns of the loop
+    // in which a listing that went on after its client left would have gone on looking up.
+    fillDirectory(volume, '/after', 40 * DEFAULTS.listBatchEntries);
     let lstats = 0;
     let inFlight = 0;
     let maxInFlight = 0;
@@ -75,6 +81,7 @@ describe('a huge listing', () => {
     const counting: FsPromises = {
       ...memfsApi(volume),
       lstat: async (p) => {
+        if (!String(p).startsWith('/big/')) return fs.lstat(p);
         lstats++;
         maxInFlight = Math.max(maxInFlight, ++inFlight);
         try {
@@ -106,7 +113,9 @@ describe('a huge listing', () => {
     peer.destroy();
     for (let i = 0; i < 250 && server.connectionFigures().length > 0; i++) await delay(20);
     expect(server.connectionFigures()).toEqual([]);
-    await delay(100);
+    const other = await Client.connect({ host: '127.0.0.1', port });
+    cleanups.push(() => other.destroy());
+    expect(await other.list('after')).toHaveLength(40 * DEFAULTS.listBatchEntries);
     // Bounded batches, produced only as they can be sent, and nothing after the client left.
     expect(maxInFlight).toBeLessThanOrEqual(DEFAULTS.listBatchEntries); // 100,000 at once before
     expect(whileConnected).toBeLessThan(60_000);
@@ -127,12 +136,23 @@ describe('replies to a client that never reads', () => {
       for (let s = 0; s < 128; s++) opens.push(encodeOpen(2 * s + 1, { op: 'list', path: 'dir' }));
       peer.write(Buffer.concat(opens));
     }
+    // Until every one of them holds what its budget allows (2 MiB or more: the server did answer
+    // them) and the total has not changed for 200 ms, at most 10 s. Unbounded, it would have gone
+    // on growing towards 19 MB each.
+    const labels = peers.map((peer) => ` 127.0.0.1:${(peer.socket as Socket).localPort}`);
+    const attackers = () =>
+      env!.server.connectionFigures().filter((c) => labels.some((label) => c.label.endsWith(label)));
+    const everyAttackerHeld = () =>
+      attackers().length === 4 && attackers().every((c) => c.bufferedAmount >= 2 * MiB);
     let peak = 0;
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0, last = -1, still = 0; i < 200 && (still < 4 || !everyAttackerHeld()); i++) {
       await delay(50);
       const held = env.server.connectionFigures().reduce((sum, c) => sum + c.bufferedAmount, 0);
       peak = Math.max(peak, held);
+      still = held === last ? still + 1 : 0;
+      last = held;
     }
+    expect(everyAttackerHeld()).toBe(true);
     const { worstMs, worstCpuMs, failed } = await probe.stop();
     expect(failed).toBe(0);
     // A few MiB per connection (the high-water mark, the socket's buffer); unbounded before:
@@ -284,8 +304,16 @@ describe('declared sizes on one connection', () => {
     );
     for (const id of [1, 3]) await first.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === id);
     first.write(Buffer.concat([encodeData(1, part), encodeData(3, part)]));
-    await reservedReaches(2 * MiB);
-    await delay(200);
+    // Each upload decides on its reservation just before its first write: wait for both writes,
+    // in the two temporary files.
+    const written = () =>
+      storage.volume
+        .readdirSync('/')
+        .filter(
+          (name) => isTemporaryName(String(name)) && storage.volume.statSync(`/${name}`).size >= part.length,
+        );
+    for (let i = 0; i < 250 && written().length < 2; i++) await delay(20);
+    expect(written()).toHaveLength(2);
     expect(storage.reservedBytes).toBe(2 * MiB); // the second upload did not fit this connection's share
 
     const second = await RawPeer.open(env.port);
