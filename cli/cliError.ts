@@ -9,11 +9,17 @@ import { type ErrorCode, MuxftpError } from '../shared/errors.js';
 
 export class CliError extends Error {
   readonly code: ErrorCode;
+  /**
+   * The stderr line ends in `(CODE)`, as a server's refusal does (`… login failed (LOGIN_FAILED)`);
+   * the message itself stays a plain sentence, which --json carries beside the code.
+   */
+  readonly showsCode: boolean;
 
-  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode; showsCode?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CliError';
     this.code = options?.code ?? codeAmongCauses(options?.cause) ?? 'LOCAL_IO_ERROR';
+    this.showsCode = options?.showsCode === true;
   }
 }
 

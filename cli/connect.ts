@@ -24,12 +24,17 @@ export function formatAddress({ host, port }: ServerAddress): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** The innermost errno-carrying cause says what really happened (ECONNREFUSED, ENOTFOUND, ...). */
+/** The server answered, with a refusal: SERVER_BUSY, VERSION_MISMATCH, LOGIN_FAILED... */
+function isServerRefusal(error: unknown): error is MuxftpError {
+  return error instanceof MuxftpError && error.code !== 'CONNECT_FAILED' && error.code !== 'CONNECTION_LOST';
+}
+
+/**
+ * In words, without the code (which the error carries for --json and the stderr line adds): the
+ * server's refusal, else the innermost errno-carrying cause (ECONNREFUSED, ENOTFOUND, ...).
+ */
 function connectFailureReason(error: unknown): string {
-  if (error instanceof MuxftpError && error.code !== 'CONNECT_FAILED' && error.code !== 'CONNECTION_LOST') {
-    // The server answered, with a refusal: SERVER_BUSY, VERSION_MISMATCH, SHUTTING_DOWN...
-    return `${error.message} (${error.code})`;
-  }
+  if (isServerRefusal(error)) return error.message;
   let innermost: unknown = error;
   let cause: unknown = error;
   while (cause instanceof Error) {
@@ -91,7 +96,10 @@ export function connectFailure(error: unknown, address: ServerAddress, user: str
     error instanceof MuxftpError && error.code === 'LOGIN_FAILED'
       ? `log in to ${formatAddress(address)}${user === undefined ? '' : ` as ${user}`}`
       : `connect to ${formatAddress(address)}`;
-  return new CliError(`cannot ${what}: ${connectFailureReason(error)}`, { cause: error });
+  return new CliError(`cannot ${what}: ${connectFailureReason(error)}`, {
+    cause: error,
+    showsCode: isServerRefusal(error),
+  });
 }
 
 /** What a client command connects with: where, how, and its name for messages. */

@@ -23,7 +23,7 @@ export function errorInfo(error: unknown): ErrorInfo {
 /** One line, no stack, for errors the CLI expects; the full stack for anything else (a bug). */
 export function describeError(error: unknown): string {
   if (error instanceof MuxftpError) return `${error.message} (${error.code})`;
-  if (error instanceof CliError) return error.message;
+  if (error instanceof CliError) return error.showsCode ? `${error.message} (${error.code})` : error.message;
   // A command's modules load when it runs: a broken install shows here, not at start.
   if ((error as NodeJS.ErrnoException)?.code === 'ERR_MODULE_NOT_FOUND')
     return `not installed completely (${(error as Error).message}); run npm ci`;

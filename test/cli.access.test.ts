@@ -250,6 +250,21 @@ describe('logins from the CLI', () => {
       expect(wrong.stderr).toBe(
         `muxftp: cannot log in to 127.0.0.1:${server.port} as alice: login failed (LOGIN_FAILED)\n`,
       );
+      // --json carries the code once, beside the plain sentence, not again inside it.
+      const wrongJson = await run([...remote, '--json', '--user', 'alice', 'rm', 'x'], {
+        env: { MUXFTP_PASSWORD: 'nope' },
+      });
+      expect(wrongJson.stderr).toBe(wrong.stderr);
+      expect(JSON.parse(wrongJson.stdout)).toEqual([
+        {
+          path: 'x',
+          ok: false,
+          error: {
+            code: 'LOGIN_FAILED',
+            message: `cannot log in to 127.0.0.1:${server.port} as alice: login failed`,
+          },
+        },
+      ]);
       const nobody = await run([...remote, 'ls']);
       expect(nobody.stderr).toMatch(
         new RegExp(`^muxftp: cannot log in to 127\\.0\\.0\\.1:${server.port}: the server requires a login`),
