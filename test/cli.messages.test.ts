@@ -408,3 +408,60 @@ describe('rm -r that cannot remove everything', () => {
     ]);
   });
 });
+
+describe('an empty path argument', () => {
+  it("is refused as INVALID_PATH in words, shown as '', never read as the root or the working directory", async () => {
+    const dir = await tempDirs.make();
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'kept'), { recursive: true });
+    await writeFile(join(data, 'kept', 'f.txt'), 'remote');
+    await writeFile(join(dir, 'local.txt'), 'local');
+    const { server } = await serve(['--root', data], dir);
+    const cases: Array<[string[], string]> = [
+      [['mkdir', ''], "mkdir '': empty remote path"],
+      [['mkdir', '-p', ''], "mkdir '': empty remote path"],
+      [['rm', ''], "rm '': empty remote path"],
+      [['rm', '-r', ''], "rm '': empty remote path"],
+      [['rmdir', ''], "rmdir '': empty remote path"],
+      [['mv', '', 'x'], "mv '': empty remote path"],
+      [['mv', 'kept/f.txt', ''], 'mv kept/f.txt: empty remote path to move it to'],
+      [['stat', ''], "stat '': empty remote path"],
+      [['ls', ''], "ls '': empty remote path"],
+      [['get', ''], "get '': empty remote path"],
+      [['get', '-r', ''], "get '': empty remote path"],
+      [['get', 'kept/f.txt', ''], "get '': empty local path"],
+      [['get', 'kept/f.txt', '--to', ''], "get '': empty local path"],
+      [['put', 'local.txt', ''], "put '': empty remote path"],
+      [['put', '-r', '.', ''], "put '': empty remote path"],
+      [['put', 'local.txt', '--to', ''], "put '': empty remote path"],
+      [['put', '', 'x.txt'], "put '': empty local path"],
+    ];
+    for (const [args, line] of cases) {
+      const result = await runCli([...server, ...args], dir);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({
+        args,
+        code: 1,
+        stderr: `muxftp: ${line} (INVALID_PATH)\n`,
+      });
+    }
+    // Nothing was made, moved, removed or uploaded on the server, nor downloaded here.
+    expect((await readdir(data, { recursive: true })).sort()).toEqual(['kept', 'kept/f.txt']);
+    expect((await readdir(dir)).sort()).toEqual(['data', 'local.txt']);
+
+    // Among other paths, only the empty one fails.
+    const mixed = await runCli([...server, '--json', 'mkdir', 'a', '', 'b'], dir);
+    expect(mixed.code).toBe(1);
+    expect(JSON.parse(mixed.stdout)).toEqual([
+      { path: 'a', ok: true },
+      { path: '', ok: false, error: { code: 'INVALID_PATH', message: 'empty remote path' } },
+      { path: 'b', ok: true },
+    ]);
+    const got = await runCli([...server, '--json', 'get', 'kept/f.txt', '', '--to', 'out', '-p'], dir);
+    expect(got.code).toBe(1);
+    expect(JSON.parse(got.stdout)).toMatchObject([
+      { remote: '', ok: false, error: { code: 'INVALID_PATH', message: 'empty remote path' } },
+      { remote: 'kept/f.txt', ok: true },
+    ]);
+    expect(await readFile(join(dir, 'out', 'f.txt'), 'utf8')).toBe('remote');
+  });
+});

@@ -14,6 +14,7 @@ import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
+import { remotePathRequired, shownArgument } from '../pathArguments.js';
 import { joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 
@@ -42,11 +43,11 @@ export function registerFileCommands(program: Command, output: Output): void {
       const global = begin(command);
       await withClient(global, output, async (client) => {
         try {
-          const entries = await listOrStat(client, remotePathFromArgument(path ?? ''));
+          const entries = await listOrStat(client, remotePathRequired(path ?? '/'));
           if (output.json) output.printJson(entries);
           else for (const line of formatListing(entries)) output.printLine(line);
         } catch (error) {
-          output.failure(`ls ${path || '/'}`, error);
+          output.failure(`ls ${path === undefined ? '/' : shownArgument(path)}`, error);
           if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
         }
       });
@@ -69,7 +70,7 @@ export function registerFileCommands(program: Command, output: Output): void {
       const global = begin(command);
       await withClient(global, output, async (client) => {
         try {
-          const remote = remotePathFromArgument(path);
+          const remote = remotePathRequired(path);
           if (hash !== undefined) {
             const result = await client.digest(remote, hash === true ? client.integrity : hash);
             if (output.json)
@@ -84,7 +85,7 @@ export function registerFileCommands(program: Command, output: Output): void {
           if (output.json) output.printJson(entry);
           else for (const line of formatEntryDetails(remote, entry)) output.printLine(line);
         } catch (error) {
-          output.failure(`stat ${path}`, error);
+          output.failure(`stat ${shownArgument(path)}`, error);
           if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
         }
       });
@@ -145,11 +146,11 @@ export function registerFileCommands(program: Command, output: Output): void {
       const global = begin(command);
       await withClient(global, output, async (client) => {
         try {
-          const source = remotePathFromArgument(from);
+          const source = remotePathRequired(from);
           await client.rename(source, await moveTarget(client, source, to));
           if (output.json) output.printJson({ ok: true });
         } catch (error) {
-          output.failure(`mv ${from}`, error);
+          output.failure(`mv ${shownArgument(from)}`, error);
           if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
         }
       });
@@ -161,6 +162,7 @@ export function registerFileCommands(program: Command, output: Output): void {
  * one), as mv(1) and put do; else at `to` itself.
  */
 async function moveTarget(client: Client, source: string, to: string): Promise<string> {
+  if (to === '') throw new MuxftpError('INVALID_PATH', 'empty remote path to move it to');
   const target = remotePathFromArgument(to);
   const into = joinRemote(target, remoteBaseName(source));
   const entry = await client.stat(target).catch((error: unknown) => {
@@ -250,7 +252,7 @@ async function eachPath(
     const results: PathOutcome[] = [];
     for (const path of paths) {
       try {
-        await operate(client, remotePathFromArgument(path));
+        await operate(client, remotePathRequired(path));
         results.push({ path, ok: true });
       } catch (thrown) {
         const error = thrown instanceof PartlyRemoved ? thrown.first : thrown;
@@ -260,7 +262,7 @@ async function eachPath(
             : error instanceof MuxftpError
               ? hints[error.code]
               : undefined;
-        output.failure(`${name} ${path}`, error, hint);
+        output.failure(`${name} ${shownArgument(path)}`, error, hint);
         results.push({ path, ok: false, error: errorInfo(error) });
       }
     }

@@ -12,6 +12,7 @@ import { type ConcurrencyLimit, planningLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import type { Output } from '../output.js';
+import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
@@ -67,7 +68,9 @@ export function registerGetCommand(program: Command, output: Output): void {
       output.configure(global);
       const { remotes, target } = getTargetFromArguments(args, options, command, global.json);
       output.setJsonFailureShape((error) =>
-        remotes.map((remote) => failedOutcome(intendedLocal(remote, target), remote, error)),
+        remotes.map((remote) =>
+          failedOutcome(intendedLocal(remote, target), remotePathFromArgument(remote), error),
+        ),
       );
       const outcomes = await withReconnectingClient(
         global,
@@ -84,18 +87,18 @@ function getTargetFromArguments(
   options: GetOptions,
   command: Command,
   json: boolean,
-): { remotes: string[]; target: GetTarget } {
+): { /** As given. */ remotes: string[]; target: GetTarget } {
   const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
   if (options.to !== undefined) {
     return {
-      remotes: args.map(remotePathFromArgument),
+      remotes: args,
       target: { kind: 'into', dir: options.to, argument: options.to },
     };
   }
   if (args.length > 2)
     usage('several remote files need --to LOCAL_DIR (a second argument alone is a local name)');
   const [remote, local] = args as [string, string | undefined];
-  const remotes = [remotePathFromArgument(remote)];
+  const remotes = [remote];
   if (local === undefined) return { remotes, target: { kind: 'into', dir: '.', argument: undefined } };
   if (local === '-') {
     if (json) usage('--json cannot share stdout with the downloaded bytes');
@@ -118,6 +121,7 @@ async function ensureLocalDir(dir: string, parents: boolean): Promise<void> {
 
 async function resolveGetTarget(target: GetTarget, parents: boolean): Promise<ResolvedGetTarget> {
   if (target.kind === 'stdout') return target;
+  if ((target.kind === 'named' ? target.local : target.argument) === '') throw emptyPathError('local');
   if (target.kind === 'into') {
     if (target.argument !== undefined) await ensureLocalDir(target.dir, parents);
     return { kind: 'into', dir: target.dir };
@@ -158,7 +162,8 @@ function localPathFor(target: ResolvedGetTarget, remote: string): string | Muxft
 
 async function get(
   connection: ReconnectingClient,
-  remotes: string[],
+  /** The remote paths as given. */
+  requested: string[],
   target: GetTarget,
   options: GetOptions,
   output: Output,
@@ -172,11 +177,13 @@ async function get(
   } catch (error) {
     const missing = error instanceof MuxftpError && error.code === 'NOT_FOUND';
     output.failure(
-      `get ${targetLabel(target)}`,
+      `get ${shownArgument(targetLabel(target))}`,
       error,
       missing && !parents ? 'add -p to create it' : undefined,
     );
-    return remotes.map((remote) => failedOutcome(targetLabel(target), remote, error));
+    return requested.map((remote) =>
+      failedOutcome(targetLabel(target), remotePathFromArgument(remote), error),
+    );
   }
 
   const failures: TransferOutcome[] = [];
@@ -184,6 +191,14 @@ async function get(
     output.failure(`get ${remote || '/'}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
+  const remotes: string[] = [];
+  for (const argument of requested) {
+    if (argument !== '') remotes.push(remotePathFromArgument(argument));
+    else {
+      output.failure("get ''", emptyPathError('remote'));
+      failures.push(failedOutcome('', '', emptyPathError('remote')));
+    }
+  }
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const { jobs, localDirs } = await planDownloads(client, remotes, resolved, options.recursive === true, {
     limit: planningLimit(parallel, client),

@@ -11,6 +11,7 @@ import { planningLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
 import type { Output } from '../output.js';
+import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
 import { remoteCopyIsIdentical } from '../skipIdentical.js';
@@ -145,6 +146,7 @@ async function resolvePutTarget(
   target: PutTarget,
   parents: boolean,
 ): Promise<ResolvedPutTarget> {
+  if (target.argument === '') throw emptyPathError('remote');
   if (target.kind === 'into') {
     if (target.argument !== undefined) await ensureRemoteDir(client, target.dir, parents);
     return { kind: 'into', dir: target.dir };
@@ -179,13 +181,13 @@ async function put(
       error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents
         ? 'add -p to create it'
         : undefined;
-    output.failure(`put ${target.argument}`, error, hint);
+    output.failure(`put ${shownArgument(target.argument ?? '/')}`, error, hint);
     return sources.map((source) => failedOutcome(source, intendedRemote(source, target), error));
   }
 
   const failures: TransferOutcome[] = [];
   const fail = (local: string, remote: string, error: unknown, hint?: string): void => {
-    output.failure(`put ${local}`, error, hint);
+    output.failure(`put ${shownArgument(local)}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
   const planned = await planUploads(sources, resolved, options.recursive === true, fail);
@@ -267,6 +269,10 @@ async function planUploads(
         const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${target.dir}`);
         fail('-', target.dir, error, 'stdin needs a file name');
       }
+      continue;
+    }
+    if (source === '') {
+      fail(source, target.kind === 'as' ? target.remote : target.dir, emptyPathError('local'));
       continue;
     }
     const remote = target.kind === 'as' ? target.remote : remoteInside(target.dir, source);
