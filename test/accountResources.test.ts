@@ -19,13 +19,13 @@ describe('AccountResourceTable', () => {
     const table = new AccountResourceTable({ defaultRateBytesPerSecond: 0, quotaRecountIntervalMs: 60_000 });
     const home = new MemoryStorage();
     const first = table.for(account({ maxRateBytesPerSecond: 1000 }), home);
-    expect(first.uploadLimiter).toBeDefined();
+    expect(first.uploadLimiter?.bytesPerSecond).toBe(1000);
     expect(table.for(account({ maxRateBytesPerSecond: 1000 }), home)).toBe(first);
     const faster = table.for(account({ maxRateBytesPerSecond: 2000 }), home);
     expect(faster).not.toBe(first);
     const withQuota = table.for(account({ maxRateBytesPerSecond: 2000, quotaBytes: 10 }), home);
     expect(withQuota).not.toBe(faster);
-    expect(withQuota.quota).toBeDefined();
+    expect(withQuota.quota?.limitBytes).toBe(10);
     expect(table.for(account({ name: 'bob', maxRateBytesPerSecond: 2000, quotaBytes: 10 }), home)).not.toBe(
       withQuota,
     );
