@@ -4,8 +4,9 @@
  * else hashed as the chunks are sent: the client verifies every byte either way).
  * It is a FrameProducer on the connection's outbound queue, and reads the next chunks from disk
  * (up to readAheadChunks at once, so the disk is read while the socket is written) only when it has
- * credit from the client and the queue has room (tryReserve): however slowly the client reads, the
- * server holds at most the queue's high-water mark plus one chunk for it.
+ * credit from the client and the queue has room (reserveChunk): however slowly the client reads, the
+ * server holds at most the queue's high-water mark plus one chunk for it, and past the server's
+ * outbound budget one small chunk (OutboundBudget).
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
@@ -166,7 +167,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     }
     const throttle = this.host.downloadThrottle;
     while (!this.reads.full) {
-      const length = Math.min(
+      let length = Math.min(
         this.credit.available,
         this.size - this.readPosition,
         this.host.options.chunkBytes,
@@ -181,9 +182,12 @@ export class DownloadStream extends ServerStream implements FrameProducer {
           return;
         }
       }
-      // Only a stream with nothing reserved waits in line for room (see tryReserve).
+      // Only a stream with nothing reserved waits in line for room (see tryReserve). Past the
+      // server's budget the room may be a small chunk: the frame is read to its size.
       const waiter = this.reads.isEmpty ? this : undefined;
-      if (!this.host.queue.tryReserve(HEADER_BYTES + length, waiter)) return;
+      const reserved = this.host.queue.reserveChunk(HEADER_BYTES + length, waiter, HEADER_BYTES + 1);
+      if (reserved === 0) return;
+      length = reserved - HEADER_BYTES;
       throttle?.take(length);
       this.credit.take(length);
       const frame = this.host.queue.dataFrame(this.id, length);

@@ -1,6 +1,6 @@
 /** Server options: one typed object, defaults from shared/defaults.ts, checked at construction. */
 import { DEFAULTS } from '../shared/defaults.js';
-import { MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
+import { HEADER_BYTES, MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
 import type { Storage } from '../storage/types.js';
 import { Accounts } from './auth/accounts.js';
 import { defaultMaxOpenFiles } from './fileDescriptors.js';
@@ -45,9 +45,15 @@ export interface ServerOptions {
   outboundLowWaterBytes?: number;
   /**
    * The same, all connections together: past it, a connection holding any file data for its
-   * client stops reading the disk (each may still hold one chunk, so none stalls).
+   * client stops reading the disk (one holding none may still take a small chunk, so none stalls).
    */
   serverOutboundHighWaterBytes?: number;
+  /**
+   * Past `serverOutboundHighWaterBytes`, the largest chunk (bytes, frame header included) a
+   * connection holding nothing for its client may still take, so that none stalls; the server
+   * then holds at most the budget plus this much per connection. Above 12 (a frame header).
+   */
+  serverOutboundTrickleBytes?: number;
   /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
   uploadBacklogHighWaterBytes?: number;
   /**
@@ -112,6 +118,7 @@ const POSITIVE_INTEGERS = [
   'outboundHighWaterBytes',
   'outboundLowWaterBytes',
   'serverOutboundHighWaterBytes',
+  'serverOutboundTrickleBytes',
   'uploadBacklogHighWaterBytes',
   'serverUploadBacklogHighWaterBytes',
   'maxReservedBytesPerConnection',
@@ -158,6 +165,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
     serverOutboundHighWaterBytes:
       options.serverOutboundHighWaterBytes ?? DEFAULTS.serverOutboundHighWaterBytes,
+    serverOutboundTrickleBytes: options.serverOutboundTrickleBytes ?? DEFAULTS.serverOutboundTrickleBytes,
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
     serverUploadBacklogHighWaterBytes:
       options.serverUploadBacklogHighWaterBytes ?? DEFAULTS.serverUploadBacklogHighWaterBytes,
@@ -208,6 +216,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   if (resolved.outboundLowWaterBytes > resolved.outboundHighWaterBytes) {
     throw new TypeError('server: outboundLowWaterBytes must not exceed outboundHighWaterBytes');
   }
+  if (resolved.serverOutboundTrickleBytes <= HEADER_BYTES)
+    throw new TypeError(
+      `server: serverOutboundTrickleBytes must exceed a frame header (${HEADER_BYTES} bytes)`,
+    );
   if (resolved.streamWindowBytes > 2 ** 31 - 1)
     throw new TypeError('server: streamWindowBytes must be below 2^31');
   return resolved;

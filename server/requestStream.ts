@@ -137,18 +137,24 @@ export class RequestStream extends ServerStream {
     return Math.min(DEFAULTS.maxControlPayloadBytes, this.host.peerMaxFramePayload) / 2;
   }
 
-  /** Waits until `bytes` fit in the connection's budget; false when the stream ended meanwhile. */
+  /**
+   * Waits until room for the next frame fits in the connection's budget: `bytes`, or past the
+   * server's budget as little as a small answer needs (a listing then sends smaller frames).
+   * False when the stream ended meanwhile.
+   */
   private async reserve(bytes: number): Promise<boolean> {
     this.waitingForRoom = true;
-    const reserved = await this.host.queue.reserveForReply(bytes).finally(() => {
-      this.waitingForRoom = false;
-    });
-    if (reserved) this.reserved = bytes;
+    const reserved = await this.host.queue
+      .reserveForReply(bytes, Math.min(bytes, SMALL_REPLY_BYTES))
+      .finally(() => {
+        this.waitingForRoom = false;
+      });
+    this.reserved = reserved;
     if (this.isFinished) {
       this.releaseReserved();
       return false;
     }
-    return reserved;
+    return reserved > 0;
   }
 
   /** Sends a frame in place of the room reserved for it. */
@@ -169,18 +175,18 @@ export class RequestStream extends ServerStream {
    * stops storage looking entries up.
    */
   private async sendEntries(batches: AsyncIterable<WireEntry[]>): Promise<void> {
-    const budget = this.frameBudget();
     let frame: WireEntry[] = [];
     let frameBytes = 0;
     for await (const batch of batches) {
       if (this.isFinished) return;
       for (const entry of batch) {
         const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
-        if (frame.length > 0 && frameBytes + bytes > budget) {
+        // The room reserved for this frame: frameBudget(), or less past the server's budget.
+        if (frame.length > 0 && frameBytes + bytes > this.reserved) {
           this.sendReserved(encodeReply(this.id, { entries: frame }, true));
           frame = [];
           frameBytes = 0;
-          if (!(await this.reserve(budget))) return;
+          if (!(await this.reserve(this.frameBudget()))) return;
         }
         frame.push(entry);
         frameBytes += bytes;

@@ -90,7 +90,10 @@ export class MuxServer {
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
     });
     this.uploadBacklogBudget = new UploadBacklogBudget(this.options.serverUploadBacklogHighWaterBytes);
-    this.outboundBudget = new OutboundBudget(this.options.serverOutboundHighWaterBytes);
+    this.outboundBudget = new OutboundBudget(
+      this.options.serverOutboundHighWaterBytes,
+      this.options.serverOutboundTrickleBytes,
+    );
     // One pool for all connections: a pool each kept up to 3 MiB of free frames per connection
     // that had downloaded anything, for as long as it stayed connected (28 GiB at 10,000).
     this.framePool = new DataFramePool(

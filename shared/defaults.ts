@@ -102,6 +102,12 @@ export const DEFAULTS = {
    */
   serverOutboundHighWaterBytes: 256 * MiB,
   /**
+   * Server: past serverOutboundHighWaterBytes, a connection holding nothing for its client may
+   * still take one chunk of at most this many bytes (frame header included), so that none stalls:
+   * all together hold at most the budget plus this much per connection.
+   */
+  serverOutboundTrickleBytes: 64 * KiB,
+  /**
    * Memory storage: bytes all uploads in flight may have reserved ahead of their data. A declared
    * size is a claim, reserved only once 1/64 of it has arrived; a reservation is address
    * space, not memory, until the data fills it. A file beyond the caps is grown by doubling,

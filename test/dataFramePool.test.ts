@@ -17,9 +17,13 @@ describe('DataFramePool', () => {
     const other = pool.frame(8, 1024);
     expect(other.buffer).not.toBe(first.buffer);
     pool.recycle(first);
-    const again = pool.frame(9, 10);
+    const again = pool.frame(9, 900);
     expect(again.buffer).toBe(first.buffer);
-    expect([again.readUInt32BE(4), again.readUInt32BE(8), again.length]).toEqual([9, 10, HEADER_BYTES + 10]);
+    expect([again.readUInt32BE(4), again.readUInt32BE(8), again.length]).toEqual([
+      9,
+      900,
+      HEADER_BYTES + 900,
+    ]);
   });
 
   it('keeps at most its bound, and ignores buffers that are not its own', () => {
@@ -29,7 +33,7 @@ describe('DataFramePool', () => {
     expect(pool.freeCount).toBe(2);
     pool.recycle(Buffer.alloc(HEADER_BYTES + 1024));
     expect(pool.freeCount).toBe(2);
-    const taken = pool.frame(1, 10);
+    const taken = pool.frame(1, 1000);
     expect(pool.freeCount).toBe(1);
     pool.recycle(taken.subarray(5)); // not a frame as it was handed out
     expect(pool.freeCount).toBe(1);
@@ -38,6 +42,21 @@ describe('DataFramePool', () => {
     expect(big.length).toBe(HEADER_BYTES + 4096);
     pool.recycle(big);
     expect(pool.freeCount).toBe(1);
+  });
+
+  it('puts a frame in a buffer at most twice its size, so what a queue counts is what it holds', () => {
+    const pool = new DataFramePool(1024 * 1024, 64 * 1024 * 1024);
+    for (const payload of [1, 100, 4000, 20_000, 40_000, 65_000, 100_000, 300_000, 600_000, 1024 * 1024]) {
+      const frame = pool.frame(1, payload);
+      expect(frame.length).toBe(HEADER_BYTES + payload);
+      // Before, every frame up to 1 MiB took a whole 1 MiB buffer: 1 byte counted, 1 MiB held.
+      // (A tiny one is allocated on its own, in Node's shared 8 KiB slab.)
+      expect(frame.buffer.byteLength).toBeLessThanOrEqual(Math.max(2 * frame.length, Buffer.poolSize));
+      pool.recycle(frame);
+    }
+    // A small frame reuses a small buffer, not a large one that is free.
+    const small = pool.frame(2, 60_000);
+    expect(small.buffer.byteLength).toBeLessThan(2 * 60_012);
   });
 });
 

@@ -5,8 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
+import { ContentDigester, contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeData, encodeOpen } from '../shared/protocol/encoder.js';
+import { FrameDecoder } from '../shared/protocol/decoder.js';
+import { encodeData, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { parseEnd, parseErrorPayload } from '../shared/protocol/messages.js';
 import type { MemoryStorage } from '../storage/memory.js';
 import { MiB, retainedBufferBytes } from './helpers/heap.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -22,6 +26,7 @@ afterEach(async () => {
 });
 
 const GiB = 1024 * MiB;
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('declared sizes on the memory server', () => {
   it('4 connections x 64 uploads declaring 4 GiB each reserve nothing and stall no one', async () => {
@@ -110,4 +115,90 @@ describe('connections idle after a download', () => {
     const held = retainedBufferBytes() - before;
     expect(held).toBeLessThan(12 * MiB);
   });
+});
+
+/**
+ * A client that asks for `path` with all the credit it may need and reads nothing until told to;
+ * then it hashes what arrives (keeping none of it) and resolves to the size and digest END
+ * announced, checked against what it received.
+ */
+async function nonReadingDownload(port: number, path: string) {
+  const peer = await RawPeer.open(port);
+  peers.push(peer);
+  peer.socket.pause();
+  // From here on DATA is hashed as it comes, not recorded (60 of these would hold 1 GiB).
+  peer.socket.removeAllListeners('data');
+  const digester = new ContentDigester('xxh128');
+  let received = 0;
+  const outcome = new Promise<{ size: number; digest: Buffer; received: number; ok: boolean }>(
+    (resolve, reject) => {
+      const decoder = new FrameDecoder(
+        {
+          maxFramePayloadBytes: DEFAULTS.absoluteMaxFramePayloadBytes,
+          maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
+        },
+        (frame) => {
+          if (frame.type === FrameType.DATA) {
+            digester.update(frame.payload);
+            received += frame.payload.length;
+          } else if (frame.type === FrameType.END) {
+            const end = parseEnd(frame);
+            const ours = digester.result().digest;
+            resolve({ size: end.size, digest: end.digest, received, ok: ours.equals(end.digest) });
+          } else if (frame.type === FrameType.ERROR) {
+            reject(new Error(`stream failed: ${JSON.stringify(parseErrorPayload(frame))}`));
+          }
+        },
+      );
+      peer.socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+    },
+  );
+  peer.write(Buffer.concat([encodeOpen(1, { op: 'get', path }), encodeWindow(1, 2 ** 31 - 1)]));
+  return { read: () => peer.socket.resume(), outcome };
+}
+
+describe('many connections that open a download and read nothing', () => {
+  it('hold at most the outbound budget plus a small chunk each, then get their files whole', async () => {
+    const budget = 4 * MiB;
+    const trickle = 64 * 1024;
+    const connections = 60;
+    env = await startServer({ backend: 'memory', serverOutboundHighWaterBytes: budget });
+    expect(env.server.options.serverOutboundTrickleBytes).toBe(trickle);
+    const file = randomBytes(16 * MiB); // more than the kernel's buffers take in for a client
+    await (await env.connect()).put('f', file);
+    const expected = contentDigest('xxh128', file);
+    const before = retainedBufferBytes();
+    const downloads = [];
+    for (let i = 0; i < connections; i++) downloads.push(await nonReadingDownload(env.port, 'f'));
+    // Wait until what the server holds stops growing (the kernel's buffers are full by then).
+    const server = env.server;
+    let peak = 0;
+    let stableSince = Date.now();
+    for (const started = Date.now(); Date.now() - started < 10_000 && Date.now() - stableSince < 500; ) {
+      if (server.outboundHeldBytes > peak) {
+        peak = server.outboundHeldBytes;
+        stableSince = Date.now();
+      }
+      await delay(10);
+    }
+    const bound = budget + connections * trickle;
+    // Before, each connection past the budget took a whole 1 MiB chunk: 4 + 60 MiB here.
+    expect(peak).toBeGreaterThan(budget);
+    expect(peak).toBeLessThanOrEqual(bound);
+    const held = server.connectionFigures().reduce((sum, c) => sum + c.bufferedAmount, 0);
+    expect(held).toBeLessThanOrEqual(bound + connections * 1024); // and a REPLY each
+    // What the server really holds, its free frames for reuse (a quarter of the budget) included.
+    const retained = retainedBufferBytes() - before;
+    expect(retained).toBeLessThan(bound + budget / 4 + 4 * MiB);
+    // No one stalls: now they read, and each gets the whole file.
+    for (const download of downloads) download.read();
+    const results = await Promise.all(downloads.map((d) => d.outcome));
+    for (const result of results) {
+      expect(result).toMatchObject({ size: file.length, received: file.length, ok: true });
+      expect(result.digest.equals(expected)).toBe(true);
+    }
+    for (const started = Date.now(); server.outboundHeldBytes > 0 && Date.now() - started < 5_000; )
+      await delay(10);
+    expect(server.outboundHeldBytes).toBe(0);
+  }, 60_000);
 });

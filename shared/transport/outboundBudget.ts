@@ -1,20 +1,31 @@
+import { HEADER_BYTES } from '../protocol/constants.js';
+
 /**
  * File data held for peers by all of a process's outbound queues together: the server's bound on
  * what slow readers can make it hold. Each queue already stops its producers at its own high-water
- * mark; past this budget, a queue that holds anything stops them too, so the total stays within
- * the budget plus at most one chunk per connection (a queue holding nothing may always take one,
- * which keeps every connection moving however many there are).
+ * mark; past this budget, a queue that holds anything stops them too, and a queue holding nothing
+ * may still take one small chunk (at most `trickleBytes`), which keeps every connection moving
+ * however many there are. So the total stays within `limitBytes + connections × trickleBytes`
+ * (256 MiB + 10,000 × 64 KiB by default). A full 1 MiB chunk each made that 10 GiB at 10,000
+ * connections that open a download and never read.
  */
 export class OutboundBudget {
   readonly limitBytes: number;
+  /** Past the limit, the largest chunk (frame bytes, header included) a queue holding nothing may take. */
+  readonly trickleBytes: number;
   #heldBytes = 0;
   /** Queues refused for the budget, called back once it has room again. */
   readonly #waiting = new Set<() => void>();
 
-  constructor(limitBytes: number) {
+  constructor(limitBytes: number, trickleBytes: number) {
     if (!Number.isSafeInteger(limitBytes) || limitBytes < 1)
       throw new RangeError(`outbound budget must be a positive integer of bytes, got ${limitBytes}`);
+    if (!Number.isSafeInteger(trickleBytes) || trickleBytes <= HEADER_BYTES)
+      throw new RangeError(
+        `outbound trickle must be an integer of bytes above a frame header (${HEADER_BYTES}), got ${trickleBytes}`,
+      );
     this.limitBytes = limitBytes;
+    this.trickleBytes = trickleBytes;
   }
 
   /** Bytes held now, all queues together. */

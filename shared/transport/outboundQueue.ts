@@ -119,28 +119,42 @@ export class OutboundQueue {
    * in line ahead of producers waiting with nothing reserved.
    */
   tryReserve(bytes: number, producer: FrameProducer | undefined): boolean {
-    if (this.closed) return false;
+    return this.reserveChunk(bytes, producer, bytes) === bytes;
+  }
+
+  /**
+   * As tryReserve(), for a producer that can make do with a smaller chunk (of at least
+   * `minBytes`): resolves to the bytes reserved, `bytes` or fewer, or 0 when refused. Past the
+   * server's budget a connection holding nothing gets at most the budget's trickle, not `bytes`.
+   */
+  reserveChunk(bytes: number, producer: FrameProducer | undefined, minBytes = bytes): number {
+    if (this.closed) return 0;
     const held = this.bufferedAmount;
     // Always admit a chunk into an empty connection, or a frame larger than the mark would stall.
     if (held > 0 && held + bytes > this.options.highWaterBytes) {
       if (producer !== undefined) this.waitingForRoom.add(producer);
-      return false;
+      return 0;
     }
     const budget = this.options.budget;
     if (budget !== undefined) {
-      // The same rule server-wide: a queue holding nothing may always take one chunk.
-      if (held > 0 && !budget.hasRoomFor(bytes)) {
-        if (producer !== undefined) {
-          this.waitingForRoom.add(producer);
-          budget.waitForRoom(this.budgetOnRoom);
+      if (!budget.hasRoomFor(bytes)) {
+        // The same rule server-wide, except that a queue holding nothing may take a small chunk,
+        // so that none stalls while the total stays bounded (OutboundBudget).
+        const trickle = Math.min(bytes, budget.trickleBytes);
+        if (held > 0 || trickle < minBytes) {
+          if (producer !== undefined) {
+            this.waitingForRoom.add(producer);
+            budget.waitForRoom(this.budgetOnRoom);
+          }
+          return 0;
         }
-        return false;
+        bytes = trickle;
       }
       budget.take(bytes);
       this.budgetHeld += bytes;
     }
     this.reservedBytes += bytes;
-    return true;
+    return bytes;
   }
 
   private readonly budgetOnRoom = (): void => {
@@ -156,19 +170,21 @@ export class OutboundQueue {
   }
 
   /**
-   * Reserves room for a reply of up to `bytes`, as tryReserve() does for file data, waiting
-   * until it fits: replies are counted against the connection's budget like file data, so a
-   * client that never reads its answers cannot make them pile up (issue #7). Resolves to false
-   * only if the queue closes first. Give the room back with release() once the reply is sent.
+   * Reserves room for a reply of up to `bytes` (or, past the server's budget, as little as
+   * `minBytes`), as reserveChunk() does for file data, waiting until it fits: replies are counted
+   * against the connection's budget like file data, so a client that never reads its answers
+   * cannot make them pile up (issue #7). Resolves to the bytes reserved, or 0 only if the queue
+   * closes first. Give the room back with release() once the reply is sent.
    */
-  async reserveForReply(bytes: number): Promise<boolean> {
+  async reserveForReply(bytes: number, minBytes = bytes): Promise<number> {
     for (;;) {
-      if (this.closed) return false;
+      if (this.closed) return 0;
       let wake: () => void = () => {};
       const woken = new Promise<void>((resolve) => {
         wake = resolve;
       });
-      if (this.tryReserve(bytes, { pull: () => null, onRoom: wake })) return true;
+      const reserved = this.reserveChunk(bytes, { pull: () => null, onRoom: wake }, minBytes);
+      if (reserved > 0) return reserved;
       this.replyWaiters++;
       try {
         await woken;
