@@ -19,13 +19,28 @@ export interface TransferCommandOptions {
   skipIdentical?: boolean;
 }
 
+/**
+ * What of a missing destination directory (`--to DIR`, or a target ending in `/`) may be made:
+ * nothing; with -r the directory itself, in a parent that exists, as `cp -r` and rsync make their
+ * destination; with -p it and its parents.
+ */
+export type DestinationCreation = 'none' | 'itself' | 'with-parents';
+
+export function destinationCreation(options: TransferCommandOptions): DestinationCreation {
+  if (options.parents === true) return 'with-parents';
+  return options.recursive === true ? 'itself' : 'none';
+}
+
 /** Adds the shared options to `put` (the target side is remote) or `get` (it is local). */
 export function addTransferOptions(command: Command, direction: 'upload' | 'download'): Command {
   const side = direction === 'upload' ? 'remote' : 'local';
   return command
     .option(`--to <${side}Dir>`, `${direction} into this ${side} directory`)
     .option('-p, --parents', `create the ${side} directory (and its parents) if missing`)
-    .option('-r, --recursive', `${direction} directories and everything in them`)
+    .option(
+      '-r, --recursive',
+      `${direction} directories and everything in them (a missing ${side} directory to ${direction} into is made, in a parent that exists)`,
+    )
     .option(
       '-j, --parallel <n>',
       'transfers at once, over one connection',

@@ -260,6 +260,79 @@ describe('put -r and get -r of ., .. or the root: the contents go into the desti
   });
 });
 
+describe('put -r and get -r into a missing directory: made, in a parent that exists, as cp -r and rsync make their destination', () => {
+  it('put -r . site/ and put -r DIR backup/ need no -p; a missing parent still does; a plain put still does', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    const project = join(local, 'project');
+    await mkdir(join(project, 'sub'), { recursive: true });
+    await writeFile(join(project, 'a.txt'), 'a');
+    await writeFile(join(project, 'sub', 'b.txt'), 'b');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const contents = (dir: string) => [`${dir}/`, `${dir}/a.txt`, `${dir}/sub/`, `${dir}/sub/b.txt`];
+
+    for (const [args, cwd] of [
+      [['put', '-r', '.', 'site/'], project],
+      [['put', '-r', 'project', 'backup/'], local],
+      [['put', '-r', 'project', '--to', 'to'], local],
+    ] as const) {
+      const result = await runCli([...args, ...at], cwd);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+    }
+    const made = [
+      ...contents('site'),
+      'backup/',
+      ...contents('backup/project'),
+      'to/',
+      ...contents('to/project'),
+    ];
+    expect(await treeOf(root)).toEqual(made.sort());
+
+    for (const [args, line] of [
+      [
+        ['put', '-r', 'project', 'no/such/'],
+        'muxftp: put no/such/: no such directory: no (NOT_FOUND); add -p to create it\n',
+      ],
+      [
+        ['put', 'project/a.txt', '--to', 'flat/'],
+        'muxftp: put flat/: no such directory: flat (NOT_FOUND); add -p to create it\n',
+      ],
+    ] as const) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 1, stderr: line });
+    }
+    expect(await treeOf(root)).toEqual(made.sort());
+  });
+
+  it('get -r DIR out/ needs no -p; a missing parent still does', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.mkdir('tree/sub', { parents: true });
+    await client.put('tree/a.txt', Buffer.from('a'));
+    await client.put('tree/sub/b.txt', Buffer.from('b'));
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    for (const args of [
+      ['get', '-r', 'tree', 'out/'],
+      ['get', '-r', 'tree', '--to', 'to'],
+    ]) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+    }
+    const contents = (dir: string) => [`${dir}/`, `${dir}/a.txt`, `${dir}/sub/`, `${dir}/sub/b.txt`];
+    const made = ['out/', ...contents('out/tree'), 'to/', ...contents('to/tree')];
+    expect(await treeOf(local)).toEqual(made.sort());
+
+    const missing = await runCli(['get', '-r', 'tree', 'no/such/', ...at], local);
+    expect({ code: missing.code, stderr: missing.stderr }).toEqual({
+      code: 1,
+      stderr: 'muxftp: get no/such/: no such local directory: no (NOT_FOUND); add -p to create it\n',
+    });
+    expect(await treeOf(local)).toEqual(made.sort());
+  });
+});
+
 describe('rm -r', () => {
   it('removes a directory and everything in it, a file as rm does, and never the root', async () => {
     server = await startServer({ backend: 'disk' });

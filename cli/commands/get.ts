@@ -17,7 +17,12 @@ import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 import { localCopyIsIdentical } from '../skipIdentical.js';
-import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
+import {
+  addTransferOptions,
+  type DestinationCreation,
+  destinationCreation,
+  type TransferCommandOptions,
+} from '../transferOptions.js';
 import {
   failedOutcome,
   runTransfers,
@@ -107,33 +112,39 @@ function getTargetFromArguments(
   return { remotes, target: { kind: 'named', local } };
 }
 
-async function ensureLocalDir(dir: string, parents: boolean): Promise<void> {
+async function ensureLocalDir(dir: string, creation: DestinationCreation): Promise<void> {
   // Without its trailing slash, as the remote side normalizes --to: a file there is NOT_A_DIRECTORY
   // for get as for put, not the ENOTDIR of looking inside it.
-  const existing = await inspectLocalIfExists(path.normalize(dir).replace(/(.)[\\/]+$/, '$1'));
+  const bare = path.normalize(dir).replace(/(.)[\\/]+$/, '$1');
+  const existing = await inspectLocalIfExists(bare);
   if (existing === undefined) {
-    if (!parents) throw new MuxftpError('NOT_FOUND', `no such local directory: ${dir}`);
+    if (creation === 'none') throw new MuxftpError('NOT_FOUND', `no such local directory: ${dir}`);
+    if (creation === 'itself' && (await inspectLocalIfExists(path.dirname(bare))) === undefined)
+      throw new MuxftpError('NOT_FOUND', `no such local directory: ${path.dirname(bare)}`);
     await makeLocalDir(dir);
   } else if (existing.kind !== 'dir') {
     throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${dir}`);
   }
 }
 
-async function resolveGetTarget(target: GetTarget, parents: boolean): Promise<ResolvedGetTarget> {
+async function resolveGetTarget(
+  target: GetTarget,
+  creation: DestinationCreation,
+): Promise<ResolvedGetTarget> {
   if (target.kind === 'stdout') return target;
   if ((target.kind === 'named' ? target.local : target.argument) === '') throw emptyPathError('local');
   if (target.kind === 'into') {
-    if (target.argument !== undefined) await ensureLocalDir(target.dir, parents);
+    if (target.argument !== undefined) await ensureLocalDir(target.dir, creation);
     return { kind: 'into', dir: target.dir };
   }
   if (target.local.endsWith('/') || target.local.endsWith(path.sep)) {
-    await ensureLocalDir(target.local, parents);
+    await ensureLocalDir(target.local, creation);
     return { kind: 'into', dir: target.local };
   }
   const existing = await inspectLocalIfExists(target.local);
   if (existing?.kind === 'dir') return { kind: 'into', dir: target.local };
   // As for --to: a directory to download into must exist, or -p creates it.
-  await ensureLocalDir(path.dirname(target.local), parents);
+  await ensureLocalDir(path.dirname(target.local), creation === 'with-parents' ? creation : 'none');
   return { kind: 'as', local: target.local };
 }
 
@@ -173,7 +184,7 @@ async function get(
   const parents = options.parents === true;
   let resolved: ResolvedGetTarget;
   try {
-    resolved = await resolveGetTarget(target, parents);
+    resolved = await resolveGetTarget(target, destinationCreation(options));
   } catch (error) {
     const missing = error instanceof MuxftpError && error.code === 'NOT_FOUND';
     output.failure(

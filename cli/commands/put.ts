@@ -15,7 +15,12 @@ import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
 import { remoteCopyIsIdentical } from '../skipIdentical.js';
-import { addTransferOptions, type TransferCommandOptions } from '../transferOptions.js';
+import {
+  addTransferOptions,
+  type DestinationCreation,
+  destinationCreation,
+  type TransferCommandOptions,
+} from '../transferOptions.js';
 import {
   failedOutcome,
   runTransfers,
@@ -131,11 +136,16 @@ async function statIfExists(client: Client, remote: string): Promise<WireEntry |
   }
 }
 
-async function ensureRemoteDir(client: Client, dir: string, parents: boolean): Promise<void> {
+async function ensureRemoteDir(client: Client, dir: string, creation: DestinationCreation): Promise<void> {
   const existing = await statIfExists(client, dir);
   if (existing === undefined) {
-    if (!parents) throw new MuxftpError('NOT_FOUND', `no such directory: ${dir}`);
-    await client.mkdir(dir, { parents: true });
+    if (creation === 'none') throw new MuxftpError('NOT_FOUND', `no such directory: ${dir}`);
+    await client.mkdir(dir, { parents: creation === 'with-parents' }).catch((error: unknown) => {
+      // The parent is what is missing: say so, not that the directory to be made is.
+      if (error instanceof MuxftpError && error.code === 'NOT_FOUND')
+        throw new MuxftpError('NOT_FOUND', `no such directory: ${remoteParent(dir)}`);
+      throw error;
+    });
   } else if (existing.type !== 'dir') {
     throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${dir}`);
   }
@@ -144,22 +154,22 @@ async function ensureRemoteDir(client: Client, dir: string, parents: boolean): P
 async function resolvePutTarget(
   client: Client,
   target: PutTarget,
-  parents: boolean,
+  creation: DestinationCreation,
 ): Promise<ResolvedPutTarget> {
   if (target.argument === '') throw emptyPathError('remote');
   if (target.kind === 'into') {
-    if (target.argument !== undefined) await ensureRemoteDir(client, target.dir, parents);
+    if (target.argument !== undefined) await ensureRemoteDir(client, target.dir, creation);
     return { kind: 'into', dir: target.dir };
   }
   if (target.argument.endsWith('/')) {
-    await ensureRemoteDir(client, target.remote, parents);
+    await ensureRemoteDir(client, target.remote, creation);
     return { kind: 'into', dir: target.remote };
   }
   // Any other stat failure (a bad path, say) is left for the upload itself to report.
   const existing = await statIfExists(client, target.remote).catch(() => undefined);
   if (existing?.type === 'dir') return { kind: 'into', dir: target.remote };
   const parent = remoteParent(target.remote);
-  if (parents && parent !== '') await client.mkdir(parent, { parents: true });
+  if (creation === 'with-parents' && parent !== '') await client.mkdir(parent, { parents: true });
   return { kind: 'as', remote: target.remote };
 }
 
@@ -175,7 +185,7 @@ async function put(
   const parents = options.parents === true;
   let resolved: ResolvedPutTarget;
   try {
-    resolved = await resolvePutTarget(client, target, parents);
+    resolved = await resolvePutTarget(client, target, destinationCreation(options));
   } catch (error) {
     const hint =
       error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents
