@@ -372,6 +372,7 @@ describe('serve re-reads its users file on SIGHUP', () => {
       const as = (user: string) =>
         run([...remote, '--user', user, 'ls'], { env: { MUXFTP_PASSWORD: `${user}-pw` } });
       expect((await as('carol')).code).toBe(0);
+      expect(server.stderr()).toMatch(/ 1 user from .*hup-users\.json; anonymous off\n/);
       await run(['user', 'add', 'dave', '--users', file], { stdin: 'dave-pw\n' });
       expect((await as('dave')).stderr).toContain('LOGIN_FAILED'); // not read again yet
 

@@ -488,4 +488,9 @@ describe('help', () => {
     expect(list.stdout).toContain('--json');
     expect(list.stdout).not.toContain('--tls');
   });
+
+  it("shows bench's --size default as it is typed (and as the README has it), not in bytes", async () => {
+    const help = await runCli(['bench', '--help'], await tempDirs.make());
+    expect(help.stdout).toMatch(/--size <size> +file size, e\.g\. 64KiB, 10MiB \(default: 1MiB\)\n/);
+  });
 });

@@ -64,7 +64,12 @@ export function registerBenchCommand(program: Command, output: Output): void {
       10,
     )
     .option('--streams <n>', 'concurrent transfers per connection (1 = like FTP)', parsePositiveInteger, 1)
-    .option('--size <size>', 'file size, e.g. 64KiB, 10MiB', commanderParser(parseSize), 1024 * 1024)
+    .addOption(
+      new Option('--size <size>', 'file size, e.g. 64KiB, 10MiB')
+        .argParser(commanderParser(parseSize))
+        // Shown as it is typed, not as 1048576.
+        .default(1024 * 1024, '1MiB'),
+    )
     .option(
       '--size-dist <list>',
       'mixed sizes with weights, e.g. 64KiB:70,1MiB:25,10MiB:5',

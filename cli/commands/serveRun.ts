@@ -65,7 +65,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   if (options.users !== undefined) {
     const anonymous = access.accounts?.anonymous;
     logToStderr(
-      `${access.accounts?.userCount ?? 0} users from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on (home ${anonymous.home || '/'})`}`,
+      `${usersCount(access.accounts?.userCount ?? 0)} from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on (home ${anonymous.home || '/'})`}`,
     );
   }
   if (options.fsync === 'never' && options.memory !== true) {
@@ -152,7 +152,7 @@ function reloadUsersOnHangup(server: MuxServer, options: ServeOptions): () => vo
       try {
         const accounts = await loadAccounts(options);
         server.replaceAccounts(accounts);
-        logToStderr(`SIGHUP: ${accounts.userCount} users from ${options.users}`);
+        logToStderr(`SIGHUP: ${usersCount(accounts.userCount)} from ${options.users}`);
       } catch (error) {
         logToStderr(`SIGHUP: kept the users as they were: ${(error as Error).message}`);
       }
@@ -176,4 +176,8 @@ function firstShutdownSignal(): Promise<NodeJS.Signals> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+function usersCount(count: number): string {
+  return `${count} user${count === 1 ? '' : 's'}`;
 }
