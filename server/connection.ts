@@ -193,7 +193,7 @@ export class ServerConnection implements StreamHost {
     return this.streams.size;
   }
 
-  /** Upload bytes received and not yet written to storage. */
+  /** Memory holding upload bytes received and not yet written to storage (their receive blocks). */
   get uploadBacklogBytes(): number {
     return this.uploadBacklog;
   }

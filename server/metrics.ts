@@ -193,7 +193,7 @@ export class MetricsExporter {
     });
     new Gauge({
       name: 'muxftp_upload_backlog_bytes',
-      help: 'Upload bytes received and not yet written to storage, all connections.',
+      help: 'Memory holding upload bytes received and not yet written to storage, all connections.',
       registers,
       collect() {
         this.set(sum(server.connectionFigures(), (c) => c.uploadBacklogBytes));

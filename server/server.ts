@@ -41,7 +41,7 @@ export interface ConnectionFigures {
   bufferedAmount: number;
   /** Streams open on the connection. */
   openStreams: number;
-  /** Upload bytes received and not yet written to storage. */
+  /** Memory holding upload bytes received and not yet written to storage (their receive blocks). */
   uploadBacklogBytes: number;
 }
 

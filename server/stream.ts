@@ -44,7 +44,7 @@ export interface StreamHost {
   send(frame: Buffer): void;
   /** Forget a finished stream; `discardLateFrames` when the client may still have frames in flight for it. */
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void;
-  /** Upload bytes received and not yet on disk, across the connection's streams. */
+  /** Memory holding upload bytes received and not yet on disk, across the connection's streams (+ or −). */
   addUploadBacklog(deltaBytes: number): void;
   /**
    * Takes `bytes` of the connection's reservation allowance for a declared upload size; false

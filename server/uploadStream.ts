@@ -35,8 +35,14 @@ export class UploadStream extends ServerStream {
   private onDisk = 0;
   /** Bytes counted as consumed by the window: accepted into the write queue, or on disk. */
   private accepted = 0;
-  /** Received, not yet handed to storage (copied out of a shared read buffer when borrowed). */
-  private readonly unwritten = new ReceivedBytes(receivedBlocks);
+  /**
+   * Received, not yet handed to storage (copied out of a shared read buffer when borrowed). The
+   * memory it holds is what counts against the upload backlog's marks, not the bytes: blocks
+   * part-filled with a few bytes each are memory all the same.
+   */
+  private readonly unwritten = new ReceivedBytes(receivedBlocks, (deltaBytes) =>
+    this.host.addUploadBacklog(deltaBytes),
+  );
   private writing = false;
   /** What END said; set when the phase becomes Ended. */
   private end: EndPayload | undefined;
@@ -175,7 +181,6 @@ export class UploadStream extends ServerStream {
     }
     this.digester.update(payload);
     this.unwritten.append(payload, borrowed);
-    this.host.addUploadBacklog(payload.length);
     this.writeNext();
     this.acceptIntoQueue();
   }
@@ -280,7 +285,6 @@ export class UploadStream extends ServerStream {
       () => {
         taken.release();
         this.writing = false;
-        this.host.addUploadBacklog(-bytes);
         if (this.isFinished) return;
         this.onDisk += bytes;
         // After END no more DATA comes: granting more would be noise.
@@ -295,7 +299,6 @@ export class UploadStream extends ServerStream {
       (err: unknown) => {
         taken.release();
         this.writing = false;
-        this.host.addUploadBacklog(-bytes);
         this.fail(err);
       },
     );
@@ -431,8 +434,7 @@ export class UploadStream extends ServerStream {
     this.host.releaseReservation(this.claimedBytes);
     this.claimedBytes = 0;
     this.digester.release();
-    if (this.unwritten.byteLength > 0) this.host.addUploadBacklog(-this.unwritten.byteLength);
-    // A write still in flight keeps its blocks until it is over (its own release).
+    // A write still in flight keeps its blocks (and their count in the backlog) until it is over.
     this.unwritten.dispose();
     // Whatever happened, an uncommitted upload leaves nothing under the target name. A
     // resumable one's quota goes once the abort has counted what it kept; a committing one's

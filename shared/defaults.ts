@@ -122,10 +122,13 @@ export const DEFAULTS = {
    * bytes written, so the flush before its commit has little left (storage/upload.ts).
    */
   uploadFlushAheadBytes: 32 * MiB,
-  /** Uploads: stop reading the socket while this many received bytes wait for the disk. */
+  /**
+   * Uploads: stop reading the socket while this much memory holds received bytes waiting for the
+   * disk (their receive blocks, counted whole: ReceivedBytes).
+   */
   uploadBacklogHighWaterBytes: 8 * MiB,
   /**
-   * Uploads, all connections together: past this many received bytes waiting for the disk, every
+   * Uploads, all connections together: past this much memory holding received bytes waiting for the disk, every
    * connection holding some stops reading until the total is back at half (server/uploadBacklogBudget.ts).
    */
   serverUploadBacklogHighWaterBytes: 256 * MiB,

@@ -9,7 +9,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { ContentDigester, contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
-import { encodeData, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { encodeData, encodeEnd, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { parseEnd, parseErrorPayload } from '../shared/protocol/messages.js';
 import type { MemoryStorage } from '../storage/memory.js';
 import { MiB, retainedBufferBytes } from './helpers/heap.js';
@@ -200,5 +200,54 @@ describe('many connections that open a download and read nothing', () => {
     for (const started = Date.now(); server.outboundHeldBytes > 0 && Date.now() - started < 5_000; )
       await delay(10);
     expect(server.outboundHeldBytes).toBe(0);
+  }, 60_000);
+});
+
+describe('uploads that send a byte and wait', () => {
+  it('4 connections x 256 uploads of 1 byte hold no receive block each, and then complete', async () => {
+    env = await startServer({ backend: 'disk' });
+    const before = retainedBufferBytes();
+    const streams = 256;
+    const uploaders: RawPeer[] = [];
+    for (let c = 0; c < 4; c++) {
+      const peer = await RawPeer.open(env.port);
+      peers.push(peer);
+      uploaders.push(peer);
+      const opens: Buffer[] = [];
+      for (let s = 0; s < streams; s++) opens.push(encodeOpen(2 * s + 1, { op: 'put', path: `c${c}-${s}` }));
+      peer.write(Buffer.concat(opens));
+      await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 2 * streams - 1, 10_000);
+      const bytes: Buffer[] = [];
+      for (let s = 0; s < streams; s++) bytes.push(encodeData(2 * s + 1, Buffer.from('x')));
+      // Answered in order (TOO_MANY_STREAMS: all 256 are open): once the answer is back, every
+      // byte before it has been taken in.
+      bytes.push(encodeOpen(2 * streams + 1, { op: 'stats' }));
+      peer.write(Buffer.concat(bytes));
+    }
+    for (const peer of uploaders) await peer.waitFor((f) => f.streamId === 2 * streams + 1, 10_000);
+    // And written (nothing waits for the disk).
+    const server = env.server;
+    const written = () => server.connectionFigures().every((c) => c.uploadBacklogBytes === 0);
+    for (const started = Date.now(); !written() && Date.now() - started < 10_000; ) await delay(10);
+    expect(written()).toBe(true);
+    // Each stream kept a 256 KiB receive block for its one byte: 4 x 256 of them, 256 MiB.
+    const held = retainedBufferBytes() - before;
+    expect(held).toBeLessThan(16 * MiB);
+    // Nothing is lost: each upload completes.
+    const digest = contentDigest('xxh128', Buffer.from('x'));
+    for (const peer of uploaders) {
+      const ends: Buffer[] = [];
+      for (let s = 0; s < streams; s++) ends.push(encodeEnd(2 * s + 1, 1, 'xxh128', digest));
+      peer.write(Buffer.concat(ends));
+    }
+    for (const peer of uploaders)
+      await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 2 * streams - 1, 20_000);
+    for (const peer of uploaders) {
+      expect(peer.frames.filter((f) => f.type === FrameType.REPLY)).toHaveLength(streams);
+      expect(peer.frames.filter((f) => f.type === FrameType.ERROR && f.streamId < 2 * streams)).toHaveLength(
+        0,
+      );
+    }
+    expect((await (await env.connect()).getBuffer('c3-255')).toString()).toBe('x');
   }, 60_000);
 });

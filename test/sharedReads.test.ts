@@ -70,23 +70,45 @@ describe('ReceivedBytes', () => {
     const pool = new BlockPool(16, 1024);
     const received = new ReceivedBytes(pool);
     received.append(Buffer.alloc(10, 1), true);
-    const first = received.take(); // block 1, bytes 0..10, in flight
     received.append(Buffer.alloc(10, 2), true); // block 1 bytes 10..16, block 2 bytes 0..4
+    const first = received.take(); // blocks 1 and 2 in flight; block 2 is filled no more
+    expect(first.chunks.map((c) => c.length)).toEqual([16, 4]);
+    received.append(Buffer.alloc(8, 3), true); // block 3
     const second = received.take();
-    expect(second.chunks.map((c) => c.length)).toEqual([6, 4]);
+    expect(pool.freeCount).toBe(0);
     first.release();
-    expect(pool.freeCount).toBe(0); // block 1 still in the second write
-    second.release();
-    expect(pool.freeCount).toBe(1); // block 1 back; block 2 is still being filled
+    expect(pool.freeCount).toBe(2); // blocks 1 and 2 back
     const reused = pool.acquire();
     reused.fill(9); // whoever gets block 1 now may overwrite it
-    received.append(Buffer.alloc(4, 3), true);
-    const third = received.take();
-    expect(Buffer.concat(third.chunks).equals(Buffer.alloc(4, 3))).toBe(true);
+    expect(Buffer.concat(second.chunks).equals(Buffer.alloc(8, 3))).toBe(true);
     received.dispose();
-    expect(pool.freeCount).toBe(0); // block 2 is still in the third write
-    third.release();
+    expect(pool.freeCount).toBe(1); // block 3 is still in the second write
+    second.release();
+    expect(pool.freeCount).toBe(2);
+  });
+
+  it('holds nothing once its bytes are written, and reports every change in what it holds', () => {
+    const pool = new BlockPool(1024, 1024 * 1024);
+    let reported = 0;
+    const received = new ReceivedBytes(pool, (delta) => {
+      reported += delta;
+    });
+    // A few bytes go into a buffer of their own, not a block.
+    received.append(Buffer.from('x'), true);
+    expect([received.heldBytes, reported]).toEqual([1, 1]);
+    // A quarter block gathered: from here on they fill blocks.
+    received.append(Buffer.alloc(300, 1), true);
+    expect([received.heldBytes, reported]).toEqual([1 + 1024, 1 + 1024]);
+    const taken = received.take();
+    expect(taken.bytes).toBe(301);
+    taken.release();
+    // Before, the block being filled stayed with the stream for as long as it lived.
+    expect([received.heldBytes, reported]).toEqual([0, 0]);
     expect(pool.freeCount).toBe(1);
+    received.append(Buffer.alloc(5), false); // its own: kept as it is, counted by its length
+    expect(received.heldBytes).toBe(5);
+    received.dispose();
+    expect([received.heldBytes, reported]).toEqual([0, 0]);
   });
 });
 

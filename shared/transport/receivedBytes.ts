@@ -55,18 +55,31 @@ export interface TakenBytes {
 
 const NOTHING: TakenBytes = { chunks: [], bytes: 0, release: () => {} };
 
-/** One stream's received bytes not yet written: appended as they arrive, taken by each write. */
+/**
+ * One stream's received bytes not yet written: appended as they arrive, taken by each write.
+ *
+ * What it holds is what it reports (`heldBytes`, and `onHeld` on every change): whole blocks, and
+ * the bytes of chunks kept as they are. A take ends the block being filled, so a stream whose
+ * bytes are all written holds nothing, and a few bytes are copied into a buffer of their own
+ * rather than a block until a quarter block has gathered: a stream kept a 256 KiB block for its
+ * first byte for as long as it lived, so 1 byte on each of 256 streams held 64 MiB, counted as 256
+ * bytes against the upload backlog's marks.
+ */
 export class ReceivedBytes {
   readonly #pool: BlockPool;
+  readonly #onHeld: ((deltaBytes: number) => void) | undefined;
   /** The block being filled, and how far. */
   #current: Block | undefined;
   #filled = 0;
-  /** Appended, not yet taken: runs of blocks (block undefined: a buffer kept as it was). */
+  /** Appended, not yet taken: runs of blocks (block undefined: a buffer of its own). */
   #queued: Array<{ chunk: Buffer; block: Block | undefined }> = [];
   #queuedBytes = 0;
+  #heldBytes = 0;
 
-  constructor(pool: BlockPool) {
+  /** @param onHeld told of every change in the memory this stream holds (bytes, + or −). */
+  constructor(pool: BlockPool, onHeld?: (deltaBytes: number) => void) {
     this.#pool = pool;
+    this.#onHeld = onHeld;
   }
 
   /** Bytes appended and not yet taken. */
@@ -74,15 +87,22 @@ export class ReceivedBytes {
     return this.#queuedBytes;
   }
 
+  /** Memory held: blocks in use (being filled, queued or in a write not yet over) and own buffers. */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
   /**
-   * Keeps `payload`: copied into blocks when it is `borrowed` (valid only until the caller
-   * returns), kept as it is otherwise.
+   * Keeps `payload`: copied (into blocks, or a small buffer of its own) when it is `borrowed`
+   * (valid only until the caller returns), kept as it is otherwise.
    */
   append(payload: Buffer, borrowed: boolean): void {
     if (payload.length === 0) return;
     this.#queuedBytes += payload.length;
-    if (!borrowed) {
-      this.#queued.push({ chunk: payload, block: undefined });
+    if (!borrowed || (this.#current === undefined && this.#queuedBytes < this.#pool.blockBytes / 4)) {
+      const chunk = borrowed ? Buffer.from(payload) : payload;
+      this.#queued.push({ chunk, block: undefined });
+      this.#held(chunk.length);
       return;
     }
     let copied = 0;
@@ -103,8 +123,12 @@ export class ReceivedBytes {
     }
   }
 
-  /** Everything appended so far, for one write; the caller releases it when the write is over. */
+  /**
+   * Everything appended so far, for one write; the caller releases it when the write is over.
+   * The block being filled ends here: once the write is over, it goes back.
+   */
   take(): TakenBytes {
+    this.#endCurrent();
     if (this.#queued.length === 0) return NOTHING;
     const runs = this.#queued;
     const bytes = this.#queuedBytes;
@@ -117,7 +141,10 @@ export class ReceivedBytes {
       release: () => {
         if (released) return;
         released = true;
-        for (const run of runs) if (run.block !== undefined) this.#drop(run.block);
+        for (const run of runs) {
+          if (run.block !== undefined) this.#drop(run.block);
+          else this.#held(-run.chunk.length);
+        }
       },
     };
   }
@@ -125,6 +152,9 @@ export class ReceivedBytes {
   /** The stream is over: what was never taken goes back, and so does the block being filled. */
   dispose(): void {
     this.take().release();
+  }
+
+  #endCurrent(): void {
     if (this.#current !== undefined) this.#drop(this.#current);
     this.#current = undefined;
   }
@@ -132,8 +162,9 @@ export class ReceivedBytes {
   #blockWithRoom(): Block {
     const current = this.#current;
     if (current !== undefined && this.#filled < current.memory.length) return current;
-    if (current !== undefined) this.#drop(current);
+    this.#endCurrent();
     const block = { memory: this.#pool.acquire(), holders: 1 };
+    this.#held(block.memory.length);
     this.#current = block;
     this.#filled = 0;
     return block;
@@ -141,7 +172,15 @@ export class ReceivedBytes {
 
   #drop(block: Block): void {
     block.holders--;
-    if (block.holders === 0) this.#pool.release(block.memory);
+    if (block.holders === 0) {
+      this.#pool.release(block.memory);
+      this.#held(-block.memory.length);
+    }
+  }
+
+  #held(deltaBytes: number): void {
+    this.#heldBytes += deltaBytes;
+    this.#onHeld?.(deltaBytes);
   }
 }
 
