@@ -70,8 +70,8 @@ export async function resolveTarget(
   };
 }
 
-/** Connects to the target's server, over TLS and logged in as it says. */
-export async function openClient(target: ConnectTarget): Promise<Client> {
+/** Connects to the target's server, over TLS and logged in as it says; `signal` gives up (CANCELLED). */
+export async function openClient(target: ConnectTarget, signal?: AbortSignal): Promise<Client> {
   const address = target.server;
   try {
     return await Client.connect({
@@ -80,6 +80,7 @@ export async function openClient(target: ConnectTarget): Promise<Client> {
       agent: `muxftp-cli/${packageVersion()}`,
       ...target.access,
       ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
+      ...(signal === undefined ? {} : { signal }),
     });
   } catch (error) {
     throw connectFailure(error, address, target.access.user);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -50,16 +51,19 @@ export class ReconnectingClient {
 
   /**
    * A connection to use instead of `failed`: the current one if someone already replaced it,
-   * else a new one opened after `delayMs`. Rejects (retryably) when the server is still away.
+   * else a new one opened after `delayMs`. Rejects (retryably) when the server is still away, and
+   * with CANCELLED at once when `signal` aborts (Ctrl-C), during the wait or the connect.
    */
-  replace(failed: Client, delayMs: number): Promise<Client> {
+  replace(failed: Client, delayMs: number, signal?: AbortSignal): Promise<Client> {
     if (this.closed) return Promise.reject(new MuxftpError('CANCELLED', 'the command is finishing'));
     if (this.current !== failed) return Promise.resolve(this.current);
     this.replacing ??= (async () => {
       try {
         await failed.destroy();
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-        const fresh = await openClient(this.target);
+        await sleep(delayMs, undefined, signal === undefined ? {} : { signal }).catch((error: unknown) => {
+          throw new MuxftpError('CANCELLED', 'cancelled while waiting to reconnect', { cause: error });
+        });
+        const fresh = await openClient(this.target, signal);
         if (this.closed) {
           await fresh.destroy();
           throw new MuxftpError('CANCELLED', 'the command is finishing');

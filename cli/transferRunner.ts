@@ -210,6 +210,8 @@ async function runOne(
   };
   for (let attempt = 0; ; attempt++) {
     try {
+      // Ctrl-C while this transfer waited to reconnect: it ends here, cancelled.
+      if (signal.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
       // Kept until an attempt settles it: one that fails before using it (no connection yet) leaves it.
       const continueFrom = partial;
       const done = await run.perform(job, client, {
@@ -256,7 +258,7 @@ async function runOne(
         const notice = `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`;
         if (progress.visible) progress.log(notice);
         else if (!run.output.quiet) process.stderr.write(`${notice}\n`);
-        client = await run.connection.replace(client, delayMs).catch(() => client);
+        client = await run.connection.replace(client, delayMs, signal).catch(() => client);
         continue;
       }
       if (partial !== undefined) await unlink(partial).catch(() => {});

@@ -105,6 +105,11 @@ export interface ClientOptions {
   user?: string;
   /** The user's password; sent only after the server said it may be (over TLS when the server offers TLS). */
   password?: string;
+  /**
+   * Aborting it before the handshake is done gives up: connect() rejects with CANCELLED and the
+   * socket is closed at once (Ctrl-C while a server takes its time). No effect once connected.
+   */
+  signal?: AbortSignal;
 }
 
 /** How the client checks the server's certificate when {@link ClientOptions.tls} is on. */
@@ -184,7 +189,7 @@ class AbortGroup {
 }
 
 /** {@link ClientOptions} with every default filled in. */
-export type ResolvedClientOptions = Required<Omit<ClientOptions, 'tls' | 'user' | 'password'>> &
+export type ResolvedClientOptions = Required<Omit<ClientOptions, 'tls' | 'user' | 'password' | 'signal'>> &
   Pick<ClientOptions, 'user' | 'password'> & { tls: ClientTlsOptions | undefined };
 
 function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
@@ -386,7 +391,9 @@ export class Client implements ClientHost {
   static connect(options: ClientOptions = {}): Promise<Client> {
     const resolved = resolveClientOptions(options);
     const { socket, sharedReads } = Client.openSocket(resolved);
-    return new Client(resolved, socket, `${resolved.host}:${resolved.port}`, sharedReads).start();
+    return new Client(resolved, socket, `${resolved.host}:${resolved.port}`, sharedReads).start(
+      options.signal,
+    );
   }
 
   /**
@@ -394,10 +401,10 @@ export class Client implements ClientHost {
    * pair in tests, a tunnel); `host`, `port` and `tls` are not used. Same results as connect().
    */
   static over(socket: Duplex, options: ClientOptions = {}): Promise<Client> {
-    return new Client(resolveClientOptions(options), socket, 'the server').start();
+    return new Client(resolveClientOptions(options), socket, 'the server').start(options.signal);
   }
 
-  private start(): Promise<Client> {
+  private start(signal: AbortSignal | undefined): Promise<Client> {
     const { connectTimeoutMs } = this.options;
     return new Promise<Client>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -405,16 +412,29 @@ export class Client implements ClientHost {
           new MuxftpError('CONNECT_FAILED', `no answer from ${this.peer} within ${connectTimeoutMs} ms`),
         );
       }, connectTimeoutMs);
+      const onAbort = (): void => {
+        this.lostError = new MuxftpError('CANCELLED', `connecting to ${this.peer} was cancelled`);
+        this.transport.destroy(this.lostError);
+      };
+      const settled = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
       this.handshake = {
         resolve: () => {
-          clearTimeout(timer);
+          settled();
           resolve(this);
         },
         reject: (err) => {
-          clearTimeout(timer);
+          settled();
           reject(err);
         },
       };
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.transport.send(
         encodeHello({
           protocol: 'muxftp',

@@ -8,6 +8,8 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeReply } from '../shared/protocol/encoder.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -23,8 +25,8 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-/** Accepts connections and never says a word; resolves each time one arrives. */
-async function silentServer(): Promise<{ port: number; connected: () => Promise<void> }> {
+/** Accepts connections (on `port`, else a free one) and never says a word. */
+async function silentServer(port = 0): Promise<{ port: number; connected: () => Promise<void> }> {
   let arrived: (() => void) | undefined;
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -32,10 +34,9 @@ async function silentServer(): Promise<{ port: number; connected: () => Promise<
     arrived?.();
   });
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
-    port,
+    port: (server.address() as { port: number }).port,
     connected: () =>
       new Promise<void>((resolve) => {
         arrived = resolve;
@@ -122,5 +123,48 @@ describe('Ctrl-C while waiting on the server after connecting', () => {
     const result = await interruptCli(['stat', 'x', '--server', `127.0.0.1:${port}`], cwd, requested);
     expect(result.code).toBe(130);
     expect(result.stderr).toBe('muxftp: stat: interrupted (CANCELLED)\n');
+  });
+});
+
+describe('Ctrl-C while reconnecting (--retries)', () => {
+  it('gives up the connect at once instead of waiting out its timeout, and says the transfer was cancelled', async () => {
+    const cwd = await tempDirs.make();
+    // The first server answers get's stat, then drops the connection when the download opens...
+    let dropped: () => void = () => {};
+    const wasDropped = new Promise<void>((resolve) => {
+      dropped = resolve;
+    });
+    const first = await startScriptedServer((socket, frame) => {
+      if (frame.type !== FrameType.OPEN) return;
+      const { op } = JSON.parse(frame.payload.toString()) as { op: string };
+      if (op === 'stat') {
+        const entry = { name: 'a.txt', type: 'file', size: 3, mtime: 1_700_000_000_000 };
+        socket.write(encodeReply(frame.streamId, { entry }));
+      } else {
+        socket.destroy();
+        dropped();
+      }
+    });
+    servers.push(first.server);
+    const args = ['get', 'a.txt', '--retries', '3', '--server', `127.0.0.1:${first.port}`];
+    const reconnecting = wasDropped.then(async () => {
+      // ...and a server on the same port that never answers takes the reconnect (10 s to time out).
+      await new Promise((resolve) => first.server.close(resolve));
+      const silent = await silentServer(first.port);
+      await silent.connected();
+    });
+    const interruptedAt = { ms: 0 };
+    const result = await interruptCli(
+      args,
+      cwd,
+      reconnecting.then(() => {
+        interruptedAt.ms = performance.now();
+      }),
+    );
+    const exitedAfterMs = performance.now() - interruptedAt.ms;
+    expect(result.code).toBe(130);
+    expect(result.stderr).toMatch(/retry 1\/3 in [\d.]+ s\nmuxftp: get a\.txt: cancelled \(CANCELLED\)\n$/);
+    // Well under the connect timeout (10 s) it would otherwise have waited.
+    expect(exitedAfterMs).toBeLessThan(5000);
   });
 });
