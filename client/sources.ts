@@ -2,10 +2,18 @@
  * Where upload bytes come from: a local file, a buffer in memory, or a readable stream (stdin).
  * Each fills a caller's buffer on demand, so file bytes are read straight into DATA frames.
  */
+import { readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
+import { InlineFileCalls } from '../shared/inlineFileCalls.js';
+
+/**
+ * This process's reads and writes of local regular files (put's sources, get's targets): on the
+ * loop while they are fast, one disk for all of them (shared/inlineFileCalls.ts).
+ */
+export const localFileCalls = new InlineFileCalls();
 
 export interface ByteSource {
   /** Total bytes when known in advance (files and buffers; not pipes). */
@@ -35,11 +43,12 @@ export function localError(err: unknown, what: string): MuxftpError {
 }
 
 class FileSource implements ByteSource {
-  readonly size: number;
+  /** Undefined for a pipe or device (`put <(cmd)`): read to its end, in order, like a stream. */
+  readonly size: number | undefined;
   private readonly handle: FileHandle;
   private position = 0;
 
-  private constructor(handle: FileHandle, size: number, from: number) {
+  private constructor(handle: FileHandle, size: number | undefined, from: number) {
     this.handle = handle;
     this.size = size;
     this.position = from;
@@ -51,19 +60,27 @@ class FileSource implements ByteSource {
       handle = await open(path, 'r');
       const info = await handle.stat();
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-      return new FileSource(handle, info.size, from);
+      return new FileSource(handle, info.isFile() ? info.size : undefined, from);
     } catch (err) {
       await handle?.close().catch(() => {});
       throw localError(err, path);
     }
   }
 
-  /** Reads at the position after the previous call's range, so two reads may be in flight at once. */
+  /**
+   * A regular file: reads at the position after the previous call's range, so two reads may be in
+   * flight at once, on the loop while reads are fast. A pipe: the next bytes, through the
+   * threadpool (a read may wait for the writer), one read at a time.
+   */
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
+    const handle = this.handle;
+    if (this.size === undefined) return (await handle.read(target, offset, length, null)).bytesRead;
     const position = this.position;
     this.position += length;
-    const { bytesRead } = await this.handle.read(target, offset, length, position);
-    return bytesRead;
+    return localFileCalls.run(
+      () => readSync(handle.fd, target, offset, length, position),
+      async () => (await handle.read(target, offset, length, position)).bytesRead,
+    );
   }
 
   close(): Promise<void> {

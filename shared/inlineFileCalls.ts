@@ -1,0 +1,88 @@
+/**
+ * Reads and writes of regular files, run on the event loop itself while they are fast and through
+ * libuv's threadpool once one is slow.
+ *
+ * Why: on the 2-core VMs we measure on, handing one fs call to the threadpool costs the loop
+ * 40–100 µs (a futex wake across cores) and the copy then happens on another core's cache; a
+ * 1 MiB read served from the page cache costs ~130 µs done in place against ~230 µs (CPU, all
+ * threads) handed off (bench/README.md). nginx and pyftpdlib read files on their loop for the same
+ * reason. What the threadpool is for is a disk that makes a call wait: one such call (slower than
+ * `slowCallMs`) sends every call after it to the threadpool for a back-off that doubles while calls
+ * stay slow, so a slow disk stalls the loop once per back-off at most, not on every call.
+ */
+
+import { DEFAULTS } from './defaults.js';
+
+export interface InlineFileCallsOptions {
+  /** A call on the loop that takes longer than this sends the next ones to the threadpool (ms). */
+  slowCallMs?: number;
+  /** How long calls go to the threadpool after the first slow one; doubles up to maxBackoffMs. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** Clock in ms (tests). */
+  now?: () => number;
+}
+
+export class InlineFileCalls {
+  readonly slowCallMs: number;
+  readonly #firstBackoffMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #now: () => number;
+  /** Calls go to the threadpool until then. */
+  #offloadUntil = 0;
+  /** The back-off the last slow call got (0: none yet, or all forgiven); the next one doubles it. */
+  #backoffMs = 0;
+  /** Calls fast until then halve the back-off. */
+  #forgiveAt = 0;
+
+  constructor(options: InlineFileCallsOptions = {}) {
+    this.slowCallMs = positive(options.slowCallMs ?? DEFAULTS.inlineFileCallSlowMs, 'slowCallMs');
+    this.#firstBackoffMs = positive(options.backoffMs ?? DEFAULTS.inlineFileCallBackoffMs, 'backoffMs');
+    this.#maxBackoffMs = positive(
+      options.maxBackoffMs ?? DEFAULTS.inlineFileCallMaxBackoffMs,
+      'maxBackoffMs',
+    );
+    this.#now = options.now ?? performance.now.bind(performance);
+  }
+
+  /** True while calls go to the threadpool. */
+  get offloading(): boolean {
+    return this.#now() < this.#offloadUntil;
+  }
+
+  /**
+   * `inline` (a synchronous fs call) on the loop, or `offloaded` (the same call through the
+   * threadpool) while a recent call was slow. Either way the result comes as a promise, and an
+   * error thrown inline as a rejection, so callers see one behaviour.
+   */
+  run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
+    const started = this.#now();
+    if (started < this.#offloadUntil) return offloaded();
+    try {
+      return Promise.resolve(inline());
+    } catch (error) {
+      return Promise.reject(error);
+    } finally {
+      this.#timed(started);
+    }
+  }
+
+  #timed(started: number): void {
+    const finished = this.#now();
+    if (finished - started > this.slowCallMs) {
+      this.#backoffMs = Math.min(this.#maxBackoffMs, Math.max(this.#firstBackoffMs, this.#backoffMs * 2));
+      this.#offloadUntil = finished + this.#backoffMs;
+      this.#forgiveAt = this.#offloadUntil + this.#backoffMs;
+    } else if (this.#backoffMs > 0 && finished >= this.#forgiveAt) {
+      // No slow call for a whole back-off after the last one ended: forgive one doubling.
+      this.#backoffMs = this.#backoffMs <= this.#firstBackoffMs ? 0 : this.#backoffMs / 2;
+      this.#forgiveAt = finished + this.#backoffMs;
+    }
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new RangeError(`InlineFileCalls: ${name} must be a positive number, got ${value}`);
+  return value;
+}

@@ -1,0 +1,147 @@
+/**
+ * File calls on the loop while they are fast, through the threadpool after a slow one (a clock the
+ * test moves); and a `put` whose source is a pipe, which must never be read on the loop.
+ */
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InlineFileCalls } from '../shared/inlineFileCalls.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+/** A clock the calls themselves advance: `callTakingMs(n)` is a synchronous call that took n ms. */
+function fakeDisk() {
+  let nowMs = 1_000;
+  const calls = new InlineFileCalls({ slowCallMs: 5, backoffMs: 100, maxBackoffMs: 400, now: () => nowMs });
+  const ran: string[] = [];
+  return {
+    calls,
+    ran,
+    wait(ms: number) {
+      nowMs += ms;
+    },
+    async call(inlineMs: number): Promise<string> {
+      return calls.run(
+        () => {
+          nowMs += inlineMs;
+          ran.push('inline');
+          return 'inline';
+        },
+        async () => {
+          ran.push('offloaded');
+          return 'offloaded';
+        },
+      );
+    },
+  };
+}
+
+describe('InlineFileCalls', () => {
+  it('runs fast calls on the loop, and the calls after a slow one through the threadpool for the back-off', async () => {
+    const disk = fakeDisk();
+    expect(await disk.call(1)).toBe('inline');
+    expect(await disk.call(4)).toBe('inline');
+    expect(disk.calls.offloading).toBe(false);
+    expect(await disk.call(6)).toBe('inline'); // this one was slow: the next ones are handed off
+    expect(disk.calls.offloading).toBe(true);
+    expect(await disk.call(1)).toBe('offloaded');
+    disk.wait(99);
+    expect(await disk.call(1)).toBe('offloaded');
+    disk.wait(1);
+    expect(await disk.call(1)).toBe('inline');
+    expect(disk.ran).toEqual(['inline', 'inline', 'inline', 'offloaded', 'offloaded', 'inline']);
+  });
+
+  it('doubles the back-off while calls stay slow, up to its maximum, and forgives it once they are fast', async () => {
+    const disk = fakeDisk();
+    const offloadedFor = async (): Promise<number> => {
+      let ms = 0;
+      while ((await disk.call(0)) === 'offloaded') {
+        disk.wait(10);
+        ms += 10;
+      }
+      return ms;
+    };
+    const backoffs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await disk.call(20); // slow
+      backoffs.push(await offloadedFor());
+    }
+    expect(backoffs).toEqual([100, 200, 400, 400, 400]);
+    // Fast for a whole back-off (400 ms) after the last one ended: halved to 200; fast for 200
+    // more: halved to 100; for 100 more: forgiven. The next slow call starts over at 100.
+    disk.wait(400);
+    await disk.call(0);
+    disk.wait(200);
+    await disk.call(0);
+    disk.wait(100);
+    await disk.call(0);
+    await disk.call(20);
+    expect(await offloadedFor()).toBe(100);
+  });
+
+  it('turns an error thrown on the loop into a rejection, and still counts the time it took', async () => {
+    let nowMs = 0;
+    const calls = new InlineFileCalls({ slowCallMs: 5, now: () => nowMs });
+    const failure = calls.run(
+      () => {
+        nowMs += 50;
+        throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      },
+      async () => 0,
+    );
+    await expect(failure).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(calls.offloading).toBe(true);
+  });
+
+  it('refuses limits that are not positive numbers', () => {
+    expect(() => new InlineFileCalls({ slowCallMs: 0 })).toThrow(RangeError);
+    expect(() => new InlineFileCalls({ backoffMs: Number.NaN })).toThrow(RangeError);
+    expect(() => new InlineFileCalls({ maxBackoffMs: -1 })).toThrow(RangeError);
+  });
+});
+
+describe('put from a pipe', () => {
+  let env: TestServer | undefined;
+  const tempDirs = new TempDirs('muxftp-inline-');
+  afterEach(async () => {
+    await env?.stop();
+    env = undefined;
+    await tempDirs.removeAll();
+  });
+
+  it('reads a named pipe through the threadpool: the loop keeps turning while the writer is slow', async () => {
+    env = await startServer();
+    const dir = await tempDirs.make();
+    const fifo = join(dir, 'pipe');
+    const content = randomBytes(300_000);
+    await writeFile(join(dir, 'content.bin'), content);
+    await new Promise<void>((resolve, reject) => {
+      spawn('mkfifo', [fifo]).on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mkfifo: ${code}`))));
+    });
+    // The writer opens the pipe at once (so the client's open returns) and writes after 600 ms.
+    const writer = spawn('sh', ['-c', 'exec 3>"$1"; sleep 0.6; cat "$2" >&3', 'sh', fifo, join(dir, 'content.bin')], {
+      stdio: 'ignore',
+    });
+    const writerExit = new Promise((resolve) => writer.on('exit', resolve));
+    try {
+      const client = await env.connect();
+      // Ticks of a 20 ms timer while the upload waits for the writer: none if the loop were blocked.
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 20);
+      try {
+        await client.put('from-pipe.bin', fifo);
+      } finally {
+        clearInterval(ticker);
+      }
+      expect(ticks).toBeGreaterThanOrEqual(10);
+      expect(Buffer.compare(await client.getBuffer('from-pipe.bin'), content)).toBe(0);
+    } finally {
+      writer.kill();
+      await writerExit;
+    }
+  });
+});
