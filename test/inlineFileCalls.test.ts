@@ -120,12 +120,18 @@ describe('put from a pipe', () => {
     const content = randomBytes(300_000);
     await writeFile(join(dir, 'content.bin'), content);
     await new Promise<void>((resolve, reject) => {
-      spawn('mkfifo', [fifo]).on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mkfifo: ${code}`))));
+      spawn('mkfifo', [fifo]).on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`mkfifo: ${code}`)),
+      );
     });
     // The writer opens the pipe at once (so the client's open returns) and writes after 600 ms.
-    const writer = spawn('sh', ['-c', 'exec 3>"$1"; sleep 0.6; cat "$2" >&3', 'sh', fifo, join(dir, 'content.bin')], {
-      stdio: 'ignore',
-    });
+    const writer = spawn(
+      'sh',
+      ['-c', 'exec 3>"$1"; sleep 0.6; cat "$2" >&3', 'sh', fifo, join(dir, 'content.bin')],
+      {
+        stdio: 'ignore',
+      },
+    );
     const writerExit = new Promise((resolve) => writer.on('exit', resolve));
     try {
       const client = await env.connect();
