@@ -1,12 +1,12 @@
 /** Files on the local disk: FsStorage over node's fs/promises. */
 
-import { constants as fsConstants, readSync } from 'node:fs';
-import * as fsPromises from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { makeDirectories } from '../shared/makeDirectories.js';
-import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
+import { diskFs } from './diskFs.js';
+import type { FsFileHandle } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
 /** Where {@link DiskStorage} serves from and how durably it commits. */
@@ -53,68 +53,6 @@ export class DiskStorage extends FsStorage {
 }
 
 /**
- * node's fs/promises, except that a file opened only for reading (downloads, digests) is read on
- * the loop while reads stay fast (shared/inlineFileCalls.ts). Uploads write through the threadpool:
- * measured, writing on the loop made the server's loop the upload's bottleneck (bench/README.md).
- */
-function diskFs(inline: InlineFileCalls): FsPromises {
-  return {
-    ...fsPromises,
-    async open(hostPath: string, flags: string | number): Promise<FsFileHandle> {
-      const handle = await fsPromises.open(hostPath, flags);
-      return opensForReadingOnly(flags) ? new InlineReadHandle(handle, inline) : handle;
-    },
-  };
-}
-
-function opensForReadingOnly(flags: string | number): boolean {
-  if (typeof flags === 'string') return flags === 'r';
-  return (flags & (fsConstants.O_WRONLY | fsConstants.O_RDWR)) === 0;
-}
-
-class InlineReadHandle implements FsFileHandle {
-  readonly #handle: fsPromises.FileHandle;
-  readonly #inline: InlineFileCalls;
-
-  constructor(handle: fsPromises.FileHandle, inline: InlineFileCalls) {
-    this.#handle = handle;
-    this.#inline = inline;
-  }
-
-  /** The descriptor, for openedFileLocation. */
-  get fd(): number {
-    return this.#handle.fd;
-  }
-
-  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    return this.#inline.run(
-      () => ({ bytesRead: readSync(this.#handle.fd, buffer, offset, length, position) }),
-      () => this.#handle.read(buffer, offset, length, position),
-    );
-  }
-
-  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }> {
-    return this.#handle.write(buffer, offset, length, position);
-  }
-
-  datasync(): Promise<void> {
-    return this.#handle.datasync();
-  }
-
-  truncate(length: number): Promise<void> {
-    return this.#handle.truncate(length);
-  }
-
-  stat(): Promise<FsStats> {
-    return this.#handle.stat();
-  }
-
-  close(): Promise<void> {
-    return this.#handle.close();
-  }
-}
-
-/**
  * Where an open file really is, from the kernel: on Linux the target of /proc/self/fd/N, which
  * names the file the descriptor refers to whatever links led to it. Undefined elsewhere, or
  * when /proc is not mounted: then only the check before open() applies.
@@ -123,7 +61,8 @@ export async function openedFileLocation(handle: FsFileHandle): Promise<string |
   const fd = (handle as { fd?: unknown }).fd;
   if (process.platform !== 'linux' || typeof fd !== 'number') return undefined;
   try {
-    return await fsPromises.readlink(`/proc/self/fd/${fd}`);
+    // procfs answers from the kernel's tables, never from a disk: not worth a threadpool hand-off.
+    return readlinkSync(`/proc/self/fd/${fd}`);
   } catch {
     return undefined;
   }

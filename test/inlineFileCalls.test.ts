@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
+import { diskFs } from '../storage/diskFs.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -101,6 +102,30 @@ describe('InlineFileCalls', () => {
     expect(() => new InlineFileCalls({ slowCallMs: 0 })).toThrow(RangeError);
     expect(() => new InlineFileCalls({ backoffMs: Number.NaN })).toThrow(RangeError);
     expect(() => new InlineFileCalls({ maxBackoffMs: -1 })).toThrow(RangeError);
+  });
+});
+
+describe('DiskFileHandle', () => {
+  const tempDirs = new TempDirs('muxftp-inline-');
+  afterEach(() => tempDirs.removeAll());
+
+  it('closes its descriptor once: a second close cannot close the file that reused the number', async () => {
+    const dir = await tempDirs.make();
+    await writeFile(join(dir, 'a'), 'first');
+    await writeFile(join(dir, 'b'), 'second');
+    const fs = diskFs(new InlineFileCalls());
+    const a = await fs.open(join(dir, 'a'), 'r');
+    await a.close();
+    const b = await fs.open(join(dir, 'b'), 'r');
+    try {
+      await a.close();
+      const buffer = Buffer.alloc(6);
+      expect((await b.read(buffer, 0, 6, 0)).bytesRead).toBe(6);
+      expect(buffer.toString()).toBe('second');
+      await expect(a.read(buffer, 0, 1, 0)).rejects.toMatchObject({ code: 'EBADF' });
+    } finally {
+      await b.close();
+    }
   });
 });
 

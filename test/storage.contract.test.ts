@@ -11,10 +11,12 @@ import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ERROR_STATUS, type ErrorCode, StorageError } from '../shared/errors.js';
+import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester, contentDigest, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { RACY_WINDOW_MS } from '../storage/digestCache.js';
-import { DiskStorage } from '../storage/disk.js';
+import { DiskStorage, openedFileLocation } from '../storage/disk.js';
+import { diskFs } from '../storage/diskFs.js';
 import { fileDigest } from '../storage/fileDigest.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
@@ -92,6 +94,37 @@ const backends: Backend[] = [
         () => DiskStorage.open({ root }),
         { host: nodeFs, root, outside },
         () => nodeFs.rm(dir, { recursive: true, force: true }),
+      );
+    },
+  },
+  {
+    // DiskStorage's fs calls once a slow one sent them to the threadpool (storage/diskFs.ts).
+    name: 'disk, every call through the threadpool',
+    hasOutside: true,
+    renamesLinksThemselves: true,
+    async setup() {
+      const dir = await nodeFs.mkdtemp(path.join(os.tmpdir(), 'muxftp-test-'));
+      const root = path.join(dir, 'root');
+      const outside = path.join(dir, 'outside');
+      await nodeFs.mkdir(root);
+      await nodeFs.mkdir(outside);
+      let nowMs = 0;
+      // Every call seems to take 10 s: after the first, all are handed off for the back-off (1e9 ms).
+      const offloading = new InlineFileCalls({
+        now: () => (nowMs += 10_000),
+        backoffMs: 1e9,
+        maxBackoffMs: 1e9,
+      });
+      const open = async () =>
+        new FsStorage({
+          fs: diskFs(offloading),
+          root,
+          durable: true,
+          hostPaths: path,
+          locateOpened: openedFileLocation,
+        });
+      return fixture(open, { host: nodeFs, root, outside }, () =>
+        nodeFs.rm(dir, { recursive: true, force: true }),
       );
     },
   },

@@ -1,0 +1,149 @@
+/**
+ * The fs calls DiskStorage makes, each run on the loop while such calls are fast and through
+ * libuv's threadpool once one is slow (shared/inlineFileCalls.ts: why, and the back-off).
+ *
+ * Always through the threadpool: calls that wait for the disk by design (fdatasync), calls whose
+ * cost grows with what they are given (readdir of a large directory), and an upload's writes
+ * (measured: on the loop they made the loop the upload's bottleneck, bench/README.md).
+ */
+
+import * as fs from 'node:fs';
+import * as fsPromises from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
+import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
+
+const readAsync = promisify(fs.read);
+const writeAsync = promisify(fs.write);
+const writevAsync = promisify(fs.writev);
+const fdatasyncAsync = promisify(fs.fdatasync);
+const ftruncateAsync = promisify(fs.ftruncate);
+const fstatAsync = promisify(fs.fstat);
+const closeAsync = promisify(fs.close);
+const openAsync = promisify(fs.open);
+
+export function diskFs(inline: InlineFileCalls): FsPromises {
+  return {
+    stat: (path) =>
+      inline.run(
+        () => fs.statSync(path),
+        () => fsPromises.stat(path),
+      ),
+    lstat: (path) =>
+      inline.run(
+        () => fs.lstatSync(path),
+        () => fsPromises.lstat(path),
+      ),
+    readdir: (path) => fsPromises.readdir(path),
+    mkdir: (path) =>
+      inline.run(
+        () => fs.mkdirSync(path),
+        () => fsPromises.mkdir(path),
+      ),
+    rmdir: (path) =>
+      inline.run(
+        () => fs.rmdirSync(path),
+        () => fsPromises.rmdir(path),
+      ),
+    unlink: (path) =>
+      inline.run(
+        () => fs.unlinkSync(path),
+        () => fsPromises.unlink(path),
+      ),
+    rename: (from, to) =>
+      inline.run(
+        () => fs.renameSync(from, to),
+        () => fsPromises.rename(from, to),
+      ),
+    realpath: (path) =>
+      inline.run(
+        () => fs.realpathSync.native(path),
+        () => fsPromises.realpath(path),
+      ),
+    async open(path, flags) {
+      const fd = await inline.run(
+        () => fs.openSync(path, flags),
+        () => openAsync(path, flags),
+      );
+      return new DiskFileHandle(fd, inline);
+    },
+  };
+}
+
+/**
+ * An open file by its descriptor (node's FileHandle has no way to make a call synchronously).
+ * Whoever opens one closes it: storage does, on every path (test/hostile.fds.test.ts). Once
+ * closed, every call fails with EBADF and a second close does nothing: the number may already
+ * name another file.
+ */
+export class DiskFileHandle implements FsFileHandle {
+  readonly #fd: number;
+  readonly #inline: InlineFileCalls;
+  #closed = false;
+
+  constructor(fd: number, inline: InlineFileCalls) {
+    this.#fd = fd;
+    this.#inline = inline;
+  }
+
+  /** The descriptor (openedFileLocation asks the kernel where it points). */
+  get fd(): number {
+    if (this.#closed) throw closedError();
+    return this.#fd;
+  }
+
+  async read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesRead: number }> {
+    const bytesRead = await this.#inline.run(
+      () => fs.readSync(this.fd, buffer, offset, length, position),
+      () => readAsync(this.fd, buffer, offset, length, position).then((result) => result.bytesRead),
+    );
+    return { bytesRead };
+  }
+
+  async write(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesWritten: number }> {
+    return { bytesWritten: (await writeAsync(this.fd, buffer, offset, length, position)).bytesWritten };
+  }
+
+  async writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
+    return { bytesWritten: (await writevAsync(this.fd, buffers, position)).bytesWritten };
+  }
+
+  async datasync(): Promise<void> {
+    await fdatasyncAsync(this.fd);
+  }
+
+  /** Through the threadpool: cutting back a preallocated file frees its blocks. */
+  async truncate(length: number): Promise<void> {
+    await ftruncateAsync(this.fd, length);
+  }
+
+  async stat(): Promise<FsStats> {
+    return this.#inline.run(
+      () => fs.fstatSync(this.fd),
+      () => fstatAsync(this.fd),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#inline.run(
+      () => fs.closeSync(this.#fd),
+      () => closeAsync(this.#fd),
+    );
+  }
+}
+
+function closedError(): Error {
+  return Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
+}
