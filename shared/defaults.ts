@@ -132,6 +132,11 @@ export const DEFAULTS = {
   inlineFileCallBackoffMs: 1_000,
   inlineFileCallMaxBackoffMs: 60_000,
   /**
+   * File calls on the loop hold it at most about this long in one turn; the next wait for the next
+   * turn, so a file read in a loop (a digest) does not keep other connections waiting.
+   */
+  inlineFileCallTurnBudgetMs: 2,
+  /**
    * Uploads: stop reading the socket while this much memory holds received bytes waiting for the
    * disk (their receive blocks, counted whole: ReceivedBytes).
    */

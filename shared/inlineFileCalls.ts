@@ -9,6 +9,11 @@
  * reason. What the threadpool is for is a disk that makes a call wait: one such call (slower than
  * `slowCallMs`) sends every call after it to the threadpool for a back-off that doubles while calls
  * stay slow, so a slow disk stalls the loop once per back-off at most, not on every call.
+ *
+ * A call on the loop resolves without the loop turning, so a caller reading in a loop (a digest of
+ * a large file) would otherwise hold the loop until it is done: once calls on the loop have held
+ * it for `turnBudgetMs`, the next ones wait for the next turn (setImmediate, after the loop has
+ * polled the sockets), as each call through the threadpool did.
  */
 
 import { DEFAULTS } from './defaults.js';
@@ -19,12 +24,15 @@ export interface InlineFileCallsOptions {
   /** How long calls go to the threadpool after the first slow one; doubles up to maxBackoffMs. */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** Calls on the loop hold it at most about this long before the next waits for the next turn. */
+  turnBudgetMs?: number;
   /** Clock in ms (tests). */
   now?: () => number;
 }
 
 export class InlineFileCalls {
   readonly slowCallMs: number;
+  readonly turnBudgetMs: number;
   readonly #firstBackoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #now: () => number;
@@ -34,10 +42,13 @@ export class InlineFileCalls {
   #backoffMs = 0;
   /** Calls fast until then halve the back-off. */
   #forgiveAt = 0;
+  /** When the first call on the loop in this turn started; undefined once the loop has turned. */
+  #turnStartedAt: number | undefined;
 
   constructor(options: InlineFileCallsOptions = {}) {
     this.slowCallMs = positive(options.slowCallMs ?? DEFAULTS.inlineFileCallSlowMs, 'slowCallMs');
     this.#firstBackoffMs = positive(options.backoffMs ?? DEFAULTS.inlineFileCallBackoffMs, 'backoffMs');
+    this.turnBudgetMs = positive(options.turnBudgetMs ?? DEFAULTS.inlineFileCallTurnBudgetMs, 'turnBudgetMs');
     this.#maxBackoffMs = positive(
       options.maxBackoffMs ?? DEFAULTS.inlineFileCallMaxBackoffMs,
       'maxBackoffMs',
@@ -58,6 +69,12 @@ export class InlineFileCalls {
   run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
     const started = this.#now();
     if (started < this.#offloadUntil) return offloaded();
+    if (this.#turnStartedAt === undefined) {
+      this.#turnStartedAt = started;
+      setImmediate(this.#turned);
+    } else if (started - this.#turnStartedAt >= this.turnBudgetMs) {
+      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run(inline, offloaded));
+    }
     try {
       return Promise.resolve(inline());
     } catch (error) {
@@ -66,6 +83,10 @@ export class InlineFileCalls {
       this.#timed(started);
     }
   }
+
+  readonly #turned = (): void => {
+    this.#turnStartedAt = undefined;
+  };
 
   #timed(started: number): void {
     const finished = this.#now();

@@ -84,6 +84,34 @@ describe('InlineFileCalls', () => {
     expect(await offloadedFor()).toBe(100);
   });
 
+  it('lets the loop turn once calls on it have held it for the turn budget', async () => {
+    let nowMs = 0;
+    const calls = new InlineFileCalls({ slowCallMs: 5, turnBudgetMs: 2, now: () => nowMs });
+    // Loop turns are counted by a check-phase callback that re-arms itself.
+    let turns = 0;
+    let counting = true;
+    const countTurn = (): void => {
+      turns++;
+      if (counting) setImmediate(countTurn);
+    };
+    setImmediate(countTurn);
+    const turnsAtCall: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      await calls.run(
+        () => {
+          turnsAtCall.push(turns);
+          nowMs += 1; // each call holds the loop 1 ms
+        },
+        async () => {
+          throw new Error('nothing is slow here');
+        },
+      );
+    }
+    counting = false;
+    // Two calls (2 ms) per turn, then the next waits for the loop to turn.
+    expect(turnsAtCall).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
+  });
+
   it('turns an error thrown on the loop into a rejection, and still counts the time it took', async () => {
     let nowMs = 0;
     const calls = new InlineFileCalls({ slowCallMs: 5, now: () => nowMs });
