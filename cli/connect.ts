@@ -7,7 +7,7 @@ import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { packageVersion } from '../shared/version.js';
 import { CliError } from './cliError.js';
 import { type AccessOptions, clientAccessOptions } from './clientAccess.js';
-import { exitOnInterrupt } from './interrupt.js';
+import { exitOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import type { Output } from './output.js';
 
 const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
@@ -122,14 +122,22 @@ export async function interruptibleCommand<T>(
   run: (connected: () => void) => Promise<T>,
 ): Promise<T> {
   let connecting = true;
-  const stopListening = exitOnInterrupt(() => {
+  const report = (): void => {
     const phase = connecting ? ` while connecting to ${formatAddress(global.server)}` : '';
     output.commandFailed(new MuxftpError('CANCELLED', `interrupted${phase}`), global.command);
-  });
+  };
+  const stopListening = exitOnInterrupt(report);
   try {
     return await run(() => {
       connecting = false;
     });
+  } catch (error) {
+    // Ctrl-C at the password prompt, where the terminal sends no SIGINT: the same line and exit.
+    if (error instanceof CliError && error.code === 'CANCELLED') {
+      report();
+      process.exit(INTERRUPTED_EXIT_CODE);
+    }
+    throw error;
   } finally {
     stopListening();
   }

@@ -38,7 +38,9 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
     const onData = (chunk: string) => {
       for (const char of chunk) {
         if (char === '\r' || char === '\n') return finish();
-        if (char === '\u0003') return finish(new CliError('interrupted', { code: 'CANCELLED' }));
+        // Raw mode turns the terminal's Ctrl-C -> SIGINT off: the caller ends as after a signal (130).
+        if (char === '\u0003')
+          return finish(new CliError('interrupted', { code: 'CANCELLED', showsCode: true }));
         if (char === '\u007f' || char === '\b') typed = typed.slice(0, -1);
         else typed += char;
       }

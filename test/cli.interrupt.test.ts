@@ -5,8 +5,10 @@
  * usual failure shape is on stdout. Real child processes and sockets on 127.0.0.1 port 0.
  * Needs dist/ (npm run build).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { access } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
@@ -166,5 +168,68 @@ describe('Ctrl-C while reconnecting (--retries)', () => {
     expect(result.stderr).toMatch(/retry 1\/3 in [\d.]+ s\nmuxftp: get a\.txt: cancelled \(CANCELLED\)\n$/);
     // Well under the connect timeout (10 s) it would otherwise have waited.
     expect(exitedAfterMs).toBeLessThan(5000);
+  });
+});
+
+/**
+ * Runs the CLI on a terminal (script(1), util-linux), types Ctrl-C once `prompt` shows, and
+ * resolves with everything the terminal showed and the exit code.
+ */
+async function ctrlCAtPrompt(
+  args: string[],
+  cwd: string,
+  prompt: string,
+): Promise<{ code: number | null; shown: string }> {
+  const env = { ...process.env };
+  delete env.MUXFTP_SERVER;
+  delete env.MUXFTP_PASSWORD;
+  const quoted = [process.execPath, CLI_BIN, ...args]
+    .map((word) => `'${word.replaceAll("'", "'\\''")}'`)
+    .join(' ');
+  const child = spawn('script', ['-qec', quoted, '/dev/null'], { cwd, env, stdio: 'pipe' });
+  let shown = '';
+  let typed = false;
+  child.stdout.on('data', (chunk: Buffer) => {
+    shown += chunk.toString();
+    if (!typed && shown.includes(prompt)) {
+      typed = true;
+      child.stdin.write('\u0003');
+    }
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearTimeout(killer);
+  return { code, shown };
+}
+
+describe.skipIf(spawnSync('script', ['--version']).status !== 0)('Ctrl-C at the password prompt', () => {
+  it('of a client command: the line of Ctrl-C while connecting, exit 130', async () => {
+    const cwd = await tempDirs.make();
+    const { port } = await silentServer();
+    const result = await ctrlCAtPrompt(
+      ['--user', 'alice', 'ls', '--server', `127.0.0.1:${port}`],
+      cwd,
+      'password for alice: ',
+    );
+    expect(result.code).toBe(130);
+    expect(result.shown).toMatch(
+      new RegExp(
+        `password for alice: \\r?\\nmuxftp: ls: interrupted while connecting to 127\\.0\\.0\\.1:${port} \\(CANCELLED\\)\\r?\\n$`,
+      ),
+    );
+  });
+
+  it('of user add: says so and exits 130, writing nothing', async () => {
+    const cwd = await tempDirs.make();
+    const result = await ctrlCAtPrompt(
+      ['user', 'add', 'hal', '--users', 'users.json'],
+      cwd,
+      'new password for hal: ',
+    );
+    expect(result.code).toBe(130);
+    expect(result.shown).toMatch(
+      /new password for hal: \r?\nmuxftp: user add hal: interrupted \(CANCELLED\)\r?\n$/,
+    );
+    await expect(access(join(cwd, 'users.json'))).rejects.toThrow();
   });
 });

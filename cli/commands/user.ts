@@ -22,6 +22,7 @@ import { errnoReason } from '../../shared/errnoReasons.js';
 import { formatBytes, formatRate, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { outputOptionsOf } from '../globalOptions.js';
+import { INTERRUPTED_EXIT_CODE } from '../interrupt.js';
 import { commanderParser, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { promptHidden, readFirstLine } from '../passwordPrompt.js';
@@ -101,6 +102,9 @@ export function registerUserCommand(program: Command, output: Output): void {
         output.printLine(`${flags.replace ? 'updated' : 'added'} ${name} in ${flags.users}`);
       } catch (error) {
         output.failure(`user add ${name}`, error);
+        // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere.
+        if (error instanceof CliError && error.code === 'CANCELLED')
+          output.raiseExitCode(INTERRUPTED_EXIT_CODE);
       }
     });
 
