@@ -171,6 +171,7 @@ export class ServerConnection implements StreamHost {
         dataFramePayloadBytes: options.chunkBytes,
         outboundBudget: context.outboundBudget,
         framePool: context.framePool,
+        maxHeldFrames: options.maxHeldFramesPerConnection,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
       context.sharedReads,

@@ -54,6 +54,12 @@ export interface ServerOptions {
    * then holds at most the budget plus this much per connection. Above 12 (a frame header).
    */
   serverOutboundTrickleBytes?: number;
+  /**
+   * Frames one connection may hold for its client (queued, or in the socket's buffer until the
+   * kernel takes them): a client sending requests or credit far faster than it reads what they
+   * produce is closed with FRAME_FLOOD past it.
+   */
+  maxHeldFramesPerConnection?: number;
   /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
   uploadBacklogHighWaterBytes?: number;
   /**
@@ -119,6 +125,7 @@ const POSITIVE_INTEGERS = [
   'outboundLowWaterBytes',
   'serverOutboundHighWaterBytes',
   'serverOutboundTrickleBytes',
+  'maxHeldFramesPerConnection',
   'uploadBacklogHighWaterBytes',
   'serverUploadBacklogHighWaterBytes',
   'maxReservedBytesPerConnection',
@@ -166,6 +173,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     serverOutboundHighWaterBytes:
       options.serverOutboundHighWaterBytes ?? DEFAULTS.serverOutboundHighWaterBytes,
     serverOutboundTrickleBytes: options.serverOutboundTrickleBytes ?? DEFAULTS.serverOutboundTrickleBytes,
+    maxHeldFramesPerConnection: options.maxHeldFramesPerConnection ?? DEFAULTS.maxHeldFramesPerConnection,
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
     serverUploadBacklogHighWaterBytes:
       options.serverUploadBacklogHighWaterBytes ?? DEFAULTS.serverUploadBacklogHighWaterBytes,

@@ -92,6 +92,12 @@ export const DEFAULTS = {
   /** With a users file and anonymous access on: anonymous's root, under the served root. */
   anonymousHome: 'public',
 
+  /**
+   * Server: frames a connection may hold for its client (queued, or in the socket's buffer until
+   * the kernel takes them); past it the connection is closed with FRAME_FLOOD. As x/net/http2's
+   * maxQueuedControlFrames: ~400 bytes each with their write requests, ~4 MiB at most.
+   */
+  maxHeldFramesPerConnection: 10_000,
   /** Outbound queue: stop pulling file chunks above this many queued bytes... */
   outboundHighWaterBytes: 4 * MiB,
   /** ...and pull again below this many. */

@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   IDLE_TIMEOUT: 107,
   LOGIN_FAILED: 108,
   TLS_REQUIRED: 109,
+  FRAME_FLOOD: 110,
   // 2xx: request errors; only that stream fails.
   BAD_REQUEST: 200,
   UNSUPPORTED: 201,

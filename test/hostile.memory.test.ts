@@ -251,3 +251,52 @@ describe('uploads that send a byte and wait', () => {
     expect((await (await env.connect()).getBuffer('c3-255')).toString()).toBe('x');
   }, 60_000);
 });
+
+describe('a peer that makes the server send small frames and reads none', () => {
+  /** Sends `rounds` batches of requests, reading nothing; resolves once the server dropped it. */
+  async function flood(batch: (firstId: number) => Buffer[], rounds: number) {
+    const server = env!.server;
+    const peer = await RawPeer.open(env!.port);
+    peers.push(peer);
+    peer.socket.pause();
+    let id = 1;
+    for (let round = 0; round < rounds && !peer.socket.destroyed; round++) {
+      const frames = batch(id);
+      id += 2 * frames.length;
+      peer.write(Buffer.concat(frames));
+      await delay(20);
+    }
+    const gone = () => server.connectionFigures().length === 1; // the probe's is left
+    for (const started = Date.now(); !gone() && Date.now() - started < 10_000; ) await delay(20);
+    return gone();
+  }
+
+  it('is closed with FRAME_FLOOD, bad OPENs or downloads alike, holding little, others served', async () => {
+    env = await startServer({ backend: 'memory' });
+    const client = await env.connect();
+    await client.put('small', randomBytes(100));
+    await client.close();
+    const probe = await probeOtherClients(env.port);
+    const before = retainedBufferBytes();
+    // Each OPEN of an unknown op (22 bytes) is answered by an ERROR (~100 bytes).
+    const badOpens = (first: number) =>
+      Array.from({ length: 10_000 }, (_, i) => encodeOpen(first + 2 * i, { op: 'nope' } as never));
+    expect(await flood(badOpens, 20)).toBe(true);
+    // Each get of a small file is answered by REPLY, DATA and END, and frees its stream slot.
+    const gets = (first: number) =>
+      Array.from({ length: 2_500 }, (_, i) =>
+        Buffer.concat([
+          encodeOpen(first + 2 * i, { op: 'get', path: 'small' }),
+          encodeWindow(first + 2 * i, 100),
+        ]),
+      );
+    expect(await flood(gets, 20)).toBe(true);
+    const floods = env.logs.filter((line) => line.includes('(FRAME_FLOOD:'));
+    expect(floods, env.logs.filter((l) => l.includes('closed after')).join('\n')).toHaveLength(2);
+    // Unread, each held ~8 MiB of frames (its byte mark) in ~32 MiB of buffers and write requests.
+    expect(retainedBufferBytes() - before).toBeLessThan(8 * MiB);
+    const { failed, worstCpuMs } = await probe.stop();
+    expect(failed).toBe(0);
+    expect(worstCpuMs).toBeLessThan(1_000);
+  }, 60_000);
+});

@@ -28,6 +28,11 @@ export interface FramedSocketOptions {
   outboundBudget?: OutboundBudget | undefined;
   /** Shared the same way: OutboundQueueOptions.framePool. */
   framePool?: DataFramePool | undefined;
+  /**
+   * Frames the connection may hold for the peer (OutboundQueueOptions.maxHeldFrames); past it the
+   * connection fails with FRAME_FLOOD. Default: no limit.
+   */
+  maxHeldFrames?: number | undefined;
 }
 
 export interface FramedSocketHandlers {
@@ -89,6 +94,8 @@ export class FramedSocket {
       pooledFramePayloadBytes: options.dataFramePayloadBytes,
       budget: options.outboundBudget,
       framePool: options.framePool,
+      maxHeldFrames: options.maxHeldFrames,
+      onTooManyFrames: this.queueOnTooManyFrames,
     });
     if (socket instanceof Socket) socket.setNoDelay(true);
     // Bytes read before the shared buffer was in use still come as 'data' (they are our own).
@@ -100,6 +107,20 @@ export class FramedSocket {
     // A socket paused before we arrived (the server's TLS sniffing does) must flow again.
     socket.resume();
   }
+
+  /**
+   * The peer makes us produce frames far faster than it reads them (x/net/http2 closes such a
+   * connection past 10,000 queued control frames, CVE-2019-9512/9515): reading less would not
+   * undo what one read already produced, so the connection goes.
+   */
+  private readonly queueOnTooManyFrames = (heldFrames: number): void => {
+    this.fail(
+      new ProtocolError(
+        'FRAME_FLOOD',
+        `${heldFrames} frames held for a peer that does not read them (limit ${this.queue.maxHeldFrames})`,
+      ),
+    );
+  };
 
   get isClosed(): boolean {
     return this.closing || this.closed;

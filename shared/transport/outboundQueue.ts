@@ -33,6 +33,15 @@ export interface OutboundQueueOptions {
   framePool?: DataFramePool | undefined;
   /** What this queue's reservations count against together with other queues' (a server's). */
   budget?: OutboundBudget | undefined;
+  /**
+   * Frames this queue may hold (queued, or in the socket's buffer until the kernel takes them);
+   * one more calls `onTooManyFrames`, once. Default: no limit. A peer that makes us send many
+   * small frames and reads none (WINDOW of 1 byte, OPENs answered by ERROR) holds ~4 times their
+   * bytes in buffers and write requests, which the byte marks do not see.
+   */
+  maxHeldFrames?: number | undefined;
+  /** Called (in a microtask) once this queue holds more than `maxHeldFrames` frames. */
+  onTooManyFrames?: ((heldFrames: number) => void) | undefined;
 }
 
 export class OutboundQueue {
@@ -54,6 +63,9 @@ export class OutboundQueue {
   bytesWritten = 0;
   /** Of the budget's bytes, those this queue holds: reserved, or pulled and not yet written. */
   private budgetHeld = 0;
+  /** Frames handed to the socket whose write has not completed (the kernel has not taken them). */
+  private framesInSocket = 0;
+  private tooManyFramesReported = false;
 
   constructor(socket: Duplex, options: OutboundQueueOptions) {
     if (!(options.lowWaterBytes > 0 && options.lowWaterBytes <= options.highWaterBytes)) {
@@ -86,15 +98,35 @@ export class OutboundQueue {
     return this.queuedBytes + this.socket.writableLength + this.reservedBytes;
   }
 
+  /** The most frames this queue may hold (`maxHeldFrames`), or undefined for no limit. */
+  get maxHeldFrames(): number | undefined {
+    return this.options.maxHeldFrames;
+  }
+
+  /** Frames held for the peer: queued, or in the socket's buffer until the kernel takes them. */
+  get heldFrames(): number {
+    return this.frames.length + this.framesInSocket;
+  }
+
   /**
    * Queues a control frame. Never refused: a peer that makes us queue too many gets its reading
-   * paused instead (FramedSocket).
+   * paused instead (FramedSocket), or past `maxHeldFrames` its connection closed.
    */
   send(frame: Buffer): void {
     if (this.closed || this.ending) return;
     this.frames.push(frame);
     this.queuedBytes += frame.length;
+    this.checkHeldFrames();
     this.schedulePump();
+  }
+
+  private checkHeldFrames(): void {
+    const max = this.options.maxHeldFrames;
+    if (max === undefined || this.tooManyFramesReported || this.heldFrames <= max) return;
+    this.tooManyFramesReported = true;
+    const held = this.heldFrames;
+    // Not from inside send() or the pump: the owner closes the connection in its own turn.
+    queueMicrotask(() => this.options.onTooManyFrames?.(held));
   }
 
   addProducer(producer: FrameProducer): void {
@@ -286,6 +318,7 @@ export class OutboundQueue {
           fileData = true;
         }
         this.bytesWritten += frame.length;
+        this.framesInSocket++;
         // The callback tells us when bytes left the socket's buffer, which frees room even
         // when the buffer never got full enough for 'drain' (and the frame's memory is free).
         const pool = this.framePool;
@@ -303,6 +336,7 @@ export class OutboundQueue {
     } finally {
       socket.uncork();
     }
+    this.checkHeldFrames();
     if (this.ending && this.frames.length === 0) {
       this.close();
       socket.end();
@@ -312,6 +346,7 @@ export class OutboundQueue {
   };
 
   private readonly socketOnWritten = (): void => {
+    this.framesInSocket--;
     this.wakeWaitingIfRoom();
   };
 
