@@ -47,12 +47,12 @@ type ResolvedGetTarget = { kind: 'into'; dir: string } | { kind: 'as'; local: st
 
 const EXAMPLES = `
 Examples:
-  muxftp get report.pdf                    download to ./report.pdf
-  muxftp get docs/2025.pdf ~/r.pdf         download under another name
-  muxftp get a.log b.log --to logs/ -j 4   several files into logs/, 4 at a time
-  muxftp get -r backup/photos .            a directory tree, into ./photos
-  muxftp get -r / --to all -p              everything on the server, into all/
-  muxftp get site.tar - | tar x            to stdout`;
+  muxftp get report.pdf                       download to ./report.pdf
+  muxftp get docs/2025.pdf ~/r.pdf            download under another name
+  muxftp get a.log b.log --to logs/ -p -j 4   several files into logs/ (created), 4 at a time
+  muxftp get -r backup/photos .               a directory tree, into ./photos
+  muxftp get -r / --to all -p                 everything on the server, into all/
+  muxftp get site.tar - | tar x               to stdout`;
 
 export function registerGetCommand(program: Command, output: Output): void {
   const command = program
