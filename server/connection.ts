@@ -136,6 +136,8 @@ export class ServerConnection implements StreamHost {
   readonly windowBudget: WindowBudget;
   private draining = false;
   private uploadBacklog = 0;
+  /** Upload streams open: while the server's backlog budget is held, they stop this connection's reading. */
+  private uploadStreams = 0;
   private reservedBytes = 0;
   /** What the kernel took of our output, between two stall checks. */
   private readonly output: OutputProgress;
@@ -199,6 +201,11 @@ export class ServerConnection implements StreamHost {
     return this.uploadBacklog;
   }
 
+  /** The server's upload backlog is past its mark: uploads get no credit before they are set up. */
+  get uploadBacklogHeld(): boolean {
+    return this.context.uploadBacklogBudget.held;
+  }
+
   send(frame: Buffer): void {
     this.transport.send(frame);
   }
@@ -228,6 +235,10 @@ export class ServerConnection implements StreamHost {
     this.streams.delete(stream.id);
     this.counters.streamClosed(stream.op);
     if (this.fileStreams.delete(stream.id)) this.counters.openFiles--;
+    if (stream instanceof UploadStream && --this.uploadStreams === 0) {
+      this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
+      this.readUnlessBacklogged();
+    }
     if (discardLateFrames) this.rememberReset(stream.id);
     if (this.streams.size === 0) {
       if (this.draining) this.closeForShutdown();
@@ -252,14 +263,15 @@ export class ServerConnection implements StreamHost {
 
   /**
    * Stops reading while this connection's bytes for the disk are past its own mark, or while it
-   * holds some and the server's are past theirs; reads again below half of its own mark, once the
-   * server's budget is released or it holds none.
+   * holds some, or has an upload open that could bring some, and the server's are past theirs;
+   * reads again below half of its own mark, once the server's budget is released or it holds
+   * none and has no upload open.
    */
   private readUnlessBacklogged(): void {
     const highWater = this.options.uploadBacklogHighWaterBytes;
     const budget = this.context.uploadBacklogBudget;
     if (this.uploadBacklog > highWater) this.transport.pauseReading();
-    else if (this.uploadBacklog > 0 && budget.held) {
+    else if ((this.uploadBacklog > 0 || this.uploadStreams > 0) && budget.held) {
       this.transport.pauseReading();
       budget.waitForRelease(this.budgetOnRelease);
     } else if (this.uploadBacklog <= highWater / 2) this.transport.resumeReading();
@@ -267,6 +279,11 @@ export class ServerConnection implements StreamHost {
 
   private readonly budgetOnRelease = (): void => {
     if (this.phase === Phase.Ready) this.readUnlessBacklogged();
+  };
+
+  /** The server's backlog passed its mark: an upload open here could bring more, stop reading. */
+  private readonly budgetOnHold = (): void => {
+    if (this.phase === Phase.Ready && !this.transport.isClosed) this.readUnlessBacklogged();
   };
 
   claimReservation(bytes: number): boolean {
@@ -549,7 +566,10 @@ export class ServerConnection implements StreamHost {
     this.streams.set(id, stream);
     this.streamsOpened++;
     this.counters.streamOpened(stream.op);
+    if (stream instanceof UploadStream && this.uploadStreams++ === 0)
+      this.context.uploadBacklogBudget.watchHold(this.budgetOnHold);
     stream.start();
+    if (stream instanceof UploadStream) this.readUnlessBacklogged();
   }
 
   /** The stream kind comes from the op's row; the gate has checked the request against it. */
@@ -630,6 +650,7 @@ export class ServerConnection implements StreamHost {
     this.streams.clear();
     // The streams' writes still in flight take their bytes off the server's budget as they end.
     this.context.uploadBacklogBudget.cancelWait(this.budgetOnRelease);
+    this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
     this.uploadBacklog = 0;
     const seconds = ((performance.now() - this.openedAt) / 1000).toFixed(1);
     const why = error ? ` (${error.code}: ${error.message})` : '';

@@ -63,8 +63,8 @@ export interface ServerOptions {
   /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
   uploadBacklogHighWaterBytes?: number;
   /**
-   * The same, all connections together: past it, each connection holding bytes for the disk stops
-   * reading until the total is back at half.
+   * The same, all connections together: past it, each connection holding bytes for the disk, or
+   * with an upload open, stops reading until the total is back at half.
    */
   serverUploadBacklogHighWaterBytes?: number;
   /**

@@ -106,9 +106,14 @@ export class UploadStream extends ServerStream {
     // The first window goes out at once, while the upload is set up (temporary file, hints): the
     // client's first bytes travel meanwhile and wait in `pending` (measured: a sequential 64 KiB
     // upload's latency −13%). Not under a quota or a bandwidth limit, whose checks the credit
-    // follows, nor for a resumed upload, whose kept prefix is checked first.
+    // follows, nor for a resumed upload, whose kept prefix is checked first, nor while the server's
+    // upload backlog is past its mark: bytes sent on that credit with the OPEN would be read in
+    // the same slice, before the connection stops reading for the mark.
     const early =
-      this.host.quota === undefined && this.host.uploadThrottle === undefined && this.offset === 0;
+      this.host.quota === undefined &&
+      this.host.uploadThrottle === undefined &&
+      this.offset === 0 &&
+      !this.host.uploadBacklogHeld;
     if (early) {
       this.ungranted += this.window.open();
       this.grantCredit();

@@ -11,8 +11,9 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
 import { encodeData, encodeEnd, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { parseEnd, parseErrorPayload } from '../shared/protocol/messages.js';
-import type { MemoryStorage } from '../storage/memory.js';
+import { MemoryStorage } from '../storage/memory.js';
 import { MiB, retainedBufferBytes } from './helpers/heap.js';
+import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { probeOtherClients } from './helpers/servedProbe.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -298,5 +299,58 @@ describe('a peer that makes the server send small frames and reads none', () => 
     const { failed, worstCpuMs } = await probe.stop();
     expect(failed).toBe(0);
     expect(worstCpuMs).toBeLessThan(1_000);
+  }, 60_000);
+});
+
+describe('uploads while the disk is stalled', () => {
+  it('30 connections with an upload open bring nothing in past the server-wide mark, then complete', async () => {
+    const storage = new MemoryStorage();
+    const held = holdUploads(storage); // every write waits for release()
+    const mark = 2 * MiB;
+    env = await startServer({ storage, serverUploadBacklogHighWaterBytes: mark });
+    const server = env.server;
+    const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
+    // One client fills the mark (its connection alone may hold 8 MiB).
+    const filler = await env.connect();
+    const big = randomBytes(6 * MiB);
+    const filled = filler.put('big', big);
+    filled.catch(() => {});
+    await held.holding;
+    for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
+    expect(total()).toBeGreaterThan(mark);
+    const base = total();
+    // Thirty others each open an upload, get its credit once it is set up, and send 512 KiB.
+    const content = randomBytes(512 * 1024);
+    const uploaders: RawPeer[] = [];
+    for (let i = 0; i < 30; i++) {
+      const peer = await RawPeer.open(env.port);
+      peers.push(peer);
+      uploaders.push(peer);
+      peer.write(encodeOpen(1, { op: 'put', path: `p${i}`, size: content.length }));
+    }
+    for (const peer of uploaders) {
+      await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+      peer.write(encodeData(1, content));
+    }
+    let peak = total();
+    for (let i = 0; i < 50; i++) {
+      peak = Math.max(peak, total());
+      await delay(10);
+    }
+    // None is read until the mark is released (0 here). Each used to read one slice before it
+    // stopped (up to 256 KiB, in a block or two: 1.97 MB here, ~2.5 GiB at 10,000 connections).
+    expect(peak - base).toBeLessThan(256 * 1024);
+    // The others are still answered.
+    const other = await env.connect();
+    await expect(other.stat('big')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    held.release();
+    expect((await filled).digest).toBe(contentDigest('xxh128', big).toString('hex'));
+    const digest = contentDigest('xxh128', content);
+    for (const peer of uploaders) peer.write(encodeEnd(1, content.length, 'xxh128', digest));
+    for (const peer of uploaders)
+      await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1, 10_000);
+    expect((await other.getBuffer('p29')).equals(content)).toBe(true);
+    for (const started = Date.now(); total() > 0 && Date.now() - started < 5_000; ) await delay(10);
+    expect(total()).toBe(0);
   }, 60_000);
 });
