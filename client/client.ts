@@ -409,7 +409,8 @@ export class Client implements ClientHost {
     return new Promise<Client>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.transport.destroy(
-          new MuxftpError('CONNECT_FAILED', `no answer from ${this.peer} within ${connectTimeoutMs} ms`),
+          // The peer is named by the CONNECT_FAILED this becomes the cause of (transportOnClose).
+          new MuxftpError('CONNECT_FAILED', `no answer within ${connectTimeoutMs / 1000} s`),
         );
       }, connectTimeoutMs);
       const onAbort = (): void => {

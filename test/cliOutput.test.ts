@@ -1,7 +1,10 @@
 /** How the CLI words an error on one line: expected errors plainly, a broken install with its fix. */
+import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { CliError } from '../cli/cliError.js';
+import { connectFailure } from '../cli/connect.js';
 import { describeError } from '../cli/output.js';
+import { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 
 describe('describeError', () => {
@@ -22,5 +25,27 @@ describe('describeError', () => {
     expect(describeError(new TypeError('x is undefined'))).toMatch(
       /^internal error: TypeError: x is undefined\n/,
     );
+  });
+});
+
+describe('a server that accepts the connection and never answers', () => {
+  it('is worded once with its address, and the wait in seconds', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const error = await Client.connect({ port, connectTimeoutMs: 300 }).catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        code: 'CONNECT_FAILED',
+        message: `could not connect to 127.0.0.1:${port}: no answer within 0.3 s`,
+      });
+      expect(describeError(connectFailure(error, { host: '127.0.0.1', port }, undefined))).toBe(
+        `cannot connect to 127.0.0.1:${port}: no answer within 0.3 s`,
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
