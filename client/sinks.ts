@@ -1,9 +1,9 @@
-import { constants, unlinkSync, writevSync } from 'node:fs';
+import { constants, unlinkSync } from 'node:fs';
 import { copyFile, type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { newTemporaryName } from '../shared/temporaryNames.js';
-import { localError, localFileCalls } from './sources.js';
+import { localError } from './sources.js';
 
 export interface ByteSink {
   /**
@@ -128,11 +128,7 @@ class FileSink extends HiddenFileSink {
 
   async write(chunks: readonly Buffer[]): Promise<void> {
     try {
-      const handle = this.handle!;
-      await localFileCalls.run<unknown>(
-        () => writevSync(handle.fd, chunks),
-        () => handle.writev(chunks as Buffer[]),
-      );
+      await this.handle!.writev(chunks as Buffer[]);
     } catch (err) {
       throw localError(err, this.target);
     }
@@ -185,12 +181,7 @@ export class ContinueSink extends HiddenFileSink {
   async write(chunks: readonly Buffer[]): Promise<void> {
     try {
       await this.ready;
-      const handle = this.handle!;
-      const position = this.position;
-      const bytesWritten = await localFileCalls.run(
-        () => writevSync(handle.fd, chunks, position),
-        async () => (await handle.writev(chunks as Buffer[], position)).bytesWritten,
-      );
+      const { bytesWritten } = await this.handle!.writev(chunks as Buffer[], this.position);
       this.position += bytesWritten;
       let total = 0;
       for (const chunk of chunks) total += chunk.length;
