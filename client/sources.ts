@@ -10,8 +10,9 @@ import { MuxftpError } from '../shared/errors.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 
 /**
- * This process's reads and writes of local regular files (put's sources, get's targets): on the
- * loop while they are fast, one disk for all of them (shared/inlineFileCalls.ts).
+ * This process's reads of local regular files (put's sources): on the loop while they are fast,
+ * one disk for all of them (shared/inlineFileCalls.ts). get's writes go through the threadpool:
+ * on the loop, the copies into fresh pages slowed the client's loop, get's bottleneck.
  */
 export const localFileCalls = new InlineFileCalls();
 

@@ -129,7 +129,7 @@ export const DEFAULTS = {
    */
   uploadFlushAheadBytes: 32 * MiB,
   /**
-   * File reads (downloads, `put`'s local files) and the client's file writes run on the loop while
+   * File reads (downloads, `put`'s local files) and other fs calls but data writes run on the loop while
    * each takes at most this long; a slower one sends the next ones to the threadpool for a back-off
    * that starts at inlineFileCallBackoffMs and doubles up to inlineFileCallMaxBackoffMs
    * (shared/inlineFileCalls.ts). A 1 MiB read from the page cache takes ~0.1–0.3 ms.
