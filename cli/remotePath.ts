@@ -1,7 +1,8 @@
 /**
  * Remote paths as the CLI takes them: relative to the server's storage root, '/'-separated.
  * A leading '/' is accepted and means the root, so `ls /` and `--to /backup/` read naturally;
- * a trailing '/' is dropped here (put and get look at the raw argument to see one).
+ * a trailing '/' is dropped here (the commands look at the raw argument to see one: it names a
+ * directory).
  * Everything else ('..', reserved names, ...) is left to the server, the one place paths are judged.
  */
 

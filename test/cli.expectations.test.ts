@@ -377,6 +377,44 @@ describe('rm -r', () => {
   });
 });
 
+describe('a remote path ending in / names a directory, as in POSIX', () => {
+  it('rm, rm -r, stat, ls and mv of FILE/ fail NOT_A_DIRECTORY and leave the file; DIR/ works', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const client = await server.connect();
+    await client.put('f.txt', Buffer.from('f'));
+    await client.mkdir('d');
+    await client.put('d/g.txt', Buffer.from('g'));
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    for (const args of [
+      ['rm', 'f.txt/'],
+      ['rm', '-r', 'f.txt/'],
+      ['stat', 'f.txt/'],
+      ['ls', 'f.txt/'],
+      ['mv', 'f.txt/', 'g'],
+    ]) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({
+        args,
+        code: 1,
+        stderr: `muxftp: ${args[0]} f.txt/: not a directory: f.txt (NOT_A_DIRECTORY)\n`,
+      });
+    }
+    expect(await treeOf(root)).toEqual(['d/', 'd/g.txt', 'f.txt']);
+    for (const args of [
+      ['stat', 'd/'],
+      ['ls', 'd/'],
+      ['mv', 'd/', 'e'],
+      ['rm', '-r', 'e/'],
+    ]) {
+      const result = await runCli([...args, ...at], local);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+    }
+    expect(await treeOf(root)).toEqual(['f.txt']);
+  });
+});
+
 describe('rm, rmdir and mkdir say what to use instead', () => {
   it('rm of a directory points to -r, rmdir of a file to rm, mkdir of a missing parent to -p', async () => {
     server = await startServer();

@@ -43,7 +43,8 @@ export function registerFileCommands(program: Command, output: Output): void {
       const global = begin(command);
       await withClient(global, output, async (client) => {
         try {
-          const entries = await listOrStat(client, remotePathRequired(path ?? '/'));
+          const given = path ?? '/';
+          const entries = await listOrStat(client, remotePathRequired(given), given.endsWith('/'));
           if (output.json) output.printJson(entries);
           else for (const line of formatListing(entries)) output.printLine(line);
         } catch (error) {
@@ -82,6 +83,7 @@ export function registerFileCommands(program: Command, output: Output): void {
             return;
           }
           const entry = await client.stat(remote);
+          if (path.endsWith('/') && entry.type !== 'dir') throw notADirectory(remote);
           if (output.json) output.printJson(entry);
           else for (const line of formatEntryDetails(remote, entry)) output.printLine(line);
         } catch (error) {
@@ -101,7 +103,11 @@ export function registerFileCommands(program: Command, output: Output): void {
         options.recursive === true
           ? removeRecursively
           : (client: Client, path: string) => client.delete(path);
-      await eachPath(begin(command), output, 'rm', paths, remove, {
+      const removeAsGiven = async (client: Client, path: string, argument: string) => {
+        if (argument.endsWith('/')) await requireDirectory(client, path);
+        await remove(client, path);
+      };
+      await eachPath(begin(command), output, 'rm', paths, removeAsGiven, {
         IS_A_DIRECTORY: 'add -r to remove it and everything in it',
       });
     });
@@ -147,6 +153,7 @@ export function registerFileCommands(program: Command, output: Output): void {
       await withClient(global, output, async (client) => {
         try {
           const source = remotePathRequired(from);
+          if (from.endsWith('/')) await requireDirectory(client, source);
           await client.rename(source, await moveTarget(client, source, to));
           if (output.json) output.printJson({ ok: true });
         } catch (error) {
@@ -171,7 +178,7 @@ async function moveTarget(client: Client, source: string, to: string): Promise<s
   });
   if (entry === undefined) return target;
   if (entry.type === 'dir') return into;
-  if (to.endsWith('/')) throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${target}`);
+  if (to.endsWith('/')) throw notADirectory(target);
   return target;
 }
 
@@ -223,14 +230,27 @@ class PartlyRemoved extends Error {
   }
 }
 
-/** `ls FILE` shows that one entry, as ls(1) does. */
-async function listOrStat(client: Client, path: string): Promise<WireEntry[]> {
+/** `ls FILE` shows that one entry, as ls(1) does; `ls FILE/` fails, a trailing '/' naming a directory. */
+async function listOrStat(client: Client, path: string, directoryOnly: boolean): Promise<WireEntry[]> {
   try {
     return await client.list(path);
   } catch (error) {
-    if (error instanceof MuxftpError && error.code === 'NOT_A_DIRECTORY') return [await client.stat(path)];
+    if (error instanceof MuxftpError && error.code === 'NOT_A_DIRECTORY' && !directoryOnly)
+      return [await client.stat(path)];
     throw error;
   }
+}
+
+function notADirectory(path: string): MuxftpError {
+  return new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${path}`);
+}
+
+/**
+ * A path given with a trailing '/' names a directory, as in POSIX: `rm f/`, `mv f/ x` of a file
+ * fail NOT_A_DIRECTORY instead of acting on the file.
+ */
+async function requireDirectory(client: Client, path: string): Promise<void> {
+  if ((await client.stat(path)).type !== 'dir') throw notADirectory(path);
 }
 
 /**
@@ -242,7 +262,7 @@ async function eachPath(
   output: Output,
   name: string,
   paths: string[],
-  operate: (client: Client, remotePath: string) => Promise<void>,
+  operate: (client: Client, remotePath: string, argument: string) => Promise<void>,
   hints: Partial<Record<ErrorCode, string>> = {},
 ): Promise<void> {
   output.setJsonFailureShape((error) =>
@@ -252,7 +272,7 @@ async function eachPath(
     const results: PathOutcome[] = [];
     for (const path of paths) {
       try {
-        await operate(client, remotePathRequired(path));
+        await operate(client, remotePathRequired(path), path);
         results.push({ path, ok: true });
       } catch (thrown) {
         const error = thrown instanceof PartlyRemoved ? thrown.first : thrown;
