@@ -167,7 +167,7 @@ export class ServerConnection implements StreamHost {
       socket,
       {
         maxFramePayloadBytes: options.maxFramePayloadBytes,
-        maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
+        maxControlPayloadBytes: DEFAULTS.maxRequestPayloadBytes,
         outboundHighWaterBytes: options.outboundHighWaterBytes,
         outboundLowWaterBytes: options.outboundLowWaterBytes,
         dataFramePayloadBytes: options.chunkBytes,

@@ -113,12 +113,21 @@ describe('connection-level violations close that connection only', () => {
       handshake: true,
     },
     {
-      // JSON frames have a lower limit than data (docs/PROTOCOL.md): 256 KiB, checked from the header.
-      name: 'an OPEN over the control-frame limit',
-      bytes: () => header(FrameType.OPEN, 1, 256 * 1024 + 1),
+      // JSON frames have a lower limit than data (docs/PROTOCOL.md): from a client, 32 KiB,
+      // checked from the header.
+      name: 'an OPEN over the request limit',
+      bytes: () => header(FrameType.OPEN, 1, 32 * 1024 + 1),
       code: 'FRAME_TOO_LARGE',
-      message: /^OPEN payload of 262145 bytes exceeds the control limit of 262144$/,
+      message: /^OPEN payload of 32769 bytes exceeds the control limit of 32768$/,
       handshake: true,
+    },
+    {
+      // Before any login: an unfinished frame is held until it completes, so not 256 KiB of it.
+      name: 'a HELLO over the request limit',
+      bytes: () => header(FrameType.HELLO, 0, 200 * 1024),
+      code: 'FRAME_TOO_LARGE',
+      message: /^HELLO payload of 204800 bytes exceeds the control limit of 32768$/,
+      handshake: false,
     },
     {
       name: 'DATA for a stream never opened',
