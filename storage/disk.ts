@@ -1,4 +1,4 @@
-/** Files on the local disk: FsStorage over node's fs/promises. */
+/** Files on the local disk: FsStorage over node's fs, each call on the loop while calls are fast (storage/diskFs.ts). */
 
 import { readlinkSync } from 'node:fs';
 import path from 'node:path';

@@ -1,6 +1,7 @@
 /**
- * The small slice of `fs.promises` storage is written against: node's `fs/promises` (disk) and a
- * memfs volume's `promises` (memory) both fit, so one implementation serves both.
+ * The small slice of `fs.promises` storage is written against: disk's calls (storage/diskFs.ts,
+ * over node's fs) and a memfs volume's `promises` (memory) both fit, so one implementation serves
+ * both.
  */
 
 import type { FileVersion } from './digestCache.js';

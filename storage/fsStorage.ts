@@ -42,7 +42,7 @@ import type {
 import { FsUpload, type Reserve } from './upload.js';
 
 export interface FsStorageOptions {
-  /** The filesystem: node's `fs/promises`, or a memfs volume's `promises`. */
+  /** The filesystem: disk's calls (`storage/diskFs.ts`), or a memfs volume's `promises`. */
   fs: FsPromises;
   /** Host path of the directory served to clients. It must exist. */
   root: string;
