@@ -378,7 +378,7 @@ describe('rm -r', () => {
 });
 
 describe('a remote path ending in / names a directory, as in POSIX', () => {
-  it('rm, rm -r, stat, ls and mv of FILE/ fail NOT_A_DIRECTORY and leave the file; DIR/ works', async () => {
+  it('rm, rm -r, stat, ls, mv and get of FILE/ fail NOT_A_DIRECTORY and leave the file; DIR/ works', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
     const client = await server.connect();
@@ -402,6 +402,12 @@ describe('a remote path ending in / names a directory, as in POSIX', () => {
       });
     }
     expect(await treeOf(root)).toEqual(['d/', 'd/g.txt', 'f.txt']);
+    const got = await runCli(['get', 'f.txt/', ...at], local);
+    expect({ code: got.code, stderr: got.stderr }).toEqual({
+      code: 1,
+      stderr: 'muxftp: get f.txt: not a directory: f.txt (NOT_A_DIRECTORY)\n',
+    });
+    expect(await readdir(local)).toEqual([]);
     for (const args of [
       ['stat', 'd/'],
       ['ls', 'd/'],

@@ -203,9 +203,13 @@ async function get(
     failures.push(failedOutcome(local, remote, error));
   };
   const remotes: string[] = [];
+  // Given as `DIR/`: a directory, as in POSIX; a file there fails NOT_A_DIRECTORY, as `cp f/ x` does.
+  const namedAsDirectory = new Set<string>();
   for (const argument of requested) {
-    if (argument !== '') remotes.push(remotePathFromArgument(argument));
-    else {
+    if (argument !== '') {
+      remotes.push(remotePathFromArgument(argument));
+      if (argument.endsWith('/')) namedAsDirectory.add(remotePathFromArgument(argument));
+    } else {
       output.failure("get ''", emptyPathError('remote'));
       failures.push(failedOutcome('', '', emptyPathError('remote')));
     }
@@ -214,6 +218,7 @@ async function get(
   const { jobs, localDirs } = await planDownloads(client, remotes, resolved, options.recursive === true, {
     limit: planningLimit(parallel, client),
     fail,
+    namedAsDirectory,
   });
 
   // In order: each directory after its parent. What is inside one that could not be made fails
@@ -287,7 +292,11 @@ async function planDownloads(
   remotes: string[],
   target: ResolvedGetTarget,
   recursive: boolean,
-  { limit, fail }: { limit: ConcurrencyLimit; fail: FailPlanned },
+  {
+    limit,
+    fail,
+    namedAsDirectory,
+  }: { limit: ConcurrencyLimit; fail: FailPlanned; namedAsDirectory: ReadonlySet<string> },
 ): Promise<{ jobs: TransferJob[]; localDirs: Array<{ local: string; remote: string }> }> {
   const jobs: TransferJob[] = [];
   const localDirs: Array<{ local: string; remote: string }> = [];
@@ -309,6 +318,8 @@ async function planDownloads(
       new MuxftpError('IS_A_DIRECTORY', `is a directory: ${remote || '/'}`);
     if ('error' in result) {
       fail(localOrEmpty, remote, result.error);
+    } else if (result.entry.type !== 'dir' && namedAsDirectory.has(remote)) {
+      fail(localOrEmpty, remote, new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${remote}`));
     } else if (result.entry.type === 'dir' && !recursive) {
       fail(localOrEmpty, remote, isDirectory(), 'add -r to download directories');
     } else if (result.entry.type === 'dir' && target.kind === 'stdout') {
