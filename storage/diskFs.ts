@@ -72,14 +72,17 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
 
 /**
  * An open file by its descriptor (node's FileHandle has no way to make a call synchronously).
- * Whoever opens one closes it: storage does, on every path (test/hostile.fds.test.ts). Once
- * closed, every call fails with EBADF and a second close does nothing: the number may already
- * name another file.
+ * Whoever opens one closes it: storage does, on every path (test/hostile.fds.test.ts). As with
+ * FileHandle, close() waits for the calls still running in the threadpool: closed under them, the
+ * number could name another file by the time they run. Once closed, every call fails with EBADF
+ * and a second close does nothing.
  */
 export class DiskFileHandle implements FsFileHandle {
   readonly #fd: number;
   readonly #inline: InlineFileCalls;
   #closed = false;
+  /** Calls not settled yet (those in the threadpool; a call on the loop settles at once). */
+  readonly #running = new Set<Promise<unknown>>();
 
   constructor(fd: number, inline: InlineFileCalls) {
     this.#fd = fd;
@@ -98,9 +101,12 @@ export class DiskFileHandle implements FsFileHandle {
     length: number,
     position: number,
   ): Promise<{ bytesRead: number }> {
-    const bytesRead = await this.#inline.run(
-      () => fs.readSync(this.fd, buffer, offset, length, position),
-      () => readAsync(this.fd, buffer, offset, length, position).then((result) => result.bytesRead),
+    const fd = this.fd;
+    const bytesRead = await this.#track(
+      this.#inline.run(
+        () => fs.readSync(fd, buffer, offset, length, position),
+        () => readAsync(fd, buffer, offset, length, position).then((result) => result.bytesRead),
+      ),
     );
     return { bytesRead };
   }
@@ -111,32 +117,46 @@ export class DiskFileHandle implements FsFileHandle {
     length: number,
     position: number,
   ): Promise<{ bytesWritten: number }> {
-    return { bytesWritten: (await writeAsync(this.fd, buffer, offset, length, position)).bytesWritten };
+    const written = await this.#track(writeAsync(this.fd, buffer, offset, length, position));
+    return { bytesWritten: written.bytesWritten };
   }
 
   async writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
-    return { bytesWritten: (await writevAsync(this.fd, buffers, position)).bytesWritten };
+    return { bytesWritten: (await this.#track(writevAsync(this.fd, buffers, position))).bytesWritten };
   }
 
   async datasync(): Promise<void> {
-    await fdatasyncAsync(this.fd);
+    await this.#track(fdatasyncAsync(this.fd));
   }
 
   /** Through the threadpool: cutting back a preallocated file frees its blocks. */
   async truncate(length: number): Promise<void> {
-    await ftruncateAsync(this.fd, length);
+    await this.#track(ftruncateAsync(this.fd, length));
   }
 
   async stat(): Promise<FsStats> {
-    return this.#inline.run(
-      () => fs.fstatSync(this.fd),
-      () => fstatAsync(this.fd),
+    const fd = this.fd;
+    return this.#track(
+      this.#inline.run(
+        () => fs.fstatSync(fd),
+        () => fstatAsync(fd),
+      ),
     );
+  }
+
+  #track<T>(call: Promise<T>): Promise<T> {
+    this.#running.add(call);
+    const settled = (): void => {
+      this.#running.delete(call);
+    };
+    call.then(settled, settled);
+    return call;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
     await this.#inline.run(
       () => fs.closeSync(this.#fd),
       () => closeAsync(this.#fd),

@@ -157,6 +157,50 @@ describe('DiskFileHandle', () => {
   });
 });
 
+describe('DiskFileHandle with its calls in the threadpool', () => {
+  const tempDirs = new TempDirs('muxftp-inline-');
+  afterEach(() => tempDirs.removeAll());
+
+  it('closes only once a read still running in the threadpool is over, as FileHandle does', async () => {
+    const dir = await tempDirs.make();
+    const fifo = join(dir, 'pipe');
+    await new Promise<void>((resolve, reject) => {
+      spawn('mkfifo', [fifo]).on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`mkfifo: ${code}`)),
+      );
+    });
+    // Every call seems to take 10 s: after the first, all go to the threadpool.
+    let nowMs = 0;
+    const offloading = new InlineFileCalls({
+      now: () => (nowMs += 10_000),
+      backoffMs: 1e9,
+      maxBackoffMs: 1e9,
+    });
+    // The writer holds the pipe open 300 ms before writing: the read waits in the threadpool.
+    const writer = spawn('sh', ['-c', 'exec 3>"$1"; sleep 0.3; printf late >&3', 'sh', fifo], {
+      stdio: 'ignore',
+    });
+    const writerExit = new Promise((resolve) => writer.on('exit', resolve));
+    try {
+      const handle = await diskFs(offloading).open(fifo, 'r');
+      const order: string[] = [];
+      const buffer = Buffer.alloc(4);
+      const read = handle.read(buffer, 0, 4, -1).then((result) => {
+        order.push('read');
+        return result.bytesRead;
+      });
+      const closed = handle.close().then(() => order.push('closed'));
+      expect(await read).toBe(4);
+      await closed;
+      expect(buffer.toString()).toBe('late');
+      expect(order).toEqual(['read', 'closed']);
+    } finally {
+      writer.kill();
+      await writerExit;
+    }
+  });
+});
+
 describe('put from a pipe', () => {
   let env: TestServer | undefined;
   const tempDirs = new TempDirs('muxftp-inline-');
