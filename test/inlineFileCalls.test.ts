@@ -3,9 +3,10 @@
  * test moves); and a `put` whose source is a pipe, which must never be read on the loop.
  */
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { open as openPromise, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
@@ -154,6 +155,34 @@ describe('DiskFileHandle', () => {
     } finally {
       await b.close();
     }
+  });
+  it('closes only once the calls under way have finished: a write still in the threadpool cannot land in the file that reused the number', async () => {
+    const dir = await tempDirs.make();
+    const fs = diskFs(new InlineFileCalls());
+    const handle = await fs.open(join(dir, 'upload'), 'w');
+    // Every threadpool thread waits in the open of a pipe with no writer yet, so the write below
+    // waits in libuv's queue while close() and the next open run.
+    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const pipes = Array.from({ length: threads }, (_, i) => join(dir, `pipe${i}`));
+    for (const pipe of pipes) execFileSync('mkfifo', [pipe]);
+    // A fresh turn, so that close() runs on the loop at once (not after the turn budget).
+    await new Promise((resolve) => setImmediate(resolve));
+    const blockers = pipes.map((pipe) => openPromise(pipe, 'r'));
+    const write = handle.write(Buffer.from('upload bytes'), 0, 12, 0);
+    const closed = handle.close();
+    const other = openSync(join(dir, 'other'), 'w');
+    // O_RDWR on a pipe never waits, and lets the readers' opens return.
+    const releases = pipes.map((pipe) => openSync(pipe, 'r+'));
+    try {
+      expect((await write).bytesWritten).toBe(12);
+      await closed;
+      await expect(handle.stat()).rejects.toMatchObject({ code: 'EBADF' });
+    } finally {
+      for (const blocker of await Promise.all(blockers)) await blocker.close();
+      for (const fd of [...releases, other]) closeSync(fd);
+    }
+    expect(readFileSync(join(dir, 'other'), 'utf8')).toBe('');
+    expect(readFileSync(join(dir, 'upload'), 'utf8')).toBe('upload bytes');
   });
 });
 
