@@ -44,6 +44,16 @@ export class InlineFileCalls {
   #forgiveAt = 0;
   /** When the first call on the loop in this turn started; undefined once the loop has turned. */
   #turnStartedAt: number | undefined;
+  #turnResetScheduled = false;
+  /**
+   * Calls waiting for a later turn, oldest first, from #waitingHead on. In a queue drained by one
+   * callback a turn: a call waiting is not looked at again until its turn comes (each one
+   * re-arming its own setImmediate cost every turn the count of those waiting, so 50,000 lstats
+   * at once held the loop for seconds), and the oldest go first.
+   */
+  #waiting: Array<() => void> = [];
+  #waitingHead = 0;
+  #drainScheduled = false;
 
   constructor(options: InlineFileCallsOptions = {}) {
     this.slowCallMs = positive(options.slowCallMs ?? DEFAULTS.inlineFileCallSlowMs, 'slowCallMs');
@@ -69,12 +79,39 @@ export class InlineFileCalls {
   run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
     const started = this.#now();
     if (started < this.#offloadUntil) return offloaded();
-    if (this.#turnStartedAt === undefined) {
-      this.#turnStartedAt = started;
-      setImmediate(this.#turned);
-    } else if (started - this.#turnStartedAt >= this.turnBudgetMs) {
-      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run(inline, offloaded));
+    if (this.#waitingHead === this.#waiting.length && this.#fitsThisTurn(started)) {
+      return this.#runInline(inline, started);
     }
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.push(() => {
+        const now = this.#now();
+        const call = now < this.#offloadUntil ? offloaded() : this.#runInline(inline, now);
+        call.then(resolve, reject);
+      });
+      if (!this.#drainScheduled) {
+        this.#drainScheduled = true;
+        setImmediate(this.#drain);
+      }
+    });
+  }
+
+  /** True while calls on the loop have held it less than the budget in this turn. */
+  #fitsThisTurn(now: number): boolean {
+    if (this.#turnStartedAt === undefined) {
+      this.#turnStartedAt = now;
+      this.#scheduleTurnReset();
+      return true;
+    }
+    return now - this.#turnStartedAt < this.turnBudgetMs;
+  }
+
+  #scheduleTurnReset(): void {
+    if (this.#turnResetScheduled) return;
+    this.#turnResetScheduled = true;
+    setImmediate(this.#turned);
+  }
+
+  #runInline<T>(inline: () => T, started: number): Promise<T> {
     try {
       return Promise.resolve(inline());
     } catch (error) {
@@ -85,7 +122,37 @@ export class InlineFileCalls {
   }
 
   readonly #turned = (): void => {
+    this.#turnResetScheduled = false;
     this.#turnStartedAt = undefined;
+  };
+
+  /**
+   * A new turn (the loop has polled the sockets since the calls were queued): the oldest waiting
+   * calls run, at least one, until they have held the loop for the budget.
+   */
+  readonly #drain = (): void => {
+    this.#drainScheduled = false;
+    this.#turnStartedAt = this.#now();
+    this.#scheduleTurnReset();
+    do {
+      const next = this.#waiting[this.#waitingHead]!;
+      this.#waiting[this.#waitingHead++] = undefined as unknown as () => void;
+      next();
+    } while (
+      this.#waitingHead < this.#waiting.length &&
+      this.#now() - this.#turnStartedAt < this.turnBudgetMs
+    );
+    if (this.#waitingHead === this.#waiting.length) {
+      this.#waiting = [];
+      this.#waitingHead = 0;
+    } else {
+      if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
+        this.#waiting = this.#waiting.slice(this.#waitingHead);
+        this.#waitingHead = 0;
+      }
+      this.#drainScheduled = true;
+      setImmediate(this.#drain);
+    }
   };
 
   #timed(started: number): void {

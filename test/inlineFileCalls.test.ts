@@ -113,6 +113,38 @@ describe('InlineFileCalls', () => {
     expect(turnsAtCall).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
   });
 
+  it('keeps the calls that wait for a later turn in a queue: a thousand at once cost the loop in proportion to them, not to their square', async () => {
+    let nowMs = 0;
+    let clockReads = 0;
+    const calls = new InlineFileCalls({
+      slowCallMs: 5,
+      turnBudgetMs: 2,
+      now: () => {
+        clockReads++;
+        return nowMs;
+      },
+    });
+    const ran: number[] = [];
+    const count = 1000;
+    await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        calls.run(
+          () => {
+            nowMs += 0.5; // four calls per turn
+            ran.push(i);
+          },
+          async () => {
+            throw new Error('nothing is slow here');
+          },
+        ),
+      ),
+    );
+    expect(ran).toEqual(Array.from({ length: count }, (_, i) => i));
+    // Each call reads the clock a few times. Every waiting call looking again each turn (250
+    // turns) read it ~125,000 times: a sweep of a 50,000-entry directory held the loop seconds.
+    expect(clockReads).toBeLessThan(5 * count);
+  });
+
   it('turns an error thrown on the loop into a rejection, and still counts the time it took', async () => {
     let nowMs = 0;
     const calls = new InlineFileCalls({ slowCallMs: 5, now: () => nowMs });
