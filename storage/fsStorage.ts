@@ -512,7 +512,7 @@ export class FsStorage implements Storage {
   ): Promise<FsFileHandle> {
     if (partial) {
       try {
-        return await this.#fs.open(hostPath, 'r+');
+        return await this.#fs.open(hostPath, READ_WRITE_WITHOUT_WAITING ?? 'r+');
       } catch (error) {
         if (resuming || !isMissing(error)) throw storageErrorFromFs(error, clientPath);
       }
@@ -540,7 +540,8 @@ export class FsStorage implements Storage {
     if (this.#activeTemporaryPaths.has(hostPath)) return undefined;
     let handle: FsFileHandle;
     try {
-      handle = await this.#fs.open(hostPath, 'r');
+      // Not waiting: a FIFO under this name (a host user's) would hold the loop (opens run on it).
+      handle = await this.#fs.open(hostPath, READ_WITHOUT_WAITING ?? 'r');
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw storageErrorFromFs(error, target.clientPath);
@@ -809,6 +810,9 @@ function refuseRoot(target: Resolved, reason: string): void {
 /** open(2) flags to read a file without waiting to open it; undefined where there are none (Windows). */
 const READ_WITHOUT_WAITING =
   fsConstants.O_NONBLOCK === undefined ? undefined : fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
+/** The same for a kept partial upload opened to continue it ('r+'); a regular file ignores O_NONBLOCK. */
+const READ_WRITE_WITHOUT_WAITING =
+  fsConstants.O_NONBLOCK === undefined ? undefined : fsConstants.O_RDWR | fsConstants.O_NONBLOCK;
 
 function refuseNonFile(clientPath: string, stats: FsStats): void {
   if (stats.isDirectory()) {

@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { constants as fsConstants } from 'node:fs';
+import { existsSync, constants as fsConstants } from 'node:fs';
 import * as nodeFs from 'node:fs/promises';
 import { mkdir, mkdtemp, readdir, realpath, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -13,6 +13,7 @@ import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
+import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage, openedFileLocation } from '../storage/disk.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
@@ -180,6 +181,44 @@ describe('special files in the root (disk)', () => {
     } finally {
       clearTimeout(writerTimer);
       listener.close();
+      await storage.close();
+      await nodeFs.rm(root, { recursive: true, force: true });
+    }
+  });
+  it("does not wait on a FIFO found under a kept partial upload's name (a host user may put one there)", async () => {
+    const root = await realpath(await mkdtemp(join(tmpdir(), 'muxftp-special-')));
+    const key = { size: 10, algorithm: 'xxh128', source: 'v1' } as const;
+    const fifo = join(root, partialName('f.bin', key));
+    execFileSync('mkfifo', [fifo]);
+    const storage = await DiskStorage.open({ root, durable: false });
+    // The open runs on the loop: a blocking one would hold it, and this process's timers, until a
+    // writer came. A writer in another process leaves once told to, or comes after 3 s (then the
+    // open has waited for it, and it leaves 'waited' behind).
+    const go = join(root, 'go');
+    const waited = join(root, 'waited');
+    const writer = spawn(
+      'sh',
+      [
+        '-c',
+        'i=0; while [ ! -e "$2" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; [ -e "$2" ] && exit 0; : > "$3"; exec 3>"$1"',
+        'sh',
+        fifo,
+        go,
+        waited,
+      ],
+      { stdio: 'ignore' },
+    );
+    const writerExit = once(writer, 'exit');
+    try {
+      await expect(storage.openPartial('f.bin', key)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(storage.createUpload('f.bin', { partial: key, resumeFrom: 1 })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      await writeFile(go, '');
+      await writerExit;
+      expect(existsSync(waited)).toBe(false);
+    } finally {
+      writer.kill();
       await storage.close();
       await nodeFs.rm(root, { recursive: true, force: true });
     }
