@@ -78,14 +78,14 @@ export class InlineFileCalls {
    */
   run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
     const started = this.#now();
-    if (started < this.#offloadUntil) return offloaded();
+    if (started < this.#offloadUntil) return handOff(offloaded);
     if (this.#waitingHead === this.#waiting.length && this.#fitsThisTurn(started)) {
       return this.#runInline(inline, started);
     }
     return new Promise<T>((resolve, reject) => {
       this.#waiting.push(() => {
         const now = this.#now();
-        const call = now < this.#offloadUntil ? offloaded() : this.#runInline(inline, now);
+        const call = now < this.#offloadUntil ? handOff(offloaded) : this.#runInline(inline, now);
         call.then(resolve, reject);
       });
       if (!this.#drainScheduled) {
@@ -166,6 +166,15 @@ export class InlineFileCalls {
       this.#backoffMs = this.#backoffMs <= this.#firstBackoffMs ? 0 : this.#backoffMs / 2;
       this.#forgiveAt = finished + this.#backoffMs;
     }
+  }
+}
+
+/** `offloaded()`, with an error it throws at once as a rejection (in #drain it would be uncaught). */
+function handOff<T>(offloaded: () => Promise<T>): Promise<T> {
+  try {
+    return offloaded();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

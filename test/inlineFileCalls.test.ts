@@ -159,6 +159,25 @@ describe('InlineFileCalls', () => {
     expect(calls.offloading).toBe(true);
   });
 
+  it('turns an error thrown at once by a call that waited for its turn into a rejection too', async () => {
+    let nowMs = 0;
+    const calls = new InlineFileCalls({ slowCallMs: 5, turnBudgetMs: 2, now: () => nowMs });
+    const fails = () => {
+      throw Object.assign(new Error('bad argument'), { code: 'ERR_INVALID_ARG_VALUE' });
+    };
+    // The first holds the loop past the budget, and is slow: the second waits for the next turn,
+    // and is then handed off, to a call that throws instead of returning a promise.
+    const first = calls.run(
+      () => {
+        nowMs += 10;
+      },
+      async () => {},
+    );
+    const second = calls.run(fails, fails);
+    await first;
+    await expect(second).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
   it('refuses limits that are not positive numbers', () => {
     expect(() => new InlineFileCalls({ slowCallMs: 0 })).toThrow(RangeError);
     expect(() => new InlineFileCalls({ backoffMs: Number.NaN })).toThrow(RangeError);
