@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
 import { encodeFrame, encodeJsonFrame } from '../shared/protocol/encoder.js';
@@ -109,6 +110,29 @@ describe('ReceivedBytes', () => {
     expect(received.heldBytes).toBe(5);
     received.dispose();
     expect([received.heldBytes, reported]).toEqual([0, 0]);
+  });
+});
+
+describe('ReceivedBytes with the real block size', () => {
+  it("copies a TLS socket's 16 KiB pieces into one block, not each into a fresh buffer", () => {
+    const pool = new BlockPool(DEFAULTS.receivedBlockBytes, 4 * DEFAULTS.receivedBlockBytes);
+    const received = new ReceivedBytes(pool);
+    received.append(Buffer.alloc(16 * 1024, 1), true);
+    received.append(Buffer.alloc(16 * 1024, 2), true);
+    expect(received.heldBytes).toBe(DEFAULTS.receivedBlockBytes);
+    const taken = received.take();
+    expect(taken.chunks.map((chunk) => chunk.length)).toEqual([32 * 1024]);
+    expect(
+      Buffer.concat(taken.chunks).equals(
+        Buffer.concat([Buffer.alloc(16 * 1024, 1), Buffer.alloc(16 * 1024, 2)]),
+      ),
+    ).toBe(true);
+    taken.release();
+    expect(pool.freeCount).toBe(1);
+    // A few bytes still go into a buffer of their own.
+    received.append(Buffer.from('abc'), true);
+    expect(received.heldBytes).toBe(3);
+    received.dispose();
   });
 });
 

@@ -61,7 +61,7 @@ const NOTHING: TakenBytes = { chunks: [], bytes: 0, release: () => {} };
  * What it holds is what it reports (`heldBytes`, and `onHeld` on every change): whole blocks, and
  * the bytes of chunks kept as they are. A take ends the block being filled, so a stream whose
  * bytes are all written holds nothing, and a few bytes are copied into a buffer of their own
- * rather than a block until a quarter block has gathered: a stream kept a 256 KiB block for its
+ * rather than a block until DEFAULTS.receivedOwnBufferBytes (at most a quarter block) have gathered: a stream kept a 256 KiB block for its
  * first byte for as long as it lived, so 1 byte on each of 256 streams held 64 MiB, counted as 256
  * bytes against the upload backlog's marks.
  */
@@ -75,11 +75,14 @@ export class ReceivedBytes {
   #queued: Array<{ chunk: Buffer; block: Block | undefined }> = [];
   #queuedBytes = 0;
   #heldBytes = 0;
+  /** Below this much gathered (and no block being filled), bytes go into a buffer of their own. */
+  readonly #ownBufferBytes: number;
 
   /** @param onHeld told of every change in the memory this stream holds (bytes, + or −). */
   constructor(pool: BlockPool, onHeld?: (deltaBytes: number) => void) {
     this.#pool = pool;
     this.#onHeld = onHeld;
+    this.#ownBufferBytes = Math.min(DEFAULTS.receivedOwnBufferBytes, pool.blockBytes / 4);
   }
 
   /** Bytes appended and not yet taken. */
@@ -99,7 +102,7 @@ export class ReceivedBytes {
   append(payload: Buffer, borrowed: boolean): void {
     if (payload.length === 0) return;
     this.#queuedBytes += payload.length;
-    if (!borrowed || (this.#current === undefined && this.#queuedBytes < this.#pool.blockBytes / 4)) {
+    if (!borrowed || (this.#current === undefined && this.#queuedBytes < this.#ownBufferBytes)) {
       const chunk = borrowed ? Buffer.from(payload) : payload;
       this.#queued.push({ chunk, block: undefined });
       this.#held(chunk.length);
