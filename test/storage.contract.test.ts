@@ -80,34 +80,32 @@ async function fixture(
   };
 }
 
+/** A temporary directory holding `root` (made by `open`) and `outside`, removed by the cleanup. */
+async function diskFixture(open: (root: string) => Promise<Storage>): Promise<Fixture> {
+  const dir = await nodeFs.mkdtemp(path.join(os.tmpdir(), 'muxftp-test-'));
+  const root = path.join(dir, 'root');
+  const outside = path.join(dir, 'outside');
+  await nodeFs.mkdir(outside);
+  return fixture(
+    () => open(root),
+    { host: nodeFs, root, outside },
+    () => nodeFs.rm(dir, { recursive: true, force: true }),
+  );
+}
+
 const backends: Backend[] = [
   {
     name: 'disk',
     hasOutside: true,
     renamesLinksThemselves: true,
-    async setup() {
-      const dir = await nodeFs.mkdtemp(path.join(os.tmpdir(), 'muxftp-test-'));
-      const root = path.join(dir, 'root');
-      const outside = path.join(dir, 'outside');
-      await nodeFs.mkdir(outside);
-      return fixture(
-        () => DiskStorage.open({ root }),
-        { host: nodeFs, root, outside },
-        () => nodeFs.rm(dir, { recursive: true, force: true }),
-      );
-    },
+    setup: () => diskFixture((root) => DiskStorage.open({ root })),
   },
   {
     // DiskStorage's fs calls once a slow one sent them to the threadpool (storage/diskFs.ts).
     name: 'disk, every call through the threadpool',
     hasOutside: true,
     renamesLinksThemselves: true,
-    async setup() {
-      const dir = await nodeFs.mkdtemp(path.join(os.tmpdir(), 'muxftp-test-'));
-      const root = path.join(dir, 'root');
-      const outside = path.join(dir, 'outside');
-      await nodeFs.mkdir(root);
-      await nodeFs.mkdir(outside);
+    setup() {
       let nowMs = 0;
       // Every call seems to take 10 s: after the first, all are handed off for the back-off (1e9 ms).
       const offloading = new InlineFileCalls({
@@ -115,17 +113,16 @@ const backends: Backend[] = [
         backoffMs: 1e9,
         maxBackoffMs: 1e9,
       });
-      const open = async () =>
-        new FsStorage({
+      return diskFixture(async (root) => {
+        await nodeFs.mkdir(root, { recursive: true });
+        return new FsStorage({
           fs: diskFs(offloading),
           root,
           durable: true,
           hostPaths: path,
           locateOpened: openedFileLocation,
         });
-      return fixture(open, { host: nodeFs, root, outside }, () =>
-        nodeFs.rm(dir, { recursive: true, force: true }),
-      );
+      });
     },
   },
   {
