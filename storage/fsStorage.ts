@@ -595,38 +595,43 @@ export class FsStorage implements Storage {
       const dir = pending.pop()!;
       const entries = await this.#fs.readdir(dir.hostPath).catch((): readonly unknown[] => []);
       const names = entries.filter((name): name is string => typeof name === 'string');
-      await Promise.all(
-        names.map(async (name) => {
-          const hostPath = this.#paths.join(dir.hostPath, name);
-          const stats = await this.#fs.lstat(hostPath).catch(() => undefined);
-          if (stats === undefined) return;
-          if (!isTemporaryName(name)) {
-            if (stats.isDirectory()) {
-              pending.push({
-                hostPath,
-                clientPath: dir.clientPath === '' ? name : `${dir.clientPath}/${name}`,
-              });
+      // A batch at a time, the loop turning between batches, as listBatches does: a directory of
+      // 50,000 entries looked every one up at once and held the loop ~0.24 s.
+      for (let start = 0; start < names.length; start += DEFAULTS.listBatchEntries) {
+        if (start > 0) await nextTurn();
+        await Promise.all(
+          names.slice(start, start + DEFAULTS.listBatchEntries).map(async (name) => {
+            const hostPath = this.#paths.join(dir.hostPath, name);
+            const stats = await this.#fs.lstat(hostPath).catch(() => undefined);
+            if (stats === undefined) return;
+            if (!isTemporaryName(name)) {
+              if (stats.isDirectory()) {
+                pending.push({
+                  hostPath,
+                  clientPath: dir.clientPath === '' ? name : `${dir.clientPath}/${name}`,
+                });
+              }
+              return;
             }
-            return;
-          }
-          if (!stats.isFile() || this.#activeTemporaryPaths.has(hostPath)) return;
-          const partial = isPartialName(name);
-          if (!partial && options.partialsOnly) return;
-          // A kept partial upload lives out its retention (issue #8).
-          if (partial && toMs(stats.mtimeMs) > keepAfterMs) return;
-          // Looked up again after the await, and claimed while it goes: an upload that took it
-          // over meanwhile keeps it, and none takes it over while it goes (its bytes would be
-          // freed twice).
-          if (this.#activeTemporaryPaths.has(hostPath)) return;
-          this.#activeTemporaryPaths.add(hostPath);
-          await this.#fs.unlink(hostPath).then(() => {
-            removed++;
-            // In the turn the unlink completed, as keptPartials() stops listing it.
-            if (partial) options.onPartialRemoved?.(dir.clientPath, Number(stats.size));
-          }, noop);
-          this.#activeTemporaryPaths.delete(hostPath);
-        }),
-      );
+            if (!stats.isFile() || this.#activeTemporaryPaths.has(hostPath)) return;
+            const partial = isPartialName(name);
+            if (!partial && options.partialsOnly) return;
+            // A kept partial upload lives out its retention (issue #8).
+            if (partial && toMs(stats.mtimeMs) > keepAfterMs) return;
+            // Looked up again after the await, and claimed while it goes: an upload that took it
+            // over meanwhile keeps it, and none takes it over while it goes (its bytes would be
+            // freed twice).
+            if (this.#activeTemporaryPaths.has(hostPath)) return;
+            this.#activeTemporaryPaths.add(hostPath);
+            await this.#fs.unlink(hostPath).then(() => {
+              removed++;
+              // In the turn the unlink completed, as keptPartials() stops listing it.
+              if (partial) options.onPartialRemoved?.(dir.clientPath, Number(stats.size));
+            }, noop);
+            this.#activeTemporaryPaths.delete(hostPath);
+          }),
+        );
+      }
     }
     return removed;
   }

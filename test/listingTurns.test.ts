@@ -1,5 +1,5 @@
 /**
- * A listing lets the loop turn between its batches, so other connections are served while a
+ * A listing (and a sweep of temporary files) lets the loop turn between its batches, so other connections are served while a
  * huge directory is listed. memfs answers every call in microtasks (no timer or I/O callback runs
  * while its promises chain), so in memory a 20,000-entry listing used to hold the one thread from
  * its first lookup to its last. Counted in loop turns, not timed: load cannot make it pass or fail.
@@ -33,6 +33,30 @@ describe('listBatches', () => {
       expect(batches).toBe(Math.ceil(20_000 / DEFAULTS.listBatchEntries));
       // At least one turn between each two batches (0 before).
       expect(turns).toBeGreaterThanOrEqual(batches - 1);
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
+describe('sweepTemporaryFiles', () => {
+  it('looks a huge directory up a batch at a time, letting the loop turn between batches', async () => {
+    const storage = new MemoryStorage();
+    try {
+      storage.volume.mkdirSync('/huge');
+      for (let i = 0; i < 5_000; i++)
+        storage.volume.writeFileSync(`/huge/entry-${String(i).padStart(6, '0')}`, '');
+      let turns = 0;
+      let sweeping = true;
+      const countTurn = () => {
+        turns++;
+        if (sweeping) setImmediate(countTurn);
+      };
+      setImmediate(countTurn);
+      expect(await storage.sweepTemporaryFiles()).toBe(0);
+      sweeping = false;
+      // At least one turn between each two batches of the 5,000 entries (0 before: every lookup at once).
+      expect(turns).toBeGreaterThanOrEqual(Math.ceil(5_000 / DEFAULTS.listBatchEntries) - 1);
     } finally {
       await storage.close();
     }
