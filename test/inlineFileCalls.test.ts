@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { diskFs } from '../storage/diskFs.js';
+import { LoopTurns } from './helpers/loopTurns.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -88,19 +89,12 @@ describe('InlineFileCalls', () => {
   it('lets the loop turn once calls on it have held it for the turn budget', async () => {
     let nowMs = 0;
     const calls = new InlineFileCalls({ slowCallMs: 5, turnBudgetMs: 2, now: () => nowMs });
-    // Loop turns are counted by a check-phase callback that re-arms itself.
-    let turns = 0;
-    let counting = true;
-    const countTurn = (): void => {
-      turns++;
-      if (counting) setImmediate(countTurn);
-    };
-    setImmediate(countTurn);
+    const loop = new LoopTurns();
     const turnsAtCall: number[] = [];
     for (let i = 0; i < 8; i++) {
       await calls.run(
         () => {
-          turnsAtCall.push(turns);
+          turnsAtCall.push(loop.turns);
           nowMs += 1; // each call holds the loop 1 ms
         },
         async () => {
@@ -108,7 +102,7 @@ describe('InlineFileCalls', () => {
         },
       );
     }
-    counting = false;
+    loop.stop();
     // Two calls (2 ms) per turn, then the next waits for the loop to turn.
     expect(turnsAtCall).toEqual([0, 0, 1, 1, 2, 2, 3, 3]);
   });

@@ -2,11 +2,12 @@
  * A listing (and a sweep of temporary files) lets the loop turn between its batches, so other connections are served while a
  * huge directory is listed. memfs answers every call in microtasks (no timer or I/O callback runs
  * while its promises chain), so in memory a 20,000-entry listing used to hold the one thread from
- * its first lookup to its last. Counted in loop turns, not timed: load cannot make it pass or fail.
+ * its first lookup to its last. Counted in loop turns (helpers/loopTurns.ts), not timed.
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MemoryStorage } from '../storage/memory.js';
+import { LoopTurns } from './helpers/loopTurns.js';
 
 describe('listBatches', () => {
   it('lets the loop turn between batches of a huge listing in memory', async () => {
@@ -15,20 +16,14 @@ describe('listBatches', () => {
       storage.volume.mkdirSync('/huge');
       for (let i = 0; i < 20_000; i++)
         storage.volume.writeFileSync(`/huge/entry-${String(i).padStart(6, '0')}`, '');
-      let turns = 0;
-      let listing = true;
-      const countTurn = () => {
-        turns++;
-        if (listing) setImmediate(countTurn);
-      };
-      setImmediate(countTurn);
+      const loop = new LoopTurns();
       let batches = 0;
       let entries = 0;
       for await (const batch of storage.listBatches('huge')) {
         batches++;
         entries += batch.length;
       }
-      listing = false;
+      const turns = loop.stop();
       expect(entries).toBe(20_000);
       expect(batches).toBe(Math.ceil(20_000 / DEFAULTS.listBatchEntries));
       // At least one turn between each two batches (0 before).
@@ -46,15 +41,9 @@ describe('sweepTemporaryFiles', () => {
       storage.volume.mkdirSync('/huge');
       for (let i = 0; i < 5_000; i++)
         storage.volume.writeFileSync(`/huge/entry-${String(i).padStart(6, '0')}`, '');
-      let turns = 0;
-      let sweeping = true;
-      const countTurn = () => {
-        turns++;
-        if (sweeping) setImmediate(countTurn);
-      };
-      setImmediate(countTurn);
+      const loop = new LoopTurns();
       expect(await storage.sweepTemporaryFiles()).toBe(0);
-      sweeping = false;
+      const turns = loop.stop();
       // At least one turn between each two batches of the 5,000 entries (0 before: every lookup at once).
       expect(turns).toBeGreaterThanOrEqual(Math.ceil(5_000 / DEFAULTS.listBatchEntries) - 1);
     } finally {
