@@ -177,21 +177,27 @@ describe('--server and IPv6 addresses', () => {
   });
 });
 
+/** A disk-backed server, and a local `project` directory holding a.txt and sub/b.txt. */
+async function serverAndProject() {
+  server = await startServer({ backend: 'disk' });
+  const local = await tempDirs.make();
+  const project = join(local, 'project');
+  await mkdir(join(project, 'sub'), { recursive: true });
+  await writeFile(join(project, 'a.txt'), 'a');
+  await writeFile(join(project, 'sub', 'b.txt'), 'b');
+  return { root: server.root!, local, project, at: ['--server', `127.0.0.1:${server.port}`] };
+}
+
+/** What a copied a.txt and sub/b.txt make under `dir`. */
+const contents = (dir: string) => [`${dir}/`, `${dir}/a.txt`, `${dir}/sub/`, `${dir}/sub/b.txt`];
+
 describe('put -r and get -r of ., .. or the root: the contents go into the destination, as with cp -r and scp -r', () => {
   it('puts what is in the directory, not a directory named after it', async () => {
-    server = await startServer({ backend: 'disk' });
-    const root = server.root!;
-    const local = await tempDirs.make();
-    const project = join(local, 'project');
-    await mkdir(join(project, 'sub'), { recursive: true });
-    await writeFile(join(project, 'a.txt'), 'a');
-    await writeFile(join(project, 'sub', 'b.txt'), 'b');
-    const at = ['--server', `127.0.0.1:${server.port}`];
+    const { root, local, project, at } = await serverAndProject();
     const put = async (args: string[], cwd = project) => {
       const result = await runCli(['put', '-r', ...args, ...at], cwd);
       expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
     };
-    const contents = (dir: string) => [`${dir}/`, `${dir}/a.txt`, `${dir}/sub/`, `${dir}/sub/b.txt`];
 
     await put(['.']); // into the root itself
     expect(await treeOf(root)).toEqual(['a.txt', 'sub/', 'sub/b.txt']);
@@ -262,15 +268,7 @@ describe('put -r and get -r of ., .. or the root: the contents go into the desti
 
 describe('put -r and get -r into a missing directory: made, in a parent that exists, as cp -r and rsync make their destination', () => {
   it('put -r . site/ and put -r DIR backup/ need no -p; a missing parent still does; a plain put still does', async () => {
-    server = await startServer({ backend: 'disk' });
-    const root = server.root!;
-    const local = await tempDirs.make();
-    const project = join(local, 'project');
-    await mkdir(join(project, 'sub'), { recursive: true });
-    await writeFile(join(project, 'a.txt'), 'a');
-    await writeFile(join(project, 'sub', 'b.txt'), 'b');
-    const at = ['--server', `127.0.0.1:${server.port}`];
-    const contents = (dir: string) => [`${dir}/`, `${dir}/a.txt`, `${dir}/sub/`, `${dir}/sub/b.txt`];
+    const { root, local, project, at } = await serverAndProject();
 
     for (const [args, cwd] of [
       [['put', '-r', '.', 'site/'], project],
@@ -320,7 +318,6 @@ describe('put -r and get -r into a missing directory: made, in a parent that exi
       const result = await runCli([...args, ...at], local);
       expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
     }
-    const contents = (dir: string) => [`${dir}/`, `${dir}/a.txt`, `${dir}/sub/`, `${dir}/sub/b.txt`];
     const made = ['out/', ...contents('out/tree'), 'to/', ...contents('to/tree')];
     expect(await treeOf(local)).toEqual(made.sort());
 
