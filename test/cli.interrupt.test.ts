@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
-import { CLI_BIN } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
@@ -47,34 +47,9 @@ async function silentServer(port = 0): Promise<{ port: number; connected: () => 
 }
 
 /** Runs the CLI; once `ready` resolves, sends SIGINT; resolves with what it printed and its exit. */
-async function interruptCli(
-  args: string[],
-  cwd: string,
-  ready: Promise<void>,
-): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  const env = { ...process.env };
-  delete env.MUXFTP_SERVER;
-  const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal })),
-  );
-  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  try {
-    await ready;
-    // The CLI's handlers are installed before it connects: once the server saw the connection, they are there.
-    child.kill('SIGINT');
-    return { ...(await exited), stdout, stderr };
-  } finally {
-    clearTimeout(killer);
-  }
+function interruptCli(args: string[], cwd: string, ready: Promise<void>) {
+  // The CLI's handlers are installed before it connects: once the server saw the connection, they are there.
+  return runCli(args, cwd, { interruptWhen: ready, timeoutMs: 15_000 });
 }
 
 describe('Ctrl-C while connecting', () => {

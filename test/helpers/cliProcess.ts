@@ -30,12 +30,20 @@ export function runCliQuietly(
   });
 }
 
-/** Like runCliQuietly, with stdout too, stdin to give, and the environment to add (MUXFTP_SERVER is dropped unless given). */
+/**
+ * Like runCliQuietly, with stdout too, stdin to give, the environment to add (MUXFTP_SERVER is
+ * dropped unless given), and a Ctrl-C to send (SIGINT once `interruptWhen` resolves).
+ */
 export function runCli(
   args: string[],
   cwd: string,
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; stdin?: string } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  options: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    stdin?: string;
+    interruptWhen?: Promise<void>;
+  } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const env = { ...process.env, ...options.env };
   if (options.env?.MUXFTP_SERVER === undefined) delete env.MUXFTP_SERVER;
   return new Promise((resolve, reject) => {
@@ -54,13 +62,17 @@ export function runCli(
       stderr += chunk.toString();
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+    options.interruptWhen?.then(
+      () => child.kill('SIGINT'),
+      () => child.kill('SIGKILL'),
+    );
     child.once('error', (error) => {
       clearTimeout(timer);
       reject(error);
     });
-    child.once('close', (code) => {
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, signal, stdout, stderr });
     });
   });
 }
