@@ -1,7 +1,8 @@
 /**
  * A `get`: the server reads the file and sends it as DATA frames, then END with size and the
  * content digest under the connection's algorithm (from storage's digest cache when it has one,
- * else hashed as the chunks are sent: the client verifies every byte either way).
+ * else hashed as the chunks are sent: the client verifies every byte either way). One that stops
+ * short of the end leaves the digests of the whole blocks it hashed with storage, for a resume.
  * It is a FrameProducer on the connection's outbound queue, and reads the next chunks from disk
  * (up to readAheadChunks at once, so the disk is read while the socket is written) only when it has
  * credit from the client and the queue has room (reserveChunk): however slowly the client reads, the
@@ -64,8 +65,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         this.advance(StreamPhase.Open);
         this.size = handle.size;
         this.known = handle.knownDigest(this.host.integrity);
-        if (this.known === undefined) this.digester = new ContentDigester(this.host.integrity);
         if (this.requestedOffset === undefined) {
+          if (this.known === undefined) this.digester = new ContentDigester(this.host.integrity);
           this.host.send(encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs) }));
           this.host.queue.addProducer(this);
           this.readAhead();
@@ -94,19 +95,26 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     if (this.known !== undefined) {
       prefix = this.known.blockDigests.slice(0, blocks);
     } else {
-      // Hash the prefix the client already has: END's D is over the whole file.
-      const buffer = Buffer.allocUnsafe(Math.min(PREFIX_READ_BYTES, Math.max(offset, 1)));
+      // END's D is over the whole file, so the prefix the client already has is hashed too: from
+      // the block digests storage remembers of this version, as far as they go, then by reading.
+      const leading = handle.knownLeadingBlocks(this.host.integrity).slice(0, blocks);
+      const digester = ContentDigester.continuing(this.host.integrity, leading);
+      this.digester = digester;
+      this.position = leading.length * INTEGRITY_BLOCK_BYTES;
+      const buffer = Buffer.allocUnsafe(Math.min(PREFIX_READ_BYTES, Math.max(offset - this.position, 1)));
       while (this.position < offset) {
         const length = Math.min(buffer.length, offset - this.position);
         const bytesRead = await handle.read(buffer, 0, length, this.position);
-        if (this.isFinished) return;
+        if (this.isFinished) return; // cleanup() remembers the blocks hashed so far
         if (bytesRead !== length) {
           throw new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path);
         }
-        this.digester!.update(buffer.subarray(0, length));
+        digester.update(buffer.subarray(0, length));
         this.position += length;
       }
-      prefix = this.digester!.blockDigests.slice(0, blocks);
+      prefix = digester.blockDigests.slice(0, blocks);
+      // Before the REPLY: a client that hangs up once it has it must not make the next ask read it all again.
+      if (blocks > leading.length) handle.rememberLeadingBlocks(this.host.integrity, prefix);
     }
     this.position = offset;
     this.readPosition = offset;
@@ -220,6 +228,10 @@ export class DownloadStream extends ServerStream implements FrameProducer {
 
   protected cleanup(): void {
     clearTimeout(this.rateTimer);
+    // Stopped short of the end: the whole blocks hashed so far spare a resumed get reading them again.
+    if (this.digester !== undefined && this.position < this.size) {
+      this.handle?.rememberLeadingBlocks(this.host.integrity, this.digester.blockDigests);
+    }
     this.digester?.release();
     this.host.queue.removeProducer(this);
     for (const frame of this.reads.clear()) this.host.queue.release(frame.length);

@@ -11,7 +11,14 @@
  * leaves the version unchanged. A digest read from a file whose ctime is that recent is therefore
  * not remembered ("racily clean", as git calls it): a later reader hashes the file again. Without
  * this, one such write made every later download of the file fail its check until it changed again.
+ *
+ * Short of a whole digest, a version's leading block digests are kept too, as far as a reader
+ * hashed them (a resumed download hashes the prefix its client already has before answering):
+ * else a client repeating `get` with an offset, and hanging up after each answer, made the server
+ * read and hash that prefix again every time. Memory: at most maxEntries versions, each with its
+ * block digests (one per 4 MiB of the file; leading ones at most maxLeadingBlocks).
  */
+import { DEFAULTS } from '../shared/defaults.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 
@@ -26,24 +33,45 @@ export interface FileVersion {
 /** How recent a ctime may be, before the moment its file was looked at, for its digest to be kept. */
 export const RACY_WINDOW_MS = 2000;
 
+/** What is known of one file version: whole-file digests, and leading block digests short of one. */
+interface VersionEntry {
+  version: string;
+  digests: Map<IntegrityAlgorithm, FileDigest>;
+  /** d_0 … of the version's first whole blocks, per algorithm with no whole-file digest yet. */
+  leading: Map<IntegrityAlgorithm, readonly Buffer[]>;
+}
+
 export class DigestCache {
   private readonly maxEntries: number;
-  private readonly entries = new Map<
-    string,
-    { version: string; digests: Map<IntegrityAlgorithm, FileDigest> }
-  >();
+  private readonly maxLeadingBlocks: number;
+  private readonly entries = new Map<string, VersionEntry>();
 
-  constructor(maxEntries = 100_000) {
+  /**
+   * `maxEntries`: file versions remembered (the least recently set go first). `maxLeadingBlocks`:
+   * the most leading block digests kept short of a whole digest (only a resumed download uses
+   * them, and it starts at most DEFAULTS.maxResumeBlocks in).
+   */
+  constructor(maxEntries = 100_000, maxLeadingBlocks: number = DEFAULTS.maxResumeBlocks) {
     this.maxEntries = maxEntries;
+    this.maxLeadingBlocks = maxLeadingBlocks;
   }
 
   get(file: FileVersion, algorithm: IntegrityAlgorithm): FileDigest | undefined {
-    const entry = this.entries.get(identity(file));
-    return entry !== undefined && entry.version === version(file) ? entry.digests.get(algorithm) : undefined;
+    return this.current(file)?.digests.get(algorithm);
   }
 
   /**
-   * Adds `digest` to what is known of this version; another version's digests are dropped.
+   * The digests of this version's first whole blocks (and of a last partial one, when the whole
+   * digest is known), as far as they are known under `algorithm`: maybe none.
+   */
+  leadingBlocks(file: FileVersion, algorithm: IntegrityAlgorithm): readonly Buffer[] {
+    const entry = this.current(file);
+    return entry?.digests.get(algorithm)?.blockDigests ?? entry?.leading.get(algorithm) ?? [];
+  }
+
+  /**
+   * Adds `digest` to what is known of this version (it supersedes leading block digests of its
+   * algorithm); another version's digests are dropped.
    * `observedAtMs`: when `file` was stat'ed before its bytes were read and hashed. The digest is
    * kept only if no write after that moment could have left the version as it was (see above),
    * or if this version's entry is already vouched for: a same-tick write would have made that one
@@ -51,16 +79,46 @@ export class DigestCache {
    * storage wrote them itself).
    */
   set(file: FileVersion, digest: FileDigest, observedAtMs?: number): void {
+    const entry = this.entryToUpdate(file, observedAtMs);
+    if (entry === undefined) return;
+    entry.digests.set(digest.algorithm, digest);
+    entry.leading.delete(digest.algorithm);
+  }
+
+  /**
+   * Remembers the digests d_0 … of this version's first whole blocks, hashed by a reader that did
+   * not read the whole file (a resumed download's prefix, an interrupted download), under the same
+   * rule as set(). Kept only where they say more than what is known already, and at most
+   * maxLeadingBlocks of them.
+   */
+  setLeadingBlocks(
+    file: FileVersion,
+    algorithm: IntegrityAlgorithm,
+    blockDigests: readonly Buffer[],
+    observedAtMs: number,
+  ): void {
+    const count = Math.min(blockDigests.length, this.maxLeadingBlocks);
+    if (count <= this.leadingBlocks(file, algorithm).length) return;
+    const entry = this.entryToUpdate(file, observedAtMs);
+    entry?.leading.set(algorithm, blockDigests.slice(0, count));
+  }
+
+  private current(file: FileVersion): VersionEntry | undefined {
+    const entry = this.entries.get(identity(file));
+    return entry !== undefined && entry.version === version(file) ? entry : undefined;
+  }
+
+  /** This version's entry, made the most recent (created if the rule lets it be): undefined if not. */
+  private entryToUpdate(file: FileVersion, observedAtMs: number | undefined): VersionEntry | undefined {
     const key = identity(file);
-    const current = this.entries.get(key);
-    const known = current !== undefined && current.version === version(file);
+    const known = this.current(file);
     const racy = observedAtMs !== undefined && Number(file.ctimeMs) > observedAtMs - RACY_WINDOW_MS;
-    if (racy && !known) return;
-    const digests = known ? current.digests : new Map<IntegrityAlgorithm, FileDigest>();
-    digests.set(digest.algorithm, digest);
+    if (racy && known === undefined) return undefined;
+    const entry = known ?? { version: version(file), digests: new Map(), leading: new Map() };
     this.entries.delete(key); // re-insert: the Map's order is the eviction order
-    this.entries.set(key, { version: version(file), digests });
+    this.entries.set(key, entry);
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    return entry;
   }
 }
 

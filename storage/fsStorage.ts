@@ -790,6 +790,14 @@ class FsReadHandle implements ReadHandle {
     this.#digests.set(this.#stats, digest, this.#observedAtMs);
   }
 
+  knownLeadingBlocks(algorithm: IntegrityAlgorithm): readonly Buffer[] {
+    return this.#digests.leadingBlocks(this.#stats, algorithm);
+  }
+
+  rememberLeadingBlocks(algorithm: IntegrityAlgorithm, blockDigests: readonly Buffer[]): void {
+    this.#digests.setLeadingBlocks(this.#stats, algorithm, blockDigests, this.#observedAtMs);
+  }
+
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
     if (this.#closing)
       throw new StorageError('IO_ERROR', `file is closed: ${this.#clientPath}`, this.#clientPath);

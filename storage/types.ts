@@ -44,6 +44,13 @@ export interface ReadHandle {
   knownDigest(algorithm: IntegrityAlgorithm): FileDigest | undefined;
   /** The caller hashed the whole file as opened: remember it for later readers. */
   rememberDigest(digest: FileDigest): void;
+  /**
+   * The digests d_0 … of this version's first blocks under `algorithm`, as far as storage knows
+   * them (all of them when it knows the whole digest; maybe none).
+   */
+  knownLeadingBlocks(algorithm: IntegrityAlgorithm): readonly Buffer[];
+  /** The caller hashed this version's first whole blocks (not the whole file): remember their digests. */
+  rememberLeadingBlocks(algorithm: IntegrityAlgorithm, blockDigests: readonly Buffer[]): void;
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Releases the file. */

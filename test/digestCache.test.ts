@@ -6,7 +6,7 @@
 import { Volume } from 'memfs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ContentDigester, contentDigest, type FileDigest } from '../shared/integrity/contentDigest.js';
-import { RACY_WINDOW_MS } from '../storage/digestCache.js';
+import { DigestCache, RACY_WINDOW_MS } from '../storage/digestCache.js';
 import { fileDigest } from '../storage/fileDigest.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { MemoryStorage, memfsApi } from '../storage/memory.js';
@@ -77,5 +77,34 @@ describe('the digest cache and a coarse file-system clock', () => {
     } finally {
       await storage.close();
     }
+  });
+});
+
+describe('leading block digests short of a whole digest', () => {
+  const digest = (n: number) => Buffer.alloc(16, n);
+  const file = (ino: number, ctimeMs = 0) => ({ dev: 1, ino, size: 100, mtimeMs: 0, ctimeMs });
+  const observedAtMs = RACY_WINDOW_MS + 1000;
+
+  it('are kept under the racy rule, grow, give way to a whole digest, and count against maxEntries', () => {
+    const cache = new DigestCache(2, 3);
+    cache.setLeadingBlocks(file(1, observedAtMs), 'xxh128', [digest(0)], observedAtMs);
+    expect(cache.leadingBlocks(file(1, observedAtMs), 'xxh128')).toEqual([]); // racily clean: not kept
+
+    cache.setLeadingBlocks(file(1), 'xxh128', [digest(0)], observedAtMs);
+    cache.setLeadingBlocks(file(1), 'xxh128', [digest(0), digest(1), digest(2), digest(3)], observedAtMs);
+    expect(cache.leadingBlocks(file(1), 'xxh128')).toEqual([digest(0), digest(1), digest(2)]); // at most 3
+    cache.setLeadingBlocks(file(1), 'xxh128', [digest(9)], observedAtMs); // says less: ignored
+    expect(cache.leadingBlocks(file(1), 'xxh128')).toHaveLength(3);
+    expect(cache.leadingBlocks(file(1), 'sha256')).toEqual([]);
+    expect(cache.leadingBlocks({ ...file(1), size: 101 }, 'xxh128')).toEqual([]); // another version
+
+    const whole = digestOf('x'.repeat(100));
+    cache.set(file(1), whole, observedAtMs);
+    expect(cache.leadingBlocks(file(1), 'xxh128')).toBe(whole.blockDigests);
+
+    cache.setLeadingBlocks(file(2), 'xxh128', [digest(2)], observedAtMs);
+    cache.setLeadingBlocks(file(3), 'xxh128', [digest(3)], observedAtMs);
+    expect(cache.get(file(1), 'xxh128')).toBeUndefined(); // the oldest version went
+    expect(cache.leadingBlocks(file(2), 'xxh128')).toEqual([digest(2)]);
   });
 });

@@ -44,6 +44,17 @@ export class ContentDigester {
     this.hash = createBlockHash(algorithm);
   }
 
+  /**
+   * A digester that has, in effect, been fed the whole blocks whose digests are `leading` (known
+   * from an earlier read of the same file version), so hashing goes on from the block after them.
+   */
+  static continuing(algorithm: IntegrityAlgorithm, leading: readonly Buffer[]): ContentDigester {
+    const digester = new ContentDigester(algorithm);
+    digester.blockDigests.push(...leading);
+    digester.total = leading.length * INTEGRITY_BLOCK_BYTES;
+    return digester;
+  }
+
   /** Bytes fed so far. */
   get bytes(): number {
     return this.total;

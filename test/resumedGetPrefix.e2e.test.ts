@@ -1,0 +1,145 @@
+/**
+ * A resumed `get` of a file whose digest storage does not know hashes the prefix the client
+ * already has before its REPLY. Those block digests are remembered for the file's version, so a
+ * client that repeats `get` with an offset (and hangs up after the REPLY) cannot make the server
+ * read and hash that prefix again each time; a changed file is a new version and is hashed again.
+ * Reads are observed through a storage wrapper; every download is verified end to end.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { RACY_WINDOW_MS } from '../storage/digestCache.js';
+import { MemoryStorage } from '../storage/memory.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { ReadLog } from './helpers/readLog.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const BLOCK = INTEGRITY_BLOCK_BYTES;
+const RESUME_AT = 2 * BLOCK;
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+let env: TestServer | undefined;
+const peers: RawPeer[] = [];
+const tempDirs = new TempDirs('muxftp-resumed-prefix-');
+
+afterEach(async () => {
+  for (const peer of peers.splice(0)) peer.destroy();
+  await env?.stop();
+  env = undefined;
+  await tempDirs.removeAll();
+  vi.useRealTimers();
+});
+
+/**
+ * Memory storage holding `content` at big.bin, written behind the server's back (no digest known),
+ * with the clock moved past the racy window so that what is hashed from it may be remembered.
+ */
+async function serverWithUnhashedFile(content: Buffer): Promise<{ reads: ReadLog; memory: MemoryStorage }> {
+  const memory = new MemoryStorage();
+  memory.volume.writeFileSync('/big.bin', content);
+  passTheRacyWindow();
+  const reads = new ReadLog(memory);
+  env = await startServer({ storage: reads.storage });
+  return { reads, memory };
+}
+
+/** memfs stamps file times from Date: moving Date on makes the last write old enough to trust. */
+function passTheRacyWindow(): void {
+  vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + RACY_WINDOW_MS + 1000 });
+}
+
+/** get -c of big.bin into a local file holding its first two blocks and a bit; the result's hash. */
+async function resumedGet(content: Buffer): Promise<string> {
+  const local = join(await tempDirs.make(), 'big.bin');
+  await writeFile(local, content.subarray(0, RESUME_AT + 1000));
+  const client = await env!.connect();
+  await client.get('big.bin', local, { continue: true });
+  await client.close();
+  return sha256(await readFile(local));
+}
+
+/** A raw client's get of big.bin from RESUME_AT, hanging up once the REPLY is in. */
+async function askToResumeAndHangUp(): Promise<void> {
+  const peer = await RawPeer.open(env!.port);
+  peers.push(peer);
+  peer.write(encodeOpen(1, { op: 'get', path: 'big.bin', offset: RESUME_AT }));
+  await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
+  peer.destroy();
+}
+
+describe('a resumed get of a file whose digest is not known', () => {
+  it('a resumed get cut off after its REPLY leaves the prefix hashed: the next one reads none of it', async () => {
+    // More after the offset than the client's first window: the server cannot have sent it all.
+    const content = randomBytes(RESUME_AT + 3 * BLOCK + 7);
+    const { reads } = await serverWithUnhashedFile(content);
+    const local = join(await tempDirs.make(), 'big.bin');
+    const partial = content.subarray(0, RESUME_AT + 1000);
+    await writeFile(local, partial);
+    const client = await env!.connect();
+    const cutOff = new AbortController();
+    await expect(
+      client.get('big.bin', local, {
+        continue: true,
+        signal: cutOff.signal,
+        onProgress: () => cutOff.abort(),
+      }),
+    ).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(sha256(await readFile(local))).toBe(sha256(partial));
+    expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(RESUME_AT);
+    await vi.waitFor(() => expect(env!.server.stats().streams).toBe(0));
+
+    reads.clear();
+    expect(await resumedGet(content)).toBe(sha256(content));
+    expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(0);
+    // The rest was read and sent, and END's digest covers the whole file (the client checked it).
+    expect(reads.bytesFrom('/big.bin', RESUME_AT)).toBe(content.length - RESUME_AT);
+  });
+
+  it('a client that asks again and again, hanging up after each REPLY, has the prefix read once', async () => {
+    const content = randomBytes(RESUME_AT + 100);
+    const { reads } = await serverWithUnhashedFile(content);
+    for (let attempt = 0; attempt < 3; attempt++) await askToResumeAndHangUp();
+    expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(RESUME_AT);
+    // What was remembered is right: a real client's resume checks it and the whole file verifies.
+    expect(await resumedGet(content)).toBe(sha256(content));
+    expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(RESUME_AT);
+  });
+
+  it('an interrupted plain get leaves its whole blocks for a resume to use', async () => {
+    const content = randomBytes(3 * BLOCK);
+    const { reads } = await serverWithUnhashedFile(content);
+    const peer = await RawPeer.open(env!.port);
+    peers.push(peer);
+    peer.write(
+      Buffer.concat([encodeOpen(1, { op: 'get', path: 'big.bin' }), encodeWindow(1, RESUME_AT + 10)]),
+    );
+    const sent = () =>
+      peer.frames.reduce((sum, f) => sum + (f.type === FrameType.DATA ? f.payload.length : 0), 0);
+    await peer.waitFor(() => sent() === RESUME_AT + 10);
+    peer.destroy();
+    await vi.waitFor(() => expect(env!.server.stats().streams).toBe(0));
+    reads.clear();
+    expect(await resumedGet(content)).toBe(sha256(content));
+    expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(0);
+  });
+
+  it('a file changed since is a new version: its prefix is hashed again, and the download verifies', async () => {
+    const content = randomBytes(RESUME_AT + 5000);
+    const { reads, memory } = await serverWithUnhashedFile(content);
+    await askToResumeAndHangUp(); // the old version's prefix digests are remembered
+
+    const changed = Buffer.from(content);
+    changed[17] = changed[17]! ^ 0xff; // same size, first block differs
+    memory.volume.writeFileSync('/big.bin', changed);
+    passTheRacyWindow();
+    reads.clear();
+    // The client's partial file is of the new version too, so the resume goes ahead.
+    expect(await resumedGet(changed)).toBe(sha256(changed));
+    expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(RESUME_AT);
+  });
+});
