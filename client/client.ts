@@ -443,6 +443,7 @@ export class Client implements ClientHost {
           maxFramePayload: this.options.maxFramePayloadBytes,
           agent: this.options.agent,
           integrity: this.options.integrity,
+          uploadInitialWindow: true,
         }),
       );
     });
@@ -464,6 +465,10 @@ export class Client implements ClientHost {
   /** The integrity algorithm the server chose (valid once connected). */
   get integrity(): IntegrityAlgorithm {
     return this.welcome?.integrity.algorithm ?? this.options.integrity[0]!;
+  }
+  /** @internal */
+  get uploadInitialWindow(): number {
+    return this.welcome?.limits.uploadInitialWindow ?? 0;
   }
   /** @internal */
   get streamWindowBytes(): number {
@@ -793,6 +798,7 @@ export class Client implements ClientHost {
       const { stream, frames } = this.waitingToOpen.shift()!;
       this.streams.set(stream.id, stream);
       for (const frame of frames) this.transport.send(frame);
+      stream.opened();
     }
   }
 

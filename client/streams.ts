@@ -26,6 +26,8 @@ export interface ClientHost {
   readonly serverMaxFramePayload: number;
   readonly chunkBytes: number;
   readonly streamWindowBytes: number;
+  /** Credit a new upload starts with, as the server's WELCOME announced it (0: none). */
+  readonly uploadInitialWindow: number;
   /** The integrity algorithm the server chose for this connection. */
   readonly integrity: IntegrityAlgorithm;
   readonly streamWindowMaxBytes: number;
@@ -64,6 +66,9 @@ export abstract class ClientStream {
   protected markEnded(): void {
     if (!this.isSettled) this.#phase = laterPhase(this.#phase, StreamPhase.Ended);
   }
+
+  /** Its OPEN (and the frames sent with it) went out: the server knows the stream from here. */
+  opened(): void {}
 
   onReply(_result: Record<string, unknown>, _more: boolean): void {
     throw new ProtocolError('PROTOCOL_ERROR', `unexpected REPLY on stream ${this.id}`);
@@ -439,6 +444,8 @@ export class PutCall extends ClientStream implements FrameProducer {
   private creditReserved = 0;
   private readonly reads = new FrameReadAhead(DEFAULTS.readAheadChunks);
   private result: PutResult | undefined;
+  /** A resumed upload's first byte: the server holds those before it. */
+  private readonly startOffset: number;
 
   constructor(
     host: ClientHost,
@@ -454,6 +461,7 @@ export class PutCall extends ClientStream implements FrameProducer {
     super(host, id);
     this.source = source;
     // A resumed upload: the server holds the bytes before startOffset, and the source reads from there.
+    this.startOffset = startOffset;
     this.sent = startOffset;
     this.readPosition = startOffset;
     this.onProgress = onProgress;
@@ -464,6 +472,17 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.digester?.blockDigests.push(...prefixBlockDigests);
     this.credit = new OutboundCredit(id);
     host.queue.addProducer(this);
+  }
+
+  /**
+   * The handshake's initial window: DATA (and END, when the file fits) goes right behind the OPEN,
+   * without waiting a round trip for the first WINDOW. Not for a resumed upload (`offset`), which
+   * the server checks before it takes any DATA.
+   */
+  override opened(): void {
+    if (this.startOffset > 0 || this.host.uploadInitialWindow === 0) return;
+    this.credit.add(this.host.uploadInitialWindow);
+    this.readAhead();
   }
 
   override onWindow(increment: number): void {

@@ -119,6 +119,8 @@ export class ServerConnection implements StreamHost {
   peerMaxFramePayload: number = MIN_FRAME_PAYLOAD_BYTES;
   /** Chosen at HELLO; nothing reads it before (no stream opens before the handshake). */
   integrity: IntegrityAlgorithm = DEFAULT_INTEGRITY_ALGORITHM;
+  /** Credit each new upload starts with, as WELCOME announced it (0: the client did not opt in). */
+  uploadInitialWindow = 0;
   private readonly streams = new Map<number, ServerStream>();
   private readonly resetStreams = new Set<number>();
   /** Ids of open streams that count against the server's open-file cap. */
@@ -263,15 +265,18 @@ export class ServerConnection implements StreamHost {
 
   /**
    * Stops reading while this connection's bytes for the disk are past its own mark, or while it
-   * holds some, or has an upload open that could bring some, and the server's are past theirs;
+   * holds some, or has an upload open that could bring some, and the server's are past theirs
+   * (past their ceiling, also while its client may send bytes with an OPEN: an initial window);
    * reads again below half of its own mark, once the server's budget is released or it holds
    * none and has no upload open.
    */
   private readUnlessBacklogged(): void {
     const highWater = this.options.uploadBacklogHighWaterBytes;
     const budget = this.context.uploadBacklogBudget;
+    const mayBringBytes =
+      this.uploadBacklog > 0 || this.uploadStreams > 0 || (this.uploadInitialWindow > 0 && budget.full);
     if (this.uploadBacklog > highWater) this.transport.pauseReading();
-    else if ((this.uploadBacklog > 0 || this.uploadStreams > 0) && budget.held) {
+    else if (mayBringBytes && budget.held) {
       this.transport.pauseReading();
       budget.waitForRelease(this.budgetOnRelease);
     } else if (this.uploadBacklog <= highWater / 2) this.transport.resumeReading();
@@ -281,7 +286,10 @@ export class ServerConnection implements StreamHost {
     if (this.phase === Phase.Ready) this.readUnlessBacklogged();
   };
 
-  /** The server's backlog passed its mark: an upload open here could bring more, stop reading. */
+  /**
+   * The server's backlog passed its mark (an upload open here could bring more), or its ceiling
+   * (an OPEN from a client with an initial window could): stop reading.
+   */
   private readonly budgetOnHold = (): void => {
     if (this.phase === Phase.Ready && !this.transport.isClosed) this.readUnlessBacklogged();
   };
@@ -422,6 +430,15 @@ export class ServerConnection implements StreamHost {
       );
     }
     this.peerMaxFramePayload = hello.maxFramePayload;
+    // Announced only to a client that asked: the server sends no WINDOW for this credit, so a
+    // client that ignored it would have less, or none at all (a window no larger than it: a hang).
+    if (hello.uploadInitialWindow === true) {
+      this.uploadInitialWindow = Math.min(
+        this.options.uploadInitialWindowBytes,
+        this.options.streamWindowBytes,
+      );
+      if (this.uploadInitialWindow > 0) this.context.uploadBacklogBudget.watchFull(this.budgetOnHold);
+    }
     const accounts = this.context.accounts;
     const login: LoginRequirement | undefined = accounts.loginRequired
       ? {
@@ -440,13 +457,16 @@ export class ServerConnection implements StreamHost {
           maxStreams: this.options.maxStreamsPerConnection,
           maxPathBytes: DEFAULTS.maxPathBytes,
           streamWindow: this.options.streamWindowBytes,
+          ...(hello.uploadInitialWindow === true ? { uploadInitialWindow: this.uploadInitialWindow } : {}),
         },
         ...(login !== undefined ? { login } : {}),
         integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },
       }),
     );
-    if (login === undefined) this.loggedIn(OPEN_ACCESS_ACCOUNT, this.options.storage);
-    else this.phase = Phase.Login;
+    if (login === undefined) {
+      this.loggedIn(OPEN_ACCESS_ACCOUNT, this.options.storage);
+      this.readUnlessBacklogged();
+    } else this.phase = Phase.Login;
   }
 
   /**
@@ -477,6 +497,8 @@ export class ServerConnection implements StreamHost {
         this.send(encodeAuth({ ok: true, user: account.name, permissions: [...account.permissions] }));
         this.log(`${this.label} logged in as ${account.name}`);
         this.transport.resumeReading();
+        // Ready past the server's backlog ceiling: its first OPEN could bring bytes.
+        this.readUnlessBacklogged();
       })
       .catch((error: unknown) => {
         this.log(`${this.label} login error: ${String(error)}`);
@@ -651,6 +673,7 @@ export class ServerConnection implements StreamHost {
     // The streams' writes still in flight take their bytes off the server's budget as they end.
     this.context.uploadBacklogBudget.cancelWait(this.budgetOnRelease);
     this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
+    this.context.uploadBacklogBudget.unwatchFull(this.budgetOnHold);
     this.uploadBacklog = 0;
     const seconds = ((performance.now() - this.openedAt) / 1000).toFixed(1);
     const why = error ? ` (${error.code}: ${error.message})` : '';

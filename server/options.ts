@@ -31,6 +31,12 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** Upload credit granted per stream (bytes). */
   streamWindowBytes?: number;
+  /**
+   * Upload credit every new `put` starts with, before any WINDOW, for clients that opt in to it
+   * in HELLO (bytes; capped at `streamWindowBytes`); 0 for none: each upload then waits for its
+   * first WINDOW.
+   */
+  uploadInitialWindowBytes?: number;
   /** Largest an upload's window grows to while the client is starved for credit and the disk keeps up (bytes). */
   streamWindowMaxBytes?: number;
   /** What all upload windows of one connection together may grow beyond their initial size (bytes). */
@@ -145,6 +151,7 @@ const NON_NEGATIVE_INTEGERS = [
   'loginFailureWindowMs',
   'loginBlockMs',
   'partialRetentionMs',
+  'uploadInitialWindowBytes',
 ] as const;
 
 /** The default {@link LogFunction}: each line to stderr behind an ISO timestamp. */
@@ -165,6 +172,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     streamWindowBytes: options.streamWindowBytes ?? DEFAULTS.streamWindowBytes,
     streamWindowMaxBytes: options.streamWindowMaxBytes ?? DEFAULTS.streamWindowMaxBytes,
+    uploadInitialWindowBytes: options.uploadInitialWindowBytes ?? DEFAULTS.uploadInitialWindowBytes,
     connectionWindowGrowthBytes: options.connectionWindowGrowthBytes ?? DEFAULTS.connectionWindowGrowthBytes,
     chunkBytes: options.chunkBytes ?? DEFAULTS.serverChunkBytes,
     maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,

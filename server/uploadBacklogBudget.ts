@@ -8,15 +8,27 @@
  * connections was N × 256 KiB past the mark. A connection without uploads keeps reading (its
  * requests, a listing, a download), so the server stays answerable; an upload it opens meanwhile
  * gets no credit before it is set up, and it stops reading then too.
+ *
+ * A client that took the handshake's initial upload window may send bytes with any OPEN, so a
+ * connection of such a client holding nothing brings in up to one socket read when it opens an
+ * upload (then it has one open and stops). While the total is under the ceiling, a quarter of the
+ * mark above it, such connections are still read and answered; past the ceiling they stop reading
+ * too (told at once through watchFull()) until the budget is released. So the server holds at most
+ * the ceiling plus the rest of one read, however many connections there are.
  */
 export class UploadBacklogBudget {
   readonly highWaterBytes: number;
+  /** Past this, connections that may bring bytes with an OPEN (an initial window) stop reading too. */
+  readonly ceilingBytes: number;
   #totalBytes = 0;
   #held = false;
+  #full = false;
   /** Connections that stopped reading for the budget, each to be woken when it is released. */
   readonly #waiting = new Set<() => void>();
   /** Connections with uploads open, told when the budget becomes held. */
   readonly #watching = new Set<() => void>();
+  /** Connections whose client took an initial upload window, told when the ceiling is passed. */
+  readonly #watchingFull = new Set<() => void>();
 
   constructor(highWaterBytes: number) {
     if (!Number.isSafeInteger(highWaterBytes) || highWaterBytes < 1)
@@ -24,6 +36,7 @@ export class UploadBacklogBudget {
         `upload backlog high-water mark must be a positive integer, got ${highWaterBytes}`,
       );
     this.highWaterBytes = highWaterBytes;
+    this.ceilingBytes = highWaterBytes + Math.floor(highWaterBytes / 4);
   }
 
   get totalBytes(): number {
@@ -35,14 +48,25 @@ export class UploadBacklogBudget {
     return this.#held;
   }
 
+  /** Held, and the total passed the ceiling since: every connection that may bring bytes stops. */
+  get full(): boolean {
+    return this.#full;
+  }
+
   add(deltaBytes: number): void {
     this.#totalBytes += deltaBytes;
     if (this.#totalBytes > this.highWaterBytes) {
-      if (this.#held) return;
-      this.#held = true;
-      for (const onHold of [...this.#watching]) onHold();
+      if (!this.#held) {
+        this.#held = true;
+        for (const onHold of [...this.#watching]) onHold();
+      }
+      if (!this.#full && this.#totalBytes > this.ceilingBytes) {
+        this.#full = true;
+        for (const onFull of [...this.#watchingFull]) onFull();
+      }
     } else if (this.#held && this.#totalBytes <= this.highWaterBytes / 2) {
       this.#held = false;
+      this.#full = false;
       const waiting = [...this.#waiting];
       this.#waiting.clear();
       for (const wake of waiting) wake();
@@ -67,5 +91,14 @@ export class UploadBacklogBudget {
 
   unwatchHold(onHold: () => void): void {
     this.#watching.delete(onHold);
+  }
+
+  /** Calls `onFull` each time the total passes the ceiling while held, until unwatchFull(). */
+  watchFull(onFull: () => void): void {
+    this.#watchingFull.add(onFull);
+  }
+
+  unwatchFull(onFull: () => void): void {
+    this.#watchingFull.delete(onFull);
   }
 }

@@ -36,6 +36,16 @@ export const DEFAULTS = {
    * receiver keeps up (shared/transport/flow.ts): one fast stream is not held to a small window.
    */
   streamWindowMaxBytes: 32 * MiB,
+  /**
+   * Server: the credit every new upload starts with, announced in WELCOME to clients that opt in
+   * (HTTP/2's SETTINGS_INITIAL_WINDOW_SIZE), so a file that fits is sent with its OPEN and costs
+   * no round trip before its first byte; 0 for none. 256 KiB: one client DATA frame (chunkBytes)
+   * and one receive block, so a 64 KiB file and its END go at once. Bytes that arrive before the
+   * upload is set up count in the upload backlog like any other, so the marks bound them (the
+   * server stops reading, TCP pushes back), not maxStreamsPerConnection × this. At most the
+   * stream window.
+   */
+  uploadInitialWindowBytes: 256 * KiB,
   /** What all of one connection's windows together may grow beyond their initial size. */
   connectionWindowGrowthBytes: 64 * MiB,
   /** Largest JSON control payload (OPEN, REPLY, ERROR, HELLO, WELCOME). */

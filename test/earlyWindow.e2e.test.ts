@@ -6,12 +6,11 @@
  * dropped without harm to the connection.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { StorageError } from '../shared/errors.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
-import type { Storage } from '../storage/types.js';
+import { holdSetUp } from './helpers/heldSetUp.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -20,21 +19,6 @@ afterEach(async () => {
   await env?.stop();
   env = undefined;
 });
-
-/** Holds every createUpload until the returned function is called; `fail` makes them fail then. */
-function holdSetUp(storage: Storage, fail = false): () => void {
-  const createUpload = storage.createUpload.bind(storage);
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  storage.createUpload = async (path, options) => {
-    await released;
-    if (fail) throw new StorageError('IO_ERROR', `set-up failed on purpose: ${path}`, path);
-    return createUpload(path, options);
-  };
-  return release;
-}
 
 describe('the first window of an upload', () => {
   it('comes before the upload is set up; what arrives meanwhile is stored once it is', async () => {

@@ -55,6 +55,32 @@ describe('InboundWindow (the receiving side)', () => {
     }
   });
 
+  it("counts initial credit (the handshake's) as granted: open() sends only the rest", () => {
+    const window = new InboundWindow(1, 1000);
+    window.grantInitial(256);
+    expect(window.available).toBe(256);
+    window.take(256);
+    expect(() => window.take(1)).toThrow(ProtocolError);
+    expect(window.open()).toBe(744);
+    expect(window.available).toBe(744);
+    window.take(744);
+    expect(flowError(() => window.take(1)).code).toBe('FLOW_CONTROL_ERROR');
+  });
+
+  it('gives initial credit beyond a smaller window once, then keeps to the window', () => {
+    const window = new InboundWindow(1, 100);
+    window.grantInitial(300);
+    expect(window.open()).toBe(0);
+    window.take(300);
+    // 200 of the 300 were a one-off: only the window's 100 come back.
+    expect(window.consumed(300)).toBe(100);
+    window.take(100);
+    expect(window.consumed(100)).toBe(100);
+    expect(window.available).toBe(100);
+    expect(() => window.grantInitial(-1)).toThrow(RangeError);
+    expect(() => window.grantInitial(MAX_CREDIT + 1)).toThrow(RangeError);
+  });
+
   it('accepts a window up to 2^31−1 and no bigger', () => {
     expect(new InboundWindow(1, MAX_CREDIT).open()).toBe(MAX_CREDIT);
     expect(() => new InboundWindow(1, MAX_CREDIT + 1)).toThrow(RangeError);

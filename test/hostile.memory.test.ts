@@ -354,3 +354,60 @@ describe('uploads while the disk is stalled', () => {
     expect(total()).toBe(0);
   }, 60_000);
 });
+
+describe('uploads sent with their OPEN while the disk is stalled (the initial window)', () => {
+  it('30 connections each sending N bytes with an OPEN stop at the ceiling, old clients are answered, all complete', async () => {
+    const storage = new MemoryStorage();
+    const held = holdUploads(storage); // every write waits for release()
+    const mark = 2 * MiB;
+    env = await startServer({ storage, serverUploadBacklogHighWaterBytes: mark });
+    const server = env.server;
+    const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
+    const filler = await env.connect();
+    const big = randomBytes(6 * MiB);
+    const filled = filler.put('big', big);
+    filled.catch(() => {});
+    await held.holding;
+    for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
+    expect(total()).toBeGreaterThan(mark);
+    // Thirty clients that took the initial window each send a whole upload at once, no WINDOW
+    // awaited: each connection is read while it holds nothing, until the ceiling is passed.
+    const content = randomBytes(DEFAULTS.uploadInitialWindowBytes);
+    const digest = contentDigest('xxh128', content);
+    const uploaders: RawPeer[] = [];
+    for (let i = 0; i < 30; i++) {
+      const peer = await RawPeer.open(env.port, ['xxh128'], { uploadInitialWindow: true });
+      peers.push(peer);
+      uploaders.push(peer);
+      peer.write(
+        Buffer.concat([
+          encodeOpen(1, { op: 'put', path: `p${i}`, size: content.length }),
+          encodeData(1, content),
+          encodeEnd(1, content.length, 'xxh128', digest),
+        ]),
+      );
+    }
+    let peak = total();
+    for (let i = 0; i < 50; i++) {
+      peak = Math.max(peak, total());
+      await delay(10);
+    }
+    // The ceiling (a quarter past the mark), then at most the rest of one read (256 KiB, in at
+    // most two receive blocks). Without the ceiling each of the 30 brought its read: ~9.8 MiB.
+    const ceiling = mark + mark / 4;
+    expect(peak).toBeLessThanOrEqual(ceiling + 2 * DEFAULTS.receivedBlockBytes);
+    // A client without the initial window can bring nothing with an OPEN: it is still answered.
+    const old = await RawPeer.open(env.port);
+    peers.push(old);
+    old.write(encodeOpen(1, { op: 'stat', path: 'big' }));
+    expect(parseErrorPayload(await old.waitFor((f) => f.streamId === 1)).code).toBe('NOT_FOUND');
+    held.release();
+    expect((await filled).digest).toBe(contentDigest('xxh128', big).toString('hex'));
+    for (const peer of uploaders)
+      await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1, 10_000);
+    const reader = await env.connect();
+    expect((await reader.getBuffer('p29')).equals(content)).toBe(true);
+    for (const started = Date.now(); total() > 0 && Date.now() - started < 5_000; ) await delay(10);
+    expect(total()).toBe(0);
+  }, 60_000);
+});

@@ -54,6 +54,7 @@ function recordingHost(sent: string[]): ClientHost {
     serverMaxFramePayload: 64 * 1024,
     chunkBytes: 64 * 1024,
     streamWindowBytes: 64 * 1024,
+    uploadInitialWindow: 0,
     integrity: 'xxh128',
     streamWindowMaxBytes: 64 * 1024,
     windowBudget: new WindowBudget(0),

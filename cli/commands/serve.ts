@@ -28,6 +28,7 @@ export interface ServeOptions extends AccessFlags {
   maxConnections: number;
   maxOpenFiles: number | undefined;
   streamWindow: number;
+  uploadInitialWindow: number;
   fsync: 'always' | 'never';
   metrics?: { host: string; port: number };
   maxConnectionsPerIp: number;
@@ -90,6 +91,14 @@ export function registerServeCommand(program: Command): Command {
         )
           .argParser(commanderParser(parseStreamWindow))
           .default(DEFAULTS.streamWindowBytes, `${DEFAULTS.streamWindowBytes / 1024 / 1024}MiB`),
+      )
+      .addOption(
+        new Option(
+          '--upload-initial-window <size>',
+          'credit each upload starts with, so a small file goes with its request, no round trip (clients that ask; at most --stream-window; 0: none)',
+        )
+          .argParser(commanderParser(parseInitialWindow))
+          .default(DEFAULTS.uploadInitialWindowBytes, `${DEFAULTS.uploadInitialWindowBytes / 1024}KiB`),
       )
       .addOption(
         new Option(
@@ -178,6 +187,13 @@ function parseMaxBuffered(text: string): number {
 function parseStreamWindow(text: string): number {
   const bytes = parseSize(text);
   if (bytes < 16 * 1024 || bytes > 1024 ** 3) throw new TypeError('expected a size from 16KiB to 1GiB');
+  return bytes;
+}
+
+/** 0 (none) up to 1 GiB, as --stream-window; the server caps it at the stream window. */
+function parseInitialWindow(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes > 1024 ** 3) throw new TypeError('expected a size from 0 to 1GiB');
   return bytes;
 }
 

@@ -35,6 +35,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     maxConnections: options.maxConnections,
     ...(options.maxOpenFiles !== undefined ? { maxOpenFiles: options.maxOpenFiles } : {}),
     streamWindowBytes: options.streamWindow,
+    uploadInitialWindowBytes: options.uploadInitialWindow,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     maxStreamsPerConnection: options.maxStreamsPerConnection,
     maxRateBytesPerSecond: options.maxRate,

@@ -11,7 +11,7 @@ import {
   type IntegrityAlgorithm,
   isIntegrityAlgorithm,
 } from '../integrity/algorithms.js';
-import { END_PAYLOAD_BYTES, MIN_FRAME_PAYLOAD_BYTES, SUPPORTED_VERSIONS } from './constants.js';
+import { END_PAYLOAD_BYTES, MAX_CREDIT, MIN_FRAME_PAYLOAD_BYTES, SUPPORTED_VERSIONS } from './constants.js';
 import type { Frame } from './frame.js';
 
 export interface Hello {
@@ -21,6 +21,12 @@ export interface Hello {
   agent?: string;
   /** Integrity algorithms the client accepts, in its order of preference (version 2). */
   integrity?: string[];
+  /**
+   * The client may send DATA on a new `put` before any WINDOW, up to the initial window WELCOME
+   * announces. An explicit opt-in: a client that does not say so is never counted on to send
+   * without a WINDOW, and gets none announced.
+   */
+  uploadInitialWindow?: boolean;
 }
 
 /** The integrity the server chose: the algorithm and the block size digests are taken over. */
@@ -35,6 +41,11 @@ export interface ServerLimits {
   maxStreams: number;
   maxPathBytes: number;
   streamWindow: number;
+  /**
+   * To a client that opted in (HELLO `uploadInitialWindow`): the credit every new `put` without
+   * an `offset` starts with, in bytes, as if a WINDOW of that much had come; absent or 0: none.
+   */
+  uploadInitialWindow?: number;
 }
 
 /**
@@ -159,12 +170,16 @@ export function parseHello(frame: Frame): Hello {
   ) {
     throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: integrity must be an array of algorithm names');
   }
+  if (o.uploadInitialWindow !== undefined && typeof o.uploadInitialWindow !== 'boolean') {
+    throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: uploadInitialWindow must be a boolean');
+  }
   return {
     protocol: o.protocol,
     versions: o.versions as number[],
     maxFramePayload: o.maxFramePayload,
     ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
     ...(o.integrity !== undefined ? { integrity: o.integrity as string[] } : {}),
+    ...(o.uploadInitialWindow === true ? { uploadInitialWindow: true } : {}),
   };
 }
 
@@ -182,6 +197,10 @@ export function parseWelcome(frame: Frame): Welcome {
       'VERSION_MISMATCH',
       `WELCOME: server chose version ${String(o.version)}, not offered`,
     );
+  }
+  const initialWindow = limits.uploadInitialWindow;
+  if (initialWindow !== undefined && !(isCount(initialWindow) && initialWindow <= MAX_CREDIT)) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: limits.uploadInitialWindow is invalid');
   }
   if ((limits.maxStreams as number) < 1 || (limits.streamWindow as number) < 1) {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: maxStreams and streamWindow must be at least 1');

@@ -67,6 +67,11 @@ export class InboundWindow {
   #held = 0;
   /** The peer used up its credit since the last grant. */
   #starved = false;
+  /**
+   * Initial credit beyond the window (grantInitial): consumed but never granted back, so the
+   * window is its size again once the peer has used it.
+   */
+  #surplus = 0;
   readonly #growth: WindowGrowth | undefined;
   /** What this window took from the budget. */
   #grown = 0;
@@ -89,9 +94,25 @@ export class InboundWindow {
     return this.#available;
   }
 
-  /** The first grant: the whole window. Returns the increment for the WINDOW frame. */
+  /**
+   * Credit the peer holds from the start without a WINDOW (the handshake's initial upload window,
+   * docs/PROTOCOL.md "Flow control"): counted as granted, so open() sends only the rest of the
+   * window. Credit beyond the window (a window kept small under a bandwidth limit) is a one-off.
+   */
+  grantInitial(bytes: number): void {
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > MAX_CREDIT) {
+      throw new RangeError(`initial credit must be an integer from 0 to ${MAX_CREDIT}, got ${bytes}`);
+    }
+    this.#available += bytes;
+    this.#surplus += Math.max(0, bytes - this.#size);
+  }
+
+  /**
+   * The first grant: the rest of the whole window, less what the peer holds or has sent on its
+   * initial credit. Returns the increment for the WINDOW frame.
+   */
   open(): number {
-    const increment = this.#size - this.#available - this.#unsent;
+    const increment = Math.max(0, this.#size - this.#available - this.#held - this.#unsent);
     this.#available += increment;
     return increment;
   }
@@ -115,7 +136,9 @@ export class InboundWindow {
    */
   consumed(bytes: number): number {
     this.#held -= bytes;
-    this.#unsent += bytes;
+    const absorbed = Math.min(bytes, this.#surplus);
+    this.#surplus -= absorbed;
+    this.#unsent += bytes - absorbed;
     if (this.#unsent < this.#size / 2) return 0;
     let increment = this.#unsent;
     this.#unsent = 0;

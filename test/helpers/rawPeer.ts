@@ -50,11 +50,13 @@ export class RawPeer {
 
   /**
    * Connects (to a port, or over a connected byte stream) and completes the handshake, offering
-   * `integrity` (the server picks xxh128 by default).
+   * `integrity` (the server picks xxh128 by default); `uploadInitialWindow` opts in to the
+   * server's initial upload window (off: as a client written before it).
    */
   static async open(
     to: number | Duplex,
     integrity: readonly IntegrityAlgorithm[] = ['xxh128'],
+    { uploadInitialWindow = false }: { uploadInitialWindow?: boolean } = {},
   ): Promise<RawPeer> {
     const peer = typeof to === 'number' ? await RawPeer.connect(to) : RawPeer.over(to);
     peer.write(
@@ -63,6 +65,7 @@ export class RawPeer {
         versions: [PROTOCOL_VERSION],
         maxFramePayload: DEFAULTS.maxFramePayloadBytes,
         integrity: [...integrity],
+        ...(uploadInitialWindow ? { uploadInitialWindow: true } : {}),
       }),
     );
     await peer.waitFor((f) => f.type === FrameType.WELCOME);
