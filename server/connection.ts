@@ -33,6 +33,7 @@ import {
   parseWindow,
 } from '../shared/protocol/messages.js';
 import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
+import type { ControlFrameBudget } from '../shared/transport/controlFrameBudget.js';
 import type { DataFramePool } from '../shared/transport/dataFramePool.js';
 import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
@@ -90,6 +91,8 @@ export interface ConnectionContext {
   uploadBacklogBudget: UploadBacklogBudget;
   /** File data held for clients, all connections together. */
   outboundBudget: OutboundBudget;
+  /** Control frames held for clients, all connections together. */
+  controlBudget: ControlFrameBudget;
   /** The DATA frames every connection's downloads are read into, reused (free ones capped). */
   framePool: DataFramePool;
   /** Who may log in: the server's accounts when this connection was accepted. */
@@ -175,6 +178,7 @@ export class ServerConnection implements StreamHost {
         dataFramePayloadBytes: options.chunkBytes,
         outboundBudget: context.outboundBudget,
         framePool: context.framePool,
+        controlBudget: context.controlBudget,
         maxHeldFrames: options.maxHeldFramesPerConnection,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
@@ -192,6 +196,11 @@ export class ServerConnection implements StreamHost {
   /** Bytes the server holds for this client right now (queued, in the socket, reserved). */
   get bufferedAmount(): number {
     return this.transport.queue.bufferedAmount;
+  }
+
+  /** Bytes of control frames held for this client (queued, or in the socket until the kernel takes them). */
+  get heldControlBytes(): number {
+    return this.transport.queue.heldControlBytes;
   }
 
   get openStreams(): number {

@@ -66,6 +66,12 @@ export interface ServerOptions {
    * produce is closed with FRAME_FLOOD past it.
    */
   maxHeldFramesPerConnection?: number;
+  /**
+   * Control frames (replies, errors, credit, listings) held for clients by all connections together
+   * (bytes, until the kernel takes them): past it, a connection holding any stops reading new
+   * requests until they have left or the total is back at three quarters.
+   */
+  serverControlHighWaterBytes?: number;
   /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
   uploadBacklogHighWaterBytes?: number;
   /**
@@ -132,6 +138,7 @@ const POSITIVE_INTEGERS = [
   'serverOutboundHighWaterBytes',
   'serverOutboundTrickleBytes',
   'maxHeldFramesPerConnection',
+  'serverControlHighWaterBytes',
   'uploadBacklogHighWaterBytes',
   'serverUploadBacklogHighWaterBytes',
   'maxReservedBytesPerConnection',
@@ -182,6 +189,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       options.serverOutboundHighWaterBytes ?? DEFAULTS.serverOutboundHighWaterBytes,
     serverOutboundTrickleBytes: options.serverOutboundTrickleBytes ?? DEFAULTS.serverOutboundTrickleBytes,
     maxHeldFramesPerConnection: options.maxHeldFramesPerConnection ?? DEFAULTS.maxHeldFramesPerConnection,
+    serverControlHighWaterBytes: options.serverControlHighWaterBytes ?? DEFAULTS.serverControlHighWaterBytes,
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
     serverUploadBacklogHighWaterBytes:
       options.serverUploadBacklogHighWaterBytes ?? DEFAULTS.serverUploadBacklogHighWaterBytes,

@@ -165,7 +165,7 @@ export class RequestStream extends ServerStream {
   }
 
   private releaseReserved(): void {
-    if (this.reserved > 0) this.host.queue.release(this.reserved);
+    if (this.reserved > 0) this.host.queue.releaseReply(this.reserved);
     this.reserved = 0;
   }
 

@@ -12,6 +12,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
+import { ControlFrameBudget } from '../shared/transport/controlFrameBudget.js';
 import { DataFramePool } from '../shared/transport/dataFramePool.js';
 import { OutboundBudget } from '../shared/transport/outboundBudget.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
@@ -39,6 +40,8 @@ export interface ConnectionFigures {
   label: string;
   /** Bytes queued for the peer and not yet taken by the socket. */
   bufferedAmount: number;
+  /** Of those and the socket's, control frames (not file data) the kernel has not taken yet. */
+  heldControlBytes: number;
   /** Streams open on the connection. */
   openStreams: number;
   /** Memory holding upload bytes received and not yet written to storage (their receive blocks). */
@@ -66,6 +69,7 @@ export class MuxServer {
   private readonly accountResources: AccountResourceTable;
   private readonly uploadBacklogBudget: UploadBacklogBudget;
   private readonly outboundBudget: OutboundBudget;
+  private readonly controlBudget: ControlFrameBudget;
   private readonly framePool: DataFramePool;
   /** Who may log in; replaceAccounts() swaps it (serve re-reads its users file on SIGHUP). */
   private accounts: Accounts;
@@ -94,6 +98,7 @@ export class MuxServer {
       this.options.serverOutboundHighWaterBytes,
       this.options.serverOutboundTrickleBytes,
     );
+    this.controlBudget = new ControlFrameBudget(this.options.serverControlHighWaterBytes);
     // One pool for all connections: a pool each kept up to 3 MiB of free frames per connection
     // that had downloaded anything, for as long as it stayed connected (28 GiB at 10,000).
     this.framePool = new DataFramePool(
@@ -174,11 +179,17 @@ export class MuxServer {
     return this.outboundBudget.heldBytes;
   }
 
+  /** Control frames held for clients, all connections together (what serverControlHighWaterBytes bounds). */
+  get controlHeldBytes(): number {
+    return this.controlBudget.heldBytes;
+  }
+
   /** Each connection's open streams, the bytes held for it, and its uploads' bytes not yet stored. */
   connectionFigures(): ConnectionFigures[] {
     return [...this.connections].map((c) => ({
       label: c.label,
       bufferedAmount: c.bufferedAmount,
+      heldControlBytes: c.heldControlBytes,
       openStreams: c.openStreams,
       uploadBacklogBytes: c.uploadBacklogBytes,
     }));
@@ -365,6 +376,7 @@ export class MuxServer {
       accountResources: this.accountResources,
       uploadBacklogBudget: this.uploadBacklogBudget,
       outboundBudget: this.outboundBudget,
+      controlBudget: this.controlBudget,
       framePool: this.framePool,
       accounts: this.accounts,
     });

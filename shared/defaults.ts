@@ -131,6 +131,13 @@ export const DEFAULTS = {
    */
   serverOutboundTrickleBytes: 64 * KiB,
   /**
+   * Server: control frames (replies, errors, credit, listings) held for clients by all connections
+   * together, until the kernel takes them; past it, a connection holding any stops reading new
+   * requests until they have left (shared/transport/controlFrameBudget.ts). Small frames cost
+   * ~4 times their bytes in buffers and write requests.
+   */
+  serverControlHighWaterBytes: 64 * MiB,
+  /**
    * Memory storage: bytes all uploads in flight may have reserved ahead of their data. A declared
    * size is a claim, reserved only once 1/64 of it has arrived; a reservation is address
    * space, not memory, until the data fills it. A file beyond the caps is grown by doubling,

@@ -12,6 +12,7 @@ import { FrameDecoder } from '../protocol/decoder.js';
 import { encodeError } from '../protocol/encoder.js';
 import type { Frame } from '../protocol/frame.js';
 import { errorPayload } from '../protocol/messages.js';
+import type { ControlFrameBudget } from './controlFrameBudget.js';
 import type { DataFramePool } from './dataFramePool.js';
 import type { OutboundBudget } from './outboundBudget.js';
 import { OutboundQueue } from './outboundQueue.js';
@@ -28,6 +29,11 @@ export interface FramedSocketOptions {
   outboundBudget?: OutboundBudget | undefined;
   /** Shared the same way: OutboundQueueOptions.framePool. */
   framePool?: DataFramePool | undefined;
+  /**
+   * Shared the same way (OutboundQueueOptions.controlBudget): past it, reading stops while this
+   * connection holds any control frames.
+   */
+  controlBudget?: ControlFrameBudget | undefined;
   /**
    * Frames the connection may hold for the peer (OutboundQueueOptions.maxHeldFrames); past it the
    * connection fails with FRAME_FLOOD. Default: no limit.
@@ -94,6 +100,7 @@ export class FramedSocket {
       pooledFramePayloadBytes: options.dataFramePayloadBytes,
       budget: options.outboundBudget,
       framePool: options.framePool,
+      controlBudget: options.controlBudget,
       maxHeldFrames: options.maxHeldFrames,
       onTooManyFrames: this.queueOnTooManyFrames,
     });
@@ -152,17 +159,33 @@ export class FramedSocket {
     this.readScheduled = false;
     this.turnBytes = 0;
     if (this.readPaused || this.closing) return;
-    if (this.holdingTooMuchForPeer()) this.queue.waitForRoom(this.outboundRoomWaiter);
+    if (this.holdingTooMuchForPeer()) this.waitForPeerToCatchUp();
     else this.socket.resume();
+  };
+
+  /** Reading is paused for what the peer leaves unread: read again once it has taken enough. */
+  private waitForPeerToCatchUp(): void {
+    // The control budget first: the byte marks' waiter would wake at once below the low-water mark.
+    if (this.queue.holdsControlPastBudget) this.queue.waitForControlRoom(this.controlRoomOnWake);
+    else this.queue.waitForRoom(this.outboundRoomWaiter);
+  }
+
+  private readonly controlRoomOnWake = (): void => {
+    this.scheduleRead();
   };
 
   /**
    * The peer sends requests faster than it reads the answers: stop reading until it catches up,
    * so what we hold for it stays bounded (file data alone never gets here). Replies waiting for
-   * room mean the same: more requests would only wait too (issue #7).
+   * room mean the same: more requests would only wait too (issue #7). So does holding any control
+   * frames while the server's are past their budget (ControlFrameBudget).
    */
   private holdingTooMuchForPeer(): boolean {
-    return this.queue.bufferedAmount > this.outboundPauseBytes || this.queue.waitingReplies > 0;
+    return (
+      this.queue.bufferedAmount > this.outboundPauseBytes ||
+      this.queue.waitingReplies > 0 ||
+      this.queue.holdsControlPastBudget
+    );
   }
 
   /**
@@ -228,7 +251,7 @@ export class FramedSocket {
     if (this.closing) return;
     if (this.holdingTooMuchForPeer()) {
       this.socket.pause();
-      this.queue.waitForRoom(this.outboundRoomWaiter);
+      this.waitForPeerToCatchUp();
     } else if (this.turnBytes >= READ_BYTES_PER_TURN) {
       // Yield to the loop: window grants, writes and other connections run between slices.
       this.socket.pause();

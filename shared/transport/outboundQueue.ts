@@ -7,6 +7,7 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { allocDataFrame } from '../protocol/encoder.js';
+import type { ControlFrameBudget } from './controlFrameBudget.js';
 import { DataFramePool } from './dataFramePool.js';
 import type { OutboundBudget } from './outboundBudget.js';
 
@@ -33,6 +34,11 @@ export interface OutboundQueueOptions {
   framePool?: DataFramePool | undefined;
   /** What this queue's reservations count against together with other queues' (a server's). */
   budget?: OutboundBudget | undefined;
+  /**
+   * What this queue's control frames count against together with other queues' (a server's),
+   * from send() until the kernel takes them: past it, the owner stops reading (ControlFrameBudget).
+   */
+  controlBudget?: ControlFrameBudget | undefined;
   /**
    * Frames this queue may hold (queued, or in the socket's buffer until the kernel takes them);
    * one more calls `onTooManyFrames`, once. Default: no limit. A peer that makes us send many
@@ -66,6 +72,13 @@ export class OutboundQueue {
   /** Frames handed to the socket whose write has not completed (the kernel has not taken them). */
   private framesInSocket = 0;
   private tooManyFramesReported = false;
+  /**
+   * Bytes of control frames held (queued, or in the socket until written) and of room reserved for
+   * replies, counted with controlBudget.
+   */
+  private controlBytes = 0;
+  /** Called back once this queue holds no control frames or the control budget has room again. */
+  private readonly controlRoomWaiters = new Set<() => void>();
 
   constructor(socket: Duplex, options: OutboundQueueOptions) {
     if (!(options.lowWaterBytes > 0 && options.lowWaterBytes <= options.highWaterBytes)) {
@@ -116,8 +129,54 @@ export class OutboundQueue {
     if (this.closed || this.ending) return;
     this.frames.push(frame);
     this.queuedBytes += frame.length;
+    this.takeControl(frame.length);
     this.checkHeldFrames();
     this.schedulePump();
+  }
+
+  /** Bytes of control frames held for the peer, and reserved for replies (counted only with a control budget). */
+  get heldControlBytes(): number {
+    return this.controlBytes;
+  }
+
+  /** The server's control frames are past their budget and this queue holds some of them. */
+  get holdsControlPastBudget(): boolean {
+    return this.controlBytes > 0 && this.options.controlBudget?.exceeded === true;
+  }
+
+  /** Calls `wake` once this queue holds no control frames, or the control budget has room again. */
+  waitForControlRoom(wake: () => void): void {
+    if (this.closed) return;
+    if (!this.holdsControlPastBudget) {
+      wake();
+      return;
+    }
+    this.controlRoomWaiters.add(wake);
+    this.options.controlBudget?.waitForRoom(this.controlBudgetOnRoom);
+  }
+
+  private readonly controlBudgetOnRoom = (): void => {
+    const waiting = [...this.controlRoomWaiters];
+    this.controlRoomWaiters.clear();
+    for (const wake of waiting) wake();
+  };
+
+  private takeControl(bytes: number): void {
+    if (this.options.controlBudget === undefined) return;
+    this.controlBytes += bytes;
+    this.options.controlBudget.take(bytes);
+  }
+
+  /** A control frame left (the kernel took it), or room reserved for a reply was given back. */
+  private giveControl(bytes: number): void {
+    const budget = this.options.controlBudget;
+    if (budget === undefined || this.closed) return; // close() gave back all this queue held
+    this.controlBytes -= bytes;
+    budget.give(bytes);
+    if (this.controlBytes === 0 && this.controlRoomWaiters.size > 0) {
+      budget.cancelWait(this.controlBudgetOnRoom);
+      this.controlBudgetOnRoom();
+    }
   }
 
   private checkHeldFrames(): void {
@@ -205,8 +264,9 @@ export class OutboundQueue {
    * Reserves room for a reply of up to `bytes` (or, past the server's budget, as little as
    * `minBytes`), as reserveChunk() does for file data, waiting until it fits: replies are counted
    * against the connection's budget like file data, so a client that never reads its answers
-   * cannot make them pile up (issue #7). Resolves to the bytes reserved, or 0 only if the queue
-   * closes first. Give the room back with release() once the reply is sent.
+   * cannot make them pile up (issue #7), nor, past the server's control budget, while this
+   * connection holds control frames. Resolves to the bytes reserved, or 0 only if the queue
+   * closes first. Give the room back with releaseReply() once the reply is sent.
    */
   async reserveForReply(bytes: number, minBytes = bytes): Promise<number> {
     for (;;) {
@@ -215,8 +275,15 @@ export class OutboundQueue {
       const woken = new Promise<void>((resolve) => {
         wake = resolve;
       });
-      const reserved = this.reserveChunk(bytes, { pull: () => null, onRoom: wake }, minBytes);
-      if (reserved > 0) return reserved;
+      let reserved = 0;
+      // Past the server's control budget, answers wait here while this connection holds any.
+      if (this.holdsControlPastBudget) this.waitForControlRoom(wake);
+      else reserved = this.reserveChunk(bytes, { pull: () => null, onRoom: wake }, minBytes);
+      if (reserved > 0) {
+        // Counted as control bytes from now: answers reserved in one turn cannot all pass the budget.
+        this.takeControl(reserved);
+        return reserved;
+      }
       this.replyWaiters++;
       try {
         await woken;
@@ -240,6 +307,12 @@ export class OutboundQueue {
   waitForRoom(producer: FrameProducer): void {
     if (!this.closed) this.waitingForRoom.add(producer);
     this.wakeWaitingIfRoom();
+  }
+
+  /** Gives back room reserved with reserveForReply() (the reply is being sent, or will not be). */
+  releaseReply(bytes: number): void {
+    this.giveControl(bytes);
+    this.release(bytes);
   }
 
   /** Gives back a reservation that will not become a frame (read failed, stream cancelled). */
@@ -278,10 +351,16 @@ export class OutboundQueue {
       this.options.budget.give(this.budgetHeld);
       this.budgetHeld = 0;
     }
+    if (this.options.controlBudget !== undefined) {
+      this.options.controlBudget.cancelWait(this.controlBudgetOnRoom);
+      this.options.controlBudget.give(this.controlBytes);
+      this.controlBytes = 0;
+    }
     // Wake whoever waits, so waiting replies see the queue closed and give up.
     const waiting = [...this.waitingForRoom];
     this.waitingForRoom.clear();
     for (const producer of waiting) producer.onRoom();
+    this.controlBudgetOnRoom();
     this.socket.off('drain', this.socketOnDrain);
   }
 
@@ -327,6 +406,12 @@ export class OutboundQueue {
           socket.write(written, () => {
             pool?.recycle(written);
             this.giveToBudget(written.length);
+            this.socketOnWritten();
+          });
+        } else if (!fileData && this.options.controlBudget !== undefined) {
+          const length = frame.length;
+          socket.write(frame, () => {
+            this.giveControl(length);
             this.socketOnWritten();
           });
         } else {

@@ -1,0 +1,61 @@
+/**
+ * Control frames (replies, errors, credit, listings: whatever a queue sends that is not file
+ * data) held for peers by all of a server's connections together, from the moment they are queued
+ * until the kernel takes them. Each connection bounds its own (it stops reading past twice its
+ * outbound mark, and fails with FRAME_FLOOD past 10,000 frames), but 10,000 connections each at
+ * that bound could hold ~80 GiB.
+ *
+ * Room reserved for a reply counts from its reservation, so answers reserved in one turn cannot
+ * all slip past. Past this budget, a connection that holds any stops reading new requests and
+ * gets no room for further replies until what it holds has left (or the total is back at three
+ * quarters of the budget); one that holds none is still read and answered. Those holding the most
+ * are among those holding any, and a client that reads its answers holds them only until they are
+ * written: it waits for its own answers at most, never for another client's, and none of its
+ * frames is dropped. A client that reads nothing is not read again (until the idle timeout closes
+ * it). So all together hold at most the budget plus, per connection, the answers to its last
+ * socket read (FRAME_FLOOD bounds their number) and one reply's room.
+ */
+export class ControlFrameBudget {
+  readonly limitBytes: number;
+  #heldBytes = 0;
+  /** Queues whose connections stopped reading for the budget, called back once it has room. */
+  readonly #waiting = new Set<() => void>();
+
+  constructor(limitBytes: number) {
+    if (!Number.isSafeInteger(limitBytes) || limitBytes < 1)
+      throw new RangeError(`control frame budget must be a positive integer of bytes, got ${limitBytes}`);
+    this.limitBytes = limitBytes;
+  }
+
+  /** Bytes of control frames held now, all connections together. */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  /** Past the budget: connections holding control frames stop reading. */
+  get exceeded(): boolean {
+    return this.#heldBytes > this.limitBytes;
+  }
+
+  take(bytes: number): void {
+    this.#heldBytes += bytes;
+  }
+
+  give(bytes: number): void {
+    this.#heldBytes -= bytes;
+    // A quarter of the budget free before waking anyone, so that reading does not flap per frame.
+    if (this.#waiting.size > 0 && this.#heldBytes <= (this.limitBytes * 3) / 4) {
+      const waiting = [...this.#waiting];
+      this.#waiting.clear();
+      for (const wake of waiting) wake();
+    }
+  }
+
+  waitForRoom(wake: () => void): void {
+    this.#waiting.add(wake);
+  }
+
+  cancelWait(wake: () => void): void {
+    this.#waiting.delete(wake);
+  }
+}
