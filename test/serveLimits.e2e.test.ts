@@ -143,6 +143,20 @@ describe('serve limit flags', () => {
     await silent.closed;
   });
 
+  it('--upload-initial-window: WELCOME announces it to a client that asks, capped at --stream-window; 0 announces none', async () => {
+    const announced = async (flags: string[]) => {
+      const peer = await RawPeer.open(await serve(flags), ['xxh128'], { uploadInitialWindow: true });
+      closers.push(() => peer.destroy());
+      const welcome = peer.frames.find((f) => f.type === FrameType.WELCOME)!;
+      return JSON.parse(welcome.payload.toString()).limits.uploadInitialWindow;
+    };
+    expect(await announced(['--upload-initial-window', '64KiB'])).toBe(64 * 1024);
+    expect(await announced(['--upload-initial-window', '1MiB', '--stream-window', '512KiB'])).toBe(
+      512 * 1024,
+    );
+    expect(await announced(['--upload-initial-window', '0'])).toBe(0);
+  });
+
   it('--anonymous-home: anonymous logs in to that directory of the root', async () => {
     const root = await tempDirs.make();
     const users = join(await tempDirs.make(), 'users.json');
