@@ -15,6 +15,7 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
 import { encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
+import { DataFrameView, type OutgoingFrame } from '../shared/transport/dataFrameView.js';
 import { OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
@@ -42,7 +43,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   /** Bytes handed to the queue (and hashed) so far. */
   private position = 0;
   private size = 0;
-  private readonly reads: FrameReadAhead;
+  private readonly reads: FrameReadAhead<OutgoingFrame>;
   /** Set while a bandwidth limit makes the next read wait. */
   private rateTimer: NodeJS.Timeout | undefined;
 
@@ -141,7 +142,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     return this.handle !== undefined && (!this.reads.isEmpty || this.credit.available > 0);
   }
 
-  pull(): Buffer | null {
+  pull(): OutgoingFrame | null {
     if (this.isFinished) return null;
     const next = this.reads.next();
     if (next === undefined) return null;
@@ -153,7 +154,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     }
     this.progressed();
     // Hashed here, in file order, whatever order the reads completed in.
-    this.digester?.update(frame.subarray(HEADER_BYTES));
+    this.digester?.update(frame instanceof DataFrameView ? frame.payload : frame.subarray(HEADER_BYTES));
     this.position += frame.length - HEADER_BYTES;
     if (this.position === this.size) this.finish();
     else this.readAhead();
@@ -198,10 +199,17 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       length = reserved - HEADER_BYTES;
       throttle?.take(length);
       this.credit.take(length);
-      const frame = this.host.queue.dataFrame(this.id, length);
       const position = this.readPosition;
       this.readPosition += length;
-      this.reads.add(frame, handle.read(frame, HEADER_BYTES, length, position), (err) => {
+      // Storage holding the file in memory lends its bytes; else they are read into a frame.
+      const view = handle.view?.(position, length);
+      const frame =
+        view === undefined ? this.host.queue.dataFrame(this.id, length) : new DataFrameView(this.id, view);
+      const read =
+        frame instanceof DataFrameView
+          ? Promise.resolve(length)
+          : handle.read(frame, HEADER_BYTES, length, position);
+      this.reads.add(frame, read, (err) => {
         if (err !== undefined) this.fail(err);
         else this.host.queue.wake();
       });

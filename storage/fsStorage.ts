@@ -66,7 +66,14 @@ export interface FsStorageOptions {
    * none (memfs: no host can swap its directories).
    */
   locateOpened?: (handle: FsFileHandle) => Promise<string | undefined>;
+  /**
+   * An open file's bytes without a copy, when this fs holds them in memory (ReadHandle.view);
+   * undefined when it cannot. Memory storage serves downloads from it. Default: none (disk).
+   */
+  viewOpened?: ViewOpened;
 }
+
+export type ViewOpened = (handle: FsFileHandle, position: number, length: number) => Buffer | undefined;
 
 const noop = (): void => {};
 
@@ -78,6 +85,7 @@ export class FsStorage implements Storage {
   readonly #paths: PlatformPath;
   readonly #reserve: Reserve | undefined;
   readonly #locateOpened: ((handle: FsFileHandle) => Promise<string | undefined>) | undefined;
+  readonly #viewOpened: ViewOpened | undefined;
   // Shared with subtree() views, so digests, upload bookkeeping and close() span them all.
   #digests = new DigestCache();
   #closed = false;
@@ -123,6 +131,7 @@ export class FsStorage implements Storage {
     this.#directorySyncs = new DirectorySyncs(options.fs);
     this.#reserve = options.reserve;
     this.#locateOpened = options.locateOpened;
+    this.#viewOpened = options.viewOpened;
     this.description = options.description ?? `fs:${options.root}`;
   }
 
@@ -355,8 +364,14 @@ export class FsStorage implements Storage {
       const observedAtMs = Date.now();
       const opened = await handle.stat();
       refuseNonFile(target.clientPath, opened);
-      const reader = new FsReadHandle(handle, target.clientPath, opened, observedAtMs, this.#digests, () =>
-        this.#reads.delete(reader),
+      const reader = new FsReadHandle(
+        handle,
+        target.clientPath,
+        opened,
+        observedAtMs,
+        this.#digests,
+        () => this.#reads.delete(reader),
+        this.#viewOpened,
       );
       this.#reads.add(reader);
       return reader;
@@ -762,6 +777,7 @@ class FsReadHandle implements ReadHandle {
   readonly #observedAtMs: number;
   readonly #digests: DigestCache;
   readonly #onClose: () => void;
+  readonly #viewOpened: ViewOpened | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -771,6 +787,7 @@ class FsReadHandle implements ReadHandle {
     observedAtMs: number,
     digests: DigestCache,
     onClose: () => void,
+    viewOpened: ViewOpened | undefined,
   ) {
     this.#handle = handle;
     this.#clientPath = clientPath;
@@ -778,6 +795,7 @@ class FsReadHandle implements ReadHandle {
     this.#observedAtMs = observedAtMs;
     this.#digests = digests;
     this.#onClose = onClose;
+    this.#viewOpened = viewOpened;
     this.size = Number(stats.size);
     this.mtimeMs = toMs(stats.mtimeMs);
   }
@@ -805,6 +823,11 @@ class FsReadHandle implements ReadHandle {
       this.#handle.read(buffer, offset, length, position),
     );
     return bytesRead;
+  }
+
+  view(position: number, length: number): Buffer | undefined {
+    if (this.#closing || this.#viewOpened === undefined || position + length > this.size) return undefined;
+    return this.#viewOpened(this.#handle, position, length);
   }
 
   close(): Promise<void> {

@@ -37,6 +37,7 @@ export class MemoryStorage extends FsStorage {
       root: '/',
       durable: false,
       description: 'memory',
+      viewOpened: (handle, position, length) => viewOfOpened(volume, handle, position, length),
       reserve: (handle, bytes) => {
         if (this.#reservedBytes + bytes > maxReservedBytes) return undefined;
         if (!reserveCapacity(volume, handle, bytes)) return undefined;
@@ -138,9 +139,7 @@ function refuseAsRename2Would(volume: Volume, from: string, to: string, targetIs
  */
 function reserveCapacity(volume: Volume, handle: FsFileHandle, bytes: number): boolean {
   if (bytes > bufferConstants.MAX_LENGTH) return false;
-  const fd = (handle as { fd?: unknown }).fd;
-  const core = coreOf(volume);
-  const node = typeof fd === 'number' ? (core?.fds?.[fd]?.node as MemfsFileNode | undefined) : undefined;
+  const node = nodeOfOpened(volume, handle);
   if (node === undefined || typeof node.capacity !== 'number' || node.size > bytes) return false;
   if (node.capacity >= bytes) return true;
   const buf = Buffer.allocUnsafe(bytes); // throws when there is no memory: the caller goes on without
@@ -148,4 +147,29 @@ function reserveCapacity(volume: Volume, handle: FsFileHandle, bytes: number): b
   node.buf = buf;
   node.capacity = bytes;
   return true;
+}
+
+/** The memfs file node behind an open handle, if memfs still has the shape this module knows. */
+function nodeOfOpened(volume: Volume, handle: FsFileHandle): MemfsFileNode | undefined {
+  const fd = (handle as { fd?: unknown }).fd;
+  const node = typeof fd === 'number' ? coreOf(volume)?.fds?.[fd]?.node : undefined;
+  return node as MemfsFileNode | undefined;
+}
+
+/**
+ * Bytes of an open file as a view of memfs's own buffer: a download then goes from that buffer
+ * to the socket with no copy into a frame (which cost a third of a 1 GiB download's time on the
+ * server's thread: bench/README.md). Storage never writes a served file in place, and a view
+ * keeps the buffer it views alive, so the bytes stay those of the version opened.
+ */
+function viewOfOpened(
+  volume: Volume,
+  handle: FsFileHandle,
+  position: number,
+  length: number,
+): Buffer | undefined {
+  const node = nodeOfOpened(volume, handle);
+  if (node === undefined || !Buffer.isBuffer(node.buf) || typeof node.size !== 'number') return undefined;
+  if (position + length > node.size) return undefined;
+  return node.buf.subarray(position, position + length);
 }

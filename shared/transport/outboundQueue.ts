@@ -9,12 +9,13 @@ import type { Duplex } from 'node:stream';
 import { allocDataFrame } from '../protocol/encoder.js';
 import type { ControlFrameBudget } from './controlFrameBudget.js';
 import { DataFramePool } from './dataFramePool.js';
+import { DataFrameView, type OutgoingFrame } from './dataFrameView.js';
 import type { OutboundBudget } from './outboundBudget.js';
 
 /** A stream that has frames to send (a download on the server, an upload on the client). */
 export interface FrameProducer {
   /** The next frame ready to go, or null. Called only while the socket can take more. */
-  pull(): Buffer | null;
+  pull(): OutgoingFrame | null;
   /** Called once room opened up after tryReserve() refused this producer. */
   onRoom(): void;
 }
@@ -386,7 +387,7 @@ export class OutboundQueue {
     socket.cork();
     try {
       while (!socket.writableNeedDrain) {
-        let frame = this.frames.shift();
+        let frame: OutgoingFrame | undefined = this.frames.shift();
         let fileData = false;
         if (frame !== undefined) {
           this.queuedBytes -= frame.length;
@@ -403,8 +404,8 @@ export class OutboundQueue {
         const pool = this.framePool;
         if (fileData && (pool !== undefined || this.options.budget !== undefined)) {
           const written = frame;
-          socket.write(written, () => {
-            pool?.recycle(written);
+          writeFrame(socket, written, () => {
+            if (!(written instanceof DataFrameView)) pool?.recycle(written);
             this.giveToBudget(written.length);
             this.socketOnWritten();
           });
@@ -415,7 +416,7 @@ export class OutboundQueue {
             this.socketOnWritten();
           });
         } else {
-          socket.write(frame, this.socketOnWritten);
+          writeFrame(socket, frame, this.socketOnWritten);
         }
       }
     } finally {
@@ -444,7 +445,7 @@ export class OutboundQueue {
   }
 
   /** One frame from the next producer in turn that has one ready. */
-  private pullFromProducers(): Buffer | null {
+  private pullFromProducers(): OutgoingFrame | null {
     const count = this.producers.length;
     for (let tried = 0; tried < count; tried++) {
       if (this.cursor >= this.producers.length) this.cursor = 0;
@@ -453,5 +454,15 @@ export class OutboundQueue {
       if (frame !== null) return frame;
     }
     return null;
+  }
+}
+
+/** A view's header and payload go out back to back (the socket is corked: one writev). */
+function writeFrame(socket: Duplex, frame: OutgoingFrame, onWritten: () => void): void {
+  if (frame instanceof DataFrameView) {
+    socket.write(frame.header);
+    socket.write(frame.payload, onWritten);
+  } else {
+    socket.write(frame, onWritten);
   }
 }

@@ -5,15 +5,15 @@
  * ahead). Reads may complete in any order; frames come out in the order they were started.
  */
 
-interface Slot {
-  readonly frame: Buffer;
+interface Slot<F> {
+  readonly frame: F;
   /** Bytes the read filled, once it has completed. */
   bytesRead: number | undefined;
 }
 
-export class FrameReadAhead {
+export class FrameReadAhead<F extends { readonly length: number } = Buffer> {
   readonly depth: number;
-  readonly #slots: Slot[] = [];
+  readonly #slots: Slot<F>[] = [];
 
   constructor(depth: number) {
     if (!Number.isInteger(depth) || depth < 1)
@@ -40,8 +40,8 @@ export class FrameReadAhead {
    * Tracks a read into `frame`. `onSettled` runs when it completes while still tracked (not after
    * clear()): with the error if it failed, else with nothing — then call next() for frames in order.
    */
-  add(frame: Buffer, read: Promise<number>, onSettled: (error?: unknown) => void): void {
-    const slot: Slot = { frame, bytesRead: undefined };
+  add(frame: F, read: Promise<number>, onSettled: (error?: unknown) => void): void {
+    const slot: Slot<F> = { frame, bytesRead: undefined };
     this.#slots.push(slot);
     read.then(
       (bytesRead) => {
@@ -56,7 +56,7 @@ export class FrameReadAhead {
   }
 
   /** The oldest frame if its read has completed, with the bytes it holds; else undefined. */
-  next(): { frame: Buffer; bytesRead: number } | undefined {
+  next(): { frame: F; bytesRead: number } | undefined {
     const head = this.#slots[0];
     if (head === undefined || head.bytesRead === undefined) return undefined;
     this.#slots.shift();
@@ -64,7 +64,7 @@ export class FrameReadAhead {
   }
 
   /** Forgets every frame (being read or ready) and returns them, so their reservations can be released. */
-  clear(): Buffer[] {
+  clear(): F[] {
     return this.#slots.splice(0).map((slot) => slot.frame);
   }
 }
