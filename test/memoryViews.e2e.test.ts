@@ -76,7 +76,9 @@ describe('memory storage: downloads from views of its buffers', () => {
     const client = await env.connect();
     const after = Buffer.alloc(before.length, 0x5a);
     await client.put('f', after);
-    expect(Buffer.from((env.storage as MemoryStorage).volume.readFileSync('/f') as Buffer).equals(after)).toBe(true);
+    expect(
+      Buffer.from((env.storage as MemoryStorage).volume.readFileSync('/f') as Buffer).equals(after),
+    ).toBe(true);
 
     // ... the rest of the download, lent after the replacement, is still the old version's.
     peer.write(encodeWindow(1, before.length));
