@@ -1,4 +1,7 @@
-/** A storage whose file reads are recorded (path, position, length), to see what the server read. */
+/**
+ * A storage whose file reads are recorded (path, position, length), to see what the server read.
+ * Bytes lent instead of read (memory storage's views: ReadHandle.view) count as read.
+ */
 import type { ReadHandle, Storage } from '../../storage/types.js';
 
 interface Read {
@@ -52,6 +55,13 @@ export class ReadLog {
     const reads = this.#reads;
     return new Proxy(handle, {
       get(target, property) {
+        if (property === 'view' && typeof target.view === 'function') {
+          return (position: number, length: number) => {
+            const view = target.view!(position, length);
+            if (view !== undefined) reads.push({ path, position, length: view.length });
+            return view;
+          };
+        }
         if (property === 'read') {
           return async (buffer: Buffer, offset: number, length: number, position: number) => {
             const bytesRead = await target.read(buffer, offset, length, position);
