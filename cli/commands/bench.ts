@@ -13,11 +13,13 @@ import {
 } from '../../client/bench/options.js';
 import { Client } from '../../client/client.js';
 import { errnoReason } from '../../shared/errnoReasons.js';
+import { MuxftpError } from '../../shared/errors.js';
 import { parseDuration, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { connectFailure } from '../connect.js';
 import { globalOptionsOf } from '../globalOptions.js';
+import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from '../interrupt.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { errorInfo, type Output } from '../output.js';
 
@@ -149,8 +151,12 @@ export function registerBenchCommand(program: Command, output: Output): void {
         import('../localServer.js'),
       ]);
       let report: Awaited<ReturnType<typeof runBench>>;
+      // Ctrl-C stops the clients and the local server; a second one exits at once.
+      const interrupt = new AbortController();
+      const stopListening = abortOnInterrupt(interrupt);
       try {
         report = await runBench(options, {
+          signal: interrupt.signal,
           progressStream: showProgress ? process.stderr : undefined,
           startLocalServer,
           connect: (clientOptions) =>
@@ -166,10 +172,18 @@ export function registerBenchCommand(program: Command, output: Output): void {
             }),
         });
       } catch (error) {
+        if (interrupt.signal.aborted) {
+          // One line, `muxftp: bench: interrupted after 3.2 s: … so far (CANCELLED)`, as other commands.
+          const cancelled = error instanceof MuxftpError && error.code === 'CANCELLED';
+          output.commandFailed(cancelled ? error : new MuxftpError('CANCELLED', 'interrupted'), 'bench');
+          process.exit(INTERRUPTED_EXIT_CODE);
+        }
         // A connection that could not be made reads as for any command: `muxftp: cannot connect to …`.
         output.failure(error instanceof CliError ? undefined : 'bench', error);
         if (global.json) output.printJson({ ok: false, error: errorInfo(error) });
         return;
+      } finally {
+        stopListening();
       }
       // The report first: a --html file that cannot be written must not cost the run's results.
       if (global.json) output.printJson(report);

@@ -132,13 +132,19 @@ const WORKLOADS: Record<BenchOp, (context: LoadContext) => Promise<void>> = {
   idle: runIdle,
 };
 
+/**
+ * Runs the plan, reporting progress every 200 ms; `onReportRequest` is handed a function that
+ * reports at once (an interrupted run asks for its figures before the thread is stopped).
+ */
 export async function runLoad(
   plan: WorkerPlan,
   counter: Int32Array,
   report: (progress: WorkerProgress) => void,
+  onReportRequest?: (reportNow: () => void) => void,
 ): Promise<WorkerResult> {
   const context = newLoadContext(plan, counter);
   const reportProgress = () => report({ ops: context.tally.ops, bytes: context.tally.bytes });
+  onReportRequest?.(reportProgress);
   const timer = setInterval(reportProgress, 200);
   try {
     await WORKLOADS[plan.op](context);

@@ -2,7 +2,8 @@
  * The bench coordinator: starts a throwaway server if asked, seeds the files downloads read,
  * spreads the clients over worker threads (all cores by default, so the load generator is not
  * the bottleneck), shows progress, merges what the workers measured, and asks the server for its
- * own figures.
+ * own figures. Interrupted (`BenchIo.signal`), it stops its clients, removes what it seeded (for
+ * a moment at most), stops its local server and rejects with CANCELLED, saying what it measured.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -16,6 +17,8 @@ import { knownDigests, makePayloads, type Payload, payloadBuffer, seedName } fro
 import { type BenchReport, buildReport } from './report.js';
 import type { ServerSample } from './timeSeries.js';
 
+/** How long an interrupted run may spend removing its remote directory before it gives up. */
+const INTERRUPTED_CLEANUP_MS = 2_000;
 /** Time for worker threads to load and open their connections before transfers start together. */
 const START_ALLOWANCE_MS = 400;
 const START_ALLOWANCE_PER_CLIENT_MS = 2;
@@ -38,6 +41,11 @@ export interface BenchIo {
    * The CLI passes one that words a failure as its other commands do.
    */
   connect?: (options: ClientOptions) => Promise<Client>;
+  /**
+   * Aborted (Ctrl-C): the run stops its clients and rejects with CANCELLED, its message saying
+   * when, and what was measured so far once transfers had started.
+   */
+  signal?: AbortSignal;
 }
 
 export async function runBench(options: BenchOptions, io: BenchIo): Promise<BenchReport> {
@@ -81,17 +89,64 @@ async function runAgainst(
 ): Promise<BenchReport> {
   const payloads = makePayloads(options.sizes.map((s) => s.bytes));
   const connect = io.connect ?? ((clientOptions: ClientOptions) => Client.connect(clientOptions));
-  const control = await connect(benchClientOptions({ ...address, tls: options.tls, login: options.login }));
+  const { signal } = io;
+  const control = await connect({
+    ...benchClientOptions({ ...address, tls: options.tls, login: options.login }),
+    ...(signal !== undefined ? { signal } : {}),
+  }).catch((error: unknown) => {
+    if (signal?.aborted) throw interrupted(`while connecting to ${address.host}:${address.port}`);
+    throw error;
+  });
   const remoteDir = `bench-${process.pid}-${Date.now().toString(36)}`;
   try {
-    await seed(control, remoteDir, payloads, options.op);
+    await untilAborted(
+      seed(control, remoteDir, payloads, options.op),
+      signal,
+      () => 'while preparing the run',
+    );
     const run = planWorkers(address, options, remoteDir, payloads);
     const outcome = await runWorkers(run, control, io, options.durationMs);
     return measure(options, run, outcome);
   } finally {
-    await removeRemoteDir(control, remoteDir);
-    await control.close();
+    if (signal?.aborted) {
+      // Leave nothing behind if that is quick; the seeding may still be under way: no gentle close.
+      await untilTimeout(removeRemoteDir(control, remoteDir), INTERRUPTED_CLEANUP_MS);
+      await control.destroy();
+    } else {
+      await removeRemoteDir(control, remoteDir);
+      await control.close();
+    }
   }
+}
+
+function interrupted(when: string): MuxftpError {
+  return new MuxftpError('CANCELLED', `interrupted ${when}`);
+}
+
+/** `work`, or CANCELLED (`when()` saying at what point) as soon as `signal` is aborted. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, when: () => string): Promise<T> {
+  if (signal === undefined) return work;
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(interrupted(when()));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  // What the work does once given up on is no one's concern (its connection goes).
+  work.catch(() => {});
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+}
+
+/** Waits for `work` for at most `ms`, whatever its outcome. */
+async function untilTimeout(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => {}),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Makes the run's remote directory and, unless the run only uploads or connects, the files downloads read. */
@@ -174,12 +229,19 @@ async function runWorkers(
   const startedAt = Date.now();
   const progress = new ProgressView(io.progressStream, run.files, durationMs, run.plans.length);
   const server = new ServerPeaks(control, run.measureFrom);
+  const workers = run.plans.map((plan, i) => startWorker(plan, run.counter, (p) => progress.update(i, p)));
   let results: WorkerResult[];
   try {
-    results = await Promise.all(
-      run.plans.map((plan, i) => runWorker(plan, run.counter, (p) => progress.update(i, p))),
-    );
+    results = await untilAborted(Promise.all(workers.map((w) => w.result)), io.signal, () => '');
+  } catch (error) {
+    if (!io.signal?.aborted) throw error;
+    // Interrupted: say what the workers had done, from the start (a warm-up's operations are in
+    // their figures too), with their figures as of now.
+    await Promise.all(workers.map((w) => w.reportNow()));
+    throw interrupted(progress.soFar(run.plans[0]!.startAt));
   } finally {
+    // Interrupted: the workers' connections go with their threads.
+    if (io.signal?.aborted) await Promise.all(workers.map((w) => w.terminate()));
     progress.stop();
     await server.stop();
   }
@@ -199,18 +261,22 @@ function measure(options: BenchOptions, run: RunPlan, outcome: RunOutcome): Benc
   });
 }
 
-function runWorker(
+/** A load-generator thread running `plan`: its result, and a way to stop it (and its clients) at once. */
+function startWorker(
   plan: WorkerPlan,
   counter: SharedArrayBuffer,
   onProgress: (progress: WorkerProgress) => void,
-): Promise<WorkerResult> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { plan, counter } });
+): { result: Promise<WorkerResult>; reportNow(): Promise<void>; terminate(): Promise<number> } {
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { plan, counter } });
+  let reported: () => void = () => {};
+  const result = new Promise<WorkerResult>((resolve, reject) => {
     worker.on(
       'message',
       (message: { type: string; progress?: WorkerProgress; result?: WorkerResult; message?: string }) => {
-        if (message.type === 'progress') onProgress(message.progress!);
-        else if (message.type === 'result') resolve(message.result!);
+        if (message.type === 'progress') {
+          onProgress(message.progress!);
+          reported();
+        } else if (message.type === 'result') resolve(message.result!);
         else reject(new Error(`bench worker ${plan.workerIndex} failed: ${message.message}`));
       },
     );
@@ -219,6 +285,20 @@ function runWorker(
       if (code !== 0) reject(new Error(`bench worker ${plan.workerIndex} exited with code ${code}`));
     });
   });
+  return {
+    result,
+    /** Asks for the worker's figures as of now; resolves once they came (or after a moment without). */
+    reportNow: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 500);
+        reported = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        worker.postMessage({ type: 'report' });
+      }),
+    terminate: () => worker.terminate(),
+  };
 }
 
 /**
@@ -313,6 +393,16 @@ class ProgressView {
     const total = files ?? Math.ceil((durationMs ?? 0) / 1000);
     this.bar.start(total, 0, { mbps: 0, ops: 0 });
     if (files === undefined) this.timer = setInterval(() => this.render(files), 500);
+  }
+
+  /** What the workers reported so far, in words: `after 3.2 s: 120 operations, 125.8 MB (39.3 MB/s) so far`. */
+  soFar(startAt: number): string {
+    const seconds = (Date.now() - startAt) / 1000;
+    if (seconds <= 0) return 'before the transfers started';
+    const ops = this.perWorker.reduce((n, p) => n + p.ops, 0);
+    const bytes = this.perWorker.reduce((n, p) => n + p.bytes, 0);
+    const mb = (n: number) => (n / 1e6).toFixed(1);
+    return `after ${seconds.toFixed(1)} s: ${ops} operations, ${mb(bytes)} MB (${mb(bytes / seconds)} MB/s) so far`;
   }
 
   update(worker: number, progress: WorkerProgress): void {

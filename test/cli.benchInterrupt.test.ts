@@ -1,0 +1,84 @@
+/**
+ * Ctrl-C during `muxftp bench --server …`: like every other command it says in one line what was
+ * interrupted (here with what it had measured so far) and exits 130, having stopped its clients
+ * and removed what it seeded; before, it died of the signal without a word. Real child processes
+ * and sockets on 127.0.0.1 port 0, against a server the test runs. Needs dist/ (npm run build).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const tempDirs = new TempDirs('muxftp-bench-interrupt-');
+let env: TestServer | undefined;
+let silent: Server | undefined;
+const sockets = new Set<Socket>();
+
+afterEach(async () => {
+  for (const socket of sockets) socket.destroy();
+  sockets.clear();
+  await new Promise((resolve) => (silent ? silent.close(resolve) : resolve(undefined)));
+  silent = undefined;
+  await env?.stop();
+  env = undefined;
+  await tempDirs.removeAll();
+});
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('Ctrl-C during bench --server', () => {
+  it('stops the clients, says what was measured so far in one line, removes its files, exits 130', async () => {
+    env = await startServer();
+    const server = env.server;
+    const cwd = await tempDirs.make();
+    // Well into the run: the server has sent a few dozen of its files.
+    const underWay = (async () => {
+      for (const started = Date.now(); server.stats().filesOut < 30 && Date.now() - started < 15_000; )
+        await delay(20);
+    })();
+    const args = ['bench', '--server', `127.0.0.1:${env.port}`, '--op', 'download', '--clients', '2'];
+    const startedAt = performance.now();
+    const result = await runCli([...args, '--size', '64KiB', '--duration', '60s', '--workers', '1'], cwd, {
+      interruptWhen: underWay,
+      timeoutMs: 20_000,
+    });
+    expect(result.signal).toBe(null);
+    expect(result.code).toBe(130);
+    expect(result.stderr).toMatch(
+      /^muxftp: bench: interrupted after \d+\.\d s: \d+ operations, \d+\.\d MB \(\d+\.\d MB\/s\) so far \(CANCELLED\)\n$/,
+    );
+    const [, operations] = /: (\d+) operations/.exec(result.stderr)!;
+    expect(Number(operations)).toBeGreaterThan(0);
+    expect(result.stdout).toBe('');
+    expect(performance.now() - startedAt).toBeLessThan(15_000); // not the 60 s it was asked for
+    // Its connections are gone, and so is the directory it seeded.
+    for (const started = Date.now(); server.stats().connections > 0 && Date.now() - started < 5_000; )
+      await delay(20);
+    expect(server.stats().connections).toBe(0);
+    expect(await (await env.connect()).list('')).toEqual([]);
+  });
+
+  it('while connecting to a server that never answers: says so, exits 130', async () => {
+    const cwd = await tempDirs.make();
+    let arrived: () => void = () => {};
+    const connected = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      arrived();
+    });
+    await new Promise<void>((resolve) => silent!.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    const result = await runCli(['bench', '--server', `127.0.0.1:${port}`], cwd, {
+      interruptWhen: connected,
+      timeoutMs: 15_000,
+    });
+    expect(result.code).toBe(130);
+    expect(result.stderr).toBe(
+      `muxftp: bench: interrupted while connecting to 127.0.0.1:${port} (CANCELLED)\n`,
+    );
+  });
+});
