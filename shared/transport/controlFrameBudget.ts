@@ -1,3 +1,5 @@
+import { HeldBytesBudget } from './heldBytesBudget.js';
+
 /**
  * Control frames (replies, errors, credit, listings: whatever a queue sends that is not file
  * data) held for peers by all of a server's connections together, from the moment they are queued
@@ -15,47 +17,13 @@
  * it). So all together hold at most the budget plus, per connection, the answers to its last
  * socket read (FRAME_FLOOD bounds their number) and one reply's room.
  */
-export class ControlFrameBudget {
-  readonly limitBytes: number;
-  #heldBytes = 0;
-  /** Queues whose connections stopped reading for the budget, called back once it has room. */
-  readonly #waiting = new Set<() => void>();
-
+export class ControlFrameBudget extends HeldBytesBudget {
   constructor(limitBytes: number) {
-    if (!Number.isSafeInteger(limitBytes) || limitBytes < 1)
-      throw new RangeError(`control frame budget must be a positive integer of bytes, got ${limitBytes}`);
-    this.limitBytes = limitBytes;
-  }
-
-  /** Bytes of control frames held now, all connections together. */
-  get heldBytes(): number {
-    return this.#heldBytes;
+    super(limitBytes, 'control frame budget');
   }
 
   /** Past the budget: connections holding control frames stop reading. */
   get exceeded(): boolean {
-    return this.#heldBytes > this.limitBytes;
-  }
-
-  take(bytes: number): void {
-    this.#heldBytes += bytes;
-  }
-
-  give(bytes: number): void {
-    this.#heldBytes -= bytes;
-    // A quarter of the budget free before waking anyone, so that reading does not flap per frame.
-    if (this.#waiting.size > 0 && this.#heldBytes <= (this.limitBytes * 3) / 4) {
-      const waiting = [...this.#waiting];
-      this.#waiting.clear();
-      for (const wake of waiting) wake();
-    }
-  }
-
-  waitForRoom(wake: () => void): void {
-    this.#waiting.add(wake);
-  }
-
-  cancelWait(wake: () => void): void {
-    this.#waiting.delete(wake);
+    return this.heldBytes > this.limitBytes;
   }
 }

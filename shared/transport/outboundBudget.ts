@@ -1,4 +1,5 @@
 import { HEADER_BYTES } from '../protocol/constants.js';
+import { HeldBytesBudget } from './heldBytesBudget.js';
 
 /**
  * File data held for peers by all of a process's outbound queues together: the server's bound on
@@ -9,53 +10,20 @@ import { HEADER_BYTES } from '../protocol/constants.js';
  * (256 MiB + 10,000 × 64 KiB by default). A full 1 MiB chunk each made that 10 GiB at 10,000
  * connections that open a download and never read.
  */
-export class OutboundBudget {
-  readonly limitBytes: number;
+export class OutboundBudget extends HeldBytesBudget {
   /** Past the limit, the largest chunk (frame bytes, header included) a queue holding nothing may take. */
   readonly trickleBytes: number;
-  #heldBytes = 0;
-  /** Queues refused for the budget, called back once it has room again. */
-  readonly #waiting = new Set<() => void>();
 
   constructor(limitBytes: number, trickleBytes: number) {
-    if (!Number.isSafeInteger(limitBytes) || limitBytes < 1)
-      throw new RangeError(`outbound budget must be a positive integer of bytes, got ${limitBytes}`);
+    super(limitBytes, 'outbound budget');
     if (!Number.isSafeInteger(trickleBytes) || trickleBytes <= HEADER_BYTES)
       throw new RangeError(
         `outbound trickle must be an integer of bytes above a frame header (${HEADER_BYTES}), got ${trickleBytes}`,
       );
-    this.limitBytes = limitBytes;
     this.trickleBytes = trickleBytes;
   }
 
-  /** Bytes held now, all queues together. */
-  get heldBytes(): number {
-    return this.#heldBytes;
-  }
-
   hasRoomFor(bytes: number): boolean {
-    return this.#heldBytes + bytes <= this.limitBytes;
-  }
-
-  take(bytes: number): void {
-    this.#heldBytes += bytes;
-  }
-
-  give(bytes: number): void {
-    this.#heldBytes -= bytes;
-    // A quarter of the budget free before waking anyone, so that waking is not once per frame.
-    if (this.#waiting.size > 0 && this.#heldBytes <= (this.limitBytes * 3) / 4) {
-      const waiting = [...this.#waiting];
-      this.#waiting.clear();
-      for (const wake of waiting) wake();
-    }
-  }
-
-  waitForRoom(wake: () => void): void {
-    this.#waiting.add(wake);
-  }
-
-  cancelWait(wake: () => void): void {
-    this.#waiting.delete(wake);
+    return this.heldBytes + bytes <= this.limitBytes;
   }
 }
