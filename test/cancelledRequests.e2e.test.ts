@@ -14,6 +14,7 @@ import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import type { PartialRead, ReadHandle, Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -21,9 +22,7 @@ const tempDirs = new TempDirs('muxftp-cancelled-');
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
   await tempDirs.removeAll();
 });
 

@@ -18,6 +18,7 @@ import { type MemoryStorage, memfsApi } from '../storage/memory.js';
 import { MiB } from './helpers/heap.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { probeOtherClients } from './helpers/servedProbe.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
@@ -25,9 +26,7 @@ const peers: RawPeer[] = [];
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   vi.useRealTimers();
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
   await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
 });
 

@@ -20,6 +20,7 @@ import type { Frame } from '../shared/protocol/frame.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { holdSetUp } from './helpers/heldSetUp.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const KiB = 1024;
@@ -29,10 +30,8 @@ let env: TestServer | undefined;
 let proxy: Server | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
   // The clients first: the proxy closes once their sockets through it are gone.
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
   await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
   proxy = undefined;
 });

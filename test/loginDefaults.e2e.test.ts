@@ -16,6 +16,7 @@ import { encodeAuth, encodeHello } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import { parseAuthResult, parseErrorPayload } from '../shared/protocol/messages.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 // Taken before any test fakes them: the test's own waits are real.
@@ -26,9 +27,7 @@ let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
   vi.useRealTimers();
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
 });
 
 /** Polls `get` in real time until it gives a value (10 s at most). */

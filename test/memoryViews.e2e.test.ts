@@ -15,15 +15,14 @@ import type { MemoryStorage } from '../storage/memory.js';
 import type { ReadHandle, Storage } from '../storage/types.js';
 import { MiB } from './helpers/heap.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 
 afterEach(async () => {
-  await env?.stop();
-  env = undefined;
-  for (const peer of peers.splice(0)) peer.destroy();
+  env = await stopServerAndPeers(env, peers);
 });
 
 /** Counts the reads (copies into frames) of every file storage opens for reading. */

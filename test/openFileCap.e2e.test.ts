@@ -13,6 +13,7 @@ import { partialName } from '../shared/temporaryNames.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { PartialRead, ReadHandle, Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
@@ -20,9 +21,7 @@ const peers: RawPeer[] = [];
 let releaseReads: () => void = () => {};
 afterEach(async () => {
   releaseReads();
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
 });
 
 /** `storage` whose file reads wait until released; counts the files open for reading. */

@@ -17,15 +17,14 @@ import { partialName } from '../shared/temporaryNames.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const BLOCK = INTEGRITY_BLOCK_BYTES;
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
 });
 
 /** Waits (bounded) until `check` holds. */

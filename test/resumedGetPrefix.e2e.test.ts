@@ -16,6 +16,7 @@ import { RACY_WINDOW_MS } from '../storage/digestCache.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { ReadLog } from './helpers/readLog.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -28,9 +29,7 @@ const peers: RawPeer[] = [];
 const tempDirs = new TempDirs('muxftp-resumed-prefix-');
 
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
   await tempDirs.removeAll();
   vi.useRealTimers();
 });

@@ -18,6 +18,7 @@ import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js
 import { isPartialName } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -38,9 +39,7 @@ let server: TestServer | undefined;
 const peers: RawPeer[] = [];
 const tempDirs = new TempDirs('muxftp-rmdir-');
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await server?.stop();
-  server = undefined;
+  server = await stopServerAndPeers(server, peers);
   await tempDirs.removeAll();
 });
 

@@ -17,6 +17,7 @@ import { parseEnd } from '../shared/protocol/messages.js';
 import type { MemoryStorage } from '../storage/memory.js';
 import { MiB } from './helpers/heap.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -33,9 +34,7 @@ const peers: RawPeer[] = [];
 const timers: NodeJS.Timeout[] = [];
 afterEach(async () => {
   for (const timer of timers.splice(0)) clearInterval(timer);
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
 });
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -11,14 +11,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeOpen } from '../shared/protocol/encoder.js';
 import type { MemoryStorage } from '../storage/memory.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
 });
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

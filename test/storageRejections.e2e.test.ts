@@ -9,6 +9,7 @@ import { encodeCancel, encodeData, encodeOpen } from '../shared/protocol/encoder
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
@@ -19,9 +20,7 @@ afterEach(async () => {
   process.off('unhandledRejection', onUnhandled);
   unhandled.length = 0;
   failingCalls = 0;
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
 });
 
 /** `storage` with `override` in place of some of its calls. */

@@ -1,0 +1,21 @@
+/**
+ * What a test file that talks to its test server through raw peers lets go of after each test:
+ * the peers are destroyed first (so the server's close has none of their connections to wait
+ * out), then the server is stopped. Empties `peers`; resolves to undefined, for the file's server
+ * variable:
+ *
+ *   afterEach(async () => {
+ *     env = await stopServerAndPeers(env, peers);
+ *   });
+ */
+import type { RawPeer } from './rawPeer.js';
+import type { TestServer } from './testServer.js';
+
+export async function stopServerAndPeers(
+  server: TestServer | undefined,
+  peers: RawPeer[],
+): Promise<undefined> {
+  for (const peer of peers.splice(0)) peer.destroy();
+  await server?.stop();
+  return undefined;
+}
