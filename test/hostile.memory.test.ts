@@ -355,6 +355,50 @@ describe('uploads while the disk is stalled', () => {
 });
 
 describe('uploads sent with their OPEN while the disk is stalled (the initial window)', () => {
+  it('64 streams on one connection each sending N with its OPEN: the connection stops at its own mark, then all complete', async () => {
+    const storage = new MemoryStorage();
+    const held = holdUploads(storage); // every write waits for release()
+    env = await startServer({ storage });
+    const server = env.server;
+    const backlog = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
+    const peer = await RawPeer.open(env.port, ['xxh128'], { uploadInitialWindow: true });
+    peers.push(peer);
+    const content = randomBytes(DEFAULTS.uploadInitialWindowBytes);
+    const digest = contentDigest('xxh128', content);
+    const streams = 64; // 16 MiB sent blindly, twice the connection's mark
+    const frames: Buffer[] = [];
+    for (let s = 0; s < streams; s++) {
+      const id = 2 * s + 1;
+      frames.push(
+        encodeOpen(id, { op: 'put', path: `s${s}`, size: content.length }),
+        encodeData(id, content),
+        encodeEnd(id, content.length, 'xxh128', digest),
+      );
+    }
+    peer.write(Buffer.concat(frames));
+    await held.holding;
+    let peak = 0;
+    for (let i = 0; i < 50; i++) {
+      peak = Math.max(peak, backlog());
+      await delay(10);
+    }
+    // Its own mark, then the rest of one read (in at most two blocks and an own buffer): the
+    // server stopped reading, and the rest waits in the kernel's buffers, pushed back by TCP.
+    expect(peak).toBeGreaterThan(DEFAULTS.uploadBacklogHighWaterBytes / 2);
+    expect(peak).toBeLessThanOrEqual(
+      DEFAULTS.uploadBacklogHighWaterBytes +
+        2 * DEFAULTS.receivedBlockBytes +
+        DEFAULTS.receivedOwnBufferBytes,
+    );
+    held.release();
+    for (let s = 0; s < streams; s++)
+      await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 2 * s + 1, 10_000);
+    const reader = await env.connect();
+    expect((await reader.getBuffer(`s${streams - 1}`)).equals(content)).toBe(true);
+    for (const started = Date.now(); backlog() > 0 && Date.now() - started < 5_000; ) await delay(10);
+    expect(backlog()).toBe(0);
+  }, 60_000);
+
   it('30 connections each sending N bytes with an OPEN stop at the ceiling, old clients are answered, all complete', async () => {
     const storage = new MemoryStorage();
     const held = holdUploads(storage); // every write waits for release()
