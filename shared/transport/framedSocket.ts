@@ -163,14 +163,19 @@ export class FramedSocket {
     else this.socket.resume();
   };
 
-  /** Reading is paused for what the peer leaves unread: read again once it has taken enough. */
+  /**
+   * Reading is paused for what the peer leaves unread: read again once it has taken enough. Each
+   * reason has its own waiter: the byte marks' wakes at once below the low-water mark, so waiting
+   * on it for anything else made a busy loop.
+   */
   private waitForPeerToCatchUp(): void {
-    // The control budget first: the byte marks' waiter would wake at once below the low-water mark.
-    if (this.queue.holdsControlPastBudget) this.queue.waitForControlRoom(this.controlRoomOnWake);
-    else this.queue.waitForRoom(this.outboundRoomWaiter);
+    if (this.queue.holdsControlPastBudget) this.queue.waitForControlRoom(this.readOnWake);
+    else if (this.queue.bufferedAmount > this.outboundPauseBytes)
+      this.queue.waitForRoom(this.outboundRoomWaiter);
+    else this.queue.waitForRepliesSettled(this.readOnWake);
   }
 
-  private readonly controlRoomOnWake = (): void => {
+  private readonly readOnWake = (): void => {
     this.scheduleRead();
   };
 

@@ -62,6 +62,8 @@ export class OutboundQueue {
   private readonly waitingForRoom = new Set<FrameProducer>();
   private pumpScheduled = false;
   private replyWaiters = 0;
+  /** Called back once no reply waits for room (the owner stopped reading for them). */
+  private readonly repliesSettledWaiters = new Set<() => void>();
   private closed = false;
   private ending = false;
   /** Producers' frames, reused once written (only over a socket, whose kernel copies the bytes). */
@@ -283,6 +285,7 @@ export class OutboundQueue {
       if (reserved > 0) {
         // Counted as control bytes from now: answers reserved in one turn cannot all pass the budget.
         this.takeControl(reserved);
+        if (this.replyWaiters === 0) this.wakeRepliesSettledWaiters();
         return reserved;
       }
       this.replyWaiters++;
@@ -302,6 +305,23 @@ export class OutboundQueue {
   /** Replies waiting for room: while there are any, the connection stops reading new requests. */
   get waitingReplies(): number {
     return this.replyWaiters;
+  }
+
+  /**
+   * Calls `wake` once no reply waits for room. (Not waitForRoom(): below the low-water mark, it
+   * woke its caller at once, and a reader paused for a reply that waits on the server's budget
+   * was woken every turn, a busy loop.)
+   */
+  waitForRepliesSettled(wake: () => void): void {
+    if (this.replyWaiters === 0 || this.closed) wake();
+    else this.repliesSettledWaiters.add(wake);
+  }
+
+  private wakeRepliesSettledWaiters(): void {
+    if (this.repliesSettledWaiters.size === 0) return;
+    const waiting = [...this.repliesSettledWaiters];
+    this.repliesSettledWaiters.clear();
+    for (const wake of waiting) wake();
   }
 
   /** Calls `producer.onRoom()` once the buffered bytes fall below the low-water mark. */
@@ -362,6 +382,7 @@ export class OutboundQueue {
     this.waitingForRoom.clear();
     for (const producer of waiting) producer.onRoom();
     this.controlBudgetOnRoom();
+    this.wakeRepliesSettledWaiters();
     this.socket.off('drain', this.socketOnDrain);
   }
 
