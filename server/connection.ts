@@ -198,7 +198,10 @@ export class ServerConnection implements StreamHost {
     return this.transport.queue.bufferedAmount;
   }
 
-  /** Bytes of control frames held for this client (queued, or in the socket until the kernel takes them). */
+  /**
+   * Bytes of control frames held for this client (queued, or in the socket until the kernel takes
+   * them), and of room reserved for replies.
+   */
   get heldControlBytes(): number {
     return this.transport.queue.heldControlBytes;
   }

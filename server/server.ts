@@ -40,7 +40,10 @@ export interface ConnectionFigures {
   label: string;
   /** Bytes queued for the peer and not yet taken by the socket. */
   bufferedAmount: number;
-  /** Of those and the socket's, control frames (not file data) the kernel has not taken yet. */
+  /**
+   * Control frames (not file data) held for the peer until the kernel takes them, and room
+   * reserved for replies: what counts against serverControlHighWaterBytes.
+   */
   heldControlBytes: number;
   /** Streams open on the connection. */
   openStreams: number;
@@ -179,7 +182,10 @@ export class MuxServer {
     return this.outboundBudget.heldBytes;
   }
 
-  /** Control frames held for clients, all connections together (what serverControlHighWaterBytes bounds). */
+  /**
+   * Control frames held for clients and room reserved for replies, all connections together (what
+   * serverControlHighWaterBytes bounds).
+   */
   get controlHeldBytes(): number {
     return this.controlBudget.heldBytes;
   }

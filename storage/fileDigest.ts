@@ -1,11 +1,12 @@
 /**
  * A stored file's content digest under one algorithm: the one storage remembers for this version
- * of the file, else computed by reading the file through any Storage and then remembered.
+ * of the file, else computed by reading the file through any Storage and then remembered (a read
+ * stopped short leaves the digests of the whole blocks it hashed, and the next one goes on from there).
  * Reads are large (1 MiB) and asynchronous; hashing runs on the loop between them, a read at a time,
  * so other connections keep being served (bench/README.md: a worker pool did not pay on this machine).
  */
 import { StorageError } from '../shared/errors.js';
-import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
 import type { EntryInfo, Storage } from './types.js';
 
@@ -26,10 +27,14 @@ export async function fileDigest(
   try {
     const known = handle.knownDigest(algorithm);
     if (known !== undefined) return { entry, digest: known };
-    const digester = new ContentDigester(algorithm);
+    // From the whole blocks of this version already hashed (by a reader stopped short), if any.
+    const leading = handle
+      .knownLeadingBlocks(algorithm)
+      .slice(0, Math.floor(handle.size / INTEGRITY_BLOCK_BYTES));
+    const digester = ContentDigester.continuing(algorithm, leading);
     try {
       const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(handle.size, 1)));
-      for (let position = 0; position < handle.size; ) {
+      for (let position = digester.bytes; position < handle.size; ) {
         signal?.throwIfAborted();
         const bytesRead = await handle.read(
           buffer,
@@ -45,6 +50,10 @@ export async function fileDigest(
       const digest = digester.result();
       handle.rememberDigest(digest);
       return { entry, digest };
+    } catch (error) {
+      // Stopped short (cancelled, a read failed): the whole blocks hashed spare the next reader them.
+      handle.rememberLeadingBlocks(algorithm, digester.blockDigests);
+      throw error;
     } finally {
       digester.release();
     }

@@ -10,6 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { RACY_WINDOW_MS } from '../storage/digestCache.js';
@@ -140,5 +141,31 @@ describe('a resumed get of a file whose digest is not known', () => {
     // The client's partial file is of the new version too, so the resume goes ahead.
     expect(await resumedGet(changed)).toBe(sha256(changed));
     expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(RESUME_AT);
+  });
+});
+
+describe('a digest request for a file whose digest is not known', () => {
+  const xxh128 = (data: Buffer) => contentDigest('xxh128', data).toString('hex');
+
+  it('goes on from the blocks a resumed get hashed', async () => {
+    const content = randomBytes(RESUME_AT + 5000);
+    const { reads } = await serverWithUnhashedFile(content);
+    await askToResumeAndHangUp();
+    reads.clear();
+    const client = await env!.connect();
+    expect((await client.digest('big.bin', 'xxh128')).digest).toBe(xxh128(content));
+    expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(0);
+  });
+
+  it('stopped short, leaves the whole blocks it hashed for the next one', async () => {
+    const content = randomBytes(3 * BLOCK + 5000);
+    const { reads } = await serverWithUnhashedFile(content);
+    reads.failNextReadReaching(RESUME_AT + 1); // the first read past the second block
+    const client = await env!.connect();
+    await expect(client.digest('big.bin', 'xxh128')).rejects.toMatchObject({ code: 'IO_ERROR' });
+    reads.clear();
+    expect((await client.digest('big.bin', 'xxh128')).digest).toBe(xxh128(content));
+    expect(reads.bytesBelow('/big.bin', RESUME_AT)).toBe(0);
+    expect(reads.bytesFrom('/big.bin', RESUME_AT)).toBe(content.length - RESUME_AT);
   });
 });

@@ -2,6 +2,7 @@
  * A storage whose file reads are recorded (path, position, length), to see what the server read.
  * Bytes lent instead of read (memory storage's views: ReadHandle.view) count as read.
  */
+import { StorageError } from '../../shared/errors.js';
 import type { ReadHandle, Storage } from '../../storage/types.js';
 
 interface Read {
@@ -13,6 +14,8 @@ interface Read {
 export class ReadLog {
   readonly storage: Storage;
   readonly #reads: Read[] = [];
+  /** A read reaching this position fails once (IO_ERROR), as a failing disk's would. */
+  #failAt: number | undefined;
 
   constructor(storage: Storage) {
     this.storage = new Proxy(storage, {
@@ -42,6 +45,11 @@ export class ReadLog {
     );
   }
 
+  /** The next read of any file that reaches `position` fails (once). */
+  failNextReadReaching(position: number): void {
+    this.#failAt = position;
+  }
+
   clear(): void {
     this.#reads.length = 0;
   }
@@ -53,6 +61,7 @@ export class ReadLog {
 
   #recorded(path: string, handle: ReadHandle): ReadHandle {
     const reads = this.#reads;
+    const log = this;
     return new Proxy(handle, {
       get(target, property) {
         if (property === 'view' && typeof target.view === 'function') {
@@ -64,6 +73,10 @@ export class ReadLog {
         }
         if (property === 'read') {
           return async (buffer: Buffer, offset: number, length: number, position: number) => {
+            if (log.#failAt !== undefined && position + length > log.#failAt) {
+              log.#failAt = undefined;
+              throw new StorageError('IO_ERROR', `read failed (test): ${path}`, path);
+            }
             const bytesRead = await target.read(buffer, offset, length, position);
             reads.push({ path, position, length: bytesRead });
             return bytesRead;
