@@ -277,16 +277,16 @@ export class ServerConnection implements StreamHost {
 
   /**
    * Stops reading while this connection's bytes for the disk are past its own mark, or while it
-   * holds some, or has an upload open that could bring some, and the server's are past theirs
-   * (past their ceiling, also while its client may send bytes with an OPEN: an initial window);
+   * holds some, or has an upload open that could bring some, and the server's are past theirs;
    * reads again below half of its own mark, once the server's budget is released or it holds
-   * none and has no upload open.
+   * none and has no upload open. One holding none and with no upload open is read even then, so
+   * it is answered: past the server's ceiling, a put it opens that could bring bytes with its
+   * OPEN (an initial window) is refused instead (refusedPastCeiling).
    */
   private readUnlessBacklogged(): void {
     const highWater = this.options.uploadBacklogHighWaterBytes;
     const budget = this.context.uploadBacklogBudget;
-    const mayBringBytes =
-      this.uploadBacklog > 0 || this.uploadStreams > 0 || (this.uploadInitialWindow > 0 && budget.full);
+    const mayBringBytes = this.uploadBacklog > 0 || this.uploadStreams > 0;
     if (this.uploadBacklog > highWater) this.transport.pauseReading();
     else if (mayBringBytes && budget.held) {
       this.transport.pauseReading();
@@ -298,10 +298,7 @@ export class ServerConnection implements StreamHost {
     if (this.phase === Phase.Ready) this.readUnlessBacklogged();
   };
 
-  /**
-   * The server's backlog passed its mark (an upload open here could bring more), or its ceiling
-   * (an OPEN from a client with an initial window could): stop reading.
-   */
+  /** The server's backlog passed its mark: an upload open here could bring more, stop reading. */
   private readonly budgetOnHold = (): void => {
     if (this.phase === Phase.Ready && !this.transport.isClosed) this.readUnlessBacklogged();
   };
@@ -449,7 +446,6 @@ export class ServerConnection implements StreamHost {
         this.options.uploadInitialWindowBytes,
         this.options.streamWindowBytes,
       );
-      if (this.uploadInitialWindow > 0) this.context.uploadBacklogBudget.watchFull(this.budgetOnHold);
     }
     const accounts = this.context.accounts;
     const login: LoginRequirement | undefined = accounts.loginRequired
@@ -475,10 +471,8 @@ export class ServerConnection implements StreamHost {
         integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },
       }),
     );
-    if (login === undefined) {
-      this.loggedIn(OPEN_ACCESS_ACCOUNT, this.options.storage);
-      this.readUnlessBacklogged();
-    } else this.phase = Phase.Login;
+    if (login === undefined) this.loggedIn(OPEN_ACCESS_ACCOUNT, this.options.storage);
+    else this.phase = Phase.Login;
   }
 
   /**
@@ -509,8 +503,6 @@ export class ServerConnection implements StreamHost {
         this.send(encodeAuth({ ok: true, user: account.name, permissions: [...account.permissions] }));
         this.log(`${this.label} logged in as ${account.name}`);
         this.transport.resumeReading();
-        // Ready past the server's backlog ceiling: its first OPEN could bring bytes.
-        this.readUnlessBacklogged();
       })
       .catch((error: unknown) => {
         this.log(`${this.label} login error: ${String(error)}`);
@@ -581,6 +573,13 @@ export class ServerConnection implements StreamHost {
       this.rememberReset(id);
       return;
     }
+    const refusal = this.refusedPastCeiling(open);
+    if (refusal !== undefined) {
+      this.counters.error(refusal.code);
+      this.send(encodeError(id, errorPayload(refusal)));
+      this.rememberReset(id); // the DATA and END sent with it are dropped as they come, not held
+      return;
+    }
     if (open.spec.stream !== 'request' || READS_A_STORED_FILE.has(open.request.op)) {
       // A transfer holds a file open: server-wide, that is capped below the descriptor limit.
       if (this.counters.openFiles >= this.options.maxOpenFiles) {
@@ -604,6 +603,21 @@ export class ServerConnection implements StreamHost {
       this.context.uploadBacklogBudget.watchHold(this.budgetOnHold);
     stream.start();
     if (stream instanceof UploadStream) this.readUnlessBacklogged();
+  }
+
+  /**
+   * A put that may bring bytes with its OPEN (the initial window: no offset), on a connection read
+   * only because it holds none and has no upload open, while the server's upload bytes waiting
+   * for the disk are past their ceiling: SERVER_BUSY. Holding such bytes, every connection could
+   * bring one socket read past the ceiling; not reading such connections, a client that took the
+   * initial window could not even list while the disk is stalled.
+   */
+  private refusedPastCeiling({ request, spec }: OpenRequest): MuxftpError | undefined {
+    if (spec.stream !== 'upload' || this.uploadInitialWindow === 0) return undefined;
+    if (!this.context.uploadBacklogBudget.full || this.uploadStreams > 0 || this.uploadBacklog > 0)
+      return undefined;
+    if (((request as RequestOf<'upload'>).offset ?? 0) > 0) return undefined;
+    return new MuxftpError('SERVER_BUSY', 'server busy: uploads are waiting for the disk; try again later');
   }
 
   /** The stream kind comes from the op's row; the gate has checked the request against it. */
@@ -685,7 +699,6 @@ export class ServerConnection implements StreamHost {
     // The streams' writes still in flight take their bytes off the server's budget as they end.
     this.context.uploadBacklogBudget.cancelWait(this.budgetOnRelease);
     this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
-    this.context.uploadBacklogBudget.unwatchFull(this.budgetOnHold);
     this.uploadBacklog = 0;
     const seconds = ((performance.now() - this.openedAt) / 1000).toFixed(1);
     const why = error ? ` (${error.code}: ${error.message})` : '';

@@ -12,13 +12,14 @@
  * A client that took the handshake's initial upload window may send bytes with any OPEN, so a
  * connection of such a client holding nothing brings in up to one socket read when it opens an
  * upload (then it has one open and stops). While the total is under the ceiling, a quarter of the
- * mark above it, such connections are still read and answered; past the ceiling they stop reading
- * too (told at once through watchFull()) until the budget is released. So the server holds at most
- * the ceiling plus the rest of one read, however many connections there are.
+ * mark above it, such uploads are taken; past the ceiling (full) the connection refuses them
+ * (SERVER_BUSY; their bytes are dropped as they come) and is still read and answered, until the
+ * budget is released. So the server holds at most the ceiling plus the rest of one read, however
+ * many connections there are.
  */
 export class UploadBacklogBudget {
   readonly highWaterBytes: number;
-  /** Past this, connections that may bring bytes with an OPEN (an initial window) stop reading too. */
+  /** Past this, uploads that may bring bytes with their OPEN (an initial window) are refused. */
   readonly ceilingBytes: number;
   #totalBytes = 0;
   #held = false;
@@ -27,8 +28,6 @@ export class UploadBacklogBudget {
   readonly #waiting = new Set<() => void>();
   /** Connections with uploads open, told when the budget becomes held. */
   readonly #watching = new Set<() => void>();
-  /** Connections whose client took an initial upload window, told when the ceiling is passed. */
-  readonly #watchingFull = new Set<() => void>();
 
   constructor(highWaterBytes: number) {
     if (!Number.isSafeInteger(highWaterBytes) || highWaterBytes < 1)
@@ -48,7 +47,7 @@ export class UploadBacklogBudget {
     return this.#held;
   }
 
-  /** Held, and the total passed the ceiling since: every connection that may bring bytes stops. */
+  /** Held, and the total passed the ceiling since: no new upload may bring bytes with its OPEN. */
   get full(): boolean {
     return this.#full;
   }
@@ -60,10 +59,7 @@ export class UploadBacklogBudget {
         this.#held = true;
         for (const onHold of [...this.#watching]) onHold();
       }
-      if (!this.#full && this.#totalBytes > this.ceilingBytes) {
-        this.#full = true;
-        for (const onFull of [...this.#watchingFull]) onFull();
-      }
+      if (this.#totalBytes > this.ceilingBytes) this.#full = true;
     } else if (this.#held && this.#totalBytes <= this.highWaterBytes / 2) {
       this.#held = false;
       this.#full = false;
@@ -91,14 +87,5 @@ export class UploadBacklogBudget {
 
   unwatchHold(onHold: () => void): void {
     this.#watching.delete(onHold);
-  }
-
-  /** Calls `onFull` each time the total passes the ceiling while held, until unwatchFull(). */
-  watchFull(onFull: () => void): void {
-    this.#watchingFull.add(onFull);
-  }
-
-  unwatchFull(onFull: () => void): void {
-    this.#watchingFull.delete(onFull);
   }
 }

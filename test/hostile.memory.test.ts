@@ -399,7 +399,7 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
     expect(backlog()).toBe(0);
   }, 60_000);
 
-  it('30 connections each sending N bytes with an OPEN stop at the ceiling, old clients are answered, all complete', async () => {
+  it('30 connections each sending N bytes with an OPEN stop at the ceiling (the rest refused), old clients are answered, all taken complete', async () => {
     const storage = new MemoryStorage();
     const held = holdUploads(storage); // every write waits for release()
     const mark = 2 * MiB;
@@ -414,7 +414,8 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
     for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
     expect(total()).toBeGreaterThan(mark);
     // Thirty clients that took the initial window each send a whole upload at once, no WINDOW
-    // awaited: each connection is read while it holds nothing, until the ceiling is passed.
+    // awaited: each connection's is taken while it holds nothing, until the ceiling is passed;
+    // from there they are refused (SERVER_BUSY) and their bytes dropped.
     const content = randomBytes(DEFAULTS.uploadInitialWindowBytes);
     const digest = contentDigest('xxh128', content);
     const uploaders: RawPeer[] = [];
@@ -449,11 +450,78 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
     expect(parseErrorPayload(await old.waitFor((f) => f.streamId === 1)).code).toBe('NOT_FOUND');
     held.release();
     expect((await filled).digest).toBe(contentDigest('xxh128', big).toString('hex'));
-    for (const peer of uploaders)
-      await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1, 10_000);
+    const taken: number[] = [];
+    for (const [i, peer] of uploaders.entries()) {
+      const answer = await peer.waitFor(
+        (f) => (f.type === FrameType.REPLY || f.type === FrameType.ERROR) && f.streamId === 1,
+        10_000,
+      );
+      if (answer.type === FrameType.REPLY) taken.push(i);
+      else expect(parseErrorPayload(answer).code).toBe('SERVER_BUSY');
+    }
+    expect(taken.length).toBeGreaterThan(0);
+    expect(taken.length).toBeLessThan(30);
     const reader = await env.connect();
-    expect((await reader.getBuffer('p29')).equals(content)).toBe(true);
+    const last = taken[taken.length - 1]!;
+    expect((await reader.getBuffer(`p${last}`)).equals(content)).toBe(true);
+    expect(await reader.list('')).toHaveLength(taken.length + 1);
     for (const started = Date.now(); total() > 0 && Date.now() - started < 5_000; ) await delay(10);
     expect(total()).toBe(0);
+  }, 60_000);
+});
+
+describe('past the ceiling, clients that took the initial window and upload nothing', () => {
+  it('are still read and answered; a put from one is refused at once (SERVER_BUSY), not held, not hung', async () => {
+    const storage = new MemoryStorage();
+    const held = holdUploads(storage); // every write waits for release()
+    const mark = 2 * MiB;
+    const ceiling = mark + mark / 4;
+    env = await startServer({ storage, serverUploadBacklogHighWaterBytes: mark });
+    const server = env.server;
+    const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
+    const filler = await env.connect();
+    const big = randomBytes(6 * MiB);
+    const filled = filler.put('big', big);
+    filled.catch(() => {});
+    await held.holding;
+    for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
+    // Uploads sent with their OPEN take the total past the ceiling.
+    const content = randomBytes(DEFAULTS.uploadInitialWindowBytes);
+    const digest = contentDigest('xxh128', content);
+    for (let i = 0; i < 30 && total() <= ceiling; i++) {
+      const peer = await RawPeer.open(env.port, ['xxh128'], { uploadInitialWindow: true });
+      peers.push(peer);
+      peer.write(
+        Buffer.concat([
+          encodeOpen(1, { op: 'put', path: `p${i}`, size: content.length }),
+          encodeData(1, content),
+          encodeEnd(1, content.length, 'xxh128', digest),
+        ]),
+      );
+      for (const started = Date.now(); Date.now() - started < 100 && total() <= ceiling; ) await delay(5);
+    }
+    expect(total()).toBeGreaterThan(ceiling);
+    const before = total();
+    // Today's client takes the initial window. With no upload open it holds nothing: a stat, a
+    // listing must be answered while the disk is stalled, as an old client's are.
+    const client = await env.connect();
+    const within = <T>(promise: Promise<T>): Promise<T> =>
+      Promise.race([
+        promise,
+        new Promise<T>((_, reject) => setTimeout(() => reject(new Error('not answered within 3 s')), 3_000)),
+      ]);
+    await expect(within(client.stat('big'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await within(client.list(''))).length).toBe(0);
+    // Its put would bring bytes with the OPEN: refused, and what it sent is not held.
+    await expect(within(client.put('small', Buffer.from('hello')))).rejects.toMatchObject({
+      code: 'SERVER_BUSY',
+    });
+    await expect(within(client.stat('small'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(total()).toBeLessThanOrEqual(before);
+    held.release();
+    expect((await filled).digest).toBe(contentDigest('xxh128', big).toString('hex'));
+    for (const started = Date.now(); total() > 0 && Date.now() - started < 5_000; ) await delay(10);
+    // Once the disk caught up, the same client uploads as usual.
+    expect((await client.put('small', Buffer.from('hello'))).entry.size).toBe(5);
   }, 60_000);
 });
