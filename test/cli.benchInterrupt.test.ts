@@ -27,6 +27,21 @@ afterEach(async () => {
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A server that accepts connections and never says a word; `connected` resolves at the first. */
+async function silentServer(): Promise<{ port: number; connected: Promise<void> }> {
+  let arrived: () => void = () => {};
+  const connected = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  silent = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    arrived();
+  });
+  await new Promise<void>((resolve) => silent!.listen(0, '127.0.0.1', resolve));
+  return { port: (silent.address() as { port: number }).port, connected };
+}
+
 describe('Ctrl-C during bench --server', () => {
   it('stops the clients, says what was measured so far in one line, removes its files, exits 130', async () => {
     env = await startServer();
@@ -61,17 +76,7 @@ describe('Ctrl-C during bench --server', () => {
 
   it('while connecting to a server that never answers: says so, exits 130', async () => {
     const cwd = await tempDirs.make();
-    let arrived: () => void = () => {};
-    const connected = new Promise<void>((resolve) => {
-      arrived = resolve;
-    });
-    silent = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      arrived();
-    });
-    await new Promise<void>((resolve) => silent!.listen(0, '127.0.0.1', resolve));
-    const { port } = silent.address() as { port: number };
+    const { port, connected } = await silentServer();
     const result = await runCli(['bench', '--server', `127.0.0.1:${port}`], cwd, {
       interruptWhen: connected,
       timeoutMs: 15_000,
@@ -80,5 +85,20 @@ describe('Ctrl-C during bench --server', () => {
     expect(result.stderr).toBe(
       `muxftp: bench: interrupted while connecting to 127.0.0.1:${port} (CANCELLED)\n`,
     );
+    expect(result.stdout).toBe('');
+  });
+
+  it('with --json, prints the failure shape with CANCELLED', async () => {
+    const cwd = await tempDirs.make();
+    const { port, connected } = await silentServer();
+    const result = await runCli(['bench', '--json', '--server', `127.0.0.1:${port}`], cwd, {
+      interruptWhen: connected,
+      timeoutMs: 15_000,
+    });
+    expect(result.code).toBe(130);
+    expect(JSON.parse(result.stdout)).toEqual({
+      ok: false,
+      error: { code: 'CANCELLED', message: `interrupted while connecting to 127.0.0.1:${port}` },
+    });
   });
 });
