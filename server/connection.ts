@@ -244,6 +244,15 @@ export class ServerConnection implements StreamHost {
     this.transport.fail(new MuxftpError('SHUTTING_DOWN', 'server is shutting down'));
   }
 
+  holdOpenFile(): () => void {
+    this.counters.openFiles++;
+    let held = true;
+    return () => {
+      if (held) this.counters.openFiles--;
+      held = false;
+    };
+  }
+
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);

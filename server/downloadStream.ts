@@ -46,6 +46,15 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private readonly reads: FrameReadAhead<OutgoingFrame>;
   /** Set while a bandwidth limit makes the next read wait. */
   private rateTimer: NodeJS.Timeout | undefined;
+  /**
+   * Chunks lent by storage (views of its buffers) that the socket has not released yet: they
+   * keep the file's memory alive, removed or not, so the file stays open, and counted against
+   * the open-file cap, until they are released (else a client reading nothing could keep any
+   * number of removed files alive, one chunk each).
+   */
+  private lentViews = 0;
+  /** Once the stream is over with views still lent: closes the file when the last is released. */
+  private closeWhenReleased: (() => void) | undefined;
 
   constructor(host: StreamHost, id: number, request: { path: string; offset?: number }) {
     super(host, id);
@@ -203,8 +212,11 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       this.readPosition += length;
       // Storage holding the file in memory lends its bytes; else they are read into a frame.
       const view = handle.view?.(position, length);
+      if (view !== undefined) this.lentViews++;
       const frame =
-        view === undefined ? this.host.queue.dataFrame(this.id, length) : new DataFrameView(this.id, view);
+        view === undefined
+          ? this.host.queue.dataFrame(this.id, length)
+          : new DataFrameView(this.id, view, this.viewOnReleased);
       const read =
         frame instanceof DataFrameView
           ? Promise.resolve(length)
@@ -215,6 +227,10 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       });
     }
   }
+
+  private readonly viewOnReleased = (): void => {
+    if (--this.lentViews === 0) this.closeWhenReleased?.();
+  };
 
   private readonly rateTimerOnFire = (): void => {
     this.rateTimer = undefined;
@@ -242,7 +258,20 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     }
     this.digester?.release();
     this.host.queue.removeProducer(this);
-    for (const frame of this.reads.clear()) this.host.queue.release(frame.length);
-    void this.handle?.close().catch(() => {});
+    for (const frame of this.reads.clear()) {
+      this.host.queue.release(frame.length);
+      if (frame instanceof DataFrameView) frame.released();
+    }
+    const handle = this.handle;
+    if (handle === undefined) return;
+    if (this.lentViews === 0) {
+      void handle.close().catch(() => {});
+      return;
+    }
+    const releaseSlot = this.host.holdOpenFile();
+    this.closeWhenReleased = () => {
+      releaseSlot();
+      void handle.close().catch(() => {});
+    };
   }
 }

@@ -42,6 +42,11 @@ export interface StreamHost {
   /** The integrity algorithm negotiated in the handshake: every END on this connection uses it. */
   readonly integrity: IntegrityAlgorithm;
   send(frame: Buffer): void;
+  /**
+   * Counts one more file open against the server's cap until the returned function is called
+   * (idempotent): a finished download whose chunks, lent from storage, still wait in the socket.
+   */
+  holdOpenFile(): () => void;
   /** Forget a finished stream; `discardLateFrames` when the client may still have frames in flight for it. */
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void;
   /** Credit each new upload without an offset starts with (the handshake's initial window; 0: none). */

@@ -8,17 +8,18 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { encodeFrame, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import { parseEnd } from '../shared/protocol/messages.js';
 import type { MemoryStorage } from '../storage/memory.js';
 import type { ReadHandle, Storage } from '../storage/types.js';
-import { MiB } from './helpers/heap.js';
+import { MiB, retainedBufferBytes } from './helpers/heap.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const peers: RawPeer[] = [];
 
 afterEach(async () => {
@@ -91,4 +92,40 @@ describe('memory storage: downloads from views of its buffers', () => {
     expect(size).toBe(before.length);
     expect(digest.equals(contentDigest(algorithm, before))).toBe(true);
   });
+
+  it('chunks lent to a client that reads nothing keep a removed file alive only within the open-file cap', async () => {
+    env = await startServer({ backend: 'memory', maxOpenFiles: 2 });
+    const server = env.server;
+    const volume = (env.storage as MemoryStorage).volume;
+    const size = 16 * MiB;
+    const clients = 8;
+    const base = retainedBufferBytes();
+    for (let i = 0; i < clients; i++) volume.writeFileSync(`/f${i}`, randomBytes(size));
+    for (let i = 0; i < clients; i++) {
+      // Asks for the whole file and reads nothing: the kernel's buffer fills, then the socket's.
+      const peer = await RawPeer.open(env.port);
+      peers.push(peer);
+      peer.socket.pause();
+      peer.write(Buffer.concat([encodeOpen(1, { op: 'get', path: `f${i}` }), encodeWindow(1, size)]));
+      const held = () => server.connectionFigures().at(-1)?.bufferedAmount ?? 0;
+      for (const started = Date.now(); held() < MiB && Date.now() - started < 500; ) await delay(10);
+      // Gives up on it (its file is closed), and the file is removed.
+      peer.write(encodeFrame(FrameType.CANCEL, 0, 1));
+      await delay(20);
+      volume.unlinkSync(`/f${i}`);
+    }
+    // What the unread sockets hold: each had lent views of its whole file, not copies of 4 MiB,
+    // and a cancelled stream gave its open-file slot back at once, so the next could do the same
+    // (8 x 16 MiB). Held within the cap of 2 files open, the others were refused (SERVER_BUSY).
+    const retained = retainedBufferBytes() - base;
+    expect(retained).toBeLessThan(2 * size + 16 * MiB);
+    for (const peer of peers.splice(0)) peer.destroy();
+    for (const started = Date.now(); server.connectionFigures().length > 0 && Date.now() - started < 5_000; )
+      await delay(10);
+    // Once the sockets are gone, so is everything they held, slots included.
+    expect(retainedBufferBytes() - base).toBeLessThan(8 * MiB);
+    volume.writeFileSync('/g', 'still served');
+    const client = await env.connect();
+    expect((await client.getBuffer('g')).toString()).toBe('still served');
+  }, 60_000);
 });

@@ -478,11 +478,18 @@ export class OutboundQueue {
   }
 }
 
-/** A view's header and payload go out back to back (the socket is corked: one writev). */
+/**
+ * A view's header and payload go out back to back (the socket is corked: one writev). Its write
+ * callback runs once the kernel took it, or when the socket is destroyed with it unwritten: then
+ * the view is released.
+ */
 function writeFrame(socket: Duplex, frame: OutgoingFrame, onWritten: () => void): void {
   if (frame instanceof DataFrameView) {
     socket.write(frame.header);
-    socket.write(frame.payload, onWritten);
+    socket.write(frame.payload, () => {
+      frame.released();
+      onWritten();
+    });
   } else {
     socket.write(frame, onWritten);
   }
