@@ -207,6 +207,14 @@ export class MetricsExporter {
         this.set(sum(server.connectionFigures(), (c) => c.bufferedAmount));
       },
     });
+    new Gauge({
+      name: 'muxftp_control_frame_bytes',
+      help: 'Control frames (replies, errors, credit, listings) held for clients until the kernel takes them, and room reserved for replies, all connections.',
+      registers,
+      collect() {
+        this.set(server.controlHeldBytes);
+      },
+    });
     let lastUtilization = performance.eventLoopUtilization();
     new Gauge({
       name: 'muxftp_event_loop_utilization',

@@ -196,6 +196,7 @@ describe('MetricsExporter', () => {
     expect(afterDownload.histogram('muxftp_download_size_bytes')).toMatchObject({ count: 2, sum: M + N });
     expect(afterDownload.value('muxftp_streams_total', { op: 'get' })).toBe(2);
     expect(afterDownload.value('muxftp_outbound_queue_bytes')).toBe(0);
+    expect(afterDownload.value('muxftp_control_frame_bytes')).toBe(0);
 
     await client.close();
     peer.destroy();
