@@ -152,10 +152,20 @@ export class DiskFileHandle implements FsFileHandle {
     if (this.#closed) return;
     this.#closed = true;
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
-    await this.#inline.run(
-      () => fs.closeSync(this.#fd),
-      () => closeAsync(this.#fd),
+    const fd = this.#fd;
+    // The last close of a file whose last name is gone (removed, or replaced, while open) frees
+    // its blocks and cached pages in the call, as unlink would have (0.19 s per GiB here): such a
+    // file is closed in the threadpool. Asking costs one fstat (~2 µs on the loop).
+    const removed = await this.#inline.run(
+      () => fs.fstatSync(fd).nlink === 0,
+      async () => (await fstatAsync(fd)).nlink === 0,
     );
+    if (removed) await closeAsync(fd);
+    else
+      await this.#inline.run(
+        () => fs.closeSync(fd),
+        () => closeAsync(fd),
+      );
   }
 }
 

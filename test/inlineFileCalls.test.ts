@@ -227,6 +227,34 @@ describe('DiskFileHandle', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('closes a file whose last name is gone through the threadpool: that close frees the file', async () => {
+    class CountingCalls extends InlineFileCalls {
+      onLoop = 0;
+      override run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
+        return super.run(() => {
+          this.onLoop++;
+          return inline();
+        }, offloaded);
+      }
+    }
+    const calls = new CountingCalls();
+    const fs = diskFs(calls);
+    const dir = await tempDirs.make();
+    await writeFile(join(dir, 'kept'), 'kept');
+    await writeFile(join(dir, 'removed'), 'removed');
+    const kept = await fs.open(join(dir, 'kept'), 'r');
+    const removed = await fs.open(join(dir, 'removed'), 'r');
+    await fs.unlink(join(dir, 'removed'));
+    // A fresh turn, so that calls run on the loop at once (not after the turn budget).
+    await new Promise((resolve) => setImmediate(resolve));
+    const before = calls.onLoop;
+    await kept.close(); // the look (fstat) and the close, both on the loop
+    expect(calls.onLoop - before).toBe(2);
+    await removed.close(); // the look on the loop, the close in the threadpool
+    expect(calls.onLoop - before).toBe(3);
+    await expect(removed.stat()).rejects.toMatchObject({ code: 'EBADF' });
+  });
+
   it('closes only once the calls under way have finished: a write still in the threadpool cannot land in the file that reused the number', async () => {
     const dir = await tempDirs.make();
     const fs = diskFs(new InlineFileCalls());
