@@ -277,4 +277,17 @@ describe('the real client', () => {
     const direct = await env.connect();
     expect((await direct.getBuffer('small.bin')).equals(bytes)).toBe(true);
   });
+
+  it('waits for the first WINDOW when the server announces none (serve --upload-initial-window 0)', async () => {
+    env = await startServer({ uploadInitialWindowBytes: 0 });
+    const { port } = await windowDroppingProxy(env.port);
+    const viaProxy = await env.connect({ port });
+    expect(viaProxy.serverInfo.limits.uploadInitialWindow).toBe(0);
+    const small = Buffer.alloc(1024, 7);
+    const stuck = viaProxy.put('stuck.bin', small, { signal: AbortSignal.timeout(500) });
+    await expect(stuck).rejects.toMatchObject({ code: 'CANCELLED' });
+    const direct = await env.connect();
+    expect((await direct.put('fine.bin', small)).digest).toBe(contentDigest('xxh128', small).toString('hex'));
+    expect(await direct.list('')).toMatchObject([{ name: 'fine.bin' }]);
+  });
 });
