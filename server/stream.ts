@@ -150,11 +150,16 @@ export abstract class ServerStream {
   /** Fails this stream only: ERROR to the client, then close. */
   fail(err: unknown): void {
     if (this.isFinished) return;
+    this.host.send(this.errorFrame(err));
+    this.close(true);
+  }
+
+  /** The ERROR frame telling the client why this stream failed (counted; logged when internal). */
+  protected errorFrame(err: unknown): Buffer {
     const wire = toWireError(err);
     this.host.counters.error(wire.code);
     if (wire.code === 'INTERNAL_ERROR') this.host.log(`${this.host.label} stream ${this.id}: ${String(err)}`);
-    this.host.send(encodeError(this.id, errorPayload(wire)));
-    this.close(true);
+    return encodeError(this.id, errorPayload(wire));
   }
 
   /** Ends the stream once; subclasses release their resources in cleanup(). */

@@ -9,6 +9,7 @@
  * grows while the client is starved for credit and the disk keeps up (InboundWindow), within the
  * connection's budget.
  */
+import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
@@ -27,6 +28,8 @@ export class UploadStream extends ServerStream {
   private readonly path: string;
   private readonly declaredSize: number | undefined;
   private handle: UploadHandle | undefined;
+  /** The abort cleanup() started, settled once the temporary file is gone (or kept). */
+  private aborted: Promise<unknown> | undefined;
   private readonly digester: ContentDigester;
   /** Credit granted back as bytes reach the disk. */
   private readonly window: InboundWindow;
@@ -419,7 +422,7 @@ export class UploadStream extends ServerStream {
    * held go in the turn what it kept enters usage, so that its bytes are never counted nowhere.
    */
   private abortUpload(handle: UploadHandle, heldQuota: number): void {
-    void handle.abort({ keepPartial: !this.discardPartial }).then(
+    this.aborted = handle.abort({ keepPartial: !this.discardPartial }).then(
       (kept) => {
         if (kept > 0) this.recordKept(kept);
         this.host.quota?.release(heldQuota);
@@ -430,6 +433,29 @@ export class UploadStream extends ServerStream {
         this.host.quota?.release(heldQuota);
       },
     );
+  }
+
+  /**
+   * A failed upload answers once its temporary file is gone (or after failedUploadAnswerWaitMs):
+   * a client told NO_SPACE goes on with its next file at once, and must find that space free.
+   */
+  override fail(err: unknown): void {
+    if (this.isFinished) return;
+    if (this.handle === undefined) {
+      super.fail(err);
+      return;
+    }
+    const frame = this.errorFrame(err);
+    this.close(true); // cleanup() starts the abort
+    let answered = false;
+    const answer = (): void => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      this.host.send(frame);
+    };
+    const timer = setTimeout(answer, DEFAULTS.failedUploadAnswerWaitMs);
+    (this.aborted ?? Promise.resolve()).then(answer, answer);
   }
 
   /** Kept partial data beside the target changed by `bytes` (+ kept, − taken over). */

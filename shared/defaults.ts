@@ -77,6 +77,11 @@ export const DEFAULTS = {
   idleTimeoutMs: 5 * 60_000,
   /** The client must finish the handshake (TLS, HELLO, login) within this time of connecting. */
   handshakeTimeoutMs: 10_000,
+  /**
+   * Server: a failed upload's ERROR waits at most this long for its temporary file to be removed,
+   * so a client that goes on at once (its next file after NO_SPACE) finds the space free.
+   */
+  failedUploadAnswerWaitMs: 1_000,
   /** Connections at once from one address; 0 for no limit beyond maxConnections. */
   maxConnectionsPerIp: 0,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */

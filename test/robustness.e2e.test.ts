@@ -436,6 +436,30 @@ describe('interrupted and failed uploads never leave a partial file', () => {
     await client.put('g.bin', bytes);
     expect((await client.getBuffer('g.bin')).equals(bytes)).toBe(true);
   });
+
+  it('a failed upload answers once its temporary file is gone: the next put finds the space free', async () => {
+    const storage = new MemoryStorage();
+    const createUpload = storage.createUpload.bind(storage);
+    // Writes fail as on a full disk; removing the temporary file takes a while (a slow disk).
+    storage.createUpload = async (path): Promise<UploadHandle> => {
+      const handle = await createUpload(path);
+      return {
+        write: async () => {
+          throw new StorageError('NO_SPACE', `no space left for ${path}`, path);
+        },
+        commit: () => handle.commit(),
+        abort: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          return handle.abort();
+        },
+      };
+    };
+    env = await startServer({ storage });
+    const client = await env.connect();
+    await expect(client.put('f.bin', randomBytes(MiB))).rejects.toMatchObject({ code: 'NO_SPACE' });
+    // Told NO_SPACE, a client goes on at once: by then the failed upload's file is gone.
+    expect(await storage.volume.promises.readdir('/')).toEqual([]);
+  });
 });
 
 describe('ERROR frames from a client', () => {
