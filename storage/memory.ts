@@ -32,6 +32,7 @@ export class MemoryStorage extends FsStorage {
       throw new TypeError('MemoryStorage: options.maxReservedBytes must be a non-negative integer');
     }
     const volume = new Volume();
+    neverReuseInodeNumbers(volume);
     super({
       fs: memfsPromises(volume),
       root: '/',
@@ -88,8 +89,28 @@ interface MemfsCore {
   fds?: Record<number, { node?: unknown }>;
   inodes?: Record<number, MemfsFileNode | undefined>;
   deleteNode?(node: MemfsFileNode): void;
+  releasedInos?: number[];
+  newInoNumber?(): number;
 }
 const coreOf = (volume: Volume) => (volume as unknown as { _core?: MemfsCore })._core;
+
+/**
+ * memfs gives a removed file's inode number to the next file it creates, and its times tick in
+ * milliseconds, so (inode, size, mtime, ctime), which is how storage's digest cache tells file
+ * versions apart, could name a removed file and one put within the same millisecond: the new
+ * file was served the old one's digests. Numbers are handed out fresh instead (memfs's own
+ * counter; it wraps only after 2^32 files), as a disk's timestamps in nanoseconds in effect do.
+ * Should memfs change shape, this does nothing.
+ */
+function neverReuseInodeNumbers(volume: Volume): void {
+  const core = coreOf(volume);
+  const newInoNumber = core?.newInoNumber;
+  if (core === undefined || typeof newInoNumber !== 'function' || !Array.isArray(core.releasedInos)) return;
+  core.newInoNumber = () => {
+    core.releasedInos!.length = 0;
+    return newInoNumber.call(core);
+  };
+}
 
 /**
  * rename(2) over an existing file drops that file's last link, which frees it. memfs replaces
