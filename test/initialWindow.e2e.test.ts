@@ -130,6 +130,39 @@ describe('a client that opts in to the initial upload window', () => {
     expect((await readdir(env.root!)).sort()).toEqual(['dir', 'file', 'ok.bin']);
     expect(await readdir(join(env.root!, 'dir'))).toEqual([]);
   });
+
+  it('cancelled while its pre-sent bytes wait for the set-up: they are let go at once, nothing is stored', async () => {
+    env = await startServer({ backend: 'disk' });
+    const release = holdSetUp(env.storage);
+    const server = env.server;
+    const backlog = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
+    const peer = await openPeer(env.port, true);
+    peer.write(
+      Buffer.concat([
+        encodeOpen(1, { op: 'put', path: 'cancelled.bin', size: 2 * N }),
+        encodeData(1, Buffer.alloc(N, 1)),
+      ]),
+    );
+    for (const started = Date.now(); backlog() === 0 && Date.now() - started < 5_000; )
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(backlog()).toBeGreaterThan(0);
+    // CANCEL, and DATA that crossed it on the wire: dropped, not a violation.
+    peer.write(Buffer.concat([encodeFrame(FrameType.CANCEL, 0, 1), encodeData(1, Buffer.alloc(10))]));
+    peer.write(encodeOpen(3, { op: 'stat', path: 'cancelled.bin' }));
+    expect((await peer.streamError(3)).code).toBe('NOT_FOUND');
+    expect(backlog()).toBe(0);
+    release(); // the set-up the stream no longer waits for completes, and is thrown away
+    blindPut(peer, 5, 'ok.bin', Buffer.from('ok'));
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 5);
+    expect(peer.frames.some((f) => f.type === FrameType.ERROR && f.streamId === 0)).toBe(false);
+    // The thrown-away set-up's temporary file goes too.
+    let names = await readdir(env.root!);
+    for (const started = Date.now(); names.length > 1 && Date.now() - started < 5_000; ) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      names = await readdir(env.root!);
+    }
+    expect(names).toEqual(['ok.bin']);
+  });
 });
 
 describe('a client that does not opt in (written before the initial window)', () => {
