@@ -303,28 +303,45 @@ describe('a peer that makes the server send small frames and reads none', () => 
   }, 60_000);
 });
 
+/** Stream 1's whole put of `content`, sent with its OPEN on the initial window (no WINDOW awaited). */
+function wholePutOnOpen(path: string, content: Buffer, digest: Buffer): Buffer {
+  return Buffer.concat([
+    encodeOpen(1, { op: 'put', path, size: content.length }),
+    encodeData(1, content),
+    encodeEnd(1, content.length, 'xxh128', digest),
+  ]);
+}
+
+/**
+ * A memory server whose every write waits for `held.release()`, with one client's 6 MiB upload
+ * holding the server-wide upload backlog past `mark` (its connection alone may hold 8 MiB).
+ */
+async function stalledPastTheMark(mark: number) {
+  const storage = new MemoryStorage();
+  const held = holdUploads(storage);
+  env = await startServer({ storage, serverUploadBacklogHighWaterBytes: mark });
+  const server = env.server;
+  const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
+  const filler = await env.connect();
+  const big = randomBytes(6 * MiB);
+  const filled = filler.put('big', big);
+  filled.catch(() => {});
+  await held.holding;
+  for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
+  expect(total()).toBeGreaterThan(mark);
+  return { storage, held, server, total, filler, filled, big };
+}
+
 describe('uploads while the disk is stalled', () => {
   it('30 connections with an upload open bring nothing in past the server-wide mark, then complete', async () => {
-    const storage = new MemoryStorage();
-    const held = holdUploads(storage); // every write waits for release()
     const mark = 2 * MiB;
-    env = await startServer({ storage, serverUploadBacklogHighWaterBytes: mark });
-    const server = env.server;
-    const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
-    // One client fills the mark (its connection alone may hold 8 MiB).
-    const filler = await env.connect();
-    const big = randomBytes(6 * MiB);
-    const filled = filler.put('big', big);
-    filled.catch(() => {});
-    await held.holding;
-    for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
-    expect(total()).toBeGreaterThan(mark);
+    const { held, total, filled, big } = await stalledPastTheMark(mark);
     const base = total();
     // Thirty others each open an upload, get its credit once it is set up, and send 512 KiB.
     const content = randomBytes(512 * 1024);
     const uploaders: RawPeer[] = [];
     for (let i = 0; i < 30; i++) {
-      const peer = await RawPeer.open(env.port);
+      const peer = await RawPeer.open(env!.port);
       peers.push(peer);
       uploaders.push(peer);
       peer.write(encodeOpen(1, { op: 'put', path: `p${i}`, size: content.length }));
@@ -342,7 +359,7 @@ describe('uploads while the disk is stalled', () => {
     // stopped (up to 256 KiB, in a block or two: 1.97 MB here, ~2.5 GiB at 10,000 connections).
     expect(peak - base).toBeLessThan(256 * 1024);
     // The others are still answered.
-    const other = await env.connect();
+    const other = await env!.connect();
     await expect(other.stat('big')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     held.release();
     expect((await filled).digest).toBe(contentDigest('xxh128', big).toString('hex'));
@@ -402,19 +419,8 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
   }, 60_000);
 
   it('30 connections each sending N bytes with an OPEN stop at the ceiling (the rest refused), old clients are answered, all taken complete', async () => {
-    const storage = new MemoryStorage();
-    const held = holdUploads(storage); // every write waits for release()
     const mark = 2 * MiB;
-    env = await startServer({ storage, serverUploadBacklogHighWaterBytes: mark });
-    const server = env.server;
-    const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
-    const filler = await env.connect();
-    const big = randomBytes(6 * MiB);
-    const filled = filler.put('big', big);
-    filled.catch(() => {});
-    await held.holding;
-    for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
-    expect(total()).toBeGreaterThan(mark);
+    const { held, total, filled, big } = await stalledPastTheMark(mark);
     // Thirty clients that took the initial window each send a whole upload at once, no WINDOW
     // awaited: each connection's is taken while it holds nothing, until the ceiling is passed;
     // from there they are refused (SERVER_BUSY) and their bytes dropped.
@@ -422,16 +428,10 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
     const digest = contentDigest('xxh128', content);
     const uploaders: RawPeer[] = [];
     for (let i = 0; i < 30; i++) {
-      const peer = await RawPeer.open(env.port, ['xxh128'], { uploadInitialWindow: true });
+      const peer = await RawPeer.open(env!.port, ['xxh128'], { uploadInitialWindow: true });
       peers.push(peer);
       uploaders.push(peer);
-      peer.write(
-        Buffer.concat([
-          encodeOpen(1, { op: 'put', path: `p${i}`, size: content.length }),
-          encodeData(1, content),
-          encodeEnd(1, content.length, 'xxh128', digest),
-        ]),
-      );
+      peer.write(wholePutOnOpen(`p${i}`, content, digest));
     }
     let peak = total();
     for (let i = 0; i < 50; i++) {
@@ -446,7 +446,7 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
       ceiling + 2 * DEFAULTS.receivedBlockBytes + DEFAULTS.receivedOwnBufferBytes,
     );
     // A client without the initial window can bring nothing with an OPEN: it is still answered.
-    const old = await RawPeer.open(env.port);
+    const old = await RawPeer.open(env!.port);
     peers.push(old);
     old.write(encodeOpen(1, { op: 'stat', path: 'big' }));
     expect(parseErrorPayload(await old.waitFor((f) => f.streamId === 1)).code).toBe('NOT_FOUND');
@@ -463,7 +463,7 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
     }
     expect(taken.length).toBeGreaterThan(0);
     expect(taken.length).toBeLessThan(30);
-    const reader = await env.connect();
+    const reader = await env!.connect();
     const last = taken[taken.length - 1]!;
     expect((await reader.getBuffer(`p${last}`)).equals(content)).toBe(true);
     expect(await reader.list('')).toHaveLength(taken.length + 1);
@@ -474,39 +474,23 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
 
 describe('past the ceiling, clients that took the initial window and upload nothing', () => {
   it('are still read and answered; a put from one is refused at once (SERVER_BUSY), not held, not hung', async () => {
-    const storage = new MemoryStorage();
-    const held = holdUploads(storage); // every write waits for release()
     const mark = 2 * MiB;
     const ceiling = mark + mark / 4;
-    env = await startServer({ storage, serverUploadBacklogHighWaterBytes: mark });
-    const server = env.server;
-    const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
-    const filler = await env.connect();
-    const big = randomBytes(6 * MiB);
-    const filled = filler.put('big', big);
-    filled.catch(() => {});
-    await held.holding;
-    for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
+    const { held, total, filled, big } = await stalledPastTheMark(mark);
     // Uploads sent with their OPEN take the total past the ceiling.
     const content = randomBytes(DEFAULTS.uploadInitialWindowBytes);
     const digest = contentDigest('xxh128', content);
     for (let i = 0; i < 30 && total() <= ceiling; i++) {
-      const peer = await RawPeer.open(env.port, ['xxh128'], { uploadInitialWindow: true });
+      const peer = await RawPeer.open(env!.port, ['xxh128'], { uploadInitialWindow: true });
       peers.push(peer);
-      peer.write(
-        Buffer.concat([
-          encodeOpen(1, { op: 'put', path: `p${i}`, size: content.length }),
-          encodeData(1, content),
-          encodeEnd(1, content.length, 'xxh128', digest),
-        ]),
-      );
+      peer.write(wholePutOnOpen(`p${i}`, content, digest));
       for (const started = Date.now(); Date.now() - started < 100 && total() <= ceiling; ) await delay(5);
     }
     expect(total()).toBeGreaterThan(ceiling);
     const before = total();
     // Today's client takes the initial window. With no upload open it holds nothing: a stat, a
     // listing must be answered while the disk is stalled, as an old client's are.
-    const client = await env.connect();
+    const client = await env!.connect();
     const within = <T>(promise: Promise<T>): Promise<T> =>
       Promise.race([
         promise,

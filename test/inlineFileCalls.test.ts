@@ -179,6 +179,17 @@ describe('InlineFileCalls', () => {
   });
 });
 
+/** Counts the calls run on the loop (none is ever slow here). */
+class CountingCalls extends InlineFileCalls {
+  onLoop = 0;
+  override run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
+    return super.run(() => {
+      this.onLoop++;
+      return inline();
+    }, offloaded);
+  }
+}
+
 describe('DiskFileHandle', () => {
   const tempDirs = new TempDirs('muxftp-inline-');
   afterEach(() => tempDirs.removeAll());
@@ -202,16 +213,6 @@ describe('DiskFileHandle', () => {
     }
   });
   it('removes and renames through the threadpool even while calls are fast: freeing a file takes those calls time in proportion to it', async () => {
-    // Calls on the loop are counted; none is ever slow.
-    class CountingCalls extends InlineFileCalls {
-      onLoop = 0;
-      override run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
-        return super.run(() => {
-          this.onLoop++;
-          return inline();
-        }, offloaded);
-      }
-    }
     const calls = new CountingCalls();
     const fs = diskFs(calls);
     const dir = await tempDirs.make();
@@ -228,15 +229,6 @@ describe('DiskFileHandle', () => {
   });
 
   it('closes a file whose last name is gone through the threadpool: that close frees the file', async () => {
-    class CountingCalls extends InlineFileCalls {
-      onLoop = 0;
-      override run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
-        return super.run(() => {
-          this.onLoop++;
-          return inline();
-        }, offloaded);
-      }
-    }
     const calls = new CountingCalls();
     const fs = diskFs(calls);
     const dir = await tempDirs.make();
