@@ -450,7 +450,10 @@ export class ServerConnection implements StreamHost {
     this.peerMaxFramePayload = hello.maxFramePayload;
     // Announced only to a client that asked: the server sends no WINDOW for this credit, so a
     // client that ignored it would have less, or none at all (a window no larger than it: a hang).
-    if (hello.uploadInitialWindow === true) {
+    // One connecting while uploads wait for the disk past their ceiling gets none (0): its puts
+    // then wait for credit, as before there was an initial window, instead of being refused
+    // SERVER_BUSY (refusedPastCeiling) — a new `muxftp put` during a disk stall waits, not fails.
+    if (hello.uploadInitialWindow === true && !this.context.uploadBacklogBudget.full) {
       this.uploadInitialWindow = Math.min(
         this.options.uploadInitialWindowBytes,
         this.options.streamWindowBytes,

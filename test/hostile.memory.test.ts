@@ -426,13 +426,14 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
     // from there they are refused (SERVER_BUSY) and their bytes dropped.
     const content = randomBytes(DEFAULTS.uploadInitialWindowBytes);
     const digest = contentDigest('xxh128', content);
+    // All connected first: one connecting past the ceiling would get no initial window.
     const uploaders: RawPeer[] = [];
     for (let i = 0; i < 30; i++) {
       const peer = await RawPeer.open(env!.port, ['xxh128'], { uploadInitialWindow: true });
       peers.push(peer);
       uploaders.push(peer);
-      peer.write(wholePutOnOpen(`p${i}`, content, digest));
     }
+    for (const [i, peer] of uploaders.entries()) peer.write(wholePutOnOpen(`p${i}`, content, digest));
     let peak = total();
     for (let i = 0; i < 50; i++) {
       peak = Math.max(peak, total());
@@ -473,10 +474,13 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
 });
 
 describe('past the ceiling, clients that took the initial window and upload nothing', () => {
-  it('are still read and answered; a put from one is refused at once (SERVER_BUSY), not held, not hung', async () => {
+  it('are still read and answered; a put from one is refused at once (SERVER_BUSY), not held, not hung; one connecting then gets no initial window, and its put waits', async () => {
     const mark = 2 * MiB;
     const ceiling = mark + mark / 4;
     const { held, total, filled, big } = await stalledPastTheMark(mark);
+    // Today's client, connected before the ceiling is passed, takes the initial window.
+    const client = await env!.connect();
+    expect(client.uploadInitialWindow).toBe(DEFAULTS.uploadInitialWindowBytes);
     // Uploads sent with their OPEN take the total past the ceiling.
     const content = randomBytes(DEFAULTS.uploadInitialWindowBytes);
     const digest = contentDigest('xxh128', content);
@@ -488,9 +492,8 @@ describe('past the ceiling, clients that took the initial window and upload noth
     }
     expect(total()).toBeGreaterThan(ceiling);
     const before = total();
-    // Today's client takes the initial window. With no upload open it holds nothing: a stat, a
-    // listing must be answered while the disk is stalled, as an old client's are.
-    const client = await env!.connect();
+    // With no upload open it holds nothing: a stat, a listing must be answered while the disk is
+    // stalled, as an old client's are.
     const within = <T>(promise: Promise<T>): Promise<T> =>
       Promise.race([
         promise,
@@ -504,8 +507,16 @@ describe('past the ceiling, clients that took the initial window and upload noth
     });
     await expect(within(client.stat('small'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect(total()).toBeLessThanOrEqual(before);
+    // A client connecting now is announced no initial window: its put brings nothing with its
+    // OPEN, so it is not refused; it waits for credit, as before there was an initial window.
+    const late = await env!.connect();
+    expect(late.uploadInitialWindow).toBe(0);
+    const waiting = late.put('late', Buffer.from('waited'));
+    waiting.catch(() => {});
+    await delay(200);
     held.release();
     expect((await filled).digest).toBe(contentDigest('xxh128', big).toString('hex'));
+    expect((await waiting).entry.size).toBe(6);
     for (const started = Date.now(); total() > 0 && Date.now() - started < 5_000; ) await delay(10);
     // Once the disk caught up, the same client uploads as usual.
     expect((await client.put('small', Buffer.from('hello'))).entry.size).toBe(5);
