@@ -53,6 +53,8 @@ export class UploadStream extends ServerStream {
   private end: EndPayload | undefined;
   /** Credit the window gave back that a bandwidth limit holds until its time comes. */
   private ungranted = 0;
+  /** The first window went out before the set-up (start): no quota, limit or mark to wait for. */
+  private grantedEarly = false;
   /** Bytes of the account's quota this upload holds. */
   private quotaReserved = 0;
   /** The handle is committing: the quota's reservation stays until the commit settles. */
@@ -125,6 +127,7 @@ export class UploadStream extends ServerStream {
       this.host.uploadThrottle === undefined &&
       this.offset === 0 &&
       !this.host.uploadBacklogHeld;
+    this.grantedEarly = early;
     if (early) {
       this.ungranted += this.window.open();
       this.grantCredit();
@@ -170,6 +173,7 @@ export class UploadStream extends ServerStream {
       this.grantCredit();
     }
     this.writeNext();
+    this.acceptIntoQueue(); // what came on the initial window meanwhile
     this.commitWhenWritten();
   }
 
@@ -212,6 +216,10 @@ export class UploadStream extends ServerStream {
   /** Counts received bytes as consumed while the write queue holds at most half a window. */
   private acceptIntoQueue(): void {
     if (this.isFinished || this.phase === StreamPhase.Ended) return;
+    // Bytes that came on the initial window before the set-up earn no credit until it is done
+    // (accept): under a quota, a bandwidth limit or the backlog's mark, credit follows the checks,
+    // and an initial window of half the stream window or more would otherwise bring a WINDOW first.
+    if (this.phase === StreamPhase.Opening && !this.grantedEarly) return;
     const room = Math.floor(this.window.size / 2) - (this.accepted - this.onDisk);
     const bytes = Math.min(this.received - this.accepted, room);
     if (bytes > 0) this.consume(bytes);

@@ -250,6 +250,40 @@ describe('refusals before the set-up', () => {
   });
 });
 
+describe('an initial window as large as the stream window', () => {
+  it('earns no WINDOW before the set-up where credit waits for it (a bandwidth limit); the put completes after', async () => {
+    const window = 512 * KiB;
+    env = await startServer({
+      maxRateBytesPerSecond: 1024 * 1024 * 1024,
+      streamWindowBytes: window,
+      streamWindowMaxBytes: window,
+      uploadInitialWindowBytes: window,
+    });
+    const release = holdSetUp(env.storage);
+    const peer = await openPeer(env.port, true);
+    expect(welcomeLimits(peer).uploadInitialWindow).toBe(window);
+    // The whole initial window, past half the stream window, before the set-up is done.
+    const first = Buffer.alloc(window, 6);
+    peer.write(Buffer.concat([encodeOpen(1, { op: 'put', path: 'roomy.bin' }), encodeData(1, first)]));
+    peer.write(encodeOpen(3, { op: 'stat', path: 'nothing-here' }));
+    await peer.waitFor((f) => f.type === FrameType.ERROR && f.streamId === 3);
+    expect(windowsFor(peer, 1)).toEqual([]);
+    release();
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    const rest = Buffer.alloc(100 * KiB, 7);
+    const whole = Buffer.concat([first, rest]);
+    peer.write(encodeData(1, rest));
+    peer.write(encodeEnd(1, whole.length, 'xxh128', contentDigest('xxh128', whole)));
+    const done = await peer.waitFor(
+      (f) => (f.type === FrameType.REPLY || f.type === FrameType.ERROR) && f.streamId === 1,
+    );
+    expect(done.type === FrameType.ERROR ? parseErrorPayload(done).code : 'stored').toBe('stored');
+    const client = await env.connect();
+    expect((await client.getBuffer('roomy.bin')).equals(whole)).toBe(true);
+    await client.close();
+  });
+});
+
 /**
  * A TCP proxy in front of the server that records the frame types the client sends, in order,
  * and drops every WINDOW the server sends: an upload through it completes only on credit the
