@@ -1,7 +1,11 @@
-// Raw loopback TCP yardstick: one plain connection between two processes moving bytes in 1 MiB
-// writes, no framing, no hashing. Run as a child: `node loopback.mjs send <port> <bytes>`.
+// Raw loopback yardsticks: connections between two processes moving bytes in 1 MiB writes, no
+// framing, no hashing — plain TCP, and (measureNodeSockets) node's own TLS socket beside it. Run as
+// a child: `node loopback.mjs send <port> <bytes>` or `node loopback.mjs send-many <port>
+// <connections> <bytesEach> [<ca.pem>]`.
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 
 /** @typedef {import('node:net').AddressInfo} AddressInfo */
@@ -21,6 +25,73 @@ if (process.argv[2] === 'send') {
       socket.end();
     };
     pump();
+  });
+}
+
+if (process.argv[2] === 'send-many') {
+  const [, , , port, connections, bytesEach, caPath] = process.argv;
+  const chunk = Buffer.alloc(WRITE_BYTES, 0x5a);
+  for (let i = 0; i < Number(connections); i++) {
+    const options = { host: '127.0.0.1', port: Number(port) };
+    const socket =
+      caPath === undefined ? connect(options) : tlsConnect({ ...options, ca: readFileSync(caPath) });
+    socket.once(caPath === undefined ? 'connect' : 'secureConnect', () => {
+      let sent = 0;
+      const pump = () => {
+        while (sent < Number(bytesEach)) {
+          sent += chunk.length;
+          if (!socket.write(chunk)) return void socket.once('drain', pump);
+        }
+        socket.end();
+      };
+      pump();
+    });
+  }
+}
+
+/**
+ * Bytes per second of `connections` streams at once from one sending process to this one, each
+ * moving `bytesEach` through node's own sockets: plain TCP, or TLS (`tls`: the throwaway
+ * certificate's paths and PEM) with node's defaults, as `muxftp serve --tls-cert` uses them. The
+ * clock runs from the first connection to the last byte, handshakes included, as in a bench run.
+ * @param {{ connections: number, bytesEach: number, tls?: { certPath: string, keyPath: string } }} options
+ * @returns {Promise<number>}
+ */
+export function measureNodeSockets({ connections, bytesEach, tls }) {
+  return new Promise((resolve, reject) => {
+    let started = 0n;
+    let received = 0;
+    let ended = 0;
+    /** @param {import('node:net').Socket} socket */
+    const onSocket = (socket) => {
+      if (started === 0n) started = process.hrtime.bigint();
+      socket.on('data', (chunk) => {
+        received += chunk.length;
+      });
+      socket.on('error', reject);
+      socket.on('end', () => {
+        if (++ended < connections) return;
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        server.close();
+        resolve(received / seconds);
+      });
+    };
+    const server =
+      tls === undefined
+        ? createServer(onSocket)
+        : createTlsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, onSocket);
+    server.on('connection', () => {
+      if (started === 0n) started = process.hrtime.bigint();
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const port = /** @type {AddressInfo} */ (server.address()).port;
+      const args = ['send-many', String(port), String(connections), String(bytesEach)];
+      const child = fork(fileURLToPath(import.meta.url), tls === undefined ? args : [...args, tls.certPath]);
+      child.on('error', reject);
+      child.on('exit', (code) => {
+        if (code !== 0) reject(new Error(`loopback sender exited ${code}`));
+      });
+    });
   });
 }
 

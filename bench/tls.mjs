@@ -4,10 +4,17 @@
 // TLS-only with a throwaway P-256 certificate for the TLS runs): one stream moving one big file,
 // and 200 × 4 MiB over 50 connections × 4 streams, each uploaded and downloaded. Plain and TLS
 // alternate within each round; each figure is the best of the rounds; every transfer is verified
-// by the bench (SHA-256). Prints a table and one JSON line per measurement.
+// by the bench. Prints a table and one JSON line per measurement.
+//
+// The yardstick, measured in the same rounds: node's own sockets between two processes moving the
+// same bytes in 1 MiB writes with no framing and no hash (bench/loopback.mjs), plain and TLS with the
+// same kind of certificate. TLS / plain there is what node's TLS leaves of plain TCP on this machine
+// before muxftp does anything.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { makeThrowawayCertificate } from '#dist/cli/throwawayCertificate.js';
+import { measureNodeSockets } from './loopback.mjs';
 
 const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
 const { values } = parseArgs({
@@ -23,13 +30,19 @@ const rounds = Number(values.rounds);
 const files = Number(values.files);
 const clients = Number(values.clients);
 
+const MiB = 1024 * 1024;
 const WORKLOADS = [
   {
     name: `1 stream, ${values['big-mib']} MiB`,
+    raw: { connections: 1, bytesEach: Number(values['big-mib']) * MiB },
     args: ['--clients', '1', '--streams', '1', '--files', '1', '--size', `${values['big-mib']}MiB`],
   },
   {
     name: `${files} × ${values['file-mib']} MiB, ${clients} conn × ${Math.ceil(files / clients)} streams`,
+    raw: {
+      connections: clients,
+      bytesEach: Math.round((files * Number(values['file-mib']) * MiB) / clients),
+    },
     args: [
       '--clients',
       String(clients),
@@ -63,9 +76,29 @@ function bench(args) {
   });
 }
 
+const certificate = await makeThrowawayCertificate();
 const best = new Map();
+/** @param {string} key @param {number} mbps */
+const keepBest = (key, mbps) => best.set(key, Math.max(best.get(key) ?? 0, mbps));
 for (let round = 1; round <= rounds; round++) {
   for (const workload of WORKLOADS) {
+    for (const tls of round % 2 ? [false, true] : [true, false]) {
+      const bytesPerSecond = await measureNodeSockets({
+        ...workload.raw,
+        ...(tls ? { tls: certificate } : {}),
+      });
+      const mbps = bytesPerSecond / 1e6;
+      console.log(
+        JSON.stringify({
+          round,
+          workload: workload.name,
+          op: 'node sockets',
+          tls,
+          mbps: Number(mbps.toFixed(1)),
+        }),
+      );
+      keepBest(`${workload.name}|raw|${tls ? 'tls' : 'plain'}`, mbps);
+    }
     for (const op of ['upload', 'download']) {
       for (const tls of round % 2 ? [false, true] : [true, false]) {
         const report = await bench([...workload.args, '--op', op, ...(tls ? ['--tls'] : [])]);
@@ -82,20 +115,29 @@ for (let round = 1; round <= rounds; round++) {
             server_rss_mb: report.server?.rss_mb,
           }),
         );
-        best.set(key, Math.max(best.get(key) ?? 0, report.mbps));
+        keepBest(key, report.mbps);
       }
     }
   }
 }
 
-console.log('\n| workload | op | plain MB/s | TLS MB/s | TLS / plain |');
-console.log('|---|---|---|---|---|');
+await certificate.remove();
+
+/** @param {number} part @param {number} whole */
+const percent = (part, whole) => `${((part / whole) * 100).toFixed(0)}%`;
+console.log(
+  '\n| workload | op | plain MB/s | TLS MB/s | TLS / plain | node sockets, plain / TLS MB/s | their TLS / plain |',
+);
+console.log('|---|---|---|---|---|---|---|');
 for (const workload of WORKLOADS) {
+  const rawPlain = best.get(`${workload.name}|raw|plain`);
+  const rawTls = best.get(`${workload.name}|raw|tls`);
   for (const op of ['upload', 'download']) {
     const plain = best.get(`${workload.name}|${op}|plain`);
     const tls = best.get(`${workload.name}|${op}|tls`);
     console.log(
-      `| ${workload.name} | ${op} | ${plain.toFixed(0)} | ${tls.toFixed(0)} | ${((tls / plain) * 100).toFixed(0)}% |`,
+      `| ${workload.name} | ${op} | ${plain.toFixed(0)} | ${tls.toFixed(0)} | ${percent(tls, plain)} | ` +
+        `${rawPlain.toFixed(0)} / ${rawTls.toFixed(0)} | ${percent(rawTls, rawPlain)} |`,
     );
   }
 }
