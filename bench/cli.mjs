@@ -4,7 +4,8 @@
 //
 // Issue #11's table: the real CLI (`muxftp put … --to up/ -j 50`, `muxftp get …`) against a
 // disk-backed `muxftp serve`, beside curl against pyftpdlib and vsftpd (bench/peers.mjs) on the same
-// files, and beside a minimal Node pipeline (bench/nodePipeline.mjs) for the single big file. Server
+// files, and beside a minimal Node pipeline (bench/nodePipeline.mjs: the runtime's own limit, for
+// the many files over as many connections at once as for the single big file). Server
 // roots are on disk (os.tmpdir()), client files on tmpfs (/dev/shm). Tools alternate within each
 // round; each figure is the best of the rounds; every transfer is verified by hashing the files on
 // disk after the clock stops (a failed or mismatched transfer voids that measurement). If the CLI
@@ -21,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runPipeline } from './nodePipeline.mjs';
+import { runPipeline, runPipelineMany } from './nodePipeline.mjs';
 import {
   curlBatch,
   ensurePackages,
@@ -365,6 +366,23 @@ async function runTool(tool, payloads, workDir) {
         await removeTempDir(configDir);
       }
     } else {
+      await timed(
+        'put-many',
+        manyBytes,
+        () =>
+          runPipelineMany(
+            many.map((p) => p.file),
+            path.join(root, 'up'),
+            opts.parallel,
+          ),
+        checkUp(many),
+      );
+      await timed(
+        'get-many',
+        manyBytes,
+        () => runPipelineMany(many.map(upPath), dl, opts.parallel),
+        checkDl(many),
+      );
       await timed('put-big', big.size, () => runPipeline(big.file, upPath(big)), checkUp([big]));
       await timed('get-big', big.size, () => runPipeline(upPath(big), dlPath(big)), checkDl([big]));
     }
@@ -484,6 +502,7 @@ const header = [
   'mux/pyftpdlib',
   'mux/vsftpd',
   'mux/node',
+  'node/pyftpdlib',
 ];
 const table = [];
 for (const [workload, label] of rows) {
@@ -501,6 +520,7 @@ for (const [workload, label] of rows) {
     ratio(m, py),
     ratio(m, vs),
     ratio(m, node),
+    ratio(node, py),
   ]);
 }
 for (const [
@@ -523,6 +543,7 @@ for (const [
     '-',
     ratio(m, py),
     ratio(m, vs),
+    '-',
     '-',
   ]);
 }

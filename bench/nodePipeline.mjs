@@ -1,15 +1,21 @@
-// The runtime's own limit for moving one file over loopback (issue #11): one TCP connection between
-// two Node processes, fs reads of 1 MiB with one read ahead, socket writes with backpressure, fs
-// writev of whatever arrived meanwhile on the other side. No framing, no hash, no fsync.
+// The runtime's own limit for moving files over loopback (issue #11): TCP connections between two
+// Node processes, fs reads of 1 MiB with one read ahead, socket writes with backpressure, fs writev
+// of whatever arrived meanwhile on the other side. No hash, no fsync, and for many files no more
+// framing than a name and a size before each file.
 //
 // As a child:  node nodePipeline.mjs receive <file>      prints its port, writes what it receives
 //              node nodePipeline.mjs send <port> <file>  sends the file, then ends the connection
+//              node nodePipeline.mjs receive-many <dir> <count>
+//              node nodePipeline.mjs send-many <port> <connections> <file>...
 // As a module: runPipeline(sourceFile, targetFile) → seconds from spawning the sender to the
-//              receiver's exit (the file written and closed), like a CLI run.
+//              receiver's exit (the file written and closed), like a CLI run; runPipelineMany(
+//              sourceFiles, targetDir, connections): the same for many files, `connections` at
+//              once, each connection moving one file after another (as FTP clients do).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** @typedef {import('node:net').AddressInfo} AddressInfo */
@@ -19,14 +25,16 @@ const READ_BYTES = 1 << 20;
 const WRITE_BACKLOG_BYTES = 8 << 20;
 
 /**
- * @param {number} port
+ * Sends one file's bytes on `socket`: 1 MiB reads, one read ahead while one is written.
+ * @param {import('node:net').Socket} socket
  * @param {string} file
+ * @param {(size: number) => Buffer | undefined} [header] written before the bytes
  */
-async function send(port, file) {
+async function sendFile(socket, file, header) {
   const handle = await open(file, 'r');
   const { size } = await handle.stat();
-  const socket = connect({ host: '127.0.0.1', port });
-  await once(socket, 'connect');
+  const head = header?.(size);
+  if (head !== undefined && !socket.write(head)) await once(socket, 'drain');
   /** @param {number} position */
   const read = async (position) => {
     const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, size - position));
@@ -42,20 +50,58 @@ async function send(port, file) {
     next = position < size ? read(position) : null; // one read ahead while this one is sent
     if (!socket.write(buffer)) await once(socket, 'drain');
   }
-  socket.end();
-  await once(socket, 'close');
   await handle.close();
 }
 
-/** @param {string} file */
-async function receive(file) {
-  const handle = await open(file, 'w');
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  process.stdout.write(`${/** @type {AddressInfo} */ (server.address()).port}\n`);
-  const [socket] = await once(server, 'connection');
-  server.close();
+/**
+ * @param {number} port
+ * @param {string} file
+ */
+async function send(port, file) {
+  const socket = connect({ host: '127.0.0.1', port });
+  await once(socket, 'connect');
+  await sendFile(socket, file);
+  socket.end();
+  await once(socket, 'close');
+}
+
+/** Before each file of send-many: the name's length (u16), the name, the size (u64). */
+function fileHeader(/** @type {string} */ name, /** @type {number} */ size) {
+  const nameBytes = Buffer.from(name);
+  const head = Buffer.alloc(2 + nameBytes.length + 8);
+  head.writeUInt16BE(nameBytes.length, 0);
+  nameBytes.copy(head, 2);
+  head.writeBigUInt64BE(BigInt(size), 2 + nameBytes.length);
+  return head;
+}
+
+/**
+ * @param {number} port
+ * @param {number} connections
+ * @param {string[]} files
+ */
+async function sendMany(port, connections, files) {
+  const queue = [...files];
+  const lane = async () => {
+    const socket = connect({ host: '127.0.0.1', port });
+    await once(socket, 'connect');
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+      const name = basename(file);
+      await sendFile(socket, file, (size) => fileHeader(name, size));
+    }
+    socket.end();
+    await once(socket, 'close');
+  };
+  await Promise.all(Array.from({ length: Math.min(connections, files.length) }, lane));
+}
+
+/**
+ * Writes what it is given to `handle` from `position` on, one writev of whatever arrived while the
+ * previous one ran; asks the socket to pause while WRITE_BACKLOG_BYTES wait.
+ * @param {import('node:fs/promises').FileHandle} handle
+ * @param {import('node:net').Socket} socket
+ */
+function writeBehind(handle, socket) {
   /** @type {Buffer[]} */
   let pending = [];
   let pendingBytes = 0;
@@ -89,19 +135,119 @@ async function receive(file) {
       writeNext();
     }, done.reject);
   };
-  socket.on('data', (/** @type {Buffer} */ chunk) => {
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    if (pendingBytes >= WRITE_BACKLOG_BYTES) socket.pause();
-    writeNext();
-  });
-  socket.on('end', () => {
-    ended = true;
-    writeNext();
-  });
-  socket.on('error', done.reject);
-  await finished;
+  return {
+    finished,
+    fail: done.reject,
+    /** @param {Buffer} chunk */
+    write(chunk) {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= WRITE_BACKLOG_BYTES) socket.pause();
+      writeNext();
+    },
+    end() {
+      ended = true;
+      writeNext();
+    },
+  };
+}
+
+/** @param {string} file */
+async function receive(file) {
+  const handle = await open(file, 'w');
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  process.stdout.write(`${/** @type {AddressInfo} */ (server.address()).port}\n`);
+  const [socket] = await once(server, 'connection');
+  server.close();
+  const writer = writeBehind(handle, socket);
+  socket.on('data', writer.write);
+  socket.on('end', writer.end);
+  socket.on('error', writer.fail);
+  await writer.finished;
   await handle.close();
+}
+
+/**
+ * Receives `count` files in all, on any number of connections, each file under its name in `dir`.
+ * @param {string} dir
+ * @param {number} count
+ */
+async function receiveMany(dir, count) {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  process.stdout.write(`${/** @type {AddressInfo} */ (server.address()).port}\n`);
+  let received = 0;
+  /** @type {{ resolve: () => void, reject: (error: Error) => void }} */
+  const all = { resolve: () => {}, reject: () => {} };
+  const allDone = /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      all.resolve = resolve;
+      all.reject = reject;
+    })
+  );
+  server.on('connection', (/** @type {import('node:net').Socket} */ socket) => {
+    socket.on('error', all.reject);
+    /** @type {Buffer} */
+    let head = Buffer.alloc(0);
+    /** The file being received: its writer and the bytes still to come. */
+    /** @type {{ writer: ReturnType<typeof writeBehind>, left: number } | undefined} */
+    let current;
+    let opening = false;
+    /** @param {Buffer} chunk */
+    const onData = (chunk) => {
+      while (chunk.length > 0) {
+        if (current !== undefined) {
+          const take = Math.min(current.left, chunk.length);
+          current.writer.write(chunk.subarray(0, take));
+          current.left -= take;
+          chunk = chunk.subarray(take);
+          if (current.left === 0) finishFile();
+          continue;
+        }
+        if (opening) {
+          head = Buffer.concat([head, chunk]); // the rest waits for the file's open
+          return;
+        }
+        head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+        chunk = Buffer.alloc(0);
+        if (head.length < 2) return;
+        const nameLength = head.readUInt16BE(0);
+        if (head.length < 2 + nameLength + 8) return;
+        const name = head.subarray(2, 2 + nameLength).toString();
+        const size = Number(head.readBigUInt64BE(2 + nameLength));
+        const rest = head.subarray(2 + nameLength + 8);
+        head = Buffer.alloc(0);
+        opening = true;
+        socket.pause();
+        open(join(dir, basename(name)), 'w').then((handle) => {
+          opening = false;
+          const writer = writeBehind(handle, socket);
+          current = { writer, left: size };
+          /** @type {Promise<void>} */ (writer.finished)
+            .then(() => handle.close())
+            .then(() => {
+              if (++received === count) all.resolve();
+            }, all.reject);
+          const waiting = Buffer.concat([rest, head]);
+          head = Buffer.alloc(0);
+          socket.resume();
+          if (size === 0) finishFile();
+          if (waiting.length > 0) onData(waiting);
+        }, all.reject);
+        return;
+      }
+    };
+    const finishFile = () => {
+      current?.writer.end();
+      current = undefined;
+    };
+    socket.on('data', onData);
+  });
+  await allDone;
+  server.close();
 }
 
 /**
@@ -111,9 +257,38 @@ async function receive(file) {
  * @param {{ timeoutMs?: number }} [options]
  * @returns {Promise<number>}
  */
-export async function runPipeline(sourceFile, targetFile, { timeoutMs = 300_000 } = {}) {
+export function runPipeline(sourceFile, targetFile, options = {}) {
+  return runChildren(['receive', targetFile], (port) => ['send', String(port), sourceFile], options);
+}
+
+/**
+ * Moves sourceFiles into targetDir (same names) through two processes, `connections` at once;
+ * resolves to the seconds it took.
+ * @param {string[]} sourceFiles
+ * @param {string} targetDir
+ * @param {number} connections
+ * @param {{ timeoutMs?: number }} [options]
+ * @returns {Promise<number>}
+ */
+export function runPipelineMany(sourceFiles, targetDir, connections, options = {}) {
+  return runChildren(
+    ['receive-many', targetDir, String(sourceFiles.length)],
+    (port) => ['send-many', String(port), String(connections), ...sourceFiles],
+    options,
+  );
+}
+
+/**
+ * Starts the receiver, then the sender with the port it printed; seconds from spawning the sender
+ * to both having exited.
+ * @param {string[]} receiverArgs
+ * @param {(port: number) => string[]} senderArgs
+ * @param {{ timeoutMs?: number }} options
+ * @returns {Promise<number>}
+ */
+async function runChildren(receiverArgs, senderArgs, { timeoutMs = 300_000 }) {
   const self = fileURLToPath(import.meta.url);
-  const receiver = spawn(process.execPath, [self, 'receive', targetFile], {
+  const receiver = spawn(process.execPath, [self, ...receiverArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   /** @type {import('node:child_process').ChildProcess[]} */
@@ -125,7 +300,7 @@ export async function runPipeline(sourceFile, targetFile, { timeoutMs = 300_000 
     const [line] = await once(receiver.stdout, 'data');
     const port = Number(String(line).trim());
     const started = performance.now();
-    const sender = spawn(process.execPath, [self, 'send', String(port), sourceFile], { stdio: 'inherit' });
+    const sender = spawn(process.execPath, [self, ...senderArgs(port)], { stdio: 'inherit' });
     killAll.push(sender);
     const [[receiverCode], [senderCode]] = await Promise.all([once(receiver, 'exit'), once(sender, 'exit')]);
     const seconds = (performance.now() - started) / 1000;
@@ -140,15 +315,21 @@ export async function runPipeline(sourceFile, targetFile, { timeoutMs = 300_000 
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [, , mode, a, b] = process.argv;
+  const [, , mode, a, b, ...rest] = process.argv;
   const main =
     mode === 'send' && b !== undefined
       ? send(Number(a), b)
       : mode === 'receive' && a !== undefined
         ? receive(a)
-        : undefined;
+        : mode === 'send-many' && b !== undefined && rest.length > 0
+          ? sendMany(Number(a), Number(b), rest)
+          : mode === 'receive-many' && a !== undefined && b !== undefined
+            ? receiveMany(a, Number(b))
+            : undefined;
   if (main === undefined) {
-    process.stderr.write('usage: nodePipeline.mjs receive <file> | send <port> <file>\n');
+    process.stderr.write(
+      'usage: nodePipeline.mjs receive <file> | send <port> <file> | receive-many <dir> <count> | send-many <port> <connections> <file>...\n',
+    );
     process.exit(2);
   }
   main.catch((err) => {
