@@ -4,6 +4,7 @@
  */
 
 import { unlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, TransferOptions } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -179,6 +180,11 @@ async function skipIfIdentical(
   return same === undefined ? undefined : { ...doneOutcome(job, same), skipped: true };
 }
 
+/** The backoff before a retry on the same connection; Ctrl-C ends it at once (the retry then stops). */
+async function waitToRetry(delayMs: number, signal: AbortSignal): Promise<void> {
+  await sleep(delayMs, undefined, { signal }).catch(() => {});
+}
+
 async function runOne(
   run: TransferRun,
   job: TransferJob,
@@ -208,6 +214,9 @@ async function runOne(
     if (progress.visible) progress.log(notice);
     else if (!run.output.quiet) process.stderr.write(`${notice}\n`);
   };
+  // Set when the last attempt was refused SERVER_BUSY on a connection still up: the next one goes
+  // on it, and a put declines the initial window (a server past its upload ceiling admits it).
+  let refusedBusy = false;
   for (let attempt = 0; ; attempt++) {
     try {
       // Ctrl-C while this transfer waited to reconnect: it ends here, cancelled.
@@ -228,6 +237,7 @@ async function runOne(
             }
           : {}),
         ...(continueFrom === undefined ? {} : { continueFrom }),
+        ...(refusedBusy && run.command === 'put' ? { initialWindow: false } : {}),
         ...(resumableUpload
           ? {
               resumable: true,
@@ -251,14 +261,18 @@ async function runOne(
     } catch (error) {
       if (attempt < retries && isRetryable(error) && !signal.aborted) {
         // The connection went (a dropped link, a restarted server): do this transfer again on a
-        // new one. An upload continues from the whole blocks the server kept, a download from the
+        // new one; the server was busy: again on this one. An upload continues from the whole blocks the server kept, a download from the
         // ones it kept itself, once the digests of them match on both sides.
         const delayMs = backoffDelayMs(attempt);
         meter.retry(attempt + 1, retries);
         const notice = `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`;
         if (progress.visible) progress.log(notice);
         else if (!run.output.quiet) process.stderr.write(`${notice}\n`);
-        client = await run.connection.replace(client, delayMs, signal).catch(() => client);
+        // A stream refused SERVER_BUSY (open files at the server's cap, uploads waiting for its
+        // disk) leaves the connection up: replacing it would fail every other transfer on it.
+        refusedBusy = error instanceof MuxftpError && error.code === 'SERVER_BUSY' && client.isOpen;
+        if (refusedBusy) await waitToRetry(delayMs, signal);
+        else client = await run.connection.replace(client, delayMs, signal).catch(() => client);
         continue;
       }
       if (partial !== undefined) await unlink(partial).catch(() => {});

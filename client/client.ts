@@ -168,6 +168,15 @@ export interface TransferOptions {
   onPartialKept?: (path: string) => void;
   /** …and the next attempt continues from that file (checked block by block, as with `continue`). */
   continueFrom?: string;
+  /**
+   * put only: false declines the handshake's initial upload window — the put sends nothing before
+   * the server's first WINDOW (a round trip), and a server whose upload bytes waiting for the disk
+   * are past their ceiling admits it to wait for credit instead of refusing it SERVER_BUSY. For
+   * retrying a put refused so. Honoured by servers that allow it (WELCOME
+   * `uploadInitialWindowOptional`); others get the put as usual. Default: the client's choice,
+   * which declines it for a while after such a refusal on the connection.
+   */
+  initialWindow?: boolean;
 }
 
 /** A remote file's content digest, as {@link Client.digest} reports it. */
@@ -293,7 +302,7 @@ function tlsFailureReason(error: unknown, caGiven: boolean): string | undefined 
 /** What a put sends: its source (read from `offset`), its OPEN, and a resumed upload's prefix digests. */
 interface PutPlan {
   byteSource: ByteSource;
-  request: Request;
+  request: RequestOf<'upload'>;
   offset: number;
   prefix: Buffer[];
 }
@@ -328,6 +337,8 @@ export class Client implements ClientHost {
    * CLI passes one signal to every transfer, and a listener each made Node warn past ten.
    */
   private readonly abortGroups = new Map<AbortSignal, AbortGroup>();
+  /** performance.now() until which puts decline the initial window (a SERVER_BUSY refusal's pause). */
+  private initialWindowPausedUntil = 0;
 
   private constructor(
     options: ResolvedClientOptions,
@@ -505,6 +516,11 @@ export class Client implements ClientHost {
     return this.welcome!;
   }
 
+  /** The connection is up: calls may be made on it (false once it closed or was lost). */
+  get isOpen(): boolean {
+    return this.ready && this.lostError === undefined && !this.transport.isClosed;
+  }
+
   /** Operations in flight, and waiting for a free stream slot. */
   get activeStreams(): number {
     return this.streams.size + this.waitingToOpen.length;
@@ -577,13 +593,21 @@ export class Client implements ClientHost {
     }
     if (plan === undefined) {
       const byteSource = await openSource(source);
-      const request: Request =
+      const request: RequestOf<'upload'> =
         byteSource.size === undefined
           ? { op: 'put', path: remotePath }
           : { op: 'put', path: remotePath, size: byteSource.size };
       plan = { byteSource, request, offset: 0, prefix: [] };
     }
-    const { byteSource, request, offset, prefix } = plan;
+    const { byteSource, offset, prefix } = plan;
+    const takesWindow = offset === 0 && this.uploadInitialWindow > 0;
+    const declines = takesWindow && this.declinesInitialWindow(options);
+    const request: RequestOf<'upload'> = declines ? { ...plan.request, initialWindow: false } : plan.request;
+    const refused = (error: Error): void => {
+      // Refused at once while the server's disk is behind: later puts wait for credit instead.
+      if (takesWindow && !declines && error instanceof RemoteError && error.code === 'SERVER_BUSY')
+        this.initialWindowPausedUntil = performance.now() + DEFAULTS.uploadInitialWindowPauseMs;
+    };
     return new Promise<PutResult>((resolve, reject) => {
       const id = this.allocateStreamId();
       const stream = new PutCall(
@@ -591,13 +615,30 @@ export class Client implements ClientHost {
         id,
         byteSource,
         options.onProgress,
-        { resolve, reject },
+        {
+          resolve,
+          reject: (error) => {
+            refused(error);
+            reject(error);
+          },
+        },
         options.knownDigests,
         offset,
         prefix,
+        !declines,
       );
       this.open(stream, [encodeOpen(id, request)], options.signal);
     });
+  }
+
+  /**
+   * A put declines the initial window when asked to, or for a while after one sent on it was
+   * refused SERVER_BUSY (DEFAULTS.uploadInitialWindowPauseMs says why a while) — only with a
+   * server that allows it: one that does not would count the window as granted all the same.
+   */
+  private declinesInitialWindow(options: TransferOptions): boolean {
+    if (this.welcome?.uploadInitialWindowOptional !== true) return false;
+    return options.initialWindow === false || performance.now() < this.initialWindowPausedUntil;
   }
 
   /**

@@ -446,6 +446,7 @@ export class PutCall extends ClientStream implements FrameProducer {
   private result: PutResult | undefined;
   /** A resumed upload's first byte: the server holds those before it. */
   private readonly startOffset: number;
+  private readonly takesInitialWindow: boolean;
 
   constructor(
     host: ClientHost,
@@ -457,6 +458,8 @@ export class PutCall extends ClientStream implements FrameProducer {
     startOffset = 0,
     /** A resumed upload's d_0 … of the blocks before startOffset (checked equal to the server's). */
     prefixBlockDigests: readonly Buffer[] = [],
+    /** false: the OPEN declined the handshake's initial window (`"initialWindow": false`). */
+    takesInitialWindow = true,
   ) {
     super(host, id);
     this.source = source;
@@ -471,16 +474,17 @@ export class PutCall extends ClientStream implements FrameProducer {
     // D covers the whole file: the blocks the server kept enter it by their digests.
     this.digester?.blockDigests.push(...prefixBlockDigests);
     this.credit = new OutboundCredit(id);
+    this.takesInitialWindow = takesInitialWindow;
     host.queue.addProducer(this);
   }
 
   /**
    * The handshake's initial window: DATA (and END, when the file fits) goes right behind the OPEN,
    * without waiting a round trip for the first WINDOW. Not for a resumed upload (`offset`), which
-   * the server checks before it takes any DATA.
+   * the server checks before it takes any DATA, nor for one whose OPEN declined it.
    */
   override opened(): void {
-    if (this.startOffset > 0 || this.host.uploadInitialWindow === 0) return;
+    if (this.startOffset > 0 || !this.takesInitialWindow || this.host.uploadInitialWindow === 0) return;
     this.credit.add(this.host.uploadInitialWindow);
     this.readAhead();
   }

@@ -123,7 +123,7 @@ export class ServerConnection implements StreamHost {
   /** Chosen at HELLO; nothing reads it before (no stream opens before the handshake). */
   integrity: IntegrityAlgorithm = DEFAULT_INTEGRITY_ALGORITHM;
   /** Credit each new upload starts with, as WELCOME announced it (0: the client did not opt in). */
-  uploadInitialWindow = 0;
+  private uploadInitialWindow = 0;
   private readonly streams = new Map<number, ServerStream>();
   private readonly resetStreams = new Set<number>();
   /** Ids of open streams that count against the server's open-file cap. */
@@ -479,6 +479,10 @@ export class ServerConnection implements StreamHost {
           streamWindow: this.options.streamWindowBytes,
           ...(hello.uploadInitialWindow === true ? { uploadInitialWindow: this.uploadInitialWindow } : {}),
         },
+        // A put may decline the window ("initialWindow": false): it then waits for credit, and is
+        // admitted past the ceiling (refusedPastCeiling). Told so a client never sends the field
+        // to a server that would ignore it and count the window as granted.
+        ...(hello.uploadInitialWindow === true ? { uploadInitialWindowOptional: true } : {}),
         ...(login !== undefined ? { login } : {}),
         integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },
       }),
@@ -618,18 +622,24 @@ export class ServerConnection implements StreamHost {
   }
 
   /**
-   * A put that may bring bytes with its OPEN (the initial window: no offset), on a connection read
-   * only because it holds none and has no upload open, while the server's upload bytes waiting
-   * for the disk are past their ceiling: SERVER_BUSY. Holding such bytes, every connection could
-   * bring one socket read past the ceiling; not reading such connections, a client that took the
-   * initial window could not even list while the disk is stalled.
+   * A put that may bring bytes with its OPEN (on the initial window), while the server's upload
+   * bytes waiting for the disk are past their ceiling: SERVER_BUSY. Past the mark a connection is
+   * read only while it holds none and has no upload open (or for the rest of the read that
+   * admitted one), so such bytes could bring every connection one read past the ceiling; not
+   * reading it, a client that took the initial window could not even list while the disk is
+   * stalled. A put that declined the window (or resumes) brings nothing until credited: admitted,
+   * it holds nothing, and the connection stops reading while it is open.
    */
   private refusedPastCeiling({ request, spec }: OpenRequest): MuxftpError | undefined {
-    if (spec.stream !== 'upload' || this.uploadInitialWindow === 0) return undefined;
-    if (!this.context.uploadBacklogBudget.full || this.uploadStreams > 0 || this.uploadBacklog > 0)
-      return undefined;
-    if (((request as RequestOf<'upload'>).offset ?? 0) > 0) return undefined;
+    if (spec.stream !== 'upload' || !this.context.uploadBacklogBudget.full) return undefined;
+    if (this.initialCreditOf(request as RequestOf<'upload'>) === 0) return undefined;
     return new MuxftpError('SERVER_BUSY', 'server busy: uploads are waiting for the disk; try again later');
+  }
+
+  /** Credit a put holds from its OPEN: the handshake's window, unless it resumes or declined it. */
+  private initialCreditOf(put: RequestOf<'upload'>): number {
+    if ((put.offset ?? 0) > 0 || put.initialWindow === false) return 0;
+    return this.uploadInitialWindow;
   }
 
   /** The stream kind comes from the op's row; the gate has checked the request against it. */
@@ -644,6 +654,7 @@ export class ServerConnection implements StreamHost {
           id,
           put.path,
           put.size,
+          this.initialCreditOf(put),
           put.digest !== undefined || put.source !== undefined
             ? {
                 ...(put.digest !== undefined ? { digest: put.digest } : { source: put.source! }),

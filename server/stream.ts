@@ -49,8 +49,6 @@ export interface StreamHost {
   holdOpenFile(): () => void;
   /** Forget a finished stream; `discardLateFrames` when the client may still have frames in flight for it. */
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void;
-  /** Credit each new upload without an offset starts with (the handshake's initial window; 0: none). */
-  readonly uploadInitialWindow: number;
   /** The server's upload backlog is past its mark (uploads then get no credit before they are set up). */
   readonly uploadBacklogHeld: boolean;
   /** Memory holding upload bytes received and not yet on disk, across the connection's streams (+ or −). */

@@ -14,8 +14,9 @@
  * upload (then it has one open and stops). While the total is under the ceiling, a quarter of the
  * mark above it, such uploads are taken; past the ceiling (full) the connection refuses them
  * (SERVER_BUSY; their bytes are dropped as they come) and is still read and answered, until the
- * budget is released. So the server holds at most the ceiling plus the rest of one read, however
- * many connections there are.
+ * budget is released. An upload that declined the initial window brings nothing until credited:
+ * it is taken, and its connection stops. So the server holds at most the ceiling plus the rest of
+ * one read, however many connections there are.
  */
 export class UploadBacklogBudget {
   readonly highWaterBytes: number;

@@ -82,6 +82,11 @@ export class UploadStream extends ServerStream {
     id: number,
     path: string,
     declaredSize: number | undefined,
+    /**
+     * Credit the client already holds from the handshake's initial window (0 for a resumed put or
+     * one that declined it): it may be sending this much with the OPEN.
+     */
+    initialCredit: number,
     resume?: ({ digest: string } | { source: string }) & { offset: number },
   ) {
     super(host, id);
@@ -106,9 +111,7 @@ export class UploadStream extends ServerStream {
             budget: host.windowBudget,
           })
         : new InboundWindow(id, Math.min(initial, 2 * throttle.maxChunkBytes));
-    // The handshake's initial window: the client may already be sending this much with the OPEN.
-    // Not for a resumed upload, whose kept prefix must be hashed before any of its DATA.
-    this.initialCredit = this.offset === 0 ? host.uploadInitialWindow : 0;
+    this.initialCredit = initialCredit;
     this.window.grantInitial(this.initialCredit);
     this.digester = new ContentDigester(host.integrity);
   }

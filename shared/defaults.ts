@@ -46,6 +46,17 @@ export const DEFAULTS = {
    * stream window.
    */
   uploadInitialWindowBytes: 256 * KiB,
+  /**
+   * Client: after a put sent on the initial window is refused SERVER_BUSY (the server's upload
+   * bytes waiting for the disk are past their ceiling), the connection's puts decline the window
+   * for this long (each waits a round trip for its first WINDOW, and is admitted instead of
+   * refused), counted from the last such refusal. A while, not for good: the server is past its
+   * ceiling until its disk has written its backlog down to half the mark, which the client cannot
+   * see; after a short stall the connection gets its round-trip-free small puts back, and during
+   * a long one a new refusal costs at most one burst of puts a retry each (their retries decline
+   * the window, so they are not refused again).
+   */
+  uploadInitialWindowPauseMs: 10_000,
   /** What all of one connection's windows together may grow beyond their initial size. */
   connectionWindowGrowthBytes: 64 * MiB,
   /** Largest JSON control payload (OPEN, REPLY, ERROR, HELLO, WELCOME). */

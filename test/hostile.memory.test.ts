@@ -17,6 +17,7 @@ import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { probeOtherClients } from './helpers/servedProbe.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
+import { stalledPastTheMark, wholePutOnOpen } from './helpers/stalledDisk.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
@@ -303,39 +304,16 @@ describe('a peer that makes the server send small frames and reads none', () => 
   }, 60_000);
 });
 
-/** Stream 1's whole put of `content`, sent with its OPEN on the initial window (no WINDOW awaited). */
-function wholePutOnOpen(path: string, content: Buffer, digest: Buffer): Buffer {
-  return Buffer.concat([
-    encodeOpen(1, { op: 'put', path, size: content.length }),
-    encodeData(1, content),
-    encodeEnd(1, content.length, 'xxh128', digest),
-  ]);
-}
-
-/**
- * A memory server whose every write waits for `held.release()`, with one client's 6 MiB upload
- * holding the server-wide upload backlog past `mark` (its connection alone may hold 8 MiB).
- */
-async function stalledPastTheMark(mark: number) {
-  const storage = new MemoryStorage();
-  const held = holdUploads(storage);
-  env = await startServer({ storage, serverUploadBacklogHighWaterBytes: mark });
-  const server = env.server;
-  const total = () => server.connectionFigures().reduce((sum, c) => sum + c.uploadBacklogBytes, 0);
-  const filler = await env.connect();
-  const big = randomBytes(6 * MiB);
-  const filled = filler.put('big', big);
-  filled.catch(() => {});
-  await held.holding;
-  for (const started = Date.now(); total() <= mark && Date.now() - started < 10_000; ) await delay(5);
-  expect(total()).toBeGreaterThan(mark);
-  return { storage, held, server, total, filler, filled, big };
-}
+/** The stalled-disk server (helpers/stalledDisk.ts), stopped after each test like the others. */
+const stalledPastTheMarkHere = (mark: number) =>
+  stalledPastTheMark(mark, (started) => {
+    env = started;
+  });
 
 describe('uploads while the disk is stalled', () => {
   it('30 connections with an upload open bring nothing in past the server-wide mark, then complete', async () => {
     const mark = 2 * MiB;
-    const { held, total, filled, big } = await stalledPastTheMark(mark);
+    const { held, total, filled, big } = await stalledPastTheMarkHere(mark);
     const base = total();
     // Thirty others each open an upload, get its credit once it is set up, and send 512 KiB.
     const content = randomBytes(512 * 1024);
@@ -420,7 +398,7 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
 
   it('30 connections each sending N bytes with an OPEN stop at the ceiling (the rest refused), old clients are answered, all taken complete', async () => {
     const mark = 2 * MiB;
-    const { held, total, filled, big } = await stalledPastTheMark(mark);
+    const { held, total, filled, big } = await stalledPastTheMarkHere(mark);
     // Thirty clients that took the initial window each send a whole upload at once, no WINDOW
     // awaited: each connection's is taken while it holds nothing, until the ceiling is passed;
     // from there they are refused (SERVER_BUSY) and their bytes dropped.
@@ -477,7 +455,7 @@ describe('past the ceiling, clients that took the initial window and upload noth
   it('are still read and answered; a put from one is refused at once (SERVER_BUSY), not held, not hung; one connecting then gets no initial window, and its put waits', async () => {
     const mark = 2 * MiB;
     const ceiling = mark + mark / 4;
-    const { held, total, filled, big } = await stalledPastTheMark(mark);
+    const { held, total, filled, big } = await stalledPastTheMarkHere(mark);
     // Today's client, connected before the ceiling is passed, takes the initial window.
     const client = await env!.connect();
     expect(client.uploadInitialWindow).toBe(DEFAULTS.uploadInitialWindowBytes);

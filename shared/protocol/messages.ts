@@ -65,6 +65,13 @@ export interface Welcome {
   version: number;
   agent?: string;
   limits: ServerLimits;
+  /**
+   * To a client that opted in (HELLO `uploadInitialWindow`): a `put` may decline the initial
+   * window with `"initialWindow": false` (it then starts with no credit, and a server past its
+   * upload backlog's ceiling admits it instead of refusing it). A server that does not say so
+   * ignores the field and counts the window as granted, so a client sends it only when told.
+   */
+  uploadInitialWindowOptional?: boolean;
   login?: LoginRequirement;
   integrity: WelcomeIntegrity;
 }
@@ -103,7 +110,16 @@ export type Request =
   | { op: 'delete'; path: string }
   | { op: 'rename'; from: string; to: string }
   | { op: 'get'; path: string; offset?: number }
-  | { op: 'put'; path: string; size?: number; digest?: string; source?: string; offset?: number }
+  | {
+      op: 'put';
+      path: string;
+      size?: number;
+      digest?: string;
+      source?: string;
+      offset?: number;
+      /** false: this put brings nothing before the server's first WINDOW (no initial window). */
+      initialWindow?: false;
+    }
   | {
       op: 'partial';
       path: string;
@@ -202,6 +218,9 @@ export function parseWelcome(frame: Frame): Welcome {
   if (initialWindow !== undefined && !(isCount(initialWindow) && initialWindow <= MAX_CREDIT)) {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: limits.uploadInitialWindow is invalid');
   }
+  if (o.uploadInitialWindowOptional !== undefined && typeof o.uploadInitialWindowOptional !== 'boolean') {
+    throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: uploadInitialWindowOptional must be a boolean');
+  }
   if ((limits.maxStreams as number) < 1 || (limits.streamWindow as number) < 1) {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: maxStreams and streamWindow must be at least 1');
   }
@@ -245,6 +264,7 @@ export function parseWelcome(frame: Frame): Welcome {
     version: o.version as number,
     ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
     limits: limits as unknown as ServerLimits,
+    ...(o.uploadInitialWindowOptional === true ? { uploadInitialWindowOptional: true } : {}),
     ...(login !== undefined ? { login } : {}),
     integrity: { algorithm: integrity.algorithm, blockBytes: INTEGRITY_BLOCK_BYTES },
   };

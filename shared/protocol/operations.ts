@@ -233,8 +233,14 @@ export const OPERATIONS = {
       if (o.size !== undefined && !isCount(o.size))
         throw badRequest('put: "size" must be a non-negative integer');
       const path = requireString(o, 'path', 'put');
+      if (o.initialWindow !== undefined && typeof o.initialWindow !== 'boolean')
+        throw badRequest('put: "initialWindow" must be a boolean');
+      // Declined (false): the put brings no DATA before the server's first WINDOW.
+      const declined = o.initialWindow === false ? ({ initialWindow: false } as const) : {};
       if (o.digest === undefined && o.source === undefined && o.offset === undefined)
-        return o.size === undefined ? { op: 'put', path } : { op: 'put', path, size: o.size };
+        return o.size === undefined
+          ? { op: 'put', path, ...declined }
+          : { op: 'put', path, size: o.size, ...declined };
       // A resumable upload (issue #8) declares its size and what identifies its source: the key
       // of its kept data.
       if (o.size === undefined) throw badRequest('put: a resumable upload needs "size"');
@@ -242,7 +248,7 @@ export const OPERATIONS = {
       const offset = o.offset ?? 0;
       if (!isCount(offset) || offset % INTEGRITY_BLOCK_BYTES !== 0 || offset > o.size)
         throw badRequest(`put: "offset" must be a multiple of ${INTEGRITY_BLOCK_BYTES} within "size"`);
-      return { op: 'put', path, size: o.size, ...identity, offset };
+      return { op: 'put', path, size: o.size, ...identity, offset, ...declined };
     },
     reply: (o): PutReply => ({ entry: replyEntry(o.entry, 'put', 'entry'), ...replyDigest(o, 'put') }),
   },
