@@ -7,13 +7,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
-import { FrameType } from '../shared/protocol/constants.js';
-import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
+import { FRAME_TYPE_NAMES, FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
+import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
+import { encodeData, encodeEnd, encodeJsonFrame, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { MemoryStorage } from '../storage/memory.js';
@@ -33,8 +35,11 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 let workDir: string | undefined;
+let proxy: Server | undefined;
 afterEach(async () => {
   env = await stopServerAndPeers(env, peers);
+  await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+  proxy = undefined;
   if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
   workDir = undefined;
 });
@@ -185,6 +190,14 @@ describe('a put that declines the initial window', () => {
     expect(await reader.list('')).toEqual([]);
   });
 
+  it('is allowed only to clients that took the window: one that did not is not told', async () => {
+    env = await startServer();
+    const old = await RawPeer.open(env.port);
+    peers.push(old);
+    expect(welcomeOf(old)).not.toHaveProperty('uploadInitialWindowOptional');
+    expect(welcomeOf(await windowPeer(env.port))).toHaveProperty('uploadInitialWindowOptional', true);
+  });
+
   it('whose field is not a boolean is BAD_REQUEST, on that stream only', async () => {
     env = await startServer();
     const peer = await windowPeer(env.port);
@@ -270,4 +283,68 @@ describe('muxftp put through a connection that took the initial window, past the
     for (const { name, content } of files)
       expect((await reader.getBuffer(`d/${name}`)).equals(content)).toBe(true);
   }, 60_000);
+});
+
+/**
+ * A TCP proxy that makes the server look like one from before a put could decline the initial
+ * window: WELCOME loses `uploadInitialWindowOptional`. Records the OPEN payloads and the frame
+ * types the client sends.
+ */
+async function serverThatDoesNotTellProxy(
+  serverPort: number,
+): Promise<{ port: number; opens: object[]; sent: string[] }> {
+  const opens: object[] = [];
+  const sent: string[] = [];
+  const server = createServer((client: Socket) => {
+    const upstream = tcpConnect({ host: '127.0.0.1', port: serverPort });
+    const decoder = new FrameDecoder(
+      { maxFramePayloadBytes: 16 * MiB, maxControlPayloadBytes: 256 * KiB },
+      wholeFrames((frame) => {
+        sent.push(`${FRAME_TYPE_NAMES[frame.type]} ${frame.streamId}`);
+        if (frame.type === FrameType.OPEN) opens.push(JSON.parse(frame.payload.toString()));
+      }),
+    );
+    client.on('data', (chunk: Buffer) => {
+      decoder.push(chunk);
+      upstream.write(chunk);
+    });
+    // WELCOME is the server's first frame: rewritten once whole, then everything passes as is.
+    let head: Buffer | undefined = Buffer.alloc(0);
+    upstream.on('data', (chunk: Buffer) => {
+      if (head === undefined) {
+        client.write(chunk);
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      if (head.length < HEADER_BYTES || head.length < HEADER_BYTES + head.readUInt32BE(8)) return;
+      const end = HEADER_BYTES + head.readUInt32BE(8);
+      const welcome = JSON.parse(head.subarray(HEADER_BYTES, end).toString());
+      delete welcome.uploadInitialWindowOptional;
+      client.write(Buffer.concat([encodeJsonFrame(FrameType.WELCOME, 0, welcome), head.subarray(end)]));
+      head = undefined;
+    });
+    for (const socket of [client, upstream]) socket.on('error', () => {});
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  proxy = server;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
+  return { port: address.port, opens, sent };
+}
+
+describe('a server that does not say a put may decline the initial window (one from before)', () => {
+  it('is never sent the field: a put asked to decline it goes on the window, and is stored', async () => {
+    env = await startServer();
+    const { port, opens, sent } = await serverThatDoesNotTellProxy(env.port);
+    const client = await env.connect({ port });
+    expect(client.serverInfo.uploadInitialWindowOptional).toBeUndefined();
+    const bytes = Buffer.alloc(64 * KiB, 4);
+    const result = await client.put('old.bin', bytes, { initialWindow: false });
+    expect(result.digest).toBe(contentDigest('xxh128', bytes).toString('hex'));
+    expect(opens).toEqual([{ op: 'put', path: 'old.bin', size: bytes.length }]);
+    // Sent on the window, right behind its OPEN (the server counts it as granted).
+    expect(sent.filter((f) => !f.endsWith(' 0')).slice(0, 3)).toEqual(['OPEN 1', 'DATA 1', 'END 1']);
+  });
 });
