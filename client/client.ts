@@ -174,7 +174,7 @@ export interface TransferOptions {
    * are past their ceiling admits it to wait for credit instead of refusing it SERVER_BUSY. For
    * retrying a put refused so. Honoured by servers that allow it (WELCOME
    * `uploadInitialWindowOptional`); others get the put as usual. Default: the client's choice,
-   * which declines it for a while after such a refusal on the connection.
+   * which declines it for a while after such a refusal on the connection; true takes it even then.
    */
   initialWindow?: boolean;
 }
@@ -603,7 +603,7 @@ export class Client implements ClientHost {
     const takesWindow = offset === 0 && this.uploadInitialWindow > 0;
     const declines = takesWindow && this.declinesInitialWindow(options);
     const request: RequestOf<'upload'> = declines ? { ...plan.request, initialWindow: false } : plan.request;
-    const refused = (error: Error): void => {
+    const pauseWindowIfRefused = (error: Error): void => {
       // Refused at once while the server's disk is behind: later puts wait for credit instead.
       if (takesWindow && !declines && error instanceof RemoteError && error.code === 'SERVER_BUSY')
         this.initialWindowPausedUntil = performance.now() + DEFAULTS.uploadInitialWindowPauseMs;
@@ -618,7 +618,7 @@ export class Client implements ClientHost {
         {
           resolve,
           reject: (error) => {
-            refused(error);
+            pauseWindowIfRefused(error);
             reject(error);
           },
         },
@@ -638,7 +638,8 @@ export class Client implements ClientHost {
    */
   private declinesInitialWindow(options: TransferOptions): boolean {
     if (this.welcome?.uploadInitialWindowOptional !== true) return false;
-    return options.initialWindow === false || performance.now() < this.initialWindowPausedUntil;
+    if (options.initialWindow !== undefined) return !options.initialWindow;
+    return performance.now() < this.initialWindowPausedUntil;
   }
 
   /**
