@@ -92,6 +92,11 @@ export interface TransferRun {
   failureHint?(error: unknown): string | undefined;
   perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
   /**
+   * get: true when the job's destination is written in place (an existing FIFO or device): its
+   * bytes cannot be taken back, so like stdout it is tried once, never again from its start.
+   */
+  writesInPlace?(job: TransferJob): Promise<boolean>;
+  /**
    * --skip-identical: what the destination already holds, when it has the same bytes as the
    * source (then nothing is sent); undefined to transfer. Not asked for stdin or stdout.
    */
@@ -200,8 +205,10 @@ async function runOne(
   const meter = progress.begin(name, job.size);
   let bytes = 0;
   let client = run.connection.client;
-  // stdin cannot be read twice, and bytes on stdout cannot be taken back: those are tried once.
-  const retries = job.standardStream ? 0 : run.retries;
+  // stdin cannot be read twice, and bytes on stdout (or in a FIFO) cannot be taken back: those
+  // are tried once.
+  const once = job.standardStream || (await run.writesInPlace?.(job)) === true;
+  const retries = once ? 0 : run.retries;
   // A download that lost its connection keeps what arrived; the next attempt continues from it.
   let partial: string | undefined;
   const resumable = run.command === 'get' && retries > 0;

@@ -712,7 +712,7 @@ export class Client implements ClientHost {
         return this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
       }
     }
-    return this.getInto(remotePath, await openSink(target), options);
+    return this.getInto(remotePath, await openSink(target, options.signal), options);
   }
 
   /**

@@ -1,7 +1,8 @@
 import { constants, unlinkSync } from 'node:fs';
-import { copyFile, type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { copyFile, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
+import { MuxftpError } from '../shared/errors.js';
 import { newTemporaryName } from '../shared/temporaryNames.js';
 import { localError } from './sources.js';
 
@@ -29,9 +30,23 @@ export interface ByteSink {
 /** What `Client.get` accepts: a local file path or a writable stream. */
 export type GetTarget = string | Writable;
 
-export async function openSink(target: GetTarget): Promise<ByteSink> {
-  if (typeof target === 'string') return FileSink.open(target);
-  return new WritableSink(target);
+/** `signal` cancels the wait for a FIFO's reader. */
+export async function openSink(target: GetTarget, signal?: AbortSignal): Promise<ByteSink> {
+  if (typeof target !== 'string') return new WritableSink(target);
+  if (await isSpecialFile(target)) {
+    const sink = await SpecialFileSink.open(target, signal);
+    if (sink !== undefined) return sink;
+  }
+  return FileSink.open(target);
+}
+
+/**
+ * True when `target` exists (a symbolic link is followed, as `/dev/stdout` is one) and is neither
+ * a regular file nor a directory: a FIFO, a device, a socket. Such a target is written in place.
+ */
+export async function isSpecialFile(target: string): Promise<boolean> {
+  const info = await stat(target).catch(() => undefined);
+  return info !== undefined && !info.isFile() && !info.isDirectory();
 }
 
 /** Temporary files of downloads in progress in this process, by path. */
@@ -189,6 +204,81 @@ export class ContinueSink extends HiddenFileSink {
     } catch (err) {
       throw localError(err, this.target);
     }
+  }
+}
+
+/**
+ * An existing FIFO or device (`/dev/null`) as the target: written in place, as `cp` and `curl -o`
+ * write into one; renaming a file onto it would replace the device (as root), and the hidden file
+ * beside it could not be made in `/dev` (as anyone else). Like a stream, the bytes are out before
+ * the digest is checked, and cannot be taken back: a failed download is reported, not undone.
+ */
+class SpecialFileSink implements ByteSink {
+  readonly keepsChunks = false;
+  private readonly target: string;
+  private handle: FileHandle | undefined;
+
+  private constructor(target: string, handle: FileHandle) {
+    this.target = target;
+    this.handle = handle;
+  }
+
+  /** Undefined when `target` turned out to be a regular file after all (replaced meanwhile). */
+  static async open(target: string, signal?: AbortSignal): Promise<SpecialFileSink | undefined> {
+    let handle: FileHandle | undefined;
+    try {
+      if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
+      // No O_CREAT nor O_TRUNC: only what is there now is written into, and never cut.
+      const opening = open(target, constants.O_WRONLY);
+      // A FIFO's open waits for a reader, in the threadpool, where it cannot be cancelled (and
+      // keeps the process alive): on abort this process is that reader for a moment, so it returns.
+      const unblock = (): void => {
+        open(target, constants.O_RDONLY | constants.O_NONBLOCK).then(
+          (reader) => opening.finally(() => reader.close()).catch(() => {}),
+          () => {},
+        );
+      };
+      signal?.addEventListener('abort', unblock, { once: true });
+      try {
+        handle = await opening;
+      } finally {
+        signal?.removeEventListener('abort', unblock);
+      }
+      if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
+      if ((await handle.stat()).isFile()) {
+        await handle.close();
+        return undefined;
+      }
+      return new SpecialFileSink(target, handle);
+    } catch (err) {
+      await handle?.close().catch(() => {});
+      throw localError(err, target);
+    }
+  }
+
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    try {
+      let total = 0;
+      for (const chunk of chunks) total += chunk.length;
+      const { bytesWritten } = await this.handle!.writev(chunks as Buffer[]);
+      if (bytesWritten !== total) throw new Error('short write');
+    } catch (err) {
+      throw localError(err, this.target);
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.close();
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+  }
+
+  private async close(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    await handle?.close().catch(() => {});
   }
 }
 

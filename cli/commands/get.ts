@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
+import { isSpecialFile } from '../../client/sinks.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { type ConcurrencyLimit, planningLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
@@ -269,6 +270,7 @@ async function get(
       options.continue === true && error instanceof MuxftpError && error.code === 'INTEGRITY_ERROR'
         ? 'remove the local file, or get without -c to replace it'
         : undefined,
+    writesInPlace: (job) => isSpecialFile(job.local),
     perform: async (job, client, transferOptions) => {
       const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
         ...transferOptions,

@@ -1,0 +1,137 @@
+/**
+ * `muxftp get FILE TARGET` where TARGET already exists and is no regular file: a FIFO, a device
+ * (`/dev/null`, `/dev/stdout`) or a link to one. It is written in place, as `cp` and `curl -o`
+ * write into it, never replaced by a regular file (as root, `get f /dev/null` used to rename a
+ * downloaded file onto /dev/null) nor refused for the directory it sits in (`/dev`, not writable
+ * for a user). Real server on 127.0.0.1, the real CLI. Needs dist/ (npm run build).
+ */
+
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { lstat, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-special-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+/** A FIFO at `path`, and a reader (`cat`) that collects what is written into it, bounded in time. */
+function fifoWithReader(path: string): Promise<Buffer> {
+  const made = spawnSync('mkfifo', [path]);
+  if (made.status !== 0) throw new Error(`mkfifo ${path}: ${made.stderr.toString()}`);
+  return new Promise((resolve, reject) => {
+    const reader = spawn('cat', [path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    reader.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const timer = setTimeout(() => reader.kill('SIGKILL'), 15_000);
+    reader.once('error', reject);
+    reader.once('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+  });
+}
+
+describe('get into an existing FIFO or device', () => {
+  it('writes the file into a FIFO, which stays a FIFO, with nothing left beside it', async () => {
+    server = await startServer();
+    const content = randomBytes(300_000);
+    const uploader = await server.connect();
+    await uploader.put('data.bin', content);
+    const dir = await tempDirs.make();
+    const fifo = join(dir, 'pipe');
+    const received = fifoWithReader(fifo);
+
+    const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', 'data.bin', fifo], dir);
+
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect((await received).equals(content)).toBe(true);
+    expect((await lstat(fifo)).isFIFO()).toBe(true);
+    expect(await readdir(dir)).toEqual(['pipe']);
+  });
+
+  it('writes through a symbolic link to a FIFO (as /dev/stdout is one), keeping the link', async () => {
+    server = await startServer();
+    const uploader = await server.connect();
+    await uploader.put('note.txt', Buffer.from('through the link\n'));
+    const dir = await tempDirs.make();
+    const fifo = join(dir, 'pipe');
+    const received = fifoWithReader(fifo);
+    await symlink('pipe', join(dir, 'out'));
+
+    const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', 'note.txt', 'out'], dir);
+
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect((await received).toString()).toBe('through the link\n');
+    expect((await lstat(join(dir, 'out'))).isSymbolicLink()).toBe(true);
+    expect((await lstat(fifo)).isFIFO()).toBe(true);
+    expect((await readdir(dir)).sort()).toEqual(['out', 'pipe']);
+  });
+
+  it('Ctrl-C while it waits for a reader of the FIFO exits 130 at once, leaving the FIFO', async () => {
+    server = await startServer();
+    const uploader = await server.connect();
+    await uploader.put('data.bin', randomBytes(1000));
+    const dir = await tempDirs.make();
+    const fifo = join(dir, 'pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    // No reader ever comes: the CLI's open of the FIFO waits until Ctrl-C.
+    const interrupt = new Promise<void>((resolve) => setTimeout(resolve, 1500));
+
+    const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', 'data.bin', fifo], dir, {
+      interruptWhen: interrupt,
+      timeoutMs: 10_000,
+    });
+
+    expect(result.signal).toBeNull(); // not killed by the test's timeout
+    expect(result.code).toBe(130);
+    expect(result.stderr).toBe('muxftp: get data.bin: cancelled (CANCELLED)\n');
+    expect((await lstat(fifo)).isFIFO()).toBe(true);
+    expect(await readdir(dir)).toEqual(['pipe']);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'writes into a character device (a null device made here) and leaves it one',
+    async () => {
+      server = await startServer();
+      const uploader = await server.connect();
+      await uploader.put('data.bin', randomBytes(100_000));
+      const dir = await tempDirs.make();
+      const device = join(dir, 'null');
+      // The same device as /dev/null (1, 3), in a temporary directory: the real one is never at risk.
+      const made = spawnSync('mknod', [device, 'c', '1', '3']);
+      expect(made.status, made.stderr.toString()).toBe(0);
+
+      const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', 'data.bin', device], dir);
+
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect((await lstat(device)).isCharacterDevice()).toBe(true);
+      expect(await readdir(dir)).toEqual(['null']);
+    },
+  );
+
+  it('still replaces a regular file atomically (the hidden temporary file and rename)', async () => {
+    server = await startServer();
+    const uploader = await server.connect();
+    await uploader.put('note.txt', Buffer.from('new'));
+    const dir = await tempDirs.make();
+    await writeFile(join(dir, 'note.txt'), 'old content');
+
+    const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', 'note.txt'], dir);
+
+    expect(result.code).toBe(0);
+    expect(await readFile(join(dir, 'note.txt'), 'utf8')).toBe('new');
+  });
+});
