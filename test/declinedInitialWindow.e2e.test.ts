@@ -21,6 +21,7 @@ import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { runCli } from './helpers/cliProcess.js';
 import { holdSetUp } from './helpers/heldSetUp.js';
+import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { pushPastTheCeiling, stalledPastTheMark } from './helpers/stalledDisk.js';
@@ -280,6 +281,43 @@ describe('muxftp put through a connection that took the initial window, past the
     // One connection all along: the refusals did not make the CLI reconnect.
     expect(env!.server.counters.connectionsTotal - connectionsBefore - pushers).toBe(1);
     const reader = await env!.connect();
+    for (const { name, content } of files)
+      expect((await reader.getBuffer(`d/${name}`)).equals(content)).toBe(true);
+  }, 60_000);
+});
+
+describe('muxftp put refused SERVER_BUSY at the open-file cap', () => {
+  it('retries that file on the same connection: the other transfer in flight on it goes on, not retried', async () => {
+    const storage = new MemoryStorage();
+    const held = holdUploads(storage); // every upload's writes wait: each holds its file slot
+    env = await startServer({ storage, maxOpenFiles: 2 });
+    const blocker = await env.connect();
+    const blocked = blocker.put('blocker', randomBytes(100 * KiB));
+    blocked.catch(() => {});
+    await held.holding;
+    workDir = await mkdtemp(join(tmpdir(), 'muxftp-busy-'));
+    const files = ['one', 'two'].map((name) => ({ name, content: randomBytes(64 * KiB) }));
+    for (const { name, content } of files) await writeFile(join(workDir, name), content);
+    const connectionsBefore = env.server.counters.connectionsTotal;
+    const cli = runCli(
+      ['--server', `127.0.0.1:${env.port}`, 'put', 'one', 'two', '--to', 'd/', '-p', '-j', '2'],
+      workDir,
+      { timeoutMs: 40_000 },
+    );
+    // One of the two takes the last slot and waits for the disk; the other is refused.
+    const refusals = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
+    for (const started = Date.now(); refusals() === 0 && Date.now() - started < 10_000; ) await delay(10);
+    expect(refusals()).toBe(1);
+    await delay(200);
+    held.release();
+    await blocked;
+    const { code, stderr } = await cli;
+    expect(code).toBe(0);
+    // Replacing the connection would have failed the one in flight too (CONNECTION_LOST): a
+    // retry line for each file, and a second connection.
+    expect(stderr.match(/retry 1\/3/g)).toHaveLength(1);
+    expect(env.server.counters.connectionsTotal - connectionsBefore).toBe(1);
+    const reader = await env.connect();
     for (const { name, content } of files)
       expect((await reader.getBuffer(`d/${name}`)).equals(content)).toBe(true);
   }, 60_000);
