@@ -1,14 +1,7 @@
 /** Entries as text: the `ls` table and the `stat` record. */
 import type { WireEntry } from '../client/client.js';
 import { formatBytes } from '../shared/humanUnits.js';
-
-// Names come from the server: control characters could drive the terminal, so they are shown as '?'.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
-
-function printableName(name: string): string {
-  return String(name).replace(CONTROL_CHARACTERS, '?');
-}
+import { printable } from './printable.js';
 
 /** Local time, to the second: `2025-11-23 13:22:05`. */
 export function formatMtime(ms: number): string {
@@ -23,7 +16,7 @@ export function formatListing(entries: readonly WireEntry[]): string[] {
   const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : String(entry.size)));
   const width = Math.max(1, ...sizes.map((size) => size.length));
   return entries.map((entry, index) => {
-    const name = printableName(entry.name) + (entry.type === 'dir' ? '/' : '');
+    const name = printable(entry.name) + (entry.type === 'dir' ? '/' : '');
     return `${entry.type.padEnd(5)} ${sizes[index]!.padStart(width)}  ${formatMtime(entry.mtime)}  ${name}`;
   });
 }
@@ -33,7 +26,7 @@ export function formatEntryDetails(path: string, entry: WireEntry): string[] {
   const at = new Date(entry.mtime);
   const utc = Number.isNaN(at.getTime()) ? '' : ` (${at.toISOString()})`;
   return [
-    `path   ${printableName(path === '' ? '/' : path)}`,
+    `path   ${printable(path === '' ? '/' : path)}`,
     `type   ${entry.type}`,
     `size   ${size}`,
     `mtime  ${formatMtime(entry.mtime)}${utc}`,

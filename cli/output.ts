@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
 import { CliError } from './cliError.js';
 import type { GlobalOptions } from './globalOptions.js';
+import { printable } from './printable.js';
 
 /** How a failure appears in JSON results. */
 export interface ErrorInfo {
@@ -101,7 +102,9 @@ export class Output {
     this.errorWriter = writer;
   }
 
-  private writeError(line: string): void {
+  private writeError(text: string): void {
+    // A name in it may hold control characters: a line stays one line and drives no terminal.
+    const line = printable(text);
     if (this.errorWriter) this.errorWriter(line);
     else this.stderr.write(`${line}\n`);
   }

@@ -7,6 +7,7 @@
  */
 import cliProgress from 'cli-progress';
 import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
+import { printable } from './printable.js';
 
 export interface TransferMeter {
   /** Bytes done so far; the size when known (a download learns it from the server's reply). */
@@ -85,7 +86,8 @@ class HiddenProgress implements TransferProgress {
 const NAME_WIDTH = 28;
 
 /** Fits a name in the name column, keeping its end (the file name) when it is too long. */
-function fitName(name: string): string {
+function fitName(text: string): string {
+  const name = printable(text);
   return name.length <= NAME_WIDTH ? name.padEnd(NAME_WIDTH) : `…${name.slice(-(NAME_WIDTH - 1))}`;
 }
 
@@ -245,7 +247,7 @@ class BarProgress implements TransferProgress {
   }
 
   log(line: string): void {
-    this.bars.log(`${line}\n`);
+    this.bars.log(`${printable(line)}\n`);
   }
 
   finish(): void {

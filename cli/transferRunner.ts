@@ -11,6 +11,7 @@ import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ConcurrencyLimit } from './concurrency.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
+import { printable } from './printable.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
 import { backoffDelayMs, isRetryable, type ReconnectingClient } from './reconnect.js';
 
@@ -219,7 +220,7 @@ async function runOne(
   const sayRestart = (reason: string): void => {
     const notice = `muxftp: put ${name}: ${reason}`;
     if (progress.visible) progress.log(notice);
-    else if (!run.output.quiet) process.stderr.write(`${notice}\n`);
+    else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
   };
   // Set when the last attempt was refused SERVER_BUSY on a connection still up: the next one goes
   // on it, and a put declines the initial window (a server past its upload ceiling admits it).
@@ -274,7 +275,7 @@ async function runOne(
         meter.retry(attempt + 1, retries);
         const notice = `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`;
         if (progress.visible) progress.log(notice);
-        else if (!run.output.quiet) process.stderr.write(`${notice}\n`);
+        else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
         // A stream refused SERVER_BUSY (open files at the server's cap, uploads waiting for its
         // disk) leaves the connection up: replacing it would fail every other transfer on it.
         refusedBusy = error instanceof MuxftpError && error.code === 'SERVER_BUSY' && client.isOpen;

@@ -1,0 +1,67 @@
+/**
+ * Names in the CLI's stderr lines are shown with control characters as '?', as `ls` shows them:
+ * a name comes from the server's listing or a script's argument, and a newline in it broke the
+ * one line per failure, an escape sequence drove the user's terminal. Real server on 127.0.0.1
+ * (disk, with the odd names made behind its back), the real CLI. Needs dist/ (npm run build).
+ */
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-printable-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+describe('control characters in names on stderr', () => {
+  it('get -r of names the server lists with a newline and an escape: one line each, shown with ?', async () => {
+    server = await startServer({ backend: 'disk' });
+    await mkdir(join(server.root!, 'odd'));
+    await writeFile(join(server.root!, 'odd', 'nl\nname'), 'x');
+    await writeFile(join(server.root!, 'odd', 'esc\u001b[2Jred'), 'y');
+    await writeFile(join(server.root!, 'odd', 'fine'), 'z');
+    const local = await tempDirs.make();
+
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, '-q', 'get', '-r', 'odd', '--to', 'out', '-p'],
+      local,
+    );
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).not.toMatch(CONTROL_BUT_NEWLINE);
+    expect(result.stderr.split('\n').filter((line) => line !== '')).toEqual([
+      'muxftp: get odd/esc?[2Jred: invalid path: contains a control character (INVALID_PATH)',
+      'muxftp: get odd/nl?name: invalid path: contains a control character (INVALID_PATH)',
+    ]);
+  });
+
+  it('a local name or a remote argument with control characters fails in one printable line', async () => {
+    server = await startServer();
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'new\nline.txt'), 'x');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+
+    const put = await runCli([...at, 'put', 'new\nline.txt'], local);
+    const get = await runCli([...at, 'get', 'nope\u001b]0;owned\u0007'], local);
+
+    expect(put.code).toBe(1);
+    expect(put.stderr).toBe(
+      'muxftp: put new?line.txt: invalid path: contains a control character (INVALID_PATH)\n',
+    );
+    expect(get.code).toBe(1);
+    expect(get.stderr).toBe(
+      'muxftp: get nope?]0;owned?: invalid path: contains a control character (INVALID_PATH)\n',
+    );
+  });
+});
