@@ -2,7 +2,7 @@
  * Where upload bytes come from: a local file, a buffer in memory, or a readable stream (stdin).
  * Each fills a caller's buffer on demand, so file bytes are read straight into DATA frames.
  */
-import { readSync } from 'node:fs';
+import { type BigIntStats, readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { errnoReason } from '../shared/errnoReasons.js';
@@ -46,12 +46,17 @@ export function localError(err: unknown, what: string): MuxftpError {
 class FileSource implements ByteSource {
   /** Undefined for a pipe or device (`put <(cmd)`): read to its end, in order, like a stream. */
   readonly size: number | undefined;
+  private readonly path: string;
   private readonly handle: FileHandle;
+  /** The regular file's modification time when opened, in ns. */
+  private readonly mtimeNs: bigint;
   private position = 0;
 
-  private constructor(handle: FileHandle, size: number | undefined, from: number) {
+  private constructor(path: string, handle: FileHandle, info: BigIntStats, from: number) {
+    this.path = path;
     this.handle = handle;
-    this.size = size;
+    this.size = info.isFile() ? Number(info.size) : undefined;
+    this.mtimeNs = info.mtimeNs;
     this.position = from;
   }
 
@@ -59,9 +64,9 @@ class FileSource implements ByteSource {
     let handle: FileHandle | undefined;
     try {
       handle = await open(path, 'r');
-      const info = await handle.stat();
+      const info = await handle.stat({ bigint: true });
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-      return new FileSource(handle, info.isFile() ? info.size : undefined, from);
+      return new FileSource(path, handle, info, from);
     } catch (err) {
       await handle?.close().catch(() => {});
       throw localError(err, path);
@@ -78,10 +83,28 @@ class FileSource implements ByteSource {
     if (this.size === undefined) return (await handle.read(target, offset, length, null)).bytesRead;
     const position = this.position;
     this.position += length;
-    return localFileCalls.run(
+    const bytesRead = await localFileCalls.run(
       () => readSync(handle.fd, target, offset, length, position),
       async () => (await handle.read(target, offset, length, position)).bytesRead,
     );
+    if (position + length >= this.size) await this.checkUnchanged();
+    return bytesRead;
+  }
+
+  /**
+   * After the last read: a file written meanwhile (rewritten in part, or grown, as a log is) was
+   * read as no version of it, so the upload fails rather than store that, as tar's "file changed
+   * as we read it". Its size and modification time are compared with those at open.
+   */
+  private async checkUnchanged(): Promise<void> {
+    let info: BigIntStats;
+    try {
+      info = await this.handle.stat({ bigint: true });
+    } catch (err) {
+      throw localError(err, this.path);
+    }
+    if (info.size !== BigInt(this.size!) || info.mtimeNs !== this.mtimeNs)
+      throw new MuxftpError('LOCAL_IO_ERROR', `file changed while being uploaded: ${this.path}`);
   }
 
   close(): Promise<void> {
