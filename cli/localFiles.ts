@@ -55,8 +55,11 @@ export interface LocalTree {
   /** Subdirectories, each after its parent. */
   dirs: string[];
   files: Array<{ relative: string; localPath: string; size: number }>;
-  /** Entries that could not be read or are not regular files; the walk went on without them. */
-  problems: Array<{ localPath: string; error: MuxftpError }>;
+  /**
+   * Entries that could not be read or are not regular files; the walk went on without them.
+   * `relative` as for files ('' for the root itself).
+   */
+  problems: Array<{ localPath: string; relative: string; error: MuxftpError }>;
 }
 
 export async function walkLocalTree(root: string): Promise<LocalTree> {
@@ -73,12 +76,17 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
       real = await realpath(localDir);
       names = (await readdir(localDir)).sort();
     } catch (error) {
-      tree.problems.push({ localPath: localDir, error: localFsError(error, localDir) });
+      tree.problems.push({
+        localPath: localDir,
+        relative: relativeDir,
+        error: localFsError(error, localDir),
+      });
       return;
     }
     if (ancestors.has(real)) {
       tree.problems.push({
         localPath: localDir,
+        relative: relativeDir,
         error: new MuxftpError('LOCAL_IO_ERROR', `symbolic link loop, not followed: ${localDir}`),
       });
       return;
@@ -97,7 +105,7 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
     );
     for (const { localPath, relative, entry, error } of entries) {
       if (entry === undefined) {
-        tree.problems.push({ localPath, error: error ?? localFsError(undefined, localPath) });
+        tree.problems.push({ localPath, relative, error: error ?? localFsError(undefined, localPath) });
       } else if (entry.kind === 'file') {
         tree.files.push({ relative, localPath, size: entry.size });
       } else if (entry.kind === 'dir') {
@@ -106,6 +114,7 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
       } else {
         tree.problems.push({
           localPath,
+          relative,
           error: new MuxftpError('LOCAL_IO_ERROR', `not a regular file, skipped: ${localPath}`),
         });
       }

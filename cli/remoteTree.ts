@@ -9,8 +9,11 @@ export interface RemoteTree {
   /** Subdirectories relative to the root, '/'-separated, each after its parent. */
   dirs: string[];
   files: Array<{ relative: string; remote: string; size: number }>;
-  /** Directories that could not be listed and entries that were skipped. */
-  problems: Array<{ remote: string; error: MuxftpError }>;
+  /**
+   * Directories that could not be listed and entries that were skipped; `relative` as for files
+   * ('' for the root itself), undefined for a name that has no safe local path.
+   */
+  problems: Array<{ remote: string; relative?: string; error: MuxftpError }>;
 }
 
 export async function walkRemoteTree(
@@ -24,7 +27,7 @@ export async function walkRemoteTree(
     try {
       entries = await limit.run(() => client.list(remoteDir));
     } catch (error) {
-      tree.problems.push({ remote: remoteDir, error: asMuxftpError(error) });
+      tree.problems.push({ remote: remoteDir, relative: relativeDir, error: asMuxftpError(error) });
       return;
     }
     const subdirs: Array<Promise<void>> = [];
@@ -44,6 +47,7 @@ export async function walkRemoteTree(
       } else {
         tree.problems.push({
           remote,
+          relative,
           error: new MuxftpError('UNSUPPORTED', `not a regular file, skipped: ${remote}`),
         });
       }

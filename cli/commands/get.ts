@@ -343,7 +343,8 @@ async function planDownloads(
           standardStream: false,
         });
       }
-      for (const problem of tree.problems) fail('', problem.remote, problem.error);
+      for (const problem of tree.problems)
+        fail(problem.relative === undefined ? '' : localFor(problem.relative), problem.remote, problem.error);
     } else {
       fail(local, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${remote}`));
     }

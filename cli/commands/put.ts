@@ -310,7 +310,10 @@ async function planUploads(
         const fileRemote = joinRemote(remote, file.relative);
         jobs.push({ local: file.localPath, remote: fileRemote, size: file.size, standardStream: false });
       }
-      for (const problem of tree.problems) fail(problem.localPath, '', problem.error);
+      for (const problem of tree.problems) {
+        const problemRemote = problem.relative === '' ? remote : joinRemote(remote, problem.relative);
+        fail(problem.localPath, problemRemote, problem.error);
+      }
     } else if (entry.kind === 'dir') {
       const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${source}`);
       fail(source, remote, error, 'add -r to upload directories');

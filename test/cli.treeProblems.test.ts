@@ -1,0 +1,74 @@
+/**
+ * `put -r` / `get -r --json`: an entry the tree walk had to skip (a dangling link, a FIFO, a
+ * directory it cannot read) still gets both its paths in its result, as every other file does,
+ * so a script can tell where it would have gone. Real server on 127.0.0.1 (disk), the real CLI.
+ * Needs dist/ (npm run build).
+ */
+
+import { spawnSync } from 'node:child_process';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-treeproblems-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+interface Outcome {
+  local: string;
+  remote: string;
+  ok: boolean;
+  error?: { code: string };
+}
+
+describe('--json results of entries a tree walk skipped', () => {
+  it('put -r names the remote path a dangling link would have had', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'site', 'sub'), { recursive: true });
+    await writeFile(join(local, 'site', 'index.html'), 'hi');
+    await symlink('nowhere', join(local, 'site', 'sub', 'gone'));
+
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, '--json', 'put', '-r', 'site', '--to', 'backup/', '-p'],
+      local,
+    );
+
+    expect(result.code).toBe(1);
+    const outcomes = JSON.parse(result.stdout) as Outcome[];
+    expect(outcomes.find((outcome) => !outcome.ok)).toMatchObject({
+      local: join('site', 'sub', 'gone'),
+      remote: 'backup/site/sub/gone',
+      error: { code: 'LOCAL_IO_ERROR' },
+    });
+  });
+
+  it('get -r names the local path a FIFO on the server would have had', async () => {
+    server = await startServer({ backend: 'disk' });
+    await mkdir(join(server.root!, 'odd', 'deeper'), { recursive: true });
+    await writeFile(join(server.root!, 'odd', 'fine.txt'), 'x');
+    expect(spawnSync('mkfifo', [join(server.root!, 'odd', 'deeper', 'pipe')]).status).toBe(0);
+    const local = await tempDirs.make();
+
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, '--json', 'get', '-r', 'odd', '--to', 'out', '-p'],
+      local,
+    );
+
+    expect(result.code).toBe(1);
+    const outcomes = JSON.parse(result.stdout) as Outcome[];
+    expect(outcomes.find((outcome) => !outcome.ok)).toMatchObject({
+      local: join('out', 'odd', 'deeper', 'pipe'),
+      remote: 'odd/deeper/pipe',
+      error: { code: 'UNSUPPORTED' },
+    });
+  });
+});
