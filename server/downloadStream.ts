@@ -43,6 +43,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   /** Bytes handed to the queue (and hashed) so far. */
   private position = 0;
   private size = 0;
+  /** finish() ran: END is on its way (after the look at the file, when the digest was computed). */
+  private ending = false;
   private readonly reads: FrameReadAhead<OutgoingFrame>;
   /** Set while a bandwidth limit makes the next read wait. */
   private rateTimer: NodeJS.Timeout | undefined;
@@ -237,14 +239,36 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.readAhead();
   };
 
-  /** All bytes are sent: END goes out right behind the last DATA frame. */
+  /**
+   * All bytes are sent: END goes out right behind the last DATA frame. A digest computed from the
+   * bytes as they were read vouches for them only if the file did not change meanwhile (another
+   * program writing it): else the stream fails IO_ERROR. A cached digest needs no look: changed
+   * bytes fail the client's check against it.
+   */
   private finish(): void {
+    if (this.ending) return;
+    this.ending = true;
     const handle = this.handle!;
-    let digest = this.known;
-    if (digest === undefined) {
-      digest = this.digester!.result();
-      handle.rememberDigest(digest);
+    if (this.known !== undefined) {
+      this.sendEnd(this.known);
+      return;
     }
+    const digest = this.digester!.result();
+    handle.changedSinceOpen().then(
+      (changed) => {
+        if (this.isFinished) return;
+        if (changed) {
+          this.fail(new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path));
+          return;
+        }
+        handle.rememberDigest(digest);
+        this.sendEnd(digest);
+      },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  private sendEnd(digest: FileDigest): void {
     this.host.send(encodeEnd(this.id, this.size, digest.algorithm, digest.digest));
     this.recordTransfer('sent', this.path, this.size - this.sentFrom);
     this.close(false);

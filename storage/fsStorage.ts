@@ -825,6 +825,12 @@ class FsReadHandle implements ReadHandle {
     return bytesRead;
   }
 
+  async changedSinceOpen(): Promise<boolean> {
+    const now = await fsCall(this.#clientPath, () => this.#handle.stat());
+    // Not ctime: a rename (muxftp's mv during the download) moves it, and the bytes stay.
+    return now.size !== this.#stats.size || now.mtimeMs !== this.#stats.mtimeMs;
+  }
+
   view(position: number, length: number): Buffer | undefined {
     if (this.#closing || this.#viewOpened === undefined || position + length > this.size) return undefined;
     return this.#viewOpened(this.#handle, position, length);

@@ -54,6 +54,11 @@ export interface ReadHandle {
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /**
+   * Whether the file was written since it was opened (its size or modification time moved).
+   * Storage never does that; another program on the host may, under a download.
+   */
+  changedSinceOpen(): Promise<boolean>;
+  /**
    * The `length` bytes at `position` without a copy, where storage holds the file in memory, or
    * undefined (then read() them). Valid for as long as anyone holds it: storage never rewrites a
    * file in place (an upload replaces it by a rename), so the bytes are the version opened.

@@ -1,0 +1,79 @@
+/**
+ * A file in the server's root written behind its back (by another program) while a client
+ * downloads it: the bytes sent are no version of the file, and a digest the server computes as it
+ * reads would vouch for them, so the download fails IO_ERROR and the client keeps nothing. Real
+ * server on 127.0.0.1 (disk), real files on both sides.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { appendFile, open, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MuxftpError } from '../shared/errors.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-served-changing-');
+const MiB = 1024 * 1024;
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+/**
+ * Downloads `data.bin`, 8 MiB written into the root just now (so no digest of it is cached), and
+ * calls `change` with its path once, when the first MiB has arrived.
+ */
+async function getChangingOnce(
+  change: (served: string) => Promise<void>,
+): Promise<{ result: unknown; local: string }> {
+  // Credit at 8 MiB/s: the download lasts about a second, so the change lands mid-way.
+  server = await startServer({ backend: 'disk', maxRateBytesPerSecond: 8 * MiB });
+  const served = join(server.root!, 'data.bin');
+  await writeFile(served, randomBytes(8 * MiB));
+  const client = await server.connect();
+  const local = await tempDirs.make();
+  let changing: Promise<void> | undefined;
+  const result = await client
+    .get('data.bin', join(local, 'data.bin'), {
+      onProgress: (received) => {
+        if (received >= MiB && changing === undefined) changing = change(served);
+      },
+    })
+    .catch((error: unknown) => error);
+  await changing;
+  expect(changing).toBeDefined();
+  return { result, local };
+}
+
+describe('a served file changing while it is downloaded', () => {
+  it('fails IO_ERROR naming the file when a part already sent is rewritten; nothing kept', async () => {
+    const { result, local } = await getChangingOnce(async (served) => {
+      const handle = await open(served, 'r+');
+      await handle.write(Buffer.alloc(1000), 0, 1000, 100); // inside the first MiB, already sent
+      await handle.close();
+    });
+
+    expect(result).toBeInstanceOf(MuxftpError);
+    expect((result as MuxftpError).code).toBe('IO_ERROR');
+    expect((result as MuxftpError).message).toBe('file changed while being read: data.bin');
+    expect(await readdir(local)).toEqual([]);
+  });
+
+  it('fails when the file grows meanwhile, rather than pass off its first bytes as the file', async () => {
+    const { result, local } = await getChangingOnce((served) => appendFile(served, 'one more line\n'));
+
+    expect((result as MuxftpError).code).toBe('IO_ERROR');
+    expect(await readdir(local)).toEqual([]);
+  });
+
+  it('an unchanged file downloads as before', async () => {
+    const { result, local } = await getChangingOnce(async () => {});
+
+    expect(result).toMatchObject({ size: 8 * MiB });
+    expect(await readdir(local)).toEqual(['data.bin']);
+  });
+});
