@@ -50,6 +50,7 @@ import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
+import type { OpenFileSlots } from './openFileSlots.js';
 import { admitOpen } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
 import { OutputProgress } from './outputProgress.js';
@@ -91,6 +92,8 @@ export interface ConnectionContext {
   uploadBacklogBudget: UploadBacklogBudget;
   /** File data held for clients, all connections together. */
   outboundBudget: OutboundBudget;
+  /** Files open for transfers, all connections together (--max-open-files). */
+  openFileSlots: OpenFileSlots;
   /** Control frames held for clients, all connections together. */
   controlBudget: ControlFrameBudget;
   /** The DATA frames every connection's downloads are read into, reused (free ones capped). */
@@ -128,6 +131,8 @@ export class ServerConnection implements StreamHost {
   private readonly resetStreams = new Set<number>();
   /** Ids of open streams that count against the server's open-file cap. */
   private readonly fileStreams = new Set<number>();
+  /** Open-file slots this connection holds: its file streams, and files kept open after one. */
+  private filesHeld = 0;
   private lastOpenedId = 0;
   private phase = Phase.Hello;
   private account: Account | undefined;
@@ -245,19 +250,27 @@ export class ServerConnection implements StreamHost {
   }
 
   holdOpenFile(): () => void {
+    this.context.openFileSlots.hold(this.filesHeld);
+    this.filesHeld++;
     this.counters.openFiles++;
     let held = true;
     return () => {
-      if (held) this.counters.openFiles--;
+      if (held) this.giveFileSlot();
       held = false;
     };
+  }
+
+  private giveFileSlot(): void {
+    this.filesHeld--;
+    this.counters.openFiles--;
+    this.context.openFileSlots.release(this.filesHeld);
   }
 
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     this.counters.streamClosed(stream.op);
-    if (this.fileStreams.delete(stream.id)) this.counters.openFiles--;
+    if (this.fileStreams.delete(stream.id)) this.giveFileSlot();
     if (stream instanceof UploadStream && --this.uploadStreams === 0) {
       this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
       this.readUnlessBacklogged();
@@ -597,17 +610,16 @@ export class ServerConnection implements StreamHost {
       return;
     }
     if (open.spec.stream !== 'request' || READS_A_STORED_FILE.has(open.request.op)) {
-      // A transfer holds a file open: server-wide, that is capped below the descriptor limit.
-      if (this.counters.openFiles >= this.options.maxOpenFiles) {
-        const busy = new MuxftpError(
-          'SERVER_BUSY',
-          `server busy: ${this.options.maxOpenFiles} files are open for transfers; try again later`,
-        );
+      // A transfer holds a file open: server-wide, that is capped below the descriptor limit, and
+      // shared between connections when they contend for it (openFileSlots.ts).
+      const busy = this.context.openFileSlots.take(this.filesHeld);
+      if (busy !== undefined) {
         this.counters.error(busy.code);
         this.send(encodeError(id, errorPayload(busy)));
         this.rememberReset(id);
         return;
       }
+      this.filesHeld++;
       this.counters.openFiles++;
       this.fileStreams.add(id);
     }

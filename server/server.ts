@@ -22,6 +22,7 @@ import { LoginGuard } from './auth/loginGuard.js';
 import { describePeer, peerAddress, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
 import { softFileDescriptorLimit } from './fileDescriptors.js';
+import { OpenFileSlots } from './openFileSlots.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { readStats } from './requestStream.js';
 import { UploadBacklogBudget } from './uploadBacklogBudget.js';
@@ -71,6 +72,7 @@ export class MuxServer {
   private readonly loginGuard: LoginGuard;
   private readonly accountResources: AccountResourceTable;
   private readonly uploadBacklogBudget: UploadBacklogBudget;
+  private readonly openFileSlots: OpenFileSlots;
   private readonly outboundBudget: OutboundBudget;
   private readonly controlBudget: ControlFrameBudget;
   private readonly framePool: DataFramePool;
@@ -97,6 +99,7 @@ export class MuxServer {
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
     });
     this.uploadBacklogBudget = new UploadBacklogBudget(this.options.serverUploadBacklogHighWaterBytes);
+    this.openFileSlots = new OpenFileSlots(this.options.maxOpenFiles, DEFAULTS.openFileContentionMs);
     this.outboundBudget = new OutboundBudget(
       this.options.serverOutboundHighWaterBytes,
       this.options.serverOutboundTrickleBytes,
@@ -381,6 +384,7 @@ export class MuxServer {
       loginGuard: this.loginGuard,
       accountResources: this.accountResources,
       uploadBacklogBudget: this.uploadBacklogBudget,
+      openFileSlots: this.openFileSlots,
       outboundBudget: this.outboundBudget,
       controlBudget: this.controlBudget,
       framePool: this.framePool,

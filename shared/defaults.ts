@@ -76,6 +76,12 @@ export const DEFAULTS = {
    * By default also at most half of what the process's descriptor limit leaves after fdReserve.
    */
   maxOpenFiles: 1024,
+  /**
+   * Server: after a connection holding less than its share of the open-file cap was refused at the
+   * cap, connections holding their share or more get no new file for this long, so that the slots
+   * their finished transfers free go to the others (server/openFileSlots.ts).
+   */
+  openFileContentionMs: 10_000,
   /** File descriptors kept free for accepting connections and answering them SERVER_BUSY. */
   fdReserve: 64,
   /** Concurrent connections the server accepts before answering SERVER_BUSY. */

@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { partialName } from '../shared/temporaryNames.js';
 import { MemoryStorage } from '../storage/memory.js';
@@ -129,5 +129,51 @@ describe('--max-open-files counts requests that read a stored file', () => {
     held.release();
     expect(await outcomes(peer, ids.slice(0, CAP))).toEqual(Array(CAP).fill('answered'));
     expect(env.server.counters.openFiles).toBe(0);
+  });
+});
+
+describe('--max-open-files is shared between connections that contend for it', () => {
+  it('a connection holding its share gets no new file while another waits for one: the freed slot goes to the other', async () => {
+    const memory = new MemoryStorage();
+    memory.volume.writeFileSync('/f.bin', Buffer.alloc(1024 * 1024, 3));
+    env = await startServer({ storage: memory, maxOpenFiles: 4 });
+    // A: four gets that never grant credit, so each holds its file open; every slot is taken.
+    const a = await RawPeer.open(env.port);
+    const b = await RawPeer.open(env.port);
+    peers.push(a, b);
+    const held = [1, 3, 5, 7];
+    a.write(Buffer.concat(held.map((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }))));
+    expect(await outcomes(a, held)).toEqual(Array(4).fill('answered'));
+    // B holds none: refused at the cap.
+    b.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [1])).toEqual(['SERVER_BUSY']);
+    // A's transfer ends (cancelled) and A asks at once for another: A holds 3 of 4, its share is 2.
+    a.write(Buffer.concat([encodeCancel(1), encodeOpen(9, { op: 'get', path: 'f.bin' })]));
+    const refusal = await a.waitFor((f) => f.streamId === 9 && f.type === FrameType.ERROR);
+    expect(parseErrorPayload(refusal)).toMatchObject({
+      code: 'SERVER_BUSY',
+      message: expect.stringContaining('holds 3 of the 4 files open for transfers while others wait'),
+    });
+    // B's retry takes the freed slot.
+    b.write(encodeOpen(3, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [3])).toEqual(['answered']);
+    expect(env.server.counters.openFiles).toBe(4);
+  });
+
+  it('uncontended, one connection may take every slot', async () => {
+    const memory = new MemoryStorage();
+    memory.volume.writeFileSync('/f.bin', Buffer.alloc(1024 * 1024, 3));
+    env = await startServer({ storage: memory, maxOpenFiles: 4 });
+    const a = await RawPeer.open(env.port);
+    const b = await RawPeer.open(env.port);
+    peers.push(a, b);
+    // B holds one file and was never refused: A may take the three left, then ask past the cap.
+    b.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [1])).toEqual(['answered']);
+    a.write(Buffer.concat([1, 3, 5].map((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }))));
+    expect(await outcomes(a, [1, 3, 5])).toEqual(Array(3).fill('answered'));
+    a.write(encodeOpen(7, { op: 'get', path: 'f.bin' }));
+    const refusal = await a.waitFor((f) => f.streamId === 7 && f.type === FrameType.ERROR);
+    expect(parseErrorPayload(refusal).message).toContain('4 files are open for transfers; try again later');
   });
 });

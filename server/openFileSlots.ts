@@ -1,0 +1,72 @@
+/**
+ * The server's files open for transfers (`--max-open-files`), shared fairly between connections.
+ *
+ * Past the cap a request is refused SERVER_BUSY and the client retries later. Without shares, a
+ * client that keeps many slow transfers going takes back each slot the moment one of its files
+ * closes, on the same loop turn, while a refused client waits out its retry's backoff: it could
+ * starve for as long as the other kept going. So once a connection holding less than its share
+ * has been refused at the cap, the server is contended for `contentionMs`: meanwhile a connection
+ * holding its share or more (the cap over the connections holding files and one waiting) is
+ * refused new files even below the cap, and the slots its finished transfers give back go to the
+ * others. Uncontended, any connection may take every free slot (nothing is held back unused).
+ */
+import { MuxftpError } from '../shared/errors.js';
+
+export class OpenFileSlots {
+  readonly max: number;
+  readonly #contentionMs: number;
+  #open = 0;
+  /** Connections holding at least one slot. */
+  #holders = 0;
+  /** performance.now() until which the slots are contended. */
+  #contendedUntil = -Infinity;
+
+  constructor(max: number, contentionMs: number) {
+    this.max = max;
+    this.#contentionMs = contentionMs;
+  }
+
+  /** Slots held now, every connection together. */
+  get open(): number {
+    return this.#open;
+  }
+
+  /**
+   * A slot for a connection that holds `held` now; undefined when taken, else the refusal to
+   * send (the slot is not taken).
+   */
+  take(held: number, now = performance.now()): MuxftpError | undefined {
+    // The connections a share is of: those holding files, and the asking one or, contended, the
+    // one that was refused (it holds none: it is not among the holders).
+    const contended = now < this.#contendedUntil;
+    const share = Math.ceil(this.max / (this.#holders + (held === 0 || contended ? 1 : 0)));
+    if (this.#open >= this.max) {
+      if (held < share) this.#contendedUntil = now + this.#contentionMs;
+      return new MuxftpError(
+        'SERVER_BUSY',
+        `server busy: ${this.max} files are open for transfers; try again later`,
+      );
+    }
+    if (held >= share && contended) {
+      return new MuxftpError(
+        'SERVER_BUSY',
+        `server busy: this connection holds ${held} of the ${this.max} files open for transfers while others wait for one; try again later`,
+      );
+    }
+    this.#open++;
+    if (held === 0) this.#holders++;
+    return undefined;
+  }
+
+  /** A slot that is not refused: a transfer's file kept open a while after its stream (views). */
+  hold(held: number): void {
+    this.#open++;
+    if (held === 0) this.#holders++;
+  }
+
+  /** A connection gives a slot back and holds `heldAfter` then. */
+  release(heldAfter: number): void {
+    this.#open--;
+    if (heldAfter === 0) this.#holders--;
+  }
+}
