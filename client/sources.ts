@@ -2,7 +2,7 @@
  * Where upload bytes come from: a local file, a buffer in memory, or a readable stream (stdin).
  * Each fills a caller's buffer on demand, so file bytes are read straight into DATA frames.
  */
-import { type BigIntStats, readSync } from 'node:fs';
+import { type BigIntStats, fstatSync, readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { errnoReason } from '../shared/errnoReasons.js';
@@ -43,6 +43,14 @@ export function localError(err: unknown, what: string): MuxftpError {
   return new MuxftpError('LOCAL_IO_ERROR', `${errnoReason(err)}: ${what}`, { cause: err });
 }
 
+/** fstat, on the loop while file calls are fast (a threadpool hand-off costs more per small file). */
+function statOf(handle: FileHandle): Promise<BigIntStats> {
+  return localFileCalls.run(
+    () => fstatSync(handle.fd, { bigint: true }),
+    () => handle.stat({ bigint: true }),
+  );
+}
+
 class FileSource implements ByteSource {
   /** Undefined for a pipe or device (`put <(cmd)`): read to its end, in order, like a stream. */
   readonly size: number | undefined;
@@ -64,7 +72,7 @@ class FileSource implements ByteSource {
     let handle: FileHandle | undefined;
     try {
       handle = await open(path, 'r');
-      const info = await handle.stat({ bigint: true });
+      const info = await statOf(handle);
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
       return new FileSource(path, handle, info, from);
     } catch (err) {
@@ -99,7 +107,7 @@ class FileSource implements ByteSource {
   private async checkUnchanged(): Promise<void> {
     let info: BigIntStats;
     try {
-      info = await this.handle.stat({ bigint: true });
+      info = await statOf(this.handle);
     } catch (err) {
       throw localError(err, this.path);
     }
