@@ -6,7 +6,9 @@
 import { unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, TransferOptions } from '../client/client.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
+import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ConcurrencyLimit } from './concurrency.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
@@ -131,6 +133,16 @@ export function transferSubject(
   return command === 'put' ? job.local : job.remote;
 }
 
+/**
+ * `-j`, but no more than the open-file limit allows: each transfer holds a local file open (two
+ * for a moment, get -c's copy), so at most half of what the limit leaves after DEFAULTS.fdReserve
+ * (the runtime's own, the connection), as the server reckons its own. Past it files failed EMFILE.
+ */
+export function transfersAtOnce(parallel: number, limit = softFileDescriptorLimit()): number {
+  if (limit === undefined) return parallel;
+  return Math.max(1, Math.min(parallel, Math.floor((limit - DEFAULTS.fdReserve) / 2)));
+}
+
 export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]> {
   if (run.jobs.length === 0) return [];
   const controller = new AbortController();
@@ -143,7 +155,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   if (progress.visible) run.output.routeErrorsThrough((line) => progress.log(line));
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
   progress.failedBeforeStart(run.failedBeforeStart);
-  const limit = new ConcurrencyLimit(run.parallel);
+  const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
   // After Ctrl-C the transfers still waiting for their turn fail together, in one line, not one each.
   const notStarted = new MuxftpError('CANCELLED', 'interrupted before it started');
   let notStartedCount = 0;

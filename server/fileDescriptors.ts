@@ -4,21 +4,7 @@
  * DEFAULTS.fdReserve of them free so that it can always accept a connection and answer
  * SERVER_BUSY instead of running out (EMFILE would refuse every new client silently).
  */
-import { readFileSync } from 'node:fs';
-
-/** The soft limit on open files, on Linux from /proc/self/limits; undefined when unknown. */
-export function softFileDescriptorLimit(): number | undefined {
-  if (process.platform !== 'linux') return undefined;
-  try {
-    // Read once, synchronously, while the server is constructed: before any client is served.
-    const limits = readFileSync('/proc/self/limits', 'utf8');
-    const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
-    if (match === null || match[1] === 'unlimited') return undefined;
-    return Number(match[1]);
-  } catch {
-    return undefined;
-  }
-}
+import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 
 /**
  * The default cap on files open for transfers: DEFAULTS.maxOpenFiles, but no more than half of

@@ -1,0 +1,77 @@
+/**
+ * `put -r`/`get -r` with `-j` above what the process's open-file limit allows (`ulimit -n`: 256
+ * by default on macOS, less in some containers): each transfer holds a local file open, so the
+ * transfers at once are capped to the limit instead of failing files with EMFILE ("too many open
+ * files"). Real server on 127.0.0.1, the real CLI under `prlimit --nofile`. Linux only (the limit
+ * is read from /proc/self/limits). Needs dist/ (npm run build).
+ */
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI_BIN } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-fdlimit-');
+const FILES = 300;
+const havePrlimit = process.platform === 'linux' && spawnSync('prlimit', ['--version']).status === 0;
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+/** The CLI with at most `nofile` descriptors; killed after 60 s. */
+function runLimited(
+  nofile: number,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('prlimit', [`--nofile=${nofile}`, process.execPath, CLI_BIN, ...args], {
+      cwd,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe.skipIf(!havePrlimit)('-j above the open-file limit', () => {
+  it('put -r and get -r of 300 files with -j 256 under ulimit -n 128 move every file', async () => {
+    server = await startServer();
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'tree'));
+    for (let i = 0; i < FILES; i++) await writeFile(join(local, 'tree', `f${i}`), `file ${i}\n`);
+    const at = ['--server', `127.0.0.1:${server.port}`, '-q'];
+
+    const put = await runLimited(128, [...at, 'put', '-r', 'tree', '--to', 'up/', '-p', '-j', '256'], local);
+    expect(put.stderr).toBe('');
+    expect(put.code).toBe(0);
+    const client = await server.connect();
+    expect(await client.list('up/tree')).toHaveLength(FILES);
+
+    const get = await runLimited(
+      128,
+      [...at, 'get', '-r', 'up/tree', '--to', 'down', '-p', '-j', '256'],
+      local,
+    );
+    expect(get.stderr).toBe('');
+    expect(get.code).toBe(0);
+    const names = await readdir(join(local, 'down', 'tree'));
+    expect(names).toHaveLength(FILES);
+    expect(await readFile(join(local, 'down', 'tree', 'f299'), 'utf8')).toBe('file 299\n');
+  });
+});
