@@ -612,7 +612,7 @@ export class ServerConnection implements StreamHost {
     if (open.spec.stream !== 'request' || READS_A_STORED_FILE.has(open.request.op)) {
       // A transfer holds a file open: server-wide, that is capped below the descriptor limit, and
       // shared between connections when they contend for it (openFileSlots.ts).
-      const busy = this.context.openFileSlots.take(this.filesHeld);
+      const busy = this.context.openFileSlots.take(this, this.filesHeld);
       if (busy !== undefined) {
         this.counters.error(busy.code);
         this.send(encodeError(id, errorPayload(busy)));
@@ -731,6 +731,7 @@ export class ServerConnection implements StreamHost {
     clearTimeout(this.loginDelay);
     for (const stream of [...this.streams.values()]) stream.destroy();
     this.streams.clear();
+    this.context.openFileSlots.forget(this);
     // The streams' writes still in flight take their bytes off the server's budget as they end.
     this.context.uploadBacklogBudget.cancelWait(this.budgetOnRelease);
     this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);

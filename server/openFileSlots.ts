@@ -6,9 +6,11 @@
  * closes, on the same loop turn, while a refused client waits out its retry's backoff: it could
  * starve for as long as the other kept going. So once a connection holding less than its share
  * has been refused at the cap, the server is contended for `contentionMs`: meanwhile a connection
- * holding its share or more (the cap over the connections holding files and one waiting) is
- * refused new files even below the cap, and the slots its finished transfers give back go to the
- * others. Uncontended, any connection may take every free slot (nothing is held back unused).
+ * holding its share or more (the cap over the connections holding files and those refused holding
+ * none, each counted once) is refused new files even below the cap, and the slots its finished
+ * transfers give back go to the others. A refused connection waits no more once it takes a slot
+ * (or closes): still counted, it would shrink every share and leave slots free that nobody may
+ * take. Uncontended, any connection may take every free slot (nothing is held back unused).
  */
 import { MuxftpError } from '../shared/errors.js';
 
@@ -20,6 +22,8 @@ export class OpenFileSlots {
   #holders = 0;
   /** performance.now() until which the slots are contended. */
   #contendedUntil = -Infinity;
+  /** Connections refused at the cap holding none, until when each counts as waiting for a slot. */
+  readonly #waiting = new Map<object, number>();
 
   constructor(max: number, contentionMs: number) {
     this.max = max;
@@ -32,16 +36,24 @@ export class OpenFileSlots {
   }
 
   /**
-   * A slot for a connection that holds `held` now; undefined when taken, else the refusal to
-   * send (the slot is not taken).
+   * A slot for connection `who`, which holds `held` now; undefined when taken, else the refusal
+   * to send (the slot is not taken).
    */
-  take(held: number, now = performance.now()): MuxftpError | undefined {
-    // The connections a share is of: those holding files, and the asking one or, contended, the
-    // one that was refused (it holds none: it is not among the holders).
+  take(who: object, held: number, now = performance.now()): MuxftpError | undefined {
+    // The connections a share is of: those holding files, those refused holding none (not among
+    // the holders), and the asking one when it holds none.
     const contended = now < this.#contendedUntil;
-    const share = Math.ceil(this.max / (this.#holders + (held === 0 || contended ? 1 : 0)));
+    let waiting = 0;
+    for (const [waiter, until] of this.#waiting) {
+      if (until <= now) this.#waiting.delete(waiter);
+      else if (waiter !== who) waiting++;
+    }
+    const share = Math.ceil(this.max / (this.#holders + waiting + (held === 0 ? 1 : 0)));
     if (this.#open >= this.max) {
-      if (held < share) this.#contendedUntil = now + this.#contentionMs;
+      if (held < share) {
+        this.#contendedUntil = now + this.#contentionMs;
+        if (held === 0) this.#waiting.set(who, this.#contendedUntil);
+      }
       return new MuxftpError(
         'SERVER_BUSY',
         `server busy: ${this.max} files are open for transfers; try again later`,
@@ -55,7 +67,13 @@ export class OpenFileSlots {
     }
     this.#open++;
     if (held === 0) this.#holders++;
+    this.#waiting.delete(who); // a holder now, counted as one
     return undefined;
+  }
+
+  /** Connection `who` closed: it waits for no slot. */
+  forget(who: object): void {
+    this.#waiting.delete(who);
   }
 
   /** A slot that is not refused: a transfer's file kept open a while after its stream (views). */

@@ -5,7 +5,7 @@
  * and into the reserve kept for accepting and answering. Real sockets; reads are held open by
  * the test so that the requests overlap.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
@@ -158,6 +158,30 @@ describe('--max-open-files is shared between connections that contend for it', (
     b.write(encodeOpen(3, { op: 'get', path: 'f.bin' }));
     expect(await outcomes(b, [3])).toEqual(['answered']);
     expect(env.server.counters.openFiles).toBe(4);
+  });
+
+  it('a connection that waited and got its slot waits no more: two connections holding one each both get another', async () => {
+    const memory = new MemoryStorage();
+    memory.volume.writeFileSync('/f.bin', Buffer.alloc(1024 * 1024, 3));
+    env = await startServer({ storage: memory, maxOpenFiles: 3 });
+    const a = await RawPeer.open(env.port);
+    const b = await RawPeer.open(env.port);
+    peers.push(a, b);
+    a.write(Buffer.concat([1, 3, 5].map((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }))));
+    expect(await outcomes(a, [1, 3, 5])).toEqual(Array(3).fill('answered'));
+    b.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [1])).toEqual(['SERVER_BUSY']);
+    // A gives one back; B, waiting, takes it: A holds 2, B 1, all 3 open, and nobody waits.
+    a.write(encodeCancel(1));
+    await vi.waitFor(() => expect(env!.server.counters.openFiles).toBe(2));
+    b.write(encodeOpen(3, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [3])).toEqual(['answered']);
+    // A gives another back and asks again at once: A holds 1, B 1, a slot is free, and a share of
+    // 3 between two connections is 2. Before, B still counted as waiting (a third connection):
+    // the share was 1, and A and B were both refused below the cap for the rest of the window.
+    a.write(Buffer.concat([encodeCancel(3), encodeOpen(7, { op: 'get', path: 'f.bin' })]));
+    expect(await outcomes(a, [7])).toEqual(['answered']);
+    expect(env.server.counters.openFiles).toBe(3);
   });
 
   it('uncontended, one connection may take every slot', async () => {
