@@ -52,7 +52,15 @@ import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import { localBlockDigests, localSourceIdentity } from './localDigests.js';
-import { type ByteSink, ContinueSink, DiscardSink, type GetTarget, MemorySink, openSink } from './sinks.js';
+import {
+  type ByteSink,
+  ContinueSink,
+  DiscardSink,
+  type GetTarget,
+  isSpecialFile,
+  MemorySink,
+  openSink,
+} from './sinks.js';
 import { type ByteSource, localError, openSource, type PutSource } from './sources.js';
 import {
   type ClientHost,
@@ -699,7 +707,9 @@ export class Client implements ClientHost {
       // Not even one whole block (or gone): start afresh.
       await unlink(options.continueFrom).catch(() => {});
     }
-    if (options.continue === true && typeof target === 'string') {
+    // A FIFO or device is written in place (openSink), never read: opening a FIFO to read its
+    // blocks would wait for a writer, and there is none.
+    if (options.continue === true && typeof target === 'string' && !(await isSpecialFile(target))) {
       const blocks = await localBlockDigests(target, this.integrity, DEFAULTS.maxResumeBlocks);
       if (blocks.length > 0) {
         const localSize = await stat(target).then(

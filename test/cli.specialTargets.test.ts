@@ -60,6 +60,29 @@ describe('get into an existing FIFO or device', () => {
     expect(await readdir(dir)).toEqual(['pipe']);
   });
 
+  it('get -c into a FIFO writes the whole file into it (nothing to continue from): the FIFO is not read', async () => {
+    server = await startServer();
+    const content = randomBytes(300_000);
+    const uploader = await server.connect();
+    await uploader.put('data.bin', content);
+    const dir = await tempDirs.make();
+    const fifo = join(dir, 'pipe');
+    const received = fifoWithReader(fifo);
+
+    // Before, -c opened the FIFO to read it (its blocks to continue from): that waits for a
+    // writer, and there was none, so the command hung until killed.
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-c', 'data.bin', fifo],
+      dir,
+      { timeoutMs: 10_000 },
+    );
+
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect((await received).equals(content)).toBe(true);
+    expect((await lstat(fifo)).isFIFO()).toBe(true);
+  });
+
   it('writes through a symbolic link to a FIFO (as /dev/stdout is one), keeping the link', async () => {
     server = await startServer();
     const uploader = await server.connect();
