@@ -1,4 +1,4 @@
-import { constants, unlinkSync } from 'node:fs';
+import { constants, fstatSync, type Stats, unlinkSync } from 'node:fs';
 import { copyFile, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -42,11 +42,27 @@ export async function openSink(target: GetTarget, signal?: AbortSignal): Promise
 
 /**
  * True when `target` exists (a symbolic link is followed, as `/dev/stdout` is one) and is neither
- * a regular file nor a directory: a FIFO, a device, a socket. Such a target is written in place.
+ * a regular file nor a directory: a FIFO, a device, a socket; or it is the regular file this
+ * process's stdin, stdout or stderr is (`get f /dev/stdout > out`: renaming a file onto the link
+ * would replace it, /dev/stdout itself as root, and leave `out` empty). Written in place.
  */
 export async function isSpecialFile(target: string): Promise<boolean> {
   const info = await stat(target).catch(() => undefined);
-  return info !== undefined && !info.isFile() && !info.isDirectory();
+  if (info === undefined || info.isDirectory()) return false;
+  return !info.isFile() || isStandardStreamFile(info);
+}
+
+/** `info` is the file one of this process's standard descriptors (0, 1, 2) is open on. */
+function isStandardStreamFile(info: Stats): boolean {
+  for (const fd of [0, 1, 2]) {
+    try {
+      const standard = fstatSync(fd);
+      if (standard.dev === info.dev && standard.ino === info.ino) return true;
+    } catch {
+      // Closed: none there.
+    }
+  }
+  return false;
 }
 
 /** Temporary files of downloads in progress in this process, by path. */
@@ -228,8 +244,11 @@ class SpecialFileSink implements ByteSink {
     let handle: FileHandle | undefined;
     try {
       if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
-      // No O_CREAT nor O_TRUNC: only what is there now is written into, and never cut.
-      const opening = open(target, constants.O_WRONLY);
+      // No O_CREAT nor O_TRUNC: only what is there now is written into, and never cut. A regular
+      // file (a redirected stdout) is appended to, as the shell's `>` (emptied) or `>>` left it.
+      const info = await stat(target);
+      const flags = constants.O_WRONLY | (info.isFile() ? constants.O_APPEND : 0);
+      const opening = open(target, flags);
       // A FIFO's open waits for a reader, in the threadpool, where it cannot be cancelled (and
       // keeps the process alive): on abort this process is that reader for a moment, so it returns.
       const unblock = (): void => {
@@ -245,7 +264,8 @@ class SpecialFileSink implements ByteSink {
         signal?.removeEventListener('abort', unblock);
       }
       if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
-      if ((await handle.stat()).isFile()) {
+      const opened = await handle.stat();
+      if (opened.isFile() && !isStandardStreamFile(opened)) {
         await handle.close();
         return undefined;
       }

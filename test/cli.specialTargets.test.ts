@@ -8,10 +8,10 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -100,6 +100,42 @@ describe('get into an existing FIFO or device', () => {
     expect((await lstat(join(dir, 'out'))).isSymbolicLink()).toBe(true);
     expect((await lstat(fifo)).isFIFO()).toBe(true);
     expect((await readdir(dir)).sort()).toEqual(['out', 'pipe']);
+  });
+
+  it('writes through a link to its own stdout redirected to a file (/dev/stdout > out), keeping the link', async () => {
+    server = await startServer();
+    const uploader = await server.connect();
+    await uploader.put('note.txt', Buffer.from('into the redirected stdout\n'));
+    const dir = await tempDirs.make();
+    // As /dev/stdout is, without touching the real one: a link to this process's descriptor 1.
+    await symlink('/proc/self/fd/1', join(dir, 'stdout'));
+    const out = await open(join(dir, 'out.txt'), 'w');
+    let stderr = '';
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        [CLI_BIN, '--server', `127.0.0.1:${server!.port}`, 'get', 'note.txt', 'stdout'],
+        { cwd: dir, stdio: ['ignore', out.fd, 'pipe'] },
+      );
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      child.once('error', reject);
+      child.once('close', (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    await out.close();
+
+    // Before, the link was replaced by a downloaded file (as root, `get f /dev/stdout > out`
+    // replaced /dev/stdout) and out.txt stayed empty.
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect((await lstat(join(dir, 'stdout'))).isSymbolicLink()).toBe(true);
+    expect(await readFile(join(dir, 'out.txt'), 'utf8')).toBe('into the redirected stdout\n');
+    expect((await readdir(dir)).sort()).toEqual(['out.txt', 'stdout']);
   });
 
   it('Ctrl-C while it waits for a reader of the FIFO exits 130 at once, leaving the FIFO', async () => {
