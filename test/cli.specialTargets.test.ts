@@ -117,7 +117,7 @@ describe('get into an existing FIFO or device', () => {
         [CLI_BIN, '--server', `127.0.0.1:${server!.port}`, 'get', 'note.txt', 'stdout'],
         { cwd: dir, stdio: ['ignore', out.fd, 'pipe'] },
       );
-      child.stderr.on('data', (chunk: Buffer) => {
+      child.stderr?.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();
       });
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
