@@ -109,6 +109,7 @@ export function registerFileCommands(program: Command, output: Output): void {
       };
       await eachPath(begin(command), output, 'rm', paths, removeAsGiven, {
         IS_A_DIRECTORY: 'add -r to remove it and everything in it',
+        DIRECTORY_NOT_EMPTY: UPLOAD_KEEPS_DIRECTORY,
       });
     });
 
@@ -137,6 +138,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .action(async (paths: string[], _options: unknown, command: Command) => {
       await eachPath(begin(command), output, 'rmdir', paths, (client, path) => client.rmdir(path), {
         NOT_A_DIRECTORY: 'use rm for a file',
+        DIRECTORY_NOT_EMPTY: UPLOAD_KEEPS_DIRECTORY,
       });
     });
 
@@ -209,6 +211,12 @@ async function removeRecursively(client: Client, path: string): Promise<void> {
   for (const dir of [...tree.dirs].reverse()) await client.rmdir(joinRemote(path, dir));
   await client.rmdir(path);
 }
+
+/**
+ * Why a directory that lists empty may not go: an upload's hidden temporary file is in it (rm -r
+ * emptied it, then found it not empty).
+ */
+const UPLOAD_KEEPS_DIRECTORY = 'an upload in progress there counts, though ls does not show it';
 
 /**
  * `rm -r` removed what it could of a tree but not all: the first failure (a path and its reason) is
