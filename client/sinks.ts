@@ -1,5 +1,5 @@
 import { constants, fstatSync, type Stats, unlinkSync } from 'node:fs';
-import { copyFile, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
@@ -42,14 +42,19 @@ export async function openSink(target: GetTarget, signal?: AbortSignal): Promise
 
 /**
  * True when `target` exists (a symbolic link is followed, as `/dev/stdout` is one) and is neither
- * a regular file nor a directory: a FIFO, a device, a socket; or it is the regular file this
- * process's stdin, stdout or stderr is (`get f /dev/stdout > out`: renaming a file onto the link
- * would replace it, /dev/stdout itself as root, and leave `out` empty). Written in place.
+ * a regular file nor a directory: a FIFO, a device, a socket; or it is a link to the regular
+ * file this process's stdin, stdout or stderr is (`get f /dev/stdout > out`: renaming a file onto
+ * the link would replace it, /dev/stdout itself as root, and leave `out` empty). Written in place.
  */
 export async function isSpecialFile(target: string): Promise<boolean> {
   const info = await stat(target).catch(() => undefined);
   if (info === undefined || info.isDirectory()) return false;
-  return !info.isFile() || isStandardStreamFile(info);
+  if (!info.isFile()) return true;
+  // Only through a link (/dev/stdout, /dev/fd/1): `get f out > out` names the file itself, which
+  // is replaced as usual (stdout, --json, writes into the file the shell opened, not into the new one).
+  return (
+    isStandardStreamFile(info) && (await lstat(target).catch(() => undefined))?.isSymbolicLink() === true
+  );
 }
 
 /** `info` is the file one of this process's standard descriptors (0, 1, 2) is open on. */

@@ -41,6 +41,35 @@ function fifoWithReader(path: string): Promise<Buffer> {
   });
 }
 
+/** The CLI with its stdout on the regular file `outPath` (emptied), as the shell's `>` does. */
+async function cliWithStdoutOn(
+  outPath: string,
+  cwd: string,
+  args: string[],
+): Promise<{ code: number | null; stderr: string }> {
+  const out = await open(outPath, 'w');
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI_BIN, '--server', `127.0.0.1:${server!.port}`, ...args], {
+        cwd,
+        stdio: ['ignore', out.fd, 'pipe'],
+      });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      child.once('error', reject);
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stderr });
+      });
+    });
+  } finally {
+    await out.close();
+  }
+}
+
 describe('get into an existing FIFO or device', () => {
   it('writes the file into a FIFO, which stays a FIFO, with nothing left beside it', async () => {
     server = await startServer();
@@ -109,33 +138,20 @@ describe('get into an existing FIFO or device', () => {
     const dir = await tempDirs.make();
     // As /dev/stdout is, without touching the real one: a link to this process's descriptor 1.
     await symlink('/proc/self/fd/1', join(dir, 'stdout'));
-    const out = await open(join(dir, 'out.txt'), 'w');
-    let stderr = '';
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [CLI_BIN, '--server', `127.0.0.1:${server!.port}`, 'get', 'note.txt', 'stdout'],
-        { cwd: dir, stdio: ['ignore', out.fd, 'pipe'] },
-      );
-      child.stderr?.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      child.once('error', reject);
-      child.once('close', (exitCode) => {
-        clearTimeout(timer);
-        resolve(exitCode);
-      });
-    });
-    await out.close();
+    const run = await cliWithStdoutOn(join(dir, 'out.txt'), dir, ['get', 'note.txt', 'stdout']);
 
     // Before, the link was replaced by a downloaded file (as root, `get f /dev/stdout > out`
     // replaced /dev/stdout) and out.txt stayed empty.
-    expect(stderr).toBe('');
-    expect(code).toBe(0);
+    expect(run).toEqual({ code: 0, stderr: '' });
     expect((await lstat(join(dir, 'stdout'))).isSymbolicLink()).toBe(true);
     expect(await readFile(join(dir, 'out.txt'), 'utf8')).toBe('into the redirected stdout\n');
     expect((await readdir(dir)).sort()).toEqual(['out.txt', 'stdout']);
+
+    // Named itself, not through a link, stdout's file is replaced as any target: --json's line goes
+    // to the file the shell opened, not over the downloaded bytes.
+    const again = await cliWithStdoutOn(join(dir, 'out.txt'), dir, ['get', '--json', 'note.txt', 'out.txt']);
+    expect(again).toEqual({ code: 0, stderr: '' });
+    expect(await readFile(join(dir, 'out.txt'), 'utf8')).toBe('into the redirected stdout\n');
   });
 
   it('Ctrl-C while it waits for a reader of the FIFO exits 130 at once, leaving the FIFO', async () => {
