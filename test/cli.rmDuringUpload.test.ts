@@ -60,3 +60,19 @@ describe('removing a directory an upload is going into', () => {
     expect((await uploader.stat('incoming/batch/part.bin')).size).toBe(64 * 1024);
   });
 });
+
+describe('rmdir of a directory that lists files', () => {
+  it('fails directory not empty without the hint about a hidden upload: there is none', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.mkdir('photos');
+    await client.put('photos/a.jpg', Buffer.from('jpeg'));
+    const local = await tempDirs.make();
+
+    const rmdir = await runCli(['--server', `127.0.0.1:${server.port}`, 'rmdir', 'photos'], local);
+
+    // Before, every DIRECTORY_NOT_EMPTY from rmdir blamed an upload in progress.
+    expect(rmdir.code).toBe(1);
+    expect(rmdir.stderr).toBe('muxftp: rmdir photos: directory not empty: photos (DIRECTORY_NOT_EMPTY)\n');
+  });
+});

@@ -136,9 +136,8 @@ export function registerFileCommands(program: Command, output: Output): void {
     .summary('remove empty remote directories')
     .argument('<path...>', 'remote directories, which must be empty')
     .action(async (paths: string[], _options: unknown, command: Command) => {
-      await eachPath(begin(command), output, 'rmdir', paths, (client, path) => client.rmdir(path), {
+      await eachPath(begin(command), output, 'rmdir', paths, removeEmptyDirectory, {
         NOT_A_DIRECTORY: 'use rm for a file',
-        DIRECTORY_NOT_EMPTY: UPLOAD_KEEPS_DIRECTORY,
       });
     });
 
@@ -218,6 +217,33 @@ async function removeRecursively(client: Client, path: string): Promise<void> {
  */
 const UPLOAD_KEEPS_DIRECTORY = 'an upload in progress there counts, though ls does not show it';
 
+/** A failure with what to say about it, for eachPath. */
+class ExplainedFailure extends Error {
+  constructor(
+    readonly first: unknown,
+    readonly hint: string,
+  ) {
+    super(String(first), { cause: first });
+  }
+}
+
+/**
+ * rmdir; a directory refused as not empty that lists empty is kept by an upload in progress, and
+ * the failure says so (one that lists files is plainly not empty: no hint).
+ */
+async function removeEmptyDirectory(client: Client, path: string): Promise<void> {
+  try {
+    await client.rmdir(path);
+  } catch (error) {
+    if (!(error instanceof MuxftpError) || error.code !== 'DIRECTORY_NOT_EMPTY') throw error;
+    const listed = await client.list(path).then(
+      (entries) => entries.length,
+      () => undefined,
+    );
+    throw listed === 0 ? new ExplainedFailure(error, UPLOAD_KEEPS_DIRECTORY) : error;
+  }
+}
+
 /**
  * `rm -r` removed what it could of a tree but not all: the first failure (a path and its reason) is
  * what the command reports and --json carries; the counts say what state the tree was left in.
@@ -283,13 +309,9 @@ async function eachPath(
         await operate(client, remotePathRequired(path), path);
         results.push({ path, ok: true });
       } catch (thrown) {
-        const error = thrown instanceof PartlyRemoved ? thrown.first : thrown;
-        const hint =
-          thrown instanceof PartlyRemoved
-            ? thrown.hint
-            : error instanceof MuxftpError
-              ? hints[error.code]
-              : undefined;
+        const explained = thrown instanceof PartlyRemoved || thrown instanceof ExplainedFailure;
+        const error = explained ? thrown.first : thrown;
+        const hint = explained ? thrown.hint : error instanceof MuxftpError ? hints[error.code] : undefined;
         output.failure(`${name} ${shownArgument(path)}`, error, hint);
         results.push({ path, ok: false, error: errorInfo(error) });
       }
