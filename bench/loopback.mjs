@@ -54,11 +54,19 @@ if (process.argv[2] === 'send-many') {
  * moving `bytesEach` through node's own sockets: plain TCP, or TLS (`tls`: the throwaway
  * certificate's paths and PEM) with node's defaults, as `muxftp serve --tls-cert` uses them. The
  * clock runs from the first connection to the last byte, handshakes included, as in a bench run.
- * @param {{ connections: number, bytesEach: number, tls?: { certPath: string, keyPath: string } }} options
+ * Fails after `timeoutMs` (the sender killed), so that a hung run cannot hang the bench.
+ * @param {{ connections: number, bytesEach: number, tls?: { certPath: string, keyPath: string }, timeoutMs?: number }} options
  * @returns {Promise<number>}
  */
-export function measureNodeSockets({ connections, bytesEach, tls }) {
-  return new Promise((resolve, reject) => {
+export function measureNodeSockets({ connections, bytesEach, tls, timeoutMs = 120_000 }) {
+  /** @type {import('node:child_process').ChildProcess | undefined} */
+  let child;
+  /** @type {import('node:net').Server | undefined} */
+  let listening;
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const measured = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`node sockets: no result within ${timeoutMs} ms`)), timeoutMs);
     let started = 0n;
     let received = 0;
     let ended = 0;
@@ -80,18 +88,24 @@ export function measureNodeSockets({ connections, bytesEach, tls }) {
       tls === undefined
         ? createServer(onSocket)
         : createTlsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, onSocket);
+    listening = server;
     server.on('connection', () => {
       if (started === 0n) started = process.hrtime.bigint();
     });
     server.listen(0, '127.0.0.1', () => {
       const port = /** @type {AddressInfo} */ (server.address()).port;
       const args = ['send-many', String(port), String(connections), String(bytesEach)];
-      const child = fork(fileURLToPath(import.meta.url), tls === undefined ? args : [...args, tls.certPath]);
+      child = fork(fileURLToPath(import.meta.url), tls === undefined ? args : [...args, tls.certPath]);
       child.on('error', reject);
       child.on('exit', (code) => {
         if (code !== 0) reject(new Error(`loopback sender exited ${code}`));
       });
     });
+  });
+  return measured.finally(() => {
+    clearTimeout(timer);
+    if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    listening?.close();
   });
 }
 

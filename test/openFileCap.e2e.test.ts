@@ -133,14 +133,20 @@ describe('--max-open-files counts requests that read a stored file', () => {
 });
 
 describe('--max-open-files is shared between connections that contend for it', () => {
-  it('a connection holding its share gets no new file while another waits for one: the freed slot goes to the other', async () => {
+  /** A server with `cap` open files and f.bin in memory, and two raw clients, A and B. */
+  async function twoClients(cap: number): Promise<{ a: RawPeer; b: RawPeer }> {
     const memory = new MemoryStorage();
     memory.volume.writeFileSync('/f.bin', Buffer.alloc(1024 * 1024, 3));
-    env = await startServer({ storage: memory, maxOpenFiles: 4 });
-    // A: four gets that never grant credit, so each holds its file open; every slot is taken.
+    env = await startServer({ storage: memory, maxOpenFiles: cap });
     const a = await RawPeer.open(env.port);
     const b = await RawPeer.open(env.port);
     peers.push(a, b);
+    return { a, b };
+  }
+
+  it('a connection holding its share gets no new file while another waits for one: the freed slot goes to the other', async () => {
+    // A: four gets that never grant credit, so each holds its file open; every slot is taken.
+    const { a, b } = await twoClients(4);
     const held = [1, 3, 5, 7];
     a.write(Buffer.concat(held.map((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }))));
     expect(await outcomes(a, held)).toEqual(Array(4).fill('answered'));
@@ -157,16 +163,11 @@ describe('--max-open-files is shared between connections that contend for it', (
     // B's retry takes the freed slot.
     b.write(encodeOpen(3, { op: 'get', path: 'f.bin' }));
     expect(await outcomes(b, [3])).toEqual(['answered']);
-    expect(env.server.counters.openFiles).toBe(4);
+    expect(env!.server.counters.openFiles).toBe(4);
   });
 
   it('a connection that waited and got its slot waits no more: two connections holding one each both get another', async () => {
-    const memory = new MemoryStorage();
-    memory.volume.writeFileSync('/f.bin', Buffer.alloc(1024 * 1024, 3));
-    env = await startServer({ storage: memory, maxOpenFiles: 3 });
-    const a = await RawPeer.open(env.port);
-    const b = await RawPeer.open(env.port);
-    peers.push(a, b);
+    const { a, b } = await twoClients(3);
     a.write(Buffer.concat([1, 3, 5].map((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }))));
     expect(await outcomes(a, [1, 3, 5])).toEqual(Array(3).fill('answered'));
     b.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
@@ -181,16 +182,11 @@ describe('--max-open-files is shared between connections that contend for it', (
     // the share was 1, and A and B were both refused below the cap for the rest of the window.
     a.write(Buffer.concat([encodeCancel(3), encodeOpen(7, { op: 'get', path: 'f.bin' })]));
     expect(await outcomes(a, [7])).toEqual(['answered']);
-    expect(env.server.counters.openFiles).toBe(3);
+    expect(env!.server.counters.openFiles).toBe(3);
   });
 
   it('uncontended, one connection may take every slot', async () => {
-    const memory = new MemoryStorage();
-    memory.volume.writeFileSync('/f.bin', Buffer.alloc(1024 * 1024, 3));
-    env = await startServer({ storage: memory, maxOpenFiles: 4 });
-    const a = await RawPeer.open(env.port);
-    const b = await RawPeer.open(env.port);
-    peers.push(a, b);
+    const { a, b } = await twoClients(4);
     // B holds one file and was never refused: A may take the three left, then ask past the cap.
     b.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
     expect(await outcomes(b, [1])).toEqual(['answered']);
