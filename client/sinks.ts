@@ -1,10 +1,10 @@
-import { constants, fstatSync, type Stats, unlinkSync } from 'node:fs';
+import { constants, fstatSync, type Stats, statSync, unlinkSync } from 'node:fs';
 import { copyFile, type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
 import { newTemporaryName } from '../shared/temporaryNames.js';
-import { localError } from './sources.js';
+import { localError, localFileCalls } from './sources.js';
 
 export interface ByteSink {
   /**
@@ -47,7 +47,12 @@ export async function openSink(target: GetTarget, signal?: AbortSignal): Promise
  * the link would replace it, /dev/stdout itself as root, and leave `out` empty). Written in place.
  */
 export async function isSpecialFile(target: string): Promise<boolean> {
-  const info = await stat(target).catch(() => undefined);
+  // On the loop while file calls are fast: asked once or twice per download, and a threadpool
+  // hand-off for a stat cost more than the stat (500 × 64 KiB get -j 16: +0.06 s of client CPU).
+  const info = await localFileCalls.run(
+    () => statSync(target, { throwIfNoEntry: false }),
+    () => stat(target).catch(() => undefined),
+  );
   if (info === undefined || info.isDirectory()) return false;
   if (!info.isFile()) return true;
   // Only through a link (/dev/stdout, /dev/fd/1): `get f out > out` names the file itself, which
