@@ -70,17 +70,27 @@ async function cliWithStdoutOn(
   }
 }
 
+/** A server holding data.bin (300 kB), and a FIFO in a temp dir with a reader collecting it. */
+async function servedFileAndFifo(): Promise<{
+  content: Buffer;
+  dir: string;
+  fifo: string;
+  received: Promise<Buffer>;
+}> {
+  server = await startServer();
+  const content = randomBytes(300_000);
+  const uploader = await server.connect();
+  await uploader.put('data.bin', content);
+  const dir = await tempDirs.make();
+  const fifo = join(dir, 'pipe');
+  return { content, dir, fifo, received: fifoWithReader(fifo) };
+}
+
 describe('get into an existing FIFO or device', () => {
   it('writes the file into a FIFO, which stays a FIFO, with nothing left beside it', async () => {
-    server = await startServer();
-    const content = randomBytes(300_000);
-    const uploader = await server.connect();
-    await uploader.put('data.bin', content);
-    const dir = await tempDirs.make();
-    const fifo = join(dir, 'pipe');
-    const received = fifoWithReader(fifo);
+    const { content, dir, fifo, received } = await servedFileAndFifo();
 
-    const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', 'data.bin', fifo], dir);
+    const result = await runCli(['--server', `127.0.0.1:${server!.port}`, 'get', 'data.bin', fifo], dir);
 
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
@@ -90,18 +100,12 @@ describe('get into an existing FIFO or device', () => {
   });
 
   it('get -c into a FIFO writes the whole file into it (nothing to continue from): the FIFO is not read', async () => {
-    server = await startServer();
-    const content = randomBytes(300_000);
-    const uploader = await server.connect();
-    await uploader.put('data.bin', content);
-    const dir = await tempDirs.make();
-    const fifo = join(dir, 'pipe');
-    const received = fifoWithReader(fifo);
+    const { content, dir, fifo, received } = await servedFileAndFifo();
 
     // Before, -c opened the FIFO to read it (its blocks to continue from): that waits for a
     // writer, and there was none, so the command hung until killed.
     const result = await runCli(
-      ['--server', `127.0.0.1:${server.port}`, 'get', '-c', 'data.bin', fifo],
+      ['--server', `127.0.0.1:${server!.port}`, 'get', '-c', 'data.bin', fifo],
       dir,
       { timeoutMs: 10_000 },
     );
