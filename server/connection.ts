@@ -131,8 +131,6 @@ export class ServerConnection implements StreamHost {
   private readonly resetStreams = new Set<number>();
   /** Ids of open streams that count against the server's open-file cap. */
   private readonly fileStreams = new Set<number>();
-  /** Open-file slots this connection holds: its file streams, and files kept open after one. */
-  private filesHeld = 0;
   private lastOpenedId = 0;
   private phase = Phase.Hello;
   private account: Account | undefined;
@@ -250,27 +248,19 @@ export class ServerConnection implements StreamHost {
   }
 
   holdOpenFile(): () => void {
-    this.context.openFileSlots.hold(this.filesHeld);
-    this.filesHeld++;
-    this.counters.openFiles++;
+    this.context.openFileSlots.hold(this);
     let held = true;
     return () => {
-      if (held) this.giveFileSlot();
+      if (held) this.context.openFileSlots.release(this);
       held = false;
     };
-  }
-
-  private giveFileSlot(): void {
-    this.filesHeld--;
-    this.counters.openFiles--;
-    this.context.openFileSlots.release(this.filesHeld);
   }
 
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     this.counters.streamClosed(stream.op);
-    if (this.fileStreams.delete(stream.id)) this.giveFileSlot();
+    if (this.fileStreams.delete(stream.id)) this.context.openFileSlots.release(this);
     if (stream instanceof UploadStream && --this.uploadStreams === 0) {
       this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
       this.readUnlessBacklogged();
@@ -612,15 +602,13 @@ export class ServerConnection implements StreamHost {
     if (open.spec.stream !== 'request' || READS_A_STORED_FILE.has(open.request.op)) {
       // A transfer holds a file open: server-wide, that is capped below the descriptor limit, and
       // shared between connections when they contend for it (openFileSlots.ts).
-      const busy = this.context.openFileSlots.take(this, this.filesHeld);
+      const busy = this.context.openFileSlots.take(this);
       if (busy !== undefined) {
         this.counters.error(busy.code);
         this.send(encodeError(id, errorPayload(busy)));
         this.rememberReset(id);
         return;
       }
-      this.filesHeld++;
-      this.counters.openFiles++;
       this.fileStreams.add(id);
     }
     const stream = this.createStream(id, open);

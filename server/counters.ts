@@ -36,8 +36,6 @@ export class ServerCounters {
   readonly streamsByOp = new Map<string, number>();
   /** Streams opened since start, by operation. */
   readonly streamsTotalByOp = new Map<string, number>();
-  /** Files open now for transfers (gets and puts). */
-  openFiles = 0;
   /** Bytes of completed uploads and downloads. */
   bytesIn = 0;
   bytesOut = 0;
@@ -46,6 +44,17 @@ export class ServerCounters {
   /** Errors since start, by code: sent to a client on a stream or a connection, or a connection's end. */
   readonly errors = new Map<ErrorCode, number>();
   transferObserver: TransferObserver | undefined;
+  /** The server's open-file slots (--max-open-files), whose count openFiles reads. */
+  readonly #openFileSlots: { readonly open: number } | undefined;
+
+  constructor(openFileSlots?: { readonly open: number }) {
+    this.#openFileSlots = openFileSlots;
+  }
+
+  /** Files open now for transfers (gets, puts, and the reads of a stored file that count). */
+  get openFiles(): number {
+    return this.#openFileSlots?.open ?? 0;
+  }
 
   connectionOpened(): void {
     this.connections++;

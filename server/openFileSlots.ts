@@ -18,8 +18,8 @@ export class OpenFileSlots {
   readonly max: number;
   readonly #contentionMs: number;
   #open = 0;
-  /** Connections holding at least one slot. */
-  #holders = 0;
+  /** Slots each connection holds, for those holding any. */
+  readonly #held = new Map<object, number>();
   /** performance.now() until which the slots are contended. */
   #contendedUntil = -Infinity;
   /** Connections refused at the cap holding none, until when each counts as waiting for a slot. */
@@ -35,11 +35,9 @@ export class OpenFileSlots {
     return this.#open;
   }
 
-  /**
-   * A slot for connection `who`, which holds `held` now; undefined when taken, else the refusal
-   * to send (the slot is not taken).
-   */
-  take(who: object, held: number, now = performance.now()): MuxftpError | undefined {
+  /** A slot for connection `who`; undefined when taken, else the refusal to send (none taken). */
+  take(who: object, now = performance.now()): MuxftpError | undefined {
+    const held = this.#held.get(who) ?? 0;
     // The connections a share is of: those holding files, those refused holding none (not among
     // the holders), and the asking one when it holds none.
     const contended = now < this.#contendedUntil;
@@ -48,7 +46,7 @@ export class OpenFileSlots {
       if (until <= now) this.#waiting.delete(waiter);
       else if (waiter !== who) waiting++;
     }
-    const share = Math.ceil(this.max / (this.#holders + waiting + (held === 0 ? 1 : 0)));
+    const share = Math.ceil(this.max / (this.#held.size + waiting + (held === 0 ? 1 : 0)));
     if (this.#open >= this.max) {
       if (held < share) {
         this.#contendedUntil = now + this.#contentionMs;
@@ -65,8 +63,7 @@ export class OpenFileSlots {
         `server busy: this connection holds ${held} of the ${this.max} files open for transfers while others wait for one; try again later`,
       );
     }
-    this.#open++;
-    if (held === 0) this.#holders++;
+    this.hold(who);
     this.#waiting.delete(who); // a holder now, counted as one
     return undefined;
   }
@@ -77,14 +74,16 @@ export class OpenFileSlots {
   }
 
   /** A slot that is not refused: a transfer's file kept open a while after its stream (views). */
-  hold(held: number): void {
+  hold(who: object): void {
     this.#open++;
-    if (held === 0) this.#holders++;
+    this.#held.set(who, (this.#held.get(who) ?? 0) + 1);
   }
 
-  /** A connection gives a slot back and holds `heldAfter` then. */
-  release(heldAfter: number): void {
+  /** Connection `who` gives a slot back. */
+  release(who: object): void {
     this.#open--;
-    if (heldAfter === 0) this.#holders--;
+    const held = (this.#held.get(who) ?? 1) - 1;
+    if (held === 0) this.#held.delete(who);
+    else this.#held.set(who, held);
   }
 }

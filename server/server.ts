@@ -61,7 +61,7 @@ export class MuxServer {
   /** The options in force: the caller's, with defaults filled in. */
   readonly options: ResolvedServerOptions;
   /** @internal Running totals, read by `stats()`. */
-  readonly counters = new ServerCounters();
+  readonly counters: ServerCounters;
   private readonly listener: Server;
   private readonly connections = new Set<ServerConnection>();
   /** Sockets accepted whose first byte or TLS handshake has not arrived yet. */
@@ -100,6 +100,7 @@ export class MuxServer {
     });
     this.uploadBacklogBudget = new UploadBacklogBudget(this.options.serverUploadBacklogHighWaterBytes);
     this.openFileSlots = new OpenFileSlots(this.options.maxOpenFiles, DEFAULTS.openFileContentionMs);
+    this.counters = new ServerCounters(this.openFileSlots);
     this.outboundBudget = new OutboundBudget(
       this.options.serverOutboundHighWaterBytes,
       this.options.serverOutboundTrickleBytes,
