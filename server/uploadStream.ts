@@ -125,13 +125,12 @@ export class UploadStream extends ServerStream {
     // follows, nor for a resumed upload, whose kept prefix is checked first, nor while the server's
     // upload backlog is past its mark: bytes sent on that credit with the OPEN would be read in
     // the same slice, before the connection stops reading for the mark.
-    const early =
+    this.grantedEarly =
       this.host.quota === undefined &&
       this.host.uploadThrottle === undefined &&
       this.offset === 0 &&
       !this.host.uploadBacklogHeld;
-    this.grantedEarly = early;
-    if (early) {
+    if (this.grantedEarly) {
       this.ungranted += this.window.open();
       this.grantCredit();
     }
@@ -153,10 +152,10 @@ export class UploadStream extends ServerStream {
         (handle) => {
           if (!this.adopt(handle)) return;
           this.handle = handle; // from here cleanup() aborts it
-          if (this.offset === 0) this.accept(early);
+          if (this.offset === 0) this.accept();
           else
             this.hashTakenOver(handle).then(
-              () => this.accept(early),
+              () => this.accept(),
               (err: unknown) => this.fail(err),
             );
         },
@@ -165,13 +164,13 @@ export class UploadStream extends ServerStream {
   }
 
   /** Set up (a resumed upload's kept bytes hashed): the client may send. */
-  private accept(early: boolean): void {
+  private accept(): void {
     if (this.isFinished) return;
     // Bytes that came on the initial window before the quota's check count now.
     if (!this.reserveReceived()) return;
     this.hashingKept = false;
     this.advance(StreamPhase.Open);
-    if (!early) {
+    if (!this.grantedEarly) {
       this.ungranted += this.window.open();
       this.grantCredit();
     }
