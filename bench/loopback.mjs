@@ -12,40 +12,36 @@ import { fileURLToPath } from 'node:url';
 
 const WRITE_BYTES = 1 << 20;
 
+/**
+ * Writes `total` bytes to `socket` in 1 MiB writes, waiting for 'drain' when it asks, then ends it.
+ * @param {import('node:net').Socket} socket
+ * @param {number} total
+ */
+function sendAll(socket, total) {
+  const chunk = Buffer.alloc(WRITE_BYTES, 0x5a);
+  let sent = 0;
+  const pump = () => {
+    while (sent < total) {
+      sent += chunk.length;
+      if (!socket.write(chunk)) return void socket.once('drain', pump);
+    }
+    socket.end();
+  };
+  pump();
+}
+
 if (process.argv[2] === 'send') {
   const [, , , port, total] = process.argv;
-  const socket = connect({ host: '127.0.0.1', port: Number(port) }, () => {
-    const chunk = Buffer.alloc(WRITE_BYTES, 0x5a);
-    let sent = 0;
-    const pump = () => {
-      while (sent < Number(total)) {
-        sent += chunk.length;
-        if (!socket.write(chunk)) return void socket.once('drain', pump);
-      }
-      socket.end();
-    };
-    pump();
-  });
+  const socket = connect({ host: '127.0.0.1', port: Number(port) }, () => sendAll(socket, Number(total)));
 }
 
 if (process.argv[2] === 'send-many') {
   const [, , , port, connections, bytesEach, caPath] = process.argv;
-  const chunk = Buffer.alloc(WRITE_BYTES, 0x5a);
   for (let i = 0; i < Number(connections); i++) {
     const options = { host: '127.0.0.1', port: Number(port) };
     const socket =
       caPath === undefined ? connect(options) : tlsConnect({ ...options, ca: readFileSync(caPath) });
-    socket.once(caPath === undefined ? 'connect' : 'secureConnect', () => {
-      let sent = 0;
-      const pump = () => {
-        while (sent < Number(bytesEach)) {
-          sent += chunk.length;
-          if (!socket.write(chunk)) return void socket.once('drain', pump);
-        }
-        socket.end();
-      };
-      pump();
-    });
+    socket.once(caPath === undefined ? 'connect' : 'secureConnect', () => sendAll(socket, Number(bytesEach)));
   }
 }
 
