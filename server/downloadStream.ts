@@ -240,20 +240,17 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   };
 
   /**
-   * All bytes are sent: END goes out right behind the last DATA frame. A digest computed from the
-   * bytes as they were read vouches for them only if the file did not change meanwhile (another
-   * program writing it): else the stream fails IO_ERROR. A cached digest needs no look: changed
-   * bytes fail the client's check against it.
+   * All bytes are sent: END goes out right behind the last DATA frame, once a look at the file
+   * shows that no other program wrote it meanwhile; else the stream fails IO_ERROR. A digest
+   * computed from the bytes as they were read would vouch for a mix; a cached one is the version
+   * opened, which the bytes sent may no longer be: the client would see INTEGRITY_ERROR, a
+   * failed transfer, where the cause is the file changing (IO_ERROR, as without the cache).
    */
   private finish(): void {
     if (this.ending) return;
     this.ending = true;
     const handle = this.handle!;
-    if (this.known !== undefined) {
-      this.sendEnd(this.known);
-      return;
-    }
-    const digest = this.digester!.result();
+    const digest = this.known ?? this.digester!.result();
     handle.changedSinceOpen().then(
       (changed) => {
         if (this.isFinished) return;
@@ -261,7 +258,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
           this.fail(new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path));
           return;
         }
-        handle.rememberDigest(digest);
+        if (this.known === undefined) handle.rememberDigest(digest);
         this.sendEnd(digest);
       },
       (err: unknown) => this.fail(err),

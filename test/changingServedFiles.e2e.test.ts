@@ -8,8 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import { appendFile, open, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MuxftpError } from '../shared/errors.js';
+import { RACY_WINDOW_MS } from '../storage/digestCache.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -24,17 +26,24 @@ afterEach(async () => {
 });
 
 /**
- * Downloads `data.bin`, 8 MiB written into the root just now (so no digest of it is cached), and
- * calls `change` with its path once, when the first MiB has arrived.
+ * Downloads `data.bin`, 8 MiB written into the root just now (so no digest of it is cached, unless
+ * `cachedDigest`: then it is left alone until the server may cache its digest, which a `digest`
+ * request makes it do), and calls `change` with its path once, when the first MiB has arrived.
  */
 async function getChangingOnce(
   change: (served: string) => Promise<void>,
+  { cachedDigest = false } = {},
 ): Promise<{ result: unknown; local: string }> {
   // Credit at 8 MiB/s: the download lasts about a second, so the change lands mid-way.
   server = await startServer({ backend: 'disk', maxRateBytesPerSecond: 8 * MiB });
   const served = join(server.root!, 'data.bin');
   await writeFile(served, randomBytes(8 * MiB));
   const client = await server.connect();
+  if (cachedDigest) {
+    // A digest read from a file changed within RACY_WINDOW_MS is not remembered (digestCache.ts).
+    await sleep(RACY_WINDOW_MS + 200);
+    await client.digest('data.bin');
+  }
   const local = await tempDirs.make();
   let changing: Promise<void> | undefined;
   const result = await client
@@ -68,6 +77,30 @@ describe('a served file changing while it is downloaded', () => {
 
     expect((result as MuxftpError).code).toBe('IO_ERROR');
     expect(await readdir(local)).toEqual([]);
+  });
+
+  it('fails IO_ERROR, not INTEGRITY_ERROR, when the server has its digest cached', async () => {
+    // A cached digest is sent instead of hashing the bytes read: it is the version opened, which
+    // the bytes sent no longer are, so the client's check would fail them, for the wrong reason.
+    const { result, local } = await getChangingOnce(
+      async (served) => {
+        const handle = await open(served, 'r+');
+        await handle.write(Buffer.alloc(1000), 0, 1000, 100);
+        await handle.close();
+      },
+      { cachedDigest: true },
+    );
+
+    expect((result as MuxftpError).code).toBe('IO_ERROR');
+    expect((result as MuxftpError).message).toBe('file changed while being read: data.bin');
+    expect(await readdir(local)).toEqual([]);
+  });
+
+  it('an unchanged file with its digest cached downloads as before', async () => {
+    const { result, local } = await getChangingOnce(async () => {}, { cachedDigest: true });
+
+    expect(result).toMatchObject({ size: 8 * MiB });
+    expect(await readdir(local)).toEqual(['data.bin']);
   });
 
   it('an unchanged file downloads as before', async () => {
