@@ -97,6 +97,7 @@ export interface TransferRun {
   /**
    * get: true when the job's destination is written in place (an existing FIFO or device): its
    * bytes cannot be taken back, so like stdout it is tried once, never again from its start.
+   * Asked once per job; its downloads are told the answer (TransferOptions.writesInPlace).
    */
   writesInPlace?(job: TransferJob): Promise<boolean>;
   /**
@@ -220,7 +221,9 @@ async function runOne(
   let client = run.connection.client;
   // stdin cannot be read twice, and bytes on stdout (or in a FIFO) cannot be taken back: those
   // are tried once.
-  const once = job.standardStream || (await run.writesInPlace?.(job)) === true;
+  // Looked at once: every attempt's download is told, so the client does not stat the target again.
+  const inPlace = job.standardStream ? undefined : await run.writesInPlace?.(job);
+  const once = job.standardStream || inPlace === true;
   const retries = once ? 0 : run.retries;
   // A download that lost its connection keeps what arrived; the next attempt continues from it.
   let partial: string | undefined;
@@ -257,6 +260,7 @@ async function runOne(
             }
           : {}),
         ...(continueFrom === undefined ? {} : { continueFrom }),
+        ...(inPlace === undefined ? {} : { writesInPlace: inPlace }),
         ...(refusedBusy && run.command === 'put' ? { initialWindow: false } : {}),
         ...(resumableUpload
           ? {

@@ -177,6 +177,13 @@ export interface TransferOptions {
   /** …and the next attempt continues from that file (checked block by block, as with `continue`). */
   continueFrom?: string;
   /**
+   * get to a local path only: whether the target is written in place (an existing FIFO or device,
+   * see `isSpecialFile`) or replaced, for a caller that has looked already (the CLI does, to know
+   * whether the download may be retried): the client then does not stat the target again.
+   * Default: the client looks.
+   */
+  writesInPlace?: boolean;
+  /**
    * put only: false declines the handshake's initial upload window — the put sends nothing before
    * the server's first WINDOW (a round trip), and a server whose upload bytes waiting for the disk
    * are past their ceiling admits it to wait for credit instead of refusing it SERVER_BUSY. For
@@ -707,9 +714,12 @@ export class Client implements ClientHost {
       // Not even one whole block (or gone): start afresh.
       await unlink(options.continueFrom).catch(() => {});
     }
+    // Looked at once (a stat, on the loop while fs calls are fast), by the caller or here.
+    const inPlace =
+      typeof target === 'string' ? (options.writesInPlace ?? (await isSpecialFile(target))) : undefined;
     // A FIFO or device is written in place (openSink), never read: opening a FIFO to read its
     // blocks would wait for a writer, and there is none.
-    if (options.continue === true && typeof target === 'string' && !(await isSpecialFile(target))) {
+    if (options.continue === true && typeof target === 'string' && inPlace === false) {
       const blocks = await localBlockDigests(target, this.integrity, DEFAULTS.maxResumeBlocks);
       if (blocks.length > 0) {
         const localSize = await stat(target).then(
@@ -722,7 +732,7 @@ export class Client implements ClientHost {
         return this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
       }
     }
-    return this.getInto(remotePath, await openSink(target, options.signal), options);
+    return this.getInto(remotePath, await openSink(target, options.signal, inPlace), options);
   }
 
   /**

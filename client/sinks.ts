@@ -30,10 +30,17 @@ export interface ByteSink {
 /** What `Client.get` accepts: a local file path or a writable stream. */
 export type GetTarget = string | Writable;
 
-/** `signal` cancels the wait for a FIFO's reader. */
-export async function openSink(target: GetTarget, signal?: AbortSignal): Promise<ByteSink> {
+/**
+ * `signal` cancels the wait for a FIFO's reader; `inPlace` is what isSpecialFile said of the
+ * target, when the caller asked it already (else it is asked here).
+ */
+export async function openSink(
+  target: GetTarget,
+  signal?: AbortSignal,
+  inPlace?: boolean,
+): Promise<ByteSink> {
   if (typeof target !== 'string') return new WritableSink(target);
-  if (await isSpecialFile(target)) {
+  if (inPlace ?? (await isSpecialFile(target))) {
     const sink = await SpecialFileSink.open(target, signal);
     if (sink !== undefined) return sink;
   }
@@ -47,8 +54,8 @@ export async function openSink(target: GetTarget, signal?: AbortSignal): Promise
  * the link would replace it, /dev/stdout itself as root, and leave `out` empty). Written in place.
  */
 export async function isSpecialFile(target: string): Promise<boolean> {
-  // On the loop while file calls are fast: asked once or twice per download, and a threadpool
-  // hand-off for a stat cost more than the stat (500 × 64 KiB get -j 16: +0.06 s of client CPU).
+  // On the loop while file calls are fast: asked once per download, and a threadpool hand-off
+  // for a stat cost more than the stat (500 × 64 KiB get -j 16: +0.06 s of client CPU).
   const info = await localFileCalls.run(
     () => statSync(target, { throwIfNoEntry: false }),
     () => stat(target).catch(() => undefined),
