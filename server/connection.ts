@@ -45,7 +45,7 @@ import { packageVersion } from '../shared/version.js';
 import type { Storage } from '../storage/types.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
 import { type Account, type Accounts, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
-import type { LoginGuard } from './auth/loginGuard.js';
+import { type LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
@@ -502,6 +502,13 @@ export class ServerConnection implements StreamHost {
     const accounts = this.context.accounts;
     if (auth.password !== undefined && this.options.tls !== undefined && !this.context.secure) {
       throw new ProtocolError('TLS_REQUIRED', 'passwords are accepted over TLS only (use --tls)');
+    }
+    // Checked at each attempt, not only at accept: connections opened before the refusal began
+    // would otherwise go on guessing, 3 attempts each.
+    const refusal = refusalForFailedLogins(this.context.loginGuard, this.remoteAddress);
+    if (refusal !== undefined) {
+      this.log(`${this.label} login refused: ${refusal.message}`);
+      throw refusal;
     }
     this.phase = Phase.Verifying;
     this.transport.pauseReading();

@@ -19,7 +19,7 @@ import { OutboundBudget } from '../shared/transport/outboundBudget.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { AccountResourceTable } from './auth/accountResources.js';
 import { Accounts } from './auth/accounts.js';
-import { LoginGuard } from './auth/loginGuard.js';
+import { LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
 import { describePeer, peerAddress, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
 import { OpenFileSlots } from './openFileSlots.js';
@@ -291,14 +291,8 @@ export class MuxServer {
       );
       return { error, reason: 'max_connections_per_ip' };
     }
-    const refusedMs = this.loginGuard.refusedForMs(address);
-    if (refusedMs > 0) {
-      const error = new MuxftpError(
-        'TEMPORARILY_REFUSED',
-        `too many failed logins from this address: try again in ${Math.ceil(refusedMs / 1000)} s`,
-      );
-      return { error, reason: 'login_failures' };
-    }
+    const error = refusalForFailedLogins(this.loginGuard, address);
+    if (error !== undefined) return { error, reason: 'login_failures' };
     return undefined;
   }
 

@@ -4,6 +4,7 @@
  * is refused for a while. It knows nothing of users, so nothing it does depends on whether a
  * user name exists.
  */
+import { MuxftpError } from '../../shared/errors.js';
 
 export interface LoginGuardOptions {
   /** Delay before answering the first failure (ms); it doubles with each further recent one. */
@@ -92,4 +93,17 @@ export class LoginGuard {
     while (record.failures.length > 0 && record.failures[0]! < since) record.failures.shift();
     return record;
   }
+}
+
+/**
+ * The refusal of an address that failed to log in too often, or undefined when it is not refused.
+ * Given when it connects and again at each login attempt on a connection opened before.
+ */
+export function refusalForFailedLogins(guard: LoginGuard, address: string): MuxftpError | undefined {
+  const refusedMs = guard.refusedForMs(address);
+  if (refusedMs === 0) return undefined;
+  return new MuxftpError(
+    'TEMPORARILY_REFUSED',
+    `too many failed logins from this address: try again in ${Math.ceil(refusedMs / 1000)} s`,
+  );
 }
