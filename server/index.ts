@@ -50,6 +50,7 @@ export {
   removeUser,
   type UserEntry,
   type UsersFile,
+  updateUsersFile,
   writeUsersFile,
 } from './auth/usersFile.js';
 export { DEFAULT_METRICS_PORT, MetricsExporter, type MetricsExporterOptions } from './metrics.js';

@@ -15,10 +15,8 @@ import {
   READ_ONLY_PERMISSIONS,
   readUsersFile,
   removeUser,
-  type UsersFile,
-  writeUsersFile,
+  updateUsersFile,
 } from '../../server/auth/usersFile.js';
-import { errnoReason } from '../../shared/errnoReasons.js';
 import { formatBytes, formatRate, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { outputOptionsOf } from '../globalOptions.js';
@@ -83,22 +81,28 @@ export function registerUserCommand(program: Command, output: Output): void {
         const password = await readNewPassword(name);
         await refusal(() => checkPasswordText(password));
         const passwordHash = await hashPassword(password);
-        const updated = await refusal(() =>
-          addUser(
-            file,
-            {
-              name,
-              passwordHash,
-              permissions: flags.readOnly ? [...READ_ONLY_PERMISSIONS] : (flags.perm ?? [...PERMISSIONS]),
-              // '/shared' as `user list` shows it: a leading / means the served root, as for remote paths.
-              ...(flags.home !== undefined ? { home: flags.home.replace(/^\/+/, '') } : {}),
-              ...(flags.quota !== undefined && flags.quota > 0 ? { quota: flags.quota } : {}),
-              ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
-            },
-            { replace: flags.replace === true },
+        // The file as it is now, not as it was before the password was typed: edits made
+        // meanwhile (another `user add`) are kept.
+        await refusal(() =>
+          updateUsersFile(
+            flags.users,
+            (current) =>
+              addUser(
+                current,
+                {
+                  name,
+                  passwordHash,
+                  permissions: flags.readOnly ? [...READ_ONLY_PERMISSIONS] : (flags.perm ?? [...PERMISSIONS]),
+                  // '/shared' as `user list` shows it: a leading / means the served root, as for remote paths.
+                  ...(flags.home !== undefined ? { home: flags.home.replace(/^\/+/, '') } : {}),
+                  ...(flags.quota !== undefined && flags.quota > 0 ? { quota: flags.quota } : {}),
+                  ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
+                },
+                { replace: flags.replace === true },
+              ),
+            { missingIsEmpty: true },
           ),
         );
-        await writeUsers(flags.users, updated);
         output.printLine(`${flags.replace ? 'updated' : 'added'} ${name} in ${flags.users}`);
       } catch (error) {
         output.failure(`user add ${name}`, error);
@@ -115,8 +119,7 @@ export function registerUserCommand(program: Command, output: Output): void {
     .action(async (name: string, flags: { users: string }, command: Command) => {
       output.configure(outputOptionsOf(command));
       try {
-        const file = await refusal(() => readUsersFile(flags.users));
-        await writeUsers(flags.users, await refusal(() => removeUser(file, name)));
+        await refusal(() => updateUsersFile(flags.users, (file) => removeUser(file, name)));
         output.printLine(`removed ${name} from ${flags.users}`);
       } catch (error) {
         output.failure(`user del ${name}`, error);
@@ -161,15 +164,6 @@ async function refusal<T>(step: () => T | Promise<T>): Promise<T> {
     return await step();
   } catch (error) {
     throw new CliError(error instanceof Error ? error.message : String(error), { cause: error });
-  }
-}
-
-/** Writes the file; a failure names it, not the temporary file it was being written to. */
-async function writeUsers(path: string, file: UsersFile): Promise<void> {
-  try {
-    await writeUsersFile(path, file);
-  } catch (error) {
-    throw new CliError(`cannot write users file ${path}: ${errnoReason(error)}`, { cause: error });
   }
 }
 

@@ -20,8 +20,9 @@
  * atomically with mode 0600: it holds password hashes.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, open, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoReason } from '../../shared/errnoReasons.js';
 import type { Permission } from '../../shared/protocol/operations.js';
 import { normalizeClientPath } from '../../storage/paths.js';
@@ -160,12 +161,24 @@ export async function readUsersFile(
   return validateUsersFile(parsed);
 }
 
-/** Writes the file atomically (temporary file, fsync, rename) with mode 0600. */
+/**
+ * Writes the file atomically (temporary file, fsync, rename) with mode 0600. A file replaced keeps
+ * its owner and group where the writer may set them (root may): `sudo muxftp user add` must not
+ * leave a file the server's own account can no longer read at its next SIGHUP.
+ */
 export async function writeUsersFile(path: string, file: UsersFile): Promise<void> {
+  const previous = await stat(path).catch(() => undefined);
   const temporary = join(dirname(path), `.${randomBytes(8).toString('hex')}.users.tmp`);
   const handle = await open(temporary, 'wx', 0o600);
   try {
     await handle.writeFile(`${JSON.stringify(validateUsersFile(file), null, 2)}\n`);
+    if (
+      previous !== undefined &&
+      (previous.uid !== process.getuid?.() || previous.gid !== process.getgid?.())
+    ) {
+      // EPERM for anyone but root: then the file is the writer's, as any file it writes.
+      await handle.chown(previous.uid, previous.gid).catch(() => {});
+    }
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -175,6 +188,53 @@ export async function writeUsersFile(path: string, file: UsersFile): Promise<voi
   await handle.close();
   await chmod(temporary, 0o600);
   await rename(temporary, path);
+}
+
+/** How long {@link updateUsersFile} waits by default for another edit's lock before giving up. */
+const DEFAULT_LOCK_WAIT_MS = 10_000;
+const USERS_FILE_LOCK_RETRY_MS = 20;
+
+/**
+ * Reads the file, applies `change` and writes the result, holding `FILE.lock` (made with O_EXCL)
+ * throughout, so two edits at once (two admins, a provisioning script running `user add` in
+ * parallel) each see the other's: without it, each wrote its own read of the file and all but the
+ * last edit were lost. The lock is held only for the read, the change and the write (never while
+ * a password is typed), and removed after; one left by a killed edit is named in the error.
+ */
+export async function updateUsersFile(
+  path: string,
+  change: (file: UsersFile) => UsersFile,
+  options: { missingIsEmpty?: boolean; lockWaitMs?: number } = {},
+): Promise<UsersFile> {
+  const lock = `${path}.lock`;
+  const deadline = performance.now() + (options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS);
+  for (;;) {
+    try {
+      const handle = await open(lock, 'wx', 0o600);
+      await handle.writeFile(`${process.pid}\n`).finally(() => handle.close());
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new Error(`cannot lock users file ${path} (${lock}): ${errnoReason(error)}`, { cause: error });
+      }
+      if (performance.now() >= deadline) {
+        throw new Error(
+          `users file ${path} is locked by another edit (${lock}); if no muxftp user command is running, remove ${lock}`,
+        );
+      }
+      await sleep(USERS_FILE_LOCK_RETRY_MS);
+    }
+  }
+  try {
+    const updated = change(await readUsersFile(path, options));
+    await writeUsersFile(path, updated).catch((error: unknown) => {
+      // Named for the file, not the temporary file it was being written to.
+      throw new Error(`cannot write users file ${path}: ${errnoReason(error)}`, { cause: error });
+    });
+    return updated;
+  } finally {
+    await rm(lock, { force: true });
+  }
 }
 
 /** A user to add with {@link addUser}; the password is already hashed ({@link hashPassword}). */

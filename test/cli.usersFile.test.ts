@@ -1,0 +1,93 @@
+/**
+ * `muxftp user add|del` as an administrator runs them: several at once must each be kept, and a
+ * file root edits for a server running under its own account must stay readable by that account.
+ */
+import { chown, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { hashPassword } from '../server/auth/passwords.js';
+import {
+  addUser,
+  readUsersFile,
+  removeUser,
+  type UsersFile,
+  updateUsersFile,
+} from '../server/auth/usersFile.js';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+
+const dirs = new TempDirs('muxftp-usersfile-');
+const HASH = await hashPassword('pw');
+afterEach(() => dirs.removeAll());
+
+describe('muxftp user add/del', () => {
+  it('keeps every edit when several run at once', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const names = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6'];
+    const runs = await Promise.all(
+      names.map((name) => runCli(['user', 'add', name, '--users', file], dir, { stdin: `pw-${name}\n` })),
+    );
+    for (const run of runs) expect(run.stderr).toBe('');
+    expect(runs.map((run) => run.code)).toEqual(names.map(() => 0));
+    expect(Object.keys((await readUsersFile(file)).users).sort()).toEqual(names);
+    const dels = await Promise.all(
+      ['u1', 'u3', 'u5'].map((name) => runCli(['user', 'del', name, '--users', file], dir)),
+    );
+    expect(dels.map((run) => run.code)).toEqual([0, 0, 0]);
+    expect(Object.keys((await readUsersFile(file)).users).sort()).toEqual(['u2', 'u4', 'u6']);
+    // No lock or temporary file is left behind.
+    expect((await readdir(dir)).sort()).toEqual(['users.json']);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  }, 60_000);
+
+  it('updateUsersFile: edits at once in one process are each kept (the lock, not luck)', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const names = Array.from({ length: 12 }, (_, i) => `lib${i}`);
+    await Promise.all(
+      names.map((name) =>
+        updateUsersFile(
+          file,
+          (users) => addUser(users, { name, passwordHash: HASH, permissions: ['list'] }),
+          {
+            missingIsEmpty: true,
+          },
+        ),
+      ),
+    );
+    expect(Object.keys((await readUsersFile(file)).users).sort()).toEqual([...names].sort());
+  });
+
+  it('waits for a lock another edit holds, and says so when it is never released', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    await writeFile(`${file}.lock`, '1\n');
+    const add = (users: UsersFile) =>
+      addUser(users, { name: 'hal', passwordHash: HASH, permissions: ['list'] });
+    const released = setTimeout(() => void rm(`${file}.lock`), 200);
+    await updateUsersFile(file, add, { missingIsEmpty: true, lockWaitMs: 5_000 });
+    clearTimeout(released);
+    expect(Object.keys((await readUsersFile(file)).users)).toEqual(['hal']);
+    await writeFile(`${file}.lock`, '1\n');
+    await expect(
+      updateUsersFile(file, (users) => removeUser(users, 'hal'), { lockWaitMs: 100 }),
+    ).rejects.toThrow(`users file ${file} is locked by another edit (${file}.lock)`);
+    expect(Object.keys((await readUsersFile(file)).users)).toEqual(['hal']);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'keeps the owner of a file root edits (the server may run as another user)',
+    async () => {
+      const dir = await dirs.make();
+      const file = join(dir, 'users.json');
+      expect((await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'pw\n' })).code).toBe(0);
+      await chown(file, 65534, 65534);
+      expect((await runCli(['user', 'add', 'bea', '--users', file], dir, { stdin: 'pw\n' })).code).toBe(0);
+      const info = await stat(file);
+      expect([info.uid, info.gid, info.mode & 0o777]).toEqual([65534, 65534, 0o600]);
+      expect(Object.keys((await readUsersFile(file)).users).sort()).toEqual(['ann', 'bea']);
+    },
+    40_000,
+  );
+});
