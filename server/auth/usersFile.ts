@@ -215,7 +215,7 @@ export async function updateUsersFile(
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new Error(`cannot lock users file ${path} (${lock}): ${errnoReason(error)}`, { cause: error });
+        throw new Error(`cannot write users file ${path}: ${errnoReason(error)}`, { cause: error });
       }
       if (performance.now() >= deadline) {
         throw new Error(
