@@ -1,14 +1,15 @@
 /**
  * Ctrl-C in a client command. Around its transfers (abortOnInterrupt) the first SIGINT or SIGTERM
- * aborts them through `controller`, so each download deletes its partial file and the server
- * drops each unfinished upload; the process then exits once they have settled. A second signal
- * exits at once, after removing (synchronously) the temporary files of downloads still in
- * progress: their own cleanup is asynchronous and would not run (issue #7). Before and after the
+ * aborts them through `controller`, so each download keeps its whole blocks for `get -c` (hidden,
+ * beside its target) and the server keeps or drops each unfinished upload; the process then exits
+ * once they have settled. A second signal exits at once, after settling (synchronously) the
+ * temporary files of downloads still in progress the same way: their own clean-up is
+ * asynchronous and would not run (issue #7). Before and after the
  * transfers (connecting, planning, ls, mkdir...) nothing local is half-done, so exitOnInterrupt
  * says so in one line and exits at once.
  */
 import { constants } from 'node:os';
-import { removeTemporaryFilesNow } from '../client/sinks.js';
+import { settleTemporaryFilesNow } from '../client/sinks.js';
 
 export const INTERRUPTED_EXIT_CODE = 130;
 
@@ -49,7 +50,7 @@ function exitCodeFor(signal: NodeJS.Signals): number {
 export function abortOnInterrupt(controller: AbortController): () => void {
   const remove = handleSignals((signal) => {
     if (controller.signal.aborted) {
-      removeTemporaryFilesNow();
+      settleTemporaryFilesNow();
       process.exit(exitCodeFor(signal));
     }
     controller.abort();

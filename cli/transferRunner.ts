@@ -3,12 +3,14 @@
  * bars, Ctrl-C handling and one outcome per file. Direction-blind: `perform` moves the bytes.
  */
 
-import { unlink } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, TransferOptions } from '../client/client.js';
+import type { KeptPartial } from '../client/sinks.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
+import { formatBytes } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ConcurrencyLimit } from './concurrency.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
@@ -70,6 +72,15 @@ export interface TransferOutcome {
   /** Not transferred: the destination already held these bytes (--skip-identical). */
   skipped?: true;
   error?: ErrorInfo;
+  /** A failed get: what it kept for `get -c` to continue (hidden, beside the target), and what to do. */
+  partial?: KeptPartialInfo;
+}
+
+export interface KeptPartialInfo {
+  path: string;
+  /** Whole 4 MiB blocks. */
+  bytes: number;
+  hint: string;
 }
 
 export interface TransferDone {
@@ -122,8 +133,25 @@ function doneOutcome(job: Pick<TransferJob, 'local' | 'remote'>, done: TransferD
   };
 }
 
-export function failedOutcome(local: string, remote: string, error: unknown, bytes = 0): TransferOutcome {
-  return { local, remote, ok: false, bytes, error: errorInfo(error) };
+export function failedOutcome(
+  local: string,
+  remote: string,
+  error: unknown,
+  bytes = 0,
+  partial?: KeptPartialInfo,
+): TransferOutcome {
+  return { local, remote, ok: false, bytes, error: errorInfo(error), ...(partial ? { partial } : {}) };
+}
+
+/**
+ * What a failed get kept, as it is on disk now (an attempt that took it over and then failed
+ * before keeping anything removed it); undefined when nothing is there.
+ */
+async function keptPartialInfo(kept: KeptPartial | undefined): Promise<KeptPartialInfo | undefined> {
+  if (kept === undefined) return undefined;
+  const stats = await stat(kept.path).catch(() => undefined);
+  if (stats === undefined || !stats.isFile()) return undefined;
+  return { path: kept.path, bytes: stats.size, hint: 'run the same get with -c to continue it' };
 }
 
 /** What a transfer is called in messages and bars: where its bytes come from. */
@@ -225,15 +253,16 @@ async function runOne(
   const inPlace = job.standardStream ? undefined : await run.writesInPlace?.(job);
   const once = job.standardStream || inPlace === true;
   const retries = once ? 0 : run.retries;
-  // A download that lost its connection keeps what arrived; the next attempt continues from it.
-  let partial: string | undefined;
-  const resumable = run.command === 'get' && retries > 0;
+  // A download that fails keeps its whole blocks for get -c (hidden, beside its target); a retry
+  // continues from what the attempt before it kept.
+  const keepsPartial = run.command === 'get' && !job.standardStream;
+  let kept: KeptPartial | undefined;
   // An upload that may be retried or continued declares its size and source identity (a stat, no
   // read), so the server keeps its whole blocks when the connection drops; a retry continues from
   // them (issue #8).
   const resumableUpload = run.command === 'put' && (retries > 0 || run.continueUploads === true);
   const sayRestart = (reason: string): void => {
-    const notice = `muxftp: put ${name}: ${reason}`;
+    const notice = `muxftp: ${run.command} ${name}: ${reason}`;
     if (progress.visible) progress.log(notice);
     else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
   };
@@ -244,22 +273,23 @@ async function runOne(
     try {
       // Ctrl-C while this transfer waited to reconnect: it ends here, cancelled.
       if (signal.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
-      // Kept until an attempt settles it: one that fails before using it (no connection yet) leaves it.
-      const continueFrom = partial;
       const done = await run.perform(job, client, {
         signal,
         onProgress: (bytesDone, bytesTotal) => {
           bytes = bytesDone;
           meter.update(bytesDone, bytesTotal);
         },
-        ...(resumable && attempt < retries
+        ...(keepsPartial
           ? {
-              onPartialKept: (path: string) => {
-                partial = path;
+              keepPartial: true,
+              onPartialKept: (partial: KeptPartial) => {
+                kept = partial;
               },
+              // Only what this run kept: a plain get does not continue an older run's partial.
+              ...(kept === undefined ? {} : { resumeKept: true }),
+              onRestart: sayRestart,
             }
           : {}),
-        ...(continueFrom === undefined ? {} : { continueFrom }),
         ...(inPlace === undefined ? {} : { writesInPlace: inPlace }),
         ...(refusedBusy && run.command === 'put' ? { initialWindow: false } : {}),
         ...(resumableUpload
@@ -279,7 +309,6 @@ async function runOne(
             }
           : {}),
       });
-      partial = undefined; // renamed onto the target
       meter.end(true);
       return doneOutcome(job, done);
     } catch (error) {
@@ -299,10 +328,14 @@ async function runOne(
         else client = await run.connection.replace(client, delayMs, signal).catch(() => client);
         continue;
       }
-      if (partial !== undefined) await unlink(partial).catch(() => {});
       meter.end(false);
-      run.output.failure(`${run.command} ${name}`, error, run.failureHint?.(error));
-      return failedOutcome(job.local, job.remote, error, bytes);
+      const partial = await keptPartialInfo(kept);
+      const hints = [
+        run.failureHint?.(error),
+        partial && `${formatBytes(partial.bytes)} received kept in ${partial.path}: ${partial.hint}`,
+      ].filter((hint) => hint !== undefined);
+      run.output.failure(`${run.command} ${name}`, error, hints.length > 0 ? hints.join('; ') : undefined);
+      return failedOutcome(job.local, job.remote, error, bytes, partial);
     }
   }
 }

@@ -4,7 +4,7 @@
  * server error surfaces as a RemoteError carrying the server's code.
  */
 
-import { stat, unlink } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
@@ -58,6 +58,7 @@ import {
   DiscardSink,
   type GetTarget,
   isSpecialFile,
+  type KeptPartial,
   MemorySink,
   openSink,
 } from './sinks.js';
@@ -68,6 +69,7 @@ import {
   GetCall,
   type GetResult,
   type GetResume,
+  KeptPartialDiffersError,
   type KnownDigest,
   type ProgressCallback,
   PutCall,
@@ -143,10 +145,12 @@ export interface TransferOptions {
    */
   knownDigests?: readonly KnownDigest[];
   /**
-   * get to a local path only: continue the partial file already there (`get -c`). The server picks
-   * the offset (a whole block) and sends the digests of the blocks before it; if the local file's
-   * differ, the call rejects with INTEGRITY_ERROR and leaves the file as it was. The whole file is
-   * verified at the end, and replaces the partial one only then.
+   * get to a local path only (`get -c`): continue what a failed download into this path kept
+   * (`keepPartial`), else the partial file already there. The server picks the offset (a whole
+   * block) and sends the digests of the blocks before it. If what was kept differs, it is dropped
+   * and the file downloaded afresh (`onRestart` says so); if the partial file under the target's
+   * name differs, the call rejects with INTEGRITY_ERROR and leaves that file as it was. The whole
+   * file is verified at the end, and replaces the target only then.
    */
   continue?: boolean;
   /**
@@ -162,7 +166,10 @@ export interface TransferOptions {
    * digests must match the local file's first blocks, else the upload starts over from 0
    * (`onRestart` says why). The whole file's D is checked at the end either way. (See `continue`.)
    */
-  /** A put with `continue` that could not reuse what the server holds, and why. */
+  /**
+   * A put with `continue`, or a get continuing what was kept (`continue`, `resumeKept`), that
+   * could not reuse it (another version of the file), and why: it starts over from 0.
+   */
   onRestart?: (reason: string) => void;
   /**
    * A put with `continue` found nothing kept to continue (none of this file as it is now, with
@@ -170,12 +177,21 @@ export interface TransferOptions {
    */
   onNothingKept?: () => void;
   /**
-   * get to a local path only, for callers that retry (`--retries`): when the connection is lost,
-   * keep what arrived in a hidden file beside the target and pass its path here…
+   * get to a local path only: when the download fails (anything but a failed verification:
+   * the connection lost, the server's error, a cancel), keep its whole 4 MiB blocks in a hidden
+   * file beside the target, `.muxftp-get-<hash>.part` (it replaces what an earlier failure kept
+   * there), for a later `continue` or `resumeKept` to continue; a success removes that file.
+   * Without it a failed download leaves nothing. A FIFO, device or stream keeps nothing.
    */
-  onPartialKept?: (path: string) => void;
-  /** …and the next attempt continues from that file (checked block by block, as with `continue`). */
-  continueFrom?: string;
+  keepPartial?: boolean;
+  /** With `keepPartial`: told where a failure kept what, after it was kept and before the call rejects. */
+  onPartialKept?: (kept: KeptPartial) => void;
+  /**
+   * get to a local path only, for callers that retry (`--retries`): continue what a failed attempt
+   * kept (`keepPartial`), checked block by block as with `continue`, or start afresh when there is
+   * none or it differs; never the file under the target's name.
+   */
+  resumeKept?: boolean;
   /**
    * get to a local path only: whether the target is written in place (an existing FIFO or device,
    * see `isSpecialFile`) or replaced, for a caller that has looked already (the CLI does, to know
@@ -705,21 +721,21 @@ export class Client implements ClientHost {
   /** Downloads `remotePath` to a local file path (atomically) or a writable stream. */
   async get(remotePath: string, target: GetTarget, options: TransferOptions = {}): Promise<GetResult> {
     this.assertOpen();
-    if (options.continueFrom !== undefined && typeof target === 'string') {
-      const blocks = await localBlockDigests(options.continueFrom, this.integrity, DEFAULTS.maxResumeBlocks);
-      if (blocks.length > 0) {
-        const sink = await ContinueSink.adopt(options.continueFrom, target);
-        return this.getInto(remotePath, undefined, options, { blocks, sink });
-      }
-      // Not even one whole block (or gone): start afresh.
-      await unlink(options.continueFrom).catch(() => {});
-    }
+    const keepsPartial = options.keepPartial === true;
     // Looked at once (a stat, on the loop while fs calls are fast), by the caller or here.
     const inPlace =
       typeof target === 'string' ? (options.writesInPlace ?? (await isSpecialFile(target))) : undefined;
     // A FIFO or device is written in place (openSink), never read: opening a FIFO to read its
-    // blocks would wait for a writer, and there is none.
-    if (options.continue === true && typeof target === 'string' && inPlace === false) {
+    // blocks would wait for a writer, and there is none; nor is anything kept for one.
+    const continues =
+      (options.continue === true || options.resumeKept === true) &&
+      typeof target === 'string' &&
+      inPlace === false;
+    if (continues) {
+      const fromKept = await this.getFromKept(remotePath, target, options);
+      if (fromKept !== undefined) return fromKept;
+    }
+    if (continues && options.continue === true) {
       const blocks = await localBlockDigests(target, this.integrity, DEFAULTS.maxResumeBlocks);
       if (blocks.length > 0) {
         const localSize = await stat(target).then(
@@ -728,11 +744,43 @@ export class Client implements ClientHost {
             throw localError(err, target);
           },
         );
-        const sink = await ContinueSink.open(target);
+        const sink = await ContinueSink.open(target, keepsPartial);
         return this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
       }
     }
-    return this.getInto(remotePath, await openSink(target, options.signal, inPlace), options);
+    return this.getInto(remotePath, await openSink(target, options.signal, inPlace, keepsPartial), options);
+  }
+
+  /**
+   * Continues what a failed download into `target` kept, once its blocks match the server's;
+   * undefined when there is nothing kept (or not one whole block), or when it differed from the
+   * server's file and was dropped (`onRestart` told): the caller then downloads it afresh.
+   */
+  private async getFromKept(
+    remotePath: string,
+    target: string,
+    options: TransferOptions,
+  ): Promise<GetResult | undefined> {
+    const sink = await ContinueSink.claimKept(target, options.keepPartial === true);
+    if (sink === undefined) return undefined;
+    let blocks: Buffer[];
+    try {
+      blocks = await localBlockDigests(sink.temporary, this.integrity, DEFAULTS.maxResumeBlocks);
+    } catch (error) {
+      await sink.keepPartial(); // put back (when keeping), as it was
+      throw error;
+    }
+    if (blocks.length === 0) {
+      await sink.abort();
+      return undefined;
+    }
+    try {
+      return await this.getInto(remotePath, undefined, options, { blocks, sink, kept: true });
+    } catch (error) {
+      if (!(error instanceof KeptPartialDiffersError)) throw error;
+      options.onRestart?.(error.message);
+      return undefined;
+    }
   }
 
   /**

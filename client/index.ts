@@ -40,6 +40,6 @@ export {
   type ResolvedClientOptions,
   type TransferOptions,
 } from './client.js';
-export type { GetTarget } from './sinks.js';
+export type { GetTarget, KeptPartial } from './sinks.js';
 export type { PutSource } from './sources.js';
 export type { GetResult, KnownDigest, ProgressCallback, PutResult } from './streams.js';

@@ -1,9 +1,10 @@
-import { constants, fstatSync, type Stats, statSync, unlinkSync } from 'node:fs';
+import { constants, fstatSync, renameSync, type Stats, statSync, truncateSync, unlinkSync } from 'node:fs';
 import { copyFile, type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
-import { newTemporaryName } from '../shared/temporaryNames.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { downloadPartialName, newTemporaryName } from '../shared/temporaryNames.js';
 import { localError, localFileCalls } from './sources.js';
 
 export interface ByteSink {
@@ -21,10 +22,10 @@ export interface ByteSink {
   /** The download failed: drop what was written. Idempotent. */
   abort(): Promise<void>;
   /**
-   * The connection was lost and the caller will try again: close, keep what was written (a hidden
-   * file beside the target) and return its path for the next attempt to continue. Files only.
+   * The download failed for good: keep its whole blocks for `get -c` (a hidden file beside the
+   * target) when the sink was opened to, else drop what was written as abort() does. Files only.
    */
-  keep?(): Promise<string | undefined>;
+  keepPartial?(): Promise<KeptPartial | undefined>;
 }
 
 /** What `Client.get` accepts: a local file path or a writable stream. */
@@ -32,19 +33,22 @@ export type GetTarget = string | Writable;
 
 /**
  * `signal` cancels the wait for a FIFO's reader; `inPlace` is what isSpecialFile said of the
- * target, when the caller asked it already (else it is asked here).
+ * target, when the caller asked it already (else it is asked here). `keepsPartial`: a download
+ * into a file that fails keeps its whole blocks for `get -c` (a FIFO, a device or a stream keeps
+ * nothing: written in place).
  */
 export async function openSink(
   target: GetTarget,
   signal?: AbortSignal,
   inPlace?: boolean,
+  keepsPartial = false,
 ): Promise<ByteSink> {
   if (typeof target !== 'string') return new WritableSink(target);
   if (inPlace ?? (await isSpecialFile(target))) {
     const sink = await SpecialFileSink.open(target, signal);
     if (sink !== undefined) return sink;
   }
-  return FileSink.open(target);
+  return FileSink.open(target, keepsPartial);
 }
 
 /**
@@ -82,47 +86,96 @@ function isStandardStreamFile(info: Stats): boolean {
   return false;
 }
 
+/** What a failed download kept for `get -c`: the hidden file beside its target, and its bytes (whole blocks). */
+export interface KeptPartial {
+  path: string;
+  bytes: number;
+}
+
+/** Where a failed download into `target` keeps what it received, for `get -c` to continue. */
+export function keptPartialPath(target: string): string {
+  return join(dirname(target), downloadPartialName(basename(target)));
+}
+
+/** A hidden file of a download in progress, as the synchronous clean-up at exit needs it. */
+interface TemporaryFile {
+  readonly temporary: string;
+  /** Where its whole blocks are kept if the download fails; undefined: it is removed. */
+  readonly keptPath: string | undefined;
+  /** It holds received bytes worth keeping (not, say, get -c's copy of a file not yet checked). */
+  readonly keepable: boolean;
+}
+
 /** Temporary files of downloads in progress in this process, by path. */
-const temporaryFilesInProgress = new Set<string>();
+const temporaryFilesInProgress = new Map<string, TemporaryFile>();
+
+/** The whole 4 MiB blocks of `size` bytes: what of a partial download counts (get -c checks them). */
+function wholeBlockBytes(size: number): number {
+  return size - (size % INTEGRITY_BLOCK_BYTES);
+}
 
 /**
- * Removes the temporary files of every download in progress, synchronously: for a process that
- * must exit now (a second Ctrl-C) and so cannot wait for the downloads' own asynchronous cleanup.
- * Returns how many it removed.
+ * Settles the temporary files of every download in progress, synchronously: for a process that
+ * must exit now (a second Ctrl-C) and so cannot wait for the downloads' own asynchronous
+ * clean-up. Those that keep a partial are cut to their whole blocks and renamed to their kept
+ * name (a write still in flight may land past the cut: get -c checks every block it reuses), the
+ * rest removed. Returns how many of each.
  */
-export function removeTemporaryFilesNow(): number {
+export function settleTemporaryFilesNow(): { kept: number; removed: number } {
+  let kept = 0;
   let removed = 0;
-  for (const path of temporaryFilesInProgress) {
+  for (const file of temporaryFilesInProgress.values()) {
     try {
-      unlinkSync(path);
+      const bytes = wholeBlockBytes(statSync(file.temporary).size);
+      if (file.keptPath !== undefined && file.keepable && bytes > 0) {
+        truncateSync(file.temporary, bytes);
+        renameSync(file.temporary, file.keptPath);
+        kept++;
+        continue;
+      }
+      unlinkSync(file.temporary);
       removed++;
     } catch {
-      // Already gone, or never created: nothing to remove.
+      // Already gone, or never created: nothing to settle.
     }
   }
   temporaryFilesInProgress.clear();
-  return removed;
+  return { kept, removed };
 }
 
 /**
  * A download into a hidden temporary file beside its target, renamed onto the target only once
  * verified. The file is registered in `temporaryFilesInProgress` for as long as it may exist.
+ * Opened to keep a partial (`keepsPartial`), a failure keeps its whole blocks under the target's
+ * kept name (keepPartial()) and a success removes what an earlier failure kept there.
  */
-abstract class HiddenFileSink implements ByteSink {
+abstract class HiddenFileSink implements ByteSink, TemporaryFile {
   readonly keepsChunks = false;
   protected readonly target: string;
-  protected readonly temporary: string;
+  readonly temporary: string;
+  readonly keptPath: string | undefined;
+  keepable = true;
   protected handle: FileHandle | undefined;
   /** Work that writes and the end wait for (ContinueSink cuts its copy back first). */
   protected ready: Promise<void> | undefined;
+  /** The write in flight, if any: a failure's stat and cut wait for it (a handle does not order them). */
+  private writing: Promise<unknown> | undefined;
 
-  protected constructor(target: string, temporary: string, handle: FileHandle) {
+  protected constructor(target: string, temporary: string, handle: FileHandle, keepsPartial: boolean) {
     this.target = target;
     this.temporary = temporary;
     this.handle = handle;
+    this.keptPath = keepsPartial ? keptPartialPath(target) : undefined;
+    temporaryFilesInProgress.set(temporary, this);
   }
 
   abstract write(chunks: readonly Buffer[]): Promise<void>;
+
+  /** `write` is in flight until it settles. */
+  protected tracked<T>(write: Promise<T>): Promise<T> {
+    this.writing = write.catch(() => {});
+    return write;
+  }
 
   async finish(): Promise<void> {
     const handle = this.handle!;
@@ -137,6 +190,17 @@ abstract class HiddenFileSink implements ByteSink {
       temporaryFilesInProgress.delete(this.temporary);
       throw localError(err, this.target);
     }
+    // The target is whole: what an earlier failed download kept of it is stale. On the loop while
+    // file calls are fast, as the target's stat is: once per download, almost always ENOENT.
+    const kept = this.keptPath;
+    if (kept !== undefined) {
+      await localFileCalls
+        .run(
+          () => unlinkSync(kept),
+          () => unlink(kept),
+        )
+        .catch(() => {});
+    }
   }
 
   async abort(): Promise<void> {
@@ -149,25 +213,46 @@ abstract class HiddenFileSink implements ByteSink {
     temporaryFilesInProgress.delete(this.temporary);
   }
 
-  /** Still registered: a second Ctrl-C before the next attempt removes it too. */
-  async keep(): Promise<string | undefined> {
+  /**
+   * The download failed for good: when opened to keep a partial, cut the file to its whole blocks
+   * and rename it to the target's kept name (replacing what was kept there), else (or when not
+   * one whole block arrived) remove it. Idempotent.
+   */
+  async keepPartial(): Promise<KeptPartial | undefined> {
     const handle = this.handle;
-    if (handle === undefined) return undefined;
+    const keptPath = this.keptPath;
+    if (handle === undefined || keptPath === undefined || !this.keepable)
+      return this.abort().then(() => undefined);
     this.handle = undefined;
-    await this.ready?.catch(() => {});
+    try {
+      await this.ready?.catch(() => {});
+      await this.writing;
+      const bytes = wholeBlockBytes((await handle.stat()).size);
+      if (bytes > 0) {
+        await handle.truncate(bytes);
+        await handle.close();
+        await rename(this.temporary, keptPath);
+        temporaryFilesInProgress.delete(this.temporary);
+        return { path: keptPath, bytes };
+      }
+    } catch {
+      // Could not be kept (the directory went, a full disk): removed below, as without keeping.
+    }
     await handle.close().catch(() => {});
-    return this.temporary;
+    await unlink(this.temporary).catch(() => {});
+    temporaryFilesInProgress.delete(this.temporary);
+    return undefined;
   }
 }
 
 class FileSink extends HiddenFileSink {
-  static async open(target: string): Promise<FileSink> {
+  static async open(target: string, keepsPartial: boolean): Promise<FileSink> {
     // Fixed length, not derived from the target's name: a 255-byte name must still fit.
     const temporary = join(dirname(target), newTemporaryName());
     // Known before it exists: a process told to exit while open() runs still removes it.
-    temporaryFilesInProgress.add(temporary);
+    temporaryFilesInProgress.set(temporary, { temporary, keptPath: undefined, keepable: false });
     try {
-      return new FileSink(target, temporary, await open(temporary, 'wx'));
+      return new FileSink(target, temporary, await open(temporary, 'wx'), keepsPartial);
     } catch (err) {
       temporaryFilesInProgress.delete(temporary);
       throw localError(err, target);
@@ -176,7 +261,7 @@ class FileSink extends HiddenFileSink {
 
   async write(chunks: readonly Buffer[]): Promise<void> {
     try {
-      await this.handle!.writev(chunks as Buffer[]);
+      await this.tracked(this.handle!.writev(chunks as Buffer[]));
     } catch (err) {
       throw localError(err, this.target);
     }
@@ -187,17 +272,22 @@ class FileSink extends HiddenFileSink {
  * get -c: continues a partial local file without touching it until the download is verified. The
  * partial file is copied (a reflink where the filesystem can) to a hidden temporary file, which is
  * cut back to the offset the server chose, receives the rest, and replaces the target only after
- * the whole file's digest checked out. A failure removes the copy: the partial file stays as it was.
+ * the whole file's digest checked out. A failure removes the copy: the partial file stays as it was
+ * (with `keepsPartial`, a failure after the server's offset checked out keeps the copy's whole
+ * blocks under the kept name instead, for the next get -c).
  */
 export class ContinueSink extends HiddenFileSink {
   private position = 0;
 
-  static async open(target: string): Promise<ContinueSink> {
+  static async open(target: string, keepsPartial: boolean): Promise<ContinueSink> {
     const temporary = join(dirname(target), newTemporaryName());
-    temporaryFilesInProgress.add(temporary);
+    temporaryFilesInProgress.set(temporary, { temporary, keptPath: undefined, keepable: false });
     try {
       await copyFile(target, temporary, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
-      return new ContinueSink(target, temporary, await open(temporary, 'r+'));
+      const sink = new ContinueSink(target, temporary, await open(temporary, 'r+'), keepsPartial);
+      // A copy of the user's file: nothing of it is ours to keep until the server vouched for it.
+      sink.keepable = false;
+      return sink;
     } catch (err) {
       await unlink(temporary).catch(() => {});
       temporaryFilesInProgress.delete(temporary);
@@ -206,16 +296,28 @@ export class ContinueSink extends HiddenFileSink {
   }
 
   /**
-   * Continues a partial file an earlier attempt of this command kept (`keep()`): it is ours, a
-   * hidden file beside the target already, so it is written in place instead of copied.
+   * Continues what a failed download into `target` kept (keptPartialPath): it is ours, so it is
+   * written in place instead of copied, once claimed by renaming it to a fresh temporary name — of
+   * two processes continuing it, one gets it and the other starts afresh. Undefined when there is
+   * none to claim.
    */
-  static async adopt(partial: string, target: string): Promise<ContinueSink> {
-    temporaryFilesInProgress.add(partial);
+  static async claimKept(target: string, keepsPartial: boolean): Promise<ContinueSink | undefined> {
+    const kept = keptPartialPath(target);
+    const temporary = join(dirname(target), newTemporaryName());
+    // A process told to exit between the rename and the open puts it back.
+    temporaryFilesInProgress.set(temporary, { temporary, keptPath: kept, keepable: true });
     try {
-      return new ContinueSink(target, partial, await open(partial, 'r+'));
+      await rename(kept, temporary);
     } catch (err) {
-      await unlink(partial).catch(() => {});
-      temporaryFilesInProgress.delete(partial);
+      temporaryFilesInProgress.delete(temporary);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw localError(err, target);
+    }
+    try {
+      return new ContinueSink(target, temporary, await open(temporary, 'r+'), keepsPartial);
+    } catch (err) {
+      await rename(temporary, kept).catch(() => {});
+      temporaryFilesInProgress.delete(temporary);
       throw localError(err, target);
     }
   }
@@ -223,13 +325,14 @@ export class ContinueSink extends HiddenFileSink {
   /** The server's offset: keep the copy's first `offset` bytes, write from there. */
   startAt(offset: number): void {
     this.position = offset;
+    this.keepable = true;
     this.ready = this.handle!.truncate(offset);
   }
 
   async write(chunks: readonly Buffer[]): Promise<void> {
     try {
       await this.ready;
-      const { bytesWritten } = await this.handle!.writev(chunks as Buffer[], this.position);
+      const { bytesWritten } = await this.tracked(this.handle!.writev(chunks as Buffer[], this.position));
       this.position += bytesWritten;
       let total = 0;
       for (const chunk of chunks) total += chunk.length;

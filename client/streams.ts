@@ -16,7 +16,7 @@ import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQ
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
-import type { ByteSink, ContinueSink } from './sinks.js';
+import type { ByteSink, ContinueSink, KeptPartial } from './sinks.js';
 import type { ByteSource } from './sources.js';
 
 /** The connection, as its streams see it. */
@@ -180,11 +180,15 @@ export interface GetResult {
   digest: string;
 }
 
-/** A download: grants credit, hashes and writes DATA to a sink, verifies END. */
 /** get -c: the local partial file's whole-block digests, and the sink that continues it. */
 export interface GetResume {
   blocks: readonly Buffer[];
   sink: ContinueSink;
+  /**
+   * The partial file is what a failed download kept (ours, not the user's file): one that differs
+   * from the server's fails with {@link KeptPartialDiffersError}, so the caller starts over.
+   */
+  kept?: boolean;
   /**
    * The size of the local file `get -c` was asked to continue, so that one larger than the server's
    * is refused as such. Unset for a partial file a retry kept (the digests decide there).
@@ -192,6 +196,18 @@ export interface GetResume {
   localSize?: number;
 }
 
+/**
+ * What a failed download kept differs from the server's file (another version of it): it is
+ * dropped, and the caller downloads the file afresh instead of failing.
+ */
+export class KeptPartialDiffersError extends MuxftpError {
+  constructor(message: string) {
+    super('INTEGRITY_ERROR', message);
+    this.name = 'KeptPartialDiffersError';
+  }
+}
+
+/** A download: grants credit, hashes and writes DATA to a sink, verifies END. */
 export class GetCall extends ClientStream {
   private readonly deferred: Deferred<GetResult>;
   private readonly sink: ByteSink;
@@ -210,8 +226,8 @@ export class GetCall extends ClientStream {
 
   /** get -c: what the local partial file holds, and the sink that continues it. */
   private readonly resume: GetResume | undefined;
-  /** Set when the caller will retry: keep the partial file on CONNECTION_LOST and say where. */
-  private readonly onPartialKept: ((path: string) => void) | undefined;
+  /** Told what a failure kept for get -c (the sink was opened to keep it). */
+  private readonly onPartialKept: ((kept: KeptPartial) => void) | undefined;
   /** The offset the server chose for a resumed download; the DATA starts there. */
   private resumedFrom = 0;
 
@@ -222,7 +238,7 @@ export class GetCall extends ClientStream {
     onProgress: ProgressCallback | undefined,
     deferred: Deferred<GetResult>,
     resume?: GetResume,
-    onPartialKept?: (path: string) => void,
+    onPartialKept?: (kept: KeptPartial) => void,
   ) {
     super(host, id);
     this.sink = sink;
@@ -277,6 +293,14 @@ export class GetCall extends ClientStream {
         new MuxftpError(
           'INTEGRITY_ERROR',
           `the local file is larger than the server's (${resume.localSize} > ${this.expectedSize} bytes), so it is not a partial copy of it: not continued, left as it was`,
+        ),
+      );
+      return false;
+    }
+    if (differing !== -1 && resume.kept === true) {
+      this.abandon(
+        new KeptPartialDiffersError(
+          `the partial download kept for it differs from the server's file at block ${differing} (another version of it): starting over`,
         ),
       );
       return false;
@@ -387,21 +411,18 @@ export class GetCall extends ClientStream {
     this.unwritten.dispose();
     this.digester.release();
     this.window.release();
-    const keep = this.sink.keep;
-    if (error?.code === 'CONNECTION_LOST' && this.onPartialKept !== undefined && keep !== undefined) {
-      // The caller will try again: what arrived stays for that attempt to continue from.
-      keep.call(this.sink).then(
-        (path) => {
-          if (path !== undefined) this.onPartialKept?.(path);
-          this.deferred.reject(error);
-        },
-        () => this.deferred.reject(error),
-      );
-      return;
-    }
     if (error) {
-      // Reject only once the partial file is gone, so callers never see it.
-      this.sink.abort().then(
+      // A failed verification keeps nothing (the bytes are suspect); any other failure keeps the
+      // whole blocks received for get -c when the sink was opened to. Reject only once the
+      // temporary file is settled, so callers never see it.
+      const keepPartial = this.sink.keepPartial;
+      const settled =
+        error.code !== 'INTEGRITY_ERROR' && keepPartial !== undefined
+          ? keepPartial.call(this.sink).then((kept) => {
+              if (kept !== undefined) this.onPartialKept?.(kept);
+            })
+          : this.sink.abort();
+      settled.then(
         () => this.deferred.reject(error),
         () => this.deferred.reject(error),
       );

@@ -1,7 +1,9 @@
 /**
  * The one scheme for temporary files, on both sides: the server's uploads in progress and the
  * client's downloads in progress are `.muxftp-<random hex>.part` beside their target, renamed
- * into place only once verified.
+ * into place only once verified. What is kept of an interrupted transfer for a resume has a name
+ * of its own under the same prefix: `.muxftp-partial-<hash>.part` on the server (put -c),
+ * `.muxftp-get-<hash>.part` on the client (get -c).
  */
 import { createHash, randomBytes } from 'node:crypto';
 
@@ -41,4 +43,20 @@ export function partialName(
 
 export function isPartialName(name: string): boolean {
   return name.slice(0, PARTIAL_PREFIX.length).toLowerCase() === PARTIAL_PREFIX;
+}
+
+/** Downloads a `get` kept when it failed, for `get -c` (the client's side; never a server's partial). */
+const DOWNLOAD_PARTIAL_PREFIX = `${TEMP_PREFIX}get-`;
+
+/**
+ * The name of what a failed download into `targetName` kept, beside it: one name per target, so
+ * `get -c` finds it; fixed length (a hash), so a 255-byte target name still has one.
+ */
+export function downloadPartialName(targetName: string): string {
+  const id = createHash('sha256').update(targetName).digest('hex').slice(0, 32);
+  return `${DOWNLOAD_PARTIAL_PREFIX}${id}${TEMP_SUFFIX}`;
+}
+
+export function isDownloadPartialName(name: string): boolean {
+  return name.slice(0, DOWNLOAD_PARTIAL_PREFIX.length).toLowerCase() === DOWNLOAD_PARTIAL_PREFIX;
 }

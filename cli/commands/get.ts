@@ -1,7 +1,9 @@
 /**
  * `muxftp get`: downloads remote files, to stdout (-), or whole remote directories (-r), several
  * at a time over one connection. Each file is written beside its target and renamed into place
- * only once its size and content digest check out, so a failed download leaves nothing behind.
+ * only once its size and content digest check out, so a failed download never leaves anything
+ * under the target's name; it keeps its whole blocks in a hidden file beside it, which `get -c`
+ * continues.
  */
 
 import path from 'node:path';
@@ -66,7 +68,7 @@ export function registerGetCommand(program: Command, output: Output): void {
   addTransferOptions(command, 'download')
     .option(
       '-c, --continue',
-      'continue a partial local file from its last whole block, after checking those blocks against the server',
+      'continue what a failed get kept (hidden, beside the target), else a partial local file, from its last whole block, after checking those blocks against the server',
     )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: GetOptions, command: Command) => {
@@ -108,6 +110,11 @@ function getTargetFromArguments(
   if (local === undefined) return { remotes, target: { kind: 'into', dir: '.', argument: undefined } };
   if (local === '-') {
     if (json) usage('--json cannot share stdout with the downloaded bytes');
+    // Nothing on stdout can be read back: no partial file to continue, no copy to compare.
+    if (options.continue === true)
+      usage("-c/--continue does not apply to stdout ('-'): there is no local file to continue");
+    if (options.skipIdentical === true)
+      usage("--skip-identical does not apply to stdout ('-'): there is no local copy to compare");
     return { remotes, target: { kind: 'stdout' } };
   }
   return { remotes, target: { kind: 'named', local } };

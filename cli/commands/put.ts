@@ -90,6 +90,14 @@ function putTargetFromArguments(
   command: Command,
 ): { sources: string[]; target: PutTarget } {
   const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+  // stdin is read once, as it comes: no file version to continue, nor to compare first.
+  const fromStdin = options.to !== undefined ? args.includes('-') : args[0] === '-';
+  if (fromStdin && options.continue === true)
+    usage(
+      "-c/--continue does not apply to stdin ('-'): it can be read only once, so there is no file to continue",
+    );
+  if (fromStdin && options.skipIdentical === true)
+    usage("--skip-identical does not apply to stdin ('-'): there is no local file to compare");
   if (options.to !== undefined) {
     if (args.includes('-')) usage("stdin ('-') needs a remote file name: muxftp put - NAME");
     return {

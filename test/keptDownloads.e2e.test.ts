@@ -1,0 +1,319 @@
+/**
+ * A failed or cancelled `get` keeps its whole 4 MiB blocks in a hidden `.muxftp-get-<hash>.part`
+ * beside the target, never under the target's name; `get -c` continues from it once its blocks
+ * match the server's (only the rest crosses the wire), starts over when it is another version,
+ * and a plain `get` replaces it. stdin and stdout refuse -c and --skip-identical.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { downloadPartialName, isDownloadPartialName } from '../shared/temporaryNames.js';
+import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const MiB = 1024 * 1024;
+const BLOCK = INTEGRITY_BLOCK_BYTES;
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+const tempDirs = new TempDirs('muxftp-kept-');
+const children = new Set<ChildProcess>();
+let env: TestServer | undefined;
+
+afterEach(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+  await env?.stop();
+  env = undefined;
+  await tempDirs.removeAll();
+});
+
+/** `muxftp serve` as a child process (so it can be SIGKILLed); resolves once it listens. */
+async function startServe(
+  root: string,
+  extraArgs: string[] = [],
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(
+    process.execPath,
+    [CLI_BIN, 'serve', '--port', '0', '--root', root, '--fsync', 'never', ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  children.add(child);
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /listening on [^ ]+:(\d+) \(/.exec(out);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+async function stopServe(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  await exited;
+  children.delete(child);
+}
+
+/** Polls (every 10 ms, for at most `timeoutMs`) until `condition` holds. */
+async function until(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** True once `count` downloads in progress in `dir` hold more than `bytes` each. */
+function downloadsPast(dir: string, count: number, bytes: number): () => Promise<boolean> {
+  return async () => {
+    const names = (await readdir(dir).catch(() => [])).filter(
+      (name) => name.startsWith('.muxftp-') && !isDownloadPartialName(name),
+    );
+    const sizes = await Promise.all(
+      names.map((name) =>
+        stat(join(dir, name)).then(
+          (s) => s.size,
+          () => 0,
+        ),
+      ),
+    );
+    return sizes.filter((size) => size > bytes).length >= count;
+  };
+}
+
+describe('a get that fails for good keeps its whole blocks for get -c', () => {
+  it('the server killed mid-way (-r, -j 2, --retries 0): hidden partials, no real names; get -c sends only the rest', async () => {
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
+    await mkdir(join(root, 'd'));
+    const files = { 'a.bin': randomBytes(4 * BLOCK + 123), 'b.bin': randomBytes(3 * BLOCK + MiB) };
+    for (const [name, content] of Object.entries(files)) await writeFile(join(root, 'd', name), content);
+    const total = files['a.bin'].length + files['b.bin'].length;
+
+    // Held to 6 MiB/s (in bursts), so both downloads are still under way when the server is killed.
+    const first = await startServe(root, ['--max-rate', '6MiB']);
+    const out = join(local, 'out', 'd');
+    const cliArgs = (port: number) => [
+      '--server',
+      `127.0.0.1:${port}`,
+      'get',
+      '-r',
+      'd',
+      '--to',
+      'out/',
+      '-p',
+    ];
+    const failing = runCli([...cliArgs(first.port), '-j', '2', '--retries', '0', '--json'], local);
+    const early = failing.then((run) => {
+      throw new Error(`get ended before the server was killed: ${JSON.stringify(run)}`);
+    });
+    await Promise.race([until(downloadsPast(out, 2, BLOCK + MiB)), early]);
+    await stopServe(first.child, 'SIGKILL');
+    const failed = await failing;
+    expect(failed.code).toBe(1);
+
+    // Nothing under the real names; each file's whole blocks kept under its hidden name, and they
+    // are the server's bytes.
+    const names = (await readdir(out)).sort();
+    expect(names).toEqual([downloadPartialName('a.bin'), downloadPartialName('b.bin')].sort());
+    let keptTotal = 0;
+    for (const [name, content] of Object.entries(files)) {
+      const kept = await readFile(join(out, downloadPartialName(name)));
+      expect(kept.length % BLOCK).toBe(0);
+      expect(kept.length).toBeGreaterThanOrEqual(BLOCK);
+      expect(kept.length).toBeLessThan(content.length);
+      expect(sha256(kept)).toBe(sha256(content.subarray(0, kept.length)));
+      keptTotal += kept.length;
+    }
+    // The failure says so, on stderr and in --json.
+    expect(failed.stderr).toMatch(
+      /get d\/a\.bin: .*\(CONNECTION_LOST\); [\d.]+ MiB received kept in .*\.muxftp-get-[0-9a-f]{32}\.part: run the same get with -c to continue it/,
+    );
+    const outcomes = JSON.parse(failed.stdout) as Array<{
+      local: string;
+      ok: boolean;
+      partial?: { path: string; bytes: number; hint: string };
+    }>;
+    for (const outcome of outcomes) {
+      expect(outcome.ok).toBe(false);
+      const name = outcome.local.split('/').pop()!;
+      expect(outcome.partial).toEqual({
+        path: join('out', 'd', downloadPartialName(name)),
+        bytes: (await stat(join(out, downloadPartialName(name)))).size,
+        hint: 'run the same get with -c to continue it',
+      });
+    }
+
+    // A fresh server on the same root: get -c sends only what was not kept.
+    const second = await startServe(root);
+    const resumed = await runCli([...cliArgs(second.port), '-c'], local);
+    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    const probe = await Client.connect({ host: '127.0.0.1', port: second.port });
+    const { bytesOut } = await probe.stats();
+    await probe.close();
+    await stopServe(second.child, 'SIGTERM');
+    expect(bytesOut).toBe(total - keptTotal);
+    expect((await readdir(out)).sort()).toEqual(['a.bin', 'b.bin']);
+    for (const [name, content] of Object.entries(files))
+      expect(sha256(await readFile(join(out, name)))).toBe(sha256(content));
+  }, 60_000);
+
+  it('Ctrl-C keeps the partial and exits 130; get -c completes it', async () => {
+    const content = randomBytes(4 * BLOCK + 77);
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    const args = ['--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'];
+    const interrupted = await runCli(args, local, {
+      interruptWhen: until(downloadsPast(local, 1, BLOCK + MiB)),
+    });
+    expect(interrupted.code).toBe(130);
+    expect(interrupted.stderr).toMatch(
+      /get big\.bin: cancelled \(CANCELLED\); [\d.]+ MiB received kept in \.muxftp-get-[0-9a-f]{32}\.part: run the same get with -c to continue it/,
+    );
+    expect(await readdir(local)).toEqual([downloadPartialName('big.bin')]);
+    const kept = (await stat(join(local, downloadPartialName('big.bin')))).size;
+    expect(kept % BLOCK).toBe(0);
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
+
+    await env.stop();
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    expect(env.server.stats().bytesOut).toBe(content.length - kept);
+    expect(await readdir(local)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+
+  it('a second Ctrl-C exits at once and still keeps the whole blocks, never the real name', async () => {
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    const content = randomBytes(4 * BLOCK);
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    const child = spawn(process.execPath, [CLI_BIN, '--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'], {
+      cwd: local,
+      stdio: 'ignore',
+    });
+    children.add(child);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await until(downloadsPast(local, 1, BLOCK + MiB));
+    child.kill('SIGINT');
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(await readdir(local)).toEqual([downloadPartialName('big.bin')]);
+    const kept = await readFile(join(local, downloadPartialName('big.bin')));
+    expect(kept.length % BLOCK).toBe(0);
+    expect(kept.length).toBeGreaterThanOrEqual(BLOCK);
+    expect(sha256(kept)).toBe(sha256(content.subarray(0, kept.length)));
+  }, 30_000);
+
+  it('through the library: a dropped connection keeps the partial (keepPartial); continue sends only the rest', async () => {
+    const content = randomBytes(3 * BLOCK + 5);
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const dir = await tempDirs.make();
+    const target = join(dir, 'big.bin');
+    const client = await env.connect();
+    const kept: Array<{ path: string; bytes: number }> = [];
+    const dropped = client.get('big.bin', target, {
+      keepPartial: true,
+      onPartialKept: (partial) => kept.push(partial),
+      onProgress: (done) => {
+        if (done > BLOCK + MiB) void client.destroy();
+      },
+    });
+    await expect(dropped).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    expect(kept).toHaveLength(1);
+    expect(kept[0]!.path).toBe(join(dir, downloadPartialName('big.bin')));
+    expect(await readdir(dir)).toEqual([downloadPartialName('big.bin')]);
+    expect((await stat(kept[0]!.path)).size).toBe(kept[0]!.bytes);
+
+    const before = env.server.stats().bytesOut;
+    const again = await env.connect();
+    const result = await again.get('big.bin', target, { continue: true });
+    expect(result.size).toBe(content.length);
+    expect(env.server.stats().bytesOut - before).toBe(content.length - kept[0]!.bytes);
+    expect(await readdir(dir)).toEqual(['big.bin']);
+    expect(sha256(await readFile(target))).toBe(sha256(content));
+  }, 30_000);
+});
+
+describe('what get and get -c do with a kept partial', () => {
+  /** A disk server holding `content` at big.bin, and a local dir with `partial` kept for big.bin. */
+  async function withKept(content: Buffer, partial: Buffer): Promise<string> {
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    await writeFile(join(local, downloadPartialName('big.bin')), partial);
+    return local;
+  }
+
+  it('one of another version is not spliced: get -c says so, starts over, and the file is the server’s', async () => {
+    const content = randomBytes(3 * BLOCK + 10);
+    const older = Buffer.from(content.subarray(0, 2 * BLOCK));
+    older[BLOCK + 3] = older[BLOCK + 3]! ^ 0xff; // its second block differs
+    const local = await withKept(content, older);
+    const run = await runCli(['--server', `127.0.0.1:${env!.port}`, 'get', '-c', 'big.bin'], local);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(
+      /get big\.bin: the partial download kept for it differs from the server's file at block 1 .*starting over/,
+    );
+    expect(env!.server.stats().bytesOut).toBe(content.length);
+    expect(await readdir(local)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  });
+
+  it('get -c continues the kept partial before a partial file under the real name, which it leaves until the end', async () => {
+    const content = randomBytes(3 * BLOCK + 10);
+    const local = await withKept(content, content.subarray(0, 2 * BLOCK));
+    await writeFile(join(local, 'big.bin'), content.subarray(0, BLOCK));
+    const run = await runCli(['--server', `127.0.0.1:${env!.port}`, 'get', '-c', 'big.bin'], local);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(env!.server.stats().bytesOut).toBe(content.length - 2 * BLOCK);
+    expect(await readdir(local)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  });
+
+  it('a plain get does not continue it: it downloads everything and removes it on success', async () => {
+    const content = randomBytes(2 * BLOCK + 10);
+    const local = await withKept(content, content.subarray(0, 2 * BLOCK));
+    const run = await runCli(['--server', `127.0.0.1:${env!.port}`, 'get', 'big.bin'], local);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(env!.server.stats().bytesOut).toBe(content.length);
+    expect(await readdir(local)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  });
+});
+
+describe('stdin and stdout refuse what needs a local file', () => {
+  it.each([
+    [['put', '-', 'x.bin', '-c'], /-c\/--continue does not apply to stdin \('-'\)/],
+    [['put', '-', 'x.bin', '--skip-identical'], /--skip-identical does not apply to stdin \('-'\)/],
+    [['put', 'a', '-', '--to', 'd/', '--continue'], /-c\/--continue does not apply to stdin \('-'\)/],
+    [['get', 'x.bin', '-', '-c'], /-c\/--continue does not apply to stdout \('-'\)/],
+    [['get', 'x.bin', '-', '--skip-identical'], /--skip-identical does not apply to stdout \('-'\)/],
+  ])('muxftp %j: a usage error, exit 2', async (args, message) => {
+    const run = await runCli(args, await tempDirs.make(), { stdin: 'not read' });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+    expect(run.stdout).toBe('');
+  });
+
+  it('a remote file named - is no stdin: put FILE - -c is allowed past the usage check', async () => {
+    // Nothing listens there: the command gets as far as connecting (exit 1, not 2).
+    const run = await runCli(
+      ['--server', '127.0.0.1:1', 'put', 'a.txt', '-', '-c', '--retries', '0'],
+      await tempDirs.make(),
+    );
+    expect(run.code).toBe(1);
+  });
+});
