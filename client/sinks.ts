@@ -171,6 +171,9 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
 
   abstract write(chunks: readonly Buffer[]): Promise<void>;
 
+  /** The bytes the file holds, once no write is in flight. */
+  protected abstract bytesHeld(handle: FileHandle): Promise<number>;
+
   /** `write` is in flight until it settles. */
   protected tracked<T>(write: Promise<T>): Promise<T> {
     this.writing = write.catch(() => {});
@@ -227,7 +230,7 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
     try {
       await this.ready?.catch(() => {});
       await this.writing;
-      const bytes = wholeBlockBytes((await handle.stat()).size);
+      const bytes = wholeBlockBytes(await this.bytesHeld(handle));
       if (bytes > 0) {
         await handle.truncate(bytes);
         await handle.close();
@@ -246,6 +249,9 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
 }
 
 class FileSink extends HiddenFileSink {
+  /** Written from 0 in order: what the file holds, without a stat (most failures hold no whole block). */
+  private written = 0;
+
   static async open(target: string, keepsPartial: boolean): Promise<FileSink> {
     // Fixed length, not derived from the target's name: a 255-byte name must still fit.
     const temporary = join(dirname(target), newTemporaryName());
@@ -259,9 +265,13 @@ class FileSink extends HiddenFileSink {
     }
   }
 
+  protected async bytesHeld(): Promise<number> {
+    return this.written;
+  }
+
   async write(chunks: readonly Buffer[]): Promise<void> {
     try {
-      await this.tracked(this.handle!.writev(chunks as Buffer[]));
+      this.written += (await this.tracked(this.handle!.writev(chunks as Buffer[]))).bytesWritten;
     } catch (err) {
       throw localError(err, this.target);
     }
@@ -320,6 +330,11 @@ export class ContinueSink extends HiddenFileSink {
       temporaryFilesInProgress.delete(temporary);
       throw localError(err, target);
     }
+  }
+
+  /** What it was continued from counts too (a claimed partial not yet cut back holds all of it). */
+  protected async bytesHeld(handle: FileHandle): Promise<number> {
+    return (await handle.stat()).size;
   }
 
   /** The server's offset: keep the copy's first `offset` bytes, write from there. */
