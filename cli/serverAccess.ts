@@ -1,9 +1,10 @@
 /**
  * `serve`'s access settings: the users file and anonymous access, the TLS certificate, and the
  * warnings printed at start when the server is reachable from other machines without TLS or
- * without accounts.
+ * without accounts, or when the files it was given are open to every local user or out of date.
  */
-import { readFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { Accounts, type AnonymousAccess } from '../server/auth/accounts.js';
 import { readUsersFile } from '../server/auth/usersFile.js';
@@ -104,6 +105,56 @@ export function startWarnings(
     warnings.push(
       `listening on ${host}: plain connections are accepted beside TLS (passwords never go over them; anonymous files do) — --tls-only refuses them`,
     );
+  }
+  return warnings;
+}
+
+/** A certificate that expires within this many days is warned about at start. */
+const CERTIFICATE_EXPIRY_WARNING_DAYS = 14;
+const DAY_MS = 86_400_000;
+
+/**
+ * Warnings about the files `serve` was given, wherever it listens: the users file (password
+ * hashes, open to offline guessing) or the TLS key readable by every user of the machine, as
+ * sshd refuses such a key; a certificate clients will refuse (expired, not yet valid) or soon will.
+ * Files that cannot be read were refused by loadAccess already; they are skipped here.
+ */
+export async function accessFileWarnings(flags: AccessFlags, now = Date.now()): Promise<string[]> {
+  const warnings: string[] = [];
+  const readableByAll = async (path: string, what: string) => {
+    const info = await stat(path).catch(() => undefined);
+    if (info === undefined || (info.mode & 0o004) === 0) return;
+    const mode = (info.mode & 0o777).toString(8).padStart(3, '0');
+    warnings.push(
+      `${what} ${path} is readable by every user of this machine (mode ${mode}): chmod 600 ${path}`,
+    );
+  };
+  if (flags.users !== undefined) await readableByAll(flags.users, 'users file (password hashes)');
+  if (flags.tlsKey !== undefined) await readableByAll(flags.tlsKey, '--tls-key');
+  if (flags.tlsCert !== undefined) {
+    const pem = await readFile(flags.tlsCert).catch(() => undefined);
+    let certificate: X509Certificate | undefined;
+    try {
+      // The first certificate of the chain is the server's own.
+      certificate = pem === undefined ? undefined : new X509Certificate(pem);
+    } catch {
+      certificate = undefined;
+    }
+    if (certificate !== undefined) {
+      const from = new Date(certificate.validFrom);
+      const to = new Date(certificate.validTo);
+      const day = (date: Date) => date.toISOString().slice(0, 10);
+      if (to.getTime() <= now) {
+        warnings.push(`--tls-cert ${flags.tlsCert} expired on ${day(to)}: clients will refuse it`);
+      } else if (from.getTime() > now) {
+        warnings.push(`--tls-cert ${flags.tlsCert} is not valid before ${day(from)}: clients will refuse it`);
+      } else if (to.getTime() - now < CERTIFICATE_EXPIRY_WARNING_DAYS * DAY_MS) {
+        const days = Math.ceil((to.getTime() - now) / DAY_MS);
+        warnings.push(
+          `--tls-cert ${flags.tlsCert} expires on ${day(to)}, in ${days} day${days === 1 ? '' : 's'}: renew it and restart serve`,
+        );
+      }
+    }
   }
   return warnings;
 }

@@ -4,12 +4,13 @@
  * Needs dist/ (npm run build).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWarnings } from '../cli/serverAccess.js';
+import { accessFileWarnings, startWarnings } from '../cli/serverAccess.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -491,5 +492,44 @@ describe('start warnings', () => {
     expect(wide.join('\n')).toMatch(/without TLS/);
     expect(startWarnings('10.0.0.5', { ...open, users: true, tls: true, tlsOnly: true })).toEqual([]);
     expect(startWarnings('10.0.0.5', { ...open, users: true, tls: true }).join()).toMatch(/--tls-only/);
+  });
+});
+
+describe.skipIf(!opensslAvailable)('start warnings about the files given', () => {
+  it('warns of a users file or TLS key every local user can read, and of a certificate out of date', async () => {
+    const users = join(dir, 'warned-users.json');
+    await writeFile(users, '{"version": 1, "users": {}}');
+    const key = join(dir, 'warned.key');
+    await writeFile(key, await readFile(certs!.keyPath));
+    const flags = { users, tlsCert: certs!.certPath, tlsKey: key, anonymousHome: 'public' };
+    const validFrom = Date.parse(new X509Certificate(certs!.cert).validFrom);
+    const inside = validFrom + 3_600_000;
+    await chmod(users, 0o644);
+    await chmod(key, 0o644);
+    const open = await accessFileWarnings(flags, inside);
+    expect(open).toContain(
+      `users file (password hashes) ${users} is readable by every user of this machine (mode 644): chmod 600 ${users}`,
+    );
+    expect(open).toContain(
+      `--tls-key ${key} is readable by every user of this machine (mode 644): chmod 600 ${key}`,
+    );
+    await chmod(users, 0o600);
+    await chmod(key, 0o640);
+    // The test certificate is valid for 2 days: inside them it expires soon.
+    expect(await accessFileWarnings(flags, inside)).toEqual([
+      expect.stringMatching(/^--tls-cert .* expires on \d{4}-\d\d-\d\d, in 2 days: renew it/),
+    ]);
+    expect(await accessFileWarnings(flags, validFrom + 5 * 86_400_000)).toEqual([
+      expect.stringMatching(/^--tls-cert .* expired on \d{4}-\d\d-\d\d: clients will refuse it$/),
+    ]);
+    expect(await accessFileWarnings(flags, validFrom - 86_400_000)).toEqual([
+      expect.stringMatching(/^--tls-cert .* is not valid before \d{4}-\d\d-\d\d: clients will refuse it$/),
+    ]);
+    // Each is said by serve at start, before its listening line.
+    await chmod(key, 0o644);
+    const server = await serve(['--users', users, '--tls-cert', certs!.certPath, '--tls-key', key]);
+    await server.stop();
+    expect(server.stderr()).toContain(`warning: --tls-key ${key} is readable by every user of this machine`);
+    expect(server.stderr()).toMatch(/warning: --tls-cert .* expires on/);
   });
 });

@@ -10,7 +10,7 @@ import { DEFAULTS } from '../../shared/defaults.js';
 import { openStorage } from '../../storage/index.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
-import { isLoopback, loadAccess, loadAccounts, startWarnings } from '../serverAccess.js';
+import { accessFileWarnings, isLoopback, loadAccess, loadAccounts, startWarnings } from '../serverAccess.js';
 import type { ServeOptions } from './serve.js';
 
 export async function serve(options: ServeOptions): Promise<void> {
@@ -56,12 +56,15 @@ export async function serve(options: ServeOptions): Promise<void> {
     });
   }
 
-  const warnings = startWarnings(address.host, {
-    tls: access.tls !== undefined,
-    tlsOnly: access.tlsOnly === true,
-    users: options.users !== undefined,
-    root: options.memory ? 'memory' : options.root,
-  });
+  const warnings = [
+    ...startWarnings(address.host, {
+      tls: access.tls !== undefined,
+      tlsOnly: access.tlsOnly === true,
+      users: options.users !== undefined,
+      root: options.memory ? 'memory' : options.root,
+    }),
+    ...(await accessFileWarnings(options)),
+  ];
   for (const warning of warnings) process.stderr.write(`muxftp: warning: ${warning}\n`);
   if (options.users !== undefined) {
     const anonymous = access.accounts?.anonymous;
