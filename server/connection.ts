@@ -46,6 +46,7 @@ import type { Storage } from '../storage/types.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
 import { type Account, type Accounts, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
 import { type LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
+import type { LoginQueue } from './auth/loginQueue.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
@@ -87,6 +88,8 @@ export interface ConnectionContext {
   /** performance.now() at accept: the handshake timeout counts from here. */
   acceptedAt: number;
   loginGuard: LoginGuard;
+  /** Password checks, a few at a time server-wide. */
+  loginQueue: LoginQueue;
   accountResources: AccountResourceTable;
   /** Received upload bytes waiting for the disk, all connections together. */
   uploadBacklogBudget: UploadBacklogBudget;
@@ -512,15 +515,25 @@ export class ServerConnection implements StreamHost {
     }
     this.phase = Phase.Verifying;
     this.transport.pauseReading();
-    const verified: Promise<Account | undefined> =
-      auth.user === ANONYMOUS_USER && auth.password === undefined
-        ? Promise.resolve(accounts.anonymous)
-        : accounts.verify(auth.user, auth.password ?? '');
+    const anonymous = auth.user === ANONYMOUS_USER && auth.password === undefined;
+    const verified: Promise<Account | undefined> = anonymous
+      ? Promise.resolve(accounts.anonymous)
+      : this.context.loginQueue.run(async () => {
+          // The turn may come after the connection closed (the handshake timeout) or its
+          // address was refused: neither costs a scrypt. Closed, nothing is answered below.
+          if (this.transport.isClosed) return undefined;
+          const refusedNow = refusalForFailedLogins(this.context.loginGuard, this.remoteAddress);
+          if (refusedNow !== undefined) throw refusedNow;
+          const account = await accounts.verify(auth.user, auth.password ?? '');
+          // Counted before the next check in line starts, so a refusal it begins stops that one.
+          if (account === undefined) this.loginFailed(auth.user);
+          return account;
+        });
     verified
       .then(async (account) => {
         if (this.transport.isClosed) return;
         if (account === undefined) {
-          this.loginFailed(auth.user);
+          if (anonymous) this.loginFailed(auth.user);
           return;
         }
         const home = await this.options.storage.subtree(account.home);
@@ -531,6 +544,11 @@ export class ServerConnection implements StreamHost {
         this.transport.resumeReading();
       })
       .catch((error: unknown) => {
+        if (error instanceof MuxftpError && error.code === 'TEMPORARILY_REFUSED') {
+          this.log(`${this.label} login refused: ${error.message}`);
+          this.transport.fail(error);
+          return;
+        }
         this.log(`${this.label} login error: ${String(error)}`);
         this.transport.fail(
           new MuxftpError('INTERNAL_ERROR', 'login failed on the server', { cause: error }),
@@ -539,8 +557,9 @@ export class ServerConnection implements StreamHost {
   }
 
   private loginFailed(user: string): void {
-    this.failedLogins++;
     const delayMs = this.context.loginGuard.recordFailure(this.remoteAddress);
+    if (this.transport.isClosed) return;
+    this.failedLogins++;
     const attemptsLeft = this.options.maxLoginAttempts - this.failedLogins;
     this.log(
       `${this.label} failed login as ${JSON.stringify(user.slice(0, 64))} (${attemptsLeft} attempts left)`,

@@ -118,6 +118,8 @@ export interface ServerOptions {
   loginFailuresPerAddress?: number;
   loginFailureWindowMs?: number;
   loginBlockMs?: number;
+  /** Password checks (scrypt, on libuv's thread pool) run at once, all connections together; the rest wait. */
+  maxConcurrentLoginChecks?: number;
 }
 
 /** {@link ServerOptions} with every default filled in. */
@@ -145,6 +147,7 @@ const POSITIVE_INTEGERS = [
   'maxOpenFiles',
   'maxLoginAttempts',
   'loginFailuresPerAddress',
+  'maxConcurrentLoginChecks',
   'quotaRecountIntervalMs',
 ] as const;
 
@@ -210,6 +213,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     loginFailuresPerAddress: options.loginFailuresPerAddress ?? DEFAULTS.loginFailuresPerAddress,
     loginFailureWindowMs: options.loginFailureWindowMs ?? DEFAULTS.loginFailureWindowMs,
     loginBlockMs: options.loginBlockMs ?? DEFAULTS.loginBlockMs,
+    maxConcurrentLoginChecks: options.maxConcurrentLoginChecks ?? DEFAULTS.maxConcurrentLoginChecks,
     partialRetentionMs: options.partialRetentionMs ?? DEFAULTS.partialRetentionMs,
   };
   for (const key of POSITIVE_INTEGERS) {

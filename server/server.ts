@@ -20,6 +20,7 @@ import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { AccountResourceTable } from './auth/accountResources.js';
 import { Accounts } from './auth/accounts.js';
 import { LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
+import { LoginQueue } from './auth/loginQueue.js';
 import { describePeer, peerAddress, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
 import { OpenFileSlots } from './openFileSlots.js';
@@ -70,6 +71,7 @@ export class MuxServer {
   private readonly perAddress = new Map<string, number>();
   private readonly secureContext: SecureContext | undefined;
   private readonly loginGuard: LoginGuard;
+  private readonly loginQueue: LoginQueue;
   private readonly accountResources: AccountResourceTable;
   private readonly uploadBacklogBudget: UploadBacklogBudget;
   private readonly openFileSlots: OpenFileSlots;
@@ -94,6 +96,7 @@ export class MuxServer {
       failureWindowMs: this.options.loginFailureWindowMs,
       blockMs: this.options.loginBlockMs,
     });
+    this.loginQueue = new LoginQueue(this.options.maxConcurrentLoginChecks);
     this.accountResources = new AccountResourceTable({
       defaultRateBytesPerSecond: this.options.maxUserRateBytesPerSecond,
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
@@ -377,6 +380,7 @@ export class MuxServer {
       acceptedAt,
       sharedReads,
       loginGuard: this.loginGuard,
+      loginQueue: this.loginQueue,
       accountResources: this.accountResources,
       uploadBacklogBudget: this.uploadBacklogBudget,
       openFileSlots: this.openFileSlots,

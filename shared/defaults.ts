@@ -124,6 +124,11 @@ export const DEFAULTS = {
   loginFailureWindowMs: 10 * 60_000,
   /** ...for this long. */
   loginBlockMs: 5 * 60_000,
+  /**
+   * Password checks (scrypt, on libuv's thread pool of 4) run at once, server-wide; the others
+   * wait their turn, so logins never hold the threads the disk calls need (server/auth/loginQueue.ts).
+   */
+  maxConcurrentLoginChecks: 2,
   /** On SIGINT/SIGTERM, transfers in flight get this long to finish. */
   shutdownGraceMs: 10_000,
   /** `serve --metrics`: the exporter's port when the address names none. */

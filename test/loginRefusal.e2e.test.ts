@@ -1,9 +1,12 @@
 /**
  * The per-address refusal of failed logins holds for connections that were already open when it
- * began: an attacker who opens many connections first must not keep guessing on them.
+ * began: an attacker who opens many connections first must not keep guessing on them. Password
+ * checks run a few at a time (LoginQueue), so a flood of attempts neither holds the thread pool
+ * the disk needs nor gets checked past the refusal.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
+import { LoginQueue } from '../server/auth/loginQueue.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
 import { FrameType } from '../shared/protocol/constants.js';
@@ -62,5 +65,68 @@ describe('a login refusal in force', () => {
     expect(error.message).toMatch(/too many failed logins/);
     expect(early.frames.some((f) => f.type === FrameType.AUTH)).toBe(false);
     await early.closed;
+  });
+});
+
+describe('password checks under a flood of attempts', () => {
+  it('checks a few at a time, and refuses those whose turn comes after their address was refused', async () => {
+    server = await startServer({
+      accounts: new Accounts({ users }),
+      loginFailureDelayMs: 1,
+      maxLoginFailureDelayMs: 1,
+      loginFailuresPerAddress: 3,
+      loginBlockMs: 60_000,
+      maxConcurrentLoginChecks: 2,
+    });
+    const flood = await Promise.all(Array.from({ length: 20 }, () => RawPeer.open(server!.port)));
+    peers.push(...flood);
+    // All sent before any is answered: each passes the check made when its AUTH arrives.
+    flood.forEach((peer, i) => {
+      peer.write(encodeAuth({ user: 'alice', password: `guess${i}` }));
+    });
+    const outcomes = await Promise.all(
+      flood.map((peer) =>
+        peer.waitFor((f) => f.type === FrameType.AUTH || (f.type === FrameType.ERROR && f.streamId === 0)),
+      ),
+    );
+    const checked = server.logs.filter((line) => line.includes('failed login as')).length;
+    // The third failure refuses the address; a check already running when it did may fail too.
+    expect(checked).toBeGreaterThanOrEqual(3);
+    expect(checked).toBeLessThanOrEqual(3 + 2 - 1);
+    const refused = flood.filter((peer) =>
+      peer.frames.some((f) => f.type === FrameType.ERROR && f.streamId === 0),
+    );
+    expect(outcomes).toHaveLength(20);
+    expect(refused.length).toBe(20 - checked);
+    for (const peer of refused) expect((await peer.connectionError()).code).toBe('TEMPORARILY_REFUSED');
+  });
+
+  it('LoginQueue runs at most its concurrency at once, in arrival order', async () => {
+    const queue = new LoginQueue(2);
+    let running = 0;
+    let most = 0;
+    const order: number[] = [];
+    const check = (id: number) => async () => {
+      running++;
+      most = Math.max(most, running);
+      order.push(id);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+      if (id === 3) throw new Error('a failed check frees its turn too');
+      return id;
+    };
+    const results = await Promise.allSettled([1, 2, 3, 4, 5, 6].map((id) => queue.run(check(id))));
+    expect(most).toBe(2);
+    expect(order).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    expect(queue.waitingCount).toBe(0);
+    expect(() => new LoginQueue(0)).toThrow(TypeError);
   });
 });
