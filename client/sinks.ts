@@ -323,13 +323,26 @@ export class ContinueSink extends HiddenFileSink {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw localError(err, target);
     }
+    let handle: FileHandle | undefined;
     try {
-      return new ContinueSink(target, temporary, await open(temporary, 'r+'), keepsPartial);
+      // muxftp only ever leaves a regular file there: anything else (a link someone planted in a
+      // shared directory, leading to a file of yours) is not opened through, nor written, but put
+      // back and left alone.
+      handle = await open(temporary, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      if ((await handle.stat()).isFile()) return new ContinueSink(target, temporary, handle, keepsPartial);
     } catch (err) {
-      await rename(temporary, kept).catch(() => {});
-      temporaryFilesInProgress.delete(temporary);
-      throw localError(err, target);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ELOOP' && code !== 'EISDIR') {
+        await handle?.close().catch(() => {});
+        await rename(temporary, kept).catch(() => {});
+        temporaryFilesInProgress.delete(temporary);
+        throw localError(err, target);
+      }
     }
+    await handle?.close().catch(() => {});
+    await rename(temporary, kept).catch(() => {});
+    temporaryFilesInProgress.delete(temporary);
+    return undefined;
   }
 
   /** What it was continued from counts too (a claimed partial not yet cut back holds all of it). */

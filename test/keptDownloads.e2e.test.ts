@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
@@ -247,6 +247,38 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
   }, 30_000);
 });
 
+describe('get -c of a partial file under the real name that fails for good', () => {
+  it('keeps the copy with what arrived under the kept name, leaves the file as it was, and the next get -c continues the copy', async () => {
+    const content = randomBytes(4 * BLOCK + 9);
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const dir = await tempDirs.make();
+    const target = join(dir, 'big.bin');
+    const mine = content.subarray(0, BLOCK + 100);
+    await writeFile(target, mine);
+    const client = await env.connect();
+    const dropped = client.get('big.bin', target, {
+      continue: true,
+      keepPartial: true,
+      onProgress: (done) => {
+        if (done > 2 * BLOCK + MiB) void client.destroy();
+      },
+    });
+    await expect(dropped).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    expect(sha256(await readFile(target))).toBe(sha256(mine));
+    const kept = await readFile(join(dir, downloadPartialName('big.bin')));
+    expect(kept.length).toBeGreaterThanOrEqual(2 * BLOCK);
+    expect(kept.length % BLOCK).toBe(0);
+    expect(sha256(kept)).toBe(sha256(content.subarray(0, kept.length)));
+
+    const before = env.server.stats().bytesOut;
+    await (await env.connect()).get('big.bin', target, { continue: true, keepPartial: true });
+    expect(env.server.stats().bytesOut - before).toBe(content.length - kept.length);
+    expect(sha256(await readFile(target))).toBe(sha256(content));
+    expect(await readdir(dir)).toEqual(['big.bin']);
+  }, 30_000);
+});
+
 describe('what get and get -c do with a kept partial', () => {
   /** A disk server holding `content` at big.bin, and a local dir with `partial` kept for big.bin. */
   async function withKept(content: Buffer, partial: Buffer): Promise<string> {
@@ -280,6 +312,23 @@ describe('what get and get -c do with a kept partial', () => {
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(env!.server.stats().bytesOut).toBe(content.length - 2 * BLOCK);
     expect(await readdir(local)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  });
+
+  it('a symbolic link planted at the kept name is not followed: the file it leads to is left alone', async () => {
+    const content = randomBytes(2 * BLOCK + 10);
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    const elsewhere = await tempDirs.make();
+    // A file of the user's whose first block is the server's: followed, it would be cut and written.
+    const precious = Buffer.concat([content.subarray(0, BLOCK), Buffer.from('mine')]);
+    await writeFile(join(elsewhere, 'precious'), precious);
+    await symlink(join(elsewhere, 'precious'), join(local, downloadPartialName('big.bin')));
+    const run = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(sha256(await readFile(join(elsewhere, 'precious')))).toBe(sha256(precious));
+    expect(env.server.stats().bytesOut).toBe(content.length);
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   });
 
