@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, TransferOptions } from '../client/client.js';
 import type { KeptPartial } from '../client/sinks.js';
 import { DEFAULTS } from '../shared/defaults.js';
-import { MuxftpError } from '../shared/errors.js';
+import { MuxftpError, refusedForUploadBacklog } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { formatBytes } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -267,8 +267,11 @@ async function runOne(
     else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
   };
   // Set when the last attempt was refused SERVER_BUSY on a connection still up: the next one goes
-  // on it, and a put declines the initial window (a server past its upload ceiling admits it).
+  // on it, and after a refusal for the upload backlog a put declines the initial window (a server
+  // past its upload ceiling admits it); not after one for open files: that would only cost it a
+  // round trip.
   let refusedBusy = false;
+  let declineWindow = false;
   for (let attempt = 0; ; attempt++) {
     try {
       // Ctrl-C while this transfer waited to reconnect: it ends here, cancelled.
@@ -291,7 +294,7 @@ async function runOne(
             }
           : {}),
         ...(inPlace === undefined ? {} : { writesInPlace: inPlace }),
-        ...(refusedBusy && run.command === 'put' ? { initialWindow: false } : {}),
+        ...(declineWindow ? { initialWindow: false } : {}),
         ...(resumableUpload
           ? {
               resumable: true,
@@ -324,6 +327,7 @@ async function runOne(
         // A stream refused SERVER_BUSY (open files at the server's cap, uploads waiting for its
         // disk) leaves the connection up: replacing it would fail every other transfer on it.
         refusedBusy = error instanceof MuxftpError && error.code === 'SERVER_BUSY' && client.isOpen;
+        declineWindow = refusedBusy && run.command === 'put' && refusedForUploadBacklog(error);
         if (refusedBusy) await waitToRetry(delayMs, signal);
         else client = await run.connection.replace(client, delayMs, signal).catch(() => client);
         continue;

@@ -13,9 +13,11 @@ import {
   ConnectionLostError,
   ERROR_STATUS,
   type ErrorCode,
+  type ErrorDetails,
   MuxftpError,
   ProtocolError,
   RemoteError,
+  refusedForUploadBacklog,
 } from '../shared/errors.js';
 import {
   INTEGRITY_ALGORITHMS,
@@ -636,7 +638,8 @@ export class Client implements ClientHost {
     const request: RequestOf<'upload'> = declines ? { ...plan.request, initialWindow: false } : plan.request;
     const pauseWindowIfRefused = (error: Error): void => {
       // Refused at once while the server's disk is behind: later puts wait for credit instead.
-      if (takesWindow && !declines && error instanceof RemoteError && error.code === 'SERVER_BUSY')
+      // Not for another limit (open files): declining the window would only slow them.
+      if (takesWindow && !declines && refusedForUploadBacklog(error))
         this.initialWindowPausedUntil = performance.now() + DEFAULTS.uploadInitialWindowPauseMs;
     };
     return new Promise<PutResult>((resolve, reject) => {
@@ -947,7 +950,7 @@ export class Client implements ClientHost {
         const error = parseErrorPayload(frame);
         // 1xx statuses are connection errors wherever they are sent (docs/PROTOCOL.md, Errors).
         if (ERROR_STATUS[error.code] < 200) this.serverEndedConnection(error);
-        else stream.onError(error.code, error.message);
+        else stream.onError(error.code, error.message, error.details);
         return;
       }
       default:
@@ -1012,8 +1015,16 @@ export class Client implements ClientHost {
   }
 
   /** The server sent a connection-level ERROR: every call in flight fails with it, and the socket ends. */
-  private serverEndedConnection({ code, message }: { code: ErrorCode; message: string }): void {
-    this.lostError = new RemoteError(code, message);
+  private serverEndedConnection({
+    code,
+    message,
+    details,
+  }: {
+    code: ErrorCode;
+    message: string;
+    details?: ErrorDetails;
+  }): void {
+    this.lostError = new RemoteError(code, message, details);
     this.transport.end(this.lostError);
   }
 

@@ -7,9 +7,11 @@
  */
 
 export {
+  type BusyLimit,
   ConnectionLostError,
   ERROR_STATUS,
   type ErrorCode,
+  type ErrorDetails,
   isErrorCode,
   MuxftpError,
   ProtocolError,

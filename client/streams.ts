@@ -4,7 +4,7 @@
  */
 
 import { DEFAULTS } from '../shared/defaults.js';
-import { MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
+import { type ErrorDetails, MuxftpError, ProtocolError, RemoteError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { HEADER_BYTES } from '../shared/protocol/constants.js';
@@ -89,8 +89,8 @@ export abstract class ClientStream {
   }
 
   /** The server failed this stream. */
-  onError(code: MuxftpError['code'], message: string): void {
-    this.settle(new RemoteError(code, message));
+  onError(code: MuxftpError['code'], message: string, details?: ErrorDetails): void {
+    this.settle(new RemoteError(code, message, details));
   }
 
   /** The caller gives up: stop here, tell the server, and fail with CANCELLED (or `reason`) — unless END has passed. */

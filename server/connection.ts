@@ -7,7 +7,7 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../shared/defaults.js';
-import { ERROR_STATUS, MuxftpError, ProtocolError } from '../shared/errors.js';
+import { ERROR_STATUS, MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import {
   chooseIntegrityAlgorithm,
   DEFAULT_INTEGRITY_ALGORITHM,
@@ -656,10 +656,13 @@ export class ServerConnection implements StreamHost {
    * stalled. A put that declined the window (or resumes) brings nothing until credited: admitted,
    * it holds nothing, and the connection stops reading while it is open.
    */
-  private refusedPastCeiling({ request, spec }: OpenRequest): MuxftpError | undefined {
+  private refusedPastCeiling({ request, spec }: OpenRequest): ServerBusyError | undefined {
     if (spec.stream !== 'upload' || !this.context.uploadBacklogBudget.full) return undefined;
     if (this.initialCreditOf(request as RequestOf<'upload'>) === 0) return undefined;
-    return new MuxftpError('SERVER_BUSY', 'server busy: uploads are waiting for the disk; try again later');
+    return new ServerBusyError(
+      'uploadBacklog',
+      'server busy: uploads are waiting for the disk; try again later',
+    );
   }
 
   /** Credit a put holds from its OPEN: the handshake's window, unless it resumes or declined it. */

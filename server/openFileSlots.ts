@@ -11,8 +11,9 @@
  * transfers give back go to the others. A refused connection waits no more once it takes a slot
  * (or closes): still counted, it would shrink every share and leave slots free that nobody may
  * take. Uncontended, any connection may take every free slot (nothing is held back unused).
+ * A refusal names its limit (`openFiles`, `openFileShare`).
  */
-import { MuxftpError } from '../shared/errors.js';
+import { ServerBusyError } from '../shared/errors.js';
 
 export class OpenFileSlots {
   readonly max: number;
@@ -36,7 +37,7 @@ export class OpenFileSlots {
   }
 
   /** A slot for connection `who`; undefined when taken, else the refusal to send (none taken). */
-  take(who: object, now = performance.now()): MuxftpError | undefined {
+  take(who: object, now = performance.now()): ServerBusyError | undefined {
     const held = this.#held.get(who) ?? 0;
     // The connections a share is of: those holding files, those refused holding none (not among
     // the holders), and the asking one when it holds none.
@@ -52,14 +53,14 @@ export class OpenFileSlots {
         this.#contendedUntil = now + this.#contentionMs;
         if (held === 0) this.#waiting.set(who, this.#contendedUntil);
       }
-      return new MuxftpError(
-        'SERVER_BUSY',
+      return new ServerBusyError(
+        'openFiles',
         `server busy: ${this.max} files are open for transfers; try again later`,
       );
     }
     if (held >= share && contended) {
-      return new MuxftpError(
-        'SERVER_BUSY',
+      return new ServerBusyError(
+        'openFileShare',
         `server busy: this connection holds ${held} of the ${this.max} files open for transfers while others wait for one; try again later`,
       );
     }

@@ -9,7 +9,7 @@ import { createServer, type Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { DEFAULTS } from '../shared/defaults.js';
-import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
@@ -274,7 +274,7 @@ export class MuxServer {
   private refusalFor(address: string): { error: MuxftpError; reason: RefusalReason } | undefined {
     const { maxConnections, maxConnectionsPerIp } = this.options;
     if (this.connections.size + this.pending.size >= maxConnections) {
-      const error = new MuxftpError('SERVER_BUSY', `server busy: at most ${maxConnections} connections`);
+      const error = new ServerBusyError('connections', `server busy: at most ${maxConnections} connections`);
       return { error, reason: 'max_connections' };
     }
     // Descriptors: connections and open files together stay DEFAULTS.fdReserve below the limit,
@@ -284,12 +284,15 @@ export class MuxServer {
       fdLimit !== undefined &&
       this.connections.size + this.pending.size + this.counters.openFiles + DEFAULTS.fdReserve >= fdLimit
     ) {
-      const error = new MuxftpError('SERVER_BUSY', 'server busy: out of file descriptors; try again later');
+      const error = new ServerBusyError(
+        'fileDescriptors',
+        'server busy: out of file descriptors; try again later',
+      );
       return { error, reason: 'max_connections' };
     }
     if (maxConnectionsPerIp > 0 && (this.perAddress.get(address) ?? 0) >= maxConnectionsPerIp) {
-      const error = new MuxftpError(
-        'SERVER_BUSY',
+      const error = new ServerBusyError(
+        'connectionsPerAddress',
         `server busy: at most ${maxConnectionsPerIp} connections from one address`,
       );
       return { error, reason: 'max_connections_per_ip' };

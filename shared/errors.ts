@@ -63,18 +63,47 @@ export function codeForStatus(status: number): ErrorCode | undefined {
   return CODE_BY_STATUS.get(status);
 }
 
+/**
+ * Which of the server's limits refused with SERVER_BUSY, as its ERROR's `details.limit` names it
+ * (docs/PROTOCOL.md, Errors): `connections` (its connection cap), `connectionsPerAddress`,
+ * `fileDescriptors` (near the descriptor limit), `openFiles` (at its cap on open files),
+ * `openFileShare` (this connection holds its share of them while another waits for one),
+ * `uploadBacklog` (a put on the initial upload window while uploads wait for the disk).
+ */
+export type BusyLimit =
+  | 'connections'
+  | 'connectionsPerAddress'
+  | 'fileDescriptors'
+  | 'openFiles'
+  | 'openFileShare'
+  | 'uploadBacklog';
+
+/**
+ * Facts an ERROR may carry beside its code and message, for programs (`details` on the wire,
+ * docs/PROTOCOL.md, Errors). Hints: a receiver ignores what it does not know.
+ */
+export interface ErrorDetails {
+  /** SERVER_BUSY: the limit that refused ({@link BusyLimit}; a newer server's other names come as sent). */
+  limit?: string;
+  /** SERVER_BUSY on a stream: how long (ms) until trying again may succeed. */
+  retryAfterMs?: number;
+}
+
 /** Base of every muxftp error. */
 export class MuxftpError extends Error {
   /** The stable error code, e.g. `NOT_FOUND`. */
   readonly code: ErrorCode;
   /** The code's numeric wire status (see {@link ERROR_STATUS}). */
   readonly status: number;
+  /** What the error says beyond its code, when anything (sent on the wire with it). */
+  readonly details: ErrorDetails | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: ErrorDetails }) {
+    super(message, options !== undefined && 'cause' in options ? { cause: options.cause } : undefined);
     this.name = 'MuxftpError';
     this.code = code;
     this.status = ERROR_STATUS[code];
+    this.details = options?.details;
   }
 
   /** True for codes after which the connection cannot go on. */
@@ -91,6 +120,28 @@ export class ProtocolError extends MuxftpError {
   }
 }
 
+/** SERVER_BUSY, naming the limit that refused and, for a stream, when trying again may succeed. */
+export class ServerBusyError extends MuxftpError {
+  constructor(limit: BusyLimit, message: string, retryAfterMs?: number) {
+    super('SERVER_BUSY', message, {
+      details: retryAfterMs === undefined ? { limit } : { limit, retryAfterMs },
+    });
+    this.name = 'ServerBusyError';
+  }
+}
+
+/**
+ * A SERVER_BUSY refusing a put sent on the initial upload window because the server's upload bytes
+ * wait for the disk (`uploadBacklog`): the same put declining the window would be admitted. One
+ * naming no limit counts too: a server from before `details` names none, and the client then
+ * behaves as it did with such servers.
+ */
+export function refusedForUploadBacklog(error: unknown): boolean {
+  if (!(error instanceof MuxftpError) || error.code !== 'SERVER_BUSY') return false;
+  const limit = error.details?.limit;
+  return limit === undefined || limit === ('uploadBacklog' satisfies BusyLimit);
+}
+
 /** A failure of a storage operation (missing file, bad path, full disk, ...). */
 export class StorageError extends MuxftpError {
   readonly path: string | undefined;
@@ -102,10 +153,10 @@ export class StorageError extends MuxftpError {
   }
 }
 
-/** An error the server reported on the wire, raised on the client with the server's code. */
+/** An error the server reported on the wire, raised on the client with the server's code (and details). */
 export class RemoteError extends MuxftpError {
-  constructor(code: ErrorCode, message: string) {
-    super(code, message);
+  constructor(code: ErrorCode, message: string, details?: ErrorDetails) {
+    super(code, message, details === undefined ? undefined : { details });
     this.name = 'RemoteError';
   }
 }

@@ -92,7 +92,11 @@ describe('past the ceiling, a client that took the initial window', () => {
     );
     const refusal = await refused.waitFor(answerOn(1));
     expect(refusal.type).toBe(FrameType.ERROR);
-    expect(parseErrorPayload(refusal).code).toBe('SERVER_BUSY');
+    // Names the limit: the one a put declining the window is spared.
+    expect(parseErrorPayload(refusal)).toMatchObject({
+      code: 'SERVER_BUSY',
+      details: { limit: 'uploadBacklog' },
+    });
     // The declined put is admitted (answered by neither ERROR nor anything else yet) and waits.
     await delay(300);
     expect(declining.frames.filter(answerOn(1))).toEqual([]);
@@ -266,15 +270,18 @@ describe('muxftp put through a connection that took the initial window, past the
     openMkdir();
     // Released once one of the CLI's puts is set up (admitted: its connection then stops being
     // read until the disk catches up). A put refused and retried on the window again would never
-    // be, and the CLI would give up after its retries (~3.5-7 s).
-    for (const started = Date.now(); Date.now() - started < 20_000 && !exited; ) {
-      if ([...setUp].some((path) => path.startsWith('d/'))) break;
+    // be while the disk is held: refused again and again until the release below.
+    const admitted = () => [...setUp].some((path) => path.startsWith('d/'));
+    for (const started = Date.now(); Date.now() - started < 10_000 && !exited; ) {
+      if (admitted()) break;
       await delay(20);
     }
+    const admittedWhileHeld = admitted();
 
     held.release();
     await filled;
     const { code, stderr } = await cli;
+    expect(admittedWhileHeld).toBe(true);
     expect(stderr).toMatch(/retry 1\/3/);
     expect(stderr).not.toMatch(/retry 2\/3/);
     expect(code).toBe(0);

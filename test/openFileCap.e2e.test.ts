@@ -150,15 +150,20 @@ describe('--max-open-files is shared between connections that contend for it', (
     const held = [1, 3, 5, 7];
     a.write(Buffer.concat(held.map((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }))));
     expect(await outcomes(a, held)).toEqual(Array(4).fill('answered'));
-    // B holds none: refused at the cap.
+    // B holds none: refused at the cap, told which limit and when to try again.
     b.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
-    expect(await outcomes(b, [1])).toEqual(['SERVER_BUSY']);
+    const atTheCap = await b.waitFor((f) => f.streamId === 1 && f.type === FrameType.ERROR);
+    expect(parseErrorPayload(atTheCap)).toMatchObject({
+      code: 'SERVER_BUSY',
+      details: { limit: 'openFiles' },
+    });
     // A's transfer ends (cancelled) and A asks at once for another: A holds 3 of 4, its share is 2.
     a.write(Buffer.concat([encodeCancel(1), encodeOpen(9, { op: 'get', path: 'f.bin' })]));
     const refusal = await a.waitFor((f) => f.streamId === 9 && f.type === FrameType.ERROR);
     expect(parseErrorPayload(refusal)).toMatchObject({
       code: 'SERVER_BUSY',
       message: expect.stringContaining('holds 3 of the 4 files open for transfers while others wait'),
+      details: { limit: 'openFileShare' },
     });
     // B's retry takes the freed slot.
     b.write(encodeOpen(3, { op: 'get', path: 'f.bin' }));

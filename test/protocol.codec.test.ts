@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
@@ -21,6 +21,7 @@ import {
 } from '../shared/protocol/encoder.js';
 import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
+  errorPayload,
   parseEnd,
   parseErrorPayload,
   parseHello,
@@ -385,5 +386,28 @@ describe('malformed input', () => {
     expect(parseErrorPayload(fatal).code).toBe('PROTOCOL_ERROR');
     const stream = decodeAll(encodeError(1, { status: 299, code: 'FUTURE', message: 'x' }))[0]!;
     expect(parseErrorPayload(stream).code).toBe('INTERNAL_ERROR');
+  });
+
+  it("carries an error's details, and drops details of the wrong type without failing the ERROR", () => {
+    const busy = new ServerBusyError('openFileShare', 'server busy');
+    const sent = decodeAll(encodeError(1, errorPayload(busy)))[0]!;
+    expect(parseErrorPayload(sent)).toEqual({
+      code: 'SERVER_BUSY',
+      message: 'server busy',
+      details: { limit: 'openFileShare' },
+    });
+    const odd = (details: unknown) =>
+      parseErrorPayload(
+        decodeAll(encodeError(1, { status: 302, code: 'SERVER_BUSY', message: 'm', details } as never))[0]!,
+      );
+    expect(odd({ limit: 'somethingNewer', extra: 1 })).toMatchObject({
+      details: { limit: 'somethingNewer' },
+    });
+    expect(odd({ limit: 7, retryAfterMs: -1 })).toEqual({ code: 'SERVER_BUSY', message: 'm' });
+    expect(odd({ limit: 'x'.repeat(65) })).toEqual({ code: 'SERVER_BUSY', message: 'm' });
+    expect(odd(['limit'])).toEqual({ code: 'SERVER_BUSY', message: 'm' });
+    expect(odd('openFiles')).toEqual({ code: 'SERVER_BUSY', message: 'm' });
+    // Nothing to say, nothing sent.
+    expect(errorPayload(new MuxftpError('NOT_FOUND', 'no'))).not.toHaveProperty('details');
   });
 });

@@ -460,6 +460,8 @@ describe('server lifecycle', () => {
     const error = await Client.connect({ port: env.port }).catch((e: MuxftpError) => e);
     expect(error).toBeInstanceOf(MuxftpError);
     expect((error as MuxftpError).code).toBe('SERVER_BUSY');
+    // Which limit: a connection refusal has no retry-after hint (the reconnect backoff applies).
+    expect((error as MuxftpError).details).toEqual({ limit: 'connections' });
   });
 
   it('on close, lets a transfer in flight finish, takes no new operations, then stops', async () => {

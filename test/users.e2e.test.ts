@@ -64,11 +64,11 @@ async function start(
 async function connectError(
   s: TestServer,
   options: Parameters<TestServer['connect']>[0],
-): Promise<{ code: string; message: string }> {
+): Promise<{ code: string; message: string; details?: object }> {
   try {
     await s.connect(options);
   } catch (error) {
-    return error as { code: string; message: string };
+    return error as { code: string; message: string; details?: object };
   }
   throw new Error('connect succeeded');
 }
@@ -321,6 +321,7 @@ describe('connection limits', () => {
     const error = await connectError(s, {});
     expect(error.code).toBe('SERVER_BUSY');
     expect(error.message).toMatch(/from one address/);
+    expect(error.details).toEqual({ limit: 'connectionsPerAddress' });
     await first.close();
     // The server sees the close a moment later (later still on a loaded machine): until then the
     // address still holds two; a fixed 100 ms raced that. Bounded retries of refusals only.

@@ -3,7 +3,14 @@
  * A malformed handshake or ERROR payload is a connection-level PROTOCOL_ERROR. OPEN payloads are
  * checked by their row of the operation table (operations.ts).
  */
-import { codeForStatus, type ErrorCode, isErrorCode, type MuxftpError, ProtocolError } from '../errors.js';
+import {
+  codeForStatus,
+  type ErrorCode,
+  type ErrorDetails,
+  isErrorCode,
+  type MuxftpError,
+  ProtocolError,
+} from '../errors.js';
 import {
   algorithmForWireId,
   DIGEST_BYTES,
@@ -91,6 +98,8 @@ export interface ErrorPayload {
   status: number;
   code: string;
   message: string;
+  /** Optional facts for programs (SERVER_BUSY: `limit`, `retryAfterMs`); absent when none. */
+  details?: ErrorDetails;
 }
 
 /** A directory entry as the server reports it (`list`, `stat`). */
@@ -294,18 +303,43 @@ export function parseAuthResult(frame: Frame): AuthResult {
   throw new ProtocolError('PROTOCOL_ERROR', 'AUTH: malformed result');
 }
 
-/** Turns an ERROR payload into an error with a known code (unknown statuses fall back by range). */
-export function parseErrorPayload(frame: Frame): { code: ErrorCode; message: string } {
+/**
+ * Turns an ERROR payload into an error with a known code (unknown statuses fall back by range).
+ * `details` are hints: a field of another type than documented is left out, not an error.
+ */
+export function parseErrorPayload(frame: Frame): {
+  code: ErrorCode;
+  message: string;
+  details?: ErrorDetails;
+} {
   const o = parseJsonObject(frame, 'ERROR');
   const status = typeof o.status === 'number' ? o.status : 100;
   const message = typeof o.message === 'string' ? o.message : 'unspecified error';
   let code: ErrorCode | undefined = isErrorCode(o.code) ? o.code : codeForStatus(status);
   if (code === undefined) code = status < 200 ? 'PROTOCOL_ERROR' : 'INTERNAL_ERROR';
-  return { code, message };
+  const details = parseErrorDetails(o.details);
+  return details === undefined ? { code, message } : { code, message, details };
 }
 
+/** The documented fields of an ERROR's `details` that have their documented types; undefined for none. */
+function parseErrorDetails(value: unknown): ErrorDetails | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  const details: ErrorDetails = {};
+  if (typeof o.limit === 'string' && o.limit.length > 0 && o.limit.length <= MAX_LIMIT_NAME_LENGTH)
+    details.limit = o.limit;
+  if (typeof o.retryAfterMs === 'number' && Number.isFinite(o.retryAfterMs) && o.retryAfterMs >= 0)
+    details.retryAfterMs = o.retryAfterMs;
+  return Object.keys(details).length === 0 ? undefined : details;
+}
+
+/** A limit's name is a short identifier; anything longer is not one (and is not kept). */
+const MAX_LIMIT_NAME_LENGTH = 64;
+
 export function errorPayload(err: MuxftpError): ErrorPayload {
-  return { status: err.status, code: err.code, message: err.message };
+  const payload: ErrorPayload = { status: err.status, code: err.code, message: err.message };
+  if (err.details !== undefined) payload.details = err.details;
+  return payload;
 }
 
 export function parseWindow(frame: Frame): number {
