@@ -60,6 +60,6 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     )
     .option(
       '--skip-identical',
-      `skip files whose ${side} copy has the same size and content digest (compared with the server's digest, not by time)`,
+      `skip files whose ${side} copy has the same size and content digest (compared with the server's digest, not by time; not with ${direction === 'upload' ? 'stdin' : 'stdout'})`,
     );
 }

@@ -62,13 +62,13 @@ export function registerGetCommand(program: Command, output: Output): void {
     .command('get')
     .summary('download files (- writes stdout)')
     .description(
-      'Download remote files, to stdout (-) or, with -r, directory trees. Existing local files are replaced.',
+      'Download remote files, to stdout (-) or, with -r, directory trees. Existing local files are replaced. A download into a file that fails keeps what it received (whole 4 MiB blocks) in a hidden .muxftp-get-*.part beside the target, which get -c continues.',
     )
     .argument('<remote...>', 'remote files; with exactly two and no --to, the second is the local name');
   addTransferOptions(command, 'download')
     .option(
       '-c, --continue',
-      'continue what a failed get kept (hidden, beside the target), else a partial local file, from its last whole block, after checking those blocks against the server',
+      'continue what a failed get kept (hidden, beside the target), else a partial local file, from its last whole block, after checking those blocks against the server (not with stdout)',
     )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: GetOptions, command: Command) => {

@@ -64,7 +64,7 @@ export function registerPutCommand(program: Command, output: Output): void {
   addTransferOptions(command, 'upload')
     .option(
       '-c, --continue',
-      'continue what the server kept of an interrupted upload of the same file (checked block by block)',
+      'continue what the server kept of an interrupted upload of the same file (checked block by block; not with stdin)',
     )
     .addHelpText('after', EXAMPLES)
     .action(async (args: string[], options: PutOptions, command: Command) => {
