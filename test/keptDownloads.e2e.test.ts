@@ -36,14 +36,15 @@ afterEach(async () => {
 async function startServe(
   root: string,
   extraArgs: string[] = [],
+  port = 0,
 ): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(
     process.execPath,
-    [CLI_BIN, 'serve', '--port', '0', '--root', root, '--fsync', 'never', ...extraArgs],
+    [CLI_BIN, 'serve', '--port', String(port), '--root', root, '--fsync', 'never', ...extraArgs],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
   children.add(child);
-  const port = await new Promise<number>((resolve, reject) => {
+  const bound = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString();
@@ -52,7 +53,7 @@ async function startServe(
     });
     child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
   });
-  return { child, port };
+  return { child, port: bound };
 }
 
 async function stopServe(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
@@ -164,6 +165,50 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     expect((await readdir(out)).sort()).toEqual(['a.bin', 'b.bin']);
     for (const [name, content] of Object.entries(files))
       expect(sha256(await readFile(join(out, name)))).toBe(sha256(content));
+  }, 60_000);
+
+  it('--retries: the next attempt continues what the last one kept, and starts over when the file changed meanwhile', async () => {
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
+    const files = { 'same.bin': randomBytes(4 * BLOCK), 'changed.bin': randomBytes(4 * BLOCK) };
+    for (const [name, content] of Object.entries(files)) await writeFile(join(root, name), content);
+    const first = await startServe(root, ['--max-rate', '6MiB']);
+    const cli = runCli(
+      [
+        '--server',
+        `127.0.0.1:${first.port}`,
+        'get',
+        'same.bin',
+        'changed.bin',
+        '--to',
+        '.',
+        '--retries',
+        '2',
+      ],
+      local,
+    );
+    await until(downloadsPast(local, 2, BLOCK + MiB));
+    await stopServe(first.child, 'SIGKILL');
+    const changed = randomBytes(4 * BLOCK);
+    await writeFile(join(root, 'changed.bin'), changed);
+    const second = await startServe(root, [], first.port);
+    const run = await cli;
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/get same\.bin: .*retry 1\/2/);
+    expect(run.stderr).not.toMatch(/get same\.bin: .*starting over/);
+    expect(run.stderr).toMatch(
+      /get changed\.bin: the partial download kept for it differs from the server's file at block 0 .*starting over/,
+    );
+    const probe = await Client.connect({ host: '127.0.0.1', port: second.port });
+    const { bytesOut } = await probe.stats();
+    await probe.close();
+    await stopServe(second.child, 'SIGTERM');
+    // changed.bin again in full; same.bin only past the whole blocks kept (at least one).
+    expect(bytesOut).toBeLessThanOrEqual(changed.length + files['same.bin'].length - BLOCK);
+    expect(bytesOut).toBeGreaterThan(changed.length);
+    expect((await readdir(local)).sort()).toEqual(['changed.bin', 'same.bin']);
+    expect(sha256(await readFile(join(local, 'same.bin')))).toBe(sha256(files['same.bin']));
+    expect(sha256(await readFile(join(local, 'changed.bin')))).toBe(sha256(changed));
   }, 60_000);
 
   it('Ctrl-C keeps the partial and exits 130; get -c completes it', async () => {
