@@ -88,10 +88,23 @@ export function isLoopback(host: string): boolean {
 /** The warnings for a server listening on `host` with these settings (none on loopback). */
 export function startWarnings(
   host: string,
-  settings: { tls: boolean; tlsOnly: boolean; users: boolean; root: string },
+  settings: {
+    tls: boolean;
+    tlsOnly: boolean;
+    users: boolean;
+    root: string;
+    /** With --anonymous-write: anonymous's home, '' for the root. */
+    anonymousWriteHome?: string;
+  },
 ): string[] {
   if (isLoopback(host)) return [];
   const warnings: string[] = [];
+  if (settings.anonymousWriteHome !== undefined) {
+    // vsftpd's anonymous uploads need anon_upload_enable, and deleting anon_other_write_enable.
+    warnings.push(
+      `listening on ${host} with --anonymous-write: anyone who can reach it may upload, overwrite, rename and delete in /${settings.anonymousWriteHome} without a password or a quota`,
+    );
+  }
   if (!settings.users) {
     warnings.push(
       `listening on ${host} with no users file: anyone who can reach it may read, write and delete everything in ${settings.root} (use --users FILE)`,

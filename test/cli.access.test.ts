@@ -492,6 +492,11 @@ describe('start warnings', () => {
     expect(wide.join('\n')).toMatch(/without TLS/);
     expect(startWarnings('10.0.0.5', { ...open, users: true, tls: true, tlsOnly: true })).toEqual([]);
     expect(startWarnings('10.0.0.5', { ...open, users: true, tls: true }).join()).toMatch(/--tls-only/);
+    const anonymousWrite = { ...open, users: true, tls: true, tlsOnly: true, anonymousWriteHome: 'public' };
+    expect(startWarnings('10.0.0.5', anonymousWrite)).toEqual([
+      'listening on 10.0.0.5 with --anonymous-write: anyone who can reach it may upload, overwrite, rename and delete in /public without a password or a quota',
+    ]);
+    expect(startWarnings('127.0.0.1', anonymousWrite)).toEqual([]);
   });
 });
 

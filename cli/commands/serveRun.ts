@@ -62,6 +62,9 @@ export async function serve(options: ServeOptions): Promise<void> {
       tlsOnly: access.tlsOnly === true,
       users: options.users !== undefined,
       root: options.memory ? 'memory' : options.root,
+      ...(options.anonymousWrite === true && access.accounts?.anonymous !== undefined
+        ? { anonymousWriteHome: access.accounts.anonymous.home }
+        : {}),
     }),
     ...(await accessFileWarnings(options)),
   ];
