@@ -31,19 +31,22 @@ export async function loadAccess(
   }
   if (flags.tlsOnly && flags.tlsCert === undefined)
     throw new Error('--tls-only needs --tls-cert and --tls-key');
-  const tls =
-    flags.tlsCert === undefined
-      ? undefined
-      : {
-          cert: await readFile(flags.tlsCert).catch((e: Error) => {
-            throw new Error(`cannot read --tls-cert ${flags.tlsCert}: ${errnoReason(e)}`, { cause: e });
-          }),
-          key: await readFile(flags.tlsKey!).catch((e: Error) => {
-            throw new Error(`cannot read --tls-key ${flags.tlsKey}: ${errnoReason(e)}`, { cause: e });
-          }),
-        };
-  if (tls !== undefined) checkCertificateAndKey(tls, flags.tlsCert!, flags.tlsKey!);
+  const tls = flags.tlsCert === undefined ? undefined : await loadTls(flags.tlsCert, flags.tlsKey!);
   return { accounts, ...(tls !== undefined ? { tls, tlsOnly: flags.tlsOnly === true } : {}) };
+}
+
+/** The certificate chain and key from their files, checked to load together (read again on SIGHUP). */
+export async function loadTls(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const tls = {
+    cert: await readFile(certFile).catch((e: Error) => {
+      throw new Error(`cannot read --tls-cert ${certFile}: ${errnoReason(e)}`, { cause: e });
+    }),
+    key: await readFile(keyFile).catch((e: Error) => {
+      throw new Error(`cannot read --tls-key ${keyFile}: ${errnoReason(e)}`, { cause: e });
+    }),
+  };
+  checkCertificateAndKey(tls, certFile, keyFile);
+  return tls;
 }
 
 /**

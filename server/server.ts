@@ -69,7 +69,8 @@ export class MuxServer {
   private readonly pending = new Set<Duplex>();
   /** Sockets (pending or connected) per remote address. */
   private readonly perAddress = new Map<string, number>();
-  private readonly secureContext: SecureContext | undefined;
+  /** Replaced by replaceTls() (serve re-reads its certificate on SIGHUP); set for good at construction. */
+  private secureContext: SecureContext | undefined;
   private readonly loginGuard: LoginGuard;
   private readonly loginQueue: LoginQueue;
   private readonly accountResources: AccountResourceTable;
@@ -177,6 +178,17 @@ export class MuxServer {
   replaceAccounts(accounts: Accounts): void {
     if (!(accounts instanceof Accounts)) throw new TypeError('server: accounts must be an Accounts');
     this.accounts = accounts;
+  }
+
+  /**
+   * The certificate chain and key new TLS connections are served with from now on (a renewed
+   * certificate); connections already up keep theirs. Only for a server constructed with `tls`:
+   * TLS cannot be turned on or off here. Throws, changing nothing, for a pair that does not load.
+   */
+  replaceTls(tls: { cert: string | Buffer; key: string | Buffer }): void {
+    if (this.secureContext === undefined)
+      throw new TypeError('server: replaceTls needs a server started with tls');
+    this.secureContext = createSecureContext({ cert: tls.cert, key: tls.key });
   }
 
   /** The running totals the `stats` operation reports. */

@@ -102,6 +102,14 @@ async function serve(
   };
 }
 
+/** Waits (5 s at most) for `count` matches of `pattern` in the server's stderr. */
+async function logged(server: { stderr(): string }, pattern: RegExp, count: number): Promise<void> {
+  for (let i = 0; i < 200 && (server.stderr().match(pattern) ?? []).length < count; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  expect((server.stderr().match(pattern) ?? []).length).toBe(count);
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'muxftp-cli-access-'));
   usersFile = join(dir, 'users.json');
@@ -357,13 +365,6 @@ describe('logins from the CLI', () => {
 
 describe('serve re-reads its users file on SIGHUP', () => {
   /** Waits (bounded) until the server's log has `count` lines matching `pattern`. */
-  async function logged(server: { stderr(): string }, pattern: RegExp, count: number): Promise<void> {
-    for (let i = 0; i < 200 && (server.stderr().match(pattern) ?? []).length < count; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    expect((server.stderr().match(pattern) ?? []).length).toBe(count);
-  }
-
   it('lets a user added since start log in after SIGHUP, and keeps the users when the file is broken', async () => {
     const file = join(dir, 'hup-users.json');
     await run(['user', 'add', 'carol', '--users', file], { stdin: 'carol-pw\n' });
@@ -388,6 +389,36 @@ describe('serve re-reads its users file on SIGHUP', () => {
       expect((await as('carol')).code).toBe(0);
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe.skipIf(!opensslAvailable)('serve re-reads its TLS certificate on SIGHUP', () => {
+  it('serves a renewed certificate to new connections, and keeps the old one when the new files do not load', async () => {
+    const renewed = await makeTestCerts();
+    const cert = join(dir, 'hup-cert.pem');
+    const key = join(dir, 'hup-key.pem');
+    await writeFile(cert, certs!.cert);
+    await writeFile(key, certs!.key, { mode: 0o600 });
+    const server = await serve(['--tls-cert', cert, '--tls-key', key]);
+    try {
+      const ls = (ca: string) => run(['--server', `127.0.0.1:${server.port}`, '--ca', ca, 'ls']);
+      expect((await ls(certs!.caPath)).code).toBe(0);
+      await writeFile(cert, renewed.cert);
+      await writeFile(key, renewed.key);
+      expect((await ls(renewed.caPath)).stderr).toMatch(/not signed by the CA given/); // not read again yet
+      server.hangUp();
+      await logged(server, /SIGHUP: TLS certificate from /g, 1);
+      expect((await ls(renewed.caPath)).code).toBe(0);
+      expect((await ls(certs!.caPath)).stderr).toMatch(/not signed by the CA given/);
+      // A key that is not the certificate's changes nothing.
+      await writeFile(key, certs!.key);
+      server.hangUp();
+      await logged(server, /SIGHUP: kept the TLS certificate as it was: /g, 1);
+      expect((await ls(renewed.caPath)).code).toBe(0);
+    } finally {
+      await server.stop();
+      await renewed.remove();
     }
   });
 });

@@ -10,7 +10,14 @@ import { DEFAULTS } from '../../shared/defaults.js';
 import { openStorage } from '../../storage/index.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
-import { accessFileWarnings, isLoopback, loadAccess, loadAccounts, startWarnings } from '../serverAccess.js';
+import {
+  accessFileWarnings,
+  isLoopback,
+  loadAccess,
+  loadAccounts,
+  loadTls,
+  startWarnings,
+} from '../serverAccess.js';
 import type { ServeOptions } from './serve.js';
 
 export async function serve(options: ServeOptions): Promise<void> {
@@ -90,7 +97,10 @@ export async function serve(options: ServeOptions): Promise<void> {
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
 
-  const stopReloading = options.users !== undefined ? reloadUsersOnHangup(server, options) : undefined;
+  const stopReloading =
+    options.users !== undefined || options.tlsCert !== undefined
+      ? reloadOnHangup(server, options)
+      : undefined;
   const signal = await shutdownSignal;
   stopReloading?.();
   logToStderr(
@@ -149,19 +159,33 @@ async function startMetrics(
 
 /**
  * SIGHUP reads the users file again (as vsftpd re-reads its configuration): new logins see added,
- * removed and changed users; sessions already logged in keep theirs. A file that does not read or
- * parse changes nothing. Returns the function that stops listening.
+ * removed and changed users; sessions already logged in keep theirs. It reads the TLS certificate
+ * and key again too (a renewed certificate, as nginx takes one on SIGHUP): new connections get
+ * it, those up keep theirs. Either file that does not read or load changes nothing (the log says
+ * why), and does not stop the other. Returns the function that stops listening.
  */
-function reloadUsersOnHangup(server: MuxServer, options: ServeOptions): () => void {
+function reloadOnHangup(server: MuxServer, options: ServeOptions): () => void {
   let reloading = Promise.resolve();
   const onHangup = (): void => {
     reloading = reloading.then(async () => {
-      try {
-        const accounts = await loadAccounts(options);
-        server.replaceAccounts(accounts);
-        logToStderr(`SIGHUP: ${usersCount(accounts.userCount)} from ${options.users}`);
-      } catch (error) {
-        logToStderr(`SIGHUP: kept the users as they were: ${(error as Error).message}`);
+      if (options.users !== undefined) {
+        try {
+          const accounts = await loadAccounts(options);
+          server.replaceAccounts(accounts);
+          logToStderr(`SIGHUP: ${usersCount(accounts.userCount)} from ${options.users}`);
+        } catch (error) {
+          logToStderr(`SIGHUP: kept the users as they were: ${(error as Error).message}`);
+        }
+      }
+      if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
+        try {
+          server.replaceTls(await loadTls(options.tlsCert, options.tlsKey));
+          const warnings = await accessFileWarnings({ ...options, users: undefined });
+          logToStderr(`SIGHUP: TLS certificate from ${options.tlsCert}`);
+          for (const warning of warnings) process.stderr.write(`muxftp: warning: ${warning}\n`);
+        } catch (error) {
+          logToStderr(`SIGHUP: kept the TLS certificate as it was: ${(error as Error).message}`);
+        }
       }
     });
   };
