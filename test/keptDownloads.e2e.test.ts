@@ -211,11 +211,13 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     expect(sha256(await readFile(join(local, 'changed.bin')))).toBe(sha256(changed));
   }, 60_000);
 
-  it('Ctrl-C keeps the partial and exits 130; get -c completes it', async () => {
+  it('Ctrl-C keeps the partial (replacing an older one) and exits 130; get -c completes it', async () => {
     const content = randomBytes(4 * BLOCK + 77);
     env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
     await writeFile(join(env.root!, 'big.bin'), content);
     const local = await tempDirs.make();
+    // What an earlier failed get kept, of another version: a plain get replaces it with its own.
+    await writeFile(join(local, downloadPartialName('big.bin')), randomBytes(2 * BLOCK));
     const args = ['--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'];
     const interrupted = await runCli(args, local, {
       interruptWhen: until(downloadsPast(local, 1, BLOCK + MiB)),
@@ -225,9 +227,11 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
       /get big\.bin: cancelled \(CANCELLED\); [\d.]+ MiB received kept in \.muxftp-get-[0-9a-f]{32}\.part: run the same get with -c to continue it/,
     );
     expect(await readdir(local)).toEqual([downloadPartialName('big.bin')]);
-    const kept = (await stat(join(local, downloadPartialName('big.bin')))).size;
+    const keptBytes = await readFile(join(local, downloadPartialName('big.bin')));
+    const kept = keptBytes.length;
     expect(kept % BLOCK).toBe(0);
     expect(kept).toBeGreaterThanOrEqual(BLOCK);
+    expect(sha256(keptBytes)).toBe(sha256(content.subarray(0, kept)));
 
     await env.stop();
     env = await startServer({ backend: 'disk' });
