@@ -14,6 +14,8 @@ export interface TransferMeter {
   update(bytesDone: number, bytesTotal: number | undefined): void;
   /** The transfer starts over (`--retries`): its bar says which attempt this is, from zero bytes. */
   retry(attempt: number, of: number): void;
+  /** The server refused it SERVER_BUSY: it waits to try again on the same connection. */
+  busy(): void;
   end(ok: boolean): void;
 }
 
@@ -76,7 +78,7 @@ class HiddenProgress implements TransferProgress {
   expect(): void {}
   failedBeforeStart(): void {}
   begin(): TransferMeter {
-    return { update() {}, retry() {}, end() {} };
+    return { update() {}, retry() {}, busy() {}, end() {} };
   }
   skipped(): void {}
   log(): void {}
@@ -224,6 +226,9 @@ class BarProgress implements TransferProgress {
       },
       retry: (attempt, of) => {
         payload.name = `${name} (retry ${attempt}/${of})`;
+      },
+      busy: () => {
+        payload.name = `${name} (server busy)`;
       },
       end: (ok) => {
         if (ended) return;

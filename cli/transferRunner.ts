@@ -12,6 +12,7 @@ import { MuxftpError, refusedForUploadBacklog } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { formatBytes } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { BusyRetries } from './busyRetries.js';
 import { ConcurrencyLimit } from './concurrency.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
@@ -266,13 +267,19 @@ async function runOne(
     if (progress.visible) progress.log(notice);
     else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
   };
-  // Set when the last attempt was refused SERVER_BUSY on a connection still up: the next one goes
-  // on it, and after a refusal for the upload backlog a put declines the initial window (a server
-  // past its upload ceiling admits it); not after one for open files: that would only cost it a
-  // round trip.
-  let refusedBusy = false;
+  const say = (notice: string): void => {
+    if (progress.visible) progress.log(notice);
+    else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
+  };
+  // Refusals SERVER_BUSY on a connection still up: tried again on it, for a while (busyRetries.ts).
+  const busyRetries = new BusyRetries();
+  // Set when the last try was refused for the server's upload backlog: the next put declines the
+  // initial window (a server past its upload ceiling admits it). Not for other limits (open
+  // files): declining would cost it a round trip for nothing.
   let declineWindow = false;
-  for (let attempt = 0; ; attempt++) {
+  // Tries after a dropped connection (`--retries`); busy refusals do not count.
+  let attempt = 0;
+  for (;;) {
     try {
       // Ctrl-C while this transfer waited to reconnect: it ends here, cancelled.
       if (signal.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
@@ -315,21 +322,33 @@ async function runOne(
       meter.end(true);
       return doneOutcome(job, done);
     } catch (error) {
-      if (attempt < retries && isRetryable(error) && !signal.aborted) {
+      if (error instanceof MuxftpError && error.code === 'SERVER_BUSY' && client.isOpen) {
+        // A stream refused (open files at the server's cap, uploads waiting for its disk) leaves
+        // the connection up: replacing it would fail every other transfer on it. Again on this
+        // one, after the server's hint, while the time for it lasts; then this file fails.
+        const delayMs = retries > 0 && !signal.aborted ? busyRetries.next(error) : undefined;
+        if (delayMs !== undefined) {
+          meter.busy();
+          if (busyRetries.tries === 1)
+            say(
+              `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; trying again ${delayMs < 50 ? 'at once' : `in ${(delayMs / 1000).toFixed(1)} s`} (for up to ${Math.round(busyRetries.limitMs / 1000)} s while the server is busy)`,
+            );
+          declineWindow = run.command === 'put' && refusedForUploadBacklog(error);
+          await waitToRetry(delayMs, signal);
+          continue;
+        }
+      } else if (attempt < retries && isRetryable(error) && !signal.aborted) {
         // The connection went (a dropped link, a restarted server): do this transfer again on a
-        // new one; the server was busy: again on this one. An upload continues from the whole blocks the server kept, a download from the
+        // new one. An upload continues from the whole blocks the server kept, a download from the
         // ones it kept itself, once the digests of them match on both sides.
         const delayMs = backoffDelayMs(attempt);
         meter.retry(attempt + 1, retries);
-        const notice = `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`;
-        if (progress.visible) progress.log(notice);
-        else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
-        // A stream refused SERVER_BUSY (open files at the server's cap, uploads waiting for its
-        // disk) leaves the connection up: replacing it would fail every other transfer on it.
-        refusedBusy = error instanceof MuxftpError && error.code === 'SERVER_BUSY' && client.isOpen;
-        declineWindow = refusedBusy && run.command === 'put' && refusedForUploadBacklog(error);
-        if (refusedBusy) await waitToRetry(delayMs, signal);
-        else client = await run.connection.replace(client, delayMs, signal).catch(() => client);
+        say(
+          `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`,
+        );
+        attempt++;
+        declineWindow = false;
+        client = await run.connection.replace(client, delayMs, signal).catch(() => client);
         continue;
       }
       meter.end(false);

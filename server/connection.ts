@@ -659,9 +659,11 @@ export class ServerConnection implements StreamHost {
   private refusedPastCeiling({ request, spec }: OpenRequest): ServerBusyError | undefined {
     if (spec.stream !== 'upload' || !this.context.uploadBacklogBudget.full) return undefined;
     if (this.initialCreditOf(request as RequestOf<'upload'>) === 0) return undefined;
+    // Again at once, declining the window: such a put is admitted (PROTOCOL.md, Flow control).
     return new ServerBusyError(
       'uploadBacklog',
       'server busy: uploads are waiting for the disk; try again later',
+      0,
     );
   }
 

@@ -11,13 +11,15 @@
  * transfers give back go to the others. A refused connection waits no more once it takes a slot
  * (or closes): still counted, it would shrink every share and leave slots free that nobody may
  * take. Uncontended, any connection may take every free slot (nothing is held back unused).
- * A refusal names its limit (`openFiles`, `openFileShare`).
+ * A refusal names its limit (`openFiles`, `openFileShare`) and says when to try again
+ * (`retryAfterMs`), so a client retries while the contention lasts instead of giving up.
  */
 import { ServerBusyError } from '../shared/errors.js';
 
 export class OpenFileSlots {
   readonly max: number;
   readonly #contentionMs: number;
+  readonly #retryAfterMs: number;
   #open = 0;
   /** Slots each connection holds, for those holding any. */
   readonly #held = new Map<object, number>();
@@ -26,9 +28,10 @@ export class OpenFileSlots {
   /** Connections refused at the cap holding none, until when each counts as waiting for a slot. */
   readonly #waiting = new Map<object, number>();
 
-  constructor(max: number, contentionMs: number) {
+  constructor(max: number, contentionMs: number, retryAfterMs: number) {
     this.max = max;
     this.#contentionMs = contentionMs;
+    this.#retryAfterMs = retryAfterMs;
   }
 
   /** Slots held now, every connection together. */
@@ -56,12 +59,14 @@ export class OpenFileSlots {
       return new ServerBusyError(
         'openFiles',
         `server busy: ${this.max} files are open for transfers; try again later`,
+        this.#retryAfterMs,
       );
     }
     if (held >= share && contended) {
       return new ServerBusyError(
         'openFileShare',
         `server busy: this connection holds ${held} of the ${this.max} files open for transfers while others wait for one; try again later`,
+        this.#retryAfterMs,
       );
     }
     this.hold(who);

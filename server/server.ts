@@ -9,7 +9,7 @@ import { createServer, type Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { DEFAULTS } from '../shared/defaults.js';
-import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
+import { type MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
@@ -103,7 +103,11 @@ export class MuxServer {
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
     });
     this.uploadBacklogBudget = new UploadBacklogBudget(this.options.serverUploadBacklogHighWaterBytes);
-    this.openFileSlots = new OpenFileSlots(this.options.maxOpenFiles, DEFAULTS.openFileContentionMs);
+    this.openFileSlots = new OpenFileSlots(
+      this.options.maxOpenFiles,
+      DEFAULTS.openFileContentionMs,
+      DEFAULTS.openFileRetryAfterMs,
+    );
     this.counters = new ServerCounters(this.openFileSlots);
     this.outboundBudget = new OutboundBudget(
       this.options.serverOutboundHighWaterBytes,

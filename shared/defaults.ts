@@ -82,6 +82,13 @@ export const DEFAULTS = {
    * their finished transfers free go to the others (server/openFileSlots.ts).
    */
   openFileContentionMs: 10_000,
+  /**
+   * Server: the retry-after hint (ERROR details.retryAfterMs) of a get or put refused SERVER_BUSY
+   * for open files. A slot frees whenever a transfer ends, which the server cannot foresee; during
+   * contention the refused connection's turn comes at the next one. Short, since a retry costs one
+   * OPEN and its answer.
+   */
+  openFileRetryAfterMs: 500,
   /** File descriptors kept free for accepting connections and answering them SERVER_BUSY. */
   fdReserve: 64,
   /** Concurrent connections the server accepts before answering SERVER_BUSY. */
@@ -249,6 +256,18 @@ export const DEFAULTS = {
   planningRequests: 64,
   /** CLI: times a transfer is tried again after its connection dropped (`--retries`). */
   retries: 3,
+  /**
+   * CLI: how long a transfer refused SERVER_BUSY on a connection that stays up keeps trying again
+   * on it, from its first such refusal (each try after the server's retry-after hint, else the
+   * backoff): an open-file contention lasts openFileContentionMs (10 s), so a count of retries
+   * with a backoff could give up on a file the server would serve a few seconds later.
+   */
+  serverBusyRetryMs: 60_000,
+  /**
+   * CLI: the least wait between two tries of a transfer refused SERVER_BUSY, after the first retry,
+   * whatever the hint says (a hint of 0, "again at once", twice in a row would make a tight loop).
+   */
+  serverBusyRetryMinDelayMs: 100,
   /** Backoff before reconnecting: between half and all of base · 2^attempt (at most max). */
   retryBaseDelayMs: 1_000,
   retryMaxDelayMs: 30_000,

@@ -92,10 +92,10 @@ describe('past the ceiling, a client that took the initial window', () => {
     );
     const refusal = await refused.waitFor(answerOn(1));
     expect(refusal.type).toBe(FrameType.ERROR);
-    // Names the limit: the one a put declining the window is spared.
+    // Names the limit, and says: again at once (declining the window, as the next one does).
     expect(parseErrorPayload(refusal)).toMatchObject({
       code: 'SERVER_BUSY',
-      details: { limit: 'uploadBacklog' },
+      details: { limit: 'uploadBacklog', retryAfterMs: 0 },
     });
     // The declined put is admitted (answered by neither ERROR nor anything else yet) and waits.
     await delay(300);
@@ -282,8 +282,10 @@ describe('muxftp put through a connection that took the initial window, past the
     await filled;
     const { code, stderr } = await cli;
     expect(admittedWhileHeld).toBe(true);
-    expect(stderr).toMatch(/retry 1\/3/);
-    expect(stderr).not.toMatch(/retry 2\/3/);
+    // The server's hint for this refusal is "again at once" (declining the window).
+    expect(stderr).toMatch(
+      /server busy: uploads are waiting for the disk; try again later; trying again at once \(for up to 60 s while the server is busy\)/,
+    );
     expect(code).toBe(0);
     // One connection all along: the refusals did not make the CLI reconnect.
     expect(env!.server.counters.connectionsTotal - connectionsBefore - pushers).toBe(1);
@@ -322,7 +324,10 @@ describe('muxftp put refused SERVER_BUSY at the open-file cap', () => {
     expect(code).toBe(0);
     // Replacing the connection would have failed the one in flight too (CONNECTION_LOST): a
     // retry line for each file, and a second connection.
-    expect(stderr.match(/retry 1\/3/g)).toHaveLength(1);
+    expect(
+      stderr.match(/trying again in 0\.[5-8] s \(for up to 60 s while the server is busy\)/g),
+    ).toHaveLength(1);
+    expect(stderr).not.toMatch(/retry/);
     expect(env.server.counters.connectionsTotal - connectionsBefore).toBe(1);
     const reader = await env.connect();
     for (const { name, content } of files)

@@ -6,6 +6,7 @@
  * the test so that the requests overlap.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
@@ -155,7 +156,7 @@ describe('--max-open-files is shared between connections that contend for it', (
     const atTheCap = await b.waitFor((f) => f.streamId === 1 && f.type === FrameType.ERROR);
     expect(parseErrorPayload(atTheCap)).toMatchObject({
       code: 'SERVER_BUSY',
-      details: { limit: 'openFiles' },
+      details: { limit: 'openFiles', retryAfterMs: DEFAULTS.openFileRetryAfterMs },
     });
     // A's transfer ends (cancelled) and A asks at once for another: A holds 3 of 4, its share is 2.
     a.write(Buffer.concat([encodeCancel(1), encodeOpen(9, { op: 'get', path: 'f.bin' })]));
@@ -163,7 +164,7 @@ describe('--max-open-files is shared between connections that contend for it', (
     expect(parseErrorPayload(refusal)).toMatchObject({
       code: 'SERVER_BUSY',
       message: expect.stringContaining('holds 3 of the 4 files open for transfers while others wait'),
-      details: { limit: 'openFileShare' },
+      details: { limit: 'openFileShare', retryAfterMs: DEFAULTS.openFileRetryAfterMs },
     });
     // B's retry takes the freed slot.
     b.write(encodeOpen(3, { op: 'get', path: 'f.bin' }));
