@@ -4,9 +4,10 @@
  * the server's (from its digest cache, or computed there) and the local file's, computed at once
  * and compared. Times are never trusted: a copy with the same size and time but other bytes is sent.
  */
-import { stat } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
+import { keptPartialPath } from '../client/sinks.js';
 import type { TransferDone, TransferJob } from './transferRunner.js';
 
 /** put: the remote file `job.remote` holds the bytes of the local `job.local`. */
@@ -20,7 +21,10 @@ export async function remoteCopyIsIdentical(
   return sameDigests(job, client, signal);
 }
 
-/** get: the local file `job.local` holds the bytes of the remote `job.remote`. */
+/**
+ * get: the local file `job.local` holds the bytes of the remote `job.remote`. Then what a failed
+ * get kept of it for get -c is stale, and removed, as a download that succeeds removes it.
+ */
 export async function localCopyIsIdentical(
   job: TransferJob,
   client: Client,
@@ -28,7 +32,9 @@ export async function localCopyIsIdentical(
 ): Promise<TransferDone | undefined> {
   const local = await stat(job.local);
   if (!local.isFile() || local.size !== job.size) return undefined;
-  return sameDigests(job, client, signal);
+  const same = await sameDigests(job, client, signal);
+  if (same !== undefined) await unlink(keptPartialPath(job.local)).catch(() => {});
+  return same;
 }
 
 /**

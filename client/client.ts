@@ -148,7 +148,7 @@ export interface TransferOptions {
   knownDigests?: readonly KnownDigest[];
   /**
    * get to a local path only (`get -c`): continue what a failed download into this path kept
-   * (`keepPartial`), else the partial file already there. The server picks the offset (a whole
+   * (`keepPartial`; kept again should this download fail too), else the partial file already there. The server picks the offset (a whole
    * block) and sends the digests of the blocks before it. If what was kept differs, it is dropped
    * and the file downloaded afresh (`onRestart` says so); if the partial file under the target's
    * name differs, the call rejects with INTEGRITY_ERROR and leaves that file as it was. The whole
@@ -764,13 +764,13 @@ export class Client implements ClientHost {
     target: string,
     options: TransferOptions,
   ): Promise<GetResult | undefined> {
-    const sink = await ContinueSink.claimKept(target, options.keepPartial === true);
+    const sink = await ContinueSink.claimKept(target);
     if (sink === undefined) return undefined;
     let blocks: Buffer[];
     try {
       blocks = await localBlockDigests(sink.temporary, this.integrity, DEFAULTS.maxResumeBlocks);
     } catch (error) {
-      await sink.keepPartial(); // put back (when keeping), as it was
+      await sink.keepPartial(); // put back, as it was
       throw error;
     }
     if (blocks.length === 0) {

@@ -308,10 +308,11 @@ export class ContinueSink extends HiddenFileSink {
   /**
    * Continues what a failed download into `target` kept (keptPartialPath): it is ours, so it is
    * written in place instead of copied, once claimed by renaming it to a fresh temporary name — of
-   * two processes continuing it, one gets it and the other starts afresh. Undefined when there is
-   * none to claim.
+   * two processes continuing it, one gets it and the other starts afresh. Should this download
+   * fail too, its whole blocks are kept there again (whatever the caller asked: they were kept
+   * already). Undefined when there is none to claim.
    */
-  static async claimKept(target: string, keepsPartial: boolean): Promise<ContinueSink | undefined> {
+  static async claimKept(target: string): Promise<ContinueSink | undefined> {
     const kept = keptPartialPath(target);
     const temporary = join(dirname(target), newTemporaryName());
     // A process told to exit between the rename and the open puts it back.
@@ -329,7 +330,7 @@ export class ContinueSink extends HiddenFileSink {
       // shared directory, leading to a file of yours) is not opened through, nor written, but put
       // back and left alone.
       handle = await open(temporary, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-      if ((await handle.stat()).isFile()) return new ContinueSink(target, temporary, handle, keepsPartial);
+      if ((await handle.stat()).isFile()) return new ContinueSink(target, temporary, handle, true);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ELOOP' && code !== 'EISDIR') {

@@ -381,6 +381,39 @@ describe('what get and get -c do with a kept partial', () => {
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   });
 
+  it('get --skip-identical of a target already whole removes what was kept for it', async () => {
+    const content = randomBytes(BLOCK + 10);
+    const local = await withKept(content, content.subarray(0, BLOCK));
+    await writeFile(join(local, 'big.bin'), content);
+    const run = await runCli(
+      ['--server', `127.0.0.1:${env!.port}`, 'get', 'big.bin', '--skip-identical'],
+      local,
+    );
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(env!.server.stats().bytesOut).toBe(0);
+    expect(await readdir(local)).toEqual(['big.bin']);
+  });
+
+  it('through the library, continue without keepPartial still keeps again what it took over when it fails', async () => {
+    const content = randomBytes(4 * BLOCK);
+    const dir = await tempDirs.make();
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    await writeFile(join(dir, downloadPartialName('big.bin')), content.subarray(0, BLOCK));
+    const client = await env.connect();
+    const dropped = client.get('big.bin', join(dir, 'big.bin'), {
+      continue: true,
+      onProgress: (done) => {
+        if (done > 2 * BLOCK + MiB) void client.destroy();
+      },
+    });
+    await expect(dropped).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    expect(await readdir(dir)).toEqual([downloadPartialName('big.bin')]);
+    const kept = await readFile(join(dir, downloadPartialName('big.bin')));
+    expect(kept.length).toBeGreaterThanOrEqual(2 * BLOCK);
+    expect(sha256(kept)).toBe(sha256(content.subarray(0, kept.length)));
+  }, 30_000);
+
   it('a plain get does not continue it: it downloads everything and removes it on success', async () => {
     const content = randomBytes(2 * BLOCK + 10);
     const local = await withKept(content, content.subarray(0, 2 * BLOCK));
