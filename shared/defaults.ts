@@ -47,8 +47,9 @@ export const DEFAULTS = {
    */
   uploadInitialWindowBytes: 256 * KiB,
   /**
-   * Client: after a put sent on the initial window is refused SERVER_BUSY (the server's upload
-   * bytes waiting for the disk are past their ceiling), the connection's puts decline the window
+   * Client: after a put sent on the initial window is refused SERVER_BUSY because the server's
+   * upload bytes waiting for the disk are past their ceiling (ERROR details.limit `uploadBacklog`,
+   * or no limit named: an older server), the connection's puts decline the window
    * for this long (each waits a round trip for its first WINDOW, and is admitted instead of
    * refused), counted from the last such refusal. A while, not for good: the server is past its
    * ceiling until its disk has written its backlog down to half the mark, which the client cannot
