@@ -67,6 +67,8 @@ export class MuxServer {
   private readonly connections = new Set<ServerConnection>();
   /** Sockets accepted whose first byte or TLS handshake has not arrived yet. */
   private readonly pending = new Set<Duplex>();
+  /** Refused sockets left open for their ERROR to be read: at most DEFAULTS.maxLingeringRefusals. */
+  private readonly lingering = new Set<Duplex>();
   /** Sockets (pending or connected) per remote address. */
   private readonly perAddress = new Map<string, number>();
   /** Replaced by replaceTls() (serve re-reads its certificate on SIGHUP); set for good at construction. */
@@ -321,7 +323,15 @@ export class MuxServer {
   /** Sends one plain ERROR frame before reading anything, then closes. */
   private refuse(socket: Duplex, error: MuxftpError): void {
     socket.end(encodeError(0, errorPayload(error)));
-    setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+    if (this.lingering.size >= DEFAULTS.maxLingeringRefusals) {
+      // Without a bound, a host that opened sockets and never closed them, refused by
+      // --max-connections-per-ip, held all 1024 descriptors of a server under `ulimit -n 1024`.
+      socket.destroy();
+    } else {
+      this.lingering.add(socket);
+      socket.once('close', () => this.lingering.delete(socket));
+      setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+    }
     this.options.log(`refused ${describePeer(socket)}: ${error.message}`);
   }
 

@@ -92,6 +92,12 @@ export const DEFAULTS = {
   openFileRetryAfterMs: 500,
   /** File descriptors kept free for accepting connections and answering them SERVER_BUSY. */
   fdReserve: 64,
+  /**
+   * Refused sockets kept open at once so their one ERROR can be read (each for up to 2 s), taken
+   * from fdReserve; past it a refused socket is closed as soon as its ERROR is written, so peers
+   * that never close cannot hold descriptors by being refused.
+   */
+  maxLingeringRefusals: 32,
   /** Concurrent connections the server accepts before answering SERVER_BUSY. */
   maxConnections: 10_000,
   /**

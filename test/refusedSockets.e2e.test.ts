@@ -1,0 +1,62 @@
+/**
+ * A refused socket is left open briefly so its peer can read the one ERROR; peers that never
+ * close must not turn that into a way to hold the server's descriptors (ulimit -n 1024 was all
+ * taken by one host refused by --max-connections-per-ip).
+ */
+import { readdirSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const hasProc = (() => {
+  try {
+    readdirSync('/proc/self/fd');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const openDescriptors = () => readdirSync('/proc/self/fd').length;
+
+let server: TestServer | undefined;
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await server?.stop();
+  server = undefined;
+});
+
+describe.skipIf(!hasProc)('refused sockets', () => {
+  it('are kept open for their ERROR at most maxLingeringRefusals at once, however many peers never close', async () => {
+    server = await startServer({ maxConnectionsPerIp: 1 });
+    const holder = await RawPeer.open(server.port);
+    const before = openDescriptors();
+    const count = 200;
+    const refused = server.logs;
+    for (let i = 0; i < count; i++) {
+      const socket = connect({ host: '127.0.0.1', port: server.port });
+      socket.on('error', () => {});
+      socket.pause(); // reads nothing, closes nothing
+      sockets.push(socket);
+    }
+    for (let i = 0; i < 500 && refused.filter((l) => l.startsWith('refused ')).length < count; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(refused.filter((l) => l.startsWith('refused ')).length).toBe(count);
+    // This process holds both ends: the peers' 200, and the server's sockets still open.
+    const serverSide = openDescriptors() - before - count;
+    expect(serverSide).toBeLessThanOrEqual(DEFAULTS.maxLingeringRefusals + 4);
+    // The first ones were still told why.
+    const first = sockets[0]!;
+    const answer = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      first.on('data', (c: Buffer) => chunks.push(c));
+      first.once('end', () => resolve(Buffer.concat(chunks)));
+      first.resume();
+    });
+    expect(answer.toString()).toContain('SERVER_BUSY');
+    holder.destroy();
+  });
+});
