@@ -7,6 +7,7 @@ import path from 'node:path';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
+import { isTemporaryName } from '../shared/temporaryNames.js';
 
 export function localFsError(error: unknown, localPath: string): MuxftpError {
   if (error instanceof MuxftpError) return error;
@@ -74,7 +75,9 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
     let real: string;
     try {
       real = await realpath(localDir);
-      names = (await readdir(localDir)).sort();
+      // muxftp's own hidden files (a get in progress, or what a failed one kept for get -c) are no
+      // file of the tree, and their names are reserved on the server (INVALID_PATH).
+      names = (await readdir(localDir)).filter((name) => !isTemporaryName(name)).sort();
     } catch (error) {
       tree.problems.push({
         localPath: localDir,

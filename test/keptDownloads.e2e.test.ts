@@ -425,6 +425,19 @@ describe('what get and get -c do with a kept partial', () => {
   });
 });
 
+describe('put -r of a tree that holds what a failed get kept', () => {
+  it('uploads the tree without it (the server reserves such names) and exits 0', async () => {
+    env = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'tree'));
+    await writeFile(join(local, 'tree', 'a.txt'), 'a');
+    await writeFile(join(local, 'tree', downloadPartialName('big.bin')), randomBytes(100));
+    const run = await runCli(['--server', `127.0.0.1:${env.port}`, 'put', '-r', 'tree'], local);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(await readdir(join(env.root!, 'tree'))).toEqual(['a.txt']);
+  });
+});
+
 describe('stdin and stdout refuse what needs a local file', () => {
   it.each([
     [['put', '-', 'x.bin', '-c'], /-c\/--continue does not apply to stdin \('-'\)/],
