@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { downloadPartialName } from '../shared/temporaryNames.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -486,7 +487,7 @@ describe('muxftp CLI', () => {
     }
   });
 
-  it('a second Ctrl-C exits at once and still leaves no hidden partial download', async () => {
+  it('a second Ctrl-C exits at once and leaves no temporary file: at most the kept partial', async () => {
     await writeFile(join(root, 'huge2.bin'), '');
     await truncate(join(root, 'huge2.bin'), 768 * MiB);
     const leftovers: string[] = [];
@@ -510,9 +511,12 @@ describe('muxftp CLI', () => {
         // Exit 130, or — when the second signal lands while the process is already tearing down
         // (seen only under heavy load) — death by SIGINT, which a shell also reports as 130.
         expect(code === 130 || (code === null && signal === 'SIGINT')).toBe(true);
+        // A cancelled get keeps its whole blocks for get -c (none when the signal came before the
+        // first 4 MiB arrived; a write in flight at the exit may land past the cut, which get -c
+        // checks): never its temporary file, nor anything under the real name.
         leftovers.push(...(await readdir(local)));
       }
-      expect(leftovers).toEqual([]);
+      expect(leftovers.filter((name) => name !== downloadPartialName('huge2.bin'))).toEqual([]);
     } finally {
       await rm(join(root, 'huge2.bin'), { force: true });
     }
