@@ -55,6 +55,8 @@ export function parseSize(text: string): number {
     throw new TypeError(`invalid size "${text}": use e.g. 64KiB, 10MiB`);
   const bytes = Math.round(Number(match[1]) * unit);
   if (!Number.isSafeInteger(bytes) || bytes < 0) throw new TypeError(`invalid size "${text}"`);
+  // Else `--max-rate 0.4` or `--quota 0.4` became 0, which those options read as "no limit".
+  if (bytes === 0 && Number(match[1]) > 0) throw new TypeError(`invalid size "${text}": less than one byte`);
   return bytes;
 }
 

@@ -90,4 +90,18 @@ describe('muxftp user add/del', () => {
     },
     40_000,
   );
+
+  it('refuses a limit under one byte rather than read it as no limit (0)', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const quota = await runCli(['user', 'add', 'tiny', '--users', file, '--quota', '0.4'], dir, {
+      stdin: 'pw\n',
+    });
+    expect(quota.code).toBe(2);
+    expect(quota.stderr).toContain('invalid size "0.4": less than one byte');
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    const rate = await runCli(['serve', '--memory', '--port', '0', '--max-rate', '0.4'], dir);
+    expect(rate.code).toBe(2);
+    expect(rate.stderr).toContain('invalid size "0.4": less than one byte');
+  });
 });
