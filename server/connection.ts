@@ -7,7 +7,7 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../shared/defaults.js';
-import { ERROR_STATUS, MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
+import { ERROR_STATUS, MuxftpError, ProtocolError, ServerBusyError, StorageError } from '../shared/errors.js';
 import {
   chooseIntegrityAlgorithm,
   DEFAULT_INTEGRITY_ALGORITHM,
@@ -536,7 +536,24 @@ export class ServerConnection implements StreamHost {
           if (anonymous) this.loginFailed(auth.user);
           return;
         }
-        const home = await this.options.storage.subtree(account.home);
+        let home: Storage;
+        try {
+          home = await this.options.storage.subtree(account.home);
+        } catch (error) {
+          if (!(error instanceof StorageError)) throw error;
+          // The users file names a home that cannot be used (a symlink out of the root, a file,
+          // no permission): the administrator's to fix, said in the log; not a bug's INTERNAL_ERROR.
+          this.log(
+            `${this.label} cannot use home /${account.home} of ${account.name}: ${error.message} (${error.code})`,
+          );
+          this.transport.fail(
+            new MuxftpError(
+              'IO_ERROR',
+              "the account's home directory cannot be used (the server's log says why)",
+            ),
+          );
+          return;
+        }
         if (this.transport.isClosed) return;
         this.loggedIn(account, home);
         this.send(encodeAuth({ ok: true, user: account.name, permissions: [...account.permissions] }));

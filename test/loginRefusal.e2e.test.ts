@@ -4,6 +4,8 @@
  * checks run a few at a time (LoginQueue), so a flood of attempts neither holds the thread pool
  * the disk needs nor gets checked past the refusal.
  */
+import { symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
 import { LoginQueue } from '../server/auth/loginQueue.js';
@@ -128,5 +130,28 @@ describe('password checks under a flood of attempts', () => {
     ]);
     expect(queue.waitingCount).toBe(0);
     expect(() => new LoginQueue(0)).toThrow(TypeError);
+  });
+});
+
+describe('a home the users file names that cannot be used', () => {
+  it('fails the login with IO_ERROR and says why in the log, not as an internal error', async () => {
+    const linked = addUser(users, {
+      name: 'linky',
+      passwordHash: await hashPassword('linky-secret'),
+      permissions: [...PERMISSIONS],
+      home: 'out',
+    });
+    server = await startServer({ backend: 'disk', accounts: new Accounts({ users: linked }) });
+    await symlink(tmpdir(), `${server.root!}/out`);
+    const error = await server.connect({ user: 'linky', password: 'linky-secret' }).then(
+      () => undefined,
+      (e: { code: string; message: string }) => e,
+    );
+    expect(error).toMatchObject({ code: 'IO_ERROR' });
+    expect(error!.message).toContain("the account's home directory cannot be used");
+    expect(server.logs.join('\n')).toMatch(/cannot use home \/out of linky: path leads outside the root/);
+    // Others log in as before.
+    const alice = await server.connect({ user: 'alice', password: 'alice-secret' });
+    expect(await alice.list('')).toEqual([]);
   });
 });
