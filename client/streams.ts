@@ -207,6 +207,19 @@ export class KeptPartialDiffersError extends MuxftpError {
   }
 }
 
+/**
+ * get -c refused the partial file under the target's name (the user's, not one muxftp kept): its
+ * blocks differ from the server's file, or it is larger and cannot be a partial copy. It is left
+ * as it was; the caller may say what to do (remove it, or get without -c). Not a failed
+ * verification of the bytes received, which is a plain INTEGRITY_ERROR.
+ */
+export class LocalPartialRefusedError extends MuxftpError {
+  constructor(message: string) {
+    super('INTEGRITY_ERROR', message);
+    this.name = 'LocalPartialRefusedError';
+  }
+}
+
 /** A download: grants credit, hashes and writes DATA to a sink, verifies END. */
 export class GetCall extends ClientStream {
   private readonly deferred: Deferred<GetResult>;
@@ -290,8 +303,7 @@ export class GetCall extends ClientStream {
       resume.localSize > this.expectedSize;
     if (larger && (differing !== -1 || count === 0)) {
       this.abandon(
-        new MuxftpError(
-          'INTEGRITY_ERROR',
+        new LocalPartialRefusedError(
           `the local file is larger than the server's (${resume.localSize} > ${this.expectedSize} bytes), so it is not a partial copy of it: not continued, left as it was`,
         ),
       );
@@ -307,8 +319,7 @@ export class GetCall extends ClientStream {
     }
     if (differing !== -1) {
       this.abandon(
-        new MuxftpError(
-          'INTEGRITY_ERROR',
+        new LocalPartialRefusedError(
           `the local partial file differs from the server's at block ${differing} (another version?): not continued, left as it was`,
         ),
       );

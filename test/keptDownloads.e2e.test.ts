@@ -7,12 +7,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { downloadPartialName, isDownloadPartialName } from '../shared/temporaryNames.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -23,12 +27,15 @@ const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).d
 const tempDirs = new TempDirs('muxftp-kept-');
 const children = new Set<ChildProcess>();
 let env: TestServer | undefined;
+let scripted: Server | undefined;
 
 afterEach(async () => {
   for (const child of children) child.kill('SIGKILL');
   children.clear();
   await env?.stop();
   env = undefined;
+  await new Promise<void>((resolve) => (scripted ? scripted.close(() => resolve()) : resolve()));
+  scripted = undefined;
   await tempDirs.removeAll();
 });
 
@@ -422,6 +429,72 @@ describe('what get and get -c do with a kept partial', () => {
     expect(env!.server.stats().bytesOut).toBe(content.length);
     expect(await readdir(local)).toEqual(['big.bin']);
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  });
+});
+
+describe('get -c whose download fails its final check', () => {
+  /**
+   * A stand-in server whose one file, `f.bin`, always fails the client's final check: REPLY offers
+   * no kept block (offset 0), then every byte, then an END with a wrong digest.
+   */
+  async function failingDigestServer(content: Buffer, offsets: unknown[]): Promise<number> {
+    const { server, port } = await startScriptedServer((socket, frame) => {
+      if (frame.type !== FrameType.OPEN) return;
+      const request = JSON.parse(frame.payload.toString()) as { op: string; offset?: number };
+      const entry = { name: 'f.bin', type: 'file', size: content.length, mtime: 1_700_000_000_000 };
+      if (request.op === 'stat') {
+        socket.write(encodeReply(frame.streamId, { entry }));
+      } else if (request.op === 'get') {
+        offsets.push(request.offset);
+        socket.write(
+          encodeReply(frame.streamId, { size: content.length, mtime: entry.mtime, offset: 0, blocks: [] }),
+        );
+        socket.write(encodeData(frame.streamId, content));
+        socket.write(encodeEnd(frame.streamId, content.length, 'xxh128', Buffer.alloc(16)));
+      }
+    });
+    scripted = server;
+    return port;
+  }
+
+  it('does not tell the user to remove a local file it did not refuse (a kept partial was continued, or none)', async () => {
+    const content = randomBytes(1000);
+    const offsets: unknown[] = [];
+    const port = await failingDigestServer(content, offsets);
+    const local = await tempDirs.make();
+    // What an earlier failed get kept: claimed by the first get -c (which asks for its block);
+    // the second finds nothing kept and no local file.
+    await writeFile(join(local, downloadPartialName('f.bin')), randomBytes(BLOCK));
+    for (let i = 0; i < 2; i++) {
+      const run = await runCli(
+        ['--server', `127.0.0.1:${port}`, 'get', '-c', 'f.bin', '--retries', '0'],
+        local,
+      );
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        /muxftp: get f\.bin: download failed verification: xxh128 digest mismatch \(INTEGRITY_ERROR\)\n/,
+      );
+      expect(run.stderr).not.toMatch(/remove the local file/);
+      // Nothing under the real name, no temporary file; nothing kept of bytes that failed their check.
+      expect(await readdir(local)).toEqual([]);
+    }
+    expect(offsets).toEqual([BLOCK, undefined]);
+  });
+
+  it('still says what to do when it refused the local file under the real name (another version)', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(BLOCK + 10);
+    await writeFile(join(env.root!, 'f.bin'), content);
+    const local = await tempDirs.make();
+    const mine = randomBytes(BLOCK);
+    await writeFile(join(local, 'f.bin'), mine);
+    const run = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'f.bin'], local);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      "muxftp: get f.bin: the local partial file differs from the server's at block 0 (another version?): not continued, left as it was (INTEGRITY_ERROR); remove the local file, or get without -c to replace it\n",
+    );
+    expect(await readdir(local)).toEqual(['f.bin']);
+    expect(sha256(await readFile(join(local, 'f.bin')))).toBe(sha256(mine));
   });
 });
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { isSpecialFile } from '../../client/sinks.js';
+import { LocalPartialRefusedError } from '../../client/streams.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { type ConcurrencyLimit, planningLimit } from '../concurrency.js';
 import { globalOptionsOf } from '../globalOptions.js';
@@ -273,8 +274,10 @@ async function get(
     failedBeforeStart: failures.length,
     ...(options.skipIdentical === true ? { identicalAtDestination: localCopyIsIdentical } : {}),
     // get -c refused the local file (it differs from the server's, or is larger): left as it was.
+    // Not for a download that failed its final check: there may be no local file at all (what
+    // was continued was a kept partial, or nothing), and without -c it would fail the same way.
     failureHint: (error) =>
-      options.continue === true && error instanceof MuxftpError && error.code === 'INTEGRITY_ERROR'
+      error instanceof LocalPartialRefusedError
         ? 'remove the local file, or get without -c to replace it'
         : undefined,
     writesInPlace: (job) => isSpecialFile(job.local),
