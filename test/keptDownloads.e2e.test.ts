@@ -102,11 +102,14 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     const root = await tempDirs.make();
     const local = await tempDirs.make();
     await mkdir(join(root, 'd'));
-    const files = { 'a.bin': randomBytes(4 * BLOCK + 123), 'b.bin': randomBytes(3 * BLOCK + MiB) };
+    const files = { 'a.bin': randomBytes(6 * BLOCK + 123), 'b.bin': randomBytes(5 * BLOCK + MiB) };
     for (const [name, content] of Object.entries(files)) await writeFile(join(root, 'd', name), content);
     const total = files['a.bin'].length + files['b.bin'].length;
 
     // Held to 6 MiB/s (in bursts), so both downloads are still under way when the server is killed.
+    // The connection's rate is not shared evenly (one stream may wait a second for credit while
+    // the other takes it): with 4 and 3 blocks, both were past 5 MiB together for under a second
+    // before the smaller one finished, and a loaded machine missed it. With these sizes, ~5 s.
     const first = await startServe(root, ['--max-rate', '6MiB']);
     const out = join(local, 'out', 'd');
     const cliArgs = (port: number) => [
