@@ -252,6 +252,14 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     password: options.password,
     integrity: options.integrity ?? [...INTEGRITY_ALGORITHMS],
   };
+  if (typeof resolved.host !== 'string' || resolved.host === '') {
+    throw new TypeError(`client: host must be a non-empty string, got ${String(resolved.host)}`);
+  }
+  // Else node's ERR_SOCKET_BAD_PORT (a RangeError, not a TypeError naming the option) or, for 0,
+  // a connection attempt to a port nothing listens on.
+  if (!Number.isSafeInteger(resolved.port) || resolved.port < 1 || resolved.port > 65535) {
+    throw new TypeError(`client: port must be an integer from 1 to 65535, got ${String(resolved.port)}`);
+  }
   if (resolved.user !== undefined && (typeof resolved.user !== 'string' || resolved.user === '')) {
     throw new TypeError('client: user must be a non-empty string');
   }
