@@ -167,7 +167,7 @@ export async function accessFileWarnings(flags: AccessFlags, now = Date.now()): 
       } else if (to.getTime() - now < CERTIFICATE_EXPIRY_WARNING_DAYS * DAY_MS) {
         const days = Math.ceil((to.getTime() - now) / DAY_MS);
         warnings.push(
-          `--tls-cert ${flags.tlsCert} expires on ${day(to)}, in ${days} day${days === 1 ? '' : 's'}: renew it and restart serve`,
+          `--tls-cert ${flags.tlsCert} expires on ${day(to)}, in ${days} day${days === 1 ? '' : 's'}: renew it, then send serve SIGHUP to load it (no restart)`,
         );
       }
     }

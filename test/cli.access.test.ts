@@ -553,7 +553,9 @@ describe.skipIf(!opensslAvailable)('start warnings about the files given', () =>
     await chmod(key, 0o640);
     // The test certificate is valid for 2 days: inside them it expires soon.
     expect(await accessFileWarnings(flags, inside)).toEqual([
-      expect.stringMatching(/^--tls-cert .* expires on \d{4}-\d\d-\d\d, in 2 days: renew it/),
+      expect.stringMatching(
+        /^--tls-cert .* expires on \d{4}-\d\d-\d\d, in 2 days: renew it, then send serve SIGHUP to load it \(no restart\)$/,
+      ),
     ]);
     expect(await accessFileWarnings(flags, validFrom + 5 * 86_400_000)).toEqual([
       expect.stringMatching(/^--tls-cert .* expired on \d{4}-\d\d-\d\d: clients will refuse it$/),
