@@ -58,6 +58,8 @@ export interface WorkerResult {
 export interface WorkerProgress {
   ops: number;
   bytes: number;
+  /** Set on the report sent once every client of a transfer workload has connected. */
+  connected?: true;
 }
 
 class Tally {
@@ -119,6 +121,8 @@ interface LoadContext {
   readonly knownDigests: KnownDigest[][];
   /** Picks sizes and (for `mixed`) operations. */
   readonly random: () => number;
+  /** Reports at once that every client of a transfer workload has connected (or failed to). */
+  readonly connected: () => void;
 }
 
 type TransferKind = 'upload' | 'download';
@@ -142,7 +146,9 @@ export async function runLoad(
   report: (progress: WorkerProgress) => void,
   onReportRequest?: (reportNow: () => void) => void,
 ): Promise<WorkerResult> {
-  const context = newLoadContext(plan, counter);
+  const context = newLoadContext(plan, counter, () =>
+    report({ ops: context.tally.ops, bytes: context.tally.bytes, connected: true }),
+  );
   const reportProgress = () => report({ ops: context.tally.ops, bytes: context.tally.bytes });
   onReportRequest?.(reportProgress);
   const timer = setInterval(reportProgress, 200);
@@ -155,8 +161,9 @@ export async function runLoad(
   return context.tally.result();
 }
 
-function newLoadContext(plan: WorkerPlan, counter: Int32Array): LoadContext {
+function newLoadContext(plan: WorkerPlan, counter: Int32Array, connected: () => void): LoadContext {
   return {
+    connected,
     plan,
     counter,
     tally: new Tally(plan.measureFrom),
@@ -210,8 +217,16 @@ async function connect({ plan, tally }: LoadContext): Promise<Client | undefined
 
 /** `upload`, `download`, `mixed`: every client runs `streams` transfer loops over its connection. */
 async function runTransferClients(context: LoadContext, nextKind: () => TransferKind): Promise<void> {
+  // The coordinator samples the server on this report: a run too short for its periodic samples
+  // still shows its connections (a worker started late included).
+  let connecting = context.plan.clients;
+  const onConnected = () => {
+    if (--connecting === 0) context.connected();
+  };
   await Promise.all(
-    Array.from({ length: context.plan.clients }, (_, c) => runTransferClient(context, c, nextKind)),
+    Array.from({ length: context.plan.clients }, (_, c) =>
+      runTransferClient(context, c, nextKind, onConnected),
+    ),
   );
 }
 
@@ -219,9 +234,11 @@ async function runTransferClient(
   context: LoadContext,
   clientIndex: number,
   nextKind: () => TransferKind,
+  onConnected: () => void,
 ): Promise<void> {
   const { plan } = context;
   const client = await connect(context);
+  onConnected();
   if (client === undefined) return;
   await sleepUntil(plan.startAt);
   const slots = Array.from({ length: plan.streams }, (_, s) =>

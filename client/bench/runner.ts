@@ -229,7 +229,12 @@ async function runWorkers(
   const startedAt = Date.now();
   const progress = new ProgressView(io.progressStream, run.files, durationMs, run.plans.length);
   const server = new ServerPeaks(control, run.measureFrom);
-  const workers = run.plans.map((plan, i) => startWorker(plan, run.counter, (p) => progress.update(i, p)));
+  const workers = run.plans.map((plan, i) =>
+    startWorker(plan, run.counter, (p) => {
+      progress.update(i, p);
+      if (p.connected) server.sampleNow();
+    }),
+  );
   let results: WorkerResult[];
   try {
     results = await untilAborted(Promise.all(workers.map((w) => w.result)), io.signal, () => '');
@@ -313,19 +318,43 @@ class ServerPeaks {
   private readonly control: Client;
   private readonly timer: NodeJS.Timeout;
   private sampling: Promise<void> = Promise.resolve();
+  private inFlight = false;
+  /** A sample was asked for while one was in flight: one more follows it. */
+  private again = false;
+  private stopped = false;
 
   constructor(control: Client, measureFrom: number) {
     this.control = control;
     this.measureFrom = measureFrom;
-    this.timer = setInterval(() => {
-      this.sampling = this.sample();
-    }, 250);
+    this.timer = setInterval(() => this.sampleNow(), 250);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.stopped = true;
     await this.sampling;
     await this.sample();
+  }
+
+  /**
+   * Samples as soon as the one in flight (if any) is done: also when a worker's clients have all
+   * connected, so that a run shorter than the 250 ms period, which would otherwise be sampled
+   * only after its connections closed (peak 0 connections), shows them.
+   */
+  sampleNow(): void {
+    if (this.stopped) return;
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    this.inFlight = true;
+    this.sampling = this.sample().finally(() => {
+      this.inFlight = false;
+      if (this.again) {
+        this.again = false;
+        this.sampleNow();
+      }
+    });
   }
 
   private async sample(): Promise<void> {
