@@ -35,14 +35,36 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
       if (error) reject(error);
       else resolve(typed);
     };
+    // Within a key's escape sequence (arrows: ESC [ D; F1: ESC O P): skipped to its final byte.
+    let escape: 'none' | 'start' | 'sequence' = 'none';
     const onData = (chunk: string) => {
       for (const char of chunk) {
+        if (escape === 'start') {
+          escape = char === '[' || char === 'O' ? 'sequence' : 'none';
+          continue;
+        }
+        if (escape === 'sequence') {
+          if (char >= '@' && char <= '~') escape = 'none';
+          continue;
+        }
+        if (char === '\u001b') {
+          escape = 'start';
+          continue;
+        }
         if (char === '\r' || char === '\n') return finish();
         // Raw mode turns the terminal's Ctrl-C -> SIGINT off: the caller ends as after a signal (130).
         if (char === '\u0003')
           return finish(new CliError('interrupted', { code: 'CANCELLED', showsCode: true }));
+        // Ctrl-D: the end of input, as getpass and sudo take it: no password, the command stops.
+        if (char === '\u0004')
+          return finish(
+            new CliError('no password given (end of input)', { code: 'CANCELLED', showsCode: true }),
+          );
         if (char === '\u007f' || char === '\b') typed = typed.slice(0, -1);
-        else typed += char;
+        // Ctrl-U: start the line again, as the terminal's own line editing does.
+        else if (char === '\u0015') typed = '';
+        // Other control characters are keys, not password text.
+        else if (char >= ' ') typed += char;
       }
     };
     input.on('data', onData);

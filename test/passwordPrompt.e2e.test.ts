@@ -1,0 +1,71 @@
+/**
+ * The no-echo password prompt on a real terminal: `script` gives the CLI a pseudo-terminal, and
+ * what is "typed" is written to it once the prompt is up.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parsePasswordHash, verifyPassword } from '../server/auth/passwords.js';
+import { readUsersFile } from '../server/auth/usersFile.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+
+const dirs = new TempDirs('muxftp-prompt-');
+afterEach(() => dirs.removeAll());
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+
+/** Runs `muxftp ARGS` on a pseudo-terminal; each key string is typed once the output shows `prompt`. */
+function onTerminal(
+  args: string[],
+  keys: string[],
+  prompt: RegExp,
+): Promise<{ code: number | null; output: string }> {
+  const command = [process.execPath, CLI_BIN, ...args].map((a) => `'${a}'`).join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  let typed = 0;
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    // One key string per prompt seen so far.
+    const prompts = output.match(new RegExp(prompt.source, 'g'))?.length ?? 0;
+    while (typed < prompts && typed < keys.length) child.stdin.write(keys[typed++]!);
+  });
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
+  it('Ctrl-D ends it: no password, the command stops and writes nothing', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const { code, output } = await onTerminal(
+      ['user', 'add', 'bob', '--users', file],
+      ['abc\u0004'],
+      /password for bob: /,
+    );
+    expect(output).toMatch(/no password given \(end of input\)/);
+    expect(code).toBe(130);
+    expect(existsSync(file)).toBe(false);
+  }, 20_000);
+
+  it('Ctrl-U starts the line again and keys such as arrows add nothing to the password', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const typing = 'wrong\u0015pass\u001b[Dword\r';
+    const { code } = await onTerminal(
+      ['user', 'add', 'bob', '--users', file],
+      [typing, typing],
+      /(password for bob|again): /,
+    );
+    expect(code).toBe(0);
+    const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
+    expect(await verifyPassword('password', hash)).toBe(true);
+  }, 20_000);
+});
