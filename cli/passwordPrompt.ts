@@ -36,19 +36,19 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
       else resolve(typed);
     };
     // Within a key's escape sequence (arrows: ESC [ D; F1: ESC O P): skipped to its final byte.
-    let escape: 'none' | 'start' | 'sequence' = 'none';
+    let inEscape: 'none' | 'start' | 'sequence' = 'none';
     const onData = (chunk: string) => {
       for (const char of chunk) {
-        if (escape === 'start') {
-          escape = char === '[' || char === 'O' ? 'sequence' : 'none';
+        if (inEscape === 'start') {
+          inEscape = char === '[' || char === 'O' ? 'sequence' : 'none';
           continue;
         }
-        if (escape === 'sequence') {
-          if (char >= '@' && char <= '~') escape = 'none';
+        if (inEscape === 'sequence') {
+          if (char >= '@' && char <= '~') inEscape = 'none';
           continue;
         }
         if (char === '\u001b') {
-          escape = 'start';
+          inEscape = 'start';
           continue;
         }
         if (char === '\r' || char === '\n') return finish();
