@@ -262,15 +262,11 @@ async function runOne(
   // read), so the server keeps its whole blocks when the connection drops; a retry continues from
   // them (issue #8).
   const resumableUpload = run.command === 'put' && (retries > 0 || run.continueUploads === true);
-  const sayRestart = (reason: string): void => {
-    const notice = `muxftp: ${run.command} ${name}: ${reason}`;
-    if (progress.visible) progress.log(notice);
-    else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
-  };
   const say = (notice: string): void => {
     if (progress.visible) progress.log(notice);
     else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
   };
+  const sayRestart = (reason: string): void => say(`muxftp: ${run.command} ${name}: ${reason}`);
   // Refusals SERVER_BUSY on a connection still up: tried again on it, for a while (busyRetries.ts).
   const busyRetries = new BusyRetries();
   // Set when the last try was refused for the server's upload backlog: the next put declines the
