@@ -97,6 +97,11 @@ export function keptPartialPath(target: string): string {
   return join(dirname(target), downloadPartialName(basename(target)));
 }
 
+/** A regular file with one name, owned by this process's user (where it has one): safe to write in place. */
+function isOwnSoleFile(info: Stats): boolean {
+  return info.isFile() && info.nlink === 1 && (process.getuid === undefined || info.uid === process.getuid());
+}
+
 /** A hidden file of a download in progress, as the synchronous clean-up at exit needs it. */
 interface TemporaryFile {
   readonly temporary: string;
@@ -326,11 +331,14 @@ export class ContinueSink extends HiddenFileSink {
     }
     let handle: FileHandle | undefined;
     try {
-      // muxftp only ever leaves a regular file there: anything else (a link someone planted in a
-      // shared directory, leading to a file of yours) is not opened through, nor written, but put
-      // back and left alone.
+      // muxftp only ever leaves a regular file there, of this user's, with no other name: anything
+      // else is not opened through, nor written, but put back and left alone. A symbolic link
+      // someone planted in a shared directory would lead to a file of yours; a hard link (a
+      // `cp -al` or rsnapshot copy of the directory, or one planted) is another name of a file
+      // that writing in place would change too; a file another user owns would end up, written
+      // in place, as the target, theirs to change after it was verified.
       handle = await open(temporary, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-      if ((await handle.stat()).isFile()) return new ContinueSink(target, temporary, handle, true);
+      if (isOwnSoleFile(await handle.stat())) return new ContinueSink(target, temporary, handle, true);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ELOOP' && code !== 'EISDIR') {

@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chown, link, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -390,6 +390,39 @@ describe('what get and get -c do with a kept partial', () => {
     expect(env.server.stats().bytesOut).toBe(content.length);
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   });
+
+  it('a hard link at the kept name is not written in place: its other name is left alone', async () => {
+    const content = randomBytes(2 * BLOCK + 10);
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    // A snapshot of the directory made with hard links (cp -al, rsnapshot) holds the same file.
+    const snapshot = join(local, 'snapshot.part');
+    const partial = Buffer.from(content.subarray(0, BLOCK));
+    await writeFile(snapshot, partial);
+    await link(snapshot, join(local, downloadPartialName('big.bin')));
+    const run = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(sha256(await readFile(snapshot))).toBe(sha256(partial));
+    expect(env.server.stats().bytesOut).toBe(content.length);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+    expect((await stat(join(local, 'big.bin'))).nlink).toBe(1);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "one another user owns is not continued in place: the target is this user's, not theirs",
+    async () => {
+      const content = randomBytes(2 * BLOCK + 10);
+      const local = await withKept(content, content.subarray(0, BLOCK));
+      // Planted in a directory others may write, with the server's first block (public, say).
+      await chown(join(local, downloadPartialName('big.bin')), 65534, 65534);
+      const run = await runCli(['--server', `127.0.0.1:${env!.port}`, 'get', '-c', 'big.bin'], local);
+      expect(run).toMatchObject({ code: 0, stderr: '' });
+      expect((await stat(join(local, 'big.bin'))).uid).toBe(process.getuid!());
+      expect(env!.server.stats().bytesOut).toBe(content.length);
+      expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+    },
+  );
 
   it('get --skip-identical of a target already whole removes what was kept for it', async () => {
     const content = randomBytes(BLOCK + 10);
