@@ -432,7 +432,7 @@ describe('muxftp CLI', () => {
     expect(await readdir(local)).toEqual([]);
   });
 
-  it('leaves no file at the local target when a download is interrupted', async () => {
+  it('leaves no file at the local target when a download is interrupted: at most the kept partial', async () => {
     const local = await tempDirs.make();
     // Sparse on the server's disk: instant to make, and long enough to download that we catch it.
     await writeFile(join(root, 'huge.bin'), '');
@@ -450,7 +450,12 @@ describe('muxftp CLI', () => {
       const { code, stderr } = await result;
       expect(code).toBe(130);
       expect(stderr).toContain('CANCELLED');
-      expect(await readdir(local)).toEqual([]);
+      // A cancelled get keeps its whole blocks for get -c when 4 MiB had arrived before the signal
+      // (b95fb47: how fast that is depends on the machine's load); never its temporary file, nor
+      // anything under the real name.
+      const left = await readdir(local);
+      expect(left.filter((name) => name !== downloadPartialName('huge.bin'))).toEqual([]);
+      for (const name of left) expect((await stat(join(local, name))).size % (4 * MiB)).toBe(0);
     } finally {
       await rm(join(root, 'huge.bin'), { force: true });
     }
