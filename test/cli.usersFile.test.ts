@@ -105,3 +105,34 @@ describe('muxftp user add/del', () => {
     expect(rate.stderr).toContain('invalid size "0.4": less than one byte');
   });
 });
+
+describe('users file: stored password hashes', () => {
+  /** A users file whose one entry's hash has these scrypt parameters and salt/key lengths. */
+  async function fileWithHash(hash: string): Promise<string> {
+    const file = join(await dirs.make(), 'users.json');
+    const users = { version: 1, users: { eve: { password: hash, home: 'eve', permissions: ['list'] } } };
+    await writeFile(file, JSON.stringify(users), { mode: 0o600 });
+    return file;
+  }
+  const salt = Buffer.alloc(16, 1).toString('base64');
+  const key = Buffer.alloc(32, 2).toString('base64');
+
+  it('refuses a hash whose check would take more memory than 128 MiB (a hand-edited N)', async () => {
+    const file = await fileWithHash(`scrypt$1048576$8$1$${salt}$${key}`);
+    await expect(readUsersFile(file)).rejects.toThrow(/user "eve": .*1024 MiB a check, more than 128 MiB/);
+    // The largest allowed cost still loads: N 2^17, r 8 is 128 MiB.
+    await expect(
+      readUsersFile(await fileWithHash(`scrypt$131072$8$1$${salt}$${key}`)),
+    ).resolves.toBeDefined();
+  });
+
+  it('refuses a salt or key longer than 64 bytes', async () => {
+    const long = Buffer.alloc(65, 3).toString('base64');
+    await expect(readUsersFile(await fileWithHash(`scrypt$16384$8$1$${long}$${key}`))).rejects.toThrow(
+      /longer than 64 bytes/,
+    );
+    await expect(readUsersFile(await fileWithHash(`scrypt$16384$8$1$${salt}$${long}`))).rejects.toThrow(
+      /longer than 64 bytes/,
+    );
+  });
+});

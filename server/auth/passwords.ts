@@ -13,6 +13,14 @@ const KEY_BYTES = 32;
 const PREFIX = 'scrypt';
 /** Largest password accepted, so a peer cannot make the server hash megabytes. */
 export const MAX_PASSWORD_BYTES = 1024;
+/**
+ * Most memory one stored hash may make a check take (128·N·r bytes): 8x the cost `user add`
+ * writes. A hand-edited N of 2^20 would make every login of that user take 1 GiB, on the same
+ * threads as the uploads' fsyncs.
+ */
+export const MAX_SCRYPT_MEMORY_BYTES = 128 * 1024 * 1024;
+/** Longest salt and key a stored hash may have (`user add` writes 16 and 32 bytes). */
+const MAX_SALT_OR_KEY_BYTES = 64;
 
 interface ParsedHash {
   options: ScryptOptions & { N: number; r: number; p: number };
@@ -57,10 +65,18 @@ export function parsePasswordHash(text: string): ParsedHash {
   if (!powerOfTwo || !(options.r >= 1 && options.r <= 64) || !(options.p >= 1 && options.p <= 16)) {
     throw new TypeError('password hash has invalid scrypt parameters');
   }
+  if (128 * N * options.r > MAX_SCRYPT_MEMORY_BYTES) {
+    throw new TypeError(
+      `password hash asks scrypt for ${(128 * N * options.r) / 2 ** 20} MiB a check, more than ` +
+        `${MAX_SCRYPT_MEMORY_BYTES / 2 ** 20} MiB: write it again with \`muxftp user add\``,
+    );
+  }
   const saltBytes = Buffer.from(salt ?? '', 'base64');
   const keyBytes = Buffer.from(key ?? '', 'base64');
   if (saltBytes.length < 8 || keyBytes.length < 16)
     throw new TypeError('password hash has a short salt or key');
+  if (saltBytes.length > MAX_SALT_OR_KEY_BYTES || keyBytes.length > MAX_SALT_OR_KEY_BYTES)
+    throw new TypeError(`password hash has a salt or key longer than ${MAX_SALT_OR_KEY_BYTES} bytes`);
   return { options: withMemory(options), salt: saltBytes, key: keyBytes };
 }
 
