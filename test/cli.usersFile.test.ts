@@ -2,6 +2,7 @@
  * `muxftp user add|del` as an administrator runs them: several at once must each be kept, and a
  * file root edits for a server running under its own account must stay readable by that account.
  */
+import { spawn } from 'node:child_process';
 import { chown, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import {
   type UsersFile,
   updateUsersFile,
 } from '../server/auth/usersFile.js';
-import { runCli } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const dirs = new TempDirs('muxftp-usersfile-');
@@ -90,6 +91,47 @@ describe('muxftp user add/del', () => {
     },
     40_000,
   );
+
+  it('a lock it made but could not write (a file size limit, a full disk) is removed, not left to block every later edit', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    // `ulimit -f 0`: every write to a file fails EFBIG, the lock's pid first; stderr is a pipe.
+    const limited = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(
+        'sh',
+        [
+          '-c',
+          'ulimit -f 0 && exec "$@"',
+          'sh',
+          process.execPath,
+          CLI_BIN,
+          'user',
+          'add',
+          'bob',
+          '--users',
+          file,
+        ],
+        { cwd: dir, stdio: ['pipe', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      child.stdin.end('pw\n');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.once('error', reject);
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stderr });
+      });
+    });
+    expect(limited.code).toBe(1);
+    expect(limited.stderr).toMatch(/^muxftp: user add bob: cannot write users file .*users\.json: /);
+    expect(await readdir(dir)).toEqual([]);
+    // The next edit goes ahead at once.
+    const next = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'pw\n' });
+    expect(next).toMatchObject({ code: 0, stderr: '' });
+  });
 
   it('refuses a limit under one byte rather than read it as no limit (0)', async () => {
     const dir = await dirs.make();

@@ -211,7 +211,15 @@ export async function updateUsersFile(
   for (;;) {
     try {
       const handle = await open(lock, 'wx', 0o600);
-      await handle.writeFile(`${process.pid}\n`).finally(() => handle.close());
+      // Made but not written (a full disk, a file size limit): removed, else every later edit
+      // would wait for it and blame "another edit".
+      await handle
+        .writeFile(`${process.pid}\n`)
+        .finally(() => handle.close())
+        .catch(async (error: unknown) => {
+          await rm(lock, { force: true });
+          throw error;
+        });
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
