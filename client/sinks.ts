@@ -1,4 +1,4 @@
-import { constants, fstatSync, renameSync, type Stats, statSync, truncateSync, unlinkSync } from 'node:fs';
+import { constants, existsSync, fstatSync, renameSync, type Stats, statSync, truncateSync, unlinkSync } from 'node:fs';
 import { copyFile, type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -199,12 +199,15 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
       throw localError(err, this.target);
     }
     // The target is whole: what an earlier failed download kept of it is stale. On the loop while
-    // file calls are fast, as the target's stat is: once per download, almost always ENOENT.
+    // file calls are fast, as the target's stat is: once per download, almost always absent, so
+    // looked for first (existsSync, ~1 µs) rather than unlinked blind (ENOENT's error, ~8 µs).
     const kept = this.keptPath;
     if (kept !== undefined) {
       await localFileCalls
         .run(
-          () => unlinkSync(kept),
+          () => {
+            if (existsSync(kept)) unlinkSync(kept);
+          },
           () => unlink(kept),
         )
         .catch(() => {});
