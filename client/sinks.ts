@@ -1,4 +1,13 @@
-import { constants, existsSync, fstatSync, renameSync, type Stats, statSync, truncateSync, unlinkSync } from 'node:fs';
+import {
+  constants,
+  existsSync,
+  fstatSync,
+  renameSync,
+  type Stats,
+  statSync,
+  truncateSync,
+  unlinkSync,
+} from 'node:fs';
 import { copyFile, type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
