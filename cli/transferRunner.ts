@@ -186,6 +186,14 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
   progress.failedBeforeStart(run.failedBeforeStart);
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
+  // One "server busy" line per DEFAULTS.busyNoticeIntervalMs for the whole run, not one a file.
+  let lastBusyNotice = Number.NEGATIVE_INFINITY;
+  const busyNoticeDue = (): boolean => {
+    const now = performance.now();
+    if (now - lastBusyNotice < DEFAULTS.busyNoticeIntervalMs) return false;
+    lastBusyNotice = now;
+    return true;
+  };
   // After Ctrl-C the transfers still waiting for their turn fail together, in one line, not one each.
   const notStarted = new MuxftpError('CANCELLED', 'interrupted before it started');
   let notStartedCount = 0;
@@ -193,7 +201,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     const outcomes = await Promise.all(
       run.jobs.map((job) =>
         limit.run(async () => {
-          if (!controller.signal.aborted) return runOne(run, job, progress, controller.signal);
+          if (!controller.signal.aborted) return runOne(run, job, progress, controller.signal, busyNoticeDue);
           notStartedCount++;
           return failedOutcome(job.local, job.remote, notStarted);
         }),
@@ -238,6 +246,7 @@ async function runOne(
   job: TransferJob,
   progress: TransferProgress,
   signal: AbortSignal,
+  busyNoticeDue: () => boolean,
 ): Promise<TransferOutcome> {
   const skipped = await skipIfIdentical(run, job, signal);
   if (skipped !== undefined) {
@@ -325,9 +334,9 @@ async function runOne(
         const delayMs = retries > 0 && !signal.aborted ? busyRetries.next(error) : undefined;
         if (delayMs !== undefined) {
           meter.busy();
-          if (busyRetries.tries === 1)
+          if (busyRetries.tries === 1 && busyNoticeDue())
             say(
-              `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; trying again ${delayMs < 50 ? 'at once' : `in ${(delayMs / 1000).toFixed(1)} s`} (for up to ${Math.round(busyRetries.limitMs / 1000)} s while the server is busy)`,
+              `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; trying again ${delayMs < 50 ? 'at once' : `in ${(delayMs / 1000).toFixed(1)} s`} (for up to ${Math.round(busyRetries.limitMs / 1000)} s while the server is busy; other files it refuses meanwhile wait the same way without a line each)`,
             );
           declineWindow = run.command === 'put' && refusedForUploadBacklog(error);
           await waitToRetry(delayMs, signal);

@@ -275,6 +275,12 @@ export const DEFAULTS = {
    * whatever the hint says (a hint of 0, "again at once", twice in a row would make a tight loop).
    */
   serverBusyRetryMinDelayMs: 100,
+  /**
+   * CLI: at most one "server busy, trying again" line per this long for a whole command, not one
+   * per refused file (a get -r of thousands under an open-file cap printed thousands); each
+   * waiting file's bar says "(server busy)".
+   */
+  busyNoticeIntervalMs: 10_000,
   /** Backoff before reconnecting: between half and all of base · 2^attempt (at most max). */
   retryBaseDelayMs: 1_000,
   retryMaxDelayMs: 30_000,
