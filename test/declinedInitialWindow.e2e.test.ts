@@ -284,7 +284,7 @@ describe('muxftp put through a connection that took the initial window, past the
     expect(admittedWhileHeld).toBe(true);
     // The server's hint for this refusal is "again at once" (declining the window).
     expect(stderr).toMatch(
-      /server busy: uploads are waiting for the disk; try again later; trying again at once \(for up to 60 s while the server is busy\)/,
+      /server busy: uploads are waiting for the disk; try again later; trying again at once \(for up to 60 s while the server is busy;/,
     );
     expect(code).toBe(0);
     // One connection all along: the refusals did not make the CLI reconnect.
@@ -325,7 +325,7 @@ describe('muxftp put refused SERVER_BUSY at the open-file cap', () => {
     // Replacing the connection would have failed the one in flight too (CONNECTION_LOST): a
     // retry line for each file, and a second connection.
     expect(
-      stderr.match(/trying again in 0\.[5-8] s \(for up to 60 s while the server is busy\)/g),
+      stderr.match(/trying again in 0\.[5-8] s \(for up to 60 s while the server is busy;/g),
     ).toHaveLength(1);
     expect(stderr).not.toMatch(/retry/);
     expect(env.server.counters.connectionsTotal - connectionsBefore).toBe(1);
