@@ -1,8 +1,8 @@
 /** The tree under a remote directory, for `get -r`: walked with `list`, a few listings at a time. */
 
 import type { Client } from '../client/client.js';
+import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { MuxftpError } from '../shared/errors.js';
-import type { ConcurrencyLimit } from './concurrency.js';
 import { isPlainName, joinRemote } from './remotePath.js';
 
 export interface RemoteTree {

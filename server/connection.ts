@@ -6,6 +6,7 @@
  */
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, MuxftpError, ProtocolError, ServerBusyError, StorageError } from '../shared/errors.js';
 import {
@@ -46,7 +47,6 @@ import type { Storage } from '../storage/types.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
 import { type Account, type Accounts, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
 import { type LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
-import type { LoginQueue } from './auth/loginQueue.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
@@ -89,7 +89,7 @@ export interface ConnectionContext {
   acceptedAt: number;
   loginGuard: LoginGuard;
   /** Password checks, a few at a time server-wide. */
-  loginQueue: LoginQueue;
+  loginQueue: ConcurrencyLimit;
   accountResources: AccountResourceTable;
   /** Received upload bytes waiting for the disk, all connections together. */
   uploadBacklogBudget: UploadBacklogBudget;

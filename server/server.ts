@@ -8,6 +8,7 @@
 import { createServer, type Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { type MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
@@ -20,7 +21,6 @@ import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { AccountResourceTable } from './auth/accountResources.js';
 import { Accounts } from './auth/accounts.js';
 import { LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
-import { LoginQueue } from './auth/loginQueue.js';
 import { describePeer, peerAddress, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
 import { OpenFileSlots } from './openFileSlots.js';
@@ -74,7 +74,12 @@ export class MuxServer {
   /** Replaced by replaceTls() (serve re-reads its certificate on SIGHUP); set for good at construction. */
   private secureContext: SecureContext | undefined;
   private readonly loginGuard: LoginGuard;
-  private readonly loginQueue: LoginQueue;
+  /**
+   * Password checks, a few at a time server-wide in arrival order: scrypt runs on libuv's thread
+   * pool, which the disk calls that may not run on the loop share (fdatasync, rename): unbounded,
+   * 300 connections from one unauthenticated host held every thread for 14 s.
+   */
+  private readonly loginQueue: ConcurrencyLimit;
   private readonly accountResources: AccountResourceTable;
   private readonly uploadBacklogBudget: UploadBacklogBudget;
   private readonly openFileSlots: OpenFileSlots;
@@ -99,7 +104,7 @@ export class MuxServer {
       failureWindowMs: this.options.loginFailureWindowMs,
       blockMs: this.options.loginBlockMs,
     });
-    this.loginQueue = new LoginQueue(this.options.maxConcurrentLoginChecks);
+    this.loginQueue = new ConcurrencyLimit(this.options.maxConcurrentLoginChecks);
     this.accountResources = new AccountResourceTable({
       defaultRateBytesPerSecond: this.options.maxUserRateBytesPerSecond,
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,

@@ -140,7 +140,7 @@ export const DEFAULTS = {
   loginBlockMs: 5 * 60_000,
   /**
    * Password checks (scrypt, on libuv's thread pool of 4) run at once, server-wide; the others
-   * wait their turn, so logins never hold the threads the disk calls need (server/auth/loginQueue.ts).
+   * wait their turn, so logins never hold the threads the disk calls need (MuxServer's loginQueue).
    */
   maxConcurrentLoginChecks: 2,
   /** On SIGINT/SIGTERM, transfers in flight get this long to finish. */

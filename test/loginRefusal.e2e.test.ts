@@ -1,16 +1,16 @@
 /**
  * The per-address refusal of failed logins holds for connections that were already open when it
  * began: an attacker who opens many connections first must not keep guessing on them. Password
- * checks run a few at a time (LoginQueue), so a flood of attempts neither holds the thread pool
+ * checks run a few at a time (a ConcurrencyLimit), so a flood of attempts neither holds the thread pool
  * the disk needs nor gets checked past the refusal.
  */
 import { symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
-import { LoginQueue } from '../server/auth/loginQueue.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
+import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth } from '../shared/protocol/encoder.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -103,8 +103,8 @@ describe('password checks under a flood of attempts', () => {
     for (const peer of refused) expect((await peer.connectionError()).code).toBe('TEMPORARILY_REFUSED');
   });
 
-  it('LoginQueue runs at most its concurrency at once, in arrival order', async () => {
-    const queue = new LoginQueue(2);
+  it("the login checks' ConcurrencyLimit runs at most its max at once, in arrival order", async () => {
+    const queue = new ConcurrencyLimit(2);
     let running = 0;
     let most = 0;
     const order: number[] = [];
@@ -129,7 +129,7 @@ describe('password checks under a flood of attempts', () => {
       'fulfilled',
     ]);
     expect(queue.waitingCount).toBe(0);
-    expect(() => new LoginQueue(0)).toThrow(TypeError);
+    expect(() => new ConcurrencyLimit(0)).toThrow(TypeError);
   });
 });
 
