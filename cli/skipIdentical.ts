@@ -4,10 +4,10 @@
  * the server's (from its digest cache, or computed there) and the local file's, computed at once
  * and compared. Times are never trusted: a copy with the same size and time but other bytes is sent.
  */
-import { stat, unlink } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
-import { keptPartialPath } from '../client/sinks.js';
+import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
 import type { TransferDone, TransferJob } from './transferRunner.js';
 
 /** put: the remote file `job.remote` holds the bytes of the local `job.local`. */
@@ -33,7 +33,7 @@ export async function localCopyIsIdentical(
   const local = await stat(job.local);
   if (!local.isFile() || local.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
-  if (same !== undefined) await unlink(keptPartialPath(job.local)).catch(() => {});
+  if (same !== undefined) await removeStaleKeptPartial(keptPartialPath(job.local));
   return same;
 }
 

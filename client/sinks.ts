@@ -123,6 +123,30 @@ interface TemporaryFile {
 /** Temporary files of downloads in progress in this process, by path. */
 const temporaryFilesInProgress = new Map<string, TemporaryFile>();
 
+/**
+ * Registers `temporary` before it exists: a process told to exit while it is made still settles
+ * it. With `keptPath` (a claimed kept partial) it goes back there; without, it is removed.
+ */
+function registerTemporary(temporary: string, keptPath?: string): void {
+  temporaryFilesInProgress.set(temporary, { temporary, keptPath, keepable: keptPath !== undefined });
+}
+
+/**
+ * Removes `kept`, what an earlier failed download kept of a target now whole (stale). On the loop
+ * while file calls are fast, as the target's stat is: once per download, almost always absent,
+ * so looked for first (existsSync, ~1 µs) rather than unlinked blind (ENOENT's error, ~8 µs).
+ */
+export async function removeStaleKeptPartial(kept: string): Promise<void> {
+  await localFileCalls
+    .run(
+      () => {
+        if (existsSync(kept)) unlinkSync(kept);
+      },
+      () => unlink(kept),
+    )
+    .catch(() => {});
+}
+
 /** The whole 4 MiB blocks of `size` bytes: what of a partial download counts (get -c checks them). */
 function wholeBlockBytes(size: number): number {
   return size - (size % INTEGRITY_BLOCK_BYTES);
@@ -207,20 +231,8 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
       temporaryFilesInProgress.delete(this.temporary);
       throw localError(err, this.target);
     }
-    // The target is whole: what an earlier failed download kept of it is stale. On the loop while
-    // file calls are fast, as the target's stat is: once per download, almost always absent, so
-    // looked for first (existsSync, ~1 µs) rather than unlinked blind (ENOENT's error, ~8 µs).
-    const kept = this.keptPath;
-    if (kept !== undefined) {
-      await localFileCalls
-        .run(
-          () => {
-            if (existsSync(kept)) unlinkSync(kept);
-          },
-          () => unlink(kept),
-        )
-        .catch(() => {});
-    }
+    // The target is whole: what an earlier failed download kept of it is stale.
+    if (this.keptPath !== undefined) await removeStaleKeptPartial(this.keptPath);
   }
 
   async abort(): Promise<void> {
@@ -272,8 +284,7 @@ class FileSink extends HiddenFileSink {
   static async open(target: string, keepsPartial: boolean): Promise<FileSink> {
     // Fixed length, not derived from the target's name: a 255-byte name must still fit.
     const temporary = join(dirname(target), newTemporaryName());
-    // Known before it exists: a process told to exit while open() runs still removes it.
-    temporaryFilesInProgress.set(temporary, { temporary, keptPath: undefined, keepable: false });
+    registerTemporary(temporary);
     try {
       return new FileSink(target, temporary, await open(temporary, 'wx'), keepsPartial);
     } catch (err) {
@@ -308,7 +319,7 @@ export class ContinueSink extends HiddenFileSink {
 
   static async open(target: string, keepsPartial: boolean): Promise<ContinueSink> {
     const temporary = join(dirname(target), newTemporaryName());
-    temporaryFilesInProgress.set(temporary, { temporary, keptPath: undefined, keepable: false });
+    registerTemporary(temporary);
     try {
       await copyFile(target, temporary, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
       const sink = new ContinueSink(target, temporary, await open(temporary, 'r+'), keepsPartial);
@@ -333,7 +344,7 @@ export class ContinueSink extends HiddenFileSink {
     const kept = keptPartialPath(target);
     const temporary = join(dirname(target), newTemporaryName());
     // A process told to exit between the rename and the open puts it back.
-    temporaryFilesInProgress.set(temporary, { temporary, keptPath: kept, keepable: true });
+    registerTemporary(temporary, kept);
     try {
       await rename(kept, temporary);
     } catch (err) {
@@ -342,6 +353,7 @@ export class ContinueSink extends HiddenFileSink {
       throw localError(err, target);
     }
     let handle: FileHandle | undefined;
+    let failure: unknown;
     try {
       // muxftp only ever leaves a regular file there, of this user's, with no other name: anything
       // else is not opened through, nor written, but put back and left alone. A symbolic link
@@ -352,17 +364,15 @@ export class ContinueSink extends HiddenFileSink {
       handle = await open(temporary, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       if (isOwnSoleFile(await handle.stat())) return new ContinueSink(target, temporary, handle, true);
     } catch (err) {
+      // A link (ELOOP) or a directory is simply not ours; anything else fails the download.
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ELOOP' && code !== 'EISDIR') {
-        await handle?.close().catch(() => {});
-        await rename(temporary, kept).catch(() => {});
-        temporaryFilesInProgress.delete(temporary);
-        throw localError(err, target);
-      }
+      if (code !== 'ELOOP' && code !== 'EISDIR') failure = err;
     }
+    // Put back as it was, and left alone.
     await handle?.close().catch(() => {});
     await rename(temporary, kept).catch(() => {});
     temporaryFilesInProgress.delete(temporary);
+    if (failure !== undefined) throw localError(failure, target);
     return undefined;
   }
 
