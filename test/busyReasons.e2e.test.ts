@@ -9,81 +9,55 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RemoteError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
-import { encodeFrame, encodeJsonFrame } from '../shared/protocol/encoder.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { runCli } from './helpers/cliProcess.js';
+import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
 import { type HeldUploads, holdUploads } from './helpers/heldUploads.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const KiB = 1024;
-const MiB = 1024 * KiB;
 
 let env: TestServer | undefined;
-let proxy: Server | undefined;
+let proxy: FrameProxy | undefined;
 let workDir: string | undefined;
 let held: HeldUploads | undefined;
 afterEach(async () => {
   held?.release();
   held = undefined;
-  // The server first: its connections' close ends the proxied ones, which the proxy's close awaits.
   await env?.stop();
   env = undefined;
-  await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+  await proxy?.close();
   proxy = undefined;
   if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
   workDir = undefined;
 });
 
 /**
- * A TCP proxy to the server that records the client's OPEN payloads; `olderServer` drops
- * `details` from the server's ERROR frames, as a server from before them sent them.
+ * A proxy to the server that records the client's OPEN payloads; `olderServer` drops `details`
+ * from the server's ERROR frames, as a server from before them sent them.
  */
 async function recordingProxy(
   serverPort: number,
   olderServer: boolean,
 ): Promise<{ port: number; opens: object[] }> {
   const opens: object[] = [];
-  const limits = { maxFramePayloadBytes: 16 * MiB, maxControlPayloadBytes: 256 * KiB };
-  const server = createServer((client: Socket) => {
-    const upstream = tcpConnect({ host: '127.0.0.1', port: serverPort });
-    const fromClient = new FrameDecoder(
-      limits,
-      wholeFrames((frame) => {
-        if (frame.type === FrameType.OPEN) opens.push(JSON.parse(frame.payload.toString()));
-      }),
-    );
-    client.on('data', (chunk: Buffer) => {
-      fromClient.push(chunk);
-      upstream.write(chunk);
-    });
-    const fromServer = new FrameDecoder(
-      limits,
-      wholeFrames((frame) => {
-        if (frame.type === FrameType.ERROR && olderServer) {
-          const { details: _dropped, ...before } = JSON.parse(frame.payload.toString());
-          client.write(encodeJsonFrame(FrameType.ERROR, frame.streamId, before));
-          return;
-        }
-        client.write(encodeFrame(frame.type, frame.flags, frame.streamId, Buffer.from(frame.payload)));
-      }),
-    );
-    upstream.on('data', (chunk: Buffer) => fromServer.push(chunk));
-    for (const socket of [client, upstream]) socket.on('error', () => {});
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+  proxy = await startFrameProxy(serverPort, {
+    fromClient: (frame) => {
+      if (frame.type === FrameType.OPEN) opens.push(jsonOf(frame));
+      return frame;
+    },
+    fromServer: (frame) => {
+      if (frame.type !== FrameType.ERROR || !olderServer) return frame;
+      const { details: _dropped, ...before } = jsonOf(frame);
+      return withJson(frame, before);
+    },
   });
-  proxy = server;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
-  return { port: address.port, opens };
+  return { port: proxy.port, opens };
 }
 
 /**

@@ -7,19 +7,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
-import { FRAME_TYPE_NAMES, FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
-import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
-import { encodeData, encodeEnd, encodeJsonFrame, encodeOpen } from '../shared/protocol/encoder.js';
+import { FRAME_TYPE_NAMES, FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { runCli } from './helpers/cliProcess.js';
+import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
 import { holdSetUp } from './helpers/heldSetUp.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -36,10 +35,10 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 let workDir: string | undefined;
-let proxy: Server | undefined;
+let proxy: FrameProxy | undefined;
 afterEach(async () => {
   env = await stopServerAndPeers(env, peers);
-  await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+  await proxy?.close();
   proxy = undefined;
   if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
   workDir = undefined;
@@ -336,7 +335,7 @@ describe('muxftp put refused SERVER_BUSY at the open-file cap', () => {
 });
 
 /**
- * A TCP proxy that makes the server look like one from before a put could decline the initial
+ * A proxy that makes the server look like one from before a put could decline the initial
  * window: WELCOME loses `uploadInitialWindowOptional`. Records the OPEN payloads and the frame
  * types the client sends.
  */
@@ -345,43 +344,19 @@ async function serverThatDoesNotTellProxy(
 ): Promise<{ port: number; opens: object[]; sent: string[] }> {
   const opens: object[] = [];
   const sent: string[] = [];
-  const server = createServer((client: Socket) => {
-    const upstream = tcpConnect({ host: '127.0.0.1', port: serverPort });
-    const decoder = new FrameDecoder(
-      { maxFramePayloadBytes: 16 * MiB, maxControlPayloadBytes: 256 * KiB },
-      wholeFrames((frame) => {
-        sent.push(`${FRAME_TYPE_NAMES[frame.type]} ${frame.streamId}`);
-        if (frame.type === FrameType.OPEN) opens.push(JSON.parse(frame.payload.toString()));
-      }),
-    );
-    client.on('data', (chunk: Buffer) => {
-      decoder.push(chunk);
-      upstream.write(chunk);
-    });
-    // WELCOME is the server's first frame: rewritten once whole, then everything passes as is.
-    let head: Buffer | undefined = Buffer.alloc(0);
-    upstream.on('data', (chunk: Buffer) => {
-      if (head === undefined) {
-        client.write(chunk);
-        return;
-      }
-      head = Buffer.concat([head, chunk]);
-      if (head.length < HEADER_BYTES || head.length < HEADER_BYTES + head.readUInt32BE(8)) return;
-      const end = HEADER_BYTES + head.readUInt32BE(8);
-      const welcome = JSON.parse(head.subarray(HEADER_BYTES, end).toString());
-      delete welcome.uploadInitialWindowOptional;
-      client.write(Buffer.concat([encodeJsonFrame(FrameType.WELCOME, 0, welcome), head.subarray(end)]));
-      head = undefined;
-    });
-    for (const socket of [client, upstream]) socket.on('error', () => {});
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+  proxy = await startFrameProxy(serverPort, {
+    fromClient: (frame) => {
+      sent.push(`${FRAME_TYPE_NAMES[frame.type]} ${frame.streamId}`);
+      if (frame.type === FrameType.OPEN) opens.push(jsonOf(frame));
+      return frame;
+    },
+    fromServer: (frame) => {
+      if (frame.type !== FrameType.WELCOME) return frame;
+      const { uploadInitialWindowOptional: _dropped, ...before } = jsonOf(frame);
+      return withJson(frame, before);
+    },
   });
-  proxy = server;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
-  return { port: address.port, opens, sent };
+  return { port: proxy.port, opens, sent };
 }
 
 describe('a server that does not say a put may decline the initial window (one from before)', () => {

@@ -5,7 +5,6 @@
  * the real client through a proxy that drops every WINDOW the server sends.
  */
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
@@ -14,10 +13,9 @@ import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/
 import { DEFAULTS } from '../shared/defaults.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FRAME_TYPE_NAMES, FrameType } from '../shared/protocol/constants.js';
-import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
 import { encodeAuth, encodeData, encodeEnd, encodeFrame, encodeOpen } from '../shared/protocol/encoder.js';
-import type { Frame } from '../shared/protocol/frame.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
+import { type FrameProxy, startFrameProxy } from './helpers/frameProxy.js';
 import { holdSetUp } from './helpers/heldSetUp.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
@@ -27,12 +25,12 @@ const KiB = 1024;
 const N = DEFAULTS.uploadInitialWindowBytes;
 
 let env: TestServer | undefined;
-let proxy: Server | undefined;
+let proxy: FrameProxy | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
   // The clients first: the proxy closes once their sockets through it are gone.
   env = await stopServerAndPeers(env, peers);
-  await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+  await proxy?.close();
   proxy = undefined;
 });
 
@@ -285,48 +283,20 @@ describe('an initial window as large as the stream window', () => {
 });
 
 /**
- * A TCP proxy in front of the server that records the frame types the client sends, in order,
- * and drops every WINDOW the server sends: an upload through it completes only on credit the
- * client held without a WINDOW.
+ * A proxy in front of the server that records the frame types the client sends, in order, and
+ * drops every WINDOW the server sends: an upload through it completes only on credit the client
+ * held without a WINDOW.
  */
 async function windowDroppingProxy(serverPort: number): Promise<{ port: number; sent: string[] }> {
   const sent: string[] = [];
-  const server = createServer((client: Socket) => {
-    const upstream = tcpConnect({ host: '127.0.0.1', port: serverPort });
-    const fromClient = new FrameDecoder(
-      {
-        maxFramePayloadBytes: DEFAULTS.absoluteMaxFramePayloadBytes,
-        maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
-      },
-      wholeFrames((frame: Frame) => {
-        sent.push(`${FRAME_TYPE_NAMES[frame.type]} ${frame.streamId}`);
-      }),
-    );
-    const fromServer = new FrameDecoder(
-      {
-        maxFramePayloadBytes: DEFAULTS.absoluteMaxFramePayloadBytes,
-        maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
-      },
-      wholeFrames((frame: Frame) => {
-        if (frame.type !== FrameType.WINDOW)
-          client.write(encodeFrame(frame.type, frame.flags, frame.streamId, frame.payload));
-      }),
-    );
-    client.on('data', (chunk: Buffer) => {
-      fromClient.push(chunk);
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => fromServer.push(chunk));
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+  proxy = await startFrameProxy(serverPort, {
+    fromClient: (frame) => {
+      sent.push(`${FRAME_TYPE_NAMES[frame.type]} ${frame.streamId}`);
+      return frame;
+    },
+    fromServer: (frame) => (frame.type === FrameType.WINDOW ? undefined : frame),
   });
-  proxy = server;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
-  return { port: address.port, sent };
+  return { port: proxy.port, sent };
 }
 
 describe('the real client', () => {
