@@ -44,6 +44,7 @@ import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import type { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import type { Storage } from '../storage/types.js';
+import { addressGroup } from './addressGroup.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
 import { type Account, type Accounts, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
 import { type LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
@@ -76,9 +77,12 @@ export function describePeer(socket: Duplex): string {
   return socket instanceof Socket ? `${socket.remoteAddress}:${socket.remotePort}` : 'in-process stream';
 }
 
-/** The address per-address limits count by: a TCP or TLS peer's, or one name for in-process streams. */
-export function peerAddress(socket: Duplex): string {
-  return socket instanceof Socket ? (socket.remoteAddress ?? 'unknown') : 'in-process';
+/**
+ * What the per-address limits count by: a TCP or TLS peer's address group (./addressGroup.ts: an
+ * IPv6 peer's /64), or one name for in-process streams.
+ */
+export function peerAddressGroup(socket: Duplex): string {
+  return socket instanceof Socket ? addressGroup(socket.remoteAddress ?? 'unknown') : 'in-process';
 }
 
 /** What the server gives each connection besides its options. */
@@ -140,7 +144,8 @@ export class ServerConnection implements StreamHost {
   private failedLogins = 0;
   private loginDelay: NodeJS.Timeout | undefined;
   private readonly context: ConnectionContext;
-  private readonly remoteAddress: string;
+  /** The peer's address group, as the failed-login refusal counts it. */
+  private readonly peerGroup: string;
   uploadThrottle: Throttle | undefined;
   downloadThrottle: Throttle | undefined;
   quota: QuotaTracker | undefined;
@@ -167,7 +172,7 @@ export class ServerConnection implements StreamHost {
     context: ConnectionContext,
   ) {
     this.context = context;
-    this.remoteAddress = peerAddress(socket);
+    this.peerGroup = peerAddressGroup(socket);
     this.label = `conn#${nextConnectionNumber++} ${describePeer(socket)}${context.secure ? ' tls' : ''}`;
     this.storage = options.storage;
     this.options = options;
@@ -508,7 +513,7 @@ export class ServerConnection implements StreamHost {
     }
     // Checked at each attempt, not only at accept: connections opened before the refusal began
     // would otherwise go on guessing, 3 attempts each.
-    const refusal = refusalForFailedLogins(this.context.loginGuard, this.remoteAddress);
+    const refusal = refusalForFailedLogins(this.context.loginGuard, this.peerGroup);
     if (refusal !== undefined) {
       this.log(`${this.label} login refused: ${refusal.message}`);
       throw refusal;
@@ -522,7 +527,7 @@ export class ServerConnection implements StreamHost {
           // The turn may come after the connection closed (the handshake timeout) or its
           // address was refused: neither costs a scrypt. Closed, nothing is answered below.
           if (this.transport.isClosed) return undefined;
-          const refusedNow = refusalForFailedLogins(this.context.loginGuard, this.remoteAddress);
+          const refusedNow = refusalForFailedLogins(this.context.loginGuard, this.peerGroup);
           if (refusedNow !== undefined) throw refusedNow;
           const account = await accounts.verify(auth.user, auth.password ?? '');
           // Counted before the next check in line starts, so a refusal it begins stops that one.
@@ -574,7 +579,7 @@ export class ServerConnection implements StreamHost {
   }
 
   private loginFailed(user: string): void {
-    const delayMs = this.context.loginGuard.recordFailure(this.remoteAddress);
+    const delayMs = this.context.loginGuard.recordFailure(this.peerGroup);
     if (this.transport.isClosed) return;
     this.failedLogins++;
     const attemptsLeft = this.options.maxLoginAttempts - this.failedLogins;

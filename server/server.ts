@@ -21,7 +21,7 @@ import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { AccountResourceTable } from './auth/accountResources.js';
 import { Accounts } from './auth/accounts.js';
 import { LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
-import { describePeer, peerAddress, ServerConnection } from './connection.js';
+import { describePeer, peerAddressGroup, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
 import { OpenFileSlots } from './openFileSlots.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
@@ -69,7 +69,7 @@ export class MuxServer {
   private readonly pending = new Set<Duplex>();
   /** Refused sockets left open for their ERROR to be read: at most DEFAULTS.maxLingeringRefusals. */
   private readonly lingering = new Set<Duplex>();
-  /** Sockets (pending or connected) per remote address. */
+  /** Sockets (pending or connected) per remote address group (an IPv6 peer's /64). */
   private readonly perAddress = new Map<string, number>();
   /** Replaced by replaceTls() (serve re-reads its certificate on SIGHUP); set for good at construction. */
   private secureContext: SecureContext | undefined;
@@ -271,7 +271,7 @@ export class MuxServer {
       return;
     }
     socket.on('error', ignore);
-    const address = peerAddress(socket);
+    const address = peerAddressGroup(socket);
     const refusal = this.refusalFor(address);
     if (refusal !== undefined) {
       this.counters.connectionRefused(refusal.reason);
@@ -293,7 +293,7 @@ export class MuxServer {
     this.sniffFirstByte(socket);
   }
 
-  /** Why a new socket from `address` is refused, or undefined. */
+  /** Why a new socket from `address` (an address group) is refused, or undefined. */
   private refusalFor(address: string): { error: MuxftpError; reason: RefusalReason } | undefined {
     const { maxConnections, maxConnectionsPerIp } = this.options;
     if (this.connections.size + this.pending.size >= maxConnections) {

@@ -115,6 +115,11 @@ export const DEFAULTS = {
   failedUploadAnswerWaitMs: 1_000,
   /** Connections at once from one address; 0 for no limit beyond maxConnections. */
   maxConnectionsPerIp: 0,
+  /**
+   * The per-address limits (maxConnectionsPerIp, the failed-login refusal) count an IPv6 client by
+   * this many leading bits of its address: a host gets a whole /64 and may use any address in it.
+   */
+  ipv6AddressGroupPrefixBits: 64,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
   maxRateBytesPerSecond: 0,
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */

@@ -2,7 +2,7 @@
  * The server's memory of failed logins per source address: how long to wait before answering a
  * failure (growing with the source's recent failures) and whether a source that keeps failing
  * is refused for a while. It knows nothing of users, so nothing it does depends on whether a
- * user name exists.
+ * user name exists. The server gives it address groups (../addressGroup.ts: an IPv6 peer's /64).
  */
 import { MuxftpError } from '../../shared/errors.js';
 
