@@ -91,6 +91,11 @@ export interface ServerOptions {
   maxOpenFiles?: number;
   /** One line per connection and per transfer. Default: stderr. */
   log?: LogFunction;
+  /**
+   * Refused connections: the first of a kind (a limit) is logged, then at most one line per this
+   * interval says how many more were refused (ms); 0 logs each. Default 10 s.
+   */
+  refusalLogIntervalMs?: number;
 
   /** Who may log in. Default: no login; every connection may do everything in the whole root. */
   accounts?: Accounts;
@@ -162,6 +167,7 @@ const NON_NEGATIVE_INTEGERS = [
   'loginBlockMs',
   'partialRetentionMs',
   'uploadInitialWindowBytes',
+  'refusalLogIntervalMs',
 ] as const;
 
 /** The default {@link LogFunction}: each line to stderr behind an ISO timestamp. */
@@ -200,6 +206,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
       options.maxReservedBytesPerConnection ?? DEFAULTS.maxReservedBytesPerConnection,
     maxOpenFiles: options.maxOpenFiles ?? defaultMaxOpenFiles(DEFAULTS.maxOpenFiles, DEFAULTS.fdReserve),
     log: options.log ?? logToStderr,
+    refusalLogIntervalMs: options.refusalLogIntervalMs ?? DEFAULTS.refusalLogIntervalMs,
     accounts: options.accounts ?? new Accounts(),
     tls: options.tls,
     tlsOnly: options.tlsOnly ?? false,

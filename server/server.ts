@@ -25,6 +25,7 @@ import { describePeer, peerAddressGroup, ServerConnection } from './connection.j
 import { type RefusalReason, ServerCounters } from './counters.js';
 import { OpenFileSlots } from './openFileSlots.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
+import { RefusalLog } from './refusalLog.js';
 import { readStats } from './requestStream.js';
 import { UploadBacklogBudget } from './uploadBacklogBudget.js';
 
@@ -74,6 +75,8 @@ export class MuxServer {
   /** Replaced by replaceTls() (serve re-reads its certificate on SIGHUP); set for good at construction. */
   private secureContext: SecureContext | undefined;
   private readonly loginGuard: LoginGuard;
+  /** The log lines of refused connections: the first of each kind, then a count per interval. */
+  private readonly refusalLog: RefusalLog;
   /**
    * Password checks, a few at a time server-wide in arrival order: scrypt runs on libuv's thread
    * pool, which the disk calls that may not run on the loop share (fdatasync, rename): unbounded,
@@ -105,6 +108,7 @@ export class MuxServer {
       blockMs: this.options.loginBlockMs,
     });
     this.loginQueue = new ConcurrencyLimit(this.options.maxConcurrentLoginChecks);
+    this.refusalLog = new RefusalLog(this.options.log, this.options.refusalLogIntervalMs);
     this.accountResources = new AccountResourceTable({
       defaultRateBytesPerSecond: this.options.maxUserRateBytesPerSecond,
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
@@ -238,6 +242,7 @@ export class MuxServer {
   close(graceMs = 0): Promise<void> {
     clearInterval(this.partialSweepTimer);
     this.partialSweepTimer = undefined;
+    this.refusalLog.flush();
     this.closing ??= new Promise<void>((resolve) => {
       this.listener.close();
       for (const socket of this.pending) socket.destroy();
@@ -337,7 +342,9 @@ export class MuxServer {
       socket.once('close', () => this.lingering.delete(socket));
       setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
     }
-    this.options.log(`refused ${describePeer(socket)}: ${error.message}`);
+    // Kinds by limit: a flood refused by one limit does not hide the first refusal by another.
+    const kind = typeof error.details?.limit === 'string' ? error.details.limit : error.code;
+    this.refusalLog.refused(kind, `refused ${describePeer(socket)}: ${error.message}`, error.message);
   }
 
   /**

@@ -120,6 +120,11 @@ export const DEFAULTS = {
    * this many leading bits of its address: a host gets a whole /64 and may use any address in it.
    */
   ipv6AddressGroupPrefixBits: 64,
+  /**
+   * Server log: the first refused connection of a kind gets a line, then one line per this
+   * interval counts the rest, so a flood of refused connections cannot flood the log.
+   */
+  refusalLogIntervalMs: 10_000,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
   maxRateBytesPerSecond: 0,
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */

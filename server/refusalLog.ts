@@ -1,0 +1,75 @@
+/**
+ * The server's log lines about refused connections. One line each let a flood of refusals (a host
+ * past --max-connections-per-ip opening sockets in a loop) write the log as fast as it could
+ * connect; now the first refusal of a kind is logged as it comes, and those after it are counted:
+ * one line per interval says how many, for as long as they go on.
+ */
+import type { LogFunction } from './options.js';
+
+interface KindState {
+  /** Refusals of the kind since the last line about it. */
+  unlogged: number;
+  /** The latest refusal's reason, for the summary line. */
+  reason: string;
+  /** performance.now() when the current interval began. */
+  since: number;
+  timer: NodeJS.Timeout;
+}
+
+export class RefusalLog {
+  private readonly kinds = new Map<string, KindState>();
+
+  /** `intervalMs` 0 logs every refusal. */
+  constructor(
+    private readonly log: LogFunction,
+    private readonly intervalMs: number,
+  ) {}
+
+  /**
+   * One refusal of `kind` (a limit's name): `line` is logged when no refusal of that kind was
+   * within the interval, else the refusal is counted for the interval's summary with `reason`.
+   */
+  refused(kind: string, line: string, reason: string): void {
+    const state = this.kinds.get(kind);
+    if (state !== undefined) {
+      state.unlogged++;
+      state.reason = reason;
+      return;
+    }
+    this.log(line);
+    if (this.intervalMs === 0) return;
+    this.kinds.set(kind, { unlogged: 0, reason, since: performance.now(), timer: this.timerFor(kind) });
+  }
+
+  /** Logs the refusals counted and not yet told, and stops the timers (the server is closing). */
+  flush(): void {
+    for (const state of this.kinds.values()) {
+      clearTimeout(state.timer);
+      if (state.unlogged > 0) this.log(summary(state));
+    }
+    this.kinds.clear();
+  }
+
+  private timerFor(kind: string): NodeJS.Timeout {
+    return setTimeout(() => this.intervalOnEnd(kind), this.intervalMs).unref();
+  }
+
+  /** A quiet interval ends the kind's throttling: its next refusal gets a line of its own again. */
+  private intervalOnEnd(kind: string): void {
+    const state = this.kinds.get(kind);
+    if (state === undefined) return;
+    if (state.unlogged === 0) {
+      this.kinds.delete(kind);
+      return;
+    }
+    this.log(summary(state));
+    state.unlogged = 0;
+    state.since = performance.now();
+    state.timer = this.timerFor(kind);
+  }
+}
+
+function summary({ unlogged, reason, since }: KindState): string {
+  const seconds = Math.max(1, Math.round((performance.now() - since) / 1000));
+  return `refused ${unlogged} more connection${unlogged === 1 ? '' : 's'} (${reason}) in the last ${seconds} s`;
+}
