@@ -1,7 +1,7 @@
 /** Entries as text: the `ls` table and the `stat` record. */
 import type { WireEntry } from '../client/client.js';
 import { formatBytes } from '../shared/humanUnits.js';
-import { printable } from './printable.js';
+import { printable } from '../shared/printable.js';
 
 /** Local time, to the second: `2025-11-23 13:22:05`. */
 export function formatMtime(ms: number): string {

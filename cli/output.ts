@@ -5,9 +5,9 @@
  */
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
+import { printable } from '../shared/printable.js';
 import { CliError } from './cliError.js';
 import type { GlobalOptions } from './globalOptions.js';
-import { printable } from './printable.js';
 
 /** How a failure appears in JSON results. */
 export interface ErrorInfo {

@@ -7,7 +7,7 @@
  */
 import cliProgress from 'cli-progress';
 import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
-import { printable } from './printable.js';
+import { printable } from '../shared/printable.js';
 
 export interface TransferMeter {
   /** Bytes done so far; the size when known (a download learns it from the server's reply). */

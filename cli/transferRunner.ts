@@ -13,10 +13,10 @@ import { MuxftpError, refusedForUploadBacklog } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { formatBytes } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { printable } from '../shared/printable.js';
 import { BusyRetries } from './busyRetries.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
-import { printable } from './printable.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
 import { backoffDelayMs, isRetryable, type ReconnectingClient } from './reconnect.js';
 

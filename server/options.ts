@@ -1,5 +1,6 @@
 /** Server options: one typed object, defaults from shared/defaults.ts, checked at construction. */
 import { DEFAULTS } from '../shared/defaults.js';
+import { printable } from '../shared/printable.js';
 import { HEADER_BYTES, MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
 import type { Storage } from '../storage/types.js';
 import { Accounts } from './auth/accounts.js';
@@ -89,7 +90,10 @@ export interface ServerOptions {
    * DEFAULTS.maxOpenFiles, lowered to half of what the descriptor limit leaves after fdReserve.
    */
   maxOpenFiles?: number;
-  /** One line per connection and per transfer. Default: stderr. */
+  /**
+   * One line per connection and per transfer, with control and bidi characters (from client
+   * paths and user names) shown as '?'. Default: stderr.
+   */
   log?: LogFunction;
   /**
    * Refused connections: the first of a kind (a limit) is logged, then at most one line per this
@@ -175,6 +179,15 @@ export const logToStderr: LogFunction = (line) => {
   process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 };
 
+/**
+ * `log`, given every line with its control and bidi characters as '?' (shared/printable.ts): log
+ * lines carry what clients chose (paths, user names, their ERROR messages), and none of it may
+ * break a line in two, drive the terminal showing the log, or reorder how the line reads.
+ */
+function printableLines(log: LogFunction): LogFunction {
+  return (line) => log(printable(line));
+}
+
 export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
   if (!options || typeof options.storage !== 'object')
     throw new TypeError('server: options.storage is required');
@@ -205,7 +218,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxReservedBytesPerConnection:
       options.maxReservedBytesPerConnection ?? DEFAULTS.maxReservedBytesPerConnection,
     maxOpenFiles: options.maxOpenFiles ?? defaultMaxOpenFiles(DEFAULTS.maxOpenFiles, DEFAULTS.fdReserve),
-    log: options.log ?? logToStderr,
+    log: printableLines(options.log ?? logToStderr),
     refusalLogIntervalMs: options.refusalLogIntervalMs ?? DEFAULTS.refusalLogIntervalMs,
     accounts: options.accounts ?? new Accounts(),
     tls: options.tls,

@@ -1,0 +1,18 @@
+/**
+ * Text that names from elsewhere end up in: the CLI's terminal (names from the server's listings
+ * and from arguments) and the server's log (paths and user names from clients). A control
+ * character in one could break a line in two or drive a terminal (an escape sequence; in C1, a
+ * one-byte CSI), and a Unicode bidirectional control reorders how the rest of the line is shown
+ * (a log line could seem to name another file or user), so each is shown as '?', as `ls` shows
+ * control characters.
+ */
+
+// C0, DEL and C1; ALM (U+061C), LRM and RLM (U+200E/F), the line and paragraph separators
+// (U+2028/9, line breaks to some viewers), the embeddings and overrides (U+202A–U+202E) and the
+// isolates (U+2066–U+2069).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+
+export function printable(text: string): string {
+  return String(text).replace(UNPRINTABLE, '?');
+}
