@@ -1,6 +1,6 @@
-/** The tree under a remote directory, for `get -r`: walked with `list`, a few listings at a time. */
+/** The tree under a remote directory, for `get -r`, `rm -r` and `ls -r`: walked with `list`, a few listings at a time. */
 
-import type { Client } from '../client/client.js';
+import type { Client, WireEntry } from '../client/client.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { MuxftpError } from '../shared/errors.js';
 import { isPlainName, joinRemote } from './remotePath.js';
@@ -9,11 +9,14 @@ export interface RemoteTree {
   /** Subdirectories relative to the root, '/'-separated, each after its parent. */
   dirs: string[];
   files: Array<{ relative: string; remote: string; size: number }>;
+  /** Every entry listed under a safe name (directories, files and anything else), as the server listed it. */
+  entries: Array<{ relative: string; entry: WireEntry }>;
   /**
    * Directories that could not be listed and entries that were skipped; `relative` as for files
-   * ('' for the root itself), undefined for a name that has no safe local path.
+   * ('' for the root itself), undefined for a name that has no safe local path. `listed`: the
+   * entry is in `entries` too (not a regular file: nothing to fetch, but nothing wrong to list).
    */
-  problems: Array<{ remote: string; relative?: string; error: MuxftpError }>;
+  problems: Array<{ remote: string; relative?: string; error: MuxftpError; listed?: true }>;
 }
 
 export async function walkRemoteTree(
@@ -21,7 +24,7 @@ export async function walkRemoteTree(
   root: string,
   limit: ConcurrencyLimit,
 ): Promise<RemoteTree> {
-  const tree: RemoteTree = { dirs: [], files: [], problems: [] };
+  const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [] };
   const walk = async (remoteDir: string, relativeDir: string): Promise<void> => {
     let entries: Awaited<ReturnType<Client['list']>>;
     try {
@@ -39,6 +42,7 @@ export async function walkRemoteTree(
         continue;
       }
       const relative = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
+      tree.entries.push({ relative, entry });
       if (entry.type === 'dir') {
         tree.dirs.push(relative);
         subdirs.push(walk(remote, relative));
@@ -49,6 +53,7 @@ export async function walkRemoteTree(
           remote,
           relative,
           error: new MuxftpError('UNSUPPORTED', `not a regular file, skipped: ${remote}`),
+          listed: true,
         });
       }
     }
@@ -58,7 +63,18 @@ export async function walkRemoteTree(
   // Listings finish in any order; sorted, every path still follows its parent (a prefix sorts first).
   tree.dirs.sort();
   tree.files.sort((a, b) => (a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0));
+  tree.entries.sort((a, b) => compareBySegments(a.relative, b.relative));
   return tree;
+}
+
+/** Path order in which a directory's entries follow it directly: `a/`, `a/x`, then `a.txt`. */
+function compareBySegments(a: string, b: string): number {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
+  }
+  return x.length - y.length;
 }
 
 function asMuxftpError(error: unknown): MuxftpError {

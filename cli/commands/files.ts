@@ -1,6 +1,6 @@
 /** The remote file commands: ls, stat, rm, mkdir, rmdir, mv. Each runs over one connection. */
 
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { type ErrorCode, MuxftpError } from '../../shared/errors.js';
@@ -39,20 +39,33 @@ export function registerFileCommands(program: Command, output: Output): void {
       'List a remote directory: type, size in bytes, modification time, name (directories end in /).',
     )
     .argument('[path]', 'remote directory or file (default: the root)')
-    .action(async (path: string | undefined, _options: unknown, command: Command) => {
-      const global = begin(command);
-      await withClient(global, output, async (client) => {
-        try {
-          const given = path ?? '/';
-          const entries = await listOrStat(client, remotePathRequired(given), given.endsWith('/'));
-          if (output.json) output.printJson(entries);
-          else for (const line of formatListing(entries)) output.printLine(line);
-        } catch (error) {
-          output.failure(`ls ${path === undefined ? '/' : shownArgument(path)}`, error);
-          if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
-        }
-      });
-    });
+    .option(
+      '-r, --recursive',
+      'also list every directory below it, each entry by its path relative to the one given',
+    )
+    // ls(1)'s spelling of it, for the fingers that know it.
+    .addOption(new Option('-R').hideHelp())
+    .action(
+      async (path: string | undefined, options: { recursive?: boolean; R?: boolean }, command: Command) => {
+        const global = begin(command);
+        await withClient(global, output, async (client) => {
+          try {
+            const given = path ?? '/';
+            const remote = remotePathRequired(given);
+            if (options.recursive === true || options.R === true) {
+              await listRecursively(client, remote, given.endsWith('/'), output);
+              return;
+            }
+            const entries = await listOrStat(client, remote, given.endsWith('/'));
+            if (output.json) output.printJson(entries);
+            else for (const line of formatListing(entries)) output.printLine(line);
+          } catch (error) {
+            output.failure(`ls ${path === undefined ? '/' : shownArgument(path)}`, error);
+            if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
+          }
+        });
+      },
+    );
 
   program
     .command('stat')
@@ -262,6 +275,39 @@ class PartlyRemoved extends Error {
     const files = `${this.failed} of ${this.files} file${this.files === 1 ? '' : 's'}`;
     return `${files} could not be removed (${removed} ${removed === 1 ? 'was' : 'were'}), so its directories are kept`;
   }
+}
+
+/**
+ * `ls -r DIR`: every entry below DIR by its path relative to DIR, each directory's entries right
+ * after it (one table, for grep; --json: the entries, each with its `path`). A directory that
+ * cannot be listed, or a name the server should not have sent, is a failure line of its own
+ * after the table: what could be listed is still shown, and the command fails. An entry that is
+ * neither file nor directory is listed, as plain `ls` lists it.
+ */
+async function listRecursively(
+  client: Client,
+  path: string,
+  directoryOnly: boolean,
+  output: Output,
+): Promise<void> {
+  const tree = await walkRemoteTree(client, path, planningLimit(DEFAULTS.parallel, client));
+  const top = tree.problems.find((problem) => problem.relative === '');
+  if (top !== undefined) {
+    // PATH itself could not be listed: a file is shown as plain `ls FILE` shows it.
+    if (top.error.code !== 'NOT_A_DIRECTORY' || directoryOnly) throw top.error;
+    const entry = await client.stat(path);
+    if (output.json) output.printJson([entry]);
+    else for (const line of formatListing([entry])) output.printLine(line);
+    return;
+  }
+  if (output.json)
+    output.printJson(tree.entries.map(({ relative, entry }) => ({ ...entry, path: relative })));
+  else {
+    const byPath = tree.entries.map(({ relative, entry }) => ({ ...entry, name: relative }));
+    for (const line of formatListing(byPath)) output.printLine(line);
+  }
+  for (const problem of tree.problems)
+    if (problem.listed !== true) output.failure(`ls ${problem.remote}`, problem.error);
 }
 
 /** `ls FILE` shows that one entry, as ls(1) does; `ls FILE/` fails, a trailing '/' naming a directory. */
