@@ -19,7 +19,8 @@ import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import { hashKept } from '../storage/partialUpload.js';
 import { normalizeClientPath, parentPath } from '../storage/paths.js';
-import type { PartialKey, UploadHandle } from '../storage/types.js';
+import type { EntryInfo, PartialKey, UploadHandle } from '../storage/types.js';
+import type { QuotaTracker } from './auth/quota.js';
 import { toWireEntry } from './requestStream.js';
 import { ServerStream, type StreamHost } from './stream.js';
 
@@ -57,6 +58,15 @@ export class UploadStream extends ServerStream {
   private grantedEarly = false;
   /** Bytes of the account's quota this upload holds. */
   private quotaReserved = 0;
+  /**
+   * Bytes of the file this upload replaces that the quota counts as freed by its commit, so they
+   * are not reserved again (a user near the limit can replace their own file); 0 for none.
+   */
+  private credit = 0;
+  /** The target's path under the home, while this upload holds the quota's credit for it. */
+  private creditPath: string | undefined;
+  /** Kept data this upload took over (issue #8). */
+  private takenOver = 0;
   /** The handle is committing: the quota's reservation stays until the commit settles. */
   private committing = false;
   /** Set while a bandwidth limit delays the next grant of credit. */
@@ -201,17 +211,21 @@ export class UploadStream extends ServerStream {
     this.acceptIntoQueue();
   }
 
-  /** Grows the quota's reservation to the bytes received; false when that failed the stream. */
+  /**
+   * Grows the quota's reservation to the bytes received (less the credit of the file they
+   * replace); false when that failed the stream.
+   */
   private reserveReceived(): boolean {
     const quota = this.host.quota;
-    if (quota === undefined || this.received <= this.quotaReserved) return true;
+    const needed = this.received - this.credit;
+    if (quota === undefined || needed <= this.quotaReserved) return true;
     try {
-      quota.grow(this.received - this.quotaReserved);
+      quota.grow(needed - this.quotaReserved);
     } catch (err) {
       this.fail(err);
       return false;
     }
-    this.quotaReserved = this.received;
+    this.quotaReserved = needed;
     return true;
   }
 
@@ -258,20 +272,52 @@ export class UploadStream extends ServerStream {
     await hashKept(kept, this.path, this.offset, this.digester, false, this.over.signal);
   }
 
-  /** Checked against the declared size before anything is stored (the rest as bytes arrive). */
+  /**
+   * Checked against the declared size before anything is stored (the rest as bytes arrive): what
+   * the home will hold after the commit, usage less the file replaced plus the declared size.
+   */
   private async reserveQuota(): Promise<void> {
     const quota = this.host.quota;
     if (quota === undefined) return;
     // A resumable upload reserves in adopt(), once its kept data is known: count usage first,
     // so that no walk comes between the two.
-    if (this.partial !== undefined) {
-      await quota.usedBytes();
-      return;
-    }
-    const bytes = this.declaredSize ?? 0;
+    await Promise.all([this.creditReplaced(quota), quota.usedBytes()]);
+    if (this.partial !== undefined) return;
+    const bytes = Math.max(0, (this.declaredSize ?? 0) - this.credit);
     await quota.reserve(bytes);
     if (this.isFinished) quota.release(bytes);
     else this.quotaReserved = bytes;
+  }
+
+  /**
+   * The file at the target as it is now: its bytes leave usage when the commit replaces it, so
+   * the upload need not reserve them. Not a directory's (the commit fails) nor anything else's;
+   * what the target is at the commit decides (settleCredit), so a stat that follows a link, or
+   * a file removed meanwhile, cannot let usage past the limit.
+   */
+  private async creditReplaced(quota: QuotaTracker): Promise<void> {
+    const target = await this.host.storage.stat(this.path).catch(() => undefined);
+    if (target?.type !== 'file' || this.isFinished) return;
+    // Storage took this path, so it normalizes.
+    const path = normalizeClientPath(this.path);
+    this.credit = quota.claimCredit(path, target.size);
+    if (this.credit > 0) this.creditPath = path;
+  }
+
+  /**
+   * At the commit, under the target's lock: the credit stands only for the file replaced now. One
+   * removed, renamed, shrunk or swapped for a link since the upload started frees less, and the
+   * reservation grows by the difference; QUOTA_EXCEEDED refuses the commit when it does not fit.
+   */
+  private settleCredit(replaced: EntryInfo | undefined): void {
+    const quota = this.host.quota;
+    if (quota === undefined || this.credit === 0) return;
+    const freed = replaced?.type === 'file' ? replaced.size : 0;
+    if (freed >= this.credit) return;
+    const needed = Math.max(0, this.offset + this.received - freed);
+    if (needed <= this.quotaReserved) return;
+    quota.grow(needed - this.quotaReserved);
+    this.quotaReserved = needed;
   }
 
   /**
@@ -371,7 +417,7 @@ export class UploadStream extends ServerStream {
     // From here the handle is the commit's: a disconnect now must not abort a verified upload.
     this.handle = undefined;
     this.committing = true;
-    handle.commit(digest).then(
+    handle.commit(digest, { beforeReplace: (replaced) => this.settleCredit(replaced) }).then(
       (entry) => {
         // Usage grows by the file in the same turn as the reservation goes, even if the stream
         // was cancelled meanwhile: the file is committed either way.
@@ -403,13 +449,15 @@ export class UploadStream extends ServerStream {
    */
   private adopt(handle: UploadHandle): boolean {
     const takenOver = handle.takenOverBytes ?? 0;
+    this.takenOver = takenOver;
     if (takenOver > 0) this.recordKept(-takenOver);
     const quota = this.host.quota;
     let refusal: unknown;
     if (!this.isFinished && quota !== undefined && this.partial !== undefined) {
       try {
-        quota.reserveNow(this.partial.size);
-        this.quotaReserved = this.partial.size;
+        const bytes = Math.max(0, this.partial.size - this.credit);
+        quota.reserveNow(bytes);
+        this.quotaReserved = bytes;
       } catch (err) {
         refusal = err;
       }
@@ -432,7 +480,8 @@ export class UploadStream extends ServerStream {
    * held go in the turn what it kept enters usage, so that its bytes are never counted nowhere.
    */
   private abortUpload(handle: UploadHandle, heldQuota: number): void {
-    this.aborted = handle.abort({ keepPartial: !this.discardPartial }).then(
+    const keepPartial = !this.discardPartial && this.keptFits(heldQuota);
+    this.aborted = handle.abort({ keepPartial }).then(
       (kept) => {
         if (kept > 0) this.recordKept(kept);
         this.host.quota?.release(heldQuota);
@@ -443,6 +492,18 @@ export class UploadStream extends ServerStream {
         this.host.quota?.release(heldQuota);
       },
     );
+  }
+
+  /**
+   * Whether what an abort would keep fits the quota. An upload that counted on replacing a file
+   * (credit) wrote past its reservation, into bytes the commit was to free: kept, they would
+   * stay beside that file and put the home over its limit, so they go unless they fit. Kept data
+   * taken over and not written to stays as it was: it was counted before.
+   */
+  private keptFits(heldQuota: number): boolean {
+    const quota = this.host.quota;
+    if (quota === undefined || this.credit === 0 || this.onDisk === 0) return true;
+    return quota.hasRoom(Math.max(this.takenOver, this.offset + this.onDisk) - heldQuota);
   }
 
   /**
@@ -486,6 +547,8 @@ export class UploadStream extends ServerStream {
 
   protected cleanup(): void {
     this.over?.abort();
+    if (this.creditPath !== undefined) this.host.quota?.releaseCredit(this.creditPath);
+    this.creditPath = undefined;
     clearTimeout(this.rateTimer);
     this.window.release();
     this.host.releaseReservation(this.claimedBytes);

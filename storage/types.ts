@@ -68,6 +68,16 @@ export interface ReadHandle {
   close(): Promise<void>;
 }
 
+/** What commit() checks at the last moment. */
+export interface CommitOptions {
+  /**
+   * Called with what the rename is about to replace (as lstat sees it, undefined: nothing), under
+   * the target's lock, so no other change muxftp makes to the target comes between the look and
+   * the rename. Throwing refuses the commit with that error; the temporary file is dropped.
+   */
+  beforeReplace?: (replaced: EntryInfo | undefined) => void;
+}
+
 /**
  * An upload in progress: bytes go to a hidden temporary file beside the target, which is
  * renamed onto the target only by commit(). abort() removes the temporary file. After either,
@@ -81,7 +91,7 @@ export interface UploadHandle {
    * it replaced. The caller passes the verified digest so later downloads need not hash the file
    * again.
    */
-  commit(digest?: FileDigest): Promise<CommittedEntry>;
+  commit(digest?: FileDigest, options?: CommitOptions): Promise<CommittedEntry>;
   /**
    * Drops the temporary file. Safe to call more than once and after a failed commit. With
    * `keepPartial`, an upload started with a `partial` key keeps its whole 4 MiB blocks for a

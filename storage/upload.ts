@@ -13,7 +13,7 @@ import { entryInfo } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 import { errnoOf, storageErrorFromFs } from './fsErrors.js';
 import { baseName, type Resolved } from './paths.js';
-import type { CommittedEntry, EntryInfo, UploadHandle } from './types.js';
+import type { CommitOptions, CommittedEntry, EntryInfo, UploadHandle } from './types.js';
 
 const noop = (): void => {};
 
@@ -104,9 +104,9 @@ export class FsUpload implements UploadHandle {
     return (await this.#context.handle.read(buffer, offset, length, position)).bytesRead;
   }
 
-  commit(digest?: FileDigest): Promise<CommittedEntry> {
+  commit(digest?: FileDigest, options: CommitOptions = {}): Promise<CommittedEntry> {
     if (this.#finishing) return Promise.reject(this.#finishedError());
-    const committed = this.#writing.then(() => this.#commitNow(digest));
+    const committed = this.#writing.then(() => this.#commitNow(digest, options));
     this.#finishing = committed.catch(noop);
     return committed;
   }
@@ -190,10 +190,12 @@ export class FsUpload implements UploadHandle {
     this.#releaseReservation = undefined;
   }
 
-  async #commitNow(digest: FileDigest | undefined): Promise<CommittedEntry> {
+  async #commitNow(digest: FileDigest | undefined, options: CommitOptions): Promise<CommittedEntry> {
     const { fs, handle, temporaryPath, target, durable } = this.#context;
     let stats: FsStats;
     let replaced: EntryInfo | undefined;
+    /** The caller's beforeReplace refused: its error goes back as it is. */
+    let refusal: { error: unknown } | undefined;
     try {
       if (this.#failure) throw this.#failure;
       await this.#flushingAhead;
@@ -207,12 +209,19 @@ export class FsUpload implements UploadHandle {
       replaced = await this.#context.exclusive(async () => {
         const exists = await this.#context.checkTarget();
         const before = exists ? await lstatIfExists(fs, target.hostPath) : undefined;
+        const entry = before === undefined ? undefined : entryInfo(baseName(this.#clientPath), before);
+        try {
+          options.beforeReplace?.(entry);
+        } catch (error) {
+          refusal = { error };
+          throw error;
+        }
         await fs.rename(temporaryPath, target.hostPath);
-        return before === undefined ? undefined : entryInfo(baseName(this.#clientPath), before);
+        return entry;
       });
     } catch (error) {
       await this.#discard();
-      throw storageErrorFromFs(error, this.#clientPath);
+      throw refusal !== undefined ? refusal.error : storageErrorFromFs(error, this.#clientPath);
     }
     this.#release();
     this.#context.onFinish();

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../client/client.js';
 import { Accounts } from '../server/auth/accounts.js';
@@ -168,7 +169,7 @@ describe('quota usage', () => {
     await q.put('b.bin', bytes(3000));
     const walked = listings.calls;
 
-    // An upload reserves its whole size while the old file is still there: overwrite below the limit.
+    // An overwrite counts what the home holds after it (the old file's bytes leave usage).
     await q.put('a.bin', bytes(1000)); // frees the old size beyond the new
     await fillExactly(q, 'c.bin', 6000); // a 1000, b 3000, c 6000
 
@@ -254,12 +255,12 @@ describe('quota usage', () => {
         const handle = await createUpload(target, options);
         return {
           write: (chunks) => handle.write(chunks),
-          commit: async (digest) => {
+          commit: async (digest, commitOptions) => {
             if (target === 'a.bin') {
               onCommitting();
               await commitsHeld;
             }
-            return handle.commit(digest);
+            return handle.commit(digest, commitOptions);
           },
           abort: (abortOptions) => handle.abort(abortOptions),
         };
@@ -326,6 +327,84 @@ describe('quota usage', () => {
     expect(listings.calls).toBe(walked); // all by deltas
     expect(await bytesOnDisk(join(s.root!, 'shared'))).toBe(LIMIT);
     expect(await bytesOnDisk(join(s.root!, 'shared', 'in'))).toBe(8000);
+  });
+});
+
+describe('quota on overwrite', () => {
+  it('counts what the home will hold after the commit: the replaced file leaves usage', async () => {
+    const s = await start();
+    const listings = countHomeListings(s.storage);
+    const q = await s.connect({ user: 'q', password: 'q-secret' });
+    await q.put('a.bin', bytes(5000));
+    await q.put('b.bin', bytes(3000));
+    const walked = listings.calls;
+    // 8000 of 10,000 used: a new version of a.bin as large fits (5000 more would not).
+    expect(await code(q.put('new.bin', bytes(5000)))).toBe('QUOTA_EXCEEDED');
+    await q.put('a.bin', Buffer.alloc(5000, 0x62));
+    // 8000 − 5000 + 7000 is the limit; one byte more is not.
+    expect(await code(q.put('a.bin', bytes(7001)))).toBe('QUOTA_EXCEEDED');
+    await q.put('a.bin', bytes(7000));
+    expect(await code(q.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    // A directory is not a file the upload replaces: nothing is credited for it.
+    await q.mkdir('dir');
+    expect(await code(q.put('dir', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    // Without a declared size, the bytes as they arrive are checked the same way.
+    await q.put('b.bin', Readable.from([bytes(2000), bytes(1000)]));
+    expect(await code(q.put('b.bin', Readable.from([bytes(3000), bytes(1)])))).toBe('QUOTA_EXCEEDED');
+    // Usage after each commit is exact: a 1000 frees 6000.
+    await q.put('a.bin', bytes(1000));
+    await fillExactly(q, 'c.bin', 6000);
+    expect(await bytesOnDisk(join(s.root!, 'q'))).toBe(LIMIT);
+    expect(listings.calls).toBe(walked); // all by deltas
+  });
+
+  it('credits a file once to the uploads replacing it at once, and only if it is there at the commit', async () => {
+    const s = await start();
+    // The next commit of a.bin waits for `release`; `committing` resolves when it starts.
+    let hold = false;
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let onCommitting = () => {};
+    const committing = new Promise<void>((resolve) => {
+      onCommitting = resolve;
+    });
+    onEachHomeView(s.storage, (view) => {
+      const createUpload = view.createUpload.bind(view);
+      view.createUpload = async (target, options) => {
+        const handle = await createUpload(target, options);
+        const commit = handle.commit.bind(handle);
+        handle.commit = async (digest, commitOptions) => {
+          if (target === 'a.bin' && hold) {
+            hold = false;
+            onCommitting();
+            await held;
+          }
+          return commit(digest, commitOptions);
+        };
+        return handle;
+      };
+    });
+    const q1 = await s.connect({ user: 'q', password: 'q-secret' });
+    const q2 = await s.connect({ user: 'q', password: 'q-secret' });
+    await q1.put('a.bin', bytes(5000));
+    await q1.put('b.bin', bytes(3000));
+    hold = true;
+    const first = q1.put('a.bin', Buffer.alloc(5000, 0x62));
+    await committing;
+    // The first upload counts a.bin's 5000 bytes as freed: a second one at the same time does not.
+    expect(await code(q2.put('a.bin', bytes(5000)))).toBe('QUOTA_EXCEEDED');
+    // a.bin goes before the first commit: 3000 used, and the first upload reserved nothing.
+    await q2.delete('a.bin');
+    await q2.put('c.bin', bytes(7000));
+    release();
+    // Committed now it would add 5000 bytes to a full home: refused, and nothing is left of it.
+    expect(await code(first)).toBe('QUOTA_EXCEEDED');
+    expect((await readdir(join(s.root!, 'q'))).sort()).toEqual(['b.bin', 'c.bin']);
+    expect(await code(q2.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    await q2.delete('c.bin');
+    await fillExactly(q2, 'd.bin', 7000);
   });
 });
 
@@ -520,6 +599,33 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     expect(await readdir(join(s.root!, 'r'))).toEqual([]);
     await fillExactly(r, 'all.bin', R_LIMIT);
     expect(listings.calls).toBe(walks); // by deltas
+  });
+
+  it('credits the file a resumable upload replaces, and keeps its blocks only if they fit', async () => {
+    const s = await start(smallWindows);
+    const aborts = watchAborts(s.storage);
+    const fileSize = 2 * BLOCK + 1000;
+    const r = await s.connect(login);
+    await r.put('big.bin', await sourceFile(fileSize), { resumable: true });
+    // A new version: the file and it together would not fit in three blocks; after the commit they do.
+    expect(2 * fileSize).toBeGreaterThan(R_LIMIT);
+    await r.put('big.bin', await sourceFile(fileSize), { resumable: true });
+    // Cut after a block was written: kept beside the file it would pass the limit, so it goes.
+    expect(await interruptedPut(s, aborts, await sourceFile(fileSize), BLOCK + BLOCK / 2)).toBe(0);
+    await fillExactly(r, 'rest.bin', R_LIMIT - fileSize);
+    expect(await bytesOnDisk(join(s.root!, 'r'))).toBe(R_LIMIT);
+
+    // With room for it (four blocks), the block is kept and counted, and a resume finishes.
+    const r4 = await s.connect({ user: 'r4', password: 'r4-secret' });
+    await r4.put('big.bin', await sourceFile(fileSize), { resumable: true });
+    const source = await sourceFile(fileSize);
+    const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2, { user: 'r4' });
+    expect(kept).toBe(BLOCK);
+    expect(await code(r4.put('one.bin', bytes(4 * BLOCK - fileSize - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    const before = s.server.stats().bytesIn;
+    await r4.put('big.bin', source, { continue: true });
+    expect(s.server.stats().bytesIn - before).toBe(fileSize - kept); // it did resume
+    await fillExactly(r4, 'rest.bin', 4 * BLOCK - fileSize);
   });
 
   it('frees kept blocks the retention sweep removes', async () => {

@@ -1,8 +1,8 @@
 /**
  * A user's storage quota: bytes of files under their home, plus the kept partial uploads there
  * (issue #8), plus bytes reserved by uploads in flight may not exceed the limit. An upload
- * reserves its declared size before it starts, and grows its reservation as bytes arrive when it
- * declared none; a resumable one reserves its whole declared size in the turn it takes over the
+ * reserves what its commit will add before it starts (its declared size, less the file it
+ * replaces: claimCredit), and grows its reservation as bytes arrive when it declared none; a resumable one reserves its whole declared size in the turn it takes over the
  * data kept for it, which leaves usage then (counted once), and what it keeps when cut short
  * enters usage in the turn its reservation goes.
  *
@@ -106,6 +106,14 @@ function isWithinHome(home: string, path: string): boolean {
   return home === '' || path === home || path.startsWith(`${home}/`);
 }
 
+/** What the uploads in flight in a home hold. */
+interface InFlight {
+  /** Bytes reserved. */
+  bytes: number;
+  /** Paths whose file an upload in flight counts as freed by its commit (claimCredit). */
+  credited: Set<string>;
+}
+
 /** A walk of the home under way, and what changes made meanwhile leave uncertain about it. */
 interface Walk {
   readonly counted: Promise<number>;
@@ -127,8 +135,8 @@ export class QuotaTracker {
   /** performance.now() when the last walk started. */
   private lastWalkAt = Number.NEGATIVE_INFINITY;
   private walk: Walk | undefined;
-  /** Bytes reserved by uploads in flight in the home, shared with the quotas this one replaces. */
-  private readonly inFlight: { bytes: number };
+  /** Uploads in flight in the home, shared with the quotas this one replaces. */
+  private readonly inFlight: InFlight;
   private walks = 0;
 
   constructor(storage: Storage, options: QuotaOptions) {
@@ -144,7 +152,7 @@ export class QuotaTracker {
     this.limitBytes = limitBytes;
     this.recountIntervalMs = recountIntervalMs;
     this.storage = storage;
-    this.inFlight = options.replaces?.inFlight ?? { bytes: 0 };
+    this.inFlight = options.replaces?.inFlight ?? { bytes: 0, credited: new Set() };
   }
 
   /** Bytes reserved by uploads in flight (through this quota or one it replaced or was replaced by). */
@@ -183,8 +191,32 @@ export class QuotaTracker {
 
   /** Throws QUOTA_EXCEEDED, as reserveNow() would, when `bytes` do not fit now; reserves nothing. */
   assertRoom(bytes: number): void {
-    const used = this.used ?? 0;
-    if (used + this.inFlight.bytes + bytes > this.limitBytes) throw this.exceeded(bytes, used);
+    if (!this.hasRoom(bytes)) throw this.exceeded(bytes, this.used ?? 0);
+  }
+
+  /** Whether `bytes` (maybe fewer than 0) fit now, beside usage and the uploads in flight. */
+  hasRoom(bytes: number): boolean {
+    return (this.used ?? 0) + this.inFlight.bytes + bytes <= this.limitBytes;
+  }
+
+  /**
+   * An upload about to replace the file of `bytes` at `path` (a client path under the home) may
+   * count those bytes as freed, so it reserves only what it adds: returns them, or 0 when another
+   * upload in flight to that path counts them already. Both files exist until the commit, so the
+   * home's files and temporary files may together pass the limit for a while, but only by files
+   * being replaced, each counted once (at most the usage again); what the quota bounds, what the
+   * home holds once uploads are done, never passes it: the upload checks the credit again at its
+   * commit (the file may be gone by then) and keeps an interrupted upload's data only within the
+   * limit. releaseCredit() when the upload ends.
+   */
+  claimCredit(path: string, bytes: number): number {
+    if (bytes <= 0 || this.inFlight.credited.has(path)) return 0;
+    this.inFlight.credited.add(path);
+    return bytes;
+  }
+
+  releaseCredit(path: string): void {
+    this.inFlight.credited.delete(path);
   }
 
   /**
