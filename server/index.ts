@@ -18,6 +18,7 @@ export type { FileDigest, IntegrityAlgorithm } from '../shared/integrity/index.j
 export type { ServerStats } from '../shared/protocol/messages.js';
 export { fileDigest } from '../storage/fileDigest.js';
 export {
+  type CommitOptions,
   type CommittedEntry,
   DiskStorage,
   type DiskStorageOptions,

@@ -11,6 +11,7 @@ export { FsStorage, type FsStorageOptions } from './fsStorage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
 export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
 export type {
+  CommitOptions,
   CommittedEntry,
   EntryInfo,
   EntryType,
