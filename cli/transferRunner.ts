@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, TransferOptions } from '../client/client.js';
+import { LocalDigestMemo } from '../client/localDigests.js';
 import type { KeptPartial } from '../client/sinks.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
@@ -278,6 +279,8 @@ async function runOne(
   const sayRestart = (reason: string): void => say(`muxftp: ${run.command} ${name}: ${reason}`);
   // Refusals SERVER_BUSY on a connection still up: tried again on it, for a while (busyRetries.ts).
   const busyRetries = new BusyRetries();
+  // What a try hashed of a partial file (get -c, put -c) is not hashed again by the next.
+  const localDigests = new LocalDigestMemo();
   // Set when the last try was refused for the server's upload backlog: the next put declines the
   // initial window (a server past its upload ceiling admits it). Not for other limits (open
   // files): declining would cost it a round trip for nothing.
@@ -290,6 +293,7 @@ async function runOne(
       if (signal.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
       const done = await run.perform(job, client, {
         signal,
+        localDigests,
         onProgress: (bytesDone, bytesTotal) => {
           bytes = bytesDone;
           meter.update(bytesDone, bytesTotal);

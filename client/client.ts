@@ -53,7 +53,7 @@ import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
-import { localBlockDigests, localSourceIdentity } from './localDigests.js';
+import { type LocalDigestMemo, localBlockDigests, localSourceIdentity } from './localDigests.js';
 import {
   type ByteSink,
   ContinueSink,
@@ -210,6 +210,13 @@ export interface TransferOptions {
    * which declines it for a while after such a refusal on the connection; true takes it even then.
    */
   initialWindow?: boolean;
+  /**
+   * get with `continue` or `resumeKept`, put with `continue`: the local file's block digests
+   * computed by an earlier try of this transfer, for a caller that tries it again (after
+   * SERVER_BUSY, say): one memo for all of a transfer's tries, and an unchanged file is not read
+   * again to hash it.
+   */
+  localDigests?: LocalDigestMemo;
 }
 
 /** A remote file's content digest, as {@link Client.digest} reports it. */
@@ -710,7 +717,7 @@ export class Client implements ClientHost {
         throw new ProtocolError('PROTOCOL_ERROR', 'partial REPLY: an offset beyond the file');
       }
       if (held.blocks.length === 0) options.onNothingKept?.();
-      const mine = await localBlockDigests(path, this.integrity, held.blocks.length);
+      const mine = await localBlockDigests(path, this.integrity, held.blocks.length, options.localDigests);
       const mismatch = held.blocks.findIndex((hex, i) => hex !== mine[i]?.toString('hex'));
       if (mismatch === -1) {
         offset = held.offset;
@@ -747,7 +754,12 @@ export class Client implements ClientHost {
       if (fromKept !== undefined) return fromKept;
     }
     if (continues && options.continue === true) {
-      const blocks = await localBlockDigests(target, this.integrity, DEFAULTS.maxResumeBlocks);
+      const blocks = await localBlockDigests(
+        target,
+        this.integrity,
+        DEFAULTS.maxResumeBlocks,
+        options.localDigests,
+      );
       if (blocks.length > 0) {
         const localSize = await stat(target).then(
           (stats) => stats.size,
@@ -776,7 +788,12 @@ export class Client implements ClientHost {
     if (sink === undefined) return undefined;
     let blocks: Buffer[];
     try {
-      blocks = await localBlockDigests(sink.temporary, this.integrity, DEFAULTS.maxResumeBlocks);
+      blocks = await localBlockDigests(
+        sink.temporary,
+        this.integrity,
+        DEFAULTS.maxResumeBlocks,
+        options.localDigests,
+      );
     } catch (error) {
       await sink.keepPartial(); // put back, as it was
       throw error;

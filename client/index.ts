@@ -42,6 +42,7 @@ export {
   type ResolvedClientOptions,
   type TransferOptions,
 } from './client.js';
+export { LocalDigestMemo } from './localDigests.js';
 export type { GetTarget, KeptPartial } from './sinks.js';
 export type { PutSource } from './sources.js';
 export type { GetResult, KnownDigest, ProgressCallback, PutResult } from './streams.js';

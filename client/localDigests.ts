@@ -13,14 +13,14 @@ import { localError } from './sources.js';
 const READ_BYTES = 1024 * 1024;
 
 /**
- * Feeds `digester` the bytes of `path` up to `end(size)`, and gives the size; undefined when it
- * is missing or not a regular file (nothing was fed). A file that shrank meanwhile feeds what it
- * has; an abort stops the reading there.
+ * Feeds `digester` the bytes of `path` up to `end(stats)` (the file as opened), and gives the
+ * size; undefined when it is missing or not a regular file (nothing was fed). A file that shrank
+ * meanwhile feeds what it has; an abort stops the reading there.
  */
 async function digestLocalFile(
   path: string,
   digester: ContentDigester,
-  end: (size: number) => number,
+  end: (stats: BigIntStats) => number,
   signal?: AbortSignal,
 ): Promise<{ size: number } | undefined> {
   let handle: FileHandle;
@@ -31,9 +31,9 @@ async function digestLocalFile(
     throw localError(err, path);
   }
   try {
-    const stats = await handle.stat();
+    const stats = await handle.stat({ bigint: true });
     if (!stats.isFile()) return undefined;
-    const stop = end(stats.size);
+    const stop = end(stats);
     const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(1, stop)));
     for (let position = 0; position < stop && signal?.aborted !== true; ) {
       const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, stop - position), position);
@@ -41,7 +41,7 @@ async function digestLocalFile(
       digester.update(buffer.subarray(0, bytesRead));
       position += bytesRead;
     }
-    return { size: stats.size };
+    return { size: Number(stats.size) };
   } catch (err) {
     throw localError(err, path);
   } finally {
@@ -49,23 +49,68 @@ async function digestLocalFile(
   }
 }
 
-/** d_0 … of the first min(maxBlocks, whole blocks) blocks of `path`; [] when it is missing or not a file. */
+/**
+ * The block digests one transfer computed of local files, for its next try: a try the server
+ * refused SERVER_BUSY comes back to the same partial file, which need not be read again (a kept
+ * partial of gigabytes, hashed anew at each of a minute's refusals). A file is known by what
+ * localSourceIdentity knows it by, device, inode, size and modification time (ns): a kept partial
+ * that a refused try put back under its name is the same file; one written meanwhile is read.
+ */
+export class LocalDigestMemo {
+  readonly #known = new Map<string, { maxBlocks: number; digests: Buffer[] }>();
+
+  /** The digests of up to `maxBlocks` first blocks, if this file's were kept for as many. @internal */
+  recall(identity: string, maxBlocks: number): Buffer[] | undefined {
+    const known = this.#known.get(identity);
+    return known !== undefined && known.maxBlocks >= maxBlocks
+      ? known.digests.slice(0, maxBlocks)
+      : undefined;
+  }
+
+  /** The digests of the first min(maxBlocks, whole blocks) blocks of this file, just read. @internal */
+  keep(identity: string, maxBlocks: number, digests: Buffer[]): void {
+    this.#known.set(identity, { maxBlocks, digests });
+  }
+}
+
+/**
+ * d_0 … of the first min(maxBlocks, whole blocks) blocks of `path`; [] when it is missing or not a
+ * file. With `memo`, those an earlier call gave for this same file are given again, unread.
+ */
 export async function localBlockDigests(
   path: string,
   algorithm: IntegrityAlgorithm,
   maxBlocks: number,
+  memo?: LocalDigestMemo,
 ): Promise<Buffer[]> {
   const digester = new ContentDigester(algorithm);
+  let identity: string | undefined;
+  let recalled: Buffer[] | undefined;
   try {
-    const wholeBlocks = (size: number) =>
-      Math.min(maxBlocks, Math.floor(size / INTEGRITY_BLOCK_BYTES)) * INTEGRITY_BLOCK_BYTES;
+    const wholeBlocks = (stats: BigIntStats) => {
+      if (memo !== undefined) {
+        identity = `${algorithm}:${versionOf(stats)}`;
+        recalled = memo.recall(identity, maxBlocks);
+        if (recalled !== undefined) return 0;
+      }
+      return (
+        Math.min(maxBlocks, Math.floor(Number(stats.size) / INTEGRITY_BLOCK_BYTES)) * INTEGRITY_BLOCK_BYTES
+      );
+    };
+    if ((await digestLocalFile(path, digester, wholeBlocks)) === undefined) return [];
+    if (recalled !== undefined) return recalled;
     // Only the blocks read in full count (a file that shrank meanwhile has fewer).
-    return (await digestLocalFile(path, digester, wholeBlocks)) === undefined
-      ? []
-      : [...digester.blockDigests];
+    const digests = [...digester.blockDigests];
+    if (memo !== undefined && identity !== undefined) memo.keep(identity, maxBlocks, digests);
+    return digests;
   } finally {
     digester.release();
   }
+}
+
+/** A version of a file: its device, inode, size and modification time (ns). */
+function versionOf(stats: BigIntStats): string {
+  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}`;
 }
 
 /**
@@ -79,7 +124,7 @@ export async function localFileDigest(
 ): Promise<{ size: number; digest: FileDigest } | undefined> {
   const digester = new ContentDigester(algorithm);
   try {
-    const read = await digestLocalFile(path, digester, (size) => size, signal);
+    const read = await digestLocalFile(path, digester, (stats) => Number(stats.size), signal);
     if (read === undefined || digester.bytes !== read.size) return undefined;
     return { size: read.size, digest: digester.result() };
   } finally {
@@ -100,9 +145,6 @@ export async function localSourceIdentity(path: string): Promise<{ size: number;
   } catch (err) {
     throw localError(err, path);
   }
-  const source = createHash('sha256')
-    .update(`${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}`)
-    .digest('hex')
-    .slice(0, 32);
+  const source = createHash('sha256').update(versionOf(stats)).digest('hex').slice(0, 32);
   return { size: Number(stats.size), source };
 }

@@ -259,9 +259,13 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
     try {
       await this.ready?.catch(() => {});
       await this.writing;
-      const bytes = wholeBlockBytes(await this.bytesHeld(handle));
+      const held = await this.bytesHeld(handle);
+      const bytes = wholeBlockBytes(held);
       if (bytes > 0) {
-        await handle.truncate(bytes);
+        // Not when whole already (a try refused before a byte came): a truncate moves the
+        // modification time, and the next try would take the same bytes for another version
+        // and hash them again (LocalDigestMemo).
+        if (bytes !== held) await handle.truncate(bytes);
         await handle.close();
         await rename(this.temporary, keptPath);
         temporaryFilesInProgress.delete(this.temporary);

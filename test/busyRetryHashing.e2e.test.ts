@@ -1,0 +1,69 @@
+/**
+ * A `get -c` refused SERVER_BUSY and tried again does not hash the kept partial again: the first
+ * try's block digests are reused while the file is the same version (LocalDigestMemo). The real
+ * CLI against a real server on 127.0.0.1 whose one open-file slot another client holds; the
+ * bytes the CLI reads of local files to hash them are counted in the child process (test/helpers/countLocalReads.mjs).
+ * Needs dist/ (npm run build).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { keptPartialPath } from '../client/sinks.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeOpen } from '../shared/protocol/encoder.js';
+import { runCli } from './helpers/cliProcess.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const COUNTER = pathToFileURL(join(import.meta.dirname, 'helpers', 'countLocalReads.mjs')).href;
+
+let env: TestServer | undefined;
+const peers: RawPeer[] = [];
+const tempDirs = new TempDirs('muxftp-busy-hashing-');
+afterEach(async () => {
+  env = await stopServerAndPeers(env, peers);
+  await tempDirs.removeAll();
+});
+
+describe('a busy retry reuses what the first try hashed', () => {
+  it('get -c refused SERVER_BUSY, then served: the kept partial is read to hash it once', async () => {
+    env = await startServer({ maxOpenFiles: 1 });
+    const content = randomBytes(3 * INTEGRITY_BLOCK_BYTES + 1000);
+    const seeder = await env.connect();
+    await seeder.put('big.bin', content);
+    await seeder.put('hold.bin', randomBytes(4 * INTEGRITY_BLOCK_BYTES));
+    await seeder.close();
+    const cwd = await tempDirs.make();
+    // What an earlier get kept: the first two blocks.
+    await writeFile(keptPartialPath(join(cwd, 'big.bin')), content.subarray(0, 2 * INTEGRITY_BLOCK_BYTES));
+
+    // Another client holds the server's one open-file slot: a download it grants no credit.
+    const holder = await RawPeer.open(env.port);
+    peers.push(holder);
+    holder.write(encodeOpen(1, { op: 'get', path: 'hold.bin' }));
+    await holder.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
+
+    const out = join(cwd, 'reads.json');
+    const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
+    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], cwd, {
+      env: { NODE_OPTIONS: `--import ${COUNTER}`, MUXFTP_TEST_READS_UNDER: cwd, MUXFTP_TEST_READS_OUT: out },
+      timeoutMs: 60_000,
+    });
+    // Once the CLI was refused, the holder goes: its next try is served.
+    for (let i = 0; i < 1000 && busy() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(busy()).toBeGreaterThan(0);
+    holder.destroy();
+
+    const { code, stderr } = await run;
+    expect(stderr).toMatch(/server busy|trying again/);
+    expect(code).toBe(0);
+    expect((await readFile(join(cwd, 'big.bin'))).equals(content)).toBe(true);
+    // Read once to hash its blocks (the first try), not again by the try that was served.
+    expect(JSON.parse(await readFile(out, 'utf8'))).toEqual({ bytes: 2 * INTEGRITY_BLOCK_BYTES });
+  }, 90_000);
+});
