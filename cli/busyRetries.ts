@@ -10,6 +10,7 @@
  * half of it again, so that clients refused together do not all come back at once; a server that
  * gives no hint (one from before it could) gets the reconnect backoff, as before.
  */
+import type { BusyRetryPolicy } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { MuxftpError } from '../shared/errors.js';
 import { backoffDelayMs } from './reconnect.js';
@@ -58,4 +59,36 @@ export class BusyRetries {
     this.#tries++;
     return delayMs;
   }
+}
+
+/**
+ * The line a command says when it first waits on a refusal: `muxftp: <subject>: <refusal>;
+ * trying again in 0.6 s (for up to 60 s while the server is busy<more>)`.
+ */
+export function busyNoticeLine(
+  subject: string,
+  refusal: MuxftpError,
+  delayMs: number,
+  limitMs: number,
+  more = '',
+): string {
+  const when = delayMs < 50 ? 'at once' : `in ${(delayMs / 1000).toFixed(1)} s`;
+  return `muxftp: ${subject}: ${refusal.message}; trying again ${when} (for up to ${Math.round(limitMs / 1000)} s while the server is busy${more})`;
+}
+
+/**
+ * The CLI's policy for one operation refused SERVER_BUSY (a connect, a request): BusyRetries'
+ * waits, and at its first retry a busyNoticeLine to `notice` (Output.busyNotice, which says at
+ * most one per DEFAULTS.busyNoticeIntervalMs for the whole command).
+ */
+export function announcedBusyRetries(subject: string, notice: (line: string) => void): BusyRetryPolicy {
+  const retries = new BusyRetries();
+  return {
+    next(refusal: MuxftpError): number | undefined {
+      const delayMs = retries.next(refusal);
+      if (delayMs !== undefined && retries.tries === 1)
+        notice(busyNoticeLine(subject, refusal, delayMs, retries.limitMs));
+      return delayMs;
+    },
+  };
 }

@@ -1,10 +1,12 @@
 /** Opening the one connection a client command uses, with a plain message when that fails. */
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerAddress } from '../client/address.js';
 import { Client, type ClientOptions } from '../client/client.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { packageVersion } from '../shared/version.js';
+import { announcedBusyRetries } from './busyRetries.js';
 import { CliError } from './cliError.js';
 import { type AccessOptions, clientAccessOptions } from './clientAccess.js';
 import { exitOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
@@ -56,34 +58,59 @@ export interface ConnectTarget {
   access: Pick<ClientOptions, 'tls' | 'user' | 'password'>;
   /** The one integrity algorithm to insist on (`--checksum sha256`); default: the server's pick of both. */
   checksum?: IntegrityAlgorithm;
+  /**
+   * How the command waits on a server that refuses it SERVER_BUSY, its connect and its requests:
+   * each tried again for a while (announcedBusyRetries); undefined: not at all (`--retries 0`).
+   */
+  busy: { command: string; notice: (line: string) => void } | undefined;
 }
 
-/** Reads the CA file and the password (from the credentials file, the environment or a prompt) once. */
+/**
+ * Reads the CA file and the password (from the credentials file, the environment or a prompt)
+ * once. `retryBusy`: the command waits on a busy server (it says so through `output`).
+ */
 export async function resolveTarget(
-  global: { server: ServerAddress; access: AccessOptions },
+  global: ClientCommand,
+  output: Output,
   checksum?: IntegrityAlgorithm,
+  retryBusy = true,
 ): Promise<ConnectTarget> {
   return {
     server: global.server,
     access: await clientAccessOptions(global.access, global.server.host),
     ...(checksum === undefined ? {} : { checksum }),
+    busy: retryBusy ? { command: global.command, notice: (line) => output.busyNotice(line) } : undefined,
   };
 }
 
-/** Connects to the target's server, over TLS and logged in as it says; `signal` gives up (CANCELLED). */
+/**
+ * Connects to the target's server, over TLS and logged in as it says; `signal` gives up
+ * (CANCELLED). A connect refused SERVER_BUSY (the server's connection limits) is tried again as
+ * the target says, and so are the connection's requests (ClientOptions.busyRetries).
+ */
 export async function openClient(target: ConnectTarget, signal?: AbortSignal): Promise<Client> {
   const address = target.server;
-  try {
-    return await Client.connect({
-      host: address.host,
-      port: address.port,
-      agent: `muxftp-cli/${packageVersion()}`,
-      ...target.access,
-      ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
-      ...(signal === undefined ? {} : { signal }),
-    });
-  } catch (error) {
-    throw connectFailure(error, address, target.access.user);
+  const busy = target.busy;
+  const subject =
+    busy === undefined ? '' : `${busy.command}: cannot connect to ${formatAddress(address)} yet`;
+  const connectRetries = busy === undefined ? undefined : announcedBusyRetries(subject, busy.notice);
+  for (;;) {
+    try {
+      return await Client.connect({
+        host: address.host,
+        port: address.port,
+        agent: `muxftp-cli/${packageVersion()}`,
+        ...target.access,
+        ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
+        ...(signal === undefined ? {} : { signal }),
+        ...(busy === undefined ? {} : { busyRetries: () => announcedBusyRetries(busy.command, busy.notice) }),
+      });
+    } catch (error) {
+      const refused = error instanceof MuxftpError && error.code === 'SERVER_BUSY';
+      const delayMs = refused && signal?.aborted !== true ? connectRetries?.next(error) : undefined;
+      if (delayMs === undefined) throw connectFailure(error, address, target.access.user);
+      await sleep(delayMs, undefined, signal === undefined ? {} : { signal }).catch(() => {});
+    }
   }
 }
 
@@ -151,7 +178,7 @@ export async function withClient<T>(
   checksum?: IntegrityAlgorithm,
 ): Promise<T> {
   return interruptibleCommand(global, output, async (connected) => {
-    const client = await openClient(await resolveTarget(global, checksum));
+    const client = await openClient(await resolveTarget(global, output, checksum));
     connected();
     return usingConnection(client, use);
   });

@@ -4,6 +4,7 @@
  * failure makes the exit code 1. Only bugs print a stack trace.
  */
 import type { Writable } from 'node:stream';
+import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { printable } from '../shared/printable.js';
 import { CliError } from './cliError.js';
@@ -40,6 +41,7 @@ export class Output {
   private code = 0;
   private errorWriter: ((line: string) => void) | undefined;
   private jsonPrinted = false;
+  private lastBusyNotice = Number.NEGATIVE_INFINITY;
   private jsonFailureShape: (error: unknown) => unknown = (error) => ({ ok: false, error: errorInfo(error) });
 
   constructor(stdout: Writable, stderr: Writable) {
@@ -95,6 +97,17 @@ export class Output {
 
   warning(message: string): void {
     this.writeError(`muxftp: warning: ${message}`);
+  }
+
+  /**
+   * A 'server busy, trying again' line: at most one per DEFAULTS.busyNoticeIntervalMs for the
+   * whole command, whatever it waits on (its connect, requests, transfers), none with --quiet.
+   */
+  busyNotice(line: string): void {
+    const now = performance.now();
+    if (this.quiet || now - this.lastBusyNotice < DEFAULTS.busyNoticeIntervalMs) return;
+    this.lastBusyNotice = now;
+    this.writeError(line);
   }
 
   /** While progress bars own the terminal, stderr lines go through them so they are not overdrawn. */

@@ -95,9 +95,11 @@ export async function withReconnectingClient<T>(
   use: (connection: ReconnectingClient) => Promise<T>,
   /** `--checksum`: every connection, the replacements too, insists on this algorithm. */
   checksum?: IntegrityAlgorithm,
+  /** Wait on a busy server (connects, requests); false with `--retries 0`. */
+  retryBusy = true,
 ): Promise<T> {
   return interruptibleCommand(global, output, async (connected) => {
-    const target = await resolveTarget(global, checksum);
+    const target = await resolveTarget(global, output, checksum, retryBusy);
     const first = await openClient(target);
     connected();
     return usingConnection(new ReconnectingClient(target, first), use);

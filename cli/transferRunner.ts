@@ -15,7 +15,7 @@ import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { formatBytes } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { printable } from '../shared/printable.js';
-import { BusyRetries } from './busyRetries.js';
+import { BusyRetries, busyNoticeLine } from './busyRetries.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
@@ -187,14 +187,6 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
   progress.failedBeforeStart(run.failedBeforeStart);
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
-  // One "server busy" line per DEFAULTS.busyNoticeIntervalMs for the whole run, not one a file.
-  let lastBusyNotice = Number.NEGATIVE_INFINITY;
-  const busyNoticeDue = (): boolean => {
-    const now = performance.now();
-    if (now - lastBusyNotice < DEFAULTS.busyNoticeIntervalMs) return false;
-    lastBusyNotice = now;
-    return true;
-  };
   // After Ctrl-C the transfers still waiting for their turn fail together, in one line, not one each.
   const notStarted = new MuxftpError('CANCELLED', 'interrupted before it started');
   let notStartedCount = 0;
@@ -202,7 +194,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     const outcomes = await Promise.all(
       run.jobs.map((job) =>
         limit.run(async () => {
-          if (!controller.signal.aborted) return runOne(run, job, progress, controller.signal, busyNoticeDue);
+          if (!controller.signal.aborted) return runOne(run, job, progress, controller.signal);
           notStartedCount++;
           return failedOutcome(job.local, job.remote, notStarted);
         }),
@@ -247,7 +239,6 @@ async function runOne(
   job: TransferJob,
   progress: TransferProgress,
   signal: AbortSignal,
-  busyNoticeDue: () => boolean,
 ): Promise<TransferOutcome> {
   const skipped = await skipIfIdentical(run, job, signal);
   if (skipped !== undefined) {
@@ -338,10 +329,12 @@ async function runOne(
         const delayMs = retries > 0 && !signal.aborted ? busyRetries.next(error) : undefined;
         if (delayMs !== undefined) {
           meter.busy();
-          if (busyRetries.tries === 1 && busyNoticeDue())
-            say(
-              `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; trying again ${delayMs < 50 ? 'at once' : `in ${(delayMs / 1000).toFixed(1)} s`} (for up to ${Math.round(busyRetries.limitMs / 1000)} s while the server is busy; other files it refuses meanwhile wait the same way without a line each)`,
+          if (busyRetries.tries === 1) {
+            const more = '; other files it refuses meanwhile wait the same way without a line each';
+            run.output.busyNotice(
+              busyNoticeLine(`${run.command} ${name}`, error, delayMs, busyRetries.limitMs, more),
             );
+          }
           declineWindow = run.command === 'put' && refusedForUploadBacklog(error);
           await waitToRetry(delayMs, signal);
           continue;

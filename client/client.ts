@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { DEFAULTS } from '../shared/defaults.js';
 import {
@@ -122,6 +123,20 @@ export interface ClientOptions {
    * socket is closed at once (Ctrl-C while a server takes its time). No effect once connected.
    */
   signal?: AbortSignal;
+  /**
+   * Requests (stat, list, digest, mkdir, delete, rename, …; not put and get, whose callers decide)
+   * the server refuses SERVER_BUSY while the connection stays up (its open-file cap, say) are sent
+   * again on it after the wait the policy this makes gives, one policy per request; when it gives
+   * none the call rejects with the refusal. Default: none, every refusal rejects (a load generator
+   * counts them).
+   */
+  busyRetries?: () => BusyRetryPolicy;
+}
+
+/** How one request refused SERVER_BUSY is tried again ({@link ClientOptions.busyRetries}). */
+export interface BusyRetryPolicy {
+  /** The wait (ms) before trying again after `refusal`, or undefined to give up. */
+  next(refusal: MuxftpError): number | undefined;
 }
 
 /** How the client checks the server's certificate when {@link ClientOptions.tls} is on. */
@@ -238,8 +253,10 @@ class AbortGroup {
 }
 
 /** {@link ClientOptions} with every default filled in. */
-export type ResolvedClientOptions = Required<Omit<ClientOptions, 'tls' | 'user' | 'password' | 'signal'>> &
-  Pick<ClientOptions, 'user' | 'password'> & { tls: ClientTlsOptions | undefined };
+export type ResolvedClientOptions = Required<
+  Omit<ClientOptions, 'tls' | 'user' | 'password' | 'signal' | 'busyRetries'>
+> &
+  Pick<ClientOptions, 'user' | 'password' | 'busyRetries'> & { tls: ClientTlsOptions | undefined };
 
 function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   const resolved: ResolvedClientOptions = {
@@ -258,7 +275,11 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     user: options.user,
     password: options.password,
     integrity: options.integrity ?? [...INTEGRITY_ALGORITHMS],
+    busyRetries: options.busyRetries,
   };
+  if (resolved.busyRetries !== undefined && typeof resolved.busyRetries !== 'function') {
+    throw new TypeError('client: busyRetries must be a function');
+  }
   if (typeof resolved.host !== 'string' || resolved.host === '') {
     throw new TypeError(`client: host must be a non-empty string, got ${String(resolved.host)}`);
   }
@@ -865,8 +886,30 @@ export class Client implements ClientHost {
     });
   }
 
-  /** One request, its REPLY checked against the op's row of the operation table. */
-  private request<R extends RequestOf<'request'>>(
+  /**
+   * One request, its REPLY checked against the op's row of the operation table; sent again while
+   * the server refuses it SERVER_BUSY and `busyRetries` says to wait.
+   */
+  private async request<R extends RequestOf<'request'>>(
+    request: R,
+    signal?: AbortSignal,
+  ): Promise<ReplyOf<R['op']>> {
+    const policy = this.options.busyRetries?.();
+    for (;;) {
+      try {
+        return await this.requestOnce(request, signal);
+      } catch (error) {
+        const busy = error instanceof MuxftpError && error.code === 'SERVER_BUSY';
+        const delayMs = busy && this.isOpen && signal?.aborted !== true ? policy?.next(error) : undefined;
+        if (delayMs === undefined) throw error;
+        await sleep(delayMs, undefined, signal === undefined ? {} : { signal }).catch((abort: unknown) => {
+          throw new MuxftpError('CANCELLED', 'cancelled while waiting for a busy server', { cause: abort });
+        });
+      }
+    }
+  }
+
+  private requestOnce<R extends RequestOf<'request'>>(
     request: R,
     signal?: AbortSignal,
   ): Promise<ReplyOf<R['op']>> {

@@ -35,6 +35,7 @@ export type {
 } from '../shared/protocol/messages.js';
 export { parseServerAddress, type ServerAddress } from './address.js';
 export {
+  type BusyRetryPolicy,
   Client,
   type ClientOptions,
   type ClientTlsOptions,

@@ -87,6 +87,7 @@ export function registerGetCommand(program: Command, output: Output): void {
         output,
         (connection) => get(connection, remotes, target, options, output),
         options.checksum,
+        options.retries > 0,
       );
       if (output.json) output.printJson(outcomes);
     });

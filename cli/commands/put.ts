@@ -79,6 +79,7 @@ export function registerPutCommand(program: Command, output: Output): void {
         output,
         (connection) => put(connection, sources, target, options, output),
         options.checksum,
+        options.retries > 0,
       );
       if (output.json) output.printJson(outcomes);
     });

@@ -1,0 +1,87 @@
+/**
+ * Every client command waits on a busy server, not only transfers: a connect refused SERVER_BUSY
+ * (`--max-connections`) and a request refused so (`stat --hash` at `--max-open-files`) are tried
+ * again for up to DEFAULTS.serverBusyRetryMs, with one 'trying again' line. The real CLI against
+ * a real server on 127.0.0.1 whose one connection (or one open-file slot) another client holds
+ * until the CLI has been refused. Needs dist/ (npm run build).
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Client } from '../client/client.js';
+import { contentDigest } from '../shared/integrity/index.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeOpen } from '../shared/protocol/encoder.js';
+import { runCli } from './helpers/cliProcess.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let env: TestServer | undefined;
+const peers: RawPeer[] = [];
+let holder: Client | undefined;
+const tempDirs = new TempDirs('muxftp-busy-commands-');
+afterEach(async () => {
+  await holder?.destroy();
+  holder = undefined;
+  env = await stopServerAndPeers(env, peers);
+  await tempDirs.removeAll();
+});
+
+/** Waits (bounded) until `check` holds. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  if (!check()) throw new Error(`timed out waiting for ${what}`);
+}
+
+const content = randomBytes(100_000);
+const digestLine = () => `xxh128 ${contentDigest('xxh128', content).toString('hex')}`;
+
+describe('a client command refused SERVER_BUSY tries again', () => {
+  it('stat --hash refused a connection (--max-connections 1) succeeds once the holder leaves', async () => {
+    env = await startServer({ maxConnections: 1 });
+    holder = await env.connect();
+    await holder.put('f.bin', content);
+    const cwd = await tempDirs.make();
+    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'stat', '--hash', 'f.bin'], cwd, {
+      timeoutMs: 60_000,
+    });
+    await until(() => (env!.server.counters.refused.get('max_connections') ?? 0) > 0, 'a refusal');
+    await holder.close();
+    holder = undefined;
+
+    const { code, stdout, stderr } = await run;
+    expect(stderr).toMatch(
+      /^muxftp: stat: cannot connect to 127\.0\.0\.1:\d+ yet: server busy: at most 1 connections; trying again in \d+\.\d s \(for up to 60 s while the server is busy\)\n$/,
+    );
+    expect(code).toBe(0);
+    expect(stdout).toContain(digestLine());
+  }, 90_000);
+
+  it('stat --hash refused its file (--max-open-files 1) succeeds once the slot is free', async () => {
+    env = await startServer({ maxOpenFiles: 1 });
+    const seeder = await env.connect();
+    await seeder.put('f.bin', content);
+    await seeder.close();
+    // Another client holds the one open-file slot: a download it grants no credit.
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    peer.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
+    await peer.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
+    const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
+
+    const cwd = await tempDirs.make();
+    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'stat', '--hash', 'f.bin'], cwd, {
+      timeoutMs: 60_000,
+    });
+    await until(() => busy() > 0, 'a refusal');
+    peer.destroy();
+
+    const { code, stdout, stderr } = await run;
+    expect(stderr).toMatch(
+      /^muxftp: stat: server busy: 1 files are open for transfers; try again later; trying again in 0\.\d s \(for up to 60 s while the server is busy\)\n$/,
+    );
+    expect(code).toBe(0);
+    expect(stdout).toContain(digestLine());
+  }, 90_000);
+});
