@@ -17,6 +17,7 @@ import {
   parseSecondsAsMs,
 } from '../optionParsers.js';
 import type { AccessFlags } from '../serverAccess.js';
+import { StartupHangups } from '../startupHangups.js';
 
 export interface ServeOptions extends AccessFlags {
   host: string;
@@ -165,10 +166,16 @@ export function registerServeCommand(program: Command): Command {
           .default(DEFAULT_MAX_BUFFERED_BYTES, `${DEFAULT_MAX_BUFFERED_BYTES / 1024 ** 2}MiB`),
       )
       .action(async (options: ServeOptions) => {
-        // Loaded only now: the server, its storage and metrics are most of the CLI's start-up time,
-        // and no other command needs them.
-        const { serve } = await import('./serveRun.js');
-        await serve(options);
+        // Before anything slow: a SIGHUP while starting is applied once up, not fatal.
+        const hangups = new StartupHangups();
+        try {
+          // Loaded only now: the server, its storage and metrics are most of the CLI's start-up
+          // time, and no other command needs them.
+          const { serve } = await import('./serveRun.js');
+          await serve(options, hangups);
+        } finally {
+          hangups.release();
+        }
       })
   );
 }

@@ -18,9 +18,11 @@ import {
   loadTls,
   startWarnings,
 } from '../serverAccess.js';
+import type { StartupHangups } from '../startupHangups.js';
 import type { ServeOptions } from './serve.js';
 
-export async function serve(options: ServeOptions): Promise<void> {
+/** `hangups`: the SIGHUPs held since the command started (./serve.ts), applied once up. */
+export async function serve(options: ServeOptions, hangups: StartupHangups): Promise<void> {
   const access = await loadAccess(options).catch((error: Error) => {
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
@@ -97,12 +99,18 @@ export async function serve(options: ServeOptions): Promise<void> {
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
 
-  const stopReloading =
+  const reloading =
     options.users !== undefined || options.tlsCert !== undefined
       ? reloadOnHangup(server, options)
       : undefined;
+  // Those that came while starting: the files may have changed since they were read. With nothing
+  // to read again, ignored, and SIGHUP has its default action from now on, as before.
+  if (hangups.release()) {
+    if (reloading !== undefined) reloading.reload();
+    else logToStderr('SIGHUP while starting: ignored (nothing to read again without --users or --tls-cert)');
+  }
   const signal = await shutdownSignal;
-  stopReloading?.();
+  reloading?.stop();
   logToStderr(
     `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
   );
@@ -162,9 +170,10 @@ async function startMetrics(
  * removed and changed users; sessions already logged in keep theirs. It reads the TLS certificate
  * and key again too (a renewed certificate, as nginx takes one on SIGHUP): new connections get
  * it, those up keep theirs. Either file that does not read or load changes nothing (the log says
- * why), and does not stop the other. Returns the function that stops listening.
+ * why), and does not stop the other. Returns the reload, for a SIGHUP held while starting, and
+ * the function that stops listening.
  */
-function reloadOnHangup(server: MuxServer, options: ServeOptions): () => void {
+function reloadOnHangup(server: MuxServer, options: ServeOptions): { reload(): void; stop(): void } {
   let reloading = Promise.resolve();
   const onHangup = (): void => {
     reloading = reloading.then(async () => {
@@ -190,7 +199,7 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions): () => void {
     });
   };
   process.on('SIGHUP', onHangup);
-  return () => process.off('SIGHUP', onHangup);
+  return { reload: onHangup, stop: () => process.off('SIGHUP', onHangup) };
 }
 
 /** Resolves on the first SIGINT/SIGTERM; from then on, another one exits at once. */
