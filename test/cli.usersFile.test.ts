@@ -3,7 +3,7 @@
  * file root edits for a server running under its own account must stay readable by that account.
  */
 import { spawn } from 'node:child_process';
-import { chown, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../server/auth/passwords.js';
@@ -13,6 +13,7 @@ import {
   removeUser,
   type UsersFile,
   updateUsersFile,
+  writeUsersFile,
 } from '../server/auth/usersFile.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -176,5 +177,58 @@ describe('users file: stored password hashes', () => {
     await expect(readUsersFile(await fileWithHash(`scrypt$16384$8$1$${salt}$${long}`))).rejects.toThrow(
       /longer than 64 bytes/,
     );
+  });
+});
+
+describe('a users file reached through a symbolic link', () => {
+  it('muxftp user add/del write the file the link names, and leave the link a link', async () => {
+    const dir = await dirs.make();
+    await mkdir(join(dir, 'conf'));
+    const target = join(dir, 'conf', 'users.json');
+    const link = join(dir, 'users.json');
+    await symlink('conf/users.json', link);
+    const bob = await runCli(['user', 'add', 'bob', '--users', target], dir, { stdin: 'pw-bob\n' });
+    expect(bob).toMatchObject({ code: 0, stderr: '' });
+
+    const alice = await runCli(['user', 'add', 'alice', '--users', link], dir, { stdin: 'pw-alice\n' });
+    expect(alice).toMatchObject({ code: 0, stderr: '' });
+    const del = await runCli(['user', 'del', 'bob', '--users', link], dir);
+    expect(del).toMatchObject({ code: 0, stderr: '' });
+
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    expect(await readlink(link)).toBe('conf/users.json');
+    expect(Object.keys((await readUsersFile(target)).users)).toEqual(['alice']);
+    expect((await stat(target)).mode & 0o777).toBe(0o600);
+    // No lock or temporary file left, beside the link or the file.
+    expect((await readdir(dir)).sort()).toEqual(['conf', 'users.json']);
+    expect(await readdir(join(dir, 'conf'))).toEqual(['users.json']);
+  }, 60_000);
+
+  it('through a chain of links to a file not made yet, and under the lock beside that file', async () => {
+    const dir = await dirs.make();
+    await mkdir(join(dir, 'real'));
+    await mkdir(join(dir, 'etc'));
+    const target = join(dir, 'real', 'users.json');
+    const first = join(dir, 'etc', 'users.json');
+    await symlink('../middle.json', first);
+    await symlink('real/users.json', join(dir, 'middle.json'));
+    const add = (name: string) => (users: UsersFile) =>
+      addUser(users, { name, passwordHash: HASH, permissions: ['list'] });
+
+    await updateUsersFile(first, add('u1'), { missingIsEmpty: true });
+    expect(Object.keys((await readUsersFile(target)).users)).toEqual(['u1']);
+    expect((await lstat(first)).isSymbolicLink()).toBe(true);
+    expect((await lstat(join(dir, 'middle.json'))).isSymbolicLink()).toBe(true);
+
+    // An edit of the file itself holds its lock: one through the links waits for the same lock.
+    await writeFile(`${target}.lock`, '1\n');
+    await expect(updateUsersFile(first, add('u2'), { lockWaitMs: 100 })).rejects.toThrow(
+      `locked by another edit (${target}.lock)`,
+    );
+    await rm(`${target}.lock`);
+    await writeUsersFile(first, add('u3')(await readUsersFile(first)));
+    expect(Object.keys((await readUsersFile(target)).users).sort()).toEqual(['u1', 'u3']);
+    expect((await lstat(first)).isSymbolicLink()).toBe(true);
+    expect((await readdir(join(dir, 'real'))).sort()).toEqual(['users.json']);
   });
 });

@@ -20,8 +20,8 @@
  * atomically with mode 0600: it holds password hashes.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { chmod, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoReason } from '../../shared/errnoReasons.js';
 import type { Permission } from '../../shared/protocol/operations.js';
@@ -161,12 +161,45 @@ export async function readUsersFile(
   return validateUsersFile(parsed);
 }
 
+/** Symbolic links followed at most to the users file, as Linux's MAXSYMLINKS. */
+const MAX_SYMLINKS = 40;
+
 /**
- * Writes the file atomically (temporary file, fsync, rename) with mode 0600. A file replaced keeps
- * its owner and group where the writer may set them (root may): `sudo muxftp user add` must not
- * leave a file the server's own account can no longer read at its next SIGHUP.
+ * The file a write of `path` must replace: through symbolic links to the file the last one names
+ * (which need not exist yet). The rename that publishes a write replaced the link itself with a
+ * regular file, so the link's target (/etc/muxftp/users.json -> /srv/conf/users.json) kept the
+ * old users, and later edits of it were no longer seen through the link.
+ */
+async function usersFileTarget(path: string): Promise<string> {
+  let current = path;
+  for (let links = 0; links <= MAX_SYMLINKS; links++) {
+    let link: string;
+    try {
+      link = await readlink(current);
+    } catch (error) {
+      // EINVAL: not a link; ENOENT: nothing there yet (written as a new file).
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOENT') return current;
+      throw error;
+    }
+    // Relative to the link's real directory, as the kernel resolves it ('..' after a linked directory).
+    current = resolve(await realpath(dirname(current)), link);
+  }
+  throw Object.assign(new Error(`too many levels of symbolic links: ${path}`), { code: 'ELOOP' });
+}
+
+/**
+ * Writes the file atomically (temporary file, fsync, rename) with mode 0600; a symbolic link is
+ * written through, to the file it names. A file replaced keeps its owner and group where the
+ * writer may set them (root may): `sudo muxftp user add` must not leave a file the server's own
+ * account can no longer read at its next SIGHUP.
  */
 export async function writeUsersFile(path: string, file: UsersFile): Promise<void> {
+  return writeUsersFileAt(await usersFileTarget(path), file);
+}
+
+/** {@link writeUsersFile} to `path`, a name that is not a symbolic link. */
+async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
   const previous = await stat(path).catch(() => undefined);
   const temporary = join(dirname(path), `.${randomBytes(8).toString('hex')}.users.tmp`);
   const handle = await open(temporary, 'wx', 0o600);
@@ -206,7 +239,12 @@ export async function updateUsersFile(
   change: (file: UsersFile) => UsersFile,
   options: { missingIsEmpty?: boolean; lockWaitMs?: number } = {},
 ): Promise<UsersFile> {
-  const lock = `${path}.lock`;
+  // Locked and written beside the file a symbolic link names: an edit through the link and one of
+  // the file itself take the same lock.
+  const target = await usersFileTarget(path).catch((error: unknown) => {
+    throw new Error(`cannot write users file ${path}: ${errnoReason(error)}`, { cause: error });
+  });
+  const lock = `${target}.lock`;
   const deadline = performance.now() + (options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS);
   for (;;) {
     try {
@@ -235,7 +273,7 @@ export async function updateUsersFile(
   }
   try {
     const updated = change(await readUsersFile(path, options));
-    await writeUsersFile(path, updated).catch((error: unknown) => {
+    await writeUsersFileAt(target, updated).catch((error: unknown) => {
       // Named for the file, not the temporary file it was being written to.
       throw new Error(`cannot write users file ${path}: ${errnoReason(error)}`, { cause: error });
     });
