@@ -2,8 +2,20 @@
  * `muxftp user add|del` as an administrator runs them: several at once must each be kept, and a
  * file root edits for a server running under its own account must stay readable by that account.
  */
-import { spawn } from 'node:child_process';
-import { chown, lstat, mkdir, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  chown,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../server/auth/passwords.js';
@@ -177,6 +189,70 @@ describe('users file: stored password hashes', () => {
     await expect(readUsersFile(await fileWithHash(`scrypt$16384$8$1$${salt}$${long}`))).rejects.toThrow(
       /longer than 64 bytes/,
     );
+  });
+});
+
+/** A pid that was this host's and is no longer running: a child's, once it has exited. */
+function deadPid(): number {
+  const { pid } = spawnSync(process.execPath, ['-e', '']);
+  expect(() => process.kill(pid!, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+  return pid!;
+}
+
+describe('a users-file lock left by a killed edit', () => {
+  it('is taken over, with a warning, when the pid it names no longer runs on this host', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const pid = deadPid();
+    await writeFile(`${file}.lock`, `${pid} ${hostname()}\n`);
+    const added = await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'pw\n' });
+    expect(added.code).toBe(0);
+    expect(added.stderr).toBe(
+      `muxftp: warning: removed ${file}.lock, left by an edit that is no longer running (pid ${pid})\n`,
+    );
+    expect(Object.keys((await readUsersFile(file)).users)).toEqual(['ann']);
+    expect((await readdir(dir)).sort()).toEqual(['users.json']);
+  }, 30_000);
+
+  it('is not taken over when its holder runs, is of another host, or names no host', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const add = (users: UsersFile) =>
+      addUser(users, { name: 'hal', passwordHash: HASH, permissions: ['list'] });
+    const onStaleLock = () => {
+      throw new Error('taken over');
+    };
+    for (const holder of [`${process.pid} ${hostname()}`, `${deadPid()} not-${hostname()}`, `${deadPid()}`]) {
+      await writeFile(`${file}.lock`, `${holder}\n`);
+      await expect(
+        updateUsersFile(file, add, { missingIsEmpty: true, lockWaitMs: 100, onStaleLock }),
+        holder,
+      ).rejects.toThrow(`is locked by another edit (${file}.lock)`);
+      expect(await readFile(`${file}.lock`, 'utf8')).toBe(`${holder}\n`);
+    }
+  });
+
+  it('is taken over by one of several edits at once, and every edit is kept', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    await writeFile(`${file}.lock`, `${deadPid()} ${hostname()}\n`);
+    let takenOver = 0;
+    const names = Array.from({ length: 8 }, (_, i) => `s${i}`);
+    await Promise.all(
+      names.map((name) =>
+        updateUsersFile(
+          file,
+          (users) => addUser(users, { name, passwordHash: HASH, permissions: ['list'] }),
+          {
+            missingIsEmpty: true,
+            onStaleLock: () => takenOver++,
+          },
+        ),
+      ),
+    );
+    expect(takenOver).toBe(1);
+    expect(Object.keys((await readUsersFile(file)).users).sort()).toEqual(names);
+    expect(await readdir(dir)).toEqual(['users.json']);
   });
 });
 

@@ -100,7 +100,7 @@ export function registerUserCommand(program: Command, output: Output): void {
                 },
                 { replace: flags.replace === true },
               ),
-            { missingIsEmpty: true },
+            { missingIsEmpty: true, onStaleLock: staleLockWarning(output) },
           ),
         );
         output.printLine(`${flags.replace ? 'updated' : 'added'} ${name} in ${flags.users}`);
@@ -119,7 +119,11 @@ export function registerUserCommand(program: Command, output: Output): void {
     .action(async (name: string, flags: { users: string }, command: Command) => {
       output.configure(outputOptionsOf(command));
       try {
-        await refusal(() => updateUsersFile(flags.users, (file) => removeUser(file, name)));
+        await refusal(() =>
+          updateUsersFile(flags.users, (file) => removeUser(file, name), {
+            onStaleLock: staleLockWarning(output),
+          }),
+        );
         output.printLine(`removed ${name} from ${flags.users}`);
       } catch (error) {
         output.failure(`user del ${name}`, error);
@@ -159,6 +163,12 @@ export function registerUserCommand(program: Command, output: Output): void {
  * The users file's refusals (missing or not JSON, a user that exists already or not at all, a bad
  * name) and the password's (empty, too long) are the user's to fix: one line, not a bug's stack.
  */
+/** The warning for a users-file lock a killed edit left, which this edit took over. */
+function staleLockWarning(output: Output): (lock: string, pid: number) => void {
+  return (lock, pid) =>
+    output.warning(`removed ${lock}, left by an edit that is no longer running (pid ${pid})`);
+}
+
 async function refusal<T>(step: () => T | Promise<T>): Promise<T> {
   try {
     return await step();

@@ -21,6 +21,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoReason } from '../../shared/errnoReasons.js';
@@ -227,17 +228,70 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
 const DEFAULT_LOCK_WAIT_MS = 10_000;
 const USERS_FILE_LOCK_RETRY_MS = 20;
 
+/** What a users-file lock holds: the holder's pid and host, `PID HOST`. */
+function lockHolderText(): string {
+  return `${process.pid} ${hostname()}\n`;
+}
+
+/**
+ * The pid a lock names when that process is gone: it is of this host (a lock on a shared file
+ * system may be another machine's) and signal 0 finds no such process. Undefined otherwise, and
+ * for a lock in an older form (a pid alone: its host is unknown).
+ */
+function deadLockHolder(text: string): number | undefined {
+  const match = /^(\d+) (\S+)\n?$/.exec(text);
+  if (match === null || match[2] !== hostname()) return undefined;
+  const pid = Number(match[1]);
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return undefined;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'ESRCH' ? pid : undefined;
+  }
+}
+
+/**
+ * Removes `lock` when the edit holding it was killed (its process gone); returns that pid, or
+ * undefined when the lock is not stale or another edit is taking it over. One edit at a time
+ * takes over, holding `LOCK.takeover`, and reads the lock again under it: two edits that found
+ * the same stale lock would otherwise both remove it, the second removing the first's new one.
+ */
+async function removeStaleLock(lock: string): Promise<number | undefined> {
+  const holder = async () => deadLockHolder(await readFile(lock, 'utf8').catch(() => ''));
+  if ((await holder()) === undefined) return undefined;
+  const takeover = `${lock}.takeover`;
+  const handle = await open(takeover, 'wx', 0o600).catch(() => undefined);
+  if (handle === undefined) return undefined;
+  try {
+    const pid = await holder();
+    if (pid !== undefined) await rm(lock, { force: true });
+    return pid;
+  } finally {
+    await handle.close();
+    await rm(takeover, { force: true });
+  }
+}
+
 /**
  * Reads the file, applies `change` and writes the result, holding `FILE.lock` (made with O_EXCL)
  * throughout, so two edits at once (two admins, a provisioning script running `user add` in
  * parallel) each see the other's: without it, each wrote its own read of the file and all but the
  * last edit were lost. The lock is held only for the read, the change and the write (never while
- * a password is typed), and removed after; one left by a killed edit is named in the error.
+ * a password is typed), and removed after. It names its holder's pid and host: one left by a
+ * killed edit (that pid no longer running on this host) is taken over, and `onStaleLock` told;
+ * any other lock held past `lockWaitMs` is named in the error.
  */
 export async function updateUsersFile(
   path: string,
   change: (file: UsersFile) => UsersFile,
-  options: { missingIsEmpty?: boolean; lockWaitMs?: number } = {},
+  options: {
+    missingIsEmpty?: boolean;
+    lockWaitMs?: number;
+    /** Told when a lock left by a killed edit was removed: the lock file and its holder's pid. */
+    onStaleLock?: (lock: string, pid: number) => void;
+  } = {},
 ): Promise<UsersFile> {
   // Locked and written beside the file a symbolic link names: an edit through the link and one of
   // the file itself take the same lock.
@@ -252,7 +306,7 @@ export async function updateUsersFile(
       // Made but not written (a full disk, a file size limit): removed, else every later edit
       // would wait for it and blame "another edit".
       await handle
-        .writeFile(`${process.pid}\n`)
+        .writeFile(lockHolderText())
         .finally(() => handle.close())
         .catch(async (error: unknown) => {
           await rm(lock, { force: true });
@@ -262,6 +316,11 @@ export async function updateUsersFile(
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new Error(`cannot write users file ${path}: ${errnoReason(error)}`, { cause: error });
+      }
+      const stale = await removeStaleLock(lock);
+      if (stale !== undefined) {
+        options.onStaleLock?.(lock, stale);
+        continue;
       }
       if (performance.now() >= deadline) {
         throw new Error(
