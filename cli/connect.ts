@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerAddress } from '../client/address.js';
 import { Client, type ClientOptions } from '../client/client.js';
-import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { MuxftpError, ProtocolError, SettingError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { packageVersion } from '../shared/version.js';
 import { announcedBusyRetries } from './busyRetries.js';
@@ -115,6 +115,26 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
 }
 
 /**
+ * The flag to change, for a connect a setting of the command's would let through: the library's
+ * message says what is wrong, and names no flag (its callers have none).
+ */
+function flagHint(error: unknown): string {
+  if (!(error instanceof SettingError)) return '';
+  switch (error.setting) {
+    case 'user':
+      return ' (--user)';
+    case 'tls':
+      return ': connect with --tls';
+    case 'ca':
+      return ': pass its CA with --ca FILE';
+    case 'otherCa':
+      return ": is --ca the server's CA?";
+    case 'plain':
+      return ' (drop --tls?)';
+  }
+}
+
+/**
  * A failed Client.connect as every command words it: `cannot connect to HOST:PORT: <reason>`, or
  * `cannot log in to HOST:PORT as USER: …` when the server refused the login.
  */
@@ -124,7 +144,7 @@ export function connectFailure(error: unknown, address: ServerAddress, user: str
     error instanceof MuxftpError && error.code === 'LOGIN_FAILED'
       ? `log in to ${formatAddress(address)}${user === undefined ? '' : ` as ${user}`}`
       : `connect to ${formatAddress(address)}`;
-  return new CliError(`cannot ${what}: ${connectFailureReason(error)}`, {
+  return new CliError(`cannot ${what}: ${connectFailureReason(error)}${flagHint(error)}`, {
     cause: error,
     showsCode: isServerRefusal(error),
   });

@@ -19,6 +19,7 @@ import {
   ProtocolError,
   RemoteError,
   refusedForUploadBacklog,
+  SettingError,
 } from '../shared/errors.js';
 import {
   INTEGRITY_ALGORITHMS,
@@ -342,27 +343,35 @@ const WRONG_CERTIFICATE: Readonly<Record<string, string>> = {
 };
 
 /**
- * A plain-language reason for a failed TLS handshake, or undefined when it was not one.
- * `caGiven`: the client was given a CA, so an untrusted certificate is not signed by that one.
+ * A plain-language reason for a failed TLS handshake, and the setting that would help (a CA, or
+ * no TLS), or undefined when it was not one. `caGiven`: the client was given a CA, so an
+ * untrusted certificate is not signed by that one.
  */
-function tlsFailureReason(error: unknown, caGiven: boolean): string | undefined {
+function tlsFailureReason(
+  error: unknown,
+  caGiven: boolean,
+): { reason: string; setting?: SettingError['setting'] } | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     if (typeof code !== 'string') continue;
     if (UNTRUSTED_CERTIFICATE.has(code)) {
-      return caGiven
-        ? `the server's TLS certificate is not signed by the CA given (${code}): is --ca the server's CA?`
-        : `the server's TLS certificate is not trusted (${code}): pass its CA with --ca FILE`;
+      const reason = caGiven
+        ? `the server's TLS certificate is not signed by the CA given (${code})`
+        : `the server's TLS certificate is not trusted (${code})`;
+      return { reason, setting: caGiven ? 'otherCa' : 'ca' };
     }
     const wrong = WRONG_CERTIFICATE[code];
-    if (wrong !== undefined) return `${wrong} (${code})`;
+    if (wrong !== undefined) return { reason: `${wrong} (${code})` };
     // A plain server answers the ClientHello with a muxftp frame: "wrong version number" (EPROTO).
     if (
       code.startsWith('ERR_SSL_') ||
       code === 'EPROTO' ||
       (cause as { library?: unknown }).library === 'SSL routines'
     ) {
-      return `TLS handshake failed (${code}): the server does not seem to speak TLS (drop --tls?)`;
+      return {
+        reason: `TLS handshake failed (${code}): the server does not seem to speak TLS`,
+        setting: 'plain',
+      };
     }
   }
   return undefined;
@@ -1055,22 +1064,20 @@ export class Client implements ClientHost {
 
   private sendLogin(login: NonNullable<Welcome['login']>): void {
     const { user, password } = this.options;
-    const refuse = (code: 'LOGIN_FAILED' | 'TLS_REQUIRED', message: string) => {
-      this.lostError = new MuxftpError(code, message);
+    const refuse = (code: 'LOGIN_FAILED' | 'TLS_REQUIRED', message: string, setting?: 'user' | 'tls') => {
+      this.lostError =
+        setting === undefined ? new MuxftpError(code, message) : new SettingError(code, message, setting);
       this.transport.end(this.lostError);
     };
     if (user === undefined || (user === ANONYMOUS_USER && password === undefined)) {
       if (login.anonymous) this.transport.send(encodeAuth({ user: ANONYMOUS_USER }));
       else if (user === undefined)
-        refuse('LOGIN_FAILED', 'the server requires a login: give a user name (--user)');
+        refuse('LOGIN_FAILED', 'the server requires a login: give a user name', 'user');
       else refuse('LOGIN_FAILED', 'the server takes no anonymous logins');
       return;
     }
     if (login.passwordNeedsTls) {
-      refuse(
-        'TLS_REQUIRED',
-        'the server takes passwords over TLS only: connect with --tls (password not sent)',
-      );
+      refuse('TLS_REQUIRED', 'the server takes passwords over TLS only (password not sent)', 'tls');
       return;
     }
     this.transport.send(encodeAuth({ user, password: password ?? '' }));
@@ -1100,16 +1107,15 @@ export class Client implements ClientHost {
     // A failed TLS handshake gets a plain reason in place of OpenSSL's, as the innermost cause.
     const tls = this.options.tls;
     const caGiven = typeof tls === 'object' && tls.ca !== undefined;
-    const tlsReason = tls !== undefined && !this.ready ? tlsFailureReason(error, caGiven) : undefined;
-    const cause = tlsReason !== undefined ? new Error(tlsReason) : error;
+    const tlsFailure = tls !== undefined && !this.ready ? tlsFailureReason(error, caGiven) : undefined;
+    const cause = tlsFailure !== undefined ? new Error(tlsFailure.reason) : error;
+    const message = `could not connect to ${this.peer}: ${tlsFailure?.reason ?? error?.message ?? 'connection closed'}`;
     const lost =
       this.lostError ??
       (!this.ready
-        ? new MuxftpError(
-            'CONNECT_FAILED',
-            `could not connect to ${this.peer}: ${tlsReason ?? error?.message ?? 'connection closed'}`,
-            { cause },
-          )
+        ? tlsFailure?.setting !== undefined
+          ? new SettingError('CONNECT_FAILED', message, tlsFailure.setting, { cause })
+          : new MuxftpError('CONNECT_FAILED', message, { cause })
         : (error ?? new ConnectionLostError(`connection to ${this.peer} closed`)));
     this.lostError = lost;
     this.handshake?.reject(lost);

@@ -16,6 +16,7 @@ export {
   MuxftpError,
   ProtocolError,
   RemoteError,
+  SettingError,
   StorageError,
 } from '../shared/errors.js';
 export {

@@ -142,6 +142,28 @@ export function refusedForUploadBacklog(error: unknown): boolean {
   return limit === undefined || limit === ('uploadBacklog' satisfies BusyLimit);
 }
 
+/**
+ * A connect the client's own settings would let through, made by the client (never sent):
+ * `setting` names which, so a program can say what to change in its own terms (the CLI names its
+ * flags; a library caller has none). `user`: the server requires a login; `tls`: it takes
+ * passwords over TLS only; `ca`: its TLS certificate is not trusted (a CA would help);
+ * `otherCa`: it is not signed by the CA given; `plain`: the server does not speak TLS.
+ */
+export class SettingError extends MuxftpError {
+  readonly setting: 'user' | 'tls' | 'ca' | 'otherCa' | 'plain';
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    setting: SettingError['setting'],
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.name = 'SettingError';
+    this.setting = setting;
+  }
+}
+
 /** A failure of a storage operation (missing file, bad path, full disk, ...). */
 export class StorageError extends MuxftpError {
   readonly path: string | undefined;

@@ -276,8 +276,13 @@ describe('logins from the CLI', () => {
       ]);
       const nobody = await run([...remote, 'ls']);
       expect(nobody.stderr).toMatch(
-        new RegExp(`^muxftp: cannot log in to 127\\.0\\.0\\.1:${server.port}: the server requires a login`),
+        new RegExp(
+          `^muxftp: cannot log in to 127\\.0\\.0\\.1:${server.port}: the server requires a login: give a user name \\(--user\\) \\(LOGIN_FAILED\\)\n$`,
+        ),
       );
+      // The CLI names its flag where the library says only what is wrong.
+      const tlsToPlain = await run([...remote, '--tls', 'ls']);
+      expect(tlsToPlain.stderr).toMatch(/: the server does not seem to speak TLS \(drop --tls\?\)\n$/);
       const noPassword = await run([...remote, '--user', 'alice', 'ls']);
       expect(noPassword.stderr).toMatch(/no password for alice/);
 
@@ -474,7 +479,7 @@ describe.skipIf(!opensslAvailable)('TLS from the CLI', () => {
       );
       expect(got.stdout).toBe('over tls');
       const untrusted = await run([...remote, '--user', 'alice', '--tls', 'ls'], { env });
-      expect(untrusted.stderr).toMatch(/not trusted/);
+      expect(untrusted.stderr).toMatch(/not trusted \(\w+\): pass its CA with --ca FILE\n$/);
       const insecure = await run([...remote, '--user', 'alice', '--insecure', 'ls'], { env });
       expect(insecure.code).toBe(0);
       expect(insecure.stderr).toMatch(/WARNING: --insecure/);

@@ -238,7 +238,8 @@ describe('anonymous access', () => {
     const s = await start();
     const error = await connectError(s, {});
     expect(error.code).toBe('LOGIN_FAILED');
-    expect(error.message).toMatch(/requires a login/);
+    expect(error.message).toBe('the server requires a login: give a user name');
+    expect(error).toMatchObject({ name: 'SettingError', setting: 'user' });
     const peer = await RawPeer.open(s.port);
     peer.write(encodeAuth({ user: 'anonymous' }));
     expect(parseAuthResult(await peer.waitFor((f) => f.type === FrameType.AUTH))).toMatchObject({
