@@ -16,6 +16,7 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { downloadPartialName, isDownloadPartialName } from '../shared/temporaryNames.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { restartablePort } from './helpers/restartPort.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -182,7 +183,8 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     const local = await tempDirs.make();
     const files = { 'same.bin': randomBytes(4 * BLOCK), 'changed.bin': randomBytes(4 * BLOCK) };
     for (const [name, content] of Object.entries(files)) await writeFile(join(root, name), content);
-    const first = await startServe(root, ['--max-rate', '6MiB']);
+    // Restarted on this port below: one no client connection can take meanwhile.
+    const first = await startServe(root, ['--max-rate', '6MiB'], await restartablePort());
     const cli = runCli(
       [
         '--server',

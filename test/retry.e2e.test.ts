@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { backoffDelayMs } from '../cli/reconnect.js';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { restartablePort } from './helpers/restartPort.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -100,7 +101,8 @@ async function runThroughRestart(
   bytesOutAfterRestart: number;
   bytesInAfterRestart: number;
 }> {
-  const first = await startServe(root, 0, ['--max-rate', FIRST_SERVER_RATE]);
+  // Restarted on this port below: one no client connection can take meanwhile.
+  const first = await startServe(root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
   const cli = spawnTracked([...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
   let stderr = '';
   cli.child.stderr!.on('data', (chunk: Buffer) => {
