@@ -14,6 +14,7 @@ import { parseEnd, parseErrorPayload } from '../shared/protocol/messages.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { MiB, retainedBufferBytes } from './helpers/heap.js';
 import { holdUploads } from './helpers/heldUploads.js';
+import { peakOf } from './helpers/peak.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { probeOtherClients } from './helpers/servedProbe.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
@@ -171,17 +172,10 @@ describe('many connections that open a download and read nothing', () => {
     const before = retainedBufferBytes();
     const downloads = [];
     for (let i = 0; i < connections; i++) downloads.push(await nonReadingDownload(env.port, 'f'));
-    // Wait until what the server holds stops growing (the kernel's buffers are full by then).
+    // Wait until what the server holds has passed the budget and stops growing (the kernel's
+    // buffers are full by then).
     const server = env.server;
-    let peak = 0;
-    let stableSince = Date.now();
-    for (const started = Date.now(); Date.now() - started < 10_000 && Date.now() - stableSince < 500; ) {
-      if (server.outboundHeldBytes > peak) {
-        peak = server.outboundHeldBytes;
-        stableSince = Date.now();
-      }
-      await delay(10);
-    }
+    const peak = await peakOf(() => server.outboundHeldBytes, { above: budget, stableMs: 500 });
     const bound = budget + connections * trickle;
     // Before, each connection past the budget took a whole 1 MiB chunk: 4 + 60 MiB here.
     expect(peak).toBeGreaterThan(budget);
@@ -374,11 +368,8 @@ describe('uploads sent with their OPEN while the disk is stalled (the initial wi
     }
     peer.write(Buffer.concat(frames));
     await held.holding;
-    let peak = 0;
-    for (let i = 0; i < 50; i++) {
-      peak = Math.max(peak, backlog());
-      await delay(10);
-    }
+    // Until past half the mark and no longer growing: 50 samples 10 ms apart could end before.
+    const peak = await peakOf(backlog, { above: DEFAULTS.uploadBacklogHighWaterBytes / 2 });
     // Its own mark, then the rest of one read (in at most two blocks and an own buffer): the
     // server stopped reading, and the rest waits in the kernel's buffers, pushed back by TCP.
     expect(peak).toBeGreaterThan(DEFAULTS.uploadBacklogHighWaterBytes / 2);
