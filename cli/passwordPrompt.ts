@@ -41,7 +41,9 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
       for (const char of chunk) {
         if (inEscape === 'start') {
           inEscape = char === '[' || char === 'O' ? 'sequence' : 'none';
-          continue;
+          if (inEscape === 'sequence') continue;
+          // No sequence follows: the Escape key alone (or Alt with a key, sent as ESC and the
+          // key). The ESC is dropped; what follows is a key of its own, taken as usual below.
         }
         if (inEscape === 'sequence') {
           if (char >= '@' && char <= '~') inEscape = 'none';

@@ -68,4 +68,19 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
     expect(await verifyPassword('password', hash)).toBe(true);
   }, 20_000);
+
+  it('a lone Escape key adds nothing and takes nothing: the key after it is typed', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    // Escape before a letter, before Backspace, and twice before an arrow's sequence.
+    const typing = 'pa\u001bss\u001bx\u001b\u007fwo\u001b\u001b\u001b[Crd\r';
+    const { code } = await onTerminal(
+      ['user', 'add', 'bob', '--users', file],
+      [typing, typing],
+      /(password for bob|again): /,
+    );
+    expect(code).toBe(0);
+    const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
+    expect(await verifyPassword('password', hash)).toBe(true);
+  }, 20_000);
 });
