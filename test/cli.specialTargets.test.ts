@@ -165,8 +165,15 @@ describe('get into an existing FIFO or device', () => {
     const dir = await tempDirs.make();
     const fifo = join(dir, 'pipe');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
-    // No reader ever comes: the CLI's open of the FIFO waits until Ctrl-C.
-    const interrupt = new Promise<void>((resolve) => setTimeout(resolve, 1500));
+    // No reader ever comes: the CLI's open of the FIFO waits until Ctrl-C. Sent once the CLI has
+    // asked the server about data.bin (it opens the FIFO next), and a moment more: a fixed 1.5 s
+    // from the spawn could pass before a loaded machine had the CLI running, or connected.
+    const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const asked = () => server!.server.counters.streamsTotalByOp.get('stat') ?? 0;
+    const interrupt = (async () => {
+      for (const started = Date.now(); asked() === 0 && Date.now() - started < 8_000; ) await delay(20);
+      await delay(300);
+    })();
 
     const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', 'data.bin', fifo], dir, {
       interruptWhen: interrupt,
