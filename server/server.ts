@@ -398,7 +398,10 @@ export class MuxServer {
       secureContext: this.secureContext!,
     });
     const onError = (err: Error): void => {
-      this.options.log(`${describePeer(socket)} TLS handshake failed: ${err.message}`);
+      // A scanner or a plain-text client on the port fails here, a connection each: logged as
+      // refusals are, the first, then a count per interval.
+      const line = `${describePeer(socket)} TLS handshake failed: ${err.message}`;
+      this.refusalLog.refused('tls_handshake', line, 'TLS handshake failed');
       tlsSocket.destroy();
     };
     tlsSocket.on('error', onError);

@@ -6,6 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawPeer } from './helpers/rawPeer.js';
+import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
@@ -79,5 +80,32 @@ describe('refused connections in the log', () => {
     peers.push(await RawPeer.open(server.port));
     await refuseMany(server, 20);
     expect(refusalLines(server)).toHaveLength(20);
+  });
+
+  it.skipIf(!opensslAvailable)('failed TLS handshakes: one line for the first, then a count', async () => {
+    const certs = await makeTestCerts();
+    try {
+      server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
+      // A TLS handshake record's first byte (what the server's sniffing takes for TLS), then a
+      // length no record may have: OpenSSL fails the handshake on the header alone.
+      const garbage = Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff, 0, 0, 0, 0]);
+      const closed = Array.from({ length: 30 }, () => {
+        const socket = connect({ host: '127.0.0.1', port: server!.port }, () => socket.write(garbage));
+        socket.on('error', () => {});
+        socket.resume(); // read the server's alert and its close
+        sockets.push(socket);
+        return new Promise((resolve) => socket.once('close', resolve));
+      });
+      await Promise.all(closed);
+      const failures = () => server!.logs.filter((line) => /TLS handshake failed/.test(line));
+      expect(failures()).toHaveLength(1);
+      expect(failures()[0]).toMatch(/^127\.0\.0\.1:\d+ TLS handshake failed: /);
+      await server.server.close(0);
+      expect(failures().slice(1)).toEqual([
+        expect.stringMatching(/^refused 29 more connections \(TLS handshake failed\) in the last \d+ s$/),
+      ]);
+    } finally {
+      await certs.remove();
+    }
   });
 });
