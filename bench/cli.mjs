@@ -294,7 +294,13 @@ async function runTool(tool, payloads, workDir) {
         () => mux(['get', ...many.map((p) => `up/${p.name}`), '--to', dl, '-j', String(opts.parallel), ...x]),
         checkDl(many),
       );
-      await timed('put-big', big.size, () => mux(['put', big.file, 'up/big.bin', ...x]), checkUp([big]));
+      // -p: up/ exists only if put-many ran (--workloads may leave it out), as the peers make it.
+      await timed(
+        'put-big',
+        big.size,
+        () => mux(['put', big.file, 'up/big.bin', '-p', ...x]),
+        checkUp([big]),
+      );
       await timed('get-big', big.size, () => mux(['get', 'up/big.bin', dlPath(big), ...x]), checkDl([big]));
       if (tool.bench) {
         for (const [name, op] of /** @type {Array<[workload: string, op: string]>} */ ([
