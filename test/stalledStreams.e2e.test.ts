@@ -30,7 +30,10 @@ function fillDirectory(volume: Volume, dir: string, count: number, padding: stri
 
 describe('a client that reads nothing of its answers', () => {
   it('gets STREAM_TIMEOUT on every unanswered stream before the connection closes with IDLE_TIMEOUT', async () => {
-    const idleTimeoutMs = 500;
+    // Long enough that all 60 OPENs are read before the first check, on a loaded machine too
+    // (500 ms left a stall of ~450 ms to fail `open > 30`); the later ones still open well
+    // inside the timer's first interval.
+    const idleTimeoutMs = 1_500;
     env = await startServer({ backend: 'memory', idleTimeoutMs });
     // Long names: ~270 KB per listing, ~16 MB for 60, more than the outbound budget and the
     // sockets' buffers hold, so most listings wait for room that does not come.
