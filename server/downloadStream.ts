@@ -46,8 +46,6 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   /** finish() ran: END is on its way (after the look at the file, when the digest was computed). */
   private ending = false;
   private readonly reads: FrameReadAhead<OutgoingFrame>;
-  /** Set while a bandwidth limit makes the next read wait. */
-  private rateTimer: NodeJS.Timeout | undefined;
   /**
    * Chunks lent by storage (views of its buffers) that the socket has not released yet: they
    * keep the file's memory alive, removed or not, so the file stays open, and counted against
@@ -194,14 +192,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         this.host.peerMaxFramePayload,
         throttle?.maxChunkBytes ?? Number.POSITIVE_INFINITY,
       );
-      if (length <= 0 || this.rateTimer !== undefined) return;
-      if (throttle !== undefined) {
-        const waitMs = throttle.delayMs();
-        if (waitMs > 0) {
-          this.rateTimer = setTimeout(this.rateTimerOnFire, waitMs);
-          return;
-        }
-      }
+      if (length <= 0) return;
+      if (throttle !== undefined && !throttle.mayGo(this.onThrottleTurn)) return;
       // Only a stream with nothing reserved waits in line for room (see tryReserve). Past the
       // server's budget the room may be a small chunk: the frame is read to its size.
       const waiter = this.reads.isEmpty ? this : undefined;
@@ -234,8 +226,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     if (--this.lentViews === 0) this.closeWhenReleased?.();
   };
 
-  private readonly rateTimerOnFire = (): void => {
-    this.rateTimer = undefined;
+  private readonly onThrottleTurn = (): void => {
     this.readAhead();
   };
 
@@ -272,7 +263,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   protected cleanup(): void {
-    clearTimeout(this.rateTimer);
+    this.host.downloadThrottle?.cancel(this.onThrottleTurn);
     // Stopped short of the end: the whole blocks hashed so far spare a resumed get reading them again.
     if (this.digester !== undefined && this.position < this.size) {
       this.handle?.rememberLeadingBlocks(this.host.integrity, this.digester.blockDigests);

@@ -69,8 +69,6 @@ export class UploadStream extends ServerStream {
   private takenOver = 0;
   /** The handle is committing: the quota's reservation stays until the commit settles. */
   private committing = false;
-  /** Set while a bandwidth limit delays the next grant of credit. */
-  private rateTimer: NodeJS.Timeout | undefined;
   /** Of the connection's reservation allowance, what this upload holds until it ends. */
   private claimedBytes = 0;
   /** A resumable upload's key (issue #8): its data is kept if the upload is interrupted. */
@@ -332,12 +330,7 @@ export class UploadStream extends ServerStream {
       this.ungranted = 0;
       return;
     }
-    while (this.ungranted > 0 && this.rateTimer === undefined) {
-      const waitMs = throttle.delayMs();
-      if (waitMs > 0) {
-        this.rateTimer = setTimeout(this.rateTimerOnFire, waitMs);
-        return;
-      }
+    while (this.ungranted > 0 && throttle.mayGo(this.onThrottleTurn)) {
       const amount = Math.min(this.ungranted, throttle.maxChunkBytes);
       throttle.take(amount);
       this.ungranted -= amount;
@@ -345,8 +338,7 @@ export class UploadStream extends ServerStream {
     }
   }
 
-  private readonly rateTimerOnFire = (): void => {
-    this.rateTimer = undefined;
+  private readonly onThrottleTurn = (): void => {
     if (!this.isFinished && this.phase !== StreamPhase.Ended) this.grantCredit();
   };
 
@@ -549,7 +541,7 @@ export class UploadStream extends ServerStream {
     this.over?.abort();
     if (this.creditPath !== undefined) this.host.quota?.releaseCredit(this.creditPath);
     this.creditPath = undefined;
-    clearTimeout(this.rateTimer);
+    this.host.uploadThrottle?.cancel(this.onThrottleTurn);
     this.window.release();
     this.host.releaseReservation(this.claimedBytes);
     this.claimedBytes = 0;

@@ -5,7 +5,7 @@
  * a transfer slower, so a slow measurement is taken again, up to three times.
  */
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
@@ -43,6 +43,41 @@ describe('RateLimiter', () => {
     expect(throttle.delayMs()).toBe(1000);
     expect(fast.delayMs()).toBe(50);
     expect(Throttle.of([undefined])).toBeUndefined();
+  });
+
+  it('a Throttle calls waiting senders back in the order they asked, and not once they left', () => {
+    vi.useFakeTimers();
+    try {
+      let now = 0;
+      const throttle = new Throttle([
+        new RateLimiter({ bytesPerSecond: 1000, burstBytes: 100, now: () => now }),
+      ]);
+      const order: string[] = [];
+      const sender = (name: string) => {
+        const go = (): void => {
+          if (!throttle.mayGo(go)) return;
+          throttle.take(100);
+          order.push(name);
+        };
+        return go;
+      };
+      const [a, b, c, d] = [sender('a'), sender('b'), sender('c'), sender('d')];
+      a();
+      b(); // the bucket is at 0, not in debt: at once
+      c();
+      a(); // in line behind c, though its last turn was the first
+      d();
+      throttle.cancel(d);
+      c(); // asking again keeps its place
+      for (let i = 0; i < 4; i++) {
+        now += 100;
+        vi.advanceTimersByTime(100);
+      }
+      expect(order).toEqual(['a', 'b', 'c', 'a']);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses a rate that is not positive', () => {
@@ -88,6 +123,35 @@ describe('throttled transfers', () => {
       back = await client.getBuffer('up.bin');
     });
     expect(back.equals(payload)).toBe(true);
+  }, 40_000);
+
+  it('streams on one connection take turns at its rate: two downloads move alike, and two uploads', async () => {
+    server = await startServer({ maxRateBytesPerSecond: rate });
+    const client = await server.connect();
+    const files = [randomBytes(2 * MiB), randomBytes(2 * MiB)];
+    /** Runs both transfers at once; what the other had moved when the first ended. */
+    async function otherAtFirstEnd(
+      start: (i: number, onProgress: (done: number) => void) => Promise<unknown>,
+    ) {
+      const done = [0, 0];
+      let other: number | undefined;
+      await Promise.all(
+        [0, 1].map((i) =>
+          start(i, (bytes) => {
+            done[i] = bytes;
+          }).then(() => {
+            other ??= done[1 - i];
+          }),
+        ),
+      );
+      return other!;
+    }
+    // In turns, the other is within a piece or two of the end; a timer per stream let one take
+    // the tokens again and again (one download had a quarter of the other's bytes).
+    const up = await otherAtFirstEnd((i, onProgress) => client.put(`f${i}.bin`, files[i]!, { onProgress }));
+    expect(up).toBeGreaterThan(0.75 * 2 * MiB);
+    const down = await otherAtFirstEnd((i, onProgress) => client.getBuffer(`f${i}.bin`, { onProgress }));
+    expect(down).toBeGreaterThan(0.75 * 2 * MiB);
   }, 40_000);
 
   it("a user's rate is shared by all their connections", async () => {

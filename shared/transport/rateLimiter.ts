@@ -58,11 +58,25 @@ export class RateLimiter {
   }
 }
 
-/** Several limits that all apply (a connection's and its user's): the slowest decides. */
+/** Called back when a sender that had to wait may send (Throttle.mayGo). */
+export type ThrottleWaiter = () => void;
+
+/**
+ * Several limits that all apply (a connection's and its user's): the slowest decides. The streams
+ * sending under it take turns: one that must wait joins a queue and is called back in the order
+ * they asked, each after the one before it took its piece, so that no stream waits behind others
+ * taking piece after piece. (A timer per stream, as before, let the stream whose timer fired first
+ * take the tokens every time: one of two downloads ran at four times the other's rate.)
+ */
 export class Throttle {
   private readonly limiters: readonly RateLimiter[];
   /** Largest piece to send at once: a burst of the strictest limit. */
   readonly maxChunkBytes: number;
+  /** Senders waiting for their turn, in the order they asked (a Set keeps insertion order). */
+  private readonly waiting = new Set<ThrottleWaiter>();
+  /** The sender being called back: it goes before those still waiting. */
+  private turn: ThrottleWaiter | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(limiters: readonly RateLimiter[]) {
     if (limiters.length === 0) throw new TypeError('Throttle: at least one limiter');
@@ -85,4 +99,46 @@ export class Throttle {
   take(bytes: number): void {
     for (const limiter of this.limiters) limiter.take(bytes);
   }
+
+  /**
+   * Whether `waiter` may send now (then it takes what it sends). If not, it waits in line and is
+   * called back once it is its turn and the limits allow; asking again meanwhile keeps its place.
+   */
+  mayGo(waiter: ThrottleWaiter): boolean {
+    const first = this.turn === undefined ? this.waiting.size === 0 : this.turn === waiter;
+    if (first && this.delayMs() === 0) return true;
+    // Having had its turn, it waits behind the others.
+    this.waiting.add(waiter);
+    this.schedule();
+    return false;
+  }
+
+  /** Leaves the line (a stream that ended while it waited). */
+  cancel(waiter: ThrottleWaiter): void {
+    this.waiting.delete(waiter);
+    if (this.waiting.size === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined || this.waiting.size === 0) return;
+    this.timer = setTimeout(this.onTimer, Math.max(1, this.delayMs()));
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    while (this.waiting.size > 0 && this.delayMs() === 0) {
+      const waiter: ThrottleWaiter = this.waiting.values().next().value!;
+      this.waiting.delete(waiter);
+      this.turn = waiter;
+      try {
+        waiter();
+      } finally {
+        this.turn = undefined;
+      }
+    }
+    this.schedule();
+  };
 }
