@@ -289,9 +289,10 @@ export class UploadStream extends ServerStream {
 
   /**
    * The file at the target as it is now: its bytes leave usage when the commit replaces it, so
-   * the upload need not reserve them. Not a directory's (the commit fails) nor anything else's;
-   * what the target is at the commit decides (settleCredit), so a stat that follows a link, or
-   * a file removed meanwhile, cannot let usage past the limit.
+   * the upload need not reserve them. Not a directory's (the commit fails) nor anything else's.
+   * A link inside the home counts as the file it names, as listings and the quota's walk count
+   * it; what the target is at the commit, seen the same way, decides (settleCredit), so a file
+   * removed or shrunk meanwhile cannot let usage past the limit.
    */
   private async creditReplaced(quota: QuotaTracker): Promise<void> {
     const target = await this.host.storage.stat(this.path).catch(() => undefined);
@@ -304,7 +305,7 @@ export class UploadStream extends ServerStream {
 
   /**
    * At the commit, under the target's lock: the credit stands only for the file replaced now. One
-   * removed, renamed, shrunk or swapped for a link since the upload started frees less, and the
+   * removed, renamed, shrunk or swapped for something else since the upload started frees less, and the
    * reservation grows by the difference; QUOTA_EXCEEDED refuses the commit when it does not fit.
    */
   private settleCredit(replaced: EntryInfo | undefined): void {

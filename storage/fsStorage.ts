@@ -500,7 +500,8 @@ export class FsStorage implements Storage {
       checkTarget: async () => {
         const now = await this.#resolve(target.clientPath);
         await this.#refuseDirectory(now);
-        return now.missingNames === 0;
+        if (now.missingNames > 0) return undefined;
+        return this.#listEntry(this.#paths.dirname(now.hostPath), baseName(now.clientPath));
       },
       onFinish: () => {
         this.#activeTemporaryPaths.delete(temporaryPath);

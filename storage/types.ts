@@ -22,8 +22,10 @@ export interface EntryInfo {
 }
 
 /**
- * What commit() returns: the new entry, and the entry it replaced as lstat saw it just before the
- * rename (undefined: there was none). A quota's byte delta comes from the two.
+ * What commit() returns: the new entry, and the entry it replaced as a listing showed it just
+ * before the rename (undefined: there was none). The rename replaces a symbolic link itself, but
+ * a listing, stat() and a quota's walk all show a link inside the root as the entry it names, so
+ * that is what it replaced for them. A quota's byte delta comes from the two.
  */
 export interface CommittedEntry extends EntryInfo {
   replaced: EntryInfo | undefined;

@@ -11,7 +11,7 @@ import type { DigestCache } from './digestCache.js';
 import type { DirectorySyncs } from './directorySyncs.js';
 import { entryInfo } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
-import { errnoOf, storageErrorFromFs } from './fsErrors.js';
+import { storageErrorFromFs } from './fsErrors.js';
 import { baseName, type Resolved } from './paths.js';
 import type { CommitOptions, CommittedEntry, EntryInfo, UploadHandle } from './types.js';
 
@@ -51,9 +51,11 @@ export interface UploadContext {
   exclusive<T>(task: () => Promise<T>): Promise<T>;
   /**
    * Re-checks the target just before the rename; throws a StorageError to refuse. Resolves to
-   * false when the target was found missing (nothing is replaced: no need to look at it again).
+   * what the rename replaces as a listing shows it (a link inside the root as the entry it names,
+   * which is what a quota's walk counted and what stat() showed when the upload started), or
+   * undefined when nothing is there.
    */
-  checkTarget(): Promise<boolean>;
+  checkTarget(): Promise<EntryInfo | undefined>;
   /** Called once, when the upload is committed or its temporary file is gone. */
   onFinish(): void;
 }
@@ -207,9 +209,7 @@ export class FsUpload implements UploadHandle {
       stats = await handle.stat();
       await this.#closeHandle();
       replaced = await this.#context.exclusive(async () => {
-        const exists = await this.#context.checkTarget();
-        const before = exists ? await lstatIfExists(fs, target.hostPath) : undefined;
-        const entry = before === undefined ? undefined : entryInfo(baseName(this.#clientPath), before);
+        const entry = await this.#context.checkTarget();
         try {
           options.beforeReplace?.(entry);
         } catch (error) {
@@ -286,15 +286,5 @@ export class FsUpload implements UploadHandle {
 
   #finishedError(): StorageError {
     return new StorageError('IO_ERROR', `upload already finished: ${this.#clientPath}`, this.#clientPath);
-  }
-}
-
-/** What is at `path` now (not following a link), or undefined when nothing is. */
-async function lstatIfExists(fs: FsPromises, path: string): Promise<FsStats | undefined> {
-  try {
-    return await fs.lstat(path);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return undefined;
-    throw error;
   }
 }

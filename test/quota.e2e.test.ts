@@ -6,7 +6,7 @@
  * discarded or swept.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -356,6 +356,26 @@ describe('quota on overwrite', () => {
     await fillExactly(q, 'c.bin', 6000);
     expect(await bytesOnDisk(join(s.root!, 'q'))).toBe(LIMIT);
     expect(listings.calls).toBe(walked); // all by deltas
+  });
+
+  it('counts a link to a file at the size of what it names, from the start to the commit', async () => {
+    const s = await start();
+    const home = join(s.root!, 'q');
+    await mkdir(home, { recursive: true });
+    await writeFile(join(home, 'a.bin'), bytes(3000));
+    await writeFile(join(home, 'b.bin'), bytes(3000));
+    await symlink('a.bin', join(home, 'link.bin'));
+    const q = await s.connect({ user: 'q', password: 'q-secret' });
+    // A walk counts the link as a.bin's 3000 bytes (listings show it so): 9000 used. Replacing it
+    // frees those, so 4000 fit; the commit must see it the same way, not refuse it after the bytes.
+    await q.put('link.bin', Buffer.alloc(4000, 0x62));
+    // The rename replaced the link itself: a.bin is as it was.
+    expect((await lstat(join(home, 'link.bin'))).isFile()).toBe(true);
+    expect(await readFile(join(home, 'a.bin'))).toEqual(bytes(3000));
+    // And usage is exact: 3000 + 3000 + 4000.
+    expect(await code(q.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    await q.delete('b.bin');
+    await fillExactly(q, 'c.bin', 3000);
   });
 
   it('credits a file once to the uploads replacing it at once, and only if it is there at the commit', async () => {
