@@ -312,21 +312,27 @@ class FileSink extends HiddenFileSink {
 
 /**
  * get -c: continues a partial local file without touching it until the download is verified. The
- * partial file is copied (a reflink where the filesystem can) to a hidden temporary file, which is
- * cut back to the offset the server chose, receives the rest, and replaces the target only after
- * the whole file's digest checked out. A failure removes the copy: the partial file stays as it was
- * (with `keepsPartial`, a failure after the server's offset checked out keeps the copy's whole
- * blocks under the kept name instead, for the next get -c).
+ * partial file is copied (a reflink where the filesystem can) to a hidden temporary file once the
+ * server has accepted the download and chosen its offset (startAt): a refusal before that, such as
+ * SERVER_BUSY tried again and again, copies nothing. The copy is cut back to that offset, receives
+ * the rest, and replaces the target only after the whole file's digest checked out. A failure
+ * removes the copy: the partial file stays as it was (with `keepsPartial`, a failure after the
+ * server's offset checked out keeps the copy's whole blocks under the kept name instead, for the
+ * next get -c).
  */
 export class ContinueSink extends HiddenFileSink {
   private position = 0;
+  /** The user's partial file, copied into the temporary file by startAt(); undefined once copied, or for a claimed kept file. */
+  private copyFrom: string | undefined;
 
   static async open(target: string, keepsPartial: boolean): Promise<ContinueSink> {
     const temporary = join(dirname(target), newTemporaryName());
     registerTemporary(temporary);
     try {
-      await copyFile(target, temporary, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
-      const sink = new ContinueSink(target, temporary, await open(temporary, 'r+'), keepsPartial);
+      // Empty for now: the copy comes in startAt(), written through this same file (copyFile
+      // truncates and writes the file it finds, it does not replace it).
+      const sink = new ContinueSink(target, temporary, await open(temporary, 'wx+'), keepsPartial);
+      sink.copyFrom = target;
       // A copy of the user's file: nothing of it is ours to keep until the server vouched for it.
       sink.keepable = false;
       return sink;
@@ -385,11 +391,21 @@ export class ContinueSink extends HiddenFileSink {
     return (await handle.stat()).size;
   }
 
-  /** The server's offset: keep the copy's first `offset` bytes, write from there. */
+  /** The server's offset: keep the first `offset` bytes of the partial file, write from there. */
   startAt(offset: number): void {
     this.position = offset;
-    this.keepable = true;
-    this.ready = this.handle!.truncate(offset);
+    const copyFrom = offset > 0 ? this.copyFrom : undefined;
+    this.copyFrom = undefined;
+    const handle = this.handle!;
+    this.ready = (async () => {
+      if (copyFrom !== undefined) await copyFile(copyFrom, this.temporary, constants.COPYFILE_FICLONE);
+      await handle.truncate(offset);
+      // Only now does the file hold just what the server vouched for: a failure while the copy
+      // is made drops it (the partial file itself was never touched).
+      this.keepable = true;
+    })();
+    // Seen by the next write, finish or failure; until then a failed copy is not unhandled.
+    this.ready.catch(() => {});
   }
 
   async write(chunks: readonly Buffer[]): Promise<void> {

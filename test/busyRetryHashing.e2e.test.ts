@@ -1,6 +1,7 @@
 /**
  * A `get -c` refused SERVER_BUSY and tried again does not hash the kept partial again: the first
- * try's block digests are reused while the file is the same version (LocalDigestMemo). The real
+ * try's block digests are reused while the file is the same version (LocalDigestMemo); nor does
+ * it copy a partial file of the user's again: the copy is made once the server accepted. The real
  * CLI against a real server on 127.0.0.1 whose one open-file slot another client holds; the
  * bytes the CLI reads of local files to hash them are counted in the child process (test/helpers/countLocalReads.mjs).
  * Needs dist/ (npm run build).
@@ -64,6 +65,45 @@ describe('a busy retry reuses what the first try hashed', () => {
     expect(code).toBe(0);
     expect((await readFile(join(cwd, 'big.bin'))).equals(content)).toBe(true);
     // Read once to hash its blocks (the first try), not again by the try that was served.
-    expect(JSON.parse(await readFile(out, 'utf8'))).toEqual({ bytes: 2 * INTEGRITY_BLOCK_BYTES });
+    expect(JSON.parse(await readFile(out, 'utf8'))).toEqual({ bytes: 2 * INTEGRITY_BLOCK_BYTES, copied: 0 });
+  }, 90_000);
+
+  it('get -c of a partial file at the target, refused SERVER_BUSY twice: copied once, when served', async () => {
+    env = await startServer({ maxOpenFiles: 1 });
+    const content = randomBytes(3 * INTEGRITY_BLOCK_BYTES + 1000);
+    const seeder = await env.connect();
+    await seeder.put('big.bin', content);
+    await seeder.put('hold.bin', randomBytes(4 * INTEGRITY_BLOCK_BYTES));
+    await seeder.close();
+    const cwd = await tempDirs.make();
+    // The user's own partial file (an interrupted curl, say): continued through a copy of it.
+    const partial = content.subarray(0, 2 * INTEGRITY_BLOCK_BYTES + 500);
+    await writeFile(join(cwd, 'big.bin'), partial);
+
+    const holder = await RawPeer.open(env.port);
+    peers.push(holder);
+    holder.write(encodeOpen(1, { op: 'get', path: 'hold.bin' }));
+    await holder.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
+
+    const out = join(cwd, 'reads.json');
+    const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
+    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], cwd, {
+      env: { NODE_OPTIONS: `--import ${COUNTER}`, MUXFTP_TEST_READS_UNDER: cwd, MUXFTP_TEST_READS_OUT: out },
+      timeoutMs: 60_000,
+    });
+    // Two refusals, then the holder goes: the third try is served.
+    for (let i = 0; i < 1500 && busy() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(busy()).toBeGreaterThanOrEqual(2);
+    holder.destroy();
+
+    const { code, stderr } = await run;
+    expect(stderr).toMatch(/server busy|trying again/);
+    expect(code).toBe(0);
+    expect((await readFile(join(cwd, 'big.bin'))).equals(content)).toBe(true);
+    // Hashed once (two whole blocks), copied once: by the try the server accepted.
+    expect(JSON.parse(await readFile(out, 'utf8'))).toEqual({
+      bytes: 2 * INTEGRITY_BLOCK_BYTES,
+      copied: partial.length,
+    });
   }, 90_000);
 });
