@@ -11,9 +11,13 @@ export function formatMtime(ms: number): string {
   return `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())} ${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}`;
 }
 
-/** One line per entry: type, size in bytes (- for directories), mtime, name (directories end in /). */
-export function formatListing(entries: readonly WireEntry[]): string[] {
-  const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : String(entry.size)));
+/**
+ * One line per entry: type, size (in bytes, or with `human` in B, KiB, MiB…; - for directories),
+ * mtime, name (directories end in /).
+ */
+export function formatListing(entries: readonly WireEntry[], options: { human?: boolean } = {}): string[] {
+  const sizeOf = options.human === true ? formatBytes : String;
+  const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : sizeOf(entry.size)));
   const width = Math.max(1, ...sizes.map((size) => size.length));
   return entries.map((entry, index) => {
     const name = printable(entry.name) + (entry.type === 'dir' ? '/' : '');

@@ -19,13 +19,18 @@ export interface RemoteTree {
   problems: Array<{ remote: string; relative?: string; error: MuxftpError; listed?: true }>;
 }
 
+/**
+ * Walks the tree under `root`. `maxDepth` bounds how deep (1: the entries of `root` only; the
+ * directories at the last level are listed as entries, not opened).
+ */
 export async function walkRemoteTree(
   client: Client,
   root: string,
   limit: ConcurrencyLimit,
+  maxDepth = Number.POSITIVE_INFINITY,
 ): Promise<RemoteTree> {
   const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [] };
-  const walk = async (remoteDir: string, relativeDir: string): Promise<void> => {
+  const walk = async (remoteDir: string, relativeDir: string, depth: number): Promise<void> => {
     let entries: Awaited<ReturnType<Client['list']>>;
     try {
       entries = await limit.run(() => client.list(remoteDir));
@@ -45,7 +50,7 @@ export async function walkRemoteTree(
       tree.entries.push({ relative, entry });
       if (entry.type === 'dir') {
         tree.dirs.push(relative);
-        subdirs.push(walk(remote, relative));
+        if (depth < maxDepth) subdirs.push(walk(remote, relative, depth + 1));
       } else if (entry.type === 'file') {
         tree.files.push({ relative, remote, size: entry.size });
       } else {
@@ -59,7 +64,7 @@ export async function walkRemoteTree(
     }
     await Promise.all(subdirs);
   };
-  await walk(root, '');
+  await walk(root, '', 1);
   // Listings finish in any order; sorted, every path still follows its parent (a prefix sorts first).
   tree.dirs.sort();
   tree.files.sort((a, b) => (a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0));

@@ -140,4 +140,32 @@ describe('ls -r', () => {
     expect(errorLines[0]).toContain('ls site/locked');
     expect(errorLines[0]).toContain('PERMISSION_DENIED');
   });
+  it('--max-depth stops that many levels below the directory (and implies -r); -H shows sizes in units', async () => {
+    const remote = await serveTree();
+    const cwd = await tempDirs.make();
+
+    const two = await runCli([...remote, 'ls', '-r', '--max-depth', '2', 'site'], cwd);
+    expect(two).toMatchObject({ code: 0, stderr: '' });
+    // a/b/ is listed, not opened.
+    expect(names(two.stdout)).toEqual(['a/', 'a/b/', 'a/one.txt', 'a.txt', 'empty/']);
+    const one = await runCli([...remote, 'ls', '--max-depth', '1', 'site', '--json'], cwd);
+    expect(one.code).toBe(0);
+    expect(JSON.parse(one.stdout).map((entry: { path: string }) => entry.path)).toEqual([
+      'a',
+      'a.txt',
+      'empty',
+    ]);
+
+    for (const bad of ['0', '-1', '1.5', 'deep']) {
+      const refused = await runCli([...remote, 'ls', '--max-depth', bad, 'site'], cwd);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/--max-depth/);
+    }
+
+    const human = await runCli([...remote, 'ls', '-r', '-H', 'site'], cwd);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^file +1\.21 KiB {2}.* a\/b\/deep\.bin$/m);
+    expect(human.stdout).toMatch(/^file +1 B {2}.* a\.txt$/m);
+    expect(human.stdout).toMatch(/^dir +- {2}.* a\/$/m);
+  });
 });

@@ -13,6 +13,7 @@ import { planningLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
+import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
 import { remotePathRequired, shownArgument } from '../pathArguments.js';
 import { joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
@@ -45,20 +46,32 @@ export function registerFileCommands(program: Command, output: Output): void {
     )
     // ls(1)'s spelling of it, for the fingers that know it.
     .addOption(new Option('-R').hideHelp())
+    .option(
+      '--max-depth <n>',
+      'with -r (implied): go at most n levels below the directory (1: its own entries)',
+      commanderParser(parsePositiveInteger),
+    )
+    .option('-H, --human', 'sizes in B, KiB, MiB, GiB (not with --json)')
     .action(
-      async (path: string | undefined, options: { recursive?: boolean; R?: boolean }, command: Command) => {
+      async (
+        path: string | undefined,
+        options: { recursive?: boolean; R?: boolean; maxDepth?: number; human?: boolean },
+        command: Command,
+      ) => {
         const global = begin(command);
+        const format = { human: options.human === true };
         await withClient(global, output, async (client) => {
           try {
             const given = path ?? '/';
             const remote = remotePathRequired(given);
-            if (options.recursive === true || options.R === true) {
-              await listRecursively(client, remote, given.endsWith('/'), output);
+            if (options.recursive === true || options.R === true || options.maxDepth !== undefined) {
+              const maxDepth = options.maxDepth ?? Number.POSITIVE_INFINITY;
+              await listRecursively(client, remote, given.endsWith('/'), output, { maxDepth, ...format });
               return;
             }
             const entries = await listOrStat(client, remote, given.endsWith('/'));
             if (output.json) output.printJson(entries);
-            else for (const line of formatListing(entries)) output.printLine(line);
+            else for (const line of formatListing(entries, format)) output.printLine(line);
           } catch (error) {
             output.failure(`ls ${path === undefined ? '/' : shownArgument(path)}`, error);
             if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
@@ -289,22 +302,23 @@ async function listRecursively(
   path: string,
   directoryOnly: boolean,
   output: Output,
+  options: { maxDepth: number; human: boolean },
 ): Promise<void> {
-  const tree = await walkRemoteTree(client, path, planningLimit(DEFAULTS.parallel, client));
+  const tree = await walkRemoteTree(client, path, planningLimit(DEFAULTS.parallel, client), options.maxDepth);
   const top = tree.problems.find((problem) => problem.relative === '');
   if (top !== undefined) {
     // PATH itself could not be listed: a file is shown as plain `ls FILE` shows it.
     if (top.error.code !== 'NOT_A_DIRECTORY' || directoryOnly) throw top.error;
     const entry = await client.stat(path);
     if (output.json) output.printJson([entry]);
-    else for (const line of formatListing([entry])) output.printLine(line);
+    else for (const line of formatListing([entry], options)) output.printLine(line);
     return;
   }
   if (output.json)
     output.printJson(tree.entries.map(({ relative, entry }) => ({ ...entry, path: relative })));
   else {
     const byPath = tree.entries.map(({ relative, entry }) => ({ ...entry, name: relative }));
-    for (const line of formatListing(byPath)) output.printLine(line);
+    for (const line of formatListing(byPath, options)) output.printLine(line);
   }
   for (const problem of tree.problems)
     if (problem.listed !== true) output.failure(`ls ${problem.remote}`, problem.error);
