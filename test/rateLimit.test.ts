@@ -80,6 +80,34 @@ describe('RateLimiter', () => {
     }
   });
 
+  it("Throttles sharing a limit (a user's connections) take turns at it", () => {
+    vi.useFakeTimers();
+    try {
+      let now = 0;
+      const user = new RateLimiter({ bytesPerSecond: 1000, burstBytes: 100, now: () => now });
+      const order: number[] = [];
+      // Each connection has a stream that sends whenever it may.
+      const streams = [new Throttle([user]), new Throttle([user])].map((throttle, i) => {
+        const send = (): void => {
+          while (throttle.mayGo(send)) {
+            throttle.take(100);
+            order.push(i);
+          }
+        };
+        return send;
+      });
+      for (const send of streams) send();
+      for (let step = 0; step < 6; step++) {
+        now += 100;
+        vi.advanceTimersByTime(100);
+      }
+      // The first took the burst and one more (the bucket at 0 is not in debt); then in turns.
+      expect(order).toEqual([0, 0, 0, 1, 0, 1, 0, 1]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('refuses a rate that is not positive', () => {
     expect(() => new RateLimiter({ bytesPerSecond: 0 })).toThrow(/positive/);
   });
@@ -113,6 +141,22 @@ describe('throttled transfers', () => {
     expect.fail(`${mibs} MiB/s: under 80% of ${rate / MiB} MiB/s each time`);
   }
 
+  /** Runs both transfers at once; what the other had moved when the first ended. */
+  async function otherAtFirstEnd(start: (i: number, onProgress: (done: number) => void) => Promise<unknown>) {
+    const done = [0, 0];
+    let other: number | undefined;
+    await Promise.all(
+      [0, 1].map((i) =>
+        start(i, (bytes) => {
+          done[i] = bytes;
+        }).then(() => {
+          other ??= done[1 - i];
+        }),
+      ),
+    );
+    return other!;
+  }
+
   it("--max-rate holds a connection's download and upload to the configured rate", async () => {
     server = await startServer({ maxRateBytesPerSecond: rate });
     const client = await server.connect();
@@ -129,23 +173,6 @@ describe('throttled transfers', () => {
     server = await startServer({ maxRateBytesPerSecond: rate });
     const client = await server.connect();
     const files = [randomBytes(2 * MiB), randomBytes(2 * MiB)];
-    /** Runs both transfers at once; what the other had moved when the first ended. */
-    async function otherAtFirstEnd(
-      start: (i: number, onProgress: (done: number) => void) => Promise<unknown>,
-    ) {
-      const done = [0, 0];
-      let other: number | undefined;
-      await Promise.all(
-        [0, 1].map((i) =>
-          start(i, (bytes) => {
-            done[i] = bytes;
-          }).then(() => {
-            other ??= done[1 - i];
-          }),
-        ),
-      );
-      return other!;
-    }
     // In turns, the other is within a piece or two of the end; a timer per stream let one take
     // the tokens again and again (one download had a quarter of the other's bytes).
     const up = await otherAtFirstEnd((i, onProgress) => client.put(`f${i}.bin`, files[i]!, { onProgress }));
@@ -167,6 +194,30 @@ describe('throttled transfers', () => {
     const payload = randomBytes(size / 2);
     await Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]);
     await expectAtTheRate(() => Promise.all([first.getBuffer('a.bin'), second.getBuffer('b.bin')]));
+  }, 40_000);
+
+  it("a user's connections take turns at the user's rate", async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('pw'),
+      permissions: [...PERMISSIONS],
+      maxRate: rate,
+    });
+    server = await startServer({ accounts: new Accounts({ users }) });
+    const clients = [
+      await server.connect({ user: 'alice', password: 'pw' }),
+      await server.connect({ user: 'alice', password: 'pw' }),
+    ];
+    const files = [randomBytes(2 * MiB), randomBytes(2 * MiB)];
+    // Taking turns, the other connection is a piece or two behind (a piece is a tenth of a second
+    // at the rate, ~10% of a file); before, the first connection's downloads had all the tokens
+    // and the other had nothing when it ended.
+    const up = await otherAtFirstEnd((i, onProgress) =>
+      clients[i]!.put(`f${i}.bin`, files[i]!, { onProgress }),
+    );
+    expect(up).toBeGreaterThan(0.6 * 2 * MiB);
+    const down = await otherAtFirstEnd((i, onProgress) => clients[i]!.getBuffer(`f${i}.bin`, { onProgress }));
+    expect(down).toBeGreaterThan(0.6 * 2 * MiB);
   }, 40_000);
 
   it('--max-user-rate is the rate of a user the users file gives none, shared by all their connections', async () => {

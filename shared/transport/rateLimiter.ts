@@ -1,9 +1,56 @@
 /**
- * Bandwidth limits as token buckets that never block the loop: a sender asks how long to wait
- * (`delayMs`), waits with a timer when it must, then takes what it sends. A bucket may go into
- * debt by one chunk, which the rate then pays back, so the long-run rate is the configured one
- * and a burst is at most `burstBytes` plus one chunk.
+ * Bandwidth limits as token buckets that never block the loop: a sender asks whether it may send
+ * (`Throttle.mayGo`); if not, it waits in line and is called back, and once it may, it takes what
+ * it sends. A bucket may go into debt by one chunk, which the rate then pays back, so the long-run
+ * rate is the configured one and a burst is at most `burstBytes` plus one chunk.
+ *
+ * Senders take turns in the order they asked, at each level: the streams of a connection in its
+ * Throttle's line, and the connections of a user in the line of the user's bucket, which they
+ * share. (A timer per sender let the one whose timer fired first take the tokens every time: of
+ * two downloads, one had a quarter of the other's bytes when it ended; of a user's two
+ * connections, one had none.)
  */
+
+/** Called back when a sender that had to wait may send. */
+export type Waiter = () => void;
+
+/** Waiters in the order they asked (a Set keeps insertion order); the one called back goes first. */
+class Line {
+  private readonly waiting = new Set<Waiter>();
+  /** The waiter being called back. */
+  private turn: Waiter | undefined;
+
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  /** It holds the turn, or no one does and no one waits. */
+  isFirst(waiter: Waiter): boolean {
+    return this.turn === undefined ? this.waiting.size === 0 : this.turn === waiter;
+  }
+
+  /** Joins at the back; one waiting already keeps its place. */
+  join(waiter: Waiter): void {
+    this.waiting.add(waiter);
+  }
+
+  leave(waiter: Waiter): void {
+    this.waiting.delete(waiter);
+  }
+
+  /** Calls back the first waiter, which holds the turn meanwhile. */
+  callNext(): void {
+    const next: Waiter | undefined = this.waiting.values().next().value;
+    if (next === undefined) return;
+    this.waiting.delete(next);
+    this.turn = next;
+    try {
+      next();
+    } finally {
+      this.turn = undefined;
+    }
+  }
+}
 
 export interface RateLimiterOptions {
   /** Sustained rate, bytes per second. */
@@ -22,6 +69,9 @@ export class RateLimiter {
   private readonly now: () => number;
   private tokens: number;
   private updatedAt: number;
+  /** Senders waiting for the bucket: the Throttles of the connections that share it. */
+  private readonly line = new Line();
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(options: RateLimiterOptions) {
     const { bytesPerSecond } = options;
@@ -50,6 +100,37 @@ export class RateLimiter {
     this.tokens -= bytes;
   }
 
+  /**
+   * Whether `waiter` may send now under this limit. If not, it waits in line behind those that
+   * asked before it, and is called back once the bucket has refilled and its turn has come.
+   */
+  admits(waiter: Waiter): boolean {
+    if (this.line.isFirst(waiter) && this.delayMs() === 0) return true;
+    this.line.join(waiter);
+    this.schedule();
+    return false;
+  }
+
+  /** Leaves the line. */
+  cancel(waiter: Waiter): void {
+    this.line.leave(waiter);
+    if (this.line.size === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined || this.line.size === 0) return;
+    this.timer = setTimeout(this.onTimer, Math.max(1, this.delayMs()));
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    while (this.line.size > 0 && this.delayMs() === 0) this.line.callNext();
+    this.schedule();
+  };
+
   private refill(): void {
     const now = this.now();
     const earned = ((now - this.updatedAt) * this.bytesPerSecond) / 1000;
@@ -58,25 +139,17 @@ export class RateLimiter {
   }
 }
 
-/** Called back when a sender that had to wait may send (Throttle.mayGo). */
-export type ThrottleWaiter = () => void;
-
 /**
  * Several limits that all apply (a connection's and its user's): the slowest decides. The streams
- * sending under it take turns: one that must wait joins a queue and is called back in the order
- * they asked, each after the one before it took its piece, so that no stream waits behind others
- * taking piece after piece. (A timer per stream, as before, let the stream whose timer fired first
- * take the tokens every time: one of two downloads ran at four times the other's rate.)
+ * sending under it take turns in its line; the Throttle waits in the line of each limit that
+ * refuses, and wakes its first stream when every limit admits it.
  */
 export class Throttle {
   private readonly limiters: readonly RateLimiter[];
   /** Largest piece to send at once: a burst of the strictest limit. */
   readonly maxChunkBytes: number;
-  /** Senders waiting for their turn, in the order they asked (a Set keeps insertion order). */
-  private readonly waiting = new Set<ThrottleWaiter>();
-  /** The sender being called back: it goes before those still waiting. */
-  private turn: ThrottleWaiter | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** The streams waiting for their turn. */
+  private readonly line = new Line();
 
   constructor(limiters: readonly RateLimiter[]) {
     if (limiters.length === 0) throw new TypeError('Throttle: at least one limiter');
@@ -102,43 +175,28 @@ export class Throttle {
 
   /**
    * Whether `waiter` may send now (then it takes what it sends). If not, it waits in line and is
-   * called back once it is its turn and the limits allow; asking again meanwhile keeps its place.
+   * called back once it is its turn and the limits allow; asking again meanwhile keeps its place,
+   * and one that had its turn waits behind the others.
    */
-  mayGo(waiter: ThrottleWaiter): boolean {
-    const first = this.turn === undefined ? this.waiting.size === 0 : this.turn === waiter;
-    if (first && this.delayMs() === 0) return true;
-    // Having had its turn, it waits behind the others.
-    this.waiting.add(waiter);
-    this.schedule();
+  mayGo(waiter: Waiter): boolean {
+    if (this.line.isFirst(waiter) && this.limitsAdmit()) return true;
+    this.line.join(waiter);
     return false;
   }
 
   /** Leaves the line (a stream that ended while it waited). */
-  cancel(waiter: ThrottleWaiter): void {
-    this.waiting.delete(waiter);
-    if (this.waiting.size === 0) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+  cancel(waiter: Waiter): void {
+    this.line.leave(waiter);
+    if (this.line.size === 0) for (const limiter of this.limiters) limiter.cancel(this.onTurn);
   }
 
-  private schedule(): void {
-    if (this.timer !== undefined || this.waiting.size === 0) return;
-    this.timer = setTimeout(this.onTimer, Math.max(1, this.delayMs()));
+  /** Every limit admits this connection's next piece; the first that does not calls back onTurn. */
+  private limitsAdmit(): boolean {
+    for (const limiter of this.limiters) if (!limiter.admits(this.onTurn)) return false;
+    return true;
   }
 
-  private readonly onTimer = (): void => {
-    this.timer = undefined;
-    while (this.waiting.size > 0 && this.delayMs() === 0) {
-      const waiter: ThrottleWaiter = this.waiting.values().next().value!;
-      this.waiting.delete(waiter);
-      this.turn = waiter;
-      try {
-        waiter();
-      } finally {
-        this.turn = undefined;
-      }
-    }
-    this.schedule();
+  private readonly onTurn = (): void => {
+    while (this.line.size > 0 && this.limitsAdmit()) this.line.callNext();
   };
 }
