@@ -790,13 +790,16 @@ export class Client implements ClientHost {
         DEFAULTS.maxResumeBlocks,
         options.localDigests,
       );
-      if (blocks.length > 0) {
-        const localSize = await stat(target).then(
-          (stats) => stats.size,
-          (err: unknown) => {
-            throw localError(err, target);
-          },
-        );
+      const localSize = await stat(target).then(
+        (stats) => (stats.isFile() ? stats.size : 0),
+        (err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+          throw localError(err, target);
+        },
+      );
+      // A file under one block has nothing to compare, but is still the user's: asked for from
+      // offset 0, one larger than the server's is refused as such (GetCall), not replaced.
+      if (blocks.length > 0 || localSize > 0) {
         const sink = await ContinueSink.open(target, keepsPartial);
         return this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
       }

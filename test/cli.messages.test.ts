@@ -285,26 +285,31 @@ describe('get -c onto a local file the remote one cannot have been cut from', ()
     await mkdir(root);
     await writeFile(join(root, 'small.bin'), randomBytes(1000));
     await writeFile(join(root, 'five.bin'), randomBytes(5 * MiB)); // one whole 4 MiB block
+    await writeFile(join(root, 'tiny.bin'), randomBytes(1000));
     const local = join(dir, 'local');
     await mkdir(local);
     const mine = randomBytes(9 * MiB);
+    // Under one block: no block to compare on either side, and still not a partial copy.
+    const mineTiny = randomBytes(3000);
     await writeFile(join(local, 'small.bin'), mine);
     await writeFile(join(local, 'five.bin'), mine);
+    await writeFile(join(local, 'tiny.bin'), mineTiny);
     const { server } = await serve(['--root', root], dir);
     const hint = '; remove the local file, or get without -c to replace it\n';
-    for (const [name, size] of [
-      ['small.bin', 1000],
-      ['five.bin', 5 * MiB],
+    for (const [name, size, localBytes] of [
+      ['small.bin', 1000, mine],
+      ['five.bin', 5 * MiB, mine],
+      ['tiny.bin', 1000, mineTiny],
     ] as const) {
       const result = await runCli([...server, 'get', '-c', name], local);
       expect({ name, code: result.code, stderr: result.stderr }).toEqual({
         name,
         code: 1,
-        stderr: `muxftp: get ${name}: the local file is larger than the server's (${9 * MiB} > ${size} bytes), so it is not a partial copy of it: not continued, left as it was (INTEGRITY_ERROR)${hint}`,
+        stderr: `muxftp: get ${name}: the local file is larger than the server's (${localBytes.length} > ${size} bytes), so it is not a partial copy of it: not continued, left as it was (INTEGRITY_ERROR)${hint}`,
       });
-      expect((await readFile(join(local, name))).equals(mine)).toBe(true);
+      expect((await readFile(join(local, name))).equals(localBytes)).toBe(true);
     }
-    expect((await readdir(local)).sort()).toEqual(['five.bin', 'small.bin']);
+    expect((await readdir(local)).sort()).toEqual(['five.bin', 'small.bin', 'tiny.bin']);
   });
 });
 
