@@ -68,7 +68,7 @@ export function registerUserCommand(program: Command, output: Output): void {
       "bytes/s for all the user's connections, each direction, e.g. 10MiB",
       parseRate,
     )
-    .option('--replace', 'change an existing user')
+    .option('--replace', 'write an existing user anew (options not given take their defaults)')
     .action(async (name: string, flags: AddFlags, command: Command) => {
       output.configure(outputOptionsOf(command));
       if (flags.perm !== undefined && flags.readOnly) {
