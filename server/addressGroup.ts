@@ -11,8 +11,14 @@ import { DEFAULTS } from '../shared/defaults.js';
 /**
  * The group `address` counts in: an IPv4 address (mapped ones included) as it is, an IPv6 one as
  * its first `ipv6PrefixBits` bits in full hex with the length (`2001:db8:0:0::/64`), followed by its
- * zone id if it has one (link-local addresses on different links are different hosts). Anything
- * that is not an IP address ('in-process') is its own group.
+ * zone id if it has one. Anything that is not an IP address ('in-process') is its own group.
+ *
+ * The zone stays in the group. Node gives one only to a link-local peer (fe80::/10), and it is
+ * the server's own interface the connection came in on (the socket's sin6_scope_id, named by
+ * uv_if_indextoiid), not something the client sends: a client gets a second group only by being
+ * on a second link to the server, so it cannot rotate through zones as it can through addresses.
+ * Every link's link-local addresses are in fe80::/64, so without the zone the hosts of all links
+ * would be one group, and a host on one link could fill the limits of hosts on every other.
  */
 export function addressGroup(
   address: string,

@@ -30,10 +30,16 @@ describe('addressGroup', () => {
   });
 
   it('keeps a zone id: link-local addresses on different links are different hosts', () => {
+    // The zone is the server's interface the connection came in on, which the client cannot
+    // choose: keeping it lets no client rotate, while dropping it would put every link's
+    // fe80::/64 in one group, the hosts of one link counted with those of all the others.
     expect(addressGroup('fe80::1%eth0')).toBe('fe80:0:0:0::/64%eth0');
-    expect(addressGroup('fe80::abcd:1%eth0')).toBe(addressGroup('fe80::1%eth0'));
     expect(addressGroup('fe80::1%eth1')).not.toBe(addressGroup('fe80::1%eth0'));
     expect(addressGroup('fe80::1%2')).toBe('fe80:0:0:0::/64%2');
+    // On one link a client picks its interface id freely, as in any /64: it stays in one group.
+    for (const same of ['fe80::abcd:1%eth0', 'fe80::ffff:ffff:ffff:ffff%eth0', 'FE80:0:0:0:1:2:3:4%eth0']) {
+      expect(addressGroup(same), same).toBe(addressGroup('fe80::1%eth0'));
+    }
   });
 
   it('takes other prefix lengths', () => {
