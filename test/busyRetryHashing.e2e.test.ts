@@ -7,7 +7,7 @@
  * Needs dist/ (npm run build).
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -105,5 +105,43 @@ describe('a busy retry reuses what the first try hashed', () => {
       bytes: 2 * INTEGRITY_BLOCK_BYTES,
       copied: partial.length,
     });
+  }, 90_000);
+
+  it('get -c interrupted while refused SERVER_BUSY: no hidden file left, the partial file as it was', async () => {
+    env = await startServer({ maxOpenFiles: 1 });
+    const content = randomBytes(3 * INTEGRITY_BLOCK_BYTES + 1000);
+    const seeder = await env.connect();
+    await seeder.put('big.bin', content);
+    await seeder.put('hold.bin', randomBytes(4 * INTEGRITY_BLOCK_BYTES));
+    await seeder.close();
+    const cwd = await tempDirs.make();
+    const partial = content.subarray(0, 2 * INTEGRITY_BLOCK_BYTES + 500);
+    await writeFile(join(cwd, 'big.bin'), partial);
+
+    // The holder never lets go: every try is refused until Ctrl-C.
+    const holder = await RawPeer.open(env.port);
+    peers.push(holder);
+    holder.write(encodeOpen(1, { op: 'get', path: 'hold.bin' }));
+    await holder.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
+
+    const server = env.server;
+    const busy = () => server.counters.errors.get('SERVER_BUSY') ?? 0;
+    let interrupt!: () => void;
+    const interruptWhen = new Promise<void>((resolve) => {
+      interrupt = resolve;
+    });
+    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], cwd, {
+      timeoutMs: 60_000,
+      interruptWhen,
+    });
+    for (let i = 0; i < 1500 && busy() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(busy()).toBeGreaterThanOrEqual(2);
+    interrupt();
+
+    const { code } = await run;
+    expect(code).toBe(130);
+    expect((await readFile(join(cwd, 'big.bin'))).equals(partial)).toBe(true);
+    // No temporary file of a try, and nothing kept (no byte came).
+    expect(await readdir(cwd)).toEqual(['big.bin']);
   }, 90_000);
 });
