@@ -65,12 +65,16 @@ export function parseServerOption(value: string): ServerAddress {
   }
 }
 
-/** A commander parser from a plain one that throws (a TypeError with the reason). */
+/**
+ * A commander parser from a plain one that throws (a TypeError with the reason). One of the
+ * parsers above, already an InvalidArgumentError ending in its period, passes through as it is.
+ */
 export function commanderParser<T>(parse: (text: string) => T): (text: string) => T {
   return (text) => {
     try {
       return parse(text);
     } catch (error) {
+      if (error instanceof InvalidArgumentError) throw error;
       throw new InvalidArgumentError(`${(error as Error).message}.`);
     }
   };

@@ -160,6 +160,8 @@ describe('ls -r', () => {
       const refused = await runCli([...remote, 'ls', '--max-depth', bad, 'site'], cwd);
       expect(refused.code).toBe(2);
       expect(refused.stderr).toMatch(/--max-depth/);
+      // One period: the parser's message already ends in one (commanderParser added a second).
+      expect(refused.stderr).toContain('expected a positive integer.\n');
     }
 
     const human = await runCli([...remote, 'ls', '-r', '-H', 'site'], cwd);
