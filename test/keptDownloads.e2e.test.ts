@@ -181,7 +181,11 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
   it('--retries: the next attempt continues what the last one kept, and starts over when the file changed meanwhile', async () => {
     const root = await tempDirs.make();
     const local = await tempDirs.make();
-    const files = { 'same.bin': randomBytes(4 * BLOCK), 'changed.bin': randomBytes(4 * BLOCK) };
+    // The server is killed while both downloads are past 5 MiB, a moment that lasts from ~2 s
+    // (the two take turns at 6 MiB/s) until the first one ends: at ~8 s with 6 blocks each, at
+    // ~5 s with the 4 this test had (3 s, little for a poll on a loaded machine).
+    const size = 6 * BLOCK;
+    const files = { 'same.bin': randomBytes(size), 'changed.bin': randomBytes(size) };
     for (const [name, content] of Object.entries(files)) await writeFile(join(root, name), content);
     // Restarted on this port below: one no client connection can take meanwhile.
     const first = await startServe(root, ['--max-rate', '6MiB'], await restartablePort());
@@ -194,19 +198,32 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
         'changed.bin',
         '--to',
         '.',
+        // The retries must outlast the restart below (a node process started, ~1 s on a loaded
+        // machine): 3 wait 0.5-1 s, 1-2 s and 2-4 s, where 2 gave it as little as 1.5 s.
         '--retries',
-        '2',
+        '3',
       ],
       local,
     );
-    await until(downloadsPast(local, 2, BLOCK + MiB));
+    // Should the moment pass (the CLI ended, or a download finished first), fail now and say so:
+    // the wait could only run out.
+    const early = cli.then((run) => {
+      throw new Error(`get ended before the server was killed: ${JSON.stringify(run)}`);
+    });
+    const bothUnderWay = async () => {
+      if (await downloadsPast(local, 2, BLOCK + MiB)()) return true;
+      const finished = (await readdir(local)).filter((name) => name in files);
+      if (finished.length > 0) throw new Error(`${finished.join(', ')} finished before both were past 5 MiB`);
+      return false;
+    };
+    await Promise.race([until(bothUnderWay), early]);
     await stopServe(first.child, 'SIGKILL');
-    const changed = randomBytes(4 * BLOCK);
+    const changed = randomBytes(size);
     await writeFile(join(root, 'changed.bin'), changed);
     const second = await startServe(root, [], first.port);
     const run = await cli;
     expect(run.code).toBe(0);
-    expect(run.stderr).toMatch(/get same\.bin: .*retry 1\/2/);
+    expect(run.stderr).toMatch(/get same\.bin: .*retry 1\/3/);
     expect(run.stderr).not.toMatch(/get same\.bin: .*starting over/);
     expect(run.stderr).toMatch(
       /get changed\.bin: the partial download kept for it differs from the server's file at block 0 .*starting over/,
