@@ -8,7 +8,7 @@ import {
   truncateSync,
   unlinkSync,
 } from 'node:fs';
-import { copyFile, type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
@@ -311,6 +311,30 @@ class FileSink extends HiddenFileSink {
 }
 
 /**
+ * Copies the first `bytes` of the file at `source` into `into` (from its start), through the open
+ * handle: a copy by path (copyFile) onto the temporary file's name would follow a link swapped in
+ * for it, in a directory others may write, and write the partial file wherever that leads.
+ */
+async function copyPrefix(source: string, into: FileHandle, bytes: number): Promise<void> {
+  const from = await open(source, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(Math.min(bytes, COPY_CHUNK_BYTES));
+    for (let position = 0; position < bytes; ) {
+      const { bytesRead } = await from.read(buffer, 0, Math.min(buffer.length, bytes - position), position);
+      // Shorter than when its blocks were hashed: changed meanwhile.
+      if (bytesRead === 0) throw new MuxftpError('IO_ERROR', `the local file changed meanwhile: ${source}`);
+      await into.write(buffer, 0, bytesRead, position);
+      position += bytesRead;
+    }
+  } finally {
+    await from.close();
+  }
+}
+
+/** Piece by which get -c copies a partial file. */
+const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/**
  * get -c: continues a partial local file without touching it until the download is verified. The
  * partial file is copied (a reflink where the filesystem can) to a hidden temporary file once the
  * server has accepted the download and chosen its offset (startAt): a refusal before that, such as
@@ -329,8 +353,7 @@ export class ContinueSink extends HiddenFileSink {
     const temporary = join(dirname(target), newTemporaryName());
     registerTemporary(temporary);
     try {
-      // Empty for now: the copy comes in startAt(), written through this same file (copyFile
-      // truncates and writes the file it finds, it does not replace it).
+      // Empty for now: the copy comes in startAt(), written through this handle.
       const sink = new ContinueSink(target, temporary, await open(temporary, 'wx+'), keepsPartial);
       sink.copyFrom = target;
       // A copy of the user's file: nothing of it is ours to keep until the server vouched for it.
@@ -398,7 +421,7 @@ export class ContinueSink extends HiddenFileSink {
     this.copyFrom = undefined;
     const handle = this.handle!;
     this.ready = (async () => {
-      if (copyFrom !== undefined) await copyFile(copyFrom, this.temporary, constants.COPYFILE_FICLONE);
+      if (copyFrom !== undefined) await copyPrefix(copyFrom, handle, offset);
       await handle.truncate(offset);
       // Only now does the file hold just what the server vouched for: a failure while the copy
       // is made drops it (the partial file itself was never touched).
