@@ -16,7 +16,8 @@ export function formatMtime(ms: number): string {
  * mtime, name (directories end in /).
  */
 export function formatListing(entries: readonly WireEntry[], options: { human?: boolean } = {}): string[] {
-  const sizeOf = options.human === true ? formatBytes : String;
+  // One field, as ls -h prints it (1.21KiB): the columns stay split by blanks.
+  const sizeOf = options.human === true ? (size: number) => formatBytes(size).replace(' ', '') : String;
   const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : sizeOf(entry.size)));
   const width = Math.max(1, ...sizes.map((size) => size.length));
   return entries.map((entry, index) => {

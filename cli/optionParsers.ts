@@ -98,7 +98,7 @@ const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
 /** A duration such as `90`, `90s`, `30m`, `24h`, `7d` (no unit: seconds), 0 allowed, as whole milliseconds. */
 export function parseDurationAsMs(value: string): number {
   const match = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(value.trim());
-  if (match === null) throw new InvalidArgumentError('expected a duration such as 90s, 30m, 24h or 0.');
+  if (match === null) throw new InvalidArgumentError('expected a duration such as 90s, 30m, 24h, 7d or 0.');
   const ms = Math.round(Number(match[1]) * DURATION_UNITS_MS[match[2] || 's']!);
   if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError('duration too long.');
   return ms;

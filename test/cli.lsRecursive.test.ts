@@ -166,8 +166,8 @@ describe('ls -r', () => {
 
     const human = await runCli([...remote, 'ls', '-r', '-H', 'site'], cwd);
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/^file +1\.21 KiB {2}.* a\/b\/deep\.bin$/m);
-    expect(human.stdout).toMatch(/^file +1 B {2}.* a\.txt$/m);
+    expect(human.stdout).toMatch(/^file +1\.21KiB {2}.* a\/b\/deep\.bin$/m);
+    expect(human.stdout).toMatch(/^file +1B {2}.* a\.txt$/m);
     expect(human.stdout).toMatch(/^dir +- {2}.* a\/$/m);
   });
 });

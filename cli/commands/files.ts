@@ -37,7 +37,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('ls')
     .summary('list a remote directory')
     .description(
-      'List a remote directory: type, size in bytes, modification time, name (directories end in /).',
+      'List a remote directory: type, size in bytes (-H: KiB, MiB…), modification time, name (directories end in /).',
     )
     .argument('[path]', 'remote directory or file (default: the root)')
     .option(
@@ -51,7 +51,7 @@ export function registerFileCommands(program: Command, output: Output): void {
       'with -r (implied): go at most n levels below the directory (1: its own entries)',
       commanderParser(parsePositiveInteger),
     )
-    .option('-H, --human', 'sizes in B, KiB, MiB, GiB (not with --json)')
+    .option('-H, --human', 'sizes in B, KiB, MiB, GiB, as 1.21KiB (--json keeps bytes)')
     .action(
       async (
         path: string | undefined,
