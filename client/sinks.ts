@@ -310,6 +310,9 @@ class FileSink extends HiddenFileSink {
   }
 }
 
+/** Piece by which get -c copies a partial file. */
+const COPY_CHUNK_BYTES = 1024 * 1024;
+
 /**
  * Copies the first `bytes` of the file at `source` into `into` (from its start), through the open
  * handle: a copy by path (copyFile) onto the temporary file's name would follow a link swapped in
@@ -331,15 +334,12 @@ async function copyPrefix(source: string, into: FileHandle, bytes: number): Prom
   }
 }
 
-/** Piece by which get -c copies a partial file. */
-const COPY_CHUNK_BYTES = 1024 * 1024;
-
 /**
- * get -c: continues a partial local file without touching it until the download is verified. The
- * partial file is copied (a reflink where the filesystem can) to a hidden temporary file once the
- * server has accepted the download and chosen its offset (startAt): a refusal before that, such as
- * SERVER_BUSY tried again and again, copies nothing. The copy is cut back to that offset, receives
- * the rest, and replaces the target only after the whole file's digest checked out. A failure
+ * get -c: continues a partial local file without touching it until the download is verified. Once
+ * the server has accepted the download and chosen its offset (startAt), the partial file's bytes
+ * up to that offset are copied into a hidden temporary file (copyPrefix): a refusal before that,
+ * such as SERVER_BUSY tried again and again, copies nothing. The copy receives the rest, and
+ * replaces the target only after the whole file's digest checked out. A failure
  * removes the copy: the partial file stays as it was (with `keepsPartial`, a failure after the
  * server's offset checked out keeps the copy's whole blocks under the kept name instead, for the
  * next get -c).

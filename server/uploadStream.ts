@@ -305,8 +305,9 @@ export class UploadStream extends ServerStream {
 
   /**
    * At the commit, under the target's lock: the credit stands only for the file replaced now. One
-   * removed, renamed, shrunk or swapped for something else since the upload started frees less, and the
-   * reservation grows by the difference; QUOTA_EXCEEDED refuses the commit when it does not fit.
+   * removed, renamed, shrunk or swapped for something else since the upload started frees less,
+   * and the reservation grows by the difference; QUOTA_EXCEEDED refuses the commit when it does
+   * not fit.
    */
   private settleCredit(replaced: EntryInfo | undefined): void {
     const quota = this.host.quota;
