@@ -31,33 +31,63 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
+/**
+ * A server with one open-file slot, serving big.bin (3 blocks and a bit) and hold.bin, whose slot
+ * another client holds with a download it grants no credit: every get is refused SERVER_BUSY
+ * until `holder` goes.
+ */
+async function serveWithTheSlotHeld(): Promise<{ content: Buffer; cwd: string; holder: RawPeer }> {
+  env = await startServer({ maxOpenFiles: 1 });
+  const content = randomBytes(3 * INTEGRITY_BLOCK_BYTES + 1000);
+  const seeder = await env.connect();
+  await seeder.put('big.bin', content);
+  await seeder.put('hold.bin', randomBytes(4 * INTEGRITY_BLOCK_BYTES));
+  await seeder.close();
+  const cwd = await tempDirs.make();
+  const holder = await RawPeer.open(env.port);
+  peers.push(holder);
+  holder.write(encodeOpen(1, { op: 'get', path: 'hold.bin' }));
+  await holder.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
+  return { content, cwd, holder };
+}
+
+/** Waits (bounded) until the server has refused `count` requests SERVER_BUSY. */
+async function refusedBusy(count: number): Promise<void> {
+  const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
+  for (let i = 0; i < 1500 && busy() < count; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(busy()).toBeGreaterThanOrEqual(count);
+}
+
+/**
+ * `get -c big.bin` in `cwd`; with `countInto`, what the CLI reads and copies of local files there
+ * is counted into that file (countLocalReads.mjs).
+ */
+function continueInCli(cwd: string, options: { countInto?: string; interruptWhen?: Promise<void> } = {}) {
+  const { countInto, interruptWhen } = options;
+  return runCli(['--server', `127.0.0.1:${env!.port}`, 'get', '-c', 'big.bin'], cwd, {
+    ...(countInto === undefined
+      ? {}
+      : {
+          env: {
+            NODE_OPTIONS: `--import ${COUNTER}`,
+            MUXFTP_TEST_READS_UNDER: cwd,
+            MUXFTP_TEST_READS_OUT: countInto,
+          },
+        }),
+    ...(interruptWhen === undefined ? {} : { interruptWhen }),
+    timeoutMs: 60_000,
+  });
+}
+
 describe('a busy retry reuses what the first try hashed', () => {
   it('get -c refused SERVER_BUSY, then served: the kept partial is read to hash it once', async () => {
-    env = await startServer({ maxOpenFiles: 1 });
-    const content = randomBytes(3 * INTEGRITY_BLOCK_BYTES + 1000);
-    const seeder = await env.connect();
-    await seeder.put('big.bin', content);
-    await seeder.put('hold.bin', randomBytes(4 * INTEGRITY_BLOCK_BYTES));
-    await seeder.close();
-    const cwd = await tempDirs.make();
+    const { content, cwd, holder } = await serveWithTheSlotHeld();
     // What an earlier get kept: the first two blocks.
     await writeFile(keptPartialPath(join(cwd, 'big.bin')), content.subarray(0, 2 * INTEGRITY_BLOCK_BYTES));
-
-    // Another client holds the server's one open-file slot: a download it grants no credit.
-    const holder = await RawPeer.open(env.port);
-    peers.push(holder);
-    holder.write(encodeOpen(1, { op: 'get', path: 'hold.bin' }));
-    await holder.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
-
     const out = join(cwd, 'reads.json');
-    const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
-    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], cwd, {
-      env: { NODE_OPTIONS: `--import ${COUNTER}`, MUXFTP_TEST_READS_UNDER: cwd, MUXFTP_TEST_READS_OUT: out },
-      timeoutMs: 60_000,
-    });
+    const run = continueInCli(cwd, { countInto: out });
     // Once the CLI was refused, the holder goes: its next try is served.
-    for (let i = 0; i < 1000 && busy() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(busy()).toBeGreaterThan(0);
+    await refusedBusy(1);
     holder.destroy();
 
     const { code, stderr } = await run;
@@ -69,31 +99,13 @@ describe('a busy retry reuses what the first try hashed', () => {
   }, 90_000);
 
   it('get -c of a partial file at the target, refused SERVER_BUSY twice: copied once, when served, through its handle', async () => {
-    env = await startServer({ maxOpenFiles: 1 });
-    const content = randomBytes(3 * INTEGRITY_BLOCK_BYTES + 1000);
-    const seeder = await env.connect();
-    await seeder.put('big.bin', content);
-    await seeder.put('hold.bin', randomBytes(4 * INTEGRITY_BLOCK_BYTES));
-    await seeder.close();
-    const cwd = await tempDirs.make();
+    const { content, cwd, holder } = await serveWithTheSlotHeld();
     // The user's own partial file (an interrupted curl, say): continued through a copy of it.
-    const partial = content.subarray(0, 2 * INTEGRITY_BLOCK_BYTES + 500);
-    await writeFile(join(cwd, 'big.bin'), partial);
-
-    const holder = await RawPeer.open(env.port);
-    peers.push(holder);
-    holder.write(encodeOpen(1, { op: 'get', path: 'hold.bin' }));
-    await holder.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
-
+    await writeFile(join(cwd, 'big.bin'), content.subarray(0, 2 * INTEGRITY_BLOCK_BYTES + 500));
     const out = join(cwd, 'reads.json');
-    const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
-    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], cwd, {
-      env: { NODE_OPTIONS: `--import ${COUNTER}`, MUXFTP_TEST_READS_UNDER: cwd, MUXFTP_TEST_READS_OUT: out },
-      timeoutMs: 60_000,
-    });
+    const run = continueInCli(cwd, { countInto: out });
     // Two refusals, then the holder goes: the third try is served.
-    for (let i = 0; i < 1500 && busy() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(busy()).toBeGreaterThanOrEqual(2);
+    await refusedBusy(2);
     holder.destroy();
 
     const { code, stderr } = await run;
@@ -110,34 +122,16 @@ describe('a busy retry reuses what the first try hashed', () => {
   }, 90_000);
 
   it('get -c interrupted while refused SERVER_BUSY: no hidden file left, the partial file as it was', async () => {
-    env = await startServer({ maxOpenFiles: 1 });
-    const content = randomBytes(3 * INTEGRITY_BLOCK_BYTES + 1000);
-    const seeder = await env.connect();
-    await seeder.put('big.bin', content);
-    await seeder.put('hold.bin', randomBytes(4 * INTEGRITY_BLOCK_BYTES));
-    await seeder.close();
-    const cwd = await tempDirs.make();
+    // The holder never lets go: every try is refused until Ctrl-C.
+    const { content, cwd } = await serveWithTheSlotHeld();
     const partial = content.subarray(0, 2 * INTEGRITY_BLOCK_BYTES + 500);
     await writeFile(join(cwd, 'big.bin'), partial);
-
-    // The holder never lets go: every try is refused until Ctrl-C.
-    const holder = await RawPeer.open(env.port);
-    peers.push(holder);
-    holder.write(encodeOpen(1, { op: 'get', path: 'hold.bin' }));
-    await holder.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
-
-    const server = env.server;
-    const busy = () => server.counters.errors.get('SERVER_BUSY') ?? 0;
     let interrupt!: () => void;
     const interruptWhen = new Promise<void>((resolve) => {
       interrupt = resolve;
     });
-    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], cwd, {
-      timeoutMs: 60_000,
-      interruptWhen,
-    });
-    for (let i = 0; i < 1500 && busy() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(busy()).toBeGreaterThanOrEqual(2);
+    const run = continueInCli(cwd, { interruptWhen });
+    await refusedBusy(2);
     interrupt();
 
     const { code } = await run;

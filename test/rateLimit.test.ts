@@ -181,7 +181,8 @@ describe('throttled transfers', () => {
     expect(down).toBeGreaterThan(0.75 * 2 * MiB);
   }, 40_000);
 
-  it("a user's rate is shared by all their connections", async () => {
+  /** Two connections of alice, whose users-file entry limits her to `rate`. */
+  async function aliceTwice() {
     const users = addUser(emptyUsersFile(), {
       name: 'alice',
       passwordHash: await hashPassword('pw'),
@@ -189,25 +190,21 @@ describe('throttled transfers', () => {
       maxRate: rate,
     });
     server = await startServer({ accounts: new Accounts({ users }) });
-    const first = await server.connect({ user: 'alice', password: 'pw' });
-    const second = await server.connect({ user: 'alice', password: 'pw' });
+    return [
+      await server.connect({ user: 'alice', password: 'pw' }),
+      await server.connect({ user: 'alice', password: 'pw' }),
+    ] as const;
+  }
+
+  it("a user's rate is shared by all their connections", async () => {
+    const [first, second] = await aliceTwice();
     const payload = randomBytes(size / 2);
     await Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]);
     await expectAtTheRate(() => Promise.all([first.getBuffer('a.bin'), second.getBuffer('b.bin')]));
   }, 40_000);
 
   it("a user's connections take turns at the user's rate", async () => {
-    const users = addUser(emptyUsersFile(), {
-      name: 'alice',
-      passwordHash: await hashPassword('pw'),
-      permissions: [...PERMISSIONS],
-      maxRate: rate,
-    });
-    server = await startServer({ accounts: new Accounts({ users }) });
-    const clients = [
-      await server.connect({ user: 'alice', password: 'pw' }),
-      await server.connect({ user: 'alice', password: 'pw' }),
-    ];
+    const clients = await aliceTwice();
     const files = [randomBytes(2 * MiB), randomBytes(2 * MiB)];
     // Taking turns, the other connection is a piece or two behind (a piece is a tenth of a second
     // at the rate, ~10% of a file); before, the first connection's downloads had all the tokens
