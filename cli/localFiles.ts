@@ -53,7 +53,7 @@ export async function makeLocalDir(localPath: string): Promise<void> {
 
 /** What `put -r` uploads from one directory. Relative paths use '/', whatever the platform. */
 export interface LocalTree {
-  /** Subdirectories, each after its parent. */
+  /** Subdirectories that could be walked, each after its parent. */
   dirs: string[];
   files: Array<{ relative: string; localPath: string; size: number }>;
   /**
@@ -94,6 +94,9 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
       });
       return;
     }
+    // Created on the server only once it can be walked: a link loop or an unreadable directory is
+    // reported, and leaves no empty directory behind it.
+    if (relativeDir !== '') tree.dirs.push(relativeDir);
     const inside = new Set(ancestors).add(real);
     const entries = await Promise.all(
       names.map(async (name) => {
@@ -112,7 +115,6 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
       } else if (entry.kind === 'file') {
         tree.files.push({ relative, localPath, size: entry.size });
       } else if (entry.kind === 'dir') {
-        tree.dirs.push(relative);
         await walk(localPath, relative, inside);
       } else {
         tree.problems.push({

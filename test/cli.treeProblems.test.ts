@@ -6,7 +6,7 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -49,6 +49,26 @@ describe('--json results of entries a tree walk skipped', () => {
       remote: 'backup/site/sub/gone',
       error: { code: 'LOCAL_IO_ERROR' },
     });
+  });
+
+  it('put -r reports a link loop and creates no remote directory for it', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'site', 'sub'), { recursive: true });
+    await writeFile(join(local, 'site', 'sub', 'page.html'), 'hi');
+    await symlink('..', join(local, 'site', 'sub', 'up')); // site/sub/up is site/ again
+
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, '--json', 'put', '-r', 'site', '--to', 'backup/', '-p'],
+      local,
+    );
+
+    expect(result.code).toBe(1);
+    const outcomes = JSON.parse(result.stdout) as Outcome[];
+    expect(outcomes.filter((outcome) => !outcome.ok)).toMatchObject([
+      { local: join('site', 'sub', 'up'), remote: 'backup/site/sub/up', error: { code: 'LOCAL_IO_ERROR' } },
+    ]);
+    expect(await readdir(join(server.root!, 'backup', 'site', 'sub'))).toEqual(['page.html']);
   });
 
   it('get -r names the local path a FIFO on the server would have had', async () => {
