@@ -465,10 +465,7 @@ export class ServerConnection implements StreamHost {
     // then wait for credit, as before there was an initial window, instead of being refused
     // SERVER_BUSY (refusedPastCeiling) — a new `muxftp put` during a disk stall waits, not fails.
     if (hello.uploadInitialWindow === true && !this.context.uploadBacklogBudget.full) {
-      this.uploadInitialWindow = Math.min(
-        this.options.uploadInitialWindowBytes,
-        this.options.streamWindowBytes,
-      );
+      this.uploadInitialWindow = this.options.uploadInitialWindowBytes; // at most the window (options.ts)
     }
     const accounts = this.context.accounts;
     const login: LoginRequirement | undefined = accounts.loginRequired

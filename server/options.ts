@@ -34,7 +34,7 @@ export interface ServerOptions {
   streamWindowBytes?: number;
   /**
    * Upload credit every new `put` starts with, before any WINDOW, for clients that opt in to it
-   * in HELLO (bytes; capped at `streamWindowBytes`); 0 for none: each upload then waits for its
+   * in HELLO (bytes; at most `streamWindowBytes`, to which the default shrinks); 0 for none: each upload then waits for its
    * first WINDOW.
    */
   uploadInitialWindowBytes?: number;
@@ -201,7 +201,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     streamWindowBytes: options.streamWindowBytes ?? DEFAULTS.streamWindowBytes,
     streamWindowMaxBytes: options.streamWindowMaxBytes ?? DEFAULTS.streamWindowMaxBytes,
-    uploadInitialWindowBytes: options.uploadInitialWindowBytes ?? DEFAULTS.uploadInitialWindowBytes,
+    // The default shrinks with a smaller window; one given larger than the window is refused below.
+    uploadInitialWindowBytes:
+      options.uploadInitialWindowBytes ??
+      Math.min(DEFAULTS.uploadInitialWindowBytes, options.streamWindowBytes ?? DEFAULTS.streamWindowBytes),
     connectionWindowGrowthBytes: options.connectionWindowGrowthBytes ?? DEFAULTS.connectionWindowGrowthBytes,
     chunkBytes: options.chunkBytes ?? DEFAULTS.serverChunkBytes,
     maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
@@ -270,5 +273,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     );
   if (resolved.streamWindowBytes > 2 ** 31 - 1)
     throw new TypeError('server: streamWindowBytes must be below 2^31');
+  if (resolved.uploadInitialWindowBytes > resolved.streamWindowBytes)
+    throw new TypeError('server: uploadInitialWindowBytes must not exceed streamWindowBytes');
   return resolved;
 }

@@ -17,6 +17,7 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
 import { isPartialName } from '../shared/temporaryNames.js';
+import { runCli } from './helpers/cliProcess.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
@@ -143,7 +144,7 @@ describe('serve limit flags', () => {
     await silent.closed;
   });
 
-  it('--upload-initial-window: WELCOME announces it to a client that asks, capped at --stream-window; 0 announces none', async () => {
+  it('--upload-initial-window: WELCOME announces it to a client that asks; the default shrinks to a smaller --stream-window; 0 announces none', async () => {
     const announced = async (flags: string[]) => {
       const peer = await RawPeer.open(await serve(flags), ['xxh128'], { uploadInitialWindow: true });
       closers.push(() => peer.destroy());
@@ -151,10 +152,33 @@ describe('serve limit flags', () => {
       return JSON.parse(welcome.payload.toString()).limits.uploadInitialWindow;
     };
     expect(await announced(['--upload-initial-window', '64KiB'])).toBe(64 * 1024);
-    expect(await announced(['--upload-initial-window', '1MiB', '--stream-window', '512KiB'])).toBe(
+    expect(await announced(['--stream-window', '128KiB'])).toBe(128 * 1024);
+    expect(await announced(['--upload-initial-window', '512KiB', '--stream-window', '512KiB'])).toBe(
       512 * 1024,
     );
     expect(await announced(['--upload-initial-window', '0'])).toBe(0);
+  });
+
+  it('--upload-initial-window larger than --stream-window is a usage error, not silently cut down', async () => {
+    const root = await tempDirs.make();
+    const result = await runCli(
+      [
+        'serve',
+        '--root',
+        root,
+        '--port',
+        '0',
+        '--upload-initial-window',
+        '1MiB',
+        '--stream-window',
+        '512KiB',
+      ],
+      root,
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      'muxftp: serve: --upload-initial-window (1.00 MiB) is larger than --stream-window (512 KiB): it is at most the stream window',
+    );
   });
 
   it('--anonymous-home: anonymous logs in to that directory of the root', async () => {

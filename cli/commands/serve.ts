@@ -6,7 +6,7 @@
  */
 import { type Command, Option } from 'commander';
 import { DEFAULTS } from '../../shared/defaults.js';
-import { parseSize } from '../../shared/humanUnits.js';
+import { formatBytes, parseSize } from '../../shared/humanUnits.js';
 import {
   commanderParser,
   parseDurationAsMs,
@@ -96,7 +96,7 @@ export function registerServeCommand(program: Command): Command {
       .addOption(
         new Option(
           '--upload-initial-window <size>',
-          'credit each upload starts with, so a small file goes with its request, no round trip (clients that ask; at most --stream-window; 0: none)',
+          'credit each upload starts with, so a small file goes with its request, no round trip (clients that ask; at most --stream-window, the default shrinks to it; 0: none)',
         )
           .argParser(commanderParser(parseInitialWindow))
           .default(DEFAULTS.uploadInitialWindowBytes, `${DEFAULTS.uploadInitialWindowBytes / 1024}KiB`),
@@ -165,7 +165,18 @@ export function registerServeCommand(program: Command): Command {
           .argParser(commanderParser(parseMaxBuffered))
           .default(DEFAULT_MAX_BUFFERED_BYTES, `${DEFAULT_MAX_BUFFERED_BYTES / 1024 ** 2}MiB`),
       )
-      .action(async (options: ServeOptions) => {
+      .action(async (options: ServeOptions, command: Command) => {
+        // An initial window larger than the window is a mistake when asked for; the default one
+        // simply shrinks with a smaller --stream-window.
+        if (options.uploadInitialWindow > options.streamWindow) {
+          if (command.getOptionValueSource('uploadInitialWindow') === 'cli') {
+            command.error(
+              `error: serve: --upload-initial-window (${formatBytes(options.uploadInitialWindow)}) is larger than --stream-window (${formatBytes(options.streamWindow)}): it is at most the stream window`,
+              { exitCode: 2 },
+            );
+          }
+          options.uploadInitialWindow = options.streamWindow;
+        }
         // Before anything slow: a SIGHUP while starting is applied once up, not fatal.
         const hangups = new StartupHangups();
         try {
