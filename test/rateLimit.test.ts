@@ -34,14 +34,25 @@ describe('RateLimiter', () => {
   });
 
   it('a Throttle waits for the slowest of its limits and takes from all', () => {
-    const now = 0;
-    const fast = new RateLimiter({ bytesPerSecond: 10_000, burstBytes: 1000, now: () => now });
-    const slow = new RateLimiter({ bytesPerSecond: 1000, burstBytes: 500, now: () => now });
-    const throttle = Throttle.of([fast, undefined, slow])!;
-    expect(throttle.maxChunkBytes).toBe(500);
-    throttle.take(1500);
-    expect(throttle.delayMs()).toBe(1000);
-    expect(fast.delayMs()).toBe(50);
+    vi.useFakeTimers();
+    try {
+      const now = () => Date.now(); // the fake clock
+      const fast = new RateLimiter({ bytesPerSecond: 10_000, burstBytes: 1000, now });
+      const slow = new RateLimiter({ bytesPerSecond: 1000, burstBytes: 500, now });
+      const throttle = Throttle.of([fast, undefined, slow])!;
+      expect(throttle.maxChunkBytes).toBe(500);
+      throttle.take(1500);
+      expect(fast.delayMs()).toBe(50);
+      expect(slow.delayMs()).toBe(1000);
+      const sender = vi.fn();
+      expect(throttle.mayGo(sender)).toBe(false);
+      vi.advanceTimersByTime(999); // the fast limit has admitted it long since, the slow one not yet
+      expect(sender).not.toHaveBeenCalled();
+      vi.advanceTimersByTime(1);
+      expect(sender).toHaveBeenCalledOnce();
+    } finally {
+      vi.useRealTimers();
+    }
     expect(Throttle.of([undefined])).toBeUndefined();
   });
 

@@ -163,12 +163,6 @@ export class Throttle {
     return set.length === 0 ? undefined : new Throttle(set);
   }
 
-  delayMs(): number {
-    let delay = 0;
-    for (const limiter of this.limiters) delay = Math.max(delay, limiter.delayMs());
-    return delay;
-  }
-
   take(bytes: number): void {
     for (const limiter of this.limiters) limiter.take(bytes);
   }
