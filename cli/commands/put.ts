@@ -47,7 +47,7 @@ type ResolvedPutTarget = { kind: 'into'; dir: string } | { kind: 'as'; remote: s
 const EXAMPLES = `
 Examples:
   muxftp put report.pdf                       upload to report.pdf at the server's root
-  muxftp put report.pdf docs/2025.pdf         upload under another name
+  muxftp put report.pdf docs/2025.pdf -p      under another name, into docs/ (created)
   muxftp put *.log --to logs/ -p -j 4         several files into logs/ (created), 4 at a time
   muxftp put -r photos backup/                a directory tree, into backup/photos
   muxftp put -r . site/                       what is in the working directory, into site/
