@@ -61,9 +61,7 @@ describe('the examples in put and get --help', () => {
     await mkdir(join(home, 'photos', 'sub'), { recursive: true });
     await writeFile(join(home, 'photos', '1.jpg'), '1');
     await writeFile(join(home, 'photos', 'sub', '2.jpg'), '2');
-    // A directory the user has made before (a file is put into one that exists, as cp would), and
-    // the logs get's example downloads.
-    await mkdir(join(root, 'docs'));
+    // The logs get's example downloads.
     await writeFile(join(root, 'a.log'), 'remote a');
     await writeFile(join(root, 'b.log'), 'remote b');
 
