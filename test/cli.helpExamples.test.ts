@@ -80,6 +80,7 @@ describe('the examples in put and get --help', () => {
     // What they say they do.
     expect((await readdir(join(root, 'logs'))).sort()).toEqual(['a.log', 'b.log']);
     expect(await readFile(join(home, 'logs', 'b.log'), 'utf8')).toBe('remote b');
+    expect((await readdir(join(home, 'saved'))).sort()).toEqual(['a.log', 'b.log']);
     expect(await readFile(join(root, 'backup', 'photos', 'sub', '2.jpg'), 'utf8')).toBe('2');
     expect(await readFile(join(root, 'site', 'report.pdf'), 'utf8')).toBe('pdf');
     expect(await readFile(join(home, 'r.pdf'), 'utf8')).toBe('pdf');

@@ -16,6 +16,12 @@ import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
 import { remotePathRequired, shownArgument } from '../pathArguments.js';
+import {
+  expandRemotePattern,
+  isRemotePattern,
+  literalRemoteArgument,
+  matchRemotePattern,
+} from '../remoteGlob.js';
 import { joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 
@@ -37,7 +43,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('ls')
     .summary('list a remote directory')
     .description(
-      'List a remote directory: type, size in bytes (-H: KiB, MiB…), modification time, name (directories end in /).',
+      "List a remote directory: type, size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path.",
     )
     .argument('[path]', 'remote directory or file (default: the root)')
     .option(
@@ -63,13 +69,23 @@ export function registerFileCommands(program: Command, output: Output): void {
         await withClient(global, output, async (client) => {
           try {
             const given = path ?? '/';
-            const remote = remotePathRequired(given);
-            if (options.recursive === true || options.R === true || options.maxDepth !== undefined) {
-              const maxDepth = options.maxDepth ?? Number.POSITIVE_INFINITY;
-              await listRecursively(client, remote, given.endsWith('/'), output, { maxDepth, ...format });
+            const recursive =
+              options.recursive === true || options.R === true || options.maxDepth !== undefined;
+            if (isRemotePattern(given)) {
+              if (recursive) throw new MuxftpError('INVALID_PATH', 'ls -r lists a directory, not a pattern');
+              const entries = await listMatches(client, given);
+              if (output.json) output.printJson(entries);
+              else for (const line of formatListing(entries, format)) output.printLine(line);
               return;
             }
-            const entries = await listOrStat(client, remote, given.endsWith('/'));
+            const literal = literalRemoteArgument(given);
+            const remote = remotePathRequired(literal);
+            if (recursive) {
+              const maxDepth = options.maxDepth ?? Number.POSITIVE_INFINITY;
+              await listRecursively(client, remote, literal.endsWith('/'), output, { maxDepth, ...format });
+              return;
+            }
+            const entries = await listOrStat(client, remote, literal.endsWith('/'));
             if (output.json) output.printJson(entries);
             else for (const line of formatListing(entries, format)) output.printLine(line);
           } catch (error) {
@@ -122,7 +138,7 @@ export function registerFileCommands(program: Command, output: Output): void {
   program
     .command('rm')
     .summary('remove remote files (-r: and directories)')
-    .argument('<path...>', 'remote files; with -r, directories too')
+    .argument('<path...>', "remote files ('tmp/*.part': what the pattern matches); with -r, directories too")
     .option('-r, --recursive', 'remove directories and everything in them (never the root)')
     .action(async (paths: string[], options: { recursive?: boolean }, command: Command) => {
       const remove =
@@ -133,10 +149,18 @@ export function registerFileCommands(program: Command, output: Output): void {
         if (argument.endsWith('/')) await requireDirectory(client, path);
         await remove(client, path);
       };
-      await eachPath(begin(command), output, 'rm', paths, removeAsGiven, {
-        IS_A_DIRECTORY: 'add -r to remove it and everything in it',
-        DIRECTORY_NOT_EMPTY: UPLOAD_KEEPS_DIRECTORY,
-      });
+      await eachPath(
+        begin(command),
+        output,
+        'rm',
+        paths,
+        removeAsGiven,
+        {
+          IS_A_DIRECTORY: 'add -r to remove it and everything in it',
+          DIRECTORY_NOT_EMPTY: UPLOAD_KEEPS_DIRECTORY,
+        },
+        true,
+      );
     });
 
   program
@@ -335,6 +359,14 @@ async function listOrStat(client: Client, path: string, directoryOnly: boolean):
   }
 }
 
+/** The entries a pattern matches (as `ls -d` shows them), each named by its path. */
+async function listMatches(client: Client, pattern: string): Promise<WireEntry[]> {
+  return (await matchRemotePattern(client, pattern)).map(({ argument, entry }) => ({
+    ...entry,
+    name: remotePathFromArgument(argument),
+  }));
+}
+
 function notADirectory(path: string): MuxftpError {
   return new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${path}`);
 }
@@ -358,22 +390,40 @@ async function eachPath(
   paths: string[],
   operate: (client: Client, remotePath: string, argument: string) => Promise<void>,
   hints: Partial<Record<ErrorCode, string>> = {},
+  /** Wildcards in the paths are expanded (cli/remoteGlob.ts); each match is a path of its own. */
+  expandPatterns = false,
 ): Promise<void> {
   output.setJsonFailureShape((error) =>
     paths.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
   );
   const outcomes = await withClient(global, output, async (client) => {
     const results: PathOutcome[] = [];
-    for (const path of paths) {
-      try {
-        await operate(client, remotePathRequired(path), path);
-        results.push({ path, ok: true });
-      } catch (thrown) {
-        const explained = thrown instanceof PartlyRemoved || thrown instanceof ExplainedFailure;
-        const error = explained ? thrown.first : thrown;
-        const hint = explained ? thrown.hint : error instanceof MuxftpError ? hints[error.code] : undefined;
-        output.failure(`${name} ${shownArgument(path)}`, error, hint);
-        results.push({ path, ok: false, error: errorInfo(error) });
+    const failed = (path: string, thrown: unknown): void => {
+      const explained = thrown instanceof PartlyRemoved || thrown instanceof ExplainedFailure;
+      const error = explained ? thrown.first : thrown;
+      const hint = explained ? thrown.hint : error instanceof MuxftpError ? hints[error.code] : undefined;
+      output.failure(`${name} ${shownArgument(path)}`, error, hint);
+      results.push({ path, ok: false, error: errorInfo(error) });
+    };
+    for (const given of paths) {
+      let named = [given];
+      if (expandPatterns) {
+        try {
+          named = isRemotePattern(given)
+            ? await expandRemotePattern(client, given)
+            : [literalRemoteArgument(given)];
+        } catch (thrown) {
+          failed(given, thrown);
+          continue;
+        }
+      }
+      for (const path of named) {
+        try {
+          await operate(client, remotePathRequired(path), path);
+          results.push({ path, ok: true });
+        } catch (thrown) {
+          failed(path, thrown);
+        }
       }
     }
     return results;

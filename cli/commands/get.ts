@@ -19,6 +19,7 @@ import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
+import { expandRemotePattern, isRemotePattern, literalRemoteArgument } from '../remoteGlob.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 import { localCopyIsIdentical } from '../skipIdentical.js';
@@ -57,6 +58,7 @@ Examples:
   muxftp get a.log b.log --to logs/ -p -j 4   several files into logs/ (created), 4 at a time
   muxftp get -r backup/photos .               a directory tree, into ./photos
   muxftp get -r / --to all -p                 everything on the server, into all/
+  muxftp get 'logs/*.log' --to saved/ -p      the .log files in logs/ (quoted: the server expands it)
   muxftp get site.tar - | tar x               to stdout`;
 
 export function registerGetCommand(program: Command, output: Output): void {
@@ -66,7 +68,10 @@ export function registerGetCommand(program: Command, output: Output): void {
     .description(
       'Download remote files, to stdout (-) or, with -r, directory trees. Existing local files are replaced. A download into a file that fails keeps what it received (whole 4 MiB blocks) in a hidden .muxftp-get-*.part beside the target, which get -c continues.',
     )
-    .argument('<remote...>', 'remote files; with exactly two and no --to, the second is the local name');
+    .argument(
+      '<remote...>',
+      "remote files ('logs/*.log': wildcards expanded on the server's listing); with exactly two and no --to, the second is the local name",
+    );
   addTransferOptions(command, 'download')
     .option(
       '-c, --continue',
@@ -217,12 +222,29 @@ async function get(
   // Given as `DIR/`: a directory, as in POSIX; a file there fails NOT_A_DIRECTORY, as `cp f/ x` does.
   const namedAsDirectory = new Set<string>();
   for (const argument of requested) {
-    if (argument !== '') {
-      remotes.push(remotePathFromArgument(argument));
-      if (argument.endsWith('/')) namedAsDirectory.add(remotePathFromArgument(argument));
-    } else {
+    if (argument === '') {
       output.failure("get ''", emptyPathError('remote'));
       failures.push(failedOutcome('', '', emptyPathError('remote')));
+      continue;
+    }
+    let named: string[];
+    try {
+      named = isRemotePattern(argument)
+        ? await expandRemotePattern(client, argument)
+        : [literalRemoteArgument(argument)];
+    } catch (error) {
+      fail(targetLabel(target), remotePathFromArgument(argument), error);
+      continue;
+    }
+    // One local name (or stdout) takes one file: several matches need a directory.
+    if (resolved.kind !== 'into' && named.length > 1) {
+      const error = new MuxftpError('INVALID_PATH', `${argument} matches ${named.length} remote paths`);
+      fail(targetLabel(target), remotePathFromArgument(argument), error, 'download them with --to LOCAL_DIR');
+      continue;
+    }
+    for (const name of named) {
+      remotes.push(remotePathFromArgument(name));
+      if (name.endsWith('/')) namedAsDirectory.add(remotePathFromArgument(name));
     }
   }
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);

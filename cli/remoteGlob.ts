@@ -1,0 +1,116 @@
+/**
+ * Wildcards in the remote paths of `get`, `rm` and `ls` (`get 'logs/*.log'`), expanded by the
+ * client as sftp's and lftp's mget do: the protocol has no pattern operation, so each path
+ * component with a wildcard is matched against a listing of the directory before it.
+ *
+ * `*`, `?`, `[…]` and `{a,b}` mean what they mean to a shell (picomatch, with extglobs and `!`
+ * negation off so a name like `@(draft)` is only a name); `*` and `?` do not match a leading dot,
+ * and a name matches itself (`report[1].pdf` is still that file).
+ * A backslash before one of `*?[]{}\` makes it literal (`get 'odd\*name'`): the server refuses
+ * backslashes in names, so the escape takes no real path away.
+ */
+import picomatch from 'picomatch';
+import type { Client, WireEntry } from '../client/client.js';
+import { MuxftpError } from '../shared/errors.js';
+import { isPlainName, joinRemote, remotePathFromArgument } from './remotePath.js';
+
+const WILDCARD = new Set(['*', '?', '[', '{']);
+const ESCAPABLE = /\\([*?[\]{}\\])/g;
+
+/** True if `text` has a wildcard not escaped with a backslash. */
+function hasWildcard(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\' && i + 1 < text.length) i++;
+    else if (WILDCARD.has(text[i]!)) return true;
+  }
+  return false;
+}
+
+/** True if the remote path argument is a pattern to expand. */
+export function isRemotePattern(argument: string): boolean {
+  return hasWildcard(argument);
+}
+
+/** The path a remote argument without wildcards names: its escapes removed. */
+export function literalRemoteArgument(argument: string): string {
+  return argument.replace(ESCAPABLE, '$1');
+}
+
+/** A path a pattern matched: as an argument would be typed, and its entry in the listing. */
+export interface RemoteMatch {
+  argument: string;
+  entry: WireEntry;
+}
+
+/**
+ * The remote paths `pattern` matches, sorted, each as an argument would be typed (ending in '/'
+ * when the pattern does, which matches directories only). NOT_FOUND when nothing matches, or
+ * when a directory before the first wildcard does not exist.
+ */
+export async function expandRemotePattern(client: Client, pattern: string): Promise<string[]> {
+  return (await matchRemotePattern(client, pattern)).map((match) => match.argument);
+}
+
+/** As expandRemotePattern, with each match's entry as its directory listed it. */
+export async function matchRemotePattern(client: Client, pattern: string): Promise<RemoteMatch[]> {
+  const namesDirectory = pattern.endsWith('/');
+  const components = remotePathFromArgument(pattern)
+    .split('/')
+    .filter((component) => component !== '');
+  let reached: Array<{ path: string; entry?: WireEntry }> = [{ path: '' }];
+  for (const [index, component] of components.entries()) {
+    if (!hasWildcard(component)) {
+      const name = literalRemoteArgument(component);
+      reached = reached.map(({ path }) => ({ path: joinRemote(path, name) }));
+      continue;
+    }
+    const last = index === components.length - 1;
+    const matches = picomatch(component, { dot: false, noextglob: true, nonegate: true });
+    const next: typeof reached = [];
+    for (const { path } of reached) {
+      for (const entry of await listForPattern(client, path, reached.length === 1)) {
+        if (!isPlainName(entry.name) || !matches(entry.name)) continue;
+        // Only directories lead further, or end a pattern that names a directory.
+        if ((!last || namesDirectory) && entry.type !== 'dir') continue;
+        next.push({ path: joinRemote(path, entry.name), entry });
+      }
+    }
+    reached = next;
+  }
+  const found: RemoteMatch[] = [];
+  for (const { path, entry } of reached) {
+    // A literal component after the last wildcard (`*/app.log`) names what no listing showed:
+    // only the paths that exist match.
+    const known = entry ?? (await statIfThere(client, path));
+    if (known === undefined || (namesDirectory && known.type !== 'dir')) continue;
+    found.push({ argument: namesDirectory ? `${path}/` : path, entry: known });
+  }
+  if (found.length === 0) throw new MuxftpError('NOT_FOUND', `no remote path matches ${pattern}`);
+  return found.sort((a, b) => (a.argument < b.argument ? -1 : a.argument > b.argument ? 1 : 0));
+}
+
+async function statIfThere(client: Client, path: string): Promise<WireEntry | undefined> {
+  try {
+    return await client.stat(path);
+  } catch (error) {
+    if (error instanceof MuxftpError && (error.code === 'NOT_FOUND' || error.code === 'NOT_A_DIRECTORY'))
+      return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A directory's entries. Its failure is the command's when it is the only directory the pattern
+ * reached (`logs/*.log` with no logs/); among several, one that went away or is not a directory
+ * meanwhile just matches nothing.
+ */
+async function listForPattern(client: Client, dir: string, only: boolean) {
+  try {
+    return await client.list(dir);
+  } catch (error) {
+    const gone =
+      error instanceof MuxftpError && (error.code === 'NOT_FOUND' || error.code === 'NOT_A_DIRECTORY');
+    if (only || !gone) throw error;
+    return [];
+  }
+}

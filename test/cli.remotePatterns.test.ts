@@ -1,0 +1,102 @@
+/**
+ * Wildcards in the remote paths of get, rm and ls (cli/remoteGlob.ts): expanded against the
+ * server's listings, as sftp's mget does. Real server on 127.0.0.1 (disk), the real CLI, temp
+ * dirs. Needs dist/ (npm run build).
+ */
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer;
+let local: string;
+const tempDirs = new TempDirs('muxftp-patterns-');
+
+beforeEach(async () => {
+  server = await startServer({ backend: 'disk' });
+  local = await tempDirs.make();
+  const root = server.root!;
+  await mkdir(join(root, 'logs', 'old'), { recursive: true });
+  await mkdir(join(root, 'web'), { recursive: true });
+  for (const name of ['a.log', 'b.log', 'notes.txt', '.hidden.log', 'old/c.log'])
+    await writeFile(join(root, 'logs', name), `content of ${name}`);
+  await writeFile(join(root, 'logs', 'old', 'app.log'), 'old app');
+  await writeFile(join(root, 'web', 'app.log'), 'web app');
+  await writeFile(join(root, 'odd*name'), 'the odd one');
+  await writeFile(join(root, 'oddXname'), 'not this one');
+  await writeFile(join(root, 'report[1].pdf'), 'bracketed');
+});
+
+afterEach(async () => {
+  await server.stop();
+  await tempDirs.removeAll();
+});
+
+const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server.port}`, ...args], local);
+
+describe('remote wildcards', () => {
+  it('get downloads the files a pattern matches, and only those (* skips dot files and directories below)', async () => {
+    const result = await cli('get', 'logs/*.log', '--to', 'out', '-p');
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(join(local, 'out'))).sort()).toEqual(['a.log', 'b.log']);
+  });
+
+  it('a pattern that matches nothing fails NOT_FOUND and writes nothing', async () => {
+    const result = await cli('get', 'logs/*.zip', '--to', 'out', '-p');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('get logs/*.zip: no remote path matches logs/*.zip (NOT_FOUND)');
+    expect(await readdir(join(local, 'out'))).toEqual([]);
+  });
+
+  it('several matches for one local name (or stdout) fail, pointing at --to', async () => {
+    for (const target of ['one.log', '-']) {
+      const result = await cli('get', 'logs/?.log', target);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        'logs/?.log matches 2 remote paths (INVALID_PATH); download them with --to',
+      );
+      expect(result.stdout).toBe('');
+    }
+    expect(await readdir(local)).toEqual([]);
+  });
+
+  it('a backslash makes a wildcard literal; a name with wildcard characters still names itself', async () => {
+    expect(await cli('get', 'odd\\*name', '--to', 'out', '-p')).toMatchObject({ code: 0 });
+    expect(await readdir(join(local, 'out'))).toEqual(['odd*name']);
+    expect(await cli('get', 'report[1].pdf', '--to', 'out')).toMatchObject({ code: 0 });
+    expect((await readdir(join(local, 'out'))).sort()).toEqual(['odd*name', 'report[1].pdf']);
+  });
+
+  it('ls lists what a pattern matches by path, a wildcard in a directory too; ls -r refuses a pattern', async () => {
+    const names = async (pattern: string) => {
+      const listed = await cli('--json', 'ls', pattern);
+      expect(listed.code).toBe(0);
+      return JSON.parse(listed.stdout).map((entry: { name: string }) => entry.name);
+    };
+    expect(await names('*/app.log')).toEqual(['web/app.log']);
+    expect(await names('*/*/app.log')).toEqual(['logs/old/app.log']);
+    expect(await names('logs/{a,notes}.*')).toEqual(['logs/a.log', 'logs/notes.txt']);
+    const dirs = await cli('--json', 'ls', 'logs/*/');
+    expect(JSON.parse(dirs.stdout)).toMatchObject([{ name: 'logs/old', type: 'dir' }]);
+    const recursive = await cli('ls', '-r', 'logs/*');
+    expect(recursive.code).toBe(1);
+    expect(recursive.stderr).toContain('ls -r lists a directory, not a pattern');
+  });
+
+  it('rm removes what a pattern matches; a directory among them fails alone without -r', async () => {
+    const result = await cli('--json', 'rm', 'logs/*');
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toEqual([
+      { path: 'logs/a.log', ok: true },
+      { path: 'logs/b.log', ok: true },
+      { path: 'logs/notes.txt', ok: true },
+      { path: 'logs/old', ok: false, error: expect.objectContaining({ code: 'IS_A_DIRECTORY' }) },
+    ]);
+    expect((await readdir(join(server.root!, 'logs'))).sort()).toEqual(['.hidden.log', 'old']);
+    expect(await cli('rm', '*/app.log')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readdir(join(server.root!, 'web'))).toEqual([]);
+    expect(await readdir(join(server.root!, 'logs', 'old'))).toEqual(['app.log', 'c.log']);
+  });
+});
