@@ -1,8 +1,13 @@
+import * as nodeFs from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, StorageError } from '../shared/errors.js';
 import {
   baseName,
+  ConfinedRoot,
   isTemporaryName,
   newTemporaryName,
   normalizeClientPath,
@@ -152,5 +157,33 @@ describe('baseName and parentPath', () => {
   ])('split %j into name %j under %j', (path, name, parent) => {
     expect(baseName(path)).toBe(name);
     expect(parentPath(path)).toBe(parent);
+  });
+});
+
+describe('ConfinedRoot', () => {
+  it('finds the root once it exists, after a first resolve failed (e.g. not mounted yet)', async () => {
+    const dir = await realpath(await mkdtemp(path.join(tmpdir(), 'muxftp-paths-')));
+    try {
+      const root = path.join(dir, 'root');
+      const confined = new ConfinedRoot(nodeFs, root, path);
+      await expect(confined.resolve('a')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await mkdir(root);
+      expect(await confined.resolve('a')).toEqual({
+        clientPath: 'a',
+        hostPath: path.join(root, 'a'),
+        realPath: path.join(root, 'a'),
+        missingNames: 1,
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('counts a path on another Windows drive as outside the root', () => {
+    const confined = new ConfinedRoot({ realpath: async (p) => p }, 'C:\\root', path.win32);
+    expect(confined.isWithin('C:\\root', 'C:\\root\\a')).toBe(true);
+    // Across drives win32's relative() is the absolute target itself, with no '..' in it.
+    expect(confined.isWithin('C:\\root', 'D:\\root\\a')).toBe(false);
+    expect(confined.isWithin('C:\\root', 'C:\\rootless')).toBe(false);
   });
 });

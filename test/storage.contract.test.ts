@@ -736,6 +736,24 @@ describe.each(backends)('$name storage', (backend) => {
       },
     );
 
+    it.skipIf(!backend.hasOutside)(
+      'refuses a link outside the root that leads back in: remove and rename act in its directory',
+      async () => {
+        const outside = fx.outside!;
+        await put(storage, 'mine', 'm');
+        await fx.host.symlink(outside, hostPath('escape'));
+        // The entry's real location is inside, its parent is not: unlinking it would act outside.
+        await fx.host.symlink(hostPath('mine'), path.posix.join(outside, 'back'));
+
+        await expectStorageError(storage.stat('escape/back'), 'INVALID_PATH');
+        await expectStorageError(storage.remove('escape/back'), 'INVALID_PATH');
+        await expectStorageError(storage.rename('escape/back', 'taken'), 'INVALID_PATH');
+        await expectStorageError(storage.createUpload('escape/back'), 'INVALID_PATH');
+        expect(await fx.host.readdir(outside)).toEqual(['back']);
+        expect(await names(storage, '')).toEqual(['escape', 'mine']);
+      },
+    );
+
     it('follows a symlink that stays inside the root', async () => {
       await storage.mkdir('real');
       await put(storage, 'real/file.txt', 'through the link');
