@@ -573,6 +573,22 @@ describe.each(backends)('$name storage', (backend) => {
       await storage.rmdir('busy');
     });
 
+    it('moves a directory again once the upload under it is aborted or failed its commit', async () => {
+      await storage.mkdir('d');
+      const aborted = await storage.createUpload('d/f');
+      await aborted.write([Buffer.from('a')]);
+      await expectStorageError(storage.rename('d', 'e'), 'RESOURCE_BUSY');
+      await aborted.abort();
+      await storage.rename('d', 'e');
+
+      const refused = await storage.createUpload('e/g');
+      await refused.write([Buffer.from('g')]);
+      await storage.mkdir('e/g'); // the commit may not replace a directory
+      await expectStorageError(refused.commit(), 'IS_A_DIRECTORY');
+      await storage.rename('e', 'd');
+      expect(await hostNames(fx, 'd')).toEqual(['g']);
+    });
+
     it('remove deletes files and refuses directories and the root', async () => {
       await storage.mkdir('dir');
       await put(storage, 'file', 'f');
@@ -874,6 +890,33 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await keptPartials('d')).toEqual([]);
     });
 
+    it('commits only what the upload wrote when the kept data it took over runs past it', async () => {
+      await storage.mkdir('d');
+      const first = await storage.createUpload('d/f.bin', { partial: key });
+      await first.write([block(1), block(2)]);
+      expect(await first.abort({ keepPartial: true })).toBe(2 * INTEGRITY_BLOCK_BYTES);
+      // Resumed after the first block only (the second no longer matched), and shorter.
+      const resumed = await storage.createUpload('d/f.bin', {
+        partial: key,
+        resumeFrom: INTEGRITY_BLOCK_BYTES,
+      });
+      expect(resumed.takenOverBytes).toBe(2 * INTEGRITY_BLOCK_BYTES);
+      await resumed.write([Buffer.from('tail')]);
+      expect((await resumed.commit()).size).toBe(INTEGRITY_BLOCK_BYTES + 4);
+      expect((await readAll(storage, 'd/f.bin')).equals(Buffer.concat([block(1), Buffer.from('tail')]))).toBe(
+        true,
+      );
+
+      const second = await storage.createUpload('d/g.bin', { partial: key });
+      await second.write([block(3), block(4)]);
+      await second.abort({ keepPartial: true });
+      // Started over from 0 on the kept data.
+      const over = await storage.createUpload('d/g.bin', { partial: key });
+      await over.write([Buffer.from('short')]);
+      expect((await over.commit()).size).toBe(5);
+      expect((await readAll(storage, 'd/g.bin')).toString()).toBe('short');
+    });
+
     it('keeps the whole blocks of a resumable upload when the storage closes under it, and no other upload data', async () => {
       await storage.mkdir('d');
       const resumable = await storage.createUpload('d/f.bin', { partial: key });
@@ -1014,6 +1057,56 @@ describe('MemoryStorage', () => {
 
   it('refuses a bad maxReservedBytes', () => {
     expect(() => new MemoryStorage({ maxReservedBytes: -1 })).toThrow(TypeError);
+  });
+});
+
+describe('FsStorage over an fs whose writes fail (a full disk)', () => {
+  /** memfs whose writes fail with ENOSPC from the `failFrom`-th on (1: the first). */
+  function fillingFs(volume: Volume, failFrom: number): FsPromises {
+    const fs = volume.promises;
+    let writes = 0;
+    const full = () => Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    return {
+      ...memfsApi(volume),
+      open: async (path, flags) => {
+        const handle = await fs.open(path, flags);
+        return {
+          read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
+          write: async (buffer, offset, length, position) => {
+            if (++writes >= failFrom) throw full();
+            return handle.write(buffer, offset, length, position);
+          },
+          datasync: () => handle.datasync(),
+          truncate: (length) => handle.truncate(length),
+          stat: () => handle.stat(),
+          close: () => handle.close(),
+        };
+      },
+    };
+  }
+
+  it('never commits an upload one of whose writes failed, and leaves no file behind', async () => {
+    const volume = new Volume();
+    const storage = new FsStorage({ fs: fillingFs(volume, 2), root: '/', durable: false });
+    const upload = await storage.createUpload('file');
+    await upload.write([Buffer.from('first')]);
+    await expectStorageError(upload.write([Buffer.from('second')]), 'NO_SPACE');
+    await expectStorageError(upload.write([Buffer.from('third')]), 'NO_SPACE');
+    await expectStorageError(upload.commit(), 'NO_SPACE');
+    expect(volume.readdirSync('/')).toEqual([]);
+    await storage.close();
+  });
+
+  it('keeps nothing of a resumable upload one of whose writes failed', async () => {
+    const volume = new Volume();
+    const storage = new FsStorage({ fs: fillingFs(volume, 2), root: '/', durable: false });
+    const key = { size: 2 * INTEGRITY_BLOCK_BYTES, algorithm: 'xxh128' as const, source: 'v1' };
+    const upload = await storage.createUpload('file', { partial: key });
+    await upload.write([Buffer.alloc(INTEGRITY_BLOCK_BYTES, 1)]);
+    await expectStorageError(upload.write([Buffer.alloc(INTEGRITY_BLOCK_BYTES, 2)]), 'NO_SPACE');
+    expect(await upload.abort({ keepPartial: true })).toBe(0);
+    expect(volume.readdirSync('/')).toEqual([]);
+    await storage.close();
   });
 });
 
