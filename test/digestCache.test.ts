@@ -49,6 +49,27 @@ describe('the digest cache and a coarse file-system clock', () => {
     }
   });
 
+  it('does not serve a digest for a file rewritten at its size with its mtime put back (ctime moved)', async () => {
+    const start = Date.now();
+    vi.useFakeTimers({ toFake: ['Date'], now: start });
+    const storage = new MemoryStorage();
+    try {
+      storage.volume.writeFileSync('/f.bin', 'AAAA');
+      const before = storage.volume.statSync('/f.bin');
+      vi.setSystemTime(start + RACY_WINDOW_MS + 1000);
+      expect((await fileDigest(storage, 'f.bin', 'xxh128')).digest.digest).toEqual(xxh('AAAA'));
+      // As `touch -r` or a sync tool keeping times would: same inode, size and mtime.
+      vi.setSystemTime(start + 2 * (RACY_WINDOW_MS + 1000));
+      storage.volume.writeFileSync('/f.bin', 'BBBB');
+      storage.volume.utimesSync('/f.bin', before.atime, before.mtime);
+      expect(storage.volume.statSync('/f.bin').mtimeMs).toBe(before.mtimeMs);
+      vi.setSystemTime(start + 3 * (RACY_WINDOW_MS + 1000));
+      expect((await fileDigest(storage, 'f.bin', 'xxh128')).digest.digest).toEqual(xxh('BBBB'));
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('does not remember an upload digest for a file changed between its commit and the look after it', async () => {
     const volume = new Volume();
     const fs = memfsApi(volume);
@@ -106,5 +127,20 @@ describe('leading block digests short of a whole digest', () => {
     cache.setLeadingBlocks(file(3), 'xxh128', [digest(3)], observedAtMs);
     expect(cache.get(file(1), 'xxh128')).toBeUndefined(); // the oldest version went
     expect(cache.leadingBlocks(file(2), 'xxh128')).toEqual([digest(2)]);
+  });
+});
+
+describe('eviction', () => {
+  it('drops the version set least recently, counting a version set again as recent', () => {
+    const file = (ino: number) => ({ dev: 1, ino, size: 1, mtimeMs: 0, ctimeMs: 0 });
+    const cache = new DigestCache(2);
+    const digest = digestOf('a');
+    cache.set(file(1), digest);
+    cache.set(file(2), digest);
+    cache.set(file(1), digest); // again: now the most recent
+    cache.set(file(3), digest);
+    expect(cache.get(file(1), 'xxh128')).toBe(digest);
+    expect(cache.get(file(2), 'xxh128')).toBeUndefined();
+    expect(cache.get(file(3), 'xxh128')).toBe(digest);
   });
 });
