@@ -22,6 +22,7 @@ import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { openStorage } from '../storage/index.js';
 import { MemoryStorage, memfsApi } from '../storage/memory.js';
+import { hashKept } from '../storage/partialUpload.js';
 import { TEMP_PREFIX } from '../storage/paths.js';
 import type { CommittedEntry, Storage } from '../storage/types.js';
 
@@ -31,6 +32,7 @@ interface HostFs {
   mkdir(path: string, options: { recursive: true }): Promise<unknown>;
   writeFile(path: string, data: string): Promise<unknown>;
   readdir(path: string): Promise<readonly unknown[]>;
+  truncate(path: string, length: number): Promise<unknown>;
 }
 
 interface Fixture {
@@ -888,6 +890,25 @@ describe.each(backends)('$name storage', (backend) => {
       expect(swept).toBe(1);
       expect(removed).toEqual([['d', INTEGRITY_BLOCK_BYTES]]);
       expect(await keptPartials('d')).toEqual([]);
+    });
+
+    it('hashing the kept data a resume took over fails NOT_FOUND once the file is shorter', async () => {
+      await storage.mkdir('d');
+      const first = await storage.createUpload('d/f.bin', { partial: key });
+      await first.write([block(1), block(2)]);
+      await first.abort({ keepPartial: true });
+      const resumed = await storage.createUpload('d/f.bin', {
+        partial: key,
+        resumeFrom: 2 * INTEGRITY_BLOCK_BYTES,
+      });
+      // Cut on the host after the takeover: reads come back short.
+      const [hidden] = await hostNames(fx, 'd');
+      await fx.host.truncate(path.posix.join(fx.root, 'd', hidden!), INTEGRITY_BLOCK_BYTES + 10);
+      const kept = { size: resumed.takenOverBytes!, read: resumed.readKept!.bind(resumed) };
+      const digester = new ContentDigester('xxh128');
+      await expectStorageError(hashKept(kept, 'd/f.bin', 2 * INTEGRITY_BLOCK_BYTES, digester), 'NOT_FOUND');
+      digester.release();
+      await resumed.abort();
     });
 
     it('commits only what the upload wrote when the kept data it took over runs past it', async () => {

@@ -122,6 +122,26 @@ describe('put -c (library: resumable / continue)', () => {
     expect((await client.list('')).map((e) => e.name)).toEqual(['big.bin']);
   });
 
+  it('a partial that is not whole blocks (a crash before the cut) is continued from its whole blocks', async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const content = randomBytes(3 * BLOCK + 12_345);
+    const source = await localFile(content);
+    expect(await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2)).toBe(2 * BLOCK);
+    // As a server killed before its abort cut the file would leave it: half a block more.
+    const [name] = await hiddenNames(env.root!);
+    await writeFile(join(env.root!, name!), content.subarray(2 * BLOCK, 2 * BLOCK + BLOCK / 2), {
+      flag: 'a',
+    });
+    const client = await env.connect();
+    const before = env.server.stats().bytesIn;
+    const restarts: string[] = [];
+    await client.put('big.bin', source, { continue: true, onRestart: (reason) => restarts.push(reason) });
+    expect(restarts).toEqual([]);
+    expect(env.server.stats().bytesIn - before).toBe(content.length - 2 * BLOCK);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+    expect(await hiddenNames(env.root!)).toEqual([]);
+  });
+
   it('one file under one name in two directories: each upload keeps and finds its own partial', async () => {
     env = await startServer({ backend: 'disk', ...smallWindows });
     const content = randomBytes(3 * BLOCK + 1000);
