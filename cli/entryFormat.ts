@@ -1,5 +1,5 @@
-/** Entries as text: the `ls` table and the `stat` record. */
-import type { WireEntry } from '../client/client.js';
+/** Entries as text: the `ls` table, the `stat` record and `df`'s table. */
+import type { SpaceReport, WireEntry } from '../client/client.js';
 import { formatBytes } from '../shared/humanUnits.js';
 import { printable } from '../shared/printable.js';
 
@@ -36,4 +36,32 @@ export function formatEntryDetails(path: string, entry: WireEntry): string[] {
     `size   ${size}`,
     `mtime  ${formatMtime(entry.mtime)}${utc}`,
   ];
+}
+
+/**
+ * `df`: a header and a line for the quota and for the disk, each when the server reports it:
+ * size, used (- where unknown: a disk reports only what is free to write), available. Sizes in
+ * bytes, or with `human` as formatListing's.
+ */
+export function formatSpace(report: SpaceReport, options: { human?: boolean } = {}): string[] {
+  const sizeOf = options.human === true ? (size: number) => formatBytes(size).replace(' ', '') : String;
+  const rows: string[][] = [['', 'size', 'used', 'available']];
+  const { quota, disk } = report;
+  if (quota !== undefined) {
+    const taken = quota.usedBytes + quota.reservedBytes;
+    rows.push([
+      'quota',
+      sizeOf(quota.limitBytes),
+      sizeOf(taken),
+      sizeOf(Math.max(0, quota.limitBytes - taken)),
+    ]);
+  }
+  if (disk !== undefined) rows.push(['disk', sizeOf(disk.totalBytes), '-', sizeOf(disk.freeBytes)]);
+  if (rows.length === 1) return ['the server reports no quota and no disk (memory storage)'];
+  const widths = [0, 1, 2, 3].map((column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, column) => (column === 0 ? cell.padEnd(widths[0]!) : cell.padStart(widths[column]!)))
+      .join('  '),
+  );
 }

@@ -46,6 +46,7 @@ import {
   parseWindow,
   type Request,
   type ServerStats,
+  type SpaceReport,
   type Welcome,
   type WireEntry,
 } from '../shared/protocol/messages.js';
@@ -243,7 +244,7 @@ export interface DigestResult {
   digest: string;
 }
 
-export type { GetResult, KnownDigest, ProgressCallback, PutResult, ServerStats, WireEntry };
+export type { GetResult, KnownDigest, ProgressCallback, PutResult, ServerStats, SpaceReport, WireEntry };
 
 /** The streams one AbortSignal serves, behind its one 'abort' listener. */
 class AbortGroup {
@@ -658,6 +659,14 @@ export class Client implements ClientHost {
   /** The server's running totals: connections, streams, bytes and files each way, memory, uptime. */
   async stats(): Promise<ServerStats> {
     return this.request({ op: 'stats' });
+  }
+
+  /**
+   * Room left for this connection's uploads: the disk under the served tree and the account's
+   * quota, each when the server knows it (memory storage has no disk; an account may have no quota).
+   */
+  async space(): Promise<SpaceReport> {
+    return this.request({ op: 'space' });
   }
 
   /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */

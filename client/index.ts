@@ -30,6 +30,7 @@ export type {
   LoginRequirement,
   ServerLimits,
   ServerStats,
+  SpaceReport,
   Welcome,
   WelcomeIntegrity,
   WireEntry,

@@ -1,11 +1,12 @@
 /**
- * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, digest, stats.
+ * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, digest,
+ * stats, space.
  * Each op's row in shared/protocol/operations.ts says it runs here; this table maps it to its
  * handler. Handlers reach files only through Storage, which confines every path.
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
-import type { ServerStats, WireEntry } from '../shared/protocol/messages.js';
+import type { ServerStats, SpaceReport, WireEntry } from '../shared/protocol/messages.js';
 import type { RequestOf } from '../shared/protocol/operations.js';
 import { fileDigest } from '../storage/fileDigest.js';
 import { heldPartial } from '../storage/partialUpload.js';
@@ -89,6 +90,17 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
       signal,
     ),
   stats: async (_storage, _r, host) => readStats(host.counters),
+  space: async (storage, _r, host) => {
+    const report: SpaceReport = {};
+    const disk = await storage.space?.();
+    if (disk !== undefined) report.disk = disk;
+    const quota = host.quota;
+    if (quota !== undefined) {
+      const usedBytes = await quota.usedBytes();
+      report.quota = { limitBytes: quota.limitBytes, usedBytes, reservedBytes: quota.reservedBytes };
+    }
+    return report;
+  },
 };
 
 /** Room reserved for an answer that is not a listing: stat's entry, stats, {} (bytes). */

@@ -50,6 +50,7 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
     // in the page cache: 0.15–0.4 s on this VM's ext4), and a rename onto a file removes that one.
     unlink: (path) => fsPromises.unlink(path),
     rename: (from, to) => fsPromises.rename(from, to),
+    statfs: (path) => fsPromises.statfs(path),
     realpath: (path) =>
       inline.run(
         () => fs.realpathSync.native(path),

@@ -39,4 +39,8 @@ export interface FsPromises {
   /** `flags` as a string ('r', 'wx', ...) or open(2)'s bits (fs.constants). */
   open(path: string, flags: string | number): Promise<FsFileHandle>;
   realpath(path: string): Promise<string | Buffer>;
+  /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
+  statfs?(
+    path: string,
+  ): Promise<{ bsize: number | bigint; blocks: number | bigint; bavail: number | bigint }>;
 }

@@ -658,6 +658,16 @@ export class FsStorage implements Storage {
    * as this storage's are to the root, so nothing outside it is reachable, symlinks included.
    * Used for a user's home.
    */
+  async space(): Promise<{ totalBytes: number; freeBytes: number } | undefined> {
+    if (this.#fs.statfs === undefined) return undefined;
+    try {
+      const { bsize, blocks, bavail } = await this.#fs.statfs(await this.#confinement.realRoot());
+      return { totalBytes: Number(bsize) * Number(blocks), freeBytes: Number(bsize) * Number(bavail) };
+    } catch (error) {
+      throw storageErrorFromFs(error, '');
+    }
+  }
+
   async subtree(path: string): Promise<Storage> {
     await this.mkdir(path, { parents: true });
     const target = await this.#resolve(path);

@@ -235,6 +235,11 @@ export interface Storage {
    * how many were removed.
    */
   sweepTemporaryFiles(options?: SweepOptions): Promise<number>;
+  /**
+   * The filesystem the files are on: its size and the bytes an unprivileged writer may still use
+   * (statfs's blocks and bavail), or undefined where there is none to ask (memory). Optional.
+   */
+  space?(): Promise<{ totalBytes: number; freeBytes: number } | undefined>;
   /** Aborts uploads in progress (a resumable one keeps its whole blocks) and closes open files. */
   close(): Promise<void>;
 }

@@ -52,6 +52,8 @@ describe('the operation table', () => {
       // Hashing a file reads all of it: the read permission, like get.
       digest: 'request/read',
       stats: 'request/null',
+      // Room left for uploads: as much as a listing shows.
+      space: 'request/list',
     });
   });
 });

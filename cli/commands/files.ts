@@ -11,7 +11,7 @@ import {
 } from '../../shared/integrity/algorithms.js';
 import { planningLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
-import { formatEntryDetails, formatListing } from '../entryFormat.js';
+import { formatEntryDetails, formatListing, formatSpace } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
@@ -130,6 +130,28 @@ export function registerFileCommands(program: Command, output: Output): void {
           else for (const line of formatEntryDetails(remote, entry)) output.printLine(line);
         } catch (error) {
           output.failure(`stat ${shownArgument(path)}`, error);
+          if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
+        }
+      });
+    });
+
+  program
+    .command('df')
+    .summary('show the room left for uploads')
+    .description(
+      "Show the room left for your uploads: your account's quota (size, used including uploads in flight, available) and the disk under the server's files (size, available), each when the server has one.",
+    )
+    .option('-H, --human', 'sizes in B, KiB, MiB, GiB, as 1.21KiB (--json keeps bytes)')
+    .action(async (options: { human?: boolean }, command: Command) => {
+      const global = begin(command);
+      await withClient(global, output, async (client) => {
+        try {
+          const report = await client.space();
+          if (output.json) output.printJson(report);
+          else
+            for (const line of formatSpace(report, { human: options.human === true })) output.printLine(line);
+        } catch (error) {
+          output.failure('df', error);
           if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
         }
       });

@@ -138,9 +138,18 @@ export type Request =
       source?: string;
     }
   | { op: 'digest'; path: string; algorithm: IntegrityAlgorithm }
-  | { op: 'stats' };
+  | { op: 'stats' }
+  | { op: 'space' };
 
 export type Operation = Request['op'];
+
+/** Room left for a connection's uploads, as the `space` operation reports it (each part when known). */
+export interface SpaceReport {
+  /** The filesystem holding the served tree: its size and what an unprivileged writer may still use. */
+  disk?: { totalBytes: number; freeBytes: number };
+  /** The account's quota: its limit, the bytes its home holds, and those uploads in flight reserve. */
+  quota?: { limitBytes: number; usedBytes: number; reservedBytes: number };
+}
 
 /** A server's running totals, as the `stats` operation reports them. */
 export interface ServerStats {

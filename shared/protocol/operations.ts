@@ -18,6 +18,7 @@ import {
   parseJsonObject,
   type Request,
   type ServerStats,
+  type SpaceReport,
   type WireEntry,
 } from './messages.js';
 
@@ -130,6 +131,12 @@ function replyCount(o: Record<string, unknown>, key: string, op: string): number
   const value = o[key];
   if (!isCount(value)) throw badReply(op, `"${key}" must be a non-negative integer`);
   return value;
+}
+
+function replyObject(value: unknown, op: string, where: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw badReply(op, `"${where}" must be an object`);
+  return value as Record<string, unknown>;
 }
 
 /** An answer with nothing to say; fields a newer server adds are ignored. */
@@ -296,6 +303,30 @@ export const OPERATIONS = {
       const stats = {} as ServerStats;
       for (const key of SERVER_STATS_KEYS) stats[key] = replyCount(o, key, 'stats');
       return stats;
+    },
+  },
+  space: {
+    stream: 'request',
+    permission: 'list',
+    parse: () => ({ op: 'space' }),
+    reply: (o): SpaceReport => {
+      const report: SpaceReport = {};
+      if (o.disk !== undefined) {
+        const disk = replyObject(o.disk, 'space', 'disk');
+        report.disk = {
+          totalBytes: replyCount(disk, 'totalBytes', 'space'),
+          freeBytes: replyCount(disk, 'freeBytes', 'space'),
+        };
+      }
+      if (o.quota !== undefined) {
+        const quota = replyObject(o.quota, 'space', 'quota');
+        report.quota = {
+          limitBytes: replyCount(quota, 'limitBytes', 'space'),
+          usedBytes: replyCount(quota, 'usedBytes', 'space'),
+          reservedBytes: replyCount(quota, 'reservedBytes', 'space'),
+        };
+      }
+      return report;
     },
   },
 } satisfies { readonly [O in Operation]: OperationSpec<Extract<Request, { op: O }>> };

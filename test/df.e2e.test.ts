@@ -1,0 +1,102 @@
+/**
+ * `space` (muxftp df): the room left for an account's uploads, its quota and the disk under the
+ * served files, over real sockets, with real files and the real CLI. Needs dist/ (npm run build).
+ */
+import { statfs } from 'node:fs/promises';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const LIMIT = 10_000;
+let users: UsersFile;
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-df-');
+
+beforeAll(async () => {
+  const add = async (file: UsersFile, name: string, extra: object) =>
+    addUser(file, {
+      name,
+      passwordHash: await hashPassword(`${name}-secret`),
+      permissions: [...PERMISSIONS],
+      ...extra,
+    });
+  users = await add(emptyUsersFile(), 'q', { quota: LIMIT });
+  users = await add(users, 'free', {});
+  users = await add(users, 'blind', { permissions: ['read', 'write'] });
+});
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+describe('space (df)', () => {
+  it("reports an account's quota as its uploads fill it, and the disk as statfs sees it", async () => {
+    server = await startServer({ backend: 'disk', accounts: new Accounts({ users }) });
+    const q = await server.connect({ user: 'q', password: 'q-secret' });
+    const before = await q.space();
+    expect(before.quota).toEqual({ limitBytes: LIMIT, usedBytes: 0, reservedBytes: 0 });
+    const fs = await statfs(server.root!);
+    expect(before.disk!.totalBytes).toBe(fs.bsize * fs.blocks);
+    // Other processes write too: what is free moves, within a few hundred MiB here.
+    expect(Math.abs(before.disk!.freeBytes - fs.bsize * fs.bavail)).toBeLessThan(512 * 1024 * 1024);
+
+    await q.put('a.bin', Buffer.alloc(3000, 1));
+    expect((await q.space()).quota).toEqual({ limitBytes: LIMIT, usedBytes: 3000, reservedBytes: 0 });
+    await q.delete('a.bin');
+    expect((await q.space()).quota?.usedBytes).toBe(0);
+    await q.close();
+
+    const free = await server.connect({ user: 'free', password: 'free-secret' });
+    expect(Object.keys(await free.space())).toEqual(['disk']);
+    await free.close();
+    const blind = await server.connect({ user: 'blind', password: 'blind-secret' });
+    await expect(blind.space()).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    await blind.close();
+  });
+
+  it('reports no disk for memory storage', async () => {
+    server = await startServer({ backend: 'memory' });
+    const client = await server.connect();
+    expect(await client.space()).toEqual({});
+    await client.close();
+  });
+
+  it('muxftp df prints the quota and the disk, in bytes, with -H, or as JSON', async () => {
+    server = await startServer({ backend: 'disk', accounts: new Accounts({ users }) });
+    const q = await server.connect({ user: 'q', password: 'q-secret' });
+    await q.put('a.bin', Buffer.alloc(2048, 1));
+    await q.close();
+    const cwd = await tempDirs.make();
+    const df = (...args: string[]) =>
+      runCli(['--server', `127.0.0.1:${server!.port}`, '--user', 'q', ...args], cwd, {
+        env: { MUXFTP_PASSWORD: 'q-secret' },
+      });
+
+    const plain = await df('df');
+    expect(plain.code).toBe(0);
+    const lines = plain.stdout.trimEnd().split('\n');
+    expect(lines[0]!.trim().split(/\s+/)).toEqual(['size', 'used', 'available']);
+    expect(lines[1]!.split(/\s+/)).toEqual(['quota', String(LIMIT), '2048', String(LIMIT - 2048)]);
+    expect(lines[2]!.split(/\s+/)).toEqual([
+      'disk',
+      expect.stringMatching(/^\d+$/),
+      '-',
+      expect.stringMatching(/^\d+$/),
+    ]);
+
+    const human = await df('df', '-H');
+    expect(human.stdout.split('\n')[1]!.split(/\s+/)).toEqual(['quota', '9.77KiB', '2.00KiB', '7.77KiB']);
+
+    const json = await df('--json', 'df');
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      quota: { limitBytes: LIMIT, usedBytes: 2048, reservedBytes: 0 },
+      disk: { totalBytes: expect.any(Number), freeBytes: expect.any(Number) },
+    });
+  });
+});
