@@ -8,6 +8,7 @@ import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
 import { isTemporaryName } from '../shared/temporaryNames.js';
+import type { Excluded } from './excludes.js';
 
 export function localFsError(error: unknown, localPath: string): MuxftpError {
   if (error instanceof MuxftpError) return error;
@@ -63,7 +64,8 @@ export interface LocalTree {
   problems: Array<{ localPath: string; relative: string; error: MuxftpError }>;
 }
 
-export async function walkLocalTree(root: string): Promise<LocalTree> {
+/** `excluded` entries (cli/excludes.ts) are left out, a directory with everything in it. */
+export async function walkLocalTree(root: string, excluded?: Excluded): Promise<LocalTree> {
   const tree: LocalTree = { dirs: [], files: [], problems: [] };
   // Symbolic links are followed; real paths of the directories above stop a link loop.
   const walk = async (
@@ -102,6 +104,7 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
       names.map(async (name) => {
         const localPath = path.join(localDir, name);
         const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
+        if (excluded?.(relative) === true) return undefined;
         try {
           return { localPath, relative, entry: await inspectLocal(localPath) };
         } catch (error) {
@@ -109,7 +112,9 @@ export async function walkLocalTree(root: string): Promise<LocalTree> {
         }
       }),
     );
-    for (const { localPath, relative, entry, error } of entries) {
+    for (const looked of entries) {
+      if (looked === undefined) continue; // excluded
+      const { localPath, relative, entry, error } = looked;
       if (entry === undefined) {
         tree.problems.push({ localPath, relative, error: error ?? localFsError(undefined, localPath) });
       } else if (entry.kind === 'file') {

@@ -3,6 +3,7 @@
 import type { Client, WireEntry } from '../client/client.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { MuxftpError } from '../shared/errors.js';
+import type { Excluded } from './excludes.js';
 import { isPlainName, joinRemote } from './remotePath.js';
 
 export interface RemoteTree {
@@ -21,13 +22,15 @@ export interface RemoteTree {
 
 /**
  * Walks the tree under `root`. `maxDepth` bounds how deep (1: the entries of `root` only; the
- * directories at the last level are listed as entries, not opened).
+ * directories at the last level are listed as entries, not opened); `excluded` entries
+ * (cli/excludes.ts) are left out, a directory with everything in it.
  */
 export async function walkRemoteTree(
   client: Client,
   root: string,
   limit: ConcurrencyLimit,
   maxDepth = Number.POSITIVE_INFINITY,
+  excluded?: Excluded,
 ): Promise<RemoteTree> {
   const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [] };
   const walk = async (remoteDir: string, relativeDir: string, depth: number): Promise<void> => {
@@ -47,6 +50,7 @@ export async function walkRemoteTree(
         continue;
       }
       const relative = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
+      if (excluded?.(relative) === true) continue;
       tree.entries.push({ relative, entry });
       if (entry.type === 'dir') {
         tree.dirs.push(relative);

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { collectExcludes } from './excludes.js';
 import { parseIntegrityAlgorithm, parseNonNegativeInteger, parsePositiveInteger } from './optionParsers.js';
 
 export interface TransferCommandOptions {
@@ -17,6 +18,8 @@ export interface TransferCommandOptions {
   checksum?: IntegrityAlgorithm;
   /** Skip a file whose copy at the destination has the same size and content digest. */
   skipIdentical?: boolean;
+  /** With -r: patterns of names (or paths below the tree) left out of it (cli/excludes.ts). */
+  exclude?: string[];
 }
 
 /**
@@ -29,6 +32,12 @@ export type DestinationCreation = 'none' | 'itself' | 'with-parents';
 export function destinationCreation(options: TransferCommandOptions): DestinationCreation {
   if (options.parents === true) return 'with-parents';
   return options.recursive === true ? 'itself' : 'none';
+}
+
+/** Usage errors (exit 2) in the shared options, before anything connects. */
+export function checkTransferOptions(options: TransferCommandOptions, command: Command): void {
+  if (options.exclude !== undefined && options.recursive !== true)
+    command.error('error: --exclude leaves parts out of the trees -r walks: add -r', { exitCode: 2 });
 }
 
 /** Adds the shared options to `put` (the target side is remote) or `get` (it is local). */
@@ -57,6 +66,11 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
       '--checksum <algorithm>',
       'verify with this algorithm only (xxh128 or sha256; default: the server picks, xxh128 first)',
       parseIntegrityAlgorithm,
+    )
+    .option(
+      '--exclude <pattern>',
+      `with -r: leave out what matches, a directory with everything in it: a name at any depth ('*.tmp', 'node_modules'), or with a '/' a path below the tree ('build/cache'); repeatable`,
+      collectExcludes,
     )
     .option(
       '--skip-identical',

@@ -14,6 +14,7 @@ import { LocalPartialRefusedError } from '../../client/streams.js';
 import type { ConcurrencyLimit } from '../../shared/concurrencyLimit.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { planningLimit } from '../concurrency.js';
+import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import type { Output } from '../output.js';
@@ -25,6 +26,7 @@ import { walkRemoteTree } from '../remoteTree.js';
 import { localCopyIsIdentical } from '../skipIdentical.js';
 import {
   addTransferOptions,
+  checkTransferOptions,
   type DestinationCreation,
   destinationCreation,
   type TransferCommandOptions,
@@ -81,6 +83,7 @@ export function registerGetCommand(program: Command, output: Output): void {
     .action(async (args: string[], options: GetOptions, command: Command) => {
       const global = globalOptionsOf(command);
       output.configure(global);
+      checkTransferOptions(options, command);
       const { remotes, target } = getTargetFromArguments(args, options, command, global.json);
       output.setJsonFailureShape((error) =>
         remotes.map((remote) =>
@@ -252,6 +255,7 @@ async function get(
     limit: planningLimit(parallel, client),
     fail,
     namedAsDirectory,
+    excluded: compileExcludes(options.exclude),
   });
 
   // In order: each directory after its parent. What is inside one that could not be made fails
@@ -332,7 +336,13 @@ async function planDownloads(
     limit,
     fail,
     namedAsDirectory,
-  }: { limit: ConcurrencyLimit; fail: FailPlanned; namedAsDirectory: ReadonlySet<string> },
+    excluded,
+  }: {
+    limit: ConcurrencyLimit;
+    fail: FailPlanned;
+    namedAsDirectory: ReadonlySet<string>;
+    excluded: Excluded | undefined;
+  },
 ): Promise<{ jobs: TransferJob[]; localDirs: Array<{ local: string; remote: string }> }> {
   const jobs: TransferJob[] = [];
   const localDirs: Array<{ local: string; remote: string }> = [];
@@ -365,7 +375,7 @@ async function planDownloads(
     } else if (result.entry.type === 'file') {
       jobs.push({ local, remote, size: result.entry.size, standardStream: target.kind === 'stdout' });
     } else if (result.entry.type === 'dir') {
-      const tree = await walkRemoteTree(client, remote, limit);
+      const tree = await walkRemoteTree(client, remote, limit, Number.POSITIVE_INFINITY, excluded);
       const localFor = (relative: string): string => path.join(local, ...relative.split('/'));
       localDirs.push({ local, remote });
       for (const dir of tree.dirs) localDirs.push({ local: localFor(dir), remote: joinRemote(remote, dir) });

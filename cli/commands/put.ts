@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { planningLimit } from '../concurrency.js';
+import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
 import type { Output } from '../output.js';
@@ -17,6 +18,7 @@ import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '.
 import { remoteCopyIsIdentical } from '../skipIdentical.js';
 import {
   addTransferOptions,
+  checkTransferOptions,
   type DestinationCreation,
   destinationCreation,
   type TransferCommandOptions,
@@ -70,6 +72,7 @@ export function registerPutCommand(program: Command, output: Output): void {
     .action(async (args: string[], options: PutOptions, command: Command) => {
       const global = globalOptionsOf(command);
       output.configure(global);
+      checkTransferOptions(options, command);
       const { sources, target } = putTargetFromArguments(args, options, command);
       output.setJsonFailureShape((error) =>
         sources.map((source) => failedOutcome(source, intendedRemote(source, target), error)),
@@ -209,7 +212,13 @@ async function put(
     output.failure(`put ${shownArgument(local)}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
-  const planned = await planUploads(sources, resolved, options.recursive === true, fail);
+  const planned = await planUploads(
+    sources,
+    resolved,
+    options.recursive === true,
+    fail,
+    compileExcludes(options.exclude),
+  );
   const { dirs } = planned;
   const jobs = withoutSharedDestinations(
     planned.jobs,
@@ -277,6 +286,7 @@ async function planUploads(
   target: ResolvedPutTarget,
   recursive: boolean,
   fail: FailPlanned,
+  excluded: Excluded | undefined,
 ): Promise<{ jobs: TransferJob[]; dirs: Array<{ local: string; remote: string }> }> {
   const jobs: TransferJob[] = [];
   const dirs: Array<{ local: string; remote: string }> = [];
@@ -311,7 +321,7 @@ async function planUploads(
     if (entry.kind === 'file') {
       jobs.push({ local: source, remote, size: entry.size, standardStream: false });
     } else if (entry.kind === 'dir' && recursive) {
-      const tree = await walkLocalTree(source);
+      const tree = await walkLocalTree(source, excluded);
       if (remote !== '') dirs.push({ local: source, remote }); // '' is the root: there already
       for (const dir of tree.dirs)
         dirs.push({ local: path.join(source, dir), remote: joinRemote(remote, dir) });

@@ -1,0 +1,107 @@
+/**
+ * put -r / get -r --exclude (cli/excludes.ts): what matches is left out of the tree, a directory
+ * with everything in it; names match at any depth, a pattern with '/' the path below the tree.
+ * Real server on 127.0.0.1 (disk), the real CLI, temp dirs. Needs dist/ (npm run build).
+ */
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-excludes-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+/** Every file under `dir`, by its path below it, sorted. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(dir, join(entry.parentPath, entry.name)))
+    .sort();
+}
+
+/** A site tree: pages, a temp file at two depths, a cache dir, a .git dir. */
+async function makeSite(root: string): Promise<void> {
+  for (const dir of ['cache/deep', 'sub', '.git']) await mkdir(join(root, dir), { recursive: true });
+  const files = [
+    'index.html',
+    'draft.tmp',
+    'cache/deep/blob',
+    'sub/keep.txt',
+    'sub/skip.txt',
+    'sub/old.tmp',
+    '.git/HEAD',
+  ];
+  for (const file of files) await writeFile(join(root, file), file);
+}
+
+describe('--exclude', () => {
+  it('put -r leaves out names at any depth, paths below the tree, and whole directories', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeSite(join(local, 'site'));
+    const excludes = [
+      '--exclude',
+      '*.tmp',
+      '--exclude',
+      'cache',
+      '--exclude',
+      'sub/skip.txt',
+      '--exclude',
+      '.git',
+    ];
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', ...excludes],
+      local,
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'site'))).toEqual(['index.html', 'sub/keep.txt']);
+    expect(await readdir(join(server.root!, 'site'))).not.toContain('cache');
+  });
+
+  it('get -r leaves out what matches on the server, and the directories it would have made', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeSite(join(server.root!, 'site'));
+    const local = await tempDirs.make();
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'get',
+        '-r',
+        'site',
+        'copy',
+        '--exclude',
+        'c*',
+        '--exclude',
+        '*/*.tmp',
+      ],
+      local,
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(local, 'copy'))).toEqual([
+      '.git/HEAD',
+      'draft.tmp', // '*/*.tmp' is a path: one level down only
+      'index.html',
+      'sub/keep.txt',
+      'sub/skip.txt',
+    ]);
+    expect(await readdir(join(local, 'copy'))).not.toContain('cache');
+  });
+
+  it('without -r is a usage error', async () => {
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'a.txt'), 'a');
+    const result = await runCli(['--server', '127.0.0.1:1', 'put', 'a.txt', '--exclude', '*.tmp'], local);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--exclude leaves parts out of the trees -r walks: add -r');
+  });
+});
