@@ -11,7 +11,9 @@
  */
 import picomatch from 'picomatch';
 import type { Client, WireEntry } from '../client/client.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
+import { planningLimit } from './concurrency.js';
 import { isPlainName, joinRemote, remotePathFromArgument } from './remotePath.js';
 
 const WILDCARD = new Set(['*', '?', '[', '{']);
@@ -53,6 +55,8 @@ export async function expandRemotePattern(client: Client, pattern: string): Prom
 
 /** As expandRemotePattern, with each match's entry as its directory listed it. */
 export async function matchRemotePattern(client: Client, pattern: string): Promise<RemoteMatch[]> {
+  // Directories of one level are listed side by side, as many at once as a command plans with.
+  const limit = planningLimit(DEFAULTS.parallel, client);
   const namesDirectory = pattern.endsWith('/');
   const components = remotePathFromArgument(pattern)
     .split('/')
@@ -66,24 +70,31 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
     }
     const last = index === components.length - 1;
     const matches = picomatch(component, { dot: false, noextglob: true, nonegate: true });
+    const only = reached.length === 1;
+    const listings = await Promise.all(
+      reached.map(({ path }) => limit.run(() => listForPattern(client, path, only))),
+    );
     const next: typeof reached = [];
-    for (const { path } of reached) {
-      for (const entry of await listForPattern(client, path, reached.length === 1)) {
+    for (const [i, entries] of listings.entries()) {
+      for (const entry of entries) {
         if (!isPlainName(entry.name) || !matches(entry.name)) continue;
         // Only directories lead further, or end a pattern that names a directory.
         if ((!last || namesDirectory) && entry.type !== 'dir') continue;
-        next.push({ path: joinRemote(path, entry.name), entry });
+        next.push({ path: joinRemote(reached[i]!.path, entry.name), entry });
       }
     }
     reached = next;
   }
+  // A literal component after the last wildcard (`*/app.log`) names what no listing showed:
+  // only the paths that exist match.
+  const known = await Promise.all(
+    reached.map(({ path, entry }) => entry ?? limit.run(() => statIfThere(client, path))),
+  );
   const found: RemoteMatch[] = [];
-  for (const { path, entry } of reached) {
-    // A literal component after the last wildcard (`*/app.log`) names what no listing showed:
-    // only the paths that exist match.
-    const known = entry ?? (await statIfThere(client, path));
-    if (known === undefined || (namesDirectory && known.type !== 'dir')) continue;
-    found.push({ argument: namesDirectory ? `${path}/` : path, entry: known });
+  for (const [i, entry] of known.entries()) {
+    if (entry === undefined || (namesDirectory && entry.type !== 'dir')) continue;
+    const { path } = reached[i]!;
+    found.push({ argument: namesDirectory ? `${path}/` : path, entry });
   }
   if (found.length === 0) throw new MuxftpError('NOT_FOUND', `no remote path matches ${pattern}`);
   return found.sort((a, b) => (a.argument < b.argument ? -1 : a.argument > b.argument ? 1 : 0));
