@@ -2,8 +2,10 @@
  * The local side of transfers: what a local path is, the tree under a directory (`put -r`), and
  * directories to download into. Every failure is a LOCAL_IO_ERROR whose message names the path.
  */
+import { statSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { localFileCalls } from '../client/sources.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
@@ -33,7 +35,11 @@ export async function inspectLocal(localPath: string): Promise<LocalEntry> {
 /** Like inspectLocal, but a missing path is `undefined` rather than an error. */
 export async function inspectLocalIfExists(localPath: string): Promise<LocalEntry | undefined> {
   try {
-    const info = await stat(localPath);
+    // On the loop while file calls are fast: put -r stats every file of the tree.
+    const info = await localFileCalls.run(
+      () => statSync(localPath),
+      () => stat(localPath),
+    );
     if (info.isFile()) return { kind: 'file', size: info.size };
     return { kind: info.isDirectory() ? 'dir' : 'other', size: 0 };
   } catch (error) {

@@ -2,9 +2,20 @@
  * Where upload bytes come from: a local file, a buffer in memory, or a readable stream (stdin).
  * Each fills a caller's buffer on demand, so file bytes are read straight into DATA frames.
  */
-import { type BigIntStats, fstatSync, readSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import {
+  type BigIntStats,
+  close,
+  closeSync,
+  constants,
+  fstat,
+  fstatSync,
+  open,
+  openSync,
+  read,
+  readSync,
+} from 'node:fs';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
@@ -43,40 +54,121 @@ export function localError(err: unknown, what: string): MuxftpError {
   return new MuxftpError('LOCAL_IO_ERROR', `${errnoReason(err)}: ${what}`, { cause: err });
 }
 
-/** fstat, on the loop while file calls are fast (a threadpool hand-off costs more per small file). */
-function statOf(handle: FileHandle): Promise<BigIntStats> {
-  return localFileCalls.run(
-    () => fstatSync(handle.fd, { bigint: true }),
-    () => handle.stat({ bigint: true }),
-  );
+const openAsync = promisify(open);
+const readAsync = promisify(read);
+const closeAsync = promisify(close);
+const fstatAsync = promisify(fstat);
+
+/**
+ * A local file by its descriptor: opened, stat'ed, read and closed on the loop while file calls
+ * are fast (localFileCalls). For a small file the threadpool hand-offs of its open, stat and close
+ * cost more than the calls: 40–90 µs of CPU per file on our 2-core VMs. Like FileHandle, close()
+ * waits for reads still in the threadpool, so the number cannot name another file when they run.
+ */
+class LocalFile {
+  readonly #fd: number;
+  #closed = false;
+  readonly #running = new Set<Promise<unknown>>();
+
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  /**
+   * Opening a FIFO waits for a writer, which must not happen on the loop: there the open does
+   * not wait (O_NONBLOCK, which reads of a regular file ignore), and anything but a regular file
+   * is opened again, waiting, through the threadpool.
+   */
+  static async open(path: string): Promise<LocalFile> {
+    const offloaded = async () => new LocalFile(await openAsync(path, 'r'));
+    const inline = await localFileCalls.run<LocalFile | undefined>(() => {
+      const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      let regular = false;
+      try {
+        regular = fstatSync(fd).isFile();
+      } finally {
+        if (!regular) closeSync(fd);
+      }
+      return regular ? new LocalFile(fd) : undefined;
+    }, offloaded);
+    return inline ?? offloaded();
+  }
+
+  stat(): Promise<BigIntStats> {
+    const fd = this.#fd;
+    return this.#track(
+      localFileCalls.run(
+        () => fstatSync(fd, { bigint: true }),
+        () => fstatAsync(fd, { bigint: true }),
+      ),
+    );
+  }
+
+  /** Reads at `position`, on the loop while reads are fast. */
+  readAt(target: Buffer, offset: number, length: number, position: number): Promise<number> {
+    const fd = this.#fd;
+    return this.#track(
+      localFileCalls.run(
+        () => readSync(fd, target, offset, length, position),
+        async () => (await readAsync(fd, target, offset, length, position)).bytesRead,
+      ),
+    );
+  }
+
+  /** Reads what comes next (a pipe), through the threadpool: it may wait for the writer. */
+  async readNext(target: Buffer, offset: number, length: number): Promise<number> {
+    return (await this.#track(readAsync(this.#fd, target, offset, length, null))).bytesRead;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    const fd = this.#fd;
+    await localFileCalls.run(
+      () => closeSync(fd),
+      () => closeAsync(fd),
+    );
+  }
+
+  #track<T>(call: Promise<T>): Promise<T> {
+    if (this.#closed)
+      return Promise.reject(Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' }));
+    this.#running.add(call);
+    const settled = (): void => {
+      this.#running.delete(call);
+    };
+    call.then(settled, settled);
+    return call;
+  }
 }
 
 class FileSource implements ByteSource {
   /** Undefined for a pipe or device (`put <(cmd)`): read to its end, in order, like a stream. */
   readonly size: number | undefined;
   private readonly path: string;
-  private readonly handle: FileHandle;
+  private readonly file: LocalFile;
   /** The regular file's modification time when opened, in ns. */
   private readonly mtimeNs: bigint;
   private position = 0;
 
-  private constructor(path: string, handle: FileHandle, info: BigIntStats, from: number) {
+  private constructor(path: string, file: LocalFile, info: BigIntStats, from: number) {
     this.path = path;
-    this.handle = handle;
+    this.file = file;
     this.size = info.isFile() ? Number(info.size) : undefined;
     this.mtimeNs = info.mtimeNs;
     this.position = from;
   }
 
   static async open(path: string, from = 0): Promise<FileSource> {
-    let handle: FileHandle | undefined;
+    let file: LocalFile | undefined;
     try {
-      handle = await open(path, 'r');
-      const info = await statOf(handle);
+      file = await LocalFile.open(path);
+      const info = await file.stat();
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-      return new FileSource(path, handle, info, from);
+      return new FileSource(path, file, info, from);
     } catch (err) {
-      await handle?.close().catch(() => {});
+      await file?.close().catch(() => {});
       throw localError(err, path);
     }
   }
@@ -87,14 +179,10 @@ class FileSource implements ByteSource {
    * threadpool (a read may wait for the writer), one read at a time.
    */
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
-    const handle = this.handle;
-    if (this.size === undefined) return (await handle.read(target, offset, length, null)).bytesRead;
+    if (this.size === undefined) return this.file.readNext(target, offset, length);
     const position = this.position;
     this.position += length;
-    const bytesRead = await localFileCalls.run(
-      () => readSync(handle.fd, target, offset, length, position),
-      async () => (await handle.read(target, offset, length, position)).bytesRead,
-    );
+    const bytesRead = await this.file.readAt(target, offset, length, position);
     if (position + length >= this.size) await this.checkUnchanged();
     return bytesRead;
   }
@@ -107,7 +195,7 @@ class FileSource implements ByteSource {
   private async checkUnchanged(): Promise<void> {
     let info: BigIntStats;
     try {
-      info = await statOf(this.handle);
+      info = await this.file.stat();
     } catch (err) {
       throw localError(err, this.path);
     }
@@ -116,7 +204,7 @@ class FileSource implements ByteSource {
   }
 
   close(): Promise<void> {
-    return this.handle.close().catch(() => {});
+    return this.file.close().catch(() => {});
   }
 }
 

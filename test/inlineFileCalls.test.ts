@@ -330,6 +330,35 @@ describe('put from a pipe', () => {
     await tempDirs.removeAll();
   });
 
+  it('opens a named pipe through the threadpool: the loop keeps turning until a writer opens it', async () => {
+    env = await startServer();
+    const dir = await tempDirs.make();
+    const fifo = join(dir, 'late-pipe');
+    await new Promise<void>((resolve, reject) => {
+      spawn('mkfifo', [fifo]).on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`mkfifo: ${code}`)),
+      );
+    });
+    // No writer for 600 ms: an open on the loop would hold it that long.
+    const writer = spawn('sh', ['-c', 'sleep 0.6; printf late > "$1"', 'sh', fifo], { stdio: 'ignore' });
+    const writerExit = new Promise((resolve) => writer.on('exit', resolve));
+    try {
+      const client = await env.connect();
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 20);
+      try {
+        await client.put('late.bin', fifo);
+      } finally {
+        clearInterval(ticker);
+      }
+      expect(ticks).toBeGreaterThanOrEqual(10);
+      expect((await client.getBuffer('late.bin')).toString()).toBe('late');
+    } finally {
+      writer.kill();
+      await writerExit;
+    }
+  });
+
   it('reads a named pipe through the threadpool: the loop keeps turning while the writer is slow', async () => {
     env = await startServer();
     const dir = await tempDirs.make();
