@@ -142,7 +142,7 @@ function plausibleFrame(r, id) {
       });
     case 1:
       return encodeOpen(id, {
-        op: r.pick(/** @type {const} */ (['get', 'list', 'stat', 'delete', 'mkdir', 'rmdir'])),
+        op: r.pick(/** @type {const} */ (['get', 'list', 'stat', 'delete', 'mkdir', 'rmdir', 'space'])),
         path: r.pick(PATHS),
       });
     case 2:
