@@ -100,12 +100,15 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
   return found.sort((a, b) => (a.argument < b.argument ? -1 : a.argument > b.argument ? 1 : 0));
 }
 
+/** No entry there, or a file where the path needs a directory: the path matches nothing. */
+const isNoSuchPath = (error: unknown): boolean =>
+  error instanceof MuxftpError && (error.code === 'NOT_FOUND' || error.code === 'NOT_A_DIRECTORY');
+
 async function statIfThere(client: Client, path: string): Promise<WireEntry | undefined> {
   try {
     return await client.stat(path);
   } catch (error) {
-    if (error instanceof MuxftpError && (error.code === 'NOT_FOUND' || error.code === 'NOT_A_DIRECTORY'))
-      return undefined;
+    if (isNoSuchPath(error)) return undefined;
     throw error;
   }
 }
@@ -119,9 +122,7 @@ async function listForPattern(client: Client, dir: string, only: boolean) {
   try {
     return await client.list(dir);
   } catch (error) {
-    const gone =
-      error instanceof MuxftpError && (error.code === 'NOT_FOUND' || error.code === 'NOT_A_DIRECTORY');
-    if (only || !gone) throw error;
+    if (only || !isNoSuchPath(error)) throw error;
     return [];
   }
 }

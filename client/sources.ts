@@ -81,7 +81,7 @@ class LocalFile {
    */
   static async open(path: string): Promise<LocalFile> {
     const offloaded = async () => new LocalFile(await openAsync(path, 'r'));
-    const inline = await localFileCalls.run<LocalFile | undefined>(() => {
+    const opened = await localFileCalls.run<LocalFile | undefined>(() => {
       const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
       let regular = false;
       try {
@@ -91,7 +91,7 @@ class LocalFile {
       }
       return regular ? new LocalFile(fd) : undefined;
     }, offloaded);
-    return inline ?? offloaded();
+    return opened ?? offloaded();
   }
 
   stat(): Promise<BigIntStats> {
