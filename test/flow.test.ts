@@ -130,6 +130,44 @@ describe('InboundWindow growth (autotuning)', () => {
     expect(window.size).toBe(64 * KiB);
   });
 
+  it('grows on one starved grant only: a later grant the peer was not starved for does not grow', () => {
+    const window = new InboundWindow(1, 64 * KiB, {
+      maxSize: 1024 * KiB,
+      budget: new WindowBudget(1024 * KiB),
+    });
+    window.open();
+    starvedRound(window);
+    expect(window.size).toBe(128 * KiB);
+    // The peer now sends less than its 128 KiB of credit: the next grant is the bytes alone.
+    window.take(70 * KiB);
+    expect(window.consumed(70 * KiB)).toBe(70 * KiB);
+    expect(window.size).toBe(128 * KiB);
+  });
+
+  it('counts exactly a quarter of the window still held as keeping up', () => {
+    const window = new InboundWindow(1, 64 * KiB, {
+      maxSize: 1024 * KiB,
+      budget: new WindowBudget(1024 * KiB),
+    });
+    window.open();
+    window.take(64 * KiB);
+    expect(window.consumed(48 * KiB)).toBe(48 * KiB + 64 * KiB);
+    expect(window.size).toBe(128 * KiB);
+  });
+
+  it('gives its growth back to the budget once, however often it is released', () => {
+    const budget = new WindowBudget(1024 * KiB);
+    const window = new InboundWindow(1, 64 * KiB, { maxSize: 1024 * KiB, budget });
+    window.open();
+    starvedRound(window);
+    expect(budget.usedBytes).toBe(64 * KiB);
+    window.release();
+    window.release();
+    expect(budget.usedBytes).toBe(0);
+    // A budget given back twice would hand out more than its limit.
+    expect(budget.take(2048 * KiB)).toBe(1024 * KiB);
+  });
+
   it('grows only as far as the shared budget allows, and never lets the peer hold more than the window', () => {
     const budget = new WindowBudget(96 * KiB);
     const a = new InboundWindow(1, 64 * KiB, { maxSize: 1024 * KiB, budget });
