@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
@@ -318,6 +318,19 @@ describe('malformed input', () => {
     padded[padded.length - 1] = 1;
     expect(() => parseEnd(decodeAll(padded)[0]!)).toThrow(/must be zero/);
     expect(() => encodeEnd(1, 5, 'xxh128', sha)).toThrow(RangeError);
+  });
+
+  it("zeroes an xxh128 END's digest field past the digest whatever memory it is built in", () => {
+    // Pooled memory may hold old bytes; the receiver rejects an END whose padding is not zero.
+    const dirty = vi
+      .spyOn(Buffer, 'allocUnsafe')
+      .mockImplementation((size: number) => Buffer.alloc(size, 0xff));
+    try {
+      const frame = encodeEnd(1, 5, 'xxh128', xxh);
+      expect(parseEnd(decodeAll(frame)[0]!)).toEqual({ size: 5, algorithm: 'xxh128', digest: xxh });
+    } finally {
+      dirty.mockRestore();
+    }
   });
 
   it('rejects a WELCOME without a known integrity algorithm or with another block size', () => {
