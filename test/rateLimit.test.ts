@@ -119,6 +119,20 @@ describe('RateLimiter', () => {
     }
   });
 
+  it('a sender asking again after the refill does not pass those that waited before it', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ bytesPerSecond: 1000, burstBytes: 100, now: () => now });
+    const first = (): void => {};
+    const second = (): void => {};
+    limiter.take(150);
+    expect(limiter.admits(first)).toBe(false);
+    expect(limiter.admits(second)).toBe(false);
+    now += 100; // refilled, before the timer has called anyone back
+    expect(limiter.admits(second)).toBe(false);
+    limiter.cancel(first);
+    limiter.cancel(second);
+  });
+
   it('refuses a rate that is not positive', () => {
     expect(() => new RateLimiter({ bytesPerSecond: 0 })).toThrow(/positive/);
   });
