@@ -39,6 +39,8 @@ beforeAll(async () => {
   // Homes that nest: the outer one holds the inner one.
   users = await add(users, 'outer', LIMIT, 'shared');
   users = await add(users, 'inner', 8000, 'shared/in');
+  // A home whose name starts with another's, beside it: neither holds the other.
+  users = await add(users, 'beside', LIMIT, 'shared2');
   users = await add(users, 'r', R_LIMIT);
   users = await add(users, 'r4', 4 * BLOCK);
   // Nested homes for resumed uploads.
@@ -327,6 +329,15 @@ describe('quota usage', () => {
     expect(listings.calls).toBe(walked); // all by deltas
     expect(await bytesOnDisk(join(s.root!, 'shared'))).toBe(LIMIT);
     expect(await bytesOnDisk(join(s.root!, 'shared', 'in'))).toBe(8000);
+  });
+
+  it("does not count a change in a home whose name only starts with its own ('shared2' beside 'shared')", async () => {
+    const s = await start();
+    const outer = await s.connect({ user: 'outer', password: 'outer-secret' });
+    const beside = await s.connect({ user: 'beside', password: 'beside-secret' });
+    await outer.put('o.bin', bytes(1000)); // outer: 1000, counted from here by deltas
+    await beside.put('b.bin', bytes(6000)); // beside: 6000; outer: still 1000
+    await fillExactly(outer, 'rest.bin', LIMIT - 1000);
   });
 });
 

@@ -159,4 +159,90 @@ describe('QuotaTracker', () => {
     passMs(250);
     await expectFree(quota, LIMIT - 3000);
   });
+
+  it('keeps its running count after a delete during a walk that saw the file', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'a', 1000);
+    await write(storage, 'b', 500);
+    const listings = holdListings(storage);
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 200 });
+    await expectFree(quota, LIMIT - 1500);
+    passMs(250);
+    listings.hold();
+    const reserving = quota.reserve(0);
+    await listings.listed; // the walk saw a and b: 1500
+    await storage.remove('b');
+    quota.record({ op: 'delete', removed: file('b', 500) });
+    listings.release();
+    await reserving;
+    // The running count (1000) is one the walk allows (1500 less the 500 freed): it stays.
+    await expectFree(quota, LIMIT - 1000);
+    expect(quota.walkCount).toBe(2);
+  });
+
+  it('refuses a reservation waiting on a first walk that a move spoiled, counting what was added meanwhile', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'a', 1000);
+    const listings = holdListings(storage);
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 60_000 });
+    listings.hold();
+    const reserving = quota.reserve(LIMIT - 1000);
+    await listings.listed; // the walk saw only a
+    await write(storage, 'b', 500);
+    quota.record({ op: 'put', committed: { ...file('b', 500), replaced: undefined } });
+    quota.record({ op: 'rename', renamed: { moved: file('a', 1000), replaced: undefined } });
+    listings.release();
+    await expect(reserving).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    await expectFree(quota, LIMIT - 1500);
+  });
+
+  it('walks again after a move whose bytes it cannot tell: a link, a directory out of the home', async () => {
+    const storage = new MemoryStorage();
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 60_000 });
+    await expectFree(quota, LIMIT);
+    const link: EntryInfo = { name: 'l', type: 'other', size: 0, mtimeMs: 0 };
+    const dir: EntryInfo = { name: 'd', type: 'dir', size: 0, mtimeMs: 0 };
+    const walks = quota.walkCount;
+    // A link moved may name another file from its new place (a relative one) or none.
+    quota.record({ op: 'rename', renamed: { moved: link, replaced: undefined } });
+    await expectFree(quota, LIMIT);
+    expect(quota.walkCount).toBe(walks + 1);
+    quota.record({ op: 'moveOut', moved: dir });
+    await expectFree(quota, LIMIT);
+    expect(quota.walkCount).toBe(walks + 2);
+  });
+
+  it('frees the file a move into the home replaces', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'old', 3000);
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 60_000 });
+    await expectFree(quota, LIMIT - 3000);
+    quota.record({ op: 'moveIn', moved: file('new', 1000), replaced: file('old', 3000) });
+    await expectFree(quota, LIMIT - 1000);
+    expect(quota.walkCount).toBe(1);
+  });
+
+  it('never counts usage below zero: a file made outside and deleted through muxftp frees no room', async () => {
+    const storage = new MemoryStorage();
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 60_000 });
+    await expectFree(quota, LIMIT);
+    await write(storage, 'outside', 4000); // not recorded: the count stays 0
+    await storage.remove('outside');
+    quota.record({ op: 'delete', removed: file('outside', 4000) });
+    await expectFree(quota, LIMIT);
+  });
+
+  it('lets an upload grow to the limit exactly, and not a byte past it', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'a', 1000);
+    const quota = new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: 60_000 });
+    await quota.reserve(0);
+    quota.grow(LIMIT - 1000 - 10);
+    expect(quota.hasRoom(10)).toBe(true);
+    expect(() => quota.grow(11)).toThrow(expect.objectContaining({ code: 'QUOTA_EXCEEDED' }));
+    quota.grow(10);
+    expect(quota.hasRoom(1)).toBe(false);
+    quota.release(LIMIT - 1000);
+    await expectFree(quota, LIMIT - 1000);
+  });
 });
