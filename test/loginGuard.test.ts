@@ -45,6 +45,31 @@ describe('LoginGuard', () => {
     expect(g.refusedForMs('10.0.0.1')).toBe(0);
   });
 
+  it('gives an address fresh tries once its refusal is over: the failures that earned it are spent', () => {
+    const now = { t: 0 };
+    const g = guard(now);
+    for (let i = 0; i < 5; i++) g.recordFailure('10.0.0.1');
+    now.t += 10_000; // refused until now, still inside the failure window
+    expect(g.refusedForMs('10.0.0.1')).toBe(0);
+    expect(g.recordFailure('10.0.0.1')).toBe(500);
+    expect(g.refusedForMs('10.0.0.1')).toBe(0);
+  });
+
+  it('remembers at most 100,000 addresses, forgetting the one that failed least recently', () => {
+    const now = { t: 0 };
+    const g = guard(now);
+    for (let i = 0; i < 5; i++) g.recordFailure('first'); // refused
+    g.recordFailure('second');
+    for (let i = 0; i < 99_998; i++) g.recordFailure(`flood-${i}`);
+    expect(g.size).toBe(100_000);
+    g.recordFailure('first'); // failed again: now the most recent
+    g.recordFailure('one more');
+    expect(g.size).toBe(100_000);
+    expect(g.refusedForMs('first')).toBe(10_000);
+    // 'second' went: its next failure starts from the bottom again.
+    expect(g.recordFailure('second')).toBe(500);
+  });
+
   it('validates its options', () => {
     expect(
       () =>
@@ -56,5 +81,15 @@ describe('LoginGuard', () => {
           blockMs: 0,
         }),
     ).toThrow(/failureDelayMs/);
+    expect(
+      () =>
+        new LoginGuard({
+          failureDelayMs: 0,
+          maxFailureDelayMs: 0,
+          failuresPerAddress: 0,
+          failureWindowMs: 0,
+          blockMs: 0,
+        }),
+    ).toThrow(/failuresPerAddress must be at least 1/);
   });
 });
