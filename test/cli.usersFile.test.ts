@@ -161,6 +161,63 @@ describe('muxftp user add/del', () => {
   });
 });
 
+describe('users file: a hand-edited file is checked entry by entry', () => {
+  const entry = { password: HASH, home: 'eve', permissions: ['list'] };
+  const fileOf = async (content: unknown): Promise<string> => {
+    const file = join(await dirs.make(), 'users.json');
+    await writeFile(file, JSON.stringify(content), { mode: 0o600 });
+    return file;
+  };
+
+  it.each([
+    ['another version', { version: 2, users: { eve: entry } }, /"version" must be 1/],
+    [
+      'a name starting with a dot',
+      { version: 1, users: { '.eve': entry } },
+      /user "\.eve": invalid user name/,
+    ],
+    ['the name anonymous', { version: 1, users: { anonymous: entry } }, /user "anonymous": .*reserved/],
+    [
+      'a home outside the root',
+      { version: 1, users: { eve: { ...entry, home: '../etc' } } },
+      /user "eve": .*'\.\.'/,
+    ],
+    ['a quota of 0', { version: 1, users: { eve: { ...entry, quota: 0 } } }, /user "eve": "quota" must be/],
+    [
+      'a rate of 0',
+      { version: 1, users: { eve: { ...entry, maxRate: 0 } } },
+      /user "eve": "maxRate" must be/,
+    ],
+    [
+      'an unknown permission',
+      { version: 1, users: { eve: { ...entry, permissions: ['admin'] } } },
+      /unknown permission "admin"/,
+    ],
+  ])('refuses %s', async (_what, content, message) => {
+    await expect(readUsersFile(await fileOf(content))).rejects.toThrow(message);
+  });
+
+  it('reads a home as a normalized path', async () => {
+    const file = await fileOf({ version: 1, users: { eve: { ...entry, home: './a//b/' } } });
+    expect((await readUsersFile(file)).users.eve!.home).toBe('a/b');
+  });
+
+  it('a write that fails leaves the file as it was and no temporary file beside it', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    await writeUsersFile(
+      file,
+      addUser({ version: 1, users: {} }, { name: 'ann', passwordHash: HASH, permissions: ['list'] }),
+    );
+    const before = await readFile(file, 'utf8');
+    // Refused while the temporary file is written (as a full disk would fail it).
+    const bad = { version: 1, users: { ann: { ...entry, quota: -1 } } } as unknown as UsersFile;
+    await expect(writeUsersFile(file, bad)).rejects.toThrow(/"quota" must be/);
+    expect(await readdir(dir)).toEqual(['users.json']);
+    expect(await readFile(file, 'utf8')).toBe(before);
+  });
+});
+
 describe('users file: stored password hashes', () => {
   /** A users file whose one entry's hash has these scrypt parameters and salt/key lengths. */
   async function fileWithHash(hash: string): Promise<string> {
