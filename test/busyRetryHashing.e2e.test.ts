@@ -121,6 +121,26 @@ describe('a busy retry reuses what the first try hashed', () => {
     });
   }, 90_000);
 
+  it('get -c whose partial file is rewritten (same size) between busy tries hashes it again', async () => {
+    const { content, cwd, holder } = await serveWithTheSlotHeld();
+    const partial = Buffer.from(content.subarray(0, 2 * INTEGRITY_BLOCK_BYTES));
+    await writeFile(join(cwd, 'big.bin'), partial);
+    const run = continueInCli(cwd);
+    await refusedBusy(1);
+    // Between tries its second block changes: same inode and size, a new modification time.
+    partial.fill(0, INTEGRITY_BLOCK_BYTES);
+    await writeFile(join(cwd, 'big.bin'), partial);
+    holder.destroy();
+
+    // The try that is served compares the file as it is now (the first try's digests were of
+    // another version): it differs at block 1, so it is not continued and is left as it is.
+    const { code, stderr } = await run;
+    expect(stderr).toMatch(/server busy|trying again/);
+    expect(stderr).toMatch(/differs from the server's at block 1 .*not continued, left as it was/);
+    expect(code).toBe(1);
+    expect((await readFile(join(cwd, 'big.bin'))).equals(partial)).toBe(true);
+  }, 90_000);
+
   it('get -c interrupted while refused SERVER_BUSY: no hidden file left, the partial file as it was', async () => {
     // The holder never lets go: every try is refused until Ctrl-C.
     const { content, cwd } = await serveWithTheSlotHeld();
