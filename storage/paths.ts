@@ -84,13 +84,13 @@ export interface Resolved {
  * the second half of path checking, the half that needs the filesystem.
  */
 export class ConfinedRoot {
-  readonly #fs: Pick<FsPromises, 'realpath'>;
+  readonly #fs: Pick<FsPromises, 'realpath' | 'lstat'>;
   readonly #root: string;
   readonly #paths: PlatformPath;
   #realRoot: Promise<string> | undefined;
   #knownRealRoot: string | undefined;
 
-  constructor(fs: Pick<FsPromises, 'realpath'>, root: string, hostPaths: PlatformPath) {
+  constructor(fs: Pick<FsPromises, 'realpath' | 'lstat'>, root: string, hostPaths: PlatformPath) {
     this.#fs = fs;
     this.#root = root;
     this.#paths = hostPaths;
@@ -144,10 +144,14 @@ export class ConfinedRoot {
     // remove and rename act on a link rather than on its target. (memfs's rename also fails
     // through a linked directory.)
     const hostPath = this.#paths.join(realParent, baseName(clientPath));
-    let realPath: string;
+    let realPath = hostPath;
     let missingNames = 0;
     try {
-      realPath = (await this.#fs.realpath(hostPath)).toString();
+      // The parent is real already: only a link as the last name can move the path. One lstat
+      // where realpath(3) reads every level again (a readlink each): an upload resolves its
+      // target twice, at its start and before its commit.
+      if ((await this.#fs.lstat(hostPath)).isSymbolicLink())
+        realPath = (await this.#fs.realpath(hostPath)).toString();
     } catch (error) {
       if (!isMissing(error)) throw storageErrorFromFs(error, clientPath);
       realPath = hostPath;

@@ -180,7 +180,11 @@ describe('ConfinedRoot', () => {
   });
 
   it('counts a path on another Windows drive as outside the root', () => {
-    const confined = new ConfinedRoot({ realpath: async (p) => p }, 'C:\\root', path.win32);
+    const confined = new ConfinedRoot(
+      { realpath: async (p) => p, lstat: nodeFs.lstat },
+      'C:\\root',
+      path.win32,
+    );
     expect(confined.isWithin('C:\\root', 'C:\\root\\a')).toBe(true);
     // Across drives win32's relative() is the absolute target itself, with no '..' in it.
     expect(confined.isWithin('C:\\root', 'D:\\root\\a')).toBe(false);
