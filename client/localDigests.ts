@@ -4,11 +4,11 @@
  * (--skip-identical); and what identifies a version of a local file for a resumable put.
  */
 import { createHash } from 'node:crypto';
-import type { BigIntStats } from 'node:fs';
+import { type BigIntStats, statSync } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
-import { localError } from './sources.js';
+import { localError, localFileCalls } from './sources.js';
 
 const READ_BYTES = 1024 * 1024;
 
@@ -141,7 +141,12 @@ export async function localFileDigest(
 export async function localSourceIdentity(path: string): Promise<{ size: number; source: string }> {
   let stats: BigIntStats;
   try {
-    stats = await stat(path, { bigint: true });
+    // On the loop while file calls are fast (localFileCalls): through the threadpool this one stat
+    // cost put -r of 5,000 small files ~0.4 s of the client's loop.
+    stats = await localFileCalls.run(
+      () => statSync(path, { bigint: true }),
+      () => stat(path, { bigint: true }),
+    );
   } catch (err) {
     throw localError(err, path);
   }
