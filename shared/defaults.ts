@@ -204,8 +204,8 @@ export const DEFAULTS = {
    */
   uploadFlushAheadBytes: 32 * MiB,
   /**
-   * File reads (downloads, `put`'s local files) and other fs calls but data writes run on the loop while
-   * each takes at most this long; a slower one sends the next ones to the threadpool for a back-off
+   * File reads (downloads, `put`'s local files) and other fs calls but large data writes run on the
+   * loop while each takes at most this long; slower ones send the next ones to the threadpool for a back-off
    * that starts at inlineFileCallBackoffMs and doubles up to inlineFileCallMaxBackoffMs
    * (shared/inlineFileCalls.ts). A 1 MiB read from the page cache takes ~0.1–0.3 ms.
    */
@@ -217,6 +217,11 @@ export const DEFAULTS = {
    * turn, so a file read in a loop (a digest) does not keep other connections waiting.
    */
   inlineFileCallTurnBudgetMs: 2,
+  /**
+   * An upload's write of at most this many bytes runs on the loop too (while file calls are fast):
+   * a small file's one write costs less than handing it to the threadpool. Larger ones go there.
+   */
+  inlineUploadWriteMaxBytes: 64 * KiB,
   /**
    * Uploads: stop reading the socket while this much memory holds received bytes waiting for the
    * disk (their receive blocks, counted whole: ReceivedBytes).

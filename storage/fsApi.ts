@@ -36,6 +36,11 @@ export interface FsPromises {
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   rename(oldPath: string, newPath: string): Promise<void>;
+  /**
+   * rename() where the caller found nothing at `newPath` just before: it frees nothing, so it may
+   * run on the loop. Must still work (as rename) when something is there by then. Optional.
+   */
+  renameOntoNothing?(oldPath: string, newPath: string): Promise<void>;
   /** `flags` as a string ('r', 'wx', ...) or open(2)'s bits (fs.constants). */
   open(path: string, flags: string | number): Promise<FsFileHandle>;
   realpath(path: string): Promise<string | Buffer>;

@@ -216,7 +216,9 @@ export class FsUpload implements UploadHandle {
           refusal = { error };
           throw error;
         }
-        await fs.rename(temporaryPath, target.hostPath);
+        if (entry === undefined && fs.renameOntoNothing !== undefined)
+          await fs.renameOntoNothing(temporaryPath, target.hostPath);
+        else await fs.rename(temporaryPath, target.hostPath);
         return entry;
       });
     } catch (error) {
