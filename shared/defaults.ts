@@ -213,6 +213,14 @@ export const DEFAULTS = {
   inlineFileCallBackoffMs: 1_000,
   inlineFileCallMaxBackoffMs: 60_000,
   /**
+   * Slow calls that start the first back-off, each among this many calls after the one before: a
+   * slow disk makes call after call slow; a lone slow call now and then is the machine.
+   */
+  inlineFileCallSlowCallsToOffload: 2,
+  inlineFileCallSlowCallWindow: 16,
+  /** A call on the loop slower than this (ms) starts the first back-off alone: the disk, surely. */
+  inlineFileCallVerySlowMs: 20,
+  /**
    * File calls on the loop hold it at most about this long in one turn; the next wait for the next
    * turn, so a file read in a loop (a digest) does not keep other connections waiting.
    */

@@ -6,9 +6,14 @@
  * 40–100 µs (a futex wake across cores) and the copy then happens on another core's cache; a
  * 1 MiB read served from the page cache costs ~130 µs done in place against ~230 µs (CPU, all
  * threads) handed off (bench/README.md). nginx and pyftpdlib read files on their loop for the same
- * reason. What the threadpool is for is a disk that makes a call wait: one such call (slower than
+ * reason. What the threadpool is for is a disk that makes a call wait: such a call (slower than
  * `slowCallMs`) sends every call after it to the threadpool for a back-off that doubles while calls
- * stay slow, so a slow disk stalls the loop once per back-off at most, not on every call.
+ * stay slow, so a slow disk stalls the loop once per back-off at most, not on every call. From a
+ * clean record it takes `slowCallsToOffload` slow calls, each among the `slowCallWindow` calls
+ * after the one before, or one slower than `verySlowCallMs`: a slow disk makes call after call
+ * slow, while on our VMs a lone call now and then takes 6–8 ms however fast the disk (the vCPU
+ * descheduled, a host page fault: one or two per second among 5,000 small uploads), and a second
+ * of handing every call off cost those uploads twice the CPU of the calls themselves.
  *
  * A call on the loop resolves without the loop turning, so a caller reading in a loop (a digest of
  * a large file) would otherwise hold the loop until it is done: once calls on the loop have held
@@ -26,6 +31,11 @@ export interface InlineFileCallsOptions {
   maxBackoffMs?: number;
   /** Calls on the loop hold it at most about this long before the next waits for the next turn. */
   turnBudgetMs?: number;
+  /** Slow calls, each among the `slowCallWindow` calls after the one before, that start the first back-off. */
+  slowCallsToOffload?: number;
+  slowCallWindow?: number;
+  /** A call slower than this (ms) starts the first back-off alone. */
+  verySlowCallMs?: number;
   /** Clock in ms (tests). */
   now?: () => number;
 }
@@ -35,7 +45,14 @@ export class InlineFileCalls {
   readonly turnBudgetMs: number;
   readonly #firstBackoffMs: number;
   readonly #maxBackoffMs: number;
+  readonly #slowCallsToOffload: number;
+  readonly #slowCallWindow: number;
+  readonly #verySlowCallMs: number;
   readonly #now: () => number;
+  /** Slow calls so far, each close to the one before, while no back-off is held. */
+  #slowCalls = 0;
+  /** Calls on the loop since the last slow one. */
+  #callsSinceSlow = 0;
   /** Calls go to the threadpool until then. */
   #offloadUntil = 0;
   /** The back-off the last slow call got (0: none yet, or all forgiven); the next one doubles it. */
@@ -62,6 +79,18 @@ export class InlineFileCalls {
     this.#maxBackoffMs = positive(
       options.maxBackoffMs ?? DEFAULTS.inlineFileCallMaxBackoffMs,
       'maxBackoffMs',
+    );
+    this.#slowCallsToOffload = positive(
+      options.slowCallsToOffload ?? DEFAULTS.inlineFileCallSlowCallsToOffload,
+      'slowCallsToOffload',
+    );
+    this.#slowCallWindow = positive(
+      options.slowCallWindow ?? DEFAULTS.inlineFileCallSlowCallWindow,
+      'slowCallWindow',
+    );
+    this.#verySlowCallMs = positive(
+      options.verySlowCallMs ?? DEFAULTS.inlineFileCallVerySlowMs,
+      'verySlowCallMs',
     );
     this.#now = options.now ?? performance.now.bind(performance);
   }
@@ -157,7 +186,19 @@ export class InlineFileCalls {
 
   #timed(started: number): void {
     const finished = this.#now();
+    this.#callsSinceSlow++;
     if (finished - started > this.slowCallMs) {
+      // A back-off held (not yet forgiven) means the disk was slow lately: one slow call is enough,
+      // as is one very slow call.
+      const close = this.#slowCalls > 0 && this.#callsSinceSlow <= this.#slowCallWindow;
+      this.#slowCalls = close ? this.#slowCalls + 1 : 1;
+      this.#callsSinceSlow = 0;
+      const enough =
+        this.#backoffMs > 0 ||
+        finished - started > this.#verySlowCallMs ||
+        this.#slowCalls >= this.#slowCallsToOffload;
+      if (!enough) return;
+      this.#slowCalls = 0;
       this.#backoffMs = Math.min(this.#maxBackoffMs, Math.max(this.#firstBackoffMs, this.#backoffMs * 2));
       this.#offloadUntil = finished + this.#backoffMs;
       this.#forgiveAt = this.#offloadUntil + this.#backoffMs;

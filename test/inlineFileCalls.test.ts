@@ -16,9 +16,15 @@ import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 /** A clock the calls themselves advance: `callTakingMs(n)` is a synchronous call that took n ms. */
-function fakeDisk() {
+function fakeDisk(slowCallsToOffload = 2) {
   let nowMs = 1_000;
-  const calls = new InlineFileCalls({ slowCallMs: 5, backoffMs: 100, maxBackoffMs: 400, now: () => nowMs });
+  const calls = new InlineFileCalls({
+    slowCallMs: 5,
+    backoffMs: 100,
+    maxBackoffMs: 400,
+    slowCallsToOffload,
+    now: () => nowMs,
+  });
   const ran: string[] = [];
   return {
     calls,
@@ -43,19 +49,53 @@ function fakeDisk() {
 }
 
 describe('InlineFileCalls', () => {
-  it('runs fast calls on the loop, and the calls after a slow one through the threadpool for the back-off', async () => {
+  it('runs fast calls on the loop, and the calls after a second slow one through the threadpool for the back-off', async () => {
     const disk = fakeDisk();
     expect(await disk.call(1)).toBe('inline');
     expect(await disk.call(4)).toBe('inline');
     expect(disk.calls.offloading).toBe(false);
-    expect(await disk.call(6)).toBe('inline'); // this one was slow: the next ones are handed off
+    expect(await disk.call(6)).toBe('inline'); // slow, but alone so far: calls stay on the loop
+    expect(disk.calls.offloading).toBe(false);
+    expect(await disk.call(1)).toBe('inline');
+    expect(await disk.call(6)).toBe('inline'); // the second slow one: the next ones are handed off
     expect(disk.calls.offloading).toBe(true);
     expect(await disk.call(1)).toBe('offloaded');
     disk.wait(99);
     expect(await disk.call(1)).toBe('offloaded');
     disk.wait(1);
     expect(await disk.call(1)).toBe('inline');
-    expect(disk.ran).toEqual(['inline', 'inline', 'inline', 'offloaded', 'offloaded', 'inline']);
+    expect(disk.ran).toEqual([
+      ...['inline', 'inline', 'inline', 'inline', 'inline'],
+      ...['offloaded', 'offloaded', 'inline'],
+    ]);
+  });
+
+  it('does not count a slow call more than slowCallWindow calls after the last one: lone slow calls keep calls on the loop', async () => {
+    const disk = fakeDisk(); // slowCallWindow 16 (shared/defaults.ts)
+    for (let i = 0; i < 5; i++) {
+      expect(await disk.call(6)).toBe('inline');
+      for (let fast = 0; fast < 16; fast++) await disk.call(0);
+      expect(disk.calls.offloading).toBe(false);
+    }
+    await disk.call(6);
+    for (let fast = 0; fast < 15; fast++) await disk.call(0);
+    await disk.call(6); // the 16th call after the last slow one: counts
+    expect(disk.calls.offloading).toBe(true);
+  });
+
+  it('hands off after one call slower than verySlowCallMs', async () => {
+    const disk = fakeDisk();
+    await disk.call(20); // slow, not very slow (20 ms is the bound)
+    for (let fast = 0; fast < 16; fast++) await disk.call(0);
+    expect(disk.calls.offloading).toBe(false);
+    await disk.call(21);
+    expect(disk.calls.offloading).toBe(true);
+  });
+
+  it('hands off after the first slow call with slowCallsToOffload 1', async () => {
+    const disk = fakeDisk(1);
+    await disk.call(6);
+    expect(disk.calls.offloading).toBe(true);
   });
 
   it('doubles the back-off while calls stay slow, up to its maximum, and forgives it once they are fast', async () => {
@@ -69,8 +109,9 @@ describe('InlineFileCalls', () => {
       return ms;
     };
     const backoffs: number[] = [];
+    await disk.call(20); // slow: the first of two from a clean record
     for (let i = 0; i < 5; i++) {
-      await disk.call(20); // slow
+      await disk.call(20); // slow: once a back-off is held, one is enough
       backoffs.push(await offloadedFor());
     }
     expect(backoffs).toEqual([100, 200, 400, 400, 400]);
@@ -82,6 +123,8 @@ describe('InlineFileCalls', () => {
     await disk.call(0);
     disk.wait(100);
     await disk.call(0);
+    await disk.call(20); // forgiven: a clean record again, so two slow calls
+    expect(disk.calls.offloading).toBe(false);
     await disk.call(20);
     expect(await offloadedFor()).toBe(100);
   });
@@ -141,7 +184,7 @@ describe('InlineFileCalls', () => {
 
   it('turns an error thrown on the loop into a rejection, and still counts the time it took', async () => {
     let nowMs = 0;
-    const calls = new InlineFileCalls({ slowCallMs: 5, now: () => nowMs });
+    const calls = new InlineFileCalls({ slowCallMs: 5, slowCallsToOffload: 1, now: () => nowMs });
     const failure = calls.run(
       () => {
         nowMs += 50;
@@ -176,6 +219,9 @@ describe('InlineFileCalls', () => {
     expect(() => new InlineFileCalls({ slowCallMs: 0 })).toThrow(RangeError);
     expect(() => new InlineFileCalls({ backoffMs: Number.NaN })).toThrow(RangeError);
     expect(() => new InlineFileCalls({ maxBackoffMs: -1 })).toThrow(RangeError);
+    expect(() => new InlineFileCalls({ slowCallsToOffload: 0 })).toThrow(RangeError);
+    expect(() => new InlineFileCalls({ slowCallWindow: -1 })).toThrow(RangeError);
+    expect(() => new InlineFileCalls({ verySlowCallMs: Number.NaN })).toThrow(RangeError);
   });
 });
 

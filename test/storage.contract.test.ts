@@ -112,6 +112,7 @@ const backends: Backend[] = [
       // Every call seems to take 10 s: after the first, all are handed off for the back-off (1e9 ms).
       const offloading = new InlineFileCalls({
         now: () => (nowMs += 10_000),
+        slowCallsToOffload: 1,
         backoffMs: 1e9,
         maxBackoffMs: 1e9,
       });
