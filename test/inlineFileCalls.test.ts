@@ -274,6 +274,32 @@ describe('DiskFileHandle', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it("writes a small upload's bytes and renames onto nothing on the loop; a large write and a rename onto a file through the threadpool", async () => {
+    const calls = new CountingCalls();
+    const fs = diskFs(calls);
+    const dir = await tempDirs.make();
+    const file = await fs.open(join(dir, 'tmp'), 'wx');
+    await new Promise((resolve) => setImmediate(resolve)); // a fresh turn: calls run at once
+    let before = calls.onLoop;
+    await file.writev([Buffer.alloc(40 * 1024, 1), Buffer.alloc(24 * 1024, 2)], 0); // 64 KiB
+    expect(calls.onLoop - before).toBe(1);
+    before = calls.onLoop;
+    await file.writev([Buffer.alloc(64 * 1024 + 1, 3)], 64 * 1024);
+    expect(calls.onLoop - before).toBe(0);
+    await file.close();
+    expect(readFileSync(join(dir, 'tmp')).length).toBe(128 * 1024 + 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    before = calls.onLoop;
+    await fs.renameOntoNothing!(join(dir, 'tmp'), join(dir, 'new'));
+    expect(calls.onLoop - before).toBe(1);
+    await writeFile(join(dir, 'other'), 'other');
+    before = calls.onLoop;
+    await fs.rename(join(dir, 'other'), join(dir, 'new'));
+    expect(calls.onLoop - before).toBe(0);
+    expect(readdirSync(dir)).toEqual(['new']);
+    expect(readFileSync(join(dir, 'new'), 'utf8')).toBe('other');
+  });
+
   it('closes a file whose last name is gone through the threadpool: that close frees the file', async () => {
     const calls = new CountingCalls();
     const fs = diskFs(calls);
