@@ -37,6 +37,13 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
         () => fs.lstatSync(path),
         () => fsPromises.lstat(path),
       ),
+    // A new file's path is missing twice per upload (its start and its commit): without the
+    // error node builds (message, stack) for each.
+    lstatIfExists: (path) =>
+      inline.run(
+        () => fs.lstatSync(path, { throwIfNoEntry: false }),
+        () => fsPromises.lstat(path).catch(undefinedWhenMissing),
+      ),
     readdir: (path) => fsPromises.readdir(path),
     mkdir: (path) =>
       inline.run(
@@ -192,4 +199,9 @@ export class DiskFileHandle implements FsFileHandle {
 
 function closedError(): Error {
   return Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
+}
+
+function undefinedWhenMissing(error: unknown): undefined {
+  if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+  throw error;
 }

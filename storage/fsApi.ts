@@ -30,6 +30,8 @@ export interface FsFileHandle {
 export interface FsPromises {
   stat(path: string): Promise<FsStats>;
   lstat(path: string): Promise<FsStats>;
+  /** lstat() that resolves undefined where nothing is (ENOENT) instead of building an error. Optional. */
+  lstatIfExists?(path: string): Promise<FsStats | undefined>;
   /** Called without options, both return names as strings; memfs's types allow more, hence unknown. */
   readdir(path: string): Promise<readonly unknown[]>;
   mkdir(path: string): Promise<unknown>;

@@ -84,13 +84,17 @@ export interface Resolved {
  * the second half of path checking, the half that needs the filesystem.
  */
 export class ConfinedRoot {
-  readonly #fs: Pick<FsPromises, 'realpath' | 'lstat'>;
+  readonly #fs: Pick<FsPromises, 'realpath' | 'lstat' | 'lstatIfExists'>;
   readonly #root: string;
   readonly #paths: PlatformPath;
   #realRoot: Promise<string> | undefined;
   #knownRealRoot: string | undefined;
 
-  constructor(fs: Pick<FsPromises, 'realpath' | 'lstat'>, root: string, hostPaths: PlatformPath) {
+  constructor(
+    fs: Pick<FsPromises, 'realpath' | 'lstat' | 'lstatIfExists'>,
+    root: string,
+    hostPaths: PlatformPath,
+  ) {
     this.#fs = fs;
     this.#root = root;
     this.#paths = hostPaths;
@@ -150,8 +154,12 @@ export class ConfinedRoot {
       // The parent is real already: only a link as the last name can move the path. One lstat
       // where realpath(3) reads every level again (a readlink each): an upload resolves its
       // target twice, at its start and before its commit.
-      if ((await this.#fs.lstat(hostPath)).isSymbolicLink())
-        realPath = (await this.#fs.realpath(hostPath)).toString();
+      const stats =
+        this.#fs.lstatIfExists !== undefined
+          ? await this.#fs.lstatIfExists(hostPath)
+          : await this.#fs.lstat(hostPath);
+      if (stats === undefined) missingNames = parent.missing + 1;
+      else if (stats.isSymbolicLink()) realPath = (await this.#fs.realpath(hostPath)).toString();
     } catch (error) {
       if (!isMissing(error)) throw storageErrorFromFs(error, clientPath);
       realPath = hostPath;
