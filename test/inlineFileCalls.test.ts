@@ -281,10 +281,10 @@ describe('DiskFileHandle', () => {
     const file = await fs.open(join(dir, 'tmp'), 'wx');
     await new Promise((resolve) => setImmediate(resolve)); // a fresh turn: calls run at once
     let before = calls.onLoop;
-    await file.writev([Buffer.alloc(40 * 1024, 1), Buffer.alloc(24 * 1024, 2)], 0); // 64 KiB
+    await file.writev!([Buffer.alloc(40 * 1024, 1), Buffer.alloc(24 * 1024, 2)], 0); // 64 KiB
     expect(calls.onLoop - before).toBe(1);
     before = calls.onLoop;
-    await file.writev([Buffer.alloc(64 * 1024 + 1, 3)], 64 * 1024);
+    await file.writev!([Buffer.alloc(64 * 1024 + 1, 3)], 64 * 1024);
     expect(calls.onLoop - before).toBe(0);
     await file.close();
     expect(readFileSync(join(dir, 'tmp')).length).toBe(128 * 1024 + 1);
