@@ -1,5 +1,6 @@
 // npm run bench:cli -- [--rounds 3] [--files 200] [--file-mib 4] [--parallel 50] [--big-mib 1024]
-//   [--tools muxftp,pyftpdlib,vsftpd,node] [--workloads put-many,get-many,put-big,get-big,bench-up,bench-down]
+//   [--small-files 5000] [--small-kib 4] [--tools muxftp,pyftpdlib,vsftpd,node]
+//   [--workloads put-many,get-many,put-big,get-big,put-small,get-small,bench-up,bench-down]
 //   [--timeout-s 300] [--baseline <muxftp checkout, built>]
 //
 // Issue #11's table: the real CLI (`muxftp put … --to up/ -j 50`, `muxftp get …`) against a
@@ -12,7 +13,8 @@
 // offers `--checksum sha256`, that is measured as a tool of its own, and so is a server started with
 // `--fsync never` (the peers and the pipeline flush nothing to disk). `muxftp bench` (50 clients ×
 // 200 × 4 MiB, upload and download) runs against the same disk-backed server, compared with curl's
-// 200-file rows. Run as root on loopback only.
+// 200-file rows. The small-file rows (5,000 × 4 KiB, 50 at once) measure what each file costs
+// rather than bytes. Run as root on loopback only.
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
@@ -58,7 +60,16 @@ import {
 const MIB = 1024 * 1024;
 const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
 const ALL_TOOLS = ['muxftp', 'pyftpdlib', 'vsftpd', 'node'];
-const ALL_WORKLOADS = ['put-many', 'get-many', 'put-big', 'get-big', 'bench-up', 'bench-down'];
+const ALL_WORKLOADS = [
+  'put-many',
+  'get-many',
+  'put-big',
+  'get-big',
+  'put-small',
+  'get-small',
+  'bench-up',
+  'bench-down',
+];
 
 const { values } = parseArgs({
   options: {
@@ -67,6 +78,8 @@ const { values } = parseArgs({
     'file-mib': { type: 'string', default: '4' },
     parallel: { type: 'string', default: '50' },
     'big-mib': { type: 'string', default: '1024' },
+    'small-files': { type: 'string', default: '5000' },
+    'small-kib': { type: 'string', default: '4' },
     tools: { type: 'string', default: ALL_TOOLS.join(',') },
     workloads: { type: 'string', default: ALL_WORKLOADS.join(',') },
     'timeout-s': { type: 'string', default: '300' },
@@ -85,6 +98,8 @@ const opts = {
   fileBytes: Math.round(positive('file-mib') * MIB),
   parallel: Math.floor(positive('parallel')),
   bigBytes: Math.round(positive('big-mib') * MIB),
+  smallFiles: Math.floor(positive('small-files')),
+  smallBytes: Math.round(positive('small-kib') * 1024),
   tools: values.tools.split(',').filter((t) => ALL_TOOLS.includes(t)),
   workloads: values.workloads.split(',').filter((w) => ALL_WORKLOADS.includes(w)),
   timeoutMs: positive('timeout-s') * 1000,
@@ -98,23 +113,36 @@ const log = (msg) => process.stderr.write(`${msg}\n`);
 const clientBase = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
 
 /**
+ * `count` random files of `bytes` each (distinct contents) in `dir`/`sub`, named `prefix`NNNN.bin.
+ * @param {string} dir @param {string} sub @param {string} prefix @param {number} count @param {number} bytes
+ * @returns {Promise<NamedPayload[]>}
+ */
+async function makeFiles(dir, sub, prefix, count, bytes) {
+  /** @type {NamedPayload[]} */
+  const files = [];
+  const block = Buffer.allocUnsafe(Math.max(4, bytes));
+  randomFillSync(block);
+  await fsp.mkdir(path.join(dir, sub));
+  for (let i = 0; i < count; i++) {
+    block.writeUInt32BE(i, 0); // distinct files, so no digest or page is shared by accident
+    const content = block.subarray(0, bytes);
+    const name = `${prefix}${String(i).padStart(4, '0')}.bin`;
+    const file = path.join(dir, sub, name);
+    await fsp.writeFile(file, content);
+    files.push({ name, file, size: bytes, sha256: createHash('sha256').update(content).digest('hex') });
+  }
+  return files;
+}
+
+/**
  * Random files: `count` small ones (distinct contents) and one big one, with their digests.
  * @param {string} dir
- * @returns {Promise<{ many: NamedPayload[], big: NamedPayload }>}
+ * @returns {Promise<{ many: NamedPayload[], small: NamedPayload[], big: NamedPayload }>}
  */
 async function makePayloads(dir) {
-  /** @type {NamedPayload[]} */
-  const many = [];
-  const block = Buffer.allocUnsafe(opts.fileBytes);
-  randomFillSync(block);
-  await fsp.mkdir(path.join(dir, 'many'));
-  for (let i = 0; i < opts.files; i++) {
-    block.writeUInt32BE(i, 0); // distinct files, so no digest or page is shared by accident
-    const name = `f${String(i).padStart(4, '0')}.bin`;
-    const file = path.join(dir, 'many', name);
-    await fsp.writeFile(file, block);
-    many.push({ name, file, size: block.length, sha256: createHash('sha256').update(block).digest('hex') });
-  }
+  const many = await makeFiles(dir, 'many', 'f', opts.files, opts.fileBytes);
+  const wantsSmall = opts.workloads.includes('put-small') || opts.workloads.includes('get-small');
+  const small = wantsSmall ? await makeFiles(dir, 'small', 's', opts.smallFiles, opts.smallBytes) : [];
   const bigFile = path.join(dir, 'big.bin');
   const hash = createHash('sha256');
   const handle = await fsp.open(bigFile, 'w');
@@ -127,7 +155,11 @@ async function makePayloads(dir) {
   }
   await handle.close();
   await fsp.chmod(bigFile, 0o644);
-  return { many, big: { name: 'big.bin', file: bigFile, size: opts.bigBytes, sha256: hash.digest('hex') } };
+  return {
+    many,
+    small,
+    big: { name: 'big.bin', file: bigFile, size: opts.bigBytes, sha256: hash.digest('hex') },
+  };
 }
 
 /**
@@ -203,7 +235,7 @@ function muxftp(server, args) {
 /**
  * Each tool moves the same files: uploads into `up/` of its root, downloads from there to tmpfs.
  * @param {Tool} tool
- * @param {{ many: NamedPayload[], big: NamedPayload }} payloads
+ * @param {{ many: NamedPayload[], small: NamedPayload[], big: NamedPayload }} payloads
  * @param {string} workDir
  * @returns {Promise<Record<string, WorkloadFigure>>}
  */
@@ -255,6 +287,8 @@ async function runTool(tool, payloads, workDir) {
   };
 
   const many = payloads.many;
+  const small = payloads.small;
+  const smallBytes = small.reduce((sum, p) => sum + p.size, 0);
   const big = payloads.big;
   const manyBytes = many.length * opts.fileBytes;
   const server = 'server' in tool ? await tool.server() : undefined;
@@ -302,6 +336,20 @@ async function runTool(tool, payloads, workDir) {
         checkUp([big]),
       );
       await timed('get-big', big.size, () => mux(['get', 'up/big.bin', dlPath(big), ...x]), checkDl([big]));
+      await timed(
+        'put-small',
+        smallBytes,
+        () =>
+          mux(['put', ...small.map((p) => p.file), '--to', 'up/', '-p', '-j', String(opts.parallel), ...x]),
+        checkUp(small),
+      );
+      await timed(
+        'get-small',
+        smallBytes,
+        () =>
+          mux(['get', ...small.map((p) => `up/${p.name}`), '--to', dl, '-j', String(opts.parallel), ...x]),
+        checkDl(small),
+      );
       if (tool.bench) {
         for (const [name, op] of /** @type {Array<[workload: string, op: string]>} */ ([
           ['bench-up', 'upload'],
@@ -368,6 +416,18 @@ async function runTool(tool, payloads, workDir) {
           () => curl([{ remote: 'up/big.bin', local: dlPath(big) }]),
           checkDl([big]),
         );
+        await timed(
+          'put-small',
+          smallBytes,
+          () => curl(small.map((p) => ({ upload: p.file, remote: `up/${p.name}` }))),
+          checkUp(small),
+        );
+        await timed(
+          'get-small',
+          smallBytes,
+          () => curl(small.map((p) => ({ remote: `up/${p.name}`, local: dlPath(p) }))),
+          checkDl(small),
+        );
       } finally {
         await removeTempDir(configDir);
       }
@@ -391,6 +451,23 @@ async function runTool(tool, payloads, workDir) {
       );
       await timed('put-big', big.size, () => runPipeline(big.file, upPath(big)), checkUp([big]));
       await timed('get-big', big.size, () => runPipeline(upPath(big), dlPath(big)), checkDl([big]));
+      await timed(
+        'put-small',
+        smallBytes,
+        () =>
+          runPipelineMany(
+            small.map((p) => p.file),
+            path.join(root, 'up'),
+            opts.parallel,
+          ),
+        checkUp(small),
+      );
+      await timed(
+        'get-small',
+        smallBytes,
+        () => runPipelineMany(small.map(upPath), dl, opts.parallel),
+        checkDl(small),
+      );
     }
     if (!server) await removeTempDir(root);
   } finally {
@@ -485,18 +562,22 @@ try {
 /** @param {string} tool @param {string} workload */
 const fig = (tool, workload) => best.get(`${tool} ${workload}`)?.mbps;
 /** @param {number | undefined} x */
-const mb = (x) => (x === undefined ? '-' : String(Math.round(x)));
+const mb = (x) => (x === undefined ? '-' : x < 100 ? x.toFixed(1) : String(Math.round(x)));
 /** @param {number | undefined} a @param {number | undefined} b */
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-');
 /** @param {number} b */
-const sizeLabel = (b) => (b >= 1024 * MIB ? `${b / 1024 / MIB} GiB` : `${b / MIB} MiB`);
+const sizeLabel = (b) =>
+  b >= 1024 * MIB ? `${b / 1024 / MIB} GiB` : b >= MIB ? `${b / MIB} MiB` : `${b / 1024} KiB`;
 const many = `${opts.files} × ${sizeLabel(opts.fileBytes)}`;
+const smallMany = `${opts.smallFiles} × ${sizeLabel(opts.smallBytes)}`;
 /** @type {Array<[workload: string, label: string]>} */
 const rows = [
   ['put-many', `put ${many}, ${opts.parallel} at once`],
   ['get-many', `get ${many}, ${opts.parallel} at once`],
   ['put-big', `put one ${sizeLabel(opts.bigBytes)}`],
   ['get-big', `get one ${sizeLabel(opts.bigBytes)}`],
+  ['put-small', `put ${smallMany}, ${opts.parallel} at once`],
+  ['get-small', `get ${smallMany}, ${opts.parallel} at once`],
 ];
 const muxLabels = tools.filter((t) => t.kind === 'muxftp').map((t) => t.label);
 const header = [
