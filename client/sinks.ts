@@ -14,6 +14,7 @@ import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { downloadPartialName, newTemporaryName } from '../shared/temporaryNames.js';
+import { renameIntoPlace, SinkFile } from './sinkFile.js';
 import { localError, localFileCalls } from './sources.js';
 
 export interface ByteSink {
@@ -187,19 +188,25 @@ export function settleTemporaryFilesNow(): { kept: number; removed: number } {
  * Opened to keep a partial (`keepsPartial`), a failure keeps its whole blocks under the target's
  * kept name (keepPartial()) and a success removes what an earlier failure kept there.
  */
-abstract class HiddenFileSink implements ByteSink, TemporaryFile {
+/** What HiddenFileSink needs of its open file: FileHandle, or SinkFile (FileSink's). */
+interface HiddenFile {
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements ByteSink, TemporaryFile {
   readonly keepsChunks = false;
   protected readonly target: string;
   readonly temporary: string;
   readonly keptPath: string | undefined;
   keepable = true;
-  protected handle: FileHandle | undefined;
+  protected handle: File | undefined;
   /** Work that writes and the end wait for (ContinueSink cuts its copy back first). */
   protected ready: Promise<void> | undefined;
   /** The write in flight, if any: a failure's stat and cut wait for it (a handle does not order them). */
   private writing: Promise<unknown> | undefined;
 
-  protected constructor(target: string, temporary: string, handle: FileHandle, keepsPartial: boolean) {
+  protected constructor(target: string, temporary: string, handle: File, keepsPartial: boolean) {
     this.target = target;
     this.temporary = temporary;
     this.handle = handle;
@@ -210,7 +217,7 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
   abstract write(chunks: readonly Buffer[]): Promise<void>;
 
   /** The bytes the file holds, once no write is in flight. */
-  protected abstract bytesHeld(handle: FileHandle): Promise<number>;
+  protected abstract bytesHeld(handle: File): Promise<number>;
 
   /** `write` is in flight until it settles. */
   protected tracked<T>(write: Promise<T>): Promise<T> {
@@ -224,7 +231,7 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
     try {
       await this.ready;
       await handle.close();
-      await rename(this.temporary, this.target);
+      await renameIntoPlace(this.temporary, this.target);
       temporaryFilesInProgress.delete(this.temporary);
     } catch (err) {
       await unlink(this.temporary).catch(() => {});
@@ -281,7 +288,7 @@ abstract class HiddenFileSink implements ByteSink, TemporaryFile {
   }
 }
 
-class FileSink extends HiddenFileSink {
+class FileSink extends HiddenFileSink<SinkFile> {
   /** Written from 0 in order: what the file holds, without a stat (most failures hold no whole block). */
   private written = 0;
 
@@ -290,7 +297,7 @@ class FileSink extends HiddenFileSink {
     const temporary = join(dirname(target), newTemporaryName());
     registerTemporary(temporary);
     try {
-      return new FileSink(target, temporary, await open(temporary, 'wx'), keepsPartial);
+      return new FileSink(target, temporary, await SinkFile.create(temporary), keepsPartial);
     } catch (err) {
       temporaryFilesInProgress.delete(temporary);
       throw localError(err, target);
@@ -303,7 +310,7 @@ class FileSink extends HiddenFileSink {
 
   async write(chunks: readonly Buffer[]): Promise<void> {
     try {
-      this.written += (await this.tracked(this.handle!.writev(chunks as Buffer[]))).bytesWritten;
+      this.written += await this.tracked(this.handle!.writeAll(chunks));
     } catch (err) {
       throw localError(err, this.target);
     }
