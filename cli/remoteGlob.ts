@@ -1,5 +1,5 @@
 /**
- * Wildcards in the remote paths of `get`, `rm` and `ls` (`get 'logs/*.log'`), expanded by the
+ * Wildcards in the remote paths of `get`, `rm`, `mv` and `ls` (`get 'logs/*.log'`), expanded by the
  * client as sftp's and lftp's mget do: the protocol has no pattern operation, so each path
  * component with a wildcard is matched against a listing of the directory before it.
  *

@@ -412,6 +412,58 @@ describe('muxftp CLI', () => {
     await rm(join(root, 'mvs'), { recursive: true });
   });
 
+  it('mv moves several paths, or what a pattern matches, into a directory, and nowhere else', async () => {
+    await mkdir(join(root, 'mvm', 'box'), { recursive: true });
+    await mkdir(join(root, 'mvm', 'logs'));
+    for (const name of ['a.txt', 'b.txt', 'c.txt']) await writeFile(join(root, 'mvm', name), name);
+    for (const name of ['1.log', '2.log', 'keep.txt']) await writeFile(join(root, 'mvm', 'logs', name), name);
+
+    const two = await runCli(['mv', 'mvm/a.txt', 'mvm/b.txt', 'mvm/box', ...remote]);
+    expect(two).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(join(root, 'mvm', 'box'))).sort()).toEqual(['a.txt', 'b.txt']);
+
+    const pattern = await runCli(['mv', 'mvm/logs/*.log', 'mvm/box/', '--json', ...remote]);
+    expect(pattern.code).toBe(0);
+    expect(JSON.parse(pattern.stdout.toString())).toEqual([
+      { path: 'mvm/logs/1.log', ok: true },
+      { path: 'mvm/logs/2.log', ok: true },
+    ]);
+    expect(await readdir(join(root, 'mvm', 'logs'))).toEqual(['keep.txt']);
+    expect(await readFile(join(root, 'mvm', 'box', '2.log'), 'utf8')).toBe('2.log');
+
+    // Into a file, or a directory that is not there: nothing moves (one line per path).
+    for (const to of ['mvm/box/a.txt', 'mvm/nowhere']) {
+      const refused = await runCli(['mv', 'mvm/c.txt', 'mvm/logs/keep.txt', to, ...remote]);
+      expect(refused.code).toBe(1);
+      const lines = refused.stderr.trimEnd().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toContain('mv mvm/c.txt');
+      expect(lines[1]).toContain('mv mvm/logs/keep.txt');
+      // Named as given: <to> itself is what is wrong, not a path inside it.
+      const code = to === 'mvm/nowhere' ? 'NOT_FOUND' : 'NOT_A_DIRECTORY';
+      for (const line of lines) expect(line).toContain(`: ${to} (${code})`);
+    }
+    expect(await readFile(join(root, 'mvm', 'box', 'a.txt'), 'utf8')).toBe('a.txt');
+    expect(await readFile(join(root, 'mvm', 'c.txt'), 'utf8')).toBe('c.txt');
+
+    // One source missing: the others still move, and the command fails naming it.
+    const partly = await runCli(['mv', 'mvm/gone.txt', 'mvm/c.txt', 'mvm/box', ...remote]);
+    expect(partly.code).toBe(1);
+    expectOneErrorLine(partly, 'mv mvm/gone.txt', 'NOT_FOUND');
+    expect(await readFile(join(root, 'mvm', 'box', 'c.txt'), 'utf8')).toBe('c.txt');
+
+    // A pattern that matches one path renames it, as one path does.
+    const one = await runCli(['mv', 'mvm/box/c.*', 'mvm/renamed.txt', '--json', ...remote]);
+    expect(one.code).toBe(0);
+    expect(JSON.parse(one.stdout.toString())).toEqual({ ok: true });
+    expect(await readFile(join(root, 'mvm', 'renamed.txt'), 'utf8')).toBe('c.txt');
+
+    const alone = await runCli(['mv', 'mvm/box', ...remote]);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr.toString()).toContain("missing required argument 'to'");
+    await rm(join(root, 'mvm'), { recursive: true });
+  });
+
   it('puts from stdin and gets to stdout with -', async () => {
     const bytes = randomBytes(200_000);
     const up = await runCli(['put', '-', 'piped.bin', ...remote], { stdin: bytes });

@@ -215,26 +215,80 @@ export function registerFileCommands(program: Command, output: Output): void {
 
   program
     .command('mv')
-    .summary('move or rename a remote file or directory')
+    .summary('move or rename remote files and directories')
     .description(
-      'Move or rename a remote file or directory. As with mv(1), into <to> if that is a directory (or ends in /); else a file at <to> is replaced.',
+      "Move or rename a remote file or directory. As with mv(1), into <to> if that is a directory (or ends in /); else a file at <to> is replaced. Several paths, or a pattern ('logs/*.log', quoted), move into <to>, which must then be a directory.",
     )
-    .argument('<from>', 'remote path to move')
-    .argument('<to>', 'new remote path, or a directory to move it into')
-    .action(async (from: string, to: string, _options: unknown, command: Command) => {
-      const global = begin(command);
-      await withClient(global, output, async (client) => {
-        try {
-          const source = remotePathRequired(from);
-          if (from.endsWith('/')) await requireDirectory(client, source);
+    .usage('[options] <from...> <to>')
+    .argument('<from...>', 'remote paths to move, then <to>: the new path, or a directory to move them into')
+    .action(async (paths: string[], _options: unknown, command: Command) => {
+      if (paths.length < 2) command.error("error: missing required argument 'to'");
+      await move(begin(command), output, paths.slice(0, -1), paths.at(-1)!);
+    });
+}
+
+/**
+ * `mv FROM... TO`. One path (a literal, or a pattern that matched one) moves to TO, or into it
+ * when TO is a directory, as mv(1) does, and --json prints `{ok, error?}`. Several (arguments or
+ * matches) each move into TO, which must be a directory (looked up once), and --json prints one
+ * `{path, ok, error?}` per path, as rm does.
+ */
+async function move(global: GlobalOptions, output: Output, sources: string[], to: string): Promise<void> {
+  if (sources.length > 1)
+    output.setJsonFailureShape((error) =>
+      sources.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
+    );
+  const lone = sources.length === 1 ? sources[0]! : undefined;
+  await withClient(global, output, async (client) => {
+    let named = sources;
+    if (lone !== undefined) {
+      try {
+        named = isRemotePattern(lone)
+          ? await expandRemotePattern(client, lone)
+          : [literalRemoteArgument(lone)];
+        if (named.length === 1) {
+          const source = remotePathRequired(named[0]!);
+          if (named[0]!.endsWith('/')) await requireDirectory(client, source);
           await client.rename(source, await moveTarget(client, source, to));
           if (output.json) output.printJson({ ok: true });
-        } catch (error) {
-          output.failure(`mv ${shownArgument(from)}`, error);
-          if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
+          return;
         }
-      });
-    });
+      } catch (error) {
+        output.failure(`mv ${shownArgument(lone)}`, error);
+        if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
+        return;
+      }
+    }
+    let into: Promise<string> | undefined;
+    const outcomes = await operateOnEach(
+      client,
+      output,
+      'mv',
+      named,
+      async (source, argument) => {
+        into ??= directoryTarget(client, to);
+        const directory = await into;
+        if (argument.endsWith('/')) await requireDirectory(client, source);
+        await client.rename(source, joinRemote(directory, remoteBaseName(source)));
+      },
+      {},
+      lone === undefined,
+    );
+    if (output.json) output.printJson(outcomes);
+  });
+}
+
+/** `to` of an `mv` of several paths: an existing directory (NOT_A_DIRECTORY, NOT_FOUND otherwise). */
+async function directoryTarget(client: Client, to: string): Promise<string> {
+  const target = remotePathToMoveTo(to);
+  await requireDirectory(client, target);
+  return target;
+}
+
+/** The remote path `to` names as where to move; an empty one is refused. */
+function remotePathToMoveTo(to: string): string {
+  if (to === '') throw new MuxftpError('INVALID_PATH', 'empty remote path to move it to');
+  return remotePathFromArgument(to);
 }
 
 /**
@@ -242,8 +296,7 @@ export function registerFileCommands(program: Command, output: Output): void {
  * one), as mv(1) and put do; else at `to` itself.
  */
 async function moveTarget(client: Client, source: string, to: string): Promise<string> {
-  if (to === '') throw new MuxftpError('INVALID_PATH', 'empty remote path to move it to');
-  const target = remotePathFromArgument(to);
+  const target = remotePathToMoveTo(to);
   const into = joinRemote(target, remoteBaseName(source));
   const entry = await client.stat(target).catch((error: unknown) => {
     if (error instanceof MuxftpError && error.code === 'NOT_FOUND' && !to.endsWith('/')) return undefined;
@@ -418,39 +471,60 @@ async function eachPath(
   output.setJsonFailureShape((error) =>
     paths.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
   );
-  const outcomes = await withClient(global, output, async (client) => {
-    const results: PathOutcome[] = [];
-    const failed = (path: string, thrown: unknown): void => {
-      const explained = thrown instanceof PartlyRemoved || thrown instanceof ExplainedFailure;
-      const error = explained ? thrown.first : thrown;
-      const hint = explained ? thrown.hint : error instanceof MuxftpError ? hints[error.code] : undefined;
-      output.failure(`${name} ${shownArgument(path)}`, error, hint);
-      results.push({ path, ok: false, error: errorInfo(error) });
-    };
-    for (const given of paths) {
-      let named = [given];
-      if (expandPatterns) {
-        try {
-          named = isRemotePattern(given)
-            ? await expandRemotePattern(client, given)
-            : [literalRemoteArgument(given)];
-        } catch (thrown) {
-          failed(given, thrown);
-          continue;
-        }
-      }
-      for (const path of named) {
-        try {
-          await operate(client, remotePathRequired(path), path);
-          results.push({ path, ok: true });
-        } catch (thrown) {
-          failed(path, thrown);
-        }
+  const outcomes = await withClient(global, output, (client) =>
+    operateOnEach(
+      client,
+      output,
+      name,
+      paths,
+      (path, argument) => operate(client, path, argument),
+      hints,
+      expandPatterns,
+    ),
+  );
+  if (output.json) output.printJson(outcomes);
+}
+
+/** eachPath's work on one connection: the outcome of each path, each failure reported as it comes. */
+async function operateOnEach(
+  client: Client,
+  output: Output,
+  name: string,
+  paths: string[],
+  operate: (remotePath: string, argument: string) => Promise<void>,
+  hints: Partial<Record<ErrorCode, string>>,
+  expandPatterns: boolean,
+): Promise<PathOutcome[]> {
+  const results: PathOutcome[] = [];
+  const failed = (path: string, thrown: unknown): void => {
+    const explained = thrown instanceof PartlyRemoved || thrown instanceof ExplainedFailure;
+    const error = explained ? thrown.first : thrown;
+    const hint = explained ? thrown.hint : error instanceof MuxftpError ? hints[error.code] : undefined;
+    output.failure(`${name} ${shownArgument(path)}`, error, hint);
+    results.push({ path, ok: false, error: errorInfo(error) });
+  };
+  for (const given of paths) {
+    let named = [given];
+    if (expandPatterns) {
+      try {
+        named = isRemotePattern(given)
+          ? await expandRemotePattern(client, given)
+          : [literalRemoteArgument(given)];
+      } catch (thrown) {
+        failed(given, thrown);
+        continue;
       }
     }
-    return results;
-  });
-  if (output.json) output.printJson(outcomes);
+    for (const path of named) {
+      try {
+        await operate(remotePathRequired(path), path);
+        results.push({ path, ok: true });
+      } catch (thrown) {
+        failed(path, thrown);
+      }
+    }
+  }
+  return results;
 }
 
 /** What `--hash` was given: an algorithm, nothing (true), or a word that is not one (a path). */
