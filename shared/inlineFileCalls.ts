@@ -16,12 +16,12 @@
  * of handing every call off cost those uploads twice the CPU of the calls themselves.
  *
  * A call on the loop resolves without the loop turning, so a caller reading in a loop (a digest of
- * a large file) would otherwise hold the loop until it is done: once calls on the loop have held
- * it for `turnBudgetMs`, the next ones wait for the next turn (setImmediate, after the loop has
- * polled the sockets), as each call through the threadpool did.
+ * a large file) would otherwise hold the loop until it is done: calls on the loop hold it at most
+ * `turnBudgetMs` a turn (loopTurns.ts), as each call through the threadpool let it turn.
  */
 
 import { DEFAULTS } from './defaults.js';
+import { LoopTurns } from './loopTurns.js';
 
 export interface InlineFileCallsOptions {
   /** A call on the loop that takes longer than this sends the next ones to the threadpool (ms). */
@@ -59,23 +59,12 @@ export class InlineFileCalls {
   #backoffMs = 0;
   /** Calls fast until then halve the back-off. */
   #forgiveAt = 0;
-  /** When the first call on the loop in this turn started; undefined once the loop has turned. */
-  #turnStartedAt: number | undefined;
-  #turnResetScheduled = false;
-  /**
-   * Calls waiting for a later turn, oldest first, from #waitingHead on. In a queue drained by one
-   * callback a turn: a call waiting is not looked at again until its turn comes (each one
-   * re-arming its own setImmediate cost every turn the count of those waiting, so 50,000 lstats
-   * at once held the loop for seconds), and the oldest go first.
-   */
-  #waiting: Array<() => void> = [];
-  #waitingHead = 0;
-  #drainScheduled = false;
+  /** Calls on the loop, held to a budget per turn. */
+  readonly #turns: LoopTurns;
 
   constructor(options: InlineFileCallsOptions = {}) {
     this.slowCallMs = positive(options.slowCallMs ?? DEFAULTS.inlineFileCallSlowMs, 'slowCallMs');
     this.#firstBackoffMs = positive(options.backoffMs ?? DEFAULTS.inlineFileCallBackoffMs, 'backoffMs');
-    this.turnBudgetMs = positive(options.turnBudgetMs ?? DEFAULTS.inlineFileCallTurnBudgetMs, 'turnBudgetMs');
     this.#maxBackoffMs = positive(
       options.maxBackoffMs ?? DEFAULTS.inlineFileCallMaxBackoffMs,
       'maxBackoffMs',
@@ -93,6 +82,11 @@ export class InlineFileCalls {
       'verySlowCallMs',
     );
     this.#now = options.now ?? performance.now.bind(performance);
+    this.#turns = new LoopTurns({
+      turnBudgetMs: positive(options.turnBudgetMs ?? DEFAULTS.inlineFileCallTurnBudgetMs, 'turnBudgetMs'),
+      now: this.#now,
+    });
+    this.turnBudgetMs = this.#turns.turnBudgetMs;
   }
 
   /** True while calls go to the threadpool. */
@@ -106,83 +100,18 @@ export class InlineFileCalls {
    * error thrown inline as a rejection, so callers see one behaviour.
    */
   run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
-    const started = this.#now();
-    if (started < this.#offloadUntil) return handOff(offloaded);
-    if (this.#waitingHead === this.#waiting.length && this.#fitsThisTurn(started)) {
-      return this.#runInline(inline, started);
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.#waiting.push(() => {
-        const now = this.#now();
-        const call = now < this.#offloadUntil ? handOff(offloaded) : this.#runInline(inline, now);
-        call.then(resolve, reject);
-      });
-      if (!this.#drainScheduled) {
-        this.#drainScheduled = true;
-        setImmediate(this.#drain);
+    if (this.offloading) return handOff(offloaded);
+    return this.#turns.run(() => {
+      // Waited for a turn meanwhile: a call slow since then sends this one to the threadpool too.
+      const started = this.#now();
+      if (started < this.#offloadUntil) return offloaded();
+      try {
+        return inline();
+      } finally {
+        this.#timed(started);
       }
     });
   }
-
-  /** True while calls on the loop have held it less than the budget in this turn. */
-  #fitsThisTurn(now: number): boolean {
-    if (this.#turnStartedAt === undefined) {
-      this.#turnStartedAt = now;
-      this.#scheduleTurnReset();
-      return true;
-    }
-    return now - this.#turnStartedAt < this.turnBudgetMs;
-  }
-
-  #scheduleTurnReset(): void {
-    if (this.#turnResetScheduled) return;
-    this.#turnResetScheduled = true;
-    setImmediate(this.#turned);
-  }
-
-  #runInline<T>(inline: () => T, started: number): Promise<T> {
-    try {
-      return Promise.resolve(inline());
-    } catch (error) {
-      return Promise.reject(error);
-    } finally {
-      this.#timed(started);
-    }
-  }
-
-  readonly #turned = (): void => {
-    this.#turnResetScheduled = false;
-    this.#turnStartedAt = undefined;
-  };
-
-  /**
-   * A new turn (the loop has polled the sockets since the calls were queued): the oldest waiting
-   * calls run, at least one, until they have held the loop for the budget.
-   */
-  readonly #drain = (): void => {
-    this.#drainScheduled = false;
-    this.#turnStartedAt = this.#now();
-    this.#scheduleTurnReset();
-    do {
-      const next = this.#waiting[this.#waitingHead]!;
-      this.#waiting[this.#waitingHead++] = undefined as unknown as () => void;
-      next();
-    } while (
-      this.#waitingHead < this.#waiting.length &&
-      this.#now() - this.#turnStartedAt < this.turnBudgetMs
-    );
-    if (this.#waitingHead === this.#waiting.length) {
-      this.#waiting = [];
-      this.#waitingHead = 0;
-    } else {
-      if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
-        this.#waiting = this.#waiting.slice(this.#waitingHead);
-        this.#waitingHead = 0;
-      }
-      this.#drainScheduled = true;
-      setImmediate(this.#drain);
-    }
-  };
 
   #timed(started: number): void {
     const finished = this.#now();
