@@ -46,18 +46,8 @@ export class SinkFile {
     return this.#track(this.#writeAll(chunks));
   }
 
-  async #writeAll(chunks: readonly Buffer[]): Promise<number> {
-    let bytes = 0;
-    for (const chunk of chunks) bytes += chunk.length;
-    let left = [...chunks];
-    let written = 0;
-    while (written < bytes) {
-      const done = await this.#writev(left, bytes - written);
-      if (done <= 0) throw new Error('write made no progress');
-      written += done;
-      left = after(left, done);
-    }
-    return written;
+  #writeAll(chunks: readonly Buffer[]): Promise<number> {
+    return writeFully(chunks, (left, _written, leftBytes) => this.#writev(left, leftBytes));
   }
 
   async #writev(chunks: Buffer[], bytes: number): Promise<number> {
@@ -118,6 +108,28 @@ export async function renameIntoPlace(from: string, to: string): Promise<void> {
     async () => false,
   );
   if (!renamed) await rename(from, to);
+}
+
+/**
+ * Calls `writev` with what is left of `chunks` until all of it is written: a write may stop short
+ * (a signal, a disk nearly full), and goes on from there. `written` is the bytes written so far,
+ * `leftBytes` what is left; resolves to the bytes written.
+ */
+export async function writeFully(
+  chunks: readonly Buffer[],
+  writev: (left: Buffer[], written: number, leftBytes: number) => Promise<number>,
+): Promise<number> {
+  let bytes = 0;
+  for (const chunk of chunks) bytes += chunk.length;
+  let left = [...chunks];
+  let written = 0;
+  while (written < bytes) {
+    const done = await writev(left, written, bytes - written);
+    if (done <= 0) throw new Error('write made no progress');
+    written += done;
+    left = after(left, done);
+  }
+  return written;
 }
 
 /** `chunks` without their first `bytes` bytes. */

@@ -14,7 +14,7 @@ import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { downloadPartialName, newTemporaryName } from '../shared/temporaryNames.js';
-import { renameIntoPlace, SinkFile } from './sinkFile.js';
+import { renameIntoPlace, SinkFile, writeFully } from './sinkFile.js';
 import { localError, localFileCalls } from './sources.js';
 
 export interface ByteSink {
@@ -441,11 +441,14 @@ export class ContinueSink extends HiddenFileSink {
   async write(chunks: readonly Buffer[]): Promise<void> {
     try {
       await this.ready;
-      const { bytesWritten } = await this.tracked(this.handle!.writev(chunks as Buffer[], this.position));
-      this.position += bytesWritten;
-      let total = 0;
-      for (const chunk of chunks) total += chunk.length;
-      if (bytesWritten !== total) throw new Error('short write');
+      const handle = this.handle!;
+      const start = this.position;
+      this.position += await this.tracked(
+        writeFully(
+          chunks,
+          async (left, written) => (await handle.writev(left, start + written)).bytesWritten,
+        ),
+      );
     } catch (err) {
       throw localError(err, this.target);
     }
@@ -507,10 +510,8 @@ class SpecialFileSink implements ByteSink {
 
   async write(chunks: readonly Buffer[]): Promise<void> {
     try {
-      let total = 0;
-      for (const chunk of chunks) total += chunk.length;
-      const { bytesWritten } = await this.handle!.writev(chunks as Buffer[]);
-      if (bytesWritten !== total) throw new Error('short write');
+      const handle = this.handle!;
+      await writeFully(chunks, async (left) => (await handle.writev(left)).bytesWritten);
     } catch (err) {
       throw localError(err, this.target);
     }

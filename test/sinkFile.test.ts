@@ -1,13 +1,16 @@
 /**
  * The file a download writes (client/sinkFile.ts): its calls run on the loop while file calls are
  * fast (localFileCalls), except large writes and a rename onto an existing file; every byte given
- * is written, and close waits for a write still in the threadpool. Real files in a temp dir.
+ * is written (writeFully, shared with the other sinks, goes on after a short write), and close
+ * waits for a write still in the threadpool. Real files in a temp dir.
  */
 
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { renameIntoPlace, SinkFile } from '../client/sinkFile.js';
+import { renameIntoPlace, SinkFile, writeFully } from '../client/sinkFile.js';
 import { localFileCalls } from '../client/sources.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
@@ -94,5 +97,33 @@ describe('SinkFile', () => {
     await file.truncate(4096);
     await file.close();
     expect(readFileSync(join(dir, 'tmp')).length).toBe(4096);
+  });
+});
+
+describe('writeFully', () => {
+  it('goes on after short writes until every chunk is on disk, in order', async () => {
+    const path = join(await tempDirs.make(), 'f');
+    const handle = await open(path, 'w');
+    const chunks = [randomBytes(7), Buffer.alloc(0), randomBytes(1), randomBytes(20)];
+    const calls: Array<{ written: number; leftBytes: number }> = [];
+    try {
+      // Each call writes at most 5 bytes of the first chunk it is given: a short write every time.
+      const written = await writeFully(chunks, async (left, written, leftBytes) => {
+        calls.push({ written, leftBytes });
+        const first = left.find((chunk) => chunk.length > 0)!;
+        const { bytesWritten } = await handle.write(first, 0, Math.min(5, first.length), written);
+        return bytesWritten;
+      });
+      expect(written).toBe(28);
+    } finally {
+      await handle.close();
+    }
+    expect(readFileSync(path)).toEqual(Buffer.concat(chunks));
+    expect(calls[0]).toEqual({ written: 0, leftBytes: 28 });
+    expect(calls.length).toBe(7); // 5 + 2, 1, 5 + 5 + 5 + 5
+  });
+
+  it('fails rather than loop when a write makes no progress', async () => {
+    await expect(writeFully([Buffer.from('abc')], async () => 0)).rejects.toThrow('write made no progress');
   });
 });
