@@ -458,6 +458,18 @@ describe('muxftp CLI', () => {
     expect(JSON.parse(one.stdout.toString())).toEqual({ ok: true });
     expect(await readFile(join(root, 'mvm', 'renamed.txt'), 'utf8')).toBe('c.txt');
 
+    // Two sources of one name: the first moves, the second is refused rather than replace it.
+    for (const dir of ['x', 'y']) {
+      await mkdir(join(root, 'mvm', dir));
+      await writeFile(join(root, 'mvm', dir, 'dup.txt'), dir);
+    }
+    const dup = await runCli(['mv', 'mvm/x/dup.txt', 'mvm/y/dup.txt', 'mvm/box', ...remote]);
+    expect(dup.code).toBe(1);
+    expectOneErrorLine(dup, 'mv mvm/y/dup.txt', 'ALREADY_EXISTS');
+    expect(dup.stderr.toString()).toContain('just moved there from mvm/x/dup.txt');
+    expect(await readFile(join(root, 'mvm', 'box', 'dup.txt'), 'utf8')).toBe('x');
+    expect(await readFile(join(root, 'mvm', 'y', 'dup.txt'), 'utf8')).toBe('y');
+
     const alone = await runCli(['mv', 'mvm/box', ...remote]);
     expect(alone.code).toBe(2);
     expect(alone.stderr.toString()).toContain("missing required argument 'to'");

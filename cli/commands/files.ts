@@ -260,6 +260,9 @@ async function move(global: GlobalOptions, output: Output, sources: string[], to
       }
     }
     let into: Promise<string> | undefined;
+    // Where this command has moved a path, and from where: a second source of the same name is
+    // refused rather than replace the first (as GNU mv refuses to overwrite what it just moved).
+    const movedHere = new Map<string, string>();
     const outcomes = await operateOnEach(
       client,
       output,
@@ -267,9 +270,17 @@ async function move(global: GlobalOptions, output: Output, sources: string[], to
       named,
       async (source, argument) => {
         into ??= directoryTarget(client, to);
-        const directory = await into;
+        const target = joinRemote(await into, remoteBaseName(source));
+        const earlier = movedHere.get(target);
+        if (earlier !== undefined) {
+          throw new MuxftpError(
+            'ALREADY_EXISTS',
+            `will not replace ${shownArgument(target)}, just moved there from ${shownArgument(earlier)}`,
+          );
+        }
         if (argument.endsWith('/')) await requireDirectory(client, source);
-        await client.rename(source, joinRemote(directory, remoteBaseName(source)));
+        await client.rename(source, target);
+        movedHere.set(target, source);
       },
       {},
       lone === undefined,
