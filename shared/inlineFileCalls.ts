@@ -21,7 +21,7 @@
  */
 
 import { DEFAULTS } from './defaults.js';
-import { LoopTurns } from './loopTurns.js';
+import { LoopTurns, settle } from './loopTurns.js';
 
 export interface InlineFileCallsOptions {
   /** A call on the loop that takes longer than this sends the next ones to the threadpool (ms). */
@@ -100,7 +100,7 @@ export class InlineFileCalls {
    * error thrown inline as a rejection, so callers see one behaviour.
    */
   run<T>(inline: () => T, offloaded: () => Promise<T>): Promise<T> {
-    if (this.offloading) return handOff(offloaded);
+    if (this.offloading) return settle(offloaded);
     return this.#turns.run(() => {
       // Waited for a turn meanwhile: a call slow since then sends this one to the threadpool too.
       const started = this.#now();
@@ -136,15 +136,6 @@ export class InlineFileCalls {
       this.#backoffMs = this.#backoffMs <= this.#firstBackoffMs ? 0 : this.#backoffMs / 2;
       this.#forgiveAt = finished + this.#backoffMs;
     }
-  }
-}
-
-/** `offloaded()`, with an error it throws at once as a rejection (in #drain it would be uncaught). */
-function handOff<T>(offloaded: () => Promise<T>): Promise<T> {
-  try {
-    return offloaded();
-  } catch (error) {
-    return Promise.reject(error);
   }
 }
 

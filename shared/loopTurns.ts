@@ -108,8 +108,11 @@ export class LoopTurns {
   };
 }
 
-/** `call()` as a promise, with an error it throws at once as a rejection (in #drain it would be uncaught). */
-function settle<T>(call: () => T | Promise<T>): Promise<T> {
+/**
+ * `call()` as a promise, with an error it throws at once as a rejection: callers see one behaviour,
+ * and in #drain it would be uncaught.
+ */
+export function settle<T>(call: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(call());
   } catch (error) {
