@@ -53,6 +53,13 @@ export async function expandRemotePattern(client: Client, pattern: string): Prom
   return (await matchRemotePattern(client, pattern)).map((match) => match.argument);
 }
 
+/** What a remote argument names: a pattern's matches (expandRemotePattern), else its one literal path. */
+export async function remotePathsNamedBy(client: Client, argument: string): Promise<string[]> {
+  return isRemotePattern(argument)
+    ? expandRemotePattern(client, argument)
+    : [literalRemoteArgument(argument)];
+}
+
 /** As expandRemotePattern, with each match's entry as its directory listed it. */
 export async function matchRemotePattern(client: Client, pattern: string): Promise<RemoteMatch[]> {
   // Directories of one level are listed side by side, as many at once as a command plans with.

@@ -17,10 +17,10 @@ import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
 import { remotePathRequired, shownArgument } from '../pathArguments.js';
 import {
-  expandRemotePattern,
   isRemotePattern,
   literalRemoteArgument,
   matchRemotePattern,
+  remotePathsNamedBy,
 } from '../remoteGlob.js';
 import { joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
@@ -243,9 +243,7 @@ async function move(global: GlobalOptions, output: Output, sources: string[], to
     let named = sources;
     if (lone !== undefined) {
       try {
-        named = isRemotePattern(lone)
-          ? await expandRemotePattern(client, lone)
-          : [literalRemoteArgument(lone)];
+        named = await remotePathsNamedBy(client, lone);
         if (named.length === 1) {
           const source = remotePathRequired(named[0]!);
           if (named[0]!.endsWith('/')) await requireDirectory(client, source);
@@ -518,9 +516,7 @@ async function operateOnEach(
     let named = [given];
     if (expandPatterns) {
       try {
-        named = isRemotePattern(given)
-          ? await expandRemotePattern(client, given)
-          : [literalRemoteArgument(given)];
+        named = await remotePathsNamedBy(client, given);
       } catch (thrown) {
         failed(given, thrown);
         continue;

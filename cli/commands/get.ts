@@ -20,7 +20,7 @@ import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
-import { expandRemotePattern, isRemotePattern, literalRemoteArgument } from '../remoteGlob.js';
+import { remotePathsNamedBy } from '../remoteGlob.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 import { localCopyIsIdentical } from '../skipIdentical.js';
@@ -232,9 +232,7 @@ async function get(
     }
     let named: string[];
     try {
-      named = isRemotePattern(argument)
-        ? await expandRemotePattern(client, argument)
-        : [literalRemoteArgument(argument)];
+      named = await remotePathsNamedBy(client, argument);
     } catch (error) {
       fail(targetLabel(target), remotePathFromArgument(argument), error);
       continue;
