@@ -3,7 +3,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { type IProcess, Volume } from 'memfs';
 import { DEFAULTS } from '../shared/defaults.js';
-import { LoopTurns } from '../shared/loopTurns.js';
+import { LoopTurns, settle } from '../shared/loopTurns.js';
 import type { FsFileHandle, FsPromises } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
@@ -58,19 +58,26 @@ export class MemoryStorage extends FsStorage {
   }
 }
 
-/** A memfs volume's promises as storage's FsPromises, call for call (tests wrap single calls of it). */
-export function memfsApi(volume: Volume): FsPromises {
-  const fs = volume.promises;
+/** Runs a call and gives its outcome as a promise: at once (settle) or as a LoopTurns lets it. */
+type CallRunner = <T>(call: () => T | Promise<T>) => Promise<T>;
+
+/**
+ * A memfs volume's calls as storage's FsPromises, each done in place (memfs's own promises only
+ * defer the same work to a microtask) and run by `run`: at once by default (tests wrap single
+ * calls of it), within the loop's turn budget in MemoryStorage.
+ */
+export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
   return {
-    stat: (path) => fs.stat(path),
-    lstat: (path) => fs.lstat(path),
-    readdir: (path) => fs.readdir(path),
-    mkdir: (path) => fs.mkdir(path),
-    rmdir: (path) => fs.rmdir(path),
-    unlink: (path) => fs.unlink(path),
-    rename: (from, to) => fs.rename(from, to),
-    open: (path, flags) => fs.open(path, flags) as unknown as Promise<FsFileHandle>,
-    realpath: (path) => fs.realpath(path),
+    stat: (path) => run(() => volume.statSync(path)),
+    lstat: (path) => run(() => volume.lstatSync(path)),
+    lstatIfExists: (path) => run(() => volume.lstatSync(path, { throwIfNoEntry: false })),
+    readdir: (path) => run(() => volume.readdirSync(path)),
+    mkdir: (path) => run(() => volume.mkdirSync(path)),
+    rmdir: (path) => run(() => volume.rmdirSync(path)),
+    unlink: (path) => run(() => volume.unlinkSync(path)),
+    rename: (from, to) => run(() => volume.renameSync(from, to)),
+    open: (path, flags) => run(() => volume.promises.open(path, flags) as unknown as Promise<FsFileHandle>),
+    realpath: (path) => run(() => volume.realpathSync(path)),
   };
 }
 
@@ -93,24 +100,15 @@ function processOfThisVolume(): IProcess {
 }
 
 /**
- * The volume's calls as storage's FsPromises, each done in place (memfs's own promises only defer
- * the same work to a microtask) and held to the loop's turn budget: memfs answers without the
- * loop turning, so hundreds of listings at once otherwise held it for a quarter of a second a
- * batch (disk's calls have the same budget: storage/diskFs.ts). A rename frees the file it replaces.
+ * memfsApi held to the loop's turn budget: memfs answers without the loop turning, so hundreds of
+ * listings at once otherwise held it for a quarter of a second a batch (disk's calls have the same
+ * budget: storage/diskFs.ts). A rename frees the file it replaces.
  */
 function memfsPromises(volume: Volume, turns: LoopTurns): FsPromises {
+  const run: CallRunner = (call) => turns.run(call);
   return {
-    stat: (path) => turns.run(() => volume.statSync(path)),
-    lstat: (path) => turns.run(() => volume.lstatSync(path)),
-    lstatIfExists: (path) => turns.run(() => volume.lstatSync(path, { throwIfNoEntry: false })),
-    readdir: (path) => turns.run(() => volume.readdirSync(path)),
-    mkdir: (path) => turns.run(() => volume.mkdirSync(path)),
-    rmdir: (path) => turns.run(() => volume.rmdirSync(path)),
-    unlink: (path) => turns.run(() => volume.unlinkSync(path)),
-    rename: (from, to) => turns.run(() => renameFreeingReplaced(volume, from, to)),
-    open: (path, flags) =>
-      turns.run(() => volume.promises.open(path, flags) as unknown as Promise<FsFileHandle>),
-    realpath: (path) => turns.run(() => volume.realpathSync(path)),
+    ...memfsApi(volume, run),
+    rename: (from, to) => run(() => renameFreeingReplaced(volume, from, to)),
   };
 }
 
