@@ -56,6 +56,7 @@ import type { OpenFileSlots } from './openFileSlots.js';
 import { admitOpen } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
 import { OutputProgress } from './outputProgress.js';
+import type { RefusalLog } from './refusalLog.js';
 import { RequestStream } from './requestStream.js';
 import type { ServerStream, StreamHost } from './stream.js';
 import type { UploadBacklogBudget } from './uploadBacklogBudget.js';
@@ -107,6 +108,8 @@ export interface ConnectionContext {
   framePool: DataFramePool;
   /** Who may log in: the server's accounts when this connection was accepted. */
   accounts: Accounts;
+  /** Where refusals are logged: the first of a kind, then a count per interval. */
+  refusalLog: RefusalLog;
   /** The socket's reads, when it reads into the process's shared buffer. */
   sharedReads?: SharedBufferReads | undefined;
 }
@@ -512,7 +515,7 @@ export class ServerConnection implements StreamHost {
     // would otherwise go on guessing, 3 attempts each.
     const refusal = refusalForFailedLogins(this.context.loginGuard, this.peerGroup);
     if (refusal !== undefined) {
-      this.log(`${this.label} login refused: ${refusal.message}`);
+      this.logLoginRefused(refusal);
       throw refusal;
     }
     this.phase = Phase.Verifying;
@@ -564,7 +567,7 @@ export class ServerConnection implements StreamHost {
       })
       .catch((error: unknown) => {
         if (error instanceof MuxftpError && error.code === 'TEMPORARILY_REFUSED') {
-          this.log(`${this.label} login refused: ${error.message}`);
+          this.logLoginRefused(error);
           this.transport.fail(error);
           return;
         }
@@ -573,6 +576,19 @@ export class ServerConnection implements StreamHost {
           new MuxftpError('INTERNAL_ERROR', 'login failed on the server', { cause: error }),
         );
       });
+  }
+
+  /**
+   * Logged as the server's refusals at accept are, under the same kind: an address refused for
+   * failed logins that opens connection after connection, or many opened before the refusal,
+   * would otherwise write a line per connection for as long as it went on.
+   */
+  private logLoginRefused(refusal: MuxftpError): void {
+    this.context.refusalLog.refused(
+      refusal.code,
+      `${this.label} login refused: ${refusal.message}`,
+      refusal.message,
+    );
   }
 
   private loginFailed(user: string): void {

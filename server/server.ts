@@ -432,6 +432,7 @@ export class MuxServer {
       controlBudget: this.controlBudget,
       framePool: this.framePool,
       accounts: this.accounts,
+      refusalLog: this.refusalLog,
     });
     this.connections.add(connection);
     this.counters.connectionOpened();

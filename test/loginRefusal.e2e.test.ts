@@ -101,6 +101,13 @@ describe('password checks under a flood of attempts', () => {
     expect(outcomes).toHaveLength(20);
     expect(refused.length).toBe(20 - checked);
     for (const peer of refused) expect((await peer.connectionError()).code).toBe('TEMPORARILY_REFUSED');
+    // Logged as refusals at accept are: the first, then a count (here, when the server closes).
+    expect(server.logs.filter((line) => line.includes('login refused'))).toHaveLength(1);
+    const logs = server.logs;
+    await server.stop();
+    server = undefined;
+    const counted = new RegExp(`^refused ${refused.length - 1} more connections \\(too many failed logins`);
+    expect(logs.filter((line) => counted.test(line))).toHaveLength(1);
   });
 
   it("the login checks' ConcurrencyLimit runs at most its max at once, in arrival order", async () => {
