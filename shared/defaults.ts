@@ -226,8 +226,10 @@ export const DEFAULTS = {
    */
   inlineFileCallTurnBudgetMs: 2,
   /**
-   * An upload's write of at most this many bytes runs on the loop too (while file calls are fast):
-   * a small file's one write costs less than handing it to the threadpool. Larger ones go there.
+   * A write of file data (an upload's, a download's) of at most this many bytes runs on the loop
+   * too (while file calls are fast): a small file's one write costs less than handing it to the
+   * threadpool. Larger ones go there while other files are being written too
+   * (InlineFileCalls.runWrite).
    */
   inlineUploadWriteMaxBytes: 64 * KiB,
   /**
