@@ -5,12 +5,12 @@
  *
  * Why: get of 5,000 small files spent ~1 s of the client's loop handing these calls to the
  * threadpool (open, write, close, rename: four hand-offs of 40–90 µs each per file on our 2-core
- * VMs), and the loop was that download's bottleneck. A large write goes to the threadpool while
- * other files are being written too: the copies into fresh pages slowed get of many large files
- * on the loop (InlineFileCalls.runWrite, bench/README.md).
+ * VMs), and the loop was that download's bottleneck. A large write stays in the threadpool: on
+ * the loop, the copies into fresh pages slowed get of large files (bench/README.md).
  */
 import { close, closeSync, ftruncate, lstatSync, openSync, renameSync, writev, writevSync } from 'node:fs';
 import { type FileHandle, open, rename } from 'node:fs/promises';
+import { DEFAULTS } from '../shared/defaults.js';
 import { localFileCalls } from './sources.js';
 
 /**
@@ -21,8 +21,6 @@ export class SinkFile {
   readonly #fd: number | undefined;
   readonly #handle: FileHandle | undefined;
   #closed = false;
-  /** Written to on the loop's terms: counted among the files being written until closed. */
-  #written = false;
   readonly #running = new Set<Promise<unknown>>();
 
   private constructor(fd: number | undefined, handle: FileHandle | undefined) {
@@ -55,15 +53,13 @@ export class SinkFile {
   async #writev(chunks: Buffer[], bytes: number): Promise<number> {
     const fd = this.#fd;
     if (fd === undefined) return (await this.#handle!.writev(chunks)).bytesWritten;
-    if (!this.#written) {
-      this.#written = true;
-      localFileCalls.fileWrittenOpened();
+    if (bytes <= DEFAULTS.inlineUploadWriteMaxBytes) {
+      return localFileCalls.run(
+        () => writevSync(fd, chunks),
+        () => writevAsync(fd, chunks),
+      );
     }
-    return localFileCalls.runWrite(
-      bytes,
-      () => writevSync(fd, chunks),
-      () => writevAsync(fd, chunks),
-    );
+    return writevAsync(fd, chunks);
   }
 
   /** Through the threadpool: cutting a file back frees its blocks. */
@@ -79,7 +75,6 @@ export class SinkFile {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#written) localFileCalls.fileWrittenClosed();
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
     if (this.#handle !== undefined) return this.#handle.close();
     const fd = this.#fd!;

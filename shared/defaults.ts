@@ -226,10 +226,8 @@ export const DEFAULTS = {
    */
   inlineFileCallTurnBudgetMs: 2,
   /**
-   * A write of file data (an upload's, a download's) of at most this many bytes runs on the loop
-   * too (while file calls are fast): a small file's one write costs less than handing it to the
-   * threadpool. Larger ones go there while other files are being written too
-   * (InlineFileCalls.runWrite).
+   * An upload's write of at most this many bytes runs on the loop too (while file calls are fast):
+   * a small file's one write costs less than handing it to the threadpool. Larger ones go there.
    */
   inlineUploadWriteMaxBytes: 64 * KiB,
   /**

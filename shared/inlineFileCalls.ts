@@ -61,8 +61,6 @@ export class InlineFileCalls {
   #forgiveAt = 0;
   /** Calls on the loop, held to a budget per turn. */
   readonly #turns: LoopTurns;
-  /** Files being written: each from its first write until it is closed (runWrite). */
-  #filesWritten = 0;
 
   constructor(options: InlineFileCallsOptions = {}) {
     this.slowCallMs = positive(options.slowCallMs ?? DEFAULTS.inlineFileCallSlowMs, 'slowCallMs');
@@ -113,30 +111,6 @@ export class InlineFileCalls {
         this.#timed(started);
       }
     });
-  }
-
-  /**
-   * A write of `bytes` to a file: as run() does when it is small (at most
-   * DEFAULTS.inlineUploadWriteMaxBytes) or its file is the only one being written, else through
-   * the threadpool. Why: one file's writes go one at a time whichever thread makes them, so
-   * alone they gain nothing from the threadpool and pay its hand-off; on this VM a 1 GiB upload
-   * or download moved ~20% faster with its writes on the loop and spent half the system time.
-   * Many files written at once (50 uploads) went slower there: the threadpool's threads fill
-   * fresh page-cache pages side by side while the loop goes on (bench/README.md).
-   */
-  runWrite<T>(bytes: number, inline: () => T, offloaded: () => Promise<T>): Promise<T> {
-    if (bytes > DEFAULTS.inlineUploadWriteMaxBytes && this.#filesWritten > 1) return offloaded();
-    return this.run(inline, offloaded);
-  }
-
-  /** A file is being written from now on (its first write), until fileWrittenClosed(). */
-  fileWrittenOpened(): void {
-    this.#filesWritten++;
-  }
-
-  /** A file counted by fileWrittenOpened() is closed. */
-  fileWrittenClosed(): void {
-    this.#filesWritten--;
   }
 
   #timed(started: number): void {

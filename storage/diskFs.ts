@@ -2,15 +2,17 @@
  * The fs calls DiskStorage makes, each run on the loop while such calls are fast and through
  * libuv's threadpool once one is slow (shared/inlineFileCalls.ts: why, and the back-off).
  *
- * Always through the threadpool: calls that wait for the disk by design (fdatasync) and calls whose
+ * Always through the threadpool: calls that wait for the disk by design (fdatasync), calls whose
  * cost grows with what they are given (readdir of a large directory; unlink and rename, which
- * free the file they remove or replace). An upload's large writes go there while other files are
- * being written too (InlineFileCalls.runWrite: why).
+ * free the file they remove or replace), and an upload's writes but small ones (measured: on the
+ * loop they made the loop the upload's bottleneck, bench/README.md; a small file's one write costs
+ * less than the hand-off).
  */
 
 import * as fs from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { DEFAULTS } from '../shared/defaults.js';
 import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 
@@ -90,8 +92,6 @@ export class DiskFileHandle implements FsFileHandle {
   readonly #fd: number;
   readonly #inline: InlineFileCalls;
   #closed = false;
-  /** Written to: counted among the files being written (InlineFileCalls.runWrite) until closed. */
-  #written = false;
   /** Calls not settled yet (those in the threadpool; a call on the loop settles at once). */
   readonly #running = new Set<Promise<unknown>>();
 
@@ -136,18 +136,16 @@ export class DiskFileHandle implements FsFileHandle {
     const fd = this.fd;
     let bytes = 0;
     for (const buffer of buffers) bytes += buffer.length;
-    if (!this.#written) {
-      this.#written = true;
-      this.#inline.fileWrittenOpened();
+    if (bytes <= DEFAULTS.inlineUploadWriteMaxBytes) {
+      const bytesWritten = await this.#track(
+        this.#inline.run(
+          () => fs.writevSync(fd, buffers, position),
+          async () => (await writevAsync(fd, buffers, position)).bytesWritten,
+        ),
+      );
+      return { bytesWritten };
     }
-    const bytesWritten = await this.#track(
-      this.#inline.runWrite(
-        bytes,
-        () => fs.writevSync(fd, buffers, position),
-        async () => (await writevAsync(fd, buffers, position)).bytesWritten,
-      ),
-    );
-    return { bytesWritten };
+    return { bytesWritten: (await this.#track(writevAsync(fd, buffers, position))).bytesWritten };
   }
 
   async datasync(): Promise<void> {
@@ -181,7 +179,6 @@ export class DiskFileHandle implements FsFileHandle {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#written) this.#inline.fileWrittenClosed();
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
     const fd = this.#fd;
     // The last close of a file whose last name is gone (removed, or replaced, while open) frees
