@@ -793,7 +793,7 @@ export class ServerConnection implements StreamHost {
     const seconds = ((performance.now() - this.openedAt) / 1000).toFixed(1);
     const why = error ? ` (${error.code}: ${error.message})` : '';
     this.log(
-      `${this.label} closed after ${seconds} s, ${this.streamsOpened} streams, ${this.transport.bytesRead} B in, ${this.queue.bytesWritten} B out${why}`,
+      `${this.label} closed after ${seconds} s, ${this.streamsOpened} stream${this.streamsOpened === 1 ? '' : 's'}, ${this.transport.bytesRead} B in, ${this.queue.bytesWritten} B out${why}`,
     );
     this.onClosed(this);
   };
