@@ -54,6 +54,17 @@ export class UploadStream extends ServerStream {
   private end: EndPayload | undefined;
   /** Credit the window gave back that a bandwidth limit holds until its time comes. */
   private ungranted = 0;
+  /**
+   * Under a bandwidth limit: initial-window credit no DATA has used yet, and bytes received on it
+   * that the limit has not let through yet. Those bytes came before any grant, so the limit is paid
+   * for them before the upload takes them (accept) and before it commits: a burst of small puts on
+   * their initial windows completes no faster than the rate. Paying for the whole window instead,
+   * up front, charged a 1-byte put 256 KiB of the rate and still let it complete at once.
+   */
+  private initialUnused = 0;
+  private owed = 0;
+  /** The set-up is done and the upload waits for the limit to be paid before it takes the bytes. */
+  private acceptOnPayment = false;
   /** The first window went out before the set-up (start): no quota, limit or mark to wait for. */
   private grantedEarly = false;
   /** Bytes of the account's quota this upload holds. */
@@ -125,8 +136,8 @@ export class UploadStream extends ServerStream {
   }
 
   start(): void {
-    // Credit the client holds from the handshake counts against a bandwidth limit like a grant.
-    if (this.initialCredit > 0) this.host.uploadThrottle?.take(this.initialCredit);
+    // Credit the client holds from the handshake counts against a bandwidth limit as it is used.
+    if (this.host.uploadThrottle !== undefined) this.initialUnused = this.initialCredit;
     // The first window (the rest of it, after the initial credit) goes out at once, while the
     // upload is set up (temporary file, hints): the client's first bytes travel meanwhile and
     // wait in `unwritten` (measured: a sequential 64 KiB upload's latency −13%). Not under a quota or a bandwidth limit, whose checks the credit
@@ -160,7 +171,7 @@ export class UploadStream extends ServerStream {
         (handle) => {
           if (!this.adopt(handle)) return;
           this.handle = handle; // from here cleanup() aborts it
-          if (this.offset === 0) this.accept();
+          if (this.offset === 0) this.acceptWhenPaid();
           else
             this.hashTakenOver(handle).then(
               () => this.accept(),
@@ -169,6 +180,11 @@ export class UploadStream extends ServerStream {
         },
         (err: unknown) => this.fail(err),
       );
+  }
+
+  private acceptWhenPaid(): void {
+    if (this.payOwed()) this.accept();
+    else this.acceptOnPayment = true; // onThrottleTurn accepts
   }
 
   /** Set up (a resumed upload's kept bytes hashed): the client may send. */
@@ -193,6 +209,12 @@ export class UploadStream extends ServerStream {
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(credit);
     this.received += payload.length;
+    if (this.initialUnused > 0) {
+      const onInitialWindow = Math.min(credit, this.initialUnused);
+      this.initialUnused -= onInitialWindow;
+      this.owed += onInitialWindow;
+      if (this.phase !== StreamPhase.Opening) this.payOwed(); // accepted: in line to pay now
+    }
     if (this.declaredSize !== undefined && this.offset + this.received > this.declaredSize) {
       this.discardPartial = true;
       this.fail(
@@ -332,16 +354,38 @@ export class UploadStream extends ServerStream {
       this.ungranted = 0;
       return;
     }
-    while (this.ungranted > 0 && throttle.mayGo(this.onThrottleTurn)) {
-      const amount = Math.min(this.ungranted, throttle.maxChunkBytes);
+    // One piece per turn pays for bytes that came on the initial window first, then grants: a
+    // turn spent on a remainder alone put the stream a turn behind the others.
+    while (this.owed + this.grantable() > 0 && throttle.mayGo(this.onThrottleTurn)) {
+      const amount = Math.min(this.owed + this.grantable(), throttle.maxChunkBytes);
       throttle.take(amount);
-      this.ungranted -= amount;
-      this.grant(amount);
+      const paid = Math.min(this.owed, amount);
+      this.owed -= paid;
+      this.ungranted -= amount - paid;
+      this.grant(amount - paid);
     }
   }
 
+  /** Credit to grant now: none after END, when no more DATA comes. */
+  private grantable(): number {
+    return this.phase === StreamPhase.Ended ? 0 : this.ungranted;
+  }
+
+  /** Pays what bytes on the initial window owe the limit (grantCredit); true once nothing is owed. */
+  private payOwed(): boolean {
+    if (this.owed > 0) this.grantCredit();
+    return this.owed === 0;
+  }
+
   private readonly onThrottleTurn = (): void => {
-    if (!this.isFinished && this.phase !== StreamPhase.Ended) this.grantCredit();
+    if (this.isFinished || !this.payOwed()) return;
+    if (this.acceptOnPayment) {
+      this.acceptOnPayment = false;
+      this.accept();
+      return;
+    }
+    this.grantCredit();
+    this.commitWhenWritten();
   };
 
   private grant(increment: number): void {
@@ -361,8 +405,9 @@ export class UploadStream extends ServerStream {
         this.writing = false;
         if (this.isFinished) return;
         this.onDisk += bytes;
-        // After END no more DATA comes: granting more would be noise.
-        if (this.phase !== StreamPhase.Ended) {
+        // After END no more DATA comes: granting more would be noise. Before accept() (the
+        // bandwidth limit not paid yet) the window is not open: accept() counts these bytes.
+        if (this.phase === StreamPhase.Open) {
           // Bytes now on disk that were not accepted earlier count now; then the queue has room.
           if (this.onDisk > this.accepted) this.consume(this.onDisk - this.accepted);
           this.acceptIntoQueue();
@@ -385,6 +430,7 @@ export class UploadStream extends ServerStream {
     if (end === undefined || handle === undefined || this.writing || this.unwritten.byteLength > 0) return;
     if (this.hashingKept) return;
     if (this.isFinished) return;
+    if (this.owed > 0) return; // onThrottleTurn comes back once the limit is paid
     const digest = this.digester.result();
     const total = this.offset + this.received;
     const sizeMismatch =

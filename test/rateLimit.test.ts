@@ -194,6 +194,21 @@ describe('throttled transfers', () => {
     expect(back.equals(payload)).toBe(true);
   }, 40_000);
 
+  it('small puts that fit their initial windows complete no faster than the rate', async () => {
+    server = await startServer({ maxRateBytesPerSecond: rate });
+    const client = await server.connect();
+    const piece = 64 * 1024;
+    const pieces = Array.from({ length: size / piece }, () => randomBytes(piece));
+    // Each fits the 256 KiB the client may send with its OPEN: before, all of it went at once
+    // and the puts completed at ~20x the rate.
+    let round = 0;
+    await expectAtTheRate(() => {
+      round++;
+      return Promise.all(pieces.map((bytes, i) => client.put(`p${round}-${i}.bin`, bytes)));
+    });
+    expect((await client.getBuffer('p1-7.bin')).equals(pieces[7]!)).toBe(true);
+  }, 40_000);
+
   it('streams on one connection take turns at its rate: two downloads move alike, and two uploads', async () => {
     server = await startServer({ maxRateBytesPerSecond: rate });
     const client = await server.connect();
