@@ -5,6 +5,7 @@
  */
 
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { formatRate } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { type EndPayload, errorPayload } from '../shared/protocol/messages.js';
@@ -141,7 +142,8 @@ export abstract class ServerStream {
   protected recordTransfer(verb: 'sent' | 'received', path: string, bytes: number): void {
     const seconds = (performance.now() - this.startedAt) / 1000;
     this.host.counters.transferFinished(verb === 'received' ? 'in' : 'out', bytes, seconds);
-    const rate = seconds > 0 ? `${(bytes / seconds / 1e6).toFixed(1)} MB/s` : '- MB/s';
+    // Three digits in the unit that fits (a throttled 32 KiB put read "0.0 MB/s").
+    const rate = seconds > 0 ? formatRate(bytes / seconds) : '-';
     this.host.log(`${this.host.label} ${verb} ${path} ${bytes} B in ${seconds.toFixed(3)} s (${rate})`);
   }
 
