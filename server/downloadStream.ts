@@ -151,6 +151,10 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     return this.handle !== undefined && (!this.reads.isEmpty || this.credit.available > 0);
   }
 
+  override get heldByLimit(): boolean {
+    return this.host.downloadThrottle?.holds(this.onThrottleTurn) === true;
+  }
+
   pull(): OutgoingFrame | null {
     if (this.isFinished) return null;
     const next = this.reads.next();

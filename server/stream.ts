@@ -105,6 +105,14 @@ export abstract class ServerStream {
     return false;
   }
 
+  /**
+   * A bandwidth limit holds it (it waits its turn in the connection's Throttle): the server is
+   * what it waits for, so it is not stalled, however long the turns of many streams at a low rate take.
+   */
+  get heldByLimit(): boolean {
+    return false;
+  }
+
   /** Data moved: the stream is alive, whatever the connection's idle timer says. */
   protected progressed(): void {
     this.lastProgressAt = performance.now();

@@ -366,6 +366,10 @@ export class UploadStream extends ServerStream {
     }
   }
 
+  override get heldByLimit(): boolean {
+    return this.host.uploadThrottle?.holds(this.onThrottleTurn) === true;
+  }
+
   /** Credit to grant now: none after END, when no more DATA comes. */
   private grantable(): number {
     return this.phase === StreamPhase.Ended ? 0 : this.ungranted;

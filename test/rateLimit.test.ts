@@ -209,6 +209,17 @@ describe('throttled transfers', () => {
     expect((await client.getBuffer('p1-7.bin')).equals(pieces[7]!)).toBe(true);
   }, 40_000);
 
+  it('a stream waiting its turn at the rate is not stalled: no STREAM_TIMEOUT however long the turns take', async () => {
+    // 16 KiB a turn at 64 KiB/s: four streams each get a turn a second, four idle timeouts apart.
+    server = await startServer({ maxRateBytesPerSecond: 64 * 1024, idleTimeoutMs: 250 });
+    const client = await server.connect();
+    const files = Array.from({ length: 4 }, () => randomBytes(48 * 1024));
+    await Promise.all(files.map((bytes, i) => client.put(`t${i}.bin`, bytes)));
+    const back = await Promise.all(files.map((_, i) => client.getBuffer(`t${i}.bin`)));
+    expect(back.every((bytes, i) => bytes.equals(files[i]!))).toBe(true);
+    expect(server.server.counters.errors.get('STREAM_TIMEOUT') ?? 0).toBe(0);
+  }, 20_000);
+
   it('streams on one connection take turns at its rate: two downloads move alike, and two uploads', async () => {
     server = await startServer({ maxRateBytesPerSecond: rate });
     const client = await server.connect();

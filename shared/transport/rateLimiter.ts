@@ -38,6 +38,10 @@ class Line {
     this.waiting.delete(waiter);
   }
 
+  has(waiter: Waiter): boolean {
+    return this.waiting.has(waiter);
+  }
+
   /** Calls back the first waiter, which holds the turn meanwhile. */
   callNext(): void {
     const next: Waiter | undefined = this.waiting.values().next().value;
@@ -176,6 +180,11 @@ export class Throttle {
     if (this.line.isFirst(waiter) && this.limitsAdmit()) return true;
     this.line.join(waiter);
     return false;
+  }
+
+  /** `waiter` waits in line: held by the limits, not by its peer. */
+  holds(waiter: Waiter): boolean {
+    return this.line.has(waiter);
   }
 
   /** Leaves the line (a stream that ended while it waited). */
