@@ -354,15 +354,19 @@ export class UploadStream extends ServerStream {
       this.ungranted = 0;
       return;
     }
-    // One piece per turn pays for bytes that came on the initial window first, then grants: a
-    // turn spent on a remainder alone put the stream a turn behind the others.
     while (this.owed + this.grantable() > 0 && throttle.mayGo(this.onThrottleTurn)) {
-      const amount = Math.min(this.owed + this.grantable(), throttle.maxChunkBytes);
+      if (this.owed > 0) {
+        // Bytes that came on the initial window are here already: paid for in one turn, the
+        // debt delaying the next turns, so puts of small files complete one after another at the
+        // rate, not all of them at the end after a piece each per round.
+        throttle.take(this.owed);
+        this.owed = 0;
+        continue;
+      }
+      const amount = Math.min(this.grantable(), throttle.maxChunkBytes);
       throttle.take(amount);
-      const paid = Math.min(this.owed, amount);
-      this.owed -= paid;
-      this.ungranted -= amount - paid;
-      this.grant(amount - paid);
+      this.ungranted -= amount;
+      this.grant(amount);
     }
   }
 

@@ -152,12 +152,12 @@ describe('throttled transfers', () => {
    * most three times. Faster fails at once; slower is tried again, since a loaded machine only
    * ever slows a transfer down: a throttle that is too slow fails every try.
    */
-  async function expectAtTheRate(transfer: () => Promise<unknown>): Promise<void> {
+  async function expectAtTheRate(transfer: () => Promise<unknown>, bytes = size): Promise<void> {
     const measured: number[] = [];
     for (let attempt = 0; attempt < 3; attempt++) {
       const started = performance.now();
       await transfer();
-      const bytesPerSecond = size / ((performance.now() - started) / 1000);
+      const bytesPerSecond = bytes / ((performance.now() - started) / 1000);
       expect(bytesPerSecond).toBeLessThan(rate * 1.2);
       measured.push(bytesPerSecond);
       if (bytesPerSecond > rate * 0.8) return;
@@ -194,18 +194,27 @@ describe('throttled transfers', () => {
     expect(back.equals(payload)).toBe(true);
   }, 40_000);
 
-  it('small puts that fit their initial windows complete no faster than the rate', async () => {
+  it('puts that fit their initial windows complete no faster than the rate, one after another', async () => {
     server = await startServer({ maxRateBytesPerSecond: rate });
     const client = await server.connect();
-    const piece = 64 * 1024;
-    const pieces = Array.from({ length: size / piece }, () => randomBytes(piece));
-    // Each fits the 256 KiB the client may send with its OPEN: before, all of it went at once
-    // and the puts completed at ~20x the rate.
+    // Each fits the 256 KiB the client may send with its OPEN (and is more than the limit's piece
+    // of a tenth of a second): before, all of it went at once and the puts completed at ~20x the rate.
+    const piece = 240 * 1024;
+    const pieces = Array.from({ length: 17 }, () => randomBytes(piece));
     let round = 0;
+    let doneAt: number[] = [];
     await expectAtTheRate(() => {
       round++;
-      return Promise.all(pieces.map((bytes, i) => client.put(`p${round}-${i}.bin`, bytes)));
-    });
+      const started = performance.now();
+      doneAt = [];
+      return Promise.all(
+        pieces.map((bytes, i) =>
+          client.put(`p${round}-${i}.bin`, bytes).then(() => doneAt.push(performance.now() - started)),
+        ),
+      );
+    }, pieces.length * piece);
+    // One after another at the rate, not all at the end (a piece of each per round did that).
+    expect(doneAt[doneAt.length >> 1]!).toBeLessThan(0.75 * doneAt[doneAt.length - 1]!);
     expect((await client.getBuffer('p1-7.bin')).equals(pieces[7]!)).toBe(true);
   }, 40_000);
 
