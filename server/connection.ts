@@ -347,6 +347,10 @@ export class ServerConnection implements StreamHost {
    */
   private failStalled(): void {
     const output = this.output.look();
+    // Bytes ready for the client, not room reserved: a reply still being made (a digest of a
+    // large file) reserves its room first, and its connection was closed as if the client read
+    // nothing. Counted before the streams below fail: their ERRORs have had no time to go.
+    const readyForClient = this.transport.queue.readyBytes;
     const intervalStartedAt = this.intervalStartedAt;
     for (const stream of [...this.streams.values()]) {
       // Compared with the interval's start, not with now minus the timeout: the timer counts on
@@ -356,7 +360,7 @@ export class ServerConnection implements StreamHost {
       if (stream.heldByLimit) continue;
       stream.fail(this.streamTimeout());
     }
-    if (this.bufferedAmount > 0 && !output.took) {
+    if (readyForClient > 0 && !output.took) {
       // Nothing reached the client for a whole interval: an answer waiting for room will not get
       // it, even one that queued a frame during the interval (so had moved data).
       for (const stream of [...this.streams.values()])
@@ -387,7 +391,7 @@ export class ServerConnection implements StreamHost {
     } else if (this.streams.size > 0) {
       this.failStalled();
       if (!this.transport.isClosed) this.startInterval();
-    } else if (this.bufferedAmount > 0 && this.output.look().took) {
+    } else if (this.transport.queue.readyBytes > 0 && this.output.look().took) {
       // No stream open, but the client is still taking the last answers, however slowly.
       this.timer.refresh();
     } else {

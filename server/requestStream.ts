@@ -8,7 +8,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import type { ServerStats, SpaceReport, WireEntry } from '../shared/protocol/messages.js';
 import type { RequestOf } from '../shared/protocol/operations.js';
-import { fileDigest } from '../storage/fileDigest.js';
+import { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 import { heldPartial } from '../storage/partialUpload.js';
 import type { EntryInfo, Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
@@ -42,7 +42,12 @@ type Result = object | { batches: AsyncIterable<WireEntry[]> };
  * `signal` is aborted when the stream is over (cancelled, failed, its connection gone): a handler
  * that reads a file stops then, since the stream's slot is free again at once.
  */
-type Handler<R> = (storage: Storage, request: R, host: StreamHost, signal: AbortSignal) => Promise<Result>;
+type Handler<R> = (
+  storage: Storage,
+  request: R,
+  host: StreamHost,
+  reading: Required<ReadWatch>,
+) => Promise<Result>;
 
 async function* wireBatches(batches: AsyncIterable<EntryInfo[]>): AsyncGenerator<WireEntry[]> {
   for await (const batch of batches) yield batch.map(toWireEntry);
@@ -73,11 +78,11 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
     return {};
   },
-  digest: async (storage, r, _host, signal) => {
-    const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, signal);
+  digest: async (storage, r, _host, reading) => {
+    const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, reading);
     return { entry: toWireEntry(entry), algorithm: digest.algorithm, digest: digest.digest.toString('hex') };
   },
-  partial: async (storage, r, _host, signal) =>
+  partial: async (storage, r, _host, reading) =>
     heldPartial(
       storage,
       r.path,
@@ -87,7 +92,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
         ...(r.digest !== undefined ? { digest: r.digest } : { source: r.source! }),
       },
       DEFAULTS.maxResumeBlocks,
-      signal,
+      reading,
     ),
   stats: async (_storage, _r, host) => readStats(host.counters),
   space: async (storage, _r, host) => {
@@ -115,6 +120,11 @@ export class RequestStream extends ServerStream {
   private readonly over = new AbortController();
   /** Waiting for room in the connection's output for its next frame. */
   private waitingForRoom = false;
+  /** A handler reading a file (a digest, a partial's blocks) stops with the stream and moves it. */
+  private readonly reading: Required<ReadWatch> = {
+    signal: this.over.signal,
+    onRead: () => this.progressed(),
+  };
 
   constructor(host: StreamHost, id: number, request: SimpleRequest) {
     super(host, id);
@@ -134,7 +144,7 @@ export class RequestStream extends ServerStream {
     // Nothing is looked up until the answer has room in the connection's budget (issue #7).
     if (!(await this.reserve(this.op === 'list' ? this.frameBudget() : SMALL_REPLY_BYTES))) return;
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;
-    const result = await handler(this.host.storage, this.request, this.host, this.over.signal);
+    const result = await handler(this.host.storage, this.request, this.host, this.reading);
     if (this.isFinished) return;
     if ('batches' in result) {
       await this.sendEntries(result.batches);

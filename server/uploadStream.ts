@@ -289,7 +289,10 @@ export class UploadStream extends ServerStream {
     this.hashingKept = true;
     const kept = { size: handle.takenOverBytes ?? 0, read: handle.readKept.bind(handle) };
     this.over = new AbortController();
-    await hashKept(kept, this.path, this.offset, this.digester, false, this.over.signal);
+    await hashKept(kept, this.path, this.offset, this.digester, false, {
+      signal: this.over.signal,
+      onRead: () => this.progressed(),
+    });
   }
 
   /**

@@ -12,15 +12,23 @@ import type { EntryInfo, Storage } from './types.js';
 
 const READ_BYTES = 1024 * 1024;
 
-/**
- * The file's entry and its digest under `algorithm`, from the cache or by reading the file once.
- * Once `signal` is aborted (the request is over) no further read starts: it rejects with its reason.
- */
+/** How a caller follows a reader that hashes a file: what stops it, and what hears it move. */
+export interface ReadWatch {
+  /** Once aborted (the request is over) no further read starts: the reader rejects with its reason. */
+  signal?: AbortSignal;
+  /**
+   * After each read: the stream asking is moving data, so the idle timer does not fail it
+   * (hashing a large file can take longer than the idle timeout, a slow disk's far longer).
+   */
+  onRead?: () => void;
+}
+
+/** The file's entry and its digest under `algorithm`, from the cache or by reading the file once. */
 export async function fileDigest(
   storage: Storage,
   path: string,
   algorithm: IntegrityAlgorithm,
-  signal?: AbortSignal,
+  { signal, onRead }: ReadWatch = {},
 ): Promise<{ entry: EntryInfo; digest: FileDigest }> {
   const entry = await storage.stat(path);
   const handle = await storage.openRead(path);
@@ -44,6 +52,7 @@ export async function fileDigest(
         );
         if (bytesRead === 0)
           throw new StorageError('IO_ERROR', `file changed while being read: ${path}`, path);
+        onRead?.();
         digester.update(buffer.subarray(0, bytesRead));
         position += bytesRead;
       }

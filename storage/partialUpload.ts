@@ -6,6 +6,7 @@
 import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
+import type { ReadWatch } from './fileDigest.js';
 import type { PartialKey, PartialRead, Storage } from './types.js';
 
 const READ_BYTES = 1024 * 1024;
@@ -13,8 +14,8 @@ const READ_BYTES = 1024 * 1024;
 /**
  * Feeds the first `bytes` of the data kept for `path` under `key` to `digester`; resolves to how
  * many it fed: `bytes`, or with `upTo` the kept whole blocks up to `bytes`. Without `upTo`, data
- * shorter than `bytes` is NOT_FOUND. Once `signal` is aborted (the request is over) nothing more
- * is read or fed: it rejects with its reason.
+ * shorter than `bytes` is NOT_FOUND. Once `watch.signal` is aborted (the request is over) nothing
+ * more is read or fed: it rejects with its reason.
  */
 export async function hashPartial(
   storage: Storage,
@@ -23,7 +24,7 @@ export async function hashPartial(
   bytes: number,
   digester: ContentDigester,
   upTo = false,
-  signal?: AbortSignal,
+  watch: ReadWatch = {},
 ): Promise<number> {
   const partial = await storage.openPartial?.(path, key);
   if (partial === undefined) {
@@ -31,7 +32,7 @@ export async function hashPartial(
     throw missingPartial(path, bytes);
   }
   try {
-    return await hashKept(partial, path, bytes, digester, upTo, signal);
+    return await hashKept(partial, path, bytes, digester, upTo, watch);
   } finally {
     await partial.close().catch(() => {});
   }
@@ -44,7 +45,7 @@ export async function hashKept(
   bytes: number,
   digester: ContentDigester,
   upTo = false,
-  signal?: AbortSignal,
+  { signal, onRead }: ReadWatch = {},
 ): Promise<number> {
   const whole = Math.floor(kept.size / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES;
   const end = upTo ? Math.min(whole, bytes) : bytes;
@@ -55,6 +56,7 @@ export async function hashKept(
     const length = Math.min(buffer.length, end - position);
     const read = await kept.read(buffer, 0, length, position);
     if (read !== length) throw missingPartial(path, bytes);
+    onRead?.();
     // Checked again after the read: the digester is not ours to feed once the request is over.
     signal?.throwIfAborted();
     digester.update(buffer.subarray(0, length));
@@ -73,12 +75,12 @@ export async function heldPartial(
   path: string,
   key: PartialKey,
   maxBlocks: number,
-  signal?: AbortSignal,
+  watch: ReadWatch = {},
 ): Promise<{ offset: number; blocks: string[] }> {
   const digester = new ContentDigester(key.algorithm);
   try {
     const bytes = maxBlocks * INTEGRITY_BLOCK_BYTES;
-    const offset = await hashPartial(storage, path, key, bytes, digester, true, signal);
+    const offset = await hashPartial(storage, path, key, bytes, digester, true, watch);
     return { offset, blocks: digester.blockDigests.map((d) => d.toString('hex')) };
   } finally {
     digester.release();

@@ -11,6 +11,7 @@ import { INTEGRITY_BLOCK_BYTES as B, type IntegrityAlgorithm } from '../shared/i
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
+import type { MemoryStorage } from '../storage/memory.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -150,5 +151,22 @@ describe("the server's digest cache", () => {
     expect((await shaClient.digest('cached.bin', 'xxh128')).digest).toBe(
       afterPut.xxh128!.digest.toString('hex'),
     );
+  });
+});
+
+describe('a digest computed by reading the file', () => {
+  it('is not a stalled stream however much longer than the idle timeout the reading takes', async () => {
+    // sha256 of 512 MiB takes ~0.3 s here, six of these idle timeouts: each read counts as the
+    // stream moving data (it failed STREAM_TIMEOUT once the reads let the loop turn).
+    env = await startServer({ idleTimeoutMs: 50 });
+    const big = Buffer.alloc(512 * 1024 * 1024, 7);
+    (env.storage as MemoryStorage).volume.writeFileSync('/big.bin', big);
+    const client = await env.connect();
+    const started = performance.now();
+    const { digest } = await client.digest('big.bin', 'sha256');
+    const elapsedMs = performance.now() - started;
+    expect(digest).toBe(contentDigest('sha256', big).toString('hex'));
+    expect(elapsedMs).toBeGreaterThan(2 * 50); // else the idle timer was never put to the test
+    expect(env.server.counters.errors.get('STREAM_TIMEOUT') ?? 0).toBe(0);
   });
 });

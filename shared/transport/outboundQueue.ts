@@ -111,7 +111,16 @@ export class OutboundQueue {
    * file chunks reserved by producers (being read or ready to send).
    */
   get bufferedAmount(): number {
-    return this.queuedBytes + this.socket.writableLength + this.reservedBytes;
+    return this.readyBytes + this.reservedBytes;
+  }
+
+  /**
+   * Bytes ready for the peer to take: queued frames and the socket's own buffer, not the room
+   * reserved for what is still being read or made (a reply, a file chunk), which the peer cannot
+   * take yet however well it reads.
+   */
+  get readyBytes(): number {
+    return this.queuedBytes + this.socket.writableLength;
   }
 
   /** The most frames this queue may hold (`maxHeldFrames`), or undefined for no limit. */
