@@ -16,7 +16,7 @@ export {
 } from '../shared/errors.js';
 export type { FileDigest, IntegrityAlgorithm } from '../shared/integrity/index.js';
 export type { ServerStats } from '../shared/protocol/messages.js';
-export { fileDigest } from '../storage/fileDigest.js';
+export { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 export {
   type CommitOptions,
   type CommittedEntry,
