@@ -357,7 +357,7 @@ export class ServerConnection implements StreamHost {
       // libuv's millisecond clock and may fire a little before the timeout has passed on this one.
       if (stream.lastProgressAt > intervalStartedAt) continue;
       if (output.clientRead && stream.waitsForOutput) continue;
-      if (stream.heldByLimit) continue;
+      if (stream.heldByServer) continue;
       stream.fail(this.streamTimeout());
     }
     if (readyForClient > 0 && !output.took) {

@@ -151,7 +151,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     return this.handle !== undefined && (!this.reads.isEmpty || this.credit.available > 0);
   }
 
-  override get heldByLimit(): boolean {
+  override get heldByServer(): boolean {
     return this.host.downloadThrottle?.holds(this.onThrottleTurn) === true;
   }
 

@@ -106,10 +106,11 @@ export abstract class ServerStream {
   }
 
   /**
-   * A bandwidth limit holds it (it waits its turn in the connection's Throttle): the server is
-   * what it waits for, so it is not stalled, however long the turns of many streams at a low rate take.
+   * The server itself holds it: it waits its turn under a bandwidth limit (the connection's
+   * Throttle), or its upload is being committed (a large file flushed to a slow disk). It is not
+   * stalled, however long the turns of many streams at a low rate or the flush take.
    */
-  get heldByLimit(): boolean {
+  get heldByServer(): boolean {
     return false;
   }
 

@@ -373,8 +373,10 @@ export class UploadStream extends ServerStream {
     }
   }
 
-  override get heldByLimit(): boolean {
-    return this.host.uploadThrottle?.holds(this.onThrottleTurn) === true;
+  override get heldByServer(): boolean {
+    // Told STREAM_TIMEOUT during a long commit, a client took the put for failed while the file
+    // was stored all the same.
+    return this.committing || this.host.uploadThrottle?.holds(this.onThrottleTurn) === true;
   }
 
   /** Credit to grant now: none after END, when no more DATA comes. */

@@ -437,6 +437,31 @@ describe('interrupted and failed uploads never leave a partial file', () => {
     expect((await client.getBuffer('g.bin')).equals(bytes)).toBe(true);
   });
 
+  it('a commit slower than the idle timeout (a large file flushed to a slow disk) is not a stalled stream', async () => {
+    const storage = new MemoryStorage();
+    const createUpload = storage.createUpload.bind(storage);
+    storage.createUpload = async (path): Promise<UploadHandle> => {
+      const handle = await createUpload(path);
+      return {
+        write: (chunks) => handle.write(chunks),
+        commit: async (digest, options) => {
+          await new Promise((resolve) => setTimeout(resolve, 400)); // eight idle timeouts
+          return handle.commit(digest, options);
+        },
+        abort: (options) => handle.abort(options),
+      };
+    };
+    env = await startServer({ storage, idleTimeoutMs: 50 });
+    const client = await env.connect();
+    const bytes = randomBytes(64 * 1024);
+    // Before, the stream failed STREAM_TIMEOUT while its commit went on: the client was told the
+    // put failed, and the file was stored all the same.
+    const reply = await client.put('slow.bin', bytes);
+    expect(reply.entry.size).toBe(bytes.length);
+    expect((await client.getBuffer('slow.bin')).equals(bytes)).toBe(true);
+    expect(env.server.counters.errors.get('STREAM_TIMEOUT') ?? 0).toBe(0);
+  });
+
   it('a failed upload answers once its temporary file is gone: the next put finds the space free', async () => {
     const storage = new MemoryStorage();
     const createUpload = storage.createUpload.bind(storage);
