@@ -428,7 +428,7 @@ export class ServerConnection implements StreamHost {
         this.handleOpen(frame);
         return;
       case FrameType.DATA:
-        this.streamFor(frame)?.onData(frame.payload, creditTaken(frame), frame.borrowed === true);
+        this.handleData(frame);
         return;
       case FrameType.END:
         this.streamFor(frame)?.onEnd(parseEnd(frame));
@@ -770,6 +770,15 @@ export class ServerConnection implements StreamHost {
       return undefined;
     }
     throw new ProtocolError('STREAM_CLOSED', `${name} for stream ${id}, which has finished`);
+  }
+
+  private handleData(frame: Frame): void {
+    const credit = creditTaken(frame);
+    const stream = this.streamFor(frame);
+    if (stream !== undefined) stream.onData(frame.payload, credit, frame.borrowed === true);
+    // Dropped (its stream refused or reset), it came over the link all the same: a bandwidth
+    // limit counts it, or puts refused one after another sent their initial windows unthrottled.
+    else this.uploadThrottle?.take(credit);
   }
 
   /** ERROR from a client: on stream 0 it is leaving; on a stream it abandons that stream. */

@@ -218,6 +218,22 @@ describe('throttled transfers', () => {
     expect((await client.getBuffer('p1-7.bin')).equals(pieces[7]!)).toBe(true);
   }, 40_000);
 
+  it('bytes a refused put sent with its OPEN count against the rate', async () => {
+    server = await startServer({ maxRateBytesPerSecond: rate });
+    const client = await server.connect();
+    await client.mkdir('dir');
+    const piece = randomBytes(240 * 1024);
+    // Puts onto a directory, refused at their set-up after their bytes came on the initial window.
+    const refused = await Promise.allSettled(Array.from({ length: 17 }, () => client.put('dir', piece)));
+    expect(
+      refused.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'stored')),
+    ).toEqual(Array(17).fill('IS_A_DIRECTORY'));
+    // Their ~4 MiB at 2 MiB/s are owed: the next put waits for them (before, it went at once).
+    const started = performance.now();
+    await client.put('after.bin', randomBytes(16 * 1024));
+    expect(performance.now() - started).toBeGreaterThan(1000);
+  }, 20_000);
+
   it('a stream waiting its turn at the rate is not stalled: no STREAM_TIMEOUT however long the turns take', async () => {
     // 16 KiB a turn at 64 KiB/s: four streams each get a turn a second, four idle timeouts apart.
     server = await startServer({ maxRateBytesPerSecond: 64 * 1024, idleTimeoutMs: 250 });
