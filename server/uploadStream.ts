@@ -409,6 +409,8 @@ export class UploadStream extends ServerStream {
   private writeNext(): void {
     const handle = this.handle;
     if (this.writing || this.unwritten.byteLength === 0 || handle === undefined || this.hashingKept) return;
+    // Nothing is stored before accept(): the quota counts received bytes there.
+    if (this.acceptOnPayment) return;
     const taken = this.unwritten.take();
     const bytes = taken.bytes;
     this.writing = true;
@@ -418,9 +420,8 @@ export class UploadStream extends ServerStream {
         this.writing = false;
         if (this.isFinished) return;
         this.onDisk += bytes;
-        // After END no more DATA comes: granting more would be noise. Before accept() (the
-        // bandwidth limit not paid yet) the window is not open: accept() counts these bytes.
-        if (this.phase === StreamPhase.Open) {
+        // After END no more DATA comes: granting more would be noise.
+        if (this.phase !== StreamPhase.Ended) {
           // Bytes now on disk that were not accepted earlier count now; then the queue has room.
           if (this.onDisk > this.accepted) this.consume(this.onDisk - this.accepted);
           this.acceptIntoQueue();
