@@ -183,8 +183,16 @@ export class UploadStream extends ServerStream {
   }
 
   private acceptWhenPaid(): void {
-    if (this.payOwed()) this.accept();
-    else this.acceptOnPayment = true; // onThrottleTurn accepts
+    if (this.payOwed()) {
+      this.accept();
+      return;
+    }
+    // Until onThrottleTurn accepts, the bytes go to storage rather than wait in memory, where they
+    // would count against the server's upload backlog for as long as a low rate takes, holding
+    // other clients' uploads; the quota counts them first, as accept() would.
+    if (!this.reserveReceived()) return;
+    this.acceptOnPayment = true;
+    this.writeNext();
   }
 
   /** Set up (a resumed upload's kept bytes hashed): the client may send. */
@@ -224,7 +232,7 @@ export class UploadStream extends ServerStream {
     }
     if (payload.length === 0) return;
     // Before the set-up (bytes on the initial window) the reservation is not made yet: accept() counts them.
-    if (this.phase !== StreamPhase.Opening && !this.reserveReceived()) return;
+    if ((this.phase !== StreamPhase.Opening || this.acceptOnPayment) && !this.reserveReceived()) return;
     this.digester.update(payload);
     this.unwritten.append(payload, borrowed);
     this.writeNext();
@@ -409,8 +417,6 @@ export class UploadStream extends ServerStream {
   private writeNext(): void {
     const handle = this.handle;
     if (this.writing || this.unwritten.byteLength === 0 || handle === undefined || this.hashingKept) return;
-    // Nothing is stored before accept(): the quota counts received bytes there.
-    if (this.acceptOnPayment) return;
     const taken = this.unwritten.take();
     const bytes = taken.bytes;
     this.writing = true;
@@ -420,8 +426,9 @@ export class UploadStream extends ServerStream {
         this.writing = false;
         if (this.isFinished) return;
         this.onDisk += bytes;
-        // After END no more DATA comes: granting more would be noise.
-        if (this.phase !== StreamPhase.Ended) {
+        // After END no more DATA comes: granting more would be noise. Before accept() (the limit
+        // not paid yet) the window is not open: accept() counts these bytes.
+        if (this.phase === StreamPhase.Open) {
           // Bytes now on disk that were not accepted earlier count now; then the queue has room.
           if (this.onDisk > this.accepted) this.consume(this.onDisk - this.accepted);
           this.acceptIntoQueue();

@@ -5,6 +5,8 @@
  * a transfer slower, so a slow measurement is taken again, up to three times.
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
@@ -232,6 +234,33 @@ describe('throttled transfers', () => {
     const started = performance.now();
     await client.put('after.bin', randomBytes(16 * 1024));
     expect(performance.now() - started).toBeGreaterThan(1000);
+  }, 20_000);
+
+  it("puts waiting to pay for their initial windows hold their bytes in storage, not in the server's memory", async () => {
+    // 32 KiB/s: eight puts of 200 KiB would wait ~50 s for their turns. Held in memory meanwhile,
+    // their bytes counted as upload backlog (the server's mark holds every client's uploads).
+    server = await startServer({ maxRateBytesPerSecond: 32 * 1024, backend: 'disk' });
+    // A slow set-up (a busy disk): every put's bytes are in before its upload is.
+    const createUpload = server.storage.createUpload.bind(server.storage);
+    server.storage.createUpload = async (path, options) => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return createUpload(path, options);
+    };
+    const client = await server.connect();
+    const puts = Array.from({ length: 8 }, (_, i) => client.put(`w${i}.bin`, randomBytes(200 * 1024)));
+    for (const put of puts) put.catch(() => {}); // cut short below
+    const root = server.root!;
+    const storedBytes = () =>
+      readdirSync(root).reduce((sum, name) => sum + statSync(join(root, name)).size, 0);
+    const backlog = () => server!.server.connectionFigures()[0]!.uploadBacklogBytes;
+    // Until every byte has arrived: in the temporary files, or held in memory.
+    for (let i = 0; i < 500 && storedBytes() + backlog() < 8 * 200 * 1024; i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    // Then until the uploads are set up (a temporary file each) and have written what they hold.
+    for (let i = 0; i < 300 && backlog() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(backlog()).toBe(0);
+    expect(storedBytes()).toBe(8 * 200 * 1024);
+    expect(server.server.connectionFigures()[0]!.openStreams).toBeGreaterThan(1); // still waiting their turns
   }, 20_000);
 
   it('a stream waiting its turn at the rate is not stalled: no STREAM_TIMEOUT however long the turns take', async () => {
