@@ -57,9 +57,9 @@ export class UploadStream extends ServerStream {
   /**
    * Under a bandwidth limit: initial-window credit no DATA has used yet, and bytes received on it
    * that the limit has not let through yet. Those bytes came before any grant, so the limit is paid
-   * for them before the upload takes them (accept) and before it commits: a burst of small puts on
-   * their initial windows completes no faster than the rate. Paying for the whole window instead,
-   * up front, charged a 1-byte put 256 KiB of the rate and still let it complete at once.
+   * for them before the upload is accepted and before it commits: a burst of small puts on their
+   * initial windows completes no faster than the rate. Paying for the whole window instead, up
+   * front, charged a 1-byte put 256 KiB of the rate and still let it complete at once.
    */
   private initialUnused = 0;
   private owed = 0;
