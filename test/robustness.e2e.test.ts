@@ -28,6 +28,23 @@ import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const MiB = 1024 * 1024;
+
+/** Each upload `storage` creates goes through `wrap`'s overrides (a full disk, a slow one); the rest pass through. */
+function wrapUploads(
+  storage: MemoryStorage,
+  wrap: (handle: UploadHandle, path: string) => Partial<UploadHandle>,
+): void {
+  const createUpload = storage.createUpload.bind(storage);
+  storage.createUpload = async (path, options): Promise<UploadHandle> => {
+    const handle = await createUpload(path, options);
+    return {
+      write: (chunks) => handle.write(chunks),
+      commit: (digest, commitOptions) => handle.commit(digest, commitOptions),
+      abort: (abortOptions) => handle.abort(abortOptions),
+      ...wrap(handle, path),
+    };
+  };
+}
 let env: TestServer | undefined;
 const tempDirs = new TempDirs('muxftp-outside-');
 
@@ -408,11 +425,9 @@ describe('interrupted and failed uploads never leave a partial file', () => {
 
   it('a full disk fails the upload with NO_SPACE; the old version stays, the server goes on', async () => {
     const storage = new MemoryStorage();
-    const createUpload = storage.createUpload.bind(storage);
     let quota = 0;
     // The storage boundary is where a full disk shows up: writes past the quota fail with ENOSPC.
-    storage.createUpload = async (path): Promise<UploadHandle> => {
-      const handle = await createUpload(path);
+    wrapUploads(storage, (handle, path) => {
       let written = 0;
       return {
         write: async (chunks) => {
@@ -420,10 +435,8 @@ describe('interrupted and failed uploads never leave a partial file', () => {
           if (written > quota) throw new StorageError('NO_SPACE', `no space left for ${path}`, path);
           await handle.write(chunks);
         },
-        commit: () => handle.commit(),
-        abort: () => handle.abort(),
       };
-    };
+    });
     env = await startServer({ storage });
     const client = await env.connect();
     quota = 10;
@@ -439,18 +452,12 @@ describe('interrupted and failed uploads never leave a partial file', () => {
 
   it('a commit slower than the idle timeout (a large file flushed to a slow disk) is not a stalled stream', async () => {
     const storage = new MemoryStorage();
-    const createUpload = storage.createUpload.bind(storage);
-    storage.createUpload = async (path): Promise<UploadHandle> => {
-      const handle = await createUpload(path);
-      return {
-        write: (chunks) => handle.write(chunks),
-        commit: async (digest, options) => {
-          await new Promise((resolve) => setTimeout(resolve, 400)); // eight idle timeouts
-          return handle.commit(digest, options);
-        },
-        abort: (options) => handle.abort(options),
-      };
-    };
+    wrapUploads(storage, (handle) => ({
+      commit: async (digest, options) => {
+        await new Promise((resolve) => setTimeout(resolve, 400)); // eight idle timeouts
+        return handle.commit(digest, options);
+      },
+    }));
     env = await startServer({ storage, idleTimeoutMs: 50 });
     const client = await env.connect();
     const bytes = randomBytes(64 * 1024);
@@ -464,21 +471,16 @@ describe('interrupted and failed uploads never leave a partial file', () => {
 
   it('a failed upload answers once its temporary file is gone: the next put finds the space free', async () => {
     const storage = new MemoryStorage();
-    const createUpload = storage.createUpload.bind(storage);
     // Writes fail as on a full disk; removing the temporary file takes a while (a slow disk).
-    storage.createUpload = async (path): Promise<UploadHandle> => {
-      const handle = await createUpload(path);
-      return {
-        write: async () => {
-          throw new StorageError('NO_SPACE', `no space left for ${path}`, path);
-        },
-        commit: () => handle.commit(),
-        abort: async () => {
-          await new Promise((resolve) => setTimeout(resolve, 200));
-          return handle.abort();
-        },
-      };
-    };
+    wrapUploads(storage, (handle, path) => ({
+      write: async () => {
+        throw new StorageError('NO_SPACE', `no space left for ${path}`, path);
+      },
+      abort: async (options) => {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return handle.abort(options);
+      },
+    }));
     env = await startServer({ storage });
     const client = await env.connect();
     await expect(client.put('f.bin', randomBytes(MiB))).rejects.toMatchObject({ code: 'NO_SPACE' });
