@@ -39,8 +39,9 @@ type Result = object | { batches: AsyncIterable<WireEntry[]> };
 /**
  * `host` gives the counters, and takes each change for the quotas as soon as storage made it
  * (before the reply, and whether or not the stream is still open: the change happened).
- * `signal` is aborted when the stream is over (cancelled, failed, its connection gone): a handler
- * that reads a file stops then, since the stream's slot is free again at once.
+ * `reading.signal` is aborted when the stream is over (cancelled, failed, its connection gone): a
+ * handler that reads a file stops then, since the stream's slot is free again at once; it calls
+ * `reading.onRead` after each read, so a long read is not taken for a stalled stream.
  */
 type Handler<R> = (
   storage: Storage,
