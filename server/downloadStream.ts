@@ -119,6 +119,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         if (bytesRead !== length) {
           throw new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path);
         }
+        this.progressed(); // reading for the stream: a long prefix is not a stalled stream
         digester.update(buffer.subarray(0, length));
         this.position += length;
       }

@@ -169,3 +169,20 @@ describe('a digest request for a file whose digest is not known', () => {
     expect(reads.bytesFrom('/big.bin', RESUME_AT)).toBe(content.length - RESUME_AT);
   });
 });
+
+describe('hashing the prefix for longer than the idle timeout', () => {
+  it('is not a stalled stream: each read of the prefix counts as moving data', async () => {
+    // 64 blocks (256 MiB) in sha256: ~0.2 s here, four 50 ms idle timeouts.
+    const memory = new MemoryStorage();
+    memory.volume.writeFileSync('/big.bin', Buffer.alloc(64 * BLOCK + 10, 3));
+    env = await startServer({ storage: memory, idleTimeoutMs: 50 });
+    const peer = await RawPeer.open(env.port, ['sha256']);
+    peers.push(peer);
+    peer.write(encodeOpen(1, { op: 'get', path: 'big.bin', offset: 64 * BLOCK }));
+    const answer = await peer.waitFor(
+      (f) => (f.type === FrameType.REPLY || f.type === FrameType.ERROR) && f.streamId === 1,
+    );
+    expect(answer.type === FrameType.REPLY ? 'REPLY' : answer.payload.toString()).toBe('REPLY');
+    expect(env.server.counters.errors.get('STREAM_TIMEOUT') ?? 0).toBe(0);
+  });
+});
