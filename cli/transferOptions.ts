@@ -20,6 +20,8 @@ export interface TransferCommandOptions {
   skipIdentical?: boolean;
   /** With -r: patterns of names (or paths below the tree) left out of it (cli/excludes.ts). */
   exclude?: string[];
+  /** Give each file its source's modification time (--no-times: false, the time of writing). */
+  times: boolean;
 }
 
 /**
@@ -71,6 +73,10 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
       '--exclude <pattern>',
       `with -r: leave out what matches, a directory with everything in it: a name at any depth ('*.tmp', 'node_modules'), or with a '/' a path below the tree ('build/cache'); repeatable`,
       collectExcludes,
+    )
+    .option(
+      '--no-times',
+      `leave each ${side} file the time it was written (default: it gets its source's modification time)`,
     )
     .option(
       '--skip-identical',

@@ -234,6 +234,13 @@ export interface TransferOptions {
    * again to hash it.
    */
   localDigests?: LocalDigestMemo;
+  /**
+   * Keep modification times: a put from a local file gives the remote file the local one's (a
+   * server that does not know OPEN's `mtime` ignores it; the result's entry shows the time the
+   * file got), a get into a local file gives it the server's (REPLY's `mtime`). Default: the time
+   * of writing. Not for stdin, buffers, streams, FIFOs or devices.
+   */
+  keepTimes?: boolean;
 }
 
 /** A remote file's content digest, as {@link Client.digest} reports it. */
@@ -689,7 +696,9 @@ export class Client implements ClientHost {
     const { byteSource, offset, prefix } = plan;
     const takesWindow = offset === 0 && this.uploadInitialWindow > 0;
     const declines = takesWindow && this.declinesInitialWindow(options);
-    const request: RequestOf<'upload'> = declines ? { ...plan.request, initialWindow: false } : plan.request;
+    const request: RequestOf<'upload'> = { ...plan.request };
+    if (declines) request.initialWindow = false;
+    if (options.keepTimes === true && byteSource.mtimeMs !== undefined) request.mtime = byteSource.mtimeMs;
     const pauseWindowIfRefused = (error: Error): void => {
       // Refused at once while the server's disk is behind: later puts wait for credit instead.
       // Not for another limit (open files): declining the window would only slow them.
@@ -898,6 +907,7 @@ export class Client implements ClientHost {
         { resolve, reject },
         resume,
         typeof options.onPartialKept === 'function' ? options.onPartialKept : undefined,
+        options.keepTimes === true,
       );
       const request: Request =
         resume === undefined

@@ -8,7 +8,18 @@
  * VMs), and the loop was that download's bottleneck. A large write stays in the threadpool: on
  * the loop, the copies into fresh pages slowed get of large files (bench/README.md).
  */
-import { close, closeSync, ftruncate, lstatSync, openSync, renameSync, writev, writevSync } from 'node:fs';
+import {
+  close,
+  closeSync,
+  ftruncate,
+  futimes,
+  futimesSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  writev,
+  writevSync,
+} from 'node:fs';
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import { DEFAULTS } from '../shared/defaults.js';
 import { localFileCalls } from './sources.js';
@@ -69,6 +80,21 @@ export class SinkFile {
     const fd = this.#fd!;
     await this.#track(
       new Promise<void>((resolve, reject) => ftruncate(fd, length, (err) => (err ? reject(err) : resolve()))),
+    );
+  }
+
+  /** Sets the access and modification times (seconds since the epoch) once the writes are done. */
+  async utimes(atime: number, mtime: number): Promise<void> {
+    if (this.#closed) throw Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    if (this.#handle !== undefined) return this.#handle.utimes(atime, mtime);
+    const fd = this.#fd!;
+    await localFileCalls.run(
+      () => futimesSync(fd, atime, mtime),
+      () =>
+        new Promise<void>((resolve, reject) =>
+          futimes(fd, atime, mtime, (err) => (err ? reject(err) : resolve())),
+        ),
     );
   }
 

@@ -27,8 +27,11 @@ export interface ByteSink {
   readonly keepsChunks: boolean;
   /** The sink drops every byte (Client.verify): nothing needs to be held for it at all. */
   readonly discards?: boolean;
-  /** All bytes are verified: make them final. */
-  finish(): Promise<void>;
+  /**
+   * All bytes are verified: make them final; a file sink gives the file `mtimeMs` (ms since the
+   * epoch) as its modification time when asked to, before it takes the target's name.
+   */
+  finish(mtimeMs?: number): Promise<void>;
   /** The download failed: drop what was written. Idempotent. */
   abort(): Promise<void>;
   /**
@@ -191,6 +194,8 @@ export function settleTemporaryFilesNow(): { kept: number; removed: number } {
 /** What HiddenFileSink needs of its open file: FileHandle, or SinkFile (FileSink's). */
 interface HiddenFile {
   truncate(length: number): Promise<void>;
+  /** In seconds since the epoch, as node's futimes. */
+  utimes(atime: number, mtime: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -225,11 +230,13 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     return write;
   }
 
-  async finish(): Promise<void> {
+  async finish(mtimeMs?: number): Promise<void> {
     const handle = this.handle!;
     this.handle = undefined;
     try {
       await this.ready;
+      // Where the filesystem refuses it, the verified file is kept all the same, with today's time.
+      if (mtimeMs !== undefined) await handle.utimes(Date.now() / 1000, mtimeMs / 1000).catch(() => {});
       await handle.close();
       await renameIntoPlace(this.temporary, this.target);
       temporaryFilesInProgress.delete(this.temporary);

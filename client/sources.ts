@@ -30,6 +30,8 @@ export const localFileCalls = new InlineFileCalls();
 export interface ByteSource {
   /** Total bytes when known in advance (files and buffers; not pipes). */
   readonly size: number | undefined;
+  /** A regular file's modification time when opened, in ms since the epoch (put keeping times). */
+  readonly mtimeMs?: number;
   /**
    * Fills target[offset, offset+length) in part or whole; resolves to bytes filled, 0 at the end.
    * A sized source reads the range after the previous call's, so calls may overlap (read-ahead).
@@ -146,6 +148,7 @@ class LocalFile {
 class FileSource implements ByteSource {
   /** Undefined for a pipe or device (`put <(cmd)`): read to its end, in order, like a stream. */
   readonly size: number | undefined;
+  readonly mtimeMs: number | undefined;
   private readonly path: string;
   private readonly file: LocalFile;
   /** The regular file's modification time when opened, in ns. */
@@ -157,6 +160,7 @@ class FileSource implements ByteSource {
     this.file = file;
     this.size = info.isFile() ? Number(info.size) : undefined;
     this.mtimeNs = info.mtimeNs;
+    this.mtimeMs = info.isFile() ? Number(info.mtimeNs) / 1e6 : undefined;
     this.position = from;
   }
 

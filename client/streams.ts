@@ -178,6 +178,8 @@ export interface GetResult {
   algorithm: IntegrityAlgorithm;
   /** The content digest under it (4 MiB blocks, docs/PROTOCOL.md), hex. */
   digest: string;
+  /** The remote file's modification time (ms since the epoch), as REPLY said. */
+  mtime: number;
 }
 
 /** get -c: the local partial file's whole-block digests, and the sink that continues it. */
@@ -230,6 +232,8 @@ export class GetCall extends ClientStream {
   private readonly window: InboundWindow;
   private received = 0;
   private expectedSize: number | undefined;
+  /** The remote file's modification time, from REPLY. */
+  private remoteMtime = 0;
   /** Received, not yet written to the sink (copied out of a shared read buffer when borrowed). */
   private readonly unwritten = new ReceivedBytes(receivedBlocks);
   private writing = false;
@@ -252,6 +256,8 @@ export class GetCall extends ClientStream {
     deferred: Deferred<GetResult>,
     resume?: GetResume,
     onPartialKept?: (kept: KeptPartial) => void,
+    /** Give the local file the remote one's modification time (TransferOptions.keepTimes). */
+    private readonly keepsTimes = false,
   ) {
     super(host, id);
     this.sink = sink;
@@ -272,7 +278,9 @@ export class GetCall extends ClientStream {
   }
 
   override onReply(result: Record<string, unknown>): void {
-    this.expectedSize = OPERATIONS.get.reply(result).size;
+    const reply = OPERATIONS.get.reply(result);
+    this.expectedSize = reply.size;
+    this.remoteMtime = reply.mtime;
     if (this.resume !== undefined && !this.acceptResume(this.resume, result)) return;
     this.onProgress?.(this.resumedFrom, this.expectedSize);
   }
@@ -408,9 +416,10 @@ export class GetCall extends ClientStream {
       this.settle(new MuxftpError('INTEGRITY_ERROR', `download failed verification: ${what}`));
       return;
     }
-    this.sink.finish().then(
+    const mtime = this.remoteMtime;
+    this.sink.finish(this.keepsTimes ? mtime : undefined).then(
       () => {
-        this.result = { size: total, algorithm, digest: digest.toString('hex') };
+        this.result = { size: total, algorithm, digest: digest.toString('hex'), mtime };
         this.settle();
       },
       (err: MuxftpError) => this.settle(err),

@@ -732,6 +732,7 @@ export class ServerConnection implements StreamHost {
                 offset: put.offset ?? 0,
               }
             : undefined,
+          put.mtime,
         );
       }
       case 'request':

@@ -19,7 +19,7 @@ import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import { hashKept } from '../storage/partialUpload.js';
 import { normalizeClientPath, parentPath } from '../storage/paths.js';
-import type { EntryInfo, PartialKey, UploadHandle } from '../storage/types.js';
+import type { CommitOptions, EntryInfo, PartialKey, UploadHandle } from '../storage/types.js';
 import type { QuotaTracker } from './auth/quota.js';
 import { toWireEntry } from './requestStream.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -28,6 +28,7 @@ export class UploadStream extends ServerStream {
   readonly op = 'put';
   private readonly path: string;
   private readonly declaredSize: number | undefined;
+  private readonly mtimeMs: number | undefined;
   private handle: UploadHandle | undefined;
   /** The abort cleanup() started, settled once the temporary file is gone (or kept). */
   private aborted: Promise<unknown> | undefined;
@@ -107,9 +108,12 @@ export class UploadStream extends ServerStream {
      */
     initialCredit: number,
     resume?: ({ digest: string } | { source: string }) & { offset: number },
+    /** The modification time the file gets at commit (ms since the epoch); undefined: when written. */
+    mtimeMs?: number,
   ) {
     super(host, id);
     this.path = path;
+    this.mtimeMs = mtimeMs;
     this.declaredSize = declaredSize;
     this.offset = resume?.offset ?? 0;
     this.partial =
@@ -478,7 +482,9 @@ export class UploadStream extends ServerStream {
     // From here the handle is the commit's: a disconnect now must not abort a verified upload.
     this.handle = undefined;
     this.committing = true;
-    handle.commit(digest, { beforeReplace: (replaced) => this.settleCredit(replaced) }).then(
+    const options: CommitOptions = { beforeReplace: (replaced) => this.settleCredit(replaced) };
+    if (this.mtimeMs !== undefined) options.mtimeMs = this.mtimeMs;
+    handle.commit(digest, options).then(
       (entry) => {
         // Usage grows by the file in the same turn as the reservation goes, even if the stream
         // was cancelled meanwhile: the file is committed either way.

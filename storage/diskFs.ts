@@ -22,6 +22,7 @@ const writevAsync = promisify(fs.writev);
 const fdatasyncAsync = promisify(fs.fdatasync);
 const ftruncateAsync = promisify(fs.ftruncate);
 const fstatAsync = promisify(fs.fstat);
+const futimesAsync = promisify(fs.futimes);
 const closeAsync = promisify(fs.close);
 const openAsync = promisify(fs.open);
 
@@ -163,6 +164,16 @@ export class DiskFileHandle implements FsFileHandle {
       this.#inline.run(
         () => fs.fstatSync(fd),
         () => fstatAsync(fd),
+      ),
+    );
+  }
+
+  async utimes(atime: number, mtime: number): Promise<void> {
+    const fd = this.fd;
+    await this.#track(
+      this.#inline.run(
+        () => fs.futimesSync(fd, atime, mtime),
+        () => futimesAsync(fd, atime, mtime),
       ),
     );
   }

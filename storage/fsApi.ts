@@ -23,6 +23,8 @@ export interface FsFileHandle {
   /** Cuts a preallocated upload back to what was written. */
   truncate(length: number): Promise<void>;
   stat(): Promise<FsStats>;
+  /** Sets the access and modification times, in seconds since the epoch (as node's futimes). */
+  utimes(atime: number, mtime: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -78,6 +78,12 @@ export interface CommitOptions {
    * the rename. Throwing refuses the commit with that error; the temporary file is dropped.
    */
   beforeReplace?: (replaced: EntryInfo | undefined) => void;
+  /**
+   * The modification time to give the file, in ms since the epoch (the client's source file's,
+   * `put` keeping times); set before the rename, so the file never shows under its name with
+   * another. Default: the time it was written.
+   */
+  mtimeMs?: number;
 }
 
 /**

@@ -73,6 +73,7 @@ describe('client verification of downloads', () => {
       size: 5,
       algorithm: 'xxh128',
       digest: digestOf('hello').toString('hex'),
+      mtime: 0,
     });
     await client.close();
   });

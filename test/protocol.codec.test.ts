@@ -100,6 +100,19 @@ const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }>
     },
   },
   {
+    name: 'OPEN of a resumable put keeping its source time',
+    frame: encodeOpen(9, { op: 'put', path: 'old', size: 5, source: 's', offset: 0, mtime: -1.5e11 }),
+    check: (f) =>
+      expect(parseRequest(f)).toEqual({
+        op: 'put',
+        path: 'old',
+        size: 5,
+        source: 's',
+        offset: 0,
+        mtime: -1.5e11,
+      }),
+  },
+  {
     name: 'REPLY with MORE',
     frame: encodeReply(9, { entries: [] }, true),
     check: (f) => {
@@ -380,6 +393,8 @@ describe('malformed input', () => {
     ['no op', Buffer.from('{"path":"x"}'), 'BAD_REQUEST'],
     ['a path that is not a string', Buffer.from('{"op":"stat","path":3}'), 'BAD_REQUEST'],
     ['a negative size', Buffer.from('{"op":"put","path":"x","size":-1}'), 'BAD_REQUEST'],
+    ['an mtime that is not a number', Buffer.from('{"op":"put","path":"x","mtime":"2003"}'), 'BAD_REQUEST'],
+    ['an mtime past what a Date holds', Buffer.from('{"op":"put","path":"x","mtime":1e300}'), 'BAD_REQUEST'],
     ['an unknown op', Buffer.from('{"op":"chmod","path":"x"}'), 'UNSUPPORTED'],
   ])('an OPEN with %s fails the stream only (%s)', (_name, payload, code) => {
     const frame = decodeAll(encodeFrame(FrameType.OPEN, 0, 1, payload))[0]!;

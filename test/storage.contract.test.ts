@@ -33,6 +33,7 @@ interface HostFs {
   writeFile(path: string, data: string): Promise<unknown>;
   readdir(path: string): Promise<readonly unknown[]>;
   truncate(path: string, length: number): Promise<unknown>;
+  stat(path: string): Promise<{ mtimeMs: number | bigint }>;
 }
 
 interface Fixture {
@@ -227,6 +228,25 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await storage.stat('hello.txt')).toEqual(committed);
       expect(await storage.list('')).toEqual([committed]);
       expect((await readAll(storage, 'hello.txt')).toString()).toBe('hello, world');
+    });
+
+    it('gives a committed file the modification time asked for, and remembers its digest under it', async () => {
+      const content = Buffer.from('kept time');
+      const digest = digestOf('xxh128', content);
+      const mtimeMs = Date.UTC(2001, 2, 3, 4, 5, 6, 789);
+      const upload = await storage.createUpload('old.txt');
+      await upload.write([content]);
+      const committed = await upload.commit(digest, { mtimeMs });
+      expect(committed.mtimeMs).toBe(mtimeMs);
+      expect((await storage.stat('old.txt')).mtimeMs).toBe(mtimeMs);
+      const host = await fx.host.stat(path.posix.join(fx.root, 'old.txt'));
+      expect(Number(host.mtimeMs)).toBe(mtimeMs);
+      const handle = await storage.openRead('old.txt');
+      expect(handle.knownDigest('xxh128')).toEqual(digest);
+      await handle.close();
+      // Without one, the time of writing.
+      const before = Date.now();
+      expect((await put(storage, 'new.txt', 'now')).mtimeMs).toBeGreaterThanOrEqual(before - 1000);
     });
 
     it('stores an empty file', async () => {
@@ -1101,6 +1121,7 @@ describe('FsStorage over an fs whose writes fail (a full disk)', () => {
           datasync: () => handle.datasync(),
           truncate: (length) => handle.truncate(length),
           stat: () => handle.stat(),
+          utimes: (atime, mtime) => handle.utimes(atime, mtime),
           close: () => handle.close(),
         };
       },
@@ -1147,6 +1168,7 @@ describe('FsStorage over an fs whose handles lack writev and write short', () =>
           datasync: () => handle.datasync(),
           truncate: (length) => handle.truncate(length),
           stat: () => handle.stat(),
+          utimes: (atime, mtime) => handle.utimes(atime, mtime),
           close: () => handle.close(),
         };
       },

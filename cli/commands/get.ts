@@ -311,6 +311,7 @@ async function get(
       const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
         ...transferOptions,
         continue: options.continue === true,
+        keepTimes: options.times,
       });
       return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
     },

@@ -263,11 +263,10 @@ async function put(
       continueUploads: options.continue === true,
       ...(options.skipIdentical === true ? { identicalAtDestination: remoteCopyIsIdentical } : {}),
       perform: async (job, client, transferOptions) => {
-        const result = await client.put(
-          job.remote,
-          job.standardStream ? process.stdin : job.local,
-          transferOptions,
-        );
+        const result = await client.put(job.remote, job.standardStream ? process.stdin : job.local, {
+          ...transferOptions,
+          keepTimes: options.times,
+        });
         return { bytes: result.entry.size, algorithm: result.algorithm, digest: result.digest };
       },
     });

@@ -128,6 +128,8 @@ export type Request =
       offset?: number;
       /** false: this put brings nothing before the server's first WINDOW (no initial window). */
       initialWindow?: false;
+      /** The modification time the file gets (ms since the epoch): the source's, to keep it. */
+      mtime?: number;
     }
   | {
       op: 'partial';

@@ -64,6 +64,11 @@ const badReply = (op: string, message: string) =>
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+/** A modification time in ms since the epoch, within what a JavaScript Date holds (±8.64e15). */
+const isFileTime = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= MAX_DATE_MS;
+const MAX_DATE_MS = 8.64e15;
+
 /** 16 or 32 bytes in hex: an xxh128 or sha256 D. */
 const isHexDigest = (v: unknown): v is string =>
   typeof v === 'string' && /^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{64})$/.test(v);
@@ -244,10 +249,13 @@ export const OPERATIONS = {
         throw badRequest('put: "initialWindow" must be a boolean');
       // Declined (false): the put brings no DATA before the server's first WINDOW.
       const declined = o.initialWindow === false ? ({ initialWindow: false } as const) : {};
+      if (o.mtime !== undefined && !isFileTime(o.mtime))
+        throw badRequest('put: "mtime" must be a time in ms since the epoch, within ±8.64e15');
+      const extras = o.mtime === undefined ? declined : { ...declined, mtime: o.mtime };
       if (o.digest === undefined && o.source === undefined && o.offset === undefined)
         return o.size === undefined
-          ? { op: 'put', path, ...declined }
-          : { op: 'put', path, size: o.size, ...declined };
+          ? { op: 'put', path, ...extras }
+          : { op: 'put', path, size: o.size, ...extras };
       // A resumable upload (issue #8) declares its size and what identifies its source: the key
       // of its kept data.
       if (o.size === undefined) throw badRequest('put: a resumable upload needs "size"');
@@ -255,7 +263,7 @@ export const OPERATIONS = {
       const offset = o.offset ?? 0;
       if (!isCount(offset) || offset % INTEGRITY_BLOCK_BYTES !== 0 || offset > o.size)
         throw badRequest(`put: "offset" must be a multiple of ${INTEGRITY_BLOCK_BYTES} within "size"`);
-      return { op: 'put', path, size: o.size, ...identity, offset, ...declined };
+      return { op: 'put', path, size: o.size, ...identity, offset, ...extras };
     },
     reply: (o): PutReply => ({ entry: replyEntry(o.entry, 'put', 'entry'), ...replyDigest(o, 'put') }),
   },
