@@ -63,6 +63,8 @@ export interface ConnectTarget {
    * each tried again for a while (announcedBusyRetries); undefined: not at all (`--retries 0`).
    */
   busy: { command: string; notice: (line: string) => void } | undefined;
+  /** `--limit-rate`: bytes/s each way over the connection (ClientOptions.maxRate); undefined: none. */
+  maxRate?: number;
 }
 
 /**
@@ -102,6 +104,7 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
         agent: `muxftp-cli/${packageVersion()}`,
         ...target.access,
         ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
+        ...(target.maxRate === undefined ? {} : { maxRate: target.maxRate }),
         ...(signal === undefined ? {} : { signal }),
         ...(busy === undefined ? {} : { busyRetries: () => announcedBusyRetries(busy.command, busy.notice) }),
       });

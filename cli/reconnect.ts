@@ -97,9 +97,12 @@ export async function withReconnectingClient<T>(
   checksum?: IntegrityAlgorithm,
   /** Wait on a busy server (connects, requests); false with `--retries 0`. */
   retryBusy = true,
+  /** `--limit-rate`: every connection, the replacements too, moves at most this many bytes/s each way. */
+  maxRate?: number,
 ): Promise<T> {
   return interruptibleCommand(global, output, async (connected) => {
-    const target = await resolveTarget(global, output, checksum, retryBusy);
+    const resolved = await resolveTarget(global, output, checksum, retryBusy);
+    const target = maxRate === undefined ? resolved : { ...resolved, maxRate };
     const first = await openClient(target);
     connected();
     return usingConnection(new ReconnectingClient(target, first), use);

@@ -6,7 +6,12 @@ import type { Command } from 'commander';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { collectExcludes } from './excludes.js';
-import { parseIntegrityAlgorithm, parseNonNegativeInteger, parsePositiveInteger } from './optionParsers.js';
+import {
+  parseIntegrityAlgorithm,
+  parseNonNegativeInteger,
+  parsePositiveInteger,
+  parseRate,
+} from './optionParsers.js';
 
 export interface TransferCommandOptions {
   /** The directory every source goes into (remote for put, local for get). */
@@ -22,6 +27,8 @@ export interface TransferCommandOptions {
   exclude?: string[];
   /** Give each file its source's modification time (--no-times: false, the time of writing). */
   times: boolean;
+  /** Bytes/s each way for the whole command, all its transfers together (none when undefined). */
+  limitRate?: number;
 }
 
 /**
@@ -75,6 +82,11 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
       collectExcludes,
     )
     .option(
+      '--limit-rate <rate>',
+      `at most this many bytes/s for all of the command's transfers together, e.g. 500KiB or 10MiB (0: no limit)`,
+      parseLimitRate,
+    )
+    .option(
       '--no-times',
       `leave each ${side} file the time it was written (default: it gets its source's modification time)`,
     )
@@ -82,4 +94,10 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
       '--skip-identical',
       `skip files whose ${side} copy has the same size and content digest (compared with the server's digest, not by time; not with ${direction === 'upload' ? 'stdin' : 'stdout'})`,
     );
+}
+
+/** `--limit-rate`: a rate as `serve --max-rate` takes it; 0 is no limit, as curl's. */
+function parseLimitRate(value: string): number | undefined {
+  const rate = parseRate(value);
+  return rate === 0 ? undefined : rate;
 }

@@ -54,6 +54,7 @@ import type { ReplyOf, RequestOf } from '../shared/protocol/operations.js';
 import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
+import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import { type LocalDigestMemo, localBlockDigests, localSourceIdentity } from './localDigests.js';
@@ -133,6 +134,11 @@ export interface ClientOptions {
    * counts them).
    */
   busyRetries?: () => BusyRetryPolicy;
+  /**
+   * Bytes per second each way, all of this connection's transfers together: uploads send and
+   * downloads grant credit no faster (`put`/`get --limit-rate`, as curl's). Default 0: no limit.
+   */
+  maxRate?: number;
 }
 
 /** How one request refused SERVER_BUSY is tried again ({@link ClientOptions.busyRetries}). */
@@ -285,7 +291,11 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     password: options.password,
     integrity: options.integrity ?? [...INTEGRITY_ALGORITHMS],
     busyRetries: options.busyRetries,
+    maxRate: options.maxRate ?? 0,
   };
+  if (!Number.isFinite(resolved.maxRate) || resolved.maxRate < 0) {
+    throw new TypeError(`client: maxRate must be a non-negative number, got ${String(resolved.maxRate)}`);
+  }
   if (resolved.busyRetries !== undefined && typeof resolved.busyRetries !== 'function') {
     throw new TypeError('client: busyRetries must be a function');
   }
@@ -404,6 +414,10 @@ export class Client implements ClientHost {
   private readonly transport: FramedSocket;
   /** @internal What the connection's download windows may grow by, together. */
   readonly windowBudget: WindowBudget;
+  /** @internal `maxRate` for uploads and for downloads (undefined: none). */
+  readonly uploadThrottle: Throttle | undefined;
+  /** @internal */
+  readonly downloadThrottle: Throttle | undefined;
   private readonly streams = new Map<number, ClientStream>();
   /** Streams waiting for one of the server's maxStreams slots, with the frames that open them. */
   private readonly waitingToOpen: Array<{ stream: ClientStream; frames: Buffer[] }> = [];
@@ -438,6 +452,10 @@ export class Client implements ClientHost {
       this.markClosed = resolve;
     });
     this.windowBudget = new WindowBudget(this.options.connectionWindowGrowthBytes);
+    const limit = (): Throttle | undefined =>
+      options.maxRate > 0 ? new Throttle([new RateLimiter({ bytesPerSecond: options.maxRate })]) : undefined;
+    this.uploadThrottle = limit();
+    this.downloadThrottle = limit();
     this.transport = new FramedSocket(
       socket,
       {
@@ -913,7 +931,7 @@ export class Client implements ClientHost {
         resume === undefined
           ? { op: 'get', path: remotePath }
           : { op: 'get', path: remotePath, offset: resume.blocks.length * INTEGRITY_BLOCK_BYTES };
-      this.open(stream, [encodeOpen(id, request), stream.initialWindow()], options.signal);
+      this.open(stream, [encodeOpen(id, request), ...stream.initialWindow()], options.signal);
     });
   }
 

@@ -13,6 +13,7 @@ import type { EndPayload, WireEntry } from '../shared/protocol/messages.js';
 import { OPERATIONS, type OperationOf, type ReplyOf } from '../shared/protocol/operations.js';
 import { InboundWindow, OutboundCredit, type WindowBudget } from '../shared/transport/flow.js';
 import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQueue.js';
+import type { Throttle } from '../shared/transport/rateLimiter.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
@@ -32,6 +33,9 @@ export interface ClientHost {
   readonly integrity: IntegrityAlgorithm;
   readonly streamWindowMaxBytes: number;
   readonly windowBudget: WindowBudget;
+  /** The connection's bandwidth limits (ClientOptions.maxRate), when it has one. */
+  readonly uploadThrottle: Throttle | undefined;
+  readonly downloadThrottle: Throttle | undefined;
   send(frame: Buffer): void;
   /** Tells the server (or drops the stream from the wait line, if it was never opened). */
   cancelStream(stream: ClientStream): void;
@@ -234,6 +238,10 @@ export class GetCall extends ClientStream {
   private expectedSize: number | undefined;
   /** The remote file's modification time, from REPLY. */
   private remoteMtime = 0;
+  /** Credit the window gave back that a bandwidth limit holds until its turn. */
+  private ungranted = 0;
+  /** Under a bandwidth limit: the credit granted (and charged to the limit) so far. */
+  private limitedCredit = 0;
   /** Received, not yet written to the sink (copied out of a shared read buffer when borrowed). */
   private readonly unwritten = new ReceivedBytes(receivedBlocks);
   private writing = false;
@@ -265,16 +273,29 @@ export class GetCall extends ClientStream {
     this.deferred = deferred;
     this.resume = resume;
     this.onPartialKept = onPartialKept;
-    this.window = new InboundWindow(id, host.streamWindowBytes, {
-      maxSize: Math.max(host.streamWindowBytes, host.streamWindowMaxBytes),
-      budget: host.windowBudget,
-    });
+    // Under a bandwidth limit, credit the server holds unused is a burst past it: keep it small.
+    const throttle = host.downloadThrottle;
+    this.window =
+      throttle === undefined
+        ? new InboundWindow(id, host.streamWindowBytes, {
+            maxSize: Math.max(host.streamWindowBytes, host.streamWindowMaxBytes),
+            budget: host.windowBudget,
+          })
+        : new InboundWindow(id, Math.min(host.streamWindowBytes, 2 * throttle.maxChunkBytes));
     this.digester = new ContentDigester(host.integrity);
   }
 
-  /** Sent right behind OPEN: the server may start sending at once. */
-  initialWindow(): Buffer {
-    return encodeWindow(this.id, this.window.open());
+  /**
+   * The WINDOW sent right behind OPEN, so the server may start sending at once. Under a bandwidth
+   * limit none: the first credit waits for REPLY (the size, so no more is granted, and charged,
+   * than the file needs) and for the stream's turn, or fifty gets opened at once would each bring
+   * a window's worth past the limit.
+   */
+  initialWindow(): Buffer[] {
+    const credit = this.window.open();
+    if (this.host.downloadThrottle === undefined) return [encodeWindow(this.id, credit)];
+    this.ungranted += credit;
+    return [];
   }
 
   override onReply(result: Record<string, unknown>): void {
@@ -283,6 +304,7 @@ export class GetCall extends ClientStream {
     this.remoteMtime = reply.mtime;
     if (this.resume !== undefined && !this.acceptResume(this.resume, result)) return;
     this.onProgress?.(this.resumedFrom, this.expectedSize);
+    if (this.host.downloadThrottle !== undefined) this.grantCredit();
   }
 
   /**
@@ -394,11 +416,38 @@ export class GetCall extends ClientStream {
   /** `bytes` reached the sink: their credit goes back, and progress is reported. */
   private wrote(bytes: number): void {
     if (this.phase !== StreamPhase.Ended) {
-      const increment = this.window.consumed(bytes);
-      if (increment > 0) this.host.send(encodeWindow(this.id, increment));
+      this.ungranted += this.window.consumed(bytes);
+      this.grantCredit();
     }
     this.onProgress?.(this.resumedFrom + this.received - this.unwritten.byteLength, this.expectedSize);
   }
+
+  /**
+   * Grants what the window gave back: at once, or under a bandwidth limit a piece at a time as the
+   * limit allows (the credit is what paces the server), the rest when onThrottleTurn calls back.
+   */
+  private grantCredit(): void {
+    const throttle = this.host.downloadThrottle;
+    if (throttle === undefined) {
+      if (this.ungranted > 0) this.host.send(encodeWindow(this.id, this.ungranted));
+      this.ungranted = 0;
+      return;
+    }
+    if (this.expectedSize === undefined) return; // REPLY first
+    for (;;) {
+      const needed = this.expectedSize - this.resumedFrom - this.limitedCredit;
+      const amount = Math.min(this.ungranted, throttle.maxChunkBytes, needed);
+      if (amount <= 0 || this.phase !== StreamPhase.Open || !throttle.mayGo(this.onThrottleTurn)) return;
+      throttle.take(amount);
+      this.ungranted -= amount;
+      this.limitedCredit += amount;
+      this.host.send(encodeWindow(this.id, amount));
+    }
+  }
+
+  private readonly onThrottleTurn = (): void => {
+    this.grantCredit();
+  };
 
   private finishWhenWritten(): void {
     const end = this.end;
@@ -427,6 +476,7 @@ export class GetCall extends ClientStream {
   }
 
   protected release(error: MuxftpError | undefined): void {
+    this.host.downloadThrottle?.cancel(this.onThrottleTurn);
     // A write still in flight keeps its blocks until it is over (its own release).
     this.unwritten.dispose();
     this.digester.release();
@@ -594,6 +644,7 @@ export class PutCall extends ClientStream implements FrameProducer {
     }
     // A source of unknown size (a pipe) cannot be read at two places at once.
     const depth = size === undefined ? 1 : this.reads.depth;
+    const throttle = this.host.uploadThrottle;
     while (this.reads.count < depth) {
       const remaining = size === undefined ? Number.POSITIVE_INFINITY : size - this.readPosition;
       const length = Math.min(
@@ -601,11 +652,15 @@ export class PutCall extends ClientStream implements FrameProducer {
         remaining,
         this.host.chunkBytes,
         this.host.serverMaxFramePayload,
+        throttle?.maxChunkBytes ?? Number.POSITIVE_INFINITY,
       );
       if (length <= 0) return;
+      // Under a bandwidth limit a read starts in the stream's turn (onThrottleTurn comes back).
+      if (throttle !== undefined && !throttle.mayGo(this.onThrottleTurn)) return;
       // Only a stream with nothing reserved waits in line for room (see tryReserve).
       const waiter = this.reads.isEmpty ? this : undefined;
       if (!this.host.queue.tryReserve(HEADER_BYTES + length, waiter)) return;
+      throttle?.take(length);
       this.creditReserved += length;
       this.readPosition += length;
       const frame = this.host.queue.dataFrame(this.id, length);
@@ -616,6 +671,10 @@ export class PutCall extends ClientStream implements FrameProducer {
     }
   }
 
+  private readonly onThrottleTurn = (): void => {
+    this.readAhead();
+  };
+
   private sendEnd(): void {
     this.markEnded();
     this.host.send(
@@ -625,6 +684,7 @@ export class PutCall extends ClientStream implements FrameProducer {
   }
 
   protected release(error: MuxftpError | undefined): void {
+    this.host.uploadThrottle?.cancel(this.onThrottleTurn);
     this.digester?.release();
     this.host.queue.removeProducer(this);
     for (const frame of this.reads.clear()) this.host.queue.release(frame.length);

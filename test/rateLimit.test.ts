@@ -6,12 +6,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
+import { runCli } from './helpers/cliProcess.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const MiB = 1024 * 1024;
@@ -335,4 +338,63 @@ describe('throttled transfers', () => {
     await expectAtTheRate(() => Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]));
     expect((await first.getBuffer('b.bin')).equals(payload)).toBe(true);
   }, 40_000);
+
+  // The client's own limit (ClientOptions.maxRate; put/get --limit-rate), against a server with none.
+  it("a client's maxRate holds its uploads and downloads to the rate", async () => {
+    server = await startServer();
+    const client = await server.connect({ maxRate: rate });
+    const payload = randomBytes(size);
+    await expectAtTheRate(() => client.put('up.bin', payload));
+    let back: Buffer = Buffer.alloc(0);
+    await expectAtTheRate(async () => {
+      back = await client.getBuffer('up.bin');
+    });
+    expect(back.equals(payload)).toBe(true);
+  }, 40_000);
+
+  it("many small files at once go no faster than a client's maxRate, either way", async () => {
+    server = await startServer();
+    const client = await server.connect({ maxRate: rate });
+    // Each fits the initial upload window and a download's first window: sent, or granted, with
+    // the OPEN and unthrottled, all seventeen would complete at once.
+    const piece = 240 * 1024;
+    const pieces = Array.from({ length: 17 }, () => randomBytes(piece));
+    let round = 0;
+    await expectAtTheRate(() => {
+      round++;
+      return Promise.all(pieces.map((bytes, i) => client.put(`p${round}-${i}.bin`, bytes)));
+    }, pieces.length * piece);
+    let got: Buffer[] = [];
+    await expectAtTheRate(async () => {
+      got = await Promise.all(pieces.map((_, i) => client.getBuffer(`p1-${i}.bin`)));
+    }, pieces.length * piece);
+    expect(got.every((bytes, i) => bytes.equals(pieces[i]!))).toBe(true);
+  }, 60_000);
+
+  it('put and get --limit-rate hold the whole command to the rate', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await mkdtemp(join(tmpdir(), 'muxftp-limit-'));
+    try {
+      const names = ['a', 'b', 'c', 'd'];
+      for (const name of names) await writeFile(join(dir, name), randomBytes(MiB));
+      const cli = async (...args: string[]) => {
+        const run = await runCli([...args, '-q', '--server', `127.0.0.1:${server!.port}`], dir, {
+          timeoutMs: 30_000,
+        });
+        expect(run.stderr).toBe('');
+        expect(run.code).toBe(0);
+      };
+      // The CLI's start-up only slows it, so the measured rate is at most the limit's.
+      await expectAtTheRate(() =>
+        cli('put', ...names, '--to', 'up/', '-p', '-j', '4', '--limit-rate', '2MiB'),
+      );
+      await expectAtTheRate(() =>
+        cli('get', ...names.map((n) => `up/${n}`), '--to', 'back/', '-p', '-j', '4', '--limit-rate', '2MiB'),
+      );
+      for (const name of names)
+        expect((await readFile(join(dir, 'back', name))).equals(await readFile(join(dir, name)))).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -58,6 +58,8 @@ function recordingHost(sent: string[]): ClientHost {
     integrity: 'xxh128',
     streamWindowMaxBytes: 64 * 1024,
     windowBudget: new WindowBudget(0),
+    uploadThrottle: undefined,
+    downloadThrottle: undefined,
     send(frame) {
       // The frame type is the header's first byte.
       sent.push(frame[0] === FrameType.END ? 'END' : `type ${frame[0]}`);

@@ -96,6 +96,7 @@ export function registerGetCommand(program: Command, output: Output): void {
         (connection) => get(connection, remotes, target, options, output),
         options.checksum,
         options.retries > 0,
+        options.limitRate,
       );
       if (output.json) output.printJson(outcomes);
     });

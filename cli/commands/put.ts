@@ -83,6 +83,7 @@ export function registerPutCommand(program: Command, output: Output): void {
         (connection) => put(connection, sources, target, options, output),
         options.checksum,
         options.retries > 0,
+        options.limitRate,
       );
       if (output.json) output.printJson(outcomes);
     });
