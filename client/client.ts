@@ -661,6 +661,15 @@ export class Client implements ClientHost {
   }
 
   /**
+   * Gives a remote file or directory `mtimeMs` (ms since the epoch) as its modification time;
+   * resolves to the entry as it is then. Needs write permission; a symbolic link is refused
+   * UNSUPPORTED, as is the call by a server from before the operation.
+   */
+  async setModifiedTime(path: string, mtimeMs: number): Promise<WireEntry> {
+    return (await this.request({ op: 'utime', path, mtime: mtimeMs })).entry;
+  }
+
+  /**
    * A remote file's content digest under `algorithm` (default: the connection's), from the
    * server's digest cache or computed by the server reading the file. `signal` cancels the request
    * (the server stops reading) and rejects with CANCELLED.

@@ -1,5 +1,5 @@
 /**
- * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, digest,
+ * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, utime, digest,
  * stats, space.
  * Each op's row in shared/protocol/operations.ts says it runs here; this table maps it to its
  * handler. Handlers reach files only through Storage, which confines every path.
@@ -79,6 +79,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
     return {};
   },
+  utime: async (storage, r) => ({ entry: toWireEntry(await storage.setModifiedTime(r.path, r.mtime)) }),
   digest: async (storage, r, _host, reading) => {
     const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, reading);
     return { entry: toWireEntry(entry), algorithm: digest.algorithm, digest: digest.digest.toString('hex') };

@@ -67,6 +67,11 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
         () => fsPromises.rename(from, to),
       ),
     statfs: (path) => fsPromises.statfs(path),
+    lutimes: (path, atime, mtime) =>
+      inline.run(
+        () => fs.lutimesSync(path, atime, mtime),
+        () => fsPromises.lutimes(path, atime, mtime),
+      ),
     realpath: (path) =>
       inline.run(
         () => fs.realpathSync.native(path),

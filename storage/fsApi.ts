@@ -48,6 +48,8 @@ export interface FsPromises {
   /** `flags` as a string ('r', 'wx', ...) or open(2)'s bits (fs.constants). */
   open(path: string, flags: string | number): Promise<FsFileHandle>;
   realpath(path: string): Promise<string | Buffer>;
+  /** Sets a path's access and modification times (seconds), never following a last-name link. */
+  lutimes(path: string, atime: number, mtime: number): Promise<void>;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
   statfs?(
     path: string,

@@ -274,6 +274,23 @@ export class FsStorage implements Storage {
     );
   }
 
+  async setModifiedTime(path: string, mtimeMs: number): Promise<EntryInfo> {
+    const target = await this.#resolve(path);
+    return this.#pathLocks.run([target.hostPath], async () => {
+      const stats = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
+      if (!stats.isFile() && !stats.isDirectory()) {
+        const message = `not a file or directory: ${target.clientPath}`;
+        throw new StorageError('UNSUPPORTED', message, target.clientPath);
+      }
+      // lutimes: a link put in its place meanwhile (from outside muxftp) is not followed.
+      await fsCall(target.clientPath, () =>
+        this.#fs.lutimes(target.hostPath, Date.now() / 1000, mtimeMs / 1000),
+      );
+      const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
+      return entryInfo(baseName(target.clientPath), changed);
+    });
+  }
+
   async remove(path: string): Promise<EntryInfo> {
     const target = await this.#resolve(path);
     refuseRoot(target, 'cannot remove the root');

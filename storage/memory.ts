@@ -78,6 +78,7 @@ export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
     rename: (from, to) => run(() => volume.renameSync(from, to)),
     open: (path, flags) => run(() => volume.promises.open(path, flags) as unknown as Promise<FsFileHandle>),
     realpath: (path) => run(() => volume.realpathSync(path)),
+    lutimes: (path, atime, mtime) => run(() => volume.lutimesSync(path, atime, mtime)),
   };
 }
 

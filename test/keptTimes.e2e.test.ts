@@ -2,7 +2,7 @@
  * Modification times kept across a transfer (TransferOptions.keepTimes, the CLI's default): a put
  * gives the remote file its local source's time, a get gives the local file the server's, over
  * real sockets to a real server; without it, a file gets the time it was written. Then through
- * the real CLI: `put -r` and `get -r` keep times unless `--no-times`.
+ * the real CLI: `put -r` and `get -r` keep files' and directories' times unless `--no-times`.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
@@ -85,12 +85,35 @@ describe.each(['disk', 'memory'] as const)('keeping modification times, %s stora
   });
 });
 
+describe.each(['disk', 'memory'] as const)('utime over a connection, %s storage', (backend) => {
+  it('sets a remote file or directory time; a bad time is refused, the connection goes on', async () => {
+    server = await startServer({ backend });
+    const client = await server.connect();
+    await client.mkdir('d');
+    await client.put('d/f', Buffer.from('f'));
+    expect(await client.setModifiedTime('d', OLD_MS)).toMatchObject({
+      name: 'd',
+      type: 'dir',
+      mtime: OLD_MS,
+    });
+    expect(await client.setModifiedTime('d/f', OLDER_MS)).toMatchObject({ name: 'f', mtime: OLDER_MS });
+    expect((await client.list('')).map((e) => e.mtime)).toEqual([OLD_MS]);
+    await expect(client.setModifiedTime('d/f', Number.NaN)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(client.setModifiedTime('nothing', 0)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await client.stat('d/f')).mtime).toBe(OLDER_MS);
+  });
+});
+
 describe('the CLI keeps modification times', () => {
-  it('put -r and get -r keep each file time; --no-times leaves the time of writing', async () => {
+  it('put -r and get -r keep each file and directory time; --no-times leaves the time of writing', async () => {
     server = await startServer({ backend: 'disk' });
     const dir = await tempDirs.make();
     await fileAt(dir, 'tree/a.txt', Buffer.from('a\n'), OLD_MS);
     await fileAt(dir, 'tree/sub/b.bin', randomBytes(70_000), OLDER_MS);
+    // Directories too, once their files are in (each file created in one moves its time).
+    const DIR_MS = Date.UTC(2010, 0, 1);
+    await utimes(join(dir, 'tree/sub'), new Date(), new Date(DIR_MS));
+    await utimes(join(dir, 'tree'), new Date(), new Date(DIR_MS + 1000));
     const cli = async (...args: string[]) => {
       const run = await runCli([...args, '-q', '--server', `127.0.0.1:${server!.port}`], dir, {
         timeoutMs: 30_000,
@@ -102,14 +125,20 @@ describe('the CLI keeps modification times', () => {
     await cli('put', '-r', 'tree', 'kept');
     expect(await mtimeOf(join(server.root!, 'kept/a.txt'))).toBe(OLD_MS);
     expect(await mtimeOf(join(server.root!, 'kept/sub/b.bin'))).toBe(OLDER_MS);
+    expect(await mtimeOf(join(server.root!, 'kept/sub'))).toBe(DIR_MS);
+    expect(await mtimeOf(join(server.root!, 'kept'))).toBe(DIR_MS + 1000);
     await cli('get', '-r', 'kept', 'back');
     expect(await mtimeOf(join(dir, 'back/a.txt'))).toBe(OLD_MS);
     expect(await mtimeOf(join(dir, 'back/sub/b.bin'))).toBe(OLDER_MS);
+    expect(await mtimeOf(join(dir, 'back/sub'))).toBe(DIR_MS);
+    expect(await mtimeOf(join(dir, 'back'))).toBe(DIR_MS + 1000);
 
     const before = Date.now();
     await cli('put', '-r', '--no-times', 'tree', 'written');
     expect(await mtimeOf(join(server.root!, 'written/sub/b.bin'))).toBeGreaterThanOrEqual(before - 1000);
+    expect(await mtimeOf(join(server.root!, 'written/sub'))).toBeGreaterThanOrEqual(before - 1000);
     await cli('get', '-r', '--no-times', 'kept', 'again');
     expect(await mtimeOf(join(dir, 'again/a.txt'))).toBeGreaterThanOrEqual(before - 1000);
+    expect(await mtimeOf(join(dir, 'again/sub'))).toBeGreaterThanOrEqual(before - 1000);
   });
 });

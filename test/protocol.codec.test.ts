@@ -395,6 +395,7 @@ describe('malformed input', () => {
     ['a negative size', Buffer.from('{"op":"put","path":"x","size":-1}'), 'BAD_REQUEST'],
     ['an mtime that is not a number', Buffer.from('{"op":"put","path":"x","mtime":"2003"}'), 'BAD_REQUEST'],
     ['an mtime past what a Date holds', Buffer.from('{"op":"put","path":"x","mtime":1e300}'), 'BAD_REQUEST'],
+    ['a utime without an mtime', Buffer.from('{"op":"utime","path":"x"}'), 'BAD_REQUEST'],
     ['an unknown op', Buffer.from('{"op":"chmod","path":"x"}'), 'UNSUPPORTED'],
   ])('an OPEN with %s fails the stream only (%s)', (_name, payload, code) => {
     const frame = decodeAll(encodeFrame(FrameType.OPEN, 0, 1, payload))[0]!;

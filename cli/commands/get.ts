@@ -14,6 +14,7 @@ import { LocalPartialRefusedError } from '../../client/streams.js';
 import type { ConcurrencyLimit } from '../../shared/concurrencyLimit.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { planningLimit } from '../concurrency.js';
+import { keepLocalDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
@@ -260,6 +261,7 @@ async function get(
   // In order: each directory after its parent. What is inside one that could not be made fails
   // with it, in the JSON results and the count, without a line of its own for each.
   const unmade: Array<{ dir: string; error: unknown }> = [];
+  const made: LocalDir[] = [];
   const unmadeAbove = (local: string) => unmade.find(({ dir }) => local.startsWith(dir + path.sep));
   for (const dir of localDirs) {
     const above = unmadeAbove(dir.local);
@@ -267,10 +269,13 @@ async function get(
       failures.push(failedOutcome(dir.local, dir.remote, above.error));
       continue;
     }
-    await makeLocalDir(dir.local).catch((error: unknown) => {
-      fail(dir.local, dir.remote, error);
-      unmade.push({ dir: dir.local, error });
-    });
+    await makeLocalDir(dir.local).then(
+      () => made.push(dir),
+      (error: unknown) => {
+        fail(dir.local, dir.remote, error);
+        unmade.push({ dir: dir.local, error });
+      },
+    );
   }
   const runnable: TransferJob[] = [];
   const distinct = withoutSharedDestinations(
@@ -317,10 +322,18 @@ async function get(
       return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
     },
   });
+  if (options.times) await keepLocalDirectoryTimes(made);
   return [...failures, ...outcomes];
 }
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
+
+/** A local directory a tree download makes, and its remote one's modification time. */
+interface LocalDir {
+  local: string;
+  remote: string;
+  mtime: number;
+}
 
 /**
  * Stats each remote (which tells files from directories, gives sizes for the total bar, and fails
@@ -343,9 +356,9 @@ async function planDownloads(
     namedAsDirectory: ReadonlySet<string>;
     excluded: Excluded | undefined;
   },
-): Promise<{ jobs: TransferJob[]; localDirs: Array<{ local: string; remote: string }> }> {
+): Promise<{ jobs: TransferJob[]; localDirs: LocalDir[] }> {
   const jobs: TransferJob[] = [];
-  const localDirs: Array<{ local: string; remote: string }> = [];
+  const localDirs: LocalDir[] = [];
   const stats = await Promise.all(
     remotes.map((remote) =>
       limit.run(() =>
@@ -377,8 +390,10 @@ async function planDownloads(
     } else if (result.entry.type === 'dir') {
       const tree = await walkRemoteTree(client, remote, limit, Number.POSITIVE_INFINITY, excluded);
       const localFor = (relative: string): string => path.join(local, ...relative.split('/'));
-      localDirs.push({ local, remote });
-      for (const dir of tree.dirs) localDirs.push({ local: localFor(dir), remote: joinRemote(remote, dir) });
+      localDirs.push({ local, remote, mtime: result.entry.mtime });
+      const dirTimes = new Map(tree.entries.map(({ relative, entry }) => [relative, entry.mtime]));
+      for (const dir of tree.dirs)
+        localDirs.push({ local: localFor(dir), remote: joinRemote(remote, dir), mtime: dirTimes.get(dir)! });
       for (const file of tree.files) {
         jobs.push({
           local: localFor(file.relative),

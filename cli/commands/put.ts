@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { planningLimit } from '../concurrency.js';
+import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
@@ -236,12 +237,14 @@ async function put(
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const limit = planningLimit(parallel, client);
   // With `parents` every mkdir stands alone, so the tree's directories can be created in any order.
+  const made: typeof dirs = [];
   await Promise.all(
     dirs.map((dir) =>
       limit.run(() =>
-        client
-          .mkdir(dir.remote, { parents: true })
-          .catch((error: unknown) => fail(dir.local, dir.remote, error)),
+        client.mkdir(dir.remote, { parents: true }).then(
+          () => made.push(dir),
+          (error: unknown) => fail(dir.local, dir.remote, error),
+        ),
       ),
     ),
   );
@@ -271,6 +274,7 @@ async function put(
         return { bytes: result.entry.size, algorithm: result.algorithm, digest: result.digest };
       },
     });
+    if (options.times && made.length > 0) await keepRemoteDirectoryTimes(connection.client, made, limit);
     return [...failures, ...outcomes];
   } finally {
     // An interrupted upload may leave a read pending on stdin, which would keep the process alive.

@@ -118,6 +118,7 @@ export type Request =
   | { op: 'rmdir'; path: string }
   | { op: 'delete'; path: string }
   | { op: 'rename'; from: string; to: string }
+  | { op: 'utime'; path: string; mtime: number }
   | { op: 'get'; path: string; offset?: number }
   | {
       op: 'put';

@@ -208,6 +208,17 @@ export const OPERATIONS = {
     }),
     reply: emptyReply,
   },
+  utime: {
+    stream: 'request',
+    permission: 'write',
+    parse: (o) => {
+      const path = requireString(o, 'path', 'utime');
+      if (!isFileTime(o.mtime))
+        throw badRequest('utime: "mtime" must be a time in ms since the epoch, within ±8.64e15');
+      return { op: 'utime', path, mtime: o.mtime };
+    },
+    reply: (o): { entry: WireEntry } => ({ entry: replyEntry(o.entry, 'utime', 'entry') }),
+  },
   get: {
     stream: 'download',
     permission: 'read',

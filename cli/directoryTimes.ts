@@ -1,0 +1,39 @@
+/**
+ * A tree's directories keep their source's modification times too (put -r and get -r, unless
+ * --no-times), as rsync -t and lftp mirror keep them. Set once the run's files are in, since
+ * every file created in a directory moves its time. Best effort, as for files: a directory whose
+ * time cannot be set keeps the time it got, and the transfers' results stand.
+ */
+import { stat, utimes } from 'node:fs/promises';
+import type { Client } from '../client/client.js';
+import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import { MuxftpError } from '../shared/errors.js';
+
+/** put -r: each remote directory gets its local one's time (a server without `utime` is left be). */
+export async function keepRemoteDirectoryTimes(
+  client: Client,
+  dirs: ReadonlyArray<{ local: string; remote: string }>,
+  limit: ConcurrencyLimit,
+): Promise<void> {
+  let unsupported = false;
+  await Promise.all(
+    dirs.map((dir) =>
+      limit.run(async () => {
+        if (unsupported) return;
+        try {
+          await client.setModifiedTime(dir.remote, (await stat(dir.local)).mtimeMs);
+        } catch (error) {
+          if (error instanceof MuxftpError && error.code === 'UNSUPPORTED') unsupported = true;
+        }
+      }),
+    ),
+  );
+}
+
+/** get -r: each local directory gets its remote one's time (ms since the epoch, as listed). */
+export async function keepLocalDirectoryTimes(
+  dirs: ReadonlyArray<{ local: string; mtime: number }>,
+): Promise<void> {
+  const now = Date.now() / 1000;
+  await Promise.all(dirs.map((dir) => utimes(dir.local, now, dir.mtime / 1000).catch(() => {})));
+}
