@@ -45,6 +45,8 @@ describe('the operation table', () => {
       rmdir: 'request/delete',
       delete: 'request/delete',
       rename: 'request/rename',
+      // Setting a modification time changes the entry: what may write it may.
+      utime: 'request/write',
       get: 'download/read',
       put: 'upload/write',
       // What the server keeps of an interrupted upload: asked only by one who may write it (put -c).
