@@ -65,6 +65,8 @@ export interface ConnectTarget {
   busy: { command: string; notice: (line: string) => void } | undefined;
   /** `--limit-rate`: bytes/s each way over the connection (ClientOptions.maxRate); undefined: none. */
   maxRate?: number;
+  /** `--timeout` (ClientOptions.responseTimeoutMs); undefined: the client's default. */
+  responseTimeoutMs?: number;
 }
 
 /**
@@ -81,6 +83,7 @@ export async function resolveTarget(
     server: global.server,
     access: await clientAccessOptions(global.access, global.server.host),
     ...(checksum === undefined ? {} : { checksum }),
+    ...(global.responseTimeoutMs === undefined ? {} : { responseTimeoutMs: global.responseTimeoutMs }),
     busy: retryBusy ? { command: global.command, notice: (line) => output.busyNotice(line) } : undefined,
   };
 }
@@ -105,6 +108,7 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
         ...target.access,
         ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
         ...(target.maxRate === undefined ? {} : { maxRate: target.maxRate }),
+        ...(target.responseTimeoutMs === undefined ? {} : { responseTimeoutMs: target.responseTimeoutMs }),
         ...(signal === undefined ? {} : { signal }),
         ...(busy === undefined ? {} : { busyRetries: () => announcedBusyRetries(busy.command, busy.notice) }),
       });
@@ -158,6 +162,8 @@ export interface ClientCommand {
   command: string;
   server: ServerAddress;
   access: AccessOptions;
+  /** --timeout (ClientOptions.responseTimeoutMs). */
+  responseTimeoutMs?: number;
 }
 
 /**

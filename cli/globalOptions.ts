@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { parseServerAddress, type ServerAddress } from '../client/address.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { AccessOptions } from './clientAccess.js';
-import { parseServerOption } from './optionParsers.js';
+import { parseSecondsAsMs, parseServerOption } from './optionParsers.js';
 
 export interface GlobalOptions {
   /** The command's name, as its messages begin (`muxftp: ls: …`). */
@@ -15,6 +15,8 @@ export interface GlobalOptions {
   quiet: boolean;
   /** TLS and login. */
   access: AccessOptions;
+  /** --timeout: give up on a server silent this long while a call waits on it (0: never). */
+  responseTimeoutMs: number;
 }
 
 export const SERVER_ENV = 'MUXFTP_SERVER';
@@ -35,7 +37,20 @@ export function addGlobalOptions(program: Command): void {
     .option('--credentials <file>', 'JSON {"user","password"} file, mode 600 only')
     .option('--tls', 'connect over TLS, checking the certificate against the system CAs')
     .option('--ca <file>', 'with TLS: trust the CA certificate(s) in this PEM file (implies --tls)')
-    .option('--insecure', 'with TLS: accept any server certificate (implies --tls; warned about every time)');
+    .option('--insecure', 'with TLS: accept any server certificate (implies --tls; warned about every time)')
+    .addOption(
+      new Option(
+        '--timeout <seconds>',
+        'give up on a server that sends nothing, not even an answer to a ping, for this long while a command waits on it (0: never)',
+      )
+        .argParser(parseTimeoutSeconds)
+        .default(DEFAULTS.responseTimeoutMs, String(DEFAULTS.responseTimeoutMs / 1000)),
+    );
+}
+
+/** `--timeout`: seconds, fractions allowed, as milliseconds; 0 waits forever. */
+function parseTimeoutSeconds(value: string): number {
+  return value.trim() === '0' ? 0 : parseSecondsAsMs(value);
 }
 
 /** --json and --quiet alone, for the commands that do not connect (user): no server address is read. */
@@ -59,6 +74,7 @@ export function globalOptionsOf(command: Command, read: { server?: boolean } = {
     tls?: boolean;
     ca?: string;
     insecure?: boolean;
+    timeout?: number;
   }>();
   return {
     command: command.name(),
@@ -72,6 +88,7 @@ export function globalOptionsOf(command: Command, read: { server?: boolean } = {
       ...(options.ca !== undefined ? { ca: options.ca } : {}),
       insecure: options.insecure === true,
     },
+    responseTimeoutMs: options.timeout ?? DEFAULTS.responseTimeoutMs,
   };
 }
 

@@ -35,7 +35,7 @@ import {
   MIN_FRAME_PAYLOAD_BYTES,
   PROTOCOL_VERSION,
 } from '../shared/protocol/constants.js';
-import { encodeAuth, encodeCancel, encodeHello, encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeCancel, encodeHello, encodeOpen, encodePing } from '../shared/protocol/encoder.js';
 import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
   parseAuthResult,
@@ -139,6 +139,13 @@ export interface ClientOptions {
    * downloads grant credit no faster (`put`/`get --limit-rate`, as curl's). Default 0: no limit.
    */
   maxRate?: number;
+  /**
+   * A server that sends nothing for this long while calls wait on it fails the connection
+   * (CONNECTION_LOST): it is pinged after a quarter of it, so a slow server (hashing a large file,
+   * committing to a slow disk) still answers, and only a silent one (stopped, cut off without a
+   * reset) is given up on. Servers that do not answer PING are never timed out. 0: wait forever.
+   */
+  responseTimeoutMs?: number;
 }
 
 /** How one request refused SERVER_BUSY is tried again ({@link ClientOptions.busyRetries}). */
@@ -292,7 +299,13 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     integrity: options.integrity ?? [...INTEGRITY_ALGORITHMS],
     busyRetries: options.busyRetries,
     maxRate: options.maxRate ?? 0,
+    responseTimeoutMs: options.responseTimeoutMs ?? DEFAULTS.responseTimeoutMs,
   };
+  if (!Number.isFinite(resolved.responseTimeoutMs) || resolved.responseTimeoutMs < 0) {
+    throw new TypeError(
+      `client: responseTimeoutMs must be a non-negative number, got ${String(resolved.responseTimeoutMs)}`,
+    );
+  }
   if (!Number.isFinite(resolved.maxRate) || resolved.maxRate < 0) {
     throw new TypeError(`client: maxRate must be a non-negative number, got ${String(resolved.maxRate)}`);
   }
@@ -439,6 +452,11 @@ export class Client implements ClientHost {
   private readonly abortGroups = new Map<AbortSignal, AbortGroup>();
   /** performance.now() until which puts decline the initial window (a SERVER_BUSY refusal's pause). */
   private initialWindowPausedUntil = 0;
+  /** performance.now() of the last frame from the server, or of the first call waiting on it. */
+  private lastHeardAt = 0;
+  /** Looks for a silent server while calls wait on it (responseTimeoutMs). */
+  private silenceWatch: NodeJS.Timeout | undefined;
+  private pingsSent = 0;
 
   private constructor(
     options: ResolvedClientOptions,
@@ -1003,6 +1021,8 @@ export class Client implements ClientHost {
       stream.connectionLost(this.lostError ?? new ConnectionLostError('connection is closed'));
       return;
     }
+    // The first call after a quiet spell: the server's silence is counted from now.
+    if (this.streams.size === 0 && this.waitingToOpen.length === 0) this.lastHeardAt = performance.now();
     this.waitingToOpen.push({ stream, frames });
     this.openWaiting();
     if (signal === undefined) return;
@@ -1042,8 +1062,13 @@ export class Client implements ClientHost {
   }
 
   private readonly decoderOnFrame = (frame: Frame): void => {
+    this.lastHeardAt = performance.now();
     if (!this.ready) {
       this.handleHandshake(frame);
+      return;
+    }
+    if (frame.type === FrameType.PING) {
+      if ((frame.flags & Flags.ACK) === 0) this.transport.send(encodePing(frame.payload, true));
       return;
     }
     if (frame.type === FrameType.ERROR && frame.streamId === 0) {
@@ -1136,7 +1161,35 @@ export class Client implements ClientHost {
     this.ready = true;
     this.handshake?.resolve();
     this.handshake = undefined;
+    const timeoutMs = this.options.responseTimeoutMs;
+    if (timeoutMs > 0 && this.welcome?.ping === true) {
+      this.silenceWatch = setInterval(this.lookForSilence, Math.max(50, timeoutMs / 4));
+      this.silenceWatch.unref();
+    }
   }
+
+  /**
+   * While calls wait on the server: a PING once it has been quiet for a quarter of the timeout,
+   * and the connection failed once it has been for all of it (nothing, not even the PING's
+   * answer). With nothing waiting, quiet is fine.
+   */
+  private readonly lookForSilence = (): void => {
+    const now = performance.now();
+    if (this.streams.size === 0 && this.waitingToOpen.length === 0) {
+      this.lastHeardAt = now;
+      return;
+    }
+    const quietMs = now - this.lastHeardAt;
+    const timeoutMs = this.options.responseTimeoutMs;
+    if (quietMs >= timeoutMs) {
+      const seconds = Math.round(timeoutMs / 100) / 10;
+      this.transport.destroy(new ConnectionLostError(`no answer from ${this.peer} in ${seconds} s`));
+    } else if (quietMs >= timeoutMs / 4) {
+      const payload = Buffer.alloc(8);
+      payload.writeUInt32BE(++this.pingsSent, 4);
+      this.transport.send(encodePing(payload));
+    }
+  };
 
   /** The server sent a connection-level ERROR: every call in flight fails with it, and the socket ends. */
   private serverEndedConnection({
@@ -1153,6 +1206,7 @@ export class Client implements ClientHost {
   }
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
+    clearInterval(this.silenceWatch);
     // A failed TLS handshake gets a plain reason in place of OpenSSL's, as the innermost cause.
     const tls = this.options.tls;
     const caGiven = typeof tls === 'object' && tls.ca !== undefined;

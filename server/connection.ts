@@ -16,12 +16,13 @@ import {
   type IntegrityAlgorithm,
 } from '../shared/integrity/algorithms.js';
 import {
+  Flags,
   FRAME_TYPE_NAMES,
   FrameType,
   MIN_FRAME_PAYLOAD_BYTES,
   SUPPORTED_VERSIONS,
 } from '../shared/protocol/constants.js';
-import { encodeAuth, encodeError, encodeWelcome } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeError, encodePing, encodeWelcome } from '../shared/protocol/encoder.js';
 import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
   type AuthRequest,
@@ -405,6 +406,12 @@ export class ServerConnection implements StreamHost {
       this.handleHello(frame);
       return;
     }
+    if (frame.type === FrameType.PING) {
+      // Answered at once, whatever the streams wait for (a client tells a slow server from a
+      // silent one by it); not activity: it neither keeps an idle connection open nor a stream.
+      if ((frame.flags & Flags.ACK) === 0) this.transport.send(encodePing(frame.payload, true));
+      return;
+    }
     if (this.phase !== Phase.Ready) {
       if (frame.type === FrameType.AUTH && this.phase === Phase.Login) {
         this.handleAuth(parseAuthRequest(frame));
@@ -499,6 +506,7 @@ export class ServerConnection implements StreamHost {
         // admitted past the ceiling (refusedPastCeiling). Told so a client never sends the field
         // to a server that would ignore it and count the window as granted.
         ...(hello.uploadInitialWindow === true ? { uploadInitialWindowOptional: true } : {}),
+        ping: true,
         ...(login !== undefined ? { login } : {}),
         integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },
       }),

@@ -266,6 +266,13 @@ export const DEFAULTS = {
   /** Client: how long to wait for TCP connect plus handshake. */
   connectTimeoutMs: 10_000,
   /**
+   * Client: a server that sends nothing, not even the answer to a PING, for this long while calls
+   * wait on it is given up on (CONNECTION_LOST; the CLI's --retries then reconnect and continue).
+   * A minute, lftp's net:timeout is five: long enough for a loaded server's answer, short enough
+   * that a stopped one does not hang a transfer for the 2 hours TCP keepalive would take.
+   */
+  responseTimeoutMs: 60_000,
+  /**
    * get -c: at most this many block digests in a resumed download's REPLY (8 GiB of 4 MiB
    * blocks; 2048 sha256 digests in hex fit the control-frame limit). Beyond, the rest is sent again.
    */

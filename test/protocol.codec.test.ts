@@ -14,6 +14,7 @@ import {
   encodeFrame,
   encodeHello,
   encodeOpen,
+  encodePing,
   encodeReply,
   encodeWelcome,
   encodeWindow,
@@ -131,6 +132,11 @@ const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }>
     check: (f) => expect(f.payload.length).toBe(0),
   },
   { name: 'WINDOW', frame: encodeWindow(5, 123456), check: (f) => expect(parseWindow(f)).toBe(123456) },
+  {
+    name: 'PING answered (ACK)',
+    frame: encodePing(Buffer.from('abcdefgh'), true),
+    check: (f) => expect(f).toMatchObject({ streamId: 0, flags: 1, payload: Buffer.from('abcdefgh') }),
+  },
   {
     name: 'END, sha256',
     frame: encodeEnd(5, 2 ** 40 + 3, 'sha256', sha),
@@ -285,6 +291,9 @@ describe('malformed input', () => {
     ['unknown REPLY flag', header(FrameType.REPLY, 2, 1, 0)],
     ['HELLO on a stream', header(FrameType.HELLO, 0, 1, 0)],
     ['DATA on stream 0', header(FrameType.DATA, 0, 0, 0)],
+    ['PING on a stream', header(FrameType.PING, 0, 1, 8)],
+    ['PING of the wrong length', header(FrameType.PING, 0, 0, 4)],
+    ['an unknown PING flag', header(FrameType.PING, 2, 0, 8)],
   ])('rejects %s with PROTOCOL_ERROR', (_name, bytes) => {
     const err = decodeError(bytes);
     expect(err.code).toBe('PROTOCOL_ERROR');

@@ -8,6 +8,8 @@ export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
 
 export const HEADER_BYTES = 12;
 export const WINDOW_PAYLOAD_BYTES = 4;
+/** PING: eight opaque bytes, echoed in the answer. */
+export const PING_PAYLOAD_BYTES = 8;
 /** END's digest field: the largest digest (sha256), a shorter one is followed by zero bytes. */
 export const END_DIGEST_FIELD_BYTES = 32;
 /** END: u64 size | u8 algorithm | digest field. Fixed, so it is checked from the header alone. */
@@ -30,6 +32,12 @@ export const FrameType = {
   CANCEL: 0x09,
   /** Login, both ways on stream 0: credentials from the client, the outcome from the server. */
   AUTH: 0x0a,
+  /**
+   * Stream 0: "are you there?", answered at once with the same payload and ACK (as HTTP/2's). Sent
+   * only to a peer whose WELCOME says `ping` (older ones close the connection on a type they do
+   * not know).
+   */
+  PING: 0x0b,
 } as const;
 
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
@@ -41,6 +49,8 @@ export const FRAME_TYPE_NAMES: Readonly<Record<number, string>> = Object.fromEnt
 export const Flags = {
   /** REPLY only: more REPLY frames of the same result follow. */
   MORE: 0x01,
+  /** PING only: the answer to a PING. */
+  ACK: 0x01,
 } as const;
 
 /** Frame types whose payload is a JSON object. */
@@ -56,4 +66,5 @@ export const JSON_FRAME_TYPES: ReadonlySet<number> = new Set([
 /** Flags each type may carry; any other bit is a protocol error. */
 export const ALLOWED_FLAGS: Readonly<Record<number, number>> = {
   [FrameType.REPLY]: Flags.MORE,
+  [FrameType.PING]: Flags.ACK,
 };

@@ -13,6 +13,7 @@ import {
   FrameType,
   HEADER_BYTES,
   JSON_FRAME_TYPES,
+  PING_PAYLOAD_BYTES,
   WINDOW_PAYLOAD_BYTES,
 } from './constants.js';
 import type { Frame } from './frame.js';
@@ -33,9 +34,15 @@ enum State {
   Failed,
 }
 
-const CONNECTION_FRAMES: ReadonlySet<number> = new Set([FrameType.HELLO, FrameType.WELCOME, FrameType.AUTH]);
+const CONNECTION_FRAMES: ReadonlySet<number> = new Set([
+  FrameType.HELLO,
+  FrameType.WELCOME,
+  FrameType.AUTH,
+  FrameType.PING,
+]);
 const FIXED_LENGTH: Readonly<Record<number, number>> = {
   [FrameType.WINDOW]: WINDOW_PAYLOAD_BYTES,
+  [FrameType.PING]: PING_PAYLOAD_BYTES,
   [FrameType.END]: END_PAYLOAD_BYTES,
   [FrameType.CANCEL]: 0,
 };

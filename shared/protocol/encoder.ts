@@ -3,7 +3,14 @@
  * Header layout (docs/PROTOCOL.md): type u8 | flags u8 | reserved u16 = 0 | stream id u32 | length u32.
  */
 import { ALGORITHM_WIRE_ID, DIGEST_BYTES, type IntegrityAlgorithm } from '../integrity/algorithms.js';
-import { END_PAYLOAD_BYTES, Flags, FrameType, HEADER_BYTES, WINDOW_PAYLOAD_BYTES } from './constants.js';
+import {
+  END_PAYLOAD_BYTES,
+  Flags,
+  FrameType,
+  HEADER_BYTES,
+  PING_PAYLOAD_BYTES,
+  WINDOW_PAYLOAD_BYTES,
+} from './constants.js';
 import type { AuthRequest, AuthResult, ErrorPayload, Hello, Request, Welcome } from './messages.js';
 
 export function writeHeader(
@@ -59,6 +66,13 @@ export function allocDataFrame(streamId: number, payloadLength: number): Buffer 
 }
 
 /** WINDOW payload: u32 credit increment. */
+/** A PING (`ack`: the answer to one), carrying `payload`'s eight bytes. */
+export function encodePing(payload: Uint8Array, ack = false): Buffer {
+  if (payload.length !== PING_PAYLOAD_BYTES)
+    throw new RangeError(`PING payload must be ${PING_PAYLOAD_BYTES} bytes`);
+  return encodeFrame(FrameType.PING, ack ? Flags.ACK : 0, 0, payload);
+}
+
 export function encodeWindow(streamId: number, increment: number): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_BYTES + WINDOW_PAYLOAD_BYTES);
   writeHeader(frame, FrameType.WINDOW, 0, streamId, WINDOW_PAYLOAD_BYTES);

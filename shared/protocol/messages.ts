@@ -79,6 +79,8 @@ export interface Welcome {
    * ignores the field and counts the window as granted, so a client sends it only when told.
    */
   uploadInitialWindowOptional?: boolean;
+  /** The server answers PING (a client may then send it to tell a silent server from a slow one). */
+  ping?: boolean;
   login?: LoginRequirement;
   integrity: WelcomeIntegrity;
 }
@@ -242,6 +244,9 @@ export function parseWelcome(frame: Frame): Welcome {
   if (o.uploadInitialWindowOptional !== undefined && typeof o.uploadInitialWindowOptional !== 'boolean') {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: uploadInitialWindowOptional must be a boolean');
   }
+  if (o.ping !== undefined && typeof o.ping !== 'boolean') {
+    throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: ping must be a boolean');
+  }
   if ((limits.maxStreams as number) < 1 || (limits.streamWindow as number) < 1) {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: maxStreams and streamWindow must be at least 1');
   }
@@ -286,6 +291,7 @@ export function parseWelcome(frame: Frame): Welcome {
     ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
     limits: limits as unknown as ServerLimits,
     ...(o.uploadInitialWindowOptional === true ? { uploadInitialWindowOptional: true } : {}),
+    ...(o.ping === true ? { ping: true } : {}),
     ...(login !== undefined ? { login } : {}),
     integrity: { algorithm: integrity.algorithm, blockBytes: INTEGRITY_BLOCK_BYTES },
   };

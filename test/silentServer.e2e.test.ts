@@ -1,0 +1,166 @@
+/**
+ * A server that goes silent (stopped, or cut off with no reset: the TCP connection stays up) is
+ * given up on after the client's response timeout, CONNECTION_LOST, where the client used to wait
+ * forever; a slow server that still answers PING is not. Over real sockets, the silence made by a
+ * proxy that stops passing the server's frames on; then through the real CLI.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { Flags, FrameType } from '../shared/protocol/constants.js';
+import { encodePing } from '../shared/protocol/encoder.js';
+import type { Frame } from '../shared/protocol/frame.js';
+import { MemoryStorage } from '../storage/memory.js';
+import { runCli } from './helpers/cliProcess.js';
+import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let env: TestServer | undefined;
+let proxy: FrameProxy | undefined;
+const peers: RawPeer[] = [];
+const clients: Client[] = [];
+const tempDirs = new TempDirs('muxftp-silent-');
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.destroy()));
+  await proxy?.close();
+  proxy = undefined;
+  env = await stopServerAndPeers(env, peers);
+  await tempDirs.removeAll();
+});
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A proxy that passes the server's frames on until `silent.on`, then none (the socket stays up). */
+async function silencingProxy(port: number, rewrite: (frame: Frame) => Frame = (f) => f) {
+  const silent = { on: false };
+  proxy = await startFrameProxy(port, { fromServer: (frame) => (silent.on ? undefined : rewrite(frame)) });
+  return { port: proxy.port, silent };
+}
+
+describe('PING', () => {
+  it('the server says it answers PING, answers each at once with its payload, and counts none as activity', async () => {
+    env = await startServer({ idleTimeoutMs: 300 });
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    const welcome = peer.frames.find((f) => f.type === FrameType.WELCOME)!;
+    expect(JSON.parse(welcome.payload.toString())).toMatchObject({ ping: true });
+    const payload = Buffer.from('01234567');
+    peer.write(encodePing(payload));
+    const answer = await peer.waitFor((f) => f.type === FrameType.PING);
+    expect(answer).toMatchObject({ streamId: 0, flags: Flags.ACK });
+    expect(answer.payload.equals(payload)).toBe(true);
+    // Pings every 50 ms do not keep an idle connection open past its 300 ms.
+    const started = performance.now();
+    const pinging = setInterval(() => peer.write(encodePing(payload)), 50);
+    try {
+      await Promise.race([peer.closed, delay(5_000)]);
+    } finally {
+      clearInterval(pinging);
+    }
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+});
+
+describe("a client's response timeout", () => {
+  it('fails a call on a server gone silent with CONNECTION_LOST, in about the timeout', async () => {
+    env = await startServer();
+    const { port, silent } = await silencingProxy(env.port);
+    const client = await Client.connect({ port, responseTimeoutMs: 400 });
+    clients.push(client);
+    await client.put('f', randomBytes(1000));
+    silent.on = true;
+    const started = performance.now();
+    const error = await client.stat('f').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CONNECTION_LOST' });
+    expect((error as Error).message).toMatch(/^no answer from .* in 0\.4 s$/);
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(300);
+    expect(waited).toBeLessThan(3_000);
+  });
+
+  it('keeps waiting on a slow server that answers PING', async () => {
+    // A stat held 1.5 s by storage: the server's loop answers the pings meanwhile.
+    const storage = new MemoryStorage();
+    const stat = storage.stat.bind(storage);
+    storage.stat = async (path) => {
+      await delay(1_500);
+      return stat(path);
+    };
+    env = await startServer({ storage });
+    const client = await env.connect({ responseTimeoutMs: 400 });
+    clients.push(client);
+    await client.mkdir('d');
+    const started = performance.now();
+    expect(await client.stat('d')).toMatchObject({ name: 'd', type: 'dir' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_400);
+  });
+
+  it('never times out a server that does not say it answers PING', async () => {
+    env = await startServer();
+    const { port, silent } = await silencingProxy(env.port, (frame) => {
+      if (frame.type !== FrameType.WELCOME) return frame;
+      const { ping: _dropped, ...welcome } = jsonOf(frame);
+      return withJson(frame, welcome);
+    });
+    const client = await Client.connect({ port, responseTimeoutMs: 200 });
+    clients.push(client);
+    silent.on = true;
+    const outcome = await Promise.race([
+      client.stat('').then(
+        () => 'answered',
+        () => 'failed',
+      ),
+      delay(1_200),
+    ]);
+    expect(outcome).toBeUndefined(); // still waiting, as with a server from before PING
+  });
+
+  it('the CLI says so, and --retries reconnects and finishes the transfer', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(3 * 1024 * 1024);
+    await (await env.connect()).put('big.bin', content);
+    const dir = await tempDirs.make();
+    // Silent once the first DATA has come: the download is under way.
+    let silent = false;
+    proxy = await startFrameProxy(env.port, {
+      fromServer: (frame) => {
+        if (silent) return undefined;
+        if (frame.type === FrameType.DATA) silent = true;
+        return frame;
+      },
+    });
+    const cli = (...args: string[]) =>
+      runCli([...args, '--server', `127.0.0.1:${proxy!.port}`, '--timeout', '0.5'], dir, {
+        timeoutMs: 20_000,
+      });
+    const failed = await cli('get', 'big.bin', 'out.bin', '--retries', '0');
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      /get big\.bin: no answer from 127\.0\.0\.1:\d+ in 0\.5 s \(CONNECTION_LOST\)/,
+    );
+    // Silent from its first DATA on the first connection only: the retry's connection continues.
+    await proxy.close();
+    let connections = 0;
+    silent = false;
+    proxy = await startFrameProxy(env.port, {
+      fromServer: (frame) => {
+        if (frame.type === FrameType.WELCOME) {
+          connections++;
+          silent = false;
+        }
+        if (connections === 1 && frame.type === FrameType.DATA) silent = true;
+        return silent ? undefined : frame;
+      },
+    });
+    const retried = await cli('get', 'big.bin', 'out.bin', '--retries', '2', '-q');
+    expect(retried.stderr).toBe('');
+    expect(retried.code).toBe(0);
+    expect(connections).toBe(2);
+    expect((await readFile(join(dir, 'out.bin'))).equals(content)).toBe(true);
+  });
+});
