@@ -262,7 +262,7 @@ class BarProgress implements TransferProgress {
     const elapsed = performance.now() - this.startedAt;
     const files = `${this.succeeded} file${this.succeeded === 1 ? '' : 's'}`;
     const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
-    const skipped = this.skippedFiles > 0 ? `, ${this.skippedFiles} skipped (identical)` : '';
+    const skipped = this.skippedFiles > 0 ? `, ${this.skippedFiles} skipped (already there)` : '';
     const rate = elapsed > 0 ? formatRate((this.succeededBytes / elapsed) * 1_000) : '';
     this.stream.write(
       `muxftp: ${files} (${formatBytes(this.succeededBytes)})${failed}${skipped} in ${formatDuration(elapsed)} (${rate})\n`,

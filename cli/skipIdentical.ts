@@ -3,12 +3,16 @@
  * compared first (a stat each side, nothing read); only when they match are the content digests,
  * the server's (from its digest cache, or computed there) and the local file's, computed at once
  * and compared. Times are never trusted: a copy with the same size and time but other bytes is sent.
+ *
+ * --skip-unchanged: rsync's quick check instead, for trees copied with their times kept (put and
+ * get keep them): the same size and modification time, and nothing is read. With both, the quick
+ * check first, the content when it does not settle it.
  */
 import { stat } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
-import type { TransferDone, TransferJob } from './transferRunner.js';
+import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
 /** put: the remote file `job.remote` holds the bytes of the local `job.local`. */
 export async function remoteCopyIsIdentical(
@@ -59,4 +63,54 @@ async function sameDigests(
   const digest = mine.digest.digest.toString('hex');
   if (theirs.algorithm !== mine.digest.algorithm || theirs.digest !== digest) return undefined;
   return { bytes: mine.size, algorithm: theirs.algorithm, digest };
+}
+
+/** Modification times equal to the millisecond the protocol carries (a server rounds to it). */
+const sameTime = (a: number, b: number): boolean => Math.abs(a - b) < 1;
+
+/** put --skip-unchanged: the remote file has the local one's size and modification time. */
+export async function remoteCopyIsUnchanged(
+  job: TransferJob,
+  client: Client,
+): Promise<SkippedDone | undefined> {
+  const [remote, local] = await Promise.all([client.stat(job.remote), stat(job.local)]);
+  if (remote.type !== 'file' || !local.isFile() || remote.size !== local.size) return undefined;
+  return sameTime(remote.mtime, local.mtimeMs) ? { bytes: local.size } : undefined;
+}
+
+/** get --skip-unchanged: the local file has the remote one's size and time, as listed. */
+export async function localCopyIsUnchanged(job: TransferJob): Promise<SkippedDone | undefined> {
+  const local = await stat(job.local);
+  if (!local.isFile() || local.size !== job.size || job.remoteMtime === undefined) return undefined;
+  if (!sameTime(local.mtimeMs, job.remoteMtime)) return undefined;
+  // As for an identical copy: what a failed get kept of it is stale.
+  await removeStaleKeptPartial(keptPartialPath(job.local));
+  return { bytes: local.size };
+}
+
+type DestinationCheck = (
+  job: TransferJob,
+  client: Client,
+  signal: AbortSignal,
+) => Promise<SkippedDone | undefined>;
+
+/** The check --skip-unchanged and --skip-identical ask for (undefined: none); put or get's. */
+export function destinationCheck(
+  command: 'put' | 'get',
+  options: { skipIdentical?: boolean; skipUnchanged?: boolean },
+): DestinationCheck | undefined {
+  const quick: DestinationCheck | undefined =
+    options.skipUnchanged !== true
+      ? undefined
+      : command === 'put'
+        ? (job, client) => remoteCopyIsUnchanged(job, client)
+        : (job) => localCopyIsUnchanged(job);
+  const content: DestinationCheck | undefined =
+    options.skipIdentical !== true
+      ? undefined
+      : command === 'put'
+        ? remoteCopyIsIdentical
+        : localCopyIsIdentical;
+  if (quick === undefined || content === undefined) return quick ?? content;
+  return async (job, client, signal) => (await quick(job, client, signal)) ?? content(job, client, signal);
 }

@@ -23,6 +23,8 @@ export interface TransferCommandOptions {
   checksum?: IntegrityAlgorithm;
   /** Skip a file whose copy at the destination has the same size and content digest. */
   skipIdentical?: boolean;
+  /** Skip a file whose copy at the destination has the same size and modification time (nothing read). */
+  skipUnchanged?: boolean;
   /** With -r: patterns of names (or paths below the tree) left out of it (cli/excludes.ts). */
   exclude?: string[];
   /** Give each file its source's modification time (--no-times: false, the time of writing). */
@@ -89,6 +91,10 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     .option(
       '--no-times',
       `leave each ${side} file the time it was written (default: it gets its source's modification time)`,
+    )
+    .option(
+      '--skip-unchanged',
+      `skip files whose ${side} copy has the same size and modification time, reading nothing (rsync's quick check; with --skip-identical, the content decides when the times differ)`,
     )
     .option(
       '--skip-identical',

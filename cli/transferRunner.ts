@@ -31,6 +31,8 @@ export interface TransferJob {
   size: number | undefined;
   /** True for '-': the bytes come from stdin or go to stdout. */
   standardStream: boolean;
+  /** get: the remote file's modification time as listed (ms since the epoch), for --skip-unchanged. */
+  remoteMtime?: number;
 }
 
 /**
@@ -71,7 +73,7 @@ export interface TransferOutcome {
   /** The integrity algorithm the transfer was verified with, beside its content digest (hex). */
   algorithm?: IntegrityAlgorithm;
   digest?: string;
-  /** Not transferred: the destination already held these bytes (--skip-identical). */
+  /** Not transferred: the destination already held these bytes (--skip-identical), or this size and time (--skip-unchanged). */
   skipped?: true;
   error?: ErrorInfo;
   /** A failed get: what it kept for `get -c` to continue (hidden, beside the target), and what to do. */
@@ -90,6 +92,9 @@ export interface TransferDone {
   algorithm: IntegrityAlgorithm;
   digest: string;
 }
+
+/** A file left alone: by content (with the digest both sides share), or by size and time (none). */
+export type SkippedDone = TransferDone | { bytes: number; algorithm?: undefined; digest?: undefined };
 
 export interface TransferRun {
   command: TransferCommand;
@@ -114,24 +119,24 @@ export interface TransferRun {
    */
   writesInPlace?(job: TransferJob): Promise<boolean>;
   /**
-   * --skip-identical: what the destination already holds, when it has the same bytes as the
-   * source (then nothing is sent); undefined to transfer. Not asked for stdin or stdout.
+   * --skip-identical, --skip-unchanged: what the destination already holds, when it has the same
+   * bytes as the source, or the same size and time (then nothing is sent; no digest for the
+   * latter, nothing was read); undefined to transfer. Not asked for stdin or stdout.
    */
   identicalAtDestination?(
     job: TransferJob,
     client: Client,
     signal: AbortSignal,
-  ): Promise<TransferDone | undefined>;
+  ): Promise<SkippedDone | undefined>;
 }
 
-function doneOutcome(job: Pick<TransferJob, 'local' | 'remote'>, done: TransferDone): TransferOutcome {
+function doneOutcome(job: Pick<TransferJob, 'local' | 'remote'>, done: SkippedDone): TransferOutcome {
   return {
     local: job.local,
     remote: job.remote,
     ok: true,
     bytes: done.bytes,
-    algorithm: done.algorithm,
-    digest: done.digest,
+    ...(done.algorithm === undefined ? {} : { algorithm: done.algorithm, digest: done.digest }),
   };
 }
 

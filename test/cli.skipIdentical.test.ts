@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
@@ -151,7 +151,7 @@ describe('--skip-identical', () => {
       const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
       clearTimeout(timer);
       expect(code).toBe(0);
-      expect(shown).toMatch(/muxftp: 1 file \(10 B\), 1 skipped \(identical\) in /);
+      expect(shown).toMatch(/muxftp: 1 file \(10 B\), 1 skipped \(already there\) in /);
     },
     60_000,
   );
@@ -201,4 +201,66 @@ describe('--skip-identical', () => {
       release();
     }
   }, 60_000);
+});
+
+describe('--skip-unchanged', () => {
+  it('put and get leave alone the files whose copy has the same size and time, reading nothing', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const files = await makeTree(join(local, 'tree'));
+    const stats = async () => (await server!.connect()).stats();
+    // Times are kept: the copies have the sources' (put's and get's default).
+    await cli(['put', '-r', 'tree', '--to', 'mirror', '-p'], local);
+
+    // Another time, same size: sent. Other bytes, same size, the time put back: left, as rsync's
+    // quick check leaves it (what --skip-identical is for). Grown: sent.
+    const notes = join(local, 'tree', 'notes.txt');
+    const { mtime } = await stat(notes);
+    await utimes(notes, new Date(), new Date(mtime.getTime() + 5_000));
+    const deep = join(local, 'tree', 'sub', 'deep.bin');
+    const deepTime = (await stat(deep)).mtime;
+    const otherBytes = Buffer.from(files['sub/deep.bin']!);
+    otherBytes[0] = otherBytes[0]! ^ 0xff;
+    await writeFile(deep, otherBytes);
+    await utimes(deep, new Date(), deepTime);
+    await writeFile(join(local, 'tree', 'empty'), 'grown');
+
+    let before = await stats();
+    const put = byName(await cli(['put', '-r', 'tree', '--to', 'mirror', '--skip-unchanged'], local));
+    expect((await stats()).filesIn - before.filesIn).toBe(2);
+    expect(put.get('big.bin')).toMatchObject({ ok: true, skipped: true, bytes: files['big.bin']!.length });
+    expect(put.get('big.bin')!.digest).toBeUndefined(); // nothing was read
+    expect(put.get('sub/deep.bin')).toMatchObject({ skipped: true });
+    expect(put.get('notes.txt')!.skipped).toBeUndefined();
+    expect(put.get('empty')!.skipped).toBeUndefined();
+
+    // get: a local copy touched since is compared by content with --skip-identical too, and left.
+    await cli(['get', '-r', 'mirror/tree', '--to', 'back', '-p'], local);
+    await utimes(join(local, 'back', 'tree', 'big.bin'), new Date(), new Date(Date.now() + 60_000));
+    before = await stats();
+    const get = byName(
+      await cli(['get', '-r', 'mirror/tree', '--to', 'back', '--skip-unchanged', '--skip-identical'], local),
+    );
+    expect((await stats()).filesOut - before.filesOut).toBe(0);
+    expect(get.get('big.bin')).toMatchObject({ skipped: true, algorithm: 'xxh128' });
+    expect(get.get('notes.txt')).toMatchObject({ skipped: true });
+    expect(get.get('notes.txt')!.digest).toBeUndefined();
+    // Alone, the quick check sends a file whose time differs (and it gets the server's time).
+    before = await stats();
+    const again = byName(await cli(['get', '-r', 'mirror/tree', '--to', 'back', '--skip-unchanged'], local));
+    expect((await stats()).filesOut - before.filesOut).toBe(1);
+    expect(again.get('big.bin')!.skipped).toBeUndefined();
+    const got = (await stat(join(local, 'back', 'tree', 'big.bin'))).mtimeMs;
+    const theirs = (await stat(join(server.root!, 'mirror', 'tree', 'big.bin'))).mtimeMs;
+    expect(Math.abs(got - theirs)).toBeLessThan(1); // to the millisecond the protocol carries
+  }, 60_000);
+
+  it('refuses stdin and stdout, where there is nothing local to compare', async () => {
+    const put = await runCli(['put', '-', 'x', '--skip-unchanged'], process.cwd(), { timeoutMs: 10_000 });
+    expect(put.code).toBe(2);
+    expect(put.stderr).toContain("--skip-unchanged does not apply to stdin ('-')");
+    const get = await runCli(['get', 'x', '-', '--skip-unchanged'], process.cwd(), { timeoutMs: 10_000 });
+    expect(get.code).toBe(2);
+    expect(get.stderr).toContain("--skip-unchanged does not apply to stdout ('-')");
+  });
 });

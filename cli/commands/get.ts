@@ -24,7 +24,7 @@ import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js
 import { remotePathsNamedBy } from '../remoteGlob.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
-import { localCopyIsIdentical } from '../skipIdentical.js';
+import { destinationCheck } from '../skipIdentical.js';
 import {
   addTransferOptions,
   checkTransferOptions,
@@ -126,8 +126,10 @@ function getTargetFromArguments(
     // Nothing on stdout can be read back: no partial file to continue, no copy to compare.
     if (options.continue === true)
       usage("-c/--continue does not apply to stdout ('-'): there is no local file to continue");
-    if (options.skipIdentical === true)
-      usage("--skip-identical does not apply to stdout ('-'): there is no local copy to compare");
+    if (options.skipIdentical === true || options.skipUnchanged === true)
+      usage(
+        `${options.skipIdentical === true ? '--skip-identical' : '--skip-unchanged'} does not apply to stdout ('-'): there is no local copy to compare`,
+      );
     return { remotes, target: { kind: 'stdout' } };
   }
   return { remotes, target: { kind: 'named', local } };
@@ -251,6 +253,7 @@ async function get(
     }
   }
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
+  const skipCheck = destinationCheck('get', options);
   const { jobs, localDirs } = await planDownloads(client, remotes, resolved, options.recursive === true, {
     limit: planningLimit(parallel, client),
     fail,
@@ -304,7 +307,7 @@ async function get(
     connection,
     retries: options.retries,
     failedBeforeStart: failures.length,
-    ...(options.skipIdentical === true ? { identicalAtDestination: localCopyIsIdentical } : {}),
+    ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
     // get -c refused the local file (it differs from the server's, or is larger): left as it was.
     // Not for a download that failed its final check: there may be no local file at all (what
     // was continued was a kept partial, or nothing), and without -c it would fail the same way.
@@ -386,7 +389,13 @@ async function planDownloads(
     } else if (typeof local !== 'string') {
       fail('', remote, local);
     } else if (result.entry.type === 'file') {
-      jobs.push({ local, remote, size: result.entry.size, standardStream: target.kind === 'stdout' });
+      jobs.push({
+        local,
+        remote,
+        size: result.entry.size,
+        standardStream: target.kind === 'stdout',
+        remoteMtime: result.entry.mtime,
+      });
     } else if (result.entry.type === 'dir') {
       const tree = await walkRemoteTree(client, remote, limit, Number.POSITIVE_INFINITY, excluded);
       const localFor = (relative: string): string => path.join(local, ...relative.split('/'));
@@ -400,6 +409,7 @@ async function planDownloads(
           remote: file.remote,
           size: file.size,
           standardStream: false,
+          remoteMtime: file.mtime,
         });
       }
       for (const problem of tree.problems)

@@ -16,7 +16,7 @@ import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
-import { remoteCopyIsIdentical } from '../skipIdentical.js';
+import { destinationCheck } from '../skipIdentical.js';
 import {
   addTransferOptions,
   checkTransferOptions,
@@ -102,8 +102,10 @@ function putTargetFromArguments(
     usage(
       "-c/--continue does not apply to stdin ('-'): it can be read only once, so there is no file to continue",
     );
-  if (fromStdin && options.skipIdentical === true)
-    usage("--skip-identical does not apply to stdin ('-'): there is no local file to compare");
+  if (fromStdin && (options.skipIdentical === true || options.skipUnchanged === true))
+    usage(
+      `${options.skipIdentical === true ? '--skip-identical' : '--skip-unchanged'} does not apply to stdin ('-'): there is no local file to compare`,
+    );
   if (options.to !== undefined) {
     if (args.includes('-')) usage("stdin ('-') needs a remote file name: muxftp put - NAME");
     return {
@@ -235,6 +237,7 @@ async function put(
   );
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
+  const skipCheck = destinationCheck('put', options);
   const limit = planningLimit(parallel, client);
   // With `parents` every mkdir stands alone, so the tree's directories can be created in any order.
   const made: typeof dirs = [];
@@ -265,7 +268,7 @@ async function put(
           ? 'add -p to create it'
           : undefined,
       continueUploads: options.continue === true,
-      ...(options.skipIdentical === true ? { identicalAtDestination: remoteCopyIsIdentical } : {}),
+      ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
       perform: async (job, client, transferOptions) => {
         const result = await client.put(job.remote, job.standardStream ? process.stdin : job.local, {
           ...transferOptions,
