@@ -7,7 +7,7 @@
 import { stat, utimes } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
-import { MuxftpError } from '../shared/errors.js';
+import { isUnknownOperation } from '../shared/protocol/operations.js';
 
 /** put -r: each remote directory gets its local one's time (a server without `utime` is left be). */
 export async function keepRemoteDirectoryTimes(
@@ -23,7 +23,8 @@ export async function keepRemoteDirectoryTimes(
         try {
           await client.setModifiedTime(dir.remote, (await stat(dir.local)).mtimeMs);
         } catch (error) {
-          if (error instanceof MuxftpError && error.code === 'UNSUPPORTED') unsupported = true;
+          // A server from before `utime`; one directory refused (a symbolic link there) is not.
+          if (isUnknownOperation(error)) unsupported = true;
         }
       }),
     ),
@@ -34,6 +35,6 @@ export async function keepRemoteDirectoryTimes(
 export async function keepLocalDirectoryTimes(
   dirs: ReadonlyArray<{ local: string; mtime: number }>,
 ): Promise<void> {
-  const now = Date.now() / 1000;
-  await Promise.all(dirs.map((dir) => utimes(dir.local, now, dir.mtime / 1000).catch(() => {})));
+  const now = new Date();
+  await Promise.all(dirs.map((dir) => utimes(dir.local, now, new Date(dir.mtime)).catch(() => {})));
 }

@@ -274,6 +274,9 @@ class AbortGroup {
   };
 }
 
+/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** {@link ClientOptions} with every default filled in. */
 export type ResolvedClientOptions = Required<
   Omit<ClientOptions, 'tls' | 'user' | 'password' | 'signal' | 'busyRetries'>
@@ -1163,7 +1166,11 @@ export class Client implements ClientHost {
     this.handshake = undefined;
     const timeoutMs = this.options.responseTimeoutMs;
     if (timeoutMs > 0 && this.welcome?.ping === true) {
-      this.silenceWatch = setInterval(this.lookForSilence, Math.max(50, timeoutMs / 4));
+      // Within what a timer holds (a larger delay fires at once, every millisecond).
+      this.silenceWatch = setInterval(
+        this.lookForSilence,
+        Math.min(MAX_TIMER_MS, Math.max(50, timeoutMs / 4)),
+      );
       this.silenceWatch.unref();
     }
   }

@@ -194,8 +194,8 @@ export function settleTemporaryFilesNow(): { kept: number; removed: number } {
 /** What HiddenFileSink needs of its open file: FileHandle, or SinkFile (FileSink's). */
 interface HiddenFile {
   truncate(length: number): Promise<void>;
-  /** In seconds since the epoch, as node's futimes. */
-  utimes(atime: number, mtime: number): Promise<void>;
+  /** Dates: node takes a negative number of seconds for "now". */
+  utimes(atime: Date, mtime: Date): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -236,7 +236,7 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     try {
       await this.ready;
       // Where the filesystem refuses it, the verified file is kept all the same, with today's time.
-      if (mtimeMs !== undefined) await handle.utimes(Date.now() / 1000, mtimeMs / 1000).catch(() => {});
+      if (mtimeMs !== undefined) await handle.utimes(new Date(), new Date(mtimeMs)).catch(() => {});
       await handle.close();
       await renameIntoPlace(this.temporary, this.target);
       temporaryFilesInProgress.delete(this.temporary);

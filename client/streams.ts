@@ -598,6 +598,9 @@ export class PutCall extends ClientStream implements FrameProducer {
     if (next === undefined) return null;
     const { frame, bytesRead } = next;
     const length = frame.length - HEADER_BYTES;
+    // Charged in full when the read started: one that came back short (a pipe, stdin, the end of
+    // the input) gives the limit back what it did not send.
+    if (bytesRead < length) this.host.uploadThrottle?.take(bytesRead - length);
     if (bytesRead === 0 && this.source.size === undefined) {
       // The end of a source of unknown size (such a source is read one chunk at a time).
       this.host.queue.release(frame.length);

@@ -5,6 +5,7 @@
  * handler. Handlers reach files only through Storage, which confines every path.
  */
 import { DEFAULTS } from '../shared/defaults.js';
+import { MuxftpError } from '../shared/errors.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import type { ServerStats, SpaceReport, WireEntry } from '../shared/protocol/messages.js';
 import type { RequestOf } from '../shared/protocol/operations.js';
@@ -79,7 +80,12 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
     return {};
   },
-  utime: async (storage, r) => ({ entry: toWireEntry(await storage.setModifiedTime(r.path, r.mtime)) }),
+  utime: async (storage, r) => {
+    // A Storage of the embedder's own may have no way to set times.
+    if (storage.setModifiedTime === undefined)
+      throw new MuxftpError('UNSUPPORTED', 'this server cannot set modification times');
+    return { entry: toWireEntry(await storage.setModifiedTime(r.path, r.mtime)) };
+  },
   digest: async (storage, r, _host, reading) => {
     const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, reading);
     return { entry: toWireEntry(entry), algorithm: digest.algorithm, digest: digest.digest.toString('hex') };

@@ -173,7 +173,7 @@ export class DiskFileHandle implements FsFileHandle {
     );
   }
 
-  async utimes(atime: number, mtime: number): Promise<void> {
+  async utimes(atime: Date, mtime: Date): Promise<void> {
     const fd = this.fd;
     await this.#track(
       this.#inline.run(

@@ -23,8 +23,8 @@ export interface FsFileHandle {
   /** Cuts a preallocated upload back to what was written. */
   truncate(length: number): Promise<void>;
   stat(): Promise<FsStats>;
-  /** Sets the access and modification times, in seconds since the epoch (as node's futimes). */
-  utimes(atime: number, mtime: number): Promise<void>;
+  /** Sets the access and modification times (Dates: a negative number is taken for "now" by node). */
+  utimes(atime: Date, mtime: Date): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,8 +48,11 @@ export interface FsPromises {
   /** `flags` as a string ('r', 'wx', ...) or open(2)'s bits (fs.constants). */
   open(path: string, flags: string | number): Promise<FsFileHandle>;
   realpath(path: string): Promise<string | Buffer>;
-  /** Sets a path's access and modification times (seconds), never following a last-name link. */
-  lutimes(path: string, atime: number, mtime: number): Promise<void>;
+  /**
+   * Sets a path's access and modification times, never following a last-name link. Optional:
+   * without it, storage refuses to set times (UNSUPPORTED).
+   */
+  lutimes?(path: string, atime: Date, mtime: Date): Promise<void>;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
   statfs?(
     path: string,

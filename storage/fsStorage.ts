@@ -283,9 +283,10 @@ export class FsStorage implements Storage {
         throw new StorageError('UNSUPPORTED', message, target.clientPath);
       }
       // lutimes: a link put in its place meanwhile (from outside muxftp) is not followed.
-      await fsCall(target.clientPath, () =>
-        this.#fs.lutimes(target.hostPath, Date.now() / 1000, mtimeMs / 1000),
-      );
+      const lutimes = this.#fs.lutimes?.bind(this.#fs);
+      if (lutimes === undefined)
+        throw new StorageError('UNSUPPORTED', 'this storage cannot set times', target.clientPath);
+      await fsCall(target.clientPath, () => lutimes(target.hostPath, new Date(), new Date(mtimeMs)));
       const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
       return entryInfo(baseName(target.clientPath), changed);
     });

@@ -203,7 +203,7 @@ export interface Storage {
    * Gives a file or directory `mtimeMs` (ms since the epoch) as its modification time; returns the
    * entry as it is then. Anything else (a symbolic link) is refused UNSUPPORTED, unchanged.
    */
-  setModifiedTime(path: string, mtimeMs: number): Promise<EntryInfo>;
+  setModifiedTime?(path: string, mtimeMs: number): Promise<EntryInfo>;
   /** Removes a file (not a directory); returns it as lstat saw it just before (a symlink is `other`). */
   remove(path: string): Promise<EntryInfo>;
   /** Moves a file or directory; replaces an existing file at `to`, never a directory. */

@@ -207,7 +207,7 @@ export class FsUpload implements UploadHandle {
       // The time first, so the stat below (the digest cache's version) sees the file as it stays.
       // A filesystem that refuses it costs the time, not the verified upload (the entry says so).
       if (options.mtimeMs !== undefined)
-        await handle.utimes(Date.now() / 1000, options.mtimeMs / 1000).catch(noop);
+        await handle.utimes(new Date(), new Date(options.mtimeMs)).catch(noop);
       // datasync covers the data and the size, which is all a reader needs.
       if (durable) await handle.datasync();
       stats = await handle.stat();

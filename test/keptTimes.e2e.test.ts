@@ -5,9 +5,11 @@
  * the real CLI: `put -r` and `get -r` keep files' and directories' times unless `--no-times`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { keepRemoteDirectoryTimes } from '../cli/directoryTimes.js';
+import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -22,9 +24,9 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-/** 2003-04-05 06:07:08.123 UTC, and a time before the epoch's second decade. */
+/** 2003-04-05 06:07:08.123 UTC, and a time before the epoch (node takes a negative number for "now"). */
 const OLD_MS = Date.UTC(2003, 3, 5, 6, 7, 8, 123);
-const OLDER_MS = Date.UTC(1975, 0, 2, 3, 4, 5, 0);
+const OLDER_MS = Date.UTC(1965, 0, 2, 3, 4, 5, 0);
 
 async function fileAt(dir: string, name: string, bytes: Buffer, mtimeMs: number): Promise<string> {
   const path = join(dir, name);
@@ -105,6 +107,24 @@ describe.each(['disk', 'memory'] as const)('utime over a connection, %s storage'
 });
 
 describe('the CLI keeps modification times', () => {
+  it('put -r: a directory whose time the server refuses (a link there) costs no other directory its time', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    const names = ['a-link', 'b', 'c'];
+    for (const name of names) {
+      await mkdir(join(dir, name));
+      await utimes(join(dir, name), new Date(), new Date(OLD_MS));
+    }
+    await mkdir(join(server.root!, 'real'));
+    await symlink('real', join(server.root!, 'a-link'));
+    const client = await server.connect();
+    for (const name of names.slice(1)) await client.mkdir(name);
+    // One at a time, the refused one first: the others come after its refusal.
+    const dirs = names.map((name) => ({ local: join(dir, name), remote: name }));
+    await keepRemoteDirectoryTimes(client, dirs, new ConcurrencyLimit(1));
+    for (const name of names.slice(1)) expect(await mtimeOf(join(server.root!, name))).toBe(OLD_MS);
+  });
+
   it('put -r and get -r keep each file and directory time; --no-times leaves the time of writing', async () => {
     server = await startServer({ backend: 'disk' });
     const dir = await tempDirs.make();

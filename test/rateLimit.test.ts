@@ -9,6 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
@@ -350,6 +351,18 @@ describe('throttled transfers', () => {
       back = await client.getBuffer('up.bin');
     });
     expect(back.equals(payload)).toBe(true);
+  }, 40_000);
+
+  it("a client's maxRate holds an upload from a stream read in small pieces (stdin, a pipe)", async () => {
+    server = await startServer();
+    const client = await server.connect({ maxRate: rate });
+    // Each read brings 16 KiB of the limit's ~200 KiB piece: charged the piece, it went at a tenth.
+    const pieces = Array.from({ length: size / (16 * 1024) }, () => randomBytes(16 * 1024));
+    let round = 0;
+    await expectAtTheRate(() =>
+      client.put(`pipe${++round}.bin`, Readable.from(pieces, { objectMode: false })),
+    );
+    expect((await client.getBuffer('pipe1.bin')).equals(Buffer.concat(pieces))).toBe(true);
   }, 40_000);
 
   it("many small files at once go no faster than a client's maxRate, either way", async () => {

@@ -797,21 +797,21 @@ describe.each(backends)('$name storage', (backend) => {
       await storage.mkdir('dir');
       await put(storage, 'dir/f.txt', 'f');
       const mtimeMs = Date.UTC(1999, 11, 31, 23, 59, 59, 500);
-      expect(await storage.setModifiedTime('dir/f.txt', mtimeMs)).toMatchObject({ name: 'f.txt', mtimeMs });
-      expect(await storage.setModifiedTime('dir', mtimeMs + 1)).toMatchObject({
+      expect(await storage.setModifiedTime!('dir/f.txt', mtimeMs)).toMatchObject({ name: 'f.txt', mtimeMs });
+      expect(await storage.setModifiedTime!('dir', mtimeMs + 1)).toMatchObject({
         type: 'dir',
         mtimeMs: mtimeMs + 1,
       });
       expect((await storage.stat('dir/f.txt')).mtimeMs).toBe(mtimeMs);
       expect(Number((await fx.host.stat(hostPath('dir'))).mtimeMs)).toBe(mtimeMs + 1);
       await fx.host.symlink('dir/f.txt', hostPath('link'));
-      await expectStorageError(storage.setModifiedTime('link', 0), 'UNSUPPORTED');
+      await expectStorageError(storage.setModifiedTime!('link', 0), 'UNSUPPORTED');
       expect((await storage.stat('dir/f.txt')).mtimeMs).toBe(mtimeMs);
-      await expectStorageError(storage.setModifiedTime('missing', 0), 'NOT_FOUND');
+      await expectStorageError(storage.setModifiedTime!('missing', 0), 'NOT_FOUND');
       if (fx.outside !== undefined) {
         await fx.host.writeFile(path.posix.join(fx.outside, 'theirs.txt'), 't');
         await fx.host.symlink(fx.outside, hostPath('escape'));
-        await expectStorageError(storage.setModifiedTime('escape/theirs.txt', 0), 'INVALID_PATH');
+        await expectStorageError(storage.setModifiedTime!('escape/theirs.txt', 0), 'INVALID_PATH');
         const theirs = await fx.host.stat(path.posix.join(fx.outside, 'theirs.txt'));
         expect(Number(theirs.mtimeMs)).toBeGreaterThan(mtimeMs);
       }

@@ -367,6 +367,18 @@ export interface OpenRequest {
   readonly spec: OperationSpec;
 }
 
+/** How a server words its refusal of an op it does not know (a server from before the op). */
+const UNKNOWN_OPERATION = 'unsupported operation:';
+
+/** The error is a server's refusal of an op it does not know, not of what the op asked. */
+export function isUnknownOperation(error: unknown): boolean {
+  return (
+    error instanceof MuxftpError &&
+    error.code === 'UNSUPPORTED' &&
+    error.message.startsWith(UNKNOWN_OPERATION)
+  );
+}
+
 /**
  * Validates an OPEN payload against the table; throws a BAD_REQUEST or UNSUPPORTED MuxftpError,
  * which fails only that stream (the framing itself is intact).
@@ -385,7 +397,7 @@ export function parseOpen(frame: Frame): OpenRequest {
   const op = o.op;
   if (typeof op !== 'string') throw badRequest('OPEN: "op" must be a string');
   if (!Object.hasOwn(OPERATIONS, op)) {
-    throw new MuxftpError('UNSUPPORTED', `unsupported operation: ${JSON.stringify(op).slice(0, 64)}`);
+    throw new MuxftpError('UNSUPPORTED', `${UNKNOWN_OPERATION} ${JSON.stringify(op).slice(0, 64)}`);
   }
   const spec = OPERATIONS[op as Operation] as OperationSpec;
   return { request: spec.parse(o), spec };
