@@ -580,6 +580,10 @@ export class Client implements ClientHost {
           agent: this.options.agent,
           integrity: this.options.integrity,
           uploadInitialWindow: true,
+          // A server that holds back reading us (its disk behind) pings us this often instead.
+          ...(this.options.responseTimeoutMs > 0
+            ? { keepaliveMs: Math.round(Math.min(MAX_TIMER_MS, this.options.responseTimeoutMs / 4)) || 1 }
+            : {}),
         }),
       );
     });

@@ -126,6 +126,9 @@ enum Phase {
   Ready,
 }
 
+/** What a server's own PING carries (the client only answers it). */
+const KEEPALIVE_PAYLOAD = Buffer.alloc(8);
+
 export class ServerConnection implements StreamHost {
   readonly label: string;
   /** Before login the whole storage (unused: no stream opens); after, the account's home view. */
@@ -155,6 +158,9 @@ export class ServerConnection implements StreamHost {
   quota: QuotaTracker | undefined;
   readonly windowBudget: WindowBudget;
   private draining = false;
+  /** How often the client asked for a PING while its reading is held back (HELLO keepaliveMs). */
+  private keepaliveMs: number | undefined;
+  private keepalive: NodeJS.Timeout | undefined;
   private uploadBacklog = 0;
   /** Upload streams open: while the server's backlog budget is held, they stop this connection's reading. */
   private uploadStreams = 0;
@@ -311,11 +317,29 @@ export class ServerConnection implements StreamHost {
     const highWater = this.options.uploadBacklogHighWaterBytes;
     const budget = this.context.uploadBacklogBudget;
     const mayBringBytes = this.uploadBacklog > 0 || this.uploadStreams > 0;
-    if (this.uploadBacklog > highWater) this.transport.pauseReading();
+    if (this.uploadBacklog > highWater) this.holdReading();
     else if (mayBringBytes && budget.held) {
-      this.transport.pauseReading();
+      this.holdReading();
       budget.waitForRelease(this.budgetOnRelease);
-    } else if (this.uploadBacklog <= highWater / 2) this.transport.resumeReading();
+    } else if (this.uploadBacklog <= highWater / 2) this.releaseReading();
+  }
+
+  /**
+   * Reading held back for the disk: the client's PINGs go unread meanwhile, so a client that asked
+   * for it (HELLO keepaliveMs) gets a PING from us this often, or it would take a server waiting
+   * for a slow disk for a silent one and give up on it.
+   */
+  private holdReading(): void {
+    this.transport.pauseReading();
+    if (this.keepaliveMs === undefined || this.keepalive !== undefined) return;
+    this.keepalive = setInterval(() => this.transport.send(encodePing(KEEPALIVE_PAYLOAD)), this.keepaliveMs);
+    this.keepalive.unref();
+  }
+
+  private releaseReading(): void {
+    this.transport.resumeReading();
+    clearInterval(this.keepalive);
+    this.keepalive = undefined;
   }
 
   private readonly budgetOnRelease = (): void => {
@@ -467,6 +491,11 @@ export class ServerConnection implements StreamHost {
       );
     }
     this.integrity = chooseIntegrityAlgorithm(hello.integrity ?? []);
+    if (hello.keepaliveMs !== undefined)
+      this.keepaliveMs = Math.min(
+        DEFAULTS.maxKeepaliveMs,
+        Math.max(DEFAULTS.minKeepaliveMs, hello.keepaliveMs),
+      );
     if (hello.maxFramePayload < MIN_FRAME_PAYLOAD_BYTES) {
       throw new ProtocolError(
         'PROTOCOL_ERROR',
@@ -804,6 +833,7 @@ export class ServerConnection implements StreamHost {
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
     clearTimeout(this.timer);
+    clearInterval(this.keepalive);
     if (error !== undefined) this.counters.error(error.code);
     clearTimeout(this.loginDelay);
     for (const stream of [...this.streams.values()]) stream.destroy();

@@ -273,6 +273,13 @@ export const DEFAULTS = {
    */
   responseTimeoutMs: 60_000,
   /**
+   * Server: how often a connection whose reading is held back (uploads waiting for the disk) gets
+   * a PING, as its HELLO's keepaliveMs asks, within these bounds: more often than once a second
+   * for every such connection would be a cost a client could make the server pay.
+   */
+  minKeepaliveMs: 1_000,
+  maxKeepaliveMs: 60_000,
+  /**
    * get -c: at most this many block digests in a resumed download's REPLY (8 GiB of 4 MiB
    * blocks; 2048 sha256 digests in hex fit the control-frame limit). Beyond, the rest is sent again.
    */

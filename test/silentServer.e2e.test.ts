@@ -15,6 +15,7 @@ import type { Frame } from '../shared/protocol/frame.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { runCli } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
+import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -99,6 +100,26 @@ describe("a client's response timeout", () => {
     expect(await client.stat('d')).toMatchObject({ name: 'd', type: 'dir' });
     expect(performance.now() - started).toBeGreaterThanOrEqual(1_400);
   });
+
+  it('keeps waiting on a server that holds back reading it for its disk: that server pings it', async () => {
+    // Writes held 4 s: four 10 MiB puts fill the connection's backlog past its mark and the
+    // server stops reading it, PINGs included; it sends its own every second (HELLO keepaliveMs).
+    const storage = new MemoryStorage();
+    const held = holdUploads(storage);
+    env = await startServer({ storage });
+    const client = await env.connect({ responseTimeoutMs: 2_000 });
+    clients.push(client);
+    const files = Array.from({ length: 4 }, () => randomBytes(10 * 1024 * 1024));
+    const puts = Promise.allSettled(files.map((bytes, i) => client.put(`f${i}`, bytes)));
+    await held.holding;
+    await delay(4_000);
+    held.release();
+    const outcomes = await puts;
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'stored' : String(o.reason)))).toEqual(
+      Array(4).fill('stored'),
+    );
+    expect((await client.getBuffer('f3')).equals(files[3]!)).toBe(true);
+  }, 20_000);
 
   it('never times out a server that does not say it answers PING', async () => {
     env = await startServer();

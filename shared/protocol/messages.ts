@@ -34,6 +34,12 @@ export interface Hello {
    * without a WINDOW, and gets none announced.
    */
   uploadInitialWindow?: boolean;
+  /**
+   * The client gives up on a server silent for about four times this (ms): a server that holds
+   * back reading the connection (its upload bytes wait for the disk), and so cannot read the
+   * client's PING, sends it a PING this often instead (the reference server: at least 1 s apart).
+   */
+  keepaliveMs?: number;
 }
 
 /** The integrity the server chose: the algorithm and the block size digests are taken over. */
@@ -212,6 +218,9 @@ export function parseHello(frame: Frame): Hello {
   if (o.uploadInitialWindow !== undefined && typeof o.uploadInitialWindow !== 'boolean') {
     throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: uploadInitialWindow must be a boolean');
   }
+  if (o.keepaliveMs !== undefined && !(isCount(o.keepaliveMs) && o.keepaliveMs > 0)) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: keepaliveMs must be a positive integer');
+  }
   return {
     protocol: o.protocol,
     versions: o.versions as number[],
@@ -219,6 +228,7 @@ export function parseHello(frame: Frame): Hello {
     ...(typeof o.agent === 'string' ? { agent: o.agent } : {}),
     ...(o.integrity !== undefined ? { integrity: o.integrity as string[] } : {}),
     ...(o.uploadInitialWindow === true ? { uploadInitialWindow: true } : {}),
+    ...(o.keepaliveMs !== undefined ? { keepaliveMs: o.keepaliveMs } : {}),
   };
 }
 
