@@ -7,6 +7,7 @@
 import { stat, utimes } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
 
 /** put -r: each remote directory gets its local one's time (a server without `utime` is left be). */
@@ -36,5 +37,5 @@ export async function keepLocalDirectoryTimes(
   dirs: ReadonlyArray<{ local: string; mtime: number }>,
 ): Promise<void> {
   const now = new Date();
-  await Promise.all(dirs.map((dir) => utimes(dir.local, now, new Date(dir.mtime)).catch(() => {})));
+  await Promise.all(dirs.map((dir) => utimes(dir.local, now, fileTime(dir.mtime)).catch(() => {})));
 }

@@ -65,8 +65,12 @@ async function sameDigests(
   return { bytes: mine.size, algorithm: theirs.algorithm, digest };
 }
 
-/** Modification times equal to the millisecond the protocol carries (a server rounds to it). */
-const sameTime = (a: number, b: number): boolean => Math.abs(a - b) < 1;
+/**
+ * Modification times equal to the millisecond the protocol carries: a server rounds to it, and a
+ * tool that set a time from a JavaScript Date (or `touch -d` with milliseconds) cut it, so the two
+ * sides of one time may be a millisecond apart.
+ */
+const sameTime = (a: number, b: number): boolean => Math.abs(a - b) <= 1;
 
 /** put --skip-unchanged: the remote file has the local one's size and modification time. */
 export async function remoteCopyIsUnchanged(

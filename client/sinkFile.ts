@@ -84,7 +84,7 @@ export class SinkFile {
   }
 
   /** Sets the access and modification times (seconds since the epoch) once the writes are done. */
-  async utimes(atime: Date, mtime: Date): Promise<void> {
+  async utimes(atime: number | Date, mtime: number | Date): Promise<void> {
     if (this.#closed) throw Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
     if (this.#handle !== undefined) return this.#handle.utimes(atime, mtime);

@@ -12,6 +12,7 @@ import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/prom
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
+import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { downloadPartialName, newTemporaryName } from '../shared/temporaryNames.js';
 import { renameIntoPlace, SinkFile, writeFully } from './sinkFile.js';
@@ -194,8 +195,8 @@ export function settleTemporaryFilesNow(): { kept: number; removed: number } {
 /** What HiddenFileSink needs of its open file: FileHandle, or SinkFile (FileSink's). */
 interface HiddenFile {
   truncate(length: number): Promise<void>;
-  /** Dates: node takes a negative number of seconds for "now". */
-  utimes(atime: Date, mtime: Date): Promise<void>;
+  /** Seconds, or Dates (shared/fileTimes.ts). */
+  utimes(atime: number | Date, mtime: number | Date): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -236,7 +237,7 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     try {
       await this.ready;
       // Where the filesystem refuses it, the verified file is kept all the same, with today's time.
-      if (mtimeMs !== undefined) await handle.utimes(new Date(), new Date(mtimeMs)).catch(() => {});
+      if (mtimeMs !== undefined) await handle.utimes(new Date(), fileTime(mtimeMs)).catch(() => {});
       await handle.close();
       await renameIntoPlace(this.temporary, this.target);
       temporaryFilesInProgress.delete(this.temporary);

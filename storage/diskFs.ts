@@ -173,7 +173,7 @@ export class DiskFileHandle implements FsFileHandle {
     );
   }
 
-  async utimes(atime: Date, mtime: Date): Promise<void> {
+  async utimes(atime: number | Date, mtime: number | Date): Promise<void> {
     const fd = this.fd;
     await this.#track(
       this.#inline.run(

@@ -14,7 +14,11 @@ export function entryInfo(name: string, stats: FsStats): EntryInfo {
   return { name, type, size: type === 'file' ? Number(stats.size) : 0, mtimeMs: toMs(stats.mtimeMs) };
 }
 
-/** Whole milliseconds: node reports fractions, which clients have no use for. */
+/**
+ * The nearest whole millisecond: node reports fractions, which clients have no use for, and a time
+ * set to a whole millisecond through node's API (a put keeping its source's) reads back a
+ * nanosecond short of it: cut down, it came back a millisecond early.
+ */
 export function toMs(mtimeMs: number | bigint): number {
-  return Math.floor(Number(mtimeMs));
+  return Math.round(Number(mtimeMs));
 }

@@ -23,8 +23,8 @@ export interface FsFileHandle {
   /** Cuts a preallocated upload back to what was written. */
   truncate(length: number): Promise<void>;
   stat(): Promise<FsStats>;
-  /** Sets the access and modification times (Dates: a negative number is taken for "now" by node). */
-  utimes(atime: Date, mtime: Date): Promise<void>;
+  /** Sets the access and modification times (seconds, or Dates: shared/fileTimes.ts). */
+  utimes(atime: number | Date, mtime: number | Date): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -52,7 +52,7 @@ export interface FsPromises {
    * Sets a path's access and modification times, never following a last-name link. Optional:
    * without it, storage refuses to set times (UNSUPPORTED).
    */
-  lutimes?(path: string, atime: Date, mtime: Date): Promise<void>;
+  lutimes?(path: string, atime: number | Date, mtime: number | Date): Promise<void>;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
   statfs?(
     path: string,

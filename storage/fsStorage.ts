@@ -9,6 +9,7 @@ import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
+import { fileTime } from '../shared/fileTimes.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import { isPartialName, partialName } from '../shared/temporaryNames.js';
@@ -286,7 +287,7 @@ export class FsStorage implements Storage {
       const lutimes = this.#fs.lutimes?.bind(this.#fs);
       if (lutimes === undefined)
         throw new StorageError('UNSUPPORTED', 'this storage cannot set times', target.clientPath);
-      await fsCall(target.clientPath, () => lutimes(target.hostPath, new Date(), new Date(mtimeMs)));
+      await fsCall(target.clientPath, () => lutimes(target.hostPath, new Date(), fileTime(mtimeMs)));
       const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
       return entryInfo(baseName(target.clientPath), changed);
     });

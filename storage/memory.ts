@@ -78,7 +78,7 @@ export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
     rename: (from, to) => run(() => volume.renameSync(from, to)),
     open: (path, flags) => run(() => volume.promises.open(path, flags) as unknown as Promise<FsFileHandle>),
     realpath: (path) => run(() => volume.realpathSync(path)),
-    lutimes: (path, atime, mtime) => run(() => volume.lutimesSync(path, atime, mtime)),
+    lutimes: (path, atime, mtime) => run(() => volume.lutimesSync(path, wholeMs(atime), wholeMs(mtime))),
   };
 }
 
@@ -124,7 +124,17 @@ function memfsPromises(volume: Volume, turns: LoopTurns): FsPromises {
 function readsInTurns(handle: FsFileHandle, run: CallRunner): FsFileHandle {
   const read = handle.read.bind(handle);
   handle.read = (buffer, offset, length, position) => run(() => read(buffer, offset, length, position));
+  const utimes = handle.utimes.bind(handle);
+  handle.utimes = (atime, mtime) => utimes(wholeMs(atime), wholeMs(mtime));
   return handle;
+}
+
+/**
+ * memfs keeps times as Dates, which cut a time in seconds to the millisecond below: a time given
+ * to a fraction of one (shared/fileTimes.ts) goes in as the nearest.
+ */
+function wholeMs(time: number | Date): Date {
+  return typeof time === 'number' ? new Date(Math.round(time * 1000)) : time;
 }
 
 /** The parts of memfs's internals this module touches. */

@@ -5,6 +5,7 @@
 
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
+import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import type { DigestCache } from './digestCache.js';
@@ -207,7 +208,7 @@ export class FsUpload implements UploadHandle {
       // The time first, so the stat below (the digest cache's version) sees the file as it stays.
       // A filesystem that refuses it costs the time, not the verified upload (the entry says so).
       if (options.mtimeMs !== undefined)
-        await handle.utimes(new Date(), new Date(options.mtimeMs)).catch(noop);
+        await handle.utimes(new Date(), fileTime(options.mtimeMs)).catch(noop);
       // datasync covers the data and the size, which is all a reader needs.
       if (durable) await handle.datasync();
       stats = await handle.stat();

@@ -218,6 +218,7 @@ describe('--skip-unchanged', () => {
     const { mtime } = await stat(notes);
     await utimes(notes, new Date(), new Date(mtime.getTime() + 5_000));
     const deep = join(local, 'tree', 'sub', 'deep.bin');
+    // Put back as a Date (to the millisecond, cut): the remote copy's time is rounded to it.
     const deepTime = (await stat(deep)).mtime;
     const otherBytes = Buffer.from(files['sub/deep.bin']!);
     otherBytes[0] = otherBytes[0]! ^ 0xff;

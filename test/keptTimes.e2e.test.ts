@@ -54,6 +54,13 @@ describe.each(['disk', 'memory'] as const)('keeping modification times, %s stora
     expect(resumable.entry.mtime).toBe(OLDER_MS);
     if (server.root !== undefined) expect(await mtimeOf(join(server.root, 'big.bin'))).toBe(OLDER_MS);
 
+    // A whole millisecond set through node's API reads back a nanosecond short (this one as
+    // ….671999000): the listing rounds it to the millisecond it is, not down to the one before.
+    const whole = 1796371088672;
+    const exact = await fileAt(dir, 'whole.txt', Buffer.from('w'), whole);
+    expect((await client.put('whole.txt', exact, { keepTimes: true })).entry.mtime).toBe(whole);
+    expect((await client.list('')).find((e) => e.name === 'whole.txt')!.mtime).toBe(whole);
+
     const before = Date.now();
     const fresh = await client.put('fresh.txt', small);
     expect(fresh.entry.mtime).toBeGreaterThanOrEqual(before - 1000);

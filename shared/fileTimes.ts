@@ -1,0 +1,9 @@
+/**
+ * A time in ms since the epoch as node's utimes family takes it. Seconds as a number keep the
+ * fraction of a millisecond a Date drops (a Date holds whole milliseconds: a time cut down to one
+ * reads back a nanosecond short of it, a millisecond early once rounded); a Date for a time before
+ * 1970, since node takes a negative number for "now".
+ */
+export function fileTime(ms: number): number | Date {
+  return ms >= 0 ? ms / 1000 : new Date(ms);
+}
