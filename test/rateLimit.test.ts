@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Client } from '../client/client.js';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
@@ -188,9 +189,8 @@ describe('throttled transfers', () => {
     return other!;
   }
 
-  it("--max-rate holds a connection's download and upload to the configured rate", async () => {
-    server = await startServer({ maxRateBytesPerSecond: rate });
-    const client = await server.connect();
+  /** An upload and its download back, each at the rate, the bytes the same. */
+  async function upAndDownAtTheRate(client: Client): Promise<void> {
     const payload = randomBytes(size);
     await expectAtTheRate(() => client.put('up.bin', payload));
     let back: Buffer = Buffer.alloc(0);
@@ -198,6 +198,11 @@ describe('throttled transfers', () => {
       back = await client.getBuffer('up.bin');
     });
     expect(back.equals(payload)).toBe(true);
+  }
+
+  it("--max-rate holds a connection's download and upload to the configured rate", async () => {
+    server = await startServer({ maxRateBytesPerSecond: rate });
+    await upAndDownAtTheRate(await server.connect());
   }, 40_000);
 
   it('puts that fit their initial windows complete no faster than the rate, one after another', async () => {
@@ -343,14 +348,7 @@ describe('throttled transfers', () => {
   // The client's own limit (ClientOptions.maxRate; put/get --limit-rate), against a server with none.
   it("a client's maxRate holds its uploads and downloads to the rate", async () => {
     server = await startServer();
-    const client = await server.connect({ maxRate: rate });
-    const payload = randomBytes(size);
-    await expectAtTheRate(() => client.put('up.bin', payload));
-    let back: Buffer = Buffer.alloc(0);
-    await expectAtTheRate(async () => {
-      back = await client.getBuffer('up.bin');
-    });
-    expect(back.equals(payload)).toBe(true);
+    await upAndDownAtTheRate(await server.connect({ maxRate: rate }));
   }, 40_000);
 
   it("a client's maxRate holds an upload from a stream read in small pieces (stdin, a pipe)", async () => {
