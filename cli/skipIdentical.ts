@@ -8,10 +8,11 @@
  * get keep them): the same size and modification time, and nothing is read. With both, the quick
  * check first, the content when it does not settle it.
  */
-import { stat } from 'node:fs/promises';
+import { stat, utimes } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
+import { fileTime } from '../shared/fileTimes.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
 /** put: the remote file `job.remote` holds the bytes of the local `job.local`. */
@@ -101,7 +102,7 @@ type DestinationCheck = (
 /** The check --skip-unchanged and --skip-identical ask for (undefined: none); put or get's. */
 export function destinationCheck(
   command: 'put' | 'get',
-  options: { skipIdentical?: boolean; skipUnchanged?: boolean },
+  options: { skipIdentical?: boolean; skipUnchanged?: boolean; times?: boolean },
 ): DestinationCheck | undefined {
   const quick: DestinationCheck | undefined =
     options.skipUnchanged !== true
@@ -109,12 +110,29 @@ export function destinationCheck(
       : command === 'put'
         ? (job, client) => remoteCopyIsUnchanged(job, client)
         : (job) => localCopyIsUnchanged(job);
+  const identical = command === 'put' ? remoteCopyIsIdentical : localCopyIsIdentical;
+  // Keeping times, an identical copy gets the source's too, as rsync -t does: else it differs by
+  // its time forever, and every --skip-unchanged run hashes it again.
   const content: DestinationCheck | undefined =
     options.skipIdentical !== true
       ? undefined
-      : command === 'put'
-        ? remoteCopyIsIdentical
-        : localCopyIsIdentical;
+      : options.times !== true
+        ? identical
+        : async (job, client, signal) => {
+            const same = await identical(job, client, signal);
+            if (same !== undefined) await copyTime(command, job, client);
+            return same;
+          };
   if (quick === undefined || content === undefined) return quick ?? content;
   return async (job, client, signal) => (await quick(job, client, signal)) ?? content(job, client, signal);
+}
+
+/** The source's modification time onto the destination (best effort: the copy is whole either way). */
+async function copyTime(command: 'put' | 'get', job: TransferJob, client: Client): Promise<void> {
+  try {
+    if (command === 'put') await client.setModifiedTime(job.remote, (await stat(job.local)).mtimeMs);
+    else if (job.remoteMtime !== undefined) await utimes(job.local, new Date(), fileTime(job.remoteMtime));
+  } catch {
+    // A server from before `utime`, a file that went meanwhile: it keeps the time it had.
+  }
 }
