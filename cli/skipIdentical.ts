@@ -8,37 +8,60 @@
  * get keep them): the same size and modification time, and nothing is read. With both, the quick
  * check first, the content when it does not settle it.
  */
-import { stat, utimes } from 'node:fs/promises';
+import { lstat, stat, utimes } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
 import { fileTime } from '../shared/fileTimes.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
-/** put: the remote file `job.remote` holds the bytes of the local `job.local`. */
+/**
+ * put: the remote file `job.remote` holds the bytes of the local `job.local`. `keepTimes`: then
+ * it gets the local file's time too, as rsync -t does, when it has another (else it differs by
+ * its time for ever, and every --skip-unchanged run hashes it again; setting one that is equal
+ * would move the file's ctime, and the server's digest cache would hash it again instead). The
+ * time is the one seen before hashing: a file changed meanwhile must not lend its new time to
+ * the old bytes.
+ */
 export async function remoteCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
+  keepTimes = false,
 ): Promise<TransferDone | undefined> {
-  const remote = await client.stat(job.remote);
+  const [remote, local] = await Promise.all([client.stat(job.remote), stat(job.local)]);
   if (remote.type !== 'file' || remote.size !== job.size) return undefined;
-  return sameDigests(job, client, signal);
+  const same = await sameDigests(job, client, signal);
+  if (same !== undefined && keepTimes && !sameTime(remote.mtime, local.mtimeMs))
+    await client.setModifiedTime(job.remote, local.mtimeMs).catch(() => {}); // a server from before utime
+  return same;
 }
 
 /**
  * get: the local file `job.local` holds the bytes of the remote `job.remote`. Then what a failed
- * get kept of it for get -c is stale, and removed, as a download that succeeds removes it.
+ * get kept of it for get -c is stale, and removed, as a download that succeeds removes it; with
+ * `keepTimes` it gets the remote time when it has another (as for put) — not through a symbolic
+ * link, whose target may be anywhere.
  */
 export async function localCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
+  keepTimes = false,
 ): Promise<TransferDone | undefined> {
   const local = await stat(job.local);
   if (!local.isFile() || local.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
-  if (same !== undefined) await removeStaleKeptPartial(keptPartialPath(job.local));
+  if (same === undefined) return undefined;
+  await removeStaleKeptPartial(keptPartialPath(job.local));
+  const remoteMtime = job.remoteMtime;
+  if (keepTimes && remoteMtime !== undefined && !sameTime(local.mtimeMs, remoteMtime)) {
+    const link = await lstat(job.local).then(
+      (entry) => entry.isSymbolicLink(),
+      () => true,
+    );
+    if (!link) await utimes(job.local, new Date(), fileTime(remoteMtime)).catch(() => {});
+  }
   return same;
 }
 
@@ -111,28 +134,11 @@ export function destinationCheck(
         ? (job, client) => remoteCopyIsUnchanged(job, client)
         : (job) => localCopyIsUnchanged(job);
   const identical = command === 'put' ? remoteCopyIsIdentical : localCopyIsIdentical;
-  // Keeping times, an identical copy gets the source's too, as rsync -t does: else it differs by
-  // its time forever, and every --skip-unchanged run hashes it again.
+  const keepTimes = options.times === true;
   const content: DestinationCheck | undefined =
     options.skipIdentical !== true
       ? undefined
-      : options.times !== true
-        ? identical
-        : async (job, client, signal) => {
-            const same = await identical(job, client, signal);
-            if (same !== undefined) await copyTime(command, job, client);
-            return same;
-          };
+      : (job, client, signal) => identical(job, client, signal, keepTimes);
   if (quick === undefined || content === undefined) return quick ?? content;
   return async (job, client, signal) => (await quick(job, client, signal)) ?? content(job, client, signal);
-}
-
-/** The source's modification time onto the destination (best effort: the copy is whole either way). */
-async function copyTime(command: 'put' | 'get', job: TransferJob, client: Client): Promise<void> {
-  try {
-    if (command === 'put') await client.setModifiedTime(job.remote, (await stat(job.local)).mtimeMs);
-    else if (job.remoteMtime !== undefined) await utimes(job.local, new Date(), fileTime(job.remoteMtime));
-  } catch {
-    // A server from before `utime`, a file that went meanwhile: it keeps the time it had.
-  }
 }

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
@@ -265,6 +265,31 @@ describe('--skip-unchanged', () => {
     expect(again.get('big.bin')!.skipped).toBeUndefined();
     const [got, served] = await bigTimes();
     expect(Math.abs(got! - served!)).toBeLessThanOrEqual(1);
+  }, 60_000);
+
+  it("an identical copy whose time is already the source's is not touched; nor is one behind a link", async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'tree'));
+    await cli(['put', '-r', 'tree', '--to', 'mirror', '-p'], local);
+    // Setting an equal time would move the file's ctime: the server's digest cache would drop it.
+    const remoteBig = join(server.root!, 'mirror', 'tree', 'big.bin');
+    const { ctimeMs } = await stat(remoteBig);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const again = byName(await cli(['put', '-r', 'tree', '--to', 'mirror', '--skip-identical'], local));
+    expect(again.get('big.bin')).toMatchObject({ skipped: true });
+    expect((await stat(remoteBig)).ctimeMs).toBe(ctimeMs);
+
+    // get: a local name that is a link to a file elsewhere with the same bytes and another time.
+    const elsewhere = await tempDirs.make();
+    const target = join(elsewhere, 'notes.txt');
+    await writeFile(target, await readFile(join(local, 'tree', 'notes.txt')));
+    await utimes(target, new Date(), new Date(Date.UTC(2001, 0, 1)));
+    await mkdir(join(local, 'back', 'tree', 'sub'), { recursive: true });
+    await symlink(target, join(local, 'back', 'tree', 'notes.txt'));
+    const got = byName(await cli(['get', '-r', 'mirror/tree', '--to', 'back', '--skip-identical'], local));
+    expect(got.get('notes.txt')).toMatchObject({ skipped: true });
+    expect((await stat(target)).mtimeMs).toBe(Date.UTC(2001, 0, 1));
   }, 60_000);
 
   it('refuses stdin and stdout, where there is nothing local to compare', async () => {
