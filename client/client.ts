@@ -581,9 +581,7 @@ export class Client implements ClientHost {
           integrity: this.options.integrity,
           uploadInitialWindow: true,
           // A server that holds back reading us (its disk behind) pings us this often instead.
-          ...(this.options.responseTimeoutMs > 0
-            ? { keepaliveMs: Math.round(Math.min(MAX_TIMER_MS, this.options.responseTimeoutMs / 4)) || 1 }
-            : {}),
+          ...(this.options.responseTimeoutMs > 0 ? { keepaliveMs: this.pingIntervalMs } : {}),
         }),
       );
     });
@@ -1029,7 +1027,7 @@ export class Client implements ClientHost {
       return;
     }
     // The first call after a quiet spell: the server's silence is counted from now.
-    if (this.streams.size === 0 && this.waitingToOpen.length === 0) this.lastHeardAt = performance.now();
+    if (this.activeStreams === 0) this.lastHeardAt = performance.now();
     this.waitingToOpen.push({ stream, frames });
     this.openWaiting();
     if (signal === undefined) return;
@@ -1170,13 +1168,18 @@ export class Client implements ClientHost {
     this.handshake = undefined;
     const timeoutMs = this.options.responseTimeoutMs;
     if (timeoutMs > 0 && this.welcome?.ping === true) {
-      // Within what a timer holds (a larger delay fires at once, every millisecond).
-      this.silenceWatch = setInterval(
-        this.lookForSilence,
-        Math.min(MAX_TIMER_MS, Math.max(50, timeoutMs / 4)),
-      );
+      this.silenceWatch = setInterval(this.lookForSilence, this.pingIntervalMs);
       this.silenceWatch.unref();
     }
+  }
+
+  /**
+   * How often a quiet server is pinged (and asked to ping us while it holds back reading us): a
+   * quarter of the response timeout, within what a timer holds (a larger delay fires at once,
+   * every millisecond).
+   */
+  private get pingIntervalMs(): number {
+    return Math.round(Math.min(MAX_TIMER_MS, Math.max(50, this.options.responseTimeoutMs / 4)));
   }
 
   /**
@@ -1186,7 +1189,7 @@ export class Client implements ClientHost {
    */
   private readonly lookForSilence = (): void => {
     const now = performance.now();
-    if (this.streams.size === 0 && this.waitingToOpen.length === 0) {
+    if (this.activeStreams === 0) {
       this.lastHeardAt = now;
       return;
     }
