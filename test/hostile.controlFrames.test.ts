@@ -85,11 +85,18 @@ describe('control frames held for clients that read nothing, all connections tog
       settled = requestsRead();
     }
     expect(settled).toBeLessThan(FLOODERS * ROUNDS);
+    // More requests, while they still read nothing. Each segment a paused peer sends carries a
+    // window update, and the kernel may take some more of what the server holds for it (seen:
+    // a connection's 128 KiB down to 25 KiB); when that brings one below what it may hold, it is
+    // read again, and listings are answered until the budget is past once more (seen: 407
+    // requests read, then 751). So no exact count: what stays is the bound, and that the server
+    // never reads all they send.
     for (let r = 0; r < 5; r++) {
       listEach();
       await delay(20);
+      peak = Math.max(peak, server.controlHeldBytes);
     }
-    expect(requestsRead()).toBe(settled);
+    expect(requestsRead()).toBeLessThan(FLOODERS * (ROUNDS + 5));
 
     // At most the bound plus, each, the room of one listing frame (128 KiB) and the answers to a
     // read; none was closed. Per connection alone, each held up to its 4 MiB outbound mark and
