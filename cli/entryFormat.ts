@@ -35,7 +35,14 @@ export function formatEntryDetails(path: string, entry: WireEntry): string[] {
     `type   ${entry.type}`,
     `size   ${size}`,
     `mtime  ${formatMtime(entry.mtime)}${utc}`,
+    ...(entry.mode === undefined ? [] : [`mode   ${formatMode(entry.mode)}`]),
   ];
+}
+
+/** Permission bits as `stat` prints them: `0755 (rwxr-xr-x)`. */
+export function formatMode(mode: number): string {
+  const letters = [...'rwxrwxrwx'].map((letter, bit) => (mode & (0o400 >> bit) ? letter : '-')).join('');
+  return `${mode.toString(8).padStart(4, '0')} (${letters})`;
 }
 
 /**

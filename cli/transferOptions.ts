@@ -29,6 +29,8 @@ export interface TransferCommandOptions {
   exclude?: string[];
   /** Give each file its source's modification time (--no-times: false, the time of writing). */
   times: boolean;
+  /** Give each file its source's permission bits less the umask (--no-perms: false, a new file's). */
+  perms: boolean;
   /** Bytes/s each way for the whole command, all its transfers together (none when undefined). */
   limitRate?: number;
 }
@@ -91,6 +93,10 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     .option(
       '--no-times',
       `leave each ${side} file the time it was written (default: it gets its source's modification time)`,
+    )
+    .option(
+      '--no-perms',
+      `give each ${side} file the permissions a new file gets there (default: its source's read, write and execute bits, less the umask${direction === 'upload' ? '; the server keeps its own read and write' : ''})`,
     )
     .option(
       '--skip-unchanged',

@@ -254,6 +254,14 @@ export interface TransferOptions {
    * of writing. Not for stdin, buffers, streams, FIFOs or devices.
    */
   keepTimes?: boolean;
+  /**
+   * Keep permission bits, as scp and rsync give a new file: a put from a local file asks the
+   * server to give the remote file the local one's (less the server's umask, and never without
+   * the server's own read and write; a server that does not know OPEN's `mode` ignores it), a get
+   * into a local file gives it the server's (REPLY's `mode`) less this process's umask. Default:
+   * what a new file gets under the umask. Not for stdin, buffers, streams, FIFOs or devices.
+   */
+  keepModes?: boolean;
 }
 
 /** A remote file's content digest, as {@link Client.digest} reports it. */
@@ -749,6 +757,7 @@ export class Client implements ClientHost {
     const request: RequestOf<'upload'> = { ...plan.request };
     if (declines) request.initialWindow = false;
     if (options.keepTimes === true && byteSource.mtimeMs !== undefined) request.mtime = byteSource.mtimeMs;
+    if (options.keepModes === true && byteSource.mode !== undefined) request.mode = byteSource.mode;
     const pauseWindowIfRefused = (error: Error): void => {
       // Refused at once while the server's disk is behind: later puts wait for credit instead.
       // Not for another limit (open files): declining the window would only slow them.
@@ -957,7 +966,7 @@ export class Client implements ClientHost {
         { resolve, reject },
         resume,
         typeof options.onPartialKept === 'function' ? options.onPartialKept : undefined,
-        options.keepTimes === true,
+        { times: options.keepTimes, modes: options.keepModes },
       );
       const request: Request =
         resume === undefined

@@ -11,6 +11,10 @@
 import {
   close,
   closeSync,
+  fchmod,
+  fchmodSync,
+  fstat,
+  fstatSync,
   ftruncate,
   futimes,
   futimesSync,
@@ -85,10 +89,8 @@ export class SinkFile {
 
   /** Sets the access and modification times (seconds since the epoch) once the writes are done. */
   async utimes(atime: number | Date, mtime: number | Date): Promise<void> {
-    if (this.#closed) throw Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
-    if (this.#handle !== undefined) return this.#handle.utimes(atime, mtime);
-    const fd = this.#fd!;
+    const fd = await this.#afterWrites();
+    if (fd === undefined) return this.#handle!.utimes(atime, mtime);
     await localFileCalls.run(
       () => futimesSync(fd, atime, mtime),
       () =>
@@ -96,6 +98,34 @@ export class SinkFile {
           futimes(fd, atime, mtime, (err) => (err ? reject(err) : resolve())),
         ),
     );
+  }
+
+  /** The file's stats (its mode, as created), once the writes are done. */
+  async stat(): Promise<{ mode: number }> {
+    const fd = await this.#afterWrites();
+    if (fd === undefined) return this.#handle!.stat();
+    return localFileCalls.run(
+      () => fstatSync(fd),
+      () => new Promise((resolve, reject) => fstat(fd, (err, stats) => (err ? reject(err) : resolve(stats)))),
+    );
+  }
+
+  /** Sets the permission bits once the writes are done. */
+  async chmod(mode: number): Promise<void> {
+    const fd = await this.#afterWrites();
+    if (fd === undefined) return this.#handle!.chmod(mode);
+    await localFileCalls.run(
+      () => fchmodSync(fd, mode),
+      () =>
+        new Promise<void>((resolve, reject) => fchmod(fd, mode, (err) => (err ? reject(err) : resolve()))),
+    );
+  }
+
+  /** The descriptor (undefined: a FileHandle) once no write is in flight; EBADF once closed. */
+  async #afterWrites(): Promise<number | undefined> {
+    if (this.#closed) throw Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    return this.#fd;
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,7 @@ import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/prom
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
+import { keepPermissionBits, type ModableFile } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { downloadPartialName, newTemporaryName } from '../shared/temporaryNames.js';
@@ -29,10 +30,10 @@ export interface ByteSink {
   /** The sink drops every byte (Client.verify): nothing needs to be held for it at all. */
   readonly discards?: boolean;
   /**
-   * All bytes are verified: make them final; a file sink gives the file `mtimeMs` (ms since the
-   * epoch) as its modification time when asked to, before it takes the target's name.
+   * All bytes are verified: make them final; a file sink gives the file what `kept` asks of the
+   * remote one's (its modification time, its permission bits) before it takes the target's name.
    */
-  finish(mtimeMs?: number): Promise<void>;
+  finish(kept?: KeptAttributes): Promise<void>;
   /** The download failed: drop what was written. Idempotent. */
   abort(): Promise<void>;
   /**
@@ -192,8 +193,16 @@ export function settleTemporaryFilesNow(): { kept: number; removed: number } {
  * Opened to keep a partial (`keepsPartial`), a failure keeps its whole blocks under the target's
  * kept name (keepPartial()) and a success removes what an earlier failure kept there.
  */
+/** What a downloaded file keeps of the remote one (TransferOptions.keepTimes, keepModes). */
+export interface KeptAttributes {
+  /** Its modification time, ms since the epoch. */
+  mtimeMs?: number;
+  /** Its permission bits, less the umask (shared/fileModes.ts). */
+  mode?: number;
+}
+
 /** What HiddenFileSink needs of its open file: FileHandle, or SinkFile (FileSink's). */
-interface HiddenFile {
+interface HiddenFile extends ModableFile {
   truncate(length: number): Promise<void>;
   /** Seconds, or Dates (shared/fileTimes.ts). */
   utimes(atime: number | Date, mtime: number | Date): Promise<void>;
@@ -231,13 +240,14 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     return write;
   }
 
-  async finish(mtimeMs?: number): Promise<void> {
+  async finish(kept: KeptAttributes = {}): Promise<void> {
     const handle = this.handle!;
     this.handle = undefined;
     try {
       await this.ready;
-      // Where the filesystem refuses it, the verified file is kept all the same, with today's time.
-      if (mtimeMs !== undefined) await handle.utimes(new Date(), fileTime(mtimeMs)).catch(() => {});
+      // Where the filesystem refuses them, the verified file is kept all the same, as written.
+      if (kept.mode !== undefined) await keepPermissionBits(handle, kept.mode).catch(() => {});
+      if (kept.mtimeMs !== undefined) await handle.utimes(new Date(), fileTime(kept.mtimeMs)).catch(() => {});
       await handle.close();
       await renameIntoPlace(this.temporary, this.target);
       temporaryFilesInProgress.delete(this.temporary);

@@ -18,6 +18,7 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
+import { PERMISSION_BITS } from '../shared/fileModes.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 
 /**
@@ -32,6 +33,8 @@ export interface ByteSource {
   readonly size: number | undefined;
   /** A regular file's modification time when opened, in ms since the epoch (put keeping times). */
   readonly mtimeMs?: number;
+  /** A regular file's permission bits (put keeping them). */
+  readonly mode?: number;
   /**
    * Fills target[offset, offset+length) in part or whole; resolves to bytes filled, 0 at the end.
    * A sized source reads the range after the previous call's, so calls may overlap (read-ahead).
@@ -149,6 +152,7 @@ class FileSource implements ByteSource {
   /** Undefined for a pipe or device (`put <(cmd)`): read to its end, in order, like a stream. */
   readonly size: number | undefined;
   readonly mtimeMs: number | undefined;
+  readonly mode: number | undefined;
   private readonly path: string;
   private readonly file: LocalFile;
   /** The regular file's modification time when opened, in ns. */
@@ -161,6 +165,7 @@ class FileSource implements ByteSource {
     this.size = info.isFile() ? Number(info.size) : undefined;
     this.mtimeNs = info.mtimeNs;
     this.mtimeMs = info.isFile() ? Number(info.mtimeNs) / 1e6 : undefined;
+    this.mode = info.isFile() ? Number(info.mode) & PERMISSION_BITS : undefined;
     this.position = from;
   }
 

@@ -17,7 +17,7 @@ import type { Throttle } from '../shared/transport/rateLimiter.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
-import type { ByteSink, ContinueSink, KeptPartial } from './sinks.js';
+import type { ByteSink, ContinueSink, KeptAttributes, KeptPartial } from './sinks.js';
 import type { ByteSource } from './sources.js';
 
 /** The connection, as its streams see it. */
@@ -184,6 +184,8 @@ export interface GetResult {
   digest: string;
   /** The remote file's modification time (ms since the epoch), as REPLY said. */
   mtime: number;
+  /** The remote file's permission bits, from a server that sends them. */
+  mode?: number;
 }
 
 /** get -c: the local partial file's whole-block digests, and the sink that continues it. */
@@ -238,6 +240,8 @@ export class GetCall extends ClientStream {
   private expectedSize: number | undefined;
   /** The remote file's modification time, from REPLY. */
   private remoteMtime = 0;
+  /** The remote file's permission bits, from REPLY (undefined: a server that sends none). */
+  private remoteMode: number | undefined;
   /** Credit the window gave back that a bandwidth limit holds until its turn. */
   private ungranted = 0;
   /** Under a bandwidth limit: the credit granted (and charged to the limit) so far. */
@@ -264,8 +268,8 @@ export class GetCall extends ClientStream {
     deferred: Deferred<GetResult>,
     resume?: GetResume,
     onPartialKept?: (kept: KeptPartial) => void,
-    /** Give the local file the remote one's modification time (TransferOptions.keepTimes). */
-    private readonly keepsTimes = false,
+    /** Give the local file the remote one's time, its bits (TransferOptions.keepTimes, keepModes). */
+    private readonly keeps: { times?: boolean; modes?: boolean } = {},
   ) {
     super(host, id);
     this.sink = sink;
@@ -302,6 +306,7 @@ export class GetCall extends ClientStream {
     const reply = OPERATIONS.get.reply(result);
     this.expectedSize = reply.size;
     this.remoteMtime = reply.mtime;
+    this.remoteMode = reply.mode;
     if (this.resume !== undefined && !this.acceptResume(this.resume, result)) return;
     this.onProgress?.(this.resumedFrom, this.expectedSize);
     if (this.host.downloadThrottle !== undefined) this.grantCredit();
@@ -466,9 +471,14 @@ export class GetCall extends ClientStream {
       return;
     }
     const mtime = this.remoteMtime;
-    this.sink.finish(this.keepsTimes ? mtime : undefined).then(
+    const mode = this.remoteMode;
+    const kept: KeptAttributes = {};
+    if (this.keeps.times === true) kept.mtimeMs = mtime;
+    if (this.keeps.modes === true) kept.mode = mode;
+    this.sink.finish(kept).then(
       () => {
         this.result = { size: total, algorithm, digest: digest.toString('hex'), mtime };
+        if (mode !== undefined) this.result.mode = mode;
         this.settle();
       },
       (err: MuxftpError) => this.settle(err),

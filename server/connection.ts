@@ -769,7 +769,7 @@ export class ServerConnection implements StreamHost {
                 offset: put.offset ?? 0,
               }
             : undefined,
-          put.mtime,
+          { mtimeMs: put.mtime, mode: put.mode },
         );
       }
       case 'request':

@@ -77,7 +77,9 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         this.known = handle.knownDigest(this.host.integrity);
         if (this.requestedOffset === undefined) {
           if (this.known === undefined) this.digester = new ContentDigester(this.host.integrity);
-          this.host.send(encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs) }));
+          this.host.send(
+            encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs), mode: handle.mode }),
+          );
           this.host.queue.addProducer(this);
           this.readAhead();
           return;
@@ -134,6 +136,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       encodeReply(this.id, {
         size: this.size,
         mtime: Math.round(handle.mtimeMs),
+        mode: handle.mode,
         offset,
         blocks: prefix.map((digest) => digest.toString('hex')),
       }),

@@ -18,7 +18,14 @@ import { ServerStream, type StreamHost } from './stream.js';
 export type SimpleRequest = RequestOf<'request'>;
 
 export function toWireEntry(entry: EntryInfo): WireEntry {
-  return { name: entry.name, type: entry.type, size: entry.size, mtime: Math.round(entry.mtimeMs) };
+  const wire: WireEntry = {
+    name: entry.name,
+    type: entry.type,
+    size: entry.size,
+    mtime: Math.round(entry.mtimeMs),
+  };
+  if (entry.mode !== undefined) wire.mode = entry.mode;
+  return wire;
 }
 
 export function readStats(counters: ServerCounters): ServerStats {

@@ -28,7 +28,8 @@ export class UploadStream extends ServerStream {
   readonly op = 'put';
   private readonly path: string;
   private readonly declaredSize: number | undefined;
-  private readonly mtimeMs: number | undefined;
+  /** What the file keeps of its source at commit: its modification time, its permission bits. */
+  private readonly kept: Pick<CommitOptions, 'mtimeMs' | 'mode'>;
   private handle: UploadHandle | undefined;
   /** The abort cleanup() started, settled once the temporary file is gone (or kept). */
   private aborted: Promise<unknown> | undefined;
@@ -108,12 +109,12 @@ export class UploadStream extends ServerStream {
      */
     initialCredit: number,
     resume?: ({ digest: string } | { source: string }) & { offset: number },
-    /** The modification time the file gets at commit (ms since the epoch); undefined: when written. */
-    mtimeMs?: number,
+    /** The modification time (ms since the epoch) and permission bits the file gets at commit. */
+    kept: Pick<CommitOptions, 'mtimeMs' | 'mode'> = {},
   ) {
     super(host, id);
     this.path = path;
-    this.mtimeMs = mtimeMs;
+    this.kept = kept;
     this.declaredSize = declaredSize;
     this.offset = resume?.offset ?? 0;
     this.partial =
@@ -482,8 +483,7 @@ export class UploadStream extends ServerStream {
     // From here the handle is the commit's: a disconnect now must not abort a verified upload.
     this.handle = undefined;
     this.committing = true;
-    const options: CommitOptions = { beforeReplace: (replaced) => this.settleCredit(replaced) };
-    if (this.mtimeMs !== undefined) options.mtimeMs = this.mtimeMs;
+    const options: CommitOptions = { ...this.kept, beforeReplace: (replaced) => this.settleCredit(replaced) };
     handle.commit(digest, options).then(
       (entry) => {
         // Usage grows by the file in the same turn as the reservation goes, even if the stream

@@ -23,6 +23,7 @@ const fdatasyncAsync = promisify(fs.fdatasync);
 const ftruncateAsync = promisify(fs.ftruncate);
 const fstatAsync = promisify(fs.fstat);
 const futimesAsync = promisify(fs.futimes);
+const fchmodAsync = promisify(fs.fchmod);
 const closeAsync = promisify(fs.close);
 const openAsync = promisify(fs.open);
 
@@ -179,6 +180,16 @@ export class DiskFileHandle implements FsFileHandle {
       this.#inline.run(
         () => fs.futimesSync(fd, atime, mtime),
         () => futimesAsync(fd, atime, mtime),
+      ),
+    );
+  }
+
+  async chmod(mode: number): Promise<void> {
+    const fd = this.fd;
+    await this.#track(
+      this.#inline.run(
+        () => fs.fchmodSync(fd, mode),
+        () => fchmodAsync(fd, mode),
       ),
     );
   }

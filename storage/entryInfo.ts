@@ -1,5 +1,6 @@
 /** How a file's stats become the EntryInfo clients see. */
 
+import { PERMISSION_BITS } from '../shared/fileModes.js';
 import type { FsStats } from './fsApi.js';
 import type { EntryInfo, EntryType } from './types.js';
 
@@ -11,7 +12,13 @@ function entryType(stats: FsStats): EntryType {
 
 export function entryInfo(name: string, stats: FsStats): EntryInfo {
   const type = entryType(stats);
-  return { name, type, size: type === 'file' ? Number(stats.size) : 0, mtimeMs: toMs(stats.mtimeMs) };
+  return {
+    name,
+    type,
+    size: type === 'file' ? Number(stats.size) : 0,
+    mtimeMs: toMs(stats.mtimeMs),
+    mode: Number(stats.mode) & PERMISSION_BITS,
+  };
 }
 
 /**

@@ -8,6 +8,8 @@ import type { FileVersion } from './digestCache.js';
 
 /** The Stats fields storage reads (a file's version, plus its type); node's Stats and memfs's both fit. */
 export interface FsStats extends FileVersion {
+  /** Type and permission bits, as stat(2)'s st_mode. */
+  readonly mode: number | bigint;
   isFile(): boolean;
   isDirectory(): boolean;
   isSymbolicLink(): boolean;
@@ -25,6 +27,8 @@ export interface FsFileHandle {
   stat(): Promise<FsStats>;
   /** Sets the access and modification times (seconds, or Dates: shared/fileTimes.ts). */
   utimes(atime: number | Date, mtime: number | Date): Promise<void>;
+  /** Sets the permission bits (as node's fchmod). */
+  chmod(mode: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -9,6 +9,7 @@ import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
+import { PERMISSION_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
@@ -800,6 +801,7 @@ export class FsStorage implements Storage {
 class FsReadHandle implements ReadHandle {
   readonly size: number;
   readonly mtimeMs: number;
+  readonly mode: number;
   readonly #handle: FsFileHandle;
   readonly #clientPath: string;
   readonly #stats: FsStats;
@@ -828,6 +830,7 @@ class FsReadHandle implements ReadHandle {
     this.#viewOpened = viewOpened;
     this.size = Number(stats.size);
     this.mtimeMs = toMs(stats.mtimeMs);
+    this.mode = Number(stats.mode) & PERMISSION_BITS;
   }
 
   knownDigest(algorithm: IntegrityAlgorithm): FileDigest | undefined {

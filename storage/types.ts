@@ -19,6 +19,8 @@ export interface EntryInfo {
   size: number;
   /** Modification time, milliseconds since the epoch. */
   mtimeMs: number;
+  /** Permission bits (0 to 0o777), where the entry has them (not a link shown as `other`). */
+  mode?: number;
 }
 
 /**
@@ -42,6 +44,8 @@ export interface RenamedEntries {
 export interface ReadHandle {
   readonly size: number;
   readonly mtimeMs: number;
+  /** Permission bits (0 to 0o777). */
+  readonly mode: number;
   /** The content digest under `algorithm` (with its block digests), if storage knows it for this version. */
   knownDigest(algorithm: IntegrityAlgorithm): FileDigest | undefined;
   /** The caller hashed the whole file as opened: remember it for later readers. */
@@ -84,6 +88,13 @@ export interface CommitOptions {
    * another. Default: the time it was written.
    */
   mtimeMs?: number;
+  /**
+   * The permission bits to give the file (0 to 0o777: the client's source file's, `put` keeping
+   * them), less the server's umask, always with read and write for the server's own account
+   * (it serves the file and may continue it); set before the rename, as the time. Default: what
+   * a new file gets under the umask.
+   */
+  mode?: number;
 }
 
 /**

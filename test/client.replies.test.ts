@@ -91,6 +91,22 @@ describe('REPLY validation', () => {
     );
   });
 
+  it('stat and get: permission bits that are not 0 to 0o777', async () => {
+    let port = await scriptedServer(replying({ entry: { ...ENTRY, mode: 0o4755 } }));
+    await expectProtocolError(
+      (c) => c.stat('a'),
+      port,
+      'REPLY to stat: "entry.mode" must be an integer from 0 to 511 (0o777)',
+    );
+    server!.close();
+    port = await scriptedServer(replying({ size: 0, mtime: 0, mode: '755' }));
+    await expectProtocolError(
+      (c) => c.getBuffer('a'),
+      port,
+      'REPLY to get: "mode" must be an integer from 0 to 511 (0o777)',
+    );
+  });
+
   it('put: a REPLY without the algorithm, or with a digest of the wrong length for it', async () => {
     const replies = [
       { entry: ENTRY, digest: 'ab'.repeat(16) },

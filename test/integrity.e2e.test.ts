@@ -42,8 +42,8 @@ describe('negotiation over a real connection', () => {
       'n.bin',
       new PassThrough().on('data', (c) => chunks.push(c)),
     );
-    const { mtime } = await client.stat('n.bin');
-    expect(got).toEqual({ size: bytes.length, algorithm: chosen, digest: expected, mtime });
+    const { mtime, mode } = await client.stat('n.bin');
+    expect(got).toEqual({ size: bytes.length, algorithm: chosen, digest: expected, mtime, mode });
     expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
   });
 

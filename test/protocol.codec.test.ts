@@ -114,6 +114,11 @@ const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }>
       }),
   },
   {
+    name: 'OPEN of a put keeping its source permission bits',
+    frame: encodeOpen(11, { op: 'put', path: 'run.sh', size: 3, mode: 0o755 }),
+    check: (f) => expect(parseRequest(f)).toEqual({ op: 'put', path: 'run.sh', size: 3, mode: 0o755 }),
+  },
+  {
     name: 'REPLY with MORE',
     frame: encodeReply(9, { entries: [] }, true),
     check: (f) => {
@@ -405,6 +410,10 @@ describe('malformed input', () => {
     ['an mtime that is not a number', Buffer.from('{"op":"put","path":"x","mtime":"2003"}'), 'BAD_REQUEST'],
     ['an mtime past what a Date holds', Buffer.from('{"op":"put","path":"x","mtime":1e300}'), 'BAD_REQUEST'],
     ['a utime without an mtime', Buffer.from('{"op":"utime","path":"x"}'), 'BAD_REQUEST'],
+    ['a mode with the setuid bit', Buffer.from('{"op":"put","path":"x","mode":2541}'), 'BAD_REQUEST'],
+    ['a negative mode', Buffer.from('{"op":"put","path":"x","mode":-1}'), 'BAD_REQUEST'],
+    ['a mode that is not an integer', Buffer.from('{"op":"put","path":"x","mode":7.5}'), 'BAD_REQUEST'],
+    ['a mode as a string', Buffer.from('{"op":"put","path":"x","mode":"755"}'), 'BAD_REQUEST'],
     ['an unknown op', Buffer.from('{"op":"chmod","path":"x"}'), 'UNSUPPORTED'],
   ])('an OPEN with %s fails the stream only (%s)', (_name, payload, code) => {
     const frame = decodeAll(encodeFrame(FrameType.OPEN, 0, 1, payload))[0]!;

@@ -1146,6 +1146,7 @@ describe('FsStorage over an fs whose writes fail (a full disk)', () => {
           truncate: (length) => handle.truncate(length),
           stat: () => handle.stat(),
           utimes: (atime, mtime) => handle.utimes(atime, mtime),
+          chmod: (mode) => handle.chmod(mode),
           close: () => handle.close(),
         };
       },
@@ -1193,6 +1194,7 @@ describe('FsStorage over an fs whose handles lack writev and write short', () =>
           truncate: (length) => handle.truncate(length),
           stat: () => handle.stat(),
           utimes: (atime, mtime) => handle.utimes(atime, mtime),
+          chmod: (mode) => handle.chmod(mode),
           close: () => handle.close(),
         };
       },

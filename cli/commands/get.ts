@@ -321,6 +321,7 @@ async function get(
         ...transferOptions,
         continue: options.continue === true,
         keepTimes: options.times,
+        keepModes: options.perms,
       });
       return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
     },

@@ -273,6 +273,7 @@ async function put(
         const result = await client.put(job.remote, job.standardStream ? process.stdin : job.local, {
           ...transferOptions,
           keepTimes: options.times,
+          keepModes: options.perms,
         });
         return { bytes: result.entry.size, algorithm: result.algorithm, digest: result.digest };
       },

@@ -117,6 +117,8 @@ export interface WireEntry {
   size: number;
   /** Milliseconds since the epoch. */
   mtime: number;
+  /** Permission bits (0 to 0o777), where the server has them (not for a link shown as `other`). */
+  mode?: number;
 }
 
 export type Request =
@@ -139,6 +141,8 @@ export type Request =
       initialWindow?: false;
       /** The modification time the file gets (ms since the epoch): the source's, to keep it. */
       mtime?: number;
+      /** The permission bits the file gets (0 to 0o777, less the server's umask): the source's. */
+      mode?: number;
     }
   | {
       op: 'partial';

@@ -5,6 +5,7 @@
  * in `Request` without a row here does not compile.
  */
 import { MuxftpError, ProtocolError } from '../errors.js';
+import { isPermissionBits } from '../fileModes.js';
 import {
   DIGEST_BYTES,
   INTEGRITY_ALGORITHMS,
@@ -32,6 +33,8 @@ export type StreamKind = 'request' | 'download' | 'upload';
 export interface GetReply {
   size: number;
   mtime: number;
+  /** The file's permission bits, from a server that sends them. */
+  mode?: number;
   /** A resumed download (get -c): the offset the server starts at. */
   offset?: number;
   /** A resumed download: the hex digests of the blocks before `offset`. */
@@ -114,7 +117,15 @@ function replyEntry(value: unknown, op: string, where: string): WireEntry {
   if (!isCount(e.size)) throw badReply(op, `"${where}.size" must be a non-negative integer`);
   if (typeof e.mtime !== 'number' || !Number.isFinite(e.mtime))
     throw badReply(op, `"${where}.mtime" must be a number`);
-  return { name: e.name, type: e.type as WireEntry['type'], size: e.size, mtime: e.mtime };
+  const entry: WireEntry = { name: e.name, type: e.type as WireEntry['type'], size: e.size, mtime: e.mtime };
+  if (e.mode !== undefined) entry.mode = replyMode(e.mode, op, `${where}.mode`);
+  return entry;
+}
+
+/** Permission bits in a REPLY: optional, since servers before them send none. */
+function replyMode(value: unknown, op: string, where: string): number {
+  if (!isPermissionBits(value)) throw badReply(op, `"${where}" must be an integer from 0 to 511 (0o777)`);
+  return value;
 }
 
 function replyDigest(
@@ -236,6 +247,7 @@ export const OPERATIONS = {
       if (typeof mtime !== 'number' || !Number.isFinite(mtime))
         throw badReply('get', '"mtime" must be a number');
       const reply: GetReply = { size: replyCount(o, 'size', 'get'), mtime };
+      if (o.mode !== undefined) reply.mode = replyMode(o.mode, 'get', 'mode');
       // A resumed download's answer: where the server starts, and the digests of the blocks before.
       if (o.offset !== undefined) reply.offset = replyCount(o, 'offset', 'get');
       if (o.blocks !== undefined) {
@@ -262,7 +274,11 @@ export const OPERATIONS = {
       const declined = o.initialWindow === false ? ({ initialWindow: false } as const) : {};
       if (o.mtime !== undefined && !isFileTime(o.mtime))
         throw badRequest('put: "mtime" must be a time in ms since the epoch, within ±8.64e15');
-      const extras = o.mtime === undefined ? declined : { ...declined, mtime: o.mtime };
+      if (o.mode !== undefined && !isPermissionBits(o.mode))
+        throw badRequest('put: "mode" must be permission bits, an integer from 0 to 511 (0o777)');
+      const extras: { initialWindow?: false; mtime?: number; mode?: number } = { ...declined };
+      if (o.mtime !== undefined) extras.mtime = o.mtime;
+      if (o.mode !== undefined) extras.mode = o.mode;
       if (o.digest === undefined && o.source === undefined && o.offset === undefined)
         return o.size === undefined
           ? { op: 'put', path, ...extras }

@@ -1,0 +1,179 @@
+/**
+ * Permission bits kept across a transfer (TransferOptions.keepModes, the CLI's default), as scp
+ * and rsync give a new file: a put gives the remote file its local source's read, write and
+ * execute bits less the server's umask, never without the server's own read and write; a get gives
+ * the local file the server's less the client's umask. Without it, a file gets what a new file
+ * gets. The test runs under umask 027, which takes group write and all of others' bits, so that
+ * the masking shows; the server runs in this process, the CLI in a child that inherits it.
+ */
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { underCreationMask } from '../shared/fileModes.js';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const MiB = 1024 * 1024;
+const UMASK = 0o027;
+const tempDirs = new TempDirs('muxftp-modes-');
+let server: TestServer | undefined;
+let umaskBefore: number;
+
+beforeAll(() => {
+  umaskBefore = process.umask(UMASK);
+});
+afterAll(() => {
+  process.umask(umaskBefore);
+});
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+async function fileWithMode(dir: string, name: string, bytes: Buffer, mode: number): Promise<string> {
+  const path = join(dir, name);
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, bytes);
+  await chmod(path, mode);
+  return path;
+}
+
+const modeOf = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
+
+describe('the creation mask read off a new file', () => {
+  it.each([
+    // umask, the mode a file opened with 0o666 gets, a source's bits, what they become
+    ['022', '644', '755', '755'],
+    ['022', '644', '777', '755'],
+    ['027', '640', '755', '750'],
+    ['027', '640', '444', '440'],
+    ['077', '600', '755', '700'],
+    ['002', '664', '777', '775'],
+    ['000', '666', '777', '777'],
+    ['022', '644', '600', '600'],
+  ])('umask %s: created %s, source %s gives %s', (_umask, createdBits, sourceBits, keptBits) => {
+    const [created, source, kept] = [createdBits, sourceBits, keptBits].map((bits) =>
+      Number.parseInt(bits, 8),
+    );
+    expect(underCreationMask(source!, created!)).toBe(kept);
+  });
+});
+
+describe('keeping permission bits, disk storage', () => {
+  it('put with keepModes gives the remote file the source bits, less the umask, never without its own read and write', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    const client = await server.connect();
+    const cases: [name: string, source: number, kept: number][] = [
+      ['run.sh', 0o755, 0o750],
+      ['secret', 0o600, 0o600],
+      ['wide', 0o777, 0o750],
+      ['read-only', 0o444, 0o640],
+      ['none', 0o000, 0o600],
+    ];
+    for (const [name, source, kept] of cases) {
+      const local = await fileWithMode(dir, name, Buffer.from(name), source);
+      const result = await client.put(name, local, { keepModes: true });
+      expect(await modeOf(join(server.root!, name)), name).toBe(kept);
+      expect(result.entry.mode, name).toBe(kept);
+      expect((await client.stat(name)).mode, name).toBe(kept);
+    }
+    expect((await client.list('')).map((entry) => [entry.name, entry.mode])).toEqual(
+      cases.map(([name, , kept]) => [name, kept]).sort(),
+    );
+    // Over one block and resumable: declared with its source identity, the way put -c goes.
+    const big = await fileWithMode(dir, 'big.bin', Buffer.alloc(5 * MiB + 3, 7), 0o750);
+    await client.put('big.bin', big, { keepModes: true, resumable: true });
+    expect(await modeOf(join(server.root!, 'big.bin'))).toBe(0o750);
+
+    // Without it: what a new file gets under the server's umask, whatever the source's.
+    await client.put('plain.sh', join(dir, 'run.sh'));
+    expect(await modeOf(join(server.root!, 'plain.sh'))).toBe(0o640);
+    // Replacing a file gives the new one its own bits, not the old one's.
+    await client.put('run.sh', join(dir, 'secret'), { keepModes: true });
+    expect(await modeOf(join(server.root!, 'run.sh'))).toBe(0o600);
+  });
+
+  it("get with keepModes gives the local file the server's bits, less the umask; without it, a new file's", async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    const client = await server.connect();
+    const big = Buffer.alloc(5 * MiB + 1, 9);
+    for (const [name, bytes, mode] of [
+      ['run.sh', Buffer.from('#!/bin/sh\n'), 0o755],
+      ['secret', Buffer.from('s'), 0o600],
+      ['read-only', Buffer.from('r'), 0o444],
+      ['big.bin', big, 0o700],
+    ] as const) {
+      await writeFile(join(server.root!, name), bytes);
+      await chmod(join(server.root!, name), mode);
+    }
+
+    const result = await client.get('run.sh', join(dir, 'run.sh'), { keepModes: true });
+    expect(result.mode).toBe(0o755);
+    expect(await modeOf(join(dir, 'run.sh'))).toBe(0o750);
+    await client.get('secret', join(dir, 'secret'), { keepModes: true });
+    expect(await modeOf(join(dir, 'secret'))).toBe(0o600);
+    await client.get('read-only', join(dir, 'read-only'), { keepModes: true });
+    expect(await modeOf(join(dir, 'read-only'))).toBe(0o440);
+    // A download continued from a partial local file (get -c) keeps them too.
+    await writeFile(join(dir, 'partial.bin'), big.subarray(0, 4 * MiB + 5));
+    await client.get('big.bin', join(dir, 'partial.bin'), { keepModes: true, continue: true });
+    expect(await modeOf(join(dir, 'partial.bin'))).toBe(0o700);
+
+    const plain = await client.get('run.sh', join(dir, 'plain.sh'));
+    expect(plain.mode).toBe(0o755);
+    expect(await modeOf(join(dir, 'plain.sh'))).toBe(0o640);
+  });
+});
+
+describe('keeping permission bits, memory storage', () => {
+  it('holds the bits it is given, with its own read and write', async () => {
+    server = await startServer({ backend: 'memory' });
+    const dir = await tempDirs.make();
+    const client = await server.connect();
+    await client.put('run.sh', await fileWithMode(dir, 'run.sh', Buffer.from('x'), 0o755), {
+      keepModes: true,
+    });
+    await client.put('ro', await fileWithMode(dir, 'ro', Buffer.from('r'), 0o444), { keepModes: true });
+    expect((await client.stat('run.sh')).mode).toBe(0o755);
+    expect((await client.stat('ro')).mode).toBe(0o644);
+    const result = await client.get('run.sh', join(dir, 'back.sh'), { keepModes: true });
+    expect(result.mode).toBe(0o755);
+    expect(await modeOf(join(dir, 'back.sh'))).toBe(0o750);
+  });
+});
+
+describe('the CLI keeps permission bits', () => {
+  it('put -r and get -r keep each file bits; --no-perms gives new files; stat shows them', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    await fileWithMode(dir, 'tree/run.sh', Buffer.from('#!/bin/sh\n'), 0o755);
+    await fileWithMode(dir, 'tree/sub/secret', Buffer.from('s'), 0o600);
+    const cli = async (...args: string[]) => {
+      const run = await runCli([...args, '--server', `127.0.0.1:${server!.port}`], dir, {
+        timeoutMs: 30_000,
+      });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      return run.stdout;
+    };
+
+    await cli('put', '-r', '-q', 'tree', 'kept');
+    expect(await modeOf(join(server.root!, 'kept/run.sh'))).toBe(0o750);
+    expect(await modeOf(join(server.root!, 'kept/sub/secret'))).toBe(0o600);
+    expect(await cli('stat', 'kept/run.sh')).toContain('mode   0750 (rwxr-x---)');
+    await chmod(join(server.root!, 'kept/run.sh'), 0o755);
+    await cli('get', '-r', '-q', 'kept', 'back');
+    expect(await modeOf(join(dir, 'back/run.sh'))).toBe(0o750);
+    expect(await modeOf(join(dir, 'back/sub/secret'))).toBe(0o600);
+
+    await cli('put', '-r', '-q', '--no-perms', 'tree', 'plain');
+    expect(await modeOf(join(server.root!, 'plain/run.sh'))).toBe(0o640);
+    expect(await modeOf(join(server.root!, 'plain/sub/secret'))).toBe(0o640);
+    await cli('get', '-r', '-q', '--no-perms', 'kept', 'again');
+    expect(await modeOf(join(dir, 'again/run.sh'))).toBe(0o640);
+  });
+});
