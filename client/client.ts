@@ -701,6 +701,16 @@ export class Client implements ClientHost {
   }
 
   /**
+   * Gives a remote file or directory the permission bits `mode` (0 to 0o777; the server keeps
+   * its own read and write, and search of a directory, whatever it is asked); resolves to the
+   * entry as it is then. Needs the write permission; a symbolic link is refused UNSUPPORTED, as
+   * is the request by a server from before it.
+   */
+  async setPermissions(path: string, mode: number): Promise<WireEntry> {
+    return (await this.request({ op: 'chmod', path, mode })).entry;
+  }
+
+  /**
    * A remote file's content digest under `algorithm` (default: the connection's), from the
    * server's digest cache or computed by the server reading the file. `signal` cancels the request
    * (the server stops reading) and rejects with CANCELLED.

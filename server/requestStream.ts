@@ -1,5 +1,5 @@
 /**
- * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, utime, digest,
+ * Streams that are one request and one reply: list, stat, mkdir, rmdir, delete, rename, utime, chmod, digest,
  * stats, space.
  * Each op's row in shared/protocol/operations.ts says it runs here; this table maps it to its
  * handler. Handlers reach files only through Storage, which confines every path.
@@ -92,6 +92,11 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     if (storage.setModifiedTime === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set modification times');
     return { entry: toWireEntry(await storage.setModifiedTime(r.path, r.mtime)) };
+  },
+  chmod: async (storage, r) => {
+    if (storage.setPermissions === undefined)
+      throw new MuxftpError('UNSUPPORTED', 'this server cannot set permissions');
+    return { entry: toWireEntry(await storage.setPermissions(r.path, r.mode)) };
   },
   digest: async (storage, r, _host, reading) => {
     const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, reading);

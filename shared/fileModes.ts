@@ -7,6 +7,14 @@
 /** The bits a transfer carries: read, write and execute for owner, group and others. */
 export const PERMISSION_BITS = 0o777;
 
+/**
+ * What a server keeps for itself of what it serves, whatever a client asks: reading and writing
+ * a file (to serve it, and continue an upload of it), and everything on a directory (to list it,
+ * and create and remove in it).
+ */
+export const SERVER_OWN_FILE_BITS = 0o600;
+export const SERVER_OWN_DIRECTORY_BITS = 0o700;
+
 export const isPermissionBits = (v: unknown): v is number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= PERMISSION_BITS;
 

@@ -27,6 +27,12 @@ const fchmodAsync = promisify(fs.fchmod);
 const closeAsync = promisify(fs.close);
 const openAsync = promisify(fs.open);
 
+/** open(2) flags for chmodNoFollow; undefined where there is no O_NOFOLLOW (Windows). */
+const CHMOD_OPEN_FLAGS =
+  fs.constants.O_NOFOLLOW === undefined
+    ? undefined
+    : fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
 export function diskFs(inline: InlineFileCalls): FsPromises {
   return {
     stat: (path) =>
@@ -73,6 +79,29 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
         () => fs.lutimesSync(path, atime, mtime),
         () => fsPromises.lutimes(path, atime, mtime),
       ),
+    // Through a descriptor: Linux has no lchmod. Opened without following a last-name link (put
+    // there from outside muxftp since storage looked), nor waiting on a FIFO.
+    ...(CHMOD_OPEN_FLAGS === undefined
+      ? {}
+      : {
+          chmodNoFollow: async (path: string, mode: number) => {
+            const fd = await inline.run(
+              () => fs.openSync(path, CHMOD_OPEN_FLAGS),
+              () => openAsync(path, CHMOD_OPEN_FLAGS),
+            );
+            try {
+              await inline.run(
+                () => fs.fchmodSync(fd, mode),
+                () => fchmodAsync(fd, mode),
+              );
+            } finally {
+              await inline.run(
+                () => fs.closeSync(fd),
+                () => closeAsync(fd),
+              );
+            }
+          },
+        }),
     realpath: (path) =>
       inline.run(
         () => fs.realpathSync.native(path),

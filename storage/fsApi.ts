@@ -57,6 +57,11 @@ export interface FsPromises {
    * without it, storage refuses to set times (UNSUPPORTED).
    */
   lutimes?(path: string, atime: number | Date, mtime: number | Date): Promise<void>;
+  /**
+   * Sets a path's permission bits, never following a last-name link (which fails ELOOP).
+   * Optional: without it, storage refuses to set them (UNSUPPORTED).
+   */
+  chmodNoFollow?(path: string, mode: number): Promise<void>;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
   statfs?(
     path: string,

@@ -9,7 +9,7 @@ import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
-import { PERMISSION_BITS } from '../shared/fileModes.js';
+import { PERMISSION_BITS, SERVER_OWN_DIRECTORY_BITS, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
@@ -289,6 +289,29 @@ export class FsStorage implements Storage {
       if (lutimes === undefined)
         throw new StorageError('UNSUPPORTED', 'this storage cannot set times', target.clientPath);
       await fsCall(target.clientPath, () => lutimes(target.hostPath, new Date(), fileTime(mtimeMs)));
+      const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
+      return entryInfo(baseName(target.clientPath), changed);
+    });
+  }
+
+  async setPermissions(path: string, mode: number): Promise<EntryInfo> {
+    const target = await this.#resolve(path);
+    const notFileOrDirectory = () =>
+      new StorageError('UNSUPPORTED', `not a file or directory: ${target.clientPath}`, target.clientPath);
+    return this.#pathLocks.run([target.hostPath], async () => {
+      const stats = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
+      if (!stats.isFile() && !stats.isDirectory()) throw notFileOrDirectory();
+      const chmod = this.#fs.chmodNoFollow?.bind(this.#fs);
+      if (chmod === undefined)
+        throw new StorageError('UNSUPPORTED', 'this storage cannot set permissions', target.clientPath);
+      const own = stats.isDirectory() ? SERVER_OWN_DIRECTORY_BITS : SERVER_OWN_FILE_BITS;
+      try {
+        await chmod(target.hostPath, (mode & PERMISSION_BITS) | own);
+      } catch (error) {
+        // A link put in its place meanwhile (from outside muxftp): not followed.
+        if (errnoOf(error) === 'ELOOP') throw notFileOrDirectory();
+        throw storageErrorFromFs(error, target.clientPath);
+      }
       const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
       return entryInfo(baseName(target.clientPath), changed);
     });

@@ -79,6 +79,12 @@ export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
     open: (path, flags) => run(() => volume.promises.open(path, flags) as unknown as Promise<FsFileHandle>),
     realpath: (path) => run(() => volume.realpathSync(path)),
     lutimes: (path, atime, mtime) => run(() => volume.lutimesSync(path, wholeMs(atime), wholeMs(mtime))),
+    chmodNoFollow: (path, mode) =>
+      run(() => {
+        if (volume.lstatSync(path).isSymbolicLink())
+          throw Object.assign(new Error(`ELOOP: a symbolic link, not followed: ${path}`), { code: 'ELOOP' });
+        volume.chmodSync(path, mode);
+      }),
   };
 }
 

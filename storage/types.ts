@@ -215,6 +215,13 @@ export interface Storage {
    * entry as it is then. Anything else (a symbolic link) is refused UNSUPPORTED, unchanged.
    */
   setModifiedTime?(path: string, mtimeMs: number): Promise<EntryInfo>;
+  /**
+   * Gives a file or directory the permission bits `mode` (0 to 0o777), never fewer than the
+   * server's own (read and write of a file, and search of a directory: it must go on serving
+   * them); returns the entry as it is then. Anything else (a symbolic link) is refused
+   * UNSUPPORTED, unchanged.
+   */
+  setPermissions?(path: string, mode: number): Promise<EntryInfo>;
   /** Removes a file (not a directory); returns it as lstat saw it just before (a symlink is `other`). */
   remove(path: string): Promise<EntryInfo>;
   /** Moves a file or directory; replaces an existing file at `to`, never a directory. */

@@ -5,7 +5,7 @@
 
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
-import { keepPermissionBits } from '../shared/fileModes.js';
+import { keepPermissionBits, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
@@ -18,9 +18,6 @@ import { baseName, type Resolved } from './paths.js';
 import type { CommitOptions, CommittedEntry, EntryInfo, UploadHandle } from './types.js';
 
 const noop = (): void => {};
-
-/** What the server keeps of a file it serves: reading it, and writing it (a resumed upload). */
-const SERVER_OWN_BITS = 0o600;
 
 /** Reserves room for `bytes` in the file behind `handle`; returns the release, or undefined. */
 export type Reserve = (handle: FsFileHandle, bytes: number) => (() => void) | undefined;
@@ -215,7 +212,7 @@ export class FsUpload implements UploadHandle {
         await handle.utimes(new Date(), fileTime(options.mtimeMs)).catch(noop);
       // A filesystem that refuses costs the bits, not the verified upload (the entry says so).
       if (options.mode !== undefined)
-        await keepPermissionBits(handle, options.mode, SERVER_OWN_BITS).catch(noop);
+        await keepPermissionBits(handle, options.mode, SERVER_OWN_FILE_BITS).catch(noop);
       // datasync covers the data and the size, which is all a reader needs.
       if (durable) await handle.datasync();
       stats = await handle.stat();

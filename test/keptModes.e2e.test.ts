@@ -6,9 +6,10 @@
  * gets. The test runs under umask 027, which takes group write and all of others' bits, so that
  * the masking shows; the server runs in this process, the CLI in a child that inherits it.
  */
-import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseModeArgument } from '../cli/modeArgument.js';
 import { underCreationMask } from '../shared/fileModes.js';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -58,6 +59,25 @@ describe('the creation mask read off a new file', () => {
       Number.parseInt(bits, 8),
     );
     expect(underCreationMask(source!, created!)).toBe(kept);
+  });
+});
+
+describe("chmod's mode argument", () => {
+  it.each([
+    // argument, the bits before, after
+    ['755', '000', '755'],
+    ['0644', '777', '644'],
+    ['u+x', '644', '744'],
+    ['+x', '644', '755'],
+    ['go-w', '666', '644'],
+    ['a=r', '755', '444'],
+    ['u=rw,go=r', '700', '644'],
+    ['o=', '777', '770'],
+    ['ug+rwx,o-rwx', '005', '770'],
+  ])('%s turns %s into %s', (argument, before, after) => {
+    const mode = parseModeArgument(argument);
+    const bits = 'bits' in mode ? mode.bits : mode.change(Number.parseInt(before, 8));
+    expect(bits.toString(8).padStart(3, '0')).toBe(after);
   });
 });
 
@@ -175,5 +195,65 @@ describe('the CLI keeps permission bits', () => {
     expect(await modeOf(join(server.root!, 'plain/sub/secret'))).toBe(0o640);
     await cli('get', '-r', '-q', '--no-perms', 'kept', 'again');
     expect(await modeOf(join(dir, 'again/run.sh'))).toBe(0o640);
+  });
+});
+
+describe('chmod', () => {
+  it('over a connection: sets bits, keeps the server its own, refuses bad bits and links', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.mkdir('d');
+    await client.put('d/run.sh', Buffer.from('#!/bin/sh\n'));
+    expect(await client.setPermissions('d/run.sh', 0o755)).toMatchObject({ name: 'run.sh', mode: 0o755 });
+    expect(await modeOf(join(server.root!, 'd/run.sh'))).toBe(0o755);
+    expect(await client.setPermissions('d/run.sh', 0o000)).toMatchObject({ mode: 0o600 });
+    expect(await client.setPermissions('d', 0o750)).toMatchObject({ type: 'dir', mode: 0o750 });
+    await expect(client.setPermissions('d/run.sh', 0o4755)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(client.setPermissions('nothing', 0o644)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await symlink('d/run.sh', join(server.root!, 'link'));
+    await expect(client.setPermissions('link', 0o777)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    expect(await modeOf(join(server.root!, 'd/run.sh'))).toBe(0o600);
+    // The connection goes on, and the file is still served.
+    expect((await client.getBuffer('d/run.sh')).toString()).toBe('#!/bin/sh\n');
+  });
+
+  it('through the CLI: octal, symbolic, a pattern; a bad mode is a usage error', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    const client = await server.connect();
+    await client.mkdir('bin');
+    for (const name of ['bin/a.sh', 'bin/b.sh', 'bin/notes.txt']) {
+      await client.put(name, Buffer.from(name));
+      await chmod(join(server.root!, name), 0o640);
+    }
+    const cli = (...args: string[]) =>
+      runCli([...args, '--server', `127.0.0.1:${server!.port}`], dir, { timeoutMs: 30_000 });
+
+    let run = await cli('chmod', '755', 'bin/notes.txt');
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(await modeOf(join(server.root!, 'bin/notes.txt'))).toBe(0o755);
+    run = await cli('chmod', 'u+x,g+x,o=r', 'bin/*.sh');
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(await modeOf(join(server.root!, 'bin/a.sh'))).toBe(0o754);
+    expect(await modeOf(join(server.root!, 'bin/b.sh'))).toBe(0o754);
+    run = await cli('chmod', 'go-rwx', 'bin/a.sh', '--json');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual([{ path: 'bin/a.sh', ok: true }]);
+    expect(await modeOf(join(server.root!, 'bin/a.sh'))).toBe(0o700);
+    run = await cli('chmod', '+x', 'bin/notes.txt', 'bin/missing');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('bin/missing');
+    expect(await modeOf(join(server.root!, 'bin/notes.txt'))).toBe(0o755);
+    // A mode that starts with '-' is a mode, as chmod(1) takes it, not an option.
+    run = await cli('chmod', '-x', 'bin/notes.txt');
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(await modeOf(join(server.root!, 'bin/notes.txt'))).toBe(0o644);
+
+    for (const bad of ['u+s', '8', '4755', 'rwx', '-y']) {
+      run = await cli('chmod', bad, 'bin/a.sh');
+      expect(run.code, bad).toBe(2);
+      expect(run.stderr, bad).toContain('expected octal bits');
+    }
+    expect(await modeOf(join(server.root!, 'bin/a.sh'))).toBe(0o700);
   });
 });

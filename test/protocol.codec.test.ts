@@ -414,7 +414,9 @@ describe('malformed input', () => {
     ['a negative mode', Buffer.from('{"op":"put","path":"x","mode":-1}'), 'BAD_REQUEST'],
     ['a mode that is not an integer', Buffer.from('{"op":"put","path":"x","mode":7.5}'), 'BAD_REQUEST'],
     ['a mode as a string', Buffer.from('{"op":"put","path":"x","mode":"755"}'), 'BAD_REQUEST'],
-    ['an unknown op', Buffer.from('{"op":"chmod","path":"x"}'), 'UNSUPPORTED'],
+    ['a chmod without a mode', Buffer.from('{"op":"chmod","path":"x"}'), 'BAD_REQUEST'],
+    ['a chmod with the sticky bit', Buffer.from('{"op":"chmod","path":"x","mode":1023}'), 'BAD_REQUEST'],
+    ['an unknown op', Buffer.from('{"op":"chown","path":"x"}'), 'UNSUPPORTED'],
   ])('an OPEN with %s fails the stream only (%s)', (_name, payload, code) => {
     const frame = decodeAll(encodeFrame(FrameType.OPEN, 0, 1, payload))[0]!;
     try {

@@ -33,7 +33,8 @@ interface HostFs {
   writeFile(path: string, data: string): Promise<unknown>;
   readdir(path: string): Promise<readonly unknown[]>;
   truncate(path: string, length: number): Promise<unknown>;
-  stat(path: string): Promise<{ mtimeMs: number | bigint }>;
+  stat(path: string): Promise<{ mtimeMs: number | bigint; mode: number | bigint }>;
+  chmod(path: string, mode: number): Promise<unknown>;
 }
 
 interface Fixture {
@@ -814,6 +815,39 @@ describe.each(backends)('$name storage', (backend) => {
         await expectStorageError(storage.setModifiedTime!('escape/theirs.txt', 0), 'INVALID_PATH');
         const theirs = await fx.host.stat(path.posix.join(fx.outside, 'theirs.txt'));
         expect(Number(theirs.mtimeMs)).toBeGreaterThan(mtimeMs);
+      }
+    });
+
+    it('sets the permission bits of a file and of a directory, never fewer than its own, never of a symlink or through one', async () => {
+      await storage.mkdir('dir');
+      await put(storage, 'dir/f.txt', 'f');
+      const hostMode = async (p: string) => Number((await fx.host.stat(hostPath(p))).mode) & 0o777;
+      if (backend.name === 'memfs with a subdirectory root') {
+        // Over memfs's own promises, which have no chmod that leaves a link alone: refused, unchanged.
+        const before = await hostMode('dir/f.txt');
+        const error = await expectStorageError(storage.setPermissions!('dir/f.txt', 0o751), 'UNSUPPORTED');
+        expect(error.message).toBe('this storage cannot set permissions');
+        expect(await hostMode('dir/f.txt')).toBe(before);
+        return;
+      }
+      expect(await storage.setPermissions!('dir/f.txt', 0o751)).toMatchObject({ name: 'f.txt', mode: 0o751 });
+      expect(await hostMode('dir/f.txt')).toBe(0o751);
+      // The server goes on reading and replacing its files, and listing and writing in its directories.
+      expect(await storage.setPermissions!('dir/f.txt', 0o044)).toMatchObject({ mode: 0o644 });
+      expect(await storage.setPermissions!('dir', 0o005)).toMatchObject({ type: 'dir', mode: 0o705 });
+      expect(await hostMode('dir')).toBe(0o705);
+      expect((await storage.stat('dir/f.txt')).mode).toBe(0o644);
+      await fx.host.symlink('dir/f.txt', hostPath('link'));
+      await expectStorageError(storage.setPermissions!('link', 0o777), 'UNSUPPORTED');
+      expect(await hostMode('dir/f.txt')).toBe(0o644);
+      await expectStorageError(storage.setPermissions!('missing', 0o644), 'NOT_FOUND');
+      if (fx.outside !== undefined) {
+        await fx.host.writeFile(path.posix.join(fx.outside, 'theirs.txt'), 't');
+        await fx.host.chmod(path.posix.join(fx.outside, 'theirs.txt'), 0o600);
+        await fx.host.symlink(fx.outside, hostPath('escape'));
+        await expectStorageError(storage.setPermissions!('escape/theirs.txt', 0o777), 'INVALID_PATH');
+        const theirs = await fx.host.stat(path.posix.join(fx.outside, 'theirs.txt'));
+        expect(Number(theirs.mode) & 0o777).toBe(0o600);
       }
     });
 

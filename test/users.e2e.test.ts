@@ -229,6 +229,7 @@ describe('homes and permissions', () => {
     expect(await rejection(reader.rmdir('dir'))).toBe('PERMISSION_DENIED');
     expect(await rejection(reader.rename('a.txt', 'c.txt'))).toBe('PERMISSION_DENIED');
     expect(await rejection(reader.setModifiedTime('a.txt', 0))).toBe('PERMISSION_DENIED');
+    expect(await rejection(reader.setPermissions('a.txt', 0o777))).toBe('PERMISSION_DENIED');
     expect(await readFile(join(s.root!, 'alice', 'a.txt'), 'utf8')).toBe('A');
     expect((await alice.list('')).map((e) => e.name)).toEqual(['a.txt', 'dir']);
   });

@@ -13,6 +13,7 @@ import { planningLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing, formatSpace } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
+import { type ModeArgument, parseModeArgument } from '../modeArgument.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
 import { remotePathRequired, shownArgument } from '../pathArguments.js';
@@ -201,6 +202,35 @@ export function registerFileCommands(program: Command, output: Output): void {
         // Without -p a missing parent is NOT_FOUND (an existing path is ALREADY_EXISTS).
         parents ? {} : { NOT_FOUND: 'add -p to create its parents' },
       );
+    });
+
+  program
+    .command('chmod')
+    // chmod -x f: a mode, as chmod(1) takes it, not an option.
+    .allowUnknownOption()
+    .summary('change the permissions of remote files and directories')
+    .description(
+      "Change the permission bits of remote files and directories, as chmod(1): octal bits (755, 0644) or symbolic changes to each one's bits (u+x, go-w, a=r, u=rw,go=r; +x with no u, g or o is a+x). The server always keeps its own read and write (and search of a directory). Needs the write permission.",
+    )
+    .argument('<mode>', 'octal bits, or symbolic changes (u+x, go-w)', parseModeArgument)
+    .argument('<path...>', "remote files or directories ('bin/*.sh': what the pattern matches)")
+    .action(async (mode: ModeArgument, paths: string[], _options: unknown, command: Command) => {
+      const setMode = async (client: Client, path: string): Promise<void> => {
+        let bits: number;
+        if ('bits' in mode) bits = mode.bits;
+        else {
+          const { mode: current } = await client.stat(path);
+          // A server from before permission bits in entries: nothing to change from.
+          if (current === undefined)
+            throw new MuxftpError(
+              'UNSUPPORTED',
+              'the server shows no permission bits to change: give octal bits',
+            );
+          bits = mode.change(current);
+        }
+        await client.setPermissions(path, bits);
+      };
+      await eachPath(begin(command), output, 'chmod', paths, setMode, {}, true);
     });
 
   program

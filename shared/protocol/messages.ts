@@ -129,6 +129,7 @@ export type Request =
   | { op: 'delete'; path: string }
   | { op: 'rename'; from: string; to: string }
   | { op: 'utime'; path: string; mtime: number }
+  | { op: 'chmod'; path: string; mode: number }
   | { op: 'get'; path: string; offset?: number }
   | {
       op: 'put';

@@ -230,6 +230,17 @@ export const OPERATIONS = {
     },
     reply: (o): { entry: WireEntry } => ({ entry: replyEntry(o.entry, 'utime', 'entry') }),
   },
+  chmod: {
+    stream: 'request',
+    permission: 'write',
+    parse: (o) => {
+      const path = requireString(o, 'path', 'chmod');
+      if (!isPermissionBits(o.mode))
+        throw badRequest('chmod: "mode" must be permission bits, an integer from 0 to 511 (0o777)');
+      return { op: 'chmod', path, mode: o.mode };
+    },
+    reply: (o): { entry: WireEntry } => ({ entry: replyEntry(o.entry, 'chmod', 'entry') }),
+  },
   get: {
     stream: 'download',
     permission: 'read',
