@@ -215,6 +215,8 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
   readonly temporary: string;
   readonly keptPath: string | undefined;
   keepable = true;
+  /** Created by this download, not a kept partial claimed (made earlier, maybe under another umask). */
+  protected createdHere = true;
   protected handle: File | undefined;
   /** Work that writes and the end wait for (ContinueSink cuts its copy back first). */
   protected ready: Promise<void> | undefined;
@@ -246,7 +248,11 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     try {
       await this.ready;
       // Where the filesystem refuses them, the verified file is kept all the same, as written.
-      if (kept.mode !== undefined) await keepPermissionBits(handle, kept.mode).catch(() => {});
+      if (kept.mode !== undefined) {
+        // With the final bits (0444, say), it is no partial to continue: an exit now removes it.
+        this.keepable = false;
+        await keepPermissionBits(handle, kept.mode, { createdHere: this.createdHere }).catch(() => {});
+      }
       if (kept.mtimeMs !== undefined) await handle.utimes(new Date(), fileTime(kept.mtimeMs)).catch(() => {});
       await handle.close();
       await renameIntoPlace(this.temporary, this.target);
@@ -420,7 +426,11 @@ export class ContinueSink extends HiddenFileSink {
       // that writing in place would change too; a file another user owns would end up, written
       // in place, as the target, theirs to change after it was verified.
       handle = await open(temporary, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-      if (isOwnSoleFile(await handle.stat())) return new ContinueSink(target, temporary, handle, true);
+      if (isOwnSoleFile(await handle.stat())) {
+        const sink = new ContinueSink(target, temporary, handle, true);
+        sink.createdHere = false;
+        return sink;
+      }
     } catch (err) {
       // A link (ELOOP) or a directory is simply not ours; anything else fails the download.
       const code = (err as NodeJS.ErrnoException).code;

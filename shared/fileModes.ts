@@ -4,6 +4,8 @@
  * stays executable, a private file private). Never the setuid, setgid or sticky bits.
  */
 
+import { readFileSync } from 'node:fs';
+
 /** The bits a transfer carries: read, write and execute for owner, group and others. */
 export const PERMISSION_BITS = 0o777;
 
@@ -19,29 +21,56 @@ export const isPermissionBits = (v: unknown): v is number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= PERMISSION_BITS;
 
 /**
- * `source`'s bits as a file created with them would have them, under the umask that gave a file
- * opened with node's default mode (0o666) the mode `created`. The umask is read off that file
- * rather than asked: process.umask() with no argument sets it twice, and a file another thread
- * creates meanwhile escapes it. A umask's execute bits are taken to follow its read bits, as in
- * every common one (022, 027, 077, 002).
+ * The umask that gave a file opened with node's default mode (0o666) the mode `created`. Its
+ * execute bits are taken to follow its read bits, as in every common one (022, 027, 077, 002).
  */
-export function underCreationMask(source: number, created: number): number {
+export function umaskShownBy(created: number): number {
   const readWrite = created & 0o666;
-  return source & PERMISSION_BITS & (readWrite | ((readWrite & 0o444) >> 2));
+  return ~(readWrite | ((readWrite & 0o444) >> 2)) & PERMISSION_BITS;
 }
 
-/** An open file, new, created with node's default mode: storage's handles, FileHandle, SinkFile. */
+let umaskRead: { umask: number | undefined } | undefined;
+
+/**
+ * This process's umask, where the kernel shows it without it being set (Linux 4.7 and later:
+ * /proc/self/status), read once; else undefined. Not process.umask(): asked without an argument it
+ * sets the mask twice, and a file another thread creates in between escapes it.
+ */
+export function processUmask(): number | undefined {
+  if (umaskRead === undefined) {
+    let umask: number | undefined;
+    try {
+      const line = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+      if (line !== null) umask = Number.parseInt(line[1]!, 8) & PERMISSION_BITS;
+    } catch {
+      // No /proc (macOS, Windows): the file's own mode tells.
+    }
+    umaskRead = { umask };
+  }
+  return umaskRead.umask;
+}
+
+/** An open file: storage's handles, FileHandle, SinkFile. */
 export interface ModableFile {
   stat(): Promise<{ mode: number | bigint }>;
   chmod(mode: number): Promise<void>;
 }
 
 /**
- * Gives a file just created the `source` bits as its umask allows them, and at least `floor`
- * (the server keeps reading and writing what it serves). Nothing is called when it has them.
+ * Gives a file `source`'s bits less the umask, and at least `floor` (the server keeps reading
+ * and writing what it serves); nothing is called when it has them. Where the kernel does not show
+ * the umask, the mode of a file this process just created with node's default mode shows it; a
+ * file created earlier (a partial transfer continued) may have been made under another, so it
+ * gets no group or other write either way.
  */
-export async function keepPermissionBits(file: ModableFile, source: number, floor = 0): Promise<void> {
-  const created = Number((await file.stat()).mode) & PERMISSION_BITS;
-  const wanted = underCreationMask(source, created) | floor;
-  if (wanted !== created) await file.chmod(wanted);
+export async function keepPermissionBits(
+  file: ModableFile,
+  source: number,
+  options: { floor?: number; createdHere: boolean },
+): Promise<void> {
+  const current = Number((await file.stat()).mode) & PERMISSION_BITS;
+  const umask =
+    processUmask() ?? (options.createdHere ? umaskShownBy(current) : umaskShownBy(current) | 0o022);
+  const wanted = (source & ~umask & PERMISSION_BITS) | (options.floor ?? 0);
+  if (wanted !== current) await file.chmod(wanted);
 }

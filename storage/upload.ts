@@ -212,7 +212,11 @@ export class FsUpload implements UploadHandle {
         await handle.utimes(new Date(), fileTime(options.mtimeMs)).catch(noop);
       // A filesystem that refuses costs the bits, not the verified upload (the entry says so).
       if (options.mode !== undefined)
-        await keepPermissionBits(handle, options.mode, SERVER_OWN_FILE_BITS).catch(noop);
+        await keepPermissionBits(handle, options.mode, {
+          floor: SERVER_OWN_FILE_BITS,
+          // Kept data taken over: a file made before, maybe under another umask.
+          createdHere: this.#context.heldBytes === 0,
+        }).catch(noop);
       // datasync covers the data and the size, which is all a reader needs.
       if (durable) await handle.datasync();
       stats = await handle.stat();
