@@ -48,10 +48,14 @@ export async function inspectLocalIfExists(localPath: string): Promise<LocalEntr
   }
 }
 
-/** `mkdir -p` (shared/makeDirectories.ts); a failure names the level, as the user wrote it. */
-export async function makeLocalDir(localPath: string): Promise<void> {
+/**
+ * `mkdir -p` (shared/makeDirectories.ts); a failure names the level, as the user wrote it. With
+ * `mode` (a remote directory's, get -r keeping them), the directory made at `localPath` gets
+ * those bits less the umask, and always its owner's (the download writes into it).
+ */
+export async function makeLocalDir(localPath: string, mode?: number): Promise<void> {
   try {
-    await makeDirectories(localPath);
+    await makeDirectories(localPath, mode === undefined ? undefined : mode | 0o700);
   } catch (error) {
     if (error instanceof NotADirectoryError) throw new MuxftpError('LOCAL_IO_ERROR', error.message);
     throw localFsError(error, localPath);

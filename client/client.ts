@@ -671,9 +671,20 @@ export class Client implements ClientHost {
     return (await this.request({ op: 'stat', path })).entry;
   }
 
-  /** Creates a remote directory; with `parents`, its missing ancestors too and no error if it exists. */
-  async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {
-    await this.request({ op: 'mkdir', path, parents: options.parents === true });
+  /**
+   * Creates a remote directory; with `parents`, its missing ancestors too and no error if it
+   * exists. With `mode`, the directory it creates at `path` (not its ancestors, nor one that was
+   * there) gets those bits less the server's umask, never without the server's own (a server
+   * that does not know them makes it as any other).
+   */
+  async mkdir(path: string, options: { parents?: boolean; mode?: number } = {}): Promise<void> {
+    const request: Extract<Request, { op: 'mkdir' }> = {
+      op: 'mkdir',
+      path,
+      parents: options.parents === true,
+    };
+    if (options.mode !== undefined) request.mode = options.mode;
+    await this.request(request);
   }
 
   /** Removes an empty remote directory. */

@@ -66,7 +66,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   list: async (storage, r) => ({ batches: wireBatches(storage.listBatches(r.path)) }),
   stat: async (storage, r) => ({ entry: toWireEntry(await storage.stat(r.path)) }),
   mkdir: async (storage, r) => {
-    await storage.mkdir(r.path, { parents: r.parents === true });
+    await storage.mkdir(r.path, { parents: r.parents === true, mode: r.mode });
     return {};
   },
   rmdir: async (storage, r, host) => {

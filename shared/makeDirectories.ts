@@ -23,7 +23,11 @@ export class NotADirectoryError extends Error {
  * Makes `dir` and its missing parents. Throws NotADirectoryError where a file is in the way, else
  * the fs error of the level that failed. Paths are walked as given (relative stays relative).
  */
-export async function makeDirectories(dir: string): Promise<void> {
+export async function makeDirectories(
+  dir: string,
+  /** The bits of the last level, if made here (less the umask, as mkdir(2) takes them). */
+  mode?: number,
+): Promise<void> {
   const missing: string[] = [];
   for (let level = path.normalize(dir); ; level = path.dirname(level)) {
     const found = await stat(level).catch((error: NodeJS.ErrnoException) => {
@@ -35,9 +39,10 @@ export async function makeDirectories(dir: string): Promise<void> {
     missing.push(level);
     if (path.dirname(level) === level) break;
   }
+  const last = missing[0];
   for (const level of missing.reverse()) {
     // EEXIST: made meanwhile (another download of the same tree), which is fine.
-    await mkdir(level).catch((error: NodeJS.ErrnoException) => {
+    await mkdir(level, level === last ? mode : undefined).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'EEXIST') throw error;
     });
   }

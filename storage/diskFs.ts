@@ -53,10 +53,10 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
         () => fsPromises.lstat(path).catch(undefinedWhenMissing),
       ),
     readdir: (path) => fsPromises.readdir(path),
-    mkdir: (path) =>
+    mkdir: (path, mode) =>
       inline.run(
-        () => fs.mkdirSync(path),
-        () => fsPromises.mkdir(path),
+        () => fs.mkdirSync(path, mode),
+        () => fsPromises.mkdir(path, mode),
       ),
     rmdir: (path) =>
       inline.run(

@@ -40,7 +40,8 @@ export interface FsPromises {
   lstatIfExists?(path: string): Promise<FsStats | undefined>;
   /** Called without options, both return names as strings; memfs's types allow more, hence unknown. */
   readdir(path: string): Promise<readonly unknown[]>;
-  mkdir(path: string): Promise<unknown>;
+  /** With `mode`, the new directory's bits (less the umask, where the fs applies one). */
+  mkdir(path: string, mode?: number): Promise<unknown>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   rename(oldPath: string, newPath: string): Promise<void>;

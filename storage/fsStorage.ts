@@ -9,7 +9,12 @@ import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
-import { PERMISSION_BITS, SERVER_OWN_DIRECTORY_BITS, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
+import {
+  PERMISSION_BITS,
+  processUmask,
+  SERVER_OWN_DIRECTORY_BITS,
+  SERVER_OWN_FILE_BITS,
+} from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
@@ -172,25 +177,30 @@ export class FsStorage implements Storage {
     }
   }
 
-  async mkdir(path: string, options: { parents?: boolean } = {}): Promise<void> {
+  async mkdir(path: string, options: { parents?: boolean; mode?: number } = {}): Promise<void> {
     const target = await this.#resolve(path);
     if (target.clientPath === '') {
       // The root always exists: fine with `parents` (like mkdir -p), a conflict without.
       if (options.parents) return;
       throw new StorageError('ALREADY_EXISTS', 'already exists: /', '');
     }
+    // memfs applies no umask: masked here, as the kernel masks the bits given to disk's mkdir.
+    const mode =
+      options.mode === undefined
+        ? undefined
+        : (options.mode & ~(processUmask() ?? 0) & PERMISSION_BITS) | SERVER_OWN_DIRECTORY_BITS;
     if (!options.parents) {
-      await fsCall(target.clientPath, () => this.#fs.mkdir(target.hostPath));
+      await fsCall(target.clientPath, () => this.#fs.mkdir(target.hostPath, mode));
       return;
     }
-    await this.#makeMissingDirectories(target);
+    await this.#makeMissingDirectories(target, mode);
   }
 
   /**
    * mkdir -p once the path is resolved: one mkdir per missing level, top down, on the host path
    * resolve() found (linear in the depth; it used to resolve every level again).
    */
-  async #makeMissingDirectories(target: Resolved): Promise<void> {
+  async #makeMissingDirectories(target: Resolved, mode: number | undefined): Promise<void> {
     const names = target.clientPath.split('/');
     // hostLevels[i]: the host path of the first i+1 client names, for the levels that may be missing.
     const firstMissing = names.length - target.missingNames;
@@ -207,7 +217,7 @@ export class FsStorage implements Storage {
       const clientPath = names.slice(0, level + 1).join('/');
       const hostPath = hostLevels[level]!;
       try {
-        await this.#fs.mkdir(hostPath);
+        await this.#fs.mkdir(hostPath, level === names.length - 1 ? mode : undefined);
       } catch (error) {
         const errno = errnoOf(error);
         if (errno === 'ENOTDIR' && level === firstMissing && level > 0) {

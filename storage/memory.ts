@@ -72,7 +72,7 @@ export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
     lstat: (path) => run(() => volume.lstatSync(path)),
     lstatIfExists: (path) => run(() => volume.lstatSync(path, { throwIfNoEntry: false })),
     readdir: (path) => run(() => volume.readdirSync(path)),
-    mkdir: (path) => run(() => volume.mkdirSync(path)),
+    mkdir: (path, mode) => run(() => volume.mkdirSync(path, mode)),
     rmdir: (path) => run(() => volume.rmdirSync(path)),
     unlink: (path) => run(() => volume.unlinkSync(path)),
     rename: (from, to) => run(() => volume.renameSync(from, to)),

@@ -204,7 +204,11 @@ export interface Storage {
    */
   listBatches(path: string): AsyncIterable<EntryInfo[]>;
   /** Creates a directory; with `parents`, missing ancestors too and no error if it exists. */
-  mkdir(path: string, options?: { parents?: boolean }): Promise<void>;
+  /**
+   * With `mode`, the directory made at `path` (not a parent made with it) gets those permission
+   * bits less the umask, and never fewer than the server's own (SERVER_OWN_DIRECTORY_BITS).
+   */
+  mkdir(path: string, options?: { parents?: boolean; mode?: number }): Promise<void>;
   /**
    * Removes an empty directory. What interrupted uploads kept in it (hidden, issue #8) goes with
    * it when nothing else is there, each reported to `onPartialRemoved`.

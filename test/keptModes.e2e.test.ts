@@ -217,6 +217,11 @@ describe('the CLI keeps permission bits', () => {
     const dir = await tempDirs.make();
     await fileWithMode(dir, 'tree/run.sh', Buffer.from('#!/bin/sh\n'), 0o755);
     await fileWithMode(dir, 'tree/sub/secret', Buffer.from('s'), 0o600);
+    await fileWithMode(dir, 'tree/sub/deep/open/f', Buffer.from('f'), 0o644);
+    // Directories too, each made by its own mkdir (a parent made by a child's has no bits of its own).
+    await chmod(join(dir, 'tree/sub'), 0o700);
+    await chmod(join(dir, 'tree/sub/deep/open'), 0o777);
+    await chmod(join(dir, 'tree'), 0o755);
     const cli = async (...args: string[]) => {
       const run = await runCli([...args, '--server', `127.0.0.1:${server!.port}`], dir, {
         timeoutMs: 30_000,
@@ -230,14 +235,25 @@ describe('the CLI keeps permission bits', () => {
     expect(await modeOf(join(server.root!, 'kept/run.sh'))).toBe(0o750);
     expect(await modeOf(join(server.root!, 'kept/sub/secret'))).toBe(0o600);
     expect(await cli('stat', 'kept/run.sh')).toContain('mode   0750 (rwxr-x---)');
+    expect(await modeOf(join(server.root!, 'kept'))).toBe(0o750);
+    expect(await modeOf(join(server.root!, 'kept/sub'))).toBe(0o700);
+    expect(await modeOf(join(server.root!, 'kept/sub/deep/open'))).toBe(0o750);
     await chmod(join(server.root!, 'kept/run.sh'), 0o755);
     await cli('get', '-r', '-q', 'kept', 'back');
     expect(await modeOf(join(dir, 'back/run.sh'))).toBe(0o750);
     expect(await modeOf(join(dir, 'back/sub/secret'))).toBe(0o600);
+    await chmod(join(server.root!, 'kept/sub/deep'), 0o555);
+    await cli('get', '-r', '-q', 'kept', 'back2');
+    expect(await modeOf(join(dir, 'back2'))).toBe(0o750);
+    expect(await modeOf(join(dir, 'back2/sub'))).toBe(0o700);
+    // Always its owner's: the download writes into it.
+    expect(await modeOf(join(dir, 'back2/sub/deep'))).toBe(0o750);
+    expect(await modeOf(join(dir, 'back2/sub/deep/open'))).toBe(0o750);
 
     await cli('put', '-r', '-q', '--no-perms', 'tree', 'plain');
     expect(await modeOf(join(server.root!, 'plain/run.sh'))).toBe(0o640);
     expect(await modeOf(join(server.root!, 'plain/sub/secret'))).toBe(0o640);
+    expect(await modeOf(join(server.root!, 'plain/sub'))).toBe(0o750);
     await cli('get', '-r', '-q', '--no-perms', 'kept', 'again');
     expect(await modeOf(join(dir, 'again/run.sh'))).toBe(0o640);
   });

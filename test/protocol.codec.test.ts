@@ -415,6 +415,7 @@ describe('malformed input', () => {
     ['a mode that is not an integer', Buffer.from('{"op":"put","path":"x","mode":7.5}'), 'BAD_REQUEST'],
     ['a mode as a string', Buffer.from('{"op":"put","path":"x","mode":"755"}'), 'BAD_REQUEST'],
     ['a chmod without a mode', Buffer.from('{"op":"chmod","path":"x"}'), 'BAD_REQUEST'],
+    ['a mkdir with a mode past 0o777', Buffer.from('{"op":"mkdir","path":"x","mode":512}'), 'BAD_REQUEST'],
     ['a chmod with the sticky bit', Buffer.from('{"op":"chmod","path":"x","mode":1023}'), 'BAD_REQUEST'],
     ['an unknown op', Buffer.from('{"op":"chown","path":"x"}'), 'UNSUPPORTED'],
   ])('an OPEN with %s fails the stream only (%s)', (_name, payload, code) => {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ERROR_STATUS, type ErrorCode, StorageError } from '../shared/errors.js';
+import { processUmask } from '../shared/fileModes.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester, contentDigest, type FileDigest } from '../shared/integrity/contentDigest.js';
@@ -816,6 +817,21 @@ describe.each(backends)('$name storage', (backend) => {
         const theirs = await fx.host.stat(path.posix.join(fx.outside, 'theirs.txt'));
         expect(Number(theirs.mtimeMs)).toBeGreaterThan(mtimeMs);
       }
+    });
+
+    it('mkdir with bits gives them, less the umask and never fewer than its own, to the directory it names only', async () => {
+      const hostMode = async (p: string) => Number((await fx.host.stat(hostPath(p))).mode) & 0o777;
+      const umask = processUmask() ?? 0o022;
+      await storage.mkdir('plain');
+      const plain = await hostMode('plain');
+      await storage.mkdir('open', { mode: 0o775 });
+      expect(await hostMode('open')).toBe(0o775 & ~umask);
+      await storage.mkdir('p/q/shut', { parents: true, mode: 0o050 });
+      expect(await hostMode('p/q/shut')).toBe(0o750 & ~umask);
+      expect([await hostMode('p'), await hostMode('p/q')]).toEqual([plain, plain]);
+      // One that is there already keeps its own.
+      await storage.mkdir('open', { parents: true, mode: 0o700 });
+      expect(await hostMode('open')).toBe(0o775 & ~umask);
     });
 
     it('sets the permission bits of a file and of a directory, never fewer than its own, never of a symlink or through one', async () => {

@@ -272,7 +272,7 @@ async function get(
       failures.push(failedOutcome(dir.local, dir.remote, above.error));
       continue;
     }
-    await makeLocalDir(dir.local).then(
+    await makeLocalDir(dir.local, options.perms ? dir.mode : undefined).then(
       () => made.push(dir),
       (error: unknown) => {
         fail(dir.local, dir.remote, error);
@@ -337,6 +337,8 @@ interface LocalDir {
   local: string;
   remote: string;
   mtime: number;
+  /** Its permission bits, from a server that lists them. */
+  mode: number | undefined;
 }
 
 /**
@@ -400,10 +402,12 @@ async function planDownloads(
     } else if (result.entry.type === 'dir') {
       const tree = await walkRemoteTree(client, remote, limit, Number.POSITIVE_INFINITY, excluded);
       const localFor = (relative: string): string => path.join(local, ...relative.split('/'));
-      localDirs.push({ local, remote, mtime: result.entry.mtime });
-      const dirTimes = new Map(tree.entries.map(({ relative, entry }) => [relative, entry.mtime]));
-      for (const dir of tree.dirs)
-        localDirs.push({ local: localFor(dir), remote: joinRemote(remote, dir), mtime: dirTimes.get(dir)! });
+      localDirs.push({ local, remote, mtime: result.entry.mtime, mode: result.entry.mode });
+      const dirEntries = new Map(tree.entries.map(({ relative, entry }) => [relative, entry]));
+      for (const dir of tree.dirs) {
+        const { mtime, mode } = dirEntries.get(dir)!;
+        localDirs.push({ local: localFor(dir), remote: joinRemote(remote, dir), mtime, mode });
+      }
       for (const file of tree.files) {
         jobs.push({
           local: localFor(file.relative),

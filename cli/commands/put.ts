@@ -3,10 +3,12 @@
  * connection. Shapes, as with cp: `put FILE [REMOTE]`, `put FILE... --to DIR`, `put -r DIR [REMOTE]`.
  */
 
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { MuxftpError } from '../../shared/errors.js';
+import { PERMISSION_BITS } from '../../shared/fileModes.js';
 import { planningLimit } from '../concurrency.js';
 import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
@@ -239,18 +241,22 @@ async function put(
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('put', options);
   const limit = planningLimit(parallel, client);
-  // With `parents` every mkdir stands alone, so the tree's directories can be created in any order.
+  // A depth at a time, in any order within it: each directory is then made by its own mkdir, which
+  // gives it its local one's bits (mkdir -p gives none to the parents it makes).
   const made: typeof dirs = [];
-  await Promise.all(
-    dirs.map((dir) =>
-      limit.run(() =>
-        client.mkdir(dir.remote, { parents: true }).then(
-          () => made.push(dir),
-          (error: unknown) => fail(dir.local, dir.remote, error),
-        ),
+  for (const level of byDepth(dirs)) {
+    await Promise.all(
+      level.map((dir) =>
+        limit.run(async () => {
+          const mode = options.perms ? await permissionBits(dir.local) : undefined;
+          await client.mkdir(dir.remote, { parents: true, mode }).then(
+            () => made.push(dir),
+            (error: unknown) => fail(dir.local, dir.remote, error),
+          );
+        }),
       ),
-    ),
-  );
+    );
+  }
 
   const usesStdin = jobs.some((job) => job.standardStream);
   try {
@@ -287,6 +293,24 @@ async function put(
 }
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
+
+/** Remote directories grouped by how deep they are, the shallowest first. */
+function byDepth<Dir extends { remote: string }>(dirs: readonly Dir[]): Dir[][] {
+  const levels = new Map<number, Dir[]>();
+  for (const dir of dirs) {
+    const depth = dir.remote.split('/').length;
+    levels.set(depth, [...(levels.get(depth) ?? []), dir]);
+  }
+  return [...levels].sort(([a], [b]) => a - b).map(([, level]) => level);
+}
+
+/** A local directory's permission bits; undefined when it cannot be looked at (it gets a new one's). */
+async function permissionBits(local: string): Promise<number | undefined> {
+  return stat(local).then(
+    (info) => info.mode & PERMISSION_BITS,
+    () => undefined,
+  );
+}
 
 /** Turns the sources into uploads and the remote directories they need; `fail` gets the rest. */
 async function planUploads(

@@ -124,7 +124,13 @@ export interface WireEntry {
 export type Request =
   | { op: 'list'; path: string }
   | { op: 'stat'; path: string }
-  | { op: 'mkdir'; path: string; parents?: boolean }
+  | {
+      op: 'mkdir';
+      path: string;
+      parents?: boolean;
+      /** The new directory's permission bits (0 to 0o777, less the server's umask): a tree's, kept. */
+      mode?: number;
+    }
   | { op: 'rmdir'; path: string }
   | { op: 'delete'; path: string }
   | { op: 'rename'; from: string; to: string }

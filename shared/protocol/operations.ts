@@ -193,7 +193,15 @@ export const OPERATIONS = {
     parse: (o) => {
       if (o.parents !== undefined && typeof o.parents !== 'boolean')
         throw badRequest('mkdir: "parents" must be a boolean');
-      return { op: 'mkdir', path: requireString(o, 'path', 'mkdir'), parents: o.parents === true };
+      if (o.mode !== undefined && !isPermissionBits(o.mode))
+        throw badRequest('mkdir: "mode" must be permission bits, an integer from 0 to 511 (0o777)');
+      const request: Extract<Request, { op: 'mkdir' }> = {
+        op: 'mkdir',
+        path: requireString(o, 'path', 'mkdir'),
+        parents: o.parents === true,
+      };
+      if (o.mode !== undefined) request.mode = o.mode;
+      return request;
     },
     reply: emptyReply,
   },
