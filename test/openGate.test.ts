@@ -47,6 +47,7 @@ describe('the operation table', () => {
       rename: 'request/rename',
       // Setting a modification time changes the entry: what may write it may.
       utime: 'request/write',
+      chmod: 'request/write',
       get: 'download/read',
       put: 'upload/write',
       // What the server keeps of an interrupted upload: asked only by one who may write it (put -c).
@@ -79,7 +80,7 @@ describe('admitOpen', () => {
     });
     expect(refusal(open({ op: 'put', path: 'a', size: -1 }), state()).code).toBe('BAD_REQUEST');
     expect(refusal(open({ op: 'toString' }), state()).code).toBe('UNSUPPORTED');
-    expect(refusal(open({ op: 'chmod', path: 'a' }), state()).code).toBe('UNSUPPORTED');
+    expect(refusal(open({ op: 'chown', path: 'a' }), state()).code).toBe('UNSUPPORTED');
     expect(refusal(open([1]), state()).code).toBe('BAD_REQUEST');
   });
 

@@ -246,7 +246,7 @@ describe('stream-level errors fail that stream only', () => {
     peer.write(encodeFrame(FrameType.OPEN, 0, 1, Buffer.from('{"op":"stat"}')));
     peer.write(encodeOpen(2, { op: 'stat', path: '../../etc/passwd' }));
     peer.write(encodeOpen(3, { op: 'get', path: 'nope' }));
-    peer.write(encodeFrame(FrameType.OPEN, 0, 4, Buffer.from('{"op":"chmod"}')));
+    peer.write(encodeFrame(FrameType.OPEN, 0, 4, Buffer.from('{"op":"chown"}')));
     peer.write(encodeOpen(5, { op: 'put', path: '/abs' }));
     peer.write(encodeOpen(6, { op: 'put', path: 'a\\b' }));
     peer.write(encodeOpen(7, { op: 'list', path: '' }));
@@ -386,7 +386,7 @@ describe('stream ids and late frames (docs/PROTOCOL.md, Streams)', () => {
     const failed = 4097;
     const opens: Buffer[] = [];
     for (let id = 1; id <= failed; id++)
-      opens.push(encodeFrame(FrameType.OPEN, 0, id, Buffer.from('{"op":"chmod"}')));
+      opens.push(encodeFrame(FrameType.OPEN, 0, id, Buffer.from('{"op":"chown"}')));
     peer.write(Buffer.concat(opens));
     expect((await peer.streamError(failed)).code).toBe('UNSUPPORTED');
     // Stream 2 is still remembered: its late DATA is dropped and the connection goes on.
