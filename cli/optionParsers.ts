@@ -36,6 +36,13 @@ export function parseRate(value: string): number {
   }
 }
 
+/** A umask in octal: `022`, `0077`, `7`. */
+export function parseUmask(value: string): number {
+  if (!/^0?[0-7]{1,3}$/.test(value))
+    throw new InvalidArgumentError('expected octal bits, such as 022 or 077.');
+  return Number.parseInt(value, 8);
+}
+
 export function parsePort(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || n > 65535) {

@@ -35,3 +35,15 @@ export function remoteParent(path: string): string {
   const slash = trimmed.lastIndexOf('/');
   return slash === -1 ? '' : trimmed.slice(0, slash);
 }
+
+/** `items` grouped by how deep their remote paths are, the shallowest first, each in its order. */
+export function byDepth<T>(items: readonly T[], remoteOf: (item: T) => string): T[][] {
+  const levels = new Map<number, T[]>();
+  for (const item of items) {
+    const depth = remoteOf(item).split('/').length;
+    const level = levels.get(depth);
+    if (level === undefined) levels.set(depth, [item]);
+    else level.push(item);
+  }
+  return [...levels].sort(([a], [b]) => a - b).map(([, level]) => level);
+}

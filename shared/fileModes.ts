@@ -50,6 +50,15 @@ export function processUmask(): number | undefined {
   return umaskRead.umask;
 }
 
+/**
+ * Sets this process's umask (`serve --umask`), at its start: the kernel applies it to every file
+ * made from then on, and processUmask() says it.
+ */
+export function setProcessUmask(mask: number): void {
+  process.umask(mask & PERMISSION_BITS);
+  umaskRead = { umask: mask & PERMISSION_BITS };
+}
+
 /** An open file: storage's handles, FileHandle, SinkFile. */
 export interface ModableFile {
   stat(): Promise<{ mode: number | bigint }>;

@@ -6,7 +6,7 @@ import { errnoReason } from '../shared/errnoReasons.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { makeDirectories } from '../shared/makeDirectories.js';
 import { diskFs } from './diskFs.js';
-import type { FsFileHandle } from './fsApi.js';
+import type { FsFileHandle, PathHandle } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
 /** Where {@link DiskStorage} serves from and how durably it commits. */
@@ -57,7 +57,7 @@ export class DiskStorage extends FsStorage {
  * names the file the descriptor refers to whatever links led to it. Undefined elsewhere, or
  * when /proc is not mounted: then only the check before open() applies.
  */
-export async function openedFileLocation(handle: FsFileHandle): Promise<string | undefined> {
+export async function openedFileLocation(handle: FsFileHandle | PathHandle): Promise<string | undefined> {
   const fd = (handle as { fd?: unknown }).fd;
   if (process.platform !== 'linux' || typeof fd !== 'number') return undefined;
   try {

@@ -14,7 +14,7 @@ import * as fsPromises from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
-import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
+import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
 
 const readAsync = promisify(fs.read);
 const writeAsync = promisify(fs.write);
@@ -27,11 +27,11 @@ const fchmodAsync = promisify(fs.fchmod);
 const closeAsync = promisify(fs.close);
 const openAsync = promisify(fs.open);
 
-/** open(2) flags for chmodNoFollow; undefined where there is no O_NOFOLLOW (Windows). */
-const CHMOD_OPEN_FLAGS =
-  fs.constants.O_NOFOLLOW === undefined
-    ? undefined
-    : fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+/**
+ * open(2) flags for openPath: O_PATH (node does not name it; 010000000 on Linux's common
+ * architectures) with O_NOFOLLOW. Linux only: elsewhere storage sets no bits.
+ */
+const OPEN_PATH_FLAGS = process.platform === 'linux' ? 0o10000000 | fs.constants.O_NOFOLLOW : undefined;
 
 export function diskFs(inline: InlineFileCalls): FsPromises {
   return {
@@ -79,27 +79,15 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
         () => fs.lutimesSync(path, atime, mtime),
         () => fsPromises.lutimes(path, atime, mtime),
       ),
-    // Through a descriptor: Linux has no lchmod. Opened without following a last-name link (put
-    // there from outside muxftp since storage looked), nor waiting on a FIFO.
-    ...(CHMOD_OPEN_FLAGS === undefined
+    ...(OPEN_PATH_FLAGS === undefined
       ? {}
       : {
-          chmodNoFollow: async (path: string, mode: number) => {
+          async openPath(path: string): Promise<PathHandle> {
             const fd = await inline.run(
-              () => fs.openSync(path, CHMOD_OPEN_FLAGS),
-              () => openAsync(path, CHMOD_OPEN_FLAGS),
+              () => fs.openSync(path, OPEN_PATH_FLAGS),
+              () => openAsync(path, OPEN_PATH_FLAGS),
             );
-            try {
-              await inline.run(
-                () => fs.fchmodSync(fd, mode),
-                () => fchmodAsync(fd, mode),
-              );
-            } finally {
-              await inline.run(
-                () => fs.closeSync(fd),
-                () => closeAsync(fd),
-              );
-            }
+            return new DiskPathHandle(fd, inline);
           },
         }),
     realpath: (path) =>
@@ -260,4 +248,42 @@ function closedError(): Error {
 function undefinedWhenMissing(error: unknown): undefined {
   if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
   throw error;
+}
+
+/**
+ * A path opened O_PATH (openPath): fstat works on it, fchmod does not, so its bits change through
+ * /proc/self/fd/N, which names the very file the descriptor holds, whatever its path now leads to.
+ */
+class DiskPathHandle implements PathHandle {
+  readonly fd: number;
+  readonly #inline: InlineFileCalls;
+
+  constructor(fd: number, inline: InlineFileCalls) {
+    this.fd = fd;
+    this.#inline = inline;
+  }
+
+  stat(): Promise<FsStats> {
+    const fd = this.fd;
+    return this.#inline.run(
+      () => fs.fstatSync(fd),
+      () => fstatAsync(fd),
+    );
+  }
+
+  async chmod(mode: number): Promise<void> {
+    const proc = `/proc/self/fd/${this.fd}`;
+    await this.#inline.run(
+      () => fs.chmodSync(proc, mode),
+      () => fsPromises.chmod(proc, mode),
+    );
+  }
+
+  async close(): Promise<void> {
+    const fd = this.fd;
+    await this.#inline.run(
+      () => fs.closeSync(fd),
+      () => closeAsync(fd),
+    );
+  }
 }

@@ -32,6 +32,13 @@ export interface FsFileHandle {
   close(): Promise<void>;
 }
 
+/** A path opened by openPath: what it is, and its bits to change. Whoever opens one closes it. */
+export interface PathHandle {
+  stat(): Promise<FsStats>;
+  chmod(mode: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** The `fs.promises` functions storage uses; node's `fs/promises` and memfs's `vol.promises` fit. */
 export interface FsPromises {
   stat(path: string): Promise<FsStats>;
@@ -59,10 +66,11 @@ export interface FsPromises {
    */
   lutimes?(path: string, atime: number | Date, mtime: number | Date): Promise<void>;
   /**
-   * Sets a path's permission bits, never following a last-name link (which fails ELOOP).
-   * Optional: without it, storage refuses to set them (UNSUPPORTED).
+   * Opens a path to look at and change its permission bits, without reading it (a file or
+   * directory the server may not read: Linux's O_PATH) and never through a last-name link (which
+   * fails ELOOP). Optional: without it, storage refuses to set bits (UNSUPPORTED).
    */
-  chmodNoFollow?(path: string, mode: number): Promise<void>;
+  openPath?(path: string): Promise<PathHandle>;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
   statfs?(
     path: string,

@@ -22,7 +22,7 @@ import { isPartialName, partialName } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { DirectorySyncs } from './directorySyncs.js';
 import { entryInfo, toMs } from './entryInfo.js';
-import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
+import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
 import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
 import { MoveGuard, type UploadClaim } from './moveGuard.js';
 import { PathLocks } from './pathLocks.js';
@@ -72,7 +72,7 @@ export interface FsStorageOptions {
    * swapped for a symlink between resolve() and open() cannot lead outside the root. Default:
    * none (memfs: no host can swap its directories).
    */
-  locateOpened?: (handle: FsFileHandle) => Promise<string | undefined>;
+  locateOpened?: (handle: FsFileHandle | PathHandle) => Promise<string | undefined>;
   /**
    * An open file's bytes without a copy, when this fs holds them in memory (ReadHandle.view);
    * undefined when it cannot. Memory storage serves downloads from it. Default: none (disk).
@@ -91,7 +91,7 @@ export class FsStorage implements Storage {
   readonly #durable: boolean;
   readonly #paths: PlatformPath;
   readonly #reserve: Reserve | undefined;
-  readonly #locateOpened: ((handle: FsFileHandle) => Promise<string | undefined>) | undefined;
+  readonly #locateOpened: ((handle: FsFileHandle | PathHandle) => Promise<string | undefined>) | undefined;
   readonly #viewOpened: ViewOpened | undefined;
   // Shared with subtree() views, so digests, upload bookkeeping and close() span them all.
   #digests = new DigestCache();
@@ -308,22 +308,31 @@ export class FsStorage implements Storage {
     const target = await this.#resolve(path);
     const notFileOrDirectory = () =>
       new StorageError('UNSUPPORTED', `not a file or directory: ${target.clientPath}`, target.clientPath);
+    const openPath = this.#fs.openPath?.bind(this.#fs);
+    if (openPath === undefined)
+      throw new StorageError('UNSUPPORTED', 'this storage cannot set permissions', target.clientPath);
     return this.#pathLocks.run([target.hostPath], async () => {
-      const stats = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
-      if (!stats.isFile() && !stats.isDirectory()) throw notFileOrDirectory();
-      const chmod = this.#fs.chmodNoFollow?.bind(this.#fs);
-      if (chmod === undefined)
-        throw new StorageError('UNSUPPORTED', 'this storage cannot set permissions', target.clientPath);
-      const own = stats.isDirectory() ? SERVER_OWN_DIRECTORY_BITS : SERVER_OWN_FILE_BITS;
+      let handle: PathHandle;
       try {
-        await chmod(target.hostPath, (mode & PERMISSION_BITS) | own);
+        handle = await openPath(target.hostPath);
       } catch (error) {
-        // A link put in its place meanwhile (from outside muxftp): not followed.
+        // A symbolic link, or one put in its place since resolve() (from outside muxftp).
         if (errnoOf(error) === 'ELOOP') throw notFileOrDirectory();
         throw storageErrorFromFs(error, target.clientPath);
       }
-      const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
-      return entryInfo(baseName(target.clientPath), changed);
+      try {
+        // Where it really is, and what: a directory on the path swapped for a link out, or a
+        // FIFO or device put there, since resolve() looked.
+        await this.#refuseOpenedOutside(handle, target.clientPath);
+        const stats = await handle.stat();
+        if (!stats.isFile() && !stats.isDirectory()) throw notFileOrDirectory();
+        await handle.chmod(permissionsToSet(stats, mode));
+        return entryInfo(baseName(target.clientPath), await handle.stat());
+      } catch (error) {
+        throw storageErrorFromFs(error, target.clientPath);
+      } finally {
+        await handle.close().catch(noop);
+      }
     });
   }
 
@@ -593,7 +602,7 @@ export class FsStorage implements Storage {
    * Refuses a file whose opened descriptor really lies outside the real root: a directory on
    * the path was swapped for a symlink after resolve() checked it (issue #7).
    */
-  async #refuseOpenedOutside(handle: FsFileHandle, clientPath: string): Promise<void> {
+  async #refuseOpenedOutside(handle: FsFileHandle | PathHandle, clientPath: string): Promise<void> {
     const location = await this.#locateOpened?.(handle);
     if (location === undefined) return;
     if (this.#confinement.isWithin(await this.#confinement.realRoot(), location)) return;
@@ -913,6 +922,21 @@ class FsReadHandle implements ReadHandle {
 
 function refuseRoot(target: Resolved, reason: string): void {
   if (target.clientPath === '') throw new StorageError('INVALID_PATH', `invalid path: ${reason}`, '');
+}
+
+/** A directory's setgid and sticky bits: its new files' group, and who may remove what in it. */
+const DIRECTORY_SPECIAL_BITS = 0o3000;
+
+/**
+ * The bits chmod gives: those asked for less the server's umask (the admin's bound on what any
+ * client may open up, as for uploads), never fewer than the server's own. A directory keeps its
+ * setgid and sticky bits; a file loses setuid and setgid (else a client could make a setuid
+ * program someone put on the host runnable by others).
+ */
+function permissionsToSet(stats: FsStats, mode: number): number {
+  const asked = mode & ~(processUmask() ?? 0) & PERMISSION_BITS;
+  if (!stats.isDirectory()) return asked | SERVER_OWN_FILE_BITS;
+  return asked | SERVER_OWN_DIRECTORY_BITS | (Number(stats.mode) & DIRECTORY_SPECIAL_BITS);
 }
 
 /** open(2) flags to read a file without waiting to open it; undefined where there are none (Windows). */

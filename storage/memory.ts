@@ -79,11 +79,16 @@ export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
     open: (path, flags) => run(() => volume.promises.open(path, flags) as unknown as Promise<FsFileHandle>),
     realpath: (path) => run(() => volume.realpathSync(path)),
     lutimes: (path, atime, mtime) => run(() => volume.lutimesSync(path, wholeMs(atime), wholeMs(mtime))),
-    chmodNoFollow: (path, mode) =>
+    // Nothing outside muxftp changes a volume: a path looked at stays what it was.
+    openPath: (path) =>
       run(() => {
         if (volume.lstatSync(path).isSymbolicLink())
           throw Object.assign(new Error(`ELOOP: a symbolic link, not followed: ${path}`), { code: 'ELOOP' });
-        volume.chmodSync(path, mode);
+        return {
+          stat: () => run(() => volume.statSync(path)),
+          chmod: (mode: number) => run(() => volume.chmodSync(path, mode)),
+          close: async () => {},
+        };
       }),
   };
 }

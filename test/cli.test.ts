@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import {
+  chmod,
   mkdir,
   mkdtemp,
   open,
@@ -849,6 +850,33 @@ describe('muxftp CLI', () => {
       }
     },
   );
+
+  it('serve --umask: what uploads and new directories get, less those bits; a bad one is a usage error', async () => {
+    const umaskRoot = await tempDirs.make();
+    const strict = await startServe(['--root', umaskRoot, '--umask', '077']);
+    try {
+      const local = await tempDirs.make();
+      await mkdir(join(local, 'tree'));
+      await writeFile(join(local, 'tree', 'run.sh'), '#!/bin/sh\n');
+      await chmod(join(local, 'tree', 'run.sh'), 0o755);
+      await chmod(join(local, 'tree'), 0o755);
+      const at = ['--server', `127.0.0.1:${strict.port}`];
+      expect((await runCli(['put', '-r', 'tree', 'kept', ...at], { cwd: local })).code).toBe(0);
+      expect(
+        (await runCli(['put', '--no-perms', 'tree/run.sh', 'plain.sh', ...at], { cwd: local })).code,
+      ).toBe(0);
+      const bits = async (name: string) => (await stat(join(umaskRoot, name))).mode & 0o777;
+      expect([await bits('kept'), await bits('kept/run.sh'), await bits('plain.sh')]).toEqual([
+        0o700, 0o700, 0o600,
+      ]);
+    } finally {
+      strict.child.kill('SIGTERM');
+      await strict.exited;
+    }
+    const bad = await runCli(['serve', '--memory', '--port', '0', '--umask', '999']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('expected octal bits');
+  });
 
   it('exits 2 on usage errors', async () => {
     const result = await runCli(['put', 'a', 'b', 'c', ...remote]);

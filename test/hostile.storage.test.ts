@@ -9,12 +9,14 @@ import path, { join, sep } from 'node:path';
 import { Volume } from 'memfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
+import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage, openedFileLocation } from '../storage/disk.js';
+import { diskFs } from '../storage/diskFs.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { memfsApi } from '../storage/memory.js';
@@ -148,6 +150,60 @@ describe('a directory swapped for a symlink between the check and the open (disk
       await nodeFs.rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('chmod of a path whose directory is swapped for a symlink out, or whose file for a FIFO (disk)', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'changes nothing outside, nor anything but a file or directory',
+    async () => {
+      const dir = await realpath(await mkdtemp(join(tmpdir(), 'muxftp-chmod-swap-')));
+      const root = join(dir, 'root');
+      const outside = join(dir, 'outside');
+      await mkdir(join(root, 'd'), { recursive: true });
+      await mkdir(outside);
+      await writeFile(join(root, 'd', 'f'), 'inside');
+      await writeFile(join(outside, 'f'), 'secret');
+      await nodeFs.chmod(join(outside, 'f'), 0o600);
+      const disk = diskFs(new InlineFileCalls());
+      let swap: (() => Promise<void>) | undefined;
+      // The attacker wins the race: just before the open, the swap is made.
+      const swapBeforeOpen: FsPromises = {
+        ...disk,
+        openPath: async (p) => {
+          await swap?.();
+          return disk.openPath!(p);
+        },
+      };
+      const storage = new FsStorage({
+        fs: swapBeforeOpen,
+        root,
+        durable: false,
+        hostPaths: path,
+        locateOpened: openedFileLocation,
+      });
+      try {
+        swap = async () => {
+          await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });
+          await nodeFs.symlink(outside, join(root, 'd'));
+        };
+        await expect(storage.setPermissions('d/f', 0o777)).rejects.toMatchObject({ code: 'INVALID_PATH' });
+        expect((await nodeFs.stat(join(outside, 'f'))).mode & 0o7777).toBe(0o600);
+
+        await nodeFs.rm(join(root, 'd'));
+        await mkdir(join(root, 'd'));
+        await writeFile(join(root, 'd', 'f'), 'inside');
+        swap = async () => {
+          await nodeFs.rm(join(root, 'd', 'f'));
+          execFileSync('mkfifo', [join(root, 'd', 'f')]);
+        };
+        await expect(storage.setPermissions('d/f', 0o777)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+        expect((await nodeFs.stat(join(root, 'd', 'f'))).mode & 0o777).not.toBe(0o777);
+      } finally {
+        await storage.close();
+        await nodeFs.rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('special files in the root (disk)', () => {

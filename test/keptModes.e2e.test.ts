@@ -10,6 +10,7 @@ import { chmod, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseModeArgument } from '../cli/modeArgument.js';
+import { byDepth } from '../cli/remotePath.js';
 import { ContinueSink, keptPartialPath } from '../client/sinks.js';
 import { processUmask, umaskShownBy } from '../shared/fileModes.js';
 import { DiskStorage } from '../storage/disk.js';
@@ -60,6 +61,14 @@ describe('the umask', () => {
   it('is read where the kernel shows it, without being set', () => {
     if (process.platform !== 'linux') return;
     expect(processUmask()).toBe(UMASK);
+  });
+});
+
+describe('put -r makes remote directories a depth at a time', () => {
+  it('groups them by depth, the shallowest first, whatever order they come in', () => {
+    const dirs = ['t/a/b/c', 't', 't/a/b', 'u', 't/a', 't/z'];
+    expect(byDepth(dirs, (dir) => dir)).toEqual([['t', 'u'], ['t/a', 't/z'], ['t/a/b'], ['t/a/b/c']]);
+    expect(byDepth([], (dir: string) => dir)).toEqual([]);
   });
 });
 
@@ -260,15 +269,15 @@ describe('the CLI keeps permission bits', () => {
 });
 
 describe('chmod', () => {
-  it('over a connection: sets bits, keeps the server its own, refuses bad bits and links', async () => {
+  it('over a connection: sets bits less the umask, keeps the server its own, refuses bad bits and links', async () => {
     server = await startServer({ backend: 'disk' });
     const client = await server.connect();
     await client.mkdir('d');
     await client.put('d/run.sh', Buffer.from('#!/bin/sh\n'));
-    expect(await client.setPermissions('d/run.sh', 0o755)).toMatchObject({ name: 'run.sh', mode: 0o755 });
-    expect(await modeOf(join(server.root!, 'd/run.sh'))).toBe(0o755);
+    expect(await client.setPermissions('d/run.sh', 0o754)).toMatchObject({ name: 'run.sh', mode: 0o750 });
+    expect(await modeOf(join(server.root!, 'd/run.sh'))).toBe(0o750);
     expect(await client.setPermissions('d/run.sh', 0o000)).toMatchObject({ mode: 0o600 });
-    expect(await client.setPermissions('d', 0o750)).toMatchObject({ type: 'dir', mode: 0o750 });
+    expect(await client.setPermissions('d', 0o777)).toMatchObject({ type: 'dir', mode: 0o750 });
     await expect(client.setPermissions('d/run.sh', 0o4755)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(client.setPermissions('nothing', 0o644)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await symlink('d/run.sh', join(server.root!, 'link'));
@@ -278,43 +287,47 @@ describe('chmod', () => {
     expect((await client.getBuffer('d/run.sh')).toString()).toBe('#!/bin/sh\n');
   });
 
-  it('through the CLI: octal, symbolic, a pattern; a bad mode is a usage error', async () => {
+  it('through the CLI: octal, symbolic, a pattern; a bad mode or option is a usage error', async () => {
     server = await startServer({ backend: 'disk' });
     const dir = await tempDirs.make();
     const client = await server.connect();
     await client.mkdir('bin');
     for (const name of ['bin/a.sh', 'bin/b.sh', 'bin/notes.txt']) {
       await client.put(name, Buffer.from(name));
-      await chmod(join(server.root!, name), 0o640);
+      await chmod(join(server.root!, name), 0o600);
     }
     const cli = (...args: string[]) =>
       runCli([...args, '--server', `127.0.0.1:${server!.port}`], dir, { timeoutMs: 30_000 });
-
+    // Each result less the server's umask (027 here).
     let run = await cli('chmod', '755', 'bin/notes.txt');
     expect([run.code, run.stderr]).toEqual([0, '']);
-    expect(await modeOf(join(server.root!, 'bin/notes.txt'))).toBe(0o755);
-    run = await cli('chmod', 'u+x,g+x,o=r', 'bin/*.sh');
+    expect(await modeOf(join(server.root!, 'bin/notes.txt'))).toBe(0o750);
+    run = await cli('chmod', 'u+x,g+r', 'bin/*.sh');
     expect([run.code, run.stderr]).toEqual([0, '']);
-    expect(await modeOf(join(server.root!, 'bin/a.sh'))).toBe(0o754);
-    expect(await modeOf(join(server.root!, 'bin/b.sh'))).toBe(0o754);
-    run = await cli('chmod', 'go-rwx', 'bin/a.sh', '--json');
+    expect(await modeOf(join(server.root!, 'bin/a.sh'))).toBe(0o740);
+    expect(await modeOf(join(server.root!, 'bin/b.sh'))).toBe(0o740);
+    run = await cli('chmod', 'g=', 'bin/a.sh', '--json');
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual([{ path: 'bin/a.sh', ok: true }]);
     expect(await modeOf(join(server.root!, 'bin/a.sh'))).toBe(0o700);
-    run = await cli('chmod', '+x', 'bin/notes.txt', 'bin/missing');
+    run = await cli('chmod', '+x', 'bin/b.sh', 'bin/missing');
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('bin/missing');
-    expect(await modeOf(join(server.root!, 'bin/notes.txt'))).toBe(0o755);
+    expect(await modeOf(join(server.root!, 'bin/b.sh'))).toBe(0o750);
     // A mode that starts with '-' is a mode, as chmod(1) takes it, not an option.
     run = await cli('chmod', '-x', 'bin/notes.txt');
     expect([run.code, run.stderr]).toEqual([0, '']);
-    expect(await modeOf(join(server.root!, 'bin/notes.txt'))).toBe(0o644);
+    expect(await modeOf(join(server.root!, 'bin/notes.txt'))).toBe(0o640);
 
     for (const bad of ['u+s', '8', '4755', 'rwx', '-y']) {
       run = await cli('chmod', bad, 'bin/a.sh');
       expect(run.code, bad).toBe(2);
       expect(run.stderr, bad).toContain('expected octal bits');
     }
+    // Any other word that starts with '-' is an option it does not know, not a path.
+    run = await cli('chmod', '750', 'bin/a.sh', '--jsn');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("unknown option '--jsn'");
     expect(await modeOf(join(server.root!, 'bin/a.sh'))).toBe(0o700);
   });
 });

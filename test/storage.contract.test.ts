@@ -853,6 +853,18 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await storage.setPermissions!('dir', 0o005)).toMatchObject({ type: 'dir', mode: 0o705 });
       expect(await hostMode('dir')).toBe(0o705);
       expect((await storage.stat('dir/f.txt')).mode).toBe(0o644);
+      // Never more than the server's umask lets through (the admin's bound, as for uploads).
+      const umask = processUmask() ?? 0;
+      expect(await storage.setPermissions!('dir/f.txt', 0o777)).toMatchObject({ mode: 0o777 & ~umask });
+      await storage.setPermissions!('dir/f.txt', 0o644);
+      // A directory keeps its setgid and sticky bits; a file loses setuid and setgid.
+      await fx.host.chmod(hostPath('dir'), 0o3777);
+      await storage.setPermissions!('dir', 0o755);
+      expect(Number((await fx.host.stat(hostPath('dir'))).mode) & 0o7777).toBe(0o3000 | (0o755 & ~umask));
+      await fx.host.chmod(hostPath('dir/f.txt'), 0o6755);
+      await storage.setPermissions!('dir/f.txt', 0o755);
+      expect(Number((await fx.host.stat(hostPath('dir/f.txt'))).mode) & 0o7777).toBe(0o755 & ~umask);
+      await storage.setPermissions!('dir/f.txt', 0o644);
       await fx.host.symlink('dir/f.txt', hostPath('link'));
       await expectStorageError(storage.setPermissions!('link', 0o777), 'UNSUPPORTED');
       expect(await hostMode('dir/f.txt')).toBe(0o644);

@@ -215,6 +215,10 @@ export function registerFileCommands(program: Command, output: Output): void {
     .argument('<mode>', 'octal bits, or symbolic changes (u+x, go-w)', parseModeArgument)
     .argument('<path...>', "remote files or directories ('bin/*.sh': what the pattern matches)")
     .action(async (mode: ModeArgument, paths: string[], _options: unknown, command: Command) => {
+      // Options it does not know pass as words (for the mode's sake): none may pass as a path.
+      const option = paths.find((word) => word.startsWith('-'));
+      if (option !== undefined)
+        command.error(`error: unknown option '${option}' (a path that starts with '-': /${option})`);
       const setMode = async (client: Client, path: string): Promise<void> => {
         let bits: number;
         if ('bits' in mode) bits = mode.bits;

@@ -17,7 +17,7 @@ import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
-import { isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
+import { byDepth, isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
 import { destinationCheck } from '../skipIdentical.js';
 import {
   addTransferOptions,
@@ -241,10 +241,11 @@ async function put(
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('put', options);
   const limit = planningLimit(parallel, client);
-  // A depth at a time, in any order within it: each directory is then made by its own mkdir, which
-  // gives it its local one's bits (mkdir -p gives none to the parents it makes).
+  // Keeping bits, a depth at a time (in any order within it): each directory is then made by its
+  // own mkdir, which gives it its local one's bits (mkdir -p gives none to the parents it makes).
+  // Else all at once: with `parents` every mkdir stands alone.
   const made: typeof dirs = [];
-  for (const level of byDepth(dirs)) {
+  for (const level of options.perms ? byDepth(dirs, (dir) => dir.remote) : [dirs]) {
     await Promise.all(
       level.map((dir) =>
         limit.run(async () => {
@@ -293,16 +294,6 @@ async function put(
 }
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
-
-/** Remote directories grouped by how deep they are, the shallowest first. */
-function byDepth<Dir extends { remote: string }>(dirs: readonly Dir[]): Dir[][] {
-  const levels = new Map<number, Dir[]>();
-  for (const dir of dirs) {
-    const depth = dir.remote.split('/').length;
-    levels.set(depth, [...(levels.get(depth) ?? []), dir]);
-  }
-  return [...levels].sort(([a], [b]) => a - b).map(([, level]) => level);
-}
 
 /** A local directory's permission bits; undefined when it cannot be looked at (it gets a new one's). */
 async function permissionBits(local: string): Promise<number | undefined> {

@@ -15,6 +15,7 @@ import {
   parsePositiveInteger,
   parseRate,
   parseSecondsAsMs,
+  parseUmask,
 } from '../optionParsers.js';
 import type { AccessFlags } from '../serverAccess.js';
 import { StartupHangups } from '../startupHangups.js';
@@ -31,6 +32,8 @@ export interface ServeOptions extends AccessFlags {
   streamWindow: number;
   uploadInitialWindow: number;
   fsync: 'always' | 'never';
+  /** The process's umask from the start: what uploads' and new directories' bits are less. */
+  umask?: number;
   metrics?: { host: string; port: number };
   maxConnectionsPerIp: number;
   maxStreamsPerConnection: number;
@@ -57,6 +60,11 @@ export function registerServeCommand(program: Command): Command {
       )
       .option('--port <port>', 'TCP port; 0 picks a free one', parsePort, DEFAULTS.port)
       .option('--root <dir>', 'directory to serve, created if missing', DEFAULTS.root)
+      .option(
+        '--umask <bits>',
+        "octal bits taken from what uploaded files and new directories get, as vsftpd's local_umask (default: the process's, often 022; the server always keeps its own read and write)",
+        parseUmask,
+      )
       // Given both, the root was silently not served: refused, as a usage error.
       .addOption(
         new Option('--memory', 'serve an empty in-memory tree instead (lost on exit)').conflicts('root'),

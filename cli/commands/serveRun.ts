@@ -7,6 +7,7 @@ import type { MetricsExporter } from '../../server/metrics.js';
 import { logToStderr } from '../../server/options.js';
 import { MuxServer } from '../../server/server.js';
 import { DEFAULTS } from '../../shared/defaults.js';
+import { setProcessUmask } from '../../shared/fileModes.js';
 import { openStorage } from '../../storage/index.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
@@ -23,6 +24,8 @@ import type { ServeOptions } from './serve.js';
 
 /** `hangups`: the SIGHUPs held since the command started (./serve.ts), applied once up. */
 export async function serve(options: ServeOptions, hangups: StartupHangups): Promise<void> {
+  // Before any file is made: the kernel applies it to every upload's temporary file.
+  if (options.umask !== undefined) setProcessUmask(options.umask);
   const access = await loadAccess(options).catch((error: Error) => {
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
