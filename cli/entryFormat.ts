@@ -12,17 +12,23 @@ export function formatMtime(ms: number): string {
 }
 
 /**
- * One line per entry: type, size (in bytes, or with `human` in B, KiB, MiB…; - for directories),
- * mtime, name (directories end in /).
+ * One line per entry: type, with `long` its permission bits as ls -l shows them (? where the
+ * server lists none), size (in bytes, or with `human` in B, KiB, MiB…; - for directories), mtime,
+ * name (directories end in /).
  */
-export function formatListing(entries: readonly WireEntry[], options: { human?: boolean } = {}): string[] {
+export function formatListing(
+  entries: readonly WireEntry[],
+  options: { human?: boolean; long?: boolean } = {},
+): string[] {
   // One field, as ls -h prints it (1.21KiB): the columns stay split by blanks.
   const sizeOf = options.human === true ? (size: number) => formatBytes(size).replace(' ', '') : String;
   const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : sizeOf(entry.size)));
   const width = Math.max(1, ...sizes.map((size) => size.length));
   return entries.map((entry, index) => {
     const name = printable(entry.name) + (entry.type === 'dir' ? '/' : '');
-    return `${entry.type.padEnd(5)} ${sizes[index]!.padStart(width)}  ${formatMtime(entry.mtime)}  ${name}`;
+    const bits =
+      options.long === true ? `${entry.mode === undefined ? '?'.repeat(9) : modeLetters(entry.mode)} ` : '';
+    return `${entry.type.padEnd(5)} ${bits}${sizes[index]!.padStart(width)}  ${formatMtime(entry.mtime)}  ${name}`;
   });
 }
 
@@ -41,8 +47,12 @@ export function formatEntryDetails(path: string, entry: WireEntry): string[] {
 
 /** Permission bits as `stat` prints them: `0755 (rwxr-xr-x)`. */
 export function formatMode(mode: number): string {
-  const letters = [...'rwxrwxrwx'].map((letter, bit) => (mode & (0o400 >> bit) ? letter : '-')).join('');
-  return `${mode.toString(8).padStart(4, '0')} (${letters})`;
+  return `${mode.toString(8).padStart(4, '0')} (${modeLetters(mode)})`;
+}
+
+/** `rwxr-xr-x`. */
+function modeLetters(mode: number): string {
+  return [...'rwxrwxrwx'].map((letter, bit) => (mode & (0o400 >> bit) ? letter : '-')).join('');
 }
 
 /**

@@ -244,6 +244,12 @@ describe('the CLI keeps permission bits', () => {
     expect(await modeOf(join(server.root!, 'kept/run.sh'))).toBe(0o750);
     expect(await modeOf(join(server.root!, 'kept/sub/secret'))).toBe(0o600);
     expect(await cli('stat', 'kept/run.sh')).toContain('mode   0750 (rwxr-x---)');
+    const long = await cli('ls', '-l', 'kept');
+    expect(long).toMatch(/^file {2}rwxr-x--- +\d+ {2}\S+ \S+ {2}run\.sh$/m);
+    expect(long).toMatch(/^dir {3}rwx------ +- {2}\S+ \S+ {2}sub\/$/m);
+    expect(await cli('ls', '-r', '-l', 'kept')).toMatch(
+      /^file {2}rw------- +\d+ {2}\S+ \S+ {2}sub\/secret$/m,
+    );
     expect(await modeOf(join(server.root!, 'kept'))).toBe(0o750);
     expect(await modeOf(join(server.root!, 'kept/sub'))).toBe(0o700);
     expect(await modeOf(join(server.root!, 'kept/sub/deep/open'))).toBe(0o750);

@@ -44,7 +44,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('ls')
     .summary('list a remote directory')
     .description(
-      "List a remote directory: type, size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path.",
+      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path.",
     )
     .argument('[path]', 'remote directory or file (default: the root)')
     .option(
@@ -59,14 +59,15 @@ export function registerFileCommands(program: Command, output: Output): void {
       commanderParser(parsePositiveInteger),
     )
     .option('-H, --human', 'sizes in B, KiB, MiB, GiB, as 1.21KiB (--json keeps bytes)')
+    .option('-l, --long', "also each entry's permission bits, as ls -l shows them (rwxr-xr-x)")
     .action(
       async (
         path: string | undefined,
-        options: { recursive?: boolean; R?: boolean; maxDepth?: number; human?: boolean },
+        options: { recursive?: boolean; R?: boolean; maxDepth?: number; human?: boolean; long?: boolean },
         command: Command,
       ) => {
         const global = begin(command);
-        const format = { human: options.human === true };
+        const format = { human: options.human === true, long: options.long === true };
         await withClient(global, output, async (client) => {
           try {
             const given = path ?? '/';
@@ -444,7 +445,7 @@ async function listRecursively(
   path: string,
   directoryOnly: boolean,
   output: Output,
-  options: { maxDepth: number; human: boolean },
+  options: { maxDepth: number; human: boolean; long: boolean },
 ): Promise<void> {
   const tree = await walkRemoteTree(client, path, planningLimit(DEFAULTS.parallel, client), options.maxDepth);
   const top = tree.problems.find((problem) => problem.relative === '');
