@@ -9,7 +9,7 @@ import { isPlainName, joinRemote } from './remotePath.js';
 export interface RemoteTree {
   /** Subdirectories relative to the root, '/'-separated, each after its parent. */
   dirs: string[];
-  files: Array<{ relative: string; remote: string; size: number; mtime: number }>;
+  files: Array<{ relative: string; remote: string; size: number; mtime: number; mode?: number }>;
   /** Every entry listed under a safe name (directories, files and anything else), as the server listed it. */
   entries: Array<{ relative: string; entry: WireEntry }>;
   /**
@@ -56,7 +56,7 @@ export async function walkRemoteTree(
         tree.dirs.push(relative);
         if (depth < maxDepth) subdirs.push(walk(remote, relative, depth + 1));
       } else if (entry.type === 'file') {
-        tree.files.push({ relative, remote, size: entry.size, mtime: entry.mtime });
+        tree.files.push({ relative, remote, size: entry.size, mtime: entry.mtime, mode: entry.mode });
       } else {
         tree.problems.push({
           remote,

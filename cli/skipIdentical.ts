@@ -8,10 +8,11 @@
  * get keep them): the same size and modification time, and nothing is read. With both, the quick
  * check first, the content when it does not settle it.
  */
-import { lstat, stat, utimes } from 'node:fs/promises';
+import { chmod, lstat, stat, utimes } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
+import { PERMISSION_BITS, processUmask } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
@@ -47,7 +48,7 @@ export async function localCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
-  keepTimes = false,
+  keep: { times?: boolean; modes?: boolean } = {},
 ): Promise<TransferDone | undefined> {
   const local = await stat(job.local);
   if (!local.isFile() || local.size !== job.size) return undefined;
@@ -55,14 +56,31 @@ export async function localCopyIsIdentical(
   if (same === undefined) return undefined;
   await removeStaleKeptPartial(keptPartialPath(job.local));
   const remoteMtime = job.remoteMtime;
-  if (keepTimes && remoteMtime !== undefined && !sameTime(local.mtimeMs, remoteMtime)) {
-    const link = await lstat(job.local).then(
-      (entry) => entry.isSymbolicLink(),
-      () => true,
-    );
-    if (!link) await utimes(job.local, new Date(), fileTime(remoteMtime)).catch(() => {});
+  const retime = keep.times === true && remoteMtime !== undefined && !sameTime(local.mtimeMs, remoteMtime);
+  const rebits = keep.modes === true ? localBitsToSet(job, local.mode) : undefined;
+  if ((retime || rebits !== undefined) && !(await isSymbolicLink(job.local))) {
+    if (rebits !== undefined) await chmod(job.local, rebits).catch(() => {});
+    if (retime) await utimes(job.local, new Date(), fileTime(remoteMtime!)).catch(() => {});
   }
   return same;
+}
+
+/**
+ * get: the bits a skipped local copy is given, as a download would give them (the remote file's
+ * less the umask); undefined when it has them, or the server lists none.
+ */
+function localBitsToSet(job: TransferJob, localMode: number): number | undefined {
+  if (job.remoteMode === undefined) return undefined;
+  const wanted = job.remoteMode & ~(processUmask() ?? 0o022) & PERMISSION_BITS;
+  return (localMode & PERMISSION_BITS) === wanted ? undefined : wanted;
+}
+
+/** Whether a local path is a symbolic link (or cannot be looked at): its target may be anywhere. */
+async function isSymbolicLink(path: string): Promise<boolean> {
+  return lstat(path).then(
+    (entry) => entry.isSymbolicLink(),
+    () => true,
+  );
 }
 
 /**
@@ -106,13 +124,22 @@ export async function remoteCopyIsUnchanged(
   return sameTime(remote.mtime, local.mtimeMs) ? { bytes: local.size } : undefined;
 }
 
-/** get --skip-unchanged: the local file has the remote one's size and time, as listed. */
-export async function localCopyIsUnchanged(job: TransferJob): Promise<SkippedDone | undefined> {
+/**
+ * get --skip-unchanged: the local file has the remote one's size and time, as listed. With
+ * `keepModes` it gets the remote bits when it has others, as an identical copy does.
+ */
+export async function localCopyIsUnchanged(
+  job: TransferJob,
+  keepModes = false,
+): Promise<SkippedDone | undefined> {
   const local = await stat(job.local);
   if (!local.isFile() || local.size !== job.size || job.remoteMtime === undefined) return undefined;
   if (!sameTime(local.mtimeMs, job.remoteMtime)) return undefined;
   // As for an identical copy: what a failed get kept of it is stale.
   await removeStaleKeptPartial(keptPartialPath(job.local));
+  const rebits = keepModes ? localBitsToSet(job, local.mode) : undefined;
+  if (rebits !== undefined && !(await isSymbolicLink(job.local)))
+    await chmod(job.local, rebits).catch(() => {});
   return { bytes: local.size };
 }
 
@@ -125,20 +152,22 @@ type DestinationCheck = (
 /** The check --skip-unchanged and --skip-identical ask for (undefined: none); put or get's. */
 export function destinationCheck(
   command: 'put' | 'get',
-  options: { skipIdentical?: boolean; skipUnchanged?: boolean; times?: boolean },
+  options: { skipIdentical?: boolean; skipUnchanged?: boolean; times?: boolean; perms?: boolean },
 ): DestinationCheck | undefined {
   const quick: DestinationCheck | undefined =
     options.skipUnchanged !== true
       ? undefined
       : command === 'put'
         ? (job, client) => remoteCopyIsUnchanged(job, client)
-        : (job) => localCopyIsUnchanged(job);
-  const identical = command === 'put' ? remoteCopyIsIdentical : localCopyIsIdentical;
+        : (job) => localCopyIsUnchanged(job, options.perms === true);
   const keepTimes = options.times === true;
+  const keep = { times: keepTimes, modes: options.perms === true };
   const content: DestinationCheck | undefined =
     options.skipIdentical !== true
       ? undefined
-      : (job, client, signal) => identical(job, client, signal, keepTimes);
+      : command === 'put'
+        ? (job, client, signal) => remoteCopyIsIdentical(job, client, signal, keepTimes)
+        : (job, client, signal) => localCopyIsIdentical(job, client, signal, keep);
   if (quick === undefined || content === undefined) return quick ?? content;
   return async (job, client, signal) => (await quick(job, client, signal)) ?? content(job, client, signal);
 }

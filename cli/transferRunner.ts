@@ -33,6 +33,8 @@ export interface TransferJob {
   standardStream: boolean;
   /** get: the remote file's modification time as listed (ms since the epoch), for --skip-unchanged. */
   remoteMtime?: number;
+  /** get: the remote file's permission bits as listed, for a skipped copy to take. */
+  remoteMode?: number;
 }
 
 /**

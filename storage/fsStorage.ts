@@ -326,7 +326,10 @@ export class FsStorage implements Storage {
         await this.#refuseOpenedOutside(handle, target.clientPath);
         const stats = await handle.stat();
         if (!stats.isFile() && !stats.isDirectory()) throw notFileOrDirectory();
-        await handle.chmod(permissionsToSet(stats, mode));
+        const bits = permissionsToSet(stats, mode);
+        // Not when it has them: a chmod moves ctime, and the digest cache would hash it again.
+        if (bits === (Number(stats.mode) & 0o7777)) return entryInfo(baseName(target.clientPath), stats);
+        await handle.chmod(bits);
         return entryInfo(baseName(target.clientPath), await handle.stat());
       } catch (error) {
         throw storageErrorFromFs(error, target.clientPath);

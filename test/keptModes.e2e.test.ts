@@ -257,6 +257,19 @@ describe('the CLI keeps permission bits', () => {
     await cli('get', '-r', '-q', 'kept', 'back');
     expect(await modeOf(join(dir, 'back/run.sh'))).toBe(0o750);
     expect(await modeOf(join(dir, 'back/sub/secret'))).toBe(0o600);
+    // A copy skipped as unchanged or identical takes the remote bits too, as a download would.
+    await cli('get', '-r', '-q', 'kept', '.');
+    await chmod(join(dir, 'kept/run.sh'), 0o600);
+    await chmod(join(dir, 'kept/sub/secret'), 0o640);
+    // Skipped, not downloaded again: a download would give it a new inode.
+    const inode = (await stat(join(dir, 'kept/run.sh'))).ino;
+    await cli('get', '-r', '-q', '--skip-unchanged', 'kept', '.');
+    expect(await modeOf(join(dir, 'kept/run.sh'))).toBe(0o750);
+    expect(await modeOf(join(dir, 'kept/sub/secret'))).toBe(0o600);
+    await chmod(join(dir, 'kept/run.sh'), 0o600);
+    await cli('get', '-r', '-q', '--skip-identical', 'kept', '.');
+    expect(await modeOf(join(dir, 'kept/run.sh'))).toBe(0o750);
+    expect((await stat(join(dir, 'kept/run.sh'))).ino).toBe(inode);
     await chmod(join(server.root!, 'kept/sub/deep'), 0o555);
     await cli('get', '-r', '-q', 'kept', 'back2');
     expect(await modeOf(join(dir, 'back2'))).toBe(0o750);

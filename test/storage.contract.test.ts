@@ -34,7 +34,7 @@ interface HostFs {
   writeFile(path: string, data: string): Promise<unknown>;
   readdir(path: string): Promise<readonly unknown[]>;
   truncate(path: string, length: number): Promise<unknown>;
-  stat(path: string): Promise<{ mtimeMs: number | bigint; mode: number | bigint }>;
+  stat(path: string): Promise<{ mtimeMs: number | bigint; ctimeMs: number | bigint; mode: number | bigint }>;
   chmod(path: string, mode: number): Promise<unknown>;
 }
 
@@ -857,6 +857,11 @@ describe.each(backends)('$name storage', (backend) => {
       const umask = processUmask() ?? 0;
       expect(await storage.setPermissions!('dir/f.txt', 0o777)).toMatchObject({ mode: 0o777 & ~umask });
       await storage.setPermissions!('dir/f.txt', 0o644);
+      // Bits it has already: nothing changes, not even its ctime (the digest cache's version).
+      const before = await fx.host.stat(hostPath('dir/f.txt'));
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      await storage.setPermissions!('dir/f.txt', 0o644);
+      expect((await fx.host.stat(hostPath('dir/f.txt'))).ctimeMs).toBe(before.ctimeMs);
       // A directory keeps its setgid and sticky bits; a file loses setuid and setgid.
       await fx.host.chmod(hostPath('dir'), 0o3777);
       await storage.setPermissions!('dir', 0o755);

@@ -398,6 +398,7 @@ async function planDownloads(
         size: result.entry.size,
         standardStream: target.kind === 'stdout',
         remoteMtime: result.entry.mtime,
+        remoteMode: result.entry.mode,
       });
     } else if (result.entry.type === 'dir') {
       const tree = await walkRemoteTree(client, remote, limit, Number.POSITIVE_INFINITY, excluded);
@@ -415,6 +416,7 @@ async function planDownloads(
           size: file.size,
           standardStream: false,
           remoteMtime: file.mtime,
+          remoteMode: file.mode,
         });
       }
       for (const problem of tree.problems)
