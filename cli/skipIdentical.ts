@@ -9,40 +9,55 @@
  * check first, the content when it does not settle it.
  */
 import { chmod, lstat, stat, utimes } from 'node:fs/promises';
-import type { Client } from '../client/client.js';
+import type { Client, WireEntry } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
-import { PERMISSION_BITS, processUmask } from '../shared/fileModes.js';
+import { PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
 /**
- * put: the remote file `job.remote` holds the bytes of the local `job.local`. `keepTimes`: then
+ * put: the remote file `job.remote` holds the bytes of the local `job.local`. Keeping times: then
  * it gets the local file's time too, as rsync -t does, when it has another (else it differs by
  * its time for ever, and every --skip-unchanged run hashes it again; setting one that is equal
  * would move the file's ctime, and the server's digest cache would hash it again instead). The
  * time is the one seen before hashing: a file changed meanwhile must not lend its new time to
- * the old bytes.
+ * the old bytes. Keeping modes: its bits too (keepRemoteBits).
  */
 export async function remoteCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
-  keepTimes = false,
+  keep: { times?: boolean; modes?: boolean } = {},
 ): Promise<TransferDone | undefined> {
   const [remote, local] = await Promise.all([client.stat(job.remote), stat(job.local)]);
   if (remote.type !== 'file' || remote.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
-  if (same !== undefined && keepTimes && !sameTime(remote.mtime, local.mtimeMs))
+  if (same === undefined) return undefined;
+  if (keep.times === true && !sameTime(remote.mtime, local.mtimeMs))
     await client.setModifiedTime(job.remote, local.mtimeMs).catch(() => {}); // a server from before utime
+  if (keep.modes === true) await keepRemoteBits(client, job, remote, local.mode);
   return same;
 }
 
 /**
+ * put: a skipped remote copy gets the local file's bits when an upload would have given it
+ * others: the server says its umask in WELCOME (one that does not is left be, as is one from
+ * before chmod). Setting equal bits would be a request in vain.
+ */
+async function keepRemoteBits(client: Client, job: TransferJob, remote: WireEntry, localMode: number) {
+  const umask = client.serverInfo.umask;
+  if (umask === undefined || remote.mode === undefined) return;
+  const bits = localMode & PERMISSION_BITS;
+  if (remote.mode === ((bits & ~umask) | SERVER_OWN_FILE_BITS)) return;
+  await client.setPermissions(job.remote, bits).catch(() => {});
+}
+
+/**
  * get: the local file `job.local` holds the bytes of the remote `job.remote`. Then what a failed
- * get kept of it for get -c is stale, and removed, as a download that succeeds removes it; with
- * `keepTimes` it gets the remote time when it has another (as for put) — not through a symbolic
- * link, whose target may be anywhere.
+ * get kept of it for get -c is stale, and removed, as a download that succeeds removes it; keeping
+ * times, it gets the remote time when it has another (as for put), keeping modes the remote bits
+ * (localBitsToSet) — not through a symbolic link, whose target may be anywhere.
  */
 export async function localCopyIsIdentical(
   job: TransferJob,
@@ -114,14 +129,20 @@ async function sameDigests(
  */
 const sameTime = (a: number, b: number): boolean => Math.abs(a - b) <= 1;
 
-/** put --skip-unchanged: the remote file has the local one's size and modification time. */
+/**
+ * put --skip-unchanged: the remote file has the local one's size and modification time. With
+ * `keepModes` it gets the local bits when it has others, as an identical copy does.
+ */
 export async function remoteCopyIsUnchanged(
   job: TransferJob,
   client: Client,
+  keepModes = false,
 ): Promise<SkippedDone | undefined> {
   const [remote, local] = await Promise.all([client.stat(job.remote), stat(job.local)]);
   if (remote.type !== 'file' || !local.isFile() || remote.size !== local.size) return undefined;
-  return sameTime(remote.mtime, local.mtimeMs) ? { bytes: local.size } : undefined;
+  if (!sameTime(remote.mtime, local.mtimeMs)) return undefined;
+  if (keepModes) await keepRemoteBits(client, job, remote, local.mode);
+  return { bytes: local.size };
 }
 
 /**
@@ -158,15 +179,14 @@ export function destinationCheck(
     options.skipUnchanged !== true
       ? undefined
       : command === 'put'
-        ? (job, client) => remoteCopyIsUnchanged(job, client)
+        ? (job, client) => remoteCopyIsUnchanged(job, client, options.perms === true)
         : (job) => localCopyIsUnchanged(job, options.perms === true);
-  const keepTimes = options.times === true;
-  const keep = { times: keepTimes, modes: options.perms === true };
+  const keep = { times: options.times === true, modes: options.perms === true };
   const content: DestinationCheck | undefined =
     options.skipIdentical !== true
       ? undefined
       : command === 'put'
-        ? (job, client, signal) => remoteCopyIsIdentical(job, client, signal, keepTimes)
+        ? (job, client, signal) => remoteCopyIsIdentical(job, client, signal, keep)
         : (job, client, signal) => localCopyIsIdentical(job, client, signal, keep);
   if (quick === undefined || content === undefined) return quick ?? content;
   return async (job, client, signal) => (await quick(job, client, signal)) ?? content(job, client, signal);

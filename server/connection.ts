@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, MuxftpError, ProtocolError, ServerBusyError, StorageError } from '../shared/errors.js';
+import { processUmask } from '../shared/fileModes.js';
 import {
   chooseIntegrityAlgorithm,
   DEFAULT_INTEGRITY_ALGORITHM,
@@ -520,6 +521,7 @@ export class ServerConnection implements StreamHost {
           passwordNeedsTls: this.options.tls !== undefined && !this.context.secure,
         }
       : undefined;
+    const umask = processUmask();
     this.send(
       encodeWelcome({
         version,
@@ -536,6 +538,7 @@ export class ServerConnection implements StreamHost {
         // to a server that would ignore it and count the window as granted.
         ...(hello.uploadInitialWindow === true ? { uploadInitialWindowOptional: true } : {}),
         ping: true,
+        ...(umask !== undefined ? { umask } : {}),
         ...(login !== undefined ? { login } : {}),
         integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },
       }),

@@ -278,6 +278,20 @@ describe('the CLI keeps permission bits', () => {
     expect(await modeOf(join(dir, 'back2/sub/deep'))).toBe(0o750);
     expect(await modeOf(join(dir, 'back2/sub/deep/open'))).toBe(0o750);
 
+    // A remote copy skipped as unchanged or identical takes the local bits, as an upload would
+    // (the server said its umask in WELCOME).
+    await cli('put', '-r', '-q', 'tree', '/');
+    const remoteInode = (await stat(join(server.root!, 'tree/run.sh'))).ino;
+    await chmod(join(server.root!, 'tree/run.sh'), 0o600);
+    await chmod(join(server.root!, 'tree/sub/secret'), 0o640);
+    await cli('put', '-r', '-q', '--skip-unchanged', 'tree', '/');
+    expect(await modeOf(join(server.root!, 'tree/run.sh'))).toBe(0o750);
+    expect(await modeOf(join(server.root!, 'tree/sub/secret'))).toBe(0o600);
+    await chmod(join(server.root!, 'tree/run.sh'), 0o604);
+    await cli('put', '-r', '-q', '--skip-identical', 'tree', '/');
+    expect(await modeOf(join(server.root!, 'tree/run.sh'))).toBe(0o750);
+    expect((await stat(join(server.root!, 'tree/run.sh'))).ino).toBe(remoteInode);
+
     await cli('put', '-r', '-q', '--no-perms', 'tree', 'plain');
     expect(await modeOf(join(server.root!, 'plain/run.sh'))).toBe(0o640);
     expect(await modeOf(join(server.root!, 'plain/sub/secret'))).toBe(0o640);

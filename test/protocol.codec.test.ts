@@ -384,6 +384,23 @@ describe('malformed input', () => {
     expect(() => parseWelcome(decodeAll(otherBlocks)[0]!)).toThrow(/blockBytes/);
   });
 
+  it("reads a WELCOME's umask, and refuses one that is not permission bits", () => {
+    const limits = { maxFramePayload: 65536, maxStreams: 8, maxPathBytes: 4096, streamWindow: 1024 };
+    const integrity = { algorithm: 'xxh128', blockBytes: 4194304 };
+    const welcome = (umask: unknown) =>
+      decodeAll(
+        encodeFrame(
+          FrameType.WELCOME,
+          0,
+          0,
+          Buffer.from(JSON.stringify({ version: 2, limits, integrity, umask })),
+        ),
+      )[0]!;
+    expect(parseWelcome(welcome(0o027)).umask).toBe(0o027);
+    expect(parseWelcome(welcome(undefined)).umask).toBeUndefined();
+    for (const bad of [-1, 0o1000, '022', 1.5]) expect(() => parseWelcome(welcome(bad))).toThrow(/umask/);
+  });
+
   it('rejects a HELLO whose integrity list is not a list of names', () => {
     const bad = encodeFrame(
       FrameType.HELLO,

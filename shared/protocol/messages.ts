@@ -11,6 +11,7 @@ import {
   type MuxftpError,
   ProtocolError,
 } from '../errors.js';
+import { isPermissionBits } from '../fileModes.js';
 import {
   algorithmForWireId,
   DIGEST_BYTES,
@@ -87,6 +88,12 @@ export interface Welcome {
   uploadInitialWindowOptional?: boolean;
   /** The server answers PING (a client may then send it to tell a silent server from a slow one). */
   ping?: boolean;
+  /**
+   * The bits the server takes from what uploads, new directories and chmod get (0 to 0o777),
+   * where it knows them: a client keeping permissions tells from it whether a remote copy has
+   * the bits an upload would have given it.
+   */
+  umask?: number;
   login?: LoginRequirement;
   integrity: WelcomeIntegrity;
 }
@@ -268,6 +275,9 @@ export function parseWelcome(frame: Frame): Welcome {
   if (o.ping !== undefined && typeof o.ping !== 'boolean') {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: ping must be a boolean');
   }
+  if (o.umask !== undefined && !isPermissionBits(o.umask)) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: umask must be an integer from 0 to 511 (0o777)');
+  }
   if ((limits.maxStreams as number) < 1 || (limits.streamWindow as number) < 1) {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: maxStreams and streamWindow must be at least 1');
   }
@@ -313,6 +323,7 @@ export function parseWelcome(frame: Frame): Welcome {
     limits: limits as unknown as ServerLimits,
     ...(o.uploadInitialWindowOptional === true ? { uploadInitialWindowOptional: true } : {}),
     ...(o.ping === true ? { ping: true } : {}),
+    ...(o.umask !== undefined ? { umask: o.umask as number } : {}),
     ...(login !== undefined ? { login } : {}),
     integrity: { algorithm: integrity.algorithm, blockBytes: INTEGRITY_BLOCK_BYTES },
   };
