@@ -8,12 +8,14 @@
  * get keep them): the same size and modification time, and nothing is read. With both, the quick
  * check first, the content when it does not settle it.
  */
-import { chmod, lstat, stat, utimes } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import type { Client, WireEntry } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
 import { PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
+import { isUnknownOperation } from '../shared/protocol/operations.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
 /**
@@ -47,11 +49,18 @@ export async function remoteCopyIsIdentical(
  */
 async function keepRemoteBits(client: Client, job: TransferJob, remote: WireEntry, localMode: number) {
   const umask = client.serverInfo.umask;
-  if (umask === undefined || remote.mode === undefined) return;
+  if (umask === undefined || remote.mode === undefined || cannotSetBits.has(client)) return;
   const bits = localMode & PERMISSION_BITS;
   if (remote.mode === ((bits & ~umask) | SERVER_OWN_FILE_BITS)) return;
-  await client.setPermissions(job.remote, bits).catch(() => {});
+  await client.setPermissions(job.remote, bits).catch((error: unknown) => {
+    // A server from before chmod: not asked again on this connection (one refusal of a path, a
+    // link there say, is that path's alone).
+    if (isUnknownOperation(error)) cannotSetBits.add(client);
+  });
 }
+
+/** Connections whose server does not know chmod. */
+const cannotSetBits = new WeakSet<Client>();
 
 /**
  * get: the local file `job.local` holds the bytes of the remote `job.remote`. Then what a failed
@@ -72,11 +81,9 @@ export async function localCopyIsIdentical(
   await removeStaleKeptPartial(keptPartialPath(job.local));
   const remoteMtime = job.remoteMtime;
   const retime = keep.times === true && remoteMtime !== undefined && !sameTime(local.mtimeMs, remoteMtime);
-  const rebits = keep.modes === true ? localBitsToSet(job, local.mode) : undefined;
-  if ((retime || rebits !== undefined) && !(await isSymbolicLink(job.local))) {
-    if (rebits !== undefined) await chmod(job.local, rebits).catch(() => {});
-    if (retime) await utimes(job.local, new Date(), fileTime(remoteMtime!)).catch(() => {});
-  }
+  const mode = keep.modes === true ? localBitsToSet(job, local.mode) : undefined;
+  if (retime || mode !== undefined)
+    await changeLocalCopy(job.local, local, { mode, mtimeMs: retime ? remoteMtime : undefined });
   return same;
 }
 
@@ -90,12 +97,29 @@ function localBitsToSet(job: TransferJob, localMode: number): number | undefined
   return (localMode & PERMISSION_BITS) === wanted ? undefined : wanted;
 }
 
-/** Whether a local path is a symbolic link (or cannot be looked at): its target may be anywhere. */
-async function isSymbolicLink(path: string): Promise<boolean> {
-  return lstat(path).then(
-    (entry) => entry.isSymbolicLink(),
-    () => true,
-  );
+/**
+ * Gives a skipped local copy the remote bits or time, best effort: through a descriptor opened
+ * without following a last-name link (whose target may be anywhere) nor waiting on a FIFO, and
+ * only while it is the file that was compared (the same device and inode: a link swapped in
+ * since is not followed).
+ */
+async function changeLocalCopy(
+  path: string,
+  compared: Stats,
+  change: { mode?: number | undefined; mtimeMs?: number | undefined },
+): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const now = await handle.stat();
+    if (now.dev !== compared.dev || now.ino !== compared.ino) return;
+    if (change.mode !== undefined) await handle.chmod(change.mode);
+    if (change.mtimeMs !== undefined) await handle.utimes(new Date(), fileTime(change.mtimeMs));
+  } catch {
+    // A link, gone, or refused: it keeps what it has.
+  } finally {
+    await handle?.close().catch(() => {});
+  }
 }
 
 /**
@@ -158,9 +182,8 @@ export async function localCopyIsUnchanged(
   if (!sameTime(local.mtimeMs, job.remoteMtime)) return undefined;
   // As for an identical copy: what a failed get kept of it is stale.
   await removeStaleKeptPartial(keptPartialPath(job.local));
-  const rebits = keepModes ? localBitsToSet(job, local.mode) : undefined;
-  if (rebits !== undefined && !(await isSymbolicLink(job.local)))
-    await chmod(job.local, rebits).catch(() => {});
+  const mode = keepModes ? localBitsToSet(job, local.mode) : undefined;
+  if (mode !== undefined) await changeLocalCopy(job.local, local, { mode });
   return { bytes: local.size };
 }
 

@@ -67,8 +67,9 @@ export interface FsPromises {
   lutimes?(path: string, atime: number | Date, mtime: number | Date): Promise<void>;
   /**
    * Opens a path to look at and change its permission bits, without reading it (a file or
-   * directory the server may not read: Linux's O_PATH) and never through a last-name link (which
-   * fails ELOOP). Optional: without it, storage refuses to set bits (UNSUPPORTED).
+   * directory the server may not read: Linux's O_PATH) and never through a last-name link: the
+   * handle is then the link's own, which stat() shows as one (O_PATH|O_NOFOLLOW), or the open
+   * fails ELOOP. Optional: without it, storage refuses to set bits (UNSUPPORTED).
    */
   openPath?(path: string): Promise<PathHandle>;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */

@@ -316,13 +316,13 @@ export class FsStorage implements Storage {
       try {
         handle = await openPath(target.hostPath);
       } catch (error) {
-        // A symbolic link, or one put in its place since resolve() (from outside muxftp).
+        // A symbolic link (memfs's refusal; O_PATH opens the link itself, refused below).
         if (errnoOf(error) === 'ELOOP') throw notFileOrDirectory();
         throw storageErrorFromFs(error, target.clientPath);
       }
       try {
         // Where it really is, and what: a directory on the path swapped for a link out, or a
-        // FIFO or device put there, since resolve() looked.
+        // link, FIFO or device put there, since resolve() looked.
         await this.#refuseOpenedOutside(handle, target.clientPath);
         const stats = await handle.stat();
         if (!stats.isFile() && !stats.isDirectory()) throw notFileOrDirectory();

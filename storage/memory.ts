@@ -86,7 +86,13 @@ export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
           throw Object.assign(new Error(`ELOOP: a symbolic link, not followed: ${path}`), { code: 'ELOOP' });
         return {
           stat: () => run(() => volume.statSync(path)),
-          chmod: (mode: number) => run(() => volume.chmodSync(path, mode)),
+          // memfs's chmod moves the times too, which a chmod(2) does not: put back.
+          chmod: (mode: number) =>
+            run(() => {
+              const { atime, mtime } = volume.statSync(path);
+              volume.chmodSync(path, mode);
+              volume.utimesSync(path, atime, mtime);
+            }),
           close: async () => {},
         };
       }),

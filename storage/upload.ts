@@ -206,17 +206,17 @@ export class FsUpload implements UploadHandle {
       // A reserved buffer, or kept data taken over, may run past what this upload wrote.
       const longest = Math.max(this.#reservedSize, this.#context.heldBytes);
       if (longest > this.#offset) await handle.truncate(this.#offset);
-      // The time first, so the stat below (the digest cache's version) sees the file as it stays.
-      // A filesystem that refuses it costs the time, not the verified upload (the entry says so).
-      if (options.mtimeMs !== undefined)
-        await handle.utimes(new Date(), fileTime(options.mtimeMs)).catch(noop);
-      // A filesystem that refuses costs the bits, not the verified upload (the entry says so).
+      // The bits and the time first, so the stat below (the digest cache's version) sees the file
+      // as it stays; the bits before the time (memfs's chmod moves mtime). A filesystem that
+      // refuses either costs it, not the verified upload (the entry says what the file got).
       if (options.mode !== undefined)
         await keepPermissionBits(handle, options.mode, {
           floor: SERVER_OWN_FILE_BITS,
           // Kept data taken over: a file made before, maybe under another umask.
           createdHere: this.#context.heldBytes === 0,
         }).catch(noop);
+      if (options.mtimeMs !== undefined)
+        await handle.utimes(new Date(), fileTime(options.mtimeMs)).catch(noop);
       // datasync covers the data and the size, which is all a reader needs.
       if (durable) await handle.datasync();
       stats = await handle.stat();

@@ -27,7 +27,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { FrameType } from '../shared/protocol/constants.js';
 import { downloadPartialName } from '../shared/temporaryNames.js';
+import { jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -869,6 +871,40 @@ describe('muxftp CLI', () => {
       expect([await bits('kept'), await bits('kept/run.sh'), await bits('plain.sh')]).toEqual([
         0o700, 0o700, 0o600,
       ]);
+      // Said in WELCOME: this client's own umask (022) is not the server's.
+      const client = await Client.connect({ port: strict.port });
+      expect(client.serverInfo.umask).toBe(0o077);
+      await client.close();
+      // No chmod gives more than it lets through.
+      expect((await runCli(['chmod', '777', 'kept/run.sh', ...at], { cwd: local })).code).toBe(0);
+      expect(await bits('kept/run.sh')).toBe(0o700);
+      // A skipped remote copy gets what an upload would have given it, by one chmod, sent only
+      // when the server's umask says the copy has other bits: a second run sends none.
+      let chmods = 0;
+      const proxy = await startFrameProxy(strict.port, {
+        fromClient: (frame) => {
+          if (frame.type === FrameType.OPEN && jsonOf(frame).op === 'chmod') chmods++;
+          return frame;
+        },
+      });
+      try {
+        await chmod(join(umaskRoot, 'kept', 'run.sh'), 0o644);
+        const putSkipping = [
+          'put',
+          '-q',
+          '--skip-unchanged',
+          'tree/run.sh',
+          'kept/run.sh',
+          '--server',
+          `127.0.0.1:${proxy.port}`,
+        ];
+        expect((await runCli(putSkipping, { cwd: local })).code).toBe(0);
+        expect([await bits('kept/run.sh'), chmods]).toEqual([0o700, 1]);
+        expect((await runCli(putSkipping, { cwd: local })).code).toBe(0);
+        expect(chmods).toBe(1);
+      } finally {
+        await proxy.close();
+      }
     } finally {
       strict.child.kill('SIGTERM');
       await strict.exited;

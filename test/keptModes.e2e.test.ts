@@ -6,7 +6,7 @@
  * gets. The test runs under umask 027, which takes group write and all of others' bits, so that
  * the masking shows; the server runs in this process, the CLI in a child that inherits it.
  */
-import { chmod, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseModeArgument } from '../cli/modeArgument.js';
@@ -210,6 +210,11 @@ describe('keeping permission bits, memory storage', () => {
       keepModes: true,
     });
     await client.put('ro', await fileWithMode(dir, 'ro', Buffer.from('r'), 0o444), { keepModes: true });
+    // Bits and time both: the time stays (memfs's chmod moves it, so the bits go first).
+    const old = await fileWithMode(dir, 'old', Buffer.from('o'), 0o700);
+    await utimes(old, new Date(), new Date(Date.UTC(2001, 0, 1)));
+    await client.put('old', old, { keepModes: true, keepTimes: true });
+    expect(await client.stat('old')).toMatchObject({ mtime: Date.UTC(2001, 0, 1), mode: 0o700 });
     // memfs has no umask: the server applies its process's, where the kernel shows it.
     const stored = process.platform === 'linux' ? 0o750 : 0o755;
     expect((await client.stat('run.sh')).mode).toBe(stored);

@@ -846,7 +846,10 @@ describe.each(backends)('$name storage', (backend) => {
         expect(await hostMode('dir/f.txt')).toBe(before);
         return;
       }
+      const { mtimeMs } = await storage.stat('dir/f.txt');
       expect(await storage.setPermissions!('dir/f.txt', 0o751)).toMatchObject({ name: 'f.txt', mode: 0o751 });
+      // As chmod(2): the bits, not the times (memfs's own chmod moves them).
+      expect((await storage.stat('dir/f.txt')).mtimeMs).toBe(mtimeMs);
       expect(await hostMode('dir/f.txt')).toBe(0o751);
       // The server goes on reading and replacing its files, and listing and writing in its directories.
       expect(await storage.setPermissions!('dir/f.txt', 0o044)).toMatchObject({ mode: 0o644 });

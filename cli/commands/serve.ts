@@ -62,7 +62,7 @@ export function registerServeCommand(program: Command): Command {
       .option('--root <dir>', 'directory to serve, created if missing', DEFAULTS.root)
       .option(
         '--umask <bits>',
-        "octal bits taken from what uploaded files and new directories get, as vsftpd's local_umask (default: the process's, often 022; the server always keeps its own read and write)",
+        "octal bits taken from what uploaded files and new directories get, and from what chmod gives, as vsftpd's local_umask (default: the process's, often 022; the server always keeps its own read and write)",
         parseUmask,
       )
       // Given both, the root was silently not served: refused, as a usage error.
