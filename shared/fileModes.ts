@@ -17,6 +17,9 @@ export const PERMISSION_BITS = 0o777;
 export const SERVER_OWN_FILE_BITS = 0o600;
 export const SERVER_OWN_DIRECTORY_BITS = 0o700;
 
+/** What a field of permission bits must be, as an error message says it. */
+export const PERMISSION_BITS_WANTED = 'permission bits, an integer from 0 to 511 (0o777)';
+
 export const isPermissionBits = (v: unknown): v is number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= PERMISSION_BITS;
 

@@ -96,14 +96,14 @@ describe('REPLY validation', () => {
     await expectProtocolError(
       (c) => c.stat('a'),
       port,
-      'REPLY to stat: "entry.mode" must be an integer from 0 to 511 (0o777)',
+      'REPLY to stat: "entry.mode" must be permission bits, an integer from 0 to 511 (0o777)',
     );
     server!.close();
     port = await scriptedServer(replying({ size: 0, mtime: 0, mode: '755' }));
     await expectProtocolError(
       (c) => c.getBuffer('a'),
       port,
-      'REPLY to get: "mode" must be an integer from 0 to 511 (0o777)',
+      'REPLY to get: "mode" must be permission bits, an integer from 0 to 511 (0o777)',
     );
   });
 

@@ -108,37 +108,47 @@ describe('a deep mkdir -p', () => {
   });
 });
 
+/**
+ * A root holding d/f, a directory beside it holding another f (0600), and what an attacker with
+ * write access to the root does: d swapped for a link out, and back.
+ */
+async function rootBesideAnother(prefix: string) {
+  const dir = await realpath(await mkdtemp(join(tmpdir(), prefix)));
+  const root = join(dir, 'root');
+  const outside = join(dir, 'outside');
+  const restore = async () => {
+    await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });
+    await mkdir(join(root, 'd'), { recursive: true });
+    await writeFile(join(root, 'd', 'f'), 'inside');
+  };
+  await restore();
+  await mkdir(outside);
+  await writeFile(join(outside, 'f'), 'secret');
+  await nodeFs.chmod(join(outside, 'f'), 0o600);
+  return {
+    dir,
+    root,
+    outside,
+    restore,
+    linkOut: async () => {
+      await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });
+      await nodeFs.symlink(outside, join(root, 'd'));
+    },
+    storageOver: (fs: FsPromises) =>
+      new FsStorage({ fs, root, durable: false, hostPaths: path, locateOpened: openedFileLocation }),
+  };
+}
+
 describe('a directory swapped for a symlink between the check and the open (disk)', () => {
   it('refuses to read or to start an upload through it: the opened descriptor is checked', async () => {
-    const dir = await realpath(await mkdtemp(join(tmpdir(), 'muxftp-swap-')));
-    const root = join(dir, 'root');
-    const outside = join(dir, 'outside');
-    await mkdir(join(root, 'd'), { recursive: true });
-    await mkdir(outside);
-    await writeFile(join(root, 'd', 'f'), 'inside');
-    await writeFile(join(outside, 'f'), 'secret');
+    const { dir, root, outside, restore, linkOut, storageOver } = await rootBesideAnother('muxftp-swap-');
     // The attacker wins the race every time: just before each open under d/, d becomes a link out.
-    const swapBeforeOpen: FsPromises = {
+    const storage = storageOver({
       ...(nodeFs as unknown as FsPromises),
       open: async (p, flags) => {
-        if (p.startsWith(join(root, 'd') + sep)) {
-          await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });
-          await nodeFs.symlink(outside, join(root, 'd'));
-        }
+        if (p.startsWith(join(root, 'd') + sep)) await linkOut();
         return nodeFs.open(p, flags);
       },
-    };
-    const restore = async () => {
-      await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });
-      await mkdir(join(root, 'd'));
-      await writeFile(join(root, 'd', 'f'), 'inside');
-    };
-    const storage = new FsStorage({
-      fs: swapBeforeOpen,
-      root,
-      durable: false,
-      hostPaths: path,
-      locateOpened: openedFileLocation,
     });
     try {
       await expect(storage.openRead('d/f')).rejects.toMatchObject({ code: 'INVALID_PATH' });
@@ -150,48 +160,27 @@ describe('a directory swapped for a symlink between the check and the open (disk
       await nodeFs.rm(dir, { recursive: true, force: true });
     }
   });
-});
 
-describe('chmod of a path whose directory is swapped for a symlink out, or whose file for a FIFO (disk)', () => {
   it.skipIf(process.platform !== 'linux')(
-    'changes nothing outside, nor anything but a file or directory',
+    'chmod changes nothing outside through it, nor a FIFO swapped in for the file',
     async () => {
-      const dir = await realpath(await mkdtemp(join(tmpdir(), 'muxftp-chmod-swap-')));
-      const root = join(dir, 'root');
-      const outside = join(dir, 'outside');
-      await mkdir(join(root, 'd'), { recursive: true });
-      await mkdir(outside);
-      await writeFile(join(root, 'd', 'f'), 'inside');
-      await writeFile(join(outside, 'f'), 'secret');
-      await nodeFs.chmod(join(outside, 'f'), 0o600);
+      const { dir, root, outside, restore, linkOut, storageOver } =
+        await rootBesideAnother('muxftp-chmod-swap-');
       const disk = diskFs(new InlineFileCalls());
-      let swap: (() => Promise<void>) | undefined;
+      let swap = linkOut;
       // The attacker wins the race: just before the open, the swap is made.
-      const swapBeforeOpen: FsPromises = {
+      const storage = storageOver({
         ...disk,
         openPath: async (p) => {
-          await swap?.();
+          await swap();
           return disk.openPath!(p);
         },
-      };
-      const storage = new FsStorage({
-        fs: swapBeforeOpen,
-        root,
-        durable: false,
-        hostPaths: path,
-        locateOpened: openedFileLocation,
       });
       try {
-        swap = async () => {
-          await nodeFs.rm(join(root, 'd'), { recursive: true, force: true });
-          await nodeFs.symlink(outside, join(root, 'd'));
-        };
         await expect(storage.setPermissions('d/f', 0o777)).rejects.toMatchObject({ code: 'INVALID_PATH' });
         expect((await nodeFs.stat(join(outside, 'f'))).mode & 0o7777).toBe(0o600);
 
-        await nodeFs.rm(join(root, 'd'));
-        await mkdir(join(root, 'd'));
-        await writeFile(join(root, 'd', 'f'), 'inside');
+        await restore();
         swap = async () => {
           await nodeFs.rm(join(root, 'd', 'f'));
           execFileSync('mkfifo', [join(root, 'd', 'f')]);

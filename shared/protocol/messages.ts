@@ -11,7 +11,7 @@ import {
   type MuxftpError,
   ProtocolError,
 } from '../errors.js';
-import { isPermissionBits } from '../fileModes.js';
+import { isPermissionBits, PERMISSION_BITS_WANTED } from '../fileModes.js';
 import {
   algorithmForWireId,
   DIGEST_BYTES,
@@ -276,7 +276,7 @@ export function parseWelcome(frame: Frame): Welcome {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: ping must be a boolean');
   }
   if (o.umask !== undefined && !isPermissionBits(o.umask)) {
-    throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: umask must be an integer from 0 to 511 (0o777)');
+    throw new ProtocolError('PROTOCOL_ERROR', `WELCOME: umask must be ${PERMISSION_BITS_WANTED}`);
   }
   if ((limits.maxStreams as number) < 1 || (limits.streamWindow as number) < 1) {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: maxStreams and streamWindow must be at least 1');

@@ -5,7 +5,7 @@
  * in `Request` without a row here does not compile.
  */
 import { MuxftpError, ProtocolError } from '../errors.js';
-import { isPermissionBits } from '../fileModes.js';
+import { isPermissionBits, PERMISSION_BITS_WANTED } from '../fileModes.js';
 import {
   DIGEST_BYTES,
   INTEGRITY_ALGORITHMS,
@@ -124,7 +124,7 @@ function replyEntry(value: unknown, op: string, where: string): WireEntry {
 
 /** Permission bits in a REPLY: optional, since servers before them send none. */
 function replyMode(value: unknown, op: string, where: string): number {
-  if (!isPermissionBits(value)) throw badReply(op, `"${where}" must be an integer from 0 to 511 (0o777)`);
+  if (!isPermissionBits(value)) throw badReply(op, `"${where}" must be ${PERMISSION_BITS_WANTED}`);
   return value;
 }
 
@@ -194,7 +194,7 @@ export const OPERATIONS = {
       if (o.parents !== undefined && typeof o.parents !== 'boolean')
         throw badRequest('mkdir: "parents" must be a boolean');
       if (o.mode !== undefined && !isPermissionBits(o.mode))
-        throw badRequest('mkdir: "mode" must be permission bits, an integer from 0 to 511 (0o777)');
+        throw badRequest(`mkdir: "mode" must be ${PERMISSION_BITS_WANTED}`);
       const request: Extract<Request, { op: 'mkdir' }> = {
         op: 'mkdir',
         path: requireString(o, 'path', 'mkdir'),
@@ -243,8 +243,7 @@ export const OPERATIONS = {
     permission: 'write',
     parse: (o) => {
       const path = requireString(o, 'path', 'chmod');
-      if (!isPermissionBits(o.mode))
-        throw badRequest('chmod: "mode" must be permission bits, an integer from 0 to 511 (0o777)');
+      if (!isPermissionBits(o.mode)) throw badRequest(`chmod: "mode" must be ${PERMISSION_BITS_WANTED}`);
       return { op: 'chmod', path, mode: o.mode };
     },
     reply: (o): { entry: WireEntry } => ({ entry: replyEntry(o.entry, 'chmod', 'entry') }),
@@ -294,7 +293,7 @@ export const OPERATIONS = {
       if (o.mtime !== undefined && !isFileTime(o.mtime))
         throw badRequest('put: "mtime" must be a time in ms since the epoch, within ±8.64e15');
       if (o.mode !== undefined && !isPermissionBits(o.mode))
-        throw badRequest('put: "mode" must be permission bits, an integer from 0 to 511 (0o777)');
+        throw badRequest(`put: "mode" must be ${PERMISSION_BITS_WANTED}`);
       const extras: { initialWindow?: false; mtime?: number; mode?: number } = { ...declined };
       if (o.mtime !== undefined) extras.mtime = o.mtime;
       if (o.mode !== undefined) extras.mode = o.mode;
