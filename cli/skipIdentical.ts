@@ -13,7 +13,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import type { Client, WireEntry } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
-import { PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
+import { lessUmask, PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
@@ -51,7 +51,7 @@ async function keepRemoteBits(client: Client, job: TransferJob, remote: WireEntr
   const umask = client.serverInfo.umask;
   if (umask === undefined || remote.mode === undefined || cannotSetBits.has(client)) return;
   const bits = localMode & PERMISSION_BITS;
-  if (remote.mode === ((bits & ~umask) | SERVER_OWN_FILE_BITS)) return;
+  if (remote.mode === (lessUmask(bits, umask) | SERVER_OWN_FILE_BITS)) return;
   await client.setPermissions(job.remote, bits).catch((error: unknown) => {
     // A server from before chmod: not asked again on this connection (one refusal of a path, a
     // link there say, is that path's alone).
@@ -93,7 +93,7 @@ export async function localCopyIsIdentical(
  */
 function localBitsToSet(job: TransferJob, localMode: number): number | undefined {
   if (job.remoteMode === undefined) return undefined;
-  const wanted = job.remoteMode & ~(processUmask() ?? 0o022) & PERMISSION_BITS;
+  const wanted = lessUmask(job.remoteMode, processUmask() ?? 0o022);
   return (localMode & PERMISSION_BITS) === wanted ? undefined : wanted;
 }
 

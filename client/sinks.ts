@@ -187,12 +187,6 @@ export function settleTemporaryFilesNow(): { kept: number; removed: number } {
   return { kept, removed };
 }
 
-/**
- * A download into a hidden temporary file beside its target, renamed onto the target only once
- * verified. The file is registered in `temporaryFilesInProgress` for as long as it may exist.
- * Opened to keep a partial (`keepsPartial`), a failure keeps its whole blocks under the target's
- * kept name (keepPartial()) and a success removes what an earlier failure kept there.
- */
 /** What a downloaded file keeps of the remote one (TransferOptions.keepTimes, keepModes). */
 export interface KeptAttributes {
   /** Its modification time, ms since the epoch. */
@@ -209,6 +203,12 @@ interface HiddenFile extends ModableFile {
   close(): Promise<void>;
 }
 
+/**
+ * A download into a hidden temporary file beside its target, renamed onto the target only once
+ * verified. The file is registered in `temporaryFilesInProgress` for as long as it may exist.
+ * Opened to keep a partial (`keepsPartial`), a failure keeps its whole blocks under the target's
+ * kept name (keepPartial()) and a success removes what an earlier failure kept there.
+ */
 abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements ByteSink, TemporaryFile {
   readonly keepsChunks = false;
   protected readonly target: string;

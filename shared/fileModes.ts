@@ -62,6 +62,14 @@ export function setProcessUmask(mask: number): void {
   umaskRead = { umask: mask & PERMISSION_BITS };
 }
 
+/**
+ * `bits` (0 to 0o777) less a umask: by default this process's, or none where the kernel does not
+ * show it (memory storage, which applies none of its own; disk's kernel masks them again anyway).
+ */
+export function lessUmask(bits: number, umask = processUmask() ?? 0): number {
+  return bits & ~umask & PERMISSION_BITS;
+}
+
 /** An open file: storage's handles, FileHandle, SinkFile. */
 export interface ModableFile {
   stat(): Promise<{ mode: number | bigint }>;
@@ -83,6 +91,6 @@ export async function keepPermissionBits(
   const current = Number((await file.stat()).mode) & PERMISSION_BITS;
   const umask =
     processUmask() ?? (options.createdHere ? umaskShownBy(current) : umaskShownBy(current) | 0o022);
-  const wanted = (source & ~umask & PERMISSION_BITS) | (options.floor ?? 0);
+  const wanted = lessUmask(source, umask) | (options.floor ?? 0);
   if (wanted !== current) await file.chmod(wanted);
 }

@@ -10,8 +10,8 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
 import {
+  lessUmask,
   PERMISSION_BITS,
-  processUmask,
   SERVER_OWN_DIRECTORY_BITS,
   SERVER_OWN_FILE_BITS,
 } from '../shared/fileModes.js';
@@ -185,10 +185,7 @@ export class FsStorage implements Storage {
       throw new StorageError('ALREADY_EXISTS', 'already exists: /', '');
     }
     // memfs applies no umask: masked here, as the kernel masks the bits given to disk's mkdir.
-    const mode =
-      options.mode === undefined
-        ? undefined
-        : (options.mode & ~(processUmask() ?? 0) & PERMISSION_BITS) | SERVER_OWN_DIRECTORY_BITS;
+    const mode = options.mode === undefined ? undefined : lessUmask(options.mode) | SERVER_OWN_DIRECTORY_BITS;
     if (!options.parents) {
       await fsCall(target.clientPath, () => this.#fs.mkdir(target.hostPath, mode));
       return;
@@ -937,7 +934,7 @@ const DIRECTORY_SPECIAL_BITS = 0o3000;
  * program someone put on the host runnable by others).
  */
 function permissionsToSet(stats: FsStats, mode: number): number {
-  const asked = mode & ~(processUmask() ?? 0) & PERMISSION_BITS;
+  const asked = lessUmask(mode);
   if (!stats.isDirectory()) return asked | SERVER_OWN_FILE_BITS;
   return asked | SERVER_OWN_DIRECTORY_BITS | (Number(stats.mode) & DIRECTORY_SPECIAL_BITS);
 }
