@@ -367,5 +367,22 @@ describe('chmod', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("unknown option '--jsn'");
     expect(await modeOf(join(server.root!, 'bin/a.sh'))).toBe(0o700);
+
+    // -R: the directory and everything below it, each from its own bits.
+    await client.mkdir('bin/sub');
+    await client.put('bin/sub/c.sh', Buffer.from('c'));
+    await chmod(join(server.root!, 'bin/sub/c.sh'), 0o750);
+    await chmod(join(server.root!, 'bin/sub'), 0o750);
+    run = await cli('chmod', '-R', 'g-x', 'bin');
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    const tree = ['bin', 'bin/a.sh', 'bin/b.sh', 'bin/notes.txt', 'bin/sub', 'bin/sub/c.sh'];
+    const modes = async () => Promise.all(tree.map((name) => modeOf(join(server.root!, name))));
+    expect(await modes()).toEqual([0o740, 0o700, 0o740, 0o640, 0o740, 0o740]);
+    // A link below is refused, the rest changed, and the command says how many kept their bits.
+    await symlink('a.sh', join(server.root!, 'bin', 'link'));
+    run = await cli('chmod', '-R', 'g-r', 'bin');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('1 of the 6 below it kept their bits');
+    expect(await modes()).toEqual([0o700, 0o700, 0o700, 0o600, 0o700, 0o700]);
   });
 });

@@ -215,28 +215,25 @@ export function registerFileCommands(program: Command, output: Output): void {
     )
     .argument('<mode>', 'octal bits, or symbolic changes (u+x, go-w)', parseModeArgument)
     .argument('<path...>', "remote files or directories ('bin/*.sh': what the pattern matches)")
-    .action(async (mode: ModeArgument, paths: string[], _options: unknown, command: Command) => {
-      // Options it does not know pass as words (for the mode's sake): none may pass as a path.
-      const option = paths.find((word) => word.startsWith('-'));
-      if (option !== undefined)
-        command.error(`error: unknown option '${option}' (a path that starts with '-': /${option})`);
-      const setMode = async (client: Client, path: string): Promise<void> => {
-        let bits: number;
-        if ('bits' in mode) bits = mode.bits;
-        else {
-          const { mode: current } = await client.stat(path);
-          // A server from before permission bits in entries: nothing to change from.
-          if (current === undefined)
-            throw new MuxftpError(
-              'UNSUPPORTED',
-              'the server shows no permission bits to change: give octal bits',
-            );
-          bits = mode.change(current);
-        }
-        await client.setPermissions(path, bits);
-      };
-      await eachPath(begin(command), output, 'chmod', paths, setMode, {}, true);
-    });
+    .option('-R, --recursive', 'also every file and directory below a directory, each from its own bits')
+    .action(
+      async (mode: ModeArgument, paths: string[], options: { recursive?: boolean }, command: Command) => {
+        // Options it does not know pass as words (for the mode's sake): none may pass as a path.
+        const option = paths.find((word) => word.startsWith('-'));
+        if (option !== undefined)
+          command.error(`error: unknown option '${option}' (a path that starts with '-': /${option})`);
+        const changeMode = options.recursive === true ? changeModeBelow : changeModeOf;
+        await eachPath(
+          begin(command),
+          output,
+          'chmod',
+          paths,
+          (client, path) => changeMode(client, path, mode),
+          {},
+          true,
+        );
+      },
+    );
 
   program
     .command('rmdir')
@@ -260,6 +257,53 @@ export function registerFileCommands(program: Command, output: Output): void {
       if (paths.length < 2) command.error("error: missing required argument 'to'");
       await move(begin(command), output, paths.slice(0, -1), paths.at(-1)!);
     });
+}
+
+/** chmod of one path: octal bits as given, a symbolic change from its bits (a listing's, or a stat). */
+async function changeModeOf(
+  client: Client,
+  path: string,
+  mode: ModeArgument,
+  listed?: WireEntry,
+): Promise<void> {
+  let bits: number;
+  if ('bits' in mode) bits = mode.bits;
+  else {
+    const current = (listed ?? (await client.stat(path))).mode;
+    // A server from before permission bits in entries: nothing to change from.
+    if (current === undefined)
+      throw new MuxftpError('UNSUPPORTED', 'the server shows no permission bits to change: give octal bits');
+    bits = mode.change(current);
+  }
+  await client.setPermissions(path, bits);
+}
+
+/**
+ * chmod -R: the path, then (a directory) every file and directory below it, as listed, each from
+ * its own bits; anything else there (a link shown as `other`) is left be. Every one is tried; the
+ * first failure is reported, with how many there were.
+ */
+async function changeModeBelow(client: Client, path: string, mode: ModeArgument): Promise<void> {
+  const top = await client.stat(path);
+  await changeModeOf(client, path, mode, top);
+  if (top.type !== 'dir') return;
+  const limit = planningLimit(DEFAULTS.parallel, client);
+  const tree = await walkRemoteTree(client, path, limit);
+  const below = tree.entries.filter(({ entry }) => entry.type === 'file' || entry.type === 'dir');
+  const failures: unknown[] = tree.problems.map((problem) => problem.error);
+  await Promise.all(
+    below.map(({ relative, entry }) =>
+      limit.run(() =>
+        changeModeOf(client, joinRemote(path, relative), mode, entry).catch((error: unknown) => {
+          failures.push(error);
+        }),
+      ),
+    ),
+  );
+  if (failures.length > 0) {
+    const of = `${failures.length} of the ${below.length} below it`;
+    throw new ExplainedFailure(failures[0], `${of} kept their bits (the rest have the new ones)`);
+  }
 }
 
 /**
