@@ -376,7 +376,8 @@ describe('chmod', () => {
     run = await cli('chmod', '-R', 'g-x', 'bin');
     expect([run.code, run.stderr]).toEqual([0, '']);
     const tree = ['bin', 'bin/a.sh', 'bin/b.sh', 'bin/notes.txt', 'bin/sub', 'bin/sub/c.sh'];
-    const modes = async () => Promise.all(tree.map((name) => modeOf(join(server.root!, name))));
+    const root = server.root!;
+    const modes = async () => Promise.all(tree.map((name) => modeOf(join(root, name))));
     expect(await modes()).toEqual([0o740, 0o700, 0o740, 0o640, 0o740, 0o740]);
     // A link below is refused, the rest changed, and the command says how many kept their bits.
     await symlink('a.sh', join(server.root!, 'bin', 'link'));
