@@ -1,8 +1,9 @@
 /**
- * The local side of transfers: what a local path is, the tree under a directory (`put -r`), and
- * directories to download into. Every failure is a LOCAL_IO_ERROR whose message names the path.
+ * The local side of transfers: what a local path is, the tree under a directory (`put -r`),
+ * directories to download into, and what a destination tree holds (`get -r --delete`). Every
+ * failure is a LOCAL_IO_ERROR whose message names the path.
  */
-import { statSync } from 'node:fs';
+import { type Dirent, statSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { localFileCalls } from '../client/sources.js';
@@ -142,4 +143,41 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
   };
   await walk(root, '', new Set());
   return tree;
+}
+
+/** What a local destination holds (`get -r --delete`), as it is: links are not followed. */
+export interface LocalDestination {
+  /** Each directory directly before what is in it (names sorted); `relative` uses '/'. */
+  entries: Array<{ relative: string; localPath: string; directory: boolean }>;
+  /** Directories that could not be read: nothing in them is known. */
+  problems: Array<{ localPath: string; error: MuxftpError }>;
+}
+
+/**
+ * Walks the destination tree under `root` without following links (a link is an entry of its
+ * own, never a way out of the tree), leaving out `excluded` paths and muxftp's own hidden files.
+ */
+export async function walkLocalDestination(root: string, excluded?: Excluded): Promise<LocalDestination> {
+  const found: LocalDestination = { entries: [], problems: [] };
+  const walk = async (localDir: string, relativeDir: string): Promise<void> => {
+    let dirents: Dirent[];
+    try {
+      dirents = await readdir(localDir, { withFileTypes: true });
+    } catch (error) {
+      found.problems.push({ localPath: localDir, error: localFsError(error, localDir) });
+      return;
+    }
+    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const dirent of dirents) {
+      if (isTemporaryName(dirent.name)) continue;
+      const relative = relativeDir === '' ? dirent.name : `${relativeDir}/${dirent.name}`;
+      if (excluded?.(relative) === true) continue;
+      const localPath = path.join(localDir, dirent.name);
+      const directory = dirent.isDirectory();
+      found.entries.push({ relative, localPath, directory });
+      if (directory) await walk(localPath, relative);
+    }
+  };
+  await walk(root, '');
+  return found;
 }

@@ -95,6 +95,11 @@ export class Output {
     if (this.json && !this.jsonPrinted) this.printJson(this.jsonFailureShape(error));
   }
 
+  /** A line on what the command did (not its result), on stderr; none with --quiet. */
+  notice(line: string): void {
+    if (!this.quiet) this.writeError(line);
+  }
+
   warning(message: string): void {
     this.writeError(`muxftp: warning: ${message}`);
   }

@@ -33,6 +33,8 @@ export interface TransferCommandOptions {
   perms: boolean;
   /** Bytes/s each way for the whole command, all its transfers together (none when undefined). */
   limitRate?: number;
+  /** With -r: remove from each destination tree what its source does not have (cli/mirrorDeletions.ts). */
+  delete?: boolean;
 }
 
 /**
@@ -51,6 +53,8 @@ export function destinationCreation(options: TransferCommandOptions): Destinatio
 export function checkTransferOptions(options: TransferCommandOptions, command: Command): void {
   if (options.exclude !== undefined && options.recursive !== true)
     command.error('error: --exclude leaves parts out of the trees -r walks: add -r', { exitCode: 2 });
+  if (options.delete === true && options.recursive !== true)
+    command.error('error: --delete mirrors the trees -r copies: add -r', { exitCode: 2 });
 }
 
 /** Adds the shared options to `put` (the target side is remote) or `get` (it is local). */
@@ -84,6 +88,10 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
       '--exclude <pattern>',
       `with -r: leave out what matches, a directory with everything in it: a name at any depth ('*.tmp', 'node_modules'), or with a '/' a path below the tree ('build/cache'); repeatable`,
       collectExcludes,
+    )
+    .option(
+      '--delete',
+      `with -r: then remove from each ${side} tree what its source does not have, so it is a copy (not after any failure; excluded paths are kept)`,
     )
     .option(
       '--limit-rate <rate>',

@@ -77,6 +77,8 @@ export interface TransferOutcome {
   digest?: string;
   /** Not transferred: the destination already held these bytes (--skip-identical), or this size and time (--skip-unchanged). */
   skipped?: true;
+  /** --delete: not a transfer but a removal from the destination of what the source does not have. */
+  deleted?: true;
   error?: ErrorInfo;
   /** A failed get: what it kept for `get -c` to continue (hidden, beside the target), and what to do. */
   partial?: KeptPartialInfo;

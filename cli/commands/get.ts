@@ -18,6 +18,7 @@ import { keepLocalDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
+import { deleteExtraneous, type MirroredTree } from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
@@ -254,12 +255,19 @@ async function get(
   }
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('get', options);
-  const { jobs, localDirs } = await planDownloads(client, remotes, resolved, options.recursive === true, {
-    limit: planningLimit(parallel, client),
-    fail,
-    namedAsDirectory,
-    excluded: compileExcludes(options.exclude),
-  });
+  const excluded = compileExcludes(options.exclude);
+  const { jobs, localDirs, trees } = await planDownloads(
+    client,
+    remotes,
+    resolved,
+    options.recursive === true,
+    {
+      limit: planningLimit(parallel, client),
+      fail,
+      namedAsDirectory,
+      excluded,
+    },
+  );
 
   // In order: each directory after its parent. What is inside one that could not be made fails
   // with it, in the JSON results and the count, without a line of its own for each.
@@ -326,8 +334,16 @@ async function get(
       return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
     },
   });
+  // Before the directories' times: removing from a directory changes its time.
+  const deletions = await deleteExtraneous({
+    command: 'get',
+    trees: options.delete === true ? trees : [],
+    excluded,
+    failed: failures.length + outcomes.filter((outcome) => !outcome.ok).length,
+    output,
+  });
   if (options.times) await keepLocalDirectoryTimes(made);
-  return [...failures, ...outcomes];
+  return [...failures, ...outcomes, ...deletions];
 }
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
@@ -362,9 +378,10 @@ async function planDownloads(
     namedAsDirectory: ReadonlySet<string>;
     excluded: Excluded | undefined;
   },
-): Promise<{ jobs: TransferJob[]; localDirs: LocalDir[] }> {
+): Promise<{ jobs: TransferJob[]; localDirs: LocalDir[]; trees: MirroredTree[] }> {
   const jobs: TransferJob[] = [];
   const localDirs: LocalDir[] = [];
+  const trees: MirroredTree[] = [];
   const stats = await Promise.all(
     remotes.map((remote) =>
       limit.run(() =>
@@ -421,9 +438,10 @@ async function planDownloads(
       }
       for (const problem of tree.problems)
         fail(problem.relative === undefined ? '' : localFor(problem.relative), problem.remote, problem.error);
+      trees.push({ destination: local, present: new Set(tree.entries.map((listed) => listed.relative)) });
     } else {
       fail(local, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${remote}`));
     }
   }
-  return { jobs, localDirs };
+  return { jobs, localDirs, trees };
 }

@@ -14,6 +14,7 @@ import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
+import { deleteExtraneous, type MirroredTree } from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
@@ -218,13 +219,8 @@ async function put(
     output.failure(`put ${shownArgument(local)}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
-  const planned = await planUploads(
-    sources,
-    resolved,
-    options.recursive === true,
-    fail,
-    compileExcludes(options.exclude),
-  );
+  const excluded = compileExcludes(options.exclude);
+  const planned = await planUploads(sources, resolved, options.recursive === true, fail, excluded);
   const { dirs } = planned;
   const jobs = withoutSharedDestinations(
     planned.jobs,
@@ -285,8 +281,17 @@ async function put(
         return { bytes: result.entry.size, algorithm: result.algorithm, digest: result.digest };
       },
     });
+    // Before the directories' times: removing from a directory changes its time.
+    const deletions = await deleteExtraneous({
+      command: 'put',
+      client: connection.client,
+      trees: options.delete === true ? planned.trees : [],
+      excluded,
+      failed: failures.length + outcomes.filter((outcome) => !outcome.ok).length,
+      output,
+    });
     if (options.times && made.length > 0) await keepRemoteDirectoryTimes(connection.client, made, limit);
-    return [...failures, ...outcomes];
+    return [...failures, ...outcomes, ...deletions];
   } finally {
     // An interrupted upload may leave a read pending on stdin, which would keep the process alive.
     if (usesStdin) process.stdin.destroy();
@@ -310,9 +315,10 @@ async function planUploads(
   recursive: boolean,
   fail: FailPlanned,
   excluded: Excluded | undefined,
-): Promise<{ jobs: TransferJob[]; dirs: Array<{ local: string; remote: string }> }> {
+): Promise<{ jobs: TransferJob[]; dirs: Array<{ local: string; remote: string }>; trees: MirroredTree[] }> {
   const jobs: TransferJob[] = [];
   const dirs: Array<{ local: string; remote: string }> = [];
+  const trees: MirroredTree[] = [];
   for (const source of sources) {
     if (source === '-') {
       if (target.kind === 'as') {
@@ -356,6 +362,8 @@ async function planUploads(
         const problemRemote = problem.relative === '' ? remote : joinRemote(remote, problem.relative);
         fail(problem.localPath, problemRemote, problem.error);
       }
+      const present = [...tree.dirs, ...tree.files.map((file) => file.relative)];
+      trees.push({ destination: remote, present: new Set(present) });
     } else if (entry.kind === 'dir') {
       const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${source}`);
       fail(source, remote, error, 'add -r to upload directories');
@@ -363,5 +371,5 @@ async function planUploads(
       fail(source, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${source}`));
     }
   }
-  return { jobs, dirs };
+  return { jobs, dirs, trees };
 }

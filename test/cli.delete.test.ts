@@ -1,0 +1,191 @@
+/**
+ * put -r / get -r --delete (cli/mirrorDeletions.ts): after a run with no failure, what a copied
+ * tree's destination holds that its source does not is removed, a directory with everything in
+ * it, a link as a link; excluded paths, muxftp's hidden files and what is beside the tree are
+ * kept; after any failure nothing is removed. Real server on 127.0.0.1 (disk), the real CLI,
+ * temp dirs. Needs dist/ (npm run build).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-delete-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+/** Every entry under `dir` by its path below it (directories end in '/'), sorted; links not followed. */
+async function treeUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .map((entry) => relative(dir, join(entry.parentPath, entry.name)) + (entry.isDirectory() ? '/' : ''))
+    .sort();
+}
+
+/** Writes each path (a trailing '/': a directory) under `root`, a file's content its own path. */
+async function makeTree(root: string, paths: string[]): Promise<void> {
+  for (const entry of paths) {
+    if (entry.endsWith('/')) await mkdir(join(root, entry), { recursive: true });
+    else {
+      await mkdir(join(root, entry, '..'), { recursive: true });
+      await writeFile(join(root, entry), entry);
+    }
+  }
+}
+
+/** The paths that `--json` results say were deleted, sorted. */
+function deletedIn(stdout: string, side: 'local' | 'remote'): string[] {
+  const outcomes = JSON.parse(stdout) as Array<{
+    local: string;
+    remote: string;
+    ok: boolean;
+    deleted?: true;
+  }>;
+  return outcomes
+    .filter((outcome) => outcome.deleted === true)
+    .map((outcome) => {
+      expect(outcome.ok).toBe(true);
+      return outcome[side];
+    })
+    .sort();
+}
+
+const SOURCE = ['index.html', 'sub/', 'sub/page.html', 'empty/', 'notes.tmp'];
+
+describe('--delete', () => {
+  it('put -r removes remote files and directories the local tree does not have, and nothing else', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), SOURCE);
+    await makeTree(join(root, 'www'), [
+      'beside.txt', // next to the tree, not in it
+      'site/index.html',
+      'site/stale.html',
+      'site/sub/old.html',
+      'site/gone/deep/file.bin',
+      'site/kept.tmp', // excluded: kept, as rsync keeps excluded paths
+    ]);
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'put',
+        '-r',
+        'site',
+        '--to',
+        'www/',
+        '--delete',
+        '--exclude',
+        '*.tmp',
+        '--json',
+      ],
+      local,
+    );
+    expect(result.stderr).not.toContain('failed');
+    expect(result.code).toBe(0);
+    expect(deletedIn(result.stdout, 'remote')).toEqual([
+      'www/site/gone',
+      'www/site/stale.html',
+      'www/site/sub/old.html',
+    ]);
+    expect(result.stderr).toContain('muxftp: deleted www/site/gone/\n');
+    expect(result.stderr).toContain('muxftp: deleted www/site/stale.html\n');
+    expect(await treeUnder(join(root, 'www'))).toEqual([
+      'beside.txt',
+      'site/',
+      'site/empty/',
+      'site/index.html',
+      'site/kept.tmp',
+      'site/sub/',
+      'site/sub/page.html',
+    ]);
+    expect(await readFile(join(root, 'www/site/sub/page.html'), 'utf8')).toBe('sub/page.html');
+  });
+
+  it('get -r removes local entries the remote tree does not have: links as links, hidden partials kept', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 'site'), SOURCE);
+    const local = await tempDirs.make();
+    const outside = await tempDirs.make();
+    await makeTree(outside, ['precious.txt', 'dir/inside.txt']);
+    const copy = join(local, 'site');
+    await makeTree(copy, ['index.html', 'stale.html', 'old/deep/x.bin', 'sub/old.html', 'local.tmp']);
+    await symlink(join(outside, 'dir'), join(copy, 'sub', 'link-to-dir'));
+    await symlink(join(outside, 'precious.txt'), join(copy, 'link-to-file'));
+    await writeFile(join(copy, '.muxftp-get-0123456789abcdef0123456789abcdef.part'), 'kept for get -c');
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'get',
+        '-r',
+        'site',
+        '--delete',
+        '--exclude',
+        'local.tmp',
+        '--json',
+      ],
+      local,
+    );
+    expect(result.code).toBe(0);
+    expect(deletedIn(result.stdout, 'local')).toEqual(
+      ['link-to-file', 'old', 'stale.html', 'sub/link-to-dir', 'sub/old.html']
+        .map((path) => join('site', path))
+        .sort(),
+    );
+    expect(await treeUnder(copy)).toEqual([
+      '.muxftp-get-0123456789abcdef0123456789abcdef.part',
+      'empty/',
+      'index.html',
+      'local.tmp',
+      'notes.tmp',
+      'sub/',
+      'sub/page.html',
+    ]);
+    // What the links led to is untouched.
+    expect(await treeUnder(outside)).toEqual(['dir/', 'dir/inside.txt', 'precious.txt']);
+  });
+
+  it('deletes nothing after a failure, and says why', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['index.html']);
+    execFileSync('mkfifo', [join(local, 'site', 'pipe')]); // not a regular file: that line fails
+    await makeTree(join(server.root!, 'site'), ['stale.html']);
+    const put = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete'],
+      local,
+    );
+    expect(put.code).toBe(1);
+    expect(put.stderr).toContain('--delete: nothing deleted, since 1 file failed');
+    expect(await treeUnder(join(server.root!, 'site'))).toEqual(['index.html', 'stale.html']);
+
+    execFileSync('mkfifo', [join(server.root!, 'site', 'pipe')]);
+    const elsewhere = await tempDirs.make();
+    await makeTree(join(elsewhere, 'site'), ['stale.txt']);
+    const get = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--delete'],
+      elsewhere,
+    );
+    expect(get.code).toBe(1);
+    expect(get.stderr).toContain('--delete: nothing deleted, since 1 file failed');
+    expect(await treeUnder(join(elsewhere, 'site'))).toEqual(['index.html', 'stale.html', 'stale.txt']);
+  });
+
+  it('without -r is a usage error', async () => {
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'a.txt'), 'a');
+    const result = await runCli(['--server', '127.0.0.1:1', 'put', 'a.txt', '--delete'], local);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--delete mirrors the trees -r copies: add -r');
+  });
+});
