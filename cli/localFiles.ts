@@ -148,7 +148,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
 /** What a local destination holds (`get -r --delete`), as it is: links are not followed. */
 export interface LocalDestination {
   /** Each directory directly before what is in it (names sorted); `relative` uses '/'. */
-  entries: Array<{ relative: string; localPath: string; directory: boolean }>;
+  entries: Array<{ relative: string; localPath: string; kind: LocalKind }>;
   /** Directories that could not be read: nothing in them is known. */
   problems: Array<{ localPath: string; error: MuxftpError }>;
 }
@@ -173,9 +173,10 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
       const relative = relativeDir === '' ? dirent.name : `${relativeDir}/${dirent.name}`;
       if (excluded?.(relative) === true) continue;
       const localPath = path.join(localDir, dirent.name);
-      const directory = dirent.isDirectory();
-      found.entries.push({ relative, localPath, directory });
-      if (directory) await walk(localPath, relative);
+      // A link is `other`, whatever it leads to.
+      const kind: LocalKind = dirent.isDirectory() ? 'dir' : dirent.isFile() ? 'file' : 'other';
+      found.entries.push({ relative, localPath, kind });
+      if (kind === 'dir') await walk(localPath, relative);
     }
   };
   await walk(root, '');

@@ -155,6 +155,38 @@ describe('--delete', () => {
     expect(await treeUnder(outside)).toEqual(['dir/', 'dir/inside.txt', 'precious.txt']);
   });
 
+  it('replaces what is of another kind at a path first, so a tree that changed shape converges', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), SOURCE);
+    // The remote tree has a directory where the local one has a file, and a file where it has one.
+    await makeTree(join(root, 'site'), ['index.html/inner.txt', 'sub', 'empty/']);
+    const put = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '--json'],
+      local,
+    );
+    expect(put.stderr).not.toContain('failed');
+    expect(put.code).toBe(0);
+    expect(deletedIn(put.stdout, 'remote')).toEqual(['site/index.html', 'site/sub']);
+    expect(await treeUnder(join(root, 'site'))).toEqual(await treeUnder(join(local, 'site')));
+
+    // The same, the other way; and a link to a directory where the tree has one is a link, not it.
+    const elsewhere = await tempDirs.make();
+    const outside = await tempDirs.make();
+    await makeTree(outside, ['page.html']);
+    await makeTree(join(elsewhere, 'site'), ['index.html/inner.txt', 'notes.tmp/', 'empty']);
+    await symlink(outside, join(elsewhere, 'site', 'sub'));
+    const get = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--delete'],
+      elsewhere,
+    );
+    expect(get.stderr).not.toContain('failed');
+    expect(get.code).toBe(0);
+    expect(await treeUnder(join(elsewhere, 'site'))).toEqual(await treeUnder(join(local, 'site')));
+    expect(await readFile(join(outside, 'page.html'), 'utf8')).toBe('page.html');
+  });
+
   it('deletes nothing after a failure, and says why', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();

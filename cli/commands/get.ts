@@ -18,7 +18,13 @@ import { keepLocalDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
-import { deleteExtraneous, type MirroredTree } from '../mirrorDeletions.js';
+import {
+  type EntryKind,
+  type MirroredTree,
+  type MirrorRun,
+  removeConflicting,
+  removeExtraneous,
+} from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
@@ -269,6 +275,10 @@ async function get(
     },
   );
 
+  // --delete: what stands where the tree has something of another kind goes first.
+  const mirror: MirrorRun = { command: 'get', trees: options.delete === true ? trees : [], excluded, output };
+  const replaced = await removeConflicting(mirror);
+
   // In order: each directory after its parent. What is inside one that could not be made fails
   // with it, in the JSON results and the count, without a line of its own for each.
   const unmade: Array<{ dir: string; error: unknown }> = [];
@@ -335,15 +345,10 @@ async function get(
     },
   });
   // Before the directories' times: removing from a directory changes its time.
-  const deletions = await deleteExtraneous({
-    command: 'get',
-    trees: options.delete === true ? trees : [],
-    excluded,
-    failed: failures.length + outcomes.filter((outcome) => !outcome.ok).length,
-    output,
-  });
+  const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
+  const removed = await removeExtraneous({ ...mirror, failed });
   if (options.times) await keepLocalDirectoryTimes(made);
-  return [...failures, ...outcomes, ...deletions];
+  return [...failures, ...replaced, ...outcomes, ...removed];
 }
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
@@ -438,7 +443,10 @@ async function planDownloads(
       }
       for (const problem of tree.problems)
         fail(problem.relative === undefined ? '' : localFor(problem.relative), problem.remote, problem.error);
-      trees.push({ destination: local, present: new Set(tree.entries.map((listed) => listed.relative)) });
+      const present = new Map<string, EntryKind>(
+        tree.entries.map((listed) => [listed.relative, listed.entry.type]),
+      );
+      trees.push({ destination: local, present });
     } else {
       fail(local, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${remote}`));
     }

@@ -14,7 +14,13 @@ import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
-import { deleteExtraneous, type MirroredTree } from '../mirrorDeletions.js';
+import {
+  type EntryKind,
+  type MirroredTree,
+  type MirrorRun,
+  removeConflicting,
+  removeExtraneous,
+} from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
@@ -234,6 +240,16 @@ async function put(
       ),
   );
 
+  // --delete: what stands where the tree has something of another kind goes first.
+  const mirror: MirrorRun = {
+    command: 'put',
+    client,
+    trees: options.delete === true ? planned.trees : [],
+    excluded,
+    output,
+  };
+  const replaced = await removeConflicting(mirror);
+
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('put', options);
   const limit = planningLimit(parallel, client);
@@ -282,16 +298,10 @@ async function put(
       },
     });
     // Before the directories' times: removing from a directory changes its time.
-    const deletions = await deleteExtraneous({
-      command: 'put',
-      client: connection.client,
-      trees: options.delete === true ? planned.trees : [],
-      excluded,
-      failed: failures.length + outcomes.filter((outcome) => !outcome.ok).length,
-      output,
-    });
+    const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
+    const removed = await removeExtraneous({ ...mirror, client: connection.client, failed });
     if (options.times && made.length > 0) await keepRemoteDirectoryTimes(connection.client, made, limit);
-    return [...failures, ...outcomes, ...deletions];
+    return [...failures, ...replaced, ...outcomes, ...removed];
   } finally {
     // An interrupted upload may leave a read pending on stdin, which would keep the process alive.
     if (usesStdin) process.stdin.destroy();
@@ -362,8 +372,9 @@ async function planUploads(
         const problemRemote = problem.relative === '' ? remote : joinRemote(remote, problem.relative);
         fail(problem.localPath, problemRemote, problem.error);
       }
-      const present = [...tree.dirs, ...tree.files.map((file) => file.relative)];
-      trees.push({ destination: remote, present: new Set(present) });
+      const present = new Map<string, EntryKind>(tree.dirs.map((dir) => [dir, 'dir']));
+      for (const file of tree.files) present.set(file.relative, 'file');
+      trees.push({ destination: remote, present });
     } else if (entry.kind === 'dir') {
       const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${source}`);
       fail(source, remote, error, 'add -r to upload directories');
