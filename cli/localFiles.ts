@@ -164,6 +164,8 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
     try {
       dirents = await readdir(localDir, { withFileTypes: true });
     } catch (error) {
+      // A destination not made yet (a dry run) holds nothing.
+      if (relativeDir === '' && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
       found.problems.push({ localPath: localDir, error: localFsError(error, localDir) });
       return;
     }

@@ -18,6 +18,7 @@ import path from 'node:path';
 import type { Client } from '../client/client.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { printable } from '../shared/printable.js';
 import { planningLimit } from './concurrency.js';
 import type { Excluded } from './excludes.js';
 import { localFsError, walkLocalDestination } from './localFiles.js';
@@ -43,6 +44,8 @@ export type MirrorRun = {
   trees: readonly MirroredTree[];
   excluded: Excluded | undefined;
   output: Output;
+  /** --dry-run: say what would be removed (both steps' at once, after the transfers), remove nothing. */
+  dryRun?: boolean;
 } & ({ command: 'put'; client: Client } | { command: 'get' });
 
 interface DestinationEntry {
@@ -75,10 +78,13 @@ export function topmostEntries<T extends { relative: string }>(
  * that is not there yet, or cannot be listed, has nothing removed (the transfers report it).
  */
 export async function removeConflicting(run: MirrorRun): Promise<TransferOutcome[]> {
-  return removeFromDestinations(run, false, (entry, present) => {
-    const wanted = present.get(entry.relative);
-    return (wanted === 'file' || wanted === 'dir') && wanted !== entry.kind;
-  });
+  if (run.dryRun === true) return [];
+  return removeFromDestinations(run, false, isOfAnotherKind);
+}
+
+function isOfAnotherKind(entry: DestinationEntry, present: ReadonlyMap<string, EntryKind>): boolean {
+  const wanted = present.get(entry.relative);
+  return (wanted === 'file' || wanted === 'dir') && wanted !== entry.kind;
 }
 
 /**
@@ -89,12 +95,16 @@ export async function removeExtraneous(run: MirrorRun & { failed: number }): Pro
   if (run.trees.length === 0) return [];
   if (run.failed > 0) {
     const files = `${run.failed} file${run.failed === 1 ? '' : 's'}`;
-    run.output.warning(
-      `--delete: nothing deleted, since ${files} failed (delete only after a run with none)`,
-    );
+    const nothing = run.dryRun === true ? 'nothing would be deleted' : 'nothing deleted';
+    run.output.warning(`--delete: ${nothing}, since ${files} failed (delete only after a run with none)`);
     return [];
   }
-  return removeFromDestinations(run, true, (entry, present) => !present.has(entry.relative));
+  // Of another kind too: gone already in a real run (removeConflicting), still there in a dry one.
+  return removeFromDestinations(
+    run,
+    true,
+    (entry, present) => !present.has(entry.relative) || isOfAnotherKind(entry, present),
+  );
 }
 
 /**
@@ -133,15 +143,21 @@ async function removeFromDestinations(
     await Promise.all(
       topmostEntries(listed.entries, (entry) => unwanted(entry, tree.present)).map((entry) =>
         limit.run(async () => {
+          const { remote, local } = shown(entry.relative);
+          // A directory as ls shows one, ending in '/': it goes with everything in it.
+          const named = `${remote || local}${entry.kind === 'dir' ? '/' : ''}`;
+          if (run.dryRun === true) {
+            if (!run.output.json) run.output.printLine(printable(`would delete ${named}`));
+            outcomes.push({ local, remote, ok: true, bytes: 0, deleted: true, dryRun: true });
+            return;
+          }
           try {
             await side.remove(tree.destination, entry);
           } catch (error) {
-            notRemoved(shown(entry.relative), error);
+            notRemoved({ remote, local }, error);
             return;
           }
-          const { remote, local } = shown(entry.relative);
-          // A directory as ls shows one, ending in '/': it went with everything in it.
-          run.output.notice(`muxftp: deleted ${remote || local}${entry.kind === 'dir' ? '/' : ''}`);
+          run.output.notice(`muxftp: deleted ${named}`);
           outcomes.push({ local, remote, ok: true, bytes: 0, deleted: true });
         }),
       ),
@@ -171,7 +187,11 @@ function remoteSide(client: Client): DestinationSide {
         entries: tree.entries.map(({ relative, entry }) => ({ relative, kind: entry.type })),
         // Entries listed but not files are entries here; a name with no safe path is a problem.
         problems: tree.problems
-          .filter((problem) => problem.listed !== true)
+          // A destination not made yet (a dry run) has nothing in it to remove.
+          .filter(
+            (problem) =>
+              problem.listed !== true && !(problem.relative === '' && problem.error.code === 'NOT_FOUND'),
+          )
           .map((problem) => ({ path: problem.remote, error: problem.error })),
       };
     },

@@ -72,13 +72,13 @@ export async function localCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
-  keep: { times?: boolean; modes?: boolean } = {},
+  keep: { times?: boolean; modes?: boolean; partials?: boolean } = {},
 ): Promise<TransferDone | undefined> {
   const local = await stat(job.local);
   if (!local.isFile() || local.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
-  await removeStaleKeptPartial(keptPartialPath(job.local));
+  if (keep.partials !== true) await removeStaleKeptPartial(keptPartialPath(job.local));
   const remoteMtime = job.remoteMtime;
   const retime = keep.times === true && remoteMtime !== undefined && !sameTime(local.mtimeMs, remoteMtime);
   const mode = keep.modes === true ? localBitsToSet(job, local.mode) : undefined;
@@ -176,12 +176,13 @@ export async function remoteCopyIsUnchanged(
 export async function localCopyIsUnchanged(
   job: TransferJob,
   keepModes = false,
+  keepPartials = false,
 ): Promise<SkippedDone | undefined> {
   const local = await stat(job.local);
   if (!local.isFile() || local.size !== job.size || job.remoteMtime === undefined) return undefined;
   if (!sameTime(local.mtimeMs, job.remoteMtime)) return undefined;
   // As for an identical copy: what a failed get kept of it is stale.
-  await removeStaleKeptPartial(keptPartialPath(job.local));
+  if (!keepPartials) await removeStaleKeptPartial(keptPartialPath(job.local));
   const mode = keepModes ? localBitsToSet(job, local.mode) : undefined;
   if (mode !== undefined) await changeLocalCopy(job.local, local, { mode });
   return { bytes: local.size };
@@ -193,18 +194,29 @@ type DestinationCheck = (
   signal: AbortSignal,
 ) => Promise<SkippedDone | undefined>;
 
-/** The check --skip-unchanged and --skip-identical ask for (undefined: none); put or get's. */
+/**
+ * The check --skip-unchanged and --skip-identical ask for (undefined: none); put or get's. With
+ * --dry-run it only looks: a skipped copy keeps its time and bits, and what a failed get kept.
+ */
 export function destinationCheck(
   command: 'put' | 'get',
-  options: { skipIdentical?: boolean; skipUnchanged?: boolean; times?: boolean; perms?: boolean },
+  options: {
+    skipIdentical?: boolean;
+    skipUnchanged?: boolean;
+    times?: boolean;
+    perms?: boolean;
+    dryRun?: boolean;
+  },
 ): DestinationCheck | undefined {
+  const looksOnly = options.dryRun === true;
+  const modes = options.perms === true && !looksOnly;
   const quick: DestinationCheck | undefined =
     options.skipUnchanged !== true
       ? undefined
       : command === 'put'
-        ? (job, client) => remoteCopyIsUnchanged(job, client, options.perms === true)
-        : (job) => localCopyIsUnchanged(job, options.perms === true);
-  const keep = { times: options.times === true, modes: options.perms === true };
+        ? (job, client) => remoteCopyIsUnchanged(job, client, modes)
+        : (job) => localCopyIsUnchanged(job, modes, looksOnly);
+  const keep = { times: options.times === true && !looksOnly, modes, partials: looksOnly };
   const content: DestinationCheck | undefined =
     options.skipIdentical !== true
       ? undefined

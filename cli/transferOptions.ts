@@ -35,6 +35,8 @@ export interface TransferCommandOptions {
   limitRate?: number;
   /** With -r: remove from each destination tree what its source does not have (cli/mirrorDeletions.ts). */
   delete?: boolean;
+  /** Say what would be sent and deleted; change nothing on either side. */
+  dryRun?: boolean;
 }
 
 /**
@@ -92,6 +94,10 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     .option(
       '--delete',
       `with -r: then remove from each ${side} tree what its source does not have, so it is a copy (not after any failure; excluded paths are kept)`,
+    )
+    .option(
+      '-n, --dry-run',
+      `say what would be ${direction === 'upload' ? 'sent' : 'fetched'} (and, with --delete, deleted), and change nothing on either side`,
     )
     .option(
       '--limit-rate <rate>',

@@ -79,6 +79,8 @@ export interface TransferOutcome {
   skipped?: true;
   /** --delete: not a transfer but a removal from the destination of what the source does not have. */
   deleted?: true;
+  /** --dry-run: what would have been done; nothing was. */
+  dryRun?: true;
   error?: ErrorInfo;
   /** A failed get: what it kept for `get -c` to continue (hidden, beside the target), and what to do. */
   partial?: KeptPartialInfo;
@@ -224,12 +226,47 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
 }
 
 /**
+ * --dry-run: what runTransfers would do with the jobs, with nothing sent, written or changed:
+ * each job's destination is checked as a skip flag asks (a stat, or the digests: reads only),
+ * and each transfer that would run is said on stdout (`would put LOCAL → REMOTE (SIZE)`; not
+ * with --json, whose outcomes say `dryRun`). Skipped files are left unsaid, as rsync leaves them.
+ */
+export async function previewTransfers(
+  run: Pick<
+    TransferRun,
+    'command' | 'jobs' | 'parallel' | 'output' | 'connection' | 'identicalAtDestination'
+  >,
+): Promise<TransferOutcome[]> {
+  const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
+  const signal = new AbortController().signal;
+  const outcomes = await Promise.all(
+    run.jobs.map((job) =>
+      limit.run(async (): Promise<TransferOutcome> => {
+        const skipped = await skipIfIdentical(run, job, signal);
+        if (skipped !== undefined) return { ...skipped, dryRun: true };
+        return { local: job.local, remote: job.remote, ok: true, bytes: job.size ?? 0, dryRun: true };
+      }),
+    ),
+  );
+  if (!run.output.json) {
+    for (const [index, outcome] of outcomes.entries()) {
+      if (outcome.skipped === true) continue;
+      const job = run.jobs[index]!;
+      const [from, to] = run.command === 'put' ? [job.local, job.remote] : [job.remote, job.local];
+      const size = job.size === undefined ? '' : ` (${formatBytes(job.size)})`;
+      run.output.printLine(printable(`would ${run.command} ${from} → ${to}${size}`));
+    }
+  }
+  return outcomes;
+}
+
+/**
  * The job's outcome as skipped when its destination is identical; undefined to transfer it. A
  * check that fails (the destination unreadable, the connection gone) transfers it, which reports
  * whatever is really wrong.
  */
 async function skipIfIdentical(
-  run: TransferRun,
+  run: Pick<TransferRun, 'identicalAtDestination' | 'connection'>,
   job: TransferJob,
   signal: AbortSignal,
 ): Promise<TransferOutcome | undefined> {

@@ -41,6 +41,7 @@ import {
 } from '../transferOptions.js';
 import {
   failedOutcome,
+  previewTransfers,
   runTransfers,
   type TransferJob,
   type TransferOutcome,
@@ -142,7 +143,8 @@ function getTargetFromArguments(
   return { remotes, target: { kind: 'named', local } };
 }
 
-async function ensureLocalDir(dir: string, creation: DestinationCreation): Promise<void> {
+/** --dry-run: a missing directory is looked at, not made. */
+async function ensureLocalDir(dir: string, creation: DestinationCreation, dryRun: boolean): Promise<void> {
   // Without its trailing slash, as the remote side normalizes --to: a file there is NOT_A_DIRECTORY
   // for get as for put, not the ENOTDIR of looking inside it.
   const bare = path.normalize(dir).replace(/(.)[\\/]+$/, '$1');
@@ -151,7 +153,7 @@ async function ensureLocalDir(dir: string, creation: DestinationCreation): Promi
     if (creation === 'none') throw new MuxftpError('NOT_FOUND', `no such local directory: ${dir}`);
     if (creation === 'itself' && (await inspectLocalIfExists(path.dirname(bare))) === undefined)
       throw new MuxftpError('NOT_FOUND', `no such local directory: ${path.dirname(bare)}`);
-    await makeLocalDir(dir);
+    if (!dryRun) await makeLocalDir(dir);
   } else if (existing.kind !== 'dir') {
     throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${dir}`);
   }
@@ -160,21 +162,22 @@ async function ensureLocalDir(dir: string, creation: DestinationCreation): Promi
 async function resolveGetTarget(
   target: GetTarget,
   creation: DestinationCreation,
+  dryRun: boolean,
 ): Promise<ResolvedGetTarget> {
   if (target.kind === 'stdout') return target;
   if ((target.kind === 'named' ? target.local : target.argument) === '') throw emptyPathError('local');
   if (target.kind === 'into') {
-    if (target.argument !== undefined) await ensureLocalDir(target.dir, creation);
+    if (target.argument !== undefined) await ensureLocalDir(target.dir, creation, dryRun);
     return { kind: 'into', dir: target.dir };
   }
   if (target.local.endsWith('/') || target.local.endsWith(path.sep)) {
-    await ensureLocalDir(target.local, creation);
+    await ensureLocalDir(target.local, creation, dryRun);
     return { kind: 'into', dir: target.local };
   }
   const existing = await inspectLocalIfExists(target.local);
   if (existing?.kind === 'dir') return { kind: 'into', dir: target.local };
   // As for --to: a directory to download into must exist, or -p creates it.
-  await ensureLocalDir(path.dirname(target.local), creation === 'with-parents' ? creation : 'none');
+  await ensureLocalDir(path.dirname(target.local), creation === 'with-parents' ? creation : 'none', dryRun);
   return { kind: 'as', local: target.local };
 }
 
@@ -212,9 +215,10 @@ async function get(
   // Planning (stat, mkdir, listing) uses the first connection; only transfers are retried.
   const client = connection.client;
   const parents = options.parents === true;
+  const dryRun = options.dryRun === true;
   let resolved: ResolvedGetTarget;
   try {
-    resolved = await resolveGetTarget(target, destinationCreation(options));
+    resolved = await resolveGetTarget(target, destinationCreation(options), dryRun);
   } catch (error) {
     const missing = error instanceof MuxftpError && error.code === 'NOT_FOUND';
     output.failure(
@@ -276,7 +280,13 @@ async function get(
   );
 
   // --delete: what stands where the tree has something of another kind goes first.
-  const mirror: MirrorRun = { command: 'get', trees: options.delete === true ? trees : [], excluded, output };
+  const mirror: MirrorRun = {
+    command: 'get',
+    trees: options.delete === true ? trees : [],
+    excluded,
+    output,
+    dryRun,
+  };
   const replaced = await removeConflicting(mirror);
 
   // In order: each directory after its parent. What is inside one that could not be made fails
@@ -284,7 +294,7 @@ async function get(
   const unmade: Array<{ dir: string; error: unknown }> = [];
   const made: LocalDir[] = [];
   const unmadeAbove = (local: string) => unmade.find(({ dir }) => local.startsWith(dir + path.sep));
-  for (const dir of localDirs) {
+  for (const dir of dryRun ? [] : localDirs) {
     const above = unmadeAbove(dir.local);
     if (above !== undefined) {
       failures.push(failedOutcome(dir.local, dir.remote, above.error));
@@ -314,6 +324,18 @@ async function get(
     const above = unmadeAbove(job.local);
     if (above === undefined) runnable.push(job);
     else failures.push(failedOutcome(job.local, job.remote, above.error));
+  }
+
+  if (dryRun) {
+    const previews = await previewTransfers({
+      command: 'get',
+      jobs: runnable,
+      parallel,
+      output,
+      connection,
+      ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
+    });
+    return [...failures, ...previews, ...(await removeExtraneous({ ...mirror, failed: failures.length }))];
   }
 
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).

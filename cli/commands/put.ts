@@ -35,6 +35,7 @@ import {
 } from '../transferOptions.js';
 import {
   failedOutcome,
+  previewTransfers,
   runTransfers,
   type TransferJob,
   type TransferOutcome,
@@ -161,10 +162,22 @@ async function statIfExists(client: Client, remote: string): Promise<WireEntry |
   }
 }
 
-async function ensureRemoteDir(client: Client, dir: string, creation: DestinationCreation): Promise<void> {
+async function ensureRemoteDir(
+  client: Client,
+  dir: string,
+  creation: DestinationCreation,
+  dryRun: boolean,
+): Promise<void> {
   const existing = await statIfExists(client, dir);
   if (existing === undefined) {
     if (creation === 'none') throw new MuxftpError('NOT_FOUND', `no such directory: ${dir}`);
+    if (dryRun) {
+      // What the mkdir would say, looked at instead.
+      const parent = remoteParent(dir);
+      if (creation === 'itself' && parent !== '' && (await statIfExists(client, parent)) === undefined)
+        throw new MuxftpError('NOT_FOUND', `no such directory: ${parent}`);
+      return;
+    }
     await client.mkdir(dir, { parents: creation === 'with-parents' }).catch((error: unknown) => {
       // The parent is what is missing: say so, not that the directory to be made is.
       if (error instanceof MuxftpError && error.code === 'NOT_FOUND')
@@ -176,25 +189,27 @@ async function ensureRemoteDir(client: Client, dir: string, creation: Destinatio
   }
 }
 
+/** --dry-run: a missing directory is looked at, not made. */
 async function resolvePutTarget(
   client: Client,
   target: PutTarget,
   creation: DestinationCreation,
+  dryRun: boolean,
 ): Promise<ResolvedPutTarget> {
   if (target.argument === '') throw emptyPathError('remote');
   if (target.kind === 'into') {
-    if (target.argument !== undefined) await ensureRemoteDir(client, target.dir, creation);
+    if (target.argument !== undefined) await ensureRemoteDir(client, target.dir, creation, dryRun);
     return { kind: 'into', dir: target.dir };
   }
   if (target.argument.endsWith('/')) {
-    await ensureRemoteDir(client, target.remote, creation);
+    await ensureRemoteDir(client, target.remote, creation, dryRun);
     return { kind: 'into', dir: target.remote };
   }
   // Any other stat failure (a bad path, say) is left for the upload itself to report.
   const existing = await statIfExists(client, target.remote).catch(() => undefined);
   if (existing?.type === 'dir') return { kind: 'into', dir: target.remote };
   const parent = remoteParent(target.remote);
-  if (creation === 'with-parents' && parent !== '') await client.mkdir(parent, { parents: true });
+  if (creation === 'with-parents' && parent !== '' && !dryRun) await client.mkdir(parent, { parents: true });
   return { kind: 'as', remote: target.remote };
 }
 
@@ -208,9 +223,10 @@ async function put(
   // Planning (stat, mkdir, listing) uses the first connection; only transfers are retried.
   const client = connection.client;
   const parents = options.parents === true;
+  const dryRun = options.dryRun === true;
   let resolved: ResolvedPutTarget;
   try {
-    resolved = await resolvePutTarget(client, target, destinationCreation(options));
+    resolved = await resolvePutTarget(client, target, destinationCreation(options), dryRun);
   } catch (error) {
     const hint =
       error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents
@@ -247,11 +263,23 @@ async function put(
     trees: options.delete === true ? planned.trees : [],
     excluded,
     output,
+    dryRun,
   };
   const replaced = await removeConflicting(mirror);
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('put', options);
+  if (dryRun) {
+    const previews = await previewTransfers({
+      command: 'put',
+      jobs,
+      parallel,
+      output,
+      connection,
+      ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
+    });
+    return [...failures, ...previews, ...(await removeExtraneous({ ...mirror, failed: failures.length }))];
+  }
   const limit = planningLimit(parallel, client);
   // Keeping bits, a depth at a time (in any order within it): each directory is then made by its
   // own mkdir, which gives it its local one's bits (mkdir -p gives none to the parents it makes).

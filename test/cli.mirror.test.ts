@@ -2,11 +2,12 @@
  * put -r / get -r --delete (cli/mirrorDeletions.ts): after a run with no failure, what a copied
  * tree's destination holds that its source does not is removed, a directory with everything in
  * it, a link as a link; excluded paths, muxftp's hidden files and what is beside the tree are
- * kept; after any failure nothing is removed. Real server on 127.0.0.1 (disk), the real CLI,
- * temp dirs. Needs dist/ (npm run build).
+ * kept; after any failure nothing is removed. And --dry-run: what would be sent and deleted is
+ * said, and nothing changes on either side. Real server on 127.0.0.1 (disk), the real CLI, temp
+ * dirs. Needs dist/ (npm run build).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -14,7 +15,7 @@ import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
-const tempDirs = new TempDirs('muxftp-delete-');
+const tempDirs = new TempDirs('muxftp-mirror-');
 
 afterEach(async () => {
   await server?.stop();
@@ -219,5 +220,110 @@ describe('--delete', () => {
     const result = await runCli(['--server', '127.0.0.1:1', 'put', 'a.txt', '--delete'], local);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--delete mirrors the trees -r copies: add -r');
+  });
+});
+
+/** Every entry under `dir` with what a change would move: kind, size, bits, modification time. */
+async function snapshot(dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const entry of await treeUnder(dir)) {
+    const info = await lstat(join(dir, entry));
+    lines.push(
+      `${entry} ${info.isFile() ? info.size : '-'} ${(info.mode & 0o7777).toString(8)} ${info.mtimeMs}`,
+    );
+  }
+  return lines;
+}
+
+describe('--dry-run', () => {
+  it('put -r says what it would send and delete, and changes nothing on the server', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['same.txt', 'changed.txt', 'new.txt', 'sub/']);
+    await makeTree(join(root, 'site'), ['same.txt', 'changed.txt', 'stale.txt', 'sub', 'old/deep/x']);
+    await writeFile(join(root, 'site', 'changed.txt'), 'other bytes');
+    // same.txt is the same bytes with another time and other bits: a real run would set both.
+    await utimes(join(root, 'site', 'same.txt'), new Date(0), new Date(0));
+    await chmod(join(root, 'site', 'same.txt'), 0o600);
+    await chmod(join(local, 'site', 'same.txt'), 0o644);
+    const before = await snapshot(root);
+    const args = [
+      '--server',
+      `127.0.0.1:${server.port}`,
+      'put',
+      '-r',
+      'site',
+      '--delete',
+      '--skip-identical',
+      '-n',
+    ];
+    const result = await runCli(args, local);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout.split('\n').filter(Boolean).sort()).toEqual([
+      'would delete site/old/',
+      'would delete site/stale.txt',
+      'would delete site/sub', // a file where the tree has a directory
+      'would put site/changed.txt → site/changed.txt (11 B)',
+      'would put site/new.txt → site/new.txt (7 B)',
+    ]);
+    expect(await snapshot(root)).toEqual(before);
+
+    const json = await runCli([...args, '--json'], local);
+    const outcomes = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
+    expect(outcomes.every((outcome) => outcome.dryRun === true && outcome.ok === true)).toBe(true);
+    expect(outcomes.find((outcome) => outcome.remote === 'site/same.txt')).toMatchObject({ skipped: true });
+    expect(await snapshot(root)).toEqual(before);
+
+    // Into a directory not there yet: nothing is made.
+    const into = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--to', 'new/', '-n'],
+      local,
+    );
+    expect(into.code).toBe(0);
+    expect(into.stdout).toContain('would put site/new.txt → new/site/new.txt');
+    expect(await snapshot(root)).toEqual(before);
+  });
+
+  it('get -r says what it would fetch and delete, and changes nothing locally', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 'site'), ['same.txt', 'changed.txt', 'new.txt']);
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['same.txt', 'changed.txt', 'stale.txt', 'old/deep/x']);
+    await writeFile(join(local, 'site', 'changed.txt'), 'other bytes');
+    await utimes(join(local, 'site', 'same.txt'), new Date(0), new Date(0));
+    // What a failed get kept of same.txt: a real run finding it identical removes it as stale.
+    const kept = '.muxftp-get-0123456789abcdef0123456789abcdef.part';
+    await writeFile(join(local, 'site', kept), 'partial');
+    const before = await snapshot(local);
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'get',
+        '-r',
+        'site',
+        '--delete',
+        '--skip-identical',
+        '--dry-run',
+      ],
+      local,
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout.split('\n').filter(Boolean).sort()).toEqual([
+      'would delete site/old/',
+      'would delete site/stale.txt',
+      'would get site/changed.txt → site/changed.txt (11 B)',
+      'would get site/new.txt → site/new.txt (7 B)',
+    ]);
+    expect(await snapshot(local)).toEqual(before);
+
+    const into = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--to', 'new/', '-n'],
+      local,
+    );
+    expect(into.code).toBe(0);
+    expect(into.stdout).toContain('would get site/new.txt → new/site/new.txt');
+    expect(await snapshot(local)).toEqual(before);
   });
 });
