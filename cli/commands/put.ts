@@ -63,6 +63,8 @@ Examples:
   muxftp put report.pdf docs/2025.pdf -p      under another name, into docs/ (created)
   muxftp put *.log --to logs/ -p -j 4         several files into logs/ (created), 4 at a time
   muxftp put -r photos backup/                a directory tree, into backup/photos
+  muxftp put -r photos backup/ --delete -n    what mirroring it would send and delete (dry run)
+  muxftp put -r photos backup/ --delete       mirror it: also remove what photos/ does not have
   muxftp put -r . site/                       what is in the working directory, into site/
   tar c . | muxftp put - site.tar             stdin (a remote name is required)`;
 
