@@ -11,9 +11,9 @@
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
-import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { DIGEST_BYTES, INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
-import { HEADER_BYTES } from '../shared/protocol/constants.js';
+import { blockDigestsFitting, HEADER_BYTES } from '../shared/protocol/constants.js';
 import { encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { DataFrameView, type OutgoingFrame } from '../shared/transport/dataFrameView.js';
 import { OutboundCredit } from '../shared/transport/flow.js';
@@ -92,7 +92,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
 
   /**
    * get -c: the offset is the requested one, at most the file's whole blocks and
-   * DEFAULTS.maxResumeBlocks (so the REPLY's digests fit a control frame). REPLY carries the
+   * DEFAULTS.maxResumeBlocks, and no more blocks than the REPLY can list to this client in one
+   * frame (blockDigestsFitting); the rest is sent again. REPLY carries the
    * digests of the blocks before it, for the client to check its partial file against; END's D
    * still covers the whole file, so the client's check at the end covers its prefix too.
    */
@@ -100,7 +101,11 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     const blocks = Math.min(
       requested / INTEGRITY_BLOCK_BYTES,
       Math.floor(this.size / INTEGRITY_BLOCK_BYTES),
-      DEFAULTS.maxResumeBlocks,
+      blockDigestsFitting(
+        this.host.peerMaxFramePayload,
+        DIGEST_BYTES[this.host.integrity],
+        DEFAULTS.maxResumeBlocks,
+      ),
     );
     const offset = blocks * INTEGRITY_BLOCK_BYTES;
     let prefix: readonly Buffer[];

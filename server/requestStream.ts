@@ -6,6 +6,8 @@
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
+import { DIGEST_BYTES } from '../shared/integrity/algorithms.js';
+import { blockDigestsFitting } from '../shared/protocol/constants.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import type { ServerStats, SpaceReport, WireEntry } from '../shared/protocol/messages.js';
 import type { RequestOf } from '../shared/protocol/operations.js';
@@ -102,7 +104,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, reading);
     return { entry: toWireEntry(entry), algorithm: digest.algorithm, digest: digest.digest.toString('hex') };
   },
-  partial: async (storage, r, _host, reading) =>
+  partial: async (storage, r, host, reading) =>
     heldPartial(
       storage,
       r.path,
@@ -111,7 +113,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
         algorithm: r.algorithm,
         ...(r.digest !== undefined ? { digest: r.digest } : { source: r.source! }),
       },
-      DEFAULTS.maxResumeBlocks,
+      blockDigestsFitting(host.peerMaxFramePayload, DIGEST_BYTES[r.algorithm], DEFAULTS.maxResumeBlocks),
       reading,
     ),
   stats: async (_storage, _r, host) => readStats(host.counters),

@@ -1,9 +1,14 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
-import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { DIGEST_BYTES, INTEGRITY_ALGORITHMS, INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
-import { FrameType, HEADER_BYTES } from '../shared/protocol/constants.js';
+import {
+  blockDigestsFitting,
+  FrameType,
+  HEADER_BYTES,
+  MIN_FRAME_PAYLOAD_BYTES,
+} from '../shared/protocol/constants.js';
 import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
 import {
   allocDataFrame,
@@ -258,6 +263,30 @@ describe('frame codec', () => {
     expect(decoded?.type).toBe(FrameType.DATA);
     expect(decoded?.payload.toString()).toBe('abcd');
   });
+});
+
+describe('REPLY with block digests (get with offset, partial)', () => {
+  it.each(INTEGRITY_ALGORITHMS)(
+    'fits the smallest frame limit a peer may announce with %s digests, the largest numbers beside them',
+    (algorithm) => {
+      const count = blockDigestsFitting(MIN_FRAME_PAYLOAD_BYTES, DIGEST_BYTES[algorithm], 2048);
+      const blocks = Array.from({ length: count }, () => 'f'.repeat(2 * DIGEST_BYTES[algorithm]));
+      const big = Number.MAX_SAFE_INTEGER;
+      const resumedGet = encodeReply(1, { size: big, mtime: -big, mode: 0o777, offset: big, blocks });
+      const partial = encodeReply(1, { offset: big, blocks });
+      expect(resumedGet.length - HEADER_BYTES).toBeLessThanOrEqual(MIN_FRAME_PAYLOAD_BYTES);
+      expect(partial.length - HEADER_BYTES).toBeLessThanOrEqual(MIN_FRAME_PAYLOAD_BYTES);
+      // And not far under it (the other fields take less than the 256 bytes kept for them): six more would not fit.
+      const more = encodeReply(1, {
+        size: big,
+        mtime: -big,
+        mode: 0o777,
+        offset: big,
+        blocks: [...blocks, ...blocks.slice(0, 6)],
+      });
+      expect(more.length - HEADER_BYTES).toBeGreaterThan(MIN_FRAME_PAYLOAD_BYTES);
+    },
+  );
 });
 
 describe('malformed input', () => {

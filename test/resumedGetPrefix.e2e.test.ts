@@ -6,12 +6,12 @@
  * Reads are observed through a storage wrapper; every download is verified end to end.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
-import { FrameType } from '../shared/protocol/constants.js';
+import { blockDigestsFitting, FrameType, MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
 import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { RACY_WINDOW_MS } from '../storage/digestCache.js';
 import { MemoryStorage } from '../storage/memory.js';
@@ -184,5 +184,27 @@ describe('hashing the prefix for longer than the idle timeout', () => {
     );
     expect(answer.type === FrameType.REPLY ? 'REPLY' : answer.payload.toString()).toBe('REPLY');
     expect(env.server.counters.errors.get('STREAM_TIMEOUT') ?? 0).toBe(0);
+  });
+});
+
+describe("a resumed get's REPLY", () => {
+  it('lists no more block digests than fit the frame limit the client announced, and resumes from the last', async () => {
+    // 300 blocks of zeros, sparse on disk. A client taking 16 KiB frames asks to resume at 272:
+    // 272 sha256 digests in hex are ~18 KiB of JSON, so the server offers 240 (what fits) instead.
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'sparse.bin'), '');
+    await truncate(join(env.root!, 'sparse.bin'), 300 * BLOCK);
+    const limit = MIN_FRAME_PAYLOAD_BYTES;
+    const peer = await RawPeer.open(env.port, ['sha256'], { maxFramePayload: limit });
+    peers.push(peer);
+    peer.write(encodeOpen(1, { op: 'get', path: 'sparse.bin', offset: 272 * BLOCK }));
+    const reply = await peer.waitFor((f) => f.streamId === 1 && f.type !== FrameType.WINDOW, 30_000);
+    expect(reply.type).toBe(FrameType.REPLY);
+    expect(reply.payload.length).toBeLessThanOrEqual(limit);
+    const { offset, blocks } = JSON.parse(reply.payload.toString()) as { offset: number; blocks: string[] };
+    expect(blocks.length).toBe(blockDigestsFitting(limit, 32, 2048));
+    expect(blocks.length).toBe(240);
+    expect(offset).toBe(240 * BLOCK);
+    expect(new Set(blocks)).toEqual(new Set([sha256(Buffer.alloc(BLOCK))]));
   });
 });

@@ -20,6 +20,21 @@ export const MAX_STREAM_ID = 2 ** 32 - 1;
 /** A peer may not announce a maxFramePayload below this. */
 export const MIN_FRAME_PAYLOAD_BYTES = 16 * 1024;
 
+/**
+ * Block digests a REPLY to `peerMaxFramePayload` may list (get with `offset`, `partial`): at most
+ * `maxBlocks`, and no more than fit the peer's frame limit beside the reply's other fields (under
+ * 200 bytes of JSON), each digest in hex with its quotes and comma. 16 KiB holds 460 xxh128 or
+ * 240 sha256 digests; a REPLY is never split.
+ */
+export function blockDigestsFitting(
+  peerMaxFramePayload: number,
+  digestBytes: number,
+  maxBlocks: number,
+): number {
+  const replyFieldsBytes = 256;
+  return Math.min(maxBlocks, Math.floor((peerMaxFramePayload - replyFieldsBytes) / (2 * digestBytes + 3)));
+}
+
 export const FrameType = {
   HELLO: 0x01,
   WELCOME: 0x02,

@@ -51,19 +51,23 @@ export class RawPeer {
   /**
    * Connects (to a port, or over a connected byte stream) and completes the handshake, offering
    * `integrity` (the server picks xxh128 by default); `uploadInitialWindow` opts in to the
-   * server's initial upload window (off: as a client written before it).
+   * server's initial upload window (off: as a client written before it); `maxFramePayload` is the
+   * largest frame payload it announces it takes.
    */
   static async open(
     to: number | Duplex,
     integrity: readonly IntegrityAlgorithm[] = ['xxh128'],
-    { uploadInitialWindow = false }: { uploadInitialWindow?: boolean } = {},
+    {
+      uploadInitialWindow = false,
+      maxFramePayload = DEFAULTS.maxFramePayloadBytes,
+    }: { uploadInitialWindow?: boolean; maxFramePayload?: number } = {},
   ): Promise<RawPeer> {
     const peer = typeof to === 'number' ? await RawPeer.connect(to) : RawPeer.over(to);
     peer.write(
       encodeHello({
         protocol: 'muxftp',
         versions: [PROTOCOL_VERSION],
-        maxFramePayload: DEFAULTS.maxFramePayloadBytes,
+        maxFramePayload,
         integrity: [...integrity],
         ...(uploadInitialWindow ? { uploadInitialWindow: true } : {}),
       }),
