@@ -151,6 +151,8 @@ export interface LocalDestination {
   entries: Array<{ relative: string; localPath: string; kind: LocalKind }>;
   /** Directories that could not be read: nothing in them is known. */
   problems: Array<{ localPath: string; error: MuxftpError }>;
+  /** Entries `excluded` left out, by relative path (what is in an excluded directory is not read). */
+  excluded: string[];
 }
 
 /**
@@ -158,7 +160,7 @@ export interface LocalDestination {
  * own, never a way out of the tree), leaving out `excluded` paths and muxftp's own hidden files.
  */
 export async function walkLocalDestination(root: string, excluded?: Excluded): Promise<LocalDestination> {
-  const found: LocalDestination = { entries: [], problems: [] };
+  const found: LocalDestination = { entries: [], problems: [], excluded: [] };
   const walk = async (localDir: string, relativeDir: string): Promise<void> => {
     let dirents: Dirent[];
     try {
@@ -173,7 +175,10 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
     for (const dirent of dirents) {
       if (isTemporaryName(dirent.name)) continue;
       const relative = relativeDir === '' ? dirent.name : `${relativeDir}/${dirent.name}`;
-      if (excluded?.(relative) === true) continue;
+      if (excluded?.(relative) === true) {
+        found.excluded.push(relative);
+        continue;
+      }
       const localPath = path.join(localDir, dirent.name);
       // A link is `other`, whatever it leads to.
       const kind: LocalKind = dirent.isDirectory() ? 'dir' : dirent.isFile() ? 'file' : 'other';

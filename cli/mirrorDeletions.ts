@@ -1,29 +1,32 @@
 /**
  * `--delete` (put -r, get -r): the destination of each tree a run copies is made a copy of its
  * source, as rsync --delete and lftp's `mirror --delete` make it. Only inside those trees (a file
- * given alone drives nothing), never the destination directory itself.
+ * given alone drives nothing), never the destination directory itself, and never through a
+ * symbolic link: a link in a destination is an entry of its own, removed as a link, and a tree's
+ * destination that is a link has nothing removed through it.
  *
  * Two steps. Before the transfers, an entry of another kind than the source's at the same path
  * (a directory where the source has a file, a file or link where it has a directory) is removed,
  * as rsync replaces one: else that path would fail on every run and the mirror never converge.
- * After them, what the source does not have at all is removed, unless anything failed (rsync's
- * rule too: an entry of the source that could not be read would look extraneous, and a file
- * that failed to go over would leave the destination with neither version of the tree).
- * Excluded paths are kept on both sides (rsync without --delete-excluded); muxftp's own hidden
- * files are never listed, so never removed.
+ * After them, what the source does not have at all is removed. Neither runs after any failure
+ * (rsync's rule too: an entry of the source that could not be read would look extraneous, and a
+ * file that failed to go over would leave the destination with neither version of the tree).
+ * Excluded paths are kept on both sides (rsync without --delete-excluded), and so is each
+ * directory holding one; muxftp's own hidden files are never listed, so never removed.
  */
 
-import { rm } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../client/client.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { MuxftpError } from '../shared/errors.js';
 import { printable } from '../shared/printable.js';
 import { planningLimit } from './concurrency.js';
 import type { Excluded } from './excludes.js';
 import { localFsError, walkLocalDestination } from './localFiles.js';
 import type { Output } from './output.js';
-import { joinRemote } from './remotePath.js';
+import { joinRemote, remoteBaseName, remoteParent } from './remotePath.js';
 import { PartlyRemoved, removeRecursively } from './remoteRemoval.js';
 import { walkRemoteTree } from './remoteTree.js';
 import { failedOutcome, type TransferOutcome } from './transferRunner.js';
@@ -44,7 +47,7 @@ export type MirrorRun = {
   trees: readonly MirroredTree[];
   excluded: Excluded | undefined;
   output: Output;
-  /** --dry-run: say what would be removed (both steps' at once, after the transfers), remove nothing. */
+  /** --dry-run: say what would be removed, remove nothing. */
   dryRun?: boolean;
 } & ({ command: 'put'; client: Client } | { command: 'get' });
 
@@ -53,112 +56,121 @@ interface DestinationEntry {
   kind: EntryKind;
 }
 
+/** Paths of each tree's destination that a dry run's first step would have removed. */
+const inTheWay = new WeakMap<MirroredTree, Set<string>>();
+
 /**
- * The topmost entries `unwanted` picks, each once: what is below a directory it picks goes with
- * it. `entries` lists each directory directly before what is in it.
+ * Two trees whose destinations are the same directory, or one inside the other: each would
+ * remove what the other sent (`put -r x/a y/a --to d/`). undefined when there are none.
  */
-export function topmostEntries<T extends { relative: string }>(
-  entries: readonly T[],
-  unwanted: (entry: T) => boolean,
-): T[] {
-  const picked: T[] = [];
-  let goingBelow: string | undefined;
-  for (const entry of entries) {
-    if (goingBelow !== undefined && entry.relative.startsWith(goingBelow)) continue;
-    goingBelow = undefined;
-    if (!unwanted(entry)) continue;
-    picked.push(entry);
-    goingBelow = `${entry.relative}/`;
+export function overlappingDestinations(run: Pick<MirrorRun, 'trees' | 'command'>): MuxftpError | undefined {
+  const inside = (inner: string, outer: string): boolean =>
+    run.command === 'put'
+      ? outer === '' || inner.startsWith(`${outer}/`)
+      : inner.startsWith(outer.endsWith(path.sep) ? outer : `${outer}${path.sep}`);
+  const destinations = run.trees.map((tree) =>
+    run.command === 'put' ? tree.destination.replace(/\/+$/, '') : path.resolve(tree.destination),
+  );
+  for (const [i, a] of destinations.entries()) {
+    for (const b of destinations.slice(i + 1)) {
+      if (a !== b && !inside(a, b) && !inside(b, a)) continue;
+      const [shownA, shownB] = [a || '/', b || '/'];
+      const where = a === b ? `both go to ${shownA}` : `go to ${shownA} and ${shownB}, one inside the other`;
+      return new MuxftpError(
+        'INVALID_PATH',
+        `--delete: two of the trees ${where}: each would delete what the other sent`,
+      );
+    }
   }
-  return picked;
+  return undefined;
 }
 
 /**
- * Before the transfers: removes what is at a path the source has of another kind. A destination
- * that is not there yet, or cannot be listed, has nothing removed (the transfers report it).
+ * Before the transfers: removes what is at a path the source has of another kind, unless
+ * `failed` things failed already. A dry run says it. A destination that is not there yet, or
+ * cannot be listed, has nothing removed (the transfers report it).
  */
-export async function removeConflicting(run: MirrorRun): Promise<TransferOutcome[]> {
-  if (run.dryRun === true) return [];
-  return removeFromDestinations(run, false, isOfAnotherKind);
-}
-
-function isOfAnotherKind(entry: DestinationEntry, present: ReadonlyMap<string, EntryKind>): boolean {
-  const wanted = present.get(entry.relative);
-  return (wanted === 'file' || wanted === 'dir') && wanted !== entry.kind;
+export async function removeConflicting(run: MirrorRun & { failed: number }): Promise<TransferOutcome[]> {
+  if (run.failed > 0) return [];
+  return removeFromDestinations(run, 'in the way', (entry, present) => {
+    const wanted = present.get(entry.relative);
+    return (wanted === 'file' || wanted === 'dir') && wanted !== entry.kind;
+  });
 }
 
 /**
- * After the transfers: removes what the source does not have, unless `failed` files of the run
+ * After the transfers: removes what the source does not have, unless `failed` things of the run
  * failed (then says that nothing was removed, and why).
  */
 export async function removeExtraneous(run: MirrorRun & { failed: number }): Promise<TransferOutcome[]> {
   if (run.trees.length === 0) return [];
   if (run.failed > 0) {
-    const files = `${run.failed} file${run.failed === 1 ? '' : 's'}`;
+    const failures = `${run.failed} failure${run.failed === 1 ? '' : 's'}`;
     const nothing = run.dryRun === true ? 'nothing would be deleted' : 'nothing deleted';
-    run.output.warning(`--delete: ${nothing}, since ${files} failed (delete only after a run with none)`);
+    run.output.warning(
+      `--delete: ${nothing}, since the run had ${failures} (delete only after a run with none)`,
+    );
     return [];
   }
-  // Of another kind too: gone already in a real run (removeConflicting), still there in a dry one.
-  return removeFromDestinations(
-    run,
-    true,
-    (entry, present) => !present.has(entry.relative) || isOfAnotherKind(entry, present),
-  );
+  return removeFromDestinations(run, 'extraneous', (entry, present) => !present.has(entry.relative));
 }
 
 /**
- * Walks each tree's destination and removes the topmost entries `unwanted` picks. One outcome
- * per path removed or not removable, `deleted: true`; each removal is said on stderr (not with
- * --quiet). `reportProblems`: a directory that could not be listed fails the run.
+ * Walks each tree's destination and removes the topmost entries `unwanted` picks, but for a
+ * directory holding an excluded path (what else is in it goes). One outcome per path removed or
+ * not removable, `deleted: true`; each removal is said on stderr (not with --quiet), a dry run's on
+ * stdout. The second step (`extraneous`) reports what it could not look at.
  */
 async function removeFromDestinations(
   run: MirrorRun,
-  reportProblems: boolean,
+  step: 'in the way' | 'extraneous',
   unwanted: (entry: DestinationEntry, present: ReadonlyMap<string, EntryKind>) => boolean,
 ): Promise<TransferOutcome[]> {
   const outcomes: TransferOutcome[] = [];
   const side = run.command === 'put' ? remoteSide(run.client) : localSide;
+  const dryRun = run.dryRun === true;
+  const at = (where: string): { remote: string; local: string } =>
+    run.command === 'put' ? { remote: where, local: '' } : { remote: '', local: where };
+  const notRemoved = (where: string, thrown: unknown): void => {
+    const explained = thrown instanceof PartlyRemoved;
+    const error = explained ? thrown.first : thrown;
+    run.output.failure(`${run.command} --delete ${where}`, error, explained ? thrown.hint : undefined);
+    outcomes.push({ ...failedOutcome(at(where).local, at(where).remote, error), deleted: true });
+  };
   for (const tree of run.trees) {
-    const shown = (relative: string): { remote: string; local: string } => {
-      const at = side.pathOf(tree.destination, relative);
-      return run.command === 'put' ? { remote: at, local: '' } : { remote: '', local: at };
-    };
-    const notRemoved = ({ remote, local }: { remote: string; local: string }, thrown: unknown): void => {
-      const explained = thrown instanceof PartlyRemoved;
-      const error = explained ? thrown.first : thrown;
-      const hint = explained ? thrown.hint : undefined;
-      run.output.failure(`${run.command} --delete ${remote || local}`, error, hint);
-      outcomes.push({ ...failedOutcome(local, remote, error), deleted: true });
-    };
     const listed = await side.walk(tree.destination, run.excluded);
-    if (reportProblems) {
-      for (const problem of listed.problems) {
-        const at =
-          run.command === 'put' ? { remote: problem.path, local: '' } : { remote: '', local: problem.path };
-        notRemoved(at, problem.error);
-      }
+    if (step === 'extraneous') {
+      for (const problem of listed.problems) notRemoved(problem.path, problem.error);
     }
+    if (listed.problems.some((problem) => problem.path === tree.destination)) continue;
+    const gone = step === 'extraneous' ? (inTheWay.get(tree) ?? new Set<string>()) : new Set<string>();
+    const picked = entriesToRemove(listed.entries, (entry) => unwanted(entry, tree.present), {
+      keep: withAncestors(listed.excluded),
+      gone,
+    });
+    if (dryRun && step === 'in the way') inTheWay.set(tree, new Set(picked.map((entry) => entry.relative)));
     const limit = new ConcurrencyLimit(DEFAULTS.planningRequests);
     await Promise.all(
-      topmostEntries(listed.entries, (entry) => unwanted(entry, tree.present)).map((entry) =>
+      picked.map((entry) =>
         limit.run(async () => {
-          const { remote, local } = shown(entry.relative);
+          const where = side.pathOf(tree.destination, entry.relative);
           // A directory as ls shows one, ending in '/': it goes with everything in it.
-          const named = `${remote || local}${entry.kind === 'dir' ? '/' : ''}`;
-          if (run.dryRun === true) {
-            if (!run.output.json) run.output.printLine(printable(`would delete ${named}`));
-            outcomes.push({ local, remote, ok: true, bytes: 0, deleted: true, dryRun: true });
+          const named = `${where}${entry.kind === 'dir' ? '/' : ''}`;
+          const wanted = tree.present.get(entry.relative) === 'dir' ? 'directory' : 'file';
+          const why = step === 'in the way' ? ` (in the way of a ${wanted})` : '';
+          if (dryRun) {
+            if (!run.output.json) run.output.printLine(printable(`would delete ${named}${why}`));
+            outcomes.push({ ...at(where), ok: true, bytes: 0, deleted: true, dryRun: true });
             return;
           }
           try {
             await side.remove(tree.destination, entry);
           } catch (error) {
-            notRemoved({ remote, local }, error);
+            notRemoved(where, error);
             return;
           }
-          run.output.notice(`muxftp: deleted ${named}`);
-          outcomes.push({ local, remote, ok: true, bytes: 0, deleted: true });
+          run.output.notice(`muxftp: deleted ${named}${why}`);
+          outcomes.push({ ...at(where), ok: true, bytes: 0, deleted: true });
         }),
       ),
     );
@@ -166,33 +178,83 @@ async function removeFromDestinations(
   return outcomes;
 }
 
+/**
+ * The topmost entries `unwanted` picks, each once: what is below one it picks goes with it. Not
+ * one in `keep` (it holds an excluded path: what else is in it is looked at), nor one in `gone`
+ * or below it. `entries` lists each directory directly before what is in it.
+ */
+function entriesToRemove<T extends { relative: string }>(
+  entries: readonly T[],
+  unwanted: (entry: T) => boolean,
+  { keep, gone }: { keep: ReadonlySet<string>; gone: ReadonlySet<string> },
+): T[] {
+  const picked: T[] = [];
+  let skippingBelow: string | undefined;
+  for (const entry of entries) {
+    if (skippingBelow !== undefined && entry.relative.startsWith(skippingBelow)) continue;
+    skippingBelow = undefined;
+    const take = !gone.has(entry.relative) && unwanted(entry) && !keep.has(entry.relative);
+    if (take) picked.push(entry);
+    if (take || gone.has(entry.relative)) skippingBelow = `${entry.relative}/`;
+  }
+  return picked;
+}
+
+/** Each path and every directory above it ('a/b/c' gives 'a', 'a/b', 'a/b/c'). */
+function withAncestors(paths: readonly string[]): Set<string> {
+  const all = new Set<string>();
+  for (const relative of paths) {
+    const names = relative.split('/');
+    for (let depth = 1; depth <= names.length; depth++) all.add(names.slice(0, depth).join('/'));
+  }
+  return all;
+}
+
+/** What is under a destination, as one side lists it. */
+interface DestinationListing {
+  entries: DestinationEntry[];
+  /** What could not be listed, by its path; the destination itself when it is a link. */
+  problems: Array<{ path: string; error: unknown }>;
+  /** Paths the exclusions left out. */
+  excluded: string[];
+}
+
 /** How a destination is listed and changed, on one side. */
 interface DestinationSide {
   pathOf(destination: string, relative: string): string;
-  /** What is under `destination`; `problems`: what could not be listed, by its path. */
-  walk(
-    destination: string,
-    excluded: Excluded | undefined,
-  ): Promise<{ entries: DestinationEntry[]; problems: Array<{ path: string; error: unknown }> }>;
+  walk(destination: string, excluded: Excluded | undefined): Promise<DestinationListing>;
   remove(destination: string, entry: DestinationEntry): Promise<void>;
 }
+
+const throughLink = (destination: string): MuxftpError =>
+  new MuxftpError('UNSUPPORTED', `${destination} is a symbolic link: nothing removed through it`);
 
 function remoteSide(client: Client): DestinationSide {
   return {
     pathOf: (destination, relative) => (relative === '' ? destination : joinRemote(destination, relative)),
     async walk(destination, excluded) {
+      const empty = { entries: [], excluded: [] };
+      if (await isRemoteLink(client, destination))
+        return { ...empty, problems: [{ path: destination, error: throughLink(destination) }] };
       const limit = planningLimit(DEFAULTS.parallel, client);
-      const tree = await walkRemoteTree(client, destination, limit, Number.POSITIVE_INFINITY, excluded);
+      const tree = await walkRemoteTree(client, destination, limit, Number.POSITIVE_INFINITY, excluded, {
+        intoLinks: false,
+      });
       return {
-        entries: tree.entries.map(({ relative, entry }) => ({ relative, kind: entry.type })),
-        // Entries listed but not files are entries here; a name with no safe path is a problem.
+        // A link is removed as a link, whatever it leads to.
+        entries: tree.entries.map(({ relative, entry }) => ({
+          relative,
+          kind: entry.link === true ? 'other' : entry.type,
+        })),
         problems: tree.problems
-          // A destination not made yet (a dry run) has nothing in it to remove.
+          // Entries listed but not files are entries here; a name with no safe path is a
+          // problem; a destination not made yet (a dry run) has nothing in it to remove.
           .filter(
             (problem) =>
               problem.listed !== true && !(problem.relative === '' && problem.error.code === 'NOT_FOUND'),
           )
           .map((problem) => ({ path: problem.remote, error: problem.error })),
+        excluded: tree.excluded,
       };
     },
     async remove(destination, entry) {
@@ -203,13 +265,29 @@ function remoteSide(client: Client): DestinationSide {
   };
 }
 
+/** Whether the server lists `remote` as a symbolic link (the root, or what is not there: no). */
+async function isRemoteLink(client: Client, remote: string): Promise<boolean> {
+  const name = remoteBaseName(remote);
+  if (name === '' || name === '.') return false;
+  const siblings = await client.list(remoteParent(remote)).catch(() => []);
+  return siblings.some((entry) => entry.name === name && entry.link === true);
+}
+
 const localSide: DestinationSide = {
   pathOf: (destination, relative) => joinLocal(destination, relative),
   async walk(destination, excluded) {
+    const info = await lstat(destination).catch(() => undefined);
+    if (info?.isSymbolicLink() === true)
+      return {
+        entries: [],
+        excluded: [],
+        problems: [{ path: destination, error: throughLink(destination) }],
+      };
     const tree = await walkLocalDestination(destination, excluded);
     return {
       entries: tree.entries,
       problems: tree.problems.map((problem) => ({ path: problem.localPath, error: problem.error })),
+      excluded: tree.excluded,
     };
   },
   async remove(destination, entry) {

@@ -1,6 +1,6 @@
 /** Removing a remote path with everything below it: `rm -r`, and what `--delete` finds extraneous. */
 
-import type { Client } from '../client/client.js';
+import type { Client, WireEntry } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { planningLimit } from './concurrency.js';
@@ -8,30 +8,43 @@ import { joinRemote } from './remotePath.js';
 import { walkRemoteTree } from './remoteTree.js';
 
 /**
- * `rm -r PATH`: a file as rm does; a directory with everything in it, the files first (several
- * at a time), then the directories, deepest first. The root never: refused before anything is
- * listed, as the server refuses `rm /`. A directory that cannot be listed whole fails before
- * anything is removed; a file that cannot be removed fails the command, naming the first such
- * and how many there were, and the tree's directories are kept (the other files are removed).
+ * `rm -r PATH`: a file or a symbolic link as rm does (a link goes as itself, never what it leads
+ * to); a directory with everything in it, the files, links and other entries first (several at a
+ * time), then the directories, deepest first, never walking into a link. The root never: refused
+ * before anything is listed, as the server refuses `rm /`. A directory that cannot be listed whole
+ * fails before anything is removed; an entry that cannot be removed fails the command, naming the
+ * first such and how many there were, and the tree's directories are kept (the rest is removed).
  */
 export async function removeRecursively(client: Client, path: string): Promise<void> {
   if (path.split('/').every((segment) => segment === '' || segment === '.')) {
     throw new MuxftpError('INVALID_PATH', 'invalid path: cannot remove the root');
   }
-  const entry = await client.stat(path);
-  if (entry.type !== 'dir') return client.delete(path);
+  // The server removes a file or a link as itself, and refuses a directory: only then is it walked.
+  try {
+    return await client.delete(path);
+  } catch (error) {
+    if (!(error instanceof MuxftpError) || error.code !== 'IS_A_DIRECTORY') throw error;
+  }
   const limit = planningLimit(DEFAULTS.parallel, client);
-  const tree = await walkRemoteTree(client, path, limit);
-  if (tree.problems.length > 0) throw tree.problems[0]!.error;
+  const tree = await walkRemoteTree(client, path, limit, Number.POSITIVE_INFINITY, undefined, {
+    intoLinks: false,
+  });
+  const unlisted = tree.problems.find((problem) => problem.listed !== true);
+  if (unlisted !== undefined) throw unlisted.error;
+  const isDirectory = (entry: WireEntry): boolean => entry.type === 'dir' && entry.link !== true;
+  const removable = tree.entries.filter(({ entry }) => !isDirectory(entry));
   const failures: unknown[] = [];
   await Promise.all(
-    tree.files.map((file) =>
-      limit.run(() => client.delete(file.remote).catch((error: unknown) => failures.push(error))),
+    removable.map(({ relative }) =>
+      limit.run(() =>
+        client.delete(joinRemote(path, relative)).catch((error: unknown) => failures.push(error)),
+      ),
     ),
   );
-  if (failures.length > 0) throw new PartlyRemoved(failures[0], failures.length, tree.files.length);
-  // Sorted, a parent comes before what is in it: backwards, each directory is empty when its turn comes.
-  for (const dir of [...tree.dirs].reverse()) await client.rmdir(joinRemote(path, dir));
+  if (failures.length > 0) throw new PartlyRemoved(failures[0], failures.length, removable.length);
+  // In path order a parent comes before what is in it: backwards, each directory is empty when its turn comes.
+  const dirs = tree.entries.filter(({ entry }) => isDirectory(entry));
+  for (const { relative } of dirs.reverse()) await client.rmdir(joinRemote(path, relative));
   await client.rmdir(path);
 }
 

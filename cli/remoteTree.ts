@@ -18,12 +18,16 @@ export interface RemoteTree {
    * entry is in `entries` too (not a regular file: nothing to fetch, but nothing wrong to list).
    */
   problems: Array<{ remote: string; relative?: string; error: MuxftpError; listed?: true }>;
+  /** Entries `excluded` left out, by relative path (what is in an excluded directory is not listed). */
+  excluded: string[];
 }
 
 /**
  * Walks the tree under `root`. `maxDepth` bounds how deep (1: the entries of `root` only; the
  * directories at the last level are listed as entries, not opened); `excluded` entries
- * (cli/excludes.ts) are left out, a directory with everything in it.
+ * (cli/excludes.ts) are left out, a directory with everything in it. A symbolic link the server
+ * shows as a directory is walked into, as what it leads to, unless `intoLinks` is false (what
+ * removes or changes a tree: the link is then an entry, and what it leads to is no part of it).
  */
 export async function walkRemoteTree(
   client: Client,
@@ -31,8 +35,9 @@ export async function walkRemoteTree(
   limit: ConcurrencyLimit,
   maxDepth = Number.POSITIVE_INFINITY,
   excluded?: Excluded,
+  { intoLinks = true }: { intoLinks?: boolean } = {},
 ): Promise<RemoteTree> {
-  const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [] };
+  const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [], excluded: [] };
   const walk = async (remoteDir: string, relativeDir: string, depth: number): Promise<void> => {
     let entries: Awaited<ReturnType<Client['list']>>;
     try {
@@ -50,8 +55,12 @@ export async function walkRemoteTree(
         continue;
       }
       const relative = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
-      if (excluded?.(relative) === true) continue;
+      if (excluded?.(relative) === true) {
+        tree.excluded.push(relative);
+        continue;
+      }
       tree.entries.push({ relative, entry });
+      if (entry.type === 'dir' && entry.link === true && !intoLinks) continue;
       if (entry.type === 'dir') {
         tree.dirs.push(relative);
         if (depth < maxDepth) subdirs.push(walk(remote, relative, depth + 1));

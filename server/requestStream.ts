@@ -27,6 +27,7 @@ export function toWireEntry(entry: EntryInfo): WireEntry {
     mtime: Math.round(entry.mtimeMs),
   };
   if (entry.mode !== undefined) wire.mode = entry.mode;
+  if (entry.link === true) wire.link = true;
   return wire;
 }
 

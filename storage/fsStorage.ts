@@ -795,11 +795,11 @@ export class FsStorage implements Storage {
       return isMissing(error) ? undefined : { name, type: 'other', size: 0, mtimeMs: 0 };
     }
     if (!stats.isSymbolicLink()) return entryInfo(name, stats);
-    const asLink: EntryInfo = { name, type: 'other', size: 0, mtimeMs: toMs(stats.mtimeMs) };
+    const asLink: EntryInfo = { name, type: 'other', size: 0, mtimeMs: toMs(stats.mtimeMs), link: true };
     try {
       const real = (await this.#fs.realpath(hostPath)).toString();
       if (!this.#confinement.isWithin(await this.#confinement.realRoot(), real)) return asLink;
-      return entryInfo(name, await this.#fs.stat(hostPath));
+      return { ...entryInfo(name, await this.#fs.stat(hostPath)), link: true };
     } catch {
       return asLink;
     }

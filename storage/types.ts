@@ -21,6 +21,11 @@ export interface EntryInfo {
   mtimeMs: number;
   /** Permission bits (0 to 0o777), where the entry has them (not a link shown as `other`). */
   mode?: number;
+  /**
+   * A listing's entry that is a symbolic link, shown as what it leads to (inside the root) or as
+   * `other`: so a client can remove it as a link, not walk into it (rm -r, --delete).
+   */
+  link?: true;
 }
 
 /**

@@ -199,7 +199,7 @@ describe('--delete', () => {
       local,
     );
     expect(put.code).toBe(1);
-    expect(put.stderr).toContain('--delete: nothing deleted, since 1 file failed');
+    expect(put.stderr).toContain('--delete: nothing deleted, since the run had 1 failure');
     expect(await treeUnder(join(server.root!, 'site'))).toEqual(['index.html', 'stale.html']);
 
     execFileSync('mkfifo', [join(server.root!, 'site', 'pipe')]);
@@ -210,8 +210,141 @@ describe('--delete', () => {
       elsewhere,
     );
     expect(get.code).toBe(1);
-    expect(get.stderr).toContain('--delete: nothing deleted, since 1 file failed');
+    expect(get.stderr).toContain('--delete: nothing deleted, since the run had 1 failure');
     expect(await treeUnder(join(elsewhere, 'site'))).toEqual(['index.html', 'stale.html', 'stale.txt']);
+  });
+
+  it('never goes through a link: one on the server is removed as a link, what it leads to is kept', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['a.txt', 'shared/a.txt']);
+    // An excluded name in what the links lead to: walked into, the link would be kept for it.
+    await makeTree(root, ['important/keep.txt', 'important/notes.tmp', 'site/']);
+    // Links inside the root list as what they lead to: a directory.
+    await symlink('../important', join(root, 'site', 'extra')); // not in the local tree
+    await symlink('../important', join(root, 'site', 'shared')); // where the local tree has a directory
+    const put = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '--exclude', '*.tmp'],
+      local,
+    );
+    expect(put.stderr).not.toContain('failed');
+    expect(put.code).toBe(0);
+    expect(await treeUnder(join(root, 'important'))).toEqual(['keep.txt', 'notes.tmp']);
+    expect(await treeUnder(join(root, 'site'))).toEqual(['a.txt', 'shared/', 'shared/a.txt']);
+    expect(put.stderr).toContain('muxftp: deleted site/shared (in the way of a directory)');
+
+    // rm -r of a link removes the link; of a directory holding one, not what it leads to.
+    await symlink('../important', join(root, 'site', 'again'));
+    await mkdir(join(root, 'site', 'sub'));
+    await symlink('../../important', join(root, 'site', 'sub', 'deeper'));
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    expect(await cli('rm', '-r', 'site/again')).toMatchObject({ code: 0, stderr: '' });
+    expect(await cli('rm', '-r', 'site/sub')).toMatchObject({ code: 0, stderr: '' });
+    expect(await treeUnder(join(root, 'important'))).toEqual(['keep.txt', 'notes.tmp']);
+    expect(await treeUnder(join(root, 'site'))).toEqual(['a.txt', 'shared/', 'shared/a.txt']);
+  });
+
+  it("removes nothing through a tree's destination that is a link", async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    await makeTree(join(root, 'site'), ['a']);
+    const local = await tempDirs.make();
+    const elsewhere = await tempDirs.make();
+    await makeTree(elsewhere, ['precious']);
+    await symlink(elsewhere, join(local, 'site'));
+    const get = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--delete'],
+      local,
+    );
+    expect(get.code).toBe(1);
+    expect(get.stderr).toContain('site is a symbolic link: nothing removed through it');
+    expect(await treeUnder(elsewhere)).toEqual(['a', 'precious']);
+
+    await makeTree(join(root, 'other'), ['precious']);
+    await symlink('other', join(root, 'linked'));
+    await makeTree(join(local, 'linked'), ['b']);
+    const put = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'linked', '--delete'],
+      local,
+    );
+    expect(put.code).toBe(1);
+    expect(put.stderr).toContain('linked is a symbolic link: nothing removed through it');
+    expect(await treeUnder(join(root, 'other'))).toEqual(['b', 'precious']);
+  });
+
+  it('refuses trees that go to one place, or one inside the other, before sending anything', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(local, ['x/a/one', 'y/a/two', 'z/three']);
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    let run = await cli('put', '-r', 'x/a', 'y/a', '--to', 'd/', '-p', '--delete');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      '--delete: two of the trees both go to d/a: each would delete what the other sent',
+    );
+    expect(await treeUnder(root)).toEqual(['d/']); // made by -p, before the trees were known
+    run = await cli('put', '-r', 'z', '--to', 'd/'); // d/z
+    run = await cli('put', '-r', 'z', 'x', '--to', 'd/z/', '--delete'); // d/z/z and d/z/x: apart
+    expect(run.code).toBe(0);
+    await makeTree(join(root, 'd'), ['keep']);
+    const nested = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', '.', 'z', '--to', 'd/', '--delete'],
+      local,
+    );
+    expect(nested.code).toBe(1);
+    expect(nested.stderr).toContain('one inside the other');
+    expect(await treeUnder(join(root, 'd'))).toContain('keep');
+
+    run = await cli('get', '-r', '/', 'd/z', '--to', 'copy', '-p', '--delete'); // copy, and copy/z
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('one inside the other');
+    expect(await readdir(join(local, 'copy'))).toEqual([]); // made by -p, nothing in it
+  });
+
+  it('keeps an excluded path, and the directories above it, inside what it removes', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['a']);
+    await makeTree(join(root, 'site'), ['a', 'x/notes.tmp', 'x/y/old', 'x/z']);
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    let run = await cli('put', '-r', 'site', '--delete', '--exclude', '*.tmp');
+    expect(run).toMatchObject({ code: 0 });
+    expect(await treeUnder(join(root, 'site'))).toEqual(['a', 'x/', 'x/notes.tmp']);
+
+    await makeTree(join(local, 'site'), ['x/local.tmp', 'x/deep/q.tmp', 'x/deep/gone', 'gone']);
+    run = await cli('get', '-r', 'site', '--delete', '--exclude', '*.tmp');
+    expect(run).toMatchObject({ code: 0 });
+    expect(await treeUnder(join(local, 'site'))).toEqual([
+      'a',
+      'x/',
+      'x/deep/',
+      'x/deep/q.tmp',
+      'x/local.tmp',
+    ]);
+  });
+
+  it('removes nothing before the transfers either when planning failed', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['conf']);
+    execFileSync('mkfifo', [join(local, 'site', 'pipe')]);
+    await makeTree(join(server.root!, 'site'), ['conf/kept']); // a directory where the tree has a file
+    const run = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '--json'],
+      local,
+    );
+    expect(run.code).toBe(1);
+    expect(await treeUnder(join(server.root!, 'site'))).toEqual(['conf/', 'conf/kept']);
+    const dry = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '-n', '--json'],
+      local,
+    );
+    const outcomes = JSON.parse(dry.stdout) as Array<{ ok: boolean; dryRun?: true }>;
+    expect(outcomes.filter((outcome) => !outcome.ok).length).toBeGreaterThan(0);
+    expect(outcomes.every((outcome) => outcome.dryRun === true)).toBe(true);
   });
 
   it('without -r is a usage error', async () => {
@@ -263,7 +396,7 @@ describe('--dry-run', () => {
     expect(result.stdout.split('\n').filter(Boolean).sort()).toEqual([
       'would delete site/old/',
       'would delete site/stale.txt',
-      'would delete site/sub', // a file where the tree has a directory
+      'would delete site/sub (in the way of a directory)', // a file where the tree has a directory
       'would put site/changed.txt → site/changed.txt (11 B)',
       'would put site/new.txt → site/new.txt (7 B)',
     ]);

@@ -767,13 +767,15 @@ describe.each(backends)('$name storage', (backend) => {
 
         expect(await fx.host.readdir(outside)).toEqual(['secret.txt']);
         expect(await storage.list('')).toEqual([
-          { name: 'escape', type: 'other', size: 0, mtimeMs: expect.any(Number) },
+          { name: 'escape', type: 'other', size: 0, mtimeMs: expect.any(Number), link: true },
           expect.objectContaining({ name: 'inner', type: 'dir' }),
-          { name: 'leak', type: 'other', size: 0, mtimeMs: expect.any(Number) },
+          { name: 'leak', type: 'other', size: 0, mtimeMs: expect.any(Number), link: true },
           expect.objectContaining({ name: 'mine', type: 'file' }),
-          { name: 'relative-escape', type: 'other', size: 0, mtimeMs: expect.any(Number) },
+          { name: 'relative-escape', type: 'other', size: 0, mtimeMs: expect.any(Number), link: true },
         ]);
-        expect(await storage.list('inner')).toMatchObject([{ name: 'up', type: 'other', size: 0 }]);
+        expect(await storage.list('inner')).toMatchObject([
+          { name: 'up', type: 'other', size: 0, link: true },
+        ]);
       },
     );
 
@@ -900,11 +902,14 @@ describe.each(backends)('$name storage', (backend) => {
       expect((await readAll(storage, 'file-link')).toString()).toBe('through the link');
       await put(storage, 'alias/new.txt', 'new');
       expect(await names(storage, 'real')).toEqual(['file.txt', 'new.txt']);
-      expect(await storage.list('')).toMatchObject([
-        { name: 'alias', type: 'dir' },
-        { name: 'file-link', type: 'file', size: 16 },
+      // Listed as what they lead to, and as links (so a client removes one as a link).
+      const listed = await storage.list('');
+      expect(listed).toMatchObject([
+        { name: 'alias', type: 'dir', link: true },
+        { name: 'file-link', type: 'file', size: 16, link: true },
         { name: 'real', type: 'dir' },
       ]);
+      expect(listed[2]!.link).toBeUndefined();
 
       // remove acts on the link itself, never its target.
       await storage.remove('file-link');

@@ -281,16 +281,21 @@ async function changeModeOf(
 
 /**
  * chmod -R: the path, then (a directory) every file and directory below it, as listed, each from
- * its own bits; anything else there (a link shown as `other`) is left be. Every one is tried; the
- * first failure is reported, with how many there were.
+ * its own bits; a symbolic link there is left be and not walked into (as chmod -R does), and so
+ * is anything else (`other`). Every one is tried; the first failure is reported, with how many
+ * there were.
  */
 async function changeModeBelow(client: Client, path: string, mode: ModeArgument): Promise<void> {
   const top = await client.stat(path);
   await changeModeOf(client, path, mode, top);
   if (top.type !== 'dir') return;
   const limit = planningLimit(DEFAULTS.parallel, client);
-  const tree = await walkRemoteTree(client, path, limit);
-  const below = tree.entries.filter(({ entry }) => entry.type === 'file' || entry.type === 'dir');
+  const tree = await walkRemoteTree(client, path, limit, Number.POSITIVE_INFINITY, undefined, {
+    intoLinks: false,
+  });
+  const below = tree.entries.filter(
+    ({ entry }) => (entry.type === 'file' || entry.type === 'dir') && entry.link !== true,
+  );
   const failures: unknown[] = tree.problems.map((problem) => problem.error);
   await Promise.all(
     below.map(({ relative, entry }) =>

@@ -22,6 +22,7 @@ import {
   type EntryKind,
   type MirroredTree,
   type MirrorRun,
+  overlappingDestinations,
   removeConflicting,
   removeExtraneous,
 } from '../mirrorDeletions.js';
@@ -287,7 +288,12 @@ async function get(
     output,
     dryRun,
   };
-  const replaced = await removeConflicting(mirror);
+  const overlap = overlappingDestinations(mirror);
+  if (overlap !== undefined) {
+    output.failure('get', overlap, 'mirror them one at a time');
+    return [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, overlap))];
+  }
+  const replaced = await removeConflicting({ ...mirror, failed: failures.length });
 
   // In order: each directory after its parent. What is inside one that could not be made fails
   // with it, in the JSON results and the count, without a line of its own for each.
@@ -335,7 +341,9 @@ async function get(
       connection,
       ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
     });
-    return [...failures, ...previews, ...(await removeExtraneous({ ...mirror, failed: failures.length }))];
+    const removals = await removeExtraneous({ ...mirror, failed: failures.length });
+    const failed = failures.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true }));
+    return [...failed, ...replaced, ...previews, ...removals];
   }
 
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).

@@ -18,6 +18,7 @@ import {
   type EntryKind,
   type MirroredTree,
   type MirrorRun,
+  overlappingDestinations,
   removeConflicting,
   removeExtraneous,
 } from '../mirrorDeletions.js';
@@ -267,7 +268,12 @@ async function put(
     output,
     dryRun,
   };
-  const replaced = await removeConflicting(mirror);
+  const overlap = overlappingDestinations(mirror);
+  if (overlap !== undefined) {
+    output.failure('put', overlap, 'mirror them one at a time');
+    return [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, overlap))];
+  }
+  const replaced = await removeConflicting({ ...mirror, failed: failures.length });
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('put', options);
@@ -280,7 +286,9 @@ async function put(
       connection,
       ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
     });
-    return [...failures, ...previews, ...(await removeExtraneous({ ...mirror, failed: failures.length }))];
+    const removals = await removeExtraneous({ ...mirror, failed: failures.length });
+    const failed = failures.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true }));
+    return [...failed, ...replaced, ...previews, ...removals];
   }
   const limit = planningLimit(parallel, client);
   // Keeping bits, a depth at a time (in any order within it): each directory is then made by its

@@ -126,6 +126,8 @@ export interface WireEntry {
   mtime: number;
   /** Permission bits (0 to 0o777), where the server has them (not for a link shown as `other`). */
   mode?: number;
+  /** In a listing: the entry is a symbolic link (shown as what it leads to, or as `other`). */
+  link?: true;
 }
 
 export type Request =

@@ -119,6 +119,8 @@ function replyEntry(value: unknown, op: string, where: string): WireEntry {
     throw badReply(op, `"${where}.mtime" must be a number`);
   const entry: WireEntry = { name: e.name, type: e.type as WireEntry['type'], size: e.size, mtime: e.mtime };
   if (e.mode !== undefined) entry.mode = replyMode(e.mode, op, `${where}.mode`);
+  // Only `true` means anything; a server may send nothing else (tolerated as absent).
+  if (e.link === true) entry.link = true;
   return entry;
 }
 
