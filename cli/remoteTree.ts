@@ -2,6 +2,7 @@
 
 import type { Client, WireEntry } from '../client/client.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import type { Excluded } from './excludes.js';
 import { isPlainName, joinRemote } from './remotePath.js';
@@ -38,7 +39,14 @@ export async function walkRemoteTree(
   { intoLinks = true }: { intoLinks?: boolean } = {},
 ): Promise<RemoteTree> {
   const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [], excluded: [] };
-  const walk = async (remoteDir: string, relativeDir: string, depth: number): Promise<void> => {
+  // Links followed: a link loop (`a -> .` beside `b -> .`) would otherwise be walked forever.
+  let linksFollowed = 0;
+  const walk = async (
+    remoteDir: string,
+    relativeDir: string,
+    depth: number,
+    linksOnTheWay: number,
+  ): Promise<void> => {
     let entries: Awaited<ReturnType<Client['list']>>;
     try {
       entries = await limit.run(() => client.list(remoteDir));
@@ -61,9 +69,22 @@ export async function walkRemoteTree(
       }
       tree.entries.push({ relative, entry });
       if (entry.type === 'dir' && entry.link === true && !intoLinks) continue;
+      const link = entry.type === 'dir' && entry.link === true ? 1 : 0;
+      if (
+        link === 1 &&
+        (linksOnTheWay >= DEFAULTS.maxLinksOnTheWay || linksFollowed >= DEFAULTS.maxLinksFollowed)
+      ) {
+        const error = new MuxftpError(
+          'UNSUPPORTED',
+          `symbolic link not followed (a loop, or more than ${DEFAULTS.maxLinksOnTheWay} links on the way): ${remote}`,
+        );
+        tree.problems.push({ remote, relative, error, listed: true });
+        continue;
+      }
+      linksFollowed += link;
       if (entry.type === 'dir') {
         tree.dirs.push(relative);
-        if (depth < maxDepth) subdirs.push(walk(remote, relative, depth + 1));
+        if (depth < maxDepth) subdirs.push(walk(remote, relative, depth + 1, linksOnTheWay + link));
       } else if (entry.type === 'file') {
         tree.files.push({ relative, remote, size: entry.size, mtime: entry.mtime, mode: entry.mode });
       } else {
@@ -77,7 +98,7 @@ export async function walkRemoteTree(
     }
     await Promise.all(subdirs);
   };
-  await walk(root, '', 1);
+  await walk(root, '', 1, 0);
   // Listings finish in any order; sorted, every path still follows its parent (a prefix sorts first).
   tree.dirs.sort();
   tree.files.sort((a, b) => (a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0));

@@ -285,6 +285,13 @@ export const DEFAULTS = {
    */
   maxResumeBlocks: 2048,
   /**
+   * Client: a tree walk (get -r, ls -r) follows a symbolic link to a directory only through at
+   * most this many links on its way down, and at most `maxLinksFollowed` in all: a link loop (two
+   * links to `.`) is otherwise walked without end, each level twice as wide.
+   */
+  maxLinksOnTheWay: 4,
+  maxLinksFollowed: 1024,
+  /**
    * Server: how long an interrupted resumable upload's data is kept for a `put -c` (issue #8);
    * 0 keeps nothing. `serve --partial-retention`.
    */

@@ -5,7 +5,7 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../shared/errors.js';
@@ -112,6 +112,34 @@ describe('ls -r', () => {
     expect(listed.code).toBe(0);
     expect(listed.stderr).toBe('');
     expect(names(listed.stdout)).toContain('a/pipe');
+  });
+
+  it('ends in a link loop on the server: links are followed at most 4 deep, the rest named', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    await mkdir(join(root, 'loop'));
+    await writeFile(join(root, 'loop', 'f'), 'f');
+    // Two links to the directory itself: each level of the walk twice as wide as the one above.
+    await symlink('.', join(root, 'loop', 'a'));
+    await symlink('.', join(root, 'loop', 'b'));
+    const cli = (...args: string[]) =>
+      runCli(['--server', `127.0.0.1:${server!.port}`, ...args], root, { timeoutMs: 20_000 });
+    const ls = await cli('ls', '-r', 'loop');
+    expect(ls.code).toBe(0);
+    // f at the top and in each of the 2 + 4 + 8 + 16 directories the four levels of links lead to.
+    expect(names(ls.stdout).filter((name) => name.endsWith('f'))).toHaveLength(31);
+    const local = await tempDirs.make();
+    const get = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'loop', '--to', local],
+      local,
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    expect(get.code).toBe(1);
+    expect(get.stderr).toContain(
+      'symbolic link not followed (a loop, or more than 4 links on the way): loop/a/a/a/a/a',
+    );
   });
 
   it('shows what it could list, then fails naming the directory it could not', async () => {
