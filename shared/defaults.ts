@@ -285,9 +285,10 @@ export const DEFAULTS = {
    */
   maxResumeBlocks: 2048,
   /**
-   * Client: a tree walk (get -r, ls -r) follows a symbolic link to a directory only through at
-   * most this many links on its way down, and at most `maxLinksFollowed` in all: a link loop (two
-   * links to `.`) is otherwise walked without end, each level twice as wide.
+   * A tree walk that follows symbolic links to directories (the client's get -r and ls -r, the
+   * server's count of a home's bytes for its quota) follows one only through at most this many
+   * links on its way down, and at most `maxLinksFollowed` in all: a link loop (two links to `.`)
+   * is otherwise walked without end, each level twice as wide.
    */
   maxLinksOnTheWay: 4,
   maxLinksFollowed: 1024,

@@ -163,6 +163,23 @@ describe('quota usage', () => {
     await fillExactly(q, 'rest.bin', LIMIT - 2200);
   });
 
+  it('ends its walk in a link loop in the home: links to directories are followed at most 4 deep', async () => {
+    const s = await start();
+    const listings = countHomeListings(s.storage);
+    const home = join(s.root!, 'q');
+    await mkdir(join(home, 'loop'), { recursive: true });
+    await writeFile(join(home, 'loop', 'f.bin'), bytes(10));
+    // Two links to the directory itself: a walk following every link would never end.
+    await symlink('.', join(home, 'loop', 'a'));
+    await symlink('.', join(home, 'loop', 'b'));
+    const q = await s.connect({ user: 'q', password: 'q-secret' });
+    await q.put('first.bin', bytes(100));
+    // The home, loop, and the 2 + 4 + 8 + 16 directories four levels of links lead to.
+    expect(listings.calls).toBe(2 + 30);
+    // f.bin counted in each of the 31 directories it is seen in (links are followed, as before).
+    await fillExactly(q, 'rest.bin', LIMIT - 100 - 31 * 10);
+  });
+
   it('frees exactly what deletes, overwrites and renames replace', async () => {
     const s = await start();
     const listings = countHomeListings(s.storage);

@@ -14,6 +14,7 @@
  * outside muxftp (on the host) are seen too, a reservation walks again once the last walk is
  * `recountIntervalMs` old: never more often, unless a delta was unknown.
  */
+import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { normalizeClientPath } from '../../storage/paths.js';
 import type { CommittedEntry, EntryInfo, RenamedEntries, Storage } from '../../storage/types.js';
@@ -356,9 +357,12 @@ function bytesDelta(change: UsageChange): number | undefined {
  */
 async function countBytes(storage: Storage): Promise<number> {
   let total = 0;
-  const pending = [''];
+  // A link to a directory is followed, through at most a few links on the way and a bounded
+  // number in all: a link loop (`a -> .` beside `b -> .`) would otherwise be walked without end.
+  let linksFollowed = 0;
+  const pending = [{ dir: '', linksOnTheWay: 0 }];
   while (pending.length > 0) {
-    const dir = pending.pop()!;
+    const { dir, linksOnTheWay } = pending.pop()!;
     const [entries, partials] = await Promise.all([
       storage.list(dir).catch(() => []),
       storage.keptPartials?.(dir).catch(() => []) ?? [],
@@ -366,8 +370,14 @@ async function countBytes(storage: Storage): Promise<number> {
     for (const partial of partials) total += partial.size;
     for (const entry of entries) {
       const path = dir === '' ? entry.name : `${dir}/${entry.name}`;
-      if (entry.type === 'dir') pending.push(path);
-      else if (entry.type === 'file') total += entry.size;
+      if (entry.type === 'file') total += entry.size;
+      if (entry.type !== 'dir') continue;
+      if (entry.link !== true) {
+        pending.push({ dir: path, linksOnTheWay });
+      } else if (linksOnTheWay < DEFAULTS.maxLinksOnTheWay && linksFollowed < DEFAULTS.maxLinksFollowed) {
+        linksFollowed++;
+        pending.push({ dir: path, linksOnTheWay: linksOnTheWay + 1 });
+      }
     }
   }
   return total;
