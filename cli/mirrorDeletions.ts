@@ -60,29 +60,74 @@ interface DestinationEntry {
 const inTheWay = new WeakMap<MirroredTree, Set<string>>();
 
 /**
- * Two trees whose destinations are the same directory, or one inside the other: each would
- * remove what the other sent (`put -r x/a y/a --to d/`). undefined when there are none.
+ * Why mirroring these trees is refused before anything is sent, if it is (undefined: it is not):
+ * a destination that is a symbolic link (what is removed would be what it leads to); two trees
+ * bound for one directory, or one inside the other, or a file of the run (`destinations`: where
+ * each transfer goes) bound into a tree it is no part of (each would remove what the other sent:
+ * `put -r x/a y/a --to d/`, `put -r . ../lone.txt --to d`); a server that does not mark links in
+ * its listings (one from before it), through which the removal could walk.
  */
-export function overlappingDestinations(run: Pick<MirrorRun, 'trees' | 'command'>): MuxftpError | undefined {
+export async function refusedMirror(
+  run: MirrorRun,
+  destinations: readonly string[],
+): Promise<MuxftpError | undefined> {
+  if (run.trees.length === 0) return undefined;
+  if (run.command === 'put' && run.client.serverInfo.links !== true) {
+    return new MuxftpError(
+      'UNSUPPORTED',
+      '--delete: the server does not mark symbolic links in its listings (a muxftp from before it), so removing could go through one',
+    );
+  }
+  const normal = run.command === 'put' ? normalRemote : (local: string) => path.resolve(local);
   const inside = (inner: string, outer: string): boolean =>
     run.command === 'put'
       ? outer === '' || inner.startsWith(`${outer}/`)
       : inner.startsWith(outer.endsWith(path.sep) ? outer : `${outer}${path.sep}`);
-  const destinations = run.trees.map((tree) =>
-    run.command === 'put' ? tree.destination.replace(/\/+$/, '') : path.resolve(tree.destination),
-  );
-  for (const [i, a] of destinations.entries()) {
-    for (const b of destinations.slice(i + 1)) {
-      if (a !== b && !inside(a, b) && !inside(b, a)) continue;
-      const [shownA, shownB] = [a || '/', b || '/'];
-      const where = a === b ? `both go to ${shownA}` : `go to ${shownA} and ${shownB}, one inside the other`;
+  const trees = run.trees.map((tree) => ({ tree, at: normal(tree.destination) }));
+  for (const { tree, at } of trees) {
+    const link =
+      run.command === 'put'
+        ? await isRemoteLink(run.client, at)
+        : await lstat(at).then(
+            (info) => info.isSymbolicLink(),
+            () => false,
+          );
+    if (link !== false) return link instanceof MuxftpError ? link : throughLink(tree.destination);
+  }
+  for (const [i, a] of trees.entries()) {
+    for (const b of trees.slice(i + 1)) {
+      if (a.at !== b.at && !inside(a.at, b.at) && !inside(b.at, a.at)) continue;
+      const [x, y] = [a.at || '/', b.at || '/'];
+      const where = a.at === b.at ? `both go to ${x}` : `go to ${x} and ${y}, one inside the other`;
       return new MuxftpError(
         'INVALID_PATH',
         `--delete: two of the trees ${where}: each would delete what the other sent`,
       );
     }
   }
+  for (const destination of destinations.map(normal)) {
+    for (const { tree, at } of trees) {
+      if (!inside(destination, at)) continue;
+      const relative = destination
+        .slice(at === '' ? 0 : at.length + 1)
+        .split(path.sep)
+        .join('/');
+      if (tree.present.has(relative)) continue;
+      return new MuxftpError(
+        'INVALID_PATH',
+        `--delete: ${destination} goes into ${at || '/'}, where a tree goes that does not have it: it would be deleted as not in that tree`,
+      );
+    }
+  }
   return undefined;
+}
+
+/** A remote path as the server takes it: no empty or `.` names (`L/.` is `L`). */
+function normalRemote(remote: string): string {
+  return remote
+    .split('/')
+    .filter((name) => name !== '' && name !== '.')
+    .join('/');
 }
 
 /**
@@ -234,8 +279,11 @@ function remoteSide(client: Client): DestinationSide {
     pathOf: (destination, relative) => (relative === '' ? destination : joinRemote(destination, relative)),
     async walk(destination, excluded) {
       const empty = { entries: [], excluded: [] };
-      if (await isRemoteLink(client, destination))
-        return { ...empty, problems: [{ path: destination, error: throughLink(destination) }] };
+      const link = await isRemoteLink(client, destination);
+      if (link !== false) {
+        const error = link instanceof MuxftpError ? link : throughLink(destination);
+        return { ...empty, problems: [{ path: destination, error }] };
+      }
       const limit = planningLimit(DEFAULTS.parallel, client);
       const tree = await walkRemoteTree(client, destination, limit, Number.POSITIVE_INFINITY, excluded, {
         intoLinks: false,
@@ -265,18 +313,28 @@ function remoteSide(client: Client): DestinationSide {
   };
 }
 
-/** Whether the server lists `remote` as a symbolic link (the root, or what is not there: no). */
-async function isRemoteLink(client: Client, remote: string): Promise<boolean> {
-  const name = remoteBaseName(remote);
-  if (name === '' || name === '.') return false;
-  const siblings = await client.list(remoteParent(remote)).catch(() => []);
-  return siblings.some((entry) => entry.name === name && entry.link === true);
+/**
+ * Whether the server lists `remote` as a symbolic link (the root, or what is not there: no); an
+ * error when its directory cannot be listed to tell.
+ */
+async function isRemoteLink(client: Client, remote: string): Promise<boolean | MuxftpError> {
+  const normal = normalRemote(remote);
+  if (normal === '') return false;
+  const name = remoteBaseName(normal);
+  try {
+    const siblings = await client.list(remoteParent(normal));
+    return siblings.some((entry) => entry.name === name && entry.link === true);
+  } catch (error) {
+    if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return false;
+    return error instanceof MuxftpError ? error : new MuxftpError('INTERNAL_ERROR', String(error));
+  }
 }
 
 const localSide: DestinationSide = {
   pathOf: (destination, relative) => joinLocal(destination, relative),
   async walk(destination, excluded) {
-    const info = await lstat(destination).catch(() => undefined);
+    // Resolved: `dir/` and `dir/.` would follow a link at `dir`.
+    const info = await lstat(path.resolve(destination)).catch(() => undefined);
     if (info?.isSymbolicLink() === true)
       return {
         entries: [],

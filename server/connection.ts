@@ -538,6 +538,7 @@ export class ServerConnection implements StreamHost {
         // to a server that would ignore it and count the window as granted.
         ...(hello.uploadInitialWindow === true ? { uploadInitialWindowOptional: true } : {}),
         ping: true,
+        links: true,
         ...(umask !== undefined ? { umask } : {}),
         ...(login !== undefined ? { login } : {}),
         integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },

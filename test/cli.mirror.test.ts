@@ -9,7 +9,11 @@
 import { execFileSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { refusedMirror } from '../cli/mirrorDeletions.js';
+import { Output } from '../cli/output.js';
+import type { Client } from '../client/client.js';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -245,32 +249,59 @@ describe('--delete', () => {
     expect(await treeUnder(join(root, 'site'))).toEqual(['a.txt', 'shared/', 'shared/a.txt']);
   });
 
-  it("removes nothing through a tree's destination that is a link", async () => {
+  it("refuses a tree's destination that is a link, however it is written, before sending anything", async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
     await makeTree(join(root, 'site'), ['a']);
     const local = await tempDirs.make();
     const elsewhere = await tempDirs.make();
     await makeTree(elsewhere, ['precious']);
-    await symlink(elsewhere, join(local, 'site'));
-    const get = await runCli(
-      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--delete'],
-      local,
-    );
-    expect(get.code).toBe(1);
-    expect(get.stderr).toContain('site is a symbolic link: nothing removed through it');
-    expect(await treeUnder(elsewhere)).toEqual(['a', 'precious']);
+    await symlink(elsewhere, join(local, 'link'));
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    // `link/` and `link/.` would follow the link where `link` does not.
+    for (const to of ['link', 'link/', 'link/.']) {
+      const get = await cli('get', '-r', 'site/.', '--to', to, '--delete');
+      expect(get.code, to).toBe(1);
+      expect(get.stderr, to).toContain('is a symbolic link: nothing removed through it');
+      expect(await treeUnder(elsewhere), to).toEqual(['precious']);
+    }
 
     await makeTree(join(root, 'other'), ['precious']);
     await symlink('other', join(root, 'linked'));
-    await makeTree(join(local, 'linked'), ['b']);
-    const put = await runCli(
-      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'linked', '--delete'],
+    await makeTree(join(local, 'src'), ['b']);
+    for (const to of ['linked', 'linked/', 'linked/.']) {
+      const put = await cli('put', '-r', 'src/.', '--to', to, '--delete');
+      expect(put.code, to).toBe(1);
+      expect(put.stderr, to).toContain('is a symbolic link: nothing removed through it');
+      expect(await treeUnder(join(root, 'other')), to).toEqual(['precious']);
+    }
+  });
+
+  it('refuses a file of the run bound into a tree that does not have it', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeTree(local, ['site/a', 'lone.txt']);
+    const cli = (...args: string[]) =>
+      runCli(['--server', `127.0.0.1:${server!.port}`, ...args], join(local, 'site'));
+    const put = await cli('put', '-r', '.', '../lone.txt', '--to', 'd', '-p', '--delete');
+    expect(put.code).toBe(1);
+    expect(put.stderr).toContain('--delete: d/lone.txt goes into d, where a tree goes that does not have it');
+    expect(await treeUnder(server.root!)).toEqual(['d/']);
+  });
+
+  it('get removes nothing before the transfers when two files were bound for one place', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 't'), ['b/a', 'x/a']);
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'out'), ['a/kept']); // a directory where t/b/a, a file, goes
+    // t/x/a goes to out/a too: that is a failure, so out/a/ must stay.
+    const get = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 't/b/.', 't/x/a', '--to', 'out', '--delete'],
       local,
     );
-    expect(put.code).toBe(1);
-    expect(put.stderr).toContain('linked is a symbolic link: nothing removed through it');
-    expect(await treeUnder(join(root, 'other'))).toEqual(['b', 'precious']);
+    expect(get.code).toBe(1);
+    expect(get.stderr).toContain('ALREADY_EXISTS');
+    expect(await treeUnder(join(local, 'out'))).toEqual(['a/', 'a/kept']);
   });
 
   it('refuses trees that go to one place, or one inside the other, before sending anything', async () => {
@@ -458,5 +489,20 @@ describe('--dry-run', () => {
     expect(into.code).toBe(0);
     expect(into.stdout).toContain('would get site/new.txt → new/site/new.txt');
     expect(await snapshot(local)).toEqual(before);
+  });
+});
+
+describe('--delete against a server from before links were marked in listings', () => {
+  it('is refused: removing could go through a link it lists as a directory', async () => {
+    const output = new Output(new PassThrough(), new PassThrough());
+    const client = { serverInfo: { version: 2 } } as unknown as Client;
+    const trees = [{ destination: 'site', present: new Map() }];
+    const refused = await refusedMirror({ command: 'put', client, trees, excluded: undefined, output }, []);
+    expect(refused).toMatchObject({ code: 'UNSUPPORTED' });
+    expect(refused?.message).toContain('the server does not mark symbolic links in its listings');
+    // Nothing to mirror, nothing refused.
+    expect(
+      await refusedMirror({ command: 'put', client, trees: [], excluded: undefined, output }, []),
+    ).toBeUndefined();
   });
 });

@@ -22,7 +22,7 @@ import {
   type EntryKind,
   type MirroredTree,
   type MirrorRun,
-  overlappingDestinations,
+  refusedMirror,
   removeConflicting,
   removeExtraneous,
 } from '../mirrorDeletions.js';
@@ -280,6 +280,18 @@ async function get(
     },
   );
 
+  const distinct = withoutSharedDestinations(
+    jobs,
+    (job) => path.resolve(job.local),
+    (job, first) =>
+      fail(
+        job.local,
+        job.remote,
+        new MuxftpError('ALREADY_EXISTS', `${job.local} is where ${first.remote} goes too`),
+        'get them into different directories',
+      ),
+  );
+
   // --delete: what stands where the tree has something of another kind goes first.
   const mirror: MirrorRun = {
     command: 'get',
@@ -288,10 +300,13 @@ async function get(
     output,
     dryRun,
   };
-  const overlap = overlappingDestinations(mirror);
-  if (overlap !== undefined) {
-    output.failure('get', overlap, 'mirror them one at a time');
-    return [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, overlap))];
+  const refused = await refusedMirror(
+    mirror,
+    distinct.map((job) => job.local),
+  );
+  if (refused !== undefined) {
+    output.failure('get', refused);
+    return [...failures, ...distinct.map((job) => failedOutcome(job.local, job.remote, refused))];
   }
   const replaced = await removeConflicting({ ...mirror, failed: failures.length });
 
@@ -315,17 +330,6 @@ async function get(
     );
   }
   const runnable: TransferJob[] = [];
-  const distinct = withoutSharedDestinations(
-    jobs,
-    (job) => path.resolve(job.local),
-    (job, first) =>
-      fail(
-        job.local,
-        job.remote,
-        new MuxftpError('ALREADY_EXISTS', `${job.local} is where ${first.remote} goes too`),
-        'get them into different directories',
-      ),
-  );
   for (const job of distinct) {
     const above = unmadeAbove(job.local);
     if (above === undefined) runnable.push(job);

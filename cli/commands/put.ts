@@ -18,7 +18,7 @@ import {
   type EntryKind,
   type MirroredTree,
   type MirrorRun,
-  overlappingDestinations,
+  refusedMirror,
   removeConflicting,
   removeExtraneous,
 } from '../mirrorDeletions.js';
@@ -268,10 +268,13 @@ async function put(
     output,
     dryRun,
   };
-  const overlap = overlappingDestinations(mirror);
-  if (overlap !== undefined) {
-    output.failure('put', overlap, 'mirror them one at a time');
-    return [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, overlap))];
+  const refused = await refusedMirror(
+    mirror,
+    jobs.map((job) => job.remote),
+  );
+  if (refused !== undefined) {
+    output.failure('put', refused);
+    return [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, refused))];
   }
   const replaced = await removeConflicting({ ...mirror, failed: failures.length });
 

@@ -89,6 +89,12 @@ export interface Welcome {
   /** The server answers PING (a client may then send it to tell a silent server from a slow one). */
   ping?: boolean;
   /**
+   * The server's listings mark symbolic links (`"link": true`): a client removing a tree walks
+   * into no link only with a server that says so (one from before it lists a link to a directory
+   * as a plain directory).
+   */
+  links?: boolean;
+  /**
    * The bits the server takes from what uploads, new directories and chmod get (0 to 0o777),
    * where it knows them: a client keeping permissions tells from it whether a remote copy has
    * the bits an upload would have given it.
@@ -325,6 +331,7 @@ export function parseWelcome(frame: Frame): Welcome {
     limits: limits as unknown as ServerLimits,
     ...(o.uploadInitialWindowOptional === true ? { uploadInitialWindowOptional: true } : {}),
     ...(o.ping === true ? { ping: true } : {}),
+    ...(o.links === true ? { links: true } : {}),
     ...(o.umask !== undefined ? { umask: o.umask as number } : {}),
     ...(login !== undefined ? { login } : {}),
     integrity: { algorithm: integrity.algorithm, blockBytes: INTEGRITY_BLOCK_BYTES },
