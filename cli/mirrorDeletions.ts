@@ -29,7 +29,7 @@ import type { Output } from './output.js';
 import { joinRemote, remoteBaseName, remoteParent } from './remotePath.js';
 import { PartlyRemoved, removeRecursively } from './remoteRemoval.js';
 import { walkRemoteTree } from './remoteTree.js';
-import { failedOutcome, type TransferOutcome } from './transferRunner.js';
+import { failedOutcome, previewTransfers, type TransferJob, type TransferOutcome } from './transferRunner.js';
 
 /** What an entry is, on either side: a link or anything else not a file or directory is `other`. */
 export type EntryKind = 'file' | 'dir' | 'other';
@@ -58,6 +58,39 @@ interface DestinationEntry {
 
 /** Paths of each tree's destination that a dry run's first step would have removed. */
 const inTheWay = new WeakMap<MirroredTree, Set<string>>();
+
+/**
+ * --delete before the transfers: the run refused, with every job failed by why (`refused`), or
+ * what was in the way removed (`replaced`; nothing after `failures`).
+ */
+export async function prepareMirror(
+  run: MirrorRun,
+  jobs: readonly TransferJob[],
+  failures: readonly TransferOutcome[],
+): Promise<{ refused: TransferOutcome[] } | { replaced: TransferOutcome[] }> {
+  const destinations = jobs.map((job) => (run.command === 'put' ? job.remote : job.local));
+  const refused = await refusedMirror(run, destinations);
+  if (refused === undefined)
+    return { replaced: await removeConflicting({ ...run, failed: failures.length }) };
+  run.output.failure(run.command, refused);
+  return { refused: [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, refused))] };
+}
+
+/**
+ * --dry-run: what the run would do, each result saying `dryRun`: what failed already, what is in
+ * the way (`replaced`, said by prepareMirror), the transfers, and what --delete would remove.
+ */
+export async function previewRun(
+  run: MirrorRun,
+  transfers: Parameters<typeof previewTransfers>[0],
+  failures: readonly TransferOutcome[],
+  replaced: readonly TransferOutcome[],
+): Promise<TransferOutcome[]> {
+  const previews = await previewTransfers(transfers);
+  const removals = await removeExtraneous({ ...run, failed: failures.length });
+  const failed = failures.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true }));
+  return [...failed, ...replaced, ...previews, ...removals];
+}
 
 /**
  * Why mirroring these trees is refused before anything is sent, if it is (undefined: it is not):

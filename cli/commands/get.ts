@@ -22,8 +22,8 @@ import {
   type EntryKind,
   type MirroredTree,
   type MirrorRun,
-  refusedMirror,
-  removeConflicting,
+  prepareMirror,
+  previewRun,
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
@@ -42,7 +42,6 @@ import {
 } from '../transferOptions.js';
 import {
   failedOutcome,
-  previewTransfers,
   runTransfers,
   type TransferJob,
   type TransferOutcome,
@@ -300,15 +299,9 @@ async function get(
     output,
     dryRun,
   };
-  const refused = await refusedMirror(
-    mirror,
-    distinct.map((job) => job.local),
-  );
-  if (refused !== undefined) {
-    output.failure('get', refused);
-    return [...failures, ...distinct.map((job) => failedOutcome(job.local, job.remote, refused))];
-  }
-  const replaced = await removeConflicting({ ...mirror, failed: failures.length });
+  const prepared = await prepareMirror(mirror, distinct, failures);
+  if ('refused' in prepared) return prepared.refused;
+  const { replaced } = prepared;
 
   // In order: each directory after its parent. What is inside one that could not be made fails
   // with it, in the JSON results and the count, without a line of its own for each.
@@ -337,17 +330,9 @@ async function get(
   }
 
   if (dryRun) {
-    const previews = await previewTransfers({
-      command: 'get',
-      jobs: runnable,
-      parallel,
-      output,
-      connection,
-      ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
-    });
-    const removals = await removeExtraneous({ ...mirror, failed: failures.length });
-    const failed = failures.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true }));
-    return [...failed, ...replaced, ...previews, ...removals];
+    const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
+    const transfers = { command: 'get' as const, jobs: runnable, parallel, output, connection, ...skip };
+    return previewRun(mirror, transfers, failures, replaced);
   }
 
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).

@@ -18,8 +18,8 @@ import {
   type EntryKind,
   type MirroredTree,
   type MirrorRun,
-  refusedMirror,
-  removeConflicting,
+  prepareMirror,
+  previewRun,
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
@@ -36,7 +36,6 @@ import {
 } from '../transferOptions.js';
 import {
   failedOutcome,
-  previewTransfers,
   runTransfers,
   type TransferJob,
   type TransferOutcome,
@@ -268,30 +267,16 @@ async function put(
     output,
     dryRun,
   };
-  const refused = await refusedMirror(
-    mirror,
-    jobs.map((job) => job.remote),
-  );
-  if (refused !== undefined) {
-    output.failure('put', refused);
-    return [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, refused))];
-  }
-  const replaced = await removeConflicting({ ...mirror, failed: failures.length });
+  const prepared = await prepareMirror(mirror, jobs, failures);
+  if ('refused' in prepared) return prepared.refused;
+  const { replaced } = prepared;
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('put', options);
   if (dryRun) {
-    const previews = await previewTransfers({
-      command: 'put',
-      jobs,
-      parallel,
-      output,
-      connection,
-      ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
-    });
-    const removals = await removeExtraneous({ ...mirror, failed: failures.length });
-    const failed = failures.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true }));
-    return [...failed, ...replaced, ...previews, ...removals];
+    const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
+    const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
+    return previewRun(mirror, transfers, failures, replaced);
   }
   const limit = planningLimit(parallel, client);
   // Keeping bits, a depth at a time (in any order within it): each directory is then made by its
