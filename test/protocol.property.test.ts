@@ -11,6 +11,7 @@ import {
   END_PAYLOAD_BYTES,
   FrameType,
   HEADER_BYTES,
+  PING_PAYLOAD_BYTES,
   WINDOW_PAYLOAD_BYTES,
 } from '../shared/protocol/constants.js';
 import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
@@ -32,6 +33,14 @@ const JSON_TYPES = new Set<number>([
   FrameType.AUTH,
 ]);
 
+/** Frames on stream 0 only (ERROR may use either). */
+const CONNECTION_TYPES = new Set<number>([
+  FrameType.HELLO,
+  FrameType.WELCOME,
+  FrameType.AUTH,
+  FrameType.PING,
+]);
+
 /**
  * The header rules of docs/PROTOCOL.md ("Checks a receiver makes from the header alone"), written
  * out again independently of the decoder: the set of codes a header violates, empty when valid.
@@ -43,7 +52,7 @@ function headerViolations(header: Buffer): Set<string> {
   const streamId = header.readUInt32BE(4);
   const length = header.readUInt32BE(8);
   const codes = new Set<string>();
-  if (type < FrameType.HELLO || type > FrameType.AUTH) {
+  if (type < FrameType.HELLO || type > FrameType.PING) {
     codes.add('UNKNOWN_FRAME_TYPE');
     return codes;
   }
@@ -53,9 +62,11 @@ function headerViolations(header: Buffer): Set<string> {
   if (type === FrameType.WINDOW && length !== WINDOW_PAYLOAD_BYTES) codes.add('PROTOCOL_ERROR');
   if (type === FrameType.END && length !== END_PAYLOAD_BYTES) codes.add('PROTOCOL_ERROR');
   if (type === FrameType.CANCEL && length !== 0) codes.add('PROTOCOL_ERROR');
-  const allowedFlags = type === FrameType.REPLY ? 0x01 : 0;
+  if (type === FrameType.PING && length !== PING_PAYLOAD_BYTES) codes.add('PROTOCOL_ERROR');
+  // MORE on REPLY, ACK on PING.
+  const allowedFlags = type === FrameType.REPLY || type === FrameType.PING ? 0x01 : 0;
   if ((flags & ~allowedFlags) !== 0) codes.add('PROTOCOL_ERROR');
-  const connectionFrame = type === FrameType.HELLO || type === FrameType.WELCOME || type === FrameType.AUTH;
+  const connectionFrame = CONNECTION_TYPES.has(type);
   if (connectionFrame && streamId !== 0) codes.add('PROTOCOL_ERROR');
   if (!connectionFrame && type !== FrameType.ERROR && streamId === 0) codes.add('PROTOCOL_ERROR');
   return codes;
@@ -93,15 +104,14 @@ function decode(input: Buffer, cuts: number[]): Outcome {
 /** A frame that satisfies every header rule, of any type, with a payload of a legal size. */
 const validFrame: fc.Arbitrary<Buffer> = fc
   .record({
-    type: fc.integer({ min: FrameType.HELLO, max: FrameType.AUTH }),
+    type: fc.integer({ min: FrameType.HELLO, max: FrameType.PING }),
     streamId: fc.integer({ min: 1, max: 2 ** 32 - 1 }),
     more: fc.boolean(),
     payload: fc.uint8Array({ maxLength: 300 }),
   })
   .map(({ type, streamId, more, payload }) => {
-    const connectionFrame = type === FrameType.HELLO || type === FrameType.WELCOME || type === FrameType.AUTH;
-    const id = connectionFrame ? 0 : streamId;
-    const flags = type === FrameType.REPLY && more ? 0x01 : 0;
+    const id = CONNECTION_TYPES.has(type) ? 0 : streamId;
+    const flags = (type === FrameType.REPLY || type === FrameType.PING) && more ? 0x01 : 0;
     const fixed =
       type === FrameType.WINDOW
         ? WINDOW_PAYLOAD_BYTES
@@ -109,7 +119,9 @@ const validFrame: fc.Arbitrary<Buffer> = fc
           ? END_PAYLOAD_BYTES
           : type === FrameType.CANCEL
             ? 0
-            : undefined;
+            : type === FrameType.PING
+              ? PING_PAYLOAD_BYTES
+              : undefined;
     const body = Buffer.alloc(fixed ?? payload.length);
     body.set(payload.subarray(0, body.length));
     return encodeFrame(type, flags, id, body);
