@@ -15,7 +15,7 @@
  * directory holding one; muxftp's own hidden files are never listed, so never removed.
  */
 
-import { lstat, rm } from 'node:fs/promises';
+import { lstat, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../client/client.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
@@ -27,7 +27,7 @@ import type { Excluded } from './excludes.js';
 import { localFsError, walkLocalDestination } from './localFiles.js';
 import type { Output } from './output.js';
 import { joinRemote, remoteBaseName, remoteParent } from './remotePath.js';
-import { PartlyRemoved, removeRecursively } from './remoteRemoval.js';
+import { PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from './remoteRemoval.js';
 import { walkRemoteTree } from './remoteTree.js';
 import { failedOutcome, previewTransfers, type TransferJob, type TransferOutcome } from './transferRunner.js';
 
@@ -105,11 +105,12 @@ export async function refusedMirror(
   destinations: readonly string[],
 ): Promise<MuxftpError | undefined> {
   if (run.trees.length === 0) return undefined;
-  if (run.command === 'put' && run.client.serverInfo.links !== true) {
-    return new MuxftpError(
-      'UNSUPPORTED',
-      '--delete: the server does not mark symbolic links in its listings (a muxftp from before it), so removing could go through one',
-    );
+  if (run.command === 'put') {
+    try {
+      refuseWithoutLinkMarks(run.client, 'removing from');
+    } catch (error) {
+      return error as MuxftpError;
+    }
   }
   const normal = run.command === 'put' ? normalRemote : (local: string) => path.resolve(local);
   const inside = (inner: string, outer: string): boolean =>
@@ -118,6 +119,12 @@ export async function refusedMirror(
       : inner.startsWith(outer.endsWith(path.sep) ? outer : `${outer}${path.sep}`);
   const trees = run.trees.map((tree) => ({ tree, at: normal(tree.destination) }));
   for (const { tree, at } of trees) {
+    if (run.command === 'get' && (await dotDotAfterLink(tree.destination))) {
+      return new MuxftpError(
+        'INVALID_PATH',
+        `--delete: in ${tree.destination}, '..' comes after a symbolic link (it leads up from where the link goes, not from where its name is): give the path without it`,
+      );
+    }
     const link =
       run.command === 'put'
         ? await isRemoteLink(run.client, at)
@@ -155,6 +162,22 @@ export async function refusedMirror(
   return undefined;
 }
 
+/**
+ * Whether a local path's `..` would lead up from where a link goes, not from the link's name
+ * (`link/..`): the system and a path read as text then name two places.
+ */
+async function dotDotAfterLink(local: string): Promise<boolean> {
+  const names = local.split(path.sep);
+  const last = names.lastIndexOf('..');
+  if (last < 0) return false;
+  const upTo = names.slice(0, last + 1).join(path.sep) || path.sep;
+  const [asTheSystemReadsIt, asText] = await Promise.all([
+    realpath(upTo).catch(() => undefined),
+    realpath(path.resolve(upTo)).catch(() => undefined),
+  ]);
+  return asTheSystemReadsIt !== asText;
+}
+
 /** A remote path as the server takes it: no empty or `.` names (`L/.` is `L`). */
 function normalRemote(remote: string): string {
   return remote
@@ -184,7 +207,7 @@ export async function removeExtraneous(run: MirrorRun & { failed: number }): Pro
   if (run.trees.length === 0) return [];
   if (run.failed > 0) {
     const failures = `${run.failed} failure${run.failed === 1 ? '' : 's'}`;
-    const nothing = run.dryRun === true ? 'nothing would be deleted' : 'nothing deleted';
+    const nothing = run.dryRun === true ? 'nothing more would be deleted' : 'nothing more deleted';
     run.output.warning(
       `--delete: ${nothing}, since the run had ${failures} (delete only after a run with none)`,
     );

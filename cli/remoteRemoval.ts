@@ -25,6 +25,7 @@ export async function removeRecursively(client: Client, path: string): Promise<v
   } catch (error) {
     if (!(error instanceof MuxftpError) || error.code !== 'IS_A_DIRECTORY') throw error;
   }
+  refuseWithoutLinkMarks(client, 'removing');
   const limit = planningLimit(DEFAULTS.parallel, client);
   const tree = await walkRemoteTree(client, path, limit, Number.POSITIVE_INFINITY, undefined, {
     intoLinks: false,
@@ -66,4 +67,16 @@ export class PartlyRemoved extends Error {
     const files = `${this.failed} of ${this.files} file${this.files === 1 ? '' : 's'}`;
     return `${files} could not be removed (${removed} ${removed === 1 ? 'was' : 'were'}), so its directories are kept`;
   }
+}
+
+/**
+ * A server from before listings marked symbolic links (WELCOME `links`) lists a link to a
+ * directory as a directory: walking a tree there to remove or change it could go through one.
+ */
+export function refuseWithoutLinkMarks(client: Client, doing: string): void {
+  if (client.serverInfo.links === true) return;
+  throw new MuxftpError(
+    'UNSUPPORTED',
+    `the server does not mark symbolic links in its listings (a muxftp from before it): ${doing} a tree there could go through one`,
+  );
 }

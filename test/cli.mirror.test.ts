@@ -13,7 +13,9 @@ import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { refusedMirror } from '../cli/mirrorDeletions.js';
 import { Output } from '../cli/output.js';
+import { removeRecursively } from '../cli/remoteRemoval.js';
 import type { Client } from '../client/client.js';
+import { MuxftpError } from '../shared/errors.js';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -203,7 +205,7 @@ describe('--delete', () => {
       local,
     );
     expect(put.code).toBe(1);
-    expect(put.stderr).toContain('--delete: nothing deleted, since the run had 1 failure');
+    expect(put.stderr).toContain('--delete: nothing more deleted, since the run had 1 failure');
     expect(await treeUnder(join(server.root!, 'site'))).toEqual(['index.html', 'stale.html']);
 
     execFileSync('mkfifo', [join(server.root!, 'site', 'pipe')]);
@@ -214,7 +216,7 @@ describe('--delete', () => {
       elsewhere,
     );
     expect(get.code).toBe(1);
-    expect(get.stderr).toContain('--delete: nothing deleted, since the run had 1 failure');
+    expect(get.stderr).toContain('--delete: nothing more deleted, since the run had 1 failure');
     expect(await treeUnder(join(elsewhere, 'site'))).toEqual(['index.html', 'stale.html', 'stale.txt']);
   });
 
@@ -275,6 +277,25 @@ describe('--delete', () => {
       expect(put.stderr, to).toContain('is a symbolic link: nothing removed through it');
       expect(await treeUnder(join(root, 'other')), to).toEqual(['precious']);
     }
+  });
+
+  it("refuses a local destination where '..' comes after a link", async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 't'), ['a']);
+    const local = await tempDirs.make();
+    const far = await tempDirs.make();
+    await makeTree(local, ['work/precious']);
+    await makeTree(far, ['kept', 'inner/']);
+    await symlink(join(far, 'inner'), join(local, 'work', 'link')); // link/.. is `far`, not `work`
+    // What is in t/ goes into link/..: listed there by the system (far), removed there as text (work).
+    const get = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 't/.', '--to', 'link/..', '--delete'],
+      join(local, 'work'),
+    );
+    expect(get.code).toBe(1);
+    expect(get.stderr).toContain("'..' comes after a symbolic link");
+    expect(await treeUnder(join(local, 'work'))).toEqual(['link', 'precious']);
+    expect(await treeUnder(far)).toEqual(['inner/', 'kept']);
   });
 
   it('refuses a file of the run bound into a tree that does not have it', async () => {
@@ -504,5 +525,19 @@ describe('--delete against a server from before links were marked in listings', 
     expect(
       await refusedMirror({ command: 'put', client, trees: [], excluded: undefined, output }, []),
     ).toBeUndefined();
+  });
+
+  it('rm -r of a directory there is refused too (a named file or link still goes)', async () => {
+    const deleted: string[] = [];
+    const client = {
+      serverInfo: { version: 2 },
+      delete: async (path: string) => {
+        if (path === 'dir') throw new MuxftpError('IS_A_DIRECTORY', 'is a directory: dir');
+        deleted.push(path);
+      },
+    } as unknown as Client;
+    await expect(removeRecursively(client, 'dir')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await removeRecursively(client, 'file');
+    expect(deleted).toEqual(['file']);
   });
 });

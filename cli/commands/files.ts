@@ -24,7 +24,7 @@ import {
   remotePathsNamedBy,
 } from '../remoteGlob.js';
 import { joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
-import { PartlyRemoved, removeRecursively } from '../remoteRemoval.js';
+import { PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from '../remoteRemoval.js';
 import { walkRemoteTree } from '../remoteTree.js';
 
 /** One line of `--json` output for rm, mkdir and rmdir. */
@@ -289,6 +289,7 @@ async function changeModeBelow(client: Client, path: string, mode: ModeArgument)
   const top = await client.stat(path);
   await changeModeOf(client, path, mode, top);
   if (top.type !== 'dir') return;
+  refuseWithoutLinkMarks(client, 'changing');
   const limit = planningLimit(DEFAULTS.parallel, client);
   const tree = await walkRemoteTree(client, path, limit, Number.POSITIVE_INFINITY, undefined, {
     intoLinks: false,
