@@ -4,6 +4,7 @@ import type { Client, WireEntry } from '../client/client.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
+import { LinkBudget } from '../shared/linkBudget.js';
 import type { Excluded } from './excludes.js';
 import { isPlainName, joinRemote } from './remotePath.js';
 
@@ -39,8 +40,7 @@ export async function walkRemoteTree(
   { intoLinks = true }: { intoLinks?: boolean } = {},
 ): Promise<RemoteTree> {
   const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [], excluded: [] };
-  // Links followed: a link loop (`a -> .` beside `b -> .`) would otherwise be walked forever.
-  let linksFollowed = 0;
+  const links = new LinkBudget();
   const walk = async (
     remoteDir: string,
     relativeDir: string,
@@ -68,12 +68,9 @@ export async function walkRemoteTree(
         continue;
       }
       tree.entries.push({ relative, entry });
-      if (entry.type === 'dir' && entry.link === true && !intoLinks) continue;
       const link = entry.type === 'dir' && entry.link === true ? 1 : 0;
-      if (
-        link === 1 &&
-        (linksOnTheWay >= DEFAULTS.maxLinksOnTheWay || linksFollowed >= DEFAULTS.maxLinksFollowed)
-      ) {
+      if (link === 1 && !intoLinks) continue;
+      if (link === 1 && !links.take(linksOnTheWay)) {
         const error = new MuxftpError(
           'UNSUPPORTED',
           `symbolic link not followed (a loop, or more than ${DEFAULTS.maxLinksOnTheWay} links on the way): ${remote}`,
@@ -81,7 +78,6 @@ export async function walkRemoteTree(
         tree.problems.push({ remote, relative, error, listed: true });
         continue;
       }
-      linksFollowed += link;
       if (entry.type === 'dir') {
         tree.dirs.push(relative);
         if (depth < maxDepth) subdirs.push(walk(remote, relative, depth + 1, linksOnTheWay + link));

@@ -14,8 +14,8 @@
  * outside muxftp (on the host) are seen too, a reservation walks again once the last walk is
  * `recountIntervalMs` old: never more often, unless a delta was unknown.
  */
-import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
+import { LinkBudget } from '../../shared/linkBudget.js';
 import { normalizeClientPath } from '../../storage/paths.js';
 import type { CommittedEntry, EntryInfo, RenamedEntries, Storage } from '../../storage/types.js';
 
@@ -357,9 +357,8 @@ function bytesDelta(change: UsageChange): number | undefined {
  */
 async function countBytes(storage: Storage): Promise<number> {
   let total = 0;
-  // A link to a directory is followed, through at most a few links on the way and a bounded
-  // number in all: a link loop (`a -> .` beside `b -> .`) would otherwise be walked without end.
-  let linksFollowed = 0;
+  // A link to a directory is followed within a budget: a link loop would be walked without end.
+  const links = new LinkBudget();
   const pending = [{ dir: '', linksOnTheWay: 0 }];
   while (pending.length > 0) {
     const { dir, linksOnTheWay } = pending.pop()!;
@@ -374,8 +373,7 @@ async function countBytes(storage: Storage): Promise<number> {
       if (entry.type !== 'dir') continue;
       if (entry.link !== true) {
         pending.push({ dir: path, linksOnTheWay });
-      } else if (linksOnTheWay < DEFAULTS.maxLinksOnTheWay && linksFollowed < DEFAULTS.maxLinksFollowed) {
-        linksFollowed++;
+      } else if (links.take(linksOnTheWay)) {
         pending.push({ dir: path, linksOnTheWay: linksOnTheWay + 1 });
       }
     }
