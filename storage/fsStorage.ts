@@ -337,7 +337,8 @@ export class FsStorage implements Storage {
   }
 
   async remove(path: string): Promise<EntryInfo> {
-    const target = await this.#resolve(path);
+    // A link is unlinked as itself, wherever it leads (storage/paths.ts).
+    const target = await this.#resolve(path, { entryItself: true });
     refuseRoot(target, 'cannot remove the root');
     return this.#pathLocks.run([target.hostPath], async () => {
       // Checked first: unlink on a directory fails with EISDIR on Linux but EPERM on macOS and memfs.
@@ -779,9 +780,9 @@ export class FsStorage implements Storage {
   }
 
   /** Checks and confines a client path (storage/paths.ts); refused once storage is closed. */
-  #resolve(path: string): Promise<Resolved> {
+  #resolve(path: string, options?: { entryItself?: boolean }): Promise<Resolved> {
     this.#assertOpen();
-    return this.#confinement.resolve(path);
+    return this.#confinement.resolve(path, options);
   }
 
   /** One entry of a listing; a link that dangles or leads outside shows as 'other'. */

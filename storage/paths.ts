@@ -133,8 +133,12 @@ export class ConfinedRoot {
    * read or written outside; what stays path-based, and so open to the race, is listed in
    * docs/ARCHITECTURE.md (Threat model). Closing it fully needs openat2(RESOLVE_BENEATH), which
    * node's fs does not offer.
+   *
+   * `entryItself`: the operation acts on a link as the last name itself, never on what it leads
+   * to (remove: an unlink in the parent), so only the parent must lie inside; a link that leads
+   * outside the root, or nowhere, can then be removed like any other entry.
    */
-  async resolve(path: string): Promise<Resolved> {
+  async resolve(path: string, { entryItself = false }: { entryItself?: boolean } = {}): Promise<Resolved> {
     const clientPath = normalizeClientPath(path);
     const realRoot = await this.realRoot();
     if (clientPath === '') return { clientPath, hostPath: realRoot, realPath: realRoot, missingNames: 0 };
@@ -159,7 +163,8 @@ export class ConfinedRoot {
           ? await this.#fs.lstatIfExists(hostPath)
           : await this.#fs.lstat(hostPath);
       if (stats === undefined) missingNames = parent.missing + 1;
-      else if (stats.isSymbolicLink()) realPath = (await this.#fs.realpath(hostPath)).toString();
+      else if (stats.isSymbolicLink() && !entryItself)
+        realPath = (await this.#fs.realpath(hostPath)).toString();
     } catch (error) {
       if (!isMissing(error)) throw storageErrorFromFs(error, clientPath);
       realPath = hostPath;

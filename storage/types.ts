@@ -231,7 +231,10 @@ export interface Storage {
    * UNSUPPORTED, unchanged.
    */
   setPermissions?(path: string, mode: number): Promise<EntryInfo>;
-  /** Removes a file (not a directory); returns it as lstat saw it just before (a symlink is `other`). */
+  /**
+   * Removes a file (not a directory); returns it as lstat saw it just before (a symlink is
+   * `other`). A symbolic link is removed as itself, wherever it leads (outside the root too).
+   */
   remove(path: string): Promise<EntryInfo>;
   /** Moves a file or directory; replaces an existing file at `to`, never a directory. */
   rename(from: string, to: string): Promise<RenamedEntries>;

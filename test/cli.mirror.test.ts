@@ -249,6 +249,22 @@ describe('--delete', () => {
     expect(await cli('rm', '-r', 'site/sub')).toMatchObject({ code: 0, stderr: '' });
     expect(await treeUnder(join(root, 'important'))).toEqual(['keep.txt', 'notes.tmp']);
     expect(await treeUnder(join(root, 'site'))).toEqual(['a.txt', 'shared/', 'shared/a.txt']);
+
+    // Links out of the root, or to nothing, go as links too, so both finish cleanly.
+    const outside = await tempDirs.make();
+    await makeTree(outside, ['theirs.txt', 'dir/deep.txt']);
+    await symlink(join(outside, 'theirs.txt'), join(root, 'site', 'out-file'));
+    await symlink(join(outside, 'dir'), join(root, 'site', 'shared', 'out-dir'));
+    await symlink('nowhere', join(root, 'site', 'dangling'));
+    const again = await cli('put', '-r', 'site', '--delete');
+    expect(again.stderr).not.toContain('failed');
+    expect(again.code).toBe(0);
+    expect(await treeUnder(join(root, 'site'))).toEqual(['a.txt', 'shared/', 'shared/a.txt']);
+    await mkdir(join(root, 'gone'));
+    await symlink(join(outside, 'dir'), join(root, 'gone', 'out-dir'));
+    expect(await cli('rm', '-r', 'gone')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readdir(root)).not.toContain('gone');
+    expect(await treeUnder(outside)).toEqual(['dir/', 'dir/deep.txt', 'theirs.txt']);
   });
 
   it("refuses a tree's destination that is a link, however it is written, before sending anything", async () => {
