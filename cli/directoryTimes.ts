@@ -4,11 +4,12 @@
  * every file created in a directory moves its time. Best effort, as for files: a directory whose
  * time cannot be set keeps the time it got, and the transfers' results stand.
  */
-import { stat, utimes } from 'node:fs/promises';
+import { utimes } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
+import { statLocal } from './localFiles.js';
 
 /** put -r: each remote directory gets its local one's time (a server without `utime` is left be). */
 export async function keepRemoteDirectoryTimes(
@@ -22,7 +23,7 @@ export async function keepRemoteDirectoryTimes(
       limit.run(async () => {
         if (unsupported) return;
         try {
-          await client.setModifiedTime(dir.remote, (await stat(dir.local)).mtimeMs);
+          await client.setModifiedTime(dir.remote, (await statLocal(dir.local)).mtimeMs);
         } catch (error) {
           // A server from before `utime`; one directory refused (a symbolic link there) is not.
           if (isUnknownOperation(error)) unsupported = true;

@@ -3,7 +3,7 @@
  * directories to download into, and what a destination tree holds (`get -r --delete`). Every
  * failure is a LOCAL_IO_ERROR whose message names the path.
  */
-import { type Dirent, statSync } from 'node:fs';
+import { type Dirent, type Stats, statSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { localFileCalls } from '../client/sources.js';
@@ -26,6 +26,18 @@ export interface LocalEntry {
   size: number;
 }
 
+/**
+ * stat(2) of a local path, on the loop while file calls are fast (localFileCalls): put -r stats
+ * every file of a tree, and through the threadpool each stat costs the loop a wake-up of a worker
+ * thread (on two cores, descheduling it) for a call of microseconds.
+ */
+export function statLocal(localPath: string): Promise<Stats> {
+  return localFileCalls.run(
+    () => statSync(localPath),
+    () => stat(localPath),
+  );
+}
+
 /** Follows symbolic links, as opening the path would. */
 export async function inspectLocal(localPath: string): Promise<LocalEntry> {
   const entry = await inspectLocalIfExists(localPath);
@@ -36,11 +48,7 @@ export async function inspectLocal(localPath: string): Promise<LocalEntry> {
 /** Like inspectLocal, but a missing path is `undefined` rather than an error. */
 export async function inspectLocalIfExists(localPath: string): Promise<LocalEntry | undefined> {
   try {
-    // On the loop while file calls are fast: put -r stats every file of the tree.
-    const info = await localFileCalls.run(
-      () => statSync(localPath),
-      () => stat(localPath),
-    );
+    const info = await statLocal(localPath);
     if (info.isFile()) return { kind: 'file', size: info.size };
     return { kind: info.isDirectory() ? 'dir' : 'other', size: 0 };
   } catch (error) {

@@ -9,13 +9,17 @@
  * check first, the content when it does not settle it.
  */
 import { constants, type Stats } from 'node:fs';
-import { type FileHandle, open, stat } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { Client, WireEntry } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
+import { DEFAULTS } from '../shared/defaults.js';
+import { MuxftpError } from '../shared/errors.js';
 import { lessUmask, PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
+import { statLocal } from './localFiles.js';
+import { remoteParent } from './remotePath.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
 /**
@@ -31,9 +35,10 @@ export async function remoteCopyIsIdentical(
   client: Client,
   signal: AbortSignal,
   keep: { times?: boolean; modes?: boolean } = {},
+  destinations: RemoteDestinations = new RemoteDestinations([]),
 ): Promise<TransferDone | undefined> {
-  const [remote, local] = await Promise.all([client.stat(job.remote), stat(job.local)]);
-  if (remote.type !== 'file' || remote.size !== job.size) return undefined;
+  const [remote, local] = await Promise.all([destinations.entry(client, job.remote), statLocal(job.local)]);
+  if (remote?.type !== 'file' || remote.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
   if (keep.times === true && !sameTime(remote.mtime, local.mtimeMs))
@@ -74,7 +79,7 @@ export async function localCopyIsIdentical(
   signal: AbortSignal,
   keep: { times?: boolean; modes?: boolean; partials?: boolean } = {},
 ): Promise<TransferDone | undefined> {
-  const local = await stat(job.local);
+  const local = await statLocal(job.local);
   if (!local.isFile() || local.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
@@ -161,9 +166,10 @@ export async function remoteCopyIsUnchanged(
   job: TransferJob,
   client: Client,
   keepModes = false,
+  destinations: RemoteDestinations = new RemoteDestinations([]),
 ): Promise<SkippedDone | undefined> {
-  const [remote, local] = await Promise.all([client.stat(job.remote), stat(job.local)]);
-  if (remote.type !== 'file' || !local.isFile() || remote.size !== local.size) return undefined;
+  const [remote, local] = await Promise.all([destinations.entry(client, job.remote), statLocal(job.local)]);
+  if (remote?.type !== 'file' || !local.isFile() || remote.size !== local.size) return undefined;
   if (!sameTime(remote.mtime, local.mtimeMs)) return undefined;
   if (keepModes) await keepRemoteBits(client, job, remote, local.mode);
   return { bytes: local.size };
@@ -178,7 +184,7 @@ export async function localCopyIsUnchanged(
   keepModes = false,
   keepPartials = false,
 ): Promise<SkippedDone | undefined> {
-  const local = await stat(job.local);
+  const local = await statLocal(job.local);
   if (!local.isFile() || local.size !== job.size || job.remoteMtime === undefined) return undefined;
   if (!sameTime(local.mtimeMs, job.remoteMtime)) return undefined;
   // As for an identical copy: what a failed get kept of it is stale.
@@ -186,6 +192,53 @@ export async function localCopyIsUnchanged(
   const mode = keepModes ? localBitsToSet(job, local.mode) : undefined;
   if (mode !== undefined) await changeLocalCopy(job.local, local, { mode });
   return { bytes: local.size };
+}
+
+/**
+ * put: what is at each job's remote path. Asked with one listing of a directory that many of the
+ * jobs go into (DEFAULTS.listDestinationFromFiles), taken when the first of them asks and kept
+ * for the run; else, or when that listing fails, with a stat. Listings and stat show a link
+ * inside the root alike, as what it leads to.
+ */
+export class RemoteDestinations {
+  /** Directories that many jobs go into. */
+  readonly #crowded = new Set<string>();
+  readonly #listings = new Map<string, Promise<Map<string, WireEntry> | undefined>>();
+
+  constructor(jobs: readonly TransferJob[], listFrom: number = DEFAULTS.listDestinationFromFiles) {
+    const counts = new Map<string, number>();
+    for (const job of jobs) {
+      if (job.standardStream) continue;
+      const dir = remoteParent(job.remote);
+      const count = (counts.get(dir) ?? 0) + 1;
+      counts.set(dir, count);
+      if (count >= listFrom) this.#crowded.add(dir);
+    }
+  }
+
+  /** The entry at `remote`; undefined when there is none. Rejects as stat does (a link out of the root, say). */
+  async entry(client: Client, remote: string): Promise<WireEntry | undefined> {
+    const dir = remoteParent(remote);
+    const listing = this.#crowded.has(dir) ? await this.#listing(client, dir) : undefined;
+    if (listing !== undefined) return listing.get(remote.slice(dir === '' ? 0 : dir.length + 1));
+    return client.stat(remote).catch((error: unknown) => {
+      if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    });
+  }
+
+  #listing(client: Client, dir: string): Promise<Map<string, WireEntry> | undefined> {
+    let listing = this.#listings.get(dir);
+    if (listing === undefined) {
+      listing = client.list(dir).then(
+        (entries) => new Map(entries.map((entry) => [String(entry.name), entry])),
+        // A directory not there yet, or one this user may not list: a stat each.
+        () => undefined,
+      );
+      this.#listings.set(dir, listing);
+    }
+    return listing;
+  }
 }
 
 type DestinationCheck = (
@@ -207,21 +260,23 @@ export function destinationCheck(
     perms?: boolean;
     dryRun?: boolean;
   },
+  jobs: readonly TransferJob[] = [],
 ): DestinationCheck | undefined {
   const looksOnly = options.dryRun === true;
+  const destinations = new RemoteDestinations(command === 'put' ? jobs : []);
   const modes = options.perms === true && !looksOnly;
   const quick: DestinationCheck | undefined =
     options.skipUnchanged !== true
       ? undefined
       : command === 'put'
-        ? (job, client) => remoteCopyIsUnchanged(job, client, modes)
+        ? (job, client) => remoteCopyIsUnchanged(job, client, modes, destinations)
         : (job) => localCopyIsUnchanged(job, modes, looksOnly);
   const keep = { times: options.times === true && !looksOnly, modes, partials: looksOnly };
   const content: DestinationCheck | undefined =
     options.skipIdentical !== true
       ? undefined
       : command === 'put'
-        ? (job, client, signal) => remoteCopyIsIdentical(job, client, signal, keep)
+        ? (job, client, signal) => remoteCopyIsIdentical(job, client, signal, keep, destinations)
         : (job, client, signal) => localCopyIsIdentical(job, client, signal, keep);
   if (quick === undefined || content === undefined) return quick ?? content;
   return async (job, client, signal) => (await quick(job, client, signal)) ?? content(job, client, signal);

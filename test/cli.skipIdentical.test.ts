@@ -5,11 +5,13 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { FrameType } from '../shared/protocol/constants.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -50,8 +52,8 @@ function byName(outcomes: Outcome[]): Map<string, Outcome> {
   return new Map(outcomes.map((o) => [o.remote.split('/').slice(2).join('/'), o]));
 }
 
-async function cli(args: string[], cwd: string): Promise<Outcome[]> {
-  const run = await runCli([...args, '--json', '--server', `127.0.0.1:${server!.port}`], cwd, {
+async function cli(args: string[], cwd: string, port = server!.port): Promise<Outcome[]> {
+  const run = await runCli([...args, '--json', '--server', `127.0.0.1:${port}`], cwd, {
     timeoutMs: 30_000,
   });
   expect(run.stderr).toBe('');
@@ -265,6 +267,77 @@ describe('--skip-unchanged', () => {
     expect(again.get('big.bin')!.skipped).toBeUndefined();
     const [got, served] = await bigTimes();
     expect(Math.abs(got! - served!)).toBeLessThanOrEqual(1);
+  }, 60_000);
+
+  it('put asks a directory many files go into with one listing, a lone file with a stat', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const many = Array.from({ length: 12 }, (_, i) => `many/f${String(i).padStart(2, '0')}`);
+    await mkdir(join(local, 'tree', 'many'), { recursive: true });
+    for (const name of [...many, 'lone.txt']) await writeFile(join(local, 'tree', name), `${name}\n`);
+    await cli(['put', '-r', 'tree', '--to', 'mirror', '-p'], local);
+    const remote = (name: string) => join(server!.root!, 'mirror', 'tree', name);
+    // Another time: sent. Gone from the server: sent. A directory where the file was: not skipped.
+    await utimes(join(local, 'tree', 'many', 'f03'), new Date(), new Date(Date.now() + 5_000));
+    await rm(remote('many/f07'));
+    await rm(remote('many/f09'));
+    await mkdir(remote('many/f09'));
+    // Same size and time, other bytes: left by the quick check, sent with --skip-identical.
+    const f05 = join(local, 'tree', 'many', 'f05');
+    const f05Time = (await stat(f05)).mtime;
+    await writeFile(f05, 'many/F05\n');
+    await utimes(f05, new Date(), f05Time);
+
+    const asked: string[] = [];
+    const proxy = await startFrameProxy(server.port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) {
+          const { op, path } = jsonOf(frame) as { op: string; path: string };
+          if (op === 'stat' || op === 'list') asked.push(`${op} ${path}`);
+        }
+        return frame;
+      },
+    });
+    try {
+      const run = await runCli(
+        [
+          'put',
+          '-r',
+          'tree',
+          '--to',
+          'mirror',
+          '--skip-unchanged',
+          '--json',
+          '--server',
+          `127.0.0.1:${proxy.port}`,
+        ],
+        local,
+        { timeoutMs: 30_000 },
+      );
+      expect(run.code).toBe(1); // f09: a directory is in the way
+      const quick = byName(JSON.parse(run.stdout) as Outcome[]);
+      expect(quick.get('many/f09')).toMatchObject({ ok: false });
+      expect(asked.filter((request) => request.includes('mirror/tree/')).sort()).toEqual([
+        'list mirror/tree/many',
+        'stat mirror/tree/lone.txt',
+      ]);
+      expect(
+        [...quick]
+          .filter(([, outcome]) => outcome.skipped !== true)
+          .map(([name]) => name)
+          .sort(),
+      ).toEqual(['many/f03', 'many/f07', 'many/f09']);
+    } finally {
+      await proxy.close();
+    }
+    expect(await readFile(remote('many/f07'), 'utf8')).toBe('many/f07\n');
+    expect(await readFile(remote('many/f05'), 'utf8')).toBe('many/f05\n');
+    await rm(remote('many/f09'), { recursive: true });
+    const content = byName(await cli(['put', '-r', 'tree', '--to', 'mirror', '--skip-identical'], local));
+    expect(content.get('many/f05')).toMatchObject({ ok: true });
+    expect(content.get('many/f05')!.skipped).toBeUndefined();
+    expect(content.get('many/f00')).toMatchObject({ skipped: true });
+    expect(await readFile(remote('many/f05'), 'utf8')).toBe('many/F05\n');
   }, 60_000);
 
   it("an identical copy whose time is already the source's is not touched; nor is one behind a link", async () => {

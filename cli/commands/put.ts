@@ -3,7 +3,6 @@
  * connection. Shapes, as with cp: `put FILE [REMOTE]`, `put FILE... --to DIR`, `put -r DIR [REMOTE]`.
  */
 
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
@@ -13,7 +12,7 @@ import { planningLimit } from '../concurrency.js';
 import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
-import { inspectLocal, type LocalEntry, walkLocalTree } from '../localFiles.js';
+import { inspectLocal, type LocalEntry, statLocal, walkLocalTree } from '../localFiles.js';
 import {
   type EntryKind,
   type MirroredTree,
@@ -272,7 +271,7 @@ async function put(
   const { replaced } = prepared;
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
-  const skipCheck = destinationCheck('put', options);
+  const skipCheck = destinationCheck('put', options, jobs);
   if (dryRun) {
     const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
     const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
@@ -338,7 +337,7 @@ type FailPlanned = (local: string, remote: string, error: unknown, hint?: string
 
 /** A local directory's permission bits; undefined when it cannot be looked at (it gets a new one's). */
 async function permissionBits(local: string): Promise<number | undefined> {
-  return stat(local).then(
+  return statLocal(local).then(
     (info) => info.mode & PERMISSION_BITS,
     () => undefined,
   );
