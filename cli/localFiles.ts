@@ -155,8 +155,12 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
 
 /** What a local destination holds (`get -r --delete`), as it is: links are not followed. */
 export interface LocalDestination {
-  /** Each directory directly before what is in it (names sorted); `relative` uses '/'. */
-  entries: Array<{ relative: string; localPath: string; kind: LocalKind }>;
+  /**
+   * Each directory directly before what is in it (names sorted); `relative` uses '/'. A name that
+   * is not UTF-8 (no remote name can be it) is read with U+FFFD in `relative` and `localPath`,
+   * its bytes in `rawPath`, and not walked into.
+   */
+  entries: Array<{ relative: string; localPath: string; kind: LocalKind; rawPath?: Buffer }>;
   /** Directories that could not be read: nothing in them is known. */
   problems: Array<{ localPath: string; error: MuxftpError }>;
   /** Entries `excluded` left out, by relative path (what is in an excluded directory is not read). */
@@ -170,26 +174,33 @@ export interface LocalDestination {
 export async function walkLocalDestination(root: string, excluded?: Excluded): Promise<LocalDestination> {
   const found: LocalDestination = { entries: [], problems: [], excluded: [] };
   const walk = async (localDir: string, relativeDir: string): Promise<void> => {
-    let dirents: Dirent[];
+    let dirents: Array<Dirent<Buffer>>;
     try {
-      dirents = await readdir(localDir, { withFileTypes: true });
+      // As bytes: a name that is not UTF-8 read as a string could not be found again.
+      dirents = await readdir(localDir, { withFileTypes: true, encoding: 'buffer' });
     } catch (error) {
       // A destination not made yet (a dry run) holds nothing.
       if (relativeDir === '' && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
       found.problems.push({ localPath: localDir, error: localFsError(error, localDir) });
       return;
     }
-    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const dirent of dirents) {
-      if (isTemporaryName(dirent.name)) continue;
-      const relative = relativeDir === '' ? dirent.name : `${relativeDir}/${dirent.name}`;
+    const named = dirents.map((dirent) => ({ dirent, name: dirent.name.toString('utf8') }));
+    named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const { dirent, name } of named) {
+      if (isTemporaryName(name)) continue;
+      const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
       if (excluded?.(relative) === true) {
         found.excluded.push(relative);
         continue;
       }
-      const localPath = path.join(localDir, dirent.name);
+      const localPath = path.join(localDir, name);
       // A link is `other`, whatever it leads to.
       const kind: LocalKind = dirent.isDirectory() ? 'dir' : dirent.isFile() ? 'file' : 'other';
+      if (!Buffer.from(name, 'utf8').equals(dirent.name)) {
+        const rawPath = Buffer.concat([Buffer.from(`${localDir}${path.sep}`), dirent.name]);
+        found.entries.push({ relative, localPath, kind, rawPath });
+        continue;
+      }
       found.entries.push({ relative, localPath, kind });
       if (kind === 'dir') await walk(localPath, relative);
     }

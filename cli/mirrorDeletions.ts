@@ -54,6 +54,8 @@ export type MirrorRun = {
 interface DestinationEntry {
   relative: string;
   kind: EntryKind;
+  /** A local name that is not UTF-8: its path's bytes (`relative` shows it with U+FFFD). */
+  rawPath?: Buffer;
 }
 
 /** Paths of each tree's destination that a dry run's first step would have removed. */
@@ -407,7 +409,7 @@ const localSide: DestinationSide = {
   async remove(destination, entry) {
     const localPath = joinLocal(destination, entry.relative);
     // rm removes a link, never what it leads to, and a directory with everything in it.
-    await rm(localPath, { recursive: true }).catch((error: unknown) => {
+    await rm(entry.rawPath ?? localPath, { recursive: true }).catch((error: unknown) => {
       throw localFsError(error, localPath);
     });
   },

@@ -162,6 +162,33 @@ describe('--delete', () => {
     expect(await treeUnder(outside)).toEqual(['dir/', 'dir/inside.txt', 'precious.txt']);
   });
 
+  it('get -r removes local names that are not UTF-8, which no remote name can be', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 'site'), ['index.html', 'sub/page.html']);
+    const local = await tempDirs.make();
+    const copy = join(local, 'site');
+    await makeTree(copy, ['index.html', 'sub/']);
+    // Latin-1 names, as an old archive leaves them: a file, and a directory with a file in it.
+    const raw = (...names: Array<string | Buffer>) =>
+      Buffer.concat(
+        names.flatMap((name, i) => (i === 0 ? [Buffer.from(name)] : [Buffer.from('/'), Buffer.from(name)])),
+      );
+    const latin1 = (name: string) => Buffer.from(name, 'latin1');
+    await writeFile(raw(copy, latin1('caf\u00e9.txt')), 'x');
+    await mkdir(raw(copy, 'sub', latin1('r\u00e9sum\u00e9')));
+    await writeFile(raw(copy, 'sub', latin1('r\u00e9sum\u00e9'), 'cv.pdf'), 'y');
+    const mirror = () =>
+      runCli(['--server', `127.0.0.1:${server!.port}`, 'get', '-r', 'site', '--delete', '--json'], local);
+    const first = await mirror();
+    expect(first.stderr).not.toContain('failed');
+    expect(first.code).toBe(0);
+    expect(deletedIn(first.stdout, 'local')).toEqual(['site/caf\ufffd.txt', 'site/sub/r\ufffdsum\ufffd']);
+    expect(await treeUnder(copy)).toEqual(['index.html', 'sub/', 'sub/page.html']);
+    const again = await mirror();
+    expect(again.code).toBe(0);
+    expect(deletedIn(again.stdout, 'local')).toEqual([]);
+  });
+
   it('replaces what is of another kind at a path first, so a tree that changed shape converges', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
