@@ -204,6 +204,8 @@ export class RemoteDestinations {
   /** Directories that many jobs go into. */
   readonly #crowded = new Set<string>();
   readonly #listings = new Map<string, Promise<Map<string, WireEntry> | undefined>>();
+  /** Each stat's answer, asked once a run: with both skip flags, both checks look. */
+  readonly #stats = new Map<string, Promise<WireEntry | undefined>>();
 
   constructor(jobs: readonly TransferJob[], listFrom: number = DEFAULTS.listDestinationFromFiles) {
     const counts = new Map<string, number>();
@@ -221,10 +223,15 @@ export class RemoteDestinations {
     const dir = remoteParent(remote);
     const listing = this.#crowded.has(dir) ? await this.#listing(client, dir) : undefined;
     if (listing !== undefined) return listing.get(remote.slice(dir === '' ? 0 : dir.length + 1));
-    return client.stat(remote).catch((error: unknown) => {
-      if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return undefined;
-      throw error;
-    });
+    let answer = this.#stats.get(remote);
+    if (answer === undefined) {
+      answer = client.stat(remote).catch((error: unknown) => {
+        if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return undefined;
+        throw error;
+      });
+      this.#stats.set(remote, answer);
+    }
+    return answer;
   }
 
   #listing(client: Client, dir: string): Promise<Map<string, WireEntry> | undefined> {
