@@ -93,12 +93,20 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
     ancestors: ReadonlySet<string>,
   ): Promise<void> => {
     let names: string[];
+    const notUtf8: string[] = [];
     let real: string;
     try {
       real = await realpath(localDir);
       // muxftp's own hidden files (a get in progress, or what a failed one kept for get -c) are no
-      // file of the tree, and their names are reserved on the server (INVALID_PATH).
-      names = (await readdir(localDir)).filter((name) => !isTemporaryName(name)).sort();
+      // file of the tree, and their names are reserved on the server (INVALID_PATH). As bytes:
+      // a name that is not UTF-8, read as a string, would be another name.
+      names = [];
+      for (const raw of await readdir(localDir, { encoding: 'buffer' })) {
+        const name = utf8Name(raw);
+        if (name === undefined) notUtf8.push(raw.toString('utf8'));
+        else if (!isTemporaryName(name)) names.push(name);
+      }
+      names.sort();
     } catch (error) {
       tree.problems.push({
         localPath: localDir,
@@ -118,6 +126,19 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
     // Created on the server only once it can be walked: a link loop or an unreadable directory is
     // reported, and leaves no empty directory behind it.
     if (relativeDir !== '') tree.dirs.push(relativeDir);
+    for (const shown of notUtf8) {
+      const localPath = path.join(localDir, shown);
+      const relative = relativeDir === '' ? shown : `${relativeDir}/${shown}`;
+      if (excluded?.(relative) === true) continue;
+      tree.problems.push({
+        localPath,
+        relative,
+        error: new MuxftpError(
+          'INVALID_PATH',
+          `name is not UTF-8 (muxftp sends UTF-8 names only), skipped: ${localPath}`,
+        ),
+      });
+    }
     const inside = new Set(ancestors).add(real);
     const entries = await Promise.all(
       names.map(async (name) => {
@@ -196,7 +217,7 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
       const localPath = path.join(localDir, name);
       // A link is `other`, whatever it leads to.
       const kind: LocalKind = dirent.isDirectory() ? 'dir' : dirent.isFile() ? 'file' : 'other';
-      if (!Buffer.from(name, 'utf8').equals(dirent.name)) {
+      if (utf8Name(dirent.name) === undefined) {
         const rawPath = Buffer.concat([Buffer.from(`${localDir}${path.sep}`), dirent.name]);
         found.entries.push({ relative, localPath, kind, rawPath });
         continue;
@@ -207,4 +228,10 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
   };
   await walk(root, '');
   return found;
+}
+
+/** A name read as bytes, as a string; undefined when it is not UTF-8 (no remote name can be it). */
+function utf8Name(raw: Buffer): string | undefined {
+  const name = raw.toString('utf8');
+  return Buffer.from(name, 'utf8').equals(raw) ? name : undefined;
 }

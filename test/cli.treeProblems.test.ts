@@ -71,6 +71,42 @@ describe('--json results of entries a tree walk skipped', () => {
     expect(await readdir(join(server.root!, 'backup', 'site', 'sub'))).toEqual(['page.html']);
   });
 
+  it('put -r says a local name that is not UTF-8 cannot be sent, and sends the rest', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'site'));
+    await writeFile(join(local, 'site', 'index.html'), 'hi');
+    // Latin-1 names, as an old archive leaves them: a file, and a directory with a file in it.
+    const latin1 = (...names: string[]) => Buffer.from(join(local, 'site', ...names), 'latin1');
+    await writeFile(latin1('caf\u00e9.txt'), 'x');
+    await mkdir(latin1('r\u00e9sum\u00e9'));
+    await writeFile(latin1('r\u00e9sum\u00e9', 'cv.pdf'), 'y');
+
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, '--json', 'put', '-r', 'site', '--to', 'backup/', '-p'],
+      local,
+    );
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `muxftp: put ${join('site', 'caf\ufffd.txt')}: name is not UTF-8 (muxftp sends UTF-8 names only), skipped`,
+    );
+    const outcomes = JSON.parse(result.stdout) as Outcome[];
+    expect(outcomes.filter((outcome) => !outcome.ok)).toMatchObject([
+      {
+        local: join('site', 'caf\ufffd.txt'),
+        remote: 'backup/site/caf\ufffd.txt',
+        error: { code: 'INVALID_PATH' },
+      },
+      {
+        local: join('site', 'r\ufffdsum\ufffd'),
+        remote: 'backup/site/r\ufffdsum\ufffd',
+        error: { code: 'INVALID_PATH' },
+      },
+    ]);
+    expect(await readdir(join(server.root!, 'backup', 'site'))).toEqual(['index.html']);
+  });
+
   it('get -r names the local path a FIFO on the server would have had', async () => {
     server = await startServer({ backend: 'disk' });
     await mkdir(join(server.root!, 'odd', 'deeper'), { recursive: true });
