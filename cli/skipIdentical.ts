@@ -13,6 +13,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import type { Client, WireEntry } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
+import { isValidClientPath } from '../shared/clientPaths.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { lessUmask, PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
@@ -201,8 +202,8 @@ export async function localCopyIsUnchanged(
  * inside the root alike, as what it leads to.
  */
 export class RemoteDestinations {
-  /** Directories that many jobs go into. */
-  readonly #crowded = new Set<string>();
+  /** Directories that many jobs go into, each with how many entries a listing of it may have. */
+  readonly #crowded = new Map<string, number>();
   readonly #listings = new Map<string, Promise<Map<string, WireEntry> | undefined>>();
   /** Each stat's answer, asked once a run: with both skip flags, both checks look. */
   readonly #stats = new Map<string, Promise<WireEntry | undefined>>();
@@ -214,14 +215,17 @@ export class RemoteDestinations {
       const dir = remoteParent(job.remote);
       const count = (counts.get(dir) ?? 0) + 1;
       counts.set(dir, count);
-      if (count >= listFrom) this.#crowded.add(dir);
+      if (count >= listFrom) this.#crowded.set(dir, count * DEFAULTS.listDestinationEntriesPerFile);
     }
   }
 
   /** The entry at `remote`; undefined when there is none. Rejects as stat does (a link out of the root, say). */
   async entry(client: Client, remote: string): Promise<WireEntry | undefined> {
     const dir = remoteParent(remote);
-    const listing = this.#crowded.has(dir) ? await this.#listing(client, dir) : undefined;
+    // A name the server lists but refuses in a path (a control character put there on the
+    // host) is asked with stat, which says so, as the upload would.
+    const listing =
+      this.#crowded.has(dir) && isValidClientPath(remote) ? await this.#listing(client, dir) : undefined;
     if (listing !== undefined) return listing.get(remote.slice(dir === '' ? 0 : dir.length + 1));
     let answer = this.#stats.get(remote);
     if (answer === undefined) {
@@ -237,9 +241,10 @@ export class RemoteDestinations {
   #listing(client: Client, dir: string): Promise<Map<string, WireEntry> | undefined> {
     let listing = this.#listings.get(dir);
     if (listing === undefined) {
-      listing = client.list(dir).then(
+      listing = client.list(dir, { maxEntries: this.#crowded.get(dir)! }).then(
         (entries) => new Map(entries.map((entry) => [String(entry.name), entry])),
-        // A directory not there yet, or one this user may not list: a stat each.
+        // A directory not there yet, one this user may not list, or one so large that a stat
+        // each costs less: a stat each.
         () => undefined,
       );
       this.#listings.set(dir, listing);

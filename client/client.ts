@@ -661,9 +661,12 @@ export class Client implements ClientHost {
     return this.streams.size + this.waitingToOpen.length;
   }
 
-  /** The entries of a remote directory (the root by default), sorted by name. */
-  async list(path = ''): Promise<WireEntry[]> {
-    return (await this.request({ op: 'list', path })).entries;
+  /**
+   * The entries of a remote directory (the root by default), sorted by name. With `maxEntries`, a
+   * longer listing is cancelled as soon as a REPLY frame says so, and rejects ListingTooLongError.
+   */
+  async list(path = '', { maxEntries }: { maxEntries?: number } = {}): Promise<WireEntry[]> {
+    return (await this.request({ op: 'list', path }, undefined, maxEntries)).entries;
   }
 
   /** One remote entry: its name, type, size and mtime. Rejects NOT_FOUND if it is missing. */
@@ -1004,11 +1007,12 @@ export class Client implements ClientHost {
   private async request<R extends RequestOf<'request'>>(
     request: R,
     signal?: AbortSignal,
+    maxEntries?: number,
   ): Promise<ReplyOf<R['op']>> {
     const policy = this.options.busyRetries?.();
     for (;;) {
       try {
-        return await this.requestOnce(request, signal);
+        return await this.requestOnce(request, signal, maxEntries);
       } catch (error) {
         const busy = error instanceof MuxftpError && error.code === 'SERVER_BUSY';
         const delayMs = busy && this.isOpen && signal?.aborted !== true ? policy?.next(error) : undefined;
@@ -1023,13 +1027,12 @@ export class Client implements ClientHost {
   private requestOnce<R extends RequestOf<'request'>>(
     request: R,
     signal?: AbortSignal,
+    maxEntries?: number,
   ): Promise<ReplyOf<R['op']>> {
     return new Promise((resolve, reject) => {
       const id = this.allocateStreamId();
-      const call = new RequestCall(this, id, request.op, {
-        resolve: (reply) => resolve(reply as ReplyOf<R['op']>),
-        reject,
-      });
+      const deferred = { resolve: (reply: unknown) => resolve(reply as ReplyOf<R['op']>), reject };
+      const call = new RequestCall(this, id, request.op, deferred, maxEntries);
       this.open(call, [encodeOpen(id, request)], signal);
     });
   }

@@ -144,18 +144,31 @@ export class RequestCall extends ClientStream {
   private readonly op: OperationOf<'request'>;
   private readonly deferred: Deferred<unknown>;
   private readonly entries: WireEntry[] = [];
+  /** A listing longer than this is cancelled (ListingTooLongError). */
+  private readonly maxEntries: number;
   private result: unknown;
 
-  constructor(host: ClientHost, id: number, op: OperationOf<'request'>, deferred: Deferred<unknown>) {
+  constructor(
+    host: ClientHost,
+    id: number,
+    op: OperationOf<'request'>,
+    deferred: Deferred<unknown>,
+    maxEntries = Number.POSITIVE_INFINITY,
+  ) {
     super(host, id);
     this.op = op;
     this.deferred = deferred;
+    this.maxEntries = maxEntries;
   }
 
   override onReply(result: Record<string, unknown>, more: boolean): void {
     const reply = OPERATIONS[this.op].reply(result);
     if (this.op === 'list') {
       this.entries.push(...(reply as ReplyOf<'list'>).entries);
+      if (this.entries.length > this.maxEntries) {
+        this.cancel(new ListingTooLongError(this.maxEntries));
+        return;
+      }
       this.result = { entries: this.entries };
     } else if (more) {
       throw new ProtocolError(
@@ -202,6 +215,14 @@ export interface GetResume {
    * is refused as such. Unset for a partial file a retry kept (the digests decide there).
    */
   localSize?: number;
+}
+
+/** A listing asked with `maxEntries` had more: cancelled once its REPLY frames said so. */
+export class ListingTooLongError extends MuxftpError {
+  constructor(maxEntries: number) {
+    super('CANCELLED', `listing cancelled: more than ${maxEntries} entries`);
+    this.name = 'ListingTooLongError';
+  }
 }
 
 /**

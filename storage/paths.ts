@@ -1,61 +1,19 @@
 /**
- * Client paths: the one place they are checked (after pyftpdlib's AbstractedFS.validpath).
- * A client path is relative to the storage root, uses '/' between names, and is normalized
- * here before any backend sees it; '' is the root itself.
+ * Client paths on the host: the rule every client path follows (shared/clientPaths.ts, after
+ * pyftpdlib's AbstractedFS.validpath), checked before any backend sees it, and the half of the
+ * check that needs the filesystem (ConfinedRoot).
  */
 
 import type { PlatformPath } from 'node:path';
-import { DEFAULTS } from '../shared/defaults.js';
+import { normalizeClientPath } from '../shared/clientPaths.js';
 import { StorageError } from '../shared/errors.js';
-import { isTemporaryName, TEMP_PREFIX } from '../shared/temporaryNames.js';
 import type { FsPromises } from './fsApi.js';
 import { isMissing, storageErrorFromFs } from './fsErrors.js';
 
-// The temporary-name scheme is shared with the client's downloads (shared/temporaryNames.ts).
+// The rule is the client's too (which names a server answers for); the temporary-name scheme is
+// shared with the client's downloads (shared/temporaryNames.ts).
+export { normalizeClientPath } from '../shared/clientPaths.js';
 export { isTemporaryName, newTemporaryName, TEMP_PREFIX } from '../shared/temporaryNames.js';
-
-// ASCII C0 controls and DEL; NUL gets its own message below.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const CONTROL_CHARACTER = /[\u0001-\u001f\u007f]/;
-// With the u flag a surrogate range matches only unpaired halves, which UTF-8 cannot encode.
-const LONE_SURROGATE = /[\ud800-\udfff]/u;
-
-/**
- * Checks a client path and returns it normalized: relative, '/'-separated, with no empty or '.'
- * segments ('a//b/./c/' -> 'a/b/c'; '', '.' and './' -> ''). Throws INVALID_PATH otherwise.
- */
-export function normalizeClientPath(path: string): string {
-  if (typeof path !== 'string') {
-    throw new StorageError('INVALID_PATH', 'path must be a string');
-  }
-  const refuse = (reason: string): never => {
-    throw new StorageError('INVALID_PATH', `invalid path: ${reason}`, path);
-  };
-  // Length first, so nothing below runs over an oversized string.
-  if (Buffer.byteLength(path, 'utf8') > DEFAULTS.maxPathBytes) {
-    refuse(`longer than ${DEFAULTS.maxPathBytes} bytes`);
-  }
-  if (path.includes('\0')) refuse('contains a NUL byte');
-  if (CONTROL_CHARACTER.test(path)) refuse('contains a control character');
-  if (LONE_SURROGATE.test(path)) refuse('is not valid Unicode');
-  // A backslash is a separator on Windows hosts; refusing it keeps names portable and safe.
-  if (path.includes('\\')) refuse('contains a backslash');
-  if (path.startsWith('/')) refuse('must be relative to the root (no leading /)');
-
-  const names: string[] = [];
-  for (const name of path.split('/')) {
-    if (name === '' || name === '.') continue;
-    if (name === '..') refuse("contains a '..' segment");
-    if (Buffer.byteLength(name, 'utf8') > DEFAULTS.maxNameBytes) {
-      refuse(`a name is longer than ${DEFAULTS.maxNameBytes} bytes`);
-    }
-    if (isTemporaryName(name)) refuse(`names starting with ${TEMP_PREFIX} are reserved`);
-    names.push(name);
-  }
-  // Bounded so that no request can make storage walk an arbitrarily deep tree (issue #7).
-  if (names.length > DEFAULTS.maxPathDepth) refuse(`more than ${DEFAULTS.maxPathDepth} names deep`);
-  return names.join('/');
-}
 
 /** The last name of a normalized client path ('' for the root). */
 export function baseName(clientPath: string): string {

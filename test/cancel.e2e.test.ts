@@ -11,6 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { ListingTooLongError } from '../client/streams.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -93,6 +95,26 @@ describe('cancelling one operation through its AbortSignal', () => {
     const after = randomBytes(100_000);
     await client.put('after.bin', after);
     expect(sha256(await client.getBuffer('after.bin'))).toBe(sha256(after));
+    expect(env.server.stats().streams).toBe(0);
+    expect(env.logs.filter((line) => /PROTOCOL|FLOW_CONTROL|STREAM_CLOSED/.test(line))).toEqual([]);
+  });
+});
+
+describe('a listing asked with maxEntries', () => {
+  it('is cancelled once it has more, and the connection goes on', async () => {
+    env = await startServer({ backend: 'memory' });
+    const client = await env.connect();
+    await client.mkdir('many');
+    const files = 3 * DEFAULTS.listBatchEntries;
+    await Promise.all(Array.from({ length: files }, (_, i) => client.put(`many/f${i}`, Buffer.from('x'))));
+    await client.mkdir('few');
+    await client.put('few/only', Buffer.from('y'));
+
+    const tooLong = client.list('many', { maxEntries: 10 });
+    await expect(tooLong).rejects.toBeInstanceOf(ListingTooLongError);
+    await expect(tooLong).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(await client.list('few', { maxEntries: 1 })).toMatchObject([{ name: 'only' }]);
+    expect(await client.list('many', { maxEntries: files })).toHaveLength(files);
     expect(env.server.stats().streams).toBe(0);
     expect(env.logs.filter((line) => /PROTOCOL|FLOW_CONTROL|STREAM_CLOSED/.test(line))).toEqual([]);
   });

@@ -283,6 +283,11 @@ describe('--delete', () => {
     await symlink(join(outside, 'theirs.txt'), join(root, 'site', 'out-file'));
     await symlink(join(outside, 'dir'), join(root, 'site', 'shared', 'out-dir'));
     await symlink('nowhere', join(root, 'site', 'dangling'));
+    // Named as a directory (`/`, `/.`), a link is not removed: rm -r would not walk through it.
+    for (const named of ['site/shared/out-dir/', 'site/shared/out-dir/.']) {
+      expect(await cli('rm', named)).toMatchObject({ code: 1 });
+    }
+    expect((await lstat(join(root, 'site', 'shared', 'out-dir'))).isSymbolicLink()).toBe(true);
     const again = await cli('put', '-r', 'site', '--delete');
     expect(again.stderr).not.toContain('failed');
     expect(again.code).toBe(0);

@@ -33,6 +33,7 @@ interface Outcome {
   algorithm?: string;
   digest?: string;
   skipped?: boolean;
+  error?: { code: string };
 }
 
 /** A tree of four files: one over a block, a small text, an empty one, one in a subdirectory. */
@@ -287,6 +288,12 @@ describe('--skip-unchanged', () => {
     const f05Time = (await stat(f05)).mtime;
     await writeFile(f05, 'many/F05\n');
     await utimes(f05, new Date(), f05Time);
+    // A name the server lists but refuses in a path, put there on the host: not skipped.
+    const control = 'ctrl\u0001x';
+    for (const side of [join(local, 'tree', 'many'), join(server.root!, 'mirror', 'tree', 'many')]) {
+      await writeFile(join(side, control), 'same\n');
+      await utimes(join(side, control), new Date(), f05Time);
+    }
 
     const asked: string[] = [];
     const proxy = await startFrameProxy(server.port, {
@@ -317,14 +324,23 @@ describe('--skip-unchanged', () => {
       const quick = await putSkipping('--skip-unchanged');
       expect(quick.code).toBe(1); // f09: a directory is in the way
       expect(quick.outcomes.get('many/f09')).toMatchObject({ ok: false });
-      expect(quick.asked).toEqual(['list mirror/tree/many', 'stat mirror/tree/lone.txt']);
-      expect(quick.sent).toEqual(['many/f03', 'many/f07', 'many/f09']);
+      expect(quick.outcomes.get(`many/${control}`)).toMatchObject({
+        ok: false,
+        error: { code: 'INVALID_PATH' },
+      });
+      expect(quick.asked).toEqual([
+        'list mirror/tree/many',
+        'stat mirror/tree/lone.txt',
+        `stat mirror/tree/many/${control}`,
+      ]);
+      expect(quick.sent).toEqual([`many/${control}`, 'many/f03', 'many/f07', 'many/f09']);
       expect(await readFile(remote('many/f07'), 'utf8')).toBe('many/f07\n');
       expect(await readFile(remote('many/f05'), 'utf8')).toBe('many/f05\n');
 
       // Another time, the same bytes: the quick check says changed, the content check (both
       // flags) looks at what the first one asked for: still one request each, and it is left.
       await rm(remote('many/f09'), { recursive: true });
+      await rm(join(local, 'tree', 'many', control));
       await utimes(join(local, 'tree', 'lone.txt'), new Date(), new Date(Date.now() + 5_000));
       const both = await putSkipping('--skip-unchanged', '--skip-identical');
       expect(both.code).toBe(0);
@@ -338,6 +354,57 @@ describe('--skip-unchanged', () => {
       expect(content.asked).toEqual(['list mirror/tree/many', 'stat mirror/tree/lone.txt']);
       expect(content.sent).toEqual(['many/f05']);
       expect(await readFile(remote('many/f05'), 'utf8')).toBe('many/F05\n');
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it('put does not read a destination directory far larger than what goes into it: a stat each', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const names = Array.from({ length: 8 }, (_, i) => `n${i}`);
+    await mkdir(join(local, 'few'));
+    for (const name of names) await writeFile(join(local, 'few', name), `${name}\n`);
+    await cli(['put', '-r', 'few', '--to', 'big', '-p'], local);
+    // 8 files · 16 entries each may be listed: 2,000 others are far more.
+    for (let i = 0; i < 2000; i++) await writeFile(join(server.root!, 'big', 'few', `other${i}`), '');
+    await writeFile(join(local, 'few', 'n3'), 'changed\n');
+
+    const asked: string[] = [];
+    const listings = new Set<number>();
+    let listingCancelled = false;
+    const proxy = await startFrameProxy(server.port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) {
+          const { op, path } = jsonOf(frame) as { op: string; path: string };
+          if (op === 'list') listings.add(frame.streamId);
+          if ((op === 'stat' || op === 'list') && path.startsWith('big/few')) asked.push(`${op} ${path}`);
+        }
+        if (frame.type === FrameType.CANCEL && listings.has(frame.streamId)) listingCancelled = true;
+        return frame;
+      },
+    });
+    try {
+      const run = await runCli(
+        [
+          'put',
+          '-r',
+          'few',
+          '--to',
+          'big',
+          '--skip-unchanged',
+          '--json',
+          '--server',
+          `127.0.0.1:${proxy.port}`,
+        ],
+        local,
+        { timeoutMs: 30_000 },
+      );
+      expect(run.code).toBe(0);
+      const sent = (JSON.parse(run.stdout) as Outcome[]).filter((outcome) => outcome.skipped !== true);
+      expect(sent.map((outcome) => outcome.remote)).toEqual(['big/few/n3']);
+      expect(listingCancelled).toBe(true);
+      expect(asked.sort()).toEqual(['list big/few', ...names.map((name) => `stat big/few/${name}`)]);
     } finally {
       await proxy.close();
     }

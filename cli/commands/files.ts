@@ -171,7 +171,8 @@ export function registerFileCommands(program: Command, output: Output): void {
           ? removeRecursively
           : (client: Client, path: string) => client.delete(path);
       const removeAsGiven = async (client: Client, path: string, argument: string) => {
-        if (argument.endsWith('/')) await requireDirectory(client, path);
+        // `d/` and `d/.` name a directory (through a link too): never the link itself.
+        if (argument.endsWith('/') || argument.endsWith('/.')) await requireDirectory(client, path);
         await remove(client, path);
       };
       await eachPath(

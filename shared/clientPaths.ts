@@ -1,0 +1,64 @@
+/**
+ * Client paths: the one place they are checked (after pyftpdlib's AbstractedFS.validpath). A
+ * client path is relative to the storage root, uses '/' between names, and is normalized here
+ * before any backend sees it; '' is the root itself. In shared/ because a client asks too: a
+ * name a server lists may be one it refuses in a path (a control character put there on the
+ * host), and what a listing says of it is no answer for that path.
+ */
+
+import { DEFAULTS } from './defaults.js';
+import { StorageError } from './errors.js';
+import { isTemporaryName, TEMP_PREFIX } from './temporaryNames.js';
+
+// ASCII C0 controls and DEL; NUL gets its own message below.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL_CHARACTER = /[\u0001-\u001f\u007f]/;
+// With the u flag a surrogate range matches only unpaired halves, which UTF-8 cannot encode.
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
+/**
+ * Checks a client path and returns it normalized: relative, '/'-separated, with no empty or '.'
+ * segments ('a//b/./c/' -> 'a/b/c'; '', '.' and './' -> ''). Throws INVALID_PATH otherwise.
+ */
+export function normalizeClientPath(path: string): string {
+  if (typeof path !== 'string') {
+    throw new StorageError('INVALID_PATH', 'path must be a string');
+  }
+  const refuse = (reason: string): never => {
+    throw new StorageError('INVALID_PATH', `invalid path: ${reason}`, path);
+  };
+  // Length first, so nothing below runs over an oversized string.
+  if (Buffer.byteLength(path, 'utf8') > DEFAULTS.maxPathBytes) {
+    refuse(`longer than ${DEFAULTS.maxPathBytes} bytes`);
+  }
+  if (path.includes('\0')) refuse('contains a NUL byte');
+  if (CONTROL_CHARACTER.test(path)) refuse('contains a control character');
+  if (LONE_SURROGATE.test(path)) refuse('is not valid Unicode');
+  // A backslash is a separator on Windows hosts; refusing it keeps names portable and safe.
+  if (path.includes('\\')) refuse('contains a backslash');
+  if (path.startsWith('/')) refuse('must be relative to the root (no leading /)');
+
+  const names: string[] = [];
+  for (const name of path.split('/')) {
+    if (name === '' || name === '.') continue;
+    if (name === '..') refuse("contains a '..' segment");
+    if (Buffer.byteLength(name, 'utf8') > DEFAULTS.maxNameBytes) {
+      refuse(`a name is longer than ${DEFAULTS.maxNameBytes} bytes`);
+    }
+    if (isTemporaryName(name)) refuse(`names starting with ${TEMP_PREFIX} are reserved`);
+    names.push(name);
+  }
+  // Bounded so that no request can make storage walk an arbitrarily deep tree (issue #7).
+  if (names.length > DEFAULTS.maxPathDepth) refuse(`more than ${DEFAULTS.maxPathDepth} names deep`);
+  return names.join('/');
+}
+
+/** Whether a server takes `path` (normalizeClientPath does not refuse it). */
+export function isValidClientPath(path: string): boolean {
+  try {
+    normalizeClientPath(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
