@@ -35,8 +35,8 @@ export async function remoteCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
-  keep: { times?: boolean; modes?: boolean } = {},
-  destinations: RemoteDestinations = new RemoteDestinations([]),
+  keep: { times?: boolean; modes?: boolean },
+  destinations: RemoteDestinations,
 ): Promise<TransferDone | undefined> {
   const [remote, local] = await Promise.all([destinations.entry(client, job.remote), statLocal(job.local)]);
   if (remote?.type !== 'file' || remote.size !== job.size) return undefined;
@@ -166,8 +166,8 @@ const sameTime = (a: number, b: number): boolean => Math.abs(a - b) <= 1;
 export async function remoteCopyIsUnchanged(
   job: TransferJob,
   client: Client,
-  keepModes = false,
-  destinations: RemoteDestinations = new RemoteDestinations([]),
+  keepModes: boolean,
+  destinations: RemoteDestinations,
 ): Promise<SkippedDone | undefined> {
   const [remote, local] = await Promise.all([destinations.entry(client, job.remote), statLocal(job.local)]);
   if (remote?.type !== 'file' || !local.isFile() || remote.size !== local.size) return undefined;
@@ -208,14 +208,15 @@ export class RemoteDestinations {
   /** Each stat's answer, asked once a run: with both skip flags, both checks look. */
   readonly #stats = new Map<string, Promise<WireEntry | undefined>>();
 
-  constructor(jobs: readonly TransferJob[], listFrom: number = DEFAULTS.listDestinationFromFiles) {
+  constructor(jobs: readonly TransferJob[]) {
     const counts = new Map<string, number>();
     for (const job of jobs) {
       if (job.standardStream) continue;
       const dir = remoteParent(job.remote);
       const count = (counts.get(dir) ?? 0) + 1;
       counts.set(dir, count);
-      if (count >= listFrom) this.#crowded.set(dir, count * DEFAULTS.listDestinationEntriesPerFile);
+      if (count >= DEFAULTS.listDestinationFromFiles)
+        this.#crowded.set(dir, count * DEFAULTS.listDestinationEntriesPerFile);
     }
   }
 
