@@ -184,4 +184,19 @@ describe("a client's response timeout", () => {
     expect(connections).toBe(2);
     expect((await readFile(join(dir, 'out.bin'))).equals(content)).toBe(true);
   });
+
+  it('the CLI gives up on a server silent from the start within --timeout, when shorter than the connect bound', async () => {
+    env = await startServer({ backend: 'memory' });
+    // The connection is taken, and not even WELCOME comes back (a stopped server).
+    const { port, silent } = await silencingProxy(env.port);
+    silent.on = true;
+    const dir = await tempDirs.make();
+    const run = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--timeout', '1', '--json'], dir, {
+      timeoutMs: 20_000,
+    });
+    expect(run.code).toBe(1);
+    // Not the connect's own 10 s.
+    expect(run.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: no answer within 1 s/);
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, error: { code: 'CONNECT_FAILED' } });
+  });
 });
