@@ -516,6 +516,18 @@ describe('--dry-run', () => {
     expect(into.code).toBe(0);
     expect(into.stdout).toContain('would put site/new.txt → new/site/new.txt');
     expect(await snapshot(root)).toEqual(before);
+
+    // A file into a directory not there, without -p: refused as the upload would refuse it.
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const real = await runCli([...at, 'put', 'site/new.txt', 'nowhere/new.txt'], local);
+    const dry = await runCli([...at, 'put', 'site/new.txt', 'nowhere/new.txt', '-n'], local);
+    expect([dry.code, real.code]).toEqual([1, 1]);
+    for (const run of [dry, real])
+      expect(run.stderr).toContain('no such file or directory: nowhere (NOT_FOUND); add -p');
+    expect(dry.stdout).toBe('');
+    const withParents = await runCli([...at, 'put', 'site/new.txt', 'nowhere/new.txt', '-n', '-p'], local);
+    expect(withParents.stdout).toBe('would put site/new.txt → nowhere/new.txt (7 B)\n');
+    expect(await snapshot(root)).toEqual(before);
   });
 
   it('get -r says what it would fetch and delete, and changes nothing locally', async () => {

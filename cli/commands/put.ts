@@ -211,6 +211,14 @@ async function resolvePutTarget(
   if (existing?.type === 'dir') return { kind: 'into', dir: target.remote };
   const parent = remoteParent(target.remote);
   if (creation === 'with-parents' && parent !== '' && !dryRun) await client.mkdir(parent, { parents: true });
+  // What the upload would say of a missing parent, looked at instead.
+  if (
+    creation !== 'with-parents' &&
+    parent !== '' &&
+    dryRun &&
+    (await statIfExists(client, parent)) === undefined
+  )
+    throw new MuxftpError('NOT_FOUND', `no such file or directory: ${parent}`);
   return { kind: 'as', remote: target.remote };
 }
 
