@@ -70,7 +70,7 @@ const fstatAsync = promisify(fstat);
  * cost more than the calls: 40–90 µs of CPU per file on our 2-core VMs. Like FileHandle, close()
  * waits for reads still in the threadpool, so the number cannot name another file when they run.
  */
-class LocalFile {
+export class LocalFile {
   readonly #fd: number;
   #closed = false;
   readonly #running = new Set<Promise<unknown>>();
