@@ -1,6 +1,7 @@
 /**
  * Preloaded into a CLI child process (`node --import`): counts the bytes read from files opened
- * read-only (fs.promises.open with flags 'r', as the client opens a local file to hash it) under
+ * read-only (fs.promises.open with flags 'r', or a descriptor from fs.open/openSync read with
+ * fs.read/readSync, as the client opens a local file to hash it) under
  * $MUXFTP_TEST_READS_UNDER, and the bytes of the files copied from there (fs.promises.copyFile,
  * as get -c copies a partial file), and writes the counts as JSON `{ "bytes": n, "copied": n }`
  * to $MUXFTP_TEST_READS_OUT when the process exits. As countPathStats.mjs, the CLI's code is not touched: the ES modules'
@@ -9,6 +10,7 @@
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { resolve, sep } from 'node:path';
+import { promisify } from 'node:util';
 
 const under = process.env.MUXFTP_TEST_READS_UNDER;
 const out = process.env.MUXFTP_TEST_READS_OUT;
@@ -37,6 +39,71 @@ promises.open = async function counted(/** @type {unknown[]} */ ...args) {
     };
   }
   return handle;
+};
+// And by descriptor (client/sources.ts's LocalFile: open, read and close on the loop while file
+// calls are fast, else through the threadpool): the descriptors of such files opened read-only.
+/** @type {Set<number>} */
+const counted = new Set();
+/** @param {unknown} path @param {unknown} flags */
+const isCounted = (path, flags) =>
+  typeof path === 'string' &&
+  (flags === 'r' ||
+    flags === undefined ||
+    (typeof flags === 'number' && (flags & 3) === fs.constants.O_RDONLY)) &&
+  resolve(path).startsWith(under + sep);
+const syncFs = /** @type {Record<string, any>} */ (/** @type {unknown} */ (fs));
+const {
+  openSync,
+  readSync,
+  closeSync,
+  open: openCallback,
+  read: readCallback,
+  close: closeCallback,
+} = syncFs;
+syncFs.openSync = (/** @type {any[]} */ ...args) => {
+  const fd = openSync(...args);
+  if (isCounted(args[0], args[1])) counted.add(fd);
+  return fd;
+};
+syncFs.readSync = (/** @type {any[]} */ ...args) => {
+  const read = readSync(...args);
+  if (counted.has(args[0])) bytes += read;
+  return read;
+};
+syncFs.closeSync = (/** @type {any[]} */ ...args) => {
+  counted.delete(args[0]);
+  return closeSync(...args);
+};
+syncFs.open = (/** @type {any[]} */ ...args) => {
+  const callback = args.pop();
+  openCallback(...args, (/** @type {unknown} */ error, /** @type {number} */ fd) => {
+    if (error === null && isCounted(args[0], typeof args[1] === 'function' ? undefined : args[1]))
+      counted.add(fd);
+    callback(error, fd);
+  });
+};
+syncFs.read = (/** @type {any[]} */ ...args) => {
+  const callback = args.pop();
+  readCallback(
+    ...args,
+    (/** @type {unknown} */ error, /** @type {number} */ read, /** @type {unknown} */ buffer) => {
+      if (error === null && counted.has(args[0])) bytes += read;
+      callback(error, read, buffer);
+    },
+  );
+};
+// As fs.read's own: promisify() of it gives { bytesRead, buffer }.
+syncFs.read[promisify.custom] = (/** @type {any[]} */ ...args) =>
+  new Promise((resolvePromise, reject) =>
+    syncFs.read(
+      ...args,
+      (/** @type {unknown} */ error, /** @type {number} */ bytesRead, /** @type {unknown} */ buffer) =>
+        error === null ? resolvePromise({ bytesRead, buffer }) : reject(error),
+    ),
+  );
+syncFs.close = (/** @type {any[]} */ ...args) => {
+  counted.delete(args[0]);
+  return closeCallback(...args);
 };
 const copyFile = /** @type {(...args: unknown[]) => Promise<void>} */ (promises.copyFile);
 promises.copyFile = async function counted(/** @type {unknown[]} */ ...args) {
