@@ -3,7 +3,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerAddress } from '../client/address.js';
 import { Client, type ClientOptions } from '../client/client.js';
-import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, SettingError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { packageVersion } from '../shared/version.js';
@@ -110,11 +109,6 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
         ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
         ...(target.maxRate === undefined ? {} : { maxRate: target.maxRate }),
         ...(target.responseTimeoutMs === undefined ? {} : { responseTimeoutMs: target.responseTimeoutMs }),
-        // A server that takes the connection and says nothing (stopped) is `--timeout` too, when
-        // that is shorter than the connect's own bound.
-        ...(target.responseTimeoutMs
-          ? { connectTimeoutMs: Math.min(DEFAULTS.connectTimeoutMs, target.responseTimeoutMs) }
-          : {}),
         ...(signal === undefined ? {} : { signal }),
         ...(busy === undefined ? {} : { busyRetries: () => announcedBusyRetries(busy.command, busy.notice) }),
       });

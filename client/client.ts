@@ -144,6 +144,7 @@ export interface ClientOptions {
    * (CONNECTION_LOST): it is pinged after a quarter of it, so a slow server (hashing a large file,
    * committing to a slow disk) still answers, and only a silent one (stopped, cut off without a
    * reset) is given up on. Servers that do not answer PING are never timed out. 0: wait forever.
+   * Connecting, no WELCOME within it (when shorter than connectTimeoutMs) fails CONNECT_FAILED.
    */
   responseTimeoutMs?: number;
 }
@@ -451,6 +452,8 @@ export class Client implements ClientHost {
   private ready = false;
   private lostError: MuxftpError | undefined;
   private handshake: { resolve(): void; reject(err: Error): void } | undefined;
+  /** Until WELCOME: the response timeout's bound on a server that takes the connection and says nothing. */
+  private welcomeTimer: NodeJS.Timeout | undefined;
   private readonly closed: Promise<void>;
   private markClosed!: () => void;
   private closeRequested = false;
@@ -549,20 +552,26 @@ export class Client implements ClientHost {
   }
 
   private start(signal: AbortSignal | undefined): Promise<Client> {
-    const { connectTimeoutMs } = this.options;
+    const { connectTimeoutMs, responseTimeoutMs } = this.options;
+    // No WELCOME within the response timeout, when that is shorter, is a server that says nothing
+    // (stopped) too; after it, a login may take the server's deliberate delay, up to the connect's.
+    const welcomeWithinMs =
+      responseTimeoutMs > 0 ? Math.min(connectTimeoutMs, responseTimeoutMs) : connectTimeoutMs;
+    const noAnswer = (withinMs: number) => () =>
+      this.transport.destroy(
+        // The peer is named by the CONNECT_FAILED this becomes the cause of (transportOnClose).
+        new MuxftpError('CONNECT_FAILED', `no answer within ${withinMs / 1000} s`),
+      );
     return new Promise<Client>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.transport.destroy(
-          // The peer is named by the CONNECT_FAILED this becomes the cause of (transportOnClose).
-          new MuxftpError('CONNECT_FAILED', `no answer within ${connectTimeoutMs / 1000} s`),
-        );
-      }, connectTimeoutMs);
+      const timer = setTimeout(noAnswer(connectTimeoutMs), connectTimeoutMs);
+      this.welcomeTimer = setTimeout(noAnswer(welcomeWithinMs), welcomeWithinMs);
       const onAbort = (): void => {
         this.lostError = new MuxftpError('CANCELLED', `connecting to ${this.peer} was cancelled`);
         this.transport.destroy(this.lostError);
       };
       const settled = (): void => {
         clearTimeout(timer);
+        clearTimeout(this.welcomeTimer);
         signal?.removeEventListener('abort', onAbort);
       };
       this.handshake = {
@@ -1158,6 +1167,7 @@ export class Client implements ClientHost {
         throw new ProtocolError('PROTOCOL_ERROR', `expected WELCOME, got ${FRAME_TYPE_NAMES[frame.type]}`);
       }
       this.welcome = parseWelcome(frame);
+      clearTimeout(this.welcomeTimer);
       if (this.welcome.login?.required === true) this.sendLogin(this.welcome.login);
       else this.handshakeDone();
       return;

@@ -274,6 +274,12 @@ describe('logins from the CLI', () => {
           },
         },
       ]);
+      // The server's delay before it says so (longer after each failure) is no silence: a
+      // --timeout far shorter than it still bounds only the wait for the server's first word.
+      const impatient = await run([...remote, '--timeout', '0.2', '--user', 'alice', 'ls'], {
+        env: { MUXFTP_PASSWORD: 'nope' },
+      });
+      expect(impatient.stderr).toBe(wrong.stderr);
       const nobody = await run([...remote, 'ls']);
       expect(nobody.stderr).toMatch(
         new RegExp(
