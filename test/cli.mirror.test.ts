@@ -527,6 +527,17 @@ describe('--dry-run', () => {
     expect(dry.stdout).toBe('');
     const withParents = await runCli([...at, 'put', 'site/new.txt', 'nowhere/new.txt', '-n', '-p'], local);
     expect(withParents.stdout).toBe('would put site/new.txt → nowhere/new.txt (7 B)\n');
+    // A tree is made at a name only where its parent is, as get -r's and cp -r's: dry or not.
+    for (const dry of [['-n'], []]) {
+      const tree = await runCli([...at, 'put', '-r', 'site', 'nowhere/copy', ...dry], local);
+      expect(tree.code).toBe(1);
+      expect(tree.stderr).toBe(
+        'muxftp: put nowhere/copy: no such directory: nowhere (NOT_FOUND); add -p to create it\n',
+      );
+    }
+    // Under a file: refused as the upload would refuse it.
+    const underFile = await runCli([...at, 'put', 'site/new.txt', 'site/same.txt/x', '-n'], local);
+    expect(underFile.stderr).toContain('not a directory: site/same.txt (NOT_A_DIRECTORY)');
     expect(await snapshot(root)).toEqual(before);
   });
 

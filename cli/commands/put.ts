@@ -163,6 +163,18 @@ async function statIfExists(client: Client, remote: string): Promise<WireEntry |
   }
 }
 
+/**
+ * Fails as a transfer to a path under `parent` would when it is missing (`missing`: what to say)
+ * or not a directory. What cannot be looked at (a user without the list permission) is left to
+ * the transfer.
+ */
+async function requireRemoteParent(client: Client, parent: string, missing: string): Promise<void> {
+  const entry = await statIfExists(client, parent).catch(() => null);
+  if (entry === undefined) throw new MuxftpError('NOT_FOUND', `${missing}: ${parent}`);
+  if (entry !== null && entry.type !== 'dir')
+    throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${parent}`);
+}
+
 async function ensureRemoteDir(
   client: Client,
   dir: string,
@@ -211,14 +223,11 @@ async function resolvePutTarget(
   if (existing?.type === 'dir') return { kind: 'into', dir: target.remote };
   const parent = remoteParent(target.remote);
   if (creation === 'with-parents' && parent !== '' && !dryRun) await client.mkdir(parent, { parents: true });
-  // What the upload would say of a missing parent, looked at instead.
-  if (
-    creation !== 'with-parents' &&
-    parent !== '' &&
-    dryRun &&
-    (await statIfExists(client, parent)) === undefined
-  )
-    throw new MuxftpError('NOT_FOUND', `no such file or directory: ${parent}`);
+  // A tree is made at REMOTE only where REMOTE's parent is (get -r's rule, cp -r's): its mkdir
+  // would make the parents too. A file's upload says so itself; a dry run looks instead.
+  if (creation === 'itself' && parent !== '') await requireRemoteParent(client, parent, 'no such directory');
+  if (creation === 'none' && parent !== '' && dryRun)
+    await requireRemoteParent(client, parent, 'no such file or directory');
   return { kind: 'as', remote: target.remote };
 }
 
