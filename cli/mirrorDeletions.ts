@@ -196,6 +196,8 @@ function normalRemote(remote: string): string {
 export async function removeConflicting(run: MirrorRun & { failed: number }): Promise<TransferOutcome[]> {
   if (run.failed > 0) return [];
   return removeFromDestinations(run, 'in the way', (entry, present) => {
+    // A name that is not UTF-8 is no path of the source's, whatever it looks like.
+    if (entry.rawPath !== undefined) return false;
     const wanted = present.get(entry.relative);
     return (wanted === 'file' || wanted === 'dir') && wanted !== entry.kind;
   });
@@ -215,7 +217,12 @@ export async function removeExtraneous(run: MirrorRun & { failed: number }): Pro
     );
     return [];
   }
-  return removeFromDestinations(run, 'extraneous', (entry, present) => !present.has(entry.relative));
+  return removeFromDestinations(
+    run,
+    'extraneous',
+    // A name that is not UTF-8 is shown with U+FFFD, which a source's name may really have.
+    (entry, present) => entry.rawPath !== undefined || !present.has(entry.relative),
+  );
 }
 
 /**

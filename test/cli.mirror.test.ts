@@ -187,6 +187,15 @@ describe('--delete', () => {
     const again = await mirror();
     expect(again.code).toBe(0);
     expect(deletedIn(again.stdout, 'local')).toEqual([]);
+
+    // A source name with U+FFFD in it, the very text the other is shown with: each its own name.
+    await writeFile(join(server.root!, 'site', 'caf\ufffd.txt'), 'real');
+    await writeFile(raw(copy, latin1('caf\u00e9.txt')), 'x');
+    const third = await mirror();
+    expect(third.code).toBe(0);
+    expect(deletedIn(third.stdout, 'local')).toEqual(['site/caf\ufffd.txt']);
+    expect(await treeUnder(copy)).toEqual(['caf\ufffd.txt', 'index.html', 'sub/', 'sub/page.html']);
+    expect(await readFile(join(copy, 'caf\ufffd.txt'), 'utf8')).toBe('real');
   });
 
   it('replaces what is of another kind at a path first, so a tree that changed shape converges', async () => {
