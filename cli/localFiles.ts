@@ -77,15 +77,18 @@ export interface LocalTree {
   dirs: string[];
   files: Array<{ relative: string; localPath: string; size: number }>;
   /**
-   * Entries that could not be read or are not regular files; the walk went on without them.
+   * Entries that could not be read (a dangling link, a link loop, a name that is not UTF-8); the
+   * walk went on without them.
    * `relative` as for files ('' for the root itself).
    */
   problems: Array<{ localPath: string; relative: string; error: MuxftpError }>;
+  /** Entries that are neither files nor directories (a FIFO, a socket, a device): nothing to send, nothing wrong. */
+  skipped: Array<{ localPath: string; relative: string; reason: string }>;
 }
 
 /** `excluded` entries (cli/excludes.ts) are left out, a directory with everything in it. */
 export async function walkLocalTree(root: string, excluded?: Excluded): Promise<LocalTree> {
-  const tree: LocalTree = { dirs: [], files: [], problems: [] };
+  const tree: LocalTree = { dirs: [], files: [], problems: [], skipped: [] };
   // Symbolic links are followed; real paths of the directories above stop a link loop.
   const walk = async (
     localDir: string,
@@ -162,11 +165,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
       } else if (entry.kind === 'dir') {
         await walk(localPath, relative, inside);
       } else {
-        tree.problems.push({
-          localPath,
-          relative,
-          error: new MuxftpError('LOCAL_IO_ERROR', `not a regular file, skipped: ${localPath}`),
-        });
+        tree.skipped.push({ localPath, relative, reason: 'not a regular file' });
       }
     }
   };

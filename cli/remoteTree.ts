@@ -15,11 +15,17 @@ export interface RemoteTree {
   /** Every entry listed under a safe name (directories, files and anything else), as the server listed it. */
   entries: Array<{ relative: string; entry: WireEntry }>;
   /**
-   * Directories that could not be listed and entries that were skipped; `relative` as for files
-   * ('' for the root itself), undefined for a name that has no safe local path. `listed`: the
-   * entry is in `entries` too (not a regular file: nothing to fetch, but nothing wrong to list).
+   * Directories that could not be listed and entries that could not be walked; `relative` as for
+   * files ('' for the root itself), undefined for a name that has no safe local path. `listed`:
+   * the entry is in `entries` too (a link not followed: nothing wrong to list).
    */
   problems: Array<{ remote: string; relative?: string; error: MuxftpError; listed?: true }>;
+  /**
+   * Entries in `entries` that are neither a file nor a directory to walk (a FIFO, a socket, a
+   * device, a link the server does not follow): nothing to copy, and nothing wrong (rsync's
+   * "skipping non-regular file"). `reason` says which.
+   */
+  skipped: Array<{ remote: string; relative: string; reason: string }>;
   /** Entries `excluded` left out, by relative path (what is in an excluded directory is not listed). */
   excluded: string[];
 }
@@ -39,7 +45,7 @@ export async function walkRemoteTree(
   excluded?: Excluded,
   { intoLinks = true }: { intoLinks?: boolean } = {},
 ): Promise<RemoteTree> {
-  const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [], excluded: [] };
+  const tree: RemoteTree = { dirs: [], files: [], entries: [], problems: [], skipped: [], excluded: [] };
   const links = new LinkBudget();
   const walk = async (
     remoteDir: string,
@@ -84,12 +90,13 @@ export async function walkRemoteTree(
       } else if (entry.type === 'file') {
         tree.files.push({ relative, remote, size: entry.size, mtime: entry.mtime, mode: entry.mode });
       } else {
-        tree.problems.push({
-          remote,
-          relative,
-          error: new MuxftpError('UNSUPPORTED', `not a regular file, skipped: ${remote}`),
-          listed: true,
-        });
+        // A link listed as `other` leads out of the served root or nowhere: the server will not
+        // follow it, on any run.
+        const reason =
+          entry.link === true
+            ? 'symbolic link out of the served root or leading nowhere'
+            : 'not a regular file';
+        tree.skipped.push({ remote, relative, reason });
       }
     }
     await Promise.all(subdirs);
@@ -97,9 +104,14 @@ export async function walkRemoteTree(
   await walk(root, '', 1, 0);
   // Listings finish in any order; sorted, every path still follows its parent (a prefix sorts first).
   tree.dirs.sort();
-  tree.files.sort((a, b) => (a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0));
+  tree.files.sort(byRelative);
+  tree.skipped.sort(byRelative);
   tree.entries.sort((a, b) => compareBySegments(a.relative, b.relative));
   return tree;
+}
+
+function byRelative(a: { relative: string }, b: { relative: string }): number {
+  return a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0;
 }
 
 /** Path order in which a directory's entries follow it directly: `a/`, `a/x`, then `a.txt`. */

@@ -75,8 +75,13 @@ export interface TransferOutcome {
   /** The integrity algorithm the transfer was verified with, beside its content digest (hex). */
   algorithm?: IntegrityAlgorithm;
   digest?: string;
-  /** Not transferred: the destination already held these bytes (--skip-identical), or this size and time (--skip-unchanged). */
+  /**
+   * Not transferred: the destination already held these bytes (--skip-identical), or this size
+   * and time (--skip-unchanged); or, with `reason`, an entry of a tree that is no file to copy.
+   */
   skipped?: true;
+  /** Why an entry of a tree was skipped (`not a regular file`): nothing to copy, nothing failed. */
+  reason?: string;
   /** --delete: not a transfer but a removal from the destination of what the source does not have. */
   deleted?: true;
   /** --dry-run: what would have been done; nothing was. */
@@ -154,6 +159,11 @@ export function failedOutcome(
   partial?: KeptPartialInfo,
 ): TransferOutcome {
   return { local, remote, ok: false, bytes, error: errorInfo(error), ...(partial ? { partial } : {}) };
+}
+
+/** An entry of a tree with nothing to copy (a FIFO, say), as rsync skips a non-regular file. */
+export function passedOverOutcome(local: string, remote: string, reason: string): TransferOutcome {
+  return { local, remote, ok: true, bytes: 0, skipped: true, reason };
 }
 
 /**

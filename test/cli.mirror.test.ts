@@ -7,7 +7,7 @@
  * dirs. Needs dist/ (npm run build).
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, lstat, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -234,7 +234,7 @@ describe('--delete', () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
     await makeTree(join(local, 'site'), ['index.html']);
-    execFileSync('mkfifo', [join(local, 'site', 'pipe')]); // not a regular file: that line fails
+    await symlink('nowhere', join(local, 'site', 'gone')); // a dangling link: that line fails
     await makeTree(join(server.root!, 'site'), ['stale.html']);
     const put = await runCli(
       ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete'],
@@ -244,7 +244,8 @@ describe('--delete', () => {
     expect(put.stderr).toContain('--delete: nothing more deleted, since the run had 1 failure');
     expect(await treeUnder(join(server.root!, 'site'))).toEqual(['index.html', 'stale.html']);
 
-    execFileSync('mkfifo', [join(server.root!, 'site', 'pipe')]);
+    // A name no client path can be (a backslash), put there on the host: that line fails.
+    await writeFile(join(server.root!, 'site', 'back\\slash'), 'x');
     const elsewhere = await tempDirs.make();
     await makeTree(join(elsewhere, 'site'), ['stale.txt']);
     const get = await runCli(
@@ -254,6 +255,64 @@ describe('--delete', () => {
     expect(get.code).toBe(1);
     expect(get.stderr).toContain('--delete: nothing more deleted, since the run had 1 failure');
     expect(await treeUnder(join(elsewhere, 'site'))).toEqual(['index.html', 'stale.html', 'stale.txt']);
+  });
+
+  it('skips what is no file to copy (a FIFO, a link the server does not follow), as rsync does, and still deletes', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const outside = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['index.html']);
+    execFileSync('mkfifo', [join(local, 'site', 'pipe')]);
+    // On the server: a stale file, and a file where the local tree has its FIFO (kept: the
+    // source has something there).
+    await makeTree(join(server.root!, 'site'), ['stale.html', 'pipe']);
+    const put = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '--json'],
+      local,
+    );
+    expect(put.stderr).toContain(`muxftp: put ${join('site', 'pipe')}: not a regular file, skipped`);
+    expect(put.code).toBe(0);
+    expect(await treeUnder(join(server.root!, 'site'))).toEqual(['index.html', 'pipe']);
+    expect(JSON.parse(put.stdout)).toContainEqual({
+      local: join('site', 'pipe'),
+      remote: 'site/pipe',
+      ok: true,
+      bytes: 0,
+      skipped: true,
+      reason: 'not a regular file',
+    });
+
+    // The other way: a FIFO, a link out of the root and a dangling one on the server.
+    await rm(join(server.root!, 'site', 'pipe'));
+    execFileSync('mkfifo', [join(server.root!, 'site', 'pipe')]);
+    await writeFile(join(outside, 'secret'), 'not served');
+    await symlink(join(outside, 'secret'), join(server.root!, 'site', 'out'));
+    await symlink('nowhere', join(server.root!, 'site', 'gone'));
+    const elsewhere = await tempDirs.make();
+    await makeTree(join(elsewhere, 'site'), ['stale.txt', 'out']); // `out` is kept: the source has it
+    const get = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--delete'],
+      elsewhere,
+    );
+    expect(get.stderr).toContain('muxftp: get site/pipe: not a regular file, skipped');
+    expect(get.stderr).toContain(
+      'muxftp: get site/out: symbolic link out of the served root or leading nowhere, skipped',
+    );
+    expect(get.stderr).toContain(
+      'muxftp: get site/gone: symbolic link out of the served root or leading nowhere, skipped',
+    );
+    expect(get.code).toBe(0);
+    expect(await treeUnder(join(elsewhere, 'site'))).toEqual(['index.html', 'out']);
+    expect(await readFile(join(elsewhere, 'site', 'out'), 'utf8')).toBe('out');
+
+    // chmod -R leaves them be, as it says.
+    const chmodRun = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'chmod', '-R', '700', 'site'],
+      local,
+    );
+    expect(chmodRun.stderr).toBe('');
+    expect(chmodRun.code).toBe(0);
+    expect((await lstat(join(server.root!, 'site', 'index.html'))).mode & 0o777).toBe(0o700);
   });
 
   it('never goes through a link: one on the server is removed as a link, what it leads to is kept', async () => {
@@ -439,7 +498,7 @@ describe('--delete', () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
     await makeTree(join(local, 'site'), ['conf']);
-    execFileSync('mkfifo', [join(local, 'site', 'pipe')]);
+    await symlink('nowhere', join(local, 'site', 'gone'));
     await makeTree(join(server.root!, 'site'), ['conf/kept']); // a directory where the tree has a file
     const run = await runCli(
       ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '--json'],

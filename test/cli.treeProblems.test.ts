@@ -1,6 +1,6 @@
 /**
  * `put -r` / `get -r --json`: an entry the tree walk had to skip (a dangling link, a FIFO, a
- * directory it cannot read) still gets both its paths in its result, as every other file does,
+ * directory it cannot read; a FIFO as skipped, not failed) still gets both its paths in its result, as every other file does,
  * so a script can tell where it would have gone. Real server on 127.0.0.1 (disk), the real CLI.
  * Needs dist/ (npm run build).
  */
@@ -107,7 +107,7 @@ describe('--json results of entries a tree walk skipped', () => {
     expect(await readdir(join(server.root!, 'backup', 'site'))).toEqual(['index.html']);
   });
 
-  it('get -r names the local path a FIFO on the server would have had', async () => {
+  it('get -r gives a FIFO on the server as skipped, with why, and the local path it would have had', async () => {
     server = await startServer({ backend: 'disk' });
     await mkdir(join(server.root!, 'odd', 'deeper'), { recursive: true });
     await writeFile(join(server.root!, 'odd', 'fine.txt'), 'x');
@@ -119,12 +119,16 @@ describe('--json results of entries a tree walk skipped', () => {
       local,
     );
 
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(0);
     const outcomes = JSON.parse(result.stdout) as Outcome[];
-    expect(outcomes.find((outcome) => !outcome.ok)).toMatchObject({
+    expect(outcomes.find((outcome) => outcome.remote === 'odd/deeper/pipe')).toEqual({
       local: join('out', 'odd', 'deeper', 'pipe'),
       remote: 'odd/deeper/pipe',
-      error: { code: 'UNSUPPORTED' },
+      ok: true,
+      bytes: 0,
+      skipped: true,
+      reason: 'not a regular file',
     });
+    expect(await readdir(join(local, 'out', 'odd', 'deeper'))).toEqual([]);
   });
 });

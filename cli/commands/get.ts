@@ -42,6 +42,7 @@ import {
 } from '../transferOptions.js';
 import {
   failedOutcome,
+  passedOverOutcome,
   runTransfers,
   type TransferJob,
   type TransferOutcome,
@@ -263,6 +264,12 @@ async function get(
       if (name.endsWith('/')) namedAsDirectory.add(remotePathFromArgument(name));
     }
   }
+  // Entries of a tree with nothing to fetch (a FIFO): said, given as results, not failures.
+  const passedOver: TransferOutcome[] = [];
+  const passOver = (local: string, remote: string, reason: string): void => {
+    output.notice(`muxftp: get ${remote}: ${reason}, skipped`);
+    passedOver.push(passedOverOutcome(local, remote, reason));
+  };
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('get', options);
   const excluded = compileExcludes(options.exclude);
@@ -274,6 +281,7 @@ async function get(
     {
       limit: planningLimit(parallel, client),
       fail,
+      passOver,
       namedAsDirectory,
       excluded,
     },
@@ -300,7 +308,7 @@ async function get(
     dryRun,
   };
   const prepared = await prepareMirror(mirror, distinct, failures);
-  if ('refused' in prepared) return prepared.refused;
+  if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
 
   // In order: each directory after its parent. What is inside one that could not be made fails
@@ -332,7 +340,8 @@ async function get(
   if (dryRun) {
     const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
     const transfers = { command: 'get' as const, jobs: runnable, parallel, output, connection, ...skip };
-    return previewRun(mirror, transfers, failures, replaced);
+    const previews = await previewRun(mirror, transfers, failures, replaced);
+    return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
   }
 
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).
@@ -367,7 +376,7 @@ async function get(
   const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
   const removed = await removeExtraneous({ ...mirror, failed });
   if (options.times) await keepLocalDirectoryTimes(made);
-  return [...failures, ...replaced, ...outcomes, ...removed];
+  return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
 }
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
@@ -394,11 +403,14 @@ async function planDownloads(
   {
     limit,
     fail,
+    passOver,
     namedAsDirectory,
     excluded,
   }: {
     limit: ConcurrencyLimit;
     fail: FailPlanned;
+    /** An entry of a tree with nothing to fetch, and why. */
+    passOver: (local: string, remote: string, reason: string) => void;
     namedAsDirectory: ReadonlySet<string>;
     excluded: Excluded | undefined;
   },
@@ -462,6 +474,7 @@ async function planDownloads(
       }
       for (const problem of tree.problems)
         fail(problem.relative === undefined ? '' : localFor(problem.relative), problem.remote, problem.error);
+      for (const entry of tree.skipped) passOver(localFor(entry.relative), entry.remote, entry.reason);
       const present = new Map<string, EntryKind>(
         tree.entries.map((listed) => [listed.relative, listed.entry.type]),
       );

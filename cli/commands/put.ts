@@ -35,6 +35,7 @@ import {
 } from '../transferOptions.js';
 import {
   failedOutcome,
+  passedOverOutcome,
   runTransfers,
   type TransferJob,
   type TransferOutcome,
@@ -259,8 +260,18 @@ async function put(
     output.failure(`put ${shownArgument(local)}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
+  // Entries of a tree with nothing to send (a FIFO): said, given as results, not failures.
+  const passedOver: TransferOutcome[] = [];
+  const passOver = (local: string, remote: string, reason: string): void => {
+    output.notice(`muxftp: put ${shownArgument(local)}: ${reason}, skipped`);
+    passedOver.push(passedOverOutcome(local, remote, reason));
+  };
   const excluded = compileExcludes(options.exclude);
-  const planned = await planUploads(sources, resolved, options.recursive === true, fail, excluded);
+  const planned = await planUploads(sources, resolved, options.recursive === true, {
+    fail,
+    passOver,
+    excluded,
+  });
   const { dirs } = planned;
   const jobs = withoutSharedDestinations(
     planned.jobs,
@@ -284,7 +295,7 @@ async function put(
     dryRun,
   };
   const prepared = await prepareMirror(mirror, jobs, failures);
-  if ('refused' in prepared) return prepared.refused;
+  if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
@@ -292,7 +303,8 @@ async function put(
   if (dryRun) {
     const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
     const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
-    return previewRun(mirror, transfers, failures, replaced);
+    const previews = await previewRun(mirror, transfers, failures, replaced);
+    return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
   }
   const limit = planningLimit(parallel, client);
   // Keeping bits, a depth at a time (in any order within it): each directory is then made by its
@@ -343,14 +355,19 @@ async function put(
     const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
     const removed = await removeExtraneous({ ...mirror, client: connection.client, failed });
     if (options.times && made.length > 0) await keepRemoteDirectoryTimes(connection.client, made, limit);
-    return [...failures, ...replaced, ...outcomes, ...removed];
+    return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
   } finally {
     // An interrupted upload may leave a read pending on stdin, which would keep the process alive.
     if (usesStdin) process.stdin.destroy();
   }
 }
 
-type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
+interface PlanningReports {
+  fail: (local: string, remote: string, error: unknown, hint?: string) => void;
+  /** An entry of a tree with nothing to send, and why. */
+  passOver: (local: string, remote: string, reason: string) => void;
+  excluded: Excluded | undefined;
+}
 
 /** A local directory's permission bits; undefined when it cannot be looked at (it gets a new one's). */
 async function permissionBits(local: string): Promise<number | undefined> {
@@ -365,8 +382,7 @@ async function planUploads(
   sources: string[],
   target: ResolvedPutTarget,
   recursive: boolean,
-  fail: FailPlanned,
-  excluded: Excluded | undefined,
+  { fail, passOver, excluded }: PlanningReports,
 ): Promise<{ jobs: TransferJob[]; dirs: Array<{ local: string; remote: string }>; trees: MirroredTree[] }> {
   const jobs: TransferJob[] = [];
   const dirs: Array<{ local: string; remote: string }> = [];
@@ -414,8 +430,12 @@ async function planUploads(
         const problemRemote = problem.relative === '' ? remote : joinRemote(remote, problem.relative);
         fail(problem.localPath, problemRemote, problem.error);
       }
+      for (const entry of tree.skipped)
+        passOver(entry.localPath, joinRemote(remote, entry.relative), entry.reason);
       const present = new Map<string, EntryKind>(tree.dirs.map((dir) => [dir, 'dir']));
       for (const file of tree.files) present.set(file.relative, 'file');
+      // What stands where one was skipped is kept: the source has something there.
+      for (const entry of tree.skipped) present.set(entry.relative, 'other');
       trees.push({ destination: remote, present });
     } else if (entry.kind === 'dir') {
       const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${source}`);
