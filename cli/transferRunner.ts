@@ -3,6 +3,7 @@
  * bars, Ctrl-C handling and one outcome per file. Direction-blind: `perform` moves the bytes.
  */
 
+import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, TransferOptions } from '../client/client.js';
@@ -198,6 +199,9 @@ export function transfersAtOnce(parallel: number, limit = softFileDescriptorLimi
 export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]> {
   if (run.jobs.length === 0) return [];
   const controller = new AbortController();
+  // Every transfer at once listens on it (its request, a wait to retry): up to --parallel of
+  // them, not a leak, which node warns of past 10.
+  setMaxListeners(0, controller.signal);
   const stopListening = abortOnInterrupt(controller);
   const progress = createTransferProgress({
     json: run.output.json,
