@@ -1,5 +1,6 @@
 /**
- * Ctrl-C in a client command. Around its transfers (abortOnInterrupt) the first SIGINT or SIGTERM
+ * Ctrl-C in a client command. Around its transfers (abortOnInterrupt) the first SIGINT, SIGTERM or
+ * SIGHUP (the terminal closed, an ssh session dropped)
  * aborts them through `controller`, so each download keeps its whole blocks for `get -c` (hidden,
  * beside its target) and the server keeps or drops each unfinished upload; the process then exits
  * once they have settled. A second signal exits at once, after settling (synchronously) the
@@ -21,24 +22,25 @@ type SignalHandler = (signal: NodeJS.Signals) => void;
  */
 const handlers: SignalHandler[] = [];
 
+/** Handled as Ctrl-C: a hang-up too, else it killed the process and a download kept nothing for get -c. */
+const INTERRUPTS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 function processOnSignal(signal: NodeJS.Signals): void {
+  // The terminal is gone: a line written to it fails (EIO), which must not end the process
+  // before its downloads have kept what they received.
+  if (signal === 'SIGHUP')
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   handlers[handlers.length - 1]?.(signal);
 }
 
-/** Makes `handler` the one that acts on SIGINT and SIGTERM until the returned function is called. */
+/** Makes `handler` the one that acts on INTERRUPTS until the returned function is called. */
 function handleSignals(handler: SignalHandler): () => void {
   handlers.push(handler);
-  if (handlers.length === 1) {
-    process.on('SIGINT', processOnSignal);
-    process.on('SIGTERM', processOnSignal);
-  }
+  if (handlers.length === 1) for (const signal of INTERRUPTS) process.on(signal, processOnSignal);
   return () => {
     const index = handlers.lastIndexOf(handler);
     if (index !== -1) handlers.splice(index, 1);
-    if (handlers.length === 0) {
-      process.off('SIGINT', processOnSignal);
-      process.off('SIGTERM', processOnSignal);
-    }
+    if (handlers.length === 0) for (const signal of INTERRUPTS) process.off(signal, processOnSignal);
   };
 }
 

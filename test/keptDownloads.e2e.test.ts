@@ -294,6 +294,30 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     expect(sha256(kept)).toBe(sha256(content.subarray(0, kept.length)));
   }, 30_000);
 
+  it('a hang-up (the terminal closed, its output gone) keeps the whole blocks as Ctrl-C does', async () => {
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    const content = randomBytes(4 * BLOCK);
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    const child = spawn(process.execPath, [CLI_BIN, '--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'], {
+      cwd: local,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await until(downloadsPast(local, 1, BLOCK + MiB));
+    // Nobody reads its output any more: each line it writes fails.
+    child.stdout.destroy();
+    child.stderr.destroy();
+    child.kill('SIGHUP');
+    expect(await exited).toBe(130);
+    expect(await readdir(local)).toEqual([downloadPartialName('big.bin')]);
+    const kept = await readFile(join(local, downloadPartialName('big.bin')));
+    expect(kept.length % BLOCK).toBe(0);
+    expect(kept.length).toBeGreaterThanOrEqual(BLOCK);
+    expect(sha256(kept)).toBe(sha256(content.subarray(0, kept.length)));
+  }, 30_000);
+
   it('through the library: a dropped connection keeps the partial (keepPartial); continue sends only the rest', async () => {
     const content = randomBytes(3 * BLOCK + 5);
     env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
