@@ -513,12 +513,14 @@ export class GetCall extends ClientStream {
     this.digester.release();
     this.window.release();
     if (error) {
-      // A failed verification keeps nothing (the bytes are suspect); any other failure keeps the
-      // whole blocks received for get -c when the sink was opened to. Reject only once the
-      // temporary file is settled, so callers never see it.
+      // A failed verification keeps nothing (the bytes are suspect), nor does a full local disk
+      // (what was kept would be what fills it, failing the next download too; the server drops
+      // an upload's the same way); any other failure keeps the whole blocks received for get -c
+      // when the sink was opened to. Reject only once the temporary file is settled, so callers
+      // never see it.
       const keepPartial = this.sink.keepPartial;
       const settled =
-        error.code !== 'INTEGRITY_ERROR' && keepPartial !== undefined
+        error.code !== 'INTEGRITY_ERROR' && !isLocalDiskFull(error) && keepPartial !== undefined
           ? keepPartial.call(this.sink).then((kept) => {
               if (kept !== undefined) this.onPartialKept?.(kept);
             })
@@ -531,6 +533,12 @@ export class GetCall extends ClientStream {
       this.deferred.resolve(this.result!);
     }
   }
+}
+
+/** A local write failed for want of space (or of the user's quota). */
+function isLocalDiskFull(error: MuxftpError): boolean {
+  const errno = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+  return error.code === 'LOCAL_IO_ERROR' && (errno === 'ENOSPC' || errno === 'EDQUOT');
 }
 
 /** What a finished upload stored, as the server verified and committed it. */

@@ -9,8 +9,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chown, link, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
+import { SinkFile } from '../client/sinkFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
@@ -346,6 +347,62 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     expect(env.server.stats().bytesOut - before).toBe(content.length - kept[0]!.bytes);
     expect(await readdir(dir)).toEqual(['big.bin']);
     expect(sha256(await readFile(target))).toBe(sha256(content));
+  }, 30_000);
+});
+
+describe('a download that fails writing locally', () => {
+  // The local disk's failure, injected at the file's writes once past a block and a half (a full
+  // disk cannot be made here without mounting a filesystem); the rest is real.
+  async function getFailingWrites(code: string): Promise<{ dir: string; error: unknown; kept: unknown[] }> {
+    const content = randomBytes(3 * BLOCK);
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const dir = await tempDirs.make();
+    let written = 0;
+    const writeAll = SinkFile.prototype.writeAll;
+    const spy = vi.spyOn(SinkFile.prototype, 'writeAll').mockImplementation(function (
+      this: SinkFile,
+      chunks,
+    ) {
+      written += chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+      if (written > BLOCK + BLOCK / 2)
+        return Promise.reject(Object.assign(new Error(`${code}: failed`), { code }));
+      return writeAll.call(this, chunks);
+    });
+    const client = await env.connect();
+    const kept: unknown[] = [];
+    try {
+      const error = await client
+        .get('big.bin', join(dir, 'big.bin'), {
+          keepPartial: true,
+          onPartialKept: (partial) => kept.push(partial),
+        })
+        .then(
+          () => undefined,
+          (failure: unknown) => failure,
+        );
+      return { dir, error, kept };
+    } finally {
+      spy.mockRestore();
+      await client.close();
+    }
+  }
+
+  it('keeps nothing when the disk is full: what it kept would be what fills it', async () => {
+    const { dir, error, kept } = await getFailingWrites('ENOSPC');
+    expect(error).toMatchObject({
+      code: 'LOCAL_IO_ERROR',
+      message: expect.stringContaining('no space left on device'),
+    });
+    expect(kept).toEqual([]);
+    expect(await readdir(dir)).toEqual([]);
+  }, 30_000);
+
+  it('keeps the whole blocks for get -c after another write failure', async () => {
+    const { dir, error, kept } = await getFailingWrites('EIO');
+    expect(error).toMatchObject({ code: 'LOCAL_IO_ERROR' });
+    expect(kept).toEqual([{ path: join(dir, downloadPartialName('big.bin')), bytes: BLOCK }]);
+    expect(await readdir(dir)).toEqual([downloadPartialName('big.bin')]);
   }, 30_000);
 });
 
