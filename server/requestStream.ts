@@ -83,6 +83,12 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   delete: async (storage, r, host) => {
     const removed = await storage.remove(r.path);
     host.recordChange({ op: 'delete', path: r.path, removed });
+    // What interrupted uploads kept for the file would only hold the disk now.
+    await storage
+      .dropKeptPartials?.(r.path, {
+        onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
+      })
+      .catch(() => {});
     return {};
   },
   rename: async (storage, r, host) => {

@@ -168,6 +168,7 @@ export class UploadStream extends ServerStream {
       })
       .then(() =>
         this.host.storage.createUpload(this.path, {
+          onPartialRemoved: this.partialRemoved,
           ...(hinted ? { expectedSize: this.declaredSize } : {}),
           ...(this.partial !== undefined ? { partial: this.partial, resumeFrom: this.offset } : {}),
         }),
@@ -315,6 +316,11 @@ export class UploadStream extends ServerStream {
   private async reserveQuota(): Promise<void> {
     const quota = this.host.quota;
     if (quota === undefined) return;
+    // One kept upload per file: storage drops those of other keys as the upload starts, but a
+    // quota would count them against it first (storage tells it as each goes).
+    await this.host.storage
+      .dropKeptPartials?.(this.path, { keeping: this.partial, onPartialRemoved: this.partialRemoved })
+      .catch(() => {});
     // A resumable upload reserves in adopt(), once its kept data is known: count usage first,
     // so that no walk comes between the two.
     await Promise.all([this.creditReplaced(quota), quota.usedBytes()]);
@@ -595,6 +601,10 @@ export class UploadStream extends ServerStream {
     const timer = setTimeout(answer, DEFAULTS.failedUploadAnswerWaitMs);
     (this.aborted ?? Promise.resolve()).then(answer, answer);
   }
+
+  /** Kept partial data of another upload of the file, dropped by storage: its bytes leave usage. */
+  private readonly partialRemoved = (dir: string, bytes: number): void =>
+    this.host.recordChange({ op: 'partial', dir, bytes: -bytes });
 
   /** Kept partial data beside the target changed by `bytes` (+ kept, − taken over). */
   private recordKept(bytes: number): void {

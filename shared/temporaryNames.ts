@@ -32,7 +32,11 @@ export function newTemporaryName(): string {
 /** Kept partial uploads (issue #8): reserved like every temporary name, but kept for a while. */
 const PARTIAL_PREFIX = `${TEMP_PREFIX}partial-`;
 
-/** The name of the data kept beside `targetName` under `key` (a hash of it: one name per key). */
+/**
+ * The name of the data kept beside `targetName` under `key`: a hash of the target's name, then one
+ * of the key (one name per key), so that everything kept for one target shares a prefix
+ * (partialNamesPrefix) and goes once that file is committed or removed.
+ */
 export function partialName(
   targetName: string,
   key: { size: number; algorithm: string; digest?: string; source?: string },
@@ -41,8 +45,13 @@ export function partialName(
   const id = createHash('sha256')
     .update(`${targetName}\0${key.size}\0${key.algorithm}\0${identity}`)
     .digest('hex')
-    .slice(0, 32);
-  return `${PARTIAL_PREFIX}${id}${TEMP_SUFFIX}`;
+    .slice(0, 16);
+  return `${partialNamesPrefix(targetName)}${id}${TEMP_SUFFIX}`;
+}
+
+/** What the names of all data kept for `targetName` start with, whatever their keys. */
+export function partialNamesPrefix(targetName: string): string {
+  return `${PARTIAL_PREFIX}${createHash('sha256').update(targetName).digest('hex').slice(0, 16)}`;
 }
 
 export function isPartialName(name: string): boolean {

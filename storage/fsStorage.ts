@@ -18,7 +18,7 @@ import {
 import { fileTime } from '../shared/fileTimes.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
-import { isPartialName, partialName } from '../shared/temporaryNames.js';
+import { isPartialName, partialName, partialNamesPrefix } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { DirectorySyncs } from './directorySyncs.js';
 import { entryInfo, toMs } from './entryInfo.js';
@@ -36,6 +36,7 @@ import {
   type Resolved,
 } from './paths.js';
 import type {
+  DropKeptPartialsOptions,
   EntryInfo,
   PartialKey,
   PartialRead,
@@ -112,6 +113,14 @@ export class FsStorage implements Storage {
   #activeTemporaryPaths = new Set<string>();
   /** Host paths of kept partial uploads an upload in flight has taken over: keptPartials() skips them. */
   #partialsInUse = new Set<string>();
+  /**
+   * Kept partial uploads no upload has taken over, by host path of their directory: those seen by
+   * a sweep or a listing, and those uploads kept since. A new upload of a file drops those kept
+   * for it without reading its directory (7,000 uploads into one directory would read it 7,000
+   * times). Where it is wrong either way no harm is done: a name no longer there is looked at and
+   * skipped, one missing is not dropped (its retention still ends it).
+   */
+  #keptPartialIndex = new Map<string, Set<string>>();
   /** Deletes, renames and commits, one at a time per host path, across every view. */
   #pathLocks = new PathLocks();
   /** Directory flushes after commits, shared by uploads committing side by side (group commit). */
@@ -262,6 +271,49 @@ export class FsStorage implements Storage {
     const entries = await this.#fs.readdir(dir.hostPath).catch((): readonly unknown[] => []);
     const names = entries.filter((name): name is string => typeof name === 'string');
     if (names.length === 0 || !names.every(isPartialName)) return;
+    await this.#unlinkPartials(dir, names, onPartialRemoved);
+  }
+
+  async dropKeptPartials(path: string, options: DropKeptPartialsOptions = {}): Promise<void> {
+    const target = await this.#resolve(path, { entryItself: true });
+    if (target.clientPath === '') return;
+    await this.#dropKeptFor(target, options);
+  }
+
+  /** What dropKeptPartials() does, for a target resolved already. */
+  async #dropKeptFor(
+    target: Resolved,
+    { keeping, onPartialRemoved }: DropKeptPartialsOptions,
+  ): Promise<void> {
+    const dirHostPath = this.#paths.dirname(target.hostPath);
+    const indexed = this.#keptPartialIndex.get(dirHostPath);
+    if (indexed === undefined) return;
+    const name = baseName(target.clientPath);
+    const prefix = partialNamesPrefix(name);
+    const spared = keeping === undefined ? undefined : partialName(name, keeping);
+    const stale = [...indexed].filter((kept) => kept.startsWith(prefix) && kept !== spared);
+    if (stale.length === 0) return;
+    const dir = { hostPath: dirHostPath, clientPath: parentPath(target.clientPath) };
+    await this.#unlinkPartials(dir, stale, onPartialRemoved);
+  }
+
+  #indexKept(dirHostPath: string, name: string): void {
+    const names = this.#keptPartialIndex.get(dirHostPath);
+    if (names === undefined) this.#keptPartialIndex.set(dirHostPath, new Set([name]));
+    else names.add(name);
+  }
+
+  #unindexKept(dirHostPath: string, name: string): void {
+    const names = this.#keptPartialIndex.get(dirHostPath);
+    if (names?.delete(name) === true && names.size === 0) this.#keptPartialIndex.delete(dirHostPath);
+  }
+
+  /** Unlinks these kept partial uploads in `dir`, but one an upload in flight has taken over. */
+  async #unlinkPartials(
+    dir: Pick<Resolved, 'hostPath' | 'clientPath'>,
+    names: readonly string[],
+    onPartialRemoved: RmdirOptions['onPartialRemoved'],
+  ): Promise<void> {
     await Promise.all(
       names.map(async (name) => {
         const hostPath = this.#paths.join(dir.hostPath, name);
@@ -270,10 +322,14 @@ export class FsStorage implements Storage {
         this.#activeTemporaryPaths.add(hostPath);
         try {
           const stats = await this.#fs.lstat(hostPath).catch(() => undefined);
+          if (stats === undefined) this.#unindexKept(dir.hostPath, name);
           if (stats === undefined || !stats.isFile()) return;
           await this.#fs.unlink(hostPath).then(
             // In the turn the unlink completed, as keptPartials() stops listing it.
-            () => onPartialRemoved?.(dir.clientPath, Number(stats.size)),
+            () => {
+              this.#unindexKept(dir.hostPath, name);
+              onPartialRemoved?.(dir.clientPath, Number(stats.size));
+            },
             noop,
           );
         } finally {
@@ -446,7 +502,7 @@ export class FsStorage implements Storage {
 
   async createUpload(
     path: string,
-    options: { expectedSize?: number; partial?: PartialKey; resumeFrom?: number } = {},
+    options: Parameters<Storage['createUpload']>[1] = {},
   ): Promise<UploadHandle> {
     this.#assertOpen();
     // Claimed before the first await, so that a directory move handled after this call already
@@ -463,6 +519,7 @@ export class FsStorage implements Storage {
         options.expectedSize ?? 0,
         options.partial,
         options.resumeFrom ?? 0,
+        options.onPartialRemoved,
       );
     } catch (error) {
       this.#moveGuard.release(claim);
@@ -475,6 +532,7 @@ export class FsStorage implements Storage {
     expectedSize: number,
     partial: PartialKey | undefined,
     resumeFrom: number,
+    onPartialRemoved: RmdirOptions['onPartialRemoved'],
   ): Promise<UploadHandle> {
     let target: Resolved;
     let parentHostPath: string;
@@ -490,6 +548,11 @@ export class FsStorage implements Storage {
       if (move === undefined) break;
       await move;
     }
+
+    // One kept upload per file: what earlier uploads of it kept under other keys (its source
+    // changed since, or was another's) is dropped as this one starts, before it needs the room.
+    if (this.#keptPartialIndex.has(parentHostPath))
+      await this.#dropKeptFor(target, { keeping: partial, onPartialRemoved });
 
     // A resumable upload writes straight into its partial file (one upload per key and directory
     // at a time: a second one at once gets a fresh temporary file and is not kept). The path is
@@ -543,7 +606,10 @@ export class FsStorage implements Storage {
     }
     // From here to the caller there is no await: a quota applies the bytes taken over (the
     // upload's takenOverBytes) in the same turn as keptPartials() stops listing them.
-    if (keep) this.#partialsInUse.add(temporaryPath);
+    if (keep) {
+      this.#partialsInUse.add(temporaryPath);
+      this.#unindexKept(parentHostPath, keyed!);
+    }
     const upload = new FsUpload({
       fs: this.#fs,
       handle,
@@ -566,7 +632,8 @@ export class FsStorage implements Storage {
         if (now.missingNames > 0) return undefined;
         return this.#listEntry(this.#paths.dirname(now.hostPath), baseName(now.clientPath));
       },
-      onFinish: () => {
+      onFinish: (kept) => {
+        if (kept && keep) this.#indexKept(parentHostPath, keyed!);
         this.#activeTemporaryPaths.delete(temporaryPath);
         this.#partialsInUse.delete(temporaryPath);
         this.#uploads.delete(upload);
@@ -645,6 +712,7 @@ export class FsStorage implements Storage {
     const dir = await this.#resolve(path);
     const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.realPath));
     const names = entries.filter((name): name is string => typeof name === 'string' && isPartialName(name));
+    for (const name of names) this.#indexKept(dir.realPath, name);
     const kept = await Promise.all(
       names.map(async (name) => {
         const hostPath = this.#paths.join(dir.realPath, name);
@@ -696,7 +764,10 @@ export class FsStorage implements Storage {
             const partial = isPartialName(name);
             if (!partial && options.partialsOnly) return;
             // A kept partial upload lives out its retention (issue #8).
-            if (partial && toMs(stats.mtimeMs) > keepAfterMs) return;
+            if (partial && toMs(stats.mtimeMs) > keepAfterMs) {
+              if (!this.#partialsInUse.has(hostPath)) this.#indexKept(dir.hostPath, name);
+              return;
+            }
             // Looked up again after the await, and claimed while it goes: an upload that took it
             // over meanwhile keeps it, and none takes it over while it goes (its bytes would be
             // freed twice).
@@ -704,6 +775,7 @@ export class FsStorage implements Storage {
             this.#activeTemporaryPaths.add(hostPath);
             await this.#fs.unlink(hostPath).then(() => {
               removed++;
+              if (partial) this.#unindexKept(dir.hostPath, name);
               // In the turn the unlink completed, as keptPartials() stops listing it.
               if (partial) options.onPartialRemoved?.(dir.clientPath, Number(stats.size));
             }, noop);
@@ -751,6 +823,7 @@ export class FsStorage implements Storage {
     view.#reads = this.#reads;
     view.#activeTemporaryPaths = this.#activeTemporaryPaths;
     view.#partialsInUse = this.#partialsInUse;
+    view.#keptPartialIndex = this.#keptPartialIndex;
     view.#views = this.#views;
     view.#pathLocks = this.#pathLocks;
     view.#directorySyncs = this.#directorySyncs;

@@ -186,13 +186,19 @@ export interface SweepOptions {
   onPartialRemoved?: (dir: string, bytes: number) => void;
 }
 
-/** Whom rmdir() tells about the kept partial uploads it removes with the directory. */
+/** Whom rmdir() and dropKeptPartials() tell about the kept partial uploads they remove. */
 export interface RmdirOptions {
   /**
-   * Called for each kept partial upload removed, with its directory (the client path given to
-   * rmdir, normalized) and its size, in the turn the removal completed: a quota frees the bytes.
+   * Called for each kept partial upload removed, with its directory (a client path, normalized)
+   * and its size, in the turn the removal completed: a quota frees the bytes.
    */
   onPartialRemoved?: (dir: string, bytes: number) => void;
+}
+
+/** What dropKeptPartials() spares, and whom it tells about what it removes. */
+export interface DropKeptPartialsOptions extends RmdirOptions {
+  /** The key whose kept data stays (an upload's own). */
+  keeping?: PartialKey;
 }
 
 /** Where a server keeps its files; implement it to serve something other than a disk or memory. */
@@ -252,6 +258,11 @@ export interface Storage {
       partial?: PartialKey;
       /** Continue the data kept under `partial` from this many bytes (it must hold them). */
       resumeFrom?: number;
+      /**
+       * Told of each kept partial upload of the same file under another key that the upload
+       * drops as it starts (one kept upload per file: the new one replaces it).
+       */
+      onPartialRemoved?: RmdirOptions['onPartialRemoved'];
     },
   ): Promise<UploadHandle>;
   /**
@@ -270,6 +281,13 @@ export interface Storage {
    * like openPartial.
    */
   keptPartials?(path: string): Promise<EntryInfo[]>;
+  /**
+   * Removes what interrupted uploads kept for the file `path` (any key but `keeping`), but data an
+   * upload in flight has taken over: for a file removed, or whose upload was refused for want of
+   * room they take (they would hold it until their retention ran out). createUpload does the same
+   * as an upload starts. Optional, like keptPartials; best effort.
+   */
+  dropKeptPartials?(path: string, options?: DropKeptPartialsOptions): Promise<void>;
   /**
    * Removes temporary files left behind by a crash, and kept partial uploads older than
    * `partialRetentionMs` (default 0: all of them; with `partialsOnly`, only those). Resolves to

@@ -58,8 +58,8 @@ export interface UploadContext {
    * undefined when nothing is there.
    */
   checkTarget(): Promise<EntryInfo | undefined>;
-  /** Called once, when the upload is committed or its temporary file is gone. */
-  onFinish(): void;
+  /** Called once, when the upload is committed or its temporary file is gone, or kept (`kept`). */
+  onFinish(kept: boolean): void;
 }
 
 export class FsUpload implements UploadHandle {
@@ -239,7 +239,7 @@ export class FsUpload implements UploadHandle {
       throw refusal !== undefined ? refusal.error : storageErrorFromFs(error, this.#clientPath);
     }
     this.#release();
-    this.#context.onFinish();
+    this.#context.onFinish(false);
     if (durable) await this.#context.directorySyncs.sync(this.#context.parentHostPath);
     if (digest !== undefined) {
       // The rename changed ctime: remember the digest under the version readers will see, if the
@@ -281,7 +281,7 @@ export class FsUpload implements UploadHandle {
     }
     this.#kept = whole;
     this.#release();
-    this.#context.onFinish();
+    this.#context.onFinish(true);
   }
 
   /** Closes the file and removes it; never throws. */
@@ -289,7 +289,7 @@ export class FsUpload implements UploadHandle {
     await this.#closeHandle().catch(noop);
     await this.#context.fs.unlink(this.#context.temporaryPath).catch(noop);
     this.#release();
-    this.#context.onFinish();
+    this.#context.onFinish(false);
   }
 
   async #closeHandle(): Promise<void> {

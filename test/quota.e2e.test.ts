@@ -15,7 +15,7 @@ import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
-import { isPartialName } from '../shared/temporaryNames.js';
+import { isPartialName, partialNamesPrefix } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -674,6 +674,47 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     await r4.put('big.bin', source, { continue: true });
     expect(s.server.stats().bytesIn - before).toBe(fileSize - kept); // it did resume
     await fillExactly(r4, 'rest.bin', 4 * BLOCK - fileSize);
+  });
+
+  it('keeps one kept upload per file: a new upload of it, or its removal, drops the others and frees them', async () => {
+    const s = await start(smallWindows);
+    const aborts = watchAborts(s.storage);
+    const source = await sourceFile(2 * BLOCK);
+    expect(await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2)).toBe(BLOCK);
+    // Kept for another file beside it: stays through all of this.
+    const cut = await s.connect(login);
+    const other = cut.put('other.bin', source, {
+      resumable: true,
+      onProgress: (done) => {
+        if (done >= BLOCK + BLOCK / 2) void cut.destroy();
+      },
+    });
+    await expect(other).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    await until(() => s.server.stats().streams === 0, 'the server to drop the upload');
+    await aborts.settled();
+    const keptNames = async () => (await readdir(join(s.root!, 'r'))).filter(isPartialName);
+    expect(await keptNames()).toHaveLength(2);
+
+    // The source changed: what was kept of it can never be continued. Two blocks fit beside
+    // other.bin's kept one, not beside both: the upload drops big.bin's and goes in.
+    await writeFile(source, randomBytes(2 * BLOCK));
+    const r = await s.connect(login);
+    expect(await code(r.put('x.bin', bytes(2 * BLOCK)))).toBe('QUOTA_EXCEEDED'); // both kept blocks count
+    await r.put('big.bin', source);
+    await aborts.settled();
+    expect(await keptNames()).toEqual([
+      expect.stringMatching(new RegExp(`^${partialNamesPrefix('other.bin')}`)),
+    ]);
+
+    // Kept again beside the file, then the file removed: what was kept for it goes with it.
+    await r.put('big.bin', bytes(10));
+    expect(await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2)).toBe(2 * BLOCK);
+    await r.delete('big.bin');
+    expect(await keptNames()).toEqual([
+      expect.stringMatching(new RegExp(`^${partialNamesPrefix('other.bin')}`)),
+    ]);
+    // Usage is other.bin's kept block alone.
+    await fillExactly(r, 'rest.bin', R_LIMIT - BLOCK);
   });
 
   it('frees kept blocks the retention sweep removes', async () => {

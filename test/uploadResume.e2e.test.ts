@@ -14,6 +14,7 @@ import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
+import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import { runCliQuietly } from './helpers/cliProcess.js';
 import { holdUploads } from './helpers/heldUploads.js';
@@ -194,6 +195,37 @@ describe('put -c (library: resumable / continue)', () => {
     await client.put('big.bin', await localFile(second), { continue: true });
     expect(env.server.stats().bytesIn - before).toBe(second.length);
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(second));
+    // Nor kept: one kept upload per file, and the new one replaced it (else it held the disk
+    // until its retention ran out, and a full disk refused the new version).
+    expect(await hiddenNames(env.root!)).toEqual([]);
+  });
+
+  it("a new upload of a file drops what was kept of another version, after a restart too, and no other file's", async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const root = env.root!;
+    expect(await interruptedPut(env, await localFile(randomBytes(3 * BLOCK)), 2 * BLOCK + BLOCK / 2)).toBe(
+      2 * BLOCK,
+    );
+    await env.server.close(0);
+    await env.storage.close();
+    // A partial kept for another file beside it, by a server before this one.
+    const others = partialName('other.bin', { size: 3 * BLOCK, algorithm: 'xxh128', source: 's' });
+    await writeFile(join(root, others), Buffer.alloc(BLOCK));
+    const storage = await DiskStorage.open({ root, durable: false });
+    expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 60_000 })).toBe(0);
+    const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, log: () => {} });
+    const { port } = await server.listen();
+    const { Client } = await import('../client/client.js');
+    const client = await Client.connect({ host: '127.0.0.1', port });
+    try {
+      // Not resumable (put --retries 0): it keeps nothing itself, and drops the old version's all the same.
+      await client.put('big.bin', randomBytes(BLOCK + 1));
+      expect(await hiddenNames(root)).toEqual([others]);
+    } finally {
+      await client.destroy();
+      await server.close(0);
+      await storage.close();
+    }
   });
 
   it('a partial changed on disk (one byte flipped) is detected: the client starts over and says so', async () => {
