@@ -63,6 +63,12 @@ export interface StreamHost {
   log(line: string): void;
 }
 
+/**
+ * Failures the server's log says, besides its own (INTERNAL_ERROR): a full or failing disk is
+ * the operator's to fix, whoever's transfer it stopped.
+ */
+const OPERATORS_FAILURES: ReadonlySet<string> = new Set(['NO_SPACE', 'IO_ERROR']);
+
 /** Anything thrown by a handler, as the client may see it: no internals, no host paths. */
 export function toWireError(err: unknown): MuxftpError {
   if (err instanceof MuxftpError && err.status < 400) return err;
@@ -168,6 +174,8 @@ export abstract class ServerStream {
     const wire = toWireError(err);
     this.host.counters.error(wire.code);
     if (wire.code === 'INTERNAL_ERROR') this.host.log(`${this.host.label} stream ${this.id}: ${String(err)}`);
+    else if (OPERATORS_FAILURES.has(wire.code))
+      this.host.log(`${this.host.label} stream ${this.id}: ${wire.message} (${wire.code})`);
     return encodeError(this.id, errorPayload(wire));
   }
 

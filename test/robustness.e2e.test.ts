@@ -442,6 +442,8 @@ describe('interrupted and failed uploads never leave a partial file', () => {
     quota = 10;
     await client.put('f.bin', Buffer.from('small'));
     await expect(client.put('f.bin', randomBytes(4 * MiB))).rejects.toMatchObject({ code: 'NO_SPACE' });
+    // The operator hears of it: one line per upload refused for the disk.
+    expect(env.logs.filter((line) => line.includes('no space left for f.bin (NO_SPACE)'))).toHaveLength(1);
     expect((await client.getBuffer('f.bin')).toString()).toBe('small');
     expect((await storage.volume.promises.readdir('/')).sort()).toEqual(['f.bin']);
     quota = 64 * MiB;
