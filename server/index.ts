@@ -20,6 +20,7 @@ export { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 export {
   type CommitOptions,
   type CommittedEntry,
+  type DropKeptPartialsOptions,
   DiskStorage,
   type DiskStorageOptions,
   type EntryInfo,

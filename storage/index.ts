@@ -13,6 +13,7 @@ export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
 export type {
   CommitOptions,
   CommittedEntry,
+  DropKeptPartialsOptions,
   EntryInfo,
   EntryType,
   PartialKey,
