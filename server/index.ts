@@ -20,9 +20,9 @@ export { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 export {
   type CommitOptions,
   type CommittedEntry,
-  type DropKeptPartialsOptions,
   DiskStorage,
   type DiskStorageOptions,
+  type DropKeptPartialsOptions,
   type EntryInfo,
   type EntryType,
   MemoryStorage,
