@@ -4,7 +4,7 @@
  * match the server's (only the rest crosses the wire), starts over when it is another version,
  * and a plain `get` replaces it. stdin and stdout refuse -c and --skip-identical.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chown, link, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
@@ -273,50 +273,48 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 
-  it('a second Ctrl-C exits at once and still keeps the whole blocks, never the real name', async () => {
+  /**
+   * A get of 4 blocks, `stop`ped once past its first: it exits 130 with its whole blocks kept under
+   * the kept name, never the real one.
+   */
+  async function expectKeptAfter(stop: (child: ChildProcess) => void, stdio: StdioOptions): Promise<void> {
     env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
     const content = randomBytes(4 * BLOCK);
     await writeFile(join(env.root!, 'big.bin'), content);
     const local = await tempDirs.make();
     const child = spawn(process.execPath, [CLI_BIN, '--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'], {
       cwd: local,
-      stdio: 'ignore',
+      stdio,
     });
     children.add(child);
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     await until(downloadsPast(local, 1, BLOCK + MiB));
-    child.kill('SIGINT');
-    child.kill('SIGINT');
+    stop(child);
     expect(await exited).toBe(130);
     expect(await readdir(local)).toEqual([downloadPartialName('big.bin')]);
     const kept = await readFile(join(local, downloadPartialName('big.bin')));
     expect(kept.length % BLOCK).toBe(0);
     expect(kept.length).toBeGreaterThanOrEqual(BLOCK);
     expect(sha256(kept)).toBe(sha256(content.subarray(0, kept.length)));
+  }
+
+  it('a second Ctrl-C exits at once and still keeps the whole blocks, never the real name', async () => {
+    await expectKeptAfter((child) => {
+      child.kill('SIGINT');
+      child.kill('SIGINT');
+    }, 'ignore');
   }, 30_000);
 
   it('a hang-up (the terminal closed, its output gone) keeps the whole blocks as Ctrl-C does', async () => {
-    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
-    const content = randomBytes(4 * BLOCK);
-    await writeFile(join(env.root!, 'big.bin'), content);
-    const local = await tempDirs.make();
-    const child = spawn(process.execPath, [CLI_BIN, '--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'], {
-      cwd: local,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    await until(downloadsPast(local, 1, BLOCK + MiB));
-    // Nobody reads its output any more: each line it writes fails.
-    child.stdout.destroy();
-    child.stderr.destroy();
-    child.kill('SIGHUP');
-    expect(await exited).toBe(130);
-    expect(await readdir(local)).toEqual([downloadPartialName('big.bin')]);
-    const kept = await readFile(join(local, downloadPartialName('big.bin')));
-    expect(kept.length % BLOCK).toBe(0);
-    expect(kept.length).toBeGreaterThanOrEqual(BLOCK);
-    expect(sha256(kept)).toBe(sha256(content.subarray(0, kept.length)));
+    await expectKeptAfter(
+      (child) => {
+        // Nobody reads its output any more: each line it writes fails.
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        child.kill('SIGHUP');
+      },
+      ['ignore', 'pipe', 'pipe'],
+    );
   }, 30_000);
 
   it('through the library: a dropped connection keeps the partial (keepPartial); continue sends only the rest', async () => {

@@ -10,6 +10,7 @@ import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
 import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
@@ -95,6 +96,28 @@ async function interruptedPut(
     return size % BLOCK === 0;
   }, 'the partial to be cut to whole blocks');
   return size;
+}
+
+/**
+ * A server started anew on `root` (the one before it closed), swept as `serve` does at start;
+ * `during` runs against it with a client connected, and all of it is closed after.
+ */
+async function withServerRestarted(
+  root: string,
+  during: (restarted: { client: Client; server: MuxServer; storage: DiskStorage }) => Promise<void>,
+): Promise<void> {
+  const storage = await DiskStorage.open({ root, durable: false });
+  expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 60_000 })).toBe(0);
+  const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, log: () => {} });
+  const { port } = await server.listen();
+  const client = await Client.connect({ host: '127.0.0.1', port });
+  try {
+    await during({ client, server, storage });
+  } finally {
+    await client.destroy();
+    await server.close(0);
+    await storage.close();
+  }
 }
 
 describe('put -c (library: resumable / continue)', () => {
@@ -211,21 +234,11 @@ describe('put -c (library: resumable / continue)', () => {
     // A partial kept for another file beside it, by a server before this one.
     const others = partialName('other.bin', { size: 3 * BLOCK, algorithm: 'xxh128', source: 's' });
     await writeFile(join(root, others), Buffer.alloc(BLOCK));
-    const storage = await DiskStorage.open({ root, durable: false });
-    expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 60_000 })).toBe(0);
-    const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, log: () => {} });
-    const { port } = await server.listen();
-    const { Client } = await import('../client/client.js');
-    const client = await Client.connect({ host: '127.0.0.1', port });
-    try {
+    await withServerRestarted(root, async ({ client }) => {
       // Not resumable (put --retries 0): it keeps nothing itself, and drops the old version's all the same.
       await client.put('big.bin', randomBytes(BLOCK + 1));
       expect(await hiddenNames(root)).toEqual([others]);
-    } finally {
-      await client.destroy();
-      await server.close(0);
-      await storage.close();
-    }
+    });
   });
 
   it('a partial changed on disk (one byte flipped) is detected: the client starts over and says so', async () => {
@@ -304,13 +317,7 @@ describe('put -c (library: resumable / continue)', () => {
     // Stop that server but keep its root; a new one sweeps the root as `serve` does at start.
     await env.server.close(0);
     await env.storage.close();
-    const storage = await DiskStorage.open({ root, durable: false });
-    expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 60_000 })).toBe(0);
-    const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, log: () => {} });
-    const { port } = await server.listen();
-    const { Client } = await import('../client/client.js');
-    const client = await Client.connect({ host: '127.0.0.1', port });
-    try {
+    await withServerRestarted(root, async ({ client, server, storage }) => {
       const before = server.stats().bytesIn;
       await client.put('big.bin', source, { continue: true });
       expect(server.stats().bytesIn - before).toBe(content.length - kept);
@@ -319,11 +326,7 @@ describe('put -c (library: resumable / continue)', () => {
       await writeFile(join(root, '.muxftp-partial-0123456789abcdef0123456789abcdef.part'), 'x');
       await new Promise((resolve) => setTimeout(resolve, 30));
       expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 10 })).toBe(1);
-    } finally {
-      await client.destroy();
-      await server.close(0);
-      await storage.close();
-    }
+    });
   });
 });
 
