@@ -81,14 +81,11 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     return {};
   },
   delete: async (storage, r, host) => {
-    const removed = await storage.remove(r.path);
+    // What interrupted uploads kept for the file goes with it: quotas free their bytes as each goes.
+    const removed = await storage.remove(r.path, {
+      onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
+    });
     host.recordChange({ op: 'delete', path: r.path, removed });
-    // What interrupted uploads kept for the file would only hold the disk now.
-    await storage
-      .dropKeptPartials?.(r.path, {
-        onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
-      })
-      .catch(() => {});
     return {};
   },
   rename: async (storage, r, host) => {

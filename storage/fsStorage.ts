@@ -275,6 +275,8 @@ export class FsStorage implements Storage {
   }
 
   async dropKeptPartials(path: string, options: DropKeptPartialsOptions = {}): Promise<void> {
+    // Most of the time nothing is kept anywhere: no path to resolve.
+    if (this.#keptPartialIndex.size === 0) return;
     const target = await this.#resolve(path, { entryItself: true });
     if (target.clientPath === '') return;
     await this.#dropKeptFor(target, options);
@@ -392,11 +394,11 @@ export class FsStorage implements Storage {
     });
   }
 
-  async remove(path: string): Promise<EntryInfo> {
+  async remove(path: string, options: RmdirOptions = {}): Promise<EntryInfo> {
     // A link is unlinked as itself, wherever it leads (storage/paths.ts).
     const target = await this.#resolve(path, { entryItself: true });
     refuseRoot(target, 'cannot remove the root');
-    return this.#pathLocks.run([target.hostPath], async () => {
+    const removed = await this.#pathLocks.run([target.hostPath], async () => {
       // Checked first: unlink on a directory fails with EISDIR on Linux but EPERM on macOS and memfs.
       const stats = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
       if (stats.isDirectory()) {
@@ -405,6 +407,9 @@ export class FsStorage implements Storage {
       await fsCall(target.clientPath, () => this.#fs.unlink(target.hostPath));
       return entryInfo(baseName(target.clientPath), stats);
     });
+    // What interrupted uploads kept for the file would only hold the disk now.
+    await this.#dropKeptFor(target, options).catch(noop);
+    return removed;
   }
 
   /**

@@ -186,7 +186,7 @@ export interface SweepOptions {
   onPartialRemoved?: (dir: string, bytes: number) => void;
 }
 
-/** Whom rmdir() and dropKeptPartials() tell about the kept partial uploads they remove. */
+/** Whom rmdir(), remove() and dropKeptPartials() tell about the kept partial uploads they remove. */
 export interface RmdirOptions {
   /**
    * Called for each kept partial upload removed, with its directory (a client path, normalized)
@@ -240,8 +240,10 @@ export interface Storage {
   /**
    * Removes a file (not a directory); returns it as lstat saw it just before (a symlink is
    * `other`). A symbolic link is removed as itself, wherever it leads (outside the root too).
+   * What interrupted uploads kept for the file goes with it (dropKeptPartials), each told to
+   * `onPartialRemoved`.
    */
-  remove(path: string): Promise<EntryInfo>;
+  remove(path: string, options?: RmdirOptions): Promise<EntryInfo>;
   /** Moves a file or directory; replaces an existing file at `to`, never a directory. */
   rename(from: string, to: string): Promise<RenamedEntries>;
   /** Opens a file for reading; rejects IS_A_DIRECTORY for a directory. */
@@ -283,9 +285,9 @@ export interface Storage {
   keptPartials?(path: string): Promise<EntryInfo[]>;
   /**
    * Removes what interrupted uploads kept for the file `path` (any key but `keeping`), but data an
-   * upload in flight has taken over: for a file removed, or whose upload was refused for want of
-   * room they take (they would hold it until their retention ran out). createUpload does the same
-   * as an upload starts. Optional, like keptPartials; best effort.
+   * upload in flight has taken over: before an upload of the file counts its room against a quota
+   * (they would hold it until their retention ran out). createUpload does the same as an upload
+   * starts, remove() as the file goes. Optional, like keptPartials; best effort.
    */
   dropKeptPartials?(path: string, options?: DropKeptPartialsOptions): Promise<void>;
   /**
