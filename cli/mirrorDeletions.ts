@@ -253,7 +253,10 @@ async function removeFromDestinations(
       for (const problem of listed.problems) notRemoved(problem.path, problem.error);
     }
     if (listed.problems.some((problem) => problem.path === tree.destination)) continue;
-    const gone = step === 'extraneous' ? (inTheWay.get(tree) ?? new Set<string>()) : new Set<string>();
+    const gone = new Set(step === 'extraneous' ? inTheWay.get(tree) : undefined);
+    // Where the source has what is no file to copy (a FIFO, a link not followed), what stands is
+    // left as it is, with everything below it: the source says nothing of what that should hold.
+    for (const [relative, kind] of tree.present) if (kind === 'other') gone.add(relative);
     const picked = entriesToRemove(listed.entries, (entry) => unwanted(entry, tree.present), {
       keep: withAncestors(listed.excluded),
       gone,

@@ -289,7 +289,9 @@ describe('--delete', () => {
     await symlink(join(outside, 'secret'), join(server.root!, 'site', 'out'));
     await symlink('nowhere', join(server.root!, 'site', 'gone'));
     const elsewhere = await tempDirs.make();
-    await makeTree(join(elsewhere, 'site'), ['stale.txt', 'out']); // `out` is kept: the source has it
+    // `out` is kept: the source has it; and `pipe/`, with what is in it, since the source's
+    // `pipe` says nothing of what it should hold.
+    await makeTree(join(elsewhere, 'site'), ['stale.txt', 'out', 'pipe/mine.txt']);
     const get = await runCli(
       ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--delete'],
       elsewhere,
@@ -302,7 +304,7 @@ describe('--delete', () => {
       'muxftp: get site/gone: symbolic link out of the served root or leading nowhere, skipped',
     );
     expect(get.code).toBe(0);
-    expect(await treeUnder(join(elsewhere, 'site'))).toEqual(['index.html', 'out']);
+    expect(await treeUnder(join(elsewhere, 'site'))).toEqual(['index.html', 'out', 'pipe/', 'pipe/mine.txt']);
     expect(await readFile(join(elsewhere, 'site', 'out'), 'utf8')).toBe('out');
 
     // chmod -R leaves them be, as it says.
