@@ -156,6 +156,8 @@ export class ServerConnection implements StreamHost {
   private readonly peerGroup: string;
   uploadThrottle: Throttle | undefined;
   downloadThrottle: Throttle | undefined;
+  /** Reading waits for the upload limit to pay back bytes it did not pace (takeUnpacedUpload). */
+  private readsHeldByLimit = false;
   quota: QuotaTracker | undefined;
   readonly windowBudget: WindowBudget;
   private draining = false;
@@ -338,7 +340,7 @@ export class ServerConnection implements StreamHost {
   }
 
   private releaseReading(): void {
-    this.transport.resumeReading();
+    if (!this.readsHeldByLimit) this.transport.resumeReading();
     clearInterval(this.keepalive);
     this.keepalive = undefined;
   }
@@ -820,8 +822,25 @@ export class ServerConnection implements StreamHost {
     if (stream !== undefined) stream.onData(frame.payload, credit, frame.borrowed === true);
     // Dropped (its stream refused or reset), it came over the link all the same: a bandwidth
     // limit counts it, or puts refused one after another sent their initial windows unthrottled.
-    else this.uploadThrottle?.take(credit);
+    else this.takeUnpacedUpload(credit);
   }
+
+  takeUnpacedUpload(bytes: number): void {
+    const throttle = this.uploadThrottle;
+    if (throttle === undefined) return;
+    throttle.take(bytes);
+    // In debt past what the limit admits: nothing more is read until it has paid it back (the
+    // limit's line calls back, in turn with the uploads it paces).
+    if (this.readsHeldByLimit || throttle.mayGo(this.onLimitPaid)) return;
+    this.readsHeldByLimit = true;
+    this.transport.pauseReading();
+  }
+
+  private readonly onLimitPaid = (): void => {
+    this.readsHeldByLimit = false;
+    // Read again, unless the disk holds reading back too.
+    this.readUnlessBacklogged();
+  };
 
   /** ERROR from a client: on stream 0 it is leaving; on a stream it abandons that stream. */
   private handleClientError(frame: Frame): void {
@@ -837,6 +856,7 @@ export class ServerConnection implements StreamHost {
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
     clearTimeout(this.timer);
+    this.uploadThrottle?.cancel(this.onLimitPaid);
     clearInterval(this.keepalive);
     if (error !== undefined) this.counters.error(error.code);
     clearTimeout(this.loginDelay);

@@ -26,6 +26,13 @@ export interface StreamHost {
   /** Bandwidth limits in force for this connection, per direction, when any is set. */
   readonly uploadThrottle: Throttle | undefined;
   readonly downloadThrottle: Throttle | undefined;
+  /**
+   * Counts `bytes` that came over the link outside any credit the limit paced (DATA dropped, an
+   * initial window of a put refused or cancelled) against the upload limit, and stops reading
+   * the connection until the limit has paid them back: else puts refused one after another went
+   * as fast as the client could send.
+   */
+  takeUnpacedUpload(bytes: number): void;
   /** The account's quota, when it has one: uploads reserve their bytes in it. */
   readonly quota: QuotaTracker | undefined;
   /**

@@ -629,7 +629,7 @@ export class UploadStream extends ServerStream {
     this.host.uploadThrottle?.cancel(this.onThrottleTurn);
     // Bytes that came on the initial window of a put refused or cancelled before its turn used the
     // link all the same: the limit counts them (puts refused one after another went unthrottled).
-    if (this.owed > 0) this.host.uploadThrottle?.take(this.owed);
+    if (this.owed > 0) this.host.takeUnpacedUpload(this.owed);
     this.owed = 0;
     this.window.release();
     this.host.releaseReservation(this.claimedBytes);

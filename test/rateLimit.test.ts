@@ -15,8 +15,11 @@ import type { Client } from '../client/client.js';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeOpen } from '../shared/protocol/encoder.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import { runCli } from './helpers/cliProcess.js';
+import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const MiB = 1024 * 1024;
@@ -244,6 +247,34 @@ describe('throttled transfers', () => {
     await client.put('after.bin', randomBytes(16 * 1024));
     expect(performance.now() - started).toBeGreaterThan(1000);
   }, 20_000);
+
+  it('a client sending puts that are refused, as fast as it can, is read no faster than the rate', async () => {
+    server = await startServer({ maxRateBytesPerSecond: rate });
+    const peer = await RawPeer.open(server.port, ['xxh128'], { uploadInitialWindow: true });
+    try {
+      // Each put refused at once (a path out of the root), its initial window's bytes dropped;
+      // 32 of them, 8 MiB, written at once. Before, the server read them all at once (a client
+      // pushed 1.2 GB/s past a 1 MiB/s limit).
+      const window = Buffer.alloc(256 * 1024, 7);
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 32; i++) {
+        const id = 2 * i + 1;
+        frames.push(encodeOpen(id, { op: 'put', path: '../x' }), encodeData(id, window));
+      }
+      const started = performance.now();
+      peer.write(Buffer.concat(frames));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const seconds = (performance.now() - started) / 1000;
+      // Each put is refused as its OPEN is read: the answers say how far the server read. What
+      // the rate allows in that time, a burst of it, and a read or two past the limit.
+      const answered = peer.frames.filter((f) => f.type === FrameType.ERROR).length;
+      expect(answered * window.length).toBeLessThan(rate * seconds + 3 * MiB);
+      // And it is read to its end at the rate, each put answered.
+      await peer.waitFor((f) => f.type === FrameType.ERROR && f.streamId === 63, 15_000);
+    } finally {
+      peer.destroy();
+    }
+  }, 30_000);
 
   it("puts waiting to pay for their initial windows hold their bytes in storage, not in the server's memory", async () => {
     // 32 KiB/s: eight puts of 200 KiB would wait ~50 s for their turns. Held in memory meanwhile,
