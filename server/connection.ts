@@ -6,7 +6,7 @@
  */
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, MuxftpError, ProtocolError, ServerBusyError, StorageError } from '../shared/errors.js';
 import { processUmask } from '../shared/fileModes.js';
@@ -158,6 +158,7 @@ export class ServerConnection implements StreamHost {
   downloadThrottle: Throttle | undefined;
   /** Reading waits for the upload limit to pay back bytes it did not pace (takeUnpacedUpload). */
   private readsHeldByLimit = false;
+  readonly listings = new ConcurrencyLimit(DEFAULTS.listingsAtOncePerConnection);
   quota: QuotaTracker | undefined;
   readonly windowBudget: WindowBudget;
   private draining = false;

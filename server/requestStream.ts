@@ -141,6 +141,8 @@ export class RequestStream extends ServerStream {
   readonly op: SimpleRequest['op'];
   /** Room this stream holds in the connection's outbound budget for its next frame. */
   private reserved = 0;
+  /** A listing waiting for the connection's others to be sent (DEFAULTS.listingsAtOncePerConnection). */
+  private waitingForTurn = false;
   private readonly request: SimpleRequest;
   /** Aborted when the stream is over, so that a handler reading a file stops. */
   private readonly over = new AbortController();
@@ -159,14 +161,27 @@ export class RequestStream extends ServerStream {
   }
 
   override get waitsForOutput(): boolean {
-    return this.waitingForRoom;
+    return this.waitingForRoom || this.waitingForTurn;
   }
 
   start(): void {
-    this.run().catch((err: unknown) => this.fail(err));
+    if (this.op !== 'list') {
+      this.run().catch((err: unknown) => this.fail(err));
+      return;
+    }
+    // A listing holds its directory's names until it is sent: one connection has a few at once.
+    // Waiting its turn behind the others, it waits for the client to read theirs.
+    this.waitingForTurn = true;
+    this.host.listings
+      .run(() => {
+        this.waitingForTurn = false;
+        return this.run();
+      })
+      .catch((err: unknown) => this.fail(err));
   }
 
   private async run(): Promise<void> {
+    if (this.isFinished) return; // cancelled while it waited its turn
     // Nothing is looked up until the answer has room in the connection's budget (issue #7).
     if (!(await this.reserve(this.op === 'list' ? this.frameBudget() : SMALL_REPLY_BYTES))) return;
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;

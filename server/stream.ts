@@ -4,6 +4,7 @@
  * or when the connection goes.
  */
 
+import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { formatRate } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -26,6 +27,8 @@ export interface StreamHost {
   /** Bandwidth limits in force for this connection, per direction, when any is set. */
   readonly uploadThrottle: Throttle | undefined;
   readonly downloadThrottle: Throttle | undefined;
+  /** The connection's listings under way (DEFAULTS.listingsAtOncePerConnection). */
+  readonly listings: ConcurrencyLimit;
   /**
    * Counts `bytes` that came over the link outside any credit the limit paced (DATA dropped, an
    * initial window of a put refused or cancelled) against the upload limit, and stops reading

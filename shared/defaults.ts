@@ -256,6 +256,22 @@ export const DEFAULTS = {
 
   /** Directory entries looked up (lstat) at once, and sent per step, while listing. */
   listBatchEntries: 256,
+  /**
+   * Listings one connection has under way at once; the rest wait their turn, holding nothing. A
+   * listing holds its directory's names, sorted, until it is sent: a client asking 256 listings
+   * of a 30,000-entry directory and reading none held 256 copies (16 such clients: 4.8 GB). A
+   * tree walk asks up to planningRequests at once, each over in a moment.
+   */
+  listingsAtOncePerConnection: 8,
+  /**
+   * Memory the names of directories being listed may hold across the server (ListingBudget):
+   * a listing whose names hold more than listingNamesUnbudgetedBytes takes its share first, and
+   * waits while others hold it. Without it 16 clients asking big listings and reading none held
+   * 3.7 GB even at 8 listings per connection.
+   */
+  listingNamesBudgetBytes: 64 * MiB,
+  /** A listing holding less than this (some 500 names of 200 bytes, 2,500 of 40) takes no share. */
+  listingNamesUnbudgetedBytes: 256 * KiB,
 
   /** Longest client path in UTF-8 bytes, and longest single name. */
   maxPathBytes: 4096,

@@ -24,6 +24,7 @@ import { DirectorySyncs } from './directorySyncs.js';
 import { entryInfo, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
 import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
+import { ListingBudget, namesBytes } from './listingBudget.js';
 import { MoveGuard, type UploadClaim } from './moveGuard.js';
 import { PathLocks } from './pathLocks.js';
 import {
@@ -121,6 +122,8 @@ export class FsStorage implements Storage {
    * skipped, one missing is not dropped (its retention still ends it).
    */
   #keptPartialIndex = new Map<string, Set<string>>();
+  /** Memory the names of directories being listed hold, across every view. */
+  #listingBudget = new ListingBudget(DEFAULTS.listingNamesBudgetBytes);
   /** Deletes, renames and commits, one at a time per host path, across every view. */
   #pathLocks = new PathLocks();
   /** Directory flushes after commits, shared by uploads committing side by side (group commit). */
@@ -171,19 +174,40 @@ export class FsStorage implements Storage {
    */
   async *listBatches(path: string): AsyncGenerator<EntryInfo[]> {
     const dir = await this.#resolve(path);
+    let names = await this.#sortedNames(dir);
+    // Big, it takes its share of the listing budget first; waiting for it, it holds no names
+    // (read again once it has its share).
+    const held = namesBytes(names);
+    const budgeted = held > DEFAULTS.listingNamesUnbudgetedBytes;
+    if (budgeted && !this.#listingBudget.tryTake(held)) {
+      names = [];
+      await this.#listingBudget.take(held);
+      names = await this.#sortedNames(dir).catch((error: unknown) => {
+        this.#listingBudget.give(held);
+        throw error;
+      });
+    }
+    try {
+      for (let start = 0; start < names.length; start += DEFAULTS.listBatchEntries) {
+        // The loop turns between batches: memfs answers in microtasks, so a huge listing in memory
+        // otherwise held the one thread from its first lookup to its last (20,000 entries: ~230 ms).
+        if (start > 0) await nextTurn();
+        this.#assertOpen();
+        const slice = names.slice(start, start + DEFAULTS.listBatchEntries);
+        const infos = await Promise.all(slice.map((name) => this.#listEntry(dir.hostPath, name)));
+        yield infos.filter((info): info is EntryInfo => info !== undefined);
+      }
+    } finally {
+      if (budgeted) this.#listingBudget.give(held);
+    }
+  }
+
+  /** The names a listing shows, in order: not muxftp's hidden files. */
+  async #sortedNames(dir: Resolved): Promise<string[]> {
     const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.hostPath));
-    const names = entries
+    return entries
       .filter((name): name is string => typeof name === 'string' && !isTemporaryName(name))
       .sort(compareNames);
-    for (let start = 0; start < names.length; start += DEFAULTS.listBatchEntries) {
-      // The loop turns between batches: memfs answers in microtasks, so a huge listing in memory
-      // otherwise held the one thread from its first lookup to its last (20,000 entries: ~230 ms).
-      if (start > 0) await nextTurn();
-      this.#assertOpen();
-      const slice = names.slice(start, start + DEFAULTS.listBatchEntries);
-      const infos = await Promise.all(slice.map((name) => this.#listEntry(dir.hostPath, name)));
-      yield infos.filter((info): info is EntryInfo => info !== undefined);
-    }
   }
 
   async mkdir(path: string, options: { parents?: boolean; mode?: number } = {}): Promise<void> {
@@ -829,6 +853,7 @@ export class FsStorage implements Storage {
     view.#activeTemporaryPaths = this.#activeTemporaryPaths;
     view.#partialsInUse = this.#partialsInUse;
     view.#keptPartialIndex = this.#keptPartialIndex;
+    view.#listingBudget = this.#listingBudget;
     view.#views = this.#views;
     view.#pathLocks = this.#pathLocks;
     view.#directorySyncs = this.#directorySyncs;

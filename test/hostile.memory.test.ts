@@ -11,6 +11,7 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
 import { encodeData, encodeEnd, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { parseEnd, parseErrorPayload } from '../shared/protocol/messages.js';
+import { namesBytes } from '../storage/listingBudget.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { MiB, retainedBufferBytes } from './helpers/heap.js';
 import { holdUploads } from './helpers/heldUploads.js';
@@ -196,6 +197,72 @@ describe('many connections that open a download and read nothing', () => {
       await delay(10);
     expect(server.outboundHeldBytes).toBe(0);
   }, 60_000);
+});
+
+describe('peers that ask many listings of a big directory and read none', () => {
+  /** A memory server with `big/`: 3,000 names of ~205 bytes (namesBytes ~1.4 MB a listing). */
+  async function bigDirectoryServer() {
+    const storage = new MemoryStorage();
+    const names = 'n'.repeat(200);
+    storage.volume.mkdirSync('/big');
+    for (let i = 0; i < 3000; i++) storage.volume.writeFileSync(`/big/${i}-${names}`, '');
+    storage.volume.mkdirSync('/small');
+    storage.volume.writeFileSync('/small/a', '');
+    // Listings holding their names: the first batch made, the last not yet.
+    const holding = { now: 0, most: 0 };
+    const listBatches = storage.listBatches.bind(storage);
+    storage.listBatches = async function* (path) {
+      let counted = false;
+      try {
+        for await (const batch of listBatches(path)) {
+          if (!counted && path === 'big') {
+            counted = true;
+            holding.now++;
+            holding.most = Math.max(holding.most, holding.now);
+          }
+          yield batch;
+        }
+      } finally {
+        if (counted) holding.now--;
+      }
+    };
+    env = await startServer({ storage });
+    return { env, holding, perListing: namesBytes(storage.volume.readdirSync('/big') as string[]) };
+  }
+
+  /** A peer that asks `count` listings of big/ and reads nothing from then on. */
+  async function nonReadingListings(port: number, count: number): Promise<void> {
+    const peer = await RawPeer.open(port);
+    peers.push(peer);
+    peer.socket.pause();
+    const opens: Buffer[] = [];
+    for (let s = 0; s < count; s++) opens.push(encodeOpen(2 * s + 1, { op: 'list', path: 'big' }));
+    peer.write(Buffer.concat(opens));
+  }
+
+  it('one connection has at most DEFAULTS.listingsAtOncePerConnection under way; others are served', async () => {
+    const { env, holding } = await bigDirectoryServer();
+    await nonReadingListings(env.port, 128);
+    await peakOf(() => holding.now, { above: DEFAULTS.listingsAtOncePerConnection - 1 });
+    expect(holding.most).toBe(DEFAULTS.listingsAtOncePerConnection); // before: 32 here
+    const other = await env.connect();
+    expect((await other.list('big')).length).toBe(3000);
+    await other.close();
+  });
+
+  it('many connections together hold no more names than DEFAULTS.listingNamesBudgetBytes; a small listing is still answered', async () => {
+    const { env, holding, perListing } = await bigDirectoryServer();
+    const fit = Math.floor(DEFAULTS.listingNamesBudgetBytes / perListing);
+    const connections = Math.ceil((fit + 8) / DEFAULTS.listingsAtOncePerConnection);
+    for (let c = 0; c < connections; c++)
+      await nonReadingListings(env.port, DEFAULTS.listingsAtOncePerConnection);
+    await peakOf(() => holding.now, { above: fit - 1 });
+    await delay(300);
+    expect(holding.most).toBe(fit); // before: every one of them, connections x 8
+    const other = await env.connect();
+    expect(await other.list('small')).toMatchObject([{ name: 'a' }]);
+    await other.close();
+  });
 });
 
 describe('uploads that send a byte and wait', () => {
