@@ -172,12 +172,15 @@ export class RequestStream extends ServerStream {
     // A listing holds its directory's names until it is sent: one connection has a few at once.
     // Waiting its turn behind the others, it waits for the client to read theirs.
     this.waitingForTurn = true;
+    const waited = this.host.queue.waitAsReply();
     this.host.listings
       .run(() => {
         this.waitingForTurn = false;
+        waited();
         return this.run();
       })
-      .catch((err: unknown) => this.fail(err));
+      .catch((err: unknown) => this.fail(err))
+      .finally(waited);
   }
 
   private async run(): Promise<void> {

@@ -317,6 +317,21 @@ export class OutboundQueue {
   }
 
   /**
+   * A reply that waits for something else before it asks for room (a listing's turn) counts as
+   * waiting as well: more requests would only wait behind it. Returns what ends that (once).
+   */
+  waitAsReply(): () => void {
+    this.replyWaiters++;
+    let over = false;
+    return () => {
+      if (over) return;
+      over = true;
+      this.replyWaiters--;
+      if (this.replyWaiters === 0) this.wakeRepliesSettledWaiters();
+    };
+  }
+
+  /**
    * Calls `wake` once no reply waits for room. (Not waitForRoom(): below the low-water mark, it
    * woke its caller at once, and a reader paused for a reply that waits on the server's budget
    * was woken every turn, a busy loop.)
