@@ -341,7 +341,9 @@ export class ServerConnection implements StreamHost {
   }
 
   private releaseReading(): void {
-    if (!this.readsHeldByLimit) this.transport.resumeReading();
+    // Held by the upload limit too: onLimitPaid releases both.
+    if (this.readsHeldByLimit) return;
+    this.transport.resumeReading();
     clearInterval(this.keepalive);
     this.keepalive = undefined;
   }
@@ -834,7 +836,8 @@ export class ServerConnection implements StreamHost {
     // limit's line calls back, in turn with the uploads it paces).
     if (this.readsHeldByLimit || throttle.mayGo(this.onLimitPaid)) return;
     this.readsHeldByLimit = true;
-    this.transport.pauseReading();
+    // With the client's keepalive answered by ours, as a hold for the disk: its PINGs go unread.
+    this.holdReading();
   }
 
   private readonly onLimitPaid = (): void => {
