@@ -6,7 +6,7 @@
  */
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, MuxftpError, ProtocolError, ServerBusyError, StorageError } from '../shared/errors.js';
 import { processUmask } from '../shared/fileModes.js';
@@ -54,6 +54,7 @@ import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
+import { ListingTurns } from './listingTurns.js';
 import type { OpenFileSlots } from './openFileSlots.js';
 import { admitOpen } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
@@ -158,7 +159,7 @@ export class ServerConnection implements StreamHost {
   downloadThrottle: Throttle | undefined;
   /** Reading waits for the upload limit to pay back bytes it did not pace (takeUnpacedUpload). */
   private readsHeldByLimit = false;
-  readonly listings = new ConcurrencyLimit(DEFAULTS.listingsAtOncePerConnection);
+  readonly listings: ListingTurns;
   quota: QuotaTracker | undefined;
   readonly windowBudget: WindowBudget;
   private draining = false;
@@ -210,6 +211,7 @@ export class ServerConnection implements StreamHost {
       context.sharedReads,
     );
     this.output = new OutputProgress(socket, this.transport.queue);
+    this.listings = new ListingTurns(DEFAULTS.listingsAtOncePerConnection, this.transport.queue);
     const handshakeLeftMs = options.handshakeTimeoutMs - (performance.now() - context.acceptedAt);
     this.timer = setTimeout(this.timerOnFire, Math.max(1, handshakeLeftMs));
   }

@@ -25,6 +25,7 @@ export {
   type DropKeptPartialsOptions,
   type EntryInfo,
   type EntryType,
+  type ListBatchesOptions,
   MemoryStorage,
   type MemoryStorageOptions,
   type OpenStorageOptions,

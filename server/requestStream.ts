@@ -13,7 +13,7 @@ import type { ServerStats, SpaceReport, WireEntry } from '../shared/protocol/mes
 import type { RequestOf } from '../shared/protocol/operations.js';
 import { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 import { heldPartial } from '../storage/partialUpload.js';
-import type { EntryInfo, Storage } from '../storage/types.js';
+import type { EntryInfo, ListBatchesOptions, Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
 import { ServerStream, type StreamHost } from './stream.js';
 
@@ -50,23 +50,20 @@ type Result = object | { batches: AsyncIterable<WireEntry[]> };
 /**
  * `host` gives the counters, and takes each change for the quotas as soon as storage made it
  * (before the reply, and whether or not the stream is still open: the change happened).
- * `reading.signal` is aborted when the stream is over (cancelled, failed, its connection gone): a
+ * `watch.signal` is aborted when the stream is over (cancelled, failed, its connection gone): a
  * handler that reads a file stops then, since the stream's slot is free again at once; it calls
- * `reading.onRead` after each read, so a long read is not taken for a stalled stream.
+ * `watch.onRead` after each read, so a long read is not taken for a stalled stream. A listing
+ * tells `watch.onWaitingForMemory` when it waits on other listings, not on its client.
  */
-type Handler<R> = (
-  storage: Storage,
-  request: R,
-  host: StreamHost,
-  reading: Required<ReadWatch>,
-) => Promise<Result>;
+type Handler<R> = (storage: Storage, request: R, host: StreamHost, watch: StreamWatch) => Promise<Result>;
+type StreamWatch = Required<ReadWatch> & Required<Pick<ListBatchesOptions, 'onWaitingForMemory'>>;
 
 async function* wireBatches(batches: AsyncIterable<EntryInfo[]>): AsyncGenerator<WireEntry[]> {
   for await (const batch of batches) yield batch.map(toWireEntry);
 }
 
 const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, { op: K }>> } = {
-  list: async (storage, r) => ({ batches: wireBatches(storage.listBatches(r.path)) }),
+  list: async (storage, r, _host, watch) => ({ batches: wireBatches(storage.listBatches(r.path, watch)) }),
   stat: async (storage, r) => ({ entry: toWireEntry(await storage.stat(r.path)) }),
   mkdir: async (storage, r) => {
     await storage.mkdir(r.path, { parents: r.parents === true, mode: r.mode });
@@ -148,10 +145,18 @@ export class RequestStream extends ServerStream {
   private readonly over = new AbortController();
   /** Waiting for room in the connection's output for its next frame. */
   private waitingForRoom = false;
+  /** A listing waiting for memory other listings hold (storage's listing budget). */
+  private waitingForMemory = false;
   /** A handler reading a file (a digest, a partial's blocks) stops with the stream and moves it. */
-  private readonly reading: Required<ReadWatch> = {
+  private readonly watch: StreamWatch = {
     signal: this.over.signal,
     onRead: () => this.progressed(),
+    onWaitingForMemory: (waiting) => {
+      this.waitingForMemory = waiting;
+      this.host.listings.waitingForMemory(waiting);
+      // However long it waited, its stall check starts now.
+      if (!waiting) this.progressed();
+    },
   };
 
   constructor(host: StreamHost, id: number, request: SimpleRequest) {
@@ -161,7 +166,12 @@ export class RequestStream extends ServerStream {
   }
 
   override get waitsForOutput(): boolean {
-    return this.waitingForRoom || this.waitingForTurn;
+    return this.waitingForRoom || (this.waitingForTurn && !this.host.listings.aheadWaitForMemory);
+  }
+
+  /** Waiting for memory other clients' listings hold, or behind listings that all do. */
+  override get heldByServer(): boolean {
+    return this.waitingForMemory || (this.waitingForTurn && this.host.listings.aheadWaitForMemory);
   }
 
   start(): void {
@@ -170,17 +180,13 @@ export class RequestStream extends ServerStream {
       return;
     }
     // A listing holds its directory's names until it is sent: one connection has a few at once.
-    // Waiting its turn behind the others, it waits for the client to read theirs.
     this.waitingForTurn = true;
-    const waited = this.host.queue.waitAsReply();
     this.host.listings
       .run(() => {
         this.waitingForTurn = false;
-        waited();
         return this.run();
       })
-      .catch((err: unknown) => this.fail(err))
-      .finally(waited);
+      .catch((err: unknown) => this.fail(err));
   }
 
   private async run(): Promise<void> {
@@ -188,7 +194,7 @@ export class RequestStream extends ServerStream {
     // Nothing is looked up until the answer has room in the connection's budget (issue #7).
     if (!(await this.reserve(this.op === 'list' ? this.frameBudget() : SMALL_REPLY_BYTES))) return;
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;
-    const result = await handler(this.host.storage, this.request, this.host, this.reading);
+    const result = await handler(this.host.storage, this.request, this.host, this.watch);
     if (this.isFinished) return;
     if ('batches' in result) {
       await this.sendEntries(result.batches);

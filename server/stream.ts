@@ -4,7 +4,6 @@
  * or when the connection goes.
  */
 
-import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { formatRate } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -17,6 +16,7 @@ import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/stre
 import type { Storage } from '../storage/types.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import type { ServerCounters } from './counters.js';
+import type { ListingTurns } from './listingTurns.js';
 import type { ResolvedServerOptions } from './options.js';
 
 /** The connection, as its streams see it. */
@@ -28,7 +28,7 @@ export interface StreamHost {
   readonly uploadThrottle: Throttle | undefined;
   readonly downloadThrottle: Throttle | undefined;
   /** The connection's listings under way (DEFAULTS.listingsAtOncePerConnection). */
-  readonly listings: ConcurrencyLimit;
+  readonly listings: ListingTurns;
   /**
    * Counts `bytes` that came over the link outside any credit the limit paced (DATA dropped, an
    * initial window of a put refused or cancelled) against the upload limit, and stops reading

@@ -39,6 +39,7 @@ import {
 import type {
   DropKeptPartialsOptions,
   EntryInfo,
+  ListBatchesOptions,
   PartialKey,
   PartialRead,
   ReadHandle,
@@ -172,7 +173,7 @@ export class FsStorage implements Storage {
    * consumer asks for the next batch, so a huge directory neither floods the thread pool nor
    * outlives a consumer that stopped (issue #7).
    */
-  async *listBatches(path: string): AsyncGenerator<EntryInfo[]> {
+  async *listBatches(path: string, options: ListBatchesOptions = {}): AsyncGenerator<EntryInfo[]> {
     const dir = await this.#resolve(path);
     let names = await this.#sortedNames(dir);
     // Big, it takes its share of the listing budget first; waiting for it, it holds no names
@@ -181,7 +182,12 @@ export class FsStorage implements Storage {
     const budgeted = held > DEFAULTS.listingNamesUnbudgetedBytes;
     if (budgeted && !this.#listingBudget.tryTake(held)) {
       names = [];
-      await this.#listingBudget.take(held);
+      options.onWaitingForMemory?.(true);
+      try {
+        await this.#listingBudget.take(held, options.signal);
+      } finally {
+        options.onWaitingForMemory?.(false);
+      }
       names = await this.#sortedNames(dir).catch((error: unknown) => {
         this.#listingBudget.give(held);
         throw error;
@@ -741,11 +747,12 @@ export class FsStorage implements Storage {
     const dir = await this.#resolve(path);
     const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.realPath));
     const names = entries.filter((name): name is string => typeof name === 'string' && isPartialName(name));
-    for (const name of names) this.#indexKept(dir.realPath, name);
     const kept = await Promise.all(
       names.map(async (name) => {
         const hostPath = this.#paths.join(dir.realPath, name);
+        // One an upload has taken over is its own, not kept (the sweep leaves it out too).
         if (this.#partialsInUse.has(hostPath)) return undefined;
+        this.#indexKept(dir.realPath, name);
         const stats = await this.#fs.lstat(hostPath).catch(() => undefined);
         // Looked up again after the await: an upload may have taken it over meanwhile.
         if (stats === undefined || !stats.isFile() || this.#partialsInUse.has(hostPath)) return undefined;

@@ -16,6 +16,7 @@ export type {
   DropKeptPartialsOptions,
   EntryInfo,
   EntryType,
+  ListBatchesOptions,
   PartialKey,
   PartialRead,
   ReadHandle,

@@ -9,6 +9,11 @@ export class ListingBudget {
   #freeBytes: number;
   readonly #waiting: Array<{ bytes: number; grant: () => void }> = [];
 
+  /** Shares waited for now. */
+  get waitingCount(): number {
+    return this.#waiting.length;
+  }
+
   constructor(totalBytes: number) {
     this.totalBytes = totalBytes;
     this.#freeBytes = totalBytes;
@@ -27,15 +32,42 @@ export class ListingBudget {
     return true;
   }
 
-  /** Takes a share of `bytes` once it fits, after those that waited before it. */
-  take(bytes: number): Promise<void> {
+  /**
+   * Takes a share of `bytes` once it fits, after those that waited before it. Aborting `signal`
+   * rejects with its reason and leaves the line (a listing its client cancelled waited on,
+   * holding its connection's turn, until the clients ahead let go).
+   */
+  take(bytes: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
     if (this.tryTake(bytes)) return Promise.resolve();
-    return new Promise((grant) => this.#waiting.push({ bytes: this.#share(bytes), grant }));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        bytes: this.#share(bytes),
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        const at = this.#waiting.indexOf(waiter);
+        if (at >= 0) this.#waiting.splice(at, 1);
+        // Those behind it may fit now.
+        this.#grantWaiting();
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.push(waiter);
+    });
   }
 
   /** Gives back a share taken for `bytes`; those waiting whose shares now fit go, in order. */
   give(bytes: number): void {
     this.#freeBytes += this.#share(bytes);
+    this.#grantWaiting();
+  }
+
+  /** Those waiting whose shares fit go, in order. */
+  #grantWaiting(): void {
     while (this.#waiting.length > 0 && this.#waiting[0]!.bytes <= this.#freeBytes) {
       const next = this.#waiting.shift()!;
       this.#freeBytes -= next.bytes;

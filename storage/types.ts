@@ -201,6 +201,17 @@ export interface DropKeptPartialsOptions extends RmdirOptions {
   keeping?: PartialKey;
 }
 
+/** How a listing goes (Storage.listBatches). */
+export interface ListBatchesOptions {
+  /** Aborted when no one wants the listing any more: a wait for memory ends with it. */
+  signal?: AbortSignal;
+  /**
+   * Told true when the listing waits for memory other listings hold (a big directory, past the
+   * storage's listing budget), false when it goes on: the wait is the server's, not the client's.
+   */
+  onWaitingForMemory?: (waiting: boolean) => void;
+}
+
 /** Where a server keeps its files; implement it to serve something other than a disk or memory. */
 export interface Storage {
   /** A short description for logs, e.g. `disk:/srv/files` or `memory`. */
@@ -213,7 +224,7 @@ export interface Storage {
    * The same entries, in the same order, a bounded batch at a time, looked up only as the
    * consumer asks: stop iterating and the work stops.
    */
-  listBatches(path: string): AsyncIterable<EntryInfo[]>;
+  listBatches(path: string, options?: ListBatchesOptions): AsyncIterable<EntryInfo[]>;
   /** Creates a directory; with `parents`, missing ancestors too and no error if it exists. */
   /**
    * With `mode`, the directory made at `path` (not a parent made with it) gets those permission

@@ -7,9 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ContentDigester, contentDigest } from '../shared/integrity/contentDigest.js';
-import { FrameType } from '../shared/protocol/constants.js';
+import { Flags, FrameType } from '../shared/protocol/constants.js';
 import { FrameDecoder } from '../shared/protocol/decoder.js';
-import { encodeData, encodeEnd, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import {
+  encodeData,
+  encodeEnd,
+  encodeFrame,
+  encodeOpen,
+  encodePing,
+  encodeWindow,
+} from '../shared/protocol/encoder.js';
 import { parseEnd, parseErrorPayload } from '../shared/protocol/messages.js';
 import { namesBytes } from '../storage/listingBudget.js';
 import { MemoryStorage } from '../storage/memory.js';
@@ -263,6 +270,74 @@ describe('peers that ask many listings of a big directory and read none', () => 
     expect(await other.list('small')).toMatchObject([{ name: 'a' }]);
     await other.close();
   });
+});
+
+describe("a listing waiting for memory that other clients' listings hold", () => {
+  it("is the server's wait: its connection is still read, it is not timed out, and cancelled it leaves the line", async () => {
+    // 25,000 names of ~206 bytes: each listing's share is ~11.6 MB, so only a few fit at once.
+    const storage = new MemoryStorage();
+    const tail = 'n'.repeat(200);
+    storage.volume.mkdirSync('/big');
+    for (let i = 0; i < 25_000; i++) storage.volume.writeFileSync(`/big/${i}-${tail}`, '');
+    const fit = Math.floor(
+      DEFAULTS.listingNamesBudgetBytes / namesBytes(storage.volume.readdirSync('/big') as string[]),
+    );
+    // The first `fit` listings keep their share until the test lets go (a slow disk under them);
+    // `looked` collects the listings (by call) that looked entries up.
+    let calls = 0;
+    const looked = new Set<number>();
+    let letGo = () => {};
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const listBatches = storage.listBatches.bind(storage);
+    storage.listBatches = async function* (path, options) {
+      const call = calls++;
+      for await (const batch of listBatches(path, options)) {
+        looked.add(call);
+        if (call < fit) await gate;
+        yield batch;
+      }
+    };
+    env = await startServer({ storage, idleTimeoutMs: 400 });
+    const holder = await RawPeer.open(env.port);
+    peers.push(holder);
+    const holderOpens: Buffer[] = [];
+    for (let s = 0; s < fit; s++) holderOpens.push(encodeOpen(2 * s + 1, { op: 'list', path: 'big' }));
+    holder.write(Buffer.concat(holderOpens));
+    for (const started = Date.now(); looked.size < fit && Date.now() - started < 10_000; ) await delay(10);
+    expect(looked.size).toBe(fit);
+
+    // Every listing in its turn waits for memory, and two more wait their turn behind them.
+    const waiter = await RawPeer.open(env.port);
+    peers.push(waiter);
+    const count = DEFAULTS.listingsAtOncePerConnection + 2;
+    const ids = Array.from({ length: count }, (_, s) => 2 * s + 1);
+    waiter.write(Buffer.concat(ids.map((id) => encodeOpen(id, { op: 'list', path: 'big' }))));
+    await delay(1_200); // three idle timeouts
+    // Before: each failed STREAM_TIMEOUT, yet stayed in the line.
+    expect(waiter.frames.filter((f) => ids.includes(f.streamId))).toEqual([]);
+    // Before: the queued two counted as answers waiting, and nothing more was read.
+    const statId = 2 * count + 1;
+    waiter.write(
+      Buffer.concat([encodeOpen(statId, { op: 'stat', path: 'big' }), encodePing(Buffer.alloc(8))]),
+    );
+    await waiter.waitFor((f) => f.type === FrameType.REPLY && f.streamId === statId, 3_000);
+    await waiter.waitFor((f) => f.type === FrameType.PING && f.flags === Flags.ACK, 3_000);
+
+    // Cancelled, they leave the line: once the holder lets go, none of them looks anything up.
+    // (The stat after them is answered once they have been read.)
+    const cancels = ids.map((id) => encodeFrame(FrameType.CANCEL, 0, id));
+    waiter.write(Buffer.concat([...cancels, encodeOpen(statId + 2, { op: 'stat', path: 'big' })]));
+    await waiter.waitFor((f) => f.type === FrameType.REPLY && f.streamId === statId + 2, 3_000);
+    const other = await env.connect();
+    const waiterCalls = calls; // the holder's, then the waiter's in their turn (the queued never began)
+    expect(waiterCalls).toBe(fit + DEFAULTS.listingsAtOncePerConnection);
+    letGo();
+    expect((await other.list('big')).length).toBe(25_000);
+    await other.close();
+    expect([...looked].filter((call) => call >= fit && call < waiterCalls)).toEqual([]);
+  }, 30_000);
 });
 
 describe('uploads that send a byte and wait', () => {

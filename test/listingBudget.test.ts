@@ -35,4 +35,22 @@ describe('ListingBudget', () => {
     budget.give(1_000);
     expect(budget.tryTake(100)).toBe(true);
   });
+
+  it('a wait aborted leaves the line: it takes nothing, and those behind it go', async () => {
+    const budget = new ListingBudget(100);
+    expect(budget.tryTake(60)).toBe(true);
+    const cancel = new AbortController();
+    const aborted = budget.take(90, cancel.signal);
+    const behind = budget.take(40);
+    expect(budget.waitingCount).toBe(2);
+    cancel.abort(new Error('cancelled'));
+    await expect(aborted).rejects.toThrow('cancelled');
+    await behind; // it fitted all along, behind the one that left
+    expect(budget.waitingCount).toBe(0);
+    budget.give(60);
+    budget.give(40);
+    expect(budget.tryTake(100)).toBe(true);
+    // Aborted already: refused at once, nothing taken.
+    await expect(budget.take(1, cancel.signal)).rejects.toThrow('cancelled');
+  });
 });
