@@ -248,6 +248,26 @@ describe('throttled transfers', () => {
     expect(performance.now() - started).toBeGreaterThan(1000);
   }, 20_000);
 
+  it('a connection whose reads wait to pay for refused puts still shows its client it is alive', async () => {
+    // 64 KiB/s: two refused puts of 240 KiB owe ~7.5 s, while the client gives up on a server
+    // silent for 2 s. Before, the reads held for the debt sent no PING answers (a hold for the
+    // disk does): the stat after them failed CONNECTION_LOST.
+    const slow = 64 * 1024;
+    server = await startServer({ maxRateBytesPerSecond: slow });
+    const client = await server.connect({ responseTimeoutMs: 2_000 });
+    await client.mkdir('dir');
+    const piece = randomBytes(240 * 1024);
+    const refused = await Promise.allSettled([client.put('dir', piece), client.put('dir', piece)]);
+    expect(
+      refused.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'stored')),
+    ).toEqual(['IS_A_DIRECTORY', 'IS_A_DIRECTORY']);
+    const started = performance.now();
+    expect((await client.stat('dir')).type).toBe('dir');
+    // It did wait for the debt (the hold was there to be lived through).
+    expect(performance.now() - started).toBeGreaterThan(2_000);
+    await client.close();
+  }, 30_000);
+
   it('a client sending puts that are refused, as fast as it can, is read no faster than the rate', async () => {
     server = await startServer({ maxRateBytesPerSecond: rate });
     const peer = await RawPeer.open(server.port, ['xxh128'], { uploadInitialWindow: true });
