@@ -927,7 +927,8 @@ export class Client implements ClientHost {
     target: string,
     options: TransferOptions,
   ): Promise<GetResult | undefined> {
-    const sink = await ContinueSink.claimKept(target);
+    // get -c also continues what a get killed outright left in progress; a retry, only its own.
+    const sink = await ContinueSink.claimKept(target, { leftBehind: options.continue === true });
     if (sink === undefined) return undefined;
     let blocks: Buffer[];
     try {

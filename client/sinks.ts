@@ -16,6 +16,7 @@ import { keepPermissionBits, type ModableFile } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { downloadPartialName, newTemporaryName } from '../shared/temporaryNames.js';
+import { claimLeftBehind, inProgressPath } from './downloadsLeftBehind.js';
 import { renameIntoPlace, SinkFile, writeFully } from './sinkFile.js';
 import { localError, localFileCalls } from './sources.js';
 
@@ -110,6 +111,16 @@ export interface KeptPartial {
 /** Where a failed download into `target` keeps what it received, for `get -c` to continue. */
 export function keptPartialPath(target: string): string {
   return join(dirname(target), downloadPartialName(basename(target)));
+}
+
+/**
+ * Where a download into `target` is written until it is verified: one that keeps its whole blocks
+ * should it fail under a name `get -c` finds should this process be killed outright
+ * (inProgressPath); else under a fresh random one (fixed length: a 255-byte target name must
+ * still fit, as it does in the other's hash).
+ */
+function temporaryPath(target: string, keepsPartial: boolean): string {
+  return keepsPartial ? inProgressPath(target) : join(dirname(target), newTemporaryName());
 }
 
 /** A regular file with one name, owned by this process's user (where it has one): safe to write in place. */
@@ -317,8 +328,7 @@ class FileSink extends HiddenFileSink<SinkFile> {
   private written = 0;
 
   static async open(target: string, keepsPartial: boolean): Promise<FileSink> {
-    // Fixed length, not derived from the target's name: a 255-byte name must still fit.
-    const temporary = join(dirname(target), newTemporaryName());
+    const temporary = temporaryPath(target, keepsPartial);
     registerTemporary(temporary);
     try {
       return new FileSink(target, temporary, await SinkFile.create(temporary), keepsPartial);
@@ -381,7 +391,7 @@ export class ContinueSink extends HiddenFileSink {
   private copyFrom: string | undefined;
 
   static async open(target: string, keepsPartial: boolean): Promise<ContinueSink> {
-    const temporary = join(dirname(target), newTemporaryName());
+    const temporary = temporaryPath(target, keepsPartial);
     registerTemporary(temporary);
     try {
       // Empty for now: the copy comes in startAt(), written through this handle.
@@ -402,19 +412,32 @@ export class ContinueSink extends HiddenFileSink {
    * written in place instead of copied, once claimed by renaming it to a fresh temporary name — of
    * two processes continuing it, one gets it and the other starts afresh. Should this download
    * fail too, its whole blocks are kept there again (whatever the caller asked: they were kept
-   * already). Undefined when there is none to claim.
+   * already). With `leftBehind`, when nothing was kept, what a process killed outright left in
+   * progress is claimed instead (claimLeftBehind). Undefined when there is none to claim.
    */
-  static async claimKept(target: string): Promise<ContinueSink | undefined> {
+  static async claimKept(target: string, { leftBehind = false } = {}): Promise<ContinueSink | undefined> {
     const kept = keptPartialPath(target);
-    const temporary = join(dirname(target), newTemporaryName());
+    // Named as its own download in progress: killed outright, the next get -c finds it again.
+    const temporary = inProgressPath(target);
     // A process told to exit between the rename and the open puts it back.
     registerTemporary(temporary, kept);
+    let claimed: boolean;
     try {
-      await rename(kept, temporary);
+      claimed = await rename(kept, temporary).then(
+        () => true,
+        (err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+          throw err;
+        },
+      );
+      if (!claimed && leftBehind) claimed = await claimLeftBehind(kept, temporary);
     } catch (err) {
       temporaryFilesInProgress.delete(temporary);
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw localError(err, target);
+    }
+    if (!claimed) {
+      temporaryFilesInProgress.delete(temporary);
+      return undefined;
     }
     let handle: FileHandle | undefined;
     let failure: unknown;

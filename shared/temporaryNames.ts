@@ -3,7 +3,8 @@
  * client's downloads in progress are `.muxftp-<random hex>.part` beside their target, renamed
  * into place only once verified. What is kept of an interrupted transfer for a resume has a name
  * of its own under the same prefix: `.muxftp-partial-<hash>.part` on the server (put -c),
- * `.muxftp-get-<hash>.part` on the client (get -c).
+ * `.muxftp-get-<hash>.part` on the client (get -c); a download that keeps one is in progress under
+ * that name with its host and process added (`.muxftp-get-<hash>.<host>-<pid>-<n>.part`).
  */
 import { createHash, randomUUID } from 'node:crypto';
 
@@ -70,6 +71,42 @@ export function downloadPartialName(targetName: string): string {
   return `${DOWNLOAD_PARTIAL_PREFIX}${id}${TEMP_SUFFIX}`;
 }
 
+/** What a failed download kept (downloadPartialName), not one in progress (downloadInProgressName). */
 export function isDownloadPartialName(name: string): boolean {
-  return name.slice(0, DOWNLOAD_PARTIAL_PREFIX.length).toLowerCase() === DOWNLOAD_PARTIAL_PREFIX;
+  return /^\.muxftp-get-[0-9a-f]{32}\.part$/i.test(name);
+}
+
+/** Who is writing a download in progress: a hash of the host's name, the process, a count in it. */
+export interface DownloadOwner {
+  host: string;
+  pid: number;
+  seq: number;
+}
+
+/**
+ * The temporary name of a download into `targetName` that keeps its whole blocks should it fail:
+ * its kept name with the host and process writing it. A process killed outright (SIGKILL, the OOM
+ * killer, a power cut) leaves it behind, and `get -c` tells it from one still being written by
+ * the process being gone (parseDownloadInProgress), and continues it.
+ */
+export function downloadInProgressName(targetName: string, owner: DownloadOwner): string {
+  const kept = downloadPartialName(targetName);
+  return `${kept.slice(0, -TEMP_SUFFIX.length)}.${owner.host}-${owner.pid}-${owner.seq}${TEMP_SUFFIX}`;
+}
+
+const IN_PROGRESS = /^(\.muxftp-get-[0-9a-f]{32})\.([0-9a-f]{8})-(\d{1,10})-(\d{1,15})\.part$/;
+
+/**
+ * Who wrote `name` (downloadInProgressName), and the kept name of its target; undefined for
+ * any other name.
+ */
+export function parseDownloadInProgress(name: string): (DownloadOwner & { keptName: string }) | undefined {
+  const match = IN_PROGRESS.exec(name);
+  if (match === null) return undefined;
+  return {
+    keptName: `${match[1]!}${TEMP_SUFFIX}`,
+    host: match[2]!,
+    pid: Number(match[3]),
+    seq: Number(match[4]),
+  };
 }

@@ -8,14 +8,20 @@ import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto';
 import { chown, link, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { SinkFile } from '../client/sinkFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
-import { downloadPartialName, isDownloadPartialName } from '../shared/temporaryNames.js';
+import {
+  downloadInProgressName,
+  downloadPartialName,
+  isDownloadPartialName,
+  parseDownloadInProgress,
+} from '../shared/temporaryNames.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { restartablePort } from './helpers/restartPort.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
@@ -345,6 +351,95 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     expect(env.server.stats().bytesOut - before).toBe(content.length - kept[0]!.bytes);
     expect(await readdir(dir)).toEqual(['big.bin']);
     expect(sha256(await readFile(target))).toBe(sha256(content));
+  }, 30_000);
+});
+
+describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)', () => {
+  /** This host, as downloads in progress name it (client/downloadsLeftBehind.ts). */
+  const hostTag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+
+  /** The id of a process that has exited. */
+  async function goneProcessId(): Promise<number> {
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await new Promise((resolve) => child.once('exit', resolve));
+    return child.pid!;
+  }
+
+  it('leaves its download under a name get -c finds: get -c sends only the rest', async () => {
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    const content = randomBytes(4 * BLOCK + 99);
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    const child = spawn(process.execPath, [CLI_BIN, '--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'], {
+      cwd: local,
+      stdio: 'ignore',
+    });
+    children.add(child);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await until(downloadsPast(local, 1, BLOCK + MiB));
+    child.kill('SIGKILL');
+    await exited;
+    children.delete(child);
+    // Before: `.muxftp-<random hex>.part`, which nothing found or removed.
+    const [left, ...others] = await readdir(local);
+    expect(others).toEqual([]);
+    expect(parseDownloadInProgress(left!)).toMatchObject({
+      keptName: downloadPartialName('big.bin'),
+      host: hostTag,
+      pid: child.pid,
+    });
+    const whole = (await stat(join(local, left!))).size;
+    const reusable = whole - (whole % BLOCK);
+    expect(reusable).toBeGreaterThanOrEqual(BLOCK);
+
+    await env.stop();
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    expect(env.server.stats().bytesOut).toBe(content.length - reusable);
+    expect(await readdir(local)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+
+  it('get -c takes over only what a process that is gone left, of this host: the largest, the others removed', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(3 * BLOCK + 5);
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    const gone = await goneProcessId();
+    const leftBy = (host: string, pid: number, seq: number) =>
+      join(local, downloadInProgressName('big.bin', { host, pid, seq }));
+    // Being written by a process still running (this one), or on another host sharing the directory.
+    const running = leftBy(hostTag, process.pid, 7);
+    const elsewhere = leftBy('0123abcd' === hostTag ? '0123abce' : '0123abcd', gone, 1);
+    await writeFile(running, content.subarray(0, 2 * BLOCK));
+    await writeFile(elsewhere, content.subarray(0, 2 * BLOCK));
+    // Two left by a process that is gone: the larger is continued, the smaller removed.
+    await writeFile(leftBy(hostTag, gone, 1), content.subarray(0, BLOCK));
+    await writeFile(leftBy(hostTag, gone, 2), content.subarray(0, 2 * BLOCK + 10));
+
+    const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    expect(env.server.stats().bytesOut).toBe(content.length - 2 * BLOCK);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+    expect((await readdir(local)).sort()).toEqual(['big.bin', basename(running), basename(elsewhere)].sort());
+  }, 30_000);
+
+  it('a plain get leaves what a gone process left alone: only get -c continues it', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(2 * BLOCK + 5);
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    const left = join(
+      local,
+      downloadInProgressName('big.bin', { host: hostTag, pid: await goneProcessId(), seq: 0 }),
+    );
+    await writeFile(left, content.subarray(0, BLOCK));
+    const plain = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'], local);
+    expect(plain).toMatchObject({ code: 0, stderr: '' });
+    expect(env.server.stats().bytesOut).toBe(content.length);
+    expect((await readdir(local)).sort()).toEqual(['big.bin', basename(left)].sort());
   }, 30_000);
 });
 
