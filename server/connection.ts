@@ -45,7 +45,7 @@ import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import type { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
-import type { Storage } from '../storage/types.js';
+import type { PartialKey, Storage } from '../storage/types.js';
 import { addressGroup } from './addressGroup.js';
 import type { AccountResourceTable } from './auth/accountResources.js';
 import { type Account, type Accounts, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
@@ -61,6 +61,7 @@ import type { ResolvedServerOptions } from './options.js';
 import { OutputProgress } from './outputProgress.js';
 import type { RefusalLog } from './refusalLog.js';
 import { RequestStream } from './requestStream.js';
+import type { ResumableHolder, ResumableUploads } from './resumableUploads.js';
 import type { ServerStream, StreamHost } from './stream.js';
 import type { UploadBacklogBudget } from './uploadBacklogBudget.js';
 import { UploadStream } from './uploadStream.js';
@@ -113,6 +114,8 @@ export interface ConnectionContext {
   accounts: Accounts;
   /** Where refusals are logged: the first of a kind, then a count per interval. */
   refusalLog: RefusalLog;
+  /** Resumable uploads under way, all connections together: a retry takes over a stalled one. */
+  resumableUploads: ResumableUploads;
   /** The socket's reads, when it reads into the process's shared buffer. */
   sharedReads?: SharedBufferReads | undefined;
 }
@@ -297,6 +300,15 @@ export class ServerConnection implements StreamHost {
         this.output.mark();
       }
     }
+  }
+
+  holdResumable(path: string, key: PartialKey, holder: ResumableHolder): () => void {
+    return this.context.resumableUploads.hold(this.account!.home, path, key, holder);
+  }
+
+  takeOverStalledUpload(path: string, key: PartialKey): Promise<void> {
+    const stalledMs = Math.min(this.options.idleTimeoutMs, this.options.stalledUploadTakeoverMs);
+    return this.context.resumableUploads.takeOverStalled(this.account!.home, path, key, stalledMs);
   }
 
   recordChange(change: LocatedChange): void {

@@ -28,6 +28,12 @@ export interface ServerOptions {
    * nothing. Default 24 h. The server removes expired ones on a timer.
    */
   partialRetentionMs?: number;
+  /**
+   * A resumable upload that has moved no data for this long (ms; or the idle timeout, if shorter)
+   * gives way to a newer upload of the same data, which continues what it wrote: a client's retry
+   * after its connection stalled. Default 10 s.
+   */
+  stalledUploadTakeoverMs?: number;
   /** Close a connection that has not sent HELLO after this long (ms). */
   handshakeTimeoutMs?: number;
   /** Upload credit granted per stream (bytes). */
@@ -158,6 +164,7 @@ const POSITIVE_INTEGERS = [
   'loginFailuresPerAddress',
   'maxConcurrentLoginChecks',
   'quotaRecountIntervalMs',
+  'stalledUploadTakeoverMs',
 ] as const;
 
 /** Limits where 0 means "none". */
@@ -238,6 +245,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     loginBlockMs: options.loginBlockMs ?? DEFAULTS.loginBlockMs,
     maxConcurrentLoginChecks: options.maxConcurrentLoginChecks ?? DEFAULTS.maxConcurrentLoginChecks,
     partialRetentionMs: options.partialRetentionMs ?? DEFAULTS.partialRetentionMs,
+    stalledUploadTakeoverMs: options.stalledUploadTakeoverMs ?? DEFAULTS.stalledUploadTakeoverMs,
   };
   for (const key of POSITIVE_INTEGERS) {
     const value = resolved[key];

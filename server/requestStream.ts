@@ -105,18 +105,22 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, reading);
     return { entry: toWireEntry(entry), algorithm: digest.algorithm, digest: digest.digest.toString('hex') };
   },
-  partial: async (storage, r, host, reading) =>
-    heldPartial(
+  partial: async (storage, r, host, reading) => {
+    const key = {
+      size: r.size,
+      algorithm: r.algorithm,
+      ...(r.digest !== undefined ? { digest: r.digest } : { source: r.source! }),
+    };
+    // A stalled upload still writing it (the connection this client's retry replaces) gives way.
+    await host.takeOverStalledUpload(r.path, key);
+    return heldPartial(
       storage,
       r.path,
-      {
-        size: r.size,
-        algorithm: r.algorithm,
-        ...(r.digest !== undefined ? { digest: r.digest } : { source: r.source! }),
-      },
+      key,
       blockDigestsFitting(host.peerMaxFramePayload, DIGEST_BYTES[r.algorithm], DEFAULTS.maxResumeBlocks),
       reading,
-    ),
+    );
+  },
   stats: async (_storage, _r, host) => readStats(host.counters),
   space: async (storage, _r, host) => {
     const report: SpaceReport = {};

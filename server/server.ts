@@ -27,6 +27,7 @@ import { OpenFileSlots } from './openFileSlots.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { RefusalLog } from './refusalLog.js';
 import { readStats } from './requestStream.js';
+import { ResumableUploads } from './resumableUploads.js';
 import { UploadBacklogBudget } from './uploadBacklogBudget.js';
 
 /** A TLS connection starts with a handshake record (RFC 8446 §5.1, ContentType 22); no muxftp frame type is 22. */
@@ -84,6 +85,8 @@ export class MuxServer {
    */
   private readonly loginQueue: ConcurrencyLimit;
   private readonly accountResources: AccountResourceTable;
+  /** Resumable uploads under way, all connections together (a retry takes over a stalled one). */
+  private readonly resumableUploads = new ResumableUploads();
   private readonly uploadBacklogBudget: UploadBacklogBudget;
   private readonly openFileSlots: OpenFileSlots;
   private readonly outboundBudget: OutboundBudget;
@@ -433,6 +436,7 @@ export class MuxServer {
       framePool: this.framePool,
       accounts: this.accounts,
       refusalLog: this.refusalLog,
+      resumableUploads: this.resumableUploads,
     });
     this.connections.add(connection);
     this.counters.connectionOpened();

@@ -13,11 +13,12 @@ import type { WindowBudget } from '../shared/transport/flow.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import type { Throttle } from '../shared/transport/rateLimiter.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
-import type { Storage } from '../storage/types.js';
+import type { PartialKey, Storage } from '../storage/types.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import type { ServerCounters } from './counters.js';
 import type { ListingTurns } from './listingTurns.js';
 import type { ResolvedServerOptions } from './options.js';
+import type { ResumableHolder } from './resumableUploads.js';
 
 /** The connection, as its streams see it. */
 export interface StreamHost {
@@ -36,6 +37,16 @@ export interface StreamHost {
    * as fast as the client could send.
    */
   takeUnpacedUpload(bytes: number): void;
+  /**
+   * `holder` writes the data kept for `path` under `key` (server/resumableUploads.ts); returns
+   * what ends that.
+   */
+  holdResumable(path: string, key: PartialKey, holder: ResumableHolder): () => void;
+  /**
+   * Fails uploads that write the data kept for `path` under `key` and have stalled
+   * (DEFAULTS.stalledUploadTakeoverMs); resolves once what they wrote is kept.
+   */
+  takeOverStalledUpload(path: string, key: PartialKey): Promise<void>;
   /** The account's quota, when it has one: uploads reserve their bytes in it. */
   readonly quota: QuotaTracker | undefined;
   /**

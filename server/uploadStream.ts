@@ -22,9 +22,10 @@ import { normalizeClientPath, parentPath } from '../storage/paths.js';
 import type { CommitOptions, EntryInfo, PartialKey, UploadHandle } from '../storage/types.js';
 import type { QuotaTracker } from './auth/quota.js';
 import { toWireEntry } from './requestStream.js';
+import type { ResumableHolder } from './resumableUploads.js';
 import { ServerStream, type StreamHost } from './stream.js';
 
-export class UploadStream extends ServerStream {
+export class UploadStream extends ServerStream implements ResumableHolder {
   readonly op = 'put';
   private readonly path: string;
   private readonly declaredSize: number | undefined;
@@ -88,6 +89,8 @@ export class UploadStream extends ServerStream {
   private readonly partial: PartialKey | undefined;
   /** Bytes of kept data this upload continues from (the client's DATA starts there). */
   private readonly offset: number;
+  /** Ends this upload's place among the server's resumable uploads (it writes kept data). */
+  private endHolding: (() => void) | undefined;
   /** Set when the bytes proved wrong: such data is never kept for a resume. */
   private discardPartial = false;
   /** A resumed upload hashing the kept bytes it took over: nothing is written or committed yet. */
@@ -166,6 +169,10 @@ export class UploadStream extends ServerStream {
         if (this.offset > 0 && this.partial === undefined)
           throw new MuxftpError('NOT_FOUND', `no partial upload is kept here to continue: ${this.path}`);
       })
+      // A stalled upload of the same data (the connection this client's retry replaces) gives way.
+      .then(() =>
+        this.partial === undefined ? undefined : this.host.takeOverStalledUpload(this.path, this.partial),
+      )
       .then(() =>
         this.host.storage.createUpload(this.path, {
           onPartialRemoved: this.partialRemoved,
@@ -177,6 +184,8 @@ export class UploadStream extends ServerStream {
         (handle) => {
           if (!this.adopt(handle)) return;
           this.handle = handle; // from here cleanup() aborts it
+          if (this.partial !== undefined)
+            this.endHolding = this.host.holdResumable(this.path, this.partial, this);
           if (this.offset === 0) this.acceptWhenPaid();
           else
             this.hashTakenOver(handle).then(
@@ -622,7 +631,29 @@ export class UploadStream extends ServerStream {
     this.quotaReserved = 0;
   }
 
+  isStalledFor(ms: number): boolean {
+    // Past END it is finishing, not stalled; its file is what it commits.
+    if (this.phase === StreamPhase.Ended || this.heldByServer || this.hashingKept) return false;
+    return performance.now() - this.lastProgressAt >= ms;
+  }
+
+  giveWay(): Promise<void> {
+    const seconds = Math.round((performance.now() - this.lastProgressAt) / 1000);
+    this.host.log(
+      `${this.host.label} stream ${this.id}: ${this.path} moved no data for ${seconds} s: a newer upload of it continues what it wrote`,
+    );
+    this.fail(
+      new MuxftpError(
+        'STREAM_TIMEOUT',
+        `stream moved no data for ${seconds} s: a newer upload of ${this.path} continues what it wrote`,
+      ),
+    );
+    return (this.aborted ?? Promise.resolve()).then(() => {});
+  }
+
   protected cleanup(): void {
+    this.endHolding?.();
+    this.endHolding = undefined;
     this.over?.abort();
     if (this.creditPath !== undefined) this.host.quota?.releaseCredit(this.creditPath);
     this.creditPath = undefined;

@@ -313,6 +313,13 @@ export const DEFAULTS = {
    * 0 keeps nothing. `serve --partial-retention`.
    */
   partialRetentionMs: 24 * 60 * 60 * 1000,
+  /**
+   * Server: an upload or `partial` query of data a resumable upload still writes fails that
+   * upload (its whole blocks kept) once it has moved no data for this long, or for the idle
+   * timeout if shorter, and continues what it kept: the retry of a client whose connection stalled
+   * (server/resumableUploads.ts). Well under a client's 60 s response timeout, after which it retries.
+   */
+  stalledUploadTakeoverMs: 10_000,
   /** Server: how often expired partial uploads are looked for (at most; a shorter retention is used instead). */
   partialSweepIntervalMs: 10 * 60 * 1000,
   /** CLI: transfers at once for multi-file commands. */

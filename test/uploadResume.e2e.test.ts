@@ -18,6 +18,7 @@ import { encodeReply } from '../shared/protocol/encoder.js';
 import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import { runCliQuietly } from './helpers/cliProcess.js';
+import { type FrameProxy, startFrameProxy } from './helpers/frameProxy.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -328,6 +329,56 @@ describe('put -c (library: resumable / continue)', () => {
       expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 10 })).toBe(1);
     });
   });
+});
+
+describe('a retry after a connection that stalled (its packets go nowhere; not reset)', () => {
+  let proxy: FrameProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it("takes over the stalled upload's data once it has moved none for a while: only the rest is sent again", async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows, stalledUploadTakeoverMs: 300 });
+    const content = randomBytes(3 * BLOCK + 12_345);
+    const source = await localFile(content);
+    // The first connection goes through a proxy that, from a point on, passes nothing of the client's.
+    let stalled = false;
+    proxy = await startFrameProxy(env.port, { fromClient: (frame) => (stalled ? undefined : frame) });
+    const first = await env.connect({ port: proxy.port });
+    const cut = 2 * BLOCK + BLOCK / 2;
+    let sent = 0;
+    const stalledPut = first
+      .put('big.bin', source, {
+        resumable: true,
+        onProgress: (done) => {
+          sent = done;
+          if (done >= cut) stalled = true;
+        },
+      })
+      .catch((error: unknown) => error);
+    await until(() => stalled, 'the first upload to send 2.5 blocks');
+    // The server holds the stalled upload's stream open: its client will not come back on it.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(env.server.stats().streams).toBe(1);
+    expect(sent).toBeLessThan(content.length);
+
+    // The client's retry, on a new connection. Before: offered nothing (the stalled upload held
+    // the data), it sent the whole file again, and the stalled one's blocks stayed a day.
+    const second = await env.connect();
+    const before = env.server.stats().bytesIn;
+    const restarts: string[] = [];
+    await second.put('big.bin', source, { continue: true, onRestart: (reason) => restarts.push(reason) });
+    expect(restarts).toEqual([]);
+    expect(env.server.stats().bytesIn - before).toBe(content.length - 2 * BLOCK);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+    expect(await hiddenNames(env.root!)).toEqual([]);
+    expect(env.logs.join('\n')).toMatch(
+      /big\.bin moved no data for \d+ s: a newer upload of it continues what it wrote/,
+    );
+    // The stalled client is told, should it ever hear.
+    expect(await stalledPut).toMatchObject({ code: 'STREAM_TIMEOUT' });
+  }, 30_000);
 });
 
 describe('muxftp put -c', () => {

@@ -1,0 +1,51 @@
+/**
+ * Resumable uploads under way, server-wide, by the data they keep (home, path, key). A client
+ * whose connection stalled (not reset: its packets go nowhere) reconnects under `--retries` and
+ * asks what is kept of its file while the stalled connection's upload still holds that data: it
+ * would be offered nothing and send the whole file again. So an upload or a `partial` query of
+ * the same key fails a holder that has moved no data for a while (its whole blocks are kept, as
+ * for any failure) and goes on once they are: the retry continues them.
+ */
+import { posix } from 'node:path';
+import { normalizeClientPath } from '../storage/paths.js';
+import type { PartialKey } from '../storage/types.js';
+
+/** An upload writing kept data, as the registry sees it (UploadStream). */
+export interface ResumableHolder {
+  /** It has moved no data for `ms` and nothing of the server's holds it (a commit, a rate limit). */
+  isStalledFor(ms: number): boolean;
+  /** Fails it, for a newer upload of the same data; resolves once what it wrote is kept. */
+  giveWay(): Promise<void>;
+}
+
+export class ResumableUploads {
+  readonly #holders = new Map<string, Set<ResumableHolder>>();
+
+  /** `holder` writes the data kept for `path` (in `home`) under `key`; returns what ends that. */
+  hold(home: string, path: string, key: PartialKey, holder: ResumableHolder): () => void {
+    const id = keyOf(home, path, key);
+    const holders = this.#holders.get(id) ?? new Set<ResumableHolder>();
+    this.#holders.set(id, holders);
+    holders.add(holder);
+    return () => {
+      holders.delete(holder);
+      if (holders.size === 0 && this.#holders.get(id) === holders) this.#holders.delete(id);
+    };
+  }
+
+  /**
+   * Fails the holders of that data that have moved none for `stalledMs`; resolves once what they
+   * wrote is kept (at once when there are none).
+   */
+  async takeOverStalled(home: string, path: string, key: PartialKey, stalledMs: number): Promise<void> {
+    const holders = this.#holders.get(keyOf(home, path, key));
+    if (holders === undefined) return;
+    const stalled = [...holders].filter((holder) => holder.isStalledFor(stalledMs));
+    await Promise.all(stalled.map((holder) => holder.giveWay()));
+  }
+}
+
+function keyOf(home: string, path: string, key: PartialKey): string {
+  const file = posix.join(home, normalizeClientPath(path));
+  return [file, key.size, key.algorithm, key.digest ?? '', key.source ?? ''].join('\0');
+}
