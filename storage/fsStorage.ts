@@ -285,7 +285,24 @@ export class FsStorage implements Storage {
       throw new StorageError('NOT_A_DIRECTORY', `not a directory: ${target.clientPath}`, target.clientPath);
     }
     await this.#removeKeptPartials(target, options.onPartialRemoved);
-    await fsCall(target.clientPath, () => this.#fs.rmdir(target.hostPath));
+    await this.#fs.rmdir(target.hostPath).catch(async (error: unknown) => {
+      // Listed as empty, it may still hold an upload's temporary file: say so, not a riddle.
+      if (errnoOf(error) === 'ENOTEMPTY' && (await this.#holdsOnlyTransfers(target.hostPath))) {
+        throw new StorageError(
+          'DIRECTORY_NOT_EMPTY',
+          `directory not empty: ${displayPath(target.clientPath)} (an upload into it is in progress)`,
+          target.clientPath,
+          { cause: error },
+        );
+      }
+      throw storageErrorFromFs(error, target.clientPath);
+    });
+  }
+
+  /** Every entry of the directory is a transfer's hidden file (none a listing shows). */
+  async #holdsOnlyTransfers(hostPath: string): Promise<boolean> {
+    const entries = await this.#fs.readdir(hostPath).catch((): readonly unknown[] => []);
+    return entries.length > 0 && entries.every((name) => typeof name === 'string' && isTemporaryName(name));
   }
 
   /**

@@ -167,7 +167,12 @@ describe('rmdir of a directory holding only kept partial uploads', () => {
     peer.write(encodeOpen(1, { op: 'put', path: 'd/f' }));
     await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
     peer.write(encodeData(1, Buffer.from('abc')));
-    expect(await code(client.rmdir('d'))).toBe('DIRECTORY_NOT_EMPTY');
+    // It lists as empty: the refusal says what is in it.
+    expect(await client.list('d')).toEqual([]);
+    await expect(client.rmdir('d')).rejects.toMatchObject({
+      code: 'DIRECTORY_NOT_EMPTY',
+      message: expect.stringContaining('directory not empty: d (an upload into it is in progress)'),
+    });
     peer.write(encodeEnd(1, 3, 'xxh128', contentDigest('xxh128', Buffer.from('abc'))));
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
     expect((await client.getBuffer('d/f')).toString()).toBe('abc');
