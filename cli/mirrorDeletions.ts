@@ -26,6 +26,7 @@ import { planningLimit } from './concurrency.js';
 import type { Excluded } from './excludes.js';
 import { localFsError, walkLocalDestination } from './localFiles.js';
 import type { Output } from './output.js';
+import { isConnectionLoss } from './reconnect.js';
 import { joinRemote, remoteBaseName, remoteParent } from './remotePath.js';
 import { PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from './remoteRemoval.js';
 import { walkRemoteTree } from './remoteTree.js';
@@ -49,7 +50,18 @@ export type MirrorRun = {
   output: Output;
   /** --dry-run: say what would be removed, remove nothing. */
   dryRun?: boolean;
-} & ({ command: 'put'; client: Client } | { command: 'get' });
+} & (
+  | {
+      command: 'put';
+      client: Client;
+      /**
+       * Runs a request of the removals (`what`: the path it is for), on a new connection should
+       * this one go (`--retries`); without it, on `client` once.
+       */
+      retrying?: <T>(what: string, request: (client: Client) => Promise<T>) => Promise<T>;
+    }
+  | { command: 'get' }
+);
 
 interface DestinationEntry {
   relative: string;
@@ -237,7 +249,8 @@ async function removeFromDestinations(
   unwanted: (entry: DestinationEntry, present: ReadonlyMap<string, EntryKind>) => boolean,
 ): Promise<TransferOutcome[]> {
   const outcomes: TransferOutcome[] = [];
-  const side = run.command === 'put' ? remoteSide(run.client) : localSide;
+  const side =
+    run.command === 'put' ? remoteSide(run.retrying ?? ((_what, request) => request(run.client))) : localSide;
   const dryRun = run.dryRun === true;
   const at = (where: string): { remote: string; local: string } =>
     run.command === 'put' ? { remote: where, local: '' } : { remote: '', local: where };
@@ -342,42 +355,59 @@ interface DestinationSide {
 const throughLink = (destination: string): MuxftpError =>
   new MuxftpError('UNSUPPORTED', `${destination} is a symbolic link: nothing removed through it`);
 
-function remoteSide(client: Client): DestinationSide {
+function remoteSide(
+  retrying: <T>(what: string, request: (client: Client) => Promise<T>) => Promise<T>,
+): DestinationSide {
   return {
     pathOf: (destination, relative) => (relative === '' ? destination : joinRemote(destination, relative)),
-    async walk(destination, excluded) {
-      const empty = { entries: [], excluded: [] };
-      const link = await isRemoteLink(client, destination);
-      if (link !== false) {
-        const error = link instanceof MuxftpError ? link : throughLink(destination);
-        return { ...empty, problems: [{ path: destination, error }] };
-      }
-      const limit = planningLimit(DEFAULTS.parallel, client);
-      const tree = await walkRemoteTree(client, destination, limit, Number.POSITIVE_INFINITY, excluded, {
-        intoLinks: false,
-      });
-      return {
-        // A link is removed as a link, whatever it leads to.
-        entries: tree.entries.map(({ relative, entry }) => ({
-          relative,
-          kind: entry.link === true ? 'other' : entry.type,
-        })),
-        problems: tree.problems
-          // Entries listed but not files are entries here; a name with no safe path is a
-          // problem; a destination not made yet (a dry run) has nothing in it to remove.
-          .filter(
-            (problem) =>
-              problem.listed !== true && !(problem.relative === '' && problem.error.code === 'NOT_FOUND'),
-          )
-          .map((problem) => ({ path: problem.remote, error: problem.error })),
-        excluded: tree.excluded,
-      };
-    },
+    walk: (destination, excluded) =>
+      retrying(destination, async (client) => {
+        const listing = await walkRemote(client, destination, excluded);
+        // The connection went while it listed: listed again, whole, on the next one.
+        const lost = listing.problems.find((problem) => isConnectionLoss(problem.error));
+        if (lost !== undefined) throw lost.error;
+        return listing;
+      }),
     async remove(destination, entry) {
       const remote = joinRemote(destination, entry.relative);
-      if (entry.kind === 'dir') await removeRecursively(client, remote);
-      else await client.delete(remote);
+      await retrying(remote, (client) =>
+        entry.kind === 'dir' ? removeRecursively(client, remote) : client.delete(remote),
+      );
     },
+  };
+}
+
+/** What is under `destination` on the server, as remoteSide lists it. */
+async function walkRemote(
+  client: Client,
+  destination: string,
+  excluded: Excluded | undefined,
+): Promise<DestinationListing> {
+  const empty = { entries: [], excluded: [] };
+  const link = await isRemoteLink(client, destination);
+  if (link !== false) {
+    const error = link instanceof MuxftpError ? link : throughLink(destination);
+    return { ...empty, problems: [{ path: destination, error }] };
+  }
+  const limit = planningLimit(DEFAULTS.parallel, client);
+  const tree = await walkRemoteTree(client, destination, limit, Number.POSITIVE_INFINITY, excluded, {
+    intoLinks: false,
+  });
+  return {
+    // A link is removed as a link, whatever it leads to.
+    entries: tree.entries.map(({ relative, entry }) => ({
+      relative,
+      kind: entry.link === true ? 'other' : entry.type,
+    })),
+    problems: tree.problems
+      // Entries listed but not files are entries here; a name with no safe path is a
+      // problem; a destination not made yet (a dry run) has nothing in it to remove.
+      .filter(
+        (problem) =>
+          problem.listed !== true && !(problem.relative === '' && problem.error.code === 'NOT_FOUND'),
+      )
+      .map((problem) => ({ path: problem.remote, error: problem.error })),
+    excluded: tree.excluded,
   };
 }
 

@@ -28,6 +28,19 @@ export function isRetryable(error: unknown): boolean {
   return error instanceof Error && error.cause !== undefined && isRetryable(error.cause);
 }
 
+/** Failures that say the connection went (not a busy server: requests wait on one themselves). */
+const CONNECTION_LOSS_CODES: ReadonlySet<string> = new Set([
+  'CONNECTION_LOST',
+  'CONNECT_FAILED',
+  'SHUTTING_DOWN',
+  'IDLE_TIMEOUT',
+]);
+
+export function isConnectionLoss(error: unknown): boolean {
+  if (error instanceof MuxftpError) return CONNECTION_LOSS_CODES.has(error.code);
+  return error instanceof Error && error.cause !== undefined && isConnectionLoss(error.cause);
+}
+
 /** Equal jitter: uniformly random in [step / 2, step], step = min(cap, base · 2^attempt). */
 export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
   const step = Math.min(DEFAULTS.retryMaxDelayMs, DEFAULTS.retryBaseDelayMs * 2 ** attempt);
@@ -85,6 +98,31 @@ export class ReconnectingClient {
   async destroy(): Promise<void> {
     this.closed = true;
     await this.current.destroy();
+  }
+}
+
+/**
+ * Runs `request` on the connection and, each time it fails because the connection went, again on
+ * a new one after the backoff (`onRetry` told first), up to `retries` times: `--retries` for what
+ * a transfer command asks besides its transfers (`put --delete`'s listings and removals).
+ */
+export async function requestWithRetries<T>(
+  connection: ReconnectingClient,
+  retries: number,
+  request: (client: Client) => Promise<T>,
+  onRetry: (error: unknown, attempt: number, delayMs: number) => void,
+): Promise<T> {
+  let client = connection.client;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await request(client);
+    } catch (error) {
+      if (attempt >= retries || !isConnectionLoss(error)) throw error;
+      const delayMs = backoffDelayMs(attempt);
+      onRetry(error, attempt + 1, delayMs);
+      // Still away: the next try fails at once on the old connection and counts.
+      client = await connection.replace(client, delayMs).catch(() => client);
+    }
   }
 }
 

@@ -16,14 +16,20 @@ import { Output } from '../cli/output.js';
 import { removeRecursively } from '../cli/remoteRemoval.js';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
+import { FrameType } from '../shared/protocol/constants.js';
 import { runCli } from './helpers/cliProcess.js';
+import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
 const tempDirs = new TempDirs('muxftp-mirror-');
 
+let proxy: FrameProxy | undefined;
+
 afterEach(async () => {
+  await proxy?.close();
+  proxy = undefined;
   await server?.stop();
   server = undefined;
   await tempDirs.removeAll();
@@ -228,6 +234,52 @@ describe('--delete', () => {
     expect(get.code).toBe(0);
     expect(await treeUnder(join(elsewhere, 'site'))).toEqual(await treeUnder(join(local, 'site')));
     expect(await readFile(join(outside, 'page.html'), 'utf8')).toBe('page.html');
+  });
+
+  it('put -r --delete: a connection lost during the removals reconnects under --retries, and they complete', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['index.html', 'sub/page.html']);
+    await makeTree(join(root, 'www'), ['site/index.html', 'site/stale.html', 'site/old/deep.html']);
+    // The first removal's request never arrives: the connection drops with it.
+    let dropped = false;
+    proxy = await startFrameProxy(server.port, {
+      fromClient: (frame) => {
+        if (!dropped && frame.type === FrameType.OPEN && jsonOf(frame).op === 'delete') {
+          dropped = true;
+          throw new Error('dropped');
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${proxy.port}`,
+        'put',
+        '-r',
+        'site',
+        '--to',
+        'www/',
+        '--delete',
+        '--retries',
+        '2',
+        '--json',
+      ],
+      local,
+    );
+    expect(dropped).toBe(true);
+    // Before: that removal failed CONNECTION_LOST, and the command with it.
+    expect(result.stderr).toMatch(/muxftp: put --delete www\/site\/\S+: .*; retry 1\/2 in [\d.]+ s/);
+    expect(result.code).toBe(0);
+    expect(deletedIn(result.stdout, 'remote')).toEqual(['www/site/old', 'www/site/stale.html']);
+    expect(await treeUnder(join(root, 'www'))).toEqual([
+      'site/',
+      'site/index.html',
+      'site/sub/',
+      'site/sub/page.html',
+    ]);
   });
 
   it('deletes nothing after a failure, and says why', async () => {

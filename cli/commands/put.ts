@@ -21,9 +21,9 @@ import {
   previewRun,
   removeExtraneous,
 } from '../mirrorDeletions.js';
-import type { Output } from '../output.js';
+import { errorInfo, type Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
-import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
+import { type ReconnectingClient, requestWithRetries, withReconnectingClient } from '../reconnect.js';
 import { byDepth, isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
 import { destinationCheck } from '../skipIdentical.js';
 import {
@@ -353,7 +353,18 @@ async function put(
     });
     // Before the directories' times: removing from a directory changes its time.
     const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
-    const removed = await removeExtraneous({ ...mirror, client: connection.client, failed });
+    const removed = await removeExtraneous({
+      ...mirror,
+      client: connection.client,
+      failed,
+      // The connection may go after the transfers too: the removals reconnect as they do.
+      retrying: (what, request) =>
+        requestWithRetries(connection, options.retries, request, (error, attempt, delayMs) =>
+          output.notice(
+            `muxftp: put --delete ${what}: ${errorInfo(error).message}; retry ${attempt}/${options.retries} in ${(delayMs / 1000).toFixed(1)} s`,
+          ),
+        ),
+    });
     if (options.times && made.length > 0) await keepRemoteDirectoryTimes(connection.client, made, limit);
     return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
   } finally {
