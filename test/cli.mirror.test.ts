@@ -591,6 +591,20 @@ async function snapshot(dir: string): Promise<string[]> {
 }
 
 describe('--dry-run', () => {
+  it('put -n of a file into a directory that is not there fails as the upload would, naming the file', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'f.txt'), 'f');
+    const args = ['--server', `127.0.0.1:${server.port}`, 'put', 'f.txt', 'missing/x'];
+    const real = await runCli(args, local);
+    const dry = await runCli([...args.slice(0, 3), '-n', ...args.slice(3)], local);
+    expect(real.stderr).toBe(
+      'muxftp: put f.txt: no such file or directory: missing (NOT_FOUND); add -p to create it\n',
+    );
+    // Before: `put missing/x: …`.
+    expect(dry).toMatchObject({ code: real.code, stderr: real.stderr });
+  });
+
   it('put -r says what it would send and delete, and changes nothing on the server', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;

@@ -251,7 +251,10 @@ async function put(
       error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents
         ? 'add -p to create it'
         : undefined;
-    output.failure(`put ${shownArgument(target.argument ?? '/')}`, error, hint);
+    // A dry run's look for a missing parent stands for the upload's own failure, said of the file.
+    const ofTheFile =
+      dryRun && target.kind === 'named' && destinationCreation(options) === 'none' && sources.length === 1;
+    output.failure(`put ${shownArgument(ofTheFile ? sources[0]! : (target.argument ?? '/'))}`, error, hint);
     return sources.map((source) => failedOutcome(source, intendedRemote(source, target), error));
   }
 
