@@ -155,8 +155,9 @@ class FileSource implements ByteSource {
   readonly mode: number | undefined;
   private readonly path: string;
   private readonly file: LocalFile;
-  /** The regular file's modification time when opened, in ns. */
+  /** The regular file's modification and change times when opened, in ns. */
   private readonly mtimeNs: bigint;
+  private readonly ctimeNs: bigint;
   private position = 0;
 
   private constructor(path: string, file: LocalFile, info: BigIntStats, from: number) {
@@ -164,6 +165,7 @@ class FileSource implements ByteSource {
     this.file = file;
     this.size = info.isFile() ? Number(info.size) : undefined;
     this.mtimeNs = info.mtimeNs;
+    this.ctimeNs = info.ctimeNs;
     this.mtimeMs = info.isFile() ? Number(info.mtimeNs) / 1e6 : undefined;
     this.mode = info.isFile() ? Number(info.mode) & PERMISSION_BITS : undefined;
     this.position = from;
@@ -199,7 +201,9 @@ class FileSource implements ByteSource {
   /**
    * After the last read: a file written meanwhile (rewritten in part, or grown, as a log is) was
    * read as no version of it, so the upload fails rather than store that, as tar's "file changed
-   * as we read it". Its size and modification time are compared with those at open.
+   * as we read it". Its size, modification time and change time are compared with those at open:
+   * the change time as tar does, for an edit that puts the modification time back (`touch -r`),
+   * which no one can set (a chmod or a rename of the file meanwhile fails it too).
    */
   private async checkUnchanged(): Promise<void> {
     let info: BigIntStats;
@@ -208,7 +212,7 @@ class FileSource implements ByteSource {
     } catch (err) {
       throw localError(err, this.path);
     }
-    if (info.size !== BigInt(this.size!) || info.mtimeNs !== this.mtimeNs)
+    if (info.size !== BigInt(this.size!) || info.mtimeNs !== this.mtimeNs || info.ctimeNs !== this.ctimeNs)
       throw new MuxftpError('LOCAL_IO_ERROR', `file changed while being uploaded: ${this.path}`);
   }
 

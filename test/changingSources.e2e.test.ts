@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { appendFile, open, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, open, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MuxftpError } from '../shared/errors.js';
@@ -57,6 +57,28 @@ describe('a local file changing while it is uploaded', () => {
     expect((result as MuxftpError).code).toBe('LOCAL_IO_ERROR');
     expect((result as MuxftpError).message).toBe(`file changed while being uploaded: ${path}`);
     // Nothing under the name (a kept resumable prefix is hidden, and never listed).
+    expect(await server!.storage.list('')).toEqual([]);
+  });
+
+  it('fails too when the rewrite puts the modification time back (touch -r): the change time tells', async () => {
+    const dir = await tempDirs.make();
+    const path = join(dir, 'data.bin');
+    await writeFile(path, randomBytes(8 * MiB));
+    // Whole seconds, so that putting it back restores it to the nanosecond.
+    const time = 1_700_000_000;
+    await utimes(path, time, time);
+
+    const result = await putChangingOnce(path, async () => {
+      const handle = await open(path, 'r+');
+      await handle.write(Buffer.alloc(1000), 0, 1000, 100);
+      await handle.close();
+      await utimes(path, time, time);
+      expect((await stat(path, { bigint: true })).mtimeNs).toBe(BigInt(time) * 1_000_000_000n);
+    });
+
+    // Before: size and mtime matched, and a file of neither version was stored, verified.
+    expect((result as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+    expect((result as MuxftpError).message).toBe(`file changed while being uploaded: ${path}`);
     expect(await server!.storage.list('')).toEqual([]);
   });
 
