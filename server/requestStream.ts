@@ -149,7 +149,7 @@ export class RequestStream extends ServerStream {
   private readonly over = new AbortController();
   /** Waiting for room in the connection's output for its next frame. */
   private waitingForRoom = false;
-  /** A listing waiting for memory other listings hold (storage's listing budget). */
+  /** Waiting for memory others hold: a listing, storage's listing budget; a digest, a read buffer. */
   private waitingForMemory = false;
   /** A handler reading a file (a digest, a partial's blocks) stops with the stream and moves it. */
   private readonly watch: StreamWatch = {
@@ -157,7 +157,8 @@ export class RequestStream extends ServerStream {
     onRead: () => this.progressed(),
     onWaitingForMemory: (waiting) => {
       this.waitingForMemory = waiting;
-      this.host.listings.waitingForMemory(waiting);
+      // (A digest waits for a read buffer: no listing's turn is held.)
+      if (this.op === 'list') this.host.listings.waitingForMemory(waiting);
       // However long it waited, its stall check starts now.
       if (!waiting) this.progressed();
     },
@@ -173,7 +174,7 @@ export class RequestStream extends ServerStream {
     return this.waitingForRoom || (this.waitingForTurn && !this.host.listings.aheadWaitForMemory);
   }
 
-  /** Waiting for memory other clients' listings hold, or behind listings that all do. */
+  /** Waiting for memory other streams hold, or a listing behind listings that all do. */
   override get heldByServer(): boolean {
     return this.waitingForMemory || (this.waitingForTurn && this.host.listings.aheadWaitForMemory);
   }

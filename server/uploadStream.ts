@@ -95,6 +95,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   private discardPartial = false;
   /** A resumed upload hashing the kept bytes it took over: nothing is written or committed yet. */
   private hashingKept = false;
+  /** Hashing them waits for a read buffer other readers hold (storage/hashReadBuffers.ts). */
+  private waitingForReadBuffer = false;
   /**
    * Aborted when the stream is over, so that hashing kept bytes stops. Made only for a resumed
    * upload: a controller and its abort cost ~9 µs, which every small upload paid.
@@ -315,6 +317,10 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     await hashKept(kept, this.path, this.offset, this.digester, false, {
       signal: this.over.signal,
       onRead: () => this.progressed(),
+      onWaitingForMemory: (waiting) => {
+        this.waitingForReadBuffer = waiting;
+        if (!waiting) this.progressed();
+      },
     });
   }
 
@@ -404,7 +410,11 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   override get heldByServer(): boolean {
     // Told STREAM_TIMEOUT during a long commit, a client took the put for failed while the file
     // was stored all the same.
-    return this.committing || this.host.uploadThrottle?.holds(this.onThrottleTurn) === true;
+    return (
+      this.committing ||
+      this.waitingForReadBuffer ||
+      this.host.uploadThrottle?.holds(this.onThrottleTurn) === true
+    );
   }
 
   /** Credit to grant now: none after END, when no more DATA comes. */

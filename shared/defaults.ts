@@ -272,6 +272,16 @@ export const DEFAULTS = {
   listingNamesBudgetBytes: 64 * MiB,
   /** A listing holding less than this (some 500 names of 200 bytes, 2,500 of 40) takes no share. */
   listingNamesUnbudgetedBytes: 256 * KiB,
+  /**
+   * Server: stored files are hashed (a digest not cached, what an interrupted upload kept) through
+   * read buffers of hashReadBufferBytes, at most this many at once for the whole process, reused;
+   * a reader past them waits its turn (storage/hashReadBuffers.ts). Each reader took one of its
+   * own before: 1,024 digests at once (--max-open-files) held 1 GiB outside --max-buffered.
+   */
+  hashReadBuffers: 16,
+  hashReadBufferBytes: 1 * MiB,
+  /** A file this small is read through a buffer of its own size, outside the shared ones. */
+  hashReadUnsharedBytes: 64 * KiB,
 
   /** Longest client path in UTF-8 bytes, and longest single name. */
   maxPathBytes: 4096,

@@ -2,15 +2,14 @@
  * A stored file's content digest under one algorithm: the one storage remembers for this version
  * of the file, else computed by reading the file through any Storage and then remembered (a read
  * stopped short leaves the digests of the whole blocks it hashed, and the next one goes on from there).
- * Reads are large (1 MiB) and asynchronous; hashing runs on the loop between them, a read at a time,
+ * Reads are large (1 MiB, into buffers shared by all readers: hashReadBuffers.ts) and asynchronous; hashing runs on the loop between them, a read at a time,
  * so other connections keep being served (bench/README.md: a worker pool did not pay on this machine).
  */
 import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
+import { hashReadBuffers } from './hashReadBuffers.js';
 import type { EntryInfo, Storage } from './types.js';
-
-const READ_BYTES = 1024 * 1024;
 
 /** How a caller follows a reader that hashes a file: what stops it, and what hears it move. */
 export interface ReadWatch {
@@ -21,6 +20,8 @@ export interface ReadWatch {
    * (hashing a large file can take longer than the idle timeout, a slow disk's far longer).
    */
   onRead?: () => void;
+  /** Told when the reader waits for a read buffer others hold (hashReadBuffers), and when it goes on. */
+  onWaitingForMemory?: (waiting: boolean) => void;
 }
 
 /** The file's entry and its digest under `algorithm`, from the cache or by reading the file once. */
@@ -28,7 +29,7 @@ export async function fileDigest(
   storage: Storage,
   path: string,
   algorithm: IntegrityAlgorithm,
-  { signal, onRead }: ReadWatch = {},
+  { signal, onRead, onWaitingForMemory }: ReadWatch = {},
 ): Promise<{ entry: EntryInfo; digest: FileDigest }> {
   const entry = await storage.stat(path);
   const handle = await storage.openRead(path);
@@ -40,8 +41,10 @@ export async function fileDigest(
       .knownLeadingBlocks(algorithm)
       .slice(0, Math.floor(handle.size / INTEGRITY_BLOCK_BYTES));
     const digester = ContentDigester.continuing(algorithm, leading);
+    let lease: { buffer: Buffer; release: () => void } | undefined;
     try {
-      const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(handle.size, 1)));
+      lease = await hashReadBuffers.borrow(handle.size - digester.bytes, signal, onWaitingForMemory);
+      const buffer = lease.buffer;
       for (let position = digester.bytes; position < handle.size; ) {
         signal?.throwIfAborted();
         const bytesRead = await handle.read(
@@ -64,6 +67,7 @@ export async function fileDigest(
       handle.rememberLeadingBlocks(algorithm, digester.blockDigests);
       throw error;
     } finally {
+      lease?.release();
       digester.release();
     }
   } finally {

@@ -7,9 +7,8 @@ import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import type { ReadWatch } from './fileDigest.js';
+import { hashReadBuffers } from './hashReadBuffers.js';
 import type { PartialKey, PartialRead, Storage } from './types.js';
-
-const READ_BYTES = 1024 * 1024;
 
 /**
  * Feeds the first `bytes` of the data kept for `path` under `key` to `digester`; resolves to how
@@ -45,22 +44,27 @@ export async function hashKept(
   bytes: number,
   digester: ContentDigester,
   upTo = false,
-  { signal, onRead }: ReadWatch = {},
+  { signal, onRead, onWaitingForMemory }: ReadWatch = {},
 ): Promise<number> {
   const whole = Math.floor(kept.size / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES;
   const end = upTo ? Math.min(whole, bytes) : bytes;
   if (end > kept.size) throw missingPartial(path, bytes);
-  const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(end, 1)));
-  for (let position = 0; position < end; ) {
-    signal?.throwIfAborted();
-    const length = Math.min(buffer.length, end - position);
-    const read = await kept.read(buffer, 0, length, position);
-    if (read !== length) throw missingPartial(path, bytes);
-    onRead?.();
-    // Checked again after the read: the digester is not ours to feed once the request is over.
-    signal?.throwIfAborted();
-    digester.update(buffer.subarray(0, length));
-    position += length;
+  if (end === 0) return 0;
+  const { buffer, release } = await hashReadBuffers.borrow(end, signal, onWaitingForMemory);
+  try {
+    for (let position = 0; position < end; ) {
+      signal?.throwIfAborted();
+      const length = Math.min(buffer.length, end - position);
+      const read = await kept.read(buffer, 0, length, position);
+      if (read !== length) throw missingPartial(path, bytes);
+      onRead?.();
+      // Checked again after the read: the digester is not ours to feed once the request is over.
+      signal?.throwIfAborted();
+      digester.update(buffer.subarray(0, length));
+      position += length;
+    }
+  } finally {
+    release();
   }
   return end;
 }

@@ -340,6 +340,58 @@ describe("a listing waiting for memory that other clients' listings hold", () =>
   }, 30_000);
 });
 
+describe('digests of many large files asked at once', () => {
+  it('are read through a few shared buffers: the rest wait their turn (not timed out), then all are right', async () => {
+    const storage = new MemoryStorage();
+    const count = 3 * DEFAULTS.hashReadBuffers;
+    const contents = Array.from({ length: count }, () => randomBytes(2 * DEFAULTS.hashReadUnsharedBytes));
+    for (const [i, content] of contents.entries()) storage.volume.writeFileSync(`/f${i}`, content);
+    // Every read waits until the test lets go: each reader holds its buffer meanwhile.
+    let reading = 0;
+    let letGo = () => {};
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const openRead = storage.openRead.bind(storage);
+    storage.openRead = async (path) => {
+      const handle = await openRead(path);
+      const read = handle.read.bind(handle);
+      handle.read = async (...args) => {
+        reading++;
+        await gate;
+        reading--;
+        return read(...args);
+      };
+      return handle;
+    };
+    env = await startServer({ storage, idleTimeoutMs: 400 });
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    const ids = contents.map((_, i) => 2 * i + 1);
+    peer.write(
+      Buffer.concat(ids.map((id, i) => encodeOpen(id, { op: 'digest', path: `f${i}`, algorithm: 'xxh128' }))),
+    );
+    await peakOf(() => reading, { above: DEFAULTS.hashReadBuffers - 1 });
+    // Before: each had a buffer of its own, all `count` reading at once.
+    expect(reading).toBe(DEFAULTS.hashReadBuffers);
+    await delay(1_200); // three idle timeouts
+    // Those whose read hangs (the disk, here) are stalled; those waiting for a buffer are not.
+    const stalled = peer.frames.filter((f) => f.type === FrameType.ERROR);
+    expect(stalled.length).toBeLessThanOrEqual(DEFAULTS.hashReadBuffers);
+    for (const frame of stalled) expect(parseErrorPayload(frame).code).toBe('STREAM_TIMEOUT');
+    letGo();
+    const answered = ids.filter((id) => !stalled.some((f) => f.streamId === id));
+    expect(answered.length).toBeGreaterThanOrEqual(count - DEFAULTS.hashReadBuffers);
+    for (const id of answered) {
+      const i = (id - 1) / 2;
+      const reply = await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === id, 10_000);
+      expect(JSON.parse(reply.payload.toString()).digest).toBe(
+        contentDigest('xxh128', contents[i]!).toString('hex'),
+      );
+    }
+  }, 30_000);
+});
+
 describe('uploads that send a byte and wait', () => {
   it('4 connections x 256 uploads of 1 byte hold no receive block each, and then complete', async () => {
     env = await startServer({ backend: 'disk' });
