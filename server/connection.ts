@@ -302,6 +302,10 @@ export class ServerConnection implements StreamHost {
     }
   }
 
+  get readingHeld(): boolean {
+    return this.transport.readingPaused;
+  }
+
   holdResumable(path: string, key: PartialKey, holder: ResumableHolder): () => void {
     return this.context.resumableUploads.hold(this.account!.home, path, key, holder);
   }

@@ -642,8 +642,10 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   }
 
   isStalledFor(ms: number): boolean {
-    // Past END it is finishing, not stalled; its file is what it commits.
-    if (this.phase === StreamPhase.Ended || this.heldByServer || this.hashingKept) return false;
+    // Past END it is finishing, not stalled; its file is what it commits. Nor is one whose
+    // connection the server stopped reading (a slow disk, a rate limit): its client may be sending.
+    if (this.phase === StreamPhase.Ended || this.heldByServer || this.hashingKept || this.host.readingHeld)
+      return false;
     return performance.now() - this.lastProgressAt >= ms;
   }
 

@@ -17,6 +17,7 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
+import { MemoryStorage } from '../storage/memory.js';
 import { runCliQuietly } from './helpers/cliProcess.js';
 import { type FrameProxy, startFrameProxy } from './helpers/frameProxy.js';
 import { holdUploads } from './helpers/heldUploads.js';
@@ -380,6 +381,37 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
     expect(await stalledPut).toMatchObject({ code: 'STREAM_TIMEOUT' });
   }, 30_000);
 });
+
+it('leaves alone an upload whose connection the server stopped reading (its disk is slow): its client may be sending', async () => {
+  const storage = new MemoryStorage();
+  const held = holdUploads(storage, 0, (path) => path === 'big.bin');
+  const mark = 256 * 1024;
+  env = await startServer({
+    storage,
+    ...smallWindows,
+    uploadBacklogHighWaterBytes: mark,
+    stalledUploadTakeoverMs: 300,
+  });
+  const content = randomBytes(3 * BLOCK + 5);
+  const source = await localFile(content);
+  const first = await env.connect();
+  const firstPut = first.put('big.bin', source, { resumable: true });
+  await held.holding;
+  const server = env.server;
+  await until(
+    () => server.connectionFigures().some((c) => c.uploadBacklogBytes > mark),
+    "the first upload's connection to be held for the disk",
+  );
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const second = await env.connect();
+  const secondPut = second.put('big.bin', source, { continue: true }).catch((error: unknown) => error);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Before: the first was failed STREAM_TIMEOUT, as if its client were gone.
+  expect(env.logs.join('\n')).not.toMatch(/moved no data/);
+  held.release();
+  await expect(firstPut).resolves.toMatchObject({ entry: { size: content.length } });
+  await secondPut;
+}, 30_000);
 
 describe('muxftp put -c', () => {
   it('continues an interrupted upload from the CLI and sends only the rest', async () => {

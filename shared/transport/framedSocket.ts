@@ -143,6 +143,11 @@ export class FramedSocket {
     this.socket.pause();
   }
 
+  /** Reading is paused by pauseReading() (not for a peer that reads too little of ours). */
+  get readingPaused(): boolean {
+    return this.readPaused;
+  }
+
   resumeReading(): void {
     if (!this.readPaused) return;
     this.readPaused = false;
