@@ -646,6 +646,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     // connection the server stopped reading (a slow disk, a rate limit): its client may be sending.
     if (this.phase === StreamPhase.Ended || this.heldByServer || this.hashingKept || this.host.readingHeld)
       return false;
+    // Nor one whose client has no credit left to send on: it waits for the server's WINDOW.
+    if (this.window.available - this.ungranted <= 0) return false;
     return performance.now() - this.lastProgressAt >= ms;
   }
 
