@@ -13,21 +13,6 @@ import {
 } from './connect.js';
 import type { Output } from './output.js';
 
-/** Failures after which the same transfer may succeed on a new connection. */
-const RETRYABLE_CODES: ReadonlySet<string> = new Set([
-  'CONNECTION_LOST',
-  'CONNECT_FAILED',
-  'SHUTTING_DOWN',
-  'SERVER_BUSY',
-  'IDLE_TIMEOUT',
-]);
-
-export function isRetryable(error: unknown): boolean {
-  if (error instanceof MuxftpError) return RETRYABLE_CODES.has(error.code);
-  // openClient's CliError wraps the connect failure.
-  return error instanceof Error && error.cause !== undefined && isRetryable(error.cause);
-}
-
 /** Failures that say the connection went (not a busy server: requests wait on one themselves). */
 const CONNECTION_LOSS_CODES: ReadonlySet<string> = new Set([
   'CONNECTION_LOST',
@@ -36,10 +21,18 @@ const CONNECTION_LOSS_CODES: ReadonlySet<string> = new Set([
   'IDLE_TIMEOUT',
 ]);
 
-export function isConnectionLoss(error: unknown): boolean {
-  if (error instanceof MuxftpError) return CONNECTION_LOSS_CODES.has(error.code);
-  return error instanceof Error && error.cause !== undefined && isConnectionLoss(error.cause);
+/** Failures after which the same transfer may succeed on a new connection. */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set([...CONNECTION_LOSS_CODES, 'SERVER_BUSY']);
+
+/** The error, or what it wraps (openClient's CliError wraps the connect failure), has one of `codes`. */
+function failedWith(error: unknown, codes: ReadonlySet<string>): boolean {
+  if (error instanceof MuxftpError) return codes.has(error.code);
+  return error instanceof Error && error.cause !== undefined && failedWith(error.cause, codes);
 }
+
+export const isRetryable = (error: unknown): boolean => failedWith(error, RETRYABLE_CODES);
+
+export const isConnectionLoss = (error: unknown): boolean => failedWith(error, CONNECTION_LOSS_CODES);
 
 /** Equal jitter: uniformly random in [step / 2, step], step = min(cap, base · 2^attempt). */
 export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
