@@ -87,6 +87,11 @@ export interface ErrorDetails {
   limit?: string;
   /** SERVER_BUSY on a stream: how long (ms) until trying again may succeed. */
   retryAfterMs?: number;
+  /**
+   * DIRECTORY_NOT_EMPTY: what keeps a directory that lists as empty, a listing not showing it:
+   * `upload` (one in progress into it).
+   */
+  keptBy?: string;
 }
 
 /** Base of every muxftp error. */
@@ -168,7 +173,12 @@ export class SettingError extends MuxftpError {
 export class StorageError extends MuxftpError {
   readonly path: string | undefined;
 
-  constructor(code: ErrorCode, message: string, path?: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    path?: string,
+    options?: { cause?: unknown; details?: ErrorDetails },
+  ) {
     super(code, message, options);
     this.name = 'StorageError';
     this.path = path;

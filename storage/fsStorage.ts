@@ -290,9 +290,9 @@ export class FsStorage implements Storage {
       if (errnoOf(error) === 'ENOTEMPTY' && (await this.#holdsOnlyTransfers(target.hostPath))) {
         throw new StorageError(
           'DIRECTORY_NOT_EMPTY',
-          `directory not empty: ${displayPath(target.clientPath)} (an upload into it is in progress)`,
+          `directory not empty: ${displayPath(target.clientPath)} (an upload into it is in progress, hidden from listings)`,
           target.clientPath,
-          { cause: error },
+          { cause: error, details: { keptBy: 'upload' } },
         );
       }
       throw storageErrorFromFs(error, target.clientPath);

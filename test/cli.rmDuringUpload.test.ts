@@ -1,7 +1,8 @@
 /**
  * `rm -r DIR` / `rmdir DIR` while another client's upload into DIR is in progress: the upload's
  * hidden file keeps DIR from going, and the failure said only "directory not empty" of a
- * directory `ls` shows empty. It now says why. Real server on 127.0.0.1 (disk), the real CLI
+ * directory `ls` shows empty. The server now says why (`details.keptBy`); with one from before,
+ * the CLI does. Real server on 127.0.0.1 (disk), the real CLI
  * beside a library client whose upload waits mid-file. Needs dist/ (npm run build).
  */
 
@@ -9,14 +10,21 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType } from '../shared/protocol/constants.js';
+import type { Frame } from '../shared/protocol/frame.js';
 import { runCli } from './helpers/cliProcess.js';
+import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
 const tempDirs = new TempDirs('muxftp-rmupload-');
 
+let proxy: FrameProxy | undefined;
+
 afterEach(async () => {
+  await proxy?.close();
+  proxy = undefined;
   await server?.stop();
   server = undefined;
   await tempDirs.removeAll();
@@ -32,7 +40,22 @@ async function uploadUnderWay(dir: string): Promise<void> {
 }
 
 describe('removing a directory an upload is going into', () => {
-  it('rm -r and rmdir fail naming the directory, and say an upload in progress keeps it', async () => {
+  /** A server from before it said what keeps a directory: the bare message, no details. */
+  const asAnOlderServer = (frame: Frame): Frame => {
+    if (frame.type !== FrameType.ERROR) return frame;
+    const error = jsonOf(frame);
+    if (error.code !== 'DIRECTORY_NOT_EMPTY') return frame;
+    const message = String(error.message).replace(
+      ' (an upload into it is in progress, hidden from listings)',
+      '',
+    );
+    return withJson(frame, { status: error.status, code: error.code, message });
+  };
+
+  /** rm -r and rmdir of a directory another client uploads into (`older`: through asAnOlderServer). */
+  async function removingDuringUpload(
+    older = false,
+  ): Promise<{ rm: Awaited<ReturnType<typeof runCli>>; rmdir: Awaited<ReturnType<typeof runCli>> }> {
     server = await startServer({ backend: 'disk' });
     const uploader = await server.connect();
     await uploader.mkdir('incoming/batch', { parents: true });
@@ -41,13 +64,33 @@ describe('removing a directory an upload is going into', () => {
     const upload = uploader.put('incoming/batch/part.bin', source);
     await uploadUnderWay(join(server.root!, 'incoming', 'batch'));
     const local = await tempDirs.make();
-    const at = ['--server', `127.0.0.1:${server.port}`];
+    if (older) proxy = await startFrameProxy(server.port, { fromServer: asAnOlderServer });
+    const at = ['--server', `127.0.0.1:${proxy?.port ?? server.port}`];
 
     const rm = await runCli([...at, 'rm', '-r', 'incoming'], local);
     const rmdir = await runCli([...at, 'rmdir', 'incoming/batch'], local);
 
     source.end();
     await upload;
+    // The upload went through, whole.
+    expect((await uploader.stat('incoming/batch/part.bin')).size).toBe(64 * 1024);
+    return { rm, rmdir };
+  }
+
+  it('rm -r and rmdir fail naming the directory, and the server says an upload in progress keeps it', async () => {
+    const { rm, rmdir } = await removingDuringUpload();
+    expect(rm.code).toBe(1);
+    expect(rm.stderr).toBe(
+      'muxftp: rm incoming: directory not empty: incoming/batch (an upload into it is in progress, hidden from listings) (DIRECTORY_NOT_EMPTY)\n',
+    );
+    expect(rmdir.code).toBe(1);
+    expect(rmdir.stderr).toBe(
+      'muxftp: rmdir incoming/batch: directory not empty: incoming/batch (an upload into it is in progress, hidden from listings) (DIRECTORY_NOT_EMPTY)\n',
+    );
+  });
+
+  it('with a server from before it said so, the CLI says it, since the directory lists empty', async () => {
+    const { rm, rmdir } = await removingDuringUpload(true);
     expect(rm.code).toBe(1);
     expect(rm.stderr).toBe(
       'muxftp: rm incoming: directory not empty: incoming/batch (DIRECTORY_NOT_EMPTY); an upload in progress there counts, though ls does not show it\n',
@@ -56,8 +99,6 @@ describe('removing a directory an upload is going into', () => {
     expect(rmdir.stderr).toBe(
       'muxftp: rmdir incoming/batch: directory not empty: incoming/batch (DIRECTORY_NOT_EMPTY); an upload in progress there counts, though ls does not show it\n',
     );
-    // The upload went through, whole.
-    expect((await uploader.stat('incoming/batch/part.bin')).size).toBe(64 * 1024);
   });
 });
 

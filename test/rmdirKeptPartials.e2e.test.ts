@@ -171,7 +171,8 @@ describe('rmdir of a directory holding only kept partial uploads', () => {
     expect(await client.list('d')).toEqual([]);
     await expect(client.rmdir('d')).rejects.toMatchObject({
       code: 'DIRECTORY_NOT_EMPTY',
-      message: expect.stringContaining('directory not empty: d (an upload into it is in progress)'),
+      message: 'directory not empty: d (an upload into it is in progress, hidden from listings)',
+      details: { keptBy: 'upload' },
     });
     peer.write(encodeEnd(1, 3, 'xxh128', contentDigest('xxh128', Buffer.from('abc'))));
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);

@@ -406,7 +406,8 @@ async function moveTarget(client: Client, source: string, to: string): Promise<s
 
 /**
  * Why a directory that lists empty may not go: an upload's hidden temporary file is in it (rm -r
- * emptied it, then found it not empty).
+ * emptied it, then found it not empty). A server that says so itself (`details.keptBy`) is not
+ * echoed.
  */
 const UPLOAD_KEEPS_DIRECTORY = 'an upload in progress there counts, though ls does not show it';
 
@@ -429,6 +430,8 @@ async function removeEmptyDirectory(client: Client, path: string): Promise<void>
     await client.rmdir(path);
   } catch (error) {
     if (!(error instanceof MuxftpError) || error.code !== 'DIRECTORY_NOT_EMPTY') throw error;
+    // The server said what keeps it; one from before it did is asked what it lists.
+    if (error.details?.keptBy !== undefined) throw error;
     const listed = await client.list(path).then(
       (entries) => entries.length,
       () => undefined,
@@ -547,7 +550,13 @@ async function operateOnEach(
   const failed = (path: string, thrown: unknown): void => {
     const explained = thrown instanceof PartlyRemoved || thrown instanceof ExplainedFailure;
     const error = explained ? thrown.first : thrown;
-    const hint = explained ? thrown.hint : error instanceof MuxftpError ? hints[error.code] : undefined;
+    // A server that says what keeps a directory says it in its message: no hint to add.
+    const saidWhy = error instanceof MuxftpError && error.details?.keptBy !== undefined;
+    const hint = explained
+      ? thrown.hint
+      : error instanceof MuxftpError && !saidWhy
+        ? hints[error.code]
+        : undefined;
     output.failure(`${name} ${shownArgument(path)}`, error, hint);
     results.push({ path, ok: false, error: errorInfo(error) });
   };

@@ -389,6 +389,8 @@ function parseErrorDetails(value: unknown): ErrorDetails | undefined {
     details.limit = o.limit;
   if (typeof o.retryAfterMs === 'number' && Number.isFinite(o.retryAfterMs) && o.retryAfterMs >= 0)
     details.retryAfterMs = o.retryAfterMs;
+  if (typeof o.keptBy === 'string' && o.keptBy.length > 0 && o.keptBy.length <= MAX_LIMIT_NAME_LENGTH)
+    details.keptBy = o.keptBy;
   return Object.keys(details).length === 0 ? undefined : details;
 }
 
