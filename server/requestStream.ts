@@ -157,6 +157,8 @@ export class RequestStream extends ServerStream {
     onRead: () => this.progressed(),
     onWaitingForMemory: (waiting) => {
       this.waitingForMemory = waiting;
+      // Room held in the connection's output would be held for as long: taken again after.
+      if (waiting) this.releaseReserved();
       // (A digest waits for a read buffer: no listing's turn is held.)
       if (this.op === 'list') this.host.listings.waitingForMemory(waiting);
       // However long it waited, its stall check starts now.
@@ -190,7 +192,7 @@ export class RequestStream extends ServerStream {
       .run(() => {
         this.waitingForTurn = false;
         return this.run();
-      })
+      }, this.over.signal)
       .catch((err: unknown) => this.fail(err));
   }
 
@@ -205,6 +207,8 @@ export class RequestStream extends ServerStream {
       await this.sendEntries(result.batches);
       return;
     }
+    // Given back while the handler waited for memory: taken again.
+    if (this.reserved === 0 && !(await this.reserve(SMALL_REPLY_BYTES))) return;
     this.sendReserved(encodeReply(this.id, result));
     this.close(false);
   }
@@ -256,6 +260,8 @@ export class RequestStream extends ServerStream {
     let frameBytes = 0;
     for await (const batch of batches) {
       if (this.isFinished) return;
+      // Given back while storage waited for memory: taken again.
+      if (this.reserved === 0 && !(await this.reserve(this.frameBudget()))) return;
       for (const entry of batch) {
         const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
         // The room reserved for this frame: frameBudget(), or less past the server's budget.
@@ -270,6 +276,7 @@ export class RequestStream extends ServerStream {
       }
     }
     if (this.isFinished) return;
+    if (this.reserved === 0 && !(await this.reserve(this.frameBudget()))) return;
     this.sendReserved(encodeReply(this.id, { entries: frame }));
     this.close(false);
   }

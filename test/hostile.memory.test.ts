@@ -5,6 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ListingTurns } from '../server/listingTurns.js';
+import type { ServerOptions } from '../server/options.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ContentDigester, contentDigest } from '../shared/integrity/contentDigest.js';
 import { Flags, FrameType } from '../shared/protocol/constants.js';
@@ -273,8 +275,13 @@ describe('peers that ask many listings of a big directory and read none', () => 
 });
 
 describe("a listing waiting for memory that other clients' listings hold", () => {
-  it("is the server's wait: its connection is still read, it is not timed out, and cancelled it leaves the line", async () => {
-    // 25,000 names of ~206 bytes: each listing's share is ~11.6 MB, so only a few fit at once.
+  /**
+   * A memory server with `big/`: 25,000 names of ~206 bytes, so each listing's share of the
+   * listing budget is ~11.6 MB and only `fit` go at once. The first `fit` listings keep their
+   * share until letGo() (a slow disk under them): a holder connection has asked them, and they
+   * have looked entries up. `looked` collects the listings (by call) that looked entries up.
+   */
+  async function budgetHeldElsewhere(options: Partial<ServerOptions> = {}) {
     const storage = new MemoryStorage();
     const tail = 'n'.repeat(200);
     storage.volume.mkdirSync('/big');
@@ -282,38 +289,47 @@ describe("a listing waiting for memory that other clients' listings hold", () =>
     const fit = Math.floor(
       DEFAULTS.listingNamesBudgetBytes / namesBytes(storage.volume.readdirSync('/big') as string[]),
     );
-    // The first `fit` listings keep their share until the test lets go (a slow disk under them);
-    // `looked` collects the listings (by call) that looked entries up.
-    let calls = 0;
-    const looked = new Set<number>();
-    let letGo = () => {};
+    const state = { calls: 0, looked: new Set<number>(), letGo: () => {} };
     const gate = new Promise<void>((resolve) => {
-      letGo = resolve;
+      state.letGo = resolve;
     });
     const listBatches = storage.listBatches.bind(storage);
-    storage.listBatches = async function* (path, options) {
-      const call = calls++;
-      for await (const batch of listBatches(path, options)) {
-        looked.add(call);
+    storage.listBatches = async function* (path, listing) {
+      const call = state.calls++;
+      for await (const batch of listBatches(path, listing)) {
+        state.looked.add(call);
         if (call < fit) await gate;
         yield batch;
       }
     };
-    env = await startServer({ storage, idleTimeoutMs: 400 });
+    env = await startServer({ storage, ...options });
     const holder = await RawPeer.open(env.port);
     peers.push(holder);
-    const holderOpens: Buffer[] = [];
-    for (let s = 0; s < fit; s++) holderOpens.push(encodeOpen(2 * s + 1, { op: 'list', path: 'big' }));
-    holder.write(Buffer.concat(holderOpens));
-    for (const started = Date.now(); looked.size < fit && Date.now() - started < 10_000; ) await delay(10);
-    expect(looked.size).toBe(fit);
+    holder.write(
+      Buffer.concat(
+        Array.from({ length: fit }, (_, s) => encodeOpen(2 * s + 1, { op: 'list', path: 'big' })),
+      ),
+    );
+    for (const started = Date.now(); state.looked.size < fit && Date.now() - started < 10_000; )
+      await delay(10);
+    expect(state.looked.size).toBe(fit);
+    return { env, fit, state };
+  }
 
-    // Every listing in its turn waits for memory, and two more wait their turn behind them.
-    const waiter = await RawPeer.open(env.port);
-    peers.push(waiter);
-    const count = DEFAULTS.listingsAtOncePerConnection + 2;
+  /** A connection asking `count` listings of big/ (ids 1, 3, …). */
+  async function listingsOf(port: number, count: number): Promise<{ peer: RawPeer; ids: number[] }> {
+    const peer = await RawPeer.open(port);
+    peers.push(peer);
     const ids = Array.from({ length: count }, (_, s) => 2 * s + 1);
-    waiter.write(Buffer.concat(ids.map((id) => encodeOpen(id, { op: 'list', path: 'big' }))));
+    peer.write(Buffer.concat(ids.map((id) => encodeOpen(id, { op: 'list', path: 'big' }))));
+    return { peer, ids };
+  }
+
+  it("is the server's wait: its connection is still read, it is not timed out, and cancelled it leaves the line", async () => {
+    const { env, fit, state } = await budgetHeldElsewhere({ idleTimeoutMs: 400 });
+    // Every listing in its turn waits for memory, and two more wait their turn behind them.
+    const count = DEFAULTS.listingsAtOncePerConnection + 2;
+    const { peer: waiter, ids } = await listingsOf(env.port, count);
     await delay(1_200); // three idle timeouts
     // Before: each failed STREAM_TIMEOUT, yet stayed in the line.
     expect(waiter.frames.filter((f) => ids.includes(f.streamId))).toEqual([]);
@@ -331,13 +347,53 @@ describe("a listing waiting for memory that other clients' listings hold", () =>
     waiter.write(Buffer.concat([...cancels, encodeOpen(statId + 2, { op: 'stat', path: 'big' })]));
     await waiter.waitFor((f) => f.type === FrameType.REPLY && f.streamId === statId + 2, 3_000);
     const other = await env.connect();
-    const waiterCalls = calls; // the holder's, then the waiter's in their turn (the queued never began)
+    const waiterCalls = state.calls; // the holder's, then the waiter's in their turn (the queued never began)
     expect(waiterCalls).toBe(fit + DEFAULTS.listingsAtOncePerConnection);
-    letGo();
+    state.letGo();
     expect((await other.list('big')).length).toBe(25_000);
     await other.close();
-    expect([...looked].filter((call) => call >= fit && call < waiterCalls)).toEqual([]);
+    expect([...state.looked].filter((call) => call >= fit && call < waiterCalls)).toEqual([]);
   }, 30_000);
+
+  it('hold no room in the output meanwhile: connections of such listings pin nothing of the server-wide budgets', async () => {
+    const { env, state } = await budgetHeldElsewhere({ idleTimeoutMs: 400 });
+    const before = { control: env.server.controlHeldBytes, outbound: env.server.outboundHeldBytes };
+    for (let c = 0; c < 8; c++) await listingsOf(env.port, DEFAULTS.listingsAtOncePerConnection);
+    await delay(1_200); // three idle timeouts
+    // Before: a frame's room each (up to 128 KiB), for as long as they waited: 4.5 MiB here.
+    expect(env.server.controlHeldBytes - before.control).toBeLessThan(64 * 1024);
+    expect(env.server.outboundHeldBytes - before.outbound).toBeLessThan(64 * 1024);
+    state.letGo();
+  }, 30_000);
+
+  it('listings opened and cancelled behind them meanwhile do not pile up in the line', async () => {
+    let inLine = 0;
+    const run = ListingTurns.prototype.run;
+    ListingTurns.prototype.run = function (this: ListingTurns, ...args: Parameters<typeof run>) {
+      inLine++;
+      return run.apply(this, args).finally(() => inLine--);
+    };
+    try {
+      const { env, state } = await budgetHeldElsewhere();
+      const { peer } = await listingsOf(env.port, DEFAULTS.listingsAtOncePerConnection);
+      let id = 2 * DEFAULTS.listingsAtOncePerConnection + 1;
+      for (let round = 0; round < 5; round++) {
+        const frames: Buffer[] = [];
+        for (let s = 0; s < 10_000; s++, id += 2)
+          frames.push(encodeOpen(id, { op: 'list', path: 'big' }), encodeFrame(FrameType.CANCEL, 0, id));
+        const statId = id;
+        id += 2;
+        frames.push(encodeOpen(statId, { op: 'stat', path: 'big' }));
+        peer.write(Buffer.concat(frames));
+        await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === statId, 20_000);
+      }
+      // Before: all 50,000 stood in the line, each holding its closed stream (+736 MiB at 200,000).
+      expect(inLine).toBeLessThan(100);
+      state.letGo();
+    } finally {
+      ListingTurns.prototype.run = run;
+    }
+  }, 60_000);
 });
 
 describe('digests of many large files asked at once', () => {
