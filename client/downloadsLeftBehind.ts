@@ -1,39 +1,51 @@
 /**
- * Downloads that keep a partial are written under a name that says which host and process write
- * them (downloadInProgressName): a process killed outright (SIGKILL, the out-of-memory killer, a
- * power cut) leaves such a file behind, and `get -c` continues it once that process is gone,
- * as it continues what a failed download kept.
+ * Downloads that keep a partial are written under a name that says which host, process and run
+ * write them (downloadInProgressName): a process killed outright (SIGKILL, the out-of-memory
+ * killer, a power cut) leaves such a file behind, and `get -c` continues it once that process is
+ * gone, as it continues what a failed download kept. Only files of this host and this user with
+ * one name are ever claimed or removed; what another host left (a shared directory) is left alone.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { lstat, readdir, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { downloadInProgressName, parseDownloadInProgress } from '../shared/temporaryNames.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import {
+  type DownloadOwner,
+  downloadInProgressName,
+  parseDownloadInProgress,
+} from '../shared/temporaryNames.js';
 
 /** This host, as the names of its downloads in progress say it: a directory may be shared. */
 const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+/** This run of this process: one started later with the same id (a container's pid 1) is another. */
+const RUN_TAG = randomBytes(4).toString('hex');
 let downloadsNamed = 0;
+
+/** Directories whose left-behind downloads are remembered, at most (a library's process is long-lived). */
+const DIRECTORIES_REMEMBERED = 256;
 
 /** A fresh temporary path for a download into `target` that keeps its whole blocks should it fail. */
 export function inProgressPath(target: string): string {
-  const owner = { host: HOST_TAG, pid: process.pid, seq: downloadsNamed++ };
+  const owner = { host: HOST_TAG, pid: process.pid, run: RUN_TAG, seq: downloadsNamed++ };
   return join(dirname(target), downloadInProgressName(basename(target), owner));
 }
 
-/** A process runs with this id (one of another user's too: EPERM). */
-function processRuns(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** The process that wrote a download of this host's is gone. */
+function writerGone({ pid, run }: DownloadOwner): boolean {
+  if (pid === process.pid) return run !== RUN_TAG;
   try {
     process.kill(pid, 0);
-    return true;
+    return false;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    // EPERM: a process of another user's runs with that id.
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
 
 /**
- * What processes of this host that are gone left in progress in a directory, by kept name: read
- * once per directory and process (another is left there only by a process that dies meanwhile).
+ * What gone processes of this host left in progress in a directory, by kept name: read once per
+ * directory and process (another is left there only by a process that dies meanwhile).
  */
 const leftIn = new Map<string, Promise<Map<string, string[]>>>();
 
@@ -45,7 +57,7 @@ function leftInDirectory(directory: string): Promise<Map<string, string[]>> {
         const byKeptName = new Map<string, string[]>();
         for (const name of names) {
           const owner = parseDownloadInProgress(name);
-          if (owner === undefined || owner.host !== HOST_TAG || processRuns(owner.pid)) continue;
+          if (owner === undefined || owner.host !== HOST_TAG || !writerGone(owner)) continue;
           const same = byKeptName.get(owner.keptName);
           if (same === undefined) byKeptName.set(owner.keptName, [name]);
           else same.push(name);
@@ -54,32 +66,48 @@ function leftInDirectory(directory: string): Promise<Map<string, string[]>> {
       },
       () => new Map<string, string[]>(),
     );
+    if (leftIn.size >= DIRECTORIES_REMEMBERED) leftIn.delete(leftIn.keys().next().value!);
     leftIn.set(directory, left);
   }
   return left;
 }
 
 /**
- * Renames what gone processes left in progress for the target kept at `keptPath` to `to`: the
- * largest, if several (the rest are removed). False when there is none.
+ * The files left for the target kept at `keptPath` that are this user's, with one name, largest
+ * first (forgotten: each is claimed or removed once). A link, a file with other names or of another
+ * user's is not one muxftp left: left alone.
  */
-export async function claimLeftBehind(keptPath: string, to: string): Promise<boolean> {
+async function ownLeftFor(keptPath: string): Promise<Array<{ path: string; size: number }>> {
   const directory = dirname(keptPath);
   const left = await leftInDirectory(directory);
   const names = left.get(basename(keptPath));
-  if (names === undefined) return false;
+  if (names === undefined) return [];
   left.delete(basename(keptPath));
-  const sized = await Promise.all(
+  const uid = process.getuid?.();
+  const files = await Promise.all(
     names.map(async (name) => {
       const path = join(directory, name);
       const info = await lstat(path).catch(() => undefined);
-      return { path, size: info?.isFile() === true ? info.size : -1 };
+      const own = info?.isFile() === true && info.nlink === 1 && (uid === undefined || info.uid === uid);
+      return own ? { path, size: info.size } : undefined;
     }),
   );
-  sized.sort((a, b) => b.size - a.size);
+  return files.filter((file) => file !== undefined).sort((a, b) => b.size - a.size);
+}
+
+const wholeBlocks = (bytes: number): number => Math.floor(bytes / INTEGRITY_BLOCK_BYTES);
+
+/**
+ * Renames what gone processes left in progress for the target kept at `keptPath` to `to`: the
+ * largest, if several (the rest are removed), and only if it holds more whole blocks than
+ * `targetBytes` (the local file under the target's name, which get -c continues otherwise: a
+ * target already whole is not downloaded again from a stale start). False when none was taken.
+ */
+export async function claimLeftBehind(keptPath: string, to: string, targetBytes: number): Promise<boolean> {
+  const files = await ownLeftFor(keptPath);
   let claimed = false;
-  for (const { path, size } of sized) {
-    if (!claimed && size >= 0) {
+  for (const { path, size } of files) {
+    if (!claimed && wholeBlocks(size) > wholeBlocks(targetBytes)) {
       // Gone meanwhile (another get -c took it): the next one.
       claimed = await rename(path, to).then(
         () => true,
@@ -87,8 +115,17 @@ export async function claimLeftBehind(keptPath: string, to: string): Promise<boo
       );
       if (claimed) continue;
     }
-    // Stale: a smaller one left for the same target, or no file.
-    if (size >= 0) await unlink(path).catch(() => {});
+    // Stale: a smaller one left for the same target, or less than the target holds.
+    await unlink(path).catch(() => {});
   }
   return claimed;
+}
+
+/**
+ * The target kept at `keptPath` is whole now: what gone processes left for it goes too, where its
+ * directory was read for them already (by get -c; a plain get reads no directory for this).
+ */
+export async function removeLeftBehind(keptPath: string): Promise<void> {
+  if (!leftIn.has(dirname(keptPath))) return;
+  for (const { path } of await ownLeftFor(keptPath)) await unlink(path).catch(() => {});
 }

@@ -16,7 +16,7 @@ import { keepPermissionBits, type ModableFile } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { downloadPartialName, newTemporaryName } from '../shared/temporaryNames.js';
-import { claimLeftBehind, inProgressPath } from './downloadsLeftBehind.js';
+import { claimLeftBehind, inProgressPath, removeLeftBehind } from './downloadsLeftBehind.js';
 import { renameIntoPlace, SinkFile, writeFully } from './sinkFile.js';
 import { localError, localFileCalls } from './sources.js';
 
@@ -273,8 +273,12 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
       temporaryFilesInProgress.delete(this.temporary);
       throw localError(err, this.target);
     }
-    // The target is whole: what an earlier failed download kept of it is stale.
-    if (this.keptPath !== undefined) await removeStaleKeptPartial(this.keptPath);
+    // The target is whole: what an earlier failed download kept of it is stale, and what one
+    // killed outright left.
+    if (this.keptPath !== undefined) {
+      await removeStaleKeptPartial(this.keptPath);
+      await removeLeftBehind(this.keptPath);
+    }
   }
 
   async abort(): Promise<void> {
@@ -430,7 +434,13 @@ export class ContinueSink extends HiddenFileSink {
           throw err;
         },
       );
-      if (!claimed && leftBehind) claimed = await claimLeftBehind(kept, temporary);
+      if (!claimed && leftBehind) {
+        const targetBytes = await stat(target).then(
+          (info) => (info.isFile() ? info.size : 0),
+          () => 0,
+        );
+        claimed = await claimLeftBehind(kept, temporary, targetBytes);
+      }
     } catch (err) {
       temporaryFilesInProgress.delete(temporary);
       throw localError(err, target);

@@ -4,7 +4,7 @@
  * into place only once verified. What is kept of an interrupted transfer for a resume has a name
  * of its own under the same prefix: `.muxftp-partial-<hash>.part` on the server (put -c),
  * `.muxftp-get-<hash>.part` on the client (get -c); a download that keeps one is in progress under
- * that name with its host and process added (`.muxftp-get-<hash>.<host>-<pid>-<n>.part`).
+ * that name with its host and process added (`.muxftp-get-<hash>.<host>-<pid>-<run>-<n>.part`).
  */
 import { createHash, randomUUID } from 'node:crypto';
 
@@ -76,10 +76,14 @@ export function isDownloadPartialName(name: string): boolean {
   return /^\.muxftp-get-[0-9a-f]{32}\.part$/i.test(name);
 }
 
-/** Who is writing a download in progress: a hash of the host's name, the process, a count in it. */
+/**
+ * Who is writing a download in progress: a hash of the host's name, the process, a random tag of
+ * that process's run (a later process given the same id is another run), a count in it.
+ */
 export interface DownloadOwner {
   host: string;
   pid: number;
+  run: string;
   seq: number;
 }
 
@@ -91,10 +95,11 @@ export interface DownloadOwner {
  */
 export function downloadInProgressName(targetName: string, owner: DownloadOwner): string {
   const kept = downloadPartialName(targetName);
-  return `${kept.slice(0, -TEMP_SUFFIX.length)}.${owner.host}-${owner.pid}-${owner.seq}${TEMP_SUFFIX}`;
+  const { host, pid, run, seq } = owner;
+  return `${kept.slice(0, -TEMP_SUFFIX.length)}.${host}-${pid}-${run}-${seq}${TEMP_SUFFIX}`;
 }
 
-const IN_PROGRESS = /^(\.muxftp-get-[0-9a-f]{32})\.([0-9a-f]{8})-(\d{1,10})-(\d{1,15})\.part$/;
+const IN_PROGRESS = /^(\.muxftp-get-[0-9a-f]{32})\.([0-9a-f]{8})-(\d{1,10})-([0-9a-f]{8})-(\d{1,15})\.part$/;
 
 /**
  * Who wrote `name` (downloadInProgressName), and the kept name of its target; undefined for
@@ -107,6 +112,7 @@ export function parseDownloadInProgress(name: string): (DownloadOwner & { keptNa
     keptName: `${match[1]!}${TEMP_SUFFIX}`,
     host: match[2]!,
     pid: Number(match[3]),
-    seq: Number(match[4]),
+    run: match[4]!,
+    seq: Number(match[5]),
   };
 }

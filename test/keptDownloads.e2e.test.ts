@@ -409,7 +409,7 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     const local = await tempDirs.make();
     const gone = await goneProcessId();
     const leftBy = (host: string, pid: number, seq: number) =>
-      join(local, downloadInProgressName('big.bin', { host, pid, seq }));
+      join(local, downloadInProgressName('big.bin', { host, pid, run: 'aaaaaaaa', seq }));
     // Being written by a process still running (this one), or on another host sharing the directory.
     const running = leftBy(hostTag, process.pid, 7);
     const elsewhere = leftBy('0123abcd' === hostTag ? '0123abce' : '0123abcd', gone, 1);
@@ -433,7 +433,12 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     const local = await tempDirs.make();
     const left = join(
       local,
-      downloadInProgressName('big.bin', { host: hostTag, pid: await goneProcessId(), seq: 0 }),
+      downloadInProgressName('big.bin', {
+        host: hostTag,
+        pid: await goneProcessId(),
+        run: 'aaaaaaaa',
+        seq: 0,
+      }),
     );
     await writeFile(left, content.subarray(0, BLOCK));
     const plain = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'], local);
@@ -441,6 +446,75 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     expect(env.server.stats().bytesOut).toBe(content.length);
     expect((await readdir(local)).sort()).toEqual(['big.bin', basename(left)].sort());
   }, 30_000);
+
+  it('get -c of a target already whole does not download it again from what was left, which goes', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(2 * BLOCK + 5);
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'big.bin'), content);
+    const left = join(
+      local,
+      downloadInProgressName('big.bin', {
+        host: hostTag,
+        pid: await goneProcessId(),
+        run: 'aaaaaaaa',
+        seq: 0,
+      }),
+    );
+    await writeFile(left, content.subarray(0, BLOCK));
+    const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    // Before: continued from the one block left, 8 MiB sent again.
+    expect(env.server.stats().bytesOut).toBe(5);
+    expect(await readdir(local)).toEqual(['big.bin']);
+  }, 30_000);
+
+  it("one left by an earlier run under the same process id (a container's pid 1) is continued, not collided with", async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(2 * BLOCK + 5);
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    // This process's id, another run's tag: that run is over.
+    const left = join(
+      local,
+      downloadInProgressName('big.bin', { host: hostTag, pid: process.pid, run: '00000000', seq: 0 }),
+    );
+    await writeFile(left, content.subarray(0, BLOCK));
+    const client = await env.connect();
+    // Before: its name was this run's first, so the download failed EEXIST on it, every time.
+    const result = await client.get('big.bin', join(local, 'big.bin'), { continue: true, keepPartial: true });
+    expect(result.size).toBe(content.length);
+    expect(env.server.stats().bytesOut).toBe(content.length - BLOCK);
+    expect(await readdir(local)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "leaves alone another user's file under such a name: neither claimed nor removed",
+    async () => {
+      env = await startServer({ backend: 'disk' });
+      const content = randomBytes(2 * BLOCK + 5);
+      await writeFile(join(env.root!, 'big.bin'), content);
+      const local = await tempDirs.make();
+      const theirs = join(
+        local,
+        downloadInProgressName('big.bin', {
+          host: hostTag,
+          pid: await goneProcessId(),
+          run: 'aaaaaaaa',
+          seq: 0,
+        }),
+      );
+      await writeFile(theirs, content.subarray(0, BLOCK));
+      await chown(theirs, 65534, 65534);
+      const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+      expect(resumed).toMatchObject({ code: 0, stderr: '' });
+      expect(env.server.stats().bytesOut).toBe(content.length);
+      expect((await readdir(local)).sort()).toEqual(['big.bin', basename(theirs)].sort());
+    },
+    30_000,
+  );
 });
 
 describe('a download that fails writing locally', () => {
