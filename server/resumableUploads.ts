@@ -7,6 +7,7 @@
  * for any failure) and goes on once they are: the retry continues them.
  */
 import { posix } from 'node:path';
+import { DEFAULTS } from '../shared/defaults.js';
 import { normalizeClientPath } from '../storage/paths.js';
 import type { PartialKey } from '../storage/types.js';
 
@@ -20,6 +21,14 @@ export interface ResumableHolder {
 
 export class ResumableUploads {
   readonly #holders = new Map<string, Set<ResumableHolder>>();
+  /** Holders giving way, by key, until what they wrote is kept: a second taker waits for them too. */
+  readonly #givingWay = new Map<string, Promise<void>>();
+  readonly #waitMs: number;
+
+  /** `waitMs`: how long a taker waits for a holder to give way (its abort stuck on a hung disk). */
+  constructor(waitMs: number = DEFAULTS.stalledUploadGiveWayWaitMs) {
+    this.#waitMs = waitMs;
+  }
 
   /** `holder` writes the data kept for `path` (in `home`) under `key`; returns what ends that. */
   hold(home: string, path: string, key: PartialKey, holder: ResumableHolder): () => void {
@@ -35,13 +44,26 @@ export class ResumableUploads {
 
   /**
    * Fails the holders of that data that have moved none for `stalledMs`; resolves once what they
-   * wrote is kept (at once when there are none).
+   * wrote is kept, and what holders failed before for it (at once when there are none), or after
+   * the wait's bound: the caller then goes on with what is kept by then.
    */
   async takeOverStalled(home: string, path: string, key: PartialKey, stalledMs: number): Promise<void> {
-    const holders = this.#holders.get(keyOf(home, path, key));
-    if (holders === undefined) return;
-    const stalled = [...holders].filter((holder) => holder.isStalledFor(stalledMs));
-    await Promise.all(stalled.map((holder) => holder.giveWay()));
+    const id = keyOf(home, path, key);
+    const stalled = [...(this.#holders.get(id) ?? [])].filter((holder) => holder.isStalledFor(stalledMs));
+    const before = this.#givingWay.get(id);
+    if (stalled.length === 0 && before === undefined) return;
+    const all = Promise.all([before, ...stalled.map((holder) => holder.giveWay())]).then(() => {});
+    if (stalled.length > 0) {
+      this.#givingWay.set(id, all);
+      void all.finally(() => {
+        if (this.#givingWay.get(id) === all) this.#givingWay.delete(id);
+      });
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#waitMs);
+    });
+    await Promise.race([all, bound]).finally(() => clearTimeout(timer));
   }
 }
 

@@ -47,7 +47,10 @@ export interface StreamHost {
    * (DEFAULTS.stalledUploadTakeoverMs); resolves once what they wrote is kept.
    */
   takeOverStalledUpload(path: string, key: PartialKey): Promise<void>;
-  /** The server stopped reading this connection (for its disk, or a rate limit): its uploads wait on it. */
+  /**
+   * The server stopped reading this connection (for its disk, a rate limit, or answers the client
+   * leaves unread): its uploads' silence may be the server's.
+   */
   readonly readingHeld: boolean;
   /** The account's quota, when it has one: uploads reserve their bytes in it. */
   readonly quota: QuotaTracker | undefined;

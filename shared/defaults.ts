@@ -330,6 +330,11 @@ export const DEFAULTS = {
    * (server/resumableUploads.ts). Well under a client's 60 s response timeout, after which it retries.
    */
   stalledUploadTakeoverMs: 10_000,
+  /**
+   * Server: how long a taker waits for a stalled upload to give way (what it wrote kept); past
+   * it (the abort stuck on a hung disk) it goes on with what is kept by then.
+   */
+  stalledUploadGiveWayWaitMs: 5_000,
   /** Server: how often expired partial uploads are looked for (at most; a shorter retention is used instead). */
   partialSweepIntervalMs: 10 * 60 * 1000,
   /** CLI: transfers at once for multi-file commands. */

@@ -44,4 +44,35 @@ describe('ResumableUploads', () => {
     await uploads.takeOverStalled('', 'f', key, 1_000);
     expect(stalled.gaveWay).toBe(false);
   });
+
+  it('a second taker waits for a holder still giving way to the first', async () => {
+    const uploads = new ResumableUploads();
+    let kept = () => {};
+    const slow: ResumableHolder = {
+      isStalledFor: () => true,
+      giveWay: () =>
+        new Promise<void>((resolve) => {
+          kept = resolve;
+        }),
+    };
+    const release = uploads.hold('', 'f', key, slow);
+    const order: string[] = [];
+    const first = uploads.takeOverStalled('', 'f', key, 1_000).then(() => order.push('first'));
+    // The holder leaves the table as soon as it is failed, before what it wrote is kept.
+    release();
+    const second = uploads.takeOverStalled('', 'f', key, 1_000).then(() => order.push('second'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(order).toEqual([]); // before: the second went on at once, seeing nothing kept
+    kept();
+    await Promise.all([first, second]);
+    expect(order.sort()).toEqual(['first', 'second']);
+  });
+
+  it('a taker waits for a holder giving way at most its bound (an abort stuck on a hung disk)', async () => {
+    const uploads = new ResumableUploads(50);
+    uploads.hold('', 'f', key, { isStalledFor: () => true, giveWay: () => new Promise<void>(() => {}) });
+    const started = performance.now();
+    await uploads.takeOverStalled('', 'f', key, 1_000);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
 });

@@ -11,12 +11,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { localSourceIdentity } from '../client/localDigests.js';
 import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
+import { FsStorage } from '../storage/fsStorage.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { runCliQuietly } from './helpers/cliProcess.js';
 import { type FrameProxy, startFrameProxy } from './helpers/frameProxy.js';
@@ -380,38 +382,88 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
     // The stalled client is told, should it ever hear.
     expect(await stalledPut).toMatchObject({ code: 'STREAM_TIMEOUT' });
   }, 30_000);
-});
 
-it('leaves alone an upload whose connection the server stopped reading (its disk is slow): its client may be sending', async () => {
-  const storage = new MemoryStorage();
-  const held = holdUploads(storage, 0, (path) => path === 'big.bin');
-  const mark = 256 * 1024;
-  env = await startServer({
-    storage,
-    ...smallWindows,
-    uploadBacklogHighWaterBytes: mark,
-    stalledUploadTakeoverMs: 300,
-  });
-  const content = randomBytes(3 * BLOCK + 5);
-  const source = await localFile(content);
-  const first = await env.connect();
-  const firstPut = first.put('big.bin', source, { resumable: true });
-  await held.holding;
-  const server = env.server;
-  await until(
-    () => server.connectionFigures().some((c) => c.uploadBacklogBytes > mark),
-    "the first upload's connection to be held for the disk",
-  );
-  await new Promise((resolve) => setTimeout(resolve, 600));
-  const second = await env.connect();
-  const secondPut = second.put('big.bin', source, { continue: true }).catch((error: unknown) => error);
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  // Before: the first was failed STREAM_TIMEOUT, as if its client were gone.
-  expect(env.logs.join('\n')).not.toMatch(/moved no data/);
-  held.release();
-  await expect(firstPut).resolves.toMatchObject({ entry: { size: content.length } });
-  await secondPut;
-}, 30_000);
+  it('two takers at once both find what the stalled upload wrote, however long keeping it takes', async () => {
+    // The stalled upload's abort (what keeps its blocks) takes a while: a slow disk.
+    const createUpload = FsStorage.prototype.createUpload;
+    FsStorage.prototype.createUpload = async function (
+      this: FsStorage,
+      ...args: Parameters<typeof createUpload>
+    ) {
+      const handle = await createUpload.apply(this, args);
+      const abort = handle.abort.bind(handle);
+      handle.abort = async (options) => {
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        return abort(options);
+      };
+      return handle;
+    };
+    try {
+      env = await startServer({ backend: 'disk', ...smallWindows, stalledUploadTakeoverMs: 300 });
+      const content = randomBytes(3 * BLOCK + 12_345);
+      const source = await localFile(content);
+      let stalled = false;
+      proxy = await startFrameProxy(env.port, { fromClient: (frame) => (stalled ? undefined : frame) });
+      const first = await env.connect({ port: proxy.port });
+      const stalledPut = first
+        .put('big.bin', source, {
+          resumable: true,
+          onProgress: (done) => {
+            if (done >= 2 * BLOCK + BLOCK / 2) stalled = true;
+          },
+        })
+        .catch((error: unknown) => error);
+      await until(() => stalled, 'the first upload to send 2.5 blocks');
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      // Two retries asking what is kept, 100 ms apart (the client's own query, as put -c sends it).
+      const local = await localSourceIdentity(source);
+      const asked = async (delayMs: number): Promise<{ offset: number }> => {
+        const client = await env!.connect();
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        // biome-ignore lint/complexity/useLiteralKeys: the client's own query, not public API
+        return client['request']({ op: 'partial', path: 'big.bin', algorithm: 'xxh128', ...local });
+      };
+      const [a, b] = await Promise.all([asked(0), asked(100)]);
+      expect(a.offset).toBe(2 * BLOCK);
+      // Before: the second found no holder (failed already) and nothing kept yet: offset 0.
+      expect(b.offset).toBe(2 * BLOCK);
+      await stalledPut;
+    } finally {
+      FsStorage.prototype.createUpload = createUpload;
+    }
+  }, 30_000);
+
+  it('leaves alone an upload whose connection the server stopped reading (its disk is slow): its client may be sending', async () => {
+    const storage = new MemoryStorage();
+    const held = holdUploads(storage, 0, (path) => path === 'big.bin');
+    const mark = 256 * 1024;
+    env = await startServer({
+      storage,
+      ...smallWindows,
+      uploadBacklogHighWaterBytes: mark,
+      stalledUploadTakeoverMs: 300,
+    });
+    const content = randomBytes(3 * BLOCK + 5);
+    const source = await localFile(content);
+    const first = await env.connect();
+    const firstPut = first.put('big.bin', source, { resumable: true });
+    await held.holding;
+    const server = env.server;
+    await until(
+      () => server.connectionFigures().some((c) => c.uploadBacklogBytes > mark),
+      "the first upload's connection to be held for the disk",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const second = await env.connect();
+    const secondPut = second.put('big.bin', source, { continue: true }).catch((error: unknown) => error);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Before: the first was failed STREAM_TIMEOUT, as if its client were gone.
+    expect(env.logs.join('\n')).not.toMatch(/moved no data/);
+    held.release();
+    await expect(firstPut).resolves.toMatchObject({ entry: { size: content.length } });
+    await secondPut;
+  }, 30_000);
+});
 
 describe('muxftp put -c', () => {
   it('continues an interrupted upload from the CLI and sends only the rest', async () => {

@@ -143,9 +143,12 @@ export class FramedSocket {
     this.socket.pause();
   }
 
-  /** Reading is paused by pauseReading() (not for a peer that reads too little of ours). */
+  /**
+   * Reading is paused: by pauseReading(), for a peer that leaves too much of ours unread, or for
+   * a moment between slices of a busy socket's reads.
+   */
   get readingPaused(): boolean {
-    return this.readPaused;
+    return this.readPaused || this.socket.isPaused();
   }
 
   resumeReading(): void {
