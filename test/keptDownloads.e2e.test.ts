@@ -17,6 +17,7 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import {
+  type DownloadOwner,
   downloadInProgressName,
   downloadPartialName,
   isDownloadPartialName,
@@ -402,85 +403,66 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 
-  it('get -c takes over only what a process that is gone left, of this host: the largest, the others removed', async () => {
+  /**
+   * A disk server holding `content` at big.bin, and a local directory where a get of it left
+   * `prefix` bytes under the name its process wrote (a process that is gone, of this host, unless
+   * `owner` says otherwise); `leftBy` names more such files there.
+   */
+  async function leftBehind(content: Buffer, prefix: number, owner: Partial<DownloadOwner> = {}) {
     env = await startServer({ backend: 'disk' });
-    const content = randomBytes(3 * BLOCK + 5);
     await writeFile(join(env.root!, 'big.bin'), content);
     const local = await tempDirs.make();
     const gone = await goneProcessId();
-    const leftBy = (host: string, pid: number, seq: number) =>
-      join(local, downloadInProgressName('big.bin', { host, pid, run: 'aaaaaaaa', seq }));
+    const leftBy = (by: Partial<DownloadOwner>): string =>
+      join(
+        local,
+        downloadInProgressName('big.bin', { host: hostTag, pid: gone, run: 'aaaaaaaa', seq: 0, ...by }),
+      );
+    const left = leftBy(owner);
+    await writeFile(left, content.subarray(0, prefix));
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${env!.port}`, ...args], local);
+    return { env: env!, local, left, leftBy, cli };
+  }
+
+  it('get -c takes over only what a process that is gone left, of this host: the largest, the others removed', async () => {
+    const content = randomBytes(3 * BLOCK + 5);
+    // Two left by a process that is gone: the larger is continued, the smaller removed.
+    const { env, local, leftBy, cli } = await leftBehind(content, BLOCK);
+    await writeFile(leftBy({ seq: 2 }), content.subarray(0, 2 * BLOCK + 10));
     // Being written by a process still running (this one), or on another host sharing the directory.
-    const running = leftBy(hostTag, process.pid, 7);
-    const elsewhere = leftBy('0123abcd' === hostTag ? '0123abce' : '0123abcd', gone, 1);
+    const running = leftBy({ pid: process.pid, seq: 7 });
+    const elsewhere = leftBy({ host: hostTag === '0123abcd' ? '0123abce' : '0123abcd' });
     await writeFile(running, content.subarray(0, 2 * BLOCK));
     await writeFile(elsewhere, content.subarray(0, 2 * BLOCK));
-    // Two left by a process that is gone: the larger is continued, the smaller removed.
-    await writeFile(leftBy(hostTag, gone, 1), content.subarray(0, BLOCK));
-    await writeFile(leftBy(hostTag, gone, 2), content.subarray(0, 2 * BLOCK + 10));
 
-    const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
-    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    expect(await cli('get', '-c', 'big.bin')).toMatchObject({ code: 0, stderr: '' });
     expect(env.server.stats().bytesOut).toBe(content.length - 2 * BLOCK);
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
     expect((await readdir(local)).sort()).toEqual(['big.bin', basename(running), basename(elsewhere)].sort());
   }, 30_000);
 
   it('a plain get leaves what a gone process left alone: only get -c continues it', async () => {
-    env = await startServer({ backend: 'disk' });
     const content = randomBytes(2 * BLOCK + 5);
-    await writeFile(join(env.root!, 'big.bin'), content);
-    const local = await tempDirs.make();
-    const left = join(
-      local,
-      downloadInProgressName('big.bin', {
-        host: hostTag,
-        pid: await goneProcessId(),
-        run: 'aaaaaaaa',
-        seq: 0,
-      }),
-    );
-    await writeFile(left, content.subarray(0, BLOCK));
-    const plain = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'], local);
-    expect(plain).toMatchObject({ code: 0, stderr: '' });
+    const { env, local, left, cli } = await leftBehind(content, BLOCK);
+    expect(await cli('get', 'big.bin')).toMatchObject({ code: 0, stderr: '' });
     expect(env.server.stats().bytesOut).toBe(content.length);
     expect((await readdir(local)).sort()).toEqual(['big.bin', basename(left)].sort());
   }, 30_000);
 
   it('get -c of a target already whole does not download it again from what was left, which goes', async () => {
-    env = await startServer({ backend: 'disk' });
     const content = randomBytes(2 * BLOCK + 5);
-    await writeFile(join(env.root!, 'big.bin'), content);
-    const local = await tempDirs.make();
+    const { env, local, cli } = await leftBehind(content, BLOCK);
     await writeFile(join(local, 'big.bin'), content);
-    const left = join(
-      local,
-      downloadInProgressName('big.bin', {
-        host: hostTag,
-        pid: await goneProcessId(),
-        run: 'aaaaaaaa',
-        seq: 0,
-      }),
-    );
-    await writeFile(left, content.subarray(0, BLOCK));
-    const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
-    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    expect(await cli('get', '-c', 'big.bin')).toMatchObject({ code: 0, stderr: '' });
     // Before: continued from the one block left, 8 MiB sent again.
     expect(env.server.stats().bytesOut).toBe(5);
     expect(await readdir(local)).toEqual(['big.bin']);
   }, 30_000);
 
   it("one left by an earlier run under the same process id (a container's pid 1) is continued, not collided with", async () => {
-    env = await startServer({ backend: 'disk' });
     const content = randomBytes(2 * BLOCK + 5);
-    await writeFile(join(env.root!, 'big.bin'), content);
-    const local = await tempDirs.make();
     // This process's id, another run's tag: that run is over.
-    const left = join(
-      local,
-      downloadInProgressName('big.bin', { host: hostTag, pid: process.pid, run: '00000000', seq: 0 }),
-    );
-    await writeFile(left, content.subarray(0, BLOCK));
+    const { env, local } = await leftBehind(content, BLOCK, { pid: process.pid, run: '00000000' });
     const client = await env.connect();
     // Before: its name was this run's first, so the download failed EEXIST on it, every time.
     const result = await client.get('big.bin', join(local, 'big.bin'), { continue: true, keepPartial: true });
@@ -493,25 +475,12 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
   it.skipIf(process.getuid?.() !== 0)(
     "leaves alone another user's file under such a name: neither claimed nor removed",
     async () => {
-      env = await startServer({ backend: 'disk' });
       const content = randomBytes(2 * BLOCK + 5);
-      await writeFile(join(env.root!, 'big.bin'), content);
-      const local = await tempDirs.make();
-      const theirs = join(
-        local,
-        downloadInProgressName('big.bin', {
-          host: hostTag,
-          pid: await goneProcessId(),
-          run: 'aaaaaaaa',
-          seq: 0,
-        }),
-      );
-      await writeFile(theirs, content.subarray(0, BLOCK));
-      await chown(theirs, 65534, 65534);
-      const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
-      expect(resumed).toMatchObject({ code: 0, stderr: '' });
+      const { env, local, left, cli } = await leftBehind(content, BLOCK);
+      await chown(left, 65534, 65534);
+      expect(await cli('get', '-c', 'big.bin')).toMatchObject({ code: 0, stderr: '' });
       expect(env.server.stats().bytesOut).toBe(content.length);
-      expect((await readdir(local)).sort()).toEqual(['big.bin', basename(theirs)].sort());
+      expect((await readdir(local)).sort()).toEqual(['big.bin', basename(left)].sort());
     },
     30_000,
   );

@@ -341,30 +341,38 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
     proxy = undefined;
   });
 
-  it("takes over the stalled upload's data once it has moved none for a while: only the rest is sent again", async () => {
+  /**
+   * A disk server where a resumable put of 3 blocks and some stalled after 2.5 (its connection goes
+   * through a proxy that, from then on, passes nothing of the client's) and has been silent for
+   * longer than `stalledUploadTakeoverMs` (300 ms); `stalledPut` settles with its outcome.
+   */
+  async function stalledUpload() {
     env = await startServer({ backend: 'disk', ...smallWindows, stalledUploadTakeoverMs: 300 });
     const content = randomBytes(3 * BLOCK + 12_345);
     const source = await localFile(content);
-    // The first connection goes through a proxy that, from a point on, passes nothing of the client's.
     let stalled = false;
     proxy = await startFrameProxy(env.port, { fromClient: (frame) => (stalled ? undefined : frame) });
     const first = await env.connect({ port: proxy.port });
-    const cut = 2 * BLOCK + BLOCK / 2;
     let sent = 0;
     const stalledPut = first
       .put('big.bin', source, {
         resumable: true,
         onProgress: (done) => {
           sent = done;
-          if (done >= cut) stalled = true;
+          if (done >= 2 * BLOCK + BLOCK / 2) stalled = true;
         },
       })
       .catch((error: unknown) => error);
     await until(() => stalled, 'the first upload to send 2.5 blocks');
-    // The server holds the stalled upload's stream open: its client will not come back on it.
     await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(env.server.stats().streams).toBe(1);
     expect(sent).toBeLessThan(content.length);
+    return { env: env!, content, source, stalledPut };
+  }
+
+  it("takes over the stalled upload's data once it has moved none for a while: only the rest is sent again", async () => {
+    const { env, content, source, stalledPut } = await stalledUpload();
+    // The server holds the stalled upload's stream open: its client will not come back on it.
+    expect(env.server.stats().streams).toBe(1);
 
     // The client's retry, on a new connection. Before: offered nothing (the stalled upload held
     // the data), it sent the whole file again, and the stalled one's blocks stayed a day.
@@ -399,26 +407,11 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
       return handle;
     };
     try {
-      env = await startServer({ backend: 'disk', ...smallWindows, stalledUploadTakeoverMs: 300 });
-      const content = randomBytes(3 * BLOCK + 12_345);
-      const source = await localFile(content);
-      let stalled = false;
-      proxy = await startFrameProxy(env.port, { fromClient: (frame) => (stalled ? undefined : frame) });
-      const first = await env.connect({ port: proxy.port });
-      const stalledPut = first
-        .put('big.bin', source, {
-          resumable: true,
-          onProgress: (done) => {
-            if (done >= 2 * BLOCK + BLOCK / 2) stalled = true;
-          },
-        })
-        .catch((error: unknown) => error);
-      await until(() => stalled, 'the first upload to send 2.5 blocks');
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      const { env, source, stalledPut } = await stalledUpload();
       // Two retries asking what is kept, 100 ms apart (the client's own query, as put -c sends it).
       const local = await localSourceIdentity(source);
       const asked = async (delayMs: number): Promise<{ offset: number }> => {
-        const client = await env!.connect();
+        const client = await env.connect();
         await new Promise((resolve) => setTimeout(resolve, delayMs));
         // biome-ignore lint/complexity/useLiteralKeys: the client's own query, not public API
         return client['request']({ op: 'partial', path: 'big.bin', algorithm: 'xxh128', ...local });
