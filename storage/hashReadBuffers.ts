@@ -31,7 +31,10 @@ export class HashReadBuffers {
   /**
    * A buffer for reading `bytes` of a file: one of its own when that is small
    * (DEFAULTS.hashReadUnsharedBytes), else a shared one once there is one free. Aborting `signal`
-   * rejects with its reason and leaves the line. `release()` gives it back (once).
+   * rejects with its reason and leaves the line. `release()` gives it back (once). Aborted while
+   * lent (the reader's stream is over, a read of it maybe hung on a dying disk), its slot goes to
+   * the next reader at once, with a buffer of its own: the late read may still write into this
+   * one, which release() then drops (memory then bounded by the hung reads, each holding a file).
    */
   async borrow(
     bytes: number,
@@ -48,15 +51,34 @@ export class HashReadBuffers {
     } else {
       buffer = await this.#wait(signal, onWaiting);
     }
-    let released = false;
+    if (signal?.aborted === true) {
+      // Over while its turn came: not lent at all.
+      this.#giveBack(buffer);
+      throw signal.reason;
+    }
+    let lent = true;
+    const writeOff = (): void => {
+      if (!lent) return;
+      lent = false;
+      this.#freeSlot();
+    };
+    signal?.addEventListener('abort', writeOff, { once: true });
     return {
       buffer,
       release: () => {
-        if (released) return;
-        released = true;
+        signal?.removeEventListener('abort', writeOff);
+        if (!lent) return;
+        lent = false;
         this.#giveBack(buffer);
       },
     };
+  }
+
+  /** A slot frees without its buffer (written off): the next reader waiting gets a fresh one. */
+  #freeSlot(): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next(this.#free.pop() ?? Buffer.allocUnsafe(this.bufferBytes));
+    else this.#lent--;
   }
 
   #wait(

@@ -56,4 +56,20 @@ describe('HashReadBuffers', () => {
     expect(small.buffer.length).toBe(100);
     expect(buffers.lent).toBe(1);
   });
+
+  it("a reader's stream over while it holds one (its read maybe hung) frees the slot at once, with a fresh buffer", async () => {
+    const buffers = new HashReadBuffers(1, 1024);
+    const over = new AbortController();
+    const hung = await buffers.borrow(BIG, over.signal);
+    const next = buffers.borrow(BIG);
+    over.abort(new Error('stream over'));
+    const lease = await next;
+    // The late read may still write into the hung one's: never lent again.
+    expect(lease.buffer).not.toBe(hung.buffer);
+    hung.release();
+    lease.release();
+    const again = await buffers.borrow(BIG);
+    expect(again.buffer).toBe(lease.buffer);
+    expect(buffers.lent).toBe(1);
+  });
 });

@@ -420,7 +420,7 @@ describe('digests of many large files asked at once', () => {
       };
       return handle;
     };
-    env = await startServer({ storage, idleTimeoutMs: 400 });
+    env = await startServer({ storage, idleTimeoutMs: 1_000 });
     const peer = await RawPeer.open(env.port);
     peers.push(peer);
     const ids = contents.map((_, i) => 2 * i + 1);
@@ -430,12 +430,14 @@ describe('digests of many large files asked at once', () => {
     await peakOf(() => reading, { above: DEFAULTS.hashReadBuffers - 1 });
     // Before: each had a buffer of its own, all `count` reading at once.
     expect(reading).toBe(DEFAULTS.hashReadBuffers);
-    await delay(1_200); // three idle timeouts
-    // Those whose read hangs (the disk, here) are stalled; those waiting for a buffer are not.
+    // At the first stall check, those whose read hangs (the disk, here) are stalled; those
+    // waiting for a buffer are not (their turn comes as the hung ones give theirs up).
+    await peer.waitFor((f) => f.type === FrameType.ERROR, 5_000);
+    await delay(50);
     const stalled = peer.frames.filter((f) => f.type === FrameType.ERROR);
     expect(stalled.length).toBeLessThanOrEqual(DEFAULTS.hashReadBuffers);
     for (const frame of stalled) expect(parseErrorPayload(frame).code).toBe('STREAM_TIMEOUT');
-    letGo();
+    letGo(); // before the next check: the others all get their answers
     const answered = ids.filter((id) => !stalled.some((f) => f.streamId === id));
     expect(answered.length).toBeGreaterThanOrEqual(count - DEFAULTS.hashReadBuffers);
     for (const id of answered) {
@@ -444,6 +446,48 @@ describe('digests of many large files asked at once', () => {
       expect(JSON.parse(reply.payload.toString()).digest).toBe(
         contentDigest('xxh128', contents[i]!).toString('hex'),
       );
+    }
+  }, 30_000);
+
+  it('reads hung on one file (a dying disk) hold no buffer once their streams are over: others are hashed', async () => {
+    const storage = new MemoryStorage();
+    const content = randomBytes(2 * DEFAULTS.hashReadUnsharedBytes);
+    storage.volume.writeFileSync('/hung', content);
+    storage.volume.writeFileSync('/ok', content);
+    let letGo = () => {};
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const openRead = storage.openRead.bind(storage);
+    storage.openRead = async (path) => {
+      const handle = await openRead(path);
+      if (path !== 'hung') return handle;
+      const read = handle.read.bind(handle);
+      handle.read = async (...args) => {
+        await gate;
+        return read(...args);
+      };
+      return handle;
+    };
+    try {
+      env = await startServer({ storage, idleTimeoutMs: 400 });
+      const hung = await RawPeer.open(env.port);
+      peers.push(hung);
+      const ids = Array.from({ length: DEFAULTS.hashReadBuffers }, (_, i) => 2 * i + 1);
+      hung.write(
+        Buffer.concat(ids.map((id) => encodeOpen(id, { op: 'digest', path: 'hung', algorithm: 'xxh128' }))),
+      );
+      for (const id of ids) await hung.waitFor((f) => f.type === FrameType.ERROR && f.streamId === id, 5_000);
+      // Another client, a healthy file. Before: it waited for a buffer the hung reads kept, for ever.
+      const other = await RawPeer.open(env.port);
+      peers.push(other);
+      other.write(encodeOpen(1, { op: 'digest', path: 'ok', algorithm: 'xxh128' }));
+      const reply = await other.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1, 3_000);
+      expect(JSON.parse(reply.payload.toString()).digest).toBe(
+        contentDigest('xxh128', content).toString('hex'),
+      );
+    } finally {
+      letGo();
     }
   }, 30_000);
 });
