@@ -360,19 +360,35 @@ function remoteSide(
 ): DestinationSide {
   return {
     pathOf: (destination, relative) => (relative === '' ? destination : joinRemote(destination, relative)),
-    walk: (destination, excluded) =>
-      retrying(destination, async (client) => {
-        const listing = await walkRemote(client, destination, excluded);
-        // The connection went while it listed: listed again, whole, on the next one.
-        const lost = listing.problems.find((problem) => isConnectionLoss(problem.error));
-        if (lost !== undefined) throw lost.error;
-        return listing;
-      }),
+    async walk(destination, excluded) {
+      let last: DestinationListing | undefined;
+      try {
+        return await retrying(destination, async (client) => {
+          last = await walkRemote(client, destination, excluded);
+          // The connection went while it listed: listed again, whole, on the next one.
+          const lost = last.problems.find((problem) => isConnectionLoss(problem.error));
+          if (lost !== undefined) throw lost.error;
+          return last;
+        });
+      } catch (error) {
+        // Retries spent: what the last try listed, its problems said as such (the run goes on).
+        if (last !== undefined && isConnectionLoss(error)) return last;
+        throw error;
+      }
+    },
     async remove(destination, entry) {
       const remote = joinRemote(destination, entry.relative);
-      await retrying(remote, (client) =>
-        entry.kind === 'dir' ? removeRecursively(client, remote) : client.delete(remote),
-      );
+      let tries = 0;
+      await retrying(remote, async (client) => {
+        const retried = tries++ > 0;
+        try {
+          await (entry.kind === 'dir' ? removeRecursively(client, remote) : client.delete(remote));
+        } catch (error) {
+          // The try before removed it, and the connection went with the answer.
+          if (retried && error instanceof MuxftpError && error.code === 'NOT_FOUND') return;
+          throw error;
+        }
+      });
     },
   };
 }

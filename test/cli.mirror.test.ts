@@ -282,6 +282,99 @@ describe('--delete', () => {
     ]);
   });
 
+  it('put -r --delete: a removal whose answer was lost with the connection counts as done on the retry', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['index.html']);
+    await makeTree(join(root, 'www'), ['site/index.html', 'site/stale.html']);
+    // The server removes it; its answer never arrives: the connection drops with it.
+    let deleteStream: number | undefined;
+    let cut = false;
+    proxy = await startFrameProxy(server.port, {
+      fromClient: (frame) => {
+        if (deleteStream === undefined && frame.type === FrameType.OPEN && jsonOf(frame).op === 'delete')
+          deleteStream = frame.streamId;
+        return frame;
+      },
+      fromServer: (frame) => {
+        if (!cut && frame.type === FrameType.REPLY && frame.streamId === deleteStream) {
+          cut = true;
+          throw new Error('dropped');
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${proxy.port}`,
+        'put',
+        '-r',
+        'site',
+        '--to',
+        'www/',
+        '--delete',
+        '--retries',
+        '2',
+        '--json',
+      ],
+      local,
+    );
+    expect(cut).toBe(true);
+    // Before: the retry's NOT_FOUND failed the command, the file gone all the same.
+    expect(result.code).toBe(0);
+    expect(deletedIn(result.stdout, 'remote')).toEqual(['www/site/stale.html']);
+    expect(await treeUnder(join(root, 'www'))).toEqual(['site/', 'site/index.html']);
+  });
+
+  it('put -r --delete: the connection lost for good while listing the destination fails that listing, and the transfers are still reported', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['index.html', 'sub/page.html']);
+    await makeTree(join(root, 'www'), ['site/index.html', 'site/old/x']);
+    // The listing of site/old after the transfers (the second) drops the connection.
+    let lists = 0;
+    proxy = await startFrameProxy(server.port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) {
+          const request = jsonOf(frame);
+          if (request.op === 'list' && request.path === 'www/site/old' && ++lists >= 2)
+            throw new Error('dropped');
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${proxy.port}`,
+        'put',
+        '-r',
+        'site',
+        '--to',
+        'www/',
+        '--delete',
+        '--retries',
+        '0',
+        '--json',
+      ],
+      local,
+    );
+    expect(result.code).toBe(1);
+    const outcomes = JSON.parse(result.stdout) as Array<{ local: string; remote: string; ok: boolean }>;
+    // Before: one outcome, the whole tree CONNECTION_LOST, the two files sent left out.
+    expect(
+      outcomes
+        .filter((outcome) => outcome.ok)
+        .map((outcome) => outcome.remote)
+        .sort(),
+    ).toEqual(['www/site/index.html', 'www/site/sub/page.html']);
+    expect(result.stderr).toMatch(/muxftp: put --delete www\/site\/old: .*\(CONNECTION_LOST\)/);
+    expect(await treeUnder(join(root, 'www'))).toContain('site/old/x');
+  });
+
   it('deletes nothing after a failure, and says why', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();

@@ -292,6 +292,13 @@ async function put(
   const mirror: MirrorRun = {
     command: 'put',
     client,
+    // The connection may go while --delete lists or removes: it reconnects as the transfers do.
+    retrying: (what, request) =>
+      requestWithRetries(connection, options.retries, request, (error, attempt, delayMs) =>
+        output.notice(
+          `muxftp: put --delete ${what}: ${errorInfo(error).message}; retry ${attempt}/${options.retries} in ${(delayMs / 1000).toFixed(1)} s`,
+        ),
+      ),
     trees: options.delete === true ? planned.trees : [],
     excluded,
     output,
@@ -356,18 +363,7 @@ async function put(
     });
     // Before the directories' times: removing from a directory changes its time.
     const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
-    const removed = await removeExtraneous({
-      ...mirror,
-      client: connection.client,
-      failed,
-      // The connection may go after the transfers too: the removals reconnect as they do.
-      retrying: (what, request) =>
-        requestWithRetries(connection, options.retries, request, (error, attempt, delayMs) =>
-          output.notice(
-            `muxftp: put --delete ${what}: ${errorInfo(error).message}; retry ${attempt}/${options.retries} in ${(delayMs / 1000).toFixed(1)} s`,
-          ),
-        ),
-    });
+    const removed = await removeExtraneous({ ...mirror, client: connection.client, failed });
     if (options.times && made.length > 0) await keepRemoteDirectoryTimes(connection.client, made, limit);
     return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
   } finally {
