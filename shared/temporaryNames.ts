@@ -30,6 +30,14 @@ export function newTemporaryName(): string {
   return `${TEMP_PREFIX}${randomUUID().replaceAll('-', '')}${TEMP_SUFFIX}`;
 }
 
+/**
+ * A name the server's uploads write under while in progress: a fresh temporary name, or the
+ * kept data of an interrupted upload (one an upload continues, when it is there at all).
+ */
+export function isUploadTemporaryName(name: string): boolean {
+  return /^\.muxftp-[0-9a-f]{32}\.part$/i.test(name) || isPartialName(name);
+}
+
 /** Kept partial uploads (issue #8): reserved like every temporary name, but kept for a while. */
 const PARTIAL_PREFIX = `${TEMP_PREFIX}partial-`;
 

@@ -18,7 +18,12 @@ import {
 import { fileTime } from '../shared/fileTimes.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
-import { isPartialName, partialName, partialNamesPrefix } from '../shared/temporaryNames.js';
+import {
+  isPartialName,
+  isUploadTemporaryName,
+  partialName,
+  partialNamesPrefix,
+} from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { DirectorySyncs } from './directorySyncs.js';
 import { entryInfo, toMs } from './entryInfo.js';
@@ -287,7 +292,7 @@ export class FsStorage implements Storage {
     await this.#removeKeptPartials(target, options.onPartialRemoved);
     await this.#fs.rmdir(target.hostPath).catch(async (error: unknown) => {
       // Listed as empty, it may still hold an upload's temporary file: say so, not a riddle.
-      if (errnoOf(error) === 'ENOTEMPTY' && (await this.#holdsOnlyTransfers(target.hostPath))) {
+      if (errnoOf(error) === 'ENOTEMPTY' && (await this.#holdsOnlyUploads(target.hostPath))) {
         throw new StorageError(
           'DIRECTORY_NOT_EMPTY',
           `directory not empty: ${displayPath(target.clientPath)} (an upload into it is in progress, hidden from listings)`,
@@ -299,10 +304,12 @@ export class FsStorage implements Storage {
     });
   }
 
-  /** Every entry of the directory is a transfer's hidden file (none a listing shows). */
-  async #holdsOnlyTransfers(hostPath: string): Promise<boolean> {
+  /** Every entry of the directory is an upload's hidden file (none a listing shows). */
+  async #holdsOnlyUploads(hostPath: string): Promise<boolean> {
     const entries = await this.#fs.readdir(hostPath).catch((): readonly unknown[] => []);
-    return entries.length > 0 && entries.every((name) => typeof name === 'string' && isTemporaryName(name));
+    return (
+      entries.length > 0 && entries.every((name) => typeof name === 'string' && isUploadTemporaryName(name))
+    );
   }
 
   /**

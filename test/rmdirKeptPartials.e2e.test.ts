@@ -15,7 +15,7 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
-import { isPartialName } from '../shared/temporaryNames.js';
+import { downloadPartialName, isPartialName } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
@@ -177,5 +177,15 @@ describe('rmdir of a directory holding only kept partial uploads', () => {
     peer.write(encodeEnd(1, 3, 'xxh128', contentDigest('xxh128', Buffer.from('abc'))));
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
     expect((await client.getBuffer('d/f')).toString()).toBe('abc');
+  });
+
+  it('says nothing of an upload for a directory holding only another hidden file (what a local get left)', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.mkdir('d');
+    await writeFile(join(server.root!, 'd', downloadPartialName('x')), 'x');
+    const refused = await client.rmdir('d').catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'DIRECTORY_NOT_EMPTY', message: 'directory not empty: d' });
+    expect((refused as { details?: unknown }).details).toBeUndefined();
   });
 });
