@@ -154,6 +154,8 @@ export class RequestStream extends ServerStream {
   /** A handler reading a file (a digest, a partial's blocks) stops with the stream and moves it. */
   private readonly watch: StreamWatch = {
     signal: this.over.signal,
+    // The connection: it holds a few of the server's read buffers for hashing at most.
+    owner: this.host,
     onRead: () => this.progressed(),
     onWaitingForMemory: (waiting) => {
       this.waitingForMemory = waiting;

@@ -321,6 +321,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
         this.waitingForReadBuffer = waiting;
         if (!waiting) this.progressed();
       },
+      owner: this.host,
     });
   }
 

@@ -279,6 +279,8 @@ export const DEFAULTS = {
    * own before: 1,024 digests at once (--max-open-files) held 1 GiB outside --max-buffered.
    */
   hashReadBuffers: 16,
+  /** Of them, what one connection holds at once: one client hashing many large files leaves the rest. */
+  hashReadBuffersPerOwner: 4,
   hashReadBufferBytes: 1 * MiB,
   /** A file this small is read through a buffer of its own size, outside the shared ones. */
   hashReadUnsharedBytes: 64 * KiB,

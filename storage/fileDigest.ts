@@ -22,6 +22,8 @@ export interface ReadWatch {
   onRead?: () => void;
   /** Told when the reader waits for a read buffer others hold (hashReadBuffers), and when it goes on. */
   onWaitingForMemory?: (waiting: boolean) => void;
+  /** Whom it reads for (a connection): each holds a few of the shared read buffers at most. */
+  owner?: object;
 }
 
 /** The file's entry and its digest under `algorithm`, from the cache or by reading the file once. */
@@ -29,7 +31,7 @@ export async function fileDigest(
   storage: Storage,
   path: string,
   algorithm: IntegrityAlgorithm,
-  { signal, onRead, onWaitingForMemory }: ReadWatch = {},
+  { signal, onRead, onWaitingForMemory, owner }: ReadWatch = {},
 ): Promise<{ entry: EntryInfo; digest: FileDigest }> {
   const entry = await storage.stat(path);
   const handle = await storage.openRead(path);
@@ -43,7 +45,11 @@ export async function fileDigest(
     const digester = ContentDigester.continuing(algorithm, leading);
     let lease: { buffer: Buffer; release: () => void } | undefined;
     try {
-      lease = await hashReadBuffers.borrow(handle.size - digester.bytes, signal, onWaitingForMemory);
+      lease = await hashReadBuffers.borrow(handle.size - digester.bytes, {
+        signal,
+        onWaiting: onWaitingForMemory,
+        owner,
+      });
       const buffer = lease.buffer;
       for (let position = digester.bytes; position < handle.size; ) {
         signal?.throwIfAborted();

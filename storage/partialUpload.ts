@@ -44,13 +44,17 @@ export async function hashKept(
   bytes: number,
   digester: ContentDigester,
   upTo = false,
-  { signal, onRead, onWaitingForMemory }: ReadWatch = {},
+  { signal, onRead, onWaitingForMemory, owner }: ReadWatch = {},
 ): Promise<number> {
   const whole = Math.floor(kept.size / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES;
   const end = upTo ? Math.min(whole, bytes) : bytes;
   if (end > kept.size) throw missingPartial(path, bytes);
   if (end === 0) return 0;
-  const { buffer, release } = await hashReadBuffers.borrow(end, signal, onWaitingForMemory);
+  const { buffer, release } = await hashReadBuffers.borrow(end, {
+    signal,
+    onWaiting: onWaitingForMemory,
+    owner,
+  });
   try {
     for (let position = 0; position < end; ) {
       signal?.throwIfAborted();

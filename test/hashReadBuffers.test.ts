@@ -13,12 +13,10 @@ describe('HashReadBuffers', () => {
     expect(buffers.lent).toBe(2);
     const told: string[] = [];
     const order: string[] = [];
-    const c = buffers
-      .borrow(BIG, undefined, (waiting) => told.push(`c ${waiting}`))
-      .then((lease) => {
-        order.push('c');
-        return lease;
-      });
+    const c = buffers.borrow(BIG, { onWaiting: (waiting) => told.push(`c ${waiting}`) }).then((lease) => {
+      order.push('c');
+      return lease;
+    });
     const d = buffers.borrow(BIG).then((lease) => {
       order.push('d');
       return lease;
@@ -41,7 +39,7 @@ describe('HashReadBuffers', () => {
     const held = await buffers.borrow(BIG);
     const stop = new AbortController();
     const told: boolean[] = [];
-    const waiting = buffers.borrow(BIG, stop.signal, (w) => told.push(w));
+    const waiting = buffers.borrow(BIG, { signal: stop.signal, onWaiting: (w) => told.push(w) });
     stop.abort(new Error('over'));
     await expect(waiting).rejects.toThrow('over');
     expect([buffers.waitingCount, told]).toEqual([0, [true, false]]);
@@ -60,7 +58,7 @@ describe('HashReadBuffers', () => {
   it("a reader's stream over while it holds one (its read maybe hung) frees the slot at once, with a fresh buffer", async () => {
     const buffers = new HashReadBuffers(1, 1024);
     const over = new AbortController();
-    const hung = await buffers.borrow(BIG, over.signal);
+    const hung = await buffers.borrow(BIG, { signal: over.signal });
     const next = buffers.borrow(BIG);
     over.abort(new Error('stream over'));
     const lease = await next;
@@ -71,5 +69,27 @@ describe('HashReadBuffers', () => {
     const again = await buffers.borrow(BIG);
     expect(again.buffer).toBe(lease.buffer);
     expect(buffers.lent).toBe(1);
+  });
+
+  it('one owner holds at most its share: the next free buffer goes to another owner waiting behind it', async () => {
+    const buffers = new HashReadBuffers(3, 1024, 2);
+    const greedy = {};
+    const other = {};
+    const first = await buffers.borrow(BIG, { owner: greedy });
+    await buffers.borrow(BIG, { owner: greedy });
+    // Past its share with a buffer free: it waits; another owner does not.
+    let third = false;
+    const waiting = buffers.borrow(BIG, { owner: greedy }).then((lease) => {
+      third = true;
+      return lease;
+    });
+    const others = await buffers.borrow(BIG, { owner: other });
+    expect([buffers.lent, buffers.waitingCount, third]).toEqual([3, 1, false]);
+    // One of the owner's own comes back: its waiting reader goes on.
+    first.release();
+    await waiting;
+    expect(third).toBe(true);
+    others.release();
+    expect(buffers.lent).toBe(2);
   });
 });

@@ -397,13 +397,17 @@ describe("a listing waiting for memory that other clients' listings hold", () =>
 });
 
 describe('digests of many large files asked at once', () => {
-  it('are read through a few shared buffers: the rest wait their turn (not timed out), then all are right', async () => {
+  it('are read through a few shared buffers, a few per connection: the rest wait their turn (not timed out), then all are right', async () => {
     const storage = new MemoryStorage();
-    const count = 3 * DEFAULTS.hashReadBuffers;
+    // 6 connections asking 8 each: past the share of each (4), and together past all 16.
+    const connections = 6;
+    const each = 2 * DEFAULTS.hashReadBuffersPerOwner;
+    const count = connections * each;
     const contents = Array.from({ length: count }, () => randomBytes(2 * DEFAULTS.hashReadUnsharedBytes));
     for (const [i, content] of contents.entries()) storage.volume.writeFileSync(`/f${i}`, content);
     // Every read waits until the test lets go: each reader holds its buffer meanwhile.
-    let reading = 0;
+    const reading = new Map<string, number>();
+    const readingNow = () => [...reading.values()].reduce((sum, n) => sum + n, 0);
     let letGo = () => {};
     const gate = new Promise<void>((resolve) => {
       letGo = resolve;
@@ -412,41 +416,58 @@ describe('digests of many large files asked at once', () => {
     storage.openRead = async (path) => {
       const handle = await openRead(path);
       const read = handle.read.bind(handle);
+      // Which connection asked: f<i> with i / each.
+      const asker = String(Math.floor(Number(path.slice(1)) / each));
       handle.read = async (...args) => {
-        reading++;
+        reading.set(asker, (reading.get(asker) ?? 0) + 1);
         await gate;
-        reading--;
+        reading.set(asker, reading.get(asker)! - 1);
         return read(...args);
       };
       return handle;
     };
     env = await startServer({ storage, idleTimeoutMs: 1_000 });
-    const peer = await RawPeer.open(env.port);
-    peers.push(peer);
-    const ids = contents.map((_, i) => 2 * i + 1);
-    peer.write(
-      Buffer.concat(ids.map((id, i) => encodeOpen(id, { op: 'digest', path: `f${i}`, algorithm: 'xxh128' }))),
-    );
-    await peakOf(() => reading, { above: DEFAULTS.hashReadBuffers - 1 });
-    // Before: each had a buffer of its own, all `count` reading at once.
-    expect(reading).toBe(DEFAULTS.hashReadBuffers);
-    // At the first stall check, those whose read hangs (the disk, here) are stalled; those
-    // waiting for a buffer are not (their turn comes as the hung ones give theirs up).
-    await peer.waitFor((f) => f.type === FrameType.ERROR, 5_000);
-    await delay(50);
-    const stalled = peer.frames.filter((f) => f.type === FrameType.ERROR);
-    expect(stalled.length).toBeLessThanOrEqual(DEFAULTS.hashReadBuffers);
-    for (const frame of stalled) expect(parseErrorPayload(frame).code).toBe('STREAM_TIMEOUT');
-    letGo(); // before the next check: the others all get their answers
-    const answered = ids.filter((id) => !stalled.some((f) => f.streamId === id));
-    expect(answered.length).toBeGreaterThanOrEqual(count - DEFAULTS.hashReadBuffers);
-    for (const id of answered) {
-      const i = (id - 1) / 2;
-      const reply = await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === id, 10_000);
-      expect(JSON.parse(reply.payload.toString()).digest).toBe(
-        contentDigest('xxh128', contents[i]!).toString('hex'),
+    const askers: RawPeer[] = [];
+    for (let c = 0; c < connections; c++) {
+      const peer = await RawPeer.open(env.port);
+      peers.push(peer);
+      askers.push(peer);
+      const files = Array.from({ length: each }, (_, k) => c * each + k);
+      peer.write(
+        Buffer.concat(
+          files.map((f, k) => encodeOpen(2 * k + 1, { op: 'digest', path: `f${f}`, algorithm: 'xxh128' })),
+        ),
       );
     }
+    await peakOf(readingNow, { above: DEFAULTS.hashReadBuffers - 1 });
+    // Before: each had a buffer of its own, all `count` reading at once.
+    expect(readingNow()).toBe(DEFAULTS.hashReadBuffers);
+    for (const n of reading.values()) expect(n).toBeLessThanOrEqual(DEFAULTS.hashReadBuffersPerOwner);
+    // At the first stall check, those whose read hangs (the disk, here) are stalled; those
+    // waiting for a buffer are not (their turn comes as the hung ones give theirs up).
+    const firstStalled = await Promise.race(
+      askers.map((peer) => peer.waitFor((f) => f.type === FrameType.ERROR, 5_000)),
+    );
+    expect(parseErrorPayload(firstStalled).code).toBe('STREAM_TIMEOUT');
+    await delay(50);
+    const stalled = askers.map((peer) =>
+      peer.frames.filter((f) => f.type === FrameType.ERROR).map((f) => f.streamId),
+    );
+    expect(stalled.flat().length).toBeLessThanOrEqual(DEFAULTS.hashReadBuffers);
+    letGo(); // before the next check: the others all get their answers
+    let answered = 0;
+    for (const [c, peer] of askers.entries()) {
+      for (let k = 0; k < each; k++) {
+        const id = 2 * k + 1;
+        if (stalled[c]!.includes(id)) continue;
+        const reply = await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === id, 10_000);
+        expect(JSON.parse(reply.payload.toString()).digest).toBe(
+          contentDigest('xxh128', contents[c * each + k]!).toString('hex'),
+        );
+        answered++;
+      }
+    }
+    expect(answered).toBeGreaterThanOrEqual(count - DEFAULTS.hashReadBuffers);
   }, 30_000);
 
   it('reads hung on one file (a dying disk) hold no buffer once their streams are over: others are hashed', async () => {
