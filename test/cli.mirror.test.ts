@@ -236,38 +236,46 @@ describe('--delete', () => {
     expect(await readFile(join(outside, 'page.html'), 'utf8')).toBe('page.html');
   });
 
-  it('put -r --delete: a connection lost during the removals reconnects under --retries, and they complete', async () => {
+  /**
+   * `put -r site --to www/ --delete --retries N --json` of a local tree `site` onto a server
+   * holding `remote` under `www/`, through a proxy with `rewriters` (which drop the connection by
+   * throwing).
+   */
+  async function mirrorThrough(
+    local: string[],
+    remote: string[],
+    retries: number,
+    rewriters: Parameters<typeof startFrameProxy>[1],
+  ) {
     server = await startServer({ backend: 'disk' });
-    const root = server.root!;
-    const local = await tempDirs.make();
-    await makeTree(join(local, 'site'), ['index.html', 'sub/page.html']);
-    await makeTree(join(root, 'www'), ['site/index.html', 'site/stale.html', 'site/old/deep.html']);
+    const dir = await tempDirs.make();
+    await makeTree(join(dir, 'site'), local);
+    await makeTree(join(server.root!, 'www'), remote);
+    proxy = await startFrameProxy(server.port, rewriters);
+    const at = ['--server', `127.0.0.1:${proxy.port}`];
+    const result = await runCli(
+      [...at, 'put', '-r', 'site', '--to', 'www/', '--delete', '--retries', String(retries), '--json'],
+      dir,
+    );
+    return { result, root: server.root! };
+  }
+
+  it('put -r --delete: a connection lost during the removals reconnects under --retries, and they complete', async () => {
     // The first removal's request never arrives: the connection drops with it.
     let dropped = false;
-    proxy = await startFrameProxy(server.port, {
-      fromClient: (frame) => {
-        if (!dropped && frame.type === FrameType.OPEN && jsonOf(frame).op === 'delete') {
-          dropped = true;
-          throw new Error('dropped');
-        }
-        return frame;
+    const { result, root } = await mirrorThrough(
+      ['index.html', 'sub/page.html'],
+      ['site/index.html', 'site/stale.html', 'site/old/deep.html'],
+      2,
+      {
+        fromClient: (frame) => {
+          if (!dropped && frame.type === FrameType.OPEN && jsonOf(frame).op === 'delete') {
+            dropped = true;
+            throw new Error('dropped');
+          }
+          return frame;
+        },
       },
-    });
-    const result = await runCli(
-      [
-        '--server',
-        `127.0.0.1:${proxy.port}`,
-        'put',
-        '-r',
-        'site',
-        '--to',
-        'www/',
-        '--delete',
-        '--retries',
-        '2',
-        '--json',
-      ],
-      local,
     );
     expect(dropped).toBe(true);
     // Before: that removal failed CONNECTION_LOST, and the command with it.
@@ -283,15 +291,10 @@ describe('--delete', () => {
   });
 
   it('put -r --delete: a removal whose answer was lost with the connection counts as done on the retry', async () => {
-    server = await startServer({ backend: 'disk' });
-    const root = server.root!;
-    const local = await tempDirs.make();
-    await makeTree(join(local, 'site'), ['index.html']);
-    await makeTree(join(root, 'www'), ['site/index.html', 'site/stale.html']);
     // The server removes it; its answer never arrives: the connection drops with it.
     let deleteStream: number | undefined;
     let cut = false;
-    proxy = await startFrameProxy(server.port, {
+    const { result, root } = await mirrorThrough(['index.html'], ['site/index.html', 'site/stale.html'], 2, {
       fromClient: (frame) => {
         if (deleteStream === undefined && frame.type === FrameType.OPEN && jsonOf(frame).op === 'delete')
           deleteStream = frame.streamId;
@@ -305,22 +308,6 @@ describe('--delete', () => {
         return frame;
       },
     });
-    const result = await runCli(
-      [
-        '--server',
-        `127.0.0.1:${proxy.port}`,
-        'put',
-        '-r',
-        'site',
-        '--to',
-        'www/',
-        '--delete',
-        '--retries',
-        '2',
-        '--json',
-      ],
-      local,
-    );
     expect(cut).toBe(true);
     // Before: the retry's NOT_FOUND failed the command, the file gone all the same.
     expect(result.code).toBe(0);
@@ -329,38 +316,22 @@ describe('--delete', () => {
   });
 
   it('put -r --delete: the connection lost for good while listing the destination fails that listing, and the transfers are still reported', async () => {
-    server = await startServer({ backend: 'disk' });
-    const root = server.root!;
-    const local = await tempDirs.make();
-    await makeTree(join(local, 'site'), ['index.html', 'sub/page.html']);
-    await makeTree(join(root, 'www'), ['site/index.html', 'site/old/x']);
     // The listing of site/old after the transfers (the second) drops the connection.
     let lists = 0;
-    proxy = await startFrameProxy(server.port, {
-      fromClient: (frame) => {
-        if (frame.type === FrameType.OPEN) {
-          const request = jsonOf(frame);
-          if (request.op === 'list' && request.path === 'www/site/old' && ++lists >= 2)
-            throw new Error('dropped');
-        }
-        return frame;
+    const { result, root } = await mirrorThrough(
+      ['index.html', 'sub/page.html'],
+      ['site/index.html', 'site/old/x'],
+      0,
+      {
+        fromClient: (frame) => {
+          if (frame.type === FrameType.OPEN) {
+            const request = jsonOf(frame);
+            if (request.op === 'list' && request.path === 'www/site/old' && ++lists >= 2)
+              throw new Error('dropped');
+          }
+          return frame;
+        },
       },
-    });
-    const result = await runCli(
-      [
-        '--server',
-        `127.0.0.1:${proxy.port}`,
-        'put',
-        '-r',
-        'site',
-        '--to',
-        'www/',
-        '--delete',
-        '--retries',
-        '0',
-        '--json',
-      ],
-      local,
     );
     expect(result.code).toBe(1);
     const outcomes = JSON.parse(result.stdout) as Array<{ local: string; remote: string; ok: boolean }>;

@@ -397,6 +397,35 @@ describe("a listing waiting for memory that other clients' listings hold", () =>
 });
 
 describe('digests of many large files asked at once', () => {
+  /**
+   * Reads of `storage`'s files that `hangs` picks wait until letGo() (a dying disk); `onRead`
+   * hears each read begin (+1) and end (-1), by path.
+   */
+  function hangingReads(
+    storage: MemoryStorage,
+    hangs: (path: string) => boolean,
+    onRead: (path: string, delta: number) => void = () => {},
+  ): { letGo: () => void } {
+    const held = { letGo: () => {} };
+    const gate = new Promise<void>((resolve) => {
+      held.letGo = resolve;
+    });
+    const openRead = storage.openRead.bind(storage);
+    storage.openRead = async (path) => {
+      const handle = await openRead(path);
+      if (!hangs(path)) return handle;
+      const read = handle.read.bind(handle);
+      handle.read = async (...args) => {
+        onRead(path, 1);
+        await gate;
+        onRead(path, -1);
+        return read(...args);
+      };
+      return handle;
+    };
+    return held;
+  }
+
   it('are read through a few shared buffers, a few per connection: the rest wait their turn (not timed out), then all are right', async () => {
     const storage = new MemoryStorage();
     // 6 connections asking 8 each: past the share of each (4), and together past all 16.
@@ -405,27 +434,18 @@ describe('digests of many large files asked at once', () => {
     const count = connections * each;
     const contents = Array.from({ length: count }, () => randomBytes(2 * DEFAULTS.hashReadUnsharedBytes));
     for (const [i, content] of contents.entries()) storage.volume.writeFileSync(`/f${i}`, content);
-    // Every read waits until the test lets go: each reader holds its buffer meanwhile.
-    const reading = new Map<string, number>();
+    // Every read waits until the test lets go: each reader holds its buffer meanwhile. Reads in
+    // progress by the connection that asked (f<i>: i / each).
+    const reading = new Map<number, number>();
     const readingNow = () => [...reading.values()].reduce((sum, n) => sum + n, 0);
-    let letGo = () => {};
-    const gate = new Promise<void>((resolve) => {
-      letGo = resolve;
-    });
-    const openRead = storage.openRead.bind(storage);
-    storage.openRead = async (path) => {
-      const handle = await openRead(path);
-      const read = handle.read.bind(handle);
-      // Which connection asked: f<i> with i / each.
-      const asker = String(Math.floor(Number(path.slice(1)) / each));
-      handle.read = async (...args) => {
-        reading.set(asker, (reading.get(asker) ?? 0) + 1);
-        await gate;
-        reading.set(asker, reading.get(asker)! - 1);
-        return read(...args);
-      };
-      return handle;
-    };
+    const { letGo } = hangingReads(
+      storage,
+      () => true,
+      (path, delta) => {
+        const asker = Math.floor(Number(path.slice(1)) / each);
+        reading.set(asker, (reading.get(asker) ?? 0) + delta);
+      },
+    );
     env = await startServer({ storage, idleTimeoutMs: 1_000 });
     const askers: RawPeer[] = [];
     for (let c = 0; c < connections; c++) {
@@ -475,21 +495,7 @@ describe('digests of many large files asked at once', () => {
     const content = randomBytes(2 * DEFAULTS.hashReadUnsharedBytes);
     storage.volume.writeFileSync('/hung', content);
     storage.volume.writeFileSync('/ok', content);
-    let letGo = () => {};
-    const gate = new Promise<void>((resolve) => {
-      letGo = resolve;
-    });
-    const openRead = storage.openRead.bind(storage);
-    storage.openRead = async (path) => {
-      const handle = await openRead(path);
-      if (path !== 'hung') return handle;
-      const read = handle.read.bind(handle);
-      handle.read = async (...args) => {
-        await gate;
-        return read(...args);
-      };
-      return handle;
-    };
+    const { letGo } = hangingReads(storage, (path) => path === 'hung');
     try {
       env = await startServer({ storage, idleTimeoutMs: 400 });
       const hung = await RawPeer.open(env.port);
