@@ -283,7 +283,8 @@ export class MuxServer {
     const refusal = this.refusalFor(address);
     if (refusal !== undefined) {
       this.counters.connectionRefused(refusal.reason);
-      this.refuse(socket, refusal.error);
+      if (this.secureContext === undefined) this.refuse(socket, refusal.error);
+      else this.refuseInKind(socket, refusal.error);
       return;
     }
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
@@ -348,6 +349,38 @@ export class MuxServer {
     // Kinds by limit: a flood refused by one limit does not hide the first refusal by another.
     const kind = typeof error.details?.limit === 'string' ? error.details.limit : error.code;
     this.refusalLog.refused(kind, `refused ${describePeer(socket)}: ${error.message}`, error.message);
+  }
+
+  /**
+   * A refusal on a server that also speaks TLS: a TLS client reads a plain ERROR as a failed
+   * handshake (and was told "the server does not seem to speak TLS (drop --tls?)" when it was busy
+   * or its address locked out), so one that starts TLS is refused over TLS. Such refusals wait
+   * within the lingering ones' bound and time; past it, or with no first byte in time, plain.
+   */
+  private refuseInKind(socket: Duplex, error: MuxftpError): void {
+    if (this.lingering.size >= DEFAULTS.maxLingeringRefusals) {
+      this.refuse(socket, error);
+      return;
+    }
+    this.lingering.add(socket);
+    const timer = setTimeout(() => this.refuse(socket, error), REFUSAL_LINGER_MS);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.lingering.delete(socket);
+    });
+    socket.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.unshift(first);
+      if (first[0] !== TLS_HANDSHAKE_RECORD) {
+        this.refuse(socket, error);
+        return;
+      }
+      const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: this.secureContext! });
+      tlsSocket.on('error', () => tlsSocket.destroy());
+      setTimeout(() => tlsSocket.destroy(), REFUSAL_LINGER_MS).unref();
+      tlsSocket.once('secure', () => this.refuse(tlsSocket, error));
+    });
   }
 
   /**

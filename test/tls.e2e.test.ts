@@ -57,6 +57,18 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
     expect((await secure.getBuffer('p.txt')).toString()).toBe('plain');
   });
 
+  it('refuses a TLS client past a connection limit over TLS, so it hears why (busy), and a plain one in plain', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key }, maxConnectionsPerIp: 1 });
+    const first = await server.connect({ tls: { ca: certs.ca } });
+    // Before: "the server does not seem to speak TLS (drop --tls?)", and the CLI never waited.
+    const secure = await failure(server.connect({ tls: { ca: certs.ca } }));
+    expect(secure).toMatchObject({ code: 'SERVER_BUSY' });
+    expect(secure.message).toContain('connections from one address');
+    const plain = await failure(server.connect());
+    expect(plain).toMatchObject({ code: 'SERVER_BUSY' });
+    await first.close();
+  });
+
   it('refuses a server certificate the client does not trust, unless told to accept any', async () => {
     server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
     const untrusted = await failure(server.connect({ tls: true }));
