@@ -81,9 +81,7 @@ export async function clientAccessOptions(
     ? {
         ...(access.ca !== undefined
           ? {
-              ca: await readFile(access.ca).catch((error: Error) => {
-                throw new CliError(`cannot read --ca ${access.ca}: ${errnoReason(error)}`, { cause: error });
-              }),
+              ca: await readCaFile(access.ca),
             }
           : {}),
         rejectUnauthorized: !access.insecure,
@@ -119,4 +117,17 @@ export async function clientAccessOptions(
     process.stderr.write(`muxftp: warning: logging in to ${host} without TLS (use --tls)\n`);
   }
   return { ...(tls !== undefined ? { tls } : {}), user, password };
+}
+
+/**
+ * The PEM certificates of `--ca`: a file without one (empty, a key, a users file) is said to be
+ * so here, not found out as "the server's certificate is not signed by the CA given".
+ */
+async function readCaFile(path: string): Promise<Buffer> {
+  const pem = await readFile(path).catch((error: Error) => {
+    throw new CliError(`cannot read --ca ${path}: ${errnoReason(error)}`, { cause: error });
+  });
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new CliError(`--ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  return pem;
 }

@@ -165,6 +165,12 @@ describe("a client's --ca or --credentials file that cannot be read", () => {
       code: 1,
       stderr: `muxftp: cannot read --ca ${missing}.pem: no such file or directory\n`,
     });
+    // Not a certificate at all (before: "the server's TLS certificate is not signed by the CA given").
+    await writeFile(join(dir, 'users.json'), '{"users":[]}');
+    expect(await runCli([...at, '--ca', 'users.json', 'ls'], dir)).toMatchObject({
+      code: 1,
+      stderr: 'muxftp: --ca users.json holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n',
+    });
     expect(await runCli([...at, '--credentials', `${missing}.json`, 'ls'], dir)).toMatchObject({
       code: 1,
       stderr: `muxftp: cannot read credentials file ${missing}.json: no such file or directory\n`,
