@@ -436,12 +436,22 @@ export class MuxServer {
     const onError = (err: Error): void => {
       // A scanner or a plain-text client on the port fails here, a connection each: logged as
       // refusals are, the first, then a count per interval.
+      tlsSocket.off('close', onClose);
       const line = `${describePeer(socket)} TLS handshake failed: ${err.message}`;
       this.refusalLog.refused('tls_handshake', line, 'TLS handshake failed');
       tlsSocket.destroy();
     };
     tlsSocket.on('error', onError);
+    // A client that does not trust our certificate closes the handshake without a word to us:
+    // the most common "cannot connect", said in the log as failures are.
+    const onClose = (): void => {
+      if (this.closing !== undefined) return;
+      const line = `${describePeer(socket)} TLS handshake failed: closed before it completed (a client that does not trust this server's certificate closes so)`;
+      this.refusalLog.refused('tls_handshake', line, 'TLS handshake failed');
+    };
+    tlsSocket.once('close', onClose);
     tlsSocket.once('secure', () => {
+      tlsSocket.off('close', onClose);
       tlsSocket.off('error', onError);
       settle();
       if (this.closing !== undefined) tlsSocket.destroy();

@@ -80,6 +80,19 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
     expect(await insecure.list('')).toEqual([]);
   });
 
+  it("logs a handshake the client closed (it did not trust the server's certificate)", async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
+    expect(await failure(server.connect({ tls: true }))).toMatchObject({ code: 'CONNECT_FAILED' });
+    // Before: nothing in the server's log of the most common "cannot connect".
+    for (const started = Date.now(); Date.now() - started < 2_000; ) {
+      if (server.logs.some((line) => /TLS handshake failed: closed before it completed/.test(line))) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(server.logs.join('\n')).toMatch(
+      /127\.0\.0\.1:\d+ TLS handshake failed: closed before it completed/,
+    );
+  });
+
   it('says a certificate is not signed by the CA given, rather than asking for one', async () => {
     server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
     const otherCa = await makeTestCerts();
