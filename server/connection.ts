@@ -166,6 +166,8 @@ export class ServerConnection implements StreamHost {
   quota: QuotaTracker | undefined;
   readonly windowBudget: WindowBudget;
   private draining = false;
+  /** Closed by the shutdown once its transfers were over: no failure, whatever the client is told. */
+  private drainedIdle = false;
   /** How often the client asked for a PING while its reading is held back (HELLO keepaliveMs). */
   private keepaliveMs: number | undefined;
   private keepalive: NodeJS.Timeout | undefined;
@@ -265,12 +267,20 @@ export class ServerConnection implements StreamHost {
     if (this.streams.size === 0) this.closeForShutdown();
   }
 
-  destroy(): void {
-    this.transport.destroy();
+  /** Closes at once; `reason` is what the log says of it (the shutdown's grace over, its transfers cut). */
+  destroy(reason?: MuxftpError): void {
+    if (reason !== undefined && this.streams.size > 0)
+      this.log(
+        `${this.label} ${this.streams.size} stream${this.streams.size === 1 ? '' : 's'} cut: ${reason.message}`,
+      );
+    this.transport.destroy(reason);
   }
 
-  /** Draining and idle: tell the client why, then close. */
+  /** Draining and idle: tell the client why, then close (a normal end: its transfers finished). */
   private closeForShutdown(): void {
+    // (Its streams ending as the connection closes for another reason: not drained.)
+    if (this.transport.isClosed) return;
+    this.drainedIdle = true;
     this.transport.fail(new MuxftpError('SHUTTING_DOWN', 'server is shutting down'));
   }
 
@@ -890,7 +900,11 @@ export class ServerConnection implements StreamHost {
     this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
     this.uploadBacklog = 0;
     const seconds = ((performance.now() - this.openedAt) / 1000).toFixed(1);
-    const why = error ? ` (${error.code}: ${error.message})` : '';
+    const why = this.drainedIdle
+      ? ' (drained for shutdown)'
+      : error
+        ? ` (${error.code}: ${error.message})`
+        : '';
     this.log(
       `${this.label} closed after ${seconds} s, ${this.streamsOpened} stream${this.streamsOpened === 1 ? '' : 's'}, ${this.transport.bytesRead} B in, ${this.queue.bytesWritten} B out${why}`,
     );

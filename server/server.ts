@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
-import { type MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
+import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
@@ -254,7 +254,11 @@ export class MuxServer {
         return;
       }
       const deadline = setTimeout(() => {
-        for (const connection of this.connections) connection.destroy();
+        const cut = new MuxftpError(
+          'SHUTTING_DOWN',
+          `the server shut down before they ended (${graceMs / 1000} s of grace)`,
+        );
+        for (const connection of this.connections) connection.destroy(cut);
       }, graceMs);
       this.allClosed = () => {
         clearTimeout(deadline);

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsPromises from 'node:fs/promises';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path, { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
@@ -464,6 +464,28 @@ describe('server lifecycle', () => {
     await expect(Client.connect({ port: env.port, connectTimeoutMs: 1_000 })).rejects.toMatchObject({
       code: 'CONNECT_FAILED',
     });
+  });
+
+  it("on close, says in its log which connections' transfers the grace cut, and which drained", async () => {
+    env = await startServer();
+    const idle = await env.connect();
+    await idle.stat('');
+    const cut = await env.connect();
+    const source = new PassThrough();
+    source.write(Buffer.alloc(64 * 1024, 1)); // then it waits, never ended
+    const upload = cut.put('never-ends.bin', source).catch((error: unknown) => error);
+    for (const started = Date.now(); env.server.stats().streams === 0 && Date.now() - started < 5_000; )
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    await env.server.close(300);
+    await upload;
+    const log = env.logs.join('\n');
+    // Before: the cut one's close line said nothing, and the idle one's said SHUTTING_DOWN.
+    expect(log).toMatch(/1 stream cut: the server shut down before they ended \(0\.3 s of grace\)/);
+    expect(log).toMatch(
+      /closed after [\d.]+ s, 1 stream, .* \(SHUTTING_DOWN: the server shut down before they ended/,
+    );
+    expect(log).toMatch(/closed after [\d.]+ s, 1 stream, .* \(drained for shutdown\)/);
+    source.end();
   });
 
   it('a download whose END arrived completes even if the server closes while the sink lags', async () => {
