@@ -16,13 +16,17 @@ export class ConcurrencyLimit {
     this.max = max;
   }
 
-  /** Runs `task` once fewer than `max` others run, after those that came before it. */
-  async run<T>(task: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `task` once fewer than `max` others run, after those that came before it. Once `signal`
+   * is aborted while it waits, it leaves the line at once and never runs (rejecting with the
+   * signal's reason): what gave up on it holds no place there.
+   */
+  async run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.active < this.max) {
       this.active++;
     } else {
       // The finishing task hands its slot straight over, so `active` stays put.
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      await this.waitTurn(signal);
     }
     try {
       return await task();
@@ -33,8 +37,30 @@ export class ConcurrencyLimit {
     }
   }
 
+  private waitTurn(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const start = (): void => {
+        signal?.removeEventListener('abort', leave);
+        resolve();
+      };
+      const leave = (): void => {
+        const at = this.waiting.indexOf(start);
+        if (at >= 0) this.waiting.splice(at, 1);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', leave, { once: true });
+      this.waiting.push(start);
+    });
+  }
+
   /** Tasks waiting for their turn. */
   get waitingCount(): number {
     return this.waiting.length;
+  }
+
+  /** Tasks running now. */
+  get runningCount(): number {
+    return this.active;
   }
 }
