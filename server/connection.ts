@@ -133,6 +133,8 @@ enum Phase {
 
 /** What a server's own PING carries (the client only answers it). */
 const KEEPALIVE_PAYLOAD = Buffer.alloc(8);
+/** Why a closed connection's password check left the login line: nothing to answer or log. */
+const LEFT_LOGIN_LINE = new Error('connection closed while its login check waited');
 
 export class ServerConnection implements StreamHost {
   readonly label: string;
@@ -155,6 +157,8 @@ export class ServerConnection implements StreamHost {
   private account: Account | undefined;
   private failedLogins = 0;
   private loginDelay: NodeJS.Timeout | undefined;
+  /** Aborted when the connection closes while its password check waits for a turn. */
+  private loginCheckWait: AbortController | undefined;
   private readonly context: ConnectionContext;
   /** The peer's address group, as the failed-login refusal counts it. */
   private readonly peerGroup: string;
@@ -600,11 +604,14 @@ export class ServerConnection implements StreamHost {
     this.phase = Phase.Verifying;
     this.transport.pauseReading();
     const anonymous = auth.user === ANONYMOUS_USER && auth.password === undefined;
+    // A connection closing while its check waits leaves the line at once (transportOnClose):
+    // a connect-AUTH-close flood would otherwise queue a check per connection until its turn.
+    this.loginCheckWait = anonymous ? undefined : new AbortController();
     const verified: Promise<Account | undefined> = anonymous
       ? Promise.resolve(accounts.anonymous)
       : this.context.loginQueue.run(async () => {
-          // The turn may come after the connection closed (the handshake timeout) or its
-          // address was refused: neither costs a scrypt. Closed, nothing is answered below.
+          // The turn may come after the address was refused: that costs no scrypt.
+          // (A connection that closed while waiting left the line: transportOnClose.)
           if (this.transport.isClosed) return undefined;
           const refusedNow = refusalForFailedLogins(this.context.loginGuard, this.peerGroup);
           if (refusedNow !== undefined) throw refusedNow;
@@ -612,7 +619,7 @@ export class ServerConnection implements StreamHost {
           // Counted before the next check in line starts, so a refusal it begins stops that one.
           if (account === undefined) this.loginFailed(auth.user);
           return account;
-        });
+        }, this.loginCheckWait?.signal);
     verified
       .then(async (account) => {
         if (this.transport.isClosed) return;
@@ -645,6 +652,7 @@ export class ServerConnection implements StreamHost {
         this.transport.resumeReading();
       })
       .catch((error: unknown) => {
+        if (error === LEFT_LOGIN_LINE) return;
         if (error instanceof MuxftpError && error.code === 'TEMPORARILY_REFUSED') {
           this.logLoginRefused(error);
           this.transport.fail(error);
@@ -892,6 +900,7 @@ export class ServerConnection implements StreamHost {
     clearInterval(this.keepalive);
     if (error !== undefined) this.counters.error(error.code);
     clearTimeout(this.loginDelay);
+    this.loginCheckWait?.abort(LEFT_LOGIN_LINE);
     for (const stream of [...this.streams.values()]) stream.destroy();
     this.streams.clear();
     this.context.openFileSlots.forget(this);

@@ -215,6 +215,14 @@ export class MetricsExporter {
         this.set(server.controlHeldBytes);
       },
     });
+    new Gauge({
+      name: 'muxftp_login_checks_waiting',
+      help: 'Password checks waiting for their turn (a few run at once, server-wide).',
+      registers,
+      collect() {
+        this.set(server.loginChecksWaiting);
+      },
+    });
     let lastUtilization = performance.eventLoopUtilization();
     new Gauge({
       name: 'muxftp_event_loop_utilization',

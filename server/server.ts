@@ -227,6 +227,11 @@ export class MuxServer {
     return this.controlBudget.heldBytes;
   }
 
+  /** Password checks waiting for their turn (maxConcurrentLoginChecks run at once). */
+  get loginChecksWaiting(): number {
+    return this.loginQueue.waitingCount;
+  }
+
   /** Each connection's open streams, the bytes held for it, and its uploads' bytes not yet stored. */
   connectionFigures(): ConnectionFigures[] {
     return [...this.connections].map((c) => ({

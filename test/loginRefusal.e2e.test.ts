@@ -110,6 +110,51 @@ describe('password checks under a flood of attempts', () => {
     expect(logs.filter((line) => counted.test(line))).toHaveLength(1);
   });
 
+  it('drops the waiting checks of connections that close (the handshake timeout), not when their turn comes', async () => {
+    // One check held until released: those behind it wait, as behind scrypt under a flood. The
+    // socket is not read while a check is pending, so a client going away is seen at the handshake
+    // timeout; before, its check still held a place in the line until its turn.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let checksRun = 0;
+    class HeldAccounts extends Accounts {
+      override async verify(name: string, password: string) {
+        checksRun++;
+        await held;
+        return super.verify(name, password);
+      }
+    }
+    server = await startServer({
+      accounts: new HeldAccounts({ users }),
+      maxConcurrentLoginChecks: 1,
+      handshakeTimeoutMs: 1_000,
+    });
+    const first = await RawPeer.open(server.port);
+    peers.push(first);
+    first.write(encodeAuth({ user: 'alice', password: 'alice-secret' }));
+    const flood = await Promise.all(Array.from({ length: 30 }, () => RawPeer.open(server!.port)));
+    peers.push(...flood);
+    for (const peer of flood) peer.write(encodeAuth({ user: 'alice', password: 'guess' }));
+    const deadline = Date.now() + 8_000;
+    while (server.server.loginChecksWaiting < flood.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(server.server.loginChecksWaiting).toBe(flood.length);
+    await Promise.all(flood.map((peer) => peer.closed));
+    while (server.server.loginChecksWaiting > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // Gone while the first check still runs: the line holds nothing for them.
+    expect(server.server.loginChecksWaiting).toBe(0);
+    release();
+    await first.closed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(checksRun).toBe(1);
+    expect(server.logs.join('\n')).not.toMatch(/login error/);
+  });
+
   it("the login checks' ConcurrencyLimit runs at most its max at once, in arrival order", async () => {
     const queue = new ConcurrencyLimit(2);
     let running = 0;

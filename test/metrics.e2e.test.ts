@@ -198,6 +198,7 @@ describe('MetricsExporter', () => {
     expect(afterDownload.value('muxftp_streams_total', { op: 'get' })).toBe(2);
     expect(afterDownload.value('muxftp_outbound_queue_bytes')).toBe(0);
     expect(afterDownload.value('muxftp_control_frame_bytes')).toBe(0);
+    expect(afterDownload.value('muxftp_login_checks_waiting')).toBe(0);
 
     await client.close();
     peer.destroy();
