@@ -122,10 +122,10 @@ export async function claimLeftBehind(keptPath: string, to: string, targetBytes:
 }
 
 /**
- * The target kept at `keptPath` is whole now: what gone processes left for it goes too, where its
- * directory was read for them already (by get -c; a plain get reads no directory for this).
+ * The target kept at `keptPath` is whole now: what gone processes left for it goes too. A plain get
+ * after a killed one would otherwise leave that file hidden beside it for good; it costs one
+ * readdir per directory and process, as get -c's claims do.
  */
 export async function removeLeftBehind(keptPath: string): Promise<void> {
-  if (!leftIn.has(dirname(keptPath))) return;
   for (const { path } of await ownLeftFor(keptPath)) await unlink(path).catch(() => {});
 }

@@ -441,12 +441,27 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     expect((await readdir(local)).sort()).toEqual(['big.bin', basename(running), basename(elsewhere)].sort());
   }, 30_000);
 
-  it('a plain get leaves what a gone process left alone: only get -c continues it', async () => {
+  it('a plain get does not continue what a gone process left (only get -c does), and removes it once whole', async () => {
     const content = randomBytes(2 * BLOCK + 5);
-    const { env, local, left, cli } = await leftBehind(content, BLOCK);
+    const { env, local, leftBy, cli } = await leftBehind(content, BLOCK);
+    // Another target's, in the same directory: not this download's to remove.
+    const other = join(
+      local,
+      downloadInProgressName('other.bin', {
+        host: hostTag,
+        pid: await goneProcessId(),
+        run: 'aaaaaaaa',
+        seq: 1,
+      }),
+    );
+    await writeFile(other, content.subarray(0, BLOCK));
+    const running = leftBy({ pid: process.pid, seq: 7 });
+    await writeFile(running, content.subarray(0, BLOCK));
     expect(await cli('get', 'big.bin')).toMatchObject({ code: 0, stderr: '' });
     expect(env.server.stats().bytesOut).toBe(content.length);
-    expect((await readdir(local)).sort()).toEqual(['big.bin', basename(left)].sort());
+    // Before: it stayed, hidden, until a get -c of that target.
+    expect((await readdir(local)).sort()).toEqual(['big.bin', basename(other), basename(running)].sort());
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 
   it('get -c of a target already whole does not download it again from what was left, which goes', async () => {
