@@ -5,7 +5,8 @@
  *
  * `*`, `?`, `[…]` and `{a,b}` mean what they mean to a shell (picomatch, with extglobs and `!`
  * negation off so a name like `@(draft)` is only a name); `*` and `?` do not match a leading dot,
- * and a name matches itself (`report[1].pdf` is still that file).
+ * and a name that is the pattern itself, as typed, names that file alone (`report[1].pdf` is
+ * that file, not also report1.pdf).
  * A backslash before one of `*?[]{}\` makes it literal (`get 'odd\*name'`): the server refuses
  * backslashes in names, so the escape takes no real path away.
  */
@@ -81,10 +82,15 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
     const listings = await Promise.all(
       reached.map(({ path }) => limit.run(() => listForPattern(client, path, only))),
     );
+    // A name that is the component itself, as typed, is what it names in its directory: alone, so
+    // `rm 'report[1].pdf'` never removes report1.pdf beside it (the pattern matched both).
+    const literal = literalRemoteArgument(component);
     const next: typeof reached = [];
     for (const [i, entries] of listings.entries()) {
-      for (const entry of entries) {
-        if (!isPlainName(entry.name) || !matches(entry.name)) continue;
+      const itself = entries.find((entry) => entry.name === literal);
+      const candidates = itself === undefined ? entries : [itself];
+      for (const entry of candidates) {
+        if (!isPlainName(entry.name) || (entry !== itself && !matches(entry.name))) continue;
         // Only directories lead further, or end a pattern that names a directory.
         if ((!last || namesDirectory) && entry.type !== 'dir') continue;
         next.push({ path: joinRemote(reached[i]!.path, entry.name), entry });

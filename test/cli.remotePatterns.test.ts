@@ -3,7 +3,7 @@
  * server's listings, as sftp's mget does. Real server on 127.0.0.1 (disk), the real CLI, temp
  * dirs. Needs dist/ (npm run build).
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -67,6 +67,20 @@ describe('remote wildcards', () => {
     expect(await readdir(join(local, 'out'))).toEqual(['odd*name']);
     expect(await cli('get', 'report[1].pdf', '--to', 'out')).toMatchObject({ code: 0 });
     expect((await readdir(join(local, 'out'))).sort()).toEqual(['odd*name', 'report[1].pdf']);
+  });
+
+  it('a name with wildcard characters names that file alone, not also what the pattern matches', async () => {
+    const root = server.root!;
+    await writeFile(join(root, 'report1.pdf'), 'the pattern matches this one');
+    // Before: both matched, so get to one local name was refused and rm removed both.
+    expect(await cli('get', 'report[1].pdf', 'one.pdf')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(local, 'one.pdf'), 'utf8')).toBe('bracketed');
+    expect(await cli('rm', 'report[1].pdf')).toMatchObject({ code: 0 });
+    expect(await readFile(join(root, 'report1.pdf'), 'utf8')).toBe('the pattern matches this one');
+    await expect(stat(join(root, 'report[1].pdf'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // With the file itself gone, the pattern is a pattern again.
+    expect(await cli('rm', 'report[1].pdf')).toMatchObject({ code: 0 });
+    await expect(stat(join(root, 'report1.pdf'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('ls lists what a pattern matches by path, a wildcard in a directory too; ls -r refuses a pattern', async () => {
