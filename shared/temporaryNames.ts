@@ -35,7 +35,21 @@ export function newTemporaryName(): string {
  * kept data of an interrupted upload (one an upload continues, when it is there at all).
  */
 export function isUploadTemporaryName(name: string): boolean {
-  return /^\.muxftp-[0-9a-f]{32}\.part$/i.test(name) || isPartialName(name);
+  return /^\.muxftp-(?:partial-)?[0-9a-f]{32}\.part$/i.test(name);
+}
+
+/**
+ * A name of the shapes muxftp writes itself (an upload or download in progress, what an
+ * interrupted one kept), as opposed to any other under the reserved prefix: what a start-up
+ * sweep may remove. A file someone else named `.muxftp-notes.txt` is hidden like every reserved
+ * name, but never removed.
+ */
+export function isWrittenByMuxftp(name: string): boolean {
+  return (
+    isUploadTemporaryName(name) ||
+    /^\.muxftp-get-[0-9a-f]{32}\.part$/i.test(name) ||
+    parseDownloadInProgress(name) !== undefined
+  );
 }
 
 /** Kept partial uploads (issue #8): reserved like every temporary name, but kept for a while. */
@@ -63,8 +77,9 @@ export function partialNamesPrefix(targetName: string): string {
   return `${PARTIAL_PREFIX}${createHash('sha256').update(targetName).digest('hex').slice(0, 16)}`;
 }
 
+/** What an interrupted upload kept (partialName): exactly that shape, not any name under its prefix. */
 export function isPartialName(name: string): boolean {
-  return name.slice(0, PARTIAL_PREFIX.length).toLowerCase() === PARTIAL_PREFIX;
+  return /^\.muxftp-partial-[0-9a-f]{32}\.part$/i.test(name);
 }
 
 /** Downloads a `get` kept when it failed, for `get -c` (the client's side; never a server's partial). */

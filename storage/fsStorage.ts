@@ -21,6 +21,7 @@ import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import {
   isPartialName,
   isUploadTemporaryName,
+  isWrittenByMuxftp,
   partialName,
   partialNamesPrefix,
 } from '../shared/temporaryNames.js';
@@ -820,6 +821,8 @@ export class FsStorage implements Storage {
               }
               return;
             }
+            // Reserved but not of muxftp's making (`.muxftp-notes.txt`): hidden, never removed.
+            if (!isWrittenByMuxftp(name)) return;
             if (!stats.isFile() || this.#activeTemporaryPaths.has(hostPath)) return;
             const partial = isPartialName(name);
             if (!partial && options.partialsOnly) return;

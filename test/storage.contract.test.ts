@@ -15,6 +15,7 @@ import { processUmask } from '../shared/fileModes.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester, contentDigest, type FileDigest } from '../shared/integrity/contentDigest.js';
+import { downloadInProgressName } from '../shared/temporaryNames.js';
 import { RACY_WINDOW_MS } from '../storage/digestCache.js';
 import { DiskStorage, openedFileLocation } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
@@ -975,6 +976,29 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await hostNames(fx, 'd')).toEqual(['e', 'kept']);
       expect(await hostNames(fx, 'd', 'e')).toEqual([]);
       expect(await restarted.sweepTemporaryFiles()).toBe(0);
+    });
+
+    it("removes only files of muxftp's own making: other names under the reserved prefix stay (hidden)", async () => {
+      await storage.mkdir('d');
+      const hex = 'ab'.repeat(16);
+      const ours = [
+        `.muxftp-${hex}.part`,
+        `.muxftp-get-${hex}.part`,
+        `.MUXFTP-GET-${hex.toUpperCase()}.part`,
+      ];
+      ours.push(downloadInProgressName('x.bin', { host: '0123abcd', pid: 1, run: 'aaaaaaaa', seq: 3 }));
+      const theirs = [
+        '.muxftp-notes.txt',
+        '.MUXFTP-config',
+        '.muxftp-partial-notes.part',
+        `.muxftp-${hex}.bak`,
+      ];
+      for (const name of [...ours, ...theirs])
+        await fx.host.writeFile(path.posix.join(fx.root, 'd', name), name);
+      // Before: every name under the prefix went, in any letter case.
+      expect(await storage.sweepTemporaryFiles()).toBe(ours.length);
+      expect(await hostNames(fx, 'd')).toEqual([...theirs].sort());
+      expect(await storage.list('d')).toEqual([]);
     });
 
     it('leaves uploads in flight on the same storage alone', async () => {
