@@ -36,6 +36,23 @@ export function parseRate(value: string): number {
   }
 }
 
+/**
+ * A home directory under the served root (`--home`, `--anonymous-home`): `/` or `shared`. Empty is
+ * refused, as empty path arguments are: most often an unset variable, never meant as the root.
+ */
+export function parseHomeDirectory(value: string): string {
+  if (value.trim() === '')
+    throw new InvalidArgumentError('empty (an unset variable?); give / for the whole served root.');
+  return value;
+}
+
+/** A per-user quota: a size of at least 1 byte (0 would not mean "none": leave it out for that). */
+export function parseQuota(value: string): number {
+  const bytes = commanderParser(parseSize)(value);
+  if (bytes === 0) throw new InvalidArgumentError('must be at least 1 byte; leave --quota out for no quota.');
+  return bytes;
+}
+
 /** A umask in octal: `022`, `0077`, `7`. */
 export function parseUmask(value: string): number {
   if (!/^0?[0-7]{1,3}$/.test(value))

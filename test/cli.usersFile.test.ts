@@ -158,6 +158,33 @@ describe('muxftp user add/del', () => {
     const rate = await runCli(['serve', '--memory', '--port', '0', '--max-rate', '0.4'], dir);
     expect(rate.code).toBe(2);
     expect(rate.stderr).toContain('invalid size "0.4": less than one byte');
+    // A quota of 0 is refused too (the file refuses it), not stored as no quota.
+    const zero = await runCli(['user', 'add', 'tiny', '--users', file, '--quota', '0'], dir, {
+      stdin: 'pw\n',
+    });
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('leave --quota out for no quota');
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('refuses an empty home (an unset variable) rather than read it as the whole root', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const added = await runCli(['user', 'add', 'q', '--users', file, '--home', ''], dir, { stdin: 'pw\n' });
+    expect(added.code).toBe(2);
+    expect(added.stderr).toContain(
+      "option '--home <dir>' argument '' is invalid. empty (an unset variable?)",
+    );
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    const root = await runCli(['user', 'add', 'q', '--users', file, '--home', '/'], dir, { stdin: 'pw\n' });
+    expect(root).toMatchObject({ code: 0, stderr: '' });
+    expect((await readUsersFile(file)).users.q).toMatchObject({ home: '' });
+    const served = await runCli(
+      ['serve', '--memory', '--port', '0', '--users', file, '--anonymous', '--anonymous-home', ''],
+      dir,
+    );
+    expect(served.code).toBe(2);
+    expect(served.stderr).toContain('empty (an unset variable?); give / for the whole served root');
   });
 });
 

@@ -10,6 +10,7 @@ import { formatBytes, parseSize } from '../../shared/humanUnits.js';
 import {
   commanderParser,
   parseDurationAsMs,
+  parseHomeDirectory,
   parseNonNegativeInteger,
   parsePort,
   parsePositiveInteger,
@@ -128,7 +129,12 @@ export function registerServeCommand(program: Command): Command {
         'with --users: also let clients in as "anonymous", read-only, without a password',
       )
       .option('--anonymous-write', 'like --anonymous, with every permission')
-      .option('--anonymous-home <dir>', "anonymous's root, under the served root", DEFAULTS.anonymousHome)
+      .option(
+        '--anonymous-home <dir>',
+        "anonymous's root, under the served root",
+        parseHomeDirectory,
+        DEFAULTS.anonymousHome,
+      )
       .option('--tls-cert <file>', 'PEM certificate chain: the port then takes TLS connections too')
       .option('--tls-key <file>', 'PEM private key of --tls-cert')
       .option('--tls-only', 'refuse plain connections (TLS_REQUIRED)')

@@ -17,11 +17,11 @@ import {
   removeUser,
   updateUsersFile,
 } from '../../server/auth/usersFile.js';
-import { formatBytes, formatRate, parseSize } from '../../shared/humanUnits.js';
+import { formatBytes, formatRate } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { outputOptionsOf } from '../globalOptions.js';
 import { INTERRUPTED_EXIT_CODE } from '../interrupt.js';
-import { commanderParser, parseRate } from '../optionParsers.js';
+import { commanderParser, parseHomeDirectory, parseQuota, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { promptHidden, readFirstLine } from '../passwordPrompt.js';
 
@@ -55,6 +55,7 @@ export function registerUserCommand(program: Command, output: Output): void {
     .option(
       '--home <dir>',
       "the user's root, a directory under the served root, /shared or shared (default: the user's name)",
+      parseHomeDirectory,
     )
     .option(
       '--perm <list>',
@@ -62,7 +63,7 @@ export function registerUserCommand(program: Command, output: Output): void {
       commanderParser(parsePermissions),
     )
     .option('--read-only', `only ${READ_ONLY_PERMISSIONS.join(' and ')}`)
-    .option('--quota <size>', 'bytes the user may store under home, e.g. 10GiB', commanderParser(parseSize))
+    .option('--quota <size>', 'bytes the user may store under home, e.g. 10GiB', parseQuota)
     .option(
       '--max-rate <rate>',
       "bytes/s for all the user's connections, each direction, e.g. 10MiB",
@@ -95,7 +96,7 @@ export function registerUserCommand(program: Command, output: Output): void {
                   permissions: flags.readOnly ? [...READ_ONLY_PERMISSIONS] : (flags.perm ?? [...PERMISSIONS]),
                   // '/shared' as `user list` shows it: a leading / means the served root, as for remote paths.
                   ...(flags.home !== undefined ? { home: flags.home.replace(/^\/+/, '') } : {}),
-                  ...(flags.quota !== undefined && flags.quota > 0 ? { quota: flags.quota } : {}),
+                  ...(flags.quota !== undefined ? { quota: flags.quota } : {}),
                   ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
                 },
                 { replace: flags.replace === true },
