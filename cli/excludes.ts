@@ -2,25 +2,45 @@
  * `--exclude PATTERN` for the trees `put -r` and `get -r` walk, as tar's and rsync's: a pattern
  * without '/' is matched against the name of every file and directory at any depth (`*.tmp`,
  * `node_modules`); one with '/' against the path below the tree given (`build/cache`, `docs/*.md`).
- * An excluded directory is left out with everything in it, and not even listed. Globs as
- * picomatch has them, `*` matching names that start with a dot as well (`--exclude '*'`
+ * A trailing '/' (`cache/`) matches directories only, and is not a '/' that anchors the pattern,
+ * as in rsync. An excluded directory is left out with everything in it, and not even listed.
+ * Globs as picomatch has them, `*` matching names that start with a dot as well (`--exclude '*'`
  * means everything).
  */
 import picomatch from 'picomatch';
 
-/** Whether the entry at `relative` ('/'-separated, below the tree's root) is left out. */
-export type Excluded = (relative: string) => boolean;
+/**
+ * Whether the entry at `relative` ('/'-separated, below the tree's root) is left out; `isDirectory`
+ * undefined when its kind could not be learnt (then left out if it would be as either).
+ */
+export type Excluded = (relative: string, isDirectory: boolean | undefined) => boolean;
+
+interface ExcludePattern {
+  matches: (text: string) => boolean;
+  /** Matched against the path below the tree's root, not the last name. */
+  byPath: boolean;
+  directoriesOnly: boolean;
+}
 
 export function compileExcludes(patterns: readonly string[] | undefined): Excluded | undefined {
   if (patterns === undefined || patterns.length === 0) return undefined;
   const options = { dot: true, noextglob: true, nonegate: true };
-  const byName = patterns.filter((p) => !p.includes('/')).map((p) => picomatch(p, options));
-  const byPath = patterns
-    .filter((p) => p.includes('/'))
-    .map((p) => picomatch(p.replace(/^\/+|\/+$/g, ''), options));
-  return (relative) => {
+  const compiled: ExcludePattern[] = patterns.map((pattern) => {
+    const directoriesOnly = /[^/]\/+$/.test(pattern);
+    const body = directoriesOnly ? pattern.replace(/\/+$/, '') : pattern;
+    return {
+      matches: picomatch(body.replace(/^\/+|\/+$/g, ''), options),
+      byPath: body.includes('/'),
+      directoriesOnly,
+    };
+  });
+  return (relative, isDirectory) => {
     const name = relative.slice(relative.lastIndexOf('/') + 1);
-    return byName.some((matches) => matches(name)) || byPath.some((matches) => matches(relative));
+    return compiled.some(
+      (pattern) =>
+        (!pattern.directoriesOnly || isDirectory !== false) &&
+        pattern.matches(pattern.byPath ? relative : name),
+    );
   };
 }
 

@@ -132,7 +132,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
     for (const shown of notUtf8) {
       const localPath = path.join(localDir, shown);
       const relative = relativeDir === '' ? shown : `${relativeDir}/${shown}`;
-      if (excluded?.(relative) === true) continue;
+      if (excluded?.(relative, undefined) === true) continue;
       tree.problems.push({
         localPath,
         relative,
@@ -147,10 +147,15 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
       names.map(async (name) => {
         const localPath = path.join(localDir, name);
         const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
-        if (excluded?.(relative) === true) return undefined;
+        // Excluded as a directory but not as a file (`cache/`): its kind decides, so look first.
+        const asDirectory = excluded?.(relative, true) === true;
+        if (asDirectory && excluded!(relative, false)) return undefined;
         try {
-          return { localPath, relative, entry: await inspectLocal(localPath) };
+          const entry = await inspectLocal(localPath);
+          if (asDirectory && entry.kind === 'dir') return undefined;
+          return { localPath, relative, entry };
         } catch (error) {
+          if (asDirectory) return undefined;
           return { localPath, relative, error: localFsError(error, localPath) };
         }
       }),
@@ -209,7 +214,7 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
     for (const { dirent, name } of named) {
       if (isTemporaryName(name)) continue;
       const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
-      if (excluded?.(relative) === true) {
+      if (excluded?.(relative, dirent.isDirectory()) === true) {
         found.excluded.push(relative);
         continue;
       }

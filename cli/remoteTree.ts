@@ -69,7 +69,7 @@ export async function walkRemoteTree(
         continue;
       }
       const relative = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
-      if (excluded?.(relative) === true) {
+      if (excluded?.(relative, entry.type === 'dir') === true) {
         tree.excluded.push(relative);
         continue;
       }

@@ -97,6 +97,28 @@ describe('--exclude', () => {
     expect(await readdir(join(local, 'copy'))).not.toContain('cache');
   });
 
+  it("a trailing '/' matches directories only, at any depth (rsync's `cache/`), both ways", async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const tree = join(local, 'tree');
+    for (const dir of ['sub', 'other/sub', 'files']) await mkdir(join(tree, dir), { recursive: true });
+    for (const file of ['sub/f', 'other/sub/g', 'files/sub', 'keep']) await writeFile(join(tree, file), file);
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    // Before: 'sub/' was anchored (only tree/sub) and matched a file named sub as well.
+    expect(await cli('put', '-r', 'tree', '--exclude', 'sub/')).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'tree'))).toEqual(['files/sub', 'keep']);
+    await mkdir(join(server.root!, 'tree', 'other', 'sub'), { recursive: true });
+    await writeFile(join(server.root!, 'tree', 'other', 'sub', 'g'), 'g');
+    expect(await cli('get', '-r', 'tree', 'copy', '--exclude', 'sub/')).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+    expect(await filesUnder(join(local, 'copy'))).toEqual(['files/sub', 'keep']);
+    // With a '/' before the end it is a path below the tree, directories only still.
+    expect(await cli('get', '-r', 'tree', 'copy2', '--exclude', 'other/sub/')).toMatchObject({ code: 0 });
+    expect(await filesUnder(join(local, 'copy2'))).toEqual(['files/sub', 'keep']);
+  });
+
   it('without -r is a usage error', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'a.txt'), 'a');
