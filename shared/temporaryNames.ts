@@ -38,20 +38,6 @@ export function isUploadTemporaryName(name: string): boolean {
   return /^\.muxftp-(?:partial-)?[0-9a-f]{32}\.part$/i.test(name);
 }
 
-/**
- * A name of the shapes muxftp writes itself (an upload or download in progress, what an
- * interrupted one kept), as opposed to any other under the reserved prefix: what a start-up
- * sweep may remove. A file someone else named `.muxftp-notes.txt` is hidden like every reserved
- * name, but never removed.
- */
-export function isWrittenByMuxftp(name: string): boolean {
-  return (
-    isUploadTemporaryName(name) ||
-    /^\.muxftp-get-[0-9a-f]{32}\.part$/i.test(name) ||
-    parseDownloadInProgress(name) !== undefined
-  );
-}
-
 /** Kept partial uploads (issue #8): reserved like every temporary name, but kept for a while. */
 const PARTIAL_PREFIX = `${TEMP_PREFIX}partial-`;
 

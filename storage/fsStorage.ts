@@ -21,7 +21,6 @@ import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import {
   isPartialName,
   isUploadTemporaryName,
-  isWrittenByMuxftp,
   partialName,
   partialNamesPrefix,
 } from '../shared/temporaryNames.js';
@@ -821,8 +820,10 @@ export class FsStorage implements Storage {
               }
               return;
             }
-            // Reserved but not of muxftp's making (`.muxftp-notes.txt`): hidden, never removed.
-            if (!isWrittenByMuxftp(name)) return;
+            // Only the server's own uploads' files: a name reserved but not of its making
+            // (`.muxftp-notes.txt`), or a client's download kept for get -c or in progress in a
+            // directory the server also serves, is hidden, never removed.
+            if (!isUploadTemporaryName(name)) return;
             if (!stats.isFile() || this.#activeTemporaryPaths.has(hostPath)) return;
             const partial = isPartialName(name);
             if (!partial && options.partialsOnly) return;

@@ -978,21 +978,22 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await restarted.sweepTemporaryFiles()).toBe(0);
     });
 
-    it("removes only files of muxftp's own making: other names under the reserved prefix stay (hidden)", async () => {
+    it("removes only its uploads' files: other names under the reserved prefix stay (hidden)", async () => {
       await storage.mkdir('d');
       const hex = 'ab'.repeat(16);
-      const ours = [
-        `.muxftp-${hex}.part`,
+      const ours = [`.muxftp-${hex}.part`, `.MUXFTP-${hex.toUpperCase()}.part`];
+      // A client's: kept for get -c, or a get in progress, into a directory the server serves.
+      const clients = [
         `.muxftp-get-${hex}.part`,
-        `.MUXFTP-GET-${hex.toUpperCase()}.part`,
+        downloadInProgressName('x.bin', { host: '0123abcd', pid: 1, run: 'aaaaaaaa', seq: 3 }),
       ];
-      ours.push(downloadInProgressName('x.bin', { host: '0123abcd', pid: 1, run: 'aaaaaaaa', seq: 3 }));
-      const theirs = [
+      const others = [
         '.muxftp-notes.txt',
         '.MUXFTP-config',
         '.muxftp-partial-notes.part',
         `.muxftp-${hex}.bak`,
       ];
+      const theirs = [...clients, ...others];
       for (const name of [...ours, ...theirs])
         await fx.host.writeFile(path.posix.join(fx.root, 'd', name), name);
       // Before: every name under the prefix went, in any letter case.
