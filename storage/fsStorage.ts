@@ -828,7 +828,9 @@ export class FsStorage implements Storage {
             const partial = isPartialName(name);
             if (!partial && options.partialsOnly) return;
             // A kept partial upload lives out its retention (issue #8).
-            if (partial && toMs(stats.mtimeMs) > keepAfterMs) {
+            // Its age is its last change's: a commit killed after stamping the source's time
+            // (maybe years old) left an mtime that says nothing of when the data was kept.
+            if (partial && Math.max(toMs(stats.mtimeMs), toMs(stats.ctimeMs)) > keepAfterMs) {
               if (!this.#partialsInUse.has(hostPath)) this.#indexKept(dir.hostPath, name);
               return;
             }

@@ -37,6 +37,7 @@ interface HostFs {
   truncate(path: string, length: number): Promise<unknown>;
   stat(path: string): Promise<{ mtimeMs: number | bigint; ctimeMs: number | bigint; mode: number | bigint }>;
   chmod(path: string, mode: number): Promise<unknown>;
+  utimes(path: string, atime: Date, mtime: Date): Promise<unknown>;
 }
 
 interface Fixture {
@@ -1057,6 +1058,20 @@ describe.each(backends)('$name storage', (backend) => {
       expect(swept).toBe(1);
       expect(removed).toEqual([['d', INTEGRITY_BLOCK_BYTES]]);
       expect(await keptPartials('d')).toEqual([]);
+    });
+
+    it('a kept upload stamped with an old source time is as young as its last change, not that time', async () => {
+      await storage.mkdir('d');
+      const cut = await storage.createUpload('d/old.bin', { partial: key });
+      await cut.write([block(5)]);
+      expect(await cut.abort({ keepPartial: true })).toBe(INTEGRITY_BLOCK_BYTES);
+      // A commit stamps the source's time (2020) before its rename: killed then, the kept file has it.
+      const [kept] = (await hostNames(fx, 'd')).filter((name) => name.startsWith(TEMP_PREFIX));
+      const old = new Date('2020-01-01T00:00:00Z');
+      await fx.host.utimes(path.posix.join(fx.root, 'd', kept!), old, old);
+      // Before: judged by that mtime, a day's retention removed it at once.
+      expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 24 * 3600_000 })).toBe(0);
+      expect((await storage.keptPartials!('d')).map((entry) => entry.size)).toEqual([INTEGRITY_BLOCK_BYTES]);
     });
 
     it('hashing the kept data a resume took over fails NOT_FOUND once the file is shorter', async () => {
