@@ -229,7 +229,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   }
 
   override onData(payload: Buffer, credit: number, borrowed: boolean): void {
-    this.progressed();
+    // Empty frames move nothing: a stream kept alive by them alone still times out.
+    if (payload.length > 0) this.progressed();
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(credit);

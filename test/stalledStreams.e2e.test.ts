@@ -8,7 +8,8 @@
  */
 import type { Volume } from 'memfs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeOpen } from '../shared/protocol/encoder.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeOpen } from '../shared/protocol/encoder.js';
 import type { MemoryStorage } from '../storage/memory.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
@@ -59,5 +60,29 @@ describe('a client that reads nothing of its answers', () => {
     expect(counted('STREAM_TIMEOUT')).toBe(open);
     for (let i = 0; i < 100 && env.server.connectionFigures().length > 0; i++) await delay(50);
     expect(env.server.connectionFigures()).toEqual([]);
+  });
+});
+
+describe('an upload that sends only empty DATA frames', () => {
+  it('moves no data, so it fails STREAM_TIMEOUT as a silent one does', async () => {
+    env = await startServer({ backend: 'memory', idleTimeoutMs: 400 });
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    peer.write(encodeOpen(1, { op: 'put', path: 'never.bin', size: 10 }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    // Before: each empty frame counted as progress, and the stream (its temporary file, its
+    // open-file slot) was held for as long as they came.
+    let failed = false;
+    const error = peer.streamError(1).finally(() => {
+      failed = true;
+    });
+    // Within two timeouts of the last real progress (the timer's check), with room to spare.
+    let sent = 0;
+    for (; sent < 60 && !failed; sent++) {
+      peer.write(encodeData(1, Buffer.alloc(0)));
+      await delay(50);
+    }
+    expect(failed).toBe(true);
+    expect(await error).toMatchObject({ code: 'STREAM_TIMEOUT' });
   });
 });
