@@ -506,4 +506,27 @@ describe('malformed input', () => {
     // Nothing to say, nothing sent.
     expect(errorPayload(new MuxftpError('NOT_FOUND', 'no'))).not.toHaveProperty('details');
   });
+
+  it('cuts a long message so the ERROR fits the smallest frame limit a peer may announce', () => {
+    // Two 4,096-byte paths of quotes (each escaped to two bytes) in one message: 16,4xx bytes
+    // before, past a client's 16 KiB limit, which then had to drop the connection.
+    const quotes = '"'.repeat(4096);
+    const error = new MuxftpError(
+      'INVALID_PATH',
+      `cannot move a directory into itself: ${quotes} -> ${quotes}/a`,
+    );
+    const frame = encodeError(1, errorPayload(error));
+    expect(frame.length - HEADER_BYTES).toBeLessThanOrEqual(MIN_FRAME_PAYLOAD_BYTES);
+    const sent = decodeAll(frame)[0]!;
+    const message = JSON.parse(sent.payload.toString()).message as string;
+    expect(message.startsWith('cannot move a directory into itself: ""')).toBe(true);
+    expect(message.endsWith('…')).toBe(true);
+    // The worst a character can be escaped to: \u00XX.
+    const controls = encodeError(1, errorPayload(new MuxftpError('BAD_REQUEST', '\u0001'.repeat(9000))));
+    expect(controls.length - HEADER_BYTES).toBeLessThanOrEqual(MIN_FRAME_PAYLOAD_BYTES);
+    // A surrogate pair is not cut in half.
+    const emoji = errorPayload(new MuxftpError('NOT_FOUND', `ab${'😀'.repeat(3000)}`)).message;
+    expect(emoji.endsWith('😀…')).toBe(true);
+    expect(errorPayload(new MuxftpError('NOT_FOUND', 'short')).message).toBe('short');
+  });
 });

@@ -19,6 +19,12 @@ export const MAX_CREDIT = 2 ** 31 - 1;
 export const MAX_STREAM_ID = 2 ** 32 - 1;
 /** A peer may not announce a maxFramePayload below this. */
 export const MIN_FRAME_PAYLOAD_BYTES = 16 * 1024;
+/**
+ * An ERROR's message is cut to this many UTF-16 code units: JSON-escaped (6 bytes each at worst)
+ * it stays within the smallest maxFramePayload a peer may announce, two 4,096-byte paths of
+ * quotes included.
+ */
+export const MAX_ERROR_MESSAGE_CHARS = 2_000;
 
 /**
  * Block digests a REPLY to `peerMaxFramePayload` may list (get with `offset`, `partial`): at most

@@ -19,7 +19,13 @@ import {
   type IntegrityAlgorithm,
   isIntegrityAlgorithm,
 } from '../integrity/algorithms.js';
-import { END_PAYLOAD_BYTES, MAX_CREDIT, MIN_FRAME_PAYLOAD_BYTES, SUPPORTED_VERSIONS } from './constants.js';
+import {
+  END_PAYLOAD_BYTES,
+  MAX_CREDIT,
+  MAX_ERROR_MESSAGE_CHARS,
+  MIN_FRAME_PAYLOAD_BYTES,
+  SUPPORTED_VERSIONS,
+} from './constants.js';
 import type { Frame } from './frame.js';
 
 export interface Hello {
@@ -398,7 +404,11 @@ function parseErrorDetails(value: unknown): ErrorDetails | undefined {
 const MAX_LIMIT_NAME_LENGTH = 64;
 
 export function errorPayload(err: MuxftpError): ErrorPayload {
-  const payload: ErrorPayload = { status: err.status, code: err.code, message: err.message };
+  const message =
+    err.message.length > MAX_ERROR_MESSAGE_CHARS
+      ? `${err.message.slice(0, MAX_ERROR_MESSAGE_CHARS - 1).replace(/[\uD800-\uDBFF]$/, '')}…`
+      : err.message;
+  const payload: ErrorPayload = { status: err.status, code: err.code, message };
   if (err.details !== undefined) payload.details = err.details;
   return payload;
 }
