@@ -35,7 +35,7 @@ import {
   parseHello,
   parseWindow,
 } from '../shared/protocol/messages.js';
-import type { OpenRequest, RequestOf } from '../shared/protocol/operations.js';
+import type { OpenRequest, Permission, RequestOf } from '../shared/protocol/operations.js';
 import type { ControlFrameBudget } from '../shared/transport/controlFrameBudget.js';
 import type { DataFramePool } from '../shared/transport/dataFramePool.js';
 import { WindowBudget } from '../shared/transport/flow.js';
@@ -327,6 +327,10 @@ export class ServerConnection implements StreamHost {
   takeOverStalledUpload(path: string, key: PartialKey): Promise<void> {
     const stalledMs = Math.min(this.options.idleTimeoutMs, this.options.stalledUploadTakeoverMs);
     return this.context.resumableUploads.takeOverStalled(this.account!.home, path, key, stalledMs);
+  }
+
+  permits(permission: Permission): boolean {
+    return this.account?.permissions.has(permission) === true;
   }
 
   recordChange(change: LocatedChange): void {
@@ -730,7 +734,7 @@ export class ServerConnection implements StreamHost {
         draining: this.draining,
         openStreams: this.streams.size,
         maxStreams: this.options.maxStreamsPerConnection,
-        permits: (permission) => this.account!.permissions.has(permission),
+        permits: (permission) => this.permits(permission),
         accountName: this.account!.name,
       });
     } catch (err) {

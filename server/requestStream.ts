@@ -86,7 +86,14 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     return {};
   },
   rename: async (storage, r, host) => {
-    const renamed = await storage.rename(r.from, r.to);
+    // Replacing a file removes it: that takes the delete permission too (the row's is rename).
+    const refuseReplacing = host.permits('delete')
+      ? undefined
+      : new MuxftpError(
+          'PERMISSION_DENIED',
+          `permission denied: ${r.to} exists, and replacing it needs the delete permission`,
+        );
+    const renamed = await storage.rename(r.from, r.to, refuseReplacing && { refuseReplacing });
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
     return {};
   },

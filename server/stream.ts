@@ -9,6 +9,7 @@ import { formatRate } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { type EndPayload, errorPayload } from '../shared/protocol/messages.js';
+import type { Permission } from '../shared/protocol/operations.js';
 import type { WindowBudget } from '../shared/transport/flow.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import type { Throttle } from '../shared/transport/rateLimiter.js';
@@ -54,6 +55,8 @@ export interface StreamHost {
   readonly readingHeld: boolean;
   /** The account's quota, when it has one: uploads reserve their bytes in it. */
   readonly quota: QuotaTracker | undefined;
+  /** Whether the logged-in account has `permission` (beyond the one its OPEN's row needed). */
+  permits(permission: Permission): boolean;
   /**
    * A change storage made (paths relative to this connection's home): quotas whose home holds it
    * apply it at once. Called as soon as storage resolves, even if the stream is finished by then.

@@ -49,6 +49,7 @@ import type {
   PartialRead,
   ReadHandle,
   RenamedEntries,
+  RenameOptions,
   RmdirOptions,
   Storage,
   SweepOptions,
@@ -471,17 +472,21 @@ export class FsStorage implements Storage {
    * directory never replaces a file: both fail with ALREADY_EXISTS (checked here, because memfs
    * would replace either silently).
    */
-  async rename(from: string, to: string): Promise<RenamedEntries> {
+  async rename(from: string, to: string, options: RenameOptions = {}): Promise<RenamedEntries> {
     const source = await this.#resolve(from);
     const destination = await this.#resolve(to);
     refuseRoot(source, 'cannot move the root');
     refuseRoot(destination, 'cannot replace the root');
     return this.#pathLocks.run([source.hostPath, destination.hostPath], () =>
-      this.#renameResolved(source, destination),
+      this.#renameResolved(source, destination, options),
     );
   }
 
-  async #renameResolved(source: Resolved, destination: Resolved): Promise<RenamedEntries> {
+  async #renameResolved(
+    source: Resolved,
+    destination: Resolved,
+    { refuseReplacing }: RenameOptions,
+  ): Promise<RenamedEntries> {
     const sourceStats = await fsCall(source.clientPath, () => this.#fs.lstat(source.hostPath));
     const moved = entryInfo(baseName(source.clientPath), sourceStats);
     if (source.clientPath === destination.clientPath) return { moved, replaced: undefined };
@@ -507,6 +512,7 @@ export class FsStorage implements Storage {
         destination.clientPath,
       );
     }
+    if (destinationStats !== undefined && refuseReplacing !== undefined) throw refuseReplacing;
     const replaced =
       destinationStats === undefined
         ? undefined

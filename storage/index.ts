@@ -21,6 +21,7 @@ export type {
   PartialRead,
   ReadHandle,
   RenamedEntries,
+  RenameOptions,
   RmdirOptions,
   Storage,
   SweepOptions,

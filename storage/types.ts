@@ -38,6 +38,12 @@ export interface CommittedEntry extends EntryInfo {
   replaced: EntryInfo | undefined;
 }
 
+/** How rename() treats a file at its destination. */
+export interface RenameOptions {
+  /** Thrown instead of replacing a file at the destination (the server: the user may not delete). */
+  refuseReplacing?: Error;
+}
+
 /** What rename() acted on, as lstat saw it just before: the entry moved, and the file it replaced. */
 export interface RenamedEntries {
   moved: EntryInfo;
@@ -255,8 +261,12 @@ export interface Storage {
    * `onPartialRemoved`.
    */
   remove(path: string, options?: RmdirOptions): Promise<EntryInfo>;
-  /** Moves a file or directory; replaces an existing file at `to`, never a directory. */
-  rename(from: string, to: string): Promise<RenamedEntries>;
+  /**
+   * Moves a file or directory; replaces an existing file at `to`, never a directory. With
+   * `refuseReplacing`, a file at `to` is not replaced: that error is thrown instead (decided under
+   * the same lock as the move, so no file slips in between).
+   */
+  rename(from: string, to: string, options?: RenameOptions): Promise<RenamedEntries>;
   /** Opens a file for reading; rejects IS_A_DIRECTORY for a directory. */
   openRead(path: string): Promise<ReadHandle>;
   /**

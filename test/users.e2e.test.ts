@@ -39,6 +39,7 @@ beforeAll(async () => {
   await add('bob', 'bob-secret');
   await add('reader', 'reader-secret', { home: 'alice', permissions: [...READ_ONLY_PERMISSIONS] });
   await add('small', 'small-secret', { quota: 1024 * 1024 });
+  await add('curator', 'curator-secret', { home: 'alice', permissions: ['list', 'read', 'rename'] });
 });
 
 let server: TestServer | undefined;
@@ -232,6 +233,28 @@ describe('homes and permissions', () => {
     expect(await rejection(reader.setPermissions('a.txt', 0o777))).toBe('PERMISSION_DENIED');
     expect(await readFile(join(s.root!, 'alice', 'a.txt'), 'utf8')).toBe('A');
     expect((await alice.list('')).map((e) => e.name)).toEqual(['a.txt', 'dir']);
+  });
+});
+
+describe('rename without the delete permission', () => {
+  it('moves onto a free name, but never replaces a file (that would remove it)', async () => {
+    const s = await start();
+    const alice = await s.connect({ user: 'alice', password: 'alice-secret' });
+    await alice.put('important.txt', Buffer.from('keep me'));
+    await alice.put('junk.txt', Buffer.from('junk'));
+    const curator = await s.connect({ user: 'curator', password: 'curator-secret' });
+    expect(await rejection(curator.delete('important.txt'))).toBe('PERMISSION_DENIED');
+    // Before: allowed, and important.txt's content was gone.
+    const refused = await curator.rename('junk.txt', 'important.txt').catch((e: Error) => e);
+    expect(refused).toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect((refused as Error).message).toContain('replacing it needs the delete permission');
+    expect(await readFile(join(s.root!, 'alice', 'important.txt'), 'utf8')).toBe('keep me');
+    expect(await readFile(join(s.root!, 'alice', 'junk.txt'), 'utf8')).toBe('junk');
+    await curator.rename('junk.txt', 'sorted.txt');
+    expect(await readFile(join(s.root!, 'alice', 'sorted.txt'), 'utf8')).toBe('junk');
+    // With the delete permission, a rename replaces as before.
+    await alice.rename('sorted.txt', 'important.txt');
+    expect(await readFile(join(s.root!, 'alice', 'important.txt'), 'utf8')).toBe('junk');
   });
 });
 
