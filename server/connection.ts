@@ -207,7 +207,8 @@ export class ServerConnection implements StreamHost {
       socket,
       {
         maxFramePayloadBytes: options.maxFramePayloadBytes,
-        maxControlPayloadBytes: DEFAULTS.maxRequestPayloadBytes,
+        // Raised to maxRequestPayloadBytes once logged in (loggedIn).
+        maxControlPayloadBytes: DEFAULTS.maxHandshakePayloadBytes,
         outboundHighWaterBytes: options.outboundHighWaterBytes,
         outboundLowWaterBytes: options.outboundLowWaterBytes,
         dataFramePayloadBytes: options.chunkBytes,
@@ -704,6 +705,7 @@ export class ServerConnection implements StreamHost {
 
   /** Streams may open from now on, as `account`, inside `home`. */
   private loggedIn(account: Account, home: Storage): void {
+    this.transport.setMaxControlPayloadBytes(DEFAULTS.maxRequestPayloadBytes);
     this.account = account;
     this.storage = home;
     const resources =

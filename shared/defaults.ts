@@ -69,6 +69,12 @@ export const DEFAULTS = {
    * let 10,000 connections hold 2.5 GiB by sending a header and part of its payload.
    */
   maxRequestPayloadBytes: 32 * KiB,
+  /**
+   * Server: largest JSON payload before login (HELLO, AUTH: a 1 KiB password escaped is at most
+   * 6 KiB). Held, unfinished, by connections not yet known for the handshake timeout: at
+   * maxRequestPayloadBytes, 10,000 of them held ~430 MiB, outside --max-buffered.
+   */
+  maxHandshakePayloadBytes: 8 * KiB,
 
   /** Concurrent streams one connection may open. */
   maxStreamsPerConnection: 256,

@@ -48,7 +48,7 @@ const FIXED_LENGTH: Readonly<Record<number, number>> = {
 };
 
 export class FrameDecoder {
-  private readonly options: DecoderOptions;
+  private options: DecoderOptions;
   private readonly onFrame: (frame: Frame) => void;
   private readonly chunks: Buffer[] = [];
   private bufferedBytes = 0;
@@ -65,6 +65,11 @@ export class FrameDecoder {
   constructor(options: DecoderOptions, onFrame: (frame: Frame) => void) {
     this.options = options;
     this.onFrame = onFrame;
+  }
+
+  /** From the next frame header on, JSON payloads may be at most `bytes` (the server raises it after login). */
+  setMaxControlPayloadBytes(bytes: number): void {
+    this.options = { ...this.options, maxControlPayloadBytes: bytes };
   }
 
   /** Input stopped inside a frame: part of one has arrived, not all of it. */

@@ -114,6 +114,10 @@ export class FramedSocket {
     // A socket paused before we arrived (the server's TLS sniffing does) must flow again.
     socket.resume();
   }
+  /** The largest JSON payload the decoder accepts from the next frame on (FrameDecoder). */
+  setMaxControlPayloadBytes(bytes: number): void {
+    this.decoder.setMaxControlPayloadBytes(bytes);
+  }
 
   /**
    * The peer makes us produce frames far faster than it reads them (x/net/http2 closes such a
