@@ -25,7 +25,10 @@ export function formatListing(
   const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : sizeOf(entry.size)));
   const width = Math.max(1, ...sizes.map((size) => size.length));
   return entries.map((entry, index) => {
-    const name = printable(entry.name) + (entry.type === 'dir' ? '/' : '');
+    const name =
+      printable(entry.name) +
+      (entry.type === 'dir' ? '/' : '') +
+      (entry.notUtf8 === true ? '  (name not UTF-8 on the server: muxftp cannot name it)' : '');
     const bits =
       options.long === true ? `${entry.mode === undefined ? '?'.repeat(9) : modeLetters(entry.mode)} ` : '';
     return `${entry.type.padEnd(5)} ${bits}${sizes[index]!.padStart(width)}  ${formatMtime(entry.mtime)}  ${name}`;

@@ -63,6 +63,14 @@ export async function walkRemoteTree(
     const subdirs: Array<Promise<void>> = [];
     for (const entry of entries) {
       const remote = joinRemote(remoteDir, String(entry.name));
+      if (entry.notUtf8 === true) {
+        const error = new MuxftpError(
+          'INVALID_PATH',
+          `name on the server is not UTF-8 (muxftp names files in UTF-8 only), skipped: ${remote}`,
+        );
+        tree.problems.push({ remote, error });
+        continue;
+      }
       if (!isPlainName(entry.name)) {
         const error = new MuxftpError('INVALID_PATH', `server listed an unsafe name, skipped: ${remote}`);
         tree.problems.push({ remote, error });

@@ -28,6 +28,7 @@ export function toWireEntry(entry: EntryInfo): WireEntry {
   };
   if (entry.mode !== undefined) wire.mode = entry.mode;
   if (entry.link === true) wire.link = true;
+  if (entry.notUtf8 === true) wire.notUtf8 = true;
   return wire;
 }
 

@@ -938,6 +938,11 @@ export class FsStorage implements Storage {
     try {
       stats = await this.#fs.lstat(hostPath);
     } catch (error) {
+      // A name not UTF-8 on the host came back from readdir with U+FFFD for its bad bytes, so
+      // no call finds it: shown as such (else a copy of the tree left it out without a word).
+      // (A true U+FFFD name removed since readdir is shown so once, too: unreachable either way.)
+      if (isMissing(error) && name.includes('\uFFFD'))
+        return { name, type: 'other', size: 0, mtimeMs: 0, notUtf8: true };
       // Removed since readdir: leave it out. Anything else: show it, without details.
       return isMissing(error) ? undefined : { name, type: 'other', size: 0, mtimeMs: 0 };
     }

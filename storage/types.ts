@@ -26,6 +26,11 @@ export interface EntryInfo {
    * `other`: so a client can remove it as a link, not walk into it (rm -r, --delete).
    */
   link?: true;
+  /**
+   * A listing's entry whose name on the host is not valid UTF-8: `name` shows it with U+FFFD in
+   * place of the bad bytes, and no path can name it (so a client copying the tree says it left it).
+   */
+  notUtf8?: true;
 }
 
 /**

@@ -140,6 +140,8 @@ export interface WireEntry {
   mode?: number;
   /** In a listing: the entry is a symbolic link (shown as what it leads to, or as `other`). */
   link?: true;
+  /** In a listing: the name on the server is not UTF-8 (shown with U+FFFD); no path names it. */
+  notUtf8?: true;
 }
 
 export type Request =

@@ -121,6 +121,7 @@ function replyEntry(value: unknown, op: string, where: string): WireEntry {
   if (e.mode !== undefined) entry.mode = replyMode(e.mode, op, `${where}.mode`);
   // Only `true` means anything; a server may send nothing else (tolerated as absent).
   if (e.link === true) entry.link = true;
+  if (e.notUtf8 === true) entry.notUtf8 = true;
   return entry;
 }
 

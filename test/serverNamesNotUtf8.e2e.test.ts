@@ -1,0 +1,54 @@
+/**
+ * A name on the server's disk that is not UTF-8 (put there behind the server's back: muxftp
+ * names files in UTF-8 only). readdir gives it back with U+FFFD for its bad bytes, a name no
+ * call finds: the listing dropped it, so `get -r` of its directory exited 0 without it. It is
+ * listed now, marked `notUtf8`, and a tree copy says it left it (exit 1). Real server on
+ * 127.0.0.1 (disk), the real CLI. Needs dist/ (npm run build).
+ */
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-not-utf8-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+describe('a name on the server that is not UTF-8', () => {
+  it('is listed, marked, and a get -r names it as left out and fails', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = join(server.root!, 'odd');
+    await mkdir(dir);
+    // "lat" + 0xE9 (Latin-1 é): not UTF-8.
+    await writeFile(Buffer.concat([Buffer.from(`${dir}/lat`), Buffer.from([0xe9])]), 'latin');
+    await writeFile(join(dir, 'ok'), 'fine');
+
+    const client = await server.connect();
+    const entries = await client.list('odd');
+    expect(entries.map((entry) => [entry.name, entry.type, entry.notUtf8])).toEqual([
+      ['lat\uFFFD', 'other', true],
+      ['ok', 'file', undefined],
+    ]);
+    await client.close();
+
+    const local = await tempDirs.make();
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    const listed = await cli('ls', 'odd');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain('lat\uFFFD  (name not UTF-8 on the server: muxftp cannot name it)');
+    // Before: exit 0, with only ok copied and nothing said.
+    const copied = await cli('get', '-r', 'odd', '--to', 'out', '-p');
+    expect(copied.code).toBe(1);
+    expect(copied.stderr).toContain(
+      'name on the server is not UTF-8 (muxftp names files in UTF-8 only), skipped: odd/lat',
+    );
+    expect(await readdir(join(local, 'out', 'odd'))).toEqual(['ok']);
+  });
+});
