@@ -507,6 +507,28 @@ describe('muxftp put -c', () => {
     expect(env.server.stats().bytesIn - before).toBe(content.length);
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
+
+  it('leaves a file already whole on the server (as get -c does), and sends one that differs', async () => {
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(2 * BLOCK + 5);
+    const source = await localFile(content);
+    const server = ['--server', `127.0.0.1:${env.port}`];
+    expect(await runCliQuietly(['put', source, 'big.bin', ...server], REPO)).toMatchObject({ code: 0 });
+    const before = env.server.stats().bytesIn;
+    // Before: "nothing of it is kept on the server … sending all of it", every byte again.
+    expect(await runCliQuietly(['put', '-c', source, 'big.bin', ...server], REPO)).toEqual({
+      code: 0,
+      stderr: '',
+    });
+    expect(env.server.stats().bytesIn - before).toBeLessThan(4096);
+    // Another file of the same size there: sent whole.
+    const other = Buffer.from(content);
+    other[BLOCK + 7] ^= 0xff;
+    await writeFile(source, other);
+    expect((await runCliQuietly(['put', '-c', source, 'big.bin', ...server], REPO)).code).toBe(0);
+    expect(env.server.stats().bytesIn - before).toBeGreaterThanOrEqual(other.length);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(other));
+  }, 30_000);
 });
 
 describe('the cap on kept blocks offered (maxResumeBlocks: 2048, 8 GiB)', () => {

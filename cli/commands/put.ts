@@ -309,7 +309,10 @@ async function put(
   const { replaced } = prepared;
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
-  const skipCheck = destinationCheck('put', options, jobs);
+  // put -c also leaves a file already whole on the server (as get -c of a whole file sends
+  // nothing, and lftp's mirror -c): a put -r -c after Ctrl-C sent every finished file again.
+  const skipIdentical = options.skipIdentical === true || options.continue === true;
+  const skipCheck = destinationCheck('put', { ...options, skipIdentical }, jobs);
   if (dryRun) {
     const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
     const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
