@@ -424,6 +424,26 @@ describe('rm -r that cannot remove everything', () => {
   });
 });
 
+describe("rm of a path ending in '.'", () => {
+  it('is refused, as GNU rm refuses it: rm -r d/. does not remove d', async () => {
+    const dir = await tempDirs.make();
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'd'), { recursive: true });
+    await writeFile(join(data, 'd', 'f.txt'), 'kept');
+    const { server } = await serve(['--root', data], dir);
+    for (const argument of ['d/.', 'd/./', '.']) {
+      const result = await runCli([...server, 'rm', '-r', argument], dir);
+      expect({ code: result.code, stderr: result.stderr }).toEqual({
+        code: 1,
+        stderr: `muxftp: rm ${argument}: refusing to remove '.' (name the directory itself) (INVALID_PATH)\n`,
+      });
+    }
+    // Before: `rm -r d/.` removed d and everything in it.
+    expect((await readdir(data, { recursive: true })).sort()).toEqual(['d', 'd/f.txt']);
+    expect(await runCli([...server, 'rm', '-r', 'd'], dir)).toMatchObject({ code: 0 });
+  });
+});
+
 describe('an empty path argument', () => {
   it("is refused as INVALID_PATH in words, shown as '', never read as the root or the working directory", async () => {
     const dir = await tempDirs.make();
