@@ -34,6 +34,7 @@ export {
   type PartialRead,
   type ReadHandle,
   type RenamedEntries,
+  type RenameOptions,
   type RmdirOptions,
   type Storage,
   type SweepOptions,

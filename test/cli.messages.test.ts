@@ -431,7 +431,7 @@ describe("rm of a path ending in '.'", () => {
     await mkdir(join(data, 'd'), { recursive: true });
     await writeFile(join(data, 'd', 'f.txt'), 'kept');
     const { server } = await serve(['--root', data], dir);
-    for (const argument of ['d/.', 'd/./', '.']) {
+    for (const argument of ['d/.', 'd/./']) {
       const result = await runCli([...server, 'rm', '-r', argument], dir);
       expect({ code: result.code, stderr: result.stderr }).toEqual({
         code: 1,

@@ -172,7 +172,7 @@ export function registerFileCommands(program: Command, output: Output): void {
           : (client: Client, path: string) => client.delete(path);
       const removeAsGiven = async (client: Client, path: string, argument: string) => {
         // As GNU rm: `rm -r d/.` is refused, not read as `rm -r d` (the user meant what is in d).
-        if (/(^|\/)\.\/*$/.test(argument))
+        if (/\/\.\/*$/.test(argument))
           throw new MuxftpError('INVALID_PATH', "refusing to remove '.' (name the directory itself)");
         // `d/` and `d/.` name a directory (through a link too): never the link itself.
         if (argument.endsWith('/') || argument.endsWith('/.')) await requireDirectory(client, path);
