@@ -360,6 +360,19 @@ export class FsStorage implements Storage {
     else names.add(name);
   }
 
+  /**
+   * A directory moved: what interrupted uploads kept under it is filed under its new place (else
+   * a put under another key, or a delete, of a file there left the old blocks until the sweep).
+   */
+  #moveKeptIndex(fromHostPath: string, toHostPath: string): void {
+    const below = `${fromHostPath}${this.#paths.sep}`;
+    for (const [dir, names] of [...this.#keptPartialIndex]) {
+      if (dir !== fromHostPath && !dir.startsWith(below)) continue;
+      this.#keptPartialIndex.delete(dir);
+      this.#keptPartialIndex.set(toHostPath + dir.slice(fromHostPath.length), names);
+    }
+  }
+
   #unindexKept(dirHostPath: string, name: string): void {
     const names = this.#keptPartialIndex.get(dirHostPath);
     if (names?.delete(name) === true && names.size === 0) this.#keptPartialIndex.delete(dirHostPath);
@@ -522,9 +535,10 @@ export class FsStorage implements Storage {
       return { moved, replaced };
     }
     // After every await above: refused if an upload is in flight under it, in any view (issue #7).
-    await this.#moveGuard.move(this, source, () =>
-      fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath)),
-    );
+    await this.#moveGuard.move(this, source, async () => {
+      await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
+      this.#moveKeptIndex(source.hostPath, destination.hostPath);
+    });
     return { moved, replaced };
   }
 

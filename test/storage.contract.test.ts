@@ -1060,6 +1060,27 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await keptPartials('d')).toEqual([]);
     });
 
+    it('what is kept under a directory that moves is dropped there as anywhere (a delete, another key)', async () => {
+      await storage.mkdir('d1/sub', { parents: true });
+      for (const path of ['d1/f.bin', 'd1/sub/g.bin']) {
+        const cut = await storage.createUpload(path, { partial: key });
+        await cut.write([block(6)]);
+        expect(await cut.abort({ keepPartial: true })).toBe(INTEGRITY_BLOCK_BYTES);
+      }
+      await storage.rename('d1', 'd2');
+      // (Not asked with keptPartials(), which files what it reads afresh.)
+      const kept = async (...dirs: string[]) =>
+        (await hostNames(fx, ...dirs)).filter((name) => name.startsWith(TEMP_PREFIX));
+      expect(await kept('d2')).toHaveLength(1);
+      expect(await kept('d2', 'sub')).toHaveLength(1);
+      // Before: filed under d1 still, so neither of these found it; it stayed until the sweep.
+      await put(storage, 'd2/f.bin', 'another version, under no key');
+      expect(await kept('d2')).toEqual([]);
+      await fx.host.writeFile(path.posix.join(fx.root, 'd2', 'sub', 'g.bin'), 'there');
+      await storage.remove('d2/sub/g.bin');
+      expect(await kept('d2', 'sub')).toEqual([]);
+    });
+
     it('a kept upload stamped with an old source time is as young as its last change, not that time', async () => {
       await storage.mkdir('d');
       const cut = await storage.createUpload('d/old.bin', { partial: key });
