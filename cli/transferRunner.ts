@@ -338,10 +338,17 @@ async function runOne(
   let declineWindow = false;
   // Tries after a dropped connection (`--retries`); busy refusals do not count.
   let attempt = 0;
+  // Why the last reconnect failed (the server still away): that try's failure, said as it is.
+  let reconnectFailure: unknown;
   for (;;) {
     try {
       // Ctrl-C while this transfer waited to reconnect: it ends here, cancelled.
       if (signal.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
+      if (reconnectFailure !== undefined) {
+        const failure = reconnectFailure;
+        reconnectFailure = undefined;
+        throw failure;
+      }
       const done = await run.perform(job, client, {
         signal,
         localDigests,
@@ -410,7 +417,12 @@ async function runOne(
         );
         attempt++;
         declineWindow = false;
-        client = await run.connection.replace(client, delayMs, signal).catch(() => client);
+        // Not reconnected: the next try fails with why (it said "connection closed" before, the
+        // dead connection's failure, when the server refused or was not there).
+        client = await run.connection.replace(client, delayMs, signal).catch((failure: unknown) => {
+          reconnectFailure = failure;
+          return client;
+        });
         continue;
       }
       meter.end(false);

@@ -81,6 +81,8 @@ async function startServe(
   return { child, port: bound, exited };
 }
 
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
@@ -206,6 +208,36 @@ describe('--retries', () => {
     expect(bytesOutAfterRestart).toBeGreaterThan(0);
     expect(await readdir(local)).toEqual(['big.bin']);
     expect(await fileSha256(join(local, 'big.bin'))).toBe(await fileSha256(join(root, 'big.bin')));
+  }, 60_000);
+
+  it('a server that stays away: each retry after the first says the reconnect failed, and why', async () => {
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
+    await mkdir(join(root, 'up'));
+    await writeFile(join(local, 'a.bin'), '');
+    await truncate(join(local, 'a.bin'), BIG);
+    const first = await startServe(root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
+    const cli = spawnTracked(
+      ['put', 'a.bin', '--to', 'up/', '--retries', '2', '--server', `127.0.0.1:${first.port}`],
+      local,
+    );
+    let stderr = '';
+    cli.child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    await until(uploadsUnderWay(join(root, 'up'), 1));
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(await cli.exited).toBe(1);
+    const address = `127.0.0.1:${first.port}`;
+    const refused = `cannot connect to ${address}: connection refused (is \`muxftp serve\` running there?)`;
+    // Before: every line said "connection … closed", the first connection's failure, again.
+    expect(stderr.split('\n').filter((line) => line !== '')).toEqual([
+      // The first: the connection's end, as the kernel told it (closed, or reset).
+      expect.stringMatching(/^muxftp: put a\.bin: .*; retry 1\/2 in /),
+      expect.stringMatching(new RegExp(`^muxftp: put a\\.bin: ${escapeRegExp(refused)}; retry 2/2 in `)),
+      `muxftp: put a.bin: ${refused}`,
+    ]);
   }, 60_000);
 
   it('--retries 0: the same fault fails the command and leaves nothing under the names', async () => {
