@@ -106,15 +106,22 @@ export async function requestWithRetries<T>(
   onRetry: (error: unknown, attempt: number, delayMs: number) => void,
 ): Promise<T> {
   let client = connection.client;
+  // Why the last reconnect failed: that try's failure, said as it is (not "connection closed").
+  let reconnectFailure: unknown;
   for (let attempt = 0; ; attempt++) {
     try {
+      if (reconnectFailure !== undefined) throw reconnectFailure;
       return await request(client);
     } catch (error) {
       if (attempt >= retries || !isConnectionLoss(error)) throw error;
       const delayMs = backoffDelayMs(attempt);
       onRetry(error, attempt + 1, delayMs);
-      // Still away: the next try fails at once on the old connection and counts.
-      client = await connection.replace(client, delayMs).catch(() => client);
+      // Still away: the next try fails at once, with the reconnect's failure, and counts.
+      reconnectFailure = undefined;
+      client = await connection.replace(client, delayMs).catch((failure: unknown) => {
+        reconnectFailure = failure;
+        return client;
+      });
     }
   }
 }
