@@ -236,7 +236,8 @@ export class FsUpload implements UploadHandle {
       });
     } catch (error) {
       await this.#discard();
-      throw refusal !== undefined ? refusal.error : storageErrorFromFs(error, this.#clientPath);
+      if (refusal !== undefined) throw refusal.error;
+      throw (await this.#temporaryFileTaken(error)) ?? storageErrorFromFs(error, this.#clientPath);
     }
     this.#release();
     this.#context.onFinish(false);
@@ -257,6 +258,23 @@ export class FsUpload implements UploadHandle {
       }
     }
     return { ...entryInfo(baseName(this.#clientPath), stats), replaced };
+  }
+
+  /**
+   * The rename failed ENOENT with the directory still there: the temporary file itself was removed
+   * behind the server's back (another server sweeping the same root at its start, a cleanup job).
+   * Said so, rather than NOT_FOUND on the target, which reads as a missing directory.
+   */
+  async #temporaryFileTaken(error: unknown): Promise<StorageError | undefined> {
+    if ((error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') return undefined;
+    const directory = await this.#context.fs.stat(this.#context.parentHostPath).catch(() => undefined);
+    if (directory?.isDirectory() !== true) return undefined;
+    return new StorageError(
+      'IO_ERROR',
+      `the upload's temporary file was removed from the server's disk before it could be put in place (by another process: a second server on the same root?): ${this.#clientPath}`,
+      this.#clientPath,
+      { cause: error },
+    );
   }
 
   /**

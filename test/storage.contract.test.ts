@@ -38,6 +38,7 @@ interface HostFs {
   stat(path: string): Promise<{ mtimeMs: number | bigint; ctimeMs: number | bigint; mode: number | bigint }>;
   chmod(path: string, mode: number): Promise<unknown>;
   utimes(path: string, atime: Date, mtime: Date): Promise<unknown>;
+  unlink(path: string): Promise<unknown>;
 }
 
 interface Fixture {
@@ -959,6 +960,20 @@ describe.each(backends)('$name storage', (backend) => {
       ]);
       await expectStorageError(storage.stat('dangling'), 'NOT_FOUND');
     });
+  });
+
+  it("says so when an upload's temporary file was removed behind its back, not NOT_FOUND on the target", async () => {
+    await storage.mkdir('d');
+    const upload = await storage.createUpload('d/f.bin');
+    await upload.write([Buffer.from('taken')]);
+    // What a second server starting on the same root did to the first one's upload.
+    for (const name of await hostNames(fx, 'd')) await fx.host.unlink(path.posix.join(fx.root, 'd', name));
+    const error = await upload.commit().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'IO_ERROR' });
+    expect((error as Error).message).toMatch(
+      /^the upload's temporary file was removed from the server's disk/,
+    );
+    expect(await hostNames(fx, 'd')).toEqual([]);
   });
 
   describe('sweepTemporaryFiles', () => {
