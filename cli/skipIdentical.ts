@@ -138,14 +138,25 @@ async function sameDigests(
   signal: AbortSignal,
 ): Promise<TransferDone | undefined> {
   // A refused digest (no read permission, say) also stops the local hashing: it would be in vain.
-  const refused = new AbortController();
-  const [theirs, mine] = await Promise.all([
-    client.digest(job.remote, client.integrity, { signal }).catch((error: unknown) => {
-      refused.abort();
-      throw error;
-    }),
-    localFileDigest(job.local, client.integrity, AbortSignal.any([signal, refused.signal])),
-  ]);
+  // One controller for both causes, its listener on the command's signal removed after: an
+  // AbortSignal.any per file stays tied to that long-lived signal (node keeps its dependents).
+  const stopLocal = new AbortController();
+  const onCommandAbort = (): void => stopLocal.abort(signal.reason);
+  if (signal.aborted) onCommandAbort();
+  else signal.addEventListener('abort', onCommandAbort, { once: true });
+  let theirs: Awaited<ReturnType<Client['digest']>>;
+  let mine: Awaited<ReturnType<typeof localFileDigest>>;
+  try {
+    [theirs, mine] = await Promise.all([
+      client.digest(job.remote, client.integrity, { signal }).catch((error: unknown) => {
+        stopLocal.abort();
+        throw error;
+      }),
+      localFileDigest(job.local, client.integrity, stopLocal.signal),
+    ]);
+  } finally {
+    signal.removeEventListener('abort', onCommandAbort);
+  }
   if (mine === undefined || mine.size !== theirs.entry.size) return undefined;
   const digest = mine.digest.digest.toString('hex');
   if (theirs.algorithm !== mine.digest.algorithm || theirs.digest !== digest) return undefined;
