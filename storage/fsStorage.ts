@@ -315,7 +315,9 @@ export class FsStorage implements Storage {
 
   /**
    * What interrupted uploads kept in a directory about to be removed (issue #8) goes with it: it
-   * is hidden and no client can name it, so it must not keep a directory that lists as empty.
+   * is hidden and no client can name it, so it must not keep a directory that lists as empty. So
+   * does any other hidden file under the reserved prefix no upload of this server is writing (a
+   * client's download kept for get -c, a crash's leftover: the start-up sweep leaves those alone).
    * Only when nothing else is there (else rmdir fails as before, the kept data untouched), and
    * not one an upload in flight has taken over (rmdir then fails DIRECTORY_NOT_EMPTY).
    */
@@ -325,7 +327,7 @@ export class FsStorage implements Storage {
   ): Promise<void> {
     const entries = await this.#fs.readdir(dir.hostPath).catch((): readonly unknown[] => []);
     const names = entries.filter((name): name is string => typeof name === 'string');
-    if (names.length === 0 || !names.every(isPartialName)) return;
+    if (names.length === 0 || !names.every(isTemporaryName)) return;
     await this.#unlinkPartials(dir, names, onPartialRemoved);
   }
 
@@ -378,7 +380,10 @@ export class FsStorage implements Storage {
     if (names?.delete(name) === true && names.size === 0) this.#keptPartialIndex.delete(dirHostPath);
   }
 
-  /** Unlinks these kept partial uploads in `dir`, but one an upload in flight has taken over. */
+  /**
+   * Unlinks these kept partial uploads in `dir` (or other hidden files: onPartialRemoved is told
+   * of partials only), but one an upload in flight has taken over.
+   */
   async #unlinkPartials(
     dir: Pick<Resolved, 'hostPath' | 'clientPath'>,
     names: readonly string[],
@@ -398,7 +403,7 @@ export class FsStorage implements Storage {
             // In the turn the unlink completed, as keptPartials() stops listing it.
             () => {
               this.#unindexKept(dir.hostPath, name);
-              onPartialRemoved?.(dir.clientPath, Number(stats.size));
+              if (isPartialName(name)) onPartialRemoved?.(dir.clientPath, Number(stats.size));
             },
             noop,
           );

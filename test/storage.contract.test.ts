@@ -1018,6 +1018,25 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await storage.list('d')).toEqual([]);
     });
 
+    it('what the sweep leaves under the reserved prefix goes with its directory, which lists as empty', async () => {
+      await storage.mkdir('d');
+      const hex = 'cd'.repeat(16);
+      for (const name of [`.muxftp-get-${hex}.part`, '.muxftp-notes.txt'])
+        await fx.host.writeFile(path.posix.join(fx.root, 'd', name), name);
+      expect(await storage.sweepTemporaryFiles()).toBe(0);
+      expect(await storage.list('d')).toEqual([]);
+      // Before: DIRECTORY_NOT_EMPTY ("an upload is in progress"), for good, with no upload there.
+      await storage.rmdir('d');
+      expect(await hostNames(fx)).toEqual([]);
+      // An upload in flight still keeps its directory.
+      await storage.mkdir('e');
+      await fx.host.writeFile(path.posix.join(fx.root, 'e', '.muxftp-notes.txt'), 'x');
+      const upload = await storage.createUpload('e/f.bin');
+      await upload.write([Buffer.from('going')]);
+      await expectStorageError(storage.rmdir('e'), 'DIRECTORY_NOT_EMPTY');
+      await upload.abort();
+    });
+
     it('leaves uploads in flight on the same storage alone', async () => {
       const upload = await storage.createUpload('live');
       await upload.write([Buffer.from('still going')]);
