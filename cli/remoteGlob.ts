@@ -82,17 +82,24 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
     const listings = await Promise.all(
       reached.map(({ path }) => limit.run(() => listForPattern(client, path, only))),
     );
+    // Only directories lead further, or end a pattern that names a directory.
+    const fits = (entry: WireEntry): boolean => (last && !namesDirectory) || entry.type === 'dir';
     // A name that is the component itself, as typed, is what it names in its directory: alone, so
-    // `rm 'report[1].pdf'` never removes report1.pdf beside it (the pattern matched both).
-    const literal = literalRemoteArgument(component);
+    // `rm 'report[1].pdf'` never removes report1.pdf beside it (the pattern matched both). Only
+    // for `[…]` and `{…}`, common in real names: `*` or `?` is meant as a wildcard (a file named
+    // `*` does not turn `rm 'x/*'` into the removal of that one file).
+    const literal = hasWildcard(component.replace(/[[\]{}]/g, ''))
+      ? undefined
+      : literalRemoteArgument(component);
     const next: typeof reached = [];
     for (const [i, entries] of listings.entries()) {
-      const itself = entries.find((entry) => entry.name === literal);
+      const itself = entries.find((entry) => entry.name === literal && fits(entry) && entry.notUtf8 !== true);
       const candidates = itself === undefined ? entries : [itself];
       for (const entry of candidates) {
         if (!isPlainName(entry.name) || (entry !== itself && !matches(entry.name))) continue;
-        // Only directories lead further, or end a pattern that names a directory.
-        if ((!last || namesDirectory) && entry.type !== 'dir') continue;
+        // A name no path can hold (not UTF-8 on the server) cannot be acted on: left out.
+        if (entry.notUtf8 === true) continue;
+        if (!fits(entry)) continue;
         next.push({ path: joinRemote(reached[i]!.path, entry.name), entry });
       }
     }

@@ -78,6 +78,17 @@ describe('remote wildcards', () => {
     expect(await cli('rm', 'report[1].pdf')).toMatchObject({ code: 0 });
     expect(await readFile(join(root, 'report1.pdf'), 'utf8')).toBe('the pattern matches this one');
     await expect(stat(join(root, 'report[1].pdf'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // Only brackets and braces: a file literally named '*' does not narrow `*` to itself.
+    await mkdir(join(root, 'x'));
+    for (const name of ['*', 'a', 'b']) await writeFile(join(root, 'x', name), name);
+    expect(await cli('get', 'x/*', '--to', 'all', '-p')).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(join(local, 'all'))).sort()).toEqual(['*', 'a', 'b']);
+    // Nor does a file of that name where the pattern must lead into a directory.
+    await mkdir(join(root, 'a1'));
+    await writeFile(join(root, 'a1', 'x'), 'in a1');
+    await writeFile(join(root, 'a[1]'), 'a file');
+    expect(await cli('get', 'a[1]/x', 'x-from-a1')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(local, 'x-from-a1'), 'utf8')).toBe('in a1');
     // With the file itself gone, the pattern is a pattern again.
     expect(await cli('rm', 'report[1].pdf')).toMatchObject({ code: 0 });
     await expect(stat(join(root, 'report1.pdf'))).rejects.toMatchObject({ code: 'ENOENT' });
