@@ -5,7 +5,7 @@
  * listed now, marked `notUtf8`, and a tree copy says it left it (exit 1). Real server on
  * 127.0.0.1 (disk), the real CLI. Needs dist/ (npm run build).
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -50,5 +50,10 @@ describe('a name on the server that is not UTF-8', () => {
       'name on the server is not UTF-8 (muxftp names files in UTF-8 only), skipped: odd/lat',
     );
     expect(await readdir(join(local, 'out', 'odd'))).toEqual(['ok']);
+    // chmod -R counts it among those below that kept their bits (it said 1 of the 1 before).
+    const changed = await cli('chmod', '-R', '700', 'odd');
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).toContain('1 of the 2 below it kept their bits (the rest have the new ones)');
+    expect((await stat(join(dir, 'ok'))).mode & 0o777).toBe(0o700);
   });
 });

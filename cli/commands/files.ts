@@ -312,7 +312,8 @@ async function changeModeBelow(client: Client, path: string, mode: ModeArgument)
     ),
   );
   if (failures.length > 0) {
-    const of = `${failures.length} of the ${below.length} below it`;
+    // Counted among what was tried: one the walk could not read or name is one more below it.
+    const of = `${failures.length} of the ${below.length + tree.problems.length} below it`;
     throw new ExplainedFailure(failures[0], `${of} kept their bits (the rest have the new ones)`);
   }
 }
