@@ -530,7 +530,13 @@ export class FsStorage implements Storage {
         destination.clientPath,
       );
     }
-    if (destinationStats !== undefined && refuseReplacing !== undefined) throw refuseReplacing;
+    // The same file under another name (a hard link; one name in another case on a
+    // case-insensitive filesystem) is not removed by the rename: not a replacement.
+    const sameFile =
+      destinationStats !== undefined &&
+      destinationStats.ino === sourceStats.ino &&
+      destinationStats.dev === sourceStats.dev;
+    if (destinationStats !== undefined && !sameFile && refuseReplacing !== undefined) throw refuseReplacing;
     const replaced =
       destinationStats === undefined
         ? undefined

@@ -3,7 +3,7 @@
  * their policy, homes as roots, the permission gate, anonymous access, quotas.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -252,6 +252,10 @@ describe('rename without the delete permission', () => {
     expect(await readFile(join(s.root!, 'alice', 'junk.txt'), 'utf8')).toBe('junk');
     await curator.rename('junk.txt', 'sorted.txt');
     expect(await readFile(join(s.root!, 'alice', 'sorted.txt'), 'utf8')).toBe('junk');
+    // The same file under another name (a hard link) is no replacement: nothing is removed.
+    await link(join(s.root!, 'alice', 'sorted.txt'), join(s.root!, 'alice', 'linked.txt'));
+    await curator.rename('sorted.txt', 'linked.txt');
+    expect(await readFile(join(s.root!, 'alice', 'linked.txt'), 'utf8')).toBe('junk');
     // With the delete permission, a rename replaces as before.
     await alice.rename('sorted.txt', 'important.txt');
     expect(await readFile(join(s.root!, 'alice', 'important.txt'), 'utf8')).toBe('junk');
