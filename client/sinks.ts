@@ -15,7 +15,7 @@ import { MuxftpError } from '../shared/errors.js';
 import { keepPermissionBits, type ModableFile } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
-import { downloadPartialName, newTemporaryName } from '../shared/temporaryNames.js';
+import { downloadPartialName, newDownloadTemporaryName } from '../shared/temporaryNames.js';
 import { claimLeftBehind, inProgressPath, removeLeftBehind } from './downloadsLeftBehind.js';
 import { renameIntoPlace, SinkFile, writeFully } from './sinkFile.js';
 import { localError, localFileCalls } from './sources.js';
@@ -120,7 +120,7 @@ export function keptPartialPath(target: string): string {
  * still fit, as it does in the other's hash).
  */
 function temporaryPath(target: string, keepsPartial: boolean): string {
-  return keepsPartial ? inProgressPath(target) : join(dirname(target), newTemporaryName());
+  return keepsPartial ? inProgressPath(target) : join(dirname(target), newDownloadTemporaryName());
 }
 
 /** A regular file with one name, owned by this process's user (where it has one): safe to write in place. */

@@ -1,7 +1,7 @@
 /**
- * The one scheme for temporary files, on both sides: the server's uploads in progress and the
- * client's downloads in progress are `.muxftp-<random hex>.part` beside their target, renamed
- * into place only once verified. What is kept of an interrupted transfer for a resume has a name
+ * The one scheme for temporary files, on both sides: the server's uploads in progress are
+ * `.muxftp-<random hex>.part` beside their target, the client's downloads
+ * `.muxftp-dl-<random hex>.part`, renamed into place only once verified. What is kept of an interrupted transfer for a resume has a name
  * of its own under the same prefix: `.muxftp-partial-<hash>.part` on the server (put -c),
  * `.muxftp-get-<hash>.part` on the client (get -c); a download that keeps one is in progress under
  * that name with its host and process added (`.muxftp-get-<hash>.<host>-<pid>-<run>-<n>.part`).
@@ -28,6 +28,15 @@ export function isTemporaryName(name: string): boolean {
  */
 export function newTemporaryName(): string {
   return `${TEMP_PREFIX}${randomUUID().replaceAll('-', '')}${TEMP_SUFFIX}`;
+}
+
+/**
+ * A fresh temporary name for a download that keeps nothing should it fail, e.g.
+ * `.muxftp-dl-3f9c…e1.part`: not an upload's shape, so a server whose root holds it (a get into
+ * a served directory) never takes it for its own crash's leftover and removes it at start.
+ */
+export function newDownloadTemporaryName(): string {
+  return `${TEMP_PREFIX}dl-${randomUUID().replaceAll('-', '')}${TEMP_SUFFIX}`;
 }
 
 /**

@@ -1001,6 +1001,7 @@ describe.each(backends)('$name storage', (backend) => {
       // A client's: kept for get -c, or a get in progress, into a directory the server serves.
       const clients = [
         `.muxftp-get-${hex}.part`,
+        `.muxftp-dl-${hex}.part`,
         downloadInProgressName('x.bin', { host: '0123abcd', pid: 1, run: 'aaaaaaaa', seq: 3 }),
       ];
       const others = [
