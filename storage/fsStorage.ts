@@ -530,15 +530,24 @@ export class FsStorage implements Storage {
         destination.clientPath,
       );
     }
-    // The same file under another name (a hard link; one name in another case on a
-    // case-insensitive filesystem) is not removed by the rename: not a replacement.
+    // The same file under another name: rename(2) then does nothing at all, both names stay. A
+    // hard link is refused as mv(1) refuses it (it reported a move, and a replacement that freed
+    // quota bytes still held); a name in another case on a case-insensitive filesystem is the
+    // one file renamed, and replaces nothing.
     const sameFile =
       destinationStats !== undefined &&
       destinationStats.ino === sourceStats.ino &&
       destinationStats.dev === sourceStats.dev;
+    if (sameFile && source.clientPath.toLowerCase() !== destination.clientPath.toLowerCase()) {
+      throw new StorageError(
+        'ALREADY_EXISTS',
+        `${destination.clientPath} and ${source.clientPath} are the same file (hard links): nothing to move`,
+        destination.clientPath,
+      );
+    }
     if (destinationStats !== undefined && !sameFile && refuseReplacing !== undefined) throw refuseReplacing;
     const replaced =
-      destinationStats === undefined
+      destinationStats === undefined || sameFile
         ? undefined
         : entryInfo(baseName(destination.clientPath), destinationStats);
     if (!sourceStats.isDirectory()) {

@@ -252,9 +252,16 @@ describe('rename without the delete permission', () => {
     expect(await readFile(join(s.root!, 'alice', 'junk.txt'), 'utf8')).toBe('junk');
     await curator.rename('junk.txt', 'sorted.txt');
     expect(await readFile(join(s.root!, 'alice', 'sorted.txt'), 'utf8')).toBe('junk');
-    // The same file under another name (a hard link) is no replacement: nothing is removed.
+    // The same file under another name (a hard link): rename(2) would do nothing, so it is
+    // refused as mv(1) refuses it, for everyone (it reported a replacement, and freed quota).
     await link(join(s.root!, 'alice', 'sorted.txt'), join(s.root!, 'alice', 'linked.txt'));
-    await curator.rename('sorted.txt', 'linked.txt');
+    for (const who of [curator, alice]) {
+      const same = await who.rename('sorted.txt', 'linked.txt').catch((e: Error) => e);
+      expect(same).toMatchObject({ code: 'ALREADY_EXISTS' });
+      expect((same as Error).message).toBe(
+        'linked.txt and sorted.txt are the same file (hard links): nothing to move',
+      );
+    }
     expect(await readFile(join(s.root!, 'alice', 'linked.txt'), 'utf8')).toBe('junk');
     // With the delete permission, a rename replaces as before.
     await alice.rename('sorted.txt', 'important.txt');
