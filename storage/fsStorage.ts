@@ -19,6 +19,7 @@ import { fileTime } from '../shared/fileTimes.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import {
+  isDownloadPartialName,
   isPartialName,
   isUploadTemporaryName,
   partialName,
@@ -314,12 +315,13 @@ export class FsStorage implements Storage {
   }
 
   /**
-   * What interrupted uploads kept in a directory about to be removed (issue #8) goes with it: it
-   * is hidden and no client can name it, so it must not keep a directory that lists as empty. So
-   * does any other hidden file under the reserved prefix no upload of this server is writing (a
-   * client's download kept for get -c, a crash's leftover: the start-up sweep leaves those alone).
-   * Only when nothing else is there (else rmdir fails as before, the kept data untouched), and
-   * not one an upload in flight has taken over (rmdir then fails DIRECTORY_NOT_EMPTY).
+   * What interrupted transfers kept in a directory about to be removed goes with it: it is hidden
+   * and no client can name it, so it must not keep a directory that lists as empty. That is what
+   * uploads kept (issue #8) and what a failed get kept for get -c (which the start-up sweep
+   * leaves alone) — never a transfer in progress (an upload's or a download's temporary file,
+   * of this process or another), nor a file of another name under the prefix. Only when all
+   * that is there are such regular files (else rmdir fails as before, nothing removed), and not
+   * one an upload in flight has taken over (rmdir then fails DIRECTORY_NOT_EMPTY).
    */
   async #removeKeptPartials(
     dir: Resolved,
@@ -327,7 +329,14 @@ export class FsStorage implements Storage {
   ): Promise<void> {
     const entries = await this.#fs.readdir(dir.hostPath).catch((): readonly unknown[] => []);
     const names = entries.filter((name): name is string => typeof name === 'string');
-    if (names.length === 0 || !names.every(isTemporaryName)) return;
+    const leftBehind = (name: string): boolean => isPartialName(name) || isDownloadPartialName(name);
+    if (names.length === 0 || !names.every(leftBehind)) return;
+    // All regular files, looked at before any goes: a directory among them would fail the rmdir
+    // after the rest were removed.
+    const kinds = await Promise.all(
+      names.map((name) => this.#fs.lstat(this.#paths.join(dir.hostPath, name)).catch(() => undefined)),
+    );
+    if (kinds.some((stats) => stats !== undefined && !stats.isFile())) return;
     await this.#unlinkPartials(dir, names, onPartialRemoved);
   }
 

@@ -1019,22 +1019,46 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await storage.list('d')).toEqual([]);
     });
 
-    it('what the sweep leaves under the reserved prefix goes with its directory, which lists as empty', async () => {
-      await storage.mkdir('d');
+    it('what a failed get kept goes with its directory, which lists as empty; a transfer in progress does not', async () => {
       const hex = 'cd'.repeat(16);
-      for (const name of [`.muxftp-get-${hex}.part`, '.muxftp-notes.txt'])
-        await fx.host.writeFile(path.posix.join(fx.root, 'd', name), name);
+      const put = (dir: string, name: string) => fx.host.writeFile(path.posix.join(fx.root, dir, name), name);
+      await storage.mkdir('d');
+      await put('d', `.muxftp-get-${hex}.part`);
       expect(await storage.sweepTemporaryFiles()).toBe(0);
       expect(await storage.list('d')).toEqual([]);
-      // Before: DIRECTORY_NOT_EMPTY ("an upload is in progress"), for good, with no upload there.
+      // Before: DIRECTORY_NOT_EMPTY for good once the sweep stopped removing it.
       await storage.rmdir('d');
       expect(await hostNames(fx)).toEqual([]);
+      // A download in progress (this process's or another's), an upload's temporary file (another
+      // server's on the same root), a file of another name: the directory stays, they are untouched.
+      const inProgress = downloadInProgressName('x.bin', {
+        host: '0123abcd',
+        pid: 1,
+        run: 'aaaaaaaa',
+        seq: 0,
+      });
+      for (const name of [`.muxftp-dl-${hex}.part`, inProgress, `.muxftp-${hex}.part`, '.muxftp-notes.txt']) {
+        await storage.mkdir('e');
+        await put('e', `.muxftp-get-${hex}.part`);
+        await put('e', name);
+        await expectStorageError(storage.rmdir('e'), 'DIRECTORY_NOT_EMPTY');
+        expect(await hostNames(fx, 'e')).toEqual([`.muxftp-get-${hex}.part`, name].sort());
+        for (const left of await hostNames(fx, 'e'))
+          await fx.host.unlink(path.posix.join(fx.root, 'e', left));
+        await storage.rmdir('e');
+      }
+      // A directory among them: nothing removed before the rmdir fails.
+      await storage.mkdir('f');
+      await put('f', `.muxftp-get-${hex}.part`);
+      await fx.host.mkdir(path.posix.join(fx.root, 'f', `.muxftp-partial-${hex}.part`), { recursive: true });
+      await expectStorageError(storage.rmdir('f'), 'DIRECTORY_NOT_EMPTY');
+      expect(await hostNames(fx, 'f')).toEqual([`.muxftp-get-${hex}.part`, `.muxftp-partial-${hex}.part`]);
       // An upload in flight still keeps its directory.
-      await storage.mkdir('e');
-      await fx.host.writeFile(path.posix.join(fx.root, 'e', '.muxftp-notes.txt'), 'x');
-      const upload = await storage.createUpload('e/f.bin');
+      await storage.mkdir('g');
+      await put('g', `.muxftp-get-${hex}.part`);
+      const upload = await storage.createUpload('g/f.bin');
       await upload.write([Buffer.from('going')]);
-      await expectStorageError(storage.rmdir('e'), 'DIRECTORY_NOT_EMPTY');
+      await expectStorageError(storage.rmdir('g'), 'DIRECTORY_NOT_EMPTY');
       await upload.abort();
     });
 
