@@ -20,14 +20,17 @@ import { isPlainName, joinRemote, remotePathFromArgument } from './remotePath.js
 const WILDCARD = new Set(['*', '?', '[', '{']);
 const ESCAPABLE = /\\([*?[\]{}\\])/g;
 
-/** True if `text` has a wildcard not escaped with a backslash. */
-function hasWildcard(text: string): boolean {
+/** True if `text` has one of `wildcards` not escaped with a backslash. */
+function hasWildcard(text: string, wildcards: ReadonlySet<string> = WILDCARD): boolean {
   for (let i = 0; i < text.length; i++) {
     if (text[i] === '\\' && i + 1 < text.length) i++;
-    else if (WILDCARD.has(text[i]!)) return true;
+    else if (wildcards.has(text[i]!)) return true;
   }
   return false;
 }
+
+/** The wildcards that are always meant as such: a real name seldom holds them. */
+const ALWAYS_WILDCARDS: ReadonlySet<string> = new Set(['*', '?']);
 
 /** True if the remote path argument is a pattern to expand. */
 export function isRemotePattern(argument: string): boolean {
@@ -88,9 +91,7 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
     // `rm 'report[1].pdf'` never removes report1.pdf beside it (the pattern matched both). Only
     // for `[…]` and `{…}`, common in real names: `*` or `?` is meant as a wildcard (a file named
     // `*` does not turn `rm 'x/*'` into the removal of that one file).
-    const literal = hasWildcard(component.replace(/[[\]{}]/g, ''))
-      ? undefined
-      : literalRemoteArgument(component);
+    const literal = hasWildcard(component, ALWAYS_WILDCARDS) ? undefined : literalRemoteArgument(component);
     const next: typeof reached = [];
     for (const [i, entries] of listings.entries()) {
       const itself = entries.find((entry) => entry.name === literal && fits(entry) && entry.notUtf8 !== true);

@@ -83,6 +83,10 @@ describe('remote wildcards', () => {
     for (const name of ['*', 'a', 'b']) await writeFile(join(root, 'x', name), name);
     expect(await cli('get', 'x/*', '--to', 'all', '-p')).toMatchObject({ code: 0, stderr: '' });
     expect((await readdir(join(local, 'all'))).sort()).toEqual(['*', 'a', 'b']);
+    // An escaped bracket before one is no exception ('x\\[*' is every name starting 'x[').
+    for (const name of ['x[*', 'x[a]']) await writeFile(join(root, 'x', name), name);
+    expect(await cli('get', 'x/x\\[*', '--to', 'brackets', '-p')).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(join(local, 'brackets'))).sort()).toEqual(['x[*', 'x[a]']);
     // Nor does a file of that name where the pattern must lead into a directory.
     await mkdir(join(root, 'a1'));
     await writeFile(join(root, 'a1', 'x'), 'in a1');
