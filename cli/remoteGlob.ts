@@ -73,6 +73,8 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
     .split('/')
     .filter((component) => component !== '');
   let reached: Array<{ path: string; entry?: WireEntry }> = [{ path: '' }];
+  // The first name the pattern matched that no path can hold (not UTF-8 on the server).
+  let unnameable: string | undefined;
   for (const [index, component] of components.entries()) {
     if (!hasWildcard(component)) {
       const name = literalRemoteArgument(component);
@@ -98,9 +100,13 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
       const candidates = itself === undefined ? entries : [itself];
       for (const entry of candidates) {
         if (!isPlainName(entry.name) || (entry !== itself && !matches(entry.name))) continue;
-        // A name no path can hold (not UTF-8 on the server) cannot be acted on: left out.
-        if (entry.notUtf8 === true) continue;
         if (!fits(entry)) continue;
+        // A name no path can hold (not UTF-8 on the server) cannot be acted on: left out, and
+        // named should it be all the pattern matched.
+        if (entry.notUtf8 === true) {
+          unnameable ??= joinRemote(reached[i]!.path, entry.name);
+          continue;
+        }
         next.push({ path: joinRemote(reached[i]!.path, entry.name), entry });
       }
     }
@@ -116,6 +122,12 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
     if (entry === undefined || (namesDirectory && entry.type !== 'dir')) continue;
     const { path } = reached[i]!;
     found.push({ argument: namesDirectory ? `${path}/` : path, entry });
+  }
+  if (found.length === 0 && unnameable !== undefined) {
+    throw new MuxftpError(
+      'INVALID_PATH',
+      `${pattern} matches only a name on the server that is not UTF-8 (muxftp names files in UTF-8 only): ${unnameable}`,
+    );
   }
   if (found.length === 0) throw new MuxftpError('NOT_FOUND', `no remote path matches ${pattern}`);
   return found.sort((a, b) => (a.argument < b.argument ? -1 : a.argument > b.argument ? 1 : 0));

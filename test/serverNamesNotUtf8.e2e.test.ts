@@ -55,5 +55,13 @@ describe('a name on the server that is not UTF-8', () => {
     expect(changed.code).toBe(1);
     expect(changed.stderr).toContain('1 of the 2 below it kept their bits (the rest have the new ones)');
     expect((await stat(join(dir, 'ok'))).mode & 0o777).toBe(0o700);
+    // A pattern acts on what it can name, and says so when that is nothing.
+    expect(await cli('get', 'odd/*', '--to', 'both', '-p')).toMatchObject({ code: 0 });
+    expect(await readdir(join(local, 'both'))).toEqual(['ok']);
+    const only = await cli('rm', 'odd/lat*');
+    expect(only.code).toBe(1);
+    expect(only.stderr).toBe(
+      'muxftp: rm odd/lat*: odd/lat* matches only a name on the server that is not UTF-8 (muxftp names files in UTF-8 only): odd/lat\uFFFD (INVALID_PATH)\n',
+    );
   });
 });
