@@ -88,6 +88,23 @@ export class ReconnectingClient {
     await this.current.close();
   }
 
+  /**
+   * replace(), its failure given back instead of thrown: `client` stays `failed` then, and the
+   * caller's next try fails with `failure` (the server refused, or is not there), not with the
+   * dead connection's "closed" again.
+   */
+  async tryReplace(
+    failed: Client,
+    delayMs: number,
+    signal?: AbortSignal,
+  ): Promise<{ client: Client; failure?: unknown }> {
+    try {
+      return { client: await this.replace(failed, delayMs, signal) };
+    } catch (failure) {
+      return { client: failed, failure };
+    }
+  }
+
   async destroy(): Promise<void> {
     this.closed = true;
     await this.current.destroy();
@@ -117,11 +134,7 @@ export async function requestWithRetries<T>(
       const delayMs = backoffDelayMs(attempt);
       onRetry(error, attempt + 1, delayMs);
       // Still away: the next try fails at once, with the reconnect's failure, and counts.
-      reconnectFailure = undefined;
-      client = await connection.replace(client, delayMs).catch((failure: unknown) => {
-        reconnectFailure = failure;
-        return client;
-      });
+      ({ client, failure: reconnectFailure } = await connection.tryReplace(client, delayMs));
     }
   }
 }

@@ -417,12 +417,8 @@ async function runOne(
         );
         attempt++;
         declineWindow = false;
-        // Not reconnected: the next try fails with why (it said "connection closed" before, the
-        // dead connection's failure, when the server refused or was not there).
-        client = await run.connection.replace(client, delayMs, signal).catch((failure: unknown) => {
-          reconnectFailure = failure;
-          return client;
-        });
+        // Not reconnected: the next try fails with why (tryReplace).
+        ({ client, failure: reconnectFailure } = await run.connection.tryReplace(client, delayMs, signal));
         continue;
       }
       meter.end(false);

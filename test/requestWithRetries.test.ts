@@ -5,7 +5,7 @@
  * ReconnectingClient that counts; the failures are the CLI's own error types.
  */
 import { describe, expect, it } from 'vitest';
-import { type ReconnectingClient, requestWithRetries } from '../cli/reconnect.js';
+import { ReconnectingClient, requestWithRetries } from '../cli/reconnect.js';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 
@@ -18,6 +18,8 @@ function standIn(replaceWith: () => Promise<Client>) {
       replaced++;
       return replaceWith();
     },
+    // The real one, over the stand-in's replace().
+    tryReplace: ReconnectingClient.prototype.tryReplace,
   } as unknown as ReconnectingClient;
   return { first, connection, replaced: () => replaced };
 }
