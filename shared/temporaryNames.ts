@@ -13,6 +13,9 @@ export const TEMP_PREFIX = '.muxftp-';
 
 const TEMP_SUFFIX = '.part';
 
+/** The lock a `muxftp serve` keeps in its root (storage/servedRootLock.ts): reserved, never swept. */
+export const SERVED_ROOT_LOCK_NAME = `${TEMP_PREFIX}serve.lock`;
+
 /**
  * True for names reserved for temporary files. Case-insensitive so that a client cannot reach
  * one through a case-insensitive filesystem by changing the case.

@@ -24,6 +24,7 @@ import {
   isUploadTemporaryName,
   partialName,
   partialNamesPrefix,
+  SERVED_ROOT_LOCK_NAME,
 } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { DirectorySyncs } from './directorySyncs.js';
@@ -851,6 +852,15 @@ export class FsStorage implements Storage {
       const dir = pending.pop()!;
       const entries = await this.#fs.readdir(dir.hostPath).catch((): readonly unknown[] => []);
       const names = entries.filter((name): name is string => typeof name === 'string');
+      // Another server's root inside this one: its uploads in flight are not our leftovers.
+      if (
+        dir.clientPath !== '' &&
+        options.servedByAnother !== undefined &&
+        names.includes(SERVED_ROOT_LOCK_NAME) &&
+        (await options.servedByAnother(dir.hostPath))
+      ) {
+        continue;
+      }
       // A batch at a time, the loop turning between batches, as listBatches does: a directory of
       // 50,000 entries looked every one up at once and held the loop ~0.24 s.
       for (let start = 0; start < names.length; start += DEFAULTS.listBatchEntries) {

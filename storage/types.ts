@@ -195,6 +195,12 @@ export interface SweepOptions {
    * storage's root) and its size, in the turn the removal completed: a quota frees the bytes.
    */
   onPartialRemoved?: (dir: string, bytes: number) => void;
+  /**
+   * Asked of each directory below the root that holds a served-root lock (SERVED_ROOT_LOCK_NAME),
+   * with its path on the host: true when another live server serves it, whose uploads in flight
+   * there are not this one's leftovers; its whole tree is then left alone. Default: none asked.
+   */
+  servedByAnother?: (hostDirectory: string) => Promise<boolean>;
 }
 
 /** Whom rmdir(), remove() and dropKeptPartials() tell about the kept partial uploads they remove. */

@@ -68,10 +68,12 @@ function run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv 
   });
 }
 
+/** `muxftp serve` on `root` (default DIR/data: one server per root, the second is refused). */
 async function serve(
   args: string[],
+  root = join(dir, 'data'),
 ): Promise<{ port: number; stderr: () => string; hangUp(): void; stop(): Promise<void> }> {
-  const child = spawnCli(['serve', '--port', '0', '--root', join(dir, 'data'), ...args]);
+  const child = spawnCli(['serve', '--port', '0', '--root', root, ...args]);
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => {
     stderr += c.toString();
@@ -354,7 +356,7 @@ describe('logins from the CLI', () => {
 
   it('--user anonymous needs no password where serve --anonymous lets it in, and says where it does not', async () => {
     const open = await serve(['--users', usersFile, '--anonymous', '--anonymous-home', '/public']);
-    const closed = await serve(['--users', usersFile]);
+    const closed = await serve(['--users', usersFile], join(dir, 'closed-data'));
     try {
       await mkdir(join(dir, 'data', 'public'), { recursive: true });
       await writeFile(join(dir, 'data', 'public', 'welcome.txt'), 'hi');

@@ -2,13 +2,23 @@
  * What `muxftp serve` runs once its options are parsed (cli/commands/serve.ts): opens the
  * storage, starts the MuxServer (and the metrics exporter), and shuts down on SIGINT/SIGTERM.
  */
+import { realpath } from 'node:fs/promises';
 import { constants } from 'node:os';
+import { resolve } from 'node:path';
 import type { MetricsExporter } from '../../server/metrics.js';
 import { logToStderr } from '../../server/options.js';
 import { MuxServer } from '../../server/server.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { setProcessUmask } from '../../shared/fileModes.js';
-import { openStorage } from '../../storage/index.js';
+import { openStorage, type Storage } from '../../storage/index.js';
+import {
+  lockServedRoot,
+  RootInUseError,
+  SERVED_ROOT_LOCK_NAME,
+  type ServedRootLock,
+  servedAbove,
+  servedByAnother,
+} from '../../storage/servedRootLock.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
 import {
@@ -36,8 +46,14 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   }).catch((error: Error) => {
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
-  // Young partial uploads survive a restart (issue #8): a client's put -c continues them.
-  const swept = await storage.sweepTemporaryFiles({ partialRetentionMs: options.partialRetention });
+  const root = options.memory === true ? undefined : await holdServedRoot(options.root, storage);
+  // Young partial uploads survive a restart (issue #8): a client's put -c continues them. Inside
+  // another live server's root, an upload's file may be that server's in flight: none is swept.
+  const swept = await storage.sweepTemporaryFiles({
+    partialRetentionMs: options.partialRetention,
+    partialsOnly: root?.servedAbove !== undefined,
+    servedByAnother,
+  });
   const server = new MuxServer({
     storage,
     host: options.host,
@@ -63,6 +79,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     address = await server.listen();
   } catch (error) {
     await storage.close();
+    await root?.lock?.release();
     throw new CliError(`serve: cannot listen on ${formatAddress(options)}: ${listenFailureReason(error)}`, {
       cause: error,
     });
@@ -93,6 +110,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   const metrics = await startMetrics(server, options, address).catch(async (error: Error) => {
     await server.close();
     await storage.close();
+    await root?.lock?.release();
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
   // Whoever waits for the line below may signal at once (a service manager, a test): without
@@ -120,7 +138,39 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   await server.close(DEFAULTS.shutdownGraceMs);
   await metrics?.close();
   await storage.close();
+  await root?.lock?.release();
   logToStderr('stopped');
+}
+
+/**
+ * Takes the served root for this process (storage/servedRootLock.ts): a second server on it is
+ * refused here, before its start-up sweep could remove the first's uploads in flight. A root
+ * that takes no lock file (read-only) is served as before, with a line saying so.
+ */
+async function holdServedRoot(
+  rootOption: string,
+  storage: Storage,
+): Promise<{ lock: ServedRootLock | undefined; servedAbove: string | undefined }> {
+  const root = await realpath(resolve(rootOption));
+  let held: Awaited<ReturnType<typeof lockServedRoot>>;
+  try {
+    held = await lockServedRoot(root);
+  } catch (error) {
+    await storage.close();
+    throw error instanceof RootInUseError ? new CliError(`serve: ${error.message}`, { cause: error }) : error;
+  }
+  if (held.lock === undefined) {
+    logToStderr(
+      `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed`,
+    );
+  }
+  const above = await servedAbove(root);
+  if (above !== undefined) {
+    logToStderr(
+      `${root} is inside ${above.directory}, served by muxftp pid ${above.holder.pid}: its uploads in flight here are left alone (no start-up sweep of temporary files)`,
+    );
+  }
+  return { lock: held.lock, servedAbove: above?.directory };
 }
 
 const LISTEN_REASON_BY_ERRNO: Readonly<Record<string, string>> = {

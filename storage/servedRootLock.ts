@@ -1,0 +1,233 @@
+/**
+ * One `muxftp serve` per root: a lock file in the served directory naming the process that
+ * serves it (as PostgreSQL's postmaster.pid), so a second server started on the same root is
+ * refused instead of running beside the first.
+ *
+ * Why: a server's start-up sweep removes its own crashed uploads' temporary files, and on a
+ * shared root those were the first server's uploads in flight (they failed); two servers also
+ * keep separate locks and could both continue one kept partial upload. A lock left by a process
+ * that is gone (killed, the machine restarted, its pid reused since) is taken over; one naming a
+ * process on another host cannot be checked from here and is honoured, with the way out said.
+ *
+ * The file is written whole before it takes the name (a hard link: atomic and exclusive), so a
+ * reader never sees half of one. The name is reserved (`.muxftp-`): clients neither see nor touch it.
+ */
+import { readFileSync, unlinkSync } from 'node:fs';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
+
+export { SERVED_ROOT_LOCK_NAME };
+
+/** Who holds a root: what the lock file says. */
+export interface ServedRootHolder {
+  pid: number;
+  host: string;
+  /** When it started serving (ISO 8601). */
+  since: string;
+  /** The kernel's boot id when it was written (Linux): a lock from before a reboot is stale. */
+  bootId?: string;
+  /** The process's start time in clock ticks since boot (Linux): tells a reused pid apart. */
+  startTicks?: string;
+}
+
+/** The root is served by a live process (or one on another host, which cannot be checked). */
+export class RootInUseError extends Error {
+  readonly holder: ServedRootHolder;
+  readonly lockPath: string;
+  /** The holder's root is the one asked for (false: a directory above it). */
+  readonly sameRoot: boolean;
+
+  constructor(root: string, lockPath: string, holder: ServedRootHolder, sameRoot: boolean) {
+    const who =
+      holder.host === hostname()
+        ? `pid ${holder.pid}, since ${holder.since}`
+        : `pid ${holder.pid} on host ${holder.host}, since ${holder.since}: it cannot be checked from here`;
+    const what = sameRoot ? root : `${dirname(lockPath)}, which holds ${root}`;
+    super(
+      `${what} is already served by muxftp (${who}); stop that server first, or remove ${lockPath} if it is not running`,
+    );
+    this.name = 'RootInUseError';
+    this.holder = holder;
+    this.lockPath = lockPath;
+    this.sameRoot = sameRoot;
+  }
+}
+
+/** A root this process holds; release() once the server has stopped. */
+export class ServedRootLock {
+  readonly path: string;
+  readonly #content: string;
+  #released = false;
+  readonly #onExit = (): void => this.releaseSync();
+
+  constructor(path: string, content: string) {
+    this.path = path;
+    this.#content = content;
+    // An exit that skips release() (a second signal: exit now) still gives the root back.
+    process.once('exit', this.#onExit);
+  }
+
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    process.off('exit', this.#onExit);
+    // Only while it is still ours: an operator may have removed it and started another server.
+    const now = await readFile(this.path, 'utf8').catch(() => undefined);
+    if (now === this.#content) await unlink(this.path).catch(() => {});
+  }
+
+  releaseSync(): void {
+    if (this.#released) return;
+    this.#released = true;
+    process.off('exit', this.#onExit);
+    try {
+      // Synchronous: an 'exit' handler's promises never settle.
+      if (readFileSync(this.path, 'utf8') === this.#content) unlinkSync(this.path);
+    } catch {
+      // Gone already, or never readable: nothing of ours to remove.
+    }
+  }
+}
+
+/**
+ * Takes `root` (a real path, no symlinks) for this process. Throws RootInUseError when a live
+ * server holds it; returns undefined, with the reason, when no lock can be written there (a
+ * read-only root: nothing can be uploaded or swept there either).
+ */
+export async function lockServedRoot(
+  root: string,
+): Promise<{ lock: ServedRootLock } | { lock: undefined; reason: string }> {
+  const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+  const holder: ServedRootHolder = {
+    pid: process.pid,
+    host: hostname(),
+    since: new Date().toISOString(),
+    ...processIdentity(process.pid),
+  };
+  const content = `${JSON.stringify(holder)}\n`;
+  // Written whole under a name of its own first; its name is no upload's, so no sweep takes it.
+  const staging = `${lockPath}.${process.pid}.new`;
+  try {
+    await writeFile(staging, content, { flag: 'w', mode: 0o644 });
+  } catch (error) {
+    return { lock: undefined, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+  }
+  try {
+    // A few rounds: a stale lock removed here may be taken by another server starting meanwhile.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await link(staging, lockPath);
+        return { lock: new ServedRootLock(lockPath, content) };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+          return {
+            lock: undefined,
+            reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message,
+          };
+        }
+      }
+      const existing = await readHolder(lockPath);
+      if (existing !== undefined && holderMayBeAlive(existing)) {
+        throw new RootInUseError(root, lockPath, existing, true);
+      }
+      await unlink(lockPath).catch(() => {});
+    }
+    const existing = await readHolder(lockPath);
+    throw new RootInUseError(root, lockPath, existing ?? { pid: 0, host: '?', since: '?' }, true);
+  } finally {
+    await unlink(staging).catch(() => {});
+  }
+}
+
+/**
+ * The live server whose root holds `root` (a directory above it with a lock), if any: such a
+ * server's uploads may be in flight in this tree, so a start-up sweep here must leave them.
+ */
+export async function servedAbove(
+  root: string,
+): Promise<{ directory: string; holder: ServedRootHolder } | undefined> {
+  for (let directory = dirname(root); ; directory = dirname(directory)) {
+    const holder = await readHolder(join(directory, SERVED_ROOT_LOCK_NAME));
+    if (holder !== undefined && holder.pid !== process.pid && holderMayBeAlive(holder)) {
+      return { directory, holder };
+    }
+    if (dirname(directory) === directory) return undefined;
+  }
+}
+
+/** True when `directory` holds the lock of a live server other than this process. */
+export async function servedByAnother(directory: string): Promise<boolean> {
+  const holder = await readHolder(join(directory, SERVED_ROOT_LOCK_NAME));
+  return (
+    holder !== undefined &&
+    !(holder.pid === process.pid && holder.host === hostname()) &&
+    holderMayBeAlive(holder)
+  );
+}
+
+async function readHolder(lockPath: string): Promise<ServedRootHolder | undefined> {
+  let text: string;
+  try {
+    text = await readFile(lockPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<ServedRootHolder>;
+    if (!Number.isSafeInteger(parsed.pid) || (parsed.pid as number) <= 0 || typeof parsed.host !== 'string') {
+      return undefined;
+    }
+    return {
+      pid: parsed.pid as number,
+      host: parsed.host,
+      since: typeof parsed.since === 'string' ? parsed.since : '?',
+      ...(typeof parsed.bootId === 'string' ? { bootId: parsed.bootId } : {}),
+      ...(typeof parsed.startTicks === 'string' ? { startTicks: parsed.startTicks } : {}),
+    };
+  } catch {
+    // Not a lock we wrote (ours are written whole): nothing it says can be relied on.
+    return undefined;
+  }
+}
+
+/**
+ * False only when the holder is surely gone: on this host, and its pid is not running, or runs
+ * another process than the one that wrote the lock, or the machine has restarted since.
+ */
+function holderMayBeAlive(holder: ServedRootHolder): boolean {
+  if (holder.host !== hostname()) return true;
+  const now = processIdentity(holder.pid);
+  if (holder.bootId !== undefined && now.bootId !== undefined && holder.bootId !== now.bootId) return false;
+  try {
+    process.kill(holder.pid, 0);
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  if (
+    holder.startTicks !== undefined &&
+    now.startTicks !== undefined &&
+    holder.startTicks !== now.startTicks
+  ) {
+    return false;
+  }
+  return true;
+}
+
+/** Linux's boot id and the process's start time (clock ticks since boot); empty elsewhere. */
+function processIdentity(pid: number): { bootId?: string; startTicks?: string } {
+  const identity: { bootId?: string; startTicks?: string } = {};
+  try {
+    identity.bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {}
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22, counted after the command name's closing parenthesis (the name may hold spaces).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = fields[19];
+    if (ticks !== undefined && /^\d+$/.test(ticks)) identity.startTicks = ticks;
+  } catch {}
+  return identity;
+}

@@ -1,0 +1,209 @@
+/**
+ * One `muxftp serve` per root (storage/servedRootLock.ts): a second server started on a root
+ * already served is refused, and the first's upload in flight goes on (the second's start-up
+ * sweep removed its temporary file: the upload failed). A lock left by a killed server is taken
+ * over; one naming a process that is not its writer (a reused pid) too; one from another host is
+ * honoured. Nested roots: neither server's sweep touches the other's uploads in flight. Real
+ * `muxftp serve` child processes on 127.0.0.1, port 0. Needs dist/ (npm run build).
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+
+const tempDirs = new TempDirs('muxftp-rootlock-');
+const children = new Set<ChildProcess>();
+const clients = new Set<Client>();
+
+afterEach(async () => {
+  for (const client of clients) client.destroy();
+  clients.clear();
+  for (const child of children) child.kill('SIGKILL');
+  await Promise.all([...children].map((child) => new Promise((resolve) => child.once('exit', resolve))));
+  await tempDirs.removeAll();
+});
+
+interface Serve {
+  child: ChildProcess;
+  port: number;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+/** `muxftp serve --root root`: resolves once it listens, or with its exit code and stderr if it exits first. */
+async function serve(root: string): Promise<Serve | { code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then(() => children.delete(child));
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  let stdout = '';
+  const listening = new Promise<number>((resolve) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /listening on [^ ]+:(\d+) \(/.exec(stdout);
+      if (match) resolve(Number(match[1]));
+    });
+  });
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(
+      () => reject(new Error(`serve neither listened nor exited in 15 s: ${stderr}`)),
+      15_000,
+    ).unref(),
+  );
+  const first = await Promise.race([
+    listening.then((port) => ({ port })),
+    exited.then((code) => ({ code })),
+    timeout,
+  ]);
+  if ('code' in first) return { code: first.code, stderr };
+  return { child, port: first.port, stderr: () => stderr, exited };
+}
+
+async function listening(root: string): Promise<Serve> {
+  const started = await serve(root);
+  if (!('child' in started)) throw new Error(`serve exited ${started.code}: ${started.stderr}`);
+  return started;
+}
+
+async function connect(port: number): Promise<Client> {
+  const client = await Client.connect({ host: '127.0.0.1', port });
+  clients.add(client);
+  return client;
+}
+
+/** Resolves once `dir` holds an upload's hidden temporary file; bounded to 5 s. */
+async function uploadUnderWay(dir: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await readdir(dir)).some((name) => /^\.muxftp-[0-9a-f]{32}\.part$/.test(name))) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no upload under way in ${dir}`);
+}
+
+/** An upload's temporary file, as a crash (or an upload in flight) leaves it. */
+const UPLOAD_TEMP = `.muxftp-${'ab'.repeat(16)}.part`;
+
+describe('one server per root', () => {
+  it('refuses a second server on the same root, and the first one’s upload in flight goes through', async () => {
+    const root = await tempDirs.make();
+    const first = await listening(root);
+    const lock = JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8'));
+    expect(lock.pid).toBe(first.child.pid);
+
+    const uploader = await connect(first.port);
+    const source = new PassThrough();
+    source.write(Buffer.alloc(64 * 1024, 7)); // then it waits until the second server has tried
+    const upload = uploader.put('big.bin', source);
+    await uploadUnderWay(root);
+
+    const second = await serve(root);
+    expect(second).toEqual({
+      code: 1,
+      stderr: expect.stringMatching(
+        new RegExp(
+          `^muxftp: serve: ${root} is already served by muxftp \\(pid ${first.child.pid}, since [^)]+\\); stop that server first, or remove ${join(root, SERVED_ROOT_LOCK_NAME)} if it is not running\\n$`,
+        ),
+      ),
+    });
+
+    source.end(Buffer.alloc(64 * 1024, 8));
+    const result = await upload;
+    expect(result.entry.size).toBe(128 * 1024);
+    const stored = await readFile(join(root, 'big.bin'));
+    expect(stored.equals(Buffer.concat([Buffer.alloc(64 * 1024, 7), Buffer.alloc(64 * 1024, 8)]))).toBe(true);
+    // The lock is the first server's still, and it keeps serving.
+    expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(first.child.pid);
+    expect((await uploader.stat('big.bin')).size).toBe(128 * 1024);
+  });
+
+  it('takes over the lock of a server that was killed, sweeps its leftovers, and gives the root back on exit', async () => {
+    const root = await tempDirs.make();
+    const killed = await listening(root);
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    await writeFile(join(root, UPLOAD_TEMP), 'left by the crash');
+
+    const next = await listening(root);
+    expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(next.child.pid);
+    expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
+    expect(next.stderr()).toContain('removed 1 temporary file(s) left by an earlier run');
+
+    next.child.kill('SIGTERM');
+    expect(await next.exited).toBe(0);
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('takes over a lock whose pid now runs another process, and honours one from another host', async () => {
+    const root = await tempDirs.make();
+    const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+    // This test's own process is alive, but it is not what wrote the lock: its start time differs.
+    await writeFile(
+      lockPath,
+      JSON.stringify({
+        pid: process.pid,
+        host: (await import('node:os')).hostname(),
+        since: 'then',
+        startTicks: '1',
+      }),
+    );
+    const taken = await listening(root);
+    expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(taken.child.pid);
+    taken.child.kill('SIGTERM');
+    await taken.exited;
+
+    await writeFile(lockPath, JSON.stringify({ pid: 4242, host: 'another-host.example', since: 'then' }));
+    const refused = await serve(root);
+    expect(refused).toEqual({
+      code: 1,
+      stderr: `muxftp: serve: ${root} is already served by muxftp (pid 4242 on host another-host.example, since then: it cannot be checked from here); stop that server first, or remove ${lockPath} if it is not running\n`,
+    });
+    expect(JSON.parse(await readFile(lockPath, 'utf8')).host).toBe('another-host.example');
+  });
+
+  it('nested roots: neither server’s start-up sweep removes the other’s uploads in flight', async () => {
+    const outer = await tempDirs.make();
+    const inner = join(outer, 'pub');
+    await mkdir(inner);
+
+    // The inner root served first; an upload of its own in flight, as files say it.
+    const innerServer = await listening(inner);
+    await writeFile(join(inner, UPLOAD_TEMP), 'the inner server’s upload in flight');
+    await mkdir(join(outer, 'other'));
+    await writeFile(join(outer, 'other', UPLOAD_TEMP), 'left by a crash of the outer server');
+    const outerServer = await listening(outer);
+    expect(await readdir(inner)).toEqual(expect.arrayContaining([UPLOAD_TEMP]));
+    expect(await readdir(join(outer, 'other'))).toEqual([]);
+    expect(outerServer.stderr()).toContain('removed 1 temporary file(s) left by an earlier run');
+
+    // And the other way: a server started inside a served root sweeps no upload's file.
+    innerServer.child.kill('SIGTERM');
+    await innerServer.exited;
+    await writeFile(join(inner, UPLOAD_TEMP), 'the outer server’s upload in flight');
+    const again = await listening(inner);
+    expect(await readdir(inner)).toEqual(expect.arrayContaining([UPLOAD_TEMP]));
+    expect(again.stderr()).toContain(
+      `${inner} is inside ${outer}, served by muxftp pid ${outerServer.child.pid}: its uploads in flight here are left alone`,
+    );
+  });
+
+  it('the lock is hidden from clients and out of their reach', async () => {
+    const root = await tempDirs.make();
+    const server = await listening(root);
+    const client = await connect(server.port);
+    expect(await client.list('')).toEqual([]);
+    await expect(client.getBuffer(SERVED_ROOT_LOCK_NAME)).rejects.toMatchObject({ code: 'INVALID_PATH' });
+    await expect(client.delete(SERVED_ROOT_LOCK_NAME)).rejects.toMatchObject({ code: 'INVALID_PATH' });
+  });
+});
