@@ -104,8 +104,10 @@ export async function lockServedRoot(
     pid: process.pid,
     host: hostname(),
     since: new Date().toISOString(),
-    ...processIdentity(process.pid),
   };
+  const { bootId, startTicks } = processIdentity(process.pid);
+  if (bootId !== undefined) holder.bootId = bootId;
+  if (startTicks !== undefined) holder.startTicks = startTicks;
   const content = `${JSON.stringify(holder)}\n`;
   // Written whole under a name of its own first; its name is no upload's, so no sweep takes it.
   const staging = `${lockPath}.${process.pid}.new`;
@@ -213,12 +215,13 @@ function holderMayBeAlive(holder: ServedRootHolder): boolean {
   ) {
     return false;
   }
-  return true;
+  // A zombie (killed, its parent not yet told) still answers kill(pid, 0), but serves nothing.
+  return now.state !== 'Z';
 }
 
-/** Linux's boot id and the process's start time (clock ticks since boot); empty elsewhere. */
-function processIdentity(pid: number): { bootId?: string; startTicks?: string } {
-  const identity: { bootId?: string; startTicks?: string } = {};
+/** Linux's boot id, the process's start time (clock ticks since boot) and state; empty elsewhere. */
+function processIdentity(pid: number): { bootId?: string; startTicks?: string; state?: string } {
+  const identity: { bootId?: string; startTicks?: string; state?: string } = {};
   try {
     identity.bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   } catch {}
@@ -228,6 +231,7 @@ function processIdentity(pid: number): { bootId?: string; startTicks?: string } 
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = fields[19];
     if (ticks !== undefined && /^\d+$/.test(ticks)) identity.startTicks = ticks;
+    identity.state = fields[0];
   } catch {}
   return identity;
 }

@@ -172,6 +172,39 @@ describe('one server per root', () => {
     expect(JSON.parse(await readFile(lockPath, 'utf8')).host).toBe('another-host.example');
   });
 
+  it('takes over the lock of a server killed and not yet reaped (a zombie still answers kill(pid, 0))', async () => {
+    const root = await tempDirs.make();
+    // The server's parent execs into sleep, which never waits for it: once killed, it stays a zombie.
+    const parent = spawn(
+      'sh',
+      ['-c', `"${process.execPath}" "${CLI_BIN}" serve --port 0 --root "${root}" & exec sleep 30`],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    children.add(parent);
+    parent.once('exit', () => children.delete(parent));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('serve under sh did not start')), 15_000);
+      parent.stdout!.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('listening on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const pid = JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid as number;
+    process.kill(pid, 'SIGKILL');
+    let state = '';
+    for (let i = 0; i < 100 && state !== 'Z'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '';
+    }
+    expect(state).toBe('Z');
+
+    const next = await listening(root);
+    expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(next.child.pid);
+  });
+
   it('nested roots: neither server’s start-up sweep removes the other’s uploads in flight', async () => {
     const outer = await tempDirs.make();
     const inner = join(outer, 'pub');
