@@ -46,6 +46,15 @@ export function readStats(counters: ServerCounters): ServerStats {
   };
 }
 
+/**
+ * One log line per change a request made (as a transfer logs one when it is over), so the log
+ * says who removed or renamed what: pyftpdlib logs each DELE, RMD and RNTO. Paths are the
+ * client's, below its home; the connection's label says whose (its login is logged above).
+ */
+function logChange(host: StreamHost, what: string): void {
+  host.log(`${host.label} ${what}`);
+}
+
 /** A reply, or a listing's entries a batch at a time (sent as REPLY frames flagged MORE). */
 type Result = object | { batches: AsyncIterable<WireEntry[]> };
 /**
@@ -66,8 +75,9 @@ async function* wireBatches(batches: AsyncIterable<EntryInfo[]>): AsyncGenerator
 const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, { op: K }>> } = {
   list: async (storage, r, _host, watch) => ({ batches: wireBatches(storage.listBatches(r.path, watch)) }),
   stat: async (storage, r) => ({ entry: toWireEntry(await storage.stat(r.path)) }),
-  mkdir: async (storage, r) => {
+  mkdir: async (storage, r, host) => {
     await storage.mkdir(r.path, { parents: r.parents === true, mode: r.mode });
+    logChange(host, `made directory ${r.path}${r.parents === true ? ' (and parents)' : ''}`);
     return {};
   },
   rmdir: async (storage, r, host) => {
@@ -76,6 +86,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
       onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
     });
     host.recordChange({ op: 'rmdir', path: r.path });
+    logChange(host, `removed directory ${r.path}`);
     return {};
   },
   delete: async (storage, r, host) => {
@@ -84,6 +95,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
       onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
     });
     host.recordChange({ op: 'delete', path: r.path, removed });
+    logChange(host, `deleted ${r.path}`);
     return {};
   },
   rename: async (storage, r, host) => {
@@ -96,18 +108,23 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
         );
     const renamed = await storage.rename(r.from, r.to, refuseReplacing && { refuseReplacing });
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
+    logChange(host, `renamed ${r.from} to ${r.to}`);
     return {};
   },
-  utime: async (storage, r) => {
+  utime: async (storage, r, host) => {
     // A Storage of the embedder's own may have no way to set times.
     if (storage.setModifiedTime === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set modification times');
-    return { entry: toWireEntry(await storage.setModifiedTime(r.path, r.mtime)) };
+    const entry = await storage.setModifiedTime(r.path, r.mtime);
+    logChange(host, `set the modification time of ${r.path} to ${new Date(r.mtime).toISOString()}`);
+    return { entry: toWireEntry(entry) };
   },
-  chmod: async (storage, r) => {
+  chmod: async (storage, r, host) => {
     if (storage.setPermissions === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set permissions');
-    return { entry: toWireEntry(await storage.setPermissions(r.path, r.mode)) };
+    const entry = await storage.setPermissions(r.path, r.mode);
+    logChange(host, `set the mode of ${r.path} to ${(entry.mode ?? r.mode).toString(8).padStart(4, '0')}`);
+    return { entry: toWireEntry(entry) };
   },
   digest: async (storage, r, _host, reading) => {
     const { entry, digest } = await fileDigest(storage, r.path, r.algorithm, reading);

@@ -1,0 +1,49 @@
+/**
+ * The server's log names every change a request made (as it names every finished transfer): a
+ * directory made or removed, a file deleted, a rename, a time or mode set. An operator can then
+ * tell who removed what (the connection's label, and its login above). A request that fails, or
+ * one that only reads, adds no such line. Real server on 127.0.0.1 (disk storage).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+describe('changes in the server log', () => {
+  it('one line per change, with the connection it came from; none for reads or refusals', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.put('a.txt', Buffer.from('a'));
+    const before = server.logs.length;
+
+    await client.mkdir('docs/2026', { parents: true });
+    await client.mkdir('tmp');
+    await client.rename('a.txt', 'docs/2026/a.txt');
+    await client.setModifiedTime('docs/2026/a.txt', Date.UTC(2026, 0, 2, 3, 4, 5));
+    await client.setPermissions('docs/2026/a.txt', 0o640);
+    await client.delete('docs/2026/a.txt');
+    await client.rmdir('tmp');
+    // Reads, and a change refused: no line of a change.
+    await client.list('docs');
+    await client.stat('docs/2026');
+    await expect(client.delete('missing.txt')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(client.rmdir('docs')).rejects.toMatchObject({ code: 'DIRECTORY_NOT_EMPTY' });
+
+    const label = /^(conn#\d+ 127\.0\.0\.1:\d+) /.exec(
+      server.logs.find((l) => l.includes(' received a.txt'))!,
+    )![1];
+    expect(server.logs.slice(before)).toEqual([
+      `${label} made directory docs/2026 (and parents)`,
+      `${label} made directory tmp`,
+      `${label} renamed a.txt to docs/2026/a.txt`,
+      `${label} set the modification time of docs/2026/a.txt to 2026-01-02T03:04:05.000Z`,
+      `${label} set the mode of docs/2026/a.txt to 0640`,
+      `${label} deleted docs/2026/a.txt`,
+      `${label} removed directory tmp`,
+    ]);
+  });
+});
