@@ -217,7 +217,11 @@ export class ServerConnection implements StreamHost {
         controlBudget: context.controlBudget,
         maxHeldFrames: options.maxHeldFramesPerConnection,
       },
-      { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
+      {
+        onFrame: this.decoderOnFrame,
+        onClose: this.transportOnClose,
+        onPeerEnded: this.transportOnPeerEnded,
+      },
       context.sharedReads,
     );
     this.output = new OutputProgress(socket, this.transport.queue);
@@ -228,6 +232,10 @@ export class ServerConnection implements StreamHost {
 
   get queue(): OutboundQueue {
     return this.transport.queue;
+  }
+
+  get peerHasEnded(): boolean {
+    return this.transport.peerHasEnded;
   }
 
   /** Bytes the server holds for this client right now (queued, in the socket, reserved). */
@@ -272,13 +280,23 @@ export class ServerConnection implements StreamHost {
     if (this.streams.size === 0) this.closeForShutdown();
   }
 
-  /** Closes at once; `reason` is what the log says of it (the shutdown's grace over, its transfers cut). */
+  /**
+   * Closes now; `reason` is what the log says of it (the shutdown's grace over, its transfers
+   * cut), and the client is told it too where its socket still takes a frame: ERROR on stream 0,
+   * then the socket goes at once or within DEFAULTS.shutdownCutLingerMs (a client told only
+   * "connection closed" could not tell a shutdown from a failure).
+   */
   destroy(reason?: MuxftpError): void {
     if (reason !== undefined && this.streams.size > 0)
       this.log(
         `${this.label} ${this.streams.size} stream${this.streams.size === 1 ? '' : 's'} cut: ${reason.message}`,
       );
-    this.transport.destroy(reason);
+    if (reason === undefined || this.transport.isClosed) {
+      this.transport.destroy(reason);
+      return;
+    }
+    this.transport.fail(reason);
+    setTimeout(() => this.transport.destroy(reason), DEFAULTS.shutdownCutLingerMs).unref();
   }
 
   /** Draining and idle: tell the client why, then close (a normal end: its transfers finished). */
@@ -308,6 +326,11 @@ export class ServerConnection implements StreamHost {
       this.readUnlessBacklogged();
     }
     if (discardLateFrames) this.rememberReset(stream.id);
+    // The client half-closed: once its last answer is out, the connection is done.
+    if (this.streams.size === 0 && this.transport.peerHasEnded) {
+      this.transport.end();
+      return;
+    }
     if (this.streams.size === 0) {
       if (this.draining) this.closeForShutdown();
       else {
@@ -899,6 +922,18 @@ export class ServerConnection implements StreamHost {
     }
     this.streamFor(frame)?.onCancel();
   }
+
+  /**
+   * The client ended its side between frames (a half-close): the streams that can still finish
+   * without it do (requests are answered, an upload whose END came is committed, a download whose
+   * credit covers the rest is sent), the others end as if the connection were gone, and the
+   * connection ends once the last is over. Before login, or with nothing open: ended now.
+   */
+  private readonly transportOnPeerEnded = (): boolean => {
+    if (this.phase !== Phase.Ready || this.streams.size === 0) return false;
+    for (const stream of [...this.streams.values()]) stream.onPeerEnded();
+    return this.streams.size > 0;
+  };
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {
     clearTimeout(this.timer);

@@ -76,6 +76,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         this.size = handle.size;
         this.known = handle.knownDigest(this.host.integrity);
         if (this.requestedOffset === undefined) {
+          if (this.starvedByPeerEnd()) return;
           if (this.known === undefined) this.digester = new ContentDigester(this.host.integrity);
           this.host.send(
             encodeReply(this.id, { size: handle.size, mtime: Math.round(handle.mtimeMs), mode: handle.mode }),
@@ -136,6 +137,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     }
     this.position = offset;
     this.readPosition = offset;
+    if (this.starvedByPeerEnd()) return;
     this.sentFrom = offset;
     this.host.send(
       encodeReply(this.id, {
@@ -148,6 +150,22 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     );
     this.host.queue.addProducer(this);
     this.readAhead();
+  }
+
+  override onPeerEnded(): void {
+    this.starvedByPeerEnd();
+  }
+
+  /**
+   * After the client's half-close no WINDOW comes: a download whose credit does not carry the rest
+   * of the file could never finish, and ends now (as if the connection were gone), not at its
+   * stall timeout. Decided once the file is open (its size known).
+   */
+  private starvedByPeerEnd(): boolean {
+    if (!this.host.peerHasEnded || this.handle === undefined) return false;
+    if (this.size - this.readPosition <= this.credit.available) return false;
+    this.destroy();
+    return true;
   }
 
   override onWindow(increment: number): void {

@@ -261,7 +261,7 @@ export class MuxServer {
       const deadline = setTimeout(() => {
         const cut = new MuxftpError(
           'SHUTTING_DOWN',
-          `the server shut down before they ended (${graceMs / 1000} s of grace)`,
+          `the server shut down before its transfers ended (${graceMs / 1000} s of grace)`,
         );
         for (const connection of this.connections) connection.destroy(cut);
       }, graceMs);

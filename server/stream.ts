@@ -53,6 +53,8 @@ export interface StreamHost {
    * leaves unread): its uploads' silence may be the server's.
    */
   readonly readingHeld: boolean;
+  /** The client half-closed: no frame of its comes again (ServerStream.onPeerEnded). */
+  readonly peerHasEnded: boolean;
   /** The account's quota, when it has one: uploads reserve their bytes in it. */
   readonly quota: QuotaTracker | undefined;
   /** Whether the logged-in account has `permission` (beyond the one its OPEN's row needed). */
@@ -174,6 +176,12 @@ export abstract class ServerStream {
   onCancel(): void {
     if (acceptsCancel(this.#phase)) this.close(true);
   }
+
+  /**
+   * The client half-closed: no frame of its will come again. A stream that needs none to finish
+   * (a request being answered) goes on; one that does ends here as if the connection were gone.
+   */
+  onPeerEnded(): void {}
 
   /** The connection is gone: release everything, send nothing. */
   destroy(): void {

@@ -89,6 +89,11 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   private readonly partial: PartialKey | undefined;
   /** Bytes of kept data this upload continues from (the client's DATA starts there). */
   private readonly offset: number;
+  /**
+   * The content digest OPEN declared (hex), checked at the commit whether or not the upload is
+   * resumable: under `--partial-retention 0` (nothing kept) the promise is the same.
+   */
+  private readonly declaredDigest: string | undefined;
   /** Ends this upload's place among the server's resumable uploads (it writes kept data). */
   private endHolding: (() => void) | undefined;
   /** Set when the bytes proved wrong: such data is never kept for a resume. */
@@ -122,6 +127,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     this.kept = kept;
     this.declaredSize = declaredSize;
     this.offset = resume?.offset ?? 0;
+    this.declaredDigest =
+      resume !== undefined && 'digest' in resume ? resume.digest.toLowerCase() : undefined;
     this.partial =
       resume !== undefined && declaredSize !== undefined && host.options.partialRetentionMs > 0
         ? {
@@ -293,6 +300,11 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     this.grantCredit();
   }
 
+  /** Half-closed before END: the rest can never come, so it ends as on a lost connection. */
+  override onPeerEnded(): void {
+    if (this.phase !== StreamPhase.Ended) this.destroy();
+  }
+
   override onEnd(end: EndPayload): void {
     this.progressed();
     if (this.phase === StreamPhase.Ended)
@@ -389,7 +401,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   private grantCredit(): void {
     const throttle = this.host.uploadThrottle;
     if (throttle === undefined) {
-      this.grant(this.ungranted);
+      // After END no DATA comes: a WINDOW then (a set-up that finished after it) is noise.
+      this.grant(this.grantable());
       this.ungranted = 0;
       return;
     }
@@ -497,7 +510,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
         ? `END names ${end.algorithm}, the connection uses ${digest.algorithm}`
         : !end.digest.equals(digest.digest)
           ? `${digest.algorithm} digest mismatch`
-          : this.partial?.digest !== undefined && this.partial.digest !== digest.digest.toString('hex')
+          : this.declaredDigest !== undefined && this.declaredDigest !== digest.digest.toString('hex')
             ? "the digest declared in OPEN is not the content's"
             : undefined;
     if (sizeMismatch !== undefined || digestMismatch !== undefined) {

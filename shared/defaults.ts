@@ -161,6 +161,11 @@ export const DEFAULTS = {
   maxConcurrentLoginChecks: 2,
   /** On SIGINT/SIGTERM, transfers in flight get this long to finish. */
   shutdownGraceMs: 10_000,
+  /**
+   * ...then a connection still busy is told SHUTTING_DOWN and closed within this long (its
+   * socket may be full of what a client never read: the ERROR waits behind it that long at most).
+   */
+  shutdownCutLingerMs: 250,
   /** `serve --metrics`: the exporter's port when the address names none. */
   metricsPort: 9464,
   /** With a users file and anonymous access on: anonymous's root, under the served root. */

@@ -670,9 +670,11 @@ export class FsStorage implements Storage {
     const keep =
       keyed !== undefined && !this.#activeTemporaryPaths.has(this.#paths.join(parentHostPath, keyed));
     if (resumeFrom > 0 && !keep) {
+      // Another upload of the same key took it over since the client asked (two `put -c` of one
+      // file at once): it is there, only busy. NOT_FOUND read as a missing directory ("add -p").
       throw new StorageError(
-        'NOT_FOUND',
-        `no partial upload to continue: ${target.clientPath}`,
+        'RESOURCE_BUSY',
+        `another upload is continuing what the server kept of ${target.clientPath}: try again once it is over`,
         target.clientPath,
       );
     }

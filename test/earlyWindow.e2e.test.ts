@@ -6,9 +6,12 @@
  * dropped without harm to the connection.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { holdSetUp } from './helpers/heldSetUp.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -21,6 +24,31 @@ afterEach(async () => {
 });
 
 describe('the first window of an upload', () => {
+  it('is not sent once END is in: a put that came whole before its set-up (under a quota) gets its REPLY alone', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+      quota: 10 * 1024 * 1024,
+    });
+    env = await startServer({ accounts: new Accounts({ users }) });
+    const peer = await RawPeer.open(env.port, ['xxh128'], { uploadInitialWindow: true });
+    peer.write(encodeAuth({ user: 'alice', password: 'alice-secret' }));
+    await peer.waitFor((f) => f.type === FrameType.AUTH);
+    const bytes = Buffer.from('all of it on the initial window');
+    peer.write(
+      Buffer.concat([
+        encodeOpen(1, { op: 'put', path: 'whole.txt', size: bytes.length }),
+        encodeData(1, bytes),
+        encodeEnd(1, bytes.length, 'xxh128', contentDigest('xxh128', bytes)),
+      ]),
+    );
+    await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
+    // Before: a WINDOW of the whole stream window came first, after END (no more DATA can follow).
+    expect(peer.frames.filter((f) => f.streamId === 1).map((f) => f.type)).toEqual([FrameType.REPLY]);
+    peer.destroy();
+  });
+
   it('comes before the upload is set up; what arrives meanwhile is stored once it is', async () => {
     env = await startServer();
     const release = holdSetUp(env.storage);

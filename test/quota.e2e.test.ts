@@ -141,6 +141,48 @@ async function bytesOnDisk(dir: string): Promise<number> {
 }
 
 describe('quota usage', () => {
+  it('stays exact when a delete lands between an upload’s rename and its commit settling (directory flush)', async () => {
+    const s = await start();
+    // The commit renames the file into place, then (fsync always) flushes its directory and looks
+    // at it: held here after the rename, so the file is under its name while usage has not grown.
+    let releaseCommit!: () => void;
+    const commitHeld = new Promise<void>((resolve) => {
+      releaseCommit = resolve;
+    });
+    let renamed!: () => void;
+    const renamedNow = new Promise<void>((resolve) => {
+      renamed = resolve;
+    });
+    onEachHomeView(s.storage, (view) => {
+      const createUpload = view.createUpload.bind(view);
+      view.createUpload = async (path, options) => {
+        const handle = await createUpload(path, options);
+        return {
+          ...handle,
+          write: (chunks) => handle.write(chunks),
+          abort: () => handle.abort(),
+          commit: async (digest, commitOptions) => {
+            const entry = await handle.commit(digest, commitOptions);
+            renamed();
+            await commitHeld;
+            return entry;
+          },
+        };
+      };
+    });
+    const uploader = await s.connect({ user: 'q', password: 'q-secret' });
+    const remover = await s.connect({ user: 'q', password: 'q-secret' });
+    const upload = uploader.put('x.bin', bytes(6000));
+    await renamedNow;
+    await remover.delete('x.bin');
+    releaseCommit();
+    await upload;
+    expect(await bytesOnDisk(join(s.root!, 'q'))).toBe(0);
+    // Before: the delete's −6000 was lost below 0 and the put's +6000 landed: 6000 counted, 0 stored.
+    expect((await remover.space()).quota?.usedBytes).toBe(0);
+    await fillExactly(remover, 'fits.bin', LIMIT);
+  });
+
   it('walks the home once, not again after each upload', async () => {
     const s = await start();
     const listings = countHomeListings(s.storage);

@@ -480,9 +480,9 @@ describe('server lifecycle', () => {
     await upload;
     const log = env.logs.join('\n');
     // Before: the cut one's close line said nothing, and the idle one's said SHUTTING_DOWN.
-    expect(log).toMatch(/1 stream cut: the server shut down before they ended \(0\.3 s of grace\)/);
+    expect(log).toMatch(/1 stream cut: the server shut down before its transfers ended \(0\.3 s of grace\)/);
     expect(log).toMatch(
-      /closed after [\d.]+ s, 1 stream, .* \(SHUTTING_DOWN: the server shut down before they ended/,
+      /closed after [\d.]+ s, 1 stream, .* \(SHUTTING_DOWN: the server shut down before its transfers ended/,
     );
     expect(log).toMatch(/closed after [\d.]+ s, 1 stream, .* \(drained for shutdown\)/);
     source.end();

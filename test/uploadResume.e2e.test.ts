@@ -15,7 +15,9 @@ import { localSourceIdentity } from '../client/localDigests.js';
 import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
-import { encodeReply } from '../shared/protocol/encoder.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeEnd, encodeJsonFrame, encodeReply } from '../shared/protocol/encoder.js';
 import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import { FsStorage } from '../storage/fsStorage.js';
@@ -23,6 +25,7 @@ import { MemoryStorage } from '../storage/memory.js';
 import { runCliQuietly } from './helpers/cliProcess.js';
 import { type FrameProxy, startFrameProxy } from './helpers/frameProxy.js';
 import { holdUploads } from './helpers/heldUploads.js';
+import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -309,6 +312,87 @@ describe('put -c (library: resumable / continue)', () => {
     const before = env.server.stats().bytesIn;
     await again.put('big.bin', await localFile(randomBytes(3 * BLOCK)), { continue: true });
     expect(env.server.stats().bytesIn - before).toBe(3 * BLOCK);
+  });
+
+  it('two put -c of one file at once: the one that finds the kept data taken says so (RESOURCE_BUSY), not NOT_FOUND', async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const content = randomBytes(3 * BLOCK);
+    const source = await localFile(content);
+    expect(await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2)).toBe(2 * BLOCK);
+    // Both ask what is kept before either continues it: the first's set-up waits until the
+    // second's OPEN is in, so both asked before the first took the kept data over.
+    let secondOpened!: () => void;
+    const bothAsked = new Promise<void>((resolve) => {
+      secondOpened = resolve;
+    });
+    let firstEntered!: () => void;
+    const firstOpened = new Promise<void>((resolve) => {
+      firstEntered = resolve;
+    });
+    const createUpload = env.storage.createUpload.bind(env.storage);
+    let calls = 0;
+    let firstSetUp: Promise<unknown> = Promise.resolve();
+    env.storage.createUpload = async (path, options) => {
+      if (++calls === 1) {
+        firstEntered();
+        await bothAsked;
+        const setUp = createUpload(path, options);
+        firstSetUp = setUp;
+        return setUp;
+      }
+      secondOpened();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      await firstSetUp.catch(() => {});
+      return createUpload(path, options);
+    };
+    const first = await env.connect();
+    const second = await env.connect();
+    const continuing = first.put('big.bin', source, { continue: true });
+    await firstOpened;
+    const refused = second.put('big.bin', source, { continue: true });
+    // Before: NOT_FOUND "no partial upload to continue", which the CLI read as a missing directory.
+    await expect(refused).rejects.toMatchObject({
+      code: 'RESOURCE_BUSY',
+      message: 'another upload is continuing what the server kept of big.bin: try again once it is over',
+    });
+    await continuing;
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+  });
+
+  it('a digest declared in OPEN is checked at the commit, with a retention and without (0)', async () => {
+    for (const partialRetentionMs of [60_000, 0]) {
+      env = await startServer({ backend: 'disk', partialRetentionMs });
+      const peer = await RawPeer.open(env.port);
+      const content = Buffer.from('the content');
+      peer.write(
+        Buffer.concat([
+          encodeJsonFrame(FrameType.OPEN, 1, {
+            op: 'put',
+            path: 'declared.bin',
+            size: content.length,
+            digest: '00'.repeat(16),
+          }),
+        ]),
+      );
+      await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+      peer.write(
+        Buffer.concat([
+          encodeData(1, content),
+          encodeEnd(1, content.length, 'xxh128', contentDigest('xxh128', content)),
+        ]),
+      );
+      // Before, with retention 0 the upload was committed though its declared digest was not the content's.
+      expect({ partialRetentionMs, ...(await peer.streamError(1)) }).toEqual({
+        partialRetentionMs,
+        code: 'INTEGRITY_ERROR',
+        message:
+          "upload of declared.bin failed verification: the digest declared in OPEN is not the content's",
+      });
+      expect(await readdir(env.root!)).toEqual([]);
+      peer.destroy();
+      await env.stop();
+      env = undefined;
+    }
   });
 
   it('a restarted server keeps a young partial (start-up sweep) and put -c continues it', async () => {

@@ -247,14 +247,18 @@ export class QuotaTracker {
       else if (delta > 0) walk.mayHaveAdded += delta;
       else walk.mayHaveFreed -= delta;
     }
-    if (this.used !== undefined) this.used = Math.max(0, this.used + delta);
+    // Not held at 0: changes may be recorded out of order (a delete of a file just renamed into
+    // place comes before its upload's commit settles and adds it; that upload's reservation
+    // covers it meanwhile), and a loss held at 0 would count the file that is gone.
+    if (this.used !== undefined) this.used += delta;
   }
 
   /** Bytes of files under the home, counted again first when a walk is due. */
   usedBytes(): Promise<number> {
     if (this.walk !== undefined) return this.walk.counted;
     const intervalOver = performance.now() - this.lastWalkAt >= this.recountIntervalMs;
-    if (this.used !== undefined && !this.recountDue && !intervalOver) return Promise.resolve(this.used);
+    if (this.used !== undefined && !this.recountDue && !intervalOver)
+      return Promise.resolve(Math.max(0, this.used));
     return this.startWalk().counted;
   }
 
@@ -288,7 +292,7 @@ export class QuotaTracker {
         this.used = walked + walk.mayHaveAdded;
         this.recountDue = true;
       }
-      return this.used;
+      return Math.max(0, this.used);
     }
     // Each change made during the walk was seen by it or not, so the usage now lies in
     // [low, high]. The running count is exact for muxftp's own changes: keep it unless the walk
@@ -298,7 +302,7 @@ export class QuotaTracker {
     const high = walked + walk.mayHaveAdded;
     const consistent = this.used !== undefined && this.used >= low && this.used <= high;
     if (!consistent) this.used = high;
-    return this.used!;
+    return Math.max(0, this.used!);
   }
 
   private exceeded(bytes: number, used: number): MuxftpError {

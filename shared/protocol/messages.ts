@@ -240,7 +240,10 @@ export function parseHello(frame: Frame): Hello {
     throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: versions must be an array of integers');
   }
   if (!isCount(o.maxFramePayload)) {
-    throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: maxFramePayload must be a non-negative integer');
+    throw new ProtocolError(
+      'PROTOCOL_ERROR',
+      'HELLO: maxFramePayload must be a non-negative safe integer (at most 2^53 - 1)',
+    );
   }
   // Optional here so a version-1 HELLO, which has no list, is answered VERSION_MISMATCH.
   if (

@@ -43,6 +43,12 @@ export interface FramedSocketOptions {
 
 export interface FramedSocketHandlers {
   onFrame(frame: Frame): void;
+  /**
+   * The peer ended its side (TCP half-close) between frames: nothing more will come. True when
+   * the owner still has answers to send and will call end() once they are out; false (or absent):
+   * the socket ends now, as for a full close. Only for a TCP socket that can stay half-open.
+   */
+  onPeerEnded?(): boolean;
   /** Called exactly once, when the socket is gone; `error` says why when it was not a clean end. */
   onClose(error: MuxftpError | undefined): void;
 }
@@ -70,6 +76,8 @@ export class FramedSocket {
   private turnBytes = 0;
   private closing = false;
   private closed = false;
+  /** The peer half-closed and the owner is finishing its answers (onPeerEnded). */
+  private peerEnded = false;
   private closeError: MuxftpError | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
   bytesRead = 0;
@@ -105,6 +113,11 @@ export class FramedSocket {
       onTooManyFrames: this.queueOnTooManyFrames,
     });
     if (socket instanceof Socket) socket.setNoDelay(true);
+    // Answers may still go out after the peer's FIN (onPeerEnded): a plain TCP socket is kept
+    // writable then. TLS is not: its end is its own close_notify, not a half-close.
+    if (handlers.onPeerEnded !== undefined && socket instanceof Socket && !('encrypted' in socket)) {
+      socket.allowHalfOpen = true;
+    }
     // Bytes read before the shared buffer was in use still come as 'data' (they are our own).
     socket.on('data', this.socketOnData);
     sharedReads?.deliverTo(this.socketOnSharedRead);
@@ -276,8 +289,25 @@ export class FramedSocket {
     }
   }
 
+  /** The peer half-closed and this side is still sending its last answers. */
+  get peerHasEnded(): boolean {
+    return this.peerEnded;
+  }
+
   private readonly socketOnEnd = (): void => {
-    // The peer finished sending. Whatever it left half-framed is lost; we are done too.
+    if (this.peerEnded) return;
+    // The peer finished sending between frames: answers still owed may go out first (a client
+    // that shuts down its side after its last request, as `nc -N` does, still reads them).
+    if (!this.closing && !this.decoder.midFrame && (this.socket as Socket).allowHalfOpen === true) {
+      // Set first: the streams the owner asks (onPeerEnded) see that nothing more will come.
+      this.peerEnded = true;
+      if (this.handlers.onPeerEnded?.() === true) {
+        this.decoder.destroy();
+        return;
+      }
+      this.peerEnded = false;
+    }
+    // Whatever it left half-framed is lost; we are done too.
     if (!this.closing) {
       const partial = this.decoder.midFrame;
       this.closeError = partial

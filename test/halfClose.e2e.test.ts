@@ -1,0 +1,129 @@
+/**
+ * A client that half-closes (TCP shutdown of its sending side, as `nc -N` does after its last
+ * request) still gets every answer it is owed: requests are answered, an upload whose END came is
+ * committed and confirmed, a download whose credit carries the whole file is sent. What could
+ * never finish without more from it (an upload before END, a download short of credit) ends as
+ * on a lost connection, at once, and the server then closes. Before, a FIN closed the connection
+ * outright: answers in flight were dropped and a whole upload still being written was thrown away.
+ * Real server on 127.0.0.1 (disk storage), a raw protocol peer.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeEnd, encodeJsonFrame, encodeWindow } from '../shared/protocol/encoder.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const peers: RawPeer[] = [];
+afterEach(async () => {
+  for (const peer of peers.splice(0)) peer.destroy();
+  await server?.stop();
+  server = undefined;
+});
+
+const MiB = 1024 * 1024;
+const digestOf = (bytes: Buffer) => contentDigest('xxh128', bytes);
+const open = (id: number, request: object) => encodeJsonFrame(FrameType.OPEN, id, request);
+
+async function peer(): Promise<RawPeer> {
+  const connected = await RawPeer.open(server!.port);
+  peers.push(connected);
+  return connected;
+}
+
+/** The frames of `type` on stream `id`. */
+const framesOf = (p: RawPeer, id: number, type: number) =>
+  p.frames.filter((f) => f.streamId === id && f.type === type);
+
+/** DATA frames of at most 1 MiB (the server's frame limit). */
+function dataFrames(id: number, bytes: Buffer): Buffer {
+  const frames: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += MiB) frames.push(encodeData(id, bytes.subarray(at, at + MiB)));
+  return Buffer.concat(frames);
+}
+
+describe('a client that half-closes', () => {
+  it('gets the answers to its requests, then the server closes', async () => {
+    server = await startServer({ backend: 'disk' });
+    await writeFile(join(server.root!, 'a.txt'), 'a');
+    const client = await peer();
+    client.write(Buffer.concat([open(1, { op: 'list', path: '' }), open(3, { op: 'stat', path: 'a.txt' })]));
+    client.socket.end();
+    await client.closed;
+    const listed = framesOf(client, 1, FrameType.REPLY).flatMap(
+      (f) => JSON.parse(f.payload.toString()).entries,
+    );
+    expect(listed.map((e: { name: string }) => e.name)).toEqual(['a.txt']);
+    expect(JSON.parse(framesOf(client, 3, FrameType.REPLY)[0]!.payload.toString()).entry.size).toBe(1);
+  });
+
+  it('an upload whose END came is committed and confirmed, though its writes were not done at the FIN', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await peer();
+    const content = randomBytes(3 * MiB);
+    client.write(open(1, { op: 'put', path: 'whole.bin', size: content.length }));
+    await client.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    const small = Buffer.from('small and whole');
+    client.write(
+      Buffer.concat([
+        dataFrames(1, content),
+        encodeEnd(1, content.length, 'xxh128', digestOf(content)),
+        open(3, { op: 'put', path: 'small.txt', size: small.length }),
+      ]),
+    );
+    await client.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 3);
+    client.write(
+      Buffer.concat([encodeData(3, small), encodeEnd(3, small.length, 'xxh128', digestOf(small))]),
+    );
+    client.socket.end();
+    await client.closed;
+
+    expect(framesOf(client, 1, FrameType.REPLY)).toHaveLength(1);
+    expect(framesOf(client, 3, FrameType.REPLY)).toHaveLength(1);
+    expect((await readFile(join(server.root!, 'whole.bin'))).equals(content)).toBe(true);
+    expect(await readFile(join(server.root!, 'small.txt'), 'utf8')).toBe('small and whole');
+    expect(server.logs.join('\n')).toContain('received whole.bin 3145728 B');
+  });
+
+  it('an upload without its END ends as on a lost connection: nothing under its name, nothing left', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await peer();
+    client.write(open(1, { op: 'put', path: 'cut.bin', size: 2 * MiB }));
+    await client.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    client.write(encodeData(1, randomBytes(MiB)));
+    client.socket.end();
+    await client.closed;
+    expect(framesOf(client, 1, FrameType.REPLY)).toEqual([]);
+    for (let i = 0; i < 100 && (await readdir(server.root!)).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await readdir(server.root!)).toEqual([]);
+  });
+
+  it('a download whose credit carries the file is sent whole; one short of credit ends at once', async () => {
+    server = await startServer({ backend: 'disk' });
+    const content = randomBytes(2 * MiB + 5);
+    await writeFile(join(server.root!, 'f.bin'), content);
+
+    const enough = await peer();
+    enough.write(Buffer.concat([open(1, { op: 'get', path: 'f.bin' }), encodeWindow(1, content.length)]));
+    enough.socket.end();
+    await enough.closed;
+    const received = Buffer.concat(framesOf(enough, 1, FrameType.DATA).map((f) => f.payload));
+    expect(received.equals(content)).toBe(true);
+    expect(framesOf(enough, 1, FrameType.END)).toHaveLength(1);
+
+    const short = await peer();
+    const started = performance.now();
+    short.write(Buffer.concat([open(1, { op: 'get', path: 'f.bin' }), encodeWindow(1, MiB)]));
+    short.socket.end();
+    await short.closed;
+    // Not at a stall timeout (seconds): it can never finish, so it ends with the FIN.
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(framesOf(short, 1, FrameType.END)).toEqual([]);
+  });
+});
