@@ -461,6 +461,35 @@ export class ServerConnection implements StreamHost {
     }
   }
 
+  /**
+   * Another connection waits for a file while this one holds more than its share
+   * (openFileSlots.ts): the transfer of ours that has moved nothing for longest, if for at least
+   * `idleMs`, fails SERVER_BUSY and gives its file back. True when one did.
+   */
+  yieldIdleFile(idleMs: number): boolean {
+    let idlest: ServerStream | undefined;
+    for (const id of this.fileStreams) {
+      const stream = this.streams.get(id);
+      // One the server itself holds (its turn at a rate limit, a commit) is not idle.
+      if (stream === undefined || stream.heldByServer) continue;
+      if (idlest === undefined || stream.lastProgressAt < idlest.lastProgressAt) idlest = stream;
+    }
+    if (idlest === undefined) return false;
+    const idleFor = performance.now() - idlest.lastProgressAt;
+    if (idleFor < idleMs) return false;
+    this.log(
+      `${this.label} stream ${idlest.id}: gave its file back to a client waiting for one (idle ${Math.round(idleFor / 1000)} s)`,
+    );
+    idlest.fail(
+      new ServerBusyError(
+        'openFileShare',
+        `server busy: this transfer moved nothing for ${Math.round(idleFor / 1000)} s while other clients wait for a file to open; try again later`,
+        DEFAULTS.openFileRetryAfterMs,
+      ),
+    );
+    return true;
+  }
+
   private streamTimeout(): MuxftpError {
     return new MuxftpError(
       'STREAM_TIMEOUT',

@@ -13,6 +13,12 @@
  * take. Uncontended, any connection may take every free slot (nothing is held back unused).
  * A refusal names its limit (`openFiles`, `openFileShare`) and says when to try again
  * (`retryAfterMs`), so a client retries while the contention lasts instead of giving up.
+ *
+ * Shares alone never take a slot back: a connection that opened files and then let their
+ * transfers sit (a client reading none of them) held them for as long as it stayed connected.
+ * So each refusal at the cap of a connection holding less than its share asks a connection
+ * holding more (the one holding most first) to give one back (`reclaim`): the server's connection
+ * fails its transfer idle longest, if idle long enough (DEFAULTS.openFileReclaimIdleMs).
  */
 import { ServerBusyError } from '../shared/errors.js';
 
@@ -28,10 +34,14 @@ export class OpenFileSlots {
   /** Connections refused at the cap holding none, until when each counts as waiting for a slot. */
   readonly #waiting = new Map<object, number>();
 
-  constructor(max: number, contentionMs: number, retryAfterMs: number) {
+  /** Asks holder `who` to give back one slot; true when it closed a transfer to do so. */
+  readonly #reclaim: ((who: object) => boolean) | undefined;
+
+  constructor(max: number, contentionMs: number, retryAfterMs: number, reclaim?: (who: object) => boolean) {
     this.max = max;
     this.#contentionMs = contentionMs;
     this.#retryAfterMs = retryAfterMs;
+    this.#reclaim = reclaim;
   }
 
   /** Slots held now, every connection together. */
@@ -55,6 +65,7 @@ export class OpenFileSlots {
       if (held < share) {
         this.#contendedUntil = now + this.#contentionMs;
         if (held === 0) this.#waiting.set(who, this.#contendedUntil);
+        this.#reclaimOne(share);
       }
       return new ServerBusyError(
         'openFiles',
@@ -72,6 +83,13 @@ export class OpenFileSlots {
     this.hold(who);
     this.#waiting.delete(who); // a holder now, counted as one
     return undefined;
+  }
+
+  /** One slot back from a holder past `share`, the one holding most first (at most one per call). */
+  #reclaimOne(share: number): void {
+    if (this.#reclaim === undefined) return;
+    const over = [...this.#held].filter(([, count]) => count > share).sort((a, b) => b[1] - a[1]);
+    for (const [holder] of over) if (this.#reclaim(holder)) return;
   }
 
   /** Connection `who` closed: it waits for no slot. */

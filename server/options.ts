@@ -34,6 +34,12 @@ export interface ServerOptions {
    * after its connection stalled. Default 10 s.
    */
   stalledUploadTakeoverMs?: number;
+  /**
+   * While a connection holding less than its share of the open-file cap is refused, a connection
+   * holding more gives back the file of a transfer idle at least this long (ms): see
+   * DEFAULTS.openFileReclaimIdleMs.
+   */
+  openFileReclaimIdleMs?: number;
   /** Close a connection that has not sent HELLO after this long (ms). */
   handshakeTimeoutMs?: number;
   /** Upload credit granted per stream (bytes). */
@@ -165,6 +171,7 @@ const POSITIVE_INTEGERS = [
   'maxConcurrentLoginChecks',
   'quotaRecountIntervalMs',
   'stalledUploadTakeoverMs',
+  'openFileReclaimIdleMs',
 ] as const;
 
 /** Limits where 0 means "none". */
@@ -246,6 +253,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxConcurrentLoginChecks: options.maxConcurrentLoginChecks ?? DEFAULTS.maxConcurrentLoginChecks,
     partialRetentionMs: options.partialRetentionMs ?? DEFAULTS.partialRetentionMs,
     stalledUploadTakeoverMs: options.stalledUploadTakeoverMs ?? DEFAULTS.stalledUploadTakeoverMs,
+    openFileReclaimIdleMs: options.openFileReclaimIdleMs ?? DEFAULTS.openFileReclaimIdleMs,
   };
   for (const key of POSITIVE_INTEGERS) {
     const value = resolved[key];

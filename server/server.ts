@@ -121,6 +121,8 @@ export class MuxServer {
       this.options.maxOpenFiles,
       DEFAULTS.openFileContentionMs,
       DEFAULTS.openFileRetryAfterMs,
+      (holder) =>
+        holder instanceof ServerConnection && holder.yieldIdleFile(this.options.openFileReclaimIdleMs),
     );
     this.counters = new ServerCounters(this.openFileSlots);
     this.outboundBudget = new OutboundBudget(

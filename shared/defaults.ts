@@ -90,6 +90,14 @@ export const DEFAULTS = {
    */
   openFileContentionMs: 10_000,
   /**
+   * Server: ...and while a connection holding less than its share is refused at the cap, each
+   * refusal takes back one slot from a connection holding more than its share: the file of its
+   * transfer that has moved nothing for longest, once for at least this long (a client that opens
+   * files and reads none of them held the cap for as long as it stayed connected). That transfer
+   * fails SERVER_BUSY; a client's retry continues it.
+   */
+  openFileReclaimIdleMs: 10_000,
+  /**
    * Server: the retry-after hint (ERROR details.retryAfterMs) of a get or put refused SERVER_BUSY
    * for open files. A slot frees whenever a transfer ends, which the server cannot foresee; during
    * contention the refused connection's turn comes at the next one. Short, since a retry costs one

@@ -135,10 +135,17 @@ describe('--max-open-files counts requests that read a stored file', () => {
 
 describe('--max-open-files is shared between connections that contend for it', () => {
   /** A server with `cap` open files and f.bin in memory, and two raw clients, A and B. */
-  async function twoClients(cap: number): Promise<{ a: RawPeer; b: RawPeer }> {
+  async function twoClients(
+    cap: number,
+    openFileReclaimIdleMs?: number,
+  ): Promise<{ a: RawPeer; b: RawPeer }> {
     const memory = new MemoryStorage();
     memory.volume.writeFileSync('/f.bin', Buffer.alloc(1024 * 1024, 3));
-    env = await startServer({ storage: memory, maxOpenFiles: cap });
+    env = await startServer({
+      storage: memory,
+      maxOpenFiles: cap,
+      ...(openFileReclaimIdleMs !== undefined ? { openFileReclaimIdleMs } : {}),
+    });
     const a = await RawPeer.open(env.port);
     const b = await RawPeer.open(env.port);
     peers.push(a, b);
@@ -189,6 +196,35 @@ describe('--max-open-files is shared between connections that contend for it', (
     a.write(Buffer.concat([encodeCancel(3), encodeOpen(7, { op: 'get', path: 'f.bin' })]));
     expect(await outcomes(a, [7])).toEqual(['answered']);
     expect(env!.server.counters.openFiles).toBe(3);
+  });
+
+  it('a connection holding every slot with transfers that move nothing gives one back to a waiting client per refusal', async () => {
+    const { a, b } = await twoClients(4, 300);
+    // A: four gets that never grant credit, each holding its file; nothing moves.
+    a.write(Buffer.concat([1, 3, 5, 7].map((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }))));
+    expect(await outcomes(a, [1, 3, 5, 7])).toEqual(Array(4).fill('answered'));
+    // Not idle long enough yet: B is refused and A keeps all four.
+    b.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [1])).toEqual(['SERVER_BUSY']);
+    expect(a.frames.filter((f) => f.type === FrameType.ERROR)).toEqual([]);
+    // Idle past it: B's next refusal takes one back from A (its transfer idle longest, the first).
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    b.write(encodeOpen(3, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [3])).toEqual(['SERVER_BUSY']);
+    const given = await a.waitFor((f) => f.type === FrameType.ERROR);
+    expect({ streamId: given.streamId, ...parseErrorPayload(given) }).toMatchObject({
+      streamId: 1,
+      code: 'SERVER_BUSY',
+      message: expect.stringMatching(
+        /^server busy: this transfer moved nothing for \d+ s while other clients wait for a file to open; try again later$/,
+      ),
+      details: { limit: 'openFileShare', retryAfterMs: DEFAULTS.openFileRetryAfterMs },
+    });
+    // Before, A held all four for as long as it stayed connected: B's retry now gets the slot.
+    b.write(encodeOpen(5, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [5])).toEqual(['answered']);
+    expect(a.frames.filter((f) => f.type === FrameType.ERROR)).toHaveLength(1);
+    expect(env!.server.counters.openFiles).toBe(4);
   });
 
   it('uncontended, one connection may take every slot', async () => {
