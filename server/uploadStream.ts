@@ -19,7 +19,7 @@ import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import { hashKept } from '../storage/partialUpload.js';
 import { normalizeClientPath, parentPath } from '../storage/paths.js';
-import type { CommitOptions, EntryInfo, PartialKey, UploadHandle } from '../storage/types.js';
+import type { CommitOptions, CommittedEntry, EntryInfo, PartialKey, UploadHandle } from '../storage/types.js';
 import type { QuotaTracker } from './auth/quota.js';
 import { toWireEntry } from './requestStream.js';
 import type { ResumableHolder } from './resumableUploads.js';
@@ -523,12 +523,24 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     // From here the handle is the commit's: a disconnect now must not abort a verified upload.
     this.handle = undefined;
     this.committing = true;
-    const options: CommitOptions = { ...this.kept, beforeReplace: (replaced) => this.settleCredit(replaced) };
+    let placed = false;
+    // Usage grows by the file in the same turn as the reservation goes, even if the stream was
+    // cancelled meanwhile: the file is committed either way. At the rename, not once the commit
+    // settles (after its directory's flush): a delete of the file meanwhile was told of first,
+    // and its bytes, not counted yet, were lost below zero while the put's were counted.
+    const place = (entry: CommittedEntry): void => {
+      placed = true;
+      this.host.recordChange({ op: 'put', path: this.path, committed: entry });
+      this.releaseQuota();
+    };
+    const options: CommitOptions = {
+      ...this.kept,
+      beforeReplace: (replaced) => this.settleCredit(replaced),
+      onPlaced: place,
+    };
     handle.commit(digest, options).then(
       (entry) => {
-        // Usage grows by the file in the same turn as the reservation goes, even if the stream
-        // was cancelled meanwhile: the file is committed either way.
-        this.host.recordChange({ op: 'put', path: this.path, committed: entry });
+        if (!placed) place(entry);
         this.commitSettled();
         if (this.isFinished) return;
         this.recordTransfer('received', this.path, this.received);

@@ -99,6 +99,13 @@ export interface CommitOptions {
    */
   beforeReplace?: (replaced: EntryInfo | undefined) => void;
   /**
+   * Called under the target's lock right after the rename, with what commit() resolves to later:
+   * from then on the file is under its name, whatever follows (its directory's flush), and a
+   * change another client makes to it (a delete) comes after. Optional for a Storage to call:
+   * the server then takes commit()'s result as the moment.
+   */
+  onPlaced?: (entry: CommittedEntry) => void;
+  /**
    * The modification time to give the file, in ms since the epoch (the client's source file's,
    * `put` keeping times); set before the rename, so the file never shows under its name with
    * another. Default: the time it was written.

@@ -232,6 +232,8 @@ export class FsUpload implements UploadHandle {
         if (entry === undefined && fs.renameOntoNothing !== undefined)
           await fs.renameOntoNothing(temporaryPath, target.hostPath);
         else await fs.rename(temporaryPath, target.hostPath);
+        // Still under the lock: a delete of the file just placed is told of after this.
+        options.onPlaced?.({ ...entryInfo(baseName(this.#clientPath), stats!), replaced: entry });
         return entry;
       });
     } catch (error) {

@@ -247,18 +247,14 @@ export class QuotaTracker {
       else if (delta > 0) walk.mayHaveAdded += delta;
       else walk.mayHaveFreed -= delta;
     }
-    // Not held at 0: changes may be recorded out of order (a delete of a file just renamed into
-    // place comes before its upload's commit settles and adds it; that upload's reservation
-    // covers it meanwhile), and a loss held at 0 would count the file that is gone.
-    if (this.used !== undefined) this.used += delta;
+    if (this.used !== undefined) this.used = Math.max(0, this.used + delta);
   }
 
   /** Bytes of files under the home, counted again first when a walk is due. */
   usedBytes(): Promise<number> {
     if (this.walk !== undefined) return this.walk.counted;
     const intervalOver = performance.now() - this.lastWalkAt >= this.recountIntervalMs;
-    if (this.used !== undefined && !this.recountDue && !intervalOver)
-      return Promise.resolve(Math.max(0, this.used));
+    if (this.used !== undefined && !this.recountDue && !intervalOver) return Promise.resolve(this.used);
     return this.startWalk().counted;
   }
 
@@ -292,7 +288,7 @@ export class QuotaTracker {
         this.used = walked + walk.mayHaveAdded;
         this.recountDue = true;
       }
-      return Math.max(0, this.used);
+      return this.used;
     }
     // Each change made during the walk was seen by it or not, so the usage now lies in
     // [low, high]. The running count is exact for muxftp's own changes: keep it unless the walk
@@ -302,7 +298,7 @@ export class QuotaTracker {
     const high = walked + walk.mayHaveAdded;
     const consistent = this.used !== undefined && this.used >= low && this.used <= high;
     if (!consistent) this.used = high;
-    return Math.max(0, this.used!);
+    return this.used!;
   }
 
   private exceeded(bytes: number, used: number): MuxftpError {
