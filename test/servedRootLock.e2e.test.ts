@@ -92,6 +92,14 @@ async function uploadUnderWay(dir: string): Promise<void> {
   throw new Error(`no upload under way in ${dir}`);
 }
 
+/** Resolves once the server's stderr holds `text` (its log comes apart from stdout's line); 5 s at most. */
+async function logged(server: Serve, text: string): Promise<string> {
+  for (let i = 0; i < 250 && !server.stderr().includes(text); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return server.stderr();
+}
+
 /** An upload's temporary file, as a crash (or an upload in flight) leaves it. */
 const UPLOAD_TEMP = `.muxftp-${'ab'.repeat(16)}.part`;
 
@@ -138,7 +146,9 @@ describe('one server per root', () => {
     const next = await listening(root);
     expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(next.child.pid);
     expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
-    expect(next.stderr()).toContain('removed 1 temporary file(s) left by an earlier run');
+    expect(await logged(next, 'removed 1 temporary file(s) left by an earlier run')).toContain(
+      'removed 1 temporary file(s) left by an earlier run',
+    );
 
     next.child.kill('SIGTERM');
     expect(await next.exited).toBe(0);
@@ -218,7 +228,9 @@ describe('one server per root', () => {
     const outerServer = await listening(outer);
     expect(await readdir(inner)).toEqual(expect.arrayContaining([UPLOAD_TEMP]));
     expect(await readdir(join(outer, 'other'))).toEqual([]);
-    expect(outerServer.stderr()).toContain('removed 1 temporary file(s) left by an earlier run');
+    expect(await logged(outerServer, 'removed 1 temporary file(s) left by an earlier run')).toContain(
+      'removed 1 temporary file(s) left by an earlier run',
+    );
 
     // And the other way: a server started inside a served root sweeps no upload's file.
     innerServer.child.kill('SIGTERM');
@@ -226,7 +238,12 @@ describe('one server per root', () => {
     await writeFile(join(inner, UPLOAD_TEMP), 'the outer server’s upload in flight');
     const again = await listening(inner);
     expect(await readdir(inner)).toEqual(expect.arrayContaining([UPLOAD_TEMP]));
-    expect(again.stderr()).toContain(
+    expect(
+      await logged(
+        again,
+        `${inner} is inside ${outer}, served by muxftp pid ${outerServer.child.pid}: its uploads in flight here are left alone`,
+      ),
+    ).toContain(
       `${inner} is inside ${outer}, served by muxftp pid ${outerServer.child.pid}: its uploads in flight here are left alone`,
     );
   });
