@@ -36,6 +36,8 @@ export interface TransferJob {
   remoteMtime?: number;
   /** get: the remote file's permission bits as listed, for a skipped copy to take. */
   remoteMode?: number;
+  /** get: found by walking a directory (-r), not named by the user. */
+  inTree?: boolean;
 }
 
 /**

@@ -77,6 +77,7 @@ import {
   type GetResume,
   KeptPartialDiffersError,
   type KnownDigest,
+  LocalPartialRefusedError,
   type ProgressCallback,
   PutCall,
   type PutResult,
@@ -184,8 +185,20 @@ export interface TransferOptions {
    * and the file downloaded afresh (`onRestart` says so); if the partial file under the target's
    * name differs, the call rejects with INTEGRITY_ERROR and leaves that file as it was. The whole
    * file is verified at the end, and replaces the target only then.
+   *
+   * put from a local file path (`put -c`): `resumable`, and first ask the server what it holds of
+   * an earlier interrupted upload of this same file. The server decides the offset; its blocks'
+   * digests must match the local file's first blocks, else the upload starts over from 0
+   * (`onRestart` says why). The whole file's D is checked at the end either way.
    */
   continue?: boolean;
+  /**
+   * With `continue`: a local file under the target's name that is no partial copy of the server's
+   * (it differs at a block, or is larger) is replaced by a fresh download (`onRestart` says why)
+   * instead of refused. For a tree walk continuing a sync (`get -r -c`), whose files may have
+   * changed on the server since; a file the user named is refused.
+   */
+  replaceDiffering?: boolean;
   /**
    * put from a local file path only (issue #8): declare the file's size and D before sending, so
    * that if the upload is interrupted the server keeps its whole blocks for a resume (for its
@@ -193,12 +206,6 @@ export interface TransferOptions {
    * (4 MiB) never leave a partial and are sent as usual.
    */
   resumable?: boolean;
-  /**
-   * put from a local file path: `resumable`, and first ask the server what it holds of an earlier
-   * interrupted upload of this same file (`put -c`). The server decides the offset; its blocks'
-   * digests must match the local file's first blocks, else the upload starts over from 0
-   * (`onRestart` says why). The whole file's D is checked at the end either way. (See `continue`.)
-   */
   /**
    * A put with `continue`, or a get continuing what was kept (`continue`, `resumeKept`), that
    * could not reuse it (another version of the file), and why: it starts over from 0.
@@ -911,7 +918,12 @@ export class Client implements ClientHost {
       // offset 0, one larger than the server's is refused as such (GetCall), not replaced.
       if (blocks.length > 0 || localSize > 0) {
         const sink = await ContinueSink.open(target, keepsPartial);
-        return this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
+        try {
+          return await this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
+        } catch (error) {
+          if (!(error instanceof LocalPartialRefusedError) || options.replaceDiffering !== true) throw error;
+          options.onRestart?.(error.restartReason);
+        }
       }
     }
     return this.getInto(remotePath, await openSink(target, options.signal, inPlace, keepsPartial), options);

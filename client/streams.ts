@@ -243,9 +243,14 @@ export class KeptPartialDiffersError extends MuxftpError {
  * verification of the bytes received, which is a plain INTEGRITY_ERROR.
  */
 export class LocalPartialRefusedError extends MuxftpError {
-  constructor(message: string) {
-    super('INTEGRITY_ERROR', message);
+  /** What a caller that downloads the file afresh instead says (`replaceDiffering`). */
+  readonly restartReason: string;
+
+  /** `why`: what is wrong with the local file; `asPartial`: the same, said of a partial copy. */
+  constructor(why: string, asPartial: string = why) {
+    super('INTEGRITY_ERROR', `${asPartial}: not continued, left as it was`);
     this.name = 'LocalPartialRefusedError';
+    this.restartReason = `${why}: downloading it afresh`;
   }
 }
 
@@ -360,7 +365,7 @@ export class GetCall extends ClientStream {
     if (larger && (differing !== -1 || count === 0)) {
       this.abandon(
         new LocalPartialRefusedError(
-          `the local file is larger than the server's (${resume.localSize} > ${this.expectedSize} bytes), so it is not a partial copy of it: not continued, left as it was`,
+          `the local file is larger than the server's (${resume.localSize} > ${this.expectedSize} bytes), so it is not a partial copy of it`,
         ),
       );
       return false;
@@ -376,7 +381,8 @@ export class GetCall extends ClientStream {
     if (differing !== -1) {
       this.abandon(
         new LocalPartialRefusedError(
-          `the local partial file differs from the server's at block ${differing} (another version?): not continued, left as it was`,
+          `the local file differs from the server's at block ${differing} (another version of it)`,
+          `the local partial file differs from the server's at block ${differing} (another version?)`,
         ),
       );
       return false;

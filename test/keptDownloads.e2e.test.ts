@@ -790,6 +790,59 @@ describe('get -c whose download fails its final check', () => {
   });
 });
 
+describe('get -r -c continuing a sync', () => {
+  it('downloads afresh, with a line, the files found in the tree that changed on the server since; continues the partial ones', async () => {
+    env = await startServer({ backend: 'disk' });
+    const tree = join(env.root!, 'tree');
+    await mkdir(tree);
+    const changed = randomBytes(BLOCK + 10);
+    const shrunk = randomBytes(BLOCK + 5);
+    const partial = randomBytes(2 * BLOCK + 3);
+    await writeFile(join(tree, 'changed.bin'), changed);
+    await writeFile(join(tree, 'shrunk.bin'), shrunk);
+    await writeFile(join(tree, 'partial.bin'), partial);
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'tree'));
+    // An older complete copy of each of two files that changed on the server, and a partial copy.
+    await writeFile(join(local, 'tree', 'changed.bin'), randomBytes(BLOCK + 10));
+    await writeFile(join(local, 'tree', 'shrunk.bin'), randomBytes(BLOCK + 100));
+    await writeFile(join(local, 'tree', 'partial.bin'), partial.subarray(0, BLOCK + 7));
+    const run = await runCli(
+      ['--server', `127.0.0.1:${env.port}`, 'get', '-r', '-c', 'tree', '-j', '1'],
+      local,
+    );
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain(
+      "muxftp: get tree/changed.bin: the local file differs from the server's at block 0 (another version of it): downloading it afresh\n",
+    );
+    expect(run.stderr).toContain(
+      `muxftp: get tree/shrunk.bin: the local file is larger than the server's (${BLOCK + 100} > ${BLOCK + 5} bytes), so it is not a partial copy of it: downloading it afresh\n`,
+    );
+    expect(run.stderr).not.toMatch(/partial\.bin/);
+    for (const [name, content] of [
+      ['changed.bin', changed],
+      ['shrunk.bin', shrunk],
+      ['partial.bin', partial],
+    ] as const)
+      expect(sha256(await readFile(join(local, 'tree', name))), name).toBe(sha256(content));
+    expect((await readdir(join(local, 'tree'))).sort()).toEqual(['changed.bin', 'partial.bin', 'shrunk.bin']);
+  });
+
+  it('a file the user named is still refused under -r', async () => {
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'f.bin'), randomBytes(BLOCK + 10));
+    const local = await tempDirs.make();
+    const mine = randomBytes(BLOCK + 10);
+    await writeFile(join(local, 'f.bin'), mine);
+    const run = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-r', '-c', 'f.bin'], local);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /differs from the server's at block 0 \(another version\?\): not continued, left as it was \(INTEGRITY_ERROR\)/,
+    );
+    expect(sha256(await readFile(join(local, 'f.bin')))).toBe(sha256(mine));
+  });
+});
+
 describe('put -r of a tree that holds what a failed get kept', () => {
   it('uploads the tree without it (the server reserves such names) and exits 0', async () => {
     env = await startServer({ backend: 'disk' });

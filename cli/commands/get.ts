@@ -366,6 +366,9 @@ async function get(
       const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
         ...transferOptions,
         continue: options.continue === true,
+        // A sync continued after an interruption (`get -r -c`): a file that changed on the server
+        // since is downloaded afresh, not refused; a file the user named is left to them.
+        replaceDiffering: job.inTree === true,
         keepTimes: options.times,
         keepModes: options.perms,
       });
@@ -470,6 +473,7 @@ async function planDownloads(
           standardStream: false,
           remoteMtime: file.mtime,
           remoteMode: file.mode,
+          inTree: true,
         });
       }
       for (const problem of tree.problems)
