@@ -28,7 +28,7 @@ import { localFsError, walkLocalDestination } from './localFiles.js';
 import type { Output } from './output.js';
 import { isConnectionLoss } from './reconnect.js';
 import { joinRemote, remoteBaseName, remoteParent } from './remotePath.js';
-import { PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from './remoteRemoval.js';
+import { isGone, PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from './remoteRemoval.js';
 import { walkRemoteTree } from './remoteTree.js';
 import { failedOutcome, previewTransfers, type TransferJob, type TransferOutcome } from './transferRunner.js';
 
@@ -378,14 +378,13 @@ function remoteSide(
     },
     async remove(destination, entry) {
       const remote = joinRemote(destination, entry.relative);
-      let tries = 0;
       await retrying(remote, async (client) => {
-        const retried = tries++ > 0;
         try {
           await (entry.kind === 'dir' ? removeRecursively(client, remote) : client.delete(remote));
         } catch (error) {
-          // The try before removed it, and the connection went with the answer.
-          if (retried && error instanceof MuxftpError && error.code === 'NOT_FOUND') return;
+          // Gone since it was listed: the try before removed it and the connection went with the
+          // answer, or another remover (a second sync) took it. Either way, as asked.
+          if (isGone(error)) return;
           throw error;
         }
       });

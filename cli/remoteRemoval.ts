@@ -14,6 +14,7 @@ import { walkRemoteTree } from './remoteTree.js';
  * before anything is listed, as the server refuses `rm /`. A directory that cannot be listed whole
  * fails before anything is removed; an entry that cannot be removed fails the command, naming the
  * first such and how many there were, and the tree's directories are kept (the rest is removed).
+ * An entry below PATH that another remover took meanwhile is gone, as asked: no failure.
  */
 export async function removeRecursively(client: Client, path: string): Promise<void> {
   if (path.split('/').every((segment) => segment === '' || segment === '.')) {
@@ -30,7 +31,8 @@ export async function removeRecursively(client: Client, path: string): Promise<v
   const tree = await walkRemoteTree(client, path, limit, Number.POSITIVE_INFINITY, undefined, {
     intoLinks: false,
   });
-  const unlisted = tree.problems.find((problem) => problem.listed !== true);
+  // What another remover took meanwhile (a second sync's --delete, an rm -r) is gone, as asked.
+  const unlisted = tree.problems.find((problem) => problem.listed !== true && !isGone(problem.error));
   if (unlisted !== undefined) throw unlisted.error;
   const isDirectory = (entry: WireEntry): boolean => entry.type === 'dir' && entry.link !== true;
   const removable = tree.entries.filter(({ entry }) => !isDirectory(entry));
@@ -38,15 +40,26 @@ export async function removeRecursively(client: Client, path: string): Promise<v
   await Promise.all(
     removable.map(({ relative }) =>
       limit.run(() =>
-        client.delete(joinRemote(path, relative)).catch((error: unknown) => failures.push(error)),
+        client.delete(joinRemote(path, relative)).catch((error: unknown) => {
+          if (!isGone(error)) failures.push(error);
+        }),
       ),
     ),
   );
   if (failures.length > 0) throw new PartlyRemoved(failures[0], failures.length, removable.length);
   // In path order a parent comes before what is in it: backwards, each directory is empty when its turn comes.
   const dirs = tree.entries.filter(({ entry }) => isDirectory(entry));
-  for (const { relative } of dirs.reverse()) await client.rmdir(joinRemote(path, relative));
+  for (const { relative } of dirs.reverse()) await client.rmdir(joinRemote(path, relative)).catch(unlessGone);
   await client.rmdir(path);
+}
+
+/** NOT_FOUND: the entry is gone already. */
+export function isGone(error: unknown): boolean {
+  return error instanceof MuxftpError && error.code === 'NOT_FOUND';
+}
+
+function unlessGone(error: unknown): void {
+  if (!isGone(error)) throw error;
 }
 
 /**

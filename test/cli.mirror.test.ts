@@ -7,6 +7,7 @@
  * dirs. Needs dist/ (npm run build).
  */
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -246,8 +247,10 @@ describe('--delete', () => {
     remote: string[],
     retries: number,
     rewriters: Parameters<typeof startFrameProxy>[1],
+    onServerRoot: (root: string) => void = () => {},
   ) {
     server = await startServer({ backend: 'disk' });
+    onServerRoot(server.root!);
     const dir = await tempDirs.make();
     await makeTree(join(dir, 'site'), local);
     await makeTree(join(server.root!, 'www'), remote);
@@ -312,6 +315,41 @@ describe('--delete', () => {
     // Before: the retry's NOT_FOUND failed the command, the file gone all the same.
     expect(result.code).toBe(0);
     expect(deletedIn(result.stdout, 'remote')).toEqual(['www/site/stale.html']);
+    expect(await treeUnder(join(root, 'www'))).toEqual(['site/', 'site/index.html']);
+  });
+
+  it('put -r --delete: what another remover (a second sync) took since the listing is gone, as asked: no failure', async () => {
+    // As each removal's request passes, the entry (or, for a directory, a file in it) vanishes first.
+    let root = '';
+    const vanished: string[] = [];
+    const { result } = await mirrorThrough(
+      ['index.html'],
+      ['site/index.html', 'site/stale.html', 'site/old/a.html', 'site/old/deep/b.html'],
+      0,
+      {
+        fromClient: (frame) => {
+          if (frame.type !== FrameType.OPEN) return frame;
+          const request = jsonOf(frame);
+          const target = typeof request.path === 'string' ? request.path : '';
+          if (request.op === 'delete' && /^www\/site\/(stale\.html|old\/a\.html)$/.test(target)) {
+            rmSync(join(root, target));
+            vanished.push(target);
+          } else if (request.op === 'rmdir' && target === 'www/site/old/deep') {
+            rmSync(join(root, target), { recursive: true });
+            vanished.push(target);
+          }
+          return frame;
+        },
+      },
+      (serverRoot) => {
+        root = serverRoot;
+      },
+    );
+    expect(vanished.sort()).toEqual(['www/site/old/a.html', 'www/site/old/deep', 'www/site/stale.html']);
+    // Before: NOT_FOUND failed the command (exit 1), the tree as asked all the same.
+    expect(result.stderr).not.toMatch(/NOT_FOUND|error/i);
+    expect(result.code).toBe(0);
+    expect(deletedIn(result.stdout, 'remote')).toEqual(['www/site/old', 'www/site/stale.html']);
     expect(await treeUnder(join(root, 'www'))).toEqual(['site/', 'site/index.html']);
   });
 
