@@ -5,5 +5,8 @@
  * 1970, since node takes a negative number for "now".
  */
 export function fileTime(ms: number): number | Date {
-  return ms >= 0 ? ms / 1000 : new Date(ms);
+  if (ms < 0) return new Date(ms);
+  // libuv cuts the seconds to whole microseconds, and .020 s arrives as .0199999…: the nearest
+  // microsecond plus half of one is cut to that microsecond.
+  return (Math.round(ms * 1000) + 0.5) / 1e6;
 }
