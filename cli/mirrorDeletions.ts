@@ -463,8 +463,9 @@ const localSide: DestinationSide = {
   },
   async remove(destination, entry) {
     const localPath = joinLocal(destination, entry.relative);
-    // rm removes a link, never what it leads to, and a directory with everything in it.
-    await rm(entry.rawPath ?? localPath, { recursive: true }).catch((error: unknown) => {
+    // rm removes a link, never what it leads to, and a directory with everything in it; what
+    // another remover took since the walk (a second sync at once) is gone, as asked (force).
+    await rm(entry.rawPath ?? localPath, { recursive: true, force: true }).catch((error: unknown) => {
       throw localFsError(error, localPath);
     });
   },
