@@ -223,6 +223,11 @@ export const DEFAULTS = {
    */
   uploadFlushAheadBytes: 32 * MiB,
   /**
+   * Disk storage: a sample of the free space (statfs) no older than this admits an upload whose
+   * declared size fits twice over without asking again (storage/diskRoom.ts); a closer call asks.
+   */
+  diskRoomSampleMs: 1000,
+  /**
    * File reads (downloads, `put`'s local files) and other fs calls but large data writes run on the
    * loop while each takes at most this long; slower ones send the next ones to the threadpool for a back-off
    * that starts at inlineFileCallBackoffMs and doubles up to inlineFileCallMaxBackoffMs

@@ -28,6 +28,7 @@ import {
 } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { DirectorySyncs } from './directorySyncs.js';
+import { DiskRoom } from './diskRoom.js';
 import { entryInfo, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
 import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
@@ -137,6 +138,11 @@ export class FsStorage implements Storage {
   #pathLocks = new PathLocks();
   /** Directory flushes after commits, shared by uploads committing side by side (group commit). */
   #directorySyncs: DirectorySyncs;
+  /**
+   * Free space for declared uploads, across every view (measured at the root: a home mounted
+   * apart is counted as the root's filesystem); undefined where statfs is not there to ask.
+   */
+  #diskRoom: DiskRoom | undefined;
 
   constructor(options: FsStorageOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -157,6 +163,10 @@ export class FsStorage implements Storage {
     this.#confinement = new ConfinedRoot(options.fs, options.root, this.#paths);
     this.#moveGuard = new MoveGuard((base, path) => this.#confinement.isWithin(base, path));
     this.#directorySyncs = new DirectorySyncs(options.fs);
+    this.#diskRoom =
+      options.fs.statfs === undefined
+        ? undefined
+        : new DiskRoom(async () => (await this.space())?.freeBytes ?? Number.POSITIVE_INFINITY);
     this.#reserve = options.reserve;
     this.#locateOpened = options.locateOpened;
     this.#viewOpened = options.viewOpened;
@@ -678,6 +688,11 @@ export class FsStorage implements Storage {
         target.clientPath,
       );
     }
+    // Refused before a byte moves when what it declared does not fit beside the uploads in flight.
+    const room =
+      expectedSize > resumeFrom
+        ? await this.#diskRoom?.admit(expectedSize - resumeFrom, target.clientPath)
+        : undefined;
     const temporaryPath = this.#paths.join(parentHostPath, keep ? keyed : newTemporaryName());
     this.#activeTemporaryPaths.add(temporaryPath);
     let handle: FsFileHandle;
@@ -713,6 +728,7 @@ export class FsStorage implements Storage {
       }
     } catch (error) {
       this.#activeTemporaryPaths.delete(temporaryPath);
+      room?.release();
       throw error;
     }
     // From here to the caller there is no await: a quota applies the bytes taken over (the
@@ -734,6 +750,7 @@ export class FsStorage implements Storage {
       keepable: keep,
       heldBytes,
       reserve: this.#reserve,
+      room,
       digests: this.#digests,
       exclusive: (task) => this.#pathLocks.run([target.hostPath], task),
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
@@ -914,12 +931,6 @@ export class FsStorage implements Storage {
     return removed;
   }
 
-  /**
-   * The directory `path` (created with its parents if missing) as a storage of its own: its
-   * paths are relative to it and confined to its real location by its own ConfinedRoot, exactly
-   * as this storage's are to the root, so nothing outside it is reachable, symlinks included.
-   * Used for a user's home.
-   */
   async space(): Promise<{ totalBytes: number; freeBytes: number } | undefined> {
     if (this.#fs.statfs === undefined) return undefined;
     try {
@@ -930,6 +941,12 @@ export class FsStorage implements Storage {
     }
   }
 
+  /**
+   * The directory `path` (created with its parents if missing) as a storage of its own: its
+   * paths are relative to it and confined to its real location by its own ConfinedRoot, exactly
+   * as this storage's are to the root, so nothing outside it is reachable, symlinks included.
+   * Used for a user's home.
+   */
   async subtree(path: string): Promise<Storage> {
     await this.mkdir(path, { parents: true });
     const target = await this.#resolve(path);
@@ -955,6 +972,7 @@ export class FsStorage implements Storage {
     view.#views = this.#views;
     view.#pathLocks = this.#pathLocks;
     view.#directorySyncs = this.#directorySyncs;
+    view.#diskRoom = this.#diskRoom;
     // One guard for all views: a move through one home sees uploads through a home nested in it.
     view.#moveGuard = this.#moveGuard;
     this.#views.set(target.realPath, view);

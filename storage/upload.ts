@@ -11,6 +11,7 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import type { DigestCache } from './digestCache.js';
 import type { DirectorySyncs } from './directorySyncs.js';
+import type { RoomClaim } from './diskRoom.js';
 import { entryInfo } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 import { storageErrorFromFs } from './fsErrors.js';
@@ -42,6 +43,8 @@ export interface UploadContext {
   /** The size the client declared (0 for none): a claim, reserved only once data backs it. */
   expectedSize: number;
   reserve: Reserve | undefined;
+  /** The room on disk admitted for what was declared (diskRoom.ts): handed back as it is written. */
+  room: RoomClaim | undefined;
   /** Bytes already in the file: a resumed partial upload continues after them. */
   startOffset: number;
   /** The temporary file is a partial upload's, which abort({keepPartial}) keeps (whole blocks). */
@@ -151,6 +154,7 @@ export class FsUpload implements UploadHandle {
         }
       }
       this.#offset += total;
+      this.#context.room?.wrote(total);
       this.#flushAhead(total);
     } catch (error) {
       this.#failure = storageErrorFromFs(error, this.#clientPath);
@@ -190,6 +194,7 @@ export class FsUpload implements UploadHandle {
   }
 
   #release(): void {
+    this.#context.room?.release();
     this.#releaseReservation?.();
     this.#releaseReservation = undefined;
   }

@@ -1,0 +1,142 @@
+/**
+ * storage/diskRoom.ts: uploads that declared their size are admitted only while what they
+ * declared fits in the free space beside the uploads in flight; the rest are refused NO_SPACE
+ * before a byte moves, and nothing is left under a real name or as a temporary file.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path, { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InlineFileCalls } from '../shared/inlineFileCalls.js';
+import { openedFileLocation } from '../storage/disk.js';
+import { diskFs } from '../storage/diskFs.js';
+import { DiskRoom } from '../storage/diskRoom.js';
+import { FsStorage } from '../storage/fsStorage.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const MiB = 1024 * 1024;
+let env: TestServer | undefined;
+let root: string | undefined;
+
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+  if (root !== undefined) await rm(root, { recursive: true, force: true });
+  root = undefined;
+});
+
+/** Bytes of the files under `dir`, temporary ones included. */
+async function bytesUnder(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+  }
+  return total;
+}
+
+/** Disk storage over a real directory whose filesystem says it holds `sizeBytes` in all. */
+async function smallDisk(sizeBytes: number): Promise<FsStorage> {
+  root = await mkdtemp(join(tmpdir(), 'muxftp-room-'));
+  const dir = root;
+  const fs = diskFs(new InlineFileCalls());
+  return new FsStorage({
+    fs: {
+      ...fs,
+      statfs: async () => {
+        const free = Math.max(0, sizeBytes - (await bytesUnder(dir)));
+        return { bsize: 4096, blocks: Math.floor(sizeBytes / 4096), bavail: Math.floor(free / 4096) };
+      },
+    },
+    root: dir,
+    durable: false,
+    hostPaths: path,
+    locateOpened: openedFileLocation,
+  });
+}
+
+describe('room on the disk for uploads of a declared size', () => {
+  it('three 8 MiB uploads at once into 20 MiB: two are stored, the third refused at once; it fits once room is made', async () => {
+    env = await startServer({ storage: await smallDisk(20 * MiB) });
+    const client = await env.connect();
+    const files = [randomBytes(8 * MiB), randomBytes(8 * MiB), randomBytes(8 * MiB)];
+    const results = await Promise.allSettled(files.map((bytes, i) => client.put(`f${i}.bin`, bytes)));
+    const refused = results.flatMap((result, i) =>
+      result.status === 'rejected' ? [[i, result.reason]] : [],
+    );
+    expect(refused).toHaveLength(1);
+    const [index, error] = refused[0] as [number, { code: string; message: string }];
+    expect(error.code).toBe('NO_SPACE');
+    expect(error.message).toMatch(
+      new RegExp(
+        `^not enough room on the server's disk for f${index}\\.bin: 8\\.00 MiB declared, [\\d.]+ MiB free for it$`,
+      ),
+    );
+    // The two stored whole, nothing of the third: no temporary file either.
+    const stored = [0, 1, 2].filter((i) => i !== index);
+    expect((await readdir(root!)).sort()).toEqual(stored.map((i) => `f${i}.bin`));
+    for (const i of stored) expect((await client.getBuffer(`f${i}.bin`)).equals(files[i]!)).toBe(true);
+
+    await client.delete(`f${stored[0]}.bin`);
+    await client.put(`f${index}.bin`, files[index]!);
+    expect((await client.getBuffer(`f${index}.bin`)).equals(files[index]!)).toBe(true);
+  });
+
+  it('an upload of unknown size (a stream) is not refused up front: what fits is stored', async () => {
+    env = await startServer({ storage: await smallDisk(4 * MiB) });
+    const client = await env.connect();
+    const bytes = randomBytes(MiB);
+    const stream = new PassThrough();
+    stream.end(bytes);
+    await client.put('s.bin', stream);
+    expect((await client.getBuffer('s.bin')).equals(bytes)).toBe(true);
+    // A declared size past the room is refused.
+    await expect(client.put('big.bin', randomBytes(4 * MiB))).rejects.toMatchObject({ code: 'NO_SPACE' });
+    expect(await readdir(root!)).toEqual(['s.bin']);
+  });
+});
+
+describe('DiskRoom', () => {
+  it('counts what admitted uploads have yet to write, and gives it back as they write and end', async () => {
+    let free = 100;
+    let asked = 0;
+    const room = new DiskRoom(async () => {
+      asked++;
+      return free;
+    });
+    const a = await room.admit(60, 'a');
+    expect(room.claimedBytes).toBe(60);
+    await expect(room.admit(50, 'b')).rejects.toMatchObject({ code: 'NO_SPACE' });
+    a.wrote(30);
+    free -= 30; // what a wrote is on the disk now
+    expect(room.claimedBytes).toBe(30);
+    const b = await room.admit(40, 'b');
+    expect(room.claimedBytes).toBe(70);
+    a.release();
+    a.release(); // twice: nothing more
+    b.wrote(1000); // past what it declared: its claim is spent, no more
+    expect(room.claimedBytes).toBe(0);
+    expect(asked).toBeGreaterThanOrEqual(3);
+  });
+
+  it('asks once for admissions waiting together, and admits when the filesystem cannot say', async () => {
+    let asked = 0;
+    let answer: (bytes: number) => void = () => {};
+    const room = new DiskRoom(() => {
+      asked++;
+      return new Promise<number>((resolve) => {
+        answer = resolve;
+      });
+    });
+    const both = Promise.allSettled([room.admit(30, 'a'), room.admit(30, 'b')]);
+    answer(50);
+    const [first, second] = await both;
+    expect(asked).toBe(1);
+    expect(first.status).toBe('fulfilled');
+    expect(second.status).toBe('rejected');
+
+    const unknown = new DiskRoom(() => Promise.reject(new Error('EACCES')));
+    await expect(unknown.admit(10 ** 15, 'x')).resolves.toBeDefined();
+  });
+});
