@@ -8,6 +8,7 @@ import { constants as fsConstants } from 'node:fs';
 import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
+import { DiskRoom } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
 import {
   lessUmask,
@@ -16,6 +17,7 @@ import {
   SERVER_OWN_FILE_BITS,
 } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
+import { formatBytes } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import {
@@ -28,7 +30,6 @@ import {
 } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { DirectorySyncs } from './directorySyncs.js';
-import { DiskRoom } from './diskRoom.js';
 import { entryInfo, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
 import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
@@ -166,7 +167,15 @@ export class FsStorage implements Storage {
     this.#diskRoom =
       options.fs.statfs === undefined
         ? undefined
-        : new DiskRoom(async () => (await this.space())?.freeBytes ?? Number.POSITIVE_INFINITY);
+        : new DiskRoom(
+            async () => (await this.space())?.freeBytes ?? Number.POSITIVE_INFINITY,
+            (bytes, room, clientPath) =>
+              new StorageError(
+                'NO_SPACE',
+                `not enough room on the server's disk for ${clientPath}: ${formatBytes(bytes)} declared, ${formatBytes(room)} free for it`,
+                clientPath,
+              ),
+          );
     this.#reserve = options.reserve;
     this.#locateOpened = options.locateOpened;
     this.#viewOpened = options.viewOpened;

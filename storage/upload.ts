@@ -4,6 +4,7 @@
  */
 
 import { DEFAULTS } from '../shared/defaults.js';
+import type { RoomClaim } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
 import { keepPermissionBits, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
@@ -11,7 +12,6 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import type { DigestCache } from './digestCache.js';
 import type { DirectorySyncs } from './directorySyncs.js';
-import type { RoomClaim } from './diskRoom.js';
 import { entryInfo } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
 import { storageErrorFromFs } from './fsErrors.js';

@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DiskRoom } from '../shared/diskRoom.js';
+import { MuxftpError } from '../shared/errors.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { openedFileLocation } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
-import { DiskRoom } from '../storage/diskRoom.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -98,16 +99,22 @@ describe('room on the disk for uploads of a declared size', () => {
 });
 
 describe('DiskRoom', () => {
+  const refusal = (bytes: number, room: number, what: string) =>
+    new MuxftpError('NO_SPACE', `${what}: ${bytes} do not fit in ${room}`);
+
   it('counts what admitted uploads have yet to write, and gives it back as they write and end', async () => {
     let free = 100;
     let asked = 0;
     const room = new DiskRoom(async () => {
       asked++;
       return free;
-    });
+    }, refusal);
     const a = await room.admit(60, 'a');
     expect(room.claimedBytes).toBe(60);
-    await expect(room.admit(50, 'b')).rejects.toMatchObject({ code: 'NO_SPACE' });
+    await expect(room.admit(50, 'b')).rejects.toMatchObject({
+      code: 'NO_SPACE',
+      message: 'b: 50 do not fit in 40',
+    });
     a.wrote(30);
     free -= 30; // what a wrote is on the disk now
     expect(room.claimedBytes).toBe(30);
@@ -128,7 +135,7 @@ describe('DiskRoom', () => {
       return new Promise<number>((resolve) => {
         answer = resolve;
       });
-    });
+    }, refusal);
     const both = Promise.allSettled([room.admit(30, 'a'), room.admit(30, 'b')]);
     answer(50);
     const [first, second] = await both;
@@ -136,7 +143,7 @@ describe('DiskRoom', () => {
     expect(first.status).toBe('fulfilled');
     expect(second.status).toBe('rejected');
 
-    const unknown = new DiskRoom(() => Promise.reject(new Error('EACCES')));
+    const unknown = new DiskRoom(() => Promise.reject(new Error('EACCES')), refusal);
     await expect(unknown.admit(10 ** 15, 'x')).resolves.toBeDefined();
   });
 });
