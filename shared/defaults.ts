@@ -223,8 +223,9 @@ export const DEFAULTS = {
    */
   uploadFlushAheadBytes: 32 * MiB,
   /**
-   * Disk storage: a sample of the free space (statfs) no older than this admits an upload whose
-   * declared size fits twice over without asking again (storage/diskRoom.ts); a closer call asks.
+   * Disk storage and get's local files: a sample of the free space (statfs) no older than this
+   * admits a write whose size fits twice over without asking again (shared/diskRoom.ts); a closer
+   * call asks.
    */
   diskRoomSampleMs: 1000,
   /**

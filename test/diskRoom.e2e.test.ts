@@ -1,5 +1,5 @@
 /**
- * storage/diskRoom.ts: uploads that declared their size are admitted only while what they
+ * shared/diskRoom.ts on the server: uploads that declared their size are admitted only while what they
  * declared fits in the free space beside the uploads in flight; the rest are refused NO_SPACE
  * before a byte moves, and nothing is left under a real name or as a temporary file.
  */
