@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -12,16 +13,28 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DiskRoom } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { openedFileLocation } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
 import { FsStorage } from '../storage/fsStorage.js';
+import { runCli } from './helpers/cliProcess.js';
+import { startScriptedServer } from './helpers/scriptedServer.js';
+import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const MiB = 1024 * 1024;
 let env: TestServer | undefined;
 let root: string | undefined;
 
+const tempDirs = new TempDirs('muxftp-room-cli-');
+let scripted: Server | undefined;
+
 afterEach(async () => {
+  await new Promise<void>((resolve) => (scripted ? scripted.close(() => resolve()) : resolve()));
+  scripted = undefined;
+  await tempDirs.removeAll();
   await env?.stop();
   env = undefined;
   if (root !== undefined) await rm(root, { recursive: true, force: true });
@@ -95,6 +108,44 @@ describe('room on the disk for uploads of a declared size', () => {
     // A declared size past the room is refused.
     await expect(client.put('big.bin', randomBytes(4 * MiB))).rejects.toMatchObject({ code: 'NO_SPACE' });
     expect(await readdir(root!)).toEqual(['s.bin']);
+  });
+});
+
+describe('get: room on the local disk', () => {
+  it('a file larger than the local disk has room for fails at once, before a byte is asked for; one that fits is downloaded', async () => {
+    // A stand-in server listing huge.bin at 1 PB (no disk here has that), and small.bin as it is.
+    const small = randomBytes(1000);
+    const gets: string[] = [];
+    const { server, port } = await startScriptedServer((socket, frame) => {
+      if (frame.type !== FrameType.OPEN) return;
+      const request = JSON.parse(frame.payload.toString()) as { op: string; path: string };
+      const huge = request.path === 'huge.bin';
+      const size = huge ? 10 ** 15 : small.length;
+      const entry = { name: request.path, type: 'file', size, mtime: 1_700_000_000_000 };
+      if (request.op === 'stat') socket.write(encodeReply(frame.streamId, { entry }));
+      else if (request.op === 'get') {
+        gets.push(request.path);
+        if (huge) {
+          socket.destroy(); // before: the download started, and failed on the lost connection
+          return;
+        }
+        socket.write(encodeReply(frame.streamId, { size, mtime: entry.mtime, offset: 0, blocks: [] }));
+        socket.write(encodeData(frame.streamId, small));
+        socket.write(encodeEnd(frame.streamId, size, 'xxh128', contentDigest('xxh128', small)));
+      }
+    });
+    scripted = server;
+    const local = await tempDirs.make();
+    const run = await runCli(
+      ['--server', `127.0.0.1:${port}`, 'get', 'huge.bin', 'small.bin', '--to', '.', '--retries', '0'],
+      local,
+    );
+    expect(run.stderr).toMatch(
+      /^muxftp: get huge\.bin: not enough room on the local disk for \S*huge\.bin: 909 TiB needed, [\d.]+ [KMGT]iB free for it \(LOCAL_IO_ERROR\)\n$/,
+    );
+    expect(run.code).toBe(1);
+    expect(gets).toEqual(['small.bin']);
+    expect(await readdir(local)).toEqual(['small.bin']);
   });
 });
 

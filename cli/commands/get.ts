@@ -8,7 +8,7 @@
 
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { Client, WireEntry } from '../../client/client.js';
+import type { Client, TransferOptions, WireEntry } from '../../client/client.js';
 import { isSpecialFile } from '../../client/sinks.js';
 import { LocalPartialRefusedError } from '../../client/streams.js';
 import type { ConcurrencyLimit } from '../../shared/concurrencyLimit.js';
@@ -18,6 +18,7 @@ import { keepLocalDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
+import { LocalRooms } from '../localRoom.js';
 import {
   type EntryKind,
   type MirroredTree,
@@ -344,6 +345,7 @@ async function get(
     return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
   }
 
+  const localRooms = new LocalRooms();
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).
   const outcomes = await runTransfers({
     command: 'get',
@@ -363,15 +365,36 @@ async function get(
         : undefined,
     writesInPlace: (job) => isSpecialFile(job.local),
     perform: async (job, client, transferOptions) => {
-      const result = await client.get(job.remote, job.standardStream ? process.stdout : job.local, {
-        ...transferOptions,
-        continue: options.continue === true,
-        // A sync continued after an interruption (`get -r -c`): a file that changed on the server
-        // since is downloaded afresh, not refused; a file the user named is left to them.
-        replaceDiffering: job.inTree === true,
-        keepTimes: options.times,
-        keepModes: options.perms,
-      });
+      // A fresh download into a file needs its whole size beside the old file until the rename;
+      // one that continues what is there (-c, a retry) needs less, and is not held to it.
+      const fresh =
+        !job.standardStream &&
+        job.size !== undefined &&
+        options.continue !== true &&
+        transferOptions.resumeKept !== true &&
+        transferOptions.writesInPlace !== true;
+      const room = fresh ? await localRooms.admit(job.local, job.size!) : undefined;
+      let counted = 0;
+      const onProgress: TransferOptions['onProgress'] =
+        room === undefined
+          ? transferOptions.onProgress
+          : (bytesDone, bytesTotal) => {
+              room.wrote(bytesDone - counted);
+              counted = bytesDone;
+              transferOptions.onProgress?.(bytesDone, bytesTotal);
+            };
+      const result = await client
+        .get(job.remote, job.standardStream ? process.stdout : job.local, {
+          ...transferOptions,
+          ...(onProgress === undefined ? {} : { onProgress }),
+          continue: options.continue === true,
+          // A sync continued after an interruption (`get -r -c`): a file that changed on the server
+          // since is downloaded afresh, not refused; a file the user named is left to them.
+          replaceDiffering: job.inTree === true,
+          keepTimes: options.times,
+          keepModes: options.perms,
+        })
+        .finally(() => room?.release());
       return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
     },
   });

@@ -1,0 +1,53 @@
+/**
+ * Room on the local disks for `get`'s downloads (shared/diskRoom.ts), one account per filesystem:
+ * a download starts only if its listed size fits beside what the downloads in flight still have
+ * to write, so many at once into too little room store those that fit, and the rest fail at once
+ * instead of each failing part-way (a full disk keeps nothing for get -c).
+ */
+
+import { stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { DiskRoom, type RoomClaim } from '../shared/diskRoom.js';
+import { MuxftpError } from '../shared/errors.js';
+import { formatBytes } from '../shared/humanUnits.js';
+
+export class LocalRooms {
+  /** By device number: directories on one filesystem share its room. */
+  readonly #rooms = new Map<number, DiskRoom>();
+  /** Each target directory's device, looked up once (undefined: it cannot be looked at). */
+  readonly #devices = new Map<string, Promise<number | undefined>>();
+
+  /**
+   * Claims `bytes` for a download into `local`, or throws LOCAL_IO_ERROR when they do not fit;
+   * undefined when its directory cannot be looked at (the download then says what is wrong).
+   */
+  async admit(local: string, bytes: number): Promise<RoomClaim | undefined> {
+    const dir = path.dirname(local);
+    let device = this.#devices.get(dir);
+    if (device === undefined) {
+      device = stat(dir).then(
+        (stats) => stats.dev,
+        () => undefined,
+      );
+      this.#devices.set(dir, device);
+    }
+    const dev = await device;
+    if (dev === undefined) return undefined;
+    let room = this.#rooms.get(dev);
+    if (room === undefined) {
+      room = new DiskRoom(
+        async () => {
+          const { bsize, bavail } = await statfs(dir);
+          return bsize * bavail;
+        },
+        (needed, free, what) =>
+          new MuxftpError(
+            'LOCAL_IO_ERROR',
+            `not enough room on the local disk for ${what}: ${formatBytes(needed)} needed, ${formatBytes(free)} free for it`,
+          ),
+      );
+      this.#rooms.set(dev, room);
+    }
+    return room.admit(bytes, local);
+  }
+}
