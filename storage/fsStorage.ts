@@ -8,7 +8,7 @@ import { constants as fsConstants } from 'node:fs';
 import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
-import { DiskRoom } from '../shared/diskRoom.js';
+import { DiskRoom, type RoomClaim } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
 import {
   lessUmask,
@@ -697,16 +697,15 @@ export class FsStorage implements Storage {
         target.clientPath,
       );
     }
-    // Refused before a byte moves when what it declared does not fit beside the uploads in flight.
-    const room =
-      expectedSize > resumeFrom
-        ? await this.#diskRoom?.admit(expectedSize - resumeFrom, target.clientPath)
-        : undefined;
     const temporaryPath = this.#paths.join(parentHostPath, keep ? keyed : newTemporaryName());
     this.#activeTemporaryPaths.add(temporaryPath);
     let handle: FsFileHandle;
     let heldBytes = 0;
+    let room: RoomClaim | undefined;
     try {
+      // Refused before a byte moves when what it declared does not fit beside the uploads in flight.
+      if (expectedSize > resumeFrom)
+        room = await this.#diskRoom?.admit(expectedSize - resumeFrom, target.clientPath);
       handle = await this.#openTemporary(target.clientPath, temporaryPath, keep, resumeFrom > 0).catch(
         async (error: unknown) => {
           // The parent is looked at only when the open failed for want of it: say which.
