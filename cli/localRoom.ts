@@ -7,7 +7,7 @@
 
 import { stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { DiskRoom, type RoomClaim } from '../shared/diskRoom.js';
+import { DiskRoom, type RoomClaim, writableBytes } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { formatBytes } from '../shared/humanUnits.js';
 
@@ -36,10 +36,7 @@ export class LocalRooms {
     let room = this.#rooms.get(dev);
     if (room === undefined) {
       room = new DiskRoom(
-        async () => {
-          const { bsize, bavail } = await statfs(dir);
-          return bsize * bavail;
-        },
+        async () => writableBytes(await statfs(dir)),
         (needed, free, what) =>
           new MuxftpError(
             'LOCAL_IO_ERROR',

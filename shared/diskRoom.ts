@@ -17,7 +17,7 @@ export interface RoomClaim {
 }
 
 export class DiskRoom {
-  readonly #freeBytes: () => Promise<number>;
+  readonly #freeBytes: () => Promise<number | undefined>;
   readonly #refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError;
   /** Claimed bytes of the writes in flight that they have not written yet. */
   #claimed = 0;
@@ -26,11 +26,11 @@ export class DiskRoom {
   #sampling: Promise<number | undefined> | undefined;
 
   /**
-   * `freeBytes`: the filesystem's free space for unprivileged writes now (statfs's bavail);
-   * `refusal`: the error for `bytes` of `what` that do not fit in `roomBytes`.
+   * `freeBytes`: what this process may write on the filesystem now (writableBytes), undefined
+   * when it cannot tell; `refusal`: the error for `bytes` of `what` that do not fit in `roomBytes`.
    */
   constructor(
-    freeBytes: () => Promise<number>,
+    freeBytes: () => Promise<number | undefined>,
     refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError,
   ) {
     this.#freeBytes = freeBytes;
@@ -51,7 +51,7 @@ export class DiskRoom {
     const fresh = sample !== undefined && performance.now() - sample.at < DEFAULTS.diskRoomSampleMs;
     if (!fresh || 2 * (this.#claimed + bytes) > sample.freeBytes) {
       const freeBytes = await this.#sampleNow();
-      // A filesystem that cannot say (statfs refused): the writes will tell.
+      // A filesystem that cannot say (statfs refused, no block counts): the writes will tell.
       if (freeBytes === undefined) return this.#claim(bytes);
       const room = Math.max(0, freeBytes - this.#claimed);
       if (bytes > room) throw this.#refusal(bytes, room, what);
@@ -79,7 +79,7 @@ export class DiskRoom {
     if (this.#sampling === undefined) {
       const sampling = this.#freeBytes().then(
         (freeBytes) => {
-          this.#sample = { freeBytes, at: performance.now() };
+          if (freeBytes !== undefined) this.#sample = { freeBytes, at: performance.now() };
           return freeBytes;
         },
         () => undefined,
@@ -92,4 +92,20 @@ export class DiskRoom {
     }
     return this.#sampling;
   }
+}
+
+/**
+ * What statfs(2) says this process may still write: root may use the blocks kept for it (bfree),
+ * others only bavail. Undefined for a filesystem that keeps no block counts (sysfs, procfs, many
+ * FUSE ones report 0 blocks): its room is unknown, not nil.
+ */
+export function writableBytes(stats: {
+  bsize: number | bigint;
+  blocks: number | bigint;
+  bavail: number | bigint;
+  bfree?: number | bigint;
+}): number | undefined {
+  if (Number(stats.blocks) === 0) return undefined;
+  const free = process.geteuid?.() === 0 && stats.bfree !== undefined ? stats.bfree : stats.bavail;
+  return Number(stats.bsize) * Number(free);
 }

@@ -73,7 +73,10 @@ export interface FsPromises {
    */
   openPath?(path: string): Promise<PathHandle>;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
-  statfs?(
-    path: string,
-  ): Promise<{ bsize: number | bigint; blocks: number | bigint; bavail: number | bigint }>;
+  statfs?(path: string): Promise<{
+    bsize: number | bigint;
+    blocks: number | bigint;
+    bavail: number | bigint;
+    bfree?: number | bigint;
+  }>;
 }

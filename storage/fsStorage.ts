@@ -8,7 +8,7 @@ import { constants as fsConstants } from 'node:fs';
 import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
-import { DiskRoom, type RoomClaim } from '../shared/diskRoom.js';
+import { DiskRoom, type RoomClaim, writableBytes } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
 import {
   lessUmask,
@@ -168,7 +168,7 @@ export class FsStorage implements Storage {
       options.fs.statfs === undefined
         ? undefined
         : new DiskRoom(
-            async () => (await this.space())?.freeBytes ?? Number.POSITIVE_INFINITY,
+            async () => writableBytes(await options.fs.statfs!(await this.#confinement.realRoot())),
             (bytes, room, clientPath) =>
               new StorageError(
                 'NO_SPACE',

@@ -4,13 +4,13 @@
  * before a byte moves, and nothing is left under a real name or as a temporary file.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, statfs } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiskRoom } from '../shared/diskRoom.js';
+import { DiskRoom, writableBytes } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
@@ -196,5 +196,15 @@ describe('DiskRoom', () => {
 
     const unknown = new DiskRoom(() => Promise.reject(new Error('EACCES')), refusal);
     await expect(unknown.admit(10 ** 15, 'x')).resolves.toBeDefined();
+    const uncounted = new DiskRoom(async () => undefined, refusal);
+    await expect(uncounted.admit(10 ** 15, 'x')).resolves.toBeDefined();
+  });
+
+  it('writableBytes: a filesystem without block counts (sysfs) has unknown room, not none; root may use bfree', async () => {
+    expect(writableBytes({ bsize: 4096, blocks: 0, bavail: 0, bfree: 0 })).toBeUndefined();
+    const stats = { bsize: 4096, blocks: 100, bavail: 5, bfree: 10 };
+    expect(writableBytes(stats)).toBe(4096 * (process.geteuid?.() === 0 ? 10 : 5));
+    if (process.platform === 'linux') expect(writableBytes(await statfs('/sys'))).toBeUndefined();
+    expect(writableBytes(await statfs(tmpdir()))).toBeGreaterThan(0);
   });
 });
