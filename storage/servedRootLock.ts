@@ -13,9 +13,10 @@
  * reader never sees half of one. The name is reserved (`.muxftp-`): clients neither see nor touch it.
  */
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, readFile, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 
 export { SERVED_ROOT_LOCK_NAME };
@@ -117,8 +118,9 @@ export async function lockServedRoot(
     return { lock: undefined, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
   }
   try {
-    // A few rounds: a stale lock removed here may be taken by another server starting meanwhile.
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // Rounds: a stale lock removed here may be taken by another server starting meanwhile, and
+    // one server at a time removes a stale lock (removeStale): the others wait their turn.
+    for (let attempt = 0; attempt < TAKEOVER_ATTEMPTS; attempt++) {
       try {
         await link(staging, lockPath);
         return { lock: new ServedRootLock(lockPath, content) };
@@ -130,16 +132,54 @@ export async function lockServedRoot(
           };
         }
       }
-      const existing = await readHolder(lockPath);
+      const text = await readFile(lockPath, 'utf8').catch(() => undefined);
+      if (text === undefined) continue; // removed meanwhile: link again
+      const existing = parseHolder(text);
       if (existing !== undefined && holderMayBeAlive(existing)) {
         throw new RootInUseError(root, lockPath, existing, true);
       }
-      await unlink(lockPath).catch(() => {});
+      if (!(await removeStale(lockPath, text, content))) await sleep(TAKEOVER_WAIT_MS);
     }
     const existing = await readHolder(lockPath);
     throw new RootInUseError(root, lockPath, existing ?? { pid: 0, host: '?', since: '?' }, true);
   } finally {
     await unlink(staging).catch(() => {});
+  }
+}
+
+/** Rounds of lockServedRoot, and how long one waits for another server's takeover. */
+const TAKEOVER_ATTEMPTS = 50;
+const TAKEOVER_WAIT_MS = 20;
+/** A takeover mark older than this was left by a server that died in the midst: removed. */
+const TAKEOVER_MARK_STALE_MS = 5_000;
+
+/**
+ * Removes the lock at `lockPath` if it still says `stale`, while holding the takeover mark (a
+ * file created exclusively beside it): false when another server holds the mark. Without it, two
+ * servers starting together on a stale lock could each remove it, the second removing the lock
+ * the first had just made in its place (both then served the root). Under the mark the lock can
+ * change only by being removed (a new one cannot take the name while it is there), so the lock
+ * read again here is the one removed.
+ */
+async function removeStale(lockPath: string, stale: string, content: string): Promise<boolean> {
+  const mark = `${lockPath}.takeover`;
+  try {
+    await writeFile(mark, content, { flag: 'wx', mode: 0o644 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const age = await stat(mark).then(
+      (stats) => Date.now() - stats.mtimeMs,
+      () => 0,
+    );
+    if (age > TAKEOVER_MARK_STALE_MS) await unlink(mark).catch(() => {});
+    return false;
+  }
+  try {
+    const now = await readFile(lockPath, 'utf8').catch(() => undefined);
+    if (now === stale) await unlink(lockPath).catch(() => {});
+    return true;
+  } finally {
+    await unlink(mark).catch(() => {});
   }
 }
 
@@ -170,12 +210,11 @@ export async function servedByAnother(directory: string): Promise<boolean> {
 }
 
 async function readHolder(lockPath: string): Promise<ServedRootHolder | undefined> {
-  let text: string;
-  try {
-    text = await readFile(lockPath, 'utf8');
-  } catch {
-    return undefined;
-  }
+  const text = await readFile(lockPath, 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : parseHolder(text);
+}
+
+function parseHolder(text: string): ServedRootHolder | undefined {
   try {
     const parsed = JSON.parse(text) as Partial<ServedRootHolder>;
     if (!Number.isSafeInteger(parsed.pid) || (parsed.pid as number) <= 0 || typeof parsed.host !== 'string') {

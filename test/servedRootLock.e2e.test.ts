@@ -9,6 +9,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -154,6 +155,56 @@ describe('one server per root', () => {
     expect(await next.exited).toBe(0);
     expect(await readdir(root)).toEqual([]);
   });
+
+  it('three servers starting at once on a stale lock: exactly one takes the root, every time', async () => {
+    // Each process takes the lock at the same instant and holds it until its stdin closes. Before,
+    // two removed the stale lock one after the other, the second removing the first's new one:
+    // 6 of 40 trials ended with two or three holders.
+    const module = join(import.meta.dirname, '..', 'dist', 'storage', 'servedRootLock.js');
+    const script = `
+      const { lockServedRoot } = await import(${JSON.stringify(module)});
+      const [root, at] = process.argv.slice(1);
+      await new Promise((resolve) => setTimeout(resolve, Number(at) - Date.now()));
+      try {
+        const { lock } = await lockServedRoot(root);
+        console.log(lock === undefined ? 'UNLOCKED' : 'GOT');
+      } catch (error) {
+        console.log(error.name === 'RootInUseError' ? 'REFUSED' : 'ERROR ' + error.message);
+      }
+      process.stdin.resume();
+      process.stdin.on('end', () => process.exit(0));
+    `;
+    const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
+    for (let trial = 0; trial < 15; trial++) {
+      const root = await tempDirs.make();
+      await writeFile(join(root, SERVED_ROOT_LOCK_NAME), `${JSON.stringify(stale)}\n`);
+      const at = Date.now() + 300;
+      const racers = [0, 1, 2].map(() => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script, root, String(at)], {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        children.add(child);
+        const said = new Promise<string>((resolve) => {
+          let out = '';
+          child.stdout!.on('data', (chunk: Buffer) => {
+            out += chunk.toString();
+            if (out.includes('\n')) resolve(out.trim());
+          });
+          child.once('exit', () => resolve(out.trim() || 'EXITED'));
+        });
+        return { child, said };
+      });
+      const answers = await Promise.all(racers.map(({ said }) => said));
+      for (const { child } of racers) child.stdin!.end();
+      await Promise.all(
+        racers.map(({ child }) =>
+          child.exitCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)),
+        ),
+      );
+      for (const { child } of racers) children.delete(child);
+      expect(answers.sort(), `trial ${trial}`).toEqual(['GOT', 'REFUSED', 'REFUSED']);
+    }
+  }, 60_000);
 
   it('takes over a lock whose pid now runs another process, and honours one from another host', async () => {
     const root = await tempDirs.make();
