@@ -11,6 +11,7 @@
 import { DEFAULTS } from './defaults.js';
 import type { MuxftpError } from './errors.js';
 
+/** An admitted write's share of the room: shrinks as it writes, gone when it ends. */
 export interface RoomClaim {
   wrote(bytes: number): void;
   release(): void;
