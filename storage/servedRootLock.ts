@@ -147,11 +147,14 @@ export async function lockServedRoot(
   }
 }
 
-/** Rounds of lockServedRoot, and how long one waits for another server's takeover. */
-const TAKEOVER_ATTEMPTS = 50;
-const TAKEOVER_WAIT_MS = 20;
 /** A takeover mark older than this was left by a server that died in the midst: removed. */
 const TAKEOVER_MARK_STALE_MS = 5_000;
+/**
+ * How long one waits for another server's takeover, and rounds of lockServedRoot: enough to
+ * outwait a mark left by a server that died holding it (the mark's usual life is a millisecond).
+ */
+const TAKEOVER_WAIT_MS = 20;
+const TAKEOVER_ATTEMPTS = Math.ceil((TAKEOVER_MARK_STALE_MS * 1.5) / TAKEOVER_WAIT_MS);
 
 /**
  * Removes the lock at `lockPath` if it still says `stale`, while holding the takeover mark (a

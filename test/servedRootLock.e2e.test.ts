@@ -8,7 +8,7 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -205,6 +205,20 @@ describe('one server per root', () => {
       expect(answers.sort(), `trial ${trial}`).toEqual(['GOT', 'REFUSED', 'REFUSED']);
     }
   }, 60_000);
+
+  it('a takeover mark left by a server that died holding it is outwaited, then the stale lock taken over', async () => {
+    const root = await tempDirs.make();
+    const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+    const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
+    await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
+    // Old: removed at once. (A fresh one is waited for until it is old: the same path, 5 s later.)
+    await writeFile(`${lockPath}.takeover`, `${JSON.stringify(stale)}\n`);
+    const old = new Date(Date.now() - 60_000);
+    await utimes(`${lockPath}.takeover`, old, old);
+    const next = await listening(root);
+    expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(next.child.pid);
+    expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
+  });
 
   it('takes over a lock whose pid now runs another process, and honours one from another host', async () => {
     const root = await tempDirs.make();
