@@ -14,7 +14,7 @@ import { formatBytes } from '../shared/humanUnits.js';
 export class LocalRooms {
   /** By device number: directories on one filesystem share its room. */
   readonly #rooms = new Map<number, DiskRoom>();
-  /** Each target directory's device, looked up once (undefined: it cannot be looked at). */
+  /** Each target directory's device, looked up once it can be (undefined: it cannot be looked at). */
   readonly #devices = new Map<string, Promise<number | undefined>>();
 
   /**
@@ -25,9 +25,13 @@ export class LocalRooms {
     const dir = path.dirname(local);
     let device = this.#devices.get(dir);
     if (device === undefined) {
+      // Not kept when it fails: the directory may be made later in the run (-p).
       device = stat(dir).then(
         (stats) => stats.dev,
-        () => undefined,
+        () => {
+          this.#devices.delete(dir);
+          return undefined;
+        },
       );
       this.#devices.set(dir, device);
     }
