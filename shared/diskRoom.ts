@@ -68,6 +68,9 @@ export class DiskRoom {
         const done = Math.min(left, written);
         left -= done;
         this.#claimed -= done;
+        // Written: off the cached sample too, or the next admissions within its second count
+        // those bytes as free again (three 8 MB puts in turn into 20 MB were all admitted).
+        if (this.#sample !== undefined) this.#sample.freeBytes -= done;
       },
       release: () => {
         this.#claimed -= left;

@@ -178,6 +178,18 @@ describe('DiskRoom', () => {
     expect(asked).toBeGreaterThanOrEqual(3);
   });
 
+  it('what an admitted write wrote is off the cached sample: admissions in turn within its second are refused once the room is used', async () => {
+    let free = 20;
+    const room = new DiskRoom(async () => free, refusal);
+    for (const name of ['a', 'b']) {
+      const claim = await room.admit(8, name);
+      claim.wrote(8);
+      free -= 8;
+      claim.release();
+    }
+    await expect(room.admit(8, 'c')).rejects.toMatchObject({ code: 'NO_SPACE' });
+  });
+
   it('asks once for admissions waiting together, and admits when the filesystem cannot say', async () => {
     let asked = 0;
     let answer: (bytes: number) => void = () => {};
