@@ -170,11 +170,7 @@ async function removeStale(lockPath: string, stale: string, content: string): Pr
     await writeFile(mark, content, { flag: 'wx', mode: 0o644 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const age = await stat(mark).then(
-      (stats) => Date.now() - stats.mtimeMs,
-      () => 0,
-    );
-    if (age > TAKEOVER_MARK_STALE_MS) await unlink(mark).catch(() => {});
+    if (await takeoverMarkIsStale(mark)) await unlink(mark).catch(() => {});
     return false;
   }
   try {
@@ -184,6 +180,23 @@ async function removeStale(lockPath: string, stale: string, content: string): Pr
   } finally {
     await unlink(mark).catch(() => {});
   }
+}
+
+/**
+ * A mark is stale when the server that wrote it is gone, or (its holder unreadable: it is written
+ * just after being created) when it is older than TAKEOVER_MARK_STALE_MS either way: a mark
+ * dated in the future (the clock stepped back since) would otherwise never age.
+ */
+async function takeoverMarkIsStale(mark: string): Promise<boolean> {
+  const text = await readFile(mark, 'utf8').catch(() => undefined);
+  if (text === undefined) return false; // removed meanwhile
+  const holder = parseHolder(text);
+  if (holder !== undefined) return !holderMayBeAlive(holder);
+  const age = await stat(mark).then(
+    (stats) => Date.now() - stats.mtimeMs,
+    () => 0,
+  );
+  return Math.abs(age) > TAKEOVER_MARK_STALE_MS;
 }
 
 /**

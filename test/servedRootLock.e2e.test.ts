@@ -211,14 +211,33 @@ describe('one server per root', () => {
     const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
     const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
     await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
-    // Old: removed at once. (A fresh one is waited for until it is old: the same path, 5 s later.)
-    await writeFile(`${lockPath}.takeover`, `${JSON.stringify(stale)}\n`);
+    // Old and unreadable (its writer died between creating and writing it): removed at once. A
+    // fresh unreadable one is waited for until it is old; one naming a dead writer is not.
+    await writeFile(`${lockPath}.takeover`, '');
     const old = new Date(Date.now() - 60_000);
     await utimes(`${lockPath}.takeover`, old, old);
     const next = await listening(root);
     expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(next.child.pid);
     expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
   });
+
+  it('a takeover mark dated in the future (the clock stepped back) is not waited for forever', async () => {
+    const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
+    const future = new Date(Date.now() + 3_600_000);
+    // One naming its (dead) writer, one not yet written: its writer cannot be told, only its age.
+    for (const markText of [`${JSON.stringify(stale)}\n`, '']) {
+      const root = await tempDirs.make();
+      const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+      await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
+      await writeFile(`${lockPath}.takeover`, markText);
+      await utimes(`${lockPath}.takeover`, future, future);
+      const next = await listening(root);
+      expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(next.child.pid);
+      expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
+      next.child.kill('SIGTERM');
+      await next.exited;
+    }
+  }, 30_000);
 
   it('takes over a lock whose pid now runs another process, and honours one from another host', async () => {
     const root = await tempDirs.make();
