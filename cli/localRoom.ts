@@ -7,13 +7,19 @@
 
 import { stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { DiskRoom, type RoomClaim, writableBytes } from '../shared/diskRoom.js';
+import { DiskRooms, type RoomClaim, writableBytes } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { formatBytes } from '../shared/humanUnits.js';
 
 export class LocalRooms {
-  /** By device number: directories on one filesystem share its room. */
-  readonly #rooms = new Map<number, DiskRoom>();
+  readonly #rooms = new DiskRooms(
+    async (dir) => writableBytes(await statfs(dir)),
+    (needed, free, what) =>
+      new MuxftpError(
+        'LOCAL_IO_ERROR',
+        `not enough room on the local disk for ${what}: ${formatBytes(needed)} needed, ${formatBytes(free)} free for it`,
+      ),
+  );
   /** Each target directory's device, looked up once it can be (undefined: it cannot be looked at). */
   readonly #devices = new Map<string, Promise<number | undefined>>();
 
@@ -37,18 +43,6 @@ export class LocalRooms {
     }
     const dev = await device;
     if (dev === undefined) return undefined;
-    let room = this.#rooms.get(dev);
-    if (room === undefined) {
-      room = new DiskRoom(
-        async () => writableBytes(await statfs(dir)),
-        (needed, free, what) =>
-          new MuxftpError(
-            'LOCAL_IO_ERROR',
-            `not enough room on the local disk for ${what}: ${formatBytes(needed)} needed, ${formatBytes(free)} free for it`,
-          ),
-      );
-      this.#rooms.set(dev, room);
-    }
-    return room.admit(bytes, local);
+    return this.#rooms.admit(dev, bytes, local, dir);
   }
 }

@@ -18,7 +18,7 @@ export interface RoomClaim {
 }
 
 export class DiskRoom {
-  readonly #freeBytes: () => Promise<number | undefined>;
+  readonly #freeBytes: (path: string) => Promise<number | undefined>;
   readonly #refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError;
   /** Claimed bytes of the writes in flight that they have not written yet. */
   #claimed = 0;
@@ -27,11 +27,12 @@ export class DiskRoom {
   #sampling: Promise<number | undefined> | undefined;
 
   /**
-   * `freeBytes`: what this process may write on the filesystem now (writableBytes), undefined
-   * when it cannot tell; `refusal`: the error for `bytes` of `what` that do not fit in `roomBytes`.
+   * `freeBytes`: what this process may write now on the filesystem holding `path` (writableBytes),
+   * undefined when it cannot tell; `refusal`: the error for `bytes` of `what` that do not fit in
+   * `roomBytes`.
    */
   constructor(
-    freeBytes: () => Promise<number | undefined>,
+    freeBytes: (path: string) => Promise<number | undefined>,
     refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError,
   ) {
     this.#freeBytes = freeBytes;
@@ -44,14 +45,15 @@ export class DiskRoom {
   }
 
   /**
-   * Claims `bytes` for a write of `what`, or throws the refusal when they do not fit. A recent
-   * sample with room to spare (twice what is asked) is trusted; a close call asks again.
+   * Claims `bytes` for a write of `what` into `path` (on this filesystem: where it is asked when
+   * a sample is due), or throws the refusal when they do not fit. A recent sample with room to
+   * spare (twice what is asked) is trusted; a close call asks again.
    */
-  async admit(bytes: number, what: string): Promise<RoomClaim> {
+  async admit(bytes: number, what: string, path: string): Promise<RoomClaim> {
     const sample = this.#sample;
     const fresh = sample !== undefined && performance.now() - sample.at < DEFAULTS.diskRoomSampleMs;
     if (!fresh || 2 * (this.#claimed + bytes) > sample.freeBytes) {
-      const freeBytes = await this.#sampleNow();
+      const freeBytes = await this.#sampleNow(path);
       // A filesystem that cannot say (statfs refused, no block counts): the writes will tell.
       if (freeBytes === undefined) return this.#claim(bytes);
       const room = Math.max(0, freeBytes - this.#claimed);
@@ -79,9 +81,9 @@ export class DiskRoom {
     };
   }
 
-  #sampleNow(): Promise<number | undefined> {
+  #sampleNow(path: string): Promise<number | undefined> {
     if (this.#sampling === undefined) {
-      const sampling = this.#freeBytes().then(
+      const sampling = this.#freeBytes(path).then(
         (freeBytes) => {
           if (freeBytes !== undefined) this.#sample = { freeBytes, at: performance.now() };
           return freeBytes;
@@ -95,6 +97,41 @@ export class DiskRoom {
       sampling.then(done, done);
     }
     return this.#sampling;
+  }
+}
+
+/**
+ * A DiskRoom per filesystem, told apart by device number: writes into directories on one
+ * filesystem share its room, and one on another (a disk mounted below the served root, a
+ * download into another mount) is held to that one's.
+ */
+export class DiskRooms {
+  readonly #rooms = new Map<number, DiskRoom>();
+  readonly #freeBytes: (path: string) => Promise<number | undefined>;
+  readonly #refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError;
+
+  /** As DiskRoom's. */
+  constructor(
+    freeBytes: (path: string) => Promise<number | undefined>,
+    refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError,
+  ) {
+    this.#freeBytes = freeBytes;
+    this.#refusal = refusal;
+  }
+
+  /** DiskRoom.admit on the filesystem `device` (stat's dev of `path` or of a file in it). */
+  admit(device: number | bigint, bytes: number, what: string, path: string): Promise<RoomClaim> {
+    let room = this.#rooms.get(Number(device));
+    if (room === undefined) {
+      room = new DiskRoom(this.#freeBytes, this.#refusal);
+      this.#rooms.set(Number(device), room);
+    }
+    return room.admit(bytes, what, path);
+  }
+
+  /** Bytes claimed and not yet written on the filesystem `device`. */
+  claimedBytes(device: number | bigint): number {
+    return this.#rooms.get(Number(device))?.claimedBytes ?? 0;
   }
 }
 

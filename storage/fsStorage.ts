@@ -8,7 +8,7 @@ import { constants as fsConstants } from 'node:fs';
 import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
-import { DiskRoom, type RoomClaim, writableBytes } from '../shared/diskRoom.js';
+import { DiskRooms, type RoomClaim, writableBytes } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
 import {
   lessUmask,
@@ -140,10 +140,10 @@ export class FsStorage implements Storage {
   /** Directory flushes after commits, shared by uploads committing side by side (group commit). */
   #directorySyncs: DirectorySyncs;
   /**
-   * Free space for declared uploads, across every view (measured at the root: a home mounted
-   * apart is counted as the root's filesystem); undefined where statfs is not there to ask.
+   * Free space for declared uploads, per filesystem, shared by every view; undefined where
+   * statfs is not there to ask.
    */
-  #diskRoom: DiskRoom | undefined;
+  #diskRooms: DiskRooms | undefined;
 
   constructor(options: FsStorageOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -164,11 +164,11 @@ export class FsStorage implements Storage {
     this.#confinement = new ConfinedRoot(options.fs, options.root, this.#paths);
     this.#moveGuard = new MoveGuard((base, path) => this.#confinement.isWithin(base, path));
     this.#directorySyncs = new DirectorySyncs(options.fs);
-    this.#diskRoom =
+    this.#diskRooms =
       options.fs.statfs === undefined
         ? undefined
-        : new DiskRoom(
-            async () => writableBytes(await options.fs.statfs!(await this.#confinement.realRoot())),
+        : new DiskRooms(
+            async (directory) => writableBytes(await options.fs.statfs!(directory)),
             (bytes, room, clientPath) =>
               new StorageError(
                 'NO_SPACE',
@@ -703,9 +703,6 @@ export class FsStorage implements Storage {
     let heldBytes = 0;
     let room: RoomClaim | undefined;
     try {
-      // Refused before a byte moves when what it declared does not fit beside the uploads in flight.
-      if (expectedSize > resumeFrom)
-        room = await this.#diskRoom?.admit(expectedSize - resumeFrom, target.clientPath);
       handle = await this.#openTemporary(target.clientPath, temporaryPath, keep, resumeFrom > 0).catch(
         async (error: unknown) => {
           // The parent is looked at only when the open failed for want of it: say which.
@@ -716,10 +713,12 @@ export class FsStorage implements Storage {
       );
       try {
         await this.#refuseOpenedOutside(handle, target.clientPath);
+        let opened: FsStats | undefined;
         if (keep) {
           // Kept data is left as it is until the upload ends (upload.ts cuts it then), so that an
           // upload refused or cut before its first byte leaves it whole.
           const held = await handle.stat();
+          opened = held;
           heldBytes = held.isFile() ? Number(held.size) : 0;
           if (!held.isFile() || heldBytes < resumeFrom) {
             throw new StorageError(
@@ -728,6 +727,17 @@ export class FsStorage implements Storage {
               target.clientPath,
             );
           }
+        }
+        // Refused before a byte moves when what it declared does not fit beside the uploads in
+        // flight on its filesystem (the opened file's: a disk mounted below the root has its own).
+        if (expectedSize > resumeFrom && this.#diskRooms !== undefined) {
+          const { dev } = opened ?? (await handle.stat());
+          room = await this.#diskRooms.admit(
+            dev,
+            expectedSize - resumeFrom,
+            target.clientPath,
+            parentHostPath,
+          );
         }
       } catch (error) {
         await handle.close().catch(noop);
@@ -942,8 +952,14 @@ export class FsStorage implements Storage {
   async space(): Promise<{ totalBytes: number; freeBytes: number } | undefined> {
     if (this.#fs.statfs === undefined) return undefined;
     try {
-      const { bsize, blocks, bavail } = await this.#fs.statfs(await this.#confinement.realRoot());
-      return { totalBytes: Number(bsize) * Number(blocks), freeBytes: Number(bsize) * Number(bavail) };
+      const realRoot = await this.#confinement.realRoot();
+      const { bsize, blocks, bavail } = await this.#fs.statfs(realRoot);
+      // Less what uploads in flight declared and have not written: the room a new one is admitted to.
+      const claimed = this.#diskRooms?.claimedBytes((await this.#fs.stat(realRoot)).dev) ?? 0;
+      return {
+        totalBytes: Number(bsize) * Number(blocks),
+        freeBytes: Math.max(0, Number(bsize) * Number(bavail) - claimed),
+      };
     } catch (error) {
       throw storageErrorFromFs(error, '');
     }
@@ -980,7 +996,7 @@ export class FsStorage implements Storage {
     view.#views = this.#views;
     view.#pathLocks = this.#pathLocks;
     view.#directorySyncs = this.#directorySyncs;
-    view.#diskRoom = this.#diskRoom;
+    view.#diskRooms = this.#diskRooms;
     // One guard for all views: a move through one home sees uploads through a home nested in it.
     view.#moveGuard = this.#moveGuard;
     this.#views.set(target.realPath, view);

@@ -337,7 +337,8 @@ export interface Storage {
   sweepTemporaryFiles(options?: SweepOptions): Promise<number>;
   /**
    * The filesystem the files are on: its size and the bytes an unprivileged writer may still use
-   * (statfs's blocks and bavail), or undefined where there is none to ask (memory). Optional.
+   * (statfs's blocks and bavail, less what uploads in flight declared and have not written yet),
+   * or undefined where there is none to ask (memory). Optional.
    */
   space?(): Promise<{ totalBytes: number; freeBytes: number } | undefined>;
   /** Aborts uploads in progress (a resumable one keeps its whole blocks) and closes open files. */

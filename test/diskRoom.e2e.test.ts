@@ -4,13 +4,13 @@
  * before a byte moves, and nothing is left under a real name or as a temporary file.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, statfs } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiskRoom, writableBytes } from '../shared/diskRoom.js';
+import { DiskRoom, DiskRooms, writableBytes } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
@@ -97,6 +97,63 @@ describe('room on the disk for uploads of a declared size', () => {
     expect((await client.getBuffer(`f${index}.bin`)).equals(files[index]!)).toBe(true);
   });
 
+  it("a disk mounted below the root is held to its own room, not the root's", async () => {
+    root = await mkdtemp(join(tmpdir(), 'muxftp-room-'));
+    const big = join(root, 'big');
+    await mkdir(big);
+    // big/ stands for another filesystem: its files report a device of their own, and statfs
+    // there says it has room, while the root's filesystem has 1 MiB.
+    const bigDevice = 987_654_321;
+    const onBig = (hostPath: string): boolean => hostPath === big || hostPath.startsWith(`${big}/`);
+    const fs = diskFs(new InlineFileCalls());
+    const storage = new FsStorage({
+      fs: {
+        ...fs,
+        open: async (hostPath, flags) => {
+          const handle = await fs.open(hostPath, flags);
+          if (!onBig(hostPath)) return handle;
+          const stat = async () =>
+            Object.defineProperty(Object.create(await handle.stat()), 'dev', { value: bigDevice });
+          return new Proxy(handle, {
+            get: (target, key) => {
+              if (key === 'stat') return stat;
+              const value = Reflect.get(target, key);
+              return typeof value === 'function' ? value.bind(target) : value;
+            },
+          });
+        },
+        statfs: async (hostPath) => ({
+          bsize: 4096,
+          blocks: 1 << 20,
+          bavail: onBig(hostPath) ? 1 << 20 : 256,
+        }),
+      },
+      root,
+      durable: false,
+      hostPaths: path,
+      locateOpened: openedFileLocation,
+    });
+    env = await startServer({ storage });
+    const client = await env.connect();
+    const bytes = randomBytes(8 * MiB);
+    await client.put('big/a.bin', bytes);
+    expect((await client.getBuffer('big/a.bin')).equals(bytes)).toBe(true);
+    await expect(client.put('a.bin', bytes)).rejects.toMatchObject({
+      code: 'NO_SPACE',
+      message: "not enough room on the server's disk for a.bin: 8.00 MiB declared, 1.00 MiB free for it",
+    });
+    expect((await readdir(root)).sort()).toEqual(['big']);
+  });
+
+  it('space() (df) shows the room less what uploads in flight declared and have not written', async () => {
+    const storage = await smallDisk(20 * MiB);
+    const before = (await storage.space())!.freeBytes;
+    const upload = await storage.createUpload('a.bin', { expectedSize: 8 * MiB });
+    expect((await storage.space())!.freeBytes).toBe(before - 8 * MiB);
+    await upload.abort();
+    expect((await storage.space())!.freeBytes).toBe(before);
+  });
+
   it('an upload of unknown size (a stream) is not refused up front: what fits is stored', async () => {
     env = await startServer({ storage: await smallDisk(4 * MiB) });
     const client = await env.connect();
@@ -160,16 +217,16 @@ describe('DiskRoom', () => {
       asked++;
       return free;
     }, refusal);
-    const a = await room.admit(60, 'a');
+    const a = await room.admit(60, 'a', '/d');
     expect(room.claimedBytes).toBe(60);
-    await expect(room.admit(50, 'b')).rejects.toMatchObject({
+    await expect(room.admit(50, 'b', '/d')).rejects.toMatchObject({
       code: 'NO_SPACE',
       message: 'b: 50 do not fit in 40',
     });
     a.wrote(30);
     free -= 30; // what a wrote is on the disk now
     expect(room.claimedBytes).toBe(30);
-    const b = await room.admit(40, 'b');
+    const b = await room.admit(40, 'b', '/d');
     expect(room.claimedBytes).toBe(70);
     a.release();
     a.release(); // twice: nothing more
@@ -182,12 +239,12 @@ describe('DiskRoom', () => {
     let free = 20;
     const room = new DiskRoom(async () => free, refusal);
     for (const name of ['a', 'b']) {
-      const claim = await room.admit(8, name);
+      const claim = await room.admit(8, name, '/d');
       claim.wrote(8);
       free -= 8;
       claim.release();
     }
-    await expect(room.admit(8, 'c')).rejects.toMatchObject({ code: 'NO_SPACE' });
+    await expect(room.admit(8, 'c', '/d')).rejects.toMatchObject({ code: 'NO_SPACE' });
   });
 
   it('asks once for admissions waiting together, and admits when the filesystem cannot say', async () => {
@@ -199,7 +256,7 @@ describe('DiskRoom', () => {
         answer = resolve;
       });
     }, refusal);
-    const both = Promise.allSettled([room.admit(30, 'a'), room.admit(30, 'b')]);
+    const both = Promise.allSettled([room.admit(30, 'a', '/d'), room.admit(30, 'b', '/d')]);
     answer(50);
     const [first, second] = await both;
     expect(asked).toBe(1);
@@ -207,9 +264,24 @@ describe('DiskRoom', () => {
     expect(second.status).toBe('rejected');
 
     const unknown = new DiskRoom(() => Promise.reject(new Error('EACCES')), refusal);
-    await expect(unknown.admit(10 ** 15, 'x')).resolves.toBeDefined();
+    await expect(unknown.admit(10 ** 15, 'x', '/d')).resolves.toBeDefined();
     const uncounted = new DiskRoom(async () => undefined, refusal);
-    await expect(uncounted.admit(10 ** 15, 'x')).resolves.toBeDefined();
+    await expect(uncounted.admit(10 ** 15, 'x', '/d')).resolves.toBeDefined();
+  });
+
+  it('DiskRooms: one account per device, each asked at the path of the write that needs a sample', async () => {
+    const asked: string[] = [];
+    const rooms = new DiskRooms(async (at) => {
+      asked.push(at);
+      return at.startsWith('/small') ? 10 : 100;
+    }, refusal);
+    await rooms.admit(1, 8, 'a', '/small/a');
+    await expect(rooms.admit(1, 8, 'b', '/small/b')).rejects.toMatchObject({
+      message: 'b: 8 do not fit in 2',
+    });
+    await rooms.admit(2, 80, 'c', '/big/c');
+    expect([rooms.claimedBytes(1), rooms.claimedBytes(2), rooms.claimedBytes(3)]).toEqual([8, 80, 0]);
+    expect(asked).toEqual(['/small/a', '/small/b', '/big/c']);
   });
 
   it('writableBytes: a filesystem without block counts (sysfs) has unknown room, not none; root may use bfree', async () => {
