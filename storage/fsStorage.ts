@@ -703,6 +703,22 @@ export class FsStorage implements Storage {
     let heldBytes = 0;
     let room: RoomClaim | undefined;
     try {
+      // Refused before a byte moves (and before a file is made) when what it declared does not
+      // fit beside the uploads in flight on its filesystem: the parent's, as a disk mounted
+      // below the root has its own. A parent that cannot be looked at is the open's to report.
+      if (expectedSize > resumeFrom && this.#diskRooms !== undefined) {
+        const device = await this.#fs.stat(parentHostPath).then(
+          (stats) => stats.dev,
+          () => undefined,
+        );
+        if (device !== undefined)
+          room = await this.#diskRooms.admit(
+            device,
+            expectedSize - resumeFrom,
+            target.clientPath,
+            parentHostPath,
+          );
+      }
       handle = await this.#openTemporary(target.clientPath, temporaryPath, keep, resumeFrom > 0).catch(
         async (error: unknown) => {
           // The parent is looked at only when the open failed for want of it: say which.
@@ -713,12 +729,10 @@ export class FsStorage implements Storage {
       );
       try {
         await this.#refuseOpenedOutside(handle, target.clientPath);
-        let opened: FsStats | undefined;
         if (keep) {
           // Kept data is left as it is until the upload ends (upload.ts cuts it then), so that an
           // upload refused or cut before its first byte leaves it whole.
           const held = await handle.stat();
-          opened = held;
           heldBytes = held.isFile() ? Number(held.size) : 0;
           if (!held.isFile() || heldBytes < resumeFrom) {
             throw new StorageError(
@@ -727,17 +741,6 @@ export class FsStorage implements Storage {
               target.clientPath,
             );
           }
-        }
-        // Refused before a byte moves when what it declared does not fit beside the uploads in
-        // flight on its filesystem (the opened file's: a disk mounted below the root has its own).
-        if (expectedSize > resumeFrom && this.#diskRooms !== undefined) {
-          const { dev } = opened ?? (await handle.stat());
-          room = await this.#diskRooms.admit(
-            dev,
-            expectedSize - resumeFrom,
-            target.clientPath,
-            parentHostPath,
-          );
         }
       } catch (error) {
         await handle.close().catch(noop);

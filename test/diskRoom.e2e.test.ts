@@ -101,7 +101,7 @@ describe('room on the disk for uploads of a declared size', () => {
     root = await mkdtemp(join(tmpdir(), 'muxftp-room-'));
     const big = join(root, 'big');
     await mkdir(big);
-    // big/ stands for another filesystem: its files report a device of their own, and statfs
+    // big/ stands for another filesystem: it reports a device of its own, and statfs
     // there says it has room, while the root's filesystem has 1 MiB.
     const bigDevice = 987_654_321;
     const onBig = (hostPath: string): boolean => hostPath === big || hostPath.startsWith(`${big}/`);
@@ -109,18 +109,11 @@ describe('room on the disk for uploads of a declared size', () => {
     const storage = new FsStorage({
       fs: {
         ...fs,
-        open: async (hostPath, flags) => {
-          const handle = await fs.open(hostPath, flags);
-          if (!onBig(hostPath)) return handle;
-          const stat = async () =>
-            Object.defineProperty(Object.create(await handle.stat()), 'dev', { value: bigDevice });
-          return new Proxy(handle, {
-            get: (target, key) => {
-              if (key === 'stat') return stat;
-              const value = Reflect.get(target, key);
-              return typeof value === 'function' ? value.bind(target) : value;
-            },
-          });
+        stat: async (hostPath) => {
+          const stats = await fs.stat(hostPath);
+          return onBig(hostPath)
+            ? Object.defineProperty(Object.create(stats), 'dev', { value: bigDevice })
+            : stats;
         },
         statfs: async (hostPath) => ({
           bsize: 4096,
@@ -143,6 +136,17 @@ describe('room on the disk for uploads of a declared size', () => {
       message: "not enough room on the server's disk for a.bin: 8.00 MiB declared, 1.00 MiB free for it",
     });
     expect((await readdir(root)).sort()).toEqual(['big']);
+  });
+
+  it('a resumable upload refused for want of room leaves no kept file behind', async () => {
+    const storage = await smallDisk(4 * MiB);
+    await expect(
+      storage.createUpload('a.bin', {
+        expectedSize: 8 * MiB,
+        partial: { size: 8 * MiB, algorithm: 'xxh128', source: 'a-version' },
+      }),
+    ).rejects.toMatchObject({ code: 'NO_SPACE' });
+    expect(await readdir(root!)).toEqual([]);
   });
 
   it('space() (df) shows the room less what uploads in flight declared and have not written', async () => {
