@@ -183,15 +183,16 @@ async function removeStale(lockPath: string, stale: string, content: string): Pr
 }
 
 /**
- * A mark is stale when the server that wrote it is gone, or (its holder unreadable: it is written
- * just after being created) when it is older than TAKEOVER_MARK_STALE_MS either way: a mark
- * dated in the future (the clock stepped back since) would otherwise never age.
+ * A mark is stale when the server that wrote it is gone, or when it is older than
+ * TAKEOVER_MARK_STALE_MS either way (its writer unreadable, as just after it is created, or on
+ * another host; a mark dated in the future, the clock stepped back since, would otherwise never
+ * age): a takeover holds it for a millisecond.
  */
 async function takeoverMarkIsStale(mark: string): Promise<boolean> {
   const text = await readFile(mark, 'utf8').catch(() => undefined);
   if (text === undefined) return false; // removed meanwhile
   const holder = parseHolder(text);
-  if (holder !== undefined) return !holderMayBeAlive(holder);
+  if (holder !== undefined && !holderMayBeAlive(holder)) return true;
   const age = await stat(mark).then(
     (stats) => Date.now() - stats.mtimeMs,
     () => 0,

@@ -224,8 +224,10 @@ describe('one server per root', () => {
   it('a takeover mark dated in the future (the clock stepped back) is not waited for forever', async () => {
     const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
     const future = new Date(Date.now() + 3_600_000);
-    // One naming its (dead) writer, one not yet written: its writer cannot be told, only its age.
-    for (const markText of [`${JSON.stringify(stale)}\n`, '']) {
+    // One naming its (dead) writer; one not yet written, and one from another host (a root shared
+    // over NFS): their writers cannot be told, only their age.
+    const elsewhere = { pid: 4242, host: 'another-host.example', since: '2020-01-01T00:00:00.000Z' };
+    for (const markText of [`${JSON.stringify(stale)}\n`, '', `${JSON.stringify(elsewhere)}\n`]) {
       const root = await tempDirs.make();
       const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
       await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
