@@ -183,16 +183,18 @@ async function removeStale(lockPath: string, stale: string, content: string): Pr
 }
 
 /**
- * A mark is stale when the server that wrote it is gone, or when it is older than
- * TAKEOVER_MARK_STALE_MS either way (its writer unreadable, as just after it is created, or on
- * another host; a mark dated in the future, the clock stepped back since, would otherwise never
- * age): a takeover holds it for a millisecond.
+ * A mark is stale when the server that wrote it is gone, never while it runs on this host, and
+ * otherwise when it is older than TAKEOVER_MARK_STALE_MS either way (its writer unreadable, as
+ * just after it is created, or on another host; a mark dated in the future, the clock stepped
+ * back since, would otherwise never age): a takeover holds it for a millisecond.
  */
 async function takeoverMarkIsStale(mark: string): Promise<boolean> {
   const text = await readFile(mark, 'utf8').catch(() => undefined);
   if (text === undefined) return false; // removed meanwhile
   const holder = parseHolder(text);
   if (holder !== undefined && !holderMayBeAlive(holder)) return true;
+  // Its writer is alive here, mid-takeover: removing its mark would let a second takeover in.
+  if (holder !== undefined && holder.host === hostname()) return false;
   const age = await stat(mark).then(
     (stats) => Date.now() - stats.mtimeMs,
     () => 0,

@@ -241,6 +241,24 @@ describe('one server per root', () => {
     }
   }, 30_000);
 
+  it('a takeover mark dated in the future whose writer is alive here is honoured: the start is refused', async () => {
+    const root = await tempDirs.make();
+    const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+    const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
+    await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
+    // This test's own process stands for a live server mid-takeover (its clock ahead, or stepped
+    // back since): its mark must stay, or a second takeover could run beside it.
+    const writer = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+    const mark = `${lockPath}.takeover`;
+    await writeFile(mark, `${JSON.stringify(writer)}\n`);
+    const future = new Date(Date.now() + 3_600_000);
+    await utimes(mark, future, future);
+    const started = await serve(root);
+    expect('code' in started && started.code).toBe(1);
+    expect(JSON.parse(await readFile(mark, 'utf8')).pid).toBe(process.pid);
+    expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(stale.pid);
+  }, 30_000);
+
   it('takes over a lock whose pid now runs another process, and honours one from another host', async () => {
     const root = await tempDirs.make();
     const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
