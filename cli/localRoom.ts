@@ -7,13 +7,13 @@
 
 import { stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { DiskRooms, type RoomClaim, writableBytes } from '../shared/diskRoom.js';
+import { DiskRooms, type RoomClaim } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { formatBytes } from '../shared/humanUnits.js';
 
 export class LocalRooms {
   readonly #rooms = new DiskRooms(
-    async (dir) => writableBytes(await statfs(dir)),
+    (dir) => statfs(dir),
     (needed, free, what) =>
       new MuxftpError(
         'LOCAL_IO_ERROR',

@@ -100,38 +100,87 @@ export class DiskRoom {
   }
 }
 
+/** What DiskRooms reads of statfs(2). */
+export interface RoomStats {
+  type?: number | bigint;
+  bsize: number | bigint;
+  blocks: number | bigint;
+  bavail: number | bigint;
+  bfree?: number | bigint;
+}
+
 /**
- * A DiskRoom per filesystem, told apart by device number: writes into directories on one
- * filesystem share its room, and one on another (a disk mounted below the served root, a
+ * Filesystems whose subvolumes each have a device number of their own while drawing on one
+ * pool of blocks, and whose statfs reports that pool's blocks from any of them (btrfs,
+ * bcachefs). ZFS is not here: its datasets report blocks of their own.
+ */
+const POOLED_FILESYSTEM_TYPES: ReadonlySet<number> = new Set([0x9123683e, 0xca451a4e]);
+
+/**
+ * The room a filesystem's writes share: its device's, or on a pooled filesystem its pool's,
+ * told by type, block size and block count (node's statfs has no f_fsid). Two pools of the same
+ * size would share one room: admission more careful than it need be, never less.
+ */
+export function roomKey(device: number | bigint, stats: RoomStats | undefined): string {
+  if (stats?.type !== undefined && POOLED_FILESYSTEM_TYPES.has(Number(stats.type))) {
+    return `pool:${Number(stats.type)}:${Number(stats.bsize)}:${Number(stats.blocks)}`;
+  }
+  return `dev:${Number(device)}`;
+}
+
+/**
+ * A DiskRoom per filesystem, told apart by device number (roomKey): writes into directories on
+ * one filesystem share its room, and one on another (a disk mounted below the served root, a
  * download into another mount) is held to that one's.
  */
 export class DiskRooms {
-  readonly #rooms = new Map<number, DiskRoom>();
+  readonly #rooms = new Map<string, DiskRoom>();
+  /** Each device's room key, once its statfs has been read. */
+  readonly #keys = new Map<number, Promise<string>>();
+  readonly #statfs: (path: string) => Promise<RoomStats>;
   readonly #freeBytes: (path: string) => Promise<number | undefined>;
   readonly #refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError;
 
-  /** As DiskRoom's. */
+  /** `statfs` of a path on the filesystem; `refusal` as DiskRoom's. */
   constructor(
-    freeBytes: (path: string) => Promise<number | undefined>,
+    statfs: (path: string) => Promise<RoomStats>,
     refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError,
   ) {
-    this.#freeBytes = freeBytes;
+    this.#statfs = statfs;
+    this.#freeBytes = async (path) => writableBytes(await statfs(path));
     this.#refusal = refusal;
   }
 
   /** DiskRoom.admit on the filesystem `device` (stat's dev of `path` or of a file in it). */
-  admit(device: number | bigint, bytes: number, what: string, path: string): Promise<RoomClaim> {
-    let room = this.#rooms.get(Number(device));
+  async admit(device: number | bigint, bytes: number, what: string, path: string): Promise<RoomClaim> {
+    const key = await this.#keyOf(Number(device), path);
+    let room = this.#rooms.get(key);
     if (room === undefined) {
       room = new DiskRoom(this.#freeBytes, this.#refusal);
-      this.#rooms.set(Number(device), room);
+      this.#rooms.set(key, room);
     }
     return room.admit(bytes, what, path);
   }
 
-  /** Bytes claimed and not yet written on the filesystem `device`. */
-  claimedBytes(device: number | bigint): number {
-    return this.#rooms.get(Number(device))?.claimedBytes ?? 0;
+  /** Bytes claimed and not yet written on the filesystem `device`, whose statfs says `stats`. */
+  claimedBytes(device: number | bigint, stats: RoomStats): number {
+    return this.#rooms.get(roomKey(device, stats))?.claimedBytes ?? 0;
+  }
+
+  #keyOf(device: number, path: string): Promise<string> {
+    let key = this.#keys.get(device);
+    if (key === undefined) {
+      key = this.#statfs(path).then(
+        (stats) => roomKey(device, stats),
+        () => {
+          // Not kept: asked again at the next admission.
+          this.#keys.delete(device);
+          return roomKey(device, undefined);
+        },
+      );
+      this.#keys.set(device, key);
+    }
+    return key;
   }
 }
 
@@ -140,12 +189,7 @@ export class DiskRooms {
  * others only bavail. Undefined for a filesystem that keeps no block counts (sysfs, procfs, many
  * FUSE ones report 0 blocks): its room is unknown, not nil.
  */
-export function writableBytes(stats: {
-  bsize: number | bigint;
-  blocks: number | bigint;
-  bavail: number | bigint;
-  bfree?: number | bigint;
-}): number | undefined {
+export function writableBytes(stats: RoomStats): number | undefined {
   if (Number(stats.blocks) === 0) return undefined;
   const free = process.geteuid?.() === 0 && stats.bfree !== undefined ? stats.bfree : stats.bavail;
   return Number(stats.bsize) * Number(free);

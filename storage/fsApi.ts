@@ -74,6 +74,8 @@ export interface FsPromises {
   openPath?(path: string): Promise<PathHandle>;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
   statfs?(path: string): Promise<{
+    /** f_type: which filesystem (btrfs's subvolumes share one room: shared/diskRoom.ts). */
+    type?: number | bigint;
     bsize: number | bigint;
     blocks: number | bigint;
     bavail: number | bigint;

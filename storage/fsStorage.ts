@@ -8,7 +8,7 @@ import { constants as fsConstants } from 'node:fs';
 import { type PlatformPath, posix } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
-import { DiskRooms, type RoomClaim, writableBytes } from '../shared/diskRoom.js';
+import { DiskRooms, type RoomClaim } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
 import {
   lessUmask,
@@ -168,7 +168,7 @@ export class FsStorage implements Storage {
       options.fs.statfs === undefined
         ? undefined
         : new DiskRooms(
-            async (directory) => writableBytes(await options.fs.statfs!(directory)),
+            (directory) => options.fs.statfs!(directory),
             (bytes, room, clientPath) =>
               new StorageError(
                 'NO_SPACE',
@@ -956,9 +956,10 @@ export class FsStorage implements Storage {
     if (this.#fs.statfs === undefined) return undefined;
     try {
       const realRoot = await this.#confinement.realRoot();
-      const { bsize, blocks, bavail } = await this.#fs.statfs(realRoot);
+      const stats = await this.#fs.statfs(realRoot);
+      const { bsize, blocks, bavail } = stats;
       // Less what uploads in flight declared and have not written: the room a new one is admitted to.
-      const claimed = this.#diskRooms?.claimedBytes((await this.#fs.stat(realRoot)).dev) ?? 0;
+      const claimed = this.#diskRooms?.claimedBytes((await this.#fs.stat(realRoot)).dev, stats) ?? 0;
       return {
         totalBytes: Number(bsize) * Number(blocks),
         freeBytes: Math.max(0, Number(bsize) * Number(bavail) - claimed),

@@ -277,15 +277,34 @@ describe('DiskRoom', () => {
     const asked: string[] = [];
     const rooms = new DiskRooms(async (at) => {
       asked.push(at);
-      return at.startsWith('/small') ? 10 : 100;
+      return { bsize: 1, blocks: 1000, bavail: at.startsWith('/small') ? 10 : 100 };
     }, refusal);
     await rooms.admit(1, 8, 'a', '/small/a');
     await expect(rooms.admit(1, 8, 'b', '/small/b')).rejects.toMatchObject({
       message: 'b: 8 do not fit in 2',
     });
     await rooms.admit(2, 80, 'c', '/big/c');
-    expect([rooms.claimedBytes(1), rooms.claimedBytes(2), rooms.claimedBytes(3)]).toEqual([8, 80, 0]);
-    expect(asked).toEqual(['/small/a', '/small/b', '/big/c']);
+    const stats = { bsize: 1, blocks: 1000, bavail: 0 };
+    expect([1, 2, 3].map((device) => rooms.claimedBytes(device, stats))).toEqual([8, 80, 0]);
+    // A device's first write also reads which filesystem it is (its room's key).
+    expect(asked).toEqual(['/small/a', '/small/a', '/small/b', '/big/c', '/big/c']);
+  });
+
+  it('DiskRooms: subvolumes of one btrfs pool (a device each) share its room; other filesystems of one size do not', async () => {
+    const BTRFS = 0x9123683e;
+    const EXT4 = 0xef53;
+    const stats = (type: number) => ({ type, bsize: 1, blocks: 1000, bavail: 100 });
+    const pooled = new DiskRooms(async () => stats(BTRFS), refusal);
+    await pooled.admit(1, 60, 'a', '/@home/a');
+    // Before: device 2 had a room of its own, and 60 more of the pool's 100 were admitted.
+    await expect(pooled.admit(2, 60, 'b', '/@data/b')).rejects.toMatchObject({
+      message: 'b: 60 do not fit in 40',
+    });
+    expect(pooled.claimedBytes(2, stats(BTRFS))).toBe(60);
+    const separate = new DiskRooms(async () => stats(EXT4), refusal);
+    await separate.admit(1, 60, 'a', '/one/a');
+    await separate.admit(2, 60, 'b', '/two/b');
+    expect([separate.claimedBytes(1, stats(EXT4)), separate.claimedBytes(2, stats(EXT4))]).toEqual([60, 60]);
   });
 
   it('writableBytes: a filesystem without block counts (sysfs) has unknown room, not none; root may use bfree', async () => {
