@@ -186,11 +186,17 @@ export class DiskRooms {
 
 /**
  * What statfs(2) says this process may still write: root may use the blocks kept for it (bfree),
- * others only bavail. Undefined for a filesystem that keeps no block counts (sysfs, procfs, many
- * FUSE ones report 0 blocks): its room is unknown, not nil.
+ * others only bavail. On a pooled filesystem bfree is raw space data cannot all have (btrfs keeps
+ * metadata copies): bavail for root too (two 143 MiB puts as root into a btrfs with 229 MB
+ * available and 308 MB free were both admitted, and both failed). Undefined for a filesystem
+ * that keeps no block counts (sysfs, procfs, many FUSE ones report 0 blocks): its room is
+ * unknown, not nil.
  */
 export function writableBytes(stats: RoomStats): number | undefined {
   if (Number(stats.blocks) === 0) return undefined;
-  const free = process.geteuid?.() === 0 && stats.bfree !== undefined ? stats.bfree : stats.bavail;
+  const mayUseReserve =
+    process.geteuid?.() === 0 &&
+    !(stats.type !== undefined && POOLED_FILESYSTEM_TYPES.has(Number(stats.type)));
+  const free = mayUseReserve && stats.bfree !== undefined ? stats.bfree : stats.bavail;
   return Number(stats.bsize) * Number(free);
 }
