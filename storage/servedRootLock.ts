@@ -183,10 +183,12 @@ async function removeStale(lockPath: string, stale: string, content: string): Pr
 }
 
 /**
- * A mark is stale when the server that wrote it is gone, never while it runs on this host, and
- * otherwise when it is older than TAKEOVER_MARK_STALE_MS either way (its writer unreadable, as
- * just after it is created, or on another host; a mark dated in the future, the clock stepped
- * back since, would otherwise never age): a takeover holds it for a millisecond.
+ * A mark is stale when the server that wrote it is gone, never while it is known to run on this
+ * host (its pid and start time both match), and otherwise when it is older than
+ * TAKEOVER_MARK_STALE_MS either way (its writer unreadable, as just after it is created, on
+ * another host, or a pid that cannot be told from a reused one where there is no /proc; a mark
+ * dated in the future, the clock stepped back since, would otherwise never age): a takeover
+ * holds it for a millisecond.
  */
 async function takeoverMarkIsStale(mark: string): Promise<boolean> {
   const text = await readFile(mark, 'utf8').catch(() => undefined);
@@ -194,7 +196,7 @@ async function takeoverMarkIsStale(mark: string): Promise<boolean> {
   const holder = parseHolder(text);
   if (holder !== undefined && !holderMayBeAlive(holder)) return true;
   // Its writer is alive here, mid-takeover: removing its mark would let a second takeover in.
-  if (holder !== undefined && holder.host === hostname()) return false;
+  if (holder !== undefined && holderIsKnownAlive(holder)) return false;
   const age = await stat(mark).then(
     (stats) => Date.now() - stats.mtimeMs,
     () => 0,
@@ -275,6 +277,16 @@ function holderMayBeAlive(holder: ServedRootHolder): boolean {
   }
   // A zombie (killed, its parent not yet told) still answers kill(pid, 0), but serves nothing.
   return now.state !== 'Z';
+}
+
+/** True only when `holder` runs on this host and is told apart from a reused pid by its start time. */
+function holderIsKnownAlive(holder: ServedRootHolder): boolean {
+  return (
+    holder.host === hostname() &&
+    holder.startTicks !== undefined &&
+    processIdentity(holder.pid).startTicks === holder.startTicks &&
+    holderMayBeAlive(holder)
+  );
 }
 
 /** Linux's boot id, the process's start time (clock ticks since boot) and state; empty elsewhere. */
