@@ -17,11 +17,21 @@ export interface RoomClaim {
   release(): void;
 }
 
+/**
+ * What the writes in flight on one filesystem claimed and have not written yet, shared by the
+ * DiskRooms that draw on it (one per device: a btrfs pool's subvolumes each have one).
+ */
+export class RoomAccount {
+  /** Claimed bytes not yet written. */
+  claimedBytes = 0;
+  /** The rooms whose samples the writes wear down. */
+  readonly rooms = new Set<DiskRoom>();
+}
+
 export class DiskRoom {
   readonly #freeBytes: (path: string) => Promise<number | undefined>;
   readonly #refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError;
-  /** Claimed bytes of the writes in flight that they have not written yet. */
-  #claimed = 0;
+  readonly #account: RoomAccount;
   #sample: { freeBytes: number; at: number } | undefined;
   /** A statfs in flight, shared by the admissions that wait for it. */
   #sampling: Promise<number | undefined> | undefined;
@@ -29,19 +39,27 @@ export class DiskRoom {
   /**
    * `freeBytes`: what this process may write now on the filesystem holding `path` (writableBytes),
    * undefined when it cannot tell; `refusal`: the error for `bytes` of `what` that do not fit in
-   * `roomBytes`.
+   * `roomBytes`; `account`: where the claims are counted, when other rooms share it.
    */
   constructor(
     freeBytes: (path: string) => Promise<number | undefined>,
     refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError,
+    account: RoomAccount = new RoomAccount(),
   ) {
     this.#freeBytes = freeBytes;
     this.#refusal = refusal;
+    this.#account = account;
+    account.rooms.add(this);
   }
 
-  /** Bytes claimed and not yet written by the writes in flight. */
+  /** Bytes claimed and not yet written by the writes in flight (in every room of its account). */
   get claimedBytes(): number {
-    return this.#claimed;
+    return this.#account.claimedBytes;
+  }
+
+  /** Leaves its account: its sample is no longer worn down by the account's writes. */
+  leave(): void {
+    this.#account.rooms.delete(this);
   }
 
   /**
@@ -52,30 +70,31 @@ export class DiskRoom {
   async admit(bytes: number, what: string, path: string): Promise<RoomClaim> {
     const sample = this.#sample;
     const fresh = sample !== undefined && performance.now() - sample.at < DEFAULTS.diskRoomSampleMs;
-    if (!fresh || 2 * (this.#claimed + bytes) > sample.freeBytes) {
+    if (!fresh || 2 * (this.#account.claimedBytes + bytes) > sample.freeBytes) {
       const freeBytes = await this.#sampleNow(path);
       // A filesystem that cannot say (statfs refused, no block counts): the writes will tell.
       if (freeBytes === undefined) return this.#claim(bytes);
-      const room = Math.max(0, freeBytes - this.#claimed);
+      const room = Math.max(0, freeBytes - this.#account.claimedBytes);
       if (bytes > room) throw this.#refusal(bytes, room, what);
     }
     return this.#claim(bytes);
   }
 
   #claim(bytes: number): RoomClaim {
-    this.#claimed += bytes;
+    const account = this.#account;
+    account.claimedBytes += bytes;
     let left = bytes;
     return {
       wrote: (written) => {
         const done = Math.min(left, written);
         left -= done;
-        this.#claimed -= done;
-        // Written: off the cached sample too, or the next admissions within its second count
+        account.claimedBytes -= done;
+        // Written: off the cached samples too, or the next admissions within their second count
         // those bytes as free again (three 8 MB puts in turn into 20 MB were all admitted).
-        if (this.#sample !== undefined) this.#sample.freeBytes -= done;
+        for (const room of account.rooms) if (room.#sample !== undefined) room.#sample.freeBytes -= done;
       },
       release: () => {
-        this.#claimed -= left;
+        account.claimedBytes -= left;
         left = 0;
       },
     };
@@ -117,9 +136,10 @@ export interface RoomStats {
 const POOLED_FILESYSTEM_TYPES: ReadonlySet<number> = new Set([0x9123683e, 0xca451a4e]);
 
 /**
- * The room a filesystem's writes share: its device's, or on a pooled filesystem its pool's,
+ * The account a filesystem's writes share: its device's, or on a pooled filesystem its pool's,
  * told by type, block size and block count (node's statfs has no f_fsid). Two pools of the same
- * size would share one room: admission more careful than it need be, never less.
+ * size share one account (each keeps its own free-space sample): admission more careful than it
+ * need be, never less.
  */
 export function roomKey(device: number | bigint, stats: RoomStats | undefined): string {
   if (stats?.type !== undefined && POOLED_FILESYSTEM_TYPES.has(Number(stats.type))) {
@@ -129,14 +149,17 @@ export function roomKey(device: number | bigint, stats: RoomStats | undefined): 
 }
 
 /**
- * A DiskRoom per filesystem, told apart by device number (roomKey): writes into directories on
- * one filesystem share its room, and one on another (a disk mounted below the served root, a
- * download into another mount) is held to that one's.
+ * A DiskRoom per filesystem, told apart by device number: writes into directories on one
+ * filesystem share its room, and one on another (a disk mounted below the served root, a
+ * download into another mount) is held to that one's. The subvolumes of one pool (roomKey) each
+ * sample their own free space and count their claims in one account.
  */
 export class DiskRooms {
-  readonly #rooms = new Map<string, DiskRoom>();
-  /** Each device's room key, once its statfs has been read. */
-  readonly #keys = new Map<number, Promise<string>>();
+  /** Each device's room, with its account's key as last read. */
+  readonly #rooms = new Map<number, { room: DiskRoom; key: string; at: number }>();
+  readonly #accounts = new Map<string, RoomAccount>();
+  /** A device's key being read, shared by the admissions that wait for it. */
+  readonly #reading = new Map<number, Promise<{ key: string; told: boolean }>>();
   readonly #statfs: (path: string) => Promise<RoomStats>;
   readonly #freeBytes: (path: string) => Promise<number | undefined>;
   readonly #refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError;
@@ -153,34 +176,52 @@ export class DiskRooms {
 
   /** DiskRoom.admit on the filesystem `device` (stat's dev of `path` or of a file in it). */
   async admit(device: number | bigint, bytes: number, what: string, path: string): Promise<RoomClaim> {
-    const key = await this.#keyOf(Number(device), path);
-    let room = this.#rooms.get(key);
-    if (room === undefined) {
-      room = new DiskRoom(this.#freeBytes, this.#refusal);
-      this.#rooms.set(key, room);
-    }
-    return room.admit(bytes, what, path);
+    return (await this.#roomOf(Number(device), path)).admit(bytes, what, path);
   }
 
   /** Bytes claimed and not yet written on the filesystem `device`, whose statfs says `stats`. */
   claimedBytes(device: number | bigint, stats: RoomStats): number {
-    return this.#rooms.get(roomKey(device, stats))?.claimedBytes ?? 0;
+    return this.#accounts.get(roomKey(device, stats))?.claimedBytes ?? 0;
   }
 
-  #keyOf(device: number, path: string): Promise<string> {
-    let key = this.#keys.get(device);
-    if (key === undefined) {
-      key = this.#statfs(path).then(
-        (stats) => roomKey(device, stats),
-        () => {
-          // Not kept: asked again at the next admission.
-          this.#keys.delete(device);
-          return roomKey(device, undefined);
-        },
+  /**
+   * The device's room. Its key is read again once it is as old as a sample: a device number
+   * freed (a mount gone) is given to the next one made, and a pool grown has other blocks.
+   */
+  async #roomOf(device: number, path: string): Promise<DiskRoom> {
+    const known = this.#rooms.get(device);
+    if (known !== undefined && performance.now() - known.at < DEFAULTS.diskRoomSampleMs) return known.room;
+    let reading = this.#reading.get(device);
+    if (reading === undefined) {
+      reading = this.#statfs(path).then(
+        (stats) => ({ key: roomKey(device, stats), told: true }),
+        // Cannot tell: its device's own, read again at the next admission.
+        () => ({ key: roomKey(device, undefined), told: false }),
       );
-      this.#keys.set(device, key);
+      this.#reading.set(device, reading);
+      const done = (): void => {
+        this.#reading.delete(device);
+      };
+      reading.then(done, done);
     }
-    return key;
+    const { key, told } = await reading;
+    const at = told ? performance.now() : Number.NEGATIVE_INFINITY;
+    const now = this.#rooms.get(device);
+    if (now !== undefined && now.key === key) {
+      now.at = at;
+      return now.room;
+    }
+    // A new filesystem under this number: its claims go to its own account; the old room's
+    // writes in flight still count in the old one until they end.
+    now?.room.leave();
+    let account = this.#accounts.get(key);
+    if (account === undefined) {
+      account = new RoomAccount();
+      this.#accounts.set(key, account);
+    }
+    const room = new DiskRoom(this.#freeBytes, this.#refusal, account);
+    this.#rooms.set(device, { room, key, at });
+    return room;
   }
 }
 

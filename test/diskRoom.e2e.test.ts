@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
 import { DiskRoom, DiskRooms, writableBytes } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
@@ -305,6 +306,44 @@ describe('DiskRoom', () => {
     await separate.admit(1, 60, 'a', '/one/a');
     await separate.admit(2, 60, 'b', '/two/b');
     expect([separate.claimedBytes(1, stats(EXT4)), separate.claimedBytes(2, stats(EXT4))]).toEqual([60, 60]);
+  });
+
+  it('DiskRooms: two pools of one size share an account, never a free-space sample', async () => {
+    const BTRFS = 0x9123683e;
+    // Pool A has 1000 free, pool B 10: the same type and size, so one account.
+    const rooms = new DiskRooms(
+      async (at) => ({ type: BTRFS, bsize: 1, blocks: 5000, bavail: at.startsWith('/a') ? 1000 : 10 }),
+      refusal,
+    );
+    await rooms.admit(1, 100, 'x', '/a/x');
+    // Before: A's sample, fresh and with room to spare, admitted 100 into B's 10.
+    await expect(rooms.admit(2, 100, 'y', '/b/y')).rejects.toMatchObject({
+      message: 'y: 100 do not fit in 0',
+    });
+  });
+
+  it("DiskRooms: a device number given to a new filesystem is read again, and joins its pool's account", async () => {
+    const BTRFS = 0x9123683e;
+    const TMPFS = 0x01021994;
+    let typeOfSeven = TMPFS;
+    const rooms = new DiskRooms(
+      async (at) => ({
+        type: at.startsWith('/seven') ? typeOfSeven : BTRFS,
+        bsize: 1,
+        blocks: 1000,
+        bavail: 100,
+      }),
+      refusal,
+    );
+    (await rooms.admit(7, 10, 'a', '/seven/a')).release();
+    // The tmpfs is gone; a subvolume of the pool is made and gets number 7.
+    typeOfSeven = BTRFS;
+    await rooms.admit(8, 60, 'b', '/eight/b');
+    await new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100)); // past a sample's life
+    // Before: device 7 kept the tmpfs's room, and 60 more of the pool's 100 were admitted.
+    await expect(rooms.admit(7, 60, 'c', '/seven/c')).rejects.toMatchObject({
+      message: 'c: 60 do not fit in 40',
+    });
   });
 
   it('writableBytes: a filesystem without block counts (sysfs) has unknown room, not none; root may use bfree', async () => {
