@@ -229,6 +229,11 @@ export const DEFAULTS = {
    */
   diskRoomSampleMs: 1000,
   /**
+   * `serve` on a root where it could not write its lock (a full disk at start): how often it tries
+   * again, so that a server started on the root later is refused (storage/servedRootLock.ts).
+   */
+  servedRootLockRetryMs: 2_000,
+  /**
    * File reads (downloads, `put`'s local files) and other fs calls but large data writes run on the
    * loop while each takes at most this long; slower ones send the next ones to the threadpool for a back-off
    * that starts at inlineFileCallBackoffMs and doubles up to inlineFileCallMaxBackoffMs

@@ -115,6 +115,13 @@ export async function lockServedRoot(
   try {
     await writeFile(staging, content, { flag: 'w', mode: 0o644 });
   } catch (error) {
+    // No lock of its own can be written (a full disk, a read-only root), but a live server's lock
+    // still refuses this one: its uploads in flight are not to be swept.
+    await unlink(staging).catch(() => {});
+    const existing = await readHolder(lockPath);
+    if (existing !== undefined && holderMayBeAlive(existing)) {
+      throw new RootInUseError(root, lockPath, existing, true);
+    }
     return { lock: undefined, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
   }
   try {

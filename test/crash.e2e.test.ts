@@ -8,7 +8,6 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmdirSync } from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +25,7 @@ import { FsStorage } from '../storage/fsStorage.js';
 import type { Storage } from '../storage/types.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { canMountTmpfs } from './helpers/tmpfsMount.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
@@ -276,19 +276,7 @@ describe('storage faults fail one stream; the connection and its other streams g
 
   describe('a full disk (a 4 MiB tmpfs)', () => {
     /** Mounting needs root with CAP_SYS_ADMIN; elsewhere (a container) the failing-backend test in robustness.e2e.test.ts covers NO_SPACE. */
-    const canMount = (() => {
-      if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
-      const probe = mkdtempSync(join(tmpdir(), 'muxftp-mount-probe-'));
-      try {
-        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { stdio: 'ignore' });
-        execFileSync('umount', [probe], { stdio: 'ignore' });
-        return true;
-      } catch {
-        return false;
-      } finally {
-        rmdirSync(probe);
-      }
-    })();
+    const canMount = canMountTmpfs;
 
     it.runIf(canMount)(
       'fails the upload that does not fit with NO_SPACE, keeps the old version, frees its space, serves the rest',

@@ -8,15 +8,18 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
+import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
 
 const tempDirs = new TempDirs('muxftp-rootlock-');
 const children = new Set<ChildProcess>();
@@ -267,6 +270,73 @@ describe('one server per root', () => {
     },
     30_000,
   );
+
+  describe('on a full disk (a 1 MiB tmpfs), where no lock can be written', () => {
+    let disk: { dir: string; remove(): void } | undefined;
+    afterEach(async () => {
+      for (const child of children) child.kill('SIGKILL');
+      await Promise.all([...children].map((child) => new Promise((resolve) => child.once('exit', resolve))));
+      disk?.remove();
+      disk = undefined;
+    });
+
+    /** Fills `dir`'s filesystem to the last byte with `name`. */
+    async function fill(dir: string, name = 'filler'): Promise<void> {
+      const handle = await open(join(dir, name), 'w');
+      try {
+        for (let i = 0; i < 10_000; i++) await handle.write(Buffer.alloc(4096));
+      } catch (error) {
+        expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      } finally {
+        await handle.close();
+      }
+    }
+
+    it.runIf(canMountTmpfs)(
+      "a second server is still refused by a live one's lock, and leaves nothing",
+      async () => {
+        disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
+        const first = await listening(disk.dir);
+        await fill(disk.dir);
+        const second = await serve(disk.dir);
+        // Before: it could not write its own lock, took that for "no lock", served, and swept.
+        expect(second).toMatchObject({ code: 1 });
+        expect('stderr' in second && second.stderr).toContain(
+          `already served by muxftp (pid ${first.child.pid},`,
+        );
+        expect((await readdir(disk.dir)).sort()).toEqual([SERVED_ROOT_LOCK_NAME, 'filler'].sort());
+      },
+    );
+
+    it.runIf(canMountTmpfs)(
+      'a server started there sweeps nothing, and writes its lock once there is room: a second is then refused',
+      async () => {
+        disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
+        // Could be a lockless server's upload in flight: not swept.
+        const upload = `.muxftp-${'ab'.repeat(16)}.part`;
+        await writeFile(join(disk.dir, upload), 'in flight');
+        await fill(disk.dir);
+        const first = await listening(disk.dir);
+        expect(first.stderr()).toContain(`cannot write ${SERVED_ROOT_LOCK_NAME} in ${disk.dir} (ENOSPC)`);
+        expect(first.stderr()).toContain('no start-up sweep of temporary files');
+        expect((await readdir(disk.dir)).sort()).toEqual([upload, 'filler'].sort());
+        await unlink(join(disk.dir, 'filler'));
+        const lockPath = join(disk.dir, SERVED_ROOT_LOCK_NAME);
+        const deadline = Date.now() + 3 * DEFAULTS.servedRootLockRetryMs;
+        while (Date.now() < deadline && !(await readFile(lockPath, 'utf8').catch(() => ''))) await sleep(100);
+        // Before: never written while it ran; the next server took the root and swept its uploads.
+        expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(first.child.pid);
+        expect(first.stderr()).toContain(`wrote ${SERVED_ROOT_LOCK_NAME} in ${disk.dir}`);
+        const second = await serve(disk.dir);
+        expect(second).toMatchObject({ code: 1 });
+        expect((await readdir(disk.dir)).sort()).toEqual([upload, SERVED_ROOT_LOCK_NAME].sort());
+        first.child.kill('SIGTERM');
+        await first.exited;
+        expect((await readdir(disk.dir)).sort()).toEqual([upload]);
+      },
+      30_000,
+    );
+  });
 
   it('takes over a lock whose pid now runs another process, and honours one from another host', async () => {
     const root = await tempDirs.make();

@@ -48,10 +48,11 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   });
   const root = options.memory === true ? undefined : await holdServedRoot(options.root, storage);
   // Young partial uploads survive a restart (issue #8): a client's put -c continues them. Inside
-  // another live server's root, an upload's file may be that server's in flight: none is swept.
+  // another live server's root, or without the lock that would have told of another server on
+  // this one, an upload's file may be another server's in flight: none is swept.
   const swept = await storage.sweepTemporaryFiles({
     partialRetentionMs: options.partialRetention,
-    partialsOnly: root?.servedAbove !== undefined,
+    partialsOnly: root !== undefined && (root.servedAbove !== undefined || root.lock === undefined),
     servedByAnother,
   });
   const server = new MuxServer({
@@ -119,6 +120,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // Only once everything asked for is up: whoever waits for this line may rely on all of it.
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
+  const retaking = root !== undefined && root.lock === undefined ? retakeServedRoot(root) : undefined;
 
   const reloading =
     options.users !== undefined || options.tlsCert !== undefined
@@ -138,6 +140,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   await server.close(DEFAULTS.shutdownGraceMs);
   await metrics?.close();
   await storage.close();
+  await retaking?.stop();
   await root?.lock?.release();
   logToStderr('stopped');
 }
@@ -147,10 +150,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
  * refused here, before its start-up sweep could remove the first's uploads in flight. A root
  * that takes no lock file (read-only) is served as before, with a line saying so.
  */
-async function holdServedRoot(
-  rootOption: string,
-  storage: Storage,
-): Promise<{ lock: ServedRootLock | undefined; servedAbove: string | undefined }> {
+async function holdServedRoot(rootOption: string, storage: Storage): Promise<HeldRoot> {
   const root = await realpath(resolve(rootOption));
   let held: Awaited<ReturnType<typeof lockServedRoot>>;
   try {
@@ -161,7 +161,7 @@ async function holdServedRoot(
   }
   if (held.lock === undefined) {
     logToStderr(
-      `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed`,
+      `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed until it is written (tried again every ${DEFAULTS.servedRootLockRetryMs / 1000} s); no start-up sweep of temporary files`,
     );
   }
   const above = await servedAbove(root);
@@ -170,7 +170,63 @@ async function holdServedRoot(
       `${root} is inside ${above.directory}, served by muxftp pid ${above.holder.pid}: its uploads in flight here are left alone (no start-up sweep of temporary files)`,
     );
   }
-  return { lock: held.lock, servedAbove: above?.directory };
+  return { path: root, lock: held.lock, servedAbove: above?.directory };
+}
+
+/** The served root as held: its real path, its lock if one could be written, a server's root above it. */
+interface HeldRoot {
+  path: string;
+  lock: ServedRootLock | undefined;
+  servedAbove: string | undefined;
+}
+
+/**
+ * A root served without its lock (a disk full at start) takes it as soon as it can be written:
+ * from then on a second server on the root is refused, not let in to sweep this one's uploads
+ * in flight. Stops at the first lock taken, or when another server has taken it meanwhile.
+ */
+function retakeServedRoot(root: HeldRoot): { stop(): Promise<void> } {
+  let stopped = false;
+  let attempt: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = (): void => {
+    timer = setTimeout(() => {
+      attempt = tryOnce();
+    }, DEFAULTS.servedRootLockRetryMs);
+    timer.unref();
+  };
+  const tryOnce = async (): Promise<void> => {
+    try {
+      const held = await lockServedRoot(root.path);
+      if (held.lock !== undefined) {
+        // Stopping meanwhile: the lock must not outlive the server.
+        if (stopped) await held.lock.release();
+        else {
+          root.lock = held.lock;
+          logToStderr(
+            `wrote ${SERVED_ROOT_LOCK_NAME} in ${root.path}: another server on this root is refused from now on`,
+          );
+        }
+        return;
+      }
+    } catch (error) {
+      logToStderr(
+        error instanceof RootInUseError
+          ? `warning: another server took this root while its lock could not be written: ${error.message}`
+          : `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root.path}: ${(error as Error).message}`,
+      );
+      if (error instanceof RootInUseError) return;
+    }
+    if (!stopped) schedule();
+  };
+  schedule();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await attempt;
+    },
+  };
 }
 
 const LISTEN_REASON_BY_ERRNO: Readonly<Record<string, string>> = {
