@@ -150,6 +150,25 @@ describe('room on the disk for uploads of a declared size', () => {
     expect(await readdir(root!)).toEqual([]);
   });
 
+  it('a put of a file run again from the start counts the blocks an interrupted one kept as room: it writes over them', async () => {
+    const storage = await smallDisk(20 * MiB);
+    const partial = { size: 16 * MiB, algorithm: 'xxh128' as const, source: 'a-version' };
+    const first = await storage.createUpload('a.bin', { expectedSize: 16 * MiB, partial });
+    await first.write([randomBytes(12 * MiB)]);
+    expect(await first.abort({ keepPartial: true })).toBe(12 * MiB);
+    // 8 MiB free beside the 12 kept: the same put again from byte 0 needs 4 MiB more, not 16.
+    // Before: refused NO_SPACE for want of room its own kept blocks held.
+    const again = await storage.createUpload('a.bin', { expectedSize: 16 * MiB, partial });
+    const bytes = randomBytes(16 * MiB);
+    await again.write([bytes]);
+    await again.commit();
+    expect((await readdir(root!)).sort()).toEqual(['a.bin']);
+    // Another file of that size does not fit beside it.
+    await expect(storage.createUpload('b.bin', { expectedSize: 16 * MiB })).rejects.toMatchObject({
+      code: 'NO_SPACE',
+    });
+  });
+
   it('space() (df) shows the room less what uploads in flight declared and have not written', async () => {
     const storage = await smallDisk(20 * MiB);
     const before = (await storage.space())!.freeBytes;
