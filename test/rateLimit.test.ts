@@ -438,7 +438,9 @@ describe('throttled transfers', () => {
     const dir = await mkdtemp(join(tmpdir(), 'muxftp-limit-'));
     try {
       const names = ['a', 'b', 'c', 'd'];
-      for (const name of names) await writeFile(join(dir, name), randomBytes(MiB));
+      // 8 MiB: 4 s at the rate, so that a start-up slowed by a busy machine (a second or so)
+      // does not take the measured rate under 80% (it did, at 4 MiB, in a full run).
+      for (const name of names) await writeFile(join(dir, name), randomBytes(2 * MiB));
       const cli = async (...args: string[]) => {
         const run = await runCli([...args, '-q', '--server', `127.0.0.1:${server!.port}`], dir, {
           timeoutMs: 30_000,
@@ -447,11 +449,24 @@ describe('throttled transfers', () => {
         expect(run.code).toBe(0);
       };
       // The CLI's start-up only slows it, so the measured rate is at most the limit's.
-      await expectAtTheRate(() =>
-        cli('put', ...names, '--to', 'up/', '-p', '-j', '4', '--limit-rate', '2MiB'),
+      await expectAtTheRate(
+        () => cli('put', ...names, '--to', 'up/', '-p', '-j', '4', '--limit-rate', '2MiB'),
+        8 * MiB,
       );
-      await expectAtTheRate(() =>
-        cli('get', ...names.map((n) => `up/${n}`), '--to', 'back/', '-p', '-j', '4', '--limit-rate', '2MiB'),
+      await expectAtTheRate(
+        () =>
+          cli(
+            'get',
+            ...names.map((n) => `up/${n}`),
+            '--to',
+            'back/',
+            '-p',
+            '-j',
+            '4',
+            '--limit-rate',
+            '2MiB',
+          ),
+        8 * MiB,
       );
       for (const name of names)
         expect((await readFile(join(dir, 'back', name))).equals(await readFile(join(dir, name)))).toBe(true);
