@@ -5,17 +5,24 @@
  * instead of each failing part-way (a full disk keeps nothing for get -c).
  */
 
-import { stat, statfs } from 'node:fs/promises';
+import { lstat, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
+import { leftBehindBytes } from '../client/downloadsLeftBehind.js';
+import { keptPartialPath } from '../client/sinks.js';
 import { DiskRooms, type RoomClaim } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { formatBytes } from '../shared/humanUnits.js';
+
+/** A download refused for want of local room; `leftBytes`: what an earlier download of it left there. */
+export class LocalRoomRefusedError extends MuxftpError {
+  leftBytes = 0;
+}
 
 export class LocalRooms {
   readonly #rooms = new DiskRooms(
     (dir) => statfs(dir),
     (needed, free, what) =>
-      new MuxftpError(
+      new LocalRoomRefusedError(
         'LOCAL_IO_ERROR',
         `not enough room on the local disk for ${what}: ${formatBytes(needed)} needed, ${formatBytes(free)} free for it`,
       ),
@@ -43,6 +50,20 @@ export class LocalRooms {
     }
     const dev = await device;
     if (dev === undefined) return undefined;
-    return this.#rooms.admit(dev, bytes, local, dir);
+    return this.#rooms.admit(dev, bytes, local, dir).catch(async (error: unknown) => {
+      // A plain get keeps what an earlier one of it left until it is whole itself; get -c uses it.
+      if (error instanceof LocalRoomRefusedError) error.leftBytes = await leftFor(local);
+      throw error;
+    });
   }
+}
+
+/** Bytes an earlier download into `local` left beside it (kept on failure, or by a killed process). */
+async function leftFor(local: string): Promise<number> {
+  const kept = keptPartialPath(local);
+  const keptBytes = await lstat(kept).then(
+    (info) => (info.isFile() ? info.size : 0),
+    () => 0,
+  );
+  return Math.max(keptBytes, await leftBehindBytes(kept));
 }

@@ -77,12 +77,12 @@ function leftInDirectory(directory: string): Promise<Map<string, string[]>> {
  * first (forgotten: each is claimed or removed once). A link, a file with other names or of another
  * user's is not one muxftp left: left alone.
  */
-async function ownLeftFor(keptPath: string): Promise<Array<{ path: string; size: number }>> {
+async function ownLeftFor(keptPath: string, forget = true): Promise<Array<{ path: string; size: number }>> {
   const directory = dirname(keptPath);
   const left = await leftInDirectory(directory);
   const names = left.get(basename(keptPath));
   if (names === undefined) return [];
-  left.delete(basename(keptPath));
+  if (forget) left.delete(basename(keptPath));
   const uid = process.getuid?.();
   const files = await Promise.all(
     names.map(async (name) => {
@@ -119,6 +119,11 @@ export async function claimLeftBehind(keptPath: string, to: string, targetBytes:
     await unlink(path).catch(() => {});
   }
   return claimed;
+}
+
+/** Bytes of the largest file gone processes left in progress for the target kept at `keptPath` (0: none). */
+export async function leftBehindBytes(keptPath: string): Promise<number> {
+  return (await ownLeftFor(keptPath, false))[0]?.size ?? 0;
 }
 
 /**

@@ -4,12 +4,13 @@
  * before a byte moves, and nothing is left under a real name or as a temporary file.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { keptPartialPath } from '../client/sinks.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { DiskRoom, DiskRooms, writableBytes } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -227,6 +228,17 @@ describe('get: room on the local disk', () => {
     expect(run.code).toBe(1);
     expect(gets).toEqual(['small.bin']);
     expect(await readdir(local)).toEqual(['small.bin']);
+
+    // What an earlier download of it kept holds room a plain get does not free until it is whole
+    // itself: the refusal says so, and that get -c continues it.
+    const kept = keptPartialPath(join(local, 'huge.bin'));
+    await writeFile(kept, Buffer.alloc(4 * MiB));
+    const again = await runCli(['--server', `127.0.0.1:${port}`, 'get', 'huge.bin', '--retries', '0'], local);
+    expect(again.stderr).toMatch(
+      /^muxftp: get huge\.bin: not enough room on the local disk .* \(LOCAL_IO_ERROR\).*an earlier download of it left 4\.00 MiB beside it: get -c continues from there/s,
+    );
+    expect(again.code).toBe(1);
+    expect((await stat(kept)).size).toBe(4 * MiB);
   });
 });
 

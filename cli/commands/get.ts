@@ -13,12 +13,13 @@ import { isSpecialFile } from '../../client/sinks.js';
 import { LocalPartialRefusedError } from '../../client/streams.js';
 import type { ConcurrencyLimit } from '../../shared/concurrencyLimit.js';
 import { MuxftpError } from '../../shared/errors.js';
+import { formatBytes } from '../../shared/humanUnits.js';
 import { planningLimit } from '../concurrency.js';
 import { keepLocalDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
-import { LocalRooms } from '../localRoom.js';
+import { LocalRoomRefusedError, LocalRooms } from '../localRoom.js';
 import {
   type EntryKind,
   type MirroredTree,
@@ -362,7 +363,9 @@ async function get(
     failureHint: (error) =>
       error instanceof LocalPartialRefusedError
         ? 'remove the local file, or get without -c to replace it'
-        : undefined,
+        : error instanceof LocalRoomRefusedError && error.leftBytes > 0
+          ? `an earlier download of it left ${formatBytes(error.leftBytes)} beside it: get -c continues from there`
+          : undefined,
     writesInPlace: (job) => isSpecialFile(job.local),
     perform: async (job, client, transferOptions) => {
       // A fresh download into a file needs its whole size beside the old file until the rename;
