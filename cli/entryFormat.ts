@@ -79,9 +79,16 @@ export function formatSpace(report: SpaceReport, options: { human?: boolean } = 
   if (disk !== undefined) rows.push(['disk', sizeOf(disk.totalBytes), '-', sizeOf(disk.freeBytes)]);
   if (rows.length === 1) return ['the server reports no quota and no disk (memory storage)'];
   const widths = [0, 1, 2, 3].map((column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows.map((row) =>
+  const lines = rows.map((row) =>
     row
       .map((cell, column) => (column === 0 ? cell.padEnd(widths[0]!) : cell.padStart(widths[column]!)))
       .join('  '),
   );
+  // Hidden from listings: without this line a disk looks full of nothing.
+  if (disk?.keptBytes !== undefined && disk.keptBytes > 0) {
+    lines.push(
+      `${sizeOf(disk.keptBytes)} of the disk's used space is interrupted uploads' kept blocks (put -c continues them; the server removes them once they expire)`,
+    );
+  }
+  return lines;
 }

@@ -957,7 +957,7 @@ export class FsStorage implements Storage {
     return removed;
   }
 
-  async space(): Promise<{ totalBytes: number; freeBytes: number } | undefined> {
+  async space(): Promise<{ totalBytes: number; freeBytes: number; keptBytes: number } | undefined> {
     if (this.#fs.statfs === undefined) return undefined;
     try {
       const realRoot = await this.#confinement.realRoot();
@@ -968,10 +968,30 @@ export class FsStorage implements Storage {
       return {
         totalBytes: Number(bsize) * Number(blocks),
         freeBytes: Math.max(0, Number(bsize) * Number(bavail) - claimed),
+        keptBytes: await this.#keptBytesUnder(realRoot),
       };
     } catch (error) {
       throw storageErrorFromFs(error, '');
     }
+  }
+
+  /**
+   * Bytes of the kept partial uploads under `realRoot` that no upload has taken over: room that
+   * listings do not show (their names are hidden), freed by put -c or their retention's end.
+   */
+  async #keptBytesUnder(realRoot: string): Promise<number> {
+    const within = `${realRoot}${realRoot.endsWith(this.#paths.sep) ? '' : this.#paths.sep}`;
+    const sizes = [...this.#keptPartialIndex]
+      .filter(([dir]) => dir === realRoot || dir.startsWith(within))
+      .flatMap(([dir, names]) =>
+        [...names].map((name) =>
+          this.#fs.lstat(this.#paths.join(dir, name)).then(
+            (info) => (info.isFile() ? Number(info.size) : 0),
+            () => 0,
+          ),
+        ),
+      );
+    return (await Promise.all(sizes)).reduce((sum, size) => sum + size, 0);
   }
 
   /**

@@ -338,9 +338,10 @@ export interface Storage {
   /**
    * The filesystem the files are on: its size and the bytes an unprivileged writer may still use
    * (statfs's blocks and bavail, less what uploads in flight declared and have not written yet),
-   * or undefined where there is none to ask (memory). Optional.
+   * and what kept partial uploads under the root hold of what is used; or undefined where there
+   * is none to ask (memory). Optional.
    */
-  space?(): Promise<{ totalBytes: number; freeBytes: number } | undefined>;
+  space?(): Promise<{ totalBytes: number; freeBytes: number; keptBytes?: number } | undefined>;
   /** Aborts uploads in progress (a resumable one keeps its whole blocks) and closes open files. */
   close(): Promise<void>;
 }

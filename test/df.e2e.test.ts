@@ -60,6 +60,30 @@ describe('space (df)', () => {
     await blind.close();
   });
 
+  it("says what interrupted uploads' kept blocks hold (hidden from listings), in its home only; df prints it", async () => {
+    server = await startServer({ backend: 'disk' });
+    const MiB = 1024 * 1024;
+    const partial = { size: 12 * MiB, algorithm: 'xxh128' as const, source: 'v1' };
+    await server.storage.mkdir('d');
+    const upload = await server.storage.createUpload('d/big.bin', { expectedSize: 12 * MiB, partial });
+    await upload.write([Buffer.alloc(9 * MiB, 7)]);
+    expect(await upload.abort({ keepPartial: true })).toBe(8 * MiB);
+    const client = await server.connect();
+    expect(await client.list('d')).toEqual([]);
+    // Before: nothing said where those 8 MiB went.
+    expect((await client.space()).disk?.keptBytes).toBe(8 * MiB);
+    await client.close();
+
+    const cwd = await tempDirs.make();
+    const run = await runCli(['--server', `127.0.0.1:${server.port}`, 'df', '-H'], cwd);
+    expect(run.stdout.trimEnd().split('\n').at(-1)).toBe(
+      "8.00MiB of the disk's used space is interrupted uploads' kept blocks (put -c continues them; the server removes them once they expire)",
+    );
+    // A home holding them says so; another home's are not its to see.
+    expect((await (await server.storage.subtree('d')).space?.())?.keptBytes).toBe(8 * MiB);
+    expect((await (await server.storage.subtree('elsewhere')).space?.())?.keptBytes).toBe(0);
+  });
+
   it('reports no disk for memory storage', async () => {
     server = await startServer({ backend: 'memory' });
     const client = await server.connect();

@@ -190,8 +190,11 @@ export type Operation = Request['op'];
 
 /** Room left for a connection's uploads, as the `space` operation reports it (each part when known). */
 export interface SpaceReport {
-  /** The filesystem holding the served tree: its size and what an unprivileged writer may still use. */
-  disk?: { totalBytes: number; freeBytes: number };
+  /**
+   * The filesystem holding the served tree: its size, what an unprivileged writer may still use,
+   * and what interrupted uploads' kept blocks hold in the tree (hidden from listings).
+   */
+  disk?: { totalBytes: number; freeBytes: number; keptBytes?: number };
   /** The account's quota: its limit, the bytes its home holds, and those uploads in flight reserve. */
   quota?: { limitBytes: number; usedBytes: number; reservedBytes: number };
 }

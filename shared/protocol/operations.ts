@@ -373,6 +373,8 @@ export const OPERATIONS = {
           totalBytes: replyCount(disk, 'totalBytes', 'space'),
           freeBytes: replyCount(disk, 'freeBytes', 'space'),
         };
+        // Added later: a server before it does not say.
+        if (disk.keptBytes !== undefined) report.disk.keptBytes = replyCount(disk, 'keptBytes', 'space');
       }
       if (o.quota !== undefined) {
         const quota = replyObject(o.quota, 'space', 'quota');
