@@ -135,6 +135,9 @@ export interface RoomStats {
  */
 const POOLED_FILESYSTEM_TYPES: ReadonlySet<number> = new Set([0x9123683e, 0xca451a4e]);
 
+/** Filesystems that write an overwrite to new blocks (copy on write): btrfs, bcachefs, ZFS. */
+const COPY_ON_WRITE_TYPES: ReadonlySet<number> = new Set([...POOLED_FILESYSTEM_TYPES, 0x2fc12fc1]);
+
 /**
  * The account a filesystem's writes share: its device's, or on a pooled filesystem its pool's,
  * told by type, block size and block count (node's statfs has no f_fsid). Two pools of the same
@@ -156,10 +159,10 @@ export function roomKey(device: number | bigint, stats: RoomStats | undefined): 
  */
 export class DiskRooms {
   /** Each device's room, with its account's key as last read. */
-  readonly #rooms = new Map<number, { room: DiskRoom; key: string; at: number }>();
+  readonly #rooms = new Map<number, { room: DiskRoom; key: string; at: number; copyOnWrite: boolean }>();
   readonly #accounts = new Map<string, RoomAccount>();
   /** A device's key being read, shared by the admissions that wait for it. */
-  readonly #reading = new Map<number, Promise<{ key: string; told: boolean }>>();
+  readonly #reading = new Map<number, Promise<{ key: string; told: boolean; copyOnWrite: boolean }>>();
   readonly #statfs: (path: string) => Promise<RoomStats>;
   readonly #freeBytes: (path: string) => Promise<number | undefined>;
   readonly #refusal: (bytes: number, roomBytes: number, what: string) => MuxftpError;
@@ -174,9 +177,23 @@ export class DiskRooms {
     this.#refusal = refusal;
   }
 
-  /** DiskRoom.admit on the filesystem `device` (stat's dev of `path` or of a file in it). */
-  async admit(device: number | bigint, bytes: number, what: string, path: string): Promise<RoomClaim> {
-    return (await this.#roomOf(Number(device), path)).admit(bytes, what, path);
+  /**
+   * DiskRoom.admit on the filesystem `device` (stat's dev of `path` or of a file in it).
+   * `overwriting`: how many of the first bytes written land on blocks the file already has (a
+   * kept upload written again from its start); they need no room, but on a copy-on-write
+   * filesystem, where an overwrite takes new blocks.
+   */
+  async admit(
+    device: number | bigint,
+    bytes: number,
+    what: string,
+    path: string,
+    overwriting = 0,
+  ): Promise<RoomClaim> {
+    const room = await this.#roomOf(Number(device), path);
+    const credit = this.#rooms.get(Number(device))?.copyOnWrite === false ? Math.min(overwriting, bytes) : 0;
+    const claim = await room.admit(bytes - credit, what, path);
+    return credit > 0 ? afterOverwrite(claim, credit) : claim;
   }
 
   /** Bytes claimed and not yet written on the filesystem `device`, whose statfs says `stats`. */
@@ -194,9 +211,13 @@ export class DiskRooms {
     let reading = this.#reading.get(device);
     if (reading === undefined) {
       reading = this.#statfs(path).then(
-        (stats) => ({ key: roomKey(device, stats), told: true }),
+        (stats) => ({
+          key: roomKey(device, stats),
+          told: true,
+          copyOnWrite: stats.type !== undefined && COPY_ON_WRITE_TYPES.has(Number(stats.type)),
+        }),
         // Cannot tell: its device's own, read again at the next admission.
-        () => ({ key: roomKey(device, undefined), told: false }),
+        () => ({ key: roomKey(device, undefined), told: false, copyOnWrite: true }),
       );
       this.#reading.set(device, reading);
       const done = (): void => {
@@ -204,11 +225,12 @@ export class DiskRooms {
       };
       reading.then(done, done);
     }
-    const { key, told } = await reading;
+    const { key, told, copyOnWrite } = await reading;
     const at = told ? performance.now() : Number.NEGATIVE_INFINITY;
     const now = this.#rooms.get(device);
     if (now !== undefined && now.key === key) {
       now.at = at;
+      now.copyOnWrite = copyOnWrite;
       return now.room;
     }
     // A new filesystem under this number: its claims go to its own account; the old room's
@@ -220,9 +242,26 @@ export class DiskRooms {
       this.#accounts.set(key, account);
     }
     const room = new DiskRoom(this.#freeBytes, this.#refusal, account);
-    this.#rooms.set(device, { room, key, at });
+    this.#rooms.set(device, { room, key, at, copyOnWrite });
     return room;
   }
+}
+
+/**
+ * `claim` for a write whose first `overwriteBytes` go over blocks the file has: those wear
+ * nothing off it, the bytes after them do (else the claim was spent on the overwrite, and the
+ * new tail written after it was counted by nobody).
+ */
+function afterOverwrite(claim: RoomClaim, overwriteBytes: number): RoomClaim {
+  let overwriting = overwriteBytes;
+  return {
+    wrote(bytes) {
+      const over = Math.min(overwriting, bytes);
+      overwriting -= over;
+      if (bytes > over) claim.wrote(bytes - over);
+    },
+    release: () => claim.release(),
+  };
 }
 
 /**

@@ -10,6 +10,8 @@ import type { FileVersion } from './digestCache.js';
 export interface FsStats extends FileVersion {
   /** Type and permission bits, as stat(2)'s st_mode. */
   readonly mode: number | bigint;
+  /** 512-byte blocks allocated (stat(2)'s st_blocks), where the filesystem says. */
+  readonly blocks?: number | bigint;
   isFile(): boolean;
   isDirectory(): boolean;
   isSymbolicLink(): boolean;

@@ -706,23 +706,34 @@ export class FsStorage implements Storage {
       // Refused before a byte moves (and before a file is made) when what it declared does not
       // fit beside the uploads in flight on its filesystem: the parent's, as a disk mounted
       // below the root has its own. A parent that cannot be looked at is the open's to report.
-      // What an earlier upload of this key kept is written over, not beside: its blocks count as
-      // room (a put run again after a crash into a nearly full disk was refused for its own).
-      const keptBytes =
-        keep && this.#keptPartialIndex.get(parentHostPath)?.has(keyed!) === true
-          ? await this.#fs.stat(temporaryPath).then(
-              (stats) => (stats.isFile() ? Number(stats.size) : 0),
-              () => 0,
-            )
-          : 0;
-      const needed = expectedSize - Math.max(resumeFrom, keptBytes);
-      if (needed > 0 && this.#diskRooms !== undefined) {
+      if (expectedSize > resumeFrom && this.#diskRooms !== undefined) {
+        // What an earlier upload of this key kept is written over, not beside: its blocks need
+        // no room (a put run again after a crash into a nearly full disk was refused for its own).
+        const keptBytes =
+          keep && this.#keptPartialIndex.get(parentHostPath)?.has(keyed!) === true
+            ? await this.#fs.stat(temporaryPath).then(
+                // Its blocks, not its size: a sparse one holds fewer.
+                (stats) =>
+                  !stats.isFile()
+                    ? 0
+                    : stats.blocks === undefined
+                      ? Number(stats.size)
+                      : Math.min(Number(stats.size), Number(stats.blocks) * 512),
+                () => 0,
+              )
+            : 0;
         const device = await this.#fs.stat(parentHostPath).then(
           (stats) => stats.dev,
           () => undefined,
         );
         if (device !== undefined)
-          room = await this.#diskRooms.admit(device, needed, target.clientPath, parentHostPath);
+          room = await this.#diskRooms.admit(
+            device,
+            expectedSize - resumeFrom,
+            target.clientPath,
+            parentHostPath,
+            Math.max(0, keptBytes - resumeFrom),
+          );
       }
       handle = await this.#openTemporary(target.clientPath, temporaryPath, keep, resumeFrom > 0).catch(
         async (error: unknown) => {

@@ -161,7 +161,14 @@ describe('room on the disk for uploads of a declared size', () => {
     // Before: refused NO_SPACE for want of room its own kept blocks held.
     const again = await storage.createUpload('a.bin', { expectedSize: 16 * MiB, partial });
     const bytes = randomBytes(16 * MiB);
-    await again.write([bytes]);
+    // Its first 12 MiB go over the kept blocks: they use none of its claim on the 4 MiB after.
+    await again.write([bytes.subarray(0, 4 * MiB)]);
+    await new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100)); // a fresh sample
+    // Before: the overwrite spent the claim, and 8 MiB more were admitted beside the 4 to come.
+    await expect(storage.createUpload('b.bin', { expectedSize: 8 * MiB })).rejects.toMatchObject({
+      code: 'NO_SPACE',
+    });
+    await again.write([bytes.subarray(4 * MiB)]);
     await again.commit();
     expect((await readdir(root!)).sort()).toEqual(['a.bin']);
     // Another file of that size does not fit beside it.
@@ -375,6 +382,20 @@ describe('DiskRoom', () => {
     await expect(rooms.admit(7, 60, 'c', '/seven/c')).rejects.toMatchObject({
       message: 'c: 60 do not fit in 40',
     });
+  });
+
+  it('DiskRooms: bytes written over blocks a file has need no room, but on a copy-on-write filesystem', async () => {
+    const stats = (type: number) => ({ type, bsize: 1, blocks: 1000, bavail: 100 });
+    const ext4 = new DiskRooms(async () => stats(0xef53), refusal);
+    const claim = await ext4.admit(1, 100, 'a', '/a', 60);
+    expect(ext4.claimedBytes(1, stats(0xef53))).toBe(40);
+    claim.wrote(60); // the overwrite: the 40 after it still to come
+    expect(ext4.claimedBytes(1, stats(0xef53))).toBe(40);
+    claim.wrote(30);
+    expect(ext4.claimedBytes(1, stats(0xef53))).toBe(10);
+    const btrfs = new DiskRooms(async () => stats(0x9123683e), refusal);
+    await btrfs.admit(1, 100, 'a', '/a', 60);
+    expect(btrfs.claimedBytes(1, stats(0x9123683e))).toBe(100);
   });
 
   it('writableBytes: a filesystem without block counts (sysfs) has unknown room, not none; root may use bfree', async () => {
