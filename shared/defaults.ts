@@ -234,6 +234,13 @@ export const DEFAULTS = {
    */
   servedRootLockRetryMs: 2_000,
   /**
+   * `serve` without its root's lock: the start-up sweep removes an upload's temporary file only
+   * when it has not changed for this long (an upload in flight on another server changes its
+   * file far more often: a stream that moves nothing fails within two idle timeouts), so that a
+   * disk filled by a crash's leftovers is freed; the rest once the lock is taken.
+   */
+  locklessSweepAgeMs: 60 * 60_000,
+  /**
    * File reads (downloads, `put`'s local files) and other fs calls but large data writes run on the
    * loop while each takes at most this long; slower ones send the next ones to the threadpool for a back-off
    * that starts at inlineFileCallBackoffMs and doubles up to inlineFileCallMaxBackoffMs

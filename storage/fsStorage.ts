@@ -942,6 +942,14 @@ export class FsStorage implements Storage {
             if (!stats.isFile() || this.#activeTemporaryPaths.has(hostPath)) return;
             const partial = isPartialName(name);
             if (!partial && options.partialsOnly) return;
+            if (
+              !partial &&
+              options.temporariesUntouchedForMs !== undefined &&
+              Math.max(toMs(stats.mtimeMs), toMs(stats.ctimeMs)) >
+                Date.now() - options.temporariesUntouchedForMs
+            ) {
+              return;
+            }
             // A kept partial upload lives out its retention (issue #8).
             // Its age is its last change's: a commit killed after stamping the source's time
             // (maybe years old) left an mtime that says nothing of when the data was kept.

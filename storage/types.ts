@@ -198,6 +198,12 @@ export interface SweepOptions {
    */
   partialsOnly?: boolean;
   /**
+   * Other temporary files only when their last change is older than this: for a server that
+   * could not take its root's lock, which cannot tell another server's uploads in flight from a
+   * crash's leftovers but by their age. Default: any age.
+   */
+  temporariesUntouchedForMs?: number;
+  /**
    * Called for each kept partial upload removed, with its directory (a client path below the
    * storage's root) and its size, in the turn the removal completed: a quota frees the bytes.
    */

@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
@@ -308,31 +308,66 @@ describe('one server per root', () => {
       },
     );
 
+    /** Waits (bounded) until `root`'s lock names `pid`. */
+    async function lockNames(root: string, pid: number | undefined): Promise<void> {
+      const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+      const deadline = Date.now() + 3 * DEFAULTS.servedRootLockRetryMs;
+      const holder = async () => JSON.parse((await readFile(lockPath, 'utf8').catch(() => '')) || '{}').pid;
+      while (Date.now() < deadline && (await holder()) !== pid) await sleep(100);
+      expect(await holder()).toBe(pid);
+    }
+
     it.runIf(canMountTmpfs)(
-      'a server started there sweeps nothing, and writes its lock once there is room: a second is then refused',
+      'a server started there sweeps only old upload files, writes its lock once there is room, then sweeps the rest: a second is refused',
       async () => {
         disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
-        // Could be a lockless server's upload in flight: not swept.
+        // Young: could be a lockless server's upload in flight, or a crash's just now.
         const upload = `.muxftp-${'ab'.repeat(16)}.part`;
         await writeFile(join(disk.dir, upload), 'in flight');
         await fill(disk.dir);
         const first = await listening(disk.dir);
         expect(first.stderr()).toContain(`cannot write ${SERVED_ROOT_LOCK_NAME} in ${disk.dir} (ENOSPC)`);
-        expect(first.stderr()).toContain('no start-up sweep of temporary files');
+        expect(first.stderr()).toContain(
+          'upload files a crash left are removed only once an hour old until then',
+        );
         expect((await readdir(disk.dir)).sort()).toEqual([upload, 'filler'].sort());
         await unlink(join(disk.dir, 'filler'));
-        const lockPath = join(disk.dir, SERVED_ROOT_LOCK_NAME);
-        const deadline = Date.now() + 3 * DEFAULTS.servedRootLockRetryMs;
-        while (Date.now() < deadline && !(await readFile(lockPath, 'utf8').catch(() => ''))) await sleep(100);
         // Before: never written while it ran; the next server took the root and swept its uploads.
-        expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(first.child.pid);
+        await lockNames(disk.dir, first.child.pid);
         expect(first.stderr()).toContain(`wrote ${SERVED_ROOT_LOCK_NAME} in ${disk.dir}`);
+        // The root is its own now: the sweep put off at start runs.
+        await vi.waitFor(async () => expect(await readdir(disk!.dir)).toEqual([SERVED_ROOT_LOCK_NAME]), {
+          timeout: 5000,
+        });
+        expect(first.stderr()).toContain('removed 1 temporary file(s) left by an earlier run');
         const second = await serve(disk.dir);
         expect(second).toMatchObject({ code: 1 });
-        expect((await readdir(disk.dir)).sort()).toEqual([upload, SERVED_ROOT_LOCK_NAME].sort());
         first.child.kill('SIGTERM');
         await first.exited;
-        expect((await readdir(disk.dir)).sort()).toEqual([upload]);
+        expect(await readdir(disk.dir)).toEqual([]);
+      },
+      30_000,
+    );
+
+    it.runIf(canMountTmpfs)(
+      'a lockless server outwaits another that took the lock meanwhile, then writes its own',
+      async () => {
+        disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
+        await fill(disk.dir);
+        const first = await listening(disk.dir);
+        await unlink(join(disk.dir, 'filler'));
+        // Another server's lock, written first: a live process of this host stands for it.
+        const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+        children.add(other);
+        other.once('exit', () => children.delete(other));
+        const lockPath = join(disk.dir, SERVED_ROOT_LOCK_NAME);
+        await writeFile(lockPath, `${JSON.stringify({ pid: other.pid, host: hostname(), since: 'now' })}\n`);
+        await sleep(2.5 * DEFAULTS.servedRootLockRetryMs);
+        expect(first.stderr().match(/warning: another server took this root/g)).toHaveLength(1);
+        expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(other.pid);
+        // The other goes (its lock with it). Before: the first had stopped trying at the warning.
+        await unlink(lockPath);
+        await lockNames(disk.dir, first.child.pid);
       },
       30_000,
     );

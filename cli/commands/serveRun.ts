@@ -48,13 +48,16 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   });
   const root = options.memory === true ? undefined : await holdServedRoot(options.root, storage);
   // Young partial uploads survive a restart (issue #8): a client's put -c continues them. Inside
-  // another live server's root, or without the lock that would have told of another server on
-  // this one, an upload's file may be another server's in flight: none is swept.
-  const swept = await storage.sweepTemporaryFiles({
-    partialRetentionMs: options.partialRetention,
-    partialsOnly: root !== undefined && (root.servedAbove !== undefined || root.lock === undefined),
-    servedByAnother,
-  });
+  // another live server's root, an upload's file may be that server's in flight: none is swept;
+  // without the lock that would have told of another server on this root, only old ones.
+  const sweep = (lockless: boolean) =>
+    storage.sweepTemporaryFiles({
+      partialRetentionMs: options.partialRetention,
+      partialsOnly: root?.servedAbove !== undefined,
+      ...(lockless ? { temporariesUntouchedForMs: DEFAULTS.locklessSweepAgeMs } : {}),
+      servedByAnother,
+    });
+  const swept = await sweep(root !== undefined && root.lock === undefined);
   const server = new MuxServer({
     storage,
     host: options.host,
@@ -120,7 +123,13 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // Only once everything asked for is up: whoever waits for this line may rely on all of it.
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
-  const retaking = root !== undefined && root.lock === undefined ? retakeServedRoot(root) : undefined;
+  const retaking =
+    root?.retry === true
+      ? retakeServedRoot(root, async () => {
+          const late = await sweep(false);
+          if (late > 0) logToStderr(`removed ${late} temporary file(s) left by an earlier run`);
+        })
+      : undefined;
 
   const reloading =
     options.users !== undefined || options.tlsCert !== undefined
@@ -138,9 +147,9 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
   );
   await server.close(DEFAULTS.shutdownGraceMs);
+  await retaking?.stop();
   await metrics?.close();
   await storage.close();
-  await retaking?.stop();
   await root?.lock?.release();
   logToStderr('stopped');
 }
@@ -159,9 +168,11 @@ async function holdServedRoot(rootOption: string, storage: Storage): Promise<Hel
     await storage.close();
     throw error instanceof RootInUseError ? new CliError(`serve: ${error.message}`, { cause: error }) : error;
   }
+  // A full disk frees up; a read-only root or one without hard links does not.
+  const retry = held.lock === undefined && ROOM_REASONS.has(held.reason);
   if (held.lock === undefined) {
     logToStderr(
-      `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed until it is written (tried again every ${DEFAULTS.servedRootLockRetryMs / 1000} s); no start-up sweep of temporary files`,
+      `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed${retry ? ` until it is written (tried again every ${DEFAULTS.servedRootLockRetryMs / 1000} s)` : ''}; upload files a crash left are removed only once an hour old${retry ? ' until then' : ''}`,
     );
   }
   const above = await servedAbove(root);
@@ -170,23 +181,30 @@ async function holdServedRoot(rootOption: string, storage: Storage): Promise<Hel
       `${root} is inside ${above.directory}, served by muxftp pid ${above.holder.pid}: its uploads in flight here are left alone (no start-up sweep of temporary files)`,
     );
   }
-  return { path: root, lock: held.lock, servedAbove: above?.directory };
+  return { path: root, lock: held.lock, retry, servedAbove: above?.directory };
 }
+
+/** Why a lock could not be written that room made later cures. */
+const ROOM_REASONS: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
 
 /** The served root as held: its real path, its lock if one could be written, a server's root above it. */
 interface HeldRoot {
   path: string;
   lock: ServedRootLock | undefined;
+  /** Without its lock for want of room: tried again. */
+  retry: boolean;
   servedAbove: string | undefined;
 }
 
 /**
  * A root served without its lock (a disk full at start) takes it as soon as it can be written:
  * from then on a second server on the root is refused, not let in to sweep this one's uploads
- * in flight. Stops at the first lock taken, or when another server has taken it meanwhile.
+ * in flight; `taken` then runs (the sweep put off). Tries until it holds the lock: another
+ * server that took it meanwhile is warned about, and outwaited.
  */
-function retakeServedRoot(root: HeldRoot): { stop(): Promise<void> } {
+function retakeServedRoot(root: HeldRoot, taken: () => Promise<void>): { stop(): Promise<void> } {
   let stopped = false;
+  let lastSaid = '';
   let attempt: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   const schedule = (): void => {
@@ -206,16 +224,18 @@ function retakeServedRoot(root: HeldRoot): { stop(): Promise<void> } {
           logToStderr(
             `wrote ${SERVED_ROOT_LOCK_NAME} in ${root.path}: another server on this root is refused from now on`,
           );
+          await taken();
         }
         return;
       }
     } catch (error) {
-      logToStderr(
+      const said =
         error instanceof RootInUseError
           ? `warning: another server took this root while its lock could not be written: ${error.message}`
-          : `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root.path}: ${(error as Error).message}`,
-      );
-      if (error instanceof RootInUseError) return;
+          : `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root.path}: ${(error as Error).message}`;
+      // Once per holder or cause, not every round.
+      if (said !== lastSaid) logToStderr(said);
+      lastSaid = said;
     }
     if (!stopped) schedule();
   };
