@@ -26,6 +26,26 @@ export class RoomAccount {
   claimedBytes = 0;
   /** The rooms whose samples the writes wear down. */
   readonly rooms = new Set<DiskRoom>();
+  #mergedInto: RoomAccount | undefined;
+
+  /** The account this one's claims count in now: itself, or the one it was merged into. */
+  get current(): RoomAccount {
+    let account: RoomAccount = this;
+    while (account.#mergedInto !== undefined) account = account.#mergedInto;
+    return account;
+  }
+
+  /** From now on counts in `other` (a pool's key changed as it grew): its claims and rooms too. */
+  mergeInto(other: RoomAccount): void {
+    const from = this.current;
+    const to = other.current;
+    if (from === to) return;
+    to.claimedBytes += from.claimedBytes;
+    from.claimedBytes = 0;
+    for (const room of from.rooms) to.rooms.add(room);
+    from.rooms.clear();
+    from.#mergedInto = to;
+  }
 }
 
 export class DiskRoom {
@@ -49,17 +69,17 @@ export class DiskRoom {
     this.#freeBytes = freeBytes;
     this.#refusal = refusal;
     this.#account = account;
-    account.rooms.add(this);
+    account.current.rooms.add(this);
   }
 
   /** Bytes claimed and not yet written by the writes in flight (in every room of its account). */
   get claimedBytes(): number {
-    return this.#account.claimedBytes;
+    return this.#account.current.claimedBytes;
   }
 
-  /** Leaves its account: its sample is no longer worn down by the account's writes. */
-  leave(): void {
-    this.#account.rooms.delete(this);
+  /** The account its claims count in. */
+  get account(): RoomAccount {
+    return this.#account.current;
   }
 
   /**
@@ -70,31 +90,32 @@ export class DiskRoom {
   async admit(bytes: number, what: string, path: string): Promise<RoomClaim> {
     const sample = this.#sample;
     const fresh = sample !== undefined && performance.now() - sample.at < DEFAULTS.diskRoomSampleMs;
-    if (!fresh || 2 * (this.#account.claimedBytes + bytes) > sample.freeBytes) {
+    if (!fresh || 2 * (this.#account.current.claimedBytes + bytes) > sample.freeBytes) {
       const freeBytes = await this.#sampleNow(path);
       // A filesystem that cannot say (statfs refused, no block counts): the writes will tell.
       if (freeBytes === undefined) return this.#claim(bytes);
-      const room = Math.max(0, freeBytes - this.#account.claimedBytes);
+      const room = Math.max(0, freeBytes - this.#account.current.claimedBytes);
       if (bytes > room) throw this.#refusal(bytes, room, what);
     }
     return this.#claim(bytes);
   }
 
   #claim(bytes: number): RoomClaim {
-    const account = this.#account;
-    account.claimedBytes += bytes;
+    // Looked up at each step: the account may be merged into another meanwhile.
+    const account = (): RoomAccount => this.#account.current;
+    account().claimedBytes += bytes;
     let left = bytes;
     return {
       wrote: (written) => {
         const done = Math.min(left, written);
         left -= done;
-        account.claimedBytes -= done;
+        account().claimedBytes -= done;
         // Written: off the cached samples too, or the next admissions within their second count
         // those bytes as free again (three 8 MB puts in turn into 20 MB were all admitted).
-        for (const room of account.rooms) if (room.#sample !== undefined) room.#sample.freeBytes -= done;
+        for (const room of account().rooms) if (room.#sample !== undefined) room.#sample.freeBytes -= done;
       },
       release: () => {
-        account.claimedBytes -= left;
+        account().claimedBytes -= left;
         left = 0;
       },
     };
@@ -198,7 +219,7 @@ export class DiskRooms {
 
   /** Bytes claimed and not yet written on the filesystem `device`, whose statfs says `stats`. */
   claimedBytes(device: number | bigint, stats: RoomStats): number {
-    return this.#accounts.get(roomKey(device, stats))?.claimedBytes ?? 0;
+    return this.#accounts.get(roomKey(device, stats))?.current.claimedBytes ?? 0;
   }
 
   /**
@@ -233,15 +254,20 @@ export class DiskRooms {
       now.copyOnWrite = copyOnWrite;
       return now.room;
     }
-    // A new filesystem under this number: its claims go to its own account; the old room's
-    // writes in flight still count in the old one until they end.
-    now?.room.leave();
-    let account = this.#accounts.get(key);
-    if (account === undefined) {
-      account = new RoomAccount();
-      this.#accounts.set(key, account);
+    const account = this.#accounts.get(key);
+    if (now !== undefined) {
+      // Another key for this device: its pool grew (other blocks), or the number went to a new
+      // filesystem. Its account goes on under the new key, merged with any there already, so
+      // that the writes in flight still count (merging a gone filesystem's in errs careful).
+      if (account === undefined) this.#accounts.set(key, now.room.account);
+      else now.room.account.mergeInto(account);
+      now.key = key;
+      now.at = at;
+      now.copyOnWrite = copyOnWrite;
+      return now.room;
     }
-    const room = new DiskRoom(this.#freeBytes, this.#refusal, account);
+    if (account === undefined) this.#accounts.set(key, new RoomAccount());
+    const room = new DiskRoom(this.#freeBytes, this.#refusal, this.#accounts.get(key)!);
     this.#rooms.set(device, { room, key, at, copyOnWrite });
     return room;
   }

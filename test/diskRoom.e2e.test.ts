@@ -384,6 +384,26 @@ describe('DiskRoom', () => {
     });
   });
 
+  it('DiskRooms: a pool that grows (other blocks, another key) still counts the writes in flight', async () => {
+    const BTRFS = 0x9123683e;
+    let blocks = 1000;
+    let bavail = 100;
+    const rooms = new DiskRooms(async () => ({ type: BTRFS, bsize: 1, blocks, bavail }), refusal);
+    await rooms.admit(1, 80, 'a', '/@a/a');
+    blocks = 1040; // a device added: 40 more free
+    bavail = 140;
+    await new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100));
+    // Before: the new key had an account of its own, empty, and 80 more were admitted into 60.
+    await expect(rooms.admit(1, 80, 'c', '/@a/c')).rejects.toMatchObject({
+      message: 'c: 80 do not fit in 60',
+    });
+    // Another subvolume first seen now shares the account that went on under the new key.
+    await expect(rooms.admit(2, 80, 'b', '/@b/b')).rejects.toMatchObject({
+      message: 'b: 80 do not fit in 60',
+    });
+    expect(rooms.claimedBytes(1, { type: BTRFS, bsize: 1, blocks, bavail })).toBe(80);
+  });
+
   it('DiskRooms: bytes written over blocks a file has need no room, but on a copy-on-write filesystem', async () => {
     const stats = (type: number) => ({ type, bsize: 1, blocks: 1000, bavail: 100 });
     const ext4 = new DiskRooms(async () => stats(0xef53), refusal);
