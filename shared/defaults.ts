@@ -237,9 +237,11 @@ export const DEFAULTS = {
    * `serve` without its root's lock: the start-up sweep removes an upload's temporary file only
    * when it has not changed for this long (an upload in flight on another server changes its
    * file far more often: a stream that moves nothing fails within two idle timeouts), so that a
-   * disk filled by a crash's leftovers is freed; the rest once the lock is taken.
+   * disk filled by a crash's leftovers is freed. Younger ones stay until a start with the lock.
    */
   locklessSweepAgeMs: 60 * 60_000,
+  /** How often such a server, still without the lock for want of room, sweeps them again. */
+  locklessSweepEveryMs: 5 * 60_000,
   /**
    * File reads (downloads, `put`'s local files) and other fs calls but large data writes run on the
    * loop while each takes at most this long; slower ones send the next ones to the threadpool for a back-off

@@ -255,10 +255,9 @@ export class DiskRooms {
       return now.room;
     }
     const account = this.#accounts.get(key);
-    if (now !== undefined) {
-      // Another key for this device: its pool grew (other blocks), or the number went to a new
-      // filesystem. Its account goes on under the new key, merged with any there already, so
-      // that the writes in flight still count (merging a gone filesystem's in errs careful).
+    if (now !== undefined && poolGrew(now.key, key)) {
+      // Its pool grew (or shrank): its account goes on under the new key, merged with any there
+      // already, so that the writes in flight still count.
       if (account === undefined) this.#accounts.set(key, now.room.account);
       else now.room.account.mergeInto(account);
       now.key = key;
@@ -266,11 +265,21 @@ export class DiskRooms {
       now.copyOnWrite = copyOnWrite;
       return now.room;
     }
+    // A new device, or its number given to a new filesystem: the old one's writes in flight
+    // (on a filesystem gone) stay in its account, and this one starts its own.
+    if (now !== undefined) now.room.account.rooms.delete(now.room);
     if (account === undefined) this.#accounts.set(key, new RoomAccount());
     const room = new DiskRoom(this.#freeBytes, this.#refusal, this.#accounts.get(key)!);
     this.#rooms.set(device, { room, key, at, copyOnWrite });
     return room;
   }
+}
+
+/** The same pool with other blocks: one key of roomKey's become another as the pool was resized. */
+function poolGrew(before: string, after: string): boolean {
+  const kind = (key: string): string | undefined =>
+    key.startsWith('pool:') ? key.slice(0, key.lastIndexOf(':')) : undefined;
+  return kind(before) !== undefined && kind(before) === kind(after);
 }
 
 /**

@@ -404,6 +404,31 @@ describe('DiskRoom', () => {
     expect(rooms.claimedBytes(1, { type: BTRFS, bsize: 1, blocks, bavail })).toBe(80);
   });
 
+  it("DiskRooms: a pool subvolume's device number given to a tmpfs does not bring the pool's writes along", async () => {
+    const BTRFS = 0x9123683e;
+    const TMPFS = 0x01021994;
+    let typeOfSeven = BTRFS;
+    const rooms = new DiskRooms(
+      async (at) => ({
+        type: at.startsWith('/seven') ? typeOfSeven : BTRFS,
+        bsize: 1,
+        blocks: 1000,
+        bavail: 100,
+      }),
+      refusal,
+    );
+    await rooms.admit(7, 90, 'a', '/seven/a'); // in flight on the pool
+    typeOfSeven = TMPFS; // the subvolume went; a tmpfs got its number
+    await new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100));
+    // Before: the tmpfs took the pool's account along, and 20 of its 100 were refused.
+    await rooms.admit(7, 20, 'b', '/seven/b');
+    expect(rooms.claimedBytes(7, { type: TMPFS, bsize: 1, blocks: 1000, bavail: 100 })).toBe(20);
+    // The pool's other subvolumes still count the write in flight there.
+    await expect(rooms.admit(8, 20, 'c', '/eight/c')).rejects.toMatchObject({
+      message: 'c: 20 do not fit in 10',
+    });
+  });
+
   it('DiskRooms: bytes written over blocks a file has need no room, but on a copy-on-write filesystem', async () => {
     const stats = (type: number) => ({ type, bsize: 1, blocks: 1000, bavail: 100 });
     const ext4 = new DiskRooms(async () => stats(0xef53), refusal);

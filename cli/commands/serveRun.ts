@@ -50,10 +50,15 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // Young partial uploads survive a restart (issue #8): a client's put -c continues them. Inside
   // another live server's root, an upload's file may be that server's in flight: none is swept;
   // without the lock that would have told of another server on this root, only old ones.
-  const sweep = (lockless: boolean) =>
+  const sweep = (
+    lockless: boolean,
+    servedFromAbove = root?.servedAbove !== undefined,
+    keepPartials = false,
+  ) =>
     storage.sweepTemporaryFiles({
-      partialRetentionMs: options.partialRetention,
-      partialsOnly: root?.servedAbove !== undefined,
+      // Kept partials expire by the server's own timer once it runs (quotas are told of them).
+      partialRetentionMs: keepPartials ? Number.POSITIVE_INFINITY : options.partialRetention,
+      partialsOnly: servedFromAbove,
       ...(lockless ? { temporariesUntouchedForMs: DEFAULTS.locklessSweepAgeMs } : {}),
       servedByAnother,
     });
@@ -123,11 +128,13 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // Only once everything asked for is up: whoever waits for this line may rely on all of it.
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
+  // Still without the lock: old upload files only, and never under another server's root (one
+  // may have started above meanwhile). A disk a crash's leftovers filled is freed within the hour.
   const retaking =
     root?.retry === true
       ? retakeServedRoot(root, async () => {
-          const late = await sweep(false);
-          if (late > 0) logToStderr(`removed ${late} temporary file(s) left by an earlier run`);
+          const aged = await sweep(true, (await servedAbove(root.path)) !== undefined, true);
+          if (aged > 0) logToStderr(`removed ${aged} temporary file(s) an hour old, left by an earlier run`);
         })
       : undefined;
 
@@ -172,7 +179,7 @@ async function holdServedRoot(rootOption: string, storage: Storage): Promise<Hel
   const retry = held.lock === undefined && ROOM_REASONS.has(held.reason);
   if (held.lock === undefined) {
     logToStderr(
-      `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed${retry ? ` until it is written (tried again every ${DEFAULTS.servedRootLockRetryMs / 1000} s)` : ''}; upload files a crash left are removed only once an hour old${retry ? ' until then' : ''}`,
+      `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed${retry ? ` until it is written (tried again every ${DEFAULTS.servedRootLockRetryMs / 1000} s)` : ''}; upload files a crash left are removed only once an hour old`,
     );
   }
   const above = await servedAbove(root);
@@ -199,12 +206,14 @@ interface HeldRoot {
 /**
  * A root served without its lock (a disk full at start) takes it as soon as it can be written:
  * from then on a second server on the root is refused, not let in to sweep this one's uploads
- * in flight; `taken` then runs (the sweep put off). Tries until it holds the lock: another
- * server that took it meanwhile is warned about, and outwaited.
+ * in flight. Tries until it holds the lock: another server that took it meanwhile is warned
+ * about, and outwaited. Until then `sweepAged` runs every DEFAULTS.locklessSweepEveryMs. Never
+ * a full sweep: other servers may have started on the root while no lock was there to see.
  */
-function retakeServedRoot(root: HeldRoot, taken: () => Promise<void>): { stop(): Promise<void> } {
+function retakeServedRoot(root: HeldRoot, sweepAged: () => Promise<void>): { stop(): Promise<void> } {
   let stopped = false;
   let lastSaid = '';
+  let sweptAt = performance.now();
   let attempt: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   const schedule = (): void => {
@@ -224,9 +233,12 @@ function retakeServedRoot(root: HeldRoot, taken: () => Promise<void>): { stop():
           logToStderr(
             `wrote ${SERVED_ROOT_LOCK_NAME} in ${root.path}: another server on this root is refused from now on`,
           );
-          await taken();
         }
         return;
+      }
+      if (performance.now() - sweptAt >= DEFAULTS.locklessSweepEveryMs) {
+        sweptAt = performance.now();
+        await sweepAged();
       }
     } catch (error) {
       const said =
