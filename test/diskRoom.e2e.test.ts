@@ -252,6 +252,7 @@ describe('get: room on the local disk', () => {
 describe('DiskRoom', () => {
   const refusal = (bytes: number, room: number, what: string) =>
     new MuxftpError('NO_SPACE', `${what}: ${bytes} do not fit in ${room}`);
+  const BTRFS = 0x9123683e;
 
   it('counts what admitted uploads have yet to write, and gives it back as they write and end', async () => {
     let free = 100;
@@ -330,7 +331,6 @@ describe('DiskRoom', () => {
   });
 
   it('DiskRooms: subvolumes of one btrfs pool (a device each) share its room; other filesystems of one size do not', async () => {
-    const BTRFS = 0x9123683e;
     const EXT4 = 0xef53;
     const stats = (type: number) => ({ type, bsize: 1, blocks: 1000, bavail: 100 });
     const pooled = new DiskRooms(async () => stats(BTRFS), refusal);
@@ -347,7 +347,6 @@ describe('DiskRoom', () => {
   });
 
   it('DiskRooms: two pools of one size share an account, never a free-space sample', async () => {
-    const BTRFS = 0x9123683e;
     // Pool A has 1000 free, pool B 10: the same type and size, so one account.
     const rooms = new DiskRooms(
       async (at) => ({ type: BTRFS, bsize: 1, blocks: 5000, bavail: at.startsWith('/a') ? 1000 : 10 }),
@@ -360,24 +359,28 @@ describe('DiskRoom', () => {
     });
   });
 
-  it("DiskRooms: a device number given to a new filesystem is read again, and joins its pool's account", async () => {
-    const BTRFS = 0x9123683e;
-    const TMPFS = 0x01021994;
-    let typeOfSeven = TMPFS;
-    const rooms = new DiskRooms(
+  const TMPFS = 0x01021994;
+  /** Rooms where /seven is on the filesystem `seven()` names, the rest on one btrfs pool; 100 free each. */
+  const sevenOn = (seven: () => number) =>
+    new DiskRooms(
       async (at) => ({
-        type: at.startsWith('/seven') ? typeOfSeven : BTRFS,
+        type: at.startsWith('/seven') ? seven() : BTRFS,
         bsize: 1,
         blocks: 1000,
         bavail: 100,
       }),
       refusal,
     );
+  const pastASample = () => new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100));
+
+  it("DiskRooms: a device number given to a new filesystem is read again, and joins its pool's account", async () => {
+    let typeOfSeven = TMPFS;
+    const rooms = sevenOn(() => typeOfSeven);
     (await rooms.admit(7, 10, 'a', '/seven/a')).release();
     // The tmpfs is gone; a subvolume of the pool is made and gets number 7.
     typeOfSeven = BTRFS;
     await rooms.admit(8, 60, 'b', '/eight/b');
-    await new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100)); // past a sample's life
+    await pastASample();
     // Before: device 7 kept the tmpfs's room, and 60 more of the pool's 100 were admitted.
     await expect(rooms.admit(7, 60, 'c', '/seven/c')).rejects.toMatchObject({
       message: 'c: 60 do not fit in 40',
@@ -385,14 +388,13 @@ describe('DiskRoom', () => {
   });
 
   it('DiskRooms: a pool that grows (other blocks, another key) still counts the writes in flight', async () => {
-    const BTRFS = 0x9123683e;
     let blocks = 1000;
     let bavail = 100;
     const rooms = new DiskRooms(async () => ({ type: BTRFS, bsize: 1, blocks, bavail }), refusal);
     await rooms.admit(1, 80, 'a', '/@a/a');
     blocks = 1040; // a device added: 40 more free
     bavail = 140;
-    await new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100));
+    await pastASample();
     // Before: the new key had an account of its own, empty, and 80 more were admitted into 60.
     await expect(rooms.admit(1, 80, 'c', '/@a/c')).rejects.toMatchObject({
       message: 'c: 80 do not fit in 60',
@@ -405,21 +407,11 @@ describe('DiskRoom', () => {
   });
 
   it("DiskRooms: a pool subvolume's device number given to a tmpfs does not bring the pool's writes along", async () => {
-    const BTRFS = 0x9123683e;
-    const TMPFS = 0x01021994;
     let typeOfSeven = BTRFS;
-    const rooms = new DiskRooms(
-      async (at) => ({
-        type: at.startsWith('/seven') ? typeOfSeven : BTRFS,
-        bsize: 1,
-        blocks: 1000,
-        bavail: 100,
-      }),
-      refusal,
-    );
+    const rooms = sevenOn(() => typeOfSeven);
     await rooms.admit(7, 90, 'a', '/seven/a'); // in flight on the pool
     typeOfSeven = TMPFS; // the subvolume went; a tmpfs got its number
-    await new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100));
+    await pastASample();
     // Before: the tmpfs took the pool's account along, and 20 of its 100 were refused.
     await rooms.admit(7, 20, 'b', '/seven/b');
     expect(rooms.claimedBytes(7, { type: TMPFS, bsize: 1, blocks: 1000, bavail: 100 })).toBe(20);
@@ -438,9 +430,9 @@ describe('DiskRoom', () => {
     expect(ext4.claimedBytes(1, stats(0xef53))).toBe(40);
     claim.wrote(30);
     expect(ext4.claimedBytes(1, stats(0xef53))).toBe(10);
-    const btrfs = new DiskRooms(async () => stats(0x9123683e), refusal);
+    const btrfs = new DiskRooms(async () => stats(BTRFS), refusal);
     await btrfs.admit(1, 100, 'a', '/a', 60);
-    expect(btrfs.claimedBytes(1, stats(0x9123683e))).toBe(100);
+    expect(btrfs.claimedBytes(1, stats(BTRFS))).toBe(100);
   });
 
   it('writableBytes: a filesystem without block counts (sysfs) has unknown room, not none; root may use bfree', async () => {
