@@ -50,19 +50,18 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // Young partial uploads survive a restart (issue #8): a client's put -c continues them. Inside
   // another live server's root, an upload's file may be that server's in flight: none is swept;
   // without the lock that would have told of another server on this root, only old ones.
-  const sweep = (
-    lockless: boolean,
-    servedFromAbove = root?.servedAbove !== undefined,
-    keepPartials = false,
-  ) =>
+  const sweep = (how: { lockless: boolean; servedFromAbove: boolean; whileRunning?: boolean }) =>
     storage.sweepTemporaryFiles({
-      // Kept partials expire by the server's own timer once it runs (quotas are told of them).
-      partialRetentionMs: keepPartials ? Number.POSITIVE_INFINITY : options.partialRetention,
-      partialsOnly: servedFromAbove,
-      ...(lockless ? { temporariesUntouchedForMs: DEFAULTS.locklessSweepAgeMs } : {}),
+      // Once it runs, kept partials expire by the server's own timer (which tells quotas).
+      partialRetentionMs: how.whileRunning === true ? Number.POSITIVE_INFINITY : options.partialRetention,
+      partialsOnly: how.servedFromAbove,
+      ...(how.lockless ? { temporariesUntouchedForMs: DEFAULTS.locklessSweepAgeMs } : {}),
       servedByAnother,
     });
-  const swept = await sweep(root !== undefined && root.lock === undefined);
+  const swept = await sweep({
+    lockless: root !== undefined && root.lock === undefined,
+    servedFromAbove: root?.servedAbove !== undefined,
+  });
   const server = new MuxServer({
     storage,
     host: options.host,
@@ -133,7 +132,8 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   const retaking =
     root?.retry === true
       ? retakeServedRoot(root, async () => {
-          const aged = await sweep(true, (await servedAbove(root.path)) !== undefined, true);
+          const servedFromAbove = (await servedAbove(root.path)) !== undefined;
+          const aged = await sweep({ lockless: true, servedFromAbove, whileRunning: true });
           if (aged > 0) logToStderr(`removed ${aged} temporary file(s) an hour old, left by an earlier run`);
         })
       : undefined;
