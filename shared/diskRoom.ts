@@ -26,26 +26,6 @@ export class RoomAccount {
   claimedBytes = 0;
   /** The rooms whose samples the writes wear down. */
   readonly rooms = new Set<DiskRoom>();
-  #mergedInto: RoomAccount | undefined;
-
-  /** The account this one's claims count in now: itself, or the one it was merged into. */
-  get current(): RoomAccount {
-    let account: RoomAccount = this;
-    while (account.#mergedInto !== undefined) account = account.#mergedInto;
-    return account;
-  }
-
-  /** From now on counts in `other` (a pool's key changed as it grew): its claims and rooms too. */
-  mergeInto(other: RoomAccount): void {
-    const from = this.current;
-    const to = other.current;
-    if (from === to) return;
-    to.claimedBytes += from.claimedBytes;
-    from.claimedBytes = 0;
-    for (const room of from.rooms) to.rooms.add(room);
-    from.rooms.clear();
-    from.#mergedInto = to;
-  }
 }
 
 export class DiskRoom {
@@ -69,17 +49,17 @@ export class DiskRoom {
     this.#freeBytes = freeBytes;
     this.#refusal = refusal;
     this.#account = account;
-    account.current.rooms.add(this);
+    account.rooms.add(this);
   }
 
   /** Bytes claimed and not yet written by the writes in flight (in every room of its account). */
   get claimedBytes(): number {
-    return this.#account.current.claimedBytes;
+    return this.#account.claimedBytes;
   }
 
-  /** The account its claims count in. */
-  get account(): RoomAccount {
-    return this.#account.current;
+  /** Leaves its account: its sample is no longer worn down by the account's writes. */
+  leave(): void {
+    this.#account.rooms.delete(this);
   }
 
   /**
@@ -90,32 +70,31 @@ export class DiskRoom {
   async admit(bytes: number, what: string, path: string): Promise<RoomClaim> {
     const sample = this.#sample;
     const fresh = sample !== undefined && performance.now() - sample.at < DEFAULTS.diskRoomSampleMs;
-    if (!fresh || 2 * (this.#account.current.claimedBytes + bytes) > sample.freeBytes) {
+    if (!fresh || 2 * (this.#account.claimedBytes + bytes) > sample.freeBytes) {
       const freeBytes = await this.#sampleNow(path);
       // A filesystem that cannot say (statfs refused, no block counts): the writes will tell.
       if (freeBytes === undefined) return this.#claim(bytes);
-      const room = Math.max(0, freeBytes - this.#account.current.claimedBytes);
+      const room = Math.max(0, freeBytes - this.#account.claimedBytes);
       if (bytes > room) throw this.#refusal(bytes, room, what);
     }
     return this.#claim(bytes);
   }
 
   #claim(bytes: number): RoomClaim {
-    // Looked up at each step: the account may be merged into another meanwhile.
-    const account = (): RoomAccount => this.#account.current;
-    account().claimedBytes += bytes;
+    const account = this.#account;
+    account.claimedBytes += bytes;
     let left = bytes;
     return {
       wrote: (written) => {
         const done = Math.min(left, written);
         left -= done;
-        account().claimedBytes -= done;
+        account.claimedBytes -= done;
         // Written: off the cached samples too, or the next admissions within their second count
         // those bytes as free again (three 8 MB puts in turn into 20 MB were all admitted).
-        for (const room of account().rooms) if (room.#sample !== undefined) room.#sample.freeBytes -= done;
+        for (const room of account.rooms) if (room.#sample !== undefined) room.#sample.freeBytes -= done;
       },
       release: () => {
-        account().claimedBytes -= left;
+        account.claimedBytes -= left;
         left = 0;
       },
     };
@@ -219,7 +198,7 @@ export class DiskRooms {
 
   /** Bytes claimed and not yet written on the filesystem `device`, whose statfs says `stats`. */
   claimedBytes(device: number | bigint, stats: RoomStats): number {
-    return this.#accounts.get(roomKey(device, stats))?.current.claimedBytes ?? 0;
+    return this.#accounts.get(roomKey(device, stats))?.claimedBytes ?? 0;
   }
 
   /**
@@ -254,32 +233,21 @@ export class DiskRooms {
       now.copyOnWrite = copyOnWrite;
       return now.room;
     }
-    const account = this.#accounts.get(key);
-    if (now !== undefined && poolGrew(now.key, key)) {
-      // Its pool grew (or shrank): its account goes on under the new key, merged with any there
-      // already, so that the writes in flight still count.
-      if (account === undefined) this.#accounts.set(key, now.room.account);
-      else now.room.account.mergeInto(account);
-      now.key = key;
-      now.at = at;
-      now.copyOnWrite = copyOnWrite;
-      return now.room;
+    // A new device, its number given to a new filesystem, or its pool resized (other blocks):
+    // an account of the new key's. The old room's writes in flight still count in the old
+    // account until they end (a pool resized under writes may admit past them meanwhile;
+    // merging accounts instead could not tell a grown pool from another one, and would join
+    // them for good).
+    now?.room.leave();
+    let account = this.#accounts.get(key);
+    if (account === undefined) {
+      account = new RoomAccount();
+      this.#accounts.set(key, account);
     }
-    // A new device, or its number given to a new filesystem: the old one's writes in flight
-    // (on a filesystem gone) stay in its account, and this one starts its own.
-    if (now !== undefined) now.room.account.rooms.delete(now.room);
-    if (account === undefined) this.#accounts.set(key, new RoomAccount());
-    const room = new DiskRoom(this.#freeBytes, this.#refusal, this.#accounts.get(key)!);
+    const room = new DiskRoom(this.#freeBytes, this.#refusal, account);
     this.#rooms.set(device, { room, key, at, copyOnWrite });
     return room;
   }
-}
-
-/** The same pool with other blocks: one key of roomKey's become another as the pool was resized. */
-function poolGrew(before: string, after: string): boolean {
-  const kind = (key: string): string | undefined =>
-    key.startsWith('pool:') ? key.slice(0, key.lastIndexOf(':')) : undefined;
-  return kind(before) !== undefined && kind(before) === kind(after);
 }
 
 /**
