@@ -29,6 +29,13 @@ export interface ServerOptions {
    */
   partialRetentionMs?: number;
   /**
+   * Asked of each directory below the root that holds a served-root lock, by the timer that
+   * removes expired kept uploads: true when another live server serves it, whose tree is then
+   * left alone (its kept uploads expire by its own retention, and its quotas are told). `serve`
+   * gives storage/servedRootLock.ts's; default none asked.
+   */
+  servedByAnother?: (hostDirectory: string) => Promise<boolean>;
+  /**
    * A resumable upload that has moved no data for this long (ms; or the idle timeout, if shorter)
    * gives way to a newer upload of the same data, which continues what it wrote: a client's retry
    * after its connection stalled. Default 10 s.
@@ -144,7 +151,8 @@ export interface ServerOptions {
 }
 
 /** {@link ServerOptions} with every default filled in. */
-export type ResolvedServerOptions = Required<Omit<ServerOptions, 'tls'>> & Pick<ServerOptions, 'tls'>;
+export type ResolvedServerOptions = Required<Omit<ServerOptions, 'tls' | 'servedByAnother'>> &
+  Pick<ServerOptions, 'tls' | 'servedByAnother'>;
 
 const POSITIVE_INTEGERS = [
   'maxConnections',
@@ -252,6 +260,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     loginBlockMs: options.loginBlockMs ?? DEFAULTS.loginBlockMs,
     maxConcurrentLoginChecks: options.maxConcurrentLoginChecks ?? DEFAULTS.maxConcurrentLoginChecks,
     partialRetentionMs: options.partialRetentionMs ?? DEFAULTS.partialRetentionMs,
+    ...(options.servedByAnother !== undefined ? { servedByAnother: options.servedByAnother } : {}),
     stalledUploadTakeoverMs: options.stalledUploadTakeoverMs ?? DEFAULTS.stalledUploadTakeoverMs,
     openFileReclaimIdleMs: options.openFileReclaimIdleMs ?? DEFAULTS.openFileReclaimIdleMs,
   };

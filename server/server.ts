@@ -175,6 +175,10 @@ export class MuxServer {
           partialRetentionMs: retention,
           // Crash leftovers went at start; a temporary file unknown now may be another process's.
           partialsOnly: true,
+          // A root inside this one served by another server: its kept uploads are its own.
+          ...(this.options.servedByAnother !== undefined
+            ? { servedByAnother: this.options.servedByAnother }
+            : {}),
           // Paths below the served root: every quota whose home holds the directory frees them.
           onPartialRemoved: (dir, bytes) =>
             this.accountResources.recordChange('', { op: 'partial', dir, bytes: -bytes }, undefined),

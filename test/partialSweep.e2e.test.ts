@@ -4,10 +4,13 @@
  * at start): it may be another process's transfer in progress in the same tree, such as a
  * `muxftp get` downloading into the served directory, or a second server on the same root.
  */
-import { readdir, utimes, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { newTemporaryName, partialName } from '../shared/temporaryNames.js';
+import { newTemporaryName, partialName, SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
+import { servedByAnother } from '../storage/servedRootLock.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
@@ -59,5 +62,31 @@ describe('the partial-retention timer', () => {
     const swept = sweeps;
     await until(async () => sweeps >= swept + 2, 'two more sweeps', 10_000);
     expect(await readdir(root)).toEqual([foreign]);
+  });
+
+  it('leaves the kept partials of a root inside this one that another live server serves', async () => {
+    // A live process of this host stands for the inner server (its lock names it).
+    const inner = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      env = await startServer({ backend: 'disk', partialRetentionMs: 200, servedByAnother });
+      const root = env.root!;
+      await mkdir(join(root, 'inner'));
+      await writeFile(
+        join(root, 'inner', SERVED_ROOT_LOCK_NAME),
+        `${JSON.stringify({ pid: inner.pid, host: hostname(), since: 'now' })}\n`,
+      );
+      const kept = partialName('big.bin', { size: 10, algorithm: 'xxh128', source: 's' });
+      for (const dir of [root, join(root, 'inner')]) await writeFile(join(dir, kept), 'kept');
+      await until(
+        async () => !(await readdir(root)).includes(kept),
+        'the sweep of the outer partial',
+        10_000,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 600)); // three sweeps more
+      // Before: the outer server's timer removed it by its own retention.
+      expect((await readdir(join(root, 'inner'))).sort()).toEqual([SERVED_ROOT_LOCK_NAME, kept].sort());
+    } finally {
+      inner.kill('SIGKILL');
+    }
   });
 });

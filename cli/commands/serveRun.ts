@@ -68,6 +68,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     port: options.port,
     idleTimeoutMs: options.idleTimeout,
     partialRetentionMs: options.partialRetention,
+    servedByAnother,
     maxConnections: options.maxConnections,
     ...(options.maxOpenFiles !== undefined ? { maxOpenFiles: options.maxOpenFiles } : {}),
     streamWindowBytes: options.streamWindow,
@@ -238,7 +239,9 @@ function retakeServedRoot(root: HeldRoot, sweepAged: () => Promise<void>): { sto
       }
       if (performance.now() - sweptAt >= DEFAULTS.locklessSweepEveryMs) {
         sweptAt = performance.now();
-        await sweepAged();
+        await sweepAged().catch((error: Error) =>
+          logToStderr(`sweeping upload files an hour old in ${root.path} failed: ${error.message}`),
+        );
       }
     } catch (error) {
       const said =
