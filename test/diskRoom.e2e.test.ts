@@ -360,22 +360,15 @@ describe('DiskRoom', () => {
   });
 
   const TMPFS = 0x01021994;
-  /** Rooms where /seven is on the filesystem `seven()` names, the rest on one btrfs pool; 100 free each. */
-  const sevenOn = (seven: () => number) =>
-    new DiskRooms(
-      async (at) => ({
-        type: at.startsWith('/seven') ? seven() : BTRFS,
-        bsize: 1,
-        blocks: 1000,
-        bavail: 100,
-      }),
-      refusal,
-    );
+  const POOL = { type: BTRFS, bsize: 1, blocks: 1000, bavail: 100 };
+  /** Rooms where /seven is on the filesystem `seven()` says (what differs from POOL), the rest on POOL. */
+  const sevenOn = (seven: () => Partial<typeof POOL>) =>
+    new DiskRooms(async (at) => ({ ...POOL, ...(at.startsWith('/seven') ? seven() : {}) }), refusal);
   const pastASample = () => new Promise((resolve) => setTimeout(resolve, DEFAULTS.diskRoomSampleMs + 100));
 
   it("DiskRooms: a device number given to a new filesystem is read again, and joins its pool's account", async () => {
     let typeOfSeven = TMPFS;
-    const rooms = sevenOn(() => typeOfSeven);
+    const rooms = sevenOn(() => ({ type: typeOfSeven }));
     (await rooms.admit(7, 10, 'a', '/seven/a')).release();
     // The tmpfs is gone; a subvolume of the pool is made and gets number 7.
     typeOfSeven = BTRFS;
@@ -387,42 +380,26 @@ describe('DiskRoom', () => {
     });
   });
 
-  it("DiskRooms: a pool subvolume's device number given to a tmpfs does not bring the pool's writes along", async () => {
-    let typeOfSeven = BTRFS;
-    const rooms = sevenOn(() => typeOfSeven);
-    await rooms.admit(7, 90, 'a', '/seven/a'); // in flight on the pool
-    typeOfSeven = TMPFS; // the subvolume went; a tmpfs got its number
-    await pastASample();
-    // Before: the tmpfs took the pool's account along, and 20 of its 100 were refused.
-    await rooms.admit(7, 20, 'b', '/seven/b');
-    expect(rooms.claimedBytes(7, { type: TMPFS, bsize: 1, blocks: 1000, bavail: 100 })).toBe(20);
-    // The pool's other subvolumes still count the write in flight there.
-    await expect(rooms.admit(8, 20, 'c', '/eight/c')).rejects.toMatchObject({
-      message: 'c: 20 do not fit in 10',
-    });
-  });
-
-  it("DiskRooms: a subvolume's number given to another pool's subvolume starts an account of that pool's", async () => {
-    let blocksOfSeven = 1000;
-    const rooms = new DiskRooms(
-      async (at) => ({
-        type: BTRFS,
-        bsize: 1,
-        blocks: at.startsWith('/seven') ? blocksOfSeven : 1000,
-        bavail: 100,
-      }),
-      refusal,
-    );
-    await rooms.admit(7, 90, 'a', '/seven/a'); // in flight on pool A
-    blocksOfSeven = 2000; // the subvolume went; one of pool B got its number
-    await pastASample();
-    await rooms.admit(7, 20, 'b', '/seven/b');
-    expect(rooms.claimedBytes(7, { type: BTRFS, bsize: 1, blocks: 2000, bavail: 100 })).toBe(20);
-    // Pool A's other subvolumes still count its write in flight; pool B's are not held to it.
-    await expect(rooms.admit(8, 20, 'c', '/eight/c')).rejects.toMatchObject({
-      message: 'c: 20 do not fit in 10',
-    });
-  });
+  it.each([
+    ['a tmpfs', { type: TMPFS }],
+    ["another pool's subvolume", { blocks: 2000 }],
+  ])(
+    "DiskRooms: a pool subvolume's device number given to %s does not bring the pool's writes along",
+    async (_, then) => {
+      let seven: Partial<typeof POOL> = {};
+      const rooms = sevenOn(() => seven);
+      await rooms.admit(7, 90, 'a', '/seven/a'); // in flight on the pool
+      seven = then; // the subvolume went; another filesystem got its number
+      await pastASample();
+      // Before: the new filesystem took the pool's account along, and 20 of its 100 were refused.
+      await rooms.admit(7, 20, 'b', '/seven/b');
+      expect(rooms.claimedBytes(7, { ...POOL, ...then })).toBe(20);
+      // The pool's other subvolumes still count the write in flight there.
+      await expect(rooms.admit(8, 20, 'c', '/eight/c')).rejects.toMatchObject({
+        message: 'c: 20 do not fit in 10',
+      });
+    },
+  );
 
   it('DiskRooms: bytes written over blocks a file has need no room, but on a copy-on-write filesystem', async () => {
     const stats = (type: number) => ({ type, bsize: 1, blocks: 1000, bavail: 100 });
