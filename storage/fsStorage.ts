@@ -999,9 +999,8 @@ export class FsStorage implements Storage {
    * listings do not show (their names are hidden), freed by put -c or their retention's end.
    */
   async #keptBytesUnder(realRoot: string): Promise<number> {
-    const within = `${realRoot}${realRoot.endsWith(this.#paths.sep) ? '' : this.#paths.sep}`;
     const sizes = [...this.#keptPartialIndex]
-      .filter(([dir]) => dir === realRoot || dir.startsWith(within))
+      .filter(([dir]) => this.#confinement.isWithin(realRoot, dir))
       .flatMap(([dir, names]) =>
         [...names].map((name) =>
           this.#fs.lstat(this.#paths.join(dir, name)).then(
