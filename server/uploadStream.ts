@@ -346,10 +346,13 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     const quota = this.host.quota;
     if (quota === undefined) return;
     // One kept upload per file: storage drops those of other keys as the upload starts, but a
-    // quota would count them against it first (storage tells it as each goes).
-    await this.host.storage
-      .dropKeptPartials?.(this.path, { keeping: this.partial, onPartialRemoved: this.partialRemoved })
-      .catch(() => {});
+    // quota would count them against it first (storage tells it as each goes). Not for a resume:
+    // storage drops them once it holds what it continues (refused for want of it, nothing goes),
+    // and a resume reserves in adopt(), after that.
+    if (this.offset === 0)
+      await this.host.storage
+        .dropKeptPartials?.(this.path, { keeping: this.partial, onPartialRemoved: this.partialRemoved })
+        .catch(() => {});
     // A resumable upload reserves in adopt(), once its kept data is known: count usage first,
     // so that no walk comes between the two.
     await Promise.all([this.creditReplaced(quota), quota.usedBytes()]);

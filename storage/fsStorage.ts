@@ -678,9 +678,13 @@ export class FsStorage implements Storage {
     }
 
     // One kept upload per file: what earlier uploads of it kept under other keys (its source
-    // changed since, or was another's) is dropped as this one starts, before it needs the room.
-    if (this.#keptPartialIndex.has(parentHostPath))
-      await this.#dropKeptFor(target, { keeping: partial, onPartialRemoved });
+    // changed since, or was another's) is dropped as this one starts, before it needs the room;
+    // a resume only once it holds what it continues (one refused for want of it changes nothing).
+    const dropOtherKeys = async (): Promise<void> => {
+      if (this.#keptPartialIndex.has(parentHostPath))
+        await this.#dropKeptFor(target, { keeping: partial, onPartialRemoved });
+    };
+    if (resumeFrom === 0) await dropOtherKeys();
 
     // A resumable upload writes straight into its partial file (one upload per key and directory
     // at a time: a second one at once gets a fresh temporary file and is not kept). The path is
@@ -758,6 +762,7 @@ export class FsStorage implements Storage {
             );
           }
         }
+        if (resumeFrom > 0) await dropOtherKeys();
       } catch (error) {
         await handle.close().catch(noop);
         if (!keep) await this.#fs.unlink(temporaryPath).catch(noop);
@@ -825,6 +830,12 @@ export class FsStorage implements Storage {
       try {
         return await this.#fs.open(hostPath, READ_WRITE_WITHOUT_WAITING ?? 'r+');
       } catch (error) {
+        if (resuming && isMissing(error))
+          throw new StorageError(
+            'NOT_FOUND',
+            `nothing is kept of an upload of ${clientPath} under this source to continue: put it from the start`,
+            clientPath,
+          );
         if (resuming || !isMissing(error)) throw storageErrorFromFs(error, clientPath);
       }
     }

@@ -16,8 +16,11 @@ import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeAuth, encodeOpen } from '../shared/protocol/encoder.js';
 import { isPartialName, partialNamesPrefix } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
+import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -622,6 +625,29 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     // Usage is the file's size.
     await fillExactly(r, 'rest.bin', R_LIMIT - fileSize);
     expect(await bytesOnDisk(join(s.root!, 'r'))).toBe(R_LIMIT);
+  });
+
+  it("a resume under a key nothing is kept for is refused before the quota drops another key's blocks", async () => {
+    const s = await start(smallWindows);
+    const aborts = watchAborts(s.storage);
+    const source = await sourceFile(2 * BLOCK);
+    const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2);
+    expect(kept).toBe(BLOCK);
+    const peer = await RawPeer.open(s.port);
+    peer.write(encodeAuth(login));
+    await peer.waitFor((f) => f.type === FrameType.AUTH);
+    peer.write(
+      encodeOpen(1, { op: 'put', path: 'big.bin', size: 2 * BLOCK, source: 'another', offset: BLOCK }),
+    );
+    expect((await peer.streamError(1)).code).toBe('NOT_FOUND');
+    peer.destroy();
+    expect(await keptSizes(join(s.root!, 'r'))).toEqual([kept]);
+    // Still counted, and still continued.
+    const r = await s.connect(login);
+    expect(await code(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    const before = s.server.stats().bytesIn;
+    await r.put('big.bin', source, { continue: true });
+    expect(s.server.stats().bytesIn - before).toBe(2 * BLOCK - kept);
   });
 
   it('counts kept blocks resumed and cut again once, at their new size', async () => {

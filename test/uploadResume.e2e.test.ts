@@ -17,7 +17,13 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeData, encodeEnd, encodeJsonFrame, encodeReply } from '../shared/protocol/encoder.js';
+import {
+  encodeData,
+  encodeEnd,
+  encodeJsonFrame,
+  encodeOpen,
+  encodeReply,
+} from '../shared/protocol/encoder.js';
 import { partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import { FsStorage } from '../storage/fsStorage.js';
@@ -274,8 +280,6 @@ describe('put -c (library: resumable / continue)', () => {
 
   it('a put with an offset the server does not hold fails that stream; the target is untouched', async () => {
     env = await startServer({ backend: 'disk' });
-    const { RawPeer } = await import('./helpers/rawPeer.js');
-    const { encodeOpen } = await import('../shared/protocol/encoder.js');
     const peer = await RawPeer.open(env.port);
     peer.write(
       encodeOpen(1, { op: 'put', path: 'big.bin', size: 2 * BLOCK, digest: 'ab'.repeat(16), offset: BLOCK }),
@@ -287,6 +291,37 @@ describe('put -c (library: resumable / continue)', () => {
     expect((await peer.streamError(3)).code).toBe('BAD_REQUEST');
     peer.destroy();
     expect(await readdir(env.root!)).toEqual([]);
+  });
+
+  it("a resume under a key nothing is kept for is refused and changes nothing: another key's blocks stay", async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const content = randomBytes(3 * BLOCK);
+    const source = await localFile(content);
+    expect(await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2)).toBe(2 * BLOCK);
+    const kept = await hiddenNames(env.root!);
+    const peer = await RawPeer.open(env.port);
+    // Another source of the same path and size, then the same size and another source: a key
+    // nothing is kept for. A put from offset 0 under it would drop the kept blocks; these
+    // start nothing.
+    peer.write(
+      encodeOpen(1, { op: 'put', path: 'big.bin', size: content.length, source: 'another', offset: BLOCK }),
+    );
+    peer.write(
+      encodeOpen(3, { op: 'put', path: 'big.bin', size: content.length + 1, source: 'x', offset: BLOCK }),
+    );
+    for (const id of [1, 3])
+      expect(await peer.streamError(id)).toMatchObject({
+        code: 'NOT_FOUND',
+        message:
+          'nothing is kept of an upload of big.bin under this source to continue: put it from the start',
+      });
+    peer.destroy();
+    expect(await hiddenNames(env.root!)).toEqual(kept);
+    const client = await env.connect();
+    const before = env.server.stats().bytesIn;
+    await client.put('big.bin', source, { continue: true });
+    expect(env.server.stats().bytesIn - before).toBe(content.length - 2 * BLOCK);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
   });
 
   it('retention: the server removes an expired partial on its timer', async () => {
