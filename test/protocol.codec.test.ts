@@ -445,6 +445,11 @@ describe('malformed input', () => {
   it.each([
     ['not JSON', Buffer.from('{'), 'BAD_REQUEST'],
     [
+      'a name that is not UTF-8',
+      Buffer.concat([Buffer.from('{"op":"stat","path":"a'), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')]),
+      'BAD_REQUEST',
+    ],
+    [
       'a digest with an unknown algorithm',
       Buffer.from('{"op":"digest","path":"x","algorithm":"md5"}'),
       'BAD_REQUEST',

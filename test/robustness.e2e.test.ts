@@ -251,6 +251,13 @@ describe('stream-level errors fail that stream only', () => {
     peer.write(encodeOpen(5, { op: 'put', path: '/abs' }));
     peer.write(encodeOpen(6, { op: 'put', path: 'a\\b' }));
     peer.write(encodeOpen(7, { op: 'list', path: '' }));
+    // A name that is not UTF-8: decoded, its bytes would become U+FFFD, another name than sent.
+    const notUtf8 = Buffer.concat([
+      Buffer.from('{"op":"mkdir","path":"bad'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}'),
+    ]);
+    peer.write(encodeFrame(FrameType.OPEN, 0, 8, notUtf8));
     expect((await peer.streamError(1)).code).toBe('BAD_REQUEST');
     expect((await peer.streamError(2)).code).toBe('INVALID_PATH');
     expect((await peer.streamError(3)).code).toBe('NOT_FOUND');
@@ -258,6 +265,11 @@ describe('stream-level errors fail that stream only', () => {
     expect((await peer.streamError(5)).code).toBe('INVALID_PATH');
     expect((await peer.streamError(6)).code).toBe('INVALID_PATH');
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 7);
+    expect(await peer.streamError(8)).toMatchObject({
+      code: 'BAD_REQUEST',
+      message: expect.stringMatching(/UTF-8/),
+    });
+    expect(await env.storage.list('')).toEqual([]);
     expect(peer.socket.destroyed).toBe(false);
   });
 

@@ -3,6 +3,7 @@
  * A malformed handshake or ERROR payload is a connection-level PROTOCOL_ERROR. OPEN payloads are
  * checked by their row of the operation table (operations.ts).
  */
+import { isUtf8 } from 'node:buffer';
 import {
   codeForStatus,
   type ErrorCode,
@@ -222,6 +223,9 @@ export interface EndPayload {
 
 /** Parses a JSON frame payload into a plain object, or throws ProtocolError. */
 export function parseJsonObject(frame: Frame, what: string): Record<string, unknown> {
+  // Decoding would turn bytes that are not UTF-8 into U+FFFD: another name than the one sent.
+  if (!isUtf8(frame.payload))
+    throw new ProtocolError('PROTOCOL_ERROR', `${what}: payload is not valid UTF-8`);
   let value: unknown;
   try {
     value = JSON.parse(frame.payload.toString('utf8'));
