@@ -21,16 +21,27 @@ export interface AccessFlags {
   tlsOnly?: boolean;
 }
 
+/** What is wrong with how the flags go together (a usage error), or undefined. */
+export function accessFlagsMisuse(
+  flags: Pick<AccessFlags, 'users' | 'anonymous' | 'anonymousWrite' | 'tlsCert' | 'tlsKey' | 'tlsOnly'>,
+): string | undefined {
+  if (flags.users === undefined && (flags.anonymous || flags.anonymousWrite)) {
+    const flag = flags.anonymousWrite ? '--anonymous-write' : '--anonymous';
+    return `${flag} needs --users: without a users file everyone has full access already`;
+  }
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined))
+    return '--tls-cert and --tls-key go together';
+  if (flags.tlsOnly && flags.tlsCert === undefined) return '--tls-only needs --tls-cert and --tls-key';
+  return undefined;
+}
+
 /** The server options the flags stand for; throws an Error with a plain reason. */
 export async function loadAccess(
   flags: AccessFlags,
 ): Promise<Pick<ServerOptions, 'accounts' | 'tls' | 'tlsOnly'>> {
+  const misuse = accessFlagsMisuse(flags);
+  if (misuse !== undefined) throw new Error(misuse);
   const accounts = await loadAccounts(flags);
-  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
-    throw new Error('--tls-cert and --tls-key go together');
-  }
-  if (flags.tlsOnly && flags.tlsCert === undefined)
-    throw new Error('--tls-only needs --tls-cert and --tls-key');
   const tls = flags.tlsCert === undefined ? undefined : await loadTls(flags.tlsCert, flags.tlsKey!);
   return { accounts, ...(tls !== undefined ? { tls, tlsOnly: flags.tlsOnly === true } : {}) };
 }
@@ -71,9 +82,8 @@ export async function loadAccounts(
   flags: Pick<AccessFlags, 'users' | 'anonymous' | 'anonymousWrite' | 'anonymousHome'>,
 ): Promise<Accounts> {
   const anonymous: AnonymousAccess = flags.anonymousWrite ? 'write' : flags.anonymous ? 'read' : 'off';
-  if (flags.users === undefined && anonymous !== 'off') {
-    throw new Error('--anonymous needs --users: without a users file everyone has full access already');
-  }
+  const misuse = accessFlagsMisuse(flags);
+  if (misuse !== undefined) throw new Error(misuse);
   const users = flags.users === undefined ? undefined : await readUsersFile(flags.users);
   return new Accounts({
     ...(users !== undefined ? { users } : {}),

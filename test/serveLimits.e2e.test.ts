@@ -181,6 +181,26 @@ describe('serve limit flags', () => {
     );
   });
 
+  it.each([
+    [['--anonymous'], '--anonymous needs --users: without a users file everyone has full access already'],
+    [
+      ['--anonymous-write'],
+      '--anonymous-write needs --users: without a users file everyone has full access already',
+    ],
+    [['--tls-only'], '--tls-only needs --tls-cert and --tls-key'],
+    [['--tls-cert', 'cert.pem'], '--tls-cert and --tls-key go together'],
+  ])(
+    'serve %j is a usage error (exit 2), as other flags that do not go together are',
+    async (flags, reason) => {
+      const root = await tempDirs.make();
+      const result = await runCli(['serve', '--root', root, '--port', '0', ...flags], root);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        `muxftp: serve: ${reason}\n(see muxftp --help, or muxftp <command> --help)\n`,
+      );
+    },
+  );
+
   it('--anonymous-home: anonymous logs in to that directory of the root', async () => {
     const root = await tempDirs.make();
     const users = join(await tempDirs.make(), 'users.json');

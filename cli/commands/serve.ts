@@ -18,7 +18,7 @@ import {
   parseSecondsAsMs,
   parseUmask,
 } from '../optionParsers.js';
-import type { AccessFlags } from '../serverAccess.js';
+import { type AccessFlags, accessFlagsMisuse } from '../serverAccess.js';
 import { StartupHangups } from '../startupHangups.js';
 
 export interface ServeOptions extends AccessFlags {
@@ -180,6 +180,8 @@ export function registerServeCommand(program: Command): Command {
           .default(DEFAULT_MAX_BUFFERED_BYTES, `${DEFAULT_MAX_BUFFERED_BYTES / 1024 ** 2}MiB`),
       )
       .action(async (options: ServeOptions, command: Command) => {
+        const misuse = accessFlagsMisuse(options);
+        if (misuse !== undefined) command.error(`error: serve: ${misuse}`, { exitCode: 2 });
         // An initial window larger than the window is a mistake when asked for; the default one
         // simply shrinks with a smaller --stream-window.
         if (options.uploadInitialWindow > options.streamWindow) {
