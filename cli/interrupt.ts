@@ -34,7 +34,7 @@ function processOnSignal(signal: NodeJS.Signals): void {
 }
 
 /** Makes `handler` the one that acts on INTERRUPTS until the returned function is called. */
-function handleSignals(handler: SignalHandler): () => void {
+export function handleSignals(handler: SignalHandler): () => void {
   handlers.push(handler);
   if (handlers.length === 1) for (const signal of INTERRUPTS) process.on(signal, processOnSignal);
   return () => {

@@ -5,6 +5,7 @@
 import { openSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { CliError } from './cliError.js';
+import { handleSignals } from './interrupt.js';
 
 /**
  * The process's terminal when stdin is not it (`tar c . | muxftp --user alice put - site.tar`),
@@ -27,7 +28,11 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
     input.resume();
     input.setEncoding('utf8');
     let typed = '';
+    const interrupted = () => new CliError('interrupted', { code: 'CANCELLED', showsCode: true });
+    // A signal sent meanwhile (kill, a closed terminal) ends it as Ctrl-C does, not silently.
+    const stopListening = handleSignals(() => finish(interrupted()));
     const finish = (error?: Error) => {
+      stopListening();
       input.off('data', onData);
       input.setRawMode(false);
       input.pause();
@@ -55,8 +60,7 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
         }
         if (char === '\r' || char === '\n') return finish();
         // Raw mode turns the terminal's Ctrl-C -> SIGINT off: the caller ends as after a signal (130).
-        if (char === '\u0003')
-          return finish(new CliError('interrupted', { code: 'CANCELLED', showsCode: true }));
+        if (char === '\u0003') return finish(interrupted());
         // Ctrl-D: the end of input, as getpass and sudo take it: no password, the command stops.
         if (char === '\u0004')
           return finish(

@@ -55,6 +55,41 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     expect(existsSync(file)).toBe(false);
   }, 20_000);
 
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'a %s sent while it waits ends it as Ctrl-C does: one line, exit 130, nothing written',
+    async (signal) => {
+      const dir = await dirs.make();
+      const file = join(dir, 'users.json');
+      const command = [process.execPath, CLI_BIN, 'user', 'add', 'bob', '--users', file]
+        .map((a) => `'${a}'`)
+        .join(' ');
+      const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      let output = '';
+      let sent = false;
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (sent || !/password for bob: /.test(output)) return;
+        sent = true;
+        // The CLI itself, not the terminal: as `kill` from another shell would.
+        const pid = Number(
+          spawnSync('pgrep', ['-f', `${CLI_BIN} user add bob --users ${file}`])
+            .stdout.toString()
+            .trim()
+            .split('\n')[0],
+        );
+        process.kill(pid, signal);
+      });
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      clearTimeout(timer);
+      expect(sent).toBe(true);
+      expect(output).toContain('muxftp: user add bob: interrupted (CANCELLED)');
+      expect(code).toBe(130);
+      expect(existsSync(file)).toBe(false);
+    },
+    20_000,
+  );
+
   it('Ctrl-U starts the line again and keys such as arrows add nothing to the password', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
