@@ -31,7 +31,7 @@ export interface TransferCommandOptions {
   times: boolean;
   /** Give each file its source's permission bits less the umask (--no-perms: false, a new file's). */
   perms: boolean;
-  /** Bytes/s each way for the whole command, all its transfers together (none when undefined). */
+  /** Bytes/s each way for the whole command, all its transfers together (none when undefined or 0). */
   limitRate?: number;
   /** With -r: remove from each destination tree what its source does not have (cli/mirrorDeletions.ts). */
   delete?: boolean;
@@ -122,8 +122,10 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     );
 }
 
-/** `--limit-rate`: a rate as `serve --max-rate` takes it; 0 is no limit, as curl's. */
-function parseLimitRate(value: string): number | undefined {
-  const rate = parseRate(value);
-  return rate === 0 ? undefined : rate;
+/**
+ * `--limit-rate`: a rate as `serve --max-rate` takes it; 0 is no limit, as curl's (and the
+ * client's maxRate). Never undefined: commander stores a parser's undefined as ''.
+ */
+function parseLimitRate(value: string): number {
+  return parseRate(value);
 }

@@ -470,6 +470,10 @@ describe('throttled transfers', () => {
       );
       for (const name of names)
         expect((await readFile(join(dir, 'back', name))).equals(await readFile(join(dir, name)))).toBe(true);
+      // 0 is no limit, as curl's (each failed to connect, blaming the client's maxRate).
+      await cli('put', 'a', 'up/zero', '--limit-rate', '0');
+      await cli('get', 'up/zero', 'zero', '--limit-rate', '0B/s');
+      expect((await readFile(join(dir, 'zero'))).equals(await readFile(join(dir, 'a')))).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
