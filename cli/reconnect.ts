@@ -159,3 +159,57 @@ export async function withReconnectingClient<T>(
     return usingConnection(new ReconnectingClient(target, first), use);
   });
 }
+
+/** Requests a command's planning asks (looks and mkdir -p), each answered whole: asked again whole. */
+const PLANNING_REQUESTS: ReadonlySet<PropertyKey> = new Set(['stat', 'list', 'mkdir']);
+
+/**
+ * The connection as a transfer command's planning uses it (the stats, listings and mkdirs before
+ * its transfers): each of those requests that fails because the connection went is asked again
+ * on a new one, up to `retries` times, as the transfers are (a server restarted while a tree was
+ * listed ended the command). Everything else reads the connection of the moment.
+ */
+export function planningClient(
+  connection: ReconnectingClient,
+  retries: number,
+  onRetry: (error: unknown, attempt: number, delayMs: number) => void,
+): Client {
+  return new Proxy(connection.client, {
+    get(_first, property) {
+      const client = connection.client;
+      const value: unknown = Reflect.get(client, property, client);
+      if (typeof value !== 'function') return value;
+      if (!PLANNING_REQUESTS.has(property)) return value.bind(client);
+      return async (...args: unknown[]) => {
+        let retried = false;
+        try {
+          return await requestWithRetries(
+            connection,
+            retries,
+            (current) =>
+              (Reflect.get(current, property, current) as (...a: unknown[]) => Promise<unknown>).apply(
+                current,
+                args,
+              ),
+            (error, attempt, delayMs) => {
+              retried = true;
+              onRetry(error, attempt, delayMs);
+            },
+          );
+        } catch (error) {
+          // A mkdir made before its answer was lost: the directory is there, as asked.
+          if (
+            retried &&
+            property === 'mkdir' &&
+            error instanceof MuxftpError &&
+            error.code === 'ALREADY_EXISTS'
+          ) {
+            const entry = await connection.client.stat(args[0] as string).catch(() => undefined);
+            if (entry?.type === 'dir') return undefined;
+          }
+          throw error;
+        }
+      };
+    },
+  });
+}

@@ -28,9 +28,9 @@ import {
   previewRun,
   removeExtraneous,
 } from '../mirrorDeletions.js';
-import type { Output } from '../output.js';
+import { errorInfo, type Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
-import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
+import { planningClient, type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { remotePathsNamedBy } from '../remoteGlob.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
@@ -215,8 +215,12 @@ async function get(
   options: GetOptions,
   output: Output,
 ): Promise<TransferOutcome[]> {
-  // Planning (stat, mkdir, listing) uses the first connection; only transfers are retried.
-  const client = connection.client;
+  // Planning (stat, mkdir, listing) reconnects as the transfers do.
+  const client = planningClient(connection, options.retries, (error, attempt, delayMs) =>
+    output.notice(
+      `muxftp: get: ${errorInfo(error).message}; retry ${attempt}/${options.retries} in ${(delayMs / 1000).toFixed(1)} s`,
+    ),
+  );
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
   let resolved: ResolvedGetTarget;

@@ -23,7 +23,12 @@ import {
 } from '../mirrorDeletions.js';
 import { errorInfo, type Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
-import { type ReconnectingClient, requestWithRetries, withReconnectingClient } from '../reconnect.js';
+import {
+  planningClient,
+  type ReconnectingClient,
+  requestWithRetries,
+  withReconnectingClient,
+} from '../reconnect.js';
 import { byDepth, isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
 import { destinationCheck } from '../skipIdentical.js';
 import {
@@ -239,8 +244,12 @@ async function put(
   options: PutOptions,
   output: Output,
 ): Promise<TransferOutcome[]> {
-  // Planning (stat, mkdir, listing) uses the first connection; only transfers are retried.
-  const client = connection.client;
+  // Planning (stat, mkdir, listing) reconnects as the transfers do.
+  const client = planningClient(connection, options.retries, (error, attempt, delayMs) =>
+    output.notice(
+      `muxftp: put: ${errorInfo(error).message}; retry ${attempt}/${options.retries} in ${(delayMs / 1000).toFixed(1)} s`,
+    ),
+  );
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
   let resolved: ResolvedPutTarget;
