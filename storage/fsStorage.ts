@@ -457,6 +457,8 @@ export class FsStorage implements Storage {
         throw new StorageError('UNSUPPORTED', 'this storage cannot set times', target.clientPath);
       await fsCall(target.clientPath, () => lutimes(target.hostPath, new Date(), fileTime(mtimeMs)));
       const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
+      // The time is ours, not a write: downloads of the file in flight go on (they failed IO_ERROR).
+      if (stats.isFile()) for (const reader of this.#reads) reader.timeSet(stats, changed);
       return entryInfo(baseName(target.clientPath), changed);
     });
   }
@@ -1160,6 +1162,8 @@ class FsReadHandle implements ReadHandle {
   readonly #onClose: () => void;
   readonly #viewOpened: ViewOpened | undefined;
   #closing: Promise<void> | undefined;
+  /** The modification time the file should still have: the opened one, or one setModifiedTime() gave it since. */
+  #expectedMtimeMs: number;
 
   constructor(
     handle: FsFileHandle,
@@ -1178,6 +1182,7 @@ class FsReadHandle implements ReadHandle {
     this.#onClose = onClose;
     this.#viewOpened = viewOpened;
     this.size = Number(stats.size);
+    this.#expectedMtimeMs = Number(stats.mtimeMs);
     this.mtimeMs = toMs(stats.mtimeMs);
     this.mode = Number(stats.mode) & PERMISSION_BITS;
   }
@@ -1210,7 +1215,17 @@ class FsReadHandle implements ReadHandle {
   async changedSinceOpen(): Promise<boolean> {
     const now = await fsCall(this.#clientPath, () => this.#handle.stat());
     // Not ctime: a rename (muxftp's mv during the download) moves it, and the bytes stay.
-    return now.size !== this.#stats.size || now.mtimeMs !== this.#stats.mtimeMs;
+    return now.size !== this.#stats.size || Number(now.mtimeMs) !== this.#expectedMtimeMs;
+  }
+
+  /**
+   * The server set this file's time (`before` and `after` the call): no byte changed. Taken only
+   * if the file was as this reader expects it just before; a write before that still shows.
+   */
+  timeSet(before: FsStats, after: FsStats): void {
+    const same = before.dev === this.#stats.dev && before.ino === this.#stats.ino;
+    if (same && before.size === this.#stats.size && Number(before.mtimeMs) === this.#expectedMtimeMs)
+      this.#expectedMtimeMs = Number(after.mtimeMs);
   }
 
   view(position: number, length: number): Buffer | undefined {

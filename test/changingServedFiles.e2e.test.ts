@@ -103,6 +103,30 @@ describe('a served file changing while it is downloaded', () => {
     expect(await readdir(local)).toEqual(['data.bin']);
   });
 
+  it("its time set by another client meanwhile (put --skip-identical's touch) is no change: it downloads", async () => {
+    const { result, local } = await getChangingOnce(async () => {
+      const other = await server!.connect();
+      await other.setModifiedTime('data.bin', Date.UTC(2001, 0, 1));
+      await other.close();
+    });
+
+    expect(result).toMatchObject({ size: 8 * MiB });
+    expect(await readdir(local)).toEqual(['data.bin']);
+  });
+
+  it('a write before the time is set is still a change, though the size stays', async () => {
+    const { result } = await getChangingOnce(async (served) => {
+      const handle = await open(served, 'r+');
+      await handle.write(Buffer.alloc(1000), 0, 1000, 100);
+      await handle.close();
+      const other = await server!.connect();
+      await other.setModifiedTime('data.bin', Date.UTC(2001, 0, 1));
+      await other.close();
+    });
+
+    expect((result as MuxftpError).code).toBe('IO_ERROR');
+  });
+
   it('an unchanged file downloads as before', async () => {
     const { result, local } = await getChangingOnce(async () => {});
 
