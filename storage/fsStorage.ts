@@ -18,7 +18,7 @@ import {
 } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { formatBytes } from '../shared/humanUnits.js';
-import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import {
   isDownloadPartialName,
@@ -966,8 +966,14 @@ export class FsStorage implements Storage {
             // A kept partial upload lives out its retention (issue #8).
             // Its age is its last change's: a commit killed after stamping the source's time
             // (maybe years old) left an mtime that says nothing of when the data was kept.
-            if (partial && Math.max(toMs(stats.mtimeMs), toMs(stats.ctimeMs)) > keepAfterMs) {
-              if (!this.#partialsInUse.has(hostPath)) this.#indexKept(dir.hostPath, name);
+            // Cut to its whole blocks (when asked), one holding none goes as an expired one does.
+            const whole = Number(stats.size) - (Number(stats.size) % INTEGRITY_BLOCK_BYTES);
+            const young = Math.max(toMs(stats.mtimeMs), toMs(stats.ctimeMs)) > keepAfterMs;
+            if (partial && young && !(options.cutKeptToWholeBlocks && whole === 0)) {
+              if (this.#partialsInUse.has(hostPath)) return;
+              if (options.cutKeptToWholeBlocks && whole < Number(stats.size))
+                await this.#cutKept(hostPath, whole).catch(noop);
+              this.#indexKept(dir.hostPath, name);
               return;
             }
             // Looked up again after the await, and claimed while it goes: an upload that took it
@@ -987,6 +993,16 @@ export class FsStorage implements Storage {
       }
     }
     return removed;
+  }
+
+  /** A kept partial upload cut to `length` bytes, through a descriptor (a link is not followed). */
+  async #cutKept(hostPath: string, length: number): Promise<void> {
+    const handle = await this.#fs.open(hostPath, READ_WRITE_WITHOUT_WAITING ?? 'r+');
+    try {
+      if ((await handle.stat()).isFile()) await handle.truncate(length);
+    } finally {
+      await handle.close();
+    }
   }
 
   async space(): Promise<{ totalBytes: number; freeBytes: number; keptBytes: number } | undefined> {
