@@ -307,12 +307,11 @@ export class FramedSocket {
       }
       this.peerEnded = false;
     }
-    // Whatever it left half-framed is lost; we are done too.
+    // Whatever it left half-framed is lost; we are done too. A peer that dies (a server killed
+    // mid-download) ends inside a frame: a lost connection, which --retries reconnect from.
     if (!this.closing) {
       const partial = this.decoder.midFrame;
-      this.closeError = partial
-        ? new ProtocolError('PROTOCOL_ERROR', 'connection ended inside a frame')
-        : undefined;
+      this.closeError = partial ? new ConnectionLostError('connection ended inside a frame') : undefined;
       this.closing = true;
     }
     this.socket.end();
