@@ -1,6 +1,7 @@
 /** The tree under a remote directory, for `get -r`, `rm -r` and `ls -r`: walked with `list`, a few listings at a time. */
 
 import type { Client, WireEntry } from '../client/client.js';
+import { normalizeClientPath } from '../shared/clientPaths.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -76,6 +77,16 @@ export async function walkRemoteTree(
         tree.problems.push({ remote, error });
         continue;
       }
+      // Past the limits every path keeps (256 names deep, 4096 bytes): no request could name it,
+      // and a server listing ever deeper (a broken or hostile one) held the walk and memory without end.
+      const pathProblem = invalidPathReason(remote);
+      if (pathProblem !== undefined) {
+        tree.problems.push({
+          remote,
+          error: new MuxftpError('INVALID_PATH', `${pathProblem}, skipped: ${remote}`),
+        });
+        continue;
+      }
       const relative = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
       if (excluded?.(relative, entry.type === 'dir') === true) {
         tree.excluded.push(relative);
@@ -130,6 +141,16 @@ function compareBySegments(a: string, b: string): number {
     if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
   }
   return x.length - y.length;
+}
+
+/** Why `remote` is no path a request may name, or undefined. */
+function invalidPathReason(remote: string): string | undefined {
+  try {
+    normalizeClientPath(remote);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 function asMuxftpError(error: unknown): MuxftpError {

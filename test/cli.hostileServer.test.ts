@@ -1,0 +1,50 @@
+/**
+ * The CLI against a broken or hostile server (a scripted stand-in on 127.0.0.1): what it lists
+ * cannot make a command walk, or hold memory, without end.
+ */
+import type { Server, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeReply } from '../shared/protocol/encoder.js';
+import { runCli } from './helpers/cliProcess.js';
+import { startScriptedServer } from './helpers/scriptedServer.js';
+import { TempDirs } from './helpers/tempDirs.js';
+
+const tempDirs = new TempDirs('muxftp-hostile-server-');
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
+
+afterEach(async () => {
+  for (const socket of sockets) socket.destroy();
+  sockets.clear();
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+  await tempDirs.removeAll();
+});
+
+describe('a server listing a tree without end', () => {
+  it('is walked to the deepest path a request can name (256 names) and no further: said, exit 1', async () => {
+    // Every directory holds a directory `a`, however deep: a listing the server makes up.
+    let listings = 0;
+    const { server, port } = await startScriptedServer((socket, frame) => {
+      sockets.add(socket);
+      if (frame.type !== FrameType.OPEN) return;
+      const { op } = JSON.parse(frame.payload.toString()) as { op: string };
+      if (op !== 'list') return socket.destroy();
+      listings++;
+      const entry = { name: 'a', type: 'dir', size: 0, mtime: 1_700_000_000_000 };
+      socket.write(encodeReply(frame.streamId, { entries: [entry] }));
+    });
+    servers.push(server);
+    const cwd = await tempDirs.make();
+    const result = await runCli(['ls', '-r', 'd', '--server', `127.0.0.1:${port}`], cwd, {
+      timeoutMs: 30_000,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `more than ${DEFAULTS.maxPathDepth} names deep, skipped: d/${'a/'.repeat(255)}a`,
+    );
+    // d, and d/a… down to 255 names below it: the 256th is no path.
+    expect(listings).toBe(DEFAULTS.maxPathDepth);
+  });
+});
