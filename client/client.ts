@@ -678,8 +678,9 @@ export class Client implements ClientHost {
   }
 
   /**
-   * The entries of a remote directory (the root by default), sorted by name. With `maxEntries`, a
-   * longer listing is cancelled as soon as a REPLY frame says so, and rejects ListingTooLongError.
+   * The entries of a remote directory (the root by default), sorted by name. A listing longer
+   * than `maxEntries` (DEFAULTS.maxListingEntries, 4 Mi, when not given) is cancelled as soon as
+   * a REPLY frame says so, and rejects ListingTooLongError.
    */
   async list(path = '', { maxEntries }: { maxEntries?: number } = {}): Promise<WireEntry[]> {
     return (await this.request({ op: 'list', path }, undefined, maxEntries)).entries;

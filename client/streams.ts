@@ -153,7 +153,7 @@ export class RequestCall extends ClientStream {
     id: number,
     op: OperationOf<'request'>,
     deferred: Deferred<unknown>,
-    maxEntries = Number.POSITIVE_INFINITY,
+    maxEntries: number = DEFAULTS.maxListingEntries,
   ) {
     super(host, id);
     this.op = op;

@@ -296,6 +296,12 @@ export const DEFAULTS = {
   /** Directory entries looked up (lstat) at once, and sent per step, while listing. */
   listBatchEntries: 256,
   /**
+   * Client: entries one listing may bring (4 Mi: a directory far larger than most, ~1 GB held);
+   * past it the listing is cancelled (ListingTooLongError): a server sending REPLY frames flagged
+   * MORE without end held the CLI's memory without bound.
+   */
+  maxListingEntries: 4 * 1024 * 1024,
+  /**
    * Listings one connection has under way at once; the rest wait their turn, holding nothing. A
    * listing holds its directory's names, sorted, until it is sent: a client asking 256 listings
    * of a 30,000-entry directory and reading none held 256 copies (16 such clients: 4.8 GB). A

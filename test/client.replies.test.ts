@@ -6,6 +6,8 @@
 import type { Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { ListingTooLongError } from '../client/streams.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { ProtocolError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
@@ -160,5 +162,36 @@ describe('REPLY validation', () => {
     expect(await client.stat('a.txt')).toEqual(ENTRY);
     await client.mkdir('d');
     await client.close();
+  });
+});
+
+describe('a listing without end', () => {
+  it('is cancelled past DEFAULTS.maxListingEntries (REPLY frames flagged MORE for ever held memory without bound)', async () => {
+    // Each OPEN of a list answered with frames of 500 entries flagged MORE, until the client
+    // cancels (or 200 frames: the bound's test, lowered below, needs a few).
+    let frames = 0;
+    const port = await scriptedServer((socket, frame) => {
+      if (frame.type !== FrameType.OPEN) return;
+      const entries = Array.from({ length: 500 }, (_, i) => ({ ...ENTRY, name: `f${frames}-${i}` }));
+      const send = () => {
+        if (socket.destroyed || frames >= 200) return;
+        frames++;
+        socket.write(encodeReply(frame.streamId, { entries }, true), () => setImmediate(send));
+      };
+      send();
+    });
+    const defaults = DEFAULTS as { maxListingEntries: number };
+    const kept = defaults.maxListingEntries;
+    defaults.maxListingEntries = 2_000;
+    const client = await Client.connect({ port });
+    try {
+      const listed = await client.list('d').catch((error: unknown) => error);
+      expect(listed).toBeInstanceOf(ListingTooLongError);
+      expect(listed).toMatchObject({ message: 'listing cancelled: more than 2000 entries' });
+      expect(frames).toBeLessThan(200);
+    } finally {
+      defaults.maxListingEntries = kept;
+      await client.destroy();
+    }
   });
 });
