@@ -101,7 +101,7 @@ export class LocalFile {
 
   stat(): Promise<BigIntStats> {
     const fd = this.#fd;
-    return this.#track(
+    return this.#track(() =>
       localFileCalls.run(
         () => fstatSync(fd, { bigint: true }),
         () => fstatAsync(fd, { bigint: true }),
@@ -112,7 +112,7 @@ export class LocalFile {
   /** Reads at `position`, on the loop while reads are fast. */
   readAt(target: Buffer, offset: number, length: number, position: number): Promise<number> {
     const fd = this.#fd;
-    return this.#track(
+    return this.#track(() =>
       localFileCalls.run(
         () => readSync(fd, target, offset, length, position),
         async () => (await readAsync(fd, target, offset, length, position)).bytesRead,
@@ -122,7 +122,7 @@ export class LocalFile {
 
   /** Reads what comes next (a pipe), through the threadpool: it may wait for the writer. */
   async readNext(target: Buffer, offset: number, length: number): Promise<number> {
-    return (await this.#track(readAsync(this.#fd, target, offset, length, null))).bytesRead;
+    return (await this.#track(() => readAsync(this.#fd, target, offset, length, null))).bytesRead;
   }
 
   async close(): Promise<void> {
@@ -136,9 +136,15 @@ export class LocalFile {
     );
   }
 
-  #track<T>(call: Promise<T>): Promise<T> {
+  /**
+   * Starts `start`'s call unless the file is closed: started first and refused after, a call ran
+   * on a descriptor closed (or given to another file since) and its failure went unhandled, which
+   * killed a `put` whose upload a server refused at its open-file cap as its last read ended.
+   */
+  #track<T>(start: () => Promise<T>): Promise<T> {
     if (this.#closed)
       return Promise.reject(Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' }));
+    const call = start();
     this.#running.add(call);
     const settled = (): void => {
       this.#running.delete(call);
