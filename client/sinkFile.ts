@@ -91,12 +91,14 @@ export class SinkFile {
   async utimes(atime: number | Date, mtime: number | Date): Promise<void> {
     const fd = await this.#afterWrites();
     if (fd === undefined) return this.#handle!.utimes(atime, mtime);
-    await localFileCalls.run(
-      () => futimesSync(fd, atime, mtime),
-      () =>
-        new Promise<void>((resolve, reject) =>
-          futimes(fd, atime, mtime, (err) => (err ? reject(err) : resolve())),
-        ),
+    await this.#trackOpen(() =>
+      localFileCalls.run(
+        () => futimesSync(fd, atime, mtime),
+        () =>
+          new Promise<void>((resolve, reject) =>
+            futimes(fd, atime, mtime, (err) => (err ? reject(err) : resolve())),
+          ),
+      ),
     );
   }
 
@@ -104,9 +106,12 @@ export class SinkFile {
   async stat(): Promise<{ mode: number }> {
     const fd = await this.#afterWrites();
     if (fd === undefined) return this.#handle!.stat();
-    return localFileCalls.run(
-      () => fstatSync(fd),
-      () => new Promise((resolve, reject) => fstat(fd, (err, stats) => (err ? reject(err) : resolve(stats)))),
+    return this.#trackOpen(() =>
+      localFileCalls.run(
+        () => fstatSync(fd),
+        () =>
+          new Promise((resolve, reject) => fstat(fd, (err, stats) => (err ? reject(err) : resolve(stats)))),
+      ),
     );
   }
 
@@ -114,10 +119,12 @@ export class SinkFile {
   async chmod(mode: number): Promise<void> {
     const fd = await this.#afterWrites();
     if (fd === undefined) return this.#handle!.chmod(mode);
-    await localFileCalls.run(
-      () => fchmodSync(fd, mode),
-      () =>
-        new Promise<void>((resolve, reject) => fchmod(fd, mode, (err) => (err ? reject(err) : resolve()))),
+    await this.#trackOpen(() =>
+      localFileCalls.run(
+        () => fchmodSync(fd, mode),
+        () =>
+          new Promise<void>((resolve, reject) => fchmod(fd, mode, (err) => (err ? reject(err) : resolve()))),
+      ),
     );
   }
 
@@ -138,6 +145,16 @@ export class SinkFile {
       () => closeSync(fd),
       () => closeAsync(fd),
     );
+  }
+
+  /**
+   * `start`'s call, tracked, unless the file was closed meanwhile (after #afterWrites() waited):
+   * a call started on a closed descriptor reaches whatever file took its number since.
+   */
+  #trackOpen<T>(start: () => Promise<T>): Promise<T> {
+    if (this.#closed)
+      return Promise.reject(Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' }));
+    return this.#track(start());
   }
 
   #track<T>(call: Promise<T>): Promise<T> {

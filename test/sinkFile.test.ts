@@ -90,6 +90,19 @@ describe('SinkFile', () => {
     await expect(file.writeAll([Buffer.from('late')])).rejects.toMatchObject({ code: 'EBADF' });
   });
 
+  it("a chmod asked just before close reaches no other file that took the descriptor's number", async () => {
+    const dir = await tempDirs.make();
+    const sink = await SinkFile.create(join(dir, 'sink'));
+    await sink.writeAll([Buffer.from('data')]);
+    const chmod = sink.chmod(0o600).catch((error: unknown) => error);
+    await sink.close();
+    // The lowest free number: most likely the one the sink had.
+    const other = await open(join(dir, 'other'), 'w', 0o644);
+    expect(await chmod).toMatchObject({ code: 'EBADF', message: 'EBADF: file already closed' });
+    expect((await other.stat()).mode & 0o777).toBe(0o644);
+    await other.close();
+  });
+
   it('truncates through the threadpool, for the whole blocks a failed download keeps', async () => {
     const dir = await tempDirs.make();
     const file = await SinkFile.create(join(dir, 'tmp'));
