@@ -545,6 +545,11 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       (entry) => {
         if (!placed) place(entry);
         this.commitSettled();
+        // One kept upload per file, and none once it is stored whole: what an attempt before
+        // this one kept meanwhile (its connection torn down as this one started) goes too.
+        void this.host.storage
+          .dropKeptPartials?.(this.path, { onPartialRemoved: this.partialRemoved })
+          .catch(() => {});
         if (this.isFinished) return;
         this.recordTransfer('received', this.path, this.received);
         this.host.send(

@@ -24,7 +24,7 @@ import {
   encodeOpen,
   encodeReply,
 } from '../shared/protocol/encoder.js';
-import { partialName } from '../shared/temporaryNames.js';
+import { isPartialName, partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { MemoryStorage } from '../storage/memory.js';
@@ -322,6 +322,30 @@ describe('put -c (library: resumable / continue)', () => {
     await client.put('big.bin', source, { continue: true });
     expect(env.server.stats().bytesIn - before).toBe(content.length - 2 * BLOCK);
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+  });
+
+  it('a file stored whole drops what an attempt cut while it was under way kept of it', async () => {
+    // A retry that started as the attempt before it was torn down: it found nothing kept, sent
+    // it all, and what the old attempt then kept stayed hidden for the retention.
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const slow = await Client.connect({ host: '127.0.0.1', port: env.port, maxRate: 2 * 1024 * 1024 });
+    const whole = randomBytes(2 * 1024 * 1024);
+    const stored = slow.put('big.bin', whole);
+    // Another source of it, resumable, cut once past two blocks while the first is under way.
+    const cut = await env.connect();
+    const upload = cut.put('big.bin', await localFile(randomBytes(3 * BLOCK)), {
+      resumable: true,
+      onProgress: (done) => {
+        if (done >= 2 * BLOCK + BLOCK / 2) void cut.destroy();
+      },
+    });
+    await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    const kept = async () => (await hiddenNames(env!.root!)).filter(isPartialName);
+    await until(async () => (await kept()).length === 1, 'the cut upload to keep its blocks');
+    await stored;
+    await slow.close();
+    await until(async () => (await hiddenNames(env!.root!)).length === 0, 'the kept blocks to go', 5_000);
+    expect((await readFile(join(env.root!, 'big.bin'))).equals(whole)).toBe(true);
   });
 
   it('retention: the server removes an expired partial on its timer', async () => {
