@@ -692,6 +692,41 @@ async function snapshot(dir: string): Promise<string[]> {
   return lines;
 }
 
+describe('get -r and a link in the local tree', () => {
+  it('writes nothing through a link where the tree has a directory: said, exit 1; --delete replaces it', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(server.root!, ['d/a.txt', 'd/link/precious.txt', 'd/link/new.txt']);
+    const local = await tempDirs.make();
+    const outside = await tempDirs.make();
+    await makeTree(outside, ['precious.txt']);
+    await writeFile(join(outside, 'precious.txt'), 'mine');
+    await mkdir(join(local, 'd'));
+    await symlink(outside, join(local, 'd', 'link'));
+    const get = (...flags: string[]) =>
+      runCli(['--server', `127.0.0.1:${server!.port}`, 'get', '-r', 'd', '.', ...flags], local);
+
+    const first = await get();
+    expect(first.code).toBe(1);
+    expect(first.stderr).toContain(
+      `${join('d', 'link')} is a symbolic link where the tree has a directory: not written through`,
+    );
+    expect(await treeUnder(outside)).toEqual(['precious.txt']);
+    expect(await readFile(join(outside, 'precious.txt'), 'utf8')).toBe('mine');
+    expect(await readFile(join(local, 'd', 'a.txt'), 'utf8')).toBe('d/a.txt'); // the rest came
+
+    const mirrored = await get('--delete');
+    expect(mirrored.code).toBe(0);
+    expect((await lstat(join(local, 'd', 'link'))).isDirectory()).toBe(true);
+    expect(await treeUnder(join(local, 'd'))).toEqual([
+      'a.txt',
+      'link/',
+      'link/new.txt',
+      'link/precious.txt',
+    ]);
+    expect(await readFile(join(outside, 'precious.txt'), 'utf8')).toBe('mine');
+  });
+});
+
 describe('--dry-run', () => {
   it('put -n of a file into a directory that is not there fails as the upload would, naming the file', async () => {
     server = await startServer({ backend: 'disk' });

@@ -6,6 +6,7 @@
  * continues.
  */
 
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, TransferOptions, WireEntry } from '../../client/client.js';
@@ -328,13 +329,15 @@ async function get(
       failures.push(failedOutcome(dir.local, dir.remote, above.error));
       continue;
     }
-    await makeLocalDir(dir.local, options.perms ? dir.mode : undefined).then(
-      () => made.push(dir),
-      (error: unknown) => {
-        fail(dir.local, dir.remote, error);
-        unmade.push({ dir: dir.local, error });
-      },
-    );
+    await (dir.withinTree ? refuseLocalLink(dir.local) : Promise.resolve())
+      .then(() => makeLocalDir(dir.local, options.perms ? dir.mode : undefined))
+      .then(
+        () => made.push(dir),
+        (error: unknown) => {
+          fail(dir.local, dir.remote, error);
+          unmade.push({ dir: dir.local, error });
+        },
+      );
   }
   const runnable: TransferJob[] = [];
   for (const job of distinct) {
@@ -415,12 +418,28 @@ async function get(
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
 
 /** A local directory a tree download makes, and its remote one's modification time. */
+/**
+ * A symbolic link where the tree has a directory is not written through, as rsync (without
+ * --keep-dirlinks) does not: what the server sends would land wherever it leads, outside the
+ * tree. `--delete` replaces it with a directory; without it, what goes there fails.
+ */
+async function refuseLocalLink(local: string): Promise<void> {
+  const entry = await lstat(local).catch(() => undefined);
+  if (entry?.isSymbolicLink() === true)
+    throw new MuxftpError(
+      'LOCAL_IO_ERROR',
+      `${local} is a symbolic link where the tree has a directory: not written through`,
+    );
+}
+
 interface LocalDir {
   local: string;
   remote: string;
   mtime: number;
   /** Its permission bits, from a server that lists them. */
   mode: number | undefined;
+  /** Below the tree's root (which the command line named): never written through a link. */
+  withinTree?: true;
 }
 
 /**
@@ -493,7 +512,13 @@ async function planDownloads(
       const dirEntries = new Map(tree.entries.map(({ relative, entry }) => [relative, entry]));
       for (const dir of tree.dirs) {
         const { mtime, mode } = dirEntries.get(dir)!;
-        localDirs.push({ local: localFor(dir), remote: joinRemote(remote, dir), mtime, mode });
+        localDirs.push({
+          local: localFor(dir),
+          remote: joinRemote(remote, dir),
+          mtime,
+          mode,
+          withinTree: true,
+        });
       }
       for (const file of tree.files) {
         jobs.push({
