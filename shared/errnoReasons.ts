@@ -17,6 +17,7 @@ const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
   EMFILE: 'too many open files',
   ELOOP: 'too many levels of symbolic links',
   EIO: 'input/output error',
+  ENAMETOOLONG: 'name too long for this filesystem',
 };
 
 /** The reason in words for a known errno code, else the error's own message. */

@@ -11,6 +11,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { renameIntoPlace, SinkFile, writeFully } from '../client/sinkFile.js';
+import { isSpecialFile } from '../client/sinks.js';
 import { localFileCalls } from '../client/sources.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
@@ -138,5 +139,13 @@ describe('writeFully', () => {
 
   it('fails rather than loop when a write makes no progress', async () => {
     await expect(writeFully([Buffer.from('abc')], async () => 0)).rejects.toThrow('write made no progress');
+  });
+});
+
+describe('isSpecialFile', () => {
+  it('a target that cannot be looked at (a name too long here) is no special file: it does not throw', async () => {
+    // Thrown, it ended a whole get -r as an internal error instead of failing that one file.
+    const dir = await tempDirs.make();
+    expect(await isSpecialFile(join(dir, 'x'.repeat(300)))).toBe(false);
   });
 });
