@@ -42,9 +42,30 @@ describe('a server listing a tree without end', () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(
-      `more than ${DEFAULTS.maxPathDepth} names deep, skipped: d/${'a/'.repeat(255)}a`,
+      `server listed an invalid path (more than ${DEFAULTS.maxPathDepth} names deep), skipped: d/${'a/'.repeat(255)}a`,
     );
     // d, and d/a… down to 255 names below it: the 256th is no path.
     expect(listings).toBe(DEFAULTS.maxPathDepth);
+  });
+
+  it('names muxftp reserves (never listed by a muxftp server) are said and skipped, not copied', async () => {
+    const { server, port } = await startScriptedServer((socket, frame) => {
+      sockets.add(socket);
+      if (frame.type !== FrameType.OPEN) return;
+      const { path } = JSON.parse(frame.payload.toString()) as { path: string };
+      const file = (name: string) => ({ name, type: 'file', size: 0, mtime: 1_700_000_000_000 });
+      const entries =
+        path === 'd' ? [file('.muxftp-get-0123456789abcdef.part'), file('.MUXFTP-x'), file('ok')] : [];
+      socket.write(encodeReply(frame.streamId, { entries }));
+    });
+    servers.push(server);
+    const cwd = await tempDirs.make();
+    const result = await runCli(['ls', '-r', 'd', '--server', `127.0.0.1:${port}`], cwd);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/ ok\n$/);
+    for (const name of ['.muxftp-get-0123456789abcdef.part', '.MUXFTP-x'])
+      expect(result.stderr).toContain(
+        `server listed an invalid path (names starting with .muxftp- are reserved), skipped: d/${name}`,
+      );
   });
 });
