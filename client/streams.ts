@@ -574,6 +574,8 @@ export class PutCall extends ClientStream implements FrameProducer {
   private readonly credit: OutboundCredit;
   /** Bytes sent in DATA frames so far. */
   private sent = 0;
+  /** The digest END carried: the server's REPLY must confirm it. */
+  private endDigest: Buffer | undefined;
   /** Bytes of the source whose read has been started. */
   private readPosition = 0;
   /** Credit set aside for reads in flight or ready (spent when their frame is pulled). */
@@ -633,7 +635,22 @@ export class PutCall extends ClientStream implements FrameProducer {
   override onReply(result: Record<string, unknown>): void {
     if (this.phase !== StreamPhase.Ended)
       throw new ProtocolError('PROTOCOL_ERROR', `REPLY before END on upload stream ${this.id}`);
-    this.result = OPERATIONS.put.reply(result);
+    const reply = OPERATIONS.put.reply(result);
+    // The server confirms what END said: anything else was not what this stream sent, and is
+    // never reported as stored (a broken server's or a proxy's word).
+    const sent = this.endDigest!.toString('hex');
+    const differs =
+      reply.algorithm !== this.host.integrity || reply.digest !== sent
+        ? `${reply.algorithm} ${reply.digest}, not the ${this.host.integrity} ${sent} sent`
+        : reply.entry.type !== 'file' || reply.entry.size !== this.sent
+          ? `a ${reply.entry.type} of ${reply.entry.size} bytes, not the ${this.sent} sent`
+          : undefined;
+    if (differs !== undefined)
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `REPLY to put on stream ${this.id} says it stored ${differs}`,
+      );
+    this.result = reply;
     this.settle();
   }
 
@@ -725,9 +742,8 @@ export class PutCall extends ClientStream implements FrameProducer {
 
   private sendEnd(): void {
     this.markEnded();
-    this.host.send(
-      encodeEnd(this.id, this.sent, this.host.integrity, this.knownDigest ?? this.digester!.digest()),
-    );
+    this.endDigest = this.knownDigest ?? this.digester!.digest();
+    this.host.send(encodeEnd(this.id, this.sent, this.host.integrity, this.endDigest));
     this.onProgress?.(this.sent, this.source.size ?? this.sent);
   }
 

@@ -9,6 +9,7 @@ import { Client } from '../client/client.js';
 import { ListingTooLongError } from '../client/streams.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ProtocolError } from '../shared/errors.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import { type Script, startScriptedServer } from './helpers/scriptedServer.js';
@@ -126,6 +127,41 @@ describe('REPLY validation', () => {
       await expectProtocolError((c) => c.put('a.txt', Buffer.from('abc')), port, messages[i]!);
       server!.close();
     }
+  });
+
+  it('put: a REPLY saying it stored other bytes than END said is not taken for the upload', async () => {
+    const bytes = Buffer.from('abcdef');
+    const sent = contentDigest('xxh128', bytes).toString('hex');
+    const stored = { ...ENTRY, size: bytes.length };
+    const replies = [
+      { entry: stored, algorithm: 'xxh128', digest: '00'.repeat(16) },
+      { entry: { ...stored, size: 1 }, algorithm: 'xxh128', digest: sent },
+      { entry: { ...stored, type: 'dir' }, algorithm: 'xxh128', digest: sent },
+      { entry: stored, algorithm: 'sha256', digest: '00'.repeat(32) },
+    ];
+    const messages = [
+      `REPLY to put on stream 1 says it stored xxh128 ${'00'.repeat(16)}, not the xxh128 ${sent} sent`,
+      'REPLY to put on stream 1 says it stored a file of 1 bytes, not the 6 sent',
+      'REPLY to put on stream 1 says it stored a dir of 6 bytes, not the 6 sent',
+      `REPLY to put on stream 1 says it stored sha256 ${'00'.repeat(32)}, not the xxh128 ${sent} sent`,
+    ];
+    for (const [i, reply] of replies.entries()) {
+      const port = await scriptedServer((socket, frame) => {
+        if (frame.type === FrameType.OPEN) socket.write(encodeWindow(frame.streamId, 1 << 20));
+        if (frame.type === FrameType.END) socket.write(encodeReply(frame.streamId, reply));
+      });
+      await expectProtocolError((c) => c.put('a.txt', bytes), port, messages[i]!);
+      server!.close();
+    }
+    // What END said, confirmed: stored.
+    const port = await scriptedServer((socket, frame) => {
+      if (frame.type === FrameType.OPEN) socket.write(encodeWindow(frame.streamId, 1 << 20));
+      if (frame.type === FrameType.END)
+        socket.write(encodeReply(frame.streamId, { entry: stored, algorithm: 'xxh128', digest: sent }));
+    });
+    const client = await Client.connect({ port });
+    expect(await client.put('a.txt', bytes)).toMatchObject({ digest: sent, entry: { size: 6 } });
+    await client.destroy();
   });
 
   it('digest: an entry that is not an object', async () => {
