@@ -62,8 +62,19 @@ export async function walkRemoteTree(
       return;
     }
     const subdirs: Array<Promise<void>> = [];
+    const names = new Set<string>();
     for (const entry of entries) {
       const remote = joinRemote(remoteDir, String(entry.name));
+      // One name, one entry: a listing naming one twice (a directory and a file, say) says
+      // nothing true of it, and a mirror would remove what is there for either.
+      if (names.has(entry.name)) {
+        tree.problems.push({
+          remote,
+          error: new MuxftpError('PROTOCOL_ERROR', `server listed ${remote} twice`),
+        });
+        continue;
+      }
+      names.add(entry.name);
       if (entry.notUtf8 === true) {
         const error = new MuxftpError(
           'INVALID_PATH',

@@ -68,4 +68,21 @@ describe('a server listing a tree without end', () => {
         `server listed an invalid path (names starting with .muxftp- are reserved), skipped: d/${name}`,
       );
   });
+
+  it('a name listed twice in one directory (a directory and a file) is said, and fails the walk', async () => {
+    // With --delete a mirror then removes nothing: it removed the local directory "in the way" of the file.
+    const { server, port } = await startScriptedServer((socket, frame) => {
+      sockets.add(socket);
+      if (frame.type !== FrameType.OPEN) return;
+      const { path } = JSON.parse(frame.payload.toString()) as { path: string };
+      const entry = (name: string, type: string) => ({ name, type, size: 0, mtime: 1_700_000_000_000 });
+      const entries = path === 'd' ? [entry('sub', 'dir'), entry('sub', 'file')] : [];
+      socket.write(encodeReply(frame.streamId, { entries }));
+    });
+    servers.push(server);
+    const cwd = await tempDirs.make();
+    const result = await runCli(['ls', '-r', 'd', '--server', `127.0.0.1:${port}`], cwd);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('server listed d/sub twice (PROTOCOL_ERROR)');
+  });
 });
