@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ByteSource } from '../client/sources.js';
 import { type ClientHost, PutCall, type PutResult } from '../client/streams.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { WindowBudget } from '../shared/transport/flow.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
@@ -92,7 +93,8 @@ describe('a client upload', () => {
     const reply = {
       entry: { name: 'x', type: 'file', size: 0, mtime: 0 },
       algorithm: 'xxh128',
-      digest: 'ab'.repeat(16),
+      // What END said: the client takes no other.
+      digest: contentDigest('xxh128', Buffer.alloc(0)).toString('hex'),
     };
     put.onReply(reply);
     await expect(done).resolves.toEqual(reply);
