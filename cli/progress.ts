@@ -153,6 +153,8 @@ class BarProgress implements TransferProgress {
   /** Transfers in flight without a bar, oldest first. */
   private readonly waitingForBar: FileSlot[] = [];
   private fileBars = 0;
+  /** Bars whose transfer ended, kept for the next to begin (see hideBar). */
+  private readonly idleBars: cliProgress.SingleBar[] = [];
   private readonly startedAt = performance.now();
   private expectedBytes = 0;
   private doneBytes = 0;
@@ -194,7 +196,7 @@ class BarProgress implements TransferProgress {
     const payload: FilePayload = { name, rate: new RateMeter(), sizeKnown: size !== undefined };
     payload.rate.record(0);
     const slot: FileSlot = { payload, bar: undefined, value: 0, total: size ?? 0 };
-    if (this.fileBars < this.maxFileBars) this.showBar(slot);
+    if (this.idleBars.length > 0 || this.fileBars < this.maxFileBars) this.showBar(slot);
     else this.waitingForBar.push(slot);
     this.totalPayload.notShown = this.waitingForBar.length;
     let reported = 0;
@@ -270,8 +272,15 @@ class BarProgress implements TransferProgress {
   }
 
   private showBar(slot: FileSlot): void {
+    const idle = this.idleBars.pop();
+    if (idle !== undefined) return this.lendBar(idle, slot);
     slot.bar = this.bars.create(slot.total, slot.value, slot.payload);
     this.fileBars++;
+  }
+
+  private lendBar(bar: cliProgress.SingleBar, slot: FileSlot): void {
+    bar.start(slot.total, slot.value, slot.payload);
+    slot.bar = bar;
   }
 
   /** The transfer ended: its bar goes, and the oldest transfer without one takes its place. */
@@ -279,11 +288,14 @@ class BarProgress implements TransferProgress {
     if (slot.bar === undefined) {
       this.waitingForBar.splice(this.waitingForBar.indexOf(slot), 1);
     } else {
-      this.bars.remove(slot.bar);
-      slot.bar = undefined;
-      this.fileBars--;
+      // The bar goes on to the oldest transfer without one, or waits, showing the file it
+      // finished, for the next to begin; all go at the end. Removed, a bar redraws every bar at
+      // once: one redraw per file, 10,000 redraws (13 MB of terminal output) for 10,000 small
+      // files, where the timer draws ten a second.
       const next = this.waitingForBar.shift();
-      if (next !== undefined) this.showBar(next);
+      if (next !== undefined) this.lendBar(slot.bar, next);
+      else this.idleBars.push(slot.bar);
+      slot.bar = undefined;
     }
     this.totalPayload.notShown = this.waitingForBar.length;
   }

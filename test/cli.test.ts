@@ -853,6 +853,47 @@ describe('muxftp CLI', () => {
     },
   );
 
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'redraws its bars at its own rate, not once per file that ends',
+    async () => {
+      const server = await startServe(['--memory']);
+      try {
+        const local = await tempDirs.make();
+        const names = Array.from({ length: 300 }, (_, i) => `f${i}`);
+        for (const name of names) await writeFile(join(local, name), name);
+        const args = [
+          'put',
+          ...names,
+          '--to',
+          'many/',
+          '-p',
+          '-j',
+          '8',
+          '--server',
+          `127.0.0.1:${server.port}`,
+        ];
+        const quoted = [process.execPath, BIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`);
+        const child = spawn('script', ['-qec', `stty rows 12 cols 120; ${quoted.join(' ')}`, '/dev/null'], {
+          cwd: local,
+          stdio: 'pipe',
+        });
+        children.add(child);
+        child.once('exit', () => children.delete(child));
+        const drawn = await collect(child);
+        expect(drawn.code).toBe(0);
+        const shown = drawn.stdout.toString();
+        expect(shown).toMatch(/muxftp: 300 files \([^)]+\) in /);
+        // Each redraw moves the cursor up over the bars: one per file ended before (at least 300);
+        // at ten a second, a few dozen even on a slow machine.
+        const redraws = shown.match(new RegExp(`${String.fromCharCode(27)}\\[\\d+A`, 'g'))?.length ?? 0;
+        expect(redraws).toBeLessThan(150);
+      } finally {
+        server.child.kill('SIGTERM');
+        await server.exited;
+      }
+    },
+  );
+
   it('serve --umask: what uploads and new directories get, less those bits; a bad one is a usage error', async () => {
     const umaskRoot = await tempDirs.make();
     const strict = await startServe(['--root', umaskRoot, '--umask', '077']);
