@@ -18,7 +18,7 @@ import {
 } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { formatBytes } from '../shared/humanUnits.js';
-import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import {
   isDownloadPartialName,
@@ -455,11 +455,18 @@ export class FsStorage implements Storage {
       const lutimes = this.#fs.lutimes?.bind(this.#fs);
       if (lutimes === undefined)
         throw new StorageError('UNSUPPORTED', 'this storage cannot set times', target.clientPath);
-      await fsCall(target.clientPath, () => lutimes(target.hostPath, new Date(), fileTime(mtimeMs)));
-      const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
-      // The time is ours, not a write: downloads of the file in flight go on (they failed IO_ERROR).
-      if (stats.isFile()) for (const reader of this.#reads) reader.timeSet(stats, changed);
-      return entryInfo(baseName(target.clientPath), changed);
+      // The time is ours, not a write: downloads of the file in flight go on (they failed
+      // IO_ERROR), told before the call (one checking the file meanwhile takes either time) and
+      // after it (the new time is theirs).
+      const readers = stats.isFile() ? [...this.#reads].filter((reader) => reader.timeSetting(stats)) : [];
+      try {
+        await fsCall(target.clientPath, () => lutimes(target.hostPath, new Date(), fileTime(mtimeMs)));
+        const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
+        for (const reader of readers) reader.timeSet(changed);
+        return entryInfo(baseName(target.clientPath), changed);
+      } finally {
+        for (const reader of readers) reader.timeSet(undefined);
+      }
     });
   }
 
@@ -681,17 +688,20 @@ export class FsStorage implements Storage {
 
     // One kept upload per file: what earlier uploads of it kept under other keys (its source
     // changed since, or was another's) is dropped as this one starts, before it needs the room;
-    // a resume only once it holds what it continues (one refused for want of it changes nothing).
+    // a resume of a key nothing is known kept for only once it holds what it continues (one
+    // refused for want of it changes nothing).
+    const keyed = partial === undefined ? undefined : partialName(baseName(target.clientPath), partial);
     const dropOtherKeys = async (): Promise<void> => {
       if (this.#keptPartialIndex.has(parentHostPath))
         await this.#dropKeptFor(target, { keeping: partial, onPartialRemoved });
     };
-    if (resumeFrom === 0) await dropOtherKeys();
+    const resumesKnownKept =
+      resumeFrom > 0 && this.#keptPartialIndex.get(parentHostPath)?.has(keyed!) === true;
+    if (resumeFrom === 0 || resumesKnownKept) await dropOtherKeys();
 
     // A resumable upload writes straight into its partial file (one upload per key and directory
     // at a time: a second one at once gets a fresh temporary file and is not kept). The path is
     // claimed before the first await, so that two uploads of one key at once cannot both take it.
-    const keyed = partial === undefined ? undefined : partialName(baseName(target.clientPath), partial);
     const keep =
       keyed !== undefined && !this.#activeTemporaryPaths.has(this.#paths.join(parentHostPath, keyed));
     if (resumeFrom > 0 && !keep) {
@@ -764,7 +774,7 @@ export class FsStorage implements Storage {
             );
           }
         }
-        if (resumeFrom > 0) await dropOtherKeys();
+        if (resumeFrom > 0 && !resumesKnownKept) await dropOtherKeys();
       } catch (error) {
         await handle.close().catch(noop);
         if (!keep) await this.#fs.unlink(temporaryPath).catch(noop);
@@ -835,7 +845,7 @@ export class FsStorage implements Storage {
         if (resuming && isMissing(error))
           throw new StorageError(
             'NOT_FOUND',
-            `nothing is kept of an upload of ${clientPath} under this source to continue: put it from the start`,
+            `nothing is kept of an upload of ${clientPath} of this source and size to continue: put it from the start`,
             clientPath,
           );
         if (resuming || !isMissing(error)) throw storageErrorFromFs(error, clientPath);
@@ -966,14 +976,8 @@ export class FsStorage implements Storage {
             // A kept partial upload lives out its retention (issue #8).
             // Its age is its last change's: a commit killed after stamping the source's time
             // (maybe years old) left an mtime that says nothing of when the data was kept.
-            // Cut to its whole blocks (when asked), one holding none goes as an expired one does.
-            const whole = Number(stats.size) - (Number(stats.size) % INTEGRITY_BLOCK_BYTES);
-            const young = Math.max(toMs(stats.mtimeMs), toMs(stats.ctimeMs)) > keepAfterMs;
-            if (partial && young && !(options.cutKeptToWholeBlocks && whole === 0)) {
-              if (this.#partialsInUse.has(hostPath)) return;
-              if (options.cutKeptToWholeBlocks && whole < Number(stats.size))
-                await this.#cutKept(hostPath, whole).catch(noop);
-              this.#indexKept(dir.hostPath, name);
+            if (partial && Math.max(toMs(stats.mtimeMs), toMs(stats.ctimeMs)) > keepAfterMs) {
+              if (!this.#partialsInUse.has(hostPath)) this.#indexKept(dir.hostPath, name);
               return;
             }
             // Looked up again after the await, and claimed while it goes: an upload that took it
@@ -993,16 +997,6 @@ export class FsStorage implements Storage {
       }
     }
     return removed;
-  }
-
-  /** A kept partial upload cut to `length` bytes, through a descriptor (a link is not followed). */
-  async #cutKept(hostPath: string, length: number): Promise<void> {
-    const handle = await this.#fs.open(hostPath, READ_WRITE_WITHOUT_WAITING ?? 'r+');
-    try {
-      if ((await handle.stat()).isFile()) await handle.truncate(length);
-    } finally {
-      await handle.close();
-    }
   }
 
   async space(): Promise<{ totalBytes: number; freeBytes: number; keptBytes: number } | undefined> {
@@ -1180,6 +1174,8 @@ class FsReadHandle implements ReadHandle {
   #closing: Promise<void> | undefined;
   /** The modification time the file should still have: the opened one, or one setModifiedTime() gave it since. */
   #expectedMtimeMs: number;
+  /** setModifiedTime() is setting it now (timeSetting() to timeSet()). */
+  #timeBeingSet = false;
 
   constructor(
     handle: FsFileHandle,
@@ -1231,17 +1227,27 @@ class FsReadHandle implements ReadHandle {
   async changedSinceOpen(): Promise<boolean> {
     const now = await fsCall(this.#clientPath, () => this.#handle.stat());
     // Not ctime: a rename (muxftp's mv during the download) moves it, and the bytes stay.
-    return now.size !== this.#stats.size || Number(now.mtimeMs) !== this.#expectedMtimeMs;
+    if (now.size !== this.#stats.size) return true;
+    // While the server sets the file's time, the new one is no change either.
+    return Number(now.mtimeMs) !== this.#expectedMtimeMs && !this.#timeBeingSet;
   }
 
   /**
-   * The server set this file's time (`before` and `after` the call): no byte changed. Taken only
-   * if the file was as this reader expects it just before; a write before that still shows.
+   * The server is about to set this file's time (`before`: the file just before): true when this
+   * reader takes it for no change, the file being as it expects it (a write before that still
+   * shows). timeSet() follows.
    */
-  timeSet(before: FsStats, after: FsStats): void {
+  timeSetting(before: FsStats): boolean {
     const same = before.dev === this.#stats.dev && before.ino === this.#stats.ino;
-    if (same && before.size === this.#stats.size && Number(before.mtimeMs) === this.#expectedMtimeMs)
-      this.#expectedMtimeMs = Number(after.mtimeMs);
+    this.#timeBeingSet =
+      same && before.size === this.#stats.size && Number(before.mtimeMs) === this.#expectedMtimeMs;
+    return this.#timeBeingSet;
+  }
+
+  /** The time is set (`after`: the file since), or the call is over (undefined). */
+  timeSet(after: FsStats | undefined): void {
+    if (after !== undefined && this.#timeBeingSet) this.#expectedMtimeMs = Number(after.mtimeMs);
+    this.#timeBeingSet = false;
   }
 
   view(position: number, length: number): Buffer | undefined {

@@ -204,12 +204,6 @@ export interface SweepOptions {
    */
   temporariesUntouchedForMs?: number;
   /**
-   * Kept partial uploads that stay are cut to their whole blocks: what a crash left of the block
-   * being written is no use to a resume and held up to a block of disk each for the retention.
-   * Only where no upload can be writing one: the start-up sweep of a server holding its root.
-   */
-  cutKeptToWholeBlocks?: boolean;
-  /**
    * Called for each kept partial upload removed, with its directory (a client path below the
    * storage's root) and its size, in the turn the removal completed: a quota frees the bytes.
    */

@@ -18,6 +18,7 @@ import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
+import { partialName } from '../shared/temporaryNames.js';
 import { openedFileLocation } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
 import { FsStorage } from '../storage/fsStorage.js';
@@ -175,6 +176,27 @@ describe('room on the disk for uploads of a declared size', () => {
     await expect(storage.createUpload('b.bin', { expectedSize: 16 * MiB })).rejects.toMatchObject({
       code: 'NO_SPACE',
     });
+  });
+
+  it('a resume of kept blocks counts, as room, what other keys kept of the file: they go before its admission', async () => {
+    const storage = await smallDisk(20 * MiB);
+    const mine = { size: 16 * MiB, algorithm: 'xxh128' as const, source: 'mine' };
+    const first = await storage.createUpload('a.bin', { expectedSize: 16 * MiB, partial: mine });
+    await first.write([randomBytes(4 * MiB)]);
+    expect(await first.abort({ keepPartial: true })).toBe(4 * MiB);
+    // 12 MiB kept for an older version, by a server before this one (its start-up sweep sees it).
+    const older = partialName('a.bin', { size: 16 * MiB, algorithm: 'xxh128', source: 'older' });
+    await writeFile(join(root!, older), randomBytes(12 * MiB));
+    await storage.sweepTemporaryFiles({ partialRetentionMs: 60_000 });
+    // 4 MiB free: the resume needs 12 more, which the older version's blocks hold. Before, it
+    // was refused NO_SPACE, each time, and the older blocks stayed.
+    const resumed = await storage.createUpload('a.bin', {
+      expectedSize: 16 * MiB,
+      partial: mine,
+      resumeFrom: 4 * MiB,
+    });
+    expect(await readdir(root!)).not.toContain(older);
+    await resumed.abort({ keepPartial: true });
   });
 
   it('space() (df) shows the room less what uploads in flight declared and have not written', async () => {

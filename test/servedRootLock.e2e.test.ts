@@ -8,7 +8,7 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, open, readdir, readFile, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -16,8 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
-import { INTEGRITY_BLOCK_BYTES as BLOCK } from '../shared/integrity/algorithms.js';
-import { partialName, SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
+import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
@@ -158,29 +157,6 @@ describe('one server per root', () => {
     next.child.kill('SIGTERM');
     expect(await next.exited).toBe(0);
     expect(await readdir(root)).toEqual([]);
-  });
-
-  it('cuts what a crash left of kept uploads to their whole blocks at start; one holding none goes', async () => {
-    const root = await tempDirs.make();
-    const killed = await listening(root);
-    killed.child.kill('SIGKILL');
-    await killed.exited;
-    // What uploads killed with the server kept: a torn tail past two blocks, two whole blocks,
-    // and part of a first block. Sparse: sizes are what counts.
-    const kept = (size: number) =>
-      partialName(`f${size}.bin`, { size: 3 * BLOCK, algorithm: 'xxh128', source: 's' });
-    const sizes = [2 * BLOCK + BLOCK / 2, 2 * BLOCK, BLOCK / 2];
-    for (const size of sizes) {
-      await writeFile(join(root, kept(size)), '');
-      await truncate(join(root, kept(size)), size);
-    }
-
-    const next = await listening(root);
-    expect((await stat(join(root, kept(sizes[0]!)))).size).toBe(2 * BLOCK);
-    expect((await stat(join(root, kept(sizes[1]!)))).size).toBe(2 * BLOCK);
-    expect(await readdir(root)).not.toContain(kept(sizes[2]!));
-    next.child.kill('SIGTERM');
-    expect(await next.exited).toBe(0);
   });
 
   it('three servers starting at once on a stale lock: exactly one takes the root, every time', async () => {

@@ -313,7 +313,7 @@ describe('put -c (library: resumable / continue)', () => {
       expect(await peer.streamError(id)).toMatchObject({
         code: 'NOT_FOUND',
         message:
-          'nothing is kept of an upload of big.bin under this source to continue: put it from the start',
+          'nothing is kept of an upload of big.bin of this source and size to continue: put it from the start',
       });
     peer.destroy();
     expect(await hiddenNames(env.root!)).toEqual(kept);

@@ -56,8 +56,6 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
       partialRetentionMs: how.whileRunning === true ? Number.POSITIVE_INFINITY : options.partialRetention,
       partialsOnly: how.servedFromAbove,
       ...(how.lockless ? { temporariesUntouchedForMs: DEFAULTS.locklessSweepAgeMs } : {}),
-      // Holding the root, at start: no upload is writing a kept one, and a crash's torn tail goes.
-      cutKeptToWholeBlocks: !how.lockless && !how.servedFromAbove && how.whileRunning !== true,
       servedByAnother,
     });
   const swept = await sweep({
