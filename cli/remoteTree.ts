@@ -65,16 +65,6 @@ export async function walkRemoteTree(
     const names = new Set<string>();
     for (const entry of entries) {
       const remote = joinRemote(remoteDir, String(entry.name));
-      // One name, one entry: a listing naming one twice (a directory and a file, say) says
-      // nothing true of it, and a mirror would remove what is there for either.
-      if (names.has(entry.name)) {
-        tree.problems.push({
-          remote,
-          error: new MuxftpError('PROTOCOL_ERROR', `server listed ${remote} twice`),
-        });
-        continue;
-      }
-      names.add(entry.name);
       if (entry.notUtf8 === true) {
         const error = new MuxftpError(
           'INVALID_PATH',
@@ -83,6 +73,17 @@ export async function walkRemoteTree(
         tree.problems.push({ remote, error });
         continue;
       }
+      // One name, one entry: a listing naming one twice (a directory and a file, say) says
+      // nothing true of it, and a mirror would remove what is there for either. After the
+      // not-UTF-8 check: two such names both list with U+FFFD in one place.
+      if (names.has(entry.name)) {
+        tree.problems.push({
+          remote,
+          error: new MuxftpError('PROTOCOL_ERROR', `server listed ${remote} twice`),
+        });
+        continue;
+      }
+      names.add(entry.name);
       if (!isPlainName(entry.name)) {
         const error = new MuxftpError('INVALID_PATH', `server listed an unsafe name, skipped: ${remote}`);
         tree.problems.push({ remote, error });

@@ -85,4 +85,20 @@ describe('a server listing a tree without end', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('server listed d/sub twice (PROTOCOL_ERROR)');
   });
+
+  it('two names not UTF-8 on the server, both listed with U+FFFD, are each said as such, not as a name listed twice', async () => {
+    const { server, port } = await startScriptedServer((socket, frame) => {
+      sockets.add(socket);
+      if (frame.type !== FrameType.OPEN) return;
+      const { path } = JSON.parse(frame.payload.toString()) as { path: string };
+      const entry = { name: 'a\ufffd', type: 'file', size: 0, mtime: 1_700_000_000_000, notUtf8: true };
+      socket.write(encodeReply(frame.streamId, { entries: path === 'd' ? [entry, entry] : [] }));
+    });
+    servers.push(server);
+    const cwd = await tempDirs.make();
+    const result = await runCli(['ls', '-r', 'd', '--server', `127.0.0.1:${port}`], cwd);
+    expect(result.code).toBe(1);
+    expect(result.stderr).not.toContain('twice');
+    expect(result.stderr.match(/is not UTF-8/g)).toHaveLength(2);
+  });
 });
