@@ -97,6 +97,8 @@ interface FilePayload {
   name: string;
   rate: RateMeter;
   sizeKnown: boolean;
+  /** Once the transfer is over, while its bar waits for the next (shown instead of a rate). */
+  ended?: 'done' | 'failed';
 }
 
 interface TotalPayload {
@@ -122,7 +124,9 @@ function renderBar(options: cliProgress.Options, params: cliProgress.Params): st
 const formatFileBar: cliProgress.GenericFormatter = (options, params, payload: FilePayload) => {
   const size = payload.sizeKnown ? formatBytes(params.total) : '?';
   const bytes = `${formatBytes(params.value)} / ${size}`.padStart(21);
-  return `${fitName(payload.name)} ${renderBar(options, params)} ${bytes}  ${formatRate(payload.rate.perSecond())}`;
+  // A bar whose transfer ended waits for the next one (hideBar): it says how it ended, no rate.
+  const rate = payload.ended ?? formatRate(payload.rate.perSecond());
+  return `${fitName(payload.name)} ${renderBar(options, params)} ${bytes}  ${rate}`;
 };
 
 const formatTotalBar: cliProgress.GenericFormatter = (options, params, payload: TotalPayload) => {
@@ -242,6 +246,7 @@ class BarProgress implements TransferProgress {
         } else {
           this.failed++;
         }
+        payload.ended = ok ? 'done' : 'failed';
         this.hideBar(slot);
       },
     };
