@@ -705,6 +705,12 @@ describe('get -r and a link in the local tree', () => {
     const get = (...flags: string[]) =>
       runCli(['--server', `127.0.0.1:${server!.port}`, 'get', '-r', 'd', '.', ...flags], local);
 
+    // A dry run says so too (it promised the downloads the real run refuses).
+    const dry = await get('-n');
+    expect(dry.code).toBe(1);
+    expect(dry.stderr).toContain('is a symbolic link where the tree has a directory: not written through');
+    expect(dry.stdout).not.toContain('precious.txt');
+
     const first = await get();
     expect(first.code).toBe(1);
     expect(first.stderr).toContain(

@@ -323,14 +323,15 @@ async function get(
   const unmade: Array<{ dir: string; error: unknown }> = [];
   const made: LocalDir[] = [];
   const unmadeAbove = (local: string) => unmade.find(({ dir }) => local.startsWith(dir + path.sep));
-  for (const dir of dryRun ? [] : localDirs) {
+  // A dry run makes none, and looks for the links the real run would refuse.
+  for (const dir of dryRun ? localDirs.filter((dir) => dir.withinTree) : localDirs) {
     const above = unmadeAbove(dir.local);
     if (above !== undefined) {
       failures.push(failedOutcome(dir.local, dir.remote, above.error));
       continue;
     }
     await (dir.withinTree ? refuseLocalLink(dir.local) : Promise.resolve())
-      .then(() => makeLocalDir(dir.local, options.perms ? dir.mode : undefined))
+      .then(() => (dryRun ? undefined : makeLocalDir(dir.local, options.perms ? dir.mode : undefined)))
       .then(
         () => made.push(dir),
         (error: unknown) => {
@@ -417,11 +418,10 @@ async function get(
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
 
-/** A local directory a tree download makes, and its remote one's modification time. */
 /**
- * A symbolic link where the tree has a directory is not written through, as rsync (without
- * --keep-dirlinks) does not: what the server sends would land wherever it leads, outside the
- * tree. `--delete` replaces it with a directory; without it, what goes there fails.
+ * A symbolic link where the tree has a directory is not written through (nor by rsync without
+ * --keep-dirlinks, which replaces it): what the server sends would land wherever it leads,
+ * outside the tree. `--delete` replaces it with a directory; without it, what goes there fails.
  */
 async function refuseLocalLink(local: string): Promise<void> {
   const entry = await lstat(local).catch(() => undefined);
@@ -432,6 +432,7 @@ async function refuseLocalLink(local: string): Promise<void> {
     );
 }
 
+/** A local directory a tree download makes, and its remote one's modification time. */
 interface LocalDir {
   local: string;
   remote: string;
