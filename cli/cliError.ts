@@ -14,12 +14,18 @@ export class CliError extends Error {
    * the message itself stays a plain sentence, which --json carries beside the code.
    */
   readonly showsCode: boolean;
+  /** The exit status when it ends the command otherwise than 1: a signal's (128 + its number). */
+  readonly exitCode: number | undefined;
 
-  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode; showsCode?: boolean }) {
+  constructor(
+    message: string,
+    options?: { cause?: unknown; code?: ErrorCode; showsCode?: boolean; exitCode?: number },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CliError';
     this.code = options?.code ?? codeAmongCauses(options?.cause) ?? 'LOCAL_IO_ERROR';
     this.showsCode = options?.showsCode === true;
+    this.exitCode = options?.exitCode;
   }
 }
 

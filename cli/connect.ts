@@ -191,7 +191,7 @@ export async function interruptibleCommand<T>(
     // Ctrl-C at the password prompt, where the terminal sends no SIGINT: the same line and exit.
     if (error instanceof CliError && error.code === 'CANCELLED') {
       report();
-      process.exit(INTERRUPTED_EXIT_CODE);
+      process.exit(error.exitCode ?? INTERRUPTED_EXIT_CODE);
     }
     throw error;
   } finally {

@@ -44,7 +44,8 @@ export function handleSignals(handler: SignalHandler): () => void {
   };
 }
 
-function exitCodeFor(signal: NodeJS.Signals): number {
+/** 128 + the signal's number, as a shell reports a process the signal ended (130 for SIGINT). */
+export function exitCodeFor(signal: NodeJS.Signals): number {
   return 128 + (constants.signals[signal] ?? 2);
 }
 

@@ -5,7 +5,7 @@
 import { openSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { CliError } from './cliError.js';
-import { handleSignals } from './interrupt.js';
+import { exitCodeFor, handleSignals } from './interrupt.js';
 
 /**
  * The process's terminal when stdin is not it (`tar c . | muxftp --user alice put - site.tar`),
@@ -28,9 +28,10 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
     input.resume();
     input.setEncoding('utf8');
     let typed = '';
-    const interrupted = () => new CliError('interrupted', { code: 'CANCELLED', showsCode: true });
+    const interrupted = (signal: NodeJS.Signals = 'SIGINT') =>
+      new CliError('interrupted', { code: 'CANCELLED', showsCode: true, exitCode: exitCodeFor(signal) });
     // A signal sent meanwhile (kill, a closed terminal) ends it as Ctrl-C does, not silently.
-    const stopListening = handleSignals(() => finish(interrupted()));
+    const stopListening = handleSignals((signal) => finish(interrupted(signal)));
     const finish = (error?: Error) => {
       stopListening();
       input.off('data', onData);

@@ -109,7 +109,7 @@ export function registerUserCommand(program: Command, output: Output): void {
         output.failure(`user add ${name}`, error);
         // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere.
         if (error instanceof CliError && error.code === 'CANCELLED')
-          output.raiseExitCode(INTERRUPTED_EXIT_CODE);
+          output.raiseExitCode(error.exitCode ?? INTERRUPTED_EXIT_CODE);
       }
     });
 
