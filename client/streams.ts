@@ -220,7 +220,8 @@ export interface GetResume {
 /** A listing asked with `maxEntries` had more: cancelled once its REPLY frames said so. */
 export class ListingTooLongError extends MuxftpError {
   constructor(maxEntries: number) {
-    super('CANCELLED', `listing cancelled: more than ${maxEntries} entries`);
+    // Not CANCELLED, which says Ctrl-C: the directory is larger than this client takes.
+    super('UNSUPPORTED', `listing cancelled: more than ${maxEntries} entries`);
     this.name = 'ListingTooLongError';
   }
 }
@@ -642,9 +643,11 @@ export class PutCall extends ClientStream implements FrameProducer {
     const differs =
       reply.algorithm !== this.host.integrity || reply.digest !== sent
         ? `${reply.algorithm} ${reply.digest}, not the ${this.host.integrity} ${sent} sent`
-        : reply.entry.type !== 'file' || reply.entry.size !== this.sent
-          ? `a ${reply.entry.type} of ${reply.entry.size} bytes, not the ${this.sent} sent`
-          : undefined;
+        : reply.entry.type !== 'file'
+          ? `a ${reply.entry.type}, not a file`
+          : reply.entry.size !== this.sent
+            ? `a file of ${reply.entry.size} bytes, not the ${this.sent} of END`
+            : undefined;
     if (differs !== undefined)
       throw new ProtocolError(
         'PROTOCOL_ERROR',
