@@ -278,7 +278,10 @@ class BarProgress implements TransferProgress {
 
   private showBar(slot: FileSlot): void {
     const idle = this.idleBars.pop();
-    if (idle !== undefined) return this.lendBar(idle, slot);
+    if (idle !== undefined) {
+      this.lendBar(idle, slot);
+      return;
+    }
     slot.bar = this.bars.create(slot.total, slot.value, slot.payload);
     this.fileBars++;
   }
