@@ -107,6 +107,22 @@ function runCli(
   return collect(spawnCli(args, options), options.stdin);
 }
 
+/** The shell word for `word`, quoted. */
+const shellWord = (word: string): string => `'${word.replaceAll("'", "'\\''")}'`;
+
+/**
+ * `muxftp ARGS` on a pseudo-terminal (script(1), util-linux), as a user at a terminal runs it;
+ * `rows`: the terminal's height (else what script gives it).
+ */
+function runOnTerminal(args: string[], cwd: string, rows?: number): Promise<CliResult> {
+  const command = [process.execPath, BIN, ...args].map(shellWord).join(' ');
+  const sized = rows === undefined ? command : `stty rows ${rows} cols 120; ${command}`;
+  const child = spawn('script', ['-qec', sized, '/dev/null'], { cwd, stdio: 'pipe' });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return collect(child);
+}
+
 /** Starts `muxftp serve` and waits for its one stdout line, which carries the real port. */
 async function startServe(args: string[], cwd?: string, prefix?: string[]): Promise<ServeProcess> {
   const child = spawnCli(['serve', '--port', '0', ...args], { cwd, ...(prefix ? { prefix } : {}) });
@@ -770,11 +786,7 @@ describe('muxftp CLI', () => {
       const local = await tempDirs.make();
       await writeFile(join(local, 'ok.txt'), 'fine');
       const args = ['put', 'ok.txt', 'missing.txt', '--to', 'pty/', '-p', ...remote];
-      const quoted = [process.execPath, BIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`);
-      const child = spawn('script', ['-qec', quoted.join(' '), '/dev/null'], { cwd: local, stdio: 'pipe' });
-      children.add(child);
-      child.once('exit', () => children.delete(child));
-      const onTerminal = await collect(child);
+      const onTerminal = await runOnTerminal(args, local);
       expect(onTerminal.code).toBe(1);
       const shown = onTerminal.stdout.toString();
       expect(shown).toContain('muxftp: put missing.txt: no such file or directory: missing.txt');
@@ -785,7 +797,7 @@ describe('muxftp CLI', () => {
       expectOneErrorLine(piped, 'muxftp: put missing.txt: no such file or directory');
 
       // While stdin is still coming, neither its size nor the total's is known: no "ETA 0 s".
-      const upload = `${quoted.slice(0, 2).join(' ')} put - pty/stdin.txt ${remote.join(' ')}`;
+      const upload = `${[process.execPath, BIN].map(shellWord).join(' ')} put - pty/stdin.txt ${remote.join(' ')}`;
       const slowStdin = spawn(
         'script',
         ['-qec', `(printf abc; sleep 1.2; printf def) | ${upload}`, '/dev/null'],
@@ -828,14 +840,7 @@ describe('muxftp CLI', () => {
           '--server',
           `127.0.0.1:${slow.port}`,
         ];
-        const quoted = [process.execPath, BIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`);
-        const child = spawn('script', ['-qec', `stty rows 6 cols 120; ${quoted.join(' ')}`, '/dev/null'], {
-          cwd: local,
-          stdio: 'pipe',
-        });
-        children.add(child);
-        child.once('exit', () => children.delete(child));
-        const drawn = await collect(child);
+        const drawn = await runOnTerminal(args, local, 6);
         expect(drawn.code).toBe(0);
         const shown = drawn.stdout.toString();
         // cli-progress redraws by moving the cursor up over what it drew: past the terminal's
@@ -872,14 +877,7 @@ describe('muxftp CLI', () => {
           '--server',
           `127.0.0.1:${server.port}`,
         ];
-        const quoted = [process.execPath, BIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`);
-        const child = spawn('script', ['-qec', `stty rows 12 cols 120; ${quoted.join(' ')}`, '/dev/null'], {
-          cwd: local,
-          stdio: 'pipe',
-        });
-        children.add(child);
-        child.once('exit', () => children.delete(child));
-        const drawn = await collect(child);
+        const drawn = await runOnTerminal(args, local, 12);
         expect(drawn.code).toBe(0);
         const shown = drawn.stdout.toString();
         expect(shown).toMatch(/muxftp: 300 files \([^)]+\) in /);
