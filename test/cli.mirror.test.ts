@@ -711,6 +711,11 @@ describe('get -r and a link in the local tree', () => {
     expect(dry.stderr).toContain('is a symbolic link where the tree has a directory: not written through');
     expect(dry.stdout).not.toContain('precious.txt');
 
+    // With --delete the real run replaces the link: its dry run says that, not a refusal.
+    const dryMirror = await get('-n', '--delete');
+    expect(dryMirror.stderr).not.toContain('not written through');
+    expect(dryMirror.code).toBe(0);
+
     const first = await get();
     expect(first.code).toBe(1);
     expect(first.stderr).toContain(

@@ -323,8 +323,10 @@ async function get(
   const unmade: Array<{ dir: string; error: unknown }> = [];
   const made: LocalDir[] = [];
   const unmadeAbove = (local: string) => unmade.find(({ dir }) => local.startsWith(dir + path.sep));
-  // A dry run makes none, and looks for the links the real run would refuse.
-  for (const dir of dryRun ? localDirs.filter((dir) => dir.withinTree) : localDirs) {
+  // A dry run makes none, and looks for the links the real run would refuse (with --delete,
+  // those it would have replaced by now are not refused).
+  const looksForLinks = !(dryRun && options.delete === true);
+  for (const dir of dryRun ? localDirs.filter((dir) => dir.withinTree && looksForLinks) : localDirs) {
     const above = unmadeAbove(dir.local);
     if (above !== undefined) {
       failures.push(failedOutcome(dir.local, dir.remote, above.error));
