@@ -26,6 +26,7 @@ import {
 } from 'node:fs';
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import { DEFAULTS } from '../shared/defaults.js';
+import { closedFileError } from '../shared/errnoReasons.js';
 import { localFileCalls } from './sources.js';
 
 /**
@@ -56,8 +57,7 @@ export class SinkFile {
    * stopped); resolves to the bytes written. close() waits for the whole of it.
    */
   writeAll(chunks: readonly Buffer[]): Promise<number> {
-    if (this.#closed)
-      return Promise.reject(Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' }));
+    if (this.#closed) return Promise.reject(closedFileError());
     return this.#track(this.#writeAll(chunks));
   }
 
@@ -79,7 +79,7 @@ export class SinkFile {
 
   /** Through the threadpool: cutting a file back frees its blocks. */
   async truncate(length: number): Promise<void> {
-    if (this.#closed) throw Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
+    if (this.#closed) throw closedFileError();
     if (this.#handle !== undefined) return this.#handle.truncate(length);
     const fd = this.#fd!;
     await this.#track(
@@ -130,7 +130,7 @@ export class SinkFile {
 
   /** The descriptor (undefined: a FileHandle) once no write is in flight; EBADF once closed. */
   async #afterWrites(): Promise<number | undefined> {
-    if (this.#closed) throw Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
+    if (this.#closed) throw closedFileError();
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
     return this.#fd;
   }
@@ -152,8 +152,7 @@ export class SinkFile {
    * a call started on a closed descriptor reaches whatever file took its number since.
    */
   #trackOpen<T>(start: () => Promise<T>): Promise<T> {
-    if (this.#closed)
-      return Promise.reject(Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' }));
+    if (this.#closed) return Promise.reject(closedFileError());
     return this.#track(start());
   }
 

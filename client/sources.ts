@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { errnoReason } from '../shared/errnoReasons.js';
+import { closedFileError, errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { PERMISSION_BITS } from '../shared/fileModes.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
@@ -142,8 +142,7 @@ export class LocalFile {
    * killed a `put` whose upload a server refused at its open-file cap as its last read ended.
    */
   #track<T>(start: () => Promise<T>): Promise<T> {
-    if (this.#closed)
-      return Promise.reject(Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' }));
+    if (this.#closed) return Promise.reject(closedFileError());
     const call = start();
     this.#running.add(call);
     const settled = (): void => {

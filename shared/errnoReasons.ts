@@ -26,3 +26,8 @@ export function errnoReason(error: unknown): string {
   const known = typeof errno === 'string' ? REASON_BY_ERRNO[errno] : undefined;
   return known ?? (error instanceof Error ? error.message : String(error));
 }
+
+/** A call on a file already closed, as the system's EBADF: its descriptor may name another file by now. */
+export function closedFileError(): Error {
+  return Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
+}

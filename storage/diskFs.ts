@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { DEFAULTS } from '../shared/defaults.js';
+import { closedFileError } from '../shared/errnoReasons.js';
 import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
 
@@ -126,7 +127,7 @@ export class DiskFileHandle implements FsFileHandle {
 
   /** The descriptor (openedFileLocation asks the kernel where it points). */
   get fd(): number {
-    if (this.#closed) throw closedError();
+    if (this.#closed) throw closedFileError();
     return this.#fd;
   }
 
@@ -239,10 +240,6 @@ export class DiskFileHandle implements FsFileHandle {
         () => closeAsync(fd),
       );
   }
-}
-
-function closedError(): Error {
-  return Object.assign(new Error('EBADF: file already closed'), { code: 'EBADF' });
 }
 
 function undefinedWhenMissing(error: unknown): undefined {
