@@ -1,11 +1,11 @@
 /** The tree under a remote directory, for `get -r`, `rm -r` and `ls -r`: walked with `list`, a few listings at a time. */
 
 import type { Client, WireEntry } from '../client/client.js';
+import { extentProblem, nameProblem } from '../shared/clientPaths.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { LinkBudget } from '../shared/linkBudget.js';
-import { isTemporaryName, TEMP_PREFIX } from '../shared/temporaryNames.js';
 import type { Excluded } from './excludes.js';
 import { isPlainName, joinRemote } from './remotePath.js';
 
@@ -159,20 +159,14 @@ function compareBySegments(a: string, b: string): number {
 }
 
 /**
- * Why a listed entry at `remote` cannot be part of a copy, or undefined: a name muxftp reserves
- * (never listed by a muxftp server), or a path past the limits every request keeps, so that no
- * request can name it (a server listing ever deeper held a walk and its memory without end). A
- * control character is left to the request that names it (the server refuses it there).
+ * Why a listed entry at `remote` cannot be part of a copy, or undefined: a name no path may hold
+ * (too long, or reserved: never listed by a muxftp server), or a path past the limits every
+ * request keeps, so that no request can name it (a server listing ever deeper held a walk and
+ * its memory without end). A control character is left to the request that names it (the server
+ * refuses it there).
  */
 function invalidPathReason(remote: string, name: string): string | undefined {
-  if (isTemporaryName(name)) return `names starting with ${TEMP_PREFIX} are reserved`;
-  if (Buffer.byteLength(name, 'utf8') > DEFAULTS.maxNameBytes)
-    return `a name is longer than ${DEFAULTS.maxNameBytes} bytes`;
-  if (Buffer.byteLength(remote, 'utf8') > DEFAULTS.maxPathBytes)
-    return `longer than ${DEFAULTS.maxPathBytes} bytes`;
-  if (remote.split('/').length > DEFAULTS.maxPathDepth)
-    return `more than ${DEFAULTS.maxPathDepth} names deep`;
-  return undefined;
+  return nameProblem(name) ?? extentProblem(Buffer.byteLength(remote, 'utf8'), remote.split('/').length);
 }
 
 function asMuxftpError(error: unknown): MuxftpError {

@@ -28,9 +28,8 @@ export function normalizeClientPath(path: string): string {
     throw new StorageError('INVALID_PATH', `invalid path: ${reason}`, path);
   };
   // Length first, so nothing below runs over an oversized string.
-  if (Buffer.byteLength(path, 'utf8') > DEFAULTS.maxPathBytes) {
-    refuse(`longer than ${DEFAULTS.maxPathBytes} bytes`);
-  }
+  const tooLong = extentProblem(Buffer.byteLength(path, 'utf8'), 0);
+  if (tooLong !== undefined) refuse(tooLong);
   if (path.includes('\0')) refuse('contains a NUL byte');
   if (CONTROL_CHARACTER.test(path)) refuse('contains a control character');
   if (LONE_SURROGATE.test(path)) refuse('is not valid Unicode');
@@ -42,15 +41,29 @@ export function normalizeClientPath(path: string): string {
   for (const name of path.split('/')) {
     if (name === '' || name === '.') continue;
     if (name === '..') refuse("contains a '..' segment");
-    if (Buffer.byteLength(name, 'utf8') > DEFAULTS.maxNameBytes) {
-      refuse(`a name is longer than ${DEFAULTS.maxNameBytes} bytes`);
-    }
-    if (isTemporaryName(name)) refuse(`names starting with ${TEMP_PREFIX} are reserved`);
+    const problem = nameProblem(name);
+    if (problem !== undefined) refuse(problem);
     names.push(name);
   }
   // Bounded so that no request can make storage walk an arbitrarily deep tree (issue #7).
-  if (names.length > DEFAULTS.maxPathDepth) refuse(`more than ${DEFAULTS.maxPathDepth} names deep`);
+  const tooDeep = extentProblem(0, names.length);
+  if (tooDeep !== undefined) refuse(tooDeep);
   return names.join('/');
+}
+
+/** Why `name` can be no name in a path by the rules for a name alone (its length, the reserved prefix), or undefined. */
+export function nameProblem(name: string): string | undefined {
+  if (Buffer.byteLength(name, 'utf8') > DEFAULTS.maxNameBytes)
+    return `a name is longer than ${DEFAULTS.maxNameBytes} bytes`;
+  if (isTemporaryName(name)) return `names starting with ${TEMP_PREFIX} are reserved`;
+  return undefined;
+}
+
+/** Why a path of `bytes` bytes and `depth` names is past the limits every path keeps, or undefined. */
+export function extentProblem(bytes: number, depth: number): string | undefined {
+  if (bytes > DEFAULTS.maxPathBytes) return `longer than ${DEFAULTS.maxPathBytes} bytes`;
+  if (depth > DEFAULTS.maxPathDepth) return `more than ${DEFAULTS.maxPathDepth} names deep`;
+  return undefined;
 }
 
 /** Whether a server takes `path` (normalizeClientPath does not refuse it). */
