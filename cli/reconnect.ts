@@ -11,7 +11,7 @@ import {
   resolveTarget,
   usingConnection,
 } from './connect.js';
-import type { Output } from './output.js';
+import { errorInfo, type Output } from './output.js';
 
 /** Failures that say the connection went (not a busy server: requests wait on one themselves). */
 const CONNECTION_LOSS_CODES: ReadonlySet<string> = new Set([
@@ -38,6 +38,17 @@ export const isConnectionLoss = (error: unknown): boolean => failedWith(error, C
 export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
   const step = Math.min(DEFAULTS.retryMaxDelayMs, DEFAULTS.retryBaseDelayMs * 2 ** attempt);
   return Math.round(step / 2 + (random() * step) / 2);
+}
+
+/** The line that says a request or transfer of `subject` is tried again: `muxftp: SUBJECT: why; retry k/N in X s`. */
+export function retryNotice(
+  subject: string,
+  error: unknown,
+  attempt: number,
+  of: number,
+  delayMs: number,
+): string {
+  return `muxftp: ${subject}: ${errorInfo(error).message}; retry ${attempt}/${of} in ${(delayMs / 1000).toFixed(1)} s`;
 }
 
 export class ReconnectingClient {

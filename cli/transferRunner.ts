@@ -20,7 +20,7 @@ import { BusyRetries, busyNoticeLine } from './busyRetries.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
-import { backoffDelayMs, isRetryable, type ReconnectingClient } from './reconnect.js';
+import { backoffDelayMs, isRetryable, type ReconnectingClient, retryNotice } from './reconnect.js';
 
 export type TransferCommand = 'put' | 'get';
 
@@ -414,9 +414,7 @@ async function runOne(
         // ones it kept itself, once the digests of them match on both sides.
         const delayMs = backoffDelayMs(attempt);
         meter.retry(attempt + 1, retries);
-        say(
-          `muxftp: ${run.command} ${name}: ${errorInfo(error).message}; retry ${attempt + 1}/${retries} in ${(delayMs / 1000).toFixed(1)} s`,
-        );
+        say(retryNotice(`${run.command} ${name}`, error, attempt + 1, retries, delayMs));
         attempt++;
         declineWindow = false;
         // Not reconnected: the next try fails with why (tryReplace).

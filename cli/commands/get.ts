@@ -29,9 +29,14 @@ import {
   previewRun,
   removeExtraneous,
 } from '../mirrorDeletions.js';
-import { errorInfo, type Output } from '../output.js';
+import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
-import { planningClient, type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
+import {
+  planningClient,
+  type ReconnectingClient,
+  retryNotice,
+  withReconnectingClient,
+} from '../reconnect.js';
 import { remotePathsNamedBy } from '../remoteGlob.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
@@ -218,9 +223,7 @@ async function get(
 ): Promise<TransferOutcome[]> {
   // Planning (stat, mkdir, listing) reconnects as the transfers do.
   const client = planningClient(connection, options.retries, (error, attempt, delayMs) =>
-    output.notice(
-      `muxftp: get: ${errorInfo(error).message}; retry ${attempt}/${options.retries} in ${(delayMs / 1000).toFixed(1)} s`,
-    ),
+    output.notice(retryNotice('get', error, attempt, options.retries, delayMs)),
   );
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;

@@ -21,12 +21,13 @@ import {
   previewRun,
   removeExtraneous,
 } from '../mirrorDeletions.js';
-import { errorInfo, type Output } from '../output.js';
+import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import {
   planningClient,
   type ReconnectingClient,
   requestWithRetries,
+  retryNotice,
   withReconnectingClient,
 } from '../reconnect.js';
 import { byDepth, isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
@@ -246,9 +247,7 @@ async function put(
 ): Promise<TransferOutcome[]> {
   // Planning (stat, mkdir, listing) reconnects as the transfers do.
   const client = planningClient(connection, options.retries, (error, attempt, delayMs) =>
-    output.notice(
-      `muxftp: put: ${errorInfo(error).message}; retry ${attempt}/${options.retries} in ${(delayMs / 1000).toFixed(1)} s`,
-    ),
+    output.notice(retryNotice('put', error, attempt, options.retries, delayMs)),
   );
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
@@ -304,9 +303,7 @@ async function put(
     // The connection may go while --delete lists or removes: it reconnects as the transfers do.
     retrying: (what, request) =>
       requestWithRetries(connection, options.retries, request, (error, attempt, delayMs) =>
-        output.notice(
-          `muxftp: put --delete ${what}: ${errorInfo(error).message}; retry ${attempt}/${options.retries} in ${(delayMs / 1000).toFixed(1)} s`,
-        ),
+        output.notice(retryNotice(`put --delete ${what}`, error, attempt, options.retries, delayMs)),
       ),
     trees: options.delete === true ? planned.trees : [],
     excluded,
