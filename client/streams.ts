@@ -330,6 +330,8 @@ export class GetCall extends ClientStream {
   }
 
   override onReply(result: Record<string, unknown>): void {
+    if (this.expectedSize !== undefined)
+      throw new ProtocolError('PROTOCOL_ERROR', `a second REPLY on download stream ${this.id}`);
     const reply = OPERATIONS.get.reply(result);
     this.expectedSize = reply.size;
     this.remoteMtime = reply.mtime;
@@ -399,6 +401,8 @@ export class GetCall extends ClientStream {
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
     this.window.take(credit);
     this.received += payload.length;
+    if (this.expectedSize !== undefined && this.resumedFrom + this.received > this.expectedSize)
+      throw this.notAsReplied(`more than the ${this.expectedSize} bytes`);
     this.digester.update(payload);
     if (this.sink.discards === true) {
       this.wrote(payload.length); // hashed: that is all a discarding sink needs
@@ -414,6 +418,8 @@ export class GetCall extends ClientStream {
   }
 
   override onEnd(end: EndPayload): void {
+    if (this.expectedSize !== undefined && end.size !== this.expectedSize)
+      throw this.notAsReplied(`an END of ${end.size} bytes, not the ${this.expectedSize}`);
     this.end = end;
     this.markEnded();
     this.finishWhenWritten();
@@ -510,6 +516,14 @@ export class GetCall extends ClientStream {
         this.settle();
       },
       (err: MuxftpError) => this.settle(err),
+    );
+  }
+
+  /** The server sent another file than its REPLY described: a broken server, not a damaged transfer. */
+  private notAsReplied(what: string): ProtocolError {
+    return new ProtocolError(
+      'PROTOCOL_ERROR',
+      `download stream ${this.id}: the server sent ${what} its REPLY said the file holds`,
     );
   }
 

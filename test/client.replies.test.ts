@@ -11,7 +11,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { ProtocolError } from '../shared/errors.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
+import { encodeData, encodeEnd, encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import { type Script, startScriptedServer } from './helpers/scriptedServer.js';
 
 let server: Server | undefined;
@@ -161,6 +161,39 @@ describe('REPLY validation', () => {
     });
     const client = await Client.connect({ port });
     expect(await client.put('a.txt', bytes)).toMatchObject({ digest: sent, entry: { size: 6 } });
+    await client.destroy();
+  });
+
+  it("get: DATA past REPLY's size, an END of another size, or a second REPLY is a broken server", async () => {
+    const serve =
+      (bytes: Buffer, endSize: number, secondReply = false): Script =>
+      (socket, frame) => {
+        if (frame.type !== FrameType.OPEN) return;
+        socket.write(encodeReply(frame.streamId, { size: 3, mtime: 0 }));
+        if (secondReply) socket.write(encodeReply(frame.streamId, { size: 3, mtime: 0 }));
+        socket.write(encodeData(frame.streamId, bytes));
+        socket.write(encodeEnd(frame.streamId, endSize, 'xxh128', contentDigest('xxh128', bytes)));
+      };
+    const cases: Array<[Script, string]> = [
+      [
+        serve(Buffer.from('abcd'), 4),
+        'download stream 1: the server sent more than the 3 bytes its REPLY said the file holds',
+      ],
+      [
+        serve(Buffer.from('ab'), 2),
+        'download stream 1: the server sent an END of 2 bytes, not the 3 its REPLY said the file holds',
+      ],
+      [serve(Buffer.from('abc'), 3, true), 'a second REPLY on download stream 1'],
+    ];
+    for (const [script, message] of cases) {
+      const port = await scriptedServer(script);
+      await expectProtocolError((c) => c.getBuffer('a'), port, message);
+      server!.close();
+    }
+    // The file its REPLY described: taken.
+    const port = await scriptedServer(serve(Buffer.from('abc'), 3));
+    const client = await Client.connect({ port });
+    expect((await client.getBuffer('a')).toString()).toBe('abc');
     await client.destroy();
   });
 
