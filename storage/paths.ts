@@ -89,7 +89,7 @@ export class ConfinedRoot {
    * outside (a check-then-use race; it takes write access to the host tree). Opens are checked
    * again on the descriptor (FsStorage's locateOpened: /proc/self/fd on Linux), so no byte is
    * read or written outside; what stays path-based, and so open to the race, is listed in
-   * docs/ARCHITECTURE.md (Threat model). Closing it fully needs openat2(RESOLVE_BENEATH), which
+   * docs/THREAT-MODEL.md. Closing it fully needs openat2(RESOLVE_BENEATH), which
    * node's fs does not offer.
    *
    * `entryItself`: the operation acts on a link as the last name itself, never on what it leads
