@@ -154,7 +154,7 @@ export class LocalFile {
 }
 
 class FileSource implements ByteSource {
-  /** Undefined for a pipe or device (`put <(cmd)`): read to its end, in order, like a stream. */
+  /** Undefined for a pipe or device (`put <(cmd)`), or a file of size 0 that reads content: read to its end, in order, like a stream. */
   readonly size: number | undefined;
   readonly mtimeMs: number | undefined;
   readonly mode: number | undefined;
@@ -165,10 +165,10 @@ class FileSource implements ByteSource {
   private readonly ctimeNs: bigint;
   private position = 0;
 
-  private constructor(path: string, file: LocalFile, info: BigIntStats, from: number) {
+  private constructor(path: string, file: LocalFile, info: BigIntStats, from: number, unsized: boolean) {
     this.path = path;
     this.file = file;
-    this.size = info.isFile() ? Number(info.size) : undefined;
+    this.size = info.isFile() && !unsized ? Number(info.size) : undefined;
     this.mtimeNs = info.mtimeNs;
     this.ctimeNs = info.ctimeNs;
     this.mtimeMs = info.isFile() ? Number(info.mtimeNs) / 1e6 : undefined;
@@ -182,7 +182,11 @@ class FileSource implements ByteSource {
       file = await LocalFile.open(path);
       const info = await file.stat();
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-      return new FileSource(path, file, info, from);
+      // A regular file that says it is empty may not be: /proc's have a size of 0 and content made
+      // as they are read (stored as 0 bytes, they were lost). One read tells; content is read to
+      // its end, as a pipe's is.
+      const unsized = info.isFile() && info.size === 0n && (await file.readAt(Buffer.alloc(1), 0, 1, 0)) > 0;
+      return new FileSource(path, file, info, from, unsized);
     } catch (err) {
       await file?.close().catch(() => {});
       throw localError(err, path);

@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { appendFile, open, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MuxftpError } from '../shared/errors.js';
@@ -103,5 +103,23 @@ describe('a local file changing while it is uploaded', () => {
 
     expect(result).toMatchObject({ entry: { size: 8 * MiB } });
     expect((await readdir(server!.root!)).filter((name) => !name.startsWith('.'))).toEqual(['target.bin']);
+  });
+});
+
+// Linux's /proc files say they are empty and read content made as they are read.
+describe.runIf(process.platform === 'linux')('a file whose size says less than it reads', () => {
+  it('a /proc file of size 0 is read to its end, not stored empty', async () => {
+    const path = '/proc/self/mountinfo';
+    expect((await stat(path)).size).toBe(0);
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    const result = await client.put('mountinfo', path);
+    const stored = await readFile(join(server.root!, 'mountinfo'));
+    expect(stored.length).toBeGreaterThan(0);
+    expect(result).toMatchObject({ entry: { size: stored.length } });
+    // An empty regular file is still stored as one, in one read.
+    const empty = join(await tempDirs.make(), 'empty');
+    await writeFile(empty, '');
+    expect(await client.put('empty', empty)).toMatchObject({ entry: { size: 0 } });
   });
 });
