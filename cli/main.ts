@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { packageVersion } from '../shared/version.js';
+import { argumentsNotUtf8 } from './argumentBytes.js';
 import { CliError } from './cliError.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerFileCommands } from './commands/files.js';
@@ -60,6 +61,15 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
       output.failure(undefined, new CliError(`cannot write stdout: ${errnoReason(error)}`));
     process.exit(error.code === 'EPIPE' ? BROKEN_PIPE_EXIT_CODE : output.exitCode);
   });
+  // Every path crosses the wire as UTF-8; a name typed in another encoding is refused, not renamed.
+  const notUtf8 = argv === process.argv ? argumentsNotUtf8(argv) : [];
+  if (notUtf8.length > 0) {
+    for (const arg of notUtf8)
+      process.stderr.write(
+        `muxftp: argument '${arg}' is not UTF-8 (shown with U+FFFD for each byte that is not): muxftp names files in UTF-8 only\n`,
+      );
+    return USAGE_EXIT_CODE;
+  }
   try {
     await program.parseAsync([...argv], { from: 'node' });
     return output.exitCode;

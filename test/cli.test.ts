@@ -219,6 +219,39 @@ describe('muxftp CLI', () => {
     expect((await readFile(join(local, 'back.bin'))).equals(bytes)).toBe(true);
   });
 
+  // Node decodes argv as UTF-8, a Latin-1 byte becoming U+FFFD; only Linux shows the bytes typed.
+  it.runIf(process.platform === 'linux')(
+    'refuses an argument whose bytes are not UTF-8 rather than store or read another name',
+    async () => {
+      const local = await tempDirs.make();
+      await writeFile(join(local, 'src.txt'), 'hi');
+      await writeFile(Buffer.concat([Buffer.from(`${local}/caf`), Buffer.from([0xe9])]), 'x');
+      const typed = (script: string) =>
+        collect(
+          spawn('sh', ['-c', `exec "$0" "$1" ${script} "$2" "$3"`, process.execPath, BIN, ...remote], {
+            cwd: local,
+            env: childEnv(),
+            stdio: 'pipe',
+          }),
+        );
+      const put = await typed(`put src.txt "$(printf 'rem\\351')"`);
+      expect(put.code).toBe(2);
+      expect(put.stderr).toBe(
+        "muxftp: argument 'rem\ufffd' is not UTF-8 (shown with U+FFFD for each byte that is not): muxftp names files in UTF-8 only\n",
+      );
+      expect((await readdir(root)).filter((name) => name.startsWith('rem'))).toEqual([]);
+      const local1 = await typed(`put "$(printf 'caf\\351')" cafe`);
+      expect(local1).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining("argument 'caf\ufffd' is not UTF-8"),
+      });
+      // U+FFFD typed as such is a name like any other.
+      const literal = await runCli(['put', 'src.txt', 'rem\ufffd', ...remote], { cwd: local });
+      expect(literal).toMatchObject({ code: 0, stderr: '' });
+      expect(await readdir(root)).toContain('rem\ufffd');
+    },
+  );
+
   it('put and get --checksum sha256 verify with SHA-256 blocks (Dropbox content_hash) and say so in --json', async () => {
     const local = await tempDirs.make();
     const bytes = randomBytes(4 * MiB + 1); // two blocks, the last of one byte
