@@ -1180,7 +1180,14 @@ export class Client implements ClientHost {
       if (frame.type !== FrameType.WELCOME) {
         throw new ProtocolError('PROTOCOL_ERROR', `expected WELCOME, got ${FRAME_TYPE_NAMES[frame.type]}`);
       }
-      this.welcome = parseWelcome(frame);
+      const welcome = parseWelcome(frame);
+      // The server picks from what HELLO offered: another is not the check asked for (--checksum).
+      if (!this.options.integrity.includes(welcome.integrity.algorithm))
+        throw new ProtocolError(
+          'PROTOCOL_ERROR',
+          `WELCOME chose integrity ${welcome.integrity.algorithm}, which this client did not offer (${this.options.integrity.join(', ')})`,
+        );
+      this.welcome = welcome;
       clearTimeout(this.welcomeTimer);
       if (this.welcome.login?.required === true) this.sendLogin(this.welcome.login);
       else this.handshakeDone();

@@ -197,6 +197,21 @@ describe('REPLY validation', () => {
     await client.destroy();
   });
 
+  it('WELCOME choosing an integrity algorithm the client did not offer fails the connection', async () => {
+    // The scripted server always chooses xxh128.
+    const port = await scriptedServer(() => {});
+    const error = await Client.connect({ port, integrity: ['sha256'] }).then(
+      (client) => client.destroy(),
+      (e: unknown) => e,
+    );
+    // As any WELCOME the client refuses: the connect fails, saying why.
+    expect(error).toMatchObject({
+      code: 'CONNECT_FAILED',
+      message: `could not connect to 127.0.0.1:${port}: WELCOME chose integrity xxh128, which this client did not offer (sha256)`,
+    });
+    expect((error as Error).cause).toBeInstanceOf(ProtocolError);
+  });
+
   it('digest: an entry that is not an object', async () => {
     const port = await scriptedServer(
       replying({ entry: 'a.txt', algorithm: 'xxh128', digest: 'ab'.repeat(16) }),
