@@ -505,6 +505,8 @@ export class ServerConnection implements StreamHost {
   }
 
   private readonly timerOnFire = (): void => {
+    // The server holds a failed login's answer back on purpose; answering re-arms the timer.
+    if (this.loginDelay !== undefined) return;
     if (this.phase !== Phase.Ready) {
       const what = this.phase === Phase.Hello ? 'no HELLO received in time' : 'no login in time';
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', what));
@@ -752,6 +754,9 @@ export class ServerConnection implements StreamHost {
       this.phase = Phase.Login;
       this.send(encodeAuth({ ok: false, message: 'login failed', attemptsLeft }));
       this.transport.resumeReading();
+      // The next attempt gets the whole timeout: the delay was the server's, not the client's.
+      clearTimeout(this.timer);
+      this.timer = setTimeout(this.timerOnFire, this.options.handshakeTimeoutMs);
     }, delayMs);
   }
 

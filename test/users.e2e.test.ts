@@ -156,6 +156,28 @@ describe('login', () => {
     expect(answers[2]).toBeGreaterThanOrEqual(395);
   });
 
+  it("gives each attempt the whole handshake timeout: the failures' delays are the server's", async () => {
+    // Delays of 400, 800 and 1,600 ms against a 1 s timeout: the second answer comes after it.
+    const s = await start({
+      handshakeTimeoutMs: 1_000,
+      loginFailureDelayMs: 400,
+      maxLoginFailureDelayMs: 2_000,
+      loginFailuresPerAddress: 100,
+    });
+    const peer = await RawPeer.open(s.port);
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      peer.write(encodeAuth({ user: 'alice', password: `wrong${attempt}` }));
+      const answers = () => peer.frames.filter((f) => f.type === FrameType.AUTH);
+      const frame = await peer.waitFor(
+        (f) => f.type === FrameType.AUTH && answers().indexOf(f) === attempt - 1,
+      );
+      expect(parseAuthResult(frame)).toMatchObject({ ok: false, attemptsLeft: 3 - attempt });
+    }
+    peer.write(encodeAuth({ user: 'alice', password: 'wrong3' }));
+    expect(await peer.connectionError()).toEqual({ code: 'LOGIN_FAILED', message: 'login failed' });
+    await peer.closed;
+  });
+
   it('refuses an address that keeps failing for a while, then lets it in again', async () => {
     const s = await start({ loginFailuresPerAddress: 3, loginBlockMs: 1_500, loginFailureDelayMs: 1 });
     for (let i = 0; i < 3; i++) await connectError(s, { user: 'alice', password: 'wrong' });
