@@ -145,6 +145,8 @@ export const DEFAULTS = {
   maxUserRateBytesPerSecond: 0,
 
   /**
+   * A quota is a user's own (the users file's `quota`, bytes; `user add --quota`), with no default:
+   * a user without one has none, and nor do anonymous uploads.
    * A quota's usage is walked once, then kept up to date by each change's exact byte delta; a
    * reservation walks the home again once the last walk is this old, to see changes made outside
    * muxftp (ms).
