@@ -15,6 +15,8 @@ import {
 
 export interface BenchReport {
   op: string;
+  /** Over TLS (`--tls`), else plain TCP. */
+  tls: boolean;
   clients: number;
   streams: number;
   workers: number;
@@ -70,6 +72,7 @@ export function buildReport(
   const latency = percentilesMs(latencyHistogram);
   const report: BenchReport = {
     op: options.op,
+    tls: options.tls !== undefined,
     clients: options.clients,
     streams: options.streams,
     workers: options.workers,
@@ -132,7 +135,7 @@ export function formatReport(report: BenchReport, sizes: string): string {
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');
   const lines = [
-    `muxftp bench: ${report.op}, ${report.clients} clients x ${report.streams} streams, ${sizes}, ${report.workers} workers`,
+    `muxftp bench: ${report.op}${report.tls ? ' over TLS' : ''}, ${report.clients} clients x ${report.streams} streams, ${sizes}, ${report.workers} workers`,
     `  operations   ${report.ops} (${report.verified} verified, ${report.error_count} errors${errors ? `: ${errors}` : ''})`,
     `  moved        ${formatBytes(report.bytes)} in ${report.seconds} s`,
     `  throughput   ${report.mbps} MB/s, ${report.files_per_s} ops/s`,
