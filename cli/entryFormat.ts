@@ -1,5 +1,6 @@
 /** Entries as text: the `ls` table, the `stat` record and `df`'s table. */
 import type { SpaceReport, WireEntry } from '../client/client.js';
+import { unnamableReason } from '../shared/clientPaths.js';
 import { formatBytes } from '../shared/humanUnits.js';
 import { printable } from '../shared/printable.js';
 
@@ -25,14 +26,18 @@ export function formatListing(
   const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : sizeOf(entry.size)));
   const width = Math.max(1, ...sizes.map((size) => size.length));
   return entries.map((entry, index) => {
-    const name =
-      printable(entry.name) +
-      (entry.type === 'dir' ? '/' : '') +
-      (entry.notUtf8 === true ? '  (name not UTF-8 on the server: muxftp cannot name it)' : '');
+    const name = printable(entry.name) + (entry.type === 'dir' ? '/' : '') + unnamableNote(entry);
     const bits =
       options.long === true ? `${entry.mode === undefined ? '?'.repeat(9) : modeLetters(entry.mode)} ` : '';
     return `${entry.type.padEnd(5)} ${bits}${sizes[index]!.padStart(width)}  ${formatMtime(entry.mtime)}  ${name}`;
   });
+}
+
+/** Why no command can name a listed entry (put there on the host by other means), or ''. */
+function unnamableNote(entry: WireEntry): string {
+  if (entry.notUtf8 === true) return '  (name not UTF-8 on the server: muxftp cannot name it)';
+  const reason = unnamableReason(entry.name);
+  return reason === undefined ? '' : `  (muxftp cannot name it: the name ${reason})`;
 }
 
 export function formatEntryDetails(path: string, entry: WireEntry): string[] {

@@ -1,7 +1,7 @@
 /** The tree under a remote directory, for `get -r`, `rm -r` and `ls -r`: walked with `list`, a few listings at a time. */
 
 import type { Client, WireEntry } from '../client/client.js';
-import { extentProblem, nameProblem } from '../shared/clientPaths.js';
+import { characterProblem, extentProblem, nameProblem } from '../shared/clientPaths.js';
 import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -84,6 +84,16 @@ export async function walkRemoteTree(
         continue;
       }
       names.add(entry.name);
+      // Put there on the host by other means: listed, but no request can name it.
+      const badCharacter = characterProblem(entry.name);
+      if (badCharacter !== undefined) {
+        const error = new MuxftpError(
+          'INVALID_PATH',
+          `muxftp cannot name it (the name ${badCharacter}; rename it on the server), skipped: ${remote}`,
+        );
+        tree.problems.push({ remote, error });
+        continue;
+      }
       if (!isPlainName(entry.name)) {
         const error = new MuxftpError('INVALID_PATH', `server listed an unsafe name, skipped: ${remote}`);
         tree.problems.push({ remote, error });
@@ -162,8 +172,7 @@ function compareBySegments(a: string, b: string): number {
  * Why a listed entry at `remote` cannot be part of a copy, or undefined: a name no path may hold
  * (too long, or reserved: never listed by a muxftp server), or a path past the limits every
  * request keeps, so that no request can name it (a server listing ever deeper held a walk and
- * its memory without end). A control character is left to the request that names it (the server
- * refuses it there).
+ * its memory without end).
  */
 function invalidPathReason(remote: string, name: string): string | undefined {
   return nameProblem(name) ?? extentProblem(Buffer.byteLength(remote, 'utf8'), remote.split('/').length);

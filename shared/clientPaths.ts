@@ -30,11 +30,8 @@ export function normalizeClientPath(path: string): string {
   // Length first, so nothing below runs over an oversized string.
   const tooLong = extentProblem(Buffer.byteLength(path, 'utf8'), 0);
   if (tooLong !== undefined) refuse(tooLong);
-  if (path.includes('\0')) refuse('contains a NUL byte');
-  if (CONTROL_CHARACTER.test(path)) refuse('contains a control character');
-  if (LONE_SURROGATE.test(path)) refuse('is not valid Unicode');
-  // A backslash is a separator on Windows hosts; refusing it keeps names portable and safe.
-  if (path.includes('\\')) refuse('contains a backslash');
+  const badCharacter = characterProblem(path);
+  if (badCharacter !== undefined) refuse(badCharacter);
   if (path.startsWith('/')) refuse('must be relative to the root (no leading /)');
 
   const names: string[] = [];
@@ -49,6 +46,24 @@ export function normalizeClientPath(path: string): string {
   const tooDeep = extentProblem(0, names.length);
   if (tooDeep !== undefined) refuse(tooDeep);
   return names.join('/');
+}
+
+/** Why `text` (a path, or a name a server lists) holds a character no client path may, or undefined. */
+export function characterProblem(text: string): string | undefined {
+  if (text.includes('\0')) return 'contains a NUL byte';
+  if (CONTROL_CHARACTER.test(text)) return 'contains a control character';
+  if (LONE_SURROGATE.test(text)) return 'is not valid Unicode';
+  // A backslash is a separator on Windows hosts; refusing it keeps names portable and safe.
+  if (text.includes('\\')) return 'contains a backslash';
+  return undefined;
+}
+
+/**
+ * Why no request can name `name`, a name a server lists (put there on the host by other means),
+ * or undefined: a character no path may hold, or a rule for a name alone.
+ */
+export function unnamableReason(name: string): string | undefined {
+  return characterProblem(name) ?? nameProblem(name);
 }
 
 /** Why `name` can be no name in a path by the rules for a name alone (its length, the reserved prefix), or undefined. */

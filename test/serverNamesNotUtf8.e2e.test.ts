@@ -65,3 +65,38 @@ describe('a name on the server that is not UTF-8', () => {
     );
   });
 });
+
+describe('a name on the server with a character no path may hold', () => {
+  it('is listed and marked, and a get -r or rm -r says muxftp cannot name it and to rename it', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = join(server.root!, 'odd');
+    await mkdir(dir);
+    await writeFile(join(dir, 'back\\slash'), 'a');
+    await writeFile(join(dir, 'new\nline'), 'b');
+    await writeFile(join(dir, 'ok'), 'c');
+
+    const local = await tempDirs.make();
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    const listed = await cli('ls', 'odd');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain('back\\slash  (muxftp cannot name it: the name contains a backslash)');
+    expect(listed.stdout).toContain(
+      'new?line  (muxftp cannot name it: the name contains a control character)',
+    );
+    expect(listed.stdout).toMatch(/ ok\n/);
+    const copied = await cli('get', '-r', 'odd', '--to', 'out', '-p');
+    expect(copied.code).toBe(1);
+    expect(copied.stderr).toContain(
+      'muxftp cannot name it (the name contains a backslash; rename it on the server), skipped: odd/back\\slash',
+    );
+    expect(copied.stderr).toContain(
+      'muxftp cannot name it (the name contains a control character; rename it on the server), skipped: odd/new?line',
+    );
+    expect(await readdir(join(local, 'out', 'odd'))).toEqual(['ok']);
+    // rm -r removes all or nothing: nothing, saying why (it blamed "an unsafe name" the server listed).
+    const removed = await cli('rm', '-r', 'odd');
+    expect(removed.code).toBe(1);
+    expect(removed.stderr).toContain('muxftp cannot name it');
+    expect((await readdir(dir)).sort()).toEqual(['back\\slash', 'new\nline', 'ok']);
+  });
+});
