@@ -55,6 +55,7 @@ import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
+import { RoundTripSampler } from '../shared/transport/roundTrips.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import { type LocalDigestMemo, localBlockDigests, localSourceIdentity } from './localDigests.js';
@@ -446,6 +447,8 @@ export class Client implements ClientHost {
   private readonly transport: FramedSocket;
   /** @internal What the connection's download windows may grow by, together. */
   readonly windowBudget: WindowBudget;
+  /** Round trips sampled for download window growth; undefined for a server that does not answer PING. */
+  roundTrips: RoundTripSampler | undefined;
   /** @internal `maxRate` for uploads and for downloads (undefined: none). */
   readonly uploadThrottle: Throttle | undefined;
   /** @internal */
@@ -1130,6 +1133,7 @@ export class Client implements ClientHost {
     }
     if (frame.type === FrameType.PING) {
       if ((frame.flags & Flags.ACK) === 0) this.transport.send(encodePing(frame.payload, true));
+      else this.roundTrips?.acked(frame.payload);
       return;
     }
     if (frame.type === FrameType.ERROR && frame.streamId === 0) {
@@ -1230,6 +1234,11 @@ export class Client implements ClientHost {
     this.ready = true;
     this.handshake?.resolve();
     this.handshake = undefined;
+    if (this.welcome?.ping === true)
+      this.roundTrips = new RoundTripSampler(
+        (payload) => this.transport.send(encodePing(payload)),
+        DEFAULTS.roundTripSampleIntervalMs,
+      );
     const timeoutMs = this.options.responseTimeoutMs;
     if (timeoutMs > 0 && this.welcome?.ping === true) {
       this.silenceWatch = setInterval(this.lookForSilence, this.pingIntervalMs);

@@ -16,6 +16,7 @@ import type { FrameProducer, OutboundQueue } from '../shared/transport/outboundQ
 import type { Throttle } from '../shared/transport/rateLimiter.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { ReceivedBytes, receivedBlocks } from '../shared/transport/receivedBytes.js';
+import type { RoundTripSampler } from '../shared/transport/roundTrips.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ByteSink, ContinueSink, KeptAttributes, KeptPartial } from './sinks.js';
 import type { ByteSource } from './sources.js';
@@ -33,6 +34,8 @@ export interface ClientHost {
   readonly integrity: IntegrityAlgorithm;
   readonly streamWindowMaxBytes: number;
   readonly windowBudget: WindowBudget;
+  /** The connection's round-trip sampler (a server that answers PING), for download windows' growth. */
+  readonly roundTrips: RoundTripSampler | undefined;
   /** The connection's bandwidth limits (ClientOptions.maxRate), when it has one. */
   readonly uploadThrottle: Throttle | undefined;
   readonly downloadThrottle: Throttle | undefined;
@@ -311,6 +314,7 @@ export class GetCall extends ClientStream {
         ? new InboundWindow(id, host.streamWindowBytes, {
             maxSize: Math.max(host.streamWindowBytes, host.streamWindowMaxBytes),
             budget: host.windowBudget,
+            roundTrips: host.roundTrips,
           })
         : new InboundWindow(id, Math.min(host.streamWindowBytes, 2 * throttle.maxChunkBytes));
     this.digester = new ContentDigester(host.integrity);

@@ -43,6 +43,7 @@ import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundBudget } from '../shared/transport/outboundBudget.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
+import { RoundTripSampler } from '../shared/transport/roundTrips.js';
 import type { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
 import type { PartialKey, Storage } from '../storage/types.js';
@@ -169,6 +170,7 @@ export class ServerConnection implements StreamHost {
   readonly listings: ListingTurns;
   quota: QuotaTracker | undefined;
   readonly windowBudget: WindowBudget;
+  roundTrips: RoundTripSampler | undefined;
   private draining = false;
   /** Closed by the shutdown once its transfers were over: no failure, whatever the client is told. */
   private drainedIdle = false;
@@ -531,6 +533,7 @@ export class ServerConnection implements StreamHost {
       // Answered at once, whatever the streams wait for (a client tells a slow server from a
       // silent one by it); not activity: it neither keeps an idle connection open nor a stream.
       if ((frame.flags & Flags.ACK) === 0) this.transport.send(encodePing(frame.payload, true));
+      else this.roundTrips?.acked(frame.payload);
       return;
     }
     if (this.phase !== Phase.Ready) {
@@ -588,11 +591,17 @@ export class ServerConnection implements StreamHost {
       );
     }
     this.integrity = chooseIntegrityAlgorithm(hello.integrity ?? []);
-    if (hello.keepaliveMs !== undefined)
+    if (hello.keepaliveMs !== undefined) {
       this.keepaliveMs = Math.min(
         DEFAULTS.maxKeepaliveMs,
         Math.max(DEFAULTS.minKeepaliveMs, hello.keepaliveMs),
       );
+      // A client that asks for keepalive PINGs answers PING: its uploads' windows can grow to the path.
+      this.roundTrips = new RoundTripSampler(
+        (payload) => this.transport.send(encodePing(payload)),
+        DEFAULTS.roundTripSampleIntervalMs,
+      );
+    }
     if (hello.maxFramePayload < MIN_FRAME_PAYLOAD_BYTES) {
       throw new ProtocolError(
         'PROTOCOL_ERROR',

@@ -13,6 +13,7 @@ import type { Permission } from '../shared/protocol/operations.js';
 import type { WindowBudget } from '../shared/transport/flow.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
 import type { Throttle } from '../shared/transport/rateLimiter.js';
+import type { RoundTripSampler } from '../shared/transport/roundTrips.js';
 import { acceptsCancel, laterPhase, StreamPhase } from '../shared/transport/streamPhase.js';
 import type { PartialKey, Storage } from '../storage/types.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
@@ -66,6 +67,8 @@ export interface StreamHost {
   recordChange(change: LocatedChange): void;
   /** What this connection's upload windows may grow by, together. */
   readonly windowBudget: WindowBudget;
+  /** Round trips sampled for window growth; undefined for a client that does not answer PING. */
+  readonly roundTrips: RoundTripSampler | undefined;
   readonly options: ResolvedServerOptions;
   readonly queue: OutboundQueue;
   readonly counters: ServerCounters;

@@ -145,6 +145,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
         ? new InboundWindow(id, initial, {
             maxSize: Math.max(initial, host.options.streamWindowMaxBytes),
             budget: host.windowBudget,
+            roundTrips: host.roundTrips,
           })
         : new InboundWindow(id, Math.min(initial, 2 * throttle.maxChunkBytes));
     this.initialCredit = initialCredit;

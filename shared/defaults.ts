@@ -60,6 +60,13 @@ export const DEFAULTS = {
   uploadInitialWindowPauseMs: 10_000,
   /** What all of one connection's windows together may grow beyond their initial size. */
   connectionWindowGrowthBytes: 64 * MiB,
+  /**
+   * Both sides: how often at most a connection receiving DATA measures a round trip (a PING of its
+   * own, to a peer that answers PING), so that a window holding a stream back on a long path grows
+   * (shared/transport/roundTrips.ts). A tenth of a second: a few PINGs a second per busy connection
+   * on loopback, and a window of 4 MiB doubled to 32 MiB within half a second on a 50 ms path.
+   */
+  roundTripSampleIntervalMs: 100,
   /** Largest JSON control payload (OPEN, REPLY, ERROR, HELLO, WELCOME). */
   maxControlPayloadBytes: 256 * KiB,
   /**

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ProtocolError } from '../shared/errors.js';
 import { MAX_CREDIT } from '../shared/protocol/constants.js';
 import { InboundWindow, OutboundCredit, WindowBudget } from '../shared/transport/flow.js';
+import { RoundTripSampler } from '../shared/transport/roundTrips.js';
 
 function flowError(run: () => void): ProtocolError {
   try {
@@ -142,6 +143,49 @@ describe('InboundWindow growth (autotuning)', () => {
     window.take(70 * KiB);
     expect(window.consumed(70 * KiB)).toBe(70 * KiB);
     expect(window.size).toBe(128 * KiB);
+  });
+
+  it('grows when two thirds of the window arrived in one sampled round trip, though the peer never ran out', () => {
+    const pings: Buffer[] = [];
+    const roundTrips = new RoundTripSampler((payload) => pings.push(payload), 100);
+    const window = new InboundWindow(1, 64 * KiB, {
+      maxSize: 1024 * KiB,
+      budget: new WindowBudget(1024 * KiB),
+      roundTrips,
+    });
+    window.open();
+    // Half a window arrives and goes back at once, as a receiver keeping up grants it: never starved.
+    window.take(32 * KiB);
+    expect(pings).toHaveLength(1); // the first DATA began a round trip, and counts in it
+    expect(window.consumed(32 * KiB)).toBe(32 * KiB);
+    window.take(12 * KiB);
+    expect(window.consumed(12 * KiB)).toBe(0);
+    // 44 KiB in the round trip: more than two thirds of 64 KiB. Its ACK ends it, and the next grant grows.
+    expect(roundTrips.acked(pings[0]!, 0)).toBe(true);
+    window.take(20 * KiB);
+    expect(window.consumed(20 * KiB)).toBe(32 * KiB + 64 * KiB);
+    expect(window.size).toBe(128 * KiB);
+    window.release();
+  });
+
+  it('does not grow on a round trip that brought less than two thirds, nor on an ACK not its own', () => {
+    const pings: Buffer[] = [];
+    const roundTrips = new RoundTripSampler((payload) => pings.push(payload), 0);
+    const window = new InboundWindow(1, 64 * KiB, {
+      maxSize: 1024 * KiB,
+      budget: new WindowBudget(1024 * KiB),
+      roundTrips,
+    });
+    window.open();
+    window.take(40 * KiB);
+    expect(roundTrips.acked(Buffer.alloc(8), 0)).toBe(false); // a keepalive's ACK
+    expect(roundTrips.acked(pings[0]!, 0)).toBe(true);
+    expect(window.consumed(40 * KiB)).toBe(40 * KiB);
+    expect(window.size).toBe(64 * KiB);
+    // Released, a window is sampled no more: a round trip begins only while one is there.
+    window.release();
+    roundTrips.dataArrived(0);
+    expect(pings).toHaveLength(1);
   });
 
   it('counts exactly a quarter of the window still held as keeping up', () => {

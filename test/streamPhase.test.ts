@@ -59,6 +59,7 @@ function recordingHost(sent: string[]): ClientHost {
     integrity: 'xxh128',
     streamWindowMaxBytes: 64 * 1024,
     windowBudget: new WindowBudget(0),
+    roundTrips: undefined,
     uploadThrottle: undefined,
     downloadThrottle: undefined,
     send(frame) {

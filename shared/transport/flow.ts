@@ -6,6 +6,7 @@
  */
 import { ProtocolError } from '../errors.js';
 import { MAX_CREDIT } from '../protocol/constants.js';
+import type { RoundTripSampler, SampledWindow } from './roundTrips.js';
 
 /**
  * What a connection's windows may grow by, together: growth is taken from it and given back when
@@ -39,10 +40,11 @@ export class WindowBudget {
   }
 }
 
-/** How a window may grow: up to maxSize, drawing on a shared budget. */
+/** How a window may grow: up to maxSize, drawing on a shared budget; `roundTrips`: the connection's sampler, when the peer answers PING. */
 export interface WindowGrowth {
   maxSize: number;
   budget: WindowBudget;
+  roundTrips?: RoundTripSampler | undefined;
 }
 
 /**
@@ -51,11 +53,12 @@ export interface WindowGrowth {
  * stream holds at most one window of the peer's bytes and WINDOW frames stay few.
  *
  * With `growth`, the window autotunes as TCP's receive window and gRPC's BDP estimate do: when the
- * peer ran out of credit since the last grant (it could have sent more) while this side kept up
- * (at most a quarter of the window received and not yet consumed), the window doubles — up to
+ * window held the stream back — the peer ran out of credit since the last grant, or two thirds of
+ * the window or more arrived in one round trip (`growth.roundTrips`) — while this side kept up (at
+ * most a quarter of the window received and not yet consumed), the window doubles — up to
  * maxSize, as far as the shared budget allows — and the extra goes out with the grant.
  */
-export class InboundWindow {
+export class InboundWindow implements SampledWindow {
   readonly streamId: number;
   /** Bytes the peer may have in flight; a field, not a constant, so a window can be resized. */
   #size: number;
@@ -67,6 +70,10 @@ export class InboundWindow {
   #held = 0;
   /** The peer used up its credit since the last grant. */
   #starved = false;
+  /** Bytes received since the round trip being sampled began; undefined when none is. */
+  #roundTripBytes: number | undefined;
+  /** A round trip since the last grant brought two thirds of the window or more. */
+  #filledRoundTrip = false;
   /**
    * Initial credit beyond the window (grantInitial): consumed but never granted back, so the
    * window is its size again once the peer has used it.
@@ -83,6 +90,7 @@ export class InboundWindow {
     this.streamId = streamId;
     this.#size = size;
     this.#growth = growth;
+    growth?.roundTrips?.add(this);
   }
 
   get size(): number {
@@ -128,6 +136,19 @@ export class InboundWindow {
     this.#available -= bytes;
     this.#held += bytes;
     if (this.#available === 0 && bytes > 0) this.#starved = true;
+    // As gRPC's estimator, the DATA that starts a round trip counts in it.
+    this.#growth?.roundTrips?.dataArrived();
+    if (this.#roundTripBytes !== undefined) this.#roundTripBytes += bytes;
+  }
+
+  roundTripStarted(): void {
+    this.#roundTripBytes = 0;
+  }
+
+  roundTripEnded(): void {
+    if (this.#roundTripBytes !== undefined && this.#roundTripBytes * 3 >= this.#size * 2)
+      this.#filledRoundTrip = true;
+    this.#roundTripBytes = undefined;
   }
 
   /**
@@ -142,8 +163,9 @@ export class InboundWindow {
     if (this.#unsent < this.#size / 2) return 0;
     let increment = this.#unsent;
     this.#unsent = 0;
-    if (this.#starved && this.#held <= this.#size / 4) increment += this.#grow();
+    if ((this.#starved || this.#filledRoundTrip) && this.#held <= this.#size / 4) increment += this.#grow();
     this.#starved = false;
+    this.#filledRoundTrip = false;
     this.#available += increment;
     return increment;
   }
@@ -152,6 +174,7 @@ export class InboundWindow {
   release(): void {
     this.#growth?.budget.give(this.#grown);
     this.#grown = 0;
+    this.#growth?.roundTrips?.delete(this);
   }
 
   #grow(): number {
