@@ -16,7 +16,8 @@
  * hashed them (a resumed download hashes the prefix its client already has before answering):
  * else a client repeating `get` with an offset, and hanging up after each answer, made the server
  * read and hash that prefix again every time. Memory: at most maxEntries versions, each with its
- * block digests (one per 4 MiB of the file; leading ones at most maxLeadingBlocks).
+ * block digests (one per 4 MiB of the file; leading ones at most maxLeadingBlocks); a file storage
+ * removes or replaces is forgotten at once.
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -37,8 +38,8 @@ export const RACY_WINDOW_MS = 2000;
 interface VersionEntry {
   version: string;
   digests: Map<IntegrityAlgorithm, FileDigest>;
-  /** d_0 … of the version's first whole blocks, per algorithm with no whole-file digest yet. */
-  leading: Map<IntegrityAlgorithm, readonly Buffer[]>;
+  /** d_0 … of the version's first whole blocks, per algorithm with no whole-file digest yet (made when first needed). */
+  leading?: Map<IntegrityAlgorithm, readonly Buffer[]>;
 }
 
 export class DigestCache {
@@ -56,6 +57,11 @@ export class DigestCache {
     this.maxLeadingBlocks = maxLeadingBlocks;
   }
 
+  /** File versions remembered. */
+  get size(): number {
+    return this.entries.size;
+  }
+
   get(file: FileVersion, algorithm: IntegrityAlgorithm): FileDigest | undefined {
     return this.current(file)?.digests.get(algorithm);
   }
@@ -66,7 +72,7 @@ export class DigestCache {
    */
   leadingBlocks(file: FileVersion, algorithm: IntegrityAlgorithm): readonly Buffer[] {
     const entry = this.current(file);
-    return entry?.digests.get(algorithm)?.blockDigests ?? entry?.leading.get(algorithm) ?? [];
+    return entry?.digests.get(algorithm)?.blockDigests ?? entry?.leading?.get(algorithm) ?? [];
   }
 
   /**
@@ -82,7 +88,16 @@ export class DigestCache {
     const entry = this.entryToUpdate(file, observedAtMs);
     if (entry === undefined) return;
     entry.digests.set(digest.algorithm, digest);
-    entry.leading.delete(digest.algorithm);
+    entry.leading?.delete(digest.algorithm);
+  }
+
+  /**
+   * The file is gone from its name (removed, or replaced by a rename or an upload's commit): what
+   * was known of it goes too, rather than hold memory until evicted (a tree uploaded again and
+   * again left an entry per replaced file, up to maxEntries).
+   */
+  forget(file: Pick<FileVersion, 'dev' | 'ino'>): void {
+    this.entries.delete(identity(file));
   }
 
   /**
@@ -100,7 +115,9 @@ export class DigestCache {
     const count = Math.min(blockDigests.length, this.maxLeadingBlocks);
     if (count <= this.leadingBlocks(file, algorithm).length) return;
     const entry = this.entryToUpdate(file, observedAtMs);
-    entry?.leading.set(algorithm, blockDigests.slice(0, count));
+    if (entry === undefined) return;
+    entry.leading ??= new Map();
+    entry.leading.set(algorithm, blockDigests.slice(0, count));
   }
 
   private current(file: FileVersion): VersionEntry | undefined {
@@ -114,7 +131,7 @@ export class DigestCache {
     const known = this.current(file);
     const racy = observedAtMs !== undefined && Number(file.ctimeMs) > observedAtMs - RACY_WINDOW_MS;
     if (racy && known === undefined) return undefined;
-    const entry = known ?? { version: version(file), digests: new Map(), leading: new Map() };
+    const entry = known ?? { version: version(file), digests: new Map() };
     this.entries.delete(key); // re-insert: the Map's order is the eviction order
     this.entries.set(key, entry);
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
@@ -122,5 +139,5 @@ export class DigestCache {
   }
 }
 
-const identity = (f: FileVersion) => `${f.dev}:${f.ino}`;
+const identity = (f: Pick<FileVersion, 'dev' | 'ino'>) => `${f.dev}:${f.ino}`;
 const version = (f: FileVersion) => `${f.size}:${f.mtimeMs}:${f.ctimeMs}`;

@@ -516,6 +516,7 @@ export class FsStorage implements Storage {
         throw new StorageError('IS_A_DIRECTORY', `is a directory: ${target.clientPath}`, target.clientPath);
       }
       await fsCall(target.clientPath, () => this.#fs.unlink(target.hostPath));
+      this.#digests.forget(stats);
       return entryInfo(baseName(target.clientPath), stats);
     });
     // What interrupted uploads kept for the file would only hold the disk now.
@@ -590,6 +591,7 @@ export class FsStorage implements Storage {
         : entryInfo(baseName(destination.clientPath), destinationStats);
     if (!sourceStats.isDirectory()) {
       await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
+      if (replaced !== undefined) this.#digests.forget(destinationStats!);
       return { moved, replaced };
     }
     // After every await above: refused if an upload is in flight under it, in any view (issue #7).
@@ -812,7 +814,10 @@ export class FsStorage implements Storage {
         const now = await this.#resolve(target.clientPath);
         await this.#refuseDirectory(now);
         if (now.missingNames > 0) return undefined;
-        return this.#listEntry(this.#paths.dirname(now.hostPath), baseName(now.clientPath));
+        // Called right before the commit's rename: the file it finds is the one replaced.
+        return this.#listEntry(this.#paths.dirname(now.hostPath), baseName(now.clientPath), (stats) =>
+          this.#digests.forget(stats),
+        );
       },
       onFinish: (kept) => {
         if (kept && keep) this.#indexKept(parentHostPath, keyed!);
@@ -1075,6 +1080,11 @@ export class FsStorage implements Storage {
     return view;
   }
 
+  /** How many file versions' digests are remembered (the digest cache, shared by every view). */
+  get rememberedDigestVersions(): number {
+    return this.#digests.size;
+  }
+
   /**
    * Aborts uploads still open (a resumable one keeps its whole blocks, as for any interruption)
    * and closes read handles; later calls reject. Safe to call twice.
@@ -1099,7 +1109,12 @@ export class FsStorage implements Storage {
   }
 
   /** One entry of a listing; a link that dangles or leads outside shows as 'other'. */
-  async #listEntry(dirHostPath: string, name: string): Promise<EntryInfo | undefined> {
+  /** `seen`: told the entry's own stats (not a link's). */
+  async #listEntry(
+    dirHostPath: string,
+    name: string,
+    seen?: (stats: FsStats) => void,
+  ): Promise<EntryInfo | undefined> {
     const hostPath = this.#paths.join(dirHostPath, name);
     let stats: FsStats;
     try {
@@ -1113,7 +1128,10 @@ export class FsStorage implements Storage {
       // Removed since readdir: leave it out. Anything else: show it, without details.
       return isMissing(error) ? undefined : { name, type: 'other', size: 0, mtimeMs: 0 };
     }
-    if (!stats.isSymbolicLink()) return entryInfo(name, stats);
+    if (!stats.isSymbolicLink()) {
+      seen?.(stats);
+      return entryInfo(name, stats);
+    }
     const asLink: EntryInfo = { name, type: 'other', size: 0, mtimeMs: toMs(stats.mtimeMs), link: true };
     try {
       const real = (await this.#fs.realpath(hostPath)).toString();

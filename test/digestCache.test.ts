@@ -144,3 +144,27 @@ describe('eviction', () => {
     expect(cache.get(file(3), 'xxh128')).toBe(digest);
   });
 });
+
+describe('a file gone from its name', () => {
+  it('is forgotten when removed, renamed over or replaced by an upload, not held until evicted', async () => {
+    const storage = new MemoryStorage();
+    try {
+      const put = async (path: string, text: string) => {
+        const upload = await storage.createUpload(path);
+        await upload.write([Buffer.from(text)]);
+        await upload.commit(digestOf(text));
+      };
+      await put('a.bin', 'AAAA');
+      await put('b.bin', 'BBBB');
+      expect(storage.rememberedDigestVersions).toBe(2);
+      await put('a.bin', 'CCCC'); // replaces a.bin's first version
+      expect(storage.rememberedDigestVersions).toBe(2);
+      await storage.rename('b.bin', 'a.bin'); // b.bin's version goes on under the new name
+      expect(storage.rememberedDigestVersions).toBe(1);
+      await storage.remove('a.bin');
+      expect(storage.rememberedDigestVersions).toBe(0);
+    } finally {
+      await storage.close();
+    }
+  });
+});
