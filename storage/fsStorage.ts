@@ -27,6 +27,7 @@ import {
   partialName,
   partialNamesPrefix,
   SERVED_ROOT_LOCK_NAME,
+  TEMP_PREFIX,
 } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { DirectorySyncs } from './directorySyncs.js';
@@ -313,25 +314,35 @@ export class FsStorage implements Storage {
     }
     await this.#removeKeptPartials(target, options.onPartialRemoved);
     await this.#fs.rmdir(target.hostPath).catch(async (error: unknown) => {
-      // Listed as empty, it may still hold an upload's temporary file: say so, not a riddle.
-      if (errnoOf(error) === 'ENOTEMPTY' && (await this.#holdsOnlyUploads(target.hostPath))) {
+      // Listed as empty, it may still hold hidden files: say which, not a riddle.
+      const keptBy = errnoOf(error) === 'ENOTEMPTY' ? await this.#hiddenKeeper(target.hostPath) : undefined;
+      if (keptBy !== undefined) {
+        const why =
+          keptBy === 'upload'
+            ? 'an upload into it is in progress, hidden from listings'
+            : `it holds files named ${TEMP_PREFIX}…, a prefix muxftp reserves and never lists: remove them on the server`;
         throw new StorageError(
           'DIRECTORY_NOT_EMPTY',
-          `directory not empty: ${displayPath(target.clientPath)} (an upload into it is in progress, hidden from listings)`,
+          `directory not empty: ${displayPath(target.clientPath)} (${why})`,
           target.clientPath,
-          { cause: error, details: { keptBy: 'upload' } },
+          { cause: error, details: { keptBy } },
         );
       }
       throw storageErrorFromFs(error, target.clientPath);
     });
   }
 
-  /** Every entry of the directory is an upload's hidden file (none a listing shows). */
-  async #holdsOnlyUploads(hostPath: string): Promise<boolean> {
+  /**
+   * What keeps a directory whose every entry is hidden from listings: `upload` when each is an
+   * upload's temporary file, `hidden` when some are other files under the reserved prefix (made
+   * on the host by other means); undefined when it holds any entry a listing shows.
+   */
+  async #hiddenKeeper(hostPath: string): Promise<'upload' | 'hidden' | undefined> {
     const entries = await this.#fs.readdir(hostPath).catch((): readonly unknown[] => []);
-    return (
-      entries.length > 0 && entries.every((name) => typeof name === 'string' && isUploadTemporaryName(name))
-    );
+    const names = entries.filter((name): name is string => typeof name === 'string');
+    if (names.length === 0 || names.length !== entries.length || !names.every(isTemporaryName))
+      return undefined;
+    return names.every(isUploadTemporaryName) ? 'upload' : 'hidden';
   }
 
   /**

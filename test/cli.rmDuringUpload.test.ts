@@ -6,7 +6,7 @@
  * beside a library client whose upload waits mid-file. Needs dist/ (npm run build).
  */
 
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -115,5 +115,19 @@ describe('rmdir of a directory that lists files', () => {
     // Before, every DIRECTORY_NOT_EMPTY from rmdir blamed an upload in progress.
     expect(rmdir.code).toBe(1);
     expect(rmdir.stderr).toBe('muxftp: rmdir photos: directory not empty: photos (DIRECTORY_NOT_EMPTY)\n');
+  });
+
+  it('a directory holding only files under the reserved prefix, made on the host, says so, not an upload', async () => {
+    server = await startServer({ backend: 'disk' });
+    await mkdir(join(server.root!, 'resv'));
+    await writeFile(join(server.root!, 'resv', '.muxftp-notes'), 'mine');
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const rmdir = await runCli([...at, 'rmdir', 'resv'], local);
+    expect(rmdir.code).toBe(1);
+    expect(rmdir.stderr).toBe(
+      'muxftp: rmdir resv: directory not empty: resv (it holds files named .muxftp-…, a prefix muxftp reserves and never lists: remove them on the server) (DIRECTORY_NOT_EMPTY)\n',
+    );
+    expect(await readdir(join(server.root!, 'resv'))).toEqual(['.muxftp-notes']);
   });
 });
