@@ -6,7 +6,9 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FrameType } from '../shared/protocol/constants.js';
 import { runCli } from './helpers/cliProcess.js';
+import { jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -37,6 +39,28 @@ afterEach(async () => {
 const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server.port}`, ...args], local);
 
 describe('remote wildcards', () => {
+  it('get takes the files a pattern matched as their listing described them: no stat each before it goes', async () => {
+    const ops: string[] = [];
+    const proxy = await startFrameProxy(server.port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) ops.push(String(jsonOf(frame).op));
+        return frame;
+      },
+    });
+    try {
+      const result = await runCli(
+        ['--server', `127.0.0.1:${proxy.port}`, 'get', 'logs/*.log', '--to', 'out', '-p'],
+        local,
+      );
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      expect((await readdir(join(local, 'out'))).sort()).toEqual(['a.log', 'b.log']);
+      // One listing, the two downloads: a stat per file cost a round trip each before any byte.
+      expect(ops.filter((op) => op !== 'mkdir').sort()).toEqual(['get', 'get', 'list']);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('get downloads the files a pattern matches, and only those (* skips dot files and directories below)', async () => {
     const result = await cli('get', 'logs/*.log', '--to', 'out', '-p');
     expect(result).toMatchObject({ code: 0, stderr: '' });

@@ -37,7 +37,7 @@ import {
   retryNotice,
   withReconnectingClient,
 } from '../reconnect.js';
-import { remotePathsNamedBy } from '../remoteGlob.js';
+import { isRemotePattern, literalRemoteArgument, matchRemotePattern } from '../remoteGlob.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 import { destinationCheck } from '../skipIdentical.js';
@@ -248,6 +248,8 @@ async function get(
     failures.push(failedOutcome(local, remote, error));
   };
   const remotes: string[] = [];
+  // What a pattern's listings said of each file they matched: no stat of its own before it goes.
+  const listed = new Map<string, WireEntry>();
   // Given as `DIR/`: a directory, as in POSIX; a file there fails NOT_A_DIRECTORY, as `cp f/ x` does.
   const namedAsDirectory = new Set<string>();
   for (const argument of requested) {
@@ -258,7 +260,13 @@ async function get(
     }
     let named: string[];
     try {
-      named = await remotePathsNamedBy(client, argument);
+      if (isRemotePattern(argument)) {
+        const matches = await matchRemotePattern(client, argument);
+        named = matches.map((match) => match.argument);
+        for (const { argument: path, entry } of matches) listed.set(remotePathFromArgument(path), entry);
+      } else {
+        named = [literalRemoteArgument(argument)];
+      }
     } catch (error) {
       fail(targetLabel(target), remotePathFromArgument(argument), error);
       continue;
@@ -294,6 +302,7 @@ async function get(
       passOver,
       namedAsDirectory,
       excluded,
+      listed,
     },
   );
 
@@ -464,6 +473,7 @@ async function planDownloads(
     passOver,
     namedAsDirectory,
     excluded,
+    listed,
   }: {
     limit: ConcurrencyLimit;
     fail: FailPlanned;
@@ -471,20 +481,24 @@ async function planDownloads(
     passOver: (local: string, remote: string, reason: string) => void;
     namedAsDirectory: ReadonlySet<string>;
     excluded: Excluded | undefined;
+    /** Files a listing already described (a pattern's matches): taken as they are, not stat'ed. */
+    listed: ReadonlyMap<string, WireEntry>;
   },
 ): Promise<{ jobs: TransferJob[]; localDirs: LocalDir[]; trees: MirroredTree[] }> {
   const jobs: TransferJob[] = [];
   const localDirs: LocalDir[] = [];
   const trees: MirroredTree[] = [];
   const stats = await Promise.all(
-    remotes.map((remote) =>
-      limit.run(() =>
+    remotes.map((remote) => {
+      const known = listed.get(remote);
+      if (known?.type === 'file') return { entry: known };
+      return limit.run(() =>
         client.stat(remote).then(
           (entry): { entry: WireEntry } => ({ entry }),
           (error: unknown): { error: unknown } => ({ error }),
         ),
-      ),
-    ),
+      );
+    }),
   );
   for (const [index, remote] of remotes.entries()) {
     const result = stats[index]!;
