@@ -227,20 +227,27 @@ async function get(
   );
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
-  let resolved: ResolvedGetTarget;
-  try {
-    resolved = await resolveGetTarget(target, destinationCreation(options), dryRun);
-  } catch (error) {
-    const missing = error instanceof MuxftpError && error.code === 'NOT_FOUND';
-    output.failure(
-      `get ${shownArgument(targetLabel(target))}`,
-      error,
-      missing && !parents ? 'add -p to create it' : undefined,
-    );
-    return requested.map((remote) =>
-      failedOutcome(targetLabel(target), remotePathFromArgument(remote), error),
-    );
-  }
+  /** The destination, made when `make` (-p, --to): else looked at only. A failure is said, and fails every path asked. */
+  const resolveTarget = async (make: boolean): Promise<ResolvedGetTarget | TransferOutcome[]> => {
+    try {
+      return await resolveGetTarget(target, destinationCreation(options), !make);
+    } catch (error) {
+      const missing = error instanceof MuxftpError && error.code === 'NOT_FOUND';
+      output.failure(
+        `get ${shownArgument(targetLabel(target))}`,
+        error,
+        missing && !parents ? 'add -p to create it' : undefined,
+      );
+      return requested.map((remote) =>
+        failedOutcome(targetLabel(target), remotePathFromArgument(remote), error),
+      );
+    }
+  };
+  // Looked at first, made once there is something to put in it: a get that finds nothing to
+  // download leaves no new directories behind (-p made them, then failed NOT_FOUND).
+  const looked = await resolveTarget(false);
+  if (Array.isArray(looked)) return looked;
+  const resolved = looked;
 
   const failures: TransferOutcome[] = [];
   const fail = (local: string, remote: string, error: unknown, hint?: string): void => {
@@ -305,6 +312,10 @@ async function get(
       listed,
     },
   );
+  if (!dryRun && (jobs.length > 0 || localDirs.length > 0)) {
+    const made = await resolveTarget(true);
+    if (Array.isArray(made)) return made;
+  }
 
   const distinct = withoutSharedDestinations(
     jobs,

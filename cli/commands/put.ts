@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
+import { normalizeClientPath } from '../../shared/clientPaths.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { PERMISSION_BITS } from '../../shared/fileModes.js';
 import { planningLimit } from '../concurrency.js';
@@ -229,7 +230,11 @@ async function resolvePutTarget(
   const existing = await statIfExists(client, target.remote).catch(() => undefined);
   if (existing?.type === 'dir') return { kind: 'into', dir: target.remote };
   const parent = remoteParent(target.remote);
-  if (creation === 'with-parents' && parent !== '' && !dryRun) await client.mkdir(parent, { parents: true });
+  // A name no upload can take (too long, too deep) is refused before -p makes its parents.
+  if (creation === 'with-parents' && parent !== '' && !dryRun) {
+    normalizeClientPath(target.remote);
+    await client.mkdir(parent, { parents: true });
+  }
   // A tree is made at REMOTE only where REMOTE's parent is (get -r's rule, cp -r's): its mkdir
   // would make the parents too. A file's upload says so itself; a dry run looks instead.
   if (creation === 'itself' && parent !== '') await requireRemoteParent(client, parent, 'no such directory');
@@ -251,6 +256,26 @@ async function put(
   );
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
+  // Nothing to send (every source missing or unreadable): said of each as its upload would, and
+  // -p makes nothing on the server for it.
+  if (parents && !dryRun) {
+    const missing = await Promise.all(
+      sources.map((source) =>
+        source === '-' || source === ''
+          ? undefined
+          : inspectLocal(source).then(
+              () => undefined,
+              (error: unknown) => error,
+            ),
+      ),
+    );
+    if (missing.every((error) => error !== undefined)) {
+      return sources.map((source, i) => {
+        output.failure(`put ${shownArgument(source)}`, missing[i]);
+        return failedOutcome(source, intendedRemote(source, target), missing[i]);
+      });
+    }
+  }
   let resolved: ResolvedPutTarget;
   try {
     resolved = await resolvePutTarget(client, target, destinationCreation(options), dryRun);
