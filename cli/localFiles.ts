@@ -4,7 +4,7 @@
  * failure is a LOCAL_IO_ERROR whose message names the path.
  */
 import { type Dirent, type Stats, statSync } from 'node:fs';
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { localFileCalls } from '../client/sources.js';
 import { errnoReason } from '../shared/errnoReasons.js';
@@ -41,7 +41,16 @@ export function statLocal(localPath: string): Promise<Stats> {
 /** Follows symbolic links, as opening the path would. */
 export async function inspectLocal(localPath: string): Promise<LocalEntry> {
   const entry = await inspectLocalIfExists(localPath);
-  if (entry === undefined) throw new MuxftpError('LOCAL_IO_ERROR', `no such file or directory: ${localPath}`);
+  if (entry === undefined) {
+    // A link to nothing is there (ls shows it): "no such file" of it reads as a riddle.
+    const leadsTo = await readlink(localPath).catch(() => undefined);
+    throw new MuxftpError(
+      'LOCAL_IO_ERROR',
+      leadsTo === undefined
+        ? `no such file or directory: ${localPath}`
+        : `symbolic link to nothing (${leadsTo} does not exist): ${localPath}`,
+    );
+  }
   return entry;
 }
 

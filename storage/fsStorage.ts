@@ -185,7 +185,11 @@ export class FsStorage implements Storage {
 
   async stat(path: string): Promise<EntryInfo> {
     const target = await this.#resolve(path);
-    const stats = await fsCall(target.clientPath, () => this.#fs.stat(target.hostPath));
+    const stats = await fsCall(target.clientPath, () => this.#fs.stat(target.hostPath)).catch(
+      async (error: unknown) => {
+        throw (await this.#danglingLink(target, error)) ?? error;
+      },
+    );
     return entryInfo(baseName(target.clientPath), stats);
   }
 
@@ -619,13 +623,18 @@ export class FsStorage implements Storage {
       refuseNonFile(target.clientPath, await fsCall(target.clientPath, () => this.#fs.stat(target.hostPath)));
     // Opening a FIFO would block a libuv thread until a writer appears: open without waiting
     // (as vsftpd does) and refuse what is not a file once open, else look before opening.
-    if (READ_WITHOUT_WAITING === undefined) await refuseUnlessFile();
+    if (READ_WITHOUT_WAITING === undefined)
+      await refuseUnlessFile().catch(async (refusal: unknown) => {
+        throw (await this.#danglingLink(target, refusal)) ?? refusal;
+      });
     let handle: FsFileHandle;
     try {
       handle = await this.#fs.open(target.hostPath, READ_WITHOUT_WAITING ?? 'r');
     } catch (error) {
       // Say why, when it is not a file (a socket, say, does not open at all).
-      await refuseUnlessFile();
+      await refuseUnlessFile().catch(async (refusal: unknown) => {
+        throw (await this.#danglingLink(target, refusal)) ?? refusal;
+      });
       throw storageErrorFromFs(error, target.clientPath);
     }
     try {
@@ -1120,6 +1129,21 @@ export class FsStorage implements Storage {
   }
 
   /** One entry of a listing; a link that dangles or leads outside shows as 'other'. */
+  /**
+   * NOT_FOUND of a name that is there, a symbolic link leading to nothing (ls lists it): said so,
+   * not as "no such file". Undefined for any other failure.
+   */
+  async #danglingLink(target: Resolved, error: unknown): Promise<StorageError | undefined> {
+    if (!(error instanceof StorageError) || error.code !== 'NOT_FOUND') return undefined;
+    const stats = await this.#fs.lstat(target.hostPath).catch(() => undefined);
+    if (stats?.isSymbolicLink() !== true) return undefined;
+    return new StorageError(
+      'NOT_FOUND',
+      `symbolic link to nothing (what it leads to does not exist): ${displayPath(target.clientPath)}`,
+      target.clientPath,
+    );
+  }
+
   /** `seen`: told the entry's own stats (not a link's). */
   async #listEntry(
     dirHostPath: string,

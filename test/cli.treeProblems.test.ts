@@ -47,7 +47,10 @@ describe('--json results of entries a tree walk skipped', () => {
     expect(outcomes.find((outcome) => !outcome.ok)).toMatchObject({
       local: join('site', 'sub', 'gone'),
       remote: 'backup/site/sub/gone',
-      error: { code: 'LOCAL_IO_ERROR' },
+      error: {
+        code: 'LOCAL_IO_ERROR',
+        message: `symbolic link to nothing (nowhere does not exist): ${join('site', 'sub', 'gone')}`,
+      },
     });
   });
 

@@ -959,6 +959,14 @@ describe.each(backends)('$name storage', (backend) => {
         { name: 'file', type: 'file' },
       ]);
       await expectStorageError(storage.stat('dangling'), 'NOT_FOUND');
+      // Said as what it is, a link to nothing (ls lists it), not "no such file".
+      await expect(storage.stat('dangling')).rejects.toThrow(
+        'symbolic link to nothing (what it leads to does not exist): dangling',
+      );
+      await expect(storage.openRead('dangling')).rejects.toThrow(
+        'symbolic link to nothing (what it leads to does not exist): dangling',
+      );
+      await expect(storage.stat('absent')).rejects.toThrow('no such file or directory: absent');
     });
   });
 
