@@ -161,7 +161,7 @@ describe('InboundWindow growth (autotuning)', () => {
     window.take(12 * KiB);
     expect(window.consumed(12 * KiB)).toBe(0);
     // 44 KiB in the round trip: more than two thirds of 64 KiB. Its ACK ends it, and the next grant grows.
-    expect(roundTrips.acked(pings[0]!, 0)).toBe(true);
+    expect(roundTrips.acked(pings[0]!)).toBe(true);
     window.take(20 * KiB);
     expect(window.consumed(20 * KiB)).toBe(32 * KiB + 64 * KiB);
     expect(window.size).toBe(128 * KiB);
@@ -178,14 +178,43 @@ describe('InboundWindow growth (autotuning)', () => {
     });
     window.open();
     window.take(40 * KiB);
-    expect(roundTrips.acked(Buffer.alloc(8), 0)).toBe(false); // a keepalive's ACK
-    expect(roundTrips.acked(pings[0]!, 0)).toBe(true);
+    expect(roundTrips.acked(Buffer.alloc(8))).toBe(false); // a keepalive's ACK
+    expect(roundTrips.acked(pings[0]!)).toBe(true);
     expect(window.consumed(40 * KiB)).toBe(40 * KiB);
     expect(window.size).toBe(64 * KiB);
     // Released, a window is sampled no more: a round trip begins only while one is there.
     window.release();
     roundTrips.dataArrived(0);
     expect(pings).toHaveLength(1);
+  });
+
+  it('counts a round trip as far as the path took it: one queued ten times longer than the least does not grow', () => {
+    const pings: Buffer[] = [];
+    const roundTrips = new RoundTripSampler((payload) => pings.push(payload), 100);
+    const window = new InboundWindow(1, 64 * KiB, {
+      maxSize: 1024 * KiB,
+      budget: new WindowBudget(1024 * KiB),
+      roundTrips,
+    });
+    window.open();
+    // A round trip of 10 ms, little in it: the path's, and no growth.
+    roundTrips.dataArrived(0);
+    window.take(10 * KiB);
+    expect(roundTrips.acked(pings[0]!, 10)).toBe(true);
+    expect(window.consumed(10 * KiB)).toBe(0);
+    // 100 ms with 50 KiB: the PING waited behind bytes already sent; the path carried a tenth.
+    roundTrips.dataArrived(200);
+    window.take(50 * KiB);
+    expect(roundTrips.acked(pings[1]!, 300)).toBe(true);
+    expect(window.consumed(50 * KiB)).toBe(60 * KiB);
+    expect(window.size).toBe(64 * KiB);
+    // 50 KiB within the path's own 10 ms: the window held the stream back.
+    roundTrips.dataArrived(500);
+    window.take(50 * KiB);
+    expect(roundTrips.acked(pings[2]!, 510)).toBe(true);
+    expect(window.consumed(50 * KiB)).toBe(50 * KiB + 64 * KiB);
+    expect(window.size).toBe(128 * KiB);
+    window.release();
   });
 
   it('counts exactly a quarter of the window still held as keeping up', () => {

@@ -3,8 +3,10 @@
  * delays every byte 20 ms each way, a stream whose window fills every round trip gets a larger
  * one, upload (the server's window) and download (the client's). Before, a window granted back
  * half at a time never saw its peer run out of credit, and stayed at its first size: a put with
- * `serve --stream-window 64KiB` moved 64 KiB per round trip. What is asserted is the credit
- * granted (the WINDOW frames the proxy sees), not a time. Real server and client on 127.0.0.1.
+ * `serve --stream-window 64KiB` moved 64 KiB per round trip. (A download's window did grow
+ * before, on its sender running out of credit: its case here passes on the old code too, and
+ * keeps it so.) What is asserted is the credit granted (the WINDOW frames the proxy sees), not a
+ * time. Real server and client on 127.0.0.1.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';

@@ -141,12 +141,14 @@ export class InboundWindow implements SampledWindow {
     if (this.#roundTripBytes !== undefined) this.#roundTripBytes += bytes;
   }
 
+  /** The connection's sampler began a round trip: bytes count from here (RoundTripSampler). */
   roundTripStarted(): void {
     this.#roundTripBytes = 0;
   }
 
-  roundTripEnded(): void {
-    if (this.#roundTripBytes !== undefined && this.#roundTripBytes * 3 >= this.#size * 2)
+  /** It ended: two thirds of the window or more in it, as far as the path took it, and the window held the stream back. */
+  roundTripEnded(pathShare: number): void {
+    if (this.#roundTripBytes !== undefined && this.#roundTripBytes * pathShare * 3 >= this.#size * 2)
       this.#filledRoundTrip = true;
     this.#roundTripBytes = undefined;
   }
