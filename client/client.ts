@@ -447,7 +447,7 @@ export class Client implements ClientHost {
   private readonly transport: FramedSocket;
   /** @internal What the connection's download windows may grow by, together. */
   readonly windowBudget: WindowBudget;
-  /** Round trips sampled for download window growth; undefined for a server that does not answer PING. */
+  /** @internal Round trips sampled for download window growth; undefined for a server that does not answer PING. */
   roundTrips: RoundTripSampler | undefined;
   /** @internal `maxRate` for uploads and for downloads (undefined: none). */
   readonly uploadThrottle: Throttle | undefined;
