@@ -227,8 +227,8 @@ async function get(
   );
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
-  /** The destination, made when `make` (-p, --to): else looked at only. A failure is said, and fails every path asked. */
-  const resolveTarget = async (make: boolean): Promise<ResolvedGetTarget | TransferOutcome[]> => {
+  /** The destination, made when `make` (-p, --to), else looked at only; a failure is said, and returned. */
+  const resolveTarget = async (make: boolean): Promise<ResolvedGetTarget | { failed: unknown }> => {
     try {
       return await resolveGetTarget(target, destinationCreation(options), !make);
     } catch (error) {
@@ -238,15 +238,16 @@ async function get(
         error,
         missing && !parents ? 'add -p to create it' : undefined,
       );
-      return requested.map((remote) =>
-        failedOutcome(targetLabel(target), remotePathFromArgument(remote), error),
-      );
+      return { failed: error };
     }
   };
   // Looked at first, made once there is something to put in it: a get that finds nothing to
   // download leaves no new directories behind (-p made them, then failed NOT_FOUND).
   const looked = await resolveTarget(false);
-  if (Array.isArray(looked)) return looked;
+  if ('failed' in looked)
+    return requested.map((remote) =>
+      failedOutcome(targetLabel(target), remotePathFromArgument(remote), looked.failed),
+    );
   const resolved = looked;
 
   const failures: TransferOutcome[] = [];
@@ -314,7 +315,9 @@ async function get(
   );
   if (!dryRun && (jobs.length > 0 || localDirs.length > 0)) {
     const made = await resolveTarget(true);
-    if (Array.isArray(made)) return made;
+    // What planning failed stays as it was said; what it planned fails with the destination.
+    if ('failed' in made)
+      return [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, made.failed))];
   }
 
   const distinct = withoutSharedDestinations(
