@@ -120,6 +120,11 @@ export class LocalFile {
     );
   }
 
+  /** Reads at `position` through the threadpool, never on the loop: a read that may block (a pseudo-file). */
+  async readAtInPool(target: Buffer, offset: number, length: number, position: number): Promise<number> {
+    return (await this.#track(() => readAsync(this.#fd, target, offset, length, position))).bytesRead;
+  }
+
   /** Reads what comes next (a pipe), through the threadpool: it may wait for the writer. */
   async readNext(target: Buffer, offset: number, length: number): Promise<number> {
     return (await this.#track(() => readAsync(this.#fd, target, offset, length, null))).bytesRead;
@@ -160,7 +165,8 @@ class FileSource implements ByteSource {
   readonly mode: number | undefined;
   private readonly path: string;
   private readonly file: LocalFile;
-  /** The regular file's modification and change times when opened, in ns. */
+  /** The regular file's size, modification and change times when opened (size in bytes, times in ns). */
+  private readonly sizeAtOpen: bigint;
   private readonly mtimeNs: bigint;
   private readonly ctimeNs: bigint;
   private position = 0;
@@ -169,6 +175,7 @@ class FileSource implements ByteSource {
     this.path = path;
     this.file = file;
     this.size = info.isFile() && !unsized ? Number(info.size) : undefined;
+    this.sizeAtOpen = info.size;
     this.mtimeNs = info.mtimeNs;
     this.ctimeNs = info.ctimeNs;
     this.mtimeMs = info.isFile() ? Number(info.mtimeNs) / 1e6 : undefined;
@@ -185,7 +192,8 @@ class FileSource implements ByteSource {
       // A regular file that says it is empty may not be: /proc's have a size of 0 and content made
       // as they are read (stored as 0 bytes, they were lost). One read tells; content is read to
       // its end, as a pipe's is.
-      const unsized = info.isFile() && info.size === 0n && (await file.readAt(Buffer.alloc(1), 0, 1, 0)) > 0;
+      const unsized =
+        info.isFile() && info.size === 0n && (await file.readAtInPool(Buffer.alloc(1), 0, 1, 0)) > 0;
       return new FileSource(path, file, info, from, unsized);
     } catch (err) {
       await file?.close().catch(() => {});
@@ -199,7 +207,12 @@ class FileSource implements ByteSource {
    * threadpool (a read may wait for the writer), one read at a time.
    */
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
-    if (this.size === undefined) return this.file.readNext(target, offset, length);
+    if (this.size === undefined) {
+      const bytesRead = await this.file.readNext(target, offset, length);
+      // A regular file read as a stream (its size said 0): one written meanwhile is no version of it.
+      if (bytesRead === 0 && this.mtimeMs !== undefined) await this.checkUnchanged();
+      return bytesRead;
+    }
     const position = this.position;
     this.position += length;
     const bytesRead = await this.file.readAt(target, offset, length, position);
@@ -221,7 +234,7 @@ class FileSource implements ByteSource {
     } catch (err) {
       throw localError(err, this.path);
     }
-    if (info.size !== BigInt(this.size!) || info.mtimeNs !== this.mtimeNs || info.ctimeNs !== this.ctimeNs)
+    if (info.size !== this.sizeAtOpen || info.mtimeNs !== this.mtimeNs || info.ctimeNs !== this.ctimeNs)
       throw new MuxftpError('LOCAL_IO_ERROR', `file changed while being uploaded: ${this.path}`);
   }
 
