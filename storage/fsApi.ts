@@ -12,6 +12,8 @@ export interface FsStats extends FileVersion {
   readonly mode: number | bigint;
   /** 512-byte blocks allocated (stat(2)'s st_blocks), where the filesystem says. */
   readonly blocks?: number | bigint;
+  /** Names the file has (st_nlink), where the filesystem says. */
+  readonly nlink?: number | bigint;
   isFile(): boolean;
   isDirectory(): boolean;
   isSymbolicLink(): boolean;

@@ -319,12 +319,16 @@ export class FsStorage implements Storage {
     await this.#removeKeptPartials(target, options.onPartialRemoved);
     await this.#fs.rmdir(target.hostPath).catch(async (error: unknown) => {
       // Listed as empty, it may still hold hidden files: say which, not a riddle.
-      const keptBy = errnoOf(error) === 'ENOTEMPTY' ? await this.#hiddenKeeper(target.hostPath) : undefined;
-      if (keptBy !== undefined) {
+      const keeper = errnoOf(error) === 'ENOTEMPTY' ? await this.#hiddenKeeper(target.hostPath) : undefined;
+      if (keeper !== undefined) {
+        const keptBy = keeper === 'upload and hidden' ? 'hidden' : keeper;
+        const hidden = `files named ${TEMP_PREFIX}…, a prefix muxftp reserves and never lists: remove them on the server`;
         const why =
-          keptBy === 'upload'
+          keeper === 'upload'
             ? 'an upload into it is in progress, hidden from listings'
-            : `it holds files named ${TEMP_PREFIX}…, a prefix muxftp reserves and never lists: remove them on the server`;
+            : keeper === 'upload and hidden'
+              ? `an upload into it is in progress, and it holds ${hidden}`
+              : `it holds ${hidden}`;
         throw new StorageError(
           'DIRECTORY_NOT_EMPTY',
           `directory not empty: ${displayPath(target.clientPath)} (${why})`,
@@ -338,15 +342,17 @@ export class FsStorage implements Storage {
 
   /**
    * What keeps a directory whose every entry is hidden from listings: `upload` when each is an
-   * upload's temporary file, `hidden` when some are other files under the reserved prefix (made
-   * on the host by other means); undefined when it holds any entry a listing shows.
+   * upload's temporary file, `hidden` when none is and all are other files under the reserved
+   * prefix (made on the host by other means), both when both; undefined when it holds any entry a
+   * listing shows.
    */
-  async #hiddenKeeper(hostPath: string): Promise<'upload' | 'hidden' | undefined> {
+  async #hiddenKeeper(hostPath: string): Promise<'upload' | 'hidden' | 'upload and hidden' | undefined> {
     const entries = await this.#fs.readdir(hostPath).catch((): readonly unknown[] => []);
     const names = entries.filter((name): name is string => typeof name === 'string');
     if (names.length === 0 || names.length !== entries.length || !names.every(isTemporaryName))
       return undefined;
-    return names.every(isUploadTemporaryName) ? 'upload' : 'hidden';
+    const uploads = names.filter(isUploadTemporaryName).length;
+    return uploads === names.length ? 'upload' : uploads === 0 ? 'hidden' : 'upload and hidden';
   }
 
   /**
@@ -531,7 +537,7 @@ export class FsStorage implements Storage {
         throw new StorageError('IS_A_DIRECTORY', `is a directory: ${target.clientPath}`, target.clientPath);
       }
       await fsCall(target.clientPath, () => this.#fs.unlink(target.hostPath));
-      this.#digests.forget(stats);
+      forgetUnlinked(this.#digests, stats);
       return entryInfo(baseName(target.clientPath), stats);
     });
     // What interrupted uploads kept for the file would only hold the disk now.
@@ -606,7 +612,7 @@ export class FsStorage implements Storage {
         : entryInfo(baseName(destination.clientPath), destinationStats);
     if (!sourceStats.isDirectory()) {
       await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
-      if (replaced !== undefined) this.#digests.forget(destinationStats!);
+      if (replaced !== undefined) forgetUnlinked(this.#digests, destinationStats!);
       return { moved, replaced };
     }
     // After every await above: refused if an upload is in flight under it, in any view (issue #7).
@@ -836,7 +842,7 @@ export class FsStorage implements Storage {
         if (now.missingNames > 0) return undefined;
         // Called right before the commit's rename: the file it finds is the one replaced.
         return this.#listEntry(this.#paths.dirname(now.hostPath), baseName(now.clientPath), (stats) =>
-          this.#digests.forget(stats),
+          forgetUnlinked(this.#digests, stats),
         );
       },
       onFinish: (kept) => {
@@ -1356,4 +1362,9 @@ function refuseNonFile(clientPath: string, stats: FsStats): void {
 function compareNames(a: string, b: string): number {
   if (a === b) return 0;
   return a < b ? -1 : 1;
+}
+
+/** A file's last name is gone: what the cache knew of it goes too (one with other names stays). */
+function forgetUnlinked(digests: DigestCache, stats: FsStats): void {
+  if (Number(stats.nlink ?? 1) <= 1) digests.forget(stats);
 }

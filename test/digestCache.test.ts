@@ -159,6 +159,10 @@ describe('a file gone from its name', () => {
       expect(storage.rememberedDigestVersions).toBe(2);
       await put('a.bin', 'CCCC'); // replaces a.bin's first version
       expect(storage.rememberedDigestVersions).toBe(2);
+      // A name of a file that has another (a hard link) goes; the file, and what is known of it, stays.
+      storage.volume.linkSync('/b.bin', '/b-link.bin');
+      await storage.remove('b-link.bin');
+      expect(storage.rememberedDigestVersions).toBe(2);
       await storage.rename('b.bin', 'a.bin'); // b.bin's version goes on under the new name
       expect(storage.rememberedDigestVersions).toBe(1);
       await storage.remove('a.bin');
