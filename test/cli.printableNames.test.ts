@@ -48,8 +48,8 @@ describe('control characters in names on stderr', () => {
         .filter((line) => line !== '')
         .sort(),
     ).toEqual([
-      'muxftp: get odd/esc?[2Jred: invalid path: contains a control character (INVALID_PATH)',
-      'muxftp: get odd/nl?name: invalid path: contains a control character (INVALID_PATH)',
+      'muxftp: get odd/esc?[2Jred: muxftp cannot name it (the name contains a control character; rename it on the server), skipped: odd/esc?[2Jred (INVALID_PATH)',
+      'muxftp: get odd/nl?name: muxftp cannot name it (the name contains a control character; rename it on the server), skipped: odd/nl?name (INVALID_PATH)',
     ]);
   });
 
