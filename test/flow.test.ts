@@ -15,6 +15,20 @@ function flowError(run: () => void): ProtocolError {
   throw new Error('expected a FLOW_CONTROL_ERROR');
 }
 
+/** A 64 KiB window (opened) that may grow to 1 MiB, sampled by a connection's RoundTripSampler whose PINGs are kept. */
+function sampledWindow(intervalMs: number) {
+  const KiB = 1024;
+  const pings: Buffer[] = [];
+  const roundTrips = new RoundTripSampler((payload) => pings.push(payload), intervalMs);
+  const window = new InboundWindow(1, 64 * KiB, {
+    maxSize: 1024 * KiB,
+    budget: new WindowBudget(1024 * KiB),
+    roundTrips,
+  });
+  window.open();
+  return { window, roundTrips, pings };
+}
+
 describe('InboundWindow (the receiving side)', () => {
   it('opens with the whole window and refuses DATA beyond the credit', () => {
     const window = new InboundWindow(3, 1000);
@@ -146,14 +160,7 @@ describe('InboundWindow growth (autotuning)', () => {
   });
 
   it('grows when two thirds of the window arrived in one sampled round trip, though the peer never ran out', () => {
-    const pings: Buffer[] = [];
-    const roundTrips = new RoundTripSampler((payload) => pings.push(payload), 100);
-    const window = new InboundWindow(1, 64 * KiB, {
-      maxSize: 1024 * KiB,
-      budget: new WindowBudget(1024 * KiB),
-      roundTrips,
-    });
-    window.open();
+    const { window, roundTrips, pings } = sampledWindow(100);
     // Half a window arrives and goes back at once, as a receiver keeping up grants it: never starved.
     window.take(32 * KiB);
     expect(pings).toHaveLength(1); // the first DATA began a round trip, and counts in it
@@ -169,14 +176,7 @@ describe('InboundWindow growth (autotuning)', () => {
   });
 
   it('does not grow on a round trip that brought less than two thirds, nor on an ACK not its own', () => {
-    const pings: Buffer[] = [];
-    const roundTrips = new RoundTripSampler((payload) => pings.push(payload), 0);
-    const window = new InboundWindow(1, 64 * KiB, {
-      maxSize: 1024 * KiB,
-      budget: new WindowBudget(1024 * KiB),
-      roundTrips,
-    });
-    window.open();
+    const { window, roundTrips, pings } = sampledWindow(0);
     window.take(40 * KiB);
     expect(roundTrips.acked(Buffer.alloc(8))).toBe(false); // a keepalive's ACK
     expect(roundTrips.acked(pings[0]!)).toBe(true);
@@ -184,19 +184,12 @@ describe('InboundWindow growth (autotuning)', () => {
     expect(window.size).toBe(64 * KiB);
     // Released, a window is sampled no more: a round trip begins only while one is there.
     window.release();
-    roundTrips.dataArrived(0);
+    roundTrips.dataArrived(Number.MAX_SAFE_INTEGER);
     expect(pings).toHaveLength(1);
   });
 
   it('counts a round trip as far as the path took it: one queued ten times longer than the least does not grow', () => {
-    const pings: Buffer[] = [];
-    const roundTrips = new RoundTripSampler((payload) => pings.push(payload), 100);
-    const window = new InboundWindow(1, 64 * KiB, {
-      maxSize: 1024 * KiB,
-      budget: new WindowBudget(1024 * KiB),
-      roundTrips,
-    });
-    window.open();
+    const { window, roundTrips, pings } = sampledWindow(100);
     // A round trip of 10 ms, little in it: the path's, and no growth.
     roundTrips.dataArrived(0);
     window.take(10 * KiB);
