@@ -48,23 +48,26 @@ export interface RemoteMatch {
   entry: WireEntry;
 }
 
+/** What a remote argument names: a pattern's matches (matchRemotePattern), else its one literal path. */
+export async function remotePathsNamedBy(client: Client, argument: string): Promise<string[]> {
+  return (await remoteArgumentsNamedBy(client, argument)).map((named) => named.argument);
+}
+
+/** As remotePathsNamedBy, with each pattern match's entry as its directory listed it (a literal path has none). */
+export async function remoteArgumentsNamedBy(
+  client: Client,
+  argument: string,
+): Promise<Array<{ argument: string; entry?: WireEntry }>> {
+  return isRemotePattern(argument)
+    ? matchRemotePattern(client, argument)
+    : [{ argument: literalRemoteArgument(argument) }];
+}
+
 /**
  * The remote paths `pattern` matches, sorted, each as an argument would be typed (ending in '/'
- * when the pattern does, which matches directories only). NOT_FOUND when nothing matches, or
- * when a directory before the first wildcard does not exist.
+ * when the pattern does, which matches directories only), with its entry as its directory listed
+ * it. NOT_FOUND when nothing matches, or when a directory before the first wildcard does not exist.
  */
-export async function expandRemotePattern(client: Client, pattern: string): Promise<string[]> {
-  return (await matchRemotePattern(client, pattern)).map((match) => match.argument);
-}
-
-/** What a remote argument names: a pattern's matches (expandRemotePattern), else its one literal path. */
-export async function remotePathsNamedBy(client: Client, argument: string): Promise<string[]> {
-  return isRemotePattern(argument)
-    ? expandRemotePattern(client, argument)
-    : [literalRemoteArgument(argument)];
-}
-
-/** As expandRemotePattern, with each match's entry as its directory listed it. */
 export async function matchRemotePattern(client: Client, pattern: string): Promise<RemoteMatch[]> {
   // Directories of one level are listed side by side, as many at once as a command plans with.
   const limit = planningLimit(DEFAULTS.parallel, client);

@@ -37,7 +37,7 @@ import {
   retryNotice,
   withReconnectingClient,
 } from '../reconnect.js';
-import { isRemotePattern, literalRemoteArgument, matchRemotePattern } from '../remoteGlob.js';
+import { remoteArgumentsNamedBy } from '../remoteGlob.js';
 import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 import { destinationCheck } from '../skipIdentical.js';
@@ -268,13 +268,10 @@ async function get(
     }
     let named: string[];
     try {
-      if (isRemotePattern(argument)) {
-        const matches = await matchRemotePattern(client, argument);
-        named = matches.map((match) => match.argument);
-        for (const { argument: path, entry } of matches) listed.set(remotePathFromArgument(path), entry);
-      } else {
-        named = [literalRemoteArgument(argument)];
-      }
+      const matches = await remoteArgumentsNamedBy(client, argument);
+      named = matches.map((match) => match.argument);
+      for (const { argument: path, entry } of matches)
+        if (entry !== undefined) listed.set(remotePathFromArgument(path), entry);
     } catch (error) {
       fail(targetLabel(target), remotePathFromArgument(argument), error);
       continue;
