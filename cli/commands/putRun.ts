@@ -1,0 +1,471 @@
+/**
+ * `muxftp put`: uploads local files, stdin, or directory trees (-r), several at a time over one
+ * connection. Shapes, as with cp: `put FILE [REMOTE]`, `put FILE... --to DIR`, `put -r DIR [REMOTE]`.
+ */
+
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { Client, WireEntry } from '../../client/client.js';
+import { normalizeClientPath } from '../../shared/clientPaths.js';
+import { MuxftpError } from '../../shared/errors.js';
+import { PERMISSION_BITS } from '../../shared/fileModes.js';
+import { planningLimit } from '../concurrency.js';
+import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
+import { compileExcludes, type Excluded } from '../excludes.js';
+import { globalOptionsOf } from '../globalOptions.js';
+import { inspectLocal, type LocalEntry, statLocal, walkLocalTree } from '../localFiles.js';
+import {
+  type EntryKind,
+  type MirroredTree,
+  type MirrorRun,
+  prepareMirror,
+  previewRun,
+  removeExtraneous,
+} from '../mirrorDeletions.js';
+import type { Output } from '../output.js';
+import { emptyPathError, shownArgument } from '../pathArguments.js';
+import {
+  planningClient,
+  type ReconnectingClient,
+  requestWithRetries,
+  retryNotice,
+  withReconnectingClient,
+} from '../reconnect.js';
+import { byDepth, isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
+import { destinationCheck } from '../skipIdentical.js';
+import {
+  checkTransferOptions,
+  type DestinationCreation,
+  destinationCreation,
+  type TransferCommandOptions,
+} from '../transferOptions.js';
+import {
+  failedOutcome,
+  passedOverOutcome,
+  runTransfers,
+  type TransferJob,
+  type TransferOutcome,
+  withoutSharedDestinations,
+} from '../transferRunner.js';
+
+export type PutOptions = TransferCommandOptions & {
+  /** put -c: continue what the server kept of an interrupted upload of the same file. */
+  continue?: boolean;
+};
+
+/** Where the arguments say the uploads go. */
+type PutTarget =
+  /** Each source goes inside `dir`: --to DIR (checked first), or the root when no remote is named. */
+  | { kind: 'into'; dir: string; argument: string | undefined }
+  /** One source and a remote name; if that names an existing directory, the source goes inside. */
+  | { kind: 'named'; remote: string; argument: string };
+
+/** The target once the server has been asked what exists. */
+type ResolvedPutTarget = { kind: 'into'; dir: string } | { kind: 'as'; remote: string };
+
+/** The action of `muxftp put`, loaded only when it runs (cli/commands/put.ts registers it). */
+export async function runPut(
+  args: string[],
+  options: PutOptions,
+  command: Command,
+  output: Output,
+): Promise<void> {
+  const global = globalOptionsOf(command);
+  output.configure(global);
+  checkTransferOptions(options, command);
+  const { sources, target } = putTargetFromArguments(args, options, command);
+  output.setJsonFailureShape((error) =>
+    sources.map((source) => failedOutcome(source, intendedRemote(source, target), error)),
+  );
+  const outcomes = await withReconnectingClient(
+    global,
+    output,
+    (connection) => put(connection, sources, target, options, output),
+    options.checksum,
+    options.retries > 0,
+    options.limitRate,
+  );
+  if (output.json) output.printJson(outcomes);
+}
+
+function putTargetFromArguments(
+  args: string[],
+  options: PutOptions,
+  command: Command,
+): { sources: string[]; target: PutTarget } {
+  const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+  // stdin is read once, as it comes: no file version to continue, nor to compare first.
+  const fromStdin = options.to !== undefined ? args.includes('-') : args[0] === '-';
+  if (fromStdin && options.continue === true)
+    usage(
+      "-c/--continue does not apply to stdin ('-'): it can be read only once, so there is no file to continue",
+    );
+  if (fromStdin && (options.skipIdentical === true || options.skipUnchanged === true))
+    usage(
+      `${options.skipIdentical === true ? '--skip-identical' : '--skip-unchanged'} does not apply to stdin ('-'): there is no local file to compare`,
+    );
+  if (options.to !== undefined) {
+    if (args.includes('-')) usage("stdin ('-') needs a remote file name: muxftp put - NAME");
+    return {
+      sources: args,
+      target: { kind: 'into', dir: remotePathFromArgument(options.to), argument: options.to },
+    };
+  }
+  const [local, remote] = args as [string, string | undefined];
+  if (args.length > 2)
+    usage('several local files need --to REMOTE_DIR (a second argument alone is a remote name)');
+  if (remote === undefined) {
+    if (local === '-') usage("stdin ('-') needs a remote file name: muxftp put - NAME");
+    return { sources: [local], target: { kind: 'into', dir: '', argument: undefined } };
+  }
+  return {
+    sources: [local],
+    target: { kind: 'named', remote: remotePathFromArgument(remote), argument: remote },
+  };
+}
+
+/** Where `source` was meant to go, for the outcome of an upload that failed before it was planned. */
+function intendedRemote(source: string, target: PutTarget): string {
+  return target.kind === 'into' ? (remoteInside(target.dir, source) ?? target.dir) : target.remote;
+}
+
+/**
+ * Where `source` goes inside the remote `dir`: `dir/NAME`, named as the local file or directory
+ * is. `.` and `..` (also `dir/.`) are no name of their own: as with `cp -r` and `scp -r`, what
+ * is in them goes into `dir` itself, so `put -r .` uploads the working directory's contents.
+ */
+function remoteInside(dir: string, source: string): string | undefined {
+  const written = path.basename(source);
+  if (written === '.' || written === '..') return dir;
+  const name = path.basename(path.resolve(source));
+  return isPlainName(name) ? joinRemote(dir, name) : undefined;
+}
+
+async function statIfExists(client: Client, remote: string): Promise<WireEntry | undefined> {
+  try {
+    return await client.stat(remote);
+  } catch (error) {
+    if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Fails as a transfer to a path under `parent` would when it is missing (`missing`: what to say)
+ * or not a directory. What cannot be looked at (a user without the list permission) is left to
+ * the transfer.
+ */
+async function requireRemoteParent(client: Client, parent: string, missing: string): Promise<void> {
+  const entry = await statIfExists(client, parent).catch(() => null);
+  if (entry === undefined) throw new MuxftpError('NOT_FOUND', `${missing}: ${parent}`);
+  if (entry !== null && entry.type !== 'dir')
+    throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${parent}`);
+}
+
+async function ensureRemoteDir(
+  client: Client,
+  dir: string,
+  creation: DestinationCreation,
+  dryRun: boolean,
+): Promise<void> {
+  const existing = await statIfExists(client, dir);
+  if (existing === undefined) {
+    if (creation === 'none') throw new MuxftpError('NOT_FOUND', `no such directory: ${dir}`);
+    if (dryRun) {
+      // What the mkdir would say, looked at instead.
+      const parent = remoteParent(dir);
+      if (creation === 'itself' && parent !== '' && (await statIfExists(client, parent)) === undefined)
+        throw new MuxftpError('NOT_FOUND', `no such directory: ${parent}`);
+      return;
+    }
+    await client.mkdir(dir, { parents: creation === 'with-parents' }).catch((error: unknown) => {
+      // The parent is what is missing: say so, not that the directory to be made is.
+      if (error instanceof MuxftpError && error.code === 'NOT_FOUND')
+        throw new MuxftpError('NOT_FOUND', `no such directory: ${remoteParent(dir)}`);
+      throw error;
+    });
+  } else if (existing.type !== 'dir') {
+    throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${dir}`);
+  }
+}
+
+/** --dry-run: a missing directory is looked at, not made. */
+async function resolvePutTarget(
+  client: Client,
+  target: PutTarget,
+  creation: DestinationCreation,
+  dryRun: boolean,
+): Promise<ResolvedPutTarget> {
+  if (target.argument === '') throw emptyPathError('remote');
+  if (target.kind === 'into') {
+    if (target.argument !== undefined) await ensureRemoteDir(client, target.dir, creation, dryRun);
+    return { kind: 'into', dir: target.dir };
+  }
+  if (target.argument.endsWith('/')) {
+    await ensureRemoteDir(client, target.remote, creation, dryRun);
+    return { kind: 'into', dir: target.remote };
+  }
+  // Any other stat failure (a bad path, say) is left for the upload itself to report.
+  const existing = await statIfExists(client, target.remote).catch(() => undefined);
+  if (existing?.type === 'dir') return { kind: 'into', dir: target.remote };
+  const parent = remoteParent(target.remote);
+  // A name no upload can take (too long, too deep) is refused before -p makes its parents.
+  if (creation === 'with-parents' && parent !== '' && !dryRun) {
+    normalizeClientPath(target.remote);
+    await client.mkdir(parent, { parents: true });
+  }
+  // A tree is made at REMOTE only where REMOTE's parent is (get -r's rule, cp -r's): its mkdir
+  // would make the parents too. A file's upload says so itself; a dry run looks instead.
+  if (creation === 'itself' && parent !== '') await requireRemoteParent(client, parent, 'no such directory');
+  if (creation === 'none' && parent !== '' && dryRun)
+    await requireRemoteParent(client, parent, 'no such file or directory');
+  return { kind: 'as', remote: target.remote };
+}
+
+async function put(
+  connection: ReconnectingClient,
+  sources: string[],
+  target: PutTarget,
+  options: PutOptions,
+  output: Output,
+): Promise<TransferOutcome[]> {
+  // Planning (stat, mkdir, listing) reconnects as the transfers do.
+  const client = planningClient(connection, options.retries, (error, attempt, delayMs) =>
+    output.notice(retryNotice('put', error, attempt, options.retries, delayMs)),
+  );
+  const parents = options.parents === true;
+  const dryRun = options.dryRun === true;
+  // Nothing to send (every source missing or unreadable): said of each as its upload would, and
+  // -p makes nothing on the server for it.
+  if (parents && !dryRun) {
+    const missing = await Promise.all(
+      sources.map((source) =>
+        source === '-' || source === ''
+          ? undefined
+          : inspectLocal(source).then(
+              () => undefined,
+              (error: unknown) => error,
+            ),
+      ),
+    );
+    if (missing.every((error) => error !== undefined)) {
+      return sources.map((source, i) => {
+        output.failure(`put ${shownArgument(source)}`, missing[i]);
+        return failedOutcome(source, intendedRemote(source, target), missing[i]);
+      });
+    }
+  }
+  let resolved: ResolvedPutTarget;
+  try {
+    resolved = await resolvePutTarget(client, target, destinationCreation(options), dryRun);
+  } catch (error) {
+    const hint =
+      error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents
+        ? 'add -p to create it'
+        : undefined;
+    // A dry run's look for a missing parent stands for the upload's own failure, said of the file.
+    const ofTheFile =
+      dryRun && target.kind === 'named' && destinationCreation(options) === 'none' && sources.length === 1;
+    output.failure(`put ${shownArgument(ofTheFile ? sources[0]! : (target.argument ?? '/'))}`, error, hint);
+    return sources.map((source) => failedOutcome(source, intendedRemote(source, target), error));
+  }
+
+  const failures: TransferOutcome[] = [];
+  const fail = (local: string, remote: string, error: unknown, hint?: string): void => {
+    output.failure(`put ${shownArgument(local)}`, error, hint);
+    failures.push(failedOutcome(local, remote, error));
+  };
+  // Entries of a tree with nothing to send (a FIFO): said, given as results, not failures.
+  const passedOver: TransferOutcome[] = [];
+  const passOver = (local: string, remote: string, reason: string): void => {
+    output.notice(`muxftp: put ${shownArgument(local)}: ${reason}, skipped`);
+    passedOver.push(passedOverOutcome(local, remote, reason));
+  };
+  const excluded = compileExcludes(options.exclude);
+  const planned = await planUploads(sources, resolved, options.recursive === true, {
+    fail,
+    passOver,
+    excluded,
+  });
+  const { dirs } = planned;
+  const jobs = withoutSharedDestinations(
+    planned.jobs,
+    (job) => job.remote,
+    (job, first) =>
+      fail(
+        job.local,
+        job.remote,
+        new MuxftpError('ALREADY_EXISTS', `${job.remote} is where ${first.local} goes too`),
+        'put them into different directories',
+      ),
+  );
+
+  // --delete: what stands where the tree has something of another kind goes first.
+  const mirror: MirrorRun = {
+    command: 'put',
+    client,
+    // The connection may go while --delete lists or removes: it reconnects as the transfers do.
+    retrying: (what, request) =>
+      requestWithRetries(connection, options.retries, request, (error, attempt, delayMs) =>
+        output.notice(retryNotice(`put --delete ${what}`, error, attempt, options.retries, delayMs)),
+      ),
+    trees: options.delete === true ? planned.trees : [],
+    excluded,
+    output,
+    dryRun,
+  };
+  const prepared = await prepareMirror(mirror, jobs, failures);
+  if ('refused' in prepared) return [...passedOver, ...prepared.refused];
+  const { replaced } = prepared;
+
+  const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
+  // put -c also leaves a file already whole on the server (as get -c of a whole file sends
+  // nothing, and lftp's mirror -c): a put -r -c after Ctrl-C sent every finished file again.
+  const skipIdentical = options.skipIdentical === true || options.continue === true;
+  const skipCheck = destinationCheck('put', { ...options, skipIdentical }, jobs);
+  if (dryRun) {
+    const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
+    const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
+    const previews = await previewRun(mirror, transfers, failures, replaced);
+    return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
+  }
+  const limit = planningLimit(parallel, client);
+  // Keeping bits, a depth at a time (in any order within it): each directory is then made by its
+  // own mkdir, which gives it its local one's bits (mkdir -p gives none to the parents it makes).
+  // Else all at once: with `parents` every mkdir stands alone.
+  const made: typeof dirs = [];
+  for (const level of options.perms ? byDepth(dirs, (dir) => dir.remote) : [dirs]) {
+    await Promise.all(
+      level.map((dir) =>
+        limit.run(async () => {
+          const mode = options.perms ? await permissionBits(dir.local) : undefined;
+          await client.mkdir(dir.remote, { parents: true, mode }).then(
+            () => made.push(dir),
+            (error: unknown) => fail(dir.local, dir.remote, error),
+          );
+        }),
+      ),
+    );
+  }
+
+  const usesStdin = jobs.some((job) => job.standardStream);
+  try {
+    const outcomes = await runTransfers({
+      command: 'put',
+      jobs,
+      parallel,
+      output,
+      connection,
+      retries: options.retries,
+      failedBeforeStart: failures.length,
+      // The local file was there (else LOCAL_IO_ERROR): the remote directory it goes into is not.
+      failureHint: (error) =>
+        !parents && error instanceof MuxftpError && error.code === 'NOT_FOUND'
+          ? 'add -p to create it'
+          : undefined,
+      continueUploads: options.continue === true,
+      ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
+      perform: async (job, client, transferOptions) => {
+        const result = await client.put(job.remote, job.standardStream ? process.stdin : job.local, {
+          ...transferOptions,
+          keepTimes: options.times,
+          keepModes: options.perms,
+        });
+        return { bytes: result.entry.size, algorithm: result.algorithm, digest: result.digest };
+      },
+    });
+    // Before the directories' times: removing from a directory changes its time.
+    const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
+    const removed = await removeExtraneous({ ...mirror, client: connection.client, failed });
+    if (options.times && made.length > 0) await keepRemoteDirectoryTimes(connection.client, made, limit);
+    return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
+  } finally {
+    // An interrupted upload may leave a read pending on stdin, which would keep the process alive.
+    if (usesStdin) process.stdin.destroy();
+  }
+}
+
+interface PlanningReports {
+  fail: (local: string, remote: string, error: unknown, hint?: string) => void;
+  /** An entry of a tree with nothing to send, and why. */
+  passOver: (local: string, remote: string, reason: string) => void;
+  excluded: Excluded | undefined;
+}
+
+/** A local directory's permission bits; undefined when it cannot be looked at (it gets a new one's). */
+async function permissionBits(local: string): Promise<number | undefined> {
+  return statLocal(local).then(
+    (info) => info.mode & PERMISSION_BITS,
+    () => undefined,
+  );
+}
+
+/** Turns the sources into uploads and the remote directories they need; `fail` gets the rest. */
+async function planUploads(
+  sources: string[],
+  target: ResolvedPutTarget,
+  recursive: boolean,
+  { fail, passOver, excluded }: PlanningReports,
+): Promise<{ jobs: TransferJob[]; dirs: Array<{ local: string; remote: string }>; trees: MirroredTree[] }> {
+  const jobs: TransferJob[] = [];
+  const dirs: Array<{ local: string; remote: string }> = [];
+  const trees: MirroredTree[] = [];
+  for (const source of sources) {
+    if (source === '-') {
+      if (target.kind === 'as') {
+        jobs.push({ local: '-', remote: target.remote, size: undefined, standardStream: true });
+      } else {
+        const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${target.dir}`);
+        fail('-', target.dir, error, 'stdin needs a file name');
+      }
+      continue;
+    }
+    if (source === '') {
+      fail(source, target.kind === 'as' ? target.remote : target.dir, emptyPathError('local'));
+      continue;
+    }
+    const remote = target.kind === 'as' ? target.remote : remoteInside(target.dir, source);
+    if (remote === undefined) {
+      const dir = target.kind === 'into' ? target.dir : '';
+      const error = new MuxftpError('INVALID_PATH', `no name for the remote copy of ${source}`);
+      fail(source, dir, error, 'give a remote name');
+      continue;
+    }
+    let entry: LocalEntry;
+    try {
+      entry = await inspectLocal(source);
+    } catch (error) {
+      fail(source, remote, error);
+      continue;
+    }
+    if (entry.kind === 'file') {
+      jobs.push({ local: source, remote, size: entry.size, standardStream: false });
+    } else if (entry.kind === 'dir' && recursive) {
+      const tree = await walkLocalTree(source, excluded);
+      if (remote !== '') dirs.push({ local: source, remote }); // '' is the root: there already
+      for (const dir of tree.dirs)
+        dirs.push({ local: path.join(source, dir), remote: joinRemote(remote, dir) });
+      for (const file of tree.files) {
+        const fileRemote = joinRemote(remote, file.relative);
+        jobs.push({ local: file.localPath, remote: fileRemote, size: file.size, standardStream: false });
+      }
+      for (const problem of tree.problems) {
+        const problemRemote = problem.relative === '' ? remote : joinRemote(remote, problem.relative);
+        fail(problem.localPath, problemRemote, problem.error);
+      }
+      for (const entry of tree.skipped)
+        passOver(entry.localPath, joinRemote(remote, entry.relative), entry.reason);
+      const present = new Map<string, EntryKind>(tree.dirs.map((dir) => [dir, 'dir']));
+      for (const file of tree.files) present.set(file.relative, 'file');
+      // What stands where one was skipped is kept: the source has something there.
+      for (const entry of tree.skipped) present.set(entry.relative, 'other');
+      trees.push({ destination: remote, present });
+    } else if (entry.kind === 'dir') {
+      const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${source}`);
+      fail(source, remote, error, 'add -r to upload directories');
+    } else {
+      fail(source, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${source}`));
+    }
+  }
+  return { jobs, dirs, trees };
+}
