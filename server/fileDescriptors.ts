@@ -4,6 +4,7 @@
  * DEFAULTS.fdReserve of them free so that it can always accept a connection and answer
  * SERVER_BUSY instead of running out (EMFILE would refuse every new client silently).
  */
+import { DEFAULTS } from '../shared/defaults.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 
 /**
@@ -17,4 +18,17 @@ export function defaultMaxOpenFiles(
 ): number {
   if (limit === undefined) return configured;
   return Math.max(1, Math.min(configured, Math.floor((limit - reserve) / 2)));
+}
+
+/**
+ * Why the descriptor limit leaves a server no room to work, or undefined. Past the reserve, every
+ * connection was refused "out of file descriptors" for as long as the server ran, and it said
+ * nothing at start (a helper's pass: `ulimit -n 64`).
+ */
+export function descriptorLimitShortfall(
+  reserve: number,
+  limit = softFileDescriptorLimit(),
+): string | undefined {
+  if (limit === undefined || limit - reserve >= DEFAULTS.minWorkingDescriptors) return undefined;
+  return `the open-file limit (ulimit -n ${limit}) leaves ${Math.max(0, limit - reserve)} descriptors for connections and files after the ${reserve} kept in reserve, and a server needs at least ${DEFAULTS.minWorkingDescriptors}: raise it to ${reserve + DEFAULTS.minWorkingDescriptors} or more (ulimit -n 1024)`;
 }

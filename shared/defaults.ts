@@ -113,6 +113,8 @@ export const DEFAULTS = {
   openFileRetryAfterMs: 500,
   /** File descriptors kept free for accepting connections and answering them SERVER_BUSY. */
   fdReserve: 64,
+  /** `serve` refuses to start when the descriptor limit leaves fewer than this past fdReserve. */
+  minWorkingDescriptors: 16,
   /**
    * Refused sockets kept open at once so their one ERROR can be read (each for up to 2 s), taken
    * from fdReserve; past it a refused socket is closed as soon as its ERROR is written, so peers

@@ -75,3 +75,47 @@ describe.skipIf(!havePrlimit)('-j above the open-file limit', () => {
     expect(await readFile(join(local, 'down', 'tree', 'f299'), 'utf8')).toBe('file 299\n');
   });
 });
+
+describe.skipIf(!havePrlimit)('serve under a limit that leaves it no room', () => {
+  it('refuses to start, saying which limit and what to raise it to; with enough, it serves', async () => {
+    const cwd = await tempDirs.make();
+    // 64 descriptors, all of them the server's reserve: it said "listening" and refused every
+    // connection "out of file descriptors" for as long as it ran.
+    const starved = await runLimited(64, ['serve', '--memory', '--port', '0'], cwd);
+    expect(starved.code).toBe(1);
+    expect(starved.stderr).toContain('serve: the open-file limit (ulimit -n 64) leaves 0 descriptors');
+    expect(starved.stderr).toContain('raise it to 80 or more');
+
+    // The least it takes: up, and it answers a client.
+    const child = spawn(
+      'prlimit',
+      ['--nofile=80', process.execPath, CLI_BIN, 'serve', '--memory', '--port', '0'],
+      {
+        cwd,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          const match = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+          if (match !== null) {
+            clearTimeout(timer);
+            resolve(Number(match[1]));
+          }
+        });
+      });
+      const ls = spawnSync(process.execPath, [CLI_BIN, '--server', `127.0.0.1:${port}`, 'ls'], {
+        cwd,
+        timeout: 20_000,
+        encoding: 'utf8',
+      });
+      expect({ code: ls.status, stderr: ls.stderr }).toEqual({ code: 0, stderr: '' });
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

@@ -5,6 +5,7 @@
 import { realpath } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
+import { descriptorLimitShortfall } from '../../server/fileDescriptors.js';
 import type { MetricsExporter } from '../../server/metrics.js';
 import { logToStderr } from '../../server/options.js';
 import { MuxServer } from '../../server/server.js';
@@ -34,6 +35,8 @@ import type { ServeOptions } from './serve.js';
 
 /** `hangups`: the SIGHUPs held since the command started (./serve.ts), applied once up. */
 export async function serve(options: ServeOptions, hangups: StartupHangups): Promise<void> {
+  const shortfall = descriptorLimitShortfall(DEFAULTS.fdReserve);
+  if (shortfall !== undefined) throw new CliError(`serve: ${shortfall}`);
   // Before any file is made: the kernel applies it to every upload's temporary file.
   if (options.umask !== undefined) setProcessUmask(options.umask);
   const access = await loadAccess(options).catch((error: Error) => {
