@@ -8,6 +8,7 @@ import { makeDirectories } from '../shared/makeDirectories.js';
 import { diskFs } from './diskFs.js';
 import type { FsFileHandle, PathHandle } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
+import { PinnedDirectories } from './pinnedDirectories.js';
 
 /** Where {@link DiskStorage} serves from and how durably it commits. */
 export interface DiskStorageOptions {
@@ -41,8 +42,9 @@ export class DiskStorage extends FsStorage {
   }
 
   private constructor(root: string, durable: boolean) {
+    const inline = new InlineFileCalls();
     super({
-      fs: diskFs(new InlineFileCalls()),
+      fs: diskFs(inline, PinnedDirectories.forRoot(root, inline)),
       root,
       durable,
       description: `disk:${root}`,

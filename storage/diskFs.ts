@@ -16,6 +16,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { closedFileError } from '../shared/errnoReasons.js';
 import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
+import { PinnedDirectories } from './pinnedDirectories.js';
 
 const readAsync = promisify(fs.read);
 const writeAsync = promisify(fs.write);
@@ -34,8 +35,21 @@ const openAsync = promisify(fs.open);
  */
 const OPEN_PATH_FLAGS = process.platform === 'linux' ? 0o10000000 | fs.constants.O_NOFOLLOW : undefined;
 
-export function diskFs(inline: InlineFileCalls): FsPromises {
+/**
+ * `pins`: the served root's directories held open for path-based calls
+ * (storage/pinnedDirectories.ts); without them (tests, not Linux), calls use paths as given.
+ */
+export function diskFs(inline: InlineFileCalls, pins?: PinnedDirectories): FsPromises {
+  const inParent = <T>(hostPath: string, call: (path: string) => Promise<T>): Promise<T> =>
+    pins === undefined ? call(hostPath) : pins.inParent(hostPath, call);
+  const inParents = <T>(
+    from: string,
+    to: string,
+    call: (from: string, to: string) => Promise<T>,
+  ): Promise<T> => (pins === undefined ? call(from, to) : pins.inParents(from, to, call));
   return {
+    confinedTo: (root) =>
+      diskFs(inline, pins === undefined ? undefined : PinnedDirectories.forRoot(root, inline)),
     stat: (path) =>
       inline.run(
         () => fs.statSync(path),
@@ -53,32 +67,44 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
         () => fs.lstatSync(path, { throwIfNoEntry: false }),
         () => fsPromises.lstat(path).catch(undefinedWhenMissing),
       ),
-    readdir: (path) => fsPromises.readdir(path),
+    readdir: (path) =>
+      pins === undefined
+        ? fsPromises.readdir(path)
+        : pins.itself(path, (pinned) => fsPromises.readdir(pinned)),
     mkdir: (path, mode) =>
-      inline.run(
-        () => fs.mkdirSync(path, mode),
-        () => fsPromises.mkdir(path, mode),
+      inParent(path, (pinned) =>
+        inline.run(
+          () => fs.mkdirSync(pinned, mode),
+          () => fsPromises.mkdir(pinned, mode),
+        ),
       ),
     rmdir: (path) =>
-      inline.run(
-        () => fs.rmdirSync(path),
-        () => fsPromises.rmdir(path),
+      inParent(path, (pinned) =>
+        inline.run(
+          () => fs.rmdirSync(pinned),
+          () => fsPromises.rmdir(pinned),
+        ),
       ),
     // Removing a file's last name frees its blocks and cached pages in the call (a 1 GiB file
     // in the page cache: 0.15–0.4 s on this VM's ext4), and a rename onto a file removes that one;
     // a rename onto nothing (a new file's commit) frees nothing.
-    unlink: (path) => fsPromises.unlink(path),
-    rename: (from, to) => fsPromises.rename(from, to),
+    unlink: (path) => inParent(path, (pinned) => fsPromises.unlink(pinned)),
+    rename: (from, to) =>
+      inParents(from, to, (pinnedFrom, pinnedTo) => fsPromises.rename(pinnedFrom, pinnedTo)),
     renameOntoNothing: (from, to) =>
-      inline.run(
-        () => fs.renameSync(from, to),
-        () => fsPromises.rename(from, to),
+      inParents(from, to, (pinnedFrom, pinnedTo) =>
+        inline.run(
+          () => fs.renameSync(pinnedFrom, pinnedTo),
+          () => fsPromises.rename(pinnedFrom, pinnedTo),
+        ),
       ),
     statfs: (path) => fsPromises.statfs(path),
     lutimes: (path, atime, mtime) =>
-      inline.run(
-        () => fs.lutimesSync(path, atime, mtime),
-        () => fsPromises.lutimes(path, atime, mtime),
+      inParent(path, (pinned) =>
+        inline.run(
+          () => fs.lutimesSync(pinned, atime, mtime),
+          () => fsPromises.lutimes(pinned, atime, mtime),
+        ),
       ),
     ...(OPEN_PATH_FLAGS === undefined
       ? {}
@@ -97,13 +123,21 @@ export function diskFs(inline: InlineFileCalls): FsPromises {
         () => fsPromises.realpath(path),
       ),
     async open(path, flags) {
-      const fd = await inline.run(
-        () => fs.openSync(path, flags),
-        () => openAsync(path, flags),
-      );
+      const opening = (at: string): Promise<number> =>
+        inline.run(
+          () => fs.openSync(at, flags),
+          () => openAsync(at, flags),
+        );
+      // A file made (an upload's temporary file) is made in the directory checked; an existing
+      // one opened is checked on its descriptor by storage (locateOpened).
+      const fd = await (createsFile(flags) ? inParent(path, opening) : opening(path));
       return new DiskFileHandle(fd, inline);
     },
   };
+}
+
+function createsFile(flags: string | number): boolean {
+  return typeof flags === 'number' ? (flags & fs.constants.O_CREAT) !== 0 : /[wax]/.test(flags);
 }
 
 /**

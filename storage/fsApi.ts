@@ -76,6 +76,11 @@ export interface FsPromises {
    * fails ELOOP. Optional: without it, storage refuses to set bits (UNSUPPORTED).
    */
   openPath?(path: string): Promise<PathHandle>;
+  /**
+   * The same calls, confined to `root` (a user's home within the served root) where they check
+   * where they act (storage/pinnedDirectories.ts). Optional: without it, a subtree shares these.
+   */
+  confinedTo?(root: string): FsPromises;
   /** The filesystem holding `path` (statfs(2)); absent where there is none to ask (memfs). */
   statfs?(path: string): Promise<{
     /** f_type: which filesystem (btrfs's subvolumes share one room: shared/diskRoom.ts). */

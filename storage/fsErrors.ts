@@ -15,6 +15,8 @@ const CODE_BY_ERRNO: Readonly<Record<string, { code: ErrorCode; message: string 
   EPERM: { code: 'PERMISSION_DENIED', message: 'operation not permitted' },
   ENOSPC: { code: 'NO_SPACE', message: 'no space left on device' },
   EDQUOT: { code: 'NO_SPACE', message: 'disk quota exceeded' },
+  // A directory swapped for a link to elsewhere, found on the held-open directory (pinnedDirectories.ts).
+  ELEDOUTSIDE: { code: 'INVALID_PATH', message: 'path leads outside the root' },
 };
 
 /** The errno string of an fs error (`ENOENT`, ...), or undefined for anything else. */

@@ -1079,7 +1079,8 @@ export class FsStorage implements Storage {
     const cached = this.#views.get(target.realPath);
     if (cached !== undefined) return cached;
     const view = new FsStorage({
-      fs: this.#fs,
+      // Its calls check against the home, not the served root: a swap cannot lead into another's.
+      fs: this.#fs.confinedTo?.(target.realPath) ?? this.#fs,
       root: target.realPath,
       durable: this.#durable,
       description: `${this.description} home ${target.clientPath}`,

@@ -85,12 +85,11 @@ export class ConfinedRoot {
    * Checks a client path, places it under the root, and refuses it when its real location
    * (symlinks followed, as far as the path exists) or its parent's is outside the real root.
    *
-   * The check happens before the operation, so a symlink swapped in between can still lead
-   * outside (a check-then-use race; it takes write access to the host tree). Opens are checked
-   * again on the descriptor (FsStorage's locateOpened: /proc/self/fd on Linux), so no byte is
-   * read or written outside; what stays path-based, and so open to the race, is listed in
-   * docs/THREAT-MODEL.md. Closing it fully needs openat2(RESOLVE_BENEATH), which
-   * node's fs does not offer.
+   * The check happens before the operation, so a symlink swapped in between could lead outside
+   * (a check-then-use race; it takes write access to the host tree). On Linux the disk's calls
+   * act in the directory checked, held open (storage/pinnedDirectories.ts), and opens are
+   * checked again on the descriptor (FsStorage's locateOpened); what stays path-based is listed
+   * in docs/THREAT-MODEL.md.
    *
    * `entryItself`: the operation acts on a link as the last name itself, never on what it leads
    * to (remove: an unlink in the parent), so only the parent must lie inside; a link that leads
