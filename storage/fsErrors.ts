@@ -15,6 +15,9 @@ const CODE_BY_ERRNO: Readonly<Record<string, { code: ErrorCode; message: string 
   EPERM: { code: 'PERMISSION_DENIED', message: 'operation not permitted' },
   ENOSPC: { code: 'NO_SPACE', message: 'no space left on device' },
   EDQUOT: { code: 'NO_SPACE', message: 'disk quota exceeded' },
+  // The client's path is within maxPathBytes, but the root's own path counts against the host's
+  // PATH_MAX: the client's to shorten, not a disk failure for the operator (a helper's pass).
+  ENAMETOOLONG: { code: 'INVALID_PATH', message: "path too long for the server's filesystem" },
   // A directory swapped for a link to elsewhere, found on the held-open directory (pinnedDirectories.ts).
   ELEDOUTSIDE: { code: 'INVALID_PATH', message: 'path leads outside the root' },
 };
