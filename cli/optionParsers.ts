@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { parseServerAddress, type ServerAddress } from '../client/address.js';
+import { normalizeClientPath } from '../shared/clientPaths.js';
 import { parseSize } from '../shared/humanUnits.js';
 import {
   INTEGRITY_ALGORITHMS,
@@ -43,6 +44,16 @@ export function parseRate(value: string): number {
 export function parseHomeDirectory(value: string): string {
   if (value.trim() === '')
     throw new InvalidArgumentError('empty (an unset variable?); give / for the whole served root.');
+  // `./$X`, `$X/` with X unset gave the whole served root without a word: only / asks for it.
+  let home: string;
+  try {
+    // Given from the served root, as / reads (the commands strip the leading /).
+    home = normalizeClientPath(value.replace(/^\/+/, ''));
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message}.`);
+  }
+  if (home === '' && value !== '/')
+    throw new InvalidArgumentError('names the whole served root (an unset variable?); give / for that.');
   return value;
 }
 

@@ -176,6 +176,15 @@ describe('muxftp user add/del', () => {
       "option '--home <dir>' argument '' is invalid. empty (an unset variable?)",
     );
     await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    // What an unset variable leaves of `./$X`, `$X/`, `$X//`: the whole root, unasked for.
+    for (const home of ['.', './', '//', '/./']) {
+      const some = await runCli(['user', 'add', 'q', '--users', file, '--home', home], dir, {
+        stdin: 'pw\n',
+      });
+      expect({ home, code: some.code }).toEqual({ home, code: 2 });
+      expect(some.stderr).toContain('names the whole served root (an unset variable?); give / for that');
+    }
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
     const root = await runCli(['user', 'add', 'q', '--users', file, '--home', '/'], dir, { stdin: 'pw\n' });
     expect(root).toMatchObject({ code: 0, stderr: '' });
     expect((await readUsersFile(file)).users.q).toMatchObject({ home: '' });
