@@ -861,7 +861,7 @@ export class FsStorage implements Storage {
    * Opens an upload's temporary file: a fresh name exclusively ('wx' never follows a link in the
    * last name; #refuseOpenedOutside covers the rest); a partial's as it is ('r+'), created when
    * missing unless a resume needs it. Names under .muxftp- are reserved, so no client can have
-   * put a link there.
+   * put a link there; one made on the host is not followed, and goes.
    */
   async #openTemporary(
     clientPath: string,
@@ -871,15 +871,20 @@ export class FsStorage implements Storage {
   ): Promise<FsFileHandle> {
     if (partial) {
       try {
-        return await this.#fs.open(hostPath, READ_WRITE_WITHOUT_WAITING ?? 'r+');
+        return await this.#fs.open(hostPath, OPEN_KEPT_PARTIAL);
       } catch (error) {
-        if (resuming && isMissing(error))
+        // A link where the kept blocks go was made on the host: no upload's, so nothing kept. It
+        // goes, or every later put of that name failed "path leads outside the root" (a helper's
+        // pass), with a name the user can neither see nor remove.
+        const linked = errnoOf(error) === 'ELOOP';
+        if (linked) await this.#fs.unlink(hostPath).catch(noop);
+        if (resuming && (isMissing(error) || linked))
           throw new StorageError(
             'NOT_FOUND',
             `nothing is kept of an upload of ${clientPath} of this source and size to continue: put it from the start`,
             clientPath,
           );
-        if (resuming || !isMissing(error)) throw storageErrorFromFs(error, clientPath);
+        if (resuming || !(isMissing(error) || linked)) throw storageErrorFromFs(error, clientPath);
       }
     }
     return fsCall(clientPath, () => this.#fs.open(hostPath, 'wx'));
@@ -906,9 +911,11 @@ export class FsStorage implements Storage {
     let handle: FsFileHandle;
     try {
       // Not waiting: a FIFO under this name (a host user's) would hold the loop (opens run on it).
-      handle = await this.#fs.open(hostPath, READ_WITHOUT_WAITING ?? 'r');
+      handle = await this.#fs.open(hostPath, READ_KEPT_PARTIAL);
     } catch (error) {
       if (isMissing(error)) return undefined;
+      // A link made on the host in its place (no upload's): nothing is kept (#openTemporary removes it).
+      if (errnoOf(error) === 'ELOOP') return undefined;
       throw storageErrorFromFs(error, target.clientPath);
     }
     try {
@@ -1349,6 +1356,17 @@ const READ_WITHOUT_WAITING =
 /** The same for a kept partial upload opened to continue it ('r+'); a regular file ignores O_NONBLOCK. */
 const READ_WRITE_WITHOUT_WAITING =
   fsConstants.O_NONBLOCK === undefined ? undefined : fsConstants.O_RDWR | fsConstants.O_NONBLOCK;
+
+/** A kept partial opened to read what it holds, never through a link in its name (ELOOP). */
+const READ_KEPT_PARTIAL =
+  fsConstants.O_NOFOLLOW === undefined
+    ? (READ_WITHOUT_WAITING ?? 'r')
+    : (READ_WITHOUT_WAITING ?? fsConstants.O_RDONLY) | fsConstants.O_NOFOLLOW;
+/** A kept partial opened to continue it, never through a link in its name (ELOOP). */
+const OPEN_KEPT_PARTIAL =
+  fsConstants.O_NOFOLLOW === undefined
+    ? (READ_WRITE_WITHOUT_WAITING ?? 'r+')
+    : (READ_WRITE_WITHOUT_WAITING ?? fsConstants.O_RDWR) | fsConstants.O_NOFOLLOW;
 
 function refuseNonFile(clientPath: string, stats: FsStats): void {
   if (stats.isDirectory()) {

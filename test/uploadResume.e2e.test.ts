@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -157,6 +157,31 @@ describe('put -c (library: resumable / continue)', () => {
     // The partial became the file: nothing hidden is left.
     expect(await hiddenNames(env.root!)).toEqual([]);
     expect((await client.list('')).map((e) => e.name)).toEqual(['big.bin']);
+  });
+
+  it('a link made on the host where the kept blocks were is not followed: it goes, and puts of that name work', async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const content = randomBytes(3 * BLOCK + 7);
+    const source = await localFile(content);
+    expect(await interruptedPut(env, source, 2 * BLOCK + BLOCK / 2)).toBe(2 * BLOCK);
+    const [kept] = await hiddenNames(env.root!);
+    const outside = join(await tempDirs.make(), 'outside.txt');
+    await writeFile(outside, "not the server's\n");
+    await unlink(join(env.root!, kept!));
+    await symlink(outside, join(env.root!, kept!));
+    const client = await env.connect();
+    // Every put of big.bin failed "path leads outside the root: big.bin" while the link stayed.
+    const restarts: string[] = [];
+    const result = await client.put('big.bin', source, {
+      continue: true,
+      onRestart: (reason) => restarts.push(reason),
+    });
+    expect(result.entry.size).toBe(content.length);
+    // Nothing kept, as for a name never uploaded: sent whole, no restart to say.
+    expect(restarts).toEqual([]);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+    expect(await readFile(outside, 'utf8')).toBe("not the server's\n");
+    expect(await hiddenNames(env.root!)).toEqual([]);
   });
 
   it('a partial that is not whole blocks (a crash before the cut) is continued from its whole blocks', async () => {
