@@ -551,7 +551,9 @@ export class FsStorage implements Storage {
    * would replace either silently).
    */
   async rename(from: string, to: string, options: RenameOptions = {}): Promise<RenamedEntries> {
-    const source = await this.#resolve(from);
+    // The entry itself moves, as remove() removes it: a link leading out of the root (or nowhere)
+    // is renamed in its directory, never followed.
+    const source = await this.#resolve(from, { entryItself: true });
     const destination = await this.#resolve(to);
     refuseRoot(source, 'cannot move the root');
     refuseRoot(destination, 'cannot replace the root');

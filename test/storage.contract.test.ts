@@ -39,6 +39,7 @@ interface HostFs {
   chmod(path: string, mode: number): Promise<unknown>;
   utimes(path: string, atime: Date, mtime: Date): Promise<unknown>;
   unlink(path: string): Promise<unknown>;
+  readlink(path: string): Promise<unknown>;
 }
 
 interface Fixture {
@@ -796,6 +797,29 @@ describe.each(backends)('$name storage', (backend) => {
         await expectStorageError(storage.createUpload('escape/back'), 'INVALID_PATH');
         expect(await fx.host.readdir(outside)).toEqual(['back']);
         expect(await names(storage, '')).toEqual(['escape', 'mine']);
+      },
+    );
+
+    it.skipIf(!backend.hasOutside || !backend.renamesLinksThemselves)(
+      'renames a link that leads outside the root as the link itself, as it removes one',
+      async () => {
+        const outside = fx.outside!;
+        await fx.host.writeFile(path.posix.join(outside, 'secret.txt'), 'secret');
+        await fx.host.symlink(path.posix.join(outside, 'secret.txt'), hostPath('leak'));
+        await fx.host.symlink(outside, hostPath('escape'));
+        await storage.mkdir('inner');
+        // A dangling link could be renamed, one leading out was refused "leads outside the root".
+        expect((await storage.rename('leak', 'inner/leak')).moved).toMatchObject({
+          name: 'leak',
+          type: 'other',
+        });
+        await storage.rename('escape', 'inner/escape');
+        expect(await names(storage, 'inner')).toEqual(['escape', 'leak']);
+        expect(await fx.host.readlink(hostPath('inner', 'escape'))).toBe(outside);
+        // What they lead to is still out of reach, and untouched.
+        await expectStorageError(storage.stat('inner/escape/secret.txt'), 'INVALID_PATH');
+        await expectStorageError(storage.openRead('inner/leak'), 'INVALID_PATH');
+        expect(await fx.host.readdir(outside)).toEqual(['secret.txt']);
       },
     );
 
