@@ -1,5 +1,6 @@
 /** Server options: one typed object, defaults from shared/defaults.ts, checked at construction. */
 import { DEFAULTS } from '../shared/defaults.js';
+import { defaultBufferedBytes } from '../shared/memoryLimit.js';
 import { printable } from '../shared/printable.js';
 import { HEADER_BYTES, MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
 import type { Storage } from '../storage/types.js';
@@ -232,14 +233,13 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxFramePayloadBytes: options.maxFramePayloadBytes ?? DEFAULTS.maxFramePayloadBytes,
     outboundHighWaterBytes: options.outboundHighWaterBytes ?? DEFAULTS.outboundHighWaterBytes,
     outboundLowWaterBytes: options.outboundLowWaterBytes ?? DEFAULTS.outboundLowWaterBytes,
-    serverOutboundHighWaterBytes:
-      options.serverOutboundHighWaterBytes ?? DEFAULTS.serverOutboundHighWaterBytes,
+    serverOutboundHighWaterBytes: options.serverOutboundHighWaterBytes ?? defaultBufferedBytes() / 2,
     serverOutboundTrickleBytes: options.serverOutboundTrickleBytes ?? DEFAULTS.serverOutboundTrickleBytes,
     maxHeldFramesPerConnection: options.maxHeldFramesPerConnection ?? DEFAULTS.maxHeldFramesPerConnection,
     serverControlHighWaterBytes: options.serverControlHighWaterBytes ?? DEFAULTS.serverControlHighWaterBytes,
     uploadBacklogHighWaterBytes: options.uploadBacklogHighWaterBytes ?? DEFAULTS.uploadBacklogHighWaterBytes,
     serverUploadBacklogHighWaterBytes:
-      options.serverUploadBacklogHighWaterBytes ?? DEFAULTS.serverUploadBacklogHighWaterBytes,
+      options.serverUploadBacklogHighWaterBytes ?? defaultBufferedBytes() / 2,
     maxReservedBytesPerConnection:
       options.maxReservedBytesPerConnection ?? DEFAULTS.maxReservedBytesPerConnection,
     maxOpenFiles: options.maxOpenFiles ?? defaultMaxOpenFiles(DEFAULTS.maxOpenFiles, DEFAULTS.fdReserve),

@@ -206,6 +206,12 @@ export const DEFAULTS = {
    */
   serverOutboundHighWaterBytes: 256 * MiB,
   /**
+   * Server: the two marks above (downloads waiting on clients, uploads waiting on the disk) are at
+   * most this share of the memory the process may use between them (shared/memoryLimit.ts): half
+   * of it each. 512 MiB on a machine of 2 GiB or more; in a 200 MB container, 50 MB.
+   */
+  bufferedShareOfMemory: 1 / 4,
+  /**
    * Server: past serverOutboundHighWaterBytes, a connection holding nothing for its client may
    * still take one chunk of at most this many bytes (frame header included), so that none stalls:
    * all together hold at most the budget plus this much per connection.
@@ -226,6 +232,13 @@ export const DEFAULTS = {
    * connection, and a third more server CPU per upload; bench/README.md).
    */
   memoryMaxReservedBytes: 4 * GiB,
+  /**
+   * MemoryStorage: past this share of the memory the process may use (its resident size;
+   * shared/memoryLimit.ts), a write that would grow a file fails NO_SPACE ("no room left in the
+   * server's memory"), and a declared size is not reserved ahead: the server says so instead of
+   * being killed, with every file it holds, by the OOM killer.
+   */
+  memoryStorageShareOfMemory: 3 / 4,
   /** Declared upload sizes one connection may pass to storage as reservation hints at once. */
   maxReservedBytesPerConnection: 2 * GiB,
   /**

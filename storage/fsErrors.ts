@@ -18,6 +18,8 @@ const CODE_BY_ERRNO: Readonly<Record<string, { code: ErrorCode; message: string 
   // The client's path is within maxPathBytes, but the root's own path counts against the host's
   // PATH_MAX: the client's to shorten, not a disk failure for the operator (a helper's pass).
   ENAMETOOLONG: { code: 'INVALID_PATH', message: "path too long for the server's filesystem" },
+  // A memory storage's file that would grow past the room its process may take (storage/memory.ts).
+  ENOMEMROOM: { code: 'NO_SPACE', message: "no room left in the server's memory" },
   // A directory swapped for a link to elsewhere, found on the held-open directory (pinnedDirectories.ts).
   ELEDOUTSIDE: { code: 'INVALID_PATH', message: 'path leads outside the root' },
 };

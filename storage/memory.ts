@@ -1,9 +1,12 @@
 /** Files in memory, gone when the process exits: FsStorage over a fresh memfs volume. */
 
 import { constants as bufferConstants } from 'node:buffer';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { type IProcess, Volume } from 'memfs';
 import { DEFAULTS } from '../shared/defaults.js';
 import { LoopTurns, settle } from '../shared/loopTurns.js';
+import { processMemoryLimit } from '../shared/memoryLimit.js';
 import type { FsFileHandle, FsPromises } from './fsApi.js';
 import { FsStorage } from './fsStorage.js';
 
@@ -15,6 +18,12 @@ export interface MemoryStorageOptions {
    * Default DEFAULTS.memoryMaxReservedBytes.
    */
   maxReservedBytes?: number;
+  /**
+   * The process's resident size past which files take no more memory: a write that would grow
+   * one fails NO_SPACE, and no declared size is reserved ahead. Default
+   * DEFAULTS.memoryStorageShareOfMemory of the memory the process may use (shared/memoryLimit.ts).
+   */
+  maxResidentBytes?: number;
 }
 
 /** An empty in-memory tree (memfs), lost when the process exits: for tests and throwaway servers. */
@@ -32,16 +41,22 @@ export class MemoryStorage extends FsStorage {
     if (!Number.isSafeInteger(maxReservedBytes) || maxReservedBytes < 0) {
       throw new TypeError('MemoryStorage: options.maxReservedBytes must be a non-negative integer');
     }
+    const maxResidentBytes =
+      options.maxResidentBytes ?? Math.floor(processMemoryLimit() * DEFAULTS.memoryStorageShareOfMemory);
+    if (!Number.isSafeInteger(maxResidentBytes) || maxResidentBytes < 0) {
+      throw new TypeError('MemoryStorage: options.maxResidentBytes must be a non-negative integer');
+    }
+    const room = new MemoryRoom(maxResidentBytes);
     const volume = Volume.fromJSON({}, '/', { process: processOfThisVolume() });
     neverReuseInodeNumbers(volume);
     super({
-      fs: memfsPromises(volume, new LoopTurns()),
+      fs: memfsPromises(volume, new LoopTurns(), room),
       root: '/',
       durable: false,
       description: 'memory',
       viewOpened: (handle, position, length) => viewOfOpened(volume, handle, position, length),
       reserve: (handle, bytes) => {
-        if (this.#reservedBytes + bytes > maxReservedBytes) return undefined;
+        if (this.#reservedBytes + bytes > maxReservedBytes || !room.has(bytes)) return undefined;
         if (!reserveCapacity(volume, handle, bytes)) return undefined;
         this.#reservedBytes += bytes;
         return () => {
@@ -122,12 +137,13 @@ function processOfThisVolume(): IProcess {
  * listings at once otherwise held it for a quarter of a second a batch (disk's calls have the same
  * budget: storage/diskFs.ts). A rename frees the file it replaces.
  */
-function memfsPromises(volume: Volume, turns: LoopTurns): FsPromises {
+function memfsPromises(volume: Volume, turns: LoopTurns, room: MemoryRoom): FsPromises {
   const run: CallRunner = (call) => turns.run(call);
   const api = memfsApi(volume, run);
   return {
     ...api,
-    open: (path, flags) => api.open(path, flags).then((handle) => readsInTurns(handle, run)),
+    open: (path, flags) =>
+      api.open(path, flags).then((handle) => writesWithinRoom(volume, readsInTurns(handle, run), room)),
     rename: (from, to) => run(() => renameFreeingReplaced(volume, from, to)),
   };
 }
@@ -143,6 +159,69 @@ function readsInTurns(handle: FsFileHandle, run: CallRunner): FsFileHandle {
   handle.read = (buffer, offset, length, position) => run(() => read(buffer, offset, length, position));
   const utimes = handle.utimes.bind(handle);
   handle.utimes = (atime, mtime) => utimes(wholeMs(atime), wholeMs(mtime));
+  return handle;
+}
+
+/**
+ * The memory files may take: the process's resident size is read when a write would make memfs
+ * grow a file's buffer (by doubling: a new buffer of twice the old, the old copied in) or when a
+ * declared size would be reserved, so most writes, into room already there, cost nothing more.
+ * Before a refusal, garbage is collected (at most once a second): a removed or refused file's
+ * buffer is given back only then, and every upload after a large refused one was refused too.
+ */
+class MemoryRoom {
+  readonly #maxResidentBytes: number;
+  #collectedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(maxResidentBytes: number) {
+    this.#maxResidentBytes = maxResidentBytes;
+  }
+
+  /** Whether `bytes` more fit under the limit now. */
+  has(bytes: number): boolean {
+    if (this.#fits(bytes)) return true;
+    const now = performance.now();
+    if (now - this.#collectedAt < 1000) return false;
+    this.#collectedAt = now;
+    collectGarbage();
+    return this.#fits(bytes);
+  }
+
+  #fits(bytes: number): boolean {
+    return process.memoryUsage.rss() + bytes <= this.#maxResidentBytes;
+  }
+}
+
+/** A full collection, the function taken from a fresh context once `--expose-gc` is set. */
+let collect: (() => void) | undefined;
+function collectGarbage(): void {
+  if (collect === undefined) {
+    setFlagsFromString('--expose-gc');
+    collect = runInNewContext('gc') as () => void;
+  }
+  collect();
+}
+
+/** A memfs file's writes that would grow it past the room fail ENOSPC-like, before memfs allocates. */
+function writesWithinRoom(volume: Volume, handle: FsFileHandle, room: MemoryRoom): FsFileHandle {
+  const refuseGrowth = (end: number): void => {
+    const node = nodeOfOpened(volume, handle);
+    if (node === undefined || typeof node.capacity !== 'number' || end <= node.capacity) return;
+    // memfs grows a buffer to at least twice what it was: both are held while it copies.
+    if (!room.has(Math.max(end, 2 * node.capacity)))
+      throw Object.assign(new Error("no room left in the server's memory"), { code: 'ENOMEMROOM' });
+  };
+  const write = handle.write.bind(handle);
+  handle.write = async (buffer, offset, length, position) => {
+    refuseGrowth(position + length);
+    return write(buffer, offset, length, position);
+  };
+  const writev = handle.writev?.bind(handle);
+  if (writev !== undefined)
+    handle.writev = async (buffers, position) => {
+      refuseGrowth(position + buffers.reduce((sum, buffer) => sum + buffer.length, 0));
+      return writev(buffers, position);
+    };
   return handle;
 }
 

@@ -7,6 +7,7 @@
 import { type Command, Option } from 'commander';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { formatBytes, parseSize } from '../../shared/humanUnits.js';
+import { defaultBufferedBytes } from '../../shared/memoryLimit.js';
 import {
   commanderParser,
   parseDurationAsMs,
@@ -174,7 +175,7 @@ export function registerServeCommand(program: Command): Command {
       .addOption(
         new Option(
           '--max-buffered <size>',
-          'file data held in memory for transfers, all connections together: half for downloads waiting on slow clients, half for uploads waiting on the disk',
+          "file data held in memory for transfers, all connections together: half for downloads waiting on slow clients, half for uploads waiting on the disk; by default at most a quarter of the memory the process may use (its cgroup limit, else the machine's)",
         )
           .argParser(commanderParser(parseMaxBuffered))
           .default(DEFAULT_MAX_BUFFERED_BYTES, `${DEFAULT_MAX_BUFFERED_BYTES / 1024 ** 2}MiB`),
@@ -207,8 +208,7 @@ export function registerServeCommand(program: Command): Command {
   );
 }
 
-const DEFAULT_MAX_BUFFERED_BYTES =
-  DEFAULTS.serverOutboundHighWaterBytes + DEFAULTS.serverUploadBacklogHighWaterBytes;
+const DEFAULT_MAX_BUFFERED_BYTES = defaultBufferedBytes();
 
 /** At least 2 MiB: each half holds at least one 1 MiB chunk. */
 function parseMaxBuffered(text: string): number {
