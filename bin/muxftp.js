@@ -6,6 +6,14 @@ try {
   cli = await import('#dist/cli/main.js');
 } catch (caught) {
   const error = /** @type {NodeJS.ErrnoException} */ (caught);
+  // Node loads the CLI's modules many at once: under a very low `ulimit -n` (about 50) even
+  // --version ran out of descriptors, with a stack trace.
+  if (error?.code === 'EMFILE') {
+    process.stderr.write(
+      'muxftp: too many open files while starting (the open-file limit, ulimit -n, is too low): raise it\n',
+    );
+    process.exit(1);
+  }
   if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
   // Either dist/ is missing (not built) or a package the CLI needs is (not installed).
   const notBuilt = error.message.includes('dist/cli/main.js');

@@ -119,3 +119,15 @@ describe.skipIf(!havePrlimit)('serve under a limit that leaves it no room', () =
     }
   });
 });
+
+describe.skipIf(!havePrlimit)('the CLI under a limit too low to start', () => {
+  it('says so in one line, not with a stack trace', async () => {
+    // Node opens the CLI's modules many at once: at 30 descriptors even --version ran out.
+    const { code, stderr } = await runLimited(30, ['--version'], await tempDirs.make());
+    expect({ code, stderr }).toEqual({
+      code: 1,
+      stderr:
+        'muxftp: too many open files while starting (the open-file limit, ulimit -n, is too low): raise it\n',
+    });
+  });
+});
