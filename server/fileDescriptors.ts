@@ -32,3 +32,21 @@ export function descriptorLimitShortfall(
   if (limit === undefined || limit - reserve >= DEFAULTS.minWorkingDescriptors) return undefined;
   return `the open-file limit (ulimit -n ${limit}) leaves ${Math.max(0, limit - reserve)} descriptors for connections and files after the ${reserve} kept in reserve, and a server needs at least ${DEFAULTS.minWorkingDescriptors}: raise it to ${reserve + DEFAULTS.minWorkingDescriptors} or more (ulimit -n 1024)`;
 }
+
+/**
+ * An explicit cap on open files, held to what the descriptor limit allows (as the default is),
+ * and the warning when it had to be: one given above it let transfers fail EMFILE (IO_ERROR,
+ * which clients do not retry) where they would have waited SERVER_BUSY (a helper's pass).
+ */
+export function maxOpenFilesWithinLimit(
+  requested: number,
+  reserve: number,
+  limit = softFileDescriptorLimit(),
+): { maxOpenFiles: number; warning?: string } {
+  const allowed = defaultMaxOpenFiles(requested, reserve, limit);
+  if (allowed >= requested) return { maxOpenFiles: requested };
+  return {
+    maxOpenFiles: allowed,
+    warning: `--max-open-files ${requested} is more than the open-file limit allows (ulimit -n ${limit}: half of what is left after ${reserve} kept in reserve, the other half being for connections); using ${allowed}`,
+  };
+}

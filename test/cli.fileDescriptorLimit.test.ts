@@ -131,3 +131,46 @@ describe.skipIf(!havePrlimit)('the CLI under a limit too low to start', () => {
     });
   });
 });
+
+describe.skipIf(!havePrlimit)('serve --max-open-files above what the limit allows', () => {
+  it('is held to what the default would be, with a warning at start', async () => {
+    // Given as is, 500 under ulimit -n 128 failed transfers EMFILE (IO_ERROR) instead of SERVER_BUSY.
+    const child = spawn(
+      'prlimit',
+      [
+        '--nofile=128',
+        process.execPath,
+        CLI_BIN,
+        'serve',
+        '--memory',
+        '--port',
+        '0',
+        '--max-open-files',
+        '500',
+      ],
+      { cwd: await tempDirs.make(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error(`no listening line: ${out} ${stderr}`)), 20_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('listening on')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      expect(stderr).toContain(
+        'muxftp: warning: --max-open-files 500 is more than the open-file limit allows (ulimit -n 128: half of what is left after 64 kept in reserve, the other half being for connections); using 32',
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

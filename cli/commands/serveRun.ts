@@ -5,7 +5,7 @@
 import { realpath } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
-import { descriptorLimitShortfall } from '../../server/fileDescriptors.js';
+import { descriptorLimitShortfall, maxOpenFilesWithinLimit } from '../../server/fileDescriptors.js';
 import type { MetricsExporter } from '../../server/metrics.js';
 import { logToStderr } from '../../server/options.js';
 import { MuxServer } from '../../server/server.js';
@@ -37,6 +37,10 @@ import type { ServeOptions } from './serve.js';
 export async function serve(options: ServeOptions, hangups: StartupHangups): Promise<void> {
   const shortfall = descriptorLimitShortfall(DEFAULTS.fdReserve);
   if (shortfall !== undefined) throw new CliError(`serve: ${shortfall}`);
+  const openFiles =
+    options.maxOpenFiles === undefined
+      ? undefined
+      : maxOpenFilesWithinLimit(options.maxOpenFiles, DEFAULTS.fdReserve);
   // Before any file is made: the kernel applies it to every upload's temporary file.
   if (options.umask !== undefined) setProcessUmask(options.umask);
   const access = await loadAccess(options).catch((error: Error) => {
@@ -73,7 +77,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     partialRetentionMs: options.partialRetention,
     servedByAnother,
     maxConnections: options.maxConnections,
-    ...(options.maxOpenFiles !== undefined ? { maxOpenFiles: options.maxOpenFiles } : {}),
+    ...(openFiles !== undefined ? { maxOpenFiles: openFiles.maxOpenFiles } : {}),
     streamWindowBytes: options.streamWindow,
     uploadInitialWindowBytes: options.uploadInitialWindow,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
@@ -98,6 +102,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   }
 
   const warnings = [
+    ...(openFiles?.warning !== undefined ? [openFiles.warning] : []),
     ...startWarnings(address.host, {
       tls: access.tls !== undefined,
       tlsOnly: access.tlsOnly === true,
