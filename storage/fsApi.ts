@@ -89,5 +89,7 @@ export interface FsPromises {
     blocks: number | bigint;
     bavail: number | bigint;
     bfree?: number | bigint;
+    /** Free inodes: 0 with bytes free is why a new file or directory fails ENOSPC. */
+    ffree?: number | bigint;
   }>;
 }

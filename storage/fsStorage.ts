@@ -258,7 +258,9 @@ export class FsStorage implements Storage {
     // memfs applies no umask: masked here, as the kernel masks the bits given to disk's mkdir.
     const mode = options.mode === undefined ? undefined : lessUmask(options.mode) | SERVER_OWN_DIRECTORY_BITS;
     if (!options.parents) {
-      await fsCall(target.clientPath, () => this.#fs.mkdir(target.hostPath, mode));
+      await this.#fs.mkdir(target.hostPath, mode).catch(async (error: unknown) => {
+        throw await this.#creationError(error, target.clientPath, target.hostPath);
+      });
       return;
     }
     await this.#makeMissingDirectories(target, mode);
@@ -293,7 +295,7 @@ export class FsStorage implements Storage {
           const parent = names.slice(0, level).join('/');
           throw new StorageError('NOT_A_DIRECTORY', `not a directory: ${parent}`, parent);
         }
-        if (errno !== 'EEXIST') throw storageErrorFromFs(error, clientPath);
+        if (errno !== 'EEXIST') throw await this.#creationError(error, clientPath, hostPath);
         // Created meanwhile (another mkdir -p, say): fine if it is a directory.
         await this.#expectDirectory(clientPath, hostPath, level === names.length - 1);
       }
@@ -889,7 +891,28 @@ export class FsStorage implements Storage {
         if (resuming || !(isMissing(error) || linked)) throw storageErrorFromFs(error, clientPath);
       }
     }
-    return fsCall(clientPath, () => this.#fs.open(hostPath, 'wx'));
+    return this.#fs.open(hostPath, 'wx').catch(async (error: unknown) => {
+      throw await this.#creationError(error, clientPath, hostPath);
+    });
+  }
+
+  /**
+   * A new file's or directory's failure, said: ENOSPC with bytes free is a filesystem out of
+   * inodes, which "no space left on device" beside a `df` showing room left unexplained (a
+   * helper's pass: a tmpfs of 200 inodes).
+   */
+  async #creationError(error: unknown, clientPath: string, hostPath: string): Promise<StorageError> {
+    if (errnoOf(error) === 'ENOSPC' && this.#fs.statfs !== undefined) {
+      const room = await this.#fs.statfs(this.#paths.dirname(hostPath)).catch(() => undefined);
+      if (room?.ffree !== undefined && Number(room.ffree) === 0 && Number(room.bavail) > 0)
+        return new StorageError(
+          'NO_SPACE',
+          `no free inodes left on the server's disk (its count of files and directories is full, though bytes are free): ${displayPath(clientPath)}`,
+          clientPath,
+          { cause: error },
+        );
+    }
+    return storageErrorFromFs(error, clientPath);
   }
 
   /**
