@@ -84,4 +84,44 @@ describe('a client command refused SERVER_BUSY tries again', () => {
     expect(code).toBe(0);
     expect(stdout).toContain(digestLine());
   }, 90_000);
+
+  it("bench's seeding refused its file (--max-open-files 1) waits, and the run reports", async () => {
+    env = await startServer({ maxOpenFiles: 1 });
+    const seeder = await env.connect();
+    await seeder.put('f.bin', content);
+    await seeder.close();
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    peer.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
+    await peer.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
+    const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
+
+    const run = runCli(
+      [
+        '--server',
+        `127.0.0.1:${env.port}`,
+        'bench',
+        '--op',
+        'download',
+        '--clients',
+        '1',
+        '--files',
+        '4',
+        '--size',
+        '1KiB',
+        '--workers',
+        '1',
+        '--json',
+      ],
+      await tempDirs.make(),
+      { timeoutMs: 60_000 },
+    );
+    await until(() => busy() > 0, 'a refusal');
+    peer.destroy();
+
+    // It ended at once with no report, the seeding's SERVER_BUSY as its error.
+    const { code, stdout, stderr } = await run;
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(stdout)).toMatchObject({ op: 'download' });
+  }, 90_000);
 });

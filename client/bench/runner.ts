@@ -6,8 +6,10 @@
  * a moment at most), stops its local server and rejects with CANCELLED, saying what it measured.
  */
 import { availableParallelism } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import cliProgress from 'cli-progress';
+import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
 import type { ServerStats } from '../../shared/protocol/messages.js';
 import { Client, type ClientOptions } from '../client.js';
@@ -155,9 +157,30 @@ async function seed(control: Client, remoteDir: string, payloads: Payload[], op:
   if (op === 'upload' || op === 'connect') return;
   await Promise.all(
     payloads.map((p) =>
-      control.put(seedName(remoteDir, p.bytes), payloadBuffer(p), { knownDigests: knownDigests(p) }),
+      putWaitingWhileBusy(() =>
+        control.put(seedName(remoteDir, p.bytes), payloadBuffer(p), { knownDigests: knownDigests(p) }),
+      ),
     ),
   );
+}
+
+/**
+ * A seeding put refused SERVER_BUSY (the server's open files taken by other clients) is tried
+ * again after the wait the server asks for, for up to DEFAULTS.serverBusyRetryMs, as the CLI's
+ * transfers are: it ended the run with no report (a helper's pass).
+ */
+async function putWaitingWhileBusy(put: () => Promise<unknown>): Promise<void> {
+  const giveUpAt = performance.now() + DEFAULTS.serverBusyRetryMs;
+  for (;;) {
+    try {
+      await put();
+      return;
+    } catch (error) {
+      if (!(error instanceof MuxftpError && error.code === 'SERVER_BUSY') || performance.now() >= giveUpAt)
+        throw error;
+      await sleep(error.details?.retryAfterMs ?? DEFAULTS.openFileRetryAfterMs);
+    }
+  }
 }
 
 /** Spreads the clients over the workers and sets when they start, measure and stop. */
