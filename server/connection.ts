@@ -924,7 +924,7 @@ export class ServerConnection implements StreamHost {
     ) {
       return undefined;
     }
-    throw new ProtocolError('STREAM_CLOSED', `${name} for stream ${id}, which has finished`);
+    throw new ProtocolError('STREAM_CLOSED', `${name} for stream ${id}, which is closed (it finished, or its id was skipped)`);
   }
 
   private handleData(frame: Frame): void {
