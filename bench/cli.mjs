@@ -388,6 +388,9 @@ async function runTool(tool, payloads, workDir) {
             connectTimeoutS: 5,
             curlProcs: 1,
             configDir,
+            // As many at once as muxftp's -j: curl ran every transfer at once (200, or 5,000
+            // over 17 processes), though this table said --parallel-max 50.
+            parallelMax: opts.parallel,
           });
           const failed = r.exitCodes.filter((c) => c !== 0).length;
           if (failed > 0) return { error: `${failed} curl transfers failed: ${r.lastError ?? ''}` };

@@ -885,6 +885,8 @@ class WorkloadTimeout extends Error {}
  * @property {number} curlProcs curl processes to spread the transfers over
  * @property {string[]} [extraArgs]
  * @property {string} configDir where the curl config files go
+ * @property {number} [parallelMax] transfers at once, all processes together (at most 300 a
+ *   process); without it, every transfer at once, one connection each
  */
 
 /**
@@ -899,8 +901,9 @@ class WorkloadTimeout extends Error {}
  * @param {Transfer[]} transfers
  * @param {number} procs
  */
-function splitForCurl(transfers, procs) {
-  const count = Math.min(transfers.length, Math.max(procs, Math.ceil(transfers.length / CURL_PARALLEL_CAP)));
+function splitForCurl(transfers, procs, parallelMax = transfers.length) {
+  const atOnce = Math.min(transfers.length, parallelMax);
+  const count = Math.min(transfers.length, Math.max(procs, Math.ceil(atOnce / CURL_PARALLEL_CAP)));
   const size = Math.ceil(transfers.length / count);
   /** @type {Array<{ offset: number, list: Transfer[] }>} */
   const chunks = [];
@@ -920,9 +923,12 @@ function splitForCurl(transfers, procs) {
 export async function curlBatch(
   server,
   transfers,
-  { timeoutMs, connectTimeoutS, curlProcs, extraArgs = [], configDir },
+  { timeoutMs, connectTimeoutS, curlProcs, extraArgs = [], configDir, parallelMax },
 ) {
-  const chunks = splitForCurl(transfers, curlProcs);
+  const chunks = splitForCurl(transfers, curlProcs, parallelMax);
+  // Each process's share of parallelMax, or all of its transfers at once.
+  const atOnceEach = (/** @type {number} */ length) =>
+    parallelMax === undefined ? length : Math.min(length, Math.ceil(parallelMax / chunks.length));
   const runs = await Promise.all(
     chunks.map(async (chunk, c) => {
       const config = path.join(configDir, `curl-${c}.conf`);
@@ -930,7 +936,7 @@ export async function curlBatch(
       return run(
         'curl',
         [
-          ...['--parallel', '--parallel-immediate', '--parallel-max', String(chunk.list.length)],
+          ...['--parallel', '--parallel-immediate', '--parallel-max', String(atOnceEach(chunk.list.length))],
           // = --silent --show-error, except that curl's "Will retry" warnings stay visible to be counted.
           ...['--no-progress-meter', '--show-error', '--fail', '--ftp-pasv'],
           // A connection lost in a full listen queue would hang until TCP keepalive (~60 s): give up
