@@ -838,6 +838,7 @@ export class FsStorage implements Storage {
       reserve: this.#reserve,
       room,
       digests: this.#digests,
+      ...(this.#locateOpened !== undefined ? { locate: this.#locateOpened } : {}),
       exclusive: (task) => this.#pathLocks.run([target.hostPath], task),
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
       checkTarget: async () => {

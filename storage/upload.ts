@@ -35,6 +35,8 @@ export interface UploadContext {
   fs: FsPromises;
   handle: FsFileHandle;
   temporaryPath: string;
+  /** Where the open temporary file really is (storage's locateOpened), or undefined. Optional. */
+  locate?: (handle: FsFileHandle) => Promise<string | undefined>;
   target: Resolved;
   durable: boolean;
   parentHostPath: string;
@@ -79,6 +81,8 @@ export class FsUpload implements UploadHandle {
   #writing: Promise<void> = Promise.resolve();
   /** Set by a failed write: the file is incomplete, so every later call fails with it. */
   #failure: StorageError | undefined;
+  /** Where the temporary file really was when its handle closed (UploadContext.locate). */
+  #located: string | undefined;
   #handleClosed = false;
   /** Size of the reserved buffer (0: none), and how to give it back. */
   #reservedSize = 0;
@@ -311,8 +315,14 @@ export class FsUpload implements UploadHandle {
 
   /** Closes the file and removes it; never throws. */
   async #discard(): Promise<void> {
+    const { fs, temporaryPath } = this.#context;
     await this.#closeHandle().catch(noop);
-    await this.#context.fs.unlink(this.#context.temporaryPath).catch(noop);
+    // A directory on its path swapped for a link (a host user racing) leaves the path refused,
+    // and the file, with the client's bytes, behind: removed where it really was.
+    const located = this.#located;
+    await fs.unlink(temporaryPath).catch(async () => {
+      if (located !== undefined && located !== temporaryPath) await fs.unlink(located).catch(noop);
+    });
     this.#release();
     this.#context.onFinish(false);
   }
@@ -321,6 +331,8 @@ export class FsUpload implements UploadHandle {
     if (this.#handleClosed) return;
     this.#handleClosed = true;
     await this.#flushingAhead;
+    // Where the file really is, asked while it is open (the kernel's answer, not its path).
+    this.#located = await this.#context.locate?.(this.#context.handle).catch(() => undefined);
     await this.#context.handle.close();
   }
 

@@ -8,10 +8,21 @@
  * Real files on disk; Linux only (/proc/self/fd).
  */
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, realpath, symlink, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
+import { DiskStorage } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
 import { storageErrorFromFs } from '../storage/fsErrors.js';
 import { PinnedDirectories } from '../storage/pinnedDirectories.js';
@@ -110,5 +121,33 @@ describe.skipIf(!pinning)('calls through a directory swapped for a link out of t
     // The served root's own calls may go there: bob's home is inside it.
     await fs.rename(join(root, 'home', 't', 'tobob', 'secret'), join(root, 'bob', 'kept'));
     expect(await readdir(join(root, 'bob'))).toEqual(['kept']);
+  });
+
+  it('an upload whose directory was swapped after it began leaves its temporary file nowhere', async () => {
+    const base = await realpath(await tempDirs.make());
+    const root = join(base, 'root');
+    const outside = join(base, 'outside');
+    await mkdir(join(root, 'd'), { recursive: true });
+    await mkdir(outside);
+    const storage = await DiskStorage.open({ root, durable: false });
+    try {
+      for (const finish of ['commit', 'abort'] as const) {
+        const upload = await storage.createUpload(`d/${finish}.txt`);
+        await upload.write([Buffer.from('the client bytes\n')]);
+        // The racer: the directory moves away, a link out takes its name.
+        await rename(join(root, 'd'), join(root, `moved-${finish}`));
+        await symlink(outside, join(root, 'd'));
+        if (finish === 'commit')
+          await expect(upload.commit()).rejects.toMatchObject({ code: 'INVALID_PATH' });
+        else await upload.abort();
+        // Its path led out (refused), so it stayed where it was made, with the client's bytes.
+        expect(await readdir(join(root, `moved-${finish}`))).toEqual([]);
+        expect(await readdir(outside)).toEqual([]);
+        await unlink(join(root, 'd'));
+        await rename(join(root, `moved-${finish}`), join(root, 'd'));
+      }
+    } finally {
+      await storage.close();
+    }
   });
 });
