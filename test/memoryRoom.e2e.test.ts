@@ -59,4 +59,20 @@ describe('memory storage under its limit', () => {
     await client.put('small.txt', Buffer.from('still serving\n'));
     expect((await client.getBuffer('small.txt')).toString()).toBe('still serving\n');
   });
+
+  it('counts room reserved for declared sizes: uploads at once cannot each take it all', async () => {
+    const storage = new MemoryStorage({ maxResidentBytes: process.memoryUsage.rss() + 96 * MiB });
+    env = await startServer({ storage });
+    const client = await env.connect();
+    const sparse = join(await tempDirs.make(), 'sparse.bin');
+    await writeFile(sparse, '');
+    await truncate(sparse, 80 * MiB);
+    // Each reserved its 80 MiB against the resident size alone, which untouched memory does not
+    // raise yet: all four were stored, 320 MiB in a room of 96 (a review).
+    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => client.put(`f${i}.bin`, sparse)));
+    const stored = results.filter((result) => result.status === 'fulfilled').length;
+    expect(stored).toBeLessThanOrEqual(1);
+    for (const result of results)
+      if (result.status === 'rejected') expect(result.reason).toMatchObject({ code: 'NO_SPACE' });
+  });
 });
