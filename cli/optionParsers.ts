@@ -44,7 +44,7 @@ export function parseRate(value: string): number {
 export function parseHomeDirectory(value: string): string {
   if (value.trim() === '')
     throw new InvalidArgumentError('empty (an unset variable?); give / for the whole served root.');
-  // `./$X`, `$X/` with X unset gave the whole served root without a word: only / asks for it.
+  // `./$X`, `$X//` with X unset gave the whole served root without a word: only / asks for it.
   let home: string;
   try {
     // Given from the served root, as / reads (the commands strip the leading /).

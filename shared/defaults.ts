@@ -113,6 +113,13 @@ export const DEFAULTS = {
   openFileRetryAfterMs: 500,
   /** File descriptors kept free for accepting connections and answering them SERVER_BUSY. */
   fdReserve: 64,
+  /**
+   * Server: disk calls held in a directory opened for them (storage/pinnedDirectories.ts) at
+   * once, all roots and homes of the process together, each holding a descriptor (a rename in
+   * two directories two); the rest wait their
+   * turn. Taken from fdReserve: 512 removals at once held 230 descriptors (a review).
+   */
+  maxPinnedCalls: 16,
   /** `serve` refuses to start when the descriptor limit leaves fewer than this past fdReserve. */
   minWorkingDescriptors: 16,
   /**

@@ -91,5 +91,7 @@ export interface FsPromises {
     bfree?: number | bigint;
     /** Free inodes: 0 with bytes free is why a new file or directory fails ENOSPC. */
     ffree?: number | bigint;
+    /** Inodes in all (0 where the filesystem has no fixed table: btrfs). */
+    files?: number | bigint;
   }>;
 }

@@ -905,7 +905,9 @@ export class FsStorage implements Storage {
   async #creationError(error: unknown, clientPath: string, hostPath: string): Promise<StorageError> {
     if (errnoOf(error) === 'ENOSPC' && this.#fs.statfs !== undefined) {
       const room = await this.#fs.statfs(this.#paths.dirname(hostPath)).catch(() => undefined);
-      if (room?.ffree !== undefined && Number(room.ffree) === 0 && Number(room.bavail) > 0)
+      // A filesystem without an inode table (btrfs, vfat) says 0 of 0: not this.
+      const counted = room?.files === undefined || Number(room.files) > 0;
+      if (counted && room?.ffree !== undefined && Number(room.ffree) === 0 && Number(room.bavail) > 0)
         return new StorageError(
           'NO_SPACE',
           `no free inodes left on the server's disk (its count of files and directories is full, though bytes are free): ${displayPath(clientPath)}`,

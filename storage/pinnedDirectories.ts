@@ -15,6 +15,8 @@
 import * as fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
 
 const openAsync = promisify(fs.open);
@@ -30,10 +32,15 @@ export class LedOutsideRootError extends Error {
   }
 }
 
+/** One line for every root and home: the descriptors they hold come out of the server's reserve. */
+const PINNED_CALLS = new ConcurrencyLimit(DEFAULTS.maxPinnedCalls);
+
 export class PinnedDirectories {
   readonly #inline: InlineFileCalls;
   readonly #root: string;
   #realRoot: string | undefined;
+  /** Calls holding a directory at once, in the whole process: each holds a descriptor. */
+  readonly #calls = PINNED_CALLS;
 
   /** `root`: the served root (made already); undefined where /proc cannot pin (not Linux). */
   static forRoot(root: string, inline: InlineFileCalls): PinnedDirectories | undefined {
@@ -48,24 +55,40 @@ export class PinnedDirectories {
 
   /** `call` on `hostPath`'s entry, named through its parent held open and checked. */
   inParent<T>(hostPath: string, call: (pinnedPath: string) => Promise<T>): Promise<T> {
-    const parent = path.dirname(hostPath);
-    // The root itself is the operator's; its own parent is not ours to check.
-    if (parent === hostPath || hostPath === this.#realRootOrUndefined()) return call(hostPath);
-    return this.#within(parent, (fdPath) => call(`${fdPath}/${path.basename(hostPath)}`));
+    return this.#calls.run(() => this.#inParent(hostPath, call));
   }
 
   /** `call` on the directory `hostPath` itself, held open and checked (a listing). */
   itself<T>(hostPath: string, call: (pinnedPath: string) => Promise<T>): Promise<T> {
-    return this.#within(hostPath, call);
+    return this.#calls.run(() => this.#within(hostPath, call));
   }
 
-  /** Both entries' parents held at once (a rename's source and destination). */
+  /**
+   * Both entries' parents held at once (a rename's source and destination), in one turn of the
+   * limit (two turns nested could each wait for the other's); one directory is held once.
+   */
   inParents<T>(
     from: string,
     to: string,
     call: (pinnedFrom: string, pinnedTo: string) => Promise<T>,
   ): Promise<T> {
-    return this.inParent(from, (pinnedFrom) => this.inParent(to, (pinnedTo) => call(pinnedFrom, pinnedTo)));
+    return this.#calls.run(() => {
+      const realRoot = this.#realRootOrUndefined();
+      if (path.dirname(from) === path.dirname(to) && from !== realRoot && to !== realRoot)
+        return this.#inParent(from, (pinnedFrom) =>
+          call(pinnedFrom, `${path.dirname(pinnedFrom)}/${path.basename(to)}`),
+        );
+      return this.#inParent(from, (pinnedFrom) =>
+        this.#inParent(to, (pinnedTo) => call(pinnedFrom, pinnedTo)),
+      );
+    });
+  }
+
+  #inParent<T>(hostPath: string, call: (pinnedPath: string) => Promise<T>): Promise<T> {
+    const parent = path.dirname(hostPath);
+    // The root itself is the operator's; its own parent is not ours to check.
+    if (parent === hostPath || hostPath === this.#realRootOrUndefined()) return call(hostPath);
+    return this.#within(parent, (fdPath) => call(`${fdPath}/${path.basename(hostPath)}`));
   }
 
   async #within<T>(dir: string, call: (fdPath: string) => Promise<T>): Promise<T> {

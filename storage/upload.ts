@@ -321,7 +321,9 @@ export class FsUpload implements UploadHandle {
     // and the file, with the client's bytes, behind: removed where it really was.
     const located = this.#located;
     await fs.unlink(temporaryPath).catch(async () => {
-      if (located !== undefined && located !== temporaryPath) await fs.unlink(located).catch(noop);
+      // Already removed, the kernel names it "… (deleted)": nothing to do.
+      if (located !== undefined && located !== temporaryPath && !located.endsWith(' (deleted)'))
+        await fs.unlink(located).catch(noop);
     });
     this.#release();
     this.#context.onFinish(false);

@@ -20,13 +20,20 @@ const enospc = (): never => {
   throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
 };
 
-async function storageWith(freeInodes: number): Promise<FsStorage> {
+async function storageWith(freeInodes: number, inodes = 4096): Promise<FsStorage> {
   const fs = diskFs(new InlineFileCalls());
   const full: FsPromises = {
     ...fs,
     mkdir: async () => enospc(),
     open: async (at, flags) => (flags === 'wx' ? enospc() : fs.open(at, flags)),
-    statfs: async () => ({ bsize: 4096, blocks: 16_384, bavail: 15_000, bfree: 15_000, ffree: freeInodes }),
+    statfs: async () => ({
+      bsize: 4096,
+      blocks: 16_384,
+      bavail: 15_000,
+      bfree: 15_000,
+      ffree: freeInodes,
+      files: inodes,
+    }),
   };
   return new FsStorage({
     fs: full,
@@ -50,10 +57,11 @@ describe('a filesystem out of inodes', () => {
     await storage.close();
   });
 
-  it('with inodes free, ENOSPC is the disk full, as before', async () => {
-    const storage = await storageWith(100);
+  it('with inodes free, or none counted (btrfs: 0 of 0), ENOSPC is the disk full, as before', async () => {
     const full = { code: 'NO_SPACE', message: 'no space left on device: d' };
-    await expect(storage.mkdir('d')).rejects.toMatchObject(full);
-    await storage.close();
+    for (const storage of [await storageWith(100), await storageWith(0, 0)]) {
+      await expect(storage.mkdir('d')).rejects.toMatchObject(full);
+      await storage.close();
+    }
   });
 });

@@ -7,7 +7,7 @@
  * 49 of 50 outside files into a user's home, deleted as many, and planted uploads outside.
  * Real files on disk; Linux only (/proc/self/fd).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import {
   lstat,
   mkdir,
@@ -21,6 +21,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { DiskStorage } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
@@ -149,5 +150,28 @@ describe.skipIf(!pinning)('calls through a directory swapped for a link out of t
     } finally {
       await storage.close();
     }
+  });
+
+  it('hold at most DEFAULTS.maxPinnedCalls directories at once, however many calls come', async () => {
+    const { root, fs } = await swappedTree();
+    const dir = join(root, 'home', 't', 'real');
+    for (let i = 0; i < 300; i++) await writeFile(join(dir, `f${i}`), '');
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    let most = before;
+    let removing = true;
+    const watch = (async () => {
+      while (removing) {
+        most = Math.max(most, open());
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    // Each held its directory's descriptor while it waited for the threadpool: 512 removals at
+    // once held 230 descriptors, out of the server's reserve for accepting connections.
+    await Promise.all(Array.from({ length: 300 }, (_, i) => fs.unlink(join(dir, `f${i}`))));
+    removing = false;
+    await watch;
+    expect(await readdir(dir)).toEqual(['mine']);
+    expect(most - before).toBeLessThanOrEqual(DEFAULTS.maxPinnedCalls + 4);
   });
 });
