@@ -924,7 +924,10 @@ export class ServerConnection implements StreamHost {
     ) {
       return undefined;
     }
-    throw new ProtocolError('STREAM_CLOSED', `${name} for stream ${id}, which is closed (it finished, or its id was skipped)`);
+    throw new ProtocolError(
+      'STREAM_CLOSED',
+      `${name} for stream ${id}, which is closed (it finished, or its id was skipped)`,
+    );
   }
 
   private handleData(frame: Frame): void {

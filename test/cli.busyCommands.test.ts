@@ -37,6 +37,22 @@ async function until(check: () => boolean, what: string): Promise<void> {
 const content = randomBytes(100_000);
 const digestLine = () => `xxh128 ${contentDigest('xxh128', content).toString('hex')}`;
 
+/**
+ * A server with one open-file slot (--max-open-files 1), f.bin on it, and another client holding
+ * the slot: a download it grants no credit. `busy`: the server's SERVER_BUSY answers so far.
+ */
+async function oneOpenFileSlotHeld(): Promise<{ peer: RawPeer; busy: () => number }> {
+  env = await startServer({ maxOpenFiles: 1 });
+  const seeder = await env.connect();
+  await seeder.put('f.bin', content);
+  await seeder.close();
+  const peer = await RawPeer.open(env.port);
+  peers.push(peer);
+  peer.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
+  await peer.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
+  return { peer, busy: () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0 };
+}
+
 describe('a client command refused SERVER_BUSY tries again', () => {
   it('stat --hash refused a connection (--max-connections 1) succeeds once the holder leaves', async () => {
     env = await startServer({ maxConnections: 1 });
@@ -59,19 +75,10 @@ describe('a client command refused SERVER_BUSY tries again', () => {
   }, 90_000);
 
   it('stat --hash refused its file (--max-open-files 1) succeeds once the slot is free', async () => {
-    env = await startServer({ maxOpenFiles: 1 });
-    const seeder = await env.connect();
-    await seeder.put('f.bin', content);
-    await seeder.close();
-    // Another client holds the one open-file slot: a download it grants no credit.
-    const peer = await RawPeer.open(env.port);
-    peers.push(peer);
-    peer.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
-    await peer.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
-    const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
+    const { peer, busy } = await oneOpenFileSlotHeld();
 
     const cwd = await tempDirs.make();
-    const run = runCli(['--server', `127.0.0.1:${env.port}`, 'stat', '--hash', 'f.bin'], cwd, {
+    const run = runCli(['--server', `127.0.0.1:${env!.port}`, 'stat', '--hash', 'f.bin'], cwd, {
       timeoutMs: 60_000,
     });
     await until(() => busy() > 0, 'a refusal');
@@ -86,20 +93,12 @@ describe('a client command refused SERVER_BUSY tries again', () => {
   }, 90_000);
 
   it("bench's seeding refused its file (--max-open-files 1) waits, and the run reports", async () => {
-    env = await startServer({ maxOpenFiles: 1 });
-    const seeder = await env.connect();
-    await seeder.put('f.bin', content);
-    await seeder.close();
-    const peer = await RawPeer.open(env.port);
-    peers.push(peer);
-    peer.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
-    await peer.waitFor((f) => f.streamId === 1 && f.type === FrameType.REPLY);
-    const busy = () => env!.server.counters.errors.get('SERVER_BUSY') ?? 0;
+    const { peer, busy } = await oneOpenFileSlotHeld();
 
     const run = runCli(
       [
         '--server',
-        `127.0.0.1:${env.port}`,
+        `127.0.0.1:${env!.port}`,
         'bench',
         '--op',
         'download',
