@@ -16,7 +16,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { closedFileError } from '../shared/errnoReasons.js';
 import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
-import { PinnedDirectories } from './pinnedDirectories.js';
+import { O_PATH, PinnedDirectories } from './pinnedDirectories.js';
 
 const readAsync = promisify(fs.read);
 const writeAsync = promisify(fs.write);
@@ -29,11 +29,8 @@ const fchmodAsync = promisify(fs.fchmod);
 const closeAsync = promisify(fs.close);
 const openAsync = promisify(fs.open);
 
-/**
- * open(2) flags for openPath: O_PATH (node does not name it; 010000000 on Linux's common
- * architectures) with O_NOFOLLOW. Linux only: elsewhere storage sets no bits.
- */
-const OPEN_PATH_FLAGS = process.platform === 'linux' ? 0o10000000 | fs.constants.O_NOFOLLOW : undefined;
+/** open(2) flags for openPath: O_PATH with O_NOFOLLOW. Linux only: elsewhere storage sets no bits. */
+const OPEN_PATH_FLAGS = process.platform === 'linux' ? O_PATH | fs.constants.O_NOFOLLOW : undefined;
 
 /**
  * `pins`: the served root's directories held open for path-based calls

@@ -21,8 +21,10 @@ import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
 
 const openAsync = promisify(fs.open);
 
-/** O_PATH (node does not name it; 010000000 on Linux's common architectures) | O_DIRECTORY. */
-const PIN_FLAGS = 0o10000000 | fs.constants.O_DIRECTORY;
+/** Linux's O_PATH, which node does not name (010000000 on Linux's common architectures). */
+export const O_PATH = 0o10000000;
+
+const PIN_FLAGS = O_PATH | fs.constants.O_DIRECTORY;
 
 /** A call's directory turned out to lie outside the root: storage says INVALID_PATH for it. */
 export class LedOutsideRootError extends Error {
