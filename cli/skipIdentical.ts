@@ -13,14 +13,12 @@ import { type FileHandle, open } from 'node:fs/promises';
 import type { Client, WireEntry } from '../client/client.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
-import { isValidClientPath } from '../shared/clientPaths.js';
-import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { lessUmask, PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
+import { CrowdedDirectories } from './crowdedDirectories.js';
 import { statLocal } from './localFiles.js';
-import { remoteParent } from './remotePath.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
 /**
@@ -207,38 +205,24 @@ export async function localCopyIsUnchanged(
 }
 
 /**
- * put: what is at each job's remote path. Asked with one listing of a directory that many of the
- * jobs go into (DEFAULTS.listDestinationFromFiles), taken when the first of them asks and kept
- * for the run; else, or when that listing fails, with a stat. Listings and stat show a link
- * inside the root alike, as what it leads to.
+ * put: what is at each job's remote path, from a listing of a directory many of the jobs go into
+ * (cli/crowdedDirectories.ts), else from a stat, each asked once a run: with both skip flags,
+ * both checks look.
  */
 export class RemoteDestinations {
-  /** Directories that many jobs go into, each with how many entries a listing of it may have. */
-  readonly #crowded = new Map<string, number>();
-  readonly #listings = new Map<string, Promise<Map<string, WireEntry> | undefined>>();
-  /** Each stat's answer, asked once a run: with both skip flags, both checks look. */
+  readonly #listings: CrowdedDirectories;
   readonly #stats = new Map<string, Promise<WireEntry | undefined>>();
 
   constructor(jobs: readonly TransferJob[]) {
-    const counts = new Map<string, number>();
-    for (const job of jobs) {
-      if (job.standardStream) continue;
-      const dir = remoteParent(job.remote);
-      const count = (counts.get(dir) ?? 0) + 1;
-      counts.set(dir, count);
-      if (count >= DEFAULTS.listDestinationFromFiles)
-        this.#crowded.set(dir, count * DEFAULTS.listDestinationEntriesPerFile);
-    }
+    this.#listings = new CrowdedDirectories(
+      jobs.filter((job) => !job.standardStream).map((job) => job.remote),
+    );
   }
 
   /** The entry at `remote`; undefined when there is none. Rejects as stat does (a link out of the root, say). */
   async entry(client: Client, remote: string): Promise<WireEntry | undefined> {
-    const dir = remoteParent(remote);
-    // A name the server lists but refuses in a path (a control character put there on the
-    // host) is asked with stat, which says so, as the upload would.
-    const listing =
-      this.#crowded.has(dir) && isValidClientPath(remote) ? await this.#listing(client, dir) : undefined;
-    if (listing !== undefined) return listing.get(remote.slice(dir === '' ? 0 : dir.length + 1));
+    const listed = await this.#listings.lookUp(client, remote);
+    if (listed !== undefined) return listed ?? undefined;
     let answer = this.#stats.get(remote);
     if (answer === undefined) {
       answer = client.stat(remote).catch((error: unknown) => {
@@ -248,20 +232,6 @@ export class RemoteDestinations {
       this.#stats.set(remote, answer);
     }
     return answer;
-  }
-
-  #listing(client: Client, dir: string): Promise<Map<string, WireEntry> | undefined> {
-    let listing = this.#listings.get(dir);
-    if (listing === undefined) {
-      listing = client.list(dir, { maxEntries: this.#crowded.get(dir)! }).then(
-        (entries) => new Map(entries.map((entry) => [String(entry.name), entry])),
-        // A directory not there yet, one this user may not list, or one so large that a stat
-        // each costs less: a stat each.
-        () => undefined,
-      );
-      this.#listings.set(dir, listing);
-    }
-    return listing;
   }
 }
 

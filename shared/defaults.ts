@@ -423,18 +423,19 @@ export const DEFAULTS = {
    */
   planningRequests: 64,
   /**
-   * CLI: put --skip-unchanged/--skip-identical looks at the remote copies in a directory that this
-   * many files or more go into with one listing of it, as rsync and lftp mirror do, rather than a
-   * stat each (a request and a stream at both ends per file: a 7,000-file tree's check took three
-   * times `ls -r` of it). Fewer: a stat each, which does not read a large directory for one file.
+   * CLI: what is at the remote paths of a directory that this many or more of a command's paths
+   * are in (put --skip-unchanged/--skip-identical's remote copies, the files get names) comes
+   * from one listing of it, as rsync and lftp mirror do, rather than a stat each (a request and a
+   * stream at both ends per file: a 7,000-file tree's check took three times `ls -r` of it).
+   * Fewer: a stat each, which does not read a large directory for one file (cli/crowdedDirectories.ts).
    */
-  listDestinationFromFiles: 8,
+  listDirectoryFromPaths: 8,
   /**
-   * ... but a listing of more than this many entries per file going into the directory is
-   * cancelled, and a stat each asked instead: an entry listed costs about a tenth of a stat (a
-   * 20,000-entry directory read whole for 10 files took twice their stats).
+   * ... but a listing of more than this many entries per path in the directory is cancelled, and
+   * a stat each asked instead: an entry listed costs about a tenth of a stat (a 20,000-entry
+   * directory read whole for 10 files took twice their stats).
    */
-  listDestinationEntriesPerFile: 16,
+  listEntriesPerPath: 16,
   /** CLI: times a transfer is tried again after its connection dropped (`--retries`). */
   retries: 3,
   /**

@@ -41,15 +41,20 @@ function countInFlight(storage: Storage, name: 'stat' | 'openRead'): { most: num
 describe('muxftp get -j', () => {
   it('plans with many stats at once, and downloads no more than -j at a time', async () => {
     env = await startServer();
+    // A directory each: many files in one are looked up with one listing, not a stat each.
     const names = Array.from({ length: 40 }, (_, i) => `f${i}.bin`);
+    const remotes = names.map((name, i) => `d${i}/${name}`);
     const client = await env.connect();
-    for (const name of names) await client.put(name, Buffer.from(name));
+    for (const [i, remote] of remotes.entries()) {
+      await client.mkdir(`d${i}`);
+      await client.put(remote, Buffer.from(remote));
+    }
     await client.close();
     const stats = countInFlight(env.storage, 'stat');
     const reads = countInFlight(env.storage, 'openRead');
     dir = await mkdtemp(join(tmpdir(), 'muxftp-planning-'));
     const outcome = await runCliQuietly(
-      ['get', ...names, '--to', dir, '-j', '1', '--server', `127.0.0.1:${env.port}`],
+      ['get', ...remotes, '--to', dir, '-j', '1', '--server', `127.0.0.1:${env.port}`],
       dir,
     );
     expect(outcome).toEqual({ code: 0, stderr: '' });

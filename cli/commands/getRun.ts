@@ -16,6 +16,7 @@ import type { ConcurrencyLimit } from '../../shared/concurrencyLimit.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/humanUnits.js';
 import { planningLimit } from '../concurrency.js';
+import { CrowdedDirectories } from '../crowdedDirectories.js';
 import { keepLocalDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
@@ -446,8 +447,9 @@ interface LocalDir {
 }
 
 /**
- * Stats each remote (which tells files from directories, gives sizes for the total bar, and fails
- * a missing file before anything is created locally), walks directories for -r, and turns it all
+ * Looks up each remote, with a stat or, for many in one directory, one listing of it (which tells
+ * files from directories, gives sizes for the total bar, and fails a missing file before anything
+ * is created locally), walks directories for -r, and turns it all
  * into downloads and the local directories they need; `fail` gets the rest.
  */
 async function planDownloads(
@@ -476,16 +478,22 @@ async function planDownloads(
   const jobs: TransferJob[] = [];
   const localDirs: LocalDir[] = [];
   const trees: MirroredTree[] = [];
+  // Many files named in one directory: one listing of it tells them all (a stat is a request each).
+  const crowded = new CrowdedDirectories(remotes.filter((remote) => !listed.has(remote)));
   const stats = await Promise.all(
     remotes.map((remote) => {
       const known = listed.get(remote);
       if (known?.type === 'file') return { entry: known };
-      return limit.run(() =>
-        client.stat(remote).then(
-          (entry): { entry: WireEntry } => ({ entry }),
-          (error: unknown): { error: unknown } => ({ error }),
-        ),
-      );
+      return limit.run(async () => {
+        try {
+          const inListing = await crowded.lookUp(client, remote);
+          // What else a listing shows (a name not there, a link leading out) stat says best.
+          if (inListing?.type === 'file' || inListing?.type === 'dir') return { entry: inListing };
+          return { entry: await client.stat(remote) };
+        } catch (error) {
+          return { error };
+        }
+      });
     }),
   );
   for (const [index, remote] of remotes.entries()) {
