@@ -3,9 +3,11 @@
  * as rsync and lftp mirror do: a stat is a request and a stream at both ends, an entry listed
  * about a tenth of that. put's skip checks ask it of the remote copies, get's planning of the
  * files it names. A directory counts as crowded from DEFAULTS.listDirectoryFromPaths paths;
- * its listing is asked when the first path needs it and kept for the run, and it is cancelled
- * past DEFAULTS.listEntriesPerPath entries per path (a large directory read for a few files costs
- * more than their stats). Listings and stat show a link inside the root alike, as what it leads to.
+ * its listing is asked when the first path needs it and kept for the run, with at most
+ * DEFAULTS.listEntriesPerPath entries per path: a larger directory the server refuses to list
+ * before sorting it (a server from before `maxEntries` lists it, cancelled here as its entries
+ * come), and its paths are asked with stat, which costs less than reading it for a few files.
+ * Listings and stat show a link inside the root alike, as what it leads to.
  */
 import type { Client, WireEntry } from '../client/client.js';
 import { isValidClientPath } from '../shared/clientPaths.js';

@@ -686,7 +686,11 @@ export class Client implements ClientHost {
    * a REPLY frame says so, and rejects ListingTooLongError.
    */
   async list(path = '', { maxEntries }: { maxEntries?: number } = {}): Promise<WireEntry[]> {
-    return (await this.request({ op: 'list', path }, undefined, maxEntries)).entries;
+    // Told to the server too, which refuses a larger directory before sorting it (one before
+    // that ignores it: the listing is cancelled here as its frames come).
+    const request =
+      maxEntries === undefined ? { op: 'list' as const, path } : { op: 'list' as const, path, maxEntries };
+    return (await this.request(request, undefined, maxEntries)).entries;
   }
 
   /** One remote entry: its name, type, size and mtime. Rejects NOT_FOUND if it is missing. */

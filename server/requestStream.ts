@@ -73,7 +73,14 @@ async function* wireBatches(batches: AsyncIterable<EntryInfo[]>): AsyncGenerator
 }
 
 const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, { op: K }>> } = {
-  list: async (storage, r, _host, watch) => ({ batches: wireBatches(storage.listBatches(r.path, watch)) }),
+  list: async (storage, r, _host, watch) => ({
+    batches: wireBatches(
+      storage.listBatches(
+        r.path,
+        r.maxEntries === undefined ? watch : { ...watch, maxEntries: r.maxEntries },
+      ),
+    ),
+  }),
   stat: async (storage, r) => ({ entry: toWireEntry(await storage.stat(r.path)) }),
   mkdir: async (storage, r, host) => {
     await storage.mkdir(r.path, { parents: r.parents === true, mode: r.mode });

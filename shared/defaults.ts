@@ -431,9 +431,10 @@ export const DEFAULTS = {
    */
   listDirectoryFromPaths: 8,
   /**
-   * ... but a listing of more than this many entries per path in the directory is cancelled, and
-   * a stat each asked instead: an entry listed costs about a tenth of a stat (a 20,000-entry
-   * directory read whole for 10 files took twice their stats).
+   * ... but not a directory of more than this many entries per path (the listing asks with
+   * `maxEntries`, refused by the server before it sorts the names): a stat each instead. An entry
+   * listed costs about a tenth of a stat (a 20,000-entry directory read whole for 10 files took
+   * twice their stats), and a 300,000-entry one read and sorted for 8 files 0.6 s of the server's CPU.
    */
   listEntriesPerPath: 16,
   /** CLI: times a transfer is tried again after its connection dropped (`--retries`). */

@@ -68,6 +68,10 @@ export function diskFs(inline: InlineFileCalls, pins?: PinnedDirectories): FsPro
       pins === undefined
         ? fsPromises.readdir(path)
         : pins.itself(path, (pinned) => fsPromises.readdir(pinned)),
+    holdsMoreThan: (path, count, counted) =>
+      pins === undefined
+        ? holdsMoreThan(path, count, counted)
+        : pins.itself(path, (pinned) => holdsMoreThan(pinned, count, counted)),
     mkdir: (path, mode) =>
       inParent(path, (pinned) =>
         inline.run(
@@ -132,6 +136,25 @@ export function diskFs(inline: InlineFileCalls, pins?: PinnedDirectories): FsPro
     },
   };
 }
+
+/** FsPromises.holdsMoreThan: the directory read through the threadpool a few entries at a time, up to count + 1. */
+async function holdsMoreThan(
+  path: string,
+  count: number,
+  counted: (name: string) => boolean,
+): Promise<boolean> {
+  const dir = await fsPromises.opendir(path, { bufferSize: 256 });
+  try {
+    let seen = 0;
+    for (let entry = await dir.read(); entry !== null; entry = await dir.read())
+      if (counted(entry.name) && ++seen > count) return true;
+    return false;
+  } finally {
+    await dir.close().catch(noopClose);
+  }
+}
+
+function noopClose(): void {}
 
 function createsFile(flags: string | number): boolean {
   return typeof flags === 'number' ? (flags & fs.constants.O_CREAT) !== 0 : /[wax]/.test(flags);

@@ -51,6 +51,12 @@ export interface FsPromises {
   lstatIfExists?(path: string): Promise<FsStats | undefined>;
   /** Called without options, both return names as strings; memfs's types allow more, hence unknown. */
   readdir(path: string): Promise<readonly unknown[]>;
+  /**
+   * Whether the directory holds more than `count` names that `counted` accepts, reading no further
+   * than that (a directory read a few entries at a time). Optional: without it, storage reads the
+   * whole directory to tell.
+   */
+  holdsMoreThan?(path: string, count: number, counted: (name: string) => boolean): Promise<boolean>;
   /** With `mode`, the new directory's bits (less the umask, where the fs applies one). */
   mkdir(path: string, mode?: number): Promise<unknown>;
   rmdir(path: string): Promise<void>;

@@ -207,7 +207,7 @@ export class FsStorage implements Storage {
    */
   async *listBatches(path: string, options: ListBatchesOptions = {}): AsyncGenerator<EntryInfo[]> {
     const dir = await this.#resolve(path);
-    let names = await this.#sortedNames(dir);
+    let names = await this.#sortedNames(dir, options.maxEntries);
     // Big, it takes its share of the listing budget first; waiting for it, it holds no names
     // (read again once it has its share).
     const held = namesBytes(names);
@@ -220,7 +220,7 @@ export class FsStorage implements Storage {
       } finally {
         options.onWaitingForMemory?.(false);
       }
-      names = await this.#sortedNames(dir).catch((error: unknown) => {
+      names = await this.#sortedNames(dir, options.maxEntries).catch((error: unknown) => {
         this.#listingBudget.give(held);
         throw error;
       });
@@ -240,12 +240,30 @@ export class FsStorage implements Storage {
     }
   }
 
-  /** The names a listing shows, in order: not muxftp's hidden files. */
-  async #sortedNames(dir: Resolved): Promise<string[]> {
+  /**
+   * The names a listing shows, in order: not muxftp's hidden files. More than `maxEntries` fail
+   * before the sort, which costs more than the read (a 300,000-entry directory: most of 0.6 s).
+   */
+  async #sortedNames(dir: Resolved, maxEntries = Number.POSITIVE_INFINITY): Promise<string[]> {
+    const tooMany = (): StorageError =>
+      new StorageError(
+        'UNSUPPORTED',
+        `listing refused: ${dir.clientPath || '/'} holds more than the ${maxEntries} entries asked for`,
+        dir.clientPath,
+      );
+    // Asked for a few, a large directory is read no further than that.
+    const { holdsMoreThan } = this.#fs;
+    if (maxEntries !== Number.POSITIVE_INFINITY && holdsMoreThan !== undefined) {
+      const listed = (name: string): boolean => !isTemporaryName(name);
+      if (await fsCall(dir.clientPath, () => holdsMoreThan(dir.hostPath, maxEntries, listed)))
+        throw tooMany();
+    }
     const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.hostPath));
-    return entries
-      .filter((name): name is string => typeof name === 'string' && !isTemporaryName(name))
-      .sort(compareNames);
+    const names = entries.filter(
+      (name): name is string => typeof name === 'string' && !isTemporaryName(name),
+    );
+    if (names.length > maxEntries) throw tooMany();
+    return names.sort(compareNames);
   }
 
   async mkdir(path: string, options: { parents?: boolean; mode?: number } = {}): Promise<void> {

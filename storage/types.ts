@@ -240,6 +240,11 @@ export interface ListBatchesOptions {
    * storage's listing budget), false when it goes on: the wait is the server's, not the client's.
    */
   onWaitingForMemory?: (waiting: boolean) => void;
+  /**
+   * The listing fails UNSUPPORTED at once when the directory holds more entries than this (a
+   * client that would rather ask for the few it wants): before sorting or looking anything up.
+   */
+  maxEntries?: number;
 }
 
 /** Where a server keeps its files; implement it to serve something other than a disk or memory. */

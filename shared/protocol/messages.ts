@@ -146,7 +146,7 @@ export interface WireEntry {
 }
 
 export type Request =
-  | { op: 'list'; path: string }
+  | { op: 'list'; path: string; maxEntries?: number }
   | { op: 'stat'; path: string }
   | {
       op: 'mkdir';

@@ -177,7 +177,16 @@ export const OPERATIONS = {
   list: {
     stream: 'request',
     permission: 'list',
-    parse: (o) => ({ op: 'list', path: requireString(o, 'path', 'list') }),
+    parse: (o) => {
+      // A client that wants no more than this many entries: a directory holding more fails the
+      // listing at once (UNSUPPORTED), before the server sorts it or looks anything up.
+      if (o.maxEntries !== undefined && (!isCount(o.maxEntries) || o.maxEntries === 0))
+        throw badRequest('list: "maxEntries" must be a positive integer');
+      const path = requireString(o, 'path', 'list');
+      return o.maxEntries === undefined
+        ? { op: 'list', path }
+        : { op: 'list', path, maxEntries: o.maxEntries };
+    },
     // One batch: a long listing comes in several REPLY frames flagged MORE.
     reply: (o): { entries: WireEntry[] } => {
       if (!Array.isArray(o.entries)) throw badReply('list', '"entries" must be an array');
