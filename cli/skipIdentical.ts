@@ -210,18 +210,21 @@ export async function localCopyIsUnchanged(
  * both checks look.
  */
 export class RemoteDestinations {
-  readonly #listings: CrowdedDirectories;
+  readonly #crowded: CrowdedDirectories;
   readonly #stats = new Map<string, Promise<WireEntry | undefined>>();
 
   constructor(jobs: readonly TransferJob[]) {
-    this.#listings = new CrowdedDirectories(
+    this.#crowded = new CrowdedDirectories(
       jobs.filter((job) => !job.standardStream).map((job) => job.remote),
     );
   }
 
-  /** The entry at `remote`; undefined when there is none. Rejects as stat does (a link out of the root, say). */
+  /**
+   * The entry at `remote`; undefined when there is none. Asked with stat, rejects as stat does (a
+   * link out of the root, say); a listing shows that one as `other`.
+   */
   async entry(client: Client, remote: string): Promise<WireEntry | undefined> {
-    const listed = await this.#listings.lookUp(client, remote);
+    const listed = await this.#crowded.lookUp(client, remote);
     if (listed !== undefined) return listed ?? undefined;
     let answer = this.#stats.get(remote);
     if (answer === undefined) {

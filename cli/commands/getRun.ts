@@ -449,8 +449,8 @@ interface LocalDir {
 /**
  * Looks up each remote, with a stat or, for many in one directory, one listing of it (which tells
  * files from directories, gives sizes for the total bar, and fails a missing file before anything
- * is created locally), walks directories for -r, and turns it all
- * into downloads and the local directories they need; `fail` gets the rest.
+ * is created locally), walks directories for -r, and turns it all into downloads and the local
+ * directories they need; `fail` gets the rest.
  */
 async function planDownloads(
   client: Client,
