@@ -82,20 +82,26 @@ async function get(port: number, remotes: string[], to: string) {
   return { code: run.code, stderr: run.stderr, outcomes: JSON.parse(run.stdout) as Outcome[] };
 }
 
+/** `get` of every file crowdedServer made, into a fresh local directory: all must arrive. */
+async function getAll(port: number, contents: Map<string, Buffer>) {
+  const local = await tempDirs.make();
+  const names = [...contents.keys()];
+  const run = await get(
+    port,
+    names.map((name) => `dir/${name}`),
+    local,
+  );
+  expect(run.code).toBe(0);
+  expect(run.outcomes.filter((o) => o.ok)).toHaveLength(names.length);
+  for (const [name, content] of contents)
+    expect((await readFile(join(local, name))).equals(content)).toBe(true);
+  return names;
+}
+
 describe('get of many files in one directory', () => {
   it('asks one listing instead of a stat each, and gets every file right', async () => {
     const { contents, asked, port } = await crowdedServer(20);
-    const local = await tempDirs.make();
-    const names = [...contents.keys()];
-    const run = await get(
-      port,
-      names.map((name) => `dir/${name}`),
-      local,
-    );
-    expect(run.code).toBe(0);
-    expect(run.outcomes.filter((o) => o.ok)).toHaveLength(names.length);
-    for (const [name, content] of contents)
-      expect((await readFile(join(local, name))).equals(content)).toBe(true);
+    await getAll(port, contents);
     // Before: twenty stats, one per file.
     expect(asked).toEqual(['list dir']);
   }, 60_000);
@@ -117,15 +123,7 @@ describe('get of many files in one directory', () => {
   it('a directory far larger than the files named is not listed: the server refuses the listing at once, and each file is stat-ed', async () => {
     // 8 files · 16 entries each may be listed: 2,000 others are far more.
     const { contents, asked, cancelledListings, listingReplies, port } = await crowdedServer(8, 2000);
-    const local = await tempDirs.make();
-    const names = [...contents.keys()];
-    const run = await get(
-      port,
-      names.map((name) => `dir/${name}`),
-      local,
-    );
-    expect(run.code).toBe(0);
-    expect(run.outcomes.filter((o) => o.ok)).toHaveLength(names.length);
+    const names = await getAll(port, contents);
     // Before: the server sorted all 2,008 names and sent entries until the client cancelled.
     expect(listingReplies()).toBe(0);
     expect(cancelledListings()).toBe(0);
@@ -134,14 +132,7 @@ describe('get of many files in one directory', () => {
 
   it('a few files are stat-ed, not listed', async () => {
     const { contents, asked, port } = await crowdedServer(3);
-    const local = await tempDirs.make();
-    const names = [...contents.keys()];
-    const run = await get(
-      port,
-      names.map((name) => `dir/${name}`),
-      local,
-    );
-    expect(run.code).toBe(0);
+    const names = await getAll(port, contents);
     expect(asked.sort()).toEqual(names.map((name) => `stat dir/${name}`).sort());
   }, 60_000);
 });
