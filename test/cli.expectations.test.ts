@@ -404,6 +404,12 @@ describe('a remote path ending in / names a directory, as in POSIX', () => {
       code: 1,
       stderr: 'muxftp: get f.txt: not a directory: f.txt (NOT_A_DIRECTORY)\n',
     });
+    // FILE/. too, which the server reads as FILE: before, it was downloaded, then renamed onto `.` (EBUSY).
+    const dotted = await runCli(['get', 'f.txt/.', '--to', '.', ...at], local);
+    expect({ code: dotted.code, stderr: dotted.stderr }).toEqual({
+      code: 1,
+      stderr: 'muxftp: get f.txt/.: not a directory: f.txt/. (NOT_A_DIRECTORY)\n',
+    });
     expect(await readdir(local)).toEqual([]);
     for (const args of [
       ['stat', 'd/'],

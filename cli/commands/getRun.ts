@@ -236,7 +236,8 @@ async function get(
   const remotes: string[] = [];
   // What a pattern's listings said of each file they matched: no stat of its own before it goes.
   const listed = new Map<string, WireEntry>();
-  // Given as `DIR/`: a directory, as in POSIX; a file there fails NOT_A_DIRECTORY, as `cp f/ x` does.
+  // Given as `DIR/` (or `DIR/.`): a directory, as in POSIX; a file there fails NOT_A_DIRECTORY, as
+  // `cp f/ x` does (a file's `f/.`, which the server reads as `f`, was downloaded onto `.`: EBUSY).
   const namedAsDirectory = new Set<string>();
   for (const argument of requested) {
     if (argument === '') {
@@ -262,7 +263,7 @@ async function get(
     }
     for (const name of named) {
       remotes.push(remotePathFromArgument(name));
-      if (name.endsWith('/')) namedAsDirectory.add(remotePathFromArgument(name));
+      if (name.endsWith('/') || name.endsWith('/.')) namedAsDirectory.add(remotePathFromArgument(name));
     }
   }
   // Entries of a tree with nothing to fetch (a FIFO): said, given as results, not failures.
