@@ -68,10 +68,10 @@ export function diskFs(inline: InlineFileCalls, pins?: PinnedDirectories): FsPro
       pins === undefined
         ? fsPromises.readdir(path)
         : pins.itself(path, (pinned) => fsPromises.readdir(pinned)),
-    holdsMoreThan: (path, count, counted) =>
+    readdirAtMost: (path, count, wanted) =>
       pins === undefined
-        ? holdsMoreThan(path, count, counted)
-        : pins.itself(path, (pinned) => holdsMoreThan(pinned, count, counted)),
+        ? readdirAtMost(path, count, wanted)
+        : pins.itself(path, (pinned) => readdirAtMost(pinned, count, wanted)),
     mkdir: (path, mode) =>
       inParent(path, (pinned) =>
         inline.run(
@@ -137,24 +137,27 @@ export function diskFs(inline: InlineFileCalls, pins?: PinnedDirectories): FsPro
   };
 }
 
-/** FsPromises.holdsMoreThan: the directory read through the threadpool a few entries at a time, up to count + 1. */
-async function holdsMoreThan(
+/** FsPromises.readdirAtMost: the directory read through the threadpool a few entries at a time. */
+async function readdirAtMost(
   path: string,
   count: number,
-  counted: (name: string) => boolean,
-): Promise<boolean> {
+  wanted: (name: string) => boolean,
+): Promise<string[] | undefined> {
   const dir = await fsPromises.opendir(path, { bufferSize: 256 });
   try {
-    let seen = 0;
-    for (let entry = await dir.read(); entry !== null; entry = await dir.read())
-      if (counted(entry.name) && ++seen > count) return true;
-    return false;
+    const names: string[] = [];
+    for (let entry = await dir.read(); entry !== null; entry = await dir.read()) {
+      if (!wanted(entry.name)) continue;
+      if (names.length === count) return undefined;
+      names.push(entry.name);
+    }
+    return names;
   } finally {
-    await dir.close().catch(noopClose);
+    await dir.close().catch(noop);
   }
 }
 
-function noopClose(): void {}
+const noop = (): void => {};
 
 function createsFile(flags: string | number): boolean {
   return typeof flags === 'number' ? (flags & fs.constants.O_CREAT) !== 0 : /[wax]/.test(flags);

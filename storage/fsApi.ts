@@ -52,11 +52,15 @@ export interface FsPromises {
   /** Called without options, both return names as strings; memfs's types allow more, hence unknown. */
   readdir(path: string): Promise<readonly unknown[]>;
   /**
-   * Whether the directory holds more than `count` names that `counted` accepts, reading no further
-   * than that (a directory read a few entries at a time). Optional: without it, storage reads the
-   * whole directory to tell.
+   * The directory's names that `wanted` accepts if there are at most `count` of them, else
+   * undefined, reading no further than that (a few entries at a time). Optional: without it,
+   * storage reads the whole directory to tell.
    */
-  holdsMoreThan?(path: string, count: number, counted: (name: string) => boolean): Promise<boolean>;
+  readdirAtMost?(
+    path: string,
+    count: number,
+    wanted: (name: string) => boolean,
+  ): Promise<string[] | undefined>;
   /** With `mode`, the new directory's bits (less the umask, where the fs applies one). */
   mkdir(path: string, mode?: number): Promise<unknown>;
   rmdir(path: string): Promise<void>;

@@ -245,24 +245,19 @@ export class FsStorage implements Storage {
    * before the sort, which costs more than the read (a 300,000-entry directory: most of 0.6 s).
    */
   async #sortedNames(dir: Resolved, maxEntries = Number.POSITIVE_INFINITY): Promise<string[]> {
-    const tooMany = (): StorageError =>
-      new StorageError(
+    const listed = (name: unknown): name is string => typeof name === 'string' && !isTemporaryName(name);
+    // Asked for a few, a large directory is read no further than that.
+    const { readdirAtMost } = this.#fs;
+    const names =
+      maxEntries !== Number.POSITIVE_INFINITY && readdirAtMost !== undefined
+        ? await fsCall(dir.clientPath, () => readdirAtMost(dir.hostPath, maxEntries, listed))
+        : (await fsCall(dir.clientPath, () => this.#fs.readdir(dir.hostPath))).filter(listed);
+    if (names === undefined || names.length > maxEntries)
+      throw new StorageError(
         'UNSUPPORTED',
         `listing refused: ${dir.clientPath || '/'} holds more than the ${maxEntries} entries asked for`,
         dir.clientPath,
       );
-    // Asked for a few, a large directory is read no further than that.
-    const { holdsMoreThan } = this.#fs;
-    if (maxEntries !== Number.POSITIVE_INFINITY && holdsMoreThan !== undefined) {
-      const listed = (name: string): boolean => !isTemporaryName(name);
-      if (await fsCall(dir.clientPath, () => holdsMoreThan(dir.hostPath, maxEntries, listed)))
-        throw tooMany();
-    }
-    const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.hostPath));
-    const names = entries.filter(
-      (name): name is string => typeof name === 'string' && !isTemporaryName(name),
-    );
-    if (names.length > maxEntries) throw tooMany();
     return names.sort(compareNames);
   }
 

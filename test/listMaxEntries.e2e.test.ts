@@ -103,18 +103,19 @@ describe('list with maxEntries', () => {
   });
 });
 
-describe("the disk's holdsMoreThan", () => {
-  it('tells whether a directory holds more than a count of the names it counts, hidden ones left out', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'muxftp-holds-'));
+describe("the disk's readdirAtMost", () => {
+  it("gives a directory's names it wants while there are at most a count of them, hidden ones left out", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'muxftp-atmost-'));
     try {
       for (let i = 0; i < 600; i++) await writeFile(join(dir, `f${i}`), '');
       for (let i = 0; i < 5; i++) await writeFile(join(dir, newTemporaryName()), '');
       const fs = diskFs(new InlineFileCalls());
       const listed = (name: string) => !isTemporaryName(name);
-      expect(await fs.holdsMoreThan!(dir, 599, listed)).toBe(true);
-      expect(await fs.holdsMoreThan!(dir, 600, listed)).toBe(false);
-      expect(await fs.holdsMoreThan!(dir, 604, () => true)).toBe(true);
-      expect(await fs.holdsMoreThan!(dir, 605, () => true)).toBe(false);
+      expect(await fs.readdirAtMost!(dir, 599, listed)).toBeUndefined();
+      const names = await fs.readdirAtMost!(dir, 600, listed);
+      expect(names?.sort()).toEqual(Array.from({ length: 600 }, (_, i) => `f${i}`).sort());
+      expect(await fs.readdirAtMost!(dir, 604, () => true)).toBeUndefined();
+      expect(await fs.readdirAtMost!(dir, 605, () => true)).toHaveLength(605);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
