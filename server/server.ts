@@ -321,7 +321,10 @@ export class MuxServer {
   private refusalFor(address: string): { error: MuxftpError; reason: RefusalReason } | undefined {
     const { maxConnections, maxConnectionsPerIp } = this.options;
     if (this.connections.size + this.pending.size >= maxConnections) {
-      const error = new ServerBusyError('connections', `server busy: at most ${maxConnections} connections`);
+      const error = new ServerBusyError(
+        'connections',
+        `server busy: at most ${maxConnections} ${maxConnections === 1 ? 'connection' : 'connections'}`,
+      );
       return { error, reason: 'max_connections' };
     }
     // Descriptors: connections and open files together stay DEFAULTS.fdReserve below the limit,
@@ -340,7 +343,7 @@ export class MuxServer {
     if (maxConnectionsPerIp > 0 && (this.perAddress.get(address) ?? 0) >= maxConnectionsPerIp) {
       const error = new ServerBusyError(
         'connectionsPerAddress',
-        `server busy: at most ${maxConnectionsPerIp} connections from one address`,
+        `server busy: at most ${maxConnectionsPerIp} ${maxConnectionsPerIp === 1 ? 'connection' : 'connections'} from one address`,
       );
       return { error, reason: 'max_connections_per_ip' };
     }

@@ -68,7 +68,7 @@ describe('a client command refused SERVER_BUSY tries again', () => {
 
     const { code, stdout, stderr } = await run;
     expect(stderr).toMatch(
-      /^muxftp: stat: cannot connect to 127\.0\.0\.1:\d+ yet: server busy: at most 1 connections; trying again in \d+\.\d s \(for up to 60 s while the server is busy\)\n$/,
+      /^muxftp: stat: cannot connect to 127\.0\.0\.1:\d+ yet: server busy: at most 1 connection; trying again in \d+\.\d s \(for up to 60 s while the server is busy\)\n$/,
     );
     expect(code).toBe(0);
     expect(stdout).toContain(digestLine());

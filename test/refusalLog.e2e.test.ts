@@ -44,12 +44,12 @@ describe('refused connections in the log', () => {
     const lines = refusalLines(server);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^refused 127\.0\.0\.1:\d+: server busy: at most 1 connections from one address$/,
+      /^refused 127\.0\.0\.1:\d+: server busy: at most 1 connection from one address$/,
     );
     await server.server.close(0);
     expect(refusalLines(server).slice(1)).toEqual([
       expect.stringMatching(
-        /^refused 149 more connections \(server busy: at most 1 connections from one address\) in the last \d+ s$/,
+        /^refused 149 more connections \(server busy: at most 1 connection from one address\) in the last \d+ s$/,
       ),
     ]);
   });

@@ -63,7 +63,7 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
     // Before: "the server does not seem to speak TLS (drop --tls?)", and the CLI never waited.
     const secure = await failure(server.connect({ tls: { ca: certs.ca } }));
     expect(secure).toMatchObject({ code: 'SERVER_BUSY' });
-    expect(secure.message).toContain('connections from one address');
+    expect(secure.message).toContain('at most 1 connection from one address');
     const plain = await failure(server.connect());
     expect(plain).toMatchObject({ code: 'SERVER_BUSY' });
     await first.close();
