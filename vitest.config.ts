@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['test/setup/blockHashes.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Real sockets and child processes: two forks match the two cores CI has.

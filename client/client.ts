@@ -27,6 +27,7 @@ import {
   type IntegrityAlgorithm,
   isIntegrityAlgorithm,
 } from '../shared/integrity/algorithms.js';
+import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import {
   Flags,
   FRAME_TYPE_NAMES,
@@ -785,6 +786,7 @@ export class Client implements ClientHost {
   /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */
   async put(remotePath: string, source: PutSource, options: TransferOptions = {}): Promise<PutResult> {
     this.assertOpen();
+    await prepareBlockHashes();
     let plan: PutPlan | undefined;
     if ((options.resumable === true || options.continue === true) && typeof source === 'string') {
       const local = await localSourceIdentity(source);
@@ -1004,12 +1006,13 @@ export class Client implements ClientHost {
     return this.closed;
   }
 
-  private getInto(
+  private async getInto(
     remotePath: string,
     sink: ByteSink | undefined,
     options: TransferOptions,
     resume?: GetResume,
   ): Promise<GetResult> {
+    await prepareBlockHashes();
     return new Promise<GetResult>((resolve, reject) => {
       const id = this.allocateStreamId();
       const stream = new GetCall(

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { type BigIntStats, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { LocalFile, localError, localFileCalls } from './sources.js';
 
@@ -85,6 +86,7 @@ export async function localBlockDigests(
   maxBlocks: number,
   memo?: LocalDigestMemo,
 ): Promise<Buffer[]> {
+  await prepareBlockHashes();
   const digester = new ContentDigester(algorithm);
   let identity: string | undefined;
   let recalled: Buffer[] | undefined;
@@ -124,6 +126,7 @@ export async function localFileDigest(
   algorithm: IntegrityAlgorithm,
   signal?: AbortSignal,
 ): Promise<{ size: number; digest: FileDigest } | undefined> {
+  await prepareBlockHashes();
   const digester = new ContentDigester(algorithm);
   try {
     const read = await digestLocalFile(path, digester, (stats) => Number(stats.size), signal);

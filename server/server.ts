@@ -12,6 +12,7 @@ import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
+import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
 import { ControlFrameBudget } from '../shared/transport/controlFrameBudget.js';
@@ -153,7 +154,9 @@ export class MuxServer {
   }
 
   /** Starts listening; resolves to the bound address (port 0 picks a free port). */
-  listen(): Promise<{ host: string; port: number }> {
+  async listen(): Promise<{ host: string; port: number }> {
+    // Every upload and download hashes: the hashes are ready before the first connection.
+    await prepareBlockHashes();
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.listener.once('error', onError);

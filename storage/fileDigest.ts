@@ -7,6 +7,7 @@
  */
 import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { hashReadBuffers } from './hashReadBuffers.js';
 import type { EntryInfo, Storage } from './types.js';
@@ -33,6 +34,7 @@ export async function fileDigest(
   algorithm: IntegrityAlgorithm,
   { signal, onRead, onWaitingForMemory, owner }: ReadWatch = {},
 ): Promise<{ entry: EntryInfo; digest: FileDigest }> {
+  await prepareBlockHashes();
   const entry = await storage.stat(path);
   const handle = await storage.openRead(path);
   try {

@@ -5,6 +5,7 @@
  */
 import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import type { ReadWatch } from './fileDigest.js';
 import { hashReadBuffers } from './hashReadBuffers.js';
@@ -85,6 +86,7 @@ export async function heldPartial(
   maxBlocks: number,
   watch: ReadWatch = {},
 ): Promise<{ offset: number; blocks: string[] }> {
+  await prepareBlockHashes();
   const digester = new ContentDigester(key.algorithm);
   try {
     const bytes = maxBlocks * INTEGRITY_BLOCK_BYTES;

@@ -6,6 +6,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { INTEGRITY_ALGORITHMS, type IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
+import { prepareBlockHashes } from '../../shared/integrity/blockHash.js';
 import { contentDigest } from '../../shared/integrity/contentDigest.js';
 import type { KnownDigest } from '../streams.js';
 
@@ -17,7 +18,8 @@ export interface Payload {
   digests: Record<IntegrityAlgorithm, string>;
 }
 
-export function makePayloads(sizes: readonly number[]): Payload[] {
+export async function makePayloads(sizes: readonly number[]): Promise<Payload[]> {
+  await prepareBlockHashes();
   return [...new Set(sizes)].map((bytes) => {
     const shared = new SharedArrayBuffer(Math.max(1, bytes));
     const view = new Uint8Array(shared, 0, bytes);

@@ -89,7 +89,7 @@ async function runAgainst(
   options: BenchOptions,
   io: BenchIo,
 ): Promise<BenchReport> {
-  const payloads = makePayloads(options.sizes.map((s) => s.bytes));
+  const payloads = await makePayloads(options.sizes.map((s) => s.bytes));
   const connect = io.connect ?? ((clientOptions: ClientOptions) => Client.connect(clientOptions));
   const { signal } = io;
   const control = await connect({

@@ -2,21 +2,18 @@
  * One resettable hash per algorithm, fed a block at a time. SHA-256 is node:crypto (measured ~4x
  * faster than hash-wasm's, bench/README.md); XXH3-128 is hash-wasm's WebAssembly build.
  *
- * hash-wasm only creates hashers asynchronously, so wasm instances are created at module load
- * (top-level await) and kept in a pool: taking one is synchronous, and the pool refills in the
- * background. If a burst of streams empties it, a stream shares one overflow instance, saving and
- * restoring its state only when another stream took the instance over (slower, never blocking).
+ * hash-wasm only creates hashers asynchronously, so wasm instances are created by
+ * prepareBlockHashes(), which whatever hashes awaits first (a transfer, a server's listen), and
+ * kept in a pool: taking one is synchronous, and the pool refills in the background. If a burst of
+ * streams empties it, a stream shares one overflow instance, saving and restoring its state only
+ * when another stream took the instance over (slower, never blocking). Not at module load: every
+ * CLI command loads this module, and compiling the WebAssembly cost `ls` and `--version` ~30 ms
+ * of their ~340 ms of CPU (bench/README.md).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { IHasher } from 'hash-wasm';
 import type { IntegrityAlgorithm } from './algorithms.js';
-
-// Only hash-wasm's XXH3-128 bundle (20 KB), not its index of every algorithm (270 KB): every
-// server and CLI start loads this, and loading the index took ~30 ms more here.
-const { createXXHash128 } = createRequire(import.meta.url)('hash-wasm/dist/xxhash128.umd.min.js') as {
-  createXXHash128: typeof import('hash-wasm').createXXHash128;
-};
 
 export interface BlockHash {
   update(data: Uint8Array): void;
@@ -50,16 +47,41 @@ const MAX_IDLE_INSTANCES = 64;
 /** The pool refills in the background while fewer than this many are idle. */
 const REFILL_BELOW = 8;
 
-const idleInstances: IHasher[] = await Promise.all(
-  Array.from({ length: REFILL_BELOW }, () => createXXHash128()),
-);
-const overflowInstance: IHasher = await createXXHash128();
+type CreateXxh128 = typeof import('hash-wasm').createXXHash128;
+
+/** Set once prepareBlockHashes() has resolved. */
+let createXXHash128: CreateXxh128 | undefined;
+const idleInstances: IHasher[] = [];
+let overflowInstance: IHasher | undefined;
+let preparing: Promise<void> | undefined;
 /** The shared hash whose state the overflow instance holds now. */
 let overflowOwner: SharedXxh128BlockHash | undefined;
 let refilling = false;
 
+/**
+ * Loads XXH3-128's WebAssembly and fills the pool, once per process; createBlockHash('xxh128')
+ * throws until this has resolved. Cheap to await again.
+ */
+export function prepareBlockHashes(): Promise<void> {
+  preparing ??= (async () => {
+    // Only hash-wasm's XXH3-128 bundle (20 KB), not its index of every algorithm (270 KB), which
+    // took ~30 ms more to load here.
+    const { createXXHash128: create } = createRequire(import.meta.url)(
+      'hash-wasm/dist/xxhash128.umd.min.js',
+    ) as { createXXHash128: CreateXxh128 };
+    const instances = await Promise.all(Array.from({ length: REFILL_BELOW + 1 }, () => create()));
+    overflowInstance = instances.pop();
+    idleInstances.push(...instances);
+    createXXHash128 = create;
+  })().catch((error: unknown) => {
+    preparing = undefined; // a later call tries again
+    throw error;
+  });
+  return preparing;
+}
+
 function refillPool(): void {
-  if (refilling || idleInstances.length >= REFILL_BELOW) return;
+  if (refilling || idleInstances.length >= REFILL_BELOW || createXXHash128 === undefined) return;
   refilling = true;
   createXXHash128().then(
     (instance) => {
@@ -104,13 +126,14 @@ class SharedXxh128BlockHash implements BlockHash {
   private saved: Uint8Array | undefined;
 
   private enter(): IHasher {
-    if (overflowOwner === this) return overflowInstance;
-    if (overflowOwner !== undefined) overflowOwner.saved = overflowInstance.save();
-    if (this.saved === undefined) overflowInstance.init();
-    else overflowInstance.load(this.saved);
+    const overflow = overflowInstance!; // createBlockHash made this hash only once it was set
+    if (overflowOwner === this) return overflow;
+    if (overflowOwner !== undefined) overflowOwner.saved = overflow.save();
+    if (this.saved === undefined) overflow.init();
+    else overflow.load(this.saved);
     this.saved = undefined;
     overflowOwner = this;
-    return overflowInstance;
+    return overflow;
   }
 
   update(data: Uint8Array): void {
@@ -131,6 +154,8 @@ class SharedXxh128BlockHash implements BlockHash {
 
 export function createBlockHash(algorithm: IntegrityAlgorithm): BlockHash {
   if (algorithm === 'sha256') return new Sha256BlockHash();
+  if (overflowInstance === undefined)
+    throw new Error('XXH3-128 is not loaded yet: await prepareBlockHashes() before hashing with it');
   const instance = idleInstances.pop();
   refillPool();
   return instance === undefined ? new SharedXxh128BlockHash() : new PooledXxh128BlockHash(instance);

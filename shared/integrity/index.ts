@@ -7,5 +7,5 @@ export {
   type IntegrityAlgorithm,
   isIntegrityAlgorithm,
 } from './algorithms.js';
-export { type BlockHash, createBlockHash } from './blockHash.js';
+export { type BlockHash, createBlockHash, prepareBlockHashes } from './blockHash.js';
 export { ContentDigester, combineBlockDigests, contentDigest, type FileDigest } from './contentDigest.js';
