@@ -72,7 +72,6 @@ import {
 } from './sinks.js';
 import { type ByteSource, localError, openSource, type PutSource } from './sources.js';
 import {
-  type ClientHost,
   type ClientStream,
   GetCall,
   type GetResult,
@@ -287,9 +286,18 @@ export type { GetResult, KnownDigest, ProgressCallback, PutResult, ServerStats, 
 /** The streams one AbortSignal serves, behind its one 'abort' listener. */
 class AbortGroup {
   readonly streams = new Set<ClientStream>();
+  readonly #signal: AbortSignal;
+  constructor(signal: AbortSignal) {
+    this.#signal = signal;
+  }
   readonly onAbort = (): void => {
-    for (const stream of [...this.streams]) stream.cancel();
+    for (const stream of [...this.streams]) stream.cancel(cancelledBy(this.#signal));
   };
+}
+
+/** CANCELLED, with why the signal aborted (a timeout's TimeoutError, the caller's reason) as its cause. */
+function cancelledBy(signal: AbortSignal): MuxftpError {
+  return new MuxftpError('CANCELLED', 'cancelled', { cause: signal.reason });
 }
 
 /** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days). */
@@ -442,7 +450,9 @@ interface PutPlan {
  * calls may run concurrently (`Promise.all` over many puts is the intended use); a server error
  * rejects that call only, with a {@link RemoteError} carrying the server's code.
  */
-export class Client implements ClientHost {
+// Not `implements ClientHost`: what the streams use of it is internal, left out of the published
+// declarations (stripInternal), which would then not match; each stream checks `this` as one.
+export class Client {
   /** The options in force: the caller's, with defaults filled in. */
   readonly options: ResolvedClientOptions;
   private readonly transport: FramedSocket;
@@ -682,9 +692,10 @@ export class Client implements ClientHost {
   }
 
   /**
-   * The entries of a remote directory (the root by default), sorted by name. A listing longer
-   * than `maxEntries` (DEFAULTS.maxListingEntries, 4 Mi, when not given) is cancelled as soon as
-   * a REPLY frame says so, and rejects ListingTooLongError.
+   * The entries of a remote directory (the root by default), sorted by name. A directory with
+   * more than `maxEntries` entries (4 Mi when not given) rejects with code UNSUPPORTED: a
+   * RemoteError when the server refused to list it (before reading it whole), or, from a server
+   * older than `maxEntries`, a ListingTooLongError once its REPLY frames said so (cancelled).
    */
   async list(path = '', { maxEntries }: { maxEntries?: number } = {}): Promise<WireEntry[]> {
     // Told to the server too, which refuses a larger directory before sorting it (one before
@@ -893,7 +904,10 @@ export class Client implements ClientHost {
     };
   }
 
-  /** Downloads `remotePath` to a local file path (atomically) or a writable stream. */
+  /**
+   * Downloads `remotePath` to a local file path (atomically) or a writable stream, which is
+   * written to but not ended (several gets may append to one): end or close it yourself.
+   */
   async get(remotePath: string, target: GetTarget, options: TransferOptions = {}): Promise<GetResult> {
     this.assertOpen();
     const keepsPartial = options.keepPartial === true;
@@ -993,7 +1007,11 @@ export class Client implements ClientHost {
     return sink.toBuffer();
   }
 
-  /** Lets operations in flight finish, then closes the connection. */
+  /**
+   * Lets operations in flight finish, however long they take (an upload from a stream waits for
+   * its end), then closes the connection; calls made meanwhile still run. To bound the wait,
+   * race it with a timer and call destroy().
+   */
   close(): Promise<void> {
     this.closeRequested = true;
     if (this.streams.size === 0) this.transport.end();
@@ -1098,7 +1116,7 @@ export class Client implements ClientHost {
     this.openWaiting();
     if (signal === undefined) return;
     if (signal.aborted) {
-      queueMicrotask(() => stream.cancel());
+      queueMicrotask(() => stream.cancel(cancelledBy(signal)));
       return;
     }
     this.cancelOnAbort(signal, stream);
@@ -1108,7 +1126,7 @@ export class Client implements ClientHost {
   private cancelOnAbort(signal: AbortSignal, stream: ClientStream): void {
     let group = this.abortGroups.get(signal);
     if (group === undefined) {
-      group = new AbortGroup();
+      group = new AbortGroup(signal);
       this.abortGroups.set(signal, group);
       signal.addEventListener('abort', group.onAbort, { once: true });
     }
@@ -1313,7 +1331,11 @@ export class Client implements ClientHost {
         ? tlsFailure?.setting !== undefined
           ? new SettingError('CONNECT_FAILED', message, tlsFailure.setting, { cause })
           : new MuxftpError('CONNECT_FAILED', message, { cause })
-        : (error ?? new ConnectionLostError(`connection to ${this.peer} closed`)));
+        : (error ??
+          new ConnectionLostError(
+            // A call after the caller's own close() is told so, not that the server went away.
+            `connection to ${this.peer} closed${this.closeRequested ? ' by close()' : ''}`,
+          )));
     this.lostError = lost;
     this.handshake?.reject(lost);
     this.handshake = undefined;

@@ -16,11 +16,12 @@ export {
   MuxftpError,
   ProtocolError,
   RemoteError,
+  ServerBusyError,
   SettingError,
   StorageError,
 } from '../shared/errors.js';
+export { loadedContentDigest as contentDigest } from '../shared/integrity/contentDigest.js';
 export {
-  contentDigest,
   DEFAULT_INTEGRITY_ALGORITHM,
   INTEGRITY_ALGORITHMS,
   INTEGRITY_BLOCK_BYTES,
@@ -48,4 +49,10 @@ export {
 export { LocalDigestMemo } from './localDigests.js';
 export type { GetTarget, KeptPartial } from './sinks.js';
 export type { PutSource } from './sources.js';
-export type { GetResult, KnownDigest, ProgressCallback, PutResult } from './streams.js';
+export {
+  type GetResult,
+  type KnownDigest,
+  ListingTooLongError,
+  type ProgressCallback,
+  type PutResult,
+} from './streams.js';

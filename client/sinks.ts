@@ -544,7 +544,7 @@ class SpecialFileSink implements ByteSink {
   static async open(target: string, signal?: AbortSignal): Promise<SpecialFileSink | undefined> {
     let handle: FileHandle | undefined;
     try {
-      if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
+      if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled', { cause: signal.reason });
       // No O_CREAT nor O_TRUNC: only what is there now is written into, and never cut. A regular
       // file (a redirected stdout) is appended to, as the shell's `>` (emptied) or `>>` left it.
       const info = await stat(target);
@@ -564,7 +564,7 @@ class SpecialFileSink implements ByteSink {
       } finally {
         signal?.removeEventListener('abort', unblock);
       }
-      if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
+      if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled', { cause: signal.reason });
       const opened = await handle.stat();
       if (opened.isFile() && !isStandardStreamFile(opened)) {
         await handle.close();

@@ -9,6 +9,7 @@
 export {
   ERROR_STATUS,
   type ErrorCode,
+  type ErrorDetails,
   isErrorCode,
   MuxftpError,
   ProtocolError,
@@ -25,6 +26,7 @@ export {
   type DropKeptPartialsOptions,
   type EntryInfo,
   type EntryType,
+  type FsStorage,
   type ListBatchesOptions,
   MemoryStorage,
   type MemoryStorageOptions,

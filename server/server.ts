@@ -153,8 +153,14 @@ export class MuxServer {
     });
   }
 
-  /** Starts listening; resolves to the bound address (port 0 picks a free port). */
+  /**
+   * Starts listening; resolves to the bound address (port 0 picks a free port). A server once
+   * closed stays closed: listen() then rejects (SHUTTING_DOWN), and a new MuxServer serves again.
+   */
   async listen(): Promise<{ host: string; port: number }> {
+    // It would bind a port whose connections it refuses, and no close() would release it.
+    if (this.closing !== undefined)
+      throw new MuxftpError('SHUTTING_DOWN', 'this server was closed: make a new MuxServer to listen again');
     // Every upload and download hashes: the hashes are ready before the first connection.
     await prepareBlockHashes();
     return new Promise((resolve, reject) => {

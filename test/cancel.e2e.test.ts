@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
@@ -101,6 +102,26 @@ describe('cancelling one operation through its AbortSignal', () => {
     expect(sha256(await client.getBuffer('after.bin'))).toBe(sha256(after));
     expect(env.server.stats().streams).toBe(0);
     expect(env.logs.filter((line) => /PROTOCOL|FLOW_CONTROL|STREAM_CLOSED/.test(line))).toEqual([]);
+  });
+
+  it("keeps the signal's reason as the cause: a timeout tells itself from the caller's abort", async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('r.bin', randomBytes(100_000));
+    const mine = new Error('mine');
+    const early = await client.getBuffer('r.bin', { signal: AbortSignal.abort(mine) }).catch((e: Error) => e);
+    expect(early).toMatchObject({ code: 'CANCELLED', cause: mine });
+    // A source that never ends, given up on by a timeout while it is sent.
+    const endless = new PassThrough();
+    endless.write(Buffer.alloc(1000));
+    const timedOut = await client
+      .put('never.bin', endless, { signal: AbortSignal.timeout(100) })
+      .catch((e: Error) => e);
+    expect(timedOut).toMatchObject({ code: 'CANCELLED' });
+    expect((timedOut as Error & { cause?: Error }).cause?.name).toBe('TimeoutError');
+    await client.close();
+    // Before: "connection to … closed", as when the server goes away.
+    await expect(client.stat('r.bin')).rejects.toThrow(/closed by close\(\)/);
   });
 });
 

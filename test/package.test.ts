@@ -96,10 +96,10 @@ console.log(JSON.stringify({ put: put.entry.size, got: got.size, digestsAgree: t
 
 const TS_CONSUMER = `
 
-import { Client, type ClientOptions, type ErrorCode, type GetResult, MuxftpError, type PutResult, RemoteError, type WireEntry } from 'muxftp';
+import { Client, type ClientOptions, type ErrorCode, type GetResult, ListingTooLongError, MuxftpError, type PutResult, RemoteError, ServerBusyError, type WireEntry } from 'muxftp';
 // @ts-expect-error internal modules are not part of the package's API
 import { FramedSocket } from 'muxftp/dist/shared/transport/framedSocket.js';
-import { MemoryStorage, MuxServer, type ServerOptions, type Storage } from 'muxftp/server';
+import { type ErrorDetails, type FsStorage, MemoryStorage, MuxServer, type ServerOptions, type Storage } from 'muxftp/server';
 
 const storage: Storage = new MemoryStorage();
 const serverOptions: ServerOptions = { storage, port: 0, maxConnections: 10 };
@@ -112,6 +112,12 @@ export async function roundTrip(): Promise<number> {
   const put: PutResult = await client.put('a.bin', Buffer.from('hi'));
   const got: GetResult = await client.get('a.bin', '/tmp/a.bin');
   const entries: WireEntry[] = await client.list('');
+  // What the streams use of a client is not part of its type.
+  // @ts-expect-error internal
+  client.send(Buffer.alloc(1));
+  const base: FsStorage = new MemoryStorage();
+  const details: ErrorDetails | undefined = new MuxftpError('NOT_FOUND', 'x').details;
+  const classes = [ListingTooLongError, ServerBusyError].length + (base && details ? 0 : 0);
   try {
     await client.delete('missing');
   } catch (error) {
@@ -122,7 +128,7 @@ export async function roundTrip(): Promise<number> {
   }
   await client.close();
   await server.close();
-  return put.entry.size + got.size + entries.length + (FramedSocket ? 0 : 1);
+  return put.entry.size + got.size + entries.length + classes + (FramedSocket ? 0 : 1);
 }
 `;
 
@@ -168,6 +174,34 @@ describe('the npm package', () => {
     expect(files).toContain('package/bin/muxftp.js');
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
     expect(files.filter((f) => f.includes('/test/'))).toEqual([]);
+    // The licence travels with every copy; the spec and design the README links to come along.
+    expect(files).toContain('package/LICENSE');
+    expect(files).toContain('package/docs/PROTOCOL.md');
+    // No source maps of sources not shipped; no declarations of the CLI, which nothing imports.
+    expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('package/dist/cli/') && f.endsWith('.d.ts'))).toEqual([]);
+  });
+
+  // node 20.19 and later require() ES modules without top-level await: the package has none.
+  const requiresEsm = (process.features as { require_module?: boolean }).require_module === true;
+  it.skipIf(!requiresEsm)('a CommonJS program can require() both entry points', async () => {
+    await writeFile(
+      join(project, 'required.cjs'),
+      `const { Client, contentDigest } = require('muxftp');
+      const { MuxServer, MemoryStorage } = require('muxftp/server');
+      (async () => {
+        const server = new MuxServer({ storage: new MemoryStorage(), port: 0, log: () => {} });
+        const { port } = await server.listen();
+        const client = await Client.connect({ host: '127.0.0.1', port });
+        const put = await client.put('c.bin', Buffer.from('from commonjs'));
+        await client.close();
+        await server.close();
+        const own = (await contentDigest(put.algorithm, Buffer.from('from commonjs'))).toString('hex');
+        console.log(JSON.stringify({ size: put.entry.size, agrees: own === put.digest }));
+      })();`,
+    );
+    const { stdout } = await run(process.execPath, ['required.cjs'], { cwd: project, timeout: 20_000 });
+    expect(JSON.parse(stdout)).toEqual({ size: 13, agrees: true });
   });
 
   it('uploads and downloads through both entry points from an ESM script; nothing else resolves', async () => {

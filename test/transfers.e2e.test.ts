@@ -466,6 +466,14 @@ describe('server lifecycle', () => {
     });
   });
 
+  it('stays closed: listen() after close() rejects rather than bind a port it refuses and never lets go', async () => {
+    env = await startServer();
+    await env.server.close();
+    // Before: it bound a new port, dropped every client there, and a second close() freed nothing.
+    await expect(env.server.listen()).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
+    expect(() => env!.server.address()).toThrow();
+  });
+
   it("on close, says in its log which connections' transfers the grace cut, and which drained", async () => {
     env = await startServer();
     const idle = await env.connect();

@@ -7,7 +7,7 @@
  * straddle a block boundary); it copies nothing and allocates only per block, never per chunk.
  */
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from './algorithms.js';
-import { type BlockHash, createBlockHash } from './blockHash.js';
+import { type BlockHash, createBlockHash, prepareBlockHashes } from './blockHash.js';
 
 /** A file's digest under one algorithm, with the block digests it was computed from. */
 export interface FileDigest {
@@ -103,4 +103,14 @@ export function contentDigest(algorithm: IntegrityAlgorithm, data: Uint8Array): 
   const digester = new ContentDigester(algorithm);
   digester.update(data);
   return digester.digest();
+}
+
+/**
+ * The content digest of bytes in memory, as a transfer of them reports it (the package's
+ * `contentDigest`): contentDigest for a caller that may come before any transfer has loaded
+ * XXH3-128's WebAssembly, which it loads first if need be.
+ */
+export async function loadedContentDigest(algorithm: IntegrityAlgorithm, data: Uint8Array): Promise<Buffer> {
+  await prepareBlockHashes();
+  return contentDigest(algorithm, data);
 }
