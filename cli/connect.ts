@@ -9,7 +9,7 @@ import { packageVersion } from '../shared/version.js';
 import { announcedBusyRetries } from './busyRetries.js';
 import { CliError } from './cliError.js';
 import { type AccessOptions, clientAccessOptions } from './clientAccess.js';
-import { exitOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
+import { exitOnInterrupt } from './interrupt.js';
 import type { Output } from './output.js';
 
 const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
@@ -189,9 +189,10 @@ export async function interruptibleCommand<T>(
     });
   } catch (error) {
     // Ctrl-C at the password prompt, where the terminal sends no SIGINT: the same line and exit.
-    if (error instanceof CliError && error.code === 'CANCELLED') {
+    // (Ctrl-D there has no signal's exit code: it fails as any missing password does, exit 1.)
+    if (error instanceof CliError && error.code === 'CANCELLED' && error.exitCode !== undefined) {
       report();
-      process.exit(error.exitCode ?? INTERRUPTED_EXIT_CODE);
+      process.exit(error.exitCode);
     }
     throw error;
   } finally {

@@ -33,16 +33,37 @@ function processOnSignal(signal: NodeJS.Signals): void {
   handlers[handlers.length - 1]?.(signal);
 }
 
+let terminalErrorsIgnored = false;
+
 /** Makes `handler` the one that acts on INTERRUPTS until the returned function is called. */
 export function handleSignals(handler: SignalHandler): () => void {
   handlers.push(handler);
   if (handlers.length === 1) for (const signal of INTERRUPTS) process.on(signal, processOnSignal);
+  // A closed terminal fails the bars' next write (EIO), which may come before its SIGHUP: that
+  // must not end the process with an unhandled 'error' while its downloads keep what they got.
+  if (!terminalErrorsIgnored && process.stderr.isTTY === true) {
+    terminalErrorsIgnored = true;
+    process.stderr.on('error', () => {});
+  }
   return () => {
     const index = handlers.lastIndexOf(handler);
     if (index !== -1) handlers.splice(index, 1);
     if (handlers.length === 0) for (const signal of INTERRUPTS) process.off(signal, processOnSignal);
   };
 }
+
+/**
+ * Exits at once with 128 + the signal's number. Progress bars hide the cursor (and bench's turns
+ * the terminal's line wrapping off) until they stop, which an exit from under them never lets
+ * them do: the shell would be left without a cursor.
+ */
+function exitNow(signal: NodeJS.Signals): never {
+  if (process.stderr.isTTY === true) process.stderr.write(`${SHOW_CURSOR}${WRAP_LINES}`);
+  process.exit(exitCodeFor(signal));
+}
+
+const SHOW_CURSOR = '\x1b[?25h';
+const WRAP_LINES = '\x1b[?7h';
 
 /** 128 + the signal's number, as a shell reports a process the signal ended (130 for SIGINT). */
 export function exitCodeFor(signal: NodeJS.Signals): number {
@@ -54,7 +75,11 @@ export function abortOnInterrupt(controller: AbortController): () => void {
   const remove = handleSignals((signal) => {
     if (controller.signal.aborted) {
       settleTemporaryFilesNow();
-      process.exit(exitCodeFor(signal));
+      if (process.stderr.isTTY === true)
+        process.stderr.write(
+          '\nmuxftp: interrupted again: stopping now, without waiting for the rest to finish\n',
+        );
+      exitNow(signal);
     }
     controller.abort();
   });
@@ -73,6 +98,6 @@ export function abortOnInterrupt(controller: AbortController): () => void {
 export function exitOnInterrupt(report: () => void): () => void {
   return handleSignals((signal) => {
     report();
-    process.exit(exitCodeFor(signal));
+    exitNow(signal);
   });
 }

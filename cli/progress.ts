@@ -85,12 +85,42 @@ class HiddenProgress implements TransferProgress {
   finish(): void {}
 }
 
+/** The name column and the bar at their widest; narrower terminals get less of both. */
 const NAME_WIDTH = 28;
+const BAR_WIDTH = 20;
+/** Narrower than this, the bar goes (the figures say as much); the name keeps at least MIN_NAME_WIDTH. */
+const MIN_BAR_WIDTH = 6;
+const MIN_NAME_WIDTH = 12;
+/** `999.9 MiB / 999.9 MiB` and `999.9 MiB/s`: the figures at their usual widest. */
+const BYTES_WIDTH = 21;
+const RATE_WIDTH = 11;
 
-/** Fits a name in the name column, keeping its end (the file name) when it is too long. */
-function fitName(text: string): string {
+/** Fits a name in `width` columns, keeping its end (the file name) when it is too long. */
+function fitName(text: string, width: number): string {
   const name = printable(text);
-  return name.length <= NAME_WIDTH ? name.padEnd(NAME_WIDTH) : `…${name.slice(-(NAME_WIDTH - 1))}`;
+  return name.length <= width ? name.padEnd(width) : `…${name.slice(-(width - 1))}`;
+}
+
+/**
+ * One bar's line within the terminal's `columns`. `figures` come whole, each padded to its usual
+ * width so that bars of one kind line up; the bar narrows, then the name, then the bar goes and
+ * the padding with it, and only then the last figures (the total's ETA, then its rate). The last
+ * column stays empty: a line that fills it wraps on some terminals.
+ */
+function fitLine(columns: number, name: string, bar: (width: number) => string, figures: string[]): string {
+  const room = Math.max(20, columns - 1);
+  const tail = figures.join('  ');
+  const left = room - tail.length - 2; // a space each side of the bar
+  if (left >= NAME_WIDTH + MIN_BAR_WIDTH)
+    return `${fitName(name, NAME_WIDTH)} ${bar(Math.min(BAR_WIDTH, left - NAME_WIDTH))} ${tail}`;
+  if (left >= MIN_NAME_WIDTH + MIN_BAR_WIDTH)
+    return `${fitName(name, left - MIN_BAR_WIDTH)} ${bar(MIN_BAR_WIDTH)} ${tail}`;
+  const parts = figures.map((figure) => figure.trim());
+  const shortest = Math.min(MIN_NAME_WIDTH, printable(name).length);
+  while (parts.length > 1 && room - parts.join('  ').length - 1 < shortest) parts.pop();
+  const tight = parts.join('  ');
+  const nameWidth = Math.max(1, Math.min(NAME_WIDTH, printable(name).length, room - tight.length - 1));
+  return `${fitName(name, nameWidth)} ${tight}`.slice(0, room);
 }
 
 interface FilePayload {
@@ -117,16 +147,24 @@ interface FileSlot {
   total: number;
 }
 
-function renderBar(options: cliProgress.Options, params: cliProgress.Params): string {
-  return cliProgress.Format.BarFormat(params.progress, options);
+/** The bar itself, `width` columns wide (at most the `barsize` it was made with). */
+function renderBar(options: cliProgress.Options, params: cliProgress.Params): (width: number) => string {
+  return (width) => cliProgress.Format.BarFormat(params.progress, { ...options, barsize: width });
 }
+
+/**
+ * The terminal's width now: it is read on every frame, so a resized window is followed. A
+ * terminal that does not say (0, as script(1) may give) is taken as 80 columns.
+ */
+const columnsOf = (options: cliProgress.Options): number =>
+  (options as { stream?: NodeJS.WriteStream }).stream?.columns || 80;
 
 const formatFileBar: cliProgress.GenericFormatter = (options, params, payload: FilePayload) => {
   const size = payload.sizeKnown ? formatBytes(params.total) : '?';
-  const bytes = `${formatBytes(params.value)} / ${size}`.padStart(21);
+  const bytes = `${formatBytes(params.value)} / ${size}`.padStart(BYTES_WIDTH);
   // A bar whose transfer ended waits for the next one (hideBar): it says how it ended, no rate.
-  const rate = payload.ended ?? formatRate(payload.rate.perSecond());
-  return `${fitName(payload.name)} ${renderBar(options, params)} ${bytes}  ${rate}`;
+  const rate = (payload.ended ?? formatRate(payload.rate.perSecond())).padStart(RATE_WIDTH);
+  return fitLine(columnsOf(options), payload.name, renderBar(options, params), [bytes, rate]);
 };
 
 const formatTotalBar: cliProgress.GenericFormatter = (options, params, payload: TotalPayload) => {
@@ -140,10 +178,16 @@ const formatTotalBar: cliProgress.GenericFormatter = (options, params, payload: 
       : rate > 0
         ? formatEta((remaining / rate) * 1_000)
         : '--';
-  const bytes = `${formatBytes(params.value)} / ${known ? formatBytes(params.total) : '?'}`.padStart(21);
+  const bytes = `${formatBytes(params.value)} / ${known ? formatBytes(params.total) : '?'}`.padStart(
+    BYTES_WIDTH,
+  );
   const name = payload.notShown > 0 ? `total (+${payload.notShown} not shown)` : 'total';
-  return `${fitName(name)} ${renderBar(options, params)} ${bytes}  ${formatRate(rate)}  ETA ${eta}`;
+  const figures = [bytes, formatRate(rate).padStart(RATE_WIDTH), `ETA ${eta}`];
+  return fitLine(columnsOf(options), name, renderBar(options, params), figures);
 };
+
+/** ESC [ J: erase from the cursor to the end of the screen. */
+const CLEAR_BELOW = '\x1b[J';
 
 class BarProgress implements TransferProgress {
   readonly visible = true;
@@ -174,10 +218,14 @@ class BarProgress implements TransferProgress {
     this.bars = new cliProgress.MultiBar({
       stream,
       format: formatFileBar,
-      barsize: 20,
+      barsize: BAR_WIDTH,
       fps: 10,
       hideCursor: true,
       clearOnComplete: true,
+      // The terminal's own wrapping stays on, so a line printed above the bars (a failure and its
+      // reason) wraps: with it off, everything past the last column was lost. The bars are fitted
+      // to the width (fitLine) and cut there by the library.
+      linewrap: true,
       // Signals are ours (see interrupt.ts); the library's handler would swallow Ctrl-C.
       gracefulExit: false,
     });
@@ -259,7 +307,9 @@ class BarProgress implements TransferProgress {
   }
 
   log(line: string): void {
-    this.bars.log(`${printable(line)}\n`);
+    // Written where the bars were, several in a frame: each clears what is below it first (the
+    // bars are drawn again after the lines), or it would keep the tail of the bar it overwrote.
+    this.bars.log(`${CLEAR_BELOW}${printable(line)}\n`);
   }
 
   finish(): void {

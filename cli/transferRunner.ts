@@ -205,9 +205,12 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   // them, not a leak, which node warns of past 10.
   setMaxListeners(0, controller.signal);
   const stopListening = abortOnInterrupt(controller);
+  // `get f -` onto the terminal, or `put - f` typed at it: bars would draw into the file's
+  // bytes, or over what is typed (curl shows no meter when its output is the terminal).
+  const standardStream = run.command === 'get' ? process.stdout : process.stdin;
   const progress = createTransferProgress({
     json: run.output.json,
-    quiet: run.output.quiet,
+    quiet: run.output.quiet || (standardStream.isTTY === true && run.jobs.some((job) => job.standardStream)),
     stream: process.stderr,
   });
   if (progress.visible) run.output.routeErrorsThrough((line) => progress.log(line));

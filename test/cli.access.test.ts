@@ -354,6 +354,45 @@ describe('logins from the CLI', () => {
     },
   );
 
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'Ctrl-D at the login prompt gives no password: said so, exit 1, not as a Ctrl-C',
+    async () => {
+      const server = await serve(['--users', usersFile]);
+      try {
+        const command = [
+          process.execPath,
+          BIN,
+          '--server',
+          `127.0.0.1:${server.port}`,
+          '--user',
+          'alice',
+          'ls',
+        ];
+        const line = command.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ');
+        const child = spawn('script', ['-qec', line, '/dev/null'], { cwd: dir, stdio: 'pipe' });
+        children.add(child);
+        child.once('exit', () => children.delete(child));
+        let shown = '';
+        const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+        child.stdout!.on('data', (chunk: Buffer) => {
+          const before = shown;
+          shown += chunk.toString();
+          if (!before.includes('password for alice: ') && shown.includes('password for alice: '))
+            child.stdin!.write('\u0004');
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        const code = await closed;
+        clearTimeout(timer);
+        // Before: "interrupted while connecting (CANCELLED)", exit 130, as if Ctrl-C.
+        expect(shown).toMatch(/muxftp: no password given \(end of input\) \(CANCELLED\)/);
+        expect(shown).not.toContain('interrupted');
+        expect(code).toBe(1);
+      } finally {
+        await server.stop();
+      }
+    },
+  );
+
   it('--user anonymous needs no password where serve --anonymous lets it in, and says where it does not', async () => {
     const open = await serve(['--users', usersFile, '--anonymous', '--anonymous-home', '/public']);
     const closed = await serve(['--users', usersFile], join(dir, 'closed-data'));

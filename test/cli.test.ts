@@ -112,11 +112,11 @@ const shellWord = (word: string): string => `'${word.replaceAll("'", "'\\''")}'`
 
 /**
  * `muxftp ARGS` on a pseudo-terminal (script(1), util-linux), as a user at a terminal runs it;
- * `rows`: the terminal's height (else what script gives it).
+ * `rows` and `columns`: the terminal's size (else what script gives it).
  */
-function runOnTerminal(args: string[], cwd: string, rows?: number): Promise<CliResult> {
+function runOnTerminal(args: string[], cwd: string, rows?: number, columns = 120): Promise<CliResult> {
   const command = [process.execPath, BIN, ...args].map(shellWord).join(' ');
-  const sized = rows === undefined ? command : `stty rows ${rows} cols 120; ${command}`;
+  const sized = rows === undefined ? command : `stty rows ${rows} cols ${columns}; ${command}`;
   const child = spawn('script', ['-qec', sized, '/dev/null'], { cwd, stdio: 'pipe' });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -888,6 +888,65 @@ describe('muxftp CLI', () => {
         slow.child.kill('SIGTERM');
         await slow.exited;
       }
+    },
+  );
+
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'on 80 columns: bars fit with their figures and ETA, and a failure printed above them wraps whole',
+    async () => {
+      // A throttled server keeps one upload going while the other fails (a directory is there).
+      const slow = await startServe(['--memory', '--max-rate', '256KiB']);
+      try {
+        const local = await tempDirs.make();
+        const long = `${'a-long-file-name-'.repeat(5)}.dat`;
+        await writeFile(join(local, 'slow.bin'), Buffer.alloc(512 * 1024, 1));
+        await writeFile(join(local, long), 'x');
+        const at = ['--server', `127.0.0.1:${slow.port}`];
+        expect((await runCli(['mkdir', '-p', `wide/${long}`, ...at], { cwd: local })).code).toBe(0);
+        const drawn = await runOnTerminal(
+          ['put', 'slow.bin', long, '--to', 'wide/', '-j', '2', ...at],
+          local,
+          24,
+          80,
+        );
+        expect(drawn.code).toBe(1);
+        const shown = drawn.stdout.toString();
+        const ESC = String.fromCharCode(27);
+        // Before: line wrapping off while bars showed, so the end of this line (why) was lost.
+        expect(shown).not.toContain(`${ESC}[?7l`);
+        expect(shown).toContain(`${ESC}[Jmuxftp: put ${long}: is a directory: wide/${long} (IS_A_DIRECTORY)`);
+        const bars = [...shown.matchAll(new RegExp(`${ESC}\\[1G([^${ESC}\r\n]*)${ESC}\\[0K`, 'g'))].map(
+          (match) => match[1]!,
+        );
+        expect(bars.length).toBeGreaterThan(0);
+        // Before: 92 columns for the total, cut at 80 before its ETA.
+        for (const bar of bars) expect(bar.length).toBeLessThanOrEqual(79);
+        expect(
+          bars.some(
+            (bar) => bar.startsWith('total') && /MiB\/s|KiB\/s|B\/s/.test(bar) && bar.includes('ETA'),
+          ),
+        ).toBe(true);
+      } finally {
+        slow.child.kill('SIGTERM');
+        await slow.exited;
+      }
+    },
+  );
+
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'get FILE - onto the terminal draws no bars into the file',
+    async () => {
+      const local = await tempDirs.make();
+      const lines = Array.from({ length: 2000 }, (_, i) => `line ${i}`).join('\n');
+      await writeFile(join(local, 'lines.txt'), lines);
+      expect((await runCli(['put', 'lines.txt', 'lines.txt', ...remote], { cwd: local })).code).toBe(0);
+      const drawn = await runOnTerminal(['get', 'lines.txt', '-', ...remote], local, 24, 80);
+      expect(drawn.code).toBe(0);
+      const shown = drawn.stdout.toString();
+      // Before: the bars, drawn between chunks, moved the cursor up into the lines and over them.
+      expect(shown).not.toContain('total ');
+      expect(shown).not.toContain(`${String.fromCharCode(27)}[`);
+      expect(shown.replaceAll('\r\n', '\n')).toBe(lines);
     },
   );
 

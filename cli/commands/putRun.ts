@@ -349,6 +349,8 @@ async function put(
   }
 
   const usesStdin = jobs.some((job) => job.standardStream);
+  if (usesStdin && process.stdin.isTTY === true)
+    output.notice('muxftp: reading the upload from the terminal: end it with Ctrl-D on a line of its own');
   try {
     const outcomes = await runTransfers({
       command: 'put',

@@ -20,7 +20,6 @@ import {
 import { formatBytes, formatRate } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { outputOptionsOf } from '../globalOptions.js';
-import { INTERRUPTED_EXIT_CODE } from '../interrupt.js';
 import { commanderParser, parseHomeDirectory, parseQuota, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { promptHidden, readFirstLine } from '../passwordPrompt.js';
@@ -107,9 +106,9 @@ export function registerUserCommand(program: Command, output: Output): void {
         output.printLine(`${flags.replace ? 'updated' : 'added'} ${name} in ${flags.users}`);
       } catch (error) {
         output.failure(`user add ${name}`, error);
-        // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere.
-        if (error instanceof CliError && error.code === 'CANCELLED')
-          output.raiseExitCode(error.exitCode ?? INTERRUPTED_EXIT_CODE);
+        // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere;
+        // Ctrl-D (no password given) fails as other errors do.
+        if (error instanceof CliError && error.exitCode !== undefined) output.raiseExitCode(error.exitCode);
       }
     });
 
