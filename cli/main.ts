@@ -32,12 +32,17 @@ export function createProgram(output: Output): Command {
     })
     .showHelpAfterError('(see muxftp --help, or muxftp <command> --help)')
     // A command's help lists --server, --json, --user... too: they are given after its name as often.
-    .configureHelp({ showGlobalOptions: true })
+    .configureHelp({
+      showGlobalOptions: true,
+      // Each command as its own usage line says it (mv's `<from...> <to>`, stat's `<path>`),
+      // not as commander would from its declared arguments.
+      subcommandTerm: (command) => `${command.name()} ${command.usage()}`,
+    })
     .addHelpText(
       'after',
-      `\nThe server address comes from --server, else $${SERVER_ENV}, else 127.0.0.1:7421.\n` +
-        'Exit status: 0 if everything succeeded, 1 if anything failed, 2 for a usage error,\n' +
-        '130 after Ctrl-C, 141 when the reader of stdout went away (| head).',
+      `\nThe server address comes from --server, else $${SERVER_ENV},\nelse 127.0.0.1:7421.\n` +
+        'Exit status: 0 if everything succeeded, 1 if anything failed, 2 for a usage\n' +
+        'error, 130 after Ctrl-C, 141 when the reader of stdout went away (| head).',
     );
   addGlobalOptions(program);
   registerServeCommand(program);

@@ -94,9 +94,11 @@ export function registerBenchCommand(program: Command, output: Output): void {
       'after',
       '\nExamples:\n' +
         '  muxftp bench --local --op download --clients 300 --size 10MiB\n' +
-        '  muxftp bench --server 10.0.0.5:7421 --op mixed --mix 70 --clients 30 --streams 10 --duration 30s\n' +
+        '  muxftp bench --server 10.0.0.5:7421 --op mixed --mix 70 --clients 30 \\\n' +
+        '               --streams 10 --duration 30s\n' +
         '  muxftp bench --local --op connect --clients 300\n' +
-        '  muxftp bench --local --tls --op upload --clients 50 --streams 4 --files 200 --size 4MiB\n' +
+        '  muxftp bench --local --tls --op upload --clients 50 --streams 4 \\\n' +
+        '               --files 200 --size 4MiB\n' +
         '  muxftp bench --local --op idle --clients 5000 --size 1GiB',
     )
     .action(async (flags: BenchFlags, command: Command) => {

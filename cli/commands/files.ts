@@ -103,6 +103,8 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('stat')
     .summary('show one remote entry')
     .description("Show one remote entry: type, size, modification time; with --hash, the file's digest.")
+    // Required, though declared optional: `stat --hash FILE` hands it to --hash's value first.
+    .usage('[options] <path>')
     .argument('[path]', 'remote file or directory (required; before or after --hash)')
     .option(
       '--hash [algorithm]',

@@ -9,13 +9,13 @@ import type { GetOptions } from './getRun.js';
 
 const EXAMPLES = `
 Examples:
-  muxftp get report.pdf                       download to ./report.pdf
-  muxftp get docs/2025.pdf ~/r.pdf            download under another name
-  muxftp get a.log b.log --to logs/ -p -j 4   several files into logs/ (created), 4 at a time
-  muxftp get -r backup/photos .               a directory tree, into ./photos
-  muxftp get -r / --to all -p                 everything on the server, into all/
-  muxftp get 'logs/*.log' --to saved/ -p      the .log files in logs/ (quoted: the server expands it)
-  muxftp get site.tar - | tar x               to stdout`;
+  muxftp get report.pdf                      to ./report.pdf
+  muxftp get docs/2025.pdf ~/r.pdf           under another name
+  muxftp get a.log b.log --to logs/ -p -j 4  into logs/ (made), 4 at a time
+  muxftp get -r backup/photos .              a tree, into ./photos
+  muxftp get -r / --to all -p                everything on the server, into all/
+  muxftp get 'logs/*.log' --to saved/ -p     quoted: matched on the server
+  muxftp get site.tar - | tar x              to stdout`;
 
 export function registerGetCommand(program: Command, output: Output): void {
   const command = program

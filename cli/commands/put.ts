@@ -9,14 +9,14 @@ import type { PutOptions } from './putRun.js';
 
 const EXAMPLES = `
 Examples:
-  muxftp put report.pdf                       upload to report.pdf at the server's root
-  muxftp put report.pdf docs/2025.pdf -p      under another name, into docs/ (created)
-  muxftp put *.log --to logs/ -p -j 4         several files into logs/ (created), 4 at a time
-  muxftp put -r photos backup/                a directory tree, into backup/photos
-  muxftp put -r photos backup/ --delete -n    what mirroring it would send and delete (dry run)
-  muxftp put -r photos backup/ --delete       mirror it: also remove what photos/ does not have
-  muxftp put -r . site/                       what is in the working directory, into site/
-  tar c . | muxftp put - site.tar             stdin (a remote name is required)`;
+  muxftp put report.pdf                     to report.pdf at the server's root
+  muxftp put report.pdf docs/2025.pdf -p    another name, in docs/ (made)
+  muxftp put *.log --to logs/ -p -j 4       into logs/ (made), 4 at a time
+  muxftp put -r photos backup/              a tree, into backup/photos
+  muxftp put -r photos backup/ --delete -n  what a mirror would send and delete
+  muxftp put -r photos backup/ --delete     mirror: remove what photos/ lacks
+  muxftp put -r . site/                     the working directory, into site/
+  tar c . | muxftp put - site.tar           stdin (a remote name is required)`;
 
 export function registerPutCommand(program: Command, output: Output): void {
   const command = program
