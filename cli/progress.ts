@@ -26,6 +26,8 @@ export interface TransferProgress {
   expect(bytes: number): void;
   /** Files that failed before a transfer began (a missing local file, say): the summary counts them. */
   failedBeforeStart(count: number): void;
+  /** Files never started because Ctrl-C came first: counted apart from those that failed. */
+  notStarted(count: number): void;
   begin(name: string, size: number | undefined): TransferMeter;
   /** A file not transferred: its copy at the destination is identical (--skip-identical). */
   skipped(size: number | undefined): void;
@@ -33,7 +35,7 @@ export interface TransferProgress {
   log(line: string): void;
   /**
    * Removes the bars and prints a one-line summary: the files that succeeded and their bytes, then
-   * how many failed and were skipped (`3 files (12 MiB), 1 failed in 2.1 s`). Call exactly once.
+   * how many failed, were never started (Ctrl-C) and were skipped (`3 files (12 MiB), 1 failed in 2.1 s`). Call exactly once.
    */
   finish(): void;
 }
@@ -77,6 +79,7 @@ class HiddenProgress implements TransferProgress {
   readonly visible = false;
   expect(): void {}
   failedBeforeStart(): void {}
+  notStarted(): void {}
   begin(): TransferMeter {
     return { update() {}, retry() {}, busy() {}, end() {} };
   }
@@ -210,6 +213,7 @@ class BarProgress implements TransferProgress {
   private succeededBytes = 0;
   private succeeded = 0;
   private failed = 0;
+  private notStartedFiles = 0;
   private skippedFiles = 0;
 
   constructor(stream: NodeJS.WriteStream) {
@@ -242,6 +246,10 @@ class BarProgress implements TransferProgress {
 
   failedBeforeStart(count: number): void {
     this.failed += count;
+  }
+
+  notStarted(count: number): void {
+    this.notStartedFiles += count;
   }
 
   begin(name: string, size: number | undefined): TransferMeter {
@@ -319,10 +327,11 @@ class BarProgress implements TransferProgress {
     const elapsed = performance.now() - this.startedAt;
     const files = `${this.succeeded} file${this.succeeded === 1 ? '' : 's'}`;
     const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
+    const notStarted = this.notStartedFiles > 0 ? `, ${this.notStartedFiles} not started` : '';
     const skipped = this.skippedFiles > 0 ? `, ${this.skippedFiles} skipped (already there)` : '';
     const rate = elapsed > 0 ? formatRate((this.succeededBytes / elapsed) * 1_000) : '';
     this.stream.write(
-      `muxftp: ${files} (${formatBytes(this.succeededBytes)})${failed}${skipped} in ${formatDuration(elapsed)} (${rate})\n`,
+      `muxftp: ${files} (${formatBytes(this.succeededBytes)})${failed}${notStarted}${skipped} in ${formatDuration(elapsed)} (${rate})\n`,
     );
   }
 

@@ -231,7 +231,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
       ),
     );
     if (notStartedCount > 0) {
-      progress.failedBeforeStart(notStartedCount);
+      progress.notStarted(notStartedCount);
       const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
       run.output.failure(run.command, new MuxftpError('CANCELLED', `interrupted before ${files} started`));
     }

@@ -934,6 +934,37 @@ describe('muxftp CLI', () => {
   );
 
   it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'Ctrl-C on a terminal: the summary counts the files never started apart from those that failed',
+    async () => {
+      const slow = await startServe(['--memory', '--max-rate', '256KiB']);
+      try {
+        const local = await tempDirs.make();
+        const names = Array.from({ length: 6 }, (_, i) => `q${i}.bin`);
+        for (const name of names) await writeFile(join(local, name), Buffer.alloc(512 * 1024, 2));
+        const args = ['put', ...names, '--to', 'q/', '-p', '-j', '2', '--server', `127.0.0.1:${slow.port}`];
+        const command = `stty rows 24 cols 100; ${[process.execPath, BIN, ...args].map(shellWord).join(' ')}`;
+        const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: local, stdio: 'pipe' });
+        children.add(child);
+        child.once('exit', () => children.delete(child));
+        let shown = '';
+        child.stdout!.on('data', (chunk: Buffer) => {
+          const before = shown;
+          shown += chunk.toString();
+          // Ctrl-C typed at the terminal once two transfers show their bars.
+          if (!/q1\.bin/.test(before) && /q1\.bin/.test(shown)) child.stdin!.write('\u0003');
+        });
+        const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+        expect(code).toBe(130);
+        // Before: "0 files (0 B), 6 failed", as if the four never begun had failed.
+        expect(shown).toMatch(/muxftp: 0 files \(0 B\), 2 failed, 4 not started in /);
+      } finally {
+        slow.child.kill('SIGTERM');
+        await slow.exited;
+      }
+    },
+  );
+
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
     'get FILE - onto the terminal draws no bars into the file',
     async () => {
       const local = await tempDirs.make();
