@@ -121,4 +121,20 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
     expect(await verifyPassword('password', hash)).toBe(true);
   }, 20_000);
+
+  it('an empty password is refused at once, and a slip gets another try, as passwd gives', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    // Empty (refused before "again:"), then two that differ, then two that match.
+    const { code, output } = await onTerminal(
+      ['user', 'add', 'bob', '--users', file],
+      ['\r', 'one\r', 'two\r', 'three\r', 'three\r'],
+      /(password for bob|again): /,
+    );
+    expect(output).toMatch(/muxftp: password must not be empty: try again/);
+    expect(output).toMatch(/muxftp: the passwords do not match: try again/);
+    expect(code).toBe(0);
+    const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
+    expect(await verifyPassword('three', hash)).toBe(true);
+  }, 20_000);
 });

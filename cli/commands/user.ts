@@ -177,13 +177,30 @@ async function refusal<T>(step: () => T | Promise<T>): Promise<T> {
   }
 }
 
-/** On a terminal: asked twice, with echo off. Otherwise: the first line of stdin. */
+/** Tries at a new password on a terminal, as passwd(1) gives. */
+const NEW_PASSWORD_TRIES = 3;
+
+/**
+ * On a terminal: asked twice, with echo off; one refused (empty, too long) is said at once, not
+ * after asking it again, and a slip gets another try. Otherwise: the first line of stdin.
+ */
 async function readNewPassword(name: string): Promise<string> {
   if (process.stdin.isTTY) {
-    const first = await promptHidden(`new password for ${name}: `);
-    const second = await promptHidden('again: ');
-    if (first !== second) throw new CliError('the passwords do not match');
-    return first;
+    for (let attempt = 1; ; attempt++) {
+      const first = await promptHidden(`new password for ${name}: `);
+      let problem: string | undefined;
+      try {
+        checkPasswordText(first);
+      } catch (error) {
+        problem = (error as Error).message;
+      }
+      // (Ctrl-C or Ctrl-D at a prompt rejects it: no more tries.)
+      if (problem === undefined && (await promptHidden('again: ')) !== first)
+        problem = 'the passwords do not match';
+      if (problem === undefined) return first;
+      if (attempt === NEW_PASSWORD_TRIES) throw new CliError(problem);
+      process.stderr.write(`muxftp: ${problem}: try again\n`);
+    }
   }
   const password = await readFirstLine();
   if (password === '') throw new CliError('no password on stdin (the first line is the password)');
