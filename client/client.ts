@@ -668,8 +668,7 @@ export class Client {
   streamDone(stream: ClientStream): void {
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
     this.openWaiting();
-    if (this.closeRequested && this.streams.size === 0 && this.waitingToOpen.length === 0)
-      this.transport.end();
+    this.endOnceIdleIfClosing();
   }
   /** @internal */
   failConnection(error: ProtocolError): void {
@@ -795,7 +794,11 @@ export class Client {
   }
 
   /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */
-  async put(remotePath: string, source: PutSource, options: TransferOptions = {}): Promise<PutResult> {
+  put(remotePath: string, source: PutSource, options: TransferOptions = {}): Promise<PutResult> {
+    return this.underway(() => this.putNow(remotePath, source, options));
+  }
+
+  private async putNow(remotePath: string, source: PutSource, options: TransferOptions): Promise<PutResult> {
     this.assertOpen();
     await prepareBlockHashes();
     let plan: PutPlan | undefined;
@@ -908,7 +911,11 @@ export class Client {
    * Downloads `remotePath` to a local file path (atomically) or a writable stream, which is
    * written to but not ended (several gets may append to one): end or close it yourself.
    */
-  async get(remotePath: string, target: GetTarget, options: TransferOptions = {}): Promise<GetResult> {
+  get(remotePath: string, target: GetTarget, options: TransferOptions = {}): Promise<GetResult> {
+    return this.underway(() => this.getNow(remotePath, target, options));
+  }
+
+  private async getNow(remotePath: string, target: GetTarget, options: TransferOptions): Promise<GetResult> {
     this.assertOpen();
     const keepsPartial = options.keepPartial === true;
     // Looked at once (a stat, on the loop while fs calls are fast), by the caller or here.
@@ -1008,14 +1015,51 @@ export class Client {
   }
 
   /**
-   * Lets operations in flight finish, however long they take (an upload from a stream waits for
-   * its end), then closes the connection; calls made meanwhile still run. To bound the wait,
-   * race it with a timer and call destroy().
+   * Lets operations in flight finish (an upload from a stream waits for its end), then closes the
+   * connection; calls made meanwhile still run. With `graceMs`, as MuxServer.close: what is still
+   * in flight after that long is cut off (rejecting CANCELLED) and the connection closed.
    */
-  close(): Promise<void> {
+  close(graceMs?: number): Promise<void> {
     this.closeRequested = true;
-    if (this.streams.size === 0) this.transport.end();
+    this.endOnceIdleIfClosing();
+    if (graceMs !== undefined && this.graceTimer === undefined) {
+      this.graceTimer = setTimeout(() => {
+        this.destroy(new MuxftpError('CANCELLED', `cut off by close() after ${graceMs / 1000} s of grace`));
+      }, graceMs);
+      // Nothing else waits for it: it must not keep the process alive once the connection closed.
+      this.graceTimer.unref();
+      void this.closed.finally(() => clearTimeout(this.graceTimer));
+    }
     return this.closed;
+  }
+
+  private graceTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Calls begun and not settled: some wait before their stream opens (a local file opened, the
+   * hash loaded, a busy server's delay), and close() lets them finish as it does open streams.
+   */
+  private callsUnderway = 0;
+
+  private async underway<T>(call: () => Promise<T>): Promise<T> {
+    this.callsUnderway++;
+    try {
+      return await call();
+    } finally {
+      this.callsUnderway--;
+      this.endOnceIdleIfClosing();
+    }
+  }
+
+  /** After close(), the connection ends once no call is underway and no stream open or waiting. */
+  private endOnceIdleIfClosing(): void {
+    if (
+      this.closeRequested &&
+      this.callsUnderway === 0 &&
+      this.streams.size === 0 &&
+      this.waitingToOpen.length === 0
+    )
+      this.transport.end();
   }
 
   /** Closes at once; operations in flight reject with `error` or CONNECTION_LOST. */
@@ -1024,7 +1068,16 @@ export class Client {
     return this.closed;
   }
 
-  private async getInto(
+  private getInto(
+    remotePath: string,
+    sink: ByteSink | undefined,
+    options: TransferOptions,
+    resume?: GetResume,
+  ): Promise<GetResult> {
+    return this.underway(() => this.getIntoNow(remotePath, sink, options, resume));
+  }
+
+  private async getIntoNow(
     remotePath: string,
     sink: ByteSink | undefined,
     options: TransferOptions,
@@ -1055,7 +1108,15 @@ export class Client {
    * One request, its REPLY checked against the op's row of the operation table; sent again while
    * the server refuses it SERVER_BUSY and `busyRetries` says to wait.
    */
-  private async request<R extends RequestOf<'request'>>(
+  private request<R extends RequestOf<'request'>>(
+    request: R,
+    signal?: AbortSignal,
+    maxEntries?: number,
+  ): Promise<ReplyOf<R['op']>> {
+    return this.underway(() => this.requestWithRetries(request, signal, maxEntries));
+  }
+
+  private async requestWithRetries<R extends RequestOf<'request'>>(
     request: R,
     signal?: AbortSignal,
     maxEntries?: number,

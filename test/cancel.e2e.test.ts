@@ -123,6 +123,24 @@ describe('cancelling one operation through its AbortSignal', () => {
     // Before: "connection to … closed", as when the server goes away.
     await expect(client.stat('r.bin')).rejects.toThrow(/closed by close\(\)/);
   });
+
+  it('close() lets calls begun before it finish; with graceMs it cuts off what is left after that', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    const endless = new PassThrough();
+    endless.write(Buffer.alloc(1000));
+    const stuck = client.put('stuck.bin', endless).catch((e: Error) => e);
+    const quick = client.put('quick.bin', Buffer.from('done in time'));
+    const started = performance.now();
+    await client.close(300);
+    // Before: close() waited for the endless upload for ever; and both puts, called but not yet
+    // opened (their source and hash being readied), failed at once with "connection is closed".
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect((await quick).entry.size).toBe(12);
+    expect(await stuck).toMatchObject({ code: 'CANCELLED', message: expect.stringMatching(/grace/) });
+    const check = await env.connect();
+    await expect(check.stat('stuck.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
 });
 
 describe('a listing asked with maxEntries', () => {
