@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from '#dist/client/client.js';
+import { prepareBlockHashes } from '#dist/shared/integrity/blockHash.js';
 import { contentDigest } from '#dist/shared/integrity/contentDigest.js';
 import { FrameType } from '#dist/shared/protocol/constants.js';
 import { FrameDecoder } from '#dist/shared/protocol/decoder.js';
@@ -32,6 +33,8 @@ import {
 } from '#dist/shared/protocol/encoder.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+// The sessions' frames carry digests computed here, before any transfer of this process loads the hash.
+await prepareBlockHashes();
 
 /**
  * The JSON line the run prints.
