@@ -3,7 +3,9 @@ import { DEFAULTS } from '../shared/defaults.js';
 
 /** A server's host and TCP port. */
 export interface ServerAddress {
+  /** Host name or IP address, an IPv6 one without brackets. parseServerAddress's default: 127.0.0.1. */
   host: string;
+  /** TCP port, 1 to 65535. parseServerAddress's default: 7421. */
   port: number;
 }
 

@@ -91,23 +91,29 @@ export interface ClientOptions {
   host?: string;
   /** Server port. Default 7421. */
   port?: number;
-  /** Give up on connect plus handshake after this long (ms). */
+  /** Give up on connect plus handshake after this long (ms). Default 10000 (10 s). */
   connectTimeoutMs?: number;
-  /** Download credit granted per stream (bytes). */
+  /** Download credit granted per stream at first (bytes). Default 4 MiB. */
   streamWindowBytes?: number;
-  /** Largest a download's window grows to while the server is starved for credit and the sink keeps up (bytes). */
+  /**
+   * Largest a download's window grows to while the server is starved for credit and the sink keeps
+   * up (bytes). Default 32 MiB.
+   */
   streamWindowMaxBytes?: number;
-  /** What all download windows of the connection together may grow beyond their initial size (bytes). */
+  /**
+   * What all download windows of the connection together may grow beyond their initial size
+   * (bytes). Default 64 MiB.
+   */
   connectionWindowGrowthBytes?: number;
-  /** Largest DATA payload sent (bytes); also capped by the server's limit. */
+  /** Largest DATA payload sent (bytes); also capped by the server's limit. Default 256 KiB. */
   chunkBytes?: number;
-  /** Largest frame payload accepted (bytes). */
+  /** Largest frame payload accepted (bytes, at least 16 KiB). Default 1 MiB. */
   maxFramePayloadBytes?: number;
-  /** Bytes held for the server before uploads stop reading their sources. */
+  /** Bytes held for the server before uploads stop reading their sources. Default 4 MiB. */
   outboundHighWaterBytes?: number;
-  /** Uploads resume reading once the bytes held fall to this. */
+  /** Uploads resume reading once the bytes held fall to this (bytes). Default 1 MiB. */
   outboundLowWaterBytes?: number;
-  /** Sent in HELLO, shown in server logs. */
+  /** Sent in HELLO, shown in server logs. Default `muxftp-client/<package version>`. */
   agent?: string;
   /**
    * Integrity algorithms accepted, in order of preference; the server takes the first it supports.
@@ -147,6 +153,7 @@ export interface ClientOptions {
    * committing to a slow disk) still answers, and only a silent one (stopped, cut off without a
    * reset) is given up on. Servers that do not answer PING are never timed out. 0: wait forever.
    * Connecting, no WELCOME within it (when shorter than connectTimeoutMs) fails CONNECT_FAILED.
+   * Default 60000 (a minute).
    */
   responseTimeoutMs?: number;
 }
@@ -275,7 +282,9 @@ export interface TransferOptions {
 
 /** A remote file's content digest, as {@link Client.digest} reports it. */
 export interface DigestResult {
+  /** The file as the server found it before reading it for the digest. */
   entry: WireEntry;
+  /** The algorithm the digest is under: the one asked for (default: the connection's). */
   algorithm: IntegrityAlgorithm;
   /** Hex. */
   digest: string;
@@ -303,7 +312,10 @@ function cancelledBy(signal: AbortSignal): MuxftpError {
 /** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** {@link ClientOptions} with every default filled in. */
+/**
+ * {@link ClientOptions} with every default filled in. `tls` is the certificate checks, or
+ * undefined for plain TCP (`tls: true` resolves to `{}`: the system's CAs).
+ */
 export type ResolvedClientOptions = Required<
   Omit<ClientOptions, 'tls' | 'user' | 'password' | 'signal' | 'busyRetries'>
 > &

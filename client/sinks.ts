@@ -112,7 +112,9 @@ function isStandardStreamFile(info: Stats): boolean {
 
 /** What a failed download kept for `get -c`: the hidden file beside its target, and its bytes (whole blocks). */
 export interface KeptPartial {
+  /** The hidden file beside the target (`.muxftp-get-<hash>.part`), in the target's directory. */
   path: string;
+  /** Bytes it holds: whole 4 MiB blocks of the file, from its start. */
   bytes: number;
 }
 

@@ -578,7 +578,9 @@ export interface PutResult {
 
 /** A content digest the caller already knows (a benchmark's seeded payloads). */
 export interface KnownDigest {
+  /** The algorithm `digest` is under; one not the connection's is not used. */
   algorithm: IntegrityAlgorithm;
+  /** The whole source's content digest D, raw bytes (not hex). */
   digest: Buffer;
 }
 

@@ -42,6 +42,7 @@ export class MetricsExporter {
   private readonly host: string;
   private readonly port: number;
 
+  /** Registers `server`'s metrics; nothing listens until listen(). A bad host or port: a TypeError. */
   constructor(server: MuxServer, options: MetricsExporterOptions = {}) {
     if (typeof options !== 'object' || options === null)
       throw new TypeError('metrics: options must be an object');

@@ -18,11 +18,11 @@ export interface ServerOptions {
   host?: string;
   /** TCP port; 0 picks a free one. Default 7421. */
   port?: number;
-  /** Connections accepted at once; the next gets SERVER_BUSY. */
+  /** Connections accepted at once; the next gets SERVER_BUSY. Default 10000. */
   maxConnections?: number;
-  /** Streams open at once on one connection; the next gets TOO_MANY_STREAMS. */
+  /** Streams open at once on one connection; the next gets TOO_MANY_STREAMS. Default 256. */
   maxStreamsPerConnection?: number;
-  /** Close a connection with no open stream and no incoming frame for this long (ms). */
+  /** Close a connection with no open stream and no incoming frame for this long (ms). Default 5 min. */
   idleTimeoutMs?: number;
   /**
    * How long an interrupted resumable upload's whole blocks are kept for a resume (ms); 0 keeps
@@ -45,64 +45,79 @@ export interface ServerOptions {
   /**
    * While a connection holding less than its share of the open-file cap is refused, a connection
    * holding more gives back the file of a transfer idle at least this long (ms): see
-   * DEFAULTS.openFileReclaimIdleMs.
+   * DEFAULTS.openFileReclaimIdleMs. Default 10 s.
    */
   openFileReclaimIdleMs?: number;
-  /** Close a connection that has not sent HELLO after this long (ms). */
+  /**
+   * Close a connection that has not finished its handshake (TLS, HELLO, login) this long after it
+   * connected (ms); a failed login's answer starts it again. Default 10 s.
+   */
   handshakeTimeoutMs?: number;
-  /** Upload credit granted per stream (bytes). */
+  /** Upload credit granted per stream at first (bytes), announced in WELCOME. Default 4 MiB. */
   streamWindowBytes?: number;
   /**
    * Upload credit every new `put` starts with, before any WINDOW, for clients that opt in to it
    * in HELLO (bytes; at most `streamWindowBytes`, to which the default shrinks); 0 for none: each upload then waits for its
-   * first WINDOW.
+   * first WINDOW. Default 256 KiB.
    */
   uploadInitialWindowBytes?: number;
-  /** Largest an upload's window grows to while the client is starved for credit and the disk keeps up (bytes). */
+  /**
+   * Largest an upload's window grows to while the client is starved for credit and the disk keeps
+   * up (bytes). Default 32 MiB.
+   */
   streamWindowMaxBytes?: number;
-  /** What all upload windows of one connection together may grow beyond their initial size (bytes). */
+  /**
+   * What all upload windows of one connection together may grow beyond their initial size (bytes).
+   * Default 64 MiB.
+   */
   connectionWindowGrowthBytes?: number;
-  /** Largest DATA payload the server sends (bytes); also capped by the client's limit. */
+  /** Largest DATA payload the server sends (bytes); also capped by the client's limit. Default 1 MiB. */
   chunkBytes?: number;
-  /** Largest frame payload the server accepts (bytes). */
+  /** Largest frame payload the server accepts (bytes, at least 16 KiB). Default 1 MiB. */
   maxFramePayloadBytes?: number;
-  /** Per-connection bytes held for the client before downloads stop reading the disk. */
+  /** Per-connection bytes held for the client before downloads stop reading the disk. Default 4 MiB. */
   outboundHighWaterBytes?: number;
-  /** Downloads resume reading the disk once the bytes held fall to this. */
+  /** Downloads resume reading the disk once the bytes held fall to this (bytes). Default 1 MiB. */
   outboundLowWaterBytes?: number;
   /**
    * The same, all connections together: past it, a connection holding any file data for its
    * client stops reading the disk (one holding none may still take a small chunk, so none stalls).
+   * Default 256 MiB; where the process may use under 2 GiB of memory, an eighth of it.
    */
   serverOutboundHighWaterBytes?: number;
   /**
    * Past `serverOutboundHighWaterBytes`, the largest chunk (bytes, frame header included) a
    * connection holding nothing for its client may still take, so that none stalls; the server
    * then holds at most the budget plus this much per connection. Above 12 (a frame header).
+   * Default 64 KiB.
    */
   serverOutboundTrickleBytes?: number;
   /**
    * Frames one connection may hold for its client (queued, or in the socket's buffer until the
    * kernel takes them): a client sending requests or credit far faster than it reads what they
-   * produce is closed with FRAME_FLOOD past it.
+   * produce is closed with FRAME_FLOOD past it. Default 10000.
    */
   maxHeldFramesPerConnection?: number;
   /**
    * Control frames (replies, errors, credit, listings) held for clients by all connections together
    * (bytes, until the kernel takes them): past it, a connection holding any stops reading new
-   * requests until they have left or the total is back at three quarters.
+   * requests until they have left or the total is back at three quarters. Default 64 MiB.
    */
   serverControlHighWaterBytes?: number;
-  /** Per-connection received upload bytes waiting for the disk before the socket stops being read. */
+  /**
+   * Per-connection received upload bytes waiting for the disk before the socket stops being read.
+   * Default 8 MiB.
+   */
   uploadBacklogHighWaterBytes?: number;
   /**
    * The same, all connections together: past it, each connection holding bytes for the disk, or
-   * with an upload open, stops reading until the total is back at half.
+   * with an upload open, stops reading until the total is back at half. Default 256 MiB; where the
+   * process may use under 2 GiB of memory, an eighth of it.
    */
   serverUploadBacklogHighWaterBytes?: number;
   /**
    * Declared upload sizes one connection may have storage reserve room for at once (bytes).
-   * Uploads past it still work; storage just grows them as their data arrives.
+   * Uploads past it still work; storage just grows them as their data arrives. Default 2 GiB.
    */
   maxReservedBytesPerConnection?: number;
   /**
@@ -127,27 +142,42 @@ export interface ServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** With `tls`: refuse plain connections (TLS_REQUIRED). Default false. */
   tlsOnly?: boolean;
-  /** Connections at once from one address; 0 for no limit. */
+  /** Connections at once from one address; 0 for no limit. Default 0. */
   maxConnectionsPerIp?: number;
-  /** Bytes/s per connection, each direction; 0 for no limit. */
+  /** Bytes/s per connection, each direction; 0 for no limit. Default 0. */
   maxRateBytesPerSecond?: number;
-  /** Bytes/s per user (all their connections), each direction, unless the users file sets one; 0 for no limit. */
+  /**
+   * Bytes/s per user (all their connections), each direction, unless the users file sets one; 0 for
+   * no limit. Default 0.
+   */
   maxUserRateBytesPerSecond?: number;
   /**
    * A quota's usage is kept up to date change by change; a reservation walks the home again once
-   * the last walk is this old (ms), so that changes made outside muxftp are seen.
+   * the last walk is this old (ms), so that changes made outside muxftp are seen. Default 60 s.
    */
   quotaRecountIntervalMs?: number;
-  /** Failed logins one connection may make. */
+  /** Failed logins one connection may make; the last one closes it. Default 3. */
   maxLoginAttempts?: number;
-  /** Delay before answering the first failed login from an address (ms); doubles per recent failure. */
+  /**
+   * Delay before answering the first failed login from an address (ms); doubles per recent failure.
+   * Default 500.
+   */
   loginFailureDelayMs?: number;
+  /** The longest that delay grows to (ms). Default 8000. */
   maxLoginFailureDelayMs?: number;
-  /** Failures from one address within `loginFailureWindowMs` after which it is refused for `loginBlockMs`. */
+  /**
+   * Failures from one address within `loginFailureWindowMs` after which it is refused for
+   * `loginBlockMs`. Default 10.
+   */
   loginFailuresPerAddress?: number;
+  /** How far back an address's failures count towards `loginFailuresPerAddress` (ms). Default 10 min. */
   loginFailureWindowMs?: number;
+  /** How long an address past `loginFailuresPerAddress` is refused (ms). Default 5 min. */
   loginBlockMs?: number;
-  /** Password checks (scrypt, on libuv's thread pool) run at once, all connections together; the rest wait. */
+  /**
+   * Password checks (scrypt, on libuv's thread pool) run at once, all connections together; the
+   * rest wait. Default 2.
+   */
   maxConcurrentLoginChecks?: number;
 }
 

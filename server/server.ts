@@ -102,6 +102,10 @@ export class MuxServer {
   /** The process's soft limit on open files, read once; undefined when unknown. */
   private readonly fileDescriptorLimit = softFileDescriptorLimit();
 
+  /**
+   * Checks the options (a TypeError names a bad one; a TLS key that does not match its certificate,
+   * or unreadable PEM, throws here) and sets the server up; nothing listens until listen().
+   */
   constructor(options: ServerOptions) {
     this.options = resolveServerOptions(options);
     this.loginGuard = new LoginGuard({

@@ -103,6 +103,7 @@ export class MuxftpError extends Error {
   /** What the error says beyond its code, when anything (sent on the wire with it). */
   readonly details: ErrorDetails | undefined;
 
+  /** `options.cause` becomes the error's `cause`; `options.details` its {@link MuxftpError.details}. */
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: ErrorDetails }) {
     super(message, options !== undefined && 'cause' in options ? { cause: options.cause } : undefined);
     this.name = 'MuxftpError';
@@ -127,6 +128,7 @@ export class ProtocolError extends MuxftpError {
 
 /** SERVER_BUSY, naming the limit that refused and, for a stream, when trying again may succeed. */
 export class ServerBusyError extends MuxftpError {
+  /** `limit` and `retryAfterMs` (ms, for a stream) go into {@link MuxftpError.details}. */
   constructor(limit: BusyLimit, message: string, retryAfterMs?: number) {
     super('SERVER_BUSY', message, {
       details: retryAfterMs === undefined ? { limit } : { limit, retryAfterMs },
@@ -155,6 +157,7 @@ export function refusedForUploadBacklog(error: unknown): boolean {
  * `otherCa`: it is not signed by the CA given; `plain`: the server does not speak TLS.
  */
 export class SettingError extends MuxftpError {
+  /** The setting that would let the connect through (see the class comment for each). */
   readonly setting: 'user' | 'tls' | 'ca' | 'otherCa' | 'plain';
 
   constructor(
@@ -171,8 +174,10 @@ export class SettingError extends MuxftpError {
 
 /** A failure of a storage operation (missing file, bad path, full disk, ...). */
 export class StorageError extends MuxftpError {
+  /** The path the failure concerns, relative to the storage root ('' is the root); undefined when none. */
   readonly path: string | undefined;
 
+  /** `path`: the storage path the failure concerns, as {@link StorageError.path}. */
   constructor(
     code: ErrorCode,
     message: string,

@@ -98,6 +98,10 @@ export type ViewOpened = (handle: FsFileHandle, position: number, length: number
 
 const noop = (): void => {};
 
+/**
+ * The one {@link Storage} implementation, over a small slice of `fs.promises`: DiskStorage runs it
+ * over node's fs, MemoryStorage over a memfs volume.
+ */
 export class FsStorage implements Storage {
   readonly description: string;
   readonly #fs: FsPromises;

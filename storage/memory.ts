@@ -33,6 +33,7 @@ export class MemoryStorage extends FsStorage {
   /** Bytes reserved by uploads in flight right now. */
   #reservedBytes = 0;
 
+  /** Throws a TypeError for a bad option. */
   constructor(options: MemoryStorageOptions = {}) {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError('MemoryStorage: options must be an object');

@@ -14,6 +14,7 @@ export type EntryType = 'file' | 'dir' | 'other';
 export interface EntryInfo {
   /** Last path segment ('' for the root). */
   name: string;
+  /** `other` also for a symbolic link out of the root or dangling, and a name that is not UTF-8. */
   type: EntryType;
   /** Bytes for files, 0 for directories. */
   size: number;
@@ -40,6 +41,7 @@ export interface EntryInfo {
  * that is what it replaced for them. A quota's byte delta comes from the two.
  */
 export interface CommittedEntry extends EntryInfo {
+  /** The entry the rename replaced, as a listing showed it; undefined when there was none. */
   replaced: EntryInfo | undefined;
 }
 
@@ -51,6 +53,7 @@ export interface RenameOptions {
 
 /** What rename() acted on, as lstat saw it just before: the entry moved, and the file it replaced. */
 export interface RenamedEntries {
+  /** The entry moved, as it was at `from`. */
   moved: EntryInfo;
   /** Undefined when nothing was at the destination. */
   replaced: EntryInfo | undefined;
@@ -58,7 +61,9 @@ export interface RenamedEntries {
 
 /** A file opened for reading. Reads never block the loop. */
 export interface ReadHandle {
+  /** Bytes, as the file was when opened. */
   readonly size: number;
+  /** Modification time when opened, milliseconds since the epoch. */
   readonly mtimeMs: number;
   /** Permission bits (0 to 0o777). */
   readonly mode: number;
@@ -164,7 +169,9 @@ export interface UploadHandle {
  * another (and the client compares block digests before it extends anything).
  */
 export interface PartialKey {
+  /** The whole file's size (bytes), not what was kept. */
   readonly size: number;
+  /** The integrity algorithm the client declared the upload under (`digest`'s). */
   readonly algorithm: IntegrityAlgorithm;
   /** D, hex, when the client declared it... */
   readonly digest?: string;
@@ -174,6 +181,7 @@ export interface PartialKey {
 
 /** The kept data of an interrupted upload, opened for reading. */
 export interface PartialRead {
+  /** Bytes kept. */
   readonly size: number;
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
@@ -260,10 +268,10 @@ export interface Storage {
    * consumer asks: stop iterating and the work stops.
    */
   listBatches(path: string, options?: ListBatchesOptions): AsyncIterable<EntryInfo[]>;
-  /** Creates a directory; with `parents`, missing ancestors too and no error if it exists. */
   /**
-   * With `mode`, the directory made at `path` (not a parent made with it) gets those permission
-   * bits less the umask, and never fewer than the server's own (SERVER_OWN_DIRECTORY_BITS).
+   * Creates a directory; with `parents`, missing ancestors too and no error if it exists. With
+   * `mode`, the directory made at `path` (not a parent made with it) gets those permission bits
+   * less the umask, and never fewer than the server's own (SERVER_OWN_DIRECTORY_BITS).
    */
   mkdir(path: string, options?: { parents?: boolean; mode?: number }): Promise<void>;
   /**

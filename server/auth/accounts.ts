@@ -16,9 +16,11 @@ import {
 
 /** A logged-in identity: what the connection may do and where. */
 export interface Account {
+  /** The login name, or `anonymous`: anonymous access, and everyone on a server without a users file. */
   name: string;
   /** The account's root, a directory relative to the served root ('' is the root). */
   home: string;
+  /** What the account may do (see {@link PERMISSIONS}). */
   permissions: ReadonlySet<Permission>;
   /** Bytes the account may store under home. */
   quotaBytes?: number;
@@ -48,10 +50,13 @@ export const OPEN_ACCESS_ACCOUNT: Account = Object.freeze({
 
 /** The accounts a server accepts: the users file's, and optionally anonymous. */
 export class Accounts {
+  /** There is a users file: a client logs in (AUTH) before it may open a stream. */
   readonly loginRequired: boolean;
+  /** The account `anonymous` logs in as without a password; undefined when anonymous access is off. */
   readonly anonymous: Account | undefined;
   private readonly users: UsersFile | undefined;
 
+  /** Throws a TypeError for an unknown `anonymous` access, or anonymous access without a users file. */
   constructor(options: AccountsOptions = {}) {
     const access = options.anonymous ?? 'off';
     if (!['off', 'read', 'write'].includes(access)) {

@@ -49,6 +49,7 @@ export interface UserEntry {
   password: string;
   /** The user's root, relative to the served root. */
   home: string;
+  /** What the user may do, each of {@link PERMISSIONS} at most once, in its order. */
   permissions: Permission[];
   /** Bytes the user may store under home. Optional. */
   quota?: number;
@@ -58,7 +59,9 @@ export interface UserEntry {
 
 /** The users file's content. */
 export interface UsersFile {
+  /** The format's version; 1 is the only one. */
   version: 1;
+  /** The entries, by user name. */
   users: Record<string, UserEntry>;
 }
 
@@ -344,12 +347,20 @@ export async function updateUsersFile(
 
 /** A user to add with {@link addUser}; the password is already hashed ({@link hashPassword}). */
 export interface NewUser {
+  /** 1 to 64 of A-Z a-z 0-9 . _ - (not starting with . _ -); `anonymous` is reserved. */
   name: string;
+  /** The scrypt hash {@link hashPassword} made, never the password. */
   passwordHash: string;
   /** Default: the user's name, a directory under the served root. */
   home?: string;
+  /** What the user may do (of {@link PERMISSIONS}; stored in that order). */
   permissions: Permission[];
+  /** Bytes the user may store under home. Default: no quota. */
   quota?: number;
+  /**
+   * Bytes per second for all the user's connections together, each direction. Default: the
+   * server's `maxUserRateBytesPerSecond`.
+   */
   maxRate?: number;
 }
 

@@ -11,6 +11,7 @@ import { type BlockHash, createBlockHash, prepareBlockHashes } from './blockHash
 
 /** A file's digest under one algorithm, with the block digests it was computed from. */
 export interface FileDigest {
+  /** The algorithm D and the block digests are under. */
   readonly algorithm: IntegrityAlgorithm;
   /** D. */
   readonly digest: Buffer;

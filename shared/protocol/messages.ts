@@ -52,15 +52,21 @@ export interface Hello {
 
 /** The integrity the server chose: the algorithm and the block size digests are taken over. */
 export interface WelcomeIntegrity {
+  /** The algorithm of the connection's content digests: the first of the client's list the server has. */
   algorithm: IntegrityAlgorithm;
+  /** Bytes per block digest d_i: 4194304 (4 MiB), the only size; a client refuses any other. */
   blockBytes: number;
 }
 
 /** The limits a server announces in WELCOME (see docs/PROTOCOL.md). */
 export interface ServerLimits {
+  /** Largest frame payload the server accepts (bytes, at least 16 KiB): the client sends none larger. */
   maxFramePayload: number;
+  /** Streams a connection may have open at once; an OPEN past it fails TOO_MANY_STREAMS. */
   maxStreams: number;
+  /** Longest path a request may name, in UTF-8 bytes (4096 on the reference server). */
   maxPathBytes: number;
+  /** Credit the server grants each upload stream at first (bytes); a stream's window may grow past it. */
   streamWindow: number;
   /**
    * To a client that opted in (HELLO `uploadInitialWindow`): the credit every new `put` without
@@ -74,6 +80,7 @@ export interface ServerLimits {
  * connection is ready after WELCOME (a server without accounts).
  */
 export interface LoginRequirement {
+  /** The client must log in with AUTH before it opens a stream. */
   required: boolean;
   /** AUTH as `anonymous` without a password is accepted. */
   anonymous: boolean;
@@ -83,8 +90,11 @@ export interface LoginRequirement {
 
 /** The server's answer to HELLO: the protocol version agreed and the server's limits. */
 export interface Welcome {
+  /** The protocol version the server chose from the client's list (2, the only one spoken). */
   version: number;
+  /** The server's software and version, for logs (the reference server: `muxftp/<version>`). */
   agent?: string;
+  /** The limits the server holds this connection to. */
   limits: ServerLimits;
   /**
    * To a client that opted in (HELLO `uploadInitialWindow`): a `put` may decline the initial
@@ -107,7 +117,9 @@ export interface Welcome {
    * the bits an upload would have given it.
    */
   umask?: number;
+  /** Whether the client must log in first; absent: it need not (a server without accounts). */
   login?: LoginRequirement;
+  /** The integrity algorithm and block size the server chose for this connection. */
   integrity: WelcomeIntegrity;
 }
 
@@ -132,8 +144,14 @@ export interface ErrorPayload {
 
 /** A directory entry as the server reports it (`list`, `stat`). */
 export interface WireEntry {
+  /** The last name of its path ('' for the root). */
   name: string;
+  /**
+   * `other`: anything but a file or directory (a socket, a device), a symbolic link out of the
+   * root or dangling, or a name that is not UTF-8.
+   */
   type: 'file' | 'dir' | 'other';
+  /** Bytes for a file; 0 for anything else. */
   size: number;
   /** Milliseconds since the epoch. */
   mtime: number;
@@ -200,17 +218,35 @@ export interface SpaceReport {
   quota?: { limitBytes: number; usedBytes: number; reservedBytes: number };
 }
 
-/** A server's running totals, as the `stats` operation reports them. */
+/**
+ * A server's running totals, as the `stats` operation reports them: one server (one MuxServer),
+ * all its connections and accounts together; it needs no permission. Totals count from the
+ * MuxServer's construction.
+ */
 export interface ServerStats {
+  /**
+   * Connections open now, logged in or not: each counts from its first byte (over TLS, once its
+   * TLS handshake is done).
+   */
   connections: number;
+  /** Streams open now, all connections together (a `stats` request counts its own). */
   streams: number;
+  /** The server process's resident memory now (bytes): the whole process, whatever else it runs. */
   rssBytes: number;
-  /** The most RSS the server process has had since it started. */
+  /** The most RSS the server process has had since it started (bytes). */
   maxRssBytes: number;
+  /** Milliseconds since the MuxServer was constructed (not since listen()). */
   uptimeMs: number;
+  /**
+   * Bytes received by completed uploads since then; a failed or cancelled one adds nothing, a
+   * resumed one only what it sent from its offset.
+   */
   bytesIn: number;
+  /** Bytes sent by completed downloads since then (a resumed one: from its offset). */
   bytesOut: number;
+  /** Uploads completed (committed) since then. */
   filesIn: number;
+  /** Downloads completed (their END sent) since then. */
   filesOut: number;
 }
 
