@@ -189,6 +189,11 @@ const formatTotalBar: cliProgress.GenericFormatter = (options, params, payload: 
   return fitLine(columnsOf(options), name, renderBar(options, params), figures);
 };
 
+/** File bars a terminal has rows for: its rows less the total bar's and the cursor's. */
+function fileBarsFor(stream: NodeJS.WriteStream): number {
+  return Math.max(1, (stream.rows || 24) - 2);
+}
+
 /** ESC [ J: erase from the cursor to the end of the screen. */
 const CLEAR_BELOW = '\x1b[J';
 
@@ -199,8 +204,10 @@ class BarProgress implements TransferProgress {
   private readonly totalBar: cliProgress.SingleBar;
   private readonly totalRate = new RateMeter();
   private readonly totalPayload: TotalPayload = { rate: this.totalRate, unknownSizes: 0, notShown: 0 };
-  /** File bars at most: the terminal's rows less the total bar's and the cursor's. */
-  private readonly maxFileBars: number;
+  /** File bars at most: the terminal's rows less the total bar's and the cursor's (followed on resize). */
+  private maxFileBars: number;
+  /** Transfers in flight that have a bar, oldest first. */
+  private readonly withBar = new Set<FileSlot>();
   /** Transfers in flight without a bar, oldest first. */
   private readonly waitingForBar: FileSlot[] = [];
   private fileBars = 0;
@@ -218,7 +225,7 @@ class BarProgress implements TransferProgress {
 
   constructor(stream: NodeJS.WriteStream) {
     this.stream = stream;
-    this.maxFileBars = Math.max(1, (stream.rows || 24) - 2);
+    this.maxFileBars = fileBarsFor(stream);
     this.bars = new cliProgress.MultiBar({
       stream,
       format: formatFileBar,
@@ -237,7 +244,34 @@ class BarProgress implements TransferProgress {
     this.totalBar = this.bars.create(0, 0, this.totalPayload, {
       format: formatTotalBar,
     });
+    stream.on('resize', this.onResize);
   }
+
+  /**
+   * The window's height changed. Fewer rows than bars and each redraw, moving up past the top,
+   * scrolled: the scrollback filled with copies of the bars, stale ones stayed above the summary.
+   * The bars past the new height go (idle ones first, then the newest transfers', which wait for
+   * one again); more rows let waiting transfers have one.
+   */
+  private readonly onResize = (): void => {
+    this.maxFileBars = fileBarsFor(this.stream);
+    while (this.fileBars > this.maxFileBars) {
+      let bar = this.idleBars.pop();
+      if (bar === undefined) {
+        const newest = [...this.withBar].at(-1);
+        if (newest === undefined) break;
+        bar = newest.bar;
+        newest.bar = undefined;
+        this.withBar.delete(newest);
+        this.waitingForBar.unshift(newest);
+      }
+      if (bar !== undefined) this.bars.remove(bar);
+      this.fileBars--;
+    }
+    while (this.fileBars < this.maxFileBars && this.waitingForBar.length > 0)
+      this.showBar(this.waitingForBar.shift()!);
+    this.totalPayload.notShown = this.waitingForBar.length;
+  };
 
   expect(bytes: number): void {
     this.expectedBytes += bytes;
@@ -321,6 +355,7 @@ class BarProgress implements TransferProgress {
   }
 
   finish(): void {
+    this.stream.off('resize', this.onResize);
     // update() flushes lines queued by log(); stop() alone would drop them.
     this.bars.update();
     this.bars.stop();
@@ -336,6 +371,7 @@ class BarProgress implements TransferProgress {
   }
 
   private showBar(slot: FileSlot): void {
+    this.withBar.add(slot);
     const idle = this.idleBars.pop();
     if (idle !== undefined) {
       this.lendBar(idle, slot);
@@ -348,6 +384,7 @@ class BarProgress implements TransferProgress {
   private lendBar(bar: cliProgress.SingleBar, slot: FileSlot): void {
     bar.start(slot.total, slot.value, slot.payload);
     slot.bar = bar;
+    this.withBar.add(slot);
   }
 
   /** The transfer ended: its bar goes, and the oldest transfer without one takes its place. */
@@ -363,6 +400,7 @@ class BarProgress implements TransferProgress {
       if (next !== undefined) this.lendBar(slot.bar, next);
       else this.idleBars.push(slot.bar);
       slot.bar = undefined;
+      this.withBar.delete(slot);
     }
     this.totalPayload.notShown = this.waitingForBar.length;
   }

@@ -981,6 +981,60 @@ describe('muxftp CLI', () => {
     },
   );
 
+  // A terminal made shorter mid-run needs a resize, which script(1) cannot do: python3's pty can.
+  it.skipIf(spawnSync('python3', ['-c', 'import pty, fcntl, termios']).status !== 0)(
+    'a window made shorter mid-run: the bars shrink to its rows rather than scroll',
+    async () => {
+      const slow = await startServe(['--memory', '--max-rate', '256KiB']);
+      try {
+        const local = await tempDirs.make();
+        const names = Array.from({ length: 12 }, (_, i) => `r${i}.bin`);
+        for (const name of names) await writeFile(join(local, name), Buffer.alloc(64 * 1024, 3));
+        const argv = [process.execPath, BIN, 'put', ...names, '--to', 'rows/', '-p', '-j', '12'];
+        argv.push('--server', `127.0.0.1:${slow.port}`);
+        // 100x30, then 100x8 once the bars show; prints where in the output the resize came.
+        const driver = `
+import json, os, pty, select, signal, struct, sys, time, fcntl, termios
+argv = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+size = lambda rows: fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, 100, 0, 0))
+size(30)
+out, resized, start = b'', None, time.time()
+while time.time() - start < 30:
+    if resized is None and b'total' in out and time.time() - start > 0.5:
+        size(8); os.kill(pid, signal.SIGWINCH); resized = len(out)
+    if select.select([fd], [], [], 0.05)[0]:
+        try: chunk = os.read(fd, 65536)
+        except OSError: break
+        if not chunk: break
+        out += chunk
+os.waitpid(pid, 0)
+sys.stdout.write(json.dumps({'resized': resized, 'out': out.decode('utf8', 'replace')}))`;
+        const child = spawn('python3', ['-c', driver, JSON.stringify(argv)], { cwd: local, stdio: 'pipe' });
+        children.add(child);
+        child.once('exit', () => children.delete(child));
+        const { stdout } = await collect(child);
+        const { resized, out } = JSON.parse(stdout.toString()) as { resized: number | null; out: string };
+        expect(resized).not.toBeNull();
+        expect(out).toMatch(/muxftp: 12 files \(768 KiB\) in /);
+        const ups = [
+          ...out.slice(resized!).matchAll(new RegExp(`${String.fromCharCode(27)}\\[(\\d+)A`, 'g')),
+        ].map((match) => Number(match[1]));
+        // Once the bars past the 8 rows have gone (one redraw each), every frame stays within them.
+        // Before: 12 lines up on 8 rows, every frame, each one scrolling.
+        const fitted = ups.findIndex((up) => up <= 7);
+        expect(fitted).toBeGreaterThanOrEqual(0);
+        expect(ups.slice(fitted).filter((up) => up > 7)).toEqual([]);
+        expect(ups.length - fitted).toBeGreaterThan(3);
+      } finally {
+        slow.child.kill('SIGTERM');
+        await slow.exited;
+      }
+    },
+  );
+
   it.skipIf(spawnSync('script', ['--version']).status !== 0)(
     'redraws its bars at its own rate, not once per file that ends',
     async () => {
