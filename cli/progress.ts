@@ -6,6 +6,7 @@
  * other transfers count in the total, which says how many, and take a bar as one frees up.
  */
 import cliProgress from 'cli-progress';
+import stringWidth from 'string-width';
 import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
 import { printable } from '../shared/printable.js';
 
@@ -94,14 +95,32 @@ const BAR_WIDTH = 20;
 /** Narrower than this, the bar goes (the figures say as much); the name keeps at least MIN_NAME_WIDTH. */
 const MIN_BAR_WIDTH = 6;
 const MIN_NAME_WIDTH = 12;
+/** Fewer columns than this of a name say nothing: the name goes instead. */
+const MIN_SHOWN_NAME = 4;
 /** `999.9 MiB / 999.9 MiB` and `999.9 MiB/s`: the figures at their usual widest. */
 const BYTES_WIDTH = 21;
 const RATE_WIDTH = 11;
 
-/** Fits a name in `width` columns, keeping its end (the file name) when it is too long. */
+/**
+ * Fits a name in `width` columns of the terminal, keeping its end (the file name) when it is too
+ * long. Columns, not characters: a CJK character or an emoji takes two, a combining accent none;
+ * counted as characters, such a name pushed its line past the width, where it wraps and the bars'
+ * redraw goes wrong.
+ */
 function fitName(text: string, width: number): string {
   const name = printable(text);
-  return name.length <= width ? name.padEnd(width) : `…${name.slice(-(width - 1))}`;
+  const columns = stringWidth(name);
+  if (columns <= width) return name + ' '.repeat(width - columns);
+  const chars = [...name];
+  let kept = '';
+  let used = 1; // the ellipsis
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const charColumns = stringWidth(chars[i]!);
+    if (used + charColumns > width) break;
+    kept = chars[i] + kept;
+    used += charColumns;
+  }
+  return `…${kept}${' '.repeat(width - used)}`;
 }
 
 /**
@@ -111,7 +130,7 @@ function fitName(text: string, width: number): string {
  * column stays empty: a line that fills it wraps on some terminals.
  */
 function fitLine(columns: number, name: string, bar: (width: number) => string, figures: string[]): string {
-  const room = Math.max(20, columns - 1);
+  const room = Math.max(1, columns - 1);
   const tail = figures.join('  ');
   const left = room - tail.length - 2; // a space each side of the bar
   if (left >= NAME_WIDTH + MIN_BAR_WIDTH)
@@ -119,11 +138,15 @@ function fitLine(columns: number, name: string, bar: (width: number) => string, 
   if (left >= MIN_NAME_WIDTH + MIN_BAR_WIDTH)
     return `${fitName(name, left - MIN_BAR_WIDTH)} ${bar(MIN_BAR_WIDTH)} ${tail}`;
   const parts = figures.map((figure) => figure.trim());
-  const shortest = Math.min(MIN_NAME_WIDTH, printable(name).length);
+  const nameColumns = stringWidth(printable(name));
+  const shortest = Math.min(MIN_NAME_WIDTH, nameColumns);
   while (parts.length > 1 && room - parts.join('  ').length - 1 < shortest) parts.pop();
   const tight = parts.join('  ');
-  const nameWidth = Math.max(1, Math.min(NAME_WIDTH, printable(name).length, room - tight.length - 1));
-  return `${fitName(name, nameWidth)} ${tight}`.slice(0, room);
+  // Too narrow for a name (a few columns of it) beside the first figure: that figure alone, cut
+  // at the edge if it must be.
+  if (tight.length + 1 + MIN_SHOWN_NAME > room) return tight.slice(0, room);
+  const nameWidth = Math.min(NAME_WIDTH, nameColumns, room - tight.length - 1);
+  return `${fitName(name, nameWidth)} ${tight}`;
 }
 
 interface FilePayload {

@@ -1027,17 +1027,24 @@ export class Client {
   }
 
   /**
-   * Lets operations in flight finish (an upload from a stream waits for its end), then closes the
-   * connection; calls made meanwhile still run. With `graceMs`, as MuxServer.close: what is still
-   * in flight after that long is cut off (rejecting CANCELLED) and the connection closed.
+   * Lets the calls begun before it finish (an upload from a stream waits for its end, a request
+   * a busy server refused waits out its retries), then closes the connection; a call begun after
+   * it runs only while others keep the connection open (else it rejects CONNECTION_LOST, "closed
+   * by close()"). With `graceMs`, as MuxServer.close: what is still in flight after that long is
+   * cut off (rejecting CANCELLED) and the connection closed; Infinity is no limit.
    */
   close(graceMs?: number): Promise<void> {
+    if (graceMs !== undefined && !(graceMs >= 0))
+      throw new TypeError(`close(graceMs): milliseconds, 0 or more (Infinity: no limit), not ${graceMs}`);
     this.closeRequested = true;
     this.endOnceIdleIfClosing();
-    if (graceMs !== undefined && this.graceTimer === undefined) {
-      this.graceTimer = setTimeout(() => {
-        this.destroy(new MuxftpError('CANCELLED', `cut off by close() after ${graceMs / 1000} s of grace`));
-      }, graceMs);
+    if (graceMs !== undefined && graceMs !== Number.POSITIVE_INFINITY && this.graceTimer === undefined) {
+      this.graceTimer = setTimeout(
+        () => {
+          this.destroy(new MuxftpError('CANCELLED', `cut off by close() after ${graceMs / 1000} s of grace`));
+        },
+        Math.min(graceMs, MAX_TIMER_MS),
+      );
       // Nothing else waits for it: it must not keep the process alive once the connection closed.
       this.graceTimer.unref();
       void this.closed.finally(() => clearTimeout(this.graceTimer));
@@ -1069,10 +1076,16 @@ export class Client {
       this.closeRequested &&
       this.callsUnderway === 0 &&
       this.streams.size === 0 &&
-      this.waitingToOpen.length === 0
-    )
+      this.waitingToOpen.length === 0 &&
+      !this.transport.isClosed
+    ) {
+      this.endedByClose = true;
       this.transport.end();
+    }
   }
+
+  /** The connection ended because close() asked (not the server, nor destroy()). */
+  private endedByClose = false;
 
   /** Closes at once; operations in flight reject with `error` or CONNECTION_LOST. */
   destroy(error?: MuxftpError): Promise<void> {
@@ -1407,7 +1420,7 @@ export class Client {
         : (error ??
           new ConnectionLostError(
             // A call after the caller's own close() is told so, not that the server went away.
-            `connection to ${this.peer} closed${this.closeRequested ? ' by close()' : ''}`,
+            `connection to ${this.peer} closed${this.endedByClose ? ' by close()' : ''}`,
           )));
     this.lostError = lost;
     this.handshake?.reject(lost);

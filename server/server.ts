@@ -12,7 +12,7 @@ import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
-import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
+import { blockHashesPrepared, prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
 import { ControlFrameBudget } from '../shared/transport/controlFrameBudget.js';
@@ -38,6 +38,8 @@ const REFUSAL_LINGER_MS = 2_000;
 /** Free DATA frames kept for reuse, all connections together: this share of the outbound budget. */
 const FREE_FRAMES_FRACTION_OF_OUTBOUND_BUDGET = 1 / 4;
 const ignore = (): void => {};
+/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** One connection's load, as {@link MuxServer.connectionFigures} reports it. */
 export interface ConnectionFigures {
@@ -162,11 +164,12 @@ export class MuxServer {
    * closed stays closed: listen() then rejects (SHUTTING_DOWN), and a new MuxServer serves again.
    */
   async listen(): Promise<{ host: string; port: number }> {
-    // It would bind a port whose connections it refuses, and no close() would release it.
-    if (this.closing !== undefined)
-      throw new MuxftpError('SHUTTING_DOWN', 'this server was closed: make a new MuxServer to listen again');
     // Every upload and download hashes: the hashes are ready before the first connection.
     await prepareBlockHashes();
+    // Closed, before or while the hashes loaded: it would bind a port whose connections it
+    // refuses, and no close() would release it.
+    if (this.closing !== undefined)
+      throw new MuxftpError('SHUTTING_DOWN', 'this server was closed: make a new MuxServer to listen again');
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.listener.once('error', onError);
@@ -267,6 +270,8 @@ export class MuxServer {
    * Safe to call more than once: later calls return the same promise.
    */
   close(graceMs = 0): Promise<void> {
+    if (!(graceMs >= 0))
+      throw new TypeError(`close(graceMs): milliseconds, 0 or more (Infinity: no limit), not ${graceMs}`);
     clearInterval(this.partialSweepTimer);
     this.partialSweepTimer = undefined;
     this.refusalLog.flush();
@@ -277,13 +282,17 @@ export class MuxServer {
         resolve();
         return;
       }
-      const deadline = setTimeout(() => {
-        const cut = new MuxftpError(
-          'SHUTTING_DOWN',
-          `the server shut down before its transfers ended (${graceMs / 1000} s of grace)`,
-        );
-        for (const connection of this.connections) connection.destroy(cut);
-      }, graceMs);
+      // Infinity: no deadline; past what a timer takes (~24.8 days), as long as it takes.
+      const deadline =
+        graceMs > MAX_TIMER_MS
+          ? undefined
+          : setTimeout(() => {
+              const cut = new MuxftpError(
+                'SHUTTING_DOWN',
+                `the server shut down before its transfers ended (${graceMs / 1000} s of grace)`,
+              );
+              for (const connection of this.connections) connection.destroy(cut);
+            }, graceMs);
       this.allClosed = () => {
         clearTimeout(deadline);
         resolve();
@@ -301,6 +310,16 @@ export class MuxServer {
    * (tests use an in-memory pair), whose connections all count as one address, 'in-process'.
    */
   accept(socket: Duplex): void {
+    // A caller that hands sockets in without listen() has had no hashes loaded for it: the
+    // connection starts once they are (its bytes wait in the socket meanwhile).
+    if (!blockHashesPrepared()) {
+      socket.on('error', ignore);
+      prepareBlockHashes().then(
+        () => this.accept(socket),
+        () => socket.destroy(),
+      );
+      return;
+    }
     if (this.closing !== undefined) {
       this.counters.connectionRefused('shutting_down');
       socket.destroy();

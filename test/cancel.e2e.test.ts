@@ -140,6 +140,15 @@ describe('cancelling one operation through its AbortSignal', () => {
     expect(await stuck).toMatchObject({ code: 'CANCELLED', message: expect.stringMatching(/grace/) });
     const check = await env.connect();
     await expect(check.stat('stuck.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    // A grace that is not a duration is refused, not taken as none (a timer of 1 ms).
+    expect(() => check.close(-1)).toThrow(TypeError);
+    const slow = new PassThrough();
+    const waiting = check.put('waited.bin', slow);
+    const closing = check.close(Number.POSITIVE_INFINITY); // as long as it takes
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    slow.end('at last');
+    expect((await waiting).entry.size).toBe(7);
+    await closing;
   });
 });
 

@@ -7,6 +7,7 @@ import path, { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
@@ -472,6 +473,13 @@ describe('server lifecycle', () => {
     // Before: it bound a new port, dropped every client there, and a second close() freed nothing.
     await expect(env.server.listen()).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
     expect(() => env!.server.address()).toThrow();
+    // Closed while listen() waited for the hashes to load: it did not bind after all.
+    const raced = new MuxServer({ storage: new MemoryStorage(), host: '127.0.0.1', port: 0, log: () => {} });
+    const listening = raced.listen();
+    await raced.close();
+    await expect(listening).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
+    expect(() => raced.address()).toThrow();
+    expect(() => raced.close(Number.NaN)).toThrow(TypeError);
   });
 
   it("on close, says in its log which connections' transfers the grace cut, and which drained", async () => {

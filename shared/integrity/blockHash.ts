@@ -80,6 +80,11 @@ export function prepareBlockHashes(): Promise<void> {
   return preparing;
 }
 
+/** Whether prepareBlockHashes() has resolved: createBlockHash('xxh128') works. */
+export function blockHashesPrepared(): boolean {
+  return overflowInstance !== undefined;
+}
+
 function refillPool(): void {
   if (refilling || idleInstances.length >= REFILL_BELOW || createXXHash128 === undefined) return;
   refilling = true;
