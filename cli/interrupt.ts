@@ -70,12 +70,15 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
   return 128 + (constants.signals[signal] ?? 2);
 }
 
-/** Installs the transfers' handler; the returned function removes it. */
-export function abortOnInterrupt(controller: AbortController): () => void {
+/**
+ * Installs the transfers' handler; the returned function removes it. `quiet` (-q, --json): a
+ * second signal exits without its line.
+ */
+export function abortOnInterrupt(controller: AbortController, quiet = false): () => void {
   const remove = handleSignals((signal) => {
     if (controller.signal.aborted) {
       settleTemporaryFilesNow();
-      if (process.stderr.isTTY === true)
+      if (process.stderr.isTTY === true && !quiet)
         process.stderr.write(
           '\nmuxftp: interrupted again: stopping now, without waiting for the rest to finish\n',
         );

@@ -204,7 +204,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   // Every transfer at once listens on it (its request, a wait to retry): up to --parallel of
   // them, not a leak, which node warns of past 10.
   setMaxListeners(0, controller.signal);
-  const stopListening = abortOnInterrupt(controller);
+  const stopListening = abortOnInterrupt(controller, run.output.quiet || run.output.json);
   // `get f -` onto the terminal, or `put - f` typed at it: bars would draw into the file's
   // bytes, or over what is typed (curl shows no meter when its output is the terminal).
   const standardStream = run.command === 'get' ? process.stdout : process.stdin;

@@ -155,7 +155,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
       let report: Awaited<ReturnType<typeof runBench>>;
       // Ctrl-C stops the clients and the local server; a second one exits at once.
       const interrupt = new AbortController();
-      const stopListening = abortOnInterrupt(interrupt);
+      const stopListening = abortOnInterrupt(interrupt, global.json || global.quiet);
       try {
         report = await runBench(options, {
           signal: interrupt.signal,
