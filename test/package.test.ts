@@ -226,6 +226,14 @@ describe('the npm package', () => {
 
   it('type-checks a TypeScript consumer with tsc --noEmit against the shipped declarations', async () => {
     await writeFile(join(project, 'consumer.ts'), TS_CONSUMER);
+    // And README's Library examples, as written there.
+    const readme = await readFile(join(repo, 'README.md'), 'utf8');
+    const library = readme.slice(readme.indexOf('## Library'), readme.indexOf('## Protocol and design'));
+    const examples = [...library.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
+    expect(examples.length).toBe(2);
+    const exampleFiles = examples.map((_, index) => `readme${index + 1}.ts`);
+    for (const [index, example] of examples.entries())
+      await writeFile(join(project, exampleFiles[index]!), example);
     await writeFile(
       join(project, 'tsconfig.json'),
       JSON.stringify({
@@ -239,7 +247,7 @@ describe('the npm package', () => {
           types: ['node'],
           typeRoots: [join(repo, 'node_modules/@types')],
         },
-        files: ['consumer.ts'],
+        files: ['consumer.ts', ...exampleFiles],
       }),
     );
     const tsc = join(repo, 'node_modules/typescript/bin/tsc');
