@@ -123,6 +123,32 @@ function runOnTerminal(args: string[], cwd: string, rows?: number, columns = 120
   return collect(child);
 }
 
+/** `count` files of `bytes` each in a fresh local directory: its path, and their names. */
+async function filesToSend(
+  prefix: string,
+  count: number,
+  bytes: number,
+): Promise<{ local: string; names: string[] }> {
+  const local = await tempDirs.make();
+  const names = Array.from({ length: count }, (_, i) => `${prefix}${i}.bin`);
+  for (const name of names) await writeFile(join(local, name), Buffer.alloc(bytes, 1));
+  return { local, names };
+}
+
+/**
+ * `use` of a memory server throttled to 256 KiB/s, so that transfers stay in flight for a second
+ * or two (bars to see, a Ctrl-C to send); stopped after.
+ */
+async function withSlowServer<T>(use: (server: ServeProcess) => Promise<T>): Promise<T> {
+  const slow = await startServe(['--memory', '--max-rate', '256KiB']);
+  try {
+    return await use(slow);
+  } finally {
+    slow.child.kill('SIGTERM');
+    await slow.exited;
+  }
+}
+
 /** Starts `muxftp serve` and waits for its one stdout line, which carries the real port. */
 async function startServe(args: string[], cwd?: string, prefix?: string[]): Promise<ServeProcess> {
   const child = spawnCli(['serve', '--port', '0', ...args], { cwd, ...(prefix ? { prefix } : {}) });
@@ -857,11 +883,8 @@ describe('muxftp CLI', () => {
     'on a short terminal: no more bars than it has rows, the total counting the transfers without one',
     async () => {
       // A throttled server keeps twelve transfers in flight together for a second or two.
-      const slow = await startServe(['--memory', '--max-rate', '256KiB']);
-      try {
-        const local = await tempDirs.make();
-        const names = Array.from({ length: 12 }, (_, i) => `f${i}.bin`);
-        for (const name of names) await writeFile(join(local, name), Buffer.alloc(32 * 1024, 1));
+      await withSlowServer(async (slow) => {
+        const { local, names } = await filesToSend('f', 12, 32 * 1024);
         const args = [
           'put',
           ...names,
@@ -884,10 +907,7 @@ describe('muxftp CLI', () => {
         expect(Math.max(...ups)).toBeLessThanOrEqual(5);
         expect(shown).toMatch(/total \(\+\d+ not shown\)/);
         expect(shown).toMatch(/muxftp: 12 files \(384 KiB\) in /);
-      } finally {
-        slow.child.kill('SIGTERM');
-        await slow.exited;
-      }
+      });
     },
   );
 
@@ -895,8 +915,7 @@ describe('muxftp CLI', () => {
     'on 80 columns: bars fit with their figures and ETA, and a failure printed above them wraps whole',
     async () => {
       // A throttled server keeps one upload going while the other fails (a directory is there).
-      const slow = await startServe(['--memory', '--max-rate', '256KiB']);
-      try {
+      await withSlowServer(async (slow) => {
         const local = await tempDirs.make();
         const long = `${'a-long-file-name-'.repeat(5)}.dat`;
         await writeFile(join(local, 'slow.bin'), Buffer.alloc(512 * 1024, 1));
@@ -926,21 +945,15 @@ describe('muxftp CLI', () => {
             (bar) => bar.startsWith('total') && /MiB\/s|KiB\/s|B\/s/.test(bar) && bar.includes('ETA'),
           ),
         ).toBe(true);
-      } finally {
-        slow.child.kill('SIGTERM');
-        await slow.exited;
-      }
+      });
     },
   );
 
   it.skipIf(spawnSync('script', ['--version']).status !== 0)(
     'Ctrl-C on a terminal: the summary counts the files never started apart from those that failed',
     async () => {
-      const slow = await startServe(['--memory', '--max-rate', '256KiB']);
-      try {
-        const local = await tempDirs.make();
-        const names = Array.from({ length: 6 }, (_, i) => `q${i}.bin`);
-        for (const name of names) await writeFile(join(local, name), Buffer.alloc(512 * 1024, 2));
+      await withSlowServer(async (slow) => {
+        const { local, names } = await filesToSend('q', 6, 512 * 1024);
         const args = ['put', ...names, '--to', 'q/', '-p', '-j', '2', '--server', `127.0.0.1:${slow.port}`];
         const command = `stty rows 24 cols 100; ${[process.execPath, BIN, ...args].map(shellWord).join(' ')}`;
         const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: local, stdio: 'pipe' });
@@ -957,10 +970,7 @@ describe('muxftp CLI', () => {
         expect(code).toBe(130);
         // Before: "0 files (0 B), 6 failed", as if the four never begun had failed.
         expect(shown).toMatch(/muxftp: 0 files \(0 B\), 2 failed, 4 not started in /);
-      } finally {
-        slow.child.kill('SIGTERM');
-        await slow.exited;
-      }
+      });
     },
   );
 
@@ -985,11 +995,8 @@ describe('muxftp CLI', () => {
   it.skipIf(spawnSync('python3', ['-c', 'import pty, fcntl, termios']).status !== 0)(
     'a window made shorter mid-run: the bars shrink to its rows rather than scroll',
     async () => {
-      const slow = await startServe(['--memory', '--max-rate', '256KiB']);
-      try {
-        const local = await tempDirs.make();
-        const names = Array.from({ length: 12 }, (_, i) => `r${i}.bin`);
-        for (const name of names) await writeFile(join(local, name), Buffer.alloc(64 * 1024, 3));
+      await withSlowServer(async (slow) => {
+        const { local, names } = await filesToSend('r', 12, 64 * 1024);
         const argv = [process.execPath, BIN, 'put', ...names, '--to', 'rows/', '-p', '-j', '12'];
         argv.push('--server', `127.0.0.1:${slow.port}`);
         // 100x30, then 100x8 once the bars show; prints where in the output the resize came.
@@ -1028,10 +1035,7 @@ sys.stdout.write(json.dumps({'resized': resized, 'out': out.decode('utf8', 'repl
         expect(fitted).toBeGreaterThanOrEqual(0);
         expect(ups.slice(fitted).filter((up) => up > 7)).toEqual([]);
         expect(ups.length - fitted).toBeGreaterThan(3);
-      } finally {
-        slow.child.kill('SIGTERM');
-        await slow.exited;
-      }
+      });
     },
   );
 
