@@ -36,7 +36,8 @@ export interface TransferProgress {
   log(line: string): void;
   /**
    * Removes the bars and prints a one-line summary: the files that succeeded and their bytes, then
-   * how many failed, were never started (Ctrl-C) and were skipped (`3 files (12 MiB), 1 failed in 2.1 s`). Call exactly once.
+   * how many failed, were never started (Ctrl-C) and were skipped (`3 files (12 MiB), 1 failed in
+   * 2.1 s`). Call exactly once.
    */
   finish(): void;
 }

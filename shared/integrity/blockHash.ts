@@ -7,8 +7,9 @@
  * kept in a pool: taking one is synchronous, and the pool refills in the background. If a burst of
  * streams empties it, a stream shares one overflow instance, saving and restoring its state only
  * when another stream took the instance over (slower, never blocking). Not at module load: every
- * CLI command loads this module, and compiling the WebAssembly cost `ls` and `--version` ~30 ms
- * of their ~340 ms of CPU (bench/README.md).
+ * CLI command loads this module, and compiling the WebAssembly at import made importing the CLI
+ * ~20 ms slower for `ls` and `--version` too (bench/README.md, thirty-seventh pass); with no
+ * top-level await, a CommonJS program can require() the library.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createRequire } from 'node:module';
