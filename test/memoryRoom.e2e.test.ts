@@ -66,8 +66,10 @@ describe('memory storage under its limit', () => {
     const client = await env.connect();
     const sparse = join(await tempDirs.make(), 'sparse.bin');
     await writeFile(sparse, '');
-    await truncate(sparse, 80 * MiB);
-    // Each reserved its 80 MiB against the resident size alone, which untouched memory does not
+    // Each declares the whole room: two fit only if this process's resident size fell by all of
+    // it meanwhile (with 80 MiB, a collection under a loaded suite once let a second in).
+    await truncate(sparse, 96 * MiB);
+    // Each reserved its size against the resident size alone, which untouched memory does not
     // raise yet: all four were stored, 320 MiB in a room of 96 (a review).
     const results = await Promise.allSettled([0, 1, 2, 3].map((i) => client.put(`f${i}.bin`, sparse)));
     const stored = results.filter((result) => result.status === 'fulfilled').length;
