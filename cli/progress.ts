@@ -234,9 +234,13 @@ class BarProgress implements TransferProgress {
   private readonly withBar = new Set<FileSlot>();
   /** Transfers in flight without a bar, oldest first. */
   private readonly waitingForBar: FileSlot[] = [];
-  private fileBars = 0;
   /** Bars whose transfer ended, kept for the next to begin (see hideBar). */
   private readonly idleBars: cliProgress.SingleBar[] = [];
+
+  /** File bars drawn: each is a transfer's or idle. */
+  private get fileBars(): number {
+    return this.withBar.size + this.idleBars.length;
+  }
   private readonly startedAt = performance.now();
   private expectedBytes = 0;
   private doneBytes = 0;
@@ -290,7 +294,6 @@ class BarProgress implements TransferProgress {
         this.waitingForBar.unshift(newest);
       }
       if (bar !== undefined) this.bars.remove(bar);
-      this.fileBars--;
     }
     while (this.fileBars < this.maxFileBars && this.waitingForBar.length > 0)
       this.showBar(this.waitingForBar.shift()!);
@@ -402,7 +405,6 @@ class BarProgress implements TransferProgress {
       return;
     }
     slot.bar = this.bars.create(slot.total, slot.value, slot.payload);
-    this.fileBars++;
   }
 
   private lendBar(bar: cliProgress.SingleBar, slot: FileSlot): void {
