@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
 import { runCli } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
+import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -19,10 +20,7 @@ let server: TestServer | undefined;
 let proxy: FrameProxy | undefined;
 
 afterEach(async () => {
-  await proxy?.close();
-  proxy = undefined;
-  await server?.stop();
-  server = undefined;
+  proxy = server = await stopProxyAndServer(proxy, server);
   await tempDirs.removeAll();
 });
 

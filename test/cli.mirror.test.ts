@@ -20,6 +20,7 @@ import { MuxftpError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { runCli } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
+import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -29,10 +30,7 @@ const tempDirs = new TempDirs('muxftp-mirror-');
 let proxy: FrameProxy | undefined;
 
 afterEach(async () => {
-  await proxy?.close();
-  proxy = undefined;
-  await server?.stop();
-  server = undefined;
+  proxy = server = await stopProxyAndServer(proxy, server);
   await tempDirs.removeAll();
 });
 

@@ -14,6 +14,7 @@ import { FrameType } from '../shared/protocol/constants.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import { runCli } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
+import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -23,10 +24,7 @@ const tempDirs = new TempDirs('muxftp-rmupload-');
 let proxy: FrameProxy | undefined;
 
 afterEach(async () => {
-  await proxy?.close();
-  proxy = undefined;
-  await server?.stop();
-  server = undefined;
+  proxy = server = await stopProxyAndServer(proxy, server);
   await tempDirs.removeAll();
 });
 

@@ -12,6 +12,7 @@ import { afterEach, expect, it } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { type FrameProxy, startFrameProxy } from './helpers/frameProxy.js';
+import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -19,10 +20,7 @@ let env: TestServer | undefined;
 let proxy: FrameProxy | undefined;
 const tempDirs = new TempDirs('muxftp-continue-copy-');
 afterEach(async () => {
-  await proxy?.close();
-  await env?.stop();
-  proxy = undefined;
-  env = undefined;
+  proxy = env = await stopProxyAndServer(proxy, env);
   await tempDirs.removeAll();
 });
 

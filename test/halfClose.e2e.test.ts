@@ -15,14 +15,13 @@ import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeJsonFrame, encodeWindow } from '../shared/protocol/encoder.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await server?.stop();
-  server = undefined;
+  server = await stopServerAndPeers(server, peers);
 });
 
 const MiB = 1024 * 1024;

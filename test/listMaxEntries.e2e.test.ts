@@ -14,15 +14,14 @@ import { encodeOpen } from '../shared/protocol/encoder.js';
 import { isTemporaryName, newTemporaryName } from '../shared/temporaryNames.js';
 import { diskFs } from '../storage/diskFs.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await env?.stop();
-  env = undefined;
+  env = await stopServerAndPeers(env, peers);
 });
 
 async function serverWith(names: number) {

@@ -14,6 +14,7 @@ import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth } from '../shared/protocol/encoder.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let users: UsersFile;
@@ -28,9 +29,7 @@ beforeAll(async () => {
 let server: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await server?.stop();
-  server = undefined;
+  server = await stopServerAndPeers(server, peers);
 });
 
 describe('a login refusal in force', () => {

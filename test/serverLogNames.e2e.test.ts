@@ -12,14 +12,13 @@ import { printable } from '../shared/printable.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeError } from '../shared/protocol/encoder.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
-  for (const peer of peers.splice(0)) peer.destroy();
-  await server?.stop();
-  server = undefined;
+  server = await stopServerAndPeers(server, peers);
 });
 
 /** C1 (NEL, CSI), then each kind of bidi control: none may reach a log line. */
