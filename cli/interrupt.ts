@@ -26,11 +26,34 @@ const handlers: SignalHandler[] = [];
 const INTERRUPTS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 function processOnSignal(signal: NodeJS.Signals): void {
-  // The terminal is gone: a line written to it fails (EIO), which must not end the process
-  // before its downloads have kept what they received.
-  if (signal === 'SIGHUP')
+  if (signal === 'SIGHUP') {
+    // The terminal is gone: a line written to it fails (EIO), which must not end the process
+    // before its downloads have kept what they received.
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+    endByHangupAtExit();
+  }
   handlers[handlers.length - 1]?.(signal);
+}
+
+let hangupAtExit = false;
+
+/**
+ * After a hang-up the process ends by the SIGHUP itself once it has settled (as a program that
+ * does not handle it: 129 in a shell), not by exiting: a normal exit sets the terminal's modes
+ * back, which fails on a closed terminal, and Node 20 aborts on that failure (nodejs/node#51519,
+ * fixed in later Nodes): status 134 and perhaps a core file.
+ */
+function endByHangupAtExit(): void {
+  if (hangupAtExit) return;
+  hangupAtExit = true;
+  process.once('exit', () => {
+    // With no listener left, libuv gives SIGHUP back its default action: ending the process.
+    process.removeAllListeners('SIGHUP');
+    process.kill(process.pid, 'SIGHUP');
+    // The signal may be taken by another of the process's threads: wait here for it to land
+    // rather than go on into the exit that aborts (bounded: should it not, the exit goes on).
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_000);
+  });
 }
 
 let terminalErrorsIgnored = false;

@@ -1039,6 +1039,49 @@ sys.stdout.write(json.dumps({'resized': resized, 'out': out.decode('utf8', 'repl
     },
   );
 
+  // Closing the terminal needs its master side in our hands, which script(1) does not give.
+  it.skipIf(spawnSync('python3', ['-c', 'import pty']).status !== 0)(
+    'a terminal closed mid-transfer: the download keeps its blocks and the process ends by the hang-up',
+    async () => {
+      await writeFile(join(root, 'hangup.bin'), randomBytes(16 * MiB));
+      const local = await tempDirs.make();
+      const argv = [process.execPath, BIN, 'get', 'hangup.bin', '--limit-rate', '8MiB', ...remote];
+      // Closes the terminal once the bars have shown for a while; prints how the process ended.
+      const driver = `
+import json, os, pty, select, sys, time
+argv = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+out, start = b'', time.time()
+while time.time() - start < 20 and not (b'total' in out and time.time() - start > 1.0):
+    if select.select([fd], [], [], 0.05)[0]:
+        try: chunk = os.read(fd, 65536)
+        except OSError: break
+        if not chunk: break
+        out += chunk
+os.close(fd)
+_, status = os.waitpid(pid, 0)
+ended = {'signal': os.WTERMSIG(status)} if os.WIFSIGNALED(status) else {'code': os.WEXITSTATUS(status)}
+sys.stdout.write(json.dumps({'ended': ended, 'bars': b'total' in out}))`;
+      const child = spawn('python3', ['-c', driver, JSON.stringify(argv)], { cwd: local, stdio: 'pipe' });
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      const { stdout } = await collect(child);
+      const { ended, bars } = JSON.parse(stdout.toString()) as { ended: object; bars: boolean };
+      expect(bars).toBe(true);
+      // Before: SIGABRT (6), Node 20 asserting when it set the closed terminal's modes back at exit.
+      expect(ended).toEqual({ signal: 1 });
+      // Nothing under the real name; whatever it kept is whole 4 MiB blocks under the kept name.
+      const left = await readdir(local);
+      expect(left).not.toContain('hangup.bin');
+      for (const name of left) {
+        expect(name).toBe(downloadPartialName('hangup.bin'));
+        expect((await stat(join(local, name))).size % (4 * MiB)).toBe(0);
+      }
+    },
+  );
+
   it.skipIf(spawnSync('script', ['--version']).status !== 0)(
     'redraws its bars at its own rate, not once per file that ends',
     async () => {
