@@ -126,6 +126,11 @@ describe('muxftp bench --local', () => {
     expect(failed.code).toBe(1);
     expect(failed.stdout).toMatch(/FAILED\s+.*below --min-mbps/);
     expect(failed.stdout).toMatch(/throughput\s+[\d.]+ MB\/s/);
+    // Counted in words that agree with their number, every line within 80 columns (the server's
+    // figures were one line of 81 to 90, and "1 streams").
+    expect(failed.stdout).toMatch(/^muxftp bench: upload, 2 clients × 1 stream, /);
+    expect(failed.stdout).toMatch(/server load +\d+ connections?, \d+ streams? at peak/);
+    for (const line of failed.stdout.trimEnd().split('\n')) expect(line.length).toBeLessThanOrEqual(80);
     const usage = await bench('--files', '3', '--duration', '1s');
     expect(usage.code).toBe(2);
   });

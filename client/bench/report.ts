@@ -129,13 +129,18 @@ export function buildReport(
   return report;
 }
 
+/** `1 client`, `20 clients`. */
+function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 export function formatReport(report: BenchReport, sizes: string): string {
   const p = (x: Percentiles) => `p50 ${x.p50}  p90 ${x.p90}  p99 ${x.p99}  p99.9 ${x.p999}  max ${x.max}`;
   const errors = Object.entries(report.errors)
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');
   const lines = [
-    `muxftp bench: ${report.op}${report.tls ? ' over TLS' : ''}, ${report.clients} clients x ${report.streams} streams, ${sizes}, ${report.workers} workers`,
+    `muxftp bench: ${report.op}${report.tls ? ' over TLS' : ''}, ${counted(report.clients, 'client')} × ${counted(report.streams, 'stream')}, ${sizes}, ${counted(report.workers, 'worker')}`,
     `  operations   ${report.ops} (${report.verified} verified, ${report.error_count} errors${errors ? `: ${errors}` : ''})`,
     `  moved        ${formatBytes(report.bytes)} in ${report.seconds} s`,
     `  throughput   ${report.mbps} MB/s, ${report.files_per_s} ops/s`,
@@ -145,8 +150,10 @@ export function formatReport(report: BenchReport, sizes: string): string {
   ];
   if (report.server) {
     const s = report.server;
+    // Two lines: one ran past 80 columns.
     lines.push(
-      `  server       peak rss ${s.rss_mb} MB (process max ${s.max_rss_mb} MB), peak ${s.connections} connections, ${s.streams} streams`,
+      `  server rss   ${s.rss_mb} MB at peak (the process's max ${s.max_rss_mb} MB)`,
+      `  server load  ${counted(s.connections, 'connection')}, ${counted(s.streams, 'stream')} at peak`,
     );
   }
   lines.push(
