@@ -1039,6 +1039,26 @@ sys.stdout.write(json.dumps({'resized': resized, 'out': out.decode('utf8', 'repl
     },
   );
 
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'serve stopped by Ctrl-C at a terminal: its log line starts a line, not after the echoed ^C',
+    async () => {
+      const command = [process.execPath, BIN, 'serve', '--memory', '--port', '0'].map(shellWord).join(' ');
+      const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: 'pipe' });
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      let shown = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        const before = shown;
+        shown += chunk.toString();
+        if (!before.includes('listening') && shown.includes('listening')) child.stdin!.write('\u0003');
+      });
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      expect(code).toBe(0);
+      // Before: "^C2026-12-06T07:22:59.826Z SIGINT: shutting down; …".
+      expect(shown).toMatch(/\^C\r?\n\d{4}-\d\d-\d\dT[\d:.]+Z SIGINT: shutting down/);
+    },
+  );
+
   // Closing the terminal needs its master side in our hands, which script(1) does not give.
   it.skipIf(spawnSync('python3', ['-c', 'import pty']).status !== 0)(
     'a terminal closed mid-transfer: the download keeps its blocks and the process ends by the hang-up',

@@ -363,6 +363,8 @@ function firstShutdownSignal(): Promise<NodeJS.Signals> {
       const exitNow = (again: NodeJS.Signals): never => process.exit(128 + (constants.signals[again] ?? 2));
       process.once('SIGINT', exitNow);
       process.once('SIGTERM', exitNow);
+      // Ctrl-C at a terminal: its echoed ^C is left on a line of its own, not before the log line.
+      if (signal === 'SIGINT' && process.stderr.isTTY === true) process.stderr.write('\n');
       resolve(signal);
     };
     process.on('SIGINT', onSignal);
