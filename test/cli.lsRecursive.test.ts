@@ -197,5 +197,11 @@ describe('ls -r', () => {
     expect(human.stdout).toMatch(/^file +1\.21KiB {2}.* a\/b\/deep\.bin$/m);
     expect(human.stdout).toMatch(/^file +1B {2}.* a\.txt$/m);
     expect(human.stdout).toMatch(/^dir +- {2}.* a\/$/m);
+
+    // ls(1)'s -h, which was this command's help (usage on stdout, exit 0, in a script's output).
+    const lh = await runCli([...remote, 'ls', '-lh', 'site/a/b'], cwd);
+    expect(lh).toMatchObject({ code: 0, stderr: '' });
+    expect(lh.stdout).toMatch(/^file +rw.{7} +1\.21KiB {2}.* deep\.bin\n$/);
+    expect((await runCli([...remote, 'ls', '--help'], cwd)).stdout).toMatch(/^Usage: muxftp ls /);
   });
 });

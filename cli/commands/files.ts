@@ -59,16 +59,26 @@ export function registerFileCommands(program: Command, output: Output): void {
       'with -r (implied): go at most n levels below the directory (1: its own entries)',
       commanderParser(parsePositiveInteger),
     )
-    .option('-H, --human', 'sizes in B, KiB, MiB, GiB, as 1.21KiB (--json keeps bytes)')
+    .option('-H, --human', HUMAN_SIZES)
     .option('-l, --long', "also each entry's permission bits, as ls -l shows them (rwxr-xr-x)")
+    // `ls -lh`, as everyone types it, lists: -h was help, which printed usage and exited 0.
+    .addOption(new Option('-h').hideHelp())
+    .helpOption('--help', 'display help for command')
     .action(
       async (
         path: string | undefined,
-        options: { recursive?: boolean; R?: boolean; maxDepth?: number; human?: boolean; long?: boolean },
+        options: {
+          recursive?: boolean;
+          R?: boolean;
+          maxDepth?: number;
+          human?: boolean;
+          h?: boolean;
+          long?: boolean;
+        },
         command: Command,
       ) => {
         const global = begin(command);
-        const format = { human: options.human === true, long: options.long === true };
+        const format = { human: options.human === true || options.h === true, long: options.long === true };
         await withClient(global, output, async (client) => {
           try {
             const given = path ?? '/';
@@ -146,15 +156,19 @@ export function registerFileCommands(program: Command, output: Output): void {
     .description(
       "Show the room left for your uploads: your account's quota (size, used including uploads in flight, available) and the disk under the server's files (size, available), each when the server has one.",
     )
-    .option('-H, --human', 'sizes in B, KiB, MiB, GiB, as 1.21KiB (--json keeps bytes)')
-    .action(async (options: { human?: boolean }, command: Command) => {
+    .option('-H, --human', HUMAN_SIZES)
+    // `df -h`, as df(1) takes it (not help).
+    .addOption(new Option('-h').hideHelp())
+    .helpOption('--help', 'display help for command')
+    .action(async (options: { human?: boolean; h?: boolean }, command: Command) => {
       const global = begin(command);
       await withClient(global, output, async (client) => {
         try {
           const report = await client.space();
           if (output.json) output.printJson(report);
           else
-            for (const line of formatSpace(report, { human: options.human === true })) output.printLine(line);
+            for (const line of formatSpace(report, { human: options.human === true || options.h === true }))
+              output.printLine(line);
         } catch (error) {
           output.failure('df', error);
           if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
@@ -415,6 +429,8 @@ async function moveTarget(client: Client, source: string, to: string): Promise<s
  * emptied it, then found it not empty). A server that says so itself (`details.keptBy`) is not
  * echoed.
  */
+const HUMAN_SIZES = 'sizes in B, KiB, MiB, GiB, as 1.21KiB (-h too; --json keeps bytes)';
+
 const UPLOAD_KEEPS_DIRECTORY = 'an upload in progress there counts, though ls does not show it';
 
 /** A failure with what to say about it, for eachPath. */
