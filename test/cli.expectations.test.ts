@@ -372,6 +372,31 @@ describe('rm -r', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('NOT_FOUND');
   });
+
+  it('-f, as rm -f: a path not there, or a pattern matching nothing, is no error; anything else still is', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.mkdir('build/out', { parents: true });
+    await client.put('build/out/a.o', Buffer.from('a'));
+    await client.mkdir('kept');
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+
+    // Before: "unknown option '-f'", exit 2; a script's clean-up could not say "if it is there".
+    const forced = await runCli(['rm', '-rf', 'build', 'gone', 'nodir/*.tmp', '--json', ...at], local);
+    expect(forced).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(forced.stdout)).toEqual([
+      { path: 'build', ok: true },
+      { path: 'gone', ok: true },
+      { path: 'nodir/*.tmp', ok: true },
+    ]);
+    expect(await treeOf(server.root!)).toEqual(['kept/']);
+    expect(await runCli(['rm', '-rf', 'build', ...at], local)).toMatchObject({ code: 0, stderr: '' });
+    // Not a missing path: still refused (a directory without -r).
+    const directory = await runCli(['rm', '-f', 'kept', ...at], local);
+    expect(directory.code).toBe(1);
+    expect(directory.stderr).toContain('(IS_A_DIRECTORY)');
+  });
 });
 
 describe('a remote path ending in / names a directory, as in POSIX', () => {

@@ -181,7 +181,8 @@ export function registerFileCommands(program: Command, output: Output): void {
     .summary('remove remote files (-r: and directories)')
     .argument('<path...>', "remote files ('tmp/*.part': what the pattern matches); with -r, directories too")
     .option('-r, --recursive', 'remove directories and everything in them (never the root)')
-    .action(async (paths: string[], options: { recursive?: boolean }, command: Command) => {
+    .option('-f, --force', 'a path that is not there (or a pattern that matches nothing) is no error')
+    .action(async (paths: string[], options: { recursive?: boolean; force?: boolean }, command: Command) => {
       const remove =
         options.recursive === true
           ? removeRecursively
@@ -194,18 +195,15 @@ export function registerFileCommands(program: Command, output: Output): void {
         if (argument.endsWith('/') || argument.endsWith('/.')) await requireDirectory(client, path);
         await remove(client, path);
       };
-      await eachPath(
-        begin(command),
-        output,
-        'rm',
-        paths,
-        removeAsGiven,
-        {
+      await eachPath(begin(command), output, 'rm', paths, removeAsGiven, {
+        hints: {
           IS_A_DIRECTORY: 'add -r to remove it and everything in it',
           DIRECTORY_NOT_EMPTY: UPLOAD_KEEPS_DIRECTORY,
         },
-        true,
-      );
+        expandPatterns: true,
+        // As rm -f: a clean-up step says "if it is there" (a script's `rm -rf build`).
+        missingIsFine: options.force === true,
+      });
     });
 
   program
@@ -222,7 +220,7 @@ export function registerFileCommands(program: Command, output: Output): void {
         paths,
         (client, path) => client.mkdir(path, { parents }),
         // Without -p a missing parent is NOT_FOUND (an existing path is ALREADY_EXISTS).
-        parents ? {} : { NOT_FOUND: 'add -p to create its parents' },
+        { hints: parents ? {} : { NOT_FOUND: 'add -p to create its parents' } },
       );
     });
 
@@ -250,8 +248,7 @@ export function registerFileCommands(program: Command, output: Output): void {
           'chmod',
           paths,
           (client, path) => changeMode(client, path, mode),
-          {},
-          true,
+          { expandPatterns: true },
         );
       },
     );
@@ -262,7 +259,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .argument('<path...>', 'remote directories, which must be empty')
     .action(async (paths: string[], _options: unknown, command: Command) => {
       await eachPath(begin(command), output, 'rmdir', paths, removeEmptyDirectory, {
-        NOT_A_DIRECTORY: 'use rm for a file',
+        hints: { NOT_A_DIRECTORY: 'use rm for a file' },
       });
     });
 
@@ -387,8 +384,7 @@ async function move(global: GlobalOptions, output: Output, sources: string[], to
         await client.rename(source, target);
         movedHere.set(target, source);
       },
-      {},
-      lone === undefined,
+      { expandPatterns: lone === undefined },
     );
     if (output.json) output.printJson(outcomes);
   });
@@ -531,29 +527,28 @@ async function requireDirectory(client: Client, path: string): Promise<void> {
  * Runs `operate` on each path in order (so `mkdir a a/b` works), reporting each failure, with
  * what to do instead when `hints` has a line for its code (rm of a directory: use rmdir).
  */
+interface EachPathOptions {
+  /** A line added to a failure of these codes, saying what to do about it. */
+  hints?: Partial<Record<ErrorCode, string>>;
+  /** Wildcards in the paths are expanded (cli/remoteGlob.ts); each match is a path of its own. */
+  expandPatterns?: boolean;
+  /** A path not there (NOT_FOUND), or a pattern matching nothing, succeeds with nothing done. */
+  missingIsFine?: boolean;
+}
+
 async function eachPath(
   global: GlobalOptions,
   output: Output,
   name: string,
   paths: string[],
   operate: (client: Client, remotePath: string, argument: string) => Promise<void>,
-  hints: Partial<Record<ErrorCode, string>> = {},
-  /** Wildcards in the paths are expanded (cli/remoteGlob.ts); each match is a path of its own. */
-  expandPatterns = false,
+  options: EachPathOptions = {},
 ): Promise<void> {
   output.setJsonFailureShape((error) =>
     paths.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
   );
   const outcomes = await withClient(global, output, (client) =>
-    operateOnEach(
-      client,
-      output,
-      name,
-      paths,
-      (path, argument) => operate(client, path, argument),
-      hints,
-      expandPatterns,
-    ),
+    operateOnEach(client, output, name, paths, (path, argument) => operate(client, path, argument), options),
   );
   if (output.json) output.printJson(outcomes);
 }
@@ -565,11 +560,14 @@ async function operateOnEach(
   name: string,
   paths: string[],
   operate: (remotePath: string, argument: string) => Promise<void>,
-  hints: Partial<Record<ErrorCode, string>>,
-  expandPatterns: boolean,
+  { hints = {}, expandPatterns = false, missingIsFine = false }: EachPathOptions,
 ): Promise<PathOutcome[]> {
   const results: PathOutcome[] = [];
   const failed = (path: string, thrown: unknown): void => {
+    if (missingIsFine && thrown instanceof MuxftpError && thrown.code === 'NOT_FOUND') {
+      results.push({ path, ok: true });
+      return;
+    }
     const explained = thrown instanceof PartlyRemoved || thrown instanceof ExplainedFailure;
     const error = explained ? thrown.first : thrown;
     // A server that says what keeps a directory says it in its message: no hint to add.
