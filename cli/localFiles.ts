@@ -86,12 +86,15 @@ export interface LocalTree {
   dirs: string[];
   files: Array<{ relative: string; localPath: string; size: number }>;
   /**
-   * Entries that could not be read (a dangling link, a link loop, a name that is not UTF-8); the
-   * walk went on without them.
+   * Entries that could not be read (a link loop, a name that is not UTF-8, one gone meanwhile);
+   * the walk went on without them.
    * `relative` as for files ('' for the root itself).
    */
   problems: Array<{ localPath: string; relative: string; error: MuxftpError }>;
-  /** Entries that are neither files nor directories (a FIFO, a socket, a device): nothing to send, nothing wrong. */
+  /**
+   * Entries that are neither files nor directories (a FIFO, a socket, a device) or links to
+   * nothing: nothing to send, nothing wrong.
+   */
   skipped: Array<{ localPath: string; relative: string; reason: string }>;
 }
 
@@ -160,7 +163,16 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
         const asDirectory = excluded?.(relative, true) === true;
         if (asDirectory && excluded!(relative, false)) return undefined;
         try {
-          const entry = await inspectLocal(localPath);
+          const entry = await inspectLocalIfExists(localPath);
+          if (entry === undefined) {
+            if (asDirectory) return undefined;
+            // A link to nothing (an editor's lock link, a build's stale one) has nothing to send,
+            // as the server's own are skipped by get -r: a failure would stop every --delete.
+            const leadsTo = await readlink(localPath).catch(() => undefined);
+            if (leadsTo !== undefined)
+              return { localPath, relative, skip: `symbolic link to nothing (${leadsTo} does not exist)` };
+            return { localPath, relative, error: localFsError(enoent(), localPath) };
+          }
           if (asDirectory && entry.kind === 'dir') return undefined;
           return { localPath, relative, entry };
         } catch (error) {
@@ -171,8 +183,10 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
     );
     for (const looked of entries) {
       if (looked === undefined) continue; // excluded
-      const { localPath, relative, entry, error } = looked;
-      if (entry === undefined) {
+      const { localPath, relative, entry, error, skip } = looked;
+      if (skip !== undefined) {
+        tree.skipped.push({ localPath, relative, reason: skip });
+      } else if (entry === undefined) {
         tree.problems.push({ localPath, relative, error: error ?? localFsError(undefined, localPath) });
       } else if (entry.kind === 'file') {
         tree.files.push({ relative, localPath, size: entry.size });
@@ -241,6 +255,11 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
   };
   await walk(root, '');
   return found;
+}
+
+/** The error stat(2) gives a path not there (one removed while the tree was walked). */
+function enoent(): NodeJS.ErrnoException {
+  return Object.assign(new Error('no such file or directory'), { code: 'ENOENT' });
 }
 
 /** A name read as bytes, as a string; undefined when it is not UTF-8 (no remote name can be it). */

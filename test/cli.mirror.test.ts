@@ -386,7 +386,7 @@ describe('--delete', () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
     await makeTree(join(local, 'site'), ['index.html']);
-    await symlink('nowhere', join(local, 'site', 'gone')); // a dangling link: that line fails
+    await symlink('.', join(local, 'site', 'loop')); // a link loop: that line fails
     await makeTree(join(server.root!, 'site'), ['stale.html']);
     const put = await runCli(
       ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete'],
@@ -652,7 +652,7 @@ describe('--delete', () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
     await makeTree(join(local, 'site'), ['conf']);
-    await symlink('nowhere', join(local, 'site', 'gone'));
+    await symlink('.', join(local, 'site', 'loop')); // a link loop: planning fails
     await makeTree(join(server.root!, 'site'), ['conf/kept']); // a directory where the tree has a file
     const run = await runCli(
       ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '--json'],

@@ -1,6 +1,6 @@
 /**
  * `put -r` / `get -r --json`: an entry the tree walk had to skip (a dangling link, a FIFO, a
- * directory it cannot read; a FIFO as skipped, not failed) still gets both its paths in its result, as every other file does,
+ * directory it cannot read; a FIFO and a dangling link as skipped, not failed) still gets both its paths in its result, as every other file does,
  * so a script can tell where it would have gone. Real server on 127.0.0.1 (disk), the real CLI.
  * Needs dist/ (npm run build).
  */
@@ -30,28 +30,46 @@ interface Outcome {
 }
 
 describe('--json results of entries a tree walk skipped', () => {
-  it('put -r names the remote path a dangling link would have had', async () => {
+  it('put -r skips a dangling link, naming the remote path it would have had, and fails nothing', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
     await mkdir(join(local, 'site', 'sub'), { recursive: true });
     await writeFile(join(local, 'site', 'index.html'), 'hi');
     await symlink('nowhere', join(local, 'site', 'sub', 'gone'));
+    // What an editor leaves beside a file being edited: a link to nothing, by design.
+    await symlink('user@host.1234:1700000000', join(local, 'site', '.#index.html'));
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    expect((await runCli([...at, 'put', '-r', 'site', '--to', 'backup/', '-p', '-q'], local)).code).toBe(0);
+    await writeFile(join(server.root!, 'backup', 'site', 'stale.html'), 'old');
 
-    const result = await runCli(
-      ['--server', `127.0.0.1:${server.port}`, '--json', 'put', '-r', 'site', '--to', 'backup/', '-p'],
-      local,
+    // Before: each link failed the run (exit 1), so --delete never deleted anything again.
+    const result = await runCli([...at, '--json', 'put', '-r', 'site', '--to', 'backup/', '--delete'], local);
+
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(
+      `muxftp: put ${join('site', 'sub', 'gone')}: symbolic link to nothing (nowhere does not exist), skipped\n`,
     );
-
-    expect(result.code).toBe(1);
-    const outcomes = JSON.parse(result.stdout) as Outcome[];
-    expect(outcomes.find((outcome) => !outcome.ok)).toMatchObject({
-      local: join('site', 'sub', 'gone'),
-      remote: 'backup/site/sub/gone',
-      error: {
-        code: 'LOCAL_IO_ERROR',
-        message: `symbolic link to nothing (nowhere does not exist): ${join('site', 'sub', 'gone')}`,
+    expect(result.stderr).toContain('muxftp: deleted backup/site/stale.html\n');
+    const outcomes = JSON.parse(result.stdout) as Array<Outcome & { skipped?: boolean; reason?: string }>;
+    expect(outcomes.filter((outcome) => outcome.skipped === true)).toEqual([
+      {
+        local: join('site', '.#index.html'),
+        remote: 'backup/site/.#index.html',
+        ok: true,
+        bytes: 0,
+        skipped: true,
+        reason: 'symbolic link to nothing (user@host.1234:1700000000 does not exist)',
       },
-    });
+      {
+        local: join('site', 'sub', 'gone'),
+        remote: 'backup/site/sub/gone',
+        ok: true,
+        bytes: 0,
+        skipped: true,
+        reason: 'symbolic link to nothing (nowhere does not exist)',
+      },
+    ]);
+    expect((await readdir(join(server.root!, 'backup', 'site'))).sort()).toEqual(['index.html', 'sub']);
   });
 
   it('put -r reports a link loop and creates no remote directory for it', async () => {
