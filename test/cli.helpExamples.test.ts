@@ -21,12 +21,15 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-/** The command part of each line under `Examples:` (the description follows two or more spaces). */
+/**
+ * The command part of each line under `Examples:` (the description follows two or more spaces,
+ * or the next lines, indented further).
+ */
 function examplesOf(help: string): string[] {
   const section = help.slice(help.indexOf('\nExamples:\n') + '\nExamples:\n'.length);
   return section
     .split('\n')
-    .filter((line) => line.trim() !== '')
+    .filter((line) => /^ {2}\S/.test(line))
     .map((line) => line.trim().split(/ {2,}/)[0]!);
 }
 
@@ -82,6 +85,7 @@ describe('the examples in put and get --help', () => {
     expect(await readFile(join(home, 'logs', 'b.log'), 'utf8')).toBe('remote b');
     expect((await readdir(join(home, 'saved'))).sort()).toEqual(['a.log', 'b.log']);
     expect(await readFile(join(root, 'backup', 'photos', 'sub', '2.jpg'), 'utf8')).toBe('2');
+    expect(await readFile(join(root, 'backup', 'sub', '2.jpg'), 'utf8')).toBe('2'); // photos/.
     expect(await readFile(join(root, 'site', 'report.pdf'), 'utf8')).toBe('pdf');
     expect(await readFile(join(home, 'r.pdf'), 'utf8')).toBe('pdf');
     expect(await readFile(join(home, 'all', 'docs', '2025.pdf'), 'utf8')).toBe('pdf');

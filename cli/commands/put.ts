@@ -13,8 +13,11 @@ Examples:
   muxftp put report.pdf docs/2025.pdf -p    another name, in docs/ (made)
   muxftp put *.log --to logs/ -p -j 4       into logs/ (made), 4 at a time
   muxftp put -r photos backup/              a tree, into backup/photos
-  muxftp put -r photos backup/ --delete -n  what a mirror would send and delete
-  muxftp put -r photos backup/ --delete     mirror: remove what photos/ lacks
+  muxftp put -r photos/. backup/            what is in it (rsync's photos/)
+  muxftp put -r photos backup/ --skip-unchanged --delete
+                                            mirror: send only what changed,
+                                            remove what photos/ lacks (-n:
+                                            say what it would do, do nothing)
   muxftp put -r . site/                     the working directory, into site/
   tar c . | muxftp put - site.tar           stdin (a remote name is required)`;
 
