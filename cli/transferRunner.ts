@@ -14,7 +14,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, refusedForUploadBacklog } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { formatBytes } from '../shared/humanUnits.js';
-import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { printable } from '../shared/printable.js';
 import { BusyRetries, busyNoticeLine } from './busyRetries.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
@@ -426,9 +426,19 @@ async function runOne(
       }
       meter.end(false);
       const partial = await keptPartialInfo(kept);
+      // An upload cut short (Ctrl-C, a connection that stayed down) past a whole block: the server
+      // keeps its whole blocks (--partial-retention), as get keeps its own, unless told to keep none.
+      const uploadMayBeKept =
+        resumableUpload &&
+        !job.standardStream &&
+        bytes >= INTEGRITY_BLOCK_BYTES &&
+        ((error instanceof MuxftpError && error.code === 'CANCELLED') || isRetryable(error));
       const hints = [
         run.failureHint?.(error),
         partial && `${formatBytes(partial.bytes)} received kept in ${partial.path}: ${partial.hint}`,
+        uploadMayBeKept
+          ? 'the server keeps the whole 4 MiB blocks it received for a while: run the same put with -c to continue it'
+          : undefined,
       ].filter((hint) => hint !== undefined);
       run.output.failure(`${run.command} ${name}`, error, hints.length > 0 ? hints.join('; ') : undefined);
       return failedOutcome(job.local, job.remote, error, bytes, partial);

@@ -656,6 +656,47 @@ describe('muxftp put -c', () => {
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 
+  it('a put cut by Ctrl-C says to continue it with -c, as a get does; put -c then sends only the rest', async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const content = randomBytes(8 * BLOCK);
+    const source = await localFile(content);
+    const server = env.server;
+    const put = (...args: string[]) =>
+      spawn(
+        process.execPath,
+        [BIN, 'put', ...args, source, 'big.bin', '--server', `127.0.0.1:${env!.port}`],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+    const child = put('--limit-rate', '4MiB');
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<unknown>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    // Cut once the server's hidden file of it holds two blocks (its byte counts come at the end).
+    const written = async () => {
+      const [hidden] = await hiddenNames(env!.root!);
+      return hidden === undefined ? 0 : (await stat(join(env!.root!, hidden))).size;
+    };
+    await until(async () => (await written()) > 2 * BLOCK, 'two blocks written');
+    child.kill('SIGINT');
+    expect(await exited).toEqual({ code: 130, signal: null });
+    // Before: "cancelled (CANCELLED)" and no word of what the server kept.
+    expect(stderr).toBe(
+      `muxftp: put ${source}: cancelled (CANCELLED); the server keeps the whole 4 MiB blocks it received for a while: run the same put with -c to continue it\n`,
+    );
+    const before = server.stats().bytesIn;
+    const resumed = put('-c');
+    const code = await new Promise<number | null>((resolve) => resumed.once('exit', resolve));
+    expect(code).toBe(0);
+    expect(server.stats().bytesIn - before).toBeLessThanOrEqual(content.length - BLOCK);
+    expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+
   it('says so when nothing is kept to continue (with another checksum, say), and sends it all', async () => {
     env = await startServer({ backend: 'disk', ...smallWindows });
     const content = randomBytes(3 * BLOCK + 5);
