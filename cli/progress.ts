@@ -49,8 +49,84 @@ export interface ProgressOptions {
 }
 
 export function createTransferProgress(options: ProgressOptions): TransferProgress {
-  if (options.json || options.quiet || options.stream.isTTY !== true) return new HiddenProgress();
+  if (options.json || options.quiet) return new HiddenProgress();
+  if (options.stream.isTTY !== true) return new SummaryOnFailure(options.stream);
   return new BarProgress(options.stream);
+}
+
+/** What a run did, for its one-line summary. */
+class RunTally {
+  private readonly startedAt = performance.now();
+  /** Bytes of the transfers that succeeded (a failed file's bytes are not moved). */
+  succeededBytes = 0;
+  succeeded = 0;
+  failed = 0;
+  notStarted = 0;
+  skipped = 0;
+
+  /** `3 files (12 MiB), 1 failed in 2.1 s (5.7 MiB/s)`. */
+  summary(): string {
+    const elapsed = performance.now() - this.startedAt;
+    const files = `${this.succeeded} file${this.succeeded === 1 ? '' : 's'}`;
+    const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
+    const notStarted = this.notStarted > 0 ? `, ${this.notStarted} not started` : '';
+    const skipped = this.skipped > 0 ? `, ${this.skipped} skipped (already there)` : '';
+    const rate = elapsed > 0 ? formatRate((this.succeededBytes / elapsed) * 1_000) : '';
+    return `muxftp: ${files} (${formatBytes(this.succeededBytes)})${failed}${notStarted}${skipped} in ${formatDuration(elapsed)} (${rate})`;
+  }
+}
+
+/**
+ * Not on a terminal (cron, a log file): no bars, but a run of several files where some failed
+ * ends with the summary, as rsync ends with its error line: the count a log is searched for,
+ * which only the terminal got. A run where all went well stays silent.
+ */
+class SummaryOnFailure implements TransferProgress {
+  readonly visible = false;
+  private readonly tally = new RunTally();
+  private readonly stream: NodeJS.WritableStream;
+
+  constructor(stream: NodeJS.WritableStream) {
+    this.stream = stream;
+  }
+
+  expect(): void {}
+  failedBeforeStart(count: number): void {
+    this.tally.failed += count;
+  }
+  notStarted(count: number): void {
+    this.tally.notStarted += count;
+  }
+  begin(): TransferMeter {
+    let reported = 0;
+    let ended = false;
+    return {
+      update: (bytesDone) => {
+        reported = bytesDone;
+      },
+      retry() {},
+      busy() {},
+      end: (ok) => {
+        if (ended) return;
+        ended = true;
+        if (ok) {
+          this.tally.succeeded++;
+          this.tally.succeededBytes += reported;
+        } else {
+          this.tally.failed++;
+        }
+      },
+    };
+  }
+  skipped(): void {
+    this.tally.skipped++;
+  }
+  log(): void {}
+  finish(): void {
+    const { succeeded, failed, notStarted, skipped } = this.tally;
+    if (failed + notStarted > 0 && succeeded + failed + notStarted + skipped > 1)
+      this.stream.write(`${this.tally.summary()}\n`);
+  }
 }
 
 /** Bytes per second over the last few seconds, so a stall shows as a falling rate. */
@@ -241,15 +317,9 @@ class BarProgress implements TransferProgress {
   private get fileBars(): number {
     return this.withBar.size + this.idleBars.length;
   }
-  private readonly startedAt = performance.now();
   private expectedBytes = 0;
   private doneBytes = 0;
-  /** Bytes of the transfers that succeeded: the summary's count (a failed file's bytes are not moved). */
-  private succeededBytes = 0;
-  private succeeded = 0;
-  private failed = 0;
-  private notStartedFiles = 0;
-  private skippedFiles = 0;
+  private readonly tally = new RunTally();
 
   constructor(stream: NodeJS.WriteStream) {
     this.stream = stream;
@@ -306,11 +376,11 @@ class BarProgress implements TransferProgress {
   }
 
   failedBeforeStart(count: number): void {
-    this.failed += count;
+    this.tally.failed += count;
   }
 
   notStarted(count: number): void {
-    this.notStartedFiles += count;
+    this.tally.notStarted += count;
   }
 
   begin(name: string, size: number | undefined): TransferMeter {
@@ -358,10 +428,10 @@ class BarProgress implements TransferProgress {
         ended = true;
         if (!payload.sizeKnown) sizeLearned(reported);
         if (ok) {
-          this.succeeded++;
-          this.succeededBytes += reported;
+          this.tally.succeeded++;
+          this.tally.succeededBytes += reported;
         } else {
-          this.failed++;
+          this.tally.failed++;
         }
         payload.ended = ok ? 'done' : 'failed';
         this.hideBar(slot);
@@ -370,7 +440,7 @@ class BarProgress implements TransferProgress {
   }
 
   skipped(size: number | undefined): void {
-    this.skippedFiles++;
+    this.tally.skipped++;
     this.expectedBytes -= size ?? 0;
     this.refreshTotal();
   }
@@ -386,15 +456,7 @@ class BarProgress implements TransferProgress {
     // update() flushes lines queued by log(); stop() alone would drop them.
     this.bars.update();
     this.bars.stop();
-    const elapsed = performance.now() - this.startedAt;
-    const files = `${this.succeeded} file${this.succeeded === 1 ? '' : 's'}`;
-    const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
-    const notStarted = this.notStartedFiles > 0 ? `, ${this.notStartedFiles} not started` : '';
-    const skipped = this.skippedFiles > 0 ? `, ${this.skippedFiles} skipped (already there)` : '';
-    const rate = elapsed > 0 ? formatRate((this.succeededBytes / elapsed) * 1_000) : '';
-    this.stream.write(
-      `muxftp: ${files} (${formatBytes(this.succeededBytes)})${failed}${notStarted}${skipped} in ${formatDuration(elapsed)} (${rate})\n`,
-    );
+    this.stream.write(`${this.tally.summary()}\n`);
   }
 
   private showBar(slot: FileSlot): void {

@@ -623,11 +623,13 @@ describe('muxftp CLI', () => {
       const { code, stderr } = await result;
       expect(code).toBe(130);
       const lines = stderr.trimEnd().split('\n');
-      expect(lines).toHaveLength(3);
+      expect(lines).toHaveLength(4);
       expect(lines.slice(0, 2).every((line) => /^muxftp: get queued\/h[12]: cancelled/.test(line))).toBe(
         true,
       );
       expect(lines[2]).toBe('muxftp: get: interrupted before 4 files started (CANCELLED)');
+      // Not on a terminal too, a run where files failed ends with its count (for a log).
+      expect(lines[3]).toMatch(/^muxftp: 0 files \(0 B\), 2 failed, 4 not started in /);
       expect(await readdir(local)).toEqual([]);
     } finally {
       await rm(join(root, 'queued'), { recursive: true, force: true });
@@ -840,7 +842,7 @@ describe('muxftp CLI', () => {
 
   // script(1) (util-linux) runs the command on a pseudo-terminal, as a user at a terminal would.
   it.skipIf(spawnSync('script', ['--version']).status !== 0)(
-    'on a terminal only: sums a run up counting files that failed before they began; no ETA while stdin has no size',
+    'sums a run up counting files that failed before they began (not on a terminal: only when some failed); no ETA while stdin has no size',
     async () => {
       const local = await tempDirs.make();
       await writeFile(join(local, 'ok.txt'), 'fine');
@@ -851,9 +853,17 @@ describe('muxftp CLI', () => {
       expect(shown).toContain('muxftp: put missing.txt: no such file or directory: missing.txt');
       expect(shown).toMatch(/muxftp: 1 file \(4 B\), 1 failed in /);
 
+      // Not on a terminal (cron, a log): no bars, but the count a log is searched for, as rsync's
+      // error line (before: the failure alone); a run where nothing failed says nothing.
       const piped = await runCli(args, { cwd: local });
       expect(piped.code).toBe(1);
-      expectOneErrorLine(piped, 'muxftp: put missing.txt: no such file or directory');
+      const [failure, summary, ...rest] = piped.stderr.trimEnd().split('\n');
+      expect(failure).toMatch(/^muxftp: put missing\.txt: no such file or directory/);
+      expect(summary).toMatch(/^muxftp: 1 file \(4 B\), 1 failed in \d/);
+      expect(rest).toEqual([]);
+      await writeFile(join(local, 'ok2.txt'), 'fine too');
+      const fine = await runCli(['put', 'ok.txt', 'ok2.txt', '--to', 'pty/', ...remote], { cwd: local });
+      expect(fine).toMatchObject({ code: 0, stderr: '' });
 
       // While stdin is still coming, neither its size nor the total's is known: no "ETA 0 s".
       const upload = `${[process.execPath, BIN].map(shellWord).join(' ')} put - pty/stdin.txt ${remote.join(' ')}`;
