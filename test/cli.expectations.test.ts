@@ -303,6 +303,22 @@ describe('put -r and get -r into a missing directory: made, in a parent that exi
     expect(await treeOf(root)).toEqual(made.sort());
   });
 
+  it('put -r DIR FILE, a file where the tree would go: one line, and a dry run says it too', async () => {
+    const { root, local, at } = await serverAndProject();
+    await writeFile(join(root, 'blob'), 'a file');
+    // Before: the dry run said "would put" and exited 0; the run failed the mkdir, then every
+    // file of the tree with a line of its own.
+    for (const dryRun of [['-n'], []]) {
+      const result = await runCli(['put', '-r', 'project', 'blob', ...dryRun, ...at], local);
+      expect({ dryRun, code: result.code, stderr: result.stderr }).toEqual({
+        dryRun,
+        code: 1,
+        stderr: 'muxftp: put project: not a directory: blob (NOT_A_DIRECTORY)\n',
+      });
+    }
+    expect(await treeOf(root)).toEqual(['blob']);
+  });
+
   it('get -r DIR out/ needs no -p; a missing parent still does', async () => {
     server = await startServer({ backend: 'disk' });
     const client = await server.connect();

@@ -61,7 +61,10 @@ type PutTarget =
   | { kind: 'named'; remote: string; argument: string };
 
 /** The target once the server has been asked what exists. */
-type ResolvedPutTarget = { kind: 'into'; dir: string } | { kind: 'as'; remote: string };
+/** `as`: `standing` is what is at `remote` already (a file, say), if anything. */
+type ResolvedPutTarget =
+  | { kind: 'into'; dir: string }
+  | { kind: 'as'; remote: string; standing?: WireEntry['type'] };
 
 /** The action of `muxftp put`, loaded only when it runs (cli/commands/put.ts registers it). */
 export async function runPut(
@@ -219,7 +222,9 @@ async function resolvePutTarget(
   if (creation === 'itself' && parent !== '') await requireRemoteParent(client, parent, 'no such directory');
   if (creation === 'none' && parent !== '' && dryRun)
     await requireRemoteParent(client, parent, 'no such file or directory');
-  return { kind: 'as', remote: target.remote };
+  return existing === undefined
+    ? { kind: 'as', remote: target.remote }
+    : { kind: 'as', remote: target.remote, standing: existing.type };
 }
 
 async function put(
@@ -442,6 +447,10 @@ async function planUploads(
     }
     if (entry.kind === 'file') {
       jobs.push({ local: source, remote, size: entry.size, standardStream: false });
+    } else if (entry.kind === 'dir' && recursive && target.kind === 'as' && target.standing !== undefined) {
+      // A file (not a directory) where the tree would be made: one line, as with --to, and a dry
+      // run says it too. Planned, its mkdir failed, then every file of the tree with a line each.
+      fail(source, remote, new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${remote}`));
     } else if (entry.kind === 'dir' && recursive) {
       const tree = await walkLocalTree(source, excluded);
       if (remote !== '') dirs.push({ local: source, remote }); // '' is the root: there already
