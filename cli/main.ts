@@ -28,7 +28,8 @@ export function createProgram(output: Output): Command {
     // Settings before the commands: each command copies them when it is created.
     .exitOverride()
     .configureOutput({
-      outputError: (message, write) => write(`muxftp: ${message.replace(/^error: /, '')}`),
+      outputError: (message, write) =>
+        write(`muxftp: ${withOtherToolsHint(message.replace(/^error: /, ''))}`),
     })
     .showHelpAfterError('(see muxftp --help, or muxftp <command> --help)')
     // A command's help lists --server, --json, --user... too: they are given after its name as often.
@@ -52,6 +53,32 @@ export function createProgram(output: Output): Command {
   registerBenchCommand(program, output);
   registerUserCommand(program, output);
   return program;
+}
+
+/**
+ * What muxftp calls, or does instead of, the options people bring from rsync, curl and lftp: an
+ * unknown option of theirs says where to look rather than only that it is unknown.
+ */
+const OTHER_TOOLS_OPTIONS: Readonly<Record<string, string>> = {
+  '--bwlimit': '--limit-rate RATE',
+  '--limit-rate': '--limit-rate RATE, on put and get',
+  '--partial': "-c, --continue (and a cut transfer's whole blocks are kept by default)",
+  '--append-verify': '-c, --continue (checked block by block)',
+  '-C': '-c, --continue',
+  '-P': 'progress bars show by themselves on a terminal; -c continues',
+  '--progress': 'progress bars show by themselves on a terminal',
+  '-a': 'times and permission bits are kept by default; -r for trees',
+  '--archive': 'times and permission bits are kept by default; -r for trees',
+  '-v': '--json gives a result for each file',
+  '--verbose': '--json gives a result for each file',
+  '-R': '-r',
+};
+
+/** `message` (commander's, without "error: ") with a pointer added for another tool's option. */
+function withOtherToolsHint(message: string): string {
+  const flag = /^unknown option '(-[^'=]*)/.exec(message)?.[1];
+  const instead = flag === undefined ? undefined : OTHER_TOOLS_OPTIONS[flag];
+  return instead === undefined ? message : message.replace(/\n?$/, ` (muxftp: ${instead})\n`);
 }
 
 /** Runs the CLI on `argv` (as in process.argv) and resolves to the exit code. */

@@ -498,6 +498,30 @@ describe('rm, rmdir and mkdir say what to use instead', () => {
   });
 });
 
+describe("other tools' options", () => {
+  it("an rsync, curl or lftp option says muxftp's name for it; ls -la lists as ls -l", async () => {
+    const { local, at } = await serverAndProject();
+    for (const [option, instead] of [
+      ['--bwlimit=1M', '--limit-rate RATE'],
+      ['--partial', '-c, --continue'],
+      ['-a', 'times and permission bits are kept by default'],
+    ]) {
+      const result = await runCli(['put', '-r', 'project', option!, ...at], local);
+      expect(result.code).toBe(2);
+      // Before: only "unknown option".
+      expect(result.stderr.split('\n')[0]).toMatch(
+        new RegExp(`^muxftp: unknown option '${option}' \\(muxftp: ${instead!.replace(/[-.,]/g, '\\$&')}`),
+      );
+    }
+    const unknown = await runCli(['put', '-r', 'project', '--no-such-thing', ...at], local);
+    expect(unknown.stderr.split('\n')[0]).toBe("muxftp: unknown option '--no-such-thing'");
+    await runCli(['put', '-r', 'project', ...at], local);
+    const la = await runCli(['ls', '-la', 'project', ...at], local);
+    expect(la).toMatchObject({ code: 0, stderr: '' });
+    expect(la.stdout).toBe((await runCli(['ls', '-l', 'project', ...at], local)).stdout);
+  });
+});
+
 describe('$MUXFTP_SERVER', () => {
   it('is read only by the commands that connect: a bad one fails ls, not serve or user', async () => {
     const local = await tempDirs.make();

@@ -63,6 +63,8 @@ export function registerFileCommands(program: Command, output: Output): void {
     .option('-l, --long', "also each entry's permission bits, as ls -l shows them (rwxr-xr-x)")
     // `ls -lh`, as everyone types it, lists: -h was help, which printed usage and exited 0.
     .addOption(new Option('-h').hideHelp())
+    // `ls -la`: nothing is hidden from a listing (dot files included), so -a changes nothing.
+    .addOption(new Option('-a').hideHelp())
     .helpOption('--help', 'display help for command')
     .action(
       async (
