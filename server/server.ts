@@ -387,6 +387,10 @@ export class MuxServer {
   /** Sends one plain ERROR frame before reading anything, then closes. */
   private refuse(socket: Duplex, error: MuxftpError): void {
     socket.end(encodeError(0, errorPayload(error)));
+    // Reads (and drops) what the peer still sends, so its FIN closes the socket: left paused
+    // (sniffFirstByte), a peer refused TLS_REQUIRED that had read its ERROR and gone kept its
+    // --max-connections-per-ip slot for the whole linger. One that stays holds it as before.
+    socket.resume();
     if (this.lingering.size >= DEFAULTS.maxLingeringRefusals) {
       // Without a bound, a host that opened sockets and never closed them, refused by
       // --max-connections-per-ip, held all 1024 descriptors of a server under `ulimit -n 1024`.

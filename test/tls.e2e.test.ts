@@ -129,6 +129,32 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
     expect(error.ms).toBeLessThan(10_000);
   });
 
+  it("gives back a --tls-only refusal's per-address slot as soon as the plain client has gone", async () => {
+    server = await startServer({
+      tls: { cert: certs.cert, key: certs.key },
+      tlsOnly: true,
+      maxConnectionsPerIp: 2,
+      ...slowTimeouts,
+    });
+    // Each plain client reads its TLS_REQUIRED and closes; the server held each slot until its
+    // 2 s linger ended, so a TLS client right after them was refused "server busy".
+    for (let i = 0; i < 2; i++)
+      expect((await failure(server.connect(slowConnect))).code).toBe('TLS_REQUIRED');
+    const started = performance.now();
+    let secure: Client | undefined;
+    while (secure === undefined) {
+      try {
+        secure = await server.connect({ tls: { ca: certs.ca }, ...slowConnect });
+      } catch (error) {
+        expect((error as { code: string }).code).toBe('SERVER_BUSY');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    // Well under the 2 s linger: the time it takes the server to read each client's FIN.
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(await secure.list('')).toEqual([]);
+  });
+
   it('gives a TLS client of a plain server a clear error at once', async () => {
     server = await startServer(slowTimeouts);
     const error = await failure(server.connect({ tls: { ca: certs.ca }, ...slowConnect }));
