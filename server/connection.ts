@@ -761,6 +761,9 @@ export class ServerConnection implements StreamHost {
         return;
       }
       this.phase = Phase.Login;
+      // The client hears LOGIN_FAILED from this answer; the last attempt's is the connection's
+      // end, counted as it closes.
+      this.counters.error('LOGIN_FAILED');
       this.send(encodeAuth({ ok: false, message: 'login failed', attemptsLeft }));
       this.transport.resumeReading();
       // The next attempt gets the whole timeout: the delay was the server's, not the client's.

@@ -10,12 +10,13 @@ import type { ErrorCode } from '../shared/errors.js';
 /** Which way a transfer went, as the server sees it: `in` is an upload, `out` a download. */
 export type TransferDirection = 'in' | 'out';
 
-/** Why a connection was turned away before its handshake. */
+/** Why a connection was turned away before its handshake (`tls_handshake`: its TLS handshake failed). */
 export type RefusalReason =
   | 'max_connections'
   | 'max_connections_per_ip'
   | 'login_failures'
   | 'tls_required'
+  | 'tls_handshake'
   | 'shutting_down';
 
 /** Told of every finished transfer (its direction, bytes and duration). */

@@ -132,7 +132,7 @@ export class MetricsExporter {
     });
     new Counter({
       name: 'muxftp_connections_refused_total',
-      help: 'Connections turned away before their handshake, by reason.',
+      help: 'Connections turned away before their handshake, by reason (tls_handshake: their TLS handshake failed).',
       labelNames: ['reason'],
       registers,
       collect() {

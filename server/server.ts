@@ -491,6 +491,7 @@ export class MuxServer {
       // A scanner or a plain-text client on the port fails here, a connection each: logged as
       // refusals are, the first, then a count per interval.
       tlsSocket.off('close', onClose);
+      this.counters.connectionRefused('tls_handshake');
       const line = `${describePeer(socket)} TLS handshake failed: ${err.message}`;
       this.refusalLog.refused('tls_handshake', line, 'TLS handshake failed');
       tlsSocket.destroy();
@@ -500,6 +501,7 @@ export class MuxServer {
     // the most common "cannot connect", said in the log as failures are.
     const onClose = (): void => {
       if (this.closing !== undefined) return;
+      this.counters.connectionRefused('tls_handshake');
       const line = `${describePeer(socket)} TLS handshake failed: closed before it completed (a client that does not trust this server's certificate closes so)`;
       this.refusalLog.refused('tls_handshake', line, 'TLS handshake failed');
     };

@@ -5,20 +5,25 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { MetricsExporter } from '../server/metrics.js';
+import type { ServerOptions } from '../server/options.js';
 import { MuxServer } from '../server/server.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage, UploadHandle } from '../storage/types.js';
 import { peakOf } from './helpers/peak.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 
 const REPO = join(import.meta.dirname, '..');
 
@@ -118,8 +123,15 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function start(storage: Storage, maxConnections = 100) {
-  const server = new MuxServer({ storage, host: '127.0.0.1', port: 0, maxConnections, log: () => {} });
+async function start(storage: Storage, maxConnections = 100, options: Partial<ServerOptions> = {}) {
+  const server = new MuxServer({
+    storage,
+    host: '127.0.0.1',
+    port: 0,
+    maxConnections,
+    log: () => {},
+    ...options,
+  });
   const { port } = await server.listen();
   const exporter = new MetricsExporter(server, { host: '127.0.0.1', port: 0 });
   const metricsPort = (await exporter.listen()).port;
@@ -222,6 +234,64 @@ describe('MetricsExporter', () => {
     expect(s.value('muxftp_streams_total', { op: 'stat' })).toBe(1);
     expect(s.value('muxftp_streams_total', { op: 'delete' })).toBe(1);
     expect(s.value('muxftp_connections')).toBe(1);
+  });
+
+  it('counts each failed login once: its answer, or the end of the connection it closes', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    const { port, metricsPort } = await start(new MemoryStorage(), 100, {
+      accounts: new Accounts({ users }),
+      loginFailureDelayMs: 1,
+      loginFailuresPerAddress: 100,
+    });
+    for (const user of ['alice', 'mallory'])
+      await expect(Client.connect({ port, user, password: 'nope' })).rejects.toMatchObject({
+        code: 'LOGIN_FAILED',
+      });
+    // Three on one connection: two answers, then the connection's end.
+    const peer = await RawPeer.open(port);
+    cleanup.push(async () => peer.destroy());
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      peer.write(encodeAuth({ user: 'alice', password: `wrong${attempt}` }));
+      await peer.waitFor(
+        (f) =>
+          f.type === FrameType.AUTH &&
+          peer.frames.filter((g) => g.type === FrameType.AUTH).length === attempt,
+      );
+    }
+    peer.write(encodeAuth({ user: 'alice', password: 'wrong3' }));
+    expect(await peer.connectionError()).toMatchObject({ code: 'LOGIN_FAILED' });
+    await peer.closed;
+    const s = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 0);
+    expect(s.value('muxftp_errors_total', { code: 'LOGIN_FAILED' })).toBe(5);
+  });
+
+  it.skipIf(!opensslAvailable)('counts failed TLS handshakes as refused connections', async () => {
+    const certs = await makeTestCerts();
+    cleanup.push(() => certs.remove());
+    const { port, metricsPort } = await start(new MemoryStorage(), 100, {
+      tls: { cert: certs.cert, key: certs.key },
+    });
+    // A client that does not trust the certificate closes the handshake; a TLS record that is
+    // not a ClientHello fails it on the server's side.
+    await expect(Client.connect({ port, tls: true })).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
+    const raw = connect({ host: '127.0.0.1', port });
+    raw.on('error', () => {});
+    raw.end(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0xff, 0xff, 0xff, 0xff, 0xff]));
+    raw.resume();
+    const s = await scrapeUntil(
+      metricsPort,
+      (m) => m.value('muxftp_connections_refused_total', { reason: 'tls_handshake' }) >= 2,
+    );
+    expect(s.value('muxftp_connections_refused_total', { reason: 'tls_handshake' })).toBe(2);
+    // A good client afterwards is not counted.
+    const client = await Client.connect({ port, tls: { ca: certs.ca } });
+    await client.close();
+    const after = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections_total') === 1);
+    expect(after.value('muxftp_connections_refused_total', { reason: 'tls_handshake' })).toBe(2);
   });
 
   it('reports the process: event-loop lag and utilisation, RSS, open file descriptors', async () => {
