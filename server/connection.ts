@@ -57,13 +57,13 @@ import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
 import { ListingTurns } from './listingTurns.js';
 import type { OpenFileSlots } from './openFileSlots.js';
-import { admitOpen } from './openGate.js';
+import { admitOpen, RequestRefusal } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
 import { OutputProgress } from './outputProgress.js';
 import type { RefusalLog } from './refusalLog.js';
 import { RequestStream } from './requestStream.js';
 import type { ResumableHolder, ResumableUploads } from './resumableUploads.js';
-import type { ServerStream, StreamHost } from './stream.js';
+import { describeRequest, LOGGED_REFUSALS, type ServerStream, type StreamHost } from './stream.js';
 import type { UploadBacklogBudget } from './uploadBacklogBudget.js';
 import { UploadStream } from './uploadStream.js';
 
@@ -157,6 +157,8 @@ export class ServerConnection implements StreamHost {
   private phase = Phase.Hello;
   private account: Account | undefined;
   private failedLogins = 0;
+  /** Codes of the refused requests it logged (logRefusal): their counts are told when it closes. */
+  private readonly refusalCodesLogged = new Set<string>();
   private loginDelay: NodeJS.Timeout | undefined;
   /** Aborted when the connection closes while its password check waits for a turn. */
   private loginCheckWait: AbortController | undefined;
@@ -273,6 +275,22 @@ export class ServerConnection implements StreamHost {
 
   log(line: string): void {
     this.options.log(line);
+  }
+
+  logRefusal(id: number, what: string, refusal: MuxftpError): void {
+    // A client can send refused OPENs as fast as it likes: past the first of a code, counted.
+    this.refusalCodesLogged.add(refusal.code);
+    this.context.refusalLog.refused(
+      this.refusalLogKind(refusal.code),
+      `${this.label} stream ${id}: ${what} refused: ${refusal.message} (${refusal.code})`,
+      refusal.code,
+      { prefix: `${this.label} `, noun: 'request' },
+    );
+  }
+
+  /** The refusal log's kind for this connection's refused requests of `code`. */
+  private refusalLogKind(code: string): string {
+    return `request ${this.label} ${code}`;
   }
 
   /** Stop taking new streams; close once the open ones are done. */
@@ -811,6 +829,8 @@ export class ServerConnection implements StreamHost {
     } catch (err) {
       if (!(err instanceof MuxftpError)) throw err;
       this.counters.error(err.code);
+      if (err instanceof RequestRefusal && LOGGED_REFUSALS.has(err.code))
+        this.logRefusal(id, describeRequest(err.request), err);
       this.send(encodeError(id, errorPayload(err)));
       this.rememberReset(id);
       return;
@@ -998,6 +1018,8 @@ export class ServerConnection implements StreamHost {
     this.context.uploadBacklogBudget.cancelWait(this.budgetOnRelease);
     this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
     this.uploadBacklog = 0;
+    // Its refusals still counted are told before the line saying it closed.
+    for (const code of this.refusalCodesLogged) this.context.refusalLog.flushKind(this.refusalLogKind(code));
     const seconds = ((performance.now() - this.openedAt) / 1000).toFixed(1);
     const why = this.drainedIdle
       ? ' (drained for shutdown)'

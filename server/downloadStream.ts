@@ -64,6 +64,10 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.reads = new FrameReadAhead(DEFAULTS.readAheadChunks);
   }
 
+  protected describe(): string {
+    return `get ${this.path}`;
+  }
+
   start(): void {
     this.host.storage.openRead(this.path).then(
       (handle) => {

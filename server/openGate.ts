@@ -3,7 +3,7 @@
  * server still takes work, the connection is under its stream cap, the request is valid for its
  * row of the operation table, and the row's permission is granted.
  */
-import { MuxftpError } from '../shared/errors.js';
+import { type ErrorCode, MuxftpError } from '../shared/errors.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import type { Request } from '../shared/protocol/messages.js';
 import { type OpenRequest, type Permission, parseOpen } from '../shared/protocol/operations.js';
@@ -18,7 +18,21 @@ export interface GateState {
   permits(permission: Permission, request: Request): boolean;
 }
 
-/** The admitted request and its row; throws a MuxftpError that fails only this stream. */
+/** A refusal of a request that parsed: names the request for the server's log. */
+export class RequestRefusal extends MuxftpError {
+  readonly request: Request;
+
+  constructor(code: ErrorCode, message: string, request: Request) {
+    super(code, message);
+    this.name = 'RequestRefusal';
+    this.request = request;
+  }
+}
+
+/**
+ * The admitted request and its row; throws a MuxftpError that fails only this stream (a
+ * RequestRefusal when the request parsed).
+ */
 export function admitOpen(frame: Frame, state: GateState): OpenRequest {
   if (state.draining) throw new MuxftpError('SHUTTING_DOWN', 'server is shutting down');
   if (state.openStreams >= state.maxStreams) {
@@ -28,9 +42,10 @@ export function admitOpen(frame: Frame, state: GateState): OpenRequest {
   const { permission } = open.spec;
   if (permission !== null && !state.permits(permission, open.request)) {
     // The op is not named: the client knows what it asked (the CLI's line names the command and path).
-    throw new MuxftpError(
+    throw new RequestRefusal(
       'PERMISSION_DENIED',
       `permission denied: user ${state.accountName} has no ${permission} permission`,
+      open.request,
     );
   }
   return open;

@@ -2,13 +2,24 @@
  * The server's log lines about refused connections. One line each let a flood of refusals (a host
  * past --max-connections-per-ip opening sockets in a loop) write the log as fast as it could
  * connect; now the first refusal of a kind is logged as it comes, and those after it are counted:
- * one line per interval says how many, for as long as they go on.
+ * one line per interval says how many, for as long as they go on. A connection's refused requests
+ * (PERMISSION_DENIED, say) are kinds of their own, one per code, so one user's flood hides no other's.
  */
 import type { LogFunction } from './options.js';
+
+/** What a kind's summary line counts, and the words it starts with. */
+export interface RefusalSubject {
+  /** Before "refused …": a connection's label for its requests; '' for connections. */
+  prefix: string;
+  noun: 'connection' | 'request';
+}
+
+const CONNECTIONS: RefusalSubject = { prefix: '', noun: 'connection' };
 
 interface KindState {
   /** Refusals of the kind since the last line about it. */
   unlogged: number;
+  subject: RefusalSubject;
   /** The latest refusal's reason, for the summary line. */
   reason: string;
   /** performance.now() when the current interval began. */
@@ -29,7 +40,7 @@ export class RefusalLog {
    * One refusal of `kind` (a limit's name): `line` is logged when no refusal of that kind was
    * within the interval, else the refusal is counted for the interval's summary with `reason`.
    */
-  refused(kind: string, line: string, reason: string): void {
+  refused(kind: string, line: string, reason: string, subject: RefusalSubject = CONNECTIONS): void {
     const state = this.kinds.get(kind);
     if (state !== undefined) {
       state.unlogged++;
@@ -38,7 +49,22 @@ export class RefusalLog {
     }
     this.log(line);
     if (this.intervalMs === 0) return;
-    this.kinds.set(kind, { unlogged: 0, reason, since: performance.now(), timer: this.timerFor(kind) });
+    this.kinds.set(kind, {
+      unlogged: 0,
+      subject,
+      reason,
+      since: performance.now(),
+      timer: this.timerFor(kind),
+    });
+  }
+
+  /** Logs what `kind` counted and not yet told, and ends its interval (its connection closed). */
+  flushKind(kind: string): void {
+    const state = this.kinds.get(kind);
+    if (state === undefined) return;
+    clearTimeout(state.timer);
+    if (state.unlogged > 0) this.log(summary(state));
+    this.kinds.delete(kind);
   }
 
   /** Logs the refusals counted and not yet told, and stops the timers (the server is closing). */
@@ -69,7 +95,7 @@ export class RefusalLog {
   }
 }
 
-function summary({ unlogged, reason, since }: KindState): string {
+function summary({ unlogged, subject, reason, since }: KindState): string {
   const seconds = Math.max(1, Math.round((performance.now() - since) / 1000));
-  return `refused ${unlogged} more connection${unlogged === 1 ? '' : 's'} (${reason}) in the last ${seconds} s`;
+  return `${subject.prefix}refused ${unlogged} more ${subject.noun}${unlogged === 1 ? '' : 's'} (${reason}) in the last ${seconds} s`;
 }

@@ -15,7 +15,7 @@ import { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 import { heldPartial } from '../storage/partialUpload.js';
 import type { EntryInfo, ListBatchesOptions, Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
-import { ServerStream, type StreamHost } from './stream.js';
+import { describeRequest, ServerStream, type StreamHost } from './stream.js';
 
 export type SimpleRequest = RequestOf<'request'>;
 
@@ -204,6 +204,10 @@ export class RequestStream extends ServerStream {
     super(host, id);
     this.op = request.op;
     this.request = request;
+  }
+
+  protected describe(): string {
+    return describeRequest(this.request);
   }
 
   override get waitsForOutput(): boolean {

@@ -8,7 +8,7 @@ import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { formatRate } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { encodeError } from '../shared/protocol/encoder.js';
-import { type EndPayload, errorPayload } from '../shared/protocol/messages.js';
+import { type EndPayload, errorPayload, type Request } from '../shared/protocol/messages.js';
 import type { Permission } from '../shared/protocol/operations.js';
 import type { WindowBudget } from '../shared/transport/flow.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
@@ -95,6 +95,8 @@ export interface StreamHost {
   claimReservation(bytes: number): boolean;
   releaseReservation(bytes: number): void;
   log(line: string): void;
+  /** Logs stream `id`'s refusal (`what`: the request, as describeRequest() says it), flood-bounded. */
+  logRefusal(id: number, what: string, refusal: MuxftpError): void;
 }
 
 /**
@@ -102,6 +104,23 @@ export interface StreamHost {
  * the operator's to fix, whoever's transfer it stopped.
  */
 const OPERATORS_FAILURES: ReadonlySet<string> = new Set(['NO_SPACE', 'IO_ERROR']);
+
+/**
+ * Refusals of what a client asked that the log also says, so it shows who was denied what (a
+ * `../` traversal attempt among them): cheap and rare in normal use, and flood-bounded per
+ * connection (StreamHost.logRefusal).
+ */
+export const LOGGED_REFUSALS: ReadonlySet<string> = new Set([
+  'PERMISSION_DENIED',
+  'QUOTA_EXCEEDED',
+  'INVALID_PATH',
+]);
+
+/** A request as log lines name it: its operation and path(s). */
+export function describeRequest(request: Request): string {
+  if (request.op === 'rename') return `rename ${request.from} to ${request.to}`;
+  return 'path' in request ? `${request.op} ${request.path}` : request.op;
+}
 
 /** Anything thrown by a handler, as the client may see it: no internals, no host paths. */
 export function toWireError(err: unknown): MuxftpError {
@@ -153,6 +172,9 @@ export abstract class ServerStream {
   get heldByServer(): boolean {
     return false;
   }
+
+  /** The request this stream serves, as log lines name it (describeRequest). */
+  protected abstract describe(): string;
 
   /** Data moved: the stream is alive, whatever the connection's idle timer says. */
   protected progressed(): void {
@@ -216,6 +238,7 @@ export abstract class ServerStream {
     if (wire.code === 'INTERNAL_ERROR') this.host.log(`${this.host.label} stream ${this.id}: ${String(err)}`);
     else if (OPERATORS_FAILURES.has(wire.code))
       this.host.log(`${this.host.label} stream ${this.id}: ${wire.message} (${wire.code})`);
+    else if (LOGGED_REFUSALS.has(wire.code)) this.host.logRefusal(this.id, this.describe(), wire);
     return encodeError(this.id, errorPayload(wire));
   }
 

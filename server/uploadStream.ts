@@ -153,6 +153,10 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     this.digester = new ContentDigester(host.integrity);
   }
 
+  protected describe(): string {
+    return `put ${this.path}`;
+  }
+
   start(): void {
     // Credit the client holds from the handshake counts against a bandwidth limit as it is used.
     if (this.host.uploadThrottle !== undefined) this.initialUnused = this.initialCredit;

@@ -422,3 +422,38 @@ describe('credentials in the library', () => {
     await client.close();
   });
 });
+
+describe('refusals in the server log', () => {
+  it('logs each refused request with its operation, path and code; a flood of them as a count', async () => {
+    const s = await start({ refusalLogIntervalMs: 60_000 });
+    const reader = await s.connect({ user: 'reader', password: 'reader-secret' });
+    const small = await s.connect({ user: 'small', password: 'small-secret' });
+    const bob = await s.connect({ user: 'bob', password: 'bob-secret' });
+    expect(await rejection(reader.put('host.txt', Buffer.from('x')))).toBe('PERMISSION_DENIED');
+    expect(await rejection(small.put('big.bin', randomBytes(1100 * 1024)))).toBe('QUOTA_EXCEEDED');
+    expect(await rejection(bob.getBuffer('../alice/x'))).toBe('INVALID_PATH');
+    const label = (user: string) =>
+      /^(conn#\d+ 127\.0\.0\.1:\d+) /.exec(s.logs.find((l) => l.endsWith(` logged in as ${user}`))!)![1]!;
+    const refusals = s.logs.filter((l) => l.includes(' refused'));
+    expect(refusals).toEqual([
+      `${label('reader')} stream 1: put host.txt refused: permission denied: user reader has no write permission (PERMISSION_DENIED)`,
+      expect.stringMatching(
+        new RegExp(`^${label('small')} stream 1: put big\\.bin refused: .* \\(QUOTA_EXCEEDED\\)$`),
+      ),
+      expect.stringMatching(
+        new RegExp(`^${label('bob')} stream 1: get \\.\\./alice/x refused: .* \\(INVALID_PATH\\)$`),
+      ),
+    ]);
+    // More of one code on a connection: counted, and the count told before it closes.
+    for (const name of ['a', 'b', 'c'])
+      expect(await rejection(reader.delete(name))).toBe('PERMISSION_DENIED');
+    await reader.close();
+    for (let i = 0; i < 100 && !s.logs.some((l) => l.startsWith(`${label('reader')} closed`)); i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    const readerLines = s.logs.filter((l) => l.startsWith(label('reader')));
+    expect(readerLines.slice(-2)).toEqual([
+      `${label('reader')} refused 3 more requests (PERMISSION_DENIED) in the last 1 s`,
+      expect.stringMatching(/ closed after /),
+    ]);
+  });
+});
