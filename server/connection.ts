@@ -1011,7 +1011,7 @@ export class ServerConnection implements StreamHost {
     if (error !== undefined) this.counters.error(error.code);
     clearTimeout(this.loginDelay);
     this.loginCheckWait?.abort(LEFT_LOGIN_LINE);
-    for (const stream of [...this.streams.values()]) stream.destroy();
+    for (const stream of [...this.streams.values()]) stream.destroy(error?.code);
     this.streams.clear();
     this.context.openFileSlots.forget(this);
     // The streams' writes still in flight take their bytes off the server's budget as they end.

@@ -68,6 +68,12 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     return `get ${this.path}`;
   }
 
+  /** Bytes handed to the connection's queue, not all read by the client; no size before the file is open. */
+  protected override transferProgress() {
+    const total = this.handle === undefined ? undefined : this.size;
+    return { kind: 'download' as const, path: this.path, done: this.position, total };
+  }
+
   start(): void {
     this.host.storage.openRead(this.path).then(
       (handle) => {

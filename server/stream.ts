@@ -4,7 +4,7 @@
  * or when the connection goes.
  */
 
-import { MuxftpError, ProtocolError } from '../shared/errors.js';
+import { type ErrorCode, MuxftpError, ProtocolError } from '../shared/errors.js';
 import { formatRate } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { encodeError } from '../shared/protocol/encoder.js';
@@ -208,9 +208,26 @@ export abstract class ServerStream {
    */
   onPeerEnded(): void {}
 
-  /** The connection is gone: release everything, send nothing. */
-  destroy(): void {
+  /**
+   * The connection is gone (`code`: why, when it did not just drop): release everything, send
+   * nothing. A transfer before its END says in the log how far it got, so that a cut one is
+   * named (the connection's close line names no file).
+   */
+  destroy(code: ErrorCode = 'CONNECTION_LOST'): void {
+    const progress = acceptsCancel(this.#phase) ? this.transferProgress() : undefined;
+    if (progress !== undefined) {
+      const { kind, path, done, total } = progress;
+      const of = total === undefined ? '' : ` of ${total}`;
+      this.host.log(`${this.host.label} ${kind} of ${path} cut after ${done}${of} B (${code})`);
+    }
     this.close(false);
+  }
+
+  /** A transfer's file and the bytes of it moved so far (from its start: a resumed one's offset on); undefined for a request. */
+  protected transferProgress():
+    | { kind: 'upload' | 'download'; path: string; done: number; total: number | undefined }
+    | undefined {
+    return undefined;
   }
 
   private readonly startedAt = performance.now();

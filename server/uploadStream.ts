@@ -157,6 +157,11 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     return `put ${this.path}`;
   }
 
+  protected override transferProgress() {
+    const done = this.offset + this.received;
+    return { kind: 'upload' as const, path: this.path, done, total: this.declaredSize };
+  }
+
   start(): void {
     // Credit the client holds from the handshake counts against a bandwidth limit as it is used.
     if (this.host.uploadThrottle !== undefined) this.initialUnused = this.initialCredit;

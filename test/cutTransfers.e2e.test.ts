@@ -1,0 +1,68 @@
+/**
+ * A transfer its client cut (the connection lost mid-way) gets a log line naming the file and how
+ * far it got: the connection's close line says neither, so "did bob's upload of X finish?" could
+ * not be answered from the log. Real server on 127.0.0.1, a raw peer that drops its socket.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeData, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const KiB = 1024;
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+async function logLine(s: TestServer, pattern: RegExp): Promise<string> {
+  for (let i = 0; i < 250; i++) {
+    const line = s.logs.find((l) => pattern.test(l));
+    if (line !== undefined) return line;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`no log line like ${pattern}; the log:\n${s.logs.join('\n')}`);
+}
+
+describe('cut transfers in the server log', () => {
+  it('names an upload and a download cut by a lost connection, and how far each got', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.put('whole.bin', Buffer.alloc(1024 * KiB, 1));
+
+    const uploader = await RawPeer.open(server.port);
+    uploader.write(encodeOpen(1, { op: 'put', path: 'cut.bin', size: 1024 * KiB }));
+    await uploader.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    uploader.write(encodeData(1, Buffer.alloc(100 * KiB, 2)));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    uploader.destroy();
+    const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
+    expect(await logLine(server, / upload of cut\.bin /)).toMatch(
+      new RegExp(
+        `${label.source} upload of cut\\.bin cut after ${100 * KiB} of ${1024 * KiB} B \\(CONNECTION_LOST\\)$`,
+      ),
+    );
+
+    const downloader = await RawPeer.open(server.port);
+    downloader.write(encodeOpen(1, { op: 'get', path: 'whole.bin' }));
+    downloader.write(encodeWindow(1, 64 * KiB));
+    const received = () =>
+      downloader.frames
+        .filter((f) => f.type === FrameType.DATA && f.streamId === 1)
+        .reduce((n, f) => n + f.payload.length, 0);
+    await downloader.waitFor(() => received() === 64 * KiB);
+    downloader.destroy();
+    expect(await logLine(server, / download of whole\.bin /)).toMatch(
+      new RegExp(
+        `${label.source} download of whole\\.bin cut after ${64 * KiB} of ${1024 * KiB} B \\(CONNECTION_LOST\\)$`,
+      ),
+    );
+    // A transfer that finished, and a request, are never said to be cut.
+    await client.getBuffer('whole.bin');
+    await client.list('');
+    await client.close();
+    await logLine(server, /closed after .* 3 streams/);
+    expect(server.logs.filter((l) => l.includes(' cut '))).toHaveLength(2);
+  });
+});
