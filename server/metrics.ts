@@ -255,7 +255,7 @@ function transferHistograms(
   return {
     duration: new Histogram({
       name: `muxftp_${kind}_duration_seconds`,
-      help: `Time from a ${kind} stream opening to its end, completed ${kind}s.`,
+      help: `Time from ${kind === 'upload' ? 'an' : 'a'} ${kind} stream opening to its end, completed ${kind}s.`,
       buckets: DURATION_BUCKETS_S,
       registers,
     }),

@@ -150,6 +150,10 @@ describe('MetricsExporter', () => {
     expect(before.value('muxftp_connections')).toBe(0);
     expect(before.value('muxftp_transfer_bytes_total', { direction: 'in' })).toBe(0);
     expect(before.histogram('muxftp_upload_size_bytes').count).toBe(0);
+    expect(before.families.get('muxftp_upload_duration_seconds')?.help).toBe(
+      'Time from an upload stream opening to its end, completed uploads.',
+    );
+    expect(before.families.get('muxftp_download_duration_seconds')?.help).toMatch(/^Time from a download /);
 
     const client = await Client.connect({ port });
     cleanup.push(() => client.destroy());
