@@ -343,7 +343,8 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions): { reload(): v
           server.replaceTls(await loadTls(options.tlsCert, options.tlsKey));
           const warnings = await accessFileWarnings({ ...options, users: undefined });
           logToStderr(`SIGHUP: TLS certificate from ${options.tlsCert}`);
-          for (const warning of warnings) process.stderr.write(`muxftp: warning: ${warning}\n`);
+          // A runtime line, timestamped as the others are (only start-up's go without).
+          for (const warning of warnings) logToStderr(`warning: ${warning}`);
         } catch (error) {
           logToStderr(`SIGHUP: kept the TLS certificate as it was: ${(error as Error).message}`);
         }
