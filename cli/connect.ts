@@ -135,10 +135,21 @@ function flagHint(error: unknown): string {
     case 'ca':
       return ': pass its CA with --ca FILE';
     case 'otherCa':
-      return ": is --ca the server's CA?";
+      // The leaf's issuer was found nowhere: another CA, or a server that does not send the
+      // intermediate certificate between its own and the CA (a renewal's cert.pem for fullchain.pem).
+      return hasCode(error, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+        ? ": is --ca the server's CA? If it is, the server sends no intermediate certificate between its own and that CA: its --tls-cert needs the full chain"
+        : ": is --ca the server's CA?";
     case 'plain':
       return ' (drop --tls?)';
   }
+}
+
+/** True if `error` or one of its causes carries `code`. */
+function hasCode(error: unknown, code: string): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause)
+    if ((cause as NodeJS.ErrnoException).code === code) return true;
+  return false;
 }
 
 /**

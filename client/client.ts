@@ -422,7 +422,7 @@ const WRONG_CERTIFICATE: Readonly<Record<string, string>> = {
 function tlsFailureReason(
   error: unknown,
   caGiven: boolean,
-): { reason: string; setting?: SettingError['setting'] } | undefined {
+): { reason: string; code: string; setting?: SettingError['setting'] } | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     if (typeof code !== 'string') continue;
@@ -430,10 +430,10 @@ function tlsFailureReason(
       const reason = caGiven
         ? `the server's TLS certificate is not signed by the CA given (${code})`
         : `the server's TLS certificate is not trusted (${code})`;
-      return { reason, setting: caGiven ? 'otherCa' : 'ca' };
+      return { reason, code, setting: caGiven ? 'otherCa' : 'ca' };
     }
     const wrong = WRONG_CERTIFICATE[code];
-    if (wrong !== undefined) return { reason: `${wrong} (${code})` };
+    if (wrong !== undefined) return { reason: `${wrong} (${code})`, code };
     // A plain server answers the ClientHello with a muxftp frame: "wrong version number" (EPROTO).
     if (
       code.startsWith('ERR_SSL_') ||
@@ -442,6 +442,7 @@ function tlsFailureReason(
     ) {
       return {
         reason: `TLS handshake failed (${code}): the server does not seem to speak TLS`,
+        code,
         setting: 'plain',
       };
     }
@@ -1409,7 +1410,11 @@ export class Client {
     const tls = this.options.tls;
     const caGiven = typeof tls === 'object' && tls.ca !== undefined;
     const tlsFailure = tls !== undefined && !this.ready ? tlsFailureReason(error, caGiven) : undefined;
-    const cause = tlsFailure !== undefined ? new Error(tlsFailure.reason) : error;
+    // It keeps OpenSSL's code, which tells callers which check failed.
+    const cause =
+      tlsFailure !== undefined
+        ? Object.assign(new Error(tlsFailure.reason), { code: tlsFailure.code })
+        : error;
     const message = `could not connect to ${this.peer}: ${tlsFailure?.reason ?? error?.message ?? 'connection closed'}`;
     const lost =
       this.lostError ??

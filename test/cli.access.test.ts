@@ -445,6 +445,78 @@ describe('serve re-reads its users file on SIGHUP', () => {
   });
 });
 
+describe.skipIf(!opensslAvailable)('a certificate signed by an intermediate CA', () => {
+  it('served without the intermediate: the client says the chain may lack it; with it, connects', async () => {
+    // CA -> intermediate -> leaf, the leaf alone in --tls-cert: a renewal's cert.pem in place of
+    // its fullchain.pem, the most common mistake.
+    const pki = await mkdtemp(join(dir, 'chain-'));
+    const openssl = (...args: string[]) => spawnSync('openssl', args, { cwd: pki, stdio: 'pipe' });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    await writeFile(
+      join(pki, 'ca.ext'),
+      'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
+    );
+    await writeFile(join(pki, 'leaf.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+    const sign = (csr: string, ca: string, out: string, ext: string) =>
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        csr,
+        '-CA',
+        `${ca}.pem`,
+        '-CAkey',
+        `${ca}.key`,
+        '-CAcreateserial',
+        '-out',
+        out,
+        '-days',
+        '2',
+        '-extfile',
+        ext,
+      );
+    openssl(
+      'req',
+      ...ec,
+      '-keyout',
+      'inter.key',
+      '-out',
+      'inter.csr',
+      '-subj',
+      '/CN=muxftp test intermediate',
+    );
+    openssl('req', ...ec, '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=127.0.0.1');
+    await writeFile(join(pki, 'root.pem'), certs!.ca);
+    await writeFile(join(pki, 'root.key'), await readFile(join(certs!.dir, 'ca.key')));
+    sign('inter.csr', 'root', 'inter.pem', 'ca.ext');
+    sign('leaf.csr', 'inter', 'leaf.pem', 'leaf.ext');
+    await chmod(join(pki, 'leaf.key'), 0o600);
+    const leaf = await readFile(join(pki, 'leaf.pem'));
+    await writeFile(join(pki, 'full.pem'), Buffer.concat([leaf, await readFile(join(pki, 'inter.pem'))]));
+
+    for (const [certFile, expected] of [
+      [
+        'leaf.pem',
+        /: is --ca the server's CA\? If it is, the server sends no intermediate certificate between its own and that CA: its --tls-cert needs the full chain\n/,
+      ],
+      ['full.pem', undefined],
+    ] as const) {
+      const server = await serve(['--tls-cert', join(pki, certFile), '--tls-key', join(pki, 'leaf.key')]);
+      try {
+        const ls = await run(['--server', `127.0.0.1:${server.port}`, '--ca', join(pki, 'root.pem'), 'ls']);
+        if (expected === undefined) expect(ls).toMatchObject({ code: 0, stderr: '' });
+        else {
+          expect(ls.code).toBe(1);
+          // Before: ": is --ca the server's CA?" alone, though --ca was right.
+          expect(ls.stderr).toMatch(expected);
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+  });
+});
+
 describe.skipIf(!opensslAvailable)('serve re-reads its TLS certificate on SIGHUP', () => {
   it('serves a renewed certificate to new connections, and keeps the old one when the new files do not load', async () => {
     const renewed = await makeTestCerts();
