@@ -15,6 +15,12 @@ import picomatch from 'picomatch';
  */
 export type Excluded = (relative: string, isDirectory: boolean | undefined) => boolean;
 
+/** Excluded, which also remembers which of its patterns left something out. */
+export interface Excludes extends Excluded {
+  /** The patterns that have matched nothing so far, as given. */
+  unmatched(): string[];
+}
+
 interface ExcludePattern {
   matches: (text: string) => boolean;
   /** Matched against the path below the tree's root, not the last name. */
@@ -22,7 +28,7 @@ interface ExcludePattern {
   directoriesOnly: boolean;
 }
 
-export function compileExcludes(patterns: readonly string[] | undefined): Excluded | undefined {
+export function compileExcludes(patterns: readonly string[] | undefined): Excludes | undefined {
   if (patterns === undefined || patterns.length === 0) return undefined;
   const options = { dot: true, noextglob: true, nonegate: true };
   const compiled: ExcludePattern[] = patterns.map((pattern) => {
@@ -34,14 +40,37 @@ export function compileExcludes(patterns: readonly string[] | undefined): Exclud
       directoriesOnly,
     };
   });
-  return (relative, isDirectory) => {
+  const matched = new Set<number>();
+  const excluded: Excluded = (relative, isDirectory) => {
     const name = relative.slice(relative.lastIndexOf('/') + 1);
-    return compiled.some(
+    const index = compiled.findIndex(
       (pattern) =>
         (!pattern.directoriesOnly || isDirectory !== false) &&
         pattern.matches(pattern.byPath ? relative : name),
     );
+    if (index !== -1) matched.add(index);
+    return index !== -1;
   };
+  return Object.assign(excluded, {
+    unmatched: () => patterns.filter((_, index) => !matched.has(index)),
+  });
+}
+
+/**
+ * Warns of each pattern that left nothing out of the trees walked: tar warns so, and a pattern
+ * written with the tree's own name in front (`--exclude src/b` for `put -r src`), as tar and
+ * rsync take it, matched nothing here without a word.
+ */
+export function warnOfUnmatchedExcludes(
+  excludes: Excludes | undefined,
+  warn: (message: string) => void,
+): void {
+  for (const pattern of excludes?.unmatched() ?? []) {
+    const below = pattern.replace(/^\/+/, '').split('/').slice(1).join('/');
+    const hint =
+      below === '' ? '' : ` (one with a / is matched below each tree given: for ${pattern}, write ${below})`;
+    warn(`--exclude ${pattern} matched nothing${hint}`);
+  }
 }
 
 /** commander's collector for a repeatable option. */

@@ -119,6 +119,27 @@ describe('--exclude', () => {
     expect(await filesUnder(join(local, 'copy2'))).toEqual(['files/sub', 'keep']);
   });
 
+  it('warns of a pattern that left nothing out, saying how to write one with the tree named in it', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeSite(join(local, 'site'));
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    for (const command of [
+      ['put', '-r', 'site', '--exclude', '*.tmp'],
+      ['get', '-r', 'site', 'copy', '--exclude', 'index.html'],
+    ]) {
+      // tar's and rsync's way to write it (the tree's name first) matched nothing here, silently.
+      const result = await runCli([...at, ...command, '--exclude', 'site/sub'], local);
+      expect({ command, code: result.code, stderr: result.stderr }).toEqual({
+        command,
+        code: 0,
+        stderr:
+          'muxftp: warning: --exclude site/sub matched nothing (one with a / is matched below each tree given: for site/sub, write sub)\n',
+      });
+    }
+    expect(await filesUnder(join(local, 'copy'))).toContain('sub/keep.txt');
+  });
+
   it('without -r is a usage error', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'a.txt'), 'a');

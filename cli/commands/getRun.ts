@@ -18,7 +18,7 @@ import { formatBytes } from '../../shared/humanUnits.js';
 import { planningLimit } from '../concurrency.js';
 import { CrowdedDirectories } from '../crowdedDirectories.js';
 import { keepLocalDirectoryTimes } from '../directoryTimes.js';
-import { compileExcludes, type Excluded } from '../excludes.js';
+import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import { LocalRoomRefusedError, LocalRooms } from '../localRoom.js';
@@ -317,6 +317,7 @@ async function get(
     dryRun,
   };
   const prepared = await prepareMirror(mirror, distinct, failures);
+  warnOfUnmatchedExcludes(excluded, (message) => output.warning(message));
   if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
 

@@ -11,7 +11,7 @@ import { MuxftpError } from '../../shared/errors.js';
 import { PERMISSION_BITS } from '../../shared/fileModes.js';
 import { planningLimit } from '../concurrency.js';
 import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
-import { compileExcludes, type Excluded } from '../excludes.js';
+import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, statLocal, walkLocalTree } from '../localFiles.js';
 import {
@@ -320,6 +320,7 @@ async function put(
     dryRun,
   };
   const prepared = await prepareMirror(mirror, jobs, failures);
+  warnOfUnmatchedExcludes(excluded, (message) => output.warning(message));
   if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
 
