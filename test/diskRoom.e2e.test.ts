@@ -252,7 +252,7 @@ describe('get: room on the local disk', () => {
       local,
     );
     expect(run.stderr).toMatch(
-      /^muxftp: get huge\.bin: not enough room on the local disk for \S*huge\.bin: 909 TiB needed, [\d.]+ [KMGT]iB free for it \(LOCAL_IO_ERROR\)\n$/,
+      /^muxftp: get huge\.bin: not enough room on the local disk for \S*huge\.bin: 909 TiB needed, [\d.]+ [KMGT]iB free for it \(LOCAL_IO_ERROR\)\nmuxftp: 1 file \(1000 B\), 1 failed in [^\n]+\n$/,
     );
     expect(run.code).toBe(1);
     expect(gets).toEqual(['small.bin']);
