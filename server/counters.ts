@@ -20,7 +20,13 @@ export type RefusalReason =
   | 'shutting_down';
 
 /** Told of every finished transfer (its direction, bytes and duration). */
-export type TransferObserver = (direction: TransferDirection, bytes: number, seconds: number) => void;
+/** `bytes` moved by this transfer; `size`, the file's (more when it continued an earlier one). */
+export type TransferObserver = (
+  direction: TransferDirection,
+  bytes: number,
+  seconds: number,
+  size: number,
+) => void;
 
 /** Running totals of one server since it started. */
 export class ServerCounters {
@@ -81,7 +87,7 @@ export class ServerCounters {
     increment(this.streamsByOp, op, -1);
   }
 
-  transferFinished(direction: TransferDirection, bytes: number, seconds: number): void {
+  transferFinished(direction: TransferDirection, bytes: number, seconds: number, size = bytes): void {
     if (direction === 'in') {
       this.filesIn++;
       this.bytesIn += bytes;
@@ -89,7 +95,7 @@ export class ServerCounters {
       this.filesOut++;
       this.bytesOut += bytes;
     }
-    this.transferObserver?.(direction, bytes, seconds);
+    this.transferObserver?.(direction, bytes, seconds, size);
   }
 
   error(code: ErrorCode): void {

@@ -299,7 +299,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
 
   private sendEnd(digest: FileDigest): void {
     this.host.send(encodeEnd(this.id, this.size, digest.algorithm, digest.digest));
-    this.recordTransfer('sent', this.path, this.size - this.sentFrom);
+    this.recordTransfer('sent', this.path, this.size - this.sentFrom, this.sentFrom);
     this.close(false);
   }
 

@@ -241,9 +241,15 @@ export class MetricsExporter {
       in: transferHistograms('upload', registers),
       out: transferHistograms('download', registers),
     };
-    counters.transferObserver = (direction: TransferDirection, bytes: number, seconds: number) => {
+    counters.transferObserver = (
+      direction: TransferDirection,
+      _bytes: number,
+      seconds: number,
+      size: number,
+    ) => {
       histograms[direction].duration.observe(seconds);
-      histograms[direction].size.observe(bytes);
+      // The file's size, a resumed transfer's included: the bytes moved are in the bytes counters.
+      histograms[direction].size.observe(size);
     };
   }
 }

@@ -232,13 +232,22 @@ export abstract class ServerStream {
 
   private readonly startedAt = performance.now();
 
-  /** Counts a finished transfer and logs its one line: `sent` or `received`, with its rate. */
-  protected recordTransfer(verb: 'sent' | 'received', path: string, bytes: number): void {
+  /**
+   * Counts a finished transfer and logs its one line: `sent` or `received`, with its rate; one
+   * that continued an earlier one from byte `from` says so and gives the file's whole size (an
+   * auditor adding up the lines got the bytes of the last attempt only).
+   */
+  protected recordTransfer(verb: 'sent' | 'received', path: string, bytes: number, from = 0): void {
     const seconds = (performance.now() - this.startedAt) / 1000;
-    this.host.counters.transferFinished(verb === 'received' ? 'in' : 'out', bytes, seconds);
+    this.host.counters.transferFinished(verb === 'received' ? 'in' : 'out', bytes, seconds, from + bytes);
     // Three digits in the unit that fits (a throttled 32 KiB put read "0.0 MB/s").
     const rate = seconds > 0 ? formatRate(bytes / seconds) : '-';
-    this.host.log(`${this.host.label} ${verb} ${path} ${bytes} B in ${seconds.toFixed(3)} s (${rate})`);
+    const moved = `${bytes} B in ${seconds.toFixed(3)} s (${rate})`;
+    this.host.log(
+      from === 0
+        ? `${this.host.label} ${verb} ${path} ${moved}`
+        : `${this.host.label} ${verb} ${path} ${from + bytes} B, continued from ${from} B: ${moved}`,
+    );
   }
 
   /** Fails this stream only: ERROR to the client, then close. */

@@ -561,7 +561,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
           .dropKeptPartials?.(this.path, { onPartialRemoved: this.partialRemoved })
           .catch(() => {});
         if (this.isFinished) return;
-        this.recordTransfer('received', this.path, this.received);
+        this.recordTransfer('received', this.path, this.received, this.offset);
         this.host.send(
           encodeReply(this.id, {
             entry: toWireEntry(entry),

@@ -276,6 +276,9 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
     expect(resumed).toMatchObject({ code: 0, stderr: '' });
     expect(env.server.stats().bytesOut).toBe(content.length - kept);
+    expect(env.logs.join('\n')).toContain(
+      `sent big.bin ${content.length} B, continued from ${kept} B: ${content.length - kept} B in `,
+    );
     expect(await readdir(local)).toEqual(['big.bin']);
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   }, 30_000);

@@ -653,6 +653,12 @@ describe('muxftp put -c', () => {
     });
     expect(outcome).toEqual({ code: 0, stderr: '' });
     expect(env.server.stats().bytesIn - before).toBe(content.length - kept);
+    // Its line gives the file's size and says it continued (before: the last attempt's bytes alone).
+    expect(env.logs.join('\n')).toMatch(
+      new RegExp(
+        `received big\\.bin ${content.length} B, continued from ${kept} B: ${content.length - kept} B in `,
+      ),
+    );
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 
