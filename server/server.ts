@@ -417,12 +417,16 @@ export class MuxServer {
       return;
     }
     this.lingering.add(socket);
-    const timer = setTimeout(() => this.refuse(socket, error), REFUSAL_LINGER_MS);
+    const timer = setTimeout(() => {
+      // Refused plain: a byte that comes after is read and dropped, not taken for a first one.
+      socket.off('data', onFirst);
+      this.refuse(socket, error);
+    }, REFUSAL_LINGER_MS);
     socket.once('close', () => {
       clearTimeout(timer);
       this.lingering.delete(socket);
     });
-    socket.once('data', (first: Buffer) => {
+    const onFirst = (first: Buffer): void => {
       clearTimeout(timer);
       socket.pause();
       socket.unshift(first);
@@ -434,7 +438,8 @@ export class MuxServer {
       tlsSocket.on('error', () => tlsSocket.destroy());
       setTimeout(() => tlsSocket.destroy(), REFUSAL_LINGER_MS).unref();
       tlsSocket.once('secure', () => this.refuse(tlsSocket, error));
-    });
+    };
+    socket.once('data', onFirst);
   }
 
   /**
@@ -448,14 +453,19 @@ export class MuxServer {
     let encrypted = false;
     const timer = setTimeout(() => {
       if (encrypted) socket.destroy();
-      else this.refuse(socket, new ProtocolError('IDLE_TIMEOUT', 'no handshake in time'));
+      else {
+        // Refused: a first byte that comes after is read and dropped by the refusal, not taken
+        // for the start of a connection (or of a TLS handshake) on a socket already ending.
+        socket.off('data', onFirst);
+        this.refuse(socket, new ProtocolError('IDLE_TIMEOUT', 'no handshake in time'));
+      }
     }, this.options.handshakeTimeoutMs);
     const settle = (): void => {
       clearTimeout(timer);
       this.pending.delete(socket);
     };
     socket.once('close', settle);
-    socket.once('data', (first: Buffer) => {
+    const onFirst = (first: Buffer): void => {
       socket.pause();
       socket.unshift(first);
       if (this.closing !== undefined) {
@@ -474,7 +484,8 @@ export class MuxServer {
         settle();
         this.startConnection(socket, false, acceptedAt);
       }
-    });
+    };
+    socket.once('data', onFirst);
   }
 
   private startTls(socket: Duplex, acceptedAt: number, settle: () => void): void {

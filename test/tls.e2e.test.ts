@@ -200,6 +200,28 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
   });
 });
 
+describe('a refusal made by a timer', () => {
+  it('a connection refused for its silence that speaks afterwards is not then started, plain or TLS', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key }, handshakeTimeoutMs: 200 });
+    for (const late of [Buffer.from('late bytes, after the refusal'), Buffer.from([0x16, 3, 1, 0, 5])]) {
+      // Half open: it writes on after the server's end, as a peer may.
+      const socket = connect({ host: '127.0.0.1', port: server.port, allowHalfOpen: true });
+      socket.on('error', () => {});
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      // The server's refusal (IDLE_TIMEOUT) and its end of the socket; ours stays open to write.
+      await new Promise((resolve) => socket.once('end', resolve));
+      socket.end(late);
+      await new Promise((resolve) => socket.once('close', resolve));
+      expect(Buffer.concat(received).toString('latin1')).toContain('no handshake in time');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Before: the bytes were taken for a first one, and a connection (or a handshake) started on
+    // the refused socket: a connection line, or a TLS failure, in the log.
+    expect(server.logs.filter((line) => /conn#|TLS handshake/.test(line))).toEqual([]);
+  });
+});
+
 describe('TLS client options', () => {
   it('a client library given tls: false connects plainly', async () => {
     server = await startServer({});
