@@ -698,3 +698,53 @@ describe.skipIf(!opensslAvailable)('start warnings about the files given', () =>
     expect(server.stderr()).toMatch(/warning: --tls-cert .* expires on/);
   });
 });
+
+// Needs root, to start the server as another account (nobody) over a root that account cannot
+// write, and a checkout that account can run (not one under a private home, say).
+const nobodyRunsTheCli =
+  process.getuid?.() === 0 &&
+  spawnSync(process.execPath, [BIN, '--version'], { uid: 65534, gid: 65534, stdio: 'ignore' }).status === 0;
+
+describe.skipIf(!nobodyRunsTheCli)('a served root the server may not write', () => {
+  it("is said at start as the operator's to fix, not only as each client's PERMISSION_DENIED", async () => {
+    // Beside the test's private directory (0700, which nobody could not enter), removed after.
+    const parent = await mkdtemp(join(tmpdir(), 'muxftp-unwritable-'));
+    await chmod(parent, 0o755);
+    const root = join(parent, 'data');
+    await mkdir(root, { mode: 0o755 });
+    try {
+      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--root', root], {
+        uid: 65534,
+        gid: 65534,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.add(child);
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      let stdout = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), TIMEOUT_MS);
+        child.stdout!.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.includes('listening')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      // Before: only that its lock file could not be written, which says nothing of uploads.
+      expect(stderr).toMatch(
+        new RegExp(
+          `warning: ${root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not writable by this server \\(uid 65534\\): uploads, mkdir, rename and delete there will fail with PERMISSION_DENIED`,
+        ),
+      );
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+});

@@ -191,6 +191,14 @@ async function holdServedRoot(rootOption: string, storage: Storage): Promise<Hel
       `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed${retry ? ` until it is written (tried again every ${DEFAULTS.servedRootLockRetryMs / 1000} s)` : ''}; upload files a crash left are removed only once an hour old`,
     );
   }
+  // The root is not this account's to write (a service user over a directory root owns): every
+  // upload, mkdir, rename and delete fails, each said to its client only as PERMISSION_DENIED.
+  if (held.lock === undefined && NOT_WRITABLE_REASONS.has(held.reason)) {
+    const uid = process.getuid?.();
+    logToStderr(
+      `warning: ${root} is not writable by this server${uid === undefined ? '' : ` (uid ${uid})`}: uploads, mkdir, rename and delete there will fail with PERMISSION_DENIED until it is (chown it to the server's account)`,
+    );
+  }
   const above = await servedAbove(root);
   if (above !== undefined) {
     logToStderr(
@@ -199,6 +207,9 @@ async function holdServedRoot(rootOption: string, storage: Storage): Promise<Hel
   }
   return { path: root, lock: held.lock, retry, servedAbove: above?.directory };
 }
+
+/** Why a lock could not be written that says the root takes no writes from this account. */
+const NOT_WRITABLE_REASONS: ReadonlySet<string> = new Set(['EACCES', 'EPERM']);
 
 /** Why a lock could not be written that room made later cures. */
 const ROOM_REASONS: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
