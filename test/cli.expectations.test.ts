@@ -519,6 +519,9 @@ describe("other tools' options", () => {
     const la = await runCli(['ls', '-la', 'project', ...at], local);
     expect(la).toMatchObject({ code: 0, stderr: '' });
     expect(la.stdout).toBe((await runCli(['ls', '-l', 'project', ...at], local)).stdout);
+    const one = await runCli(['ls', '-1', 'project', ...at], local);
+    expect(one).toMatchObject({ code: 0, stderr: '' });
+    expect(one.stdout).toBe((await runCli(['ls', 'project', ...at], local)).stdout);
   });
 });
 

@@ -63,8 +63,10 @@ export function registerFileCommands(program: Command, output: Output): void {
     .option('-l, --long', "also each entry's permission bits, as ls -l shows them (rwxr-xr-x)")
     // `ls -lh`, as everyone types it, lists: -h was help, which printed usage and exited 0.
     .addOption(new Option('-h').hideHelp())
-    // `ls -la`: nothing is hidden from a listing (dot files included), so -a changes nothing.
+    // `ls -la`: nothing is hidden from a listing (dot files included), so -a changes nothing; and
+    // `ls -1`: one entry a line is all it prints (it was taken for a path named -1).
     .addOption(new Option('-a').hideHelp())
+    .addOption(new Option('-1').hideHelp())
     .helpOption('--help', 'display help for command')
     .action(
       async (
