@@ -92,6 +92,8 @@ export interface TransferOutcome {
   error?: ErrorInfo;
   /** A failed get: what it kept for `get -c` to continue (hidden, beside the target), and what to do. */
   partial?: KeptPartialInfo;
+  /** Continued (-c, a retry): of `bytes`, those that were at the destination already. */
+  continuedFrom?: number;
 }
 
 export interface KeptPartialInfo {
@@ -105,10 +107,14 @@ export interface TransferDone {
   bytes: number;
   algorithm: IntegrityAlgorithm;
   digest: string;
+  /** Continued (-c, a retry): the bytes of it that were there already, not moved now. */
+  continuedFrom?: number;
 }
 
 /** A file left alone: by content (with the digest both sides share), or by size and time (none). */
-export type SkippedDone = TransferDone | { bytes: number; algorithm?: undefined; digest?: undefined };
+export type SkippedDone =
+  | TransferDone
+  | { bytes: number; algorithm?: undefined; digest?: undefined; continuedFrom?: undefined };
 
 export interface TransferRun {
   command: TransferCommand;
@@ -151,6 +157,7 @@ function doneOutcome(job: Pick<TransferJob, 'local' | 'remote'>, done: SkippedDo
     ok: true,
     bytes: done.bytes,
     ...(done.algorithm === undefined ? {} : { algorithm: done.algorithm, digest: done.digest }),
+    ...(done.continuedFrom === undefined ? {} : { continuedFrom: done.continuedFrom }),
   };
 }
 

@@ -202,6 +202,8 @@ export interface GetResult {
   mtime: number;
   /** The remote file's permission bits, from a server that sends them. */
   mode?: number;
+  /** A download that continued a partial file (get -c, a retry): the bytes it had already, not received now. */
+  continuedFrom?: number;
 }
 
 /** get -c: the local partial file's whole-block digests, and the sink that continues it. */
@@ -517,6 +519,7 @@ export class GetCall extends ClientStream {
       () => {
         this.result = { size: total, algorithm, digest: digest.toString('hex'), mtime };
         if (mode !== undefined) this.result.mode = mode;
+        if (this.resumedFrom > 0) this.result.continuedFrom = this.resumedFrom;
         this.settle();
       },
       (err: MuxftpError) => this.settle(err),
@@ -574,6 +577,8 @@ export interface PutResult {
   algorithm: IntegrityAlgorithm;
   /** The content digest the server verified, hex. */
   digest: string;
+  /** An upload that continued what the server kept (put -c, a retry): the bytes not sent again. */
+  continuedFrom?: number;
 }
 
 /** A content digest the caller already knows (a benchmark's seeded payloads). */
@@ -673,7 +678,7 @@ export class PutCall extends ClientStream implements FrameProducer {
         'PROTOCOL_ERROR',
         `REPLY to put on stream ${this.id} says it stored ${differs}`,
       );
-    this.result = reply;
+    this.result = this.startOffset > 0 ? { ...reply, continuedFrom: this.startOffset } : reply;
     this.settle();
   }
 

@@ -273,8 +273,12 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     await env.stop();
     env = await startServer({ backend: 'disk' });
     await writeFile(join(env.root!, 'big.bin'), content);
-    const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+    const resumed = await runCli(
+      ['--server', `127.0.0.1:${env.port}`, '--json', 'get', '-c', 'big.bin'],
+      local,
+    );
     expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(resumed.stdout)).toMatchObject([{ bytes: content.length, continuedFrom: kept }]);
     expect(env.server.stats().bytesOut).toBe(content.length - kept);
     expect(env.logs.join('\n')).toContain(
       `sent big.bin ${content.length} B, continued from ${kept} B: ${content.length - kept} B in `,
@@ -408,8 +412,12 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     await env.stop();
     env = await startServer({ backend: 'disk' });
     await writeFile(join(env.root!, 'big.bin'), content);
-    const resumed = await runCli(['--server', `127.0.0.1:${env.port}`, 'get', '-c', 'big.bin'], local);
+    const resumed = await runCli(
+      ['--server', `127.0.0.1:${env.port}`, '--json', 'get', '-c', 'big.bin'],
+      local,
+    );
     expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(resumed.stdout)).toMatchObject([{ bytes: content.length, continuedFrom: reusable }]);
     expect(env.server.stats().bytesOut).toBe(content.length - reusable);
     expect(await readdir(local)).toEqual(['big.bin']);
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));

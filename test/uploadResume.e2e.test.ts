@@ -28,7 +28,7 @@ import { isPartialName, partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { MemoryStorage } from '../storage/memory.js';
-import { runCliQuietly } from './helpers/cliProcess.js';
+import { runCli, runCliQuietly } from './helpers/cliProcess.js';
 import { type FrameProxy, startFrameProxy } from './helpers/frameProxy.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -696,10 +696,16 @@ describe('muxftp put -c', () => {
       `muxftp: put ${source}: cancelled (CANCELLED); the server keeps the whole 4 MiB blocks it received for a while: run the same put with -c to continue it\n`,
     );
     const before = server.stats().bytesIn;
-    const resumed = put('-c');
-    const code = await new Promise<number | null>((resolve) => resumed.once('exit', resolve));
-    expect(code).toBe(0);
-    expect(server.stats().bytesIn - before).toBeLessThanOrEqual(content.length - BLOCK);
+    const resumed = await runCli(
+      ['put', '-c', '--json', source, 'big.bin', '--server', `127.0.0.1:${env.port}`],
+      dirname(source),
+    );
+    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    const sent = server.stats().bytesIn - before;
+    expect(sent).toBeLessThanOrEqual(content.length - BLOCK);
+    // The result says how much was there already (before: nothing said it continued at all).
+    const [outcome] = JSON.parse(resumed.stdout) as Array<{ bytes: number; continuedFrom?: number }>;
+    expect(outcome).toMatchObject({ bytes: content.length, continuedFrom: content.length - sent });
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 

@@ -411,7 +411,8 @@ async function get(
           keepModes: options.perms,
         })
         .finally(() => room?.release());
-      return { bytes: result.size, algorithm: result.algorithm, digest: result.digest };
+      const { size: bytes, algorithm, digest, continuedFrom } = result;
+      return { bytes, algorithm, digest, ...(continuedFrom === undefined ? {} : { continuedFrom }) };
     },
   });
   // Before the directories' times: removing from a directory changes its time.

@@ -379,7 +379,13 @@ async function put(
           keepTimes: options.times,
           keepModes: options.perms,
         });
-        return { bytes: result.entry.size, algorithm: result.algorithm, digest: result.digest };
+        const { algorithm, digest, continuedFrom } = result;
+        return {
+          bytes: result.entry.size,
+          algorithm,
+          digest,
+          ...(continuedFrom === undefined ? {} : { continuedFrom }),
+        };
       },
     });
     // Before the directories' times: removing from a directory changes its time.
