@@ -2,8 +2,10 @@
  * The options put and get share, declared once so the two commands cannot drift apart: the same
  * flags, defaults, parsers and help, with only the side (remote or local) named differently.
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DEFAULTS } from '../shared/defaults.js';
+import { errnoReason } from '../shared/errnoReasons.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { collectExcludes } from './excludes.js';
 import {
@@ -27,6 +29,8 @@ export interface TransferCommandOptions {
   skipUnchanged?: boolean;
   /** With -r: patterns of names (or paths below the tree) left out of it (cli/excludes.ts). */
   exclude?: string[];
+  /** Files of more such patterns, one a line (checkTransferOptions adds them to `exclude`). */
+  excludeFrom?: string[];
   /** Give each file its source's modification time (--no-times: false, the time of writing). */
   times: boolean;
   /** Give each file its source's permission bits less the umask (--no-perms: false, a new file's). */
@@ -51,8 +55,20 @@ export function destinationCreation(options: TransferCommandOptions): Destinatio
   return options.recursive === true ? 'itself' : 'none';
 }
 
-/** Usage errors (exit 2) in the shared options, before anything connects. */
+/**
+ * Usage errors (exit 2) in the shared options, before anything connects; the patterns of
+ * --exclude-from files join --exclude's.
+ */
 export function checkTransferOptions(options: TransferCommandOptions, command: Command): void {
+  for (const file of options.excludeFrom ?? []) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      command.error(`error: cannot read --exclude-from ${file}: ${errnoReason(error)}`, { exitCode: 2 });
+    }
+    options.exclude = [...(options.exclude ?? []), ...excludeFileLines(text)];
+  }
   if (options.exclude !== undefined && options.recursive !== true)
     command.error('error: --exclude leaves parts out of the trees -r walks: add -r', { exitCode: 2 });
   if (options.delete === true && options.recursive !== true)
@@ -92,6 +108,11 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
       collectExcludes,
     )
     .option(
+      '--exclude-from <file>',
+      'with -r: --exclude each pattern in this file, one a line (blank lines and lines starting with # skipped); repeatable',
+      collectExcludes,
+    )
+    .option(
       '--delete',
       `with -r: then remove from each ${side} tree what its source does not have, so it is a copy (not after any failure; excluded paths are kept)`,
     )
@@ -128,4 +149,9 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
  */
 function parseLimitRate(value: string): number {
   return parseRate(value);
+}
+
+/** The patterns of an --exclude-from file, as rsync reads one: a line each, blank and `#` lines skipped. */
+export function excludeFileLines(text: string): string[] {
+  return text.split(/\r?\n/).filter((line) => line.trim() !== '' && !line.startsWith('#'));
 }

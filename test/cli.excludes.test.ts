@@ -140,6 +140,25 @@ describe('--exclude', () => {
     expect(await filesUnder(join(local, 'copy'))).toContain('sub/keep.txt');
   });
 
+  it('--exclude-from reads the patterns of a file, one a line, as rsync does', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeSite(join(local, 'site'));
+    await writeFile(join(local, 'excludes'), '# what a build leaves\n*.tmp\n\ncache\r\n.git\n');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const result = await runCli(
+      [...at, 'put', '-r', 'site', '--exclude-from', 'excludes', '--exclude', 'sub/skip.txt'],
+      local,
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'site'))).toEqual(['index.html', 'sub/keep.txt']);
+    const missing = await runCli([...at, 'put', '-r', 'site', '--exclude-from', 'nowhere'], local);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(
+      /^muxftp: cannot read --exclude-from nowhere: no such file or directory\n/,
+    );
+  });
+
   it('without -r is a usage error', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'a.txt'), 'a');
