@@ -319,6 +319,22 @@ describe('put -r and get -r into a missing directory: made, in a parent that exi
     expect(await treeOf(root)).toEqual(['blob']);
   });
 
+  it('get -r: a local file where a directory of the tree goes fails the dry run as it fails the run', async () => {
+    const { local, at } = await serverAndProject();
+    expect((await runCli(['put', '-r', 'project', ...at], local)).code).toBe(0);
+    const out = join(local, 'out');
+    await mkdir(join(out, 'project'), { recursive: true });
+    await writeFile(join(out, 'project', 'sub'), 'a file, where sub/ goes');
+    // Before: the dry run said "would get project/sub/b.txt" and exited 0.
+    for (const dryRun of [['-n'], []]) {
+      const result = await runCli(['get', '-r', 'project', '--to', 'out', ...dryRun, ...at], local);
+      expect({ dryRun, code: result.code }).toEqual({ dryRun, code: 1 });
+      expect(result.stderr).toContain(
+        `muxftp: get project/sub: not a directory: ${join('out', 'project', 'sub')} (LOCAL_IO_ERROR)\n`,
+      );
+    }
+  });
+
   it('get -r DIR out/ needs no -p; a missing parent still does', async () => {
     server = await startServer({ backend: 'disk' });
     const client = await server.connect();

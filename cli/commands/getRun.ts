@@ -326,17 +326,22 @@ async function get(
   const unmade: Array<{ dir: string; error: unknown }> = [];
   const made: LocalDir[] = [];
   const unmadeAbove = (local: string) => unmade.find(({ dir }) => local.startsWith(dir + path.sep));
-  // A dry run makes none, and looks for the links the real run would refuse (with --delete,
-  // those it would have replaced by now are not refused).
-  const looksForLinks = !(dryRun && options.delete === true);
-  for (const dir of dryRun ? localDirs.filter((dir) => dir.withinTree && looksForLinks) : localDirs) {
+  // A dry run makes none, and looks for what the real run would refuse: links, and files where
+  // directories go (with --delete, what it would have replaced by now is not refused). It said
+  // "would get" of a tree whose directory stood as a local file, and the run then failed.
+  const looksForRefusals = !(dryRun && options.delete === true);
+  for (const dir of looksForRefusals ? localDirs : []) {
     const above = unmadeAbove(dir.local);
     if (above !== undefined) {
       failures.push(failedOutcome(dir.local, dir.remote, above.error));
       continue;
     }
     await (dir.withinTree ? refuseLocalLink(dir.local) : Promise.resolve())
-      .then(() => (dryRun ? undefined : makeLocalDir(dir.local, options.perms ? dir.mode : undefined)))
+      .then(() =>
+        dryRun
+          ? refuseFileInTheWay(dir.local)
+          : makeLocalDir(dir.local, options.perms ? dir.mode : undefined),
+      )
       .then(
         () => made.push(dir),
         (error: unknown) => {
@@ -420,6 +425,13 @@ async function get(
   const removed = await removeExtraneous({ ...mirror, failed });
   if (options.times) await keepLocalDirectoryTimes(made);
   return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
+}
+
+/** A dry run's look at a directory get would make: what is there must be one (or nothing yet). */
+async function refuseFileInTheWay(local: string): Promise<void> {
+  const found = await inspectLocalIfExists(local);
+  if (found !== undefined && found.kind !== 'dir')
+    throw new MuxftpError('LOCAL_IO_ERROR', `not a directory: ${local}`);
 }
 
 type FailPlanned = (local: string, remote: string, error: unknown, hint?: string) => void;
