@@ -47,3 +47,13 @@ export function byDepth<T>(items: readonly T[], remoteOf: (item: T) => string): 
   }
   return [...levels].sort(([a], [b]) => a - b).map(([, level]) => level);
 }
+
+/**
+ * A remote path written as scp and rsync take one with its host (`backup:photos`, `host:/data`):
+ * to muxftp it names a file of that name on the server --server gives, which is rarely what was
+ * meant. The warning to print, or undefined.
+ */
+export function hostPathWarning(argument: string | undefined): string | undefined {
+  if (argument === undefined || !/^[A-Za-z0-9][A-Za-z0-9.-]*:/.test(argument)) return undefined;
+  return `${argument} names a path with a colon in it on the server; the server is --server's (or $MUXFTP_SERVER's), not named in the path as scp's host:path is`;
+}

@@ -535,6 +535,12 @@ describe("other tools' options", () => {
     const la = await runCli(['ls', '-la', 'project', ...at], local);
     expect(la).toMatchObject({ code: 0, stderr: '' });
     expect(la.stdout).toBe((await runCli(['ls', '-l', 'project', ...at], local)).stdout);
+    // scp's host:path is a remote name here: stored as asked, with a word that it is no host.
+    const scp = await runCli(['put', join('project', 'a.txt'), 'backup:a.txt', ...at], local);
+    expect(scp.code).toBe(0);
+    expect(scp.stderr).toBe(
+      "muxftp: warning: backup:a.txt names a path with a colon in it on the server; the server is --server's (or $MUXFTP_SERVER's), not named in the path as scp's host:path is\n",
+    );
     const one = await runCli(['ls', '-1', 'project', ...at], local);
     expect(one).toMatchObject({ code: 0, stderr: '' });
     expect(one.stdout).toBe((await runCli(['ls', 'project', ...at], local)).stdout);

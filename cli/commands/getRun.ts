@@ -39,7 +39,13 @@ import {
   withReconnectingClient,
 } from '../reconnect.js';
 import { remoteArgumentsNamedBy } from '../remoteGlob.js';
-import { isPlainName, joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
+import {
+  hostPathWarning,
+  isPlainName,
+  joinRemote,
+  remoteBaseName,
+  remotePathFromArgument,
+} from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
 import { destinationCheck } from '../skipIdentical.js';
 import {
@@ -82,6 +88,10 @@ export async function runGet(
   output.configure(global);
   checkTransferOptions(options, command);
   const { remotes, target } = getTargetFromArguments(args, options, command, global.json);
+  for (const remote of remotes) {
+    const hostPath = hostPathWarning(remote);
+    if (hostPath !== undefined) output.warning(hostPath);
+  }
   output.setJsonFailureShape((error) =>
     remotes.map((remote) =>
       failedOutcome(intendedLocal(remote, target), remotePathFromArgument(remote), error),

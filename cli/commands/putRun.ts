@@ -31,7 +31,14 @@ import {
   retryNotice,
   withReconnectingClient,
 } from '../reconnect.js';
-import { byDepth, isPlainName, joinRemote, remoteParent, remotePathFromArgument } from '../remotePath.js';
+import {
+  byDepth,
+  hostPathWarning,
+  isPlainName,
+  joinRemote,
+  remoteParent,
+  remotePathFromArgument,
+} from '../remotePath.js';
 import { destinationCheck } from '../skipIdentical.js';
 import {
   checkTransferOptions,
@@ -77,6 +84,8 @@ export async function runPut(
   output.configure(global);
   checkTransferOptions(options, command);
   const { sources, target } = putTargetFromArguments(args, options, command);
+  const hostPath = hostPathWarning(target.argument);
+  if (hostPath !== undefined) output.warning(hostPath);
   output.setJsonFailureShape((error) =>
     sources.map((source) => failedOutcome(source, intendedRemote(source, target), error)),
   );
