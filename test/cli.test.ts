@@ -123,6 +123,30 @@ function runOnTerminal(args: string[], cwd: string, rows?: number, columns = 120
   return collect(child);
 }
 
+/**
+ * `muxftp ARGS` on a pseudo-terminal (script(1)), with Ctrl-C typed once what it shows first
+ * matches `when`; `setup` runs in the shell before it (a terminal size). Its exit code and all it showed.
+ */
+async function ctrlCOnTerminal(
+  args: string[],
+  when: RegExp,
+  cwd?: string,
+  setup = '',
+): Promise<{ code: number | null; shown: string }> {
+  const command = `${setup}${[process.execPath, BIN, ...args].map(shellWord).join(' ')}`;
+  const child = spawn('script', ['-qec', command, '/dev/null'], { cwd, stdio: 'pipe' });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let shown = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const before = shown;
+    shown += chunk.toString();
+    if (!when.test(before) && when.test(shown)) child.stdin!.write('\u0003');
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  return { code, shown };
+}
+
 /** `count` files of `bytes` each in a fresh local directory: its path, and their names. */
 async function filesToSend(
   prefix: string,
@@ -965,18 +989,8 @@ describe('muxftp CLI', () => {
       await withSlowServer(async (slow) => {
         const { local, names } = await filesToSend('q', 6, 512 * 1024);
         const args = ['put', ...names, '--to', 'q/', '-p', '-j', '2', '--server', `127.0.0.1:${slow.port}`];
-        const command = `stty rows 24 cols 100; ${[process.execPath, BIN, ...args].map(shellWord).join(' ')}`;
-        const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: local, stdio: 'pipe' });
-        children.add(child);
-        child.once('exit', () => children.delete(child));
-        let shown = '';
-        child.stdout!.on('data', (chunk: Buffer) => {
-          const before = shown;
-          shown += chunk.toString();
-          // Ctrl-C typed at the terminal once two transfers show their bars.
-          if (!/q1\.bin/.test(before) && /q1\.bin/.test(shown)) child.stdin!.write('\u0003');
-        });
-        const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+        // Ctrl-C typed at the terminal once two transfers show their bars.
+        const { code, shown } = await ctrlCOnTerminal(args, /q1\.bin/, local, 'stty rows 24 cols 100; ');
         expect(code).toBe(130);
         // Before: "0 files (0 B), 6 failed", as if the four never begun had failed.
         expect(shown).toMatch(/muxftp: 0 files \(0 B\), 2 failed, 4 not started in /);
@@ -1052,17 +1066,7 @@ sys.stdout.write(json.dumps({'resized': resized, 'out': out.decode('utf8', 'repl
   it.skipIf(spawnSync('script', ['--version']).status !== 0)(
     'serve stopped by Ctrl-C at a terminal: its log line starts a line, not after the echoed ^C',
     async () => {
-      const command = [process.execPath, BIN, 'serve', '--memory', '--port', '0'].map(shellWord).join(' ');
-      const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: 'pipe' });
-      children.add(child);
-      child.once('exit', () => children.delete(child));
-      let shown = '';
-      child.stdout!.on('data', (chunk: Buffer) => {
-        const before = shown;
-        shown += chunk.toString();
-        if (!before.includes('listening') && shown.includes('listening')) child.stdin!.write('\u0003');
-      });
-      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      const { code, shown } = await ctrlCOnTerminal(['serve', '--memory', '--port', '0'], /listening/);
       expect(code).toBe(0);
       // Before: "^C2026-12-06T07:22:59.826Z SIGINT: shutting down; …".
       expect(shown).toMatch(/\^C\r?\n\d{4}-\d\d-\d\dT[\d:.]+Z SIGINT: shutting down/);
