@@ -13,7 +13,7 @@ import picomatch from 'picomatch';
  * Whether the entry at `relative` ('/'-separated, below the tree's root) is left out; `isDirectory`
  * undefined when its kind could not be learnt (then left out if it would be as either).
  */
-export type Excluded = (relative: string, isDirectory: boolean | undefined) => boolean;
+export type Excluded = (relative: string, isDirectory: boolean | undefined, peek?: boolean) => boolean;
 
 /** Excluded, which also remembers which of its patterns left something out. */
 export interface Excludes extends Excluded {
@@ -41,15 +41,20 @@ export function compileExcludes(patterns: readonly string[] | undefined): Exclud
     };
   });
   const matched = new Set<number>();
-  const excluded: Excluded = (relative, isDirectory) => {
+  // `peek`: a look ahead of the entry's kind, which leaves nothing out yet (so counts no match).
+  const excluded: Excluded = (relative, isDirectory, peek = false) => {
     const name = relative.slice(relative.lastIndexOf('/') + 1);
-    const index = compiled.findIndex(
-      (pattern) =>
-        (!pattern.directoriesOnly || isDirectory !== false) &&
-        pattern.matches(pattern.byPath ? relative : name),
-    );
-    if (index !== -1) matched.add(index);
-    return index !== -1;
+    let out = false;
+    // Every pattern that matches is credited, not only the first: `.git` beside `.git/` in one
+    // exclude file is no pattern that matched nothing.
+    for (const [index, pattern] of compiled.entries()) {
+      if (pattern.directoriesOnly && isDirectory === false) continue;
+      if (!pattern.matches(pattern.byPath ? relative : name)) continue;
+      out = true;
+      if (peek) break;
+      matched.add(index);
+    }
+    return out;
   };
   return Object.assign(excluded, {
     unmatched: () => patterns.filter((_, index) => !matched.has(index)),
@@ -67,8 +72,12 @@ export function warnOfUnmatchedExcludes(
 ): void {
   for (const pattern of excludes?.unmatched() ?? []) {
     const below = pattern.replace(/^\/+/, '').split('/').slice(1).join('/');
+    // The same path below the tree: a lone name would match at any depth, so it gets its anchor.
+    const anchored = below.replace(/\/+$/, '').includes('/') ? below : `/${below}`;
     const hint =
-      below === '' ? '' : ` (one with a / is matched below each tree given: for ${pattern}, write ${below})`;
+      below === ''
+        ? ''
+        : ` (one with a / is matched below each tree given: for ${pattern}, write ${anchored})`;
     warn(`--exclude ${pattern} matched nothing${hint}`);
   }
 }

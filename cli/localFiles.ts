@@ -42,16 +42,23 @@ export function statLocal(localPath: string): Promise<Stats> {
 export async function inspectLocal(localPath: string): Promise<LocalEntry> {
   const entry = await inspectLocalIfExists(localPath);
   if (entry === undefined) {
-    // A link to nothing is there (ls shows it): "no such file" of it reads as a riddle.
-    const leadsTo = await readlink(localPath).catch(() => undefined);
-    throw new MuxftpError(
-      'LOCAL_IO_ERROR',
-      leadsTo === undefined
-        ? `no such file or directory: ${localPath}`
-        : `symbolic link to nothing (${leadsTo} does not exist): ${localPath}`,
-    );
+    const gone = await missingEntry(localPath);
+    throw gone instanceof MuxftpError
+      ? gone
+      : new MuxftpError('LOCAL_IO_ERROR', `${gone.reason}: ${localPath}`);
   }
   return entry;
+}
+
+/**
+ * What a path stat(2) found nothing at is: a link to nothing (there, as ls shows it: "no such
+ * file" of it reads as a riddle), with why; else the error of a path that is not there.
+ */
+async function missingEntry(localPath: string): Promise<{ reason: string } | MuxftpError> {
+  const leadsTo = await readlink(localPath).catch(() => undefined);
+  return leadsTo === undefined
+    ? new MuxftpError('LOCAL_IO_ERROR', `no such file or directory: ${localPath}`)
+    : { reason: `symbolic link to nothing (${leadsTo} does not exist)` };
 }
 
 /** Like inspectLocal, but a missing path is `undefined` rather than an error. */
@@ -160,23 +167,29 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
         const localPath = path.join(localDir, name);
         const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
         // Excluded as a directory but not as a file (`cache/`): its kind decides, so look first.
-        const asDirectory = excluded?.(relative, true) === true;
-        if (asDirectory && excluded!(relative, false)) return undefined;
+        const asDirectory = excluded?.(relative, true, true) === true;
+        // Left out once its kind is known (or need not be, or could not be): its matches count then.
+        const leftOut = (isDirectory: boolean | undefined): undefined => {
+          excluded!(relative, isDirectory);
+          return undefined;
+        };
+        // Left out whatever it is: `.git` beside `.git/` both count for it.
+        if (asDirectory && excluded!(relative, false, true)) return leftOut(undefined);
         try {
           const entry = await inspectLocalIfExists(localPath);
           if (entry === undefined) {
-            if (asDirectory) return undefined;
+            if (asDirectory) return leftOut(undefined);
             // A link to nothing (an editor's lock link, a build's stale one) has nothing to send,
             // as the server's own are skipped by get -r: a failure would stop every --delete.
-            const leadsTo = await readlink(localPath).catch(() => undefined);
-            if (leadsTo !== undefined)
-              return { localPath, relative, skip: `symbolic link to nothing (${leadsTo} does not exist)` };
-            return { localPath, relative, error: localFsError(enoent(), localPath) };
+            const gone = await missingEntry(localPath);
+            return gone instanceof MuxftpError
+              ? { localPath, relative, error: gone }
+              : { localPath, relative, skip: gone.reason };
           }
-          if (asDirectory && entry.kind === 'dir') return undefined;
+          if (asDirectory && entry.kind === 'dir') return leftOut(true);
           return { localPath, relative, entry };
         } catch (error) {
-          if (asDirectory) return undefined;
+          if (asDirectory) return leftOut(undefined);
           return { localPath, relative, error: localFsError(error, localPath) };
         }
       }),
@@ -255,11 +268,6 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
   };
   await walk(root, '');
   return found;
-}
-
-/** The error stat(2) gives a path not there (one removed while the tree was walked). */
-function enoent(): NodeJS.ErrnoException {
-  return Object.assign(new Error('no such file or directory'), { code: 'ENOENT' });
 }
 
 /** A name read as bytes, as a string; undefined when it is not UTF-8 (no remote name can be it). */

@@ -124,20 +124,43 @@ describe('--exclude', () => {
     const local = await tempDirs.make();
     await makeSite(join(local, 'site'));
     const at = ['--server', `127.0.0.1:${server.port}`];
-    for (const command of [
-      ['put', '-r', 'site', '--exclude', '*.tmp'],
-      ['get', '-r', 'site', 'copy', '--exclude', 'index.html'],
-    ]) {
+    const siteSub =
+      'muxftp: warning: --exclude site/sub matched nothing (one with a / is matched below each tree given: for site/sub, write /sub)\n';
+    for (const [command, stderr] of [
+      // Two patterns matching one entry both count; one for directories matches no file of its name.
+      [
+        [
+          'put',
+          '-r',
+          'site',
+          '--exclude',
+          '*.tmp',
+          '--exclude',
+          '.git',
+          '--exclude',
+          '.git/',
+          '--exclude',
+          'skip.txt/',
+        ],
+        `muxftp: warning: --exclude skip.txt/ matched nothing\n${siteSub}`,
+      ],
+      [['get', '-r', 'site', 'copy', '--exclude', 'index.html'], siteSub],
+    ] as const) {
       // tar's and rsync's way to write it (the tree's name first) matched nothing here, silently.
       const result = await runCli([...at, ...command, '--exclude', 'site/sub'], local);
-      expect({ command, code: result.code, stderr: result.stderr }).toEqual({
-        command,
-        code: 0,
-        stderr:
-          'muxftp: warning: --exclude site/sub matched nothing (one with a / is matched below each tree given: for site/sub, write sub)\n',
-      });
+      expect({ command, code: result.code, stderr: result.stderr }).toEqual({ command, code: 0, stderr });
     }
     expect(await filesUnder(join(local, 'copy'))).toContain('sub/keep.txt');
+    // What it suggests leaves out that path alone: not a directory of that name deeper down.
+    await mkdir(join(local, 'site', 'deep', 'sub'), { recursive: true });
+    await writeFile(join(local, 'site', 'deep', 'sub', 'kept.txt'), 'k');
+    expect(await runCli([...at, 'put', '-r', 'site', 'anchored', '--exclude', '/sub'], local)).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+    const anchored = await filesUnder(join(server.root!, 'anchored'));
+    expect(anchored).toContain('deep/sub/kept.txt');
+    expect(anchored.filter((file) => file.startsWith('sub/'))).toEqual([]);
   });
 
   it('--exclude-from reads the patterns of a file, one a line, as rsync does', async () => {

@@ -2,7 +2,8 @@
  * What `muxftp serve` runs once its options are parsed (cli/commands/serve.ts): opens the
  * storage, starts the MuxServer (and the metrics exporter), and shuts down on SIGINT/SIGTERM.
  */
-import { realpath } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, realpath } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { descriptorLimitShortfall, maxOpenFilesWithinLimit } from '../../server/fileDescriptors.js';
@@ -193,10 +194,11 @@ async function holdServedRoot(rootOption: string, storage: Storage): Promise<Hel
   }
   // The root is not this account's to write (a service user over a directory root owns): every
   // upload, mkdir, rename and delete fails, each said to its client only as PERMISSION_DENIED.
-  if (held.lock === undefined && NOT_WRITABLE_REASONS.has(held.reason)) {
+  // Asked of the root itself: the lock's EPERM may be a filesystem without hard links.
+  if (held.lock === undefined && !(await writableByUs(root))) {
     const uid = process.getuid?.();
     logToStderr(
-      `warning: ${root} is not writable by this server${uid === undefined ? '' : ` (uid ${uid})`}: uploads, mkdir, rename and delete there will fail with PERMISSION_DENIED until it is (chown it to the server's account)`,
+      `warning: ${root} is not writable by this server${uid === undefined ? '' : ` (uid ${uid})`}: uploads, mkdir, rename and delete there will fail with PERMISSION_DENIED until it is (a root its account does not own, or a read-only one)`,
     );
   }
   const above = await servedAbove(root);
@@ -208,8 +210,13 @@ async function holdServedRoot(rootOption: string, storage: Storage): Promise<Hel
   return { path: root, lock: held.lock, retry, servedAbove: above?.directory };
 }
 
-/** Why a lock could not be written that says the root takes no writes from this account. */
-const NOT_WRITABLE_REASONS: ReadonlySet<string> = new Set(['EACCES', 'EPERM']);
+/** Whether this process may make and remove entries in `dir` (access(2), as the kernel checks). */
+async function writableByUs(dir: string): Promise<boolean> {
+  return access(dir, fsConstants.W_OK | fsConstants.X_OK).then(
+    () => true,
+    () => false,
+  );
+}
 
 /** Why a lock could not be written that room made later cures. */
 const ROOM_REASONS: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
