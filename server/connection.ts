@@ -766,6 +766,9 @@ export class ServerConnection implements StreamHost {
 
   private loginFailed(user: string): void {
     const delayMs = this.context.loginGuard.recordFailure(this.peerGroup);
+    // Counted as it fails, not as it is answered: a client that sends a wrong password and goes
+    // before the (delayed) answer is the guessing an operator alerts on. Its end is not counted again.
+    this.counters.error('LOGIN_FAILED');
     if (this.transport.isClosed) return;
     this.failedLogins++;
     const attemptsLeft = this.options.maxLoginAttempts - this.failedLogins;
@@ -779,9 +782,6 @@ export class ServerConnection implements StreamHost {
         return;
       }
       this.phase = Phase.Login;
-      // The client hears LOGIN_FAILED from this answer; the last attempt's is the connection's
-      // end, counted as it closes.
-      this.counters.error('LOGIN_FAILED');
       this.send(encodeAuth({ ok: false, message: 'login failed', attemptsLeft }));
       this.transport.resumeReading();
       // The next attempt gets the whole timeout: the delay was the server's, not the client's.
@@ -1008,7 +1008,8 @@ export class ServerConnection implements StreamHost {
     clearTimeout(this.timer);
     this.uploadThrottle?.cancel(this.onLimitPaid);
     clearInterval(this.keepalive);
-    if (error !== undefined) this.counters.error(error.code);
+    // A login's failure was counted as it failed (loginFailed).
+    if (error !== undefined && error.code !== 'LOGIN_FAILED') this.counters.error(error.code);
     clearTimeout(this.loginDelay);
     this.loginCheckWait?.abort(LEFT_LOGIN_LINE);
     for (const stream of [...this.streams.values()]) stream.destroy(error?.code);

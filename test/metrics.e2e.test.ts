@@ -273,6 +273,32 @@ describe('MetricsExporter', () => {
     expect(s.value('muxftp_errors_total', { code: 'LOGIN_FAILED' })).toBe(5);
   });
 
+  it('counts a failed login whose client left before the answer, held back, was sent', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    const { port, metricsPort } = await start(new MemoryStorage(), 100, {
+      accounts: new Accounts({ users }),
+      loginFailureDelayMs: 30_000,
+      loginFailuresPerAddress: 100,
+    });
+    const leaver = await RawPeer.open(port);
+    cleanup.push(async () => leaver.destroy());
+    leaver.write(encodeAuth({ user: 'alice', password: 'wrong' }));
+    // Counted once it is known to have failed, its answer held back 30 s; the guesser leaves
+    // without it. Before: counted only as the answer went, so a guesser that never waited for one
+    // was not (this waited 5 s for a count that came 30 s later, or never).
+    const failed = await scrapeUntil(
+      metricsPort,
+      (m) => m.value('muxftp_errors_total', { code: 'LOGIN_FAILED' }) >= 1,
+    );
+    expect(failed.value('muxftp_errors_total', { code: 'LOGIN_FAILED' })).toBe(1);
+    leaver.destroy();
+    await leaver.closed;
+  });
+
   it.skipIf(!opensslAvailable)('counts failed TLS handshakes as refused connections', async () => {
     const certs = await makeTestCerts();
     cleanup.push(() => certs.remove());
