@@ -54,6 +54,7 @@ export function byDepth<T>(items: readonly T[], remoteOf: (item: T) => string): 
  * meant. The warning to print, or undefined.
  */
 export function hostPathWarning(argument: string | undefined): string | undefined {
-  if (argument === undefined || !/^[A-Za-z0-9][A-Za-z0-9.-]*:/.test(argument)) return undefined;
+  // A host name starts with a letter here: `2024-06-01T10:00.log` is a file's name, not a host's.
+  if (argument === undefined || !/^[A-Za-z][A-Za-z0-9.-]*:/.test(argument)) return undefined;
   return `${argument} names a path with a colon in it on the server; the server is --server's (or $MUXFTP_SERVER's), not named in the path as scp's host:path is`;
 }

@@ -70,7 +70,10 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
     options.exclude = [...(options.exclude ?? []), ...excludeFileLines(text)];
   }
   if (options.exclude !== undefined && options.recursive !== true)
-    command.error('error: --exclude leaves parts out of the trees -r walks: add -r', { exitCode: 2 });
+    command.error(
+      `error: ${options.excludeFrom === undefined ? '--exclude' : '--exclude-from'} leaves parts out of the trees -r walks: add -r`,
+      { exitCode: 2 },
+    );
   if (options.delete === true && options.recursive !== true)
     command.error('error: --delete mirrors the trees -r copies: add -r', { exitCode: 2 });
 }

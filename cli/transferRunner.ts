@@ -444,7 +444,7 @@ async function runOne(
         run.failureHint?.(error),
         partial && `${formatBytes(partial.bytes)} received kept in ${partial.path}: ${partial.hint}`,
         uploadMayBeKept
-          ? 'the server keeps the whole 4 MiB blocks it received for a while: run the same put with -c to continue it'
+          ? `the server keeps the whole ${INTEGRITY_BLOCK_BYTES / 2 ** 20} MiB blocks it received for a while: run the same put with -c to continue it`
           : undefined,
       ].filter((hint) => hint !== undefined);
       run.output.failure(`${run.command} ${name}`, error, hints.length > 0 ? hints.join('; ') : undefined);

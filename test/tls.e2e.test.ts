@@ -200,7 +200,7 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
   });
 });
 
-describe('a refusal made by a timer', () => {
+describe.skipIf(!opensslAvailable)('a refusal made by a timer', () => {
   it('a connection refused for its silence that speaks afterwards is not then started, plain or TLS', async () => {
     server = await startServer({ tls: { cert: certs.cert, key: certs.key }, handshakeTimeoutMs: 200 });
     for (const late of [Buffer.from('late bytes, after the refusal'), Buffer.from([0x16, 3, 1, 0, 5])]) {

@@ -424,13 +424,14 @@ async function moveTarget(client: Client, source: string, to: string): Promise<s
   return target;
 }
 
+/** ls's and df's -H (and -h, as ls(1) and df(1) take it). */
+const HUMAN_SIZES = 'sizes in B, KiB, MiB, GiB, as 1.21KiB (-h too; --json keeps bytes)';
+
 /**
  * Why a directory that lists empty may not go: an upload's hidden temporary file is in it (rm -r
  * emptied it, then found it not empty). A server that says so itself (`details.keptBy`) is not
  * echoed.
  */
-const HUMAN_SIZES = 'sizes in B, KiB, MiB, GiB, as 1.21KiB (-h too; --json keeps bytes)';
-
 const UPLOAD_KEEPS_DIRECTORY = 'an upload in progress there counts, though ls does not show it';
 
 /** A failure with what to say about it, for eachPath. */
@@ -527,10 +528,7 @@ async function requireDirectory(client: Client, path: string): Promise<void> {
   if ((await client.stat(path)).type !== 'dir') throw notADirectory(path);
 }
 
-/**
- * Runs `operate` on each path in order (so `mkdir a a/b` works), reporting each failure, with
- * what to do instead when `hints` has a line for its code (rm of a directory: use rmdir).
- */
+/** How eachPath treats its paths and their failures. */
 interface EachPathOptions {
   /** A line added to a failure of these codes, saying what to do about it. */
   hints?: Partial<Record<ErrorCode, string>>;
@@ -540,6 +538,10 @@ interface EachPathOptions {
   missingIsFine?: boolean;
 }
 
+/**
+ * Runs `operate` on each path in order (so `mkdir a a/b` works), reporting each failure, with
+ * what to do instead when `hints` has a line for its code (rm of a directory: use rmdir).
+ */
 async function eachPath(
   global: GlobalOptions,
   output: Output,
