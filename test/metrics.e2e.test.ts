@@ -240,17 +240,22 @@ describe('MetricsExporter', () => {
     expect(s.value('muxftp_connections')).toBe(1);
   });
 
-  it('counts each failed login once: its answer, or the end of the connection it closes', async () => {
+  /** A server with one user, alice (password alice-secret), answering a failed login after `delayMs`. */
+  async function startWithAlice(delayMs: number) {
     const users = addUser(emptyUsersFile(), {
       name: 'alice',
       passwordHash: await hashPassword('alice-secret'),
       permissions: [...PERMISSIONS],
     });
-    const { port, metricsPort } = await start(new MemoryStorage(), 100, {
+    return start(new MemoryStorage(), 100, {
       accounts: new Accounts({ users }),
-      loginFailureDelayMs: 1,
+      loginFailureDelayMs: delayMs,
       loginFailuresPerAddress: 100,
     });
+  }
+
+  it('counts each failed login once: its answer, or the end of the connection it closes', async () => {
+    const { port, metricsPort } = await startWithAlice(1);
     for (const user of ['alice', 'mallory'])
       await expect(Client.connect({ port, user, password: 'nope' })).rejects.toMatchObject({
         code: 'LOGIN_FAILED',
@@ -274,16 +279,7 @@ describe('MetricsExporter', () => {
   });
 
   it('counts a failed login whose client left before the answer, held back, was sent', async () => {
-    const users = addUser(emptyUsersFile(), {
-      name: 'alice',
-      passwordHash: await hashPassword('alice-secret'),
-      permissions: [...PERMISSIONS],
-    });
-    const { port, metricsPort } = await start(new MemoryStorage(), 100, {
-      accounts: new Accounts({ users }),
-      loginFailureDelayMs: 30_000,
-      loginFailuresPerAddress: 100,
-    });
+    const { port, metricsPort } = await startWithAlice(30_000);
     const leaver = await RawPeer.open(port);
     cleanup.push(async () => leaver.destroy());
     leaver.write(encodeAuth({ user: 'alice', password: 'wrong' }));
