@@ -28,12 +28,20 @@ let dir: string;
 let usersFile: string;
 let certs: TestCerts | undefined;
 
-function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+/** The account a command runs as, when not this process's, and a directory it may enter. */
+interface RunAs {
+  uid: number;
+  gid: number;
+  cwd: string;
+}
+
+function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, as?: RunAs): ChildProcess {
   const base = { ...process.env };
   delete base.MUXFTP_SERVER;
   delete base.MUXFTP_PASSWORD;
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: dir,
+    ...as,
     env: { ...base, ...env },
     stdio: 'pipe',
     // A session of its own, without a controlling terminal: nothing can prompt on the developer's.
@@ -72,8 +80,9 @@ function run(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv 
 async function serve(
   args: string[],
   root = join(dir, 'data'),
-): Promise<{ port: number; stderr: () => string; hangUp(): void; stop(): Promise<void> }> {
-  const child = spawnCli(['serve', '--port', '0', '--root', root, ...args]);
+  as?: RunAs,
+): Promise<{ port: number; stderr: () => string; hangUp(): void; stop(): Promise<number | null> }> {
+  const child = spawnCli(['serve', '--port', '0', '--root', root, ...args], {}, as);
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => {
     stderr += c.toString();
@@ -95,11 +104,12 @@ async function serve(
     port,
     stderr: () => stderr,
     hangUp: () => child.kill('SIGHUP'),
+    /** Stops it with SIGTERM; its exit code. */
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
-      await exited;
+      return exited;
     },
   };
 }
@@ -713,32 +723,10 @@ describe.skipIf(!nobodyRunsTheCli)('a served root the server may not write', () 
     const root = join(parent, 'data');
     await mkdir(root, { mode: 0o755 });
     try {
-      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--root', root], {
-        uid: 65534,
-        gid: 65534,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.add(child);
-      let stderr = '';
-      child.stderr!.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-      });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-      let stdout = '';
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), TIMEOUT_MS);
-        child.stdout!.on('data', (chunk: Buffer) => {
-          stdout += chunk.toString();
-          if (stdout.includes('listening')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      const server = await serve([], root, { uid: 65534, gid: 65534, cwd: parent });
+      expect(await server.stop()).toBe(0);
       // Before: only that its lock file could not be written, which says nothing of uploads.
-      expect(stderr).toMatch(
+      expect(server.stderr()).toMatch(
         new RegExp(
           `warning: ${root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not writable by this server \\(uid 65534\\): uploads, mkdir, rename and delete there will fail with PERMISSION_DENIED`,
         ),
