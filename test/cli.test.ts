@@ -133,7 +133,9 @@ async function ctrlCOnTerminal(
   cwd?: string,
   setup = '',
 ): Promise<{ code: number | null; shown: string }> {
-  const command = `${setup}${[process.execPath, BIN, ...args].map(shellWord).join(' ')}`;
+  // exec: a shell that forked instead (dash, script's shell where SHELL is unset) died of the
+  // Ctrl-C itself, and script(1) reported its 130 whatever muxftp's own exit was.
+  const command = `${setup}exec ${[process.execPath, BIN, ...args].map(shellWord).join(' ')}`;
   const child = spawn('script', ['-qec', command, '/dev/null'], { cwd, stdio: 'pipe' });
   children.add(child);
   child.once('exit', () => children.delete(child));
