@@ -16,6 +16,7 @@ import {
   INTEGRITY_BLOCK_BYTES,
   type IntegrityAlgorithm,
 } from '../shared/integrity/algorithms.js';
+import { printableName } from '../shared/printable.js';
 import {
   Flags,
   FRAME_TYPE_NAMES,
@@ -721,7 +722,7 @@ export class ServerConnection implements StreamHost {
           // The users file names a home that cannot be used (a symlink out of the root, a file,
           // no permission): the administrator's to fix, said in the log; not a bug's INTERNAL_ERROR.
           this.log(
-            `${this.label} cannot use home /${account.home} of ${account.name}: ${error.message} (${error.code})`,
+            `${this.label} cannot use home ${printableName(`/${account.home}`)} of ${printableName(account.name)}: ${error.message} (${error.code})`,
           );
           this.transport.fail(
             new MuxftpError(
@@ -734,7 +735,7 @@ export class ServerConnection implements StreamHost {
         if (this.transport.isClosed) return;
         this.loggedIn(account, home);
         this.send(encodeAuth({ ok: true, user: account.name, permissions: [...account.permissions] }));
-        this.log(`${this.label} logged in as ${account.name}`);
+        this.log(`${this.label} logged in as ${printableName(account.name)}`);
         this.transport.resumeReading();
       })
       .catch((error: unknown) => {
@@ -773,7 +774,7 @@ export class ServerConnection implements StreamHost {
     this.failedLogins++;
     const attemptsLeft = this.options.maxLoginAttempts - this.failedLogins;
     this.log(
-      `${this.label} failed login as ${JSON.stringify(user.slice(0, 64))} (${attemptsLeft} attempts left)`,
+      `${this.label} failed login as ${printableName(user.slice(0, 64))} (${attemptsLeft} attempts left)`,
     );
     this.loginDelay = setTimeout(() => {
       this.loginDelay = undefined;

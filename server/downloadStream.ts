@@ -13,6 +13,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { StorageError } from '../shared/errors.js';
 import { DIGEST_BYTES, INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
+import { printableName } from '../shared/printable.js';
 import { blockDigestsFitting, HEADER_BYTES } from '../shared/protocol/constants.js';
 import { encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
 import { DataFrameView, type OutgoingFrame } from '../shared/transport/dataFrameView.js';
@@ -65,7 +66,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   protected describe(): string {
-    return `get ${this.path}`;
+    return `get ${printableName(this.path)}`;
   }
 
   /** Bytes handed to the connection's queue, not all read by the client; no size before the file is open. */

@@ -7,6 +7,7 @@
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { DIGEST_BYTES } from '../shared/integrity/algorithms.js';
+import { printableName } from '../shared/printable.js';
 import { blockDigestsFitting } from '../shared/protocol/constants.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import type { ServerStats, SpaceReport, WireEntry } from '../shared/protocol/messages.js';
@@ -49,7 +50,8 @@ export function readStats(counters: ServerCounters): ServerStats {
 /**
  * One log line per change a request made (as a transfer logs one when it is over), so the log
  * says who removed or renamed what: pyftpdlib logs each DELE, RMD and RNTO. Paths are the
- * client's, below its home; the connection's label says whose (its login is logged above).
+ * client's, below its home, as printableName() shows them (quoted when a space or quote would
+ * make the line ambiguous); the connection's label says whose (its login is logged above).
  */
 function logChange(host: StreamHost, what: string): void {
   host.log(`${host.label} ${what}`);
@@ -84,7 +86,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   stat: async (storage, r) => ({ entry: toWireEntry(await storage.stat(r.path)) }),
   mkdir: async (storage, r, host) => {
     await storage.mkdir(r.path, { parents: r.parents === true, mode: r.mode });
-    logChange(host, `made directory ${r.path}${r.parents === true ? ' (and parents)' : ''}`);
+    logChange(host, `made directory ${printableName(r.path)}${r.parents === true ? ' (and parents)' : ''}`);
     return {};
   },
   rmdir: async (storage, r, host) => {
@@ -93,7 +95,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
       onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
     });
     host.recordChange({ op: 'rmdir', path: r.path });
-    logChange(host, `removed directory ${r.path}`);
+    logChange(host, `removed directory ${printableName(r.path)}`);
     return {};
   },
   delete: async (storage, r, host) => {
@@ -102,7 +104,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
       onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
     });
     host.recordChange({ op: 'delete', path: r.path, removed });
-    logChange(host, `deleted ${r.path}`);
+    logChange(host, `deleted ${printableName(r.path)}`);
     return {};
   },
   rename: async (storage, r, host) => {
@@ -115,7 +117,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
         );
     const renamed = await storage.rename(r.from, r.to, refuseReplacing && { refuseReplacing });
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
-    logChange(host, `renamed ${r.from} to ${r.to}`);
+    logChange(host, `renamed ${printableName(r.from)} to ${printableName(r.to)}`);
     return {};
   },
   utime: async (storage, r, host) => {
@@ -123,14 +125,20 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     if (storage.setModifiedTime === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set modification times');
     const entry = await storage.setModifiedTime(r.path, r.mtime);
-    logChange(host, `set the modification time of ${r.path} to ${new Date(r.mtime).toISOString()}`);
+    logChange(
+      host,
+      `set the modification time of ${printableName(r.path)} to ${new Date(r.mtime).toISOString()}`,
+    );
     return { entry: toWireEntry(entry) };
   },
   chmod: async (storage, r, host) => {
     if (storage.setPermissions === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set permissions');
     const entry = await storage.setPermissions(r.path, r.mode);
-    logChange(host, `set the mode of ${r.path} to ${(entry.mode ?? r.mode).toString(8).padStart(4, '0')}`);
+    logChange(
+      host,
+      `set the mode of ${printableName(r.path)} to ${(entry.mode ?? r.mode).toString(8).padStart(4, '0')}`,
+    );
     return { entry: toWireEntry(entry) };
   },
   digest: async (storage, r, _host, reading) => {

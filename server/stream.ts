@@ -7,6 +7,7 @@
 import { type ErrorCode, MuxftpError, ProtocolError } from '../shared/errors.js';
 import { formatRate } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { printableName } from '../shared/printable.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { type EndPayload, errorPayload, type Request } from '../shared/protocol/messages.js';
 import type { Permission } from '../shared/protocol/operations.js';
@@ -116,10 +117,10 @@ export const LOGGED_REFUSALS: ReadonlySet<string> = new Set([
   'INVALID_PATH',
 ]);
 
-/** A request as log lines name it: its operation and path(s). */
+/** A request as log lines name it: its operation and path(s), each as printableName() shows it. */
 export function describeRequest(request: Request): string {
-  if (request.op === 'rename') return `rename ${request.from} to ${request.to}`;
-  return 'path' in request ? `${request.op} ${request.path}` : request.op;
+  if (request.op === 'rename') return `rename ${printableName(request.from)} to ${printableName(request.to)}`;
+  return 'path' in request ? `${request.op} ${printableName(request.path)}` : request.op;
 }
 
 /** Anything thrown by a handler, as the client may see it: no internals, no host paths. */
@@ -218,7 +219,9 @@ export abstract class ServerStream {
     if (progress !== undefined) {
       const { kind, path, done, total } = progress;
       const of = total === undefined ? '' : ` of ${total}`;
-      this.host.log(`${this.host.label} ${kind} of ${path} cut after ${done}${of} B (${code})`);
+      this.host.log(
+        `${this.host.label} ${kind} of ${printableName(path)} cut after ${done}${of} B (${code})`,
+      );
     }
     this.close(false);
   }
@@ -245,8 +248,8 @@ export abstract class ServerStream {
     const moved = `${bytes} B in ${seconds.toFixed(3)} s (${rate})`;
     this.host.log(
       from === 0
-        ? `${this.host.label} ${verb} ${path} ${moved}`
-        : `${this.host.label} ${verb} ${path} ${from + bytes} B, continued from ${from} B: ${moved}`,
+        ? `${this.host.label} ${verb} ${printableName(path)} ${moved}`
+        : `${this.host.label} ${verb} ${printableName(path)} ${from + bytes} B, continued from ${from} B: ${moved}`,
     );
   }
 

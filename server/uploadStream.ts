@@ -12,6 +12,7 @@
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
+import { printableName } from '../shared/printable.js';
 import { encodeReply, encodeWindow } from '../shared/protocol/encoder.js';
 import type { EndPayload } from '../shared/protocol/messages.js';
 import { InboundWindow } from '../shared/transport/flow.js';
@@ -154,7 +155,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   }
 
   protected describe(): string {
-    return `put ${this.path}`;
+    return `put ${printableName(this.path)}`;
   }
 
   protected override transferProgress() {
@@ -528,7 +529,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
             : undefined;
     if (sizeMismatch !== undefined || digestMismatch !== undefined) {
       const what = sizeMismatch !== undefined ? `size mismatch: ${sizeMismatch}` : digestMismatch;
-      this.host.log(`${this.host.label} rejected ${this.path}: ${what}`);
+      this.host.log(`${this.host.label} rejected ${printableName(this.path)}: ${what}`);
       this.discardPartial = true;
       this.fail(new MuxftpError('INTEGRITY_ERROR', `upload of ${this.path} failed verification: ${what}`));
       return;
@@ -625,7 +626,9 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       },
       // A storage whose abort failed: nothing is known to be kept; the stream is over either way.
       (err: unknown) => {
-        this.host.log(`${this.host.label} stream ${this.id}: abort of ${this.path} failed: ${String(err)}`);
+        this.host.log(
+          `${this.host.label} stream ${this.id}: abort of ${printableName(this.path)} failed: ${String(err)}`,
+        );
         this.host.quota?.release(heldQuota);
       },
     );
@@ -699,7 +702,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   giveWay(): Promise<void> {
     const seconds = Math.round((performance.now() - this.lastProgressAt) / 1000);
     this.host.log(
-      `${this.host.label} stream ${this.id}: ${this.path} moved no data for ${seconds} s: a newer upload of it continues what it wrote`,
+      `${this.host.label} stream ${this.id}: ${printableName(this.path)} moved no data for ${seconds} s: a newer upload of it continues what it wrote`,
     );
     this.fail(
       new MuxftpError(

@@ -16,3 +16,19 @@ const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\
 export function printable(text: string): string {
   return String(text).replace(UNPRINTABLE, '?');
 }
+
+// Whitespace splits a sentence's words; a quote or backslash could be read as quoting; a lone
+// surrogate would be written as U+FFFD, as a real U+FFFD is.
+const NEEDS_QUOTES = /[\s"'\\]|[\ud800-\udfff]/u;
+
+/**
+ * A name (a path, a user name) as a line of text shows it among other words: printable(), and
+ * in double quotes, JSON-escaped (`\"`, `\\`, `\ud800`), when it is empty or holds whitespace, a
+ * quote, a backslash or a lone surrogate. `renamed a to b to c` could be "a to b" -> "c" or
+ * "a" -> "b to c"; `renamed "a to b" to c` is one. Plain names (`photos/2024/a.jpg`) are left
+ * bare so that the lines most logs hold read as before.
+ */
+export function printableName(name: string): string {
+  const shown = printable(name);
+  return shown === '' || NEEDS_QUOTES.test(shown) ? JSON.stringify(shown) : shown;
+}
