@@ -7,6 +7,11 @@
  * --skip-unchanged: rsync's quick check instead, for trees copied with their times kept (put and
  * get keep them): the same size and modification time, and nothing is read. With both, the quick
  * check first, the content when it does not settle it.
+ *
+ * --ignore-existing: rsync's, any file at the destination is left as it is, whatever its size,
+ * time or bytes; nothing is read, and it keeps its own time and bits. A directory (or anything
+ * else not a file) where a file goes is no copy of it: that transfer goes ahead and fails as it
+ * would without the flag, or --delete replaces what is in the way first, dry run or not alike.
  */
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
@@ -18,7 +23,7 @@ import { lessUmask, PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '
 import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
 import { CrowdedDirectories } from './crowdedDirectories.js';
-import { statLocal } from './localFiles.js';
+import { inspectLocalIfExists, statLocal } from './localFiles.js';
 import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
 
 /**
@@ -204,6 +209,22 @@ export async function localCopyIsUnchanged(
   return { bytes: local.size };
 }
 
+/** put --ignore-existing: the remote copy, from its directory's listing when one is asked. */
+async function remoteCopyExists(
+  job: TransferJob,
+  client: Client,
+  destinations: RemoteDestinations,
+): Promise<SkippedDone | undefined> {
+  const remote = await destinations.entry(client, job.remote);
+  return remote?.type === 'file' ? { bytes: remote.size } : undefined;
+}
+
+/** get --ignore-existing: the local copy (or a link to one). */
+async function localCopyExists(job: TransferJob): Promise<SkippedDone | undefined> {
+  const local = await inspectLocalIfExists(job.local);
+  return local?.kind === 'file' ? { bytes: local.size } : undefined;
+}
+
 /**
  * put: what is at each job's remote path, from a listing of a directory many of the jobs go into
  * (cli/crowdedDirectories.ts), else from a stat, each asked once a run: with both skip flags,
@@ -245,14 +266,18 @@ type DestinationCheck = (
 ) => Promise<SkippedDone | undefined>;
 
 /**
- * The check --skip-unchanged and --skip-identical ask for (undefined: none); put or get's. With
- * --dry-run it only looks: a skipped copy keeps its time and bits, and what a failed get kept.
+ * The check --skip-unchanged, --skip-identical or --ignore-existing ask for (undefined: none);
+ * put or get's. With --dry-run it only looks: a skipped copy keeps its time and bits, and what a
+ * failed get kept. --ignore-existing comes alone: checkTransferOptions refuses it with the other
+ * flags, and put -c's content check is left out, so a file there is not read (-c then continues
+ * only what is not there).
  */
 export function destinationCheck(
   command: 'put' | 'get',
   options: {
     skipIdentical?: boolean;
     skipUnchanged?: boolean;
+    ignoreExisting?: boolean;
     times?: boolean;
     perms?: boolean;
     dryRun?: boolean;
@@ -261,6 +286,10 @@ export function destinationCheck(
 ): DestinationCheck | undefined {
   const looksOnly = options.dryRun === true;
   const destinations = new RemoteDestinations(command === 'put' ? jobs : []);
+  if (options.ignoreExisting === true)
+    return command === 'put'
+      ? (job, client) => remoteCopyExists(job, client, destinations)
+      : (job) => localCopyExists(job);
   const modes = options.perms === true && !looksOnly;
   const quick: DestinationCheck | undefined =
     options.skipUnchanged !== true

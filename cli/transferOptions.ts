@@ -27,6 +27,8 @@ export interface TransferCommandOptions {
   skipIdentical?: boolean;
   /** Skip a file whose copy at the destination has the same size and modification time (nothing read). */
   skipUnchanged?: boolean;
+  /** Skip a file the destination has already, whatever its size, time or content (rsync's --ignore-existing). */
+  ignoreExisting?: boolean;
   /** With -r: patterns of names (or paths below the tree) left out of it (cli/excludes.ts). */
   exclude?: string[];
   /** Files of more such patterns, one a line (checkTransferOptions adds them to `exclude`). */
@@ -76,6 +78,12 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
     );
   if (options.delete === true && options.recursive !== true)
     command.error('error: --delete mirrors the trees -r copies: add -r', { exitCode: 2 });
+  // Each other skip flag is asked only of a file that is there, which this one skips already.
+  if (options.ignoreExisting === true && (options.skipUnchanged === true || options.skipIdentical === true))
+    command.error(
+      `error: --ignore-existing skips every file already there: ${options.skipUnchanged === true ? '--skip-unchanged' : '--skip-identical'} would have nothing left to decide`,
+      { exitCode: 2 },
+    );
 }
 
 /** Adds the shared options to `put` (the target side is remote) or `get` (it is local). */
@@ -143,6 +151,10 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     .option(
       '--skip-identical',
       `skip files whose ${side} copy has the same size and content digest (compared with the server's digest, not by time; not with ${direction === 'upload' ? 'stdin' : 'stdout'})`,
+    )
+    .option(
+      '--ignore-existing',
+      `skip each file that exists ${direction === 'upload' ? 'on the server' : 'locally'} already, whatever its size, time or content, and leave it as it is (rsync's --ignore-existing${direction === 'upload' ? '' : '; not with stdout'})`,
     );
 }
 

@@ -79,8 +79,9 @@ export interface TransferOutcome {
   algorithm?: IntegrityAlgorithm;
   digest?: string;
   /**
-   * Not transferred: the destination already held these bytes (--skip-identical), or this size
-   * and time (--skip-unchanged); or, with `reason`, an entry of a tree that is no file to copy.
+   * Not transferred: the destination already held these bytes (--skip-identical), this size and
+   * time (--skip-unchanged), or a file at all (--ignore-existing: `bytes` are that file's); or,
+   * with `reason`, an entry of a tree that is no file to copy.
    */
   skipped?: true;
   /** Why an entry of a tree was skipped (`not a regular file`): nothing to copy, nothing failed. */
@@ -141,7 +142,8 @@ export interface TransferRun {
   /**
    * --skip-identical, --skip-unchanged: what the destination already holds, when it has the same
    * bytes as the source, or the same size and time (then nothing is sent; no digest for the
-   * latter, nothing was read); undefined to transfer. Not asked for stdin or stdout.
+   * latter, nothing was read), or has a file at all (--ignore-existing); undefined to transfer.
+   * Not asked for stdout; for stdin only --ignore-existing's is given (the others need a local file).
    */
   identicalAtDestination?(
     job: TransferJob,
@@ -292,11 +294,12 @@ export async function previewTransfers(
  * whatever is really wrong.
  */
 async function skipIfIdentical(
-  run: Pick<TransferRun, 'identicalAtDestination' | 'connection'>,
+  run: Pick<TransferRun, 'command' | 'identicalAtDestination' | 'connection'>,
   job: TransferJob,
   signal: AbortSignal,
 ): Promise<TransferOutcome | undefined> {
-  if (run.identicalAtDestination === undefined || job.standardStream) return undefined;
+  if (run.identicalAtDestination === undefined || (job.standardStream && run.command === 'get'))
+    return undefined;
   const same = await run.identicalAtDestination(job, run.connection.client, signal).catch(() => undefined);
   return same === undefined ? undefined : { ...doneOutcome(job, same), skipped: true };
 }

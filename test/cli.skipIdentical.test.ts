@@ -445,3 +445,177 @@ describe('--skip-unchanged', () => {
     expect(get.stderr).toContain("--skip-unchanged does not apply to stdout ('-')");
   });
 });
+
+/** Outcomes by their remote path below its first directory. */
+const byRemote = (outcomes: Outcome[]) =>
+  new Map(outcomes.map((o) => [o.remote.split('/').slice(1).join('/'), o]));
+
+describe('--ignore-existing', () => {
+  it('put leaves every remote file there alone, asking a crowded directory with one listing', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const many = Array.from({ length: 12 }, (_, i) => `many/f${String(i).padStart(2, '0')}`);
+    await mkdir(join(local, 'tree', 'many'), { recursive: true });
+    for (const name of [...many, 'lone.txt']) await writeFile(join(local, 'tree', name), `${name}\n`);
+    // On the server already: other bytes, other sizes, other times; a directory where f09 goes.
+    const remote = (name: string) => join(server!.root!, 'mirror', 'tree', name);
+    await mkdir(remote('many/f09'), { recursive: true });
+    const old = new Date(Date.UTC(2001, 0, 1));
+    for (const name of [...many.slice(0, 6), 'lone.txt']) {
+      await writeFile(remote(name), `older ${name}, longer\n`);
+      await utimes(remote(name), old, old);
+    }
+
+    const { proxy, asked } = await askingProxy(server.port, 'mirror/tree/');
+    const at = ['--server', `127.0.0.1:${proxy.port}`];
+    try {
+      const dryRun = await runCli(
+        ['put', '-r', 'tree', '--to', 'mirror', '--ignore-existing', '-n', ...at],
+        local,
+      );
+      expect(dryRun.code).toBe(0);
+      expect(dryRun.stdout.split('\n').filter(Boolean).sort()).toEqual(
+        ['f06', 'f07', 'f08', 'f09', 'f10', 'f11'].map(
+          (name) => `would put tree/many/${name} → mirror/tree/many/${name} (9 B)`,
+        ),
+      );
+      expect(await readFile(remote('many/f06')).catch(() => 'none')).toBe('none');
+
+      asked.length = 0;
+      const before = await (await server.connect()).stats();
+      const run = await runCli(
+        ['put', '-r', 'tree', '--to', 'mirror', '--ignore-existing', '--json', ...at],
+        local,
+      );
+      expect(run.code).toBe(1); // the directory in the way of f09 is no copy of it
+      expect(run.stderr).toContain('many/f09');
+      const outcomes = byName(JSON.parse(run.stdout) as Outcome[]);
+      for (const name of [...many.slice(0, 6), 'lone.txt']) {
+        const bytes = `older ${name}, longer\n`.length;
+        expect(outcomes.get(name)).toEqual({
+          local: `tree/${name}`,
+          remote: `mirror/tree/${name}`,
+          ok: true,
+          bytes,
+          skipped: true,
+        });
+        expect(await readFile(remote(name), 'utf8')).toBe(`older ${name}, longer\n`);
+        expect((await stat(remote(name))).mtimeMs).toBe(old.getTime()); // nor its time touched
+      }
+      for (const name of many.slice(6).filter((name) => name !== 'many/f09'))
+        expect(await readFile(remote(name), 'utf8')).toBe(`${name}\n`);
+      expect(outcomes.get('many/f09')).toMatchObject({ ok: false });
+      expect((await (await server.connect()).stats()).filesIn - before.filesIn).toBe(5);
+      // One listing for the twelve files of many/, a stat for the lone one: not a stat each.
+      expect(asked.sort()).toEqual(['list mirror/tree/many', 'stat mirror/tree/lone.txt']);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it('get leaves every local file there alone, a tree or a file named', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const files = await makeTree(join(server.root!, 'tree'));
+    await mkdir(join(local, 'back', 'tree', 'sub'), { recursive: true });
+    const old = new Date(Date.UTC(2001, 0, 1));
+    const mine = (name: string) => join(local, 'back', 'tree', name);
+    for (const name of ['big.bin', 'sub/deep.bin']) {
+      await writeFile(mine(name), 'mine');
+      await utimes(mine(name), old, old);
+    }
+    const stats = async () => (await server!.connect()).stats();
+
+    const preview = await runCli(
+      [
+        'get',
+        '-r',
+        'tree',
+        '--to',
+        'back',
+        '--ignore-existing',
+        '-n',
+        '--json',
+        '--server',
+        `127.0.0.1:${server.port}`,
+      ],
+      local,
+    );
+    const previewed = byRemote(JSON.parse(preview.stdout) as Outcome[]);
+    expect(previewed.get('big.bin')).toMatchObject({ skipped: true, dryRun: true, bytes: 4 });
+    expect(previewed.get('notes.txt')!.skipped).toBeUndefined();
+
+    let before = await stats();
+    const got = byRemote(await cli(['get', '-r', 'tree', '--to', 'back', '--ignore-existing'], local));
+    expect((await stats()).filesOut - before.filesOut).toBe(2);
+    for (const name of ['big.bin', 'sub/deep.bin']) {
+      expect(got.get(name)).toMatchObject({ ok: true, skipped: true, bytes: 4 });
+      expect(await readFile(mine(name), 'utf8')).toBe('mine');
+      expect((await stat(mine(name))).mtimeMs).toBe(old.getTime());
+    }
+    for (const name of ['notes.txt', 'empty'])
+      expect((await readFile(mine(name))).equals(files[name]!)).toBe(true);
+
+    // A file named: left as well; without the flag it is replaced.
+    before = await stats();
+    const named = await cli(['get', 'tree/big.bin', 'back/tree/big.bin', '--ignore-existing'], local);
+    expect(named).toEqual([
+      { local: 'back/tree/big.bin', remote: 'tree/big.bin', ok: true, bytes: 4, skipped: true },
+    ]);
+    expect((await stats()).filesOut - before.filesOut).toBe(0);
+    await cli(['get', 'tree/big.bin', 'back/tree/big.bin'], local);
+    expect((await readFile(mine('big.bin'))).equals(files['big.bin']!)).toBe(true);
+  }, 60_000);
+
+  it('put -c with it continues only what is not there: a remote file of other bytes is not hashed nor replaced', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'tree'));
+    await writeFile(join(local, 'tree', 'same.txt'), 'same\n');
+    await writeFile(join(local, 'tree', 'other.txt'), 'new bytes\n');
+    await writeFile(join(local, 'tree', 'new.txt'), 'new\n');
+    await mkdir(join(server.root!, 'tree'));
+    await writeFile(join(server.root!, 'tree', 'same.txt'), 'same\n');
+    await writeFile(join(server.root!, 'tree', 'other.txt'), 'old bytes\n');
+    const outcomes = new Map(
+      (await cli(['put', '-r', '-c', 'tree', '--ignore-existing'], local)).map((o) => [o.remote, o]),
+    );
+    // -c alone finds same.txt whole by its digest, and sends other.txt again.
+    expect(outcomes.get('tree/same.txt')).toEqual({
+      local: 'tree/same.txt',
+      remote: 'tree/same.txt',
+      ok: true,
+      bytes: 5,
+      skipped: true,
+    });
+    expect(outcomes.get('tree/other.txt')).toMatchObject({ skipped: true });
+    expect(outcomes.get('tree/new.txt')!.skipped).toBeUndefined();
+    expect(await readFile(join(server.root!, 'tree', 'other.txt'), 'utf8')).toBe('old bytes\n');
+    expect(await readFile(join(server.root!, 'tree', 'new.txt'), 'utf8')).toBe('new\n');
+  }, 60_000);
+
+  it('put - NAME leaves NAME alone when it is there; with another skip flag, or stdout, it is a usage error', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await writeFile(join(server.root!, 'kept.txt'), 'kept\n');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const stdin = await runCli([...at, 'put', '-', 'kept.txt', '--ignore-existing'], local, {
+      stdin: 'stdin\n',
+    });
+    expect(stdin).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(server.root!, 'kept.txt'), 'utf8')).toBe('kept\n');
+    await runCli([...at, 'put', '-', 'fresh.txt', '--ignore-existing'], local, { stdin: 'stdin\n' });
+    expect(await readFile(join(server.root!, 'fresh.txt'), 'utf8')).toBe('stdin\n');
+
+    for (const flag of ['--skip-unchanged', '--skip-identical']) {
+      const both = await runCli([...at, 'get', '-r', 'x', '--ignore-existing', flag], local);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain(
+        `--ignore-existing skips every file already there: ${flag} would have nothing left to decide`,
+      );
+    }
+    const stdout = await runCli([...at, 'get', 'kept.txt', '-', '--ignore-existing'], local);
+    expect(stdout.code).toBe(2);
+    expect(stdout.stderr).toContain("--ignore-existing does not apply to stdout ('-')");
+  }, 60_000);
+});

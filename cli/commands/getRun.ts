@@ -135,6 +135,8 @@ function getTargetFromArguments(
       usage(
         `${options.skipIdentical === true ? '--skip-identical' : '--skip-unchanged'} does not apply to stdout ('-'): there is no local copy to compare`,
       );
+    if (options.ignoreExisting === true)
+      usage("--ignore-existing does not apply to stdout ('-'): it is no file that could exist already");
     return { remotes, target: { kind: 'stdout' } };
   }
   return { remotes, target: { kind: 'named', local } };
