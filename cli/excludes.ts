@@ -1,13 +1,22 @@
 /**
- * `--exclude PATTERN` for the trees `put -r` and `get -r` walk, as tar's and rsync's: a pattern
- * without '/' is matched against the name of every file and directory at any depth (`*.tmp`,
- * `node_modules`); one with '/' against the path below the tree given (`build/cache`, `docs/*.md`).
- * A trailing '/' (`cache/`) matches directories only, and is not a '/' that anchors the pattern,
- * as in rsync. An excluded directory is left out with everything in it, and not even listed.
- * Globs as picomatch has them, `*` matching names that start with a dot as well (`--exclude '*'`
- * means everything).
+ * `--exclude PATTERN` and `--include PATTERN` for the trees `put -r` and `get -r` walk, as rsync's
+ * (whose exclude.c holds its include rules too): the rules are checked in the order the command
+ * line gives them, --exclude-from's patterns in that option's place, and the first that matches
+ * an entry decides; an entry no rule matches is copied. A pattern without '/' is matched against
+ * the name of every file and directory at any depth (`*.tmp`, `node_modules`); one with '/'
+ * against the path below the tree given (`build/cache`, `docs/*.md`). A trailing '/' (`cache/`)
+ * matches directories only, and is not a '/' that anchors the pattern, as in rsync. A directory
+ * left out is left out with everything in it, and not even listed: as in rsync, an --include of
+ * what is inside it decides nothing. Globs as picomatch has them, `*` matching names that start
+ * with a dot as well (`--exclude '*'` means everything).
  */
 import picomatch from 'picomatch';
+
+/** One --include or --exclude pattern (an --exclude-from line is an --exclude), as given. */
+export interface FilterRule {
+  kind: 'include' | 'exclude';
+  pattern: string;
+}
 
 /**
  * Whether the entry at `relative` ('/'-separated, below the tree's root) is left out; `isDirectory`
@@ -15,26 +24,28 @@ import picomatch from 'picomatch';
  */
 export type Excluded = (relative: string, isDirectory: boolean | undefined, peek?: boolean) => boolean;
 
-/** Excluded, which also remembers which of its patterns left something out. */
+/** Excluded, which also remembers which of its rules matched something. */
 export interface Excludes extends Excluded {
-  /** The patterns that have matched nothing so far, as given. */
-  unmatched(): string[];
+  /** The rules that have matched nothing so far, in order. */
+  unmatched(): FilterRule[];
 }
 
-interface ExcludePattern {
+interface CompiledRule {
+  kind: FilterRule['kind'];
   matches: (text: string) => boolean;
   /** Matched against the path below the tree's root, not the last name. */
   byPath: boolean;
   directoriesOnly: boolean;
 }
 
-export function compileExcludes(patterns: readonly string[] | undefined): Excludes | undefined {
-  if (patterns === undefined || patterns.length === 0) return undefined;
+export function compileExcludes(rules: readonly FilterRule[] | undefined): Excludes | undefined {
+  if (rules === undefined || rules.length === 0) return undefined;
   const options = { dot: true, noextglob: true, nonegate: true };
-  const compiled: ExcludePattern[] = patterns.map((pattern) => {
+  const compiled: CompiledRule[] = rules.map(({ kind, pattern }) => {
     const directoriesOnly = /[^/]\/+$/.test(pattern);
     const body = directoriesOnly ? pattern.replace(/\/+$/, '') : pattern;
     return {
+      kind,
       matches: picomatch(body.replace(/^\/+|\/+$/g, ''), options),
       byPath: body.includes('/'),
       directoriesOnly,
@@ -42,47 +53,67 @@ export function compileExcludes(patterns: readonly string[] | undefined): Exclud
   });
   const matched = new Set<number>();
   // `peek`: a look ahead of the entry's kind, which leaves nothing out yet (so counts no match).
-  const excluded: Excluded = (relative, isDirectory, peek = false) => {
+  const excludedAs = (relative: string, isDirectory: boolean, peek: boolean): boolean => {
     const name = relative.slice(relative.lastIndexOf('/') + 1);
-    let out = false;
-    // Every pattern that matches is credited, not only the first: `.git` beside `.git/` in one
-    // exclude file is no pattern that matched nothing.
-    for (const [index, pattern] of compiled.entries()) {
-      if (pattern.directoriesOnly && isDirectory === false) continue;
-      if (!pattern.matches(pattern.byPath ? relative : name)) continue;
-      out = true;
+    let decided: FilterRule['kind'] | undefined;
+    // Every rule that matches is credited, not only the first, which decides: `.git` beside
+    // `.git/` in one exclude file is no pattern that matched nothing.
+    for (const [index, rule] of compiled.entries()) {
+      if (rule.directoriesOnly && !isDirectory) continue;
+      if (!rule.matches(rule.byPath ? relative : name)) continue;
+      decided ??= rule.kind;
       if (peek) break;
       matched.add(index);
     }
-    return out;
+    return decided === 'exclude';
+  };
+  const excluded: Excluded = (relative, isDirectory, peek = false) => {
+    if (isDirectory !== undefined) return excludedAs(relative, isDirectory, peek);
+    // Both looked at, so each rule that would match either way is credited.
+    const asDirectory = excludedAs(relative, true, peek);
+    return excludedAs(relative, false, peek) || asDirectory;
   };
   return Object.assign(excluded, {
-    unmatched: () => patterns.filter((_, index) => !matched.has(index)),
+    unmatched: () => rules.filter((_, index) => !matched.has(index)),
   });
 }
 
 /**
- * Warns of each pattern that left nothing out of the trees walked: tar warns so, and a pattern
- * written with the tree's own name in front (`--exclude src/b` for `put -r src`), as tar and
- * rsync take it, matched nothing here without a word.
+ * Warns of each rule that matched nothing in the trees walked: tar warns so of an exclude, and a
+ * pattern written with the tree's own name in front (`--exclude src/b` for `put -r src`), as tar
+ * and rsync take it, matched nothing here without a word.
  */
 export function warnOfUnmatchedExcludes(
   excludes: Excludes | undefined,
   warn: (message: string) => void,
 ): void {
-  for (const pattern of excludes?.unmatched() ?? []) {
+  for (const { kind, pattern } of excludes?.unmatched() ?? []) {
     const below = pattern.replace(/^\/+/, '').split('/').slice(1).join('/');
     // The same path below the tree: a lone name would match at any depth, so it gets its anchor.
     const anchored = below.replace(/\/+$/, '').includes('/') ? below : `/${below}`;
-    const hint =
+    const hints = [
+      // What is inside a directory left out is never looked at: the likeliest reason an --include missed.
+      kind === 'include' ? 'nothing in a directory left out is looked at' : undefined,
       below === ''
-        ? ''
-        : ` (one with a / is matched below each tree given: for ${pattern}, write ${anchored})`;
-    warn(`--exclude ${pattern} matched nothing${hint}`);
+        ? undefined
+        : `one with a / is matched below each tree given: for ${pattern}, write ${anchored}`,
+    ].filter((hint) => hint !== undefined);
+    warn(`--${kind} ${pattern} matched nothing${hints.length === 0 ? '' : ` (${hints.join('; ')})`}`);
   }
 }
 
-/** commander's collector for a repeatable option. */
-export function collectExcludes(pattern: string, previous: string[] = []): string[] {
-  return [...previous, pattern];
+/** One value of --include, --exclude or --exclude-from, and its place among all of theirs. */
+export interface OrderedValue {
+  value: string;
+  place: number;
+}
+
+/**
+ * commander's collector for --include, --exclude and --exclude-from, one for the three of a
+ * command: commander keeps each option's values apart, and their order on the command line is
+ * what decides between an --include and an --exclude.
+ */
+export function filterRuleCollector(): (value: string, previous?: OrderedValue[]) => OrderedValue[] {
+  let places = 0;
+  return (value, previous = []) => [...previous, { value, place: places++ }];
 }

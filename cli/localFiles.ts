@@ -166,19 +166,21 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
       names.map(async (name) => {
         const localPath = path.join(localDir, name);
         const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
-        // Excluded as a directory but not as a file (`cache/`): its kind decides, so look first.
+        // Left out as one kind but not the other (`--exclude cache/`, or `--include '*/'` before
+        // `--exclude '*'`): its kind decides, so look first; only then is it stat'ed.
         const asDirectory = excluded?.(relative, true, true) === true;
+        const asFile = excluded?.(relative, false, true) === true;
         // Left out once its kind is known (or need not be, or could not be): its matches count then.
         const leftOut = (isDirectory: boolean | undefined): undefined => {
           excluded!(relative, isDirectory);
           return undefined;
         };
         // Left out whatever it is: `.git` beside `.git/` both count for it.
-        if (asDirectory && excluded!(relative, false, true)) return leftOut(undefined);
+        if (asDirectory && asFile) return leftOut(undefined);
         try {
           const entry = await inspectLocalIfExists(localPath);
           if (entry === undefined) {
-            if (asDirectory) return leftOut(undefined);
+            if (asDirectory || asFile) return leftOut(undefined);
             // A link to nothing (an editor's lock link, a build's stale one) has nothing to send,
             // as the server's own are skipped by get -r: a failure would stop every --delete.
             const gone = await missingEntry(localPath);
@@ -186,10 +188,11 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
               ? { localPath, relative, error: gone }
               : { localPath, relative, skip: gone.reason };
           }
-          if (asDirectory && entry.kind === 'dir') return leftOut(true);
+          // Its kind known, the rules decide and their matches count (an --include that keeps it too).
+          if (excluded?.(relative, entry.kind === 'dir') === true) return undefined;
           return { localPath, relative, entry };
         } catch (error) {
-          if (asDirectory) return leftOut(undefined);
+          if (asDirectory || asFile) return leftOut(undefined);
           return { localPath, relative, error: localFsError(error, localPath) };
         }
       }),

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { DEFAULTS } from '../shared/defaults.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
-import { collectExcludes } from './excludes.js';
+import { type FilterRule, filterRuleCollector, type OrderedValue } from './excludes.js';
 import {
   parseIntegrityAlgorithm,
   parseNonNegativeInteger,
@@ -30,9 +30,13 @@ export interface TransferCommandOptions {
   /** Skip a file the destination has already, whatever its size, time or content (rsync's --ignore-existing). */
   ignoreExisting?: boolean;
   /** With -r: patterns of names (or paths below the tree) left out of it (cli/excludes.ts). */
-  exclude?: string[];
-  /** Files of more such patterns, one a line (checkTransferOptions adds them to `exclude`). */
-  excludeFrom?: string[];
+  exclude?: OrderedValue[];
+  /** With -r: patterns of what is copied even so, when one comes before an --exclude that matches too. */
+  include?: OrderedValue[];
+  /** Files of more --exclude patterns, one a line. */
+  excludeFrom?: OrderedValue[];
+  /** The three above as rules, in their order on the command line (checkTransferOptions). */
+  filters?: FilterRule[];
   /** Give each file its source's modification time (--no-times: false, the time of writing). */
   times: boolean;
   /** Give each file its source's permission bits less the umask (--no-perms: false, a new file's). */
@@ -58,24 +62,37 @@ export function destinationCreation(options: TransferCommandOptions): Destinatio
 }
 
 /**
- * Usage errors (exit 2) in the shared options, before anything connects; the patterns of
- * --exclude-from files join --exclude's.
+ * Usage errors (exit 2) in the shared options, before anything connects; sets `filters` from
+ * --include, --exclude and the lines of --exclude-from files, in the order given.
  */
 export function checkTransferOptions(options: TransferCommandOptions, command: Command): void {
-  for (const file of options.excludeFrom ?? []) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      command.error(`error: cannot read --exclude-from ${file}: ${errnoReason(error)}`, { exitCode: 2 });
-    }
-    options.exclude = [...(options.exclude ?? []), ...excludeFileLines(text)];
-  }
-  if (options.exclude !== undefined && options.recursive !== true)
+  const given = [
+    ...(options.include ?? []).map((given) => ({ ...given, option: 'include' as const })),
+    ...(options.exclude ?? []).map((given) => ({ ...given, option: 'exclude' as const })),
+    ...(options.excludeFrom ?? []).map((given) => ({ ...given, option: 'exclude-from' as const })),
+  ].sort((a, b) => a.place - b.place);
+  if (given.length > 0 && options.recursive !== true) {
+    const first = given[0]!.option;
     command.error(
-      `error: ${options.excludeFrom === undefined ? '--exclude' : '--exclude-from'} leaves parts out of the trees -r walks: add -r`,
+      `error: --${first} ${first === 'include' ? 'picks from the trees -r walks' : 'leaves parts out of the trees -r walks'}: add -r`,
       { exitCode: 2 },
     );
+  }
+  const filters: FilterRule[] = [];
+  for (const { option, value } of given) {
+    if (option !== 'exclude-from') {
+      filters.push({ kind: option, pattern: value });
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (error) {
+      command.error(`error: cannot read --exclude-from ${value}: ${errnoReason(error)}`, { exitCode: 2 });
+    }
+    for (const pattern of excludeFileLines(text)) filters.push({ kind: 'exclude', pattern });
+  }
+  options.filters = filters;
   if (options.delete === true && options.recursive !== true)
     command.error('error: --delete mirrors the trees -r copies: add -r', { exitCode: 2 });
   // Each other skip flag is asked only of a file that is there, which this one skips already.
@@ -89,6 +106,7 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
 /** Adds the shared options to `put` (the target side is remote) or `get` (it is local). */
 export function addTransferOptions(command: Command, direction: 'upload' | 'download'): Command {
   const side = direction === 'upload' ? 'remote' : 'local';
+  const collectRule = filterRuleCollector();
   return command
     .option(`--to <${side}Dir>`, `${direction} into this ${side} directory`)
     .option('-p, --parents', `create the ${side} directory (and its parents) if missing`)
@@ -116,12 +134,17 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     .option(
       '--exclude <pattern>',
       `with -r: leave out what matches, a directory with everything in it: a name at any depth ('*.tmp', 'node_modules'), or with a '/' a path below the tree ('build/cache'); repeatable`,
-      collectExcludes,
+      collectRule,
+    )
+    .option(
+      '--include <pattern>',
+      `with -r: keep what matches, written as for --exclude: the first --include or --exclude that matches decides, in the order given (--include '*/' --include '*.c' --exclude '*': the *.c files at any depth); a directory left out is not looked into, as in rsync; repeatable`,
+      collectRule,
     )
     .option(
       '--exclude-from <file>',
-      'with -r: --exclude each pattern in this file, one a line (blank lines and lines starting with # skipped); repeatable',
-      collectExcludes,
+      'with -r: --exclude each pattern in this file, one a line (blank lines and lines starting with # skipped), in its place among the others; repeatable',
+      collectRule,
     )
     .option(
       '--delete',

@@ -182,11 +182,97 @@ describe('--exclude', () => {
     );
   });
 
+  it('--include keeps what matches when it comes first, the order given deciding, --exclude-from in its place', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeSite(join(local, 'site'));
+    await writeFile(join(local, 'excludes'), 'sub/*\n');
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    const everything = ['.git/HEAD', 'cache/deep/blob', 'draft.tmp', 'index.html'];
+    for (const [destination, rules, kept] of [
+      ['a', ['--include', 'keep.txt', '--exclude', 'sub/*'], ['sub/keep.txt']],
+      // Checked in the order given: the --exclude matches first, and decides.
+      ['b', ['--exclude', 'sub/*', '--include', 'keep.txt'], []],
+      ['c', ['--include', 'keep.txt', '--exclude-from', 'excludes'], ['sub/keep.txt']],
+      ['d', ['--exclude-from', 'excludes', '--include=keep.txt'], []],
+    ] as const) {
+      const result = await cli('put', '-r', 'site', destination, ...rules);
+      expect({ rules, result: { code: result.code, stderr: result.stderr } }).toEqual({
+        rules,
+        result: { code: 0, stderr: '' },
+      });
+      expect({ rules, files: await filesUnder(join(server.root!, destination)) }).toEqual({
+        rules,
+        files: [...everything, ...kept],
+      });
+    }
+  });
+
+  it("get -r with rsync's way to copy one kind of file: --include '*/' --include '*.tmp' --exclude '*'", async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeSite(join(server.root!, 'site'));
+    const local = await tempDirs.make();
+    const rules = ['--include', '*/', '--include', '*.tmp', '--exclude', '*'];
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', 'copy', ...rules],
+      local,
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(local, 'copy'))).toEqual(['draft.tmp', 'sub/old.tmp']);
+    // As rsync without -m, the directories are made, empty or not.
+    expect((await readdir(join(local, 'copy'))).sort()).toEqual(['.git', 'cache', 'draft.tmp', 'sub']);
+    // put -r the same, from a local tree: a directory is not left out by its kind unknown.
+    const put = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'copy', 'back', ...rules],
+      local,
+    );
+    expect(put).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'back'))).toEqual(['draft.tmp', 'sub/old.tmp']);
+  });
+
+  it('an --include inside a directory left out decides nothing, as in rsync, and is warned of', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeSite(join(local, 'site'));
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const result = await runCli(
+      [
+        ...at,
+        'put',
+        '-r',
+        'site',
+        '--exclude',
+        'cache',
+        '--include',
+        'cache/deep/blob',
+        '--include',
+        '*.nothing',
+      ],
+      local,
+    );
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe(
+      'muxftp: warning: --include cache/deep/blob matched nothing (nothing in a directory left out is looked at; one with a / is matched below each tree given: for cache/deep/blob, write deep/blob)\n' +
+        'muxftp: warning: --include *.nothing matched nothing (nothing in a directory left out is looked at)\n',
+    );
+    expect(await readdir(join(server.root!, 'site'))).not.toContain('cache');
+    // Included first, the directory is walked: what else is in it is left out by its own rule.
+    const first = await runCli(
+      [...at, 'put', '-r', 'site', 'kept', '--include', '/cache/deep/blob', '--exclude', '/cache/deep/*'],
+      local,
+    );
+    expect(first).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'kept', 'cache'))).toEqual(['deep/blob']);
+  });
+
   it('without -r is a usage error', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'a.txt'), 'a');
     const result = await runCli(['--server', '127.0.0.1:1', 'put', 'a.txt', '--exclude', '*.tmp'], local);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--exclude leaves parts out of the trees -r walks: add -r');
+    const include = await runCli(['--server', '127.0.0.1:1', 'get', 'a.txt', '--include', 'a*'], local);
+    expect(include.code).toBe(2);
+    expect(include.stderr).toContain('--include picks from the trees -r walks: add -r');
   });
 });

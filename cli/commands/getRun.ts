@@ -286,7 +286,7 @@ async function get(
   };
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   const skipCheck = destinationCheck('get', options);
-  const excluded = compileExcludes(options.exclude);
+  const excluded = compileExcludes(options.filters);
   const { jobs, localDirs, trees } = await planDownloads(
     client,
     remotes,

@@ -295,7 +295,7 @@ async function put(
     output.notice(`muxftp: put ${shownArgument(local)}: ${reason}, skipped`);
     passedOver.push(passedOverOutcome(local, remote, reason));
   };
-  const excluded = compileExcludes(options.exclude);
+  const excluded = compileExcludes(options.filters);
   const planned = await planUploads(sources, resolved, options.recursive === true, {
     fail,
     passOver,
