@@ -72,6 +72,7 @@ const OTHER_TOOLS_OPTIONS: Readonly<Record<string, string>> = {
   '-v': '--json gives a result for each file',
   '--verbose': '--json gives a result for each file',
   '-R': '-r',
+  '--include-from': '--include PATTERN, once for each (--exclude-from FILE reads excludes only)',
 };
 
 /** `message` (commander's, without "error: ") with a pointer added for another tool's option. */

@@ -521,6 +521,7 @@ describe("other tools' options", () => {
       ['--bwlimit=1M', '--limit-rate RATE'],
       ['--partial', '-c, --continue'],
       ['-a', 'times and permission bits are kept by default'],
+      ['--include-from=keep', '--include PATTERN, once for each'],
     ]) {
       const result = await runCli(['put', '-r', 'project', option!, ...at], local);
       expect(result.code).toBe(2);
