@@ -13,6 +13,11 @@ import { printable } from '../shared/printable.js';
 export interface TransferMeter {
   /** Bytes done so far; the size when known (a download learns it from the server's reply). */
   update(bytesDone: number, bytesTotal: number | undefined): void;
+  /**
+   * The transfer continues (-c, a retry) from `fromBytes` already at the destination: they count
+   * as done, not as moved now, so no rate counts them.
+   */
+  continuing(fromBytes: number): void;
   /** The transfer starts over (`--retries`): its bar says which attempt this is, from zero bytes. */
   retry(attempt: number, of: number): void;
   /** The server refused it SERVER_BUSY: it waits to try again on the same connection. */
@@ -35,9 +40,10 @@ export interface TransferProgress {
   /** A stderr line printed above the bars instead of through them. */
   log(line: string): void;
   /**
-   * Removes the bars and prints a one-line summary: the files that succeeded and their bytes, then
-   * how many failed, were never started (Ctrl-C) and were skipped (`3 files (12 MiB), 1 failed in
-   * 2.1 s`). Call exactly once.
+   * Removes the bars and prints a one-line summary: the files that succeeded and their bytes (and
+   * the bytes moved for them, where that differs: a continued file moves only its rest), then how
+   * many failed, were never started (Ctrl-C) and were skipped (`3 files (12 MiB), 1 failed in
+   * 2.1 s (5.7 MiB/s)`). Call exactly once.
    */
   finish(): void;
 }
@@ -54,25 +60,62 @@ export function createTransferProgress(options: ProgressOptions): TransferProgre
   return new BarProgress(options.stream);
 }
 
+/**
+ * One transfer's bytes: those done, as its bar shows them (what a continued transfer found at the
+ * destination among them), and those moved in this run, which alone make a rate. Moved bytes
+ * only grow: an attempt that starts over moves its bytes again.
+ */
+class TransferBytes {
+  done = 0;
+  moved = 0;
+
+  /** The bytes done are now `bytesDone`; returns by how much they changed. */
+  update(bytesDone: number): number {
+    const change = bytesDone - this.done;
+    this.done = bytesDone;
+    this.moved += Math.max(0, change);
+    return change;
+  }
+
+  /** The transfer continues from `fromBytes`: done, but not moved now. Returns the change in done. */
+  continuing(fromBytes: number): number {
+    const change = fromBytes - this.done;
+    this.done = fromBytes;
+    return change;
+  }
+}
+
 /** What a run did, for its one-line summary. */
 class RunTally {
   private readonly startedAt = performance.now();
   /** Bytes of the transfers that succeeded (a failed file's bytes are not moved). */
   succeededBytes = 0;
+  /** Of those, the bytes moved in this run: a continued file's rest, a retried one's again. */
+  movedBytes = 0;
   succeeded = 0;
   failed = 0;
   notStarted = 0;
   skipped = 0;
 
-  /** `3 files (12 MiB), 1 failed in 2.1 s (5.7 MiB/s)`. */
+  succeededWith(bytes: TransferBytes): void {
+    this.succeeded++;
+    this.succeededBytes += bytes.done;
+    this.movedBytes += bytes.moved;
+  }
+
+  /** `3 files (12 MiB), 1 failed in 2.1 s (5.7 MiB/s)`; `1 file (9.00 MiB, 1.00 MiB moved) …` after -c. */
   summary(): string {
     const elapsed = performance.now() - this.startedAt;
     const files = `${this.succeeded} file${this.succeeded === 1 ? '' : 's'}`;
     const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
     const notStarted = this.notStarted > 0 ? `, ${this.notStarted} not started` : '';
     const skipped = this.skipped > 0 ? `, ${this.skipped} skipped (already there)` : '';
-    const rate = elapsed > 0 ? formatRate((this.succeededBytes / elapsed) * 1_000) : '';
-    return `muxftp: ${files} (${formatBytes(this.succeededBytes)})${failed}${notStarted}${skipped} in ${formatDuration(elapsed)} (${rate})`;
+    // The bytes moved now, not those a continued file had at the destination already.
+    const rate = elapsed > 0 ? formatRate((this.movedBytes / elapsed) * 1_000) : '';
+    const size = formatBytes(this.succeededBytes);
+    const moved = formatBytes(this.movedBytes);
+    const bytes = moved === size ? size : `${size}, ${moved} moved`;
+    return `muxftp: ${files} (${bytes})${failed}${notStarted}${skipped} in ${formatDuration(elapsed)} (${rate})`;
   }
 }
 
@@ -98,23 +141,22 @@ class SummaryOnFailure implements TransferProgress {
     this.tally.notStarted += count;
   }
   begin(): TransferMeter {
-    let reported = 0;
+    const bytes = new TransferBytes();
     let ended = false;
     return {
       update: (bytesDone) => {
-        reported = bytesDone;
+        bytes.update(bytesDone);
+      },
+      continuing: (fromBytes) => {
+        bytes.continuing(fromBytes);
       },
       retry() {},
       busy() {},
       end: (ok) => {
         if (ended) return;
         ended = true;
-        if (ok) {
-          this.tally.succeeded++;
-          this.tally.succeededBytes += reported;
-        } else {
-          this.tally.failed++;
-        }
+        if (ok) this.tally.succeededWith(bytes);
+        else this.tally.failed++;
       },
     };
   }
@@ -159,7 +201,7 @@ class HiddenProgress implements TransferProgress {
   failedBeforeStart(): void {}
   notStarted(): void {}
   begin(): TransferMeter {
-    return { update() {}, retry() {}, busy() {}, end() {} };
+    return { update() {}, continuing() {}, retry() {}, busy() {}, end() {} };
   }
   skipped(): void {}
   log(): void {}
@@ -228,6 +270,7 @@ function fitLine(columns: number, name: string, bar: (width: number) => string, 
 
 interface FilePayload {
   name: string;
+  /** Of the bytes moved in this run (TransferBytes.moved). */
   rate: RateMeter;
   sizeKnown: boolean;
   /** Once the transfer is over, while its bar waits for the next (shown instead of a rate). */
@@ -235,6 +278,7 @@ interface FilePayload {
 }
 
 interface TotalPayload {
+  /** Of the bytes moved in this run, not of the bytes done. */
   rate: RateMeter;
   /** Transfers in flight whose size is not known yet (stdin): until then the total is not either. */
   unknownSizes: number;
@@ -319,6 +363,7 @@ class BarProgress implements TransferProgress {
   }
   private expectedBytes = 0;
   private doneBytes = 0;
+  private movedBytes = 0;
   private readonly tally = new RunTally();
 
   constructor(stream: NodeJS.WriteStream) {
@@ -390,7 +435,7 @@ class BarProgress implements TransferProgress {
     if (this.idleBars.length > 0 || this.fileBars < this.maxFileBars) this.showBar(slot);
     else this.waitingForBar.push(slot);
     this.totalPayload.notShown = this.waitingForBar.length;
-    let reported = 0;
+    const bytes = new TransferBytes();
     let ended = false;
     if (size === undefined) this.totalPayload.unknownSizes++;
     const sizeLearned = (learned: number): void => {
@@ -400,10 +445,11 @@ class BarProgress implements TransferProgress {
     return {
       update: (bytesDone, bytesTotal) => {
         if (ended) return;
-        this.doneBytes += bytesDone - reported;
-        reported = bytesDone;
-        payload.rate.record(bytesDone);
-        this.totalRate.record(this.doneBytes);
+        const moved = bytes.moved;
+        this.doneBytes += bytes.update(bytesDone);
+        this.movedBytes += bytes.moved - moved;
+        payload.rate.record(bytes.moved);
+        this.totalRate.record(this.movedBytes);
         const total = bytesTotal ?? size;
         if (total !== undefined) {
           if (size === undefined && !payload.sizeKnown) sizeLearned(total);
@@ -417,6 +463,13 @@ class BarProgress implements TransferProgress {
         slot.bar?.update(bytesDone);
         this.refreshTotal();
       },
+      continuing: (fromBytes) => {
+        if (ended) return;
+        // The bar shows them with the next update, which comes with the size when it was unknown.
+        this.doneBytes += bytes.continuing(fromBytes);
+        slot.value = fromBytes;
+        this.refreshTotal();
+      },
       retry: (attempt, of) => {
         payload.name = `${name} (retry ${attempt}/${of})`;
       },
@@ -426,13 +479,9 @@ class BarProgress implements TransferProgress {
       end: (ok) => {
         if (ended) return;
         ended = true;
-        if (!payload.sizeKnown) sizeLearned(reported);
-        if (ok) {
-          this.tally.succeeded++;
-          this.tally.succeededBytes += reported;
-        } else {
-          this.tally.failed++;
-        }
+        if (!payload.sizeKnown) sizeLearned(bytes.done);
+        if (ok) this.tally.succeededWith(bytes);
+        else this.tally.failed++;
         payload.ended = ok ? 'done' : 'failed';
         this.hideBar(slot);
       },

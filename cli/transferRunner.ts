@@ -343,6 +343,14 @@ async function runOne(
     else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
   };
   const sayRestart = (reason: string): void => say(`muxftp: ${run.command} ${name}: ${reason}`);
+  // Said once, and only on a terminal, as the bars are: a script reads --json's continuedFrom.
+  let saidContinuing = false;
+  const onContinue = (fromBytes: number): void => {
+    meter.continuing(fromBytes);
+    if (!progress.visible || saidContinuing) return;
+    saidContinuing = true;
+    progress.log(`muxftp: ${run.command} ${name}: continuing from ${formatBytes(fromBytes)}`);
+  };
   // Refusals SERVER_BUSY on a connection still up: tried again on it, for a while (busyRetries.ts).
   const busyRetries = new BusyRetries();
   // What a try hashed of a partial file (get -c, put -c) is not hashed again by the next.
@@ -367,6 +375,7 @@ async function runOne(
       const done = await run.perform(job, client, {
         signal,
         localDigests,
+        onContinue,
         onProgress: (bytesDone, bytesTotal) => {
           bytes = bytesDone;
           meter.update(bytesDone, bytesTotal);

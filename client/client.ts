@@ -225,6 +225,12 @@ export interface TransferOptions {
    */
   onNothingKept?: () => void;
   /**
+   * A transfer that continues (put or get with `continue`, a get with `resumeKept`): told once
+   * the server agreed where it continues, before the rest moves, with the bytes already at the
+   * destination (`onProgress` counts them among the bytes done; they are not moved again).
+   */
+  onContinue?: (fromBytes: number) => void;
+  /**
    * get to a local path only: when the download fails (anything but a failed verification:
    * the connection lost, the server's error, a cancel), keep its whole 4 MiB blocks in a hidden
    * file beside the target, `.muxftp-get-<hash>.part` (it replaces what an earlier failure kept
@@ -829,6 +835,7 @@ export class Client {
       plan = { byteSource, request, offset: 0, prefix: [] };
     }
     const { byteSource, offset, prefix } = plan;
+    if (offset > 0) options.onContinue?.(offset);
     const takesWindow = offset === 0 && this.uploadInitialWindow > 0;
     const declines = takesWindow && this.declinesInitialWindow(options);
     const request: RequestOf<'upload'> = { ...plan.request };
@@ -1118,7 +1125,9 @@ export class Client {
         sink ?? resume!.sink,
         options.onProgress,
         { resolve, reject },
-        resume,
+        resume === undefined || options.onContinue === undefined
+          ? resume
+          : { ...resume, onContinue: options.onContinue },
         typeof options.onPartialKept === 'function' ? options.onPartialKept : undefined,
         { times: options.keepTimes, modes: options.keepModes },
       );

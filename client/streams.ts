@@ -220,6 +220,8 @@ export interface GetResume {
    * is refused as such. Unset for a partial file a retry kept (the digests decide there).
    */
   localSize?: number;
+  /** Told the offset the server continues from, once its blocks matched (TransferOptions.onContinue). */
+  onContinue?: (fromBytes: number) => void;
 }
 
 /** A listing asked with `maxEntries` had more: cancelled once its REPLY frames said so. */
@@ -343,6 +345,7 @@ export class GetCall extends ClientStream {
     this.remoteMtime = reply.mtime;
     this.remoteMode = reply.mode;
     if (this.resume !== undefined && !this.acceptResume(this.resume, result)) return;
+    if (this.resumedFrom > 0) this.resume?.onContinue?.(this.resumedFrom);
     this.onProgress?.(this.resumedFrom, this.expectedSize);
     if (this.host.downloadThrottle !== undefined) this.grantCredit();
   }
