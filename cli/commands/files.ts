@@ -13,6 +13,7 @@ import { planningLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing, formatSpace } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
+import { type ListingOrder, sortEntries, sortTree } from '../listingOrder.js';
 import { type ModeArgument, parseModeArgument } from '../modeArgument.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
@@ -45,7 +46,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('ls')
     .summary('list a remote directory')
     .description(
-      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path.",
+      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path. Sorted by name, as ls(1): newest first with -t, largest first with -S (ties by name), the other way with --reverse; with -r, within each directory. --json keeps the order.",
     )
     .argument('[path]', 'remote directory or file (default: the root)')
     .option(
@@ -60,6 +61,9 @@ export function registerFileCommands(program: Command, output: Output): void {
       commanderParser(parsePositiveInteger),
     )
     .option('-H, --human', HUMAN_SIZES)
+    .addOption(new Option('-t', 'sort by modification time, newest first').conflicts('S'))
+    .addOption(new Option('-S', 'sort by size, largest first (a directory as 0)').conflicts('t'))
+    .option('--reverse', 'reverse the order (ls -r; here -r is --recursive)')
     .option('-l, --long', "also each entry's permission bits, as ls -l shows them (rwxr-xr-x)")
     // `ls -lh`, as everyone types it, lists: -h was help, which printed usage and exited 0.
     .addOption(new Option('-h').hideHelp())
@@ -78,11 +82,18 @@ export function registerFileCommands(program: Command, output: Output): void {
           human?: boolean;
           h?: boolean;
           long?: boolean;
+          t?: boolean;
+          S?: boolean;
+          reverse?: boolean;
         },
         command: Command,
       ) => {
         const global = begin(command);
         const format = { human: options.human === true || options.h === true, long: options.long === true };
+        const order: ListingOrder = {
+          by: options.t === true ? 'time' : options.S === true ? 'size' : 'name',
+          reverse: options.reverse === true,
+        };
         await withClient(global, output, async (client) => {
           try {
             const given = path ?? '/';
@@ -90,7 +101,7 @@ export function registerFileCommands(program: Command, output: Output): void {
               options.recursive === true || options.R === true || options.maxDepth !== undefined;
             if (isRemotePattern(given)) {
               if (recursive) throw new MuxftpError('INVALID_PATH', 'ls -r lists a directory, not a pattern');
-              const entries = await listMatches(client, given);
+              const entries = sortEntries(await listMatches(client, given), order);
               if (output.json) output.printJson(entries);
               else for (const line of formatListing(entries, format)) output.printLine(line);
               return;
@@ -99,10 +110,14 @@ export function registerFileCommands(program: Command, output: Output): void {
             const remote = remotePathRequired(literal);
             if (recursive) {
               const maxDepth = options.maxDepth ?? Number.POSITIVE_INFINITY;
-              await listRecursively(client, remote, literal.endsWith('/'), output, { maxDepth, ...format });
+              await listRecursively(client, remote, literal.endsWith('/'), output, {
+                maxDepth,
+                order,
+                ...format,
+              });
               return;
             }
-            const entries = await listOrStat(client, remote, literal.endsWith('/'));
+            const entries = sortEntries(await listOrStat(client, remote, literal.endsWith('/')), order);
             if (output.json) output.printJson(entries);
             else for (const line of formatListing(entries, format)) output.printLine(line);
           } catch (error) {
@@ -475,7 +490,7 @@ async function listRecursively(
   path: string,
   directoryOnly: boolean,
   output: Output,
-  options: { maxDepth: number; human: boolean; long: boolean },
+  options: { maxDepth: number; order: ListingOrder; human: boolean; long: boolean },
 ): Promise<void> {
   const tree = await walkRemoteTree(client, path, planningLimit(DEFAULTS.parallel, client), options.maxDepth);
   const top = tree.problems.find((problem) => problem.relative === '');
@@ -487,10 +502,10 @@ async function listRecursively(
     else for (const line of formatListing([entry], options)) output.printLine(line);
     return;
   }
-  if (output.json)
-    output.printJson(tree.entries.map(({ relative, entry }) => ({ ...entry, path: relative })));
+  const entries = sortTree(tree.entries, options.order);
+  if (output.json) output.printJson(entries.map(({ relative, entry }) => ({ ...entry, path: relative })));
   else {
-    const byPath = tree.entries.map(({ relative, entry }) => ({ ...entry, name: relative }));
+    const byPath = entries.map(({ relative, entry }) => ({ ...entry, name: relative }));
     for (const line of formatListing(byPath, options)) output.printLine(line);
   }
   for (const problem of tree.problems)
