@@ -857,7 +857,7 @@ describe('muxftp CLI', () => {
     const ls = await runCli(['ls', '--help']);
     expect(ls.code).toBe(0);
     const help = ls.stdout.toString();
-    expect(help).toContain('remote directory or file (default: the root)\n');
+    expect(help).toContain('remote directories or files (default: the root)\n');
     expect(help).toMatch(/Global Options:[\s\S]*--server <host:port>[\s\S]*--json/);
     for (const command of ['put', 'get', 'stat', 'rm', 'mkdir', 'mv']) {
       expect((await runCli([command, '--help'])).stdout.toString()).toContain('--server <host:port>');

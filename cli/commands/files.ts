@@ -9,6 +9,7 @@ import {
   type IntegrityAlgorithm,
   isIntegrityAlgorithm,
 } from '../../shared/integrity/algorithms.js';
+import { printable } from '../../shared/printable.js';
 import { planningLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing, formatSpace } from '../entryFormat.js';
@@ -44,11 +45,11 @@ export function registerFileCommands(program: Command, output: Output): void {
 
   program
     .command('ls')
-    .summary('list a remote directory')
+    .summary('list remote directories')
     .description(
-      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path. Sorted by name, as ls(1): newest first with -t, largest first with -S (ties by name), the other way with --reverse; with -r, within each directory. --json keeps the order.",
+      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path. Sorted by name, as ls(1): newest first with -t, largest first with -S (ties by name), the other way with --reverse; with -r, within each directory. --json keeps the order. Several paths, as ls(1): the files first, then each directory under a 'PATH:' line; one that fails is a line on stderr, the others are still listed.",
     )
-    .argument('[path]', 'remote directory or file (default: the root)')
+    .argument('[path...]', 'remote directories or files (default: the root)')
     .option(
       '-r, --recursive',
       'also list every directory below it, each entry by its path relative to the one given',
@@ -74,7 +75,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .helpOption('--help', 'display help for command')
     .action(
       async (
-        path: string | undefined,
+        paths: string[],
         options: {
           recursive?: boolean;
           R?: boolean;
@@ -90,51 +91,46 @@ export function registerFileCommands(program: Command, output: Output): void {
       ) => {
         const global = begin(command);
         const format = { human: options.human === true || options.h === true, long: options.long === true };
-        const order: ListingOrder = {
-          by: options.t === true ? 'time' : options.S === true ? 'size' : 'name',
-          reverse: options.reverse === true,
+        const how: ListingRequest = {
+          recursive: options.recursive === true || options.R === true || options.maxDepth !== undefined,
+          maxDepth: options.maxDepth ?? Number.POSITIVE_INFINITY,
+          order: {
+            by: options.t === true ? 'time' : options.S === true ? 'size' : 'name',
+            reverse: options.reverse === true,
+          },
         };
+        const operands = paths.length > 0 ? paths : ['/'];
+        const several = operands.length > 1;
+        if (several)
+          output.setJsonFailureShape((error) =>
+            operands.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
+          );
         await withClient(global, output, async (client) => {
-          try {
-            const given = path ?? '/';
-            const recursive =
-              options.recursive === true || options.R === true || options.maxDepth !== undefined;
-            if (isRemotePattern(given)) {
-              if (recursive) throw new MuxftpError('INVALID_PATH', 'ls -r lists a directory, not a pattern');
-              const entries = sortEntries(await listMatches(client, given), order);
-              if (output.json) output.printJson(entries);
-              else for (const line of formatListing(entries, format)) output.printLine(line);
-              return;
+          const listed: ListedOperand[] = [];
+          // One at a time, in order: each failure is said as it comes, before any table (as ls(1)).
+          for (const given of operands) {
+            try {
+              listed.push({ given, listing: await listingOf(client, given, how) });
+            } catch (error) {
+              output.failure(`ls ${shownArgument(given)}`, error);
+              listed.push({ given, error });
             }
-            const literal = literalRemoteArgument(given);
-            const remote = remotePathRequired(literal);
-            if (recursive) {
-              const maxDepth = options.maxDepth ?? Number.POSITIVE_INFINITY;
-              await listRecursively(client, remote, literal.endsWith('/'), output, {
-                maxDepth,
-                order,
-                ...format,
-              });
-              return;
-            }
-            const entries = sortEntries(await listOrStat(client, remote, literal.endsWith('/')), order);
-            if (output.json) output.printJson(entries);
-            else for (const line of formatListing(entries, format)) output.printLine(line);
-          } catch (error) {
-            output.failure(`ls ${path === undefined ? '/' : shownArgument(path)}`, error);
-            if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
           }
+          if (several) printListings(listed, output, { ...format, order: how.order });
+          else printListing(listed[0]!, output, { ...format, recursive: how.recursive });
         });
       },
     );
 
   program
     .command('stat')
-    .summary('show one remote entry')
-    .description("Show one remote entry: type, size, modification time; with --hash, the file's digest.")
+    .summary('show remote entries')
+    .description(
+      "Show remote entries: type, size, modification time; with --hash, a file's digest. Several paths: each in turn, a blank line between; one that fails is a line on stderr, the others still shown.",
+    )
     // Required, though declared optional: `stat --hash FILE` hands it to --hash's value first.
-    .usage('[options] <path>')
-    .argument('[path]', 'remote file or directory (required; before or after --hash)')
+    .usage('[options] <path...>')
+    .argument('[path...]', 'remote files or directories (at least one; before or after --hash)')
     .option(
       '--hash [algorithm]',
       "also print the file's content digest: xxh128, or sha256 (Dropbox's content_hash, not sha256sum's); default: the connection's",
@@ -142,30 +138,35 @@ export function registerFileCommands(program: Command, output: Output): void {
       (value: string): IntegrityAlgorithm | { path: string } =>
         isIntegrityAlgorithm(value) ? value : { path: value },
     )
-    .action(async (given: string | undefined, options: { hash?: StatHashOption }, command: Command) => {
-      const { path, hash } = statArguments(given, options.hash, command);
+    .action(async (given: string[], options: { hash?: StatHashOption }, command: Command) => {
+      const { paths, hash } = statArguments(given, options.hash, command);
+      const several = paths.length > 1;
+      if (several)
+        output.setJsonFailureShape((error) =>
+          paths.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
+        );
       const global = begin(command);
       await withClient(global, output, async (client) => {
-        try {
-          const remote = remotePathRequired(path);
-          if (hash !== undefined) {
-            const result = await client.digest(remote, hash === true ? client.integrity : hash);
-            if (output.json)
-              output.printJson({ ...result.entry, algorithm: result.algorithm, digest: result.digest });
-            else {
-              for (const line of formatEntryDetails(remote, result.entry)) output.printLine(line);
-              output.printLine(`${result.algorithm.padEnd(6)} ${result.digest}`);
-            }
-            return;
+        // --json: what `stat PATH` prints; with several paths, one `{path, ok, entry | error}` each.
+        const results: unknown[] = [];
+        let printed = false;
+        for (const path of paths) {
+          try {
+            const { remote, entry, digest } = await statOf(client, path, hash);
+            const json = digest === undefined ? entry : { ...entry, ...digest };
+            results.push(several ? { path, ok: true, entry: json } : json);
+            if (output.json) continue;
+            if (printed) output.printLine('');
+            for (const line of formatEntryDetails(remote, entry)) output.printLine(line);
+            if (digest !== undefined) output.printLine(`${digest.algorithm.padEnd(6)} ${digest.digest}`);
+            printed = true;
+          } catch (error) {
+            output.failure(`stat ${shownArgument(path)}`, error);
+            const failed = { ok: false, error: errorInfo(error) };
+            results.push(several ? { path, ...failed } : failed);
           }
-          const entry = await client.stat(remote);
-          if (path.endsWith('/') && entry.type !== 'dir') throw notADirectory(remote);
-          if (output.json) output.printJson(entry);
-          else for (const line of formatEntryDetails(remote, entry)) output.printLine(line);
-        } catch (error) {
-          output.failure(`stat ${shownArgument(path)}`, error);
-          if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
         }
+        if (output.json) output.printJson(several ? results : results[0]);
       });
     });
 
@@ -478,48 +479,161 @@ async function removeEmptyDirectory(client: Client, path: string): Promise<void>
   }
 }
 
+/** How `ls` lists each of its paths. */
+interface ListingRequest {
+  /** -r: every directory below too, to `maxDepth` levels (1: the directory's own entries). */
+  recursive: boolean;
+  maxDepth: number;
+  order: ListingOrder;
+}
+
+/** What `ls` found at one path. */
+type Listing =
+  /**
+   * A file (its own entry: `ls FILE` shows it, as ls(1) does), or a pattern's matches (each named
+   * by its path, as `ls -d` shows them).
+   */
+  | { kind: 'entries'; entries: WireEntry[]; file: boolean }
+  /**
+   * A directory's entries, each by its path relative to it (`-r`: the whole tree below it, each
+   * directory's entries right after it); `problems`: the parts of the tree that could not be
+   * listed or named, each a failure line after the table.
+   */
+  | {
+      kind: 'directory';
+      entries: Array<{ relative: string; entry: WireEntry }>;
+      problems: Array<{ remote: string; error: MuxftpError }>;
+    };
+
+/** One path given to `ls`, and what was found there or why nothing was. */
+type ListedOperand = { given: string } & ({ listing: Listing } | { error: unknown });
+
 /**
- * `ls -r DIR`: every entry below DIR by its path relative to DIR, each directory's entries right
- * after it (one table, for grep; --json: the entries, each with its `path`). A directory that
- * cannot be listed, or a name the server should not have sent, is a failure line of its own
- * after the table: what could be listed is still shown, and the command fails. An entry that is
- * neither file nor directory is listed, as plain `ls` lists it.
+ * What `ls` lists at one path given: a pattern's matches, a file's entry, or a directory's entries
+ * (`-r`: the tree below it), sorted. `FILE/` fails, a trailing '/' naming a directory.
  */
-async function listRecursively(
-  client: Client,
-  path: string,
-  directoryOnly: boolean,
-  output: Output,
-  options: { maxDepth: number; order: ListingOrder; human: boolean; long: boolean },
-): Promise<void> {
-  const tree = await walkRemoteTree(client, path, planningLimit(DEFAULTS.parallel, client), options.maxDepth);
+async function listingOf(client: Client, given: string, how: ListingRequest): Promise<Listing> {
+  if (isRemotePattern(given)) {
+    if (how.recursive) throw new MuxftpError('INVALID_PATH', 'ls -r lists a directory, not a pattern');
+    return {
+      kind: 'entries',
+      entries: sortEntries(await listMatches(client, given), how.order),
+      file: false,
+    };
+  }
+  const literal = literalRemoteArgument(given);
+  const path = remotePathRequired(literal);
+  const directoryOnly = literal.endsWith('/');
+  if (!how.recursive) {
+    try {
+      const entries = sortEntries(await client.list(path), how.order);
+      return {
+        kind: 'directory',
+        entries: entries.map((entry) => ({ relative: entry.name, entry })),
+        problems: [],
+      };
+    } catch (error) {
+      if (error instanceof MuxftpError && error.code === 'NOT_A_DIRECTORY' && !directoryOnly)
+        return { kind: 'entries', entries: [await client.stat(path)], file: true };
+      throw error;
+    }
+  }
+  const tree = await walkRemoteTree(client, path, planningLimit(DEFAULTS.parallel, client), how.maxDepth);
   const top = tree.problems.find((problem) => problem.relative === '');
   if (top !== undefined) {
     // PATH itself could not be listed: a file is shown as plain `ls FILE` shows it.
     if (top.error.code !== 'NOT_A_DIRECTORY' || directoryOnly) throw top.error;
-    const entry = await client.stat(path);
-    if (output.json) output.printJson([entry]);
-    else for (const line of formatListing([entry], options)) output.printLine(line);
-    return;
+    return { kind: 'entries', entries: [await client.stat(path)], file: true };
   }
-  const entries = sortTree(tree.entries, options.order);
-  if (output.json) output.printJson(entries.map(({ relative, entry }) => ({ ...entry, path: relative })));
-  else {
-    const byPath = entries.map(({ relative, entry }) => ({ ...entry, name: relative }));
-    for (const line of formatListing(byPath, options)) output.printLine(line);
-  }
-  for (const problem of tree.problems)
-    if (problem.listed !== true) output.failure(`ls ${problem.remote}`, problem.error);
+  return {
+    kind: 'directory',
+    entries: sortTree(tree.entries, how.order),
+    problems: tree.problems.filter((problem) => problem.listed !== true),
+  };
 }
 
-/** `ls FILE` shows that one entry, as ls(1) does; `ls FILE/` fails, a trailing '/' naming a directory. */
-async function listOrStat(client: Client, path: string, directoryOnly: boolean): Promise<WireEntry[]> {
-  try {
-    return await client.list(path);
-  } catch (error) {
-    if (error instanceof MuxftpError && error.code === 'NOT_A_DIRECTORY' && !directoryOnly)
-      return [await client.stat(path)];
-    throw error;
+/** A directory's entries as the table shows them: each named by its path relative to it. */
+const byRelativePath = (listing: Extract<Listing, { kind: 'directory' }>): WireEntry[] =>
+  listing.entries.map(({ relative, entry }) => ({ ...entry, name: relative }));
+
+/** A directory's entries as --json prints them: `-r` adds each one's `path` below the directory. */
+const entriesAsJson = (listing: Listing, recursive: boolean): WireEntry[] =>
+  listing.kind === 'entries'
+    ? listing.entries
+    : listing.entries.map(({ relative, entry }) => (recursive ? { ...entry, path: relative } : entry));
+
+/**
+ * `ls PATH`: its table (--json: its entries), and after it a failure line for each part of a
+ * tree that could not be listed: what could be is still shown, and the command fails.
+ */
+function printListing(
+  operand: ListedOperand,
+  output: Output,
+  options: { human: boolean; long: boolean; recursive: boolean },
+): void {
+  if (!('listing' in operand)) {
+    if (output.json) output.printJson({ ok: false, error: errorInfo(operand.error) });
+    return;
+  }
+  const { listing } = operand;
+  if (output.json) output.printJson(entriesAsJson(listing, options.recursive));
+  else {
+    const entries = listing.kind === 'entries' ? listing.entries : byRelativePath(listing);
+    for (const line of formatListing(entries, options)) output.printLine(line);
+  }
+  if (listing.kind === 'directory')
+    for (const problem of listing.problems) output.failure(`ls ${problem.remote}`, problem.error);
+}
+
+/**
+ * `ls PATH...`, as ls(1) lays out several: the files (and patterns' matches) first, in one table,
+ * each named by its path and sorted; then each directory in the order given, under a `PATH:`
+ * line, a blank line between. --json: one `{path, ok, entries}` (what `ls PATH` alone prints) or
+ * `{path, ok: false, error}` per path, in the order given; a tree listed in part is `ok: false`
+ * with the entries it did list and the first `error`.
+ */
+function printListings(
+  operands: readonly ListedOperand[],
+  output: Output,
+  options: { human: boolean; long: boolean; order: ListingOrder },
+): void {
+  if (output.json) {
+    output.printJson(
+      operands.map(({ given, ...found }) => {
+        if (!('listing' in found)) return { path: given, ok: false, error: errorInfo(found.error) };
+        const entries = entriesAsJson(found.listing, found.listing.kind === 'directory');
+        const problem = found.listing.kind === 'directory' ? found.listing.problems[0] : undefined;
+        return problem === undefined
+          ? { path: given, ok: true, entries }
+          : { path: given, ok: false, entries, error: errorInfo(problem.error) };
+      }),
+    );
+  }
+  const files: WireEntry[] = [];
+  for (const operand of operands) {
+    if (!('listing' in operand) || operand.listing.kind !== 'entries') continue;
+    const { entries, file } = operand.listing;
+    // A file by its path as given (`ls a/x b/` shows `a/x`), as a pattern's matches are.
+    files.push(
+      ...(file
+        ? entries.map((entry) => ({ ...entry, name: literalRemoteArgument(operand.given) }))
+        : entries),
+    );
+  }
+  let printed = false;
+  if (!output.json && files.length > 0) {
+    for (const line of formatListing(sortEntries(files, options.order), options)) output.printLine(line);
+    printed = true;
+  }
+  for (const operand of operands) {
+    if (!('listing' in operand) || operand.listing.kind !== 'directory') continue;
+    if (!output.json) {
+      if (printed) output.printLine('');
+      output.printLine(`${printable(operand.given)}:`);
+      for (const line of formatListing(byRelativePath(operand.listing), options)) output.printLine(line);
+      printed = true;
+    }
+    for (const problem of operand.listing.problems) output.failure(`ls ${problem.remote}`, problem.error);
   }
 }
 
@@ -627,22 +741,41 @@ async function operateOnEach(
 type StatHashOption = IntegrityAlgorithm | true | { path: string };
 
 /**
- * The path and digest algorithm of `stat`, however the words came: `stat P --hash [A]` and
+ * The paths and digest algorithm of `stat`, however the words came: `stat P --hash [A]` and
  * `stat --hash [A] P`, where commander's optional value would otherwise swallow P in `stat --hash P`.
  */
 function statArguments(
-  given: string | undefined,
+  given: string[],
   hash: StatHashOption | undefined,
   command: Command,
-): { path: string; hash: IntegrityAlgorithm | true | undefined } {
+): { paths: string[]; hash: IntegrityAlgorithm | true | undefined } {
   const swallowed = typeof hash === 'object' ? hash.path : undefined;
-  if (given !== undefined && swallowed !== undefined) {
-    // Both a path and a --hash value that names no algorithm: that value was meant as one.
+  if (given.length > 0 && swallowed !== undefined) {
+    // Both paths and a --hash value that names no algorithm: that value was meant as one.
     command.error(
       `error: option '--hash [algorithm]' argument '${swallowed}' is invalid. expected one of ${INTEGRITY_ALGORITHMS.join(', ')}.`,
     );
   }
-  const path = given ?? swallowed;
-  if (path === undefined) command.error("error: missing required argument 'path'");
-  return { path, hash: swallowed !== undefined ? true : (hash as IntegrityAlgorithm | true | undefined) };
+  const paths = swallowed === undefined ? given : [swallowed];
+  if (paths.length === 0) command.error("error: missing required argument 'path'");
+  return { paths, hash: swallowed !== undefined ? true : (hash as IntegrityAlgorithm | true | undefined) };
+}
+
+/**
+ * `stat PATH`: its entry, and with `hash` its content digest; `PATH/` of a file fails
+ * NOT_A_DIRECTORY, a trailing '/' naming a directory.
+ */
+async function statOf(
+  client: Client,
+  path: string,
+  hash: IntegrityAlgorithm | true | undefined,
+): Promise<{ remote: string; entry: WireEntry; digest?: { algorithm: IntegrityAlgorithm; digest: string } }> {
+  const remote = remotePathRequired(path);
+  if (hash !== undefined) {
+    const result = await client.digest(remote, hash === true ? client.integrity : hash);
+    return { remote, entry: result.entry, digest: { algorithm: result.algorithm, digest: result.digest } };
+  }
+  const entry = await client.stat(remote);
+  if (path.endsWith('/') && entry.type !== 'dir') throw notADirectory(remote);
+  return { remote, entry };
 }
