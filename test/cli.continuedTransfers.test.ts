@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli, stopChildren } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const MiB = 1024 * 1024;
@@ -20,16 +20,7 @@ const tempDirs = new TempDirs('muxftp-continued-');
 const children = new Set<ChildProcess>();
 
 afterEach(async () => {
-  await Promise.all(
-    [...children].map(async (child) => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
-    }),
-  );
-  children.clear();
+  await stopChildren(children);
   await tempDirs.removeAll();
 });
 

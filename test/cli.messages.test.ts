@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli, stopChildren } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 
@@ -24,16 +24,7 @@ const servers = new Set<ChildProcess>();
 const locked: string[] = [];
 
 afterEach(async () => {
-  await Promise.all(
-    [...servers].map(async (child) => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
-    }),
-  );
-  servers.clear();
+  await stopChildren(servers);
   for (const dir of locked.splice(0)) await chmod(dir, 0o755).catch(() => {});
   await tempDirs.removeAll();
 });

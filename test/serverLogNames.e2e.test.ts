@@ -47,6 +47,25 @@ const UNSAFE = [
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const UNSAFE_IN_LINE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
 
+/** The log of a server (one user, alice) after one failed login as `user`. */
+async function logOfFailedLogin(user: string): Promise<string> {
+  const users = addUser(emptyUsersFile(), {
+    name: 'alice',
+    passwordHash: await hashPassword('alice-secret'),
+    permissions: [...PERMISSIONS],
+  });
+  server = await startServer({
+    accounts: new Accounts({ users }),
+    loginFailureDelayMs: 1,
+    maxLoginFailureDelayMs: 1,
+  });
+  const peer = await RawPeer.open(server.port);
+  peers.push(peer);
+  peer.write(encodeAuth({ user, password: 'guess' }));
+  await peer.waitFor((f) => f.type === FrameType.AUTH);
+  return server.logs.join('\n');
+}
+
 describe('names from clients in the server log', () => {
   it('show C1 and bidi controls as ?: an uploaded path', async () => {
     server = await startServer();
@@ -60,21 +79,7 @@ describe('names from clients in the server log', () => {
   });
 
   it('a user name that fails to log in', async () => {
-    const users = addUser(emptyUsersFile(), {
-      name: 'alice',
-      passwordHash: await hashPassword('alice-secret'),
-      permissions: [...PERMISSIONS],
-    });
-    server = await startServer({
-      accounts: new Accounts({ users }),
-      loginFailureDelayMs: 1,
-      maxLoginFailureDelayMs: 1,
-    });
-    const peer = await RawPeer.open(server.port);
-    peers.push(peer);
-    peer.write(encodeAuth({ user: `root\u202e\u0085x`, password: 'guess' }));
-    await peer.waitFor((f) => f.type === FrameType.AUTH);
-    const log = server.logs.join('\n');
+    const log = await logOfFailedLogin('root\u202e\u0085x');
     // No whitespace or quote once shown: bare, as a plain name is (printableName).
     expect(log).toContain('failed login as root??x (');
     expect(log).not.toMatch(UNSAFE_IN_LINE);
@@ -186,21 +191,8 @@ describe('names with spaces or quotes in the server log', () => {
   });
 
   it('quote a user name with a space that fails to log in', async () => {
-    const users = addUser(emptyUsersFile(), {
-      name: 'alice',
-      passwordHash: await hashPassword('alice-secret'),
-      permissions: [...PERMISSIONS],
-    });
-    server = await startServer({
-      accounts: new Accounts({ users }),
-      loginFailureDelayMs: 1,
-      maxLoginFailureDelayMs: 1,
-    });
-    const peer = await RawPeer.open(server.port);
-    peers.push(peer);
-    peer.write(encodeAuth({ user: 'alice (admin)', password: 'guess' }));
-    await peer.waitFor((f) => f.type === FrameType.AUTH);
-    expect(server.logs.join('\n')).toMatch(/ failed login as "alice \(admin\)" \(\d+ attempts left\)/);
+    const log = await logOfFailedLogin('alice (admin)');
+    expect(log).toMatch(/ failed login as "alice \(admin\)" \(\d+ attempts left\)/);
   });
 });
 

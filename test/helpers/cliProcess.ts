@@ -2,7 +2,7 @@
  * Runs the built `muxftp` CLI as a child process, the way a user would, and collects its exit
  * code and stderr. Killed after `timeoutMs` so a hung command fails its test instead of the run.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 export const CLI_BIN = join(import.meta.dirname, '..', '..', 'bin', 'muxftp.js');
@@ -75,4 +75,18 @@ export function runCli(
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/** Stops (SIGTERM) each of `children` still running, waits for each to exit, and forgets them. */
+export async function stopChildren(children: Set<ChildProcess>): Promise<void> {
+  await Promise.all(
+    [...children].map(async (child) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }),
+  );
+  children.clear();
 }
