@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { CLI_BIN, runCli, stopChildren } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const MiB = 1024 * 1024;
@@ -24,31 +24,9 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-/** `muxftp serve --port 0 --root ROOT …`, once it has printed its listening line. */
+/** `muxftp serve --port 0 --root ROOT …`, once it has printed its listening line: its port. */
 async function serve(root: string, args: string[] = []): Promise<number> {
-  const env = { ...process.env };
-  delete env.MUXFTP_SERVER;
-  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root, ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  return new Promise<number>((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => reject(new Error('serve did not start')), 10_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /listening on 127\.0\.0\.1:(\d+) /.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited ${code}`));
-    });
-  });
+  return (await startServeChild(['--root', root, ...args], children)).port;
 }
 
 /** `muxftp ARGS` on a pseudo-terminal, in `cwd`: its exit status and all it showed. */

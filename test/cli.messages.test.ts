@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { CLI_BIN, runCli, stopChildren } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 
@@ -35,44 +35,16 @@ async function serve(
   cwd: string,
   as: { uid?: number; gid?: number } = {},
 ): Promise<{ port: number; server: string[] }> {
-  const env = { ...process.env };
-  delete env.MUXFTP_SERVER;
-  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', ...args], {
-    cwd,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    ...as,
-  });
-  servers.add(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /listening on 127\.0\.0\.1:(\d+) /.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited ${code}: ${stderr}`));
-    });
-  });
+  const { port } = await startServeChild(args, servers, { cwd, ...as });
   return { port, server: ['--server', `127.0.0.1:${port}`] };
 }
 
-/** A port on 127.0.0.1 that nothing listens on (bound, then let go). */
 /** What a served root holds, sorted, leaving out the running server's lock (one server per root). */
 async function servedFiles(root: string): Promise<string[]> {
   return (await readdir(root, { recursive: true })).filter((name) => name !== SERVED_ROOT_LOCK_NAME).sort();
 }
 
+/** A port on 127.0.0.1 that nothing listens on (bound, then let go). */
 function closedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();

@@ -90,3 +90,43 @@ export async function stopChildren(children: Set<ChildProcess>): Promise<void> {
   );
   children.clear();
 }
+
+/**
+ * `muxftp serve --port 0 ARGS` (MUXFTP_SERVER unset), added to `children` for stopChildren, once
+ * it has printed its listening line: its port, and what it has written to stderr so far.
+ */
+export async function startServeChild(
+  args: string[],
+  children: Set<ChildProcess>,
+  options: { cwd?: string; uid?: number; gid?: number } = {},
+): Promise<{ port: number; stderr: () => string }> {
+  const env = { ...process.env };
+  delete env.MUXFTP_SERVER;
+  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...options,
+  });
+  children.add(child);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /listening on 127\.0\.0\.1:(\d+) /.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited ${code}: ${stderr}`));
+    });
+  });
+  return { port, stderr: () => stderr };
+}
