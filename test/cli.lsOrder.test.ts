@@ -7,7 +7,7 @@
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from './helpers/cliProcess.js';
+import { lsNameColumn, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -20,12 +20,7 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-/** The name column of `ls` table lines: what follows the date and time. */
-const names = (stdout: string): string[] =>
-  stdout
-    .trim()
-    .split('\n')
-    .map((line) => line.replace(/^.*\d\d:\d\d:\d\d {2}/, ''));
+const names = lsNameColumn;
 
 const at = (year: number): Date => new Date(Date.UTC(year, 0, 1));
 

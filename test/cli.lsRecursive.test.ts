@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../shared/errors.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { EntryInfo } from '../storage/types.js';
-import { runCli } from './helpers/cliProcess.js';
+import { lsNameColumn, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -24,12 +24,7 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-/** The name column of `ls` table lines: what follows the date and time. */
-const names = (stdout: string): string[] =>
-  stdout
-    .trim()
-    .split('\n')
-    .map((line) => line.replace(/^\S+\s+\S+\s+\S+ \S+\s+/, ''));
+const names = lsNameColumn;
 
 async function serveTree(): Promise<string[]> {
   server = await startServer({ backend: 'disk' });

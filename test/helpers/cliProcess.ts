@@ -130,3 +130,11 @@ export async function startServeChild(
   });
   return { port, stderr: () => stderr };
 }
+
+/** The name column of `ls -l`'s table lines: what follows the date and time. */
+export function lsNameColumn(stdout: string): string[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => line.replace(/^.*\d\d:\d\d:\d\d {2}/, ''));
+}
