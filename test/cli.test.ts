@@ -372,6 +372,10 @@ describe('muxftp CLI', () => {
     expect(before.stdout.toString()).toContain(`xxh128 ${contentDigest('xxh128', bytes).toString('hex')}\n`);
     const named = await runCli(['stat', '--hash', 'sha256', 'hashed/h.bin', ...remote]);
     expect(named.stdout.toString()).toContain(`sha256 ${contentDigest('sha256', bytes).toString('hex')}\n`);
+    // Several paths after --hash: the first is a path too, not a wrong algorithm.
+    const two = await runCli(['stat', '--hash', 'hashed/h.bin', 'hashed/h.bin', ...remote]);
+    expect(two).toMatchObject({ code: 0, stderr: '' });
+    expect(two.stdout.toString().match(/^xxh128 [0-9a-f]{32}$/gm)).toHaveLength(2);
     const wrong = await runCli(['stat', 'hashed/h.bin', '--hash', 'md5', ...remote]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('expected one of xxh128, sha256');

@@ -750,13 +750,14 @@ function statArguments(
   command: Command,
 ): { paths: string[]; hash: IntegrityAlgorithm | true | undefined } {
   const swallowed = typeof hash === 'object' ? hash.path : undefined;
-  if (given.length > 0 && swallowed !== undefined) {
-    // Both paths and a --hash value that names no algorithm: that value was meant as one.
+  // Both paths and a --hash value that names no algorithm: a word like one (`md5`, `sha265`) was
+  // meant as one; one with a '.' or '/' is the first of several paths (`stat --hash a.txt b.txt`).
+  if (given.length > 0 && swallowed !== undefined && /^[a-z][a-z0-9-]*$/i.test(swallowed)) {
     command.error(
       `error: option '--hash [algorithm]' argument '${swallowed}' is invalid. expected one of ${INTEGRITY_ALGORITHMS.join(', ')}.`,
     );
   }
-  const paths = swallowed === undefined ? given : [swallowed];
+  const paths = swallowed === undefined ? given : [swallowed, ...given];
   if (paths.length === 0) command.error("error: missing required argument 'path'");
   return { paths, hash: swallowed !== undefined ? true : (hash as IntegrityAlgorithm | true | undefined) };
 }
