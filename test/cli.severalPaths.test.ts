@@ -83,9 +83,10 @@ describe('ls with several paths', () => {
       { path: 'logs/*.log', ok: true, entries: [{ name: 'logs/a.log', type: 'file', size: 20 }] },
     ]);
 
-    // One path: the entries alone, as before.
+    // One path: the entries alone, as before, and the same entries as each path's among several.
     const one = await runCli([...remote, '--json', 'ls', 'docs'], cwd);
     expect(JSON.parse(one.stdout)).toMatchObject([{ name: 'guide.md' }]);
+    expect(JSON.parse(result.stdout)[0].entries).toEqual(JSON.parse(one.stdout));
   });
 });
 

@@ -376,6 +376,10 @@ describe('muxftp CLI', () => {
     const two = await runCli(['stat', '--hash', 'hashed/h.bin', 'hashed/h.bin', ...remote]);
     expect(two).toMatchObject({ code: 0, stderr: '' });
     expect(two.stdout.toString().match(/^xxh128 [0-9a-f]{32}$/gm)).toHaveLength(2);
+    const bare = await runCli(['stat', '--hash', 'hashed', 'hashed/h.bin', ...remote]);
+    expect(bare.code).toBe(1); // a directory has no digest: the path was taken as one
+    expectOneErrorLine(bare, 'stat hashed', 'IS_A_DIRECTORY');
+    expect(bare.stdout.toString().match(/^xxh128 [0-9a-f]{32}$/gm)).toHaveLength(1);
     const wrong = await runCli(['stat', 'hashed/h.bin', '--hash', 'md5', ...remote]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('expected one of xxh128, sha256');

@@ -116,7 +116,8 @@ export function registerFileCommands(program: Command, output: Output): void {
               listed.push({ given, error });
             }
           }
-          if (several) printListings(listed, output, { ...format, order: how.order });
+          if (several)
+            printListings(listed, output, { ...format, order: how.order, recursive: how.recursive });
           else printListing(listed[0]!, output, { ...format, recursive: how.recursive });
         });
       },
@@ -595,13 +596,13 @@ function printListing(
 function printListings(
   operands: readonly ListedOperand[],
   output: Output,
-  options: { human: boolean; long: boolean; order: ListingOrder },
+  options: { human: boolean; long: boolean; order: ListingOrder; recursive: boolean },
 ): void {
   if (output.json) {
     output.printJson(
       operands.map(({ given, ...found }) => {
         if (!('listing' in found)) return { path: given, ok: false, error: errorInfo(found.error) };
-        const entries = entriesAsJson(found.listing, found.listing.kind === 'directory');
+        const entries = entriesAsJson(found.listing, options.recursive);
         const problem = found.listing.kind === 'directory' ? found.listing.problems[0] : undefined;
         return problem === undefined
           ? { path: given, ok: true, entries }
@@ -737,6 +738,9 @@ async function operateOnEach(
   return results;
 }
 
+/** A word after --hash that was meant as a digest algorithm: a hash family's name, no '.' or '/'. */
+const LIKE_AN_ALGORITHM = /^(xxh|sha|md\d|blake|crc|adler|murmur)[a-z0-9-]*$/i;
+
 /** What `--hash` was given: an algorithm, nothing (true), or a word that is not one (a path). */
 type StatHashOption = IntegrityAlgorithm | true | { path: string };
 
@@ -751,10 +755,10 @@ function statArguments(
 ): { paths: string[]; hash: IntegrityAlgorithm | true | undefined } {
   const swallowed = typeof hash === 'object' ? hash.path : undefined;
   // Both paths and a --hash value that names no algorithm: a word like one (`md5`, `sha265`) was
-  // meant as one; one with a '.' or '/' is the first of several paths (`stat --hash a.txt b.txt`).
-  if (given.length > 0 && swallowed !== undefined && /^[a-z][a-z0-9-]*$/i.test(swallowed)) {
+  // meant as one; anything else is the first of several paths (`stat --hash Makefile LICENSE`).
+  if (given.length > 0 && swallowed !== undefined && LIKE_AN_ALGORITHM.test(swallowed)) {
     command.error(
-      `error: option '--hash [algorithm]' argument '${swallowed}' is invalid. expected one of ${INTEGRITY_ALGORITHMS.join(', ')}.`,
+      `error: option '--hash [algorithm]' argument '${swallowed}' is invalid. expected one of ${INTEGRITY_ALGORITHMS.join(', ')} (if ${swallowed} is a path, put --hash after the paths).`,
     );
   }
   const paths = swallowed === undefined ? given : [swallowed, ...given];
