@@ -150,7 +150,10 @@ class SummaryOnFailure implements TransferProgress {
       continuing: (fromBytes) => {
         bytes.continuing(fromBytes);
       },
-      retry() {},
+      retry: () => {
+        // From zero: what the attempt before moved stays moved, and the new one moves its own.
+        bytes.continuing(0);
+      },
       busy() {},
       end: (ok) => {
         if (ended) return;
@@ -471,7 +474,14 @@ class BarProgress implements TransferProgress {
         this.refreshTotal();
       },
       retry: (attempt, of) => {
+        if (ended) return;
         payload.name = `${name} (retry ${attempt}/${of})`;
+        // From zero (a put reports no 0 before its first chunk): the new attempt's bytes all count
+        // as moved; a retry that continues says from where next (continuing).
+        this.doneBytes += bytes.continuing(0);
+        slot.value = 0;
+        slot.bar?.update(0);
+        this.refreshTotal();
       },
       busy: () => {
         payload.name = `${name} (server busy)`;
