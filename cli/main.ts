@@ -75,11 +75,15 @@ const OTHER_TOOLS_OPTIONS: Readonly<Record<string, string>> = {
   '--include-from': '--include PATTERN, once for each (--exclude-from FILE reads excludes only)',
 };
 
-/** `message` (commander's, without "error: ") with a pointer added for another tool's option. */
+/**
+ * `message` (commander's, without "error: ") with a pointer added for another tool's option, in
+ * place of commander's spelling suggestion (for --include-from it was --exclude-from: the opposite).
+ */
 function withOtherToolsHint(message: string): string {
   const flag = /^unknown option '(-[^'=]*)/.exec(message)?.[1];
   const instead = flag === undefined ? undefined : OTHER_TOOLS_OPTIONS[flag];
-  return instead === undefined ? message : message.replace(/\n?$/, ` (muxftp: ${instead})\n`);
+  if (instead === undefined) return message;
+  return message.replace(/\s*\(Did you mean [^)]*\)/, '').replace(/\n?$/, ` (muxftp: ${instead})\n`);
 }
 
 /** Runs the CLI on `argv` (as in process.argv) and resolves to the exit code. */

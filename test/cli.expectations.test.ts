@@ -522,6 +522,8 @@ describe("other tools' options", () => {
       ['--partial', '-c, --continue'],
       ['-a', 'times and permission bits are kept by default'],
       ['--include-from=keep', '--include PATTERN, once for each'],
+      // Before: commander's "(Did you mean --exclude-from?)" came first, the opposite of the wish.
+      ['--include-from', '--include PATTERN, once for each'],
     ]) {
       const result = await runCli(['put', '-r', 'project', option!, ...at], local);
       expect(result.code).toBe(2);
