@@ -835,7 +835,6 @@ export class Client {
       plan = { byteSource, request, offset: 0, prefix: [] };
     }
     const { byteSource, offset, prefix } = plan;
-    if (offset > 0) options.onContinue?.(offset);
     const takesWindow = offset === 0 && this.uploadInitialWindow > 0;
     const declines = takesWindow && this.declinesInitialWindow(options);
     const request: RequestOf<'upload'> = { ...plan.request };
@@ -866,6 +865,7 @@ export class Client {
         offset,
         prefix,
         !declines,
+        offset > 0 ? options.onContinue : undefined,
       );
       this.open(stream, [encodeOpen(id, request)], options.signal);
     });

@@ -614,6 +614,7 @@ export class PutCall extends ClientStream implements FrameProducer {
   /** A resumed upload's first byte: the server holds those before it. */
   private readonly startOffset: number;
   private readonly takesInitialWindow: boolean;
+  private onContinue: ((fromBytes: number) => void) | undefined;
 
   constructor(
     host: ClientHost,
@@ -627,8 +628,11 @@ export class PutCall extends ClientStream implements FrameProducer {
     prefixBlockDigests: readonly Buffer[] = [],
     /** false: the OPEN declined the handshake's initial window (`"initialWindow": false`). */
     takesInitialWindow = true,
+    /** A resumed upload: told startOffset once the server took it (its first WINDOW). */
+    onContinue?: (fromBytes: number) => void,
   ) {
     super(host, id);
+    this.onContinue = onContinue;
     this.source = source;
     // A resumed upload: the server holds the bytes before startOffset, and the source reads from there.
     this.startOffset = startOffset;
@@ -657,6 +661,11 @@ export class PutCall extends ClientStream implements FrameProducer {
   }
 
   override onWindow(increment: number): void {
+    // A resumed upload's first credit: the server checked the offset and took it (it may refuse
+    // it instead, NOT_FOUND when what it kept is gone), so it continues now.
+    const told = this.onContinue;
+    this.onContinue = undefined;
+    told?.(this.startOffset);
     this.credit.add(increment);
     this.readAhead();
   }

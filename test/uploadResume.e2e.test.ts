@@ -431,15 +431,25 @@ describe('put -c (library: resumable / continue)', () => {
     };
     const first = await env.connect();
     const second = await env.connect();
-    const continuing = first.put('big.bin', source, { continue: true });
+    const told: Array<[string, number]> = [];
+    const continuing = first.put('big.bin', source, {
+      continue: true,
+      onContinue: (from) => told.push(['first', from]),
+    });
     await firstOpened;
-    const refused = second.put('big.bin', source, { continue: true });
+    const refused = second.put('big.bin', source, {
+      continue: true,
+      onContinue: (from) => told.push(['second', from]),
+    });
     // Before: NOT_FOUND "no partial upload to continue", which the CLI read as a missing directory.
     await expect(refused).rejects.toMatchObject({
       code: 'RESOURCE_BUSY',
       message: 'another upload is continuing what the server kept of big.bin: try again once it is over',
     });
     await continuing;
+    // Only the one the server let continue is told so (before: the refused one too, as soon as
+    // the kept blocks matched, though the server then refused it).
+    expect(told).toEqual([['first', 2 * BLOCK]]);
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
   });
 
