@@ -57,6 +57,7 @@ import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
 import { ListingTurns } from './listingTurns.js';
+import type { LogEvent, LogFields } from './logEvents.js';
 import type { OpenFileSlots } from './openFileSlots.js';
 import { admitOpen, RequestRefusal } from './openGate.js';
 import type { ResolvedServerOptions } from './options.js';
@@ -64,7 +65,13 @@ import { OutputProgress } from './outputProgress.js';
 import type { RefusalLog } from './refusalLog.js';
 import { RequestStream } from './requestStream.js';
 import type { ResumableHolder, ResumableUploads } from './resumableUploads.js';
-import { describeRequest, LOGGED_REFUSALS, type ServerStream, type StreamHost } from './stream.js';
+import {
+  LOGGED_REFUSALS,
+  nameRequest,
+  type RequestName,
+  type ServerStream,
+  type StreamHost,
+} from './stream.js';
 import type { UploadBacklogBudget } from './uploadBacklogBudget.js';
 import { UploadStream } from './uploadStream.js';
 
@@ -82,6 +89,11 @@ let nextConnectionNumber = 1;
 /** `address:port` of a TCP or TLS peer; a connection over another duplex stream has no address. */
 export function describePeer(socket: Duplex): string {
   return socket instanceof Socket ? `${socket.remoteAddress}:${socket.remotePort}` : 'in-process stream';
+}
+
+/** The peer as log events' `remote` field: a TCP or TLS peer's `address:port`; none in-process. */
+export function peerLogFields(socket: Duplex): LogFields {
+  return socket instanceof Socket ? { remote: describePeer(socket) } : {};
 }
 
 /**
@@ -140,6 +152,8 @@ const LEFT_LOGIN_LINE = new Error('connection closed while its login check waite
 
 export class ServerConnection implements StreamHost {
   readonly label: string;
+  /** What each of its log events carries: its number, peer, TLS, and once logged in, the user. */
+  private readonly logFields: LogFields;
   /** Before login the whole storage (unused: no stream opens); after, the account's home view. */
   storage: Storage;
   readonly options: ResolvedServerOptions;
@@ -202,7 +216,13 @@ export class ServerConnection implements StreamHost {
   ) {
     this.context = context;
     this.peerGroup = peerAddressGroup(socket);
-    this.label = `conn#${nextConnectionNumber++} ${describePeer(socket)}${context.secure ? ' tls' : ''}`;
+    const number = nextConnectionNumber++;
+    this.label = `conn#${number} ${describePeer(socket)}${context.secure ? ' tls' : ''}`;
+    this.logFields = {
+      conn: number,
+      ...peerLogFields(socket),
+      ...(context.secure ? { tls: true } : {}),
+    };
     this.storage = options.storage;
     this.options = options;
     this.counters = counters;
@@ -274,18 +294,28 @@ export class ServerConnection implements StreamHost {
     this.transport.send(frame);
   }
 
-  log(line: string): void {
-    this.options.log(line);
+  log(event: LogEvent): void {
+    this.options.log(this.withLogFields(event));
   }
 
-  logRefusal(id: number, what: string, refusal: MuxftpError): void {
+  /** `event` with this connection's fields (its own, where both have one, win). */
+  private withLogFields(event: LogEvent): LogEvent {
+    return { ...event, fields: { ...this.logFields, ...event.fields } };
+  }
+
+  logRefusal(id: number, request: RequestName, refusal: MuxftpError): void {
     // A client can send refused OPENs as fast as it likes: past the first of a code, counted.
     this.refusalCodesLogged.add(refusal.code);
     this.context.refusalLog.refused(
       this.refusalLogKind(refusal.code),
-      `${this.label} stream ${id}: ${what} refused: ${refusal.message} (${refusal.code})`,
+      this.withLogFields({
+        event: 'refused',
+        level: 'warn',
+        text: `${this.label} stream ${id}: ${request.text} refused: ${refusal.message} (${refusal.code})`,
+        fields: { stream: id, ...request.fields, code: refusal.code, reason: refusal.message },
+      }),
       refusal.code,
-      { prefix: `${this.label} `, noun: 'request' },
+      { prefix: `${this.label} `, noun: 'request', fields: this.logFields },
     );
   }
 
@@ -309,9 +339,12 @@ export class ServerConnection implements StreamHost {
    */
   destroy(reason?: MuxftpError): void {
     if (reason !== undefined && this.streams.size > 0)
-      this.log(
-        `${this.label} ${this.streams.size} stream${this.streams.size === 1 ? '' : 's'} cut: ${reason.message}`,
-      );
+      this.log({
+        event: 'streams_cut',
+        level: 'warn',
+        text: `${this.label} ${this.streams.size} stream${this.streams.size === 1 ? '' : 's'} cut: ${reason.message}`,
+        fields: { count: this.streams.size, code: reason.code, reason: reason.message },
+      });
     if (reason === undefined || this.transport.isClosed) {
       this.transport.destroy(reason);
       return;
@@ -477,7 +510,12 @@ export class ServerConnection implements StreamHost {
       // it, even one that queued a frame during the interval (so had moved data).
       for (const stream of [...this.streams.values()])
         if (stream.waitsForOutput) stream.fail(this.streamTimeout());
-      this.log(`${this.label} read nothing for ${this.options.idleTimeoutMs} ms, closing`);
+      this.log({
+        event: 'unread_timeout',
+        level: 'warn',
+        text: `${this.label} read nothing for ${this.options.idleTimeoutMs} ms, closing`,
+        fields: { ms: this.options.idleTimeoutMs },
+      });
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'client read nothing for too long'));
     }
   }
@@ -498,9 +536,11 @@ export class ServerConnection implements StreamHost {
     if (idlest === undefined) return false;
     const idleFor = performance.now() - idlest.lastProgressAt;
     if (idleFor < idleMs) return false;
-    this.log(
-      `${this.label} stream ${idlest.id}: gave its file back to a client waiting for one (idle ${Math.round(idleFor / 1000)} s)`,
-    );
+    this.log({
+      event: 'file_given_back',
+      text: `${this.label} stream ${idlest.id}: gave its file back to a client waiting for one (idle ${Math.round(idleFor / 1000)} s)`,
+      fields: { stream: idlest.id, ms: Math.round(idleFor) },
+    });
     idlest.fail(
       new ServerBusyError(
         'openFileShare',
@@ -538,7 +578,11 @@ export class ServerConnection implements StreamHost {
       // No stream open, but the client is still taking the last answers, however slowly.
       this.timer.refresh();
     } else {
-      this.log(`${this.label} idle for ${this.options.idleTimeoutMs} ms, closing`);
+      this.log({
+        event: 'idle_timeout',
+        text: `${this.label} idle for ${this.options.idleTimeoutMs} ms, closing`,
+        fields: { ms: this.options.idleTimeoutMs },
+      });
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'connection idle for too long'));
     }
   };
@@ -721,9 +765,12 @@ export class ServerConnection implements StreamHost {
           if (!(error instanceof StorageError)) throw error;
           // The users file names a home that cannot be used (a symlink out of the root, a file,
           // no permission): the administrator's to fix, said in the log; not a bug's INTERNAL_ERROR.
-          this.log(
-            `${this.label} cannot use home ${printableName(`/${account.home}`)} of ${printableName(account.name)}: ${error.message} (${error.code})`,
-          );
+          this.log({
+            event: 'home_unusable',
+            level: 'error',
+            text: `${this.label} cannot use home ${printableName(`/${account.home}`)} of ${printableName(account.name)}: ${error.message} (${error.code})`,
+            fields: { user: account.name, path: `/${account.home}`, code: error.code, reason: error.message },
+          });
           this.transport.fail(
             new MuxftpError(
               'IO_ERROR',
@@ -735,7 +782,10 @@ export class ServerConnection implements StreamHost {
         if (this.transport.isClosed) return;
         this.loggedIn(account, home);
         this.send(encodeAuth({ ok: true, user: account.name, permissions: [...account.permissions] }));
-        this.log(`${this.label} logged in as ${printableName(account.name)}`);
+        this.log({
+          event: 'logged_in',
+          text: `${this.label} logged in as ${printableName(account.name)}`,
+        });
         this.transport.resumeReading();
       })
       .catch((error: unknown) => {
@@ -745,7 +795,12 @@ export class ServerConnection implements StreamHost {
           this.transport.fail(error);
           return;
         }
-        this.log(`${this.label} login error: ${String(error)}`);
+        this.log({
+          event: 'login_error',
+          level: 'error',
+          text: `${this.label} login error: ${String(error)}`,
+          fields: { reason: String(error) },
+        });
         this.transport.fail(
           new MuxftpError('INTERNAL_ERROR', 'login failed on the server', { cause: error }),
         );
@@ -760,7 +815,12 @@ export class ServerConnection implements StreamHost {
   private logLoginRefused(refusal: MuxftpError): void {
     this.context.refusalLog.refused(
       refusal.code,
-      `${this.label} login refused: ${refusal.message}`,
+      this.withLogFields({
+        event: 'login_refused',
+        level: 'warn',
+        text: `${this.label} login refused: ${refusal.message}`,
+        fields: { code: refusal.code, reason: refusal.message },
+      }),
       refusal.message,
     );
   }
@@ -773,9 +833,12 @@ export class ServerConnection implements StreamHost {
     if (this.transport.isClosed) return;
     this.failedLogins++;
     const attemptsLeft = this.options.maxLoginAttempts - this.failedLogins;
-    this.log(
-      `${this.label} failed login as ${printableName(user.slice(0, 64))} (${attemptsLeft} attempts left)`,
-    );
+    this.log({
+      event: 'login_failed',
+      level: 'warn',
+      text: `${this.label} failed login as ${printableName(user.slice(0, 64))} (${attemptsLeft} attempts left)`,
+      fields: { user: user.slice(0, 64), attempts_left: attemptsLeft },
+    });
     this.loginDelay = setTimeout(() => {
       this.loginDelay = undefined;
       if (attemptsLeft <= 0) {
@@ -796,6 +859,8 @@ export class ServerConnection implements StreamHost {
     this.transport.setMaxControlPayloadBytes(DEFAULTS.maxRequestPayloadBytes);
     this.account = account;
     this.storage = home;
+    // Open access has no login: no user to name.
+    if (account !== OPEN_ACCESS_ACCOUNT) this.logFields.user = account.name;
     const resources =
       account === OPEN_ACCESS_ACCOUNT ? undefined : this.context.accountResources.for(account, home);
     const rate = this.options.maxRateBytesPerSecond;
@@ -831,7 +896,7 @@ export class ServerConnection implements StreamHost {
       if (!(err instanceof MuxftpError)) throw err;
       this.counters.error(err.code);
       if (err instanceof RequestRefusal && LOGGED_REFUSALS.has(err.code))
-        this.logRefusal(id, describeRequest(err.request), err);
+        this.logRefusal(id, nameRequest(err.request), err);
       this.send(encodeError(id, errorPayload(err)));
       this.rememberReset(id);
       return;
@@ -986,7 +1051,11 @@ export class ServerConnection implements StreamHost {
     const { code, message } = parseErrorPayload(frame);
     // 1xx statuses are connection errors wherever they are sent (docs/PROTOCOL.md, Errors).
     if (frame.streamId === 0 || ERROR_STATUS[code] < 200) {
-      this.log(`${this.label} client error ${code}: ${message}`);
+      this.log({
+        event: 'client_error',
+        text: `${this.label} client error ${code}: ${message}`,
+        fields: { code, reason: message },
+      });
       this.transport.end();
       return;
     }
@@ -1028,9 +1097,21 @@ export class ServerConnection implements StreamHost {
       : error
         ? ` (${error.code}: ${error.message})`
         : '';
-    this.log(
-      `${this.label} closed after ${seconds} s, ${this.streamsOpened} stream${this.streamsOpened === 1 ? '' : 's'}, ${this.transport.bytesRead} B in, ${this.queue.bytesWritten} B out${why}`,
-    );
+    this.log({
+      event: 'closed',
+      text: `${this.label} closed after ${seconds} s, ${this.streamsOpened} stream${this.streamsOpened === 1 ? '' : 's'}, ${this.transport.bytesRead} B in, ${this.queue.bytesWritten} B out${why}`,
+      fields: {
+        ms: Math.round(performance.now() - this.openedAt),
+        streams: this.streamsOpened,
+        bytes_in: this.transport.bytesRead,
+        bytes_out: this.queue.bytesWritten,
+        ...(this.drainedIdle
+          ? { reason: 'drained for shutdown' }
+          : error
+            ? { code: error.code, reason: error.message }
+            : {}),
+      },
+    });
     this.onClosed(this);
   };
 }

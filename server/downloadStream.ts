@@ -22,7 +22,7 @@ import type { FrameProducer } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ReadHandle } from '../storage/types.js';
-import { ServerStream, type StreamHost } from './stream.js';
+import { type RequestName, ServerStream, type StreamHost } from './stream.js';
 
 /** Reads of a resumed download's prefix, hashed before the REPLY. */
 const PREFIX_READ_BYTES = 1024 * 1024;
@@ -65,8 +65,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.reads = new FrameReadAhead(DEFAULTS.readAheadChunks);
   }
 
-  protected describe(): string {
-    return `get ${printableName(this.path)}`;
+  protected describe(): RequestName {
+    return { text: `get ${printableName(this.path)}`, fields: { op: 'get', path: this.path } };
   }
 
   /** Bytes handed to the connection's queue, not all read by the client; no size before the file is open. */

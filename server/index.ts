@@ -59,6 +59,14 @@ export {
   updateUsersFile,
   writeUsersFile,
 } from './auth/usersFile.js';
+export {
+  jsonLine,
+  type LogEvent,
+  type LogEventFunction,
+  type LogFields,
+  type LogLevel,
+  textLine,
+} from './logEvents.js';
 export { DEFAULT_METRICS_PORT, MetricsExporter, type MetricsExporterOptions } from './metrics.js';
 export { type LogFunction, logToStderr, type ResolvedServerOptions, type ServerOptions } from './options.js';
 export { type ConnectionFigures, MuxServer } from './server.js';

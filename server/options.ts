@@ -1,11 +1,11 @@
 /** Server options: one typed object, defaults from shared/defaults.ts, checked at construction. */
 import { DEFAULTS } from '../shared/defaults.js';
 import { defaultBufferedBytes } from '../shared/memoryLimit.js';
-import { printable } from '../shared/printable.js';
 import { HEADER_BYTES, MIN_FRAME_PAYLOAD_BYTES } from '../shared/protocol/constants.js';
 import type { Storage } from '../storage/types.js';
 import { Accounts } from './auth/accounts.js';
 import { defaultMaxOpenFiles } from './fileDescriptors.js';
+import { type LogEventFunction, textLine } from './logEvents.js';
 
 /** Where the server writes its log lines (one line per call, no trailing newline). */
 export type LogFunction = (line: string) => void;
@@ -131,6 +131,12 @@ export interface ServerOptions {
    */
   log?: LogFunction;
   /**
+   * Each log event with its fields (logEvents.ts: an event name, a level, the text line, the
+   * paths and names as the client sent them), for a log of your own format. Given alone, `log`
+   * gets nothing; given both, both get every event. `muxftp serve --log-format json` uses it.
+   */
+  logEvent?: LogEventFunction;
+  /**
    * Refused connections: the first of a kind (a limit) is logged, then at most one line per this
    * interval says how many more were refused (ms); 0 logs each. Default 10 s.
    */
@@ -182,8 +188,13 @@ export interface ServerOptions {
 }
 
 /** {@link ServerOptions} with every default filled in. */
-export type ResolvedServerOptions = Required<Omit<ServerOptions, 'tls' | 'servedByAnother'>> &
-  Pick<ServerOptions, 'tls' | 'servedByAnother'>;
+export type ResolvedServerOptions = Required<
+  Omit<ServerOptions, 'tls' | 'servedByAnother' | 'log' | 'logEvent'>
+> &
+  Pick<ServerOptions, 'tls' | 'servedByAnother'> & {
+    /** Where every log event goes: `logEvent`, and `log` as text lines (logSink). */
+    log: LogEventFunction;
+  };
 
 const POSITIVE_INTEGERS = [
   'maxConnections',
@@ -233,12 +244,20 @@ export const logToStderr: LogFunction = (line) => {
 };
 
 /**
- * `log`, given every line with its control and bidi characters as '?' (shared/printable.ts): log
- * lines carry what clients chose (paths, user names, their ERROR messages), and none of it may
- * break a line in two, drive the terminal showing the log, or reorder how the line reads.
+ * The events' one sink: `logEvent` as they are, `log` as text lines (textLine: control and bidi
+ * characters as '?', since lines carry what clients chose); neither given, text to stderr.
  */
-function printableLines(log: LogFunction): LogFunction {
-  return (line) => log(printable(line));
+function logSink(options: ServerOptions): LogEventFunction {
+  const { log, logEvent } = options;
+  if (logEvent === undefined) {
+    const lines = log ?? logToStderr;
+    return (event) => lines(textLine(event));
+  }
+  if (log === undefined) return logEvent;
+  return (event) => {
+    logEvent(event);
+    log(textLine(event));
+  };
 }
 
 export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
@@ -273,7 +292,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxReservedBytesPerConnection:
       options.maxReservedBytesPerConnection ?? DEFAULTS.maxReservedBytesPerConnection,
     maxOpenFiles: options.maxOpenFiles ?? defaultMaxOpenFiles(DEFAULTS.maxOpenFiles, DEFAULTS.fdReserve),
-    log: printableLines(options.log ?? logToStderr),
+    log: logSink(options),
     refusalLogIntervalMs: options.refusalLogIntervalMs ?? DEFAULTS.refusalLogIntervalMs,
     accounts: options.accounts ?? new Accounts(),
     tls: options.tls,

@@ -5,13 +5,15 @@
  * one line per interval says how many, for as long as they go on. A connection's refused requests
  * (PERMISSION_DENIED, say) are kinds of their own, one per code, so one user's flood hides no other's.
  */
-import type { LogFunction } from './options.js';
+import type { LogEvent, LogEventFunction, LogFields } from './logEvents.js';
 
 /** What a kind's summary line counts, and the words it starts with. */
 export interface RefusalSubject {
   /** Before "refused …": a connection's label for its requests; '' for connections. */
   prefix: string;
   noun: 'connection' | 'request';
+  /** The connection's log fields, for its requests' summaries. */
+  fields?: LogFields;
 }
 
 const CONNECTIONS: RefusalSubject = { prefix: '', noun: 'connection' };
@@ -32,22 +34,22 @@ export class RefusalLog {
 
   /** `intervalMs` 0 logs every refusal. */
   constructor(
-    private readonly log: LogFunction,
+    private readonly log: LogEventFunction,
     private readonly intervalMs: number,
   ) {}
 
   /**
-   * One refusal of `kind` (a limit's name): `line` is logged when no refusal of that kind was
+   * One refusal of `kind` (a limit's name): `event` is logged when no refusal of that kind was
    * within the interval, else the refusal is counted for the interval's summary with `reason`.
    */
-  refused(kind: string, line: string, reason: string, subject: RefusalSubject = CONNECTIONS): void {
+  refused(kind: string, event: LogEvent, reason: string, subject: RefusalSubject = CONNECTIONS): void {
     const state = this.kinds.get(kind);
     if (state !== undefined) {
       state.unlogged++;
       state.reason = reason;
       return;
     }
-    this.log(line);
+    this.log(event);
     if (this.intervalMs === 0) return;
     this.kinds.set(kind, {
       unlogged: 0,
@@ -95,7 +97,12 @@ export class RefusalLog {
   }
 }
 
-function summary({ unlogged, subject, reason, since }: KindState): string {
+function summary({ unlogged, subject, reason, since }: KindState): LogEvent {
   const seconds = Math.max(1, Math.round((performance.now() - since) / 1000));
-  return `${subject.prefix}refused ${unlogged} more ${subject.noun}${unlogged === 1 ? '' : 's'} (${reason}) in the last ${seconds} s`;
+  return {
+    event: subject.noun === 'connection' ? 'connections_refused_more' : 'requests_refused_more',
+    level: 'warn',
+    text: `${subject.prefix}refused ${unlogged} more ${subject.noun}${unlogged === 1 ? '' : 's'} (${reason}) in the last ${seconds} s`,
+    fields: { ...subject.fields, count: unlogged, reason, ms: seconds * 1000 },
+  };
 }

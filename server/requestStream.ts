@@ -16,7 +16,8 @@ import { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 import { heldPartial } from '../storage/partialUpload.js';
 import type { EntryInfo, ListBatchesOptions, Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
-import { describeRequest, ServerStream, type StreamHost } from './stream.js';
+import type { LogFields } from './logEvents.js';
+import { nameRequest, type RequestName, ServerStream, type StreamHost } from './stream.js';
 
 export type SimpleRequest = RequestOf<'request'>;
 
@@ -53,8 +54,8 @@ export function readStats(counters: ServerCounters): ServerStats {
  * client's, below its home, as printableName() shows them (quoted when a space or quote would
  * make the line ambiguous); the connection's label says whose (its login is logged above).
  */
-function logChange(host: StreamHost, what: string): void {
-  host.log(`${host.label} ${what}`);
+function logChange(host: StreamHost, event: string, what: string, fields: LogFields): void {
+  host.log({ event, text: `${host.label} ${what}`, fields });
 }
 
 /** A reply, or a listing's entries a batch at a time (sent as REPLY frames flagged MORE). */
@@ -86,7 +87,12 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   stat: async (storage, r) => ({ entry: toWireEntry(await storage.stat(r.path)) }),
   mkdir: async (storage, r, host) => {
     await storage.mkdir(r.path, { parents: r.parents === true, mode: r.mode });
-    logChange(host, `made directory ${printableName(r.path)}${r.parents === true ? ' (and parents)' : ''}`);
+    logChange(
+      host,
+      'made_directory',
+      `made directory ${printableName(r.path)}${r.parents === true ? ' (and parents)' : ''}`,
+      { path: r.path, ...(r.parents === true ? { parents: true } : {}) },
+    );
     return {};
   },
   rmdir: async (storage, r, host) => {
@@ -95,7 +101,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
       onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
     });
     host.recordChange({ op: 'rmdir', path: r.path });
-    logChange(host, `removed directory ${printableName(r.path)}`);
+    logChange(host, 'removed_directory', `removed directory ${printableName(r.path)}`, { path: r.path });
     return {};
   },
   delete: async (storage, r, host) => {
@@ -104,7 +110,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
       onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
     });
     host.recordChange({ op: 'delete', path: r.path, removed });
-    logChange(host, `deleted ${printableName(r.path)}`);
+    logChange(host, 'deleted', `deleted ${printableName(r.path)}`, { path: r.path });
     return {};
   },
   rename: async (storage, r, host) => {
@@ -117,7 +123,10 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
         );
     const renamed = await storage.rename(r.from, r.to, refuseReplacing && { refuseReplacing });
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
-    logChange(host, `renamed ${printableName(r.from)} to ${printableName(r.to)}`);
+    logChange(host, 'renamed', `renamed ${printableName(r.from)} to ${printableName(r.to)}`, {
+      path: r.from,
+      to: r.to,
+    });
     return {};
   },
   utime: async (storage, r, host) => {
@@ -125,20 +134,22 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     if (storage.setModifiedTime === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set modification times');
     const entry = await storage.setModifiedTime(r.path, r.mtime);
-    logChange(
-      host,
-      `set the modification time of ${printableName(r.path)} to ${new Date(r.mtime).toISOString()}`,
-    );
+    const mtime = new Date(r.mtime).toISOString();
+    logChange(host, 'set_time', `set the modification time of ${printableName(r.path)} to ${mtime}`, {
+      path: r.path,
+      mtime,
+    });
     return { entry: toWireEntry(entry) };
   },
   chmod: async (storage, r, host) => {
     if (storage.setPermissions === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set permissions');
     const entry = await storage.setPermissions(r.path, r.mode);
-    logChange(
-      host,
-      `set the mode of ${printableName(r.path)} to ${(entry.mode ?? r.mode).toString(8).padStart(4, '0')}`,
-    );
+    const mode = (entry.mode ?? r.mode).toString(8).padStart(4, '0');
+    logChange(host, 'set_mode', `set the mode of ${printableName(r.path)} to ${mode}`, {
+      path: r.path,
+      mode,
+    });
     return { entry: toWireEntry(entry) };
   },
   digest: async (storage, r, _host, reading) => {
@@ -214,8 +225,8 @@ export class RequestStream extends ServerStream {
     this.request = request;
   }
 
-  protected describe(): string {
-    return describeRequest(this.request);
+  protected describe(): RequestName {
+    return nameRequest(this.request);
   }
 
   override get waitsForOutput(): boolean {

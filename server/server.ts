@@ -22,8 +22,9 @@ import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { AccountResourceTable } from './auth/accountResources.js';
 import { Accounts } from './auth/accounts.js';
 import { LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
-import { describePeer, peerAddressGroup, ServerConnection } from './connection.js';
+import { describePeer, peerAddressGroup, peerLogFields, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
+import type { LogEvent } from './logEvents.js';
 import { OpenFileSlots } from './openFileSlots.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
 import { RefusalLog } from './refusalLog.js';
@@ -155,7 +156,13 @@ export class MuxServer {
     // A failure to listen is listen()'s rejection, reported once by whoever called it; only what
     // goes wrong once listening is logged here.
     this.listener.on('error', (err) => {
-      if (this.listener.listening) this.options.log(`listener error: ${err.message}`);
+      if (this.listener.listening)
+        this.options.log({
+          event: 'listener_error',
+          level: 'error',
+          text: `listener error: ${err.message}`,
+          fields: { reason: err.message },
+        });
     });
   }
 
@@ -402,7 +409,16 @@ export class MuxServer {
     }
     // Kinds by limit: a flood refused by one limit does not hide the first refusal by another.
     const kind = typeof error.details?.limit === 'string' ? error.details.limit : error.code;
-    this.refusalLog.refused(kind, `refused ${describePeer(socket)}: ${error.message}`, error.message);
+    this.refusalLog.refused(
+      kind,
+      {
+        event: 'connection_refused',
+        level: 'warn',
+        text: `refused ${describePeer(socket)}: ${error.message}`,
+        fields: { ...peerLogFields(socket), code: error.code, reason: error.message },
+      },
+      error.message,
+    );
   }
 
   /**
@@ -503,8 +519,11 @@ export class MuxServer {
       // refusals are, the first, then a count per interval.
       tlsSocket.off('close', onClose);
       this.counters.connectionRefused('tls_handshake');
-      const line = `${describePeer(socket)} TLS handshake failed: ${err.message}`;
-      this.refusalLog.refused('tls_handshake', line, 'TLS handshake failed');
+      this.refusalLog.refused(
+        'tls_handshake',
+        tlsHandshakeFailed(socket, err.message),
+        'TLS handshake failed',
+      );
       tlsSocket.destroy();
     };
     tlsSocket.on('error', onError);
@@ -513,8 +532,9 @@ export class MuxServer {
     const onClose = (): void => {
       if (this.closing !== undefined) return;
       this.counters.connectionRefused('tls_handshake');
-      const line = `${describePeer(socket)} TLS handshake failed: closed before it completed (a client that does not trust this server's certificate closes so)`;
-      this.refusalLog.refused('tls_handshake', line, 'TLS handshake failed');
+      const why =
+        "closed before it completed (a client that does not trust this server's certificate closes so)";
+      this.refusalLog.refused('tls_handshake', tlsHandshakeFailed(socket, why), 'TLS handshake failed');
     };
     tlsSocket.once('close', onClose);
     tlsSocket.once('secure', () => {
@@ -556,5 +576,14 @@ export class MuxServer {
     this.connections.delete(connection);
     this.counters.connectionClosed();
     if (this.connections.size === 0) this.allClosed?.();
+  };
+}
+
+function tlsHandshakeFailed(socket: Duplex, why: string): LogEvent {
+  return {
+    event: 'tls_handshake_failed',
+    level: 'warn',
+    text: `${describePeer(socket)} TLS handshake failed: ${why}`,
+    fields: { ...peerLogFields(socket), reason: why },
   };
 }

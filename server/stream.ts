@@ -20,6 +20,7 @@ import type { PartialKey, Storage } from '../storage/types.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import type { ServerCounters } from './counters.js';
 import type { ListingTurns } from './listingTurns.js';
+import type { LogEvent, LogFields } from './logEvents.js';
 import type { ResolvedServerOptions } from './options.js';
 import type { ResumableHolder } from './resumableUploads.js';
 
@@ -95,9 +96,10 @@ export interface StreamHost {
    */
   claimReservation(bytes: number): boolean;
   releaseReservation(bytes: number): void;
-  log(line: string): void;
-  /** Logs stream `id`'s refusal (`what`: the request, as describeRequest() says it), flood-bounded. */
-  logRefusal(id: number, what: string, refusal: MuxftpError): void;
+  /** Logs `event` with the connection's fields added (its number, peer, user). */
+  log(event: LogEvent): void;
+  /** Logs stream `id`'s refusal of `request` (as nameRequest() names it), flood-bounded. */
+  logRefusal(id: number, request: RequestName, refusal: MuxftpError): void;
 }
 
 /**
@@ -117,10 +119,21 @@ export const LOGGED_REFUSALS: ReadonlySet<string> = new Set([
   'INVALID_PATH',
 ]);
 
-/** A request as log lines name it: its operation and path(s), each as printableName() shows it. */
-export function describeRequest(request: Request): string {
-  if (request.op === 'rename') return `rename ${printableName(request.from)} to ${printableName(request.to)}`;
-  return 'path' in request ? `${request.op} ${printableName(request.path)}` : request.op;
+/** A request as log events name it: its text (paths as printableName() shows them) and fields. */
+export interface RequestName {
+  text: string;
+  fields: Pick<LogFields, 'op' | 'path' | 'to'>;
+}
+
+export function nameRequest(request: Request): RequestName {
+  if (request.op === 'rename')
+    return {
+      text: `rename ${printableName(request.from)} to ${printableName(request.to)}`,
+      fields: { op: 'rename', path: request.from, to: request.to },
+    };
+  return 'path' in request
+    ? { text: `${request.op} ${printableName(request.path)}`, fields: { op: request.op, path: request.path } }
+    : { text: request.op, fields: { op: request.op } };
 }
 
 /** Anything thrown by a handler, as the client may see it: no internals, no host paths. */
@@ -174,8 +187,8 @@ export abstract class ServerStream {
     return false;
   }
 
-  /** The request this stream serves, as log lines name it (describeRequest). */
-  protected abstract describe(): string;
+  /** The request this stream serves, as log events name it (nameRequest). */
+  protected abstract describe(): RequestName;
 
   /** Data moved: the stream is alive, whatever the connection's idle timer says. */
   protected progressed(): void {
@@ -219,9 +232,19 @@ export abstract class ServerStream {
     if (progress !== undefined) {
       const { kind, path, done, total } = progress;
       const of = total === undefined ? '' : ` of ${total}`;
-      this.host.log(
-        `${this.host.label} ${kind} of ${printableName(path)} cut after ${done}${of} B (${code})`,
-      );
+      this.host.log({
+        event: 'cut',
+        level: 'warn',
+        text: `${this.host.label} ${kind} of ${printableName(path)} cut after ${done}${of} B (${code})`,
+        fields: {
+          stream: this.id,
+          op: kind === 'upload' ? 'put' : 'get',
+          path,
+          bytes: done,
+          ...(total === undefined ? {} : { size: total }),
+          code,
+        },
+      });
     }
     this.close(false);
   }
@@ -246,11 +269,21 @@ export abstract class ServerStream {
     // Three digits in the unit that fits (a throttled 32 KiB put read "0.0 MB/s").
     const rate = seconds > 0 ? formatRate(bytes / seconds) : '-';
     const moved = `${bytes} B in ${seconds.toFixed(3)} s (${rate})`;
-    this.host.log(
-      from === 0
-        ? `${this.host.label} ${verb} ${printableName(path)} ${moved}`
-        : `${this.host.label} ${verb} ${printableName(path)} ${from + bytes} B, continued from ${from} B: ${moved}`,
-    );
+    this.host.log({
+      event: verb,
+      text:
+        from === 0
+          ? `${this.host.label} ${verb} ${printableName(path)} ${moved}`
+          : `${this.host.label} ${verb} ${printableName(path)} ${from + bytes} B, continued from ${from} B: ${moved}`,
+      // ms to the microsecond, as the text's seconds to the millisecond: a small file takes less than one.
+      fields: {
+        stream: this.id,
+        path,
+        bytes,
+        ...(from === 0 ? {} : { from, size: from + bytes }),
+        ms: Math.round(seconds * 1_000_000) / 1000,
+      },
+    });
   }
 
   /** Fails this stream only: ERROR to the client, then close. */
@@ -264,9 +297,20 @@ export abstract class ServerStream {
   protected errorFrame(err: unknown): Buffer {
     const wire = toWireError(err);
     this.host.counters.error(wire.code);
-    if (wire.code === 'INTERNAL_ERROR') this.host.log(`${this.host.label} stream ${this.id}: ${String(err)}`);
+    if (wire.code === 'INTERNAL_ERROR')
+      this.host.log({
+        event: 'internal_error',
+        level: 'error',
+        text: `${this.host.label} stream ${this.id}: ${String(err)}`,
+        fields: { stream: this.id, ...this.describe().fields, code: wire.code, reason: String(err) },
+      });
     else if (OPERATORS_FAILURES.has(wire.code))
-      this.host.log(`${this.host.label} stream ${this.id}: ${wire.message} (${wire.code})`);
+      this.host.log({
+        event: 'storage_failed',
+        level: 'error',
+        text: `${this.host.label} stream ${this.id}: ${wire.message} (${wire.code})`,
+        fields: { stream: this.id, ...this.describe().fields, code: wire.code, reason: wire.message },
+      });
     else if (LOGGED_REFUSALS.has(wire.code)) this.host.logRefusal(this.id, this.describe(), wire);
     return encodeError(this.id, errorPayload(wire));
   }

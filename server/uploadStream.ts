@@ -24,7 +24,7 @@ import type { CommitOptions, CommittedEntry, EntryInfo, PartialKey, UploadHandle
 import type { QuotaTracker } from './auth/quota.js';
 import { toWireEntry } from './requestStream.js';
 import type { ResumableHolder } from './resumableUploads.js';
-import { ServerStream, type StreamHost } from './stream.js';
+import { type RequestName, ServerStream, type StreamHost } from './stream.js';
 
 export class UploadStream extends ServerStream implements ResumableHolder {
   readonly op = 'put';
@@ -154,8 +154,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     this.digester = new ContentDigester(host.integrity);
   }
 
-  protected describe(): string {
-    return `put ${printableName(this.path)}`;
+  protected describe(): RequestName {
+    return { text: `put ${printableName(this.path)}`, fields: { op: 'put', path: this.path } };
   }
 
   protected override transferProgress() {
@@ -529,7 +529,12 @@ export class UploadStream extends ServerStream implements ResumableHolder {
             : undefined;
     if (sizeMismatch !== undefined || digestMismatch !== undefined) {
       const what = sizeMismatch !== undefined ? `size mismatch: ${sizeMismatch}` : digestMismatch;
-      this.host.log(`${this.host.label} rejected ${printableName(this.path)}: ${what}`);
+      this.host.log({
+        event: 'rejected',
+        level: 'warn',
+        text: `${this.host.label} rejected ${printableName(this.path)}: ${what}`,
+        fields: { stream: this.id, path: this.path, code: 'INTEGRITY_ERROR', reason: what },
+      });
       this.discardPartial = true;
       this.fail(new MuxftpError('INTEGRITY_ERROR', `upload of ${this.path} failed verification: ${what}`));
       return;
@@ -626,9 +631,12 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       },
       // A storage whose abort failed: nothing is known to be kept; the stream is over either way.
       (err: unknown) => {
-        this.host.log(
-          `${this.host.label} stream ${this.id}: abort of ${printableName(this.path)} failed: ${String(err)}`,
-        );
+        this.host.log({
+          event: 'abort_failed',
+          level: 'error',
+          text: `${this.host.label} stream ${this.id}: abort of ${printableName(this.path)} failed: ${String(err)}`,
+          fields: { stream: this.id, path: this.path, reason: String(err) },
+        });
         this.host.quota?.release(heldQuota);
       },
     );
@@ -701,9 +709,11 @@ export class UploadStream extends ServerStream implements ResumableHolder {
 
   giveWay(): Promise<void> {
     const seconds = Math.round((performance.now() - this.lastProgressAt) / 1000);
-    this.host.log(
-      `${this.host.label} stream ${this.id}: ${printableName(this.path)} moved no data for ${seconds} s: a newer upload of it continues what it wrote`,
-    );
+    this.host.log({
+      event: 'upload_taken_over',
+      text: `${this.host.label} stream ${this.id}: ${printableName(this.path)} moved no data for ${seconds} s: a newer upload of it continues what it wrote`,
+      fields: { stream: this.id, path: this.path, ms: seconds * 1000 },
+    });
     this.fail(
       new MuxftpError(
         'STREAM_TIMEOUT',

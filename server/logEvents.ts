@@ -1,0 +1,107 @@
+/**
+ * The server's log as events: each call site says once what happened (a stable event name, its
+ * level, the text line, and the fields it has), and each format renders it: `text`, the line as
+ * it always read; `json`, one object per line for pipelines (journald → Loki, fail2ban, jq).
+ */
+import { printable } from '../shared/printable.js';
+
+/** How bad: `warn` a refusal or failure a client caused, `error` one the operator must look at. */
+export type LogLevel = 'info' | 'warn' | 'error';
+
+/**
+ * What an event is about, where it has it. Names and paths are the client's own, unquoted and
+ * unaltered (a pipeline matches them exactly); the JSON line escapes what could not be shown.
+ */
+export interface LogFields {
+  /** The connection's number (`conn#4` in the text). */
+  conn?: number;
+  /** The peer's `address:port`. */
+  remote?: string;
+  /** True on a TLS connection. */
+  tls?: boolean;
+  /** The logged-in account, or the name a failed login tried. */
+  user?: string;
+  /** The stream's id on its connection. */
+  stream?: number;
+  /** The request's operation (`put`, `rename`, …). */
+  op?: string;
+  path?: string;
+  /** A rename's new path. */
+  to?: string;
+  /** Bytes moved (a transfer: this attempt's; a cut one: so far). */
+  bytes?: number;
+  /** A continued transfer: the byte it continued from. */
+  from?: number;
+  /** A transfer's whole size, where known. */
+  size?: number;
+  /** The error code (docs/PROTOCOL.md). */
+  code?: string;
+  /** Why, in words (a refusal's message, an error's). */
+  reason?: string;
+  /** How long (a transfer, a connection's life, an idle timeout), in milliseconds. */
+  ms?: number;
+  /** How many (streams cut, refusals counted, users loaded, files swept). */
+  count?: number;
+  bytes_in?: number;
+  bytes_out?: number;
+  streams?: number;
+  attempts_left?: number;
+  /** The address the server or the metrics listen on. */
+  address?: string;
+  mode?: string;
+  mtime?: string;
+  parents?: boolean;
+  signal?: string;
+  file?: string;
+  storage?: string;
+}
+
+/** One thing the log says, once, for every format to render. */
+export interface LogEvent {
+  /** A short stable name (`received`, `login_failed`, …; README's Logs lists them). */
+  event: string;
+  /** Default `info`. */
+  level?: LogLevel;
+  /** The text format's line, names shown by printableName(). */
+  text: string;
+  fields?: LogFields;
+}
+
+/** Where the server sends its log events. */
+export type LogEventFunction = (event: LogEvent) => void;
+
+/** `muxftp serve --log-format`. */
+export type LogFormat = 'text' | 'json';
+
+/**
+ * The text line: control and bidi characters as '?' (shared/printable.ts), so that nothing a
+ * client chose can break it in two, drive the terminal showing it, or reorder how it reads.
+ */
+export function textLine(event: LogEvent): string {
+  return printable(event.text);
+}
+
+// What JSON.stringify leaves raw that printable() hides: DEL, C1, and the bidi controls and line
+// separators (a `tail -f` of the JSON log is read on a terminal too). C0 it escapes already.
+const RAW_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+
+/**
+ * The JSON line: `time`, `level`, `event`, `msg` (the text line), then the fields, raw. Every
+ * character printable() would hide is `\u`-escaped, so the line is as safe to show as the text
+ * one while the values parse back exactly as the client sent them.
+ */
+export function jsonLine(event: LogEvent, time: Date = new Date()): string {
+  const line = JSON.stringify({
+    time: time.toISOString(),
+    level: event.level ?? 'info',
+    event: event.event,
+    msg: textLine(event),
+    ...event.fields,
+  });
+  return line.replace(RAW_IN_JSON, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Events to stderr as JSON lines (the text format's writer is logToStderr, fed textLine()). */
+export const logJsonToStderr: LogEventFunction = (event) => {
+  process.stderr.write(`${jsonLine(event)}\n`);
+};
