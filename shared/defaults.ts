@@ -13,6 +13,8 @@ export const DEFAULTS = {
   port: 7421,
   /** Default storage root of `muxftp serve`, relative to the working directory. */
   root: 'data',
+  /** How `muxftp serve` writes its log: `text` lines, or `json`, one object per line. */
+  logFormat: 'text' as 'text' | 'json',
 
   /** Largest frame payload this side accepts; advertised in HELLO / WELCOME. */
   maxFramePayloadBytes: 1 * MiB,

@@ -5,6 +5,8 @@
  * scripts the real port when --port 0 picked one; logs go to stderr.
  */
 import { type Command, Option } from 'commander';
+// Its type only: client commands, which load this file too, never load the server's modules.
+import type { LogFormat } from '../../server/logEvents.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { formatBytes, parseSize } from '../../shared/humanUnits.js';
 import { defaultBufferedBytes } from '../../shared/memoryLimit.js';
@@ -43,6 +45,7 @@ export interface ServeOptions extends AccessFlags {
   maxUserRate: number;
   handshakeTimeout: number;
   maxBuffered: number;
+  logFormat: LogFormat;
 }
 
 const rateDefault = (bytes: number) => (bytes === 0 ? 'none' : `${bytes}`);
@@ -179,6 +182,14 @@ export function registerServeCommand(program: Command): Command {
         )
           .argParser(commanderParser(parseMaxBuffered))
           .default(DEFAULT_MAX_BUFFERED_BYTES, `${DEFAULT_MAX_BUFFERED_BYTES / 1024 ** 2}MiB`),
+      )
+      .addOption(
+        new Option(
+          '--log-format <format>',
+          'text: a line per event behind a timestamp; json: one JSON object per line (time, level, event, msg, and fields such as conn, user, path, bytes, code)',
+        )
+          .choices(['text', 'json'] satisfies LogFormat[])
+          .default(DEFAULTS.logFormat),
       )
       .action(async (options: ServeOptions, command: Command) => {
         const misuse = accessFlagsMisuse(options);

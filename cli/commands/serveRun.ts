@@ -7,8 +7,8 @@ import { access, realpath } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { descriptorLimitShortfall, maxOpenFilesWithinLimit } from '../../server/fileDescriptors.js';
+import type { LogEvent } from '../../server/logEvents.js';
 import type { MetricsExporter } from '../../server/metrics.js';
-import { logToStderr } from '../../server/options.js';
 import { MuxServer } from '../../server/server.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { setProcessUmask } from '../../shared/fileModes.js';
@@ -23,6 +23,7 @@ import {
 } from '../../storage/servedRootLock.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
+import { type ServeLog, serveLog } from '../serveLog.js';
 import {
   accessFileWarnings,
   isLoopback,
@@ -38,6 +39,7 @@ import type { ServeOptions } from './serve.js';
 export async function serve(options: ServeOptions, hangups: StartupHangups): Promise<void> {
   const shortfall = descriptorLimitShortfall(DEFAULTS.fdReserve);
   if (shortfall !== undefined) throw new CliError(`serve: ${shortfall}`);
+  const log = serveLog(options.logFormat);
   const openFiles =
     options.maxOpenFiles === undefined
       ? undefined
@@ -54,7 +56,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   }).catch((error: Error) => {
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
-  const root = options.memory === true ? undefined : await holdServedRoot(options.root, storage);
+  const root = options.memory === true ? undefined : await holdServedRoot(options.root, storage, log);
   // Young partial uploads survive a restart (issue #8): a client's put -c continues them. Inside
   // another live server's root, an upload's file may be that server's in flight: none is swept;
   // without the lock that would have told of another server on this root, only old ones.
@@ -89,7 +91,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     serverOutboundHighWaterBytes: Math.floor(options.maxBuffered / 2),
     serverUploadBacklogHighWaterBytes: Math.ceil(options.maxBuffered / 2),
     ...access,
-    log: logToStderr,
+    ...log.serverOptions,
   });
   let address: { host: string; port: number };
   try {
@@ -115,17 +117,24 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     }),
     ...(await accessFileWarnings(options)),
   ];
-  for (const warning of warnings) process.stderr.write(`muxftp: warning: ${warning}\n`);
+  for (const warning of warnings) log.warning(warning);
   if (options.users !== undefined) {
     const anonymous = access.accounts?.anonymous;
-    logToStderr(
-      `${usersCount(access.accounts?.userCount ?? 0)} from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on (home ${anonymous.home || '/'})`}`,
-    );
+    const count = access.accounts?.userCount ?? 0;
+    log.log({
+      event: 'users_loaded',
+      text: `${usersCount(count)} from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on (home ${anonymous.home || '/'})`}`,
+      fields: { count, file: options.users },
+    });
   }
   if (options.fsync === 'never' && options.memory !== true) {
-    logToStderr('fsync never: uploads are not flushed to disk; a power cut may lose or empty recent ones');
+    log.log({
+      event: 'fsync_never',
+      level: 'warn',
+      text: 'fsync never: uploads are not flushed to disk; a power cut may lose or empty recent ones',
+    });
   }
-  const metrics = await startMetrics(server, options, address).catch(async (error: Error) => {
+  const metrics = await startMetrics(server, options, address, log).catch(async (error: Error) => {
     await server.close();
     await storage.close();
     await root?.lock?.release();
@@ -136,39 +145,54 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   const shutdownSignal = firstShutdownSignal();
   // Only once everything asked for is up: whoever waits for this line may rely on all of it.
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
-  if (swept > 0) logToStderr(`removed ${swept} temporary file(s) left by an earlier run`);
+  log.listening({
+    event: 'listening',
+    text: `listening on ${formatAddress(address)} (storage: ${storage.description})`,
+    fields: { address: formatAddress(address), storage: storage.description },
+  });
+  if (swept > 0) log.log(sweptEvent(swept, 'left by an earlier run'));
   // Still without the lock: old upload files only, and never under another server's root (one
   // may have started above meanwhile). A disk a crash's leftovers filled is freed within the hour.
   const retaking =
     root?.retry === true
-      ? retakeServedRoot(root, async () => {
+      ? retakeServedRoot(root, log, async () => {
           const servedFromAbove = (await servedAbove(root.path)) !== undefined;
           const aged = await sweep({ lockless: true, servedFromAbove, whileRunning: true });
-          if (aged > 0) logToStderr(`removed ${aged} temporary file(s) an hour old, left by an earlier run`);
+          if (aged > 0) log.log(sweptEvent(aged, 'an hour old, left by an earlier run'));
         })
       : undefined;
 
   const reloading =
     options.users !== undefined || options.tlsCert !== undefined
-      ? reloadOnHangup(server, options)
+      ? reloadOnHangup(server, options, log)
       : undefined;
   // Those that came while starting: the files may have changed since they were read. With nothing
   // to read again, ignored, and SIGHUP has its default action from now on, as before.
   if (hangups.release()) {
     if (reloading !== undefined) reloading.reload();
-    else logToStderr('SIGHUP while starting: ignored (nothing to read again without --users or --tls-cert)');
+    else
+      log.log({
+        event: 'sighup_ignored',
+        text: 'SIGHUP while starting: ignored (nothing to read again without --users or --tls-cert)',
+      });
   }
   const signal = await shutdownSignal;
   reloading?.stop();
-  logToStderr(
-    `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
-  );
+  log.log({
+    event: 'stopping',
+    text: `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
+    fields: { signal, ms: DEFAULTS.shutdownGraceMs },
+  });
   await server.close(DEFAULTS.shutdownGraceMs);
   await retaking?.stop();
   await metrics?.close();
   await storage.close();
   await root?.lock?.release();
-  logToStderr('stopped');
+  log.log({ event: 'stopped', text: 'stopped' });
+}
+
+function sweptEvent(count: number, which: string): LogEvent {
+  return { event: 'swept', text: `removed ${count} temporary file(s) ${which}`, fields: { count } };
 }
 
 /**
@@ -176,7 +200,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
  * refused here, before its start-up sweep could remove the first's uploads in flight. A root
  * that takes no lock file (read-only) is served as before, with a line saying so.
  */
-async function holdServedRoot(rootOption: string, storage: Storage): Promise<HeldRoot> {
+async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLog): Promise<HeldRoot> {
   const root = await realpath(resolve(rootOption));
   let held: Awaited<ReturnType<typeof lockServedRoot>>;
   try {
@@ -188,24 +212,32 @@ async function holdServedRoot(rootOption: string, storage: Storage): Promise<Hel
   // A full disk frees up; a read-only root or one without hard links does not.
   const retry = held.lock === undefined && ROOM_REASONS.has(held.reason);
   if (held.lock === undefined) {
-    logToStderr(
-      `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed${retry ? ` until it is written (tried again every ${DEFAULTS.servedRootLockRetryMs / 1000} s)` : ''}; upload files a crash left are removed only once an hour old`,
-    );
+    log.log({
+      event: 'root_unlocked',
+      level: 'warn',
+      text: `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root} (${held.reason}): another server on this root would not be noticed${retry ? ` until it is written (tried again every ${DEFAULTS.servedRootLockRetryMs / 1000} s)` : ''}; upload files a crash left are removed only once an hour old`,
+      fields: { path: root, code: held.reason },
+    });
   }
   // The root is not this account's to write (a service user over a directory root owns): every
   // upload, mkdir, rename and delete fails, each said to its client only as PERMISSION_DENIED.
   // Asked of the root itself: the lock's EPERM may be a filesystem without hard links.
   if (held.lock === undefined && !(await writableByUs(root))) {
     const uid = process.getuid?.();
-    logToStderr(
-      `warning: ${root} is not writable by this server${uid === undefined ? '' : ` (uid ${uid})`}: uploads, mkdir, rename and delete there will fail with PERMISSION_DENIED until it is (a root its account does not own, or a read-only one)`,
-    );
+    log.log({
+      event: 'warning',
+      level: 'warn',
+      text: `warning: ${root} is not writable by this server${uid === undefined ? '' : ` (uid ${uid})`}: uploads, mkdir, rename and delete there will fail with PERMISSION_DENIED until it is (a root its account does not own, or a read-only one)`,
+      fields: { path: root },
+    });
   }
   const above = await servedAbove(root);
   if (above !== undefined) {
-    logToStderr(
-      `${root} is inside ${above.directory}, served by muxftp pid ${above.holder.pid}: its uploads in flight here are left alone (no start-up sweep of temporary files)`,
-    );
+    log.log({
+      event: 'root_served_above',
+      text: `${root} is inside ${above.directory}, served by muxftp pid ${above.holder.pid}: its uploads in flight here are left alone (no start-up sweep of temporary files)`,
+      fields: { path: root, to: above.directory },
+    });
   }
   return { path: root, lock: held.lock, retry, servedAbove: above?.directory };
 }
@@ -237,7 +269,11 @@ interface HeldRoot {
  * about, and outwaited. Until then `sweepAged` runs every DEFAULTS.locklessSweepEveryMs. Never
  * a full sweep: other servers may have started on the root while no lock was there to see.
  */
-function retakeServedRoot(root: HeldRoot, sweepAged: () => Promise<void>): { stop(): Promise<void> } {
+function retakeServedRoot(
+  root: HeldRoot,
+  log: ServeLog,
+  sweepAged: () => Promise<void>,
+): { stop(): Promise<void> } {
   let stopped = false;
   let lastSaid = '';
   let sweptAt = performance.now();
@@ -257,16 +293,23 @@ function retakeServedRoot(root: HeldRoot, sweepAged: () => Promise<void>): { sto
         if (stopped) await held.lock.release();
         else {
           root.lock = held.lock;
-          logToStderr(
-            `wrote ${SERVED_ROOT_LOCK_NAME} in ${root.path}: another server on this root is refused from now on`,
-          );
+          log.log({
+            event: 'root_locked',
+            text: `wrote ${SERVED_ROOT_LOCK_NAME} in ${root.path}: another server on this root is refused from now on`,
+            fields: { path: root.path },
+          });
         }
         return;
       }
       if (performance.now() - sweptAt >= DEFAULTS.locklessSweepEveryMs) {
         sweptAt = performance.now();
         await sweepAged().catch((error: Error) =>
-          logToStderr(`sweeping upload files an hour old in ${root.path} failed: ${error.message}`),
+          log.log({
+            event: 'sweep_failed',
+            level: 'error',
+            text: `sweeping upload files an hour old in ${root.path} failed: ${error.message}`,
+            fields: { path: root.path, reason: error.message },
+          }),
         );
       }
     } catch (error) {
@@ -275,7 +318,8 @@ function retakeServedRoot(root: HeldRoot, sweepAged: () => Promise<void>): { sto
           ? `warning: another server took this root while its lock could not be written: ${error.message}`
           : `cannot write ${SERVED_ROOT_LOCK_NAME} in ${root.path}: ${(error as Error).message}`;
       // Once per holder or cause, not every round.
-      if (said !== lastSaid) logToStderr(said);
+      if (said !== lastSaid)
+        log.log({ event: 'root_unlocked', level: 'warn', text: said, fields: { path: root.path } });
       lastSaid = said;
     }
     if (!stopped) schedule();
@@ -309,6 +353,7 @@ async function startMetrics(
   server: MuxServer,
   options: ServeOptions,
   protocol: { host: string; port: number },
+  log: ServeLog,
 ): Promise<MetricsExporter | undefined> {
   if (options.metrics === undefined) return undefined;
   if (options.metrics.port === protocol.port) {
@@ -327,11 +372,15 @@ async function startMetrics(
   });
   // The warning comes first: whoever waits for the "metrics at" line has then seen it too.
   if (!isLoopback(address.host)) {
-    process.stderr.write(
-      `muxftp: warning: metrics listening on ${address.host}, reachable from other machines (file names are not in them, but load and error counts are)\n`,
+    log.warning(
+      `metrics listening on ${address.host}, reachable from other machines (file names are not in them, but load and error counts are)`,
     );
   }
-  logToStderr(`metrics at http://${formatAddress(address)}/metrics`);
+  log.log({
+    event: 'metrics_listening',
+    text: `metrics at http://${formatAddress(address)}/metrics`,
+    fields: { address: formatAddress(address) },
+  });
   return exporter;
 }
 
@@ -343,7 +392,11 @@ async function startMetrics(
  * why), and does not stop the other. Returns the reload, for a SIGHUP held while starting, and
  * the function that stops listening.
  */
-function reloadOnHangup(server: MuxServer, options: ServeOptions): { reload(): void; stop(): void } {
+function reloadOnHangup(
+  server: MuxServer,
+  options: ServeOptions,
+  log: ServeLog,
+): { reload(): void; stop(): void } {
   let reloading = Promise.resolve();
   const onHangup = (): void => {
     reloading = reloading.then(async () => {
@@ -351,20 +404,39 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions): { reload(): v
         try {
           const accounts = await loadAccounts(options);
           server.replaceAccounts(accounts);
-          logToStderr(`SIGHUP: ${usersCount(accounts.userCount)} from ${options.users}`);
+          log.log({
+            event: 'users_loaded',
+            text: `SIGHUP: ${usersCount(accounts.userCount)} from ${options.users}`,
+            fields: { count: accounts.userCount, file: options.users },
+          });
         } catch (error) {
-          logToStderr(`SIGHUP: kept the users as they were: ${(error as Error).message}`);
+          log.log({
+            event: 'reload_failed',
+            level: 'error',
+            text: `SIGHUP: kept the users as they were: ${(error as Error).message}`,
+            fields: { file: options.users, reason: (error as Error).message },
+          });
         }
       }
       if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
         try {
           server.replaceTls(await loadTls(options.tlsCert, options.tlsKey));
           const warnings = await accessFileWarnings({ ...options, users: undefined });
-          logToStderr(`SIGHUP: TLS certificate from ${options.tlsCert}`);
+          log.log({
+            event: 'certificate_loaded',
+            text: `SIGHUP: TLS certificate from ${options.tlsCert}`,
+            fields: { file: options.tlsCert },
+          });
           // A runtime line, timestamped as the others are (only start-up's go without).
-          for (const warning of warnings) logToStderr(`warning: ${warning}`);
+          for (const warning of warnings)
+            log.log({ event: 'warning', level: 'warn', text: `warning: ${warning}` });
         } catch (error) {
-          logToStderr(`SIGHUP: kept the TLS certificate as it was: ${(error as Error).message}`);
+          log.log({
+            event: 'reload_failed',
+            level: 'error',
+            text: `SIGHUP: kept the TLS certificate as it was: ${(error as Error).message}`,
+            fields: { file: options.tlsCert, reason: (error as Error).message },
+          });
         }
       }
     });
