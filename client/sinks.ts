@@ -42,6 +42,11 @@ export interface ByteSink {
    * target) when the sink was opened to, else drop what was written as abort() does. Files only.
    */
   keepPartial?(): Promise<KeptPartial | undefined>;
+  /**
+   * A sink that can fail between writes (a caller's stream destroyed or failing while no write is
+   * in flight) tells `listener`, so the download stops at once rather than at its next write.
+   */
+  onFailure?(listener: (error: MuxftpError) => void): void;
 }
 
 /** What `Client.get` accepts: a local file path or a writable stream. */
@@ -603,26 +608,94 @@ class SpecialFileSink implements ByteSink {
   }
 }
 
+/**
+ * A caller's stream, written to but not ended. Its 'error' and 'close' are watched while the
+ * download runs: either fails the download at once (a write in flight on a destroyed stream never
+ * calls back, and an 'error' without a listener would take the process down), with the stream's
+ * own error as cause where it has one.
+ */
 class WritableSink implements ByteSink {
   readonly keepsChunks = true;
   private readonly stream: Writable;
+  private failure: MuxftpError | undefined;
+  private failed: ((error: MuxftpError) => void) | undefined;
+  private closeSeen = false;
+  /** Rejects the write in flight. */
+  private rejectWrite: ((error: MuxftpError) => void) | undefined;
 
   constructor(stream: Writable) {
     this.stream = stream;
+    stream.on('error', this.streamOnError);
+    stream.on('close', this.streamOnClose);
+  }
+
+  onFailure(listener: (error: MuxftpError) => void): void {
+    this.failed = listener;
   }
 
   write(chunks: readonly Buffer[]): Promise<void> {
+    const failure = this.failureNow();
+    if (failure !== undefined) return Promise.reject(failure);
     return new Promise((resolve, reject) => {
+      this.rejectWrite = reject;
       for (let i = 0; i < chunks.length - 1; i++) this.stream.write(chunks[i]);
-      this.stream.write(chunks[chunks.length - 1], (err) =>
-        err ? reject(localError(err, 'output')) : resolve(),
-      );
+      this.stream.write(chunks[chunks.length - 1], (err) => {
+        this.rejectWrite = undefined;
+        // Node's own ERR_STREAM_DESTROYED says less than what destroyed the stream.
+        if (err) reject(this.failureNow() ?? localError(err, 'output'));
+        else resolve();
+      });
     });
   }
 
-  async finish(): Promise<void> {}
+  async finish(): Promise<void> {
+    this.detach();
+  }
 
-  async abort(): Promise<void> {}
+  async abort(): Promise<void> {
+    this.detach();
+  }
+
+  /** Why the stream takes no more: what it failed with, or that it was closed or ended. */
+  private failureNow(): MuxftpError | undefined {
+    if (this.failure !== undefined) return this.failure;
+    const stream = this.stream;
+    if (stream.errored) this.failure = localError(stream.errored, 'output');
+    else if (stream.destroyed || stream.writableEnded)
+      this.failure = new MuxftpError('LOCAL_IO_ERROR', 'output closed before the download finished');
+    return this.failure;
+  }
+
+  private fail(): void {
+    const failure = this.failureNow();
+    if (failure === undefined) return;
+    this.rejectWrite?.(failure);
+    this.rejectWrite = undefined;
+    this.failed?.(failure);
+  }
+
+  private readonly streamOnError = (err: Error): void => {
+    this.failure ??= localError(err, 'output');
+    this.fail();
+  };
+
+  private readonly streamOnClose = (): void => {
+    this.closeSeen = true;
+    this.fail();
+  };
+
+  /**
+   * The call is settling. A stream destroyed or failed but not yet closed may emit its 'error'
+   * later: the listener stays until its 'close', so that 'error' does not go unhandled.
+   */
+  private detach(): void {
+    const stream = this.stream;
+    this.failed = undefined;
+    stream.off('close', this.streamOnClose);
+    if ((stream.destroyed || stream.errored !== null) && !this.closeSeen)
+      stream.once('close', () => stream.off('error', this.streamOnError));
+    else stream.off('error', this.streamOnError);
+  }
 }
 
 /** Keeps nothing (Client.verify): the download is only checked. */

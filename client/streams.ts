@@ -322,6 +322,7 @@ export class GetCall extends ClientStream {
           })
         : new InboundWindow(id, Math.min(host.streamWindowBytes, 2 * throttle.maxChunkBytes));
     this.digester = new ContentDigester(host.integrity);
+    sink.onFailure?.((error) => this.abandon(error));
   }
 
   /**

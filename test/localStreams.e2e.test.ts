@@ -1,0 +1,115 @@
+/**
+ * A library caller's own streams: a Writable given to get() that fails or is closed early. The
+ * call rejects LOCAL_IO_ERROR at once, its remote stream is cancelled, and the connection goes on
+ * serving other calls.
+ */
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Client } from '../client/client.js';
+import { MuxftpError } from '../shared/errors.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const MiB = 1024 * 1024;
+
+let env: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-local-streams-');
+
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+  await tempDirs.removeAll();
+});
+
+/** What `call` settled with, or 'pending' when it has not within `ms`. */
+async function settledWithin<T>(call: Promise<T>, ms: number): Promise<T | Error | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = new Promise<'pending'>((resolve) => {
+    timer = setTimeout(() => resolve('pending'), ms);
+  });
+  try {
+    return await Promise.race([call.catch((error: Error) => error), pending]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The connection still serves: a download of `path` is whole, and the server holds no stream but stats'. */
+async function expectConnectionUsable(client: Client, path: string, bytes: number): Promise<void> {
+  expect((await client.getBuffer(path)).length).toBe(bytes);
+  await expect.poll(async () => (await client.stats()).streams).toBe(1);
+  expect(client.isOpen).toBe(true);
+}
+
+describe('get into a Writable of the caller', () => {
+  it("that fails ('error', a directory missing) rejects with the stream's own error as cause", async () => {
+    env = await startServer({ streamWindowBytes: 64 * 1024 });
+    const client = await env.connect({ streamWindowBytes: 64 * 1024 });
+    await client.put('f.bin', Buffer.alloc(4 * MiB, 7));
+    const missing = join(await tempDirs.make(), 'no-such-dir', 'f.bin');
+    const error = await settledWithin(client.get('f.bin', createWriteStream(missing)), 5000);
+    expect(error).toBeInstanceOf(MuxftpError);
+    expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+    expect(((error as MuxftpError).cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+    await expectConnectionUsable(client, 'f.bin', 4 * MiB);
+  });
+
+  it('whose write calls back with an error rejects with that error as cause', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('f.bin', Buffer.alloc(1 * MiB, 7));
+    const failure = new Error('disk on fire');
+    const sink = new Writable({
+      write(_chunk, _encoding, callback) {
+        callback(failure);
+      },
+    });
+    const error = await settledWithin(client.get('f.bin', sink), 5000);
+    expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+    expect((error as MuxftpError).cause).toBe(failure);
+    await expectConnectionUsable(client, 'f.bin', 1 * MiB);
+  });
+
+  it('destroyed while a write is in flight (its callback never comes) rejects at once', async () => {
+    env = await startServer({ streamWindowBytes: 64 * 1024 });
+    const client = await env.connect({ streamWindowBytes: 64 * 1024 });
+    await client.put('big.bin', Buffer.alloc(8 * MiB, 7));
+    let writes = 0;
+    const sink = new Writable({
+      write() {
+        writes++; // the callback waits on a peer that goes away
+      },
+    });
+    sink.on('error', () => {});
+    const download = client.get('big.bin', sink);
+    await expect.poll(() => writes).toBe(1);
+    sink.destroy();
+    const error = await settledWithin(download, 2000);
+    expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+    expect((error as MuxftpError).message).toMatch(/closed before/);
+    await expectConnectionUsable(client, 'big.bin', 8 * MiB);
+    expect(await settledWithin(client.close(), 2000)).toBeUndefined();
+  });
+
+  it('destroyed with an error while a write is in flight rejects with that error as cause', async () => {
+    env = await startServer({ streamWindowBytes: 64 * 1024 });
+    const client = await env.connect({ streamWindowBytes: 64 * 1024 });
+    await client.put('big.bin', Buffer.alloc(8 * MiB, 7));
+    let writes = 0;
+    const sink = new Writable({
+      write() {
+        writes++;
+      },
+    });
+    const download = client.get('big.bin', sink);
+    await expect.poll(() => writes).toBe(1);
+    const gone = new Error('peer went away');
+    sink.destroy(gone);
+    const error = await settledWithin(download, 2000);
+    expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+    expect((error as MuxftpError).cause).toBe(gone);
+    await expectConnectionUsable(client, 'big.bin', 8 * MiB);
+  });
+});
