@@ -279,12 +279,19 @@ class ReadableSource implements ByteSource {
     stream.on('readable', this.streamOnEvent);
     stream.on('end', this.streamOnEnd);
     stream.on('error', this.streamOnError);
+    stream.on('close', this.streamOnClose);
   }
 
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
     for (;;) {
       if (this.failure) throw localError(this.failure, 'input stream');
       if (this.closed) return 0;
+      // Destroyed (before it was given, or with no 'error'): its end will never come.
+      if (this.stream.destroyed && !this.stream.readableEnded && this.leftover === null) {
+        throw this.stream.errored
+          ? localError(this.stream.errored, 'input stream')
+          : new MuxftpError('LOCAL_IO_ERROR', 'input stream closed before its end');
+      }
       const chunk: Buffer | string | null = this.leftover ?? this.stream.read();
       this.leftover = null;
       if (chunk !== null) {
@@ -307,6 +314,7 @@ class ReadableSource implements ByteSource {
     this.stream.off('readable', this.streamOnEvent);
     this.stream.off('end', this.streamOnEnd);
     this.stream.off('error', this.streamOnError);
+    this.stream.off('close', this.streamOnClose);
     this.streamOnEvent();
   }
 
@@ -323,6 +331,10 @@ class ReadableSource implements ByteSource {
 
   private readonly streamOnError = (err: Error): void => {
     this.failure = err;
+    this.streamOnEvent();
+  };
+
+  private readonly streamOnClose = (): void => {
     this.streamOnEvent();
   };
 }

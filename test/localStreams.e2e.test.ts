@@ -1,11 +1,11 @@
 /**
- * A library caller's own streams: a Writable given to get() that fails or is closed early. The
- * call rejects LOCAL_IO_ERROR at once, its remote stream is cancelled, and the connection goes on
- * serving other calls.
+ * A library caller's own streams: a Writable given to get() that fails or is closed early, and a
+ * Readable given to put() that is destroyed before its end. The call rejects LOCAL_IO_ERROR at
+ * once, its remote stream is cancelled, and the connection goes on serving other calls.
  */
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -111,5 +111,34 @@ describe('get into a Writable of the caller', () => {
     expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
     expect((error as MuxftpError).cause).toBe(gone);
     await expectConnectionUsable(client, 'big.bin', 8 * MiB);
+  });
+});
+
+describe('put from a Readable of the caller', () => {
+  it('destroyed without an error before its end rejects at once, and nothing is stored', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('other.bin', Buffer.alloc(1000, 1));
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(1000, 2));
+    const upload = client.put('x.bin', source);
+    setTimeout(() => source.destroy(), 50);
+    const error = await settledWithin(upload, 2000);
+    expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+    expect((error as MuxftpError).message).toMatch(/closed before its end/);
+    await expect(client.stat('x.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expectConnectionUsable(client, 'other.bin', 1000);
+    expect(await settledWithin(client.close(), 2000)).toBeUndefined();
+  });
+
+  it('destroyed already when given rejects at once', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    const source = new Readable({ read() {} });
+    source.destroy();
+    const error = await settledWithin(client.put('x.bin', source), 2000);
+    expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+    await expect(client.stat('x.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(client.isOpen).toBe(true);
   });
 });
