@@ -73,6 +73,7 @@ import {
 import { type ByteSource, localError, openSource, type PutSource } from './sources.js';
 import {
   type ClientStream,
+  callCaller,
   GetCall,
   type GetResult,
   type GetResume,
@@ -139,7 +140,8 @@ export interface ClientOptions {
    * the server refuses SERVER_BUSY while the connection stays up (its open-file cap, say) are sent
    * again on it after the wait the policy this makes gives, one policy per request; when it gives
    * none the call rejects with the refusal. Default: none, every refusal rejects (a load generator
-   * counts them).
+   * counts them). A throw from it, or from its `next`, fails that request alone, as
+   * LOCAL_IO_ERROR with the thrown value as cause.
    */
   busyRetries?: () => BusyRetryPolicy;
   /**
@@ -174,7 +176,15 @@ export interface ClientTlsOptions {
   servername?: string;
 }
 
-/** Per-call options of {@link Client.put}, {@link Client.get} and {@link Client.getBuffer}. */
+/**
+ * Per-call options of {@link Client.put}, {@link Client.get} and {@link Client.getBuffer}.
+ *
+ * A callback here that throws (onProgress, onRestart, onNothingKept, onContinue) fails its call
+ * alone: the call rejects with a `MuxftpError` LOCAL_IO_ERROR (`onProgress threw: …`) whose
+ * `cause` is what was thrown, and its stream is cancelled (an upload is not stored); the
+ * connection and the other calls on it go on. A throw from onPartialKept is ignored: the call
+ * rejects with its own failure all the same.
+ */
 export interface TransferOptions {
   /** Called as bytes move, with the bytes done and the total when known. */
   onProgress?: ProgressCallback;
@@ -907,16 +917,15 @@ export class Client {
       if (held.offset > local.size) {
         throw new ProtocolError('PROTOCOL_ERROR', 'partial REPLY: an offset beyond the file');
       }
-      if (held.blocks.length === 0) options.onNothingKept?.();
+      if (held.blocks.length === 0) callCaller('onNothingKept', () => options.onNothingKept?.());
       const mine = await localBlockDigests(path, this.integrity, held.blocks.length, options.localDigests);
       const mismatch = held.blocks.findIndex((hex, i) => hex !== mine[i]?.toString('hex'));
       if (mismatch === -1) {
         offset = held.offset;
         prefix = mine;
       } else {
-        options.onRestart?.(
-          `the server's partial upload of ${remotePath} differs from the local file at block ${mismatch}: starting over`,
-        );
+        const reason = `the server's partial upload of ${remotePath} differs from the local file at block ${mismatch}: starting over`;
+        callCaller('onRestart', () => options.onRestart?.(reason));
       }
     }
     return {
@@ -973,7 +982,7 @@ export class Client {
           return await this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
         } catch (error) {
           if (!(error instanceof LocalPartialRefusedError) || options.replaceDiffering !== true) throw error;
-          options.onRestart?.(error.restartReason);
+          callCaller('onRestart', () => options.onRestart?.(error.restartReason));
         }
       }
     }
@@ -1013,7 +1022,7 @@ export class Client {
       return await this.getInto(remotePath, undefined, options, { blocks, sink, kept: true });
     } catch (error) {
       if (!(error instanceof KeptPartialDiffersError)) throw error;
-      options.onRestart?.(error.message);
+      callCaller('onRestart', () => options.onRestart?.(error.message));
       return undefined;
     }
   }
@@ -1156,13 +1165,16 @@ export class Client {
     signal?: AbortSignal,
     maxEntries?: number,
   ): Promise<ReplyOf<R['op']>> {
-    const policy = this.options.busyRetries?.();
+    const policy = callCaller('busyRetries', () => this.options.busyRetries?.());
     for (;;) {
       try {
         return await this.requestOnce(request, signal, maxEntries);
       } catch (error) {
         const busy = error instanceof MuxftpError && error.code === 'SERVER_BUSY';
-        const delayMs = busy && this.isOpen && signal?.aborted !== true ? policy?.next(error) : undefined;
+        const delayMs =
+          busy && this.isOpen && signal?.aborted !== true
+            ? callCaller('busyRetries', () => policy?.next(error))
+            : undefined;
         if (delayMs === undefined) throw error;
         await sleep(delayMs, undefined, signal === undefined ? {} : { signal }).catch((abort: unknown) => {
           throw new MuxftpError('CANCELLED', 'cancelled while waiting for a busy server', { cause: abort });

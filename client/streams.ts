@@ -50,6 +50,22 @@ export interface ClientHost {
 /** Progress of one transfer: bytes moved so far, and the total when it is known. */
 export type ProgressCallback = (bytesDone: number, bytesTotal: number | undefined) => void;
 
+/**
+ * Runs `call`, which calls back into the caller's code (`name`: TransferOptions.onProgress,
+ * onRestart, …, ClientOptions.busyRetries). What that throws is the caller's bug: it fails the one
+ * call it belongs to, as LOCAL_IO_ERROR with the thrown value as cause. Thrown inside frame
+ * handling it failed the whole connection (as an INTERNAL_ERROR), and from the outbound queue's
+ * pump it took the process down.
+ */
+export function callCaller<R>(name: string, call: () => R): R {
+  try {
+    return call();
+  } catch (thrown) {
+    const reason = thrown instanceof Error ? thrown.message : String(thrown);
+    throw new MuxftpError('LOCAL_IO_ERROR', `${name} threw: ${reason}`, { cause: thrown });
+  }
+}
+
 export abstract class ClientStream {
   readonly id: number;
   protected readonly host: ClientHost;
@@ -111,6 +127,17 @@ export abstract class ClientStream {
     if (this.isSettled) return;
     this.host.cancelStream(this);
     this.settle(error);
+  }
+
+  /** Runs a caller's callback (callCaller): a throw abandons this stream alone. False when it threw. */
+  protected callCaller(name: string, call: () => void): boolean {
+    try {
+      callCaller(name, call);
+      return true;
+    } catch (error) {
+      this.abandon(error as MuxftpError);
+      return false;
+    }
   }
 
   /** The connection is gone. */
@@ -346,8 +373,10 @@ export class GetCall extends ClientStream {
     this.remoteMtime = reply.mtime;
     this.remoteMode = reply.mode;
     if (this.resume !== undefined && !this.acceptResume(this.resume, result)) return;
-    if (this.resumedFrom > 0) this.resume?.onContinue?.(this.resumedFrom);
-    this.onProgress?.(this.resumedFrom, this.expectedSize);
+    const resumedFrom = this.resumedFrom;
+    if (resumedFrom > 0 && !this.callCaller('onContinue', () => this.resume?.onContinue?.(resumedFrom)))
+      return;
+    if (!this.callCaller('onProgress', () => this.onProgress?.(resumedFrom, this.expectedSize))) return;
     if (this.host.downloadThrottle !== undefined) this.grantCredit();
   }
 
@@ -468,7 +497,8 @@ export class GetCall extends ClientStream {
       this.ungranted += this.window.consumed(bytes);
       this.grantCredit();
     }
-    this.onProgress?.(this.resumedFrom + this.received - this.unwritten.byteLength, this.expectedSize);
+    const done = this.resumedFrom + this.received - this.unwritten.byteLength;
+    this.callCaller('onProgress', () => this.onProgress?.(done, this.expectedSize));
   }
 
   /**
@@ -666,7 +696,7 @@ export class PutCall extends ClientStream implements FrameProducer {
     // it instead, NOT_FOUND when what it kept is gone), so it continues now.
     const told = this.onContinue;
     this.onContinue = undefined;
-    told?.(this.startOffset);
+    if (told !== undefined && !this.callCaller('onContinue', () => told(this.startOffset))) return;
     this.credit.add(increment);
     this.readAhead();
   }
@@ -731,7 +761,11 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.creditReserved -= length;
     this.sent += bytesRead;
     this.digester?.update(ready.subarray(HEADER_BYTES));
-    this.onProgress?.(this.sent, this.source.size);
+    const sent = this.sent;
+    if (!this.callCaller('onProgress', () => this.onProgress?.(sent, this.source.size))) {
+      this.host.queue.release(ready.length);
+      return null;
+    }
     this.readAhead();
     return ready;
   }
@@ -782,10 +816,12 @@ export class PutCall extends ClientStream implements FrameProducer {
   };
 
   private sendEnd(): void {
+    // Told before END goes: a throw then still cancels the upload, which END would commit.
+    const sent = this.sent;
+    if (!this.callCaller('onProgress', () => this.onProgress?.(sent, this.source.size ?? sent))) return;
     this.markEnded();
     this.endDigest = this.knownDigest ?? this.digester!.digest();
     this.host.send(encodeEnd(this.id, this.sent, this.host.integrity, this.endDigest));
-    this.onProgress?.(this.sent, this.source.size ?? this.sent);
   }
 
   protected release(error: MuxftpError | undefined): void {
