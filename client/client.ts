@@ -337,6 +337,11 @@ export type ResolvedClientOptions = Required<
 > &
   Pick<ClientOptions, 'user' | 'password' | 'busyRetries'> & { tls: ClientTlsOptions | undefined };
 
+/** An option's value in a message: a string quoted and named as one (`the string "7421"`). */
+function shownValue(value: unknown): string {
+  return typeof value === 'string' ? `the string ${JSON.stringify(value)}` : String(value);
+}
+
 function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   const resolved: ResolvedClientOptions = {
     host: options.host ?? DEFAULTS.host,
@@ -360,22 +365,26 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   };
   if (!Number.isFinite(resolved.responseTimeoutMs) || resolved.responseTimeoutMs < 0) {
     throw new TypeError(
-      `client: responseTimeoutMs must be a non-negative number, got ${String(resolved.responseTimeoutMs)}`,
+      `client: responseTimeoutMs must be a non-negative number, got ${shownValue(resolved.responseTimeoutMs)}`,
     );
   }
   if (!Number.isFinite(resolved.maxRate) || resolved.maxRate < 0) {
-    throw new TypeError(`client: maxRate must be a non-negative number, got ${String(resolved.maxRate)}`);
+    throw new TypeError(`client: maxRate must be a non-negative number, got ${shownValue(resolved.maxRate)}`);
   }
   if (resolved.busyRetries !== undefined && typeof resolved.busyRetries !== 'function') {
     throw new TypeError('client: busyRetries must be a function');
   }
   if (typeof resolved.host !== 'string' || resolved.host === '') {
-    throw new TypeError(`client: host must be a non-empty string, got ${String(resolved.host)}`);
+    throw new TypeError(`client: host must be a non-empty string, got ${shownValue(resolved.host)}`);
   }
   // Else node's ERR_SOCKET_BAD_PORT (a RangeError, not a TypeError naming the option) or, for 0,
   // a connection attempt to a port nothing listens on.
+  // `port: process.env.PORT` is a string: said as one, or "got 7421" reads as a port refused.
+  if (typeof resolved.port !== 'number') {
+    throw new TypeError(`client: port must be a number, got ${shownValue(resolved.port)}`);
+  }
   if (!Number.isSafeInteger(resolved.port) || resolved.port < 1 || resolved.port > 65535) {
-    throw new TypeError(`client: port must be an integer from 1 to 65535, got ${String(resolved.port)}`);
+    throw new TypeError(`client: port must be an integer from 1 to 65535, got ${shownValue(resolved.port)}`);
   }
   if (resolved.user !== undefined && (typeof resolved.user !== 'string' || resolved.user === '')) {
     throw new TypeError('client: user must be a non-empty string');
@@ -403,7 +412,7 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     'maxFramePayloadBytes',
   ] as const) {
     if (!Number.isSafeInteger(resolved[key]) || resolved[key] <= 0) {
-      throw new TypeError(`client: ${key} must be a positive integer, got ${String(resolved[key])}`);
+      throw new TypeError(`client: ${key} must be a positive integer, got ${shownValue(resolved[key])}`);
     }
   }
   if (resolved.maxFramePayloadBytes < MIN_FRAME_PAYLOAD_BYTES) {
@@ -584,8 +593,11 @@ export class Client {
     return { socket, sharedReads: SharedBufferReads.adopt(socket) };
   }
 
-  /** Connects and completes the handshake. Rejects with CONNECT_FAILED, SERVER_BUSY, VERSION_MISMATCH... */
-  static connect(options: ClientOptions = {}): Promise<Client> {
+  /**
+   * Connects and completes the handshake. Rejects with CONNECT_FAILED, SERVER_BUSY,
+   * VERSION_MISMATCH..., and with a TypeError naming the option for an option that is invalid.
+   */
+  static async connect(options: ClientOptions = {}): Promise<Client> {
     const resolved = resolveClientOptions(options);
     const { socket, sharedReads } = Client.openSocket(resolved);
     return new Client(resolved, socket, `${resolved.host}:${resolved.port}`, sharedReads).start(
@@ -597,7 +609,7 @@ export class Client {
    * Completes the handshake over a byte stream already connected to a server (an in-process
    * pair in tests, a tunnel); `host`, `port` and `tls` are not used. Same results as connect().
    */
-  static over(socket: Duplex, options: ClientOptions = {}): Promise<Client> {
+  static async over(socket: Duplex, options: ClientOptions = {}): Promise<Client> {
     return new Client(resolveClientOptions(options), socket, 'the server').start(options.signal);
   }
 
@@ -1048,9 +1060,10 @@ export class Client {
    * a busy server refused waits out its retries), then closes the connection; a call begun after
    * it runs only while others keep the connection open (else it rejects CONNECTION_LOST, "closed
    * by close()"). With `graceMs`, as MuxServer.close: what is still in flight after that long is
-   * cut off (rejecting CANCELLED) and the connection closed; Infinity is no limit.
+   * cut off (rejecting CANCELLED) and the connection closed; Infinity is no limit. A `graceMs`
+   * that is no duration rejects with a TypeError.
    */
-  close(graceMs?: number): Promise<void> {
+  async close(graceMs?: number): Promise<void> {
     if (graceMs !== undefined && !(graceMs >= 0))
       throw new TypeError(`close(graceMs): milliseconds, 0 or more (Infinity: no limit), not ${graceMs}`);
     this.closeRequested = true;

@@ -273,10 +273,11 @@ export class MuxServer {
   }
 
   /**
-   * Stops accepting, lets open streams finish for up to `graceMs`, then destroys what is left.
-   * Safe to call more than once: later calls return the same promise.
+   * Stops accepting, lets open streams finish for up to `graceMs` (default 0: cut at once), then
+   * destroys what is left. Safe to call more than once: later calls settle with the first. A
+   * `graceMs` that is no duration rejects with a TypeError.
    */
-  close(graceMs = 0): Promise<void> {
+  async close(graceMs = 0): Promise<void> {
     if (!(graceMs >= 0))
       throw new TypeError(`close(graceMs): milliseconds, 0 or more (Infinity: no limit), not ${graceMs}`);
     clearInterval(this.partialSweepTimer);

@@ -1,4 +1,4 @@
-/** Client options are checked when connect() is called, each with a TypeError naming the option. */
+/** Client options are checked when connect() is called: it rejects with a TypeError naming the option. */
 import { describe, expect, it } from 'vitest';
 import { Client, type ClientOptions } from '../client/client.js';
 
@@ -7,15 +7,16 @@ describe('Client.connect options', () => {
     [
       'a port that is a string',
       { port: '7421' as unknown as number },
-      /client: port must be an integer from 1 to 65535/,
+      /^client: port must be a number, got the string "7421"$/,
     ],
     ['port 0', { port: 0 }, /client: port must be an integer from 1 to 65535, got 0/],
     ['a port over 65535', { port: 70_000 }, /client: port must be an integer from 1 to 65535/],
     ['an empty host', { host: '' }, /client: host must be a non-empty string/],
     ['an empty user', { user: '' }, /client: user must be a non-empty string/],
     ['no integrity algorithm', { integrity: [] }, /client: integrity must list/],
-  ])('refuses %s before connecting', (_what, options, message) => {
-    expect(() => Client.connect(options)).toThrow(TypeError);
-    expect(() => Client.connect(options)).toThrow(message);
+  ])('refuses %s before connecting, as a rejection (never a throw)', async (_what, options, message) => {
+    const connecting = Client.connect(options);
+    await expect(connecting).rejects.toThrow(TypeError);
+    await expect(connecting).rejects.toThrow(message);
   });
 });
