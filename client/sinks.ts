@@ -64,7 +64,13 @@ export async function openSink(
   inPlace?: boolean,
   keepsPartial = false,
 ): Promise<ByteSink> {
-  if (typeof target !== 'string') return new WritableSink(target);
+  if (typeof target !== 'string') {
+    // A JavaScript caller's null or number failed deep inside, as "stream.on is not a function".
+    const stream = target as Partial<Writable> | null;
+    if (typeof stream?.write !== 'function' || typeof stream.on !== 'function')
+      throw new TypeError(`get: the target must be a local path or a Writable, got ${String(target)}`);
+    return new WritableSink(target);
+  }
   if (inPlace ?? (await isSpecialFile(target))) {
     const sink = await SpecialFileSink.open(target, signal);
     if (sink !== undefined) return sink;

@@ -50,6 +50,10 @@ export type PutSource = string | Uint8Array | Readable;
 export async function openSource(source: PutSource, from = 0): Promise<ByteSource> {
   if (typeof source === 'string') return FileSource.open(source, from);
   if (source instanceof Uint8Array) return new BufferSource(source);
+  // A JavaScript caller's null or number failed deep inside, as "Cannot read properties of null".
+  const stream = source as Partial<Readable> | null;
+  if (typeof stream?.read !== 'function' || typeof stream.on !== 'function')
+    throw new TypeError(`put: the source must be a local path, bytes or a Readable, got ${String(source)}`);
   return new ReadableSource(source);
 }
 

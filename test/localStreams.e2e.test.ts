@@ -142,3 +142,18 @@ describe('put from a Readable of the caller', () => {
     expect(client.isOpen).toBe(true);
   });
 });
+
+describe('a source or target that is neither a path nor a stream (a JavaScript caller)', () => {
+  it('rejects with a TypeError saying what is taken, and the connection goes on', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('f.bin', Buffer.alloc(10, 1));
+    await expect(client.put('x.bin', null as unknown as Readable)).rejects.toThrow(
+      new TypeError('put: the source must be a local path, bytes or a Readable, got null'),
+    );
+    await expect(client.get('f.bin', 42 as unknown as Writable)).rejects.toThrow(
+      new TypeError('get: the target must be a local path or a Writable, got 42'),
+    );
+    await expectConnectionUsable(client, 'f.bin', 10);
+  });
+});
