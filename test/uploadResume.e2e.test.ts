@@ -159,6 +159,29 @@ describe('put -c (library: resumable / continue)', () => {
     expect((await client.list('')).map((e) => e.name)).toEqual(['big.bin']);
   });
 
+  it('an onContinue that throws fails that put -c alone, as LOCAL_IO_ERROR, and stores nothing', async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const source = await localFile(randomBytes(2 * BLOCK + 10));
+    expect(await interruptedPut(env, source, BLOCK + BLOCK / 2)).toBe(BLOCK);
+    const client = await env.connect();
+    const bug = new TypeError('bug in my callback');
+    const error = await client
+      .put('big.bin', source, {
+        continue: true,
+        onContinue: () => {
+          throw bug;
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'LOCAL_IO_ERROR',
+      message: 'onContinue threw: bug in my callback',
+      cause: bug,
+    });
+    expect(client.isOpen).toBe(true);
+    expect(await client.list('')).toEqual([]);
+  });
+
   it('a link made on the host where the kept blocks were is not followed: it goes, and puts of that name work', async () => {
     env = await startServer({ backend: 'disk', ...smallWindows });
     const content = randomBytes(3 * BLOCK + 7);
