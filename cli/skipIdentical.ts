@@ -12,6 +12,7 @@
  * time or bytes; nothing is read, and it keeps its own time and bits. A directory (or anything
  * else not a file) where a file goes is no copy of it: that transfer goes ahead and fails as it
  * would without the flag, or --delete replaces what is in the way first, dry run or not alike.
+ * A file it cannot look for (a stat refused) fails unsent (TransferRun.neverReplace).
  */
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
@@ -251,6 +252,8 @@ export class RemoteDestinations {
     if (answer === undefined) {
       answer = client.stat(remote).catch((error: unknown) => {
         if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return undefined;
+        // Not kept: asked again (on a new connection, say), it may answer.
+        this.#stats.delete(remote);
         throw error;
       });
       this.#stats.set(remote, answer);

@@ -20,7 +20,13 @@ import { BusyRetries, busyNoticeLine } from './busyRetries.js';
 import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
-import { backoffDelayMs, isRetryable, type ReconnectingClient, retryNotice } from './reconnect.js';
+import {
+  backoffDelayMs,
+  isRetryable,
+  type ReconnectingClient,
+  requestWithRetries,
+  retryNotice,
+} from './reconnect.js';
 
 export type TransferCommand = 'put' | 'get';
 
@@ -150,6 +156,12 @@ export interface TransferRun {
     client: Client,
     signal: AbortSignal,
   ): Promise<SkippedDone | undefined>;
+  /**
+   * --ignore-existing: a file the destination may have is never replaced. When the check cannot
+   * tell (a stat refused to an account without `list`, say), that file fails and is not sent;
+   * for the other skip flags, sending is the safe answer and the transfer reports what is wrong.
+   */
+  neverReplace?: boolean;
 }
 
 function doneOutcome(job: Pick<TransferJob, 'local' | 'remote'>, done: SkippedDone): TransferOutcome {
@@ -262,7 +274,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
 export async function previewTransfers(
   run: Pick<
     TransferRun,
-    'command' | 'jobs' | 'parallel' | 'output' | 'connection' | 'identicalAtDestination'
+    'command' | 'jobs' | 'parallel' | 'output' | 'connection' | 'identicalAtDestination' | 'neverReplace'
   >,
 ): Promise<TransferOutcome[]> {
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
@@ -270,7 +282,13 @@ export async function previewTransfers(
   const outcomes = await Promise.all(
     run.jobs.map((job) =>
       limit.run(async (): Promise<TransferOutcome> => {
-        const skipped = await skipIfIdentical(run, job, signal);
+        let skipped: TransferOutcome | undefined;
+        try {
+          skipped = await skipIfIdentical(run, job, signal);
+        } catch (error) {
+          run.output.failure(`${run.command} ${transferSubject(run.command, job)}`, error);
+          return { ...failedOutcome(job.local, job.remote, error), dryRun: true };
+        }
         if (skipped !== undefined) return { ...skipped, dryRun: true };
         return { local: job.local, remote: job.remote, ok: true, bytes: job.size ?? 0, dryRun: true };
       }),
@@ -278,7 +296,7 @@ export async function previewTransfers(
   );
   if (!run.output.json) {
     for (const [index, outcome] of outcomes.entries()) {
-      if (outcome.skipped === true) continue;
+      if (outcome.skipped === true || !outcome.ok) continue;
       const job = run.jobs[index]!;
       const [from, to] = run.command === 'put' ? [job.local, job.remote] : [job.remote, job.local];
       const size = job.size === undefined ? '' : ` (${formatBytes(job.size)})`;
@@ -291,17 +309,42 @@ export async function previewTransfers(
 /**
  * The job's outcome as skipped when its destination is identical; undefined to transfer it. A
  * check that fails (the destination unreadable, the connection gone) transfers it, which reports
- * whatever is really wrong.
+ * whatever is really wrong; with `neverReplace` it throws instead (after `--retries` new
+ * connections, if the one it had went), and the file fails unsent.
  */
 async function skipIfIdentical(
-  run: Pick<TransferRun, 'command' | 'identicalAtDestination' | 'connection'>,
+  run: Pick<TransferRun, 'command' | 'identicalAtDestination' | 'connection' | 'output' | 'neverReplace'> &
+    Partial<Pick<TransferRun, 'retries'>>,
   job: TransferJob,
   signal: AbortSignal,
 ): Promise<TransferOutcome | undefined> {
-  if (run.identicalAtDestination === undefined || (job.standardStream && run.command === 'get'))
-    return undefined;
-  const same = await run.identicalAtDestination(job, run.connection.client, signal).catch(() => undefined);
+  const check = run.identicalAtDestination;
+  if (check === undefined || (job.standardStream && run.command === 'get')) return undefined;
+  let same: SkippedDone | undefined;
+  if (run.neverReplace !== true) {
+    same = await check(job, run.connection.client, signal).catch(() => undefined);
+  } else {
+    const subject = `${run.command} ${transferSubject(run.command, job)}`;
+    const retries = run.retries ?? 0;
+    same = await requestWithRetries(
+      run.connection,
+      retries,
+      (client) => check(job, client, signal),
+      (error, attempt, delayMs) => run.output.notice(retryNotice(subject, error, attempt, retries, delayMs)),
+    ).catch((error: unknown) => {
+      throw notCheckedError(run.command === 'put' ? job.remote : job.local, error);
+    });
+  }
   return same === undefined ? undefined : { ...doneOutcome(job, same), skipped: true };
+}
+
+/** Why --ignore-existing sent no file whose destination it could not look at: `error`, said so. */
+function notCheckedError(destination: string, error: unknown): unknown {
+  if (!(error instanceof MuxftpError) || error.code === 'CANCELLED') return error;
+  return new MuxftpError(
+    error.code,
+    `cannot tell whether ${destination} exists (${error.message}), so it is not sent: --ignore-existing replaces no file`,
+  );
 }
 
 /** The backoff before a retry on the same connection; Ctrl-C ends it at once (the retry then stops). */
@@ -315,12 +358,19 @@ async function runOne(
   progress: TransferProgress,
   signal: AbortSignal,
 ): Promise<TransferOutcome> {
-  const skipped = await skipIfIdentical(run, job, signal);
+  const name = transferSubject(run.command, job);
+  let skipped: TransferOutcome | undefined;
+  try {
+    skipped = await skipIfIdentical(run, job, signal);
+  } catch (error) {
+    progress.begin(name, job.size).end(false);
+    run.output.failure(`${run.command} ${name}`, error);
+    return failedOutcome(job.local, job.remote, error);
+  }
   if (skipped !== undefined) {
     progress.skipped(job.size);
     return skipped;
   }
-  const name = transferSubject(run.command, job);
   const meter = progress.begin(name, job.size);
   let bytes = 0;
   let client = run.connection.client;

@@ -8,6 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile } from '../server/auth/usersFile.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
@@ -592,6 +595,53 @@ describe('--ignore-existing', () => {
     expect(outcomes.get('tree/new.txt')!.skipped).toBeUndefined();
     expect(await readFile(join(server.root!, 'tree', 'other.txt'), 'utf8')).toBe('old bytes\n');
     expect(await readFile(join(server.root!, 'tree', 'new.txt'), 'utf8')).toBe('new\n');
+  }, 60_000);
+
+  it('put fails a file it cannot look for (an account without list), never replacing it, the dry run too', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'dropper',
+      home: 'drop',
+      passwordHash: await hashPassword('drop-pw'),
+      permissions: ['write', 'mkdir'],
+    });
+    server = await startServer({ backend: 'disk', accounts: new Accounts({ users }) });
+    const local = await tempDirs.make();
+    await mkdir(join(server.root!, 'drop', 'tree'), { recursive: true });
+    await writeFile(join(server.root!, 'drop', 'report.txt'), 'ORIGINAL\n');
+    await mkdir(join(local, 'tree'));
+    await writeFile(join(local, 'report.txt'), 'NEW\n');
+    // A crowded directory: its listing is refused too, then each stat.
+    for (let i = 0; i < 9; i++) {
+      await writeFile(join(local, 'tree', `f${i}`), 'new\n');
+      await writeFile(join(server.root!, 'drop', 'tree', `f${i}`), 'old\n');
+    }
+    const as = ['--server', `127.0.0.1:${server.port}`, '--user', 'dropper'];
+    const env = { MUXFTP_PASSWORD: 'drop-pw' };
+    const refused =
+      'cannot tell whether report.txt exists (permission denied: user dropper has no list permission), so it is not sent: --ignore-existing replaces no file (PERMISSION_DENIED)';
+    for (const dryRun of [['-n'], []]) {
+      const one = await runCli([...as, 'put', 'report.txt', '--ignore-existing', ...dryRun], local, { env });
+      expect(one).toMatchObject({ code: 1, stdout: '' });
+      expect(one.stderr).toBe(`muxftp: put report.txt: ${refused}\n`);
+      const tree = await runCli(
+        [...as, '--json', 'put', '-r', 'tree', '--ignore-existing', ...dryRun],
+        local,
+        {
+          env,
+        },
+      );
+      expect(tree.code).toBe(1);
+      const outcomes = JSON.parse(tree.stdout) as Outcome[];
+      expect(outcomes).toHaveLength(9);
+      for (const outcome of outcomes)
+        expect(outcome).toMatchObject({ ok: false, error: { code: 'PERMISSION_DENIED' } });
+    }
+    expect(await readFile(join(server.root!, 'drop', 'report.txt'), 'utf8')).toBe('ORIGINAL\n');
+    for (let i = 0; i < 9; i++)
+      expect(await readFile(join(server.root!, 'drop', 'tree', `f${i}`), 'utf8')).toBe('old\n');
+    // Without the flag the same account sends it: that is what it may do.
+    expect((await runCli([...as, 'put', 'report.txt'], local, { env })).code).toBe(0);
+    expect(await readFile(join(server.root!, 'drop', 'report.txt'), 'utf8')).toBe('NEW\n');
   }, 60_000);
 
   it('put - NAME leaves NAME alone when it is there; with another skip flag, or stdout, it is a usage error', async () => {

@@ -369,8 +369,12 @@ async function get(
     else failures.push(failedOutcome(job.local, job.remote, above.error));
   }
 
+  // --ignore-existing: a file whose destination cannot be looked at fails, never replacing one.
+  const skip =
+    skipCheck === undefined
+      ? {}
+      : { identicalAtDestination: skipCheck, neverReplace: options.ignoreExisting === true };
   if (dryRun) {
-    const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
     const transfers = { command: 'get' as const, jobs: runnable, parallel, output, connection, ...skip };
     const previews = await previewRun(mirror, transfers, failures, replaced);
     return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
@@ -386,7 +390,7 @@ async function get(
     connection,
     retries: options.retries,
     failedBeforeStart: failures.length,
-    ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
+    ...skip,
     // get -c refused the local file (it differs from the server's, or is larger): left as it was.
     // Not for a download that failed its final check: there may be no local file at all (what
     // was continued was a kept partial, or nothing), and without -c it would fail the same way.

@@ -338,8 +338,12 @@ async function put(
   // nothing, and lftp's mirror -c): a put -r -c after Ctrl-C sent every finished file again.
   const skipIdentical = options.skipIdentical === true || options.continue === true;
   const skipCheck = destinationCheck('put', { ...options, skipIdentical }, jobs);
+  // --ignore-existing: a file whose destination cannot be looked at fails, never replacing one.
+  const skip =
+    skipCheck === undefined
+      ? {}
+      : { identicalAtDestination: skipCheck, neverReplace: options.ignoreExisting === true };
   if (dryRun) {
-    const skip = skipCheck === undefined ? {} : { identicalAtDestination: skipCheck };
     const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
     const previews = await previewRun(mirror, transfers, failures, replaced);
     return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
@@ -381,7 +385,7 @@ async function put(
           ? 'add -p to create it'
           : undefined,
       continueUploads: options.continue === true,
-      ...(skipCheck === undefined ? {} : { identicalAtDestination: skipCheck }),
+      ...skip,
       perform: async (job, client, transferOptions) => {
         const result = await client.put(job.remote, job.standardStream ? process.stdin : job.local, {
           ...transferOptions,
