@@ -224,7 +224,14 @@ export interface LocalDestination {
    * is not UTF-8 (no remote name can be it) is read with U+FFFD in `relative` and `localPath`,
    * its bytes in `rawPath`, and not walked into.
    */
-  entries: Array<{ relative: string; localPath: string; kind: LocalKind; rawPath?: Buffer }>;
+  entries: Array<{
+    relative: string;
+    localPath: string;
+    kind: LocalKind;
+    /** A symbolic link (`other`) that leads to a file. */
+    leadsToFile?: boolean;
+    rawPath?: Buffer;
+  }>;
   /** Directories that could not be read: nothing in them is known. */
   problems: Array<{ localPath: string; error: MuxftpError }>;
   /** Entries `excluded` left out, by relative path (what is in an excluded directory is not read). */
@@ -265,7 +272,13 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
         found.entries.push({ relative, localPath, kind, rawPath });
         continue;
       }
-      found.entries.push({ relative, localPath, kind });
+      const leadsToFile =
+        dirent.isSymbolicLink() &&
+        (await statLocal(localPath).then(
+          (info) => info.isFile(),
+          () => false,
+        ));
+      found.entries.push({ relative, localPath, kind, ...(leadsToFile ? { leadsToFile } : {}) });
       if (kind === 'dir') await walk(localPath, relative);
     }
   };

@@ -50,6 +50,11 @@ export type MirrorRun = {
   output: Output;
   /** --dry-run: say what would be removed, remove nothing. */
   dryRun?: boolean;
+  /**
+   * --ignore-existing: a link to a file where the source has a file is that file there, left
+   * alone as the transfer's check leaves it (not removed as in the way, then replaced).
+   */
+  ignoreExisting?: boolean;
 } & (
   | {
       command: 'put';
@@ -66,6 +71,8 @@ export type MirrorRun = {
 interface DestinationEntry {
   relative: string;
   kind: EntryKind;
+  /** A symbolic link (kind `other`) that leads to a file. */
+  leadsToFile?: boolean;
   /** A local name that is not UTF-8: its path's bytes (`relative` shows it with U+FFFD). */
   rawPath?: Buffer;
 }
@@ -211,6 +218,7 @@ export async function removeConflicting(run: MirrorRun & { failed: number }): Pr
     // A name that is not UTF-8 is no path of the source's, whatever it looks like.
     if (entry.rawPath !== undefined) return false;
     const wanted = present.get(entry.relative);
+    if (run.ignoreExisting === true && wanted === 'file' && entry.leadsToFile === true) return false;
     return (wanted === 'file' || wanted === 'dir') && wanted !== entry.kind;
   });
 }
@@ -413,6 +421,8 @@ async function walkRemote(
     entries: tree.entries.map(({ relative, entry }) => ({
       relative,
       kind: entry.link === true ? 'other' : entry.type,
+      // A listing shows a link inside the root as what it leads to.
+      ...(entry.link === true && entry.type === 'file' ? { leadsToFile: true } : {}),
     })),
     problems: tree.problems
       // Entries listed but not files are entries here; a name with no safe path is a

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
@@ -642,6 +642,35 @@ describe('--ignore-existing', () => {
     // Without the flag the same account sends it: that is what it may do.
     expect((await runCli([...as, 'put', 'report.txt'], local, { env })).code).toBe(0);
     expect(await readFile(join(server.root!, 'drop', 'report.txt'), 'utf8')).toBe('NEW\n');
+  }, 60_000);
+
+  it('with --delete it leaves a link to a file alone as without it, put and get, the dry run saying the same', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'lk'));
+    await writeFile(join(local, 'lk', 'l'), 'local-l-content\n');
+    await writeFile(join(local, 'lk', 't'), 'x\n');
+    await mkdir(join(server.root!, 'lk'));
+    await writeFile(join(server.root!, 'lk', 't'), 'remote-target\n');
+    await symlink('t', join(server.root!, 'lk', 'l'));
+    await mkdir(join(local, 'gl', 'lk'), { recursive: true });
+    await writeFile(join(local, 'gl', 'lk', 't'), 'mine\n');
+    await symlink('t', join(local, 'gl', 'lk', 'l'));
+    const runs = [
+      { args: ['put', '-r', 'lk', '--to', '/'], link: join(server.root!, 'lk', 'l') },
+      { args: ['get', '-r', 'lk', 'gl'], link: join(local, 'gl', 'lk', 'l') },
+    ];
+    for (const { args, link } of runs) {
+      for (const dryRun of [['-n'], []]) {
+        const outcomes = await cli([...args, '--ignore-existing', '--delete', ...dryRun], local);
+        expect(outcomes.map((o) => [o.remote, o.skipped, (o as { deleted?: boolean }).deleted])).toEqual([
+          ['lk/l', true, undefined],
+          ['lk/t', true, undefined],
+        ]);
+        expect((await lstat(link)).isSymbolicLink()).toBe(true);
+        expect(await readlink(link)).toBe('t');
+      }
+    }
   }, 60_000);
 
   it('put - NAME leaves NAME alone when it is there; with another skip flag, or stdout, it is a usage error', async () => {

@@ -327,6 +327,7 @@ async function get(
     excluded,
     output,
     dryRun,
+    ignoreExisting: options.ignoreExisting === true,
   };
   const prepared = await prepareMirror(mirror, distinct, failures);
   warnOfUnmatchedExcludes(excluded, (message) => output.warning(message));

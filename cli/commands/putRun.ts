@@ -327,6 +327,7 @@ async function put(
     excluded,
     output,
     dryRun,
+    ignoreExisting: options.ignoreExisting === true,
   };
   const prepared = await prepareMirror(mirror, jobs, failures);
   warnOfUnmatchedExcludes(excluded, (message) => output.warning(message));
