@@ -8,7 +8,8 @@
  * matches directories only, and is not a '/' that anchors the pattern, as in rsync. A directory
  * left out is left out with everything in it, and not even listed: as in rsync, an --include of
  * what is inside it decides nothing. Globs as picomatch has them, `*` matching names that start
- * with a dot as well (`--exclude '*'` means everything).
+ * with a dot as well (`--exclude '*'` means everything), but `**` and a trailing `dir/***` as
+ * rsync has them (patternMatcher).
  */
 import picomatch from 'picomatch';
 
@@ -32,23 +33,21 @@ export interface Excludes extends Excluded {
 
 interface CompiledRule {
   kind: FilterRule['kind'];
-  matches: (text: string) => boolean;
+  matches: (text: string, isDirectory: boolean) => boolean;
   /** Matched against the path below the tree's root, not the last name. */
   byPath: boolean;
-  directoriesOnly: boolean;
 }
 
 export function compileExcludes(rules: readonly FilterRule[] | undefined): Excludes | undefined {
   if (rules === undefined || rules.length === 0) return undefined;
-  const options = { dot: true, noextglob: true, nonegate: true };
   const compiled: CompiledRule[] = rules.map(({ kind, pattern }) => {
     const directoriesOnly = /[^/]\/+$/.test(pattern);
     const body = directoriesOnly ? pattern.replace(/\/+$/, '') : pattern;
+    const matches = patternMatcher(body.replace(/^\/+/, '/').replace(/\/+$/, ''));
     return {
       kind,
-      matches: picomatch(body.replace(/^\/+|\/+$/g, ''), options),
+      matches: directoriesOnly ? (text, isDirectory) => isDirectory && matches(text, true) : matches,
       byPath: body.includes('/'),
-      directoriesOnly,
     };
   });
   const matched = new Set<number>();
@@ -59,8 +58,7 @@ export function compileExcludes(rules: readonly FilterRule[] | undefined): Exclu
     // Every rule that matches is credited, not only the first, which decides: `.git` beside
     // `.git/` in one exclude file is no pattern that matched nothing.
     for (const [index, rule] of compiled.entries()) {
-      if (rule.directoriesOnly && !isDirectory) continue;
-      if (!rule.matches(rule.byPath ? relative : name)) continue;
+      if (!rule.matches(rule.byPath ? relative : name, isDirectory)) continue;
       decided ??= rule.kind;
       if (peek) break;
       matched.add(index);
@@ -77,6 +75,39 @@ export function compileExcludes(rules: readonly FilterRule[] | undefined): Exclu
     unmatched: () => rules.filter((_, index) => !matched.has(index)),
   });
 }
+
+const globOptions = { dot: true, noextglob: true, nonegate: true };
+
+/**
+ * One pattern (no '/' at its end; one at its start anchors it) as rsync's wildmatch reads it, where picomatch's globstar
+ * reads it otherwise: rsync's `**` is any text, slashes included, so `a/**` needs a name after
+ * `a/` (picomatch's also matches `a`), and `**` between two names one name at least (picomatch's
+ * `a`, `**`, `b` joined by '/' matches `a/b`);
+ * a trailing `dir/***` is rsync's "the directory and everything in it" (`dir/` and `dir/**`).
+ */
+function patternMatcher(pattern: string): (text: string, isDirectory: boolean) => boolean {
+  const everything = /^(.+)\/\*\*(\*?)$/.exec(pattern);
+  if (everything === null) {
+    const matches = globMatcher(pattern);
+    return (text) => matches(text);
+  }
+  const [, dir = '', andItself] = everything;
+  const itself = globMatcher(dir);
+  // Below a directory `dir` matches: some '/' of the path has such a directory before it.
+  const below = (text: string): boolean => {
+    for (let slash = text.indexOf('/'); slash > 0; slash = text.indexOf('/', slash + 1))
+      if (itself(text.slice(0, slash))) return true;
+    return false;
+  };
+  return andItself === '*' ? (text, isDirectory) => (isDirectory && itself(text)) || below(text) : below;
+}
+
+/**
+ * picomatch's matcher of a pattern, anchored or not, with each `**` between two '/' (or after
+ * the anchor) as `*` then `**`: rsync's stands for one name or more there.
+ */
+const globMatcher = (pattern: string): picomatch.Matcher =>
+  picomatch(pattern.replace(/(?<=[^/]|^)\/\*\*(?=\/)/g, '/*/**').replace(/^\//, ''), globOptions);
 
 /**
  * Warns of each rule that matched nothing in the trees walked: tar warns so of an exclude, and a

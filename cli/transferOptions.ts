@@ -138,7 +138,7 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     )
     .option(
       '--include <pattern>',
-      `with -r: keep what matches, written as for --exclude: the first --include or --exclude that matches decides, in the order given (--include '*/' --include '*.c' --exclude '*': the *.c files at any depth); a directory left out is not looked into, as in rsync; repeatable`,
+      `with -r: keep what matches, written as for --exclude: the first --include or --exclude that matches decides, in the order given (--include '*/' --include '*.c' --exclude '*': the *.c files at any depth; --include '/docs/***' --exclude '*': docs and everything in it); a directory left out is not looked into, as in rsync; repeatable`,
       collectRule,
     )
     .option(

@@ -265,6 +265,52 @@ describe('--exclude', () => {
     expect(await filesUnder(join(server.root!, 'kept', 'cache'))).toEqual(['deep/blob']);
   });
 
+  it('reads `**` and a trailing `dir/***` as rsync does, put and get alike', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    for (const root of [join(local, 'src'), join(server.root!, 'src')]) {
+      await mkdir(join(root, 'a', 'b'), { recursive: true });
+      for (const file of ['a/b/z.c', 'a/n.txt', 'a/y.c', 'top.c']) await writeFile(join(root, file), file);
+    }
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const all = ['a', 'a/b', 'a/b/z.c', 'a/n.txt', 'a/y.c', 'top.c'];
+    // What `rsync -r RULES src/ dst/` (3.x) copies, files and directories.
+    const cases: Array<[string[], string[]]> = [
+      // The directory and everything in it.
+      [
+        ['--include', '/a/***', '--exclude', '*'],
+        ['a', 'a/b', 'a/b/z.c', 'a/n.txt', 'a/y.c'],
+      ],
+      // `a/**` is what is inside a, not a itself, which '*' leaves out with all it holds.
+      [['--include', 'a/**', '--exclude', '*'], []],
+      [
+        ['--exclude', '/a/**'],
+        ['a', 'top.c'],
+      ],
+      [['--exclude', '/a/***'], ['top.c']],
+      // `**` between two names stands for one name at least.
+      [['--exclude', '/a/**/b'], all],
+      [['--exclude', '/**/a'], all],
+      [
+        ['--exclude', '/**/b'],
+        ['a', 'a/n.txt', 'a/y.c', 'top.c'],
+      ],
+      [
+        ['--exclude', '/**/z.c'],
+        ['a', 'a/b', 'a/n.txt', 'a/y.c', 'top.c'],
+      ],
+    ];
+    for (const [index, [rules, copied]] of cases.entries()) {
+      const put = await runCli([...at, 'put', '-r', 'src', `put${index}`, ...rules], local);
+      const get = await runCli([...at, 'get', '-r', 'src', `get${index}`, ...rules], local);
+      expect({ rules, put: put.code, get: get.code }).toEqual({ rules, put: 0, get: 0 });
+      for (const copy of [join(server.root!, `put${index}`), join(local, `get${index}`)]) {
+        const entries = await readdir(copy, { recursive: true }).catch(() => []);
+        expect({ rules, entries: entries.sort() }).toEqual({ rules, entries: copied });
+      }
+    }
+  });
+
   it('without -r is a usage error', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'a.txt'), 'a');
