@@ -115,7 +115,8 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
     ancestors: ReadonlySet<string>,
   ): Promise<void> => {
     let names: string[];
-    const notUtf8: string[] = [];
+    // A name that is not UTF-8, as shown, and whether it is a directory (undefined: not known).
+    const notUtf8: Array<{ shown: string; isDirectory: boolean | undefined }> = [];
     let real: string;
     try {
       real = await realpath(localDir);
@@ -123,9 +124,15 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
       // file of the tree, and their names are reserved on the server (INVALID_PATH). As bytes:
       // a name that is not UTF-8, read as a string, would be another name.
       names = [];
-      for (const raw of await readdir(localDir, { encoding: 'buffer' })) {
-        const name = utf8Name(raw);
-        if (name === undefined) notUtf8.push(raw.toString('utf8'));
+      for (const dirent of await readdir(localDir, { encoding: 'buffer', withFileTypes: true })) {
+        const name = utf8Name(dirent.name);
+        // Its kind for the rules to decide by, as for any name: with `--include '*/' … --exclude
+        // '*'` such a directory is kept, so reported, not left out as a file would be.
+        if (name === undefined)
+          notUtf8.push({
+            shown: dirent.name.toString('utf8'),
+            isDirectory: await isDirectoryEntry(localDir, dirent),
+          });
         else if (!isTemporaryName(name)) names.push(name);
       }
       names.sort();
@@ -148,10 +155,10 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
     // Created on the server only once it can be walked: a link loop or an unreadable directory is
     // reported, and leaves no empty directory behind it.
     if (relativeDir !== '') tree.dirs.push(relativeDir);
-    for (const shown of notUtf8) {
+    for (const { shown, isDirectory } of notUtf8) {
       const localPath = path.join(localDir, shown);
       const relative = relativeDir === '' ? shown : `${relativeDir}/${shown}`;
-      if (excluded?.(relative, undefined) === true) continue;
+      if (excluded?.(relative, isDirectory) === true) continue;
       tree.problems.push({
         localPath,
         relative,
@@ -284,6 +291,16 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
   };
   await walk(root, '');
   return found;
+}
+
+/** Whether an entry read as bytes is a directory, a link by what it leads to; undefined when unknown. */
+async function isDirectoryEntry(dir: string, dirent: Dirent<Buffer>): Promise<boolean | undefined> {
+  if (!dirent.isSymbolicLink()) return dirent.isDirectory();
+  const rawPath = Buffer.concat([Buffer.from(`${dir}${path.sep}`), dirent.name]);
+  return stat(rawPath).then(
+    (info) => info.isDirectory(),
+    () => undefined,
+  );
 }
 
 /** A name read as bytes, as a string; undefined when it is not UTF-8 (no remote name can be it). */

@@ -311,6 +311,34 @@ describe('--exclude', () => {
     }
   });
 
+  it('put -r reports a name that is not UTF-8 which the rules keep, a directory by its kind', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const latin1 = (...names: string[]) =>
+      Buffer.concat([Buffer.from(`${local}/nu/`), Buffer.from(names.join('/'), 'latin1')]);
+    await mkdir(latin1('caf\u00e9'), { recursive: true });
+    await writeFile(latin1('caf\u00e9', 'x.c'), 'c');
+    await writeFile(latin1('f\u00e9.c'), 'c');
+    await writeFile(latin1('f\u00e9.txt'), 't');
+    await writeFile(join(local, 'nu', 'ok.c'), 'c');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const said = (name: string) =>
+      `muxftp: put nu/${name}: name is not UTF-8 (muxftp sends UTF-8 names only), skipped: nu/${name} (INVALID_PATH)`;
+    const plain = await runCli([...at, 'put', '-r', 'nu', 'nu1', '-q'], local);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr.split('\n').filter(Boolean).sort()).toEqual(
+      [said('caf\ufffd'), said('f\ufffd.c'), said('f\ufffd.txt')].sort(),
+    );
+    // The directory is kept by '*/' and the .c file by '*.c': both said; the .txt file left out.
+    const rules = ['--include', '*/', '--include', '*.c', '--exclude', '*'];
+    const kept = await runCli([...at, 'put', '-r', 'nu', 'nu2', '-q', ...rules], local);
+    expect(kept.code).toBe(1);
+    expect(kept.stderr.split('\n').filter(Boolean).sort()).toEqual(
+      [said('caf\ufffd'), said('f\ufffd.c')].sort(),
+    );
+    expect(await filesUnder(join(server.root!, 'nu2'))).toEqual(['ok.c']);
+  });
+
   it('without -r is a usage error', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'a.txt'), 'a');
