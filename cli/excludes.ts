@@ -116,10 +116,15 @@ const globMatcher = (pattern: string): picomatch.Matcher =>
  */
 export function warnOfUnmatchedExcludes(
   excludes: Excludes | undefined,
+  /** The trees given (`put -r site` → site): a pattern starting with one's name gets the hint. */
+  treeNames: readonly string[],
   warn: (message: string) => void,
 ): void {
+  const names = new Set(treeNames.map((name) => name.replace(/\/+$/, '').split('/').pop()));
   for (const { kind, pattern } of excludes?.unmatched() ?? []) {
-    const below = pattern.replace(/^\/+/, '').split('/').slice(1).join('/');
+    const [first, ...rest] = pattern.replace(/^\/+/, '').split('/');
+    // Only where the pattern starts with a tree's own name: for `b/z.c` inside `a`, `/z.c` was wrong.
+    const below = names.has(first) ? rest.join('/') : '';
     // The same path below the tree: a lone name would match at any depth, so it gets its anchor.
     const anchored = below.replace(/\/+$/, '').includes('/') ? below : `/${below}`;
     const hints = [

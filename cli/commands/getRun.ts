@@ -330,7 +330,7 @@ async function get(
     ignoreExisting: options.ignoreExisting === true,
   };
   const prepared = await prepareMirror(mirror, distinct, failures);
-  warnOfUnmatchedExcludes(excluded, (message) => output.warning(message));
+  warnOfUnmatchedExcludes(excluded, remotes, (message) => output.warning(message));
   if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
 

@@ -330,7 +330,7 @@ async function put(
     ignoreExisting: options.ignoreExisting === true,
   };
   const prepared = await prepareMirror(mirror, jobs, failures);
-  warnOfUnmatchedExcludes(excluded, (message) => output.warning(message));
+  warnOfUnmatchedExcludes(excluded, sources, (message) => output.warning(message));
   if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
 
