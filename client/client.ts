@@ -15,6 +15,7 @@ import {
   ERROR_STATUS,
   type ErrorCode,
   type ErrorDetails,
+  endedConnectionWith,
   MuxftpError,
   ProtocolError,
   RemoteError,
@@ -628,7 +629,9 @@ export class Client {
       const timer = setTimeout(noAnswer(connectTimeoutMs), connectTimeoutMs);
       this.welcomeTimer = setTimeout(noAnswer(welcomeWithinMs), welcomeWithinMs);
       const onAbort = (): void => {
-        this.lostError = new MuxftpError('CANCELLED', `connecting to ${this.peer} was cancelled`);
+        this.lostError = endedConnectionWith(
+          new MuxftpError('CANCELLED', `connecting to ${this.peer} was cancelled`),
+        );
         this.transport.destroy(this.lostError);
       };
       const settled = (): void => {
@@ -1117,7 +1120,7 @@ export class Client {
   /** The connection ended because close() asked (not the server, nor destroy()). */
   private endedByClose = false;
 
-  /** Closes at once; operations in flight reject with `error` or CONNECTION_LOST. */
+  /** Closes at once; operations in flight reject with `error` or CONNECTION_LOST (either {@link MuxftpError.fatal}). */
   destroy(error?: MuxftpError): Promise<void> {
     this.transport.destroy(error);
     return this.closed;
@@ -1434,7 +1437,7 @@ export class Client {
     message: string;
     details?: ErrorDetails;
   }): void {
-    this.lostError = new RemoteError(code, message, details);
+    this.lostError = endedConnectionWith(new RemoteError(code, message, details));
     this.transport.end(this.lostError);
   }
 
@@ -1461,7 +1464,7 @@ export class Client {
             // A call after the caller's own close() is told so, not that the server went away.
             `connection to ${this.peer} closed${this.endedByClose ? ' by close()' : ''}`,
           )));
-    this.lostError = lost;
+    this.lostError = endedConnectionWith(lost);
     this.handshake?.reject(lost);
     this.handshake = undefined;
     const waiting = this.waitingToOpen.splice(0).map((w) => w.stream);

@@ -94,6 +94,9 @@ export interface ErrorDetails {
   keptBy?: string;
 }
 
+/** Errors a connection ended with, whatever their code (MuxftpError.fatal); not their own field, so an error prints as before. */
+const connectionEnders = new WeakSet<MuxftpError>();
+
 /** Base of every muxftp error. */
 export class MuxftpError extends Error {
   /** The stable error code, e.g. `NOT_FOUND`. */
@@ -112,10 +115,27 @@ export class MuxftpError extends Error {
     this.details = options?.details;
   }
 
-  /** True for codes after which the connection cannot go on. */
+  /**
+   * True when the connection this error came from cannot go on: reconnect (a new Client) to carry
+   * on. Always for the 1xx codes, CONNECTION_LOST and CONNECT_FAILED; for any other code when the
+   * connection ended with it (SHUTTING_DOWN to the whole connection, a call cut off by `close()`'s
+   * grace or by `destroy()`). False for an error that failed one call, the connection going on (a
+   * SHUTTING_DOWN refusing one new call while the server lets the calls in flight finish).
+   */
   get fatal(): boolean {
-    return this.status < 200;
+    return (
+      this.status < 200 ||
+      this.code === 'CONNECTION_LOST' ||
+      this.code === 'CONNECT_FAILED' ||
+      connectionEnders.has(this)
+    );
   }
+}
+
+/** Marks `error` as the one its connection ended with: it is then {@link MuxftpError.fatal}. Returns it. */
+export function endedConnectionWith<E extends MuxftpError>(error: E): E {
+  connectionEnders.add(error);
+  return error;
 }
 
 /** A violation of the wire protocol: fatal to the connection it happened on. */

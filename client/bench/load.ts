@@ -259,8 +259,7 @@ async function streamLoop(
     try {
       await transfer(context, client, nextKind(), slot);
     } catch (error) {
-      const code = error instanceof MuxftpError ? error.code : '';
-      if (code === 'CONNECTION_LOST' || code === 'CONNECT_FAILED' || (error as MuxftpError).fatal) return;
+      if (error instanceof MuxftpError && error.fatal) return;
     }
   }
 }

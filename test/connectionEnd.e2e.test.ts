@@ -1,0 +1,162 @@
+/**
+ * How a library caller learns that its connection ended: every call the end cut off, or made
+ * after it, rejects with an error whose `fatal` is true, whatever its code (the server's
+ * SHUTTING_DOWN or IDLE_TIMEOUT, CONNECTION_LOST for a reset or after close()). Before,
+ * SHUTTING_DOWN, CONNECTION_LOST and a call cut off by close()'s grace were not `fatal`.
+ * Real server on 127.0.0.1; the reset goes through a TCP proxy in front of it.
+ */
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { ConnectionLostError, MuxftpError, RemoteError } from '../shared/errors.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+let proxy: Proxy | undefined;
+const sources: Readable[] = [];
+afterEach(async () => {
+  for (const source of sources.splice(0)) source.destroy();
+  await proxy?.close();
+  proxy = undefined;
+  await server?.stop();
+  server = undefined;
+});
+
+interface Proxy {
+  port: number;
+  /** Resets the client's side (TCP RST) and drops the server's. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on 127.0.0.1 in front of `port`, whose connections the test can reset. */
+async function startProxy(port: number): Promise<Proxy> {
+  const sockets: Socket[] = [];
+  const listener: Server = createServer((down) => {
+    const up = netConnect({ host: '127.0.0.1', port });
+    for (const socket of [down, up]) {
+      socket.on('error', () => {});
+      sockets.push(socket);
+    }
+    down.pipe(up);
+    up.pipe(down);
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const address = listener.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return {
+    port: address.port,
+    reset() {
+      for (const socket of sockets) {
+        if (socket.remotePort === port) socket.destroy();
+        else socket.resetAndDestroy();
+      }
+    },
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => listener.close(() => resolve()));
+    },
+  };
+}
+
+/** An upload that stays in flight: its source sends a little and never ends. */
+function putInFlight(client: Client): Promise<unknown> {
+  const source = new Readable({ read() {} });
+  sources.push(source);
+  source.push(Buffer.alloc(1000));
+  return client.put('in-flight.bin', source).then(
+    () => 'resolved',
+    (error: unknown) => error,
+  );
+}
+
+/** Waits until the server has the upload's stream open. */
+async function untilStreamOpen(): Promise<void> {
+  while (!server!.server.connectionFigures().some((c) => c.openStreams > 0))
+    await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+describe('fatal', () => {
+  it('an idle client whose server shuts down: later calls reject SHUTTING_DOWN, fatal', async () => {
+    server = await startServer();
+    const client = await server.connect();
+    // A call's own failure is not the connection's: not fatal.
+    const notFound = await client.stat('nope').catch((error: unknown) => error);
+    expect(notFound).toMatchObject({ code: 'NOT_FOUND', fatal: false });
+
+    await server.server.close();
+    while (client.isOpen) await new Promise((resolve) => setTimeout(resolve, 5));
+    const after = await client.stat('x').catch((error: unknown) => error);
+    expect(after).toBeInstanceOf(RemoteError);
+    expect(after).toMatchObject({ code: 'SHUTTING_DOWN', fatal: true });
+  });
+
+  it('a call in flight when the server cuts it at shutdown rejects SHUTTING_DOWN, fatal', async () => {
+    server = await startServer();
+    const client = await server.connect();
+    const put = putInFlight(client);
+    await untilStreamOpen();
+    await server.server.close(100);
+    const error = await put;
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error).toMatchObject({ code: 'SHUTTING_DOWN', fatal: true });
+  });
+
+  it('a reset connection: the call in flight rejects CONNECTION_LOST, fatal', async () => {
+    server = await startServer();
+    proxy = await startProxy(server.port);
+    const client = await Client.connect({ host: '127.0.0.1', port: proxy.port });
+    try {
+      const put = putInFlight(client);
+      await untilStreamOpen();
+      proxy.reset();
+      const error = await put;
+      expect(error).toBeInstanceOf(ConnectionLostError);
+      expect(error).toMatchObject({ code: 'CONNECTION_LOST', fatal: true });
+      expect(client.isOpen).toBe(false);
+    } finally {
+      await client.destroy();
+    }
+  });
+
+  it("after the caller's own close(): a later call rejects CONNECTION_LOST, fatal", async () => {
+    server = await startServer();
+    const client = await server.connect();
+    await client.close();
+    const after = await client.stat('x').catch((error: unknown) => error);
+    expect(after).toBeInstanceOf(ConnectionLostError);
+    expect(after).toMatchObject({ code: 'CONNECTION_LOST', fatal: true });
+  });
+
+  it("a call cut off by close()'s grace rejects CANCELLED, fatal", async () => {
+    server = await startServer();
+    const client = await server.connect();
+    const put = putInFlight(client);
+    await untilStreamOpen();
+    await client.close(50);
+    const error = await put;
+    expect(error).toMatchObject({ code: 'CANCELLED', fatal: true });
+  });
+
+  it('destroy(): the call in flight rejects CONNECTION_LOST, fatal', async () => {
+    server = await startServer();
+    const client = await server.connect();
+    const put = putInFlight(client);
+    await untilStreamOpen();
+    await client.destroy();
+    const error = await put;
+    expect(error).toMatchObject({ code: 'CONNECTION_LOST', fatal: true });
+  });
+
+  it('CONNECTION_LOST and CONNECT_FAILED are fatal whatever made them', async () => {
+    expect(new ConnectionLostError().fatal).toBe(true);
+    expect(new MuxftpError('CONNECT_FAILED', 'x').fatal).toBe(true);
+    expect(new MuxftpError('SHUTTING_DOWN', 'x').fatal).toBe(false);
+    const refused = await startServer();
+    const port = refused.port;
+    await refused.stop();
+    const error = await Client.connect({ host: '127.0.0.1', port }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CONNECT_FAILED', fatal: true });
+  });
+});
