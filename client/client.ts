@@ -514,8 +514,20 @@ export class Client {
   private handshake: { resolve(): void; reject(err: Error): void } | undefined;
   /** Until WELCOME: the response timeout's bound on a server that takes the connection and says nothing. */
   private welcomeTimer: NodeJS.Timeout | undefined;
-  private readonly closed: Promise<void>;
-  private markClosed!: () => void;
+  /**
+   * Settles once the connection has ended, for any reason, and never rejects: with undefined when
+   * this side ended it (`close()`, `destroy()`), else with the error the calls on it reject with,
+   * which is {@link MuxftpError.fatal}: the server's code as a {@link RemoteError} when the server
+   * ended it (`SHUTTING_DOWN`, `IDLE_TIMEOUT`, …), a {@link ConnectionLostError}
+   * (`CONNECTION_LOST`) when it went otherwise (a reset, a server that stopped answering within
+   * `responseTimeoutMs`). A pooled client can watch it to replace itself while idle.
+   */
+  readonly closed: Promise<MuxftpError | undefined>;
+  private markClosed!: (reason: MuxftpError | undefined) => void;
+  /** The connection has ended: close() and destroy() settle when it has. */
+  private readonly ended: Promise<void>;
+  /** close() or destroy() ended the connection (closed then settles with undefined). */
+  private endedHere = false;
   private closeRequested = false;
   /** Who the connection is to, for messages: `host:port`, or "the server" for over(). */
   private readonly peer: string;
@@ -543,6 +555,7 @@ export class Client {
     this.closed = new Promise((resolve) => {
       this.markClosed = resolve;
     });
+    this.ended = this.closed.then(() => undefined);
     this.windowBudget = new WindowBudget(this.options.connectionWindowGrowthBytes);
     const limit = (): Throttle | undefined =>
       options.maxRate > 0 ? new Throttle([new RateLimiter({ bytesPerSecond: options.maxRate })]) : undefined;
@@ -1080,9 +1093,9 @@ export class Client {
       );
       // Nothing else waits for it: it must not keep the process alive once the connection closed.
       this.graceTimer.unref();
-      void this.closed.finally(() => clearTimeout(this.graceTimer));
+      void this.ended.finally(() => clearTimeout(this.graceTimer));
     }
-    return this.closed;
+    return this.ended;
   }
 
   private graceTimer: NodeJS.Timeout | undefined;
@@ -1113,6 +1126,7 @@ export class Client {
       !this.transport.isClosed
     ) {
       this.endedByClose = true;
+      this.endedHere = true;
       this.transport.end();
     }
   }
@@ -1122,8 +1136,9 @@ export class Client {
 
   /** Closes at once; operations in flight reject with `error` or CONNECTION_LOST (either {@link MuxftpError.fatal}). */
   destroy(error?: MuxftpError): Promise<void> {
+    if (!this.transport.isClosed) this.endedHere = true;
     this.transport.destroy(error);
-    return this.closed;
+    return this.ended;
   }
 
   private getInto(
@@ -1470,6 +1485,6 @@ export class Client {
     const waiting = this.waitingToOpen.splice(0).map((w) => w.stream);
     for (const stream of [...this.streams.values(), ...waiting]) stream.connectionLost(lost);
     this.streams.clear();
-    this.markClosed();
+    this.markClosed(this.endedHere ? undefined : lost);
   };
 }

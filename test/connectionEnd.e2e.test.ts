@@ -1,8 +1,9 @@
 /**
- * How a library caller learns that its connection ended: every call the end cut off, or made
- * after it, rejects with an error whose `fatal` is true, whatever its code (the server's
- * SHUTTING_DOWN or IDLE_TIMEOUT, CONNECTION_LOST for a reset or after close()). Before,
- * SHUTTING_DOWN, CONNECTION_LOST and a call cut off by close()'s grace were not `fatal`.
+ * How a library caller learns that its connection ended: `client.closed` settles (never rejects)
+ * with undefined after the caller's own close() or destroy(), else with why (the server's
+ * SHUTTING_DOWN or IDLE_TIMEOUT, CONNECTION_LOST for a reset), and every call the end cut off
+ * rejects with an error whose `fatal` is true, whatever its code. Before, there was no `closed`,
+ * and SHUTTING_DOWN, CONNECTION_LOST and a call cut off by close()'s grace were not `fatal`.
  * Real server on 127.0.0.1; the reset goes through a TCP proxy in front of it.
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
@@ -77,19 +78,26 @@ async function untilStreamOpen(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
-describe('fatal', () => {
-  it('an idle client whose server shuts down: later calls reject SHUTTING_DOWN, fatal', async () => {
+const pending = Symbol('pending');
+const settledYet = (promise: Promise<unknown>) =>
+  Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve(pending), 50))]);
+
+describe('client.closed and fatal', () => {
+  it('an idle client whose server shuts down: closed gives SHUTTING_DOWN, later calls reject with it, fatal', async () => {
     server = await startServer();
     const client = await server.connect();
-    // A call's own failure is not the connection's: not fatal.
+    // A call's own failure is not the connection's: closed stays pending, the error is not fatal.
     const notFound = await client.stat('nope').catch((error: unknown) => error);
     expect(notFound).toMatchObject({ code: 'NOT_FOUND', fatal: false });
+    expect(await settledYet(client.closed)).toBe(pending);
 
     await server.server.close();
-    while (client.isOpen) await new Promise((resolve) => setTimeout(resolve, 5));
+    const reason = await client.closed;
+    expect(reason).toBeInstanceOf(RemoteError);
+    expect(reason).toMatchObject({ code: 'SHUTTING_DOWN', fatal: true });
+    expect(client.isOpen).toBe(false);
     const after = await client.stat('x').catch((error: unknown) => error);
-    expect(after).toBeInstanceOf(RemoteError);
-    expect(after).toMatchObject({ code: 'SHUTTING_DOWN', fatal: true });
+    expect(after).toBe(reason);
   });
 
   it('a call in flight when the server cuts it at shutdown rejects SHUTTING_DOWN, fatal', async () => {
@@ -101,9 +109,20 @@ describe('fatal', () => {
     const error = await put;
     expect(error).toBeInstanceOf(RemoteError);
     expect(error).toMatchObject({ code: 'SHUTTING_DOWN', fatal: true });
+    expect(await client.closed).toBe(error);
   });
 
-  it('a reset connection: the call in flight rejects CONNECTION_LOST, fatal', async () => {
+  it('an idle client whose server times it out: closed gives IDLE_TIMEOUT, fatal', async () => {
+    server = await startServer({ idleTimeoutMs: 200 });
+    const client = await server.connect();
+    const reason = await client.closed;
+    expect(reason).toBeInstanceOf(RemoteError);
+    expect(reason).toMatchObject({ code: 'IDLE_TIMEOUT', fatal: true });
+    expect(client.isOpen).toBe(false);
+    expect(await client.list().catch((error: unknown) => error)).toBe(reason);
+  });
+
+  it('a reset connection: closed and the call in flight give CONNECTION_LOST, fatal', async () => {
     server = await startServer();
     proxy = await startProxy(server.port);
     const client = await Client.connect({ host: '127.0.0.1', port: proxy.port });
@@ -114,22 +133,25 @@ describe('fatal', () => {
       const error = await put;
       expect(error).toBeInstanceOf(ConnectionLostError);
       expect(error).toMatchObject({ code: 'CONNECTION_LOST', fatal: true });
+      const reason = await client.closed;
+      expect(reason).toBe(error);
       expect(client.isOpen).toBe(false);
     } finally {
       await client.destroy();
     }
   });
 
-  it("after the caller's own close(): a later call rejects CONNECTION_LOST, fatal", async () => {
+  it("after the caller's own close(): closed gives undefined, a later call CONNECTION_LOST, fatal", async () => {
     server = await startServer();
     const client = await server.connect();
     await client.close();
+    expect(await client.closed).toBeUndefined();
     const after = await client.stat('x').catch((error: unknown) => error);
     expect(after).toBeInstanceOf(ConnectionLostError);
     expect(after).toMatchObject({ code: 'CONNECTION_LOST', fatal: true });
   });
 
-  it("a call cut off by close()'s grace rejects CANCELLED, fatal", async () => {
+  it("a call cut off by close()'s grace rejects CANCELLED, fatal; closed gives undefined", async () => {
     server = await startServer();
     const client = await server.connect();
     const put = putInFlight(client);
@@ -137,9 +159,10 @@ describe('fatal', () => {
     await client.close(50);
     const error = await put;
     expect(error).toMatchObject({ code: 'CANCELLED', fatal: true });
+    expect(await client.closed).toBeUndefined();
   });
 
-  it('destroy(): the call in flight rejects CONNECTION_LOST, fatal', async () => {
+  it('destroy(): the call in flight rejects CONNECTION_LOST, fatal; closed gives undefined', async () => {
     server = await startServer();
     const client = await server.connect();
     const put = putInFlight(client);
@@ -147,6 +170,7 @@ describe('fatal', () => {
     await client.destroy();
     const error = await put;
     expect(error).toMatchObject({ code: 'CONNECTION_LOST', fatal: true });
+    expect(await client.closed).toBeUndefined();
   });
 
   it('CONNECTION_LOST and CONNECT_FAILED are fatal whatever made them', async () => {
