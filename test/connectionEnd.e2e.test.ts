@@ -112,6 +112,24 @@ describe('client.closed and fatal', () => {
     expect(await client.closed).toBe(error);
   });
 
+  it('a server draining refuses a new call with SHUTTING_DOWN, not fatal; closed settles once the call in flight is done', async () => {
+    server = await startServer();
+    const client = await server.connect();
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(1000));
+    const put = client.put('drained.bin', source);
+    await untilStreamOpen();
+    const closing = server.server.close(10_000);
+    const refused = await client.stat('x').catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'SHUTTING_DOWN', fatal: false });
+    expect(client.isOpen).toBe(true);
+    expect(await settledYet(client.closed)).toBe(pending);
+    source.push(null);
+    expect(await put).toMatchObject({ entry: { size: 1000 } });
+    expect(await client.closed).toMatchObject({ code: 'SHUTTING_DOWN', fatal: true });
+    await closing;
+  });
+
   it('an idle client whose server times it out: closed gives IDLE_TIMEOUT, fatal', async () => {
     server = await startServer({ idleTimeoutMs: 200 });
     const client = await server.connect();
