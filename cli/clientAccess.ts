@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { ClientOptions } from '../client/client.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { CliError } from './cliError.js';
-import { openControllingTerminal, promptHidden } from './passwordPrompt.js';
+import { inTerminalForeground, openControllingTerminal, promptHidden } from './passwordPrompt.js';
 import { isLoopback } from './serverAccess.js';
 
 export const PASSWORD_ENV = 'MUXFTP_PASSWORD';
@@ -98,6 +98,12 @@ export async function clientAccessOptions(
   if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user))
     password = fromFile.password;
   else if (env[PASSWORD_ENV] !== undefined) password = env[PASSWORD_ENV];
+  else if (!inTerminalForeground()) {
+    throw new CliError(
+      `no password for ${user}: set $${PASSWORD_ENV} or use --credentials FILE (no prompt: the process is in the background of its terminal, as under timeout without --foreground)`,
+      { code: 'LOGIN_FAILED' },
+    );
+  }
   // On the terminal: stdin when it is one, else the process's own (stdin may carry data: put -).
   else if (process.stdin.isTTY) password = await promptHidden(prompt);
   else password = await promptOnControllingTerminal(prompt);

@@ -2,7 +2,7 @@
  * Reading a password without it ever being in argv: a prompt on the terminal that does not echo
  * what is typed, or the first line of stdin when it is not a terminal (`echo pw | muxftp user add …`).
  */
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { CliError } from './cliError.js';
 import { exitCodeFor, handleSignals } from './interrupt.js';
@@ -17,6 +17,30 @@ export function openControllingTerminal(): ReadStream | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * False when the process is in a background process group of its terminal: `timeout` runs its
+ * command in one (unless --foreground), as a shell runs `cmd &`. Turning echo off there stops the
+ * process (SIGTTOU) before the prompt shows, and for good under `timeout`, whose SIGTERM and
+ * SIGCONT only stop it again. True where it cannot be told (no /proc: not Linux).
+ */
+export function inTerminalForeground(
+  procStat: () => string = () => readFileSync('/proc/self/stat', 'latin1'),
+): boolean {
+  let text: string;
+  try {
+    text = procStat();
+  } catch {
+    return true;
+  }
+  // proc(5): after the name in parentheses (which may hold spaces or ')'): state, ppid, pgrp,
+  // session, tty_nr, tpgid (the terminal's foreground group; -1 without a terminal).
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const group = Number(fields[2]);
+  const foreground = Number(fields[5]);
+  if (!Number.isInteger(group) || !Number.isInteger(foreground) || foreground <= 0) return true;
+  return group === foreground;
 }
 
 /** Prompts on stderr and reads a line from the terminal with echo off. */

@@ -138,3 +138,42 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     expect(await verifyPassword('three', hash)).toBe(true);
   }, 20_000);
 });
+
+describe.skipIf(!hasScript || process.platform !== 'linux')(
+  'no prompt in the background of a terminal',
+  () => {
+    // `timeout` runs its command in a process group of its own: a prompt there stopped the process
+    // (SIGTTOU) before it showed, and timeout's SIGTERM could not end it.
+    it.each([
+      ['stdin is the terminal', ''],
+      ['stdin is not a terminal', ' </dev/null'],
+    ])(
+      'under timeout, %s: fails at once saying how to give the password',
+      async (_, redirect) => {
+        // `; exit $?`: the shell then runs timeout as its child, as in a script, rather than exec it as
+        // the session's leader, whose group stays the foreground one.
+        const command = `timeout 10 '${process.execPath}' '${CLI_BIN}' --server 127.0.0.1:1 --user ci ls${redirect}; exit $?`;
+        const env = { ...process.env };
+        delete env.MUXFTP_PASSWORD;
+        delete env.MUXFTP_SERVER;
+        const child = spawn('script', ['-qec', command, '/dev/null'], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env,
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
+        let output = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+        });
+        const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+        clearTimeout(timer);
+        expect(output).toContain(
+          'muxftp: no password for ci: set $MUXFTP_PASSWORD or use --credentials FILE',
+        );
+        expect(output).not.toContain('password for ci: \r');
+        expect(code).toBe(1);
+      },
+      15_000,
+    );
+  },
+);
