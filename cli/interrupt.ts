@@ -95,9 +95,14 @@ export function exitCodeFor(signal: NodeJS.Signals): number {
 
 /**
  * Installs the transfers' handler; the returned function removes it. `quiet` (-q, --json): a
- * second signal exits without its line.
+ * second signal exits without its line. `interrupted` hears the first signal, whose exit code
+ * (exitCodeFor) the command ends with once its transfers have settled.
  */
-export function abortOnInterrupt(controller: AbortController, quiet = false): () => void {
+export function abortOnInterrupt(
+  controller: AbortController,
+  quiet = false,
+  interrupted?: (signal: NodeJS.Signals) => void,
+): () => void {
   const remove = handleSignals((signal) => {
     if (controller.signal.aborted) {
       settleTemporaryFilesNow();
@@ -107,6 +112,7 @@ export function abortOnInterrupt(controller: AbortController, quiet = false): ()
         );
       exitNow(signal);
     }
+    interrupted?.(signal);
     controller.abort();
   });
   return () => {

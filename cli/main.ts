@@ -43,7 +43,7 @@ export function createProgram(output: Output): Command {
       'after',
       `\nThe server address comes from --server, else $${SERVER_ENV},\nelse 127.0.0.1:7421.\n` +
         'Exit status: 0 if everything succeeded, 1 if anything failed, 2 for a usage\n' +
-        'error, 130 after Ctrl-C, 141 when the reader of stdout went away (| head).',
+        'error, 130 after Ctrl-C (143 after SIGTERM), 141 when the reader of stdout\nwent away (| head).',
     );
   addGlobalOptions(program);
   registerServeCommand(program);

@@ -17,7 +17,7 @@ import { formatBytes } from '../shared/humanUnits.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { printable } from '../shared/printable.js';
 import { BusyRetries, busyNoticeLine } from './busyRetries.js';
-import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from './interrupt.js';
+import { abortOnInterrupt, exitCodeFor } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
 import {
@@ -225,7 +225,11 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   // Every transfer at once listens on it (its request, a wait to retry): up to --parallel of
   // them, not a leak, which node warns of past 10.
   setMaxListeners(0, controller.signal);
-  const stopListening = abortOnInterrupt(controller, run.output.quiet || run.output.json);
+  // SIGINT (130) unless another signal came: SIGTERM from `timeout` or a CI runner is 143.
+  let interruptedBy: NodeJS.Signals = 'SIGINT';
+  const stopListening = abortOnInterrupt(controller, run.output.quiet || run.output.json, (signal) => {
+    interruptedBy = signal;
+  });
   // `get f -` onto the terminal, or `put - f` typed at it: bars would draw into the file's
   // bytes, or over what is typed (curl shows no meter when its output is the terminal).
   const standardStream = run.command === 'get' ? process.stdout : process.stdin;
@@ -261,7 +265,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     progress.finish();
     run.output.routeErrorsThrough(undefined);
     stopListening();
-    if (controller.signal.aborted) run.output.raiseExitCode(INTERRUPTED_EXIT_CODE);
+    if (controller.signal.aborted) run.output.raiseExitCode(exitCodeFor(interruptedBy));
   }
 }
 

@@ -146,6 +146,38 @@ describe('Ctrl-C while reconnecting (--retries)', () => {
   });
 });
 
+describe('a signal while transfers are in flight', () => {
+  // `timeout` and CI runners stop a job with SIGTERM: its status says so (128 + 15), as it does
+  // outside transfers, where the command exits at once.
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('%s: each transfer is cancelled, and the exit status is %i', async (signal, exitCode) => {
+    const cwd = await tempDirs.make();
+    let opened: () => void = () => {};
+    const downloading = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    // Answers get's stat, then never the download's open: the transfer waits until the signal.
+    const scripted = await startScriptedServer((socket, frame) => {
+      if (frame.type !== FrameType.OPEN) return;
+      const { op } = JSON.parse(frame.payload.toString()) as { op: string };
+      if (op === 'stat') {
+        const entry = { name: 'a.txt', type: 'file', size: 3, mtime: 1_700_000_000_000 };
+        socket.write(encodeReply(frame.streamId, { entry }));
+      } else opened();
+    });
+    servers.push(scripted.server);
+    const result = await runCli(['get', 'a.txt', '--server', `127.0.0.1:${scripted.port}`], cwd, {
+      interruptWhen: downloading,
+      interruptSignal: signal,
+      timeoutMs: 15_000,
+    });
+    expect(result.stderr).toBe('muxftp: get a.txt: cancelled (CANCELLED)\n');
+    expect(result.code).toBe(exitCode);
+  });
+});
+
 /**
  * Runs the CLI on a terminal (script(1), util-linux), types Ctrl-C once `prompt` shows, and
  * resolves with everything the terminal showed and the exit code.

@@ -32,7 +32,8 @@ export function runCliQuietly(
 
 /**
  * Like runCliQuietly, with stdout too, stdin to give, the environment to add (MUXFTP_SERVER is
- * dropped unless given), and a Ctrl-C to send (SIGINT once `interruptWhen` resolves).
+ * dropped unless given), and a Ctrl-C to send (SIGINT, or `interruptSignal`, once `interruptWhen`
+ * resolves).
  */
 export function runCli(
   args: string[],
@@ -42,6 +43,8 @@ export function runCli(
     timeoutMs?: number;
     stdin?: string;
     interruptWhen?: Promise<void>;
+    /** What `interruptWhen` sends (default SIGINT, Ctrl-C). */
+    interruptSignal?: NodeJS.Signals;
   } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const env = { ...process.env, ...options.env };
@@ -63,7 +66,7 @@ export function runCli(
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
     options.interruptWhen?.then(
-      () => child.kill('SIGINT'),
+      () => child.kill(options.interruptSignal ?? 'SIGINT'),
       () => child.kill('SIGKILL'),
     );
     child.once('error', (error) => {
