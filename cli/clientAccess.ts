@@ -97,7 +97,13 @@ export async function clientAccessOptions(
   const prompt = `password for ${user}: `;
   if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user))
     password = fromFile.password;
-  else if (env[PASSWORD_ENV] !== undefined) password = env[PASSWORD_ENV];
+  else if (env[PASSWORD_ENV] === '') {
+    // No account has one (user add refuses it): sending it would only cost a failed login.
+    throw new CliError(
+      `no password for ${user}: $${PASSWORD_ENV} is set but empty (a CI secret that is not defined?)`,
+      { code: 'LOGIN_FAILED' },
+    );
+  } else if (env[PASSWORD_ENV] !== undefined) password = env[PASSWORD_ENV];
   else if (!inTerminalForeground()) {
     throw new CliError(
       `no password for ${user}: set $${PASSWORD_ENV} or use --credentials FILE (no prompt: the process is in the background of its terminal, as under timeout without --foreground)`,

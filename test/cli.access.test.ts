@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -733,6 +734,31 @@ describe.skipIf(!nobodyRunsTheCli)('a served root the server may not write', () 
       );
     } finally {
       await rm(parent, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('an empty $MUXFTP_PASSWORD', () => {
+  it('(a CI secret that is not defined) fails LOGIN_FAILED saying so, before connecting', async () => {
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const result = await run(['--server', `127.0.0.1:${port}`, '--user', 'ci', '--json', 'ls'], {
+        env: { MUXFTP_PASSWORD: '' },
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(
+        'muxftp: no password for ci: $MUXFTP_PASSWORD is set but empty (a CI secret that is not defined?)\n',
+      );
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, error: { code: 'LOGIN_FAILED' } });
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
