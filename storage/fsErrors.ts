@@ -13,6 +13,8 @@ const CODE_BY_ERRNO: Readonly<Record<string, { code: ErrorCode; message: string 
   ENOTEMPTY: { code: 'DIRECTORY_NOT_EMPTY', message: 'directory not empty' },
   EACCES: { code: 'PERMISSION_DENIED', message: 'permission denied' },
   EPERM: { code: 'PERMISSION_DENIED', message: 'operation not permitted' },
+  // A root on a read-only mount: as serve's start-up warning says, refused, not a disk failure.
+  EROFS: { code: 'PERMISSION_DENIED', message: 'read-only file system' },
   ENOSPC: { code: 'NO_SPACE', message: 'no space left on device' },
   EDQUOT: { code: 'NO_SPACE', message: 'disk quota exceeded' },
   // The client's path is within maxPathBytes, but the root's own path counts against the host's
