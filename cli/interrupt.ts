@@ -12,8 +12,6 @@
 import { constants } from 'node:os';
 import { settleTemporaryFilesNow } from '../client/sinks.js';
 
-export const INTERRUPTED_EXIT_CODE = 130;
-
 type SignalHandler = (signal: NodeJS.Signals) => void;
 
 /**

@@ -74,6 +74,24 @@ describe('Ctrl-C during bench --server', () => {
     expect(await (await env.connect()).list('')).toEqual([]);
   });
 
+  it('stopped by SIGTERM (timeout, a CI job cancelled): the same line, exit 143 (128 + 15)', async () => {
+    env = await startServer();
+    const server = env.server;
+    const cwd = await tempDirs.make();
+    const underWay = (async () => {
+      for (const started = Date.now(); server.stats().filesOut < 10 && Date.now() - started < 15_000; )
+        await delay(20);
+    })();
+    const args = ['bench', '--server', `127.0.0.1:${env.port}`, '--op', 'download', '--clients', '1'];
+    const result = await runCli([...args, '--size', '64KiB', '--duration', '60s', '--workers', '1'], cwd, {
+      interruptWhen: underWay,
+      interruptSignal: 'SIGTERM',
+      timeoutMs: 20_000,
+    });
+    expect(result.code).toBe(143);
+    expect(result.stderr).toMatch(/^muxftp: bench: interrupted after .* so far \(CANCELLED\)\n$/);
+  });
+
   it('while connecting to a server that never answers: says so, exits 130', async () => {
     const cwd = await tempDirs.make();
     const { port, connected } = await silentServer();

@@ -19,7 +19,7 @@ import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { connectFailure } from '../connect.js';
 import { globalOptionsOf } from '../globalOptions.js';
-import { abortOnInterrupt, INTERRUPTED_EXIT_CODE } from '../interrupt.js';
+import { abortOnInterrupt, exitCodeFor } from '../interrupt.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { errorInfo, type Output } from '../output.js';
 
@@ -155,7 +155,10 @@ export function registerBenchCommand(program: Command, output: Output): void {
       let report: Awaited<ReturnType<typeof runBench>>;
       // Ctrl-C stops the clients and the local server; a second one exits at once.
       const interrupt = new AbortController();
-      const stopListening = abortOnInterrupt(interrupt, global.json || global.quiet);
+      let interruptedBy: NodeJS.Signals = 'SIGINT';
+      const stopListening = abortOnInterrupt(interrupt, global.json || global.quiet, (signal) => {
+        interruptedBy = signal;
+      });
       try {
         report = await runBench(options, {
           signal: interrupt.signal,
@@ -178,7 +181,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
           // One line, `muxftp: bench: interrupted after 3.2 s: … so far (CANCELLED)`, as other commands.
           const cancelled = error instanceof MuxftpError && error.code === 'CANCELLED';
           output.commandFailed(cancelled ? error : new MuxftpError('CANCELLED', 'interrupted'), 'bench');
-          process.exit(INTERRUPTED_EXIT_CODE);
+          process.exit(exitCodeFor(interruptedBy));
         }
         // A connection that could not be made reads as for any command: `muxftp: cannot connect to …`.
         output.failure(error instanceof CliError ? undefined : 'bench', error);
