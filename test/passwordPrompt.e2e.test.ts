@@ -177,3 +177,28 @@ describe.skipIf(!hasScript || process.platform !== 'linux')(
     );
   },
 );
+
+describe.skipIf(!hasScript || process.platform !== 'linux')(
+  'user add in the background of a terminal',
+  () => {
+    it('under timeout: fails at once, saying to give the password on stdin, and writes nothing', async () => {
+      const dir = await dirs.make();
+      const file = join(dir, 'users.json');
+      // `; exit $?`: timeout runs as the shell's child, as in a script (see above).
+      const command = `timeout 10 '${process.execPath}' '${CLI_BIN}' user add bob --users '${file}'; exit $?`;
+      const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      clearTimeout(timer);
+      expect(output).toContain(
+        'muxftp: user add bob: no password: the process is in the background of its terminal',
+      );
+      expect(code).toBe(1);
+      expect(existsSync(file)).toBe(false);
+    }, 15_000);
+  },
+);

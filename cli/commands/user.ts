@@ -22,7 +22,7 @@ import { CliError } from '../cliError.js';
 import { outputOptionsOf } from '../globalOptions.js';
 import { commanderParser, parseHomeDirectory, parseQuota, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
-import { promptHidden, readFirstLine } from '../passwordPrompt.js';
+import { inTerminalForeground, promptHidden, readFirstLine } from '../passwordPrompt.js';
 
 interface AddFlags {
   users: string;
@@ -185,6 +185,11 @@ const NEW_PASSWORD_TRIES = 3;
  * after asking it again, and a slip gets another try. Otherwise: the first line of stdin.
  */
 async function readNewPassword(name: string): Promise<string> {
+  // There, turning echo off (or reading the terminal) would stop the process for good.
+  if (process.stdin.isTTY && !inTerminalForeground())
+    throw new CliError(
+      'no password: the process is in the background of its terminal, as under timeout without --foreground (give it on stdin: echo … | muxftp user add …)',
+    );
   if (process.stdin.isTTY) {
     for (let attempt = 1; ; attempt++) {
       const first = await promptHidden(`new password for ${name}: `);
