@@ -5,6 +5,7 @@
 import { InvalidArgumentError } from 'commander';
 import { parseServerAddress, type ServerAddress } from '../client/address.js';
 import { normalizeClientPath } from '../shared/clientPaths.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { parseSize } from '../shared/humanUnits.js';
 import {
   INTEGRITY_ALGORITHMS,
@@ -90,9 +91,14 @@ export function parseSecondsAsMs(value: string): number {
 
 /**
  * `--server` and $MUXFTP_SERVER: what {@link parseServerAddress} takes (a bare IPv6 address too, at
- * the default port), its refusals as commander's usage errors.
+ * the default port), its refusals as commander's usage errors. An empty one is refused, as an
+ * empty path is: `--server "$HOST"` with HOST unset must not reach whatever listens on 127.0.0.1.
  */
 export function parseServerOption(value: string): ServerAddress {
+  if (value.trim() === '')
+    throw new InvalidArgumentError(
+      `an empty address (an unset variable?); without --server or $MUXFTP_SERVER the default is ${DEFAULTS.host}:${DEFAULTS.port}.`,
+    );
   try {
     return parseServerAddress(value);
   } catch (error) {

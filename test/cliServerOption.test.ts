@@ -1,9 +1,14 @@
 /** `--server` (and $MUXFTP_SERVER) as curl and ssh users write addresses, IPv6 included; and the library's parseServerAddress, which reads them alike. */
 import { InvalidArgumentError } from 'commander';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseServerOption } from '../cli/optionParsers.js';
 import { parseServerAddress } from '../client/index.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+
+const tempDirs = new TempDirs('muxftp-server-option-');
+afterEach(() => tempDirs.removeAll());
 
 describe('parseServerOption', () => {
   it('reads host:port, host, :port and [v6]:port', () => {
@@ -50,5 +55,25 @@ describe('parseServerAddress (the library function, as `muxftp` exports it)', ()
       /\[2001:db8::1:80\]:7421 or \[2001:db8::1\]:80/,
     );
     expect(() => parseServerAddress('a:b:c')).toThrow(TypeError);
+  });
+});
+
+describe('an empty --server or $MUXFTP_SERVER', () => {
+  it('is refused, as an empty path is, rather than read as the default address', () => {
+    for (const empty of ['', ' '])
+      expect(() => parseServerOption(empty)).toThrow(/^an empty address \(an unset variable\?\)/);
+  });
+
+  it('is a usage error (2) naming where it came from, with nothing on stdout', async () => {
+    const cwd = await tempDirs.make();
+    const fromEnv = await runCli(['ls', '--json'], cwd, { env: { MUXFTP_SERVER: '' } });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stdout).toBe('');
+    expect(fromEnv.stderr).toMatch(
+      /^muxftp: option '--server <host:port>' value '' from env 'MUXFTP_SERVER' is invalid\. an empty address \(an unset variable\?\)/,
+    );
+    const fromArgument = await runCli(['ls', '--server', ''], cwd);
+    expect(fromArgument.code).toBe(2);
+    expect(fromArgument.stderr).toMatch(/argument '' is invalid\. an empty address/);
   });
 });
