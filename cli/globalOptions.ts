@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { parseServerAddress, type ServerAddress } from '../client/address.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { AccessOptions } from './clientAccess.js';
-import { parseSecondsAsMs, parseServerOption } from './optionParsers.js';
+import { parseDurationAsMs, parseSecondsAsMs, parseServerOption } from './optionParsers.js';
 
 export interface GlobalOptions {
   /** The command's name, as its messages begin (`muxftp: ls: …`). */
@@ -41,16 +41,22 @@ export function addGlobalOptions(program: Command): void {
     .addOption(
       new Option(
         '--timeout <seconds>',
-        'give up on a server that sends nothing, not even an answer to a ping, for this long while a command waits on it (0: never)',
+        'give up on a server that sends nothing, not even an answer to a ping, for this long while a command waits on it (90s, 2m too; 0: never)',
       )
         .argParser(parseTimeoutSeconds)
         .default(DEFAULTS.responseTimeoutMs, String(DEFAULTS.responseTimeoutMs / 1000)),
     );
 }
 
-/** `--timeout`: seconds, fractions allowed, as milliseconds; 0 waits forever. */
+/**
+ * `--timeout`: seconds, fractions allowed, as milliseconds; 0 waits forever. A unit may follow, as
+ * timeout(1) and `serve --partial-retention` take one (`90s`, `2m`, `1h`).
+ */
 function parseTimeoutSeconds(value: string): number {
-  return value.trim() === '0' ? 0 : parseSecondsAsMs(value);
+  if (value.trim() === '0') return 0;
+  if (!/^\s*\d+(?:\.\d+)?[smh]\s*$/.test(value)) return parseSecondsAsMs(value);
+  // `0s` is 0 (never), as `0` is; a positive one rounds up to at least 1 ms, as plain seconds do.
+  return Number.parseFloat(value) === 0 ? 0 : Math.max(1, parseDurationAsMs(value));
 }
 
 /** --json and --quiet alone, for the commands that do not connect (user): no server address is read. */

@@ -199,4 +199,20 @@ describe("a client's response timeout", () => {
     expect(run.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: no answer within 1 s/);
     expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, error: { code: 'CONNECT_FAILED' } });
   });
+
+  it('--timeout takes a unit, as timeout(1) does: 1.5s, and 0s as 0 (never)', async () => {
+    env = await startServer({ backend: 'memory' });
+    const { port, silent } = await silencingProxy(env.port);
+    silent.on = true;
+    const dir = await tempDirs.make();
+    const run = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--timeout', '1.5s'], dir, {
+      timeoutMs: 20_000,
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: no answer within 1\.5 s/);
+    // 0s is accepted as 0 is (then the connect's own bound applies: not waited out here).
+    const never = await runCli(['ls', '--server', '127.0.0.1:1', '--timeout', '0s'], dir);
+    expect(never.stderr).toMatch(/^muxftp: cannot connect to 127\.0\.0\.1:1: connection refused/);
+    expect(never.code).toBe(1);
+  });
 });
