@@ -295,7 +295,7 @@ export class ServerConnection implements StreamHost {
   }
 
   log(event: LogEvent): void {
-    this.options.log(this.withLogFields(event));
+    this.options.logEvent(this.withLogFields(event));
   }
 
   /** `event` with this connection's fields (its own, where both have one, win). */

@@ -193,7 +193,9 @@ export type ResolvedServerOptions = Required<
 > &
   Pick<ServerOptions, 'tls' | 'servedByAnother'> & {
     /** Where every log event goes: `logEvent`, and `log` as text lines (logSink). */
-    log: LogEventFunction;
+    logEvent: LogEventFunction;
+    /** A line of text to the same log (event `message`), as `log` took before events had fields. */
+    log: LogFunction;
   };
 
 const POSITIVE_INTEGERS = [
@@ -263,6 +265,7 @@ function logSink(options: ServerOptions): LogEventFunction {
 export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
   if (!options || typeof options.storage !== 'object')
     throw new TypeError('server: options.storage is required');
+  const sink = logSink(options);
   const resolved: ResolvedServerOptions = {
     storage: options.storage,
     host: options.host ?? DEFAULTS.host,
@@ -292,7 +295,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxReservedBytesPerConnection:
       options.maxReservedBytesPerConnection ?? DEFAULTS.maxReservedBytesPerConnection,
     maxOpenFiles: options.maxOpenFiles ?? defaultMaxOpenFiles(DEFAULTS.maxOpenFiles, DEFAULTS.fdReserve),
-    log: logSink(options),
+    logEvent: sink,
+    log: (line) => sink({ event: 'message', text: line }),
     refusalLogIntervalMs: options.refusalLogIntervalMs ?? DEFAULTS.refusalLogIntervalMs,
     accounts: options.accounts ?? new Accounts(),
     tls: options.tls,

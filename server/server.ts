@@ -119,7 +119,7 @@ export class MuxServer {
       blockMs: this.options.loginBlockMs,
     });
     this.loginQueue = new ConcurrencyLimit(this.options.maxConcurrentLoginChecks);
-    this.refusalLog = new RefusalLog(this.options.log, this.options.refusalLogIntervalMs);
+    this.refusalLog = new RefusalLog(this.options.logEvent, this.options.refusalLogIntervalMs);
     this.accountResources = new AccountResourceTable({
       defaultRateBytesPerSecond: this.options.maxUserRateBytesPerSecond,
       quotaRecountIntervalMs: this.options.quotaRecountIntervalMs,
@@ -157,7 +157,7 @@ export class MuxServer {
     // goes wrong once listening is logged here.
     this.listener.on('error', (err) => {
       if (this.listener.listening)
-        this.options.log({
+        this.options.logEvent({
           event: 'listener_error',
           level: 'error',
           text: `listener error: ${err.message}`,

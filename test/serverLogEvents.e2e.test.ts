@@ -51,6 +51,15 @@ describe('MuxServer logEvent', () => {
     expect(server.logs).toEqual(events.map(textLine));
   });
 
+  it("the resolved options' log still takes a line of text, as it did before events", async () => {
+    const events: LogEvent[] = [];
+    server = await startServer({ logEvent: (event) => events.push(event) });
+    // Before: that log took events, and a line given to it was logged as "undefined".
+    server.server.options.log('hello from the embedding program');
+    expect(server.logs).toContain('hello from the embedding program');
+    expect(events).toContainEqual({ event: 'message', text: 'hello from the embedding program' });
+  });
+
   it('given alone, leaves stderr alone', async () => {
     const write = vi.spyOn(process.stderr, 'write');
     const events: LogEvent[] = [];
