@@ -376,10 +376,17 @@ describe('muxftp CLI', () => {
     const two = await runCli(['stat', '--hash', 'hashed/h.bin', 'hashed/h.bin', ...remote]);
     expect(two).toMatchObject({ code: 0, stderr: '' });
     expect(two.stdout.toString().match(/^xxh128 [0-9a-f]{32}$/gm)).toHaveLength(2);
+    // A name that starts as a hash family's does (sha…) is a path too: only md5, sha265… are not.
     const bare = await runCli(['stat', '--hash', 'hashed', 'hashed/h.bin', ...remote]);
     expect(bare.code).toBe(1); // a directory has no digest: the path was taken as one
     expectOneErrorLine(bare, 'stat hashed', 'IS_A_DIRECTORY');
     expect(bare.stdout.toString().match(/^xxh128 [0-9a-f]{32}$/gm)).toHaveLength(1);
+    const shared = await runCli(['stat', '--hash', 'shared', 'hashed/h.bin', ...remote]);
+    expect(shared.code).toBe(1); // not there, but looked for
+    expectOneErrorLine(shared, 'stat shared', 'NOT_FOUND');
+    const wrongBefore = await runCli(['stat', '--hash', 'sha265', 'hashed/h.bin', ...remote]);
+    expect(wrongBefore.code).toBe(2);
+    expect(wrongBefore.stderr).toContain('(if sha265 is a path, put --hash after the paths)');
     const wrong = await runCli(['stat', 'hashed/h.bin', '--hash', 'md5', ...remote]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('expected one of xxh128, sha256');

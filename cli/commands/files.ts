@@ -738,8 +738,11 @@ async function operateOnEach(
   return results;
 }
 
-/** A word after --hash that was meant as a digest algorithm: a hash family's name, no '.' or '/'. */
-const LIKE_AN_ALGORITHM = /^(xxh|sha|md\d|blake|crc|adler|murmur)[a-z0-9-]*$/i;
+/**
+ * A word after --hash that was meant as a digest algorithm: a hash family's name and its number
+ * (md5, sha1, sha265, blake3), not a path that starts as one does (`shared`).
+ */
+const LIKE_AN_ALGORITHM = /^(xxh|sha|md|blake|crc|adler|murmur)[a-z-]*\d+$/i;
 
 /** What `--hash` was given: an algorithm, nothing (true), or a word that is not one (a path). */
 type StatHashOption = IntegrityAlgorithm | true | { path: string };
