@@ -315,7 +315,7 @@ export class ServerConnection implements StreamHost {
         fields: { stream: id, ...request.fields, code: refusal.code, reason: refusal.message },
       }),
       refusal.code,
-      { prefix: `${this.label} `, noun: 'request', fields: this.logFields },
+      { prefix: `${this.label} `, noun: 'request', fields: { ...this.logFields, code: refusal.code } },
     );
   }
 

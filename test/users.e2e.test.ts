@@ -2,6 +2,7 @@
  * Accounts end to end over real sockets and a real temp directory: login, uniform failures and
  * their policy, homes as roots, the permission gate, anonymous access, quotas.
  */
+
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import {
   READ_ONLY_PERMISSIONS,
   type UsersFile,
 } from '../server/auth/usersFile.js';
+import type { LogEvent } from '../server/logEvents.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeOpen } from '../shared/protocol/encoder.js';
 import { parseAuthResult } from '../shared/protocol/messages.js';
@@ -425,7 +427,8 @@ describe('credentials in the library', () => {
 
 describe('refusals in the server log', () => {
   it('logs each refused request with its operation, path and code; a flood of them as a count', async () => {
-    const s = await start({ refusalLogIntervalMs: 60_000 });
+    const events: LogEvent[] = [];
+    const s = await start({ refusalLogIntervalMs: 60_000, logEvent: (event) => events.push(event) });
     const reader = await s.connect({ user: 'reader', password: 'reader-secret' });
     const small = await s.connect({ user: 'small', password: 'small-secret' });
     const bob = await s.connect({ user: 'bob', password: 'bob-secret' });
@@ -455,5 +458,11 @@ describe('refusals in the server log', () => {
       `${label('reader')} refused 3 more requests (PERMISSION_DENIED) in the last 1 s`,
       expect.stringMatching(/ closed after /),
     ]);
+    // The count's event names the code as each refusal's does (before: only in `reason`).
+    expect(events.find((event) => event.event === 'requests_refused_more')?.fields).toMatchObject({
+      user: 'reader',
+      count: 3,
+      code: 'PERMISSION_DENIED',
+    });
   });
 });
