@@ -61,9 +61,14 @@ export function callCaller<R>(name: string, call: () => R): R {
   try {
     return call();
   } catch (thrown) {
-    const reason = thrown instanceof Error ? thrown.message : String(thrown);
-    throw new MuxftpError('LOCAL_IO_ERROR', `${name} threw: ${reason}`, { cause: thrown });
+    throw callerThrew(name, thrown);
   }
+}
+
+/** What a caller's callback `name` threw, as the LOCAL_IO_ERROR its call fails with. */
+function callerThrew(name: string, thrown: unknown): MuxftpError {
+  const reason = thrown instanceof Error ? thrown.message : String(thrown);
+  return new MuxftpError('LOCAL_IO_ERROR', `${name} threw: ${reason}`, { cause: thrown });
 }
 
 export abstract class ClientStream {
@@ -136,6 +141,21 @@ export abstract class ClientStream {
       return true;
     } catch (error) {
       this.abandon(error as MuxftpError);
+      return false;
+    }
+  }
+
+  /**
+   * Tells the caller's onProgress, if given, as callCaller does; called per chunk, so without a
+   * closure for each. False when it threw (the stream is abandoned).
+   */
+  protected toldProgress(onProgress: ProgressCallback | undefined, done: number, total?: number): boolean {
+    if (onProgress === undefined) return true;
+    try {
+      onProgress(done, total);
+      return true;
+    } catch (thrown) {
+      this.abandon(callerThrew('onProgress', thrown));
       return false;
     }
   }
@@ -376,7 +396,7 @@ export class GetCall extends ClientStream {
     const resumedFrom = this.resumedFrom;
     if (resumedFrom > 0 && !this.callCaller('onContinue', () => this.resume?.onContinue?.(resumedFrom)))
       return;
-    if (!this.callCaller('onProgress', () => this.onProgress?.(resumedFrom, this.expectedSize))) return;
+    if (!this.toldProgress(this.onProgress, resumedFrom, this.expectedSize)) return;
     if (this.host.downloadThrottle !== undefined) this.grantCredit();
   }
 
@@ -498,7 +518,7 @@ export class GetCall extends ClientStream {
       this.grantCredit();
     }
     const done = this.resumedFrom + this.received - this.unwritten.byteLength;
-    this.callCaller('onProgress', () => this.onProgress?.(done, this.expectedSize));
+    this.toldProgress(this.onProgress, done, this.expectedSize);
   }
 
   /**
@@ -761,8 +781,7 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.creditReserved -= length;
     this.sent += bytesRead;
     this.digester?.update(ready.subarray(HEADER_BYTES));
-    const sent = this.sent;
-    if (!this.callCaller('onProgress', () => this.onProgress?.(sent, this.source.size))) {
+    if (!this.toldProgress(this.onProgress, this.sent, this.source.size)) {
       this.host.queue.release(ready.length);
       return null;
     }
@@ -817,8 +836,7 @@ export class PutCall extends ClientStream implements FrameProducer {
 
   private sendEnd(): void {
     // Told before END goes: a throw then still cancels the upload, which END would commit.
-    const sent = this.sent;
-    if (!this.callCaller('onProgress', () => this.onProgress?.(sent, this.source.size ?? sent))) return;
+    if (!this.toldProgress(this.onProgress, this.sent, this.source.size ?? this.sent)) return;
     this.markEnded();
     this.endDigest = this.knownDigest ?? this.digester!.digest();
     this.host.send(encodeEnd(this.id, this.sent, this.host.integrity, this.endDigest));
