@@ -69,7 +69,10 @@ export async function openSink(
     const stream = target as Partial<Writable> | null;
     if (typeof stream?.write !== 'function' || typeof stream.on !== 'function')
       throw new TypeError(`get: the target must be a local path or a Writable, got ${String(target)}`);
-    return new WritableSink(target);
+    const sink = new WritableSink(target);
+    // Closed or failed already: nothing could be written, so nothing is asked of the server.
+    sink.throwIfUnusable();
+    return sink;
   }
   if (inPlace ?? (await isSpecialFile(target))) {
     const sink = await SpecialFileSink.open(target, signal);
@@ -655,11 +658,22 @@ class WritableSink implements ByteSink {
   }
 
   async finish(): Promise<void> {
+    // A download of 0 bytes writes nothing: a stream closed meanwhile would have gone unnoticed.
+    this.throwIfUnusable();
     this.detach();
   }
 
   async abort(): Promise<void> {
     this.detach();
+  }
+
+  /** Throws why the stream takes no more, if it does not. */
+  throwIfUnusable(): void {
+    const failure = this.failureNow();
+    if (failure !== undefined) {
+      this.detach();
+      throw failure;
+    }
   }
 
   /** Why the stream takes no more: what it failed with, or that it was closed or ended. */

@@ -3,6 +3,7 @@
  * Readable given to put() that is destroyed before its end. The call rejects LOCAL_IO_ERROR at
  * once, its remote stream is cancelled, and the connection goes on serving other calls.
  */
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -111,6 +112,24 @@ describe('get into a Writable of the caller', () => {
     expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
     expect((error as MuxftpError).cause).toBe(gone);
     await expectConnectionUsable(client, 'big.bin', 8 * MiB);
+  });
+  it('closed before it was given rejects before asking the server, a file of 0 bytes too', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('empty.bin', Buffer.alloc(0));
+    await client.put('f.bin', Buffer.alloc(1024, 1));
+    for (const path of ['empty.bin', 'f.bin']) {
+      const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+      sink.destroy();
+      await once(sink, 'close'); // long gone: its 'close' came before the get
+      const sentBefore = env.server.stats().filesOut;
+      const error = await settledWithin(client.get(path, sink), 2000);
+      // Before: the empty file resolved as got (and was sent), nothing written anywhere.
+      expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+      expect((error as MuxftpError).message).toMatch(/closed before/);
+      expect(env.server.stats().filesOut).toBe(sentBefore);
+    }
+    await expectConnectionUsable(client, 'f.bin', 1024);
   });
 });
 
