@@ -151,6 +151,12 @@ describe('--exclude', () => {
       expect({ command, code: result.code, stderr: result.stderr }).toEqual({ command, code: 0, stderr });
     }
     expect(await filesUnder(join(local, 'copy'))).toContain('sub/keep.txt');
+    // `put -r .` in site: the tree is site all the same (before: no hint, '.' taken for its name).
+    const dot = await runCli(
+      [...at, 'put', '-r', '.', 'dotted', '--exclude', 'site/sub'],
+      join(local, 'site'),
+    );
+    expect(dot).toMatchObject({ code: 0, stderr: siteSub });
     // What it suggests leaves out that path alone: not a directory of that name deeper down.
     await mkdir(join(local, 'site', 'deep', 'sub'), { recursive: true });
     await writeFile(join(local, 'site', 'deep', 'sub', 'kept.txt'), 'k');

@@ -330,7 +330,9 @@ async function put(
     ignoreExisting: options.ignoreExisting === true,
   };
   const prepared = await prepareMirror(mirror, jobs, failures);
-  warnOfUnmatchedExcludes(excluded, sources, (message) => output.warning(message));
+  // `put -r .` is the tree of the directory's own name, as a pattern written with it names it.
+  const treeNames = sources.map((source) => path.basename(path.resolve(source)));
+  warnOfUnmatchedExcludes(excluded, treeNames, (message) => output.warning(message));
   if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
 
