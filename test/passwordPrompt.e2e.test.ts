@@ -41,6 +41,22 @@ function onTerminal(
   });
 }
 
+/** A shell `command` run on a terminal (script(1)), killed past 8 s: all it showed, its exit code. */
+async function shownOnTerminal(
+  command: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ output: string; code: number | null }> {
+  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  return { output, code };
+}
+
 describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
   it('Ctrl-D ends it: no password, the command fails (exit 1, not as a signal) and writes nothing', async () => {
     const dir = await dirs.make();
@@ -156,17 +172,7 @@ describe.skipIf(!hasScript || process.platform !== 'linux')(
         const env = { ...process.env };
         delete env.MUXFTP_PASSWORD;
         delete env.MUXFTP_SERVER;
-        const child = spawn('script', ['-qec', command, '/dev/null'], {
-          stdio: ['pipe', 'pipe', 'pipe'],
-          env,
-        });
-        const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
-        let output = '';
-        child.stdout.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-        });
-        const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-        clearTimeout(timer);
+        const { output, code } = await shownOnTerminal(command, env);
         expect(output).toContain(
           'muxftp: no password for ci: set $MUXFTP_PASSWORD or use --credentials FILE',
         );
@@ -186,14 +192,7 @@ describe.skipIf(!hasScript || process.platform !== 'linux')(
       const file = join(dir, 'users.json');
       // `; exit $?`: timeout runs as the shell's child, as in a script (see above).
       const command = `timeout 10 '${process.execPath}' '${CLI_BIN}' user add bob --users '${file}'; exit $?`;
-      const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-      });
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      clearTimeout(timer);
+      const { output, code } = await shownOnTerminal(command);
       expect(output).toContain(
         'muxftp: user add bob: no password: the process is in the background of its terminal',
       );
