@@ -44,6 +44,29 @@ async function expectConnectionUsable(client: Client, path: string, bytes: numbe
   expect(client.isOpen).toBe(true);
 }
 
+/**
+ * A get of 8 MiB into a Writable whose first write never calls back (it waits on a peer that goes
+ * away), once that write has come.
+ */
+async function stuckInItsFirstWrite(): Promise<{
+  client: Client;
+  sink: Writable;
+  download: Promise<unknown>;
+}> {
+  env = await startServer({ streamWindowBytes: 64 * 1024 });
+  const client = await env.connect({ streamWindowBytes: 64 * 1024 });
+  await client.put('big.bin', Buffer.alloc(8 * MiB, 7));
+  let writes = 0;
+  const sink = new Writable({
+    write() {
+      writes++;
+    },
+  });
+  const download = client.get('big.bin', sink);
+  await expect.poll(() => writes).toBe(1);
+  return { client, sink, download };
+}
+
 describe('get into a Writable of the caller', () => {
   it("that fails ('error', a directory missing) rejects with the stream's own error as cause", async () => {
     env = await startServer({ streamWindowBytes: 64 * 1024 });
@@ -74,18 +97,8 @@ describe('get into a Writable of the caller', () => {
   });
 
   it('destroyed while a write is in flight (its callback never comes) rejects at once', async () => {
-    env = await startServer({ streamWindowBytes: 64 * 1024 });
-    const client = await env.connect({ streamWindowBytes: 64 * 1024 });
-    await client.put('big.bin', Buffer.alloc(8 * MiB, 7));
-    let writes = 0;
-    const sink = new Writable({
-      write() {
-        writes++; // the callback waits on a peer that goes away
-      },
-    });
+    const { client, sink, download } = await stuckInItsFirstWrite();
     sink.on('error', () => {});
-    const download = client.get('big.bin', sink);
-    await expect.poll(() => writes).toBe(1);
     sink.destroy();
     const error = await settledWithin(download, 2000);
     expect((error as MuxftpError).code).toBe('LOCAL_IO_ERROR');
@@ -95,17 +108,7 @@ describe('get into a Writable of the caller', () => {
   });
 
   it('destroyed with an error while a write is in flight rejects with that error as cause', async () => {
-    env = await startServer({ streamWindowBytes: 64 * 1024 });
-    const client = await env.connect({ streamWindowBytes: 64 * 1024 });
-    await client.put('big.bin', Buffer.alloc(8 * MiB, 7));
-    let writes = 0;
-    const sink = new Writable({
-      write() {
-        writes++;
-      },
-    });
-    const download = client.get('big.bin', sink);
-    await expect.poll(() => writes).toBe(1);
+    const { client, sink, download } = await stuckInItsFirstWrite();
     const gone = new Error('peer went away');
     sink.destroy(gone);
     const error = await settledWithin(download, 2000);
@@ -113,6 +116,7 @@ describe('get into a Writable of the caller', () => {
     expect((error as MuxftpError).cause).toBe(gone);
     await expectConnectionUsable(client, 'big.bin', 8 * MiB);
   });
+
   it('closed before it was given rejects before asking the server, a file of 0 bytes too', async () => {
     env = await startServer();
     const client = await env.connect();
