@@ -283,7 +283,8 @@ class ReadableSource implements ByteSource {
     stream.on('readable', this.streamOnEvent);
     stream.on('end', this.streamOnEnd);
     stream.on('error', this.streamOnError);
-    stream.on('close', this.streamOnClose);
+    // Destroyed without an 'error' or 'end': the read waiting wakes and finds it so.
+    stream.on('close', this.streamOnEvent);
   }
 
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
@@ -318,7 +319,7 @@ class ReadableSource implements ByteSource {
     this.stream.off('readable', this.streamOnEvent);
     this.stream.off('end', this.streamOnEnd);
     this.stream.off('error', this.streamOnError);
-    this.stream.off('close', this.streamOnClose);
+    this.stream.off('close', this.streamOnEvent);
     this.streamOnEvent();
   }
 
@@ -335,10 +336,6 @@ class ReadableSource implements ByteSource {
 
   private readonly streamOnError = (err: Error): void => {
     this.failure = err;
-    this.streamOnEvent();
-  };
-
-  private readonly streamOnClose = (): void => {
     this.streamOnEvent();
   };
 }

@@ -137,10 +137,10 @@ export abstract class ClientStream {
   /** Runs a caller's callback (callCaller): a throw abandons this stream alone. False when it threw. */
   protected callCaller(name: string, call: () => void): boolean {
     try {
-      callCaller(name, call);
+      call();
       return true;
-    } catch (error) {
-      this.abandon(error as MuxftpError);
+    } catch (thrown) {
+      this.abandon(callerThrew(name, thrown));
       return false;
     }
   }
