@@ -22,6 +22,7 @@ import type { FrameProducer } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ReadHandle } from '../storage/types.js';
+import { checkDirectoryPaths } from './directoryPaths.js';
 import { type RequestName, ServerStream, type StreamHost } from './stream.js';
 
 /** Reads of a resumed download's prefix, hashed before the REPLY. */
@@ -76,7 +77,13 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   start(): void {
-    this.host.storage.openRead(this.path).then(
+    // A path ending in '/' names a directory, which no get reads (directoryPaths.ts).
+    const checking = checkDirectoryPaths(this.host.storage, { op: 'get', path: this.path });
+    const opening =
+      checking === undefined
+        ? this.host.storage.openRead(this.path)
+        : checking.then(() => this.host.storage.openRead(this.path));
+    opening.then(
       (handle) => {
         if (this.isFinished) {
           void handle.close().catch(() => {});

@@ -16,6 +16,7 @@ import { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 import { heldPartial } from '../storage/partialUpload.js';
 import type { EntryInfo, ListBatchesOptions, Storage } from '../storage/types.js';
 import type { ServerCounters } from './counters.js';
+import { checkDirectoryPaths } from './directoryPaths.js';
 import type { LogFields } from './logEvents.js';
 import { nameRequest, type RequestName, ServerStream, type StreamHost } from './stream.js';
 
@@ -257,6 +258,12 @@ export class RequestStream extends ServerStream {
     if (this.isFinished) return; // cancelled while it waited its turn
     // Nothing is looked up until the answer has room in the connection's budget (issue #7).
     if (!(await this.reserve(this.op === 'list' ? this.frameBudget() : SMALL_REPLY_BYTES))) return;
+    // A path ending in '/' must name a directory (directoryPaths.ts).
+    const checking = checkDirectoryPaths(this.host.storage, this.request);
+    if (checking !== undefined) {
+      await checking;
+      if (this.isFinished) return;
+    }
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;
     const result = await handler(this.host.storage, this.request, this.host, this.watch);
     if (this.isFinished) return;

@@ -22,6 +22,7 @@ import { hashKept } from '../storage/partialUpload.js';
 import { normalizeClientPath, parentPath } from '../storage/paths.js';
 import type { CommitOptions, CommittedEntry, EntryInfo, PartialKey, UploadHandle } from '../storage/types.js';
 import type { QuotaTracker } from './auth/quota.js';
+import { checkDirectoryPaths } from './directoryPaths.js';
 import { toWireEntry } from './requestStream.js';
 import type { ResumableHolder } from './resumableUploads.js';
 import { type RequestName, ServerStream, type StreamHost } from './stream.js';
@@ -185,6 +186,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     const hinted = this.declaredSize !== undefined && this.host.claimReservation(this.declaredSize);
     this.claimedBytes = hinted ? this.declaredSize! : 0;
     this.reserveQuota()
+      // A path ending in '/' names a directory, which no put makes (directoryPaths.ts).
+      .then(() => checkDirectoryPaths(this.host.storage, { op: 'put', path: this.path }))
       .then(() => {
         if (this.offset > 0 && this.partial === undefined)
           throw new MuxftpError('NOT_FOUND', `no partial upload is kept here to continue: ${this.path}`);

@@ -48,6 +48,16 @@ export function normalizeClientPath(path: string): string {
   return names.join('/');
 }
 
+/**
+ * Whether `path` names a directory by its form: it ends in '/' (or '/.') after a name, as POSIX
+ * reads `f/` (and the CLI: `rm f/` of a file fails NOT_A_DIRECTORY). normalizeClientPath drops
+ * that slash; the server then holds the operation to a directory (server/directoryPaths.ts).
+ * The root, however written ('./'), is one anyway.
+ */
+export function namesDirectory(path: string): boolean {
+  return /\/\.?$/.test(path) && path.split('/').some((name) => name !== '' && name !== '.');
+}
+
 /** Why `text` (a path, or a name a server lists) holds a character no client path may, or undefined. */
 export function characterProblem(text: string): string | undefined {
   if (text.includes('\0')) return 'contains a NUL byte';

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { namesDirectory } from '../shared/clientPaths.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, StorageError } from '../shared/errors.js';
 import {
@@ -47,6 +48,23 @@ describe('normalizeClientPath', () => {
     ['a/.muxftp', 'a/.muxftp'],
   ])('normalizes %j to %j', (input, expected) => {
     expect(normalizeClientPath(input)).toBe(expected);
+  });
+
+  it.each([
+    ['a/', true],
+    ['a//', true],
+    ['a/.', true],
+    ['a/./', true],
+    ['a/b/', true],
+    ['a', false],
+    ['a/b', false],
+    ['a/.b', false],
+    ['', false],
+    ['.', false],
+    ['./', false],
+    ['././', false],
+  ])('says whether %j names a directory by its trailing slash: %j', (input, expected) => {
+    expect(namesDirectory(input)).toBe(expected);
   });
 
   it.each([[42], [null], [undefined], [['a']], [{}]])('refuses the non-string %j', (input) => {

@@ -1,0 +1,99 @@
+/**
+ * A remote path ending in '/' (or '/.') names a directory, as in POSIX and the CLI (`rm f/` of a
+ * file fails NOT_A_DIRECTORY): the server holds every operation to it, so a library caller's
+ * `delete('f/')` no longer deletes the file f.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Client } from '../client/client.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-dirpaths-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+const codeOf = (call: Promise<unknown>): Promise<string> =>
+  call.then(
+    () => 'resolved',
+    (error: { code?: string }) => error.code ?? String(error),
+  );
+
+const FILE = Buffer.from('the file f\n');
+
+/** A client on a fresh server holding the file f, and the directory d with the file d/x. */
+async function tree(backend: 'memory' | 'disk'): Promise<Client> {
+  server = await startServer({ backend });
+  const client = await server.connect();
+  await client.put('f', FILE);
+  await client.mkdir('d');
+  await client.put('d/x', Buffer.from('x'));
+  return client;
+}
+
+describe.each(['memory', 'disk'] as const)('a trailing / on %s storage', (backend) => {
+  it('fails NOT_A_DIRECTORY on a file for every operation, and leaves the file as it was', async () => {
+    const client = await tree(backend);
+    const calls: Record<string, () => Promise<unknown>> = {
+      stat: () => client.stat('f/'),
+      'stat /.': () => client.stat('f/.'),
+      list: () => client.list('f/'),
+      delete: () => client.delete('f/'),
+      'delete /.': () => client.delete('f/.'),
+      rmdir: () => client.rmdir('f/'),
+      mkdir: () => client.mkdir('f/'),
+      'mkdir parents': () => client.mkdir('f/', { parents: true }),
+      'rename from': () => client.rename('f/', 'g'),
+      'rename to a new name': () => client.rename('f', 'g/'),
+      'rename a directory onto it': () => client.rename('d', 'f/'),
+      setModifiedTime: () => client.setModifiedTime('f/', 0),
+      setPermissions: () => client.setPermissions('f/', 0o600),
+      digest: () => client.digest('f/'),
+      get: () => client.getBuffer('f/'),
+      put: () => client.put('f/', Buffer.from('replaced')),
+    };
+    const codes: Record<string, string> = {};
+    for (const [name, call] of Object.entries(calls)) codes[name] = await codeOf(call());
+    expect(codes).toEqual(Object.fromEntries(Object.keys(calls).map((name) => [name, 'NOT_A_DIRECTORY'])));
+    expect(await client.getBuffer('f')).toEqual(FILE);
+    expect((await client.list('')).map((e) => e.name)).toEqual(['d', 'f']);
+  });
+
+  it('works on a directory as without it, and a file operation on one fails IS_A_DIRECTORY', async () => {
+    const client = await tree(backend);
+    expect((await client.stat('d/')).type).toBe('dir');
+    expect((await client.list('d/')).map((e) => e.name)).toEqual(['x']);
+    expect((await client.setModifiedTime('d/.', 1_000_000_000_000)).mtime).toBe(1_000_000_000_000);
+    await client.mkdir('new/');
+    expect((await client.stat('new')).type).toBe('dir');
+    await client.mkdir('d/', { parents: true });
+    await client.rename('new/', 'renamed/');
+    await client.rmdir('renamed/');
+    expect(await codeOf(client.delete('d/'))).toBe('IS_A_DIRECTORY');
+    expect(await codeOf(client.digest('d/'))).toBe('IS_A_DIRECTORY');
+    expect(await codeOf(client.getBuffer('d/'))).toBe('IS_A_DIRECTORY');
+    expect(await codeOf(client.put('d/', Buffer.from('y')))).toBe('IS_A_DIRECTORY');
+    // A put makes a file: a name it would make, given as a directory, is refused as Linux's open(2) does.
+    expect(await codeOf(client.put('nothing-here/', Buffer.from('y')))).toBe('IS_A_DIRECTORY');
+    expect(await codeOf(client.stat('nothing-here'))).toBe('NOT_FOUND');
+    expect(await codeOf(client.stat('nothing-here/'))).toBe('NOT_FOUND');
+    expect(await codeOf(client.delete('nothing-here/'))).toBe('NOT_FOUND');
+    // The root written with a slash is the root, as before.
+    expect((await client.stat('./')).type).toBe('dir');
+    expect(await codeOf(client.delete('./'))).toBe('INVALID_PATH');
+  });
+
+  it('refuses a resumable put of a local file to it before any byte is kept', async () => {
+    const client = await tree(backend);
+    const local = join(await tempDirs.make(), 'big.bin');
+    await writeFile(local, Buffer.alloc(5 * 1024 * 1024, 7)); // over one block: the put asks `partial` first
+    expect(await codeOf(client.put('f/', local, { continue: true }))).toBe('NOT_A_DIRECTORY');
+    expect(await client.getBuffer('f')).toEqual(FILE);
+  });
+});
