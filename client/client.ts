@@ -488,6 +488,12 @@ interface PutPlan {
  * A connection to a muxftp server. Every method opens its own stream on the one connection, so
  * calls may run concurrently (`Promise.all` over many puts is the intended use); a server error
  * rejects that call only, with a {@link RemoteError} carrying the server's code.
+ *
+ * Remote paths are relative to the account's home (the served root without a login), names
+ * separated by '/': `backup/a.bin`. There is no leading '/' (`/backup` is INVALID_PATH, where the
+ * CLI drops it), `''` is the home itself, and `..` is INVALID_PATH. A trailing '/' means a
+ * directory, as in POSIX and the CLI: `delete('f/')` or `stat('f/')` of a file fails
+ * NOT_A_DIRECTORY and leaves it, `put('x/', …)` fails IS_A_DIRECTORY.
  */
 // Not `implements ClientHost`: what the streams use of it is internal, left out of the published
 // declarations (stripInternal), which would then not match; each stream checks `this` as one.

@@ -89,6 +89,15 @@ describe.each(['memory', 'disk'] as const)('a trailing / on %s storage', (backen
     expect(await codeOf(client.delete('./'))).toBe('INVALID_PATH');
   });
 
+  it("keeps the rest of README §Library's path rules: no leading '/', '' the home, no '..'", async () => {
+    const client = await tree(backend);
+    expect(await codeOf(client.stat('/f'))).toBe('INVALID_PATH');
+    expect(await codeOf(client.put('/g', Buffer.from('g')))).toBe('INVALID_PATH');
+    expect(await codeOf(client.stat('d/../f'))).toBe('INVALID_PATH');
+    expect((await client.list('')).map((e) => e.name)).toEqual(['d', 'f']);
+    expect((await client.stat('')).type).toBe('dir');
+  });
+
   it('refuses a resumable put of a local file to it before any byte is kept', async () => {
     const client = await tree(backend);
     const local = join(await tempDirs.make(), 'big.bin');
