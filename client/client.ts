@@ -297,6 +297,20 @@ export interface TransferOptions {
   keepModes?: boolean;
 }
 
+/**
+ * Options every request that is not a transfer takes ({@link Client.list}, {@link Client.stat},
+ * {@link Client.mkdir}, …).
+ */
+export interface RequestOptions {
+  /**
+   * Aborting cancels the request: the call rejects with CANCELLED, whose `cause` is the signal's
+   * reason, and the server drops the stream (a listing or a digest stops reading); the connection
+   * and the other calls on it go on. One aborted already rejects at once and sends nothing. A
+   * change the server made before the cancel reached it (a mkdir, a delete) stays made.
+   */
+  signal?: AbortSignal;
+}
+
 /** A remote file's content digest, as {@link Client.digest} reports it. */
 export interface DigestResult {
   /** The file as the server found it before reading it for the digest. */
@@ -759,17 +773,20 @@ export class Client {
    * RemoteError when the server refused to list it (before reading it whole), or, from a server
    * older than `maxEntries`, a ListingTooLongError once its REPLY frames said so (cancelled).
    */
-  async list(path = '', { maxEntries }: { maxEntries?: number } = {}): Promise<WireEntry[]> {
+  async list(
+    path = '',
+    { maxEntries, signal }: RequestOptions & { maxEntries?: number } = {},
+  ): Promise<WireEntry[]> {
     // Told to the server too, which refuses a larger directory before sorting it (one before
     // that ignores it: the listing is cancelled here as its frames come).
     const request =
       maxEntries === undefined ? { op: 'list' as const, path } : { op: 'list' as const, path, maxEntries };
-    return (await this.request(request, undefined, maxEntries)).entries;
+    return (await this.request(request, signal, maxEntries)).entries;
   }
 
   /** One remote entry: its name, type, size and mtime. Rejects NOT_FOUND if it is missing. */
-  async stat(path: string): Promise<WireEntry> {
-    return (await this.request({ op: 'stat', path })).entry;
+  async stat(path: string, options: RequestOptions = {}): Promise<WireEntry> {
+    return (await this.request({ op: 'stat', path }, options.signal)).entry;
   }
 
   /**
@@ -778,29 +795,32 @@ export class Client {
    * there) gets those bits less the server's umask, never without the server's own (a server
    * that does not know them makes it as any other).
    */
-  async mkdir(path: string, options: { parents?: boolean; mode?: number } = {}): Promise<void> {
+  async mkdir(
+    path: string,
+    options: RequestOptions & { parents?: boolean; mode?: number } = {},
+  ): Promise<void> {
     const request: Extract<Request, { op: 'mkdir' }> = {
       op: 'mkdir',
       path,
       parents: options.parents === true,
     };
     if (options.mode !== undefined) request.mode = options.mode;
-    await this.request(request);
+    await this.request(request, options.signal);
   }
 
   /** Removes an empty remote directory. */
-  async rmdir(path: string): Promise<void> {
-    await this.request({ op: 'rmdir', path });
+  async rmdir(path: string, options: RequestOptions = {}): Promise<void> {
+    await this.request({ op: 'rmdir', path }, options.signal);
   }
 
   /** Removes a remote file (not a directory). */
-  async delete(path: string): Promise<void> {
-    await this.request({ op: 'delete', path });
+  async delete(path: string, options: RequestOptions = {}): Promise<void> {
+    await this.request({ op: 'delete', path }, options.signal);
   }
 
   /** Moves a remote file or directory; replaces an existing file at `to`, never a directory. */
-  async rename(from: string, to: string): Promise<void> {
-    await this.request({ op: 'rename', from, to });
+  async rename(from: string, to: string, options: RequestOptions = {}): Promise<void> {
+    await this.request({ op: 'rename', from, to }, options.signal);
   }
 
   /**
@@ -808,8 +828,8 @@ export class Client {
    * resolves to the entry as it is then. Needs write permission; a symbolic link is refused
    * UNSUPPORTED, as is the call by a server from before the operation.
    */
-  async setModifiedTime(path: string, mtimeMs: number): Promise<WireEntry> {
-    return (await this.request({ op: 'utime', path, mtime: mtimeMs })).entry;
+  async setModifiedTime(path: string, mtimeMs: number, options: RequestOptions = {}): Promise<WireEntry> {
+    return (await this.request({ op: 'utime', path, mtime: mtimeMs }, options.signal)).entry;
   }
 
   /**
@@ -818,8 +838,8 @@ export class Client {
    * entry as it is then. Needs the write permission; a symbolic link is refused UNSUPPORTED, as
    * is the request by a server from before it.
    */
-  async setPermissions(path: string, mode: number): Promise<WireEntry> {
-    return (await this.request({ op: 'chmod', path, mode })).entry;
+  async setPermissions(path: string, mode: number, options: RequestOptions = {}): Promise<WireEntry> {
+    return (await this.request({ op: 'chmod', path, mode }, options.signal)).entry;
   }
 
   /**
@@ -830,7 +850,7 @@ export class Client {
   async digest(
     path: string,
     algorithm: IntegrityAlgorithm = this.integrity,
-    options: { signal?: AbortSignal } = {},
+    options: RequestOptions = {},
   ): Promise<DigestResult> {
     const result = await this.request({ op: 'digest', path, algorithm }, options.signal);
     if (
@@ -844,16 +864,16 @@ export class Client {
   }
 
   /** The server's running totals: connections, streams, bytes and files each way, memory, uptime. */
-  async stats(): Promise<ServerStats> {
-    return this.request({ op: 'stats' });
+  async stats(options: RequestOptions = {}): Promise<ServerStats> {
+    return this.request({ op: 'stats' }, options.signal);
   }
 
   /**
    * Room left for this connection's uploads: the disk under the served tree and the account's
    * quota, each when the server knows it (memory storage has no disk; an account may have no quota).
    */
-  async space(): Promise<SpaceReport> {
-    return this.request({ op: 'space' });
+  async space(options: RequestOptions = {}): Promise<SpaceReport> {
+    return this.request({ op: 'space' }, options.signal);
   }
 
   /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */
@@ -1194,6 +1214,8 @@ export class Client {
     signal?: AbortSignal,
     maxEntries?: number,
   ): Promise<ReplyOf<R['op']>> {
+    // Aborted already: nothing is sent, so nothing is done (a CANCEL could come after the change).
+    if (signal?.aborted === true) return Promise.reject(cancelledBy(signal));
     return this.underway(() => this.requestWithRetries(request, signal, maxEntries));
   }
 
@@ -1213,8 +1235,11 @@ export class Client {
             ? callCaller('busyRetries', () => policy?.next(error))
             : undefined;
         if (delayMs === undefined) throw error;
+        // The signal's reason as the cause, as a cancel in flight gives (sleep's is an AbortError).
         await sleep(delayMs, undefined, signal === undefined ? {} : { signal }).catch((abort: unknown) => {
-          throw new MuxftpError('CANCELLED', 'cancelled while waiting for a busy server', { cause: abort });
+          throw new MuxftpError('CANCELLED', 'cancelled while waiting for a busy server', {
+            cause: signal?.reason ?? abort,
+          });
         });
       }
     }

@@ -43,6 +43,7 @@ export {
   type ClientOptions,
   type ClientTlsOptions,
   type DigestResult,
+  type RequestOptions,
   type ResolvedClientOptions,
   type TransferOptions,
 } from './client.js';

@@ -9,11 +9,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { ListingTooLongError } from '../client/streams.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { MuxftpError } from '../shared/errors.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -149,6 +151,102 @@ describe('cancelling one operation through its AbortSignal', () => {
     slow.end('at last');
     expect((await waiting).entry.size).toBe(7);
     await closing;
+  });
+});
+
+describe('an AbortSignal on a request that is not a transfer', () => {
+  it('cancels a listing in flight with CANCELLED, its reason the cause, and the connection goes on', async () => {
+    env = await startServer({ backend: 'memory' });
+    // The server's listing waits here, in flight, until the test lets it go on.
+    const listBatches = env.storage.listBatches.bind(env.storage);
+    let reached!: () => void;
+    const listingReached = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    env.storage.listBatches = async function* (path, options) {
+      reached();
+      await released;
+      yield* listBatches(path, options);
+    };
+    const client = await env.connect();
+    await client.put('f', Buffer.from('f'));
+    const controller = new AbortController();
+    const listing = client.list('', { signal: controller.signal });
+    await listingReached;
+    const why = new Error('the user went elsewhere');
+    controller.abort(why);
+    const outcome = await Promise.race([
+      listing.then(
+        () => 'resolved',
+        (e: unknown) => e,
+      ),
+      delay(5000, 'still pending 5 s after the abort'),
+    ]);
+    release();
+    expect(outcome).toMatchObject({ code: 'CANCELLED', cause: why });
+    expect((await client.list('')).map((e) => e.name)).toEqual(['f']);
+    expect((await client.stat('f')).size).toBe(1);
+    expect(client.activeStreams).toBe(0);
+    for (let i = 0; i < 100 && env.server.stats().streams > 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(env.server.stats().streams).toBe(0);
+  });
+
+  it('cancels a request waiting to be sent again after SERVER_BUSY, with the same cause', async () => {
+    env = await startServer({ backend: 'memory' });
+    let refused!: () => void;
+    const refusal = new Promise<void>((resolve) => {
+      refused = resolve;
+    });
+    env.storage.stat = async () => {
+      refused();
+      throw new MuxftpError('SERVER_BUSY', 'busy on purpose');
+    };
+    const client = await env.connect({ busyRetries: () => ({ next: () => 60_000 }) });
+    const controller = new AbortController();
+    const stat = client.stat('f', { signal: controller.signal });
+    await refusal;
+    await delay(50); // the refusal on its way back, then the wait begins
+    const why = new Error('not waiting a minute');
+    controller.abort(why);
+    const outcome = await Promise.race([stat.catch((e: unknown) => e), delay(5000, 'still waiting')]);
+    expect(outcome).toMatchObject({ code: 'CANCELLED', cause: why });
+  });
+
+  it('is taken by every request; one aborted already rejects at once and the server does nothing', async () => {
+    env = await startServer({ backend: 'memory' });
+    const client = await env.connect();
+    await client.put('f', Buffer.from('f'));
+    await client.mkdir('d');
+    const why = new Error('aborted before the call');
+    const signal = AbortSignal.abort(why);
+    const calls: Record<string, () => Promise<unknown>> = {
+      list: () => client.list('', { signal }),
+      stat: () => client.stat('f', { signal }),
+      mkdir: () => client.mkdir('new', { signal }),
+      rmdir: () => client.rmdir('d', { signal }),
+      delete: () => client.delete('f', { signal }),
+      rename: () => client.rename('f', 'g', { signal }),
+      setModifiedTime: () => client.setModifiedTime('f', 0, { signal }),
+      setPermissions: () => client.setPermissions('f', 0o600, { signal }),
+      digest: () => client.digest('f', undefined, { signal }),
+      stats: () => client.stats({ signal }),
+      space: () => client.space({ signal }),
+    };
+    for (const [name, call] of Object.entries(calls)) {
+      const error = await call().then(
+        () => new Error(`${name} resolved`),
+        (e: unknown) => e,
+      );
+      expect(error, name).toMatchObject({ code: 'CANCELLED', cause: why });
+    }
+    expect(client.activeStreams).toBe(0);
+    expect((await client.list('')).map((e) => `${e.name} ${e.type}`)).toEqual(['d dir', 'f file']);
+    expect(env.server.stats().streams).toBe(0);
   });
 });
 
