@@ -110,6 +110,11 @@ export function contentDigest(algorithm: IntegrityAlgorithm, data: Uint8Array): 
  * The content digest of bytes in memory, as a transfer of them reports it (the package's
  * `contentDigest`): contentDigest for a caller that may come before any transfer has loaded
  * XXH3-128's WebAssembly, which it loads first if need be.
+ *
+ * It resolves to the raw bytes, a Buffer, where `PutResult.digest`, `GetResult.digest` and
+ * `DigestResult.digest` are hex: compare with `.toString('hex')`
+ * (`(await contentDigest('xxh128', bytes)).toString('hex') === putResult.digest`). A put's
+ * `knownDigests` takes the Buffer as it is.
  */
 export async function loadedContentDigest(algorithm: IntegrityAlgorithm, data: Uint8Array): Promise<Buffer> {
   await prepareBlockHashes();
