@@ -71,7 +71,7 @@ import {
   MemorySink,
   openSink,
 } from './sinks.js';
-import { type ByteSource, localError, openSource, type PutSource } from './sources.js';
+import { type ByteSource, holdStreamErrors, localError, openSource, type PutSource } from './sources.js';
 import {
   type ClientStream,
   callCaller,
@@ -876,9 +876,20 @@ export class Client {
     return this.request({ op: 'space' }, options.signal);
   }
 
-  /** Uploads a local file path, bytes, or a readable stream to `remotePath`. */
+  /**
+   * Uploads a local file path, bytes, or a readable stream to `remotePath`.
+   *
+   * A Readable is read, never destroyed by the call (as get() does not end a Writable), unlike
+   * `stream.pipeline`: when the put fails or is cancelled, the stream is left as it was, its
+   * unread bytes in it and no listener of the call's on it, for you to destroy (what was read of
+   * it went with the failed upload: it cannot simply be put again). While the call is pending, an
+   * 'error' of the stream fails it (LOCAL_IO_ERROR, the error as cause) and is never unhandled;
+   * after, it is yours to listen for.
+   */
   put(remotePath: string, source: PutSource, options: TransferOptions = {}): Promise<PutResult> {
-    return this.underway(() => this.putNow(remotePath, source, options));
+    const letGo = holdStreamErrors(source);
+    const call = this.underway(() => this.putNow(remotePath, source, options));
+    return letGo === undefined ? call : call.finally(letGo);
   }
 
   private async putNow(remotePath: string, source: PutSource, options: TransferOptions): Promise<PutResult> {

@@ -57,6 +57,25 @@ export async function openSource(source: PutSource, from = 0): Promise<ByteSourc
   return new ReadableSource(source);
 }
 
+/**
+ * Listens for 'error' on a caller's stream from the moment put() is called until the call lets
+ * go (the function returned; undefined for a source that is no stream). The put opens its source
+ * only after an await (XXH3-128's WebAssembly), and a stream destroyed with an error emits it on a
+ * later tick, maybe once the call has failed of it (its source finds the stream errored): that
+ * 'error' is the call's, and unhandled it would end the process. A stream destroyed by then keeps
+ * the listener (it emits nothing else); one still open is the caller's again.
+ */
+export function holdStreamErrors(source: PutSource): (() => void) | undefined {
+  const stream = source as Partial<Readable> | null;
+  if (typeof source === 'string' || source instanceof Uint8Array || typeof stream?.on !== 'function')
+    return undefined;
+  const ignore = (): void => {};
+  stream.on('error', ignore);
+  return () => {
+    if (stream.destroyed !== true) stream.off?.('error', ignore);
+  };
+}
+
 export function localError(err: unknown, what: string): MuxftpError {
   if (err instanceof MuxftpError) return err;
   // Same order as the server's messages: the reason, then the path.

@@ -154,6 +154,52 @@ describe('put from a Readable of the caller', () => {
     expect(await settledWithin(client.close(), 2000)).toBeUndefined();
   });
 
+  it("failing the moment it is given, before the upload reads it, rejects with its error, never an unhandled 'error'", async () => {
+    env = await startServer();
+    const client = await env.connect();
+    const source = new Readable({ read() {} });
+    expect(source.listenerCount('error')).toBe(0); // the caller listens for none
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => {
+      uncaught.push(error);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      const upload = client.put('x.bin', source);
+      const reset = new Error('upstream socket reset');
+      // Emitted on a later tick, while the put sets up or once it failed of it: the call's either way.
+      source.destroy(reset);
+      const error = await settledWithin(upload, 2000);
+      expect(error).toMatchObject({ code: 'LOCAL_IO_ERROR', cause: reset });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    await expect(client.stat('x.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(client.isOpen).toBe(true);
+  });
+
+  it('cancelled, is left as it was for the caller: not destroyed, its unread bytes in it, no listener of the client', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(1000, 3)); // and no end: the upload waits for more
+    const controller = new AbortController();
+    const upload = client.put('x.bin', source, { signal: controller.signal });
+    await expect.poll(() => source.readableLength).toBe(0); // read and sent
+    source.push(Buffer.from('unread'));
+    controller.abort();
+    expect(await settledWithin(upload, 2000)).toMatchObject({ code: 'CANCELLED' });
+    expect(source.destroyed).toBe(false);
+    for (const event of ['error', 'readable', 'end', 'close'])
+      expect(source.listenerCount(event), event).toBe(0);
+    expect(source.read()?.toString()).toBe('unread');
+    // The caller's to end or destroy; an 'error' from it now is the caller's to listen for.
+    source.destroy();
+    await expect(client.stat('x.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('destroyed already when given rejects at once', async () => {
     env = await startServer();
     const client = await env.connect();
