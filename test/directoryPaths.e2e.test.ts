@@ -3,7 +3,7 @@
  * file fails NOT_A_DIRECTORY): the server holds every operation to it, so a library caller's
  * `delete('f/')` no longer deletes the file f.
  */
-import { writeFile } from 'node:fs/promises';
+import { symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Client } from '../client/client.js';
@@ -36,6 +36,22 @@ async function tree(backend: 'memory' | 'disk'): Promise<Client> {
   await client.put('d/x', Buffer.from('x'));
   return client;
 }
+
+describe('a trailing / on a symbolic link (disk)', () => {
+  it('follows it: a link to a directory is one (delete of it fails IS_A_DIRECTORY, the link stays), a link to a file is not', async () => {
+    const client = await tree('disk');
+    await symlink('d', join(server!.root!, 'to-d'));
+    await symlink('f', join(server!.root!, 'to-f'));
+    expect((await client.stat('to-d/')).type).toBe('dir');
+    expect(await codeOf(client.delete('to-d/'))).toBe('IS_A_DIRECTORY');
+    expect(await codeOf(client.stat('to-f/'))).toBe('NOT_A_DIRECTORY');
+    expect(await codeOf(client.delete('to-f/'))).toBe('NOT_A_DIRECTORY');
+    expect((await client.list('')).map((e) => e.name)).toEqual(['d', 'f', 'to-d', 'to-f']);
+    // Without the slash a delete removes the link itself, as before.
+    await client.delete('to-d');
+    expect((await client.list('')).map((e) => e.name)).toEqual(['d', 'f', 'to-f']);
+  });
+});
 
 describe.each(['memory', 'disk'] as const)('a trailing / on %s storage', (backend) => {
   it('fails NOT_A_DIRECTORY on a file for every operation, and leaves the file as it was', async () => {
