@@ -577,7 +577,7 @@ describe('--delete', () => {
     const put = await cli('put', '-r', '.', '../lone.txt', '--to', 'd', '-p', '--delete');
     expect(put.code).toBe(1);
     expect(put.stderr).toContain('--delete: d/lone.txt goes into d, where a tree goes that does not have it');
-    expect(await treeUnder(server.root!)).toEqual(['d/']);
+    expect(await treeUnder(server.root!)).toEqual([]); // refused before -p made d
   });
 
   it('get removes nothing before the transfers when two files were bound for one place', async () => {
@@ -606,7 +606,10 @@ describe('--delete', () => {
     expect(run.stderr).toContain(
       '--delete: two of the trees both go to d/a: each would delete what the other sent',
     );
-    expect(await treeUnder(root)).toEqual(['d/']); // made by -p, before the trees were known
+    expect(await treeUnder(root)).toEqual([]); // refused before -p made d/
+    run = await cli('put', '-r', 'x/a', 'y/a', '--to', 'e/', '--delete');
+    expect(run.stderr).toContain('both go to e/a');
+    expect(await treeUnder(root)).toEqual([]);
     run = await cli('put', '-r', 'z', '--to', 'd/'); // d/z
     run = await cli('put', '-r', 'z', 'x', '--to', 'd/z/', '--delete'); // d/z/z and d/z/x: apart
     expect(run.code).toBe(0);

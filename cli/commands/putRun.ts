@@ -174,66 +174,73 @@ async function requireRemoteParent(client: Client, parent: string, missing: stri
     throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${parent}`);
 }
 
-async function ensureRemoteDir(
-  client: Client,
-  dir: string,
-  creation: DestinationCreation,
-  dryRun: boolean,
-): Promise<void> {
+/**
+ * Whether `dir` is to be made (it is not there and `creation` allows it); fails as its mkdir
+ * would where it cannot be (a parent missing without -p) or where it is not a directory.
+ */
+async function remoteDirToMake(client: Client, dir: string, creation: DestinationCreation): Promise<boolean> {
   const existing = await statIfExists(client, dir);
   if (existing === undefined) {
     if (creation === 'none') throw new MuxftpError('NOT_FOUND', `no such directory: ${dir}`);
-    if (dryRun) {
-      // What the mkdir would say, looked at instead.
-      const parent = remoteParent(dir);
-      if (creation === 'itself' && parent !== '' && (await statIfExists(client, parent)) === undefined)
-        throw new MuxftpError('NOT_FOUND', `no such directory: ${parent}`);
-      return;
-    }
-    await client.mkdir(dir, { parents: creation === 'with-parents' }).catch((error: unknown) => {
-      // The parent is what is missing: say so, not that the directory to be made is.
-      if (error instanceof MuxftpError && error.code === 'NOT_FOUND')
-        throw new MuxftpError('NOT_FOUND', `no such directory: ${remoteParent(dir)}`);
-      throw error;
-    });
-  } else if (existing.type !== 'dir') {
-    throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${dir}`);
+    // The parent is what is missing: say so, not that the directory to be made is.
+    const parent = remoteParent(dir);
+    if (creation === 'itself' && parent !== '' && (await statIfExists(client, parent)) === undefined)
+      throw new MuxftpError('NOT_FOUND', `no such directory: ${parent}`);
+    return true;
   }
+  if (existing.type !== 'dir') throw new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${dir}`);
+  return false;
 }
 
-/** --dry-run: a missing directory is looked at, not made. */
+async function makeRemoteDir(client: Client, dir: string, creation: DestinationCreation): Promise<void> {
+  await client.mkdir(dir, { parents: creation === 'with-parents' }).catch((error: unknown) => {
+    if (error instanceof MuxftpError && error.code === 'NOT_FOUND')
+      throw new MuxftpError('NOT_FOUND', `no such directory: ${remoteParent(dir)}`);
+    throw error;
+  });
+}
+
+/**
+ * Looks, makes nothing: what the server has decides where the sources go, and `make` (if any)
+ * makes the directory they go into, run once the run is known not to be refused (--delete's
+ * checks need the planned trees): a refused run changes nothing on the server. A dry run never
+ * makes it.
+ */
 async function resolvePutTarget(
   client: Client,
   target: PutTarget,
   creation: DestinationCreation,
   dryRun: boolean,
-): Promise<ResolvedPutTarget> {
+): Promise<{ resolved: ResolvedPutTarget; make?: () => Promise<void> }> {
   if (target.argument === '') throw emptyPathError('remote');
+  const into = async (dir: string) => ({
+    resolved: { kind: 'into' as const, dir },
+    ...((await remoteDirToMake(client, dir, creation))
+      ? { make: () => makeRemoteDir(client, dir, creation) }
+      : {}),
+  });
   if (target.kind === 'into') {
-    if (target.argument !== undefined) await ensureRemoteDir(client, target.dir, creation, dryRun);
-    return { kind: 'into', dir: target.dir };
+    if (target.argument === undefined) return { resolved: { kind: 'into', dir: target.dir } };
+    return into(target.dir);
   }
-  if (target.argument.endsWith('/')) {
-    await ensureRemoteDir(client, target.remote, creation, dryRun);
-    return { kind: 'into', dir: target.remote };
-  }
+  if (target.argument.endsWith('/')) return into(target.remote);
   // Any other stat failure (a bad path, say) is left for the upload itself to report.
   const existing = await statIfExists(client, target.remote).catch(() => undefined);
-  if (existing?.type === 'dir') return { kind: 'into', dir: target.remote };
+  if (existing?.type === 'dir') return { resolved: { kind: 'into', dir: target.remote } };
   const parent = remoteParent(target.remote);
   // A name no upload can take (too long, too deep) is refused before -p makes its parents.
-  if (creation === 'with-parents' && parent !== '' && !dryRun) {
-    normalizeClientPath(target.remote);
-    await client.mkdir(parent, { parents: true });
-  }
+  if (creation === 'with-parents' && parent !== '') normalizeClientPath(target.remote);
   // A tree is made at REMOTE only where REMOTE's parent is (get -r's rule, cp -r's): its mkdir
   // would make the parents too. A file's upload says so itself; a dry run looks instead.
   if (creation === 'itself' && parent !== '') await requireRemoteParent(client, parent, 'no such directory');
   if (creation === 'none' && parent !== '' && dryRun)
     await requireRemoteParent(client, parent, 'no such file or directory');
-  return existing === undefined
-    ? { kind: 'as', remote: target.remote }
-    : { kind: 'as', remote: target.remote, standing: existing.type };
+  const resolved: ResolvedPutTarget =
+    existing === undefined
+      ? { kind: 'as', remote: target.remote }
+      : { kind: 'as', remote: target.remote, standing: existing.type };
+  if (creation !== 'with-parents' || parent === '') return { resolved };
+  return { resolved, make: async () => void (await client.mkdir(parent, { parents: true })) };
 }
 
 async function put(
@@ -269,10 +276,8 @@ async function put(
       });
     }
   }
-  let resolved: ResolvedPutTarget;
-  try {
-    resolved = await resolvePutTarget(client, target, destinationCreation(options), dryRun);
-  } catch (error) {
+  // The target's own failure (it cannot be made, or is no directory): one line for it.
+  const targetFailed = (error: unknown): void => {
     const hint =
       error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents
         ? 'add -p to create it'
@@ -281,6 +286,18 @@ async function put(
     const ofTheFile =
       dryRun && target.kind === 'named' && destinationCreation(options) === 'none' && sources.length === 1;
     output.failure(`put ${shownArgument(ofTheFile ? sources[0]! : (target.argument ?? '/'))}`, error, hint);
+  };
+  let resolved: ResolvedPutTarget;
+  let makeTarget: (() => Promise<void>) | undefined;
+  try {
+    ({ resolved, make: makeTarget } = await resolvePutTarget(
+      client,
+      target,
+      destinationCreation(options),
+      dryRun,
+    ));
+  } catch (error) {
+    targetFailed(error);
     return sources.map((source) => failedOutcome(source, intendedRemote(source, target), error));
   }
 
@@ -335,6 +352,15 @@ async function put(
   warnOfUnmatchedExcludes(excluded, treeNames, (message) => output.warning(message));
   if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
+  if (makeTarget !== undefined && !dryRun) {
+    try {
+      await makeTarget();
+    } catch (error) {
+      targetFailed(error);
+      const unsent = jobs.map((job) => failedOutcome(job.local, job.remote, error));
+      return [...passedOver, ...failures, ...replaced, ...unsent];
+    }
+  }
 
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
   // put -c also leaves a file already whole on the server (as get -c of a whole file sends
