@@ -87,7 +87,9 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   }),
   stat: async (storage, r) => ({ entry: toWireEntry(await storage.stat(r.path)) }),
   mkdir: async (storage, r, host) => {
-    await storage.mkdir(r.path, { parents: r.parents === true, mode: r.mode });
+    const made = await storage.mkdir(r.path, { parents: r.parents === true, mode: r.mode });
+    // mkdir -p of a directory that is there: nothing changed, nothing to log.
+    if (made === false) return {};
     logChange(
       host,
       'made_directory',

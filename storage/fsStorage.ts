@@ -265,11 +265,11 @@ export class FsStorage implements Storage {
     return names.sort(compareNames);
   }
 
-  async mkdir(path: string, options: { parents?: boolean; mode?: number } = {}): Promise<void> {
+  async mkdir(path: string, options: { parents?: boolean; mode?: number } = {}): Promise<boolean> {
     const target = await this.#resolve(path);
     if (target.clientPath === '') {
       // The root always exists: fine with `parents` (like mkdir -p), a conflict without.
-      if (options.parents) return;
+      if (options.parents) return false;
       throw new StorageError('ALREADY_EXISTS', 'already exists: /', '');
     }
     // memfs applies no umask: masked here, as the kernel masks the bits given to disk's mkdir.
@@ -278,16 +278,17 @@ export class FsStorage implements Storage {
       await this.#fs.mkdir(target.hostPath, mode).catch(async (error: unknown) => {
         throw await this.#creationError(error, target.clientPath, target.hostPath);
       });
-      return;
+      return true;
     }
-    await this.#makeMissingDirectories(target, mode);
+    return this.#makeMissingDirectories(target, mode);
   }
 
   /**
    * mkdir -p once the path is resolved: one mkdir per missing level, top down, on the host path
-   * resolve() found (linear in the depth; it used to resolve every level again).
+   * resolve() found (linear in the depth; it used to resolve every level again). Whether it made
+   * the last level (not when another mkdir made it meanwhile).
    */
-  async #makeMissingDirectories(target: Resolved, mode: number | undefined): Promise<void> {
+  async #makeMissingDirectories(target: Resolved, mode: number | undefined): Promise<boolean> {
     const names = target.clientPath.split('/');
     // hostLevels[i]: the host path of the first i+1 client names, for the levels that may be missing.
     const firstMissing = names.length - target.missingNames;
@@ -298,13 +299,15 @@ export class FsStorage implements Storage {
     }
     if (target.missingNames === 0) {
       await this.#expectDirectory(target.clientPath, target.hostPath, true);
-      return;
+      return false;
     }
+    let made = false;
     for (let level = firstMissing; level < names.length; level++) {
       const clientPath = names.slice(0, level + 1).join('/');
       const hostPath = hostLevels[level]!;
       try {
         await this.#fs.mkdir(hostPath, level === names.length - 1 ? mode : undefined);
+        made = true;
       } catch (error) {
         const errno = errnoOf(error);
         if (errno === 'ENOTDIR' && level === firstMissing && level > 0) {
@@ -315,8 +318,10 @@ export class FsStorage implements Storage {
         if (errno !== 'EEXIST') throw await this.#creationError(error, clientPath, hostPath);
         // Created meanwhile (another mkdir -p, say): fine if it is a directory.
         await this.#expectDirectory(clientPath, hostPath, level === names.length - 1);
+        made = false;
       }
     }
+    return made;
   }
 
   /** mkdir -p found `hostPath` existing: a directory is fine, anything else is in the way. */

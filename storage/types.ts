@@ -272,8 +272,12 @@ export interface Storage {
    * Creates a directory; with `parents`, missing ancestors too and no error if it exists. With
    * `mode`, the directory made at `path` (not a parent made with it) gets those permission bits
    * less the umask, and never fewer than the server's own (SERVER_OWN_DIRECTORY_BITS).
+   * Resolves whether it made the directory at `path`: false when, with `parents`, it was there
+   * already (the server then logs no change). A Storage that resolves nothing is taken as having
+   * made it.
    */
-  mkdir(path: string, options?: { parents?: boolean; mode?: number }): Promise<void>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: an embedder's Storage from before may resolve nothing.
+  mkdir(path: string, options?: { parents?: boolean; mode?: number }): Promise<boolean | void>;
   /**
    * Removes an empty directory. What interrupted uploads kept in it (hidden, issue #8) goes with
    * it when nothing else is there, each reported to `onPartialRemoved`.

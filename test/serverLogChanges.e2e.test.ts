@@ -1,8 +1,9 @@
 /**
  * The server's log names every change a request made (as it names every finished transfer): a
  * directory made or removed, a file deleted, a rename, a time or mode set. An operator can then
- * tell who removed what (the connection's label, and its login above). A request that fails, or
- * one that only reads, adds no such line. Real server on 127.0.0.1 (disk storage).
+ * tell who removed what (the connection's label, and its login above). A request that fails, one
+ * that only reads, or a mkdir -p of a directory that is there already adds no such line. Real
+ * server on 127.0.0.1 (disk storage).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -21,6 +22,7 @@ describe('changes in the server log', () => {
     const before = server.logs.length;
 
     await client.mkdir('docs/2026', { parents: true });
+    await client.mkdir('docs', { parents: true }); // there already: nothing made, no line
     await client.mkdir('tmp');
     await client.rename('a.txt', 'docs/2026/a.txt');
     await client.setModifiedTime('docs/2026/a.txt', Date.UTC(2026, 0, 2, 3, 4, 5));

@@ -555,7 +555,7 @@ describe.each(backends)('$name storage', (backend) => {
     });
 
     it('mkdir without parents needs the parent and refuses what exists', async () => {
-      await storage.mkdir('a');
+      expect(await storage.mkdir('a')).toBe(true);
       expect((await storage.stat('a')).type).toBe('dir');
       await put(storage, 'file', 'f');
       await expectStorageError(storage.mkdir('missing/child'), 'NOT_FOUND');
@@ -565,12 +565,13 @@ describe.each(backends)('$name storage', (backend) => {
       await expectStorageError(storage.mkdir(''), 'ALREADY_EXISTS');
     });
 
-    it('mkdir with parents creates ancestors and accepts an existing directory', async () => {
-      await storage.mkdir('p/q/r', { parents: true });
+    it('mkdir with parents creates ancestors and accepts an existing directory, saying it made none', async () => {
+      expect(await storage.mkdir('p/q/r', { parents: true })).toBe(true);
       expect((await storage.stat('p/q/r')).type).toBe('dir');
-      await storage.mkdir('p/q/r', { parents: true });
-      await storage.mkdir('p/q', { parents: true });
-      await storage.mkdir('', { parents: true });
+      expect(await storage.mkdir('p/q/r', { parents: true })).toBe(false);
+      expect(await storage.mkdir('p/q', { parents: true })).toBe(false);
+      expect(await storage.mkdir('', { parents: true })).toBe(false);
+      expect(await storage.mkdir('p/q/s', { parents: true })).toBe(true); // its parents there already
       await put(storage, 'p/file', 'f');
       await expectStorageError(storage.mkdir('p/file', { parents: true }), 'ALREADY_EXISTS');
       const blocked = await expectStorageError(
