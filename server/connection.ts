@@ -1059,7 +1059,7 @@ export class ServerConnection implements StreamHost {
       this.transport.end();
       return;
     }
-    this.streamFor(frame)?.onCancel();
+    this.streamFor(frame)?.onCancel(code);
   }
 
   /**

@@ -211,9 +211,15 @@ export abstract class ServerStream {
     throw new ProtocolError('PROTOCOL_ERROR', `WINDOW is not valid on ${this.op} stream ${this.id}`);
   }
 
-  /** The client gave up on this stream: stop, send nothing more (unless END came first). */
-  onCancel(): void {
-    if (acceptsCancel(this.#phase)) this.close(true);
+  /**
+   * The client gave up on this stream (`code`: CANCELLED, or the code of the ERROR it abandoned
+   * it with): stop, send nothing more (unless END came first). A transfer says in the log how far
+   * it got, as one cut by a lost connection does.
+   */
+  onCancel(code: ErrorCode = 'CANCELLED'): void {
+    if (!acceptsCancel(this.#phase)) return;
+    this.logCut(code);
+    this.close(true);
   }
 
   /**
@@ -228,25 +234,29 @@ export abstract class ServerStream {
    * named (the connection's close line names no file).
    */
   destroy(code: ErrorCode = 'CONNECTION_LOST'): void {
-    const progress = acceptsCancel(this.#phase) ? this.transferProgress() : undefined;
-    if (progress !== undefined) {
-      const { kind, path, done, total } = progress;
-      const of = total === undefined ? '' : ` of ${total}`;
-      this.host.log({
-        event: 'cut',
-        level: 'warn',
-        text: `${this.host.label} ${kind} of ${printableName(path)} cut after ${done}${of} B (${code})`,
-        fields: {
-          stream: this.id,
-          op: kind === 'upload' ? 'put' : 'get',
-          path,
-          bytes: done,
-          ...(total === undefined ? {} : { size: total }),
-          code,
-        },
-      });
-    }
+    if (acceptsCancel(this.#phase)) this.logCut(code);
     this.close(false);
+  }
+
+  /** A transfer before its END: one `cut` line, with how far it got and why (`code`). */
+  private logCut(code: ErrorCode): void {
+    const progress = this.transferProgress();
+    if (progress === undefined) return;
+    const { kind, path, done, total } = progress;
+    const of = total === undefined ? '' : ` of ${total}`;
+    this.host.log({
+      event: 'cut',
+      level: 'warn',
+      text: `${this.host.label} ${kind} of ${printableName(path)} cut after ${done}${of} B (${code})`,
+      fields: {
+        stream: this.id,
+        op: kind === 'upload' ? 'put' : 'get',
+        path,
+        bytes: done,
+        ...(total === undefined ? {} : { size: total }),
+        code,
+      },
+    });
   }
 
   /** A transfer's file and the bytes of it moved so far (from its start: a resumed one's offset on); undefined for a request. */

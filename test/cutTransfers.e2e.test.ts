@@ -1,11 +1,19 @@
 /**
- * A transfer its client cut (the connection lost mid-way) gets a log line naming the file and how
- * far it got: the connection's close line says neither, so "did bob's upload of X finish?" could
- * not be answered from the log. Real server on 127.0.0.1, a raw peer that drops its socket.
+ * A transfer cut before its end (the connection lost mid-way, or the client cancelling it) gets a
+ * log line naming the file and how far it got: the connection's close line says neither, so "did
+ * bob's upload of X finish?" could not be answered from the log. Real server on 127.0.0.1, a raw
+ * peer that drops its socket or cancels its streams.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { jsonLine, type LogEvent, textLine } from '../server/logEvents.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeData, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import {
+  encodeCancel,
+  encodeData,
+  encodeError,
+  encodeOpen,
+  encodeWindow,
+} from '../shared/protocol/encoder.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -64,5 +72,74 @@ describe('cut transfers in the server log', () => {
     await client.close();
     await logLine(server, /closed after .* 3 streams/);
     expect(server.logs.filter((l) => l.includes(' cut '))).toHaveLength(2);
+  });
+
+  it('names an upload and a download the client cancelled the same way, with the code CANCELLED', async () => {
+    const events: LogEvent[] = [];
+    server = await startServer({ backend: 'disk', logEvent: (event) => events.push(event) });
+    const client = await server.connect();
+    await client.put('whole.bin', Buffer.alloc(1024 * KiB, 1));
+
+    const peer = await RawPeer.open(server.port);
+    peer.write(encodeOpen(1, { op: 'put', path: 'cancelled.bin', size: 1024 * KiB }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    peer.write(encodeData(1, Buffer.alloc(100 * KiB, 2)));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    peer.write(encodeCancel(1));
+    const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
+    expect(await logLine(server, / upload of cancelled\.bin /)).toMatch(
+      new RegExp(
+        `${label.source} upload of cancelled\\.bin cut after ${100 * KiB} of ${1024 * KiB} B \\(CANCELLED\\)$`,
+      ),
+    );
+
+    peer.write(encodeOpen(3, { op: 'get', path: 'whole.bin' }));
+    peer.write(encodeWindow(3, 64 * KiB));
+    const received = () =>
+      peer.frames
+        .filter((f) => f.type === FrameType.DATA && f.streamId === 3)
+        .reduce((n, f) => n + f.payload.length, 0);
+    await peer.waitFor(() => received() === 64 * KiB);
+    // A client that fails the stream (its disk full, say) abandons it with ERROR: cut, with its code.
+    peer.write(encodeError(3, { status: 402, code: 'LOCAL_IO_ERROR', message: 'disk full' }));
+    expect(await logLine(server, / download of whole\.bin /)).toMatch(
+      new RegExp(
+        `${label.source} download of whole\\.bin cut after ${64 * KiB} of ${1024 * KiB} B \\(LOCAL_IO_ERROR\\)$`,
+      ),
+    );
+    peer.destroy();
+    await logLine(server, /closed after /);
+
+    const cut = events.filter((event) => event.event === 'cut');
+    expect(cut).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        fields: expect.objectContaining({
+          stream: 1,
+          op: 'put',
+          path: 'cancelled.bin',
+          bytes: 100 * KiB,
+          size: 1024 * KiB,
+          code: 'CANCELLED',
+        }),
+      }),
+      expect.objectContaining({
+        level: 'warn',
+        fields: expect.objectContaining({
+          stream: 3,
+          op: 'get',
+          path: 'whole.bin',
+          bytes: 64 * KiB,
+          size: 1024 * KiB,
+          code: 'LOCAL_IO_ERROR',
+        }),
+      }),
+    ]);
+    expect(JSON.parse(jsonLine(cut[0]!, new Date()))).toMatchObject({
+      event: 'cut',
+      level: 'warn',
+      code: 'CANCELLED',
+    });
+    expect(server.logs.filter((l) => l.includes(' cut '))).toEqual(cut.map(textLine));
   });
 });
