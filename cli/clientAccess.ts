@@ -7,7 +7,12 @@ import { readFile, stat } from 'node:fs/promises';
 import type { ClientOptions } from '../client/client.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { CliError } from './cliError.js';
-import { inTerminalForeground, openControllingTerminal, promptHidden } from './passwordPrompt.js';
+import {
+  hasControllingTerminal,
+  inTerminalForeground,
+  openControllingTerminal,
+  promptHidden,
+} from './passwordPrompt.js';
 import { isLoopback } from './serverAccess.js';
 
 export const PASSWORD_ENV = 'MUXFTP_PASSWORD';
@@ -25,6 +30,14 @@ export interface AccessOptions {
   /** Accept any server certificate. */
   insecure: boolean;
 }
+
+/**
+ * What a client command connects with. `askPassword`: the prompt not shown yet, to be shown only
+ * once a server says it wants a password for `user`; it gives the options to connect with then.
+ */
+export type ClientAccess = Pick<ClientOptions, 'tls' | 'user' | 'password'> & {
+  askPassword?: () => Promise<ClientAccess>;
+};
 
 /** A credentials file others can read is refused, as ssh refuses such a key. */
 export async function readCredentialsFile(path: string): Promise<{ user?: string; password: string }> {
@@ -65,12 +78,19 @@ async function promptOnControllingTerminal(prompt: string): Promise<string | und
   }
 }
 
-/** The Client options for `access` towards `host`; may prompt for a password on the terminal. */
+/**
+ * The Client options for `access` towards `host`, and `askPassword`: the prompt on the terminal,
+ * not shown yet (openClient shows it once a server says it wants a password; a server that takes
+ * no logins needs none). With `promptNow`, the prompt is shown here (a caller that cannot wait).
+ * Where no password can be had (no terminal, in its background, an empty $MUXFTP_PASSWORD) it
+ * fails here, before connecting.
+ */
 export async function clientAccessOptions(
   access: AccessOptions,
   host: string,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<Pick<ClientOptions, 'tls' | 'user' | 'password'>> {
+  { promptNow = false }: { promptNow?: boolean } = {},
+): Promise<ClientAccess> {
   const tlsWanted = access.tls || access.ca !== undefined || access.insecure;
   if (access.insecure) {
     process.stderr.write(
@@ -93,42 +113,40 @@ export async function clientAccessOptions(
   if (user === undefined) return tls === undefined ? {} : { tls };
   // `--user anonymous` (serve --anonymous) has no password: the name is reserved, no account has one.
   if (user === ANONYMOUS_USER) return tls === undefined ? { user } : { tls, user };
-  let password: string | undefined;
-  const prompt = `password for ${user}: `;
+  const loggingIn = (password: string): ClientAccess => {
+    if (tls === undefined && !isLoopback(host)) {
+      process.stderr.write(`muxftp: warning: logging in to ${host} without TLS (use --tls)\n`);
+    }
+    return { ...(tls !== undefined ? { tls } : {}), user, password };
+  };
+  const noPassword = (why: string): CliError =>
+    new CliError(`no password for ${user}: ${why}`, { code: 'LOGIN_FAILED' });
   if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user))
-    password = fromFile.password;
-  else if (env[PASSWORD_ENV] === '') {
-    // No account has one (user add refuses it): sending it would only cost a failed login.
-    throw new CliError(
-      `no password for ${user}: $${PASSWORD_ENV} is set but empty (a CI secret that is not defined?)`,
-      { code: 'LOGIN_FAILED' },
-    );
-  } else if (env[PASSWORD_ENV] !== undefined) password = env[PASSWORD_ENV];
-  else if (!inTerminalForeground()) {
-    throw new CliError(
-      `no password for ${user}: set $${PASSWORD_ENV} or use --credentials FILE (no prompt: the process is in the background of its terminal, as under timeout without --foreground)`,
-      { code: 'LOGIN_FAILED' },
+    return loggingIn(fromFile.password);
+  // No account has an empty one (user add refuses it): sending it would only cost a failed login.
+  if (env[PASSWORD_ENV] === '')
+    throw noPassword(`$${PASSWORD_ENV} is set but empty (a CI secret that is not defined?)`);
+  if (env[PASSWORD_ENV] !== undefined) return loggingIn(env[PASSWORD_ENV]);
+  if (!inTerminalForeground()) {
+    throw noPassword(
+      `set $${PASSWORD_ENV} or use --credentials FILE (no prompt: the process is in the background of its terminal, as under timeout without --foreground)`,
     );
   }
   // On the terminal: stdin when it is one, else the process's own (stdin may carry data: put -).
-  else if (process.stdin.isTTY) password = await promptHidden(prompt);
-  else password = await promptOnControllingTerminal(prompt);
-  if (password === undefined && fromFile !== undefined) {
-    throw new CliError(
-      `no password for ${user}: the credentials file ${access.credentials} is for ${fromFile.user}`,
-      { code: 'LOGIN_FAILED' },
-    );
-  }
-  if (password === undefined) {
-    throw new CliError(
-      `no password for ${user}: set $${PASSWORD_ENV}, use --credentials FILE, or run on a terminal to be asked`,
-      { code: 'LOGIN_FAILED' },
-    );
-  }
-  if (tls === undefined && !isLoopback(host)) {
-    process.stderr.write(`muxftp: warning: logging in to ${host} without TLS (use --tls)\n`);
-  }
-  return { ...(tls !== undefined ? { tls } : {}), user, password };
+  const onStdin = process.stdin.isTTY === true;
+  const noTerminal = (): CliError =>
+    fromFile !== undefined
+      ? noPassword(`the credentials file ${access.credentials} is for ${fromFile.user}`)
+      : noPassword(`set $${PASSWORD_ENV}, use --credentials FILE, or run on a terminal to be asked`);
+  if (!onStdin && !hasControllingTerminal()) throw noTerminal();
+  const prompt = `password for ${user}: `;
+  const ask = async (): Promise<ClientAccess> => {
+    const password = onStdin ? await promptHidden(prompt) : await promptOnControllingTerminal(prompt);
+    if (password === undefined) throw noTerminal();
+    return loggingIn(password);
+  };
+  if (promptNow) return ask();
+  return { ...(tls !== undefined ? { tls } : {}), user, askPassword: ask };
 }
 
 /**

@@ -2,13 +2,13 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerAddress } from '../client/address.js';
-import { Client, type ClientOptions } from '../client/client.js';
+import { Client } from '../client/client.js';
 import { MuxftpError, ProtocolError, SettingError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { packageVersion } from '../shared/version.js';
 import { announcedBusyRetries } from './busyRetries.js';
 import { CliError } from './cliError.js';
-import { type AccessOptions, clientAccessOptions } from './clientAccess.js';
+import { type AccessOptions, type ClientAccess, clientAccessOptions } from './clientAccess.js';
 import { exitOnInterrupt } from './interrupt.js';
 import type { Output } from './output.js';
 
@@ -55,7 +55,8 @@ function connectFailureReason(error: unknown): string {
 /** Where to connect and how: the global options with the password already obtained (asked once). */
 export interface ConnectTarget {
   server: ServerAddress;
-  access: Pick<ClientOptions, 'tls' | 'user' | 'password'>;
+  /** Its `askPassword` is shown at most once: openClient puts the password it gives here. */
+  access: ClientAccess;
   /** The one integrity algorithm to insist on (`--checksum sha256`); default: the server's pick of both. */
   checksum?: IntegrityAlgorithm;
   /**
@@ -100,12 +101,13 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
     busy === undefined ? '' : `${busy.command}: cannot connect to ${formatAddress(address)} yet`;
   const connectRetries = busy === undefined ? undefined : announcedBusyRetries(subject, busy.notice);
   for (;;) {
+    const { askPassword, ...access } = target.access;
     try {
       return await Client.connect({
         host: address.host,
         port: address.port,
         agent: `muxftp-cli/${packageVersion()}`,
-        ...target.access,
+        ...access,
         ...(target.checksum === undefined ? {} : { integrity: [target.checksum] }),
         ...(target.maxRate === undefined ? {} : { maxRate: target.maxRate }),
         ...(target.responseTimeoutMs === undefined ? {} : { responseTimeoutMs: target.responseTimeoutMs }),
@@ -113,6 +115,12 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
         ...(busy === undefined ? {} : { busyRetries: () => announcedBusyRetries(busy.command, busy.notice) }),
       });
     } catch (error) {
+      // The server wants a password (WELCOME): asked now, not before (one that takes no logins
+      // needs none), then connected to again with it; the reconnects of the command use it too.
+      if (askPassword !== undefined && error instanceof SettingError && error.setting === 'password') {
+        target.access = await askPassword();
+        continue;
+      }
       const refused = error instanceof MuxftpError && error.code === 'SERVER_BUSY';
       const delayMs = refused && signal?.aborted !== true ? connectRetries?.next(error) : undefined;
       if (delayMs === undefined) throw connectFailure(error, address, target.access.user);
@@ -130,6 +138,9 @@ function flagHint(error: unknown): string {
   switch (error.setting) {
     case 'user':
       return ' (--user)';
+    case 'password':
+      // Asked for on a terminal (openClient); else said before connecting (clientAccessOptions).
+      return '';
     case 'tls':
       return ': connect with --tls';
     case 'ca':

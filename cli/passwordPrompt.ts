@@ -2,7 +2,7 @@
  * Reading a password without it ever being in argv: a prompt on the terminal that does not echo
  * what is typed, or the first line of stdin when it is not a terminal (`echo pw | muxftp user add …`).
  */
-import { openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { CliError } from './cliError.js';
 import { exitCodeFor, handleSignals } from './interrupt.js';
@@ -16,6 +16,16 @@ export function openControllingTerminal(): ReadStream | undefined {
     return new ReadStream(openSync('/dev/tty', 'r'));
   } catch {
     return undefined;
+  }
+}
+
+/** Whether the process has a terminal to ask on (openControllingTerminal would give one). */
+export function hasControllingTerminal(): boolean {
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -129,7 +129,11 @@ export interface ClientOptions {
    * requires a login; `anonymous` without a password is the same, but fails if the server has none.
    */
   user?: string;
-  /** The user's password; sent only after the server said it may be (over TLS when the server offers TLS). */
+  /**
+   * The user's password; sent only after the server said it may be (over TLS when the server
+   * offers TLS). Without it, a server that requires a login is sent none: connect rejects with a
+   * SettingError (`password`), and one that takes no logins is connected to as it is.
+   */
   password?: string;
   /**
    * Aborting it before the handshake is done gives up: connect() rejects with CANCELLED and the
@@ -1417,7 +1421,11 @@ export class Client {
 
   private sendLogin(login: NonNullable<Welcome['login']>): void {
     const { user, password } = this.options;
-    const refuse = (code: 'LOGIN_FAILED' | 'TLS_REQUIRED', message: string, setting?: 'user' | 'tls') => {
+    const refuse = (
+      code: 'LOGIN_FAILED' | 'TLS_REQUIRED',
+      message: string,
+      setting?: 'user' | 'password' | 'tls',
+    ) => {
       this.lostError =
         setting === undefined ? new MuxftpError(code, message) : new SettingError(code, message, setting);
       this.transport.end(this.lostError);
@@ -1433,7 +1441,12 @@ export class Client {
       refuse('TLS_REQUIRED', 'the server takes passwords over TLS only (password not sent)', 'tls');
       return;
     }
-    this.transport.send(encodeAuth({ user, password: password ?? '' }));
+    // An empty one would only fail (no account has one), counted against this address.
+    if (password === undefined) {
+      refuse('LOGIN_FAILED', `the server requires a password for ${user}`, 'password');
+      return;
+    }
+    this.transport.send(encodeAuth({ user, password }));
   }
 
   private handshakeDone(): void {

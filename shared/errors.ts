@@ -172,13 +172,13 @@ export function refusedForUploadBacklog(error: unknown): boolean {
 /**
  * A connect the client's own settings would let through, made by the client (never sent):
  * `setting` names which, so a program can say what to change in its own terms (the CLI names its
- * flags; a library caller has none). `user`: the server requires a login; `tls`: it takes
- * passwords over TLS only; `ca`: its TLS certificate is not trusted (a CA would help);
+ * flags; a library caller has none). `user`: the server requires a login; `password`: it
+ * requires one, and no password was given for the user; `tls`: it takes passwords over TLS only; `ca`: its TLS certificate is not trusted (a CA would help);
  * `otherCa`: it is not signed by the CA given; `plain`: the server does not speak TLS.
  */
 export class SettingError extends MuxftpError {
   /** The setting that would let the connect through (see the class comment for each). */
-  readonly setting: 'user' | 'tls' | 'ca' | 'otherCa' | 'plain';
+  readonly setting: 'user' | 'password' | 'tls' | 'ca' | 'otherCa' | 'plain';
 
   constructor(
     code: ErrorCode,

@@ -10,11 +10,15 @@ import { access } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
+import { startServer } from './helpers/testServer.js';
 
 const tempDirs = new TempDirs('muxftp-interrupt-');
 const servers: Server[] = [];
@@ -212,12 +216,19 @@ async function ctrlCAtPrompt(
 describe.skipIf(spawnSync('script', ['--version']).status !== 0)('Ctrl-C at the password prompt', () => {
   it('of a client command: the line of Ctrl-C while connecting, exit 130', async () => {
     const cwd = await tempDirs.make();
-    const { port } = await silentServer();
+    // A server that wants a password: the prompt shows once its WELCOME says so.
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    const server = await startServer({ accounts: new Accounts({ users, anonymous: 'off' }) });
+    const { port } = server;
     const result = await ctrlCAtPrompt(
       ['--user', 'alice', 'ls', '--server', `127.0.0.1:${port}`],
       cwd,
       'password for alice: ',
-    );
+    ).finally(() => server.stop());
     expect(result.code).toBe(130);
     expect(result.shown).toMatch(
       new RegExp(

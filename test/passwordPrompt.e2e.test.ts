@@ -6,13 +6,20 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parsePasswordHash, verifyPassword } from '../server/auth/passwords.js';
-import { readUsersFile } from '../server/auth/usersFile.js';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword, parsePasswordHash, verifyPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS, readUsersFile } from '../server/auth/usersFile.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
 
 const dirs = new TempDirs('muxftp-prompt-');
-afterEach(() => dirs.removeAll());
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await dirs.removeAll();
+});
 
 const hasScript = spawnSync('script', ['--version']).status === 0;
 
@@ -153,6 +160,40 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
     expect(await verifyPassword('three', hash)).toBe(true);
   }, 20_000);
+});
+
+describe.skipIf(!hasScript)('a client command with --user on a terminal', () => {
+  it('asks for the password only when the server wants one: not of a server that takes no logins', async () => {
+    server = await startServer({ backend: 'memory' });
+    await (await server.connect()).put('here.txt', Buffer.from('x'));
+    const open = await onTerminal(
+      ['--server', `127.0.0.1:${server.port}`, '--user', 'bob', 'ls'],
+      ['typed-for-nothing\r'],
+      /password for bob: /,
+    );
+    expect(open.output).not.toContain('password for bob');
+    expect(open.output).toContain('here.txt');
+    expect(open.code).toBe(0);
+    await server.stop();
+
+    const users = addUser(emptyUsersFile(), {
+      name: 'bob',
+      passwordHash: await hashPassword('bob-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    server = await startServer({ backend: 'memory', accounts: new Accounts({ users, anonymous: 'off' }) });
+    await (await server.connect({ user: 'bob', password: 'bob-secret' })).put('bobs.txt', Buffer.from('x'));
+    const asked = await onTerminal(
+      ['--server', `127.0.0.1:${server.port}`, '--user', 'bob', 'ls'],
+      ['bob-secret\r'],
+      /password for bob: /,
+    );
+    expect(asked.output.match(/password for bob: /g)).toHaveLength(1);
+    expect(asked.output).toContain('bobs.txt');
+    expect(asked.code).toBe(0);
+    // The connection that learnt a password is wanted sent none: no failed login.
+    expect(server.logs.filter((line) => line.includes('failed login'))).toEqual([]);
+  }, 30_000);
 });
 
 describe.skipIf(!hasScript || process.platform !== 'linux')(

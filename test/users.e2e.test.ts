@@ -307,6 +307,28 @@ describe('anonymous access', () => {
     });
   });
 
+  it('a user without a password is sent no empty one: the connect says the server wants a password, and no login failed', async () => {
+    const s = await start();
+    const error = await connectError(s, { user: 'alice' });
+    expect(error).toMatchObject({
+      name: 'SettingError',
+      setting: 'password',
+      code: 'LOGIN_FAILED',
+      message: 'the server requires a password for alice',
+    });
+    // No AUTH went: nothing counts against the address.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(s.logs.filter((line) => line.includes('failed login'))).toEqual([]);
+    // A server that takes no logins needs none: the same options connect.
+    const open = await startServer({ backend: 'memory' });
+    try {
+      const client = await open.connect({ user: 'alice' });
+      expect(await client.list()).toEqual([]);
+    } finally {
+      await open.stop();
+    }
+  });
+
   it('--anonymous is read-only, in its own home', async () => {
     const s = await start({ anonymous: 'read' });
     await mkdir(join(s.root!, 'public'), { recursive: true });

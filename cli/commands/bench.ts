@@ -218,7 +218,8 @@ async function benchAccess(
     // The local server's own CA is filled in when it starts.
     return tlsWanted ? { tls: { rejectUnauthorized: true } } : {};
   }
-  const { tls, user, password } = await clientAccessOptions(access, host);
+  // Asked now: the bench's connections log in as they open, with no way to ask midway.
+  const { tls, user, password } = await clientAccessOptions(access, host, process.env, { promptNow: true });
   const options = tls === true || tls === undefined || tls === false ? undefined : tls;
   return {
     ...(options !== undefined
