@@ -301,13 +301,6 @@ async function get(
       listed,
     },
   );
-  if (!dryRun && (jobs.length > 0 || localDirs.length > 0)) {
-    const made = await resolveTarget(true);
-    // What planning failed stays as it was said; what it planned fails with the destination.
-    if ('failed' in made)
-      return [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, made.failed))];
-  }
-
   const distinct = withoutSharedDestinations(
     jobs,
     (job) => path.resolve(job.local),
@@ -333,6 +326,13 @@ async function get(
   warnOfUnmatchedExcludes(excluded, remotes, (message) => output.warning(message));
   if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
+  // Made once the run is not refused either: a refused --delete run leaves nothing new behind.
+  if (!dryRun && (jobs.length > 0 || localDirs.length > 0)) {
+    const made = await resolveTarget(true);
+    // What planning failed stays as it was said; what it planned fails with the destination.
+    if ('failed' in made)
+      return [...failures, ...distinct.map((job) => failedOutcome(job.local, job.remote, made.failed))];
+  }
 
   // In order: each directory after its parent. What is inside one that could not be made fails
   // with it, in the JSON results and the count, without a line of its own for each.
