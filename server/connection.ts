@@ -740,17 +740,22 @@ export class ServerConnection implements StreamHost {
     this.loginCheckWait = anonymous ? undefined : new AbortController();
     const verified: Promise<Account | undefined> = anonymous
       ? Promise.resolve(accounts.anonymous)
-      : this.context.loginQueue.run(async () => {
-          // The turn may come after the address was refused: that costs no scrypt.
-          // (A connection that closed while waiting left the line: transportOnClose.)
-          if (this.transport.isClosed) return undefined;
-          const refusedNow = refusalForFailedLogins(this.context.loginGuard, this.peerGroup);
-          if (refusedNow !== undefined) throw refusedNow;
-          const account = await accounts.verify(auth.user, auth.password ?? '');
-          // Counted before the next check in line starts, so a refusal it begins stops that one.
-          if (account === undefined) this.loginFailed(auth.user);
-          return account;
-        }, this.loginCheckWait?.signal);
+      : this.context.loginQueue.run(
+          async () => {
+            // The turn may come after the address was refused: that costs no scrypt.
+            // (A connection that closed while waiting left the line: transportOnClose.)
+            if (this.transport.isClosed) return undefined;
+            const refusedNow = refusalForFailedLogins(this.context.loginGuard, this.peerGroup);
+            if (refusedNow !== undefined) throw refusedNow;
+            const account = await accounts.verify(auth.user, auth.password ?? '');
+            // Counted before the next check in line starts, so a refusal it begins stops that one.
+            if (account === undefined) this.loginFailed(auth.user);
+            return account;
+          },
+          this.loginCheckWait?.signal,
+          // Addresses take turns: one queueing many checks delays the others by one per turn.
+          this.peerGroup,
+        );
     verified
       .then(async (account) => {
         if (this.transport.isClosed) return;

@@ -2,12 +2,17 @@
  * A cap on operations in flight, first come first served: the CLI's transfers and planning
  * requests (the server refuses more than its maxStreams, and every open upload holds a file
  * handle), and the server's password checks (scrypt shares libuv's thread pool with the disk
- * calls: DEFAULTS.maxConcurrentLoginChecks).
+ * calls: DEFAULTS.maxConcurrentLoginChecks). Tasks run with a `group` wait in line with their
+ * group, and the groups take turns: the server's password checks go by address group, so one
+ * address queueing check after check (a valid password is never refused for failures) delays
+ * another's by one of its checks per turn, not by all of them.
  */
 export class ConcurrencyLimit {
   readonly max: number;
   private active = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** Waiting tasks by group, groups in turn order: the next to run is the first group's first. */
+  private readonly waiting = new Map<string, Array<() => void>>();
+  private waitingTotal = 0;
 
   constructor(max: number) {
     if (!Number.isSafeInteger(max) || max < 1) {
@@ -17,27 +22,40 @@ export class ConcurrencyLimit {
   }
 
   /**
-   * Runs `task` once fewer than `max` others run, after those that came before it. Once `signal`
-   * is aborted while it waits, it leaves the line at once and never runs (rejecting with the
-   * signal's reason): what gave up on it holds no place there.
+   * Runs `task` once fewer than `max` others run, after those of its `group` that came before it
+   * and, past them, in turn with the other groups' (tasks without a group are all one). Once
+   * `signal` is aborted while it waits, it leaves the line at once and never runs (rejecting with
+   * the signal's reason): what gave up on it holds no place there.
    */
-  async run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async run<T>(task: () => Promise<T>, signal?: AbortSignal, group = ''): Promise<T> {
     if (this.active < this.max) {
       this.active++;
     } else {
       // The finishing task hands its slot straight over, so `active` stays put.
-      await this.waitTurn(signal);
+      await this.waitTurn(signal, group);
     }
     try {
       return await task();
     } finally {
-      const next = this.waiting.shift();
+      const next = this.takeNext();
       if (next) next();
       else this.active--;
     }
   }
 
-  private waitTurn(signal: AbortSignal | undefined): Promise<void> {
+  /** The first group's first waiting task, that group then going to the end of the turn order. */
+  private takeNext(): (() => void) | undefined {
+    const first = this.waiting.entries().next();
+    if (first.done === true) return undefined;
+    const [group, line] = first.value;
+    const next = line.shift()!;
+    this.waiting.delete(group);
+    if (line.length > 0) this.waiting.set(group, line);
+    this.waitingTotal--;
+    return next;
+  }
+
+  private waitTurn(signal: AbortSignal | undefined, group: string): Promise<void> {
     if (signal?.aborted === true) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       const start = (): void => {
@@ -45,18 +63,26 @@ export class ConcurrencyLimit {
         resolve();
       };
       const leave = (): void => {
-        const at = this.waiting.indexOf(start);
-        if (at >= 0) this.waiting.splice(at, 1);
+        const line = this.waiting.get(group);
+        const at = line?.indexOf(start) ?? -1;
+        if (at >= 0) {
+          line!.splice(at, 1);
+          this.waitingTotal--;
+          if (line!.length === 0) this.waiting.delete(group);
+        }
         reject(signal!.reason);
       };
       signal?.addEventListener('abort', leave, { once: true });
-      this.waiting.push(start);
+      const line = this.waiting.get(group);
+      if (line === undefined) this.waiting.set(group, [start]);
+      else line.push(start);
+      this.waitingTotal++;
     });
   }
 
   /** Tasks waiting for their turn. */
   get waitingCount(): number {
-    return this.waiting.length;
+    return this.waitingTotal;
   }
 
   /** Tasks running now. */
