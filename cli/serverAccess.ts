@@ -4,7 +4,8 @@
  * without accounts, or when the files it was given are open to every local user or out of date.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { Accounts, type AnonymousAccess } from '../server/auth/accounts.js';
 import { readUsersFile } from '../server/auth/usersFile.js';
@@ -182,5 +183,40 @@ export async function accessFileWarnings(flags: AccessFlags, now = Date.now()): 
       }
     }
   }
+  return warnings;
+}
+
+/**
+ * Warnings about the users file and the TLS key lying in the served root (a disk one): to a
+ * client whose home holds it, it is a file like any other, that it can download (the hashes, open
+ * to offline guessing; the key) and, with the write permission there, replace — a link to it
+ * included, since the server reads what the name holds (the users file at each SIGHUP).
+ */
+export async function servedRootFileWarnings(
+  flags: Pick<AccessFlags, 'users' | 'tlsKey'>,
+  root: string,
+): Promise<string[]> {
+  const realRoot = await realpath(root).catch(() => undefined);
+  if (realRoot === undefined) return [];
+  const isInside = (path: string) => {
+    const below = relative(realRoot, path);
+    return below === '' || (below !== '..' && !below.startsWith(`..${sep}`) && !isAbsolute(below));
+  };
+  const inRoot = async (file: string): Promise<boolean> => {
+    // The name (where a client could put a file of its own) and what it leads to.
+    const parent = await realpath(dirname(file)).catch(() => dirname(resolve(file)));
+    const target = await realpath(file).catch(() => undefined);
+    return isInside(join(parent, basename(file))) || (target !== undefined && isInside(target));
+  };
+  const canBe = 'a user whose home holds it can download it, and one who may write there replace it';
+  const warnings: string[] = [];
+  if (flags.users !== undefined && (await inRoot(flags.users)))
+    warnings.push(
+      `users file (password hashes) ${flags.users} is inside the served root ${root}: ${canBe} (and log in as anyone at the next SIGHUP): keep it outside the root`,
+    );
+  if (flags.tlsKey !== undefined && (await inRoot(flags.tlsKey)))
+    warnings.push(
+      `--tls-key ${flags.tlsKey} is inside the served root ${root}: ${canBe}: keep it outside the root`,
+    );
   return warnings;
 }

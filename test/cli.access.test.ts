@@ -5,13 +5,13 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessFileWarnings, startWarnings } from '../cli/serverAccess.js';
+import { accessFileWarnings, servedRootFileWarnings, startWarnings } from '../cli/serverAccess.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -707,6 +707,41 @@ describe.skipIf(!opensslAvailable)('start warnings about the files given', () =>
     await server.stop();
     expect(server.stderr()).toContain(`warning: --tls-key ${key} is readable by every user of this machine`);
     expect(server.stderr()).toMatch(/warning: --tls-cert .* expires on/);
+  });
+});
+
+describe('start warnings about the files given that lie in the served root', () => {
+  it('warns of a users file or TLS key a client could download there, or replace, themselves or through a link', async () => {
+    // A helper's run: `serve --root . --users users.json` served the hashes to a user whose home
+    // was / (`get users.json`), and one who may write there could replace the file and take any
+    // account at the next SIGHUP; nothing said so.
+    const root = join(dir, 'served-with-its-files');
+    await mkdir(join(root, 'etc'), { recursive: true });
+    const users = join(root, 'etc', 'users.json');
+    await writeFile(users, '{"version": 1, "users": {}}', { mode: 0o600 });
+    const key = join(dir, 'outside.key');
+    await writeFile(key, 'not read here', { mode: 0o600 });
+    const flags = { users, tlsKey: key, anonymousHome: 'public' };
+    const usersWarning = `users file (password hashes) ${users} is inside the served root ${root}: a user whose home holds it can download it, and one who may write there replace it (and log in as anyone at the next SIGHUP): keep it outside the root`;
+    expect(await servedRootFileWarnings(flags, root)).toEqual([usersWarning]);
+    // A link in the root to a key outside: a client may replace the link with a file of its own.
+    const linked = join(root, 'key.pem');
+    await symlink(key, linked);
+    expect(await servedRootFileWarnings({ ...flags, tlsKey: linked }, root)).toEqual([
+      usersWarning,
+      `--tls-key ${linked} is inside the served root ${root}: a user whose home holds it can download it, and one who may write there replace it: keep it outside the root`,
+    ]);
+    // Outside the root (the root named through a link, too): nothing to say.
+    await symlink(join(root, 'etc'), join(dir, 'served-root-link'));
+    expect(
+      await servedRootFileWarnings({ ...flags, users: usersFile }, join(dir, 'served-root-link')),
+    ).toEqual([]);
+    // Said by serve at start, before its listening line.
+    await writeFile(users, '{"version": 1, "users": {}}');
+    await chmod(users, 0o600);
+    const server = await serve(['--users', users], root);
+    await server.stop();
+    expect(server.stderr()).toContain(`warning: ${usersWarning}`);
   });
 });
 

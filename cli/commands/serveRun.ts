@@ -30,6 +30,7 @@ import {
   loadAccess,
   loadAccounts,
   loadTls,
+  servedRootFileWarnings,
   startWarnings,
 } from '../serverAccess.js';
 import type { StartupHangups } from '../startupHangups.js';
@@ -116,6 +117,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
         : {}),
     }),
     ...(await accessFileWarnings(options)),
+    ...(options.memory ? [] : await servedRootFileWarnings(options, options.root)),
   ];
   for (const warning of warnings) log.warning(warning);
   if (options.users !== undefined) {
