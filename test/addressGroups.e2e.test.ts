@@ -3,7 +3,7 @@
  * reached through a dual-stack listener (::ffff:127.0.0.1) is the same client as over IPv4, and
  * an IPv6 client rotating addresses within its /64 is one client. Sockets are real; addresses
  * other than loopback come from a side listener that hands its sockets to the server's accept()
- * with the address the server is to see.
+ * with the address the server is to see. Password checks waiting their turn take the groups in turn.
  */
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -123,6 +123,59 @@ describe('per-address limits on a server listening on ::', () => {
     expect(await refusal(await from('2001:db8:0:7::b'))).toBe('TEMPORARILY_REFUSED');
     // The next /64 is another client.
     await welcomed(await from('2001:db8:0:8::a'));
+  });
+});
+
+describe('password checks waiting their turn', () => {
+  it('take address groups in turn: one address with a valid account cannot starve the others', async () => {
+    // A right password is never refused for failures, so one account's holder could queue check
+    // after check from one address; first come first served, every other login then waited
+    // behind all of them past its handshake timeout (a helper's run: 600 such connections, every
+    // other address's login IDLE_TIMEOUT). The line now takes address groups in turn.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const checked: string[] = [];
+    class HeldAccounts extends Accounts {
+      override async verify(name: string, password: string) {
+        checked.push(name);
+        await held;
+        return super.verify(name, password);
+      }
+    }
+    let users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    users = addUser(users, {
+      name: 'bob',
+      passwordHash: await hashPassword('bob-secret'),
+      permissions: ['list'],
+    });
+    server = await startServer({ accounts: new HeldAccounts({ users }), maxConcurrentLoginChecks: 1 });
+    const flood = await Promise.all(Array.from({ length: 20 }, () => welcomed(server!.port)));
+    for (const peer of flood) peer.write(encodeAuth({ user: 'alice', password: 'alice-secret' }));
+    const deadline = Date.now() + 8_000;
+    const waitingReaches = async (count: number) => {
+      while (server!.server.loginChecksWaiting < count && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(server!.server.loginChecksWaiting).toBe(count);
+    };
+    await waitingReaches(flood.length - 1);
+    const from = await sideListener('127.0.0.1');
+    const other = await welcomed(await from('192.0.2.7'));
+    other.write(encodeAuth({ user: 'bob', password: 'bob-secret' }));
+    await waitingReaches(flood.length);
+    release();
+    const answer = await other.waitFor((f) => f.type === FrameType.AUTH);
+    expect(JSON.parse(answer.payload.toString())).toMatchObject({ ok: true, user: 'bob' });
+    // The check running when it came and at most one more of alice's, then bob's: not the 19
+    // alice queued before it.
+    expect(checked.indexOf('bob')).toBeLessThanOrEqual(2);
+    await Promise.all(flood.map((peer) => peer.waitFor((f) => f.type === FrameType.AUTH)));
   });
 });
 
