@@ -18,6 +18,8 @@ export interface MetricsExporterOptions {
   host?: string;
   /** TCP port; 0 picks a free one. Default 9464 (Prometheus's customary exporter port). */
   port?: number;
+  /** Milliseconds a connection may send nothing before it is closed. Default DEFAULTS.metricsIdleTimeoutMs (10 s). */
+  idleTimeoutMs?: number;
 }
 
 /** Default port of `muxftp serve --metrics`. */
@@ -52,10 +54,18 @@ export class MetricsExporter {
       throw new TypeError('metrics: host must be a non-empty string');
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535)
       throw new TypeError(`metrics: port must be an integer from 0 to 65535, got ${String(this.port)}`);
+    const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULTS.metricsIdleTimeoutMs;
+    if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 1)
+      throw new TypeError(`metrics: idleTimeoutMs must be a positive integer, got ${String(idleTimeoutMs)}`);
     this.server = server;
     this.counters = server.counters;
     this.register();
     this.http = createServer(this.httpOnRequest);
+    // Its sockets are descriptors the protocol server's reserve does not count (fdReserve): a few
+    // at once, and none kept by a peer that sends nothing (with no 'timeout' listener, an idle
+    // socket is destroyed). 234 such sockets took every descriptor under `ulimit -n 256` before.
+    this.http.maxConnections = DEFAULTS.metricsMaxConnections;
+    this.http.setTimeout(idleTimeoutMs);
   }
 
   /** Starts listening; resolves to the bound address. Refuses the server's own protocol port. */

@@ -130,6 +130,13 @@ export const DEFAULTS = {
    * that never close cannot hold descriptors by being refused.
    */
   maxLingeringRefusals: 32,
+  /**
+   * Connections the metrics listener (`--metrics`) holds at once, taken from fdReserve (a
+   * scraper needs one); past it a new one is closed at once.
+   */
+  metricsMaxConnections: 8,
+  /** Milliseconds a metrics connection may send nothing (no request, nor the rest of one) before it is closed. */
+  metricsIdleTimeoutMs: 10_000,
   /** Concurrent connections the server accepts before answering SERVER_BUSY. */
   maxConnections: 10_000,
   /**

@@ -17,6 +17,7 @@ import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.j
 import { MetricsExporter } from '../server/metrics.js';
 import type { ServerOptions } from '../server/options.js';
 import { MuxServer } from '../server/server.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { MemoryStorage } from '../storage/memory.js';
@@ -344,6 +345,39 @@ describe('MetricsExporter', () => {
     const clash = new MetricsExporter(server, { port });
     await expect(clash.listen()).rejects.toThrow(/protocol port/);
     expect(() => new MetricsExporter(server, { port: 70_000 })).toThrow(/port must be/);
+  });
+});
+
+describe('the metrics listener under idle connections', () => {
+  it('holds a few at once, and closes those that send nothing, so it cannot take the descriptors the protocol port needs', async () => {
+    // Its sockets are descriptors the server's reserve does not count: a helper's 234 sockets that
+    // sent nothing took every descriptor of a server under `ulimit -n 256` and kept them, and the
+    // protocol port's clients were then closed unanswered.
+    const server = new MuxServer({ storage: new MemoryStorage(), host: '127.0.0.1', port: 0, log: () => {} });
+    await server.listen();
+    const exporter = new MetricsExporter(server, { host: '127.0.0.1', port: 0, idleTimeoutMs: 300 });
+    const metricsPort = (await exporter.listen()).port;
+    cleanup.push(
+      () => server.close(),
+      () => exporter.close(),
+    );
+    const idle = Array.from({ length: 30 }, () => {
+      const socket = connect({ host: '127.0.0.1', port: metricsPort });
+      socket.on('error', () => {});
+      cleanup.push(async () => socket.destroy());
+      return { socket, closed: once(socket, 'close').then(() => Date.now()) };
+    });
+    const opened = Date.now();
+    const closedAt = await Promise.race([
+      Promise.all(idle.map((s) => s.closed)),
+      new Promise<undefined>((resolve) => setTimeout(resolve, 5_000)),
+    ]);
+    // Every one closed by the server (the client closed none): past the cap at once, the rest once idle.
+    expect(closedAt).toBeDefined();
+    const atOnce = closedAt!.filter((at) => at - opened < 250).length;
+    expect(atOnce).toBeGreaterThanOrEqual(30 - DEFAULTS.metricsMaxConnections);
+    // And a scrape is answered again.
+    expect((await scrape(metricsPort)).value('muxftp_connections')).toBe(0);
   });
 });
 
