@@ -164,8 +164,8 @@ function hasCode(error: unknown, code: string): boolean {
 }
 
 /**
- * A failed Client.connect as every command words it: `cannot connect to HOST:PORT: <reason>`, or
- * `cannot log in to HOST:PORT as USER: …` when the server refused the login.
+ * A failed Client.connect as every command words it: `cannot connect to HOST:PORT: <reason> (CODE)`,
+ * or `cannot log in to HOST:PORT as USER: … (LOGIN_FAILED)` when the server refused the login.
  */
 export function connectFailure(error: unknown, address: ServerAddress, user: string | undefined): CliError {
   // Connected, but refused the login (wrong password, no user given): not a network problem.
@@ -173,9 +173,10 @@ export function connectFailure(error: unknown, address: ServerAddress, user: str
     error instanceof MuxftpError && error.code === 'LOGIN_FAILED'
       ? `log in to ${formatAddress(address)}${user === undefined ? '' : ` as ${user}`}`
       : `connect to ${formatAddress(address)}`;
+  // The code --json reports ends the line, as on every failure line: a log can be searched for it.
   return new CliError(`cannot ${what}: ${connectFailureReason(error)}${flagHint(error)}`, {
     cause: error,
-    showsCode: isServerRefusal(error),
+    showsCode: true,
   });
 }
 

@@ -301,7 +301,9 @@ describe('logins from the CLI', () => {
       );
       // The CLI names its flag where the library says only what is wrong.
       const tlsToPlain = await run([...remote, '--tls', 'ls']);
-      expect(tlsToPlain.stderr).toMatch(/: the server does not seem to speak TLS \(drop --tls\?\)\n$/);
+      expect(tlsToPlain.stderr).toMatch(
+        /: the server does not seem to speak TLS \(drop --tls\?\) \(CONNECT_FAILED\)\n$/,
+      );
       const noPassword = await run([...remote, '--user', 'alice', 'ls']);
       expect(noPassword.stderr).toMatch(/no password for alice/);
 
@@ -508,7 +510,7 @@ describe.skipIf(!opensslAvailable)('a certificate signed by an intermediate CA',
     for (const [certFile, expected] of [
       [
         'leaf.pem',
-        /: is --ca the server's CA\? If it is, the server sends no intermediate certificate between its own and that CA: its --tls-cert needs the full chain\n/,
+        /: is --ca the server's CA\? If it is, the server sends no intermediate certificate between its own and that CA: its --tls-cert needs the full chain \(CONNECT_FAILED\)\n/,
       ],
       ['full.pem', undefined],
     ] as const) {
@@ -611,7 +613,9 @@ describe.skipIf(!opensslAvailable)('TLS from the CLI', () => {
       );
       expect(got.stdout).toBe('over tls');
       const untrusted = await run([...remote, '--user', 'alice', '--tls', 'ls'], { env });
-      expect(untrusted.stderr).toMatch(/not trusted \(\w+\): pass its CA with --ca FILE\n$/);
+      expect(untrusted.stderr).toMatch(
+        /not trusted \(\w+\): pass its CA with --ca FILE \(CONNECT_FAILED\)\n$/,
+      );
       const insecure = await run([...remote, '--user', 'alice', '--insecure', 'ls'], { env });
       expect(insecure.code).toBe(0);
       expect(insecure.stderr).toMatch(/WARNING: --insecure/);

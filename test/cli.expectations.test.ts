@@ -97,7 +97,8 @@ describe('--json when the command cannot start', () => {
       expect({ args, code: result.code, stderr: result.stderr }).toEqual({
         args,
         code: 1,
-        stderr: `muxftp: ${error.message}\n`,
+        // The line ends with the code --json gives, as every other failure line does.
+        stderr: `muxftp: ${error.message} (${error.code})\n`,
       });
       expect({ args, json: JSON.parse(result.stdout) }).toEqual({ args, json });
     }
@@ -110,6 +111,7 @@ describe('--json when the command cannot start', () => {
       ok: false,
       error: { code: 'CONNECT_FAILED', message: expect.stringContaining(`127.0.0.1:${port}`) },
     });
+    expect(bench.stderr).toBe(`muxftp: ${JSON.parse(bench.stdout).error.message} (CONNECT_FAILED)\n`);
   });
 
   it('names a local problem before connecting (a credentials file others can read) by its code', async () => {

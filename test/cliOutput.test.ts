@@ -41,7 +41,7 @@ describe('a server that accepts the connection and never answers', () => {
         message: `could not connect to 127.0.0.1:${port}: no answer within 0.3 s`,
       });
       expect(describeError(connectFailure(error, { host: '127.0.0.1', port }, undefined))).toBe(
-        `cannot connect to 127.0.0.1:${port}: no answer within 0.3 s`,
+        `cannot connect to 127.0.0.1:${port}: no answer within 0.3 s (CONNECT_FAILED)`,
       );
     } finally {
       for (const socket of sockets) socket.destroy();

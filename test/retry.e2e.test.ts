@@ -237,9 +237,10 @@ describe('--retries', () => {
       expect.stringMatching(/^muxftp: put a\.bin: .*; retry 1\/2 in /),
       expect.stringMatching(new RegExp(`^muxftp: put a\\.bin: ${escapeRegExp(refused)}; retry 2/2 in `)),
       // Past a whole block, it says what the server keeps of it (how far it got is the timing's).
+      // The failure's reason ends with its code, as every failure line's; retry notices have none.
       expect.stringMatching(
         new RegExp(
-          `^muxftp: put a\\.bin: ${escapeRegExp(refused)}(; the server keeps the whole 4 MiB blocks .*)?$`,
+          `^muxftp: put a\\.bin: ${escapeRegExp(`${refused} (CONNECT_FAILED)`)}(; the server keeps the whole 4 MiB blocks .*)?$`,
         ),
       ),
     ]);
