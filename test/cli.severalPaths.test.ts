@@ -120,8 +120,8 @@ describe('stat with several paths', () => {
       },
       { path: 'missing', ok: false, error: { code: 'NOT_FOUND' } },
     ]);
-    // One path: the entry alone, as before.
-    const one = await runCli([...remote, '--json', 'stat', 'top.bin'], cwd);
-    expect(JSON.parse(one.stdout)).toMatchObject({ name: 'top.bin', size: 1000 });
+    // One path: the entry alone, as each path's among several, with `ok` (as its failure has).
+    const one = await runCli([...remote, '--json', 'stat', '--hash', 'sha256', 'top.bin'], cwd);
+    expect(JSON.parse(one.stdout)).toEqual({ ok: true, ...JSON.parse(result.stdout)[0].entry });
   });
 });

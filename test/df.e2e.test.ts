@@ -121,6 +121,7 @@ describe('space (df)', () => {
 
     const json = await df('--json', 'df');
     expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: true, // as its failure, `{ok: false, error}`, has
       quota: { limitBytes: LIMIT, usedBytes: 2048, reservedBytes: 0 },
       disk: { totalBytes: expect.any(Number), freeBytes: expect.any(Number) },
     });

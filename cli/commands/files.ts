@@ -148,14 +148,15 @@ export function registerFileCommands(program: Command, output: Output): void {
         );
       const global = begin(command);
       await withClient(global, output, async (client) => {
-        // --json: what `stat PATH` prints; with several paths, one `{path, ok, entry | error}` each.
+        // --json: `stat PATH` prints the entry with `ok: true` (its failure: `{ok: false, error}`);
+        // several paths, one `{path, ok, entry | error}` each.
         const results: unknown[] = [];
         let printed = false;
         for (const path of paths) {
           try {
             const { remote, entry, digest } = await statOf(client, path, hash);
             const json = digest === undefined ? entry : { ...entry, ...digest };
-            results.push(several ? { path, ok: true, entry: json } : json);
+            results.push(several ? { path, ok: true, entry: json } : { ok: true, ...json });
             if (output.json) continue;
             if (printed) output.printLine('');
             for (const line of formatEntryDetails(remote, entry)) output.printLine(line);
@@ -186,7 +187,8 @@ export function registerFileCommands(program: Command, output: Output): void {
       await withClient(global, output, async (client) => {
         try {
           const report = await client.space();
-          if (output.json) output.printJson(report);
+          // `ok` as its failure has it, so `.ok` tells them apart.
+          if (output.json) output.printJson({ ok: true, ...report });
           else
             for (const line of formatSpace(report, { human: options.human === true || options.h === true }))
               output.printLine(line);
