@@ -36,7 +36,17 @@ function comparatorFor(order: ListingOrder, nameOf: (entry: WireEntry) => string
 
 /** Entries of one directory (or a pattern's matches, named by path) in `order`. */
 export function sortEntries<T extends WireEntry>(entries: readonly T[], order: ListingOrder): T[] {
-  return [...entries].sort(comparatorFor(order, (entry) => entry.name));
+  return sortByEntry(entries, order, (entry) => entry);
+}
+
+/** Things that each stand for an entry (the directories given to `ls`, by their entries) in `order`. */
+export function sortByEntry<T>(
+  items: readonly T[],
+  order: ListingOrder,
+  entryOf: (item: T) => WireEntry,
+): T[] {
+  const compare = comparatorFor(order, (entry) => entry.name);
+  return [...items].sort((a, b) => compare(entryOf(a), entryOf(b)));
 }
 
 /**

@@ -52,12 +52,12 @@ describe('ls with several paths', () => {
         'file 5 TIME notes.txt',
         'file 1000 TIME top.bin',
         '',
+        'docs:',
+        'file 300 TIME guide.md',
+        '',
         'logs:',
         'file 20 TIME a.log',
         'dir - TIME old/',
-        '',
-        'docs:',
-        'file 300 TIME guide.md',
         '',
       ].join('\n'),
     );
@@ -87,6 +87,29 @@ describe('ls with several paths', () => {
     const one = await runCli([...remote, '--json', 'ls', 'docs'], cwd);
     expect(JSON.parse(one.stdout)).toMatchObject([{ name: 'guide.md' }]);
     expect(JSON.parse(result.stdout)[0].entries).toEqual(JSON.parse(one.stdout));
+  });
+
+  it('lists the directories in the order their entries would be in (ls(1) sorts its operands)', async () => {
+    const remote = await serveTree();
+    const cwd = await tempDirs.make();
+    await utimes(join(server!.root!, 'docs'), new Date(Date.UTC(2019, 0, 1)), new Date(Date.UTC(2019, 0, 1)));
+    await utimes(join(server!.root!, 'logs'), new Date(Date.UTC(2023, 0, 1)), new Date(Date.UTC(2023, 0, 1)));
+    const headings = async (...args: string[]): Promise<string[]> => {
+      const result = await runCli([...remote, 'ls', ...args], cwd);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+      return result.stdout.split('\n').filter((line) => line.endsWith(':'));
+    };
+    // Before: in the order given, whatever the order asked for.
+    expect(await headings('logs', 'docs')).toEqual(['docs:', 'logs:']);
+    expect(await headings('-t', 'docs', 'logs')).toEqual(['logs:', 'docs:']); // newest first
+    expect(await headings('-t', '--reverse', 'logs', 'docs')).toEqual(['docs:', 'logs:']);
+    expect(await headings('--reverse', 'docs', 'logs')).toEqual(['logs:', 'docs:']);
+    // -S: a directory sorts as size 0, as among entries: ties go by name.
+    expect(await headings('-S', 'logs', 'docs/')).toEqual(['docs/:', 'logs:']);
+
+    // --json: one result per path in the order given, as README says, for scripts to pair up.
+    const json = await runCli([...remote, '--json', 'ls', 'logs', 'docs'], cwd);
+    expect(JSON.parse(json.stdout).map((result: { path: string }) => result.path)).toEqual(['logs', 'docs']);
   });
 });
 

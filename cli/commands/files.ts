@@ -14,7 +14,7 @@ import { planningLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing, formatSpace } from '../entryFormat.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
-import { type ListingOrder, sortEntries, sortTree } from '../listingOrder.js';
+import { type ListingOrder, sortByEntry, sortEntries, sortTree } from '../listingOrder.js';
 import { type ModeArgument, parseModeArgument } from '../modeArgument.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
@@ -47,7 +47,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('ls')
     .summary('list remote directories')
     .description(
-      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path. Sorted by name, as ls(1): newest first with -t, largest first with -S (ties by name), the other way with --reverse; with -r, within each directory. --json keeps the order. Several paths, as ls(1): the files first, then each directory under a 'PATH:' line; one that fails is a line on stderr, the others are still listed.",
+      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path. Sorted by name, as ls(1): newest first with -t, largest first with -S (ties by name), the other way with --reverse; with -r, within each directory. --json keeps the order. Several paths, as ls(1): the files first, then each directory under a 'PATH:' line, both in the order entries are (--json: as given); one that fails is a line on stderr, the others are still listed.",
     )
     .argument('[path...]', 'remote directories or files (default: the root)')
     .option(
@@ -91,6 +91,8 @@ export function registerFileCommands(program: Command, output: Output): void {
       ) => {
         const global = begin(command);
         const format = { human: options.human === true || options.h === true, long: options.long === true };
+        const operands = paths.length > 0 ? paths : ['/'];
+        const several = operands.length > 1;
         const how: ListingRequest = {
           recursive: options.recursive === true || options.R === true || options.maxDepth !== undefined,
           maxDepth: options.maxDepth ?? Number.POSITIVE_INFINITY,
@@ -98,9 +100,8 @@ export function registerFileCommands(program: Command, output: Output): void {
             by: options.t === true ? 'time' : options.S === true ? 'size' : 'name',
             reverse: options.reverse === true,
           },
+          directoryTimes: several && options.t === true && !output.json,
         };
-        const operands = paths.length > 0 ? paths : ['/'];
-        const several = operands.length > 1;
         if (several)
           output.setJsonFailureShape((error) =>
             operands.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
@@ -488,6 +489,8 @@ interface ListingRequest {
   recursive: boolean;
   maxDepth: number;
   order: ListingOrder;
+  /** Each directory's own time too: several are listed newest first under -t, as ls(1) does. */
+  directoryTimes: boolean;
 }
 
 /** What `ls` found at one path. */
@@ -506,6 +509,8 @@ type Listing =
       kind: 'directory';
       entries: Array<{ relative: string; entry: WireEntry }>;
       problems: Array<{ remote: string; error: MuxftpError }>;
+      /** The directory's own time, when asked (ListingRequest.directoryTimes). */
+      mtime: number | undefined;
     };
 
 /** One path given to `ls`, and what was found there or why nothing was. */
@@ -527,6 +532,8 @@ async function listingOf(client: Client, given: string, how: ListingRequest): Pr
   const literal = literalRemoteArgument(given);
   const path = remotePathRequired(literal);
   const directoryOnly = literal.endsWith('/');
+  const timeOf = async (): Promise<number | undefined> =>
+    how.directoryTimes ? (await client.stat(path)).mtime : undefined;
   if (!how.recursive) {
     try {
       const entries = sortEntries(await client.list(path), how.order);
@@ -534,6 +541,7 @@ async function listingOf(client: Client, given: string, how: ListingRequest): Pr
         kind: 'directory',
         entries: entries.map((entry) => ({ relative: entry.name, entry })),
         problems: [],
+        mtime: await timeOf(),
       };
     } catch (error) {
       if (error instanceof MuxftpError && error.code === 'NOT_A_DIRECTORY' && !directoryOnly)
@@ -552,6 +560,7 @@ async function listingOf(client: Client, given: string, how: ListingRequest): Pr
     kind: 'directory',
     entries: sortTree(tree.entries, how.order),
     problems: tree.problems.filter((problem) => problem.listed !== true),
+    mtime: await timeOf(),
   };
 }
 
@@ -590,10 +599,11 @@ function printListing(
 
 /**
  * `ls PATH...`, as ls(1) lays out several: the files (and patterns' matches) first, in one table,
- * each named by its path and sorted; then each directory in the order given, under a `PATH:`
- * line, a blank line between. --json: one `{path, ok, entries}` (what `ls PATH` alone prints) or
- * `{path, ok: false, error}` per path, in the order given; a tree listed in part is `ok: false`
- * with the entries it did list and the first `error`.
+ * each named by its path and sorted; then each directory under a `PATH:` line, a blank line
+ * between, sorted as entries are (by the path as given; -t by its time; -S: all as size 0). --json:
+ * one `{path, ok, entries}` (what `ls PATH` alone prints) or `{path, ok: false, error}` per path,
+ * in the order given, for a script to pair with its arguments; a tree listed in part is
+ * `ok: false` with the entries it did list and the first `error`.
  */
 function printListings(
   operands: readonly ListedOperand[],
@@ -628,15 +638,26 @@ function printListings(
     for (const line of formatListing(sortEntries(files, options.order), options)) output.printLine(line);
     printed = true;
   }
-  for (const operand of operands) {
-    if (!('listing' in operand) || operand.listing.kind !== 'directory') continue;
+  const directories: Array<{ given: string; listing: Extract<Listing, { kind: 'directory' }> }> = [];
+  for (const operand of operands)
+    if ('listing' in operand && operand.listing.kind === 'directory')
+      directories.push({ given: operand.given, listing: operand.listing });
+  const inOrder = output.json
+    ? directories
+    : sortByEntry(directories, options.order, ({ given, listing }) => ({
+        name: given,
+        type: 'dir',
+        size: 0,
+        mtime: listing.mtime ?? 0,
+      }));
+  for (const { given, listing } of inOrder) {
     if (!output.json) {
       if (printed) output.printLine('');
-      output.printLine(`${printable(operand.given)}:`);
-      for (const line of formatListing(byRelativePath(operand.listing), options)) output.printLine(line);
+      output.printLine(`${printable(given)}:`);
+      for (const line of formatListing(byRelativePath(listing), options)) output.printLine(line);
       printed = true;
     }
-    for (const problem of operand.listing.problems) output.failure(`ls ${problem.remote}`, problem.error);
+    for (const problem of listing.problems) output.failure(`ls ${problem.remote}`, problem.error);
   }
 }
 
