@@ -88,7 +88,7 @@ describe('ls -r', () => {
 
     const file = await runCli([...remote, 'ls', '-r', 'site/a/one.txt'], cwd);
     expect(file.code).toBe(0);
-    expect(names(file.stdout)).toEqual(['one.txt']);
+    expect(names(file.stdout)).toEqual(['site/a/one.txt']); // by the path given, as ls(1) -R shows it
 
     const asDirectory = await runCli([...remote, 'ls', '-r', 'site/a/one.txt/'], cwd);
     expect(asDirectory.code).toBe(1);

@@ -89,6 +89,19 @@ describe('ls with several paths', () => {
     expect(JSON.parse(result.stdout)[0].entries).toEqual(JSON.parse(one.stdout));
   });
 
+  it('shows a file by the path given, as ls(1) does, alone as among several', async () => {
+    const remote = await serveTree();
+    const cwd = await tempDirs.make();
+    const alone = await runCli([...remote, 'ls', 'docs/guide.md'], cwd);
+    const among = await runCli([...remote, 'ls', 'docs/guide.md', 'notes.txt'], cwd);
+    // Before: `guide.md` alone, `docs/guide.md` among several.
+    expect(withoutTimes(alone.stdout)).toBe('file 300 TIME docs/guide.md\n');
+    expect(withoutTimes(among.stdout)).toBe('file 300 TIME docs/guide.md\nfile 5 TIME notes.txt\n');
+    // --json: the entry as stat gives it, by its name (its path is what was asked).
+    const json = await runCli([...remote, '--json', 'ls', 'docs/guide.md'], cwd);
+    expect(JSON.parse(json.stdout)).toMatchObject([{ name: 'guide.md', type: 'file', size: 300 }]);
+  });
+
   it('lists the directories in the order their entries would be in (ls(1) sorts its operands)', async () => {
     const remote = await serveTree();
     const cwd = await tempDirs.make();

@@ -47,7 +47,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('ls')
     .summary('list remote directories')
     .description(
-      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A pattern ('logs/*.log', quoted) lists the entries it matches, by path. Sorted by name, as ls(1): newest first with -t, largest first with -S (ties by name), the other way with --reverse; with -r, within each directory. --json keeps the order. Several paths, as ls(1): the files first, then each directory under a 'PATH:' line, both in the order entries are (--json: as given); one that fails is a line on stderr, the others are still listed.",
+      "List a remote directory: type, permission bits (with -l), size in bytes (-H: KiB, MiB…), modification time, name (directories end in /). A file is shown by the path given, and a pattern ('logs/*.log', quoted) lists the entries it matches by path, as ls(1) does. Sorted by name, as ls(1): newest first with -t, largest first with -S (ties by name), the other way with --reverse; with -r, within each directory. --json keeps the order. Several paths, as ls(1): the files first, then each directory under a 'PATH:' line, both in the order entries are (--json: as given); one that fails is a line on stderr, the others are still listed.",
     )
     .argument('[path...]', 'remote directories or files (default: the root)')
     .option(
@@ -564,6 +564,15 @@ async function listingOf(client: Client, given: string, how: ListingRequest): Pr
   };
 }
 
+/**
+ * A file's or a pattern's entries as the table shows them: a file by its path as given (`ls a/x`
+ * shows `a/x`, as ls(1) does), a pattern's matches by theirs.
+ */
+const shownEntries = (given: string, listing: Extract<Listing, { kind: 'entries' }>): WireEntry[] =>
+  listing.file
+    ? listing.entries.map((entry) => ({ ...entry, name: literalRemoteArgument(given) }))
+    : listing.entries;
+
 /** A directory's entries as the table shows them: each named by its path relative to it. */
 const byRelativePath = (listing: Extract<Listing, { kind: 'directory' }>): WireEntry[] =>
   listing.entries.map(({ relative, entry }) => ({ ...entry, name: relative }));
@@ -590,7 +599,8 @@ function printListing(
   const { listing } = operand;
   if (output.json) output.printJson(entriesAsJson(listing, options.recursive));
   else {
-    const entries = listing.kind === 'entries' ? listing.entries : byRelativePath(listing);
+    const entries =
+      listing.kind === 'entries' ? shownEntries(operand.given, listing) : byRelativePath(listing);
     for (const line of formatListing(entries, options)) output.printLine(line);
   }
   if (listing.kind === 'directory')
@@ -623,16 +633,9 @@ function printListings(
     );
   }
   const files: WireEntry[] = [];
-  for (const operand of operands) {
-    if (!('listing' in operand) || operand.listing.kind !== 'entries') continue;
-    const { entries, file } = operand.listing;
-    // A file by its path as given (`ls a/x b/` shows `a/x`), as a pattern's matches are.
-    files.push(
-      ...(file
-        ? entries.map((entry) => ({ ...entry, name: literalRemoteArgument(operand.given) }))
-        : entries),
-    );
-  }
+  for (const operand of operands)
+    if ('listing' in operand && operand.listing.kind === 'entries')
+      files.push(...shownEntries(operand.given, operand.listing));
   let printed = false;
   if (!output.json && files.length > 0) {
     for (const line of formatListing(sortEntries(files, options.order), options)) output.printLine(line);
