@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { lstat, mkdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -696,5 +697,44 @@ describe('--ignore-existing', () => {
     const stdout = await runCli([...at, 'get', 'kept.txt', '-', '--ignore-existing'], local);
     expect(stdout.code).toBe(2);
     expect(stdout.stderr).toContain("--ignore-existing does not apply to stdout ('-')");
+  }, 60_000);
+
+  it('put - NAME it leaves alone reads stdin to its end, so that the writer of a pipe is not cut (pipefail)', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await writeFile(join(server.root!, 'kept.txt'), 'kept\n');
+    // 8 MiB: far more than a pipe holds, so the writer is still writing when the file is skipped.
+    const script = `set -o pipefail; head -c 8388608 /dev/zero | "$0" "$@"; echo "statuses \${PIPESTATUS[*]}" >&2`;
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const piped = async (...putArgs: string[]): Promise<{ stdout: string; stderr: string }> => {
+      const args = [CLI_BIN, ...at, '--json', 'put', '-', ...putArgs];
+      // Not spawnSync: the server runs in this process.
+      const shell = spawn('bash', ['-c', script, process.execPath, ...args], { cwd: local });
+      const timer = setTimeout(() => shell.kill('SIGKILL'), 20_000);
+      let stdout = '';
+      let stderr = '';
+      shell.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      shell.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      await new Promise((resolve) => shell.once('close', resolve));
+      clearTimeout(timer);
+      return { stdout, stderr };
+    };
+    // Before: head was cut by SIGPIPE (141), failing the pipeline though the put succeeded.
+    const skipped = await piped('kept.txt', '--ignore-existing');
+    expect(skipped.stderr).toBe('statuses 0 0\n');
+    expect(JSON.parse(skipped.stdout)).toMatchObject([
+      { local: '-', remote: 'kept.txt', ok: true, skipped: true },
+    ]);
+    // A dry run sends nothing either, skipped or not.
+    for (const name of ['kept.txt', 'fresh.txt']) {
+      const dryRun = await piped(name, '--ignore-existing', '-n');
+      expect({ name, stderr: dryRun.stderr }).toEqual({ name, stderr: 'statuses 0 0\n' });
+    }
+    expect(await readFile(join(server.root!, 'kept.txt'), 'utf8')).toBe('kept\n');
+    expect(existsSync(join(server.root!, 'fresh.txt'))).toBe(false);
   }, 60_000);
 });

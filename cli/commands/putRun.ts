@@ -4,6 +4,8 @@
  */
 
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
 import { normalizeClientPath } from '../../shared/clientPaths.js';
@@ -375,6 +377,8 @@ async function put(
   if (dryRun) {
     const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
     const previews = await previewRun(mirror, transfers, failures, replaced);
+    // As a real run's stdin skipped, below: the pipeline a dry run is tried in succeeds as it.
+    if (jobs.some((job) => job.standardStream)) await discard(process.stdin);
     return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
   }
   const limit = planningLimit(parallel, client);
@@ -430,6 +434,10 @@ async function put(
         };
       },
     });
+    // stdin left unsent (--ignore-existing) is read to its end, as an upload would have: cut, its
+    // writer would die of SIGPIPE and fail a `set -o pipefail` script for a file rightly skipped.
+    if (outcomes.some((outcome) => outcome.local === '-' && outcome.skipped === true))
+      await discard(process.stdin);
     // Before the directories' times: removing from a directory changes its time.
     const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
     const removed = await removeExtraneous({ ...mirror, client: connection.client, failed });
@@ -439,6 +447,14 @@ async function put(
     // An interrupted upload may leave a read pending on stdin, which would keep the process alive.
     if (usesStdin) process.stdin.destroy();
   }
+}
+
+/** Reads `input` to its end and drops it; not a terminal's, which would wait for a Ctrl-D. */
+async function discard(input: Readable & { isTTY?: boolean }): Promise<void> {
+  if (input.isTTY === true) return;
+  input.resume();
+  // A read error ends it too: there was nothing to keep.
+  await finished(input).catch(() => {});
 }
 
 interface PlanningReports {
