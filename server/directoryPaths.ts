@@ -72,9 +72,6 @@ async function entryAt(
 }
 
 function notADirectory(path: string): StorageError {
-  return new StorageError(
-    'NOT_A_DIRECTORY',
-    `not a directory: ${path} (a path ending in '/' names one)`,
-    path,
-  );
+  // Worded as the CLI's and storage's own NOT_A_DIRECTORY: the path shown ends in '/' already.
+  return new StorageError('NOT_A_DIRECTORY', `not a directory: ${path}`, path);
 }
