@@ -39,14 +39,22 @@ export type ClientAccess = Pick<ClientOptions, 'tls' | 'user' | 'password'> & {
   askPassword?: () => Promise<ClientAccess>;
 };
 
+/**
+ * A `--credentials` or `--ca` file that cannot be used: LOCAL_IO_ERROR, its line ending in the
+ * code as every failure's does.
+ */
+function unusableFile(message: string, options: { cause?: unknown } = {}): CliError {
+  return new CliError(message, { ...options, code: 'LOCAL_IO_ERROR', showsCode: true });
+}
+
 /** A credentials file others can read is refused, as ssh refuses such a key. */
 export async function readCredentialsFile(path: string): Promise<{ user?: string; password: string }> {
   const info = await stat(path).catch((error: Error) => {
-    throw new CliError(`cannot read credentials file ${path}: ${errnoReason(error)}`, { cause: error });
+    throw unusableFile(`cannot read credentials file ${path}: ${errnoReason(error)}`, { cause: error });
   });
   if ((info.mode & 0o077) !== 0) {
     const mode = (info.mode & 0o777).toString(8).padStart(3, '0');
-    throw new CliError(
+    throw unusableFile(
       `credentials file ${path} is open to other users (mode ${mode}); it must be 600: chmod 600 ${path}`,
     );
   }
@@ -54,16 +62,16 @@ export async function readCredentialsFile(path: string): Promise<{ user?: string
   try {
     parsed = JSON.parse(await readFile(path, 'utf8'));
   } catch (error) {
-    throw new CliError(`credentials file ${path} is not valid JSON: ${(error as Error).message}`, {
+    throw unusableFile(`credentials file ${path} is not valid JSON: ${(error as Error).message}`, {
       cause: error,
     });
   }
   const o = parsed as { user?: unknown; password?: unknown } | null;
   if (typeof o !== 'object' || o === null || typeof o.password !== 'string') {
-    throw new CliError(`credentials file ${path} must be {"user": "…", "password": "…"}`);
+    throw unusableFile(`credentials file ${path} must be {"user": "…", "password": "…"}`);
   }
   if (o.user !== undefined && typeof o.user !== 'string')
-    throw new CliError(`credentials file ${path}: "user" must be a string`);
+    throw unusableFile(`credentials file ${path}: "user" must be a string`);
   return o.user === undefined ? { password: o.password } : { user: o.user, password: o.password };
 }
 
@@ -120,7 +128,7 @@ export async function clientAccessOptions(
     return { ...(tls !== undefined ? { tls } : {}), user, password };
   };
   const noPassword = (why: string): CliError =>
-    new CliError(`no password for ${user}: ${why}`, { code: 'LOGIN_FAILED' });
+    new CliError(`no password for ${user}: ${why}`, { code: 'LOGIN_FAILED', showsCode: true });
   if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user))
     return loggingIn(fromFile.password);
   // No account has an empty one (user add refuses it): sending it would only cost a failed login.
@@ -155,9 +163,9 @@ export async function clientAccessOptions(
  */
 async function readCaFile(path: string): Promise<Buffer> {
   const pem = await readFile(path).catch((error: Error) => {
-    throw new CliError(`cannot read --ca ${path}: ${errnoReason(error)}`, { cause: error });
+    throw unusableFile(`cannot read --ca ${path}: ${errnoReason(error)}`, { cause: error });
   });
   if (!pem.includes('-----BEGIN CERTIFICATE-----'))
-    throw new CliError(`--ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    throw unusableFile(`--ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   return pem;
 }

@@ -324,7 +324,7 @@ describe('logins from the CLI', () => {
       const mismatch = await run([...remote, '--credentials', credentials, '--user', 'alice', 'ls']);
       expect(mismatch.code).toBe(1);
       expect(mismatch.stderr).toBe(
-        `muxftp: no password for alice: the credentials file ${credentials} is for reader\n`,
+        `muxftp: no password for alice: the credentials file ${credentials} is for reader (LOGIN_FAILED)\n`,
       );
     } finally {
       await server.stop();
@@ -792,7 +792,7 @@ describe('an empty $MUXFTP_PASSWORD', () => {
       });
       expect(result.code).toBe(1);
       expect(result.stderr).toBe(
-        'muxftp: no password for ci: $MUXFTP_PASSWORD is set but empty (a CI secret that is not defined?)\n',
+        'muxftp: no password for ci: $MUXFTP_PASSWORD is set but empty (a CI secret that is not defined?) (LOGIN_FAILED)\n',
       );
       expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, error: { code: 'LOGIN_FAILED' } });
       expect(connections).toBe(0);

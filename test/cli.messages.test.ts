@@ -132,17 +132,18 @@ describe("a client's --ca or --credentials file that cannot be read", () => {
     const at = ['--server', `127.0.0.1:${await closedPort()}`];
     expect(await runCli([...at, '--ca', `${missing}.pem`, 'ls'], dir)).toMatchObject({
       code: 1,
-      stderr: `muxftp: cannot read --ca ${missing}.pem: no such file or directory\n`,
+      stderr: `muxftp: cannot read --ca ${missing}.pem: no such file or directory (LOCAL_IO_ERROR)\n`,
     });
     // Not a certificate at all (before: "the server's TLS certificate is not signed by the CA given").
     await writeFile(join(dir, 'users.json'), '{"users":[]}');
     expect(await runCli([...at, '--ca', 'users.json', 'ls'], dir)).toMatchObject({
       code: 1,
-      stderr: 'muxftp: --ca users.json holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n',
+      stderr:
+        'muxftp: --ca users.json holds no PEM certificate (-----BEGIN CERTIFICATE-----) (LOCAL_IO_ERROR)\n',
     });
     expect(await runCli([...at, '--credentials', `${missing}.json`, 'ls'], dir)).toMatchObject({
       code: 1,
-      stderr: `muxftp: cannot read credentials file ${missing}.json: no such file or directory\n`,
+      stderr: `muxftp: cannot read credentials file ${missing}.json: no such file or directory (LOCAL_IO_ERROR)\n`,
     });
   });
 });
