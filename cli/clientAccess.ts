@@ -6,6 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { ClientOptions } from '../client/client.js';
 import { errnoReason } from '../shared/errnoReasons.js';
+import { ANONYMOUS_USER } from '../shared/protocol/messages.js';
 import { CliError } from './cliError.js';
 import {
   hasControllingTerminal,
@@ -16,7 +17,6 @@ import {
 import { isLoopback } from './serverAccess.js';
 
 export const PASSWORD_ENV = 'MUXFTP_PASSWORD';
-const ANONYMOUS_USER = 'anonymous';
 
 export interface AccessOptions {
   /** Log in as this user. */

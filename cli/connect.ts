@@ -5,6 +5,7 @@ import type { ServerAddress } from '../client/address.js';
 import { Client } from '../client/client.js';
 import { MuxftpError, ProtocolError, SettingError } from '../shared/errors.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { ANONYMOUS_USER } from '../shared/protocol/messages.js';
 import { packageVersion } from '../shared/version.js';
 import { announcedBusyRetries } from './busyRetries.js';
 import { CliError } from './cliError.js';
@@ -68,6 +69,8 @@ export interface ConnectTarget {
   maxRate?: number;
   /** `--timeout` (ClientOptions.responseTimeoutMs); undefined: the client's default. */
   responseTimeoutMs?: number;
+  /** The warning that the server takes no logins was given (warnOfUnusedUser): once a command. */
+  toldUserUnused?: boolean;
 }
 
 /**
@@ -103,7 +106,7 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
   for (;;) {
     const { askPassword, ...access } = target.access;
     try {
-      return await Client.connect({
+      const client = await Client.connect({
         host: address.host,
         port: address.port,
         agent: `muxftp-cli/${packageVersion()}`,
@@ -114,6 +117,8 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
         ...(signal === undefined ? {} : { signal }),
         ...(busy === undefined ? {} : { busyRetries: () => announcedBusyRetries(busy.command, busy.notice) }),
       });
+      warnOfUnusedUser(target, client);
+      return client;
     } catch (error) {
       // The server wants a password (WELCOME): asked now, not before (one that takes no logins
       // needs none), then connected to again with it; the reconnects of the command use it too.
@@ -127,6 +132,20 @@ export async function openClient(target: ConnectTarget, signal?: AbortSignal): P
       await sleep(delayMs, undefined, signal === undefined ? {} : { signal }).catch(() => {});
     }
   }
+}
+
+/**
+ * `--user NAME` meeting a server that takes no logins: the library connects as it is, with
+ * whatever that server gives anyone, which is not what NAME may do elsewhere. Said once a command.
+ */
+function warnOfUnusedUser(target: ConnectTarget, client: Client): void {
+  const { user } = target.access;
+  if (user === undefined || user === ANONYMOUS_USER || target.toldUserUnused === true) return;
+  if (client.serverInfo.login?.required === true) return;
+  target.toldUserUnused = true;
+  process.stderr.write(
+    `muxftp: warning: ${formatAddress(target.server)} takes no logins: --user ${user} is not used (connected as anyone is)\n`,
+  );
 }
 
 /**

@@ -40,6 +40,7 @@ import {
 import { encodeAuth, encodeCancel, encodeHello, encodeOpen, encodePing } from '../shared/protocol/encoder.js';
 import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
+  ANONYMOUS_USER,
   parseAuthResult,
   parseEnd,
   parseErrorPayload,
@@ -439,9 +440,6 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   }
   return resolved;
 }
-
-/** The account a server with `--anonymous` lets in without a password (docs/PROTOCOL.md, AUTH). */
-const ANONYMOUS_USER = 'anonymous';
 
 /** Certificate checks node's TLS reports by these codes. */
 const UNTRUSTED_CERTIFICATE = new Set([

@@ -27,6 +27,7 @@ import {
 import { encodeAuth, encodeError, encodePing, encodeWelcome } from '../shared/protocol/encoder.js';
 import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
+  ANONYMOUS_USER,
   type AuthRequest,
   errorPayload,
   type LoginRequirement,
@@ -53,7 +54,6 @@ import type { AccountResourceTable } from './auth/accountResources.js';
 import { type Account, type Accounts, OPEN_ACCESS_ACCOUNT } from './auth/accounts.js';
 import { type LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
-import { ANONYMOUS_USER } from './auth/usersFile.js';
 import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
 import { ListingTurns } from './listingTurns.js';

@@ -428,6 +428,24 @@ describe('logins from the CLI', () => {
   });
 });
 
+describe('--user against a server that takes no logins', () => {
+  it('connects with no password asked and says once that the name is not used', async () => {
+    const open = await serve([], join(dir, 'open-data'));
+    try {
+      const at = ['--server', `127.0.0.1:${open.port}`];
+      const listed = await run([...at, '--user', 'alice', 'ls'], { env: { MUXFTP_PASSWORD: 'alice-pw' } });
+      expect(listed).toMatchObject({
+        code: 0,
+        stderr: `muxftp: warning: 127.0.0.1:${open.port} takes no logins: --user alice is not used (connected as anyone is)\n`,
+      });
+      // Without --user, nothing to say.
+      expect(await run([...at, 'ls'])).toMatchObject({ code: 0, stderr: '' });
+    } finally {
+      await open.stop();
+    }
+  });
+});
+
 describe('serve re-reads its users file on SIGHUP', () => {
   /** Waits (bounded) until the server's log has `count` lines matching `pattern`. */
   it('lets a user added since start log in after SIGHUP, and keeps the users when the file is broken', async () => {

@@ -4,15 +4,10 @@
  * users that exist and for those that do not, so the answer's timing says nothing about names.
  */
 import { DEFAULTS } from '../../shared/defaults.js';
+import { ANONYMOUS_USER } from '../../shared/protocol/messages.js';
 import { normalizeClientPath } from '../../storage/paths.js';
 import { dummyPasswordHash, parsePasswordHash, verifyPassword } from './passwords.js';
-import {
-  ANONYMOUS_USER,
-  PERMISSIONS,
-  type Permission,
-  READ_ONLY_PERMISSIONS,
-  type UsersFile,
-} from './usersFile.js';
+import { PERMISSIONS, type Permission, READ_ONLY_PERMISSIONS, type UsersFile } from './usersFile.js';
 
 /** A logged-in identity: what the connection may do and where. */
 export interface Account {

@@ -25,6 +25,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoReason } from '../../shared/errnoReasons.js';
+import { ANONYMOUS_USER } from '../../shared/protocol/messages.js';
 import type { Permission } from '../../shared/protocol/operations.js';
 import { normalizeClientPath } from '../../storage/paths.js';
 import { parsePasswordHash } from './passwords.js';
@@ -39,8 +40,6 @@ export type { Permission };
 /** What `--read-only` and anonymous access without `--anonymous-write` allow. */
 export const READ_ONLY_PERMISSIONS: readonly Permission[] = ['list', 'read'];
 
-/** The name of the account `--anonymous` enables; no users-file entry may take it. */
-export const ANONYMOUS_USER = 'anonymous';
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** One user in the users file. */

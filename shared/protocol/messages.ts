@@ -123,6 +123,9 @@ export interface Welcome {
   integrity: WelcomeIntegrity;
 }
 
+/** The account a server with `--anonymous` lets in without a password; no users-file entry may take it. */
+export const ANONYMOUS_USER = 'anonymous';
+
 /** AUTH from the client: a user and password, or `anonymous` without one. */
 export interface AuthRequest {
   user: string;
