@@ -30,14 +30,15 @@ export function checkDirectoryPaths(storage: Storage, request: Request): Promise
     const { from, to } = request;
     if (!namesDirectory(from) && !namesDirectory(to)) return undefined;
     return (async () => {
-      // A missing `from` is left to rename's NOT_FOUND.
+      // A missing `from` is left to rename's NOT_FOUND, whatever `to` names (rename(2)'s ENOENT).
       const moved = await entryAt(storage, from, true);
-      if (namesDirectory(from) && moved !== undefined && moved.type !== 'dir') throw notADirectory(from);
+      if (moved === undefined) return;
+      if (namesDirectory(from) && moved.type !== 'dir') throw notADirectory(from);
       if (!namesDirectory(to)) return;
       const replaced = await entryAt(storage, to, true);
       if (replaced !== undefined && replaced.type !== 'dir') throw notADirectory(to);
       // What is moved takes the name `to/`: it must be a directory.
-      if (moved !== undefined && moved.type !== 'dir') throw notADirectory(to);
+      if (moved.type !== 'dir') throw notADirectory(to);
     })();
   }
   if (!('path' in request) || !namesDirectory(request.path)) return undefined;

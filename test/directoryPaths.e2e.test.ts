@@ -114,6 +114,14 @@ describe.each(['memory', 'disk'] as const)('a trailing / on %s storage', (backen
     expect((await client.stat('')).type).toBe('dir');
   });
 
+  it('leaves a rename of nothing to NOT_FOUND, as rename(2) says ENOENT before it looks at the new name', async () => {
+    const client = await tree(backend);
+    expect(await codeOf(client.rename('missing', 'f/'))).toBe('NOT_FOUND');
+    expect(await codeOf(client.rename('missing/', 'f/'))).toBe('NOT_FOUND');
+    expect(await codeOf(client.rename('missing', 'g/'))).toBe('NOT_FOUND');
+    expect(await client.getBuffer('f')).toEqual(FILE);
+  });
+
   it('refuses a resumable put of a local file to it before any byte is kept', async () => {
     const client = await tree(backend);
     const local = join(await tempDirs.make(), 'big.bin');
