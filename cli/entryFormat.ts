@@ -24,7 +24,8 @@ export function formatListing(
   // One field, as ls -h prints it (1.21KiB): the columns stay split by blanks.
   const sizeOf = options.human === true ? (size: number) => formatBytes(size).replace(' ', '') : String;
   const sizes = entries.map((entry) => (entry.type === 'dir' ? '-' : sizeOf(entry.size)));
-  const width = Math.max(1, ...sizes.map((size) => size.length));
+  // A loop, not Math.max(...sizes): spreading an ls -r of 100,000s of entries overflows the stack.
+  const width = sizes.reduce((widest, size) => Math.max(widest, size.length), 1);
   return entries.map((entry, index) => {
     const name = printable(entry.name) + (entry.type === 'dir' ? '/' : '') + unnamableNote(entry);
     const bits =

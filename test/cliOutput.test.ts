@@ -3,6 +3,7 @@ import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { CliError } from '../cli/cliError.js';
 import { connectFailure } from '../cli/connect.js';
+import { formatListing } from '../cli/entryFormat.js';
 import { describeError } from '../cli/output.js';
 import { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -47,5 +48,22 @@ describe('a server that accepts the connection and never answers', () => {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
     }
+  });
+});
+
+describe('formatListing', () => {
+  it('lays out a listing of more entries than a call can take as arguments (ls -r of a large tree)', () => {
+    // 300,000 entries: `Math.max(...widths)` overflowed the stack from about 120,000 on.
+    const entries = Array.from({ length: 300_000 }, (_, index) => ({
+      name: `f${index}`,
+      type: 'file' as const,
+      size: index === 7 ? 123_456 : 1,
+      mtime: 0,
+    }));
+    const lines = formatListing(entries);
+    expect(lines).toHaveLength(300_000);
+    // The size column is as wide as the widest size, here 123456's.
+    expect(lines[7]).toMatch(/^file {2}123456 {2}/);
+    expect(lines[0]).toMatch(/^file {7}1 {2}/);
   });
 });
