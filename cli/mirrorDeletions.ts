@@ -284,30 +284,26 @@ async function removeFromDestinations(
     });
     if (dryRun && step === 'in the way') inTheWay.set(tree, new Set(picked.map((entry) => entry.relative)));
     const limit = new ConcurrencyLimit(DEFAULTS.planningRequests);
-    await Promise.all(
-      picked.map((entry) =>
-        limit.run(async () => {
-          const where = side.pathOf(tree.destination, entry.relative);
-          // A directory as ls shows one, ending in '/': it goes with everything in it.
-          const named = `${where}${entry.kind === 'dir' ? '/' : ''}`;
-          const wanted = tree.present.get(entry.relative) === 'dir' ? 'directory' : 'file';
-          const why = step === 'in the way' ? ` (in the way of a ${wanted})` : '';
-          if (dryRun) {
-            if (!run.output.json) run.output.printLine(printable(`would delete ${named}${why}`));
-            outcomes.push({ ...at(where), ok: true, bytes: 0, deleted: true, dryRun: true });
-            return;
-          }
-          try {
-            await side.remove(tree.destination, entry);
-          } catch (error) {
-            notRemoved(where, error);
-            return;
-          }
-          run.output.notice(`muxftp: deleted ${named}${why}`);
-          outcomes.push({ ...at(where), ok: true, bytes: 0, deleted: true });
-        }),
-      ),
-    );
+    await limit.map(picked, async (entry) => {
+      const where = side.pathOf(tree.destination, entry.relative);
+      // A directory as ls shows one, ending in '/': it goes with everything in it.
+      const named = `${where}${entry.kind === 'dir' ? '/' : ''}`;
+      const wanted = tree.present.get(entry.relative) === 'dir' ? 'directory' : 'file';
+      const why = step === 'in the way' ? ` (in the way of a ${wanted})` : '';
+      if (dryRun) {
+        if (!run.output.json) run.output.printLine(printable(`would delete ${named}${why}`));
+        outcomes.push({ ...at(where), ok: true, bytes: 0, deleted: true, dryRun: true });
+        return;
+      }
+      try {
+        await side.remove(tree.destination, entry);
+      } catch (error) {
+        notRemoved(where, error);
+        return;
+      }
+      run.output.notice(`muxftp: deleted ${named}${why}`);
+      outcomes.push({ ...at(where), ok: true, bytes: 0, deleted: true });
+    });
   }
   return outcomes;
 }

@@ -37,14 +37,10 @@ export async function removeRecursively(client: Client, path: string): Promise<v
   const isDirectory = (entry: WireEntry): boolean => entry.type === 'dir' && entry.link !== true;
   const removable = tree.entries.filter(({ entry }) => !isDirectory(entry));
   const failures: unknown[] = [];
-  await Promise.all(
-    removable.map(({ relative }) =>
-      limit.run(() =>
-        client.delete(joinRemote(path, relative)).catch((error: unknown) => {
-          if (!isGone(error)) failures.push(error);
-        }),
-      ),
-    ),
+  await limit.map(removable, ({ relative }) =>
+    client.delete(joinRemote(path, relative)).catch((error: unknown) => {
+      if (!isGone(error)) failures.push(error);
+    }),
   );
   if (failures.length > 0) throw new PartlyRemoved(failures[0], failures.length, removable.length);
   // In path order a parent comes before what is in it: backwards, each directory is empty when its turn comes.

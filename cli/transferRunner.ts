@@ -246,15 +246,11 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   const notStarted = new MuxftpError('CANCELLED', 'interrupted before it started');
   let notStartedCount = 0;
   try {
-    const outcomes = await Promise.all(
-      run.jobs.map((job) =>
-        limit.run(async () => {
-          if (!controller.signal.aborted) return runOne(run, job, progress, controller.signal);
-          notStartedCount++;
-          return failedOutcome(job.local, job.remote, notStarted);
-        }),
-      ),
-    );
+    const outcomes = await limit.map(run.jobs, async (job) => {
+      if (!controller.signal.aborted) return runOne(run, job, progress, controller.signal);
+      notStartedCount++;
+      return failedOutcome(job.local, job.remote, notStarted);
+    });
     if (notStartedCount > 0) {
       progress.notStarted(notStartedCount);
       const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
@@ -283,21 +279,17 @@ export async function previewTransfers(
 ): Promise<TransferOutcome[]> {
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
   const signal = new AbortController().signal;
-  const outcomes = await Promise.all(
-    run.jobs.map((job) =>
-      limit.run(async (): Promise<TransferOutcome> => {
-        let skipped: TransferOutcome | undefined;
-        try {
-          skipped = await skipIfIdentical(run, job, signal);
-        } catch (error) {
-          run.output.failure(`${run.command} ${transferSubject(run.command, job)}`, error);
-          return { ...failedOutcome(job.local, job.remote, error), dryRun: true };
-        }
-        if (skipped !== undefined) return { ...skipped, dryRun: true };
-        return { local: job.local, remote: job.remote, ok: true, bytes: job.size ?? 0, dryRun: true };
-      }),
-    ),
-  );
+  const outcomes = await limit.map(run.jobs, async (job): Promise<TransferOutcome> => {
+    let skipped: TransferOutcome | undefined;
+    try {
+      skipped = await skipIfIdentical(run, job, signal);
+    } catch (error) {
+      run.output.failure(`${run.command} ${transferSubject(run.command, job)}`, error);
+      return { ...failedOutcome(job.local, job.remote, error), dryRun: true };
+    }
+    if (skipped !== undefined) return { ...skipped, dryRun: true };
+    return { local: job.local, remote: job.remote, ok: true, bytes: job.size ?? 0, dryRun: true };
+  });
   if (!run.output.json) {
     for (const [index, outcome] of outcomes.entries()) {
       if (outcome.skipped === true || !outcome.ok) continue;

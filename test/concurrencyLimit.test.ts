@@ -64,4 +64,41 @@ describe('ConcurrencyLimit', () => {
     expect(order).toEqual(['a1', 'b1', 'd1', 'a2', 'b2', 'a3']);
     expect([limit.runningCount, limit.waitingCount]).toEqual([0, 0]);
   });
+
+  it('map gives every result in order, and holds no more calls in line than it may run', async () => {
+    const limit = new ConcurrencyLimit(4);
+    let running = 0;
+    let mostRunning = 0;
+    let mostWaiting = 0;
+    const results = await limit.map(
+      Array.from({ length: 300 }, (_, index) => index),
+      async (item) => {
+        running++;
+        mostRunning = Math.max(mostRunning, running);
+        mostWaiting = Math.max(mostWaiting, limit.waitingCount);
+        await new Promise((resolve) => setImmediate(resolve));
+        running--;
+        return item * 2;
+      },
+    );
+    expect(results).toEqual(Array.from({ length: 300 }, (_, index) => index * 2));
+    expect(mostRunning).toBe(4);
+    // Promise.all(items.map(run)) had 296 waiting here: a call held per file of a large tree.
+    expect(mostWaiting).toBeLessThanOrEqual(4);
+    expect([limit.runningCount, limit.waitingCount]).toEqual([0, 0]);
+  });
+
+  it('map starts no item after one has failed, and rejects with that failure', async () => {
+    const limit = new ConcurrencyLimit(2);
+    const started: number[] = [];
+    const mapped = limit.map([0, 1, 2, 3, 4, 5], async (item) => {
+      started.push(item);
+      await new Promise((resolve) => setImmediate(resolve));
+      if (item === 1) throw new Error('item 1 failed');
+      return item;
+    });
+    await expect(mapped).rejects.toThrow('item 1 failed');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(started.length).toBeLessThan(6);
+  });
 });

@@ -387,17 +387,13 @@ async function put(
   // Else all at once: with `parents` every mkdir stands alone.
   const made: typeof dirs = [];
   for (const level of options.perms ? byDepth(dirs, (dir) => dir.remote) : [dirs]) {
-    await Promise.all(
-      level.map((dir) =>
-        limit.run(async () => {
-          const mode = options.perms ? await permissionBits(dir.local) : undefined;
-          await client.mkdir(dir.remote, { parents: true, mode }).then(
-            () => made.push(dir),
-            (error: unknown) => fail(dir.local, dir.remote, error),
-          );
-        }),
-      ),
-    );
+    await limit.map(level, async (dir) => {
+      const mode = options.perms ? await permissionBits(dir.local) : undefined;
+      await client.mkdir(dir.remote, { parents: true, mode }).then(
+        () => made.push(dir),
+        (error: unknown) => fail(dir.local, dir.remote, error),
+      );
+    });
   }
 
   const usesStdin = jobs.some((job) => job.standardStream);
