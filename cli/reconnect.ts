@@ -56,6 +56,12 @@ export class ReconnectingClient {
   private current: Client;
   private replacing: Promise<Client> | undefined;
   private closed = false;
+  /**
+   * Why the server stayed away through a whole transfer's retries, until a reconnect succeeds:
+   * the transfers of a large tree not yet started then fail with it at once, instead of each
+   * waiting out retries of its own (100,000s of files, 8 at a time: most of a day).
+   */
+  private awayFailure: unknown;
 
   constructor(target: ConnectTarget, first: Client) {
     this.target = target;
@@ -86,12 +92,23 @@ export class ReconnectingClient {
           throw new MuxftpError('CANCELLED', 'the command is finishing');
         }
         this.current = fresh;
+        this.awayFailure = undefined;
         return fresh;
       } finally {
         this.replacing = undefined;
       }
     })();
     return this.replacing;
+  }
+
+  /** Why the server is taken as gone (see awayFailure), or undefined while it is not. */
+  get goneFailure(): unknown {
+    return this.awayFailure;
+  }
+
+  /** A transfer spent its retries without reaching the server again: `failure` said why. */
+  markGone(failure: unknown): void {
+    this.awayFailure ??= failure;
   }
 
   async close(): Promise<void> {

@@ -247,11 +247,19 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   let notStartedCount = 0;
   try {
     const outcomes = await limit.map(run.jobs, async (job) => {
-      if (!controller.signal.aborted) return runOne(run, job, progress, controller.signal);
+      const gone = run.connection.goneFailure;
+      if (!controller.signal.aborted && gone === undefined)
+        return runOne(run, job, progress, controller.signal);
       notStartedCount++;
-      return failedOutcome(job.local, job.remote, notStarted);
+      return failedOutcome(job.local, job.remote, controller.signal.aborted ? notStarted : gone);
     });
-    if (notStartedCount > 0) {
+    const gone = run.connection.goneFailure;
+    if (notStartedCount > 0 && !controller.signal.aborted && gone !== undefined) {
+      // The server stayed away through a transfer's every retry: one line for the files left.
+      progress.notStarted(notStartedCount);
+      const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
+      run.output.failure(`${run.command}: ${files} not started, the server still away`, gone);
+    } else if (notStartedCount > 0) {
       progress.notStarted(notStartedCount);
       const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
       run.output.failure(run.command, new MuxftpError('CANCELLED', `interrupted before ${files} started`));
@@ -409,13 +417,17 @@ async function runOne(
   let attempt = 0;
   // Why the last reconnect failed (the server still away): that try's failure, said as it is.
   let reconnectFailure: unknown;
+  // The last try failed because the server could not be reached again.
+  let failedReconnecting = false;
   for (;;) {
     try {
       // Ctrl-C while this transfer waited to reconnect: it ends here, cancelled.
       if (signal.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
+      failedReconnecting = false;
       if (reconnectFailure !== undefined) {
         const failure = reconnectFailure;
         reconnectFailure = undefined;
+        failedReconnecting = true;
         throw failure;
       }
       const done = await run.perform(job, client, {
@@ -489,6 +501,7 @@ async function runOne(
         ({ client, failure: reconnectFailure } = await run.connection.tryReplace(client, delayMs, signal));
         continue;
       }
+      if (failedReconnecting && !signal.aborted) run.connection.markGone(error);
       meter.end(false);
       const partial = await keptPartialInfo(kept);
       // An upload cut short (Ctrl-C, a connection that stayed down) past a whole block: the server

@@ -246,6 +246,48 @@ describe('--retries', () => {
     ]);
   }, 60_000);
 
+  it("a server that stays away through a transfer's retries: the files not yet started fail at once, in one line", async () => {
+    const root = await tempDirs.make();
+    const local = await tempDirs.make();
+    await mkdir(join(root, 'up'));
+    await writeFile(join(local, 'a.bin'), '');
+    await truncate(join(local, 'a.bin'), BIG);
+    const small = Array.from({ length: 30 }, (_, index) => `f${String(index).padStart(2, '0')}.txt`);
+    for (const name of small) await writeFile(join(local, name), name);
+    const first = await startServe(root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
+    const cli = spawnTracked(
+      [
+        'put',
+        'a.bin',
+        ...small,
+        '--to',
+        'up/',
+        '-j',
+        '1',
+        '--retries',
+        '1',
+        '--server',
+        `127.0.0.1:${first.port}`,
+      ],
+      local,
+    );
+    let stderr = '';
+    cli.child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    await until(uploadsUnderWay(join(root, 'up'), 1));
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(await cli.exited).toBe(1);
+    const lines = stderr.split('\n').filter((line) => line !== '');
+    // Before: each of the 30 waited out a retry of its own, a line each (a tree: most of a day).
+    expect(lines.filter((line) => line.includes('retry 1/1'))).toHaveLength(1);
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^muxftp: put: 30 files not started, the server still away: cannot connect to /),
+    );
+    expect(lines.filter((line) => /^muxftp: put f\d\d\.txt/.test(line))).toEqual([]);
+  }, 60_000);
+
   it('--retries 0: the same fault fails the command and leaves nothing under the names', async () => {
     const root = await tempDirs.make();
     const local = await tempDirs.make();
