@@ -254,14 +254,12 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
       return failedOutcome(job.local, job.remote, controller.signal.aborted ? notStarted : gone);
     });
     const gone = run.connection.goneFailure;
+    const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
+    if (notStartedCount > 0) progress.notStarted(notStartedCount);
     if (notStartedCount > 0 && !controller.signal.aborted && gone !== undefined) {
       // The server stayed away through a transfer's every retry: one line for the files left.
-      progress.notStarted(notStartedCount);
-      const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
       run.output.failure(`${run.command}: ${files} not started, the server still away`, gone);
     } else if (notStartedCount > 0) {
-      progress.notStarted(notStartedCount);
-      const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
       run.output.failure(run.command, new MuxftpError('CANCELLED', `interrupted before ${files} started`));
     }
     return outcomes;
