@@ -512,21 +512,21 @@ async function planDownloads(
   const trees: MirroredTree[] = [];
   // Many files named in one directory: one listing of it tells them all (a stat is a request each).
   const crowded = new CrowdedDirectories(remotes.filter((remote) => !listed.has(remote)));
-  const stats = await Promise.all(
-    remotes.map((remote) => {
+  // At most -j of them wait in line (ConcurrencyLimit.map): a pattern may match thousands.
+  const stats = await limit.map(
+    remotes,
+    async (remote): Promise<{ entry: WireEntry } | { error: unknown }> => {
       const known = listed.get(remote);
       if (known?.type === 'file') return { entry: known };
-      return limit.run(async () => {
-        try {
-          const inListing = await crowded.lookUp(client, remote);
-          // What else a listing shows (a name not there, a link leading out) stat says best.
-          if (inListing?.type === 'file' || inListing?.type === 'dir') return { entry: inListing };
-          return { entry: await client.stat(remote) };
-        } catch (error) {
-          return { error };
-        }
-      });
-    }),
+      try {
+        const inListing = await crowded.lookUp(client, remote);
+        // What else a listing shows (a name not there, a link leading out) stat says best.
+        if (inListing?.type === 'file' || inListing?.type === 'dir') return { entry: inListing };
+        return { entry: await client.stat(remote) };
+      } catch (error) {
+        return { error };
+      }
+    },
   );
   for (const [index, remote] of remotes.entries()) {
     const result = stats[index]!;
