@@ -45,12 +45,19 @@ function fileSha256(file: string): Promise<string> {
   });
 }
 
-function spawnTracked(args: string[], cwd = REPO): { child: ChildProcess; exited: Promise<number | null> } {
+function spawnTracked(
+  args: string[],
+  cwd = REPO,
+): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
   const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   void exited.then(() => children.delete(child));
-  return { child, exited };
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return { child, exited, stderr: () => stderr };
 }
 
 /** `muxftp serve` on `root` and `port` (0: any), with `extraArgs`; resolves with the port once it listens. */
@@ -106,10 +113,6 @@ async function runThroughRestart(
   // Restarted on this port below: one no client connection can take meanwhile.
   const first = await startServe(root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
   const cli = spawnTracked([...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
-  let stderr = '';
-  cli.child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
   await until(started);
   first.child.kill('SIGKILL');
   await first.exited;
@@ -121,7 +124,7 @@ async function runThroughRestart(
   await probe.close();
   second.child.kill('SIGTERM');
   await second.exited;
-  return { code, stderr, bytesOutAfterRestart: bytesOut, bytesInAfterRestart: bytesIn };
+  return { code, stderr: cli.stderr(), bytesOutAfterRestart: bytesOut, bytesInAfterRestart: bytesIn };
 }
 
 const uploadsUnderWay = (dir: string, count: number) => async () =>
@@ -221,10 +224,6 @@ describe('--retries', () => {
       ['put', 'a.bin', '--to', 'up/', '--retries', '2', '--server', `127.0.0.1:${first.port}`],
       local,
     );
-    let stderr = '';
-    cli.child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
     await until(uploadsUnderWay(join(root, 'up'), 1));
     first.child.kill('SIGKILL');
     await first.exited;
@@ -232,7 +231,12 @@ describe('--retries', () => {
     const address = `127.0.0.1:${first.port}`;
     const refused = `cannot connect to ${address}: connection refused (is \`muxftp serve\` running there?)`;
     // Before: every line said "connection … closed", the first connection's failure, again.
-    expect(stderr.split('\n').filter((line) => line !== '')).toEqual([
+    expect(
+      cli
+        .stderr()
+        .split('\n')
+        .filter((line) => line !== ''),
+    ).toEqual([
       // The first: the connection's end, as the kernel told it (closed, or reset).
       expect.stringMatching(/^muxftp: put a\.bin: .*; retry 1\/2 in /),
       expect.stringMatching(new RegExp(`^muxftp: put a\\.bin: ${escapeRegExp(refused)}; retry 2/2 in `)),
@@ -271,15 +275,14 @@ describe('--retries', () => {
       ],
       local,
     );
-    let stderr = '';
-    cli.child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
     await until(uploadsUnderWay(join(root, 'up'), 1));
     first.child.kill('SIGKILL');
     await first.exited;
     expect(await cli.exited).toBe(1);
-    const lines = stderr.split('\n').filter((line) => line !== '');
+    const lines = cli
+      .stderr()
+      .split('\n')
+      .filter((line) => line !== '');
     // Before: each of the 30 waited out a retry of its own, a line each (a tree: most of a day).
     expect(lines.filter((line) => line.includes('retry 1/1'))).toHaveLength(1);
     expect(lines).toContainEqual(
