@@ -33,17 +33,23 @@ async function logLine(s: TestServer, pattern: RegExp): Promise<string> {
   throw new Error(`no log line like ${pattern}; the log:\n${s.logs.join('\n')}`);
 }
 
+/** A raw peer that opened a 1 MiB put of `path` as stream 1 and sent 100 KiB of it, given time to arrive. */
+async function uploadUnderWay(port: number, path: string): Promise<RawPeer> {
+  const peer = await RawPeer.open(port);
+  peer.write(encodeOpen(1, { op: 'put', path, size: 1024 * KiB }));
+  await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+  peer.write(encodeData(1, Buffer.alloc(100 * KiB, 2)));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return peer;
+}
+
 describe('cut transfers in the server log', () => {
   it('names an upload and a download cut by a lost connection, and how far each got', async () => {
     server = await startServer({ backend: 'disk' });
     const client = await server.connect();
     await client.put('whole.bin', Buffer.alloc(1024 * KiB, 1));
 
-    const uploader = await RawPeer.open(server.port);
-    uploader.write(encodeOpen(1, { op: 'put', path: 'cut.bin', size: 1024 * KiB }));
-    await uploader.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
-    uploader.write(encodeData(1, Buffer.alloc(100 * KiB, 2)));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const uploader = await uploadUnderWay(server.port, 'cut.bin');
     uploader.destroy();
     const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
     expect(await logLine(server, / upload of cut\.bin /)).toMatch(
@@ -80,11 +86,7 @@ describe('cut transfers in the server log', () => {
     const client = await server.connect();
     await client.put('whole.bin', Buffer.alloc(1024 * KiB, 1));
 
-    const peer = await RawPeer.open(server.port);
-    peer.write(encodeOpen(1, { op: 'put', path: 'cancelled.bin', size: 1024 * KiB }));
-    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
-    peer.write(encodeData(1, Buffer.alloc(100 * KiB, 2)));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const peer = await uploadUnderWay(server.port, 'cancelled.bin');
     peer.write(encodeCancel(1));
     const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
     expect(await logLine(server, / upload of cancelled\.bin /)).toMatch(
