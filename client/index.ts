@@ -54,6 +54,7 @@ export {
   type GetResult,
   type KnownDigest,
   ListingTooLongError,
+  LocalPartialRefusedError,
   type ProgressCallback,
   type PutResult,
 } from './streams.js';

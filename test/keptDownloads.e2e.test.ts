@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
+import { LocalPartialRefusedError } from '../client/index.js';
 import { SinkFile } from '../client/sinkFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
@@ -860,6 +861,32 @@ describe('get -r -c continuing a sync', () => {
       /differs from the server's at block 0 \(another version\?\): not continued, left as it was \(INTEGRITY_ERROR\)/,
     );
     expect(sha256(await readFile(join(local, 'f.bin')))).toBe(sha256(mine));
+  });
+
+  it('the library refuses it as LocalPartialRefusedError, or replaces it when asked', async () => {
+    env = await startServer({ backend: 'disk' });
+    const theirs = randomBytes(BLOCK + 10);
+    await writeFile(join(env.root!, 'f.bin'), theirs);
+    const local = await tempDirs.make();
+    const mine = randomBytes(BLOCK + 10);
+    const target = join(local, 'f.bin');
+    await writeFile(target, mine);
+    const client = await env.connect();
+    const refused = await client.get('f.bin', target, { continue: true }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(LocalPartialRefusedError);
+    expect(refused).toMatchObject({ code: 'INTEGRITY_ERROR' });
+    expect(sha256(await readFile(target))).toBe(sha256(mine));
+    const restarts: string[] = [];
+    const result = await client.get('f.bin', target, {
+      continue: true,
+      replaceDiffering: true,
+      onRestart: (reason) => restarts.push(reason),
+    });
+    expect(result.continuedFrom ?? 0).toBe(0);
+    expect(restarts).toEqual([
+      expect.stringMatching(/differs from the server's at block 0.*downloading it afresh/),
+    ]);
+    expect(sha256(await readFile(target))).toBe(sha256(theirs));
   });
 });
 
