@@ -100,7 +100,13 @@ describe('muxftp bench --local', () => {
 
   it('measures connects and idle connections', async () => {
     const connect = JSON.parse((await bench('--op', 'connect', '--clients', '40', '--json')).stdout);
-    expect(connect).toMatchObject({ ops: 40, verified: 40, error_count: 0, connections_opened: 40 });
+    expect(connect).toMatchObject({
+      ok: true,
+      ops: 40,
+      verified: 40,
+      error_count: 0,
+      connections_opened: 40,
+    });
     // A timed run: the server is sampled every 250 ms, so the 51 connections must stay open for
     // longer than that (a 2-operation run could finish between two samples on a fast machine).
     const idle = JSON.parse(
@@ -131,6 +137,20 @@ describe('muxftp bench --local', () => {
     expect(failed.stdout).toMatch(/^muxftp bench: upload, 2 clients × 1 stream, /);
     expect(failed.stdout).toMatch(/server load +\d+ connections?, \d+ streams? at peak/);
     for (const line of failed.stdout.trimEnd().split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+    // --json says it too: `ok` is what the exit status says, as for every other command.
+    const failedJson = await bench(
+      '--op',
+      'upload',
+      '--clients',
+      '2',
+      '--size',
+      '64KiB',
+      '--min-mbps',
+      '1000000',
+      '--json',
+    );
+    expect(failedJson.code).toBe(1);
+    expect(JSON.parse(failedJson.stdout)).toMatchObject({ ok: false, thresholds: { passed: false } });
     const usage = await bench('--files', '3', '--duration', '1s');
     expect(usage.code).toBe(2);
   });

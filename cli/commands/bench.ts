@@ -191,7 +191,8 @@ export function registerBenchCommand(program: Command, output: Output): void {
         stopListening();
       }
       // The report first: a --html file that cannot be written must not cost the run's results.
-      if (global.json) output.printJson(report);
+      // `ok` first, as every command's --json has it: what the exit status says (thresholds met).
+      if (global.json) output.printJson({ ok: report.thresholds.passed, ...report });
       else output.printLine(formatReport(report, describeSizes(options)));
       if (!report.thresholds.passed) output.raiseExitCode(1);
       if (flags.html !== undefined) {
