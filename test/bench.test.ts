@@ -119,16 +119,8 @@ describe('muxftp bench --local', () => {
   });
 
   it('exits non-zero when a threshold is not met, and prints a readable table otherwise', async () => {
-    const failed = await bench(
-      '--op',
-      'upload',
-      '--clients',
-      '2',
-      '--size',
-      '64KiB',
-      '--min-mbps',
-      '1000000',
-    );
+    const unmet = ['--op', 'upload', '--clients', '2', '--size', '64KiB', '--min-mbps', '1000000'];
+    const failed = await bench(...unmet);
     expect(failed.code).toBe(1);
     expect(failed.stdout).toMatch(/FAILED\s+.*below --min-mbps/);
     expect(failed.stdout).toMatch(/throughput\s+[\d.]+ MB\/s/);
@@ -138,17 +130,7 @@ describe('muxftp bench --local', () => {
     expect(failed.stdout).toMatch(/server load +\d+ connections?, \d+ streams? at peak/);
     for (const line of failed.stdout.trimEnd().split('\n')) expect(line.length).toBeLessThanOrEqual(80);
     // --json says it too: `ok` is what the exit status says, as for every other command.
-    const failedJson = await bench(
-      '--op',
-      'upload',
-      '--clients',
-      '2',
-      '--size',
-      '64KiB',
-      '--min-mbps',
-      '1000000',
-      '--json',
-    );
+    const failedJson = await bench(...unmet, '--json');
     expect(failedJson.code).toBe(1);
     expect(JSON.parse(failedJson.stdout)).toMatchObject({ ok: false, thresholds: { passed: false } });
     const usage = await bench('--files', '3', '--duration', '1s');
