@@ -34,7 +34,7 @@ async function digestLocalFile(
     throw localError(err, path);
   }
   try {
-    const stats = await file.stat();
+    const stats = file.statsAtOpen ?? (await file.stat());
     if (!stats.isFile()) return undefined;
     const stop = end(stats);
     const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(1, stop)));

@@ -97,9 +97,16 @@ export class LocalFile {
   readonly #fd: number;
   #closed = false;
   readonly #running = new Set<Promise<unknown>>();
+  /**
+   * The fstat the open on the loop made to tell a regular file, kept so the caller's first look
+   * at the file (size, times) costs no second call; undefined when the open went through the
+   * threadpool.
+   */
+  readonly statsAtOpen: BigIntStats | undefined;
 
-  private constructor(fd: number) {
+  private constructor(fd: number, statsAtOpen?: BigIntStats) {
     this.#fd = fd;
+    this.statsAtOpen = statsAtOpen;
   }
 
   /**
@@ -111,13 +118,16 @@ export class LocalFile {
     const offloaded = async () => new LocalFile(await openAsync(path, 'r'));
     const opened = await localFileCalls.run<LocalFile | undefined>(() => {
       const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-      let regular = false;
+      let stats: BigIntStats;
       try {
-        regular = fstatSync(fd).isFile();
-      } finally {
-        if (!regular) closeSync(fd);
+        stats = fstatSync(fd, { bigint: true });
+      } catch (error) {
+        closeSync(fd);
+        throw error;
       }
-      return regular ? new LocalFile(fd) : undefined;
+      if (stats.isFile()) return new LocalFile(fd, stats);
+      closeSync(fd);
+      return undefined;
     }, offloaded);
     return opened ?? offloaded();
   }
@@ -210,7 +220,7 @@ class FileSource implements ByteSource {
     let file: LocalFile | undefined;
     try {
       file = await LocalFile.open(path);
-      const info = await file.stat();
+      const info = file.statsAtOpen ?? (await file.stat());
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
       // A regular file that says it is empty may not be: /proc's have a size of 0 and content made
       // as they are read (stored as 0 bytes, they were lost). One read tells; content is read to
