@@ -898,13 +898,21 @@ export class Client {
     this.assertOpen();
     await prepareBlockHashes();
     let plan: PutPlan | undefined;
+    let opened: ByteSource | undefined;
     if ((options.resumable === true || options.continue === true) && typeof source === 'string') {
-      const local = await localSourceIdentity(source);
-      if (local.size >= INTEGRITY_BLOCK_BYTES)
-        plan = await this.planResumablePut(remotePath, source, local, options);
+      // Opened first: the open's own stat says whether the file holds a whole block, and a smaller
+      // one (most of a put -r) is sent as it is, with no stat of its path nor identity to make.
+      opened = await openSource(source);
+      if (opened.size !== undefined && opened.size >= INTEGRITY_BLOCK_BYTES) {
+        await opened.close();
+        opened = undefined;
+        const local = await localSourceIdentity(source);
+        if (local.size >= INTEGRITY_BLOCK_BYTES)
+          plan = await this.planResumablePut(remotePath, source, local, options);
+      }
     }
     if (plan === undefined) {
-      const byteSource = await openSource(source);
+      const byteSource = opened ?? (await openSource(source));
       const request: RequestOf<'upload'> =
         byteSource.size === undefined
           ? { op: 'put', path: remotePath }
