@@ -258,6 +258,18 @@ async function put(
   );
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
+  // What each source is, looked at once: the check below and the planning both need it, and a
+  // put of many small files stat'ed each twice.
+  const inspected = new Map<string, Promise<LocalEntry>>();
+  const inspect = (source: string): Promise<LocalEntry> => {
+    let entry = inspected.get(source);
+    if (entry === undefined) {
+      entry = inspectLocal(source);
+      entry.catch(() => {}); // looked at again by whoever asks
+      inspected.set(source, entry);
+    }
+    return entry;
+  };
   // Nothing to send (every source missing or unreadable): said of each as its upload would, and
   // -p makes nothing on the server for it.
   if (parents && !dryRun) {
@@ -265,7 +277,7 @@ async function put(
       sources.map((source) =>
         source === '-' || source === ''
           ? undefined
-          : inspectLocal(source).then(
+          : inspect(source).then(
               () => undefined,
               (error: unknown) => error,
             ),
@@ -319,6 +331,7 @@ async function put(
     fail,
     passOver,
     excluded,
+    inspect,
   });
   const { dirs } = planned;
   const jobs = withoutSharedDestinations(
@@ -458,6 +471,8 @@ interface PlanningReports {
   /** An entry of a tree with nothing to send, and why. */
   passOver: (local: string, remote: string, reason: string) => void;
   excluded: Excluded | undefined;
+  /** What a source is (inspectLocal's answer, which the caller may have asked for already). */
+  inspect: (source: string) => Promise<LocalEntry>;
 }
 
 /** A local directory's permission bits; undefined when it cannot be looked at (it gets a new one's). */
@@ -473,7 +488,7 @@ async function planUploads(
   sources: string[],
   target: ResolvedPutTarget,
   recursive: boolean,
-  { fail, passOver, excluded }: PlanningReports,
+  { fail, passOver, excluded, inspect }: PlanningReports,
 ): Promise<{ jobs: TransferJob[]; dirs: Array<{ local: string; remote: string }>; trees: MirroredTree[] }> {
   const jobs: TransferJob[] = [];
   const dirs: Array<{ local: string; remote: string }> = [];
@@ -501,7 +516,7 @@ async function planUploads(
     }
     let entry: LocalEntry;
     try {
-      entry = await inspectLocal(source);
+      entry = await inspect(source);
     } catch (error) {
       fail(source, remote, error);
       continue;
