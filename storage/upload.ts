@@ -207,6 +207,8 @@ export class FsUpload implements UploadHandle {
     const { fs, handle, temporaryPath, target, durable } = this.#context;
     let stats: FsStats;
     let replaced: EntryInfo | undefined;
+    /** The file's version right after the rename (for the digest cache). */
+    let committed: FsStats | undefined;
     /** The caller's beforeReplace refused: its error goes back as it is. */
     let refusal: { error: unknown } | undefined;
     try {
@@ -229,7 +231,8 @@ export class FsUpload implements UploadHandle {
       // datasync covers the data and the size, which is all a reader needs.
       if (durable) await handle.datasync();
       stats = await handle.stat();
-      await this.#closeHandle();
+      // The file stays open through the rename: asked where it is only if it must be removed
+      // (#discard), and asked its version after the rename on its descriptor, not by its path.
       replaced = await this.#context.exclusive(async () => {
         const entry = await this.#context.checkTarget();
         try {
@@ -243,6 +246,9 @@ export class FsUpload implements UploadHandle {
         else await fs.rename(temporaryPath, target.hostPath);
         // Still under the lock: a delete of the file just placed is told of after this.
         options.onPlaced?.({ ...entryInfo(baseName(this.#clientPath), stats!), replaced: entry });
+        // The rename changed ctime: the version readers will see, taken while no delete, rename
+        // or commit can have replaced the file at the target.
+        if (digest !== undefined) committed = await handle.stat().catch(() => undefined);
         return entry;
       });
     } catch (error) {
@@ -250,23 +256,22 @@ export class FsUpload implements UploadHandle {
       if (refusal !== undefined) throw refusal.error;
       throw (await this.#temporaryFileTaken(error)) ?? storageErrorFromFs(error, this.#clientPath);
     }
+    // In place: nothing left to remove, so no need to ask where it is; a failed close (which
+    // Linux does not report for a file this process wrote) cannot undo the upload.
+    this.#handleClosed = true;
+    await this.#context.handle.close().catch(noop);
     this.#release();
     this.#context.onFinish(false);
     if (durable) await this.#context.directorySyncs.sync(this.#context.parentHostPath);
-    if (digest !== undefined) {
-      // The rename changed ctime: remember the digest under the version readers will see, if the
-      // target is still our file as we wrote it (another upload may have replaced it since, or a
-      // writer outside muxftp changed it; a rename changes neither size nor mtime).
-      const committed = await fs.stat(target.hostPath).catch(() => undefined);
-      if (
-        committed !== undefined &&
-        committed.ino === stats.ino &&
-        committed.dev === stats.dev &&
-        committed.size === stats.size &&
-        committed.mtimeMs === stats.mtimeMs
-      ) {
-        this.#context.digests.set(committed, digest);
-      }
+    // Remembered if the file is still as we wrote it (a writer outside muxftp may have changed it
+    // since; a rename changes neither size nor mtime).
+    if (
+      digest !== undefined &&
+      committed !== undefined &&
+      committed.size === stats.size &&
+      committed.mtimeMs === stats.mtimeMs
+    ) {
+      this.#context.digests.set(committed, digest);
     }
     return { ...entryInfo(baseName(this.#clientPath), stats), replaced };
   }
