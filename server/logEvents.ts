@@ -4,6 +4,7 @@
  * it always read; `json`, one object per line for pipelines (journald → Loki, fail2ban, jq).
  */
 import { printable } from '../shared/printable.js';
+import { writeStderrLine } from './stderrLines.js';
 
 /** How bad: `warn` a refusal or failure a client caused, `error` one the operator must look at. */
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -103,5 +104,5 @@ export function jsonLine(event: LogEvent, time: Date = new Date()): string {
 
 /** Events to stderr as JSON lines (the text format's writer is logToStderr, fed textLine()). */
 export const logJsonToStderr: LogEventFunction = (event) => {
-  process.stderr.write(`${jsonLine(event)}\n`);
+  writeStderrLine(`${jsonLine(event)}\n`);
 };

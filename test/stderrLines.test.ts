@@ -1,0 +1,57 @@
+/**
+ * The server's log lines to stderr go out together once per turn of the loop (server/stderrLines.ts),
+ * in order, and none is lost when the process exits right after logging it.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { logJsonToStderr } from '../server/logEvents.js';
+import { logToStderr } from '../server/options.js';
+
+const DIST = path.resolve(import.meta.dirname, '..', 'dist', 'server');
+
+describe('log lines to stderr', () => {
+  it('are held for the rest of the turn and written together in the next', async () => {
+    logToStderr('stderrLines.test: first of one turn');
+    logJsonToStderr({ event: 'test', text: 'stderrLines.test: second of one turn' });
+    expect(process.stderr.writableCorked).toBe(1);
+    expect(process.stderr.writableLength).toBeGreaterThan(0);
+    await nextTurn();
+    expect(process.stderr.writableCorked).toBe(0);
+  });
+
+  it('are all written, in order, when the process exits right after them', async () => {
+    const options = pathToFileURL(path.join(DIST, 'options.js')).href;
+    const events = pathToFileURL(path.join(DIST, 'logEvents.js')).href;
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { logToStderr } = await import(${JSON.stringify(options)});
+         const { logJsonToStderr } = await import(${JSON.stringify(events)});
+         for (let i = 0; i < 100; i++) logToStderr('line ' + i);
+         logJsonToStderr({ event: 'last', text: 'the last' });
+         process.exit(3);`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const [code] = await once(child, 'exit');
+    clearTimeout(timer);
+    expect(code).toBe(3);
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(101);
+    expect(lines.slice(0, 100).map((line) => line.replace(/^\S+ /, ''))).toEqual(
+      Array.from({ length: 100 }, (_, i) => `line ${i}`),
+    );
+    expect(JSON.parse(lines[100]!)).toMatchObject({ event: 'last', msg: 'the last' });
+  });
+});
