@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, type TestContext, vi } from 'vitest';
 import type { Client } from '../client/client.js';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
@@ -148,12 +148,18 @@ describe('RateLimiter', () => {
   });
 });
 
-describe('throttled transfers', () => {
-  let server: TestServer | undefined;
-  afterEach(async () => {
-    await server?.stop();
-    server = undefined;
-  });
+// They mostly wait on the rate, so they run at once (vitest's maxConcurrency at a time), each
+// with its own server: a loaded machine only slows a transfer, and a slow measurement is retried.
+describe.concurrent('throttled transfers', () => {
+  /** A server of this test's own, stopped when the test ends. */
+  async function serverFor(
+    test: TestContext,
+    options?: Parameters<typeof startServer>[0],
+  ): Promise<TestServer> {
+    const server = await startServer(options);
+    test.onTestFinished(() => server.stop());
+    return server;
+  }
 
   const rate = 2 * MiB;
   const size = 4 * MiB;
@@ -203,13 +209,13 @@ describe('throttled transfers', () => {
     expect(back.equals(payload)).toBe(true);
   }
 
-  it("--max-rate holds a connection's download and upload to the configured rate", async () => {
-    server = await startServer({ maxRateBytesPerSecond: rate });
+  it("--max-rate holds a connection's download and upload to the configured rate", async (test) => {
+    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
     await upAndDownAtTheRate(await server.connect());
   }, 40_000);
 
-  it('puts that fit their initial windows complete no faster than the rate, one after another', async () => {
-    server = await startServer({ maxRateBytesPerSecond: rate });
+  it('puts that fit their initial windows complete no faster than the rate, one after another', async (test) => {
+    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
     const client = await server.connect();
     // Each fits the 256 KiB the client may send with its OPEN (and is more than the limit's piece
     // of a tenth of a second): before, all of it went at once and the puts completed at ~20x the rate.
@@ -232,8 +238,8 @@ describe('throttled transfers', () => {
     expect((await client.getBuffer('p1-7.bin')).equals(pieces[7]!)).toBe(true);
   }, 40_000);
 
-  it('bytes a refused put sent with its OPEN count against the rate', async () => {
-    server = await startServer({ maxRateBytesPerSecond: rate });
+  it('bytes a refused put sent with its OPEN count against the rate', async (test) => {
+    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
     const client = await server.connect();
     await client.mkdir('dir');
     const piece = randomBytes(240 * 1024);
@@ -248,12 +254,12 @@ describe('throttled transfers', () => {
     expect(performance.now() - started).toBeGreaterThan(1000);
   }, 20_000);
 
-  it('a connection whose reads wait to pay for refused puts still shows its client it is alive', async () => {
+  it('a connection whose reads wait to pay for refused puts still shows its client it is alive', async (test) => {
     // 64 KiB/s: two refused puts of 240 KiB owe ~7.5 s, while the client gives up on a server
     // silent for 2 s. Before, the reads held for the debt sent no PING answers (a hold for the
     // disk does): the stat after them failed CONNECTION_LOST.
     const slow = 64 * 1024;
-    server = await startServer({ maxRateBytesPerSecond: slow });
+    const server = await serverFor(test, { maxRateBytesPerSecond: slow });
     const client = await server.connect({ responseTimeoutMs: 2_000 });
     await client.mkdir('dir');
     const piece = randomBytes(240 * 1024);
@@ -268,8 +274,8 @@ describe('throttled transfers', () => {
     await client.close();
   }, 30_000);
 
-  it('a client sending puts that are refused, as fast as it can, is read no faster than the rate', async () => {
-    server = await startServer({ maxRateBytesPerSecond: rate });
+  it('a client sending puts that are refused, as fast as it can, is read no faster than the rate', async (test) => {
+    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
     const peer = await RawPeer.open(server.port, ['xxh128'], { uploadInitialWindow: true });
     try {
       // Each put refused at once (a path out of the root), its initial window's bytes dropped;
@@ -296,10 +302,10 @@ describe('throttled transfers', () => {
     }
   }, 30_000);
 
-  it("puts waiting to pay for their initial windows hold their bytes in storage, not in the server's memory", async () => {
+  it("puts waiting to pay for their initial windows hold their bytes in storage, not in the server's memory", async (test) => {
     // 32 KiB/s: eight puts of 200 KiB would wait ~50 s for their turns. Held in memory meanwhile,
     // their bytes counted as upload backlog (the server's mark holds every client's uploads).
-    server = await startServer({ maxRateBytesPerSecond: 32 * 1024, backend: 'disk' });
+    const server = await serverFor(test, { maxRateBytesPerSecond: 32 * 1024, backend: 'disk' });
     // A slow set-up (a busy disk): every put's bytes are in before its upload is.
     const createUpload = server.storage.createUpload.bind(server.storage);
     server.storage.createUpload = async (path, options) => {
@@ -312,7 +318,7 @@ describe('throttled transfers', () => {
     const root = server.root!;
     const storedBytes = () =>
       readdirSync(root).reduce((sum, name) => sum + statSync(join(root, name)).size, 0);
-    const backlog = () => server!.server.connectionFigures()[0]!.uploadBacklogBytes;
+    const backlog = () => server.server.connectionFigures()[0]!.uploadBacklogBytes;
     // Until every byte has arrived: in the temporary files, or held in memory.
     for (let i = 0; i < 500 && storedBytes() + backlog() < 8 * 200 * 1024; i++)
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -323,9 +329,9 @@ describe('throttled transfers', () => {
     expect(server.server.connectionFigures()[0]!.openStreams).toBeGreaterThan(1); // still waiting their turns
   }, 20_000);
 
-  it('a stream waiting its turn at the rate is not stalled: no STREAM_TIMEOUT however long the turns take', async () => {
+  it('a stream waiting its turn at the rate is not stalled: no STREAM_TIMEOUT however long the turns take', async (test) => {
     // 16 KiB a turn at 64 KiB/s: four streams each get a turn a second, four idle timeouts apart.
-    server = await startServer({ maxRateBytesPerSecond: 64 * 1024, idleTimeoutMs: 250 });
+    const server = await serverFor(test, { maxRateBytesPerSecond: 64 * 1024, idleTimeoutMs: 250 });
     const client = await server.connect();
     const files = Array.from({ length: 4 }, () => randomBytes(48 * 1024));
     await Promise.all(files.map((bytes, i) => client.put(`t${i}.bin`, bytes)));
@@ -334,8 +340,8 @@ describe('throttled transfers', () => {
     expect(server.server.counters.errors.get('STREAM_TIMEOUT') ?? 0).toBe(0);
   }, 20_000);
 
-  it('streams on one connection take turns at its rate: two downloads move alike, and two uploads', async () => {
-    server = await startServer({ maxRateBytesPerSecond: rate });
+  it('streams on one connection take turns at its rate: two downloads move alike, and two uploads', async (test) => {
+    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
     const client = await server.connect();
     const files = [randomBytes(2 * MiB), randomBytes(2 * MiB)];
     // In turns, the other is within a piece or two of the end; a timer per stream let one take
@@ -347,29 +353,29 @@ describe('throttled transfers', () => {
   }, 40_000);
 
   /** Two connections of alice, whose users-file entry limits her to `rate`. */
-  async function aliceTwice() {
+  async function aliceTwice(test: TestContext) {
     const users = addUser(emptyUsersFile(), {
       name: 'alice',
       passwordHash: await hashPassword('pw'),
       permissions: [...PERMISSIONS],
       maxRate: rate,
     });
-    server = await startServer({ accounts: new Accounts({ users }) });
+    const server = await serverFor(test, { accounts: new Accounts({ users }) });
     return [
       await server.connect({ user: 'alice', password: 'pw' }),
       await server.connect({ user: 'alice', password: 'pw' }),
     ] as const;
   }
 
-  it("a user's rate is shared by all their connections", async () => {
-    const [first, second] = await aliceTwice();
+  it("a user's rate is shared by all their connections", async (test) => {
+    const [first, second] = await aliceTwice(test);
     const payload = randomBytes(size / 2);
     await Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]);
     await expectAtTheRate(() => Promise.all([first.getBuffer('a.bin'), second.getBuffer('b.bin')]));
   }, 40_000);
 
-  it("a user's connections take turns at the user's rate", async () => {
-    const clients = await aliceTwice();
+  it("a user's connections take turns at the user's rate", async (test) => {
+    const clients = await aliceTwice(test);
     const files = [randomBytes(2 * MiB), randomBytes(2 * MiB)];
     // Taking turns, the other connection is a piece or two behind (a piece is a tenth of a second
     // at the rate, ~10% of a file); before, the first connection's downloads had all the tokens
@@ -382,13 +388,16 @@ describe('throttled transfers', () => {
     expect(down).toBeGreaterThan(0.6 * 2 * MiB);
   }, 40_000);
 
-  it('--max-user-rate is the rate of a user the users file gives none, shared by all their connections', async () => {
+  it('--max-user-rate is the rate of a user the users file gives none, shared by all their connections', async (test) => {
     const users = addUser(emptyUsersFile(), {
       name: 'bob',
       passwordHash: await hashPassword('pw'),
       permissions: [...PERMISSIONS],
     });
-    server = await startServer({ accounts: new Accounts({ users }), maxUserRateBytesPerSecond: rate });
+    const server = await serverFor(test, {
+      accounts: new Accounts({ users }),
+      maxUserRateBytesPerSecond: rate,
+    });
     const first = await server.connect({ user: 'bob', password: 'pw' });
     const second = await server.connect({ user: 'bob', password: 'pw' });
     const payload = randomBytes(size / 2);
@@ -397,13 +406,13 @@ describe('throttled transfers', () => {
   }, 40_000);
 
   // The client's own limit (ClientOptions.maxRate; put/get --limit-rate), against a server with none.
-  it("a client's maxRate holds its uploads and downloads to the rate", async () => {
-    server = await startServer();
+  it("a client's maxRate holds its uploads and downloads to the rate", async (test) => {
+    const server = await serverFor(test);
     await upAndDownAtTheRate(await server.connect({ maxRate: rate }));
   }, 40_000);
 
-  it("a client's maxRate holds an upload from a stream read in small pieces (stdin, a pipe)", async () => {
-    server = await startServer();
+  it("a client's maxRate holds an upload from a stream read in small pieces (stdin, a pipe)", async (test) => {
+    const server = await serverFor(test);
     const client = await server.connect({ maxRate: rate });
     // Each read brings 16 KiB of the limit's ~200 KiB piece: charged the piece, it went at a tenth.
     const pieces = Array.from({ length: size / (16 * 1024) }, () => randomBytes(16 * 1024));
@@ -414,8 +423,8 @@ describe('throttled transfers', () => {
     expect((await client.getBuffer('pipe1.bin')).equals(Buffer.concat(pieces))).toBe(true);
   }, 40_000);
 
-  it("many small files at once go no faster than a client's maxRate, either way", async () => {
-    server = await startServer();
+  it("many small files at once go no faster than a client's maxRate, either way", async (test) => {
+    const server = await serverFor(test);
     const client = await server.connect({ maxRate: rate });
     // Each fits the initial upload window and a download's first window: sent, or granted, with
     // the OPEN and unthrottled, all seventeen would complete at once.
@@ -433,8 +442,8 @@ describe('throttled transfers', () => {
     expect(got.every((bytes, i) => bytes.equals(pieces[i]!))).toBe(true);
   }, 60_000);
 
-  it('put and get --limit-rate hold the whole command to the rate', async () => {
-    server = await startServer({ backend: 'disk' });
+  it('put and get --limit-rate hold the whole command to the rate', async (test) => {
+    const server = await serverFor(test, { backend: 'disk' });
     const dir = await mkdtemp(join(tmpdir(), 'muxftp-limit-'));
     try {
       const names = ['a', 'b', 'c', 'd'];
@@ -442,7 +451,7 @@ describe('throttled transfers', () => {
       // does not take the measured rate under 80% (it did, at 4 MiB, in a full run).
       for (const name of names) await writeFile(join(dir, name), randomBytes(2 * MiB));
       const cli = async (...args: string[]) => {
-        const run = await runCli([...args, '-q', '--server', `127.0.0.1:${server!.port}`], dir, {
+        const run = await runCli([...args, '-q', '--server', `127.0.0.1:${server.port}`], dir, {
           timeoutMs: 30_000,
         });
         expect(run.stderr).toBe('');
