@@ -2,9 +2,9 @@
  * Two `muxftp get` runs contending for a small `--max-open-files`: the server serves one or two
  * files at a time and refuses the rest SERVER_BUSY, with a retry-after hint; each CLI tries a
  * refused file again on its connection after that hint, for up to DEFAULTS.serverBusyRetryMs, not
- * a count of backoffs. So every file arrives, though most wait far longer than `--retries` (3)
- * backoffs span (3.5-7 s): served two at a time, the last of 24 start some 11 s in. Real server on
- * 127.0.0.1, two real CLI processes, real files. Needs dist/ (npm run build).
+ * a count of backoffs. So every file arrives, though most wait far longer than `--retries 1`'s
+ * backoff (0.5-1 s): served two at a time, half a second each, the last of 24 start some 7 s in.
+ * Real server on 127.0.0.1, two real CLI processes, real files. Needs dist/ (npm run build).
  */
 
 import { randomBytes } from 'node:crypto';
@@ -29,18 +29,21 @@ afterEach(async () => {
 
 describe('two CLIs contending for --max-open-files', () => {
   it('every file of both arrives, each refused file tried again while the server is busy', async () => {
-    // Each connection moves 256 KiB/s: a 256 KiB file takes a second alone on it, and two files
-    // can be open at once on the whole server.
+    // Each connection moves 256 KiB/s: a 128 KiB file takes half a second alone on it, and two
+    // files can be open at once on the whole server.
     server = await startServer({ maxOpenFiles: 2, maxRateBytesPerSecond: 256 * KiB });
     // More files at once than node's default of 10 listeners on one AbortSignal (each waiting
     // file listens on the run's): no MaxListenersExceededWarning for them.
     const files = Array.from({ length: 12 }, (_, i) => ({
       name: `f${i}.bin`,
-      content: randomBytes(256 * KiB),
+      content: randomBytes(128 * KiB),
     }));
-    const seeder = await server.connect();
-    for (const { name, content } of files) await seeder.put(name, content);
-    await seeder.close();
+    // Straight into the storage: through a connection they would go at its rate too.
+    for (const { name, content } of files) {
+      const upload = await server.storage.createUpload(name);
+      await upload.write([content]);
+      await upload.commit();
+    }
     const busyBefore = server.server.counters.errors.get('SERVER_BUSY') ?? 0;
 
     const started = performance.now();
@@ -48,7 +51,9 @@ describe('two CLIs contending for --max-open-files', () => {
       ['a', 'b'].map(async (who) => {
         const cwd = await tempDirs.make();
         const args = ['--server', `127.0.0.1:${server!.port}`, 'get', ...files.map((f) => f.name)];
-        const run = await runCli([...args, '--to', 'out/', '-p', '-j', '12'], cwd, { timeoutMs: 60_000 });
+        const run = await runCli([...args, '--to', 'out/', '-p', '-j', '12', '--retries', '1'], cwd, {
+          timeoutMs: 60_000,
+        });
         return { who, cwd, ...run };
       }),
     );
