@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
@@ -29,14 +29,6 @@ afterAll(async () => {
   await certs?.remove();
 });
 
-let env: TestServer | undefined;
-const peers: RawPeer[] = [];
-const timers: NodeJS.Timeout[] = [];
-afterEach(async () => {
-  for (const timer of timers.splice(0)) clearInterval(timer);
-  env = await stopServerAndPeers(env, peers);
-});
-
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A TLS connection to the test server, trusting the test CA. */
@@ -49,11 +41,17 @@ function connectOverTls(port: number, ca: Buffer): Promise<Socket> {
   });
 }
 
+/** What one test lets go of when it ends (the TCP and TLS tests run at once). */
+interface Held {
+  peers: RawPeer[];
+  timers: NodeJS.Timeout[];
+}
+
 /**
  * A peer that asks for `path` with all the credit it may ever need, and reads nothing yet; over
  * TLS when given the CA to trust.
  */
-async function askForFile(port: number, path: string, ca?: Buffer): Promise<RawPeer> {
+async function askForFile({ peers }: Held, port: number, path: string, ca?: Buffer): Promise<RawPeer> {
   const peer = await RawPeer.open(ca === undefined ? port : await connectOverTls(port, ca));
   peers.push(peer);
   peer.socket.pause();
@@ -65,7 +63,7 @@ const TICK_MS = 100;
 const BYTES_PER_TICK = 512 * 1024;
 
 /** Reads about `bytesPerTick` every TICK_MS: flowing until the tick's share is in, then paused. */
-function readSteadily(peer: RawPeer, bytesPerTick: number): void {
+function readSteadily({ timers }: Held, peer: RawPeer, bytesPerTick: number): void {
   let left = bytesPerTick;
   peer.socket.on('data', (chunk: Buffer) => {
     left -= chunk.length;
@@ -80,14 +78,20 @@ function readSteadily(peer: RawPeer, bytesPerTick: number): void {
 }
 
 // Over TLS the socket's handle is TLS's, which writes through the TCP handle below it: that one's
-// unwritten bytes are the ones the kernel takes.
-describe.each([
+// unwritten bytes are the ones the kernel takes. The two mostly wait for a slow reader: at once.
+describe.concurrent.each([
   { transport: 'TCP', tls: false },
   { transport: 'TLS', tls: true },
 ])('a client that reads slowly but steadily, over $transport', ({ tls }) => {
   it.skipIf(tls && !opensslAvailable)(
     'keeps its connection and gets the whole file verified; one that reads nothing is still closed',
-    async () => {
+    async ({ onTestFinished }) => {
+      const held: Held = { peers: [], timers: [] };
+      let env: TestServer | undefined;
+      onTestFinished(async () => {
+        for (const timer of held.timers) clearInterval(timer);
+        await stopServerAndPeers(env, held.peers);
+      });
       const ca = tls ? certs!.ca : undefined;
       const idleTimeoutMs = 1_000;
       // A 16 MiB outbound mark, so a batch (~13 MiB here) is many times what the kernel takes in
@@ -103,9 +107,9 @@ describe.each([
       (env.storage as MemoryStorage).volume.writeFileSync('/big', content);
 
       // ~5 MB/s: a batch takes seconds to reach the kernel whole, while steps come every ~0.3 s.
-      const slow = await askForFile(env.port, 'big', ca);
-      readSteadily(slow, BYTES_PER_TICK);
-      const idle = await askForFile(env.port, 'big', ca);
+      const slow = await askForFile(held, env.port, 'big', ca);
+      readSteadily(held, slow, BYTES_PER_TICK);
+      const idle = await askForFile(held, env.port, 'big', ca);
 
       // Bounded: 32 MiB at ~5 MB/s is ~7 s; the test's own timeout is above this.
       const ended = (f: Frame) =>
