@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import { backoffDelayMs } from '../cli/reconnect.js';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
@@ -27,13 +27,24 @@ const MiB = 1024 * 1024;
 const BIG = 64 * MiB;
 const FIRST_SERVER_RATE = '32MiB';
 
-const tempDirs = new TempDirs('muxftp-retry-');
-const children = new Set<ChildProcess>();
+/**
+ * What one test starts: its processes (killed when it ends) and its temporary directories. The
+ * tests run at once (they mostly wait: on a backoff, a restart, a throttled first server), so each
+ * lets go of only its own.
+ */
+interface Run {
+  children: Set<ChildProcess>;
+  tempDirs: TempDirs;
+}
 
-afterEach(async () => {
-  for (const child of children) child.kill('SIGKILL');
-  await tempDirs.removeAll();
-});
+function runFor(test: TestContext): Run {
+  const run: Run = { children: new Set(), tempDirs: new TempDirs('muxftp-retry-') };
+  test.onTestFinished(async () => {
+    for (const child of run.children) child.kill('SIGKILL');
+    await run.tempDirs.removeAll();
+  });
+  return run;
+}
 
 function fileSha256(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -46,6 +57,7 @@ function fileSha256(file: string): Promise<string> {
 }
 
 function spawnTracked(
+  { children }: Run,
   args: string[],
   cwd = REPO,
 ): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
@@ -62,11 +74,12 @@ function spawnTracked(
 
 /** `muxftp serve` on `root` and `port` (0: any), with `extraArgs`; resolves with the port once it listens. */
 async function startServe(
+  run: Run,
   root: string,
   port = 0,
   extraArgs: string[] = [],
 ): Promise<{ child: ChildProcess; port: number; exited: Promise<unknown> }> {
-  const { child, exited } = spawnTracked([
+  const { child, exited } = spawnTracked(run, [
     'serve',
     '--port',
     String(port),
@@ -100,6 +113,7 @@ async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Pro
 
 /** Runs `muxftp ARGS`, kills the server once `started()` says the transfers are under way, restarts it. */
 async function runThroughRestart(
+  run: Run,
   root: string,
   cwd: string,
   args: (port: number) => string[],
@@ -111,13 +125,13 @@ async function runThroughRestart(
   bytesInAfterRestart: number;
 }> {
   // Restarted on this port below: one no client connection can take meanwhile.
-  const first = await startServe(root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
-  const cli = spawnTracked([...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
+  const first = await startServe(run, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
+  const cli = spawnTracked(run, [...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
   await until(started);
   first.child.kill('SIGKILL');
   await first.exited;
   await new Promise((resolve) => setTimeout(resolve, 200));
-  const second = await startServe(root, first.port);
+  const second = await startServe(run, root, first.port);
   const code = await cli.exited;
   const probe = await Client.connect({ host: '127.0.0.1', port: second.port });
   const { bytesOut, bytesIn } = await probe.stats();
@@ -130,7 +144,7 @@ async function runThroughRestart(
 const uploadsUnderWay = (dir: string, count: number) => async () =>
   (await readdir(dir).catch(() => [])).filter((n) => n.startsWith('.muxftp-')).length >= count;
 
-describe('--retries', () => {
+describe.concurrent('--retries', () => {
   it('backs off exponentially with jitter between half and all of each step, capped', () => {
     expect(backoffDelayMs(0, () => 1)).toBe(DEFAULTS.retryBaseDelayMs);
     expect(backoffDelayMs(0, () => 0)).toBe(DEFAULTS.retryBaseDelayMs / 2);
@@ -139,15 +153,17 @@ describe('--retries', () => {
     expect(backoffDelayMs(30, () => 1)).toBe(DEFAULTS.retryMaxDelayMs);
   });
 
-  it('put: after the server is killed and restarted mid-upload, every file arrives whole', async () => {
-    const root = await tempDirs.make();
-    const local = await tempDirs.make();
+  it('put: after the server is killed and restarted mid-upload, every file arrives whole', async (test) => {
+    const run = runFor(test);
+    const root = await run.tempDirs.make();
+    const local = await run.tempDirs.make();
     await mkdir(join(root, 'up'));
     const names = ['a.bin', 'b.bin'];
     await writeFile(join(local, 'a.bin'), '');
     await truncate(join(local, 'a.bin'), BIG); // sparse: quick to make
     await writeFile(join(local, 'b.bin'), Buffer.alloc(3 * MiB, 7));
     const { code, stderr } = await runThroughRestart(
+      run,
       root,
       local,
       () => ['put', ...names, '--to', 'up/', '--retries', '3'],
@@ -161,13 +177,15 @@ describe('--retries', () => {
     expect((await readdir(join(root, 'up'))).sort()).toEqual(names);
   }, 60_000);
 
-  it('put: a retried upload continues from the whole blocks the killed server had kept', async () => {
-    const root = await tempDirs.make();
-    const local = await tempDirs.make();
+  it('put: a retried upload continues from the whole blocks the killed server had kept', async (test) => {
+    const run = runFor(test);
+    const root = await run.tempDirs.make();
+    const local = await run.tempDirs.make();
     await mkdir(join(root, 'up'));
     await writeFile(join(local, 'a.bin'), '');
     await truncate(join(local, 'a.bin'), BIG);
     const { code, stderr, bytesInAfterRestart } = await runThroughRestart(
+      run,
       root,
       local,
       () => ['put', 'a.bin', '--to', 'up/', '--retries', '3'],
@@ -189,12 +207,14 @@ describe('--retries', () => {
     expect(await readdir(join(root, 'up'))).toEqual(['a.bin']);
   }, 60_000);
 
-  it('get: after the server is killed and restarted mid-download, the rest is fetched and the file arrives whole', async () => {
-    const root = await tempDirs.make();
-    const local = await tempDirs.make();
+  it('get: after the server is killed and restarted mid-download, the rest is fetched and the file arrives whole', async (test) => {
+    const run = runFor(test);
+    const root = await run.tempDirs.make();
+    const local = await run.tempDirs.make();
     await writeFile(join(root, 'big.bin'), '');
     await truncate(join(root, 'big.bin'), BIG);
     const { code, stderr, bytesOutAfterRestart } = await runThroughRestart(
+      run,
       root,
       local,
       () => ['get', 'big.bin', 'big.bin', '--retries', '3'],
@@ -213,14 +233,16 @@ describe('--retries', () => {
     expect(await fileSha256(join(local, 'big.bin'))).toBe(await fileSha256(join(root, 'big.bin')));
   }, 60_000);
 
-  it('a server that stays away: each retry after the first says the reconnect failed, and why', async () => {
-    const root = await tempDirs.make();
-    const local = await tempDirs.make();
+  it('a server that stays away: each retry after the first says the reconnect failed, and why', async (test) => {
+    const run = runFor(test);
+    const root = await run.tempDirs.make();
+    const local = await run.tempDirs.make();
     await mkdir(join(root, 'up'));
     await writeFile(join(local, 'a.bin'), '');
     await truncate(join(local, 'a.bin'), BIG);
-    const first = await startServe(root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
+    const first = await startServe(run, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
     const cli = spawnTracked(
+      run,
       ['put', 'a.bin', '--to', 'up/', '--retries', '2', '--server', `127.0.0.1:${first.port}`],
       local,
     );
@@ -250,16 +272,18 @@ describe('--retries', () => {
     ]);
   }, 60_000);
 
-  it("a server that stays away through a transfer's retries: the files not yet started fail at once, in one line", async () => {
-    const root = await tempDirs.make();
-    const local = await tempDirs.make();
+  it("a server that stays away through a transfer's retries: the files not yet started fail at once, in one line", async (test) => {
+    const run = runFor(test);
+    const root = await run.tempDirs.make();
+    const local = await run.tempDirs.make();
     await mkdir(join(root, 'up'));
     await writeFile(join(local, 'a.bin'), '');
     await truncate(join(local, 'a.bin'), BIG);
     const small = Array.from({ length: 30 }, (_, index) => `f${String(index).padStart(2, '0')}.txt`);
     for (const name of small) await writeFile(join(local, name), name);
-    const first = await startServe(root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
+    const first = await startServe(run, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
     const cli = spawnTracked(
+      run,
       [
         'put',
         'a.bin',
@@ -291,13 +315,15 @@ describe('--retries', () => {
     expect(lines.filter((line) => /^muxftp: put f\d\d\.txt/.test(line))).toEqual([]);
   }, 60_000);
 
-  it('--retries 0: the same fault fails the command and leaves nothing under the names', async () => {
-    const root = await tempDirs.make();
-    const local = await tempDirs.make();
+  it('--retries 0: the same fault fails the command and leaves nothing under the names', async (test) => {
+    const run = runFor(test);
+    const root = await run.tempDirs.make();
+    const local = await run.tempDirs.make();
     await mkdir(join(root, 'up'));
     await writeFile(join(local, 'a.bin'), '');
     await truncate(join(local, 'a.bin'), BIG);
     const { code, stderr } = await runThroughRestart(
+      run,
       root,
       local,
       () => ['put', 'a.bin', '--to', 'up/', '--retries', '0'],
