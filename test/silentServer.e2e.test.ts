@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import { Client } from '../client/client.js';
 import { Flags, FrameType } from '../shared/protocol/constants.js';
 import { encodePing } from '../shared/protocol/encoder.js';
@@ -21,33 +21,57 @@ import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
-let env: TestServer | undefined;
-let proxy: FrameProxy | undefined;
-const peers: RawPeer[] = [];
-const clients: Client[] = [];
-const tempDirs = new TempDirs('muxftp-silent-');
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.destroy()));
-  await proxy?.close();
-  proxy = undefined;
-  env = await stopServerAndPeers(env, peers);
-  await tempDirs.removeAll();
-});
+/**
+ * What one test owns, let go of when it ends: the tests run at once (each mostly waits out a
+ * timeout, or a server held on purpose), so none may reach another's.
+ */
+interface Own {
+  env?: TestServer;
+  proxy?: FrameProxy;
+  peers: RawPeer[];
+  clients: Client[];
+  tempDirs: TempDirs;
+  /** Starts this test's server. */
+  serve(options?: Parameters<typeof startServer>[0]): Promise<TestServer>;
+}
+
+function ownFor(test: TestContext): Own {
+  const own: Own = {
+    peers: [],
+    clients: [],
+    tempDirs: new TempDirs('muxftp-silent-'),
+    async serve(options) {
+      own.env = await startServer(options);
+      return own.env;
+    },
+  };
+  test.onTestFinished(async () => {
+    await Promise.all(own.clients.map((c) => c.destroy()));
+    await own.proxy?.close();
+    await stopServerAndPeers(own.env, own.peers);
+    await own.tempDirs.removeAll();
+  });
+  return own;
+}
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A proxy that passes the server's frames on until `silent.on`, then none (the socket stays up). */
-async function silencingProxy(port: number, rewrite: (frame: Frame) => Frame = (f) => f) {
+async function silencingProxy(own: Own, port: number, rewrite: (frame: Frame) => Frame = (f) => f) {
   const silent = { on: false };
-  proxy = await startFrameProxy(port, { fromServer: (frame) => (silent.on ? undefined : rewrite(frame)) });
+  const proxy = await startFrameProxy(port, {
+    fromServer: (frame) => (silent.on ? undefined : rewrite(frame)),
+  });
+  own.proxy = proxy;
   return { port: proxy.port, silent };
 }
 
-describe('PING', () => {
-  it('the server says it answers PING, answers each at once with its payload, and counts none as activity', async () => {
-    env = await startServer({ idleTimeoutMs: 300 });
+describe.concurrent('PING', () => {
+  it('the server says it answers PING, answers each at once with its payload, and counts none as activity', async (test) => {
+    const own = ownFor(test);
+    const env = await own.serve({ idleTimeoutMs: 300 });
     const peer = await RawPeer.open(env.port);
-    peers.push(peer);
+    own.peers.push(peer);
     const welcome = peer.frames.find((f) => f.type === FrameType.WELCOME)!;
     expect(JSON.parse(welcome.payload.toString())).toMatchObject({ ping: true });
     const payload = Buffer.from('01234567');
@@ -67,12 +91,13 @@ describe('PING', () => {
   });
 });
 
-describe("a client's response timeout", () => {
-  it('fails a call on a server gone silent with CONNECTION_LOST, in about the timeout', async () => {
-    env = await startServer();
-    const { port, silent } = await silencingProxy(env.port);
+describe.concurrent("a client's response timeout", () => {
+  it('fails a call on a server gone silent with CONNECTION_LOST, in about the timeout', async (test) => {
+    const own = ownFor(test);
+    const env = await own.serve();
+    const { port, silent } = await silencingProxy(own, env.port);
     const client = await Client.connect({ port, responseTimeoutMs: 400 });
-    clients.push(client);
+    own.clients.push(client);
     await client.put('f', randomBytes(1000));
     silent.on = true;
     const started = performance.now();
@@ -84,7 +109,8 @@ describe("a client's response timeout", () => {
     expect(waited).toBeLessThan(3_000);
   });
 
-  it('keeps waiting on a slow server that answers PING', async () => {
+  it('keeps waiting on a slow server that answers PING', async (test) => {
+    const own = ownFor(test);
     // A stat held 1.5 s by storage: the server's loop answers the pings meanwhile.
     const storage = new MemoryStorage();
     const stat = storage.stat.bind(storage);
@@ -92,23 +118,26 @@ describe("a client's response timeout", () => {
       await delay(1_500);
       return stat(path);
     };
-    env = await startServer({ storage });
+    const env = await own.serve({ storage });
     const client = await env.connect({ responseTimeoutMs: 400 });
-    clients.push(client);
+    own.clients.push(client);
     await client.mkdir('d');
     const started = performance.now();
     expect(await client.stat('d')).toMatchObject({ name: 'd', type: 'dir' });
     expect(performance.now() - started).toBeGreaterThanOrEqual(1_400);
   });
 
-  it('keeps waiting on a server that holds back reading it for its disk: that server pings it', async () => {
+  // Alone: its 40 MiB of puts hold this process's loop long enough to time out the others' short
+  // response timeouts (a connect within 0.2 s failed beside it).
+  it.sequential('keeps waiting on a server that holds back reading it for its disk: that server pings it', async (test) => {
+    const own = ownFor(test);
     // Writes held 4 s: four 10 MiB puts fill the connection's backlog past its mark and the
     // server stops reading it, PINGs included; it sends its own every second (HELLO keepaliveMs).
     const storage = new MemoryStorage();
     const held = holdUploads(storage);
-    env = await startServer({ storage });
+    const env = await own.serve({ storage });
     const client = await env.connect({ responseTimeoutMs: 2_000 });
-    clients.push(client);
+    own.clients.push(client);
     const files = Array.from({ length: 4 }, () => randomBytes(10 * 1024 * 1024));
     const puts = Promise.allSettled(files.map((bytes, i) => client.put(`f${i}`, bytes)));
     await held.holding;
@@ -121,15 +150,17 @@ describe("a client's response timeout", () => {
     expect((await client.getBuffer('f3')).equals(files[3]!)).toBe(true);
   }, 20_000);
 
-  it('never times out a server that does not say it answers PING', async () => {
-    env = await startServer();
-    const { port, silent } = await silencingProxy(env.port, (frame) => {
+  // Alone too: its connect has 0.2 s, which a CLI started beside it could take (seen once in eight).
+  it.sequential('never times out a server that does not say it answers PING', async (test) => {
+    const own = ownFor(test);
+    const env = await own.serve();
+    const { port, silent } = await silencingProxy(own, env.port, (frame) => {
       if (frame.type !== FrameType.WELCOME) return frame;
       const { ping: _dropped, ...welcome } = jsonOf(frame);
       return withJson(frame, welcome);
     });
     const client = await Client.connect({ port, responseTimeoutMs: 200 });
-    clients.push(client);
+    own.clients.push(client);
     silent.on = true;
     const outcome = await Promise.race([
       client.stat('').then(
@@ -141,14 +172,15 @@ describe("a client's response timeout", () => {
     expect(outcome).toBeUndefined(); // still waiting, as with a server from before PING
   });
 
-  it('the CLI says so, and --retries reconnects and finishes the transfer', async () => {
-    env = await startServer({ backend: 'disk' });
+  it('the CLI says so, and --retries reconnects and finishes the transfer', async (test) => {
+    const own = ownFor(test);
+    const env = await own.serve({ backend: 'disk' });
     const content = randomBytes(3 * 1024 * 1024);
     await (await env.connect()).put('big.bin', content);
-    const dir = await tempDirs.make();
+    const dir = await own.tempDirs.make();
     // Silent once the first DATA has come: the download is under way.
     let silent = false;
-    proxy = await startFrameProxy(env.port, {
+    own.proxy = await startFrameProxy(env.port, {
       fromServer: (frame) => {
         if (silent) return undefined;
         if (frame.type === FrameType.DATA) silent = true;
@@ -156,7 +188,7 @@ describe("a client's response timeout", () => {
       },
     });
     const cli = (...args: string[]) =>
-      runCli([...args, '--server', `127.0.0.1:${proxy!.port}`, '--timeout', '0.5'], dir, {
+      runCli([...args, '--server', `127.0.0.1:${own.proxy!.port}`, '--timeout', '0.5'], dir, {
         timeoutMs: 20_000,
       });
     const failed = await cli('get', 'big.bin', 'out.bin', '--retries', '0');
@@ -165,10 +197,10 @@ describe("a client's response timeout", () => {
       /get big\.bin: no answer from 127\.0\.0\.1:\d+ in 0\.5 s \(CONNECTION_LOST\)/,
     );
     // Silent from its first DATA on the first connection only: the retry's connection continues.
-    await proxy.close();
+    await own.proxy.close();
     let connections = 0;
     silent = false;
-    proxy = await startFrameProxy(env.port, {
+    own.proxy = await startFrameProxy(env.port, {
       fromServer: (frame) => {
         if (frame.type === FrameType.WELCOME) {
           connections++;
@@ -185,12 +217,13 @@ describe("a client's response timeout", () => {
     expect((await readFile(join(dir, 'out.bin'))).equals(content)).toBe(true);
   });
 
-  it('the CLI gives up on a server silent from the start within --timeout, when shorter than the connect bound', async () => {
-    env = await startServer({ backend: 'memory' });
+  it('the CLI gives up on a server silent from the start within --timeout, when shorter than the connect bound', async (test) => {
+    const own = ownFor(test);
+    const env = await own.serve({ backend: 'memory' });
     // The connection is taken, and not even WELCOME comes back (a stopped server).
-    const { port, silent } = await silencingProxy(env.port);
+    const { port, silent } = await silencingProxy(own, env.port);
     silent.on = true;
-    const dir = await tempDirs.make();
+    const dir = await own.tempDirs.make();
     const run = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--timeout', '1', '--json'], dir, {
       timeoutMs: 20_000,
     });
@@ -200,11 +233,12 @@ describe("a client's response timeout", () => {
     expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, error: { code: 'CONNECT_FAILED' } });
   });
 
-  it('--timeout takes a unit, as timeout(1) does: 1.5s, and 0s as 0 (never)', async () => {
-    env = await startServer({ backend: 'memory' });
-    const { port, silent } = await silencingProxy(env.port);
+  it('--timeout takes a unit, as timeout(1) does: 1.5s, and 0s as 0 (never)', async (test) => {
+    const own = ownFor(test);
+    const env = await own.serve({ backend: 'memory' });
+    const { port, silent } = await silencingProxy(own, env.port);
     silent.on = true;
-    const dir = await tempDirs.make();
+    const dir = await own.tempDirs.make();
     const run = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--timeout', '1.5s'], dir, {
       timeoutMs: 20_000,
     });
