@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import { Client } from '../client/client.js';
 import { localSourceIdentity } from '../client/localDigests.js';
 import { hashPassword } from '../server/auth/passwords.js';
@@ -25,18 +25,28 @@ const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const children = new Set<ChildProcess>();
-const closers: Array<() => unknown> = [];
-const tempDirs = new TempDirs('muxftp-serve-flags-');
-afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
-  for (const child of children) child.kill('SIGKILL');
-  children.clear();
-  await tempDirs.removeAll();
-});
+/**
+ * What one test starts, let go of when it ends: the tests run at once (most wait on a timeout, a
+ * sweep or a rate), so each closes, kills and removes only its own.
+ */
+interface Own {
+  children: Set<ChildProcess>;
+  closers: Array<() => unknown>;
+  tempDirs: TempDirs;
+}
+
+function ownFor(test: TestContext): Own {
+  const own: Own = { children: new Set(), closers: [], tempDirs: new TempDirs('muxftp-serve-flags-') };
+  test.onTestFinished(async () => {
+    for (const close of own.closers) await close();
+    for (const child of own.children) child.kill('SIGKILL');
+    await own.tempDirs.removeAll();
+  });
+  return own;
+}
 
 /** `muxftp serve` (in memory unless `flags` give a --root) on 127.0.0.1, port 0; resolves to its port. */
-async function serve(flags: string[]): Promise<number> {
+async function serve({ children }: Own, flags: string[]): Promise<number> {
   const storage = flags.includes('--root') ? [] : ['--memory'];
   const child = spawn(process.execPath, [BIN, 'serve', ...storage, '--port', '0', ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -99,15 +109,16 @@ async function putCutOnDisk(port: number, root: string, source: string, bytes: n
   await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
 }
 
-describe('serve limit flags', () => {
-  it('--max-open-files: a get or put beyond the cap fails with SERVER_BUSY; requests go on; a freed file lets the next in', async () => {
-    const port = await serve(['--max-open-files', '1']);
+describe.concurrent('serve limit flags', () => {
+  it('--max-open-files: a get or put beyond the cap fails with SERVER_BUSY; requests go on; a freed file lets the next in', async (test) => {
+    const own = ownFor(test);
+    const port = await serve(own, ['--max-open-files', '1']);
     const client = await Client.connect({ host: '127.0.0.1', port });
-    closers.push(() => client.destroy());
+    own.closers.push(() => client.destroy());
     await client.put('f', Buffer.alloc(1000, 1));
     // A download that is never granted credit keeps the one file open.
     const holder = await RawPeer.open(port);
-    closers.push(() => holder.destroy());
+    own.closers.push(() => holder.destroy());
     holder.write(encodeOpen(1, { op: 'get', path: 'f' }));
     await holder.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
 
@@ -132,10 +143,11 @@ describe('serve limit flags', () => {
     }
   });
 
-  it('--handshake-timeout: a connection that sends nothing is closed with IDLE_TIMEOUT after it, not the default 10 s', async () => {
-    const port = await serve(['--handshake-timeout', '1']);
+  it('--handshake-timeout: a connection that sends nothing is closed with IDLE_TIMEOUT after it, not the default 10 s', async (test) => {
+    const own = ownFor(test);
+    const port = await serve(own, ['--handshake-timeout', '1']);
     const silent = await RawPeer.connect(port);
-    closers.push(() => silent.destroy());
+    own.closers.push(() => silent.destroy());
     // 6 s: five times the flag's 1 s, for a loaded machine, and well short of the default 10 s.
     expect(await silent.connectionError(6_000)).toEqual({
       code: 'IDLE_TIMEOUT',
@@ -144,10 +156,11 @@ describe('serve limit flags', () => {
     await silent.closed;
   });
 
-  it('--upload-initial-window: WELCOME announces it to a client that asks; the default shrinks to a smaller --stream-window; 0 announces none', async () => {
+  it('--upload-initial-window: WELCOME announces it to a client that asks; the default shrinks to a smaller --stream-window; 0 announces none', async (test) => {
+    const own = ownFor(test);
     const announced = async (flags: string[]) => {
-      const peer = await RawPeer.open(await serve(flags), ['xxh128'], { uploadInitialWindow: true });
-      closers.push(() => peer.destroy());
+      const peer = await RawPeer.open(await serve(own, flags), ['xxh128'], { uploadInitialWindow: true });
+      own.closers.push(() => peer.destroy());
       const welcome = peer.frames.find((f) => f.type === FrameType.WELCOME)!;
       return JSON.parse(welcome.payload.toString()).limits.uploadInitialWindow;
     };
@@ -159,8 +172,9 @@ describe('serve limit flags', () => {
     expect(await announced(['--upload-initial-window', '0'])).toBe(0);
   });
 
-  it('--upload-initial-window larger than --stream-window is a usage error, not silently cut down', async () => {
-    const root = await tempDirs.make();
+  it('--upload-initial-window larger than --stream-window is a usage error, not silently cut down', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
     const result = await runCli(
       [
         'serve',
@@ -181,7 +195,7 @@ describe('serve limit flags', () => {
     );
   });
 
-  it.each([
+  it.for<[string[], string]>([
     [['--anonymous'], '--anonymous needs --users: without a users file everyone has full access already'],
     [
       ['--anonymous-write'],
@@ -191,8 +205,9 @@ describe('serve limit flags', () => {
     [['--tls-cert', 'cert.pem'], '--tls-cert and --tls-key go together'],
   ])(
     'serve %j is a usage error (exit 2), as other flags that do not go together are',
-    async (flags, reason) => {
-      const root = await tempDirs.make();
+    async ([flags, reason], test) => {
+      const own = ownFor(test);
+      const root = await own.tempDirs.make();
       const result = await runCli(['serve', '--root', root, '--port', '0', ...flags], root);
       expect(result.code).toBe(2);
       expect(result.stderr).toBe(
@@ -201,26 +216,36 @@ describe('serve limit flags', () => {
     },
   );
 
-  it('--anonymous-home: anonymous logs in to that directory of the root', async () => {
-    const root = await tempDirs.make();
-    const users = join(await tempDirs.make(), 'users.json');
+  it('--anonymous-home: anonymous logs in to that directory of the root', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
+    const users = join(await own.tempDirs.make(), 'users.json');
     await writeUsersFile(users, emptyUsersFile());
     await mkdir(join(root, 'public'));
     await writeFile(join(root, 'public', 'default-home.txt'), 'x');
     await mkdir(join(root, 'drop'));
     await writeFile(join(root, 'drop', 'chosen-home.txt'), 'y');
-    const port = await serve(['--root', root, '--users', users, '--anonymous', '--anonymous-home', 'drop']);
+    const port = await serve(own, [
+      '--root',
+      root,
+      '--users',
+      users,
+      '--anonymous',
+      '--anonymous-home',
+      'drop',
+    ]);
     const anonymous = await Client.connect({ host: '127.0.0.1', port, user: 'anonymous' });
-    closers.push(() => anonymous.destroy());
+    own.closers.push(() => anonymous.destroy());
     expect((await anonymous.list('')).map((e) => e.name)).toEqual(['chosen-home.txt']);
   });
 
-  it('--partial-retention 0: an interrupted resumable upload keeps nothing', async () => {
-    const root = await tempDirs.make();
-    const source = join(await tempDirs.make(), 'source.bin');
+  it('--partial-retention 0: an interrupted resumable upload keeps nothing', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
+    const source = join(await own.tempDirs.make(), 'source.bin');
     await writeFile(source, '');
     await truncate(source, 16 * INTEGRITY_BLOCK_BYTES); // sparse: only the part before the cut is sent
-    const port = await serve(['--root', root, '--fsync', 'never', '--partial-retention', '0']);
+    const port = await serve(own, ['--root', root, '--fsync', 'never', '--partial-retention', '0']);
     // A whole block on the server's disk, and more: with a retention it would be kept.
     await putCutOnDisk(port, root, source, INTEGRITY_BLOCK_BYTES + INTEGRITY_BLOCK_BYTES / 2);
     // The server drops the upload's temporary file once it sees the connection go (up to 10 s).
@@ -234,14 +259,15 @@ describe('serve limit flags', () => {
     expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
   });
 
-  it('--partial-retention 2s: a kept partial upload is offered until 2 s after it was kept, then the sweep removes it', async () => {
+  it('--partial-retention 2s: a kept partial upload is offered until 2 s after it was kept, then the sweep removes it', async (test) => {
+    const own = ownFor(test);
     const retentionMs = 2_000;
-    const root = await tempDirs.make();
-    const source = join(await tempDirs.make(), 'source.bin');
+    const root = await own.tempDirs.make();
+    const source = join(await own.tempDirs.make(), 'source.bin');
     await writeFile(source, '');
     await truncate(source, 16 * INTEGRITY_BLOCK_BYTES);
     // The documented form (90s, 30m, 24h, 7d): 2 s, so the server also sweeps every 2 s.
-    const port = await serve(['--root', root, '--fsync', 'never', '--partial-retention', '2s']);
+    const port = await serve(own, ['--root', root, '--fsync', 'never', '--partial-retention', '2s']);
     await putCutOnDisk(port, root, source, INTEGRITY_BLOCK_BYTES + INTEGRITY_BLOCK_BYTES / 2);
 
     // Kept once the server has seen the connection go and cut the file to whole blocks (up to
@@ -249,7 +275,7 @@ describe('serve limit flags', () => {
     // reports nothing. Then it is offered: its whole blocks.
     const identity = await localSourceIdentity(source);
     const peer = await RawPeer.open(port);
-    closers.push(() => peer.destroy());
+    own.closers.push(() => peer.destroy());
     let nextId = 1;
     const held = async () => {
       const id = nextId;
@@ -286,21 +312,22 @@ describe('serve limit flags', () => {
     expect(await held()).toEqual({ offset: 0, blocks: [] });
   }, 30_000);
 
-  it("--max-user-rate 1MiB: a user's two connections together are held to it (users file sets no maxRate)", async () => {
+  it("--max-user-rate 1MiB: a user's two connections together are held to it (users file sets no maxRate)", async (test) => {
+    const own = ownFor(test);
     const rate = MiB;
-    const users = join(await tempDirs.make(), 'users.json');
+    const users = join(await own.tempDirs.make(), 'users.json');
     const file = addUser(emptyUsersFile(), {
       name: 'carol',
       passwordHash: await hashPassword('carol-pw'),
       permissions: [...PERMISSIONS],
     });
     await writeUsersFile(users, file);
-    const port = await serve(['--users', users, '--max-user-rate', '1MiB']);
+    const port = await serve(own, ['--users', users, '--max-user-rate', '1MiB']);
     const login = { host: '127.0.0.1', port, user: 'carol', password: 'carol-pw' };
     const first = await Client.connect(login);
-    closers.push(() => first.destroy());
+    own.closers.push(() => first.destroy());
     const second = await Client.connect(login);
-    closers.push(() => second.destroy());
+    own.closers.push(() => second.destroy());
     const payload = randomBytes(MiB);
     // 2 MiB in all through one 1 MiB/s budget: about 2 s. Held per connection instead, it would
     // take 1 s; not held, a few ms. Load only slows transfers: a slow try is made again (3 at most).
