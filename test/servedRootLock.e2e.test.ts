@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, type TestContext, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
@@ -21,17 +21,31 @@ import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
 
-const tempDirs = new TempDirs('muxftp-rootlock-');
-const children = new Set<ChildProcess>();
-const clients = new Set<Client>();
+/**
+ * What one test starts, let go of when it ends: the tests run at once (several mostly wait, on a
+ * takeover mark or a lock's retry), so each destroys, kills and removes only its own; a tmpfs of
+ * its own is unmounted last, once the servers on it are gone.
+ */
+interface Own {
+  children: Set<ChildProcess>;
+  clients: Set<Client>;
+  tempDirs: TempDirs;
+  unmount?: () => void;
+}
 
-afterEach(async () => {
-  for (const client of clients) client.destroy();
-  clients.clear();
-  for (const child of children) child.kill('SIGKILL');
-  await Promise.all([...children].map((child) => new Promise((resolve) => child.once('exit', resolve))));
-  await tempDirs.removeAll();
-});
+function ownFor(test: TestContext): Own {
+  const own: Own = { children: new Set(), clients: new Set(), tempDirs: new TempDirs('muxftp-rootlock-') };
+  test.onTestFinished(async () => {
+    for (const client of own.clients) client.destroy();
+    for (const child of own.children) child.kill('SIGKILL');
+    await Promise.all(
+      [...own.children].map((child) => new Promise((resolve) => child.once('exit', resolve))),
+    );
+    await own.tempDirs.removeAll();
+    own.unmount?.();
+  });
+  return own;
+}
 
 interface Serve {
   child: ChildProcess;
@@ -41,7 +55,10 @@ interface Serve {
 }
 
 /** `muxftp serve --root root`: resolves once it listens, or with its exit code and stderr if it exits first. */
-async function serve(root: string): Promise<Serve | { code: number | null; stderr: string }> {
+async function serve(
+  { children }: Own,
+  root: string,
+): Promise<Serve | { code: number | null; stderr: string }> {
   const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -75,13 +92,13 @@ async function serve(root: string): Promise<Serve | { code: number | null; stder
   return { child, port: first.port, stderr: () => stderr, exited };
 }
 
-async function listening(root: string): Promise<Serve> {
-  const started = await serve(root);
+async function listening(own: Own, root: string): Promise<Serve> {
+  const started = await serve(own, root);
   if (!('child' in started)) throw new Error(`serve exited ${started.code}: ${started.stderr}`);
   return started;
 }
 
-async function connect(port: number): Promise<Client> {
+async function connect({ clients }: Own, port: number): Promise<Client> {
   const client = await Client.connect({ host: '127.0.0.1', port });
   clients.add(client);
   return client;
@@ -107,20 +124,21 @@ async function logged(server: Serve, text: string): Promise<string> {
 /** An upload's temporary file, as a crash (or an upload in flight) leaves it. */
 const UPLOAD_TEMP = `.muxftp-${'ab'.repeat(16)}.part`;
 
-describe('one server per root', () => {
-  it('refuses a second server on the same root, and the first one’s upload in flight goes through', async () => {
-    const root = await tempDirs.make();
-    const first = await listening(root);
+describe.concurrent('one server per root', () => {
+  it('refuses a second server on the same root, and the first one’s upload in flight goes through', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
+    const first = await listening(own, root);
     const lock = JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8'));
     expect(lock.pid).toBe(first.child.pid);
 
-    const uploader = await connect(first.port);
+    const uploader = await connect(own, first.port);
     const source = new PassThrough();
     source.write(Buffer.alloc(64 * 1024, 7)); // then it waits until the second server has tried
     const upload = uploader.put('big.bin', source);
     await uploadUnderWay(root);
 
-    const second = await serve(root);
+    const second = await serve(own, root);
     expect(second).toEqual({
       code: 1,
       stderr: expect.stringMatching(
@@ -140,14 +158,15 @@ describe('one server per root', () => {
     expect((await uploader.stat('big.bin')).size).toBe(128 * 1024);
   });
 
-  it('takes over the lock of a server that was killed, sweeps its leftovers, and gives the root back on exit', async () => {
-    const root = await tempDirs.make();
-    const killed = await listening(root);
+  it('takes over the lock of a server that was killed, sweeps its leftovers, and gives the root back on exit', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
+    const killed = await listening(own, root);
     killed.child.kill('SIGKILL');
     await killed.exited;
     await writeFile(join(root, UPLOAD_TEMP), 'left by the crash');
 
-    const next = await listening(root);
+    const next = await listening(own, root);
     expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(next.child.pid);
     expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
     expect(await logged(next, 'removed 1 temporary file(s) left by an earlier run')).toContain(
@@ -159,58 +178,9 @@ describe('one server per root', () => {
     expect(await readdir(root)).toEqual([]);
   });
 
-  it('three servers starting at once on a stale lock: exactly one takes the root, every time', async () => {
-    // Each process takes the lock at the same instant and holds it until its stdin closes. Before,
-    // two removed the stale lock one after the other, the second removing the first's new one:
-    // 6 of 40 trials ended with two or three holders.
-    const module = join(import.meta.dirname, '..', 'dist', 'storage', 'servedRootLock.js');
-    const script = `
-      const { lockServedRoot } = await import(${JSON.stringify(module)});
-      const [root, at] = process.argv.slice(1);
-      await new Promise((resolve) => setTimeout(resolve, Number(at) - Date.now()));
-      try {
-        const { lock } = await lockServedRoot(root);
-        console.log(lock === undefined ? 'UNLOCKED' : 'GOT');
-      } catch (error) {
-        console.log(error.name === 'RootInUseError' ? 'REFUSED' : 'ERROR ' + error.message);
-      }
-      process.stdin.resume();
-      process.stdin.on('end', () => process.exit(0));
-    `;
-    const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
-    for (let trial = 0; trial < 15; trial++) {
-      const root = await tempDirs.make();
-      await writeFile(join(root, SERVED_ROOT_LOCK_NAME), `${JSON.stringify(stale)}\n`);
-      const at = Date.now() + 300;
-      const racers = [0, 1, 2].map(() => {
-        const child = spawn(process.execPath, ['--input-type=module', '-e', script, root, String(at)], {
-          stdio: ['pipe', 'pipe', 'inherit'],
-        });
-        children.add(child);
-        const said = new Promise<string>((resolve) => {
-          let out = '';
-          child.stdout!.on('data', (chunk: Buffer) => {
-            out += chunk.toString();
-            if (out.includes('\n')) resolve(out.trim());
-          });
-          child.once('exit', () => resolve(out.trim() || 'EXITED'));
-        });
-        return { child, said };
-      });
-      const answers = await Promise.all(racers.map(({ said }) => said));
-      for (const { child } of racers) child.stdin!.end();
-      await Promise.all(
-        racers.map(({ child }) =>
-          child.exitCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)),
-        ),
-      );
-      for (const { child } of racers) children.delete(child);
-      expect(answers.sort(), `trial ${trial}`).toEqual(['GOT', 'REFUSED', 'REFUSED']);
-    }
-  }, 60_000);
-
-  it('a takeover mark left by a server that died holding it is outwaited, then the stale lock taken over', async () => {
-    const root = await tempDirs.make();
+  it('a takeover mark left by a server that died holding it is outwaited, then the stale lock taken over', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
     const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
     const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
     await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
@@ -219,12 +189,13 @@ describe('one server per root', () => {
     await writeFile(`${lockPath}.takeover`, '');
     const old = new Date(Date.now() - 60_000);
     await utimes(`${lockPath}.takeover`, old, old);
-    const next = await listening(root);
+    const next = await listening(own, root);
     expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(next.child.pid);
     expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
   });
 
-  it('a takeover mark dated in the future (the clock stepped back) is not waited for forever', async () => {
+  it('a takeover mark dated in the future (the clock stepped back) is not waited for forever', async (test) => {
+    const own = ownFor(test);
     const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
     const future = new Date(Date.now() + 3_600_000);
     // One naming its (dead) writer; one not yet written, and one from another host (a root shared
@@ -234,12 +205,12 @@ describe('one server per root', () => {
     const unproven = { pid: process.pid, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
     const marks = [stale, undefined, elsewhere, unproven];
     for (const markText of marks.map((mark) => (mark === undefined ? '' : `${JSON.stringify(mark)}\n`))) {
-      const root = await tempDirs.make();
+      const root = await own.tempDirs.make();
       const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
       await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
       await writeFile(`${lockPath}.takeover`, markText);
       await utimes(`${lockPath}.takeover`, future, future);
-      const next = await listening(root);
+      const next = await listening(own, root);
       expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(next.child.pid);
       expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
       next.child.kill('SIGTERM');
@@ -249,8 +220,9 @@ describe('one server per root', () => {
 
   it.skipIf(process.platform !== 'linux')(
     'a takeover mark dated in the future whose writer is alive here is honoured: the start is refused',
-    async () => {
-      const root = await tempDirs.make();
+    async (test) => {
+      const own = ownFor(test);
+      const root = await own.tempDirs.make();
       const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
       const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
       await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
@@ -263,7 +235,7 @@ describe('one server per root', () => {
       await writeFile(mark, `${JSON.stringify(writer)}\n`);
       const future = new Date(Date.now() + 3_600_000);
       await utimes(mark, future, future);
-      const started = await serve(root);
+      const started = await serve(own, root);
       expect('code' in started && started.code).toBe(1);
       expect(JSON.parse(await readFile(mark, 'utf8')).pid).toBe(process.pid);
       expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(stale.pid);
@@ -272,13 +244,12 @@ describe('one server per root', () => {
   );
 
   describe('on a full disk (a 1 MiB tmpfs), where no lock can be written', () => {
-    let disk: { dir: string; remove(): void } | undefined;
-    afterEach(async () => {
-      for (const child of children) child.kill('SIGKILL');
-      await Promise.all([...children].map((child) => new Promise((resolve) => child.once('exit', resolve))));
-      disk?.remove();
-      disk = undefined;
-    });
+    /** A 1 MiB tmpfs of this test's own, unmounted once its servers are gone. */
+    function fullDiskFor(own: Own): { dir: string } {
+      const disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
+      own.unmount = () => disk.remove();
+      return disk;
+    }
 
     /** Fills `dir`'s filesystem to the last byte with `name`. */
     async function fill(dir: string, name = 'filler'): Promise<void> {
@@ -294,11 +265,12 @@ describe('one server per root', () => {
 
     it.runIf(canMountTmpfs)(
       "a second server is still refused by a live one's lock, and leaves nothing",
-      async () => {
-        disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
-        const first = await listening(disk.dir);
+      async (test) => {
+        const own = ownFor(test);
+        const disk = fullDiskFor(own);
+        const first = await listening(own, disk.dir);
         await fill(disk.dir);
-        const second = await serve(disk.dir);
+        const second = await serve(own, disk.dir);
         // Before: it could not write its own lock, took that for "no lock", served, and swept.
         expect(second).toMatchObject({ code: 1 });
         expect('stderr' in second && second.stderr).toContain(
@@ -319,13 +291,14 @@ describe('one server per root', () => {
 
     it.runIf(canMountTmpfs)(
       'a server started there sweeps only old upload files, and writes its lock once there is room: a second is then refused',
-      async () => {
-        disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
+      async (test) => {
+        const own = ownFor(test);
+        const disk = fullDiskFor(own);
         // Young: could be a lockless server's upload in flight, or a crash's just now.
         const upload = `.muxftp-${'ab'.repeat(16)}.part`;
         await writeFile(join(disk.dir, upload), 'in flight');
         await fill(disk.dir);
-        const first = await listening(disk.dir);
+        const first = await listening(own, disk.dir);
         expect(first.stderr()).toContain(`cannot write ${SERVED_ROOT_LOCK_NAME} in ${disk.dir} (ENOSPC)`);
         expect(first.stderr()).toContain('upload files a crash left are removed only once an hour old');
         expect((await readdir(disk.dir)).sort()).toEqual([upload, 'filler'].sort());
@@ -333,7 +306,7 @@ describe('one server per root', () => {
         // Before: never written while it ran; the next server took the root and swept its uploads.
         await lockNames(disk.dir, first.child.pid);
         expect(first.stderr()).toContain(`wrote ${SERVED_ROOT_LOCK_NAME} in ${disk.dir}`);
-        const second = await serve(disk.dir);
+        const second = await serve(own, disk.dir);
         expect(second).toMatchObject({ code: 1 });
         // Another server started while no lock was there to see may be writing it: left alone,
         // for a start with the lock to sweep.
@@ -341,7 +314,7 @@ describe('one server per root', () => {
         first.child.kill('SIGTERM');
         await first.exited;
         expect(await readdir(disk.dir)).toEqual([upload]);
-        const next = await listening(disk.dir);
+        const next = await listening(own, disk.dir);
         // Logged after the listening line.
         await vi.waitFor(
           () => expect(next.stderr()).toContain('removed 1 temporary file(s) left by an earlier run'),
@@ -356,15 +329,16 @@ describe('one server per root', () => {
 
     it.runIf(canMountTmpfs)(
       'a lockless server outwaits another that took the lock meanwhile, then writes its own',
-      async () => {
-        disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
+      async (test) => {
+        const own = ownFor(test);
+        const disk = fullDiskFor(own);
         await fill(disk.dir);
-        const first = await listening(disk.dir);
+        const first = await listening(own, disk.dir);
         await unlink(join(disk.dir, 'filler'));
         // Another server's lock, written first: a live process of this host stands for it.
         const other = spawn('sleep', ['60'], { stdio: 'ignore' });
-        children.add(other);
-        other.once('exit', () => children.delete(other));
+        own.children.add(other);
+        other.once('exit', () => own.children.delete(other));
         const lockPath = join(disk.dir, SERVED_ROOT_LOCK_NAME);
         await writeFile(lockPath, `${JSON.stringify({ pid: other.pid, host: hostname(), since: 'now' })}\n`);
         await sleep(2.5 * DEFAULTS.servedRootLockRetryMs);
@@ -378,8 +352,9 @@ describe('one server per root', () => {
     );
   });
 
-  it('takes over a lock whose pid now runs another process, and honours one from another host', async () => {
-    const root = await tempDirs.make();
+  it('takes over a lock whose pid now runs another process, and honours one from another host', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
     const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
     // This test's own process is alive, but it is not what wrote the lock: its start time differs.
     await writeFile(
@@ -391,13 +366,13 @@ describe('one server per root', () => {
         startTicks: '1',
       }),
     );
-    const taken = await listening(root);
+    const taken = await listening(own, root);
     expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(taken.child.pid);
     taken.child.kill('SIGTERM');
     await taken.exited;
 
     await writeFile(lockPath, JSON.stringify({ pid: 4242, host: 'another-host.example', since: 'then' }));
-    const refused = await serve(root);
+    const refused = await serve(own, root);
     expect(refused).toEqual({
       code: 1,
       stderr: `muxftp: serve: ${root} is already served by muxftp (pid 4242 on host another-host.example, since then: it cannot be checked from here); stop that server first, or remove ${lockPath} if it is not running\n`,
@@ -405,16 +380,17 @@ describe('one server per root', () => {
     expect(JSON.parse(await readFile(lockPath, 'utf8')).host).toBe('another-host.example');
   });
 
-  it('takes over the lock of a server killed and not yet reaped (a zombie still answers kill(pid, 0))', async () => {
-    const root = await tempDirs.make();
+  it('takes over the lock of a server killed and not yet reaped (a zombie still answers kill(pid, 0))', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
     // The server's parent execs into sleep, which never waits for it: once killed, it stays a zombie.
     const parent = spawn(
       'sh',
       ['-c', `"${process.execPath}" "${CLI_BIN}" serve --port 0 --root "${root}" & exec sleep 30`],
       { stdio: ['ignore', 'pipe', 'ignore'] },
     );
-    children.add(parent);
-    parent.once('exit', () => children.delete(parent));
+    own.children.add(parent);
+    parent.once('exit', () => own.children.delete(parent));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('serve under sh did not start')), 15_000);
       parent.stdout!.on('data', (chunk: Buffer) => {
@@ -434,21 +410,22 @@ describe('one server per root', () => {
     }
     expect(state).toBe('Z');
 
-    const next = await listening(root);
+    const next = await listening(own, root);
     expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(next.child.pid);
   });
 
-  it('nested roots: neither server’s start-up sweep removes the other’s uploads in flight', async () => {
-    const outer = await tempDirs.make();
+  it('nested roots: neither server’s start-up sweep removes the other’s uploads in flight', async (test) => {
+    const own = ownFor(test);
+    const outer = await own.tempDirs.make();
     const inner = join(outer, 'pub');
     await mkdir(inner);
 
     // The inner root served first; an upload of its own in flight, as files say it.
-    const innerServer = await listening(inner);
+    const innerServer = await listening(own, inner);
     await writeFile(join(inner, UPLOAD_TEMP), 'the inner server’s upload in flight');
     await mkdir(join(outer, 'other'));
     await writeFile(join(outer, 'other', UPLOAD_TEMP), 'left by a crash of the outer server');
-    const outerServer = await listening(outer);
+    const outerServer = await listening(own, outer);
     expect(await readdir(inner)).toEqual(expect.arrayContaining([UPLOAD_TEMP]));
     expect(await readdir(join(outer, 'other'))).toEqual([]);
     expect(await logged(outerServer, 'removed 1 temporary file(s) left by an earlier run')).toContain(
@@ -459,7 +436,7 @@ describe('one server per root', () => {
     innerServer.child.kill('SIGTERM');
     await innerServer.exited;
     await writeFile(join(inner, UPLOAD_TEMP), 'the outer server’s upload in flight');
-    const again = await listening(inner);
+    const again = await listening(own, inner);
     expect(await readdir(inner)).toEqual(expect.arrayContaining([UPLOAD_TEMP]));
     expect(
       await logged(
@@ -471,12 +448,68 @@ describe('one server per root', () => {
     );
   });
 
-  it('the lock is hidden from clients and out of their reach', async () => {
-    const root = await tempDirs.make();
-    const server = await listening(root);
-    const client = await connect(server.port);
+  it('the lock is hidden from clients and out of their reach', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDirs.make();
+    const server = await listening(own, root);
+    const client = await connect(own, server.port);
     expect(await client.list('')).toEqual([]);
     await expect(client.getBuffer(SERVED_ROOT_LOCK_NAME)).rejects.toMatchObject({ code: 'INVALID_PATH' });
     await expect(client.delete(SERVED_ROOT_LOCK_NAME)).rejects.toMatchObject({ code: 'INVALID_PATH' });
   });
+});
+
+// Alone, after the others: beside their servers starting, its three seldom start together, and it
+// stopped catching two holders (without the takeover mark it failed 1 run in 3, against ~9 in 10).
+describe('one server per root, three starting at once', () => {
+  it('three servers starting at once on a stale lock: exactly one takes the root, every time', async (test) => {
+    const own = ownFor(test);
+    // Each process takes the lock at the same instant and holds it until its stdin closes. Before,
+    // two removed the stale lock one after the other, the second removing the first's new one:
+    // 6 of 40 trials ended with two or three holders.
+    const module = join(import.meta.dirname, '..', 'dist', 'storage', 'servedRootLock.js');
+    const script = `
+      const { lockServedRoot } = await import(${JSON.stringify(module)});
+      const [root, at] = process.argv.slice(1);
+      await new Promise((resolve) => setTimeout(resolve, Number(at) - Date.now()));
+      try {
+        const { lock } = await lockServedRoot(root);
+        console.log(lock === undefined ? 'UNLOCKED' : 'GOT');
+      } catch (error) {
+        console.log(error.name === 'RootInUseError' ? 'REFUSED' : 'ERROR ' + error.message);
+      }
+      process.stdin.resume();
+      process.stdin.on('end', () => process.exit(0));
+    `;
+    const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
+    for (let trial = 0; trial < 15; trial++) {
+      const root = await own.tempDirs.make();
+      await writeFile(join(root, SERVED_ROOT_LOCK_NAME), `${JSON.stringify(stale)}\n`);
+      const at = Date.now() + 300;
+      const racers = [0, 1, 2].map(() => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script, root, String(at)], {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        own.children.add(child);
+        const said = new Promise<string>((resolve) => {
+          let out = '';
+          child.stdout!.on('data', (chunk: Buffer) => {
+            out += chunk.toString();
+            if (out.includes('\n')) resolve(out.trim());
+          });
+          child.once('exit', () => resolve(out.trim() || 'EXITED'));
+        });
+        return { child, said };
+      });
+      const answers = await Promise.all(racers.map(({ said }) => said));
+      for (const { child } of racers) child.stdin!.end();
+      await Promise.all(
+        racers.map(({ child }) =>
+          child.exitCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)),
+        ),
+      );
+      for (const { child } of racers) own.children.delete(child);
+      expect(answers.sort(), `trial ${trial}`).toEqual(['GOT', 'REFUSED', 'REFUSED']);
+    }
+  }, 60_000);
 });
