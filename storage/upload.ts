@@ -207,8 +207,8 @@ export class FsUpload implements UploadHandle {
     const { fs, handle, temporaryPath, target, durable } = this.#context;
     let stats: FsStats;
     let replaced: EntryInfo | undefined;
-    /** The file's version right after the rename (for the digest cache). */
-    let committed: FsStats | undefined;
+    /** Renamed onto the target: from then on a failure must not remove it. */
+    let placed = false;
     /** The caller's beforeReplace refused: its error goes back as it is. */
     let refusal: { error: unknown } | undefined;
     try {
@@ -244,35 +244,28 @@ export class FsUpload implements UploadHandle {
         if (entry === undefined && fs.renameOntoNothing !== undefined)
           await fs.renameOntoNothing(temporaryPath, target.hostPath);
         else await fs.rename(temporaryPath, target.hostPath);
+        placed = true;
         // Still under the lock: a delete of the file just placed is told of after this.
         options.onPlaced?.({ ...entryInfo(baseName(this.#clientPath), stats!), replaced: entry });
-        // The rename changed ctime: the version readers will see, taken while no delete, rename
-        // or commit can have replaced the file at the target.
-        if (digest !== undefined) committed = await handle.stat().catch(() => undefined);
+        // The rename changed ctime: the version readers will see, taken and remembered while no
+        // delete, rename or commit can have replaced the file at the target; if the file is still
+        // as we wrote it (a writer outside muxftp may have changed it since; a rename changes
+        // neither size nor mtime).
+        if (digest !== undefined) {
+          const committed = await handle.stat().catch(() => undefined);
+          if (committed !== undefined && committed.size === stats.size && committed.mtimeMs === stats.mtimeMs)
+            this.#context.digests.set(committed, digest);
+        }
         return entry;
       });
     } catch (error) {
-      await this.#discard();
+      // Once renamed, the file is the target's: #discard would find it there and remove it.
+      await (placed ? this.#closePlaced() : this.#discard());
       if (refusal !== undefined) throw refusal.error;
       throw (await this.#temporaryFileTaken(error)) ?? storageErrorFromFs(error, this.#clientPath);
     }
-    // In place: nothing left to remove, so no need to ask where it is; a failed close (which
-    // Linux does not report for a file this process wrote) cannot undo the upload.
-    this.#handleClosed = true;
-    await this.#context.handle.close().catch(noop);
-    this.#release();
-    this.#context.onFinish(false);
+    await this.#closePlaced();
     if (durable) await this.#context.directorySyncs.sync(this.#context.parentHostPath);
-    // Remembered if the file is still as we wrote it (a writer outside muxftp may have changed it
-    // since; a rename changes neither size nor mtime).
-    if (
-      digest !== undefined &&
-      committed !== undefined &&
-      committed.size === stats.size &&
-      committed.mtimeMs === stats.mtimeMs
-    ) {
-      this.#context.digests.set(committed, digest);
-    }
     return { ...entryInfo(baseName(this.#clientPath), stats), replaced };
   }
 
@@ -319,6 +312,18 @@ export class FsUpload implements UploadHandle {
   }
 
   /** Closes the file and removes it; never throws. */
+  /**
+   * The file is under the target's name: closed without asking where it is (nothing is left to
+   * remove), and a failed close (which Linux does not report for a file this process wrote) cannot
+   * undo the upload.
+   */
+  async #closePlaced(): Promise<void> {
+    this.#handleClosed = true;
+    await this.#context.handle.close().catch(noop);
+    this.#release();
+    this.#context.onFinish(false);
+  }
+
   async #discard(): Promise<void> {
     const { fs, temporaryPath } = this.#context;
     await this.#closeHandle().catch(noop);

@@ -3,7 +3,7 @@
  * calls (bench/README.md, thirty-sixth pass), so the commit asks nothing it does not use. The
  * refusals these calls exist for are tested in pinnedDirectories.test.ts and hostile.storage.test.ts.
  */
-import { realpath } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
@@ -54,6 +54,33 @@ describe.skipIf(process.platform !== 'linux')('a committed upload on disk', () =
       const read = await storage.openRead('f.txt');
       expect(read.knownDigest('xxh128')).toEqual(digest);
       await read.close();
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('a commit whose onPlaced throws after the rename leaves the placed file where it is', async () => {
+    // The file is still open at the rename: a failure after it must not remove it where it is now.
+    const root = await realpath(await tempDirs.make());
+    const storage = new FsStorage({
+      fs: diskFs(new InlineFileCalls()),
+      root,
+      durable: false,
+      hostPaths: path,
+      locateOpened: openedFileLocation,
+    });
+    try {
+      const upload = await storage.createUpload('f.txt');
+      await upload.write([Buffer.from('committed bytes')]);
+      const outcome = await upload
+        .commit(undefined, {
+          onPlaced: () => {
+            throw new Error('listener failed');
+          },
+        })
+        .catch((error: unknown) => error);
+      expect(outcome).toBeInstanceOf(Error);
+      expect(await readFile(path.join(root, 'f.txt'), 'utf8')).toBe('committed bytes');
     } finally {
       await storage.close();
     }
