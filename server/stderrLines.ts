@@ -2,8 +2,10 @@
  * The server's log lines to stderr, written together once per turn of the loop. Every `received`
  * line of 5,000 small uploads was a write(2) of its own to the pipe a service manager reads, and
  * a wake-up of its reader: ~5% of the server's CPU for them (bench/README.md, thirty-sixth pass).
- * Lines keep their order and are written before the process exits (process.exit included, where
- * stderr as a pipe, terminal or file is written synchronously on Linux).
+ * Lines keep their order, are handed to stderr before the process exits (process.exit included),
+ * and before anything the process writes to stdout through {@link flushStderrLines}, which shares
+ * a terminal or journald with them. What a crash that runs no 'exit' listener (an abort, running
+ * out of heap, a signal with no handler) ends is this turn's lines at most.
  */
 
 let corked = false;
@@ -21,6 +23,11 @@ export function writeStderrLine(line: string): void {
     }
   }
   process.stderr.write(line);
+}
+
+/** Writes the lines held this turn now: before a line to stdout, which must come after them. */
+export function flushStderrLines(): void {
+  uncork();
 }
 
 function uncork(): void {

@@ -7,11 +7,15 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { logJsonToStderr } from '../server/logEvents.js';
 import { logToStderr } from '../server/options.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
 
 const DIST = path.resolve(import.meta.dirname, '..', 'dist', 'server');
+const tempDirs = new TempDirs('muxftp-stderr-lines-');
+afterAll(() => tempDirs.removeAll());
 
 describe('log lines to stderr', () => {
   it('are held for the rest of the turn and written together in the next', async () => {
@@ -53,5 +57,30 @@ describe('log lines to stderr', () => {
       Array.from({ length: 100 }, (_, i) => `line ${i}`),
     );
     expect(JSON.parse(lines[100]!)).toMatchObject({ event: 'last', msg: 'the last' });
+  });
+
+  it("come before serve's listening line on stdout, where both go to one place", async () => {
+    const root = await tempDirs.make();
+    // 2>&1, as a terminal or journald has them: the warning logged before the line is shown before it.
+    const child = spawn(
+      'sh',
+      ['-c', 'exec "$0" "$1" serve --root "$2" --port 0 --fsync never 2>&1', process.execPath, CLI_BIN, root],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    let output = '';
+    try {
+      for await (const chunk of child.stdout.setEncoding('utf8')) {
+        output += chunk;
+        if (output.includes('muxftp listening on')) break;
+      }
+    } finally {
+      child.kill('SIGINT');
+      await once(child, 'exit').catch(() => {});
+      clearTimeout(timer);
+    }
+    const warned = output.indexOf('fsync never: uploads are not flushed');
+    expect(warned).toBeGreaterThanOrEqual(0);
+    expect(warned).toBeLessThan(output.indexOf('muxftp listening on'));
   });
 });

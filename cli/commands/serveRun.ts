@@ -10,6 +10,7 @@ import { descriptorLimitShortfall, maxOpenFilesWithinLimit } from '../../server/
 import type { LogEvent } from '../../server/logEvents.js';
 import type { MetricsExporter } from '../../server/metrics.js';
 import { MuxServer } from '../../server/server.js';
+import { flushStderrLines } from '../../server/stderrLines.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { setProcessUmask } from '../../shared/fileModes.js';
 import { openStorage, type Storage } from '../../storage/index.js';
@@ -146,6 +147,8 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // its handlers installed first, such a SIGTERM killed the process instead of stopping it.
   const shutdownSignal = firstShutdownSignal();
   // Only once everything asked for is up: whoever waits for this line may rely on all of it.
+  // After the warnings logged above, where stdout and stderr are one terminal or journal.
+  flushStderrLines();
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   log.listening({
     event: 'listening',
