@@ -299,7 +299,7 @@ describe('bench', () => {
     });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ op: 'connect', errors: {} });
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, op: 'connect', errors: {} });
     const both = await runCli([...local, '--server', '127.0.0.1:1'], dir);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/^muxftp: bench: --local starts its own server: --server does not apply\n/);
@@ -324,7 +324,8 @@ describe('bench', () => {
     const after = await runCli([...local, '--json', '--html', dir], dir, { timeoutMs: 60_000 });
     expect(after.stderr).toBe(`muxftp: bench: cannot write --html ${dir}: is a directory\n`);
     expect(after.code).toBe(1);
-    expect(JSON.parse(after.stdout)).toMatchObject({ op: 'connect', errors: {} });
+    // ...and `ok` says what the exit status says.
+    expect(JSON.parse(after.stdout)).toMatchObject({ ok: false, op: 'connect', errors: {} });
   }, 70_000);
 
   it('words a failure to connect as every other command does', async () => {

@@ -190,16 +190,20 @@ export function registerBenchCommand(program: Command, output: Output): void {
       } finally {
         stopListening();
       }
-      // The report first: a --html file that cannot be written must not cost the run's results.
-      // `ok` first, as every command's --json has it: what the exit status says (thresholds met).
-      if (global.json) output.printJson({ ok: report.thresholds.passed, ...report });
-      else output.printLine(formatReport(report, describeSizes(options)));
-      if (!report.thresholds.passed) output.raiseExitCode(1);
+      // A --html file that cannot be written costs neither the run's results nor its line on stderr;
+      // it is written first so that `ok` (first, as every command's --json has it) is what the
+      // exit status says: thresholds met and the report written.
+      let htmlFailure: CliError | undefined;
       if (flags.html !== undefined) {
-        await writeFile(flags.html, renderHtmlReport(report, describeSizes(options))).catch((error) =>
-          output.failure(undefined, htmlUnwritable(flags.html!, error)),
-        );
+        await writeFile(flags.html, renderHtmlReport(report, describeSizes(options))).catch((error) => {
+          htmlFailure = htmlUnwritable(flags.html!, error);
+        });
       }
+      const ok = report.thresholds.passed && htmlFailure === undefined;
+      if (global.json) output.printJson({ ok, ...report });
+      else output.printLine(formatReport(report, describeSizes(options)));
+      if (htmlFailure !== undefined) output.failure(undefined, htmlFailure);
+      if (!ok) output.raiseExitCode(1);
     });
 }
 
