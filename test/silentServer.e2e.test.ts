@@ -66,7 +66,9 @@ async function silencingProxy(own: Own, port: number, rewrite: (frame: Frame) =>
   return { port: proxy.port, silent };
 }
 
-describe.concurrent('PING', () => {
+// One test, before the concurrent suite below (a concurrent suite would run beside it, so the
+// tests there that run alone would not be).
+describe('PING', () => {
   it('the server says it answers PING, answers each at once with its payload, and counts none as activity', async (test) => {
     const own = ownFor(test);
     const env = await own.serve({ idleTimeoutMs: 300 });
