@@ -221,7 +221,10 @@ describe.concurrent('--retries', () => {
       // Killed once at least two whole blocks have reached the local partial file.
       async () => {
         const [name] = await readdir(local);
-        return name !== undefined && (await stat(join(local, name)).catch(() => undefined))!.size >= 8 * MiB;
+        // Renamed between the two looks (the download finished): not yet, the next look decides.
+        return (
+          name !== undefined && ((await stat(join(local, name)).catch(() => undefined))?.size ?? 0) >= 8 * MiB
+        );
       },
     );
     expect(stderr).toMatch(/get big\.bin: .*retry 1\/3/);
