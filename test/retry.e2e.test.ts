@@ -46,6 +46,16 @@ function runFor(test: TestContext): Run {
   return run;
 }
 
+/** A server root with `up/`, and a local directory holding `a.bin` of BIG bytes. */
+async function rootAndBigSource(run: Run): Promise<{ root: string; local: string }> {
+  const root = await run.tempDirs.make();
+  const local = await run.tempDirs.make();
+  await mkdir(join(root, 'up'));
+  await writeFile(join(local, 'a.bin'), '');
+  await truncate(join(local, 'a.bin'), BIG); // sparse: quick to make
+  return { root, local };
+}
+
 function fileSha256(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
@@ -155,12 +165,8 @@ describe.concurrent('--retries', () => {
 
   it('put: after the server is killed and restarted mid-upload, every file arrives whole', async (test) => {
     const run = runFor(test);
-    const root = await run.tempDirs.make();
-    const local = await run.tempDirs.make();
-    await mkdir(join(root, 'up'));
+    const { root, local } = await rootAndBigSource(run);
     const names = ['a.bin', 'b.bin'];
-    await writeFile(join(local, 'a.bin'), '');
-    await truncate(join(local, 'a.bin'), BIG); // sparse: quick to make
     await writeFile(join(local, 'b.bin'), Buffer.alloc(3 * MiB, 7));
     const { code, stderr } = await runThroughRestart(
       run,
@@ -179,11 +185,7 @@ describe.concurrent('--retries', () => {
 
   it('put: a retried upload continues from the whole blocks the killed server had kept', async (test) => {
     const run = runFor(test);
-    const root = await run.tempDirs.make();
-    const local = await run.tempDirs.make();
-    await mkdir(join(root, 'up'));
-    await writeFile(join(local, 'a.bin'), '');
-    await truncate(join(local, 'a.bin'), BIG);
+    const { root, local } = await rootAndBigSource(run);
     const { code, stderr, bytesInAfterRestart } = await runThroughRestart(
       run,
       root,
@@ -238,11 +240,7 @@ describe.concurrent('--retries', () => {
 
   it('a server that stays away: each retry after the first says the reconnect failed, and why', async (test) => {
     const run = runFor(test);
-    const root = await run.tempDirs.make();
-    const local = await run.tempDirs.make();
-    await mkdir(join(root, 'up'));
-    await writeFile(join(local, 'a.bin'), '');
-    await truncate(join(local, 'a.bin'), BIG);
+    const { root, local } = await rootAndBigSource(run);
     const first = await startServe(run, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
     const cli = spawnTracked(
       run,
@@ -277,11 +275,7 @@ describe.concurrent('--retries', () => {
 
   it("a server that stays away through a transfer's retries: the files not yet started fail at once, in one line", async (test) => {
     const run = runFor(test);
-    const root = await run.tempDirs.make();
-    const local = await run.tempDirs.make();
-    await mkdir(join(root, 'up'));
-    await writeFile(join(local, 'a.bin'), '');
-    await truncate(join(local, 'a.bin'), BIG);
+    const { root, local } = await rootAndBigSource(run);
     const small = Array.from({ length: 30 }, (_, index) => `f${String(index).padStart(2, '0')}.txt`);
     for (const name of small) await writeFile(join(local, name), name);
     const first = await startServe(run, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
@@ -320,11 +314,7 @@ describe.concurrent('--retries', () => {
 
   it('--retries 0: the same fault fails the command and leaves nothing under the names', async (test) => {
     const run = runFor(test);
-    const root = await run.tempDirs.make();
-    const local = await run.tempDirs.make();
-    await mkdir(join(root, 'up'));
-    await writeFile(join(local, 'a.bin'), '');
-    await truncate(join(local, 'a.bin'), BIG);
+    const { root, local } = await rootAndBigSource(run);
     const { code, stderr } = await runThroughRestart(
       run,
       root,
