@@ -311,7 +311,6 @@ export class FsUpload implements UploadHandle {
     this.#context.onFinish(true);
   }
 
-  /** Closes the file and removes it; never throws. */
   /**
    * The file is under the target's name: closed without asking where it is (nothing is left to
    * remove), and a failed close (which Linux does not report for a file this process wrote) cannot
@@ -324,6 +323,7 @@ export class FsUpload implements UploadHandle {
     this.#context.onFinish(false);
   }
 
+  /** Closes the file and removes it; never throws. */
   async #discard(): Promise<void> {
     const { fs, temporaryPath } = this.#context;
     await this.#closeHandle().catch(noop);
