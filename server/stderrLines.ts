@@ -16,21 +16,20 @@ export function writeStderrLine(line: string): void {
   if (!corked) {
     corked = true;
     process.stderr.cork();
-    setImmediate(uncork);
+    setImmediate(flushStderrLines);
     if (!flushOnExit) {
       flushOnExit = true;
-      process.on('exit', uncork);
+      process.on('exit', flushStderrLines);
     }
   }
   process.stderr.write(line);
 }
 
-/** Writes the lines held this turn now: before a line to stdout, which must come after them. */
+/**
+ * Writes the lines held this turn now (at the turn's end, at exit, and before a line to stdout,
+ * which must come after them).
+ */
 export function flushStderrLines(): void {
-  uncork();
-}
-
-function uncork(): void {
   if (!corked) return;
   corked = false;
   process.stderr.uncork();
