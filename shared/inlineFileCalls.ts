@@ -13,7 +13,12 @@
  * after the one before, or one slower than `verySlowCallMs`: a slow disk makes call after call
  * slow, while on our VMs a lone call now and then takes 6–8 ms however fast the disk (the vCPU
  * descheduled, a host page fault: one or two per second among 5,000 small uploads), and a second
- * of handing every call off cost those uploads twice the CPU of the calls themselves.
+ * of handing every call off cost those uploads twice the CPU of the calls themselves. On a machine
+ * other processes keep busy, descheduled calls come many a second; so a slow call's time spent
+ * waiting for a CPU (threadRunQueue.ts: read once a turn and after a slow call, so it is the wait
+ * since the turn's first call, at most one turn's budget more than the call's own) is not counted
+ * as the disk's: with two busy processes on its core, ~80 of 300 calls of 1 ms took over 5 ms, and
+ * handed off for back-offs they cost a server under other work about twice the CPU per upload.
  *
  * A call on the loop resolves without the loop turning, so a caller reading in a loop (a digest of
  * a large file) would otherwise hold the loop until it is done: calls on the loop hold it at most
@@ -22,6 +27,7 @@
 
 import { DEFAULTS } from './defaults.js';
 import { LoopTurns, settle } from './loopTurns.js';
+import { threadRunQueueWaitMs } from './threadRunQueue.js';
 
 export interface InlineFileCallsOptions {
   /** A call on the loop that takes longer than this sends the next ones to the threadpool (ms). */
@@ -38,6 +44,11 @@ export interface InlineFileCallsOptions {
   verySlowCallMs?: number;
   /** Clock in ms (tests). */
   now?: () => number;
+  /**
+   * The thread's time spent waiting for a CPU so far, in ms, or undefined where unknown (tests;
+   * by default Linux's schedstat, or none when `now` is a test's clock, which it cannot match).
+   */
+  runQueueWaitMs?: () => number | undefined;
 }
 
 export class InlineFileCalls {
@@ -61,6 +72,10 @@ export class InlineFileCalls {
   #forgiveAt = 0;
   /** Calls on the loop, held to a budget per turn. */
   readonly #turns: LoopTurns;
+  readonly #runQueueWaitMs: () => number | undefined;
+  /** The turn #turnRunQueueWaitMs was read in, and the reading (at its first call on the loop). */
+  #readingTurn = -1;
+  #turnRunQueueWaitMs: number | undefined;
 
   constructor(options: InlineFileCallsOptions = {}) {
     this.slowCallMs = positive(options.slowCallMs ?? DEFAULTS.inlineFileCallSlowMs, 'slowCallMs');
@@ -82,6 +97,8 @@ export class InlineFileCalls {
       'verySlowCallMs',
     );
     this.#now = options.now ?? performance.now.bind(performance);
+    this.#runQueueWaitMs =
+      options.runQueueWaitMs ?? (options.now === undefined ? threadRunQueueWaitMs : () => undefined);
     this.#turns = new LoopTurns({
       turnBudgetMs: positive(options.turnBudgetMs ?? DEFAULTS.inlineFileCallTurnBudgetMs, 'turnBudgetMs'),
       now: this.#now,
@@ -103,6 +120,10 @@ export class InlineFileCalls {
     if (this.offloading) return settle(offloaded);
     return this.#turns.run(() => {
       // Waited for a turn meanwhile: a call slow since then sends this one to the threadpool too.
+      if (this.#readingTurn !== this.#turns.turn) {
+        this.#readingTurn = this.#turns.turn;
+        this.#turnRunQueueWaitMs = this.#runQueueWaitMs();
+      }
       const started = this.#now();
       if (started < this.#offloadUntil) return offloaded();
       try {
@@ -116,16 +137,16 @@ export class InlineFileCalls {
   #timed(started: number): void {
     const finished = this.#now();
     this.#callsSinceSlow++;
-    if (finished - started > this.slowCallMs) {
+    let tookMs = finished - started;
+    if (tookMs > this.slowCallMs) tookMs -= this.#descheduledMs();
+    if (tookMs > this.slowCallMs) {
       // A back-off held (not yet forgiven) means the disk was slow lately: one slow call is enough,
       // as is one very slow call.
       const close = this.#slowCalls > 0 && this.#callsSinceSlow <= this.#slowCallWindow;
       this.#slowCalls = close ? this.#slowCalls + 1 : 1;
       this.#callsSinceSlow = 0;
       const enough =
-        this.#backoffMs > 0 ||
-        finished - started > this.#verySlowCallMs ||
-        this.#slowCalls >= this.#slowCallsToOffload;
+        this.#backoffMs > 0 || tookMs > this.#verySlowCallMs || this.#slowCalls >= this.#slowCallsToOffload;
       if (!enough) return;
       this.#slowCalls = 0;
       this.#backoffMs = Math.min(this.#maxBackoffMs, Math.max(this.#firstBackoffMs, this.#backoffMs * 2));
@@ -136,6 +157,13 @@ export class InlineFileCalls {
       this.#backoffMs = this.#backoffMs <= this.#firstBackoffMs ? 0 : this.#backoffMs / 2;
       this.#forgiveAt = finished + this.#backoffMs;
     }
+  }
+
+  /** Time this thread waited for a CPU since this turn's first call on the loop (0 if unknown). */
+  #descheduledMs(): number {
+    const before = this.#turnRunQueueWaitMs;
+    const now = before === undefined ? undefined : this.#runQueueWaitMs();
+    return before === undefined || now === undefined ? 0 : Math.max(0, now - before);
   }
 }
 

@@ -21,6 +21,8 @@ export class LoopTurns {
   readonly #now: () => number;
   /** When the first call in this turn started; undefined once the loop has turned. */
   #turnStartedAt: number | undefined;
+  /** Counts the turns calls ran in: a caller keeping something per turn tells them apart by it. */
+  #turn = 0;
   #turnResetScheduled = false;
   /**
    * Calls waiting for a later turn, oldest first, from #waitingHead on. In a queue drained by one
@@ -56,11 +58,17 @@ export class LoopTurns {
     });
   }
 
+  /** The turn a call running now runs in (changes only between calls). */
+  get turn(): number {
+    return this.#turn;
+  }
+
   /** True while calls have held the loop less than the budget in this turn. */
   #fitsThisTurn(): boolean {
     const now = this.#now();
     if (this.#turnStartedAt === undefined) {
       this.#turnStartedAt = now;
+      this.#turn++;
       this.#scheduleTurnReset();
       return true;
     }
@@ -85,6 +93,7 @@ export class LoopTurns {
   readonly #drain = (): void => {
     this.#drainScheduled = false;
     this.#turnStartedAt = this.#now();
+    this.#turn++;
     this.#scheduleTurnReset();
     do {
       const next = this.#waiting[this.#waitingHead]!;

@@ -8,12 +8,16 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { open as openPromise, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
+import { threadRunQueueWaitMs } from '../shared/threadRunQueue.js';
 import { diskFs } from '../storage/diskFs.js';
 import { LoopTurns } from './helpers/loopTurns.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+
+const ROOT = join(import.meta.dirname, '..');
 
 /** A clock the calls themselves advance: `callTakingMs(n)` is a synchronous call that took n ms. */
 function fakeDisk(slowCallsToOffload = 2) {
@@ -127,6 +131,80 @@ describe('InlineFileCalls', () => {
     expect(disk.calls.offloading).toBe(false);
     await disk.call(20);
     expect(await offloadedFor()).toBe(100);
+  });
+
+  it("does not count a call's time waiting for a CPU as the disk's", async () => {
+    let nowMs = 1_000;
+    let waitedMs = 0; // the thread's run-queue wait, as schedstat reports it
+    const calls = new InlineFileCalls({
+      slowCallMs: 5,
+      backoffMs: 100,
+      now: () => nowMs,
+      runQueueWaitMs: () => waitedMs,
+    });
+    const call = (ms: number, descheduledMs: number) =>
+      calls.run(
+        () => {
+          nowMs += ms;
+          waitedMs += descheduledMs;
+          return 'inline';
+        },
+        async () => 'offloaded',
+      );
+    // 30 ms, 26 of them descheduled: 4 ms of the call's own, not slow (a very slow 30 alone hands off).
+    for (let i = 0; i < 5; i++) expect(await call(30, 26)).toBe('inline');
+    expect(calls.offloading).toBe(false);
+    // 30 ms with 24 descheduled leaves 6: slow; a second such call starts the back-off.
+    await call(30, 24);
+    expect(calls.offloading).toBe(false);
+    await call(30, 24);
+    expect(calls.offloading).toBe(true);
+  });
+
+  it('keeps calls on the loop while other processes take its CPU (Linux: schedstat)', async () => {
+    if (threadRunQueueWaitMs() === undefined) return; // no per-thread schedstat on this system
+    // One CPU shared with two busy processes: calls of ~1 ms of their own are descheduled for
+    // several ms at a time. The same calls with the run-queue wait unknown (as before it was
+    // read) are the control: they must have been handed off, else the test shows nothing.
+    const script = `
+      import { InlineFileCalls } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist/shared/inlineFileCalls.js')).href)};
+      const busyMs = (ms) => { const end = performance.now() + ms; while (performance.now() < end); };
+      const result = {};
+      for (const mode of ['schedstat', 'unknown']) {
+        const calls = new InlineFileCalls(mode === 'unknown' ? { runQueueWaitMs: () => undefined } : {});
+        let offloaded = 0;
+        let slow = 0;
+        const deadline = performance.now() + 4_000;
+        for (let i = 0; i < 300 && performance.now() < deadline; i++) {
+          const started = performance.now();
+          await calls.run(() => busyMs(1), async () => { offloaded++; });
+          if (performance.now() - started > 5) slow++;
+        }
+        result[mode] = { offloaded, slow };
+      }
+      process.stdout.write(JSON.stringify(result));
+    `;
+    const busy = [0, 1].map(() =>
+      spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;);'], { stdio: 'ignore' }),
+    );
+    try {
+      const output = execFileSync(
+        'taskset',
+        ['-c', '0', process.execPath, '--input-type=module', '-e', script],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
+      const result = JSON.parse(output) as Record<
+        'schedstat' | 'unknown',
+        { offloaded: number; slow: number }
+      >;
+      // Seen here: ~80 of 300 calls slower than 5 ms; without the wait read, two of them sent ~290
+      // calls to the threadpool.
+      expect(result.schedstat.slow).toBeGreaterThan(10);
+      expect(result.schedstat.offloaded).toBe(0);
+      expect(result.unknown.offloaded).toBeGreaterThan(0);
+    } finally {
+      for (const child of busy) child.kill('SIGKILL');
+    }
   });
 
   it('lets the loop turn once calls on it have held it for the turn budget', async () => {
