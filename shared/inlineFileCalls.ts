@@ -17,8 +17,9 @@
  * other processes keep busy, descheduled calls come many a second; so a slow call's time spent
  * waiting for a CPU (threadRunQueue.ts: read once a turn and after a slow call, so it is the wait
  * since the turn's first call, at most one turn's budget more than the call's own) is not counted
- * as the disk's: with two busy processes on its core, ~80 of 300 calls of 1 ms took over 5 ms, and
- * handed off for back-offs they cost a server under other work about twice the CPU per upload.
+ * as the disk's: a server whose machine other processes kept at load 7–9 spent 3.6/3.9 CPU-s (min
+ * and median of six runs) on 2,000 small uploads where it had spent 4.2/5.2, the calls handed off
+ * for back-offs such calls started.
  *
  * A call on the loop resolves without the loop turning, so a caller reading in a loop (a digest of
  * a large file) would otherwise hold the loop until it is done: calls on the loop hold it at most

@@ -1,10 +1,11 @@
 /**
- * How long this thread has waited, runnable, for a CPU (Linux's per-thread schedstat): what tells
- * a file call that was slow because the disk made it wait from one that was slow because the
- * thread was descheduled (another process, or the host, had the core). Only the latter is not the
- * disk's doing, and on a loaded machine it is most of the slow calls (shared/inlineFileCalls.ts).
+ * How long this thread has waited, runnable, for a CPU (Linux's per-thread schedstat, its second
+ * field): what tells a file call that was slow because the disk made it wait from one that was
+ * slow because other processes had the core. Only the former is the disk's doing, and on a loaded
+ * machine the latter are most of the slow calls (shared/inlineFileCalls.ts). A VM's vCPU taken by
+ * its host is not in it (nor in the guest's steal time on every hypervisor).
  *
- * One `pread` of a file kept open (~1–3 µs). Elsewhere (no /proc, another OS) there is no reading.
+ * One `pread` of a file kept open (a few µs). Elsewhere (no /proc, another OS) there is no reading.
  */
 
 import { openSync, readSync } from 'node:fs';

@@ -161,51 +161,62 @@ describe('InlineFileCalls', () => {
     expect(calls.offloading).toBe(true);
   });
 
-  it('keeps calls on the loop while other processes take its CPU (Linux: schedstat)', async () => {
-    if (threadRunQueueWaitMs() === undefined) return; // no per-thread schedstat on this system
-    // One CPU shared with two busy processes: calls of ~1 ms of their own are descheduled for
-    // several ms at a time. The same calls with the run-queue wait unknown (as before it was
-    // read) are the control: they must have been handed off, else the test shows nothing.
-    const script = `
-      import { InlineFileCalls } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist/shared/inlineFileCalls.js')).href)};
-      const busyMs = (ms) => { const end = performance.now() + ms; while (performance.now() < end); };
-      const result = {};
-      for (const mode of ['schedstat', 'unknown']) {
-        const calls = new InlineFileCalls(mode === 'unknown' ? { runQueueWaitMs: () => undefined } : {});
-        let offloaded = 0;
+  it.skipIf(threadRunQueueWaitMs() === undefined)(
+    "reads the thread's wait for a CPU: it accounts for calls slowed by other processes (Linux: schedstat)",
+    async () => {
+      // One CPU shared with two busy processes: calls busy for 1 ms of wall time are now and then
+      // descheduled for several ms. Of those slower than 5 ms, the run-queue wait read around
+      // them must account for all but a few ms, the call's own: what InlineFileCalls takes off
+      // (its decision is the test above). Not every one: a stall the guest cannot see (the host
+      // taking the vCPU, an interrupt) is in neither figure. --single-threaded: no GC or compiler
+      // threads on the pinned CPU for the loop to wait on.
+      const script = `
+        import { threadRunQueueWaitMs } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist/shared/threadRunQueue.js')).href)};
+        const busyMs = (ms) => { const end = performance.now() + ms; while (performance.now() < end); };
         let slow = 0;
-        const deadline = performance.now() + 4_000;
+        let accounted = 0;
+        const unaccountedMs = [];
+        const deadline = performance.now() + 5_000;
         for (let i = 0; i < 300 && performance.now() < deadline; i++) {
+          const waitedBefore = threadRunQueueWaitMs();
           const started = performance.now();
-          await calls.run(() => busyMs(1), async () => { offloaded++; });
-          if (performance.now() - started > 5) slow++;
+          busyMs(1);
+          const tookMs = performance.now() - started;
+          const ownMs = tookMs - (threadRunQueueWaitMs() - waitedBefore);
+          if (tookMs <= 5) continue;
+          slow++;
+          if (ownMs <= 3) accounted++;
+          else unaccountedMs.push(Math.round(ownMs * 10) / 10);
         }
-        result[mode] = { offloaded, slow };
-      }
-      process.stdout.write(JSON.stringify(result));
-    `;
-    const busy = [0, 1].map(() =>
-      spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;);'], { stdio: 'ignore' }),
-    );
-    try {
-      const output = execFileSync(
-        'taskset',
-        ['-c', '0', process.execPath, '--input-type=module', '-e', script],
-        { encoding: 'utf8', timeout: 20_000 },
+        process.stdout.write(JSON.stringify({ slow, accounted, unaccountedMs }));
+      `;
+      const cpu = /^Cpus_allowed_list:\s*(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+      // Busy for 30 s at most, should this process die before it kills them.
+      const busy = [0, 1].map(() =>
+        spawn(
+          'taskset',
+          ['-c', cpu, process.execPath, '-e', 'for (const end = Date.now() + 30_000; Date.now() < end; );'],
+          {
+            stdio: 'ignore',
+          },
+        ),
       );
-      const result = JSON.parse(output) as Record<
-        'schedstat' | 'unknown',
-        { offloaded: number; slow: number }
-      >;
-      // Seen here: ~80 of 300 calls slower than 5 ms; without the wait read, two of them sent ~290
-      // calls to the threadpool.
-      expect(result.schedstat.slow).toBeGreaterThan(10);
-      expect(result.schedstat.offloaded).toBe(0);
-      expect(result.unknown.offloaded).toBeGreaterThan(0);
-    } finally {
-      for (const child of busy) child.kill('SIGKILL');
-    }
-  });
+      try {
+        const output = execFileSync(
+          'taskset',
+          ['-c', cpu, process.execPath, '--single-threaded', '--input-type=module', '-e', script],
+          { encoding: 'utf8', timeout: 20_000 },
+        );
+        const result = JSON.parse(output) as { slow: number; accounted: number; unaccountedMs: number[] };
+        // Seen here under load 9, 10 runs: 70–84 of 300 calls slower than 5 ms, all but 2–5 of them
+        // accounted for (those 3–7 ms of their own).
+        expect(result.slow, output).toBeGreaterThan(10);
+        expect(result.accounted / result.slow, output).toBeGreaterThanOrEqual(0.75);
+      } finally {
+        for (const child of busy) child.kill('SIGKILL');
+      }
+    },
+  );
 
   it('lets the loop turn once calls on it have held it for the turn budget', async () => {
     let nowMs = 0;
