@@ -1,6 +1,7 @@
 // The runtime's own limit for moving files over loopback (issue #11): TCP connections between two
-// Node processes, fs reads of 1 MiB with one read ahead, socket writes with backpressure, fs writev
-// of whatever arrived meanwhile on the other side. No hash, no fsync, and for many files no more
+// Node processes, fs reads of 1 MiB into three reused buffers with one read ahead, at most those
+// buffers queued on the socket (since the forty-second pass; before, a fresh buffer per read and a
+// wait for 'drain' after each write), fs writev of whatever arrived meanwhile on the other side. No hash, no fsync, and for many files no more
 // framing than a name and a size before each file.
 //
 // As a child:  node nodePipeline.mjs receive <file>      prints its port, writes what it receives
@@ -77,7 +78,7 @@ async function sendFile(socket, file, ring, header) {
     slot.written = new Promise((resolve, reject) =>
       socket.write(chunk, (error) => (error ? reject(error) : resolve())),
     );
-    slot.written.catch(() => {}); // a failed write surfaces at the next read into this buffer, or the socket's close
+    slot.written.catch(() => {}); // a failed write also emits 'error', which ends the sender (exit 1)
   }
   await handle.close();
 }
