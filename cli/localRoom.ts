@@ -11,7 +11,7 @@ import { leftBehindBytes } from '../client/downloadsLeftBehind.js';
 import { keptPartialPath } from '../client/sinks.js';
 import { DiskRooms, type RoomClaim } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
-import { formatBytes } from '../shared/humanUnits.js';
+import { formatBytesApart } from '../shared/humanUnits.js';
 
 /** A download refused for want of local room; `leftBytes`: what an earlier download of it left there. */
 export class LocalRoomRefusedError extends MuxftpError {
@@ -21,11 +21,13 @@ export class LocalRoomRefusedError extends MuxftpError {
 export class LocalRooms {
   readonly #rooms = new DiskRooms(
     (dir) => statfs(dir),
-    (needed, free, what) =>
-      new LocalRoomRefusedError(
+    (needed, free, what) => {
+      const [neededText, freeText] = formatBytesApart(needed, free);
+      return new LocalRoomRefusedError(
         'LOCAL_IO_ERROR',
-        `not enough room on the local disk for ${what}: ${formatBytes(needed)} needed, ${formatBytes(free)} free for it`,
-      ),
+        `not enough room on the local disk for ${what}: ${neededText} needed, ${freeText} free for it`,
+      );
+    },
   );
   /** Each target directory's device, looked up once it can be (undefined: it cannot be looked at). */
   readonly #devices = new Map<string, Promise<number | undefined>>();

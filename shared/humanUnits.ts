@@ -14,6 +14,15 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(digits)} ${UNITS[unit]}`;
 }
 
+/**
+ * Two byte counts for one sentence, in bytes when they differ but would read alike: a refusal of
+ * 4 MiB into 4 MiB less 4 KiB read "4.00 MiB declared, 4.00 MiB free", which says it should fit.
+ */
+export function formatBytesApart(first: number, second: number): [string, string] {
+  const shown: [string, string] = [formatBytes(first), formatBytes(second)];
+  return first !== second && shown[0] === shown[1] ? [`${first} B`, `${second} B`] : shown;
+}
+
 export function formatRate(bytesPerSecond: number): string {
   return `${formatBytes(bytesPerSecond)}/s`;
 }

@@ -17,7 +17,7 @@ import {
   SERVER_OWN_FILE_BITS,
 } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
-import { formatBytes } from '../shared/humanUnits.js';
+import { formatBytesApart } from '../shared/humanUnits.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
 import {
@@ -174,12 +174,14 @@ export class FsStorage implements Storage {
         ? undefined
         : new DiskRooms(
             (directory) => options.fs.statfs!(directory),
-            (bytes, room, clientPath) =>
-              new StorageError(
+            (bytes, room, clientPath) => {
+              const [declared, free] = formatBytesApart(bytes, room);
+              return new StorageError(
                 'NO_SPACE',
-                `not enough room on the server's disk for ${clientPath}: ${formatBytes(bytes)} declared, ${formatBytes(room)} free for it`,
+                `not enough room on the server's disk for ${clientPath}: ${declared} declared, ${free} free for it`,
                 clientPath,
-              ),
+              );
+            },
           );
     this.#reserve = options.reserve;
     this.#locateOpened = options.locateOpened;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LocalRoomRefusedError, LocalRooms } from '../cli/localRoom.js';
 import { keptPartialPath } from '../client/sinks.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { DiskRoom, DiskRooms, writableBytes } from '../shared/diskRoom.js';
@@ -141,6 +142,17 @@ describe('room on the disk for uploads of a declared size', () => {
     expect((await readdir(root)).sort()).toEqual(['big']);
   });
 
+  it('a refusal short by less than its figures show gives both in bytes, where it read "4.00 MiB declared, 4.00 MiB free"', async () => {
+    env = await startServer({ storage: await smallDisk(4 * MiB - 4096) });
+    const client = await env.connect();
+    const refusal: unknown = await client.put('a.bin', randomBytes(4 * MiB)).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ code: 'NO_SPACE' });
+    expect((refusal as Error).message).toBe(
+      "not enough room on the server's disk for a.bin: 4194304 B declared, 4190208 B free for it",
+    );
+    expect(await readdir(root!)).toEqual([]);
+  });
+
   it('a resumable upload refused for want of room leaves no kept file behind', async () => {
     const storage = await smallDisk(4 * MiB);
     await expect(
@@ -268,6 +280,26 @@ describe('get: room on the local disk', () => {
     );
     expect(again.code).toBe(1);
     expect((await stat(kept)).size).toBe(4 * MiB);
+  });
+
+  it('a refusal short by less than its figures show gives both in bytes, as the server does', async () => {
+    const local = await tempDirs.make();
+    // The local disk's room moves with whatever else writes to it: a page more than it has, asked
+    // again should room be made between the look and the admission.
+    for (let attempt = 1; ; attempt++) {
+      const asked = writableBytes(await statfs(local))! + 4096;
+      const refusal: unknown = await new LocalRooms().admit(join(local, 'a.bin'), asked).then(
+        (claim) => claim?.release(),
+        (error: unknown) => error,
+      );
+      if (refusal === undefined && attempt < 5) continue;
+      expect(refusal).toBeInstanceOf(LocalRoomRefusedError);
+      const [, needed, free] =
+        /: (\S+ \S+) needed, (\S+ \S+) free for it$/.exec((refusal as Error).message) ?? [];
+      expect(needed).toBeDefined();
+      expect(needed).not.toBe(free);
+      break;
+    }
   });
 });
 
