@@ -503,13 +503,13 @@ export class ServerConnection implements StreamHost {
       if (stream.lastProgressAt > intervalStartedAt) continue;
       if (output.clientRead && stream.waitsForOutput) continue;
       if (stream.heldByServer) continue;
-      stream.fail(this.streamTimeout());
+      stream.timeOut(this.streamTimeout());
     }
     if (readyForClient > 0 && !output.took) {
       // Nothing reached the client for a whole interval: an answer waiting for room will not get
       // it, even one that queued a frame during the interval (so had moved data).
       for (const stream of [...this.streams.values()])
-        if (stream.waitsForOutput) stream.fail(this.streamTimeout());
+        if (stream.waitsForOutput) stream.timeOut(this.streamTimeout());
       this.log({
         event: 'unread_timeout',
         level: 'warn',

@@ -296,6 +296,16 @@ export abstract class ServerStream {
     });
   }
 
+  /**
+   * The connection's stall check gave up on it (`err`: STREAM_TIMEOUT): fail it, and a transfer
+   * says in the log how far it got, as a cut one does (else no line named the file it cut).
+   */
+  timeOut(err: MuxftpError): void {
+    if (this.isFinished) return;
+    if (acceptsCancel(this.#phase)) this.logCut(err.code);
+    this.fail(err);
+  }
+
   /** Fails this stream only: ERROR to the client, then close. */
   fail(err: unknown): void {
     if (this.isFinished) return;

@@ -86,3 +86,21 @@ describe('an upload that sends only empty DATA frames', () => {
     expect(await error).toMatchObject({ code: 'STREAM_TIMEOUT' });
   });
 });
+
+describe('a transfer that stops moving', () => {
+  it('fails STREAM_TIMEOUT, and the log names it and how far it got, as it names one cut by a lost connection', async () => {
+    // Found by stopping a client (kill -STOP) mid-put under --idle-timeout 3: its upload was
+    // failed and then its connection closed, and no line named the file.
+    env = await startServer({ backend: 'memory', idleTimeoutMs: 400 });
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    peer.write(encodeOpen(1, { op: 'put', path: 'stopped.bin', size: 10 }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    peer.write(encodeData(1, Buffer.alloc(4)));
+    // Within two timeouts of its last progress; bounded by the test's own timeout.
+    expect(await peer.streamError(1)).toMatchObject({ code: 'STREAM_TIMEOUT' });
+    expect(env.logs.filter((line) => line.includes('stopped.bin'))).toEqual([
+      expect.stringMatching(/ upload of stopped\.bin cut after 4 of 10 B \(STREAM_TIMEOUT\)$/),
+    ]);
+  });
+});
