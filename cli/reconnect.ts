@@ -21,8 +21,16 @@ const CONNECTION_LOSS_CODES: ReadonlySet<string> = new Set([
   'IDLE_TIMEOUT',
 ]);
 
-/** Failures after which the same transfer may succeed on a new connection. */
-const RETRYABLE_CODES: ReadonlySet<string> = new Set([...CONNECTION_LOSS_CODES, 'SERVER_BUSY']);
+/**
+ * Failures after which the same transfer may succeed again. STREAM_TIMEOUT: the server gave up on
+ * a transfer that moved nothing for its idle timeout (this process was stopped, a laptop slept),
+ * and closes the connection once none is left on it.
+ */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  ...CONNECTION_LOSS_CODES,
+  'SERVER_BUSY',
+  'STREAM_TIMEOUT',
+]);
 
 /** The error, or what it wraps (openClient's CliError wraps the connect failure), has one of `codes`. */
 function failedWith(error: unknown, codes: ReadonlySet<string>): boolean {

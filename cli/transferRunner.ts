@@ -22,6 +22,7 @@ import { type ErrorInfo, errorInfo, type Output } from './output.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
 import {
   backoffDelayMs,
+  isConnectionLoss,
   isRetryable,
   type ReconnectingClient,
   requestWithRetries,
@@ -487,14 +488,20 @@ async function runOne(
           continue;
         }
       } else if (attempt < retries && isRetryable(error) && !signal.aborted) {
-        // The connection went (a dropped link, a restarted server): do this transfer again on a
-        // new one. An upload continues from the whole blocks the server kept, a download from the
-        // ones it kept itself, once the digests of them match on both sides.
+        // The connection went (a dropped link, a restarted server), or the server timed this
+        // transfer out: do it again. An upload continues from the whole blocks the server kept, a
+        // download from the ones it kept itself, once the digests of them match on both sides.
         const delayMs = backoffDelayMs(attempt);
         meter.retry(attempt + 1, retries);
         say(retryNotice(`${run.command} ${name}`, error, attempt + 1, retries, delayMs));
         attempt++;
         declineWindow = false;
+        if (client.isOpen && !isConnectionLoss(error)) {
+          // The server failed this stream alone (STREAM_TIMEOUT): replacing the connection would
+          // cut the other transfers on it. Should it go meanwhile, the next try reconnects.
+          await waitToRetry(delayMs, signal);
+          continue;
+        }
         // Not reconnected: the next try fails with why (tryReplace).
         ({ client, failure: reconnectFailure } = await run.connection.tryReplace(client, delayMs, signal));
         continue;
