@@ -122,7 +122,7 @@ export async function lockServedRoot(
     if (existing !== undefined && holderMayBeAlive(existing)) {
       throw new RootInUseError(root, lockPath, existing, true);
     }
-    return { lock: undefined, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+    return { lock: undefined, reason: failureReason(error) };
   }
   try {
     // Rounds: a stale lock removed here may be taken by another server starting meanwhile, and
@@ -132,12 +132,8 @@ export async function lockServedRoot(
         await link(staging, lockPath);
         return { lock: new ServedRootLock(lockPath, content) };
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-          return {
-            lock: undefined,
-            reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message,
-          };
-        }
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+          return { lock: undefined, reason: failureReason(error) };
       }
       const text = await readFile(lockPath, 'utf8').catch(() => undefined);
       if (text === undefined) continue; // removed meanwhile: link again
@@ -145,13 +141,26 @@ export async function lockServedRoot(
       if (existing !== undefined && holderMayBeAlive(existing)) {
         throw new RootInUseError(root, lockPath, existing, true);
       }
-      if (!(await removeStale(lockPath, text, content))) await sleep(TAKEOVER_WAIT_MS);
+      let removed: boolean;
+      try {
+        removed = await removeStale(lockPath, text, content);
+      } catch (error) {
+        // No room for the takeover's mark beside the new lock's staging copy (one inode or block
+        // was left): served without the lock, as on a full disk, where serve died of it before.
+        return { lock: undefined, reason: failureReason(error) };
+      }
+      if (!removed) await sleep(TAKEOVER_WAIT_MS);
     }
     const existing = await readHolder(lockPath);
     throw new RootInUseError(root, lockPath, existing ?? { pid: 0, host: '?', since: '?' }, true);
   } finally {
     await unlink(staging).catch(() => {});
   }
+}
+
+/** Why a file could not be written, as `serve` says it and tells a full disk by: its errno code. */
+function failureReason(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }
 
 /** A takeover mark older than this was left by a server that died in the midst: removed. */
