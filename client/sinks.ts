@@ -40,8 +40,11 @@ export interface ByteSink {
   /**
    * The download failed for good: keep its whole blocks for `get -c` (a hidden file beside the
    * target) when the sink was opened to, else drop what was written as abort() does. Files only.
+   * `upTo`: keep only the whole blocks within its first `upTo` bytes.
    */
-  keepPartial?(): Promise<KeptPartial | undefined>;
+  keepPartial?(upTo?: number): Promise<KeptPartial | undefined>;
+  /** It writes into what an earlier failed download kept (claimed, not a copy): that file's blocks are there already. */
+  readonly continuesKept?: boolean;
   /**
    * A sink that can fail between writes (a caller's stream destroyed or failing while no write is
    * in flight) tells `listener`, so the download stops at once rather than at its next write.
@@ -315,12 +318,16 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     temporaryFilesInProgress.delete(this.temporary);
   }
 
+  get continuesKept(): boolean {
+    return !this.createdHere;
+  }
+
   /**
    * The download failed for good: when opened to keep a partial, cut the file to its whole blocks
-   * and rename it to the target's kept name (replacing what was kept there), else (or when not
-   * one whole block arrived) remove it. Idempotent.
+   * (those within its first `upTo` bytes) and rename it to the target's kept name (replacing what
+   * was kept there), else (or when not one whole block arrived) remove it. Idempotent.
    */
-  async keepPartial(): Promise<KeptPartial | undefined> {
+  async keepPartial(upTo = Number.POSITIVE_INFINITY): Promise<KeptPartial | undefined> {
     const handle = this.handle;
     const keptPath = this.keptPath;
     if (handle === undefined || keptPath === undefined || !this.keepable)
@@ -330,7 +337,7 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
       await this.ready?.catch(() => {});
       await this.writing;
       const held = await this.bytesHeld(handle);
-      const bytes = wholeBlockBytes(held);
+      const bytes = wholeBlockBytes(Math.min(held, upTo));
       if (bytes > 0) {
         // Not when whole already (a try refused before a byte came): a truncate moves the
         // modification time, and the next try would take the same bytes for another version

@@ -597,16 +597,21 @@ export class GetCall extends ClientStream {
     if (error) {
       // A failed verification keeps nothing (the bytes are suspect), nor does a full local disk
       // (what was kept would be what fills it, failing the next download too; the server drops
-      // an upload's the same way); any other failure keeps the whole blocks received for get -c
-      // when the sink was opened to. Reject only once the temporary file is settled, so callers
-      // never see it.
+      // an upload's the same way), but for the blocks of a kept partial it continued, put back as
+      // they were (they took no room this run; dropped, an earlier run's download was lost); any
+      // other failure keeps the whole blocks received for get -c when the sink was opened to.
+      // Reject only once the temporary file is settled, so callers never see it.
       const keepPartial = this.sink.keepPartial;
-      const settled =
-        error.code !== 'INTEGRITY_ERROR' && !isLocalDiskFull(error) && keepPartial !== undefined
-          ? keepPartial.call(this.sink).then((kept) => {
-              if (kept !== undefined) this.onPartialKept?.(kept);
-            })
-          : this.sink.abort();
+      const diskFull = isLocalDiskFull(error);
+      const keeps =
+        error.code !== 'INTEGRITY_ERROR' &&
+        keepPartial !== undefined &&
+        (!diskFull || this.sink.continuesKept === true);
+      const settled = keeps
+        ? keepPartial.call(this.sink, diskFull ? this.resumedFrom : undefined).then((kept) => {
+            if (kept !== undefined) this.onPartialKept?.(kept);
+          })
+        : this.sink.abort();
       settled.then(
         () => this.deferred.reject(error),
         () => this.deferred.reject(error),

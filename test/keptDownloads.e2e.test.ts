@@ -6,7 +6,18 @@
  */
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chown, link, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chown,
+  type FileHandle,
+  link,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
@@ -568,6 +579,52 @@ describe('a download that fails writing locally', () => {
     });
     expect(kept).toEqual([]);
     expect(await readdir(dir)).toEqual([]);
+  }, 30_000);
+
+  it('get -c continuing a kept partial puts its blocks back when the disk is full: they took no new room', async () => {
+    const content = randomBytes(3 * BLOCK);
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const dir = await tempDirs.make();
+    const keptPath = join(dir, downloadPartialName('big.bin'));
+    await writeFile(keptPath, content.subarray(0, BLOCK));
+    // A kept partial is continued in place, through a FileHandle: its writes fail as a full disk's.
+    const probe = await open(keptPath, 'r');
+    const fileHandles = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const spy = vi
+      .spyOn(fileHandles, 'writev')
+      .mockRejectedValue(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
+    const client = await env.connect();
+    const kept: unknown[] = [];
+    try {
+      const error = await client
+        .get('big.bin', join(dir, 'big.bin'), {
+          continue: true,
+          keepPartial: true,
+          onPartialKept: (partial) => kept.push(partial),
+        })
+        .then(
+          () => undefined,
+          (failure: unknown) => failure,
+        );
+      expect(error).toMatchObject({
+        code: 'LOCAL_IO_ERROR',
+        message: expect.stringContaining('no space left'),
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    // Before: removed with the failure, and the block an earlier run received with it (found by
+    // a get -c into a full tmpfs: a 4 MiB partial gone, and nothing said so).
+    expect(kept).toEqual([{ path: keptPath, bytes: BLOCK }]);
+    expect(await readdir(dir)).toEqual([downloadPartialName('big.bin')]);
+    expect((await readFile(keptPath)).equals(content.subarray(0, BLOCK))).toBe(true);
+    const result = await client.get('big.bin', join(dir, 'big.bin'), { continue: true, keepPartial: true });
+    await client.close();
+    expect(result.continuedFrom).toBe(BLOCK);
+    expect(await readdir(dir)).toEqual(['big.bin']);
+    expect((await readFile(join(dir, 'big.bin'))).equals(content)).toBe(true);
   }, 30_000);
 
   it('keeps the whole blocks for get -c after another write failure', async () => {
