@@ -294,11 +294,14 @@ export class FsUpload implements UploadHandle {
   async #keepWholeBlocks(): Promise<void> {
     const { heldBytes, startOffset } = this.#context;
     const untouched = this.#failure === undefined && this.#offset === startOffset;
+    // After a failed write (a full disk) what this upload wrote is not trusted, but the blocks it
+    // continued from were there before, whole, and took no room now: kept as they were, where a
+    // put -c into a disk someone else filled lost an earlier attempt's blocks.
     const whole = untouched
       ? heldBytes
       : this.#failure === undefined
         ? Math.floor(this.#offset / INTEGRITY_BLOCK_BYTES) * INTEGRITY_BLOCK_BYTES
-        : 0;
+        : Math.min(startOffset, heldBytes);
     if (whole === 0) return this.#discard();
     try {
       if (!untouched) await this.#context.handle.truncate(whole);
