@@ -26,16 +26,17 @@ async function digestLocalFile(
 ): Promise<{ size: number } | undefined> {
   // On the loop while file calls are fast (LocalFile): --skip-identical of many small files made
   // four threadpool hand-offs a file (open, fstat, read, close), most of the client's time.
-  let file: LocalFile;
+  let file: LocalFile | undefined;
   try {
-    file = await LocalFile.open(path);
+    // Not a FIFO's open, which would wait for a writer: in a tree `get -r -c` replaces one.
+    file = await LocalFile.openRegular(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw localError(err, path);
   }
+  if (file === undefined) return undefined;
   try {
     const stats = file.statsAtOpen ?? (await file.stat());
-    if (!stats.isFile()) return undefined;
     const stop = end(stats);
     const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(1, stop)));
     for (let position = 0; position < stop && signal?.aborted !== true; ) {

@@ -86,6 +86,8 @@ const openAsync = promisify(open);
 const readAsync = promisify(read);
 const closeAsync = promisify(close);
 const fstatAsync = promisify(fstat);
+/** open(2) flags that never wait for a FIFO's writer. */
+const READ_WITHOUT_WAITING = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /**
  * A local file by its descriptor: opened, stat'ed, read and closed on the loop while file calls
@@ -98,9 +100,8 @@ export class LocalFile {
   #closed = false;
   readonly #running = new Set<Promise<unknown>>();
   /**
-   * The fstat the open on the loop made to tell a regular file, kept so the caller's first look
-   * at the file (size, times) costs no second call; undefined when the open went through the
-   * threadpool.
+   * The fstat the open made to tell a regular file, kept so the caller's first look at the file
+   * (size, times) costs no second call; undefined for anything else (a FIFO, opened again).
    */
   readonly statsAtOpen: BigIntStats | undefined;
 
@@ -110,26 +111,47 @@ export class LocalFile {
   }
 
   /**
-   * Opening a FIFO waits for a writer, which must not happen on the loop: there the open does
-   * not wait (O_NONBLOCK, which reads of a regular file ignore), and anything but a regular file
-   * is opened again, waiting, through the threadpool.
+   * Opening a FIFO waits for a writer, which must not happen on the loop: openRegular's open does
+   * not wait, and anything but a regular file is opened again, waiting, through the threadpool.
    */
   static async open(path: string): Promise<LocalFile> {
-    const offloaded = async () => new LocalFile(await openAsync(path, 'r'));
-    const opened = await localFileCalls.run<LocalFile | undefined>(() => {
-      const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-      let stats: BigIntStats;
-      try {
-        stats = fstatSync(fd, { bigint: true });
-      } catch (error) {
+    return (await LocalFile.openRegular(path)) ?? new LocalFile(await openAsync(path, 'r'));
+  }
+
+  /**
+   * The regular file at `path`, or undefined for anything else (a FIFO, a device, a socket), whose
+   * open never waits (O_NONBLOCK, which reads of a regular file ignore): for a look at what a local
+   * file holds (get -c's blocks, --skip-identical), where a FIFO with no writer would wait for ever.
+   */
+  static async openRegular(path: string): Promise<LocalFile | undefined> {
+    return localFileCalls.run<LocalFile | undefined>(
+      () => {
+        const fd = openSync(path, READ_WITHOUT_WAITING);
+        let stats: BigIntStats;
+        try {
+          stats = fstatSync(fd, { bigint: true });
+        } catch (error) {
+          closeSync(fd);
+          throw error;
+        }
+        if (stats.isFile()) return new LocalFile(fd, stats);
         closeSync(fd);
-        throw error;
-      }
-      if (stats.isFile()) return new LocalFile(fd, stats);
-      closeSync(fd);
-      return undefined;
-    }, offloaded);
-    return opened ?? offloaded();
+        return undefined;
+      },
+      async () => {
+        const fd = await openAsync(path, READ_WITHOUT_WAITING);
+        let stats: BigIntStats;
+        try {
+          stats = await fstatAsync(fd, { bigint: true });
+        } catch (error) {
+          await closeAsync(fd);
+          throw error;
+        }
+        if (stats.isFile()) return new LocalFile(fd, stats);
+        await closeAsync(fd);
+        return undefined;
+      },
+    );
   }
 
   stat(): Promise<BigIntStats> {

@@ -8,7 +8,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, open, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
@@ -219,5 +219,64 @@ describe('get into an existing FIFO or device', () => {
 
     expect(result.code).toBe(0);
     expect(await readFile(join(dir, 'note.txt'), 'utf8')).toBe('new');
+  });
+});
+
+describe('get -r into a tree that holds a FIFO or a link to one where the server has a file', () => {
+  it('replaces them with the file, as rsync does, writing nothing into them and waiting for no reader', async () => {
+    server = await startServer();
+    const uploader = await server.connect();
+    await uploader.mkdir('site');
+    await uploader.put('site/pipe.txt', Buffer.from('was a FIFO\n'));
+    await uploader.put('site/linked.txt', Buffer.from('was a link to a FIFO outside\n'));
+    await uploader.put('site/plain.txt', Buffer.from('plain\n'));
+    const dir = await tempDirs.make();
+    await mkdir(join(dir, 'site'));
+    // No reader for either: before, the walk's files were written in place as a named target is,
+    // so the run waited for ever on the first FIFO's open, and the link led the bytes outside.
+    expect(spawnSync('mkfifo', [join(dir, 'site', 'pipe.txt')]).status).toBe(0);
+    expect(spawnSync('mkfifo', [join(dir, 'outside')]).status).toBe(0);
+    await symlink(join('..', 'outside'), join(dir, 'site', 'linked.txt'));
+
+    const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '-q'], dir, {
+      timeoutMs: 10_000,
+    });
+
+    expect(result.signal).toBeNull();
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(await readFile(join(dir, 'site', 'pipe.txt'), 'utf8')).toBe('was a FIFO\n');
+    expect(await readFile(join(dir, 'site', 'linked.txt'), 'utf8')).toBe('was a link to a FIFO outside\n');
+    expect((await lstat(join(dir, 'site', 'linked.txt'))).isFile()).toBe(true);
+    expect((await lstat(join(dir, 'outside'))).isFIFO()).toBe(true);
+    expect((await readdir(join(dir, 'site'))).sort()).toEqual(['linked.txt', 'pipe.txt', 'plain.txt']);
+  });
+
+  it('get -r -c and --skip-identical do not open the FIFO to read it either: they replace it', async () => {
+    server = await startServer();
+    const uploader = await server.connect();
+    await uploader.mkdir('site');
+    await uploader.put('site/pipe.txt', Buffer.from('was a FIFO\n'));
+    for (const option of ['-c', '--skip-identical']) {
+      const dir = await tempDirs.make();
+      await mkdir(join(dir, 'site'));
+      expect(spawnSync('mkfifo', [join(dir, 'site', 'pipe.txt')]).status).toBe(0);
+
+      // -c looked for blocks to continue from in it, and that open waited for a writer (SIGTERM
+      // could not end it either: the open held a thread, and the process, for ever).
+      const result = await runCli(
+        ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '-q', option],
+        dir,
+        { timeoutMs: 10_000 },
+      );
+
+      expect({ option, signal: result.signal, code: result.code, stderr: result.stderr }).toEqual({
+        option,
+        signal: null,
+        code: 0,
+        stderr: '',
+      });
+      expect(await readFile(join(dir, 'site', 'pipe.txt'), 'utf8')).toBe('was a FIFO\n');
+    }
   });
 });

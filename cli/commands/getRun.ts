@@ -401,7 +401,9 @@ async function get(
         : error instanceof LocalRoomRefusedError && error.leftBytes > 0
           ? `an earlier download of it left ${formatBytes(error.leftBytes)} beside it: get -c continues from there`
           : undefined,
-    writesInPlace: (job) => isSpecialFile(job.local),
+    // Only a target the user named: a FIFO, device or link to one that a tree walk meets is
+    // replaced, as rsync replaces it, not waited on or written through out of the tree.
+    writesInPlace: (job) => (job.inTree === true ? Promise.resolve(false) : isSpecialFile(job.local)),
     perform: async (job, client, transferOptions) => {
       // A fresh download into a file needs its whole size beside the old file until the rename;
       // one that continues what is there (-c, a retry) needs less, and is not held to it.
