@@ -22,6 +22,9 @@ const CODE_BY_ERRNO: Readonly<Record<string, { code: ErrorCode; message: string 
   ENAMETOOLONG: { code: 'INVALID_PATH', message: "path too long for the server's filesystem" },
   // A memory storage's file that would grow past the room its process may take (storage/memory.ts).
   ENOMEMROOM: { code: 'NO_SPACE', message: "no room left in the server's memory" },
+  // A link loop in the served tree (`a -> b -> a`): a path that leads nowhere, as one leading
+  // out of the root is refused, not a disk failure for the operator's log.
+  ELOOP: { code: 'INVALID_PATH', message: 'too many levels of symbolic links' },
   // A directory swapped for a link to elsewhere, found on the held-open directory (pinnedDirectories.ts).
   ELEDOUTSIDE: { code: 'INVALID_PATH', message: 'path leads outside the root' },
 };

@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, realpath, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path, { join, sep } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { Volume } from 'memfs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
@@ -267,6 +268,29 @@ describe('special files in the root (disk)', () => {
       await storage.close();
       await nodeFs.rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a symbolic link loop in the root (disk)', () => {
+  it('is a path that leads nowhere, refused INVALID_PATH with its reason, not a disk failure', async () => {
+    env = await startServer({ backend: 'disk' });
+    await nodeFs.symlink('l2', join(env.root!, 'l1'));
+    await nodeFs.symlink('l1', join(env.root!, 'l2'));
+    const client = await env.connect();
+
+    // Before: IO_ERROR, `I/O error (ELOOP)`, and the server's log said it as an operator's failure.
+    const refused = { code: 'INVALID_PATH', message: 'too many levels of symbolic links: l1' };
+    await expect(client.stat('l1')).rejects.toMatchObject(refused);
+    await expect(client.get('l1', new PassThrough())).rejects.toMatchObject(refused);
+    await expect(client.put('l1', Buffer.from('x'))).rejects.toMatchObject(refused);
+    await expect(client.stat('l1/below')).rejects.toMatchObject({
+      code: 'INVALID_PATH',
+      message: 'too many levels of symbolic links: l1/below',
+    });
+    expect(env.logs.join('\n')).not.toContain('I/O error');
+    // Still a name that can be removed, as the link itself.
+    await client.delete('l1');
+    expect((await client.list('')).map((entry) => entry.name)).toEqual(['l2']);
   });
 });
 
