@@ -410,6 +410,32 @@ describe("rm of a path ending in '.'", () => {
   });
 });
 
+describe('put of a FIFO or device named alone', () => {
+  it('is refused without reading it, the others go, and the line says how to send a stream', async () => {
+    const dir = await tempDirs.make();
+    const { server } = await serve(['--port', '0', '--root', 'root'], dir);
+    expect(spawnSync('mkfifo', [join(dir, 'pipe')]).status).toBe(0);
+    await writeFile(join(dir, 'a.txt'), 'a');
+
+    // No writer ever comes to the FIFO, and /dev/zero never ends: either read would not return.
+    const result = await runCli(
+      [...server, 'put', 'pipe', '/dev/zero', 'a.txt', '--to', 'in/', '-p', '-q'],
+      dir,
+      {
+        timeoutMs: 10_000,
+      },
+    );
+
+    expect(result.signal).toBeNull();
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      'muxftp: put pipe: not a regular file: pipe (UNSUPPORTED); to send what it gives, make it stdin: put - in/pipe < pipe\n' +
+        'muxftp: put /dev/zero: not a regular file: /dev/zero (UNSUPPORTED); to send what it gives, make it stdin: put - in/zero < /dev/zero\n',
+    );
+    expect(await readdir(join(dir, 'root', 'in'))).toEqual(['a.txt']);
+  });
+});
+
 describe('an empty path argument', () => {
   it("is refused as INVALID_PATH in words, shown as '', never read as the root or the working directory", async () => {
     const dir = await tempDirs.make();

@@ -553,7 +553,9 @@ async function planUploads(
       const error = new MuxftpError('IS_A_DIRECTORY', `is a directory: ${source}`);
       fail(source, remote, error, 'add -r to upload directories');
     } else {
-      fail(source, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${source}`));
+      // Never read as a file: /dev/zero has no end. A stream is sent as stdin, as documented.
+      const error = new MuxftpError('UNSUPPORTED', `not a regular file: ${source}`);
+      fail(source, remote, error, `to send what it gives, make it stdin: put - ${remote || '/'} < ${source}`);
     }
   }
   return { jobs, dirs, trees };
