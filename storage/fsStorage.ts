@@ -1425,7 +1425,8 @@ function refuseNonFile(clientPath: string, stats: FsStats): void {
     throw new StorageError('IS_A_DIRECTORY', `is a directory: ${displayPath(clientPath)}`, clientPath);
   }
   if (!stats.isFile()) {
-    throw new StorageError('PERMISSION_DENIED', `not a regular file: ${clientPath}`, clientPath);
+    // Nothing to read (a FIFO, a socket, a device), not a right the account lacks: as the CLI says it.
+    throw new StorageError('UNSUPPORTED', `not a regular file: ${clientPath}`, clientPath);
   }
 }
 
