@@ -7,6 +7,7 @@ import { type Dirent, type Stats, statSync } from 'node:fs';
 import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { localFileCalls } from '../client/sources.js';
+import { characterProblem } from '../shared/clientPaths.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
@@ -115,8 +116,10 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
     ancestors: ReadonlySet<string>,
   ): Promise<void> => {
     let names: string[];
-    // A name that is not UTF-8, as shown, and whether it is a directory (undefined: not known).
-    const notUtf8: Array<{ shown: string; isDirectory: boolean | undefined }> = [];
+    // A name no remote path can be (not UTF-8, or with a backslash or a newline), as shown, why,
+    // and whether it is a directory (undefined: not known). Not walked into: what is in it could
+    // have no remote path either, and failed a line each.
+    const unsendable: Array<{ shown: string; why: string; isDirectory: boolean | undefined }> = [];
     let real: string;
     try {
       real = await realpath(localDir);
@@ -126,11 +129,16 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
       names = [];
       for (const dirent of await readdir(localDir, { encoding: 'buffer', withFileTypes: true })) {
         const name = utf8Name(dirent.name);
+        const badCharacter = name === undefined ? undefined : characterProblem(name);
         // Its kind for the rules to decide by, as for any name: with `--include '*/' … --exclude
         // '*'` such a directory is kept, so reported, not left out as a file would be.
-        if (name === undefined)
-          notUtf8.push({
-            shown: dirent.name.toString('utf8'),
+        if (name === undefined || badCharacter !== undefined)
+          unsendable.push({
+            shown: name ?? dirent.name.toString('utf8'),
+            why:
+              badCharacter === undefined
+                ? 'name is not UTF-8 (muxftp sends UTF-8 names only)'
+                : `muxftp cannot name it (the name ${badCharacter}; rename it)`,
             isDirectory: await isDirectoryEntry(localDir, dirent),
           });
         else if (!isTemporaryName(name)) names.push(name);
@@ -155,17 +163,14 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
     // Created on the server only once it can be walked: a link loop or an unreadable directory is
     // reported, and leaves no empty directory behind it.
     if (relativeDir !== '') tree.dirs.push(relativeDir);
-    for (const { shown, isDirectory } of notUtf8) {
+    for (const { shown, why, isDirectory } of unsendable) {
       const localPath = path.join(localDir, shown);
       const relative = relativeDir === '' ? shown : `${relativeDir}/${shown}`;
       if (excluded?.(relative, isDirectory) === true) continue;
       tree.problems.push({
         localPath,
         relative,
-        error: new MuxftpError(
-          'INVALID_PATH',
-          `name is not UTF-8 (muxftp sends UTF-8 names only), skipped: ${localPath}`,
-        ),
+        error: new MuxftpError('INVALID_PATH', `${why}, skipped: ${localPath}`),
       });
     }
     const inside = new Set(ancestors).add(real);

@@ -128,6 +128,29 @@ describe('--json results of entries a tree walk skipped', () => {
     expect(await readdir(join(server.root!, 'backup', 'site'))).toEqual(['index.html']);
   });
 
+  it('put -r fails a local name with a backslash or a newline once, a directory with all in it, and sends the rest', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'site', 'a\\b'), { recursive: true });
+    await mkdir(join(local, 'site', 'new\nline'));
+    await writeFile(join(local, 'site', 'index.html'), 'hi');
+    for (const dir of ['a\\b', 'new\nline'])
+      for (const name of ['1.txt', '2.txt', '3.txt']) await writeFile(join(local, 'site', dir, name), name);
+
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--to', 'backup/', '-p', '-q'],
+      local,
+    );
+
+    // Before: each file under such a directory failed a line of its own (`invalid path`), six here.
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `muxftp: put ${join('site', 'a\\b')}: muxftp cannot name it (the name contains a backslash; rename it), skipped: ${join('site', 'a\\b')} (INVALID_PATH)\n` +
+        `muxftp: put ${join('site', 'new?line')}: muxftp cannot name it (the name contains a control character; rename it), skipped: ${join('site', 'new?line')} (INVALID_PATH)\n`,
+    );
+    expect(await readdir(join(server.root!, 'backup', 'site'))).toEqual(['index.html']);
+  });
+
   it('get -r gives a FIFO on the server as skipped, with why, and the local path it would have had', async () => {
     server = await startServer({ backend: 'disk' });
     await mkdir(join(server.root!, 'odd', 'deeper'), { recursive: true });
