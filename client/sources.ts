@@ -271,6 +271,9 @@ class FileSource implements ByteSource {
     const position = this.position;
     this.position += length;
     const bytesRead = await this.file.readAt(target, offset, length, position);
+    // Ended before its size (truncated meanwhile): said as any other change, naming the file.
+    if (bytesRead < Math.min(length, this.size - position))
+      throw new MuxftpError('LOCAL_IO_ERROR', `file changed while being uploaded: ${this.path}`);
     if (position + length >= this.size) await this.checkUnchanged();
     return bytesRead;
   }

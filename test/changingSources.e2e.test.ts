@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { appendFile, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, open, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MuxftpError } from '../shared/errors.js';
@@ -89,6 +89,20 @@ describe('a local file changing while it is uploaded', () => {
 
     const result = await putChangingOnce(path, () => appendFile(path, 'one more line\n'));
 
+    expect((result as MuxftpError).code).toBe('LOCAL_IO_ERROR');
+    expect((result as MuxftpError).message).toBe(`file changed while being uploaded: ${path}`);
+    expect(await server!.storage.list('')).toEqual([]);
+  });
+
+  it('fails the same way when the file is cut short meanwhile (truncated), naming it', async () => {
+    const dir = await tempDirs.make();
+    const path = join(dir, 'data.bin');
+    await writeFile(path, randomBytes(8 * MiB));
+
+    const result = await putChangingOnce(path, () => truncate(path, 2 * MiB));
+
+    // Before: `local file shrank while being uploaded (expected …, read …)`, without the file's
+    // name and in other words than every other change.
     expect((result as MuxftpError).code).toBe('LOCAL_IO_ERROR');
     expect((result as MuxftpError).message).toBe(`file changed while being uploaded: ${path}`);
     expect(await server!.storage.list('')).toEqual([]);
