@@ -213,7 +213,10 @@ export class FsStorage implements Storage {
    */
   async *listBatches(path: string, options: ListBatchesOptions = {}): AsyncGenerator<EntryInfo[]> {
     const dir = await this.#resolve(path);
-    let names = await this.#sortedNames(dir, options.maxEntries);
+    // A link to nothing, as stat says it: the listing of its directory shows it.
+    let names = await this.#sortedNames(dir, options.maxEntries).catch(async (error: unknown) => {
+      throw (await this.#danglingLink(dir, error)) ?? error;
+    });
     // Big, it takes its share of the listing budget first; waiting for it, it holds no names
     // (read again once it has its share).
     const held = namesBytes(names);

@@ -271,6 +271,26 @@ describe('special files in the root (disk)', () => {
   });
 });
 
+describe('a symbolic link to nothing in the root (disk)', () => {
+  it('listed by name, says it is a link to nothing, as stat does, not "no such file or directory"', async () => {
+    env = await startServer({ backend: 'disk' });
+    await nodeFs.symlink('nowhere', join(env.root!, 'gone'));
+    const client = await env.connect();
+
+    const toNothing = {
+      code: 'NOT_FOUND',
+      message: 'symbolic link to nothing (what it leads to does not exist): gone',
+    };
+    await expect(client.stat('gone')).rejects.toMatchObject(toNothing);
+    // Before: `no such file or directory: gone`, of a name the listing of its directory shows.
+    await expect(client.list('gone')).rejects.toMatchObject(toNothing);
+    await expect(client.list('missing')).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: 'no such file or directory: missing',
+    });
+  });
+});
+
 describe('a symbolic link loop in the root (disk)', () => {
   it('is a path that leads nowhere, refused INVALID_PATH with its reason, not a disk failure', async () => {
     env = await startServer({ backend: 'disk' });
