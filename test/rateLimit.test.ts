@@ -6,8 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it, type TestContext, vi } from 'vitest';
@@ -19,8 +18,8 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeOpen } from '../shared/protocol/encoder.js';
 import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import { runCli } from './helpers/cliProcess.js';
+import { ownFor } from './helpers/ownedByTest.js';
 import { RawPeer } from './helpers/rawPeer.js';
-import { startServer, type TestServer } from './helpers/testServer.js';
 
 const MiB = 1024 * 1024;
 
@@ -151,16 +150,6 @@ describe('RateLimiter', () => {
 // They mostly wait on the rate, so they run at once (vitest's maxConcurrency at a time), each
 // with its own server: a loaded machine only slows a transfer, and a slow measurement is retried.
 describe.concurrent('throttled transfers', () => {
-  /** A server of this test's own, stopped when the test ends. */
-  async function serverFor(
-    test: TestContext,
-    options?: Parameters<typeof startServer>[0],
-  ): Promise<TestServer> {
-    const server = await startServer(options);
-    test.onTestFinished(() => server.stop());
-    return server;
-  }
-
   const rate = 2 * MiB;
   const size = 4 * MiB;
   /**
@@ -210,12 +199,12 @@ describe.concurrent('throttled transfers', () => {
   }
 
   it("--max-rate holds a connection's download and upload to the configured rate", async (test) => {
-    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
+    const server = await ownFor(test).server({ maxRateBytesPerSecond: rate });
     await upAndDownAtTheRate(await server.connect());
   }, 40_000);
 
   it('puts that fit their initial windows complete no faster than the rate, one after another', async (test) => {
-    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
+    const server = await ownFor(test).server({ maxRateBytesPerSecond: rate });
     const client = await server.connect();
     // Each fits the 256 KiB the client may send with its OPEN (and is more than the limit's piece
     // of a tenth of a second): before, all of it went at once and the puts completed at ~20x the rate.
@@ -239,7 +228,7 @@ describe.concurrent('throttled transfers', () => {
   }, 40_000);
 
   it('bytes a refused put sent with its OPEN count against the rate', async (test) => {
-    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
+    const server = await ownFor(test).server({ maxRateBytesPerSecond: rate });
     const client = await server.connect();
     await client.mkdir('dir');
     const piece = randomBytes(240 * 1024);
@@ -259,7 +248,7 @@ describe.concurrent('throttled transfers', () => {
     // silent for 2 s. Before, the reads held for the debt sent no PING answers (a hold for the
     // disk does): the stat after them failed CONNECTION_LOST.
     const slow = 64 * 1024;
-    const server = await serverFor(test, { maxRateBytesPerSecond: slow });
+    const server = await ownFor(test).server({ maxRateBytesPerSecond: slow });
     const client = await server.connect({ responseTimeoutMs: 2_000 });
     await client.mkdir('dir');
     const piece = randomBytes(240 * 1024);
@@ -275,37 +264,34 @@ describe.concurrent('throttled transfers', () => {
   }, 30_000);
 
   it('a client sending puts that are refused, as fast as it can, is read no faster than the rate', async (test) => {
-    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
-    const peer = await RawPeer.open(server.port, ['xxh128'], { uploadInitialWindow: true });
-    try {
-      // Each put refused at once (a path out of the root), its initial window's bytes dropped;
-      // 32 of them, 8 MiB, written at once. Before, the server read them all at once (a client
-      // pushed 1.2 GB/s past a 1 MiB/s limit).
-      const window = Buffer.alloc(256 * 1024, 7);
-      const frames: Buffer[] = [];
-      for (let i = 0; i < 32; i++) {
-        const id = 2 * i + 1;
-        frames.push(encodeOpen(id, { op: 'put', path: '../x' }), encodeData(id, window));
-      }
-      const started = performance.now();
-      peer.write(Buffer.concat(frames));
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      const seconds = (performance.now() - started) / 1000;
-      // Each put is refused as its OPEN is read: the answers say how far the server read. What
-      // the rate allows in that time, a burst of it, and a read or two past the limit.
-      const answered = peer.frames.filter((f) => f.type === FrameType.ERROR).length;
-      expect(answered * window.length).toBeLessThan(rate * seconds + 3 * MiB);
-      // And it is read to its end at the rate, each put answered.
-      await peer.waitFor((f) => f.type === FrameType.ERROR && f.streamId === 63, 15_000);
-    } finally {
-      peer.destroy();
+    const own = ownFor(test);
+    const server = await own.server({ maxRateBytesPerSecond: rate });
+    const peer = own.destroys(await RawPeer.open(server.port, ['xxh128'], { uploadInitialWindow: true }));
+    // Each put refused at once (a path out of the root), its initial window's bytes dropped;
+    // 32 of them, 8 MiB, written at once. Before, the server read them all at once (a client
+    // pushed 1.2 GB/s past a 1 MiB/s limit).
+    const window = Buffer.alloc(256 * 1024, 7);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 32; i++) {
+      const id = 2 * i + 1;
+      frames.push(encodeOpen(id, { op: 'put', path: '../x' }), encodeData(id, window));
     }
+    const started = performance.now();
+    peer.write(Buffer.concat(frames));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const seconds = (performance.now() - started) / 1000;
+    // Each put is refused as its OPEN is read: the answers say how far the server read. What
+    // the rate allows in that time, a burst of it, and a read or two past the limit.
+    const answered = peer.frames.filter((f) => f.type === FrameType.ERROR).length;
+    expect(answered * window.length).toBeLessThan(rate * seconds + 3 * MiB);
+    // And it is read to its end at the rate, each put answered.
+    await peer.waitFor((f) => f.type === FrameType.ERROR && f.streamId === 63, 15_000);
   }, 30_000);
 
   it("puts waiting to pay for their initial windows hold their bytes in storage, not in the server's memory", async (test) => {
     // 32 KiB/s: eight puts of 200 KiB would wait ~50 s for their turns. Held in memory meanwhile,
     // their bytes counted as upload backlog (the server's mark holds every client's uploads).
-    const server = await serverFor(test, { maxRateBytesPerSecond: 32 * 1024, backend: 'disk' });
+    const server = await ownFor(test).server({ maxRateBytesPerSecond: 32 * 1024, backend: 'disk' });
     // A slow set-up (a busy disk): every put's bytes are in before its upload is.
     const createUpload = server.storage.createUpload.bind(server.storage);
     server.storage.createUpload = async (path, options) => {
@@ -331,7 +317,7 @@ describe.concurrent('throttled transfers', () => {
 
   it('a stream waiting its turn at the rate is not stalled: no STREAM_TIMEOUT however long the turns take', async (test) => {
     // 16 KiB a turn at 64 KiB/s: four streams each get a turn a second, four idle timeouts apart.
-    const server = await serverFor(test, { maxRateBytesPerSecond: 64 * 1024, idleTimeoutMs: 250 });
+    const server = await ownFor(test).server({ maxRateBytesPerSecond: 64 * 1024, idleTimeoutMs: 250 });
     const client = await server.connect();
     const files = Array.from({ length: 4 }, () => randomBytes(48 * 1024));
     await Promise.all(files.map((bytes, i) => client.put(`t${i}.bin`, bytes)));
@@ -341,7 +327,7 @@ describe.concurrent('throttled transfers', () => {
   }, 20_000);
 
   it('streams on one connection take turns at its rate: two downloads move alike, and two uploads', async (test) => {
-    const server = await serverFor(test, { maxRateBytesPerSecond: rate });
+    const server = await ownFor(test).server({ maxRateBytesPerSecond: rate });
     const client = await server.connect();
     const files = [randomBytes(2 * MiB), randomBytes(2 * MiB)];
     // In turns, the other is within a piece or two of the end; a timer per stream let one take
@@ -360,7 +346,7 @@ describe.concurrent('throttled transfers', () => {
       permissions: [...PERMISSIONS],
       maxRate: rate,
     });
-    const server = await serverFor(test, { accounts: new Accounts({ users }) });
+    const server = await ownFor(test).server({ accounts: new Accounts({ users }) });
     return [
       await server.connect({ user: 'alice', password: 'pw' }),
       await server.connect({ user: 'alice', password: 'pw' }),
@@ -394,7 +380,7 @@ describe.concurrent('throttled transfers', () => {
       passwordHash: await hashPassword('pw'),
       permissions: [...PERMISSIONS],
     });
-    const server = await serverFor(test, {
+    const server = await ownFor(test).server({
       accounts: new Accounts({ users }),
       maxUserRateBytesPerSecond: rate,
     });
@@ -407,12 +393,12 @@ describe.concurrent('throttled transfers', () => {
 
   // The client's own limit (ClientOptions.maxRate; put/get --limit-rate), against a server with none.
   it("a client's maxRate holds its uploads and downloads to the rate", async (test) => {
-    const server = await serverFor(test);
+    const server = await ownFor(test).server();
     await upAndDownAtTheRate(await server.connect({ maxRate: rate }));
   }, 40_000);
 
   it("a client's maxRate holds an upload from a stream read in small pieces (stdin, a pipe)", async (test) => {
-    const server = await serverFor(test);
+    const server = await ownFor(test).server();
     const client = await server.connect({ maxRate: rate });
     // Each read brings 16 KiB of the limit's ~200 KiB piece: charged the piece, it went at a tenth.
     const pieces = Array.from({ length: size / (16 * 1024) }, () => randomBytes(16 * 1024));
@@ -424,7 +410,7 @@ describe.concurrent('throttled transfers', () => {
   }, 40_000);
 
   it("many small files at once go no faster than a client's maxRate, either way", async (test) => {
-    const server = await serverFor(test);
+    const server = await ownFor(test).server();
     const client = await server.connect({ maxRate: rate });
     // Each fits the initial upload window and a download's first window: sent, or granted, with
     // the OPEN and unthrottled, all seventeen would complete at once.
@@ -443,48 +429,35 @@ describe.concurrent('throttled transfers', () => {
   }, 60_000);
 
   it('put and get --limit-rate hold the whole command to the rate', async (test) => {
-    const server = await serverFor(test, { backend: 'disk' });
-    const dir = await mkdtemp(join(tmpdir(), 'muxftp-limit-'));
-    try {
-      const names = ['a', 'b', 'c', 'd'];
-      // 8 MiB: 4 s at the rate, so that a start-up slowed by a busy machine (a second or so)
-      // does not take the measured rate under 80% (it did, at 4 MiB, in a full run).
-      for (const name of names) await writeFile(join(dir, name), randomBytes(2 * MiB));
-      const cli = async (...args: string[]) => {
-        const run = await runCli([...args, '-q', '--server', `127.0.0.1:${server.port}`], dir, {
-          timeoutMs: 30_000,
-        });
-        expect(run.stderr).toBe('');
-        expect(run.code).toBe(0);
-      };
-      // The CLI's start-up only slows it, so the measured rate is at most the limit's.
-      await expectAtTheRate(
-        () => cli('put', ...names, '--to', 'up/', '-p', '-j', '4', '--limit-rate', '2MiB'),
-        8 * MiB,
-      );
-      await expectAtTheRate(
-        () =>
-          cli(
-            'get',
-            ...names.map((n) => `up/${n}`),
-            '--to',
-            'back/',
-            '-p',
-            '-j',
-            '4',
-            '--limit-rate',
-            '2MiB',
-          ),
-        8 * MiB,
-      );
-      for (const name of names)
-        expect((await readFile(join(dir, 'back', name))).equals(await readFile(join(dir, name)))).toBe(true);
-      // 0 is no limit, as curl's (each failed to connect, blaming the client's maxRate).
-      await cli('put', 'a', 'up/zero', '--limit-rate', '0');
-      await cli('get', 'up/zero', 'zero', '--limit-rate', '0B/s');
-      expect((await readFile(join(dir, 'zero'))).equals(await readFile(join(dir, 'a')))).toBe(true);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const own = ownFor(test);
+    const server = await own.server({ backend: 'disk' });
+    const dir = await own.tempDir();
+    const names = ['a', 'b', 'c', 'd'];
+    // 8 MiB: 4 s at the rate, so that a start-up slowed by a busy machine (a second or so)
+    // does not take the measured rate under 80% (it did, at 4 MiB, in a full run).
+    for (const name of names) await writeFile(join(dir, name), randomBytes(2 * MiB));
+    const cli = async (...args: string[]) => {
+      const run = await runCli([...args, '-q', '--server', `127.0.0.1:${server.port}`], dir, {
+        timeoutMs: 30_000,
+      });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+    };
+    // The CLI's start-up only slows it, so the measured rate is at most the limit's.
+    await expectAtTheRate(
+      () => cli('put', ...names, '--to', 'up/', '-p', '-j', '4', '--limit-rate', '2MiB'),
+      8 * MiB,
+    );
+    await expectAtTheRate(
+      () =>
+        cli('get', ...names.map((n) => `up/${n}`), '--to', 'back/', '-p', '-j', '4', '--limit-rate', '2MiB'),
+      8 * MiB,
+    );
+    for (const name of names)
+      expect((await readFile(join(dir, 'back', name))).equals(await readFile(join(dir, name)))).toBe(true);
+    // 0 is no limit, as curl's (each failed to connect, blaming the client's maxRate).
+    await cli('put', 'a', 'up/zero', '--limit-rate', '0');
+    await cli('get', 'up/zero', 'zero', '--limit-rate', '0B/s');
+    expect((await readFile(join(dir, 'zero'))).equals(await readFile(join(dir, 'a')))).toBe(true);
   }, 60_000);
 });

@@ -9,12 +9,12 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backoffDelayMs } from '../cli/reconnect.js';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { restartablePort } from './helpers/restartPort.js';
-import { TempDirs } from './helpers/tempDirs.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
@@ -27,29 +27,10 @@ const MiB = 1024 * 1024;
 const BIG = 64 * MiB;
 const FIRST_SERVER_RATE = '32MiB';
 
-/**
- * What one test starts: its processes (killed when it ends) and its temporary directories. The
- * tests run at once (they mostly wait: on a backoff, a restart, a throttled first server), so each
- * lets go of only its own.
- */
-interface Run {
-  children: Set<ChildProcess>;
-  tempDirs: TempDirs;
-}
-
-function runFor(test: TestContext): Run {
-  const run: Run = { children: new Set(), tempDirs: new TempDirs('muxftp-retry-') };
-  test.onTestFinished(async () => {
-    for (const child of run.children) child.kill('SIGKILL');
-    await run.tempDirs.removeAll();
-  });
-  return run;
-}
-
 /** A server root with `up/`, and a local directory holding `a.bin` of BIG bytes. */
-async function rootAndBigSource(run: Run): Promise<{ root: string; local: string }> {
-  const root = await run.tempDirs.make();
-  const local = await run.tempDirs.make();
+async function rootAndBigSource(own: OwnedByTest): Promise<{ root: string; local: string }> {
+  const root = await own.tempDir();
+  const local = await own.tempDir();
   await mkdir(join(root, 'up'));
   await writeFile(join(local, 'a.bin'), '');
   await truncate(join(local, 'a.bin'), BIG); // sparse: quick to make
@@ -67,14 +48,14 @@ function fileSha256(file: string): Promise<string> {
 }
 
 function spawnTracked(
-  { children }: Run,
+  own: OwnedByTest,
   args: string[],
   cwd = REPO,
 ): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
+  const child = own.kills(
+    spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  void exited.then(() => children.delete(child));
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -84,12 +65,12 @@ function spawnTracked(
 
 /** `muxftp serve` on `root` and `port` (0: any), with `extraArgs`; resolves with the port once it listens. */
 async function startServe(
-  run: Run,
+  own: OwnedByTest,
   root: string,
   port = 0,
   extraArgs: string[] = [],
 ): Promise<{ child: ChildProcess; port: number; exited: Promise<unknown> }> {
-  const { child, exited } = spawnTracked(run, [
+  const { child, exited } = spawnTracked(own, [
     'serve',
     '--port',
     String(port),
@@ -123,7 +104,7 @@ async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Pro
 
 /** Runs `muxftp ARGS`, kills the server once `started()` says the transfers are under way, restarts it. */
 async function runThroughRestart(
-  run: Run,
+  own: OwnedByTest,
   root: string,
   cwd: string,
   args: (port: number) => string[],
@@ -135,13 +116,13 @@ async function runThroughRestart(
   bytesInAfterRestart: number;
 }> {
   // Restarted on this port below: one no client connection can take meanwhile.
-  const first = await startServe(run, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
-  const cli = spawnTracked(run, [...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
+  const first = await startServe(own, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
+  const cli = spawnTracked(own, [...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
   await until(started);
   first.child.kill('SIGKILL');
   await first.exited;
   await new Promise((resolve) => setTimeout(resolve, 200));
-  const second = await startServe(run, root, first.port);
+  const second = await startServe(own, root, first.port);
   const code = await cli.exited;
   const probe = await Client.connect({ host: '127.0.0.1', port: second.port });
   const { bytesOut, bytesIn } = await probe.stats();
@@ -154,6 +135,8 @@ async function runThroughRestart(
 const uploadsUnderWay = (dir: string, count: number) => async () =>
   (await readdir(dir).catch(() => [])).filter((n) => n.startsWith('.muxftp-')).length >= count;
 
+// At once: they mostly wait, on a backoff, a restart, a throttled first server; each kills and
+// removes only its own (ownFor).
 describe.concurrent('--retries', () => {
   it('backs off exponentially with jitter between half and all of each step, capped', () => {
     expect(backoffDelayMs(0, () => 1)).toBe(DEFAULTS.retryBaseDelayMs);
@@ -164,12 +147,12 @@ describe.concurrent('--retries', () => {
   });
 
   it('put: after the server is killed and restarted mid-upload, every file arrives whole', async (test) => {
-    const run = runFor(test);
-    const { root, local } = await rootAndBigSource(run);
+    const own = ownFor(test);
+    const { root, local } = await rootAndBigSource(own);
     const names = ['a.bin', 'b.bin'];
     await writeFile(join(local, 'b.bin'), Buffer.alloc(3 * MiB, 7));
     const { code, stderr } = await runThroughRestart(
-      run,
+      own,
       root,
       local,
       () => ['put', ...names, '--to', 'up/', '--retries', '3'],
@@ -184,10 +167,10 @@ describe.concurrent('--retries', () => {
   }, 60_000);
 
   it('put: a retried upload continues from the whole blocks the killed server had kept', async (test) => {
-    const run = runFor(test);
-    const { root, local } = await rootAndBigSource(run);
+    const own = ownFor(test);
+    const { root, local } = await rootAndBigSource(own);
     const { code, stderr, bytesInAfterRestart } = await runThroughRestart(
-      run,
+      own,
       root,
       local,
       () => ['put', 'a.bin', '--to', 'up/', '--retries', '3'],
@@ -210,13 +193,13 @@ describe.concurrent('--retries', () => {
   }, 60_000);
 
   it('get: after the server is killed and restarted mid-download, the rest is fetched and the file arrives whole', async (test) => {
-    const run = runFor(test);
-    const root = await run.tempDirs.make();
-    const local = await run.tempDirs.make();
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    const local = await own.tempDir();
     await writeFile(join(root, 'big.bin'), '');
     await truncate(join(root, 'big.bin'), BIG);
     const { code, stderr, bytesOutAfterRestart } = await runThroughRestart(
-      run,
+      own,
       root,
       local,
       () => ['get', 'big.bin', 'big.bin', '--retries', '3'],
@@ -239,11 +222,11 @@ describe.concurrent('--retries', () => {
   }, 60_000);
 
   it('a server that stays away: each retry after the first says the reconnect failed, and why', async (test) => {
-    const run = runFor(test);
-    const { root, local } = await rootAndBigSource(run);
-    const first = await startServe(run, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
+    const own = ownFor(test);
+    const { root, local } = await rootAndBigSource(own);
+    const first = await startServe(own, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
     const cli = spawnTracked(
-      run,
+      own,
       ['put', 'a.bin', '--to', 'up/', '--retries', '2', '--server', `127.0.0.1:${first.port}`],
       local,
     );
@@ -274,13 +257,13 @@ describe.concurrent('--retries', () => {
   }, 60_000);
 
   it("a server that stays away through a transfer's retries: the files not yet started fail at once, in one line", async (test) => {
-    const run = runFor(test);
-    const { root, local } = await rootAndBigSource(run);
+    const own = ownFor(test);
+    const { root, local } = await rootAndBigSource(own);
     const small = Array.from({ length: 30 }, (_, index) => `f${String(index).padStart(2, '0')}.txt`);
     for (const name of small) await writeFile(join(local, name), name);
-    const first = await startServe(run, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
+    const first = await startServe(own, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
     const cli = spawnTracked(
-      run,
+      own,
       [
         'put',
         'a.bin',
@@ -313,10 +296,10 @@ describe.concurrent('--retries', () => {
   }, 60_000);
 
   it('--retries 0: the same fault fails the command and leaves nothing under the names', async (test) => {
-    const run = runFor(test);
-    const { root, local } = await rootAndBigSource(run);
+    const own = ownFor(test);
+    const { root, local } = await rootAndBigSource(own);
     const { code, stderr } = await runThroughRestart(
-      run,
+      own,
       root,
       local,
       () => ['put', 'a.bin', '--to', 'up/', '--retries', '0'],

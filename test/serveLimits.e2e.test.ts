@@ -3,12 +3,12 @@
  * parsed by the CLI, so only a real `serve` child process shows them working (the library options
  * have their own tests). Needs dist/ (npm test builds it).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { localSourceIdentity } from '../client/localDigests.js';
 import { hashPassword } from '../server/auth/passwords.js';
@@ -18,40 +18,21 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
 import { isPartialName, SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { runCli } from './helpers/cliProcess.js';
+import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { RawPeer } from './helpers/rawPeer.js';
-import { TempDirs } from './helpers/tempDirs.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * What one test starts, let go of when it ends: the tests run at once (most wait on a timeout, a
- * sweep or a rate), so each closes, kills and removes only its own.
- */
-interface Own {
-  children: Set<ChildProcess>;
-  closers: Array<() => unknown>;
-  tempDirs: TempDirs;
-}
-
-function ownFor(test: TestContext): Own {
-  const own: Own = { children: new Set(), closers: [], tempDirs: new TempDirs('muxftp-serve-flags-') };
-  test.onTestFinished(async () => {
-    for (const close of own.closers) await close();
-    for (const child of own.children) child.kill('SIGKILL');
-    await own.tempDirs.removeAll();
-  });
-  return own;
-}
-
 /** `muxftp serve` (in memory unless `flags` give a --root) on 127.0.0.1, port 0; resolves to its port. */
-async function serve({ children }: Own, flags: string[]): Promise<number> {
+async function serve(own: OwnedByTest, flags: string[]): Promise<number> {
   const storage = flags.includes('--root') ? [] : ['--memory'];
-  const child = spawn(process.execPath, [BIN, 'serve', ...storage, '--port', '0', ...flags], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
+  const child = own.kills(
+    spawn(process.execPath, [BIN, 'serve', ...storage, '--port', '0', ...flags], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -109,16 +90,15 @@ async function putCutOnDisk(port: number, root: string, source: string, bytes: n
   await expect(upload).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
 }
 
+// At once: most wait on a timeout, a sweep or a rate; each lets go of only its own (ownFor).
 describe.concurrent('serve limit flags', () => {
   it('--max-open-files: a get or put beyond the cap fails with SERVER_BUSY; requests go on; a freed file lets the next in', async (test) => {
     const own = ownFor(test);
     const port = await serve(own, ['--max-open-files', '1']);
-    const client = await Client.connect({ host: '127.0.0.1', port });
-    own.closers.push(() => client.destroy());
+    const client = own.destroys(await Client.connect({ host: '127.0.0.1', port }));
     await client.put('f', Buffer.alloc(1000, 1));
     // A download that is never granted credit keeps the one file open.
-    const holder = await RawPeer.open(port);
-    own.closers.push(() => holder.destroy());
+    const holder = own.destroys(await RawPeer.open(port));
     holder.write(encodeOpen(1, { op: 'get', path: 'f' }));
     await holder.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1);
 
@@ -146,8 +126,7 @@ describe.concurrent('serve limit flags', () => {
   it('--handshake-timeout: a connection that sends nothing is closed with IDLE_TIMEOUT after it, not the default 10 s', async (test) => {
     const own = ownFor(test);
     const port = await serve(own, ['--handshake-timeout', '1']);
-    const silent = await RawPeer.connect(port);
-    own.closers.push(() => silent.destroy());
+    const silent = own.destroys(await RawPeer.connect(port));
     // 6 s: five times the flag's 1 s, for a loaded machine, and well short of the default 10 s.
     expect(await silent.connectionError(6_000)).toEqual({
       code: 'IDLE_TIMEOUT',
@@ -159,8 +138,9 @@ describe.concurrent('serve limit flags', () => {
   it('--upload-initial-window: WELCOME announces it to a client that asks; the default shrinks to a smaller --stream-window; 0 announces none', async (test) => {
     const own = ownFor(test);
     const announced = async (flags: string[]) => {
-      const peer = await RawPeer.open(await serve(own, flags), ['xxh128'], { uploadInitialWindow: true });
-      own.closers.push(() => peer.destroy());
+      const peer = own.destroys(
+        await RawPeer.open(await serve(own, flags), ['xxh128'], { uploadInitialWindow: true }),
+      );
       const welcome = peer.frames.find((f) => f.type === FrameType.WELCOME)!;
       return JSON.parse(welcome.payload.toString()).limits.uploadInitialWindow;
     };
@@ -174,7 +154,7 @@ describe.concurrent('serve limit flags', () => {
 
   it('--upload-initial-window larger than --stream-window is a usage error, not silently cut down', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
+    const root = await own.tempDir();
     const result = await runCli(
       [
         'serve',
@@ -207,7 +187,7 @@ describe.concurrent('serve limit flags', () => {
     'serve %j is a usage error (exit 2), as other flags that do not go together are',
     async ([flags, reason], test) => {
       const own = ownFor(test);
-      const root = await own.tempDirs.make();
+      const root = await own.tempDir();
       const result = await runCli(['serve', '--root', root, '--port', '0', ...flags], root);
       expect(result.code).toBe(2);
       expect(result.stderr).toBe(
@@ -218,8 +198,8 @@ describe.concurrent('serve limit flags', () => {
 
   it('--anonymous-home: anonymous logs in to that directory of the root', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
-    const users = join(await own.tempDirs.make(), 'users.json');
+    const root = await own.tempDir();
+    const users = join(await own.tempDir(), 'users.json');
     await writeUsersFile(users, emptyUsersFile());
     await mkdir(join(root, 'public'));
     await writeFile(join(root, 'public', 'default-home.txt'), 'x');
@@ -234,15 +214,14 @@ describe.concurrent('serve limit flags', () => {
       '--anonymous-home',
       'drop',
     ]);
-    const anonymous = await Client.connect({ host: '127.0.0.1', port, user: 'anonymous' });
-    own.closers.push(() => anonymous.destroy());
+    const anonymous = own.destroys(await Client.connect({ host: '127.0.0.1', port, user: 'anonymous' }));
     expect((await anonymous.list('')).map((e) => e.name)).toEqual(['chosen-home.txt']);
   });
 
   it('--partial-retention 0: an interrupted resumable upload keeps nothing', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
-    const source = join(await own.tempDirs.make(), 'source.bin');
+    const root = await own.tempDir();
+    const source = join(await own.tempDir(), 'source.bin');
     await writeFile(source, '');
     await truncate(source, 16 * INTEGRITY_BLOCK_BYTES); // sparse: only the part before the cut is sent
     const port = await serve(own, ['--root', root, '--fsync', 'never', '--partial-retention', '0']);
@@ -263,8 +242,8 @@ describe.concurrent('serve limit flags', () => {
   it.sequential('--partial-retention 2s: a kept partial upload is offered until 2 s after it was kept, then the sweep removes it', async (test) => {
     const own = ownFor(test);
     const retentionMs = 2_000;
-    const root = await own.tempDirs.make();
-    const source = join(await own.tempDirs.make(), 'source.bin');
+    const root = await own.tempDir();
+    const source = join(await own.tempDir(), 'source.bin');
     await writeFile(source, '');
     await truncate(source, 16 * INTEGRITY_BLOCK_BYTES);
     // The documented form (90s, 30m, 24h, 7d): 2 s, so the server also sweeps every 2 s.
@@ -275,8 +254,7 @@ describe.concurrent('serve limit flags', () => {
     // 10 s); until then the upload's own file is there, and the `partial` query put -c makes
     // reports nothing. Then it is offered: its whole blocks.
     const identity = await localSourceIdentity(source);
-    const peer = await RawPeer.open(port);
-    own.closers.push(() => peer.destroy());
+    const peer = own.destroys(await RawPeer.open(port));
     let nextId = 1;
     const held = async () => {
       const id = nextId;
@@ -316,7 +294,7 @@ describe.concurrent('serve limit flags', () => {
   it("--max-user-rate 1MiB: a user's two connections together are held to it (users file sets no maxRate)", async (test) => {
     const own = ownFor(test);
     const rate = MiB;
-    const users = join(await own.tempDirs.make(), 'users.json');
+    const users = join(await own.tempDir(), 'users.json');
     const file = addUser(emptyUsersFile(), {
       name: 'carol',
       passwordHash: await hashPassword('carol-pw'),
@@ -325,10 +303,8 @@ describe.concurrent('serve limit flags', () => {
     await writeUsersFile(users, file);
     const port = await serve(own, ['--users', users, '--max-user-rate', '1MiB']);
     const login = { host: '127.0.0.1', port, user: 'carol', password: 'carol-pw' };
-    const first = await Client.connect(login);
-    own.closers.push(() => first.destroy());
-    const second = await Client.connect(login);
-    own.closers.push(() => second.destroy());
+    const first = own.destroys(await Client.connect(login));
+    const second = own.destroys(await Client.connect(login));
     const payload = randomBytes(MiB);
     // 2 MiB in all through one 1 MiB/s budget: about 2 s. Held per connection instead, it would
     // take 1 s; not held, a few ms. Load only slows transfers: a slow try is made again (3 at most).

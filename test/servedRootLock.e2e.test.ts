@@ -13,39 +13,13 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it, type TestContext, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
-import { TempDirs } from './helpers/tempDirs.js';
+import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
-
-/**
- * What one test starts, let go of when it ends: the tests run at once (several mostly wait, on a
- * takeover mark or a lock's retry), so each destroys, kills and removes only its own; a tmpfs of
- * its own is unmounted last, once the servers on it are gone.
- */
-interface Own {
-  children: Set<ChildProcess>;
-  clients: Set<Client>;
-  tempDirs: TempDirs;
-  unmount?: () => void;
-}
-
-function ownFor(test: TestContext): Own {
-  const own: Own = { children: new Set(), clients: new Set(), tempDirs: new TempDirs('muxftp-rootlock-') };
-  test.onTestFinished(async () => {
-    for (const client of own.clients) client.destroy();
-    for (const child of own.children) child.kill('SIGKILL');
-    await Promise.all(
-      [...own.children].map((child) => new Promise((resolve) => child.once('exit', resolve))),
-    );
-    await own.tempDirs.removeAll();
-    own.unmount?.();
-  });
-  return own;
-}
 
 interface Serve {
   child: ChildProcess;
@@ -56,15 +30,15 @@ interface Serve {
 
 /** `muxftp serve --root root`: resolves once it listens, or with its exit code and stderr if it exits first. */
 async function serve(
-  { children }: Own,
+  own: OwnedByTest,
   root: string,
 ): Promise<Serve | { code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
+  const child = own.kills(
+    spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  void exited.then(() => children.delete(child));
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -92,16 +66,10 @@ async function serve(
   return { child, port: first.port, stderr: () => stderr, exited };
 }
 
-async function listening(own: Own, root: string): Promise<Serve> {
+async function listening(own: OwnedByTest, root: string): Promise<Serve> {
   const started = await serve(own, root);
   if (!('child' in started)) throw new Error(`serve exited ${started.code}: ${started.stderr}`);
   return started;
-}
-
-async function connect({ clients }: Own, port: number): Promise<Client> {
-  const client = await Client.connect({ host: '127.0.0.1', port });
-  clients.add(client);
-  return client;
 }
 
 /** Resolves once `dir` holds an upload's hidden temporary file; bounded to 5 s. */
@@ -124,15 +92,17 @@ async function logged(server: Serve, text: string): Promise<string> {
 /** An upload's temporary file, as a crash (or an upload in flight) leaves it. */
 const UPLOAD_TEMP = `.muxftp-${'ab'.repeat(16)}.part`;
 
+// At once: several mostly wait, on a takeover mark or a lock's retry; each destroys, kills, removes
+// and unmounts only its own (ownFor).
 describe.concurrent('one server per root', () => {
   it('refuses a second server on the same root, and the first one’s upload in flight goes through', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
+    const root = await own.tempDir();
     const first = await listening(own, root);
     const lock = JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8'));
     expect(lock.pid).toBe(first.child.pid);
 
-    const uploader = await connect(own, first.port);
+    const uploader = own.destroys(await Client.connect({ host: '127.0.0.1', port: first.port }));
     const source = new PassThrough();
     source.write(Buffer.alloc(64 * 1024, 7)); // then it waits until the second server has tried
     const upload = uploader.put('big.bin', source);
@@ -160,7 +130,7 @@ describe.concurrent('one server per root', () => {
 
   it('takes over the lock of a server that was killed, sweeps its leftovers, and gives the root back on exit', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
+    const root = await own.tempDir();
     const killed = await listening(own, root);
     killed.child.kill('SIGKILL');
     await killed.exited;
@@ -180,7 +150,7 @@ describe.concurrent('one server per root', () => {
 
   it('a takeover mark left by a server that died holding it is outwaited, then the stale lock taken over', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
+    const root = await own.tempDir();
     const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
     const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
     await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
@@ -205,7 +175,7 @@ describe.concurrent('one server per root', () => {
     const unproven = { pid: process.pid, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
     const marks = [stale, undefined, elsewhere, unproven];
     for (const markText of marks.map((mark) => (mark === undefined ? '' : `${JSON.stringify(mark)}\n`))) {
-      const root = await own.tempDirs.make();
+      const root = await own.tempDir();
       const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
       await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
       await writeFile(`${lockPath}.takeover`, markText);
@@ -222,7 +192,7 @@ describe.concurrent('one server per root', () => {
     'a takeover mark dated in the future whose writer is alive here is honoured: the start is refused',
     async (test) => {
       const own = ownFor(test);
-      const root = await own.tempDirs.make();
+      const root = await own.tempDir();
       const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
       const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
       await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
@@ -244,10 +214,10 @@ describe.concurrent('one server per root', () => {
   );
 
   describe('on a full disk (a 1 MiB tmpfs), where no lock can be written', () => {
-    /** A 1 MiB tmpfs of this test's own, unmounted once its servers are gone. */
-    function fullDiskFor(own: Own): { dir: string } {
+    /** A 1 MiB tmpfs of this test's own, unmounted once the servers started on it are gone. */
+    function fullDiskFor(own: OwnedByTest): { dir: string } {
       const disk = mountTmpfs('1m', 'muxftp-rootlock-full-');
-      own.unmount = () => disk.remove();
+      own.defer(() => disk.remove());
       return disk;
     }
 
@@ -336,9 +306,7 @@ describe.concurrent('one server per root', () => {
         const first = await listening(own, disk.dir);
         await unlink(join(disk.dir, 'filler'));
         // Another server's lock, written first: a live process of this host stands for it.
-        const other = spawn('sleep', ['60'], { stdio: 'ignore' });
-        own.children.add(other);
-        other.once('exit', () => own.children.delete(other));
+        const other = own.kills(spawn('sleep', ['60'], { stdio: 'ignore' }));
         const lockPath = join(disk.dir, SERVED_ROOT_LOCK_NAME);
         await writeFile(lockPath, `${JSON.stringify({ pid: other.pid, host: hostname(), since: 'now' })}\n`);
         await sleep(2.5 * DEFAULTS.servedRootLockRetryMs);
@@ -354,7 +322,7 @@ describe.concurrent('one server per root', () => {
 
   it('takes over a lock whose pid now runs another process, and honours one from another host', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
+    const root = await own.tempDir();
     const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
     // This test's own process is alive, but it is not what wrote the lock: its start time differs.
     await writeFile(
@@ -382,15 +350,17 @@ describe.concurrent('one server per root', () => {
 
   it('takes over the lock of a server killed and not yet reaped (a zombie still answers kill(pid, 0))', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
+    const root = await own.tempDir();
     // The server's parent execs into sleep, which never waits for it: once killed, it stays a zombie.
-    const parent = spawn(
-      'sh',
-      ['-c', `"${process.execPath}" "${CLI_BIN}" serve --port 0 --root "${root}" & exec sleep 30`],
-      { stdio: ['ignore', 'pipe', 'ignore'] },
+    const parent = own.kills(
+      spawn(
+        'sh',
+        ['-c', `"${process.execPath}" "${CLI_BIN}" serve --port 0 --root "${root}" & exec sleep 30`],
+        {
+          stdio: ['ignore', 'pipe', 'ignore'],
+        },
+      ),
     );
-    own.children.add(parent);
-    parent.once('exit', () => own.children.delete(parent));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('serve under sh did not start')), 15_000);
       parent.stdout!.on('data', (chunk: Buffer) => {
@@ -416,7 +386,7 @@ describe.concurrent('one server per root', () => {
 
   it('nested roots: neither server’s start-up sweep removes the other’s uploads in flight', async (test) => {
     const own = ownFor(test);
-    const outer = await own.tempDirs.make();
+    const outer = await own.tempDir();
     const inner = join(outer, 'pub');
     await mkdir(inner);
 
@@ -450,9 +420,9 @@ describe.concurrent('one server per root', () => {
 
   it('the lock is hidden from clients and out of their reach', async (test) => {
     const own = ownFor(test);
-    const root = await own.tempDirs.make();
+    const root = await own.tempDir();
     const server = await listening(own, root);
-    const client = await connect(own, server.port);
+    const client = own.destroys(await Client.connect({ host: '127.0.0.1', port: server.port }));
     expect(await client.list('')).toEqual([]);
     await expect(client.getBuffer(SERVED_ROOT_LOCK_NAME)).rejects.toMatchObject({ code: 'INVALID_PATH' });
     await expect(client.delete(SERVED_ROOT_LOCK_NAME)).rejects.toMatchObject({ code: 'INVALID_PATH' });
@@ -497,13 +467,14 @@ describe('one server per root, three starting at once', () => {
     `;
     const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
     for (let trial = 0; trial < 15; trial++) {
-      const root = await own.tempDirs.make();
+      const root = await own.tempDir();
       await writeFile(join(root, SERVED_ROOT_LOCK_NAME), `${JSON.stringify(stale)}\n`);
       const racers = [0, 1, 2].map(() => {
-        const child = spawn(process.execPath, ['--input-type=module', '-e', script, root], {
-          stdio: ['pipe', 'pipe', 'inherit'],
-        });
-        own.children.add(child);
+        const child = own.kills(
+          spawn(process.execPath, ['--input-type=module', '-e', script, root], {
+            stdio: ['pipe', 'pipe', 'inherit'],
+          }),
+        );
         let out = '';
         const line = (n: number) =>
           new Promise<string>((resolve) => {
@@ -530,7 +501,6 @@ describe('one server per root, three starting at once', () => {
           child.exitCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)),
         ),
       );
-      for (const { child } of racers) own.children.delete(child);
       expect(answers.sort(), `trial ${trial}`).toEqual(['GOT', 'REFUSED', 'REFUSED']);
     }
   }, 60_000);

@@ -7,62 +7,28 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { Flags, FrameType } from '../shared/protocol/constants.js';
 import { encodePing } from '../shared/protocol/encoder.js';
 import type { Frame } from '../shared/protocol/frame.js';
 import { MemoryStorage } from '../storage/memory.js';
 import { runCli } from './helpers/cliProcess.js';
-import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
+import { jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
 import { holdUploads } from './helpers/heldUploads.js';
+import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { RawPeer } from './helpers/rawPeer.js';
-import { stopServerAndPeers } from './helpers/serverTeardown.js';
-import { TempDirs } from './helpers/tempDirs.js';
-import { startServer, type TestServer } from './helpers/testServer.js';
-
-/**
- * What one test owns, let go of when it ends: the tests run at once (each mostly waits out a
- * timeout, or a server held on purpose), so none may reach another's.
- */
-interface Own {
-  env?: TestServer;
-  proxy?: FrameProxy;
-  peers: RawPeer[];
-  clients: Client[];
-  tempDirs: TempDirs;
-  /** Starts this test's server. */
-  serve(options?: Parameters<typeof startServer>[0]): Promise<TestServer>;
-}
-
-function ownFor(test: TestContext): Own {
-  const own: Own = {
-    peers: [],
-    clients: [],
-    tempDirs: new TempDirs('muxftp-silent-'),
-    async serve(options) {
-      own.env = await startServer(options);
-      return own.env;
-    },
-  };
-  test.onTestFinished(async () => {
-    await Promise.all(own.clients.map((c) => c.destroy()));
-    await own.proxy?.close();
-    await stopServerAndPeers(own.env, own.peers);
-    await own.tempDirs.removeAll();
-  });
-  return own;
-}
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A proxy that passes the server's frames on until `silent.on`, then none (the socket stays up). */
-async function silencingProxy(own: Own, port: number, rewrite: (frame: Frame) => Frame = (f) => f) {
+async function silencingProxy(own: OwnedByTest, port: number, rewrite: (frame: Frame) => Frame = (f) => f) {
   const silent = { on: false };
-  const proxy = await startFrameProxy(port, {
-    fromServer: (frame) => (silent.on ? undefined : rewrite(frame)),
-  });
-  own.proxy = proxy;
+  const proxy = own.closes(
+    await startFrameProxy(port, {
+      fromServer: (frame) => (silent.on ? undefined : rewrite(frame)),
+    }),
+  );
   return { port: proxy.port, silent };
 }
 
@@ -71,9 +37,8 @@ async function silencingProxy(own: Own, port: number, rewrite: (frame: Frame) =>
 describe('PING', () => {
   it('the server says it answers PING, answers each at once with its payload, and counts none as activity', async (test) => {
     const own = ownFor(test);
-    const env = await own.serve({ idleTimeoutMs: 300 });
-    const peer = await RawPeer.open(env.port);
-    own.peers.push(peer);
+    const env = await own.server({ idleTimeoutMs: 300 });
+    const peer = own.destroys(await RawPeer.open(env.port));
     const welcome = peer.frames.find((f) => f.type === FrameType.WELCOME)!;
     expect(JSON.parse(welcome.payload.toString())).toMatchObject({ ping: true });
     const payload = Buffer.from('01234567');
@@ -93,13 +58,14 @@ describe('PING', () => {
   });
 });
 
+// At once: each mostly waits out a timeout, or a server held on purpose; each lets go of only its
+// own (ownFor).
 describe.concurrent("a client's response timeout", () => {
   it('fails a call on a server gone silent with CONNECTION_LOST, in about the timeout', async (test) => {
     const own = ownFor(test);
-    const env = await own.serve();
+    const env = await own.server();
     const { port, silent } = await silencingProxy(own, env.port);
-    const client = await Client.connect({ port, responseTimeoutMs: 400 });
-    own.clients.push(client);
+    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 400 }));
     await client.put('f', randomBytes(1000));
     silent.on = true;
     const started = performance.now();
@@ -120,9 +86,8 @@ describe.concurrent("a client's response timeout", () => {
       await delay(1_500);
       return stat(path);
     };
-    const env = await own.serve({ storage });
-    const client = await env.connect({ responseTimeoutMs: 400 });
-    own.clients.push(client);
+    const env = await own.server({ storage });
+    const client = own.destroys(await env.connect({ responseTimeoutMs: 400 }));
     await client.mkdir('d');
     const started = performance.now();
     expect(await client.stat('d')).toMatchObject({ name: 'd', type: 'dir' });
@@ -137,9 +102,8 @@ describe.concurrent("a client's response timeout", () => {
     // server stops reading it, PINGs included; it sends its own every second (HELLO keepaliveMs).
     const storage = new MemoryStorage();
     const held = holdUploads(storage);
-    const env = await own.serve({ storage });
-    const client = await env.connect({ responseTimeoutMs: 2_000 });
-    own.clients.push(client);
+    const env = await own.server({ storage });
+    const client = own.destroys(await env.connect({ responseTimeoutMs: 2_000 }));
     const files = Array.from({ length: 4 }, () => randomBytes(10 * 1024 * 1024));
     const puts = Promise.allSettled(files.map((bytes, i) => client.put(`f${i}`, bytes)));
     await held.holding;
@@ -155,14 +119,13 @@ describe.concurrent("a client's response timeout", () => {
   // Alone too: its connect has 0.2 s, which a CLI started beside it could take (seen once in eight).
   it.sequential('never times out a server that does not say it answers PING', async (test) => {
     const own = ownFor(test);
-    const env = await own.serve();
+    const env = await own.server();
     const { port, silent } = await silencingProxy(own, env.port, (frame) => {
       if (frame.type !== FrameType.WELCOME) return frame;
       const { ping: _dropped, ...welcome } = jsonOf(frame);
       return withJson(frame, welcome);
     });
-    const client = await Client.connect({ port, responseTimeoutMs: 200 });
-    own.clients.push(client);
+    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 200 }));
     silent.on = true;
     const outcome = await Promise.race([
       client.stat('').then(
@@ -176,21 +139,23 @@ describe.concurrent("a client's response timeout", () => {
 
   it('the CLI says so, and --retries reconnects and finishes the transfer', async (test) => {
     const own = ownFor(test);
-    const env = await own.serve({ backend: 'disk' });
+    const env = await own.server({ backend: 'disk' });
     const content = randomBytes(3 * 1024 * 1024);
     await (await env.connect()).put('big.bin', content);
-    const dir = await own.tempDirs.make();
+    const dir = await own.tempDir();
     // Silent once the first DATA has come: the download is under way.
     let silent = false;
-    own.proxy = await startFrameProxy(env.port, {
-      fromServer: (frame) => {
-        if (silent) return undefined;
-        if (frame.type === FrameType.DATA) silent = true;
-        return frame;
-      },
-    });
+    let proxy = own.closes(
+      await startFrameProxy(env.port, {
+        fromServer: (frame) => {
+          if (silent) return undefined;
+          if (frame.type === FrameType.DATA) silent = true;
+          return frame;
+        },
+      }),
+    );
     const cli = (...args: string[]) =>
-      runCli([...args, '--server', `127.0.0.1:${own.proxy!.port}`, '--timeout', '0.5'], dir, {
+      runCli([...args, '--server', `127.0.0.1:${proxy.port}`, '--timeout', '0.5'], dir, {
         timeoutMs: 20_000,
       });
     const failed = await cli('get', 'big.bin', 'out.bin', '--retries', '0');
@@ -199,19 +164,21 @@ describe.concurrent("a client's response timeout", () => {
       /get big\.bin: no answer from 127\.0\.0\.1:\d+ in 0\.5 s \(CONNECTION_LOST\)/,
     );
     // Silent from its first DATA on the first connection only: the retry's connection continues.
-    await own.proxy.close();
+    await proxy.close();
     let connections = 0;
     silent = false;
-    own.proxy = await startFrameProxy(env.port, {
-      fromServer: (frame) => {
-        if (frame.type === FrameType.WELCOME) {
-          connections++;
-          silent = false;
-        }
-        if (connections === 1 && frame.type === FrameType.DATA) silent = true;
-        return silent ? undefined : frame;
-      },
-    });
+    proxy = own.closes(
+      await startFrameProxy(env.port, {
+        fromServer: (frame) => {
+          if (frame.type === FrameType.WELCOME) {
+            connections++;
+            silent = false;
+          }
+          if (connections === 1 && frame.type === FrameType.DATA) silent = true;
+          return silent ? undefined : frame;
+        },
+      }),
+    );
     const retried = await cli('get', 'big.bin', 'out.bin', '--retries', '2', '-q');
     expect(retried.stderr).toBe('');
     expect(retried.code).toBe(0);
@@ -221,11 +188,11 @@ describe.concurrent("a client's response timeout", () => {
 
   it('the CLI gives up on a server silent from the start within --timeout, when shorter than the connect bound', async (test) => {
     const own = ownFor(test);
-    const env = await own.serve({ backend: 'memory' });
+    const env = await own.server({ backend: 'memory' });
     // The connection is taken, and not even WELCOME comes back (a stopped server).
     const { port, silent } = await silencingProxy(own, env.port);
     silent.on = true;
-    const dir = await own.tempDirs.make();
+    const dir = await own.tempDir();
     const run = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--timeout', '1', '--json'], dir, {
       timeoutMs: 20_000,
     });
@@ -237,10 +204,10 @@ describe.concurrent("a client's response timeout", () => {
 
   it('--timeout takes a unit, as timeout(1) does: 1.5s, and 0s as 0 (never)', async (test) => {
     const own = ownFor(test);
-    const env = await own.serve({ backend: 'memory' });
+    const env = await own.server({ backend: 'memory' });
     const { port, silent } = await silencingProxy(own, env.port);
     silent.on = true;
-    const dir = await own.tempDirs.make();
+    const dir = await own.tempDir();
     const run = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--timeout', '1.5s'], dir, {
       timeoutMs: 20_000,
     });

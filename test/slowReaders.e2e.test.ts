@@ -16,10 +16,9 @@ import type { Frame } from '../shared/protocol/frame.js';
 import { parseEnd } from '../shared/protocol/messages.js';
 import type { MemoryStorage } from '../storage/memory.js';
 import { MiB } from './helpers/heap.js';
+import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { RawPeer } from './helpers/rawPeer.js';
-import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
-import { startServer, type TestServer } from './helpers/testServer.js';
 
 let certs: TestCerts | undefined;
 beforeAll(async () => {
@@ -41,19 +40,12 @@ function connectOverTls(port: number, ca: Buffer): Promise<Socket> {
   });
 }
 
-/** What one test lets go of when it ends (the TCP and TLS tests run at once). */
-interface Held {
-  peers: RawPeer[];
-  timers: NodeJS.Timeout[];
-}
-
 /**
  * A peer that asks for `path` with all the credit it may ever need, and reads nothing yet; over
  * TLS when given the CA to trust.
  */
-async function askForFile({ peers }: Held, port: number, path: string, ca?: Buffer): Promise<RawPeer> {
-  const peer = await RawPeer.open(ca === undefined ? port : await connectOverTls(port, ca));
-  peers.push(peer);
+async function askForFile(own: OwnedByTest, port: number, path: string, ca?: Buffer): Promise<RawPeer> {
+  const peer = own.destroys(await RawPeer.open(ca === undefined ? port : await connectOverTls(port, ca)));
   peer.socket.pause();
   peer.write(Buffer.concat([encodeOpen(1, { op: 'get', path }), encodeWindow(1, 2 ** 31 - 1)]));
   return peer;
@@ -63,41 +55,36 @@ const TICK_MS = 100;
 const BYTES_PER_TICK = 512 * 1024;
 
 /** Reads about `bytesPerTick` every TICK_MS: flowing until the tick's share is in, then paused. */
-function readSteadily({ timers }: Held, peer: RawPeer, bytesPerTick: number): void {
+function readSteadily(own: OwnedByTest, peer: RawPeer, bytesPerTick: number): void {
   let left = bytesPerTick;
   peer.socket.on('data', (chunk: Buffer) => {
     left -= chunk.length;
     if (left <= 0) peer.socket.pause();
   });
-  timers.push(
-    setInterval(() => {
-      left = bytesPerTick;
-      peer.socket.resume();
-    }, TICK_MS),
-  );
+  const ticks = setInterval(() => {
+    left = bytesPerTick;
+    peer.socket.resume();
+  }, TICK_MS);
+  own.defer(() => clearInterval(ticks));
 }
 
 // Over TLS the socket's handle is TLS's, which writes through the TCP handle below it: that one's
-// unwritten bytes are the ones the kernel takes. The two mostly wait for a slow reader: at once.
+// unwritten bytes are the ones the kernel takes. The two mostly wait for a slow reader: at once,
+// each letting go of only its own (ownFor).
 describe.concurrent.each([
   { transport: 'TCP', tls: false },
   { transport: 'TLS', tls: true },
 ])('a client that reads slowly but steadily, over $transport', ({ tls }) => {
   it.skipIf(tls && !opensslAvailable)(
     'keeps its connection and gets the whole file verified; one that reads nothing is still closed',
-    async ({ onTestFinished }) => {
-      const held: Held = { peers: [], timers: [] };
-      let env: TestServer | undefined;
-      onTestFinished(async () => {
-        for (const timer of held.timers) clearInterval(timer);
-        await stopServerAndPeers(env, held.peers);
-      });
+    async (test) => {
+      const own = ownFor(test);
       const ca = tls ? certs!.ca : undefined;
       const idleTimeoutMs = 1_000;
       // A 16 MiB outbound mark, so a batch (~13 MiB here) is many times what the kernel takes in
       // one step on loopback (~1.5 MB: a third of its autotuned send buffer), as a 4 MiB batch is
       // over a real slow link, whose kernel buffers stay small.
-      env = await startServer({
+      const env = await own.server({
         backend: 'memory',
         idleTimeoutMs,
         outboundHighWaterBytes: 16 * MiB,
@@ -107,9 +94,9 @@ describe.concurrent.each([
       (env.storage as MemoryStorage).volume.writeFileSync('/big', content);
 
       // ~5 MB/s: a batch takes seconds to reach the kernel whole, while steps come every ~0.3 s.
-      const slow = await askForFile(held, env.port, 'big', ca);
-      readSteadily(held, slow, BYTES_PER_TICK);
-      const idle = await askForFile(held, env.port, 'big', ca);
+      const slow = await askForFile(own, env.port, 'big', ca);
+      readSteadily(own, slow, BYTES_PER_TICK);
+      const idle = await askForFile(own, env.port, 'big', ca);
 
       // Bounded: 32 MiB at ~5 MB/s is ~7 s; the test's own timeout is above this.
       const ended = (f: Frame) =>
@@ -132,7 +119,7 @@ describe.concurrent.each([
 
       // The one that read nothing was closed as such (within two timeouts: long since); not the other.
       const closedForReadingNothing = (peer: RawPeer) =>
-        env!.logs.some((line) =>
+        env.logs.some((line) =>
           new RegExp(`:${(peer.socket as Socket).localPort}( tls)? read nothing for`).test(line),
         );
       for (let i = 0; i < 100 && !closedForReadingNothing(idle); i++) await delay(50);
