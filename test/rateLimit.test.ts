@@ -439,6 +439,7 @@ describe.concurrent('throttled transfers', () => {
     const cli = async (...args: string[]) => {
       const run = await runCli([...args, '-q', '--server', `127.0.0.1:${server.port}`], dir, {
         timeoutMs: 30_000,
+        children: own.children,
       });
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);

@@ -3,21 +3,18 @@
  * CLI reconnects (exponential backoff with jitter) and does each unfinished transfer again, and
  * every file arrives whole (checked by hash). With `--retries 0` the same fault fails the command.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backoffDelayMs } from '../cli/reconnect.js';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { runCli, type ServeChild, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { restartablePort } from './helpers/restartPort.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(REPO, 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 /**
  * The large file of each test. The first server holds each connection to FIRST_SERVER_RATE, so a
@@ -47,50 +44,14 @@ function fileSha256(file: string): Promise<string> {
   });
 }
 
-function spawnTracked(
-  own: OwnedByTest,
-  args: string[],
-  cwd = REPO,
-): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
-  const child = own.kills(
-    spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] }),
-  );
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return { child, exited, stderr: () => stderr };
+/** `muxftp serve` on `root` and `port` (0: any), with `extraArgs`, once it listens. */
+function startServe(own: OwnedByTest, root: string, port = 0, extraArgs: string[] = []): Promise<ServeChild> {
+  return startServeChild(['--root', root, '--fsync', 'never', ...extraArgs], own.children, { port });
 }
 
-/** `muxftp serve` on `root` and `port` (0: any), with `extraArgs`; resolves with the port once it listens. */
-async function startServe(
-  own: OwnedByTest,
-  root: string,
-  port = 0,
-  extraArgs: string[] = [],
-): Promise<{ child: ChildProcess; port: number; exited: Promise<unknown> }> {
-  const { child, exited } = spawnTracked(own, [
-    'serve',
-    '--port',
-    String(port),
-    '--root',
-    root,
-    '--fsync',
-    'never',
-    ...extraArgs,
-  ]);
-  const bound = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /listening on [^ ]+:(\d+) \(/.exec(out);
-      if (match) resolve(Number(match[1]));
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${code}`)));
-  });
-  return { child, port: bound, exited };
-}
+/** `muxftp ARGS` in `cwd`: killed when the test ends, if it has not exited (within the test's 60 s). */
+const runCliOwned = (own: OwnedByTest, args: string[], cwd: string) =>
+  runCli(args, cwd, { children: own.children, timeoutMs: 55_000 });
 
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -117,19 +78,19 @@ async function runThroughRestart(
 }> {
   // Restarted on this port below: one no client connection can take meanwhile.
   const first = await startServe(own, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
-  const cli = spawnTracked(own, [...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
+  const cli = runCliOwned(own, [...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
   await until(started);
   first.child.kill('SIGKILL');
   await first.exited;
   await new Promise((resolve) => setTimeout(resolve, 200));
   const second = await startServe(own, root, first.port);
-  const code = await cli.exited;
+  const { code, stderr } = await cli;
   const probe = await Client.connect({ host: '127.0.0.1', port: second.port });
   const { bytesOut, bytesIn } = await probe.stats();
   await probe.close();
   second.child.kill('SIGTERM');
   await second.exited;
-  return { code, stderr: cli.stderr(), bytesOutAfterRestart: bytesOut, bytesInAfterRestart: bytesIn };
+  return { code, stderr, bytesOutAfterRestart: bytesOut, bytesInAfterRestart: bytesIn };
 }
 
 const uploadsUnderWay = (dir: string, count: number) => async () =>
@@ -225,7 +186,7 @@ describe.concurrent('--retries', () => {
     const own = ownFor(test);
     const { root, local } = await rootAndBigSource(own);
     const first = await startServe(own, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
-    const cli = spawnTracked(
+    const cli = runCliOwned(
       own,
       ['put', 'a.bin', '--to', 'up/', '--retries', '2', '--server', `127.0.0.1:${first.port}`],
       local,
@@ -233,16 +194,12 @@ describe.concurrent('--retries', () => {
     await until(uploadsUnderWay(join(root, 'up'), 1));
     first.child.kill('SIGKILL');
     await first.exited;
-    expect(await cli.exited).toBe(1);
+    const { code, stderr } = await cli;
+    expect(code).toBe(1);
     const address = `127.0.0.1:${first.port}`;
     const refused = `cannot connect to ${address}: connection refused (is \`muxftp serve\` running there?)`;
     // Before: every line said "connection … closed", the first connection's failure, again.
-    expect(
-      cli
-        .stderr()
-        .split('\n')
-        .filter((line) => line !== ''),
-    ).toEqual([
+    expect(stderr.split('\n').filter((line) => line !== '')).toEqual([
       // The first: the connection's end, as the kernel told it (closed, or reset).
       expect.stringMatching(/^muxftp: put a\.bin: .*; retry 1\/2 in /),
       expect.stringMatching(new RegExp(`^muxftp: put a\\.bin: ${escapeRegExp(refused)}; retry 2/2 in `)),
@@ -262,7 +219,7 @@ describe.concurrent('--retries', () => {
     const small = Array.from({ length: 30 }, (_, index) => `f${String(index).padStart(2, '0')}.txt`);
     for (const name of small) await writeFile(join(local, name), name);
     const first = await startServe(own, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
-    const cli = spawnTracked(
+    const cli = runCliOwned(
       own,
       [
         'put',
@@ -282,11 +239,9 @@ describe.concurrent('--retries', () => {
     await until(uploadsUnderWay(join(root, 'up'), 1));
     first.child.kill('SIGKILL');
     await first.exited;
-    expect(await cli.exited).toBe(1);
-    const lines = cli
-      .stderr()
-      .split('\n')
-      .filter((line) => line !== '');
+    const { code, stderr } = await cli;
+    expect(code).toBe(1);
+    const lines = stderr.split('\n').filter((line) => line !== '');
     // Before: each of the 30 waited out a retry of its own, a line each (a tree: most of a day).
     expect(lines.filter((line) => line.includes('retry 1/1'))).toHaveLength(1);
     expect(lines).toContainEqual(

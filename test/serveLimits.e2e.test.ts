@@ -3,7 +3,6 @@
  * parsed by the CLI, so only a real `serve` child process shows them working (the library options
  * have their own tests). Needs dist/ (npm test builds it).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
@@ -17,39 +16,17 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
 import { isPartialName, SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { runCli } from './helpers/cliProcess.js';
+import { runCli, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { RawPeer } from './helpers/rawPeer.js';
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `muxftp serve` (in memory unless `flags` give a --root) on 127.0.0.1, port 0; resolves to its port. */
 async function serve(own: OwnedByTest, flags: string[]): Promise<number> {
   const storage = flags.includes('--root') ? [] : ['--memory'];
-  const child = own.kills(
-    spawn(process.execPath, [BIN, 'serve', ...storage, '--port', '0', ...flags], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise<number>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /listening on [^ ]+:(\d+) \(/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-  });
+  return (await startServeChild([...storage, ...flags], own.children)).port;
 }
 
 /** Bytes the server's hidden upload files in `root` hold on disk now. */
@@ -168,6 +145,7 @@ describe.concurrent('serve limit flags', () => {
         '512KiB',
       ],
       root,
+      { children: own.children },
     );
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(
@@ -188,7 +166,9 @@ describe.concurrent('serve limit flags', () => {
     async ([flags, reason], test) => {
       const own = ownFor(test);
       const root = await own.tempDir();
-      const result = await runCli(['serve', '--root', root, '--port', '0', ...flags], root);
+      const result = await runCli(['serve', '--root', root, '--port', '0', ...flags], root, {
+        children: own.children,
+      });
       expect(result.code).toBe(2);
       expect(result.stderr).toBe(
         `muxftp: serve: ${reason}\n(see muxftp --help, or muxftp <command> --help)\n`,

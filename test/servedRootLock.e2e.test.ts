@@ -7,7 +7,7 @@
  * `muxftp serve` child processes on 127.0.0.1, port 0. Needs dist/ (npm run build).
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, open, readdir, readFile, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -17,59 +17,25 @@ import { describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { CLI_BIN } from './helpers/cliProcess.js';
+import { CLI_BIN, type ServeChild, ServeExitedError, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
-
-interface Serve {
-  child: ChildProcess;
-  port: number;
-  stderr(): string;
-  exited: Promise<number | null>;
-}
 
 /** `muxftp serve --root root`: resolves once it listens, or with its exit code and stderr if it exits first. */
 async function serve(
   own: OwnedByTest,
   root: string,
-): Promise<Serve | { code: number | null; stderr: string }> {
-  const child = own.kills(
-    spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  let stdout = '';
-  const listening = new Promise<number>((resolve) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /listening on [^ ]+:(\d+) \(/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    });
-  });
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(
-      () => reject(new Error(`serve neither listened nor exited in 15 s: ${stderr}`)),
-      15_000,
-    ).unref(),
-  );
-  const first = await Promise.race([
-    listening.then((port) => ({ port })),
-    exited.then((code) => ({ code })),
-    timeout,
-  ]);
-  if ('code' in first) return { code: first.code, stderr };
-  return { child, port: first.port, stderr: () => stderr, exited };
+): Promise<ServeChild | { code: number | null; stderr: string }> {
+  try {
+    return await startServeChild(['--root', root], own.children);
+  } catch (error) {
+    if (error instanceof ServeExitedError) return { code: error.code, stderr: error.stderr };
+    throw error;
+  }
 }
 
-async function listening(own: OwnedByTest, root: string): Promise<Serve> {
-  const started = await serve(own, root);
-  if (!('child' in started)) throw new Error(`serve exited ${started.code}: ${started.stderr}`);
-  return started;
+function listening(own: OwnedByTest, root: string): Promise<ServeChild> {
+  return startServeChild(['--root', root], own.children);
 }
 
 /** Resolves once `dir` holds an upload's hidden temporary file; bounded to 5 s. */
@@ -82,7 +48,7 @@ async function uploadUnderWay(dir: string): Promise<void> {
 }
 
 /** Resolves once the server's stderr holds `text` (its log comes apart from stdout's line); 5 s at most. */
-async function logged(server: Serve, text: string): Promise<string> {
+async function logged(server: ServeChild, text: string): Promise<string> {
   for (let i = 0; i < 250 && !server.stderr().includes(text); i++) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

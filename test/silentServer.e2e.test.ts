@@ -157,6 +157,7 @@ describe.concurrent("a client's response timeout", () => {
     const cli = (...args: string[]) =>
       runCli([...args, '--server', `127.0.0.1:${proxy.port}`, '--timeout', '0.5'], dir, {
         timeoutMs: 20_000,
+        children: own.children,
       });
     const failed = await cli('get', 'big.bin', 'out.bin', '--retries', '0');
     expect(failed.code).toBe(1);
@@ -195,6 +196,7 @@ describe.concurrent("a client's response timeout", () => {
     const dir = await own.tempDir();
     const run = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--timeout', '1', '--json'], dir, {
       timeoutMs: 20_000,
+      children: own.children,
     });
     expect(run.code).toBe(1);
     // Not the connect's own 10 s.
@@ -210,11 +212,14 @@ describe.concurrent("a client's response timeout", () => {
     const dir = await own.tempDir();
     const run = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--timeout', '1.5s'], dir, {
       timeoutMs: 20_000,
+      children: own.children,
     });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: no answer within 1\.5 s/);
     // 0s is accepted as 0 is (then the connect's own bound applies: not waited out here).
-    const never = await runCli(['ls', '--server', '127.0.0.1:1', '--timeout', '0s'], dir);
+    const never = await runCli(['ls', '--server', '127.0.0.1:1', '--timeout', '0s'], dir, {
+      children: own.children,
+    });
     expect(never.stderr).toMatch(/^muxftp: cannot connect to 127\.0\.0\.1:1: connection refused/);
     expect(never.code).toBe(1);
   });

@@ -7,6 +7,11 @@ import { join } from 'node:path';
 
 export const CLI_BIN = join(import.meta.dirname, '..', '..', 'bin', 'muxftp.js');
 
+/** Where a started child is handed to be stopped later: a Set for stopChildren, or ownFor(test).children. */
+export interface ChildOwner {
+  add(child: ChildProcess): unknown;
+}
+
 export function runCliQuietly(
   args: string[],
   cwd: string,
@@ -32,8 +37,8 @@ export function runCliQuietly(
 
 /**
  * Like runCliQuietly, with stdout too, stdin to give, the environment to add (MUXFTP_SERVER is
- * dropped unless given), and a Ctrl-C to send (SIGINT, or `interruptSignal`, once `interruptWhen`
- * resolves).
+ * dropped unless given), a Ctrl-C to send (SIGINT, or `interruptSignal`, once `interruptWhen`
+ * resolves), and an owner to hand the child to (a test that ends first kills it).
  */
 export function runCli(
   args: string[],
@@ -45,6 +50,7 @@ export function runCli(
     interruptWhen?: Promise<void>;
     /** What `interruptWhen` sends (default SIGINT, Ctrl-C). */
     interruptSignal?: NodeJS.Signals;
+    children?: ChildOwner;
   } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const env = { ...process.env, ...options.env };
@@ -55,6 +61,7 @@ export function runCli(
       env,
       stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    options.children?.add(child);
     child.stdin?.end(options.stdin);
     let stdout = '';
     let stderr = '';
@@ -94,30 +101,56 @@ export async function stopChildren(children: Set<ChildProcess>): Promise<void> {
   children.clear();
 }
 
+/** `muxftp serve` exited before it listened: its exit code and what it wrote to stderr. */
+export class ServeExitedError extends Error {
+  constructor(
+    readonly code: number | null,
+    readonly stderr: string,
+  ) {
+    super(`serve exited ${code}: ${stderr}`);
+  }
+}
+
+/** A `muxftp serve` child that listens. */
+export interface ServeChild {
+  child: ChildProcess;
+  port: number;
+  /** What it has written to stderr so far. */
+  stderr(): string;
+  /** Its exit code, once it has exited. */
+  exited: Promise<number | null>;
+}
+
 /**
- * `muxftp serve --port 0 ARGS` (MUXFTP_SERVER unset), added to `children` for stopChildren, once
- * it has printed its listening line: its port, and what it has written to stderr so far.
+ * `muxftp serve --port PORT ARGS` (port 0 unless given; MUXFTP_SERVER unset), handed to
+ * `children` (for stopChildren, or a test's owner), once it has printed its listening line.
+ * Rejects with ServeExitedError when it exits first, and when it does neither in 15 s.
  */
 export async function startServeChild(
   args: string[],
-  children: Set<ChildProcess>,
-  options: { cwd?: string; uid?: number; gid?: number } = {},
-): Promise<{ port: number; stderr: () => string }> {
+  children: ChildOwner,
+  options: { port?: number; cwd?: string; uid?: number; gid?: number } = {},
+): Promise<ServeChild> {
+  const { port: askedPort = 0, ...spawnOptions } = options;
   const env = { ...process.env };
   delete env.MUXFTP_SERVER;
-  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', ...args], {
+  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', String(askedPort), ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...options,
+    ...spawnOptions,
   });
   children.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const port = await new Promise<number>((resolve, reject) => {
     let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`serve neither listened nor exited in 15 s: ${stderr}`)),
+      15_000,
+    );
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       const match = /listening on 127\.0\.0\.1:(\d+) /.exec(stdout);
@@ -126,12 +159,13 @@ export async function startServeChild(
         resolve(Number(match[1]));
       }
     });
-    child.once('exit', (code) => {
+    // After 'close', so its stderr is all in.
+    child.once('close', (code) => {
       clearTimeout(timer);
-      reject(new Error(`serve exited ${code}: ${stderr}`));
+      reject(new ServeExitedError(code, stderr));
     });
   });
-  return { port, stderr: () => stderr };
+  return { child, port, stderr: () => stderr, exited };
 }
 
 /** The name column of `ls -l`'s table lines: what follows the date and time. */

@@ -6,9 +6,9 @@
  *
  *   it('…', async (test) => {
  *     const own = ownFor(test);
- *     const server = await own.server({ backend: 'disk' });
- *     const peer = own.destroys(await RawPeer.open(server.port));
- *     const local = await own.tempDir();
+ *     const root = await own.tempDir();
+ *     const { port } = await startServeChild(['--root', root], own.children);
+ *     const client = own.destroys(await Client.connect({ host: '127.0.0.1', port }));
  *
  * Let go of in the reverse of the order taken (as Go's t.Cleanup): a client before the server it
  * talks to, a server before the directories it serves, a mount after what was started on it.
@@ -17,6 +17,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { basename } from 'node:path';
 import type { TestContext } from 'vitest';
+import type { ChildOwner } from './cliProcess.js';
 import { TempDirs } from './tempDirs.js';
 import { startServer, type TestServer } from './testServer.js';
 
@@ -24,6 +25,8 @@ export class OwnedByTest {
   readonly #releases: Array<() => unknown> = [];
   readonly #tempDirs: TempDirs;
   #tempDirsOwned = false;
+  /** For startServeChild and runCli: each child handed to it is killed when the test ends (kills). */
+  readonly children: ChildOwner = { add: (child) => this.kills(child) };
 
   constructor(test: TestContext) {
     // Named for the test file, so a directory left behind says whose it was.
