@@ -274,6 +274,12 @@ export const DEFAULTS = {
    */
   servedRootLockRetryMs: 2_000,
   /**
+   * A takeover mark beside a served root's lock (storage/servedRootLock.ts) older than this was
+   * left by a server that died mid-takeover, which holds it for a millisecond: removed. A start
+   * waits up to 1.5 times this for another server's takeover before it is refused.
+   */
+  servedRootTakeoverMarkStaleMs: 5_000,
+  /**
    * `serve` without its root's lock: the start-up sweep removes an upload's temporary file only
    * when it has not changed for this long (an upload in flight on another server changes its
    * file far more often: a stream that moves nothing fails within two idle timeouts), so that a

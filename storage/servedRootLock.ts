@@ -17,6 +17,7 @@ import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULTS } from '../shared/defaults.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 
 export { SERVED_ROOT_LOCK_NAME };
@@ -92,6 +93,11 @@ export class ServedRootLock {
   }
 }
 
+export interface LockServedRootOptions {
+  /** Ms after which a takeover mark is taken for a dead server's (default DEFAULTS.servedRootTakeoverMarkStaleMs). */
+  takeoverMarkStaleMs?: number;
+}
+
 /**
  * Takes `root` (a real path, no symlinks) for this process. Throws RootInUseError when a live
  * server holds it; returns undefined, with the reason, when no lock can be written there (a
@@ -99,7 +105,11 @@ export class ServedRootLock {
  */
 export async function lockServedRoot(
   root: string,
+  options: LockServedRootOptions = {},
 ): Promise<{ lock: ServedRootLock } | { lock: undefined; reason: string }> {
+  const { takeoverMarkStaleMs = DEFAULTS.servedRootTakeoverMarkStaleMs } = options;
+  // Rounds enough to outwait a mark left by a server that died holding it.
+  const attempts = Math.ceil((takeoverMarkStaleMs * 1.5) / TAKEOVER_WAIT_MS);
   const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
   const holder: ServedRootHolder = {
     pid: process.pid,
@@ -127,7 +137,7 @@ export async function lockServedRoot(
   try {
     // Rounds: a stale lock removed here may be taken by another server starting meanwhile, and
     // one server at a time removes a stale lock (removeStale): the others wait their turn.
-    for (let attempt = 0; attempt < TAKEOVER_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < attempts; attempt++) {
       try {
         await link(staging, lockPath);
         return { lock: new ServedRootLock(lockPath, content) };
@@ -143,7 +153,7 @@ export async function lockServedRoot(
       }
       let removed: boolean;
       try {
-        removed = await removeStale(lockPath, text, content);
+        removed = await removeStale(lockPath, text, content, takeoverMarkStaleMs);
       } catch (error) {
         // No room for the takeover's mark beside the new lock's staging copy (one inode or block
         // was left): served without the lock, as on a full disk, where serve died of it before.
@@ -163,14 +173,8 @@ function failureReason(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }
 
-/** A takeover mark older than this was left by a server that died in the midst: removed. */
-const TAKEOVER_MARK_STALE_MS = 5_000;
-/**
- * How long one waits for another server's takeover, and rounds of lockServedRoot: enough to
- * outwait a mark left by a server that died holding it (the mark's usual life is a millisecond).
- */
+/** How long one waits for another server's takeover (the mark's usual life is a millisecond). */
 const TAKEOVER_WAIT_MS = 20;
-const TAKEOVER_ATTEMPTS = Math.ceil((TAKEOVER_MARK_STALE_MS * 1.5) / TAKEOVER_WAIT_MS);
 
 /**
  * Removes the lock at `lockPath` if it still says `stale`, while holding the takeover mark (a
@@ -180,13 +184,18 @@ const TAKEOVER_ATTEMPTS = Math.ceil((TAKEOVER_MARK_STALE_MS * 1.5) / TAKEOVER_WA
  * change only by being removed (a new one cannot take the name while it is there), so the lock
  * read again here is the one removed.
  */
-async function removeStale(lockPath: string, stale: string, content: string): Promise<boolean> {
+async function removeStale(
+  lockPath: string,
+  stale: string,
+  content: string,
+  markStaleMs: number,
+): Promise<boolean> {
   const mark = `${lockPath}.takeover`;
   try {
     await writeFile(mark, content, { flag: 'wx', mode: 0o644 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    if (await takeoverMarkIsStale(mark)) await unlink(mark).catch(() => {});
+    if (await takeoverMarkIsStale(mark, markStaleMs)) await unlink(mark).catch(() => {});
     return false;
   }
   try {
@@ -201,12 +210,12 @@ async function removeStale(lockPath: string, stale: string, content: string): Pr
 /**
  * A mark is stale when the server that wrote it is gone, never while it is known to run on this
  * host (its pid and start time both match), and otherwise when it is older than
- * TAKEOVER_MARK_STALE_MS either way (its writer unreadable, as just after it is created, on
+ * `staleMs` either way (its writer unreadable, as just after it is created, on
  * another host, or a pid that cannot be told from a reused one where there is no /proc; a mark
  * dated in the future, the clock stepped back since, would otherwise never age): a takeover
  * holds it for a millisecond.
  */
-async function takeoverMarkIsStale(mark: string): Promise<boolean> {
+async function takeoverMarkIsStale(mark: string, staleMs: number): Promise<boolean> {
   const text = await readFile(mark, 'utf8').catch(() => undefined);
   if (text === undefined) return false; // removed meanwhile
   const holder = parseHolder(text);
@@ -217,7 +226,7 @@ async function takeoverMarkIsStale(mark: string): Promise<boolean> {
     (stats) => Date.now() - stats.mtimeMs,
     () => 0,
   );
-  return Math.abs(age) > TAKEOVER_MARK_STALE_MS;
+  return Math.abs(age) > staleMs;
 }
 
 /**
