@@ -498,8 +498,11 @@ async function runOne(
         declineWindow = false;
         if (client.isOpen && !isConnectionLoss(error)) {
           // The server failed this stream alone (STREAM_TIMEOUT): replacing the connection would
-          // cut the other transfers on it. Should it go meanwhile, the next try reconnects.
+          // cut the other transfers on it. Closed meanwhile (the server's idle timeout, with
+          // nothing else open on it), it is replaced now rather than spend the try on it.
           await waitToRetry(delayMs, signal);
+          if (!client.isOpen && !signal.aborted)
+            ({ client, failure: reconnectFailure } = await run.connection.tryReplace(client, 0, signal));
           continue;
         }
         // Not reconnected: the next try fails with why (tryReplace).

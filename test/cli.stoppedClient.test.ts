@@ -33,14 +33,29 @@ async function until(check: () => Promise<boolean> | boolean, ms: number): Promi
 }
 
 describe('a client process stopped past the server idle timeout', () => {
-  it('get: the transfer the server timed out is done again once the process goes on', async () => {
-    env = await startServer({ backend: 'disk', idleTimeoutMs: 500 });
-    const content = randomBytes(3 * MiB);
+  /**
+   * `get a.bin` at 1 MiB/s of 8 MiB, stopped once it is under way until the server has timed its
+   * stream out (a line logged after the stop), then let go on: its exit and stderr.
+   */
+  async function stoppedGet(idleTimeoutMs: number, retries: number) {
+    env = await startServer({ backend: 'disk', idleTimeoutMs });
+    const content = randomBytes(8 * MiB);
     await writeFile(join(env.root!, 'a.bin'), content);
     const local = await tempDirs.make();
     const child = spawn(
       process.execPath,
-      [CLI_BIN, '--server', `127.0.0.1:${env.port}`, 'get', 'a.bin', 'a.bin', '--limit-rate', '2MiB'],
+      [
+        CLI_BIN,
+        '--server',
+        `127.0.0.1:${env.port}`,
+        'get',
+        'a.bin',
+        'a.bin',
+        '--limit-rate',
+        '1MiB',
+        '--retries',
+        String(retries),
+      ],
       { cwd: local, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
@@ -48,28 +63,46 @@ describe('a client process stopped past the server idle timeout', () => {
       stderr += chunk.toString();
     });
     const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const timeouts = () => env!.logs.filter((line) => line.includes('(STREAM_TIMEOUT)')).length;
     try {
       // Under way: its hidden file has bytes.
       const started = await until(async () => {
         for (const name of await readdir(local)) if ((await stat(join(local, name))).size > 0) return true;
         return false;
-      }, 5_000);
+      }, 10_000);
       expect(started).toBe(true);
+      const before = timeouts();
       child.kill('SIGSTOP');
-      const timedOut = await until(() => env!.logs.some((line) => line.includes('(STREAM_TIMEOUT)')), 5_000);
+      const timedOut = await until(() => timeouts() > before, 10_000);
       child.kill('SIGCONT');
-      expect(timedOut).toBe(true);
-      expect({ code: await exited, stderr }).toMatchObject({
-        code: 0,
-        stderr: expect.stringMatching(/^muxftp: get a\.bin: stream moved no data for 0\.5 s; retry 1\/5 in /),
-      });
-      expect((await readFile(join(local, 'a.bin'))).equals(content)).toBe(true);
-      expect(await readdir(local)).toEqual(['a.bin']);
+      expect({ before, timedOut }).toEqual({ before: 0, timedOut: true });
+      const code = await exited;
+      return { code, stderr, content, local };
     } finally {
       clearTimeout(killer);
       child.kill('SIGKILL');
       await exited;
     }
+  }
+
+  it('get: the transfer the server timed out is done again once the process goes on', async () => {
+    const { code, stderr, content, local } = await stoppedGet(500, 5);
+    expect({ code, stderr }).toMatchObject({
+      code: 0,
+      stderr: expect.stringMatching(/^muxftp: get a\.bin: stream moved no data for 0\.5 s; retry 1\/5 in /),
+    });
+    expect((await readFile(join(local, 'a.bin'))).equals(content)).toBe(true);
+    expect(await readdir(local)).toEqual(['a.bin']);
+  });
+
+  it("get: a connection the server closed as idle during the retry's wait is replaced, not a retry spent on it", async () => {
+    // The wait before retry 1 (0.5–1 s) outlasts the server's idle timeout (0.3 s): with nothing
+    // else open on it, the connection is closed meanwhile. With one retry, the try after the wait
+    // must be on a new connection.
+    const { code, stderr, content, local } = await stoppedGet(300, 1);
+    expect({ code, stderr }).toMatchObject({ code: 0 });
+    expect(stderr).not.toMatch(/retry 2/);
+    expect((await readFile(join(local, 'a.bin'))).equals(content)).toBe(true);
   });
 });
