@@ -89,6 +89,12 @@ const fstatAsync = promisify(fstat);
 /** open(2) flags that never wait for a FIFO's writer. */
 const READ_WITHOUT_WAITING = constants.O_RDONLY | constants.O_NONBLOCK;
 
+/** An open that failed for what the path is, not a regular file: a socket (ENXIO), a device with no driver (ENODEV). */
+function cannotOpenKind(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENXIO' || code === 'ENODEV';
+}
+
 /**
  * A local file by its descriptor: opened, stat'ed, read and closed on the loop while file calls
  * are fast (localFileCalls). For a small file the threadpool hand-offs of its open, stat and close
@@ -119,14 +125,21 @@ export class LocalFile {
   }
 
   /**
-   * The regular file at `path`, or undefined for anything else (a FIFO, a device, a socket), whose
-   * open never waits (O_NONBLOCK, which reads of a regular file ignore): for a look at what a local
-   * file holds (get -c's blocks, --skip-identical), where a FIFO with no writer would wait for ever.
+   * The regular file at `path`, or undefined for anything else (a FIFO, a device, a socket, which
+   * cannot be opened at all), whose open never waits (O_NONBLOCK, which reads of a regular file
+   * ignore): for a look at what a local file holds (get -c's blocks, --skip-identical), where a
+   * FIFO with no writer would wait for ever.
    */
   static async openRegular(path: string): Promise<LocalFile | undefined> {
     return localFileCalls.run<LocalFile | undefined>(
       () => {
-        const fd = openSync(path, READ_WITHOUT_WAITING);
+        let fd: number;
+        try {
+          fd = openSync(path, READ_WITHOUT_WAITING);
+        } catch (error) {
+          if (cannotOpenKind(error)) return undefined;
+          throw error;
+        }
         let stats: BigIntStats;
         try {
           stats = fstatSync(fd, { bigint: true });
@@ -139,7 +152,13 @@ export class LocalFile {
         return undefined;
       },
       async () => {
-        const fd = await openAsync(path, READ_WITHOUT_WAITING);
+        let fd: number;
+        try {
+          fd = await openAsync(path, READ_WITHOUT_WAITING);
+        } catch (error) {
+          if (cannotOpenKind(error)) return undefined;
+          throw error;
+        }
         let stats: BigIntStats;
         try {
           stats = await fstatAsync(fd, { bigint: true });

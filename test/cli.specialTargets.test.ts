@@ -252,15 +252,24 @@ describe('get -r into a tree that holds a FIFO or a link to one where the server
     expect((await readdir(join(dir, 'site'))).sort()).toEqual(['linked.txt', 'pipe.txt', 'plain.txt']);
   });
 
-  it('get -r -c and --skip-identical do not open the FIFO to read it either: they replace it', async () => {
+  it('get -r -c and --skip-identical do not open the FIFO to read it either, nor fail on a socket: they replace them', async () => {
     server = await startServer();
     const uploader = await server.connect();
     await uploader.mkdir('site');
     await uploader.put('site/pipe.txt', Buffer.from('was a FIFO\n'));
+    await uploader.put('site/socket.txt', Buffer.from('was a socket\n'));
     for (const option of ['-c', '--skip-identical']) {
       const dir = await tempDirs.make();
       await mkdir(join(dir, 'site'));
       expect(spawnSync('mkfifo', [join(dir, 'site', 'pipe.txt')]).status).toBe(0);
+      // A socket's open fails (ENXIO): -c took that for a local file it could not read, and failed.
+      // (python binds one and leaves it; node removes its own when it closes)
+      const bound = spawnSync('python3', [
+        '-c',
+        'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])',
+        join(dir, 'site', 'socket.txt'),
+      ]);
+      expect(bound.status).toBe(0);
 
       // -c looked for blocks to continue from in it, and that open waited for a writer (SIGTERM
       // could not end it either: the open held a thread, and the process, for ever).
@@ -277,6 +286,7 @@ describe('get -r into a tree that holds a FIFO or a link to one where the server
         stderr: '',
       });
       expect(await readFile(join(dir, 'site', 'pipe.txt'), 'utf8')).toBe('was a FIFO\n');
+      expect(await readFile(join(dir, 'site', 'socket.txt'), 'utf8')).toBe('was a socket\n');
     }
   });
 });
