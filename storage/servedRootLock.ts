@@ -13,7 +13,7 @@
  * reader never sees half of one. The name is reserved (`.muxftp-`): clients neither see nor touch it.
  */
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { type FileHandle, link, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -191,13 +191,24 @@ async function removeStale(
   markStaleMs: number,
 ): Promise<boolean> {
   const mark = `${lockPath}.takeover`;
+  let handle: FileHandle;
   try {
-    await writeFile(mark, content, { flag: 'wx', mode: 0o644 });
+    handle = await open(mark, 'wx', 0o644);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     if (await takeoverMarkIsStale(mark, markStaleMs)) await unlink(mark).catch(() => {});
     return false;
   }
+  try {
+    await handle.writeFile(content);
+  } catch (error) {
+    // Made but not written (a disk with an inode and no block left): ours to remove, else every
+    // later start waits for an empty mark to go stale.
+    await handle.close().catch(() => {});
+    await unlink(mark).catch(() => {});
+    throw error;
+  }
+  await handle.close();
   try {
     const now = await readFile(lockPath, 'utf8').catch(() => undefined);
     if (now === stale) await unlink(lockPath).catch(() => {});

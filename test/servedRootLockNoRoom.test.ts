@@ -13,44 +13,54 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { lockServedRoot } from '../storage/servedRootLock.js';
 
-const disk = vi.hoisted(() => ({ roomForMark: true }));
+/** Room for the takeover's mark: all of it, no inode (its open fails), or an inode and no block (its write fails). */
+const disk = vi.hoisted(() => ({ mark: 'room' as 'room' | 'noInode' | 'noBlock' }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
-  const writeFile: typeof real.writeFile = (file, data, options) =>
-    !disk.roomForMark && String(file).endsWith('.takeover')
-      ? Promise.reject(
-          Object.assign(new Error(`ENOSPC: no space left on device, open '${String(file)}'`), {
-            code: 'ENOSPC',
-          }),
-        )
-      : real.writeFile(file, data, options);
-  return { ...real, default: { ...real, writeFile }, writeFile };
+  const noSpace = (file: unknown) =>
+    Object.assign(new Error(`ENOSPC: no space left on device, open '${String(file)}'`), { code: 'ENOSPC' });
+  const open = (async (file: string, flags?: string, mode?: number) => {
+    if (disk.mark === 'room' || !String(file).endsWith('.takeover')) return real.open(file, flags, mode);
+    if (disk.mark === 'noInode') throw noSpace(file);
+    const handle = await real.open(file, flags, mode);
+    return Object.assign(Object.create(handle), {
+      writeFile: async () => {
+        throw noSpace(file);
+      },
+      close: () => handle.close(),
+    });
+  }) as typeof real.open;
+  return { ...real, default: { ...real, open }, open };
 });
 
 let root: string | undefined;
 afterEach(async () => {
-  disk.roomForMark = true;
+  disk.mark = 'room';
   if (root !== undefined) await rm(root, { recursive: true, force: true });
   root = undefined;
 });
 
 describe('a stale lock on a disk with room for the new lock but not the takeover mark', () => {
-  it('is served without its lock for want of room (ENOSPC), the stale lock left; taken over once there is room', async () => {
-    root = await mkdtemp(join(tmpdir(), 'muxftp-lock-noroom-'));
-    const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
-    const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
-    await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
-    disk.roomForMark = false;
-    expect(await lockServedRoot(root)).toEqual({ lock: undefined, reason: 'ENOSPC' });
-    expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
-    expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(stale.pid);
+  it.each(['noInode', 'noBlock'] as const)(
+    '(%s) is served without its lock for want of room (ENOSPC), the stale lock left and no mark; taken over once there is room',
+    async (shortOf) => {
+      root = await mkdtemp(join(tmpdir(), 'muxftp-lock-noroom-'));
+      const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+      const stale = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
+      await writeFile(lockPath, `${JSON.stringify(stale)}\n`);
+      disk.mark = shortOf;
+      expect(await lockServedRoot(root)).toEqual({ lock: undefined, reason: 'ENOSPC' });
+      // A mark made but not written was left, empty, and every later start waited for it to go stale.
+      expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
+      expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(stale.pid);
 
-    disk.roomForMark = true;
-    const held = await lockServedRoot(root);
-    expect(held.lock).toBeDefined();
-    expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(process.pid);
-    await held.lock?.release();
-    expect(await readdir(root)).toEqual([]);
-  });
+      disk.mark = 'room';
+      const held = await lockServedRoot(root);
+      expect(held.lock).toBeDefined();
+      expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(process.pid);
+      await held.lock?.release();
+      expect(await readdir(root)).toEqual([]);
+    },
+  );
 });
