@@ -6,6 +6,7 @@
  * by the storage's file handles here (no mount in tests); the rest is the real disk storage.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
@@ -20,8 +21,14 @@ const BLOCK = INTEGRITY_BLOCK_BYTES;
 const tempDirs = new TempDirs('muxftp-kept-upload-');
 afterEach(() => tempDirs.removeAll());
 
-/** Disk storage whose file writes fail ENOSPC while `disk.full`. */
-async function storageOn(disk: { full: boolean }): Promise<FsStorage> {
+/**
+ * Disk storage whose file writes fail ENOSPC while `disk.full`; with `disk.partly`, a writev first
+ * writes half a block of what it was given (the room there was), stops short, and the rest fails.
+ */
+async function storageOn(disk: {
+  full: boolean;
+  partly?: boolean;
+}): Promise<{ storage: FsStorage; root: string }> {
   const fs = diskFs(new InlineFileCalls());
   const enospc = () =>
     Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
@@ -31,6 +38,12 @@ async function storageOn(disk: { full: boolean }): Promise<FsStorage> {
       const handle = await fs.open(...args);
       return new Proxy(handle, {
         get(target, property) {
+          if (disk.full && disk.partly === true && property === 'writev')
+            return async (buffers: Buffer[], position: number) => {
+              const half = Buffer.concat(buffers).subarray(0, BLOCK / 2);
+              await target.write(half, 0, half.length, position);
+              return { bytesWritten: half.length, buffers };
+            };
           if (disk.full && (property === 'write' || property === 'writev')) return enospc;
           const value = Reflect.get(target, property, target) as unknown;
           return typeof value === 'function' ? value.bind(target) : value;
@@ -38,19 +51,21 @@ async function storageOn(disk: { full: boolean }): Promise<FsStorage> {
       });
     },
   };
-  return new FsStorage({
+  const root = await tempDirs.make();
+  const storage = new FsStorage({
     fs: filling,
-    root: await tempDirs.make(),
+    root,
     durable: false,
     hostPaths: path,
     locateOpened: openedFileLocation,
   });
+  return { storage, root };
 }
 
 describe('a continued upload whose write fails', () => {
   it('keeps the blocks it continued from as they were, and drops what it wrote', async () => {
     const disk = { full: false };
-    const storage = await storageOn(disk);
+    const { storage } = await storageOn(disk);
     const content = randomBytes(3 * BLOCK);
     const key = { size: content.length, algorithm: 'xxh128' as const, source: 'version-1' };
 
@@ -81,6 +96,42 @@ describe('a continued upload whose write fails', () => {
     await again.write([content.subarray(BLOCK)]);
     await again.commit();
     expect((await storage.stat('a.bin')).size).toBe(content.length);
+    await storage.close();
+  });
+
+  it('keeps only the blocks it continued from when its failed write had overwritten part of a kept block after them', async () => {
+    const disk = { full: false, partly: true };
+    const { storage, root } = await storageOn(disk);
+    const content = randomBytes(3 * BLOCK);
+    const key = { size: content.length, algorithm: 'xxh128' as const, source: 'version-1' };
+
+    const first = await storage.createUpload('a.bin', { expectedSize: content.length, partial: key });
+    await first.write([content.subarray(0, 2 * BLOCK)]);
+    expect(await first.abort({ keepPartial: true })).toBe(2 * BLOCK);
+
+    // Resumed from the first block only: its write lands half a block over the kept second block
+    // (other bytes), then the disk is full.
+    disk.full = true;
+    const resumed = await storage.createUpload('a.bin', {
+      expectedSize: content.length,
+      partial: key,
+      resumeFrom: BLOCK,
+    });
+    await expect(resumed.write([randomBytes(BLOCK)])).rejects.toMatchObject({ code: 'NO_SPACE' });
+    expect(await resumed.abort({ keepPartial: true })).toBe(BLOCK);
+    disk.full = false;
+
+    const kept = await storage.openPartial!('a.bin', key);
+    expect(kept?.size).toBe(BLOCK);
+    const again = await storage.createUpload('a.bin', {
+      expectedSize: content.length,
+      partial: key,
+      resumeFrom: BLOCK,
+    });
+    await kept?.close();
+    await again.write([content.subarray(BLOCK)]);
+    await again.commit();
+    expect((await readFile(path.join(root, 'a.bin'))).equals(content)).toBe(true);
     await storage.close();
   });
 });
