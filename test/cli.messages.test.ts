@@ -415,11 +415,12 @@ describe('put of a FIFO or device named alone', () => {
     const dir = await tempDirs.make();
     const { server } = await serve(['--port', '0', '--root', 'root'], dir);
     expect(spawnSync('mkfifo', [join(dir, 'pipe')]).status).toBe(0);
+    expect(spawnSync('mkfifo', [join(dir, "it's a pipe")]).status).toBe(0);
     await writeFile(join(dir, 'a.txt'), 'a');
 
     // No writer ever comes to the FIFO, and /dev/zero never ends: either read would not return.
     const result = await runCli(
-      [...server, 'put', 'pipe', '/dev/zero', 'a.txt', '--to', 'in/', '-p', '-q'],
+      [...server, 'put', 'pipe', '/dev/zero', "it's a pipe", 'a.txt', '--to', 'in/', '-p', '-q'],
       dir,
       {
         timeoutMs: 10_000,
@@ -430,7 +431,9 @@ describe('put of a FIFO or device named alone', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
       'muxftp: put pipe: not a regular file: pipe (UNSUPPORTED); to send what it gives, make it stdin: put - in/pipe < pipe\n' +
-        'muxftp: put /dev/zero: not a regular file: /dev/zero (UNSUPPORTED); to send what it gives, make it stdin: put - in/zero < /dev/zero\n',
+        'muxftp: put /dev/zero: not a regular file: /dev/zero (UNSUPPORTED); to send what it gives, make it stdin: put - in/zero < /dev/zero\n' +
+        // Quoted as a shell reads it back.
+        "muxftp: put it's a pipe: not a regular file: it's a pipe (UNSUPPORTED); to send what it gives, make it stdin: put - 'in/it'\\''s a pipe' < 'it'\\''s a pipe'\n",
     );
     expect(await readdir(join(dir, 'root', 'in'))).toEqual(['a.txt']);
   });

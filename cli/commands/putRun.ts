@@ -555,8 +555,14 @@ async function planUploads(
     } else {
       // Never read as a file: /dev/zero has no end. A stream is sent as stdin, as documented.
       const error = new MuxftpError('UNSUPPORTED', `not a regular file: ${source}`);
-      fail(source, remote, error, `to send what it gives, make it stdin: put - ${remote || '/'} < ${source}`);
+      const command = `put - ${shellWord(remote || '/')} < ${shellWord(source)}`;
+      fail(source, remote, error, `to send what it gives, make it stdin: ${command}`);
     }
   }
   return { jobs, dirs, trees };
+}
+
+/** `word` as a POSIX shell reads it back: as it is when it is plain, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
