@@ -588,13 +588,23 @@ describe('a download that fails writing locally', () => {
     const dir = await tempDirs.make();
     const keptPath = join(dir, downloadPartialName('big.bin'));
     await writeFile(keptPath, content.subarray(0, BLOCK));
-    // A kept partial is continued in place, through a FileHandle: its writes fail as a full disk's.
+    // A kept partial is continued in place, through a FileHandle: its writes land for a block and
+    // a half past the kept one (a whole block among them), then fail as a full disk's.
     const probe = await open(keptPath, 'r');
     const fileHandles = Object.getPrototypeOf(probe) as FileHandle;
     await probe.close();
-    const spy = vi
-      .spyOn(fileHandles, 'writev')
-      .mockRejectedValue(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
+    const realWritev = fileHandles.writev;
+    let written = 0;
+    const spy = vi.spyOn(fileHandles, 'writev').mockImplementation(async function (
+      this: FileHandle,
+      ...args: Parameters<FileHandle['writev']>
+    ) {
+      if (written >= BLOCK + BLOCK / 2)
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      const result = await realWritev.apply(this, args);
+      written += result.bytesWritten;
+      return result;
+    });
     const client = await env.connect();
     const kept: unknown[] = [];
     try {
@@ -616,7 +626,9 @@ describe('a download that fails writing locally', () => {
       spy.mockRestore();
     }
     // Before: removed with the failure, and the block an earlier run received with it (found by
-    // a get -c into a full tmpfs: a 4 MiB partial gone, and nothing said so).
+    // a get -c into a full tmpfs: a 4 MiB partial gone, and nothing said so). Only what it
+    // continued from: what it wrote on a disk filling up goes, as with a fresh download.
+    expect(written).toBeGreaterThanOrEqual(BLOCK);
     expect(kept).toEqual([{ path: keptPath, bytes: BLOCK }]);
     expect(await readdir(dir)).toEqual([downloadPartialName('big.bin')]);
     expect((await readFile(keptPath)).equals(content.subarray(0, BLOCK))).toBe(true);
