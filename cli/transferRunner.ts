@@ -398,7 +398,11 @@ async function runOne(
   const sayRestart = (reason: string): void => say(`muxftp: ${run.command} ${name}: ${reason}`);
   // Said once, and only on a terminal, as the bars are: a script reads --json's continuedFrom.
   let saidContinuing = false;
+  // What the last try continued from (0: it started over): an upload the server's full disk
+  // failed keeps that much there for the next put -c.
+  let triedFrom = 0;
   const onContinue = (fromBytes: number): void => {
+    triedFrom = fromBytes;
     meter.continuing(fromBytes);
     if (!progress.visible || saidContinuing) return;
     saidContinuing = true;
@@ -423,6 +427,7 @@ async function runOne(
       // Ctrl-C while this transfer waited to reconnect: it ends here, cancelled.
       if (signal.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
       failedReconnecting = false;
+      triedFrom = 0;
       if (reconnectFailure !== undefined) {
         const failure = reconnectFailure;
         reconnectFailure = undefined;
@@ -524,7 +529,12 @@ async function runOne(
         partial && `${formatBytes(partial.bytes)} received kept in ${partial.path}: ${partial.hint}`,
         uploadMayBeKept
           ? `the server keeps the whole ${INTEGRITY_BLOCK_BYTES / 2 ** 20} MiB blocks it received for a while: run the same put with -c to continue it`
-          : undefined,
+          : run.command === 'put' &&
+              triedFrom > 0 &&
+              error instanceof MuxftpError &&
+              error.code === 'NO_SPACE'
+            ? `the server keeps the ${formatBytes(triedFrom)} this continued from: run the same put with -c once there is room`
+            : undefined,
       ].filter((hint) => hint !== undefined);
       run.output.failure(`${run.command} ${name}`, error, hints.length > 0 ? hints.join('; ') : undefined);
       return failedOutcome(job.local, job.remote, error, bytes, partial);

@@ -5,9 +5,11 @@
  * 64 MiB tmpfs, a put -c, a dd filling the disk: the kept file was gone). The full disk is made
  * by the storage's file handles here (no mount in tests); the rest is the real disk storage.
  */
+
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path, { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
@@ -15,7 +17,9 @@ import { openedFileLocation } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
+import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
+import { startServer } from './helpers/testServer.js';
 
 const BLOCK = INTEGRITY_BLOCK_BYTES;
 const tempDirs = new TempDirs('muxftp-kept-upload-');
@@ -134,4 +138,60 @@ describe('a continued upload whose write fails', () => {
     expect((await readFile(path.join(root, 'a.bin'))).equals(content)).toBe(true);
     await storage.close();
   });
+
+  it('put -c that continued kept blocks and then found the disk full says the server keeps them', async () => {
+    const disk = { full: false };
+    const { storage, root } = await storageOn(disk);
+    const env = await startServer({ storage });
+    try {
+      const dir = await tempDirs.make();
+      const source = join(dir, 'big.bin');
+      const content = randomBytes(3 * BLOCK);
+      await writeFile(source, content);
+      const server = ['--server', `127.0.0.1:${env.port}`];
+      // A first put -c (resumable with --retries 0), throttled, stopped with Ctrl-C once two
+      // blocks are on the server's disk: it keeps them for the next put -c.
+      const first = spawn(
+        process.execPath,
+        [CLI_BIN, ...server, 'put', '-c', source, 'big.bin', '--limit-rate', '4MiB', '--retries', '0', '-q'],
+        { stdio: 'ignore' },
+      );
+      const firstExit = new Promise<number | null>((resolve) => first.once('close', resolve));
+      const killer = setTimeout(() => first.kill('SIGKILL'), 20_000);
+      try {
+        const landed = async () => {
+          for (const name of await readdir(root)) {
+            const size = (await stat(join(root, name)).catch(() => undefined))?.size ?? 0;
+            if (size > 2 * BLOCK) return true;
+          }
+          return false;
+        };
+        for (const end = Date.now() + 15_000; Date.now() < end && !(await landed()); )
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        first.kill('SIGINT');
+        expect(await firstExit).toBe(130);
+      } finally {
+        clearTimeout(killer);
+        first.kill('SIGKILL');
+        await firstExit;
+      }
+
+      disk.full = true;
+      const full = await runCli([...server, 'put', '-c', source, 'big.bin', '--retries', '0'], dir);
+      expect({ code: full.code, stderr: full.stderr }).toEqual({
+        code: 1,
+        stderr: expect.stringMatching(
+          /NO_SPACE\); the server keeps the 8\.00 MiB this continued from: run the same put with -c once there is room\n$/,
+        ),
+      });
+
+      disk.full = false;
+      const again = await runCli([...server, 'put', '-c', source, 'big.bin', '--json'], dir);
+      expect(again.code).toBe(0);
+      expect(JSON.parse(again.stdout)).toMatchObject([{ ok: true, continuedFrom: 2 * BLOCK }]);
+      expect((await readFile(join(root, 'big.bin'))).equals(content)).toBe(true);
+    } finally {
+      await env.stop();
+    }
+  }, 60_000);
 });
