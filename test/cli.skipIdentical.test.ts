@@ -344,11 +344,8 @@ describe('--skip-unchanged', () => {
         ok: false,
         error: { code: 'INVALID_PATH' },
       });
-      expect(quick.asked).toEqual([
-        'list mirror/tree/many',
-        'stat mirror/tree/lone.txt',
-        `stat mirror/tree/many/${control}`,
-      ]);
+      // The control character's name fails in the walk, as one no remote path can be: not asked.
+      expect(quick.asked).toEqual(['list mirror/tree/many', 'stat mirror/tree/lone.txt']);
       expect(quick.sent).toEqual([`many/${control}`, 'many/f03', 'many/f07', 'many/f09']);
       expect(await readFile(remote('many/f07'), 'utf8')).toBe('many/f07\n');
       expect(await readFile(remote('many/f05'), 'utf8')).toBe('many/f05\n');
