@@ -471,25 +471,32 @@ describe('digests of many large files asked at once', () => {
       askers.map((peer) => peer.waitFor((f) => f.type === FrameType.ERROR, 15_000)),
     );
     expect(parseErrorPayload(firstStalled).code).toBe('STREAM_TIMEOUT');
-    await delay(50);
-    const stalled = askers.map((peer) =>
-      peer.frames.filter((f) => f.type === FrameType.ERROR).map((f) => f.streamId),
-    );
-    expect(stalled.flat().length).toBeLessThanOrEqual(DEFAULTS.hashReadBuffers);
     letGo(); // before the next check: the others all get their answers
+    // Each stream ends in its answer or, if it held a hung read at its connection's check (each
+    // connection checks on its own timer, so these come spread out on a loaded machine), in
+    // STREAM_TIMEOUT: at most as many of those as there are buffers.
     let answered = 0;
+    let stalled = 0;
     for (const [c, peer] of askers.entries()) {
       for (let k = 0; k < each; k++) {
         const id = 2 * k + 1;
-        if (stalled[c]!.includes(id)) continue;
-        const reply = await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === id, 10_000);
-        expect(JSON.parse(reply.payload.toString()).digest).toBe(
+        const end = await peer.waitFor(
+          (f) => (f.type === FrameType.REPLY || f.type === FrameType.ERROR) && f.streamId === id,
+          10_000,
+        );
+        if (end.type === FrameType.ERROR) {
+          expect(parseErrorPayload(end).code).toBe('STREAM_TIMEOUT');
+          stalled++;
+          continue;
+        }
+        expect(JSON.parse(end.payload.toString()).digest).toBe(
           contentDigest('xxh128', contents[c * each + k]!).toString('hex'),
         );
         answered++;
       }
     }
-    expect(answered).toBeGreaterThanOrEqual(count - DEFAULTS.hashReadBuffers);
+    expect(stalled).toBeLessThanOrEqual(DEFAULTS.hashReadBuffers);
+    expect(answered).toBe(count - stalled);
   }, 30_000);
 
   it('reads hung on one file (a dying disk) hold no buffer once their streams are over: others are hashed', async () => {
