@@ -324,15 +324,25 @@ describe.concurrent('one server per root', () => {
     const own = ownFor(test);
     const root = await own.tempDir();
     // The server's parent execs into sleep, which never waits for it: once killed, it stays a zombie.
+    // In a process group of their own, killed whole when the test ends: else a test failing
+    // before it kills the server itself left that grandchild serving.
     const parent = own.kills(
       spawn(
         'sh',
         ['-c', `"${process.execPath}" "${CLI_BIN}" serve --port 0 --root "${root}" & exec sleep 30`],
         {
           stdio: ['ignore', 'pipe', 'ignore'],
+          detached: true,
         },
       ),
     );
+    own.defer(() => {
+      try {
+        process.kill(-parent.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('serve under sh did not start')), 15_000);
       parent.stdout!.on('data', (chunk: Buffer) => {
