@@ -200,15 +200,17 @@ async function removeStale(
     return false;
   }
   try {
-    await handle.writeFile(content);
+    try {
+      await handle.writeFile(content);
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
-    // Made but not written (a disk with an inode and no block left): ours to remove, else every
-    // later start waits for an empty mark to go stale.
-    await handle.close().catch(() => {});
+    // Made but not written or not closed (a disk with an inode and no block left): ours to
+    // remove, else every later start waits for the mark to go stale.
     await unlink(mark).catch(() => {});
     throw error;
   }
-  await handle.close();
   try {
     const now = await readFile(lockPath, 'utf8').catch(() => undefined);
     if (now === stale) await unlink(lockPath).catch(() => {});

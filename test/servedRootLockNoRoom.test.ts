@@ -13,8 +13,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { lockServedRoot } from '../storage/servedRootLock.js';
 
-/** Room for the takeover's mark: all of it, no inode (its open fails), or an inode and no block (its write fails). */
-const disk = vi.hoisted(() => ({ mark: 'room' as 'room' | 'noInode' | 'noBlock' }));
+/**
+ * Room for the takeover's mark: all of it, no inode (its open fails), an inode and no block (its
+ * write fails), or a write whose room is found wanting only at its close (as on NFS).
+ */
+const disk = vi.hoisted(() => ({ mark: 'room' as 'room' | 'noInode' | 'noBlock' | 'noClose' }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
@@ -24,6 +27,14 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     if (disk.mark === 'room' || !String(file).endsWith('.takeover')) return real.open(file, flags, mode);
     if (disk.mark === 'noInode') throw noSpace(file);
     const handle = await real.open(file, flags, mode);
+    if (disk.mark === 'noClose')
+      return Object.assign(Object.create(handle), {
+        writeFile: (data: string) => handle.writeFile(data),
+        close: async () => {
+          await handle.close();
+          throw noSpace(file);
+        },
+      });
     return Object.assign(Object.create(handle), {
       writeFile: async () => {
         throw noSpace(file);
@@ -42,7 +53,7 @@ afterEach(async () => {
 });
 
 describe('a stale lock on a disk with room for the new lock but not the takeover mark', () => {
-  it.each(['noInode', 'noBlock'] as const)(
+  it.each(['noInode', 'noBlock', 'noClose'] as const)(
     '(%s) is served without its lock for want of room (ENOSPC), the stale lock left and no mark; taken over once there is room',
     async (shortOf) => {
       root = await mkdtemp(join(tmpdir(), 'muxftp-lock-noroom-'));
