@@ -25,6 +25,7 @@ import {
   writevSync,
 } from 'node:fs';
 import { type FileHandle, open, rename } from 'node:fs/promises';
+import { CallsInFlight } from '../shared/callsInFlight.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { closedFileError } from '../shared/errnoReasons.js';
 import { localFileCalls } from './sources.js';
@@ -37,7 +38,7 @@ export class SinkFile {
   readonly #fd: number | undefined;
   readonly #handle: FileHandle | undefined;
   #closed = false;
-  readonly #running = new Set<Promise<unknown>>();
+  readonly #calls = new CallsInFlight();
 
   private constructor(fd: number | undefined, handle: FileHandle | undefined) {
     this.#fd = fd;
@@ -58,7 +59,7 @@ export class SinkFile {
    */
   writeAll(chunks: readonly Buffer[]): Promise<number> {
     if (this.#closed) return Promise.reject(closedFileError());
-    return this.#track(this.#writeAll(chunks));
+    return this.#calls.track(this.#writeAll(chunks));
   }
 
   #writeAll(chunks: readonly Buffer[]): Promise<number> {
@@ -82,7 +83,7 @@ export class SinkFile {
     if (this.#closed) throw closedFileError();
     if (this.#handle !== undefined) return this.#handle.truncate(length);
     const fd = this.#fd!;
-    await this.#track(
+    await this.#calls.track(
       new Promise<void>((resolve, reject) => ftruncate(fd, length, (err) => (err ? reject(err) : resolve()))),
     );
   }
@@ -131,14 +132,14 @@ export class SinkFile {
   /** The descriptor (undefined: a FileHandle) once no write is in flight; EBADF once closed. */
   async #afterWrites(): Promise<number | undefined> {
     if (this.#closed) throw closedFileError();
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    await this.#calls.allSettled();
     return this.#fd;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    await this.#calls.allSettled();
     if (this.#handle !== undefined) return this.#handle.close();
     const fd = this.#fd!;
     await localFileCalls.run(
@@ -153,16 +154,7 @@ export class SinkFile {
    */
   #trackOpen<T>(start: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(closedFileError());
-    return this.#track(start());
-  }
-
-  #track<T>(call: Promise<T>): Promise<T> {
-    this.#running.add(call);
-    const settled = (): void => {
-      this.#running.delete(call);
-    };
-    call.then(settled, settled);
-    return call;
+    return this.#calls.track(start());
   }
 }
 

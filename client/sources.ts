@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
+import { CallsInFlight } from '../shared/callsInFlight.js';
 import { closedFileError, errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { PERMISSION_BITS } from '../shared/fileModes.js';
@@ -104,7 +105,7 @@ function cannotOpenKind(error: unknown): boolean {
 export class LocalFile {
   readonly #fd: number;
   #closed = false;
-  readonly #running = new Set<Promise<unknown>>();
+  readonly #calls = new CallsInFlight();
   /**
    * The fstat the open made to tell a regular file, kept so the caller's first look at the file
    * (size, times) costs no second call; undefined for anything else (a FIFO, opened again).
@@ -207,7 +208,7 @@ export class LocalFile {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    await this.#calls.allSettled();
     const fd = this.#fd;
     await localFileCalls.run(
       () => closeSync(fd),
@@ -222,13 +223,7 @@ export class LocalFile {
    */
   #track<T>(start: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(closedFileError());
-    const call = start();
-    this.#running.add(call);
-    const settled = (): void => {
-      this.#running.delete(call);
-    };
-    call.then(settled, settled);
-    return call;
+    return this.#calls.track(start());
   }
 }
 

@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { CallsInFlight } from '../shared/callsInFlight.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { closedFileError } from '../shared/errnoReasons.js';
 import type { InlineFileCalls } from '../shared/inlineFileCalls.js';
@@ -174,8 +175,7 @@ export class DiskFileHandle implements FsFileHandle {
   readonly #fd: number;
   readonly #inline: InlineFileCalls;
   #closed = false;
-  /** Calls not settled yet (those in the threadpool; a call on the loop settles at once). */
-  readonly #running = new Set<Promise<unknown>>();
+  readonly #calls = new CallsInFlight();
 
   constructor(fd: number, inline: InlineFileCalls) {
     this.#fd = fd;
@@ -195,7 +195,7 @@ export class DiskFileHandle implements FsFileHandle {
     position: number,
   ): Promise<{ bytesRead: number }> {
     const fd = this.fd;
-    const bytesRead = await this.#track(
+    const bytesRead = await this.#calls.track(
       this.#inline.run(
         () => fs.readSync(fd, buffer, offset, length, position),
         () => readAsync(fd, buffer, offset, length, position).then((result) => result.bytesRead),
@@ -210,7 +210,7 @@ export class DiskFileHandle implements FsFileHandle {
     length: number,
     position: number,
   ): Promise<{ bytesWritten: number }> {
-    const written = await this.#track(writeAsync(this.fd, buffer, offset, length, position));
+    const written = await this.#calls.track(writeAsync(this.fd, buffer, offset, length, position));
     return { bytesWritten: written.bytesWritten };
   }
 
@@ -219,7 +219,7 @@ export class DiskFileHandle implements FsFileHandle {
     let bytes = 0;
     for (const buffer of buffers) bytes += buffer.length;
     if (bytes <= DEFAULTS.inlineUploadWriteMaxBytes) {
-      const bytesWritten = await this.#track(
+      const bytesWritten = await this.#calls.track(
         this.#inline.run(
           () => fs.writevSync(fd, buffers, position),
           async () => (await writevAsync(fd, buffers, position)).bytesWritten,
@@ -227,21 +227,21 @@ export class DiskFileHandle implements FsFileHandle {
       );
       return { bytesWritten };
     }
-    return { bytesWritten: (await this.#track(writevAsync(fd, buffers, position))).bytesWritten };
+    return { bytesWritten: (await this.#calls.track(writevAsync(fd, buffers, position))).bytesWritten };
   }
 
   async datasync(): Promise<void> {
-    await this.#track(fdatasyncAsync(this.fd));
+    await this.#calls.track(fdatasyncAsync(this.fd));
   }
 
   /** Through the threadpool: cutting back a preallocated file frees its blocks. */
   async truncate(length: number): Promise<void> {
-    await this.#track(ftruncateAsync(this.fd, length));
+    await this.#calls.track(ftruncateAsync(this.fd, length));
   }
 
   async stat(): Promise<FsStats> {
     const fd = this.fd;
-    return this.#track(
+    return this.#calls.track(
       this.#inline.run(
         () => fs.fstatSync(fd),
         () => fstatAsync(fd),
@@ -251,7 +251,7 @@ export class DiskFileHandle implements FsFileHandle {
 
   async utimes(atime: number | Date, mtime: number | Date): Promise<void> {
     const fd = this.fd;
-    await this.#track(
+    await this.#calls.track(
       this.#inline.run(
         () => fs.futimesSync(fd, atime, mtime),
         () => futimesAsync(fd, atime, mtime),
@@ -261,7 +261,7 @@ export class DiskFileHandle implements FsFileHandle {
 
   async chmod(mode: number): Promise<void> {
     const fd = this.fd;
-    await this.#track(
+    await this.#calls.track(
       this.#inline.run(
         () => fs.fchmodSync(fd, mode),
         () => fchmodAsync(fd, mode),
@@ -269,19 +269,10 @@ export class DiskFileHandle implements FsFileHandle {
     );
   }
 
-  #track<T>(call: Promise<T>): Promise<T> {
-    this.#running.add(call);
-    const settled = (): void => {
-      this.#running.delete(call);
-    };
-    call.then(settled, settled);
-    return call;
-  }
-
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    await this.#calls.allSettled();
     const fd = this.#fd;
     // The last close of a file whose last name is gone (removed, or replaced, while open) frees
     // its blocks and cached pages in the call, as unlink would have (0.19 s per GiB here): such a
