@@ -25,7 +25,7 @@ import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
 import { CrowdedDirectories } from './crowdedDirectories.js';
 import { inspectLocalIfExists, statLocal } from './localFiles.js';
-import type { SkippedDone, TransferDone, TransferJob } from './transferRunner.js';
+import type { SkippedDone, TransferDone, TransferJob, TransferRun } from './transferRunner.js';
 
 /**
  * put: the remote file `job.remote` holds the bytes of the local `job.local`. Keeping times: then
@@ -262,6 +262,31 @@ export class RemoteDestinations {
   }
 }
 
+interface SkipFlags {
+  skipIdentical?: boolean;
+  skipUnchanged?: boolean;
+  ignoreExisting?: boolean;
+  times?: boolean;
+  perms?: boolean;
+  dryRun?: boolean;
+}
+
+/**
+ * What runTransfers asks of each file's destination before sending it, as put and get pass it on:
+ * nothing without the flags; with --ignore-existing, a file whose destination cannot be looked at
+ * fails, never replacing one. `jobs`: put's, whose destinations it looks up a directory at a time.
+ */
+export function destinationSkips(
+  command: 'put' | 'get',
+  options: SkipFlags,
+  jobs: readonly TransferJob[] = [],
+): Pick<TransferRun, 'identicalAtDestination' | 'neverReplace'> {
+  const check = destinationCheck(command, options, jobs);
+  return check === undefined
+    ? {}
+    : { identicalAtDestination: check, neverReplace: options.ignoreExisting === true };
+}
+
 type DestinationCheck = (
   job: TransferJob,
   client: Client,
@@ -275,17 +300,10 @@ type DestinationCheck = (
  * flags, and put -c's content check is left out, so a file there is not read (-c then continues
  * only what is not there).
  */
-export function destinationCheck(
+function destinationCheck(
   command: 'put' | 'get',
-  options: {
-    skipIdentical?: boolean;
-    skipUnchanged?: boolean;
-    ignoreExisting?: boolean;
-    times?: boolean;
-    perms?: boolean;
-    dryRun?: boolean;
-  },
-  jobs: readonly TransferJob[] = [],
+  options: SkipFlags,
+  jobs: readonly TransferJob[],
 ): DestinationCheck | undefined {
   const looksOnly = options.dryRun === true;
   const destinations = new RemoteDestinations(command === 'put' ? jobs : []);

@@ -47,7 +47,7 @@ import {
   remotePathFromArgument,
 } from '../remotePath.js';
 import { walkRemoteTree } from '../remoteTree.js';
-import { destinationCheck } from '../skipIdentical.js';
+import { destinationSkips } from '../skipIdentical.js';
 import {
   checkTransferOptions,
   type DestinationCreation,
@@ -285,7 +285,7 @@ async function get(
     passedOver.push(passedOverOutcome(local, remote, reason));
   };
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
-  const skipCheck = destinationCheck('get', options);
+  const skip = destinationSkips('get', options);
   const excluded = compileExcludes(options.filters);
   const { jobs, localDirs, trees } = await planDownloads(
     client,
@@ -370,11 +370,6 @@ async function get(
     else failures.push(failedOutcome(job.local, job.remote, above.error));
   }
 
-  // --ignore-existing: a file whose destination cannot be looked at fails, never replacing one.
-  const skip =
-    skipCheck === undefined
-      ? {}
-      : { identicalAtDestination: skipCheck, neverReplace: options.ignoreExisting === true };
   if (dryRun) {
     const transfers = { command: 'get' as const, jobs: runnable, parallel, output, connection, ...skip };
     const previews = await previewRun(mirror, transfers, failures, replaced);

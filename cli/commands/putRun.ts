@@ -41,7 +41,7 @@ import {
   remoteParent,
   remotePathFromArgument,
 } from '../remotePath.js';
-import { destinationCheck } from '../skipIdentical.js';
+import { destinationSkips } from '../skipIdentical.js';
 import {
   checkTransferOptions,
   type DestinationCreation,
@@ -383,12 +383,7 @@ async function put(
   // put -c also leaves a file already whole on the server (as get -c of a whole file sends
   // nothing, and lftp's mirror -c): a put -r -c after Ctrl-C sent every finished file again.
   const skipIdentical = options.skipIdentical === true || options.continue === true;
-  const skipCheck = destinationCheck('put', { ...options, skipIdentical }, jobs);
-  // --ignore-existing: a file whose destination cannot be looked at fails, never replacing one.
-  const skip =
-    skipCheck === undefined
-      ? {}
-      : { identicalAtDestination: skipCheck, neverReplace: options.ignoreExisting === true };
+  const skip = destinationSkips('put', { ...options, skipIdentical }, jobs);
   if (dryRun) {
     const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
     const previews = await previewRun(mirror, transfers, failures, replaced);
