@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
-import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import {
   type ClientCommand,
   type ConnectTarget,
@@ -12,6 +11,7 @@ import {
   usingConnection,
 } from './connect.js';
 import { errorInfo, type Output } from './output.js';
+import type { TransferCommandOptions } from './transferOptions.js';
 
 /** Failures that say the connection went (not a busy server: requests wait on one themselves). */
 const CONNECTION_LOSS_CODES: ReadonlySet<string> = new Set([
@@ -175,20 +175,20 @@ export async function requestWithRetries<T>(
   }
 }
 
-/** withClient (connect.ts) for transfer commands: `use` gets a connection that can be replaced. */
+/**
+ * withClient (connect.ts) for transfer commands: `use` gets a connection that can be replaced.
+ * Every connection, the replacements too, insists on `--checksum`'s algorithm and moves at most
+ * `--limit-rate` bytes/s each way; with `--retries 0` none waits on a busy server (connects, requests).
+ */
 export async function withReconnectingClient<T>(
   global: ClientCommand,
   output: Output,
+  options: Pick<TransferCommandOptions, 'checksum' | 'retries' | 'limitRate'>,
   use: (connection: ReconnectingClient) => Promise<T>,
-  /** `--checksum`: every connection, the replacements too, insists on this algorithm. */
-  checksum?: IntegrityAlgorithm,
-  /** Wait on a busy server (connects, requests); false with `--retries 0`. */
-  retryBusy = true,
-  /** `--limit-rate`: every connection, the replacements too, moves at most this many bytes/s each way. */
-  maxRate?: number,
 ): Promise<T> {
+  const { checksum, limitRate: maxRate } = options;
   return interruptibleCommand(global, output, async (connected) => {
-    const resolved = await resolveTarget(global, output, checksum, retryBusy);
+    const resolved = await resolveTarget(global, output, checksum, options.retries > 0);
     const target = maxRate === undefined ? resolved : { ...resolved, maxRate };
     const first = await openClient(target);
     connected();

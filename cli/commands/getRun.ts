@@ -97,13 +97,8 @@ export async function runGet(
       failedOutcome(intendedLocal(remote, target), remotePathFromArgument(remote), error),
     ),
   );
-  const outcomes = await withReconnectingClient(
-    global,
-    output,
-    (connection) => get(connection, remotes, target, options, output),
-    options.checksum,
-    options.retries > 0,
-    options.limitRate,
+  const outcomes = await withReconnectingClient(global, output, options, (connection) =>
+    get(connection, remotes, target, options, output),
   );
   if (output.json) output.printJson(outcomes);
 }

@@ -91,13 +91,8 @@ export async function runPut(
   output.setJsonFailureShape((error) =>
     sources.map((source) => failedOutcome(source, intendedRemote(source, target), error)),
   );
-  const outcomes = await withReconnectingClient(
-    global,
-    output,
-    (connection) => put(connection, sources, target, options, output),
-    options.checksum,
-    options.retries > 0,
-    options.limitRate,
+  const outcomes = await withReconnectingClient(global, output, options, (connection) =>
+    put(connection, sources, target, options, output),
   );
   if (output.json) output.printJson(outcomes);
 }
