@@ -98,19 +98,29 @@ export async function prepareMirror(
 }
 
 /**
- * --dry-run: what the run would do, each result saying `dryRun`: what failed already, what is in
- * the way (`replaced`, said by prepareMirror), the transfers, and what --delete would remove.
+ * --dry-run: what the run would do, each result saying `dryRun`: what planning passed over (a
+ * FIFO in a tree) and what failed already, what is in the way (`replaced`, said by prepareMirror),
+ * the transfers, and what --delete would remove.
  */
 export async function previewRun(
   run: MirrorRun,
   transfers: Parameters<typeof previewTransfers>[0],
-  failures: readonly TransferOutcome[],
-  replaced: readonly TransferOutcome[],
+  planned: {
+    passedOver: readonly TransferOutcome[];
+    failures: readonly TransferOutcome[];
+    replaced: readonly TransferOutcome[];
+  },
 ): Promise<TransferOutcome[]> {
   const previews = await previewTransfers(transfers);
-  const removals = await removeExtraneous({ ...run, failed: failures.length });
-  const failed = failures.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true }));
-  return [...failed, ...replaced, ...previews, ...removals];
+  const removals = await removeExtraneous({ ...run, failed: planned.failures.length });
+  const dryRun = (outcome: TransferOutcome): TransferOutcome => ({ ...outcome, dryRun: true });
+  return [
+    ...planned.passedOver.map(dryRun),
+    ...planned.failures.map(dryRun),
+    ...planned.replaced,
+    ...previews,
+    ...removals,
+  ];
 }
 
 /**

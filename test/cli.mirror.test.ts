@@ -867,6 +867,27 @@ describe('--dry-run', () => {
     expect(into.stdout).toContain('would get site/new.txt → new/site/new.txt');
     expect(await snapshot(local)).toEqual(before);
   });
+
+  it('put -r and get -r give what they pass over (a FIFO) as a dry run result too', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['index.html']);
+    execFileSync('mkfifo', [join(local, 'site', 'pipe')]);
+    await makeTree(join(server.root!, 'site'), ['index.html']);
+    execFileSync('mkfifo', [join(server.root!, 'site', 'pipe')]);
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const put = await runCli([...at, 'put', '-r', 'site', '-n', '--json'], local);
+    const get = await runCli([...at, 'get', '-r', 'site', '--to', 'copy/', '-p', '-n', '--json'], local);
+    const skippedPipe = { ok: true, bytes: 0, skipped: true, reason: 'not a regular file', dryRun: true };
+    expect(JSON.parse(put.stdout)).toEqual([
+      { local: join('site', 'pipe'), remote: 'site/pipe', ...skippedPipe },
+      expect.objectContaining({ local: join('site', 'index.html'), dryRun: true }),
+    ]);
+    expect(JSON.parse(get.stdout)).toEqual([
+      { local: join('copy', 'site', 'pipe'), remote: 'site/pipe', ...skippedPipe },
+      expect.objectContaining({ remote: 'site/index.html', dryRun: true }),
+    ]);
+  });
 });
 
 describe('--delete against a server from before links were marked in listings', () => {

@@ -367,8 +367,7 @@ async function get(
 
   if (dryRun) {
     const transfers = { command: 'get' as const, jobs: runnable, parallel, output, connection, ...skip };
-    const previews = await previewRun(mirror, transfers, failures, replaced);
-    return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
+    return previewRun(mirror, transfers, { passedOver, failures, replaced });
   }
 
   const localRooms = new LocalRooms();

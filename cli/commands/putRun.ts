@@ -381,10 +381,10 @@ async function put(
   const skip = destinationSkips('put', { ...options, skipIdentical }, jobs);
   if (dryRun) {
     const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
-    const previews = await previewRun(mirror, transfers, failures, replaced);
+    const previews = await previewRun(mirror, transfers, { passedOver, failures, replaced });
     // As a real run's stdin skipped, below: the pipeline a dry run is tried in succeeds as it.
     if (jobs.some((job) => job.standardStream)) await discard(process.stdin);
-    return [...passedOver.map((outcome): TransferOutcome => ({ ...outcome, dryRun: true })), ...previews];
+    return previews;
   }
   const limit = planningLimit(parallel, client);
   // Keeping bits, a depth at a time (in any order within it): each directory is then made by its
