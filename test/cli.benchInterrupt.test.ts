@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 const tempDirs = new TempDirs('muxftp-bench-interrupt-');
 let env: TestServer | undefined;
@@ -24,8 +25,6 @@ afterEach(async () => {
   env = undefined;
   await tempDirs.removeAll();
 });
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A server that accepts connections and never says a word; `connected` resolves at the first. */
 async function silentServer(): Promise<{ port: number; connected: Promise<void> }> {

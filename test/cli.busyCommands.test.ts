@@ -16,6 +16,7 @@ import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
@@ -28,11 +29,8 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-/** Waits (bounded) until `check` holds. */
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-  if (!check()) throw new Error(`timed out waiting for ${what}`);
-}
+/** As long as the waits here took before they were shared (1,000 looks 20 ms apart). */
+const BUSY_WAIT = { timeoutMs: 20_000 };
 
 const content = randomBytes(100_000);
 const digestLine = () => `xxh128 ${contentDigest('xxh128', content).toString('hex')}`;
@@ -62,7 +60,7 @@ describe('a client command refused SERVER_BUSY tries again', () => {
     const run = runCli(['--server', `127.0.0.1:${env.port}`, 'stat', '--hash', 'f.bin'], cwd, {
       timeoutMs: 60_000,
     });
-    await until(() => (env!.server.counters.refused.get('max_connections') ?? 0) > 0, 'a refusal');
+    await until(() => (env!.server.counters.refused.get('max_connections') ?? 0) > 0, 'a refusal', BUSY_WAIT);
     await holder.close();
     holder = undefined;
 
@@ -81,7 +79,7 @@ describe('a client command refused SERVER_BUSY tries again', () => {
     const run = runCli(['--server', `127.0.0.1:${env!.port}`, 'stat', '--hash', 'f.bin'], cwd, {
       timeoutMs: 60_000,
     });
-    await until(() => busy() > 0, 'a refusal');
+    await until(() => busy() > 0, 'a refusal', BUSY_WAIT);
     peer.destroy();
 
     const { code, stdout, stderr } = await run;
@@ -115,7 +113,7 @@ describe('a client command refused SERVER_BUSY tries again', () => {
       await tempDirs.make(),
       { timeoutMs: 60_000 },
     );
-    await until(() => busy() > 0, 'a refusal');
+    await until(() => busy() > 0, 'a refusal', BUSY_WAIT);
     peer.destroy();
 
     // It ended at once with no report, the seeding's SERVER_BUSY as its error.

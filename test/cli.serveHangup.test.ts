@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
+import { delay } from './helpers/waits.js';
 
 const hasMkfifo = process.platform !== 'win32' && spawnSync('mkfifo', ['--version']).status === 0;
 const WAIT_MS = 10_000;
@@ -51,8 +52,6 @@ async function writeUsers(fifo: string, text: string): Promise<void> {
   await handle.close();
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe.skipIf(!hasMkfifo)('serve and SIGHUP while it starts', () => {
   it('survives several, and reads its users file again once, when up', async () => {
     dir = await mkdtemp(join(tmpdir(), 'muxftp-hangup-'));
@@ -86,11 +85,11 @@ describe.skipIf(!hasMkfifo)('serve and SIGHUP while it starts', () => {
     const starting = await openWhenRead(fifo);
     for (let i = 0; i < 3; i++) {
       serve.kill('SIGHUP');
-      await pause(20);
+      await delay(20);
     }
     await starting.writeFile(users).catch(() => {});
     await starting.close();
-    for (let i = 0; i < WAIT_MS / 20 && alive() && !stdout.includes('listening on'); i++) await pause(20);
+    for (let i = 0; i < WAIT_MS / 20 && alive() && !stdout.includes('listening on'); i++) await delay(20);
     expect({ signal: serve.signalCode, code: serve.exitCode, stderr }).toEqual({
       signal: null,
       code: null,
@@ -100,7 +99,7 @@ describe.skipIf(!hasMkfifo)('serve and SIGHUP while it starts', () => {
 
     // Up: the held SIGHUP reads the file again (the FIFO: serve waits for it to be written again).
     await writeUsers(fifo, users);
-    for (let i = 0; i < WAIT_MS / 20 && !stderr.includes('SIGHUP: 1 user from'); i++) await pause(20);
+    for (let i = 0; i < WAIT_MS / 20 && !stderr.includes('SIGHUP: 1 user from'); i++) await delay(20);
     expect(stderr.match(/SIGHUP: 1 user from /g)).toHaveLength(1);
     expect(stderr).not.toMatch(/SIGHUP: kept the users/);
 

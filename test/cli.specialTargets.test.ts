@@ -14,6 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 let server: TestServer | undefined;
 const tempDirs = new TempDirs('muxftp-special-');
@@ -168,7 +169,6 @@ describe('get into an existing FIFO or device', () => {
     // No reader ever comes: the CLI's open of the FIFO waits until Ctrl-C. Sent once the CLI has
     // asked the server about data.bin (it opens the FIFO next), and a moment more: a fixed 1.5 s
     // from the spawn could pass before a loaded machine had the CLI running, or connected.
-    const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     const asked = () => server!.server.counters.streamsTotalByOp.get('stat') ?? 0;
     const interrupt = (async () => {
       for (const started = Date.now(); asked() === 0 && Date.now() - started < 8_000; ) await delay(20);

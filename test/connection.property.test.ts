@@ -30,6 +30,7 @@ import {
 import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 const WINDOW = 64 * 1024;
 const PATHS = ['keep/a.bin', 'keep/b.bin', 'f/x.bin', 'keep', 'missing/y.bin', '../out.bin', ''] as const;
@@ -131,7 +132,6 @@ interface PutState {
 }
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Credit the server granted on `streamId` (sum of its WINDOW frames), minus what was sent. */
 function creditGranted(peer: RawPeer, streamId: number): number {

@@ -26,6 +26,7 @@ import type { Storage } from '../storage/types.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 import { canMountTmpfs } from './helpers/tmpfsMount.js';
+import { delay } from './helpers/waits.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
@@ -33,7 +34,6 @@ const MiB = 1024 * 1024;
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 const xxh128Hex = (data: Uint8Array): string => contentDigest('xxh128', data).toString('hex');
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const tempDirs = new TempDirs('muxftp-crash-');
 const children = new Set<ChildProcess>();

@@ -25,12 +25,12 @@ import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { pushPastTheCeiling, stalledPastTheMark } from './helpers/stalledDisk.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const N = DEFAULTS.uploadInitialWindowBytes;
 const MARK = 2 * MiB;
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];

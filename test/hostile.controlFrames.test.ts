@@ -14,14 +14,13 @@ import { RawPeer } from './helpers/rawPeer.js';
 import { probeOtherClients } from './helpers/servedProbe.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
   env = await stopServerAndPeers(env, peers);
 });
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const LIMIT = 1 * MiB;
 const FLOODERS = 12;

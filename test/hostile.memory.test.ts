@@ -30,6 +30,7 @@ import { probeOtherClients } from './helpers/servedProbe.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { stalledPastTheMark, wholePutOnOpen } from './helpers/stalledDisk.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
@@ -38,7 +39,6 @@ afterEach(async () => {
 });
 
 const GiB = 1024 * MiB;
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('declared sizes on the memory server', () => {
   it('4 connections x 64 uploads declaring 4 GiB each reserve nothing and stall no one', async () => {

@@ -20,6 +20,7 @@ import { RawPeer } from './helpers/rawPeer.js';
 import { probeOtherClients } from './helpers/servedProbe.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay, until } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
@@ -29,11 +30,6 @@ afterEach(async () => {
   env = await stopServerAndPeers(env, peers);
   await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
 });
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-// Taken before a test fakes timers: its own waits stay real.
-const realSetTimeout = globalThis.setTimeout;
-const realDelay = (ms: number) => new Promise((resolve) => realSetTimeout(resolve, ms));
 
 function fillDirectory(volume: Volume, dir: string, count: number, padding = ''): void {
   volume.mkdirSync(dir, { recursive: true });
@@ -211,7 +207,7 @@ describe('an answer the client never reads', () => {
         integrity: ['xxh128'],
       }),
     );
-    while (peer.frames.length === 0) await realDelay(10); // WELCOME (bounded by the test's timeout)
+    await until(() => peer.frames.length > 0, 'WELCOME', { everyMs: 10 });
     peer.socket.pause();
     const ids = Array.from({ length: 80 }, (_, s) => 2 * s + 1);
     peer.write(Buffer.concat(ids.map((id) => encodeOpen(id, { op: 'list', path: 'dir' }))));
@@ -220,7 +216,7 @@ describe('an answer the client never reads', () => {
     let last = -1;
     for (let i = 0; i < 50 && (held() === 0 || held() !== last); i++) {
       last = held();
-      await realDelay(200);
+      await delay(200);
     }
     const timedOut = () => env!.server.counters.errors.get('STREAM_TIMEOUT') ?? 0;
     await vi.advanceTimersByTimeAsync(idleTimeoutMs - 1);

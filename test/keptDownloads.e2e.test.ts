@@ -40,6 +40,7 @@ import { restartablePort } from './helpers/restartPort.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = INTEGRITY_BLOCK_BYTES;
@@ -91,14 +92,8 @@ async function stopServe(child: ChildProcess, signal: NodeJS.Signals): Promise<v
   children.delete(child);
 }
 
-/** Polls (every 10 ms, for at most `timeoutMs`) until `condition` holds. */
-async function until(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+/** Downloads are looked at every 10 ms, for up to 15 s. */
+const UNDER_WAY = { timeoutMs: 15_000, everyMs: 10 };
 
 /** True once `count` downloads in progress in `dir` hold more than `bytes` each. */
 function downloadsPast(dir: string, count: number, bytes: number): () => Promise<boolean> {
@@ -147,7 +142,10 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     const early = failing.then((run) => {
       throw new Error(`get ended before the server was killed: ${JSON.stringify(run)}`);
     });
-    await Promise.race([until(downloadsPast(out, 2, BLOCK + MiB)), early]);
+    await Promise.race([
+      until(downloadsPast(out, 2, BLOCK + MiB), '2 downloads past BLOCK + 1 MiB', UNDER_WAY),
+      early,
+    ]);
     await stopServe(first.child, 'SIGKILL');
     const failed = await failing;
     expect(failed.code).toBe(1);
@@ -236,7 +234,7 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
       if (finished.length > 0) throw new Error(`${finished.join(', ')} finished before both were past 5 MiB`);
       return false;
     };
-    await Promise.race([until(bothUnderWay), early]);
+    await Promise.race([until(bothUnderWay, 'both downloads past BLOCK + 1 MiB', UNDER_WAY), early]);
     await stopServe(first.child, 'SIGKILL');
     const changed = randomBytes(size);
     await writeFile(join(root, 'changed.bin'), changed);
@@ -269,7 +267,7 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     await writeFile(join(local, downloadPartialName('big.bin')), randomBytes(2 * BLOCK));
     const args = ['--server', `127.0.0.1:${env.port}`, 'get', 'big.bin'];
     const interrupted = await runCli(args, local, {
-      interruptWhen: until(downloadsPast(local, 1, BLOCK + MiB)),
+      interruptWhen: until(downloadsPast(local, 1, BLOCK + MiB), '1 download past BLOCK + 1 MiB', UNDER_WAY),
     });
     expect(interrupted.code).toBe(130);
     expect(interrupted.stderr).toMatch(
@@ -320,7 +318,7 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal })),
     );
-    await until(downloadsPast(local, 1, BLOCK + MiB));
+    await until(downloadsPast(local, 1, BLOCK + MiB), '1 download past BLOCK + 1 MiB', UNDER_WAY);
     stop(child);
     expect(await exited).toEqual(ended);
     expect(await readdir(local)).toEqual([downloadPartialName('big.bin')]);
@@ -405,7 +403,7 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     });
     children.add(child);
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    await until(downloadsPast(local, 1, BLOCK + MiB));
+    await until(downloadsPast(local, 1, BLOCK + MiB), '1 download past BLOCK + 1 MiB', UNDER_WAY);
     child.kill('SIGKILL');
     await exited;
     children.delete(child);

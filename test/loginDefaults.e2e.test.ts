@@ -18,10 +18,7 @@ import { parseAuthResult, parseErrorPayload } from '../shared/protocol/messages.
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
-
-// Taken before any test fakes them: the test's own waits are real.
-const realSetTimeout = globalThis.setTimeout;
-const realDelay = (ms: number) => new Promise((resolve) => realSetTimeout(resolve, ms));
+import { delay, until, valueWhen } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
@@ -29,16 +26,6 @@ afterEach(async () => {
   vi.useRealTimers();
   env = await stopServerAndPeers(env, peers);
 });
-
-/** Polls `get` in real time until it gives a value (10 s at most). */
-async function until<T>(get: () => T | undefined, what: string): Promise<T> {
-  for (let waited = 0; waited < 10_000; waited += 10) {
-    const value = get();
-    if (value !== undefined) return value;
-    await realDelay(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const failures = () => env!.logs.filter((line) => line.includes('failed login')).length;
 
@@ -54,7 +41,7 @@ async function hello(): Promise<{ peer: RawPeer; first: Frame }> {
       integrity: ['xxh128'],
     }),
   );
-  return { peer, first: await until(() => peer.frames[0], 'the first frame') };
+  return { peer, first: await valueWhen(() => peer.frames[0], 'the first frame', { everyMs: 10 }) };
 }
 
 /**
@@ -65,12 +52,12 @@ async function failAfter(peer: RawPeer, delayMs: number): Promise<Frame> {
   const before = failures();
   const seen = peer.frames.length;
   peer.write(encodeAuth({ user: 'alice', password: 'wrong' }));
-  await until(() => (failures() > before ? true : undefined), 'the failure to be recorded');
+  await until(() => failures() > before, 'the failure to be recorded', { everyMs: 10 });
   await vi.advanceTimersByTimeAsync(delayMs - 1);
-  await realDelay(30);
+  await delay(30);
   expect(peer.frames.slice(seen), `answered before ${delayMs} ms`).toEqual([]);
   await vi.advanceTimersByTimeAsync(1);
-  return until(() => peer.frames[seen], `the answer after ${delayMs} ms`);
+  return valueWhen(() => peer.frames[seen], `the answer after ${delayMs} ms`, { everyMs: 10 });
 }
 
 describe('the failed-login policy by default', () => {
@@ -110,7 +97,7 @@ describe('the failed-login policy by default', () => {
     const { peer: tenth, first: welcome } = await hello();
     expect(welcome.type).toBe(FrameType.WELCOME);
     tenth.write(encodeAuth({ user: 'alice', password: 'wrong' }));
-    await until(() => (failures() === 10 ? true : undefined), 'the 10th failure');
+    await until(() => failures() === 10, 'the 10th failure', { everyMs: 10 });
     const refusal = async () => {
       const { peer, first } = await hello();
       expect(first.type).toBe(FrameType.ERROR);

@@ -17,9 +17,9 @@ import { MiB, retainedBufferBytes } from './helpers/heap.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 let env: TestServer | undefined;
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const peers: RawPeer[] = [];
 
 afterEach(async () => {

@@ -12,21 +12,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { newTemporaryName, partialName, SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { servedByAnother } from '../storage/servedRootLock.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay, until } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 afterEach(async () => {
   await env?.stop();
   env = undefined;
 });
-
-/** Waits (bounded) until `check` holds. */
-async function until(check: () => Promise<boolean>, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('the partial-retention timer', () => {
   it('removes expired kept partials, and leaves a transfer in progress it does not know of', async () => {
@@ -53,14 +45,10 @@ describe('the partial-retention timer', () => {
     await utimes(join(root, expired), longAgo, longAgo);
     await utimes(join(root, foreign), longAgo, longAgo);
 
-    await until(
-      async () => !(await readdir(root)).includes(expired),
-      'the sweep of the expired partial',
-      10_000,
-    );
+    await until(async () => !(await readdir(root)).includes(expired), 'the sweep of the expired partial');
     // Two more sweeps: the foreign file stays (before, the first sweep removed it too).
     const swept = sweeps;
-    await until(async () => sweeps >= swept + 2, 'two more sweeps', 10_000);
+    await until(async () => sweeps >= swept + 2, 'two more sweeps');
     expect(await readdir(root)).toEqual([foreign]);
   });
 
@@ -77,12 +65,8 @@ describe('the partial-retention timer', () => {
       );
       const kept = partialName('big.bin', { size: 10, algorithm: 'xxh128', source: 's' });
       for (const dir of [root, join(root, 'inner')]) await writeFile(join(dir, kept), 'kept');
-      await until(
-        async () => !(await readdir(root)).includes(kept),
-        'the sweep of the outer partial',
-        10_000,
-      );
-      await new Promise((resolve) => setTimeout(resolve, 600)); // three sweeps more
+      await until(async () => !(await readdir(root)).includes(kept), 'the sweep of the outer partial');
+      await delay(600); // three sweeps more
       // Before: the outer server's timer removed it by its own retention.
       expect((await readdir(join(root, 'inner'))).sort()).toEqual([SERVED_ROOT_LOCK_NAME, kept].sort());
     } finally {

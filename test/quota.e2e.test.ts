@@ -23,6 +23,7 @@ import type { Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay, until } from './helpers/waits.js';
 
 const LIMIT = 10_000;
 const BLOCK = INTEGRITY_BLOCK_BYTES;
@@ -341,14 +342,14 @@ describe('quota usage', () => {
     const socket = (q1 as unknown as { transport: { socket: Socket } }).transport.socket;
     socket.resetAndDestroy();
     for (let i = 0; i < 500 && s.server.connectionFigures().length > 1; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await delay(10);
     }
     expect(s.server.connectionFigures()).toHaveLength(1);
     // a.bin is still being committed: its 6000 bytes count, so 6000 more do not fit.
     expect(await code(q2.put('b.bin', bytes(6000)))).toBe('QUOTA_EXCEEDED');
     releaseCommits();
     for (let i = 0; i < 500 && !(await readdir(join(s.root!, 'q'))).includes('a.bin'); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await delay(10);
     }
     expect(await readdir(join(s.root!, 'q'))).toEqual(['a.bin']);
     await fillExactly(q2, 'b.bin', 4000);
@@ -362,7 +363,7 @@ describe('quota usage', () => {
     await q.put('mine.bin', bytes(1000));
     const walksBefore = listings.calls;
     await writeFile(join(s.root!, 'q', 'dropped.bin'), bytes(6000));
-    await new Promise((resolve) => setTimeout(resolve, intervalMs + 50));
+    await delay(intervalMs + 50);
     // 1000 + 6000 used: 3001 do not fit, 3000 do.
     await fillExactly(q, 'rest.bin', 3000);
     expect(listings.calls).toBeGreaterThan(walksBefore);
@@ -546,15 +547,6 @@ async function keptSizes(dir: string): Promise<number[]> {
   return sizes.filter((size): size is number => size !== undefined);
 }
 
-/** Waits (bounded) until `check` holds. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('quota usage of kept partial uploads (issue #8)', () => {
   /** Credit in small steps, so that a cut connection has sent little past the cut. */
   const smallWindows = { streamWindowBytes: 256 * 1024, streamWindowMaxBytes: 256 * 1024 };
@@ -695,7 +687,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     const aborts = watchAborts(s.storage);
     const kept = await interruptedPut(s, aborts, await sourceFile(2 * BLOCK), BLOCK + BLOCK / 2);
     expect(kept).toBe(BLOCK);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs + 50));
+    await delay(intervalMs + 50);
     const walks = listings.calls;
     const r = await s.connect(login);
     await fillExactly(r, 'rest.bin', R_LIMIT - kept);
@@ -798,7 +790,9 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     const r = await s.connect(login);
     expect(await code(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
     const walks = listings.calls;
-    await until(async () => (await keptSizes(join(s.root!, 'r'))).length === 0, 'the sweep', 4 * retentionMs);
+    await until(async () => (await keptSizes(join(s.root!, 'r'))).length === 0, 'the sweep', {
+      timeoutMs: 4 * retentionMs,
+    });
     await fillExactly(r, 'all.bin', R_LIMIT);
     expect(listings.calls).toBe(walks); // by deltas
   });

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RawPeer } from './helpers/rawPeer.js';
 import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 let server: TestServer | undefined;
 const sockets: Socket[] = [];
@@ -19,7 +20,6 @@ afterEach(async () => {
   server = undefined;
 });
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const refusalLines = (s: TestServer) => s.logs.filter((line) => line.startsWith('refused '));
 const perIpRefusals = (s: TestServer) => s.server.counters.refused.get('max_connections_per_ip') ?? 0;
 
@@ -31,7 +31,7 @@ async function refuseMany(s: TestServer, count: number): Promise<void> {
     socket.on('error', () => {});
     sockets.push(socket);
   }
-  for (let i = 0; i < 1_000 && perIpRefusals(s) < before + count; i++) await pause(10);
+  for (let i = 0; i < 1_000 && perIpRefusals(s) < before + count; i++) await delay(10);
   expect(perIpRefusals(s)).toBe(before + count);
 }
 
@@ -60,14 +60,14 @@ describe('refused connections in the log', () => {
     const holder = await RawPeer.open(server.port);
     peers.push(holder);
     await refuseMany(server, 40);
-    for (let i = 0; i < 500 && refusalLines(server).length < 2; i++) await pause(10);
+    for (let i = 0; i < 500 && refusalLines(server).length < 2; i++) await delay(10);
     const [first, counted, ...more] = refusalLines(server);
     expect(first).toMatch(/^refused 127\.0\.0\.1:\d+: /);
     // However slow the box, each refusal is in exactly one line.
     const told = (line: string | undefined) => Number(/^refused (\d+) more/.exec(line ?? '')?.[1] ?? 0);
     expect(told(counted) + more.reduce((sum, line) => sum + told(line), 0)).toBe(39);
     // The summary's timer ran, and the one after it found nothing to tell: the kind is quiet again.
-    await pause(5 * intervalMs);
+    await delay(5 * intervalMs);
     const linesBefore = refusalLines(server).length;
     await refuseMany(server, 1);
     expect(refusalLines(server).slice(linesBefore)).toEqual([

@@ -19,6 +19,7 @@ import type { Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 const BLOCK = INTEGRITY_BLOCK_BYTES;
 let env: TestServer | undefined;
@@ -26,15 +27,6 @@ const peers: RawPeer[] = [];
 afterEach(async () => {
   env = await stopServerAndPeers(env, peers);
 });
-
-/** Waits (bounded) until `check` holds. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** `storage`, except that a resumed upload's createUpload waits until release() is called. */
 function holdingResumes(storage: Storage): { storage: Storage; held: Promise<void>; release: () => void } {

@@ -14,6 +14,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { runCli, type ServeChild, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { restartablePort } from './helpers/restartPort.js';
+import { delay, until } from './helpers/waits.js';
 
 const MiB = 1024 * 1024;
 /**
@@ -55,14 +56,6 @@ const runCliOwned = (own: OwnedByTest, args: string[], cwd: string) =>
 
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /** Runs `muxftp ARGS`, kills the server once `started()` says the transfers are under way, restarts it. */
 async function runThroughRestart(
   own: OwnedByTest,
@@ -79,10 +72,10 @@ async function runThroughRestart(
   // Restarted on this port below: one no client connection can take meanwhile.
   const first = await startServe(own, root, await restartablePort(), ['--max-rate', FIRST_SERVER_RATE]);
   const cli = runCliOwned(own, [...args(first.port), '--server', `127.0.0.1:${first.port}`], cwd);
-  await until(started);
+  await until(started, 'the transfers under way', { everyMs: 10 });
   first.child.kill('SIGKILL');
   await first.exited;
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await delay(200);
   const second = await startServe(own, root, first.port);
   const { code, stderr } = await cli;
   const probe = await Client.connect({ host: '127.0.0.1', port: second.port });
@@ -191,7 +184,7 @@ describe.concurrent('--retries', () => {
       ['put', 'a.bin', '--to', 'up/', '--retries', '2', '--server', `127.0.0.1:${first.port}`],
       local,
     );
-    await until(uploadsUnderWay(join(root, 'up'), 1));
+    await until(uploadsUnderWay(join(root, 'up'), 1), 'an upload under way', { everyMs: 10 });
     first.child.kill('SIGKILL');
     await first.exited;
     const { code, stderr } = await cli;
@@ -236,7 +229,7 @@ describe.concurrent('--retries', () => {
       ],
       local,
     );
-    await until(uploadsUnderWay(join(root, 'up'), 1));
+    await until(uploadsUnderWay(join(root, 'up'), 1), 'an upload under way', { everyMs: 10 });
     first.child.kill('SIGKILL');
     await first.exited;
     const { code, stderr } = await cli;

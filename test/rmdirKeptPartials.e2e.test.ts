@@ -21,6 +21,7 @@ import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 const BLOCK = INTEGRITY_BLOCK_BYTES;
 const LIMIT = 3 * BLOCK;
@@ -75,15 +76,6 @@ function watchAborts(storage: Storage): { settled(): Promise<void> } {
       await Promise.all(aborts);
     },
   };
-}
-
-/** Waits (bounded) until `check` holds. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function code(promise: Promise<unknown>): Promise<string> {

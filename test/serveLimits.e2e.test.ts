@@ -19,9 +19,9 @@ import { isPartialName, SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.j
 import { runCli, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { delay } from './helpers/waits.js';
 
 const MiB = 1024 * 1024;
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `muxftp serve` (in memory unless `flags` give a --root) on 127.0.0.1, port 0; resolves to its port. */
 async function serve(own: OwnedByTest, flags: string[]): Promise<number> {
@@ -96,7 +96,7 @@ describe.concurrent('serve limit flags', () => {
       }
       expect(outcome.code).toBe('SERVER_BUSY');
       if (i === 250) throw new Error('the cancelled download never freed its file');
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await delay(20);
     }
   });
 
@@ -212,7 +212,7 @@ describe.concurrent('serve limit flags', () => {
     const hidden = async () =>
       (await readdir(root)).filter((name) => name.startsWith('.muxftp-') && name !== SERVED_ROOT_LOCK_NAME);
     for (let i = 0; i < 500 && (await hidden()).length > 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await delay(20);
     }
     expect(await hidden()).toEqual([]);
     expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);

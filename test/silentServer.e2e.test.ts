@@ -18,8 +18,7 @@ import { jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { RawPeer } from './helpers/rawPeer.js';
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { delay } from './helpers/waits.js';
 
 /** A proxy that passes the server's frames on until `silent.on`, then none (the socket stays up). */
 async function silencingProxy(own: OwnedByTest, port: number, rewrite: (frame: Frame) => Frame = (f) => f) {

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { encodeHello } from '../shared/protocol/encoder.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay, until } from './helpers/waits.js';
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 const xxh128Hex = (data: Uint8Array): string => contentDigest('xxh128', data).toString('hex');
@@ -36,16 +37,6 @@ afterEach(async () => {
   env = undefined;
 });
 
-// Taken before a test fakes timers: its own waits stay real.
-const realSetTimeout = globalThis.setTimeout;
-const realDelay = (ms: number) => new Promise((resolve) => realSetTimeout(resolve, ms));
-
-/** Waits in real time until `check` holds, 10 s at most. */
-async function realUntil(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await realDelay(20);
-  expect(check()).toBe(true);
-}
-
 /** The faked clock, moved by advanceTo() only. */
 let fakeNow = 0;
 
@@ -58,7 +49,7 @@ async function advanceTo(to: number): Promise<void> {
     const step = Math.min(100, to - fakeNow);
     await vi.advanceTimersByTimeAsync(step);
     fakeNow += step;
-    await realDelay(20);
+    await delay(20);
   }
 }
 
@@ -166,7 +157,10 @@ describe('slow and idle peers', () => {
     const all = silent.length + dribbling.length + welcomed.length;
     const connections = () => env!.server.stats().connections;
     // Every one accepted (its timer started at the still clock's 0) and every welcomed one welcomed.
-    await realUntil(() => connections() === all && welcomed.every((s) => s.received.length > 0));
+    await until(
+      () => connections() === all && welcomed.every((s) => s.received.length > 0),
+      'every connection open and welcomed',
+    );
     const toldWhy = (s: Slowpoke) => Buffer.concat(s.received).toString('latin1').includes('IDLE_TIMEOUT');
 
     // Nothing closes 1 ms before the handshake timeout, although the dribbling ones sent bytes
@@ -176,7 +170,7 @@ describe('slow and idle peers', () => {
     expect(dribbling.every((s) => s.socket.bytesWritten > 1)).toBe(true);
     // ...and at it, each that has not finished its handshake is told why and closed.
     await advanceTo(handshakeTimeoutMs);
-    await realUntil(() => connections() === welcomed.length);
+    await until(() => connections() === welcomed.length, 'the slow connections closed');
     await Promise.all([...silent, ...dribbling].map((s) => s.closed));
     expect([...silent, ...dribbling].filter((s) => !toldWhy(s))).toEqual([]);
     expect(welcomed.filter((s) => s.socket.destroyed || toldWhy(s))).toEqual([]);
@@ -185,7 +179,7 @@ describe('slow and idle peers', () => {
     await advanceTo(idleTimeoutMs - 1);
     expect(connections()).toBe(welcomed.length);
     await advanceTo(idleTimeoutMs);
-    await realUntil(() => connections() === 0);
+    await until(() => connections() === 0, 'no connection left');
     await Promise.all(welcomed.map((s) => s.closed));
     expect(welcomed.filter((s) => !toldWhy(s))).toEqual([]);
   }, 30_000);

@@ -19,6 +19,7 @@ import { MiB } from './helpers/heap.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
+import { delay } from './helpers/waits.js';
 
 let certs: TestCerts | undefined;
 beforeAll(async () => {
@@ -27,8 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await certs?.remove();
 });
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A TLS connection to the test server, trusting the test CA. */
 function connectOverTls(port: number, ca: Buffer): Promise<Socket> {

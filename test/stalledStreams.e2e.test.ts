@@ -14,14 +14,13 @@ import type { MemoryStorage } from '../storage/memory.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
 afterEach(async () => {
   env = await stopServerAndPeers(env, peers);
 });
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function fillDirectory(volume: Volume, dir: string, count: number, padding: string): void {
   volume.mkdirSync(dir, { recursive: true });

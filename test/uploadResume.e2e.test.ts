@@ -34,6 +34,7 @@ import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay, until } from './helpers/waits.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin', 'muxftp.js');
@@ -58,15 +59,6 @@ async function localFile(content: Buffer): Promise<string> {
 /** Hidden names in the server's root directory. */
 async function hiddenNames(root: string): Promise<string[]> {
   return (await readdir(root)).filter((name) => name.startsWith('.muxftp-'));
-}
-
-/** Waits (bounded) until `check` holds. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /**
@@ -392,7 +384,9 @@ describe('put -c (library: resumable / continue)', () => {
     await until(async () => (await kept()).length === 1, 'the cut upload to keep its blocks');
     await stored;
     await slow.close();
-    await until(async () => (await hiddenNames(env!.root!)).length === 0, 'the kept blocks to go', 5_000);
+    await until(async () => (await hiddenNames(env!.root!)).length === 0, 'the kept blocks to go', {
+      timeoutMs: 5_000,
+    });
     expect((await readFile(join(env.root!, 'big.bin'))).equals(whole)).toBe(true);
   });
 
@@ -400,7 +394,9 @@ describe('put -c (library: resumable / continue)', () => {
     env = await startServer({ backend: 'disk', ...smallWindows, partialRetentionMs: 300 });
     const kept = await interruptedPut(env, await localFile(randomBytes(3 * BLOCK)), 2 * BLOCK + BLOCK / 2);
     expect(kept).toBe(2 * BLOCK);
-    await until(async () => (await hiddenNames(env!.root!)).length === 0, 'the partial to expire', 5_000);
+    await until(async () => (await hiddenNames(env!.root!)).length === 0, 'the partial to expire', {
+      timeoutMs: 5_000,
+    });
   });
 
   it('retention 0 keeps nothing', async () => {
@@ -448,7 +444,7 @@ describe('put -c (library: resumable / continue)', () => {
         return setUp;
       }
       secondOpened();
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await delay(0);
       await firstSetUp.catch(() => {});
       return createUpload(path, options);
     };
@@ -529,7 +525,7 @@ describe('put -c (library: resumable / continue)', () => {
       expect(sha256(await readFile(join(root, 'big.bin')))).toBe(sha256(content));
       // An old partial does not survive a sweep.
       await writeFile(join(root, '.muxftp-partial-0123456789abcdef0123456789abcdef.part'), 'x');
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      await delay(30);
       expect(await storage.sweepTemporaryFiles({ partialRetentionMs: 10 })).toBe(1);
     });
   });
@@ -565,7 +561,7 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
       })
       .catch((error: unknown) => error);
     await until(() => stalled, 'the first upload to send 2.5 blocks');
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await delay(600);
     expect(sent).toBeLessThan(content.length);
     return { env: env!, content, source, stalledPut };
   }
@@ -602,7 +598,7 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
       const handle = await createUpload.apply(this, args);
       const abort = handle.abort.bind(handle);
       handle.abort = async (options) => {
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        await delay(1_000);
         return abort(options);
       };
       return handle;
@@ -613,7 +609,7 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
       const local = await localSourceIdentity(source);
       const asked = async (delayMs: number): Promise<{ offset: number }> => {
         const client = await env.connect();
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await delay(delayMs);
         // biome-ignore lint/complexity/useLiteralKeys: the client's own query, not public API
         return client['request']({ op: 'partial', path: 'big.bin', algorithm: 'xxh128', ...local });
       };
@@ -647,10 +643,10 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
       () => server.connectionFigures().some((c) => c.uploadBacklogBytes > mark),
       "the first upload's connection to be held for the disk",
     );
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await delay(600);
     const second = await env.connect();
     const secondPut = second.put('big.bin', source, { continue: true }).catch((error: unknown) => error);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await delay(300);
     // Before: the first was failed STREAM_TIMEOUT, as if its client were gone.
     expect(env.logs.join('\n')).not.toMatch(/moved no data/);
     held.release();

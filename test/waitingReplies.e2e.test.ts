@@ -13,6 +13,7 @@ import { encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
@@ -20,7 +21,6 @@ afterEach(async () => {
   env = await stopServerAndPeers(env, peers);
 });
 
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const MiB = 1024 * 1024;
 
 describe('an answer waiting for room in the server-wide outbound budget', () => {

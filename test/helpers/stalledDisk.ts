@@ -15,9 +15,9 @@ import { MemoryStorage } from '../../storage/memory.js';
 import { type HeldUploads, holdUploads } from './heldUploads.js';
 import { RawPeer } from './rawPeer.js';
 import { startServer, type TestServer } from './testServer.js';
+import { delay } from './waits.js';
 
 const MiB = 1024 * 1024;
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface StalledDisk {
   env: TestServer;

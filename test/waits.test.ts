@@ -1,0 +1,48 @@
+/** The shared waits of test/helpers/waits.ts: bounded, named in their failure, real under fake timers. */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { delay, until, valueWhen } from './helpers/waits.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('until', () => {
+  it('resolves once the check holds, asking again between looks', async () => {
+    let looks = 0;
+    await until(() => ++looks === 3, 'the third look', { everyMs: 1 });
+    expect(looks).toBe(3);
+  });
+
+  it('fails after its time, naming what it waited for, having looked no more than fit in it', async () => {
+    let looks = 0;
+    const started = performance.now();
+    await expect(
+      until(
+        () => {
+          looks++;
+          return false;
+        },
+        'the impossible',
+        { timeoutMs: 100, everyMs: 20 },
+      ),
+    ).rejects.toThrow('timed out after 100 ms waiting for the impossible');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(99);
+    expect(looks).toBeGreaterThanOrEqual(2);
+    expect(looks).toBeLessThanOrEqual(6);
+  });
+
+  it('waits in real time while a test fakes timers', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const started = Date.now();
+    await delay(30);
+    await expect(until(() => false, 'nothing', { timeoutMs: 50 })).rejects.toThrow('waiting for nothing');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(70);
+  });
+});
+
+describe('valueWhen', () => {
+  it('returns the first value that is not undefined', async () => {
+    const values = [undefined, undefined, 0];
+    expect(await valueWhen(() => values.shift(), 'a value', { everyMs: 1 })).toBe(0);
+  });
+});
