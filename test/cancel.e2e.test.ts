@@ -7,10 +7,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { ListingTooLongError } from '../client/streams.js';
@@ -18,11 +17,10 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(REPO, 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 const xxh128Hex = (data: Uint8Array): string => contentDigest('xxh128', data).toString('hex');
@@ -277,9 +275,13 @@ describe('Ctrl-C in the CLI', () => {
   it('cancels every transfer in flight, the server drops the unfinished uploads, exit 130', async () => {
     const root = await tempDirs.make();
     const local = await tempDirs.make();
-    const serve = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--root', root, '--fsync', 'never'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const serve = spawn(
+      process.execPath,
+      [CLI_BIN, 'serve', '--port', '0', '--root', root, '--fsync', 'never'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     children.add(serve);
     const serveExited = new Promise((resolve) => serve.once('exit', resolve));
     const port = await new Promise<number>((resolve) => {
@@ -302,7 +304,7 @@ describe('Ctrl-C in the CLI', () => {
       await writeFile(join(local, name), '');
       await truncate(join(local, name), 512 * MiB);
     }
-    const put = spawn(process.execPath, [BIN, 'put', ...names, '--to', 'up/', '-j', '3', ...server], {
+    const put = spawn(process.execPath, [CLI_BIN, 'put', ...names, '--to', 'up/', '-j', '3', ...server], {
       cwd: local,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -8,14 +8,12 @@ import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessFileWarnings, servedRootFileWarnings, startWarnings } from '../cli/serverAccess.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(REPO, 'bin', 'muxftp.js');
 const TIMEOUT_MS = 15_000;
 
 interface Result {
@@ -40,7 +38,7 @@ function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, as?: RunAs): Chil
   const base = { ...process.env };
   delete base.MUXFTP_SERVER;
   delete base.MUXFTP_PASSWORD;
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [CLI_BIN, ...args], {
     cwd: dir,
     ...as,
     env: { ...base, ...env },
@@ -226,7 +224,7 @@ it.skipIf(spawnSync('script', ['--version']).status !== 0)(
   async () => {
     const file = join(dir, 'terminal.json');
     await run(['user', 'add', 'hal', '--users', file], { stdin: 'hal-pw\n' });
-    const command = [process.execPath, BIN, 'user', 'add', 'hal', '--users', file];
+    const command = [process.execPath, CLI_BIN, 'user', 'add', 'hal', '--users', file];
     const quoted = command.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ');
     const child = spawn('script', ['-qec', quoted, '/dev/null'], { cwd: dir, stdio: 'pipe' });
     children.add(child);
@@ -336,7 +334,14 @@ describe('logins from the CLI', () => {
     async () => {
       const server = await serve(['--users', usersFile]);
       try {
-        const command = [process.execPath, BIN, '--server', `127.0.0.1:${server.port}`, '--user', 'alice'];
+        const command = [
+          process.execPath,
+          CLI_BIN,
+          '--server',
+          `127.0.0.1:${server.port}`,
+          '--user',
+          'alice',
+        ];
         const upload = `${command.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ')} put - piped.txt`;
         // script(1) gives the command a terminal; its stdin is the pipe.
         const child = spawn('script', ['-qec', `printf piped-bytes | ${upload}`, '/dev/null'], {
@@ -374,7 +379,7 @@ describe('logins from the CLI', () => {
       try {
         const command = [
           process.execPath,
-          BIN,
+          CLI_BIN,
           '--server',
           `127.0.0.1:${server.port}`,
           '--user',
@@ -771,7 +776,8 @@ describe('start warnings about the files given that lie in the served root', () 
 // write, and a checkout that account can run (not one under a private home, say).
 const nobodyRunsTheCli =
   process.getuid?.() === 0 &&
-  spawnSync(process.execPath, [BIN, '--version'], { uid: 65534, gid: 65534, stdio: 'ignore' }).status === 0;
+  spawnSync(process.execPath, [CLI_BIN, '--version'], { uid: 65534, gid: 65534, stdio: 'ignore' }).status ===
+    0;
 
 describe.skipIf(!nobodyRunsTheCli)('a served root the server may not write', () => {
   it("is said at start as the operator's to fix, not only as each client's PERMISSION_DENIED", async () => {

@@ -29,11 +29,11 @@ import { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { downloadPartialName } from '../shared/temporaryNames.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 import { jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(REPO, 'bin', 'muxftp.js');
 const BUILT_CLI = join(REPO, 'dist', 'cli', 'main.js');
 const MiB = 1024 * 1024;
 const COMMAND_TIMEOUT_MS = 15_000;
@@ -70,7 +70,7 @@ function spawnCli(
   options: { cwd?: string; env?: NodeJS.ProcessEnv; prefix?: string[] } = {},
 ): ChildProcess {
   const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
-  const child = spawn(command!, [...prefixArgs, BIN, ...args], {
+  const child = spawn(command!, [...prefixArgs, CLI_BIN, ...args], {
     cwd: options.cwd ?? REPO,
     env: childEnv(options.env),
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -115,7 +115,7 @@ const shellWord = (word: string): string => `'${word.replaceAll("'", "'\\''")}'`
  * `rows` and `columns`: the terminal's size (else what script gives it).
  */
 function runOnTerminal(args: string[], cwd: string, rows?: number, columns = 120): Promise<CliResult> {
-  const command = [process.execPath, BIN, ...args].map(shellWord).join(' ');
+  const command = [process.execPath, CLI_BIN, ...args].map(shellWord).join(' ');
   const sized = rows === undefined ? command : `stty rows ${rows} cols ${columns}; ${command}`;
   const child = spawn('script', ['-qec', sized, '/dev/null'], { cwd, stdio: 'pipe' });
   children.add(child);
@@ -135,7 +135,7 @@ async function ctrlCOnTerminal(
 ): Promise<{ code: number | null; shown: string }> {
   // exec: a shell that forked instead (dash, script's shell where SHELL is unset) died of the
   // Ctrl-C itself, and script(1) reported its 130 whatever muxftp's own exit was.
-  const command = `${setup}exec ${[process.execPath, BIN, ...args].map(shellWord).join(' ')}`;
+  const command = `${setup}exec ${[process.execPath, CLI_BIN, ...args].map(shellWord).join(' ')}`;
   const child = spawn('script', ['-qec', command, '/dev/null'], { cwd, stdio: 'pipe' });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -280,7 +280,7 @@ describe('muxftp CLI', () => {
       await writeFile(Buffer.concat([Buffer.from(`${local}/caf`), Buffer.from([0xe9])]), 'x');
       const typed = (script: string) =>
         collect(
-          spawn('sh', ['-c', `exec "$0" "$1" ${script} "$2" "$3"`, process.execPath, BIN, ...remote], {
+          spawn('sh', ['-c', `exec "$0" "$1" ${script} "$2" "$3"`, process.execPath, CLI_BIN, ...remote], {
             cwd: local,
             env: childEnv(),
             stdio: 'pipe',
@@ -844,7 +844,7 @@ describe('muxftp CLI', () => {
       ]) {
         const full = await open('/dev/full', 'w');
         try {
-          const child = spawn(process.execPath, [BIN, ...args], {
+          const child = spawn(process.execPath, [CLI_BIN, ...args], {
             cwd: local,
             env: childEnv(),
             stdio: ['ignore', full.fd, 'pipe'],
@@ -907,7 +907,7 @@ describe('muxftp CLI', () => {
       expect(fine).toMatchObject({ code: 0, stderr: '' });
 
       // While stdin is still coming, neither its size nor the total's is known: no "ETA 0 s".
-      const upload = `${[process.execPath, BIN].map(shellWord).join(' ')} put - pty/stdin.txt ${remote.join(' ')}`;
+      const upload = `${[process.execPath, CLI_BIN].map(shellWord).join(' ')} put - pty/stdin.txt ${remote.join(' ')}`;
       const slowStdin = spawn(
         'script',
         ['-qec', `(printf abc; sleep 1.2; printf def) | ${upload}`, '/dev/null'],
@@ -1038,7 +1038,7 @@ describe('muxftp CLI', () => {
     async () => {
       await withSlowServer(async (slow) => {
         const { local, names } = await filesToSend('r', 12, 64 * 1024);
-        const argv = [process.execPath, BIN, 'put', ...names, '--to', 'rows/', '-p', '-j', '12'];
+        const argv = [process.execPath, CLI_BIN, 'put', ...names, '--to', 'rows/', '-p', '-j', '12'];
         argv.push('--server', `127.0.0.1:${slow.port}`);
         // 100x30, then 100x8 once the bars show; prints where in the output the resize came.
         const driver = `
@@ -1096,7 +1096,7 @@ sys.stdout.write(json.dumps({'resized': resized, 'out': out.decode('utf8', 'repl
     async () => {
       await writeFile(join(root, 'hangup.bin'), randomBytes(16 * MiB));
       const local = await tempDirs.make();
-      const argv = [process.execPath, BIN, 'get', 'hangup.bin', '--limit-rate', '8MiB', ...remote];
+      const argv = [process.execPath, CLI_BIN, 'get', 'hangup.bin', '--limit-rate', '8MiB', ...remote];
       // Closes the terminal once the bars have shown for a while; prints how the process ended.
       const driver = `
 import json, os, pty, select, sys, time

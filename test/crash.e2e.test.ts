@@ -11,9 +11,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsPromises from 'node:fs/promises';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import path, { dirname, join } from 'node:path';
+import path, { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { MuxServer } from '../server/server.js';
@@ -23,13 +22,12 @@ import { DiskStorage } from '../storage/disk.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import type { Storage } from '../storage/types.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 import { canMountTmpfs } from './helpers/tmpfsMount.js';
 import { delay } from './helpers/waits.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(REPO, 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
@@ -54,7 +52,7 @@ interface Serve {
 
 /** `muxftp serve` as a child process on `root`; resolves once it listens. */
 async function startServe(root: string, extra: string[] = []): Promise<Serve> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--root', root, ...extra], {
+  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -143,7 +141,7 @@ describe('a server killed with SIGKILL during uploads', () => {
   }, 60_000);
 
   it('serve refuses an unknown --fsync mode as a usage error', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--fsync', 'sometimes'], {
+    const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--fsync', 'sometimes'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

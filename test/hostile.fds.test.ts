@@ -4,17 +4,15 @@
  * nothing. Others must still get in and be served, and the silent streams must end.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeOpen } from '../shared/protocol/encoder.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'muxftp.js');
 const children = new Set<ChildProcess>();
 const tempDirs = new TempDirs('muxftp-fds-');
 const peers: RawPeer[] = [];
@@ -30,7 +28,7 @@ async function serveWithFdLimit(fds: number, root: string, extra: string[]): Pro
   const command = `ulimit -n ${fds} && exec "$0" "$@"`;
   const child = spawn(
     'sh',
-    ['-c', command, process.execPath, BIN, 'serve', '--port', '0', '--root', root, ...extra],
+    ['-c', command, process.execPath, CLI_BIN, 'serve', '--port', '0', '--root', root, ...extra],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },

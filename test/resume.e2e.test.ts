@@ -7,14 +7,12 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(REPO, 'bin', 'muxftp.js');
 const MiB = 1024 * 1024;
 const BLOCK = INTEGRITY_BLOCK_BYTES;
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
@@ -127,7 +125,7 @@ describe('muxftp get -c', () => {
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
         const child = spawn(
           process.execPath,
-          [BIN, 'get', '-c', 'big.bin', file, '--server', `127.0.0.1:${env!.port}`],
+          [CLI_BIN, 'get', '-c', 'big.bin', file, '--server', `127.0.0.1:${env!.port}`],
           { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
         );
         let stderr = '';

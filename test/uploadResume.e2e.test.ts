@@ -28,7 +28,7 @@ import { isPartialName, partialName } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { MemoryStorage } from '../storage/memory.js';
-import { runCli, runCliQuietly } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli, runCliQuietly } from './helpers/cliProcess.js';
 import { type FrameProxy, startFrameProxy } from './helpers/frameProxy.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -37,7 +37,6 @@ import { startServer, type TestServer } from './helpers/testServer.js';
 import { delay, until } from './helpers/waits.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(REPO, 'bin', 'muxftp.js');
 const BLOCK = INTEGRITY_BLOCK_BYTES;
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
@@ -666,7 +665,7 @@ describe('muxftp put -c', () => {
     const outcome = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn(
         process.execPath,
-        [BIN, 'put', '-c', source, 'big.bin', '--server', `127.0.0.1:${env!.port}`],
+        [CLI_BIN, 'put', '-c', source, 'big.bin', '--server', `127.0.0.1:${env!.port}`],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
       let stderr = '';
@@ -699,7 +698,7 @@ describe('muxftp put -c', () => {
     const put = (...args: string[]) =>
       spawn(
         process.execPath,
-        [BIN, 'put', ...args, source, 'big.bin', '--server', `127.0.0.1:${env!.port}`],
+        [CLI_BIN, 'put', ...args, source, 'big.bin', '--server', `127.0.0.1:${env!.port}`],
         {
           stdio: ['ignore', 'ignore', 'pipe'],
         },
