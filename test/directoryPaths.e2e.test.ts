@@ -7,6 +7,7 @@ import { symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Client } from '../client/client.js';
+import { codeOf } from './helpers/codeOf.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -18,12 +19,6 @@ afterEach(async () => {
   server = undefined;
   await tempDirs.removeAll();
 });
-
-const codeOf = (call: Promise<unknown>): Promise<string> =>
-  call.then(
-    () => 'resolved',
-    (error: { code?: string }) => error.code ?? String(error),
-  );
 
 const FILE = Buffer.from('the file f\n');
 

@@ -20,6 +20,7 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeOpen } from '../shared/protocol/encoder.js';
 import { isPartialName, partialNamesPrefix } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
+import { codeOf } from './helpers/codeOf.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -119,18 +120,9 @@ async function start(options: Parameters<typeof startServer>[0] = {}) {
 
 const bytes = (n: number) => Buffer.alloc(n, 0x61);
 
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as { code: string }).code;
-  }
-  return 'resolved';
-}
-
 /** Exactly `free` bytes fit: one more is refused (declared size, nothing stored); then they are taken. */
 async function fillExactly(client: Client, name: string, free: number): Promise<void> {
-  expect(await code(client.put(name, bytes(free + 1)))).toBe('QUOTA_EXCEEDED');
+  expect(await codeOf(client.put(name, bytes(free + 1)))).toBe('QUOTA_EXCEEDED');
   await client.put(name, bytes(free));
 }
 
@@ -249,7 +241,7 @@ describe('quota usage', () => {
     await q.rename('e.bin', 'dir/e.bin'); // replaces nothing
     await q.mkdir('empty');
     await q.rmdir('empty');
-    expect(await code(q.put('f.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q.put('f.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
 
     await q.rename('d.bin', 'dir/e.bin'); // replaces e (1000) with d (3000)
     await fillExactly(q, 'f.bin', 1000); // a 6000, dir/e 3000, f 1000
@@ -299,7 +291,7 @@ describe('quota usage', () => {
     expect(refused).toHaveLength(1);
     expect((refused[0] as PromiseRejectedResult).reason.code).toBe('QUOTA_EXCEEDED');
     expect(await bytesOnDisk(join(s.root!, 'q'))).toBe(10_000);
-    expect(await code(q2.put('more.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q2.put('more.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
   });
 
   it('keeps an upload counted while its commit finishes after its connection is gone', async () => {
@@ -346,7 +338,7 @@ describe('quota usage', () => {
     }
     expect(s.server.connectionFigures()).toHaveLength(1);
     // a.bin is still being committed: its 6000 bytes count, so 6000 more do not fit.
-    expect(await code(q2.put('b.bin', bytes(6000)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q2.put('b.bin', bytes(6000)))).toBe('QUOTA_EXCEEDED');
     releaseCommits();
     for (let i = 0; i < 500 && !(await readdir(join(s.root!, 'q'))).includes('a.bin'); i++) {
       await delay(10);
@@ -380,12 +372,12 @@ describe('quota usage', () => {
     await fillExactly(outer, 'o2.bin', 3000); // outer: 10000
 
     await outer.rename('in/f.bin', 'g.bin'); // out of inner's home: inner 0, outer the same
-    expect(await code(outer.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(outer.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
     await fillExactly(inner, 'x.bin', 8000); // inner: 8000; outer: 18000
 
     await inner.delete('x.bin'); // inner: 0; outer: 10000
     await outer.rename('g.bin', 'in/h.bin'); // into inner's home: inner 6000, outer the same
-    expect(await code(outer.put('y.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(outer.put('y.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
     await fillExactly(inner, 'y.bin', 2000); // inner: 8000; outer: 12000
     await outer.delete('in/h.bin'); // inner: 2000; outer: 6000
     await fillExactly(inner, 'z.bin', 6000); // inner: 8000; outer: 12000
@@ -416,18 +408,18 @@ describe('quota on overwrite', () => {
     await q.put('b.bin', bytes(3000));
     const walked = listings.calls;
     // 8000 of 10,000 used: a new version of a.bin as large fits (5000 more would not).
-    expect(await code(q.put('new.bin', bytes(5000)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q.put('new.bin', bytes(5000)))).toBe('QUOTA_EXCEEDED');
     await q.put('a.bin', Buffer.alloc(5000, 0x62));
     // 8000 − 5000 + 7000 is the limit; one byte more is not.
-    expect(await code(q.put('a.bin', bytes(7001)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q.put('a.bin', bytes(7001)))).toBe('QUOTA_EXCEEDED');
     await q.put('a.bin', bytes(7000));
-    expect(await code(q.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
     // A directory is not a file the upload replaces: nothing is credited for it.
     await q.mkdir('dir');
-    expect(await code(q.put('dir', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q.put('dir', bytes(1)))).toBe('QUOTA_EXCEEDED');
     // Without a declared size, the bytes as they arrive are checked the same way.
     await q.put('b.bin', Readable.from([bytes(2000), bytes(1000)]));
-    expect(await code(q.put('b.bin', Readable.from([bytes(3000), bytes(1)])))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q.put('b.bin', Readable.from([bytes(3000), bytes(1)])))).toBe('QUOTA_EXCEEDED');
     // Usage after each commit is exact: a 1000 frees 6000.
     await q.put('a.bin', bytes(1000));
     await fillExactly(q, 'c.bin', 6000);
@@ -450,7 +442,7 @@ describe('quota on overwrite', () => {
     expect((await lstat(join(home, 'link.bin'))).isFile()).toBe(true);
     expect(await readFile(join(home, 'a.bin'))).toEqual(bytes(3000));
     // And usage is exact: 3000 + 3000 + 4000.
-    expect(await code(q.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
     await q.delete('b.bin');
     await fillExactly(q, 'c.bin', 3000);
   });
@@ -491,15 +483,15 @@ describe('quota on overwrite', () => {
     const first = q1.put('a.bin', Buffer.alloc(5000, 0x62));
     await committing;
     // The first upload counts a.bin's 5000 bytes as freed: a second one at the same time does not.
-    expect(await code(q2.put('a.bin', bytes(5000)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q2.put('a.bin', bytes(5000)))).toBe('QUOTA_EXCEEDED');
     // a.bin goes before the first commit: 3000 used, and the first upload reserved nothing.
     await q2.delete('a.bin');
     await q2.put('c.bin', bytes(7000));
     release();
     // Committed now it would add 5000 bytes to a full home: refused, and nothing is left of it.
-    expect(await code(first)).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(first)).toBe('QUOTA_EXCEEDED');
     expect((await readdir(join(s.root!, 'q'))).sort()).toEqual(['b.bin', 'c.bin']);
-    expect(await code(q2.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(q2.put('x.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
     await q2.delete('c.bin');
     await fillExactly(q2, 'd.bin', 7000);
   });
@@ -600,11 +592,11 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     // counted. It is refused before its kept prefix is read to be hashed: the kept block is read
     // once, to answer the client's question of what is kept, and not a second time.
     const readBefore = partialReads.bytes;
-    expect(await code(r.put('big.bin', source, { continue: true }))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(r.put('big.bin', source, { continue: true }))).toBe('QUOTA_EXCEEDED');
     expect(partialReads.bytes - readBefore).toBe(kept);
     await aborts.settled();
     expect(await keptSizes(join(s.root!, 'r'))).toEqual([kept]);
-    expect(await code(r.put('one.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(r.put('one.bin', bytes(1)))).toBe('QUOTA_EXCEEDED');
 
     // Room for the file, not for the file and the kept block besides: the resume fits all the same.
     await r.delete('other.bin');
@@ -636,7 +628,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     expect(await keptSizes(join(s.root!, 'r'))).toEqual([kept]);
     // Still counted, and still continued.
     const r = await s.connect(login);
-    expect(await code(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
     const before = s.server.stats().bytesIn;
     await r.put('big.bin', source, { continue: true });
     expect(s.server.stats().bytesIn - before).toBe(2 * BLOCK - kept);
@@ -672,7 +664,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
       home: 'p/in',
     });
     expect(kept).toBe(BLOCK);
-    expect(await code(outer.put('x.bin', bytes(R_LIMIT - 1000 - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(outer.put('x.bin', bytes(R_LIMIT - 1000 - kept + 1)))).toBe('QUOTA_EXCEEDED');
     // Resumed and committed through the inner home: the outer one counts the file alone.
     const inner = await s.connect({ user: 'pinner', password: 'pinner-secret' });
     await inner.put('big.bin', source, { continue: true });
@@ -702,7 +694,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2);
     expect(kept).toBe(BLOCK);
     const r = await s.connect(login);
-    expect(await code(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
     const walks = listings.calls;
     // Started over (no continue): the same key's data is taken over and overwritten, and this
     // upload is cut before it has written a whole block, so nothing is kept.
@@ -732,7 +724,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     const source = await sourceFile(fileSize);
     const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2, { user: 'r4' });
     expect(kept).toBe(BLOCK);
-    expect(await code(r4.put('one.bin', bytes(4 * BLOCK - fileSize - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(r4.put('one.bin', bytes(4 * BLOCK - fileSize - kept + 1)))).toBe('QUOTA_EXCEEDED');
     const before = s.server.stats().bytesIn;
     await r4.put('big.bin', source, { continue: true });
     expect(s.server.stats().bytesIn - before).toBe(fileSize - kept); // it did resume
@@ -762,7 +754,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     // other.bin's kept one, not beside both: the upload drops big.bin's and goes in.
     await writeFile(source, randomBytes(2 * BLOCK));
     const r = await s.connect(login);
-    expect(await code(r.put('x.bin', bytes(2 * BLOCK)))).toBe('QUOTA_EXCEEDED'); // both kept blocks count
+    expect(await codeOf(r.put('x.bin', bytes(2 * BLOCK)))).toBe('QUOTA_EXCEEDED'); // both kept blocks count
     await r.put('big.bin', source);
     await aborts.settled();
     expect(await keptNames()).toEqual([
@@ -788,7 +780,7 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     const kept = await interruptedPut(s, aborts, await sourceFile(2 * BLOCK), BLOCK + BLOCK / 2);
     expect(kept).toBe(BLOCK);
     const r = await s.connect(login);
-    expect(await code(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(r.put('one.bin', bytes(R_LIMIT - kept + 1)))).toBe('QUOTA_EXCEEDED');
     const walks = listings.calls;
     await until(async () => (await keptSizes(join(s.root!, 'r'))).length === 0, 'the sweep', {
       timeoutMs: 4 * retentionMs,

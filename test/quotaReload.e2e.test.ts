@@ -12,6 +12,7 @@ import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
+import { codeOf } from './helpers/codeOf.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -32,15 +33,6 @@ const peers: RawPeer[] = [];
 afterEach(async () => {
   env = await stopServerAndPeers(env, peers);
 });
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as { code: string }).code;
-  }
-  return 'resolved';
-}
 
 /** A session of q that has an upload of `size` declared bytes accepted (reserved) and in flight. */
 async function uploadInFlight(port: number, path: string, size: number): Promise<RawPeer> {
@@ -72,10 +64,10 @@ describe('quota: uploads in flight across a users-file reload', () => {
     env.server.replaceAccounts(reloaded(12_000));
     const later = await env.connect({ user: 'q', password: 'q-secret' });
     // 8,000 in flight + 8,000 > 12,000. Before: accepted, and the home ended at 16,000.
-    expect(await code(later.put('b.bin', Buffer.alloc(8_000)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(later.put('b.bin', Buffer.alloc(8_000)))).toBe('QUOTA_EXCEEDED');
     await later.put('b.bin', Buffer.alloc(4_000));
     await finish(earlier, 8_000);
-    expect(await code(later.put('c.bin', Buffer.alloc(1)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(later.put('c.bin', Buffer.alloc(1)))).toBe('QUOTA_EXCEEDED');
   });
 
   it("the earlier session counts a later session's upload in flight", async () => {
@@ -85,7 +77,7 @@ describe('quota: uploads in flight across a users-file reload', () => {
     env.server.replaceAccounts(reloaded(20_000));
     const later = await uploadInFlight(env.port, 'a.bin', 6_000);
     // Under its own limit of 10,000: 1,000 used + 6,000 in flight + 4,000 does not fit.
-    expect(await code(earlier.put('b.bin', Buffer.alloc(4_000)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(earlier.put('b.bin', Buffer.alloc(4_000)))).toBe('QUOTA_EXCEEDED');
     await earlier.put('b.bin', Buffer.alloc(3_000));
     await finish(later, 6_000);
   });

@@ -17,6 +17,7 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import { downloadPartialName, isPartialName } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
+import { codeOf } from './helpers/codeOf.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -78,15 +79,6 @@ function watchAborts(storage: Storage): { settled(): Promise<void> } {
   };
 }
 
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as { code: string }).code;
-  }
-  return 'resolved';
-}
-
 /** Sizes of the kept partial uploads in a host directory. */
 async function keptSizes(dir: string): Promise<number[]> {
   const names = (await readdir(dir)).filter(isPartialName);
@@ -130,7 +122,7 @@ describe('rmdir of a directory holding only kept partial uploads', () => {
     const dir = join(server.root!, 'r', 'd');
     expect(await keptSizes(dir)).toEqual([BLOCK]);
     // The kept block counts against the quota; the directory looks empty.
-    expect(await code(r.put('all.bin', Buffer.alloc(LIMIT)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(r.put('all.bin', Buffer.alloc(LIMIT)))).toBe('QUOTA_EXCEEDED');
     expect(await r.list('d')).toEqual([]);
     // Before: DIRECTORY_NOT_EMPTY, and nothing a client could do about it for the retention time.
     await r.rmdir('d');
@@ -146,7 +138,7 @@ describe('rmdir of a directory holding only kept partial uploads', () => {
     await client.mkdir('d');
     await interruptedPut(server, aborts, 'd/big.bin', {});
     await client.put('d/visible.txt', Buffer.from('x'));
-    expect(await code(client.rmdir('d'))).toBe('DIRECTORY_NOT_EMPTY');
+    expect(await codeOf(client.rmdir('d'))).toBe('DIRECTORY_NOT_EMPTY');
     expect(await keptSizes(join(server.root!, 'd'))).toEqual([BLOCK]);
   });
 

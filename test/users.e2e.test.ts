@@ -22,6 +22,7 @@ import type { LogEvent } from '../server/logEvents.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeOpen } from '../shared/protocol/encoder.js';
 import { parseAuthResult } from '../shared/protocol/messages.js';
+import { codeOf } from './helpers/codeOf.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -74,15 +75,6 @@ async function connectError(
     return error as { code: string; message: string; details?: object };
   }
   throw new Error('connect succeeded');
-}
-
-async function rejection(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as { code: string }).code;
-  }
-  return 'resolved';
 }
 
 describe('login', () => {
@@ -216,12 +208,12 @@ describe('homes and permissions', () => {
     await writeFile(join(s.root!, 'top.txt'), 'root file');
     const alice = await s.connect({ user: 'alice', password: 'alice-secret' });
     await symlink(join(s.root!, 'bob'), join(s.root!, 'alice', 'to-bob'));
-    expect(await rejection(alice.getBuffer('../bob/secret.txt'))).toBe('INVALID_PATH');
-    expect(await rejection(alice.getBuffer('/bob/secret.txt'))).toBe('INVALID_PATH');
-    expect(await rejection(alice.getBuffer('to-bob/secret.txt'))).toBe('INVALID_PATH');
-    expect(await rejection(alice.put('to-bob/planted.txt', Buffer.from('x')))).toBe('INVALID_PATH');
-    expect(await rejection(alice.getBuffer('top.txt'))).toBe('NOT_FOUND');
-    expect(await rejection(alice.rename('../bob/secret.txt', 'mine.txt'))).toBe('INVALID_PATH');
+    expect(await codeOf(alice.getBuffer('../bob/secret.txt'))).toBe('INVALID_PATH');
+    expect(await codeOf(alice.getBuffer('/bob/secret.txt'))).toBe('INVALID_PATH');
+    expect(await codeOf(alice.getBuffer('to-bob/secret.txt'))).toBe('INVALID_PATH');
+    expect(await codeOf(alice.put('to-bob/planted.txt', Buffer.from('x')))).toBe('INVALID_PATH');
+    expect(await codeOf(alice.getBuffer('top.txt'))).toBe('NOT_FOUND');
+    expect(await codeOf(alice.rename('../bob/secret.txt', 'mine.txt'))).toBe('INVALID_PATH');
     expect((await alice.list('')).find((e) => e.name === 'to-bob')?.type).toBe('other');
     expect(await readFile(join(s.root!, 'bob', 'secret.txt'), 'utf8')).toBe('bob only');
   });
@@ -234,7 +226,7 @@ describe('homes and permissions', () => {
     await bob.put('private.txt', Buffer.from('bob data'));
     expect((await alice.getBuffer('private.txt')).toString()).toBe('alice data');
     expect((await bob.getBuffer('private.txt')).toString()).toBe('bob data');
-    expect(await rejection(bob.getBuffer('../alice/private.txt'))).toBe('INVALID_PATH');
+    expect(await codeOf(bob.getBuffer('../alice/private.txt'))).toBe('INVALID_PATH');
     expect(await readFile(join(s.root!, 'alice', 'private.txt'), 'utf8')).toBe('alice data');
   });
 
@@ -247,14 +239,14 @@ describe('homes and permissions', () => {
     expect((await reader.getBuffer('a.txt')).toString()).toBe('A');
     expect((await reader.list('')).map((e) => e.name)).toEqual(['a.txt', 'dir']);
     expect(await reader.stat('a.txt')).toMatchObject({ size: 1 });
-    expect(await rejection(reader.put('b.txt', Buffer.from('B')))).toBe('PERMISSION_DENIED');
-    expect(await rejection(reader.put('a.txt', Buffer.from('overwrite')))).toBe('PERMISSION_DENIED');
-    expect(await rejection(reader.mkdir('new'))).toBe('PERMISSION_DENIED');
-    expect(await rejection(reader.delete('a.txt'))).toBe('PERMISSION_DENIED');
-    expect(await rejection(reader.rmdir('dir'))).toBe('PERMISSION_DENIED');
-    expect(await rejection(reader.rename('a.txt', 'c.txt'))).toBe('PERMISSION_DENIED');
-    expect(await rejection(reader.setModifiedTime('a.txt', 0))).toBe('PERMISSION_DENIED');
-    expect(await rejection(reader.setPermissions('a.txt', 0o777))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(reader.put('b.txt', Buffer.from('B')))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(reader.put('a.txt', Buffer.from('overwrite')))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(reader.mkdir('new'))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(reader.delete('a.txt'))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(reader.rmdir('dir'))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(reader.rename('a.txt', 'c.txt'))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(reader.setModifiedTime('a.txt', 0))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(reader.setPermissions('a.txt', 0o777))).toBe('PERMISSION_DENIED');
     expect(await readFile(join(s.root!, 'alice', 'a.txt'), 'utf8')).toBe('A');
     expect((await alice.list('')).map((e) => e.name)).toEqual(['a.txt', 'dir']);
   });
@@ -267,7 +259,7 @@ describe('rename without the delete permission', () => {
     await alice.put('important.txt', Buffer.from('keep me'));
     await alice.put('junk.txt', Buffer.from('junk'));
     const curator = await s.connect({ user: 'curator', password: 'curator-secret' });
-    expect(await rejection(curator.delete('important.txt'))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(curator.delete('important.txt'))).toBe('PERMISSION_DENIED');
     // Before: allowed, and important.txt's content was gone.
     const refused = await curator.rename('junk.txt', 'important.txt').catch((e: Error) => e);
     expect(refused).toMatchObject({ code: 'PERMISSION_DENIED' });
@@ -335,9 +327,9 @@ describe('anonymous access', () => {
     await writeFile(join(s.root!, 'public', 'readme.txt'), 'welcome');
     const anonymous = await s.connect();
     expect((await anonymous.getBuffer('readme.txt')).toString()).toBe('welcome');
-    expect(await rejection(anonymous.put('upload.txt', Buffer.from('x')))).toBe('PERMISSION_DENIED');
-    expect(await rejection(anonymous.delete('readme.txt'))).toBe('PERMISSION_DENIED');
-    expect(await rejection(anonymous.getBuffer('../alice/a.txt'))).toBe('INVALID_PATH');
+    expect(await codeOf(anonymous.put('upload.txt', Buffer.from('x')))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(anonymous.delete('readme.txt'))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(anonymous.getBuffer('../alice/a.txt'))).toBe('INVALID_PATH');
     // A password for "anonymous" is a failed login, not a back door.
     expect((await connectError(s, { user: 'anonymous', password: 'x' })).code).toBe('LOGIN_FAILED');
   });
@@ -365,7 +357,7 @@ describe('quota', () => {
     const s = await start();
     const small = await s.connect({ user: 'small', password: 'small-secret' });
     await small.put('one.bin', randomBytes(600 * KiB));
-    expect(await rejection(small.put('two.bin', randomBytes(600 * KiB)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(small.put('two.bin', randomBytes(600 * KiB)))).toBe('QUOTA_EXCEEDED');
     expect((await small.list('')).map((e) => e.name)).toEqual(['one.bin']);
     await small.delete('one.bin');
     await small.put('two.bin', randomBytes(600 * KiB));
@@ -375,7 +367,7 @@ describe('quota', () => {
     const s = await start();
     const small = await s.connect({ user: 'small', password: 'small-secret' });
     const chunks = Array.from({ length: 20 }, () => randomBytes(100 * KiB));
-    const error = await rejection(small.put('stream.bin', Readable.from(chunks)));
+    const error = await codeOf(small.put('stream.bin', Readable.from(chunks)));
     expect(error).toBe('QUOTA_EXCEEDED');
     expect(await small.list('')).toEqual([]);
     // The reservation went with the failed upload: a fitting file still fits.
@@ -454,9 +446,9 @@ describe('refusals in the server log', () => {
     const reader = await s.connect({ user: 'reader', password: 'reader-secret' });
     const small = await s.connect({ user: 'small', password: 'small-secret' });
     const bob = await s.connect({ user: 'bob', password: 'bob-secret' });
-    expect(await rejection(reader.put('host.txt', Buffer.from('x')))).toBe('PERMISSION_DENIED');
-    expect(await rejection(small.put('big.bin', randomBytes(1100 * 1024)))).toBe('QUOTA_EXCEEDED');
-    expect(await rejection(bob.getBuffer('../alice/x'))).toBe('INVALID_PATH');
+    expect(await codeOf(reader.put('host.txt', Buffer.from('x')))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(small.put('big.bin', randomBytes(1100 * 1024)))).toBe('QUOTA_EXCEEDED');
+    expect(await codeOf(bob.getBuffer('../alice/x'))).toBe('INVALID_PATH');
     const label = (user: string) =>
       /^(conn#\d+ 127\.0\.0\.1:\d+) /.exec(s.logs.find((l) => l.endsWith(` logged in as ${user}`))!)![1]!;
     const refusals = s.logs.filter((l) => l.includes(' refused'));
@@ -470,8 +462,7 @@ describe('refusals in the server log', () => {
       ),
     ]);
     // More of one code on a connection: counted, and the count told before it closes.
-    for (const name of ['a', 'b', 'c'])
-      expect(await rejection(reader.delete(name))).toBe('PERMISSION_DENIED');
+    for (const name of ['a', 'b', 'c']) expect(await codeOf(reader.delete(name))).toBe('PERMISSION_DENIED');
     await reader.close();
     for (let i = 0; i < 100 && !s.logs.some((l) => l.startsWith(`${label('reader')} closed`)); i++)
       await new Promise((resolve) => setTimeout(resolve, 20));
