@@ -7,10 +7,10 @@
 
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { closedPort } from './helpers/closedPort.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -22,18 +22,6 @@ afterEach(async () => {
   server = undefined;
   await tempDirs.removeAll();
 });
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then let go). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Every file and directory under `dir`, relative, sorted; directories end in '/'. */
 async function treeOf(dir: string): Promise<string[]> {

@@ -9,11 +9,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { CLI_BIN, runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
+import { closedPort } from './helpers/closedPort.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 
@@ -42,18 +42,6 @@ async function serve(
 /** What a served root holds, sorted, leaving out the running server's lock (one server per root). */
 async function servedFiles(root: string): Promise<string[]> {
   return (await readdir(root, { recursive: true })).filter((name) => name !== SERVED_ROOT_LOCK_NAME).sort();
-}
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then let go). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 async function addUser(dir: string, name: string, flags: string[]): Promise<string> {

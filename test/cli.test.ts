@@ -30,6 +30,7 @@ import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { downloadPartialName } from '../shared/temporaryNames.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
+import { closedPort } from './helpers/closedPort.js';
 import { jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
@@ -774,16 +775,10 @@ describe('muxftp CLI', () => {
   });
 
   it('says clearly when it cannot connect', async () => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const probe = createServer();
-      probe.listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as { port: number };
-        probe.close(() => resolve(port));
-      });
-    });
-    const result = await runCli(['ls', '--server', `127.0.0.1:${closedPort}`]);
+    const port = await closedPort();
+    const result = await runCli(['ls', '--server', `127.0.0.1:${port}`]);
     expect(result.code).toBe(1);
-    expectOneErrorLine(result, `muxftp: cannot connect to 127.0.0.1:${closedPort}:`, 'connection refused');
+    expectOneErrorLine(result, `muxftp: cannot connect to 127.0.0.1:${port}:`, 'connection refused');
   });
 
   it('says there is no muxftp server on a port where something else answers', async () => {
