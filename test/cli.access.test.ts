@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessFileWarnings, servedRootFileWarnings, startWarnings } from '../cli/serverAccess.js';
-import { CLI_BIN } from './helpers/cliProcess.js';
+import { CLI_BIN, cliShellLine } from './helpers/cliProcess.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 
 const TIMEOUT_MS = 15_000;
@@ -224,8 +224,7 @@ it.skipIf(spawnSync('script', ['--version']).status !== 0)(
   async () => {
     const file = join(dir, 'terminal.json');
     await run(['user', 'add', 'hal', '--users', file], { stdin: 'hal-pw\n' });
-    const command = [process.execPath, CLI_BIN, 'user', 'add', 'hal', '--users', file];
-    const quoted = command.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ');
+    const quoted = cliShellLine(['user', 'add', 'hal', '--users', file]);
     const child = spawn('script', ['-qec', quoted, '/dev/null'], { cwd: dir, stdio: 'pipe' });
     children.add(child);
     child.once('exit', () => children.delete(child));
@@ -334,15 +333,15 @@ describe('logins from the CLI', () => {
     async () => {
       const server = await serve(['--users', usersFile]);
       try {
-        const command = [
-          process.execPath,
-          CLI_BIN,
+        const upload = cliShellLine([
           '--server',
           `127.0.0.1:${server.port}`,
           '--user',
           'alice',
-        ];
-        const upload = `${command.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ')} put - piped.txt`;
+          'put',
+          '-',
+          'piped.txt',
+        ]);
         // script(1) gives the command a terminal; its stdin is the pipe.
         const child = spawn('script', ['-qec', `printf piped-bytes | ${upload}`, '/dev/null'], {
           cwd: dir,
@@ -377,16 +376,7 @@ describe('logins from the CLI', () => {
     async () => {
       const server = await serve(['--users', usersFile]);
       try {
-        const command = [
-          process.execPath,
-          CLI_BIN,
-          '--server',
-          `127.0.0.1:${server.port}`,
-          '--user',
-          'alice',
-          'ls',
-        ];
-        const line = command.map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ');
+        const line = cliShellLine(['--server', `127.0.0.1:${server.port}`, '--user', 'alice', 'ls']);
         const child = spawn('script', ['-qec', line, '/dev/null'], { cwd: dir, stdio: 'pipe' });
         children.add(child);
         child.once('exit', () => children.delete(child));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { CLI_BIN, runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
+import { cliShellLine, runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const MiB = 1024 * 1024;
@@ -31,10 +31,9 @@ async function serve(root: string, args: string[] = []): Promise<number> {
 
 /** `muxftp ARGS` on a pseudo-terminal, in `cwd`: its exit status and all it showed. */
 async function onTerminal(args: string[], cwd: string): Promise<{ code: number | null; shown: string }> {
-  const quoted = [process.execPath, CLI_BIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`);
   const env = { ...process.env };
   delete env.MUXFTP_SERVER;
-  const child = spawn('script', ['-qec', quoted.join(' '), '/dev/null'], { cwd, env, stdio: 'pipe' });
+  const child = spawn('script', ['-qec', cliShellLine(args), '/dev/null'], { cwd, env, stdio: 'pipe' });
   children.add(child); // killed after the test if it hangs
   let shown = '';
   child.stdout!.on('data', (chunk: Buffer) => {

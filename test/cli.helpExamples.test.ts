@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { cliShellLine, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -35,8 +35,7 @@ function examplesOf(help: string): string[] {
 
 /** Runs `line` with sh in `cwd`, `muxftp` being the CLI, HOME the same directory. */
 function runShell(line: string, cwd: string, port: number): Promise<{ code: number | null; stderr: string }> {
-  const quotedBin = `'${CLI_BIN.replaceAll("'", "'\\''")}'`;
-  const script = `muxftp() { '${process.execPath}' ${quotedBin} "$@"; }\n${line}`;
+  const script = `muxftp() { ${cliShellLine()} "$@"; }\n${line}`;
   const env = { ...process.env, HOME: cwd, MUXFTP_SERVER: `127.0.0.1:${port}` };
   return new Promise((resolve, reject) => {
     const child = spawn('sh', ['-c', script], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });

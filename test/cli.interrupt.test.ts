@@ -15,7 +15,7 @@ import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
-import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { cliShellLine, runCli } from './helpers/cliProcess.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer } from './helpers/testServer.js';
@@ -194,10 +194,7 @@ async function ctrlCAtPrompt(
   const env = { ...process.env };
   delete env.MUXFTP_SERVER;
   delete env.MUXFTP_PASSWORD;
-  const quoted = [process.execPath, CLI_BIN, ...args]
-    .map((word) => `'${word.replaceAll("'", "'\\''")}'`)
-    .join(' ');
-  const child = spawn('script', ['-qec', quoted, '/dev/null'], { cwd, env, stdio: 'pipe' });
+  const child = spawn('script', ['-qec', cliShellLine(args), '/dev/null'], { cwd, env, stdio: 'pipe' });
   let shown = '';
   let typed = false;
   child.stdout.on('data', (chunk: Buffer) => {

@@ -12,7 +12,7 @@ import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { CLI_BIN, runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
+import { cliShellLine, runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
 import { closedPort } from './helpers/closedPort.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
@@ -225,8 +225,7 @@ describe.skipIf(spawnSync('script', ['--version']).status !== 0)('the transfer s
     // fitting, after they were sent.
     const users = await addUser(dir, 'bob', ['--quota', '1MiB']);
     const { port } = await serve(['--root', join(dir, 'data'), '--users', users], dir);
-    const quoted = [process.execPath, CLI_BIN].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ');
-    const upload = `head -c ${3 * MiB} /dev/zero | ${quoted} --server 127.0.0.1:${port} --user bob put - big.bin`;
+    const upload = `head -c ${3 * MiB} /dev/zero | ${cliShellLine()} --server 127.0.0.1:${port} --user bob put - big.bin`;
     const env: NodeJS.ProcessEnv = { ...process.env, MUXFTP_PASSWORD: 'pw' };
     delete env.MUXFTP_SERVER;
     const child = spawn('script', ['-qec', upload, '/dev/null'], { cwd: dir, env, stdio: 'pipe' });

@@ -14,7 +14,7 @@ import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile } from '../server/auth/usersFile.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { CLI_BIN, cliShellLine, runCli } from './helpers/cliProcess.js';
 import { jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -168,10 +168,8 @@ describe('--skip-identical', () => {
       await writeFile(join(local, 'new.txt'), 'first time');
       await cli(['put', 'same.txt', 'same.txt'], local);
       const args = ['put', 'same.txt', 'new.txt', '--to', '/', '--skip-identical'];
-      const quoted = [process.execPath, CLI_BIN, ...args, '--server', `127.0.0.1:${server.port}`].map(
-        (word) => `'${word.replaceAll("'", "'\\''")}'`,
-      );
-      const child = spawn('script', ['-qec', quoted.join(' '), '/dev/null'], { cwd: local, stdio: 'pipe' });
+      const line = cliShellLine([...args, '--server', `127.0.0.1:${server.port}`]);
+      const child = spawn('script', ['-qec', line, '/dev/null'], { cwd: local, stdio: 'pipe' });
       let shown = '';
       child.stdout.on('data', (chunk: Buffer) => {
         shown += chunk.toString();

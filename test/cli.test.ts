@@ -29,7 +29,7 @@ import { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { downloadPartialName } from '../shared/temporaryNames.js';
-import { CLI_BIN } from './helpers/cliProcess.js';
+import { CLI_BIN, cliShellLine } from './helpers/cliProcess.js';
 import { closedPort } from './helpers/closedPort.js';
 import { jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -108,15 +108,12 @@ function runCli(
   return collect(spawnCli(args, options), options.stdin);
 }
 
-/** The shell word for `word`, quoted. */
-const shellWord = (word: string): string => `'${word.replaceAll("'", "'\\''")}'`;
-
 /**
  * `muxftp ARGS` on a pseudo-terminal (script(1), util-linux), as a user at a terminal runs it;
  * `rows` and `columns`: the terminal's size (else what script gives it).
  */
 function runOnTerminal(args: string[], cwd: string, rows?: number, columns = 120): Promise<CliResult> {
-  const command = [process.execPath, CLI_BIN, ...args].map(shellWord).join(' ');
+  const command = cliShellLine(args);
   const sized = rows === undefined ? command : `stty rows ${rows} cols ${columns}; ${command}`;
   const child = spawn('script', ['-qec', sized, '/dev/null'], { cwd, stdio: 'pipe' });
   children.add(child);
@@ -136,7 +133,7 @@ async function ctrlCOnTerminal(
 ): Promise<{ code: number | null; shown: string }> {
   // exec: a shell that forked instead (dash, script's shell where SHELL is unset) died of the
   // Ctrl-C itself, and script(1) reported its 130 whatever muxftp's own exit was.
-  const command = `${setup}exec ${[process.execPath, CLI_BIN, ...args].map(shellWord).join(' ')}`;
+  const command = `${setup}exec ${cliShellLine(args)}`;
   const child = spawn('script', ['-qec', command, '/dev/null'], { cwd, stdio: 'pipe' });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -902,7 +899,7 @@ describe('muxftp CLI', () => {
       expect(fine).toMatchObject({ code: 0, stderr: '' });
 
       // While stdin is still coming, neither its size nor the total's is known: no "ETA 0 s".
-      const upload = `${[process.execPath, CLI_BIN].map(shellWord).join(' ')} put - pty/stdin.txt ${remote.join(' ')}`;
+      const upload = `${cliShellLine()} put - pty/stdin.txt ${remote.join(' ')}`;
       const slowStdin = spawn(
         'script',
         ['-qec', `(printf abc; sleep 1.2; printf def) | ${upload}`, '/dev/null'],

@@ -7,6 +7,16 @@ import { join } from 'node:path';
 
 export const CLI_BIN = join(import.meta.dirname, '..', '..', 'bin', 'muxftp.js');
 
+/** `word` in single quotes, as sh reads it back to the letter. */
+function shellQuoted(word: string): string {
+  return `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** `muxftp ARGS` (node running bin/muxftp.js) as one line for sh: for script(1) and `sh -c`. */
+export function cliShellLine(args: readonly string[] = []): string {
+  return [process.execPath, CLI_BIN, ...args].map(shellQuoted).join(' ');
+}
+
 /** Where a started child is handed to be stopped later: a Set for stopChildren, or ownFor(test).children. */
 export interface ChildOwner {
   add(child: ChildProcess): unknown;
