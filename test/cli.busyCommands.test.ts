@@ -6,6 +6,8 @@
  * until the CLI has been refused. Needs dist/ (npm run build).
  */
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/index.js';
@@ -71,6 +73,28 @@ describe('a client command refused SERVER_BUSY tries again', () => {
     expect(code).toBe(0);
     expect(stdout).toContain(digestLine());
   }, 90_000);
+
+  it('put and get with --retries 0 refused a connection fail at once, as documented: they do not wait', async () => {
+    env = await startServer({ maxConnections: 1 });
+    holder = await env.connect();
+    await holder.put('f.bin', content);
+    const cwd = await tempDirs.make();
+    await writeFile(join(cwd, 'up.bin'), content);
+    const at = ['--server', `127.0.0.1:${env.port}`];
+    for (const args of [
+      ['get', 'f.bin', '--retries', '0'],
+      ['put', 'up.bin', '--retries', '0'],
+    ]) {
+      // Waiting, either would still be trying when killed (the server stays full for up to 60 s).
+      const { code, stderr } = await runCli([...at, ...args], cwd, { timeoutMs: 20_000 });
+      expect({ args, code, waited: stderr.includes('trying again') }).toEqual({
+        args,
+        code: 1,
+        waited: false,
+      });
+      expect(stderr).toMatch(/server busy: at most 1 connection/);
+    }
+  }, 60_000);
 
   it('stat --hash refused its file (--max-open-files 1) succeeds once the slot is free', async () => {
     const { peer, busy } = await oneOpenFileSlotHeld();
