@@ -21,6 +21,7 @@ import { encodeAuth, encodeOpen } from '../shared/protocol/encoder.js';
 import { isPartialName, partialNamesPrefix } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
 import { codeOf } from './helpers/codeOf.js';
+import { onEachHomeView, watchAborts } from './helpers/homeViews.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -61,20 +62,6 @@ afterEach(async () => {
   server = undefined;
   await tempDirs.removeAll();
 });
-
-/** Calls `instrument` once for every home view the server opens from `storage`. */
-function onEachHomeView(storage: Storage, instrument: (view: Storage) => void): void {
-  const subtree = storage.subtree.bind(storage);
-  const seen = new WeakSet<Storage>();
-  storage.subtree = async (path) => {
-    const view = await subtree(path);
-    if (!seen.has(view)) {
-      seen.add(view);
-      instrument(view);
-    }
-    return view;
-  };
-}
 
 /** Counts bytes read from kept partial uploads (to hash them) through every home view. */
 function countPartialReads(storage: Storage): { bytes: number } {
@@ -496,32 +483,6 @@ describe('quota on overwrite', () => {
     await fillExactly(q2, 'd.bin', 7000);
   });
 });
-
-/**
- * Every upload abort the server starts, in any home view: settled() waits for them all. The
- * quota's change for what an abort keeps lands in the turn the abort settles, before this sees it.
- */
-function watchAborts(storage: Storage): { settled(): Promise<void> } {
-  const aborts: Promise<number>[] = [];
-  onEachHomeView(storage, (view) => {
-    const createUpload = view.createUpload.bind(view);
-    view.createUpload = async (target, options) => {
-      const handle = await createUpload(target, options);
-      const abort = handle.abort.bind(handle);
-      handle.abort = (abortOptions) => {
-        const aborted = abort(abortOptions);
-        aborts.push(aborted);
-        return aborted;
-      };
-      return handle;
-    };
-  });
-  return {
-    async settled() {
-      await Promise.all(aborts);
-    },
-  };
-}
 
 /** Sizes of the kept partial uploads in a host directory (one the sweep removes meanwhile is gone). */
 async function keptSizes(dir: string): Promise<number[]> {

@@ -16,8 +16,8 @@ import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import { downloadPartialName, isPartialName } from '../shared/temporaryNames.js';
-import type { Storage } from '../storage/types.js';
 import { codeOf } from './helpers/codeOf.js';
+import { watchAborts } from './helpers/homeViews.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -44,40 +44,6 @@ afterEach(async () => {
   server = await stopServerAndPeers(server, peers);
   await tempDirs.removeAll();
 });
-
-/** Every abort of an upload the server starts through `storage` (the root or a home view). */
-function watchAborts(storage: Storage): { settled(): Promise<void> } {
-  const aborts: Promise<number>[] = [];
-  const watch = (view: Storage) => {
-    const createUpload = view.createUpload.bind(view);
-    view.createUpload = async (target, options) => {
-      const handle = await createUpload(target, options);
-      const abort = handle.abort.bind(handle);
-      handle.abort = (abortOptions) => {
-        const aborted = abort(abortOptions);
-        aborts.push(aborted);
-        return aborted;
-      };
-      return handle;
-    };
-  };
-  watch(storage);
-  const subtree = storage.subtree.bind(storage);
-  const seen = new WeakSet<Storage>();
-  storage.subtree = async (path) => {
-    const view = await subtree(path);
-    if (!seen.has(view)) {
-      seen.add(view);
-      watch(view);
-    }
-    return view;
-  };
-  return {
-    async settled() {
-      await Promise.all(aborts);
-    },
-  };
-}
 
 /** Sizes of the kept partial uploads in a host directory. */
 async function keptSizes(dir: string): Promise<number[]> {
