@@ -270,6 +270,13 @@ export interface TransferOptions {
    */
   writesInPlace?: boolean;
   /**
+   * put from a local path only: read it only if it is a regular file, for a caller that found one
+   * there (the CLI's put, which plans its files first): anything else found at the open (a FIFO
+   * swapped in since) fails LOCAL_IO_ERROR `not a regular file: PATH`, never waited on. Default:
+   * a FIFO or device is read to its end, as a stream.
+   */
+  regularFileOnly?: boolean;
+  /**
    * put only: false declines the handshake's initial upload window — the put sends nothing before
    * the server's first WINDOW (a round trip), and a server whose upload bytes waiting for the disk
    * are past their ceiling admits it to wait for credit instead of refusing it SERVER_BUSY. For
@@ -902,7 +909,7 @@ export class Client {
     if ((options.resumable === true || options.continue === true) && typeof source === 'string') {
       // Opened first: the open's own stat says whether the file holds a whole block, and a smaller
       // one (most of a put -r) is sent as it is, with no stat of its path nor identity to make.
-      opened = await openSource(source);
+      opened = await openSource(source, 0, options.regularFileOnly);
       if (opened.size !== undefined && opened.size >= INTEGRITY_BLOCK_BYTES) {
         await opened.close();
         opened = undefined;
@@ -912,7 +919,7 @@ export class Client {
       }
     }
     if (plan === undefined) {
-      const byteSource = opened ?? (await openSource(source));
+      const byteSource = opened ?? (await openSource(source, 0, options.regularFileOnly));
       const request: RequestOf<'upload'> =
         byteSource.size === undefined
           ? { op: 'put', path: remotePath }
@@ -1004,7 +1011,7 @@ export class Client {
       }
     }
     return {
-      byteSource: await openSource(path, offset),
+      byteSource: await openSource(path, offset, options.regularFileOnly),
       request: { op: 'put', path: remotePath, size: local.size, source: local.source, offset },
       offset,
       prefix,

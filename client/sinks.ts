@@ -18,7 +18,7 @@ import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { downloadPartialName, newDownloadTemporaryName } from '../shared/temporaryNames.js';
 import { claimLeftBehind, inProgressPath, removeLeftBehind } from './downloadsLeftBehind.js';
 import { renameIntoPlace, SinkFile, writeFully } from './sinkFile.js';
-import { localError, localFileCalls } from './sources.js';
+import { LocalFile, localError, localFileCalls, notRegularFileError } from './sources.js';
 
 export interface ByteSink {
   /**
@@ -392,14 +392,17 @@ const COPY_CHUNK_BYTES = 1024 * 1024;
 /**
  * Copies the first `bytes` of the file at `source` into `into` (from its start), through the open
  * handle: a copy by path (copyFile) onto the temporary file's name would follow a link swapped in
- * for it, in a directory others may write, and write the partial file wherever that leads.
+ * for it, in a directory others may write, and write the partial file wherever that leads. Its
+ * blocks were read as a regular file's: a FIFO swapped in since fails, never waited on (its
+ * waiting open held a threadpool thread that Node's exit joins: only SIGKILL ended the process).
  */
 async function copyPrefix(source: string, into: FileHandle, bytes: number): Promise<void> {
-  const from = await open(source, 'r');
+  const from = await LocalFile.openRegular(source);
+  if (from === undefined) throw notRegularFileError(source);
   try {
     const buffer = Buffer.allocUnsafe(Math.min(bytes, COPY_CHUNK_BYTES));
     for (let position = 0; position < bytes; ) {
-      const { bytesRead } = await from.read(buffer, 0, Math.min(buffer.length, bytes - position), position);
+      const bytesRead = await from.readAt(buffer, 0, Math.min(buffer.length, bytes - position), position);
       // Shorter than when its blocks were hashed: changed meanwhile.
       if (bytesRead === 0) throw new MuxftpError('IO_ERROR', `the local file changed meanwhile: ${source}`);
       await into.write(buffer, 0, bytesRead, position);

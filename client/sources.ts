@@ -47,9 +47,12 @@ export interface ByteSource {
 /** What `Client.put` accepts: a local file path, bytes, or a readable stream. */
 export type PutSource = string | Uint8Array | Readable;
 
-/** `from`: a resumed upload reads a local file from there (the bytes before it are on the server). */
-export async function openSource(source: PutSource, from = 0): Promise<ByteSource> {
-  if (typeof source === 'string') return FileSource.open(source, from);
+/**
+ * `from`: a resumed upload reads a local file from there (the bytes before it are on the server).
+ * `regularOnly`: a path is read only if it is a regular file (LocalFile.open).
+ */
+export async function openSource(source: PutSource, from = 0, regularOnly = false): Promise<ByteSource> {
+  if (typeof source === 'string') return FileSource.open(source, from, regularOnly);
   if (source instanceof Uint8Array) return new BufferSource(source);
   // A JavaScript caller's null or number failed deep inside, as "Cannot read properties of null".
   const stream = source as Partial<Readable> | null;
@@ -90,6 +93,11 @@ const fstatAsync = promisify(fstat);
 /** open(2) flags that never wait for a FIFO's writer. */
 const READ_WITHOUT_WAITING = constants.O_RDONLY | constants.O_NONBLOCK;
 
+/** What a caller that planned a regular file finds something else at its open (a FIFO swapped in). */
+export function notRegularFileError(path: string): MuxftpError {
+  return new MuxftpError('LOCAL_IO_ERROR', `not a regular file: ${path}`);
+}
+
 /** An open that failed for what the path is, not a regular file: a socket (ENXIO), a device with no driver (ENODEV). */
 function cannotOpenKind(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -120,9 +128,15 @@ export class LocalFile {
   /**
    * Opening a FIFO waits for a writer, which must not happen on the loop: openRegular's open does
    * not wait, and anything but a regular file is opened again, waiting, through the threadpool.
+   * With `regularOnly` (a file the caller found regular, as the CLI's put plans its files) it is
+   * not: a FIFO swapped in since fails `not a regular file`, where its waiting open held a
+   * threadpool thread that Node's exit joins, so that only SIGKILL ended the process.
    */
-  static async open(path: string): Promise<LocalFile> {
-    return (await LocalFile.openRegular(path)) ?? new LocalFile(await openAsync(path, 'r'));
+  static async open(path: string, { regularOnly = false } = {}): Promise<LocalFile> {
+    const file = await LocalFile.openRegular(path);
+    if (file !== undefined) return file;
+    if (regularOnly) throw notRegularFileError(path);
+    return new LocalFile(await openAsync(path, 'r'));
   }
 
   /**
@@ -252,10 +266,10 @@ class FileSource implements ByteSource {
     this.position = from;
   }
 
-  static async open(path: string, from = 0): Promise<FileSource> {
+  static async open(path: string, from = 0, regularOnly = false): Promise<FileSource> {
     let file: LocalFile | undefined;
     try {
-      file = await LocalFile.open(path);
+      file = await LocalFile.open(path, { regularOnly });
       const info = file.statsAtOpen ?? (await file.stat());
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
       // A regular file that says it is empty may not be: /proc's have a size of 0 and content made

@@ -425,6 +425,8 @@ async function put(
           ...transferOptions,
           keepTimes: options.times,
           keepModes: options.perms,
+          // Planned as a regular file: a FIFO swapped in since fails, never waited on.
+          regularFileOnly: true,
         });
         const { algorithm, digest, continuedFrom } = result;
         return {
