@@ -888,6 +888,9 @@ export class Client {
   /**
    * Uploads a local file path, bytes, or a readable stream to `remotePath`.
    *
+   * A FIFO's path is read as a stream, to its writer's end: opened once, without waiting for the
+   * writer, so a cancel ends a put whose writer never came.
+   *
    * A Readable is read, never destroyed by the call (as get() does not end a Writable), unlike
    * `stream.pipeline`: when the put fails or is cancelled, the stream is left as it was, its
    * unread bytes in it and no listener of the call's on it, for you to destroy (what was read of

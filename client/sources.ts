@@ -14,6 +14,7 @@ import {
   read,
   readSync,
 } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { CallsInFlight } from '../shared/callsInFlight.js';
@@ -116,7 +117,7 @@ export class LocalFile {
   readonly #calls = new CallsInFlight();
   /**
    * The fstat the open made to tell a regular file, kept so the caller's first look at the file
-   * (size, times) costs no second call; undefined for anything else (a FIFO, opened again).
+   * (size, times) costs no second call; undefined for what was opened again (a device).
    */
   readonly statsAtOpen: BigIntStats | undefined;
 
@@ -126,15 +127,18 @@ export class LocalFile {
   }
 
   /**
-   * Opening a FIFO waits for a writer, which must not happen on the loop: openRegular's open does
-   * not wait, and anything but a regular file is opened again, waiting, through the threadpool.
-   * With `regularOnly` (a file the caller found regular, as the CLI's put plans its files) it is
-   * not: a FIFO swapped in since fails `not a regular file`, where its waiting open held a
-   * threadpool thread that Node's exit joins, so that only SIGKILL ended the process.
+   * The file at `path`, opened without waiting for a writer (O_NONBLOCK): a regular file; a FIFO,
+   * kept as opened, to be read as a stream (toStream); anything else (a device) opened again,
+   * through the threadpool, for reads that wait. With `regularOnly` (a file the caller found
+   * regular, as the CLI's put plans its files) anything but a regular file fails `not a regular
+   * file`: a FIFO swapped in since, whose waiting open held a threadpool thread that Node's exit
+   * joins, so that only SIGKILL ended the process.
    */
   static async open(path: string, { regularOnly = false } = {}): Promise<LocalFile> {
-    const file = await LocalFile.openRegular(path);
-    if (file !== undefined) return file;
+    const file = await LocalFile.#openWithoutWaiting(path);
+    const stats = file?.statsAtOpen;
+    if (stats?.isFile() === true || (stats?.isFIFO() === true && !regularOnly)) return file!;
+    await file?.close();
     if (regularOnly) throw notRegularFileError(path);
     return new LocalFile(await openAsync(path, 'r'));
   }
@@ -146,6 +150,14 @@ export class LocalFile {
    * FIFO with no writer would wait for ever.
    */
   static async openRegular(path: string): Promise<LocalFile | undefined> {
+    const file = await LocalFile.#openWithoutWaiting(path);
+    if (file?.statsAtOpen?.isFile() === true) return file;
+    await file?.close();
+    return undefined;
+  }
+
+  /** What is at `path`, opened with O_NONBLOCK and stat'ed; undefined for what cannot be opened for what it is. */
+  static async #openWithoutWaiting(path: string): Promise<LocalFile | undefined> {
     return localFileCalls.run<LocalFile | undefined>(
       () => {
         let fd: number;
@@ -162,9 +174,7 @@ export class LocalFile {
           closeSync(fd);
           throw error;
         }
-        if (stats.isFile()) return new LocalFile(fd, stats);
-        closeSync(fd);
-        return undefined;
+        return new LocalFile(fd, stats);
       },
       async () => {
         let fd: number;
@@ -181,9 +191,7 @@ export class LocalFile {
           await closeAsync(fd);
           throw error;
         }
-        if (stats.isFile()) return new LocalFile(fd, stats);
-        await closeAsync(fd);
-        return undefined;
+        return new LocalFile(fd, stats);
       },
     );
   }
@@ -217,6 +225,20 @@ export class LocalFile {
   /** Reads what comes next (a pipe), through the threadpool: it may wait for the writer. */
   async readNext(target: Buffer, offset: number, length: number): Promise<number> {
     return (await this.#track(() => readAsync(this.#fd, target, offset, length, null))).bytesRead;
+  }
+
+  /**
+   * A FIFO opened without waiting, as a stream: its descriptor goes to a pipe socket that the
+   * loop polls, so the read waits for the writer there, never in a threadpool thread (which Node's
+   * exit joins), and the FIFO is opened once: an open to look and another to read let a writer
+   * waiting on it in, to a reader that then went (its writes failing EPIPE). The socket owns the
+   * descriptor from then on: destroying it closes it.
+   */
+  toStream(): Socket {
+    if (this.#closed) throw closedFileError();
+    const socket = new Socket({ fd: this.#fd, readable: true, writable: false });
+    this.#closed = true;
+    return socket;
   }
 
   async close(): Promise<void> {
@@ -266,11 +288,13 @@ class FileSource implements ByteSource {
     this.position = from;
   }
 
-  static async open(path: string, from = 0, regularOnly = false): Promise<FileSource> {
+  /** A FIFO is read as a stream (LocalFile.toStream), from where its writer is. */
+  static async open(path: string, from = 0, regularOnly = false): Promise<ByteSource> {
     let file: LocalFile | undefined;
     try {
       file = await LocalFile.open(path, { regularOnly });
       const info = file.statsAtOpen ?? (await file.stat());
+      if (info.isFIFO()) return new ReadableSource(file.toStream(), { name: path, owned: true });
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
       // A regular file that says it is empty may not be: /proc's have a size of 0 and content made
       // as they are read (stored as 0 bytes, they were lost). One read tells; content is read to
@@ -360,8 +384,14 @@ class ReadableSource implements ByteSource {
   /** Wakes a readInto() waiting for the stream. */
   private wake: (() => void) | undefined;
 
-  constructor(stream: Readable) {
+  /** What failures name (a FIFO's path); a stream it `owned` (opened here) it destroys on close. */
+  private readonly name: string;
+  private readonly owned: boolean;
+
+  constructor(stream: Readable, { name = 'input stream', owned = false } = {}) {
     this.stream = stream;
+    this.name = name;
+    this.owned = owned;
     stream.on('readable', this.streamOnEvent);
     stream.on('end', this.streamOnEnd);
     stream.on('error', this.streamOnError);
@@ -371,13 +401,13 @@ class ReadableSource implements ByteSource {
 
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
     for (;;) {
-      if (this.failure) throw localError(this.failure, 'input stream');
+      if (this.failure) throw localError(this.failure, this.name);
       if (this.closed) return 0;
       // Destroyed (before it was given, or with no 'error'): its end will never come.
       if (this.stream.destroyed && !this.stream.readableEnded && this.leftover === null) {
         throw this.stream.errored
-          ? localError(this.stream.errored, 'input stream')
-          : new MuxftpError('LOCAL_IO_ERROR', 'input stream closed before its end');
+          ? localError(this.stream.errored, this.name)
+          : new MuxftpError('LOCAL_IO_ERROR', `${this.name} closed before its end`);
       }
       const chunk: Buffer | string | null = this.leftover ?? this.stream.read();
       this.leftover = null;
@@ -395,9 +425,10 @@ class ReadableSource implements ByteSource {
     }
   }
 
-  /** Detaches from the stream and lets a pending readInto() return; the stream itself stays open. */
+  /** Detaches from the stream and lets a pending readInto() return; the stream itself stays open, unless owned. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.owned) this.stream.destroy();
     this.stream.off('readable', this.streamOnEvent);
     this.stream.off('end', this.streamOnEnd);
     this.stream.off('error', this.streamOnError);
