@@ -105,6 +105,22 @@ function cannotOpenKind(error: unknown): boolean {
   return code === 'ENXIO' || code === 'ENODEV';
 }
 
+/** fstat(2), on the loop while file calls are fast. */
+function statDescriptor(fd: number): Promise<BigIntStats> {
+  return localFileCalls.run(
+    () => fstatSync(fd, { bigint: true }),
+    () => fstatAsync(fd, { bigint: true }),
+  );
+}
+
+/** close(2), on the loop while file calls are fast. */
+function closeDescriptor(fd: number): Promise<void> {
+  return localFileCalls.run(
+    () => closeSync(fd),
+    () => closeAsync(fd),
+  );
+}
+
 /**
  * A local file by its descriptor: opened, stat'ed, read and closed on the loop while file calls
  * are fast (localFileCalls). For a small file the threadpool hand-offs of its open, stat and close
@@ -158,52 +174,30 @@ export class LocalFile {
 
   /** What is at `path`, opened with O_NONBLOCK and stat'ed; undefined for what cannot be opened for what it is. */
   static async #openWithoutWaiting(path: string): Promise<LocalFile | undefined> {
-    return localFileCalls.run<LocalFile | undefined>(
-      () => {
-        let fd: number;
-        try {
-          fd = openSync(path, READ_WITHOUT_WAITING);
-        } catch (error) {
-          if (cannotOpenKind(error)) return undefined;
-          throw error;
-        }
-        let stats: BigIntStats;
-        try {
-          stats = fstatSync(fd, { bigint: true });
-        } catch (error) {
-          closeSync(fd);
-          throw error;
-        }
-        return new LocalFile(fd, stats);
-      },
-      async () => {
-        let fd: number;
-        try {
-          fd = await openAsync(path, READ_WITHOUT_WAITING);
-        } catch (error) {
-          if (cannotOpenKind(error)) return undefined;
-          throw error;
-        }
-        let stats: BigIntStats;
-        try {
-          stats = await fstatAsync(fd, { bigint: true });
-        } catch (error) {
-          await closeAsync(fd);
-          throw error;
-        }
-        return new LocalFile(fd, stats);
-      },
-    );
+    let fd: number;
+    try {
+      fd = await localFileCalls.run(
+        () => openSync(path, READ_WITHOUT_WAITING),
+        () => openAsync(path, READ_WITHOUT_WAITING),
+      );
+    } catch (error) {
+      if (cannotOpenKind(error)) return undefined;
+      throw error;
+    }
+    let stats: BigIntStats;
+    try {
+      stats = await statDescriptor(fd);
+    } catch (error) {
+      // The fstat's failure is the one to tell.
+      await closeDescriptor(fd).catch(() => {});
+      throw error;
+    }
+    return new LocalFile(fd, stats);
   }
 
   stat(): Promise<BigIntStats> {
     const fd = this.#fd;
-    return this.#track(() =>
-      localFileCalls.run(
-        () => fstatSync(fd, { bigint: true }),
-        () => fstatAsync(fd, { bigint: true }),
-      ),
-    );
+    return this.#track(() => statDescriptor(fd));
   }
 
   /** Reads at `position`, on the loop while reads are fast. */
@@ -245,11 +239,7 @@ export class LocalFile {
     if (this.#closed) return;
     this.#closed = true;
     await this.#calls.allSettled();
-    const fd = this.#fd;
-    await localFileCalls.run(
-      () => closeSync(fd),
-      () => closeAsync(fd),
-    );
+    await closeDescriptor(this.#fd);
   }
 
   /**
