@@ -28,6 +28,7 @@ import {
   requestWithRetries,
   retryNotice,
 } from './reconnect.js';
+import { RetryNotices } from './retryNotices.js';
 
 export type TransferCommand = 'put' | 'get';
 
@@ -243,6 +244,12 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
   progress.failedBeforeStart(run.failedBeforeStart);
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
+  const retryNotices = new RetryNotices(run.command, (line) => {
+    if (progress.visible) progress.log(line);
+    else if (!run.output.quiet) process.stderr.write(`${printable(line)}\n`);
+  });
+  // Ctrl-C: said now, before the lines of the transfers it cancels.
+  controller.signal.addEventListener('abort', () => retryNotices.flush(), { once: true });
   // After Ctrl-C the transfers still waiting for their turn fail together, in one line, not one each.
   const notStarted = new MuxftpError('CANCELLED', 'interrupted before it started');
   let notStartedCount = 0;
@@ -250,7 +257,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     const outcomes = await limit.map(run.jobs, async (job) => {
       const gone = run.connection.goneFailure;
       if (!controller.signal.aborted && gone === undefined)
-        return runOne(run, job, progress, controller.signal);
+        return runOne(run, job, progress, retryNotices, controller.signal);
       notStartedCount++;
       return failedOutcome(job.local, job.remote, controller.signal.aborted ? notStarted : gone);
     });
@@ -265,6 +272,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     }
     return outcomes;
   } finally {
+    retryNotices.flush();
     progress.finish();
     run.output.routeErrorsThrough(undefined);
     stopListening();
@@ -359,6 +367,7 @@ async function runOne(
   run: TransferRun,
   job: TransferJob,
   progress: TransferProgress,
+  retryNotices: RetryNotices,
   signal: AbortSignal,
 ): Promise<TransferOutcome> {
   const name = transferSubject(run.command, job);
@@ -498,7 +507,8 @@ async function runOne(
         // download from the ones it kept itself, once the digests of them match on both sides.
         const delayMs = backoffDelayMs(attempt);
         meter.retry(attempt + 1, retries);
-        say(retryNotice(`${run.command} ${name}`, error, attempt + 1, retries, delayMs));
+        // One line for all the transfers the same loss (or stall) sends back, with how many.
+        retryNotices.retrying(`${run.command} ${name}`, error, client, attempt + 1, retries, delayMs);
         attempt++;
         declineWindow = false;
         if (client.isOpen && !isConnectionLoss(error)) {

@@ -476,6 +476,12 @@ export const DEFAULTS = {
    * waiting file's bar says "(server busy)".
    */
   busyNoticeIntervalMs: 10_000,
+  /**
+   * CLI: how long a `retry k/N` line waits to count the transfers one lost connection (or one
+   * stall) sends back to retry, said in one line (cli/retryNotices.ts); under the shortest
+   * backoff (half of retryBaseDelayMs), so the line comes before the retry.
+   */
+  retryNoticeGatherMs: 100,
   /** Backoff before reconnecting: between half and all of base · 2^attempt (at most max). */
   retryBaseDelayMs: 1_000,
   retryMaxDelayMs: 30_000,

@@ -26,13 +26,16 @@ afterEach(async () => {
 
 describe('a client process stopped past the server idle timeout', () => {
   /**
-   * `get a.bin` at 1 MiB/s of 8 MiB, stopped once it is under way until the server has timed its
-   * stream out (a line logged after the stop), then let go on: its exit and stderr.
+   * `get a.bin` at 1 MiB/s of 8 MiB (with `files`, as many of 8 MiB, a.bin and b0.bin…, at once
+   * at as many MiB/s), stopped once it is under way until the server has timed its streams out
+   * (a line logged after the stop for each), then let go on: its exit and stderr.
    */
-  async function stoppedGet(idleTimeoutMs: number, retries: number) {
+  async function stoppedGet(idleTimeoutMs: number, retries: number, files = 1) {
     env = await startServer({ backend: 'disk', idleTimeoutMs });
     const content = randomBytes(8 * MiB);
     await writeFile(join(env.root!, 'a.bin'), content);
+    const others = Array.from({ length: files - 1 }, (_, index) => `b${index}.bin`);
+    for (const name of others) await writeFile(join(env.root!, name), content);
     const local = await tempDirs.make();
     const child = spawn(
       process.execPath,
@@ -42,9 +45,9 @@ describe('a client process stopped past the server idle timeout', () => {
         `127.0.0.1:${env.port}`,
         'get',
         'a.bin',
-        'a.bin',
+        ...(files === 1 ? ['a.bin'] : [...others, '--to', '.']),
         '--limit-rate',
-        '1MiB',
+        `${files}MiB`,
         '--retries',
         String(retries),
       ],
@@ -66,7 +69,7 @@ describe('a client process stopped past the server idle timeout', () => {
       const before = timeouts();
       child.kill('SIGSTOP');
       expect(before).toBe(0);
-      await until(() => timeouts() > before, "the server's timeout of the stopped client's stream");
+      await until(() => timeouts() >= before + files, "the server's timeout of the stopped client's streams");
       child.kill('SIGCONT');
       const code = await exited;
       return { code, stderr, content, local };
@@ -85,6 +88,18 @@ describe('a client process stopped past the server idle timeout', () => {
     });
     expect((await readFile(join(local, 'a.bin'))).equals(content)).toBe(true);
     expect(await readdir(local)).toEqual(['a.bin']);
+  });
+
+  it('get of 4 files at once: the transfers the one stall timed out are said retried in one line', async () => {
+    const { code, stderr, content, local } = await stoppedGet(500, 5, 4);
+    // Before: a line each, as for each lost connection.
+    const retryLines = stderr.split('\n').filter((line) => /retry \d/.test(line));
+    expect(retryLines).toEqual([
+      expect.stringMatching(/^muxftp: get: .*; 4 transfers retry 1\/5 in \d+\.\d s$/),
+    ]);
+    expect(code).toBe(0);
+    for (const name of ['a.bin', 'b0.bin', 'b1.bin', 'b2.bin'])
+      expect((await readFile(join(local, name))).equals(content)).toBe(true);
   });
 
   it("get: a connection the server closed as idle during the retry's wait is replaced, not a retry spent on it", async () => {

@@ -1,0 +1,94 @@
+/**
+ * The `retry k/N` lines of a command whose transfers are cut together: one lost connection (here
+ * a server stopped, kill -STOP, past the client's --timeout) sends all its transfers back to
+ * retry in one line that says how many, as lftp and rsync say a lost connection once, where a
+ * `get -r -j 50` printed one line per file in flight. --json still gives every file's result.
+ * A real `muxftp serve` and the real CLI.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
+import { CLI_BIN, startServeChild } from './helpers/cliProcess.js';
+import { ownFor } from './helpers/ownedByTest.js';
+
+const MiB = 1024 * 1024;
+const FILES = 12;
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every 20 ms for up to `ms`; false if it never held. */
+async function until(check: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
+  for (const end = performance.now() + ms; performance.now() < end; await delay(20))
+    if (await check()) return true;
+  return false;
+}
+
+/** Bytes in the files directly in `dir` (a get's hidden files while under way). */
+async function bytesIn(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir).catch(() => [])) {
+    const info = await stat(join(dir, name)).catch(() => undefined);
+    if (info?.isFile() === true) total += info.size;
+  }
+  return total;
+}
+
+describe('transfers one lost connection sends back to retry', () => {
+  it('get -r -j 12 of a server stopped past --timeout: one retry line for the 12, every file whole', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    await mkdir(join(root, 'tree'));
+    const contents = new Map<string, Buffer>();
+    for (let i = 0; i < FILES; i++) {
+      const content = randomBytes(2 * MiB);
+      contents.set(`f${i}`, content);
+      await writeFile(join(root, 'tree', `f${i}`), content);
+    }
+    const serve = await startServeChild(['--root', root, '--fsync', 'never'], own.children);
+    // Let go on before it is killed, should the test end while it is stopped.
+    own.defer(() => serve.child.kill('SIGCONT'));
+    const local = await own.tempDir();
+    // At 4 MiB/s for all, 24 MiB take 6 s: all 12 are in flight when the server stops.
+    const args = ['--server', `127.0.0.1:${serve.port}`, '--timeout', '2', 'get', '-r', 'tree', local];
+    args.push('-j', String(FILES), '--limit-rate', '4MiB', '--retries', '3', '--json');
+    const child = spawn(process.execPath, [CLI_BIN, ...args], {
+      cwd: local,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    own.children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(await until(async () => (await bytesIn(join(local, 'tree'))) > MiB, 10_000)).toBe(true);
+    serve.child.kill('SIGSTOP');
+    // Stopped until the client has given up on it (its 2 s) and said so, then let go on before
+    // its reconnect (half a second at least after) has waited 2 s for an answer.
+    const said = await until(() => /retry \d/.test(stderr), 10_000);
+    await delay(DEFAULTS.retryNoticeGatherMs + 100);
+    serve.child.kill('SIGCONT');
+    expect(said).toBe(true);
+    const code = await exited;
+    const retryLines = stderr.split('\n').filter((line) => /retry \d/.test(line));
+    expect(retryLines).toHaveLength(1);
+    expect(retryLines[0]).toMatch(
+      new RegExp(
+        `^muxftp: get: no answer from 127\\.0\\.0\\.1:${serve.port} in 2 s; ${FILES} transfers retry 1/3 in \\d+\\.\\d s$`,
+      ),
+    );
+    expect(code).toBe(0);
+    // --json: every file's result, each whole.
+    const outcomes = JSON.parse(stdout) as Array<{ remote: string; ok: boolean; bytes: number }>;
+    expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(FILES);
+    for (const [name, content] of contents)
+      expect((await readFile(join(local, 'tree', name))).equals(content)).toBe(true);
+  }, 60_000);
+});
