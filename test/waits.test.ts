@@ -31,7 +31,26 @@ describe('until', () => {
     expect(looks).toBeLessThanOrEqual(6);
   });
 
-  it('waits in real time while a test fakes timers', async () => {
+  it('fails by its time when each look is slow, not after as many looks as fit at its pace', async () => {
+    let looks = 0;
+    const started = performance.now();
+    await expect(
+      until(
+        async () => {
+          looks++;
+          await delay(40);
+          return false;
+        },
+        'a slow check',
+        { timeoutMs: 100, everyMs: 1 },
+      ),
+    ).rejects.toThrow('timed out after 100 ms waiting for a slow check');
+    // 101 looks would fit at 1 ms each: ~4 s of 40 ms checks. By its time: three looks, ~120 ms.
+    expect(performance.now() - started).toBeLessThan(400);
+    expect(looks).toBeLessThanOrEqual(5);
+  });
+
+  it('waits in real time while a test fakes timers', { timeout: 2_000 }, async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const started = Date.now();
     await delay(30);

@@ -20,9 +20,9 @@ export interface UntilOptions {
 }
 
 /**
- * Polls `check` until it holds. Bounded twice: by `timeoutMs`, and by as many looks as fit in it
- * (a look that never yields the loop cannot keep it going). Fails `timed out after N ms waiting
- * for WHAT`, so a failure names what never came.
+ * Polls `check` until it holds, for at most `timeoutMs` of real time (each look waits `everyMs`
+ * after the last, so the looks are bounded too). Fails `timed out after N ms waiting for WHAT`,
+ * so a failure names what never came.
  */
 export async function until(
   check: () => boolean | Promise<boolean>,
@@ -39,12 +39,10 @@ export async function valueWhen<T>(
   { timeoutMs = 10_000, everyMs = 20 }: UntilOptions = {},
 ): Promise<T> {
   const deadline = realNow() + timeoutMs;
-  const maxLooks = Math.ceil(timeoutMs / everyMs) + 1;
-  for (let looks = 1; ; looks++) {
+  for (;;) {
     const value = await get();
     if (value !== undefined) return value;
-    if (realNow() >= deadline || looks >= maxLooks)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (realNow() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await delay(everyMs);
   }
 }
