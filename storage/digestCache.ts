@@ -15,9 +15,10 @@
  * Short of a whole digest, a version's leading block digests are kept too, as far as a reader
  * hashed them (a resumed download hashes the prefix its client already has before answering):
  * else a client repeating `get` with an offset, and hanging up after each answer, made the server
- * read and hash that prefix again every time. Memory: at most maxEntries versions, each with its
- * block digests (one per 4 MiB of the file; leading ones at most maxLeadingBlocks); a file storage
- * removes or replaces is forgotten at once.
+ * read and hash that prefix again every time. Memory: at most maxEntries versions and maxBytes of
+ * them as estimated below (each with its block digests: one per 4 MiB of the file; leading ones at
+ * most maxLeadingBlocks), the least recently set going first; a file storage removes or replaces
+ * is forgotten at once.
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -34,9 +35,19 @@ export interface FileVersion {
 /** How recent a ctime may be, before the moment its file was looked at, for its digest to be kept. */
 export const RACY_WINDOW_MS = 2000;
 
+/**
+ * Heap an entry holds, measured on node 20 (a 100,000-file put): ~1 KiB for a version with one
+ * digest of one block (its keys, maps and digest), ~120 B per further block digest (16 B of
+ * XXH3-128 in a Buffer of its own; 138 B with SHA-256's 32).
+ */
+const ENTRY_BYTES = 1024;
+const BLOCK_DIGEST_OVERHEAD_BYTES = 104;
+
 /** What is known of one file version: whole-file digests, and leading block digests short of one. */
 interface VersionEntry {
   version: string;
+  /** Its estimated memory (ENTRY_BYTES…), as counted in DigestCache's total. */
+  bytes: number;
   digests: Map<IntegrityAlgorithm, FileDigest>;
   /** d_0 … of the version's first whole blocks, per algorithm with no whole-file digest yet (made when first needed). */
   leading?: Map<IntegrityAlgorithm, readonly Buffer[]>;
@@ -45,21 +56,35 @@ interface VersionEntry {
 export class DigestCache {
   private readonly maxEntries: number;
   private readonly maxLeadingBlocks: number;
+  private readonly maxBytes: number;
   private readonly entries = new Map<string, VersionEntry>();
+  /** The entries' estimated memory, together. */
+  #bytes = 0;
 
   /**
    * `maxEntries`: file versions remembered (the least recently set go first). `maxLeadingBlocks`:
    * the most leading block digests kept short of a whole digest (only a resumed download uses
-   * them, and it starts at most DEFAULTS.maxResumeBlocks in).
+   * them, and it starts at most DEFAULTS.maxResumeBlocks in). `maxBytes`: the most memory the
+   * entries may hold, as estimated (ENTRY_BYTES…); a version that would hold more alone is not kept.
    */
-  constructor(maxEntries = 100_000, maxLeadingBlocks: number = DEFAULTS.maxResumeBlocks) {
+  constructor(
+    maxEntries: number = DEFAULTS.digestCacheMaxEntries,
+    maxLeadingBlocks: number = DEFAULTS.maxResumeBlocks,
+    maxBytes: number = DEFAULTS.digestCacheMaxBytes,
+  ) {
     this.maxEntries = maxEntries;
     this.maxLeadingBlocks = maxLeadingBlocks;
+    this.maxBytes = maxBytes;
   }
 
   /** File versions remembered. */
   get size(): number {
     return this.entries.size;
+  }
+
+  /** The memory the remembered versions hold, as estimated (at most maxBytes). */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   get(file: FileVersion, algorithm: IntegrityAlgorithm): FileDigest | undefined {
@@ -89,6 +114,7 @@ export class DigestCache {
     if (entry === undefined) return;
     entry.digests.set(digest.algorithm, digest);
     entry.leading?.delete(digest.algorithm);
+    this.#counted(file, entry);
   }
 
   /**
@@ -97,7 +123,7 @@ export class DigestCache {
    * again left an entry per replaced file, up to maxEntries).
    */
   forget(file: Pick<FileVersion, 'dev' | 'ino'>): void {
-    this.entries.delete(identity(file));
+    this.#remove(identity(file));
   }
 
   /**
@@ -118,6 +144,7 @@ export class DigestCache {
     if (entry === undefined) return;
     entry.leading ??= new Map();
     entry.leading.set(algorithm, blockDigests.slice(0, count));
+    this.#counted(file, entry);
   }
 
   private current(file: FileVersion): VersionEntry | undefined {
@@ -131,12 +158,45 @@ export class DigestCache {
     const known = this.current(file);
     const racy = observedAtMs !== undefined && Number(file.ctimeMs) > observedAtMs - RACY_WINDOW_MS;
     if (racy && known === undefined) return undefined;
-    const entry = known ?? { version: version(file), digests: new Map() };
+    // Another version's entry goes with its bytes; this one's are counted as it changes (#counted).
+    if (known === undefined) this.#remove(key);
+    const entry = known ?? { version: version(file), bytes: 0, digests: new Map() };
     this.entries.delete(key); // re-insert: the Map's order is the eviction order
     this.entries.set(key, entry);
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
     return entry;
   }
+
+  /**
+   * Counts `entry`'s memory anew after a change, then drops the oldest entries past the bounds; an
+   * entry past maxBytes alone goes by itself, rather than take every other with it first.
+   */
+  #counted(file: FileVersion, entry: VersionEntry): void {
+    this.#bytes -= entry.bytes;
+    entry.bytes = estimatedBytes(entry);
+    this.#bytes += entry.bytes;
+    if (entry.bytes > this.maxBytes) this.#remove(identity(file));
+    for (const key of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries && this.#bytes <= this.maxBytes) break;
+      this.#remove(key);
+    }
+  }
+
+  #remove(key: string): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    this.entries.delete(key);
+    this.#bytes -= entry.bytes;
+  }
+}
+
+function estimatedBytes(entry: VersionEntry): number {
+  let bytes = ENTRY_BYTES;
+  const blocks = (digests: readonly Buffer[]) => {
+    for (const digest of digests) bytes += BLOCK_DIGEST_OVERHEAD_BYTES + digest.length;
+  };
+  for (const digest of entry.digests.values()) blocks(digest.blockDigests);
+  for (const leading of entry.leading?.values() ?? []) blocks(leading);
+  return bytes;
 }
 
 const identity = (f: Pick<FileVersion, 'dev' | 'ino'>) => `${f.dev}:${f.ino}`;

@@ -16,6 +16,8 @@ export interface DiskStorageOptions {
   root: string;
   /** fsync each upload and its rename before commit() resolves. Default true. */
   durable?: boolean;
+  /** The most memory the digests remembered of stored files may hold. Default DEFAULTS.digestCacheMaxBytes. */
+  digestCacheMaxBytes?: number;
 }
 
 /** Storage on the local disk under one root directory; uploads are fsynced before they are committed by default. */
@@ -38,10 +40,10 @@ export class DiskStorage extends FsStorage {
       // In words (`no such file or directory`), not Node's `ENOENT: …, mkdir '<path>'`.
       throw new Error(`DiskStorage: cannot use ${root} as the root: ${errnoReason(error)}`, { cause: error });
     }
-    return new DiskStorage(root, options.durable ?? true);
+    return new DiskStorage(root, options.durable ?? true, options.digestCacheMaxBytes);
   }
 
-  private constructor(root: string, durable: boolean) {
+  private constructor(root: string, durable: boolean, digestCacheMaxBytes: number | undefined) {
     const inline = new InlineFileCalls();
     super({
       fs: diskFs(inline, PinnedDirectories.forRoot(root, inline)),
@@ -50,6 +52,7 @@ export class DiskStorage extends FsStorage {
       description: `disk:${root}`,
       hostPaths: path,
       locateOpened: openedFileLocation,
+      ...(digestCacheMaxBytes !== undefined ? { digestCacheMaxBytes } : {}),
     });
   }
 }

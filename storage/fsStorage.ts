@@ -92,6 +92,11 @@ export interface FsStorageOptions {
    * undefined when it cannot. Memory storage serves downloads from it. Default: none (disk).
    */
   viewOpened?: ViewOpened;
+  /**
+   * The most memory the digests remembered of stored files may hold, as estimated
+   * (storage/digestCache.ts). Default DEFAULTS.digestCacheMaxBytes.
+   */
+  digestCacheMaxBytes?: number;
 }
 
 export type ViewOpened = (handle: FsFileHandle, position: number, length: number) => Buffer | undefined;
@@ -112,7 +117,7 @@ export class FsStorage implements Storage {
   readonly #locateOpened: ((handle: FsFileHandle | PathHandle) => Promise<string | undefined>) | undefined;
   readonly #viewOpened: ViewOpened | undefined;
   // Shared with subtree() views, so digests, upload bookkeeping and close() span them all.
-  #digests = new DigestCache();
+  #digests: DigestCache;
   #closed = false;
   /** Open uploads and read handles, finished by close(). */
   #uploads = new Set<FsUpload>();
@@ -163,6 +168,18 @@ export class FsStorage implements Storage {
     if (options.durable !== undefined && typeof options.durable !== 'boolean') {
       throw new TypeError('FsStorage: options.durable must be a boolean');
     }
+    const { digestCacheMaxBytes } = options;
+    if (
+      digestCacheMaxBytes !== undefined &&
+      !(Number.isSafeInteger(digestCacheMaxBytes) && digestCacheMaxBytes >= 0)
+    ) {
+      throw new TypeError('FsStorage: options.digestCacheMaxBytes must be a non-negative integer');
+    }
+    this.#digests = new DigestCache(
+      DEFAULTS.digestCacheMaxEntries,
+      DEFAULTS.maxResumeBlocks,
+      digestCacheMaxBytes ?? DEFAULTS.digestCacheMaxBytes,
+    );
     this.#fs = options.fs;
     this.#durable = options.durable ?? true;
     this.#paths = options.hostPaths ?? posix;
@@ -1172,6 +1189,11 @@ export class FsStorage implements Storage {
   /** How many file versions' digests are remembered (the digest cache, shared by every view). */
   get rememberedDigestVersions(): number {
     return this.#digests.size;
+  }
+
+  /** The memory those digests hold, as the cache estimates it (at most its maxBytes). */
+  get rememberedDigestBytes(): number {
+    return this.#digests.bytes;
   }
 
   /**
