@@ -6,15 +6,15 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSizeDistribution } from '../client/bench/options.js';
 import { parseDuration, parseSize } from '../shared/humanUnits.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 
 const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '..', 'bin', 'muxftp.js');
 
 async function bench(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(
       process.execPath,
-      [BIN, 'bench', '--local', '--workers', '2', ...args],
+      [CLI_BIN, 'bench', '--local', '--workers', '2', ...args],
       {
         timeout: 60_000,
       },

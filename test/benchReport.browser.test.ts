@@ -15,9 +15,8 @@ import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../client/bench/report.js';
 import { systemChromium } from './helpers/chromium.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 
-const REPO = join(import.meta.dirname, '..');
-const BIN = join(REPO, 'bin/muxftp.js');
 const browserPath = await systemChromium();
 if ('skip' in browserPath) console.warn(`bench report browser test skipped: ${browserPath.skip}`);
 
@@ -28,7 +27,7 @@ let report: BenchReport;
 let html: string;
 
 async function startServer(): Promise<number> {
-  server = spawn(process.execPath, [BIN, 'serve', '--memory', '--port', '0', '--max-connections', '3'], {
+  server = spawn(process.execPath, [CLI_BIN, 'serve', '--memory', '--port', '0', '--max-connections', '3'], {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   const [line] = (await once(server.stdout!, 'data')) as [Buffer];
@@ -41,7 +40,7 @@ async function runBench(port: number): Promise<string> {
   const child = spawn(
     process.execPath,
     [
-      BIN,
+      CLI_BIN,
       'bench',
       '--server',
       `127.0.0.1:${port}`,

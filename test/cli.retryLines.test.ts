@@ -13,18 +13,10 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { CLI_BIN, startServeChild } from './helpers/cliProcess.js';
 import { ownFor } from './helpers/ownedByTest.js';
+import { delay, until } from './helpers/waits.js';
 
 const MiB = 1024 * 1024;
 const FILES = 12;
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` every 20 ms for up to `ms`; false if it never held. */
-async function until(check: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  for (const end = performance.now() + ms; performance.now() < end; await delay(20))
-    if (await check()) return true;
-  return false;
-}
 
 /** Bytes in the files directly in `dir` (a get's hidden files while under way). */
 async function bytesIn(dir: string): Promise<number> {
@@ -68,14 +60,16 @@ describe('transfers one lost connection sends back to retry', () => {
       stderr += chunk.toString();
     });
     const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-    expect(await until(async () => (await bytesIn(join(local, 'tree'))) > MiB, 10_000)).toBe(true);
+    await until(async () => (await bytesIn(join(local, 'tree'))) > MiB, 'the download under way (1 MiB in)');
     serve.child.kill('SIGSTOP');
-    // Stopped until the client has given up on it (its 2 s) and said so, then let go on before
-    // its reconnect (half a second at least after) has waited 2 s for an answer.
-    const said = await until(() => /retry \d/.test(stderr), 10_000);
-    await delay(DEFAULTS.retryNoticeGatherMs + 100);
-    serve.child.kill('SIGCONT');
-    expect(said).toBe(true);
+    try {
+      // Stopped until the client has given up on it (its 2 s) and said so, then let go on before
+      // its reconnect (half a second at least after) has waited 2 s for an answer.
+      await until(() => /retry \d/.test(stderr), 'a retry line on stderr');
+      await delay(DEFAULTS.retryNoticeGatherMs + 100);
+    } finally {
+      serve.child.kill('SIGCONT');
+    }
     const code = await exited;
     const retryLines = stderr.split('\n').filter((line) => /retry \d/.test(line));
     expect(retryLines).toHaveLength(1);

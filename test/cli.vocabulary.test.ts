@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 /** The error code in the CLI's one failure line. */
-const codeOf = (stderr: string) => /\b([A-Z]+(?:_[A-Z]+)+)\b/.exec(stderr)?.[1];
+const codeInStderr = (stderr: string) => /\b([A-Z]+(?:_[A-Z]+)+)\b/.exec(stderr)?.[1];
 
 describe('put and get share one failure vocabulary', () => {
   it('a directory without -r is IS_A_DIRECTORY, a --to that is a file NOT_A_DIRECTORY, both ways', async () => {
@@ -37,7 +37,7 @@ describe('put and get share one failure vocabulary', () => {
     ];
     for (const { args, code } of cases) {
       const result = await runCli([...args, ...at], local);
-      expect({ args, code: codeOf(result.stderr) }).toEqual({ args, code });
+      expect({ args, code: codeInStderr(result.stderr) }).toEqual({ args, code });
       expect(result.code).toBe(1);
     }
   });
@@ -59,7 +59,7 @@ describe('put and get share one failure vocabulary', () => {
       const result = await runCli([...args, ...at], local);
       expect({
         args,
-        code: codeOf(result.stderr),
+        code: codeInStderr(result.stderr),
         hint: result.stderr.trimEnd().endsWith('; add -p to create it'),
       }).toEqual({
         args,

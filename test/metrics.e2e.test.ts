@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,11 +21,10 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage, UploadHandle } from '../storage/types.js';
+import { CLI_BIN } from './helpers/cliProcess.js';
 import { peakOf } from './helpers/peak.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
-
-const REPO = join(import.meta.dirname, '..');
 
 /** Memory storage whose upload writes wait while `held` is set. */
 class GatedStorage extends MemoryStorage {
@@ -383,13 +381,9 @@ describe('the metrics listener under idle connections', () => {
 
 describe('muxftp serve --metrics', () => {
   function serve(args: string[]) {
-    const child = spawn(
-      process.execPath,
-      [join(REPO, 'bin/muxftp.js'), 'serve', '--memory', '--port', '0', ...args],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(process.execPath, [CLI_BIN, 'serve', '--memory', '--port', '0', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     cleanup.push(async () => {
       if (child.exitCode === null) {
         child.kill('SIGTERM');

@@ -25,6 +25,7 @@ import { parseAuthResult } from '../shared/protocol/messages.js';
 import { codeOf } from './helpers/codeOf.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 let users: UsersFile;
 
@@ -178,7 +179,7 @@ describe('login', () => {
     const refused = await connectError(s, { user: 'alice', password: 'alice-secret' });
     expect(refused.code).toBe('TEMPORARILY_REFUSED');
     expect(refused.message).toMatch(/too many failed logins/);
-    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    await delay(1_600);
     const client = await s.connect({ user: 'alice', password: 'alice-secret' });
     expect(await client.list('')).toEqual([]);
   });
@@ -309,7 +310,7 @@ describe('anonymous access', () => {
       message: 'the server requires a password for alice',
     });
     // No AUTH went: nothing counts against the address.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await delay(100);
     expect(s.logs.filter((line) => line.includes('failed login'))).toEqual([]);
     // A server that takes no logins needs none: the same options connect.
     const open = await startServer({ backend: 'memory' });
@@ -406,7 +407,7 @@ describe('connection limits', () => {
       if (!('code' in outcome)) break;
       expect(outcome.code).toBe('SERVER_BUSY');
       if (Date.now() > deadline) throw new Error('still refused 10 s after a connection closed');
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await delay(20);
     }
     expect(s.server.stats().connections).toBe(2);
   });
@@ -465,7 +466,7 @@ describe('refusals in the server log', () => {
     for (const name of ['a', 'b', 'c']) expect(await codeOf(reader.delete(name))).toBe('PERMISSION_DENIED');
     await reader.close();
     for (let i = 0; i < 100 && !s.logs.some((l) => l.startsWith(`${label('reader')} closed`)); i++)
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await delay(20);
     const readerLines = s.logs.filter((l) => l.startsWith(label('reader')));
     expect(readerLines.slice(-2)).toEqual([
       `${label('reader')} refused 3 more requests (PERMISSION_DENIED) in the last 1 s`,
