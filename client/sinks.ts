@@ -404,7 +404,8 @@ async function copyPrefix(source: string, into: FileHandle, bytes: number): Prom
     for (let position = 0; position < bytes; ) {
       const bytesRead = await from.readAt(buffer, 0, Math.min(buffer.length, bytes - position), position);
       // Shorter than when its blocks were hashed: changed meanwhile.
-      if (bytesRead === 0) throw new MuxftpError('IO_ERROR', `the local file changed meanwhile: ${source}`);
+      if (bytesRead === 0)
+        throw new MuxftpError('LOCAL_IO_ERROR', `the local file changed meanwhile: ${source}`);
       await into.write(buffer, 0, bytesRead, position);
       position += bytesRead;
     }

@@ -216,7 +216,11 @@ export class LocalFile {
     return (await this.#track(() => readAsync(this.#fd, target, offset, length, position))).bytesRead;
   }
 
-  /** Reads what comes next (a pipe), through the threadpool: it may wait for the writer. */
+  /**
+   * Reads what comes next (a device, a pseudo-file), through the threadpool: it may wait. A device
+   * whose read waits for ever (a terminal no one types into) holds that thread, which Node's exit
+   * joins; FIFOs never come here (toStream).
+   */
   async readNext(target: Buffer, offset: number, length: number): Promise<number> {
     return (await this.#track(() => readAsync(this.#fd, target, offset, length, null))).bytesRead;
   }
@@ -254,7 +258,7 @@ export class LocalFile {
 }
 
 class FileSource implements ByteSource {
-  /** Undefined for a pipe or device (`put <(cmd)`), or a file of size 0 that reads content: read to its end, in order, like a stream. */
+  /** Undefined for a device, or a file of size 0 that reads content: read to its end, in order, like a stream (a FIFO, `put <(cmd)`, is a ReadableSource). */
   readonly size: number | undefined;
   readonly mtimeMs: number | undefined;
   readonly mode: number | undefined;
@@ -284,7 +288,11 @@ class FileSource implements ByteSource {
     try {
       file = await LocalFile.open(path, { regularOnly });
       const info = file.statsAtOpen ?? (await file.stat());
-      if (info.isFIFO()) return new ReadableSource(file.toStream(), { name: path, owned: true });
+      if (info.isFIFO()) {
+        // A resumed put's plan found a regular file there: a FIFO swapped in since has no offset.
+        if (from > 0) throw notRegularFileError(path);
+        return new ReadableSource(file.toStream(), { name: path, owned: true });
+      }
       if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
       // A regular file that says it is empty may not be: /proc's have a size of 0 and content made
       // as they are read (stored as 0 bytes, they were lost). One read tells; content is read to
@@ -300,8 +308,8 @@ class FileSource implements ByteSource {
 
   /**
    * A regular file: reads at the position after the previous call's range, so two reads may be in
-   * flight at once, on the loop while reads are fast. A pipe: the next bytes, through the
-   * threadpool (a read may wait for the writer), one read at a time.
+   * flight at once, on the loop while reads are fast. A device, or a file whose size said 0: the
+   * next bytes, through the threadpool (a device's read may wait), one read at a time.
    */
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
     if (this.size === undefined) {
