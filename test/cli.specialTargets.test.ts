@@ -12,6 +12,7 @@ import { lstat, mkdir, open, readdir, readFile, symlink, writeFile } from 'node:
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { makeFifo } from './helpers/fifo.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 import { delay } from './helpers/waits.js';
@@ -27,8 +28,7 @@ afterEach(async () => {
 
 /** A FIFO at `path`, and a reader (`cat`) that collects what is written into it, bounded in time. */
 function fifoWithReader(path: string): Promise<Buffer> {
-  const made = spawnSync('mkfifo', [path]);
-  if (made.status !== 0) throw new Error(`mkfifo ${path}: ${made.stderr.toString()}`);
+  makeFifo(path);
   return new Promise((resolve, reject) => {
     const reader = spawn('cat', [path], { stdio: ['ignore', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];

@@ -6,13 +6,13 @@
  * other file of a `-j 1` run, not yet opened; for get -c, the partial file whose blocks were just
  * read, before the server's offset has the client copy them. Real server, the real CLI.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
 import { runCli } from './helpers/cliProcess.js';
+import { makeFifo } from './helpers/fifo.js';
 import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -30,8 +30,7 @@ afterEach(async () => {
 /** Replaces the file at `path` by a FIFO with no writer, synchronously (inside a proxy's rewriter). */
 function swapInFifo(path: string): void {
   rmSync(path);
-  const made = spawnSync('mkfifo', [path]);
-  if (made.status !== 0) throw new Error(`mkfifo ${path}: ${made.stderr.toString()}`);
+  makeFifo(path);
 }
 
 /** A proxy in front of `server` that calls `onOpen` with each OPEN's op and path, once the client sent it. */

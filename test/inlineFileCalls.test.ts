@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { threadRunQueueWaitMs } from '../shared/threadRunQueue.js';
 import { diskFs } from '../storage/diskFs.js';
+import { makeFifo } from './helpers/fifo.js';
 import { LoopTurns } from './helpers/loopTurns.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -416,7 +417,7 @@ describe('DiskFileHandle', () => {
     // waits in libuv's queue while close() and the next open run.
     const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
     const pipes = Array.from({ length: threads }, (_, i) => join(dir, `pipe${i}`));
-    for (const pipe of pipes) execFileSync('mkfifo', [pipe]);
+    for (const pipe of pipes) makeFifo(pipe);
     // A fresh turn, so that close() runs on the loop at once (not after the turn budget).
     await new Promise((resolve) => setImmediate(resolve));
     const blockers = pipes.map((pipe) => openPromise(pipe, 'r'));
@@ -445,11 +446,7 @@ describe('DiskFileHandle with its calls in the threadpool', () => {
   it('closes only once a read still running in the threadpool is over, as FileHandle does', async () => {
     const dir = await tempDirs.make();
     const fifo = join(dir, 'pipe');
-    await new Promise<void>((resolve, reject) => {
-      spawn('mkfifo', [fifo]).on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`mkfifo: ${code}`)),
-      );
-    });
+    makeFifo(fifo);
     // Every call seems to take 10 s: after the first, all go to the threadpool.
     let nowMs = 0;
     const offloading = new InlineFileCalls({
@@ -495,11 +492,7 @@ describe('put from a pipe', () => {
     env = await startServer();
     const dir = await tempDirs.make();
     const fifo = join(dir, 'late-pipe');
-    await new Promise<void>((resolve, reject) => {
-      spawn('mkfifo', [fifo]).on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`mkfifo: ${code}`)),
-      );
-    });
+    makeFifo(fifo);
     // No writer for 600 ms: an open on the loop would hold it that long.
     const writer = spawn('sh', ['-c', 'sleep 0.6; printf late > "$1"', 'sh', fifo], { stdio: 'ignore' });
     const writerExit = new Promise((resolve) => writer.on('exit', resolve));
@@ -526,11 +519,7 @@ describe('put from a pipe', () => {
     const fifo = join(dir, 'pipe');
     const content = randomBytes(300_000);
     await writeFile(join(dir, 'content.bin'), content);
-    await new Promise<void>((resolve, reject) => {
-      spawn('mkfifo', [fifo]).on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`mkfifo: ${code}`)),
-      );
-    });
+    makeFifo(fifo);
     // The writer opens the pipe at once (so the client's open returns) and writes after 600 ms.
     const writer = spawn(
       'sh',
