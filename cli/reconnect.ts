@@ -156,7 +156,7 @@ export async function requestWithRetries<T>(
   connection: ReconnectingClient,
   retries: number,
   request: (client: Client) => Promise<T>,
-  onRetry: (error: unknown, attempt: number, delayMs: number) => void,
+  onRetry: (error: unknown, attempt: number, delayMs: number, client: Client) => void,
 ): Promise<T> {
   let client = connection.client;
   // Why the last reconnect failed: that try's failure, said as it is (not "connection closed").
@@ -168,7 +168,7 @@ export async function requestWithRetries<T>(
     } catch (error) {
       if (attempt >= retries || !isConnectionLoss(error)) throw error;
       const delayMs = backoffDelayMs(attempt);
-      onRetry(error, attempt + 1, delayMs);
+      onRetry(error, attempt + 1, delayMs, client);
       // Still away: the next try fails at once, with the reconnect's failure, and counts.
       ({ client, failure: reconnectFailure } = await connection.tryReplace(client, delayMs));
     }

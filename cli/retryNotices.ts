@@ -18,9 +18,12 @@ interface RetryGroup {
   /** The first transfer's: `get a.bin`. */
   readonly subject: string;
   readonly error: unknown;
+  /** The first connection loss among the failures: what the line says when it speaks for several. */
+  loss: object | undefined;
   readonly of: number;
-  /** The first transfer's wait: the reconnect, shared by all, happens after it. */
-  readonly delayMs: number;
+  /** The shortest and longest wait before a retry: each transfer waits its own backoff. */
+  shortestDelayMs: number;
+  longestDelayMs: number;
   transfers: number;
   lowestAttempt: number;
   highestAttempt: number;
@@ -62,7 +65,12 @@ export class RetryNotices {
       group.transfers++;
       group.lowestAttempt = Math.min(group.lowestAttempt, attempt);
       group.highestAttempt = Math.max(group.highestAttempt, attempt);
-      if (loss !== undefined) group.losses.add(loss);
+      group.shortestDelayMs = Math.min(group.shortestDelayMs, delayMs);
+      group.longestDelayMs = Math.max(group.longestDelayMs, delayMs);
+      if (loss !== undefined) {
+        group.loss ??= loss;
+        group.losses.add(loss);
+      }
       return;
     }
     const timer = setTimeout(() => this.#say(connection), DEFAULTS.retryNoticeGatherMs);
@@ -71,8 +79,10 @@ export class RetryNotices {
     this.#gathering.set(connection, {
       subject,
       error,
+      loss,
       of,
-      delayMs,
+      shortestDelayMs: delayMs,
+      longestDelayMs: delayMs,
       transfers: 1,
       lowestAttempt: attempt,
       highestAttempt: attempt,
@@ -92,15 +102,24 @@ export class RetryNotices {
     clearTimeout(group.timer);
     this.#gathering.delete(connection);
     for (const loss of group.losses) this.#said.add(loss);
-    const { subject, error, of, delayMs, transfers, lowestAttempt, highestAttempt } = group;
+    const { subject, error, of, shortestDelayMs, longestDelayMs, transfers, lowestAttempt, highestAttempt } =
+      group;
     if (transfers === 1) {
-      this.#write(retryNotice(subject, error, lowestAttempt, of, delayMs));
+      this.#write(retryNotice(subject, error, lowestAttempt, of, shortestDelayMs));
       return;
     }
+    // The lost connection, when one is among the failures: the transfers said silently later
+    // (a loss said already) failed with it.
+    const said = group.loss ?? error;
     const attempts =
       lowestAttempt === highestAttempt ? `${lowestAttempt}` : `${lowestAttempt}–${highestAttempt}`;
+    const seconds = (ms: number) => (ms / 1000).toFixed(1);
+    const wait =
+      seconds(shortestDelayMs) === seconds(longestDelayMs)
+        ? seconds(shortestDelayMs)
+        : `${seconds(shortestDelayMs)}–${seconds(longestDelayMs)}`;
     this.#write(
-      `muxftp: ${this.#command}: ${errorInfo(error).message}; ${transfers} transfers retry ${attempts}/${of} in ${(delayMs / 1000).toFixed(1)} s`,
+      `muxftp: ${this.#command}: ${errorInfo(said).message}; ${transfers} transfers retry ${attempts}/${of} in ${wait} s`,
     );
   }
 }

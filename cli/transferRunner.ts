@@ -244,10 +244,8 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
   progress.failedBeforeStart(run.failedBeforeStart);
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
-  const retryNotices = new RetryNotices(run.command, (line) => {
-    if (progress.visible) progress.log(line);
-    else if (!run.output.quiet) process.stderr.write(`${printable(line)}\n`);
-  });
+  // Through the bars while they show (routeErrorsThrough above), unless --quiet.
+  const retryNotices = new RetryNotices(run.command, (line) => run.output.notice(line));
   // Ctrl-C: said now, before the lines of the transfers it cancels.
   controller.signal.addEventListener('abort', () => retryNotices.flush(), { once: true });
   // After Ctrl-C the transfers still waiting for their turn fail together, in one line, not one each.
@@ -328,6 +326,7 @@ async function skipIfIdentical(
     Partial<Pick<TransferRun, 'retries'>>,
   job: TransferJob,
   signal: AbortSignal,
+  retryNotices?: RetryNotices,
 ): Promise<TransferOutcome | undefined> {
   const check = run.identicalAtDestination;
   if (check === undefined || (job.standardStream && run.command === 'get')) return undefined;
@@ -341,7 +340,10 @@ async function skipIfIdentical(
       run.connection,
       retries,
       (client) => check(job, client, signal),
-      (error, attempt, delayMs) => run.output.notice(retryNotice(subject, error, attempt, retries, delayMs)),
+      (error, attempt, delayMs, client) =>
+        retryNotices !== undefined
+          ? retryNotices.retrying(subject, error, client, attempt, retries, delayMs)
+          : run.output.notice(retryNotice(subject, error, attempt, retries, delayMs)),
     ).catch((error: unknown) => {
       throw notCheckedError(run.command === 'put' ? job.remote : job.local, error);
     });
@@ -373,7 +375,7 @@ async function runOne(
   const name = transferSubject(run.command, job);
   let skipped: TransferOutcome | undefined;
   try {
-    skipped = await skipIfIdentical(run, job, signal);
+    skipped = await skipIfIdentical(run, job, signal, retryNotices);
   } catch (error) {
     progress.begin(name, job.size).end(false);
     run.output.failure(`${run.command} ${name}`, error);
@@ -400,10 +402,7 @@ async function runOne(
   // read), so the server keeps its whole blocks when the connection drops; a retry continues from
   // them (issue #8).
   const resumableUpload = run.command === 'put' && (retries > 0 || run.continueUploads === true);
-  const say = (notice: string): void => {
-    if (progress.visible) progress.log(notice);
-    else if (!run.output.quiet) process.stderr.write(`${printable(notice)}\n`);
-  };
+  const say = (notice: string): void => run.output.notice(notice);
   const sayRestart = (reason: string): void => say(`muxftp: ${run.command} ${name}: ${reason}`);
   // Said once, and only on a terminal, as the bars are: a script reads --json's continuedFrom.
   let saidContinuing = false;
