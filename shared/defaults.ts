@@ -405,13 +405,16 @@ export const DEFAULTS = {
   maxResumeBlocks: 2048,
   /**
    * Server: file versions whose digests storage remembers (storage/digestCache.ts), and the memory
-   * they may hold. A remembered digest only saves hashing a file again as it is sent, yet each file
-   * version costs about 1 KiB of heap, and ~120 B more per 4 MiB block: with only the count's
-   * bound, one `put -r` of 100,000 small files left 118 MB of heap after GC for good (10 MB
-   * before), as long as the files stayed. 16 MiB: some 14,000 small files, or 140,000 blocks.
+   * they may hold. A version not remembered is read and hashed again when asked for: as it is
+   * sent, for `stat --hash` and `--skip-identical`, and the prefix a `get -c` continues after. Each
+   * costs about 1 KiB of heap, and ~200 B more per 4 MiB block: with only the count's bound, one
+   * `put -r` of 100,000 small files left 118 MB of heap after GC for good (10 MB before), as long
+   * as the files stayed. 64 MiB: some 58,000 small files, or 330,000 blocks (1.3 TB of large
+   * files); past it the versions set longest ago go first (so a tree larger than that, read whole
+   * again and again, is hashed each time). The count's bound only matters with a larger memory one.
    */
   digestCacheMaxEntries: 100_000,
-  digestCacheMaxBytes: 16 * MiB,
+  digestCacheMaxBytes: 64 * MiB,
   /**
    * A tree walk that follows symbolic links to directories (the client's get -r and ls -r, the
    * server's count of a home's bytes for its quota) follows one only through at most this many
