@@ -1223,8 +1223,14 @@ export class Client {
     resume?: GetResume,
   ): Promise<GetResult> {
     await prepareBlockHashes();
+    let id: number;
+    try {
+      id = this.allocateStreamId();
+    } catch (error) {
+      await (sink ?? resume!.sink).abort().catch(() => {});
+      throw error;
+    }
     return new Promise<GetResult>((resolve, reject) => {
-      const id = this.allocateStreamId();
       const stream = new GetCall(
         this,
         id,

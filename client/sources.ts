@@ -299,6 +299,11 @@ class FileSource implements ByteSource {
       // its end, as a pipe's is.
       const unsized =
         info.isFile() && info.size === 0n && (await file.readAtInPool(Buffer.alloc(1), 0, 1, 0)) > 0;
+      // A resumed put's plan found a regular file of its size there: what has no size (a device
+      // swapped in since) has no offset either.
+      if (from > 0 && !info.isFile()) throw notRegularFileError(path);
+      if (from > 0 && unsized)
+        throw new MuxftpError('LOCAL_IO_ERROR', `file changed while being uploaded: ${path}`);
       return new FileSource(path, file, info, from, unsized);
     } catch (err) {
       await file?.close().catch(() => {});

@@ -78,4 +78,11 @@ describe('a put source at a local path', () => {
       message: `not a regular file: ${fifo}`,
     });
   });
+
+  it('fails a device there too (/dev/zero): read from its start, it would have been sent as from the offset', async () => {
+    await expect(openSource('/dev/zero', 4 * 1024 * 1024)).rejects.toMatchObject({
+      code: 'LOCAL_IO_ERROR',
+      message: 'not a regular file: /dev/zero',
+    });
+  });
 });
