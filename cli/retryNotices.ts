@@ -20,8 +20,13 @@ interface RetryGroup {
   readonly error: unknown;
   /** The first connection loss among the failures: what the line says when it speaks for several. */
   loss: object | undefined;
+  /**
+   * The first loss's wait: every transfer the loss cut off waits for the one reconnect, which
+   * waits the first caller's delay (ReconnectingClient.tryReplace).
+   */
+  lossDelayMs: number | undefined;
   readonly of: number;
-  /** The shortest and longest wait before a retry: each transfer waits its own backoff. */
+  /** The shortest and longest wait before a retry on a connection still up (a stall): each waits its own. */
   shortestDelayMs: number;
   longestDelayMs: number;
   transfers: number;
@@ -69,6 +74,7 @@ export class RetryNotices {
       group.longestDelayMs = Math.max(group.longestDelayMs, delayMs);
       if (loss !== undefined) {
         group.loss ??= loss;
+        group.lossDelayMs ??= delayMs;
         group.losses.add(loss);
       }
       return;
@@ -80,6 +86,7 @@ export class RetryNotices {
       subject,
       error,
       loss,
+      lossDelayMs: loss === undefined ? undefined : delayMs,
       of,
       shortestDelayMs: delayMs,
       longestDelayMs: delayMs,
@@ -115,9 +122,11 @@ export class RetryNotices {
       lowestAttempt === highestAttempt ? `${lowestAttempt}` : `${lowestAttempt}–${highestAttempt}`;
     const seconds = (ms: number) => (ms / 1000).toFixed(1);
     const wait =
-      seconds(shortestDelayMs) === seconds(longestDelayMs)
-        ? seconds(shortestDelayMs)
-        : `${seconds(shortestDelayMs)}–${seconds(longestDelayMs)}`;
+      group.lossDelayMs !== undefined
+        ? seconds(group.lossDelayMs)
+        : seconds(shortestDelayMs) === seconds(longestDelayMs)
+          ? seconds(shortestDelayMs)
+          : `${seconds(shortestDelayMs)}–${seconds(longestDelayMs)}`;
     this.#write(
       `muxftp: ${this.#command}: ${errorInfo(said).message}; ${transfers} transfers retry ${attempts}/${of} in ${wait} s`,
     );

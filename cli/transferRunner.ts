@@ -26,7 +26,6 @@ import {
   isRetryable,
   type ReconnectingClient,
   requestWithRetries,
-  retryNotice,
 } from './reconnect.js';
 import { RetryNotices } from './retryNotices.js';
 
@@ -292,10 +291,12 @@ export async function previewTransfers(
 ): Promise<TransferOutcome[]> {
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
   const signal = new AbortController().signal;
+  // A dry run retries nothing (no --retries reaches it): here for skipIfIdentical's signature.
+  const retryNotices = new RetryNotices(run.command, (line) => run.output.notice(line));
   const outcomes = await limit.map(run.jobs, async (job): Promise<TransferOutcome> => {
     let skipped: TransferOutcome | undefined;
     try {
-      skipped = await skipIfIdentical(run, job, signal);
+      skipped = await skipIfIdentical(run, job, signal, retryNotices);
     } catch (error) {
       run.output.failure(`${run.command} ${transferSubject(run.command, job)}`, error);
       return { ...failedOutcome(job.local, job.remote, error), dryRun: true };
@@ -326,7 +327,7 @@ async function skipIfIdentical(
     Partial<Pick<TransferRun, 'retries'>>,
   job: TransferJob,
   signal: AbortSignal,
-  retryNotices?: RetryNotices,
+  retryNotices: RetryNotices,
 ): Promise<TransferOutcome | undefined> {
   const check = run.identicalAtDestination;
   if (check === undefined || (job.standardStream && run.command === 'get')) return undefined;
@@ -341,9 +342,7 @@ async function skipIfIdentical(
       retries,
       (client) => check(job, client, signal),
       (error, attempt, delayMs, client) =>
-        retryNotices !== undefined
-          ? retryNotices.retrying(subject, error, client, attempt, retries, delayMs)
-          : run.output.notice(retryNotice(subject, error, attempt, retries, delayMs)),
+        retryNotices.retrying(subject, error, client, attempt, retries, delayMs),
     ).catch((error: unknown) => {
       throw notCheckedError(run.command === 'put' ? job.remote : job.local, error);
     });

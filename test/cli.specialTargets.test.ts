@@ -165,7 +165,7 @@ describe('get into an existing FIFO or device', () => {
     await uploader.put('data.bin', randomBytes(1000));
     const dir = await tempDirs.make();
     const fifo = join(dir, 'pipe');
-    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    makeFifo(fifo);
     // No reader ever comes: the CLI's open of the FIFO waits until Ctrl-C. Sent once the CLI has
     // asked the server about data.bin (it opens the FIFO next), and a moment more: a fixed 1.5 s
     // from the spawn could pass before a loaded machine had the CLI running, or connected.
@@ -234,8 +234,8 @@ describe('get -r into a tree that holds a FIFO or a link to one where the server
     await mkdir(join(dir, 'site'));
     // No reader for either: before, the walk's files were written in place as a named target is,
     // so the run waited for ever on the first FIFO's open, and the link led the bytes outside.
-    expect(spawnSync('mkfifo', [join(dir, 'site', 'pipe.txt')]).status).toBe(0);
-    expect(spawnSync('mkfifo', [join(dir, 'outside')]).status).toBe(0);
+    makeFifo(join(dir, 'site', 'pipe.txt'));
+    makeFifo(join(dir, 'outside'));
     await symlink(join('..', 'outside'), join(dir, 'site', 'linked.txt'));
 
     const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '-q'], dir, {
@@ -261,7 +261,7 @@ describe('get -r into a tree that holds a FIFO or a link to one where the server
     for (const option of ['-c', '--skip-identical']) {
       const dir = await tempDirs.make();
       await mkdir(join(dir, 'site'));
-      expect(spawnSync('mkfifo', [join(dir, 'site', 'pipe.txt')]).status).toBe(0);
+      makeFifo(join(dir, 'site', 'pipe.txt'));
       // A socket's open fails (ENXIO): -c took that for a local file it could not read, and failed.
       // (python binds one and leaves it; node removes its own when it closes)
       const bound = spawnSync('python3', [

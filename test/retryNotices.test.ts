@@ -31,22 +31,33 @@ describe('RetryNotices', () => {
     expect(lines).toEqual(['muxftp: get a.bin: connection closed; retry 1/5 in 0.7 s']);
   });
 
-  it('says the transfers one loss sends back in one line: how many, their attempts and their waits', () => {
+  it("says the transfers one loss sends back in one line: how many, their attempts, the one reconnect's wait", () => {
     const lost = new ConnectionLostError('connection closed');
     notices.retrying('get a.bin', lost, connection, 1, 3, 600);
     notices.retrying('get b.bin', lost, connection, 2, 3, 1_400);
     notices.retrying('get c.bin', lost, connection, 1, 3, 900);
     gathered();
-    expect(lines).toEqual(['muxftp: get: connection closed; 3 transfers retry 1–2/3 in 0.6–1.4 s']);
+    // All wait for one reconnect, which waits the first one's delay.
+    expect(lines).toEqual(['muxftp: get: connection closed; 3 transfers retry 1–2/3 in 0.6 s']);
+  });
+
+  it("gives a stall's retries on a connection still up the range of their own waits", () => {
+    const timedOut = new MuxftpError('STREAM_TIMEOUT', 'the server timed the stream out');
+    notices.retrying('get a.bin', timedOut, connection, 1, 3, 600);
+    notices.retrying('get b.bin', timedOut, connection, 1, 3, 950);
+    gathered();
+    expect(lines).toEqual([
+      'muxftp: get: the server timed the stream out; 2 transfers retry 1/3 in 0.6–0.9 s',
+    ]);
   });
 
   it("names the lost connection when a stall's timeouts came first", () => {
     const timedOut = new MuxftpError('STREAM_TIMEOUT', 'the server timed the stream out');
     const lost = new ConnectionLostError('no answer from 127.0.0.1:1 in 2 s');
     notices.retrying('get a.bin', timedOut, connection, 1, 3, 700);
-    notices.retrying('get b.bin', lost, connection, 1, 3, 700);
+    notices.retrying('get b.bin', lost, connection, 1, 3, 800);
     gathered();
-    expect(lines).toEqual(['muxftp: get: no answer from 127.0.0.1:1 in 2 s; 2 transfers retry 1/3 in 0.7 s']);
+    expect(lines).toEqual(['muxftp: get: no answer from 127.0.0.1:1 in 2 s; 2 transfers retry 1/3 in 0.8 s']);
   });
 
   it('says nothing more of a loss said already, and says another failure after it', () => {

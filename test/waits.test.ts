@@ -45,9 +45,10 @@ describe('until', () => {
         { timeoutMs: 100, everyMs: 1 },
       ),
     ).rejects.toThrow('timed out after 100 ms waiting for a slow check');
-    // 101 looks would fit at 1 ms each: ~4 s of 40 ms checks. By its time: three looks, ~120 ms.
-    expect(performance.now() - started).toBeLessThan(400);
-    expect(looks).toBeLessThanOrEqual(5);
+    // 101 looks would fit at 1 ms each: ~4 s of 40 ms checks. By its time: three looks, ~120 ms
+    // (a loaded machine's timers may make it more).
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(looks).toBeLessThanOrEqual(40);
   });
 
   it('waits in real time while a test fakes timers', { timeout: 2_000 }, async () => {
