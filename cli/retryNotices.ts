@@ -18,8 +18,6 @@ interface RetryGroup {
   /** The first transfer's: `get a.bin`. */
   readonly subject: string;
   readonly error: unknown;
-  /** The first connection loss among the failures: what the line says when it speaks for several. */
-  loss: object | undefined;
   /**
    * The first loss's wait: every transfer the loss cut off waits for the one reconnect, which
    * waits the first caller's delay (ReconnectingClient.tryReplace).
@@ -33,7 +31,10 @@ interface RetryGroup {
   lowestAttempt: number;
   highestAttempt: number;
   readonly timer: NodeJS.Timeout;
-  /** Connection losses among its failures: said by its line, for transfers that come later. */
+  /**
+   * Connection losses among its failures, the first first: said by its line (the first named,
+   * when it speaks for several), for transfers that come later.
+   */
   readonly losses: Set<object>;
 }
 
@@ -73,7 +74,6 @@ export class RetryNotices {
       group.shortestDelayMs = Math.min(group.shortestDelayMs, delayMs);
       group.longestDelayMs = Math.max(group.longestDelayMs, delayMs);
       if (loss !== undefined) {
-        group.loss ??= loss;
         group.lossDelayMs ??= delayMs;
         group.losses.add(loss);
       }
@@ -85,7 +85,6 @@ export class RetryNotices {
     this.#gathering.set(connection, {
       subject,
       error,
-      loss,
       lossDelayMs: loss === undefined ? undefined : delayMs,
       of,
       shortestDelayMs: delayMs,
@@ -117,7 +116,8 @@ export class RetryNotices {
     }
     // The lost connection, when one is among the failures: the transfers said silently later
     // (a loss said already) failed with it.
-    const said = group.loss ?? error;
+    const [firstLoss] = group.losses;
+    const said = firstLoss ?? error;
     const attempts =
       lowestAttempt === highestAttempt ? `${lowestAttempt}` : `${lowestAttempt}–${highestAttempt}`;
     const seconds = (ms: number) => (ms / 1000).toFixed(1);
