@@ -410,8 +410,9 @@ export const DEFAULTS = {
    * costs about 1 KiB of heap, and ~200 B more per 4 MiB block: with only the count's bound, one
    * `put -r` of 100,000 small files left 118 MB of heap after GC for good (10 MB before), as long
    * as the files stayed. 64 MiB: some 55,000 small files, or 326,000 blocks (1.3 TB of large
-   * files); past it the versions set longest ago go first (so a tree larger than that, read whole
-   * again and again, is hashed each time). The count's bound only matters with a larger memory one.
+   * files); past it the versions set or served longest ago go first (so a tree larger than that,
+   * read whole again and again, is hashed each time). The count's bound only matters with a larger
+   * memory one.
    */
   digestCacheMaxEntries: 100_000,
   digestCacheMaxBytes: 64 * MiB,

@@ -17,8 +17,8 @@
  * else a client repeating `get` with an offset, and hanging up after each answer, made the server
  * read and hash that prefix again every time. Memory: at most maxEntries versions and maxBytes of
  * them as estimated below (each with its block digests: one per 4 MiB of the file; leading ones at
- * most maxLeadingBlocks), the least recently set going first; a file storage removes or replaces
- * is forgotten at once.
+ * most maxLeadingBlocks), the least recently set or served going first; a file storage removes
+ * or replaces is forgotten at once.
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -62,7 +62,7 @@ export class DigestCache {
   #bytes = 0;
 
   /**
-   * `maxEntries`: file versions remembered (the least recently set go first). `maxLeadingBlocks`:
+   * `maxEntries`: file versions remembered (the least recently set or served go first). `maxLeadingBlocks`:
    * the most leading block digests kept short of a whole digest (only a resumed download uses
    * them, and it starts at most DEFAULTS.maxResumeBlocks in). `maxBytes`: the most memory the
    * entries may hold, as estimated (ENTRY_BYTES…); a version that would hold more alone is not kept.
@@ -87,8 +87,16 @@ export class DigestCache {
     return this.#bytes;
   }
 
+  /** A hit makes the version the most recent: one a server keeps sending stays remembered. */
   get(file: FileVersion, algorithm: IntegrityAlgorithm): FileDigest | undefined {
-    return this.current(file)?.digests.get(algorithm);
+    const entry = this.current(file);
+    const digest = entry?.digests.get(algorithm);
+    if (digest !== undefined) {
+      const key = identity(file);
+      this.entries.delete(key); // re-insert: the Map's order is the eviction order
+      this.entries.set(key, entry!);
+    }
+    return digest;
   }
 
   /**

@@ -143,6 +143,19 @@ describe('eviction', () => {
     expect(cache.get(file(2), 'xxh128')).toBeUndefined();
     expect(cache.get(file(3), 'xxh128')).toBe(digest);
   });
+
+  it('counts a version whose digest was asked for as recent: one served again and again stays', () => {
+    const file = (ino: number) => ({ dev: 1, ino, size: 1, mtimeMs: 0, ctimeMs: 0 });
+    const cache = new DigestCache(2);
+    const digest = digestOf('a');
+    cache.set(file(1), digest);
+    cache.set(file(2), digest);
+    expect(cache.get(file(1), 'xxh128')).toBe(digest); // a download of it, served from here
+    cache.set(file(3), digest);
+    expect(cache.get(file(2), 'xxh128')).toBeUndefined();
+    expect(cache.get(file(1), 'xxh128')).toBe(digest);
+    expect(cache.get(file(3), 'xxh128')).toBe(digest);
+  });
 });
 
 describe('a file gone from its name', () => {
