@@ -889,10 +889,10 @@ export class Client {
    * Uploads a local file path, bytes, or a readable stream to `remotePath`.
    *
    * A FIFO's path is read as a stream, to its writer's end: opened once, without waiting for the
-   * writer, so a cancel ends a put whose writer never came. A device's path is read to its end
-   * through the threadpool: one whose read waits for ever (a terminal) holds a thread there that a
-   * cancel does not free, and the process exits only once that read returns (pass the device
-   * opened as a Readable, such as process.stdin, instead).
+   * writer, so a cancel ends a put whose writer never came; a terminal's (`/dev/pts/N`) likewise,
+   * to its end of file (Ctrl-D). Another device's path is read to its end through the threadpool:
+   * one whose read waits for ever holds a thread there that a cancel does not free, and the process
+   * exits only once that read returns (pass it opened as a Readable instead).
    *
    * A Readable is read, never destroyed by the call (as get() does not end a Writable), unlike
    * `stream.pipeline`: when the put fails or is cancelled, the stream is left as it was, its

@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { isatty, ReadStream as TerminalReadStream } from 'node:tty';
 import { promisify } from 'node:util';
 import { CallsInFlight } from '../shared/callsInFlight.js';
 import { closedFileError, errnoReason } from '../shared/errnoReasons.js';
@@ -143,9 +144,9 @@ export class LocalFile {
   }
 
   /**
-   * The file at `path`, opened without waiting for a writer (O_NONBLOCK): a regular file; a FIFO,
-   * kept as opened, to be read as a stream (toStream); anything else (a device) opened again,
-   * through the threadpool, for reads that wait. With `regularOnly` (a file the caller found
+   * The file at `path`, opened without waiting for a writer (O_NONBLOCK): a regular file; a FIFO
+   * or a terminal, kept as opened, to be read as a stream (toStream); anything else (a device)
+   * opened again, through the threadpool, for reads that wait. With `regularOnly` (a file the caller found
    * regular, as the CLI's put plans its files) anything but a regular file fails `not a regular
    * file`: a FIFO swapped in since, whose waiting open held a threadpool thread that Node's exit
    * joins, so that only SIGKILL ended the process.
@@ -153,7 +154,7 @@ export class LocalFile {
   static async open(path: string, { regularOnly = false } = {}): Promise<LocalFile> {
     const file = await LocalFile.#openWithoutWaiting(path);
     const stats = file?.statsAtOpen;
-    if (stats?.isFile() === true || (stats?.isFIFO() === true && !regularOnly)) return file!;
+    if (stats?.isFile() === true || (file?.readsAsStream === true && !regularOnly)) return file!;
     await file?.close();
     if (regularOnly) throw notRegularFileError(path);
     return new LocalFile(await openAsync(path, 'r'));
@@ -218,25 +219,35 @@ export class LocalFile {
 
   /**
    * Reads what comes next (a device, a pseudo-file), through the threadpool: it may wait. A device
-   * whose read waits for ever (a terminal no one types into) holds that thread, which Node's exit
-   * joins; FIFOs never come here (toStream).
+   * whose read waits for ever holds that thread, which Node's exit joins; FIFOs and terminals, whose
+   * reads wait for someone, never come here (toStream).
    */
   async readNext(target: Buffer, offset: number, length: number): Promise<number> {
     return (await this.#track(() => readAsync(this.#fd, target, offset, length, null))).bytesRead;
   }
 
+  /** A FIFO or a terminal: what toStream() reads, waiting on the loop for whoever writes. */
+  get readsAsStream(): boolean {
+    const stats = this.statsAtOpen;
+    return stats?.isFIFO() === true || (stats?.isCharacterDevice() === true && isatty(this.#fd));
+  }
+
   /**
-   * A FIFO opened without waiting, as a stream: its descriptor goes to a pipe socket that the
-   * loop polls, so the read waits for the writer there, never in a threadpool thread (which Node's
-   * exit joins), and the FIFO is opened once: an open to look and another to read let a writer
-   * waiting on it in, to a reader that then went (its writes failing EPIPE). The socket owns the
-   * descriptor from then on: destroying it closes it.
+   * A FIFO opened without waiting, or a terminal, as a stream: its descriptor goes to a pipe
+   * socket (a tty stream) that the loop polls, so the read waits for the writer (someone typing)
+   * there, never in a threadpool thread (which Node's exit joins, and a cancel cannot free), and
+   * the FIFO is opened once: an open to look and another to read let a writer waiting on it in, to
+   * a reader that then went (its writes failing EPIPE). The stream owns the descriptor from then
+   * on: destroying it closes it.
    */
-  toStream(): Socket {
+  toStream(): Readable {
     if (this.#closed) throw closedFileError();
-    const socket = new Socket({ fd: this.#fd, readable: true, writable: false });
+    const stream =
+      this.statsAtOpen?.isFIFO() === true
+        ? new Socket({ fd: this.#fd, readable: true, writable: false })
+        : new TerminalReadStream(this.#fd);
     this.#closed = true;
-    return socket;
+    return stream;
   }
 
   async close(): Promise<void> {
@@ -282,13 +293,13 @@ class FileSource implements ByteSource {
     this.position = from;
   }
 
-  /** A FIFO is read as a stream (LocalFile.toStream), from where its writer is. */
+  /** A FIFO or a terminal is read as a stream (LocalFile.toStream), from where its writer is. */
   static async open(path: string, from = 0, regularOnly = false): Promise<ByteSource> {
     let file: LocalFile | undefined;
     try {
       file = await LocalFile.open(path, { regularOnly });
       const info = file.statsAtOpen ?? (await file.stat());
-      if (info.isFIFO()) {
+      if (file.readsAsStream) {
         // A resumed put's plan found a regular file there: a FIFO swapped in since has no offset.
         if (from > 0) throw notRegularFileError(path);
         return new ReadableSource(file.toStream(), { name: path, owned: true });

@@ -2,7 +2,9 @@
  * A library put from a FIFO's path: the FIFO is opened once, without waiting for its writer, and
  * read as a stream. Opened once to look and again to read, a writer already waiting on it was let
  * in by the first open and then lost its reader: its writes failed EPIPE, and the second open
- * waited for a writer that had gone. Real server, real FIFOs, writers in child processes.
+ * waited for a writer that had gone. A terminal's path likewise, read as a stream on the loop:
+ * through the threadpool, a read no one typed into held a thread that a cancel could not free.
+ * Real server, real FIFOs and a real pseudo-terminal, writers in child processes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -129,5 +131,40 @@ describe('put from a FIFO path', () => {
     // Let go: no reader holds it open any more (a writer's open without waiting finds none).
     expect(() => openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK)).toThrow(/ENXIO/);
     await expect(client.stat('f')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('a terminal (a pty) likewise: read as a stream to its end of file, and a cancel with no one typing ends it at once', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    // A pseudo-terminal held open by python: its slave's path is printed; 'type' makes it type a
+    // line and end of file (Ctrl-D) into it.
+    const script = [
+      'import os, pty, sys',
+      'master, slave = pty.openpty()',
+      'print(os.ttyname(slave), flush=True)',
+      'for line in sys.stdin:',
+      '    os.write(master, b"hello terminal\\n\\x04")',
+    ].join('\n');
+    const python = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+    writers.add(python);
+    const path = await within(
+      new Promise<string>((resolve, reject) => {
+        python.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
+        python.once('exit', (code) => reject(new Error(`python3 exited ${code}`)));
+      }),
+      5_000,
+    );
+    const controller = new AbortController();
+    const idle = client.put('idle', path, { signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Its read waits on the loop, not in a threadpool thread that a cancel could not free.
+    expect(process.getActiveResourcesInfo()).not.toContain('FSReqCallback');
+    controller.abort();
+    await expect(within(idle, 2_000)).rejects.toMatchObject({ code: 'CANCELLED' });
+    const typed = client.put('typed', path);
+    python.stdin.write('type\n');
+    const result = await within(typed, 5_000);
+    expect((await client.getBuffer('typed')).toString()).toBe('hello terminal\n');
+    expect(result.entry.size).toBe(15);
   });
 });
