@@ -99,13 +99,17 @@ describe('a client that half-closes', () => {
     expect(framesOf(client, 1, FrameType.REPLY)).toEqual([]);
     // Bounded (10 s): the abort's unlink goes through a threadpool a loaded full run keeps busy
     // (2 s once fell short there, and 5 s once in session 41's CI run). The server's stream ends
-    // first: the upload may still be setting up its file when the connection goes (the root empty
-    // at the first look, then not). A failure shows the server's log, to tell a leak from a wait.
+    // first: the upload may still be setting up its file when the connection goes, so the root
+    // can be empty at a look and then not (CI once: empty with no stream left, then the file made
+    // and not yet removed): it must stay empty for 300 ms. A failure shows the server's log, to
+    // tell a leak from a wait.
     const started = Date.now();
-    while (
-      Date.now() - started < 10_000 &&
-      (server.server.stats().streams > 0 || (await readdir(server.root!)).length > 0)
-    ) {
+    let emptySince: number | undefined;
+    while (Date.now() - started < 10_000) {
+      const settled = server.server.stats().streams === 0 && (await readdir(server.root!)).length === 0;
+      if (!settled) emptySince = undefined;
+      else if (emptySince === undefined) emptySince = Date.now();
+      else if (Date.now() - emptySince >= 300) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(await readdir(server.root!), server.logs.join('\n')).toEqual([]);
