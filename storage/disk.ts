@@ -7,7 +7,7 @@ import { InlineFileCalls } from '../shared/inlineFileCalls.js';
 import { makeDirectories } from '../shared/makeDirectories.js';
 import { diskFs } from './diskFs.js';
 import type { FsFileHandle, PathHandle } from './fsApi.js';
-import { FsStorage } from './fsStorage.js';
+import { checkDigestCacheMaxBytes, FsStorage } from './fsStorage.js';
 import { PinnedDirectories } from './pinnedDirectories.js';
 
 /** Where {@link DiskStorage} serves from and how durably it commits. */
@@ -33,6 +33,7 @@ export class DiskStorage extends FsStorage {
     if (options.durable !== undefined && typeof options.durable !== 'boolean') {
       throw new TypeError('DiskStorage: options.durable must be a boolean');
     }
+    checkDigestCacheMaxBytes('DiskStorage', options.digestCacheMaxBytes);
     const root = path.resolve(options.root);
     try {
       await makeDirectories(root);

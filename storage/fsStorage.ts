@@ -168,17 +168,10 @@ export class FsStorage implements Storage {
     if (options.durable !== undefined && typeof options.durable !== 'boolean') {
       throw new TypeError('FsStorage: options.durable must be a boolean');
     }
-    const { digestCacheMaxBytes } = options;
-    if (
-      digestCacheMaxBytes !== undefined &&
-      !(Number.isSafeInteger(digestCacheMaxBytes) && digestCacheMaxBytes >= 0)
-    ) {
-      throw new TypeError('FsStorage: options.digestCacheMaxBytes must be a non-negative integer');
-    }
     this.#digests = new DigestCache(
       DEFAULTS.digestCacheMaxEntries,
       DEFAULTS.maxResumeBlocks,
-      digestCacheMaxBytes ?? DEFAULTS.digestCacheMaxBytes,
+      checkDigestCacheMaxBytes('FsStorage', options.digestCacheMaxBytes) ?? DEFAULTS.digestCacheMaxBytes,
     );
     this.#fs = options.fs;
     this.#durable = options.durable ?? true;
@@ -1464,4 +1457,16 @@ function compareNames(a: string, b: string): number {
 /** A file's last name is gone: what the cache knew of it goes too (one with other names stays). */
 function forgetUnlinked(digests: DigestCache, stats: FsStats): void {
   if (Number(stats.nlink ?? 1) <= 1) digests.forget(stats);
+}
+
+/**
+ * `digestCacheMaxBytes` as given, or a TypeError naming `owner`: one check for every storage that
+ * takes the option, made before anything is created (DiskStorage.open checks it before the root).
+ */
+export function checkDigestCacheMaxBytes(owner: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`${owner}: options.digestCacheMaxBytes must be a non-negative integer`);
+  }
+  return value;
 }

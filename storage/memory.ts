@@ -8,7 +8,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { LoopTurns, settle } from '../shared/loopTurns.js';
 import { processMemoryLimit } from '../shared/memoryLimit.js';
 import type { FsFileHandle, FsPromises } from './fsApi.js';
-import { FsStorage } from './fsStorage.js';
+import { checkDigestCacheMaxBytes, FsStorage } from './fsStorage.js';
 
 /** Options of MemoryStorage; every field is optional. */
 export interface MemoryStorageOptions {
@@ -24,6 +24,8 @@ export interface MemoryStorageOptions {
    * DEFAULTS.memoryStorageShareOfMemory of the memory the process may use (shared/memoryLimit.ts).
    */
   maxResidentBytes?: number;
+  /** The most memory the digests remembered of stored files may hold. Default DEFAULTS.digestCacheMaxBytes. */
+  digestCacheMaxBytes?: number;
 }
 
 /** An empty in-memory tree (memfs), lost when the process exits: for tests and throwaway servers. */
@@ -47,6 +49,7 @@ export class MemoryStorage extends FsStorage {
     if (!Number.isSafeInteger(maxResidentBytes) || maxResidentBytes < 0) {
       throw new TypeError('MemoryStorage: options.maxResidentBytes must be a non-negative integer');
     }
+    const digestCacheMaxBytes = checkDigestCacheMaxBytes('MemoryStorage', options.digestCacheMaxBytes);
     // Reserved capacity is untouched memory, not yet in the resident size: counted beside it
     // (a review: four uploads declaring 80 MiB each all fitted a room of 96 MiB).
     const room = new MemoryRoom(maxResidentBytes, () => this.#reservedBytes);
@@ -57,6 +60,7 @@ export class MemoryStorage extends FsStorage {
       root: '/',
       durable: false,
       description: 'memory',
+      ...(digestCacheMaxBytes !== undefined ? { digestCacheMaxBytes } : {}),
       viewOpened: (handle, position, length) => viewOfOpened(volume, handle, position, length),
       reserve: (handle, bytes) => {
         if (this.#reservedBytes + bytes > maxReservedBytes || !room.has(bytes)) return undefined;

@@ -10,6 +10,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
 import { DigestCache } from '../storage/digestCache.js';
 import { DiskStorage } from '../storage/disk.js';
+import { MemoryStorage } from '../storage/memory.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -96,28 +97,34 @@ describe('a server moving more files than the bound holds, over real sockets', (
     await dirs.removeAll();
   });
 
-  it('remembers digests within its bound after 60 uploads, and every file still downloads whole', async () => {
-    const maxBytes = 12 * 1024; // some ten small files
-    const storage = await DiskStorage.open({
-      root: await dirs.make(),
-      durable: false,
-      digestCacheMaxBytes: maxBytes,
-    });
-    env = await startServer({ storage });
-    const client = await env.connect();
-    const contents = Array.from({ length: 60 }, (_, i) => Buffer.from(`file ${i} `.repeat(100)));
-    for (const [i, bytes] of contents.entries()) await client.put(`f${i}.txt`, bytes);
-    expect(storage.rememberedDigestVersions).toBeGreaterThan(0);
-    expect(storage.rememberedDigestVersions).toBeLessThanOrEqual(11);
-    expect(storage.rememberedDigestBytes).toBeLessThanOrEqual(maxBytes);
-    for (const [i, bytes] of contents.entries()) {
-      const chunks: Buffer[] = [];
-      await client.get(
-        `f${i}.txt`,
-        new PassThrough().on('data', (c: Buffer) => chunks.push(c)),
-      );
-      expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
-    }
-    expect(storage.rememberedDigestBytes).toBeLessThanOrEqual(maxBytes);
-  });
+  const maxBytes = 12 * 1024; // some ten small files
+  it.each([
+    [
+      'disk',
+      async () =>
+        await DiskStorage.open({ root: await dirs.make(), durable: false, digestCacheMaxBytes: maxBytes }),
+    ],
+    ['memory', async () => new MemoryStorage({ digestCacheMaxBytes: maxBytes })],
+  ])(
+    '%s: remembers digests within its bound after 60 uploads, and every file still downloads whole',
+    async (_, open) => {
+      const storage = await open();
+      env = await startServer({ storage });
+      const client = await env.connect();
+      const contents = Array.from({ length: 60 }, (_, i) => Buffer.from(`file ${i} `.repeat(100)));
+      for (const [i, bytes] of contents.entries()) await client.put(`f${i}.txt`, bytes);
+      expect(storage.rememberedDigestVersions).toBeGreaterThan(0);
+      expect(storage.rememberedDigestVersions).toBeLessThanOrEqual(11);
+      expect(storage.rememberedDigestBytes).toBeLessThanOrEqual(maxBytes);
+      for (const [i, bytes] of contents.entries()) {
+        const chunks: Buffer[] = [];
+        await client.get(
+          `f${i}.txt`,
+          new PassThrough().on('data', (c: Buffer) => chunks.push(c)),
+        );
+        expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+      }
+      expect(storage.rememberedDigestBytes).toBeLessThanOrEqual(maxBytes);
+    },
+  );
 });

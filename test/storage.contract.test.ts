@@ -1300,9 +1300,19 @@ describe('backend options', () => {
     [{ root: 42 }, /options.root/],
     [{ root: 'a\0b' }, /options.root/],
     [{ root: '.', durable: 'yes' }, /options.durable/],
+    [{ root: '.', digestCacheMaxBytes: -1 }, /options.digestCacheMaxBytes/],
+    [{ root: '.', digestCacheMaxBytes: '64MiB' }, /options.digestCacheMaxBytes/],
   ])('DiskStorage.open refuses %j with a TypeError', async (options, message) => {
     await expect(DiskStorage.open(options as never)).rejects.toThrow(TypeError);
     await expect(DiskStorage.open(options as never)).rejects.toThrow(message);
+  });
+
+  it('DiskStorage.open refuses a bad option before it makes the root', async () => {
+    const root = path.join(dir, 'never-made');
+    await expect(DiskStorage.open({ root, digestCacheMaxBytes: 1.5 })).rejects.toThrow(
+      /DiskStorage: options.digestCacheMaxBytes/,
+    );
+    await expect(nodeFs.stat(root)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('DiskStorage.open refuses a root that is a file', async () => {
@@ -1371,8 +1381,11 @@ describe('MemoryStorage', () => {
     await storage.close();
   });
 
-  it('refuses a bad maxReservedBytes', () => {
+  it('refuses a bad maxReservedBytes or digestCacheMaxBytes', () => {
     expect(() => new MemoryStorage({ maxReservedBytes: -1 })).toThrow(TypeError);
+    expect(() => new MemoryStorage({ digestCacheMaxBytes: -1 })).toThrow(
+      /MemoryStorage: options.digestCacheMaxBytes/,
+    );
   });
 });
 
