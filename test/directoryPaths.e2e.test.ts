@@ -100,10 +100,42 @@ describe.each(['memory', 'disk'] as const)('a trailing / on %s storage', (backen
     expect(await codeOf(client.delete('./'))).toBe('INVALID_PATH');
   });
 
+  it('says which of the two a file operation met: a directory there, or a name a put would make', async () => {
+    const client = await tree(backend);
+    await expect(client.put('d/', Buffer.from('y'))).rejects.toMatchObject({
+      code: 'IS_A_DIRECTORY',
+      message: 'is a directory: d/',
+    });
+    await expect(client.put('nothing-here/', Buffer.from('y'))).rejects.toMatchObject({
+      code: 'IS_A_DIRECTORY',
+      message: "nothing-here/ names a directory (it ends in '/'): a put makes a file",
+    });
+    await expect(client.delete('f/')).rejects.toMatchObject({
+      code: 'NOT_A_DIRECTORY',
+      message: 'not a directory: f/',
+    });
+  });
+
+  it("moves a directory to a name given with a '/' as without it: a new name, never over an entry", async () => {
+    const client = await tree(backend);
+    await client.mkdir('empty');
+    await client.rename('d', 'moved/');
+    expect((await client.list('moved')).map((e) => e.name)).toEqual(['x']);
+    // rename(2)'s answers, as without the slash: storage never replaces a directory, nor a file with one.
+    expect(await codeOf(client.rename('moved', 'empty/'))).toBe('ALREADY_EXISTS');
+    expect(await codeOf(client.rename('moved/', 'f'))).toBe('ALREADY_EXISTS');
+    expect((await client.list('')).map((e) => e.name)).toEqual(['empty', 'f', 'moved']);
+    expect(await client.getBuffer('f')).toEqual(FILE);
+  });
+
   it("keeps the rest of README §Library's path rules: no leading '/', '' the home, no '..'", async () => {
     const client = await tree(backend);
     expect(await codeOf(client.stat('/f'))).toBe('INVALID_PATH');
     expect(await codeOf(client.put('/g', Buffer.from('g')))).toBe('INVALID_PATH');
+    // With a trailing '/' too: the path is refused, not taken for a directory to be made.
+    expect(await codeOf(client.put('/g/', Buffer.from('g')))).toBe('INVALID_PATH');
+    expect(await codeOf(client.put('d/../g/', Buffer.from('g')))).toBe('INVALID_PATH');
+    expect(await codeOf(client.mkdir('../g/'))).toBe('INVALID_PATH');
     expect(await codeOf(client.stat('d/../f'))).toBe('INVALID_PATH');
     expect((await client.list('')).map((e) => e.name)).toEqual(['d', 'f']);
     expect((await client.stat('')).type).toBe('dir');

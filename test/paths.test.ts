@@ -123,6 +123,14 @@ describe('normalizeClientPath', () => {
     expectInvalid(`${exact}x`, /longer than 4096 bytes/);
   });
 
+  it('accepts a path of exactly maxPathDepth names and refuses one name more', () => {
+    const deepest = Array.from({ length: DEFAULTS.maxPathDepth }, () => 'd').join('/');
+    expect(normalizeClientPath(deepest)).toBe(deepest);
+    expectInvalid(`${deepest}/d`, new RegExp(`more than ${DEFAULTS.maxPathDepth} names deep`));
+    // Names, not slashes: empty and '.' segments do not count.
+    expect(normalizeClientPath(`./${deepest.replaceAll('/', '//./')}/`)).toBe(deepest);
+  });
+
   it('counts the raw input against maxPathBytes, even when it would normalize shorter', () => {
     expectInvalid(`a${'/'.repeat(DEFAULTS.maxPathBytes)}`, /longer than 4096 bytes/);
   });
