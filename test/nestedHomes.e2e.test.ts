@@ -100,24 +100,30 @@ describe('homes nested in each other', () => {
 describe('homes nested in each other, at the storage boundary', () => {
   it('an upload claimed through one view but not yet resolved already holds off a move through another', async () => {
     const volume = new Volume();
-    const fs = volume.promises;
     // The inner upload's path resolution is held: its claim exists, its resolved host path not yet.
     let releaseResolve = () => {};
     const resolveHeld = new Promise<void>((resolve) => {
       releaseResolve = resolve;
     });
-    const held: FsPromises = {
-      ...memfsApi(volume),
-      realpath: async (p) => {
-        if (p === '/a/b/f') await resolveHeld;
-        return fs.realpath(p);
+    // Held where resolving looks at the last name (an lstat: realpath is asked of the parent only).
+    const memory = memfsApi(volume);
+    let held = 0;
+    const holding: FsPromises = {
+      ...memory,
+      lstatIfExists: async (p) => {
+        if (p === '/a/b/f') {
+          held++;
+          await resolveHeld;
+        }
+        return memory.lstatIfExists!(p);
       },
     };
-    const storage = new FsStorage({ fs: held, root: '/', durable: false });
+    const storage = new FsStorage({ fs: holding, root: '/', durable: false });
     const outer = await storage.subtree('a');
     const inner = await storage.subtree('a/b');
     const starting = inner.createUpload('f');
     await expect(outer.rename('b', 'moved')).rejects.toMatchObject({ code: 'RESOURCE_BUSY' });
+    expect(held).toBe(1); // the move was refused while the upload's resolution was held
     releaseResolve();
     const upload = await starting;
     await upload.write([Buffer.from('kept in place')]);
