@@ -178,6 +178,7 @@ describe('baseName and parentPath', () => {
   it.each([
     ['', '', ''],
     ['a', 'a', ''],
+    ['name.txt', 'name.txt', ''],
     ['a/b', 'b', 'a'],
     ['a/b/c.txt', 'c.txt', 'a/b'],
   ])('split %j into name %j under %j', (path, name, parent) => {
@@ -192,7 +193,8 @@ describe('ConfinedRoot', () => {
     try {
       const root = path.join(dir, 'root');
       const confined = new ConfinedRoot(nodeFs, root, path);
-      await expect(confined.resolve('a')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      // Said of the root itself (''), not of the path asked for.
+      await expect(confined.resolve('a')).rejects.toMatchObject({ code: 'NOT_FOUND', path: '' });
       await mkdir(root);
       expect(await confined.resolve('a')).toEqual({
         clientPath: 'a',
@@ -200,6 +202,20 @@ describe('ConfinedRoot', () => {
         realPath: path.join(root, 'a'),
         missingNames: 1,
       });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says NOT_FOUND for a path under a root removed after it was found, as for any missing path', async () => {
+    const dir = await realpath(await mkdtemp(path.join(tmpdir(), 'muxftp-paths-')));
+    try {
+      const root = path.join(dir, 'root');
+      await mkdir(root);
+      const confined = new ConfinedRoot(nodeFs, root, path);
+      expect((await confined.resolve('a/b')).missingNames).toBe(2);
+      await rm(root, { recursive: true });
+      await expect(confined.resolve('a/b')).rejects.toMatchObject({ code: 'NOT_FOUND', path: 'a/b' });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
