@@ -34,11 +34,16 @@ afterEach(() => tempDirs.removeAll());
 
 const pinning = process.platform === 'linux' && existsSync('/proc/self/fd');
 
-/** A root with home/t/real (a directory) and home/t/swapped (a link to a directory outside). */
-async function swappedTree(): Promise<{ root: string; outside: string; fs: ReturnType<typeof diskFs> }> {
+/**
+ * A root with home/t/real (a directory) and home/t/swapped (a link to a directory outside, named
+ * `outsideName` beside the root).
+ */
+async function swappedTree(
+  outsideName = 'outside',
+): Promise<{ root: string; outside: string; fs: ReturnType<typeof diskFs> }> {
   const base = await realpath(await tempDirs.make());
   const root = join(base, 'root');
-  const outside = join(base, 'outside');
+  const outside = join(base, outsideName);
   await mkdir(join(root, 'home', 't', 'real'), { recursive: true });
   await mkdir(outside);
   await writeFile(join(outside, 'victim'), 'not yours\n');
@@ -82,6 +87,17 @@ describe.skipIf(!pinning)('calls through a directory swapped for a link out of t
       code: 'INVALID_PATH',
       message: 'path leads outside the root: t/swapped/victim',
     });
+  });
+
+  it("are refused into a directory beside the root whose name begins with the root's (root-private)", async () => {
+    const { root, outside, fs } = await swappedTree('root-private');
+    const through = (name: string): string => join(root, 'home', 't', 'swapped', name);
+    await expect(fs.unlink(through('victim'))).rejects.toMatchObject({ code: 'ELEDOUTSIDE' });
+    await expect(fs.mkdir(through('made'))).rejects.toMatchObject({ code: 'ELEDOUTSIDE' });
+    await expect(fs.readdir(join(root, 'home', 't', 'swapped'))).rejects.toMatchObject({
+      code: 'ELEDOUTSIDE',
+    });
+    expect((await readdir(outside)).sort()).toEqual(['victim', 'victimdir']);
   });
 
   it('inside the root, every one of them works as before (the root itself too)', async () => {
