@@ -96,6 +96,17 @@ describe('login', () => {
     expect(unknown).toMatchObject({ code: wrong.code, message: wrong.message });
   });
 
+  it("answers a name every object has a property of (toString, constructor) as an unknown user's", async () => {
+    const s = await start({ loginFailuresPerAddress: 100 });
+    for (const user of ['toString', 'constructor', 'hasOwnProperty']) {
+      expect(await connectError(s, { user, password: 'nope' })).toMatchObject({
+        code: 'LOGIN_FAILED',
+        message: 'login failed',
+      });
+    }
+    expect(s.logs.some((l) => l.includes('login error'))).toBe(false);
+  });
+
   it('spends as long on an unknown user as on a wrong password (a dummy hash is checked)', async () => {
     const s = await start({ loginFailureDelayMs: 0, loginFailuresPerAddress: 100 });
     // The CPU time this process (client and server, scrypt's pool threads included) spends on one
