@@ -218,6 +218,33 @@ describe('users file: a hand-edited file is checked entry by entry', () => {
       { version: 1, users: { eve: { ...entry, home: '../etc' } } },
       /user "eve": .*'\.\.'/,
     ],
+    ['a list for the file', [{ version: 1, users: { eve: entry } }], /users file must be a JSON object/],
+    ['a list of users', { version: 1, users: [entry] }, /"users" must be an object of name -> entry/],
+    [
+      'an entry that is no object',
+      { version: 1, users: { eve: null } },
+      /user "eve": entry must be an object/,
+    ],
+    [
+      'a password that is no string',
+      { version: 1, users: { eve: { ...entry, password: 5 } } },
+      /user "eve": "password" must be a hash string/,
+    ],
+    [
+      'a home that is no string',
+      { version: 1, users: { eve: { ...entry, home: ['eve'] } } },
+      /user "eve": "home" must be a string/,
+    ],
+    [
+      'an absolute home',
+      { version: 1, users: { eve: { ...entry, home: '/etc' } } },
+      /user "eve": .*relative to the root/,
+    ],
+    [
+      'permissions written as one string',
+      { version: 1, users: { eve: { ...entry, permissions: 'list,read' } } },
+      /user "eve": "permissions" must be an array/,
+    ],
     ['a quota of 0', { version: 1, users: { eve: { ...entry, quota: 0 } } }, /user "eve": "quota" must be/],
     [
       'a rate of 0',
