@@ -9,6 +9,9 @@ import { Client } from '../client/client.js';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeAuth } from '../shared/protocol/encoder.js';
+import { RawPeer } from './helpers/rawPeer.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -187,6 +190,28 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     expect(server.server.stats().connections).toBe(1);
     expect(server.server.counters.errors.get('TLS_REQUIRED')).toBeUndefined();
+  });
+
+  it('refuses a password sent in plain to a TLS-capable server, right or wrong, and counts no failed login', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    server = await startServer({
+      backend: 'disk',
+      tls: { cert: certs.cert, key: certs.key },
+      accounts: new Accounts({ users }),
+    });
+    // A peer of its own making (the library never sends it): the server's rule, not the client's.
+    for (const password of ['alice-secret', 'wrong']) {
+      const peer = await RawPeer.open(server.port);
+      peer.write(encodeAuth({ user: 'alice', password }));
+      expect(await peer.connectionError()).toMatchObject({ code: 'TLS_REQUIRED' });
+      await peer.closed;
+      expect(peer.frames.some((f) => f.type === FrameType.AUTH)).toBe(false);
+    }
+    expect(server.server.counters.errors.get('LOGIN_FAILED')).toBeUndefined();
   });
 
   it("closes a TLS-capable server's connection that never speaks within the handshake timeout", async () => {
