@@ -36,6 +36,20 @@ describe('LoginGuard', () => {
     expect(g.refusedForMs('10.0.0.1')).toBe(0);
   });
 
+  it('counts a failure exactly failureWindowMs old, and forgets it a millisecond later', () => {
+    const now = { t: 0 };
+    const g = guard(now);
+    for (let i = 0; i < 4; i++) g.recordFailure('10.0.0.1');
+    now.t = 60_000;
+    expect(g.recordFailure('10.0.0.1')).toBe(3_000); // the fifth within the window: refused
+    expect(g.refusedForMs('10.0.0.1')).toBe(10_000);
+    const h = guard(now);
+    now.t = 0;
+    for (let i = 0; i < 4; i++) h.recordFailure('10.0.0.1');
+    now.t = 60_001;
+    expect(h.recordFailure('10.0.0.1')).toBe(500);
+  });
+
   it('forgets failures older than the window', () => {
     const now = { t: 0 };
     const g = guard(now);
@@ -91,5 +105,16 @@ describe('LoginGuard', () => {
           blockMs: 0,
         }),
     ).toThrow(/failuresPerAddress must be at least 1/);
+    // One failure refusing at once is a choice, not an error.
+    const strict = new LoginGuard({
+      failureDelayMs: 0,
+      maxFailureDelayMs: 0,
+      failuresPerAddress: 1,
+      failureWindowMs: 1_000,
+      blockMs: 1_000,
+      now: () => 0,
+    });
+    strict.recordFailure('10.0.0.1');
+    expect(strict.refusedForMs('10.0.0.1')).toBe(1_000);
   });
 });
