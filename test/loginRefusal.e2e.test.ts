@@ -33,17 +33,18 @@ afterEach(async () => {
 });
 
 describe('a login refusal in force', () => {
-  it('also stops attempts on connections opened before it began, the right password included', async () => {
+  it('also stops attempts on connections opened before it began, the right password and anonymous included', async () => {
     server = await startServer({
-      accounts: new Accounts({ users }),
+      accounts: new Accounts({ users, anonymous: 'read' }),
       loginFailureDelayMs: 1,
       maxLoginFailureDelayMs: 1,
       loginFailuresPerAddress: 3,
       loginBlockMs: 60_000,
     });
     const early = await RawPeer.open(server.port);
+    const earlyAnonymous = await RawPeer.open(server.port);
     const failing = await RawPeer.open(server.port);
-    peers.push(early, failing);
+    peers.push(early, earlyAnonymous, failing);
     for (let attempt = 1; attempt <= 3; attempt++) {
       failing.write(encodeAuth({ user: 'alice', password: `wrong${attempt}` }));
       if (attempt < 3) {
@@ -66,6 +67,12 @@ describe('a login refusal in force', () => {
     expect(error.message).toMatch(/too many failed logins/);
     expect(early.frames.some((f) => f.type === FrameType.AUTH)).toBe(false);
     await early.closed;
+    // The address is refused, as at accept, whoever it logs in as: anonymous needs no check, but
+    // is no way around the refusal either.
+    earlyAnonymous.write(encodeAuth({ user: 'anonymous' }));
+    expect((await earlyAnonymous.connectionError()).code).toBe('TEMPORARILY_REFUSED');
+    expect(earlyAnonymous.frames.some((f) => f.type === FrameType.AUTH)).toBe(false);
+    await earlyAnonymous.closed;
   });
 });
 
