@@ -123,7 +123,7 @@ describe('homes nested in each other, at the storage boundary', () => {
     const inner = await storage.subtree('a/b');
     const starting = inner.createUpload('f');
     await expect(outer.rename('b', 'moved')).rejects.toMatchObject({ code: 'RESOURCE_BUSY' });
-    expect(held).toBe(1); // the move was refused while the upload's resolution was held
+    expect(held).toBeGreaterThan(0); // the move was refused while the upload's resolution was held
     releaseResolve();
     const upload = await starting;
     await upload.write([Buffer.from('kept in place')]);

@@ -344,7 +344,11 @@ describe('anonymous access', () => {
     expect(await codeOf(anonymous.getBuffer('../alice/a.txt'))).toBe('INVALID_PATH');
     // A password for "anonymous" is a failed login, not a back door.
     expect((await connectError(s, { user: 'anonymous', password: 'x' })).code).toBe('LOGIN_FAILED');
-    // Nor is another name without a password (the library sends none such: a peer of its own).
+  });
+
+  it('--anonymous gives no other name without a password its access: a failed login', async () => {
+    const s = await start({ anonymous: 'read' });
+    // The library sends no such AUTH: a peer of its own.
     const peer = await RawPeer.open(s.port);
     peer.write(encodeAuth({ user: 'alice' }));
     expect(parseAuthResult(await peer.waitFor((f) => f.type === FrameType.AUTH))).toMatchObject({
