@@ -45,6 +45,39 @@ describe('ResumableUploads', () => {
     expect(stalled.gaveWay).toBe(false);
   });
 
+  it('keeps the other holders of the same data when one is over, and a later holder when an old one ends again', async () => {
+    const uploads = new ResumableUploads();
+    const first = holder(5_000);
+    const second = holder(5_000);
+    const releaseFirst = uploads.hold('', 'f', key, first);
+    uploads.hold('', 'f', key, second);
+    releaseFirst();
+    await uploads.takeOverStalled('', 'f', key, 1_000);
+    expect([first.gaveWay, second.gaveWay]).toEqual([false, true]);
+
+    // The key's holders all gone, then a new one: the first's release, called again, leaves it.
+    const again = new ResumableUploads();
+    const old = holder(5_000);
+    const releaseOld = again.hold('', 'f', key, old);
+    releaseOld();
+    const later = holder(5_000);
+    again.hold('', 'f', key, later);
+    releaseOld();
+    await again.takeOverStalled('', 'f', key, 1_000);
+    expect(later.gaveWay).toBe(true);
+  });
+
+  it('tells the data of one file apart by the digest its key names', async () => {
+    const uploads = new ResumableUploads();
+    const byDigest = { size: 10, algorithm: 'xxh128' as const, digest: 'aa'.repeat(16) };
+    const one = holder(5_000);
+    const other = holder(5_000);
+    uploads.hold('', 'f', byDigest, one);
+    uploads.hold('', 'f', { ...byDigest, digest: 'bb'.repeat(16) }, other);
+    await uploads.takeOverStalled('', 'f', byDigest, 1_000);
+    expect([one.gaveWay, other.gaveWay]).toEqual([true, false]);
+  });
+
   it('a second taker waits for a holder still giving way to the first', async () => {
     const uploads = new ResumableUploads();
     let kept = () => {};
