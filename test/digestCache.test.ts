@@ -99,6 +99,37 @@ describe('the digest cache and a coarse file-system clock', () => {
       await storage.close();
     }
   });
+
+  it('does not remember an upload digest for a file rewritten at its size between its commit and the look after it', async () => {
+    const volume = new Volume();
+    const fs = memfsApi(volume);
+    // A writer outside muxftp rewrites the file at the same size, its mtime another.
+    const storage = new FsStorage({
+      fs: {
+        ...fs,
+        rename: async (from, to) => {
+          await fs.rename(from, to);
+          if (to === '/g.bin') {
+            volume.writeFileSync('/g.bin', 'BBBB');
+            volume.utimesSync('/g.bin', new Date(1_000_000), new Date(1_000_000));
+          }
+        },
+      },
+      root: '/',
+      durable: false,
+    });
+    try {
+      const upload = await storage.createUpload('g.bin');
+      await upload.write([Buffer.from('AAAA')]);
+      await upload.commit(digestOf('AAAA'));
+      const reader = await storage.openRead('g.bin');
+      expect(reader.knownDigest('xxh128')).toBeUndefined();
+      await reader.close();
+      expect((await fileDigest(storage, 'g.bin', 'xxh128')).digest.digest).toEqual(xxh('BBBB'));
+    } finally {
+      await storage.close();
+    }
+  });
 });
 
 describe('leading block digests short of a whole digest', () => {
@@ -154,6 +185,24 @@ describe('eviction', () => {
     cache.set(file(3), digest);
     expect(cache.get(file(2), 'xxh128')).toBeUndefined();
     expect(cache.get(file(1), 'xxh128')).toBe(digest);
+    expect(cache.get(file(3), 'xxh128')).toBe(digest);
+  });
+});
+
+describe('recency', () => {
+  it('a miss (another algorithm, another version) makes no version recent and remembers nothing', () => {
+    const file = (ino: number, size = 1) => ({ dev: 1, ino, size, mtimeMs: 0, ctimeMs: 0 });
+    const cache = new DigestCache(2);
+    const digest = digestOf('a');
+    cache.set(file(1), digest);
+    cache.set(file(2), digest);
+    expect(cache.get(file(1), 'sha256')).toBeUndefined(); // no sha256 digest of it
+    expect(cache.get(file(1, 2), 'xxh128')).toBeUndefined(); // another version of it
+    expect(cache.get(file(4), 'xxh128')).toBeUndefined(); // a file never seen
+    expect(cache.size).toBe(2);
+    cache.set(file(3), digest);
+    expect(cache.get(file(1), 'xxh128')).toBeUndefined(); // still the oldest: it went
+    expect(cache.get(file(2), 'xxh128')).toBe(digest);
     expect(cache.get(file(3), 'xxh128')).toBe(digest);
   });
 });
