@@ -117,6 +117,42 @@ describe.each(['sha256', 'xxh128'] as const)('content digest, %s', (algorithm) =
   });
 });
 
+describe('the one XXH3-128 instance streams share once the pool is empty', () => {
+  it("a stream given up while another holds the instance leaves that one's state alone", async () => {
+    // Every idle instance taken (synchronously: no refill lands meanwhile), so these share one.
+    const pooled = Array.from({ length: idleXxh128Instances() }, () => new ContentDigester('xxh128'));
+    const [gone, kept, third] = [0, 1, 2].map(() => new ContentDigester('xxh128'));
+    gone!.update(data.subarray(0, 1000));
+    kept!.update(data.subarray(1000, 2000)); // kept holds the instance now
+    gone!.release(); // a cancelled transfer's: it does not hold the instance
+    third!.update(data.subarray(5000, 6000)); // takes the instance over, saving kept's state
+    kept!.update(data.subarray(2000, 3000));
+    const thirdDigest = third!.digest();
+    const keptDigest = kept!.digest();
+    for (const digester of pooled) digester.release();
+    expect(keptDigest.toString('hex')).toBe(
+      (await reference('xxh128', data.subarray(1000, 3000))).digest.toString('hex'),
+    );
+    expect(thirdDigest.toString('hex')).toBe(
+      (await reference('xxh128', data.subarray(5000, 6000))).digest.toString('hex'),
+    );
+  });
+});
+
+describe('a finished digester', () => {
+  it.each(['sha256', 'xxh128'] as const)(
+    '%s: refuses more bytes after its digest, which stays as it was',
+    (algorithm) => {
+      const digester = new ContentDigester(algorithm);
+      digester.update(data.subarray(0, 100));
+      const digest = digester.digest();
+      expect(() => digester.update(data.subarray(100, 200))).toThrow(/update\(\) after digest\(\)/);
+      expect(digester.digest().equals(digest)).toBe(true);
+      expect(digester.bytes).toBe(100);
+    },
+  );
+});
+
 describe('known answers', () => {
   it('the empty file: D is H of the empty string, as Dropbox defines it', () => {
     expect(contentDigest('sha256', Buffer.alloc(0)).toString('hex')).toBe(
@@ -172,5 +208,20 @@ describe('negotiation', () => {
       expect(caught).toMatchObject({ code: 'VERSION_MISMATCH', status: 106, fatal: true });
       expect((caught as Error).message).toMatch(/no common integrity algorithm/);
     }
+  });
+
+  it("names both lists as they are, and a hostile client's long one only in part", () => {
+    expect(() => chooseIntegrityAlgorithm(['md5', 'blake3'])).toThrow(
+      'client offers [md5, blake3], server supports [xxh128, sha256]',
+    );
+    const many = Array.from({ length: 10_000 }, (_, i) => `algorithm-${i}`);
+    let message = '';
+    try {
+      chooseIntegrityAlgorithm(many);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('client offers [algorithm-0, algorithm-1, ');
+    expect(message.length).toBeLessThan(400);
   });
 });
