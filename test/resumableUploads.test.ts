@@ -1,5 +1,5 @@
 /** The server-wide table of resumable uploads (server/resumableUploads.ts): who gives way to a retry. */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type ResumableHolder, ResumableUploads } from '../server/resumableUploads.js';
 
 const key = { size: 10, algorithm: 'xxh128' as const, source: 'v1' };
@@ -14,6 +14,10 @@ function holder(stalledForMs: number): ResumableHolder & { gaveWay: boolean } {
   };
   return made;
 }
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('ResumableUploads', () => {
   it('fails only holders of the same data that stalled long enough, and waits for them', async () => {
@@ -76,6 +80,54 @@ describe('ResumableUploads', () => {
     uploads.hold('', 'f', { ...byDigest, digest: 'bb'.repeat(16) }, other);
     await uploads.takeOverStalled('', 'f', byDigest, 1_000);
     expect([one.gaveWay, other.gaveWay]).toEqual([true, false]);
+  });
+
+  it('keys whose parts would run together stay apart (a path ending in digits, another size)', async () => {
+    const uploads = new ResumableUploads();
+    const held = holder(5_000);
+    uploads.hold('', 'f', { ...key, size: 10 }, held);
+    await uploads.takeOverStalled('', 'f1', { ...key, size: 0 }, 1_000);
+    expect(held.gaveWay).toBe(false);
+  });
+
+  it('leaves no timer behind once what it waited for is kept', async () => {
+    vi.useFakeTimers();
+    const uploads = new ResumableUploads();
+    const stalled = holder(5_000);
+    uploads.hold('', 'f', key, stalled);
+    await uploads.takeOverStalled('', 'f', key, 1_000);
+    expect(stalled.gaveWay).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a taker waits for the latest holder giving way, after an earlier one has finished', async () => {
+    const uploads = new ResumableUploads();
+    const slow = () => {
+      let kept = () => {};
+      const giving = new Promise<void>((resolve) => {
+        kept = resolve;
+      });
+      return { holder: { isStalledFor: () => true, giveWay: () => giving }, kept: () => kept() };
+    };
+    const first = slow();
+    const second = slow();
+    const releaseFirst = uploads.hold('', 'f', key, first.holder);
+    const one = uploads.takeOverStalled('', 'f', key, 1_000);
+    const releaseSecond = uploads.hold('', 'f', key, second.holder);
+    const two = uploads.takeOverStalled('', 'f', key, 1_000);
+    releaseFirst();
+    releaseSecond();
+    first.kept();
+    await one;
+    let third = false;
+    const three = uploads.takeOverStalled('', 'f', key, 1_000).then(() => {
+      third = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(third).toBe(false); // the second holder has not kept what it wrote yet
+    second.kept();
+    await Promise.all([two, three]);
+    expect(third).toBe(true);
   });
 
   it('a second taker waits for a holder still giving way to the first', async () => {
