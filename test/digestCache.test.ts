@@ -161,7 +161,39 @@ describe('leading block digests short of a whole digest', () => {
   });
 });
 
+describe('a version vouched for by an upload', () => {
+  const file = { dev: 1, ino: 1, size: 100, mtimeMs: 0, ctimeMs: 5_000 };
+
+  it('takes a digest of another algorithm read within the racy window, and has no leading blocks of it before', () => {
+    const cache = new DigestCache();
+    const xxh128 = digestOf('x'.repeat(100));
+    cache.set(file, xxh128); // an upload's commit: storage wrote the bytes itself
+    expect(cache.leadingBlocks(file, 'sha256')).toEqual([]);
+    const digester = new ContentDigester('sha256');
+    digester.update(Buffer.from('x'.repeat(100)));
+    const sha256 = digester.result();
+    cache.set(file, sha256, file.ctimeMs); // a download's, read right after the commit
+    expect(cache.get(file, 'sha256')).toBe(sha256);
+    expect(cache.get(file, 'xxh128')).toBe(xxh128);
+  });
+});
+
 describe('eviction', () => {
+  it('keeps versions holding exactly maxBytes together, or alone', () => {
+    const file = (ino: number) => ({ dev: 1, ino, size: 1, mtimeMs: 0, ctimeMs: 0 });
+    const measure = new DigestCache();
+    measure.set(file(1), digestOf('a'));
+    const one = measure.bytes;
+    const alone = new DigestCache(100, 8, one);
+    alone.set(file(1), digestOf('a'));
+    expect(alone.size).toBe(1);
+    const two = new DigestCache(100, 8, 2 * one);
+    two.set(file(1), digestOf('a'));
+    two.set(file(2), digestOf('b'));
+    expect(two.size).toBe(2);
+    expect(two.bytes).toBe(2 * one);
+  });
+
   it('drops the version set least recently, counting a version set again as recent', () => {
     const file = (ino: number) => ({ dev: 1, ino, size: 1, mtimeMs: 0, ctimeMs: 0 });
     const cache = new DigestCache(2);
