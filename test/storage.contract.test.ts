@@ -440,6 +440,23 @@ describe.each(backends)('$name storage', (backend) => {
       expect(await hostNames(fx)).toEqual(['target']);
       expect((await storage.stat('target')).type).toBe('dir');
     });
+
+    it('gives back a beforeReplace refusal as it is, leaving the target as it was and no temporary file', async () => {
+      await put(storage, 'target', 'before');
+      const upload = await storage.createUpload('target');
+      await upload.write([Buffer.from('after')]);
+      const refusal = new Error('over quota');
+      const outcome = await upload
+        .commit(undefined, {
+          beforeReplace: () => {
+            throw refusal;
+          },
+        })
+        .catch((error: unknown) => error);
+      expect(outcome).toBe(refusal);
+      expect(await hostNames(fx)).toEqual(['target']);
+      expect((await readAll(storage, 'target')).toString()).toBe('before');
+    });
   });
 
   describe('digests and sizing', () => {
