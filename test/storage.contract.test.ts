@@ -22,6 +22,7 @@ import { diskFs } from '../storage/diskFs.js';
 import { fileDigest } from '../storage/fileDigest.js';
 import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
+import { hashReadBuffers } from '../storage/hashReadBuffers.js';
 import { openStorage } from '../storage/index.js';
 import { MemoryStorage, memfsApi } from '../storage/memory.js';
 import { hashKept } from '../storage/partialUpload.js';
@@ -1218,7 +1219,9 @@ describe.each(backends)('$name storage', (backend) => {
       await fx.host.truncate(path.posix.join(fx.root, 'd', hidden!), INTEGRITY_BLOCK_BYTES + 10);
       const kept = { size: resumed.takenOverBytes!, read: resumed.readKept!.bind(resumed) };
       const digester = new ContentDigester('xxh128');
+      const lentBefore = hashReadBuffers.lent;
       await expectStorageError(hashKept(kept, 'd/f.bin', 2 * INTEGRITY_BLOCK_BYTES, digester), 'NOT_FOUND');
+      expect(hashReadBuffers.lent).toBe(lentBefore); // the read buffer went back, failed read or not
       digester.release();
       await resumed.abort();
     });
