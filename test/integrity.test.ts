@@ -121,15 +121,20 @@ describe('the one XXH3-128 instance streams share once the pool is empty', () =>
   it("a stream given up while another holds the instance leaves that one's state alone", async () => {
     // Every idle instance taken (synchronously: no refill lands meanwhile), so these share one.
     const pooled = Array.from({ length: idleXxh128Instances() }, () => new ContentDigester('xxh128'));
-    const [gone, kept, third] = [0, 1, 2].map(() => new ContentDigester('xxh128'));
-    gone!.update(data.subarray(0, 1000));
-    kept!.update(data.subarray(1000, 2000)); // kept holds the instance now
-    gone!.release(); // a cancelled transfer's: it does not hold the instance
-    third!.update(data.subarray(5000, 6000)); // takes the instance over, saving kept's state
-    kept!.update(data.subarray(2000, 3000));
-    const thirdDigest = third!.digest();
-    const keptDigest = kept!.digest();
-    for (const digester of pooled) digester.release();
+    let thirdDigest: Buffer;
+    let keptDigest: Buffer;
+    try {
+      const [gone, kept, third] = [0, 1, 2].map(() => new ContentDigester('xxh128'));
+      gone!.update(data.subarray(0, 1000));
+      kept!.update(data.subarray(1000, 2000)); // kept holds the instance now
+      gone!.release(); // a cancelled transfer's: it does not hold the instance
+      third!.update(data.subarray(5000, 6000)); // takes the instance over, saving kept's state
+      kept!.update(data.subarray(2000, 3000));
+      thirdDigest = third!.digest();
+      keptDigest = kept!.digest();
+    } finally {
+      for (const digester of pooled) digester.release();
+    }
     expect(keptDigest.toString('hex')).toBe(
       (await reference('xxh128', data.subarray(1000, 3000))).digest.toString('hex'),
     );

@@ -1,6 +1,7 @@
 /** The server-wide table of resumable uploads (server/resumableUploads.ts): who gives way to a retry. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type ResumableHolder, ResumableUploads } from '../server/resumableUploads.js';
+import { delay } from './helpers/waits.js';
 
 const key = { size: 10, algorithm: 'xxh128' as const, source: 'v1' };
 
@@ -123,7 +124,7 @@ describe('ResumableUploads', () => {
     const three = uploads.takeOverStalled('', 'f', key, 1_000).then(() => {
       third = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await delay(20);
     expect(third).toBe(false); // the second holder has not kept what it wrote yet
     second.kept();
     await Promise.all([two, three]);
