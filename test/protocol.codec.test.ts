@@ -256,6 +256,72 @@ describe('frame codec', () => {
     expect(decoder.midFrame).toBe(false);
   });
 
+  it('says it is inside a frame from the first byte of a header on', () => {
+    const decoder = new FrameDecoder(LIMITS, () => {});
+    const open = encodeOpen(1, { op: 'stat', path: 'a' });
+    decoder.push(open.subarray(0, 5));
+    expect(decoder.midFrame).toBe(true);
+    decoder.push(open.subarray(5));
+    expect(decoder.midFrame).toBe(false);
+  });
+
+  it('marks DATA pieces of its own input (not borrowed) as not borrowed', () => {
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder(LIMITS, (frame) => frames.push(frame));
+    decoder.push(encodeData(3, Buffer.from('abc')));
+    expect(frames.map((f) => f.borrowed)).toEqual([false]);
+  });
+
+  it('delivers no empty DATA piece for an empty push in the middle of a payload', () => {
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder(LIMITS, (frame) => frames.push(frame));
+    const data = encodeData(3, Buffer.from('0123456789'));
+    decoder.push(data.subarray(0, HEADER_BYTES + 4));
+    decoder.push(Buffer.alloc(0));
+    decoder.push(data.subarray(HEADER_BYTES + 4));
+    expect(frames.map((f) => f.payload.toString())).toEqual(['0123', '456789']);
+  });
+
+  it('accepts a control payload of exactly the control limit', () => {
+    const payload = Buffer.alloc(LIMITS.maxControlPayloadBytes, 0x20);
+    const [frame] = decodeAll(encodeFrame(FrameType.OPEN, 0, 1, payload));
+    expect(frame?.payload.length).toBe(LIMITS.maxControlPayloadBytes);
+  });
+
+  it('takes a raised control limit from the next frame header on', () => {
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder({ maxFramePayloadBytes: 1024, maxControlPayloadBytes: 16 }, (frame) =>
+      frames.push(frame),
+    );
+    const request = encodeFrame(FrameType.OPEN, 0, 1, Buffer.alloc(100, 0x20));
+    decoder.setMaxControlPayloadBytes(100);
+    decoder.push(request);
+    expect(frames.map((f) => f.payload.length)).toEqual([100]);
+    // The frame limit stays as it was.
+    expect(() => decoder.push(encodeData(1, Buffer.alloc(1025)))).toThrow(
+      expect.objectContaining({ code: 'FRAME_TOO_LARGE' }),
+    );
+  });
+
+  it('wholeFrames copies borrowed pieces, so the whole payload survives its input being overwritten', () => {
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder(
+      LIMITS,
+      wholeFrames((frame) => frames.push(frame)),
+    );
+    const data = encodeData(3, Buffer.from('0123456789'));
+    const input = Buffer.alloc(data.length);
+    for (const [from, to] of [
+      [0, HEADER_BYTES + 4],
+      [HEADER_BYTES + 4, data.length],
+    ] as const) {
+      const n = data.copy(input, 0, from, to);
+      decoder.push(input.subarray(0, n), true);
+      input.fill(0xee); // the shared buffer's next read
+    }
+    expect(frames.map((f) => f.payload.toString())).toEqual(['0123456789']);
+  });
+
   it('allocDataFrame leaves room for the payload right after the header', () => {
     const frame = allocDataFrame(2, 4);
     frame.write('abcd', HEADER_BYTES);
@@ -337,10 +403,13 @@ describe('malformed input', () => {
   it('stops for good after a fatal error', () => {
     const frames: Frame[] = [];
     const decoder = new FrameDecoder(LIMITS, (f) => frames.push(f));
+    expect(decoder.failed).toBe(false);
     expect(() => decoder.push(header(0x7f, 0, 1, 0))).toThrow(ProtocolError);
     expect(decoder.failed).toBe(true);
     decoder.push(encodeCancel(1));
     expect(frames).toHaveLength(0);
+    // Later input is dropped, not held.
+    expect(decoder.midFrame).toBe(false);
   });
 
   it('delivers the frames before a bad one, then fails', () => {
