@@ -104,6 +104,45 @@ describe('InboundWindow (the receiving side)', () => {
   });
 });
 
+describe('InboundWindow bounds', () => {
+  it('accepts the smallest window, and initial credit from 0 to 2^31−1', () => {
+    expect(new InboundWindow(1, 1).open()).toBe(1);
+    const none = new InboundWindow(1, 1000);
+    none.grantInitial(0);
+    expect(none.open()).toBe(1000);
+    const all = new InboundWindow(1, 1000);
+    all.grantInitial(MAX_CREDIT);
+    expect(all.available).toBe(MAX_CREDIT);
+    expect(all.open()).toBe(0);
+  });
+
+  it('counts initial credit already consumed but not yet granted back when it opens', () => {
+    const window = new InboundWindow(1, 1000);
+    window.grantInitial(256);
+    window.take(256);
+    // Less than half a window consumed: nothing goes back yet, and open() must not give it twice.
+    expect(window.consumed(100)).toBe(0);
+    expect(window.open()).toBe(1000 - 256);
+    window.take(744);
+    expect(() => window.take(1)).toThrow(ProtocolError);
+  });
+
+  it('can be released without growth (nothing taken from a budget, no sampler)', () => {
+    const window = new InboundWindow(1, 1000);
+    window.open();
+    expect(() => window.release()).not.toThrow();
+  });
+});
+
+describe('WindowBudget', () => {
+  it('takes a budget of 0 or more whole bytes, and refuses others', () => {
+    expect(new WindowBudget(0).take(10)).toBe(0);
+    expect(() => new WindowBudget(-1)).toThrow(RangeError);
+    expect(() => new WindowBudget(1.5)).toThrow(RangeError);
+    expect(() => new WindowBudget(Number.NaN)).toThrow(RangeError);
+  });
+});
+
 describe('InboundWindow growth (autotuning)', () => {
   const KiB = 1024;
   /** The peer sends everything its credit allows; this side consumes it at once. */
@@ -208,6 +247,38 @@ describe('InboundWindow growth (autotuning)', () => {
     expect(window.consumed(50 * KiB)).toBe(50 * KiB + 64 * KiB);
     expect(window.size).toBe(128 * KiB);
     window.release();
+  });
+
+  it('grows when exactly two thirds of the window arrived in one round trip', () => {
+    const window = new InboundWindow(1, 3000, { maxSize: 1024 * KiB, budget: new WindowBudget(1024 * KiB) });
+    window.open();
+    window.roundTripStarted();
+    window.take(2000);
+    window.roundTripEnded(1);
+    expect(window.consumed(2000)).toBe(2000 + 3000);
+    expect(window.size).toBe(6000);
+  });
+
+  it('does not count an empty DATA frame before any credit as the peer running out', () => {
+    const window = new InboundWindow(1, 64 * KiB, {
+      maxSize: 1024 * KiB,
+      budget: new WindowBudget(1024 * KiB),
+    });
+    window.take(0);
+    window.open();
+    window.take(40 * KiB);
+    expect(window.consumed(40 * KiB)).toBe(40 * KiB);
+    expect(window.size).toBe(64 * KiB);
+  });
+
+  it('grows no window past 2^31−1, whatever maxSize says', () => {
+    const size = 2 ** 30 + 100;
+    const window = new InboundWindow(1, size, { maxSize: 2 ** 32, budget: new WindowBudget(2 ** 32) });
+    window.open();
+    window.take(size);
+    expect(window.consumed(size)).toBe(MAX_CREDIT);
+    expect(window.size).toBe(MAX_CREDIT);
+    expect(window.available).toBe(MAX_CREDIT);
   });
 
   it('counts exactly a quarter of the window still held as keeping up', () => {
