@@ -113,6 +113,46 @@ describe('ReceivedBytes', () => {
   });
 });
 
+describe('BlockPool and ReceivedBytes at their edges', () => {
+  it('takes only a positive whole block size, and keeps no more free blocks than its bound', () => {
+    for (const bad of [0, -16, 1.5, Number.NaN]) expect(() => new BlockPool(bad, 64)).toThrow(RangeError);
+    const pool = new BlockPool(16, 64); // four blocks
+    const blocks = Array.from({ length: 5 }, () => pool.acquire());
+    for (const block of blocks) pool.release(block);
+    expect(pool.freeCount).toBe(4);
+  });
+
+  it('keeps nothing of an empty payload, and a take of nothing has no chunks', () => {
+    const received = new ReceivedBytes(new BlockPool(16, 64));
+    received.append(Buffer.alloc(0), true);
+    received.append(Buffer.alloc(0), false);
+    expect(received.heldBytes).toBe(0);
+    const taken = received.take();
+    expect([taken.chunks, taken.bytes]).toEqual([[], 0]);
+  });
+
+  it('copies into a block once exactly a quarter block has gathered', () => {
+    const received = new ReceivedBytes(new BlockPool(16, 64));
+    received.append(Buffer.from('abcd'), true);
+    expect(received.heldBytes).toBe(16);
+    received.dispose();
+  });
+
+  it('gives what a take held back once, however often its write says it is over', () => {
+    const pool = new BlockPool(16, 64);
+    let reported = 0;
+    const received = new ReceivedBytes(pool, (delta) => {
+      reported += delta;
+    });
+    received.append(Buffer.from('x'), true); // a buffer of its own
+    received.append(Buffer.alloc(10, 1), true); // a block
+    const taken = received.take();
+    taken.release();
+    taken.release();
+    expect([received.heldBytes, reported, pool.freeCount]).toEqual([0, 0, 1]);
+  });
+});
+
 describe('ReceivedBytes with the real block size', () => {
   it("copies a TLS socket's 16 KiB pieces into one block, not each into a fresh buffer", () => {
     const pool = new BlockPool(DEFAULTS.receivedBlockBytes, 4 * DEFAULTS.receivedBlockBytes);
