@@ -7,11 +7,14 @@ import {
   blockDigestsFitting,
   FrameType,
   HEADER_BYTES,
+  MAX_CREDIT,
+  MAX_ERROR_MESSAGE_CHARS,
   MIN_FRAME_PAYLOAD_BYTES,
 } from '../shared/protocol/constants.js';
 import { FrameDecoder, wholeFrames } from '../shared/protocol/decoder.js';
 import {
   allocDataFrame,
+  encodeAuth,
   encodeCancel,
   encodeData,
   encodeEnd,
@@ -28,6 +31,8 @@ import {
 import { creditTaken, type Frame } from '../shared/protocol/frame.js';
 import {
   errorPayload,
+  parseAuthRequest,
+  parseAuthResult,
   parseEnd,
   parseErrorPayload,
   parseHello,
@@ -602,5 +607,198 @@ describe('malformed input', () => {
     const emoji = errorPayload(new MuxftpError('NOT_FOUND', `ab${'😀'.repeat(3000)}`)).message;
     expect(emoji.endsWith('😀…')).toBe(true);
     expect(errorPayload(new MuxftpError('NOT_FOUND', 'short')).message).toBe('short');
+  });
+});
+
+describe('control payloads: each check and each field (a mutation run found them unchecked)', () => {
+  const json = (type: number, value: unknown): Frame => ({
+    type,
+    flags: 0,
+    streamId: 0,
+    payload: Buffer.from(JSON.stringify(value)),
+  });
+  const hello = { protocol: 'muxftp', versions: [2], maxFramePayload: 65536 };
+  const limits = {
+    maxFramePayload: MIN_FRAME_PAYLOAD_BYTES,
+    maxStreams: 1,
+    maxPathBytes: 4096,
+    streamWindow: 1,
+  };
+  const welcome = {
+    version: 2,
+    limits,
+    integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
+  };
+  const refused = (
+    parse: (frame: Frame) => unknown,
+    type: number,
+    value: unknown,
+    code = 'PROTOCOL_ERROR',
+  ) => {
+    try {
+      parse(json(type, value));
+    } catch (err) {
+      expect(err).toBeInstanceOf(ProtocolError);
+      expect((err as ProtocolError).code).toBe(code);
+      return;
+    }
+    throw new Error(`accepted ${JSON.stringify(value)}`);
+  };
+
+  it('HELLO: keeps the fields it knows with their types, and nothing else', () => {
+    // A version-1 HELLO has no integrity list: it parses, so the server can answer VERSION_MISMATCH.
+    expect(
+      parseHello(json(FrameType.HELLO, { ...hello, agent: 5, uploadInitialWindow: false })),
+    ).toStrictEqual(hello);
+    const full = { ...hello, agent: 'a', integrity: ['sha256'], uploadInitialWindow: true, keepaliveMs: 1 };
+    expect(parseHello(json(FrameType.HELLO, full))).toStrictEqual(full);
+  });
+
+  it.each([
+    ['versions that are not a list', { versions: 2 }],
+    ['a version that is not an integer', { versions: [2, 1.5] }],
+    ['a maxFramePayload that is not an integer', { maxFramePayload: 1.5 }],
+    ['a maxFramePayload past 2^53 - 1', { maxFramePayload: 2 ** 53 }],
+    ['an integrity name that is not a string', { integrity: ['sha256', 1] }],
+    ['an uploadInitialWindow that is not a boolean', { uploadInitialWindow: 'yes' }],
+    ['a keepaliveMs of 0', { keepaliveMs: 0 }],
+    ['a keepaliveMs that is not an integer', { keepaliveMs: 1.5 }],
+  ])('HELLO: refuses %s', (_name, change) => refused(parseHello, FrameType.HELLO, { ...hello, ...change }));
+
+  it('WELCOME: keeps the fields it knows with their types, the smallest limits allowed, and nothing else', () => {
+    expect(parseWelcome(json(FrameType.WELCOME, { ...welcome, agent: 5, ping: false }))).toStrictEqual(
+      welcome,
+    );
+    const login = { required: true, anonymous: false, passwordNeedsTls: true };
+    const full = {
+      ...welcome,
+      agent: 'muxftp/1',
+      limits: { ...limits, uploadInitialWindow: MAX_CREDIT },
+      uploadInitialWindowOptional: true,
+      ping: true,
+      links: true,
+      umask: 0o022,
+      login,
+    };
+    expect(parseWelcome(json(FrameType.WELCOME, full))).toStrictEqual(full);
+  });
+
+  it.each([
+    ['a version that is not an integer', { version: '2' }],
+    ['no limits', { limits: undefined }],
+    ['limits that are null', { limits: null }],
+    ['a limit that is not a count', { limits: { ...limits, maxPathBytes: -1 } }],
+    ['maxStreams 0', { limits: { ...limits, maxStreams: 0 } }],
+    ['streamWindow 0', { limits: { ...limits, streamWindow: 0 } }],
+    [
+      'a maxFramePayload under the smallest allowed',
+      { limits: { ...limits, maxFramePayload: MIN_FRAME_PAYLOAD_BYTES - 1 } },
+    ],
+    ['an uploadInitialWindow past 2^31 - 1', { limits: { ...limits, uploadInitialWindow: MAX_CREDIT + 1 } }],
+    ['an uploadInitialWindow that is not a count', { limits: { ...limits, uploadInitialWindow: -1 } }],
+    ['an uploadInitialWindowOptional that is not a boolean', { uploadInitialWindowOptional: 1 }],
+    ['a ping that is not a boolean', { ping: 'yes' }],
+    ['a login that is null', { login: null }],
+    ['a login without its booleans', { login: { required: true, anonymous: false } }],
+    [
+      'a login with a required that is not a boolean',
+      { login: { required: 1, anonymous: false, passwordNeedsTls: false } },
+    ],
+    [
+      'a login with an anonymous that is not a boolean',
+      { login: { required: true, anonymous: 0, passwordNeedsTls: false } },
+    ],
+    ['integrity that is null', { integrity: null }],
+  ])('WELCOME: refuses %s', (_name, change) =>
+    refused(parseWelcome, FrameType.WELCOME, { ...welcome, ...change }),
+  );
+
+  it('WELCOME: a version not offered is a VERSION_MISMATCH', () => {
+    refused(parseWelcome, FrameType.WELCOME, { ...welcome, version: 1 }, 'VERSION_MISMATCH');
+  });
+
+  it("AUTH: a client's request round-trips, with a password only when it has one", () => {
+    const frame = (auth: object) => decodeAll(encodeAuth(auth as never))[0]!;
+    expect(parseAuthRequest(frame({ user: 'anonymous' }))).toStrictEqual({ user: 'anonymous' });
+    expect(parseAuthRequest(frame({ user: 'u'.repeat(256), password: '' }))).toStrictEqual({
+      user: 'u'.repeat(256),
+      password: '',
+    });
+    for (const bad of [{ user: '' }, { user: 'u'.repeat(257) }, { user: 5 }, { user: 'u', password: 5 }]) {
+      refused(parseAuthRequest, FrameType.AUTH, bad);
+    }
+  });
+
+  it("AUTH: a server's result, with only the permissions that are strings, and no attempts left is a count", () => {
+    expect(
+      parseAuthResult(json(FrameType.AUTH, { ok: true, user: 'u', permissions: ['read', 5] })),
+    ).toStrictEqual({
+      ok: true,
+      user: 'u',
+      permissions: ['read'],
+    });
+    expect(
+      parseAuthResult(json(FrameType.AUTH, { ok: false, message: 'no', attemptsLeft: 0 })),
+    ).toStrictEqual({
+      ok: false,
+      message: 'no',
+      attemptsLeft: 0,
+    });
+    for (const bad of [
+      { ok: true, permissions: [] },
+      { ok: true, user: 5, permissions: [] },
+      { ok: true, user: 'u' },
+      { ok: 'true', user: 'u', permissions: [] },
+      { ok: false, message: 5, attemptsLeft: 1 },
+      { ok: false, message: 'no', attemptsLeft: -1 },
+      { ok: 0, message: 'no', attemptsLeft: 1 },
+    ]) {
+      refused(parseAuthResult, FrameType.AUTH, bad);
+    }
+  });
+
+  it('ERROR: a status or message of the wrong type falls back, and details keep only what has its type', () => {
+    expect(
+      parseErrorPayload(json(FrameType.ERROR, { status: 'x', code: 'FUTURE', message: 5 })),
+    ).toStrictEqual({
+      code: 'PROTOCOL_ERROR',
+      message: 'unspecified error',
+    });
+    const details = (value: unknown) =>
+      parseErrorPayload(
+        json(FrameType.ERROR, { status: 302, code: 'SERVER_BUSY', message: 'm', details: value }),
+      );
+    expect(details(null)).toStrictEqual({ code: 'SERVER_BUSY', message: 'm' });
+    expect(details({ limit: '', keptBy: '', retryAfterMs: '5' })).toStrictEqual({
+      code: 'SERVER_BUSY',
+      message: 'm',
+    });
+    expect(details({ limit: ['a'], keptBy: 5, retryAfterMs: Number.POSITIVE_INFINITY })).toStrictEqual({
+      code: 'SERVER_BUSY',
+      message: 'm',
+    });
+    expect(details({ keptBy: 'k'.repeat(65) })).toStrictEqual({ code: 'SERVER_BUSY', message: 'm' });
+    const longest = { limit: 'l'.repeat(64), keptBy: 'k'.repeat(64), retryAfterMs: 0 };
+    expect(details(longest)).toStrictEqual({ code: 'SERVER_BUSY', message: 'm', details: longest });
+  });
+
+  it('ERROR: a message of exactly the most characters is sent whole, one more is cut to that many', () => {
+    const exact = 'm'.repeat(MAX_ERROR_MESSAGE_CHARS);
+    expect(errorPayload(new MuxftpError('NOT_FOUND', exact)).message).toBe(exact);
+    const cut = errorPayload(new MuxftpError('NOT_FOUND', `${exact}m`)).message;
+    expect(cut).toBe(`${'m'.repeat(MAX_ERROR_MESSAGE_CHARS - 1)}…`);
+  });
+
+  it('END: takes a size up to 2^53 - 1 and no more', () => {
+    const end = encodeEnd(1, Number.MAX_SAFE_INTEGER, 'xxh128', xxh);
+    expect(parseEnd(decodeAll(end)[0]!).size).toBe(Number.MAX_SAFE_INTEGER);
+    end.writeBigUInt64BE(BigInt(Number.MAX_SAFE_INTEGER) + 1n, HEADER_BYTES);
+    expect(() => parseEnd(decodeAll(end)[0]!)).toThrow(/size too large/);
+  });
+
+  it('encodes a REPLY without MORE and a PING that is not an answer with no flags, and refuses a PING of the wrong length', () => {
+    expect(decodeAll(encodeReply(1, {}))[0]!.flags).toBe(0);
+    expect(decodeAll(encodePing(Buffer.alloc(8)))[0]!.flags).toBe(0);
+    expect(() => encodePing(Buffer.alloc(7))).toThrow(RangeError);
   });
 });
