@@ -65,7 +65,6 @@ export function allocDataFrame(streamId: number, payloadLength: number): Buffer 
   return frame;
 }
 
-/** WINDOW payload: u32 credit increment. */
 /** A PING (`ack`: the answer to one), carrying `payload`'s eight bytes. */
 export function encodePing(payload: Uint8Array, ack = false): Buffer {
   if (payload.length !== PING_PAYLOAD_BYTES)
@@ -73,6 +72,7 @@ export function encodePing(payload: Uint8Array, ack = false): Buffer {
   return encodeFrame(FrameType.PING, ack ? Flags.ACK : 0, 0, payload);
 }
 
+/** WINDOW payload: u32 credit increment. */
 export function encodeWindow(streamId: number, increment: number): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_BYTES + WINDOW_PAYLOAD_BYTES);
   writeHeader(frame, FrameType.WINDOW, 0, streamId, WINDOW_PAYLOAD_BYTES);
