@@ -773,10 +773,22 @@ describe('control payloads: each check and each field (a mutation run found them
       code: 'SERVER_BUSY',
       message: 'm',
     });
-    expect(details({ limit: ['a'], keptBy: 5, retryAfterMs: Number.POSITIVE_INFINITY })).toStrictEqual({
+    expect(details({ limit: ['a'], keptBy: 5, retryAfterMs: Number.NaN })).toStrictEqual({
       code: 'SERVER_BUSY',
       message: 'm',
     });
+    // JSON has no Infinity, but a number too large for a double parses as one.
+    const infinite = Buffer.from(
+      '{"status":302,"code":"SERVER_BUSY","message":"m","details":{"retryAfterMs":1e999}}',
+    );
+    expect(
+      parseErrorPayload({ type: FrameType.ERROR, flags: 0, streamId: 0, payload: infinite }),
+    ).toStrictEqual({
+      code: 'SERVER_BUSY',
+      message: 'm',
+    });
+    // A payload that is JSON but not an object is malformed, not an error of unknown kind.
+    for (const value of [5, 'x', null, []]) refused(parseErrorPayload, FrameType.ERROR, value);
     expect(details({ keptBy: 'k'.repeat(65) })).toStrictEqual({ code: 'SERVER_BUSY', message: 'm' });
     const longest = { limit: 'l'.repeat(64), keptBy: 'k'.repeat(64), retryAfterMs: 0 };
     expect(details(longest)).toStrictEqual({ code: 'SERVER_BUSY', message: 'm', details: longest });
