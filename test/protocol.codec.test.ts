@@ -287,6 +287,15 @@ describe('frame codec', () => {
     expect(frames.map((f) => f.payload.toString())).toEqual(['0123', '456789']);
   });
 
+  it('delivers no empty DATA piece when borrowed input ends right after a DATA header', () => {
+    const frames: string[] = [];
+    const decoder = new FrameDecoder(LIMITS, (frame) => frames.push(frame.payload.toString()));
+    const data = encodeData(3, Buffer.from('0123456789'));
+    decoder.push(Buffer.from(data.subarray(0, HEADER_BYTES)), true);
+    decoder.push(Buffer.from(data.subarray(HEADER_BYTES)), true);
+    expect(frames).toEqual(['0123456789']);
+  });
+
   it('accepts a control payload of exactly the control limit', () => {
     const payload = Buffer.alloc(LIMITS.maxControlPayloadBytes, 0x20);
     const [frame] = decodeAll(encodeFrame(FrameType.OPEN, 0, 1, payload));
