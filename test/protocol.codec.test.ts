@@ -302,7 +302,7 @@ describe('frame codec', () => {
     expect(frame?.payload.length).toBe(LIMITS.maxControlPayloadBytes);
   });
 
-  it('takes a raised control limit from the next frame header on', () => {
+  it('setMaxControlPayloadBytes raises the control limit and leaves the frame limit as it was', () => {
     const frames: Frame[] = [];
     const decoder = new FrameDecoder({ maxFramePayloadBytes: 1024, maxControlPayloadBytes: 16 }, (frame) =>
       frames.push(frame),
@@ -311,7 +311,9 @@ describe('frame codec', () => {
     decoder.setMaxControlPayloadBytes(100);
     decoder.push(request);
     expect(frames.map((f) => f.payload.length)).toEqual([100]);
-    // The frame limit stays as it was.
+    // The frame limit stays as it was: a DATA of it still decodes, one byte more does not.
+    decoder.push(encodeData(1, Buffer.alloc(1024)));
+    expect(frames.map((f) => f.payload.length)).toEqual([100, 1024]);
     expect(() => decoder.push(encodeData(1, Buffer.alloc(1025)))).toThrow(
       expect.objectContaining({ code: 'FRAME_TOO_LARGE' }),
     );
@@ -423,6 +425,15 @@ describe('malformed input', () => {
     decoder.push(encodeCancel(1));
     expect(frames).toHaveLength(0);
     // Later input is dropped, not held.
+    expect(decoder.midFrame).toBe(false);
+  });
+
+  it('holds nothing of the chunk a fatal error came in', () => {
+    const decoder = new FrameDecoder(LIMITS, () => {});
+    const cancel = encodeCancel(1);
+    expect(() =>
+      decoder.push(Buffer.concat([header(0x7f, 0, 1, 0), cancel.subarray(0, cancel.length - 1)])),
+    ).toThrow(ProtocolError);
     expect(decoder.midFrame).toBe(false);
   });
 
@@ -655,7 +666,7 @@ describe('control payloads: each check and each field (a mutation run found them
   };
 
   it('HELLO: keeps the fields it knows with their types, and nothing else', () => {
-    // A version-1 HELLO has no integrity list: it parses, so the server can answer VERSION_MISMATCH.
+    // A HELLO without an integrity list (as version 1 sent) parses, so the server can answer VERSION_MISMATCH.
     expect(
       parseHello(json(FrameType.HELLO, { ...hello, agent: 5, uploadInitialWindow: false })),
     ).toStrictEqual(hello);
