@@ -123,8 +123,8 @@ describe('the one XXH3-128 instance streams share once the pool is empty', () =>
     const pooled = Array.from({ length: idleXxh128Instances() }, () => new ContentDigester('xxh128'));
     let thirdDigest: Buffer;
     let keptDigest: Buffer;
+    const [gone, kept, third] = [0, 1, 2].map(() => new ContentDigester('xxh128'));
     try {
-      const [gone, kept, third] = [0, 1, 2].map(() => new ContentDigester('xxh128'));
       gone!.update(data.subarray(0, 1000));
       kept!.update(data.subarray(1000, 2000)); // kept holds the instance now
       gone!.release(); // a cancelled transfer's: it does not hold the instance
@@ -133,7 +133,7 @@ describe('the one XXH3-128 instance streams share once the pool is empty', () =>
       thirdDigest = third!.digest();
       keptDigest = kept!.digest();
     } finally {
-      for (const digester of pooled) digester.release();
+      for (const digester of [...pooled, kept!, third!]) digester.release();
     }
     expect(keptDigest.toString('hex')).toBe(
       (await reference('xxh128', data.subarray(1000, 3000))).digest.toString('hex'),

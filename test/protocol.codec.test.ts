@@ -428,7 +428,7 @@ describe('malformed input', () => {
     expect(decoder.midFrame).toBe(false);
   });
 
-  it('holds nothing of the chunk a fatal error came in', () => {
+  it('counts no byte of the chunk a fatal error came in as held', () => {
     const decoder = new FrameDecoder(LIMITS, () => {});
     const cancel = encodeCancel(1);
     expect(() =>
@@ -793,7 +793,7 @@ describe('control payloads: each check and each field (a mutation run found them
       code: 'SERVER_BUSY',
       message: 'm',
     });
-    expect(details({ limit: ['a'], keptBy: 5, retryAfterMs: Number.NaN })).toStrictEqual({
+    expect(details({ limit: ['a'], keptBy: 5, retryAfterMs: null })).toStrictEqual({
       code: 'SERVER_BUSY',
       message: 'm',
     });

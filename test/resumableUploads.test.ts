@@ -147,7 +147,7 @@ describe('ResumableUploads', () => {
     // The holder leaves the table as soon as it is failed, before what it wrote is kept.
     release();
     const second = uploads.takeOverStalled('', 'f', key, 1_000).then(() => order.push('second'));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await delay(20);
     expect(order).toEqual([]); // before: the second went on at once, seeing nothing kept
     kept();
     await Promise.all([first, second]);

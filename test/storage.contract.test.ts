@@ -1205,7 +1205,7 @@ describe.each(backends)('$name storage', (backend) => {
       expect((await storage.keptPartials!('d')).map((entry) => entry.size)).toEqual([INTEGRITY_BLOCK_BYTES]);
     });
 
-    it('hashing the kept data a resume took over fails NOT_FOUND once the file is shorter', async () => {
+    it('hashing the kept data a resume took over fails NOT_FOUND once the file is shorter, and gives its read buffer back', async () => {
       await storage.mkdir('d');
       const first = await storage.createUpload('d/f.bin', { partial: key });
       await first.write([block(1), block(2)]);
@@ -1221,7 +1221,7 @@ describe.each(backends)('$name storage', (backend) => {
       const digester = new ContentDigester('xxh128');
       const lentBefore = hashReadBuffers.lent;
       await expectStorageError(hashKept(kept, 'd/f.bin', 2 * INTEGRITY_BLOCK_BYTES, digester), 'NOT_FOUND');
-      expect(hashReadBuffers.lent).toBe(lentBefore); // the read buffer went back, failed read or not
+      expect(hashReadBuffers.lent).toBe(lentBefore); // the read buffer went back, though the read failed
       digester.release();
       await resumed.abort();
     });
