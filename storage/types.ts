@@ -331,7 +331,7 @@ export interface Storage {
   ): Promise<UploadHandle>;
   /**
    * The data kept for `path` under `key`, if any. Optional: a storage without it never keeps
-   * partial uploads (memory storage), so every resume starts at 0.
+   * partial uploads, so every resume starts at 0 (both built-in storages, disk and memory, keep them).
    */
   openPartial?(path: string, key: PartialKey): Promise<PartialRead | undefined>;
   /**
