@@ -1495,3 +1495,75 @@ describe('FsStorage over an fs whose handles lack writev and write short', () =>
     await storage.close();
   });
 });
+
+describe('FsStorage over an fs whose writev stops short, or whose write makes no progress', () => {
+  /**
+   * memfs whose handles write through `writev`, which writes at most `writevBytes` of what it is
+   * given (a disk that took only part of it), and `write`, which writes at most `writeBytes`.
+   */
+  function shortFs(volume: Volume, limits: { writevBytes: number; writeBytes: number }): FsPromises {
+    const fs = volume.promises;
+    return {
+      ...memfsApi(volume),
+      open: async (path, flags) => {
+        const handle = await fs.open(path, flags);
+        return {
+          read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
+          writev: async (buffers, position) => {
+            const all = Buffer.concat(buffers);
+            const length = Math.min(all.length, limits.writevBytes);
+            if (length === 0) return { bytesWritten: 0 };
+            return handle.write(all, 0, length, position);
+          },
+          write: async (buffer, offset, length, position) => {
+            const capped = Math.min(length, limits.writeBytes);
+            // A turn of the event loop first, so that a writer retrying for ever times out.
+            if (capped === 0)
+              return new Promise((resolve) => setImmediate(() => resolve({ bytesWritten: 0 })));
+            return handle.write(buffer, offset, capped, position);
+          },
+          datasync: () => handle.datasync(),
+          truncate: (length) => handle.truncate(length),
+          stat: () => handle.stat(),
+          utimes: (atime, mtime) => handle.utimes(atime, mtime),
+          chmod: (mode) => handle.chmod(mode),
+          close: () => handle.close(),
+        };
+      },
+    };
+  }
+
+  it.each([
+    ['within the first chunk', 3],
+    ['at the end of a chunk', 10],
+    ['within a later chunk', 17],
+    ['before any byte', 0],
+  ])('finishes a writev that stopped %s from where it stopped, every byte in order', async (_, taken) => {
+    const storage = new FsStorage({
+      fs: shortFs(new Volume(), { writevBytes: taken, writeBytes: 4 }),
+      root: '/',
+      durable: false,
+    });
+    const content = randomBytes(40);
+    const upload = await storage.createUpload('file');
+    await upload.write([content.subarray(0, 10), content.subarray(10, 10), content.subarray(10, 25)]);
+    await upload.write([content.subarray(25)]);
+    expect(await upload.commit()).toMatchObject({ size: content.length });
+    expect((await readAll(storage, 'file')).equals(content)).toBe(true);
+    await storage.close();
+  });
+
+  it('fails a write that makes no progress (the upload is not stored), rather than trying it for ever', async () => {
+    const volume = new Volume();
+    const storage = new FsStorage({
+      fs: shortFs(volume, { writevBytes: 0, writeBytes: 0 }),
+      root: '/',
+      durable: false,
+    });
+    const upload = await storage.createUpload('file');
+    await expectStorageError(upload.write([Buffer.from('stuck')]), 'IO_ERROR');
+    await expectStorageError(upload.commit(), 'IO_ERROR');
+    expect(volume.readdirSync('/')).toEqual([]);
+    await storage.close();
+  }, 10_000);
+});
