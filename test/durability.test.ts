@@ -159,6 +159,21 @@ describe('fsync modes', () => {
     expect(calls.map((c) => c[0])).toEqual(['rename', 'committed']);
   });
 
+  it('never: a large upload is not flushed behind its writes either', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'muxftp-fsync-'));
+    roots.push(root);
+    const calls: Call[] = [];
+    const storage = new FsStorage({ fs: recordingFs(calls), root, durable: false, hostPaths: path });
+    const upload = await storage.createUpload('big.bin');
+    const chunk = Buffer.alloc(4 * 1024 * 1024, 7);
+    const chunks = Math.ceil((1.25 * DEFAULTS.uploadFlushAheadBytes) / chunk.length);
+    for (let i = 0; i < chunks; i++) await upload.write([chunk]);
+    await upload.commit();
+    await storage.close();
+    expect(calls.map((c) => c[0])).toEqual(['rename']);
+    expect((await fsPromises.stat(path.join(root, 'big.bin'))).size).toBe(chunks * chunk.length);
+  });
+
   it('openStorage refuses a mode that is not a boolean', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'muxftp-fsync-'));
     roots.push(root);
