@@ -228,6 +228,21 @@ describe.each(backends)('$name storage', (backend) => {
   }
 
   describe('uploads', () => {
+    it('refuses writes and a commit once the upload is committed or aborted, and changes nothing', async () => {
+      const committed = await storage.createUpload('c.bin');
+      await committed.write([Buffer.from('data')]);
+      await committed.commit();
+      await expect(committed.write([Buffer.from('late')])).rejects.toThrow(/already finished/);
+      await expect(committed.commit()).rejects.toThrow(/already finished/);
+      expect((await readAll(storage, 'c.bin')).toString()).toBe('data');
+      const aborted = await storage.createUpload('a.bin');
+      await aborted.write([Buffer.from('data')]);
+      await aborted.abort();
+      await expect(aborted.write([Buffer.from('late')])).rejects.toThrow(/already finished/);
+      await expect(aborted.commit()).rejects.toThrow(/already finished/);
+      expect(await hostNames(fx)).toEqual(['c.bin']);
+    });
+
     it('commits an upload that stat, list and openRead then agree on', async () => {
       const committed = await put(storage, 'hello.txt', 'hello, ', 'world');
       expect(committed).toMatchObject({ name: 'hello.txt', type: 'file', size: 12 });
@@ -1127,6 +1142,46 @@ describe.each(backends)('$name storage', (backend) => {
     const key = { size: 2 * INTEGRITY_BLOCK_BYTES, algorithm: 'xxh128' as const, source: 'v1' };
     const block = (fill: number) => Buffer.alloc(INTEGRITY_BLOCK_BYTES, fill);
 
+    it('keeps blocks only when asked, and only of an upload that may keep them; nothing else is left', async () => {
+      const plain = await storage.createUpload('p.bin');
+      await plain.write([block(1), Buffer.from('more')]);
+      expect(await plain.abort({ keepPartial: true })).toBe(0);
+      const resumable = await storage.createUpload('r.bin', { partial: key });
+      await resumable.write([block(1), Buffer.from('more')]);
+      expect(await resumable.abort()).toBe(0);
+      expect(await hostNames(fx)).toEqual([]);
+    });
+
+    it('an abort after the upload finished changes nothing: what was kept stays, a committed file too', async () => {
+      const cut = await storage.createUpload('f.bin', { partial: key });
+      await cut.write([block(1), Buffer.from('more')]);
+      expect(await cut.abort({ keepPartial: true })).toBe(INTEGRITY_BLOCK_BYTES);
+      expect(await cut.abort()).toBe(INTEGRITY_BLOCK_BYTES);
+      expect((await storage.keptPartials!('')).map((entry) => entry.size)).toEqual([INTEGRITY_BLOCK_BYTES]);
+      const done = await storage.createUpload('c.bin');
+      await done.write([Buffer.from('data')]);
+      await done.commit();
+      expect(await done.abort({ keepPartial: true })).toBe(0);
+      expect((await readAll(storage, 'c.bin')).toString()).toBe('data');
+    });
+
+    it('reads back only the kept data it took over, and nothing once finished', async () => {
+      const cut = await storage.createUpload('f.bin', { partial: key });
+      await cut.write([block(5)]);
+      await cut.abort({ keepPartial: true });
+      const resumed = await storage.createUpload('f.bin', {
+        partial: key,
+        resumeFrom: INTEGRITY_BLOCK_BYTES,
+      });
+      const buffer = Buffer.alloc(INTEGRITY_BLOCK_BYTES);
+      expect(await resumed.readKept!(buffer, 0, INTEGRITY_BLOCK_BYTES, 0)).toBe(INTEGRITY_BLOCK_BYTES);
+      expect(buffer.equals(block(5))).toBe(true);
+      await expect(resumed.readKept!(buffer, 0, 1, INTEGRITY_BLOCK_BYTES)).rejects.toThrow(RangeError);
+      await expect(resumed.readKept!(buffer, 0, INTEGRITY_BLOCK_BYTES, 1)).rejects.toThrow(RangeError);
+      await resumed.abort({ keepPartial: true });
+      await expect(resumed.readKept!(buffer, 0, 1, 0)).rejects.toThrow(/already finished/);
+    });
+
     it('reports the bytes kept, taken over and swept, and lists kept ones no upload has taken over', async () => {
       // Every FsStorage backend keeps partial uploads (the interface makes it optional).
       const keptPartials = (dir: string) => storage.keptPartials!(dir);
@@ -1410,8 +1465,8 @@ describe('MemoryStorage', () => {
 });
 
 describe('FsStorage over an fs whose writes fail (a full disk)', () => {
-  /** memfs whose writes fail with ENOSPC from the `failFrom`-th on (1: the first). */
-  function fillingFs(volume: Volume, failFrom: number): FsPromises {
+  /** memfs whose writes fail with ENOSPC from the `failFrom`-th on (1: the first), until the `failUntil`-th. */
+  function fillingFs(volume: Volume, failFrom: number, failUntil = Number.POSITIVE_INFINITY): FsPromises {
     const fs = volume.promises;
     let writes = 0;
     const full = () => Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
@@ -1422,7 +1477,7 @@ describe('FsStorage over an fs whose writes fail (a full disk)', () => {
         return {
           read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
           write: async (buffer, offset, length, position) => {
-            if (++writes >= failFrom) throw full();
+            if (++writes >= failFrom && writes < failUntil) throw full();
             return handle.write(buffer, offset, length, position);
           },
           datasync: () => handle.datasync(),
@@ -1439,6 +1494,18 @@ describe('FsStorage over an fs whose writes fail (a full disk)', () => {
   it('never commits an upload one of whose writes failed, and leaves no file behind', async () => {
     const volume = new Volume();
     const storage = new FsStorage({ fs: fillingFs(volume, 2), root: '/', durable: false });
+    const upload = await storage.createUpload('file');
+    await upload.write([Buffer.from('first')]);
+    await expectStorageError(upload.write([Buffer.from('second')]), 'NO_SPACE');
+    await expectStorageError(upload.write([Buffer.from('third')]), 'NO_SPACE');
+    await expectStorageError(upload.commit(), 'NO_SPACE');
+    expect(volume.readdirSync('/')).toEqual([]);
+    await storage.close();
+  });
+
+  it('fails every later write and the commit once one write failed, even when the disk has room again', async () => {
+    const volume = new Volume();
+    const storage = new FsStorage({ fs: fillingFs(volume, 2, 3), root: '/', durable: false });
     const upload = await storage.createUpload('file');
     await upload.write([Buffer.from('first')]);
     await expectStorageError(upload.write([Buffer.from('second')]), 'NO_SPACE');
