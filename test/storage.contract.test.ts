@@ -1429,9 +1429,10 @@ describe('MemoryStorage', () => {
     await upload.write([content.subarray(0, 64 * 1024 - 1)]);
     expect(Math.max(0, ...capacities())).toBeLessThan(expected); // one byte short of 1/64
     expect(storage.reservedBytes).toBe(0);
-    await upload.write([content.subarray(64 * 1024 - 1, 256 * 1024)]);
+    await upload.write([content.subarray(64 * 1024 - 1, 64 * 1024)]); // exactly 1/64
     expect(capacities()).toContain(expected);
     expect(storage.reservedBytes).toBe(expected);
+    await upload.write([content.subarray(64 * 1024, 256 * 1024)]);
     for (let at = 256 * 1024; at < expected; at += 256 * 1024)
       await upload.write([content.subarray(at, at + 256 * 1024)]);
     await upload.commit();
@@ -1451,6 +1452,28 @@ describe('MemoryStorage', () => {
     expect(storage.reservedBytes).toBe(size); // the second did not fit
     for (const upload of uploads) await upload.write([content.subarray(size / 2)]);
     await Promise.all(uploads.map((upload) => upload.commit()));
+    expect(storage.reservedBytes).toBe(0);
+    for (const i of [0, 1]) expect((await readAll(storage, `f${i}`)).equals(content)).toBe(true);
+    await storage.close();
+  });
+
+  it('reserves for an upload refused room once another gave its room back, at its next write', async () => {
+    const storage = new MemoryStorage({ maxReservedBytes: 3 * 1024 * 1024 });
+    const size = 2 * 1024 * 1024;
+    const [first, second] = await Promise.all(
+      [0, 1].map((i) => storage.createUpload(`f${i}`, { expectedSize: size })),
+    );
+    const content = randomBytes(size);
+    await first!.write([content.subarray(0, size / 2)]);
+    await second!.write([content.subarray(0, size / 2)]);
+    expect(storage.reservedBytes).toBe(size); // the second did not fit
+    await first!.write([content.subarray(size / 2)]);
+    await first!.commit();
+    expect(storage.reservedBytes).toBe(0);
+    await second!.write([content.subarray(size / 2, (3 * size) / 4)]);
+    expect(storage.reservedBytes).toBe(size);
+    await second!.write([content.subarray((3 * size) / 4)]);
+    await second!.commit();
     expect(storage.reservedBytes).toBe(0);
     for (const i of [0, 1]) expect((await readAll(storage, `f${i}`)).equals(content)).toBe(true);
     await storage.close();
