@@ -1,6 +1,6 @@
 /**
- * An upload on disk closes its temporary file however it ends: committed, aborted, aborted
- * keeping its whole blocks, or refused at the commit. Else every such upload costs the server a
+ * An upload on disk closes its temporary file however it ends: committed, aborted, or aborted
+ * keeping its whole blocks. Else every such upload costs the server a
  * descriptor for good. Real files on disk, counted in /proc/self/fd (Linux only).
  */
 import { existsSync, readdirSync } from 'node:fs';
