@@ -4,7 +4,6 @@
  * costs the server a descriptor for good: real files on disk, counted in /proc/self/fd (Linux
  * only). And a Storage without the optional openPartial holds nothing, which is not an error.
  */
-import { existsSync, readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
@@ -12,6 +11,7 @@ import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { openStorage } from '../storage/index.js';
 import { hashPartial, heldPartial } from '../storage/partialUpload.js';
 import type { Storage } from '../storage/types.js';
+import { canCountDescriptors, openDescriptors } from './helpers/openDescriptors.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const tempDirs = new TempDirs('muxftp-partial-fds-');
@@ -21,7 +21,6 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-const openDescriptors = (): number => readdirSync('/proc/self/fd').length;
 const key = { size: 4 * INTEGRITY_BLOCK_BYTES, algorithm: 'xxh128' as const, source: 'v1' };
 
 /** Disk storage holding one whole block (and a bit) kept for f.bin under `key`. */
@@ -34,7 +33,7 @@ async function storageKeepingOneBlock(): Promise<Storage> {
   return storage;
 }
 
-describe.skipIf(!existsSync('/proc/self/fd'))('hashing kept data closes the kept file', () => {
+describe.skipIf(!canCountDescriptors)('hashing kept data closes the kept file', () => {
   it('after a partial query that found the kept block', async () => {
     const storage = await storageKeepingOneBlock();
     await heldPartial(storage, 'f.bin', key, 4); // anything opened once for good (wasm, pools)

@@ -7,7 +7,7 @@
  * 49 of 50 outside files into a user's home, deleted as many, and planted uploads outside.
  * Real files on disk; Linux only (/proc/self/fd).
  */
-import { existsSync, readdirSync } from 'node:fs';
+
 import {
   lstat,
   mkdir,
@@ -27,12 +27,13 @@ import { DiskStorage } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
 import { storageErrorFromFs } from '../storage/fsErrors.js';
 import { PinnedDirectories } from '../storage/pinnedDirectories.js';
+import { canCountDescriptors, openDescriptors } from './helpers/openDescriptors.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const tempDirs = new TempDirs('muxftp-pinned-');
 afterEach(() => tempDirs.removeAll());
 
-const pinning = process.platform === 'linux' && existsSync('/proc/self/fd');
+const pinning = process.platform === 'linux' && canCountDescriptors;
 
 /**
  * A root with home/t/real (a directory) and home/t/swapped (a link to a directory outside, named
@@ -172,13 +173,12 @@ describe.skipIf(!pinning)('calls through a directory swapped for a link out of t
     const { root, fs } = await swappedTree();
     const dir = join(root, 'home', 't', 'real');
     for (let i = 0; i < 300; i++) await writeFile(join(dir, `f${i}`), '');
-    const open = () => readdirSync('/proc/self/fd').length;
-    const before = open();
+    const before = openDescriptors();
     let most = before;
     let removing = true;
     const watch = (async () => {
       while (removing) {
-        most = Math.max(most, open());
+        most = Math.max(most, openDescriptors());
         await new Promise((resolve) => setImmediate(resolve));
       }
     })();

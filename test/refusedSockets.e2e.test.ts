@@ -3,22 +3,12 @@
  * close must not turn that into a way to hold the server's descriptors (ulimit -n 1024 was all
  * taken by one host refused by --max-connections-per-ip).
  */
-import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
+import { canCountDescriptors, openDescriptors } from './helpers/openDescriptors.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
-
-const hasProc = (() => {
-  try {
-    readdirSync('/proc/self/fd');
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const openDescriptors = () => readdirSync('/proc/self/fd').length;
 
 let server: TestServer | undefined;
 const sockets: Socket[] = [];
@@ -28,7 +18,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-describe.skipIf(!hasProc)('refused sockets', () => {
+describe.skipIf(!canCountDescriptors)('refused sockets', () => {
   it('are kept open for their ERROR at most maxLingeringRefusals at once, however many peers never close', async () => {
     server = await startServer({ maxConnectionsPerIp: 1 });
     const holder = await RawPeer.open(server.port);

@@ -3,11 +3,11 @@
  * keeping its whole blocks. Else every such upload costs the server a
  * descriptor for good. Real files on disk, counted in /proc/self/fd (Linux only).
  */
-import { existsSync, readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { openStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
+import { canCountDescriptors, openDescriptors } from './helpers/openDescriptors.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const tempDirs = new TempDirs('muxftp-upload-fds-');
@@ -17,10 +17,9 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-const openDescriptors = (): number => readdirSync('/proc/self/fd').length;
 const key = { size: 4 * INTEGRITY_BLOCK_BYTES, algorithm: 'xxh128' as const, source: 'v1' };
 
-describe.skipIf(!existsSync('/proc/self/fd'))('an upload closes its temporary file', () => {
+describe.skipIf(!canCountDescriptors)('an upload closes its temporary file', () => {
   it.each([
     ['committed', (upload) => upload.commit()],
     ['aborted', (upload) => upload.abort()],
