@@ -7,7 +7,6 @@
  * 49 of 50 outside files into a user's home, deleted as many, and planted uploads outside.
  * Real files on disk; Linux only (/proc/self/fd).
  */
-
 import {
   lstat,
   mkdir,
