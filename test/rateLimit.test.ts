@@ -142,8 +142,55 @@ describe('RateLimiter', () => {
     limiter.cancel(second);
   });
 
-  it('refuses a rate that is not positive', () => {
+  it('refuses a rate that is not positive, a burst that is not a positive integer, and a Throttle of no limits', () => {
     expect(() => new RateLimiter({ bytesPerSecond: 0 })).toThrow(/positive/);
+    for (const burstBytes of [0, -1, 1.5]) {
+      expect(() => new RateLimiter({ bytesPerSecond: 1000, burstBytes })).toThrow(/burstBytes/);
+    }
+    expect(new RateLimiter({ bytesPerSecond: 1000, burstBytes: 1 }).burstBytes).toBe(1);
+    expect(() => new Throttle([])).toThrow(/at least one limiter/);
+  });
+
+  it('a waiter that leaves the line leaves no timer behind, and one that stays is still called back', () => {
+    vi.useFakeTimers();
+    try {
+      let now = 0;
+      const limiter = new RateLimiter({ bytesPerSecond: 1000, burstBytes: 100, now: () => now });
+      limiter.take(200); // 100 in debt: 100 ms to wait
+      const gone = vi.fn();
+      const staying = vi.fn();
+      expect(limiter.admits(gone)).toBe(false);
+      expect(limiter.admits(staying)).toBe(false);
+      limiter.cancel(gone);
+      expect(vi.getTimerCount()).toBe(1);
+      now += 100;
+      vi.advanceTimersByTime(100);
+      expect(gone).not.toHaveBeenCalled();
+      expect(staying).toHaveBeenCalledOnce();
+      expect(vi.getTimerCount()).toBe(0);
+      // The line is empty again: another sender goes at once once the bucket allows.
+      now += 100;
+      expect(limiter.admits(gone)).toBe(true);
+      // The last waiter leaving takes the timer with it.
+      limiter.take(200);
+      expect(limiter.admits(gone)).toBe(false);
+      expect(vi.getTimerCount()).toBe(1);
+      limiter.cancel(gone);
+      expect(vi.getTimerCount()).toBe(0);
+      // So does a Throttle whose last stream left: it leaves the lines of its limits.
+      const throttle = new Throttle([limiter]);
+      expect(throttle.mayGo(gone)).toBe(false);
+      expect(throttle.holds(gone)).toBe(true);
+      expect(vi.getTimerCount()).toBe(1);
+      throttle.cancel(gone);
+      expect(throttle.holds(gone)).toBe(false);
+      expect(vi.getTimerCount()).toBe(0);
+      now += 1000;
+      vi.advanceTimersByTime(1000);
+      expect(gone).not.toHaveBeenCalled();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
