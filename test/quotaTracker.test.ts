@@ -245,4 +245,18 @@ describe('QuotaTracker', () => {
     quota.release(LIMIT - 1000);
     await expectFree(quota, LIMIT - 1000);
   });
+
+  it('refuses a limit or a recount interval that is not a positive integer', () => {
+    const storage = new MemoryStorage();
+    for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => new QuotaTracker(storage, { limitBytes: bad, recountIntervalMs: 1000 })).toThrow(
+        /quota must be a positive integer of bytes/,
+      );
+      expect(() => new QuotaTracker(storage, { limitBytes: LIMIT, recountIntervalMs: bad })).toThrow(
+        /recount interval must be a positive integer of ms/,
+      );
+    }
+    const smallest = new QuotaTracker(storage, { limitBytes: 1, recountIntervalMs: 1 });
+    expect(smallest.limitBytes).toBe(1);
+  });
 });
