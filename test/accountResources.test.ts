@@ -36,4 +36,20 @@ describe('AccountResourceTable', () => {
     );
     expect(moved).not.toBe(withQuota);
   });
+
+  it('a quota made anew for the same home shares its uploads in flight with the one it replaced, and one for another home does not', async () => {
+    const table = new AccountResourceTable({ defaultRateBytesPerSecond: 0, quotaRecountIntervalMs: 60_000 });
+    const home = new MemoryStorage();
+    const before = table.for(account({ quotaBytes: 1000 }), home).quota!;
+    await before.reserve(800);
+    // The users file read again gives another quota, same home: that upload counts against both.
+    const sameHome = table.for(account({ quotaBytes: 1500 }), home).quota!;
+    expect(sameHome).not.toBe(before);
+    expect(sameHome.reservedBytes).toBe(800);
+    // Then another home: what is in flight in the old one does not fill it.
+    const moved = table.for(account({ quotaBytes: 1500, home: 'elsewhere' }), new MemoryStorage()).quota!;
+    expect(moved.reservedBytes).toBe(0);
+    await moved.reserve(1500);
+    expect(before.reservedBytes).toBe(800);
+  });
 });
