@@ -110,9 +110,25 @@ describe('QuotaTracker', () => {
     await write(storage, 'outside', 4000); // not recorded: made outside muxftp
     await expectFree(quota, LIMIT);
     expect(quota.walkCount).toBe(1);
-    passMs(250);
+    passMs(199);
+    await expectFree(quota, LIMIT);
+    expect(quota.walkCount).toBe(1);
+    passMs(1); // the interval to the ms
     await expectFree(quota, LIMIT - 4000);
     expect(quota.walkCount).toBe(2);
+  });
+
+  it('says how many bytes are free, and none (not fewer than none) when outside changes filled the home past the limit', async () => {
+    const storage = new MemoryStorage();
+    await write(storage, 'a', 1000);
+    const quota = new QuotaTracker(storage, { limitBytes: 2000, recountIntervalMs: 60_000 });
+    await quota.reserve(300);
+    await expect(quota.reserve(701)).rejects.toThrow(
+      'quota exceeded: 701 more bytes do not fit (700 of 2000 free)',
+    );
+    quota.release(300);
+    const full = new QuotaTracker(storage, { limitBytes: 500, recountIntervalMs: 60_000 });
+    await expect(full.reserve(1)).rejects.toThrow('quota exceeded: 1 more bytes do not fit (0 of 500 free)');
   });
 
   it('after a walk that overlapped own changes, takes the highest usage the walk allows, until a clean walk', async () => {
