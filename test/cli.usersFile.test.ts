@@ -21,6 +21,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../server/auth/passwords.js';
 import {
   addUser,
+  emptyUsersFile,
   readUsersFile,
   removeUser,
   type UsersFile,
@@ -426,5 +427,43 @@ describe('a users file reached through a symbolic link', () => {
     expect(Object.keys((await readUsersFile(target)).users).sort()).toEqual(['u1', 'u3']);
     expect((await lstat(first)).isSymbolicLink()).toBe(true);
     expect((await readdir(join(dir, 'real'))).sort()).toEqual(['users.json']);
+  });
+
+  it('follows a chain of 40 links (as the kernel does), and refuses 41 or a loop with ELOOP', async () => {
+    const dir = await dirs.make();
+    const add = (users: UsersFile) =>
+      addUser(users, { name: 'u', passwordHash: HASH, permissions: ['list'] });
+    // link0 -> link1 -> ... -> linkN-1 -> file: N links.
+    const chain = async (prefix: string, links: number) => {
+      for (let i = 0; i < links; i++) {
+        await symlink(
+          i === links - 1 ? `${prefix}-file.json` : `${prefix}${i + 1}`,
+          join(dir, `${prefix}${i}`),
+        );
+      }
+      return join(dir, `${prefix}0`);
+    };
+    const forty = await chain('a', 40);
+    await updateUsersFile(forty, add, { missingIsEmpty: true });
+    expect(Object.keys((await readUsersFile(join(dir, 'a-file.json'))).users)).toEqual(['u']);
+    expect((await lstat(forty)).isSymbolicLink()).toBe(true);
+    const fortyOne = await chain('b', 41);
+    await expect(updateUsersFile(fortyOne, add, { missingIsEmpty: true })).rejects.toThrow(
+      /cannot write users file .*: .*too many levels of symbolic links/,
+    );
+    await symlink('loop1', join(dir, 'loop0'));
+    await symlink('loop0', join(dir, 'loop1'));
+    await expect(writeUsersFile(join(dir, 'loop0'), emptyUsersFile())).rejects.toMatchObject({
+      code: 'ELOOP',
+    });
+    expect((await readdir(dir)).filter((name) => !/^(a|b|loop)\d+$/.test(name))).toEqual(['a-file.json']);
+  });
+
+  it('says why it cannot take the lock when the directory is missing, at once, not "locked by another edit"', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'missing', 'users.json');
+    await expect(
+      updateUsersFile(file, (users) => users, { missingIsEmpty: true, lockWaitMs: 5_000 }),
+    ).rejects.toThrow(`cannot write users file ${file}: `);
   });
 });
