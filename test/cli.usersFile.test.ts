@@ -353,6 +353,22 @@ describe('a users-file lock left by a killed edit', () => {
     }
   });
 
+  it('is taken over by an edit that asked to be told of none (no onStaleLock)', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    await writeFile(`${file}.lock`, `${deadPid()} ${hostname()}\n`);
+    await updateUsersFile(
+      file,
+      (users) => addUser(users, { name: 'ann', passwordHash: HASH, permissions: ['list'] }),
+      {
+        missingIsEmpty: true,
+        lockWaitMs: 100,
+      },
+    );
+    expect(Object.keys((await readUsersFile(file)).users)).toEqual(['ann']);
+    expect(await readdir(dir)).toEqual(['users.json']);
+  });
+
   it('is taken over by one of several edits at once, and every edit is kept', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
