@@ -20,7 +20,7 @@ import { RACY_WINDOW_MS } from '../storage/digestCache.js';
 import { DiskStorage, openedFileLocation } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
 import { fileDigest } from '../storage/fileDigest.js';
-import type { FsPromises } from '../storage/fsApi.js';
+import type { FsFileHandle, FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { hashReadBuffers } from '../storage/hashReadBuffers.js';
 import { openStorage } from '../storage/index.js';
@@ -1487,31 +1487,45 @@ describe('MemoryStorage', () => {
   });
 });
 
+type MemfsHandle = Awaited<ReturnType<Volume['promises']['open']>>;
+
+/**
+ * memfs whose file handles pass every call through but the writes `writes` gives for each
+ * (a `write`, and a `writev` or none: without one, uploads write chunk by chunk).
+ */
+function memfsWithWrites(
+  volume: Volume,
+  writes: (handle: MemfsHandle) => Pick<FsFileHandle, 'write' | 'writev'>,
+): FsPromises {
+  return {
+    ...memfsApi(volume),
+    open: async (path, flags) => {
+      const handle = await volume.promises.open(path, flags);
+      return {
+        read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
+        datasync: () => handle.datasync(),
+        truncate: (length) => handle.truncate(length),
+        stat: () => handle.stat(),
+        utimes: (atime, mtime) => handle.utimes(atime, mtime),
+        chmod: (mode) => handle.chmod(mode),
+        close: () => handle.close(),
+        ...writes(handle),
+      };
+    },
+  };
+}
+
 describe('FsStorage over an fs whose writes fail (a full disk)', () => {
   /** memfs whose writes fail with ENOSPC from the `failFrom`-th on (1: the first), until the `failUntil`-th. */
   function fillingFs(volume: Volume, failFrom: number, failUntil = Number.POSITIVE_INFINITY): FsPromises {
-    const fs = volume.promises;
     let writes = 0;
     const full = () => Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
-    return {
-      ...memfsApi(volume),
-      open: async (path, flags) => {
-        const handle = await fs.open(path, flags);
-        return {
-          read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
-          write: async (buffer, offset, length, position) => {
-            if (++writes >= failFrom && writes < failUntil) throw full();
-            return handle.write(buffer, offset, length, position);
-          },
-          datasync: () => handle.datasync(),
-          truncate: (length) => handle.truncate(length),
-          stat: () => handle.stat(),
-          utimes: (atime, mtime) => handle.utimes(atime, mtime),
-          chmod: (mode) => handle.chmod(mode),
-          close: () => handle.close(),
-        };
+    return memfsWithWrites(volume, (handle) => ({
+      write: async (buffer, offset, length, position) => {
+        if (++writes >= failFrom && writes < failUntil) throw full();
+        return handle.write(buffer, offset, length, position);
       },
-    };
+    }));
   }
 
   it('never commits an upload one of whose writes failed, and leaves no file behind', async () => {
@@ -1554,24 +1568,10 @@ describe('FsStorage over an fs whose writes fail (a full disk)', () => {
 describe('FsStorage over an fs whose handles lack writev and write short', () => {
   /** memfs, with writev hidden and each write() capped, to drive the write loop. */
   function constrainedFs(volume: Volume, maxWriteBytes: number): FsPromises {
-    const fs = volume.promises;
-    return {
-      ...memfsApi(volume),
-      open: async (path, flags) => {
-        const handle = await fs.open(path, flags);
-        return {
-          read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
-          write: (buffer, offset, length, position) =>
-            handle.write(buffer, offset, Math.min(length, maxWriteBytes), position),
-          datasync: () => handle.datasync(),
-          truncate: (length) => handle.truncate(length),
-          stat: () => handle.stat(),
-          utimes: (atime, mtime) => handle.utimes(atime, mtime),
-          chmod: (mode) => handle.chmod(mode),
-          close: () => handle.close(),
-        };
-      },
-    };
+    return memfsWithWrites(volume, (handle) => ({
+      write: (buffer, offset, length, position) =>
+        handle.write(buffer, offset, Math.min(length, maxWriteBytes), position),
+    }));
   }
 
   it('writes every byte in order, chunk by chunk', async () => {
@@ -1592,35 +1592,20 @@ describe('FsStorage over an fs whose writev stops short, or whose write makes no
    * given (a disk that took only part of it), and `write`, which writes at most `writeBytes`.
    */
   function shortFs(volume: Volume, limits: { writevBytes: number; writeBytes: number }): FsPromises {
-    const fs = volume.promises;
-    return {
-      ...memfsApi(volume),
-      open: async (path, flags) => {
-        const handle = await fs.open(path, flags);
-        return {
-          read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
-          writev: async (buffers, position) => {
-            const all = Buffer.concat(buffers);
-            const length = Math.min(all.length, limits.writevBytes);
-            if (length === 0) return { bytesWritten: 0 };
-            return handle.write(all, 0, length, position);
-          },
-          write: async (buffer, offset, length, position) => {
-            const capped = Math.min(length, limits.writeBytes);
-            // A turn of the event loop first, so that a writer retrying for ever times out.
-            if (capped === 0)
-              return new Promise((resolve) => setImmediate(() => resolve({ bytesWritten: 0 })));
-            return handle.write(buffer, offset, capped, position);
-          },
-          datasync: () => handle.datasync(),
-          truncate: (length) => handle.truncate(length),
-          stat: () => handle.stat(),
-          utimes: (atime, mtime) => handle.utimes(atime, mtime),
-          chmod: (mode) => handle.chmod(mode),
-          close: () => handle.close(),
-        };
+    return memfsWithWrites(volume, (handle) => ({
+      writev: async (buffers, position) => {
+        const all = Buffer.concat(buffers);
+        const length = Math.min(all.length, limits.writevBytes);
+        if (length === 0) return { bytesWritten: 0 };
+        return handle.write(all, 0, length, position);
       },
-    };
+      write: async (buffer, offset, length, position) => {
+        const capped = Math.min(length, limits.writeBytes);
+        // A turn of the event loop first, so that a writer retrying for ever times out.
+        if (capped === 0) return new Promise((resolve) => setImmediate(() => resolve({ bytesWritten: 0 })));
+        return handle.write(buffer, offset, capped, position);
+      },
+    }));
   }
 
   it.each([
