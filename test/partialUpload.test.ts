@@ -36,7 +36,7 @@ async function storageKeepingOneBlock(): Promise<Storage> {
 describe.skipIf(!canCountDescriptors)('hashing kept data closes the kept file', () => {
   it('after a partial query that found the kept block', async () => {
     const storage = await storageKeepingOneBlock();
-    await heldPartial(storage, 'f.bin', key, 4); // anything opened once for good (wasm, pools)
+    await heldPartial(storage, 'f.bin', key, 4); // what opens once for good (node's own, not the storage's)
     const before = openDescriptors();
     for (let i = 0; i < 5; i++) {
       expect((await heldPartial(storage, 'f.bin', key, 4)).offset).toBe(INTEGRITY_BLOCK_BYTES);

@@ -26,13 +26,13 @@ import { DiskStorage } from '../storage/disk.js';
 import { diskFs } from '../storage/diskFs.js';
 import { storageErrorFromFs } from '../storage/fsErrors.js';
 import { PinnedDirectories } from '../storage/pinnedDirectories.js';
-import { canCountDescriptors, openDescriptors } from './helpers/openDescriptors.js';
+import { hasProcSelfFd, openDescriptors } from './helpers/openDescriptors.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const tempDirs = new TempDirs('muxftp-pinned-');
 afterEach(() => tempDirs.removeAll());
 
-const pinning = process.platform === 'linux' && canCountDescriptors;
+const pinning = process.platform === 'linux' && hasProcSelfFd;
 
 /**
  * A root with home/t/real (a directory) and home/t/swapped (a link to a directory outside, named

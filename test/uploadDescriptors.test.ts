@@ -35,7 +35,7 @@ describe.skipIf(!canCountDescriptors)('an upload closes its temporary file', () 
       await upload.write([Buffer.alloc(INTEGRITY_BLOCK_BYTES + 10, i)]);
       await end(upload);
     };
-    await once(0); // anything opened once for good (the root's directory handles, pools)
+    await once(0); // what opens once for good (node's own: a thread's schedstat under /proc)
     const before = openDescriptors();
     for (let i = 1; i <= 5; i++) await once(i);
     expect(openDescriptors()).toBe(before);
