@@ -25,6 +25,23 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** Memory storage over a volume that `rewrite` changes as a writer outside muxftp would, right after an upload's rename onto /g.bin. */
+function storageRewritingAfterRename(rewrite: (volume: Volume) => void): FsStorage {
+  const volume = new Volume();
+  const fs = memfsApi(volume);
+  return new FsStorage({
+    fs: {
+      ...fs,
+      rename: async (from, to) => {
+        await fs.rename(from, to);
+        if (to === '/g.bin') rewrite(volume);
+      },
+    },
+    root: '/',
+    durable: false,
+  });
+}
+
 describe('the digest cache and a coarse file-system clock', () => {
   it('does not keep a digest read from a file that a same-tick write could still change unseen', async () => {
     // memfs stamps file times from Date: with Date frozen, every write lands in one clock tick.
@@ -71,20 +88,10 @@ describe('the digest cache and a coarse file-system clock', () => {
   });
 
   it('does not remember an upload digest for a file changed between its commit and the look after it', async () => {
-    const volume = new Volume();
-    const fs = memfsApi(volume);
     // A writer outside muxftp rewrites the file right after the commit's rename.
-    const storage = new FsStorage({
-      fs: {
-        ...fs,
-        rename: async (from, to) => {
-          await fs.rename(from, to);
-          if (to === '/g.bin') volume.writeFileSync('/g.bin', 'changed by someone else');
-        },
-      },
-      root: '/',
-      durable: false,
-    });
+    const storage = storageRewritingAfterRename((volume) =>
+      volume.writeFileSync('/g.bin', 'changed by someone else'),
+    );
     try {
       const upload = await storage.createUpload('g.bin');
       await upload.write([Buffer.from('AAAA')]);
@@ -101,22 +108,10 @@ describe('the digest cache and a coarse file-system clock', () => {
   });
 
   it('does not remember an upload digest for a file rewritten at its size between its commit and the look after it', async () => {
-    const volume = new Volume();
-    const fs = memfsApi(volume);
     // A writer outside muxftp rewrites the file at the same size, its mtime another.
-    const storage = new FsStorage({
-      fs: {
-        ...fs,
-        rename: async (from, to) => {
-          await fs.rename(from, to);
-          if (to === '/g.bin') {
-            volume.writeFileSync('/g.bin', 'BBBB');
-            volume.utimesSync('/g.bin', new Date(1_000_000), new Date(1_000_000));
-          }
-        },
-      },
-      root: '/',
-      durable: false,
+    const storage = storageRewritingAfterRename((volume) => {
+      volume.writeFileSync('/g.bin', 'BBBB');
+      volume.utimesSync('/g.bin', new Date(1_000_000), new Date(1_000_000));
     });
     try {
       const upload = await storage.createUpload('g.bin');

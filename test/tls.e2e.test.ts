@@ -42,6 +42,20 @@ async function failure(
   throw new Error('expected a failure');
 }
 
+/** A disk server taking TLS and plain connections, with one user: alice, password alice-secret. */
+async function startTlsServerForAlice(): Promise<TestServer> {
+  const users = addUser(emptyUsersFile(), {
+    name: 'alice',
+    passwordHash: await hashPassword('alice-secret'),
+    permissions: [...PERMISSIONS],
+  });
+  return await startServer({
+    backend: 'disk',
+    tls: { cert: certs.cert, key: certs.key },
+    accounts: new Accounts({ users }),
+  });
+}
+
 describe.skipIf(!opensslAvailable)('TLS', () => {
   it('moves files both ways over TLS, verified against the test CA', async () => {
     server = await startServer({ tls: { cert: certs.cert, key: certs.key } });
@@ -168,16 +182,7 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
   });
 
   it('logs in over TLS; on a plain connection the client never sends the password', async () => {
-    const users = addUser(emptyUsersFile(), {
-      name: 'alice',
-      passwordHash: await hashPassword('alice-secret'),
-      permissions: [...PERMISSIONS],
-    });
-    server = await startServer({
-      backend: 'disk',
-      tls: { cert: certs.cert, key: certs.key },
-      accounts: new Accounts({ users }),
-    });
+    server = await startTlsServerForAlice();
     const secure = await server.connect({ tls: { ca: certs.ca }, user: 'alice', password: 'alice-secret' });
     await secure.put('x.txt', Buffer.from('x'));
     const plain = await failure(server.connect({ user: 'alice', password: 'alice-secret' }));
@@ -193,16 +198,7 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
   });
 
   it('refuses a password sent in plain to a TLS-capable server, right or wrong, and counts no failed login', async () => {
-    const users = addUser(emptyUsersFile(), {
-      name: 'alice',
-      passwordHash: await hashPassword('alice-secret'),
-      permissions: [...PERMISSIONS],
-    });
-    server = await startServer({
-      backend: 'disk',
-      tls: { cert: certs.cert, key: certs.key },
-      accounts: new Accounts({ users }),
-    });
+    server = await startTlsServerForAlice();
     // A peer of its own making (the library never sends it): the server's rule, not the client's.
     for (const password of ['alice-secret', 'wrong']) {
       const peer = await RawPeer.open(server.port);
