@@ -87,44 +87,35 @@ describe('the digest cache and a coarse file-system clock', () => {
     }
   });
 
-  it('does not remember an upload digest for a file changed between its commit and the look after it', async () => {
-    // A writer outside muxftp rewrites the file right after the commit's rename.
-    const storage = storageRewritingAfterRename((volume) =>
-      volume.writeFileSync('/g.bin', 'changed by someone else'),
-    );
-    try {
-      const upload = await storage.createUpload('g.bin');
-      await upload.write([Buffer.from('AAAA')]);
-      await upload.commit(digestOf('AAAA'));
-      const reader = await storage.openRead('g.bin');
-      expect(reader.knownDigest('xxh128')).toBeUndefined();
-      await reader.close();
-      expect((await fileDigest(storage, 'g.bin', 'xxh128')).digest.digest).toEqual(
-        xxh('changed by someone else'),
-      );
-    } finally {
-      await storage.close();
-    }
-  });
-
-  it('does not remember an upload digest for a file rewritten at its size between its commit and the look after it', async () => {
-    // A writer outside muxftp rewrites the file at the same size, its mtime another.
-    const storage = storageRewritingAfterRename((volume) => {
-      volume.writeFileSync('/g.bin', 'BBBB');
-      volume.utimesSync('/g.bin', new Date(1_000_000), new Date(1_000_000));
-    });
-    try {
-      const upload = await storage.createUpload('g.bin');
-      await upload.write([Buffer.from('AAAA')]);
-      await upload.commit(digestOf('AAAA'));
-      const reader = await storage.openRead('g.bin');
-      expect(reader.knownDigest('xxh128')).toBeUndefined();
-      await reader.close();
-      expect((await fileDigest(storage, 'g.bin', 'xxh128')).digest.digest).toEqual(xxh('BBBB'));
-    } finally {
-      await storage.close();
-    }
-  });
+  // A writer outside muxftp rewrites the file right after the commit's rename: to another size,
+  // or to the same size with another mtime.
+  it.each([
+    ['changed', 'changed by someone else', () => {}],
+    [
+      'rewritten at its size',
+      'BBBB',
+      (volume: Volume) => volume.utimesSync('/g.bin', new Date(1_000_000), new Date(1_000_000)),
+    ],
+  ] as const)(
+    'does not remember an upload digest for a file %s between its commit and the look after it',
+    async (_, rewritten, retime) => {
+      const storage = storageRewritingAfterRename((volume) => {
+        volume.writeFileSync('/g.bin', rewritten);
+        retime(volume);
+      });
+      try {
+        const upload = await storage.createUpload('g.bin');
+        await upload.write([Buffer.from('AAAA')]);
+        await upload.commit(digestOf('AAAA'));
+        const reader = await storage.openRead('g.bin');
+        expect(reader.knownDigest('xxh128')).toBeUndefined();
+        await reader.close();
+        expect((await fileDigest(storage, 'g.bin', 'xxh128')).digest.digest).toEqual(xxh(rewritten));
+      } finally {
+        await storage.close();
+      }
+    },
+  );
 });
 
 describe('leading block digests short of a whole digest', () => {

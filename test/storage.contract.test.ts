@@ -1528,21 +1528,15 @@ describe('FsStorage over an fs whose writes fail (a full disk)', () => {
     }));
   }
 
-  it('never commits an upload one of whose writes failed, and leaves no file behind', async () => {
+  it.each([
+    [
+      'never commits an upload one of whose writes failed, and leaves no file behind',
+      Number.POSITIVE_INFINITY,
+    ],
+    ['fails every later write and the commit once one write failed, even when the disk has room again', 3],
+  ])('%s', async (_, failUntil) => {
     const volume = new Volume();
-    const storage = new FsStorage({ fs: fillingFs(volume, 2), root: '/', durable: false });
-    const upload = await storage.createUpload('file');
-    await upload.write([Buffer.from('first')]);
-    await expectStorageError(upload.write([Buffer.from('second')]), 'NO_SPACE');
-    await expectStorageError(upload.write([Buffer.from('third')]), 'NO_SPACE');
-    await expectStorageError(upload.commit(), 'NO_SPACE');
-    expect(volume.readdirSync('/')).toEqual([]);
-    await storage.close();
-  });
-
-  it('fails every later write and the commit once one write failed, even when the disk has room again', async () => {
-    const volume = new Volume();
-    const storage = new FsStorage({ fs: fillingFs(volume, 2, 3), root: '/', durable: false });
+    const storage = new FsStorage({ fs: fillingFs(volume, 2, failUntil), root: '/', durable: false });
     const upload = await storage.createUpload('file');
     await upload.write([Buffer.from('first')]);
     await expectStorageError(upload.write([Buffer.from('second')]), 'NO_SPACE');
