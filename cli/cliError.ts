@@ -1,9 +1,10 @@
 /**
  * A failure the CLI expected and can explain in one line (cannot connect, cannot listen, ...):
- * printed as `muxftp: <message>` without a stack trace, exit code 1. Its `code` is what --json
- * reports: the one given, else that of the first MuxftpError among its causes (cannot connect:
- * CONNECT_FAILED, or the server's refusal such as LOGIN_FAILED), else LOCAL_IO_ERROR (a file of
- * the user's, such as --ca or --credentials, that cannot be used).
+ * printed as `muxftp: <message>` without a stack trace, exit code 1 (3 for a failed connection:
+ * exitStatus.ts). Its `code` is what --json reports: the one given, else that of the first
+ * MuxftpError among its causes (cannot connect: CONNECT_FAILED, or the server's refusal such as
+ * LOGIN_FAILED), else LOCAL_IO_ERROR (a file of the user's, such as --ca or --credentials, that
+ * cannot be used).
  */
 import { type ErrorCode, MuxftpError } from '../shared/errors.js';
 
@@ -14,7 +15,7 @@ export class CliError extends Error {
    * the message itself stays a plain sentence, which --json carries beside the code.
    */
   readonly showsCode: boolean;
-  /** The exit status when it ends the command otherwise than 1: a signal's (128 + its number). */
+  /** The exit status when it ends the command otherwise than by its code (exitStatus.ts): a signal's, a failed connect's. */
   readonly exitCode: number | undefined;
 
   constructor(

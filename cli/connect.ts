@@ -10,6 +10,7 @@ import { packageVersion } from '../shared/version.js';
 import { announcedBusyRetries } from './busyRetries.js';
 import { CliError } from './cliError.js';
 import { type AccessOptions, type ClientAccess, clientAccessOptions } from './clientAccess.js';
+import { EXIT_STATUS } from './exitStatus.js';
 import { exitOnInterrupt } from './interrupt.js';
 import type { Output } from './output.js';
 
@@ -196,6 +197,8 @@ export function connectFailure(error: unknown, address: ServerAddress, user: str
   return new CliError(`cannot ${what}: ${connectFailureReason(error)}${flagHint(error)}`, {
     cause: error,
     showsCode: true,
+    // Whatever ended it (a refusal, TLS, a peer that is no muxftp server): the connection failed.
+    exitCode: EXIT_STATUS.connectionFailed,
   });
 }
 

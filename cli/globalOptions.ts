@@ -3,6 +3,7 @@ import { type Command, Option } from 'commander';
 import { parseServerAddress, type ServerAddress } from '../client/address.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { AccessOptions } from './clientAccess.js';
+import { EXIT_STATUS } from './exitStatus.js';
 import { parseDurationAsMs, parseSecondsAsMs, parseServerOption } from './optionParsers.js';
 
 export interface GlobalOptions {
@@ -112,7 +113,7 @@ function serverAddressOf(command: Command, text: string | undefined): ServerAddr
     return command.error(
       `error: option '--server <host:port>' ${given} is invalid. ${(error as Error).message}`,
       {
-        exitCode: 2,
+        exitCode: EXIT_STATUS.usage,
         code: 'commander.invalidArgument',
       },
     );

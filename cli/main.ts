@@ -1,6 +1,7 @@
 /**
  * The `muxftp` command line: assembles the commands, runs one, and turns the result into an exit
- * code — 0 when everything asked for succeeded, 1 when anything failed, 2 for a usage error.
+ * status (exitStatus.ts): 0 when everything asked for succeeded, 1 when anything failed, 2 for a
+ * usage error, 3 when the connection failed.
  */
 import { Command, CommanderError } from 'commander';
 import { errnoReason } from '../shared/errnoReasons.js';
@@ -13,12 +14,9 @@ import { registerGetCommand } from './commands/get.js';
 import { registerPutCommand } from './commands/put.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerUserCommand } from './commands/user.js';
+import { EXIT_STATUS } from './exitStatus.js';
 import { addGlobalOptions, SERVER_ENV } from './globalOptions.js';
 import { Output } from './output.js';
-
-export const USAGE_EXIT_CODE = 2;
-/** As for a process killed by SIGPIPE (128 + 13), what `cat big | head` leaves in `$PIPESTATUS`. */
-export const BROKEN_PIPE_EXIT_CODE = 141;
 
 export function createProgram(output: Output): Command {
   const program = new Command('muxftp');
@@ -43,7 +41,8 @@ export function createProgram(output: Output): Command {
       'after',
       `\nThe server address comes from --server, else $${SERVER_ENV},\nelse 127.0.0.1:7421.\n` +
         'Exit status: 0 if everything succeeded, 1 if anything failed, 2 for a usage\n' +
-        'error, 130 after Ctrl-C (143 after SIGTERM), 141 when the reader of stdout\nwent away (| head).',
+        'error, 3 if the connection failed (no connect, no login, or lost for good),\n' +
+        '130 after Ctrl-C (143 after SIGTERM), 141 when the reader of stdout went\naway (| head).',
     );
   addGlobalOptions(program);
   registerServeCommand(program);
@@ -96,7 +95,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
     // Anything else (a full disk under `> file`) is said in words, once, and fails the command.
     if (error.code !== 'EPIPE')
       output.failure(undefined, new CliError(`cannot write stdout: ${errnoReason(error)}`));
-    process.exit(error.code === 'EPIPE' ? BROKEN_PIPE_EXIT_CODE : output.exitCode);
+    process.exit(error.code === 'EPIPE' ? EXIT_STATUS.brokenPipe : output.exitCode);
   });
   // Every path crosses the wire as UTF-8; a name typed in another encoding is refused, not renamed.
   const notUtf8 = argv === process.argv ? argumentsNotUtf8(argv) : [];
@@ -105,14 +104,14 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
       process.stderr.write(
         `muxftp: argument '${arg}' is not UTF-8 (shown with U+FFFD for each byte that is not): muxftp names files in UTF-8 only\n`,
       );
-    return USAGE_EXIT_CODE;
+    return EXIT_STATUS.usage;
   }
   try {
     await program.parseAsync([...argv], { from: 'node' });
     return output.exitCode;
   } catch (error) {
     // Commander has printed help, the version, or the usage error already.
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_STATUS.usage;
     output.commandFailed(error);
     return output.exitCode;
   }

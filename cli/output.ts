@@ -1,13 +1,15 @@
 /**
  * Everything a client command prints, and the exit status it earns. Results go to stdout (JSON
  * with --json); each failure is one stderr line `muxftp: <what>: <reason> (<CODE>)`, and any
- * failure makes the exit code 1. Only bugs print a stack trace.
+ * failure makes the exit code 1, or 3 when the connection failed (exitStatus.ts). Only bugs print
+ * a stack trace.
  */
 import type { Writable } from 'node:stream';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { printable } from '../shared/printable.js';
 import { CliError } from './cliError.js';
+import { exitStatusFor } from './exitStatus.js';
 import type { GlobalOptions } from './globalOptions.js';
 
 /** How a failure appears in JSON results. */
@@ -77,7 +79,7 @@ export class Output {
     const reason = describeError(error);
     const prefix = subject === undefined ? 'muxftp' : `muxftp: ${subject}`;
     this.writeError(`${prefix}: ${reason}${hint === undefined ? '' : `; ${hint}`}`);
-    this.raiseExitCode(1);
+    this.raiseExitCode(exitStatusFor(error));
   }
 
   /**

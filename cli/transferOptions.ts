@@ -8,6 +8,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { type FilterRule, filterRuleCollector, type OrderedValue } from './excludes.js';
+import { EXIT_STATUS } from './exitStatus.js';
 import {
   parseIntegrityAlgorithm,
   parseNonNegativeInteger,
@@ -75,7 +76,7 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
     const first = given[0]!.option;
     command.error(
       `error: --${first} ${first === 'include' ? 'picks from the trees -r walks' : 'leaves parts out of the trees -r walks'}: add -r`,
-      { exitCode: 2 },
+      { exitCode: EXIT_STATUS.usage },
     );
   }
   const filters: FilterRule[] = [];
@@ -88,18 +89,20 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
     try {
       text = readFileSync(value, 'utf8');
     } catch (error) {
-      command.error(`error: cannot read --exclude-from ${value}: ${errnoReason(error)}`, { exitCode: 2 });
+      command.error(`error: cannot read --exclude-from ${value}: ${errnoReason(error)}`, {
+        exitCode: EXIT_STATUS.usage,
+      });
     }
     for (const pattern of excludeFileLines(text)) filters.push({ kind: 'exclude', pattern });
   }
   options.filters = filters;
   if (options.delete === true && options.recursive !== true)
-    command.error('error: --delete mirrors the trees -r copies: add -r', { exitCode: 2 });
+    command.error('error: --delete mirrors the trees -r copies: add -r', { exitCode: EXIT_STATUS.usage });
   // Each other skip flag is asked only of a file that is there, which this one skips already.
   if (options.ignoreExisting === true && (options.skipUnchanged === true || options.skipIdentical === true))
     command.error(
       `error: --ignore-existing skips every file already there: ${options.skipUnchanged === true ? '--skip-unchanged' : '--skip-identical'} would have nothing left to decide`,
-      { exitCode: 2 },
+      { exitCode: EXIT_STATUS.usage },
     );
 }
 

@@ -264,7 +264,7 @@ describe('logins from the CLI', () => {
       expect(await readFile(join(dir, 'data', 'alice', 'hello.txt'), 'utf8')).toBe('hello');
 
       const wrong = await run([...remote, '--user', 'alice', 'ls'], { env: { MUXFTP_PASSWORD: 'nope' } });
-      expect(wrong.code).toBe(1);
+      expect(wrong.code).toBe(3);
       // The connection was made: it is the login that failed, and the message says which user's.
       expect(wrong.stderr).toBe(
         `muxftp: cannot log in to 127.0.0.1:${server.port} as alice: login failed (LOGIN_FAILED)\n`,
@@ -319,7 +319,7 @@ describe('logins from the CLI', () => {
       expect(removed.stderr).toContain('PERMISSION_DENIED');
       // A credentials file for another user says so, rather than "use --credentials FILE".
       const mismatch = await run([...remote, '--credentials', credentials, '--user', 'alice', 'ls']);
-      expect(mismatch.code).toBe(1);
+      expect(mismatch.code).toBe(3);
       expect(mismatch.stderr).toBe(
         `muxftp: no password for alice: the credentials file ${credentials} is for reader (LOGIN_FAILED)\n`,
       );
@@ -415,7 +415,7 @@ describe('logins from the CLI', () => {
         expect(listed.stdout).toContain('welcome.txt');
       }
       const refused = await run(['--server', `127.0.0.1:${closed.port}`, ...anonymous]);
-      expect(refused.code).toBe(1);
+      expect(refused.code).toBe(3);
       expect(refused.stderr).toMatch(/takes no anonymous logins \(LOGIN_FAILED\)\n$/);
     } finally {
       await Promise.all([open.stop(), closed.stop()]);
@@ -532,7 +532,7 @@ describe.skipIf(!opensslAvailable)('a certificate signed by an intermediate CA',
         const ls = await run(['--server', `127.0.0.1:${server.port}`, '--ca', join(pki, 'root.pem'), 'ls']);
         if (expected === undefined) expect(ls).toMatchObject({ code: 0, stderr: '' });
         else {
-          expect(ls.code).toBe(1);
+          expect(ls.code).toBe(3);
           // Before: ": is --ca the server's CA?" alone, though --ca was right.
           expect(ls.stderr).toMatch(expected);
         }
@@ -590,7 +590,7 @@ describe('bench against a server with users', () => {
       expect(report).toMatchObject({ ops: 8, verified: 8, error_count: 0 });
 
       const anonymous = await run([...remote, ...sized]);
-      expect(anonymous.code).toBe(1);
+      expect(anonymous.code).toBe(3);
       expect(anonymous.stderr).toMatch(/requires a login/);
       const local = await run(['--user', 'alice', 'bench', '--local', '--files', '1']);
       expect(local.code).not.toBe(0);
@@ -633,7 +633,7 @@ describe.skipIf(!opensslAvailable)('TLS from the CLI', () => {
       expect(insecure.code).toBe(0);
       expect(insecure.stderr).toMatch(/WARNING: --insecure/);
       const plain = await run([...remote, '--user', 'alice', 'ls'], { env });
-      expect(plain.code).toBe(1);
+      expect(plain.code).toBe(3);
       expect(plain.stderr).toMatch(/TLS connections only.*\(TLS_REQUIRED\)/);
     } finally {
       await server.stop();
@@ -804,7 +804,7 @@ describe('an empty $MUXFTP_PASSWORD', () => {
       const result = await run(['--server', `127.0.0.1:${port}`, '--user', 'ci', '--json', 'ls'], {
         env: { MUXFTP_PASSWORD: '' },
       });
-      expect(result.code).toBe(1);
+      expect(result.code).toBe(3);
       expect(result.stderr).toBe(
         'muxftp: no password for ci: $MUXFTP_PASSWORD is set but empty (a CI secret that is not defined?) (LOGIN_FAILED)\n',
       );

@@ -84,7 +84,7 @@ describe('--json when the command cannot start', () => {
       const result = await runCli([...args, ...at], local);
       expect({ args, code: result.code, stderr: result.stderr }).toEqual({
         args,
-        code: 1,
+        code: 3, // the connection failed: not 1, "asked, and it failed"
         // The line ends with the code --json gives, as every other failure line does.
         stderr: `muxftp: ${error.message} (${error.code})\n`,
       });
@@ -94,7 +94,7 @@ describe('--json when the command cannot start', () => {
 
     // bench prints its report as one object; a run that cannot start, {ok: false, error}.
     const bench = await runCli(['bench', '--op', 'connect', '--clients', '1', ...at], local);
-    expect(bench.code).toBe(1);
+    expect(bench.code).toBe(3);
     expect(JSON.parse(bench.stdout)).toEqual({
       ok: false,
       error: { code: 'CONNECT_FAILED', message: expect.stringContaining(`127.0.0.1:${port}`) },

@@ -320,9 +320,9 @@ describe('bench', () => {
     const at = ['--server', `127.0.0.1:${await closedPort()}`];
     const ls = await runCli([...at, 'ls'], dir);
     const bench = await runCli([...at, 'bench', '--op', 'connect', '--clients', '1', '--workers', '1'], dir);
-    expect(ls.code).toBe(1);
+    expect(ls.code).toBe(3);
     expect(ls.stderr).toMatch(/^muxftp: cannot connect to 127\.0\.0\.1:\d+: connection refused/);
-    expect({ code: bench.code, stderr: bench.stderr }).toEqual({ code: 1, stderr: ls.stderr });
+    expect({ code: bench.code, stderr: bench.stderr }).toEqual({ code: 3, stderr: ls.stderr });
   });
 });
 

@@ -369,7 +369,7 @@ describe('--delete', () => {
         },
       },
     );
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     const outcomes = JSON.parse(result.stdout) as Array<{ local: string; remote: string; ok: boolean }>;
     // Before: one outcome, the whole tree CONNECTION_LOST, the two files sent left out.
     expect(

@@ -91,7 +91,7 @@ describe('--retries during planning', () => {
     const dir = await setUp();
     const at = await droppingFirst('list');
     const result = await runCli([...at, 'get', '-r', 'srv', 'out', '--retries', '0'], dir);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(result.stderr).toContain('(CONNECTION_LOST)');
     expect(result.stderr).not.toContain('retry');
   });

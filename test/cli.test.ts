@@ -774,7 +774,7 @@ describe('muxftp CLI', () => {
   it('says clearly when it cannot connect', async () => {
     const port = await closedPort();
     const result = await runCli(['ls', '--server', `127.0.0.1:${port}`]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expectOneErrorLine(result, `muxftp: cannot connect to 127.0.0.1:${port}:`, 'connection refused');
   });
 
@@ -786,7 +786,7 @@ describe('muxftp CLI', () => {
     );
     try {
       const result = await runCli(['ls', '--server', `127.0.0.1:${port}`]);
-      expect(result.code).toBe(1);
+      expect(result.code).toBe(3);
       expectOneErrorLine(
         result,
         `muxftp: cannot connect to 127.0.0.1:${port}: no muxftp server there, by its first bytes`,

@@ -4,9 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { CliError } from '../cli/cliError.js';
 import { connectFailure } from '../cli/connect.js';
 import { formatListing } from '../cli/entryFormat.js';
-import { describeError } from '../cli/output.js';
+import { EXIT_STATUS, exitStatusFor } from '../cli/exitStatus.js';
+import { describeError, Output } from '../cli/output.js';
 import { Client } from '../client/client.js';
-import { MuxftpError } from '../shared/errors.js';
+import { ERROR_STATUS, type ErrorCode, MuxftpError } from '../shared/errors.js';
 
 describe('describeError', () => {
   it('names the code of a protocol error, and nothing more for a CLI error', () => {
@@ -26,6 +27,66 @@ describe('describeError', () => {
     expect(describeError(new TypeError('x is undefined'))).toMatch(
       /^internal error: TypeError: x is undefined\n/,
     );
+  });
+});
+
+describe('exit status', () => {
+  // Written out, not derived from the code's own rule: a code moved to the wrong side fails here.
+  const connectionFailures: ErrorCode[] = [
+    'CONNECT_FAILED',
+    'CONNECTION_LOST',
+    'LOGIN_FAILED',
+    'TEMPORARILY_REFUSED',
+    'TLS_REQUIRED',
+    'VERSION_MISMATCH',
+    'IDLE_TIMEOUT',
+  ];
+
+  it('is 3 for a failed connection and 1 for anything the server answered, code by code', () => {
+    const statuses = Object.fromEntries(
+      (Object.keys(ERROR_STATUS) as ErrorCode[]).map((code) => [
+        code,
+        exitStatusFor(new MuxftpError(code, 'x')),
+      ]),
+    );
+    const expected = Object.fromEntries(
+      (Object.keys(ERROR_STATUS) as ErrorCode[]).map((code) => [
+        code,
+        connectionFailures.includes(code) ? 3 : 1,
+      ]),
+    );
+    expect(statuses).toEqual(expected);
+    // A server that answers what it should not failed what was asked, not the connection.
+    expect(statuses).toMatchObject({ NOT_FOUND: 1, SERVER_BUSY: 1, INTEGRITY_ERROR: 1, PROTOCOL_ERROR: 1 });
+  });
+
+  it("takes a CLI error's code (its cause's, when it names none), and 1 for anything else", () => {
+    const refused = new MuxftpError('CONNECT_FAILED', 'connection refused');
+    expect(exitStatusFor(new CliError('cannot connect to 127.0.0.1:1', { cause: refused }))).toBe(3);
+    expect(exitStatusFor(new CliError('no password for ci', { code: 'LOGIN_FAILED' }))).toBe(3);
+    expect(exitStatusFor(new CliError('--ca root.pem: no such file'))).toBe(1); // LOCAL_IO_ERROR
+    // A connect that fails is a failed connection whatever its cause: no muxftp server there too.
+    const notMuxftp = new MuxftpError('PROTOCOL_ERROR', 'no muxftp server there, by its first bytes');
+    expect(exitStatusFor(connectFailure(notMuxftp, { host: '127.0.0.1', port: 1 }, undefined))).toBe(3);
+    expect(exitStatusFor(new CliError('interrupted', { code: 'CANCELLED', exitCode: 130 }))).toBe(130);
+    expect(exitStatusFor(new TypeError('a bug'))).toBe(1);
+    expect(exitStatusFor('a string')).toBe(1);
+  });
+
+  it('a run with both kinds of failure, in either order, exits 3: never lowered', () => {
+    const silent = { write: () => true } as unknown as NodeJS.WritableStream;
+    for (const order of [
+      ['NOT_FOUND', 'CONNECTION_LOST'],
+      ['CONNECTION_LOST', 'NOT_FOUND'],
+    ] as const) {
+      const output = new Output(silent as never, silent as never);
+      output.failure('get a', new MuxftpError(order[0], 'x'));
+      output.failure('get b', new MuxftpError(order[1], 'x'));
+      expect(output.exitCode).toBe(EXIT_STATUS.connectionFailed);
+    }
+    const answered = new Output(silent as never, silent as never);
+    answered.failure('get a', new MuxftpError('NOT_FOUND', 'x'));
+    expect(answered.exitCode).toBe(EXIT_STATUS.failed);
   });
 });
 

@@ -148,7 +148,7 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     ]);
     await stopServe(first.child, 'SIGKILL');
     const failed = await failing;
-    expect(failed.code).toBe(1);
+    expect(failed.code).toBe(3);
 
     // Nothing under the real names; each file's whole blocks kept under its hidden name, and they
     // are the server's bytes.
@@ -1001,11 +1001,11 @@ describe('stdin and stdout refuse what needs a local file', () => {
   });
 
   it('a remote file named - is no stdin: put FILE - -c is allowed past the usage check', async () => {
-    // Nothing listens there: the command gets as far as connecting (exit 1, not 2).
+    // Nothing listens there: the command gets as far as connecting (exit 3, not 2).
     const run = await runCli(
       ['--server', '127.0.0.1:1', 'put', 'a.txt', '-', '-c', '--retries', '0'],
       await tempDirs.make(),
     );
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(3);
   });
 });

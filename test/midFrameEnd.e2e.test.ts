@@ -68,7 +68,7 @@ describe('a connection that ends inside a frame', () => {
     const at = ['--server', `127.0.0.1:${port}`];
 
     const failed = await runCli([...at, 'get', 'big.bin', 'once.bin', '--retries', '0'], dir);
-    expect(failed.code).toBe(1);
+    expect(failed.code).toBe(3);
     expect(failed.stderr).toContain('get big.bin: connection ended inside a frame (CONNECTION_LOST)');
 
     await new Promise((resolve) => proxy!.close(resolve));

@@ -190,7 +190,7 @@ describe.concurrent('--retries', () => {
     first.child.kill('SIGKILL');
     await first.exited;
     const { code, stderr } = await cli;
-    expect(code).toBe(1);
+    expect(code).toBe(3);
     const address = `127.0.0.1:${first.port}`;
     const refused = `cannot connect to ${address}: connection refused (is \`muxftp serve\` running there?)`;
     // Before: every line said "connection … closed", the first connection's failure, again.
@@ -235,7 +235,7 @@ describe.concurrent('--retries', () => {
     first.child.kill('SIGKILL');
     await first.exited;
     const { code, stderr } = await cli;
-    expect(code).toBe(1);
+    expect(code).toBe(3);
     const lines = stderr.split('\n').filter((line) => line !== '');
     // Before: each of the 30 waited out a retry of its own, a line each (a tree: most of a day).
     expect(lines.filter((line) => line.includes('retry 1/1'))).toHaveLength(1);
@@ -255,7 +255,7 @@ describe.concurrent('--retries', () => {
       () => ['put', 'a.bin', '--to', 'up/', '--retries', '0'],
       uploadsUnderWay(join(root, 'up'), 1),
     );
-    expect(code).toBe(1);
+    expect(code).toBe(3);
     expect(stderr).toContain('CONNECTION_LOST');
     expect(stderr).not.toContain('retry');
     // The restarted server swept the killed upload's temporary file.

@@ -159,7 +159,7 @@ describe.concurrent("a client's response timeout", () => {
         children: own.children,
       });
     const failed = await cli('get', 'big.bin', 'out.bin', '--retries', '0');
-    expect(failed.code).toBe(1);
+    expect(failed.code).toBe(3);
     expect(failed.stderr).toMatch(
       /get big\.bin: no answer from 127\.0\.0\.1:\d+ in 0\.5 s \(CONNECTION_LOST\)/,
     );
@@ -197,7 +197,7 @@ describe.concurrent("a client's response timeout", () => {
       timeoutMs: 20_000,
       children: own.children,
     });
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(3);
     // Not the connect's own 10 s.
     expect(run.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: no answer within 1 s/);
     expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, error: { code: 'CONNECT_FAILED' } });
@@ -213,13 +213,13 @@ describe.concurrent("a client's response timeout", () => {
       timeoutMs: 20_000,
       children: own.children,
     });
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(3);
     expect(run.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: no answer within 1\.5 s/);
     // 0s is accepted as 0 is (then the connect's own bound applies: not waited out here).
     const never = await runCli(['ls', '--server', '127.0.0.1:1', '--timeout', '0s'], dir, {
       children: own.children,
     });
     expect(never.stderr).toMatch(/^muxftp: cannot connect to 127\.0\.0\.1:1: connection refused/);
-    expect(never.code).toBe(1);
+    expect(never.code).toBe(3);
   });
 });

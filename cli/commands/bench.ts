@@ -18,6 +18,7 @@ import { parseDuration, parseSize } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { connectFailure } from '../connect.js';
+import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { abortOnInterrupt, exitCodeFor } from '../interrupt.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
@@ -105,24 +106,24 @@ export function registerBenchCommand(program: Command, output: Output): void {
       const local = flags.local === true;
       if (local && command.getOptionValueSourceWithGlobals('server') === 'cli') {
         command.error('error: bench: --local starts its own server: --server does not apply', {
-          exitCode: 2,
+          exitCode: EXIT_STATUS.usage,
         });
       }
       const login = command.optsWithGlobals<{ user?: string; credentials?: string }>();
       if (local && (login.user !== undefined || login.credentials !== undefined)) {
         command.error(
           'error: bench: --local starts a server without users: --user and --credentials do not apply',
-          { exitCode: 2 },
+          { exitCode: EXIT_STATUS.usage },
         );
       }
       // --local connects only to the server it starts: $MUXFTP_SERVER is not read.
       const global = globalOptionsOf(command, { server: !local });
       output.configure(global);
       if (flags.files !== undefined && flags.duration !== undefined) {
-        command.error('error: bench: give --files or --duration, not both', { exitCode: 2 });
+        command.error('error: bench: give --files or --duration, not both', { exitCode: EXIT_STATUS.usage });
       }
       if (flags.warmup !== undefined && flags.duration === undefined) {
-        command.error('error: bench: --warmup goes with --duration', { exitCode: 2 });
+        command.error('error: bench: --warmup goes with --duration', { exitCode: EXIT_STATUS.usage });
       }
       // Checked before the run, which may take minutes, rather than after it.
       if (flags.html !== undefined) await checkWritableDirectory(flags.html);
@@ -203,7 +204,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
       if (global.json) output.printJson({ ok, ...report });
       else output.printLine(formatReport(report, describeSizes(options)));
       if (htmlFailure !== undefined) output.failure(undefined, htmlFailure);
-      if (!ok) output.raiseExitCode(1);
+      if (!ok) output.raiseExitCode(EXIT_STATUS.failed);
     });
 }
 

@@ -19,6 +19,7 @@ import { planningLimit } from '../concurrency.js';
 import { CrowdedDirectories } from '../crowdedDirectories.js';
 import { keepLocalDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
+import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import { LocalRoomRefusedError, LocalRooms } from '../localRoom.js';
@@ -109,7 +110,8 @@ function getTargetFromArguments(
   command: Command,
   json: boolean,
 ): { /** As given. */ remotes: string[]; target: GetTarget } {
-  const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+  const usage = (message: string): never =>
+    command.error(`error: ${message}`, { exitCode: EXIT_STATUS.usage });
   if (options.to !== undefined) {
     return {
       remotes: args,

@@ -14,6 +14,7 @@ import { PERMISSION_BITS } from '../../shared/fileModes.js';
 import { planningLimit } from '../concurrency.js';
 import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
+import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { inspectLocal, type LocalEntry, statLocal, walkLocalTree } from '../localFiles.js';
 import {
@@ -102,7 +103,8 @@ function putTargetFromArguments(
   options: PutOptions,
   command: Command,
 ): { sources: string[]; target: PutTarget } {
-  const usage = (message: string): never => command.error(`error: ${message}`, { exitCode: 2 });
+  const usage = (message: string): never =>
+    command.error(`error: ${message}`, { exitCode: EXIT_STATUS.usage });
   // stdin is read once, as it comes: no file version to continue, nor to compare first.
   const fromStdin = options.to !== undefined ? args.includes('-') : args[0] === '-';
   if (fromStdin && options.continue === true)

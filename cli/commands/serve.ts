@@ -10,6 +10,7 @@ import type { LogFormat } from '../../server/logEvents.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { formatBytes, parseSize } from '../../shared/humanUnits.js';
 import { defaultBufferedBytes } from '../../shared/memoryLimit.js';
+import { EXIT_STATUS } from '../exitStatus.js';
 import {
   commanderParser,
   parseDurationAsMs,
@@ -193,14 +194,14 @@ export function registerServeCommand(program: Command): Command {
       )
       .action(async (options: ServeOptions, command: Command) => {
         const misuse = accessFlagsMisuse(options);
-        if (misuse !== undefined) command.error(`error: serve: ${misuse}`, { exitCode: 2 });
+        if (misuse !== undefined) command.error(`error: serve: ${misuse}`, { exitCode: EXIT_STATUS.usage });
         // An initial window larger than the window is a mistake when asked for; the default one
         // simply shrinks with a smaller --stream-window.
         if (options.uploadInitialWindow > options.streamWindow) {
           if (command.getOptionValueSource('uploadInitialWindow') === 'cli') {
             command.error(
               `error: serve: --upload-initial-window (${formatBytes(options.uploadInitialWindow)}) is larger than --stream-window (${formatBytes(options.streamWindow)}): it is at most the stream window`,
-              { exitCode: 2 },
+              { exitCode: EXIT_STATUS.usage },
             );
           }
           options.uploadInitialWindow = options.streamWindow;

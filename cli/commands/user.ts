@@ -19,6 +19,7 @@ import {
 } from '../../server/auth/usersFile.js';
 import { formatBytes, formatRate } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
+import { EXIT_STATUS } from '../exitStatus.js';
 import { outputOptionsOf } from '../globalOptions.js';
 import { commanderParser, parseHomeDirectory, parseQuota, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
@@ -72,7 +73,9 @@ export function registerUserCommand(program: Command, output: Output): void {
     .action(async (name: string, flags: AddFlags, command: Command) => {
       output.configure(outputOptionsOf(command));
       if (flags.perm !== undefined && flags.readOnly) {
-        command.error('error: user add: give --perm or --read-only, not both', { exitCode: 2 });
+        command.error('error: user add: give --perm or --read-only, not both', {
+          exitCode: EXIT_STATUS.usage,
+        });
       }
       try {
         const file = await refusal(() => readUsersFile(flags.users, { missingIsEmpty: true }));
