@@ -233,9 +233,9 @@ export async function interruptibleCommand<T>(
       connecting = false;
     });
   } catch (error) {
-    // Ctrl-C at the password prompt, where the terminal sends no SIGINT: the same line and exit.
-    // (Ctrl-D there has no signal's exit code: it fails as any missing password does, exit 1.)
-    if (error instanceof CliError && error.code === 'CANCELLED' && error.exitCode !== undefined) {
+    // Ctrl-C at the password prompt, where the terminal sends no SIGINT: the same line and exit
+    // (a signal's, 128 + its number). Ctrl-D there has none: it fails CANCELLED, exit 1.
+    if (error instanceof CliError && error.code === 'CANCELLED' && (error.exitCode ?? 0) > 128) {
       report();
       process.exit(error.exitCode);
     }

@@ -22,28 +22,40 @@ export const EXIT_STATUS = {
 } as const;
 
 /**
- * Codes that say the connection, not one request, failed: connecting or logging in (a refusal by
- * address too), or a connection lost, timed out or closed idle. Not a protocol error: a server
- * that answers what it should not is a failure of what was asked (1), as one whose connect fails
- * that way is a failed connect (connectFailure's own status).
+ * Failures that say the connection went (a stopped server's SHUTTING_DOWN too): reconnect.ts
+ * reconnects after them, and they fail a run whose retries are spent with 3.
  */
-const CONNECTION_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'CONNECT_FAILED',
+export const CONNECTION_LOSS_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'CONNECTION_LOST',
-  'LOGIN_FAILED',
-  'TEMPORARILY_REFUSED',
-  'TLS_REQUIRED',
-  'VERSION_MISMATCH',
+  'CONNECT_FAILED',
+  'SHUTTING_DOWN',
   'IDLE_TIMEOUT',
 ]);
 
 /**
- * The exit status a command that reports `error` earns: a CLI error's own (a signal's, a failed
- * connect's), else 3 for a failed connection, else 1.
+ * Those, and the refusals of a login (by address too) or of the connection's terms. Not a
+ * protocol error: a server that answers what it should not failed what was asked (1), as one
+ * whose connect fails that way failed the connect (connectFailure's own status, 3).
+ */
+const CONNECTION_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ...CONNECTION_LOSS_CODES,
+  'LOGIN_FAILED',
+  'TEMPORARILY_REFUSED',
+  'TLS_REQUIRED',
+  'VERSION_MISMATCH',
+]);
+
+/**
+ * The exit status a command that reports `error` earns: a CLI error's own, in it or among its
+ * causes (a signal's; a failed connect's, whatever refused it, SERVER_BUSY included), else 3 when
+ * its code (the first among its causes) says the connection failed, else 1.
  */
 export function exitStatusFor(error: unknown): number {
-  if (error instanceof CliError && error.exitCode !== undefined) return error.exitCode;
-  const code = error instanceof MuxftpError || error instanceof CliError ? error.code : undefined;
+  let code: ErrorCode | undefined;
+  for (let cause = error, seen = 0; cause instanceof Error && seen < 16; cause = cause.cause, seen++) {
+    if (cause instanceof CliError && cause.exitCode !== undefined) return cause.exitCode;
+    if (code === undefined && (cause instanceof MuxftpError || cause instanceof CliError)) code = cause.code;
+  }
   return code !== undefined && CONNECTION_FAILURES.has(code)
     ? EXIT_STATUS.connectionFailed
     : EXIT_STATUS.failed;

@@ -41,8 +41,9 @@ export function createProgram(output: Output): Command {
       'after',
       `\nThe server address comes from --server, else $${SERVER_ENV},\nelse 127.0.0.1:7421.\n` +
         'Exit status: 0 if everything succeeded, 1 if anything failed, 2 for a usage\n' +
-        'error, 3 if the connection failed (no connect, no login, or lost for good),\n' +
-        '130 after Ctrl-C (143 after SIGTERM), 141 when the reader of stdout went\naway (| head).',
+        'error, 3 if the connection failed (no connect, no login, or lost for good;\n' +
+        '3 over 1 when a run has both), 130 after Ctrl-C (143 after SIGTERM), 141\n' +
+        'when the reader of stdout went away (| head).',
     );
   addGlobalOptions(program);
   registerServeCommand(program);

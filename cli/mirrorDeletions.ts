@@ -29,7 +29,7 @@ import type { Output } from './output.js';
 import { isConnectionLoss } from './reconnect.js';
 import { joinRemote, remoteBaseName, remoteParent } from './remotePath.js';
 import { isGone, PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from './remoteRemoval.js';
-import { walkRemoteTree } from './remoteTree.js';
+import { asMuxftpError, walkRemoteTree } from './remoteTree.js';
 import { failedOutcome, previewTransfers, type TransferJob, type TransferOutcome } from './transferRunner.js';
 
 /** What an entry is, on either side: a link or anything else not a file or directory is `other`. */
@@ -455,7 +455,7 @@ async function isRemoteLink(client: Client, remote: string): Promise<boolean | M
     return siblings.some((entry) => entry.name === name && entry.link === true);
   } catch (error) {
     if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return false;
-    return error instanceof MuxftpError ? error : new MuxftpError('INTERNAL_ERROR', String(error));
+    return asMuxftpError(error);
   }
 }
 

@@ -10,19 +10,14 @@ import {
   resolveTarget,
   usingConnection,
 } from './connect.js';
+import { CONNECTION_LOSS_CODES } from './exitStatus.js';
 import { errorInfo, type Output } from './output.js';
 import type { TransferCommandOptions } from './transferOptions.js';
 
-/** Failures that say the connection went (not a busy server: requests wait on one themselves). */
-const CONNECTION_LOSS_CODES: ReadonlySet<string> = new Set([
-  'CONNECTION_LOST',
-  'CONNECT_FAILED',
-  'SHUTTING_DOWN',
-  'IDLE_TIMEOUT',
-]);
-
 /**
- * Failures after which the same transfer may succeed again. STREAM_TIMEOUT: the server gave up on
+ * Failures after which the same transfer may succeed again: the connection lost
+ * (CONNECTION_LOSS_CODES; not a busy server: requests wait on one themselves), a busy one, and
+ * STREAM_TIMEOUT: the server gave up on
  * a transfer that moved nothing for its idle timeout (this process was stopped, a laptop slept),
  * and closes the connection once none is left on it.
  */

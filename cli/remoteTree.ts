@@ -6,6 +6,7 @@ import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { LinkBudget } from '../shared/linkBudget.js';
+import { CliError } from './cliError.js';
 import type { Excluded } from './excludes.js';
 import { isPlainName, joinRemote } from './remotePath.js';
 
@@ -178,8 +179,12 @@ function invalidPathReason(remote: string, name: string): string | undefined {
   return nameProblem(name) ?? extentProblem(Buffer.byteLength(remote, 'utf8'), remote.split('/').length);
 }
 
-function asMuxftpError(error: unknown): MuxftpError {
-  return error instanceof MuxftpError
-    ? error
-    : new MuxftpError('INTERNAL_ERROR', error instanceof Error ? error.message : String(error));
+/**
+ * A listing's failure as a problem of the tree: a reconnect that failed (retries spent) is
+ * openClient's CliError, whose code (CONNECT_FAILED, ...) and exit status (as its cause) stay.
+ */
+export function asMuxftpError(error: unknown): MuxftpError {
+  if (error instanceof MuxftpError) return error;
+  if (error instanceof CliError) return new MuxftpError(error.code, error.message, { cause: error });
+  return new MuxftpError('INTERNAL_ERROR', error instanceof Error ? error.message : String(error));
 }

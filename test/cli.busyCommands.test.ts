@@ -89,7 +89,7 @@ describe('a client command refused SERVER_BUSY tries again', () => {
       const { code, stderr } = await runCli([...at, ...args], cwd, { timeoutMs: 20_000 });
       expect({ args, code, waited: stderr.includes('trying again') }).toEqual({
         args,
-        code: 1,
+        code: 3, // a connect refused: the connection failed, whatever refused it
         waited: false,
       });
       expect(stderr).toMatch(/server busy: at most 1 connection/);

@@ -6,8 +6,9 @@ import { connectFailure } from '../cli/connect.js';
 import { formatListing } from '../cli/entryFormat.js';
 import { EXIT_STATUS, exitStatusFor } from '../cli/exitStatus.js';
 import { describeError, Output } from '../cli/output.js';
+import { asMuxftpError } from '../cli/remoteTree.js';
 import { Client } from '../client/client.js';
-import { ERROR_STATUS, type ErrorCode, MuxftpError } from '../shared/errors.js';
+import { ERROR_STATUS, type ErrorCode, MuxftpError, ServerBusyError } from '../shared/errors.js';
 
 describe('describeError', () => {
   it('names the code of a protocol error, and nothing more for a CLI error', () => {
@@ -35,6 +36,7 @@ describe('exit status', () => {
   const connectionFailures: ErrorCode[] = [
     'CONNECT_FAILED',
     'CONNECTION_LOST',
+    'SHUTTING_DOWN',
     'LOGIN_FAILED',
     'TEMPORARILY_REFUSED',
     'TLS_REQUIRED',
@@ -69,6 +71,24 @@ describe('exit status', () => {
     const notMuxftp = new MuxftpError('PROTOCOL_ERROR', 'no muxftp server there, by its first bytes');
     expect(exitStatusFor(connectFailure(notMuxftp, { host: '127.0.0.1', port: 1 }, undefined))).toBe(3);
     expect(exitStatusFor(new CliError('interrupted', { code: 'CANCELLED', exitCode: 130 }))).toBe(130);
+    // Refused at connect, whatever by: the connection failed (mid-run, SERVER_BUSY is 1).
+    for (const refusal of [
+      new ServerBusyError('connections', 'busy'),
+      new MuxftpError('TEMPORARILY_REFUSED', 'x'),
+    ])
+      expect(exitStatusFor(connectFailure(refusal, { host: '127.0.0.1', port: 1 }, undefined))).toBe(3);
+    // Its status stays when a caller wraps it (a tree's listing problem), as its code does.
+    const wrapped = asMuxftpError(
+      connectFailure(new ServerBusyError('connections', 'busy'), { host: 'h', port: 1 }, undefined),
+    );
+    expect({ code: wrapped.code, status: exitStatusFor(wrapped) }).toEqual({
+      code: 'SERVER_BUSY',
+      status: 3,
+    });
+    // A wrapper that names no code of its own takes its cause's.
+    expect(
+      exitStatusFor(new Error('while listing', { cause: new MuxftpError('CONNECTION_LOST', 'x') })),
+    ).toBe(3);
     expect(exitStatusFor(new TypeError('a bug'))).toBe(1);
     expect(exitStatusFor('a string')).toBe(1);
   });

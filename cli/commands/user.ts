@@ -108,10 +108,9 @@ export function registerUserCommand(program: Command, output: Output): void {
         );
         output.printLine(`${flags.replace ? 'updated' : 'added'} ${name} in ${flags.users}`);
       } catch (error) {
+        // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere (the
+        // error's own exit status); Ctrl-D (no password given) fails as other errors do.
         output.failure(`user add ${name}`, error);
-        // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere;
-        // Ctrl-D (no password given) fails as other errors do.
-        if (error instanceof CliError && error.exitCode !== undefined) output.raiseExitCode(error.exitCode);
       }
     });
 
