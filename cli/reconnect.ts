@@ -228,12 +228,15 @@ export function planningClient(
             },
           );
         } catch (error) {
-          // A mkdir made before its answer was lost: the directory is there, as asked.
+          // A mkdir made before its answer was lost: the directory is there, as asked. And a
+          // mkdir -p refused to an account without the mkdir permission (the server checks it
+          // before it looks) of a directory that is there: nothing to make, no failure (put -r
+          // into a tree that exists, put -p).
+          const code = error instanceof MuxftpError ? error.code : undefined;
+          const parents = (args[1] as { parents?: boolean } | undefined)?.parents === true;
           if (
-            retried &&
             property === 'mkdir' &&
-            error instanceof MuxftpError &&
-            error.code === 'ALREADY_EXISTS'
+            ((retried && code === 'ALREADY_EXISTS') || (parents && code === 'PERMISSION_DENIED'))
           ) {
             const entry = await connection.client.stat(args[0] as string).catch(() => undefined);
             if (entry?.type === 'dir') return undefined;

@@ -215,6 +215,47 @@ describe('permission refusals', () => {
     ]);
     expect(await readFile(join(dir, 'data', 'alice', 'h.txt'), 'utf8')).toBe('remote');
   });
+
+  it('without the mkdir permission: a put into directories that are there succeeds; a tree directory that is not is said once, and what goes in it fails with it, unsent', async () => {
+    const dir = await tempDirs.make();
+    const users = await addUser(dir, 'alice', ['--perm', 'list,read,write']);
+    await mkdir(join(dir, 'data', 'alice', 'd', 'tree', 'in'), { recursive: true });
+    await mkdir(join(dir, 'tree', 'in'), { recursive: true });
+    await writeFile(join(dir, 'tree', 'a'), 'a');
+    await writeFile(join(dir, 'tree', 'in', 'b'), 'b');
+    const { server } = await serve(['--root', join(dir, 'data'), '--users', users], dir);
+    const as = { env: { MUXFTP_PASSWORD: 'pw' } };
+    const alice = [...server, '--user', 'alice'];
+    // mkdir -p of a directory that is there makes nothing: it was refused, and failed the run (1)
+    // after every file went; put -p sent nothing at all.
+    for (const args of [
+      ['put', '-r', 'tree', '--to', 'd'],
+      ['put', '-p', 'tree/a', 'd/tree/in/a2'],
+    ]) {
+      const result = await runCli([...alice, ...args], dir, as);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+    }
+    expect(await readFile(join(dir, 'data', 'alice', 'd', 'tree', 'in', 'b'), 'utf8')).toBe('b');
+    expect(await readFile(join(dir, 'data', 'alice', 'd', 'tree', 'in', 'a2'), 'utf8')).toBe('a');
+    // Where the tree is not: its directory's refusal, once; its files were each sent and failed
+    // NOT_FOUND, "add -p to create it", which -p does not help.
+    const refused = 'permission denied: user alice has no mkdir permission';
+    const result = await runCli([...alice, '--json', 'put', '-r', 'tree'], dir, as);
+    expect(result.stderr).toBe(`muxftp: put tree: ${refused} (PERMISSION_DENIED)\n`);
+    expect(result.code).toBe(1);
+    const outcomes = JSON.parse(result.stdout) as Array<{ remote: string; ok: boolean; error: unknown }>;
+    expect(
+      outcomes
+        .map(({ remote, ok, error }) => ({ remote, ok, error }))
+        .sort((x, y) => (x.remote < y.remote ? -1 : 1)),
+    ).toEqual(
+      ['tree', 'tree/a', 'tree/in', 'tree/in/b'].map((remote) => ({
+        remote,
+        ok: false,
+        error: { code: 'PERMISSION_DENIED', message: refused },
+      })),
+    );
+  });
 });
 
 // script(1) (util-linux) runs the command on a pseudo-terminal: the summary is drawn only there.

@@ -152,6 +152,8 @@ function remoteInside(dir: string, source: string): string | undefined {
   return isPlainName(name) ? joinRemote(dir, name) : undefined;
 }
 
+const isNotFound = (error: unknown): boolean => error instanceof MuxftpError && error.code === 'NOT_FOUND';
+
 async function statIfExists(client: Client, remote: string): Promise<WireEntry | undefined> {
   try {
     return await client.stat(remote);
@@ -393,15 +395,43 @@ async function put(
   // own mkdir, which gives it its local one's bits (mkdir -p gives none to the parents it makes).
   // Else all at once: with `parents` every mkdir stands alone.
   const made: typeof dirs = [];
+  // Why each directory that could not be made was not; what is inside one fails with it, as get -r
+  // has it: not sent (each failed NOT_FOUND with "add -p", which -p did not help), no line each.
+  const unmade = new Map<string, unknown>();
+  // Refused (no mkdir permission) where the account cannot look (no list permission either):
+  // said, but what goes into it is still sent, the directory may well be there.
+  const unlooked = new Map<string, unknown>();
+  const unmadeAbove = (remote: string): { error: unknown } | undefined => {
+    for (let dir = remoteParent(remote); dir !== ''; dir = remoteParent(dir))
+      if (unmade.has(dir)) return { error: unmade.get(dir) };
+    return undefined;
+  };
   for (const level of options.perms ? byDepth(dirs, (dir) => dir.remote) : [dirs]) {
     await limit.map(level, async (dir) => {
+      if (unmadeAbove(dir.remote) !== undefined) return;
       const mode = options.perms ? await permissionBits(dir.local) : undefined;
       await client.mkdir(dir.remote, { parents: true, mode }).then(
         () => made.push(dir),
-        (error: unknown) => fail(dir.local, dir.remote, error),
+        async (error: unknown) => {
+          const refused = error instanceof MuxftpError && error.code === 'PERMISSION_DENIED';
+          const missing = !refused || (await client.stat(dir.remote).then(() => false, isNotFound));
+          (missing ? unmade : unlooked).set(dir.remote, error);
+        },
       );
     });
   }
+  // In path order, a line for each not inside another that failed (made at once, those fail too).
+  for (const dir of dirs) {
+    const above = unmadeAbove(dir.remote);
+    const error = unmade.get(dir.remote) ?? unlooked.get(dir.remote);
+    if (above !== undefined) failures.push(failedOutcome(dir.local, dir.remote, above.error));
+    else if (error !== undefined) fail(dir.local, dir.remote, error);
+  }
+  const sendable = jobs.filter((job) => {
+    const above = unmadeAbove(job.remote);
+    if (above !== undefined) failures.push(failedOutcome(job.local, job.remote, above.error));
+    return above === undefined;
+  });
 
   const usesStdin = jobs.some((job) => job.standardStream);
   if (usesStdin && process.stdin.isTTY === true)
@@ -409,7 +439,7 @@ async function put(
   try {
     const outcomes = await runTransfers({
       command: 'put',
-      jobs,
+      jobs: sendable,
       parallel,
       output,
       connection,
