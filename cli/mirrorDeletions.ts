@@ -15,7 +15,7 @@
  * directory holding one; muxftp's own hidden files are never listed, so never removed.
  */
 
-import { lstat, realpath, rm } from 'node:fs/promises';
+import { lstat, realpath, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '../client/client.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
@@ -481,11 +481,25 @@ const localSide: DestinationSide = {
     const localPath = joinLocal(destination, entry.relative);
     // rm removes a link, never what it leads to, and a directory with everything in it; what
     // another remover took since the walk (a second sync at once) is gone, as asked (force).
-    await rm(entry.rawPath ?? localPath, { recursive: true, force: true }).catch((error: unknown) => {
-      throw localFsError(error, localPath);
+    await rm(entry.rawPath ?? localPath, { recursive: true, force: true }).catch(async (error: unknown) => {
+      throw localFsError((await unlinkRefusal(error)) ?? error, localPath);
     });
   },
 };
+
+/**
+ * Node's rm takes an unlink refused EPERM (an immutable file, one in a directory that is) for a
+ * directory's and fails ENOTDIR of the file: `not a directory` said of a file, the reason lost.
+ * The file unlinked again gives its own (undefined: no such case, or it went this time).
+ */
+async function unlinkRefusal(error: unknown): Promise<unknown> {
+  const { code, path: at } = error as NodeJS.ErrnoException;
+  if (code !== 'ENOTDIR' || at === undefined) return undefined;
+  return unlink(at).then(
+    () => undefined,
+    (refused: unknown) => refused,
+  );
+}
 
 function joinLocal(destination: string, relative: string): string {
   return path.join(destination, ...relative.split('/'));

@@ -167,6 +167,44 @@ describe('--delete', () => {
     expect(await treeUnder(outside)).toEqual(['dir/', 'dir/inside.txt', 'precious.txt']);
   });
 
+  it('get -r: a local entry that cannot be removed is said with why (an immutable file: not "not a directory")', async (context) => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 'site'), ['index.html']);
+    const local = await tempDirs.make();
+    const copy = join(local, 'site');
+    await makeTree(copy, ['index.html', 'stale.html', 'old/deep/x.bin']);
+    const immutable = [join(copy, 'stale.html'), join(copy, 'old', 'deep')];
+    // chattr +i (root, a filesystem that has the flag): unlink refused EPERM, even to root.
+    try {
+      execFileSync('chattr', ['+i', ...immutable], { stdio: 'ignore' });
+    } catch {
+      context.skip();
+    }
+    try {
+      const result = await runCli(
+        ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--delete', '--json'],
+        local,
+      );
+      expect(result.code).toBe(1);
+      // Before: "not a directory: site/stale.html", Node's rm's ENOTDIR of the file it could not unlink.
+      expect(result.stderr.split('\n').sort()).toEqual([
+        '',
+        `muxftp: get --delete ${join('site', 'old')}: operation not permitted: ${join('site', 'old')} (LOCAL_IO_ERROR)`,
+        `muxftp: get --delete ${join('site', 'stale.html')}: operation not permitted: ${join('site', 'stale.html')} (LOCAL_IO_ERROR)`,
+      ]);
+      const failed = (JSON.parse(result.stdout) as Array<{ ok: boolean; error?: { message: string } }>)
+        .filter((outcome) => !outcome.ok)
+        .map((outcome) => outcome.error?.message)
+        .sort();
+      expect(failed).toEqual([
+        `operation not permitted: ${join('site', 'old')}`,
+        `operation not permitted: ${join('site', 'stale.html')}`,
+      ]);
+    } finally {
+      execFileSync('chattr', ['-i', ...immutable], { stdio: 'ignore' });
+    }
+  });
+
   it('get -r removes local names that are not UTF-8, which no remote name can be', async () => {
     server = await startServer({ backend: 'disk' });
     await makeTree(join(server.root!, 'site'), ['index.html', 'sub/page.html']);
