@@ -95,7 +95,10 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     // Anything else (a full disk under `> file`) is said in words, once, and fails the command.
     if (error.code !== 'EPIPE')
-      output.failure(undefined, new CliError(`cannot write stdout: ${errnoReason(error)}`));
+      output.failure(
+        undefined,
+        new CliError(`cannot write stdout: ${errnoReason(error)}`, { showsCode: true }),
+      );
     process.exit(error.code === 'EPIPE' ? EXIT_STATUS.brokenPipe : output.exitCode);
   });
   // Every path crosses the wire as UTF-8; a name typed in another encoding is refused, not renamed.

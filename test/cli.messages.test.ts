@@ -346,14 +346,19 @@ describe('bench', () => {
     expect(before).toMatchObject({
       code: 1,
       stdout: '',
-      stderr: `muxftp: bench: cannot write --html ${missing}: no such file or directory\n`,
+      stderr: `muxftp: bench: cannot write --html ${missing}: no such file or directory (LOCAL_IO_ERROR)\n`,
     });
     // A directory passes the check before the run: the write after it fails, the report is out.
     const after = await runCli([...local, '--json', '--html', dir], dir, { timeoutMs: 60_000 });
-    expect(after.stderr).toBe(`muxftp: bench: cannot write --html ${dir}: is a directory\n`);
+    expect(after.stderr).toBe(`muxftp: bench: cannot write --html ${dir}: is a directory (LOCAL_IO_ERROR)\n`);
     expect(after.code).toBe(1);
     // ...and `ok` says what the exit status says.
-    expect(JSON.parse(after.stdout)).toMatchObject({ ok: false, op: 'connect', errors: {} });
+    expect(JSON.parse(after.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'LOCAL_IO_ERROR', message: `bench: cannot write --html ${dir}: is a directory` },
+      op: 'connect',
+      errors: {},
+    });
   }, 70_000);
 
   it('words a failure to connect as every other command does', async () => {

@@ -851,7 +851,7 @@ describe('muxftp CLI', () => {
           expect({ args, code, stderr }).toEqual({
             args,
             code: 1,
-            stderr: 'muxftp: cannot write stdout: no space left on device\n',
+            stderr: 'muxftp: cannot write stdout: no space left on device (LOCAL_IO_ERROR)\n',
           });
         } finally {
           await full.close();

@@ -201,7 +201,9 @@ export function registerBenchCommand(program: Command, output: Output): void {
         });
       }
       const ok = report.thresholds.passed && htmlFailure === undefined;
-      if (global.json) output.printJson({ ok, ...report });
+      // The failure too, as every failure is in --json (ok alone said nothing of why).
+      const failed = htmlFailure === undefined ? {} : { error: errorInfo(htmlFailure) };
+      if (global.json) output.printJson({ ok, ...failed, ...report });
       else output.printLine(formatReport(report, describeSizes(options)));
       if (htmlFailure !== undefined) output.failure(undefined, htmlFailure);
       if (!ok) output.raiseExitCode(EXIT_STATUS.failed);
@@ -241,7 +243,10 @@ async function benchAccess(
 }
 
 function htmlUnwritable(file: string, error: unknown): CliError {
-  return new CliError(`bench: cannot write --html ${file}: ${errnoReason(error)}`, { cause: error });
+  return new CliError(`bench: cannot write --html ${file}: ${errnoReason(error)}`, {
+    cause: error,
+    showsCode: true,
+  });
 }
 
 /** The directory `file` goes in exists and may be written to. */
