@@ -26,6 +26,7 @@ interface Outcome {
   local: string;
   remote: string;
   ok: boolean;
+  skipped?: true;
   error?: { code: string };
 }
 
@@ -175,4 +176,28 @@ describe('--json results of entries a tree walk skipped', () => {
     });
     expect(await readdir(join(local, 'out', 'odd', 'deeper'))).toEqual([]);
   });
+
+  // procfs refuses a new directory to everyone, root included: -p's look passes, its mkdir fails.
+  it.skipIf(process.platform !== 'linux')(
+    'get -r whose destination cannot be made still gives the FIFO it said it skipped in --json',
+    async () => {
+      server = await startServer({ backend: 'disk' });
+      await mkdir(join(server.root!, 'odd'), { recursive: true });
+      await writeFile(join(server.root!, 'odd', 'fine.txt'), 'x');
+      expect(spawnSync('mkfifo', [join(server.root!, 'odd', 'pipe')]).status).toBe(0);
+      const local = await tempDirs.make();
+      const to = '/proc/muxftp-no-such-dir/out';
+      const result = await runCli(
+        ['--server', `127.0.0.1:${server.port}`, '--json', 'get', '-r', 'odd', '--to', to, '-p'],
+        local,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('muxftp: get odd/pipe: not a regular file, skipped\n');
+      const outcomes = JSON.parse(result.stdout) as Outcome[];
+      expect(outcomes.map(({ remote, ok, skipped }) => ({ remote, ok, skipped }))).toEqual([
+        { remote: 'odd/pipe', ok: true, skipped: true },
+        { remote: 'odd/fine.txt', ok: false, skipped: undefined },
+      ]);
+    },
+  );
 });

@@ -326,9 +326,12 @@ async function get(
   // Made once the run is not refused either: a refused --delete run leaves nothing new behind.
   if (!dryRun && (jobs.length > 0 || localDirs.length > 0)) {
     const made = await resolveTarget(true);
-    // What planning failed stays as it was said; what it planned fails with the destination.
-    if ('failed' in made)
-      return [...failures, ...distinct.map((job) => failedOutcome(job.local, job.remote, made.failed))];
+    // What planning failed or passed over stays as it was said (a skipped FIFO's line had its
+    // result missing); what it planned fails with the destination.
+    if ('failed' in made) {
+      const unfetched = distinct.map((job) => failedOutcome(job.local, job.remote, made.failed));
+      return [...passedOver, ...failures, ...replaced, ...unfetched];
+    }
   }
 
   // In order: each directory after its parent. What is inside one that could not be made fails
