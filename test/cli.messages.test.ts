@@ -216,7 +216,7 @@ describe('permission refusals', () => {
     expect(await readFile(join(dir, 'data', 'alice', 'h.txt'), 'utf8')).toBe('remote');
   });
 
-  it('without the mkdir permission: a put into directories that are there succeeds; a tree directory that is not is said once, and what goes in it fails with it, unsent', async () => {
+  it('without the mkdir permission: a put (or mkdir -p) into directories that are there succeeds; a tree directory that is not is said once, and what goes in it fails with it, unsent', async () => {
     const dir = await tempDirs.make();
     const users = await addUser(dir, 'alice', ['--perm', 'list,read,write']);
     await mkdir(join(dir, 'data', 'alice', 'd', 'tree', 'in'), { recursive: true });
@@ -231,6 +231,7 @@ describe('permission refusals', () => {
     for (const args of [
       ['put', '-r', 'tree', '--to', 'd'],
       ['put', '-p', 'tree/a', 'd/tree/in/a2'],
+      ['mkdir', '-p', 'd/tree/in'],
     ]) {
       const result = await runCli([...alice, ...args], dir, as);
       expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
@@ -240,6 +241,11 @@ describe('permission refusals', () => {
     // Where the tree is not: its directory's refusal, once; its files were each sent and failed
     // NOT_FOUND, "add -p to create it", which -p does not help.
     const refused = 'permission denied: user alice has no mkdir permission';
+    const made = await runCli([...alice, 'mkdir', '-p', 'd/new'], dir, as);
+    expect({ code: made.code, stderr: made.stderr }).toEqual({
+      code: 1,
+      stderr: `muxftp: mkdir d/new: ${refused} (PERMISSION_DENIED)\n`,
+    });
     const result = await runCli([...alice, '--json', 'put', '-r', 'tree'], dir, as);
     expect(result.stderr).toBe(`muxftp: put tree: ${refused} (PERMISSION_DENIED)\n`);
     expect(result.code).toBe(1);

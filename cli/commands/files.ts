@@ -242,7 +242,16 @@ export function registerFileCommands(program: Command, output: Output): void {
         output,
         'mkdir',
         paths,
-        (client, path) => client.mkdir(path, { parents }),
+        (client, path) =>
+          client.mkdir(path, { parents }).catch(async (error: unknown) => {
+            // -p of a directory that is there, refused to an account without the mkdir
+            // permission (the server checks it before it looks): nothing to make, as mkdir(1) -p
+            // succeeds on a read-only filesystem.
+            const refused = error instanceof MuxftpError && error.code === 'PERMISSION_DENIED';
+            if (refused && parents && (await client.stat(path).catch(() => undefined))?.type === 'dir')
+              return;
+            throw error;
+          }),
         // Without -p a missing parent is NOT_FOUND (an existing path is ALREADY_EXISTS).
         { hints: parents ? {} : { NOT_FOUND: 'add -p to create its parents' } },
       );
