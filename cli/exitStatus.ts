@@ -60,3 +60,17 @@ export function exitStatusFor(error: unknown): number {
     ? EXIT_STATUS.connectionFailed
     : EXIT_STATUS.failed;
 }
+
+/**
+ * Of several failures that one line reports (rm -r's files, chmod -R's entries), the one whose
+ * exit status is highest, the first of those: a connection lost among refusals makes the run 3.
+ */
+export function gravest(failures: readonly unknown[]): unknown {
+  let chosen: unknown;
+  let status = -1;
+  for (const failure of failures) {
+    const its = exitStatusFor(failure);
+    if (its > status) [chosen, status] = [failure, its];
+  }
+  return chosen;
+}

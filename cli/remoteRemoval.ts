@@ -4,6 +4,7 @@ import type { Client, WireEntry } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { planningLimit } from './concurrency.js';
+import { gravest } from './exitStatus.js';
 import { joinRemote } from './remotePath.js';
 import { walkRemoteTree } from './remoteTree.js';
 
@@ -42,7 +43,7 @@ export async function removeRecursively(client: Client, path: string): Promise<v
       if (!isGone(error)) failures.push(error);
     }),
   );
-  if (failures.length > 0) throw new PartlyRemoved(failures[0], failures.length, removable.length);
+  if (failures.length > 0) throw new PartlyRemoved(gravest(failures), failures.length, removable.length);
   // In path order a parent comes before what is in it: backwards, each directory is empty when its turn comes.
   const dirs = tree.entries.filter(({ entry }) => isDirectory(entry));
   for (const { relative } of dirs.reverse()) await client.rmdir(joinRemote(path, relative)).catch(unlessGone);

@@ -71,6 +71,15 @@ describe('exit status 3: the connection failed', () => {
     },
   );
 
+  it("chmod -R whose directory's listing is lost: that failure, not '1 of the 1 below it kept their bits'", async () => {
+    const dir = await setUp();
+    const at = await goneAtFirstList();
+    const result = await runCli([...at, 'chmod', '-R', '700', 'srv'], dir);
+    expect(result.stderr).toMatch(/^muxftp: chmod srv: .*\(CONNECTION_LOST\)\n$/);
+    expect(result.stderr).not.toContain('kept their bits');
+    expect(result.code).toBe(3);
+  });
+
   it('a server stopped mid-transfer (SHUTTING_DOWN), --retries 0: 3', async () => {
     const dir = await setUp();
     await writeFile(join(server!.root!, 'big.bin'), Buffer.alloc(20 * 2 ** 20, 7));

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CliError } from '../cli/cliError.js';
 import { connectFailure } from '../cli/connect.js';
 import { formatListing } from '../cli/entryFormat.js';
-import { EXIT_STATUS, exitStatusFor } from '../cli/exitStatus.js';
+import { EXIT_STATUS, exitStatusFor, gravest } from '../cli/exitStatus.js';
 import { describeError, Output } from '../cli/output.js';
 import { asMuxftpError } from '../cli/remoteTree.js';
 import { Client } from '../client/client.js';
@@ -91,6 +91,15 @@ describe('exit status', () => {
     ).toBe(3);
     expect(exitStatusFor(new TypeError('a bug'))).toBe(1);
     expect(exitStatusFor('a string')).toBe(1);
+  });
+
+  it("gravest: of one line's failures, the first with the highest status", () => {
+    const refused = new MuxftpError('PERMISSION_DENIED', 'a');
+    const lost = new MuxftpError('CONNECTION_LOST', 'b');
+    const alsoLost = new MuxftpError('CONNECTION_LOST', 'c');
+    expect(gravest([refused, lost, alsoLost])).toBe(lost);
+    expect(gravest([refused, new MuxftpError('NOT_FOUND', 'd')])).toBe(refused);
+    expect(gravest([])).toBeUndefined();
   });
 
   it('a run with both kinds of failure, in either order, exits 3: never lowered', () => {

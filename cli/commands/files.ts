@@ -13,6 +13,7 @@ import { printable } from '../../shared/printable.js';
 import { planningLimit } from '../concurrency.js';
 import { withClient } from '../connect.js';
 import { formatEntryDetails, formatListing, formatSpace } from '../entryFormat.js';
+import { gravest } from '../exitStatus.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
 import { type ListingOrder, sortByEntry, sortEntries, sortTree } from '../listingOrder.js';
 import { type ModeArgument, parseModeArgument } from '../modeArgument.js';
@@ -344,6 +345,9 @@ async function changeModeBelow(client: Client, path: string, mode: ModeArgument)
   const tree = await walkRemoteTree(client, path, limit, Number.POSITIVE_INFINITY, undefined, {
     intoLinks: false,
   });
+  // Nothing below could be read: that failure, not "1 of the 1 below it kept their bits".
+  const unlisted = tree.problems.find((problem) => problem.remote === path && problem.listed !== true);
+  if (unlisted !== undefined) throw unlisted.error;
   const below = tree.entries.filter(
     ({ entry }) => (entry.type === 'file' || entry.type === 'dir') && entry.link !== true,
   );
@@ -360,7 +364,7 @@ async function changeModeBelow(client: Client, path: string, mode: ModeArgument)
   if (failures.length > 0) {
     // Counted among what was tried: one the walk could not read or name is one more below it.
     const of = `${failures.length} of the ${below.length + tree.problems.length} below it`;
-    throw new ExplainedFailure(failures[0], `${of} kept their bits (the rest have the new ones)`);
+    throw new ExplainedFailure(gravest(failures), `${of} kept their bits (the rest have the new ones)`);
   }
 }
 
