@@ -414,7 +414,15 @@ async function put(
         () => made.push(dir),
         async (error: unknown) => {
           const refused = error instanceof MuxftpError && error.code === 'PERMISSION_DENIED';
-          const missing = !refused || (await client.stat(dir.remote).then(() => false, isNotFound));
+          // Missing, or not a directory (a file where it goes: nothing can go into it); only a
+          // stat that cannot answer (no list permission, the connection gone) leaves it unlooked.
+          const missing =
+            !refused ||
+            (await client.stat(dir.remote).then(
+              (entry) => entry.type !== 'dir',
+              (stat: unknown) =>
+                isNotFound(stat) || (stat instanceof MuxftpError && stat.code === 'NOT_A_DIRECTORY'),
+            ));
           (missing ? unmade : unlooked).set(dir.remote, error);
         },
       );

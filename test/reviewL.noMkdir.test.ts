@@ -1,0 +1,97 @@
+/**
+ * reviewL (session 45): put -r for an account without the mkdir permission, where the path a tree
+ * directory goes to is not a directory, and where the connection goes during the stat that
+ * follows a refused mkdir. Real `muxftp serve` child, frameProxy, the built CLI.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType } from '../shared/protocol/constants.js';
+import { runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
+import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
+import { TempDirs } from './helpers/tempDirs.js';
+
+const tempDirs = new TempDirs('muxftp-reviewL-');
+const servers = new Set<ChildProcess>();
+let proxy: FrameProxy | undefined;
+
+afterEach(async () => {
+  await proxy?.close();
+  proxy = undefined;
+  await stopChildren(servers);
+  await tempDirs.removeAll();
+});
+
+async function setUp(): Promise<{ dir: string; port: number }> {
+  const dir = await tempDirs.make();
+  const users = join(dir, 'users.json');
+  const added = await runCli(['user', 'add', 'alice', '--users', users, '--perm', 'list,read,write'], dir, {
+    stdin: 'pw\n',
+  });
+  expect(added).toMatchObject({ code: 0 });
+  await mkdir(join(dir, 'data', 'alice'), { recursive: true });
+  await mkdir(join(dir, 'tree', 'in'), { recursive: true });
+  await writeFile(join(dir, 'tree', 'a'), 'a');
+  await writeFile(join(dir, 'tree', 'in', 'b'), 'b');
+  const { port } = await startServeChild(['--root', join(dir, 'data'), '--users', users], servers, {
+    cwd: dir,
+  });
+  return { dir, port };
+}
+
+const as = { env: { MUXFTP_PASSWORD: 'pw' } };
+
+describe('put -r without the mkdir permission', () => {
+  it('a file where the tree directory goes: one line, as for an account with mkdir (ALREADY_EXISTS)', async () => {
+    const { dir, port } = await setUp();
+    await mkdir(join(dir, 'data', 'alice', 'd'));
+    await writeFile(join(dir, 'data', 'alice', 'd', 'tree'), 'x');
+    const result = await runCli(
+      ['--server', `127.0.0.1:${port}`, '--user', 'alice', 'put', '-r', 'tree', '--to', 'd'],
+      dir,
+      as,
+    );
+    expect(result.code).toBe(1);
+    // Before: tree's refusal, then tree/in's, and each file sent and failed NOT_A_DIRECTORY, its own line.
+    expect(result.stderr.split('\n').filter((line) => line.startsWith('muxftp: put'))).toEqual([
+      'muxftp: put tree: permission denied: user alice has no mkdir permission (PERMISSION_DENIED)',
+    ]);
+  });
+
+  it('the connection lost during the stat after a refused mkdir (--retries 0): exit 3', async () => {
+    const { dir, port } = await setUp();
+    let sawMkdir = false;
+    let dropped = false;
+    proxy = await startFrameProxy(port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) {
+          const op = jsonOf(frame).op;
+          if (op === 'mkdir') sawMkdir = true;
+          if (sawMkdir && !dropped && op === 'stat') {
+            dropped = true;
+            throw new Error('dropped');
+          }
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${proxy.port}`,
+        '--user',
+        'alice',
+        '--json',
+        'put',
+        '-r',
+        'tree',
+        '--retries',
+        '0',
+      ],
+      dir,
+      as,
+    );
+    expect(result.code).toBe(3);
+  });
+});
