@@ -4,7 +4,7 @@
  * follows a refused mkdir. Real `muxftp serve` child, frameProxy, the built CLI.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
@@ -23,14 +23,14 @@ afterEach(async () => {
   await tempDirs.removeAll();
 });
 
-async function setUp(): Promise<{ dir: string; port: number }> {
+async function setUp(user = 'alice', perms = 'list,read,write'): Promise<{ dir: string; port: number }> {
   const dir = await tempDirs.make();
   const users = join(dir, 'users.json');
-  const added = await runCli(['user', 'add', 'alice', '--users', users, '--perm', 'list,read,write'], dir, {
+  const added = await runCli(['user', 'add', user, '--users', users, '--perm', perms], dir, {
     stdin: 'pw\n',
   });
   expect(added).toMatchObject({ code: 0 });
-  await mkdir(join(dir, 'data', 'alice'), { recursive: true });
+  await mkdir(join(dir, 'data', user), { recursive: true });
   await mkdir(join(dir, 'tree', 'in'), { recursive: true });
   await writeFile(join(dir, 'tree', 'a'), 'a');
   await writeFile(join(dir, 'tree', 'in', 'b'), 'b');
@@ -93,5 +93,23 @@ describe('put -r without the mkdir permission', () => {
       as,
     );
     expect(result.code).toBe(3);
+  });
+
+  it('an account that can neither make nor look (write only): files still go into directories that are there', async () => {
+    const { dir, port } = await setUp('bob', 'read,write');
+    await mkdir(join(dir, 'data', 'bob', 'tree', 'in'), { recursive: true });
+    const result = await runCli(
+      ['--server', `127.0.0.1:${port}`, '--user', 'bob', '--json', 'put', '-r', 'tree'],
+      dir,
+      as,
+    );
+    const outcomes = JSON.parse(result.stdout) as Array<{ remote: string; ok: boolean }>;
+    expect(
+      outcomes
+        .filter((outcome) => outcome.ok)
+        .map((outcome) => outcome.remote)
+        .sort(),
+    ).toEqual(['tree/a', 'tree/in/b']);
+    expect(await readFile(join(dir, 'data', 'bob', 'tree', 'in', 'b'), 'utf8')).toBe('b');
   });
 });
