@@ -238,7 +238,13 @@ export function planningClient(
             property === 'mkdir' &&
             ((retried && code === 'ALREADY_EXISTS') || (parents && code === 'PERMISSION_DENIED'))
           ) {
-            const entry = await connection.client.stat(args[0] as string).catch(() => undefined);
+            // Asked as the mkdir was: a connection lost here is no reason to fail what is there.
+            const entry = await requestWithRetries(
+              connection,
+              retries,
+              (current) => current.stat(args[0] as string),
+              onRetry,
+            ).catch(() => undefined);
             if (entry?.type === 'dir') return undefined;
           }
           throw error;

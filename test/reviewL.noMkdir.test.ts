@@ -112,4 +112,75 @@ describe('put -r without the mkdir permission', () => {
     ).toEqual(['tree/a', 'tree/in/b']);
     expect(await readFile(join(dir, 'data', 'bob', 'tree', 'in', 'b'), 'utf8')).toBe('b');
   });
+
+  it('put -p into a directory that is there, the connection lost at the stat after the refused mkdir: reconnects (--retries 2) and sends', async () => {
+    const { dir, port } = await setUp();
+    await mkdir(join(dir, 'data', 'alice', 'd', 'in'), { recursive: true });
+    let sawMkdir = false;
+    let dropped = false;
+    proxy = await startFrameProxy(port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) {
+          const op = jsonOf(frame).op;
+          if (op === 'mkdir') sawMkdir = true;
+          if (sawMkdir && !dropped && op === 'stat') {
+            dropped = true;
+            throw new Error('dropped');
+          }
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${proxy.port}`,
+        '--user',
+        'alice',
+        'put',
+        '-p',
+        'tree/a',
+        'd/in/a2',
+        '--retries',
+        '2',
+      ],
+      dir,
+      as,
+    );
+    expect({ code: result.code, stderr: result.stderr.replace(/^muxftp: put: .*retry.*\n/gm, '') }).toEqual({
+      code: 0,
+      stderr: '',
+    });
+    expect(await readFile(join(dir, 'data', 'alice', 'd', 'in', 'a2'), 'utf8')).toBe('a');
+  });
+
+  it('put -r into a tree that is there, the connection lost at the stat after a refused mkdir: reconnects (--retries 2), no failure', async () => {
+    const { dir, port } = await setUp();
+    await mkdir(join(dir, 'data', 'alice', 'tree', 'in'), { recursive: true });
+    let sawMkdir = false;
+    let dropped = false;
+    proxy = await startFrameProxy(port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) {
+          const op = jsonOf(frame).op;
+          if (op === 'mkdir') sawMkdir = true;
+          if (sawMkdir && !dropped && op === 'stat') {
+            dropped = true;
+            throw new Error('dropped');
+          }
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      ['--server', `127.0.0.1:${proxy.port}`, '--user', 'alice', 'put', '-r', 'tree', '--retries', '2'],
+      dir,
+      as,
+    );
+    expect({ code: result.code, stderr: result.stderr.replace(/^muxftp: put: .*retry.*\n/gm, '') }).toEqual({
+      code: 0,
+      stderr: '',
+    });
+    expect(await readFile(join(dir, 'data', 'alice', 'tree', 'in', 'b'), 'utf8')).toBe('b');
+  });
 });

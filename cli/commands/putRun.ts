@@ -414,16 +414,20 @@ async function put(
         () => made.push(dir),
         async (error: unknown) => {
           const refused = error instanceof MuxftpError && error.code === 'PERMISSION_DENIED';
-          // Missing, or not a directory (a file where it goes: nothing can go into it); only a
-          // stat that cannot answer (no list permission, the connection gone) leaves it unlooked.
-          const missing =
-            !refused ||
-            (await client.stat(dir.remote).then(
-              (entry) => entry.type !== 'dir',
-              (stat: unknown) =>
-                isNotFound(stat) || (stat instanceof MuxftpError && stat.code === 'NOT_A_DIRECTORY'),
-            ));
-          (missing ? unmade : unlooked).set(dir.remote, error);
+          // Refused: a look says whether it is there after all (made: the connection went during
+          // planningClient's own look), missing or not a directory (nothing can go into it), or
+          // cannot say (no list permission, the connection gone): left to the uploads.
+          const looked = !refused
+            ? 'missing'
+            : await client.stat(dir.remote).then(
+                (entry) => (entry.type === 'dir' ? 'there' : 'missing'),
+                (stat: unknown) =>
+                  isNotFound(stat) || (stat instanceof MuxftpError && stat.code === 'NOT_A_DIRECTORY')
+                    ? 'missing'
+                    : 'unlooked',
+              );
+          if (looked === 'there') made.push(dir);
+          else (looked === 'missing' ? unmade : unlooked).set(dir.remote, error);
         },
       );
     });
