@@ -6,7 +6,7 @@
  * said, and nothing changes on either side. Real server on 127.0.0.1 (disk), the real CLI, temp
  * dirs. Needs dist/ (npm run build).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -178,6 +178,8 @@ describe('--delete', () => {
     try {
       execFileSync('chattr', ['+i', ...immutable], { stdio: 'ignore' });
     } catch {
+      // One of them may have taken the flag: let go of it, or the temp dir cannot be removed.
+      spawnSync('chattr', ['-i', ...immutable], { stdio: 'ignore' });
       context.skip();
     }
     try {

@@ -1,5 +1,5 @@
 /**
- * reviewL (session 45): put -r for an account without the mkdir permission, where the path a tree
+ * put -r and put -p for an account without the mkdir permission, where the path a tree
  * directory goes to is not a directory, and where the connection goes during the stat that
  * follows a refused mkdir. Real `muxftp serve` child, frameProxy, the built CLI.
  */
@@ -12,7 +12,7 @@ import { runCli, startServeChild, stopChildren } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
-const tempDirs = new TempDirs('muxftp-reviewL-');
+const tempDirs = new TempDirs('muxftp-nomkdir-');
 const servers = new Set<ChildProcess>();
 let proxy: FrameProxy | undefined;
 
