@@ -105,6 +105,22 @@ describe('LoginGuard', () => {
           blockMs: 0,
         }),
     ).toThrow(/failuresPerAddress must be at least 1/);
+    // Each option, and not only negative numbers: a fraction, NaN or Infinity (a refusal of NaN ms
+    // would never end, nor begin) is refused as well.
+    const valid = {
+      failureDelayMs: 1,
+      maxFailureDelayMs: 1,
+      failuresPerAddress: 1,
+      failureWindowMs: 1,
+      blockMs: 1,
+    };
+    for (const key of Object.keys(valid) as (keyof typeof valid)[]) {
+      for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        expect(() => new LoginGuard({ ...valid, [key]: bad }), `${key} ${bad}`).toThrow(
+          `LoginGuard: ${key} must be a non-negative integer, got ${bad}`,
+        );
+      }
+    }
     // One failure refusing at once is a choice, not an error.
     const strict = new LoginGuard({
       failureDelayMs: 0,
