@@ -3,7 +3,9 @@
  * password rule, and plain-vs-TLS mismatches in both directions failing fast and clearly.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { Accounts } from '../server/auth/accounts.js';
@@ -208,6 +210,24 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
       expect(peer.frames.some((f) => f.type === FrameType.AUTH)).toBe(false);
     }
     expect(server.server.counters.errors.get('LOGIN_FAILED')).toBeUndefined();
+  });
+
+  it('lets anonymous in over a plain connection to a TLS-capable server: no password travels', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    server = await startServer({
+      backend: 'disk',
+      tls: { cert: certs.cert, key: certs.key },
+      accounts: new Accounts({ users, anonymous: 'read' }),
+    });
+    await mkdir(join(server.root!, 'public'));
+    await writeFile(join(server.root!, 'public', 'readme.txt'), 'welcome');
+    const plain = await server.connect();
+    expect((await plain.getBuffer('readme.txt')).toString()).toBe('welcome');
+    expect(server.server.counters.errors.get('TLS_REQUIRED')).toBeUndefined();
   });
 
   it("closes a TLS-capable server's connection that never speaks within the handshake timeout", async () => {

@@ -195,6 +195,27 @@ describe('login', () => {
     expect(await client.list('')).toEqual([]);
   });
 
+  it('refuses a second AUTH sent before the first is answered, even in the same packet', async () => {
+    const s = await start({ loginFailuresPerAddress: 100 });
+    const peer = await RawPeer.open(s.port);
+    // One write, so both frames are decoded before reading pauses for the first check: without
+    // the check, each would start a password check of its own, the right one logging in beside
+    // the connection's failures.
+    peer.write(
+      Buffer.concat([
+        encodeAuth({ user: 'alice', password: 'wrong' }),
+        encodeAuth({ user: 'alice', password: 'alice-secret' }),
+      ]),
+    );
+    expect(await peer.connectionError()).toEqual({
+      code: 'PROTOCOL_ERROR',
+      message: 'AUTH before login: wait for the AUTH answer',
+    });
+    await peer.closed;
+    expect(peer.frames.some((f) => f.type === FrameType.AUTH)).toBe(false);
+    expect(s.logs.some((l) => l.includes('logged in as alice'))).toBe(false);
+  });
+
   it('opens no stream before the login', async () => {
     const s = await start();
     const peer = await RawPeer.open(s.port);
