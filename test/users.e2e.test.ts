@@ -216,6 +216,18 @@ describe('login', () => {
     expect(s.logs.some((l) => l.includes('logged in as alice'))).toBe(false);
   });
 
+  it("answers a login with the account's name and permissions, as the protocol says", async () => {
+    const s = await start();
+    const peer = await RawPeer.open(s.port);
+    peer.write(encodeAuth({ user: 'curator', password: 'curator-secret' }));
+    expect(parseAuthResult(await peer.waitFor((f) => f.type === FrameType.AUTH))).toEqual({
+      ok: true,
+      user: 'curator',
+      permissions: ['list', 'read', 'rename'],
+    });
+    peer.destroy();
+  });
+
   it('opens no stream before the login', async () => {
     const s = await start();
     const peer = await RawPeer.open(s.port);
@@ -468,6 +480,30 @@ describe('connection limits', () => {
     peer.destroy();
   });
 });
+
+describe('the user in log events', () => {
+  it("names the logged-in user in its connection's events, and no user at all without a users file", async () => {
+    const withUsers: LogEvent[] = [];
+    const s = await start({ logEvent: (event) => withUsers.push(event) });
+    const bob = await s.connect({ user: 'bob', password: 'bob-secret' });
+    await bob.close();
+    await waitForEvent(withUsers, 'closed');
+    expect(withUsers.find((e) => e.event === 'closed')?.fields).toMatchObject({ user: 'bob' });
+    await s.stop();
+    const open: LogEvent[] = [];
+    server = await startServer({ backend: 'memory', logEvent: (event) => open.push(event) });
+    const client = await server.connect();
+    await client.close();
+    await waitForEvent(open, 'closed');
+    // Open access has no login: "anonymous" here would read as --anonymous's account.
+    expect(open.filter((e) => e.fields?.user !== undefined)).toEqual([]);
+  });
+});
+
+async function waitForEvent(events: LogEvent[], name: string): Promise<void> {
+  for (let i = 0; i < 250 && !events.some((e) => e.event === name); i++) await delay(20);
+  expect(events.map((e) => e.event)).toContain(name);
+}
 
 describe('credentials in the library', () => {
   it('a client given credentials for a server without accounts just connects', async () => {
