@@ -406,6 +406,19 @@ describe('anonymous access', () => {
   });
 });
 
+describe('--max-user-rate without a users file', () => {
+  it('holds nobody back: an open server has no users, and its connections no shared rate', async () => {
+    // 64 KiB/s: the two 512 KiB uploads below would take some 15 s held to it; unheld, well under 1 s.
+    server = await startServer({ backend: 'memory', maxUserRateBytesPerSecond: 64 * 1024 });
+    const [first, second] = [await server.connect(), await server.connect()];
+    const payload = randomBytes(512 * 1024);
+    const started = performance.now();
+    await Promise.all([first.put('a.bin', payload), second.put('b.bin', payload)]);
+    expect(performance.now() - started).toBeLessThan(4_000);
+    expect((await second.getBuffer('a.bin')).equals(payload)).toBe(true);
+  });
+});
+
 describe('quota', () => {
   const KiB = 1024;
 
