@@ -13,6 +13,8 @@ import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth } from '../shared/protocol/encoder.js';
+import { MemoryStorage } from '../storage/memory.js';
+import type { Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -211,5 +213,63 @@ describe('a home the users file names that cannot be used', () => {
     // Others log in as before.
     const alice = await server.connect({ user: 'alice', password: 'alice-secret' });
     expect(await alice.list('')).toEqual([]);
+  });
+
+  /** A memory storage whose subtree() (the home's view, after the password check) does as told. */
+  function storageWithSubtree(
+    subtree: (path: string, real: (path: string) => Promise<Storage>) => Promise<Storage>,
+  ) {
+    const storage = new MemoryStorage();
+    const real = storage.subtree.bind(storage);
+    storage.subtree = (path: string) => subtree(path, real);
+    return storage;
+  }
+
+  it('fails a home that fails for another reason (a bug) as an internal error, said as a login error', async () => {
+    const storage = storageWithSubtree(async () => {
+      throw new TypeError('a bug in subtree');
+    });
+    server = await startServer({ storage, accounts: new Accounts({ users }) });
+    const error = await server.connect({ user: 'alice', password: 'alice-secret' }).then(
+      () => undefined,
+      (e: { code: string }) => e,
+    );
+    expect(error).toMatchObject({ code: 'INTERNAL_ERROR' });
+    expect(server.logs.join('\n')).toMatch(/login error: TypeError: a bug in subtree/);
+    expect(server.logs.join('\n')).not.toMatch(/cannot use home/);
+  });
+
+  it('logs nobody in whose connection closed (its handshake timeout) while the home was being opened', async () => {
+    let entered!: () => void;
+    const inSubtree = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const storage = storageWithSubtree(async (path, real) => {
+      entered();
+      await released;
+      return real(path);
+    });
+    const events: string[] = [];
+    server = await startServer({
+      storage,
+      accounts: new Accounts({ users }),
+      handshakeTimeoutMs: 300,
+      logEvent: (e) => events.push(e.event),
+    });
+    const peer = await RawPeer.open(server.port);
+    peers.push(peer);
+    peer.write(encodeAuth({ user: 'alice', password: 'alice-secret' }));
+    await inSubtree;
+    // Reading is paused while a login is checked: the handshake timeout is what closes it.
+    for (let i = 0; i < 250 && !events.includes('closed'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(events).toContain('closed');
+    release();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(events).not.toContain('logged_in');
+    expect(server.logs.join('\n')).not.toMatch(/logged in as alice/);
   });
 });
