@@ -3,6 +3,7 @@
  * file root edits for a server running under its own account must stay readable by that account.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import {
   chown,
   lstat,
@@ -105,6 +106,40 @@ describe('muxftp user add/del', () => {
     },
     40_000,
   );
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'keeps the group of a file root edits when only the group is another',
+    async () => {
+      const dir = await dirs.make();
+      const file = join(dir, 'users.json');
+      await writeUsersFile(
+        file,
+        addUser(emptyUsersFile(), { name: 'ann', passwordHash: HASH, permissions: ['list'] }),
+      );
+      await chown(file, 0, 65534);
+      await updateUsersFile(file, (users) =>
+        addUser(users, { name: 'bea', passwordHash: HASH, permissions: ['list'] }),
+      );
+      const info = await stat(file);
+      expect([info.uid, info.gid, info.mode & 0o777]).toEqual([0, 65534, 0o600]);
+    },
+  );
+
+  it("names its holder in the lock it holds, as a killed edit's lock must be recognised by", async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    let held: string | undefined;
+    await updateUsersFile(
+      file,
+      (users) => {
+        held = readFileSync(`${file}.lock`, 'utf8');
+        return users;
+      },
+      { missingIsEmpty: true },
+    );
+    expect(held).toBe(`${process.pid} ${hostname()}\n`);
+    expect(await readdir(dir)).toEqual(['users.json']);
+  });
 
   it('a lock it made but could not write (a file size limit, a full disk) is removed, not left to block every later edit', async () => {
     const dir = await dirs.make();
