@@ -171,6 +171,27 @@ describe('muxftp user', () => {
     expect(names.map((u) => u.name)).toEqual(['alice', 'reader']);
   });
 
+  it('lists users by name whatever order they were added in, and --replace writes one anew', async () => {
+    const file = join(dir, 'replace.json');
+    for (const name of ['zed', 'amy']) {
+      expect((await run(['user', 'add', name, '--users', file], { stdin: `${name}-pw\n` })).code).toBe(0);
+    }
+    const list = async () =>
+      JSON.parse((await run(['--json', 'user', 'list', '--users', file])).stdout) as Array<{
+        name: string;
+        permissions: string[];
+      }>;
+    expect((await list()).map((u) => u.name)).toEqual(['amy', 'zed']);
+    const replaced = await run(['user', 'add', 'zed', '--users', file, '--replace', '--read-only'], {
+      stdin: 'new-pw\n',
+    });
+    expect(replaced).toMatchObject({ code: 0, stderr: '' });
+    expect(await list()).toMatchObject([
+      { name: 'amy', permissions: ['list', 'read', 'write', 'delete', 'rename', 'mkdir'] },
+      { name: 'zed', permissions: ['list', 'read'] },
+    ]);
+  });
+
   it("reports the users file's refusals in one line each, never as an internal error", async () => {
     const file = join(dir, 'refusals.json');
     await run(['user', 'add', 'erin', '--users', file], { stdin: 'erin-pw\n' });
