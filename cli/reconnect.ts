@@ -10,7 +10,7 @@ import {
   resolveTarget,
   usingConnection,
 } from './connect.js';
-import { CONNECTION_LOSS_CODES } from './exitStatus.js';
+import { CONNECTION_LOSS_CODES, EXIT_STATUS, exitStatusFor } from './exitStatus.js';
 import { errorInfo, type Output } from './output.js';
 import type { TransferCommandOptions } from './transferOptions.js';
 
@@ -238,13 +238,17 @@ export function planningClient(
             property === 'mkdir' &&
             ((retried && code === 'ALREADY_EXISTS') || (parents && code === 'PERMISSION_DENIED'))
           ) {
-            // Asked as the mkdir was: a connection lost here is no reason to fail what is there.
+            // Asked as the mkdir was: a connection lost here is no reason to fail what is there,
+            // and one lost for good (retries spent) is the failure to say, not the refusal (exit 3).
             const entry = await requestWithRetries(
               connection,
               retries,
               (current) => current.stat(args[0] as string),
               onRetry,
-            ).catch(() => undefined);
+            ).catch((lookFailed: unknown) => {
+              if (exitStatusFor(lookFailed) === EXIT_STATUS.connectionFailed) throw lookFailed;
+              return undefined;
+            });
             if (entry?.type === 'dir') return undefined;
           }
           throw error;

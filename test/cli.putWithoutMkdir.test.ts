@@ -154,6 +154,47 @@ describe('put -r without the mkdir permission', () => {
     expect(await readFile(join(dir, 'data', 'alice', 'd', 'in', 'a2'), 'utf8')).toBe('a');
   });
 
+  it('put -p into a directory that is there, the connection lost for good (--retries 0) at the stat after the refused mkdir: exit 3, not PERMISSION_DENIED', async () => {
+    const { dir, port } = await setUp();
+    await mkdir(join(dir, 'data', 'alice', 'd', 'in'), { recursive: true });
+    let sawMkdir = false;
+    let dropped = false;
+    proxy = await startFrameProxy(port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) {
+          const op = jsonOf(frame).op;
+          if (op === 'mkdir') sawMkdir = true;
+          if (sawMkdir && !dropped && op === 'stat') {
+            dropped = true;
+            throw new Error('dropped');
+          }
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${proxy.port}`,
+        '--user',
+        'alice',
+        'put',
+        '-p',
+        'tree/a',
+        'd/in/a2',
+        '--retries',
+        '0',
+      ],
+      dir,
+      as,
+    );
+    expect(dropped).toBe(true);
+    expect({ code: result.code, stderr: result.stderr }).toMatchObject({
+      code: 3,
+      stderr: expect.not.stringContaining('PERMISSION_DENIED'),
+    });
+  });
+
   it('put -r into a tree that is there, the connection lost at the stat after a refused mkdir: reconnects (--retries 2), no failure', async () => {
     const { dir, port } = await setUp();
     await mkdir(join(dir, 'data', 'alice', 'tree', 'in'), { recursive: true });
