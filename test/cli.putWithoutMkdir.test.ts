@@ -113,6 +113,22 @@ describe('put -r without the mkdir permission', () => {
     expect(await readFile(join(dir, 'data', 'bob', 'tree', 'in', 'b'), 'utf8')).toBe('b');
   });
 
+  it.fails("an account that cannot look: put -r DIR REMOTE, REMOTE a directory that is there, never puts DIR's files straight into REMOTE (known misplacement, reviewM)", async () => {
+    const { dir, port } = await setUp('bob', 'read,write');
+    await mkdir(join(dir, 'data', 'bob', 'dest'), { recursive: true });
+    await writeFile(join(dir, 'data', 'bob', 'dest', 'a'), 'keep me');
+    const result = await runCli(
+      ['--server', `127.0.0.1:${port}`, '--user', 'bob', 'put', '-r', 'tree', 'dest'],
+      dir,
+      as,
+    );
+    // With the list permission this puts dest/tree/a and dest/tree/in/b; dest/a is someone else's file.
+    expect({
+      code: result.code,
+      a: await readFile(join(dir, 'data', 'bob', 'dest', 'a'), 'utf8'),
+    }).toMatchObject({ a: 'keep me' });
+  });
+
   it('put -p into a directory that is there, the connection lost at the stat after the refused mkdir: reconnects (--retries 2) and sends', async () => {
     const { dir, port } = await setUp();
     await mkdir(join(dir, 'data', 'alice', 'd', 'in'), { recursive: true });
