@@ -113,20 +113,31 @@ describe('put -r without the mkdir permission', () => {
     expect(await readFile(join(dir, 'data', 'bob', 'tree', 'in', 'b'), 'utf8')).toBe('b');
   });
 
-  it.fails("an account that cannot look: put -r DIR REMOTE, REMOTE a directory that is there, never puts DIR's files straight into REMOTE (known misplacement, reviewM)", async () => {
+  it('an account that cannot look: put -r DIR REMOTE, REMOTE a directory that is there, is refused, not guessed; REMOTE/ puts into it', async () => {
     const { dir, port } = await setUp('bob', 'read,write');
-    await mkdir(join(dir, 'data', 'bob', 'dest'), { recursive: true });
-    await writeFile(join(dir, 'data', 'bob', 'dest', 'a'), 'keep me');
-    const result = await runCli(
-      ['--server', `127.0.0.1:${port}`, '--user', 'bob', 'put', '-r', 'tree', 'dest'],
-      dir,
-      as,
+    const home = join(dir, 'data', 'bob');
+    await mkdir(join(home, 'dest', 'tree', 'in'), { recursive: true });
+    await writeFile(join(home, 'dest', 'a'), 'keep me');
+    const at = ['--server', `127.0.0.1:${port}`, '--user', 'bob'];
+    const bare = await runCli([...at, 'put', '-r', 'tree', 'dest'], dir, as);
+    // Before: taken as missing, the tree was made as dest: dest/a got tree/a. dest/a is someone else's file.
+    expect(await readFile(join(home, 'dest', 'a'), 'utf8')).toBe('keep me');
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toMatch(
+      /put dest: cannot tell whether dest is a directory \(.*no list permission\): give dest\/ to put into it \(PERMISSION_DENIED\)/,
     );
-    // With the list permission this puts dest/tree/a and dest/tree/in/b; dest/a is someone else's file.
-    expect({
-      code: result.code,
-      a: await readFile(join(dir, 'data', 'bob', 'dest', 'a'), 'utf8'),
-    }).toMatchObject({ a: 'keep me' });
+    // dest/ says it is a directory: the tree goes into it, into the directories there.
+    const into = await runCli([...at, 'put', '-r', 'tree', 'dest/'], dir, as);
+    expect(await readFile(join(home, 'dest', 'tree', 'a'), 'utf8')).toBe('a');
+    expect(await readFile(join(home, 'dest', 'tree', 'in', 'b'), 'utf8')).toBe('b');
+    expect(await readFile(join(home, 'dest', 'a'), 'utf8')).toBe('keep me');
+    expect(into.stdout + into.stderr).not.toContain('cannot tell');
+    // A file into dest/ too (before: refused for the look at dest), and into the home, '.'.
+    const file = await runCli([...at, 'put', 'tree/a', 'dest/'], dir, as);
+    expect(file.code).toBe(0);
+    const home_ = await runCli([...at, 'put', '-r', 'tree/in', '.'], dir, as);
+    expect(home_.stderr).not.toContain('cannot tell');
+    expect(home_.code).toBe(1); // in/ cannot be made without the mkdir permission: said, b still tried
   });
 
   it('put -p into a directory that is there, the connection lost at the stat after the refused mkdir: reconnects (--retries 2) and sends', async () => {

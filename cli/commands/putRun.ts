@@ -153,6 +153,8 @@ function remoteInside(dir: string, source: string): string | undefined {
 }
 
 const isNotFound = (error: unknown): boolean => error instanceof MuxftpError && error.code === 'NOT_FOUND';
+const isRefused = (error: unknown): boolean =>
+  error instanceof MuxftpError && error.code === 'PERMISSION_DENIED';
 
 async function statIfExists(client: Client, remote: string): Promise<WireEntry | undefined> {
   try {
@@ -180,7 +182,12 @@ async function requireRemoteParent(client: Client, parent: string, missing: stri
  * would where it cannot be (a parent missing without -p) or where it is not a directory.
  */
 async function remoteDirToMake(client: Client, dir: string, creation: DestinationCreation): Promise<boolean> {
-  const existing = await statIfExists(client, dir);
+  // An account that may not list cannot look: `DIR/` says it is a directory, so it is taken as
+  // there and nothing is made; each upload fails on its own if it is not.
+  const existing = await statIfExists(client, dir).catch((error: unknown) => {
+    if (isRefused(error)) return { type: 'dir' } as const;
+    throw error;
+  });
   if (existing === undefined) {
     if (creation === 'none') throw new MuxftpError('NOT_FOUND', `no such directory: ${dir}`);
     // The parent is what is missing: say so, not that the directory to be made is.
@@ -224,9 +231,22 @@ async function resolvePutTarget(
     if (target.argument === undefined) return { resolved: { kind: 'into', dir: target.dir } };
     return into(target.dir);
   }
-  if (target.argument.endsWith('/')) return into(target.remote);
-  // Any other stat failure (a bad path, say) is left for the upload itself to report.
-  const existing = await statIfExists(client, target.remote).catch(() => undefined);
+  // The root ('.'), like `DIR/`, is a directory whoever may look at it.
+  const namesRoot = target.remote.split('/').every((name) => name === '' || name === '.');
+  if (target.argument.endsWith('/') || namesRoot) return into(target.remote);
+  // Any other stat failure (a bad path, say) is left for the upload itself to report. But where
+  // the account may not list, whether REMOTE is a directory (a tree goes into it) or not (a tree
+  // is made as it) cannot be told: a guess put a tree's files straight into a directory that is
+  // there, over its files. Refused, saying how to ask for the one meant.
+  const existing = await statIfExists(client, target.remote).catch((error: unknown) => {
+    if (creation !== 'none' && isRefused(error))
+      throw new MuxftpError(
+        'PERMISSION_DENIED',
+        `cannot tell whether ${target.remote} is a directory (${(error as MuxftpError).message}): give ${target.remote}/ to put into it`,
+        { cause: error },
+      );
+    return undefined;
+  });
   if (existing?.type === 'dir') return { resolved: { kind: 'into', dir: target.remote } };
   const parent = remoteParent(target.remote);
   // A name no upload can take (too long, too deep) is refused before -p makes its parents.
