@@ -14,7 +14,7 @@ import { walkRemoteTree } from './remoteTree.js';
  * time), then the directories, deepest first, never walking into a link. The root never: refused
  * before anything is listed, as the server refuses `rm /`. A directory that cannot be listed whole
  * fails before anything is removed; an entry that cannot be removed fails the command, naming the
- * first such and how many there were, and the tree's directories are kept (the rest is removed).
+ * gravest such (exitStatus.ts: a connection lost over a refusal) and how many there were, and the tree's directories are kept (the rest is removed).
  * An entry below PATH that another remover took meanwhile is gone, as asked: no failure.
  */
 export async function removeRecursively(client: Client, path: string): Promise<void> {
@@ -60,7 +60,7 @@ function unlessGone(error: unknown): void {
 }
 
 /**
- * `rm -r` removed what it could of a tree but not all: the first failure (a path and its reason) is
+ * `rm -r` removed what it could of a tree but not all: the gravest failure (a path and its reason) is
  * what the command reports and --json carries; the counts say what state the tree was left in.
  */
 export class PartlyRemoved extends Error {

@@ -257,7 +257,9 @@ describe('a home the users file names that cannot be used', () => {
     server = await startServer({
       storage,
       accounts: new Accounts({ users }),
-      handshakeTimeoutMs: 300,
+      // Counted from accept: long enough for the password check (scrypt, ~80 ms; more on a loaded
+      // machine) to reach the home, or the connection closes before it and inSubtree never comes.
+      handshakeTimeoutMs: 2_000,
       logEvent: (e) => events.push(e.event),
     });
     const peer = await RawPeer.open(server.port);
@@ -265,10 +267,10 @@ describe('a home the users file names that cannot be used', () => {
     peer.write(encodeAuth({ user: 'alice', password: 'alice-secret' }));
     await inSubtree;
     // Reading is paused while a login is checked: the handshake timeout is what closes it.
-    for (let i = 0; i < 250 && !events.includes('closed'); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && !events.includes('closed'); i++) await new Promise((r) => setTimeout(r, 20));
     expect(events).toContain('closed');
     release();
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 300));
     expect(events).not.toContain('logged_in');
     expect(server.logs.join('\n')).not.toMatch(/logged in as alice/);
   });

@@ -333,8 +333,8 @@ async function changeModeOf(
 /**
  * chmod -R: the path, then (a directory) every file and directory below it, as listed, each from
  * its own bits; a symbolic link there is left be and not walked into (as chmod -R does), and so
- * is anything else (`other`). Every one is tried; the first failure is reported, with how many
- * there were.
+ * is anything else (`other`). Every one is tried; the gravest failure is reported (exitStatus.ts),
+ * with how many there were.
  */
 async function changeModeBelow(client: Client, path: string, mode: ModeArgument): Promise<void> {
   const top = await client.stat(path);
@@ -346,8 +346,9 @@ async function changeModeBelow(client: Client, path: string, mode: ModeArgument)
     intoLinks: false,
   });
   // Nothing below could be read: that failure, not "1 of the 1 below it kept their bits".
-  const unlisted = tree.problems.find((problem) => problem.remote === path && problem.listed !== true);
-  if (unlisted !== undefined) throw unlisted.error;
+  const unlisted = tree.problems.find((problem) => problem.relative === '' && problem.listed !== true);
+  if (unlisted !== undefined)
+    throw new ExplainedFailure(unlisted.error, 'its own bits were changed; nothing below it could be listed');
   const below = tree.entries.filter(
     ({ entry }) => (entry.type === 'file' || entry.type === 'dir') && entry.link !== true,
   );
