@@ -140,6 +140,25 @@ describe('put -r without the mkdir permission', () => {
     expect(home_.code).toBe(1); // in/ cannot be made without the mkdir permission: said, b still tried
   });
 
+  it('an account that cannot look: a file (put -p f d/x, put -r f d/y) still goes as named; a path no request may name is said as such', async () => {
+    const { dir, port } = await setUp('carl', 'read,write,mkdir');
+    const home = join(dir, 'data', 'carl');
+    const at = ['--server', `127.0.0.1:${port}`, '--user', 'carl'];
+    // A file goes as d/x whatever d/x is (a directory there fails the upload): nothing to guess.
+    const parents = await runCli([...at, 'put', '-p', 'tree/a', 'd/x'], dir, as);
+    expect(parents.stderr).not.toContain('cannot tell');
+    expect(parents.code).toBe(0);
+    expect(await readFile(join(home, 'd', 'x'), 'utf8')).toBe('a');
+    const recursive = await runCli([...at, 'put', '-r', 'tree/a', 'd/y'], dir, as);
+    expect(recursive.code).toBe(0);
+    expect(await readFile(join(home, 'd', 'y'), 'utf8')).toBe('a');
+    // The server refuses the look before it reads the path: '..' is no directory to give as '../'.
+    const outside = await runCli([...at, 'put', '-r', 'tree', '..'], dir, as);
+    expect(outside.code).toBe(1);
+    expect(outside.stderr).toContain("invalid path: contains a '..' segment (INVALID_PATH)");
+    expect(outside.stderr).not.toContain('cannot tell');
+  });
+
   it('put -p into a directory that is there, the connection lost at the stat after the refused mkdir: reconnects (--retries 2) and sends', async () => {
     const { dir, port } = await setUp();
     await mkdir(join(dir, 'data', 'alice', 'd', 'in'), { recursive: true });

@@ -219,6 +219,8 @@ async function resolvePutTarget(
   target: PutTarget,
   creation: DestinationCreation,
   dryRun: boolean,
+  /** The one source is a local directory sent with -r: it goes into REMOTE, or is made as it. */
+  sourceIsTree: () => Promise<boolean>,
 ): Promise<{ resolved: ResolvedPutTarget; make?: () => Promise<void> }> {
   if (target.argument === '') throw emptyPathError('remote');
   const into = async (dir: string) => ({
@@ -238,13 +240,17 @@ async function resolvePutTarget(
   // the account may not list, whether REMOTE is a directory (a tree goes into it) or not (a tree
   // is made as it) cannot be told: a guess put a tree's files straight into a directory that is
   // there, over its files. Refused, saying how to ask for the one meant.
-  const existing = await statIfExists(client, target.remote).catch((error: unknown) => {
-    if (creation !== 'none' && isRefused(error))
+  const existing = await statIfExists(client, target.remote).catch(async (error: unknown) => {
+    // A file goes as REMOTE either way (its upload fails IS_A_DIRECTORY on a directory): only a
+    // tree's place depends on the answer. A path no request may name is said as such, not hinted.
+    if (creation !== 'none' && isRefused(error) && (await sourceIsTree())) {
+      normalizeClientPath(target.remote);
       throw new MuxftpError(
         'PERMISSION_DENIED',
         `cannot tell whether ${target.remote} is a directory (${(error as MuxftpError).message}): give ${target.remote}/ to put into it`,
         { cause: error },
       );
+    }
     return undefined;
   });
   if (existing?.type === 'dir') return { resolved: { kind: 'into', dir: target.remote } };
@@ -328,6 +334,13 @@ async function put(
       target,
       destinationCreation(options),
       dryRun,
+      async () =>
+        options.recursive === true &&
+        sources.length === 1 &&
+        (await inspect(sources[0]!).then(
+          (entry) => entry.kind === 'dir',
+          () => false,
+        )),
     ));
   } catch (error) {
     targetFailed(error);
