@@ -4,7 +4,7 @@
  * follows a refused mkdir. Real `muxftp serve` child, frameProxy, the built CLI.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
@@ -157,6 +157,27 @@ describe('put -r without the mkdir permission', () => {
     expect(outside.code).toBe(1);
     expect(outside.stderr).toContain("invalid path: contains a '..' segment (INVALID_PATH)");
     expect(outside.stderr).not.toContain('cannot tell');
+  });
+
+  it('an account that may make but not look: DIR/ and --to DIR are made as for one that may look (-p for missing parents, none without)', async () => {
+    const { dir, port } = await setUp('dora', 'read,write,mkdir');
+    const home = join(dir, 'data', 'dora');
+    const at = ['--server', `127.0.0.1:${port}`, '--user', 'dora'];
+    // Before: taken as there, the tree's own mkdir -p made typo/ and typo/deep without -p.
+    const typo = await runCli([...at, 'put', '-r', 'tree', '--to', 'typo/deep'], dir, as);
+    expect(typo.stderr).toContain(
+      'muxftp: put typo/deep: no such directory: typo (NOT_FOUND); add -p to create it',
+    );
+    expect(typo.code).toBe(1);
+    await expect(stat(join(home, 'typo'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // Before: taken as there, -p's mkdir never asked: NOT_FOUND for the file.
+    const parents = await runCli([...at, 'put', '-p', 'tree/a', 'new/'], dir, as);
+    expect(parents.code).toBe(0);
+    expect(await readFile(join(home, 'new', 'a'), 'utf8')).toBe('a');
+    // There already: its mkdir's ALREADY_EXISTS is no failure.
+    const again = await runCli([...at, 'put', '-r', 'tree', 'new/'], dir, as);
+    expect(again.code).toBe(0);
+    expect(await readFile(join(home, 'new', 'tree', 'in', 'b'), 'utf8')).toBe('b');
   });
 
   it('put -p into a directory that is there, the connection lost at the stat after the refused mkdir: reconnects (--retries 2) and sends', async () => {

@@ -181,13 +181,23 @@ async function requireRemoteParent(client: Client, parent: string, missing: stri
  * Whether `dir` is to be made (it is not there and `creation` allows it); fails as its mkdir
  * would where it cannot be (a parent missing without -p) or where it is not a directory.
  */
-async function remoteDirToMake(client: Client, dir: string, creation: DestinationCreation): Promise<boolean> {
-  // An account that may not list cannot look: `DIR/` says it is a directory, so it is taken as
-  // there and nothing is made; each upload fails on its own if it is not.
+async function remoteDirToMake(
+  client: Client,
+  dir: string,
+  creation: DestinationCreation,
+): Promise<boolean | 'unlooked'> {
+  // An account that may not list cannot look: `DIR/` says it is a directory. Without -r or -p it
+  // is taken as there; with them it is made as it would be were it missing (its parent there
+  // unless -p), a refusal of that mkdir because it is there, or because the account may not
+  // make it, taking it as there: each upload fails on its own if it is not.
   const existing = await statIfExists(client, dir).catch((error: unknown) => {
-    if (isRefused(error)) return { type: 'dir' } as const;
+    if (isRefused(error)) {
+      normalizeClientPath(dir);
+      return null;
+    }
     throw error;
   });
+  if (existing === null) return creation === 'none' ? false : 'unlooked';
   if (existing === undefined) {
     if (creation === 'none') throw new MuxftpError('NOT_FOUND', `no such directory: ${dir}`);
     // The parent is what is missing: say so, not that the directory to be made is.
@@ -200,8 +210,15 @@ async function remoteDirToMake(client: Client, dir: string, creation: Destinatio
   return false;
 }
 
-async function makeRemoteDir(client: Client, dir: string, creation: DestinationCreation): Promise<void> {
+async function makeRemoteDir(
+  client: Client,
+  dir: string,
+  creation: DestinationCreation,
+  unlooked = false,
+): Promise<void> {
   await client.mkdir(dir, { parents: creation === 'with-parents' }).catch((error: unknown) => {
+    if (unlooked && (isRefused(error) || (error instanceof MuxftpError && error.code === 'ALREADY_EXISTS')))
+      return;
     if (error instanceof MuxftpError && error.code === 'NOT_FOUND')
       throw new MuxftpError('NOT_FOUND', `no such directory: ${remoteParent(dir)}`);
     throw error;
@@ -223,12 +240,15 @@ async function resolvePutTarget(
   sourceIsTree: () => Promise<boolean>,
 ): Promise<{ resolved: ResolvedPutTarget; make?: () => Promise<void> }> {
   if (target.argument === '') throw emptyPathError('remote');
-  const into = async (dir: string) => ({
-    resolved: { kind: 'into' as const, dir },
-    ...((await remoteDirToMake(client, dir, creation))
-      ? { make: () => makeRemoteDir(client, dir, creation) }
-      : {}),
-  });
+  const into = async (dir: string) => {
+    const toMake = await remoteDirToMake(client, dir, creation);
+    return {
+      resolved: { kind: 'into' as const, dir },
+      ...(toMake !== false
+        ? { make: () => makeRemoteDir(client, dir, creation, toMake === 'unlooked') }
+        : {}),
+    };
+  };
   if (target.kind === 'into') {
     if (target.argument === undefined) return { resolved: { kind: 'into', dir: target.dir } };
     return into(target.dir);
