@@ -537,6 +537,8 @@ export class Client {
   private readonly waitingToOpen: Array<{ stream: ClientStream; frames: Buffer[] }> = [];
   private nextStreamId = 1;
   private welcome: Welcome | undefined;
+  /** What the server's answer to the login said this account may do; undefined without a login. */
+  private loginPermissions: readonly string[] | undefined;
   /** Streams may open: the WELCOME came, and the login when the server asked for one. */
   private ready = false;
   private lostError: MuxftpError | undefined;
@@ -723,6 +725,13 @@ export class Client {
   /** @internal */
   get chunkBytes(): number {
     return this.options.chunkBytes;
+  }
+  /**
+   * What the account may do, as the server answered the login (`list`, `read`, `write`, `delete`,
+   * `rename`, `mkdir`); undefined when the server asked for no login (everything is allowed).
+   */
+  get permissions(): readonly string[] | undefined {
+    return this.loginPermissions;
   }
   /** The integrity algorithm the server chose (valid once connected). */
   get integrity(): IntegrityAlgorithm {
@@ -1443,6 +1452,7 @@ export class Client {
     }
     const result = parseAuthResult(frame);
     if (result.ok) {
+      this.loginPermissions = result.permissions;
       this.handshakeDone();
       return;
     }

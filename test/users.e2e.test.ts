@@ -226,6 +226,15 @@ describe('login', () => {
       permissions: ['list', 'read', 'rename'],
     });
     peer.destroy();
+    // The library keeps them (put tells a look refused for want of `list` from the host's refusal).
+    const curator = await s.connect({ user: 'curator', password: 'curator-secret' });
+    expect(curator.permissions).toEqual(['list', 'read', 'rename']);
+    const open = await startServer();
+    try {
+      expect((await open.connect()).permissions).toBeUndefined();
+    } finally {
+      await open.stop();
+    }
   });
 
   it('opens no stream before the login', async () => {

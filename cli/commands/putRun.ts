@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { Client, WireEntry } from '../../client/client.js';
-import { normalizeClientPath } from '../../shared/clientPaths.js';
+import { namesDirectory, normalizeClientPath } from '../../shared/clientPaths.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { PERMISSION_BITS } from '../../shared/fileModes.js';
 import { planningLimit } from '../concurrency.js';
@@ -156,6 +156,13 @@ const isNotFound = (error: unknown): boolean => error instanceof MuxftpError && 
 const isRefused = (error: unknown): boolean =>
   error instanceof MuxftpError && error.code === 'PERMISSION_DENIED';
 
+/**
+ * A look refused because the account may not list (its login's permissions say so): it cannot
+ * tell a directory that is there from a missing one. Any other refusal (the host's) is the answer.
+ */
+const cannotLook = (client: Client, error: unknown): boolean =>
+  isRefused(error) && client.permissions !== undefined && !client.permissions.includes('list');
+
 async function statIfExists(client: Client, remote: string): Promise<WireEntry | undefined> {
   try {
     return await client.stat(remote);
@@ -191,7 +198,7 @@ async function remoteDirToMake(
   // unless -p), a refusal of that mkdir because it is there, or because the account may not
   // make it, taking it as there: each upload fails on its own if it is not.
   const existing = await statIfExists(client, dir).catch((error: unknown) => {
-    if (isRefused(error)) {
+    if (cannotLook(client, error)) {
       normalizeClientPath(dir);
       return null;
     }
@@ -255,7 +262,7 @@ async function resolvePutTarget(
   }
   // The root ('.'), like `DIR/`, is a directory whoever may look at it.
   const namesRoot = target.remote.split('/').every((name) => name === '' || name === '.');
-  if (target.argument.endsWith('/') || namesRoot) return into(target.remote);
+  if (namesDirectory(target.argument) || namesRoot) return into(target.remote);
   // Any other stat failure (a bad path, say) is left for the upload itself to report. But where
   // the account may not list, whether REMOTE is a directory (a tree goes into it) or not (a tree
   // is made as it) cannot be told: a guess put a tree's files straight into a directory that is
@@ -263,7 +270,7 @@ async function resolvePutTarget(
   const existing = await statIfExists(client, target.remote).catch(async (error: unknown) => {
     // A file goes as REMOTE either way (its upload fails IS_A_DIRECTORY on a directory): only a
     // tree's place depends on the answer. A path no request may name is said as such, not hinted.
-    if (creation !== 'none' && isRefused(error) && (await sourceIsTree())) {
+    if (creation !== 'none' && cannotLook(client, error) && (await sourceIsTree())) {
       normalizeClientPath(target.remote);
       throw new MuxftpError(
         'PERMISSION_DENIED',
