@@ -42,6 +42,26 @@ async function setUp(user = 'alice', perms = 'list,read,write'): Promise<{ dir: 
 
 const as = { env: { MUXFTP_PASSWORD: 'pw' } };
 
+/** A proxy that drops the connection at the first stat after a mkdir: the look after a refused mkdir. */
+async function droppingStatAfterMkdir(port: number): Promise<{ args: string[]; dropped: () => boolean }> {
+  let sawMkdir = false;
+  let dropped = false;
+  proxy = await startFrameProxy(port, {
+    fromClient: (frame) => {
+      if (frame.type === FrameType.OPEN) {
+        const op = jsonOf(frame).op;
+        if (op === 'mkdir') sawMkdir = true;
+        if (sawMkdir && !dropped && op === 'stat') {
+          dropped = true;
+          throw new Error('dropped');
+        }
+      }
+      return frame;
+    },
+  });
+  return { args: ['--server', `127.0.0.1:${proxy.port}`], dropped: () => dropped };
+}
+
 describe('put -r without the mkdir permission', () => {
   it('a file where the tree directory goes: one line, as for an account with mkdir (ALREADY_EXISTS)', async () => {
     const { dir, port } = await setUp();
@@ -61,34 +81,9 @@ describe('put -r without the mkdir permission', () => {
 
   it('the connection lost during the stat after a refused mkdir (--retries 0): exit 3', async () => {
     const { dir, port } = await setUp();
-    let sawMkdir = false;
-    let dropped = false;
-    proxy = await startFrameProxy(port, {
-      fromClient: (frame) => {
-        if (frame.type === FrameType.OPEN) {
-          const op = jsonOf(frame).op;
-          if (op === 'mkdir') sawMkdir = true;
-          if (sawMkdir && !dropped && op === 'stat') {
-            dropped = true;
-            throw new Error('dropped');
-          }
-        }
-        return frame;
-      },
-    });
+    const at = await droppingStatAfterMkdir(port);
     const result = await runCli(
-      [
-        '--server',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'alice',
-        '--json',
-        'put',
-        '-r',
-        'tree',
-        '--retries',
-        '0',
-      ],
+      [...at.args, '--user', 'alice', '--json', 'put', '-r', 'tree', '--retries', '0'],
       dir,
       as,
     );
@@ -183,34 +178,9 @@ describe('put -r without the mkdir permission', () => {
   it('put -p into a directory that is there, the connection lost at the stat after the refused mkdir: reconnects (--retries 2) and sends', async () => {
     const { dir, port } = await setUp();
     await mkdir(join(dir, 'data', 'alice', 'd', 'in'), { recursive: true });
-    let sawMkdir = false;
-    let dropped = false;
-    proxy = await startFrameProxy(port, {
-      fromClient: (frame) => {
-        if (frame.type === FrameType.OPEN) {
-          const op = jsonOf(frame).op;
-          if (op === 'mkdir') sawMkdir = true;
-          if (sawMkdir && !dropped && op === 'stat') {
-            dropped = true;
-            throw new Error('dropped');
-          }
-        }
-        return frame;
-      },
-    });
+    const at = await droppingStatAfterMkdir(port);
     const result = await runCli(
-      [
-        '--server',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'alice',
-        'put',
-        '-p',
-        'tree/a',
-        'd/in/a2',
-        '--retries',
-        '2',
-      ],
+      [...at.args, '--user', 'alice', 'put', '-p', 'tree/a', 'd/in/a2', '--retries', '2'],
       dir,
       as,
     );
@@ -224,38 +194,13 @@ describe('put -r without the mkdir permission', () => {
   it('put -p into a directory that is there, the connection lost for good (--retries 0) at the stat after the refused mkdir: exit 3, not PERMISSION_DENIED', async () => {
     const { dir, port } = await setUp();
     await mkdir(join(dir, 'data', 'alice', 'd', 'in'), { recursive: true });
-    let sawMkdir = false;
-    let dropped = false;
-    proxy = await startFrameProxy(port, {
-      fromClient: (frame) => {
-        if (frame.type === FrameType.OPEN) {
-          const op = jsonOf(frame).op;
-          if (op === 'mkdir') sawMkdir = true;
-          if (sawMkdir && !dropped && op === 'stat') {
-            dropped = true;
-            throw new Error('dropped');
-          }
-        }
-        return frame;
-      },
-    });
+    const at = await droppingStatAfterMkdir(port);
     const result = await runCli(
-      [
-        '--server',
-        `127.0.0.1:${proxy.port}`,
-        '--user',
-        'alice',
-        'put',
-        '-p',
-        'tree/a',
-        'd/in/a2',
-        '--retries',
-        '0',
-      ],
+      [...at.args, '--user', 'alice', 'put', '-p', 'tree/a', 'd/in/a2', '--retries', '0'],
       dir,
       as,
     );
-    expect(dropped).toBe(true);
+    expect(at.dropped()).toBe(true);
     expect({ code: result.code, stderr: result.stderr }).toMatchObject({
       code: 3,
       stderr: expect.not.stringContaining('PERMISSION_DENIED'),
@@ -265,23 +210,9 @@ describe('put -r without the mkdir permission', () => {
   it('put -r into a tree that is there, the connection lost at the stat after a refused mkdir: reconnects (--retries 2), no failure', async () => {
     const { dir, port } = await setUp();
     await mkdir(join(dir, 'data', 'alice', 'tree', 'in'), { recursive: true });
-    let sawMkdir = false;
-    let dropped = false;
-    proxy = await startFrameProxy(port, {
-      fromClient: (frame) => {
-        if (frame.type === FrameType.OPEN) {
-          const op = jsonOf(frame).op;
-          if (op === 'mkdir') sawMkdir = true;
-          if (sawMkdir && !dropped && op === 'stat') {
-            dropped = true;
-            throw new Error('dropped');
-          }
-        }
-        return frame;
-      },
-    });
+    const at = await droppingStatAfterMkdir(port);
     const result = await runCli(
-      ['--server', `127.0.0.1:${proxy.port}`, '--user', 'alice', 'put', '-r', 'tree', '--retries', '2'],
+      [...at.args, '--user', 'alice', 'put', '-r', 'tree', '--retries', '2'],
       dir,
       as,
     );
