@@ -4,13 +4,12 @@
  * handling for accounts that may not list. No "cannot tell whether … is a directory" hint, which
  * could not help. A storage whose fs refuses paths with a `locked` segment, embedded; the built CLI.
  */
-import * as fsPromises from 'node:fs/promises';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path, { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import { runCli } from './helpers/cliProcess.js';
+import { lockedFs } from './helpers/lockedFs.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -22,33 +21,6 @@ afterEach(async () => {
   env = undefined;
   await tempDirs.removeAll();
 });
-
-function lockedFs(): FsPromises {
-  const refuse = (p: string) => {
-    if (p.split(path.sep).includes('locked'))
-      throw Object.assign(new Error(`EACCES: permission denied, '${p}'`), { code: 'EACCES' });
-  };
-  const fs = fsPromises as unknown as FsPromises;
-  return {
-    ...fs,
-    stat: async (p) => {
-      refuse(p);
-      return fs.stat(p);
-    },
-    lstat: async (p) => {
-      refuse(p);
-      return fs.lstat(p);
-    },
-    open: async (p, flags) => {
-      refuse(p);
-      return fs.open(p, flags);
-    },
-    readdir: async (p) => {
-      refuse(p);
-      return fs.readdir(p);
-    },
-  };
-}
 
 describe('put where the host refuses the look, no logins', () => {
   it('put -r tree locked/dest: the tree fails on the host refusal, no "cannot tell" hint', async () => {

@@ -19,10 +19,10 @@ import { MuxServer } from '../server/server.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
-import type { FsPromises } from '../storage/fsApi.js';
 import { FsStorage } from '../storage/fsStorage.js';
 import type { Storage } from '../storage/types.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
+import { lockedFs } from './helpers/lockedFs.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 import { canMountTmpfs } from './helpers/tmpfsMount.js';
@@ -215,35 +215,6 @@ describe('concurrent writers and readers of one path', () => {
     },
   );
 });
-
-/** node's fs/promises, failing with EACCES for any path with a segment named `locked`. */
-function lockedFs(): FsPromises {
-  const refuse = (p: string) => {
-    if (p.split(path.sep).includes('locked')) {
-      throw Object.assign(new Error(`EACCES: permission denied, '${p}'`), { code: 'EACCES' });
-    }
-  };
-  const fs = fsPromises as unknown as FsPromises;
-  return {
-    ...fs,
-    stat: async (p) => {
-      refuse(p);
-      return fs.stat(p);
-    },
-    lstat: async (p) => {
-      refuse(p);
-      return fs.lstat(p);
-    },
-    open: async (p, flags) => {
-      refuse(p);
-      return fs.open(p, flags);
-    },
-    readdir: async (p) => {
-      refuse(p);
-      return fs.readdir(p);
-    },
-  };
-}
 
 describe('storage faults fail one stream; the connection and its other streams go on', () => {
   it('permission denied and a path that is a directory', async () => {
