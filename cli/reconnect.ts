@@ -17,9 +17,8 @@ import type { TransferCommandOptions } from './transferOptions.js';
 /**
  * Failures after which the same transfer may succeed again: the connection lost
  * (CONNECTION_LOSS_CODES; not a busy server: requests wait on one themselves), a busy one, and
- * STREAM_TIMEOUT: the server gave up on
- * a transfer that moved nothing for its idle timeout (this process was stopped, a laptop slept),
- * and closes the connection once none is left on it.
+ * STREAM_TIMEOUT: the server gave up on a transfer that moved nothing for its idle timeout (this
+ * process was stopped, a laptop slept), and closes the connection once none is left on it.
  */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ...CONNECTION_LOSS_CODES,

@@ -473,7 +473,7 @@ async function put(
       await client.mkdir(dir.remote, { parents: true, mode }).then(
         () => made.push(dir),
         async (error: unknown) => {
-          const refused = error instanceof MuxftpError && error.code === 'PERMISSION_DENIED';
+          const refused = isRefused(error);
           // Refused: a look says whether it is there after all (made: the connection went during
           // planningClient's own look), missing or not a directory (nothing can go into it), or
           // cannot say (no list permission, the connection gone): left to the uploads.
