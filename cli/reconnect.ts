@@ -32,6 +32,24 @@ function failedWith(error: unknown, codes: ReadonlySet<string>): boolean {
   return error instanceof Error && error.cause !== undefined && failedWith(error.cause, codes);
 }
 
+/** What a planning request asks: a stat, a listing, a mkdir (before a command's transfers). */
+export type PlanningRequest = 'stat' | 'list' | 'mkdir';
+
+/**
+ * A planning request given up because the server is away for good (requestWithRetries): with
+ * its reason, the failure of the reconnect that spent a request's or transfer's retries.
+ */
+export class ServerAwayError extends MuxftpError {
+  readonly request: PlanningRequest;
+
+  constructor(request: PlanningRequest, away: unknown) {
+    const { code, message } = errorInfo(away);
+    super(code as MuxftpError['code'], message, { cause: away });
+    this.name = 'ServerAwayError';
+    this.request = request;
+  }
+}
+
 export const isRetryable = (error: unknown): boolean => failedWith(error, RETRYABLE_CODES);
 
 export const isConnectionLoss = (error: unknown): boolean => failedWith(error, CONNECTION_LOSS_CODES);
@@ -144,14 +162,21 @@ export class ReconnectingClient {
 /**
  * Runs `request` on the connection and, each time it fails because the connection went, again on
  * a new one after the backoff (`onRetry` told first), up to `retries` times: `--retries` for what
- * a transfer command asks besides its transfers (`put --delete`'s listings and removals).
+ * a transfer command asks besides its transfers (its planning, `put --delete`'s listings and
+ * removals). With the server taken as gone (markGone) it is not asked: it fails at once with
+ * why, a ServerAwayError when `planning` names what it asks; so does one whose retries ran out
+ * on the reconnect that another's ran out on first, which is the one to say it (planning.ts).
  */
 export async function requestWithRetries<T>(
   connection: ReconnectingClient,
   retries: number,
   request: (client: Client) => Promise<T>,
   onRetry: (error: unknown, attempt: number, delayMs: number, client: Client) => void,
+  planning?: PlanningRequest,
 ): Promise<T> {
+  const away = (failure: unknown) =>
+    planning === undefined ? failure : new ServerAwayError(planning, failure);
+  if (connection.goneFailure !== undefined) throw away(connection.goneFailure);
   let client = connection.client;
   // Why the last reconnect failed: that try's failure, said as it is (not "connection closed").
   let reconnectFailure: unknown;
@@ -160,6 +185,11 @@ export async function requestWithRetries<T>(
       if (reconnectFailure !== undefined) throw reconnectFailure;
       return await request(client);
     } catch (error) {
+      if (error === reconnectFailure && attempt >= retries) {
+        // Spent without reaching the server again: what is not yet asked fails at once.
+        if (connection.goneFailure === error) throw away(error);
+        connection.markGone(error);
+      }
       if (attempt >= retries || !isConnectionLoss(error)) throw error;
       const delayMs = backoffDelayMs(attempt);
       onRetry(error, attempt + 1, delayMs, client);
@@ -202,7 +232,7 @@ const PLANNING_REQUESTS: ReadonlySet<PropertyKey> = new Set(['stat', 'list', 'mk
 export function planningClient(
   connection: ReconnectingClient,
   retries: number,
-  onRetry: (error: unknown, attempt: number, delayMs: number) => void,
+  onRetry: (error: unknown, attempt: number, delayMs: number, client: Client) => void,
 ): Client {
   return new Proxy(connection.client, {
     get(_first, property) {
@@ -221,10 +251,11 @@ export function planningClient(
                 current,
                 args,
               ),
-            (error, attempt, delayMs) => {
+            (error, attempt, delayMs, current) => {
               retried = true;
-              onRetry(error, attempt, delayMs);
+              onRetry(error, attempt, delayMs, current);
             },
+            property as PlanningRequest,
           );
         } catch (error) {
           // A mkdir made before its answer was lost: the directory is there, as asked. And a
@@ -244,6 +275,7 @@ export function planningClient(
               retries,
               (current) => current.stat(args[0] as string),
               onRetry,
+              'stat',
             ).catch((lookFailed: unknown) => {
               if (exitStatusFor(lookFailed) === EXIT_STATUS.connectionFailed) throw lookFailed;
               return undefined;

@@ -40,16 +40,21 @@ interface RetryGroup {
 
 export class RetryNotices {
   readonly #command: string;
+  readonly #what: string;
   readonly #write: (line: string) => void;
   /** Events still gathering transfers, by connection. */
   readonly #gathering = new Map<object, RetryGroup>();
   /** Connection losses said already: a transfer that comes to its retry after the line is in it. */
   readonly #said = new WeakSet<object>();
 
-  /** `command`: `get` or `put`; `write` puts a line on stderr (through the bars while they show). */
-  constructor(command: string, write: (line: string) => void) {
+  /**
+   * `command`: `get` or `put`; `write` puts a line on stderr (through the bars while they show);
+   * `what` the line counts: transfers, or a command's planning requests.
+   */
+  constructor(command: string, write: (line: string) => void, what: 'transfers' | 'requests' = 'transfers') {
     this.#command = command;
     this.#write = write;
+    this.#what = what;
   }
 
   /**
@@ -128,7 +133,7 @@ export class RetryNotices {
           ? seconds(shortestDelayMs)
           : `${seconds(shortestDelayMs)}–${seconds(longestDelayMs)}`;
     this.#write(
-      `muxftp: ${this.#command}: ${errorInfo(said).message}; ${transfers} transfers retry ${attempts}/${of} in ${wait} s`,
+      `muxftp: ${this.#command}: ${errorInfo(said).message}; ${transfers} ${this.#what} retry ${attempts}/${of} in ${wait} s`,
     );
   }
 }

@@ -124,4 +124,99 @@ describe('--retries during planning', () => {
     expect(await readFile(join(server!.root!, 'made', 'tree', 'sub', 'b'), 'utf8')).toBe('b');
     expect((await stat(join(server!.root!, 'made'))).isDirectory()).toBe(true);
   });
+
+  it('a server gone for good while a tree is listed: one line for the listings given up, none waits retries of its own', async () => {
+    const dir = await setUp();
+    // More than DEFAULTS.planningRequests (64): some wait for their turn when the server goes.
+    const subdirs = 100;
+    for (let i = 0; i < subdirs; i++) {
+      const sub = join(server!.root!, 'srv', `d${String(i).padStart(3, '0')}`);
+      await mkdir(sub);
+      await writeFile(join(sub, 'f'), 'f');
+    }
+    // The server goes, and its port stays shut, at the first listing below srv.
+    let lists = 0;
+    proxy = await startFrameProxy(server!.port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN && jsonOf(frame).op === 'list' && ++lists === 2) {
+          void proxy!.close();
+          throw new Error('gone');
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      ['--server', `127.0.0.1:${proxy.port}`, '--json', 'get', '-r', 'srv', 'out', '--retries', '2'],
+      dir,
+    );
+    expect(result.code).toBe(3);
+    const refused = 'cannot connect to 127\\.0\\.0\\.1:\\d+: connection refused .*\\(CONNECT_FAILED\\)$';
+    // Before: a retry line and a failure line for each directory (202 lines), and those that
+    // waited for their turn waited out retries of their own.
+    const lines = result.stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toEqual([
+      expect.stringMatching(/^muxftp: get: connection to .* closed; \d+ requests retry 1\/2 in \d\.\d s$/),
+      expect.stringMatching(/^muxftp: get: .*; \d+ requests retry 2\/2 in \d\.\d s$/),
+      expect.stringMatching(new RegExp(`^muxftp: get srv/(d\\d{3}|deep): ${refused}`)),
+      // The other 100 of the 101 below srv (deep too).
+      expect.stringMatching(
+        new RegExp(`^muxftp: get: ${subdirs} directories not listed, the server still away: ${refused}`),
+      ),
+      // srv/x, listed before the server went: not tried, as the files after a transfer's retries.
+      expect.stringMatching(
+        new RegExp(`^muxftp: get: 1 file not started, the server still away: ${refused}`),
+      ),
+    ]);
+    // Each is still a result of its own.
+    const outcomes = JSON.parse(result.stdout) as Array<{
+      remote: string;
+      ok: boolean;
+      error?: { code: string };
+    }>;
+    expect(outcomes).toHaveLength(subdirs + 2);
+    expect(outcomes.every((outcome) => !outcome.ok && outcome.error?.code === 'CONNECT_FAILED')).toBe(true);
+  }, 60_000);
+
+  it('put -r, the server gone for good while the tree is made: one line for the directories given up', async () => {
+    const dir = await setUp();
+    for (let i = 0; i < 100; i++) {
+      const sub = join(dir, 'tree', `d${String(i).padStart(3, '0')}`);
+      await mkdir(sub);
+      await writeFile(join(sub, 'f'), 'f');
+    }
+    // The server goes, and its port stays shut, at the second mkdir of a directory in the tree.
+    let mkdirs = 0;
+    proxy = await startFrameProxy(server!.port, {
+      fromClient: (frame) => {
+        if (
+          frame.type === FrameType.OPEN &&
+          jsonOf(frame).op === 'mkdir' &&
+          String(jsonOf(frame).path).includes('/d') &&
+          ++mkdirs === 2
+        ) {
+          void proxy!.close();
+          throw new Error('gone');
+        }
+        return frame;
+      },
+    });
+    const result = await runCli(
+      ['--server', `127.0.0.1:${proxy.port}`, 'put', '-r', 'tree', '--to', 'up/', '--retries', '1'],
+      dir,
+    );
+    expect(result.code).toBe(3);
+    const refused = 'cannot connect to 127\\.0\\.0\\.1:\\d+: connection refused .*\\(CONNECT_FAILED\\)$';
+    // Before: a retry line and a failure line for each directory.
+    expect(result.stderr.split('\n').filter((line) => line !== '')).toEqual([
+      expect.stringMatching(/^muxftp: put: connection to .* closed; \d+ requests retry 1\/1 in \d\.\d s$/),
+      expect.stringMatching(new RegExp(`^muxftp: put tree/(d\\d{3}|sub): ${refused}`)),
+      expect.stringMatching(
+        new RegExp(`^muxftp: put: \\d+ directories not made, the server still away: ${refused}`),
+      ),
+      expect.stringMatching(
+        new RegExp(`^muxftp: put: \\d+ files? not started, the server still away: ${refused}`),
+      ),
+      expect.stringMatching(/^muxftp: 0 files \(0 B\), \d+ failed, \d+ not started in /),
+    ]);
+  }, 60_000);
 });

@@ -1,11 +1,12 @@
 /**
  * requestWithRetries (cli/reconnect.ts), what put --delete's listings and removals run under:
  * a request whose connection went is asked again on a new one; when the server stays away, the
- * try after a failed reconnect fails with why it failed. The connection here is a stand-in for
+ * try after a failed reconnect fails with why it failed, and once one request's retries are spent
+ * that way the server is taken as gone: the next fails at once. The connection here is a stand-in for
  * ReconnectingClient that counts; the failures are the CLI's own error types.
  */
 import { describe, expect, it } from 'vitest';
-import { ReconnectingClient, requestWithRetries } from '../cli/reconnect.js';
+import { ReconnectingClient, requestWithRetries, ServerAwayError } from '../cli/reconnect.js';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 
@@ -18,8 +19,13 @@ function standIn(replaceWith: () => Promise<Client>) {
       replaced++;
       return replaceWith();
     },
-    // The real one, over the stand-in's replace().
+    // The real ones, over the stand-in's replace() and its own field.
     tryReplace: ReconnectingClient.prototype.tryReplace,
+    markGone: ReconnectingClient.prototype.markGone,
+    awayFailure: undefined as unknown,
+    get goneFailure(): unknown {
+      return (this as { awayFailure?: unknown }).awayFailure;
+    },
   } as unknown as ReconnectingClient;
   return { first, connection, replaced: () => replaced };
 }
@@ -64,5 +70,61 @@ describe('requestWithRetries', () => {
     expect(asked).toEqual([first]);
     expect(told).toEqual(['1: connection closed', `2: ${refused.message}`]);
     expect(replaced()).toBe(2);
+  });
+
+  it('retries spent on failed reconnects: the server is taken as gone, and the next request is not asked', async () => {
+    const refused = new MuxftpError('CONNECT_FAILED', 'cannot connect to 127.0.0.1:1: connection refused');
+    const { connection, replaced } = standIn(async () => {
+      throw refused;
+    });
+    const lost = async (): Promise<never> => {
+      throw new MuxftpError('CONNECTION_LOST', 'connection closed');
+    };
+    await expect(requestWithRetries(connection, 1, lost, () => {}, 'list')).rejects.toBe(refused);
+    expect(connection.goneFailure).toBe(refused);
+    let asked = 0;
+    const ask = async () => {
+      asked++;
+      return 'listed';
+    };
+    // A planning request: given up, said as such (its reason the refusal, its code and exit status too).
+    const away = await requestWithRetries(connection, 5, ask, () => {}, 'stat').catch(
+      (error: unknown) => error,
+    );
+    expect(away).toBeInstanceOf(ServerAwayError);
+    expect(away).toMatchObject({ request: 'stat', code: 'CONNECT_FAILED', cause: refused });
+    // Anything else: the refusal itself.
+    await expect(requestWithRetries(connection, 5, ask, () => {})).rejects.toBe(refused);
+    expect(asked).toBe(0);
+    expect(replaced()).toBe(1);
+  });
+
+  it("a request whose retries end on the reconnect another's ended on first is given up, not said again", async () => {
+    const refused = new MuxftpError('CONNECT_FAILED', 'cannot connect to 127.0.0.1:1: connection refused');
+    const { connection } = standIn(async () => {
+      throw refused;
+    });
+    const lost = async (): Promise<never> => {
+      throw new MuxftpError('CONNECTION_LOST', 'connection closed');
+    };
+    // Both in flight when the connection went: the same reconnect's failure ends both.
+    const [first, second] = await Promise.all([
+      requestWithRetries(connection, 1, lost, () => {}, 'list').catch((error: unknown) => error),
+      requestWithRetries(connection, 1, lost, () => {}, 'list').catch((error: unknown) => error),
+    ]);
+    expect(first).toBe(refused);
+    expect(second).toBeInstanceOf(ServerAwayError);
+  });
+
+  it('--retries 0: the lost connection is said, and the server is not taken as gone', async () => {
+    const { connection } = standIn(async () => {
+      throw new Error('not asked to reconnect');
+    });
+    const closed = new MuxftpError('CONNECTION_LOST', 'connection closed');
+    const lost = async (): Promise<never> => {
+      throw closed;
+    };
+    await expect(requestWithRetries(connection, 0, lost, () => {}, 'list')).rejects.toBe(closed);
+    expect(connection.goneFailure).toBeUndefined();
   });
 });

@@ -33,12 +33,8 @@ import {
 } from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
-import {
-  planningClient,
-  type ReconnectingClient,
-  retryNotice,
-  withReconnectingClient,
-} from '../reconnect.js';
+import { CommandPlanning } from '../planning.js';
+import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { remoteArgumentsNamedBy } from '../remoteGlob.js';
 import {
   hostPathWarning,
@@ -209,9 +205,8 @@ async function get(
   output: Output,
 ): Promise<TransferOutcome[]> {
   // Planning (stat, mkdir, listing) reconnects as the transfers do.
-  const client = planningClient(connection, options.retries, (error, attempt, delayMs) =>
-    output.notice(retryNotice('get', error, attempt, options.retries, delayMs)),
-  );
+  const planning = new CommandPlanning(connection, 'get', options.retries, output);
+  const { client } = planning;
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
   /** The destination, made when `make` (-p, --to), else looked at only; a failure is said, and returned. */
@@ -239,7 +234,8 @@ async function get(
 
   const failures: TransferOutcome[] = [];
   const fail = (local: string, remote: string, error: unknown, hint?: string): void => {
-    output.failure(`get ${remote || '/'}`, error, hint);
+    // Given up with the server away: one line for all (planning.end()), a result each.
+    if (!planning.tookAway(error)) output.failure(`get ${remote || '/'}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
   const remotes: string[] = [];
@@ -298,6 +294,7 @@ async function get(
       listed,
     },
   );
+  planning.end();
   const distinct = withoutSharedDestinations(
     jobs,
     (job) => path.resolve(job.local),

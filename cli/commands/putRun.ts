@@ -27,8 +27,8 @@ import {
 } from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
+import { CommandPlanning } from '../planning.js';
 import {
-  planningClient,
   type ReconnectingClient,
   requestWithRetries,
   retryNotice,
@@ -305,9 +305,8 @@ async function put(
   output: Output,
 ): Promise<TransferOutcome[]> {
   // Planning (stat, mkdir, listing) reconnects as the transfers do.
-  const client = planningClient(connection, options.retries, (error, attempt, delayMs) =>
-    output.notice(retryNotice('put', error, attempt, options.retries, delayMs)),
-  );
+  const planning = new CommandPlanning(connection, 'put', options.retries, output);
+  const { client } = planning;
   const parents = options.parents === true;
   const dryRun = options.dryRun === true;
   // What each source is, looked at once: the check below and the planning both need it, and a
@@ -376,7 +375,8 @@ async function put(
 
   const failures: TransferOutcome[] = [];
   const fail = (local: string, remote: string, error: unknown, hint?: string): void => {
-    output.failure(`put ${shownArgument(local)}`, error, hint);
+    // Given up with the server away: one line for all (planning.end()), a result each.
+    if (!planning.tookAway(error)) output.failure(`put ${shownArgument(local)}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
   // Entries of a tree with nothing to send (a FIFO): said, given as results, not failures.
@@ -444,6 +444,7 @@ async function put(
   const skipIdentical = options.skipIdentical === true || options.continue === true;
   const skip = destinationSkips('put', { ...options, skipIdentical }, jobs);
   if (dryRun) {
+    planning.end();
     const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
     const previews = await previewRun(mirror, transfers, { passedOver, failures, replaced });
     // As a real run's stdin skipped, below: the pipeline a dry run is tried in succeeds as it.
@@ -499,6 +500,7 @@ async function put(
     if (above !== undefined) failures.push(failedOutcome(dir.local, dir.remote, above.error));
     else if (error !== undefined) fail(dir.local, dir.remote, error);
   }
+  planning.end();
   const sendable = jobs.filter((job) => {
     const above = unmadeAbove(job.remote);
     if (above !== undefined) failures.push(failedOutcome(job.local, job.remote, above.error));
