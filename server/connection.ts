@@ -835,14 +835,25 @@ export class ServerConnection implements StreamHost {
     // Counted as it fails, not as it is answered: a client that sends a wrong password and goes
     // before the (delayed) answer is the guessing an operator alerts on. Its end is not counted again.
     this.counters.error('LOGIN_FAILED');
-    if (this.transport.isClosed) return;
+    const name = user.slice(0, 64);
+    if (this.transport.isClosed) {
+      // Logged too (its handshake timed out during the check, say): every wrong password is
+      // what an operator, or fail2ban reading the log, counts.
+      this.log({
+        event: 'login_failed',
+        level: 'warn',
+        text: `${this.label} failed login as ${printableName(name)} (the connection closed before the answer)`,
+        fields: { user: name },
+      });
+      return;
+    }
     this.failedLogins++;
     const attemptsLeft = this.options.maxLoginAttempts - this.failedLogins;
     this.log({
       event: 'login_failed',
       level: 'warn',
-      text: `${this.label} failed login as ${printableName(user.slice(0, 64))} (${attemptsLeft} attempts left)`,
-      fields: { user: user.slice(0, 64), attempts_left: attemptsLeft },
+      text: `${this.label} failed login as ${printableName(name)} (${attemptsLeft} attempts left)`,
+      fields: { user: name, attempts_left: attemptsLeft },
     });
     this.loginDelay = setTimeout(() => {
       this.loginDelay = undefined;

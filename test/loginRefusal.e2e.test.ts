@@ -163,6 +163,57 @@ describe('password checks under a flood of attempts', () => {
     expect(server.logs.join('\n')).not.toMatch(/login error/);
   });
 
+  /** A server whose password checks wait for release(), with a 300 ms handshake timeout; checkStarted once one runs. */
+  async function serverWithHeldChecks() {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let checking!: () => void;
+    const checkStarted = new Promise<void>((resolve) => {
+      checking = resolve;
+    });
+    class HeldAccounts extends Accounts {
+      override async verify(name: string, password: string) {
+        checking();
+        await held;
+        return super.verify(name, password);
+      }
+    }
+    server = await startServer({ accounts: new HeldAccounts({ users }), handshakeTimeoutMs: 300 });
+    return { release, checkStarted };
+  }
+
+  it('logs nobody in whose connection closed (its handshake timeout) during the password check, the right password too', async () => {
+    const { release, checkStarted } = await serverWithHeldChecks();
+    const peer = await RawPeer.open(server!.port);
+    peers.push(peer);
+    peer.write(encodeAuth({ user: 'alice', password: 'alice-secret' }));
+    await checkStarted;
+    await peer.closed;
+    release();
+    // The check's answer is dropped: no session opens for a connection that is gone.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(server!.logs.join('\n')).not.toMatch(/logged in as|login error/);
+  });
+
+  it('logs a wrong password whose connection closed during its check (the handshake timeout), as any other', async () => {
+    const { release, checkStarted } = await serverWithHeldChecks();
+    const peer = await RawPeer.open(server!.port);
+    peers.push(peer);
+    peer.write(encodeAuth({ user: 'alice', password: 'guess' }));
+    await checkStarted;
+    // The check still runs when the handshake times out and the connection closes.
+    await peer.closed;
+    release();
+    const deadline = Date.now() + 5_000;
+    const failed = () => server!.logs.find((line) => line.includes('failed login as alice'));
+    while (failed() === undefined && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    // Before: counted (metrics, the address's refusal), but no line for an operator or fail2ban.
+    expect(failed()).toMatch(/failed login as alice \(the connection closed before the answer\)$/);
+  });
+
   it("the login checks' ConcurrencyLimit runs at most its max at once, in arrival order", async () => {
     const queue = new ConcurrencyLimit(2);
     let running = 0;
