@@ -3,7 +3,7 @@
  * client it asks through (planningClient: each request reconnects under `--retries`), one retry
  * line for the requests one lost connection sends back, and one line for those given up because
  * the server is away for good. Once a request or transfer has spent its retries without reaching
- * the server again, the rest fail at once with its reason (ServerAwayError), as the transfers
+ * the server again (or, under --retries 0, lost the connection), the rest fail at once with its reason (ServerAwayError), as the transfers
  * not yet started do: a `get -r` of a tree whose server went while it was listed printed a retry
  * line and a failure line for each directory, and each round of 64 listings waited out retries
  * of its own (minutes for a tree of thousands).
@@ -11,6 +11,7 @@
 import type { Client } from '../client/client.js';
 import type { Output } from './output.js';
 import {
+  goneReason,
   type PlanningRequest,
   planningClient,
   type ReconnectingClient,
@@ -28,12 +29,14 @@ export class CommandPlanning {
   /** What planning asks through. */
   readonly client: Client;
   readonly #command: 'get' | 'put';
+  readonly #retries: number;
   readonly #output: Output;
   readonly #retryNotices: RetryNotices;
   readonly #away = new Map<PlanningRequest, { count: number; why: unknown }>();
 
   constructor(connection: ReconnectingClient, command: 'get' | 'put', retries: number, output: Output) {
     this.#command = command;
+    this.#retries = retries;
     this.#output = output;
     this.#retryNotices = new RetryNotices(command, (line) => output.notice(line), 'requests');
     this.client = planningClient(connection, retries, (error, attempt, delayMs, client) =>
@@ -60,7 +63,7 @@ export class CommandPlanning {
     for (const [request, { count, why }] of this.#away) {
       const [one, many] = WORDS[request];
       this.#output.failure(
-        `${this.#command}: ${count} ${count === 1 ? one : many}, the server still away`,
+        `${this.#command}: ${count} ${count === 1 ? one : many}, ${goneReason(this.#retries)}`,
         why,
       );
     }

@@ -32,6 +32,13 @@ function failedWith(error: unknown, codes: ReadonlySet<string>): boolean {
   return error instanceof Error && error.cause !== undefined && failedWith(error.cause, codes);
 }
 
+/**
+ * Why what was not yet started failed, said after its count (`20 files not started, …`): the
+ * server did not come back through the retries, or, with none, the connection went.
+ */
+export const goneReason = (retries: number): string =>
+  retries === 0 ? 'the connection lost' : 'the server still away';
+
 /** What a planning request asks: a stat, a listing, a mkdir (before a command's transfers). */
 export type PlanningRequest = 'stat' | 'list' | 'mkdir';
 
@@ -163,9 +170,10 @@ export class ReconnectingClient {
  * Runs `request` on the connection and, each time it fails because the connection went, again on
  * a new one after the backoff (`onRetry` told first), up to `retries` times: `--retries` for what
  * a transfer command asks besides its transfers (its planning, `put --delete`'s listings and
- * removals). With the server taken as gone (markGone) it is not asked: it fails at once with
- * why, a ServerAwayError when `planning` names what it asks; so does one whose retries ran out
- * on the reconnect that another's ran out on first, which is the one to say it (planning.ts).
+ * removals). With the server taken as gone (markGone: retries spent on failed reconnects, or the
+ * connection lost under --retries 0) it is not asked: it fails at once with why, a
+ * ServerAwayError when `planning` names what it asks; so does one whose retries ran out on the
+ * reconnect that another's ran out on first, which is the one to say it (planning.ts).
  */
 export async function requestWithRetries<T>(
   connection: ReconnectingClient,
@@ -185,9 +193,12 @@ export async function requestWithRetries<T>(
       if (reconnectFailure !== undefined) throw reconnectFailure;
       return await request(client);
     } catch (error) {
-      if (error === reconnectFailure && attempt >= retries) {
-        // Spent without reaching the server again: what is not yet asked fails at once.
-        if (connection.goneFailure === error) throw away(error);
+      // Lost for good: its retries spent without reaching the server again, or none to spend
+      // (--retries 0: nothing reconnects). What is not yet asked fails at once.
+      const forGood = error === reconnectFailure || (retries === 0 && isConnectionLoss(error));
+      if (forGood && attempt >= retries) {
+        const gone = connection.goneFailure;
+        if (gone !== undefined && (gone === error || retries === 0)) throw away(error);
         connection.markGone(error);
       }
       if (attempt >= retries || !isConnectionLoss(error)) throw error;

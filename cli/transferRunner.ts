@@ -22,6 +22,7 @@ import { type ErrorInfo, errorInfo, type Output } from './output.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
 import {
   backoffDelayMs,
+  goneReason,
   isConnectionLoss,
   isRetryable,
   type ReconnectingClient,
@@ -262,8 +263,9 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
     if (notStartedCount > 0) progress.notStarted(notStartedCount);
     if (notStartedCount > 0 && !controller.signal.aborted && gone !== undefined) {
-      // The server stayed away through a transfer's every retry: one line for the files left.
-      run.output.failure(`${run.command}: ${files} not started, the server still away`, gone);
+      // The server stayed away through a transfer's every retry (or the connection went under
+      // --retries 0): one line for the files left.
+      run.output.failure(`${run.command}: ${files} not started, ${goneReason(run.retries ?? 0)}`, gone);
     } else if (notStartedCount > 0) {
       run.output.failure(run.command, new MuxftpError('CANCELLED', `interrupted before ${files} started`));
     }
@@ -522,7 +524,9 @@ async function runOne(
         ({ client, failure: reconnectFailure } = await run.connection.tryReplace(client, delayMs, signal));
         continue;
       }
-      if (failedReconnecting && !signal.aborted) run.connection.markGone(error);
+      // Lost for good (reconnects failed, or none under --retries 0): the rest are not started.
+      const lostForGood = failedReconnecting || ((run.retries ?? 0) === 0 && isConnectionLoss(error));
+      if (lostForGood && !signal.aborted) run.connection.markGone(error);
       meter.end(false);
       const partial = await keptPartialInfo(kept);
       // An upload cut short (Ctrl-C, a connection that stayed down) past a whole block: the server

@@ -220,3 +220,61 @@ describe('--retries during planning', () => {
     ]);
   }, 60_000);
 });
+
+/** A proxy that goes, its port shut, at the `nth` OPEN of `op`. */
+async function goneAt(op: string, nth: number): Promise<string[]> {
+  let seen = 0;
+  proxy = await startFrameProxy(server!.port, {
+    fromClient: (frame) => {
+      if (frame.type === FrameType.OPEN && jsonOf(frame).op === op && ++seen === nth) {
+        void proxy!.close();
+        throw new Error('gone');
+      }
+      return frame;
+    },
+  });
+  return ['--server', `127.0.0.1:${proxy.port}`];
+}
+
+describe('--retries 0: a lost connection is said once, not once for each request or file after it', () => {
+  const lost = 'connection to 127\\.0\\.0\\.1:\\d+ closed \\(CONNECTION_LOST\\)$';
+
+  it('get -r: the listings not yet answered, in one line', async () => {
+    const dir = await setUp();
+    for (let i = 0; i < 100; i++) await mkdir(join(server!.root!, 'srv', `d${String(i).padStart(3, '0')}`));
+    const at = await goneAt('list', 2);
+    const result = await runCli([...at, 'get', '-r', 'srv', 'out', '--retries', '0'], dir);
+    expect(result.code).toBe(3);
+    // Before: a line for each of the 101 directories.
+    expect(result.stderr.split('\n').filter((line) => line !== '')).toEqual([
+      expect.stringMatching(new RegExp(`^muxftp: get srv/(d\\d{3}|deep): ${lost}`)),
+      expect.stringMatching(
+        new RegExp(`^muxftp: get: 100 directories not listed, the connection lost: ${lost}`),
+      ),
+      expect.stringMatching(new RegExp(`^muxftp: get: 1 file not started, the connection lost: ${lost}`)),
+      expect.stringMatching(/^muxftp: 0 files \(0 B\), 101 failed, 1 not started in /),
+    ]);
+  });
+
+  it('put of many files: those in flight say it, the rest fail at once in one line, each still a result', async () => {
+    const dir = await setUp();
+    const names = Array.from({ length: 40 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    for (const name of names) await writeFile(join(dir, name), name);
+    const at = await goneAt('put', 5);
+    const result = await runCli(
+      [...at, '--json', 'put', ...names, '--to', 'up/', '-p', '-j', '2', '--retries', '0'],
+      dir,
+    );
+    expect(result.code).toBe(3);
+    const lines = result.stderr.split('\n').filter((line) => line !== '');
+    // Before: a line for each of the files after the loss, 36 or so.
+    const own = lines.filter((line) => /^muxftp: put f\d\d: /.test(line));
+    expect(own.length).toBeGreaterThan(0);
+    expect(own.length).toBeLessThanOrEqual(2);
+    expect(lines.slice(own.length)).toEqual([
+      expect.stringMatching(new RegExp(`^muxftp: put: \\d+ files not started, the connection lost: ${lost}`)),
+    ]);
+    const outcomes = JSON.parse(result.stdout) as Array<{ ok: boolean }>;
+    expect(outcomes).toHaveLength(names.length);
+  });
+});

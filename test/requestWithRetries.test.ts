@@ -116,15 +116,39 @@ describe('requestWithRetries', () => {
     expect(second).toBeInstanceOf(ServerAwayError);
   });
 
-  it('--retries 0: the lost connection is said, and the server is not taken as gone', async () => {
-    const { connection } = standIn(async () => {
+  it('--retries 0: the first loss is said; nothing reconnects, so the rest are given up at once', async () => {
+    const { connection, replaced } = standIn(async () => {
       throw new Error('not asked to reconnect');
     });
     const closed = new MuxftpError('CONNECTION_LOST', 'connection closed');
     const lost = async (): Promise<never> => {
       throw closed;
     };
-    await expect(requestWithRetries(connection, 0, lost, () => {}, 'list')).rejects.toBe(closed);
-    expect(connection.goneFailure).toBeUndefined();
+    const [first, inFlight] = await Promise.all([
+      requestWithRetries(connection, 0, lost, () => {}, 'list').catch((error: unknown) => error),
+      requestWithRetries(connection, 0, lost, () => {}, 'list').catch((error: unknown) => error),
+    ]);
+    expect(first).toBe(closed);
+    expect(inFlight).toBeInstanceOf(ServerAwayError);
+    expect(connection.goneFailure).toBe(closed);
+    await expect(requestWithRetries(connection, 0, lost, () => {}, 'stat')).rejects.toBeInstanceOf(
+      ServerAwayError,
+    );
+    // A refusal is no loss: said as itself, and the connection not taken as gone for it.
+    const fresh = standIn(async () => {
+      throw new Error('not asked to reconnect');
+    }).connection;
+    const refused = new MuxftpError('PERMISSION_DENIED', 'no');
+    await expect(
+      requestWithRetries(
+        fresh,
+        0,
+        async () => Promise.reject(refused),
+        () => {},
+        'list',
+      ),
+    ).rejects.toBe(refused);
+    expect(fresh.goneFailure).toBeUndefined();
+    expect(replaced()).toBe(0);
   });
 });
