@@ -16,6 +16,7 @@ import { formatEntryDetails, formatListing, formatSpace } from '../entryFormat.j
 import { gravest } from '../exitStatus.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
 import { type ListingOrder, sortByEntry, sortEntries, sortTree } from '../listingOrder.js';
+import { LostConnectionLines } from '../lostConnectionLines.js';
 import { type ModeArgument, parseModeArgument } from '../modeArgument.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { type ErrorInfo, errorInfo, type Output } from '../output.js';
@@ -109,18 +110,21 @@ export function registerFileCommands(program: Command, output: Output): void {
           );
         await withClient(global, output, async (client) => {
           const listed: ListedOperand[] = [];
+          // After a lost connection, what is left to list fails at once: one line for it, at the end.
+          const lines = new LostConnectionLines(output, 'ls', 'not listed');
           // One at a time, in order: each failure is said as it comes, before any table (as ls(1)).
           for (const given of operands) {
             try {
               listed.push({ given, listing: await listingOf(client, given, how) });
             } catch (error) {
-              output.failure(`ls ${shownArgument(given)}`, error);
+              lines.failure(`ls ${shownArgument(given)}`, error);
               listed.push({ given, error });
             }
           }
           if (several)
-            printListings(listed, output, { ...format, order: how.order, recursive: how.recursive });
-          else printListing(listed[0]!, output, { ...format, recursive: how.recursive });
+            printListings(listed, output, lines, { ...format, order: how.order, recursive: how.recursive });
+          else printListing(listed[0]!, output, lines, { ...format, recursive: how.recursive });
+          lines.end();
         });
       },
     );
@@ -154,6 +158,7 @@ export function registerFileCommands(program: Command, output: Output): void {
         // several paths, one `{path, ok, entry | error}` each.
         const results: unknown[] = [];
         let printed = false;
+        const lines = new LostConnectionLines(output, 'stat', 'not looked at');
         for (const path of paths) {
           try {
             const { remote, entry, digest } = await statOf(client, path, hash);
@@ -165,11 +170,12 @@ export function registerFileCommands(program: Command, output: Output): void {
             if (digest !== undefined) output.printLine(`${digest.algorithm.padEnd(6)} ${digest.digest}`);
             printed = true;
           } catch (error) {
-            output.failure(`stat ${shownArgument(path)}`, error);
+            lines.failure(`stat ${shownArgument(path)}`, error);
             const failed = { ok: false, error: errorInfo(error) };
             results.push(several ? { path, ...failed } : failed);
           }
         }
+        lines.end();
         if (output.json) output.printJson(several ? results : results[0]);
       });
     });
@@ -604,6 +610,7 @@ const entriesAsJson = (listing: Listing, recursive: boolean): WireEntry[] =>
 function printListing(
   operand: ListedOperand,
   output: Output,
+  lines: LostConnectionLines,
   options: { human: boolean; long: boolean; recursive: boolean },
 ): void {
   if (!('listing' in operand)) {
@@ -618,7 +625,7 @@ function printListing(
     for (const line of formatListing(entries, options)) output.printLine(line);
   }
   if (listing.kind === 'directory')
-    for (const problem of listing.problems) output.failure(`ls ${problem.remote}`, problem.error);
+    for (const problem of listing.problems) lines.failure(`ls ${problem.remote}`, problem.error);
 }
 
 /**
@@ -632,6 +639,7 @@ function printListing(
 function printListings(
   operands: readonly ListedOperand[],
   output: Output,
+  lines: LostConnectionLines,
   options: { human: boolean; long: boolean; order: ListingOrder; recursive: boolean },
 ): void {
   if (output.json) {
@@ -674,7 +682,7 @@ function printListings(
       for (const line of formatListing(byRelativePath(listing), options)) output.printLine(line);
       printed = true;
     }
-    for (const problem of listing.problems) output.failure(`ls ${problem.remote}`, problem.error);
+    for (const problem of listing.problems) lines.failure(`ls ${problem.remote}`, problem.error);
   }
 }
 
@@ -739,6 +747,8 @@ async function operateOnEach(
   { hints = {}, expandPatterns = false, missingIsFine = false }: EachPathOptions,
 ): Promise<PathOutcome[]> {
   const results: PathOutcome[] = [];
+  // After a lost connection, each path left fails at once: one line for them, at the end.
+  const lines = new LostConnectionLines(output, name, NOT_DONE[name] ?? 'not done');
   const failed = (path: string, thrown: unknown): void => {
     if (missingIsFine && thrown instanceof MuxftpError && thrown.code === 'NOT_FOUND') {
       results.push({ path, ok: true });
@@ -753,7 +763,7 @@ async function operateOnEach(
       : error instanceof MuxftpError && !saidWhy
         ? hints[error.code]
         : undefined;
-    output.failure(`${name} ${shownArgument(path)}`, error, hint);
+    lines.failure(`${name} ${shownArgument(path)}`, error, hint);
     results.push({ path, ok: false, error: errorInfo(error) });
   };
   for (const given of paths) {
@@ -775,8 +785,18 @@ async function operateOnEach(
       }
     }
   }
+  lines.end();
   return results;
 }
+
+/** What the line after a lost connection says of the paths each command did not get to. */
+const NOT_DONE: Readonly<Record<string, string>> = {
+  rm: 'not removed',
+  rmdir: 'not removed',
+  mkdir: 'not made',
+  chmod: 'not changed',
+  mv: 'not moved',
+};
 
 /**
  * A word after --hash that was meant as a digest algorithm: a hash family's name and its number
