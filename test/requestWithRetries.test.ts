@@ -116,6 +116,18 @@ describe('requestWithRetries', () => {
     expect(second).toBeInstanceOf(ServerAwayError);
   });
 
+  it('retries spent on connections that reconnected and were lost again: the server is not taken as gone', async () => {
+    // Each reconnect reaches the server (a link that drops each connection soon): it is there.
+    const { connection, replaced } = standIn(async () => ({ name: 'next' }) as unknown as Client);
+    const closed = new MuxftpError('CONNECTION_LOST', 'connection closed');
+    const lost = async (): Promise<never> => {
+      throw closed;
+    };
+    await expect(requestWithRetries(connection, 2, lost, () => {}, 'list')).rejects.toBe(closed);
+    expect(replaced()).toBe(2);
+    expect(connection.goneFailure).toBeUndefined();
+  });
+
   it('--retries 0: the first loss is said; nothing reconnects, so the rest are given up at once', async () => {
     const { connection, replaced } = standIn(async () => {
       throw new Error('not asked to reconnect');
