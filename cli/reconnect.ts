@@ -286,7 +286,8 @@ export function planningClient(
               retries,
               (current) => current.stat(args[0] as string),
               onRetry,
-              'stat',
+              // Given up with the server away, it is the mkdir that was not made (planning.ts's line).
+              'mkdir',
             ).catch((lookFailed: unknown) => {
               if (exitStatusFor(lookFailed) === EXIT_STATUS.connectionFailed) throw lookFailed;
               return undefined;

@@ -6,7 +6,7 @@
  * ReconnectingClient that counts; the failures are the CLI's own error types.
  */
 import { describe, expect, it } from 'vitest';
-import { ReconnectingClient, requestWithRetries, ServerAwayError } from '../cli/reconnect.js';
+import { planningClient, ReconnectingClient, requestWithRetries, ServerAwayError } from '../cli/reconnect.js';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 
@@ -162,5 +162,24 @@ describe('requestWithRetries', () => {
     ).rejects.toBe(refused);
     expect(fresh.goneFailure).toBeUndefined();
     expect(replaced()).toBe(0);
+  });
+
+  it('planningClient: a mkdir -p refused whose look finds the server gone is given up as a mkdir', async () => {
+    const refused = new MuxftpError('CONNECT_FAILED', 'cannot connect to 127.0.0.1:1: connection refused');
+    const { connection } = standIn(async () => {
+      throw refused;
+    });
+    // Refused (no mkdir permission) as another request spends its retries: the look is not asked.
+    (connection as unknown as { client: unknown }).client = {
+      mkdir: async () => {
+        connection.markGone(refused);
+        throw new MuxftpError('PERMISSION_DENIED', 'permission denied');
+      },
+    };
+    const client = planningClient(connection, 1, () => {});
+    const away = await client.mkdir('d', { parents: true }).catch((error: unknown) => error);
+    // One line says how many directories were not made: this is one of them, not a path not looked at.
+    expect(away).toBeInstanceOf(ServerAwayError);
+    expect(away).toMatchObject({ request: 'mkdir', cause: refused });
   });
 });
