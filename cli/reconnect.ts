@@ -84,9 +84,10 @@ export class ReconnectingClient {
   private replacing: Promise<Client> | undefined;
   private closed = false;
   /**
-   * Why the server stayed away through a whole transfer's retries, until a reconnect succeeds:
-   * the transfers of a large tree not yet started then fail with it at once, instead of each
-   * waiting out retries of its own (100,000s of files, 8 at a time: most of a day).
+   * Why the server stayed away through a whole transfer's or request's retries (requestWithRetries),
+   * until a reconnect succeeds: the transfers and requests of a large tree not yet started then
+   * fail with it at once, instead of each waiting out retries of its own (100,000s of files, 8 at
+   * a time: most of a day).
    */
   private awayFailure: unknown;
 
@@ -133,7 +134,7 @@ export class ReconnectingClient {
     return this.awayFailure;
   }
 
-  /** A transfer spent its retries without reaching the server again: `failure` said why. */
+  /** A transfer or request spent its retries without reaching the server again: `failure` said why. */
   markGone(failure: unknown): void {
     this.awayFailure ??= failure;
   }
