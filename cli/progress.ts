@@ -223,24 +223,31 @@ const MIN_SHOWN_NAME = 4;
 const BYTES_WIDTH = 21;
 const RATE_WIDTH = 11;
 
+/** The characters of a name as the terminal draws them: a letter with its accents, a ZWJ emoji, a flag. */
+const graphemes = new Intl.Segmenter();
+
 /**
  * Fits a name in `width` columns of the terminal, keeping its end (the file name) when it is too
  * long. Columns, not characters: a CJK character or an emoji takes two, a combining accent none;
  * counted as characters, such a name pushed its line past the width, where it wraps and the bars'
- * redraw goes wrong.
+ * redraw goes wrong. Cut between whole characters (graphemes), never between a letter and its
+ * accent or within a ZWJ emoji or a flag, and in at most `units` UTF-16 code units, padding
+ * included: cli-progress cuts each line at the terminal's width counted in those (see fitLine).
  */
-function fitName(text: string, width: number): string {
+function fitName(text: string, width: number, units = Number.POSITIVE_INFINITY): string {
   const name = printable(text);
   const columns = stringWidth(name);
-  if (columns <= width) return name + ' '.repeat(width - columns);
-  const chars = [...name];
+  if (columns <= width && name.length + width - columns <= units) return name + ' '.repeat(width - columns);
+  const parts = Array.from(graphemes.segment(name), (part) => part.segment);
   let kept = '';
-  let used = 1; // the ellipsis
-  for (let i = chars.length - 1; i >= 0; i--) {
-    const charColumns = stringWidth(chars[i]!);
-    if (used + charColumns > width) break;
-    kept = chars[i] + kept;
-    used += charColumns;
+  let used = 1; // the ellipsis, one column and one unit
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const part = parts[i]!;
+    const partColumns = stringWidth(part);
+    if (used + partColumns > width) break;
+    if (1 + kept.length + part.length + width - used - partColumns > units) break;
+    kept = part + kept;
+    used += partColumns;
   }
   return `…${kept}${' '.repeat(width - used)}`;
 }
@@ -249,16 +256,19 @@ function fitName(text: string, width: number): string {
  * One bar's line within the terminal's `columns`. `figures` come whole, each padded to its usual
  * width so that bars of one kind line up; the bar narrows, then the name, then the bar goes and
  * the padding with it, and only then the last figures (the total's ETA, then its rate). The last
- * column stays empty: a line that fills it wraps on some terminals.
+ * column stays empty: a line that fills it wraps on some terminals. cli-progress then cuts the
+ * line at `columns` UTF-16 code units, which a name of decomposed accents or ZWJ emoji has more
+ * of than columns: the figures went, then half of an emoji. All but the name is ASCII, so the
+ * name gets what of the `columns` units the rest leaves.
  */
 function fitLine(columns: number, name: string, bar: (width: number) => string, figures: string[]): string {
   const room = Math.max(1, columns - 1);
   const tail = figures.join('  ');
   const left = room - tail.length - 2; // a space each side of the bar
   if (left >= NAME_WIDTH + MIN_BAR_WIDTH)
-    return `${fitName(name, NAME_WIDTH)} ${bar(Math.min(BAR_WIDTH, left - NAME_WIDTH))} ${tail}`;
+    return nameBarAndTail(columns, name, NAME_WIDTH, Math.min(BAR_WIDTH, left - NAME_WIDTH), bar, tail);
   if (left >= MIN_NAME_WIDTH + MIN_BAR_WIDTH)
-    return `${fitName(name, left - MIN_BAR_WIDTH)} ${bar(MIN_BAR_WIDTH)} ${tail}`;
+    return nameBarAndTail(columns, name, left - MIN_BAR_WIDTH, MIN_BAR_WIDTH, bar, tail);
   const parts = figures.map((figure) => figure.trim());
   const nameColumns = stringWidth(printable(name));
   const shortest = Math.min(MIN_NAME_WIDTH, nameColumns);
@@ -268,7 +278,25 @@ function fitLine(columns: number, name: string, bar: (width: number) => string, 
   // at the edge if it must be.
   if (tight.length + 1 + MIN_SHOWN_NAME > room) return tight.slice(0, room);
   const nameWidth = Math.min(NAME_WIDTH, nameColumns, room - tight.length - 1);
-  return `${fitName(name, nameWidth)} ${tight}`;
+  return `${fitName(name, nameWidth, columns - tight.length - 1)} ${tight}`;
+}
+
+/**
+ * The name in `width` columns, the bar and the figures, in `columns` UTF-16 code units (fitLine):
+ * a name of more units than columns takes them from the bar (down to MIN_BAR_WIDTH) before it
+ * is cut shorter.
+ */
+function nameBarAndTail(
+  columns: number,
+  name: string,
+  width: number,
+  barWidth: number,
+  bar: (width: number) => string,
+  tail: string,
+): string {
+  const spare = columns - fitName(name, width).length - tail.length - 2;
+  const rest = ` ${bar(Math.max(MIN_BAR_WIDTH, Math.min(barWidth, spare)))} ${tail}`;
+  return `${fitName(name, width, columns - rest.length)}${rest}`;
 }
 
 interface FilePayload {

@@ -57,6 +57,40 @@ describe('progress bars fitted to the terminal', () => {
     expect(lines.some((line) => line.startsWith('…ascii-name-that-is-long.bin '))).toBe(true);
   });
 
+  // Names of more UTF-16 code units than columns: decomposed accents (as macOS writes names),
+  // emoji joined by ZWJ, flags, a mathematical letter (one column, two units).
+  const nfd = 'e\u0301te\u0301-cafe\u0301-re\u0301sume\u0301-nai\u0308ve-de\u0301ja\u0300-vu.txt';
+  const zwj = `family${'👨\u200d👩\u200d👧\u200d👦'.repeat(4)}.bin`;
+  const flags = 'flags🇯🇵🇫🇷🇩🇪🇺🇸🇬🇧🇮🇹🇪🇸🇨🇦.bin';
+  const math = `${'𝐀𝐁𝐂'.repeat(8)}.dat`;
+  const graphemes = new Intl.Segmenter();
+  /** Where a name may be cut: the starts of its characters as the terminal draws them. */
+  const cutsOf = (name: string) => new Set([...graphemes.segment(name)].map((part) => part.index));
+
+  it.each([20, 30, 40, 80, 120])(
+    'on %i columns a name of many code units keeps the figures beside it and whole characters',
+    async (columns) => {
+      const names = [nfd, zwj, flags, math];
+      const lines = await barLines(columns, names);
+      const files = lines.filter((line) => !line.startsWith('total'));
+      expect(files.length).toBeGreaterThan(0);
+      for (const line of files) {
+        // Before: cli-progress cut each line at `columns` UTF-16 code units, the figures first
+        // (on 80 columns the ZWJ name's line ended after its bar), then halves of a surrogate pair.
+        expect(line).toMatch(/(B\/s|B)$/);
+        expect(stringWidth(line)).toBeLessThanOrEqual(columns - 1);
+        expect(line).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/);
+        if (!line.startsWith('…')) continue;
+        // A name cut where a character starts: not between a letter and its accent, in a ZWJ
+        // sequence or between a flag's two letters (which showed other flags).
+        const kept = line.slice(1).split(' ')[0]!;
+        const name = names.find((candidate) => candidate.endsWith(kept));
+        expect(name).toBeDefined();
+        expect(cutsOf(name!).has(name!.length - kept.length)).toBe(true);
+      }
+    },
+  );
+
   it('narrower than a name and a figure, the figure alone', async () => {
     const lines = await barLines(20, [ascii]);
     expect(lines.some((line) => /^\d+(\.\d+)? MiB \/ 143 MiB$/.test(line))).toBe(true);
