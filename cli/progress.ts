@@ -414,6 +414,11 @@ class BarProgress implements TransferProgress {
       // Signals are ours (see interrupt.ts); the library's handler would swallow Ctrl-C.
       gracefulExit: false,
     });
+    // A frame leaves the cursor after its last line, on a narrow terminal one column short of the
+    // edge (fitLine): the ^C a terminal echoes for Ctrl-C wrapped there, to a row the next redraw,
+    // moving up by the lines it drew, does not count, and a copy of the bars stayed above the
+    // summary. At the line's start the echo is drawn over by the next frame or the summary.
+    this.bars.on('redraw-post', () => stream.write('\r'));
     this.totalRate.record(0);
     this.totalBar = this.bars.create(0, 0, this.totalPayload, {
       format: formatTotalBar,

@@ -14,6 +14,12 @@ const MB = 1e6;
 
 /** The bar lines a run of two transfers draws on a terminal `columns` wide (a stand-in stream). */
 async function barLines(columns: number, names: string[]): Promise<string[]> {
+  const drawn = await framesDrawn(columns, names);
+  return [...drawn.matchAll(new RegExp(`${ESC}\\[1G([^${ESC}\\r\\n]*)${ESC}\\[0K`, 'g'))].map((m) => m[1]!);
+}
+
+/** All that such a run writes to the terminal before its summary: its frames. */
+async function framesDrawn(columns: number, names: string[]): Promise<string> {
   let drawn = '';
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -32,8 +38,9 @@ async function barLines(columns: number, names: string[]): Promise<string[]> {
     progress.begin(name, 150 * MB).update((20 + 40 * index) * MB, 150 * MB);
   // The bars draw ten times a second: a few frames.
   await new Promise((resolve) => setTimeout(resolve, 250));
+  const frames = drawn;
   progress.finish();
-  return [...drawn.matchAll(new RegExp(`${ESC}\\[1G([^${ESC}\\r\\n]*)${ESC}\\[0K`, 'g'))].map((m) => m[1]!);
+  return frames;
 }
 
 describe('progress bars fitted to the terminal', () => {
@@ -88,6 +95,18 @@ describe('progress bars fitted to the terminal', () => {
         expect(name).toBeDefined();
         expect(cutsOf(name!).has(name!.length - kept.length)).toBe(true);
       }
+    },
+  );
+
+  it.each([40, 80])(
+    'on %i columns a frame leaves the cursor at the start of its last line, where an echoed ^C does not wrap',
+    async (columns) => {
+      const frames = await framesDrawn(columns, [wide, ascii]);
+      expect(frames).toContain(`${ESC}[0K`);
+      // Each line drawn is followed by the next line or a return to its start. Before: the cursor
+      // stayed after the last line, one column short of the edge, where the ^C the terminal echoes
+      // for Ctrl-C wrapped to a row the next redraw did not count: a copy of the bars stayed above.
+      expect(frames).not.toMatch(new RegExp(`${ESC}\\[0K(?![\\r\\n])`));
     },
   );
 
