@@ -11,6 +11,7 @@
  */
 import { constants } from 'node:os';
 import { settleTemporaryFilesNow } from '../client/sinks.js';
+import { canRedraw } from './terminalDrawing.js';
 
 type SignalHandler = (signal: NodeJS.Signals) => void;
 
@@ -79,7 +80,8 @@ export function handleSignals(handler: SignalHandler): () => void {
  * them do: the shell would be left without a cursor.
  */
 function exitNow(signal: NodeJS.Signals): never {
-  if (process.stderr.isTTY === true) process.stderr.write(`${SHOW_CURSOR}${WRAP_LINES}`);
+  // Not on TERM=dumb, where nothing hid them and the sequences would show as text.
+  if (canRedraw(process.stderr)) process.stderr.write(`${SHOW_CURSOR}${WRAP_LINES}`);
   process.exit(exitCodeFor(signal));
 }
 

@@ -9,6 +9,7 @@ import cliProgress from 'cli-progress';
 import stringWidth from 'string-width';
 import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
 import { printable } from '../shared/printable.js';
+import { canRedraw } from './terminalDrawing.js';
 
 export interface TransferMeter {
   /** Bytes done so far; the size when known (a download learns it from the server's reply). */
@@ -57,6 +58,8 @@ export interface ProgressOptions {
 export function createTransferProgress(options: ProgressOptions): TransferProgress {
   if (options.json || options.quiet) return new HiddenProgress();
   if (options.stream.isTTY !== true) return new SummaryOnFailure(options.stream);
+  // A terminal all the same, read by a person: the summary a terminal ends with, without the bars.
+  if (!canRedraw(options.stream)) return new SummaryOnly(options.stream);
   return new BarProgress(options.stream);
 }
 
@@ -126,8 +129,8 @@ class RunTally {
  */
 class SummaryOnFailure implements TransferProgress {
   readonly visible = false;
-  private readonly tally = new RunTally();
-  private readonly stream: NodeJS.WritableStream;
+  protected readonly tally = new RunTally();
+  protected readonly stream: NodeJS.WritableStream;
 
   constructor(stream: NodeJS.WritableStream) {
     this.stream = stream;
@@ -171,6 +174,13 @@ class SummaryOnFailure implements TransferProgress {
     const { succeeded, failed, notStarted, skipped } = this.tally;
     if (failed + notStarted > 0 && succeeded + failed + notStarted + skipped > 1)
       this.stream.write(`${this.tally.summary()}\n`);
+  }
+}
+
+/** A terminal that cannot redraw (TERM=dumb, canRedraw): no bars, the summary after every run. */
+class SummaryOnly extends SummaryOnFailure {
+  override finish(): void {
+    this.stream.write(`${this.tally.summary()}\n`);
   }
 }
 

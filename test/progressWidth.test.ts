@@ -6,7 +6,7 @@
  */
 import { Writable } from 'node:stream';
 import stringWidth from 'string-width';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTransferProgress } from '../cli/progress.js';
 
 const ESC = String.fromCharCode(27);
@@ -113,5 +113,37 @@ describe('progress bars fitted to the terminal', () => {
   it('narrower than a name and a figure, the figure alone', async () => {
     const lines = await barLines(20, [ascii]);
     expect(lines.some((line) => /^\d+(\.\d+)? MiB \/ 143 MiB$/.test(line))).toBe(true);
+  });
+});
+
+describe('a terminal that cannot redraw (TERM=dumb)', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('gets no bars and no escape sequences, but the summary a terminal ends with', async () => {
+    vi.stubEnv('TERM', 'dumb');
+    const frames = await framesDrawn(80, ['a.bin', 'b.bin']);
+    // Before: the bars' redraws, ten a second, shown as text by Emacs' shell or an editor's pane.
+    expect(frames).toBe('');
+    let written = '';
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        written += String(chunk);
+        done();
+      },
+    });
+    Object.assign(stream, { isTTY: true, columns: 80, rows: 24 });
+    const progress = createTransferProgress({
+      json: false,
+      quiet: false,
+      stream: stream as NodeJS.WriteStream,
+    });
+    const meter = progress.begin('a.bin', 4);
+    meter.update(4, 4);
+    meter.end(true);
+    progress.finish();
+    expect(written).toMatch(/^muxftp: 1 file \(4 B\) in [^\n]*\n$/);
+    expect(written).not.toContain(ESC);
   });
 });

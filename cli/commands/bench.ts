@@ -23,6 +23,7 @@ import { globalOptionsOf } from '../globalOptions.js';
 import { abortOnInterrupt, exitCodeFor } from '../interrupt.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { errorInfo, type Output } from '../output.js';
+import { canRedraw } from '../terminalDrawing.js';
 
 interface BenchFlags {
   local?: boolean;
@@ -145,7 +146,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
         quiet: global.quiet,
         thresholds: { maxErrors: flags.maxErrors, minMbps: flags.minMbps, maxP99Ms: flags.maxP99 },
       };
-      const showProgress = !global.json && !global.quiet && process.stderr.isTTY;
+      const showProgress = !global.json && !global.quiet && canRedraw(process.stderr);
       // The load generator and its report are loaded only when bench runs (CLI start-up time).
       const [{ runBench }, { formatReport }, { renderHtmlReport }, { startLocalServer }] = await Promise.all([
         import('../../client/bench/runner.js'),
