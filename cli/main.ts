@@ -93,6 +93,9 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   // `muxftp ls | head`, `muxftp get f - | head -c 10`: once the reader has gone, stop quietly as
   // cat does; without a listener the write's EPIPE crashed the process with a stack trace.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    // Progress bars on stderr go first: the exit would leave them drawn, the cursor hidden and the
+    // line below queued for their next frame, never written.
+    output.releaseTerminal();
     // Anything else (a full disk under `> file`) is said in words, once, and fails the command.
     if (error.code !== 'EPIPE')
       output.failure(

@@ -35,13 +35,20 @@ export function describeError(error: unknown): string {
   return `internal error: ${String(error)}`;
 }
 
+/** What owns the terminal while a command runs (progress bars): stderr lines go through it. */
+export interface ErrorRoute {
+  log(line: string): void;
+  /** The process exits now: its lines written, the terminal as it found it. */
+  release(): void;
+}
+
 export class Output {
   json = false;
   quiet = false;
   private readonly stdout: Writable;
   private readonly stderr: Writable;
   private code = 0;
-  private errorWriter: ((line: string) => void) | undefined;
+  private errorRoute: ErrorRoute | undefined;
   private jsonPrinted = false;
   private lastBusyNotice = Number.NEGATIVE_INFINITY;
   private jsonFailureShape: (error: unknown) => unknown = (error) => ({ ok: false, error: errorInfo(error) });
@@ -118,14 +125,24 @@ export class Output {
   }
 
   /** While progress bars own the terminal, stderr lines go through them so they are not overdrawn. */
-  routeErrorsThrough(writer: ((line: string) => void) | undefined): void {
-    this.errorWriter = writer;
+  routeErrorsThrough(route: ErrorRoute | undefined): void {
+    this.errorRoute = route;
+  }
+
+  /**
+   * The process is about to exit from under the command (stdout cannot be written): what owns the
+   * terminal lets it go, its queued lines written and the cursor back, and lines go to stderr.
+   */
+  releaseTerminal(): void {
+    const route = this.errorRoute;
+    this.errorRoute = undefined;
+    route?.release();
   }
 
   private writeError(text: string): void {
     // A name in it may hold control characters: a line stays one line and drives no terminal.
     const line = printable(text);
-    if (this.errorWriter) this.errorWriter(line);
+    if (this.errorRoute) this.errorRoute.log(line);
     else this.stderr.write(`${line}\n`);
   }
 }

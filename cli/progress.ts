@@ -41,6 +41,11 @@ export interface TransferProgress {
   /** A stderr line printed above the bars instead of through them. */
   log(line: string): void;
   /**
+   * The process exits now, with no finish() (stdout cannot be written): the lines queued by log()
+   * are written, the bars go and the cursor comes back; no summary. Safe twice, and before finish().
+   */
+  release(): void;
+  /**
    * Removes the bars and prints a one-line summary: the files that succeeded and their bytes (and
    * the bytes moved for them, where that differs: a continued file moves only its rest), then how
    * many failed, were never started (Ctrl-C) and were skipped (`3 files (12 MiB), 1 failed in
@@ -170,6 +175,7 @@ class SummaryOnFailure implements TransferProgress {
     this.tally.skipped++;
   }
   log(): void {}
+  release(): void {}
   finish(): void {
     const { succeeded, failed, notStarted, skipped } = this.tally;
     if (failed + notStarted > 0 && succeeded + failed + notStarted + skipped > 1)
@@ -218,6 +224,7 @@ class HiddenProgress implements TransferProgress {
   }
   skipped(): void {}
   log(): void {}
+  release(): void {}
   finish(): void {}
 }
 
@@ -406,6 +413,7 @@ class BarProgress implements TransferProgress {
   private doneBytes = 0;
   private movedBytes = 0;
   private readonly tally = new RunTally();
+  private released = false;
 
   constructor(stream: NodeJS.WriteStream) {
     this.stream = stream;
@@ -553,11 +561,18 @@ class BarProgress implements TransferProgress {
     this.bars.log(`${CLEAR_BELOW}${printable(line)}\n`);
   }
 
-  finish(): void {
+  release(): void {
+    if (this.released) return;
+    this.released = true;
     this.stream.off('resize', this.onResize);
     // update() flushes lines queued by log(); stop() alone would drop them.
     this.bars.update();
     this.bars.stop();
+  }
+
+  finish(): void {
+    if (this.released) return;
+    this.release();
     this.stream.write(`${this.tally.summary()}\n`);
   }
 

@@ -240,7 +240,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     quiet: run.output.quiet || (standardStream.isTTY === true && run.jobs.some((job) => job.standardStream)),
     stream: process.stderr,
   });
-  if (progress.visible) run.output.routeErrorsThrough((line) => progress.log(line));
+  if (progress.visible) run.output.routeErrorsThrough(progress);
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
   progress.failedBeforeStart(run.failedBeforeStart);
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));

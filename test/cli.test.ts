@@ -860,6 +860,39 @@ describe('muxftp CLI', () => {
     },
   );
 
+  it.skipIf(!existsSync('/dev/full') || spawnSync('script', ['--version']).status !== 0)(
+    'on a terminal, stdout full or its reader gone: the bars go, the cursor comes back, the line is said',
+    async () => {
+      const local = await tempDirs.make();
+      await writeFile(join(local, 'gone.bin'), randomBytes(MiB));
+      expect((await runCli(['put', 'gone.bin', 'gone/gone.bin', '-p', ...remote], { cwd: local })).code).toBe(
+        0,
+      );
+      const get = cliShellLine(['get', 'gone/gone.bin', '-', ...remote]);
+      const ESC = String.fromCharCode(27);
+      // A MiB does not fit the pipe's buffer: once `true` has gone, a write fails EPIPE.
+      for (const [shell, said] of [
+        [`${get} > /dev/full`, 'muxftp: cannot write stdout: no space left on device (LOCAL_IO_ERROR)'],
+        [`${get} | true`, undefined],
+      ] as const) {
+        const child = spawn('script', ['-qec', `stty rows 24 cols 80; ${shell}`, '/dev/null'], {
+          cwd: local,
+          stdio: 'pipe',
+        });
+        children.add(child);
+        child.once('exit', () => children.delete(child));
+        const shown = (await collect(child)).stdout.toString();
+        // Before: the exit left the cursor hidden and the bars drawn under the prompt, and the
+        // line, queued for the bars' next frame, was never written.
+        expect(shown).toContain(`${ESC}[?25l`);
+        expect(shown.lastIndexOf(`${ESC}[?25h`)).toBeGreaterThan(shown.lastIndexOf(`${ESC}[?25l`));
+        expect(shown.lastIndexOf(`${ESC}[0J`)).toBeGreaterThan(shown.lastIndexOf('total '));
+        if (said !== undefined) expect(shown).toContain(said);
+        else expect(shown).not.toContain('muxftp:');
+      }
+    },
+  );
+
   it("lists the global options in each client command's help, and each default once", async () => {
     const ls = await runCli(['ls', '--help']);
     expect(ls.code).toBe(0);
