@@ -3,10 +3,10 @@
  * client it asks through (planningClient: each request reconnects under `--retries`), one retry
  * line for the requests one lost connection sends back, and one line for those given up because
  * the server is away for good. Once a request or transfer has spent its retries without reaching
- * the server again (or, under --retries 0, lost the connection), the rest fail at once with its reason (ServerAwayError), as the transfers
- * not yet started do: a `get -r` of a tree whose server went while it was listed printed a retry
- * line and a failure line for each directory, and each round of 64 listings waited out retries
- * of its own (minutes for a tree of thousands).
+ * the server again (or, under --retries 0, lost the connection), the rest fail at once with its
+ * reason (ServerAwayError), as the transfers not yet started do: a `get -r` of a tree whose server
+ * went while it was listed printed a retry line and a failure line for each directory, and each
+ * round of 64 listings waited out retries of its own (minutes for a tree of thousands).
  */
 import type { Client } from '../client/client.js';
 import type { Output } from './output.js';
