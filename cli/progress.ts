@@ -241,7 +241,10 @@ const BYTES_WIDTH = 21;
 const RATE_WIDTH = 11;
 
 /** The characters of a name as the terminal draws them: a letter with its accents, a ZWJ emoji, a flag. */
-const graphemes = new Intl.Segmenter();
+let graphemes: Intl.Segmenter | undefined;
+/** fitName's answers: each bar's name is fitted on every frame, 10 a second, and rarely changes. */
+const fitted = new Map<string, string>();
+const FITTED_KEPT = 1_024;
 
 /**
  * Fits a name in `width` columns of the terminal, keeping its end (the file name) when it is too
@@ -252,9 +255,21 @@ const graphemes = new Intl.Segmenter();
  * included: cli-progress cuts each line at the terminal's width counted in those (see fitLine).
  */
 function fitName(text: string, width: number, units = Number.POSITIVE_INFINITY): string {
+  const key = `${width} ${units} ${text}`;
+  let answer = fitted.get(key);
+  if (answer === undefined) {
+    if (fitted.size >= FITTED_KEPT) fitted.clear();
+    answer = fitNameNow(text, width, units);
+    fitted.set(key, answer);
+  }
+  return answer;
+}
+
+function fitNameNow(text: string, width: number, units: number): string {
   const name = printable(text);
   const columns = stringWidth(name);
   if (columns <= width && name.length + width - columns <= units) return name + ' '.repeat(width - columns);
+  graphemes ??= new Intl.Segmenter();
   const parts = Array.from(graphemes.segment(name), (part) => part.segment);
   let kept = '';
   let used = 1; // the ellipsis, one column and one unit
