@@ -929,8 +929,10 @@ export class Client {
         await opened.close();
         opened = undefined;
         const local = await localSourceIdentity(source);
-        if (local.size >= INTEGRITY_BLOCK_BYTES)
+        if (local.size >= INTEGRITY_BLOCK_BYTES) {
           plan = await this.planResumablePut(remotePath, source, local, options);
+          if (plan.offset > 0) return this.putContinuing(remotePath, source, local, plan, options);
+        }
       }
     }
     if (plan === undefined) {
@@ -941,6 +943,41 @@ export class Client {
           : { op: 'put', path: remotePath, size: byteSource.size };
       plan = { byteSource, request, offset: 0, prefix: [] };
     }
+    return this.sendPut(plan, options);
+  }
+
+  /**
+   * A put continuing what the server kept: the server may refuse the offset it offered, NOT_FOUND
+   * before any credit, when what it kept went meanwhile (another upload of the file dropped it:
+   * one kept upload per file). Then it starts over from 0, as when the kept blocks differ, rather
+   * than fail as if the directory were missing; a missing directory then fails the new put.
+   */
+  private async putContinuing(
+    remotePath: string,
+    source: string,
+    local: { size: number; source: string },
+    plan: PutPlan,
+    options: TransferOptions,
+  ): Promise<PutResult> {
+    let offsetTaken = false;
+    const onContinue = (fromBytes: number): void => {
+      offsetTaken = true;
+      options.onContinue?.(fromBytes);
+    };
+    try {
+      return await this.sendPut(plan, { ...options, onContinue });
+    } catch (error) {
+      if (offsetTaken || !(error instanceof RemoteError) || error.code !== 'NOT_FOUND') throw error;
+    }
+    const reason = `what the server kept of ${remotePath} went before this upload could continue it (another upload of it?): starting over`;
+    callCaller('onRestart', () => options.onRestart?.(reason));
+    return this.sendPut(
+      await this.planResumablePut(remotePath, source, local, { ...options, continue: false }),
+      options,
+    );
+  }
+
+  private async sendPut(plan: PutPlan, options: TransferOptions): Promise<PutResult> {
     const { byteSource, offset, prefix } = plan;
     const takesWindow = offset === 0 && this.uploadInitialWindow > 0;
     const declines = takesWindow && this.declinesInitialWindow(options);

@@ -1,0 +1,83 @@
+/**
+ * put -c racing another upload of the same name: the server offers the blocks it kept (the
+ * `partial` request), and another client's put of that name, started before the put -c's OPEN
+ * arrives, drops them (one kept upload per file). The put -c then must start over from 0, as
+ * when the blocks differ, not fail NOT_FOUND (which the CLI reads as a missing directory: "add
+ * -p"): two runs writing one file, the last one stands. Real server on 127.0.0.1 (disk), real
+ * files on both sides.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
+
+const BLOCK = INTEGRITY_BLOCK_BYTES;
+
+let env: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-put-continue-race-');
+
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+  await tempDirs.removeAll();
+});
+
+const hiddenNames = async (root: string) =>
+  (await readdir(root)).filter((name) => name.startsWith('.muxftp-'));
+
+describe('put -c while another client overwrites the file', () => {
+  it('starts over from 0 when the kept blocks it was offered are dropped before its OPEN', async () => {
+    // Small fixed windows: a cut after 2.5 blocks sent leaves exactly 2 whole blocks kept.
+    env = await startServer({
+      backend: 'disk',
+      streamWindowBytes: 256 * 1024,
+      streamWindowMaxBytes: 256 * 1024,
+    });
+    const content = randomBytes(3 * BLOCK + 1000);
+    const source = join(await tempDirs.make(), 'source.bin');
+    await writeFile(source, content);
+
+    // An interrupted resumable put leaves its whole blocks kept.
+    const cut = await env.connect();
+    await expect(
+      cut.put('big.bin', source, {
+        resumable: true,
+        onProgress: (done) => {
+          if (done >= 2 * BLOCK + BLOCK / 2) void cut.destroy();
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    await until(async () => (await hiddenNames(env!.root!)).length === 1, 'the kept blocks');
+
+    // Between the put -c's `partial` answer and its OPEN, another client puts the file whole.
+    const other = await env.connect();
+    const overwrite = randomBytes(BLOCK + 7);
+    const createUpload = env.storage.createUpload.bind(env.storage);
+    let raced = false;
+    env.storage.createUpload = async (path, options) => {
+      if ((options?.resumeFrom ?? 0) > 0 && !raced) {
+        raced = true;
+        await other.put('big.bin', overwrite);
+      }
+      return createUpload(path, options);
+    };
+
+    const client = await env.connect();
+    const restarts: string[] = [];
+    const result = await client.put('big.bin', source, {
+      continue: true,
+      onRestart: (reason) => restarts.push(reason),
+    });
+    expect(raced).toBe(true);
+    expect(restarts).toHaveLength(1);
+    expect(result.continuedFrom).toBeUndefined();
+    expect(result.entry.size).toBe(content.length);
+    // The put -c came last: its file stands, whole, and nothing is left hidden.
+    expect((await readFile(join(env.root!, 'big.bin'))).equals(content)).toBe(true);
+    expect(await hiddenNames(env.root!)).toEqual([]);
+  });
+});
