@@ -47,7 +47,10 @@ export async function remoteCopyIsIdentical(
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
   if (keep.times === true && !sameTime(remote.mtime, local.mtimeMs))
-    await client.setModifiedTime(job.remote, local.mtimeMs).catch(() => {}); // a server from before utime
+    // Only onto the file compared: one another run put there since keeps its own time.
+    await client
+      .setModifiedTime(job.remote, local.mtimeMs, { ifUnchanged: { size: remote.size, mtime: remote.mtime } })
+      .catch(() => {}); // a server from before utime
   if (keep.modes === true) await keepRemoteBits(client, job, remote, local.mode);
   return same;
 }

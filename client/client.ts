@@ -844,10 +844,20 @@ export class Client {
   /**
    * Gives a remote file or directory `mtimeMs` (ms since the epoch) as its modification time;
    * resolves to the entry as it is then. Needs write permission; a symbolic link is refused
-   * UNSUPPORTED, as is the call by a server from before the operation.
+   * UNSUPPORTED, as is the call by a server from before the operation. `ifUnchanged`: the file as
+   * you saw it (its entry's size and mtime); when it is not that any more (another client replaced
+   * it), the server sets nothing and the entry it resolves to keeps its own time (a server from
+   * before the option sets the time all the same).
    */
-  async setModifiedTime(path: string, mtimeMs: number, options: RequestOptions = {}): Promise<WireEntry> {
-    return (await this.request({ op: 'utime', path, mtime: mtimeMs }, options.signal)).entry;
+  async setModifiedTime(
+    path: string,
+    mtimeMs: number,
+    options: RequestOptions & { ifUnchanged?: { size: number; mtime: number } } = {},
+  ): Promise<WireEntry> {
+    const request: Extract<Request, { op: 'utime' }> = { op: 'utime', path, mtime: mtimeMs };
+    if (options.ifUnchanged !== undefined)
+      request.ifUnchanged = { size: options.ifUnchanged.size, mtime: options.ifUnchanged.mtime };
+    return (await this.request(request, options.signal)).entry;
   }
 
   /**

@@ -136,7 +136,10 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     // A Storage of the embedder's own may have no way to set times.
     if (storage.setModifiedTime === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set modification times');
-    const entry = await storage.setModifiedTime(r.path, r.mtime);
+    const ifUnchanged =
+      r.ifUnchanged === undefined ? undefined : { size: r.ifUnchanged.size, mtimeMs: r.ifUnchanged.mtime };
+    const entry = await storage.setModifiedTime(r.path, r.mtime, ifUnchanged && { ifUnchanged });
+    if (ifUnchanged !== undefined && entry.mtimeMs !== r.mtime) return { entry: toWireEntry(entry) };
     const mtime = new Date(r.mtime).toISOString();
     logChange(host, 'set_time', `set the modification time of ${printableName(r.path)} to ${mtime}`, {
       path: r.path,

@@ -503,7 +503,11 @@ export class FsStorage implements Storage {
     );
   }
 
-  async setModifiedTime(path: string, mtimeMs: number): Promise<EntryInfo> {
+  async setModifiedTime(
+    path: string,
+    mtimeMs: number,
+    { ifUnchanged }: { ifUnchanged?: { size: number; mtimeMs: number } } = {},
+  ): Promise<EntryInfo> {
     const target = await this.#resolve(path);
     return this.#pathLocks.run([target.hostPath], async () => {
       const stats = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
@@ -511,6 +515,13 @@ export class FsStorage implements Storage {
         const message = `not a file or directory: ${target.clientPath}`;
         throw new StorageError('UNSUPPORTED', message, target.clientPath);
       }
+      // Another file since the caller looked (another client's upload): its time is its own.
+      const replaced =
+        ifUnchanged !== undefined &&
+        (!stats.isFile() ||
+          Number(stats.size) !== ifUnchanged.size ||
+          toMs(stats.mtimeMs) !== ifUnchanged.mtimeMs);
+      if (replaced) return entryInfo(baseName(target.clientPath), stats);
       // lutimes: a link put in its place meanwhile (from outside muxftp) is not followed.
       const lutimes = this.#fs.lutimes?.bind(this.#fs);
       if (lutimes === undefined)

@@ -286,8 +286,13 @@ export interface Storage {
   /**
    * Gives a file or directory `mtimeMs` (ms since the epoch) as its modification time; returns the
    * entry as it is then. Anything else (a symbolic link) is refused UNSUPPORTED, unchanged.
+   * `ifUnchanged`: only if it is still a file of that size and time (whole ms), else nothing is set.
    */
-  setModifiedTime?(path: string, mtimeMs: number): Promise<EntryInfo>;
+  setModifiedTime?(
+    path: string,
+    mtimeMs: number,
+    options?: { ifUnchanged?: { size: number; mtimeMs: number } },
+  ): Promise<EntryInfo>;
   /**
    * Gives a file or directory the permission bits `mode` (0 to 0o777), never fewer than the
    * server's own (read and write of a file, and search of a directory: it must go on serving

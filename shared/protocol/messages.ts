@@ -179,7 +179,8 @@ export type Request =
   | { op: 'rmdir'; path: string }
   | { op: 'delete'; path: string }
   | { op: 'rename'; from: string; to: string }
-  | { op: 'utime'; path: string; mtime: number }
+  /** `ifUnchanged`: the file as the client saw it; when it is not that any more, nothing is set. */
+  | { op: 'utime'; path: string; mtime: number; ifUnchanged?: { size: number; mtime: number } }
   | { op: 'chmod'; path: string; mode: number }
   | { op: 'get'; path: string; offset?: number }
   | {

@@ -246,7 +246,11 @@ export const OPERATIONS = {
       const path = requireString(o, 'path', 'utime');
       if (!isFileTime(o.mtime))
         throw badRequest('utime: "mtime" must be a time in ms since the epoch, within ±8.64e15');
-      return { op: 'utime', path, mtime: o.mtime };
+      if (o.ifUnchanged === undefined) return { op: 'utime', path, mtime: o.mtime };
+      const seen = o.ifUnchanged as Record<string, unknown> | null;
+      if (typeof seen !== 'object' || seen === null || !isCount(seen.size) || !isFileTime(seen.mtime))
+        throw badRequest('utime: "ifUnchanged" must be {"size": bytes, "mtime": ms since the epoch}');
+      return { op: 'utime', path, mtime: o.mtime, ifUnchanged: { size: seen.size, mtime: seen.mtime } };
     },
     reply: (o): { entry: WireEntry } => ({ entry: replyEntry(o.entry, 'utime', 'entry') }),
   },

@@ -1,0 +1,85 @@
+/**
+ * `put --skip-identical` keeping times gives a remote copy found identical its source's time. If
+ * another run replaces that file (same size, other bytes) between the comparison and the time,
+ * the other run's file must keep its own time: given the skipped source's, it passed rsync's
+ * quick check for that source, and every later `--skip-unchanged` run skipped a file whose bytes
+ * are not the source's. Real CLI, real server on disk.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const tempDirs = new TempDirs('muxftp-skip-race-');
+let server: TestServer | undefined;
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+async function put(args: string[], cwd: string): Promise<void> {
+  const run = await runCli(['put', ...args, '-q', '--server', `127.0.0.1:${server!.port}`], cwd, {
+    timeoutMs: 30_000,
+  });
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+}
+
+describe('put --skip-identical while another run replaces the file', () => {
+  it("gives the other run's file no time of the skipped source's", async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    const source = randomBytes(100_000);
+    await writeFile(join(dir, 'f.bin'), source);
+    await put(['f.bin', 'f.bin'], dir);
+    // The source's time changes (touched, same bytes): the skip would give the copy that time.
+    const sourceTime = new Date('2020-01-02T03:04:05Z');
+    await utimes(join(dir, 'f.bin'), sourceTime, sourceTime);
+
+    // Another run stores other bytes of the same size just as the skip sets the time.
+    const other = randomBytes(source.length);
+    const otherClient = await server.connect();
+    const setModifiedTime = server.storage.setModifiedTime!.bind(server.storage);
+    let raced = false;
+    server.storage.setModifiedTime = async (path, mtimeMs, ...rest) => {
+      if (!raced) {
+        raced = true;
+        await otherClient.put('f.bin', other);
+      }
+      return setModifiedTime(path, mtimeMs, ...rest);
+    };
+    await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
+    expect(raced).toBe(true);
+
+    const served = join(server.root!, 'f.bin');
+    expect((await readFile(served)).equals(other)).toBe(true);
+    expect((await stat(served)).mtimeMs).not.toBe(sourceTime.getTime());
+    // So a quick check does not take it for the source's copy: it is sent.
+    await put(['--skip-unchanged', 'f.bin', 'f.bin'], dir);
+    expect((await readFile(served)).equals(source)).toBe(true);
+  });
+});
+
+describe('utime ifUnchanged', () => {
+  it('sets the time only on the file as the client saw it; a malformed one is BAD_REQUEST', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.put('g.bin', randomBytes(10));
+    const seen = await client.stat('g.bin');
+    const time = Date.UTC(2021, 0, 1);
+    const stale = { size: seen.size + 1, mtime: seen.mtime };
+    expect((await client.setModifiedTime('g.bin', time, { ifUnchanged: stale })).mtime).toBe(seen.mtime);
+    expect((await client.stat('g.bin')).mtime).toBe(seen.mtime);
+    const asSeen = { size: seen.size, mtime: seen.mtime };
+    expect((await client.setModifiedTime('g.bin', time, { ifUnchanged: asSeen })).mtime).toBe(time);
+    const malformed = { size: -1, mtime: 0 };
+    await expect(client.setModifiedTime('g.bin', time, { ifUnchanged: malformed })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+  });
+});
