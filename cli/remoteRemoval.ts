@@ -16,8 +16,13 @@ import { walkRemoteTree } from './remoteTree.js';
  * fails before anything is removed; an entry that cannot be removed fails the command, naming the
  * gravest such (exitStatus.ts: a connection lost over a refusal) and how many there were, and the tree's directories are kept (the rest is removed).
  * An entry below PATH that another remover took meanwhile is gone, as asked: no failure.
+ * `rmdir` removes each emptied directory (rm -r's says what keeps one).
  */
-export async function removeRecursively(client: Client, path: string): Promise<void> {
+export async function removeRecursively(
+  client: Client,
+  path: string,
+  rmdir: (client: Client, path: string) => Promise<void> = (c, p) => c.rmdir(p),
+): Promise<void> {
   if (path.split('/').every((segment) => segment === '' || segment === '.')) {
     throw new MuxftpError('INVALID_PATH', 'invalid path: cannot remove the root');
   }
@@ -46,8 +51,9 @@ export async function removeRecursively(client: Client, path: string): Promise<v
   if (failures.length > 0) throw new PartlyRemoved(gravest(failures), failures.length, removable.length);
   // In path order a parent comes before what is in it: backwards, each directory is empty when its turn comes.
   const dirs = tree.entries.filter(({ entry }) => isDirectory(entry));
-  for (const { relative } of dirs.reverse()) await client.rmdir(joinRemote(path, relative)).catch(unlessGone);
-  await client.rmdir(path);
+  for (const { relative } of dirs.reverse())
+    await rmdir(client, joinRemote(path, relative)).catch(unlessGone);
+  await rmdir(client, path);
 }
 
 /** NOT_FOUND: the entry is gone already. */

@@ -115,6 +115,26 @@ describe('rmdir of a directory that lists files', () => {
     expect(rmdir.stderr).toBe('muxftp: rmdir photos: directory not empty: photos (DIRECTORY_NOT_EMPTY)\n');
   });
 
+  it('rm -r of a tree another run puts a file into meanwhile blames no hidden upload: ls shows the file', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.mkdir('photos/2024', { parents: true });
+    await client.put('photos/2024/a.jpg', Buffer.from('jpeg'));
+    // Once rm -r has emptied photos/2024, another run's put lands there before its rmdir.
+    const rmdir = server.storage.rmdir.bind(server.storage);
+    server.storage.rmdir = async (path, options) => {
+      if (path === 'photos/2024') await client.put('photos/2024/b.jpg', Buffer.from('late'));
+      return rmdir(path, options);
+    };
+    const local = await tempDirs.make();
+
+    const rm = await runCli(['--server', `127.0.0.1:${server.port}`, 'rm', '-r', 'photos'], local);
+
+    expect(rm.code).toBe(1);
+    expect(rm.stderr).toBe('muxftp: rm photos: directory not empty: photos/2024 (DIRECTORY_NOT_EMPTY)\n');
+    expect((await client.list('photos/2024')).map((entry) => entry.name)).toEqual(['b.jpg']);
+  });
+
   it('a directory holding only files under the reserved prefix, made on the host, says so, not an upload', async () => {
     server = await startServer({ backend: 'disk' });
     await mkdir(join(server.root!, 'resv'));

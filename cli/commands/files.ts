@@ -216,7 +216,7 @@ export function registerFileCommands(program: Command, output: Output): void {
     .action(async (paths: string[], options: { recursive?: boolean; force?: boolean }, command: Command) => {
       const remove =
         options.recursive === true
-          ? removeRecursively
+          ? (client: Client, path: string) => removeRecursively(client, path, removeEmptyDirectory)
           : (client: Client, path: string) => client.delete(path);
       const removeAsGiven = async (client: Client, path: string, argument: string) => {
         // As GNU rm: `rm -r d/.` is refused, not read as `rm -r d` (the user meant what is in d).
@@ -229,7 +229,6 @@ export function registerFileCommands(program: Command, output: Output): void {
       await eachPath(begin(command), output, 'rm', paths, removeAsGiven, {
         hints: {
           IS_A_DIRECTORY: 'add -r to remove it and everything in it',
-          DIRECTORY_NOT_EMPTY: UPLOAD_KEEPS_DIRECTORY,
         },
         expandPatterns: true,
         // As rm -f: a clean-up step says "if it is there" (a script's `rm -rf build`).
@@ -470,7 +469,7 @@ const HUMAN_SIZES = 'sizes in B, KiB, MiB, GiB, as 1.21KiB (-h too; --json keeps
 /**
  * Why a directory that lists empty may not go: an upload's hidden temporary file is in it (rm -r
  * emptied it, then found it not empty). A server that says so itself (`details.keptBy`) is not
- * echoed.
+ * echoed, nor is it said of one that lists entries (another run put them there meanwhile).
  */
 const UPLOAD_KEEPS_DIRECTORY = 'an upload in progress there counts, though ls does not show it';
 
