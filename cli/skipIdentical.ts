@@ -46,12 +46,17 @@ export async function remoteCopyIsIdentical(
   if (remote?.type !== 'file' || remote.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
+  // Only onto the file compared: one another run put there since keeps its own time and bits.
+  let compared: WireEntry | undefined = remote;
   if (keep.times === true && !sameTime(remote.mtime, local.mtimeMs))
-    // Only onto the file compared: one another run put there since keeps its own time.
-    await client
+    compared = await client
       .setModifiedTime(job.remote, local.mtimeMs, { ifUnchanged: { size: remote.size, mtime: remote.mtime } })
-      .catch(() => {}); // a server from before utime
-  if (keep.modes === true) await keepRemoteBits(client, job, remote, local.mode);
+      .then(
+        // Not given the time: it is another file now.
+        (entry) => (sameTime(entry.mtime, local.mtimeMs) ? entry : undefined),
+        () => remote, // a server from before utime
+      );
+  if (keep.modes === true && compared !== undefined) await keepRemoteBits(client, job, compared, local.mode);
   return same;
 }
 
@@ -65,7 +70,8 @@ async function keepRemoteBits(client: Client, job: TransferJob, remote: WireEntr
   if (umask === undefined || remote.mode === undefined || cannotSetBits.has(client)) return;
   const bits = localMode & PERMISSION_BITS;
   if (remote.mode === (lessUmask(bits, umask) | SERVER_OWN_FILE_BITS)) return;
-  await client.setPermissions(job.remote, bits).catch((error: unknown) => {
+  const ifUnchanged = { size: remote.size, mtime: remote.mtime };
+  await client.setPermissions(job.remote, bits, { ifUnchanged }).catch((error: unknown) => {
     // A server from before chmod: not asked again on this connection (one refusal of a path, a
     // link there say, is that path's alone).
     if (isUnknownOperation(error)) cannotSetBits.add(client);

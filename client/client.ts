@@ -864,10 +864,17 @@ export class Client {
    * Gives a remote file or directory the permission bits `mode` (0 to 0o777; the server keeps
    * its own read and write, and search of a directory, whatever it is asked); resolves to the
    * entry as it is then. Needs the write permission; a symbolic link is refused UNSUPPORTED, as
-   * is the request by a server from before it.
+   * is the request by a server from before it. `ifUnchanged`: as for setModifiedTime.
    */
-  async setPermissions(path: string, mode: number, options: RequestOptions = {}): Promise<WireEntry> {
-    return (await this.request({ op: 'chmod', path, mode }, options.signal)).entry;
+  async setPermissions(
+    path: string,
+    mode: number,
+    options: RequestOptions & { ifUnchanged?: { size: number; mtime: number } } = {},
+  ): Promise<WireEntry> {
+    const request: Extract<Request, { op: 'chmod' }> = { op: 'chmod', path, mode };
+    if (options.ifUnchanged !== undefined)
+      request.ifUnchanged = { size: options.ifUnchanged.size, mtime: options.ifUnchanged.mtime };
+    return (await this.request(request, options.signal)).entry;
   }
 
   /**

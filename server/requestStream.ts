@@ -12,6 +12,7 @@ import { blockDigestsFitting } from '../shared/protocol/constants.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
 import type { ServerStats, SpaceReport, WireEntry } from '../shared/protocol/messages.js';
 import type { RequestOf } from '../shared/protocol/operations.js';
+import { isFileAsSeen } from '../storage/entryInfo.js';
 import { fileDigest, type ReadWatch } from '../storage/fileDigest.js';
 import { heldPartial } from '../storage/partialUpload.js';
 import type { EntryInfo, ListBatchesOptions, Storage } from '../storage/types.js';
@@ -139,6 +140,7 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     const ifUnchanged =
       r.ifUnchanged === undefined ? undefined : { size: r.ifUnchanged.size, mtimeMs: r.ifUnchanged.mtime };
     const entry = await storage.setModifiedTime(r.path, r.mtime, ifUnchanged && { ifUnchanged });
+    // Another file than the one the client saw: storage set nothing.
     if (ifUnchanged !== undefined && entry.mtimeMs !== r.mtime) return { entry: toWireEntry(entry) };
     const mtime = new Date(r.mtime).toISOString();
     logChange(host, 'set_time', `set the modification time of ${printableName(r.path)} to ${mtime}`, {
@@ -150,7 +152,11 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   chmod: async (storage, r, host) => {
     if (storage.setPermissions === undefined)
       throw new MuxftpError('UNSUPPORTED', 'this server cannot set permissions');
-    const entry = await storage.setPermissions(r.path, r.mode);
+    const ifUnchanged =
+      r.ifUnchanged === undefined ? undefined : { size: r.ifUnchanged.size, mtimeMs: r.ifUnchanged.mtime };
+    const entry = await storage.setPermissions(r.path, r.mode, ifUnchanged && { ifUnchanged });
+    // Another file than the one the client saw: storage set nothing.
+    if (ifUnchanged !== undefined && !isFileAsSeen(entry, ifUnchanged)) return { entry: toWireEntry(entry) };
     const mode = (entry.mode ?? r.mode).toString(8).padStart(4, '0');
     logChange(host, 'set_mode', `set the mode of ${printableName(r.path)} to ${mode}`, {
       path: r.path,

@@ -29,3 +29,14 @@ export function entryInfo(name: string, stats: FsStats): EntryInfo {
 export function toMs(mtimeMs: number | bigint): number {
   return Math.round(Number(mtimeMs));
 }
+
+/** A file as a client saw it, its entry's size and time: utime's and chmod's `ifUnchanged`. */
+export interface FileAsSeen {
+  size: number;
+  mtimeMs: number;
+}
+
+/** `entry` is still the file the client saw (another client's upload since would differ). */
+export function isFileAsSeen(entry: EntryInfo, seen: FileAsSeen): boolean {
+  return entry.type === 'file' && entry.size === seen.size && entry.mtimeMs === seen.mtimeMs;
+}

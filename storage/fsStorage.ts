@@ -31,7 +31,7 @@ import {
 } from '../shared/temporaryNames.js';
 import { DigestCache } from './digestCache.js';
 import { DirectorySyncs } from './directorySyncs.js';
-import { entryInfo, toMs } from './entryInfo.js';
+import { entryInfo, isFileAsSeen, toMs } from './entryInfo.js';
 import type { FsFileHandle, FsPromises, FsStats, PathHandle } from './fsApi.js';
 import { displayPath, errnoOf, fsCall, isMissing, storageErrorFromFs } from './fsErrors.js';
 import { ListingBudget, namesBytes } from './listingBudget.js';
@@ -516,12 +516,8 @@ export class FsStorage implements Storage {
         throw new StorageError('UNSUPPORTED', message, target.clientPath);
       }
       // Another file since the caller looked (another client's upload): its time is its own.
-      const replaced =
-        ifUnchanged !== undefined &&
-        (!stats.isFile() ||
-          Number(stats.size) !== ifUnchanged.size ||
-          toMs(stats.mtimeMs) !== ifUnchanged.mtimeMs);
-      if (replaced) return entryInfo(baseName(target.clientPath), stats);
+      const found = entryInfo(baseName(target.clientPath), stats);
+      if (ifUnchanged !== undefined && !isFileAsSeen(found, ifUnchanged)) return found;
       // lutimes: a link put in its place meanwhile (from outside muxftp) is not followed.
       const lutimes = this.#fs.lutimes?.bind(this.#fs);
       if (lutimes === undefined)
@@ -541,7 +537,11 @@ export class FsStorage implements Storage {
     });
   }
 
-  async setPermissions(path: string, mode: number): Promise<EntryInfo> {
+  async setPermissions(
+    path: string,
+    mode: number,
+    { ifUnchanged }: { ifUnchanged?: { size: number; mtimeMs: number } } = {},
+  ): Promise<EntryInfo> {
     const target = await this.#resolve(path);
     const notFileOrDirectory = () =>
       new StorageError('UNSUPPORTED', `not a file or directory: ${target.clientPath}`, target.clientPath);
@@ -563,6 +563,9 @@ export class FsStorage implements Storage {
         await this.#refuseOpenedOutside(handle, target.clientPath);
         const stats = await handle.stat();
         if (!stats.isFile() && !stats.isDirectory()) throw notFileOrDirectory();
+        // Another file since the caller looked (another client's upload): its bits are its own.
+        const found = entryInfo(baseName(target.clientPath), stats);
+        if (ifUnchanged !== undefined && !isFileAsSeen(found, ifUnchanged)) return found;
         const bits = permissionsToSet(stats, mode);
         // Not when it has them: a chmod moves ctime, and the digest cache would hash it again.
         if (bits === (Number(stats.mode) & 0o7777)) return entryInfo(baseName(target.clientPath), stats);

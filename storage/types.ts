@@ -297,9 +297,13 @@ export interface Storage {
    * Gives a file or directory the permission bits `mode` (0 to 0o777), never fewer than the
    * server's own (read and write of a file, and search of a directory: it must go on serving
    * them); returns the entry as it is then. Anything else (a symbolic link) is refused
-   * UNSUPPORTED, unchanged.
+   * UNSUPPORTED, unchanged. `ifUnchanged`: as for setModifiedTime.
    */
-  setPermissions?(path: string, mode: number): Promise<EntryInfo>;
+  setPermissions?(
+    path: string,
+    mode: number,
+    options?: { ifUnchanged?: { size: number; mtimeMs: number } },
+  ): Promise<EntryInfo>;
   /**
    * Removes a file (not a directory); returns it as lstat saw it just before (a symlink is
    * `other`). A symbolic link is removed as itself, wherever it leads (outside the root too).

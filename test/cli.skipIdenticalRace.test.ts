@@ -6,7 +6,7 @@
  * are not the source's. Real CLI, real server on disk.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -62,6 +62,36 @@ describe('put --skip-identical while another run replaces the file', () => {
     // So a quick check does not take it for the source's copy: it is sent.
     await put(['--skip-unchanged', 'f.bin', 'f.bin'], dir);
     expect((await readFile(served)).equals(source)).toBe(true);
+  });
+});
+
+describe('put --skip-identical keeping bits while another run replaces the file', () => {
+  it("gives the other run's file no bits of the skipped source's", async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    const source = randomBytes(100_000);
+    await writeFile(join(dir, 'f.bin'), source);
+    await put(['f.bin', 'f.bin'], dir);
+    // Only the source's bits change: the skip would give the copy those, and its time stays.
+    await chmod(join(dir, 'f.bin'), 0o640);
+
+    const other = randomBytes(source.length);
+    const otherClient = await server.connect();
+    const setPermissions = server.storage.setPermissions!.bind(server.storage);
+    let raced = false;
+    server.storage.setPermissions = async (path, mode, ...rest) => {
+      if (!raced) {
+        raced = true;
+        await otherClient.put('f.bin', other);
+      }
+      return setPermissions(path, mode, ...rest);
+    };
+    await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
+    expect(raced).toBe(true);
+
+    const served = join(server.root!, 'f.bin');
+    expect((await readFile(served)).equals(other)).toBe(true);
+    expect((await stat(served)).mode & 0o777).toBe(0o644);
   });
 });
 

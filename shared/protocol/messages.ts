@@ -181,7 +181,8 @@ export type Request =
   | { op: 'rename'; from: string; to: string }
   /** `ifUnchanged`: the file as the client saw it; when it is not that any more, nothing is set. */
   | { op: 'utime'; path: string; mtime: number; ifUnchanged?: { size: number; mtime: number } }
-  | { op: 'chmod'; path: string; mode: number }
+  /** `ifUnchanged`: as for utime. */
+  | { op: 'chmod'; path: string; mode: number; ifUnchanged?: { size: number; mtime: number } }
   | { op: 'get'; path: string; offset?: number }
   | {
       op: 'put';

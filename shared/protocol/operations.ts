@@ -101,6 +101,18 @@ function parseSourceIdentity(
   return { source: o.source };
 }
 
+/** utime's and chmod's `ifUnchanged`: the file as the client saw it (its entry's size and mtime). */
+function optionalFileAsSeen(
+  o: Record<string, unknown>,
+  op: string,
+): { size: number; mtime: number } | undefined {
+  if (o.ifUnchanged === undefined) return undefined;
+  const seen = o.ifUnchanged as Record<string, unknown> | null;
+  if (typeof seen !== 'object' || seen === null || !isCount(seen.size) || !isFileTime(seen.mtime))
+    throw badRequest(`${op}: "ifUnchanged" must be {"size": bytes, "mtime": ms since the epoch}`);
+  return { size: seen.size, mtime: seen.mtime };
+}
+
 function requireString(o: Record<string, unknown>, key: string, op: string): string {
   const value = o[key];
   if (typeof value !== 'string') throw badRequest(`${op}: "${key}" must be a string`);
@@ -246,11 +258,10 @@ export const OPERATIONS = {
       const path = requireString(o, 'path', 'utime');
       if (!isFileTime(o.mtime))
         throw badRequest('utime: "mtime" must be a time in ms since the epoch, within ±8.64e15');
-      if (o.ifUnchanged === undefined) return { op: 'utime', path, mtime: o.mtime };
-      const seen = o.ifUnchanged as Record<string, unknown> | null;
-      if (typeof seen !== 'object' || seen === null || !isCount(seen.size) || !isFileTime(seen.mtime))
-        throw badRequest('utime: "ifUnchanged" must be {"size": bytes, "mtime": ms since the epoch}');
-      return { op: 'utime', path, mtime: o.mtime, ifUnchanged: { size: seen.size, mtime: seen.mtime } };
+      const ifUnchanged = optionalFileAsSeen(o, 'utime');
+      return ifUnchanged === undefined
+        ? { op: 'utime', path, mtime: o.mtime }
+        : { op: 'utime', path, mtime: o.mtime, ifUnchanged };
     },
     reply: (o): { entry: WireEntry } => ({ entry: replyEntry(o.entry, 'utime', 'entry') }),
   },
@@ -260,7 +271,10 @@ export const OPERATIONS = {
     parse: (o) => {
       const path = requireString(o, 'path', 'chmod');
       if (!isPermissionBits(o.mode)) throw badRequest(`chmod: "mode" must be ${PERMISSION_BITS_WANTED}`);
-      return { op: 'chmod', path, mode: o.mode };
+      const ifUnchanged = optionalFileAsSeen(o, 'chmod');
+      return ifUnchanged === undefined
+        ? { op: 'chmod', path, mode: o.mode }
+        : { op: 'chmod', path, mode: o.mode, ifUnchanged };
     },
     reply: (o): { entry: WireEntry } => ({ entry: replyEntry(o.entry, 'chmod', 'entry') }),
   },
