@@ -223,9 +223,11 @@ async function makeRemoteDir(
   creation: DestinationCreation,
   unlooked = false,
 ): Promise<void> {
-  await client.mkdir(dir, { parents: creation === 'with-parents' }).catch((error: unknown) => {
-    if (unlooked && (isRefused(error) || (error instanceof MuxftpError && error.code === 'ALREADY_EXISTS')))
-      return;
+  await client.mkdir(dir, { parents: creation === 'with-parents' }).catch(async (error: unknown) => {
+    const exists = error instanceof MuxftpError && error.code === 'ALREADY_EXISTS';
+    if (unlooked && (isRefused(error) || exists)) return;
+    // Made since it was looked at (another run putting into it at once): fine, as mkdir -p takes it.
+    if (exists && (await statIfExists(client, dir).catch(() => undefined))?.type === 'dir') return;
     if (error instanceof MuxftpError && error.code === 'NOT_FOUND')
       throw new MuxftpError('NOT_FOUND', `no such directory: ${remoteParent(dir)}`);
     throw error;
