@@ -289,11 +289,14 @@ export async function previewTransfers(
   run: Pick<
     TransferRun,
     'command' | 'jobs' | 'parallel' | 'output' | 'connection' | 'identicalAtDestination' | 'neverReplace'
-  >,
+  > &
+    Partial<Pick<TransferRun, 'retries'>>,
 ): Promise<TransferOutcome[]> {
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
   const signal = new AbortController().signal;
-  // A dry run retries nothing (no --retries reaches it): here for skipIfIdentical's signature.
+  // --ignore-existing's looks reconnect under the run's --retries, as a real run's do: without
+  // it a lost one would be taken as `--retries 0`'s loss, the server as gone for the rest of the
+  // run (put --delete's listings after it failed at once, not reconnecting).
   const retryNotices = new RetryNotices(run.command, (line) => run.output.notice(line));
   const outcomes = await limit.map(run.jobs, async (job): Promise<TransferOutcome> => {
     let skipped: TransferOutcome | undefined;

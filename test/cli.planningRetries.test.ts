@@ -278,3 +278,46 @@ describe('--retries 0: a lost connection is said once, not once for each request
     expect(outcomes).toHaveLength(names.length);
   });
 });
+
+describe('--dry-run --ignore-existing under --retries N', () => {
+  it('a look whose connection went reconnects: not taken as --retries 0, so --delete still lists', async () => {
+    const dir = await setUp();
+    await mkdir(join(server!.root!, 'srv', 'tree'));
+    await writeFile(join(server!.root!, 'srv', 'tree', 'old'), 'o');
+    let dropped = false;
+    proxy = await startFrameProxy(server!.port, {
+      fromClient: (frame) => {
+        const asked = frame.type === FrameType.OPEN ? jsonOf(frame) : undefined;
+        if (!dropped && asked?.op === 'stat' && asked.path === 'srv/tree/a') {
+          dropped = true;
+          throw new Error('dropped');
+        }
+        return frame;
+      },
+    });
+    const at = ['--server', `127.0.0.1:${proxy.port}`];
+    const result = await runCli(
+      [
+        ...at,
+        'put',
+        '-r',
+        'tree/',
+        '--to',
+        'srv',
+        '--dry-run',
+        '--delete',
+        '--ignore-existing',
+        '--retries',
+        '3',
+      ],
+      dir,
+    );
+    // Before: the look given up as --retries 0's, the server taken as gone, and --delete's
+    // listing after it failed at once (exit 3).
+    expect(dropped).toBe(true);
+    expect(result.stderr).toMatch(/retry 1\/3/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/would put tree\/a → srv\/tree\/a/);
+    expect(result.stdout).toMatch(/srv\/tree\/old/);
+  });
+});

@@ -368,7 +368,15 @@ async function get(
   }
 
   if (dryRun) {
-    const transfers = { command: 'get' as const, jobs: runnable, parallel, output, connection, ...skip };
+    const transfers = {
+      command: 'get' as const,
+      jobs: runnable,
+      parallel,
+      output,
+      connection,
+      retries: options.retries,
+      ...skip,
+    };
     return previewRun(mirror, transfers, { passedOver, failures, replaced });
   }
 

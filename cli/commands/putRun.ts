@@ -447,7 +447,15 @@ async function put(
   const skip = destinationSkips('put', { ...options, skipIdentical }, jobs);
   if (dryRun) {
     planning.end();
-    const transfers = { command: 'put' as const, jobs, parallel, output, connection, ...skip };
+    const transfers = {
+      command: 'put' as const,
+      jobs,
+      parallel,
+      output,
+      connection,
+      retries: options.retries,
+      ...skip,
+    };
     const previews = await previewRun(mirror, transfers, { passedOver, failures, replaced });
     // As a real run's stdin skipped, below: the pipeline a dry run is tried in succeeds as it.
     if (jobs.some((job) => job.standardStream)) await discard(process.stdin);
