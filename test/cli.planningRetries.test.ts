@@ -321,3 +321,33 @@ describe('--dry-run --ignore-existing under --retries N', () => {
     expect(result.stdout).toMatch(/srv\/tree\/old/);
   });
 });
+
+describe('--retries 0: a failure that is no lost connection', () => {
+  it('fails its own file only: the files after it still run', async () => {
+    const dir = await setUp();
+    for (const name of ['a', 'b', 'c']) await writeFile(join(dir, name), name);
+    // up/b a directory on the server: the put of b is refused, the connection stays up.
+    await mkdir(join(server!.root!, 'up', 'b'), { recursive: true });
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server!.port}`,
+        'put',
+        'a',
+        'b',
+        'c',
+        '--to',
+        'up/',
+        '-j',
+        '1',
+        '--retries',
+        '0',
+      ],
+      dir,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^muxftp: put b: /m);
+    expect(result.stderr).not.toMatch(/not started/);
+    expect(await readFile(join(server!.root!, 'up', 'c'), 'utf8')).toBe('c');
+  });
+});
