@@ -351,3 +351,38 @@ describe('--retries 0: a failure that is no lost connection', () => {
     expect(await readFile(join(server!.root!, 'up', 'c'), 'utf8')).toBe('c');
   });
 });
+
+describe('--retries N: a transfer lost again on each reconnect', () => {
+  it('fails alone: the server came back each time, so it is not taken as gone', async () => {
+    const dir = await setUp();
+    for (const name of ['a', 'b']) await writeFile(join(dir, name), name);
+    proxy = await startFrameProxy(server!.port, {
+      fromClient: (frame) => {
+        const asked = frame.type === FrameType.OPEN ? jsonOf(frame) : undefined;
+        if (asked?.op === 'put' && asked.path === 'up/a') throw new Error('dropped');
+        return frame;
+      },
+    });
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${proxy.port}`,
+        'put',
+        'a',
+        'b',
+        '--to',
+        'up/',
+        '-p',
+        '-j',
+        '1',
+        '--retries',
+        '1',
+      ],
+      dir,
+    );
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/^muxftp: put a: /m);
+    expect(result.stderr).not.toMatch(/not started/);
+    expect(await readFile(join(server!.root!, 'up', 'b'), 'utf8')).toBe('b');
+  }, 30_000);
+});
