@@ -164,6 +164,40 @@ describe('requestWithRetries', () => {
     expect(replaced()).toBe(0);
   });
 
+  it('--retries 0: a request in flight lost with an error of its own (a stream refused SHUTTING_DOWN, then the close) is given up too', async () => {
+    const { connection } = standIn(async () => {
+      throw new Error('not asked to reconnect');
+    });
+    const refused = new MuxftpError('SHUTTING_DOWN', 'server is shutting down');
+    const closed = new MuxftpError('CONNECTION_LOST', 'connection closed');
+    let lose!: () => void;
+    const asked = new Promise<never>((_, reject) => {
+      lose = () => reject(closed);
+    });
+    // Asked before the loss, it fails after it with a failure of its own.
+    const inFlight = requestWithRetries(
+      connection,
+      0,
+      () => asked,
+      () => {},
+      'list',
+    ).catch((error: unknown) => error);
+    await expect(
+      requestWithRetries(
+        connection,
+        0,
+        async () => Promise.reject(refused),
+        () => {},
+        'list',
+      ),
+    ).rejects.toBe(refused);
+    lose();
+    const given = await inFlight;
+    expect(given).toBeInstanceOf(ServerAwayError);
+    expect((given as Error).cause).toBe(closed);
+    expect(connection.goneFailure).toBe(refused);
+  });
+
   it('planningClient: a mkdir -p refused whose look finds the server gone is given up as a mkdir', async () => {
     const refused = new MuxftpError('CONNECT_FAILED', 'cannot connect to 127.0.0.1:1: connection refused');
     const { connection } = standIn(async () => {
