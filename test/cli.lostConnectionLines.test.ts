@@ -86,6 +86,18 @@ describe('the paths after a lost connection: one line for them', () => {
     ]);
   });
 
+  it('ls -r of a tree and more operands: the directories of the tree not listed are in the count too', async () => {
+    const { dir, at } = await setUp();
+    const result = await runCli([...at, 'ls', '-r', 'srv', 'srv/f00', 'srv/f01'], dir);
+    expect(result.code).toBe(3);
+    expect(result.stderr.split('\n').filter((line) => line !== '')).toEqual([
+      expect.stringMatching(new RegExp(`^muxftp: ls srv/f00: ${lost}`)),
+      expect.stringMatching(
+        new RegExp(`^muxftp: ls: \\d+ more paths not listed, the connection lost: ${lost}`),
+      ),
+    ]);
+  });
+
   it('a failure that is no lost connection is still said of its own path', async () => {
     const { dir, at } = await setUp();
     const result = await runCli([...at, 'rm', 'srv/missing', 'srv/gone', ...FILES], dir);
