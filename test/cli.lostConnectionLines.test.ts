@@ -52,6 +52,7 @@ describe('the paths after a lost connection: one line for them', () => {
     ['chmod', ['chmod', '600', ...FILES], 'not changed'],
     ['stat', ['stat', ...FILES], 'not looked at'],
     ['ls', ['ls', ...FILES], 'not listed'],
+    ['mv', ['mv', ...FILES, 'srv/d00'], 'not moved'],
   ] as const)('%s of 40 paths', async (command, args, notDone) => {
     const { dir, at } = await setUp();
     const result = await runCli([...at, '--json', ...args], dir);
