@@ -386,7 +386,10 @@ function remoteSide(
         });
       } catch (error) {
         // Retries spent: what the last try listed, its problems said as such (the run goes on).
-        if (last !== undefined && isConnectionLoss(error)) return last;
+        // None tried (the server taken as gone before it, under --retries 0 too): the
+        // destination is what could not be listed, said as its own (not the whole command's).
+        if (isConnectionLoss(error))
+          return last ?? { entries: [], excluded: [], problems: [{ path: destination, error }] };
         throw error;
       }
     },

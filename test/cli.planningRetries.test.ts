@@ -322,6 +322,42 @@ describe('--dry-run --ignore-existing under --retries N', () => {
   });
 });
 
+describe('--dry-run --delete --ignore-existing under --retries 0', () => {
+  it('a look that lost the connection: --delete says its listing failed, each result still in --json', async () => {
+    const dir = await setUp();
+    await mkdir(join(server!.root!, 'srv', 'tree'));
+    await writeFile(join(server!.root!, 'srv', 'tree', 'old'), 'o');
+    const at = await goneAt('stat', 2);
+    const result = await runCli(
+      [
+        ...at,
+        '--json',
+        'put',
+        '-r',
+        'tree/',
+        '--to',
+        'srv',
+        '--dry-run',
+        '--delete',
+        '--ignore-existing',
+        '--retries',
+        '0',
+      ],
+      dir,
+    );
+    expect(result.code).toBe(3);
+    // Before: the listing, not asked with the server taken as gone, failed the whole command: a
+    // line without its path, and --json one failure for the tree instead of each file's result.
+    expect(result.stderr).toMatch(/^muxftp: put --delete srv\/tree: connection to .* \(CONNECTION_LOST\)$/m);
+    const outcomes = JSON.parse(result.stdout) as Array<{ local: string; remote: string; deleted?: boolean }>;
+    expect(outcomes.map((outcome) => outcome.remote).sort()).toEqual([
+      'srv/tree',
+      'srv/tree/a',
+      'srv/tree/sub/b',
+    ]);
+  });
+});
+
 describe('--retries 0: a failure that is no lost connection', () => {
   it('fails its own file only: the files after it still run', async () => {
     const dir = await setUp();
