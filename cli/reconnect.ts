@@ -61,6 +61,30 @@ export const isRetryable = (error: unknown): boolean => failedWith(error, RETRYA
 
 export const isConnectionLoss = (error: unknown): boolean => failedWith(error, CONNECTION_LOSS_CODES);
 
+const DRAINING: ReadonlySet<string> = new Set(['SHUTTING_DOWN']);
+
+/**
+ * Before `client` is replaced after `error`: when the server refused a call SHUTTING_DOWN on a
+ * connection still up, it is draining (it lets the transfers in flight on it finish, then ends
+ * it), and this waits for that end, up to DEFAULTS.drainWaitMs or Ctrl-C (`signal`). Replacing
+ * it at once cut those transfers, which the server was about to finish.
+ */
+export async function untilDrained(client: Client, error: unknown, signal?: AbortSignal): Promise<void> {
+  if (!client.isOpen || !failedWith(error, DRAINING)) return;
+  const waited = new AbortController();
+  const stop = () => waited.abort();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    await Promise.race([
+      client.closed,
+      sleep(DEFAULTS.drainWaitMs, undefined, { signal: waited.signal }).catch(() => {}),
+    ]);
+  } finally {
+    waited.abort();
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
 /** Equal jitter: uniformly random in [step / 2, step], step = min(cap, base · 2^attempt). */
 export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
   const step = Math.min(DEFAULTS.retryMaxDelayMs, DEFAULTS.retryBaseDelayMs * 2 ** attempt);
@@ -205,6 +229,7 @@ export async function requestWithRetries<T>(
       if (attempt >= retries || !isConnectionLoss(error)) throw error;
       const delayMs = backoffDelayMs(attempt);
       onRetry(error, attempt + 1, delayMs, client);
+      await untilDrained(client, error);
       // Still away: the next try fails at once, with the reconnect's failure, and counts.
       ({ client, failure: reconnectFailure } = await connection.tryReplace(client, delayMs));
     }

@@ -27,6 +27,7 @@ import {
   isRetryable,
   type ReconnectingClient,
   requestWithRetries,
+  untilDrained,
 } from './reconnect.js';
 import { RetryNotices } from './retryNotices.js';
 
@@ -523,6 +524,8 @@ async function runOne(
             ({ client, failure: reconnectFailure } = await run.connection.tryReplace(client, 0, signal));
           continue;
         }
+        // A draining server's connection ends first, the transfers on it finished (untilDrained).
+        await untilDrained(client, error, signal);
         // Not reconnected: the next try fails with why (tryReplace).
         ({ client, failure: reconnectFailure } = await run.connection.tryReplace(client, delayMs, signal));
         continue;

@@ -385,6 +385,12 @@ export const DEFAULTS = {
   /** Client: how long to wait for TCP connect plus handshake. */
   connectTimeoutMs: 10_000,
   /**
+   * Client (the CLI's retries): a connection whose server refused a new call SHUTTING_DOWN is left
+   * to end, for up to this long, before it is replaced: the server lets the transfers in flight on
+   * it finish (shutdownGraceMs), and replacing it at once cut them. The grace and a few seconds more.
+   */
+  drainWaitMs: 15_000,
+  /**
    * Client: a server that sends nothing, not even the answer to a PING, for this long while calls
    * wait on it is given up on (CONNECTION_LOST; the CLI's --retries then reconnect and continue).
    * A minute, lftp's net:timeout is five: long enough for a loaded server's answer, short enough
