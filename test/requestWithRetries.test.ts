@@ -216,4 +216,29 @@ describe('requestWithRetries', () => {
     expect(away).toBeInstanceOf(ServerAwayError);
     expect(away).toMatchObject({ request: 'mkdir', cause: refused });
   });
+
+  it('a refusal SHUTTING_DOWN on a connection still up: replaced only once the server ends it (it drains)', async () => {
+    const second = { name: 'second' } as unknown as Client;
+    const { connection, replaced } = standIn(async () => second);
+    let end!: () => void;
+    const draining = { isOpen: true, closed: new Promise<void>((resolve) => (end = resolve)) };
+    (connection as unknown as { client: unknown }).client = draining;
+    const asked = requestWithRetries(
+      connection,
+      1,
+      async (client) => {
+        if (client === (draining as unknown))
+          throw new MuxftpError('SHUTTING_DOWN', 'server is shutting down');
+        return 'answered';
+      },
+      () => {},
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Before: replaced at once, which cut the transfers the server was letting finish on it.
+    expect(replaced()).toBe(0);
+    draining.isOpen = false;
+    end();
+    await expect(asked).resolves.toBe('answered');
+    expect(replaced()).toBe(1);
+  });
 });
