@@ -51,6 +51,27 @@ async function setUp(): Promise<string> {
   return dir;
 }
 
+/** A proxy that goes, its port shut, at the `nth` OPEN of `op` (of those `which` picks). */
+async function goneAt(
+  op: string,
+  nth: number,
+  which: (request: Record<string, unknown>) => boolean = () => true,
+): Promise<string[]> {
+  let seen = 0;
+  proxy = await startFrameProxy(server!.port, {
+    fromClient: (frame) => {
+      if (frame.type !== FrameType.OPEN) return frame;
+      const request = jsonOf(frame);
+      if (request.op === op && which(request) && ++seen === nth) {
+        void proxy!.close();
+        throw new Error('gone');
+      }
+      return frame;
+    },
+  });
+  return ['--server', `127.0.0.1:${proxy.port}`];
+}
+
 describe('--retries during planning', () => {
   it.each([
     ['put -p', ['put', '-p', 'tree/a', 'new/dir/a'], 'mkdir', [['new/dir/a', 'a']]],
@@ -135,20 +156,8 @@ describe('--retries during planning', () => {
       await writeFile(join(sub, 'f'), 'f');
     }
     // The server goes, and its port stays shut, at the first listing below srv.
-    let lists = 0;
-    proxy = await startFrameProxy(server!.port, {
-      fromClient: (frame) => {
-        if (frame.type === FrameType.OPEN && jsonOf(frame).op === 'list' && ++lists === 2) {
-          void proxy!.close();
-          throw new Error('gone');
-        }
-        return frame;
-      },
-    });
-    const result = await runCli(
-      ['--server', `127.0.0.1:${proxy.port}`, '--json', 'get', '-r', 'srv', 'out', '--retries', '2'],
-      dir,
-    );
+    const at = await goneAt('list', 2);
+    const result = await runCli([...at, '--json', 'get', '-r', 'srv', 'out', '--retries', '2'], dir);
     expect(result.code).toBe(3);
     const refused = 'cannot connect to 127\\.0\\.0\\.1:\\d+: connection refused .*\\(CONNECT_FAILED\\)$';
     // Before: a retry line and a failure line for each directory (202 lines), and those that
@@ -187,25 +196,8 @@ describe('--retries during planning', () => {
       await writeFile(join(sub, 'f'), 'f');
     }
     // The server goes, and its port stays shut, at the second mkdir of a directory in the tree.
-    let mkdirs = 0;
-    proxy = await startFrameProxy(server!.port, {
-      fromClient: (frame) => {
-        if (
-          frame.type === FrameType.OPEN &&
-          jsonOf(frame).op === 'mkdir' &&
-          String(jsonOf(frame).path).includes('/d') &&
-          ++mkdirs === 2
-        ) {
-          void proxy!.close();
-          throw new Error('gone');
-        }
-        return frame;
-      },
-    });
-    const result = await runCli(
-      ['--server', `127.0.0.1:${proxy.port}`, 'put', '-r', 'tree', '--to', 'up/', '--retries', '1'],
-      dir,
-    );
+    const at = await goneAt('mkdir', 2, (request) => String(request.path).includes('/d'));
+    const result = await runCli([...at, 'put', '-r', 'tree', '--to', 'up/', '--retries', '1'], dir);
     expect(result.code).toBe(3);
     const refused = 'cannot connect to 127\\.0\\.0\\.1:\\d+: connection refused .*\\(CONNECT_FAILED\\)$';
     // Before: a retry line and a failure line for each directory.
@@ -224,21 +216,6 @@ describe('--retries during planning', () => {
     ]);
   }, 60_000);
 });
-
-/** A proxy that goes, its port shut, at the `nth` OPEN of `op`. */
-async function goneAt(op: string, nth: number): Promise<string[]> {
-  let seen = 0;
-  proxy = await startFrameProxy(server!.port, {
-    fromClient: (frame) => {
-      if (frame.type === FrameType.OPEN && jsonOf(frame).op === op && ++seen === nth) {
-        void proxy!.close();
-        throw new Error('gone');
-      }
-      return frame;
-    },
-  });
-  return ['--server', `127.0.0.1:${proxy.port}`];
-}
 
 describe('--retries 0: a lost connection is said once, not once for each request or file after it', () => {
   // The loss as the kernel told it: a close, or (now and then) a reset.
