@@ -140,8 +140,10 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     const ifUnchanged =
       r.ifUnchanged === undefined ? undefined : { size: r.ifUnchanged.size, mtimeMs: r.ifUnchanged.mtime };
     const entry = await storage.setModifiedTime(r.path, r.mtime, ifUnchanged && { ifUnchanged });
-    // Another file than the one the client saw: storage set nothing.
-    if (ifUnchanged !== undefined && entry.mtimeMs !== r.mtime) return { entry: toWireEntry(entry) };
+    // Another file than the one the client saw: storage set nothing. The time asked may have a
+    // fraction of a ms (a local file's, as put --skip-identical sends it), an entry has whole ms.
+    if (ifUnchanged !== undefined && Math.abs(entry.mtimeMs - r.mtime) >= 1)
+      return { entry: toWireEntry(entry) };
     const mtime = new Date(r.mtime).toISOString();
     logChange(host, 'set_time', `set the modification time of ${printableName(r.path)} to ${mtime}`, {
       path: r.path,

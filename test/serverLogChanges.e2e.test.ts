@@ -48,4 +48,27 @@ describe('changes in the server log', () => {
       `${label} removed directory tmp`,
     ]);
   });
+
+  it('a time or mode set with ifUnchanged: a line when set (a time with a fraction of a ms too), none when refused', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    await client.put('a.txt', Buffer.from('a'));
+    const seen = await client.stat('a.txt');
+    const stale = { size: seen.size + 1, mtime: seen.mtime };
+    const before = server.logs.length;
+
+    // A local file's time, as put --skip-identical sends it: node gives it a fraction of a ms.
+    const time = Date.UTC(2026, 0, 2, 3, 4, 5) + 0.456789;
+    await client.setModifiedTime('a.txt', time, { ifUnchanged: stale });
+    await client.setModifiedTime('a.txt', time, { ifUnchanged: { size: seen.size, mtime: seen.mtime } });
+    const timed = await client.stat('a.txt');
+    await client.setPermissions('a.txt', 0o640, { ifUnchanged: stale });
+    await client.setPermissions('a.txt', 0o640, { ifUnchanged: { size: timed.size, mtime: timed.mtime } });
+
+    const label = /^(conn#\d+ 127\.0\.0\.1:\d+) /.exec(server.logs.at(-1)!)![1];
+    expect(server.logs.slice(before)).toEqual([
+      `${label} set the modification time of a.txt to 2026-01-02T03:04:05.000Z`,
+      `${label} set the mode of a.txt to 0640`,
+    ]);
+  });
 });
