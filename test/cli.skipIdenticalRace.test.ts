@@ -95,6 +95,54 @@ describe('put --skip-identical keeping bits while another run replaces the file'
   });
 });
 
+describe('put --skip-identical keeping time and bits', () => {
+  it('gives an identical copy both, the bits once it has the new time', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    await writeFile(join(dir, 'f.bin'), randomBytes(100_000));
+    await put(['f.bin', 'f.bin'], dir);
+    const sourceTime = new Date('2020-01-02T03:04:05Z');
+    await utimes(join(dir, 'f.bin'), sourceTime, sourceTime);
+    await chmod(join(dir, 'f.bin'), 0o640);
+
+    await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
+
+    const served = await stat(join(server.root!, 'f.bin'));
+    expect(served.mtimeMs).toBe(sourceTime.getTime());
+    expect(served.mode & 0o777).toBe(0o640);
+  });
+
+  it("gives the other run's file neither when it is put there just as the time is set", async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    const source = randomBytes(100_000);
+    await writeFile(join(dir, 'f.bin'), source);
+    await put(['f.bin', 'f.bin'], dir);
+    const sourceTime = new Date('2020-01-02T03:04:05Z');
+    await utimes(join(dir, 'f.bin'), sourceTime, sourceTime);
+    await chmod(join(dir, 'f.bin'), 0o640);
+
+    const other = randomBytes(source.length);
+    const otherClient = await server.connect();
+    const setModifiedTime = server.storage.setModifiedTime!.bind(server.storage);
+    let raced = false;
+    server.storage.setModifiedTime = async (path, mtimeMs, ...rest) => {
+      if (!raced) {
+        raced = true;
+        await otherClient.put('f.bin', other);
+      }
+      return setModifiedTime(path, mtimeMs, ...rest);
+    };
+    await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
+    expect(raced).toBe(true);
+
+    const served = join(server.root!, 'f.bin');
+    expect((await readFile(served)).equals(other)).toBe(true);
+    expect((await stat(served)).mtimeMs).not.toBe(sourceTime.getTime());
+    expect((await stat(served)).mode & 0o777).toBe(0o644);
+  });
+});
+
 describe('utime ifUnchanged', () => {
   it('sets the time only on the file as the client saw it; a malformed one is BAD_REQUEST', async () => {
     server = await startServer({ backend: 'disk' });
