@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -79,5 +80,50 @@ describe('put -c while another client overwrites the file', () => {
     // The put -c came last: its file stands, whole, and nothing is left hidden.
     expect((await readFile(join(env.root!, 'big.bin'))).equals(content)).toBe(true);
     expect(await hiddenNames(env.root!)).toEqual([]);
+  });
+
+  it("does not start over once the server took the offset: a NOT_FOUND after it is the put's failure", async () => {
+    env = await startServer({
+      backend: 'disk',
+      streamWindowBytes: 256 * 1024,
+      streamWindowMaxBytes: 256 * 1024,
+    });
+    const content = randomBytes(3 * BLOCK + 1000);
+    const source = join(await tempDirs.make(), 'source.bin');
+    await writeFile(source, content);
+    const cut = await env.connect();
+    await expect(
+      cut.put('big.bin', source, {
+        resumable: true,
+        onProgress: (done) => {
+          if (done >= 2 * BLOCK + BLOCK / 2) void cut.destroy();
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    await until(async () => (await hiddenNames(env!.root!)).length === 1, 'the kept blocks');
+
+    // The continued upload is taken, then its commit finds the directory gone (as a host's rm -r).
+    const createUpload = env.storage.createUpload.bind(env.storage);
+    env.storage.createUpload = async (path, options) => {
+      const upload = await createUpload(path, options);
+      if ((options?.resumeFrom ?? 0) > 0)
+        upload.commit = async () => {
+          throw new StorageError('NOT_FOUND', `no such directory: ${path}`, path);
+        };
+      return upload;
+    };
+
+    const client = await env.connect();
+    const restarts: string[] = [];
+    const continued: number[] = [];
+    await expect(
+      client.put('big.bin', source, {
+        continue: true,
+        onRestart: (reason) => restarts.push(reason),
+        onContinue: (from) => continued.push(from),
+      }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(continued).toEqual([2 * BLOCK]);
+    expect(restarts).toEqual([]);
   });
 });
