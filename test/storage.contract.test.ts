@@ -904,6 +904,37 @@ describe.each(backends)('$name storage', (backend) => {
       }
     });
 
+    it('sets a time or bits with ifUnchanged only on a file still of the size and time given', async () => {
+      await storage.mkdir('dir');
+      await put(storage, 'dir/f.txt', 'f');
+      const seen = await storage.stat('dir/f.txt');
+      const dirSeen = await storage.stat('dir');
+      const mtimeMs = Date.UTC(1999, 11, 31, 23, 59, 59, 500);
+      const asSeen = { size: seen.size, mtimeMs: seen.mtimeMs };
+      for (const ifUnchanged of [
+        { ...asSeen, size: seen.size + 1 },
+        { ...asSeen, mtimeMs: seen.mtimeMs + 1 },
+      ]) {
+        expect(await storage.setModifiedTime!('dir/f.txt', mtimeMs, { ifUnchanged })).toMatchObject(asSeen);
+        if (backend.name !== 'memfs with a subdirectory root')
+          expect(await storage.setPermissions!('dir/f.txt', 0o600, { ifUnchanged })).toMatchObject({
+            mode: seen.mode,
+          });
+      }
+      expect((await storage.stat('dir/f.txt')).mtimeMs).toBe(seen.mtimeMs);
+      // A directory is no file as seen, whatever its size and time.
+      const dirAsSeen = { size: dirSeen.size, mtimeMs: dirSeen.mtimeMs };
+      await storage.setModifiedTime!('dir', mtimeMs, { ifUnchanged: dirAsSeen });
+      expect((await storage.stat('dir')).mtimeMs).toBe(dirSeen.mtimeMs);
+      expect(await storage.setModifiedTime!('dir/f.txt', mtimeMs, { ifUnchanged: asSeen })).toMatchObject({
+        mtimeMs,
+      });
+      if (backend.name !== 'memfs with a subdirectory root')
+        expect(
+          await storage.setPermissions!('dir/f.txt', 0o600, { ifUnchanged: { size: seen.size, mtimeMs } }),
+        ).toMatchObject({ mode: 0o600 });
+    });
+
     it('mkdir with bits gives them, less the umask and never fewer than its own, to the directory it names only', async () => {
       const hostMode = async (p: string) => Number((await fx.host.stat(hostPath(p))).mode) & 0o777;
       const umask = processUmask() ?? 0o022;
