@@ -555,6 +555,36 @@ describe('malformed input', () => {
     ['an mtime that is not a number', Buffer.from('{"op":"put","path":"x","mtime":"2003"}'), 'BAD_REQUEST'],
     ['an mtime past what a Date holds', Buffer.from('{"op":"put","path":"x","mtime":1e300}'), 'BAD_REQUEST'],
     ['a utime without an mtime', Buffer.from('{"op":"utime","path":"x"}'), 'BAD_REQUEST'],
+    [
+      'a utime with ifUnchanged null',
+      Buffer.from('{"op":"utime","path":"x","mtime":0,"ifUnchanged":null}'),
+      'BAD_REQUEST',
+    ],
+    [
+      'a utime with ifUnchanged "as seen"',
+      Buffer.from('{"op":"utime","path":"x","mtime":0,"ifUnchanged":"as seen"}'),
+      'BAD_REQUEST',
+    ],
+    [
+      'a utime with ifUnchanged {"size":1.5,"mtime":0}',
+      Buffer.from('{"op":"utime","path":"x","mtime":0,"ifUnchanged":{"size":1.5,"mtime":0}}'),
+      'BAD_REQUEST',
+    ],
+    [
+      'a utime with ifUnchanged {"size":1,"mtime":1e300}',
+      Buffer.from('{"op":"utime","path":"x","mtime":0,"ifUnchanged":{"size":1,"mtime":1e300}}'),
+      'BAD_REQUEST',
+    ],
+    [
+      'a utime with ifUnchanged {"mtime":0}',
+      Buffer.from('{"op":"utime","path":"x","mtime":0,"ifUnchanged":{"mtime":0}}'),
+      'BAD_REQUEST',
+    ],
+    [
+      'a chmod with ifUnchanged without a size',
+      Buffer.from('{"op":"chmod","path":"x","mode":420,"ifUnchanged":{"mtime":0}}'),
+      'BAD_REQUEST',
+    ],
     ['a mode with the setuid bit', Buffer.from('{"op":"put","path":"x","mode":2541}'), 'BAD_REQUEST'],
     ['a negative mode', Buffer.from('{"op":"put","path":"x","mode":-1}'), 'BAD_REQUEST'],
     ['a mode that is not an integer', Buffer.from('{"op":"put","path":"x","mode":7.5}'), 'BAD_REQUEST'],
