@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
-import { MuxftpError } from '../shared/errors.js';
+import { type ErrorCode, MuxftpError } from '../shared/errors.js';
 import {
   type ClientCommand,
   type ConnectTarget,
@@ -61,7 +61,7 @@ export const isRetryable = (error: unknown): boolean => failedWith(error, RETRYA
 
 export const isConnectionLoss = (error: unknown): boolean => failedWith(error, CONNECTION_LOSS_CODES);
 
-const DRAINING: ReadonlySet<string> = new Set(['SHUTTING_DOWN']);
+const DRAINING: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SHUTTING_DOWN']);
 
 /**
  * Before `client` is replaced after `error`: when the server refused a call SHUTTING_DOWN on a
