@@ -63,6 +63,10 @@ export const isConnectionLoss = (error: unknown): boolean => failedWith(error, C
 
 const DRAINING: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SHUTTING_DOWN']);
 
+/** `client`'s server refused a call with `error` as it drains, the connection still up (untilDrained waits for its end). */
+export const isDraining = (client: object, error: unknown): boolean =>
+  (client as Partial<Client>).isOpen === true && failedWith(error, DRAINING);
+
 /**
  * Before `client` is replaced after `error`: when the server refused a call SHUTTING_DOWN on a
  * connection still up, it is draining (it lets the transfers in flight on it finish, then ends
@@ -70,7 +74,7 @@ const DRAINING: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SHUTTING_DOWN']);
  * it at once cut those transfers, which the server was about to finish.
  */
 export async function untilDrained(client: Client, error: unknown, signal?: AbortSignal): Promise<void> {
-  if (!client.isOpen || !failedWith(error, DRAINING)) return;
+  if (!isDraining(client, error)) return;
   const waited = new AbortController();
   const stop = () => waited.abort();
   signal?.addEventListener('abort', stop, { once: true });
@@ -98,9 +102,13 @@ export function retryNotice(
   attempt: number,
   of: number,
   delayMs: number,
+  when = `in ${(delayMs / 1000).toFixed(1)} s`,
 ): string {
-  return `muxftp: ${subject}: ${errorInfo(error).message}; retry ${attempt}/${of} in ${(delayMs / 1000).toFixed(1)} s`;
+  return `muxftp: ${subject}: ${errorInfo(error).message}; retry ${attempt}/${of} ${when}`;
 }
+
+/** When a retry after a draining server's refusal comes (untilDrained), said in its line. */
+export const AFTER_DRAIN = 'once the transfers still on its connection end';
 
 export class ReconnectingClient {
   private readonly target: ConnectTarget;

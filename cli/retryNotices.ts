@@ -12,7 +12,7 @@
  */
 import { DEFAULTS } from '../shared/defaults.js';
 import { errorInfo } from './output.js';
-import { isConnectionLoss, retryNotice } from './reconnect.js';
+import { AFTER_DRAIN, isConnectionLoss, isDraining, retryNotice } from './reconnect.js';
 
 interface RetryGroup {
   /** The first transfer's: `get a.bin`. */
@@ -24,6 +24,8 @@ interface RetryGroup {
    */
   lossDelayMs: number | undefined;
   readonly of: number;
+  /** The server refused the first SHUTTING_DOWN as it drains: the retry waits for the connection's end first. */
+  readonly draining: boolean;
   /** The shortest and longest wait before a retry on a connection still up (a stall): each waits its own. */
   shortestDelayMs: number;
   longestDelayMs: number;
@@ -90,6 +92,7 @@ export class RetryNotices {
     this.#gathering.set(connection, {
       subject,
       error,
+      draining: isDraining(connection, error),
       lossDelayMs: loss === undefined ? undefined : delayMs,
       of,
       shortestDelayMs: delayMs,
@@ -116,7 +119,8 @@ export class RetryNotices {
     const { subject, error, of, shortestDelayMs, longestDelayMs, transfers, lowestAttempt, highestAttempt } =
       group;
     if (transfers === 1) {
-      this.#write(retryNotice(subject, error, lowestAttempt, of, shortestDelayMs));
+      const when = group.draining ? AFTER_DRAIN : undefined;
+      this.#write(retryNotice(subject, error, lowestAttempt, of, shortestDelayMs, when));
       return;
     }
     // The lost connection, when one is among the failures: the transfers said silently later
@@ -133,7 +137,7 @@ export class RetryNotices {
           ? seconds(shortestDelayMs)
           : `${seconds(shortestDelayMs)}–${seconds(longestDelayMs)}`;
     this.#write(
-      `muxftp: ${this.#command}: ${errorInfo(said).message}; ${transfers} ${this.#what} retry ${attempts}/${of} in ${wait} s`,
+      `muxftp: ${this.#command}: ${errorInfo(said).message}; ${transfers} ${this.#what} retry ${attempts}/${of} ${group.draining ? AFTER_DRAIN : `in ${wait} s`}`,
     );
   }
 }

@@ -60,6 +60,10 @@ describe('a server draining on SIGTERM', () => {
     expect((await stat(join(root, 'up', 'a'))).size).toBe(2 * MiB);
     // Before: c's refusal replaced the connection at once, which cut b (the server then stopped).
     expect((await stat(join(root, 'up', 'b'))).size, stderr).toBe(10 * MiB);
+    // Its retry line says when it comes: not "in 0.7 s", which it is not.
+    expect(stderr).toMatch(
+      /^muxftp: put c: server is shutting down; retry 1\/1 once the transfers still on its connection end$/m,
+    );
     expect(stderr).toMatch(/^muxftp: put c: .*SHUTTING_DOWN|^muxftp: put c: cannot connect/m);
     expect(code).toBe(3);
   }, 60_000);
