@@ -74,6 +74,24 @@ describe('RetryNotices', () => {
     expect(lines.slice(1)).toEqual(['muxftp: get d.bin: connection reset; retry 2/3 in 1.5 s']);
   });
 
+  it("says a draining server's refused transfers retry once the ones still on its connection end", () => {
+    const open = { isOpen: true };
+    const refused = () => new MuxftpError('SHUTTING_DOWN', 'server is shutting down');
+    notices.retrying('get a.bin', refused(), open, 1, 3, 700);
+    gathered();
+    notices.retrying('get b.bin', refused(), open, 1, 3, 700);
+    notices.retrying('get c.bin', refused(), open, 2, 3, 1_500);
+    gathered();
+    // Its connection gone already: no end to wait for (untilDrained), the backoff's wait.
+    notices.retrying('get d.bin', refused(), { isOpen: false }, 1, 3, 700);
+    gathered();
+    expect(lines).toEqual([
+      'muxftp: get a.bin: server is shutting down; retry 1/3 once the transfers still on its connection end',
+      'muxftp: get: server is shutting down; 2 transfers retry 1–2/3 once the transfers still on its connection end',
+      'muxftp: get d.bin: server is shutting down; retry 1/3 in 0.7 s',
+    ]);
+  });
+
   it('gives each connection its own line', () => {
     notices.retrying('get a.bin', new ConnectionLostError('connection closed'), connection, 1, 3, 700);
     notices.retrying('get b.bin', new ConnectionLostError('connection closed'), {}, 1, 3, 700);
