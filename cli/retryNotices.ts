@@ -24,8 +24,11 @@ interface RetryGroup {
    */
   lossDelayMs: number | undefined;
   readonly of: number;
-  /** The server refused the first SHUTTING_DOWN as it drains: the retry waits for the connection's end first. */
-  readonly draining: boolean;
+  /**
+   * The server refused one SHUTTING_DOWN as it drains: its retry waits for the connection's end
+   * first, and the line, which names the refusal over a stall, says so.
+   */
+  draining: boolean;
   /** The shortest and longest wait before a retry on a connection still up (a stall): each waits its own. */
   shortestDelayMs: number;
   longestDelayMs: number;
@@ -80,6 +83,7 @@ export class RetryNotices {
       group.highestAttempt = Math.max(group.highestAttempt, attempt);
       group.shortestDelayMs = Math.min(group.shortestDelayMs, delayMs);
       group.longestDelayMs = Math.max(group.longestDelayMs, delayMs);
+      group.draining ||= isDraining(connection, error);
       if (loss !== undefined) {
         group.lossDelayMs ??= delayMs;
         group.losses.add(loss);

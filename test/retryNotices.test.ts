@@ -92,6 +92,24 @@ describe('RetryNotices', () => {
     ]);
   });
 
+  it("says so too when a draining server's refusal comes after a stall's timeout: the line names the refusal", () => {
+    const open = { isOpen: true };
+    const timedOut = new MuxftpError('STREAM_TIMEOUT', 'the server timed the stream out');
+    notices.retrying('get a.bin', timedOut, open, 1, 3, 700);
+    notices.retrying(
+      'get b.bin',
+      new MuxftpError('SHUTTING_DOWN', 'server is shutting down'),
+      open,
+      1,
+      3,
+      800,
+    );
+    gathered();
+    expect(lines).toEqual([
+      'muxftp: get: server is shutting down; 2 transfers retry 1/3 once the transfers still on its connection end',
+    ]);
+  });
+
   it('gives each connection its own line', () => {
     notices.retrying('get a.bin', new ConnectionLostError('connection closed'), connection, 1, 3, 700);
     notices.retrying('get b.bin', new ConnectionLostError('connection closed'), {}, 1, 3, 700);
