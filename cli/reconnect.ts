@@ -95,7 +95,10 @@ export function backoffDelayMs(attempt: number, random: () => number = Math.rand
   return Math.round(step / 2 + (random() * step) / 2);
 }
 
-/** The line that says a request or transfer of `subject` is tried again: `muxftp: SUBJECT: why; retry k/N in X s`. */
+/**
+ * The line that says a request or transfer of `subject` is tried again: `muxftp: SUBJECT: why;
+ * retry k/N in X s`, or `when` in place of `in X s` (after a draining server's refusal: AFTER_DRAIN).
+ */
 export function retryNotice(
   subject: string,
   error: unknown,

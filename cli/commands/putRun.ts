@@ -29,6 +29,8 @@ import type { Output } from '../output.js';
 import { emptyPathError, shownArgument } from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import {
+  AFTER_DRAIN,
+  isDraining,
   type ReconnectingClient,
   requestWithRetries,
   retryNotice,
@@ -413,9 +415,10 @@ async function put(
     client,
     // The connection may go while --delete lists or removes: it reconnects as the transfers do.
     retrying: (what, request) =>
-      requestWithRetries(connection, options.retries, request, (error, attempt, delayMs) =>
-        output.notice(retryNotice(`put --delete ${what}`, error, attempt, options.retries, delayMs)),
-      ),
+      requestWithRetries(connection, options.retries, request, (error, attempt, delayMs, failed) => {
+        const when = isDraining(failed, error) ? AFTER_DRAIN : undefined;
+        output.notice(retryNotice(`put --delete ${what}`, error, attempt, options.retries, delayMs, when));
+      }),
     trees: options.delete === true ? planned.trees : [],
     excluded,
     output,
