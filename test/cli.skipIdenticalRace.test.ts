@@ -30,6 +30,32 @@ async function put(args: string[], cwd: string): Promise<void> {
   expect(run.code).toBe(0);
 }
 
+/**
+ * Another run's put of `other` as f.bin, made on the server just before the first call of its
+ * storage's `method` goes on (between this run's comparison and its setting of the time or bits);
+ * the returned function says whether it came.
+ */
+async function anotherPutBefore(
+  method: 'setModifiedTime' | 'setPermissions',
+  other: Buffer,
+): Promise<() => boolean> {
+  const otherClient = await server!.connect();
+  const storage = server!.storage as unknown as Record<
+    typeof method,
+    (...args: unknown[]) => Promise<unknown>
+  >;
+  const original = storage[method].bind(server!.storage);
+  let raced = false;
+  storage[method] = async (...args) => {
+    if (!raced) {
+      raced = true;
+      await otherClient.put('f.bin', other);
+    }
+    return original(...args);
+  };
+  return () => raced;
+}
+
 describe('put --skip-identical while another run replaces the file', () => {
   it("gives the other run's file no time of the skipped source's", async () => {
     server = await startServer({ backend: 'disk' });
@@ -43,18 +69,9 @@ describe('put --skip-identical while another run replaces the file', () => {
 
     // Another run stores other bytes of the same size just as the skip sets the time.
     const other = randomBytes(source.length);
-    const otherClient = await server.connect();
-    const setModifiedTime = server.storage.setModifiedTime!.bind(server.storage);
-    let raced = false;
-    server.storage.setModifiedTime = async (path, mtimeMs, ...rest) => {
-      if (!raced) {
-        raced = true;
-        await otherClient.put('f.bin', other);
-      }
-      return setModifiedTime(path, mtimeMs, ...rest);
-    };
+    const raced = await anotherPutBefore('setModifiedTime', other);
     await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
-    expect(raced).toBe(true);
+    expect(raced()).toBe(true);
 
     const served = join(server.root!, 'f.bin');
     expect((await readFile(served)).equals(other)).toBe(true);
@@ -76,18 +93,9 @@ describe('put --skip-identical keeping bits while another run replaces the file'
     await chmod(join(dir, 'f.bin'), 0o640);
 
     const other = randomBytes(source.length);
-    const otherClient = await server.connect();
-    const setPermissions = server.storage.setPermissions!.bind(server.storage);
-    let raced = false;
-    server.storage.setPermissions = async (path, mode, ...rest) => {
-      if (!raced) {
-        raced = true;
-        await otherClient.put('f.bin', other);
-      }
-      return setPermissions(path, mode, ...rest);
-    };
+    const raced = await anotherPutBefore('setPermissions', other);
     await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
-    expect(raced).toBe(true);
+    expect(raced()).toBe(true);
 
     const served = join(server.root!, 'f.bin');
     expect((await readFile(served)).equals(other)).toBe(true);
@@ -123,18 +131,9 @@ describe('put --skip-identical keeping time and bits', () => {
     await chmod(join(dir, 'f.bin'), 0o640);
 
     const other = randomBytes(source.length);
-    const otherClient = await server.connect();
-    const setModifiedTime = server.storage.setModifiedTime!.bind(server.storage);
-    let raced = false;
-    server.storage.setModifiedTime = async (path, mtimeMs, ...rest) => {
-      if (!raced) {
-        raced = true;
-        await otherClient.put('f.bin', other);
-      }
-      return setModifiedTime(path, mtimeMs, ...rest);
-    };
+    const raced = await anotherPutBefore('setModifiedTime', other);
     await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
-    expect(raced).toBe(true);
+    expect(raced()).toBe(true);
 
     const served = join(server.root!, 'f.bin');
     expect((await readFile(served)).equals(other)).toBe(true);
