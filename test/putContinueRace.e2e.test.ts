@@ -62,27 +62,34 @@ async function cutAndKept(server: TestServer, source: string): Promise<void> {
   expect(await uploads[0]!.abort()).toBeGreaterThan(0);
 }
 
+/**
+ * A server (also `env`, stopped after the test) keeping the first 2 whole blocks of big.bin from an interrupted resumable put
+ * of `source` (3 blocks and a bit, `content`): small fixed windows, so a cut after 2.5 blocks
+ * sent leaves exactly 2.
+ */
+async function keptUpload(): Promise<{ server: TestServer; content: Buffer; source: string }> {
+  env = await startServer({
+    backend: 'disk',
+    streamWindowBytes: 256 * 1024,
+    streamWindowMaxBytes: 256 * 1024,
+  });
+  const content = randomBytes(3 * BLOCK + 1000);
+  const source = join(await tempDirs.make(), 'source.bin');
+  await writeFile(source, content);
+  await cutAndKept(env, source);
+  return { server: env, content, source };
+}
+
 describe('put -c while another client overwrites the file', () => {
   it('starts over from 0 when the kept blocks it was offered are dropped before its OPEN', async () => {
-    // Small fixed windows: a cut after 2.5 blocks sent leaves exactly 2 whole blocks kept.
-    env = await startServer({
-      backend: 'disk',
-      streamWindowBytes: 256 * 1024,
-      streamWindowMaxBytes: 256 * 1024,
-    });
-    const content = randomBytes(3 * BLOCK + 1000);
-    const source = join(await tempDirs.make(), 'source.bin');
-    await writeFile(source, content);
-
-    // An interrupted resumable put leaves its whole blocks kept.
-    await cutAndKept(env, source);
+    const { server, content, source } = await keptUpload();
 
     // Between the put -c's `partial` answer and its OPEN, another client puts the file whole.
-    const other = await env.connect();
+    const other = await server.connect();
     const overwrite = randomBytes(BLOCK + 7);
-    const createUpload = env.storage.createUpload.bind(env.storage);
+    const createUpload = server.storage.createUpload.bind(server.storage);
     let raced = false;
-    env.storage.createUpload = async (path, options) => {
+    server.storage.createUpload = async (path, options) => {
       if ((options?.resumeFrom ?? 0) > 0 && !raced) {
         raced = true;
         await other.put('big.bin', overwrite);
@@ -90,7 +97,7 @@ describe('put -c while another client overwrites the file', () => {
       return createUpload(path, options);
     };
 
-    const client = await env.connect();
+    const client = await server.connect();
     const restarts: string[] = [];
     const result = await client.put('big.bin', source, {
       continue: true,
@@ -101,24 +108,16 @@ describe('put -c while another client overwrites the file', () => {
     expect(result.continuedFrom).toBeUndefined();
     expect(result.entry.size).toBe(content.length);
     // The put -c came last: its file stands, whole, and nothing is left hidden.
-    expect((await readFile(join(env.root!, 'big.bin'))).equals(content)).toBe(true);
-    expect(await hiddenNames(env.root!)).toEqual([]);
+    expect((await readFile(join(server.root!, 'big.bin'))).equals(content)).toBe(true);
+    expect(await hiddenNames(server.root!)).toEqual([]);
   });
 
   it("does not start over once the server took the offset: a NOT_FOUND after it is the put's failure", async () => {
-    env = await startServer({
-      backend: 'disk',
-      streamWindowBytes: 256 * 1024,
-      streamWindowMaxBytes: 256 * 1024,
-    });
-    const content = randomBytes(3 * BLOCK + 1000);
-    const source = join(await tempDirs.make(), 'source.bin');
-    await writeFile(source, content);
-    await cutAndKept(env, source);
+    const { server, source } = await keptUpload();
 
     // The continued upload is taken, then its commit finds the directory gone (as a host's rm -r).
-    const createUpload = env.storage.createUpload.bind(env.storage);
-    env.storage.createUpload = async (path, options) => {
+    const createUpload = server.storage.createUpload.bind(server.storage);
+    server.storage.createUpload = async (path, options) => {
       const upload = await createUpload(path, options);
       if ((options?.resumeFrom ?? 0) > 0)
         upload.commit = async () => {
@@ -127,7 +126,7 @@ describe('put -c while another client overwrites the file', () => {
       return upload;
     };
 
-    const client = await env.connect();
+    const client = await server.connect();
     const restarts: string[] = [];
     const continued: number[] = [];
     await expect(
