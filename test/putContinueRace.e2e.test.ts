@@ -63,9 +63,9 @@ async function cutAndKept(server: TestServer, source: string): Promise<void> {
 }
 
 /**
- * A server (also `env`, stopped after the test) keeping the first 2 whole blocks of big.bin from an interrupted resumable put
- * of `source` (3 blocks and a bit, `content`): small fixed windows, so a cut after 2.5 blocks
- * sent leaves exactly 2.
+ * A server (also `env`, stopped after the test) keeping the first 2 whole blocks of big.bin from
+ * an interrupted resumable put of `source` (3 blocks and a bit, `content`): small fixed windows,
+ * so a cut after 2.5 blocks sent leaves exactly 2.
  */
 async function keptUpload(): Promise<{ server: TestServer; content: Buffer; source: string }> {
   env = await startServer({
