@@ -56,13 +56,19 @@ async function anotherPutBefore(
   return () => raced;
 }
 
+/** A server (on disk) holding f.bin, put there from `dir`'s f.bin (`source`, 100,000 random bytes). */
+async function copiedOnce(): Promise<{ dir: string; source: Buffer }> {
+  server = await startServer({ backend: 'disk' });
+  const dir = await tempDirs.make();
+  const source = randomBytes(100_000);
+  await writeFile(join(dir, 'f.bin'), source);
+  await put(['f.bin', 'f.bin'], dir);
+  return { dir, source };
+}
+
 describe('put --skip-identical while another run replaces the file', () => {
   it("gives the other run's file no time of the skipped source's", async () => {
-    server = await startServer({ backend: 'disk' });
-    const dir = await tempDirs.make();
-    const source = randomBytes(100_000);
-    await writeFile(join(dir, 'f.bin'), source);
-    await put(['f.bin', 'f.bin'], dir);
+    const { dir, source } = await copiedOnce();
     // The source's time changes (touched, same bytes): the skip would give the copy that time.
     const sourceTime = new Date('2020-01-02T03:04:05Z');
     await utimes(join(dir, 'f.bin'), sourceTime, sourceTime);
@@ -73,7 +79,7 @@ describe('put --skip-identical while another run replaces the file', () => {
     await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
     expect(raced()).toBe(true);
 
-    const served = join(server.root!, 'f.bin');
+    const served = join(server!.root!, 'f.bin');
     expect((await readFile(served)).equals(other)).toBe(true);
     expect((await stat(served)).mtimeMs).not.toBe(sourceTime.getTime());
     // So a quick check does not take it for the source's copy: it is sent.
@@ -84,11 +90,7 @@ describe('put --skip-identical while another run replaces the file', () => {
 
 describe('put --skip-identical keeping bits while another run replaces the file', () => {
   it("gives the other run's file no bits of the skipped source's", async () => {
-    server = await startServer({ backend: 'disk' });
-    const dir = await tempDirs.make();
-    const source = randomBytes(100_000);
-    await writeFile(join(dir, 'f.bin'), source);
-    await put(['f.bin', 'f.bin'], dir);
+    const { dir, source } = await copiedOnce();
     // Only the source's bits change: the skip would give the copy those, and its time stays.
     await chmod(join(dir, 'f.bin'), 0o640);
 
@@ -97,7 +99,7 @@ describe('put --skip-identical keeping bits while another run replaces the file'
     await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
     expect(raced()).toBe(true);
 
-    const served = join(server.root!, 'f.bin');
+    const served = join(server!.root!, 'f.bin');
     expect((await readFile(served)).equals(other)).toBe(true);
     expect((await stat(served)).mode & 0o777).toBe(0o644);
   });
@@ -105,27 +107,20 @@ describe('put --skip-identical keeping bits while another run replaces the file'
 
 describe('put --skip-identical keeping time and bits', () => {
   it('gives an identical copy both, the bits once it has the new time', async () => {
-    server = await startServer({ backend: 'disk' });
-    const dir = await tempDirs.make();
-    await writeFile(join(dir, 'f.bin'), randomBytes(100_000));
-    await put(['f.bin', 'f.bin'], dir);
+    const { dir } = await copiedOnce();
     const sourceTime = new Date('2020-01-02T03:04:05Z');
     await utimes(join(dir, 'f.bin'), sourceTime, sourceTime);
     await chmod(join(dir, 'f.bin'), 0o640);
 
     await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
 
-    const served = await stat(join(server.root!, 'f.bin'));
+    const served = await stat(join(server!.root!, 'f.bin'));
     expect(served.mtimeMs).toBe(sourceTime.getTime());
     expect(served.mode & 0o777).toBe(0o640);
   });
 
   it("gives the other run's file neither when it is put there just as the time is set", async () => {
-    server = await startServer({ backend: 'disk' });
-    const dir = await tempDirs.make();
-    const source = randomBytes(100_000);
-    await writeFile(join(dir, 'f.bin'), source);
-    await put(['f.bin', 'f.bin'], dir);
+    const { dir, source } = await copiedOnce();
     const sourceTime = new Date('2020-01-02T03:04:05Z');
     await utimes(join(dir, 'f.bin'), sourceTime, sourceTime);
     await chmod(join(dir, 'f.bin'), 0o640);
@@ -135,7 +130,7 @@ describe('put --skip-identical keeping time and bits', () => {
     await put(['--skip-identical', 'f.bin', 'f.bin'], dir);
     expect(raced()).toBe(true);
 
-    const served = join(server.root!, 'f.bin');
+    const served = join(server!.root!, 'f.bin');
     expect((await readFile(served)).equals(other)).toBe(true);
     expect((await stat(served)).mtimeMs).not.toBe(sourceTime.getTime());
     expect((await stat(served)).mode & 0o777).toBe(0o644);
