@@ -209,14 +209,15 @@ export class ReconnectingClient {
  * removals). With the server taken as gone (markGone: retries spent on failed reconnects, or the
  * connection lost under --retries 0) it is not asked: it fails at once with why, a
  * ServerAwayError when `planning` names what it asks; so does one whose retries ran out on the
- * reconnect that another's ran out on first, which is the one to say it (planning.ts).
+ * reconnect that another's ran out on first, which is the one to say it (planning.ts). Ctrl-C
+ * (`signal`) ends its waits at once, and a request cancelled so says nothing of the server.
  */
 export async function requestWithRetries<T>(
   connection: ReconnectingClient,
   retries: number,
   request: (client: Client) => Promise<T>,
   onRetry: (error: unknown, attempt: number, delayMs: number, client: Client) => void,
-  planning?: PlanningRequest,
+  { planning, signal }: { planning?: PlanningRequest; signal?: AbortSignal } = {},
 ): Promise<T> {
   const away = (failure: unknown) =>
     planning === undefined ? failure : new ServerAwayError(planning, failure);
@@ -226,9 +227,12 @@ export async function requestWithRetries<T>(
   let reconnectFailure: unknown;
   for (let attempt = 0; ; attempt++) {
     try {
+      // Ctrl-C during a backoff or a reconnect: the request is cancelled, the server not taken as gone.
+      if (signal?.aborted === true) throw new MuxftpError('CANCELLED', 'cancelled', { cause: signal.reason });
       if (reconnectFailure !== undefined) throw reconnectFailure;
       return await request(client);
     } catch (error) {
+      if (signal?.aborted === true) throw error;
       // Lost for good: its retries spent without reaching the server again, or none to spend
       // (--retries 0: nothing reconnects). What is not yet asked fails at once.
       const forGood = error === reconnectFailure || (retries === 0 && isConnectionLoss(error));
@@ -240,9 +244,9 @@ export async function requestWithRetries<T>(
       if (attempt >= retries || !isConnectionLoss(error)) throw error;
       const delayMs = backoffDelayMs(attempt);
       onRetry(error, attempt + 1, delayMs, client);
-      await untilDrained(client, error);
+      await untilDrained(client, error, signal);
       // Still away: the next try fails at once, with the reconnect's failure, and counts.
-      ({ client, failure: reconnectFailure } = await connection.tryReplace(client, delayMs));
+      ({ client, failure: reconnectFailure } = await connection.tryReplace(client, delayMs, signal));
     }
   }
 }
@@ -303,7 +307,7 @@ export function planningClient(
               retried = true;
               onRetry(error, attempt, delayMs, current);
             },
-            property as PlanningRequest,
+            { planning: property as PlanningRequest },
           );
         } catch (error) {
           // A mkdir made before its answer was lost: the directory is there, as asked. And a
@@ -324,7 +328,7 @@ export function planningClient(
               (current) => current.stat(args[0] as string),
               onRetry,
               // Given up with the server away, it is the mkdir that was not made (planning.ts's line).
-              'mkdir',
+              { planning: 'mkdir' },
             ).catch((lookFailed: unknown) => {
               if (exitStatusFor(lookFailed) === EXIT_STATUS.connectionFailed) throw lookFailed;
               return undefined;

@@ -349,6 +349,7 @@ async function skipIfIdentical(
       (client) => check(job, client, signal),
       (error, attempt, delayMs, client) =>
         retryNotices.retrying(subject, error, client, attempt, retries, delayMs),
+      { signal },
     ).catch((error: unknown) => {
       throw notCheckedError(run.command === 'put' ? job.remote : job.local, error);
     });

@@ -10,14 +10,14 @@ import { planningClient, ReconnectingClient, requestWithRetries, ServerAwayError
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 
-function standIn(replaceWith: () => Promise<Client>) {
+function standIn(replaceWith: (signal?: AbortSignal) => Promise<Client>) {
   const first = { name: 'first' } as unknown as Client;
   let replaced = 0;
   const connection = {
     client: first,
-    replace: async () => {
+    replace: async (_failed: Client, _delayMs: number, signal?: AbortSignal) => {
       replaced++;
-      return replaceWith();
+      return replaceWith(signal);
     },
     // The real ones, over the stand-in's replace() and its own field.
     tryReplace: ReconnectingClient.prototype.tryReplace,
@@ -80,7 +80,9 @@ describe('requestWithRetries', () => {
     const lost = async (): Promise<never> => {
       throw new MuxftpError('CONNECTION_LOST', 'connection closed');
     };
-    await expect(requestWithRetries(connection, 1, lost, () => {}, 'list')).rejects.toBe(refused);
+    await expect(requestWithRetries(connection, 1, lost, () => {}, { planning: 'list' })).rejects.toBe(
+      refused,
+    );
     expect(connection.goneFailure).toBe(refused);
     let asked = 0;
     const ask = async () => {
@@ -88,7 +90,7 @@ describe('requestWithRetries', () => {
       return 'listed';
     };
     // A planning request: given up, said as such (its reason the refusal, its code and exit status too).
-    const away = await requestWithRetries(connection, 5, ask, () => {}, 'stat').catch(
+    const away = await requestWithRetries(connection, 5, ask, () => {}, { planning: 'stat' }).catch(
       (error: unknown) => error,
     );
     expect(away).toBeInstanceOf(ServerAwayError);
@@ -109,11 +111,70 @@ describe('requestWithRetries', () => {
     };
     // Both in flight when the connection went: the same reconnect's failure ends both.
     const [first, second] = await Promise.all([
-      requestWithRetries(connection, 1, lost, () => {}, 'list').catch((error: unknown) => error),
-      requestWithRetries(connection, 1, lost, () => {}, 'list').catch((error: unknown) => error),
+      requestWithRetries(connection, 1, lost, () => {}, { planning: 'list' }).catch(
+        (error: unknown) => error,
+      ),
+      requestWithRetries(connection, 1, lost, () => {}, { planning: 'list' }).catch(
+        (error: unknown) => error,
+      ),
     ]);
     expect(first).toBe(refused);
     expect(second).toBeInstanceOf(ServerAwayError);
+  });
+
+  it('Ctrl-C during the wait to reconnect: cancelled at once, and the server not taken as gone', async () => {
+    const refused = new MuxftpError('CONNECT_FAILED', 'cannot connect to 127.0.0.1:1: connection refused');
+    const interrupt = new AbortController();
+    // A reconnect that waits out its backoff (3 s) unless Ctrl-C ends the wait, as replace() does.
+    let waitEndedBy: 'Ctrl-C' | 'its time' | undefined;
+    const { connection, replaced } = standIn(async (signal) => {
+      await new Promise<void>((resolve) => {
+        const end = (by: typeof waitEndedBy) => {
+          waitEndedBy ??= by;
+          resolve();
+        };
+        const timer = setTimeout(() => end('its time'), 3_000);
+        signal?.addEventListener('abort', () => {
+          clearTimeout(timer);
+          end('Ctrl-C');
+        });
+      });
+      if (signal?.aborted === true)
+        throw new MuxftpError('CANCELLED', 'cancelled while waiting to reconnect');
+      throw refused;
+    });
+    let asked = 0;
+    const lost = async (): Promise<never> => {
+      asked++;
+      throw new MuxftpError('CONNECTION_LOST', 'connection closed');
+    };
+    // Ctrl-C once the retry is said, during the wait.
+    const failure = await requestWithRetries(
+      connection,
+      1,
+      lost,
+      () => setTimeout(() => interrupt.abort(), 20),
+      {
+        signal: interrupt.signal,
+      },
+    ).catch((error: unknown) => error);
+    // Before: the wait went on to its end, and the refusal after it marked the server gone.
+    expect(waitEndedBy).toBe('Ctrl-C');
+    expect(failure).toMatchObject({ code: 'CANCELLED' });
+    expect(connection.goneFailure).toBeUndefined();
+    expect([asked, replaced()]).toEqual([1, 1]);
+    // A request lost as Ctrl-C came (its connection closed on the way out), under --retries 0:
+    // not the server gone either.
+    const second = new AbortController();
+    const closed = new MuxftpError('CONNECTION_LOST', 'connection closed');
+    const lostOnCtrlC = async (): Promise<never> => {
+      second.abort();
+      throw closed;
+    };
+    await expect(
+      requestWithRetries(connection, 0, lostOnCtrlC, () => {}, { signal: second.signal }),
+    ).rejects.toBe(closed);
+    expect(connection.goneFailure).toBeUndefined();
   });
 
   it('retries spent on connections that reconnected and were lost again: the server is not taken as gone', async () => {
@@ -123,7 +184,9 @@ describe('requestWithRetries', () => {
     const lost = async (): Promise<never> => {
       throw closed;
     };
-    await expect(requestWithRetries(connection, 2, lost, () => {}, 'list')).rejects.toBe(closed);
+    await expect(requestWithRetries(connection, 2, lost, () => {}, { planning: 'list' })).rejects.toBe(
+      closed,
+    );
     expect(replaced()).toBe(2);
     expect(connection.goneFailure).toBeUndefined();
   });
@@ -137,15 +200,19 @@ describe('requestWithRetries', () => {
       throw closed;
     };
     const [first, inFlight] = await Promise.all([
-      requestWithRetries(connection, 0, lost, () => {}, 'list').catch((error: unknown) => error),
-      requestWithRetries(connection, 0, lost, () => {}, 'list').catch((error: unknown) => error),
+      requestWithRetries(connection, 0, lost, () => {}, { planning: 'list' }).catch(
+        (error: unknown) => error,
+      ),
+      requestWithRetries(connection, 0, lost, () => {}, { planning: 'list' }).catch(
+        (error: unknown) => error,
+      ),
     ]);
     expect(first).toBe(closed);
     expect(inFlight).toBeInstanceOf(ServerAwayError);
     expect(connection.goneFailure).toBe(closed);
-    await expect(requestWithRetries(connection, 0, lost, () => {}, 'stat')).rejects.toBeInstanceOf(
-      ServerAwayError,
-    );
+    await expect(
+      requestWithRetries(connection, 0, lost, () => {}, { planning: 'stat' }),
+    ).rejects.toBeInstanceOf(ServerAwayError);
     // A refusal is no loss: said as itself, and the connection not taken as gone for it.
     const fresh = standIn(async () => {
       throw new Error('not asked to reconnect');
@@ -157,7 +224,7 @@ describe('requestWithRetries', () => {
         0,
         async () => Promise.reject(refused),
         () => {},
-        'list',
+        { planning: 'list' },
       ),
     ).rejects.toBe(refused);
     expect(fresh.goneFailure).toBeUndefined();
@@ -180,7 +247,7 @@ describe('requestWithRetries', () => {
       0,
       () => asked,
       () => {},
-      'list',
+      { planning: 'list' },
     ).catch((error: unknown) => error);
     await expect(
       requestWithRetries(
@@ -188,7 +255,7 @@ describe('requestWithRetries', () => {
         0,
         async () => Promise.reject(refused),
         () => {},
-        'list',
+        { planning: 'list' },
       ),
     ).rejects.toBe(refused);
     lose();
