@@ -11,7 +11,7 @@
  */
 import { constants } from 'node:os';
 import { settleTemporaryFilesNow } from '../client/sinks.js';
-import { canRedraw } from './terminalDrawing.js';
+import { canRedraw, SHOW_CURSOR } from './terminalDrawing.js';
 
 type SignalHandler = (signal: NodeJS.Signals) => void;
 
@@ -85,7 +85,6 @@ function exitNow(signal: NodeJS.Signals): never {
   process.exit(exitCodeFor(signal));
 }
 
-const SHOW_CURSOR = '\x1b[?25h';
 const WRAP_LINES = '\x1b[?7h';
 
 /** 128 + the signal's number, as a shell reports a process the signal ended (130 for SIGINT). */

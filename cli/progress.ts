@@ -9,7 +9,7 @@ import cliProgress from 'cli-progress';
 import stringWidth from 'string-width';
 import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
 import { printable } from '../shared/printable.js';
-import { canRedraw } from './terminalDrawing.js';
+import { canRedraw, showCursorWhileStopped } from './terminalDrawing.js';
 
 export interface TransferMeter {
   /** Bytes done so far; the size when known (a download learns it from the server's reply). */
@@ -429,6 +429,7 @@ class BarProgress implements TransferProgress {
   private movedBytes = 0;
   private readonly tally = new RunTally();
   private released = false;
+  private readonly stopListeningForCtrlZ: () => void;
 
   constructor(stream: NodeJS.WriteStream) {
     this.stream = stream;
@@ -457,6 +458,14 @@ class BarProgress implements TransferProgress {
       format: formatTotalBar,
     });
     stream.on('resize', this.onResize);
+    // After fg, a redraw moving up by the last frame's lines went over the lines the shell printed
+    // meanwhile ("[1]+ Stopped", the fg): the frame before the stop stays, and the next starts
+    // where the cursor is then. (The library keeps that count of lines and has no call to reset
+    // it; SIGCONT's handler may run after the first frame, so it is reset before the stop.)
+    this.stopListeningForCtrlZ = showCursorWhileStopped(stream, () => {
+      const terminal = (this.bars as unknown as { terminal?: { dy?: number } }).terminal;
+      if (typeof terminal?.dy === 'number') terminal.dy = 0;
+    });
   }
 
   /**
@@ -580,6 +589,7 @@ class BarProgress implements TransferProgress {
     if (this.released) return;
     this.released = true;
     this.stream.off('resize', this.onResize);
+    this.stopListeningForCtrlZ();
     // update() flushes lines queued by log(); stop() alone would drop them.
     this.bars.update();
     this.bars.stop();
