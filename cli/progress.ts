@@ -551,6 +551,10 @@ class BarProgress implements TransferProgress {
       retry: (attempt, of) => {
         if (ended) return;
         payload.name = `${name} (retry ${attempt}/${of})`;
+        // The rate is the new attempt's: the one before's bytes still in the window showed the
+        // old rate through the reconnect and after.
+        payload.rate = new RateMeter();
+        payload.rate.record(bytes.moved);
         // From zero (a put reports no 0 before its first chunk): the new attempt's bytes all count
         // as moved; a retry that continues says from where next (continuing).
         this.doneBytes += bytes.continuing(0);

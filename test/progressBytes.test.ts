@@ -5,7 +5,7 @@
  * (bars) and off one (the summary of a run where a file failed).
  */
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTransferProgress } from '../cli/progress.js';
 
 const MiB = 1024 * 1024;
@@ -64,5 +64,52 @@ describe('bytes moved', () => {
       progress.failedBeforeStart(1);
     });
     expect(summary).toMatch(/^muxftp: 1 file \(9\.00 MiB, 10\.0 MiB moved\), 1 failed in /);
+  });
+});
+
+describe('a file bar after a retry', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("shows the new attempt's rate, not one carried over from the attempt before", () => {
+    vi.useFakeTimers({
+      toFake: ['performance', 'Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'],
+    });
+    let written = '';
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        written += String(chunk);
+        done();
+      },
+    });
+    Object.assign(stream, { isTTY: true, columns: 100, rows: 24 });
+    const progress = createTransferProgress({
+      json: false,
+      quiet: false,
+      stream: stream as NodeJS.WriteStream,
+    });
+    const size = 8 * MiB;
+    const meter = progress.begin('a.bin', size);
+    // 100 KiB each 100 ms for 3 s: ~1,000 KiB/s.
+    for (let step = 1; step <= 30; step++) {
+      vi.advanceTimersByTime(100);
+      meter.update(step * 100 * 1024, size);
+    }
+    meter.retry(1, 5);
+    // The new attempt: 0.5 s to reconnect, then 64 KiB in the next 0.5 s: 64 KiB/s.
+    vi.advanceTimersByTime(500);
+    meter.update(0, size);
+    for (let step = 1; step <= 5; step++) {
+      vi.advanceTimersByTime(100);
+      meter.update(step * 12.8 * 1024, size);
+    }
+    const frames = written.split('\n').filter((line) => line.includes('a.bin (retry 1/5)'));
+    progress.release();
+    const rate = /(\d+(?:\.\d+)?) (KiB|MiB)\/s/.exec(frames.at(-1) ?? '');
+    expect(rate).not.toBeNull();
+    // Before: ~740 KiB/s, most of it the first attempt's bytes still in the meter's window.
+    expect(rate![2]).toBe('KiB');
+    expect(Number(rate![1])).toBeLessThan(200);
   });
 });
