@@ -93,7 +93,9 @@ export async function prepareMirror(
   const refused = await refusedMirror(run, destinations);
   if (refused === undefined)
     return { replaced: await removeConflicting({ ...run, failed: failures.length }) };
-  run.output.failure(run.command, refused);
+  const subject =
+    refused instanceof UncheckedDestination ? `${run.command} --delete ${refused.destination}` : run.command;
+  run.output.failure(subject, refused);
   return { refused: [...failures, ...jobs.map((job) => failedOutcome(job.local, job.remote, refused))] };
 }
 
@@ -163,7 +165,10 @@ export async function refusedMirror(
             (info) => info.isSymbolicLink(),
             () => false,
           );
-    if (link !== false) return link instanceof MuxftpError ? link : throughLink(tree.destination);
+    if (link !== false)
+      return link instanceof MuxftpError
+        ? new UncheckedDestination(tree.destination, link)
+        : throughLink(tree.destination);
   }
   for (const [i, a] of trees.entries()) {
     for (const b of trees.slice(i + 1)) {
@@ -364,6 +369,20 @@ interface DestinationSide {
   pathOf(destination: string, relative: string): string;
   walk(destination: string, excluded: Excluded | undefined): Promise<DestinationListing>;
   remove(destination: string, entry: DestinationEntry): Promise<void>;
+}
+
+/**
+ * A destination --delete could not look at to tell whether it is a symbolic link (its directory's
+ * listing failed, the connection lost): that failure, said with the destination's name.
+ */
+class UncheckedDestination extends MuxftpError {
+  constructor(
+    readonly destination: string,
+    failure: MuxftpError,
+  ) {
+    super(failure.code, failure.message, { cause: failure });
+    this.name = 'UncheckedDestination';
+  }
 }
 
 const throughLink = (destination: string): MuxftpError =>

@@ -53,18 +53,23 @@ async function goneAtFirstList(): Promise<string[]> {
 
 describe('exit status 3: the connection failed', () => {
   it.each([
-    ['get -r', ['get', '-r', 'srv', 'out']],
-    ['put -r --delete', ['put', '-r', 'tree', '--to', 'srv/', '--delete']],
+    ['get -r', ['get', '-r', 'srv', 'out'], 'get srv'],
+    // Its first listing: its destination's directory, to tell whether that is a link.
+    ['put -r --delete', ['put', '-r', 'tree', '--to', 'srv/', '--delete'], 'put --delete srv/tree'],
   ])(
     '%s: the server gone for good while a tree is listed, retries spent: 3, CONNECT_FAILED',
-    async (_, args) => {
+    async (_, args, subject) => {
       const dir = await setUp();
       const at = await goneAtFirstList();
       const result = await runCli([...at, ...args, '--retries', '1', '--json'], dir);
       expect(result.code).toBe(3);
       // Before: the refused reconnect was reported as INTERNAL_ERROR, exit 1.
+      // Said of what it was about. Before, put's line was `muxftp: put: cannot connect …`.
       expect(result.stderr).toMatch(
-        /cannot connect to 127\.0\.0\.1:\d+: connection refused.*\(CONNECT_FAILED\)/,
+        new RegExp(
+          `^muxftp: ${subject}: cannot connect to 127\\.0\\.0\\.1:\\d+: connection refused.*\\(CONNECT_FAILED\\)$`,
+          'm',
+        ),
       );
       expect(result.stderr).not.toContain('INTERNAL_ERROR');
       expect(result.stdout).not.toContain('INTERNAL_ERROR');
