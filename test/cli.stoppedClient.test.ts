@@ -26,13 +26,13 @@ afterEach(async () => {
 
 describe('a client process stopped past the server idle timeout', () => {
   /**
-   * `get a.bin` at 1 MiB/s of 8 MiB (with `files`, as many of 8 MiB, a.bin and b0.bin…, at once
+   * `get a.bin` at 1 MiB/s of 3 MiB (with `files`, as many of 3 MiB, a.bin and b0.bin…, at once
    * at as many MiB/s), stopped once it is under way until the server has timed its streams out
    * (a line logged after the stop for each), then let go on: its exit and stderr.
    */
   async function stoppedGet(idleTimeoutMs: number, retries: number, files = 1) {
     env = await startServer({ backend: 'disk', idleTimeoutMs });
-    const content = randomBytes(8 * MiB);
+    const content = randomBytes(3 * MiB);
     await writeFile(join(env.root!, 'a.bin'), content);
     const others = Array.from({ length: files - 1 }, (_, index) => `b${index}.bin`);
     for (const name of others) await writeFile(join(env.root!, name), content);
