@@ -16,7 +16,7 @@ import {
 } from './passwordPrompt.js';
 import { isLoopback } from './serverAccess.js';
 
-export const PASSWORD_ENV = 'MUXFTP_PASSWORD';
+const PASSWORD_ENV = 'MUXFTP_PASSWORD';
 
 export interface AccessOptions {
   /** Log in as this user. */
@@ -48,7 +48,7 @@ function unusableFile(message: string, options: { cause?: unknown } = {}): CliEr
 }
 
 /** A credentials file others can read is refused, as ssh refuses such a key. */
-export async function readCredentialsFile(path: string): Promise<{ user?: string; password: string }> {
+async function readCredentialsFile(path: string): Promise<{ user?: string; password: string }> {
   const info = await stat(path).catch((error: Error) => {
     throw unusableFile(`cannot read credentials file ${path}: ${errnoReason(error)}`, { cause: error });
   });

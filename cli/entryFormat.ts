@@ -5,7 +5,7 @@ import { formatBytes } from '../shared/humanUnits.js';
 import { printable } from '../shared/printable.js';
 
 /** Local time, to the second: `2025-11-23 13:22:05`. */
-export function formatMtime(ms: number): string {
+function formatMtime(ms: number): string {
   const at = new Date(ms);
   if (Number.isNaN(at.getTime())) return '-';
   const two = (n: number): string => String(n).padStart(2, '0');
@@ -55,7 +55,7 @@ export function formatEntryDetails(path: string, entry: WireEntry): string[] {
 }
 
 /** Permission bits as `stat` prints them: `0755 (rwxr-xr-x)`. */
-export function formatMode(mode: number): string {
+function formatMode(mode: number): string {
   return `${mode.toString(8).padStart(4, '0')} (${modeLetters(mode)})`;
 }
 

@@ -227,7 +227,7 @@ function normalRemote(remote: string): string {
  * `failed` things failed already. A dry run says it. A destination that is not there yet, or
  * cannot be listed, has nothing removed (the transfers report it).
  */
-export async function removeConflicting(run: MirrorRun & { failed: number }): Promise<TransferOutcome[]> {
+async function removeConflicting(run: MirrorRun & { failed: number }): Promise<TransferOutcome[]> {
   if (run.failed > 0) return [];
   return removeFromDestinations(run, 'in the way', (entry, present) => {
     // A name that is not UTF-8 is no path of the source's, whatever it looks like.

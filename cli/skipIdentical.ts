@@ -35,7 +35,7 @@ import type { SkippedDone, TransferDone, TransferJob, TransferRun } from './tran
  * time is the one seen before hashing: a file changed meanwhile must not lend its new time to
  * the old bytes. Keeping modes: its bits too (keepRemoteBits).
  */
-export async function remoteCopyIsIdentical(
+async function remoteCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
@@ -87,7 +87,7 @@ const cannotSetBits = new WeakSet<Client>();
  * times, it gets the remote time when it has another (as for put), keeping modes the remote bits
  * (localBitsToSet) — not through a symbolic link, whose target may be anywhere.
  */
-export async function localCopyIsIdentical(
+async function localCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
@@ -187,7 +187,7 @@ const sameTime = (a: number, b: number): boolean => Math.abs(a - b) <= 1;
  * put --skip-unchanged: the remote file has the local one's size and modification time. With
  * `keepModes` it gets the local bits when it has others, as an identical copy does.
  */
-export async function remoteCopyIsUnchanged(
+async function remoteCopyIsUnchanged(
   job: TransferJob,
   client: Client,
   keepModes: boolean,
@@ -204,7 +204,7 @@ export async function remoteCopyIsUnchanged(
  * get --skip-unchanged: the local file has the remote one's size and time, as listed. With
  * `keepModes` it gets the remote bits when it has others, as an identical copy does.
  */
-export async function localCopyIsUnchanged(
+async function localCopyIsUnchanged(
   job: TransferJob,
   keepModes = false,
   keepPartials = false,
@@ -240,7 +240,7 @@ async function localCopyExists(job: TransferJob): Promise<SkippedDone | undefine
  * (cli/crowdedDirectories.ts), else from a stat, each asked once a run: with both skip flags,
  * both checks look.
  */
-export class RemoteDestinations {
+class RemoteDestinations {
   readonly #crowded: CrowdedDirectories;
   readonly #stats = new Map<string, Promise<WireEntry | undefined>>();
 

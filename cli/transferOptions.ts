@@ -193,6 +193,6 @@ function parseLimitRate(value: string): number {
 }
 
 /** The patterns of an --exclude-from file, as rsync reads one: a line each, blank and `#` lines skipped. */
-export function excludeFileLines(text: string): string[] {
+function excludeFileLines(text: string): string[] {
   return text.split(/\r?\n/).filter((line) => line.trim() !== '' && !line.startsWith('#'));
 }

@@ -205,10 +205,7 @@ async function keptPartialInfo(kept: KeptPartial | undefined): Promise<KeptParti
 }
 
 /** What a transfer is called in messages and bars: where its bytes come from. */
-export function transferSubject(
-  command: TransferCommand,
-  job: Pick<TransferJob, 'local' | 'remote'>,
-): string {
+function transferSubject(command: TransferCommand, job: Pick<TransferJob, 'local' | 'remote'>): string {
   return command === 'put' ? job.local : job.remote;
 }
 
@@ -217,7 +214,7 @@ export function transferSubject(
  * for a moment, get -c's copy), so at most half of what the limit leaves after DEFAULTS.fdReserve
  * (the runtime's own, the connection), as the server reckons its own. Past it files failed EMFILE.
  */
-export function transfersAtOnce(parallel: number, limit = softFileDescriptorLimit()): number {
+function transfersAtOnce(parallel: number, limit = softFileDescriptorLimit()): number {
   if (limit === undefined) return parallel;
   return Math.max(1, Math.min(parallel, Math.floor((limit - DEFAULTS.fdReserve) / 2)));
 }

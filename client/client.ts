@@ -333,7 +333,7 @@ export interface DigestResult {
   digest: string;
 }
 
-export type { GetResult, KnownDigest, ProgressCallback, PutResult, ServerStats, SpaceReport, WireEntry };
+export type { KnownDigest, ProgressCallback, PutResult, SpaceReport, WireEntry };
 
 /** The streams one AbortSignal serves, behind its one 'abort' listener. */
 class AbortGroup {

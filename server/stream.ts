@@ -137,7 +137,7 @@ export function nameRequest(request: Request): RequestName {
 }
 
 /** Anything thrown by a handler, as the client may see it: no internals, no host paths. */
-export function toWireError(err: unknown): MuxftpError {
+function toWireError(err: unknown): MuxftpError {
   if (err instanceof MuxftpError && err.status < 400) return err;
   return new MuxftpError('INTERNAL_ERROR', 'internal server error', { cause: err });
 }

@@ -21,7 +21,7 @@ export interface RoomClaim {
  * What the writes in flight on one filesystem claimed and have not written yet, shared by the
  * DiskRooms that draw on it (one per device: a btrfs pool's subvolumes each have one).
  */
-export class RoomAccount {
+class RoomAccount {
   /** Claimed bytes not yet written. */
   claimedBytes = 0;
   /** The rooms whose samples the writes wear down. */
@@ -144,7 +144,7 @@ const COPY_ON_WRITE_TYPES: ReadonlySet<number> = new Set([...POOLED_FILESYSTEM_T
  * size share one account (each keeps its own free-space sample): admission more careful than it
  * need be, never less.
  */
-export function roomKey(device: number | bigint, stats: RoomStats | undefined): string {
+function roomKey(device: number | bigint, stats: RoomStats | undefined): string {
   if (stats?.type !== undefined && POOLED_FILESYSTEM_TYPES.has(Number(stats.type))) {
     return `pool:${Number(stats.type)}:${Number(stats.bsize)}:${Number(stats.blocks)}`;
   }

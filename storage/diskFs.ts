@@ -171,7 +171,7 @@ function createsFile(flags: string | number): boolean {
  * number could name another file by the time they run. Once closed, every call fails with EBADF
  * and a second close does nothing.
  */
-export class DiskFileHandle implements FsFileHandle {
+class DiskFileHandle implements FsFileHandle {
   readonly #fd: number;
   readonly #inline: InlineFileCalls;
   #closed = false;

@@ -6,10 +6,8 @@ import { MemoryStorage } from './memory.js';
 import type { Storage } from './types.js';
 
 export { DiskStorage, type DiskStorageOptions } from './disk.js';
-export type { FsFileHandle, FsPromises, FsStats } from './fsApi.js';
-export { FsStorage, type FsStorageOptions } from './fsStorage.js';
+export { FsStorage } from './fsStorage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
-export { isTemporaryName, normalizeClientPath, TEMP_PREFIX } from './paths.js';
 export type {
   CommitOptions,
   CommittedEntry,

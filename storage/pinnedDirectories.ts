@@ -27,7 +27,7 @@ export const O_PATH = 0o10000000;
 const PIN_FLAGS = O_PATH | fs.constants.O_DIRECTORY;
 
 /** A call's directory turned out to lie outside the root: storage says INVALID_PATH for it. */
-export class LedOutsideRootError extends Error {
+class LedOutsideRootError extends Error {
   readonly code = 'ELEDOUTSIDE';
   constructor(hostPath: string) {
     super(`led outside the root: ${hostPath}`);

@@ -106,8 +106,8 @@ class Tally {
 }
 
 /** Slots of the shared counter: operations claimed, and the `idle` run's active client finished. */
-export const CLAIMED = 0;
-export const ACTIVE_DONE = 1;
+const CLAIMED = 0;
+const ACTIVE_DONE = 1;
 export const COUNTER_SLOTS = 2;
 
 const micros = (fromMs: number) => Math.max(1, Math.round((performance.now() - fromMs) * 1000));

@@ -18,7 +18,7 @@ export const MAX_PASSWORD_BYTES = 1024;
  * writes. A hand-edited N of 2^20 would make every login of that user take 1 GiB, on the same
  * threads as the uploads' fsyncs.
  */
-export const MAX_SCRYPT_MEMORY_BYTES = 128 * 1024 * 1024;
+const MAX_SCRYPT_MEMORY_BYTES = 128 * 1024 * 1024;
 /** Longest salt and key a stored hash may have (`user add` writes 16 and 32 bytes). */
 const MAX_SALT_OR_KEY_BYTES = 64;
 

@@ -69,7 +69,7 @@ export function emptyUsersFile(): UsersFile {
   return { version: 1, users: {} };
 }
 
-export function checkUserName(name: string): void {
+function checkUserName(name: string): void {
   if (typeof name !== 'string' || !USER_NAME.test(name)) {
     throw new TypeError(
       `invalid user name ${JSON.stringify(name)}: 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)`,
@@ -101,7 +101,7 @@ function isByteCount(value: unknown): value is number {
 }
 
 /** Validates a parsed users file; throws a TypeError that names the user and field. */
-export function validateUsersFile(value: unknown): UsersFile {
+function validateUsersFile(value: unknown): UsersFile {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new TypeError('users file must be a JSON object');
   }

@@ -20,10 +20,7 @@ export interface FileDigest {
 }
 
 /** D from the block digests, in order. */
-export function combineBlockDigests(
-  algorithm: IntegrityAlgorithm,
-  blockDigests: readonly Uint8Array[],
-): Buffer {
+function combineBlockDigests(algorithm: IntegrityAlgorithm, blockDigests: readonly Uint8Array[]): Buffer {
   const hash = createBlockHash(algorithm);
   for (const blockDigest of blockDigests) hash.update(blockDigest);
   const digest = hash.digest();

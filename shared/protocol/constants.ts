@@ -1,6 +1,5 @@
 /** Wire constants of protocol version 2; docs/PROTOCOL.md is the normative text. */
 
-export const PROTOCOL_NAME = 'muxftp';
 /** Version 2 (issue #11): negotiated integrity algorithm, block digests, END names its algorithm. */
 export const PROTOCOL_VERSION = 2;
 /** Version 1 (one SHA-256 over the stream) is not spoken: a v1 peer gets VERSION_MISMATCH. */
@@ -11,7 +10,7 @@ export const WINDOW_PAYLOAD_BYTES = 4;
 /** PING: eight opaque bytes, echoed in the answer. */
 export const PING_PAYLOAD_BYTES = 8;
 /** END's digest field: the largest digest (sha256), a shorter one is followed by zero bytes. */
-export const END_DIGEST_FIELD_BYTES = 32;
+const END_DIGEST_FIELD_BYTES = 32;
 /** END: u64 size | u8 algorithm | digest field. Fixed, so it is checked from the header alone. */
 export const END_PAYLOAD_BYTES = 8 + 1 + END_DIGEST_FIELD_BYTES;
 /** Credit on a stream may never exceed this (as HTTP/2's 2^31-1). */

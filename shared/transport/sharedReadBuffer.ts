@@ -14,7 +14,7 @@
 import type { Socket } from 'node:net';
 
 /** Size of the shared buffer: at most this much is taken off a socket per read. */
-export const SHARED_READ_BUFFER_BYTES = 256 * 1024;
+const SHARED_READ_BUFFER_BYTES = 256 * 1024;
 
 let shared: Buffer | undefined;
 
