@@ -279,7 +279,9 @@ export function parseJsonObject(frame: Frame, what: string): Record<string, unkn
   return value as Record<string, unknown>;
 }
 
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** A JSON number that counts something (a size, an offset, a limit): a non-negative safe integer. */
+export const isCount = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 export function parseHello(frame: Frame): Hello {
   const o = parseJsonObject(frame, 'HELLO');

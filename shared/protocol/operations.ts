@@ -15,6 +15,7 @@ import {
 } from '../integrity/algorithms.js';
 import type { Frame } from './frame.js';
 import {
+  isCount,
   type Operation,
   parseJsonObject,
   type Request,
@@ -64,8 +65,6 @@ const badRequest = (message: string) => new MuxftpError('BAD_REQUEST', message);
 /** A REPLY the client cannot use: the server broke the protocol. */
 const badReply = (op: string, message: string) =>
   new ProtocolError('PROTOCOL_ERROR', `REPLY to ${op}: ${message}`);
-
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** A modification time in ms since the epoch, within what a JavaScript Date holds (±8.64e15). */
 const isFileTime = (v: unknown): v is number =>
