@@ -196,7 +196,8 @@ class RateMeter {
   private static readonly SAMPLE_EVERY_MS = 100;
   private readonly samples: Array<{ at: number; bytes: number }> = [];
 
-  record(bytes: number, at = performance.now()): void {
+  record(bytes: number): void {
+    const at = performance.now();
     const last = this.samples[this.samples.length - 1];
     if (last !== undefined && at - last.at < RateMeter.SAMPLE_EVERY_MS && this.samples.length > 1) {
       last.bytes = bytes;
@@ -206,7 +207,8 @@ class RateMeter {
     while (this.samples.length > 2 && at - this.samples[0]!.at > RateMeter.WINDOW_MS) this.samples.shift();
   }
 
-  perSecond(at = performance.now()): number {
+  perSecond(): number {
+    const at = performance.now();
     const first = this.samples[0];
     const last = this.samples[this.samples.length - 1];
     if (first === undefined || last === undefined || at - first.at < 1) return 0;

@@ -214,7 +214,8 @@ function transferSubject(command: TransferCommand, job: Pick<TransferJob, 'local
  * for a moment, get -c's copy), so at most half of what the limit leaves after DEFAULTS.fdReserve
  * (the runtime's own, the connection), as the server reckons its own. Past it files failed EMFILE.
  */
-function transfersAtOnce(parallel: number, limit = softFileDescriptorLimit()): number {
+function transfersAtOnce(parallel: number): number {
+  const limit = softFileDescriptorLimit();
   if (limit === undefined) return parallel;
   return Math.max(1, Math.min(parallel, Math.floor((limit - DEFAULTS.fdReserve) / 2)));
 }

@@ -50,7 +50,8 @@ export class OpenFileSlots {
   }
 
   /** A slot for connection `who`; undefined when taken, else the refusal to send (none taken). */
-  take(who: object, now = performance.now()): ServerBusyError | undefined {
+  take(who: object): ServerBusyError | undefined {
+    const now = performance.now();
     const held = this.#held.get(who) ?? 0;
     // The connections a share is of: those holding files, those refused holding none (not among
     // the holders), and the asking one when it holds none.
