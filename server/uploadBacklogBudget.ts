@@ -39,10 +39,6 @@ export class UploadBacklogBudget {
     this.ceilingBytes = highWaterBytes + Math.floor(highWaterBytes / 4);
   }
 
-  get totalBytes(): number {
-    return this.#totalBytes;
-  }
-
   /** The total passed the high-water mark and has not yet fallen to half of it. */
   get held(): boolean {
     return this.#held;

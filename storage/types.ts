@@ -185,12 +185,6 @@ export interface PartialRead {
   readonly size: number;
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
-  /**
-   * The `length` bytes at `position` without a copy, where storage holds the file in memory, or
-   * undefined (then read() them). Valid for as long as anyone holds it: storage never rewrites a
-   * file in place (an upload replaces it by a rename), so the bytes are the version opened.
-   */
-  view?(position: number, length: number): Buffer | undefined;
   /** Releases the file. */
   close(): Promise<void>;
 }
