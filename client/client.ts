@@ -765,10 +765,6 @@ export class Client {
     this.openWaiting();
     this.endOnceIdleIfClosing();
   }
-  /** @internal */
-  failConnection(error: ProtocolError): void {
-    this.transport.fail(error);
-  }
 
   /** The server's WELCOME: its version and limits. */
   get serverInfo(): Welcome {

@@ -43,8 +43,6 @@ export interface ClientHost {
   /** Tells the server (or drops the stream from the wait line, if it was never opened). */
   cancelStream(stream: ClientStream): void;
   streamDone(stream: ClientStream): void;
-  /** The server broke the protocol: the whole connection is failed. */
-  failConnection(error: ProtocolError): void;
 }
 
 /** Progress of one transfer: bytes moved so far, and the total when it is known. */

@@ -70,9 +70,6 @@ function recordingHost(sent: string[]): ClientHost {
       sent.push('CANCEL');
     },
     streamDone() {},
-    failConnection(error) {
-      throw error;
-    },
   };
 }
 
