@@ -2,7 +2,7 @@
  * Received file bytes on their way to storage or a local file, held in blocks that go round
  * instead of one fresh buffer per socket read.
  *
- * A socket that reads into one shared buffer (SharedReadBuffer) hands the decoder views that are
+ * A socket that reads into one shared buffer (SharedBufferReads) hands the decoder views that are
  * valid only until the next read, so a stream copies what it must keep here, and gives the blocks
  * back once the write that took them has finished. Fresh memory per read is what makes V8 run a
  * major garbage collection every few dozen MiB received and the kernel fault in new pages
