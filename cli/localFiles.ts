@@ -215,7 +215,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
       if (skip !== undefined) {
         tree.skipped.push({ localPath, relative, reason: skip });
       } else if (entry === undefined) {
-        tree.problems.push({ localPath, relative, error: error ?? localFsError(undefined, localPath) });
+        tree.problems.push({ localPath, relative, error });
       } else if (entry.kind === 'file') {
         tree.files.push({ relative, localPath, size: entry.size });
       } else if (entry.kind === 'dir') {

@@ -264,7 +264,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     if (notStartedCount > 0 && !controller.signal.aborted && gone !== undefined) {
       // The server stayed away through a transfer's every retry (or the connection went under
       // --retries 0): one line for the files left.
-      run.output.failure(`${run.command}: ${files} not started, ${goneReason(run.retries ?? 0)}`, gone);
+      run.output.failure(`${run.command}: ${files} not started, ${goneReason(run.retries)}`, gone);
     } else if (notStartedCount > 0) {
       run.output.failure(run.command, new MuxftpError('CANCELLED', `interrupted before ${files} started`));
     }
@@ -530,7 +530,7 @@ async function runOne(
         continue;
       }
       // Lost for good (reconnects failed, or none under --retries 0): the rest are not started.
-      const lostForGood = failedReconnecting || ((run.retries ?? 0) === 0 && isConnectionLoss(error));
+      const lostForGood = failedReconnecting || (run.retries === 0 && isConnectionLoss(error));
       if (lostForGood && !signal.aborted) run.connection.markGone(error);
       meter.end(false);
       const partial = await keptPartialInfo(kept);
