@@ -18,8 +18,6 @@ export const DEFAULTS = {
 
   /** Largest frame payload this side accepts; advertised in HELLO / WELCOME. */
   maxFramePayloadBytes: 1 * MiB,
-  /** Largest payload any implementation may announce (the decoder's hard ceiling). */
-  absoluteMaxFramePayloadBytes: 16 * MiB,
   /** Bytes a client's DATA frame (an upload) carries when the window allows. */
   chunkBytes: 256 * KiB,
   /**

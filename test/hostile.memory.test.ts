@@ -25,7 +25,7 @@ import { MemoryStorage } from '../storage/memory.js';
 import { MiB, retainedBufferBytes } from './helpers/heap.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { peakOf } from './helpers/peak.js';
-import { RawPeer } from './helpers/rawPeer.js';
+import { ANY_FRAME_PAYLOAD_BYTES, RawPeer } from './helpers/rawPeer.js';
 import { probeOtherClients } from './helpers/servedProbe.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { stalledPastTheMark, wholePutOnOpen } from './helpers/stalledDisk.js';
@@ -146,7 +146,7 @@ async function nonReadingDownload(port: number, path: string) {
     (resolve, reject) => {
       const decoder = new FrameDecoder(
         {
-          maxFramePayloadBytes: DEFAULTS.absoluteMaxFramePayloadBytes,
+          maxFramePayloadBytes: ANY_FRAME_PAYLOAD_BYTES,
           maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
         },
         (frame) => {

@@ -15,6 +15,7 @@ import { DEFAULTS } from '../../shared/defaults.js';
 import { FrameDecoder, wholeFrames } from '../../shared/protocol/decoder.js';
 import { encodeFrame } from '../../shared/protocol/encoder.js';
 import type { Frame } from '../../shared/protocol/frame.js';
+import { ANY_FRAME_PAYLOAD_BYTES } from './rawPeer.js';
 
 /** One whole frame in (DATA reassembled), the frame to send on in its place out, or undefined to drop it. */
 export type FrameRewriter = (frame: Frame) => Frame | undefined;
@@ -43,7 +44,7 @@ export const withJson = (frame: Frame, value: object): Frame => ({
 
 // The largest frames either side may send: the proxy must pass on whatever they agreed.
 const LIMITS = {
-  maxFramePayloadBytes: DEFAULTS.absoluteMaxFramePayloadBytes,
+  maxFramePayloadBytes: ANY_FRAME_PAYLOAD_BYTES,
   maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
 };
 

@@ -9,6 +9,9 @@ import { encodeHello } from '../../shared/protocol/encoder.js';
 import type { Frame } from '../../shared/protocol/frame.js';
 import { parseErrorPayload } from '../../shared/protocol/messages.js';
 
+/** A test peer's decoder takes frames up to this: above what either real side announces. */
+export const ANY_FRAME_PAYLOAD_BYTES = 16 * 1024 * 1024;
+
 export class RawPeer {
   /** A TCP socket, or one end of an in-memory pair (./transports.ts). */
   readonly socket: Duplex;
@@ -20,7 +23,7 @@ export class RawPeer {
     this.socket = socket;
     const decoder = new FrameDecoder(
       {
-        maxFramePayloadBytes: DEFAULTS.absoluteMaxFramePayloadBytes,
+        maxFramePayloadBytes: ANY_FRAME_PAYLOAD_BYTES,
         maxControlPayloadBytes: DEFAULTS.maxControlPayloadBytes,
       },
       wholeFrames((frame) => {
