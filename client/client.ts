@@ -573,6 +573,8 @@ export class Client {
   private lastHeardAt = 0;
   /** Looks for a silent server while calls wait on it (responseTimeoutMs). */
   private silenceWatch: NodeJS.Timeout | undefined;
+  /** performance.now() of its last look. */
+  private lastLookAt = 0;
   private pingsSent = 0;
 
   private constructor(
@@ -1551,6 +1553,7 @@ export class Client {
       );
     const timeoutMs = this.options.responseTimeoutMs;
     if (timeoutMs > 0 && this.welcome?.ping === true) {
+      this.lastLookAt = performance.now();
       this.silenceWatch = setInterval(this.lookForSilence, this.pingIntervalMs);
       this.silenceWatch.unref();
     }
@@ -1572,10 +1575,18 @@ export class Client {
    */
   private readonly lookForSilence = (): void => {
     const now = performance.now();
+    const sinceLastLook = now - this.lastLookAt;
+    this.lastLookAt = now;
     if (this.activeStreams === 0) {
       this.lastHeardAt = now;
       return;
     }
+    // Looks missed: this process was not running (stopped by Ctrl-Z, the machine asleep, the
+    // loop held), and what the server sent meanwhile waits unread in the socket, read only after
+    // this timer. That time is not the server's silence: it is pinged now and given the rest of
+    // the timeout. Counted, it failed every call in flight after an fg past --timeout.
+    const interval = this.pingIntervalMs;
+    if (sinceLastLook > 2 * interval) this.lastHeardAt = Math.max(this.lastHeardAt, now - interval);
     const quietMs = now - this.lastHeardAt;
     const timeoutMs = this.options.responseTimeoutMs;
     if (quietMs >= timeoutMs) {

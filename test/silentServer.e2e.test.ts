@@ -223,3 +223,29 @@ describe.concurrent("a client's response timeout", () => {
     expect(never.code).toBe(3);
   });
 });
+
+// Alone: it holds this process's loop, the server's with it, for a second.
+describe('a client process that was not running for a while (stopped by Ctrl-Z, asleep)', () => {
+  it("does not take the time it was not there to hear for the server's silence", async (test) => {
+    const own = ownFor(test);
+    // A stat the server answers after 300 ms: in flight while this process is held.
+    const storage = new MemoryStorage();
+    const stat = storage.stat.bind(storage);
+    storage.stat = async (path) => {
+      await delay(300);
+      return stat(path);
+    };
+    const env = await own.server({ storage });
+    const client = own.destroys(await env.connect({ responseTimeoutMs: 400 }));
+    await client.mkdir('d');
+    const asked = client.stat('d');
+    await delay(50);
+    // The whole process held 1 s (as stopped): no timer runs, no socket is read meanwhile.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
+    // Before: the first look after it counted the second as the server's silence and failed the
+    // stat, CONNECTION_LOST "no answer … in 0.4 s", its answer unread in the socket.
+    expect(await asked).toMatchObject({ name: 'd', type: 'dir' });
+    // And the connection goes on.
+    expect(await client.stat('d')).toMatchObject({ type: 'dir' });
+  });
+});
