@@ -11,7 +11,8 @@
  */
 import { constants } from 'node:os';
 import { settleTemporaryFilesNow } from '../client/sinks.js';
-import { canRedraw, SHOW_CURSOR } from './terminalDrawing.js';
+import { SHOW_CURSOR, WRAP_LINES } from '../shared/terminalStop.js';
+import { canRedraw } from './terminalDrawing.js';
 
 type SignalHandler = (signal: NodeJS.Signals) => void;
 
@@ -84,8 +85,6 @@ function exitNow(signal: NodeJS.Signals): never {
   if (canRedraw(process.stderr)) process.stderr.write(`${SHOW_CURSOR}${WRAP_LINES}`);
   process.exit(exitCodeFor(signal));
 }
-
-const WRAP_LINES = '\x1b[?7h';
 
 /** 128 + the signal's number, as a shell reports a process the signal ended (130 for SIGINT). */
 export function exitCodeFor(signal: NodeJS.Signals): number {

@@ -9,7 +9,8 @@ import cliProgress from 'cli-progress';
 import stringWidth from 'string-width';
 import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
 import { printable } from '../shared/printable.js';
-import { canRedraw, showCursorWhileStopped } from './terminalDrawing.js';
+import { giveTerminalBackOnStop } from '../shared/terminalStop.js';
+import { canRedraw } from './terminalDrawing.js';
 
 export interface TransferMeter {
   /** Bytes done so far; the size when known (a download learns it from the server's reply). */
@@ -462,11 +463,12 @@ class BarProgress implements TransferProgress {
     stream.on('resize', this.onResize);
     // After fg, a redraw moving up by the last frame's lines went over the lines the shell printed
     // meanwhile ("[1]+ Stopped", the fg): the frame before the stop stays, and the next starts
-    // where the cursor is then. (The library keeps that count of lines and has no call to reset
-    // it; SIGCONT's handler may run after the first frame, so it is reset before the stop.)
-    this.stopListeningForCtrlZ = showCursorWhileStopped(stream, () => {
-      const terminal = (this.bars as unknown as { terminal?: { dy?: number } }).terminal;
-      if (typeof terminal?.dy === 'number') terminal.dy = 0;
+    // where the cursor is then (the library keeps that count of lines and has no call to reset it).
+    this.stopListeningForCtrlZ = giveTerminalBackOnStop(stream, {
+      stopping: () => {
+        const terminal = (this.bars as unknown as { terminal?: { dy?: number } }).terminal;
+        if (typeof terminal?.dy === 'number') terminal.dy = 0;
+      },
     });
   }
 

@@ -23,7 +23,7 @@ import { globalOptionsOf } from '../globalOptions.js';
 import { abortOnInterrupt, exitCodeFor } from '../interrupt.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
 import { errorInfo, type Output } from '../output.js';
-import { canRedraw, showCursorWhileStopped } from '../terminalDrawing.js';
+import { canRedraw } from '../terminalDrawing.js';
 
 interface BenchFlags {
   local?: boolean;
@@ -161,10 +161,6 @@ export function registerBenchCommand(program: Command, output: Output): void {
       const stopListening = abortOnInterrupt(interrupt, global.json || global.quiet, (signal) => {
         interruptedBy = signal;
       });
-      // Its one bar is drawn on the line the cursor is on: after fg, below what the shell printed.
-      const stopListeningForCtrlZ = showProgress
-        ? showCursorWhileStopped(process.stderr, () => {})
-        : () => {};
       try {
         report = await runBench(options, {
           signal: interrupt.signal,
@@ -195,7 +191,6 @@ export function registerBenchCommand(program: Command, output: Output): void {
         return;
       } finally {
         stopListening();
-        stopListeningForCtrlZ();
       }
       // A --html file that cannot be written costs neither the run's results nor its line on stderr;
       // it is written first so that `ok` (first, as every command's --json has it) is what the

@@ -12,6 +12,7 @@ import cliProgress from 'cli-progress';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { MuxftpError } from '../../shared/errors.js';
 import type { ServerStats } from '../../shared/protocol/messages.js';
+import { giveTerminalBackOnStop } from '../../shared/terminalStop.js';
 import { Client, type ClientOptions } from '../client.js';
 import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult } from './load.js';
 import { type BenchOp, type BenchOptions, type BenchTls, benchClientOptions } from './options.js';
@@ -421,6 +422,8 @@ class ProgressView {
   private readonly perWorker: WorkerProgress[];
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly started = Date.now();
+  /** While the bar shows: Ctrl-Z gives the shell its cursor and line wrapping (the bar takes both). */
+  private readonly stopListeningForCtrlZ: () => void = () => {};
 
   constructor(
     stream: NodeJS.WriteStream | undefined,
@@ -444,6 +447,8 @@ class ProgressView {
     );
     const total = files ?? Math.ceil((durationMs ?? 0) / 1000);
     this.bar.start(total, 0, { mbps: 0, ops: 0 });
+    // One line, drawn where the cursor is: after fg, below what the shell printed.
+    this.stopListeningForCtrlZ = giveTerminalBackOnStop(stream, { wrapOff: true });
     if (files === undefined) this.timer = setInterval(() => this.render(files), 500);
   }
 
@@ -476,6 +481,7 @@ class ProgressView {
 
   stop(): void {
     clearInterval(this.timer);
+    this.stopListeningForCtrlZ();
     this.bar?.stop();
   }
 }

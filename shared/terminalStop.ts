@@ -1,0 +1,46 @@
+/**
+ * Ctrl-Z while progress bars are drawn (the CLI's put/get bars, bench's bar). The bars hide the
+ * terminal's cursor, and bench's turns its line wrapping off: the shell the process stops into
+ * gets both back, and `fg` takes them away again.
+ */
+
+export const SHOW_CURSOR = '\x1b[?25h';
+export const HIDE_CURSOR = '\x1b[?25l';
+export const WRAP_LINES = '\x1b[?7h';
+export const NO_WRAP = '\x1b[?7l';
+
+/**
+ * A SIGTSTP handled within this long after the process went on is one more Ctrl-Z typed before
+ * the stop (queued while the loop was busy): its stop is the one that just ended.
+ */
+const QUEUED_STOP_MS = 100;
+
+/**
+ * Until the returned function is called, Ctrl-Z (SIGTSTP) gives `stream`'s terminal its cursor
+ * (and line wrapping, with `wrapOff`) before the process stops, and hides it again once it goes
+ * on; `stopping` runs first (the bars forget the lines of their last frame).
+ */
+export function giveTerminalBackOnStop(
+  stream: NodeJS.WriteStream,
+  { stopping, wrapOff = false }: { stopping?: () => void; wrapOff?: boolean } = {},
+): () => void {
+  let wentOnAt = Number.NEGATIVE_INFINITY;
+  const onStop = (): void => {
+    if (performance.now() - wentOnAt < QUEUED_STOP_MS) return;
+    stopping?.();
+    stream.write(wrapOff ? `${SHOW_CURSOR}${WRAP_LINES}` : SHOW_CURSOR);
+    // The signal's default action, for this one: the process stops inside kill() and goes on
+    // from there at fg. Where no job-control shell started it (ssh -t host muxftp …, tmux new,
+    // xterm -e), the kernel discards the stop, as it did before this handler: a SIGSTOP there
+    // stopped it with nothing to let it go on.
+    process.off('SIGTSTP', onStop);
+    process.kill(process.pid, 'SIGTSTP');
+    process.on('SIGTSTP', onStop);
+    wentOnAt = performance.now();
+    stream.write(wrapOff ? `${HIDE_CURSOR}${NO_WRAP}` : HIDE_CURSOR);
+  };
+  process.on('SIGTSTP', onStop);
+  return () => {
+    process.off('SIGTSTP', onStop);
+  };
+}
