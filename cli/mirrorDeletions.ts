@@ -380,7 +380,10 @@ class UncheckedDestination extends MuxftpError {
     readonly destination: string,
     failure: MuxftpError,
   ) {
-    super(failure.code, failure.message, { cause: failure });
+    super(failure.code, failure.message, {
+      cause: failure,
+      ...(failure.details === undefined ? {} : { details: failure.details }),
+    });
     this.name = 'UncheckedDestination';
   }
 }

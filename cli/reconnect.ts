@@ -232,7 +232,11 @@ export async function requestWithRetries<T>(
       if (reconnectFailure !== undefined) throw reconnectFailure;
       return await request(client);
     } catch (error) {
-      if (signal?.aborted === true) throw error;
+      // Whatever it failed with as Ctrl-C came (its connection closed on the way out), it was cancelled.
+      if (signal?.aborted === true)
+        throw error instanceof MuxftpError && error.code === 'CANCELLED'
+          ? error
+          : new MuxftpError('CANCELLED', 'cancelled', { cause: error });
       // Lost for good: its retries spent without reaching the server again, or none to spend
       // (--retries 0: nothing reconnects). What is not yet asked fails at once.
       const forGood = error === reconnectFailure || (retries === 0 && isConnectionLoss(error));

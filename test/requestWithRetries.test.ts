@@ -173,8 +173,27 @@ describe('requestWithRetries', () => {
     };
     await expect(
       requestWithRetries(connection, 0, lostOnCtrlC, () => {}, { signal: second.signal }),
-    ).rejects.toBe(closed);
+    ).rejects.toMatchObject({ code: 'CANCELLED', cause: closed });
     expect(connection.goneFailure).toBeUndefined();
+  });
+
+  it('Ctrl-C as a reconnect succeeds: the request is not asked again on the new connection', async () => {
+    const interrupt = new AbortController();
+    const second = { name: 'second' } as unknown as Client;
+    const { connection } = standIn(async () => second);
+    const asked: Client[] = [];
+    const failure = await requestWithRetries(
+      connection,
+      2,
+      async (client) => {
+        asked.push(client);
+        throw new MuxftpError('CONNECTION_LOST', 'connection closed');
+      },
+      () => interrupt.abort(),
+      { signal: interrupt.signal },
+    ).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'CANCELLED' });
+    expect(asked).toHaveLength(1);
   });
 
   it('retries spent on connections that reconnected and were lost again: the server is not taken as gone', async () => {
