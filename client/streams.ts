@@ -96,6 +96,8 @@ export abstract class ClientStream {
   /** Its OPEN (and the frames sent with it) went out: the server knows the stream from here. */
   opened(): void {}
 
+  // A frame a stream does not expect breaks the protocol: the ProtocolError thrown here fails the
+  // whole connection (FramedSocket.onRead), not this stream alone.
   onReply(_result: Record<string, unknown>, _more: boolean): void {
     throw new ProtocolError('PROTOCOL_ERROR', `unexpected REPLY on stream ${this.id}`);
   }
