@@ -48,13 +48,17 @@ export function byDepth<T>(items: readonly T[], remoteOf: (item: T) => string): 
   return [...levels].sort(([a], [b]) => a - b).map(([, level]) => level);
 }
 
+// [user@]host: with a host name that starts with a letter (`2024-06-01T10:00.log` is a file's
+// name, not a host's), a dotted IPv4 address or a bracketed IPv6 one.
+const SCP_HOST_PATH =
+  /^(?:[^@/:\s]+@)?(?:[A-Za-z][A-Za-z0-9.-]*|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+(?:%[^\]]+)?\]):/;
+
 /**
- * A remote path written as scp and rsync take one with its host (`backup:photos`, `host:/data`):
- * to muxftp it names a file of that name on the server --server gives, which is rarely what was
- * meant. The warning to print, or undefined.
+ * A remote path written as scp and rsync take one with its host (`backup:photos`, `host:/data`,
+ * `alice@backup:photos`, `10.0.0.5:data`): to muxftp it names a file of that name on the server
+ * --server gives, which is rarely what was meant. The warning to print, or undefined.
  */
 export function hostPathWarning(argument: string | undefined): string | undefined {
-  // A host name starts with a letter here: `2024-06-01T10:00.log` is a file's name, not a host's.
-  if (argument === undefined || !/^[A-Za-z][A-Za-z0-9.-]*:/.test(argument)) return undefined;
+  if (argument === undefined || !SCP_HOST_PATH.test(argument)) return undefined;
   return `${argument} names a path with a colon in it on the server; the server is --server's (or $MUXFTP_SERVER's), not named in the path as scp's host:path is`;
 }

@@ -1,0 +1,46 @@
+/**
+ * What a user in their first hour types, with habits from scp, lftp and curl, and what muxftp
+ * answers: each mistake gets a line that says what muxftp does instead, or what to type.
+ * Real server on 127.0.0.1 (port 0), temp dirs, `node bin/muxftp.js …` children. Needs dist/.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+const tempDirs = new TempDirs('muxftp-newcomer-');
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  await tempDirs.removeAll();
+});
+
+const hostPathWarning = (argument: string) =>
+  `muxftp: warning: ${argument} names a path with a colon in it on the server; the server is --server's (or $MUXFTP_SERVER's), not named in the path as scp's host:path is\n`;
+
+describe("scp's [user@]host:path", () => {
+  it('is warned of with a user or an IPv4 address too, as with a bare host name', async () => {
+    server = await startServer({ backend: 'memory' });
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'a.txt'), 'a');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    for (const remote of ['alice@backup:a.txt', '10.0.0.5:a.txt', '[fd00::5]:a.txt', 'backup:a.txt']) {
+      const put = await runCli(['put', 'a.txt', remote, ...at], local);
+      // Before: only backup:a.txt was warned of; the others were stored without a word.
+      expect({ remote, code: put.code, stderr: put.stderr }).toEqual({
+        remote,
+        code: 0,
+        stderr: hostPathWarning(remote),
+      });
+    }
+    const get = await runCli(['get', 'alice@backup:a.txt', 'back.txt', ...at], local);
+    expect(get).toMatchObject({ code: 0, stderr: hostPathWarning('alice@backup:a.txt') });
+    // A name with a time in it is no host's.
+    const timed = await runCli(['put', 'a.txt', '2024-06-01T10:00.log', ...at], local);
+    expect(timed).toMatchObject({ code: 0, stderr: '' });
+  });
+});
