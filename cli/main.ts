@@ -76,12 +76,52 @@ const OTHER_TOOLS_OPTIONS: Readonly<Record<string, string>> = {
 };
 
 /**
- * `message` (commander's, without "error: ") with a pointer added for another tool's option, in
- * place of commander's spelling suggestion (for --include-from it was --exclude-from: the opposite).
+ * What muxftp does for the commands people bring from lftp, ftp, sftp and git: commander's
+ * spelling suggestion alone said `del`: help, `pull`: put, `cat`: stat, and nothing for most.
+ */
+const OTHER_TOOLS_COMMANDS: Readonly<Record<string, string>> = {
+  upload: 'put',
+  push: 'put',
+  mput: 'put, several files with --to DIR/',
+  reput: 'put -c',
+  download: 'get',
+  pull: 'get',
+  mget: 'get, several files with --to DIR/',
+  reget: 'get -c',
+  cat: 'get FILE -, to stdout',
+  delete: 'rm',
+  del: 'rm',
+  mdelete: 'rm',
+  mrm: 'rm',
+  rename: 'mv',
+  move: 'mv',
+  list: 'ls',
+  dir: 'ls',
+  nlist: 'ls',
+  mirror: 'put -r or get -r, with --delete to remove what the source lacks',
+  sync: 'put -r or get -r, with --skip-unchanged (and --delete)',
+  cp: 'no copy on the server: get the file, then put it',
+  copy: 'no copy on the server: get the file, then put it',
+  cd: 'no working directory: each remote path starts at the root (your home once logged in)',
+  pwd: 'no working directory: each remote path starts at the root (your home once logged in)',
+  open: 'no session to open: each command takes --server HOST:PORT (or $MUXFTP_SERVER)',
+  connect: 'no session to open: each command takes --server HOST:PORT (or $MUXFTP_SERVER)',
+  md5sum: 'stat --hash, or stat --hash sha256',
+  sha256sum: "stat --hash sha256 (Dropbox's content_hash, not sha256sum's digest)",
+  hash: 'stat --hash',
+  checksum: 'stat --hash',
+  size: 'stat',
+};
+
+/**
+ * `message` (commander's, without "error: ") with a pointer added for another tool's option or
+ * command, in place of commander's spelling suggestion (for --include-from it was --exclude-from:
+ * the opposite).
  */
 function withOtherToolsHint(message: string): string {
-  const flag = /^unknown option '(-[^'=]*)/.exec(message)?.[1];
-  const instead = flag === undefined ? undefined : OTHER_TOOLS_OPTIONS[flag];
+  const [, kind, word] = /^unknown (option|command) '([^'=]*)/.exec(message) ?? [];
+  const table = kind === 'option' ? OTHER_TOOLS_OPTIONS : OTHER_TOOLS_COMMANDS;
+  const instead = word === undefined || !Object.hasOwn(table, word) ? undefined : table[word];
   if (instead === undefined) return message;
   return message.replace(/\s*\(Did you mean [^)]*\)/, '').replace(/\n?$/, ` (muxftp: ${instead})\n`);
 }

@@ -44,3 +44,34 @@ describe("scp's [user@]host:path", () => {
     expect(timed).toMatchObject({ code: 0, stderr: '' });
   });
 });
+
+describe("other tools' commands", () => {
+  it("an lftp, sftp or git command says muxftp's way to do it, not a look-alike's name", async () => {
+    const local = await tempDirs.make();
+    for (const [command, instead] of [
+      // Before: "(Did you mean help?)", "(Did you mean put?)", "(Did you mean stat?)".
+      ['del', 'rm'],
+      ['pull', 'get'],
+      ['cat', 'get FILE -, to stdout'],
+      // Before: no word at all.
+      ['upload', 'put'],
+      ['mirror', 'put -r or get -r, with --delete to remove what the source lacks'],
+      ['cd', 'no working directory: each remote path starts at the root (your home once logged in)'],
+    ]) {
+      const result = await runCli([command!, 'x'], local);
+      expect({ command, code: result.code, first: result.stderr.split('\n')[0] }).toEqual({
+        command,
+        code: 2,
+        first: `muxftp: unknown command '${command}' (muxftp: ${instead})`,
+      });
+      expect(result.stderr).not.toContain('Did you mean');
+    }
+    // A plain typo keeps commander's suggestion.
+    const typo = await runCli(['gte', 'x'], local);
+    expect(typo).toMatchObject({ code: 2 });
+    expect(typo.stderr.split('\n').slice(0, 2)).toEqual([
+      "muxftp: unknown command 'gte'",
+      '(Did you mean get?)',
+    ]);
+  });
+});
