@@ -4,6 +4,7 @@
  * name; messages show it as '' so the line does not read `muxftp: rm : …`.
  */
 import { MuxftpError } from '../shared/errors.js';
+import { printable } from '../shared/printable.js';
 import { remotePathFromArgument } from './remotePath.js';
 
 export function emptyPathError(side: 'remote' | 'local'): MuxftpError {
@@ -19,4 +20,18 @@ export function remotePathRequired(argument: string): string {
 /** `argument` as a message shows it: '' when empty. */
 export function shownArgument(argument: string): string {
   return argument === '' ? "''" : argument;
+}
+
+/**
+ * The usage error for `put a b c` or `get a b c` without --to. To scp the last argument is the
+ * directory the others go into; here a second argument alone is the first one's new name, and
+ * three or more are none of those: the line says how to write either meaning.
+ */
+export function severalWithoutTo(command: 'put' | 'get', args: readonly string[]): string {
+  const last = printable(args.at(-1) ?? '');
+  const into = last.endsWith('/') ? last : `${last}/`;
+  const dir = into.slice(0, -1) || '/';
+  return command === 'put'
+    ? `several local files need --to REMOTE_DIR (a second argument alone is a remote name): \`put … --to ${into}\` puts the others into ${dir}, as scp's last argument does; \`--to /\` puts them all at the root`
+    : `several remote files need --to LOCAL_DIR (a second argument alone is a local name): \`get … --to ${into}\` gets the others into ${dir}, as scp's last argument does; \`--to .\` gets them all here`;
 }

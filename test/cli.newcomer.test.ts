@@ -75,3 +75,22 @@ describe("other tools' commands", () => {
     ]);
   });
 });
+
+describe("scp's `put a b DIR`", () => {
+  it('says how to write it with --to, and how to put them all where one alone goes', async () => {
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'a.txt'), 'a');
+    await writeFile(join(local, 'b.txt'), 'b');
+    const put = await runCli(['put', 'a.txt', 'b.txt', 'backup'], local);
+    expect(put.code).toBe(2);
+    // Before: "several local files need --to REMOTE_DIR (a second argument alone is a remote name)".
+    expect(put.stderr.split('\n')[0]).toBe(
+      "muxftp: several local files need --to REMOTE_DIR (a second argument alone is a remote name): `put … --to backup/` puts the others into backup, as scp's last argument does; `--to /` puts them all at the root",
+    );
+    const get = await runCli(['get', 'a.txt', 'b.txt', 'out/'], local);
+    expect(get.code).toBe(2);
+    expect(get.stderr.split('\n')[0]).toBe(
+      "muxftp: several remote files need --to LOCAL_DIR (a second argument alone is a local name): `get … --to out/` gets the others into out, as scp's last argument does; `--to .` gets them all here",
+    );
+  });
+});

@@ -32,7 +32,7 @@ import {
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
-import { emptyPathError, shownArgument } from '../pathArguments.js';
+import { emptyPathError, severalWithoutTo, shownArgument } from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { remoteArgumentsNamedBy } from '../remoteGlob.js';
@@ -114,8 +114,7 @@ function getTargetFromArguments(
       target: { kind: 'into', dir: options.to, argument: options.to },
     };
   }
-  if (args.length > 2)
-    usage('several remote files need --to LOCAL_DIR (a second argument alone is a local name)');
+  if (args.length > 2) usage(severalWithoutTo('get', args));
   const [remote, local] = args as [string, string | undefined];
   const remotes = [remote];
   if (local === undefined) return { remotes, target: { kind: 'into', dir: '.', argument: undefined } };

@@ -26,7 +26,7 @@ import {
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import type { Output } from '../output.js';
-import { emptyPathError, shownArgument } from '../pathArguments.js';
+import { emptyPathError, severalWithoutTo, shownArgument } from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import {
   AFTER_DRAIN,
@@ -125,8 +125,7 @@ function putTargetFromArguments(
     };
   }
   const [local, remote] = args as [string, string | undefined];
-  if (args.length > 2)
-    usage('several local files need --to REMOTE_DIR (a second argument alone is a remote name)');
+  if (args.length > 2) usage(severalWithoutTo('put', args));
   if (remote === undefined) {
     if (local === '-') usage("stdin ('-') needs a remote file name: muxftp put - NAME");
     return { sources: [local], target: { kind: 'into', dir: '', argument: undefined } };
