@@ -52,7 +52,17 @@ export function createProgram(output: Output): Command {
   registerFileCommands(program, output);
   registerBenchCommand(program, output);
   registerUserCommand(program, output);
+  pointUsageErrorsAtOwnHelp(program);
   return program;
+}
+
+/** A usage error after a command's name points at that command's help (`muxftp chmod --help`). */
+function pointUsageErrorsAtOwnHelp(parent: Command, path = 'muxftp'): void {
+  for (const command of parent.commands) {
+    const name = `${path} ${command.name()}`;
+    command.showHelpAfterError(`(see ${name} --help)`);
+    pointUsageErrorsAtOwnHelp(command, name);
+  }
 }
 
 /**

@@ -94,3 +94,27 @@ describe("scp's `put a b DIR`", () => {
     );
   });
 });
+
+describe("a command's usage error", () => {
+  it("points at that command's own help", async () => {
+    const local = await tempDirs.make();
+    for (const [args, help] of [
+      [['chmod', '999', 'f'], 'muxftp chmod --help'],
+      [['ls', '--bogus'], 'muxftp ls --help'],
+      [['user', 'add', 'zoe'], 'muxftp user add --help'],
+    ] as const) {
+      const result = await runCli([...args], local);
+      // Before: "(see muxftp --help, or muxftp <command> --help)" whatever the command.
+      expect({ args, code: result.code, last: result.stderr.trimEnd().split('\n').at(-1) }).toEqual({
+        args,
+        code: 2,
+        last: `(see ${help})`,
+      });
+    }
+    // Before any command: the general pointer.
+    const unknown = await runCli(['--bogus'], local);
+    expect(unknown.stderr.trimEnd().split('\n').at(-1)).toBe(
+      '(see muxftp --help, or muxftp <command> --help)',
+    );
+  });
+});

@@ -170,9 +170,7 @@ describe.concurrent('serve limit flags', () => {
         children: own.children,
       });
       expect(result.code).toBe(2);
-      expect(result.stderr).toBe(
-        `muxftp: serve: ${reason}\n(see muxftp --help, or muxftp <command> --help)\n`,
-      );
+      expect(result.stderr).toBe(`muxftp: serve: ${reason}\n(see muxftp serve --help)\n`);
     },
   );
 
