@@ -118,3 +118,19 @@ describe("a command's usage error", () => {
     );
   });
 });
+
+describe('a second serve on a port in use', () => {
+  it('says what to do: stop the other, or choose another --port (0 picks a free one)', async () => {
+    server = await startServer({ backend: 'memory' });
+    const dir = await tempDirs.make();
+    const result = await runCli(['serve', '--port', String(server.port), '--root', dir], dir, {
+      timeoutMs: 10_000,
+    });
+    // Before: "address already in use" alone.
+    expect(result).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: `muxftp: serve: cannot listen on 127.0.0.1:${server.port}: address already in use (another server has that port: stop it, or choose another --port; --port 0 picks a free one)\n`,
+    });
+  });
+});

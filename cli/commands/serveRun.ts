@@ -101,9 +101,17 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   } catch (error) {
     await storage.close();
     await root?.lock?.release();
-    throw new CliError(`serve: cannot listen on ${formatAddress(options)}: ${listenFailureReason(error)}`, {
-      cause: error,
-    });
+    // The first thing to try next, said where it applies: a second `serve` typed in a new terminal.
+    const next =
+      (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? ' (another server has that port: stop it, or choose another --port; --port 0 picks a free one)'
+        : '';
+    throw new CliError(
+      `serve: cannot listen on ${formatAddress(options)}: ${listenFailureReason(error)}${next}`,
+      {
+        cause: error,
+      },
+    );
   }
 
   const warnings = [
