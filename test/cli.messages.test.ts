@@ -166,7 +166,7 @@ describe('serve that cannot listen', () => {
     expect(result).toMatchObject({
       code: 1,
       stdout: '',
-      stderr: `muxftp: serve: DiskStorage: cannot use ${root} as the root: no such file or directory\n`,
+      stderr: `muxftp: serve: cannot use ${root} as the root: no such file or directory\n`,
     });
   });
 });

@@ -134,3 +134,17 @@ describe('a second serve on a port in use', () => {
     });
   });
 });
+
+describe('serve --root of a file', () => {
+  it('says the root is no directory, in the words of the command line', async () => {
+    const dir = await tempDirs.make();
+    await writeFile(join(dir, 'notes.txt'), 'x');
+    const result = await runCli(['serve', '--port', '0', '--root', 'notes.txt'], dir, { timeoutMs: 10_000 });
+    // Before: "serve: DiskStorage: cannot use …", the library's class name.
+    expect(result).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: `muxftp: serve: cannot use ${join(dir, 'notes.txt')} as the root: not a directory\n`,
+    });
+  });
+});

@@ -56,7 +56,8 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     memory: options.memory === true,
     durable: options.fsync === 'always',
   }).catch((error: Error) => {
-    throw new CliError(`serve: ${error.message}`, { cause: error });
+    // The library's class name is no word of the command line's: `serve: cannot use … as the root`.
+    throw new CliError(`serve: ${error.message.replace(/^DiskStorage: /, '')}`, { cause: error });
   });
   const root = options.memory === true ? undefined : await holdServedRoot(options.root, storage, log);
   // Young partial uploads survive a restart (issue #8): a client's put -c continues them. Inside
