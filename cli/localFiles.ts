@@ -58,7 +58,8 @@ export async function inspectLocal(localPath: string): Promise<LocalEntry> {
 async function missingEntry(localPath: string): Promise<{ reason: string } | MuxftpError> {
   const leadsTo = await readlink(localPath).catch(() => undefined);
   return leadsTo === undefined
-    ? new MuxftpError('LOCAL_IO_ERROR', `no such file or directory: ${localPath}`)
+    ? // "local": the line reads as a remote NOT_FOUND's would, but for its code at the end.
+      new MuxftpError('LOCAL_IO_ERROR', `no such local file or directory: ${localPath}`)
     : { reason: `symbolic link to nothing (${leadsTo} does not exist)` };
 }
 

@@ -148,3 +148,22 @@ describe('serve --root of a file', () => {
     });
   });
 });
+
+describe('a file not there', () => {
+  it("says which side it is missing on, not only by the code at the line's end", async () => {
+    server = await startServer({ backend: 'memory' });
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const put = await runCli(['put', 'nothere.txt', ...at], local);
+    // Before: "no such file or directory: nothere.txt (LOCAL_IO_ERROR)", get's words.
+    expect(put).toMatchObject({
+      code: 1,
+      stderr: 'muxftp: put nothere.txt: no such local file or directory: nothere.txt (LOCAL_IO_ERROR)\n',
+    });
+    const get = await runCli(['get', 'nothere.txt', ...at], local);
+    expect(get).toMatchObject({
+      code: 1,
+      stderr: 'muxftp: get nothere.txt: no such file or directory: nothere.txt (NOT_FOUND)\n',
+    });
+  });
+});

@@ -30,7 +30,7 @@ describe('-p on a transfer that cannot happen', () => {
     const missing = await cli('put', '-p', 'nosuch.txt', 'x/y/z.txt');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe(
-      'muxftp: put nosuch.txt: no such file or directory: nosuch.txt (LOCAL_IO_ERROR)\n',
+      'muxftp: put nosuch.txt: no such local file or directory: nosuch.txt (LOCAL_IO_ERROR)\n',
     );
 
     const tooLong = await cli('put', '-p', 'src.txt', `long/${'a'.repeat(256)}`);

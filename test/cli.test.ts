@@ -916,7 +916,7 @@ describe('muxftp CLI', () => {
       const onTerminal = await runOnTerminal(args, local);
       expect(onTerminal.code).toBe(1);
       const shown = onTerminal.stdout.toString();
-      expect(shown).toContain('muxftp: put missing.txt: no such file or directory: missing.txt');
+      expect(shown).toContain('muxftp: put missing.txt: no such local file or directory: missing.txt');
       expect(shown).toMatch(/muxftp: 1 file \(4 B\), 1 failed in /);
 
       // Not on a terminal (cron, a log): no bars, but the count a log is searched for, as rsync's
@@ -924,7 +924,7 @@ describe('muxftp CLI', () => {
       const piped = await runCli(args, { cwd: local });
       expect(piped.code).toBe(1);
       const [failure, summary, ...rest] = piped.stderr.trimEnd().split('\n');
-      expect(failure).toMatch(/^muxftp: put missing\.txt: no such file or directory/);
+      expect(failure).toMatch(/^muxftp: put missing\.txt: no such local file or directory/);
       expect(summary).toMatch(/^muxftp: 1 file \(4 B\), 1 failed in \d/);
       expect(rest).toEqual([]);
       await writeFile(join(local, 'ok2.txt'), 'fine too');
