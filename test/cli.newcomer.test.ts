@@ -167,3 +167,20 @@ describe('a file not there', () => {
     });
   });
 });
+
+describe('stat --hash of a directory', () => {
+  it('says --hash is for files, and how to see the directory', async () => {
+    server = await startServer({ backend: 'memory' });
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    expect((await runCli(['mkdir', 'photos', ...at], local)).code).toBe(0);
+    const result = await runCli(['stat', 'photos', '--hash', ...at], local);
+    // Before: "is a directory: photos (IS_A_DIRECTORY)" alone, though `stat photos` shows it.
+    expect(result).toMatchObject({
+      code: 1,
+      stderr:
+        'muxftp: stat photos: is a directory: photos (IS_A_DIRECTORY); --hash digests files only: stat it without --hash\n',
+    });
+    expect(await runCli(['stat', 'photos', ...at], local)).toMatchObject({ code: 0, stderr: '' });
+  });
+});

@@ -170,7 +170,14 @@ export function registerFileCommands(program: Command, output: Output): void {
             if (digest !== undefined) output.printLine(`${digest.algorithm.padEnd(6)} ${digest.digest}`);
             printed = true;
           } catch (error) {
-            lines.failure(`stat ${shownArgument(path)}`, error);
+            const directory = error instanceof MuxftpError && error.code === 'IS_A_DIRECTORY';
+            lines.failure(
+              `stat ${shownArgument(path)}`,
+              error,
+              hash !== undefined && directory
+                ? '--hash digests files only: stat it without --hash'
+                : undefined,
+            );
             const failed = { ok: false, error: errorInfo(error) };
             results.push(several ? { path, ...failed } : failed);
           }
