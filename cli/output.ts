@@ -35,6 +35,22 @@ export function describeError(error: unknown): string {
   return `internal error: ${String(error)}`;
 }
 
+/**
+ * `~` is the shell's, not the server's: `get '~/notes.txt'` (quoted, or the shell left it) asks
+ * for a directory named `~` at the root. A missing path that starts with one, as the server names
+ * it (`no such file or directory: ~/x`, `no remote path matches ~/*.log`), gets this hint.
+ */
+const TILDE_HINT =
+  '~ is not expanded on the server: remote paths start at its root (your home once logged in)';
+
+function isTildeNotFound(error: unknown): boolean {
+  return (
+    error instanceof MuxftpError &&
+    error.code === 'NOT_FOUND' &&
+    /(?:: | matches )~[\w.-]*(?:\/|$)/.test(error.message)
+  );
+}
+
 /** What owns the terminal while a command runs (progress bars): stderr lines go through it. */
 export interface ErrorRoute {
   log(line: string): void;
@@ -85,7 +101,9 @@ export class Output {
   failure(subject: string | undefined, error: unknown, hint?: string): void {
     const reason = describeError(error);
     const prefix = subject === undefined ? 'muxftp' : `muxftp: ${subject}`;
-    this.writeError(`${prefix}: ${reason}${hint === undefined ? '' : `; ${hint}`}`);
+    // In place of `add -p to create it`, which would make a directory named ~ there.
+    const next = isTildeNotFound(error) ? TILDE_HINT : hint;
+    this.writeError(`${prefix}: ${reason}${next === undefined ? '' : `; ${next}`}`);
     this.raiseExitCode(exitStatusFor(error));
   }
 

@@ -184,3 +184,30 @@ describe('stat --hash of a directory', () => {
     expect(await runCli(['stat', 'photos', ...at], local)).toMatchObject({ code: 0, stderr: '' });
   });
 });
+
+describe('~ in a remote path', () => {
+  it('is said to be the shell’s, in place of `add -p`, which would make a directory named ~', async () => {
+    server = await startServer({ backend: 'memory' });
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'a.txt'), 'a');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const hint = '~ is not expanded on the server: remote paths start at its root (your home once logged in)';
+    const get = await runCli(['get', '~/notes.txt', ...at], local);
+    // Before: the NOT_FOUND alone.
+    expect(get).toMatchObject({
+      code: 1,
+      stderr: `muxftp: get ~/notes.txt: no such file or directory: ~/notes.txt (NOT_FOUND); ${hint}\n`,
+    });
+    const put = await runCli(['put', 'a.txt', '~/docs/a.txt', ...at], local);
+    // Before: "…; add -p to create it".
+    expect(put).toMatchObject({
+      code: 1,
+      stderr: `muxftp: put a.txt: no such file or directory: ~/docs (NOT_FOUND); ${hint}\n`,
+    });
+    // Office's lock files (~$report.docx) are names, not homes.
+    const lock = await runCli(['get', '~$report.docx', ...at], local);
+    expect(lock.stderr).toBe(
+      'muxftp: get ~$report.docx: no such file or directory: ~$report.docx (NOT_FOUND)\n',
+    );
+  });
+});
