@@ -79,7 +79,7 @@ const OTHER_TOOLS_OPTIONS: Readonly<Record<string, string>> = {
   '--progress': 'progress bars show by themselves on a terminal',
   '-a': 'times and permission bits are kept by default; -r for trees',
   '--archive': 'times and permission bits are kept by default; -r for trees',
-  '-v': '--json gives a result for each file',
+  '-v': '-V, --version for the version; --json gives a result for each file',
   '--verbose': '--json gives a result for each file',
   '-R': '-r',
   '--include-from': '--include PATTERN, once for each (--exclude-from FILE reads excludes only)',
@@ -121,6 +121,7 @@ const OTHER_TOOLS_COMMANDS: Readonly<Record<string, string>> = {
   hash: 'stat --hash',
   checksum: 'stat --hash',
   size: 'stat',
+  version: '--version, -V',
 };
 
 /**

@@ -57,6 +57,7 @@ describe("other tools' commands", () => {
       ['upload', 'put'],
       ['mirror', 'put -r or get -r, with --delete to remove what the source lacks'],
       ['cd', 'no working directory: each remote path starts at the root (your home once logged in)'],
+      ['version', '--version, -V'],
     ]) {
       const result = await runCli([command!, 'x'], local);
       expect({ command, code: result.code, first: result.stderr.split('\n')[0] }).toEqual({
@@ -66,6 +67,12 @@ describe("other tools' commands", () => {
       });
       expect(result.stderr).not.toContain('Did you mean');
     }
+    // Before: "(muxftp: --json gives a result for each file)" alone, to `muxftp -v` too.
+    const v = await runCli(['-v'], local);
+    expect(v).toMatchObject({ code: 2 });
+    expect(v.stderr.split('\n')[0]).toBe(
+      "muxftp: unknown option '-v' (muxftp: -V, --version for the version; --json gives a result for each file)",
+    );
     // A plain typo keeps commander's suggestion.
     const typo = await runCli(['gte', 'x'], local);
     expect(typo).toMatchObject({ code: 2 });
