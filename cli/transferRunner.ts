@@ -140,7 +140,7 @@ export interface TransferRun {
   /** Files of the command that failed before they got a job (already reported), for the summary. */
   failedBeforeStart: number;
   /** What to do about a transfer's failure, added to its line ('add -p to create it'), if anything. */
-  failureHint?(error: unknown): string | undefined;
+  failureHint?(error: unknown, job: TransferJob): string | undefined;
   perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
   /**
    * get: true when the job's destination is written in place (an existing FIFO or device): its
@@ -542,7 +542,7 @@ async function runOne(
         bytes >= INTEGRITY_BLOCK_BYTES &&
         ((error instanceof MuxftpError && error.code === 'CANCELLED') || isRetryable(error));
       const hints = [
-        run.failureHint?.(error),
+        run.failureHint?.(error, job),
         partial && `${formatBytes(partial.bytes)} received kept in ${partial.path}: ${partial.hint}`,
         uploadMayBeKept
           ? `the server keeps the whole ${INTEGRITY_BLOCK_BYTES / 2 ** 20} MiB blocks it received for a while: run the same put with -c to continue it`

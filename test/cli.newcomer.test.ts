@@ -218,3 +218,24 @@ describe('~ in a remote path', () => {
     );
   });
 });
+
+describe('put of a file where the server has a directory of its name', () => {
+  it('says the directory is on the server, and how to put the file into it', async () => {
+    server = await startServer({ backend: 'memory' });
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'notes'), 'n');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    expect((await runCli(['mkdir', 'notes', ...at], local)).code).toBe(0);
+    const put = await runCli(['put', 'notes', ...at], local);
+    // Before: "is a directory: notes (IS_A_DIRECTORY)" alone, which reads as the local file's.
+    expect(put).toMatchObject({
+      code: 1,
+      stderr:
+        'muxftp: put notes: is a directory: notes (IS_A_DIRECTORY); a directory on the server has that name: to put the file into it, --to notes/\n',
+    });
+    expect(await runCli(['put', 'notes', '--to', 'notes/', ...at], local)).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+  });
+});

@@ -11,6 +11,7 @@ import type { Client, WireEntry } from '../../client/client.js';
 import { namesDirectory, normalizeClientPath } from '../../shared/clientPaths.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { PERMISSION_BITS } from '../../shared/fileModes.js';
+import { printable } from '../../shared/printable.js';
 import { planningLimit } from '../concurrency.js';
 import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
@@ -531,11 +532,16 @@ async function put(
       connection,
       retries: options.retries,
       failedBeforeStart: failures.length,
-      // The local file was there (else LOCAL_IO_ERROR): the remote directory it goes into is not.
-      failureHint: (error) =>
-        !parents && error instanceof MuxftpError && error.code === 'NOT_FOUND'
-          ? 'add -p to create it'
-          : undefined,
+      // The local file was there (else LOCAL_IO_ERROR): the remote directory it goes into is not;
+      // or the server has a directory under the file's name ("is a directory" read as the source).
+      failureHint: (error, job) =>
+        !(error instanceof MuxftpError)
+          ? undefined
+          : error.code === 'NOT_FOUND' && !parents
+            ? 'add -p to create it'
+            : error.code === 'IS_A_DIRECTORY'
+              ? `a directory on the server has that name: to put the file into it, --to ${printable(job.remote)}/`
+              : undefined,
       continueUploads: options.continue === true,
       ...skip,
       perform: async (job, client, transferOptions) => {
