@@ -62,3 +62,14 @@ export function hostPathWarning(argument: string | undefined): string | undefine
   if (argument === undefined || !SCP_HOST_PATH.test(argument)) return undefined;
   return `${argument} names a path with a colon in it on the server; the server is --server's (or $MUXFTP_SERVER's), not named in the path as scp's host:path is`;
 }
+
+/**
+ * A remote path that starts with `~`, made with -p (`put -p f '~/docs/'`, `--to=~/docs`, which no
+ * shell expands): the server never expands it, so it makes a directory named ~ at the root. The
+ * warning to print, or undefined. (Without -p such a path is NOT_FOUND, whose line says so.)
+ */
+export function tildePathWarning(argument: string | undefined): string | undefined {
+  if (argument === undefined || !/^~[\w.-]*\//.test(argument)) return undefined;
+  const first = argument.split('/')[0];
+  return `${argument} makes a directory named ${first} at the server's root: ~ is not expanded there (remote paths start at its root, your home once logged in)`;
+}

@@ -239,3 +239,28 @@ describe('put of a file where the server has a directory of its name', () => {
     });
   });
 });
+
+describe('-p with a remote path that starts with ~', () => {
+  it('warns that it makes a directory named ~ at the root', async () => {
+    server = await startServer({ backend: 'memory' });
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'a.txt'), 'a');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const why =
+      "at the server's root: ~ is not expanded there (remote paths start at its root, your home once logged in)";
+    // `--to=~/docs/`: no shell expands a ~ after the =.
+    const put = await runCli(['put', '-p', 'a.txt', '--to=~/docs/', ...at], local);
+    // Before: made ~/docs without a word.
+    expect(put).toMatchObject({
+      code: 0,
+      stderr: `muxftp: warning: ~/docs/ makes a directory named ~ ${why}\n`,
+    });
+    const mkdir = await runCli(['mkdir', '-p', '~alice/x', 'plain/y', ...at], local);
+    expect(mkdir).toMatchObject({
+      code: 0,
+      stderr: `muxftp: warning: ~alice/x makes a directory named ~alice ${why}\n`,
+    });
+    const ls = await runCli(['ls', ...at], local);
+    expect(ls.stdout).toMatch(/ ~\/\n/);
+  });
+});

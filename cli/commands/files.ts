@@ -27,7 +27,7 @@ import {
   matchRemotePattern,
   remotePathsNamedBy,
 } from '../remoteGlob.js';
-import { joinRemote, remoteBaseName, remotePathFromArgument } from '../remotePath.js';
+import { joinRemote, remoteBaseName, remotePathFromArgument, tildePathWarning } from '../remotePath.js';
 import { PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from '../remoteRemoval.js';
 import { walkRemoteTree } from '../remoteTree.js';
 
@@ -250,6 +250,10 @@ export function registerFileCommands(program: Command, output: Output): void {
     .option('-p, --parents', 'create missing parents too; no error if it exists')
     .action(async (paths: string[], options: { parents?: boolean }, command: Command) => {
       const parents = options.parents === true;
+      for (const path of parents ? paths : []) {
+        const tilde = tildePathWarning(path);
+        if (tilde !== undefined) output.warning(tilde);
+      }
       await eachPath(
         begin(command),
         output,

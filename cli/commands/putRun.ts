@@ -44,6 +44,7 @@ import {
   joinRemote,
   remoteParent,
   remotePathFromArgument,
+  tildePathWarning,
 } from '../remotePath.js';
 import { destinationSkips } from '../skipIdentical.js';
 import {
@@ -92,6 +93,8 @@ export async function runPut(
   const { sources, target } = putTargetFromArguments(args, options, command);
   const hostPath = hostPathWarning(target.argument);
   if (hostPath !== undefined) output.warning(hostPath);
+  const tilde = options.parents === true ? tildePathWarning(target.argument) : undefined;
+  if (tilde !== undefined) output.warning(tilde);
   output.setJsonFailureShape((error) =>
     sources.map((source) => failedOutcome(source, intendedRemote(source, target), error)),
   );
