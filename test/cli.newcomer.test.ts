@@ -3,7 +3,7 @@
  * answers: each mistake gets a line that says what muxftp does instead, or what to type.
  * Real server on 127.0.0.1 (port 0), temp dirs, `node bin/muxftp.js …` children. Needs dist/.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -237,6 +237,30 @@ describe('put of a file where the server has a directory of its name', () => {
       code: 0,
       stderr: '',
     });
+  });
+});
+
+describe('get of a file where a local directory has its name', () => {
+  it('says the directory is the local one, and how to get the file into it', async () => {
+    server = await startServer({ backend: 'memory' });
+    const local = await tempDirs.make();
+    await writeFile(join(local, 'notes'), 'n');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    expect((await runCli(['put', 'notes', ...at], local)).code).toBe(0);
+    await rm(join(local, 'notes'));
+    await mkdir(join(local, 'notes'));
+    const get = await runCli(['get', 'notes', ...at], local);
+    // Before: "is a directory: notes (LOCAL_IO_ERROR)" alone: only the code said which side.
+    expect(get).toMatchObject({
+      code: 1,
+      stderr:
+        'muxftp: get notes: is a directory: notes (LOCAL_IO_ERROR); a local directory has that name: to get the file into it, --to notes/\n',
+    });
+    expect(await runCli(['get', 'notes', '--to', 'notes/', ...at], local)).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+    expect(await readFile(join(local, 'notes', 'notes'), 'utf8')).toBe('n');
   });
 });
 

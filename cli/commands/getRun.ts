@@ -15,6 +15,7 @@ import { LocalPartialRefusedError } from '../../client/streams.js';
 import type { ConcurrencyLimit } from '../../shared/concurrencyLimit.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/humanUnits.js';
+import { printable } from '../../shared/printable.js';
 import { planningLimit } from '../concurrency.js';
 import { CrowdedDirectories } from '../crowdedDirectories.js';
 import { keepLocalDirectoryTimes } from '../directoryTimes.js';
@@ -393,12 +394,14 @@ async function get(
     // get -c refused the local file (it differs from the server's, or is larger): left as it was.
     // Not for a download that failed its final check: there may be no local file at all (what
     // was continued was a kept partial, or nothing), and without -c it would fail the same way.
-    failureHint: (error) =>
+    failureHint: (error, job) =>
       error instanceof LocalPartialRefusedError
         ? 'remove the local file, or get without -c to replace it'
         : error instanceof LocalRoomRefusedError && error.leftBytes > 0
           ? `an earlier download of it left ${formatBytes(error.leftBytes)} beside it: get -c continues from there`
-          : undefined,
+          : isLocalDirectoryInTheWay(error)
+            ? `a local directory has that name: to get the file into it, --to ${printable(job.local)}/`
+            : undefined,
     // Only a target the user named: a FIFO, device or link to one that a tree walk meets is
     // replaced, as rsync replaces it, not waited on or written through out of the tree.
     writesInPlace: (job) => (job.inTree === true ? Promise.resolve(false) : isSpecialFile(job.local)),
@@ -591,4 +594,13 @@ async function planDownloads(
     }
   }
   return { jobs, localDirs, trees };
+}
+
+/** A download refused because its local target is a directory (EISDIR): `get f` with a directory ./f. */
+function isLocalDirectoryInTheWay(error: unknown): boolean {
+  return (
+    error instanceof MuxftpError &&
+    error.code === 'LOCAL_IO_ERROR' &&
+    (error.cause as NodeJS.ErrnoException | undefined)?.code === 'EISDIR'
+  );
 }
