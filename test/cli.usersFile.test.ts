@@ -179,7 +179,7 @@ describe('muxftp user add/del', () => {
     expect(await readdir(dir)).toEqual([]);
     // The next edit goes ahead at once.
     const next = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'pw\n' });
-    expect(next).toMatchObject({ code: 0, stderr: '' });
+    expect(next).toMatchObject({ code: 0, stderr: '', stdout: `added bob to ${file}\n` });
   });
 
   it('refuses a limit under one byte rather than read it as no limit (0)', async () => {

@@ -106,7 +106,7 @@ export function registerUserCommand(program: Command, output: Output): void {
             { missingIsEmpty: true, onStaleLock: staleLockWarning(output) },
           ),
         );
-        output.printLine(`${flags.replace ? 'updated' : 'added'} ${name} in ${flags.users}`);
+        output.printLine(`${flags.replace ? `updated ${name} in` : `added ${name} to`} ${flags.users}`);
       } catch (error) {
         // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere (the
         // error's own exit status); Ctrl-D (no password given) fails as other errors do.
