@@ -575,6 +575,8 @@ export class Client {
   private silenceWatch: NodeJS.Timeout | undefined;
   /** performance.now() of its last look. */
   private lastLookAt = 0;
+  /** The socket's TCP connection is made (false too for a byte stream that is no socket). */
+  private readonly tcpConnected: () => boolean;
   private pingsSent = 0;
 
   private constructor(
@@ -585,6 +587,7 @@ export class Client {
   ) {
     this.options = options;
     this.peer = peer;
+    this.tcpConnected = () => (socket as Partial<Socket>).connecting === false;
     this.closed = new Promise((resolve) => {
       this.markClosed = resolve;
     });
@@ -666,10 +669,17 @@ export class Client {
     // (stopped) too; after it, a login may take the server's deliberate delay, up to the connect's.
     const welcomeWithinMs =
       responseTimeoutMs > 0 ? Math.min(connectTimeoutMs, responseTimeoutMs) : connectTimeoutMs;
+    // A connection made that nothing answers on is something else's port, or a server stopped;
+    // one never made, a host down or a firewall that drops it.
     const noAnswer = (withinMs: number) => () =>
       this.transport.destroy(
         // The peer is named by the CONNECT_FAILED this becomes the cause of (transportOnClose).
-        new MuxftpError('CONNECT_FAILED', `no answer within ${withinMs / 1000} s`),
+        new MuxftpError(
+          'CONNECT_FAILED',
+          this.tcpConnected()
+            ? `connected, but no muxftp server answered within ${withinMs / 1000} s`
+            : `no answer within ${withinMs / 1000} s`,
+        ),
       );
     return new Promise<Client>((resolve, reject) => {
       const timer = setTimeout(noAnswer(connectTimeoutMs), connectTimeoutMs);

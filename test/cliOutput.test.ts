@@ -129,10 +129,10 @@ describe('a server that accepts the connection and never answers', () => {
       const error = await Client.connect({ port, connectTimeoutMs: 300 }).catch((e: unknown) => e);
       expect(error).toMatchObject({
         code: 'CONNECT_FAILED',
-        message: `could not connect to 127.0.0.1:${port}: no answer within 0.3 s`,
+        message: `could not connect to 127.0.0.1:${port}: connected, but no muxftp server answered within 0.3 s`,
       });
       expect(describeError(connectFailure(error, { host: '127.0.0.1', port }, undefined))).toBe(
-        `cannot connect to 127.0.0.1:${port}: no answer within 0.3 s (CONNECT_FAILED)`,
+        `cannot connect to 127.0.0.1:${port}: connected, but no muxftp server answered within 0.3 s (CONNECT_FAILED)`,
       );
     } finally {
       for (const socket of sockets) socket.destroy();

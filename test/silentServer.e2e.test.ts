@@ -199,7 +199,9 @@ describe.concurrent("a client's response timeout", () => {
     });
     expect(run.code).toBe(3);
     // Not the connect's own 10 s.
-    expect(run.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: no answer within 1 s/);
+    expect(run.stderr).toMatch(
+      /cannot connect to 127\.0\.0\.1:\d+: connected, but no muxftp server answered within 1 s/,
+    );
     expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, error: { code: 'CONNECT_FAILED' } });
   });
 
@@ -214,7 +216,9 @@ describe.concurrent("a client's response timeout", () => {
       children: own.children,
     });
     expect(run.code).toBe(3);
-    expect(run.stderr).toMatch(/cannot connect to 127\.0\.0\.1:\d+: no answer within 1\.5 s/);
+    expect(run.stderr).toMatch(
+      /cannot connect to 127\.0\.0\.1:\d+: connected, but no muxftp server answered within 1\.5 s/,
+    );
     // 0s is accepted as 0 is (then the connect's own bound applies: not waited out here).
     const never = await runCli(['ls', '--server', '127.0.0.1:1', '--timeout', '0s'], dir, {
       children: own.children,
