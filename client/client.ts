@@ -575,6 +575,8 @@ export class Client {
   private silenceWatch: NodeJS.Timeout | undefined;
   /** performance.now() of its last look. */
   private lastLookAt = 0;
+  /** The last look came late (lookForSilence). */
+  private lastLookLate = false;
   /** The socket's TCP connection is made (false too for a byte stream that is no socket). */
   private readonly tcpConnected: () => boolean;
   private pingsSent = 0;
@@ -1591,15 +1593,17 @@ export class Client {
       this.lastHeardAt = now;
       return;
     }
-    // Looks missed: this process was not running (stopped by Ctrl-Z, the machine asleep, the
-    // loop held), and what the server sent meanwhile waits unread in the socket, read only after
-    // this timer. That time is not the server's silence: it is pinged now and given the rest of
-    // the timeout. Counted, it failed every call in flight after an fg past --timeout.
-    const interval = this.pingIntervalMs;
-    if (sinceLastLook > 2 * interval) this.lastHeardAt = Math.max(this.lastHeardAt, now - interval);
+    // A look that comes late: this process was not running (stopped by Ctrl-Z, the machine
+    // asleep, the loop held), and what the server sent meanwhile waits unread in the socket,
+    // read only after this timer. It pings rather than fails, so that an answer is read before
+    // the next look; failed, every call in flight failed after an fg past --timeout. (A loop late
+    // at every look fails at the second: a dead server is still given up on.)
+    const late = sinceLastLook > 2 * this.pingIntervalMs;
+    const mayFail = !late || this.lastLookLate;
+    this.lastLookLate = late;
     const quietMs = now - this.lastHeardAt;
     const timeoutMs = this.options.responseTimeoutMs;
-    if (quietMs >= timeoutMs) {
+    if (quietMs >= timeoutMs && mayFail) {
       const seconds = Math.round(timeoutMs / 100) / 10;
       this.transport.destroy(new ConnectionLostError(`no answer from ${this.peer} in ${seconds} s`));
     } else if (quietMs >= timeoutMs / 4) {

@@ -252,4 +252,28 @@ describe('a client process that was not running for a while (stopped by Ctrl-Z, 
     // And the connection goes on.
     expect(await client.stat('d')).toMatchObject({ type: 'dir' });
   });
+
+  it('a loop late at every look still gives up on a server gone silent', async (test) => {
+    const own = ownFor(test);
+    const env = await own.server();
+    const { port, silent } = await silencingProxy(own, env.port);
+    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 400 }));
+    await client.mkdir('d');
+    silent.on = true;
+    // The loop held 250 ms at a time (a busy process): every look at the silence comes late.
+    const busy = setInterval(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250), 1);
+    try {
+      const outcome = await Promise.race([
+        client.stat('d').then(
+          () => 'answered',
+          (error: unknown) => error,
+        ),
+        delay(10_000).then(() => 'still waiting'),
+      ]);
+      // A late look taken as a stop each time (the silence set back) waited for ever.
+      expect(outcome).toMatchObject({ code: 'CONNECTION_LOST' });
+    } finally {
+      clearInterval(busy);
+    }
+  });
 });
