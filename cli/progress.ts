@@ -463,9 +463,10 @@ class BarProgress implements TransferProgress {
     stream.on('resize', this.onResize);
     // After fg, a redraw moving up by the last frame's lines went over the lines the shell printed
     // meanwhile ("[1]+ Stopped", the fg): the frame before the stop stays, and the next starts
-    // where the cursor is then (the library keeps that count of lines and has no call to reset it).
+    // where the cursor is then (the library keeps that count of lines and has no call to reset
+    // it). Not after a Ctrl-Z that did not stop it: the next frame is drawn over the last.
     this.stopListeningForCtrlZ = giveTerminalBackOnStop(stream, {
-      stopping: () => {
+      wentOn: () => {
         const terminal = (this.bars as unknown as { terminal?: { dy?: number } }).terminal;
         if (typeof terminal?.dy === 'number') terminal.dy = 0;
       },

@@ -152,6 +152,11 @@ describe.skipIf(
     // Before (a SIGSTOP of its own): stopped for good, the terminal's Ctrl-C not heard.
     expect(seen).toEqual({ bars: true, finished: true });
     expect(afterFg.lastIndexOf(SHOW)).toBeGreaterThan(afterFg.lastIndexOf(HIDE));
+    // Not stopped, the bars go on drawing over their last frame: each moves up by its lines.
+    // Before: the frame after the Ctrl-Z started below it, and a stale copy stayed on screen.
+    const handled = afterFg.indexOf(SHOW); // the Ctrl-Z's: the cursor shown, then hidden at once
+    expect(handled).toBeGreaterThanOrEqual(0);
+    expect(afterFg.slice(handled, afterFg.indexOf('total', handled))).toMatch(new RegExp(`${ESC}\\[1A`));
     expect(Buffer.compare(await readFile(join(env!.root!, 'slow.bin')), content)).toBe(0);
   }, 60_000);
 
