@@ -6,11 +6,12 @@
  */
 import type { Writable } from 'node:stream';
 import { DEFAULTS } from '../shared/defaults.js';
-import { MuxftpError } from '../shared/errors.js';
+import { MuxftpError, RemoteError } from '../shared/errors.js';
 import { printable } from '../shared/printable.js';
 import { CliError } from './cliError.js';
 import { exitStatusFor } from './exitStatus.js';
 import type { GlobalOptions } from './globalOptions.js';
+import { NO_REMOTE_MATCH } from './remoteGlob.js';
 
 /** How a failure appears in JSON results. */
 export interface ErrorInfo {
@@ -40,15 +41,28 @@ export function describeError(error: unknown): string {
  * for a directory named `~` at the root. A missing path that starts with one, as the server names
  * it (`no such file or directory: ~/x`, `no remote path matches ~/*.log`), gets this hint.
  */
+/** What a path missing at the destination hints at, where -p would make its parents. */
+export const ADD_PARENTS_HINT = 'add -p to create it';
+
 const TILDE_HINT =
   '~ is not expanded on the server: remote paths start at its root (your home once logged in)';
 
 function isTildeNotFound(error: unknown): boolean {
   return (
-    error instanceof MuxftpError &&
-    error.code === 'NOT_FOUND' &&
+    // The server's, or a remote pattern's: not a local path (`get x --to '~/dl/'`), which the
+    // shell leaves as it is when quoted too, and is said so.
+    ((error instanceof RemoteError && error.code === 'NOT_FOUND') ||
+      (error instanceof MuxftpError && error.message.startsWith(NO_REMOTE_MATCH))) &&
     /(?:: | matches )~[\w.-]*(?:\/|$)/.test(error.message)
   );
+}
+
+/** In place of `add -p to create it`, which would make a directory named ~ there; other hints stay. */
+function withTildeHint(hint: string | undefined): string {
+  if (hint === undefined) return TILDE_HINT;
+  return hint.includes(ADD_PARENTS_HINT)
+    ? hint.replace(ADD_PARENTS_HINT, TILDE_HINT)
+    : `${TILDE_HINT}; ${hint}`;
 }
 
 /** What owns the terminal while a command runs (progress bars): stderr lines go through it. */
@@ -101,8 +115,7 @@ export class Output {
   failure(subject: string | undefined, error: unknown, hint?: string): void {
     const reason = describeError(error);
     const prefix = subject === undefined ? 'muxftp' : `muxftp: ${subject}`;
-    // In place of `add -p to create it`, which would make a directory named ~ there.
-    const next = isTildeNotFound(error) ? TILDE_HINT : hint;
+    const next = isTildeNotFound(error) ? withTildeHint(hint) : hint;
     this.writeError(`${prefix}: ${reason}${next === undefined ? '' : `; ${next}`}`);
     this.raiseExitCode(exitStatusFor(error));
   }

@@ -17,6 +17,9 @@ import { MuxftpError } from '../shared/errors.js';
 import { planningLimit } from './concurrency.js';
 import { isPlainName, joinRemote, remotePathFromArgument } from './remotePath.js';
 
+/** How a remote pattern that matches nothing is said, before the pattern. */
+export const NO_REMOTE_MATCH = 'no remote path matches ';
+
 const WILDCARD = new Set(['*', '?', '[', '{']);
 const ESCAPABLE = /\\([*?[\]{}\\])/g;
 
@@ -132,7 +135,7 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
       `${pattern} matches only a name on the server that is not UTF-8 (muxftp names files in UTF-8 only): ${unnameable}`,
     );
   }
-  if (found.length === 0) throw new MuxftpError('NOT_FOUND', `no remote path matches ${pattern}`);
+  if (found.length === 0) throw new MuxftpError('NOT_FOUND', `${NO_REMOTE_MATCH}${pattern}`);
   return found.sort((a, b) => (a.argument < b.argument ? -1 : a.argument > b.argument ? 1 : 0));
 }
 

@@ -216,6 +216,15 @@ describe('~ in a remote path', () => {
     expect(lock.stderr).toBe(
       'muxftp: get ~$report.docx: no such file or directory: ~$report.docx (NOT_FOUND)\n',
     );
+    // A local ~ (quoted, left by the shell) is not the server's: -p makes it, as asked.
+    expect((await runCli(['put', 'a.txt', 'notes.txt', ...at], local)).code).toBe(0);
+    const intoLocal = await runCli(['get', 'notes.txt', '--to', '~/dl/', ...at], local);
+    expect(intoLocal).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(
+        /: no such local directory: ~\/dl\/? \(NOT_FOUND\); add -p to create it\n$/,
+      ),
+    });
   });
 });
 

@@ -32,7 +32,7 @@ import {
   previewRun,
   removeExtraneous,
 } from '../mirrorDeletions.js';
-import type { Output } from '../output.js';
+import { ADD_PARENTS_HINT, type Output } from '../output.js';
 import { emptyPathError, severalWithoutTo, shownArgument } from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
@@ -218,7 +218,7 @@ async function get(
       output.failure(
         `get ${shownArgument(targetLabel(target))}`,
         error,
-        missing && !parents ? 'add -p to create it' : undefined,
+        missing && !parents ? ADD_PARENTS_HINT : undefined,
       );
       return { failed: error };
     }

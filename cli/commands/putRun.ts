@@ -26,7 +26,7 @@ import {
   previewRun,
   removeExtraneous,
 } from '../mirrorDeletions.js';
-import type { Output } from '../output.js';
+import { ADD_PARENTS_HINT, type Output } from '../output.js';
 import { emptyPathError, severalWithoutTo, shownArgument } from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import {
@@ -351,9 +351,7 @@ async function put(
   // The target's own failure (it cannot be made, or is no directory): one line for it.
   const targetFailed = (error: unknown): void => {
     const hint =
-      error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents
-        ? 'add -p to create it'
-        : undefined;
+      error instanceof MuxftpError && error.code === 'NOT_FOUND' && !parents ? ADD_PARENTS_HINT : undefined;
     // A dry run's look for a missing parent stands for the upload's own failure, said of the file.
     const ofTheFile =
       dryRun && target.kind === 'named' && destinationCreation(options) === 'none' && sources.length === 1;
@@ -541,7 +539,7 @@ async function put(
         !(error instanceof MuxftpError)
           ? undefined
           : error.code === 'NOT_FOUND' && !parents
-            ? 'add -p to create it'
+            ? ADD_PARENTS_HINT
             : error.code === 'IS_A_DIRECTORY'
               ? `a directory on the server has that name: to put the file into it, --to ${printable(job.remote)}/`
               : undefined,
