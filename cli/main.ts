@@ -52,6 +52,13 @@ export function createProgram(output: Output): Command {
   registerFileCommands(program, output);
   registerBenchCommand(program, output);
   registerUserCommand(program, output);
+  // Its subcommands are add, del, list: another tool's command name there (`user delete`) is
+  // none of muxftp's file commands, which the table would point at; commander's suggestion stays.
+  for (const command of program.commands.filter((c) => c.commands.length > 0))
+    command.configureOutput({
+      outputError: (message, write) =>
+        write(`muxftp: ${withOtherToolsHint(message.replace(/^error: /, ''), { commands: false })}`),
+    });
   pointUsageErrorsAtOwnHelp(program);
   return program;
 }
@@ -116,7 +123,7 @@ const OTHER_TOOLS_COMMANDS: Readonly<Record<string, string>> = {
   pwd: 'no working directory: each remote path starts at the root (your home once logged in)',
   open: 'no session to open: each command takes --server HOST:PORT (or $MUXFTP_SERVER)',
   connect: 'no session to open: each command takes --server HOST:PORT (or $MUXFTP_SERVER)',
-  md5sum: 'stat --hash, or stat --hash sha256',
+  md5sum: 'stat --hash, or stat --hash sha256; no md5',
   sha256sum: "stat --hash sha256 (Dropbox's content_hash, not sha256sum's digest)",
   hash: 'stat --hash',
   checksum: 'stat --hash',
@@ -129,8 +136,9 @@ const OTHER_TOOLS_COMMANDS: Readonly<Record<string, string>> = {
  * command, in place of commander's spelling suggestion (for --include-from it was --exclude-from:
  * the opposite).
  */
-function withOtherToolsHint(message: string): string {
+function withOtherToolsHint(message: string, { commands = true } = {}): string {
   const [, kind, word] = /^unknown (option|command) '([^'=]*)/.exec(message) ?? [];
+  if (kind === 'command' && !commands) return message;
   const table = kind === 'option' ? OTHER_TOOLS_OPTIONS : OTHER_TOOLS_COMMANDS;
   const instead = word === undefined || !Object.hasOwn(table, word) ? undefined : table[word];
   if (instead === undefined) return message;

@@ -80,6 +80,13 @@ describe("other tools' commands", () => {
       "muxftp: unknown command 'gte'",
       '(Did you mean get?)',
     ]);
+    // Under `user` (add, del, list), not the file commands: `user delete` is not rm.
+    const userDelete = await runCli(['user', 'delete', 'alice'], local);
+    expect(userDelete).toMatchObject({ code: 2 });
+    expect(userDelete.stderr.split('\n').slice(0, 2)).toEqual([
+      "muxftp: unknown command 'delete'",
+      '(Did you mean del?)',
+    ]);
   });
 });
 
