@@ -253,6 +253,16 @@ describe('put of a file where the server has a directory of its name', () => {
       code: 0,
       stderr: '',
     });
+    // One of several, or with --to already: no --to to suggest (it would move them all).
+    await writeFile(join(local, 'other'), 'o');
+    expect((await runCli(['mkdir', '-p', 'd2/notes', ...at], local)).code).toBe(0);
+    const several = await runCli(['put', 'notes', 'other', '--to', 'd2/', ...at], local);
+    expect(several).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining(
+        'muxftp: put notes: is a directory: d2/notes (IS_A_DIRECTORY); a directory on the server has that name\n',
+      ),
+    });
   });
 });
 

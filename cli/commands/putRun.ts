@@ -11,7 +11,6 @@ import type { Client, WireEntry } from '../../client/client.js';
 import { namesDirectory, normalizeClientPath } from '../../shared/clientPaths.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { PERMISSION_BITS } from '../../shared/fileModes.js';
-import { printable } from '../../shared/printable.js';
 import { planningLimit } from '../concurrency.js';
 import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
@@ -535,14 +534,16 @@ async function put(
       failedBeforeStart: failures.length,
       // The local file was there (else LOCAL_IO_ERROR): the remote directory it goes into is not;
       // or the server has a directory under the file's name ("is a directory" read as the source).
-      failureHint: (error, job) =>
-        !(error instanceof MuxftpError)
-          ? undefined
-          : error.code === 'NOT_FOUND' && !parents
-            ? ADD_PARENTS_HINT
-            : error.code === 'IS_A_DIRECTORY'
-              ? `a directory on the server has that name: to put the file into it, --to ${printable(job.remote)}/`
-              : undefined,
+      failureHint: (error, job) => {
+        if (!(error instanceof MuxftpError)) return undefined;
+        if (error.code === 'NOT_FOUND' && !parents) return ADD_PARENTS_HINT;
+        if (error.code !== 'IS_A_DIRECTORY') return undefined;
+        // --to moves every file of the command: said as the fix only for a lone file named.
+        const lone = sources.length === 1 && options.recursive !== true && options.to === undefined;
+        return lone
+          ? `a directory on the server has that name: to put the file into it, --to ${shellWord(`${job.remote}/`)}`
+          : 'a directory on the server has that name';
+      },
       continueUploads: options.continue === true,
       ...skip,
       perform: async (job, client, transferOptions) => {
