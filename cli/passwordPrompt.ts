@@ -56,16 +56,23 @@ export function inTerminalForeground(
 /** Prompts on stderr and reads a line from the terminal with echo off. */
 export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.stdin): Promise<string> {
   return new Promise((resolve, reject) => {
+    const interrupted = (signal: NodeJS.Signals = 'SIGINT') =>
+      new CliError('interrupted', { code: 'CANCELLED', showsCode: true, exitCode: exitCodeFor(signal) });
+    // A signal sent meanwhile (kill, a closed terminal) ends it as Ctrl-C does, not silently.
+    // Heard before the prompt shows: one sent on seeing it, while this process had not run on
+    // yet (a loaded machine), met no handler and killed it without a word.
+    const stopListening = handleSignals((signal) => finish(interrupted(signal)));
     // Echo goes off before the prompt shows, so nothing typed after seeing it is ever echoed.
-    input.setRawMode(true);
+    try {
+      input.setRawMode(true);
+    } catch (error) {
+      stopListening(); // not a terminal after all: the signals are the caller's again
+      throw error;
+    }
     process.stderr.write(prompt);
     input.resume();
     input.setEncoding('utf8');
     let typed = '';
-    const interrupted = (signal: NodeJS.Signals = 'SIGINT') =>
-      new CliError('interrupted', { code: 'CANCELLED', showsCode: true, exitCode: exitCodeFor(signal) });
-    // A signal sent meanwhile (kill, a closed terminal) ends it as Ctrl-C does, not silently.
-    const stopListening = handleSignals((signal) => finish(interrupted(signal)));
     const finish = (error?: Error) => {
       stopListening();
       input.off('data', onData);
