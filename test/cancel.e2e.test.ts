@@ -6,7 +6,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -20,6 +20,7 @@ import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
@@ -50,6 +51,13 @@ async function untilEmptyOfTemporaryFiles(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return leftovers;
+}
+
+/** Files under `dir` that process `pid` holds open (/proc/PID/fd; none where it cannot be told). */
+async function heldOpenUnder(pid: number, dir: string): Promise<string[]> {
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  const held = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+  return held.filter((path) => path.startsWith(`${dir}/`));
 }
 
 describe('cancelling one operation through its AbortSignal', () => {
@@ -329,7 +337,24 @@ describe('Ctrl-C in the CLI', () => {
     // The uploads were resumable (--retries): the server keeps each one's whole blocks, hidden,
     // for a later put -c (issue #8); every other temporary file is gone.
     expect(await untilEmptyOfTemporaryFiles(root, (p) => !p.includes('.muxftp-partial-'))).toEqual([]);
-    const kept = (await readdir(join(root, 'up'))).filter((n) => n.startsWith('.muxftp-partial-'));
+    // The server hears of the cancels a moment after the CLI exits; each abort then writes what is
+    // in flight, cuts the file to whole blocks (or removes it) and closes it. Looked at before
+    // that, a loaded machine saw a file mid-way (65524 B): wait until the server holds none open
+    // and none is left between whole blocks (one of under a block is closed, then removed).
+    const up = await realpath(join(root, 'up'));
+    const partials = async () => (await readdir(up)).filter((n) => n.startsWith('.muxftp-partial-'));
+    const wholeOrGone = (name: string) =>
+      stat(join(up, name)).then(
+        (s) => s.size % (4 * MiB) === 0,
+        () => true,
+      );
+    await until(
+      async () =>
+        (await heldOpenUnder(serve.pid!, up)).length === 0 &&
+        (await Promise.all((await partials()).map(wholeOrGone))).every(Boolean),
+      'the server done with the uploads: none held open, each kept as whole blocks or removed',
+    );
+    const kept = await partials();
     for (const name of kept) expect((await stat(join(root, 'up', name))).size % (4 * MiB)).toBe(0);
     expect((await readdir(join(root, 'up'))).filter((n) => !kept.includes(n))).toEqual(['big-0.bin']);
     expect((await readFile(join(root, 'up', 'big-0.bin'))).equals(old)).toBe(true);
