@@ -6,16 +6,16 @@
  * for a user). Real server on 127.0.0.1, the real CLI. Needs dist/ (npm run build).
  */
 
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
-import { makeFifo } from './helpers/fifo.js';
+import { makeFifo, waitsInFifoOpen } from './helpers/fifo.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
-import { delay } from './helpers/waits.js';
+import { until } from './helpers/waits.js';
 
 let server: TestServer | undefined;
 const tempDirs = new TempDirs('muxftp-special-');
@@ -166,18 +166,21 @@ describe('get into an existing FIFO or device', () => {
     const dir = await tempDirs.make();
     const fifo = join(dir, 'pipe');
     makeFifo(fifo);
-    // No reader ever comes: the CLI's open of the FIFO waits until Ctrl-C. Sent once the CLI has
-    // asked the server about data.bin (it opens the FIFO next), and a moment more: a fixed 1.5 s
-    // from the spawn could pass before a loaded machine had the CLI running, or connected.
-    const asked = () => server!.server.counters.streamsTotalByOp.get('stat') ?? 0;
-    const interrupt = (async () => {
-      for (const started = Date.now(); asked() === 0 && Date.now() - started < 8_000; ) await delay(20);
-      await delay(300);
-    })();
+    // No reader ever comes: the CLI's open of the FIFO waits until Ctrl-C. Sent once that open
+    // waits (a thread of the CLI in the kernel's FIFO open): a fixed 1.5 s from the spawn could
+    // pass before a loaded machine had the CLI running, and 300 ms after its stat before it had
+    // planned the transfer (then it is the "interrupted" of a command, not the get's "cancelled").
+    let cli: ChildProcess | undefined;
+    const interrupt = until(
+      () => cli?.pid !== undefined && waitsInFifoOpen(cli.pid),
+      "the CLI's open of the FIFO waiting for a reader",
+      { timeoutMs: 8_000 },
+    );
 
     const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', 'data.bin', fifo], dir, {
       interruptWhen: interrupt,
       timeoutMs: 10_000,
+      children: { add: (child) => (cli = child) },
     });
 
     expect(result.signal).toBeNull(); // not killed by the test's timeout

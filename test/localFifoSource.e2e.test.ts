@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeFifo } from './helpers/fifo.js';
+import { makeFifo, waitsInFifoOpen } from './helpers/fifo.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -65,26 +65,9 @@ async function writerWaitingOn(
         return '';
       }
     })();
-    if (waitsInFifoOpen(writer.pid!, wchan)) return { exited };
+    if (waitsInFifoOpen(writer.pid!)) return { exited };
     if (performance.now() > deadline) throw new Error(`the writer never waited in its open (${wchan})`);
     await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/**
- * Whether process `pid` waits in the open of a FIFO for its other end: its wait channel names the
- * kernel's FIFO open (wait_for_partner, or fifo_open where that is inlined), or, on a kernel that
- * hides wait channels (`0`), it sleeps in an openat(2) (x86-64's 257, arm64's 56).
- */
-function waitsInFifoOpen(pid: number, wchan: string): boolean {
-  if (wchan === 'wait_for_partner' || wchan === 'fifo_open') return true;
-  if (wchan !== '0') return false;
-  try {
-    const state = /^State:\s+S/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    const syscall = readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0];
-    return state && syscall === (process.arch === 'arm64' ? '56' : '257');
-  } catch {
-    return false;
   }
 }
 
