@@ -91,7 +91,11 @@ describe('a client process stopped past the server idle timeout', () => {
   });
 
   it('get of 4 files at once: the transfers the one stall timed out are said retried in one line', async () => {
-    const { code, stderr, content, local } = await stoppedGet(500, 5, 4);
+    // An idle timeout well past how long each transfer waits for its credit once they go on: under
+    // --limit-rate the four take turns at a tenth of a second's worth each, so a transfer is
+    // granted credit every 0.4 s, and against 0.5 s a loaded machine timed one out again (a second
+    // retry line). The stop is waited out by the server's timeouts, however long they take.
+    const { code, stderr, content, local } = await stoppedGet(2_000, 5, 4);
     // Before: a line each, as for each lost connection.
     const retryLines = stderr.split('\n').filter((line) => /retry \d/.test(line));
     expect(retryLines).toEqual([
