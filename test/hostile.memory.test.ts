@@ -30,7 +30,7 @@ import { probeOtherClients } from './helpers/servedProbe.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { stalledPastTheMark, wholePutOnOpen } from './helpers/stalledDisk.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
-import { delay } from './helpers/waits.js';
+import { delay, until } from './helpers/waits.js';
 
 let env: TestServer | undefined;
 const peers: RawPeer[] = [];
@@ -289,13 +289,20 @@ describe("a listing waiting for memory that other clients' listings hold", () =>
     const fit = Math.floor(
       DEFAULTS.listingNamesBudgetBytes / namesBytes(storage.volume.readdirSync('/big') as string[]),
     );
-    const state = { calls: 0, looked: new Set<number>(), letGo: () => {} };
+    const state = { calls: 0, looked: new Set<number>(), waitingForMemory: 0, letGo: () => {} };
     const gate = new Promise<void>((resolve) => {
       state.letGo = resolve;
     });
     const listBatches = storage.listBatches.bind(storage);
     storage.listBatches = async function* (path, listing) {
       const call = state.calls++;
+      // Counts the listings waiting for the budget (storage tells the server through this).
+      const told = listing?.onWaitingForMemory;
+      if (listing !== undefined)
+        listing.onWaitingForMemory = (waiting) => {
+          state.waitingForMemory += waiting ? 1 : -1;
+          told?.(waiting);
+        };
       for await (const batch of listBatches(path, listing)) {
         state.looked.add(call);
         if (call < fit) await gate;
@@ -326,11 +333,21 @@ describe("a listing waiting for memory that other clients' listings hold", () =>
   }
 
   it("is the server's wait: its connection is still read, it is not timed out, and cancelled it leaves the line", async () => {
-    const { env, fit, state } = await budgetHeldElsewhere({ idleTimeoutMs: 400 });
+    // Each listing reads and sorts its 25,000 names before it finds the budget taken and waits:
+    // the server's work, one listing after another, which a loaded machine took ~0.2 s each for
+    // (the eighth waited from 1.9 s on). Against a 400 ms idle timeout those not waiting yet were
+    // timed out. So a timeout the set-up fits in, and the wait for the timeouts that must not
+    // come starts once every listing in its turn waits: two whole intervals from then.
+    const idleTimeoutMs = 2_000;
+    const { env, fit, state } = await budgetHeldElsewhere({ idleTimeoutMs });
     // Every listing in its turn waits for memory, and two more wait their turn behind them.
     const count = DEFAULTS.listingsAtOncePerConnection + 2;
     const { peer: waiter, ids } = await listingsOf(env.port, count);
-    await delay(1_200); // three idle timeouts
+    await until(
+      () => state.waitingForMemory === DEFAULTS.listingsAtOncePerConnection,
+      "the waiter's listings in their turn all waiting for memory",
+    );
+    await delay(2 * idleTimeoutMs + 200);
     // Before: each failed STREAM_TIMEOUT, yet stayed in the line.
     expect(waiter.frames.filter((f) => ids.includes(f.streamId))).toEqual([]);
     // Before: the queued two counted as answers waiting, and nothing more was read.
