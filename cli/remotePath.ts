@@ -49,9 +49,10 @@ export function byDepth<T>(items: readonly T[], remoteOf: (item: T) => string): 
 }
 
 // [user@]host: with a host name that starts with a letter (`2024-06-01T10:00.log` is a file's
-// name, not a host's), a dotted IPv4 address or a bracketed IPv6 one.
+// name, not a host's), a dotted IPv4 address or a bracketed IPv6 one (a colon in the brackets:
+// `[2024]:notes` is a name).
 const SCP_HOST_PATH =
-  /^(?:[^@/:\s]+@)?(?:[A-Za-z][A-Za-z0-9.-]*|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+(?:%[^\]]+)?\]):/;
+  /^(?:[^@/:\s]+@)?(?:[A-Za-z][A-Za-z0-9.-]*|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?:%[^\]]+)?\]):/;
 
 /**
  * A remote path written as scp and rsync take one with its host (`backup:photos`, `host:/data`,

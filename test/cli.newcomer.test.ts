@@ -42,6 +42,9 @@ describe("scp's [user@]host:path", () => {
     // A name with a time in it is no host's.
     const timed = await runCli(['put', 'a.txt', '2024-06-01T10:00.log', ...at], local);
     expect(timed).toMatchObject({ code: 0, stderr: '' });
+    // Nor one that starts with a bracketed number: no colon in the brackets, no IPv6 address.
+    const bracketed = await runCli(['put', 'a.txt', '[2024]:notes', ...at], local);
+    expect(bracketed).toMatchObject({ code: 0, stderr: '' });
   });
 });
 
