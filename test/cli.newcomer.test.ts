@@ -149,6 +149,18 @@ describe('a second serve on a port in use', () => {
       stdout: '',
       stderr: `muxftp: serve: cannot listen on 127.0.0.1:${server.port}: address already in use (another server has that port: stop it, or choose another --port; --port 0 picks a free one)\n`,
     });
+    // The metrics port the same, in its own flag's words.
+    const metrics = await runCli(
+      ['serve', '--memory', '--port', '0', '--metrics', `127.0.0.1:${server.port}`],
+      dir,
+      { timeoutMs: 10_000 },
+    );
+    expect(metrics).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining(
+        `cannot serve metrics on 127.0.0.1:${server.port}: address already in use (another server has that port: stop it, or choose another --metrics; --metrics HOST:0 picks a free one)\n`,
+      ),
+    });
   });
 });
 

@@ -102,16 +102,9 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   } catch (error) {
     await storage.close();
     await root?.lock?.release();
-    // The first thing to try next, said where it applies: a second `serve` typed in a new terminal.
-    const next =
-      (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
-        ? ' (another server has that port: stop it, or choose another --port; --port 0 picks a free one)'
-        : '';
     throw new CliError(
-      `serve: cannot listen on ${formatAddress(options)}: ${listenFailureReason(error)}${next}`,
-      {
-        cause: error,
-      },
+      `serve: cannot listen on ${formatAddress(options)}: ${listenFailureReason(error)}${portInUseAdvice(error, '--port')}`,
+      { cause: error },
     );
   }
 
@@ -362,6 +355,16 @@ function listenFailureReason(error: unknown): string {
   return (typeof errno === 'string' ? LISTEN_REASON_BY_ERRNO[errno] : undefined) ?? (error as Error).message;
 }
 
+/**
+ * The first thing to try next when the port is taken (a second `serve` typed in a new terminal),
+ * after the reason; '' for any other failure.
+ */
+function portInUseAdvice(error: unknown, flag: '--port' | '--metrics'): string {
+  if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') return '';
+  const free = flag === '--port' ? '--port 0' : '--metrics HOST:0';
+  return ` (another server has that port: stop it, or choose another ${flag}; ${free} picks a free one)`;
+}
+
 /** With --metrics: the exporter, listening on its own port (never the protocol port). */
 async function startMetrics(
   server: MuxServer,
@@ -380,7 +383,7 @@ async function startMetrics(
   const exporter = new MetricsExporter(server, options.metrics);
   const address = await exporter.listen().catch((error: NodeJS.ErrnoException) => {
     throw new Error(
-      `cannot serve metrics on ${formatAddress(options.metrics!)}: ${listenFailureReason(error)}`,
+      `cannot serve metrics on ${formatAddress(options.metrics!)}: ${listenFailureReason(error)}${portInUseAdvice(error, '--metrics')}`,
       { cause: error },
     );
   });
