@@ -62,7 +62,7 @@ describe("README.md's server section", () => {
     const options = serve.options.map((option) => option.long!).filter((long) => long !== '--help');
     expect(options.length).toBeGreaterThan(10);
     const readme = read('README.md');
-    const synopsis = readme.slice(readme.indexOf('npx muxftp serve ['), readme.indexOf('| option |'));
+    const synopsis = readme.slice(readme.indexOf('muxftp serve ['), readme.indexOf('| option |'));
     const table = readme.slice(
       readme.indexOf('| option |'),
       readme.indexOf('\n\n', readme.indexOf('| option |')),
