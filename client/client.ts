@@ -575,8 +575,8 @@ export class Client {
   private silenceWatch: NodeJS.Timeout | undefined;
   /** performance.now() of its last look. */
   private lastLookAt = 0;
-  /** The last look came late (lookForSilence). */
-  private lastLookLate = false;
+  /** A late look already gave this silence the rest of the timeout (lookForSilence). */
+  private graceGiven = false;
   /** The socket's TCP connection is made (false too for a byte stream that is no socket). */
   private readonly tcpConnected: () => boolean;
   private pingsSent = 0;
@@ -1400,7 +1400,10 @@ export class Client {
       return;
     }
     // The first call after a quiet spell: the server's silence is counted from now.
-    if (this.activeStreams === 0) this.lastHeardAt = performance.now();
+    if (this.activeStreams === 0) {
+      this.lastHeardAt = performance.now();
+      this.graceGiven = false;
+    }
     this.waitingToOpen.push({ stream, frames });
     this.openWaiting();
     if (signal === undefined) return;
@@ -1441,6 +1444,7 @@ export class Client {
 
   private readonly decoderOnFrame = (frame: Frame): void => {
     this.lastHeardAt = performance.now();
+    this.graceGiven = false;
     if (!this.ready) {
       this.handleHandshake(frame);
       return;
@@ -1595,15 +1599,17 @@ export class Client {
     }
     // A look that comes late: this process was not running (stopped by Ctrl-Z, the machine
     // asleep, the loop held), and what the server sent meanwhile waits unread in the socket,
-    // read only after this timer. It pings rather than fails, so that an answer is read before
-    // the next look; failed, every call in flight failed after an fg past --timeout. (A loop late
-    // at every look fails at the second: a dead server is still given up on.)
-    const late = sinceLastLook > 2 * this.pingIntervalMs;
-    const mayFail = !late || this.lastLookLate;
-    this.lastLookLate = late;
+    // read only after this timer. That time is not the server's silence: it is pinged, and given
+    // the rest of the timeout to answer; counted, every call in flight failed after an fg past
+    // --timeout. Once for each silence: a loop late at every look still gives up on a dead server.
+    const interval = this.pingIntervalMs;
+    if (sinceLastLook > 2 * interval && !this.graceGiven) {
+      this.graceGiven = true;
+      this.lastHeardAt = Math.max(this.lastHeardAt, now - interval);
+    }
     const quietMs = now - this.lastHeardAt;
     const timeoutMs = this.options.responseTimeoutMs;
-    if (quietMs >= timeoutMs && mayFail) {
+    if (quietMs >= timeoutMs) {
       const seconds = Math.round(timeoutMs / 100) / 10;
       this.transport.destroy(new ConnectionLostError(`no answer from ${this.peer} in ${seconds} s`));
     } else if (quietMs >= timeoutMs / 4) {
