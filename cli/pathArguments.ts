@@ -35,3 +35,8 @@ export function severalWithoutTo(command: 'put' | 'get', args: readonly string[]
     ? `several local files need --to REMOTE_DIR (a second argument alone is a remote name): \`put … --to ${into}\` puts the others into ${dir}, as scp's last argument does; \`--to /\` puts them all at the root`
     : `several remote files need --to LOCAL_DIR (a second argument alone is a local name): \`get … --to ${into}\` gets the others into ${dir}, as scp's last argument does; \`--to .\` gets them all here`;
 }
+
+/** `word` as a POSIX shell reads it back: as it is when it is plain, else in single quotes. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}

@@ -268,6 +268,11 @@ describe('put of a file where the server has a directory of its name', () => {
       code: 0,
       stderr: '',
     });
+    // A name with a space: the --to as a shell reads it back.
+    await writeFile(join(local, 'my notes'), 'm');
+    expect((await runCli(['mkdir', 'my notes', ...at], local)).code).toBe(0);
+    const spaced = await runCli(['put', 'my notes', ...at], local);
+    expect(spaced.stderr).toContain("to put the file into it, --to 'my notes/'\n");
     // One of several, or with --to already: no --to to suggest (it would move them all).
     await writeFile(join(local, 'other'), 'o');
     expect((await runCli(['mkdir', '-p', 'd2/notes', ...at], local)).code).toBe(0);
@@ -302,6 +307,19 @@ describe('get of a file where a local directory has its name', () => {
       stderr: '',
     });
     expect(await readFile(join(local, 'notes', 'notes'), 'utf8')).toBe('n');
+    // A name with a space: the --to as a shell reads it back.
+    await writeFile(join(local, 'my notes'), 'm');
+    expect((await runCli(['put', 'my notes', ...at], local)).code).toBe(0);
+    await rm(join(local, 'my notes'));
+    await mkdir(join(local, 'my notes'));
+    const spaced = await runCli(['get', 'my notes', ...at], local);
+    expect(spaced.stderr).toContain(
+      "; a local directory has that name: to get the file into it, --to 'my notes/'\n",
+    );
+    // One of several (or under --to, or -r): no --to to suggest, it would move them all.
+    const several = await runCli(['get', 'notes', 'my notes', '--to', '.', ...at], local);
+    expect(several).toMatchObject({ code: 1 });
+    expect(several.stderr).toContain('(LOCAL_IO_ERROR); a local directory has that name\n');
   });
 });
 

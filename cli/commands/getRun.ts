@@ -15,7 +15,6 @@ import { LocalPartialRefusedError } from '../../client/streams.js';
 import type { ConcurrencyLimit } from '../../shared/concurrencyLimit.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/humanUnits.js';
-import { printable } from '../../shared/printable.js';
 import { planningLimit } from '../concurrency.js';
 import { CrowdedDirectories } from '../crowdedDirectories.js';
 import { keepLocalDirectoryTimes } from '../directoryTimes.js';
@@ -33,7 +32,7 @@ import {
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import { ADD_PARENTS_HINT, type Output } from '../output.js';
-import { emptyPathError, severalWithoutTo, shownArgument } from '../pathArguments.js';
+import { emptyPathError, severalWithoutTo, shellWord, shownArgument } from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { remoteArgumentsNamedBy } from '../remoteGlob.js';
@@ -381,6 +380,12 @@ async function get(
   }
 
   const localRooms = new LocalRooms();
+  // --to moves every file of the command: said as the fix only for a lone file named.
+  const lone = remotes.length === 1 && options.recursive !== true && options.to === undefined;
+  const localDirectoryInTheWay = (job: TransferJob): string =>
+    lone
+      ? `a local directory has that name: to get the file into it, --to ${shellWord(`${job.local}/`)}`
+      : 'a local directory has that name';
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).
   const outcomes = await runTransfers({
     command: 'get',
@@ -400,7 +405,7 @@ async function get(
         : error instanceof LocalRoomRefusedError && error.leftBytes > 0
           ? `an earlier download of it left ${formatBytes(error.leftBytes)} beside it: get -c continues from there`
           : isLocalDirectoryInTheWay(error)
-            ? `a local directory has that name: to get the file into it, --to ${printable(job.local)}/`
+            ? localDirectoryInTheWay(job)
             : undefined,
     // Only a target the user named: a FIFO, device or link to one that a tree walk meets is
     // replaced, as rsync replaces it, not waited on or written through out of the tree.

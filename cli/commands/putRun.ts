@@ -26,7 +26,7 @@ import {
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import { ADD_PARENTS_HINT, type Output } from '../output.js';
-import { emptyPathError, severalWithoutTo, shownArgument } from '../pathArguments.js';
+import { emptyPathError, severalWithoutTo, shellWord, shownArgument } from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import {
   AFTER_DRAIN,
@@ -678,9 +678,4 @@ async function planUploads(
     }
   }
   return { jobs, dirs, trees };
-}
-
-/** `word` as a POSIX shell reads it back: as it is when it is plain, else in single quotes. */
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
