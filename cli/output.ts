@@ -36,14 +36,14 @@ export function describeError(error: unknown): string {
   return `internal error: ${String(error)}`;
 }
 
+/** What a path missing at the destination hints at, where -p would make its parents. */
+export const ADD_PARENTS_HINT = 'add -p to create it';
+
 /**
  * `~` is the shell's, not the server's: `get '~/notes.txt'` (quoted, or the shell left it) asks
  * for a directory named `~` at the root. A missing path that starts with one, as the server names
  * it (`no such file or directory: ~/x`, `no remote path matches ~/*.log`), gets this hint.
  */
-/** What a path missing at the destination hints at, where -p would make its parents. */
-export const ADD_PARENTS_HINT = 'add -p to create it';
-
 const TILDE_HINT =
   '~ is not expanded on the server: remote paths start at its root (your home once logged in)';
 

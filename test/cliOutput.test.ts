@@ -8,7 +8,7 @@ import { EXIT_STATUS, exitStatusFor, gravest } from '../cli/exitStatus.js';
 import { describeError, Output } from '../cli/output.js';
 import { asMuxftpError } from '../cli/remoteTree.js';
 import { Client } from '../client/client.js';
-import { ERROR_STATUS, type ErrorCode, MuxftpError, ServerBusyError } from '../shared/errors.js';
+import { ERROR_STATUS, type ErrorCode, MuxftpError, RemoteError, ServerBusyError } from '../shared/errors.js';
 
 describe('describeError', () => {
   it('names the code of a protocol error, and nothing more for a CLI error', () => {
@@ -116,6 +116,39 @@ describe('exit status', () => {
     const answered = new Output(silent as never, silent as never);
     answered.failure('get a', new MuxftpError('NOT_FOUND', 'x'));
     expect(answered.exitCode).toBe(EXIT_STATUS.failed);
+  });
+});
+
+describe("the hint for a remote path starting with ~ (the shell's)", () => {
+  const written = () => {
+    const lines: string[] = [];
+    const stderr = { write: (text: string) => lines.push(text) > 0 } as unknown as NodeJS.WritableStream;
+    const silent = { write: () => true } as unknown as NodeJS.WritableStream;
+    return { output: new Output(silent as never, stderr as never), lines };
+  };
+  const tilde = '~ is not expanded on the server: remote paths start at its root (your home once logged in)';
+
+  it('takes the place of add -p only; the other hints beside it stay', () => {
+    const { output, lines } = written();
+    const missing = new RemoteError('NOT_FOUND', 'no such file or directory: ~/docs');
+    output.failure('put a', missing, 'add -p to create it; the server keeps the whole 4 MiB blocks');
+    output.failure('get b', missing, 'kept in .b.part');
+    expect(lines).toEqual([
+      `muxftp: put a: no such file or directory: ~/docs (NOT_FOUND); ${tilde}; the server keeps the whole 4 MiB blocks\n`,
+      `muxftp: get b: no such file or directory: ~/docs (NOT_FOUND); ${tilde}; kept in .b.part\n`,
+    ]);
+  });
+
+  it("is not given for a local path's NOT_FOUND", () => {
+    const { output, lines } = written();
+    output.failure(
+      'get a',
+      new MuxftpError('NOT_FOUND', 'no such local directory: ~/dl'),
+      'add -p to create it',
+    );
+    expect(lines).toEqual([
+      'muxftp: get a: no such local directory: ~/dl (NOT_FOUND); add -p to create it\n',
+    ]);
   });
 });
 
