@@ -28,12 +28,19 @@ export function shownArgument(argument: string): string {
  * three or more are none of those: the line says how to write either meaning.
  */
 export function severalWithoutTo(command: 'put' | 'get', args: readonly string[]): string {
-  const last = printable(args.at(-1) ?? '');
+  const last = args.at(-1) ?? '';
   const into = last.endsWith('/') ? last : `${last}/`;
-  const dir = into.slice(0, -1) || '/';
-  return command === 'put'
-    ? `several local files need --to REMOTE_DIR (a second argument alone is a remote name): \`put … --to ${into}\` puts the others into ${dir}, as scp's last argument does; \`--to /\` puts them all at the root`
-    : `several remote files need --to LOCAL_DIR (a second argument alone is a local name): \`get … --to ${into}\` gets the others into ${dir}, as scp's last argument does; \`--to .\` gets them all here`;
+  const example = `\`${command} … --to ${printable(shellWord(into))}\``;
+  // Where the last argument already is where the others would all go, the second way is the first.
+  if (command === 'put') {
+    const where = into === '/' ? 'at the root' : `into ${printable(into.slice(0, -1))}`;
+    const all = into === '/' ? '' : '; `--to /` puts them all at the root';
+    return `several local files need --to REMOTE_DIR (a second argument alone is a remote name): ${example} puts the others ${where}, as scp's last argument does${all}`;
+  }
+  const here = into === './' || into === '/';
+  const where = into === '/' ? 'into /' : into === './' ? 'here' : `into ${printable(into.slice(0, -1))}`;
+  const all = here ? '' : '; `--to .` gets them all here';
+  return `several remote files need --to LOCAL_DIR (a second argument alone is a local name): ${example} gets the others ${where}, as scp's last argument does${all}`;
 }
 
 /** `word` as a POSIX shell reads it back: as it is when it is plain, else in single quotes. */

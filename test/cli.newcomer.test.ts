@@ -109,6 +109,17 @@ describe("scp's `put a b DIR`", () => {
     expect(get.stderr.split('\n')[0]).toBe(
       "muxftp: several remote files need --to LOCAL_DIR (a second argument alone is a local name): `get … --to out/` gets the others into out, as scp's last argument does; `--to .` gets them all here",
     );
+    // The root, or here: one way, said once; a name with a space, quoted as a shell reads it.
+    const root = await runCli(['put', 'a.txt', 'b.txt', '/'], local);
+    expect(root.stderr.split('\n')[0]).toBe(
+      "muxftp: several local files need --to REMOTE_DIR (a second argument alone is a remote name): `put … --to /` puts the others at the root, as scp's last argument does",
+    );
+    const here = await runCli(['get', 'a.txt', 'b.txt', '.'], local);
+    expect(here.stderr.split('\n')[0]).toBe(
+      "muxftp: several remote files need --to LOCAL_DIR (a second argument alone is a local name): `get … --to ./` gets the others here, as scp's last argument does",
+    );
+    const spaced = await runCli(['put', 'a.txt', 'b.txt', 'my dir'], local);
+    expect(spaced.stderr.split('\n')[0]).toContain("`put … --to 'my dir/'` puts the others into my dir");
   });
 });
 
