@@ -340,12 +340,13 @@ describe('Ctrl-C in the CLI', () => {
     // The server hears of the cancels a moment after the CLI exits; each abort then writes what is
     // in flight, cuts the file to whole blocks (or removes it) and closes it. Looked at before
     // that, a loaded machine saw a file mid-way (65524 B): wait until the server holds none open
-    // and none is left between whole blocks (one of under a block is closed, then removed).
+    // and none is left between whole blocks (one of under a block, empty ones too, is closed,
+    // then removed).
     const up = await realpath(join(root, 'up'));
     const partials = async () => (await readdir(up)).filter((n) => n.startsWith('.muxftp-partial-'));
     const wholeOrGone = (name: string) =>
       stat(join(up, name)).then(
-        (s) => s.size % (4 * MiB) === 0,
+        (s) => s.size > 0 && s.size % (4 * MiB) === 0,
         () => true,
       );
     await until(
