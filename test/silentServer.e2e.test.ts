@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
@@ -229,23 +230,81 @@ describe.concurrent("a client's response timeout", () => {
 });
 
 // Alone: it holds this process's loop, the server's with it, for a second.
+/** The whole process held `ms` (as stopped): no timer runs, no socket is read meanwhile. */
+const holdProcess = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** A memory server whose stat answers after `ms`. */
+function slowStats(ms: number): MemoryStorage {
+  const storage = new MemoryStorage();
+  const stat = storage.stat.bind(storage);
+  storage.stat = async (path) => {
+    await delay(ms);
+    return stat(path);
+  };
+  return storage;
+}
+
+/** A byte relay to `port` whose server-to-client bytes come `lag.ms` late (a link waking slowly). */
+async function laggingRelay(own: OwnedByTest, port: number, lag: { ms: number }): Promise<number> {
+  const sockets: Socket[] = [];
+  const relay = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    sockets.push(client, upstream);
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      if (lag.ms === 0) client.write(chunk);
+      else setTimeout(() => client.destroyed || client.write(chunk), lag.ms);
+    });
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  own.defer(() => {
+    for (const socket of sockets) socket.destroy();
+    relay.close();
+  });
+  return (relay.address() as { port: number }).port;
+}
+
 describe('a client process that was not running for a while (stopped by Ctrl-Z, asleep)', () => {
-  it("does not take the time it was not there to hear for the server's silence", async (test) => {
+  it('gives the server the rest of the timeout to answer its ping after the stop, not a quarter', async (test) => {
     const own = ownFor(test);
-    // A stat the server answers after 300 ms: in flight while this process is held.
-    const storage = new MemoryStorage();
-    const stat = storage.stat.bind(storage);
-    storage.stat = async (path) => {
-      await delay(300);
-      return stat(path);
-    };
-    const env = await own.server({ storage });
+    const env = await own.server({ storage: slowStats(1_500) });
+    const lag = { ms: 0 };
+    const port = await laggingRelay(own, env.port, lag);
+    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 400 }));
+    await client.mkdir('d');
+    const asked = client.stat('d');
+    await delay(250);
+    // The server's answers come 150 ms late from now (more than a quarter of the timeout).
+    lag.ms = 150;
+    holdProcess(1_000);
+    // Before: the look after the ping failed the stat, "no answer … in 0.4 s".
+    expect(await asked).toMatchObject({ type: 'dir' });
+  }, 15_000);
+
+  it('two stops during one long call, the server heard between them: each gets its grace', async (test) => {
+    const own = ownFor(test);
+    const env = await own.server({ storage: slowStats(3_000) });
     const client = own.destroys(await env.connect({ responseTimeoutMs: 400 }));
     await client.mkdir('d');
     const asked = client.stat('d');
     await delay(50);
-    // The whole process held 1 s (as stopped): no timer runs, no socket is read meanwhile.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
+    holdProcess(1_000);
+    await delay(500); // its pings answered meanwhile
+    holdProcess(1_000);
+    expect(await asked).toMatchObject({ type: 'dir' });
+  }, 15_000);
+
+  it("does not take the time it was not there to hear for the server's silence", async (test) => {
+    const own = ownFor(test);
+    // A stat the server answers after 300 ms: in flight while this process is held.
+    const env = await own.server({ storage: slowStats(300) });
+    const client = own.destroys(await env.connect({ responseTimeoutMs: 400 }));
+    await client.mkdir('d');
+    const asked = client.stat('d');
+    await delay(50);
+    holdProcess(1_000);
     // Before: the first look after it counted the second as the server's silence and failed the
     // stat, CONNECTION_LOST "no answer … in 0.4 s", its answer unread in the socket.
     expect(await asked).toMatchObject({ name: 'd', type: 'dir' });
@@ -253,7 +312,7 @@ describe('a client process that was not running for a while (stopped by Ctrl-Z, 
     await delay(500);
     const again = client.stat('d');
     await delay(50);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
+    holdProcess(1_000);
     expect(await again).toMatchObject({ type: 'dir' });
   });
 
