@@ -294,6 +294,13 @@ describe('put of a file where the server has a directory of its name', () => {
         'muxftp: put notes: is a directory: d2/notes (IS_A_DIRECTORY); a directory on the server has that name\n',
       ),
     });
+    // Nor with a remote name given: --to added to it would make that name a second source.
+    const named = await runCli(['put', 'notes', 'd2', ...at], local);
+    expect(named).toMatchObject({
+      code: 1,
+      stderr:
+        'muxftp: put notes: is a directory: d2/notes (IS_A_DIRECTORY); a directory on the server has that name\n',
+    });
   });
 });
 
@@ -331,6 +338,11 @@ describe('get of a file where a local directory has its name', () => {
     const several = await runCli(['get', 'notes', 'my notes', '--to', '.', ...at], local);
     expect(several).toMatchObject({ code: 1 });
     expect(several.stderr).toContain('(LOCAL_IO_ERROR); a local directory has that name\n');
+    // Nor with a local name given: --to added to it would make that name a second remote path.
+    await mkdir(join(local, 'dest', 'notes'), { recursive: true });
+    const named = await runCli(['get', 'notes', 'dest', ...at], local);
+    expect(named).toMatchObject({ code: 1 });
+    expect(named.stderr).toContain('(LOCAL_IO_ERROR); a local directory has that name\n');
   });
 });
 

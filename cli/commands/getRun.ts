@@ -380,8 +380,13 @@ async function get(
   }
 
   const localRooms = new LocalRooms();
-  // --to moves every file of the command: said as the fix only for a lone file named.
-  const lone = remotes.length === 1 && options.recursive !== true && options.to === undefined;
+  // --to moves every file of the command, and takes the place of a local name given: said as
+  // the fix only for `get FILE` alone.
+  const lone =
+    remotes.length === 1 &&
+    options.recursive !== true &&
+    target.kind === 'into' &&
+    target.argument === undefined;
   const localDirectoryInTheWay = (job: TransferJob): string =>
     lone
       ? `a local directory has that name: to get the file into it, --to ${shellWord(`${job.local}/`)}`

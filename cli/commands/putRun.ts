@@ -538,8 +538,13 @@ async function put(
         if (!(error instanceof MuxftpError)) return undefined;
         if (error.code === 'NOT_FOUND' && !parents) return ADD_PARENTS_HINT;
         if (error.code !== 'IS_A_DIRECTORY') return undefined;
-        // --to moves every file of the command: said as the fix only for a lone file named.
-        const lone = sources.length === 1 && options.recursive !== true && options.to === undefined;
+        // --to moves every file of the command, and takes the place of a remote name given: said
+        // as the fix only for `put FILE` alone.
+        const lone =
+          sources.length === 1 &&
+          options.recursive !== true &&
+          target.kind === 'into' &&
+          target.argument === undefined;
         return lone
           ? `a directory on the server has that name: to put the file into it, --to ${shellWord(`${job.remote}/`)}`
           : 'a directory on the server has that name';
