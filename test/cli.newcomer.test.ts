@@ -169,7 +169,7 @@ describe('a second serve on a port in use', () => {
     expect(metrics).toMatchObject({
       code: 1,
       stderr: expect.stringContaining(
-        `cannot serve metrics on 127.0.0.1:${server.port}: address already in use (another server has that port: stop it, or choose another --metrics; --metrics HOST:0 picks a free one)\n`,
+        `cannot serve metrics on 127.0.0.1:${server.port}: address already in use (another server has that port: stop it, or choose another --metrics; --metrics :0 picks a free one)\n`,
       ),
     });
   });

@@ -361,7 +361,7 @@ function listenFailureReason(error: unknown): string {
  */
 function portInUseAdvice(error: unknown, flag: '--port' | '--metrics'): string {
   if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') return '';
-  const free = flag === '--port' ? '--port 0' : '--metrics HOST:0';
+  const free = flag === '--port' ? '--port 0' : '--metrics :0';
   return ` (another server has that port: stop it, or choose another ${flag}; ${free} picks a free one)`;
 }
 
