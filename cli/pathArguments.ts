@@ -47,3 +47,15 @@ export function severalWithoutTo(command: 'put' | 'get', args: readonly string[]
 export function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
+
+/**
+ * The hint for a transfer refused because a directory of the file's name is in the way at its
+ * destination (`path`): `--to PATH/` puts it into that directory, said only when `alone` (one file
+ * named alone: `--to` moves every file of a command, and takes the place of a name given).
+ */
+export function directoryInTheWayHint(command: 'put' | 'get', path: string, alone: boolean): string {
+  const which = command === 'put' ? 'a directory on the server' : 'a local directory';
+  return alone
+    ? `${which} has that name: to ${command} the file into it, --to ${shellWord(`${path}/`)}`
+    : `${which} has that name`;
+}

@@ -32,7 +32,7 @@ import {
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import { ADD_PARENTS_HINT, type Output } from '../output.js';
-import { emptyPathError, severalWithoutTo, shellWord, shownArgument } from '../pathArguments.js';
+import { directoryInTheWayHint, emptyPathError, severalWithoutTo, shownArgument } from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
 import { remoteArgumentsNamedBy } from '../remoteGlob.js';
@@ -380,17 +380,11 @@ async function get(
   }
 
   const localRooms = new LocalRooms();
-  // --to moves every file of the command, and takes the place of a local name given: said as
-  // the fix only for `get FILE` alone.
-  const lone =
+  const alone =
     remotes.length === 1 &&
     options.recursive !== true &&
     target.kind === 'into' &&
     target.argument === undefined;
-  const localDirectoryInTheWay = (job: TransferJob): string =>
-    lone
-      ? `a local directory has that name: to get the file into it, --to ${shellWord(`${job.local}/`)}`
-      : 'a local directory has that name';
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).
   const outcomes = await runTransfers({
     command: 'get',
@@ -410,7 +404,7 @@ async function get(
         : error instanceof LocalRoomRefusedError && error.leftBytes > 0
           ? `an earlier download of it left ${formatBytes(error.leftBytes)} beside it: get -c continues from there`
           : isLocalDirectoryInTheWay(error)
-            ? localDirectoryInTheWay(job)
+            ? directoryInTheWayHint('get', job.local, alone)
             : undefined,
     // Only a target the user named: a FIFO, device or link to one that a tree walk meets is
     // replaced, as rsync replaces it, not waited on or written through out of the tree.

@@ -26,7 +26,13 @@ import {
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import { ADD_PARENTS_HINT, type Output } from '../output.js';
-import { emptyPathError, severalWithoutTo, shellWord, shownArgument } from '../pathArguments.js';
+import {
+  directoryInTheWayHint,
+  emptyPathError,
+  severalWithoutTo,
+  shellWord,
+  shownArgument,
+} from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import {
   AFTER_DRAIN,
@@ -538,16 +544,12 @@ async function put(
         if (!(error instanceof MuxftpError)) return undefined;
         if (error.code === 'NOT_FOUND' && !parents) return ADD_PARENTS_HINT;
         if (error.code !== 'IS_A_DIRECTORY') return undefined;
-        // --to moves every file of the command, and takes the place of a remote name given: said
-        // as the fix only for `put FILE` alone.
-        const lone =
+        const alone =
           sources.length === 1 &&
           options.recursive !== true &&
           target.kind === 'into' &&
           target.argument === undefined;
-        return lone
-          ? `a directory on the server has that name: to put the file into it, --to ${shellWord(`${job.remote}/`)}`
-          : 'a directory on the server has that name';
+        return directoryInTheWayHint('put', job.remote, alone);
       },
       continueUploads: options.continue === true,
       ...skip,
