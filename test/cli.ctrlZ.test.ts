@@ -32,8 +32,9 @@ afterEach(async () => {
 const DRIVER = `
 import json, os, pty, select, sys, time, fcntl, termios, struct
 command, drawn, finished, mode = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode(), sys.argv[4]
-# Nothing of the caller's shell set-up (PROMPT_COMMAND, inputrc) prints around the prompt.
-env = {'PATH': os.environ['PATH'], 'HOME': os.environ.get('HOME', '/'), 'TERM': 'xterm', 'PS1': '$ ', 'INPUTRC': '/dev/null'}
+# Nothing of the caller's shell set-up (PROMPT_COMMAND, inputrc) prints around the prompt, and
+# nothing typed here goes into the caller's ~/.bash_history.
+env = {'PATH': os.environ['PATH'], 'HOME': os.environ.get('HOME', '/'), 'TERM': 'xterm', 'PS1': '$ ', 'INPUTRC': '/dev/null', 'HISTFILE': '/dev/null'}
 pid, fd = pty.fork()
 if pid == 0:
     if mode == 'shell': os.execvpe('bash', ['bash', '--norc', '--noprofile', '-i'], env)
