@@ -35,6 +35,7 @@ import {
   FrameType,
   MAX_STREAM_ID,
   MIN_FRAME_PAYLOAD_BYTES,
+  PROTOCOL_NAME,
   PROTOCOL_VERSION,
 } from '../shared/protocol/constants.js';
 import { encodeAuth, encodeCancel, encodeHello, encodeOpen, encodePing } from '../shared/protocol/encoder.js';
@@ -714,7 +715,7 @@ export class Client {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.transport.send(
         encodeHello({
-          protocol: 'muxftp',
+          protocol: PROTOCOL_NAME,
           versions: [PROTOCOL_VERSION],
           maxFramePayload: this.options.maxFramePayloadBytes,
           agent: this.options.agent,

@@ -1,5 +1,7 @@
 /** Wire constants of protocol version 2; docs/PROTOCOL.md is the normative text. */
 
+/** HELLO's `protocol` field: a peer that is not muxftp is told so rather than misread. */
+export const PROTOCOL_NAME = 'muxftp';
 /** Version 2 (issue #11): negotiated integrity algorithm, block digests, END names its algorithm. */
 export const PROTOCOL_VERSION = 2;
 /** Version 1 (one SHA-256 over the stream) is not spoken: a v1 peer gets VERSION_MISMATCH. */

@@ -25,6 +25,7 @@ import {
   MAX_CREDIT,
   MAX_ERROR_MESSAGE_CHARS,
   MIN_FRAME_PAYLOAD_BYTES,
+  PROTOCOL_NAME,
   SUPPORTED_VERSIONS,
 } from './constants.js';
 import type { Frame } from './frame.js';
@@ -285,7 +286,9 @@ export const isCount = (v: unknown): v is number =>
 
 export function parseHello(frame: Frame): Hello {
   const o = parseJsonObject(frame, 'HELLO');
-  if (o.protocol !== 'muxftp') throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: protocol must be "muxftp"');
+  if (o.protocol !== PROTOCOL_NAME) {
+    throw new ProtocolError('PROTOCOL_ERROR', `HELLO: protocol must be "${PROTOCOL_NAME}"`);
+  }
   if (!Array.isArray(o.versions) || !o.versions.every((v) => Number.isInteger(v))) {
     throw new ProtocolError('PROTOCOL_ERROR', 'HELLO: versions must be an array of integers');
   }
