@@ -1602,11 +1602,15 @@ export class Client {
     // asleep, the loop held), and what the server sent meanwhile waits unread in the socket,
     // read only after this timer. That time is not the server's silence: it is pinged, and given
     // the rest of the timeout to answer; counted, every call in flight failed after an fg past
-    // --timeout. Once for each silence: a loop late at every look still gives up on a dead server.
+    // --timeout. That once for each silence; a later late look before the server is heard (a
+    // second stop before the ping's answer came) counts one interval of its gap, so two stops
+    // do not fail a live server, and a loop late at every look still gives up on a dead one.
     const interval = this.pingIntervalMs;
-    if (sinceLastLook > 2 * interval && !this.graceGiven) {
+    if (sinceLastLook > 2 * interval) {
+      this.lastHeardAt = this.graceGiven
+        ? Math.min(now, this.lastHeardAt + sinceLastLook - interval)
+        : Math.max(this.lastHeardAt, now - interval);
       this.graceGiven = true;
-      this.lastHeardAt = Math.max(this.lastHeardAt, now - interval);
     }
     const quietMs = now - this.lastHeardAt;
     const timeoutMs = this.options.responseTimeoutMs;

@@ -296,6 +296,25 @@ describe('a client process that was not running for a while (stopped by Ctrl-Z, 
     expect(await asked).toMatchObject({ type: 'dir' });
   }, 15_000);
 
+  it('two stops before the server is heard again: neither counts as its silence', async (test) => {
+    const own = ownFor(test);
+    const env = await own.server({ storage: slowStats(3_000) });
+    const lag = { ms: 0 };
+    const port = await laggingRelay(own, env.port, lag);
+    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 400 }));
+    await client.mkdir('d');
+    const asked = client.stat('d');
+    await delay(50);
+    // The server's answers come 150 ms late: the ping after the first stop is not answered yet
+    // when the second comes.
+    lag.ms = 150;
+    holdProcess(1_000);
+    await delay(20);
+    holdProcess(1_000);
+    // Before: the look after the second stop counted both, "no answer … in 0.4 s".
+    expect(await asked).toMatchObject({ type: 'dir' });
+  }, 15_000);
+
   it("does not take the time it was not there to hear for the server's silence", async (test) => {
     const own = ownFor(test);
     // A stat the server answers after 300 ms: in flight while this process is held.
