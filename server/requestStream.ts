@@ -337,6 +337,9 @@ export class RequestStream extends ServerStream {
     let frameBytes = 0;
     for await (const batch of batches) {
       if (this.isFinished) return;
+      // Storage looked a batch up: a long listing of a huge directory moves, as each read of a
+      // file being hashed does (a single lookup hung for the idle timeout is a dying disk).
+      this.progressed();
       // Given back while storage waited for memory: taken again.
       if (this.reserved === 0 && !(await this.reserve(this.frameBudget()))) return;
       for (const entry of batch) {

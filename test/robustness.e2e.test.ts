@@ -484,6 +484,27 @@ describe('interrupted and failed uploads never leave a partial file', () => {
     expect(env.server.counters.errors.get('STREAM_TIMEOUT') ?? 0).toBe(0);
   });
 
+  it("a listing longer than the idle timeout (a huge directory's lookups on a slow disk) is not a stalled stream", async () => {
+    const storage = new MemoryStorage();
+    const listBatches = storage.listBatches.bind(storage);
+    // Each entry looked up in a batch of its own, 20 ms each: 40 entries, four idle timeouts.
+    storage.listBatches = async function* (path, options) {
+      for await (const batch of listBatches(path, options)) {
+        for (const entry of batch) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          yield [entry];
+        }
+      }
+    };
+    env = await startServer({ storage, idleTimeoutMs: 200 });
+    const client = await env.connect();
+    for (let i = 0; i < 40; i++) await client.put(`f${i}`, Buffer.from('x'));
+    // Before, it failed STREAM_TIMEOUT "stream moved no data for 0.2 s": its entries, all in one
+    // frame, were still being looked up.
+    expect(await client.list('')).toHaveLength(40);
+    expect(env.server.counters.errors.get('STREAM_TIMEOUT') ?? 0).toBe(0);
+  });
+
   it('a failed upload answers once its temporary file is gone: the next put finds the space free', async () => {
     const storage = new MemoryStorage();
     // Writes fail as on a full disk; removing the temporary file takes a while (a slow disk).
