@@ -324,6 +324,16 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** {@link Client.rename}'s options. */
+export interface RenameOptions extends RequestOptions {
+  /**
+   * Keep a file already at `to`: the call rejects with ALREADY_EXISTS and nothing moves (mv's
+   * --no-clobber), decided by the server in the same step as the move. A server from before it
+   * would replace the file: the call rejects with UNSUPPORTED, and sends nothing.
+   */
+  noReplace?: boolean;
+}
+
 /** A remote file's content digest, as {@link Client.digest} reports it. */
 export interface DigestResult {
   /** The file as the server found it before reading it for the digest. */
@@ -847,9 +857,21 @@ export class Client {
     await this.request({ op: 'delete', path }, options.signal);
   }
 
-  /** Moves a remote file or directory; replaces an existing file at `to`, never a directory. */
-  async rename(from: string, to: string, options: RequestOptions = {}): Promise<void> {
-    await this.request({ op: 'rename', from, to }, options.signal);
+  /**
+   * Moves a remote file or directory; replaces an existing file at `to` (unless `noReplace`),
+   * never a directory.
+   */
+  async rename(from: string, to: string, options: RenameOptions = {}): Promise<void> {
+    if (options.noReplace === true && this.welcome?.renameNoReplace !== true) {
+      throw new MuxftpError(
+        'UNSUPPORTED',
+        'the server cannot keep a file a move would replace (a muxftp from before it): nothing moved',
+      );
+    }
+    await this.request(
+      { op: 'rename', from, to, ...(options.noReplace === true ? { noReplace: true } : {}) },
+      options.signal,
+    );
   }
 
   /**

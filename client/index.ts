@@ -43,6 +43,7 @@ export {
   type ClientOptions,
   type ClientTlsOptions,
   type DigestResult,
+  type RenameOptions,
   type RequestOptions,
   type ResolvedClientOptions,
   type TransferOptions,

@@ -707,6 +707,7 @@ export class ServerConnection implements StreamHost {
         ...(hello.uploadInitialWindow === true ? { uploadInitialWindowOptional: true } : {}),
         ping: true,
         links: true,
+        renameNoReplace: true,
         ...(umask !== undefined ? { umask } : {}),
         ...(login !== undefined ? { login } : {}),
         integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },

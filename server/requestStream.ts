@@ -119,12 +119,14 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
   },
   rename: async (storage, r, host) => {
     // Replacing a file removes it: that takes the delete permission too (the row's is rename).
-    const refuseReplacing = host.permits('delete')
-      ? undefined
-      : new MuxftpError(
-          'PERMISSION_DENIED',
-          `permission denied: ${r.to} exists, and replacing it needs the delete permission`,
-        );
+    const refuseReplacing = r.noReplace
+      ? new MuxftpError('ALREADY_EXISTS', `already exists: ${r.to} (kept: the move was not to replace it)`)
+      : host.permits('delete')
+        ? undefined
+        : new MuxftpError(
+            'PERMISSION_DENIED',
+            `permission denied: ${r.to} exists, and replacing it needs the delete permission`,
+          );
     const renamed = await storage.rename(r.from, r.to, refuseReplacing && { refuseReplacing });
     host.recordChange({ op: 'rename', from: r.from, to: r.to, renamed });
     logChange(host, 'renamed', `renamed ${printableName(r.from)} to ${printableName(r.to)}`, {

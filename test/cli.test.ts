@@ -31,7 +31,7 @@ import { FrameType } from '../shared/protocol/constants.js';
 import { downloadPartialName } from '../shared/temporaryNames.js';
 import { CLI_BIN, cliShellLine } from './helpers/cliProcess.js';
 import { closedPort } from './helpers/closedPort.js';
-import { jsonOf, startFrameProxy } from './helpers/frameProxy.js';
+import { jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -591,6 +591,70 @@ describe('muxftp CLI', () => {
     expect(alone.code).toBe(2);
     expect(alone.stderr.toString()).toContain("missing required argument 'to'");
     await rm(join(root, 'mvm'), { recursive: true });
+  });
+
+  it('mv --no-clobber keeps a file already there: that path stays, the others move', async () => {
+    await mkdir(join(root, 'mvn', 'box'), { recursive: true });
+    for (const name of ['a.txt', 'b.txt', 'box/a.txt']) await writeFile(join(root, 'mvn', name), name);
+    const keep = await runCli(['mv', '--no-clobber', 'mvn/a.txt', 'mvn/box/a.txt', ...remote]);
+    expect(keep.code).toBe(1);
+    expectOneErrorLine(keep, 'mv mvn/a.txt', 'ALREADY_EXISTS');
+    expect(await readFile(join(root, 'mvn', 'box', 'a.txt'), 'utf8')).toBe('box/a.txt');
+    expect(await readFile(join(root, 'mvn', 'a.txt'), 'utf8')).toBe('a.txt');
+    // Several into a directory: the one with a file of its name there stays, the other moves.
+    const several = await runCli([
+      'mv',
+      '--no-clobber',
+      'mvn/a.txt',
+      'mvn/b.txt',
+      'mvn/box',
+      '--json',
+      ...remote,
+    ]);
+    expect(several.code).toBe(1);
+    expect(JSON.parse(several.stdout.toString())).toEqual([
+      { path: 'mvn/a.txt', ok: false, error: expect.objectContaining({ code: 'ALREADY_EXISTS' }) },
+      { path: 'mvn/b.txt', ok: true },
+    ]);
+    expect((await readdir(join(root, 'mvn'))).sort()).toEqual(['a.txt', 'box']);
+    expect(await readFile(join(root, 'mvn', 'box', 'b.txt'), 'utf8')).toBe('b.txt');
+    // Nothing there: it moves.
+    expect(await runCli(['mv', '--no-clobber', 'mvn/a.txt', 'mvn/c.txt', ...remote])).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+    // mv(1)'s -n is --no-clobber, put's -n a dry run: neither is guessed, nothing moves.
+    const n = await runCli(['mv', '-n', 'mvn/c.txt', 'mvn/box/a.txt', ...remote]);
+    expect(n.code).toBe(2);
+    expect(n.stderr.toString()).toContain('mv has no -n: --no-clobber keeps a file already at <to>');
+    expect(await readFile(join(root, 'mvn', 'box', 'a.txt'), 'utf8')).toBe('box/a.txt');
+    // A server from before it would replace the file: the client sends no rename at all.
+    let renames = 0;
+    const older = await startFrameProxy(server.port, {
+      fromServer: (frame) => {
+        if (frame.type !== FrameType.WELCOME) return frame;
+        const { renameNoReplace: _, ...welcome } = jsonOf(frame);
+        return withJson(frame, welcome);
+      },
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN && jsonOf(frame).op === 'rename') renames++;
+        return frame;
+      },
+    });
+    try {
+      const at = ['--server', `127.0.0.1:${older.port}`];
+      const refused = await runCli(['mv', '--no-clobber', 'mvn/c.txt', 'mvn/box/a.txt', ...at]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr.toString()).toContain('the server cannot keep a file a move would replace');
+      expect(renames).toBe(0);
+      expect(await readFile(join(root, 'mvn', 'box', 'a.txt'), 'utf8')).toBe('box/a.txt');
+      // Without it, the same server moves as before.
+      expect((await runCli(['mv', 'mvn/c.txt', 'mvn/d.txt', ...at])).code).toBe(0);
+      expect(renames).toBe(1);
+    } finally {
+      await older.close();
+    }
+    await rm(join(root, 'mvn'), { recursive: true });
   });
 
   it('puts from stdin and gets to stdout with -', async () => {

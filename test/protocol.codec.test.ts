@@ -129,6 +129,11 @@ const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }>
     check: (f) => expect(parseRequest(f)).toEqual({ op: 'put', path: 'run.sh', size: 3, mode: 0o755 }),
   },
   {
+    name: 'OPEN of a rename that keeps a file at its destination',
+    frame: encodeOpen(13, { op: 'rename', from: 'a', to: 'b', noReplace: true }),
+    check: (f) => expect(parseRequest(f)).toEqual({ op: 'rename', from: 'a', to: 'b', noReplace: true }),
+  },
+  {
     name: 'REPLY with MORE',
     frame: encodeReply(9, { entries: [] }, true),
     check: (f) => {
@@ -555,6 +560,11 @@ describe('malformed input', () => {
     ['an mtime that is not a number', Buffer.from('{"op":"put","path":"x","mtime":"2003"}'), 'BAD_REQUEST'],
     ['an mtime past what a Date holds', Buffer.from('{"op":"put","path":"x","mtime":1e300}'), 'BAD_REQUEST'],
     ['a utime without an mtime', Buffer.from('{"op":"utime","path":"x"}'), 'BAD_REQUEST'],
+    [
+      'a rename with noReplace "yes"',
+      Buffer.from('{"op":"rename","from":"a","to":"b","noReplace":"yes"}'),
+      'BAD_REQUEST',
+    ],
     [
       'a utime with ifUnchanged null',
       Buffer.from('{"op":"utime","path":"x","mtime":0,"ifUnchanged":null}'),

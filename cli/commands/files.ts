@@ -317,13 +317,25 @@ export function registerFileCommands(program: Command, output: Output): void {
     .command('mv')
     .summary('move or rename remote files and directories')
     .description(
-      "Move or rename a remote file or directory. As with mv(1), into <to> if that is a directory (or ends in /); else a file at <to> is replaced. Several paths, or a pattern ('logs/*.log', quoted), move into <to>, which must then be a directory.",
+      "Move or rename a remote file or directory. As with mv(1), into <to> if that is a directory (or ends in /); else a file at <to> is replaced (not with --no-clobber). Several paths, or a pattern ('logs/*.log', quoted), move into <to>, which must then be a directory.",
     )
     .usage('[options] <from...> <to>')
     .argument('<from...>', 'remote paths to move, then <to>: the new path, or a directory to move them into')
-    .action(async (paths: string[], _options: unknown, command: Command) => {
+    .option(
+      '--no-clobber',
+      'keep a file already where one would go: that path is not moved (ALREADY_EXISTS), the others are',
+    )
+    // mv(1)'s -n is --no-clobber, put's and get's -n a dry run: which one was meant is asked.
+    .addOption(new Option('-n').hideHelp())
+    // mv -f: replacing a file is what mv does already.
+    .addOption(new Option('-f').hideHelp())
+    .action(async (paths: string[], options: { clobber: boolean; n?: boolean }, command: Command) => {
+      if (options.n === true)
+        command.error(
+          "error: mv has no -n: --no-clobber keeps a file already at <to> (mv(1)'s -n); there is no dry run of mv",
+        );
       if (paths.length < 2) command.error("error: missing required argument 'to'");
-      await move(begin(command), output, paths.slice(0, -1), paths.at(-1)!);
+      await move(begin(command), output, paths.slice(0, -1), paths.at(-1)!, { noReplace: !options.clobber });
     });
 }
 
@@ -391,7 +403,13 @@ async function changeModeBelow(client: Client, path: string, mode: ModeArgument)
  * matches) each move into TO, which must be a directory (looked up once), and --json prints one
  * `{path, ok, error?}` per path, as rm does.
  */
-async function move(global: GlobalOptions, output: Output, sources: string[], to: string): Promise<void> {
+async function move(
+  global: GlobalOptions,
+  output: Output,
+  sources: string[],
+  to: string,
+  how: { noReplace: boolean },
+): Promise<void> {
   if (sources.length > 1)
     output.setJsonFailureShape((error) =>
       sources.map((path): PathOutcome => ({ path, ok: false, error: errorInfo(error) })),
@@ -405,7 +423,7 @@ async function move(global: GlobalOptions, output: Output, sources: string[], to
         if (named.length === 1) {
           const source = remotePathRequired(named[0]!);
           if (named[0]!.endsWith('/')) await requireDirectory(client, source);
-          await client.rename(source, await moveTarget(client, source, to));
+          await client.rename(source, await moveTarget(client, source, to), how);
           if (output.json) output.printJson({ ok: true });
           return;
         }
@@ -435,7 +453,7 @@ async function move(global: GlobalOptions, output: Output, sources: string[], to
           );
         }
         if (argument.endsWith('/')) await requireDirectory(client, source);
-        await client.rename(source, target);
+        await client.rename(source, target, how);
         movedHere.set(target, source);
       },
       { expandPatterns: lone === undefined },

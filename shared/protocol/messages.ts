@@ -113,6 +113,11 @@ export interface Welcome {
    */
   links?: boolean;
   /**
+   * The server honours `rename`'s `noReplace` (one from before it ignores the field and replaces
+   * the file): a client asks it only of a server that says so.
+   */
+  renameNoReplace?: boolean;
+  /**
    * The bits the server takes from what uploads, new directories and chmod get (0 to 0o777),
    * where it knows them: a client keeping permissions tells from it whether a remote copy has
    * the bits an upload would have given it.
@@ -179,7 +184,8 @@ export type Request =
     }
   | { op: 'rmdir'; path: string }
   | { op: 'delete'; path: string }
-  | { op: 'rename'; from: string; to: string }
+  /** `noReplace`: a file at `to` is kept, and the rename fails ALREADY_EXISTS (mv --no-clobber). */
+  | { op: 'rename'; from: string; to: string; noReplace?: boolean }
   /** `ifUnchanged`: the file as the client saw it; when it is not that any more, nothing is set. */
   | { op: 'utime'; path: string; mtime: number; ifUnchanged?: { size: number; mtime: number } }
   /** `ifUnchanged`: as for utime. */
@@ -396,6 +402,7 @@ export function parseWelcome(frame: Frame): Welcome {
     ...(o.uploadInitialWindowOptional === true ? { uploadInitialWindowOptional: true } : {}),
     ...(o.ping === true ? { ping: true } : {}),
     ...(o.links === true ? { links: true } : {}),
+    ...(o.renameNoReplace === true ? { renameNoReplace: true } : {}),
     ...(o.umask !== undefined ? { umask: o.umask as number } : {}),
     ...(login !== undefined ? { login } : {}),
     integrity: { algorithm: integrity.algorithm, blockBytes: INTEGRITY_BLOCK_BYTES },

@@ -243,11 +243,16 @@ export const OPERATIONS = {
   rename: {
     stream: 'request',
     permission: 'rename',
-    parse: (o) => ({
-      op: 'rename',
-      from: requireString(o, 'from', 'rename'),
-      to: requireString(o, 'to', 'rename'),
-    }),
+    parse: (o) => {
+      if (o.noReplace !== undefined && typeof o.noReplace !== 'boolean')
+        throw badRequest('rename: "noReplace" must be a boolean');
+      return {
+        op: 'rename',
+        from: requireString(o, 'from', 'rename'),
+        to: requireString(o, 'to', 'rename'),
+        ...(o.noReplace === true ? { noReplace: true } : {}),
+      };
+    },
     reply: emptyReply,
   },
   utime: {
