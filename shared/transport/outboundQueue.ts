@@ -62,6 +62,8 @@ export class OutboundQueue {
   private readonly waitingForRoom = new Set<FrameProducer>();
   private pumpScheduled = false;
   private replyWaiters = 0;
+  /** Wakes the replies waiting for room: endWhenFlushed() drops them from waitingForRoom. */
+  private readonly replyWakes = new Set<() => void>();
   /** Called back once no reply waits for room (the owner stopped reading for them). */
   private readonly repliesSettledWaiters = new Set<() => void>();
   private closed = false;
@@ -278,11 +280,12 @@ export class OutboundQueue {
    * against the connection's budget like file data, so a client that never reads its answers
    * cannot make them pile up (issue #7), nor, past the server's control budget, while this
    * connection holds control frames. Resolves to the bytes reserved, or 0 only if the queue
-   * closes first. Give the room back with releaseReply() once the reply is sent.
+   * ends or closes first. Give the room back with releaseReply() once the reply is sent.
    */
   async reserveForReply(bytes: number, minBytes = bytes): Promise<number> {
     for (;;) {
-      if (this.closed) return 0;
+      // Ending, nothing more is sent: a reply waiting on would wait for good (endWhenFlushed).
+      if (this.closed || this.ending) return 0;
       let wake: () => void = () => {};
       const woken = new Promise<void>((resolve) => {
         wake = resolve;
@@ -298,10 +301,12 @@ export class OutboundQueue {
         return reserved;
       }
       this.replyWaiters++;
+      this.replyWakes.add(wake);
       try {
         await woken;
       } finally {
         this.replyWaiters--;
+        this.replyWakes.delete(wake);
       }
     }
   }
@@ -381,6 +386,9 @@ export class OutboundQueue {
     this.ending = true;
     this.producers.length = 0;
     this.waitingForRoom.clear();
+    // Replies waiting for room give up now: left waiting, a listing held its share of storage's
+    // listing budget for good, once for every connection ended so.
+    for (const wake of [...this.replyWakes]) wake();
     this.schedulePump();
   }
 
