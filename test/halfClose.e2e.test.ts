@@ -17,6 +17,7 @@ import { encodeData, encodeEnd, encodeJsonFrame, encodeWindow } from '../shared/
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 let server: TestServer | undefined;
 const peers: RawPeer[] = [];
@@ -86,6 +87,27 @@ describe('a client that half-closes', () => {
     expect((await readFile(join(server.root!, 'whole.bin'))).equals(content)).toBe(true);
     expect(await readFile(join(server.root!, 'small.txt'), 'utf8')).toBe('small and whole');
     expect(server.logs.join('\n')).toContain('received whole.bin 3145728 B');
+  });
+
+  it('an upload whose END came and failed verification is told why before the server closes', async () => {
+    server = await startServer({ backend: 'disk' });
+    const client = await peer();
+    const content = randomBytes(MiB);
+    client.write(open(1, { op: 'put', path: 'wrong.bin', size: content.length }));
+    await client.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    // The digest of other bytes: the upload fails INTEGRITY_ERROR once its writes are done.
+    client.write(
+      Buffer.concat([
+        dataFrames(1, content),
+        encodeEnd(1, content.length, 'xxh128', digestOf(Buffer.from('other'))),
+      ]),
+    );
+    client.socket.end();
+    await client.closed;
+    const errors = framesOf(client, 1, FrameType.ERROR).map((f) => JSON.parse(f.payload.toString()).code);
+    // Before, the ERROR waited for the temporary file to go, came after the connection ended, and was lost.
+    expect(errors, server.logs.join('\n')).toEqual(['INTEGRITY_ERROR']);
+    await until(async () => (await readdir(server!.root!)).length === 0, 'the temporary file removed');
   });
 
   it('an upload without its END ends as on a lost connection: nothing under its name, nothing left', async () => {
