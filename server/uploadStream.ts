@@ -197,15 +197,19 @@ export class UploadStream extends ServerStream implements ResumableHolder {
         this.partial === undefined ? undefined : this.host.takeOverStalledUpload(this.path, this.partial),
       )
       .then(() =>
-        this.host.storage.createUpload(this.path, {
-          onPartialRemoved: this.partialRemoved,
-          ...(hinted ? { expectedSize: this.declaredSize } : {}),
-          ...(this.partial !== undefined ? { partial: this.partial, resumeFrom: this.offset } : {}),
-        }),
+        // Over meanwhile (cancelled while its quota was checked), its open-file slot is free
+        // again: it opens no file, or a client opening and cancelling puts had any number open.
+        this.isFinished
+          ? undefined
+          : this.host.storage.createUpload(this.path, {
+              onPartialRemoved: this.partialRemoved,
+              ...(hinted ? { expectedSize: this.declaredSize } : {}),
+              ...(this.partial !== undefined ? { partial: this.partial, resumeFrom: this.offset } : {}),
+            }),
       )
       .then(
         (handle) => {
-          if (!this.adopt(handle)) return;
+          if (handle === undefined || !this.adopt(handle)) return;
           this.handle = handle; // from here cleanup() aborts it
           if (this.partial !== undefined)
             this.endHolding = this.host.holdResumable(this.path, this.partial, this);

@@ -17,7 +17,7 @@ import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeAuth, encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
 import { isPartialName, partialNamesPrefix } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
 import { codeOf } from './helpers/codeOf.js';
@@ -383,6 +383,56 @@ describe('quota usage', () => {
     await outer.put('o.bin', bytes(1000)); // outer: 1000, counted from here by deltas
     await beside.put('b.bin', bytes(6000)); // beside: 6000; outer: still 1000
     await fillExactly(outer, 'rest.bin', LIMIT - 1000);
+  });
+});
+
+describe('puts cancelled while their quota is checked', () => {
+  it('open no file once cancelled: their open-file slots are free at once', async () => {
+    const s = await start();
+    // The look at what each put replaces waits (a home on a slow disk) until letGo().
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const made = { uploads: 0 };
+    onEachHomeView(s.storage, (view) => {
+      const stat = view.stat.bind(view);
+      view.stat = async (path) => {
+        await gate;
+        return stat(path);
+      };
+      const createUpload = view.createUpload.bind(view);
+      view.createUpload = (path, options) => {
+        made.uploads++;
+        return createUpload(path, options);
+      };
+    });
+    const peer = await RawPeer.open(s.port);
+    try {
+      peer.write(encodeAuth({ user: 'q', password: 'q-secret' }));
+      await peer.waitFor((f) => f.type === FrameType.AUTH);
+      const count = 32;
+      peer.write(
+        Buffer.concat(
+          Array.from({ length: count }, (_, i) => [
+            encodeOpen(2 * i + 1, { op: 'put', path: `p${i}`, size: 10 }),
+            encodeCancel(2 * i + 1),
+          ]).flat(),
+        ),
+      );
+      // The cancels have been read once a later request is answered: every slot is free again.
+      peer.write(encodeOpen(1001, { op: 'stats' }));
+      await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1001);
+      expect(s.server.counters.openFiles).toBe(0);
+      letGo();
+      await delay(500);
+      // Before, each made its temporary file all the same, past the open-file cap: a client
+      // opening and cancelling puts while a quota was checked had any number of files open.
+      expect(made.uploads).toBe(0);
+      expect(await readdir(join(s.root!, 'q'))).toEqual([]);
+    } finally {
+      peer.destroy();
+    }
   });
 });
 
