@@ -263,6 +263,10 @@ export class ServerConnection implements StreamHost {
     return this.transport.peerHasEnded;
   }
 
+  get endsWithLastStream(): boolean {
+    return this.transport.peerHasEnded || this.draining;
+  }
+
   /** Bytes the server holds for this client right now (queued, in the socket, reserved). */
   get bufferedAmount(): number {
     return this.transport.queue.bufferedAmount;

@@ -58,6 +58,11 @@ export interface StreamHost {
   readonly readingHeld: boolean;
   /** The client half-closed: no frame of its comes again (ServerStream.onPeerEnded). */
   readonly peerHasEnded: boolean;
+  /**
+   * The connection ends once its last stream is over (the client half-closed, or the server drains
+   * for shutdown): what a stream sends after its end may come too late.
+   */
+  readonly endsWithLastStream: boolean;
   /** The account's quota, when it has one: uploads reserve their bytes in it. */
   readonly quota: QuotaTracker | undefined;
   /** Whether the logged-in account has `permission` (beyond the one its OPEN's row needed). */

@@ -664,12 +664,12 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   /**
    * A failed upload answers once its temporary file is gone (or after failedUploadAnswerWaitMs):
    * a client told NO_SPACE goes on with its next file at once, and must find that space free.
-   * One that half-closed sends no next file, and its connection ends with its last stream: told
-   * at once, or the answer came after that end and was lost.
+   * A connection that ends with its last stream (the client half-closed, the server drains) takes
+   * no next file: told at once, or the answer came after that end and was lost.
    */
   override fail(err: unknown): void {
     if (this.isFinished) return;
-    if (this.handle === undefined || this.host.peerHasEnded) {
+    if (this.handle === undefined || this.host.endsWithLastStream) {
       super.fail(err);
       return;
     }
