@@ -192,9 +192,12 @@ export class UploadStream extends ServerStream implements ResumableHolder {
         if (this.offset > 0 && this.partial === undefined)
           throw new MuxftpError('NOT_FOUND', `no partial upload is kept here to continue: ${this.path}`);
       })
-      // A stalled upload of the same data (the connection this client's retry replaces) gives way.
+      // A stalled upload of the same data (the connection this client's retry replaces) gives way;
+      // not to a put already over, which would take nothing over.
       .then(() =>
-        this.partial === undefined ? undefined : this.host.takeOverStalledUpload(this.path, this.partial),
+        this.partial === undefined || this.isFinished
+          ? undefined
+          : this.host.takeOverStalledUpload(this.path, this.partial),
       )
       .then(() =>
         // Over meanwhile (cancelled while its quota was checked), its open-file slot is free

@@ -17,7 +17,7 @@ import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/auth/usersFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeAuth, encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeCancel, encodeData, encodeOpen } from '../shared/protocol/encoder.js';
 import { isPartialName, partialNamesPrefix } from '../shared/temporaryNames.js';
 import type { Storage } from '../storage/types.js';
 import { codeOf } from './helpers/codeOf.js';
@@ -432,6 +432,56 @@ describe('puts cancelled while their quota is checked', () => {
       expect(await readdir(join(s.root!, 'q'))).toEqual([]);
     } finally {
       peer.destroy();
+    }
+  });
+
+  it('a resumable put cancelled meanwhile fails no stalled upload of the same file', async () => {
+    const s = await start({ stalledUploadTakeoverMs: 100 });
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const held = { on: false };
+    onEachHomeView(s.storage, (view) => {
+      const stat = view.stat.bind(view);
+      view.stat = async (path) => {
+        if (held.on) await gate;
+        return stat(path);
+      };
+    });
+    const login = async () => {
+      const peer = await RawPeer.open(s.port);
+      peer.write(encodeAuth({ user: 'r', password: 'r-secret' }));
+      await peer.waitFor((f) => f.type === FrameType.AUTH);
+      return peer;
+    };
+    const resumable = {
+      op: 'put',
+      path: 'r.bin',
+      size: BLOCK,
+      source: 'same-source',
+      offset: 0,
+    } as const;
+    const holder = await login();
+    const other = await login();
+    try {
+      // One upload holds the data kept for r.bin, then moves nothing: stalled past 100 ms.
+      holder.write(encodeOpen(1, resumable));
+      await holder.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+      holder.write(encodeData(1, bytes(64 * 1024)));
+      await delay(300);
+      held.on = true;
+      // Another connection's put of the same data, cancelled while its quota is checked.
+      other.write(Buffer.concat([encodeOpen(1, resumable), encodeCancel(1)]));
+      other.write(encodeOpen(3, { op: 'stats' }));
+      await other.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 3);
+      letGo();
+      await delay(300);
+      // Before, the cancelled put took the upload over all the same: the holder's failed.
+      expect(holder.frames.filter((f) => f.type === FrameType.ERROR)).toEqual([]);
+    } finally {
+      holder.destroy();
+      other.destroy();
     }
   });
 });
