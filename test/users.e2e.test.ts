@@ -337,6 +337,25 @@ describe('rename without the delete permission', () => {
     await alice.rename('sorted.txt', 'important.txt');
     expect(await readFile(join(s.root!, 'alice', 'important.txt'), 'utf8')).toBe('junk');
   });
+
+  it('with noReplace (mv --no-clobber): ALREADY_EXISTS for a file there, not PERMISSION_DENIED; a free name is moved to', async () => {
+    const s = await start();
+    const alice = await s.connect({ user: 'alice', password: 'alice-secret' });
+    await alice.put('important.txt', Buffer.from('keep me'));
+    await alice.put('junk.txt', Buffer.from('junk'));
+    const curator = await s.connect({ user: 'curator', password: 'curator-secret' });
+    // Nothing would be removed: the delete permission is not what refuses it.
+    const kept = await curator
+      .rename('junk.txt', 'important.txt', { noReplace: true })
+      .catch((e: Error) => e);
+    expect(kept).toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect(await readFile(join(s.root!, 'alice', 'important.txt'), 'utf8')).toBe('keep me');
+    await curator.rename('junk.txt', 'free.txt', { noReplace: true });
+    expect(await readFile(join(s.root!, 'alice', 'free.txt'), 'utf8')).toBe('junk');
+    // A link at the destination, even one that leads nowhere, is kept too.
+    await symlink('nowhere', join(s.root!, 'alice', 'dangling'));
+    expect(await codeOf(alice.rename('free.txt', 'dangling', { noReplace: true }))).toBe('ALREADY_EXISTS');
+  });
 });
 
 describe('anonymous access', () => {
