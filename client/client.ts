@@ -324,6 +324,13 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** Rename's `noReplace` asked of a server that does not say it honours it. */
+export const noReplaceUnsupported = (): MuxftpError =>
+  new MuxftpError(
+    'UNSUPPORTED',
+    'the server cannot keep a file a move would replace (a muxftp from before it): nothing moved',
+  );
+
 /** {@link Client.rename}'s options. */
 export interface RenameOptions extends RequestOptions {
   /**
@@ -862,12 +869,7 @@ export class Client {
    * never a directory.
    */
   async rename(from: string, to: string, options: RenameOptions = {}): Promise<void> {
-    if (options.noReplace === true && this.welcome?.renameNoReplace !== true) {
-      throw new MuxftpError(
-        'UNSUPPORTED',
-        'the server cannot keep a file a move would replace (a muxftp from before it): nothing moved',
-      );
-    }
+    if (options.noReplace === true && this.welcome?.renameNoReplace !== true) throw noReplaceUnsupported();
     await this.request(
       { op: 'rename', from, to, ...(options.noReplace === true ? { noReplace: true } : {}) },
       options.signal,

@@ -628,6 +628,15 @@ describe('muxftp CLI', () => {
     expect(n.code).toBe(2);
     expect(n.stderr.toString()).toContain('mv has no -n: --no-clobber keeps a file already at <to>');
     expect(await readFile(join(root, 'mvn', 'box', 'a.txt'), 'utf8')).toBe('box/a.txt');
+    // -f, as mv(1) takes it: replacing is what mv does; with --no-clobber, which is meant is asked.
+    const both = await runCli(['mv', '--no-clobber', '-f', 'mvn/c.txt', 'mvn/box/a.txt', ...remote]);
+    expect(both.code).toBe(2);
+    expect(both.stderr.toString()).toContain('-f replaces a file at <to>, --no-clobber keeps it');
+    expect(await readFile(join(root, 'mvn', 'box', 'a.txt'), 'utf8')).toBe('box/a.txt');
+    await writeFile(join(root, 'mvn', 'f.txt'), 'f');
+    expect((await runCli(['mv', '-f', 'mvn/f.txt', 'mvn/box/a.txt', ...remote])).code).toBe(0);
+    expect(await readFile(join(root, 'mvn', 'box', 'a.txt'), 'utf8')).toBe('f');
+    await writeFile(join(root, 'mvn', 'box', 'a.txt'), 'box/a.txt');
     // A server from before it would replace the file: the client sends no rename at all.
     let renames = 0;
     const older = await startFrameProxy(server.port, {
@@ -646,6 +655,10 @@ describe('muxftp CLI', () => {
       const refused = await runCli(['mv', '--no-clobber', 'mvn/c.txt', 'mvn/box/a.txt', ...at]);
       expect(refused.code).not.toBe(0);
       expect(refused.stderr.toString()).toContain('the server cannot keep a file a move would replace');
+      // Several paths: said once, not once for each.
+      const several = await runCli(['mv', '--no-clobber', 'mvn/c.txt', 'mvn/box/b.txt', 'mvn', ...at]);
+      expect(several.code).not.toBe(0);
+      expect(several.stderr.toString().match(/cannot keep a file a move would replace/g)).toHaveLength(1);
       expect(renames).toBe(0);
       expect(await readFile(join(root, 'mvn', 'box', 'a.txt'), 'utf8')).toBe('box/a.txt');
       // Without it, the same server moves as before.

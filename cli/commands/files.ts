@@ -1,7 +1,7 @@
 /** The remote file commands: ls, stat, rm, mkdir, rmdir, mv. Each runs over one connection. */
 
 import { type Command, Option } from 'commander';
-import type { Client, WireEntry } from '../../client/client.js';
+import { type Client, noReplaceUnsupported, type WireEntry } from '../../client/client.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { type ErrorCode, MuxftpError } from '../../shared/errors.js';
 import {
@@ -329,14 +329,20 @@ export function registerFileCommands(program: Command, output: Output): void {
     .addOption(new Option('-n').hideHelp())
     // mv -f: replacing a file is what mv does already.
     .addOption(new Option('-f').hideHelp())
-    .action(async (paths: string[], options: { clobber: boolean; n?: boolean }, command: Command) => {
-      if (options.n === true)
-        command.error(
-          "error: mv has no -n: --no-clobber keeps a file already at <to> (mv(1)'s -n); there is no dry run of mv",
-        );
-      if (paths.length < 2) command.error("error: missing required argument 'to'");
-      await move(begin(command), output, paths.slice(0, -1), paths.at(-1)!, { noReplace: !options.clobber });
-    });
+    .action(
+      async (paths: string[], options: { clobber: boolean; n?: boolean; f?: boolean }, command: Command) => {
+        if (options.n === true)
+          command.error(
+            "error: mv has no -n: --no-clobber keeps a file already at <to> (mv(1)'s -n); there is no dry run of mv",
+          );
+        if (options.f === true && !options.clobber)
+          command.error('error: -f replaces a file at <to>, --no-clobber keeps it: give one of them');
+        if (paths.length < 2) command.error("error: missing required argument 'to'");
+        await move(begin(command), output, paths.slice(0, -1), paths.at(-1)!, {
+          noReplace: !options.clobber,
+        });
+      },
+    );
 }
 
 /** chmod of one path: octal bits as given, a symbolic change from its bits (a listing's, or a stat). */
@@ -416,6 +422,8 @@ async function move(
     );
   const lone = sources.length === 1 ? sources[0]! : undefined;
   await withClient(global, output, async (client) => {
+    // Said once for the command, not once for each path.
+    if (how.noReplace && client.serverInfo.renameNoReplace !== true) throw noReplaceUnsupported();
     let named = sources;
     if (lone !== undefined) {
       try {
