@@ -586,6 +586,8 @@ class SpecialFileSink implements ByteSink {
         );
       };
       signal?.addEventListener('abort', unblock, { once: true });
+      // Aborted during the stat: the listener came too late to hear it.
+      if (signal?.aborted) unblock();
       try {
         handle = await opening;
       } finally {
