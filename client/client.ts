@@ -33,6 +33,7 @@ import {
   Flags,
   FRAME_TYPE_NAMES,
   FrameType,
+  MAX_CREDIT,
   MAX_STREAM_ID,
   MIN_FRAME_PAYLOAD_BYTES,
   PROTOCOL_NAME,
@@ -459,6 +460,12 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     if (!Number.isSafeInteger(resolved[key]) || resolved[key] <= 0) {
       throw new TypeError(`client: ${key} must be a positive integer, got ${shownValue(resolved[key])}`);
     }
+  }
+  // Each get's window is credit, which the protocol bounds (docs/PROTOCOL.md "Flow control").
+  if (resolved.streamWindowBytes > MAX_CREDIT) {
+    throw new TypeError(
+      `client: streamWindowBytes must be at most ${MAX_CREDIT} (2^31 - 1), got ${resolved.streamWindowBytes}`,
+    );
   }
   if (resolved.maxFramePayloadBytes < MIN_FRAME_PAYLOAD_BYTES) {
     throw new TypeError(`client: maxFramePayloadBytes must be at least ${MIN_FRAME_PAYLOAD_BYTES}`);

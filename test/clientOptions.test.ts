@@ -14,6 +14,12 @@ describe('Client.connect options', () => {
     ['an empty host', { host: '' }, /client: host must be a non-empty string/],
     ['an empty user', { user: '' }, /client: user must be a non-empty string/],
     ['no integrity algorithm', { integrity: [] }, /client: integrity must list/],
+    // Above the protocol's credit bound every get failed with a RangeError, its temporary file left.
+    [
+      'a stream window over 2^31 - 1',
+      { streamWindowBytes: 2 ** 31 },
+      /client: streamWindowBytes must be at most 2147483647 \(2\^31 - 1\), got 2147483648/,
+    ],
   ])('refuses %s before connecting, as a rejection (never a throw)', async (_what, options, message) => {
     const connecting = Client.connect(options);
     await expect(connecting).rejects.toThrow(TypeError);
