@@ -456,10 +456,18 @@ function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
     'connectionWindowGrowthBytes',
     'chunkBytes',
     'maxFramePayloadBytes',
+    'outboundHighWaterBytes',
+    'outboundLowWaterBytes',
   ] as const) {
     if (!Number.isSafeInteger(resolved[key]) || resolved[key] <= 0) {
       throw new TypeError(`client: ${key} must be a positive integer, got ${shownValue(resolved[key])}`);
     }
+  }
+  // Else the outbound queue's RangeError, thrown with the socket already connecting (left open).
+  if (resolved.outboundLowWaterBytes > resolved.outboundHighWaterBytes) {
+    throw new TypeError(
+      `client: outboundLowWaterBytes (${resolved.outboundLowWaterBytes}) must not exceed outboundHighWaterBytes (${resolved.outboundHighWaterBytes})`,
+    );
   }
   // Each get's window is credit, which the protocol bounds (docs/PROTOCOL.md "Flow control").
   if (resolved.streamWindowBytes > MAX_CREDIT) {

@@ -6,9 +6,11 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
 import { makeFifo } from './helpers/fifo.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { delay } from './helpers/waits.js';
 
 const dirs = new TempDirs('muxftp-core-races-');
 let env: TestServer | undefined;
@@ -44,5 +46,27 @@ describe('get into a FIFO', () => {
       new Promise((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3_000)),
     ]);
     expect(outcome).toBe('CANCELLED');
+  });
+});
+
+describe('connect with outbound marks the queue refuses', () => {
+  it('rejects with a TypeError naming the option, and leaves no socket open to the server', async () => {
+    env = await startServer();
+    const port = env.port;
+    // Only a low-water mark above the default high-water mark: each is valid alone.
+    const connecting = Client.connect({ host: '127.0.0.1', port, outboundLowWaterBytes: 8 * 1024 * 1024 });
+    const error = await connecting.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // Let a socket left connecting reach the server.
+    await delay(200);
+    expect({ error, connections: env.server.connectionFigures().length }).toEqual({
+      error: expect.objectContaining({
+        name: 'TypeError',
+        message: expect.stringMatching(/outboundLowWaterBytes/),
+      }),
+      connections: 0,
+    });
   });
 });
