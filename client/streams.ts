@@ -477,6 +477,9 @@ export class GetCall extends ClientStream {
   }
 
   override onEnd(end: EndPayload): void {
+    // Taken as the first, it finished the download twice (the second's clean-up removed the file).
+    if (this.phase === StreamPhase.Ended)
+      throw new ProtocolError('STREAM_CLOSED', `END after END on stream ${this.id}`);
     if (this.expectedSize !== undefined && end.size !== this.expectedSize)
       throw this.notAsReplied(`an END of ${end.size} bytes, not the ${this.expectedSize}`);
     this.end = end;

@@ -78,6 +78,21 @@ describe('client verification of downloads', () => {
     await client.close();
   });
 
+  it('a second END fails the connection, not the download its first END completed', async () => {
+    // An empty file: no write in flight, so the second END came while the first's finish ran
+    // (finished twice, the file was removed and the get failed LOCAL_IO_ERROR "Cannot read
+    // properties of undefined").
+    const port = await scriptedServer((socket, open) => {
+      const end = encodeEnd(open.streamId, 0, 'xxh128', digestOf(''));
+      socket.write(Buffer.concat([encodeReply(open.streamId, { size: 0, mtime: 0 }), end, end]));
+    });
+    dir = await mkdtemp(join(tmpdir(), 'muxftp-verify-'));
+    const client = await Client.connect({ port });
+    await expect(client.get('x', join(dir, 'x'))).resolves.toMatchObject({ size: 0 });
+    expect(await readdir(dir)).toEqual(['x']);
+    expect(await client.closed).toMatchObject({ code: 'STREAM_CLOSED' });
+  });
+
   it('fails the connection when the server sends beyond the granted window', async () => {
     // One frame past the credit, caught from its header. (A second frame sent behind a full
     // window may already be covered: the client grants credit back as its first bytes are written.)
