@@ -4,6 +4,7 @@
  */
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
@@ -68,5 +69,23 @@ describe('connect with outbound marks the queue refuses', () => {
       }),
       connections: 0,
     });
+  });
+});
+
+describe('Client.over a byte stream', () => {
+  it('that closed before the call rejects CONNECT_FAILED, as connect() to a closed port does', async () => {
+    env = await startServer();
+    const ours = connect({ host: '127.0.0.1', port: env.port });
+    await new Promise((resolve) => ours.once('connect', resolve));
+    ours.destroy(); // a tunnel that went before it was handed over
+    await new Promise((resolve) => ours.once('close', resolve));
+    const outcome = await Promise.race([
+      Client.over(ours, { connectTimeoutMs: 500 }).then(
+        () => 'connected',
+        (error: { code?: string }) => error.code,
+      ),
+      delay(3_000).then(() => 'still waiting after 3 s'),
+    ]);
+    expect(outcome).toBe('CONNECT_FAILED');
   });
 });

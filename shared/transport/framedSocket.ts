@@ -124,6 +124,8 @@ export class FramedSocket {
     socket.on('end', this.socketOnEnd);
     socket.on('error', this.socketOnError);
     socket.on('close', this.socketOnClose);
+    // Closed before it came here (a tunnel that went first): its 'close' is past, so say it now.
+    if (socket.closed) process.nextTick(this.socketOnClose);
     // A socket paused before we arrived (the server's TLS sniffing does) must flow again.
     socket.resume();
   }
