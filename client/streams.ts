@@ -487,6 +487,13 @@ export class GetCall extends ClientStream {
     this.finishWhenWritten();
   }
 
+  /** The server closed the stream with its END: an ERROR after it would fail a download that completes. */
+  override onError(code: MuxftpError['code'], message: string, details?: ErrorDetails): void {
+    if (this.phase === StreamPhase.Ended)
+      throw new ProtocolError('STREAM_CLOSED', `ERROR after END on stream ${this.id}: ${message}`);
+    super.onError(code, message, details);
+  }
+
   /** Once END is in, everything needed is here: finish writing and checking locally. */
   override connectionLost(error: MuxftpError): void {
     if (this.phase !== StreamPhase.Ended) super.connectionLost(error);

@@ -3,7 +3,7 @@
  * fail the END check, nor more bytes than it granted, and never leave a partial local file.
  */
 
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
+import { encodeData, encodeEnd, encodeError, encodeReply } from '../shared/protocol/encoder.js';
 import { type Script, startScriptedServer } from './helpers/scriptedServer.js';
 
 let server: Server | undefined;
@@ -91,6 +91,32 @@ describe('client verification of downloads', () => {
     await expect(client.get('x', join(dir, 'x'))).resolves.toMatchObject({ size: 0 });
     expect(await readdir(dir)).toEqual(['x']);
     expect(await client.closed).toMatchObject({ code: 'STREAM_CLOSED' });
+  });
+
+  it('an ERROR after END fails the connection, not the download END completed', async () => {
+    // The call rejected with the late ERROR: a file of 0 bytes was in place all the same.
+    for (const content of ['', 'hello']) {
+      const port = await scriptedServer((socket, open) => {
+        const frames = [encodeReply(open.streamId, { size: content.length, mtime: 0 })];
+        if (content !== '') frames.push(encodeData(open.streamId, Buffer.from(content)));
+        frames.push(
+          encodeEnd(open.streamId, content.length, 'xxh128', digestOf(content)),
+          encodeError(open.streamId, { code: 'NOT_FOUND', status: 404, message: 'late' }),
+        );
+        socket.write(Buffer.concat(frames));
+      });
+      dir = await mkdtemp(join(tmpdir(), 'muxftp-verify-'));
+      const client = await Client.connect({ port });
+      try {
+        await expect(client.get('x', join(dir, 'x'))).resolves.toMatchObject({ size: content.length });
+        expect(await readFile(join(dir, 'x'), 'utf8')).toBe(content);
+        expect(await client.closed).toMatchObject({ code: 'STREAM_CLOSED' });
+      } finally {
+        await client.destroy();
+      }
+      await new Promise<void>((resolve) => server!.close(() => resolve()));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails the connection when the server sends beyond the granted window', async () => {
