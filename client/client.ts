@@ -1125,7 +1125,13 @@ export class Client {
         throw new ProtocolError('PROTOCOL_ERROR', 'partial REPLY: an offset beyond the file');
       }
       if (held.blocks.length === 0) callCaller('onNothingKept', () => options.onNothingKept?.());
-      const mine = await localBlockDigests(path, this.integrity, held.blocks.length, options.localDigests);
+      const mine = await localBlockDigests(
+        path,
+        this.integrity,
+        held.blocks.length,
+        options.localDigests,
+        options.signal,
+      );
       const mismatch = held.blocks.findIndex((hex, i) => hex !== mine[i]?.toString('hex'));
       if (mismatch === -1) {
         offset = held.offset;
@@ -1173,6 +1179,7 @@ export class Client {
         this.integrity,
         DEFAULTS.maxResumeBlocks,
         options.localDigests,
+        options.signal,
       );
       const localSize = await stat(target).then(
         (stats) => (stats.isFile() ? stats.size : 0),
@@ -1216,6 +1223,7 @@ export class Client {
         this.integrity,
         DEFAULTS.maxResumeBlocks,
         options.localDigests,
+        options.signal,
       );
     } catch (error) {
       await sink.keepPartial(); // put back, as it was

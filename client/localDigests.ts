@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { type BigIntStats, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { MuxftpError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { ContentDigester, type FileDigest } from '../shared/integrity/contentDigest.js';
@@ -80,12 +81,14 @@ export class LocalDigestMemo {
 /**
  * d_0 … of the first min(maxBlocks, whole blocks) blocks of `path`; [] when it is missing or not a
  * file. With `memo`, those an earlier call gave for this same file are given again, unread.
+ * `signal` aborting stops the reading (gigabytes of a partial file after Ctrl-C): CANCELLED.
  */
 export async function localBlockDigests(
   path: string,
   algorithm: IntegrityAlgorithm,
   maxBlocks: number,
   memo?: LocalDigestMemo,
+  signal?: AbortSignal,
 ): Promise<Buffer[]> {
   await prepareBlockHashes();
   const digester = new ContentDigester(algorithm);
@@ -102,7 +105,8 @@ export async function localBlockDigests(
         Math.min(maxBlocks, Math.floor(Number(stats.size) / INTEGRITY_BLOCK_BYTES)) * INTEGRITY_BLOCK_BYTES
       );
     };
-    if ((await digestLocalFile(path, digester, wholeBlocks)) === undefined) return [];
+    if ((await digestLocalFile(path, digester, wholeBlocks, signal)) === undefined) return [];
+    if (signal?.aborted === true) throw new MuxftpError('CANCELLED', 'cancelled', { cause: signal.reason });
     if (recalled !== undefined) return recalled;
     // Only the blocks read in full count (a file that shrank meanwhile has fewer).
     const digests = [...digester.blockDigests];

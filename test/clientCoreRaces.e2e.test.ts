@@ -89,3 +89,23 @@ describe('Client.over a byte stream', () => {
     expect(outcome).toBe('CONNECT_FAILED');
   });
 });
+
+describe('get -c of a large partial file', () => {
+  it('aborted while the local blocks are hashed rejects CANCELLED without hashing them all', async () => {
+    env = await startServer();
+    const client = await env.connect({ integrity: ['sha256'] });
+    // 2 GiB with no blocks on disk: read as zeros, hashed for seconds on these VMs.
+    const target = join(await dirs.make(), 'big.bin');
+    await (await open(target, 'w')).truncate(2 * 1024 ** 3).then(() => undefined);
+    const controller = new AbortController();
+    const started = performance.now();
+    const got = client.get('big.bin', target, { continue: true, signal: controller.signal });
+    await delay(100);
+    controller.abort();
+    const code = await got.then(
+      () => 'resolved',
+      (error: { code?: string }) => error.code,
+    );
+    expect({ code, fast: performance.now() - started < 1_500 }).toEqual({ code: 'CANCELLED', fast: true });
+  });
+});
