@@ -1114,13 +1114,16 @@ export class Client {
     let offset = 0;
     let prefix: Buffer[] = [];
     if (options.continue === true) {
-      const held = await this.request({
-        op: 'partial',
-        path: remotePath,
-        size: local.size,
-        algorithm: this.integrity,
-        source: local.source,
-      });
+      const held = await this.request(
+        {
+          op: 'partial',
+          path: remotePath,
+          size: local.size,
+          algorithm: this.integrity,
+          source: local.source,
+        },
+        options.signal,
+      );
       if (held.offset > local.size) {
         throw new ProtocolError('PROTOCOL_ERROR', 'partial REPLY: an offset beyond the file');
       }

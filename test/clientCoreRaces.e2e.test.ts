@@ -3,12 +3,16 @@
  * user could meet, over real sockets and files.
  */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeError } from '../shared/protocol/encoder.js';
 import { makeFifo } from './helpers/fifo.js';
+import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 import { delay } from './helpers/waits.js';
@@ -16,7 +20,9 @@ import { delay } from './helpers/waits.js';
 const dirs = new TempDirs('muxftp-core-races-');
 let env: TestServer | undefined;
 const fifos: string[] = [];
+const stops: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
+  for (const stop of stops.splice(0).reverse()) await stop();
   // A FIFO open still waiting for its reader (the bug) holds a threadpool thread: let it through.
   for (const fifo of fifos.splice(0)) {
     const reader = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => undefined);
@@ -107,5 +113,36 @@ describe('get -c of a large partial file', () => {
       (error: { code?: string }) => error.code,
     );
     expect({ code, fast: performance.now() - started < 1_500 }).toEqual({ code: 'CANCELLED', fast: true });
+  });
+});
+
+describe('put -c to a server refusing its question SERVER_BUSY', () => {
+  it('aborted while the question is tried again rejects CANCELLED', async () => {
+    // Every OPEN (the `partial` question) refused SERVER_BUSY, and a policy that never gives up.
+    const scripted = await startScriptedServer((socket, frame) => {
+      if (frame.type === FrameType.OPEN)
+        socket.write(encodeError(frame.streamId, { code: 'SERVER_BUSY', status: 302, message: 'busy' }));
+    });
+    stops.push(() => new Promise<void>((resolve) => scripted.server.close(() => resolve())));
+    const client = await Client.connect({
+      host: '127.0.0.1',
+      port: scripted.port,
+      busyRetries: () => ({ next: () => 50 }),
+    });
+    stops.push(() => client.destroy());
+    const source = join(await dirs.make(), 'big.bin');
+    await writeFile(source, Buffer.alloc(INTEGRITY_BLOCK_BYTES + 1));
+    const controller = new AbortController();
+    const put = client.put('big.bin', source, { continue: true, signal: controller.signal });
+    await delay(200);
+    controller.abort();
+    const outcome = await Promise.race([
+      put.then(
+        () => 'resolved',
+        (error: { code?: string }) => error.code,
+      ),
+      delay(2_000).then(() => 'still trying after 2 s'),
+    ]);
+    expect(outcome).toBe('CANCELLED');
   });
 });
