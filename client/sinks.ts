@@ -260,6 +260,8 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
   protected ready: Promise<void> | undefined;
   /** The write in flight, if any: a failure's stat and cut wait for it (a handle does not order them). */
   private writing: Promise<unknown> | undefined;
+  /** abort() was called: work it waits for (ContinueSink's copy) stops instead of going on. */
+  protected aborted = false;
 
   protected constructor(target: string, temporary: string, handle: File, keepsPartial: boolean) {
     this.target = target;
@@ -312,6 +314,7 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     const handle = this.handle;
     if (handle === undefined) return;
     this.handle = undefined;
+    this.aborted = true;
     await this.ready?.catch(() => {});
     await handle.close().catch(() => {});
     await unlink(this.temporary).catch(() => {});
@@ -396,12 +399,19 @@ const COPY_CHUNK_BYTES = 1024 * 1024;
  * blocks were read as a regular file's: a FIFO swapped in since fails, never waited on (its
  * waiting open held a threadpool thread that Node's exit joins: only SIGKILL ended the process).
  */
-async function copyPrefix(source: string, into: FileHandle, bytes: number): Promise<void> {
+async function copyPrefix(
+  source: string,
+  into: FileHandle,
+  bytes: number,
+  stopped: () => boolean,
+): Promise<void> {
   const from = await LocalFile.openRegular(source);
   if (from === undefined) throw notRegularFileError(source);
   try {
     const buffer = Buffer.allocUnsafe(Math.min(bytes, COPY_CHUNK_BYTES));
     for (let position = 0; position < bytes; ) {
+      // The download failed or was cancelled: gigabytes copied for nothing would hold its end.
+      if (stopped()) throw new MuxftpError('CANCELLED', 'cancelled');
       const bytesRead = await from.readAt(buffer, 0, Math.min(buffer.length, bytes - position), position);
       // Shorter than when its blocks were hashed: changed meanwhile.
       if (bytesRead === 0)
@@ -524,7 +534,7 @@ export class ContinueSink extends HiddenFileSink {
     this.copyFrom = undefined;
     const handle = this.handle!;
     this.ready = (async () => {
-      if (copyFrom !== undefined) await copyPrefix(copyFrom, handle, offset);
+      if (copyFrom !== undefined) await copyPrefix(copyFrom, handle, offset, () => this.aborted);
       await handle.truncate(offset);
       // Only now does the file hold just what the server vouched for: a failure while the copy
       // is made drops it (the partial file itself was never touched).

@@ -3,14 +3,15 @@
  * user could meet, over real sockets and files.
  */
 import { constants } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { open, readdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { localBlockDigests } from '../client/localDigests.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeError } from '../shared/protocol/encoder.js';
+import { encodeError, encodeReply } from '../shared/protocol/encoder.js';
 import { makeFifo } from './helpers/fifo.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -144,5 +145,47 @@ describe('put -c to a server refusing its question SERVER_BUSY', () => {
       delay(2_000).then(() => 'still trying after 2 s'),
     ]);
     expect(outcome).toBe('CANCELLED');
+  });
+});
+
+describe('get -c continuing a large partial file', () => {
+  it('aborted while the partial file is copied rejects CANCELLED without copying the rest', async () => {
+    // 1 GiB of the user's partial file whose blocks the server vouches for: copied into the
+    // hidden file before the rest comes (2.4 s here), and a Ctrl-C meanwhile waited for all of it.
+    const target = join(await dirs.make(), 'big.bin');
+    const size = 1024 ** 3;
+    await (await open(target, 'w')).truncate(size).then(() => undefined);
+    const blocks = (await localBlockDigests(target, 'xxh128', size / INTEGRITY_BLOCK_BYTES)).map((d) =>
+      d.toString('hex'),
+    );
+    const scripted = await startScriptedServer((socket, frame) => {
+      if (frame.type === FrameType.OPEN)
+        socket.write(encodeReply(frame.streamId, { size: size + 5, mtime: 0, offset: size, blocks }));
+    });
+    stops.push(() => new Promise<void>((resolve) => scripted.server.close(() => resolve())));
+    const client = await Client.connect({ host: '127.0.0.1', port: scripted.port });
+    stops.push(() => client.destroy());
+    const controller = new AbortController();
+    let abortedAt = 0;
+    const got = client.get('big.bin', target, {
+      continue: true,
+      signal: controller.signal,
+      // Told once the server's blocks matched: the copy starts now.
+      onContinue: () => {
+        setTimeout(() => {
+          abortedAt = performance.now();
+          controller.abort();
+        }, 50);
+      },
+    });
+    const code = await got.then(
+      () => 'resolved',
+      (error: { code?: string }) => error.code,
+    );
+    expect({ code, prompt: performance.now() - abortedAt < 1_000 }).toEqual({
+      code: 'CANCELLED',
+      prompt: true,
+    });
+    expect(await readdir(dirname(target))).toEqual(['big.bin']);
   });
 });
