@@ -228,7 +228,8 @@ export interface TransferOptions {
   /**
    * put from a local file path only (issue #8): declare the file's size and D before sending, so
    * that if the upload is interrupted the server keeps its whole blocks for a resume (for its
-   * `--partial-retention`). Costs one read of the file to hash it first. Files under one block
+   * `--partial-retention`). The digest is computed as the file is sent (a resume reads the kept
+   * blocks' share of the local file first, to check them). Files under one block
    * (4 MiB) never leave a partial and are sent as usual.
    */
   resumable?: boolean;
@@ -1324,7 +1325,11 @@ export class Client {
   /** The connection ended because close() asked (not the server, nor destroy()). */
   private endedByClose = false;
 
-  /** Closes at once; operations in flight reject with `error` or CONNECTION_LOST (either {@link MuxftpError.fatal}). */
+  /**
+   * Closes at once; operations in flight reject with `error` or CONNECTION_LOST (either
+   * {@link MuxftpError.fatal}), but for downloads whose END came: each has all its bytes, and is
+   * verified and takes its name as it would have.
+   */
   destroy(error?: MuxftpError): Promise<void> {
     if (!this.transport.isClosed) this.endedHere = true;
     this.transport.destroy(error);
