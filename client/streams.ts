@@ -386,6 +386,9 @@ export class GetCall extends ClientStream {
   }
 
   override onReply(result: Record<string, unknown>): void {
+    // After END the download has what it needs: a REPLY then (a resumed one) would abandon it.
+    if (this.phase === StreamPhase.Ended)
+      throw new ProtocolError('STREAM_CLOSED', `REPLY after END on stream ${this.id}`);
     if (this.expectedSize !== undefined)
       throw new ProtocolError('PROTOCOL_ERROR', `a second REPLY on download stream ${this.id}`);
     const reply = OPERATIONS.get.reply(result);

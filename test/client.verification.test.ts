@@ -13,6 +13,7 @@ import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeError, encodeReply } from '../shared/protocol/encoder.js';
 import { type Script, startScriptedServer } from './helpers/scriptedServer.js';
+import { delay } from './helpers/waits.js';
 
 let server: Server | undefined;
 let dir: string | undefined;
@@ -116,6 +117,29 @@ describe('client verification of downloads', () => {
       }
       await new Promise<void>((resolve) => server!.close(() => resolve()));
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a REPLY after END (none before it) fails the connection, not the download END completed', async () => {
+    const port = await scriptedServer((socket, open) => {
+      socket.write(
+        Buffer.concat([
+          encodeData(open.streamId, Buffer.from('hello')),
+          encodeEnd(open.streamId, 5, 'xxh128', digestOf('hello')),
+          encodeReply(open.streamId, { size: 5, mtime: 0 }),
+        ]),
+      );
+    });
+    dir = await mkdtemp(join(tmpdir(), 'muxftp-verify-'));
+    const client = await Client.connect({ port });
+    try {
+      await expect(client.get('x', join(dir, 'x'))).resolves.toMatchObject({ size: 5 });
+      expect(await readFile(join(dir, 'x'), 'utf8')).toBe('hello');
+      // Before, the REPLY was taken for the download's own, too late to matter: nothing said so.
+      const ended = await Promise.race([client.closed, delay(5_000).then(() => 'still open')]);
+      expect(ended).toMatchObject({ code: 'STREAM_CLOSED' });
+    } finally {
+      await client.destroy();
     }
   });
 
