@@ -53,12 +53,42 @@ const rateDefault = (bytes: number) => (bytes === 0 ? 'none' : `${bytes}`);
 
 export function registerServeCommand(program: Command): Command {
   // Its help leaves out the global options: they are the client's, none applies to serve.
+  const serve = program
+    .command('serve')
+    .summary('run a muxftp server')
+    .description('Serve a directory (or an in-memory tree) to muxftp clients until SIGINT or SIGTERM.')
+    .configureHelp({ showGlobalOptions: false });
+  return addServeOptions(serve).action(async (options: ServeOptions, command: Command) => {
+    const misuse = accessFlagsMisuse(options);
+    if (misuse !== undefined) command.error(`error: serve: ${misuse}`, { exitCode: EXIT_STATUS.usage });
+    // An initial window larger than the window is a mistake when asked for; the default one
+    // simply shrinks with a smaller --stream-window.
+    if (options.uploadInitialWindow > options.streamWindow) {
+      if (command.getOptionValueSource('uploadInitialWindow') === 'cli') {
+        command.error(
+          `error: serve: --upload-initial-window (${formatBytes(options.uploadInitialWindow)}) is larger than --stream-window (${formatBytes(options.streamWindow)}): it is at most the stream window`,
+          { exitCode: EXIT_STATUS.usage },
+        );
+      }
+      options.uploadInitialWindow = options.streamWindow;
+    }
+    // Before anything slow: a SIGHUP while starting is applied once up, not fatal.
+    const hangups = new StartupHangups();
+    try {
+      // Loaded only now: the server, its storage and metrics are most of the CLI's start-up
+      // time, and no other command needs them.
+      const { serve } = await import('./serveRun.js');
+      await serve(options, hangups);
+    } finally {
+      hangups.release();
+    }
+  });
+}
+
+/** serve's options, each with its parser and default: on the command itself, and on each check of a config file's line. */
+function addServeOptions(command: Command): Command {
   return (
-    program
-      .command('serve')
-      .summary('run a muxftp server')
-      .description('Serve a directory (or an in-memory tree) to muxftp clients until SIGINT or SIGTERM.')
-      .configureHelp({ showGlobalOptions: false })
+    command
       .option(
         '--host <host>',
         'address to bind; anything but loopback is reachable from other machines',
@@ -192,31 +222,6 @@ export function registerServeCommand(program: Command): Command {
           .choices(['text', 'json'] satisfies LogFormat[])
           .default(DEFAULTS.logFormat),
       )
-      .action(async (options: ServeOptions, command: Command) => {
-        const misuse = accessFlagsMisuse(options);
-        if (misuse !== undefined) command.error(`error: serve: ${misuse}`, { exitCode: EXIT_STATUS.usage });
-        // An initial window larger than the window is a mistake when asked for; the default one
-        // simply shrinks with a smaller --stream-window.
-        if (options.uploadInitialWindow > options.streamWindow) {
-          if (command.getOptionValueSource('uploadInitialWindow') === 'cli') {
-            command.error(
-              `error: serve: --upload-initial-window (${formatBytes(options.uploadInitialWindow)}) is larger than --stream-window (${formatBytes(options.streamWindow)}): it is at most the stream window`,
-              { exitCode: EXIT_STATUS.usage },
-            );
-          }
-          options.uploadInitialWindow = options.streamWindow;
-        }
-        // Before anything slow: a SIGHUP while starting is applied once up, not fatal.
-        const hangups = new StartupHangups();
-        try {
-          // Loaded only now: the server, its storage and metrics are most of the CLI's start-up
-          // time, and no other command needs them.
-          const { serve } = await import('./serveRun.js');
-          await serve(options, hangups);
-        } finally {
-          hangups.release();
-        }
-      })
   );
 }
 
