@@ -4,7 +4,7 @@
  * exits at once. The one stdout line (`muxftp listening on HOST:PORT (storage: …)`) tells
  * scripts the real port when --port 0 picked one; logs go to stderr.
  */
-import { type Command, Option } from 'commander';
+import { Command, Option } from 'commander';
 // Its type only: client commands, which load this file too, never load the server's modules.
 import type { LogFormat } from '../../server/logEvents.js';
 import { DEFAULTS } from '../../shared/defaults.js';
@@ -22,10 +22,13 @@ import {
   parseSecondsAsMs,
   parseUmask,
 } from '../optionParsers.js';
+import { applyServeConfig } from '../serveConfig.js';
 import { type AccessFlags, accessFlagsMisuse } from '../serverAccess.js';
 import { StartupHangups } from '../startupHangups.js';
 
 export interface ServeOptions extends AccessFlags {
+  /** The --config file its other options were read from, if any (read at start only). */
+  config?: string;
   host: string;
   port: number;
   root: string;
@@ -57,32 +60,56 @@ export function registerServeCommand(program: Command): Command {
     .command('serve')
     .summary('run a muxftp server')
     .description('Serve a directory (or an in-memory tree) to muxftp clients until SIGINT or SIGTERM.')
-    .configureHelp({ showGlobalOptions: false });
-  return addServeOptions(serve).action(async (options: ServeOptions, command: Command) => {
-    const misuse = accessFlagsMisuse(options);
-    if (misuse !== undefined) command.error(`error: serve: ${misuse}`, { exitCode: EXIT_STATUS.usage });
-    // An initial window larger than the window is a mistake when asked for; the default one
-    // simply shrinks with a smaller --stream-window.
-    if (options.uploadInitialWindow > options.streamWindow) {
-      if (command.getOptionValueSource('uploadInitialWindow') === 'cli') {
-        command.error(
-          `error: serve: --upload-initial-window (${formatBytes(options.uploadInitialWindow)}) is larger than --stream-window (${formatBytes(options.streamWindow)}): it is at most the stream window`,
-          { exitCode: EXIT_STATUS.usage },
-        );
-      }
-      options.uploadInitialWindow = options.streamWindow;
-    }
+    .configureHelp({ showGlobalOptions: false })
+    .option(
+      '--config <file>',
+      "read options from FILE, one a line: a flag without its dashes, then its value (port 7421, tls-only); flags given here override the file's",
+    );
+  return addServeOptions(serve).action(async (_options: ServeOptions, command: Command) => {
     // Before anything slow: a SIGHUP while starting is applied once up, not fatal.
     const hangups = new StartupHangups();
     try {
-      // Loaded only now: the server, its storage and metrics are most of the CLI's start-up
-      // time, and no other command needs them.
-      const { serve } = await import('./serveRun.js');
-      await serve(options, hangups);
+      const config = command.getOptionValue('config') as string | undefined;
+      if (config !== undefined) await applyServeConfig(command, config, serveOptionsChecker);
+      await startServing(command, hangups);
     } finally {
       hangups.release();
     }
   });
+}
+
+/** Checks the options together, then serves until a signal. */
+async function startServing(command: Command, hangups: StartupHangups): Promise<void> {
+  const options = command.opts<ServeOptions>();
+  const misuse = accessFlagsMisuse(options);
+  if (misuse !== undefined) command.error(`error: serve: ${misuse}`, { exitCode: EXIT_STATUS.usage });
+  // An initial window larger than the window is a mistake when asked for (here or in --config);
+  // the default one simply shrinks with a smaller --stream-window.
+  if (options.uploadInitialWindow > options.streamWindow) {
+    if (command.getOptionValueSource('uploadInitialWindow') !== 'default') {
+      command.error(
+        `error: serve: --upload-initial-window (${formatBytes(options.uploadInitialWindow)}) is larger than --stream-window (${formatBytes(options.streamWindow)}): it is at most the stream window`,
+        { exitCode: EXIT_STATUS.usage },
+      );
+    }
+    options.uploadInitialWindow = options.streamWindow;
+  }
+  // Loaded only now: the server, its storage and metrics are most of the CLI's start-up
+  // time, and no other command needs them.
+  const { serve } = await import('./serveRun.js');
+  await serve(options, hangups);
+}
+
+/** A serve command that only parses: each line of a --config file goes through one (serveConfig.ts). */
+function serveOptionsChecker(): Command {
+  return (
+    addServeOptions(new Command('serve'))
+      // `help` in the file is an unknown option, not a request to print help.
+      .helpOption(false)
+      .exitOverride()
+      .configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} })
+      .action(() => {})
+  );
 }
 
 /** serve's options, each with its parser and default: on the command itself, and on each check of a config file's line. */
