@@ -132,19 +132,21 @@ export interface ServeChild {
 }
 
 /**
- * `muxftp serve --port PORT ARGS` (port 0 unless given; MUXFTP_SERVER unset), handed to
- * `children` (for stopChildren, or a test's owner), once it has printed its listening line.
- * Rejects with ServeExitedError when it exits first, and when it does neither in 15 s.
+ * `muxftp serve --port PORT ARGS` (port 0 unless given; null: no --port, ARGS give it, as a
+ * --config file may; MUXFTP_SERVER unset), handed to `children` (for stopChildren, or a test's
+ * owner), once it has printed its listening line. Rejects with ServeExitedError when it exits
+ * first, and when it does neither in 15 s.
  */
 export async function startServeChild(
   args: string[],
   children: ChildOwner,
-  options: { port?: number; cwd?: string; uid?: number; gid?: number } = {},
+  options: { port?: number | null; cwd?: string; uid?: number; gid?: number } = {},
 ): Promise<ServeChild> {
   const { port: askedPort = 0, ...spawnOptions } = options;
   const env = { ...process.env };
   delete env.MUXFTP_SERVER;
-  const child = spawn(process.execPath, [CLI_BIN, 'serve', '--port', String(askedPort), ...args], {
+  const portFlag = askedPort === null ? [] : ['--port', String(askedPort)];
+  const child = spawn(process.execPath, [CLI_BIN, 'serve', ...portFlag, ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     ...spawnOptions,

@@ -1,0 +1,247 @@
+/**
+ * `muxftp serve --config FILE` (cli/serveConfig.ts): the file's options reach the server it runs,
+ * the command line's override them, and every mistake in the file is a usage error (exit 2) that
+ * names FILE:LINE and the option, before anything starts. Real `serve` processes on 127.0.0.1,
+ * port 0 (the file's). Needs dist/ (npm test builds it).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Client } from '../client/client.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS, writeUsersFile } from '../server/auth/usersFile.js';
+import { runCli, startServeChild } from './helpers/cliProcess.js';
+import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
+import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
+
+/** `text` written to DIR/serve.conf; resolves to its path. */
+async function writeConfig(dir: string, text: string): Promise<string> {
+  const path = join(dir, 'serve.conf');
+  await writeFile(path, text);
+  return path;
+}
+
+/** Whether a second connection is let in while `first` holds one: false when it is refused SERVER_BUSY. */
+async function secondConnectionLetIn(own: OwnedByTest, port: number): Promise<boolean> {
+  own.destroys(await Client.connect({ host: '127.0.0.1', port }));
+  try {
+    own.destroys(await Client.connect({ host: '127.0.0.1', port }));
+    return true;
+  } catch (error) {
+    expect(error).toMatchObject({ code: 'SERVER_BUSY' });
+    return false;
+  }
+}
+
+describe('serve --config', () => {
+  it('takes its options from the file: comments and blank lines skipped, a quoted value kept to its spaces', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const config = await writeConfig(
+      dir,
+      [
+        '# muxftp serve --config serve.conf',
+        '',
+        'port 0',
+        `root   "${dir}/served "   `,
+        '   # an indented comment',
+        'max-connections\t1',
+        'log-format json',
+        '',
+      ].join('\n'),
+    );
+    const serve = await startServeChild(['--config', config], own.children, { port: null });
+    // The root's name ends in the space the quotes kept.
+    expect(statSync(join(dir, 'served ')).isDirectory()).toBe(true);
+    expect(await secondConnectionLetIn(own, serve.port)).toBe(false);
+    // Every line on stderr a JSON object (the listening event at least).
+    const lines = serve.stderr().trim().split('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+    expect(lines.map((line) => JSON.parse(line).event)).toContain('listening');
+    expect(JSON.parse(lines.find((line) => line.includes('"listening"'))!).storage).toBe(
+      `disk:${dir}/served `,
+    );
+  });
+
+  it('a flag alone on its line turns it on; the command line overrides the file', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const config = await writeConfig(dir, 'port 0\nmemory\nmax-connections 1\nlog-format json\n');
+    const serve = await startServeChild(
+      ['--max-connections', '3', '--config', config, '--log-format', 'text'],
+      own.children,
+      { port: null, cwd: dir },
+    );
+    expect(await secondConnectionLetIn(own, serve.port)).toBe(true);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+    // In memory: no default root (./data) made in its working directory.
+    expect(existsSync(join(dir, 'data'))).toBe(false);
+    // Text lines, each behind its timestamp: not the file's json.
+    expect(serve.stderr()).toMatch(/^\d{4}-\d\d-\d\dT\S+Z SIGTERM: shutting down/m);
+    expect(serve.stderr()).not.toContain('{');
+  });
+
+  it('runs the example of README.md (its paths given on the command line instead)', async (test) => {
+    if (!opensslAvailable) test.skip();
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const example = /```conf\n(# muxftp serve --config [^\n]*\n[^`]*)```/.exec(readme)?.[1];
+    expect(example).toBeDefined();
+    const config = await writeConfig(dir, example!);
+    const certs = await makeTestCerts();
+    own.defer(() => certs.remove());
+    const users = join(dir, 'users.json');
+    await writeUsersFile(
+      users,
+      addUser(emptyUsersFile(), {
+        name: 'alice',
+        passwordHash: await hashPassword('alice-secret'),
+        permissions: [...PERMISSIONS],
+      }),
+    );
+    await mkdir(join(dir, 'root'));
+    const serve = await startServeChild(
+      [
+        '--config',
+        config,
+        '--host',
+        '127.0.0.1',
+        '--root',
+        join(dir, 'root'),
+        '--users',
+        users,
+        '--tls-cert',
+        certs.certPath,
+        '--tls-key',
+        certs.keyPath,
+        '--metrics',
+        '127.0.0.1:0',
+      ],
+      own.children,
+    );
+    // tls-only, from the file: a plain connection is refused.
+    await expect(Client.connect({ host: '127.0.0.1', port: serve.port })).rejects.toMatchObject({
+      code: 'TLS_REQUIRED',
+    });
+    expect(serve.stderr()).toMatch(/metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/);
+  });
+
+  // Each after a comment, a blank line and a good option: the line counts them all.
+  const before = '# serve.conf\n\nport 0\n';
+  it.for([
+    ['an unknown option', 'max-conections 4', "4: max-conections: unknown option '--max-conections'"],
+    ['a missing value', 'root', "4: root: option '--root <dir>' argument missing"],
+    [
+      'a bad value',
+      'max-connections 0',
+      "4: max-connections: option '--max-connections <n>' argument '0' is invalid. expected a positive integer.",
+    ],
+    [
+      'a value not among the choices',
+      'fsync sometimes',
+      "4: fsync: option '--fsync <mode>' argument 'sometimes' is invalid. Allowed choices are always, never.",
+    ],
+    ['an option given again', 'port 7421', '4: port: given again (first on line 3): each option once'],
+    [
+      'a value after a flag',
+      'memory yes',
+      "4: memory: takes no value: the name alone on its line turns it on (got 'yes')",
+    ],
+    ['the option of another file', 'config other.conf', '4: config: a config file cannot name another'],
+    [
+      'a name with its dashes',
+      '--memory',
+      "4: --memory: write the option's name without its dashes (memory)",
+    ],
+    [
+      'a value after =',
+      'max-rate=1MiB',
+      "4: max-rate=1MiB: the value follows the option's name after a space (max-rate 1MiB)",
+    ],
+    [
+      'a quote not closed',
+      'root "data',
+      '4: root: a value that opens with " closes with " at the end of the line',
+    ],
+    [
+      'options that cannot go together',
+      'root data\nmemory',
+      "5: memory: option '--memory' cannot be used with option '--root <dir>'",
+    ],
+    ['help, which is no option of the file', 'help', "4: help: unknown option '--help'"],
+  ])('%s: a usage error naming FILE:LINE and the option', async ([, lines, message], test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const config = await writeConfig(dir, `${before}${lines}\n`);
+    const { code, stdout, stderr } = await runCli(['serve', '--config', config], dir, {
+      children: own.children,
+    });
+    expect(stderr).toContain(`muxftp: ${config}:${message}`);
+    expect(stderr).toContain('(see muxftp serve --help)');
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+  });
+
+  it('a line that is not UTF-8: a usage error naming it', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const config = join(dir, 'serve.conf');
+    await writeFile(
+      config,
+      Buffer.concat([Buffer.from('port 0\nroot '), Buffer.from([0xff]), Buffer.from('\n')]),
+    );
+    const { code, stderr } = await runCli(['serve', '--config', config], dir, { children: own.children });
+    expect(stderr).toContain(`muxftp: ${config}:2: not UTF-8`);
+    expect(code).toBe(2);
+  });
+
+  it("a flag on the command line that cannot go with the file's option is refused, naming the line", async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const config = await writeConfig(dir, 'port 0\nmemory\n');
+    const { code, stderr } = await runCli(['serve', '--root', join(dir, 'data'), '--config', config], dir, {
+      children: own.children,
+    });
+    expect(stderr).toContain(
+      `muxftp: ${config}:2: memory: option '--memory' cannot be used with option '--root <dir>'`,
+    );
+    expect(code).toBe(2);
+  });
+
+  it('a file that cannot be read: an error naming it (exit 1), nothing started', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    for (const [config, reason] of [
+      [join(dir, 'missing.conf'), 'no such file or directory'],
+      [dir, 'is a directory'],
+    ] as const) {
+      const { code, stdout, stderr } = await runCli(
+        ['serve', '--config', config, '--root', join(dir, 'data')],
+        dir,
+        {
+          children: own.children,
+        },
+      );
+      expect({ code, stdout, stderr }).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `muxftp: serve: cannot read --config ${config}: ${reason}\n`,
+      });
+    }
+    expect(() => readFileSync(join(dir, 'data'))).toThrow(/ENOENT/);
+  });
+
+  it('an upload-initial-window from the file larger than the stream window is refused, as on the command line', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const config = await writeConfig(dir, 'port 0\nmemory\nupload-initial-window 8MiB\n');
+    const { code, stderr } = await runCli(['serve', '--config', config, '--stream-window', '1MiB'], dir, {
+      children: own.children,
+    });
+    expect(stderr).toContain('--upload-initial-window (8.00 MiB) is larger than --stream-window (1.00 MiB)');
+    expect(code).toBe(2);
+  });
+});
