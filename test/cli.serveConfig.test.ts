@@ -14,6 +14,7 @@ import { addUser, emptyUsersFile, PERMISSIONS, writeUsersFile } from '../server/
 import { runCli, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
+import { until } from './helpers/waits.js';
 
 /** `text` written to DIR/serve.conf; resolves to its path. */
 async function writeConfig(dir: string, text: string): Promise<string> {
@@ -128,6 +129,27 @@ describe('serve --config', () => {
       code: 'TLS_REQUIRED',
     });
     expect(serve.stderr()).toMatch(/metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/);
+  });
+
+  it('SIGHUP reads the users file again from the path the file gave, and not the config file', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const users = join(dir, 'users.json');
+    const user = async (name: string) => ({
+      name,
+      passwordHash: await hashPassword(`${name}-secret`),
+      permissions: [...PERMISSIONS],
+    });
+    await writeUsersFile(users, addUser(emptyUsersFile(), await user('alice')));
+    const config = await writeConfig(dir, `port 0\nmemory\nusers ${users}\n`);
+    const serve = await startServeChild(['--config', config], own.children, { port: null });
+    await writeUsersFile(users, addUser(addUser(emptyUsersFile(), await user('alice')), await user('bob')));
+    // Read again, this would stop the server (a usage error): it is not.
+    await writeFile(config, 'port nonsense\n');
+    serve.child.kill('SIGHUP');
+    await until(() => serve.stderr().includes(`SIGHUP: 2 users from ${users}`), 'the users read again');
+    expect(serve.child.exitCode).toBeNull();
+    expect(serve.stderr()).not.toContain('serve.conf');
   });
 
   // Each after a comment, a blank line and a good option: the line counts them all.
