@@ -239,6 +239,8 @@ describe('serve --config', () => {
     for (const [config, reason] of [
       [join(dir, 'missing.conf'), 'no such file or directory'],
       [dir, 'is a directory'],
+      // Not read on for ever.
+      ['/dev/zero', 'larger than 1 MiB: not a config file'],
     ] as const) {
       const { code, stdout, stderr } = await runCli(
         ['serve', '--config', config, '--root', join(dir, 'data')],
