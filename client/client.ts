@@ -641,6 +641,9 @@ export class Client {
         outboundHighWaterBytes: options.outboundHighWaterBytes,
         outboundLowWaterBytes: options.outboundLowWaterBytes,
         dataFramePayloadBytes: this.options.chunkBytes,
+        // A server that floods us with PINGs and reads none of the answers (the server's own
+        // bound on its clients): else up to twice the outbound mark of 20-byte ACKs, ~100 MB.
+        maxHeldFrames: DEFAULTS.maxHeldFramesPerConnection,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
       sharedReads,

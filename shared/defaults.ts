@@ -205,9 +205,10 @@ export const DEFAULTS = {
   anonymousHome: 'public',
 
   /**
-   * Server: frames a connection may hold for its client (queued, or in the socket's buffer until
-   * the kernel takes them); past it the connection is closed with FRAME_FLOOD. As x/net/http2's
-   * maxQueuedControlFrames: ~400 bytes each with their write requests, ~4 MiB at most.
+   * Frames a connection may hold for its peer (queued, or in the socket's buffer until the kernel
+   * takes them); past it the connection is closed with FRAME_FLOOD. As x/net/http2's
+   * maxQueuedControlFrames: ~400 bytes each with their write requests, ~4 MiB at most. The
+   * server's bound on each client (`maxHeldFramesPerConnection`), and the client's on its server.
    */
   maxHeldFramesPerConnection: 10_000,
   /** Outbound queue: stop pulling file chunks above this many queued bytes... */

@@ -4,14 +4,22 @@
  */
 
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import type { Server } from 'node:net';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
-import { FrameType } from '../shared/protocol/constants.js';
-import { encodeData, encodeEnd, encodeError, encodeReply } from '../shared/protocol/encoder.js';
+import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
+import {
+  encodeData,
+  encodeEnd,
+  encodeError,
+  encodePing,
+  encodeReply,
+  encodeWelcome,
+} from '../shared/protocol/encoder.js';
 import { type Script, startScriptedServer } from './helpers/scriptedServer.js';
 import { delay } from './helpers/waits.js';
 
@@ -140,6 +148,43 @@ describe('client verification of downloads', () => {
       expect(ended).toMatchObject({ code: 'STREAM_CLOSED' });
     } finally {
       await client.destroy();
+    }
+  });
+
+  it('a server flooding PINGs and reading none of the answers is cut off FRAME_FLOOD, its memory bounded', async () => {
+    const sockets: Socket[] = [];
+    const flooding = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      socket.once('data', async () => {
+        socket.write(
+          encodeWelcome({
+            version: PROTOCOL_VERSION,
+            limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
+            integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
+            ping: true,
+          }),
+        );
+        socket.pause(); // reads none of the client's ACKs
+        const pings = Buffer.concat(Array.from({ length: 50_000 }, () => encodePing(Buffer.alloc(8))));
+        // At most 40 MB of PINGs (2,000,000), each write waiting for the client to take the last.
+        for (let i = 0; i < 40 && !socket.destroyed; i++) {
+          if (!socket.write(pings))
+            await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+        }
+      });
+    });
+    server = flooding;
+    await new Promise<void>((resolve) => flooding.listen(0, '127.0.0.1', resolve));
+    const client = await Client.connect({ port: (flooding.address() as AddressInfo).port });
+    try {
+      // Before, the client held up to twice its outbound mark of ACKs (~100 MB) and then stopped
+      // reading: the connection stayed, its memory taken.
+      const ended = await Promise.race([client.closed, delay(10_000).then(() => 'still open')]);
+      expect(ended).toMatchObject({ code: 'FRAME_FLOOD' });
+    } finally {
+      await client.destroy();
+      for (const socket of sockets) socket.destroy();
     }
   });
 
