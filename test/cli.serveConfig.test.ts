@@ -207,6 +207,27 @@ describe('serve --config', () => {
     expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
   });
 
+  // Blanks other than space and tab, and line ends other than LF and CRLF: the name and value
+  // were not found, and commander's parse of a bare `--` left the line's option undefined.
+  it.for([
+    ['a no-break space before the name (pasted from a web page)', `${before}\u00a0port 7421\n`, 4],
+    ['a form feed before the name', `${before}\fport 7421\n`, 4],
+    ['an ideographic space before the name', `${before}\u3000port 7421\n`, 4],
+    ['a CR inside a value', `${before}max-connections 1\r0\n`, 4],
+    ['a line separator inside a value', `${before}max-connections 1\u20280\n`, 4],
+    ['CR line ends alone (classic Mac)', 'port 0\rmax-connections 0\r', 1],
+  ] as const)('%s: a usage error naming FILE:LINE, not an internal error', async ([, text, line], test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const config = await writeConfig(dir, text);
+    const { code, stdout, stderr } = await runCli(['serve', '--config', config], dir, {
+      children: own.children,
+    });
+    expect(stderr).not.toContain('internal error');
+    expect(stderr).toContain(`muxftp: ${config}:${line}: `);
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+  });
+
   it('a line that is not UTF-8: a usage error naming it', async (test) => {
     const own = ownFor(test);
     const dir = await own.tempDir();
