@@ -72,8 +72,12 @@ export function configLines(bytes: Uint8Array): ConfigLine[] {
     // A byte order mark an editor put first; \r of a file written on Windows.
     if (number === 1) text = text.replace(/^\uFEFF/, '');
     text = text.replace(/^[ \t]+|[ \t\r]+$/g, '');
+    // Refused, not guessed at: a CR alone as a line end (the whole file one line, a comment if
+    // it starts with #), a form feed. Blanks but space and tab are part of a name or value.
+    if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(text.replaceAll('\t', ' ')))
+      throw new ConfigLineError(number, 'a control character inside the line (lines end with LF or CRLF)');
     if (text === '' || text.startsWith('#')) continue;
-    const [, key = '', rest = ''] = /^(\S+)[ \t]*(.*)$/.exec(text) ?? [];
+    const [, key = '', rest = ''] = /^([^ \t]+)[ \t]*(.*)$/.exec(text) ?? [];
     let value: string | undefined = rest === '' ? undefined : rest;
     if (value?.startsWith('"')) {
       if (value.length < 2 || !value.endsWith('"'))
@@ -82,6 +86,15 @@ export function configLines(bytes: Uint8Array): ConfigLine[] {
           `${key}: a value that opens with " closes with " at the end of the line`,
         );
       value = value.slice(1, -1);
+    } else if (value !== undefined) {
+      // What a shell would read otherwise: refused, not served as a directory of that name.
+      if (/[ \t]#/.test(value))
+        throw new ConfigLineError(
+          number,
+          `${key}: a comment goes on a line of its own (a # after a value is part of it: in double quotes if meant)`,
+        );
+      if (value.startsWith("'"))
+        throw new ConfigLineError(number, `${key}: quote a value with double quotes ("…"), not single ones`);
     }
     lines.push({ line: number, key, value });
   }
@@ -132,8 +145,14 @@ export async function applyServeConfig(
     try {
       check.parse(value === undefined ? [`--${key}`] : [`--${key}`, value], { from: 'user' });
     } catch (error) {
-      if (error instanceof CommanderError)
-        return usageError(line, `${key}: ${error.message.replace(/^error: /, '')}`);
+      if (error instanceof CommanderError) {
+        // A suggestion in the file's own spelling: `port`, not `--port`.
+        const reason = error.message
+          .replace(/^error: /, '')
+          .replace(/\(Did you mean --(\S+)\?\)/, '(Did you mean $1?)')
+          .replace(/unknown option '--([^']*)'/, "unknown option '$1'");
+        return usageError(line, `${key}: ${reason}`);
+      }
       throw error;
     }
     const name = check.options.find((option) => option.long === `--${key}`)!.attributeName();

@@ -155,7 +155,12 @@ describe('serve --config', () => {
   // Each after a comment, a blank line and a good option: the line counts them all.
   const before = '# serve.conf\n\nport 0\n';
   it.for([
-    ['an unknown option', 'max-conections 4', "4: max-conections: unknown option '--max-conections'"],
+    // Named, and the suggestion given, as the file spells them.
+    [
+      'an unknown option',
+      'max-conections 4',
+      "4: max-conections: unknown option 'max-conections'\n(Did you mean max-connections?)",
+    ],
     ['a missing value', 'root', "4: root: option '--root <dir>' argument missing"],
     [
       'a bad value',
@@ -194,7 +199,18 @@ describe('serve --config', () => {
       'root data\nmemory',
       "5: memory: option '--memory' cannot be used with option '--root <dir>'",
     ],
-    ['help, which is no option of the file', 'help', "4: help: unknown option '--help'"],
+    ['help, which is no option of the file', 'help', "4: help: unknown option 'help'"],
+    // What a shell would read otherwise: not served as a directory of that name.
+    [
+      'a comment after a value',
+      'root data  # the served tree',
+      '4: root: a comment goes on a line of its own (a # after a value is part of it: in double quotes if meant)',
+    ],
+    [
+      'a value in single quotes',
+      "root 'my data'",
+      '4: root: quote a value with double quotes ("…"), not single ones',
+    ],
   ])('%s: a usage error naming FILE:LINE and the option', async ([, lines, message], test) => {
     const own = ownFor(test);
     const dir = await own.tempDir();
@@ -225,6 +241,17 @@ describe('serve --config', () => {
     });
     expect(stderr).not.toContain('internal error');
     expect(stderr).toContain(`muxftp: ${config}:${line}: `);
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+  });
+
+  it('--config given twice: a usage error, neither file read', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const first = await writeConfig(dir, 'port 0\n');
+    const { code, stdout, stderr } = await runCli(['serve', '--config', first, '--config', first], dir, {
+      children: own.children,
+    });
+    expect(stderr).toContain('given twice: one config file');
     expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
   });
 

@@ -4,7 +4,7 @@
  * exits at once. The one stdout line (`muxftp listening on HOST:PORT (storage: …)`) tells
  * scripts the real port when --port 0 picked one; logs go to stderr.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 // Its type only: client commands, which load this file too, never load the server's modules.
 import type { LogFormat } from '../../server/logEvents.js';
 import { DEFAULTS } from '../../shared/defaults.js';
@@ -52,8 +52,6 @@ export interface ServeOptions extends AccessFlags {
   logFormat: LogFormat;
 }
 
-const rateDefault = (bytes: number) => (bytes === 0 ? 'none' : `${bytes}`);
-
 export function registerServeCommand(program: Command): Command {
   // Its help leaves out the global options: they are the client's, none applies to serve.
   const serve = program
@@ -61,9 +59,15 @@ export function registerServeCommand(program: Command): Command {
     .summary('run a muxftp server')
     .description('Serve a directory (or an in-memory tree) to muxftp clients until SIGINT or SIGTERM.')
     .configureHelp({ showGlobalOptions: false })
-    .option(
-      '--config <file>',
-      "read options from FILE, one a line: a flag without its dashes, then its value (port 7421, tls-only); flags given here override the file's",
+    .addOption(
+      new Option(
+        '--config <file>',
+        "read options from FILE, one a line: a flag without its dashes, then its value (port 7421, tls-only); flags given here override the file's",
+      ).argParser((file: string, earlier: string | undefined) => {
+        // sshd -f keeps the last; one file read and another left unread is too quiet for that.
+        if (earlier !== undefined) throw new InvalidArgumentError('given twice: one config file');
+        return file;
+      }),
     );
   return addServeOptions(serve).action(async (_options: ServeOptions, command: Command) => {
     // Before anything slow: a SIGHUP while starting is applied once up, not fatal.
@@ -215,7 +219,7 @@ function addServeOptions(command: Command): Command {
       .addOption(
         new Option('--max-rate <rate>', 'bytes/s per connection, each direction, e.g. 10MiB (0: none)')
           .argParser(parseRate)
-          .default(DEFAULTS.maxRateBytesPerSecond, rateDefault(DEFAULTS.maxRateBytesPerSecond)),
+          .default(DEFAULTS.maxRateBytesPerSecond),
       )
       .addOption(
         new Option(
@@ -223,7 +227,7 @@ function addServeOptions(command: Command): Command {
           'bytes/s per user, all their connections, each direction, unless the users file sets one (0: none)',
         )
           .argParser(parseRate)
-          .default(DEFAULTS.maxUserRateBytesPerSecond, rateDefault(DEFAULTS.maxUserRateBytesPerSecond)),
+          .default(DEFAULTS.maxUserRateBytesPerSecond),
       )
       .addOption(
         new Option(
