@@ -45,4 +45,38 @@ describe('a server draining for shutdown', () => {
     ]);
     await until(async () => (await readdir(env!.root!)).length === 0, 'the temporary file removed');
   });
+
+  it('tells a put that failed just before the drain began why, before SHUTTING_DOWN', async () => {
+    env = await startServer({ backend: 'disk' });
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    const content = randomBytes(1000);
+    peer.write(encodeOpen(1, { op: 'put', path: 'x.bin', size: content.length }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    peer.write(encodeData(1, content));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // written by now
+    // The drain begins just after the put failed (in the turn its END came), while its answer
+    // waits for the temporary file to go.
+    let closed: Promise<void> | undefined;
+    const logs = env.logs;
+    const push = logs.push.bind(logs);
+    logs.push = (...lines: string[]) => {
+      if (lines.some((line) => line.includes('digest mismatch')))
+        queueMicrotask(() => {
+          closed = env!.server.close(10_000);
+        });
+      return push(...lines);
+    };
+    peer.write(encodeEnd(1, content.length, 'xxh128', contentDigest('xxh128', Buffer.from('other'))));
+    await until(() => closed !== undefined, 'the drain begun');
+    await closed;
+    await peer.waitFor((f) => f.type === FrameType.ERROR && f.streamId === 0);
+    const errors = peer.frames
+      .filter((f) => f.type === FrameType.ERROR)
+      .map((f) => [f.streamId, JSON.parse(f.payload.toString()).code]);
+    expect(errors, env.logs.join('\n')).toEqual([
+      [1, 'INTEGRITY_ERROR'],
+      [0, 'SHUTTING_DOWN'],
+    ]);
+  });
 });

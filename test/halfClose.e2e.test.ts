@@ -14,10 +14,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeJsonFrame, encodeWindow } from '../shared/protocol/encoder.js';
+import { MemoryStorage } from '../storage/memory.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
-import { until } from './helpers/waits.js';
+import { delay, until } from './helpers/waits.js';
 
 let server: TestServer | undefined;
 const peers: RawPeer[] = [];
@@ -108,6 +109,35 @@ describe('a client that half-closes', () => {
     // Before, the ERROR waited for the temporary file to go, came after the connection ended, and was lost.
     expect(errors, server.logs.join('\n')).toEqual(['INTEGRITY_ERROR']);
     await until(async () => (await readdir(server!.root!)).length === 0, 'the temporary file removed');
+  });
+
+  it('an upload that failed verification before the FIN came is told why', async () => {
+    // Its bytes all written when END came, the check fails in END's own turn, before the FIN is
+    // read; its answer waits for the temporary file to go, made slow here (300 ms) so that the
+    // FIN surely comes first.
+    const storage = new MemoryStorage();
+    const createUpload = storage.createUpload.bind(storage);
+    storage.createUpload = async (path, options) => {
+      const handle = await createUpload(path, options);
+      const abort = handle.abort.bind(handle);
+      handle.abort = async (how) => {
+        await delay(300);
+        return abort(how);
+      };
+      return handle;
+    };
+    server = await startServer({ storage });
+    const client = await peer();
+    const content = randomBytes(1000);
+    client.write(open(1, { op: 'put', path: 'wrong.bin', size: content.length }));
+    await client.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    client.write(dataFrames(1, content));
+    await delay(200); // written by now
+    client.socket.end(encodeEnd(1, content.length, 'xxh128', digestOf(Buffer.from('other'))));
+    await client.closed;
+    const errors = framesOf(client, 1, FrameType.ERROR).map((f) => JSON.parse(f.payload.toString()).code);
+    // Before: the FIN ended the connection (no stream left), and the ERROR came after, lost.
+    expect(errors, server.logs.join('\n')).toEqual(['INTEGRITY_ERROR']);
   });
 
   it('an upload without its END ends as on a lost connection: nothing under its name, nothing left', async () => {
