@@ -6,9 +6,10 @@ import { constants } from 'node:fs';
 import { open, readdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { localBlockDigests } from '../client/localDigests.js';
+import { LocalFile } from '../client/sources.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeError, encodeReply } from '../shared/protocol/encoder.js';
@@ -185,6 +186,60 @@ describe('get -c continuing a large partial file', () => {
     expect({ code, prompt: performance.now() - abortedAt < 1_000 }).toEqual({
       code: 'CANCELLED',
       prompt: true,
+    });
+    expect(await readdir(dirname(target))).toEqual(['big.bin']);
+  });
+});
+
+describe('get -c continuing a large partial file, keeping partials (as the CLI does)', () => {
+  it('aborted while the partial file is copied reads no more of it (counted, not timed)', async () => {
+    // As above, with keepPartial (every CLI get to a file): the failure keeps nothing of a copy
+    // not made yet. Counted in reads of 1 MiB, so a fast disk (a whole copy under the time
+    // allowed above) still tells.
+    const target = join(await dirs.make(), 'big.bin');
+    const size = 1024 ** 3;
+    const file = await open(target, 'w');
+    await file.truncate(size);
+    await file.close();
+    const blocks = (await localBlockDigests(target, 'xxh128', size / INTEGRITY_BLOCK_BYTES)).map((d) =>
+      d.toString('hex'),
+    );
+    const scripted = await startScriptedServer((socket, frame) => {
+      if (frame.type === FrameType.OPEN)
+        socket.write(encodeReply(frame.streamId, { size: size + 5, mtime: 0, offset: size, blocks }));
+    });
+    stops.push(() => new Promise<void>((resolve) => scripted.server.close(() => resolve())));
+    const client = await Client.connect({ host: '127.0.0.1', port: scripted.port });
+    stops.push(() => client.destroy());
+    const reads = { total: 0, atAbort: -1 };
+    const readAt = LocalFile.prototype.readAt;
+    const spy = vi.spyOn(LocalFile.prototype, 'readAt').mockImplementation(function (
+      this: LocalFile,
+      ...args
+    ) {
+      reads.total++;
+      return readAt.apply(this, args);
+    });
+    stops.push(async () => spy.mockRestore());
+    const controller = new AbortController();
+    const got = client.get('big.bin', target, {
+      continue: true,
+      keepPartial: true,
+      signal: controller.signal,
+      onContinue: () => {
+        setTimeout(() => {
+          reads.atAbort = reads.total;
+          controller.abort();
+        }, 50);
+      },
+    });
+    const code = await got.then(
+      () => 'resolved',
+      (error: { code?: string }) => error.code,
+    );
+    expect({ code, readsAfterAbort: reads.total - reads.atAbort <= 2 }).toEqual({
+      code: 'CANCELLED',
+      readsAfterAbort: true,
     });
     expect(await readdir(dirname(target))).toEqual(['big.bin']);
   });
