@@ -263,6 +263,22 @@ export class ServerConnection implements StreamHost {
     return this.transport.peerHasEnded;
   }
 
+  /** Answers of closed streams still to come (StreamHost.oweAnswer). */
+  private owedAnswers = 0;
+
+  oweAnswer(frame: Buffer): () => void {
+    this.owedAnswers++;
+    let owed = true;
+    return () => {
+      if (!owed) return;
+      owed = false;
+      this.owedAnswers--;
+      if (this.transport.isClosed) return;
+      this.transport.send(frame);
+      if (this.streams.size === 0) this.lastStreamOver();
+    };
+  }
+
   get endsWithLastStream(): boolean {
     return this.transport.peerHasEnded || this.draining;
   }
@@ -332,7 +348,7 @@ export class ServerConnection implements StreamHost {
   drain(): void {
     if (this.draining) return;
     this.draining = true;
-    if (this.streams.size === 0) this.closeForShutdown();
+    if (this.streams.size === 0 && this.owedAnswers === 0) this.closeForShutdown();
   }
 
   /**
@@ -384,17 +400,24 @@ export class ServerConnection implements StreamHost {
       this.readUnlessBacklogged();
     }
     if (discardLateFrames) this.rememberReset(stream.id);
+    if (this.streams.size === 0) this.lastStreamOver();
+  }
+
+  private lastStreamOver(): void {
+    if (this.owedAnswers > 0) {
+      // The last of them comes back here; meanwhile the connection is not idle.
+      this.timer.refresh();
+      return;
+    }
     // The client half-closed: once its last answer is out, the connection is done.
-    if (this.streams.size === 0 && this.transport.peerHasEnded) {
+    if (this.transport.peerHasEnded) {
       this.transport.end();
       return;
     }
-    if (this.streams.size === 0) {
-      if (this.draining) this.closeForShutdown();
-      else {
-        this.timer.refresh();
-        this.output.mark();
-      }
+    if (this.draining) this.closeForShutdown();
+    else {
+      this.timer.refresh();
+      this.output.mark();
     }
   }
 
@@ -578,6 +601,9 @@ export class ServerConnection implements StreamHost {
     } else if (this.streams.size > 0) {
       this.failStalled();
       if (!this.transport.isClosed) this.startInterval();
+    } else if (this.owedAnswers > 0) {
+      // A closed stream's answer comes within failedUploadAnswerWaitMs: not idle, not stalled.
+      this.timer.refresh();
     } else if (this.transport.queue.readyBytes > 0 && this.output.look().took) {
       // No stream open, but the client is still taking the last answers, however slowly.
       this.timer.refresh();
@@ -1090,9 +1116,9 @@ export class ServerConnection implements StreamHost {
    * connection ends once the last is over. Before login, or with nothing open: ended now.
    */
   private readonly transportOnPeerEnded = (): boolean => {
-    if (this.phase !== Phase.Ready || this.streams.size === 0) return false;
+    if (this.phase !== Phase.Ready || (this.streams.size === 0 && this.owedAnswers === 0)) return false;
     for (const stream of [...this.streams.values()]) stream.onPeerEnded();
-    return this.streams.size > 0;
+    return this.streams.size > 0 || this.owedAnswers > 0;
   };
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {

@@ -63,6 +63,11 @@ export interface StreamHost {
    * for shutdown): what a stream sends after its end may come too late.
    */
   readonly endsWithLastStream: boolean;
+  /**
+   * A closed stream's answer still to come (a failed upload's ERROR, after its temporary file went):
+   * the connection does not end with its last stream before it is sent. Returns what sends it.
+   */
+  oweAnswer(frame: Buffer): () => void;
   /** The account's quota, when it has one: uploads reserve their bytes in it. */
   readonly quota: QuotaTracker | undefined;
   /** Whether the logged-in account has `permission` (beyond the one its OPEN's row needed). */

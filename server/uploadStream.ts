@@ -676,14 +676,12 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       super.fail(err);
       return;
     }
-    const frame = this.errorFrame(err);
+    // Owed to the connection, which does not end with its last stream before it is sent.
+    const owed = this.host.oweAnswer(this.errorFrame(err));
     this.close(true); // cleanup() starts the abort
-    let answered = false;
     const answer = (): void => {
-      if (answered) return;
-      answered = true;
       clearTimeout(timer);
-      this.host.send(frame);
+      owed();
     };
     const timer = setTimeout(answer, DEFAULTS.failedUploadAnswerWaitMs);
     (this.aborted ?? Promise.resolve()).then(answer, answer);

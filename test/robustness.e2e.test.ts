@@ -523,6 +523,24 @@ describe('interrupted and failed uploads never leave a partial file', () => {
     // Told NO_SPACE, a client goes on at once: by then the failed upload's file is gone.
     expect(await storage.volume.promises.readdir('/')).toEqual([]);
   });
+
+  it('a failed upload whose temporary file takes longer than the idle timeout to go is still told why', async () => {
+    const storage = new MemoryStorage();
+    wrapUploads(storage, (handle, path) => ({
+      write: async () => {
+        throw new StorageError('NO_SPACE', `no space left for ${path}`, path);
+      },
+      abort: async (options) => {
+        await new Promise((resolve) => setTimeout(resolve, 400)); // eight idle timeouts
+        return handle.abort(options);
+      },
+    }));
+    env = await startServer({ storage, idleTimeoutMs: 50 });
+    const client = await env.connect();
+    // Before, the connection, its last stream closed and the answer not sent yet, was closed
+    // idle: the put failed IDLE_TIMEOUT, not NO_SPACE.
+    await expect(client.put('f.bin', randomBytes(MiB))).rejects.toMatchObject({ code: 'NO_SPACE' });
+  });
 });
 
 describe('ERROR frames from a client', () => {
