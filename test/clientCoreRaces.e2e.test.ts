@@ -3,7 +3,7 @@
  * user could meet, over real sockets and files.
  */
 import { constants } from 'node:fs';
-import { open, readdir, writeFile } from 'node:fs/promises';
+import { open, readdir, truncate, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -98,13 +98,19 @@ describe('Client.over a byte stream', () => {
   });
 });
 
+/** A file of `size` bytes with no blocks on disk: read as zeros. */
+async function sparseFile(path: string, size: number): Promise<void> {
+  await writeFile(path, '');
+  await truncate(path, size);
+}
+
 describe('get -c of a large partial file', () => {
   it('aborted while the local blocks are hashed rejects CANCELLED without hashing them all', async () => {
     env = await startServer();
     const client = await env.connect({ integrity: ['sha256'] });
     // 2 GiB with no blocks on disk: read as zeros, hashed for seconds on these VMs.
     const target = join(await dirs.make(), 'big.bin');
-    await (await open(target, 'w')).truncate(2 * 1024 ** 3).then(() => undefined);
+    await sparseFile(target, 2 * 1024 ** 3);
     const controller = new AbortController();
     const started = performance.now();
     const got = client.get('big.bin', target, { continue: true, signal: controller.signal });
@@ -155,7 +161,7 @@ describe('get -c continuing a large partial file', () => {
     // hidden file before the rest comes (2.4 s here), and a Ctrl-C meanwhile waited for all of it.
     const target = join(await dirs.make(), 'big.bin');
     const size = 1024 ** 3;
-    await (await open(target, 'w')).truncate(size).then(() => undefined);
+    await sparseFile(target, size);
     const blocks = (await localBlockDigests(target, 'xxh128', size / INTEGRITY_BLOCK_BYTES)).map((d) =>
       d.toString('hex'),
     );
@@ -198,9 +204,7 @@ describe('get -c continuing a large partial file, keeping partials (as the CLI d
     // allowed above) still tells.
     const target = join(await dirs.make(), 'big.bin');
     const size = 1024 ** 3;
-    const file = await open(target, 'w');
-    await file.truncate(size);
-    await file.close();
+    await sparseFile(target, size);
     const blocks = (await localBlockDigests(target, 'xxh128', size / INTEGRITY_BLOCK_BYTES)).map((d) =>
       d.toString('hex'),
     );
