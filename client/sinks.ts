@@ -585,6 +585,8 @@ class SpecialFileSink implements ByteSink {
       // No O_CREAT nor O_TRUNC: only what is there now is written into, and never cut. A regular
       // file (a redirected stdout) is appended to, as the shell's `>` (emptied) or `>>` left it.
       const info = await stat(target);
+      // Aborted during the stat: nothing opened (a device's open may do something).
+      if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled', { cause: signal.reason });
       const flags = constants.O_WRONLY | (info.isFile() ? constants.O_APPEND : 0);
       const opening = open(target, flags);
       // A FIFO's open waits for a reader, in the threadpool, where it cannot be cancelled (and
@@ -596,8 +598,6 @@ class SpecialFileSink implements ByteSink {
         );
       };
       signal?.addEventListener('abort', unblock, { once: true });
-      // Aborted during the stat: the listener came too late to hear it.
-      if (signal?.aborted) unblock();
       try {
         handle = await opening;
       } finally {
