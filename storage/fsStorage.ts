@@ -1173,6 +1173,8 @@ export class FsStorage implements Storage {
       hostPaths: this.#paths,
       ...(this.#reserve !== undefined ? { reserve: this.#reserve } : {}),
       ...(this.#locateOpened !== undefined ? { locateOpened: this.#locateOpened } : {}),
+      // A home's downloads are lent the buffers as the root's are (memory storage).
+      ...(this.#viewOpened !== undefined ? { viewOpened: this.#viewOpened } : {}),
     });
     view.#digests = this.#digests;
     view.#uploads = this.#uploads;

@@ -1445,6 +1445,29 @@ describe('backend options', () => {
 });
 
 describe('MemoryStorage', () => {
+  it("lends downloads views of its buffers in a user's home (subtree) as at the root", async () => {
+    const storage = new MemoryStorage();
+    try {
+      const home = await storage.subtree('home/alice');
+      const upload = await home.createUpload('f');
+      await upload.write([Buffer.from('lent, not copied')]);
+      await upload.commit();
+      for (const [where, path] of [
+        [storage, 'home/alice/f'],
+        [home, 'f'],
+      ] as const) {
+        const handle = await where.openRead(path);
+        try {
+          expect(handle.view?.(0, 4)?.toString()).toBe('lent');
+        } finally {
+          await handle.close();
+        }
+      }
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('reserves a declared size only once 1/64 of it has arrived, then stores it exactly', async () => {
     const storage = new MemoryStorage();
     const expected = 16 * 256 * 1024; // 4 MiB: reserved from 64 KiB on
