@@ -251,7 +251,12 @@ export async function servedAbove(
 ): Promise<{ directory: string; holder: ServedRootHolder } | undefined> {
   for (let directory = dirname(root); ; directory = dirname(directory)) {
     const holder = await readHolder(join(directory, SERVED_ROOT_LOCK_NAME));
-    if (holder !== undefined && holder.pid !== process.pid && holderMayBeAlive(holder)) {
+    // Not this process's own lock; a server on another host may well have this pid (pid 1 in a container).
+    if (
+      holder !== undefined &&
+      !(holder.pid === process.pid && holder.host === hostname()) &&
+      holderMayBeAlive(holder)
+    ) {
       return { directory, holder };
     }
     if (dirname(directory) === directory) return undefined;

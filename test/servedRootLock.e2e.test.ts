@@ -17,7 +17,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { lockServedRoot, RootInUseError } from '../storage/servedRootLock.js';
+import { lockServedRoot, RootInUseError, servedAbove } from '../storage/servedRootLock.js';
 import { CLI_BIN, type ServeChild, ServeExitedError, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
@@ -398,6 +398,20 @@ describe.concurrent('one server per root', () => {
     ).toContain(
       `${inner} is inside ${outer}, served by muxftp pid ${outerServer.child.pid}: its uploads in flight here are left alone`,
     );
+  });
+
+  it('a root inside one served from another host is served from above, whatever that server’s pid (two containers’ servers are both pid 1)', async (test) => {
+    const own = ownFor(test);
+    const outer = await own.tempDir();
+    const inner = join(outer, 'pub');
+    await mkdir(inner);
+    // The outer server runs elsewhere (an NFS or a shared volume), under the pid this one has.
+    const elsewhere = { pid: process.pid, host: 'another-host.example', since: 'then' };
+    await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify(elsewhere));
+    expect(await servedAbove(inner)).toEqual({ directory: outer, holder: elsewhere });
+    // This very process's own lock above is not another server's.
+    await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify({ ...elsewhere, host: hostname() }));
+    expect(await servedAbove(inner)).toBeUndefined();
   });
 
   it('the lock is hidden from clients and out of their reach', async (test) => {
