@@ -277,10 +277,13 @@ class DiskFileHandle implements FsFileHandle {
     // The last close of a file whose last name is gone (removed, or replaced, while open) frees
     // its blocks and cached pages in the call, as unlink would have (0.19 s per GiB here): such a
     // file is closed in the threadpool. Asking costs one fstat (~2 µs on the loop).
-    const removed = await this.#inline.run(
-      () => fs.fstatSync(fd).nlink === 0,
-      async () => (await fstatAsync(fd)).nlink === 0,
-    );
+    // A failed fstat (ESTALE on NFS, EIO on a FUSE mount gone) must not keep the descriptor open.
+    const removed = await this.#inline
+      .run(
+        () => fs.fstatSync(fd).nlink === 0,
+        async () => (await fstatAsync(fd)).nlink === 0,
+      )
+      .catch(() => true);
     if (removed) await closeAsync(fd);
     else
       await this.#inline.run(
