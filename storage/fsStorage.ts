@@ -252,6 +252,9 @@ export class FsStorage implements Storage {
         this.#assertOpen();
         const slice = names.slice(start, start + DEFAULTS.listBatchEntries);
         const infos = await Promise.all(slice.map((name) => this.#listEntry(dir.hostPath, name)));
+        // Names gone since readdir: removed, or the directory itself moved or removed meanwhile
+        // (another client's mv between two batches), which is a failure, not a shorter listing.
+        if (infos.includes(undefined)) await this.#refuseListedDirectoryGone(dir);
         yield infos.filter((info): info is EntryInfo => info !== undefined);
       }
     } finally {
@@ -1226,6 +1229,17 @@ export class FsStorage implements Storage {
   #resolve(path: string, options?: { entryItself?: boolean }): Promise<Resolved> {
     this.#assertOpen();
     return this.#confinement.resolve(path, options);
+  }
+
+  /** NOT_FOUND when the directory a listing reads is no longer where it was listed from. */
+  async #refuseListedDirectoryGone(dir: Resolved): Promise<void> {
+    const stats = await this.#fs.stat(dir.hostPath).catch(() => undefined);
+    if (stats?.isDirectory() === true) return;
+    throw new StorageError(
+      'NOT_FOUND',
+      `directory moved or removed while it was listed: ${displayPath(dir.clientPath)}`,
+      dir.clientPath,
+    );
   }
 
   /** One entry of a listing; a link that dangles or leads outside shows as 'other'. */

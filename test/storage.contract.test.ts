@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
 import { ERROR_STATUS, type ErrorCode, StorageError } from '../shared/errors.js';
 import { processUmask } from '../shared/fileModes.js';
 import { InlineFileCalls } from '../shared/inlineFileCalls.js';
@@ -585,6 +586,32 @@ describe.each(backends)('$name storage', (backend) => {
       await put(storage, 'file', 'f');
       await expectStorageError(storage.list('file'), 'NOT_A_DIRECTORY');
       await expectStorageError(storage.list('missing'), 'NOT_FOUND');
+    });
+
+    it('a directory moved while it is listed fails the listing NOT_FOUND, not a listing cut short', async () => {
+      await storage.mkdir('big');
+      const count = DEFAULTS.listBatchEntries * 2 + 5;
+      for (let i = 0; i < count; i++)
+        await fx.host.writeFile(path.posix.join(fx.root, 'big', `f${String(i).padStart(4, '0')}`), 'x');
+      const listed: string[] = [];
+      const listing = (async () => {
+        for await (const batch of storage.listBatches('big')) {
+          const first = listed.length === 0;
+          listed.push(...batch.map((entry) => entry.name));
+          // Another client moves it between two batches (the loop turns there).
+          if (first) await storage.rename('big', 'moved');
+        }
+      })();
+      await expectStorageError(listing, 'NOT_FOUND');
+      expect(listed).toHaveLength(DEFAULTS.listBatchEntries);
+      // Removed names are left out as before: the directory is still there.
+      await storage.rename('moved', 'big');
+      const again: string[] = [];
+      for await (const batch of storage.listBatches('big')) {
+        if (again.length === 0) await fx.host.unlink(path.posix.join(fx.root, 'big', 'f0300'));
+        again.push(...batch.map((entry) => entry.name));
+      }
+      expect(again).toHaveLength(count - 1);
     });
 
     it('mkdir without parents needs the parent and refuses what exists', async () => {
