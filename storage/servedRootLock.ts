@@ -123,7 +123,11 @@ export async function lockServedRoot(
   // Written whole under a name of its own first; its name is no upload's, so no sweep takes it.
   const staging = `${lockPath}.${process.pid}.new`;
   try {
-    await writeFile(staging, content, { flag: 'w', mode: 0o644 });
+    // Made exclusively ('wx' never follows a link): 'w' wrote through a link a host user who may
+    // write the root had planted under this name (its pid is easy to guess), over whatever file
+    // it led to. One left by a crash goes first.
+    await unlink(staging).catch(() => {});
+    await writeFile(staging, content, { flag: 'wx', mode: 0o644 });
   } catch (error) {
     // No lock of its own can be written (a full disk, a read-only root), but a live server's lock
     // still refuses this one: its uploads in flight are not to be swept.

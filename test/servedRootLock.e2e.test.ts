@@ -8,7 +8,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { mkdir, open, readdir, readFile, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -412,6 +412,27 @@ describe.concurrent('one server per root', () => {
     // This very process's own lock above is not another server's.
     await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify({ ...elsewhere, host: hostname() }));
     expect(await servedAbove(inner)).toBeUndefined();
+  });
+
+  it('a link planted where the lock is staged (a host user who may write the root) is not written through', async (test) => {
+    const own = ownFor(test);
+    const base = await own.tempDir();
+    const root = join(base, 'root');
+    await mkdir(root);
+    // A file the server's account may write and the planter may not (a users file, a TLS key).
+    const victim = join(base, 'victim');
+    await writeFile(victim, 'the server account’s own file\n');
+    // The staging name holds the pid, which a restarted service makes easy to guess.
+    await symlink(victim, join(root, `${SERVED_ROOT_LOCK_NAME}.${process.pid}.new`));
+    const held = await lockServedRoot(root);
+    try {
+      expect(await readFile(victim, 'utf8')).toBe('the server account’s own file\n');
+      expect(held.lock).toBeDefined();
+      expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(process.pid);
+      expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
+    } finally {
+      await held.lock?.release();
+    }
   });
 
   it('the lock is hidden from clients and out of their reach', async (test) => {
