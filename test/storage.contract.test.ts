@@ -614,6 +614,26 @@ describe.each(backends)('$name storage', (backend) => {
       expect(again).toHaveLength(count - 1);
     });
 
+    it('a directory replaced by another while it is listed fails the listing, not a mix of the two', async () => {
+      await storage.mkdir('big');
+      const count = DEFAULTS.listBatchEntries * 2 + 5;
+      for (let i = 0; i < count; i++)
+        await fx.host.writeFile(path.posix.join(fx.root, 'big', `f${String(i).padStart(4, '0')}`), 'x');
+      const listed: string[] = [];
+      const listing = (async () => {
+        for await (const batch of storage.listBatches('big')) {
+          const first = listed.length === 0;
+          listed.push(...batch.map((entry) => entry.name));
+          // Another client swaps a new version in (mv big old; mv new big) between two batches.
+          if (first) {
+            await storage.rename('big', 'old');
+            await storage.mkdir('big');
+          }
+        }
+      })();
+      await expectStorageError(listing, 'NOT_FOUND');
+    });
+
     it('mkdir without parents needs the parent and refuses what exists', async () => {
       expect(await storage.mkdir('a')).toBe(true);
       expect((await storage.stat('a')).type).toBe('dir');
