@@ -223,6 +223,9 @@ export class FsStorage implements Storage {
    */
   async *listBatches(path: string, options: ListBatchesOptions = {}): AsyncGenerator<EntryInfo[]> {
     const dir = await this.#resolve(path);
+    // Which directory the names are read from (before readdir): one moved away and another put in
+    // its place between two batches is told apart from the one listed.
+    let listedDir = await this.#fs.stat(dir.hostPath).catch(() => undefined);
     // A link to nothing, as stat says it: the listing of its directory shows it.
     let names = await this.#sortedNames(dir, options.maxEntries).catch(async (error: unknown) => {
       throw (await this.#danglingLink(dir, error)) ?? error;
@@ -239,6 +242,7 @@ export class FsStorage implements Storage {
       } finally {
         options.onWaitingForMemory?.(false);
       }
+      listedDir = await this.#fs.stat(dir.hostPath).catch(() => undefined);
       names = await this.#sortedNames(dir, options.maxEntries).catch((error: unknown) => {
         this.#listingBudget.give(held);
         throw error;
@@ -254,7 +258,7 @@ export class FsStorage implements Storage {
         const infos = await Promise.all(slice.map((name) => this.#listEntry(dir.hostPath, name)));
         // Names gone since readdir: removed, or the directory itself moved or removed meanwhile
         // (another client's mv between two batches), which is a failure, not a shorter listing.
-        if (infos.includes(undefined)) await this.#refuseListedDirectoryGone(dir);
+        if (infos.includes(undefined)) await this.#refuseListedDirectoryGone(dir, listedDir);
         yield infos.filter((info): info is EntryInfo => info !== undefined);
       }
     } finally {
@@ -1232,9 +1236,9 @@ export class FsStorage implements Storage {
   }
 
   /** NOT_FOUND when the directory a listing reads is no longer where it was listed from. */
-  async #refuseListedDirectoryGone(dir: Resolved): Promise<void> {
+  async #refuseListedDirectoryGone(dir: Resolved, listed: FsStats | undefined): Promise<void> {
     const stats = await this.#fs.stat(dir.hostPath).catch(() => undefined);
-    if (stats?.isDirectory() === true) return;
+    if (stats?.isDirectory() === true && stats.dev === listed?.dev && stats.ino === listed.ino) return;
     throw new StorageError(
       'NOT_FOUND',
       `directory moved or removed while it was listed: ${displayPath(dir.clientPath)}`,
