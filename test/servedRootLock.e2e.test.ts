@@ -435,6 +435,32 @@ describe.concurrent('one server per root', () => {
     }
   });
 
+  it('two servers under one pid starting at once on one root (containers on a shared volume, both pid 1): one holds it, the other is refused', async (test) => {
+    const own = ownFor(test);
+    // Two calls in this process stand for them: one pid, and each sees the other's lock as alive.
+    for (let round = 0; round < 20; round++) {
+      const root = await own.tempDir();
+      const outcomes = await Promise.allSettled([lockServedRoot(root), lockServedRoot(root)]);
+      try {
+        const said = outcomes.map((outcome) =>
+          outcome.status === 'rejected'
+            ? outcome.reason instanceof RootInUseError
+              ? 'refused'
+              : String(outcome.reason)
+            : outcome.value.lock !== undefined
+              ? 'locked'
+              : `without the lock (${outcome.value.reason})`,
+        );
+        // Before: the second's staging under the same name removed the first's: both served without it.
+        expect(said.sort()).toEqual(['locked', 'refused']);
+        expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
+      } finally {
+        for (const outcome of outcomes)
+          if (outcome.status === 'fulfilled') await outcome.value.lock?.release();
+      }
+    }
+  });
+
   it('the lock is hidden from clients and out of their reach', async (test) => {
     const own = ownFor(test);
     const root = await own.tempDir();
