@@ -12,6 +12,7 @@
  * The file is written whole before it takes the name (a hard link: atomic and exclusive), so a
  * reader never sees half of one. The name is reserved (`.muxftp-`): clients neither see nor touch it.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { type FileHandle, link, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -121,12 +122,13 @@ export async function lockServedRoot(
   if (startTicks !== undefined) holder.startTicks = startTicks;
   const content = `${JSON.stringify(holder)}\n`;
   // Written whole under a name of its own first; its name is no upload's, so no sweep takes it.
-  const staging = `${lockPath}.${process.pid}.new`;
+  // Random, not only the pid: a server on another host (a container's pid 1 on a shared volume)
+  // has this pid too, and under one name each removed or rewrote the other's; nor can a host user
+  // who may write the root plant a link there ahead of it.
+  const staging = `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
   try {
-    // Made exclusively ('wx' never follows a link): 'w' wrote through a link a host user who may
-    // write the root had planted under this name (its pid is easy to guess), over whatever file
-    // it led to. One left by a crash goes first.
-    await unlink(staging).catch(() => {});
+    // Made exclusively ('wx' never follows a link): 'w' wrote through a link planted under the
+    // name, over whatever file it led to.
     await writeFile(staging, content, { flag: 'wx', mode: 0o644 });
   } catch (error) {
     // No lock of its own can be written (a full disk, a read-only root), but a live server's lock

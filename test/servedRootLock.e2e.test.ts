@@ -422,14 +422,15 @@ describe.concurrent('one server per root', () => {
     // A file the server's account may write and the planter may not (a users file, a TLS key).
     const victim = join(base, 'victim');
     await writeFile(victim, 'the server account’s own file\n');
-    // The staging name holds the pid, which a restarted service makes easy to guess.
+    // Where the staging file went when it was named by the pid alone (easy to guess: a restarted service).
     await symlink(victim, join(root, `${SERVED_ROOT_LOCK_NAME}.${process.pid}.new`));
     const held = await lockServedRoot(root);
     try {
       expect(await readFile(victim, 'utf8')).toBe('the server account’s own file\n');
       expect(held.lock).toBeDefined();
       expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(process.pid);
-      expect(await readdir(root)).toEqual([SERVED_ROOT_LOCK_NAME]);
+      const planted = `${SERVED_ROOT_LOCK_NAME}.${process.pid}.new`;
+      expect((await readdir(root)).sort()).toEqual([SERVED_ROOT_LOCK_NAME, planted].sort());
     } finally {
       await held.lock?.release();
     }
