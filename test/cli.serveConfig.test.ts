@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ConfigLineError, configLines } from '../cli/serveConfig.js';
 import { Client } from '../client/client.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS, writeUsersFile } from '../server/auth/usersFile.js';
@@ -315,5 +316,23 @@ describe('serve --config', () => {
     });
     expect(stderr).toContain('--upload-initial-window (8.00 MiB) is larger than --stream-window (1.00 MiB)');
     expect(code).toBe(2);
+  });
+});
+
+describe('serve --config lines (configLines)', () => {
+  // As a shell reads `--root # the served tree`: a comment, the value missing; it was served as a
+  // directory named "# the served tree" (only a # after a blank inside the value was refused).
+  it.for(['root # the served tree', 'root #', 'anonymous-home #public'])(
+    '%s: a # opening the value is a comment: refused, as one after a value is',
+    (line) => {
+      expect(() => configLines(Buffer.from(`${line}\n`))).toThrow(ConfigLineError);
+      expect(() => configLines(Buffer.from(`${line}\n`))).toThrow(/a comment goes on a line of its own/);
+    },
+  );
+
+  it('a value opening with # in double quotes is kept', () => {
+    expect(configLines(Buffer.from('anonymous-home "#public"\n'))).toEqual([
+      { line: 1, key: 'anonymous-home', value: '#public' },
+    ]);
   });
 });
