@@ -614,6 +614,9 @@ export class Client {
   /** The socket's TCP connection is made (false too for a byte stream that is no socket). */
   private readonly tcpConnected: () => boolean;
   private pingsSent = 0;
+  /** pingFlooded(): the kernel's count of our frames taken at the last PING, and PINGs since. */
+  private framesTakenAtPing = 0;
+  private pingsSinceTaken = 0;
 
   private constructor(
     options: ResolvedClientOptions,
@@ -641,9 +644,6 @@ export class Client {
         outboundHighWaterBytes: options.outboundHighWaterBytes,
         outboundLowWaterBytes: options.outboundLowWaterBytes,
         dataFramePayloadBytes: this.options.chunkBytes,
-        // A server that floods us with PINGs and reads none of the answers (the server's own
-        // bound on its clients): else up to twice the outbound mark of 20-byte ACKs, ~100 MB.
-        maxHeldFrames: DEFAULTS.maxHeldFramesPerConnection,
       },
       { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
       sharedReads,
@@ -1509,8 +1509,15 @@ export class Client {
       return;
     }
     if (frame.type === FrameType.PING) {
-      if ((frame.flags & Flags.ACK) === 0) this.transport.send(encodePing(frame.payload, true));
-      else this.roundTrips?.acked(frame.payload);
+      if ((frame.flags & Flags.ACK) !== 0) this.roundTrips?.acked(frame.payload);
+      else if (this.pingFlooded()) {
+        this.transport.fail(
+          new ProtocolError(
+            'FRAME_FLOOD',
+            `${DEFAULTS.maxHeldFramesPerConnection} PINGs from a server that read nothing of ours meanwhile`,
+          ),
+        );
+      } else this.transport.send(encodePing(frame.payload, true));
       return;
     }
     if (frame.type === FrameType.ERROR && frame.streamId === 0) {
@@ -1694,6 +1701,21 @@ export class Client {
   }): void {
     this.lostError = endedConnectionWith(new RemoteError(code, message, details));
     this.transport.end(this.lostError);
+  }
+
+  /**
+   * A server flooding us with PINGs and reading none of the ACKs (the server's own bound on its
+   * clients): else up to twice the outbound mark of 20-byte ACKs, ~100 MB. Counted from the last
+   * time the kernel took any of our frames, so only what the server makes us produce counts
+   * (not a burst of our own OPENs), and a server that reads, however slowly, is never cut.
+   */
+  private pingFlooded(): boolean {
+    const taken = this.transport.queue.framesTaken;
+    if (taken !== this.framesTakenAtPing) {
+      this.framesTakenAtPing = taken;
+      this.pingsSinceTaken = 0;
+    }
+    return ++this.pingsSinceTaken > DEFAULTS.maxHeldFramesPerConnection;
   }
 
   private readonly transportOnClose = (error: MuxftpError | undefined): void => {

@@ -76,6 +76,7 @@ export class OutboundQueue {
   private budgetHeld = 0;
   /** Frames handed to the socket whose write has not completed (the kernel has not taken them). */
   private framesInSocket = 0;
+  private taken = 0;
   private tooManyFramesReported = false;
   /**
    * Bytes of control frames held (queued, or in the socket until written) and of room reserved for
@@ -133,6 +134,11 @@ export class OutboundQueue {
   /** Frames held for the peer: queued, or in the socket's buffer until the kernel takes them. */
   get heldFrames(): number {
     return this.frames.length + this.framesInSocket;
+  }
+
+  /** Frames the kernel has taken so far: whether the peer reads anything of what it is sent. */
+  get framesTaken(): number {
+    return this.taken;
   }
 
   /**
@@ -486,6 +492,7 @@ export class OutboundQueue {
 
   private readonly socketOnWritten = (): void => {
     this.framesInSocket--;
+    this.taken++;
     this.wakeWaitingIfRoom();
   };
 
