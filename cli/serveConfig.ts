@@ -88,7 +88,7 @@ export function configLines(bytes: Uint8Array): ConfigLine[] {
       value = value.slice(1, -1);
     } else if (value !== undefined) {
       // What a shell would read otherwise: refused, not served as a directory of that name.
-      if (/[ \t]#/.test(value))
+      if (/(^|[ \t])#/.test(value))
         throw new ConfigLineError(
           number,
           `${key}: a comment goes on a line of its own (a # after a value is part of it: in double quotes if meant)`,

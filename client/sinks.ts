@@ -597,11 +597,13 @@ class SpecialFileSink implements ByteSink {
           () => {},
         );
       };
-      signal?.addEventListener('abort', unblock, { once: true });
+      // Only a FIFO's open waits: a device's or a file's returns, and a second open could do something.
+      const waits = info.isFIFO();
+      if (waits) signal?.addEventListener('abort', unblock, { once: true });
       try {
         handle = await opening;
       } finally {
-        signal?.removeEventListener('abort', unblock);
+        if (waits) signal?.removeEventListener('abort', unblock);
       }
       if (signal?.aborted) throw new MuxftpError('CANCELLED', 'cancelled', { cause: signal.reason });
       const opened = await handle.stat();
