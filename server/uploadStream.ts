@@ -676,14 +676,15 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       super.fail(err);
       return;
     }
-    // Owed to the connection, which does not end with its last stream before it is sent.
+    // Owed to the connection, which does not end with its last stream before it is sent; the
+    // bound set first, so that whatever the abort does, the answer is paid.
     const owed = this.host.oweAnswer(this.errorFrame(err));
-    this.close(true); // cleanup() starts the abort
     const answer = (): void => {
       clearTimeout(timer);
       owed();
     };
     const timer = setTimeout(answer, DEFAULTS.failedUploadAnswerWaitMs);
+    this.close(true); // cleanup() starts the abort
     (this.aborted ?? Promise.resolve()).then(answer, answer);
   }
 
