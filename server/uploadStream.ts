@@ -489,7 +489,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     const taken = this.unwritten.take();
     const bytes = taken.bytes;
     this.writing = true;
-    handle.write(taken.chunks).then(
+    rejectingCall(() => handle.write(taken.chunks)).then(
       () => {
         taken.release();
         this.writing = false;
@@ -567,7 +567,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       beforeReplace: (replaced) => this.settleCredit(replaced),
       onPlaced: place,
     };
-    handle.commit(digest, options).then(
+    rejectingCall(() => handle.commit(digest, options)).then(
       (entry) => {
         if (!placed) place(entry);
         this.commitSettled();
@@ -634,7 +634,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
    */
   private abortUpload(handle: UploadHandle, heldQuota: number): void {
     const keepPartial = !this.discardPartial && this.keptFits(heldQuota);
-    this.aborted = handle.abort({ keepPartial }).then(
+    this.aborted = rejectingCall(() => handle.abort({ keepPartial })).then(
       (kept) => {
         if (kept > 0) this.recordKept(kept);
         this.host.quota?.release(heldQuota);
@@ -763,5 +763,18 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       if (!this.committing) this.releaseQuota();
       if (handle !== undefined) this.abortUpload(handle, 0);
     }
+  }
+}
+
+/**
+ * `call`'s promise, or a rejected one when it throws at once: a Storage of an embedder's own
+ * whose method is not async would otherwise throw out of the stream's handlers (the abort's
+ * throw skipped the quota's release and left a failed upload's answer owed).
+ */
+function rejectingCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }

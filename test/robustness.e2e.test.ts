@@ -524,6 +524,24 @@ describe('interrupted and failed uploads never leave a partial file', () => {
     expect(await storage.volume.promises.readdir('/')).toEqual([]);
   });
 
+  it("a failed upload whose storage's write and abort throw at once is still told why, and the connection goes on", async () => {
+    const storage = new MemoryStorage();
+    // An embedder's storage, not async: its methods throw rather than reject.
+    wrapUploads(storage, (handle, path) => ({
+      write: () => {
+        throw new StorageError('NO_SPACE', `no space left for ${path}`, path);
+      },
+      abort: (options) => {
+        void handle.abort(options);
+        throw new Error('abort failed at once');
+      },
+    }));
+    env = await startServer({ storage, idleTimeoutMs: 200 });
+    const client = await env.connect();
+    await expect(client.put('f.bin', randomBytes(MiB))).rejects.toMatchObject({ code: 'NO_SPACE' });
+    expect(await client.list('')).toEqual([]);
+  });
+
   it('a failed upload whose temporary file takes longer than the idle timeout to go is still told why', async () => {
     const storage = new MemoryStorage();
     wrapUploads(storage, (handle, path) => ({
