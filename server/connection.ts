@@ -124,8 +124,8 @@ export interface ConnectionContext {
   controlBudget: ControlFrameBudget;
   /** The DATA frames every connection's downloads are read into, reused (free ones capped). */
   framePool: DataFramePool;
-  /** Who may log in: the server's accounts when this connection was accepted. */
-  accounts: Accounts;
+  /** Who may log in: the server's accounts now (replaced when the users file is read again). */
+  accounts: () => Accounts;
   /** Where refusals are logged: the first of a kind, then a count per interval. */
   refusalLog: RefusalLog;
   /** Resumable uploads under way, all connections together: a retry takes over a stalled one. */
@@ -710,7 +710,7 @@ export class ServerConnection implements StreamHost {
     if (hello.uploadInitialWindow === true && !this.context.uploadBacklogBudget.full) {
       this.uploadInitialWindow = this.options.uploadInitialWindowBytes; // at most the window (options.ts)
     }
-    const accounts = this.context.accounts;
+    const accounts = this.context.accounts();
     const login: LoginRequirement | undefined = accounts.loginRequired
       ? {
           required: true,
@@ -752,7 +752,7 @@ export class ServerConnection implements StreamHost {
    * off — gets the same answer after the same work (one scrypt) and the same growing delay.
    */
   private handleAuth(auth: AuthRequest): void {
-    const accounts = this.context.accounts;
+    const accounts = this.context.accounts();
     if (auth.password !== undefined && this.options.tls !== undefined && !this.context.secure) {
       throw new ProtocolError('TLS_REQUIRED', 'passwords are accepted over TLS only (use --tls)');
     }

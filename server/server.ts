@@ -565,7 +565,9 @@ export class MuxServer {
       outboundBudget: this.outboundBudget,
       controlBudget: this.controlBudget,
       framePool: this.framePool,
-      accounts: this.accounts,
+      // Read at each use: a login after replaceAccounts() (SIGHUP) sees the new users, even on a
+      // connection accepted before (a removed user, or a password replaced after a leak, is out).
+      accounts: () => this.accounts,
       refusalLog: this.refusalLog,
       resumableUploads: this.resumableUploads,
     });
