@@ -48,7 +48,6 @@ export class AccountResourceTable {
     const settings = JSON.stringify([rate, account.quotaBytes ?? null, account.home]);
     let resources = this.byName.get(account.name);
     if (resources === undefined || resources.settings !== settings) {
-      const previous = resources;
       if (resources?.quota !== undefined) {
         this.replacedQuotas.add({ quota: new WeakRef(resources.quota), home: resources.home });
       }
@@ -62,16 +61,27 @@ export class AccountResourceTable {
             ? new QuotaTracker(home, {
                 limitBytes: account.quotaBytes,
                 recountIntervalMs: this.options.quotaRecountIntervalMs,
-                // Same home: earlier sessions' uploads in flight and later ones' count against both.
-                ...(previous?.quota !== undefined && previous.home === account.home
-                  ? { replaces: previous.quota }
-                  : {}),
+                // Same home (this account's before a reload, or another account's): the uploads in
+                // flight of each fill that one directory, so they count against both.
+                ...sharing(this.quotaOfHome(account.home)),
               })
             : undefined,
       };
       this.byName.set(account.name, resources);
     }
     return resources;
+  }
+
+  /** A quota in force for the home `home` (any account's, replaced or not), or undefined. */
+  private quotaOfHome(home: string): QuotaTracker | undefined {
+    for (const resources of this.byName.values()) {
+      if (resources.quota !== undefined && resources.home === home) return resources.quota;
+    }
+    for (const replaced of this.replacedQuotas) {
+      const quota = replaced.home === home ? replaced.quota.deref() : undefined;
+      if (quota !== undefined) return quota;
+    }
+    return undefined;
   }
 
   /**
@@ -96,4 +106,8 @@ export class AccountResourceTable {
       if (seen !== undefined) quota.record(seen);
     }
   }
+}
+
+function sharing(quota: QuotaTracker | undefined): { replaces?: QuotaTracker } {
+  return quota === undefined ? {} : { replaces: quota };
 }

@@ -25,9 +25,10 @@ export interface QuotaOptions {
   /** A reservation walks the home again once the last walk is this old (ms). */
   recountIntervalMs: number;
   /**
-   * The quota this one replaces for the same home (the users file read again), which sessions
-   * from before keep using: both fill that home, so the uploads in flight of each count against
-   * the other (one shared count of reserved bytes).
+   * A quota of the same home that stays in use beside this one: the one this replaces (the users
+   * file read again), which sessions from before keep using, or another account's with that home.
+   * Both fill that home, so the uploads in flight of each count against the other (one shared
+   * count of reserved bytes).
    */
   replaces?: QuotaTracker;
 }
