@@ -778,7 +778,8 @@ export class ServerConnection implements StreamHost {
             if (this.transport.isClosed) return undefined;
             const refusedNow = refusalForFailedLogins(this.context.loginGuard, this.peerGroup);
             if (refusedNow !== undefined) throw refusedNow;
-            const account = await accounts.verify(auth.user, auth.password ?? '');
+            // The users as they are now: the file may have been read again while this waited.
+            const account = await this.context.accounts().verify(auth.user, auth.password ?? '');
             // Counted before the next check in line starts, so a refusal it begins stops that one.
             if (account === undefined) this.loginFailed(auth.user);
             return account;

@@ -59,4 +59,34 @@ describe('a login after the users file is read again', () => {
     expect(answer.ok).toBe(false);
     peer.destroy();
   });
+
+  it('waiting for its turn to be checked: the check uses the users as they are then', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    class HeldAccounts extends Accounts {
+      override async verify(name: string, password: string) {
+        await held;
+        return super.verify(name, password);
+      }
+    }
+    env = await startServer({
+      backend: 'disk',
+      accounts: new HeldAccounts({ users }),
+      maxConcurrentLoginChecks: 1,
+      loginFailureDelayMs: 10,
+    });
+    const first = await RawPeer.open(env.port);
+    first.write(encodeAuth({ user: 'nobody', password: 'x' })); // holds the one check slot
+    const peer = await RawPeer.open(env.port);
+    peer.write(encodeAuth({ user: 'alice', password: 'old-secret' }));
+    while (env.server.loginChecksWaiting < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    env.server.replaceAccounts(new Accounts({ users: removeUser(users, 'alice') }));
+    release();
+    const answer = parseAuthResult(await peer.waitFor((f) => f.type === FrameType.AUTH));
+    expect(answer.ok).toBe(false);
+    first.destroy();
+    peer.destroy();
+  });
 });
