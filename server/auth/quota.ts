@@ -265,7 +265,7 @@ export class QuotaTracker {
     this.recountDue = false;
     const walk: Walk = {
       counted: countBytes(this.storage).then(
-        (walked) => this.walkDone(walk, walked),
+        ({ bytes, complete }) => this.walkDone(walk, bytes, complete),
         (error: unknown) => {
           this.walk = undefined;
           this.recountDue = true;
@@ -281,7 +281,7 @@ export class QuotaTracker {
   }
 
   /** Settles usage from a finished walk; resolves its waiters to the usage now. */
-  private walkDone(walk: Walk, walked: number): number {
+  private walkDone(walk: Walk, walked: number, complete: boolean): number {
     this.walk = undefined;
     if (walk.spoiled) {
       // It proves nothing: keep the running count; before the first one, it is the best there is.
@@ -297,6 +297,12 @@ export class QuotaTracker {
     // that not knowing what the walk saw never lets uploads past the limit.
     const low = walked - walk.mayHaveFreed;
     const high = walked + walk.mayHaveAdded;
+    // A directory it could not list (a tree moved deeper than a path may go, one the server may
+    // not read) hid its files: such a walk counted less than is there, so it may only raise usage.
+    if (!complete) {
+      this.used = Math.max(this.used ?? 0, high);
+      return this.used;
+    }
     const consistent = this.used !== undefined && this.used >= low && this.used <= high;
     if (!consistent) this.used = high;
     return this.used!;
@@ -356,16 +362,26 @@ function bytesDelta(change: UsageChange): number | undefined {
  * uploads no upload in flight has taken over (issue #8: an upload in flight is counted by its
  * reservation).
  */
-async function countBytes(storage: Storage): Promise<number> {
+async function countBytes(storage: Storage): Promise<{ bytes: number; complete: boolean }> {
   let total = 0;
+  let complete = true;
+  // Gone or replaced by a file since it was listed: a change the running count has (or will).
+  // Reached through a link (one leading out of the root, say): not the home's own files.
+  const unlisted =
+    (throughLink: boolean) =>
+    (error: unknown): [] => {
+      const code = (error as { code?: unknown }).code;
+      if (!throughLink && code !== 'NOT_FOUND' && code !== 'NOT_A_DIRECTORY') complete = false;
+      return [];
+    };
   // A link to a directory is followed within a budget: a link loop would be walked without end.
   const links = new LinkBudget();
   const pending = [{ dir: '', linksOnTheWay: 0 }];
   while (pending.length > 0) {
     const { dir, linksOnTheWay } = pending.pop()!;
     const [entries, partials] = await Promise.all([
-      storage.list(dir).catch(() => []),
-      storage.keptPartials?.(dir).catch(() => []) ?? [],
+      storage.list(dir).catch(unlisted(linksOnTheWay > 0)),
+      storage.keptPartials?.(dir).catch(unlisted(linksOnTheWay > 0)) ?? [],
     ]);
     for (const partial of partials) total += partial.size;
     for (const entry of entries) {
@@ -379,5 +395,5 @@ async function countBytes(storage: Storage): Promise<number> {
       }
     }
   }
-  return total;
+  return { bytes: total, complete };
 }
