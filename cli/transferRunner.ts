@@ -491,7 +491,11 @@ async function runOne(
         // A stream refused (open files at the server's cap, uploads waiting for its disk) leaves
         // the connection up: replacing it would fail every other transfer on it. Again on this
         // one, after the server's hint, while the time for it lasts; then this file fails.
-        const delayMs = retries > 0 && !signal.aborted ? busyRetries.next(error) : undefined;
+        // A download to stdout refused before its first byte wrote nothing there: it waits as
+        // a file's does (only --retries 0 turns waiting off), where it failed at once.
+        const waits =
+          retries > 0 || (run.retries > 0 && job.standardStream && run.command === 'get' && bytes === 0);
+        const delayMs = waits && !signal.aborted ? busyRetries.next(error) : undefined;
         if (delayMs !== undefined) {
           meter.busy();
           if (busyRetries.tries === 1) {

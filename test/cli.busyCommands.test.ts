@@ -38,13 +38,16 @@ const content = randomBytes(100_000);
 const digestLine = () => `xxh128 ${contentDigest('xxh128', content).toString('hex')}`;
 
 /**
- * A server with one open-file slot (--max-open-files 1), f.bin on it, and another client holding
+ * A server with one open-file slot (--max-open-files 1), f.bin (and `others`) on it, and another client holding
  * the slot: a download it grants no credit. `busy`: the server's SERVER_BUSY answers so far.
  */
-async function oneOpenFileSlotHeld(): Promise<{ peer: RawPeer; busy: () => number }> {
+async function oneOpenFileSlotHeld(
+  others: Record<string, Buffer> = {},
+): Promise<{ peer: RawPeer; busy: () => number }> {
   env = await startServer({ maxOpenFiles: 1 });
   const seeder = await env.connect();
   await seeder.put('f.bin', content);
+  for (const [name, bytes] of Object.entries(others)) await seeder.put(name, bytes);
   await seeder.close();
   const peer = await RawPeer.open(env.port);
   peers.push(peer);
@@ -112,6 +115,24 @@ describe('a client command refused SERVER_BUSY tries again', () => {
     );
     expect(code).toBe(0);
     expect(stdout).toContain(digestLine());
+  }, 90_000);
+
+  it('get FILE - refused its file (--max-open-files 1) waits as get FILE does, and writes it once', async () => {
+    // Text, so stdout (read as a string) can be compared whole.
+    const text = content.toString('hex');
+    const { peer, busy } = await oneOpenFileSlotHeld({ 'f.txt': Buffer.from(text) });
+
+    const run = runCli(['--server', `127.0.0.1:${env!.port}`, 'get', 'f.txt', '-'], await tempDirs.make(), {
+      timeoutMs: 60_000,
+    });
+    await until(() => busy() > 0, 'a refusal', BUSY_WAIT);
+    peer.destroy();
+
+    // It failed at once, SERVER_BUSY (exit 1), where a download into a file waited.
+    const { code, stdout, stderr } = await run;
+    expect(stderr).toMatch(/^muxftp: get f\.txt: server busy: .*; trying again in 0\.\d s/);
+    expect(code).toBe(0);
+    expect(stdout === text).toBe(true);
   }, 90_000);
 
   it("bench's seeding refused its file (--max-open-files 1) waits, and the run reports", async () => {
