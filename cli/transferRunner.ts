@@ -165,6 +165,8 @@ export interface TransferRun {
    * for the other skip flags, sending is the safe answer and the transfer reports what is wrong.
    */
   neverReplace?: boolean;
+  /** Told when Ctrl-C (or SIGTERM, SIGHUP) stopped the run: what would follow it is not done. */
+  onInterrupted?(): void;
 }
 
 function doneOutcome(job: Pick<TransferJob, 'local' | 'remote'>, done: SkippedDone): TransferOutcome {
@@ -274,7 +276,10 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     progress.finish();
     run.output.routeErrorsThrough(undefined);
     stopListening();
-    if (controller.signal.aborted) run.output.raiseExitCode(exitCodeFor(interruptedBy));
+    if (controller.signal.aborted) {
+      run.output.raiseExitCode(exitCodeFor(interruptedBy));
+      run.onInterrupted?.();
+    }
   }
 }
 

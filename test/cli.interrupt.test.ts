@@ -6,7 +6,8 @@
  * Needs dist/ (npm run build).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { access, mkdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ import { cliShellLine, runCli } from './helpers/cliProcess.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 const tempDirs = new TempDirs('muxftp-interrupt-');
 const servers: Server[] = [];
@@ -179,6 +181,39 @@ describe('a signal while transfers are in flight', () => {
     });
     expect(result.stderr).toBe('muxftp: get a.txt: cancelled (CANCELLED)\n');
     expect(result.code).toBe(exitCode);
+  });
+});
+
+describe('Ctrl-C during put -r', () => {
+  it('sets no directory times after it: no request each, which a stalled server held for --timeout', async () => {
+    const server = await startServer({ backend: 'disk' });
+    try {
+      const cwd = await tempDirs.make();
+      const old = new Date('2001-01-01T00:00:00Z');
+      for (const name of ['a', 'b', 'c']) {
+        await mkdir(join(cwd, 'tree', name), { recursive: true });
+        await writeFile(join(cwd, 'tree', name, 'f'), name);
+      }
+      // At 1 MiB/s still under way when the signal comes, the small files long in.
+      await writeFile(join(cwd, 'tree', 'big'), Buffer.alloc(16 * 1024 * 1024));
+      for (const name of ['a', 'b', 'c']) await utimes(join(cwd, 'tree', name), old, old);
+      const remote = (name: string) => join(server.root!, 'tree', name);
+      const smallFilesIn = until(async () => {
+        for (const name of ['a', 'b', 'c']) if (!existsSync(join(remote(name), 'f'))) return false;
+        return true;
+      }, 'the small files on the server');
+      const args = ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'tree', '--limit-rate', '1MiB'];
+      const result = await runCli(args, cwd, { interruptWhen: smallFilesIn, timeoutMs: 15_000 });
+      expect(result.stderr).toMatch(
+        /^muxftp: put tree\/big: cancelled \(CANCELLED\)\nmuxftp: 3 files \(3 B\), 1 failed in /,
+      );
+      expect(result.code).toBe(130);
+      // Before, each directory was given its local time (2001) after the Ctrl-C.
+      for (const name of ['a', 'b', 'c'])
+        expect((await stat(remote(name))).mtime.getTime()).not.toBe(old.getTime());
+    } finally {
+      await server.stop();
+    }
   });
 });
 

@@ -529,6 +529,9 @@ async function put(
   const usesStdin = jobs.some((job) => job.standardStream);
   if (usesStdin && process.stdin.isTTY === true)
     output.notice('muxftp: reading the upload from the terminal: end it with Ctrl-D on a line of its own');
+  // Ctrl-C: the directories' times are not set either (a request each: with the server stalled,
+  // the command hung for --timeout after it).
+  let interrupted = false;
   try {
     const outcomes = await runTransfers({
       command: 'put',
@@ -552,6 +555,9 @@ async function put(
         return directoryInTheWayHint('put', job.remote, alone);
       },
       continueUploads: options.continue === true,
+      onInterrupted: () => {
+        interrupted = true;
+      },
       ...skip,
       perform: async (job, client, transferOptions) => {
         const result = await client.put(job.remote, job.standardStream ? process.stdin : job.local, {
@@ -577,7 +583,8 @@ async function put(
     // Before the directories' times: removing from a directory changes its time.
     const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
     const removed = await removeExtraneous({ ...mirror, client: connection.client, failed });
-    if (options.times && made.length > 0) await keepRemoteDirectoryTimes(connection.client, made, limit);
+    if (options.times && made.length > 0 && !interrupted)
+      await keepRemoteDirectoryTimes(connection.client, made, limit);
     return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
   } finally {
     // An interrupted upload may leave a read pending on stdin, which would keep the process alive.
