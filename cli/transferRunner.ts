@@ -426,7 +426,12 @@ async function runOne(
     progress.log(`muxftp: ${run.command} ${name}: continuing from ${formatBytes(fromBytes)}`);
   };
   // Refusals SERVER_BUSY on a connection still up: tried again on it, for a while (busyRetries.ts).
-  const busyRetries = new BusyRetries();
+  // A refusal of a try that ran for a while (the server takes back a slot idle for
+  // openFileReclaimIdleMs, for a retry to continue), or after a retry for another failure, starts
+  // a wait of its own: counted from the file's first refusal, one refused as it started failed
+  // at once when its slot was taken back minutes later.
+  let busyRetries = new BusyRetries();
+  let triedAt = 0;
   // What a try hashed of a partial file (get -c, put -c) is not hashed again by the next.
   const localDigests = new LocalDigestMemo();
   // Set when the last try was refused for the server's upload backlog: the next put declines the
@@ -445,6 +450,7 @@ async function runOne(
       if (signal.aborted) throw new MuxftpError('CANCELLED', 'cancelled');
       failedReconnecting = false;
       triedFrom = 0;
+      triedAt = performance.now();
       if (reconnectFailure !== undefined) {
         const failure = reconnectFailure;
         reconnectFailure = undefined;
@@ -500,6 +506,7 @@ async function runOne(
         // a file's does (only --retries 0 turns waiting off), where it failed at once.
         const waits =
           retries > 0 || (run.retries > 0 && job.standardStream && run.command === 'get' && bytes === 0);
+        if (performance.now() - triedAt >= DEFAULTS.openFileReclaimIdleMs) busyRetries = new BusyRetries();
         const delayMs = waits && !signal.aborted ? busyRetries.next(error) : undefined;
         if (delayMs !== undefined) {
           meter.busy();
@@ -523,6 +530,7 @@ async function runOne(
         retryNotices.retrying(`${run.command} ${name}`, error, client, attempt + 1, retries, delayMs);
         attempt++;
         declineWindow = false;
+        busyRetries = new BusyRetries();
         if (client.isOpen && !isConnectionLoss(error)) {
           // The server failed this stream alone (STREAM_TIMEOUT): replacing the connection would
           // cut the other transfers on it. Closed meanwhile (the server's idle timeout, with

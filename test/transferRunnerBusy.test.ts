@@ -1,0 +1,87 @@
+/**
+ * runTransfers' waits on a busy server (cli/busyRetries.ts: up to 60 s of SERVER_BUSY refusals,
+ * tried again on the same connection): the 60 s are one wait's, from its first refusal, not the
+ * file's. A transfer refused once as it started, then under way for minutes, is refused again
+ * (the server took its slot back for another client, DEFAULTS.openFileReclaimIdleMs, "a client's
+ * retry continues it"): it waits again. One refused try after another still gives up after the
+ * 60 s. A fake connection and transfer; the clock (performance.now) is the test's.
+ */
+import { PassThrough } from 'node:stream';
+import { afterEach, expect, it, vi } from 'vitest';
+import { Output } from '../cli/output.js';
+import type { ReconnectingClient } from '../cli/reconnect.js';
+import { runTransfers } from '../cli/transferRunner.js';
+import type { Client } from '../client/client.js';
+import { MuxftpError } from '../shared/errors.js';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const busy = () =>
+  new MuxftpError('SERVER_BUSY', 'server busy: 1 files are open for transfers', {
+    details: { retryAfterMs: 5 },
+  });
+
+/** runTransfers of one get whose tries are `perform`'s, on a connection that stays up. */
+async function oneGet(perform: Parameters<typeof runTransfers>[0]['perform']) {
+  const client = { isOpen: true } as unknown as Client;
+  const connection = {
+    client,
+    goneFailure: undefined,
+    markGone() {},
+    tryReplace: async () => ({ client }),
+  } as unknown as ReconnectingClient;
+  const output = new Output(new PassThrough(), new PassThrough());
+  output.configure({ json: true, quiet: false });
+  const outcomes = await runTransfers({
+    command: 'get',
+    jobs: [{ local: 'big.bin', remote: 'big.bin', size: 1000, standardStream: false }],
+    parallel: 1,
+    output,
+    connection,
+    retries: 5,
+    failedBeforeStart: 0,
+    perform,
+  });
+  return { outcomes, exitCode: output.exitCode };
+}
+
+it('a transfer refused SERVER_BUSY again minutes after its first refusal waits again, rather than failing at once', async () => {
+  let clock = 1_000_000;
+  vi.spyOn(performance, 'now').mockImplementation(() => clock);
+  let tries = 0;
+  const { outcomes, exitCode } = await oneGet(async (_job, _client, options) => {
+    tries++;
+    // Refused as it starts: it waits.
+    if (tries === 1) throw busy();
+    if (tries === 2) {
+      // Admitted: under way for two minutes, then refused (its slot taken back).
+      options.onProgress?.(500, 1000);
+      clock += 120_000;
+      throw busy();
+    }
+    options.onProgress?.(1000, 1000);
+    return { bytes: 1000, algorithm: 'xxh128', digest: '00' };
+  });
+  expect(outcomes).toEqual([expect.objectContaining({ ok: true, bytes: 1000 })]);
+  expect(tries).toBe(3);
+  expect(exitCode).toBe(0);
+});
+
+it('refused try after try (each over at once), it still gives up after the 60 s', async () => {
+  let clock = 1_000_000;
+  vi.spyOn(performance, 'now').mockImplementation(() => clock);
+  let tries = 0;
+  const { outcomes, exitCode } = await oneGet(async () => {
+    tries++;
+    // The wait before each try, as the clock sees it.
+    clock += 5_000;
+    throw busy();
+  });
+  expect(outcomes).toEqual([
+    expect.objectContaining({ ok: false, error: expect.objectContaining({ code: 'SERVER_BUSY' }) }),
+  ]);
+  expect(tries).toBeLessThan(14);
+  expect(exitCode).toBe(1);
+});
