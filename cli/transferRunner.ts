@@ -53,12 +53,15 @@ export interface TransferJob {
  * The jobs whose destination (`local` for get, `remote` for put) an earlier job of the same
  * command already has: in one run the later file would silently replace the earlier one
  * (`get a/x b/x --to out`). `fail` gets each of them; the rest are returned, in order. stdin
- * and stdout ('-') are no file to replace.
+ * and stdout ('-') are no file to replace. A job of the same `source` as that earlier one is the
+ * same file named twice (`get '*.log' 'app*'`, which both match app.log): left out, as cp and
+ * rsync copy it once, not failed.
  */
 export function withoutSharedDestinations(
   jobs: readonly TransferJob[],
   destination: (job: TransferJob) => string,
   fail: (job: TransferJob, first: TransferJob) => void,
+  source: (job: TransferJob) => string,
 ): TransferJob[] {
   const claimed = new Map<string, TransferJob>();
   const kept: TransferJob[] = [];
@@ -71,7 +74,7 @@ export function withoutSharedDestinations(
     if (first === undefined) {
       claimed.set(destination(job), job);
       kept.push(job);
-    } else {
+    } else if (source(job) !== source(first)) {
       fail(job, first);
     }
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Storage } from '../storage/types.js';
-import { runCliQuietly } from './helpers/cliProcess.js';
+import { runCli, runCliQuietly } from './helpers/cliProcess.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let env: TestServer | undefined;
@@ -79,6 +79,38 @@ describe('two files bound for one place in one run', () => {
     expect(outcome.code).toBe(1);
     expect(outcome.stderr).toContain('out/x is where a/x goes too');
     expect(await readFile(join(dir, 'out', 'x'), 'utf8')).toBe('from a');
+  });
+
+  it("get '*.log' 'app*' --to out: a file both patterns match is fetched once, not failed as bound for its own place", async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('app.log', Buffer.from('app'));
+    await client.put('db.log', Buffer.from('db'));
+    await client.close();
+    dir = await mkdtemp(join(tmpdir(), 'muxftp-planning-'));
+    const server = ['--server', `127.0.0.1:${env.port}`];
+    const outcome = await runCli(
+      ['get', '*.log', 'app*', './db.log', '--to', 'out', '-p', '--json', ...server],
+      dir,
+    );
+    // Before: exit 1, `out/app.log is where app.log goes too`, and a failed result beside the good one.
+    expect({ code: outcome.code, stderr: outcome.stderr }).toEqual({ code: 0, stderr: '' });
+    const results = JSON.parse(outcome.stdout) as Array<{ remote: string; ok: boolean }>;
+    expect(results.map(({ remote, ok }) => ({ remote, ok }))).toEqual([
+      { remote: 'app.log', ok: true },
+      { remote: 'db.log', ok: true },
+    ]);
+    expect(await readFile(join(dir, 'out', 'app.log'), 'utf8')).toBe('app');
+  });
+
+  it('put x x ./x --to d/: the file named thrice is sent once', async () => {
+    env = await startServer();
+    dir = await mkdtemp(join(tmpdir(), 'muxftp-planning-'));
+    await writeFile(join(dir, 'x'), 'x');
+    const server = ['--server', `127.0.0.1:${env.port}`];
+    const outcome = await runCli(['put', 'x', 'x', './x', '--to', 'd/', '-p', '--json', ...server], dir);
+    expect({ code: outcome.code, stderr: outcome.stderr }).toEqual({ code: 0, stderr: '' });
+    expect((JSON.parse(outcome.stdout) as unknown[]).length).toBe(1);
   });
 
   it('put p/x q/x --to d/: the second fails, the first arrives', async () => {

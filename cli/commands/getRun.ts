@@ -304,6 +304,11 @@ async function get(
         new MuxftpError('ALREADY_EXISTS', `${job.local} is where ${first.remote} goes too`),
         'get them into different directories',
       ),
+    (job) =>
+      remotePathFromArgument(job.remote)
+        .split('/')
+        .filter((name) => name !== '' && name !== '.')
+        .join('/'),
   );
 
   // --delete: what stands where the tree has something of another kind goes first.

@@ -413,6 +413,7 @@ async function put(
         new MuxftpError('ALREADY_EXISTS', `${job.remote} is where ${first.local} goes too`),
         'put them into different directories',
       ),
+    (job) => path.resolve(job.local),
   );
 
   // --delete: what stands where the tree has something of another kind goes first.
