@@ -17,6 +17,7 @@
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Client, WireEntry } from '../client/client.js';
+import { removeLeftBehind } from '../client/downloadsLeftBehind.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -83,7 +84,8 @@ const cannotSetBits = new WeakSet<Client>();
 
 /**
  * get: the local file `job.local` holds the bytes of the remote `job.remote`. Then what a failed
- * get kept of it for get -c is stale, and removed, as a download that succeeds removes it; keeping
+ * get kept of it for get -c (or a killed one left) is stale, and removed, as a download that
+ * succeeds removes it; keeping
  * times, it gets the remote time when it has another (as for put), keeping modes the remote bits
  * (localBitsToSet) — not through a symbolic link, whose target may be anywhere.
  */
@@ -97,7 +99,11 @@ async function localCopyIsIdentical(
   if (!local.isFile() || local.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
-  if (keep.partials !== true) await removeStaleKeptPartial(keptPartialPath(job.local));
+  if (keep.partials !== true) {
+    await removeStaleKeptPartial(keptPartialPath(job.local));
+    // And what a killed get of it left (get -c, which now asks this first, took and removed it).
+    await removeLeftBehind(keptPartialPath(job.local));
+  }
   const remoteMtime = job.remoteMtime;
   const retime = keep.times === true && remoteMtime !== undefined && !sameTime(local.mtimeMs, remoteMtime);
   const mode = keep.modes === true ? localBitsToSet(job, local.mode) : undefined;

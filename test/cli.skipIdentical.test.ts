@@ -230,6 +230,32 @@ describe('--skip-identical', () => {
   }, 60_000);
 });
 
+describe('get -c', () => {
+  it('leaves a file already whole locally, as put -c leaves one whole on the server: get -r -c after Ctrl-C fetches only what did not finish', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const files = await makeTree(join(server.root!, 'tree'));
+    const stats = async () => (await server!.connect()).stats();
+    await cli(['get', '-r', 'tree', '--to', 'out', '-p'], local);
+    // Another version of the same size, locally: not whole, fetched again.
+    const notes = Buffer.from(files['notes.txt']!);
+    notes[0] = notes[0]! ^ 0xff;
+    await writeFile(join(local, 'out', 'tree', 'notes.txt'), notes);
+
+    const before = await stats();
+    const results = await cli(['get', '-r', '-c', 'tree', '--to', 'out'], local);
+    const outcomes = new Map(results.map((o) => [o.remote.replace(/^tree\//, ''), o]));
+    // Before: every file under a block (4 MiB) fetched again whole, 3 of the 4.
+    expect((await stats()).filesOut - before.filesOut).toBe(1);
+    for (const name of ['big.bin', 'empty', 'sub/deep.bin'])
+      expect(outcomes.get(name)).toMatchObject({ ok: true, skipped: true });
+    expect(outcomes.get('notes.txt')).toMatchObject({ ok: true });
+    expect(outcomes.get('notes.txt')!.skipped).toBeUndefined();
+    for (const [name, bytes] of Object.entries(files))
+      expect((await readFile(join(local, 'out', 'tree', name))).equals(bytes)).toBe(true);
+  }, 60_000);
+});
+
 describe('--skip-unchanged', () => {
   it('put and get leave alone the files whose copy has the same size and time, reading nothing', async () => {
     server = await startServer({ backend: 'disk' });

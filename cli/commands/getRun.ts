@@ -277,7 +277,11 @@ async function get(
     passedOver.push(passedOverOutcome(local, remote, reason));
   };
   const parallel = Math.min(options.parallel, client.serverInfo.limits.maxStreams);
-  const skip = destinationSkips('get', options);
+  // get -c also leaves a file already whole locally (the same size and digest, as put -c leaves
+  // one whole on the server): a get -r -c after Ctrl-C fetched every finished file under a block
+  // (4 MiB) again whole, and each larger one's bytes past its last whole block.
+  const skipIdentical = options.skipIdentical === true || options.continue === true;
+  const skip = destinationSkips('get', { ...options, skipIdentical });
   const excluded = compileExcludes(options.filters);
   const { jobs, localDirs, trees } = await planDownloads(
     client,
