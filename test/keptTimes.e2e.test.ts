@@ -9,6 +9,7 @@ import { mkdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keepRemoteDirectoryTimes } from '../cli/directoryTimes.js';
+import type { Client } from '../client/client.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -130,6 +131,25 @@ describe('the CLI keeps modification times', () => {
     const dirs = names.map((name) => ({ local: join(dir, name), remote: name }));
     await keepRemoteDirectoryTimes(client, dirs, new ConcurrencyLimit(1));
     for (const name of names.slice(1)) expect(await mtimeOf(join(server.root!, name))).toBe(OLD_MS);
+  });
+
+  it('put -r: the directories wait in line as at most -j calls, not one held per directory of a large tree', async () => {
+    const dir = await tempDirs.make();
+    const limit = new ConcurrencyLimit(4);
+    let mostWaiting = 0;
+    let set = 0;
+    const client = {
+      setModifiedTime: async () => {
+        mostWaiting = Math.max(mostWaiting, limit.waitingCount);
+        await new Promise((resolve) => setImmediate(resolve));
+        set++;
+      },
+    } as unknown as Client;
+    const dirs = Array.from({ length: 300 }, (_, i) => ({ local: dir, remote: `d${i}` }));
+    await keepRemoteDirectoryTimes(client, dirs, limit);
+    expect(set).toBe(300);
+    // Before: 296 waiting, a call held for each directory.
+    expect(mostWaiting).toBeLessThanOrEqual(4);
   });
 
   it('put -r and get -r keep each file and directory time; --no-times leaves the time of writing', async () => {
