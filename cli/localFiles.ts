@@ -193,19 +193,28 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
         try {
           const entry = await inspectLocalIfExists(localPath);
           if (entry === undefined) {
-            if (asDirectory || asFile) return leftOut(undefined);
             // A link to nothing (an editor's lock link, a build's stale one) has nothing to send,
             // as the server's own are skipped by get -r: a failure would stop every --delete.
             const gone = await missingEntry(localPath);
-            return gone instanceof MuxftpError
-              ? { localPath, relative, error: gone }
-              : { localPath, relative, skip: gone.reason };
+            if (gone instanceof MuxftpError)
+              return asDirectory || asFile ? leftOut(undefined) : { localPath, relative, error: gone };
+            // It is no directory: a rule for directories alone (`--exclude x/`) does not leave it
+            // out. It did, and put --delete then removed the remote file of its name, which a
+            // skipped link keeps.
+            if (asFile) return leftOut(false);
+            return { localPath, relative, skip: gone.reason };
           }
           // Its kind known, the rules decide and their matches count (an --include that keeps it too).
           if (excluded?.(relative, entry.kind === 'dir') === true) return undefined;
           return { localPath, relative, entry };
         } catch (error) {
-          if (asDirectory || asFile) return leftOut(undefined);
+          // A link that cannot be followed (a loop) is no directory either: failed, not left out
+          // by a rule for directories alone.
+          const link = await readlink(localPath).then(
+            () => true,
+            () => false,
+          );
+          if (asFile || (asDirectory && !link)) return leftOut(link ? false : undefined);
           return { localPath, relative, error: localFsError(error, localPath) };
         }
       }),

@@ -691,6 +691,38 @@ describe('--delete', () => {
     ]);
   });
 
+  it('put -r: a link to nothing is no directory, so `--exclude x/` leaves it as it is: skipped, the remote x kept', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['a']);
+    await symlink('nowhere', join(local, 'site', 'x'));
+    await makeTree(join(root, 'site'), ['a', 'x']);
+    const run = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '--exclude', 'x/'],
+      local,
+    );
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain(
+      'muxftp: put site/x: symbolic link to nothing (nowhere does not exist), skipped\n',
+    );
+    // Before: left out as if a directory, so not in the source, and `muxftp: deleted site/x`.
+    expect(run.stderr).not.toContain('deleted');
+    expect(await readFile(join(root, 'site', 'x'), 'utf8')).toBe('x');
+
+    // A link loop there instead: it fails, as without the exclude, and nothing is deleted.
+    await rm(join(local, 'site', 'x'));
+    await symlink('x', join(local, 'site', 'x'));
+    const loop = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--delete', '--exclude', 'x/'],
+      local,
+    );
+    expect(loop.code).toBe(1);
+    expect(loop.stderr).toContain('muxftp: put site/x: too many levels of symbolic links');
+    expect(loop.stderr).not.toContain('muxftp: deleted');
+    expect(await readFile(join(root, 'site', 'x'), 'utf8')).toBe('x');
+  });
+
   it('removes nothing before the transfers either when planning failed', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
