@@ -218,8 +218,11 @@ async function localCopyIsUnchanged(
   const local = await statLocal(job.local);
   if (!local.isFile() || local.size !== job.size || job.remoteMtime === undefined) return undefined;
   if (!sameTime(local.mtimeMs, job.remoteMtime)) return undefined;
-  // As for an identical copy: what a failed get kept of it is stale.
-  if (!keepPartials) await removeStaleKeptPartial(keptPartialPath(job.local));
+  // As for an identical copy: what a failed get kept of it, or a killed one left, is stale.
+  if (!keepPartials) {
+    await removeStaleKeptPartial(keptPartialPath(job.local));
+    await removeLeftBehind(keptPartialPath(job.local));
+  }
   const mode = keepModes ? localBitsToSet(job, local.mode) : undefined;
   if (mode !== undefined) await changeLocalCopy(job.local, local, { mode });
   return { bytes: local.size };

@@ -16,6 +16,7 @@ import {
   readFile,
   stat,
   symlink,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import type { Server } from 'node:net';
@@ -507,6 +508,22 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     expect(env.server.stats().bytesOut).toBe(0);
     expect(await readdir(local)).toEqual(['big.bin']);
   }, 30_000);
+
+  it.each(['--skip-unchanged', '--skip-identical'])(
+    'get %s of a target already whole removes what was left for it, as a get that succeeds does',
+    async (flag) => {
+      const content = randomBytes(BLOCK + 5);
+      const { env, local, cli } = await leftBehind(content, BLOCK);
+      await writeFile(join(local, 'big.bin'), content);
+      const remote = await stat(join(env.root!, 'big.bin'));
+      await utimes(join(local, 'big.bin'), remote.atime, remote.mtime);
+      expect(await cli('get', 'big.bin', flag)).toMatchObject({ code: 0, stderr: '' });
+      expect(env.server.stats().bytesOut).toBe(0);
+      // Before: the 4 MiB a killed get left stayed beside it, hidden, for good.
+      expect(await readdir(local)).toEqual(['big.bin']);
+    },
+    30_000,
+  );
 
   it("one left by an earlier run under the same process id (a container's pid 1) is continued, not collided with", async () => {
     const content = randomBytes(2 * BLOCK + 5);
