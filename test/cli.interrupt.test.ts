@@ -215,6 +215,34 @@ describe('Ctrl-C during put -r', () => {
       await server.stop();
     }
   });
+
+  it('get -r: the same, the local directories keep the times of their writing', async () => {
+    const server = await startServer({ backend: 'disk' });
+    try {
+      const cwd = await tempDirs.make();
+      const old = new Date('2001-01-01T00:00:00Z');
+      const tree = join(server.root!, 'tree');
+      for (const name of ['a', 'b', 'c']) {
+        await mkdir(join(tree, name), { recursive: true });
+        await writeFile(join(tree, name, 'f'), name);
+      }
+      await writeFile(join(tree, 'big'), Buffer.alloc(16 * 1024 * 1024));
+      for (const name of ['a', 'b', 'c']) await utimes(join(tree, name), old, old);
+      const local = (name: string) => join(cwd, 'tree', name);
+      const smallFilesIn = until(async () => {
+        for (const name of ['a', 'b', 'c']) if (!existsSync(join(local(name), 'f'))) return false;
+        return true;
+      }, 'the small files here');
+      const args = ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'tree', '--limit-rate', '1MiB'];
+      const result = await runCli(args, cwd, { interruptWhen: smallFilesIn, timeoutMs: 15_000 });
+      expect(result.code).toBe(130);
+      // Before, each was given the remote one's time (2001) after the Ctrl-C, half filled.
+      for (const name of ['a', 'b', 'c'])
+        expect((await stat(local(name))).mtime.getTime()).not.toBe(old.getTime());
+    } finally {
+      await server.stop();
+    }
+  });
 });
 
 /**

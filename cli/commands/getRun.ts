@@ -394,6 +394,8 @@ async function get(
     options.recursive !== true &&
     target.kind === 'into' &&
     target.argument === undefined;
+  // Ctrl-C: the directories are not given their times either, as put's are not (half filled).
+  let interrupted = false;
   // A closed pipe (`| head`) on stdout ends the process quietly (main.ts).
   const outcomes = await runTransfers({
     command: 'get',
@@ -403,6 +405,9 @@ async function get(
     connection,
     retries: options.retries,
     failedBeforeStart: failures.length,
+    onInterrupted: () => {
+      interrupted = true;
+    },
     ...skip,
     // get -c refused the local file (it differs from the server's, or is larger): left as it was.
     // Not for a download that failed its final check: there may be no local file at all (what
@@ -456,7 +461,7 @@ async function get(
   // Before the directories' times: removing from a directory changes its time.
   const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
   const removed = await removeExtraneous({ ...mirror, failed });
-  if (options.times) await keepLocalDirectoryTimes(made);
+  if (options.times && !interrupted) await keepLocalDirectoryTimes(made);
   return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
 }
 
