@@ -279,6 +279,14 @@ export const DEFAULTS = {
    */
   servedRootTakeoverMarkStaleMs: 5_000,
   /**
+   * `serve` touches its root's lock this often (storage/servedRootLock.ts), and says so in it: a
+   * server that cannot check the holder's pid (another host, another container of this hostname)
+   * watches the lock for 2.5 times this and takes it over if it did not change.
+   */
+  servedRootLockHeartbeatMs: 2_000,
+  /** A lock declaring a longer heartbeat is judged as one without (honoured when not checkable): a start never waits long on it. */
+  servedRootLockHeartbeatMaxMs: 60_000,
+  /**
    * `serve` without its root's lock: the start-up sweep removes an upload's temporary file only
    * when it has not changed for this long (an upload in flight on another server changes its
    * file far more often: a stream that moves nothing fails within two idle timeouts), so that a

@@ -9,12 +9,20 @@
  * that is gone (killed, the machine restarted, its pid reused since) is taken over; one naming a
  * process on another host cannot be checked from here and is honoured, with the way out said.
  *
+ * Heartbeat: the holder touches its lock every `heartbeatMs` and says so in it. A pid means a
+ * process here only on this host, in this pid namespace and since this boot: containers sharing
+ * a hostname (Docker --uts=host, Kubernetes hostNetwork) each have their own pids, and cloned VMs
+ * one name, so a live server's pid looked dead from there and its lock was taken over (review K,
+ * K3). Such a lock is watched for a few heartbeats instead: one that did not change is stale. Its
+ * content and mtime are compared with themselves over time, never with this machine's clock (an
+ * NFS server's may be off). A lock without `heartbeatMs` (an older muxftp) is judged as before.
+ *
  * The file is written whole before it takes the name (a hard link: atomic and exclusive), so a
  * reader never sees half of one. The name is reserved (`.muxftp-`): clients neither see nor touch it.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, unlinkSync } from 'node:fs';
-import { type FileHandle, link, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import { type FileHandle, link, open, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +41,10 @@ export interface ServedRootHolder {
   bootId?: string;
   /** The process's start time in clock ticks since boot (Linux): tells a reused pid apart. */
   startTicks?: string;
+  /** Its pid namespace (Linux, `pid:[…]`): a pid means a process here only within it. */
+  pidNamespace?: string;
+  /** It touches the lock this often (ms): a lock that stops changing is stale, wherever it was written. */
+  heartbeatMs?: number;
 }
 
 /** The root is served by a live process (or one on another host, which cannot be checked). */
@@ -43,9 +55,10 @@ export class RootInUseError extends Error {
   readonly sameRoot: boolean;
 
   constructor(root: string, lockPath: string, holder: ServedRootHolder, sameRoot: boolean) {
-    const who =
-      holder.host === hostname()
-        ? `pid ${holder.pid}, since ${holder.since}`
+    const who = pidIsOurs(holder)
+      ? `pid ${holder.pid}, since ${holder.since}`
+      : holder.heartbeatMs !== undefined
+        ? `pid ${holder.pid} on host ${holder.host}${holder.host === hostname() ? ' (another container or machine of this name)' : ''}, since ${holder.since}: its lock is kept fresh`
         : `pid ${holder.pid} on host ${holder.host}, since ${holder.since}: it cannot be checked from here`;
     const what = sameRoot ? root : `${dirname(lockPath)}, which holds ${root}`;
     super(
@@ -58,24 +71,73 @@ export class RootInUseError extends Error {
   }
 }
 
+/** What a lock's holder is told about its heartbeat; neither stops the server. */
+export interface HeartbeatListeners {
+  /** A refresh failed (an I/O error): tried again at the next beat. */
+  onRefreshFailed?: (error: Error) => void;
+  /** The lock is no longer this process's (removed, or taken over): no more refreshes. */
+  onLost?: () => void;
+}
+
 /** A root this process holds; release() once the server has stopped. */
 export class ServedRootLock {
   readonly path: string;
   readonly #content: string;
+  readonly #heartbeatMs: number;
+  readonly #listeners: HeartbeatListeners;
   #released = false;
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> = Promise.resolve();
   readonly #onExit = (): void => this.releaseSync();
 
-  constructor(path: string, content: string) {
+  constructor(path: string, content: string, heartbeatMs: number, listeners: HeartbeatListeners = {}) {
     this.path = path;
     this.#content = content;
+    this.#heartbeatMs = heartbeatMs;
+    this.#listeners = listeners;
     // An exit that skips release() (a second signal: exit now) still gives the root back.
     process.once('exit', this.#onExit);
+    this.#schedule();
+  }
+
+  /** The next beat, once this one is done: a refresh hung on a slow NFS server never piles up. */
+  #schedule(): void {
+    this.#timer = setTimeout(() => {
+      this.#refreshing = this.#refresh();
+    }, this.#heartbeatMs);
+    this.#timer.unref();
+  }
+
+  async #refresh(): Promise<void> {
+    try {
+      // Read anew (on NFS an open revalidates): only a lock still ours is touched.
+      const now = await readFile(this.path, 'utf8');
+      if (now !== this.#content) return this.#lost();
+      const at = new Date();
+      await utimes(this.path, at, at);
+    } catch (error) {
+      if (this.#released) return;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return this.#lost();
+      this.#listeners.onRefreshFailed?.(error as Error);
+    }
+    if (!this.#released) this.#schedule();
+  }
+
+  #lost(): void {
+    if (!this.#released) this.#listeners.onLost?.();
+  }
+
+  #stopHeartbeat(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
     process.off('exit', this.#onExit);
+    this.#stopHeartbeat();
+    await this.#refreshing;
     // Only while it is still ours: an operator may have removed it and started another server.
     const now = await readFile(this.path, 'utf8').catch(() => undefined);
     if (now === this.#content) await unlink(this.path).catch(() => {});
@@ -85,6 +147,7 @@ export class ServedRootLock {
     if (this.#released) return;
     this.#released = true;
     process.off('exit', this.#onExit);
+    this.#stopHeartbeat();
     try {
       // Synchronous: an 'exit' handler's promises never settle.
       if (readFileSync(this.path, 'utf8') === this.#content) unlinkSync(this.path);
@@ -94,9 +157,13 @@ export class ServedRootLock {
   }
 }
 
-export interface LockServedRootOptions {
+export interface LockServedRootOptions extends HeartbeatListeners {
   /** Ms after which a takeover mark is taken for a dead server's (default DEFAULTS.servedRootTakeoverMarkStaleMs). */
   takeoverMarkStaleMs?: number;
+  /** Ms between the lock's refreshes (default DEFAULTS.servedRootLockHeartbeatMs; at most DEFAULTS.servedRootLockHeartbeatMaxMs). */
+  heartbeatMs?: number;
+  /** Called before a lock that cannot be checked from here is watched for `ms` to see whether it is alive. */
+  onWait?: (holder: ServedRootHolder, ms: number) => void;
 }
 
 /**
@@ -108,7 +175,15 @@ export async function lockServedRoot(
   root: string,
   options: LockServedRootOptions = {},
 ): Promise<{ lock: ServedRootLock } | { lock: undefined; reason: string }> {
-  const { takeoverMarkStaleMs = DEFAULTS.servedRootTakeoverMarkStaleMs } = options;
+  const {
+    takeoverMarkStaleMs = DEFAULTS.servedRootTakeoverMarkStaleMs,
+    heartbeatMs = DEFAULTS.servedRootLockHeartbeatMs,
+  } = options;
+  if (!validHeartbeat(heartbeatMs)) {
+    throw new RangeError(
+      `heartbeatMs must be a whole number of ms from 1 to ${DEFAULTS.servedRootLockHeartbeatMaxMs}, not ${heartbeatMs}`,
+    );
+  }
   // Rounds enough to outwait a mark left by a server that died holding it.
   const attempts = Math.ceil((takeoverMarkStaleMs * 1.5) / TAKEOVER_WAIT_MS);
   const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
@@ -120,6 +195,9 @@ export async function lockServedRoot(
   const { bootId, startTicks } = processIdentity(process.pid);
   if (bootId !== undefined) holder.bootId = bootId;
   if (startTicks !== undefined) holder.startTicks = startTicks;
+  const pidNamespace = ownPidNamespace();
+  if (pidNamespace !== undefined) holder.pidNamespace = pidNamespace;
+  holder.heartbeatMs = heartbeatMs;
   const content = `${JSON.stringify(holder)}\n`;
   // Written whole under a name of its own first; its name is no upload's, so no sweep takes it.
   // Random, not only the pid: a server on another host (a container's pid 1 on a shared volume)
@@ -134,8 +212,12 @@ export async function lockServedRoot(
     // No lock of its own can be written (a full disk, a read-only root), but a live server's lock
     // still refuses this one: its uploads in flight are not to be swept.
     await unlink(staging).catch(() => {});
-    const existing = await readHolder(lockPath);
-    if (existing !== undefined && holderMayBeAlive(existing)) {
+    const text = await readFile(lockPath, 'utf8').catch(() => undefined);
+    const existing = text === undefined ? undefined : parseHolder(text);
+    if (
+      existing !== undefined &&
+      (await judge(lockPath, text as string, existing, options)).verdict === 'held'
+    ) {
       throw new RootInUseError(root, lockPath, existing, true);
     }
     return { lock: undefined, reason: failureReason(error) };
@@ -146,7 +228,7 @@ export async function lockServedRoot(
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
         await link(staging, lockPath);
-        return { lock: new ServedRootLock(lockPath, content) };
+        return { lock: new ServedRootLock(lockPath, content, heartbeatMs, options) };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
           return { lock: undefined, reason: failureReason(error) };
@@ -154,12 +236,14 @@ export async function lockServedRoot(
       const text = await readFile(lockPath, 'utf8').catch(() => undefined);
       if (text === undefined) continue; // removed meanwhile: link again
       const existing = parseHolder(text);
-      if (existing !== undefined && holderMayBeAlive(existing)) {
-        throw new RootInUseError(root, lockPath, existing, true);
-      }
+      const judged: Judged =
+        existing === undefined ? { verdict: 'stale' } : await judge(lockPath, text, existing, options);
+      if (judged.verdict === 'held')
+        throw new RootInUseError(root, lockPath, existing as ServedRootHolder, true);
+      if (judged.verdict === 'gone') continue; // removed or rewritten while watched: look again
       let removed: boolean;
       try {
-        removed = await removeStale(lockPath, text, content, takeoverMarkStaleMs);
+        removed = await removeStale(lockPath, text, content, takeoverMarkStaleMs, judged.stamp);
       } catch (error) {
         // No room for the takeover's mark beside the new lock's staging copy (one inode or block
         // was left): served without the lock, as on a full disk, where serve died of it before.
@@ -182,6 +266,69 @@ function failureReason(error: unknown): string {
 /** How long one waits for another server's takeover (the mark's usual life is a millisecond). */
 const TAKEOVER_WAIT_MS = 20;
 
+function validHeartbeat(ms: unknown): ms is number {
+  return (
+    Number.isSafeInteger(ms) && (ms as number) >= 1 && (ms as number) <= DEFAULTS.servedRootLockHeartbeatMaxMs
+  );
+}
+
+/** What to do about a lock read as `text`: refuse, take it over (`stamp`: as last seen), or look again. */
+type Judged = { verdict: 'held' } | { verdict: 'stale'; stamp?: string } | { verdict: 'gone' };
+
+/**
+ * A holder whose pid can be checked here is judged by it, at once (a crash-restart on one host is
+ * taken over without a wait). Else a lock that declares a heartbeat is watched for 2.5 of them:
+ * unchanged, it is stale; one that declares none (an older muxftp) is honoured, as before.
+ */
+async function judge(
+  lockPath: string,
+  text: string,
+  holder: ServedRootHolder,
+  options: LockServedRootOptions,
+): Promise<Judged> {
+  if (!holderMayBeAlive(holder)) return { verdict: 'stale' };
+  if (holder.heartbeatMs === undefined || pidIsOurs(holder)) return { verdict: 'held' };
+  const waitMs = Math.ceil(holder.heartbeatMs * 2.5);
+  options.onWait?.(holder, waitMs);
+  const first = await lookAt(lockPath);
+  if (first === 'unreadable') return { verdict: 'held' };
+  if (first === undefined || first.text !== text) return { verdict: 'gone' };
+  // Measured on this machine's monotonic clock only; the file's times are only compared with themselves.
+  const until = performance.now() + waitMs;
+  const every = Math.max(5, Math.floor(holder.heartbeatMs / 4));
+  while (performance.now() < until) {
+    await sleep(Math.min(every, Math.max(1, until - performance.now())));
+    const now = await lookAt(lockPath);
+    if (now === 'unreadable') return { verdict: 'held' };
+    if (now === undefined || now.text !== text) return { verdict: 'gone' };
+    if (now.stamp !== first.stamp) return { verdict: 'held' };
+  }
+  return { verdict: 'stale', stamp: first.stamp };
+}
+
+/**
+ * The lock's content and mtime (ns, as a string), read through one open: on NFS an open
+ * revalidates the file's attributes (close-to-open), where a bare stat may answer from a cache
+ * seconds old. Undefined when it is gone; 'unreadable' when it cannot be read (then it is honoured).
+ */
+async function lookAt(lockPath: string): Promise<{ text: string; stamp: string } | undefined | 'unreadable'> {
+  let handle: FileHandle;
+  try {
+    handle = await open(lockPath, 'r');
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : 'unreadable';
+  }
+  try {
+    const stats = await handle.stat({ bigint: true });
+    const text = await handle.readFile('utf8');
+    return { text, stamp: String(stats.mtimeNs) };
+  } catch {
+    return 'unreadable';
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
 /**
  * Removes the lock at `lockPath` if it still says `stale`, while holding the takeover mark (a
  * file created exclusively beside it): false when another server holds the mark. Without it, two
@@ -195,6 +342,7 @@ async function removeStale(
   stale: string,
   content: string,
   markStaleMs: number,
+  stamp: string | undefined,
 ): Promise<boolean> {
   const mark = `${lockPath}.takeover`;
   let handle: FileHandle;
@@ -218,8 +366,11 @@ async function removeStale(
     throw error;
   }
   try {
-    const now = await readFile(lockPath, 'utf8').catch(() => undefined);
-    if (now === stale) await unlink(lockPath).catch(() => {});
+    // A watched lock must also not have been touched since: its heartbeat came back meanwhile.
+    const now = await lookAt(lockPath);
+    if (typeof now === 'object' && now.text === stale && (stamp === undefined || now.stamp === stamp)) {
+      await unlink(lockPath).catch(() => {});
+    }
     return true;
   } finally {
     await unlink(mark).catch(() => {});
@@ -257,12 +408,8 @@ export async function servedAbove(
 ): Promise<{ directory: string; holder: ServedRootHolder } | undefined> {
   for (let directory = dirname(root); ; directory = dirname(directory)) {
     const holder = await readHolder(join(directory, SERVED_ROOT_LOCK_NAME));
-    // Not this process's own lock; a server on another host may well have this pid (pid 1 in a container).
-    if (
-      holder !== undefined &&
-      !(holder.pid === process.pid && holder.host === hostname()) &&
-      holderMayBeAlive(holder)
-    ) {
+    // Not this process's own lock; a server elsewhere may well have this pid (pid 1 in a container).
+    if (holder !== undefined && !isOwn(holder) && holderMayBeAlive(holder)) {
       return { directory, holder };
     }
     if (dirname(directory) === directory) return undefined;
@@ -272,11 +419,12 @@ export async function servedAbove(
 /** True when `directory` holds the lock of a live server other than this process. */
 export async function servedByAnother(directory: string): Promise<boolean> {
   const holder = await readHolder(join(directory, SERVED_ROOT_LOCK_NAME));
-  return (
-    holder !== undefined &&
-    !(holder.pid === process.pid && holder.host === hostname()) &&
-    holderMayBeAlive(holder)
-  );
+  return holder !== undefined && !isOwn(holder) && holderMayBeAlive(holder);
+}
+
+/** This very process's lock: its pid, where that pid means this process. */
+function isOwn(holder: ServedRootHolder): boolean {
+  return holder.pid === process.pid && pidIsOurs(holder);
 }
 
 async function readHolder(lockPath: string): Promise<ServedRootHolder | undefined> {
@@ -296,6 +444,9 @@ function parseHolder(text: string): ServedRootHolder | undefined {
       since: typeof parsed.since === 'string' ? parsed.since : '?',
       ...(typeof parsed.bootId === 'string' ? { bootId: parsed.bootId } : {}),
       ...(typeof parsed.startTicks === 'string' ? { startTicks: parsed.startTicks } : {}),
+      ...(typeof parsed.pidNamespace === 'string' ? { pidNamespace: parsed.pidNamespace } : {}),
+      // One out of bounds (a day) would hold every start that long: judged as an older muxftp's.
+      ...(validHeartbeat(parsed.heartbeatMs) ? { heartbeatMs: parsed.heartbeatMs } : {}),
     };
   } catch {
     // Not a lock we wrote (ours are written whole): nothing it says can be relied on.
@@ -304,11 +455,30 @@ function parseHolder(text: string): ServedRootHolder | undefined {
 }
 
 /**
- * False only when the holder is surely gone: on this host, and its pid is not running, or runs
- * another process than the one that wrote the lock, or the machine has restarted since.
+ * Whether the holder's pid names a process this one can probe: the same host, the same pid
+ * namespace (when both are known), and, for a lock with a heartbeat, the same boot. Another boot
+ * under this host's name is this machine restarted, or another machine of this name (a cloned VM
+ * on an NFS root): only a lock with a heartbeat can tell them apart, so only it is watched.
+ */
+function pidIsOurs(holder: ServedRootHolder): boolean {
+  if (holder.host !== hostname()) return false;
+  const namespace = ownPidNamespace();
+  if (holder.pidNamespace !== undefined && namespace !== undefined && holder.pidNamespace !== namespace)
+    return false;
+  if (holder.heartbeatMs !== undefined && holder.bootId !== undefined) {
+    const bootId = processIdentity(process.pid).bootId;
+    if (bootId !== undefined && bootId !== holder.bootId) return false;
+  }
+  return true;
+}
+
+/**
+ * False only when the holder is surely gone: its pid is ours to probe (pidIsOurs), and it is not
+ * running, or runs another process than the one that wrote the lock, or the machine has
+ * restarted since (a lock without a heartbeat).
  */
 function holderMayBeAlive(holder: ServedRootHolder): boolean {
-  if (holder.host !== hostname()) return true;
+  if (!pidIsOurs(holder)) return true;
   const now = processIdentity(holder.pid);
   if (holder.bootId !== undefined && now.bootId !== undefined && holder.bootId !== now.bootId) return false;
   try {
@@ -331,11 +501,27 @@ function holderMayBeAlive(holder: ServedRootHolder): boolean {
 /** True only when `holder` runs on this host and is told apart from a reused pid by its start time. */
 function holderIsKnownAlive(holder: ServedRootHolder): boolean {
   return (
-    holder.host === hostname() &&
+    pidIsOurs(holder) &&
     holder.startTicks !== undefined &&
     processIdentity(holder.pid).startTicks === holder.startTicks &&
     holderMayBeAlive(holder)
   );
+}
+
+/** ownPidNamespace's answer; null until asked. */
+let pidNamespace: string | undefined | null = null;
+
+/** This process's pid namespace (Linux: `pid:[4026531836]`); undefined where there is none to read. */
+function ownPidNamespace(): string | undefined {
+  // Read once: a process never changes its own (setns moves only the children it makes next).
+  if (pidNamespace === null) {
+    try {
+      pidNamespace = readlinkSync('/proc/self/ns/pid');
+    } catch {
+      pidNamespace = undefined;
+    }
+  }
+  return pidNamespace;
 }
 
 /** Linux's boot id, the process's start time (clock ticks since boot) and state; empty elsewhere. */

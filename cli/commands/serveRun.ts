@@ -15,6 +15,7 @@ import { DEFAULTS } from '../../shared/defaults.js';
 import { setProcessUmask } from '../../shared/fileModes.js';
 import { openStorage, type Storage } from '../../storage/index.js';
 import {
+  type HeartbeatListeners,
   lockServedRoot,
   RootInUseError,
   SERVED_ROOT_LOCK_NAME,
@@ -211,7 +212,15 @@ async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLo
   const root = await realpath(resolve(rootOption));
   let held: Awaited<ReturnType<typeof lockServedRoot>>;
   try {
-    held = await lockServedRoot(root);
+    held = await lockServedRoot(root, {
+      ...heartbeatListeners(root, log),
+      onWait: (_holder, ms) =>
+        log.log({
+          event: 'root_lock_wait',
+          text: `the root's lock is another host's or another container's: waiting ${ms / 1000} s to see whether it is alive`,
+          fields: { path: root, ms },
+        }),
+    });
   } catch (error) {
     await storage.close();
     throw error instanceof RootInUseError ? new CliError(`serve: ${error.message}`, { cause: error }) : error;
@@ -247,6 +256,26 @@ async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLo
     });
   }
   return { path: root, lock: held.lock, retry, servedAbove: above?.directory };
+}
+
+/** What serve says of its lock's heartbeat: a failed refresh is tried again; neither stops it. */
+function heartbeatListeners(root: string, log: ServeLog): HeartbeatListeners {
+  return {
+    onRefreshFailed: (error) =>
+      log.log({
+        event: 'root_lock_refresh_failed',
+        level: 'warn',
+        text: `cannot refresh ${SERVED_ROOT_LOCK_NAME} in ${root} (${(error as NodeJS.ErrnoException).code ?? error.message}): a server elsewhere may take it for stale if this goes on; tried again in ${DEFAULTS.servedRootLockHeartbeatMs / 1000} s`,
+        fields: { path: root, reason: (error as NodeJS.ErrnoException).code ?? error.message },
+      }),
+    onLost: () =>
+      log.log({
+        event: 'root_lock_lost',
+        level: 'error',
+        text: `${SERVED_ROOT_LOCK_NAME} in ${root} was removed or taken by another server (no longer refreshed): another server may be serving this root`,
+        fields: { path: root },
+      }),
+  };
 }
 
 /** Whether this process may make and remove entries in `dir` (access(2), as the kernel checks). */
@@ -294,7 +323,7 @@ function retakeServedRoot(
   };
   const tryOnce = async (): Promise<void> => {
     try {
-      const held = await lockServedRoot(root.path);
+      const held = await lockServedRoot(root.path, heartbeatListeners(root.path, log));
       if (held.lock !== undefined) {
         // Stopping meanwhile: the lock must not outlive the server.
         if (stopped) await held.lock.release();
