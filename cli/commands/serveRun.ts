@@ -260,14 +260,22 @@ async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLo
 
 /** What serve says of its lock's heartbeat: a failed refresh is tried again; neither stops it. */
 function heartbeatListeners(root: string, log: ServeLog): HeartbeatListeners {
+  // A filesystem that never lets times be set fails every beat: said once a minute, or when the cause changes.
+  let said = '';
+  let saidAt = Number.NEGATIVE_INFINITY;
   return {
-    onRefreshFailed: (error) =>
+    onRefreshFailed: (error) => {
+      const reason = (error as NodeJS.ErrnoException).code ?? error.message;
+      if (reason === said && performance.now() - saidAt < 60_000) return;
+      said = reason;
+      saidAt = performance.now();
       log.log({
         event: 'root_lock_refresh_failed',
         level: 'warn',
-        text: `cannot refresh ${SERVED_ROOT_LOCK_NAME} in ${root} (${(error as NodeJS.ErrnoException).code ?? error.message}): a server elsewhere may take it for stale if this goes on; tried again in ${DEFAULTS.servedRootLockHeartbeatMs / 1000} s`,
-        fields: { path: root, reason: (error as NodeJS.ErrnoException).code ?? error.message },
-      }),
+        text: `cannot refresh ${SERVED_ROOT_LOCK_NAME} in ${root} (${reason}): a server elsewhere may take it for stale if this goes on; tried again every ${DEFAULTS.servedRootLockHeartbeatMs / 1000} s`,
+        fields: { path: root, reason },
+      });
+    },
     onLost: () =>
       log.log({
         event: 'root_lock_lost',
