@@ -1,8 +1,8 @@
 /**
  * review M (session 48): 5d739f0 took an embedder's Storage method that throws at once (not
  * async) as its promise rejecting, for uploads. The same holds for downloads: a read handle whose
- * read, changedSinceOpen or close throws at once, and an openRead that does, fail that one get,
- * not the server or the connection.
+ * read or changedSinceOpen throws at once, and an openRead that does, fail that one get, not the
+ * server or the connection; an upload's dropKeptPartials after its commit does not hold its answer.
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -76,4 +76,16 @@ describe("a download whose storage throws at once (an embedder's, not async)", (
     await expect(client.getBuffer('f.bin')).rejects.toMatchObject({ code: 'IO_ERROR' });
     expect((await client.list('')).map((e) => e.name)).toEqual(['f.bin']);
   });
+});
+
+it("an upload whose storage's dropKeptPartials throws at once after the commit is still answered", async () => {
+  const storage = new MemoryStorage();
+  // Called after the commit, before the REPLY (no quota here: not before the upload).
+  storage.dropKeptPartials = () => {
+    throw new StorageError('IO_ERROR', 'drop failed at once');
+  };
+  env = await startServer({ storage });
+  const client = await env.connect();
+  await client.put('f.bin', randomBytes(1000));
+  expect((await client.list('')).map((e) => e.name)).toEqual(['f.bin']);
 });
