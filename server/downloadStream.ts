@@ -23,7 +23,7 @@ import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
 import type { ReadHandle } from '../storage/types.js';
 import { checkDirectoryPaths } from './directoryPaths.js';
-import { type RequestName, ServerStream, type StreamHost } from './stream.js';
+import { type RequestName, rejectingCall, ServerStream, type StreamHost } from './stream.js';
 
 /** Reads of a resumed download's prefix, hashed before the REPLY. */
 const PREFIX_READ_BYTES = 1024 * 1024;
@@ -81,12 +81,12 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     const checking = checkDirectoryPaths(this.host.storage, { op: 'get', path: this.path });
     const opening =
       checking === undefined
-        ? this.host.storage.openRead(this.path)
+        ? rejectingCall(() => this.host.storage.openRead(this.path))
         : checking.then(() => this.host.storage.openRead(this.path));
     opening.then(
       (handle) => {
         if (this.isFinished) {
-          void handle.close().catch(() => {});
+          void rejectingCall(() => handle.close()).catch(() => {});
           return;
         }
         this.handle = handle;
@@ -263,7 +263,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       const read =
         frame instanceof DataFrameView
           ? Promise.resolve(length)
-          : handle.read(frame, HEADER_BYTES, length, position);
+          : rejectingCall(() => handle.read(frame, HEADER_BYTES, length, position));
       this.reads.add(frame, read, (err) => {
         if (err !== undefined) this.fail(err);
         else this.host.queue.wake();
@@ -291,7 +291,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.ending = true;
     const handle = this.handle!;
     const digest = this.known ?? this.digester!.result();
-    handle.changedSinceOpen().then(
+    rejectingCall(() => handle.changedSinceOpen()).then(
       (changed) => {
         if (this.isFinished) return;
         if (changed) {
@@ -326,13 +326,13 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     const handle = this.handle;
     if (handle === undefined) return;
     if (this.lentViews === 0) {
-      void handle.close().catch(() => {});
+      void rejectingCall(() => handle.close()).catch(() => {});
       return;
     }
     const releaseSlot = this.host.holdOpenFile();
     this.closeWhenReleased = () => {
       releaseSlot();
-      void handle.close().catch(() => {});
+      void rejectingCall(() => handle.close()).catch(() => {});
     };
   }
 }

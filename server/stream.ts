@@ -355,3 +355,16 @@ export abstract class ServerStream {
 
   protected abstract cleanup(): void;
 }
+
+/**
+ * `call`'s promise, or a rejected one when it throws at once: a Storage of an embedder's own
+ * whose method is not async would otherwise throw out of the stream's handlers (the abort's
+ * throw skipped the quota's release and left a failed upload's answer owed).
+ */
+export function rejectingCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}

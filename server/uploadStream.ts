@@ -25,7 +25,7 @@ import type { QuotaTracker } from './auth/quota.js';
 import { checkDirectoryPaths } from './directoryPaths.js';
 import { toWireEntry } from './requestStream.js';
 import type { ResumableHolder } from './resumableUploads.js';
-import { type RequestName, ServerStream, type StreamHost } from './stream.js';
+import { type RequestName, rejectingCall, ServerStream, type StreamHost } from './stream.js';
 
 export class UploadStream extends ServerStream implements ResumableHolder {
   readonly op = 'put';
@@ -573,9 +573,11 @@ export class UploadStream extends ServerStream implements ResumableHolder {
         this.commitSettled();
         // One kept upload per file, and none once it is stored whole: what an attempt before
         // this one kept meanwhile (its connection torn down as this one started) goes too.
-        void this.host.storage
-          .dropKeptPartials?.(this.path, { onPartialRemoved: this.partialRemoved })
-          .catch(() => {});
+        const storage = this.host.storage;
+        if (storage.dropKeptPartials !== undefined)
+          void rejectingCall(() =>
+            storage.dropKeptPartials!(this.path, { onPartialRemoved: this.partialRemoved }),
+          ).catch(() => {});
         if (this.isFinished) return;
         this.recordTransfer('received', this.path, this.received, this.offset);
         this.host.send(
@@ -763,18 +765,5 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       if (!this.committing) this.releaseQuota();
       if (handle !== undefined) this.abortUpload(handle, 0);
     }
-  }
-}
-
-/**
- * `call`'s promise, or a rejected one when it throws at once: a Storage of an embedder's own
- * whose method is not async would otherwise throw out of the stream's handlers (the abort's
- * throw skipped the quota's release and left a failed upload's answer owed).
- */
-function rejectingCall<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return call();
-  } catch (error) {
-    return Promise.reject(error);
   }
 }
