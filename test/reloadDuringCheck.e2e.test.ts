@@ -1,0 +1,69 @@
+/**
+ * review M (session 48) on d483d11/6bac80e: a password check already running (its scrypt under
+ * way) when the users file is read again finishes against the users as they were: a user removed
+ * by that reload logs in. Whether that is wanted is the lead's call (README: "new logins see the
+ * users as the file now has them"; a login that completes after the reload is a new session).
+ */
+import { afterEach, beforeAll, expect, it } from 'vitest';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import {
+  addUser,
+  emptyUsersFile,
+  PERMISSIONS,
+  removeUser,
+  type UsersFile,
+} from '../server/auth/usersFile.js';
+import { FrameType } from '../shared/protocol/constants.js';
+import { encodeAuth } from '../shared/protocol/encoder.js';
+import { parseAuthResult } from '../shared/protocol/messages.js';
+import { RawPeer } from './helpers/rawPeer.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let users: UsersFile;
+beforeAll(async () => {
+  users = addUser(emptyUsersFile(), {
+    name: 'alice',
+    passwordHash: await hashPassword('old-secret'),
+    permissions: [...PERMISSIONS],
+  });
+});
+
+let env: TestServer | undefined;
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+});
+
+it('a check under way when the users file is read again: the removed user is refused', async () => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let checking!: () => void;
+  const started = new Promise<void>((resolve) => {
+    checking = resolve;
+  });
+  class SlowAccounts extends Accounts {
+    // The entry is looked up as the check starts; the scrypt then takes its time.
+    override async verify(name: string, password: string) {
+      const result = super.verify(name, password);
+      checking();
+      await held;
+      return result;
+    }
+  }
+  env = await startServer({
+    backend: 'disk',
+    accounts: new SlowAccounts({ users }),
+    loginFailureDelayMs: 10,
+  });
+  const peer = await RawPeer.open(env.port);
+  peer.write(encodeAuth({ user: 'alice', password: 'old-secret' }));
+  await started;
+  env.server.replaceAccounts(new Accounts({ users: removeUser(users, 'alice') }));
+  release();
+  const answer = parseAuthResult(await peer.waitFor((f) => f.type === FrameType.AUTH));
+  peer.destroy();
+  expect(answer.ok).toBe(false);
+});
