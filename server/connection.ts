@@ -778,8 +778,14 @@ export class ServerConnection implements StreamHost {
             if (this.transport.isClosed) return undefined;
             const refusedNow = refusalForFailedLogins(this.context.loginGuard, this.peerGroup);
             if (refusedNow !== undefined) throw refusedNow;
-            // The users as they are now: the file may have been read again while this waited.
-            const account = await this.context.accounts().verify(auth.user, auth.password ?? '');
+            // The users as they are now: the file may have been read again while this waited,
+            // or while the check ran (a removed user, a replaced password): then checked again.
+            let checkedAgainst = this.context.accounts();
+            let account = await checkedAgainst.verify(auth.user, auth.password ?? '');
+            for (let again = 0; again < 3 && this.context.accounts() !== checkedAgainst; again++) {
+              checkedAgainst = this.context.accounts();
+              account = await checkedAgainst.verify(auth.user, auth.password ?? '');
+            }
             // Counted before the next check in line starts, so a refusal it begins stops that one.
             if (account === undefined) this.loginFailed(auth.user);
             return account;
