@@ -85,3 +85,27 @@ it('refused try after try (each over at once), it still gives up after the 60 s'
   expect(tries).toBeLessThan(14);
   expect(exitCode).toBe(1);
 });
+
+// Review (reviewL-48): d192968 starts a new 60 s wait for every refused try that ran for
+// openFileReclaimIdleMs or longer, whether or not the file moved meanwhile. A transfer the server
+// takes back each time because it sat idle (its slot reclaimed after 10 s of nothing moved)
+// therefore waits for ever. `it.fails` until the reset asks for progress too; then make it `it`.
+it.fails('a try that sat idle until its slot was taken back, again and again with nothing moved, still gives up', async () => {
+  let clock = 1_000_000;
+  vi.spyOn(performance, 'now').mockImplementation(() => clock);
+  let tries = 0;
+  const { outcomes } = await oneGet(async (_job, _client, options) => {
+    tries++;
+    // Stop the loop the test would otherwise never leave.
+    if (tries > 100) return { bytes: 1000, algorithm: 'xxh128', digest: '00' };
+    // Admitted, then nothing moved for the server's openFileReclaimIdleMs (10 s): taken back.
+    options.onProgress?.(0, 1000);
+    clock += 10_000;
+    throw busy();
+  });
+  // 100 tries are over 16 minutes of refusals with nothing moved: it should have failed long before.
+  expect(outcomes).toEqual([
+    expect.objectContaining({ ok: false, error: expect.objectContaining({ code: 'SERVER_BUSY' }) }),
+  ]);
+  expect(tries).toBeLessThan(20);
+}, 30_000);
