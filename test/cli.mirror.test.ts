@@ -723,6 +723,41 @@ describe('--delete', () => {
     expect(await readFile(join(root, 'site', 'x'), 'utf8')).toBe('x');
   });
 
+  // Review (reviewL-48): the other half of 67ed992. A rule that leaves out files but not
+  // directories (`--include '*/' --include '*.c' --exclude '*'`) leaves out a link to nothing as
+  // a file, so the source has nothing at x, while the remote x, a directory, is not excluded: it
+  // is deleted with the kept files in it (exit 0). Without the rules the link is skipped and x
+  // kept. `it.fails` until a link to nothing is kept as `present` whatever one-kind rule matches it.
+  it.fails('put -r: a link to nothing under a rule for files alone keeps the remote directory of its name', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['a.c']);
+    await symlink('nowhere', join(local, 'site', 'x'));
+    await makeTree(join(root, 'site'), ['a.c', 'x/keep.c']);
+    const run = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'put',
+        '-r',
+        'site',
+        '--delete',
+        '--include',
+        '*/',
+        '--include',
+        '*.c',
+        '--exclude',
+        '*',
+      ],
+      local,
+    );
+    expect(run.code).toBe(0);
+    // Now: `muxftp: deleted site/x/`.
+    expect(run.stderr).not.toContain('deleted');
+    expect(await readFile(join(root, 'site', 'x', 'keep.c'), 'utf8')).toBe('site/x/keep.c');
+  });
+
   it('removes nothing before the transfers either when planning failed', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
