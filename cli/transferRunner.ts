@@ -435,6 +435,9 @@ async function runOne(
   // at once when its slot was taken back minutes later.
   let busyRetries = new BusyRetries();
   let triedAt = 0;
+  // The try moved bytes: a refusal after that is not the next of the same refusals. One that sat
+  // idle until its slot was taken back, again and again (a local disk stalled), still gives up.
+  let movedInTry = false;
   // What a try hashed of a partial file (get -c, put -c) is not hashed again by the next.
   const localDigests = new LocalDigestMemo();
   // Set when the last try was refused for the server's upload backlog: the next put declines the
@@ -454,6 +457,7 @@ async function runOne(
       failedReconnecting = false;
       triedFrom = 0;
       triedAt = performance.now();
+      movedInTry = false;
       if (reconnectFailure !== undefined) {
         const failure = reconnectFailure;
         reconnectFailure = undefined;
@@ -465,6 +469,7 @@ async function runOne(
         localDigests,
         onContinue,
         onProgress: (bytesDone, bytesTotal) => {
+          if (bytesDone > bytes) movedInTry = true;
           bytes = bytesDone;
           meter.update(bytesDone, bytesTotal);
         },
@@ -509,7 +514,8 @@ async function runOne(
         // a file's does (only --retries 0 turns waiting off), where it failed at once.
         const waits =
           retries > 0 || (run.retries > 0 && job.standardStream && run.command === 'get' && bytes === 0);
-        if (performance.now() - triedAt >= DEFAULTS.openFileReclaimIdleMs) busyRetries = new BusyRetries();
+        if (movedInTry && performance.now() - triedAt >= DEFAULTS.openFileReclaimIdleMs)
+          busyRetries = new BusyRetries();
         const delayMs = waits && !signal.aborted ? busyRetries.next(error) : undefined;
         if (delayMs !== undefined) {
           meter.busy();
