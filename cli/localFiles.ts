@@ -198,10 +198,11 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
             const gone = await missingEntry(localPath);
             if (gone instanceof MuxftpError)
               return asDirectory || asFile ? leftOut(undefined) : { localPath, relative, error: gone };
-            // It is no directory: a rule for directories alone (`--exclude x/`) does not leave it
-            // out. It did, and put --delete then removed the remote file of its name, which a
-            // skipped link keeps.
-            if (asFile) return leftOut(false);
+            // Neither file nor directory: a rule for one kind alone (`--exclude x/`, or `--include
+            // '*/' … --exclude '*'`) does not leave it out, as leaving it out made the source
+            // hold nothing at x, and put --delete removed the remote x of the other kind. Skipped,
+            // it keeps whatever is there (its rule's match counts all the same).
+            if (asFile) excluded!(relative, false);
             return { localPath, relative, skip: gone.reason };
           }
           // Its kind known, the rules decide and their matches count (an --include that keeps it too).
@@ -214,7 +215,17 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
             () => true,
             () => false,
           );
-          if (asFile || (asDirectory && !link)) return leftOut(link ? false : undefined);
+          if (asDirectory && !link) return leftOut(undefined);
+          // A loop under a rule for files alone: as a link to nothing, kept, not left out.
+          if (asFile && link) {
+            excluded!(relative, false);
+            return {
+              localPath,
+              relative,
+              skip: `symbolic link that cannot be followed (${localFsError(error, localPath).message})`,
+            };
+          }
+          if (asFile) return leftOut(undefined);
           return { localPath, relative, error: localFsError(error, localPath) };
         }
       }),

@@ -723,12 +723,11 @@ describe('--delete', () => {
     expect(await readFile(join(root, 'site', 'x'), 'utf8')).toBe('x');
   });
 
-  // Review (reviewL-48): the other half of 67ed992. A rule that leaves out files but not
-  // directories (`--include '*/' --include '*.c' --exclude '*'`) leaves out a link to nothing as
-  // a file, so the source has nothing at x, while the remote x, a directory, is not excluded: it
-  // is deleted with the kept files in it (exit 0). Without the rules the link is skipped and x
-  // kept. `it.fails` until a link to nothing is kept as `present` whatever one-kind rule matches it.
-  it.fails('put -r: a link to nothing under a rule for files alone keeps the remote directory of its name', async () => {
+  // The other half of 67ed992 (review L). A rule that leaves out files but not directories
+  // (`--include '*/' --include '*.c' --exclude '*'`) left out a link to nothing as a file, so the
+  // source had nothing at x, while the remote x, a directory, is not excluded: it was deleted
+  // with the kept files in it (exit 0). Skipped, as without the rules, it keeps x.
+  it('put -r: a link to nothing under a rule for files alone keeps the remote directory of its name', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
     const local = await tempDirs.make();
@@ -755,7 +754,30 @@ describe('--delete', () => {
     expect(run.code).toBe(0);
     // Now: `muxftp: deleted site/x/`.
     expect(run.stderr).not.toContain('deleted');
-    expect(await readFile(join(root, 'site', 'x', 'keep.c'), 'utf8')).toBe('site/x/keep.c');
+    expect(await readFile(join(root, 'site', 'x', 'keep.c'), 'utf8')).toBe('x/keep.c');
+    // A link loop there instead: the same, kept.
+    await rm(join(local, 'site', 'x'));
+    await symlink('x', join(local, 'site', 'x'));
+    const loop = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'put',
+        '-r',
+        'site',
+        '--delete',
+        '--include',
+        '*/',
+        '--include',
+        '*.c',
+        '--exclude',
+        '*',
+      ],
+      local,
+    );
+    expect(loop.stderr).not.toContain('deleted');
+    expect(loop.code).toBe(0);
+    expect(await readFile(join(root, 'site', 'x', 'keep.c'), 'utf8')).toBe('x/keep.c');
   });
 
   it('removes nothing before the transfers either when planning failed', async () => {
