@@ -108,3 +108,29 @@ it('a try that sat idle until its slot was taken back, again and again with noth
   ]);
   expect(tries).toBeLessThan(20);
 }, 30_000);
+
+// Review (reviewO-48) on e1d8916: "moved" is any report above the last one, and a try's first
+// report is where it continued from (get's REPLY: onProgress(resumedFrom)). A try that continues
+// from the same kept whole blocks, moves less than a block past them (the same bytes every time),
+// then sits idle until its slot is taken back, "moved" each time: a new 60 s wait each time, for
+// ever, with no net progress. `it.fails` until moved means past the most any try reached.
+it.fails('each try moves the same bytes past the same kept blocks, then is taken back: no net progress, still gives up', async () => {
+  let clock = 1_000_000;
+  vi.spyOn(performance, 'now').mockImplementation(() => clock);
+  let tries = 0;
+  const kept = 4 * 1024 * 1024;
+  const { outcomes } = await oneGet(async (_job, _client, options) => {
+    tries++;
+    if (tries > 100) return { bytes: 1000, algorithm: 'xxh128', digest: '00' };
+    // Continues from the kept whole block, writes 1 MB more of it, then the local disk stalls.
+    options.onContinue?.(kept);
+    options.onProgress?.(kept, 3 * kept);
+    options.onProgress?.(kept + 1_000_000, 3 * kept);
+    clock += 10_000;
+    throw busy();
+  });
+  expect(outcomes).toEqual([
+    expect.objectContaining({ ok: false, error: expect.objectContaining({ code: 'SERVER_BUSY' }) }),
+  ]);
+  expect(tries).toBeLessThan(20);
+}, 30_000);
