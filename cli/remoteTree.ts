@@ -114,10 +114,21 @@ export async function walkRemoteTree(
         continue;
       }
       const relative = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
-      if (excluded?.(relative, entry.type === 'dir') === true) {
+      // A link to nothing (or out of the root) is neither file nor directory: left out only by a
+      // rule for both kinds. Left out by one for files alone (`--include '*/' … --exclude '*'`),
+      // the tree had nothing at its name and get -r --delete removed the local directory there.
+      const linkToNothing = entry.type === 'other' && entry.link === true;
+      const leftOut = linkToNothing
+        ? excluded?.(relative, true, true) === true &&
+          excluded(relative, false, true) &&
+          excluded(relative, undefined)
+        : excluded?.(relative, entry.type === 'dir') === true;
+      if (leftOut) {
         tree.excluded.push(relative);
         continue;
       }
+      // Its rule's match counts all the same.
+      if (linkToNothing) excluded?.(relative, false);
       tree.entries.push({ relative, entry });
       const link = entry.type === 'dir' && entry.link === true ? 1 : 0;
       if (link === 1 && !intoLinks) continue;

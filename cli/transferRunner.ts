@@ -423,6 +423,7 @@ async function runOne(
   let triedFrom = 0;
   const onContinue = (fromBytes: number): void => {
     triedFrom = fromBytes;
+    mostBytes = Math.max(mostBytes, fromBytes);
     meter.continuing(fromBytes);
     if (!progress.visible || saidContinuing) return;
     saidContinuing = true;
@@ -438,6 +439,7 @@ async function runOne(
   // The try moved bytes: a refusal after that is not the next of the same refusals. One that sat
   // idle until its slot was taken back, again and again (a local disk stalled), still gives up.
   let movedInTry = false;
+  let mostBytes = 0;
   // What a try hashed of a partial file (get -c, put -c) is not hashed again by the next.
   const localDigests = new LocalDigestMemo();
   // Set when the last try was refused for the server's upload backlog: the next put declines the
@@ -469,7 +471,10 @@ async function runOne(
         localDigests,
         onContinue,
         onProgress: (bytesDone, bytesTotal) => {
-          if (bytesDone > bytes) movedInTry = true;
+          if (bytesDone > mostBytes) {
+            movedInTry = true;
+            mostBytes = bytesDone;
+          }
           bytes = bytesDone;
           meter.update(bytesDone, bytesTotal);
         },

@@ -786,6 +786,8 @@ export class ServerConnection implements StreamHost {
               checkedAgainst = this.context.accounts();
               account = await checkedAgainst.verify(auth.user, auth.password ?? '');
             }
+            // Read again during every check: no answer is sure, so none lets anyone in.
+            if (this.context.accounts() !== checkedAgainst) account = undefined;
             // Counted before the next check in line starts, so a refusal it begins stops that one.
             if (account === undefined) this.loginFailed(auth.user);
             return account;

@@ -30,6 +30,7 @@ import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } 
 import { RefusalLog } from './refusalLog.js';
 import { readStats } from './requestStream.js';
 import { ResumableUploads } from './resumableUploads.js';
+import { rejectingCall } from './stream.js';
 import { UploadBacklogBudget } from './uploadBacklogBudget.js';
 
 /** A TLS connection starts with a handshake record (RFC 8446 §5.1, ContentType 22); no muxftp frame type is 22. */
@@ -193,8 +194,9 @@ export class MuxServer {
     if (retention === 0 || this.partialSweepTimer !== undefined) return;
     const every = Math.min(retention, DEFAULTS.partialSweepIntervalMs);
     this.partialSweepTimer = setInterval(() => {
-      this.options.storage
-        .sweepTemporaryFiles({
+      const storage = this.options.storage;
+      rejectingCall(() =>
+        storage.sweepTemporaryFiles({
           partialRetentionMs: retention,
           // Crash leftovers went at start; a temporary file unknown now may be another process's.
           partialsOnly: true,
@@ -205,8 +207,8 @@ export class MuxServer {
           // Paths below the served root: every quota whose home holds the directory frees them.
           onPartialRemoved: (dir, bytes) =>
             this.accountResources.recordChange('', { op: 'partial', dir, bytes: -bytes }, undefined),
-        })
-        .catch(() => {});
+        }),
+      ).catch(() => {});
     }, every);
     this.partialSweepTimer.unref();
   }

@@ -784,7 +784,7 @@ describe('--delete', () => {
   // `other`) is weighed by the rules as a file, so `--include '*/' --include '*.c' --exclude '*'`
   // leaves it out, and the local directory x, not excluded, is deleted with the kept file in it.
   // Without the rules it is skipped and x kept. `it.fails` until get -r skips it there too.
-  it.fails('get -r: a remote link to nothing under a rule for files alone keeps the local directory of its name', async () => {
+  it('get -r: a remote link to nothing under a rule for files alone keeps the local directory of its name', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
     const local = await tempDirs.make();
