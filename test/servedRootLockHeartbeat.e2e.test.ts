@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
-import { lockServedRoot, RootInUseError, servedAbove } from '../storage/servedRootLock.js';
+import { lockServedRoot, RootInUseError, servedAbove, servedByAnother } from '../storage/servedRootLock.js';
 import { type ServeChild, ServeExitedError, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
@@ -214,6 +214,31 @@ describe.concurrent('the served root lock’s heartbeat', () => {
       };
       await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify(there));
       expect(await servedAbove(inner)).toEqual({ directory: outer, holder: there });
+    },
+  );
+
+  it.skipIf(!linux)(
+    'a lock above (or below) left on this host before a reboot, its pid dead, is stale: the root inside gets its sweep',
+    async (test) => {
+      const own = ownFor(test);
+      const outer = await own.tempDir();
+      const inner = join(outer, 'pub');
+      await mkdir(inner);
+      // This host, this pid namespace (the init one, the same after a reboot), another boot: on
+      // main the boot id made it stale; with a heartbeat it is now taken for a live server for good.
+      const before = {
+        pid: 999_999_999,
+        host: hostname(),
+        since: 'then',
+        bootId: '00000000-0000-4000-8000-000000000000',
+        startTicks: '1',
+        pidNamespace: ownNamespace,
+        heartbeatMs: 2000,
+      };
+      await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify(before));
+      expect(await servedAbove(inner)).toBeUndefined();
+      await writeFile(join(inner, SERVED_ROOT_LOCK_NAME), JSON.stringify(before));
+      expect(await servedByAnother(inner)).toBe(false);
     },
   );
 
