@@ -225,8 +225,11 @@ export async function lockServedRoot(
   try {
     // Rounds: a stale lock removed here may be taken by another server starting meanwhile, and
     // one server at a time removes a stale lock (removeStale): the others wait their turn.
+    let staged = true;
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
+        if (!staged) await writeFile(staging, content, { flag: 'wx', mode: 0o644 });
+        staged = true;
         await link(staging, lockPath);
         return { lock: new ServedRootLock(lockPath, content, heartbeatMs, options) };
       } catch (error) {
@@ -236,6 +239,10 @@ export async function lockServedRoot(
       const text = await readFile(lockPath, 'utf8').catch(() => undefined);
       if (text === undefined) continue; // removed meanwhile: link again
       const existing = parseHolder(text);
+      // A judgment may watch the lock for seconds: no staging copy is left in the root meanwhile
+      // (a Ctrl-C during the wait left it there for good; no sweep takes its name).
+      await unlink(staging).catch(() => {});
+      staged = false;
       const judged: Judged =
         existing === undefined ? { verdict: 'stale' } : await judge(lockPath, text, existing, options);
       if (judged.verdict === 'held')
@@ -400,6 +407,15 @@ async function takeoverMarkIsStale(mark: string, staleMs: number): Promise<boole
 }
 
 /**
+ * How the checks of a root nested in another judge a lock: they cannot watch its heartbeat (a
+ * start would wait, a sweep too), so another boot under this host's name is this machine
+ * restarted, as before heartbeats. Taken for live, a dead server's lock from before a reboot
+ * kept the nested root from ever being swept (review N); a cloned VM's nested root on a shared
+ * NFS root is the rarer case this misjudges.
+ */
+const NESTED = { bootIsRestart: true };
+
+/**
  * The live server whose root holds `root` (a directory above it with a lock), if any: such a
  * server's uploads may be in flight in this tree, so a start-up sweep here must leave them.
  */
@@ -409,7 +425,7 @@ export async function servedAbove(
   for (let directory = dirname(root); ; directory = dirname(directory)) {
     const holder = await readHolder(join(directory, SERVED_ROOT_LOCK_NAME));
     // Not this process's own lock; a server elsewhere may well have this pid (pid 1 in a container).
-    if (holder !== undefined && !isOwn(holder) && holderMayBeAlive(holder)) {
+    if (holder !== undefined && !isOwn(holder) && holderMayBeAlive(holder, NESTED)) {
       return { directory, holder };
     }
     if (dirname(directory) === directory) return undefined;
@@ -419,7 +435,7 @@ export async function servedAbove(
 /** True when `directory` holds the lock of a live server other than this process. */
 export async function servedByAnother(directory: string): Promise<boolean> {
   const holder = await readHolder(join(directory, SERVED_ROOT_LOCK_NAME));
-  return holder !== undefined && !isOwn(holder) && holderMayBeAlive(holder);
+  return holder !== undefined && !isOwn(holder) && holderMayBeAlive(holder, NESTED);
 }
 
 /** This very process's lock: its pid, where that pid means this process. */
@@ -460,12 +476,12 @@ function parseHolder(text: string): ServedRootHolder | undefined {
  * under this host's name is this machine restarted, or another machine of this name (a cloned VM
  * on an NFS root): only a lock with a heartbeat can tell them apart, so only it is watched.
  */
-function pidIsOurs(holder: ServedRootHolder): boolean {
+function pidIsOurs(holder: ServedRootHolder, { bootIsRestart = false } = {}): boolean {
   if (holder.host !== hostname()) return false;
   const namespace = ownPidNamespace();
   if (holder.pidNamespace !== undefined && namespace !== undefined && holder.pidNamespace !== namespace)
     return false;
-  if (holder.heartbeatMs !== undefined && holder.bootId !== undefined) {
+  if (!bootIsRestart && holder.heartbeatMs !== undefined && holder.bootId !== undefined) {
     const bootId = processIdentity(process.pid).bootId;
     if (bootId !== undefined && bootId !== holder.bootId) return false;
   }
@@ -477,8 +493,8 @@ function pidIsOurs(holder: ServedRootHolder): boolean {
  * running, or runs another process than the one that wrote the lock, or the machine has
  * restarted since (a lock without a heartbeat).
  */
-function holderMayBeAlive(holder: ServedRootHolder): boolean {
-  if (!pidIsOurs(holder)) return true;
+function holderMayBeAlive(holder: ServedRootHolder, how: { bootIsRestart?: boolean } = {}): boolean {
+  if (!pidIsOurs(holder, how)) return true;
   const now = processIdentity(holder.pid);
   if (holder.bootId !== undefined && now.bootId !== undefined && holder.bootId !== now.bootId) return false;
   try {

@@ -12,7 +12,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +20,7 @@ import { describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { lockServedRoot, RootInUseError, servedAbove, servedByAnother } from '../storage/servedRootLock.js';
-import { type ServeChild, ServeExitedError, startServeChild } from './helpers/cliProcess.js';
+import { CLI_BIN, type ServeChild, ServeExitedError, startServeChild } from './helpers/cliProcess.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
 
@@ -107,6 +107,29 @@ describe.concurrent('the served root lock’s heartbeat', () => {
       expect(await server.exited).toBe(0);
     });
   }
+
+  it('stopped while it waits on a lock (SIGTERM), it leaves no copy of its own lock in the root', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    // Another host's lock whose heartbeat stopped: watched for 5 s before it is taken over.
+    await writeFile(join(root, SERVED_ROOT_LOCK_NAME), lockFrom({ host: 'another-host.example' }, 2000));
+    const child = spawn(process.execPath, [CLI_BIN, 'serve', '--root', root, '--port', '0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    own.children.add(child);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const deadline = Date.now() + 10_000;
+    while (!stderr.includes('to see whether it is alive') && Date.now() < deadline) await sleep(20);
+    expect(stderr).toContain('to see whether it is alive');
+    child.kill('SIGTERM');
+    await exited;
+    // Before, its staging copy (.muxftp-serve.lock.<pid>.<hex>.new) stayed, and no sweep takes it.
+    expect((await readdir(root)).filter((name) => name.endsWith('.new'))).toEqual([]);
+  });
 
   it('a lock from another host without a heartbeat (an older muxftp) is honoured, at once; one declaring an unbounded heartbeat too', async (test) => {
     const own = ownFor(test);
