@@ -94,7 +94,7 @@ describe.concurrent('the served root lock’s heartbeat', () => {
       expect(refused).toMatchObject({ code: 1 });
       const { stderr } = refused as { stderr: string };
       expect(stderr).toContain(
-        "the root's lock is another host's or another container's: waiting 0.5 s to see whether it is alive",
+        'cannot be checked from here (another host, container or boot): waiting 0.5 s to see whether it is alive',
       );
       expect(stderr).toContain(`is already served by muxftp (pid 999999999 on host ${fields.host}`);
       expect(stderr).toContain('its lock is kept fresh');

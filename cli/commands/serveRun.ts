@@ -214,10 +214,10 @@ async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLo
   try {
     held = await lockServedRoot(root, {
       ...heartbeatListeners(root, log),
-      onWait: (_holder, ms) =>
+      onWait: (holder, ms) =>
         log.log({
           event: 'root_lock_wait',
-          text: `the root's lock is another host's or another container's: waiting ${ms / 1000} s to see whether it is alive`,
+          text: `the root's lock (pid ${holder.pid} on host ${holder.host}, since ${holder.since}) was written where its pid cannot be checked from here (another host, container or boot): waiting ${ms / 1000} s to see whether it is alive`,
           fields: { path: root, ms },
         }),
     });
