@@ -670,7 +670,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
    * A failed upload answers once its temporary file is gone (or after failedUploadAnswerWaitMs):
    * a client told NO_SPACE goes on with its next file at once, and must find that space free.
    * A connection that ends with its last stream (the client half-closed, the server drains) takes
-   * no next file: told at once, or the answer came after that end and was lost.
+   * no next file: nothing to wait for, it is told at once. (Either way the answer is owed to the
+   * connection, which does not end before it is sent: oweAnswer.)
    */
   override fail(err: unknown): void {
     if (this.isFinished) return;
