@@ -813,6 +813,43 @@ describe('--delete', () => {
     expect(await readFile(join(local, 'site', 'x', 'keep.c'), 'utf8')).toBe('x/keep.c');
   });
 
+  // Review (reviewP-48) on 178923b: walkRemoteTree also walks put -r --delete's destination, where
+  // a remote link to nothing is now left out only by a rule for both kinds. Under `--include '*/'
+  // --include '*.c' --exclude '*'` the remote link x (no .c, no directory) is no longer left out:
+  // the source has nothing at x, so it is deleted as extraneous. Before 178923b it was excluded
+  // as a file and kept, as rsync keeps it, and as get -r --delete keeps a local link to nothing
+  // (walkLocalDestination weighs a link as a file). `it.fails` until the destination's walk
+  // weighs it as before.
+  it.fails('put -r: a remote link to nothing in the destination, excluded as a file by --exclude *, is kept', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['a.c']);
+    await makeTree(join(root, 'site'), ['a.c']);
+    await symlink('nowhere', join(root, 'site', 'x'));
+    const run = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'put',
+        '-r',
+        'site',
+        '--delete',
+        '--include',
+        '*/',
+        '--include',
+        '*.c',
+        '--exclude',
+        '*',
+      ],
+      local,
+    );
+    expect(run.code).toBe(0);
+    // Now: `muxftp: deleted site/x`.
+    expect(run.stderr).not.toContain('deleted');
+    expect((await lstat(join(root, 'site', 'x'))).isSymbolicLink()).toBe(true);
+  });
+
   it('removes nothing before the transfers either when planning failed', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
