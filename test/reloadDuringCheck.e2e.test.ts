@@ -100,3 +100,44 @@ it('a reload during each of the 4 checks: the user the last reload removed is re
   expect(reloads).toBe(4); // the last of them removed alice
   expect(answer.ok).toBe(false);
 });
+
+// Review (reviewP-48) on 178923b: a login whose every check saw the users file read again is
+// refused, and counted as a failed login against the address (loginFailed: the guard's count,
+// the `login_failed` log line fail2ban reads, the connection's attempts). Read again with alice
+// unchanged each time (a SIGHUP storm), her right password is such a failure: with
+// loginFailuresPerAddress 1 her address is then refused, her next connection too. `it.fails`
+// until a check overtaken by reloads is not counted as a wrong password (or her unchanged entry
+// lets the answer stand).
+it.fails('a reload during each of the 4 checks, the user unchanged: her address is not refused for it', async () => {
+  class ReloadingAccounts extends Accounts {
+    constructor(private readonly next: () => Accounts) {
+      super({ users });
+    }
+    override async verify(name: string, password: string) {
+      const result = await super.verify(name, password);
+      env!.server.replaceAccounts(this.next());
+      return result;
+    }
+  }
+  let accounts: Accounts = new Accounts({ users }); // alice as she was, every time
+  for (let i = 0; i < 4; i++) {
+    const after = accounts;
+    accounts = new ReloadingAccounts(() => after);
+  }
+  env = await startServer({
+    backend: 'disk',
+    accounts,
+    loginFailureDelayMs: 10,
+    loginFailuresPerAddress: 1,
+  });
+  const peer = await RawPeer.open(env.port);
+  peer.write(encodeAuth({ user: 'alice', password: 'old-secret' }));
+  await peer.waitFor((f) => f.type === FrameType.AUTH);
+  peer.destroy();
+  // The storm is over: the same user, the same password, from the same address.
+  const again = await RawPeer.open(env.port);
+  again.write(encodeAuth({ user: 'alice', password: 'old-secret' }));
+  const answer = parseAuthResult(await again.waitFor((f) => f.type === FrameType.AUTH));
+  again.destroy();
+  expect(answer.ok).toBe(true);
+});
