@@ -134,3 +134,37 @@ it('each try moves the same bytes past the same kept blocks, then is taken back:
   ]);
   expect(tries).toBeLessThan(20);
 }, 30_000);
+
+// Review (reviewP-48) on 178923b: "moved" means past the most any try reached, also across a try
+// that starts over (get -c: its kept part differs from the server's file now, onRestart). The
+// new try's bytes are all new and real, but count as moved only past the old try's mark: one
+// that moves 800 of the 1000 bytes afresh over two minutes, then is taken back, is not "moved",
+// and fails at once (its wait counted from the first try's refusal). `it.fails` until a start
+// over sets the mark back (mostBytes = 0 on onRestart).
+it.fails('a try that starts over and moves much (not past the old try), then is taken back, waits again', async () => {
+  let clock = 1_000_000;
+  vi.spyOn(performance, 'now').mockImplementation(() => clock);
+  let tries = 0;
+  const { outcomes } = await oneGet(async (_job, _client, options) => {
+    tries++;
+    if (tries === 1) {
+      // Under way for two minutes to 900, then taken back.
+      options.onProgress?.(0, 1000);
+      options.onProgress?.(900, 1000);
+      clock += 120_000;
+      throw busy();
+    }
+    if (tries === 2) {
+      // What was kept differs from the server's file now: started over, 800 moved in two minutes.
+      options.onRestart?.('the partial differs: starting over');
+      options.onProgress?.(0, 1000);
+      options.onProgress?.(800, 1000);
+      clock += 120_000;
+      throw busy();
+    }
+    options.onProgress?.(1000, 1000);
+    return { bytes: 1000, algorithm: 'xxh128', digest: '00' };
+  });
+  expect(outcomes).toEqual([expect.objectContaining({ ok: true, bytes: 1000 })]);
+  expect(tries).toBe(3);
+}, 30_000);
