@@ -202,7 +202,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
             // '*/' … --exclude '*'`) does not leave it out, as leaving it out made the source
             // hold nothing at x, and put --delete removed the remote x of the other kind. Skipped,
             // it keeps whatever is there (its rule's match counts all the same).
-            if (asFile) excluded!(relative, false);
+            if (asFile) excluded!(relative, undefined);
             return { localPath, relative, skip: gone.reason };
           }
           // Its kind known, the rules decide and their matches count (an --include that keeps it too).
@@ -218,7 +218,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
           if (asDirectory && !link) return leftOut(undefined);
           // A loop under a rule for files alone: as a link to nothing, kept, not left out.
           if (asFile && link) {
-            excluded!(relative, false);
+            excluded!(relative, undefined);
             return {
               localPath,
               relative,

@@ -117,7 +117,9 @@ export async function walkRemoteTree(
       // A link to nothing (or out of the root) is neither file nor directory: left out only by a
       // rule for both kinds. Left out by one for files alone (`--include '*/' … --exclude '*'`),
       // the tree had nothing at its name and get -r --delete removed the local directory there.
-      const linkToNothing = entry.type === 'other' && entry.link === true;
+      // Only where links are walked (a source): a destination's link is an entry like a file,
+      // judged as one, and a rule for files alone leaves it be as before.
+      const linkToNothing = intoLinks && entry.type === 'other' && entry.link === true;
       const leftOut = linkToNothing
         ? excluded?.(relative, true, true) === true &&
           excluded(relative, false, true) &&
@@ -128,7 +130,7 @@ export async function walkRemoteTree(
         continue;
       }
       // Its rule's match counts all the same.
-      if (linkToNothing) excluded?.(relative, false);
+      if (linkToNothing) excluded?.(relative, undefined);
       tree.entries.push({ relative, entry });
       const link = entry.type === 'dir' && entry.link === true ? 1 : 0;
       if (link === 1 && !intoLinks) continue;

@@ -415,7 +415,11 @@ async function runOne(
   // them (issue #8).
   const resumableUpload = run.command === 'put' && (retries > 0 || run.continueUploads === true);
   const say = (notice: string): void => run.output.notice(notice);
-  const sayRestart = (reason: string): void => say(`muxftp: ${run.command} ${name}: ${reason}`);
+  const sayRestart = (reason: string): void => {
+    // Started over (what was kept differs from the file now): its bytes are all new, real progress.
+    mostBytes = 0;
+    say(`muxftp: ${run.command} ${name}: ${reason}`);
+  };
   // Said once, and only on a terminal, as the bars are: a script reads --json's continuedFrom.
   let saidContinuing = false;
   // What the last try continued from (0: it started over): an upload the server's full disk

@@ -786,8 +786,14 @@ export class ServerConnection implements StreamHost {
               checkedAgainst = this.context.accounts();
               account = await checkedAgainst.verify(auth.user, auth.password ?? '');
             }
-            // Read again during every check: no answer is sure, so none lets anyone in.
-            if (this.context.accounts() !== checkedAgainst) account = undefined;
+            // Read again during every check: the answer stands if this user's entry is the same in
+            // the file as it is now; else no answer is sure. Not the client's failure: not counted.
+            const now = this.context.accounts();
+            if (now !== checkedAgainst && !now.sameEntry(checkedAgainst, auth.user))
+              throw new MuxftpError(
+                'TEMPORARILY_REFUSED',
+                'the users file was read again during every check of this login: try again',
+              );
             // Counted before the next check in line starts, so a refusal it begins stops that one.
             if (account === undefined) this.loginFailed(auth.user);
             return account;

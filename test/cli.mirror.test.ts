@@ -820,7 +820,7 @@ describe('--delete', () => {
   // as a file and kept, as rsync keeps it, and as get -r --delete keeps a local link to nothing
   // (walkLocalDestination weighs a link as a file). `it.fails` until the destination's walk
   // weighs it as before.
-  it.fails('put -r: a remote link to nothing in the destination, excluded as a file by --exclude *, is kept', async () => {
+  it('put -r: a remote link to nothing in the destination, excluded as a file by --exclude *, is kept', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
     const local = await tempDirs.make();

@@ -13,6 +13,7 @@ import { MuxServer } from '../../server/server.js';
 import { flushStderrLines } from '../../server/stderrLines.js';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { setProcessUmask } from '../../shared/fileModes.js';
+import { printable } from '../../shared/printable.js';
 import { openStorage, type Storage } from '../../storage/index.js';
 import {
   type HeartbeatListeners,
@@ -217,7 +218,7 @@ async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLo
       onWait: (holder, ms) =>
         log.log({
           event: 'root_lock_wait',
-          text: `the root's lock (pid ${holder.pid} on host ${holder.host}, since ${holder.since}) was written where its pid cannot be checked from here (another host, container or boot): waiting ${ms / 1000} s to see whether it is alive`,
+          text: `the root's lock (pid ${holder.pid} on host ${printable(holder.host)}, since ${printable(holder.since)}) was written where its pid cannot be checked from here (another host, container or boot): waiting ${ms / 1000} s to see whether it is alive`,
           fields: { path: root, ms },
         }),
     });

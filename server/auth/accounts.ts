@@ -77,6 +77,15 @@ export class Accounts {
   }
 
   /** Entries in the users file. */
+  /** Whether `name` has the same entry here as in `other` (password, home, permissions, limits). */
+  sameEntry(other: Accounts, name: string): boolean {
+    const entry = (accounts: Accounts) =>
+      accounts.users !== undefined && Object.hasOwn(accounts.users.users, name)
+        ? accounts.users.users[name]
+        : undefined;
+    return JSON.stringify(entry(this)) === JSON.stringify(entry(other));
+  }
+
   get userCount(): number {
     return this.users === undefined ? 0 : Object.keys(this.users.users).length;
   }
