@@ -76,8 +76,7 @@ export class Accounts {
     if (this.loginRequired) void dummyPasswordHash();
   }
 
-  /** Entries in the users file. */
-  /** Whether `name` has the same entry here as in `other` (password, home, permissions, limits). */
+  /** @internal Whether `name` has the same entry here as in `other` (password, home, permissions, limits). */
   sameEntry(other: Accounts, name: string): boolean {
     const entry = (accounts: Accounts) =>
       accounts.users !== undefined && Object.hasOwn(accounts.users.users, name)
@@ -86,6 +85,7 @@ export class Accounts {
     return JSON.stringify(entry(this)) === JSON.stringify(entry(other));
   }
 
+  /** Entries in the users file. */
   get userCount(): number {
     return this.users === undefined ? 0 : Object.keys(this.users.users).length;
   }
