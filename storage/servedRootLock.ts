@@ -75,8 +75,10 @@ export class RootInUseError extends Error {
 export interface HeartbeatListeners {
   /** A refresh failed (an I/O error): tried again at the next beat. */
   onRefreshFailed?: (error: Error) => void;
-  /** The lock is no longer this process's (removed, or taken over): no more refreshes. */
+  /** The lock is no longer this process's (taken over by another): no more refreshes. */
   onLost?: () => void;
+  /** The lock was removed while this process serves (by hand, say): made again, beats go on. */
+  onRecreated?: () => void;
 }
 
 /** A root this process holds; release() once the server has stopped. */
@@ -117,10 +119,28 @@ export class ServedRootLock {
       await utimes(this.path, at, at);
     } catch (error) {
       if (this.#released) return;
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return this.#lost();
-      this.#listeners.onRefreshFailed?.(error as Error);
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.#listeners.onRefreshFailed?.(error as Error);
+      // Removed while this server runs (someone took it for a dead server's): made again, as it
+      // was first, so a second server is still refused; unless another took its place meanwhile.
+      else if (await this.#recreate()) this.#listeners.onRecreated?.();
+      else return this.#lost();
     }
     if (!this.#released) this.#schedule();
+  }
+
+  /** The lock written again, exclusively (as lockServedRoot first wrote it); false if another's is there. */
+  async #recreate(): Promise<boolean> {
+    const staging = `${this.path}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
+    try {
+      await writeFile(staging, this.#content, { flag: 'wx', mode: 0o644 });
+      await link(staging, this.path);
+      return !this.#released;
+    } catch {
+      return false;
+    } finally {
+      await unlink(staging).catch(() => {});
+    }
   }
 
   #lost(): void {

@@ -12,7 +12,7 @@
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -179,6 +179,34 @@ describe.concurrent('the served root lock’s heartbeat', () => {
     expect(waits).toEqual([]);
     expect(held.lock).toBeDefined();
     await held.lock?.release();
+  });
+
+  it('a lock removed while its server runs is made again at the next beat; one another server took is lost', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+    const events: string[] = [];
+    const { lock } = await lockServedRoot(root, {
+      heartbeatMs: 50,
+      onRecreated: () => events.push('recreated'),
+      onLost: () => events.push('lost'),
+    });
+    own.defer(() => lock?.release());
+    const ours = await readFile(lockPath, 'utf8');
+    // Removed by hand (taken for a dead server's): before, no more beats, and a second server
+    // then started on this root unopposed.
+    await unlink(lockPath);
+    for (let i = 0; i < 100 && !events.includes('recreated'); i++) await sleep(10);
+    expect(events).toEqual(['recreated']);
+    expect(await readFile(lockPath, 'utf8')).toBe(ours);
+    await expect(lockServedRoot(root, { heartbeatMs: 50 })).rejects.toBeInstanceOf(RootInUseError);
+    // Another's in its place: lost, and left as it is.
+    const another = lockFrom({ host: 'another-host.example' }, 2000);
+    await writeFile(lockPath, another);
+    for (let i = 0; i < 100 && !events.includes('lost'); i++) await sleep(10);
+    expect(events).toEqual(['recreated', 'lost']);
+    expect(await readFile(lockPath, 'utf8')).toBe(another);
+    expect((await readdir(root)).filter((name) => name.endsWith('.new'))).toEqual([]);
   });
 
   it('a live server’s lock is refreshed while it runs, and the refreshes stop when it exits', async (test) => {

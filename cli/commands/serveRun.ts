@@ -281,7 +281,14 @@ function heartbeatListeners(root: string, log: ServeLog): HeartbeatListeners {
       log.log({
         event: 'root_lock_lost',
         level: 'error',
-        text: `${SERVED_ROOT_LOCK_NAME} in ${root} was removed or taken by another server (no longer refreshed): another server may be serving this root`,
+        text: `${SERVED_ROOT_LOCK_NAME} in ${root} was taken by another server (no longer refreshed): another server may be serving this root`,
+        fields: { path: root },
+      }),
+    onRecreated: () =>
+      log.log({
+        event: 'root_lock_recreated',
+        level: 'warn',
+        text: `${SERVED_ROOT_LOCK_NAME} in ${root} was removed while this server runs: made again (it keeps a second server off this root)`,
         fields: { path: root },
       }),
   };
