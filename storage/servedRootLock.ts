@@ -131,9 +131,9 @@ export class ServedRootLock {
 
   /** The lock written again, exclusively (as lockServedRoot first wrote it); false if another's is there. */
   async #recreate(): Promise<boolean> {
-    const staging = `${this.path}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
+    const staging = stagingPath(this.path);
     try {
-      await writeFile(staging, this.#content, { flag: 'wx', mode: 0o644 });
+      await writeStaging(staging, this.#content);
       await link(staging, this.path);
       return !this.#released;
     } catch {
@@ -219,15 +219,10 @@ export async function lockServedRoot(
   if (pidNamespace !== undefined) holder.pidNamespace = pidNamespace;
   holder.heartbeatMs = heartbeatMs;
   const content = `${JSON.stringify(holder)}\n`;
-  // Written whole under a name of its own first; its name is no upload's, so no sweep takes it.
-  // Random, not only the pid: a server on another host (a container's pid 1 on a shared volume)
-  // has this pid too, and under one name each removed or rewrote the other's; nor can a host user
-  // who may write the root plant a link there ahead of it.
-  const staging = `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
+  // Written whole under a name of its own first (stagingPath), then linked as the lock.
+  const staging = stagingPath(lockPath);
   try {
-    // Made exclusively ('wx' never follows a link): 'w' wrote through a link planted under the
-    // name, over whatever file it led to.
-    await writeFile(staging, content, { flag: 'wx', mode: 0o644 });
+    await writeStaging(staging, content);
   } catch (error) {
     // No lock of its own can be written (a full disk, a read-only root), but a live server's lock
     // still refuses this one: its uploads in flight are not to be swept.
@@ -248,7 +243,7 @@ export async function lockServedRoot(
     let staged = true;
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
-        if (!staged) await writeFile(staging, content, { flag: 'wx', mode: 0o644 });
+        if (!staged) await writeStaging(staging, content);
         staged = true;
         await link(staging, lockPath);
         return { lock: new ServedRootLock(lockPath, content, heartbeatMs, options) };
@@ -283,6 +278,21 @@ export async function lockServedRoot(
   } finally {
     await unlink(staging).catch(() => {});
   }
+}
+
+/**
+ * Where the lock is written whole before it is linked as the lock; its name is no upload's, so no
+ * sweep takes it. Random, not only the pid: a server on another host (a container's pid 1 on a
+ * shared volume) has this pid too, and under one name each removed or rewrote the other's; nor
+ * can a host user who may write the root plant a link there ahead of it.
+ */
+function stagingPath(lockPath: string): string {
+  return `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
+}
+
+/** Made exclusively ('wx' never follows a link): 'w' wrote through a link planted under the name. */
+function writeStaging(staging: string, content: string): Promise<void> {
+  return writeFile(staging, content, { flag: 'wx', mode: 0o644 });
 }
 
 /** Why a file could not be written, as `serve` says it and tells a full disk by: its errno code. */
