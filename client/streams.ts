@@ -102,8 +102,10 @@ export abstract class ClientStream {
     throw new ProtocolError('PROTOCOL_ERROR', `unexpected REPLY on stream ${this.id}`);
   }
 
-  /** `credit`: the flow-control credit this piece takes (creditTaken(): a whole frame's, or 0). */
-  /** `borrowed`: the payload is valid only during this call (Frame.borrowed). */
+  /**
+   * `credit`: the flow-control credit this piece takes (creditTaken(): a whole frame's, or 0).
+   * `borrowed`: the payload is valid only during this call (Frame.borrowed).
+   */
   onData(_payload: Buffer, _credit: number, _borrowed: boolean): void {
     throw new ProtocolError('PROTOCOL_ERROR', `unexpected DATA on stream ${this.id}`);
   }

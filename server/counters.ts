@@ -19,8 +19,10 @@ export type RefusalReason =
   | 'tls_handshake'
   | 'shutting_down';
 
-/** Told of every finished transfer (its direction, bytes and duration). */
-/** `bytes` moved by this transfer; `size`, the file's (more when it continued an earlier one). */
+/**
+ * Told of every finished transfer (its direction, bytes and duration). `bytes` moved by this
+ * transfer; `size`, the file's (more when it continued an earlier one).
+ */
 export type TransferObserver = (
   direction: TransferDirection,
   bytes: number,

@@ -1246,7 +1246,6 @@ export class FsStorage implements Storage {
     );
   }
 
-  /** One entry of a listing; a link that dangles or leads outside shows as 'other'. */
   /**
    * NOT_FOUND of a name that is there, a symbolic link leading to nothing (ls lists it): said so,
    * not as "no such file". Undefined for any other failure.
@@ -1262,7 +1261,10 @@ export class FsStorage implements Storage {
     );
   }
 
-  /** `seen`: told the entry's own stats (not a link's). */
+  /**
+   * One entry of a listing; a link that dangles or leads outside shows as 'other'. `seen`: told
+   * the entry's own stats (not a link's).
+   */
   async #listEntry(
     dirHostPath: string,
     name: string,

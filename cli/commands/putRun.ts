@@ -79,8 +79,10 @@ type PutTarget =
   /** One source and a remote name; if that names an existing directory, the source goes inside. */
   | { kind: 'named'; remote: string; argument: string };
 
-/** The target once the server has been asked what exists. */
-/** `as`: `standing` is what is at `remote` already (a file, say), if anything. */
+/**
+ * The target once the server has been asked what exists. `as`: `standing` is what is at `remote` already (a file,
+ * say), if anything.
+ */
 type ResolvedPutTarget =
   | { kind: 'into'; dir: string }
   | { kind: 'as'; remote: string; standing?: WireEntry['type'] };

@@ -161,16 +161,16 @@ export function registerUserCommand(program: Command, output: Output): void {
     });
 }
 
-/**
- * The users file's refusals (missing or not JSON, a user that exists already or not at all, a bad
- * name) and the password's (empty, too long) are the user's to fix: one line, not a bug's stack.
- */
 /** The warning for a users-file lock a killed edit left, which this edit took over. */
 function staleLockWarning(output: Output): (lock: string, pid: number) => void {
   return (lock, pid) =>
     output.warning(`removed ${lock}, left by an edit that is no longer running (pid ${pid})`);
 }
 
+/**
+ * The users file's refusals (missing or not JSON, a user that exists already or not at all, a bad
+ * name) and the password's (empty, too long) are the user's to fix: one line, not a bug's stack.
+ */
 async function refusal<T>(step: () => T | Promise<T>): Promise<T> {
   try {
     return await step();
