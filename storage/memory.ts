@@ -282,12 +282,13 @@ function neverReuseInodeNumbers(volume: Volume): void {
  * the directory entry but keeps the replaced node in its inode table, so every `put` or `mv`
  * over a file leaked the old content (issue #7). This renames and then releases the replaced
  * node, in one synchronous step: no reader ever sees the path missing. A reader that still has
- * the old file open keeps its node alive until it closes it, as on disk.
+ * the old file open keeps its node alive until it closes it, as on disk. The directory's count
+ * of entries is kept right (keepsCount).
  */
 function renameFreeingReplaced(volume: Volume, from: string, to: string): void {
   const replaced = volume.lstatSync(to, { throwIfNoEntry: false });
   if (replaced !== undefined) refuseAsRename2Would(volume, from, to, replaced.isDirectory());
-  volume.renameSync(from, to);
+  keepsCount(volume, to, () => volume.renameSync(from, to));
   if (replaced === undefined || replaced.isDirectory()) return;
   const now = volume.lstatSync(to);
   if (now.ino === replaced.ino) return; // a second link to the same file: nothing was replaced
@@ -296,6 +297,44 @@ function renameFreeingReplaced(volume: Volume, from: string, to: string): void {
   if (node === undefined || typeof core?.deleteNode !== 'function') return;
   node.nlink--;
   if (node.nlink <= 0) core.deleteNode(node);
+}
+
+/** The parts of a memfs directory this module touches: its names, and its count of entries. */
+interface MemfsDirectory {
+  children: Map<string, unknown>;
+  length: number;
+}
+
+/**
+ * The directory `path` is in, as memfs holds it, to count its entries again after a rename over
+ * one of them (keepsCount); undefined should memfs change shape.
+ */
+function directoryOf(volume: Volume, path: string): MemfsDirectory | undefined {
+  const core = coreOf(volume) as { getLink?: (steps: string[]) => unknown } | undefined;
+  if (typeof core?.getLink !== 'function') return undefined;
+  const steps = path.split('/').filter((step) => step !== '');
+  try {
+    const dir = core.getLink(steps.slice(0, -1)) as Partial<MemfsDirectory> | null;
+    if (!(dir?.children instanceof Map) || typeof dir.length !== 'number') return undefined;
+    return dir as MemfsDirectory;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * memfs counts a directory's entries apart from its names, and a rename over an entry counted
+ * the one taking its name as one more: that directory, emptied, then failed rmdir ENOTEMPTY for
+ * ever (after any `put` or `mv` over a file in it). `move` runs, and the count then changes by
+ * as many names as the directory gained or lost, whatever memfs counted.
+ */
+function keepsCount(volume: Volume, to: string, move: () => void): void {
+  const dir = directoryOf(volume, to);
+  const names = dir?.children.size;
+  const count = dir?.length;
+  move();
+  if (dir === undefined || names === undefined || count === undefined) return;
+  dir.length = count + (dir.children.size - names);
 }
 
 /**
