@@ -5,6 +5,12 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type IProcess, Volume } from 'memfs';
 import { DEFAULTS } from '../shared/defaults.js';
+import {
+  lessUmask,
+  PERMISSION_BITS,
+  SERVER_OWN_DIRECTORY_BITS,
+  SERVER_OWN_FILE_BITS,
+} from '../shared/fileModes.js';
 import { LoopTurns, settle } from '../shared/loopTurns.js';
 import { processMemoryLimit } from '../shared/memoryLimit.js';
 import type { FsFileHandle, FsPromises } from './fsApi.js';
@@ -80,6 +86,9 @@ export class MemoryStorage extends FsStorage {
   }
 }
 
+/** What open(2) gives a file it creates before the umask, as node's fs asks by default. */
+const NEW_FILE_BITS = 0o666;
+
 /** Runs a call and gives its outcome as a promise: at once (settle) or as a LoopTurns lets it. */
 type CallRunner = <T>(call: () => T | Promise<T>) => Promise<T>;
 
@@ -94,11 +103,23 @@ export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
     lstat: (path) => run(() => volume.lstatSync(path)),
     lstatIfExists: (path) => run(() => volume.lstatSync(path, { throwIfNoEntry: false })),
     readdir: (path) => run(() => volume.readdirSync(path)),
-    mkdir: (path, mode) => run(() => volume.mkdirSync(path, mode)),
+    // memfs applies no umask: applied here, as the kernel does to a disk's new directories and
+    // files (without it, memory's were 0777 and 0666 whatever the umask or serve --umask), never
+    // taking the server's own bits.
+    mkdir: (path, mode) =>
+      run(() => volume.mkdirSync(path, lessUmask(mode ?? PERMISSION_BITS) | SERVER_OWN_DIRECTORY_BITS)),
     rmdir: (path) => run(() => volume.rmdirSync(path)),
     unlink: (path) => run(() => volume.unlinkSync(path)),
     rename: (from, to) => run(() => volume.renameSync(from, to)),
-    open: (path, flags) => run(() => volume.promises.open(path, flags) as unknown as Promise<FsFileHandle>),
+    open: (path, flags) =>
+      run(
+        () =>
+          volume.promises.open(
+            path,
+            flags,
+            lessUmask(NEW_FILE_BITS) | SERVER_OWN_FILE_BITS,
+          ) as unknown as Promise<FsFileHandle>,
+      ),
     realpath: (path) => run(() => volume.realpathSync(path)),
     lutimes: (path, atime, mtime) => run(() => volume.lutimesSync(path, wholeMs(atime), wholeMs(mtime))),
     // Nothing outside muxftp changes a volume: a path looked at stays what it was.

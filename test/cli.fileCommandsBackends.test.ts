@@ -4,6 +4,7 @@
  * Needs dist/ (npm run build).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { processUmask } from '../shared/fileModes.js';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -39,5 +40,24 @@ describe.each(['disk', 'memory'] as const)('file commands over %s storage', (bac
     expect(await cli('rmdir', 'd')).toMatchObject({ code: 0, stderr: '' });
     expect(await cli('rm', '-r', 'e')).toMatchObject({ code: 0, stderr: '' });
     expect((await cli('ls')).stdout).toBe('');
+  });
+
+  it('new directories and files uploaded without bits (put -) get what the umask leaves, as on a disk', async () => {
+    expect(await cli('mkdir', 'd')).toMatchObject({ code: 0 });
+    expect(await cli('mkdir', '-p', 'p/q')).toMatchObject({ code: 0 });
+    expect(await cli('put', '-', 'p/stdin')).toMatchObject({ code: 0 });
+    const modes = JSON.parse((await cli('--json', 'ls', '-r', '/')).stdout) as Array<{
+      path: string;
+      mode: number;
+    }>;
+    // The kernel masks a disk's: memory storage applied no umask (0777, 0666).
+    const umask = processUmask() ?? 0o022;
+    const directory = (0o777 & ~umask).toString(8);
+    expect(modes.map(({ path, mode }) => [path, mode.toString(8)])).toEqual([
+      ['d', directory],
+      ['p', directory],
+      ['p/q', directory],
+      ['p/stdin', (0o666 & ~umask).toString(8)],
+    ]);
   });
 });
