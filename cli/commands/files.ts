@@ -230,7 +230,12 @@ export function registerFileCommands(program: Command, output: Output): void {
         if (/\/\.\/*$/.test(argument))
           throw new MuxftpError('INVALID_PATH', "refusing to remove '.' (name the directory itself)");
         // `d/` and `d/.` name a directory (through a link too): never the link itself.
-        if (argument.endsWith('/') || argument.endsWith('/.')) await requireDirectory(client, path);
+        if (argument.endsWith('/') || argument.endsWith('/.')) {
+          await requireDirectory(client, path);
+          // Without -r a directory is refused; the server, given the path without its '/', would
+          // remove a link to one.
+          if (options.recursive !== true) throw new MuxftpError('IS_A_DIRECTORY', `is a directory: ${path}`);
+        }
         await remove(client, path);
       };
       await eachPath(begin(command), output, 'rm', paths, removeAsGiven, {
