@@ -40,6 +40,14 @@ export function isRemotePattern(argument: string): boolean {
   return hasWildcard(argument);
 }
 
+/**
+ * True if the pattern may name itself: it has `[…]` or `{…}` but no `*` or `?`, so a name that is
+ * the pattern as typed is what it names (matchRemotePattern).
+ */
+export function mayNameItself(argument: string): boolean {
+  return isRemotePattern(argument) && !hasWildcard(argument, ALWAYS_WILDCARDS);
+}
+
 /** The path a remote argument without wildcards names: its escapes removed. */
 export function literalRemoteArgument(argument: string): string {
   return argument.replace(ESCAPABLE, '$1');

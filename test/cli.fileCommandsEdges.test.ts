@@ -43,3 +43,33 @@ describe('rm of a path ending in /', () => {
     expect((await cli('ls', 'link')).stdout).toMatch(/ f\n$/);
   });
 });
+
+describe('ls of a directory whose name holds […] or {…}', () => {
+  it('lists what is in it, as it names itself alone (as rm, mv and get -r take it); -r too', async () => {
+    await mkdir(join(server.root!, '[backup]', 'in'), { recursive: true });
+    await writeFile(join(server.root!, '[backup]', 'in', 'f'), 'x');
+    await mkdir(join(server.root!, 'b'));
+    const names = (stdout: string) =>
+      stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split(/\s+/).at(-1));
+    for (const argument of ['[backup]', '[backup]/']) {
+      const listed = await cli('ls', argument);
+      expect({ code: listed.code, stderr: listed.stderr, names: names(listed.stdout) }).toEqual({
+        code: 0,
+        stderr: '',
+        names: ['in/'], // was `[backup]/`, the directory itself, as `ls -d` shows a pattern's match
+      });
+    }
+    const tree = await cli('ls', '-r', '[backup]');
+    expect({ code: tree.code, stderr: tree.stderr, names: names(tree.stdout) }).toEqual({
+      code: 0,
+      stderr: '',
+      names: ['in/', 'in/f'], // was refused: "ls -r lists a directory, not a pattern"
+    });
+    // A pattern it is where no such name is: what it matches, by path.
+    expect(names((await cli('ls', '[ab]')).stdout)).toEqual(['b/']);
+    expect((await cli('ls', '-r', '[ab]')).stderr).toContain('ls -r lists a directory, not a pattern');
+  });
+});

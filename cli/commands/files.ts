@@ -25,6 +25,7 @@ import {
   isRemotePattern,
   literalRemoteArgument,
   matchRemotePattern,
+  mayNameItself,
   remotePathsNamedBy,
 } from '../remoteGlob.js';
 import { joinRemote, remoteBaseName, remotePathFromArgument, tildePathWarning } from '../remotePath.js';
@@ -582,15 +583,21 @@ type ListedOperand = { given: string } & ({ listing: Listing } | { error: unknow
  * (`-r`: the tree below it), sorted. `FILE/` fails, a trailing '/' naming a directory.
  */
 async function listingOf(client: Client, given: string, how: ListingRequest): Promise<Listing> {
-  if (isRemotePattern(given)) {
-    if (how.recursive) throw new MuxftpError('INVALID_PATH', 'ls -r lists a directory, not a pattern');
-    return {
-      kind: 'entries',
-      entries: sortEntries(await listMatches(client, given), how.order),
-      file: false,
-    };
-  }
   const literal = literalRemoteArgument(given);
+  if (isRemotePattern(given)) {
+    // A name holding […] or {…} names itself where it is there, as rm, mv and get -r take it:
+    // listed as any other path (it was shown as a match, and -r refused it).
+    const matches = mayNameItself(given) ? await listMatches(client, given) : undefined;
+    const itself = matches?.length === 1 && matches[0]!.name === remotePathFromArgument(literal);
+    if (!itself) {
+      if (how.recursive) throw new MuxftpError('INVALID_PATH', 'ls -r lists a directory, not a pattern');
+      return {
+        kind: 'entries',
+        entries: sortEntries(matches ?? (await listMatches(client, given)), how.order),
+        file: false,
+      };
+    }
+  }
   const path = remotePathRequired(literal);
   const directoryOnly = literal.endsWith('/');
   const timeOf = async (): Promise<number | undefined> =>
