@@ -73,3 +73,24 @@ describe('ls of a directory whose name holds […] or {…}', () => {
     expect((await cli('ls', '-r', '[ab]')).stderr).toContain('ls -r lists a directory, not a pattern');
   });
 });
+
+describe('chmod of a path ending in /', () => {
+  it('of a file fails NOT_A_DIRECTORY and changes nothing, as chmod f/. did (and rm f/, mv f/ x)', async () => {
+    const file = join(server.root!, 'd', 'f');
+    const before = (await lstat(file)).mode & 0o777;
+    for (const args of [
+      ['600', 'd/f/'],
+      ['-R', '600', 'd/f/'],
+    ]) {
+      const result = await cli('chmod', ...args);
+      expect({ code: result.code, stderr: result.stderr }).toEqual({
+        code: 1,
+        stderr: 'muxftp: chmod d/f/: not a directory: d/f (NOT_A_DIRECTORY)\n',
+      });
+    }
+    // Before: the slash was dropped and the file got 0600.
+    expect((await lstat(file)).mode & 0o777).toBe(before);
+    expect(await cli('chmod', '700', 'd/')).toMatchObject({ code: 0, stderr: '' });
+    expect((await lstat(join(server.root!, 'd'))).mode & 0o777).toBe(0o700);
+  });
+});

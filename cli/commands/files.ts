@@ -303,7 +303,11 @@ export function registerFileCommands(program: Command, output: Output): void {
           output,
           'chmod',
           paths,
-          (client, path) => changeMode(client, path, mode),
+          async (client, path, argument) => {
+            // `d/` names a directory, as for rm and mv (the slash is not sent: a file's bits changed).
+            if (argument.endsWith('/')) await requireDirectory(client, path);
+            await changeMode(client, path, mode);
+          },
           { expandPatterns: true },
         );
       },
