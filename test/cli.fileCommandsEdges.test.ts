@@ -94,3 +94,24 @@ describe('chmod of a path ending in /', () => {
     expect((await lstat(join(server.root!, 'd'))).mode & 0o777).toBe(0o700);
   });
 });
+
+describe('stat --hash of a path ending in /', () => {
+  it('of a file fails NOT_A_DIRECTORY, as stat FILE/ does without --hash', async () => {
+    for (const args of [['d/f/'], ['--hash', 'd/f/'], ['d/f/', '--hash', 'sha256']]) {
+      const result = await cli('stat', ...args);
+      // Before: with --hash the file's entry and digest were printed, exit 0.
+      expect({ args, code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({
+        args,
+        code: 1,
+        stdout: '',
+        stderr: 'muxftp: stat d/f/: not a directory: d/f (NOT_A_DIRECTORY)\n',
+      });
+    }
+    // A directory has no digest, however it is written.
+    const directory = await cli('stat', '--hash', 'd/');
+    expect({ code: directory.code, stderr: directory.stderr }).toEqual({
+      code: 1,
+      stderr: expect.stringMatching(/^muxftp: stat d\/: .*\(IS_A_DIRECTORY\); --hash digests files only/),
+    });
+  });
+});

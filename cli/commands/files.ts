@@ -892,6 +892,8 @@ async function statOf(
 ): Promise<{ remote: string; entry: WireEntry; digest?: { algorithm: IntegrityAlgorithm; digest: string } }> {
   const remote = remotePathRequired(path);
   if (hash !== undefined) {
+    // `FILE/` names no file to digest (the slash is not sent): a directory is the server's to refuse.
+    if (path.endsWith('/')) await requireDirectory(client, remote);
     const result = await client.digest(remote, hash === true ? client.integrity : hash);
     return { remote, entry: result.entry, digest: { algorithm: result.algorithm, digest: result.digest } };
   }
