@@ -521,9 +521,16 @@ class BarProgress implements TransferProgress {
     const bytes = new TransferBytes();
     let ended = false;
     if (size === undefined) this.totalPayload.unknownSizes++;
+    // What of expectedBytes is this transfer's: the size listed (counted by expect()) until it
+    // says another (the file changed since), and what it did once it failed (no more will come).
+    let expected = size ?? 0;
+    const expectNow = (bytesTotal: number): void => {
+      this.expectedBytes += bytesTotal - expected;
+      expected = bytesTotal;
+    };
     const sizeLearned = (learned: number): void => {
       this.totalPayload.unknownSizes--;
-      this.expectedBytes += learned;
+      expectNow(learned);
     };
     return {
       update: (bytesDone, bytesTotal) => {
@@ -536,6 +543,7 @@ class BarProgress implements TransferProgress {
         const total = bytesTotal ?? size;
         if (total !== undefined) {
           if (size === undefined && !payload.sizeKnown) sizeLearned(total);
+          else expectNow(total);
           payload.sizeKnown = true;
           slot.total = total;
         } else {
@@ -574,6 +582,7 @@ class BarProgress implements TransferProgress {
         if (ended) return;
         ended = true;
         if (!payload.sizeKnown) sizeLearned(bytes.done);
+        else if (!ok) expectNow(bytes.done);
         if (ok) this.tally.succeededWith(bytes);
         else this.tally.failed++;
         payload.ended = ok ? 'done' : 'failed';
