@@ -28,11 +28,12 @@ export function formatRate(bytesPerSecond: number): string {
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1_000) return `${Math.round(ms)} ms`;
+  // Each unit up to where its rounding would show the next one's (1000 ms, 60.0 s, 1 min 60 s).
+  if (ms < 999.5) return `${Math.round(ms)} ms`;
   const seconds = ms / 1_000;
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  const minutes = Math.floor(seconds / 60);
-  return `${minutes} min ${Math.round(seconds - minutes * 60)} s`;
+  if (seconds < 59.95) return `${seconds.toFixed(1)} s`;
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
 }
 
 /** Time left, in whole seconds rounded up: `7 s`, `2 min 05 s`. */

@@ -1,0 +1,18 @@
+/** Durations and sizes as the summary line and the bars print them. */
+import { describe, expect, it } from 'vitest';
+import { formatBytes, formatDuration } from '../shared/humanUnits.js';
+
+describe('formatDuration', () => {
+  it.each([
+    [119_600, '2 min 0 s'],
+    [3_599_700, '60 min 0 s'],
+    [90_400, '1 min 30 s'],
+    [59_960, '1 min 0 s'],
+    [59_940, '59.9 s'],
+    [999.6, '1.0 s'],
+    [999.4, '999 ms'],
+  ])('%d ms reads %s, never a unit full to the next', (ms, shown) => {
+    // Before: 1 min 60 s, 59 min 60 s, 60.0 s, 1000 ms.
+    expect(formatDuration(ms)).toBe(shown);
+  });
+});
