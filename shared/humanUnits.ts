@@ -2,11 +2,14 @@
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 
+/** Past this a unit's whole number rounds to 1024 of it: the next unit says it (`1.00 MiB`). */
+const NEXT_UNIT_AT = 1023.5;
+
 export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 1024) return `${Math.max(0, Math.round(bytes || 0))} B`;
+  if (!Number.isFinite(bytes) || bytes < NEXT_UNIT_AT) return `${Math.max(0, Math.round(bytes || 0))} B`;
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
+  while (value >= NEXT_UNIT_AT && unit < UNITS.length - 1) {
     value /= 1024;
     unit++;
   }

@@ -16,3 +16,16 @@ describe('formatDuration', () => {
     expect(formatDuration(ms)).toBe(shown);
   });
 });
+
+describe('formatBytes', () => {
+  it.each([
+    [1024 * 1024 - 1, '1.00 MiB'],
+    [1023.6, '1.00 KiB'],
+    [1024 ** 3 - 100, '1.00 GiB'],
+    [1023, '1023 B'],
+    [1023 * 1024, '1023 KiB'],
+  ])('%d bytes read %s, never 1024 of a unit', (bytes, shown) => {
+    // Before: 1024 KiB, 1024 B, 1024 MiB: a bar read `1024 KiB / 1.00 MiB`.
+    expect(formatBytes(bytes)).toBe(shown);
+  });
+});
