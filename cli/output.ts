@@ -7,7 +7,7 @@
 import type { Writable } from 'node:stream';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, RemoteError } from '../shared/errors.js';
-import { printable } from '../shared/printable.js';
+import { printable, printableJson } from '../shared/printable.js';
 import { CliError } from './cliError.js';
 import { exitStatusFor } from './exitStatus.js';
 import type { GlobalOptions } from './globalOptions.js';
@@ -104,7 +104,8 @@ export class Output {
 
   printJson(value: unknown): void {
     this.jsonPrinted = true;
-    this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    // Names in it hold what the server lists: nothing that drives the terminal it is often read on.
+    this.stdout.write(`${printableJson(JSON.stringify(value, null, 2))}\n`);
   }
 
   printLine(line: string): void {

@@ -3,7 +3,7 @@
  * level, the text line, and the fields it has), and each format renders it: `text`, the line as
  * it always read; `json`, one object per line for pipelines (journald → Loki, fail2ban, jq).
  */
-import { printable } from '../shared/printable.js';
+import { printable, printableJson } from '../shared/printable.js';
 import { writeStderrLine } from './stderrLines.js';
 
 /** How bad: `warn` a refusal or failure a client caused, `error` one the operator must look at. */
@@ -82,10 +82,6 @@ export function textLine(event: LogEvent): string {
   return printable(event.text);
 }
 
-// What JSON.stringify leaves raw that printable() hides: DEL, C1, and the bidi controls and line
-// separators (a `tail -f` of the JSON log is read on a terminal too). C0 it escapes already.
-const RAW_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
-
 /**
  * The JSON line: `time`, `level`, `event`, `msg` (the text line), then the fields, raw. Every
  * character printable() would hide is `\u`-escaped, so the line is as safe to show as the text
@@ -99,7 +95,8 @@ export function jsonLine(event: LogEvent, time: Date = new Date()): string {
     msg: textLine(event),
     ...event.fields,
   });
-  return line.replace(RAW_IN_JSON, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  // A `tail -f` of the JSON log is read on a terminal too.
+  return printableJson(line);
 }
 
 /** Events to stderr as JSON lines (the text format's writer is logToStderr, fed textLine()). */

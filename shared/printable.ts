@@ -17,6 +17,19 @@ export function printable(text: string): string {
   return String(text).replace(UNPRINTABLE, '?');
 }
 
+// What JSON.stringify leaves raw that printable() hides: DEL, C1, and the bidi controls and line
+// separators. C0 it escapes already.
+const RAW_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+
+/**
+ * JSON text (JSON.stringify's) with the characters printable() hides written as `\uXXXX`: the
+ * same JSON to a parser, and nothing in it drives the terminal or reorders the line it is read
+ * on (`ls --json` of a name holding a C1 CSI, or an RLO, printed to the terminal; serve's JSON log).
+ */
+export function printableJson(json: string): string {
+  return json.replace(RAW_IN_JSON, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 // Whitespace splits a sentence's words; a quote or backslash could be read as quoting; a lone
 // surrogate would be written as U+FFFD, as a real U+FFFD is.
 const NEEDS_QUOTES = /[\s"'\\]|[\ud800-\udfff]/u;

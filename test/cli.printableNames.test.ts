@@ -72,3 +72,24 @@ describe('control characters in names on stderr', () => {
     );
   });
 });
+
+describe('names in --json on stdout', () => {
+  it('carry C1 controls and bidirectional overrides escaped, never raw (stdout is often the terminal)', async () => {
+    server = await startServer({ backend: 'disk' });
+    // C1 CSI (U+009B) and OSC (U+009D): one byte each in an 8-bit terminal, and acted on by
+    // terminals that take C1 in UTF-8; RLO (U+202E) reorders what the line shows.
+    const names = ['csi\u009b2Jx', 'osc\u009d0;owned\u009c', 'rlo\u202etxt.exe', 'ls\u2028sep'];
+    for (const name of names) await writeFile(join(server.root!, name), 'x');
+    const local = await tempDirs.make();
+
+    const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'ls', '--json'], local);
+
+    expect(result.code).toBe(0);
+    expect(result.stdout).not.toMatch(
+      /[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u061c\u200e\u200f]/,
+    );
+    // The same JSON: each name read back as it is.
+    const listed = (JSON.parse(result.stdout) as Array<{ name: string }>).map((entry) => entry.name);
+    expect(listed.sort()).toEqual([...names].sort());
+  });
+});
