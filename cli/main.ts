@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { errnoReason } from '../shared/errnoReasons.js';
+import { printable } from '../shared/printable.js';
 import { packageVersion } from '../shared/version.js';
 import { argumentsNotUtf8 } from './argumentBytes.js';
 import { CliError } from './cliError.js';
@@ -168,7 +169,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   if (notUtf8.length > 0) {
     for (const arg of notUtf8)
       process.stderr.write(
-        `muxftp: argument '${arg}' is not UTF-8 (shown with U+FFFD for each byte that is not): muxftp names files in UTF-8 only\n`,
+        `muxftp: argument '${printable(arg)}' is not UTF-8 (shown with U+FFFD for each byte that is not): muxftp names files in UTF-8 only\n`,
       );
     return EXIT_STATUS.usage;
   }

@@ -302,6 +302,36 @@ describe('muxftp CLI', () => {
     },
   );
 
+  it.runIf(process.platform === 'linux')(
+    'says an argument that is not UTF-8 with its control characters as ?, not driving the terminal',
+    async () => {
+      const local = await tempDirs.make();
+      // A name such as `put *` meets among downloaded files: Latin-1, and an OSC that sets the title.
+      const shown = await collect(
+        spawn(
+          'sh',
+          [
+            '-c',
+            `exec "$0" "$1" put "$(printf 'caf\\351\\033]0;owned\\007')" x "$2" "$3"`,
+            process.execPath,
+            CLI_BIN,
+            ...remote,
+          ],
+          {
+            cwd: local,
+            env: childEnv(),
+            stdio: 'pipe',
+          },
+        ),
+      );
+      expect(shown.code).toBe(2);
+      // Before: the ESC and BEL reached stderr as they were.
+      expect(shown.stderr).toBe(
+        "muxftp: argument 'caf\ufffd?]0;owned?' is not UTF-8 (shown with U+FFFD for each byte that is not): muxftp names files in UTF-8 only\n",
+      );
+    },
+  );
+
   it('put and get --checksum sha256 verify with SHA-256 blocks (Dropbox content_hash) and say so in --json', async () => {
     const local = await tempDirs.make();
     const bytes = randomBytes(4 * MiB + 1); // two blocks, the last of one byte
