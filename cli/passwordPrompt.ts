@@ -108,7 +108,9 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
           return finish(
             new CliError('no password given (end of input)', { code: 'CANCELLED', showsCode: true }),
           );
-        if (char === '\u007f' || char === '\b') typed = typed.slice(0, -1);
+        // A whole character, as the terminal's line editing takes one (IUTF8): an emoji is two
+        // UTF-16 units, and the half left was sent as U+FFFD.
+        if (char === '\u007f' || char === '\b') typed = [...typed].slice(0, -1).join('');
         // Ctrl-U: start the line again, as the terminal's own line editing does.
         else if (char === '\u0015') typed = '';
         // Other control characters are keys, not password text.

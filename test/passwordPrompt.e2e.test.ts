@@ -130,6 +130,21 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     expect(await verifyPassword('password', hash)).toBe(true);
   }, 20_000);
 
+  it('Backspace takes back a whole character, an emoji (two UTF-16 units) too', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    // Before: half of the emoji stayed, and the password kept a U+FFFD in place of it.
+    const typing = 'pass\u{1F600}\u007fword\r';
+    const { code } = await onTerminal(
+      ['user', 'add', 'bob', '--users', file],
+      [typing, typing],
+      /(password for bob|again): /,
+    );
+    expect(code).toBe(0);
+    const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
+    expect(await verifyPassword('password', hash)).toBe(true);
+  }, 20_000);
+
   it('a lone Escape key adds nothing and takes nothing: the key after it is typed', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
