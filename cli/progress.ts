@@ -532,9 +532,13 @@ class BarProgress implements TransferProgress {
       this.totalPayload.unknownSizes--;
       expectNow(learned);
     };
+    // The name the bar shows while bytes flow: with the attempt, after a retry.
+    let label = name;
     return {
       update: (bytesDone, bytesTotal) => {
         if (ended) return;
+        // Bytes come: the server took it (a busy refusal comes before any).
+        payload.name = label;
         const moved = bytes.moved;
         this.doneBytes += bytes.update(bytesDone);
         this.movedBytes += bytes.moved - moved;
@@ -563,7 +567,8 @@ class BarProgress implements TransferProgress {
       },
       retry: (attempt, of) => {
         if (ended) return;
-        payload.name = `${name} (retry ${attempt}/${of})`;
+        label = `${name} (retry ${attempt}/${of})`;
+        payload.name = label;
         // The rate is the new attempt's: the one before's bytes still in the window showed the
         // old rate through the reconnect and after.
         payload.rate = new RateMeter();
@@ -576,7 +581,7 @@ class BarProgress implements TransferProgress {
         this.refreshTotal();
       },
       busy: () => {
-        payload.name = `${name} (server busy)`;
+        payload.name = `${label} (server busy)`;
       },
       end: (ok) => {
         if (ended) return;

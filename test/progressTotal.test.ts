@@ -1,7 +1,8 @@
 /**
- * The total bar counts what is still to come: a transfer that failed moves no more, and one whose
- * size turned out other than listed (it changed on the server since) moves that size. Before, the
- * total and its ETA went on counting the failed file's rest, or the listed size, until the end.
+ * What the bars say while the transfers go on. The total counts what is still to come: a transfer
+ * that failed moves no more, and one whose size turned out other than listed (it changed on the
+ * server since) moves that size; before, the total and its ETA went on counting the failed file's
+ * rest, or the listed size, until the end. A file's bar says "server busy" only while it waits.
  */
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -83,5 +84,45 @@ describe('the total bar', () => {
     // Before: `40.0 MiB / 300 MiB … ETA 21 s`.
     expect(line).toMatch(/40\.0 MiB \/ 110 MiB /);
     expect(etaSeconds(line)).toBeLessThan(8);
+  });
+});
+
+describe('a file bar after the server was busy', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('no longer says "server busy" once its bytes flow', () => {
+    vi.useFakeTimers({
+      toFake: ['performance', 'Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'],
+    });
+    let drawn = '';
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        drawn += String(chunk);
+        done();
+      },
+    });
+    Object.assign(stream, { isTTY: true, columns: 120, rows: 24 });
+    const progress = createTransferProgress({
+      json: false,
+      quiet: false,
+      stream: stream as NodeJS.WriteStream,
+    });
+    const a = progress.begin('a.bin', 10 * MiB);
+    a.busy();
+    vi.advanceTimersByTime(500);
+    for (let step = 1; step <= 5; step++) {
+      a.update(step * MiB, 10 * MiB);
+      vi.advanceTimersByTime(100);
+    }
+    const frames = drawn;
+    progress.release();
+    const lines = [...frames.matchAll(new RegExp(`${ESC}\\[1G([^${ESC}\\r\\n]*)${ESC}\\[0K`, 'g'))].map(
+      (m) => m[1]!,
+    );
+    expect(lines.some((line) => line.includes('a.bin (server busy)'))).toBe(true);
+    // Before: still `a.bin (server busy)` at 5 MiB.
+    expect(lines.filter((line) => line.includes('a.bin')).at(-1)).toMatch(/^a\.bin +=+-* +5\.00 MiB/);
   });
 });
