@@ -7,7 +7,7 @@
 import type { Writable } from 'node:stream';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, RemoteError } from '../shared/errors.js';
-import { printable, printableJson } from '../shared/printable.js';
+import { printable, printableJson, printableLines } from '../shared/printable.js';
 import { CliError } from './cliError.js';
 import { exitStatusFor } from './exitStatus.js';
 import type { GlobalOptions } from './globalOptions.js';
@@ -23,6 +23,15 @@ export function errorInfo(error: unknown): ErrorInfo {
   if (error instanceof MuxftpError || error instanceof CliError)
     return { code: error.code, message: error.message };
   return { code: 'INTERNAL_ERROR', message: error instanceof Error ? error.message : String(error) };
+}
+
+/** An error the CLI does not expect: describeError gives its stack. */
+function isBug(error: unknown): boolean {
+  return (
+    !(error instanceof MuxftpError || error instanceof CliError) &&
+    (error as NodeJS.ErrnoException)?.code !== 'ERR_MODULE_NOT_FOUND' &&
+    error instanceof Error
+  );
 }
 
 /** One line, no stack, for errors the CLI expects; the full stack for anything else (a bug). */
@@ -117,7 +126,7 @@ export class Output {
     const reason = describeError(error);
     const prefix = subject === undefined ? 'muxftp' : `muxftp: ${subject}`;
     const next = isTildeNotFound(error) ? withTildeHint(hint) : hint;
-    this.writeError(`${prefix}: ${reason}${next === undefined ? '' : `; ${next}`}`);
+    this.writeError(`${prefix}: ${reason}${next === undefined ? '' : `; ${next}`}`, isBug(error));
     this.raiseExitCode(exitStatusFor(error));
   }
 
@@ -171,9 +180,10 @@ export class Output {
     route?.release();
   }
 
-  private writeError(text: string): void {
+  /** `stack`: a bug's, whose lines stay lines (each printable). */
+  private writeError(text: string, stack = false): void {
     // A name in it may hold control characters: a line stays one line and drives no terminal.
-    const line = printable(text);
+    const line = stack ? printableLines(text) : printable(text);
     if (this.errorRoute) this.errorRoute.log(line);
     else this.stderr.write(`${line}\n`);
   }

@@ -8,7 +8,7 @@
 import cliProgress from 'cli-progress';
 import stringWidth from 'string-width';
 import { formatBytes, formatDuration, formatEta, formatRate } from '../shared/humanUnits.js';
-import { printable } from '../shared/printable.js';
+import { printable, printableLines } from '../shared/printable.js';
 import { giveTerminalBackOnStop } from '../shared/terminalStop.js';
 import { canRedraw } from './terminalDrawing.js';
 
@@ -39,7 +39,7 @@ export interface TransferProgress {
   begin(name: string, size: number | undefined): TransferMeter;
   /** A file not transferred: its copy at the destination is identical (--skip-identical). */
   skipped(size: number | undefined): void;
-  /** A stderr line printed above the bars instead of through them. */
+  /** A stderr line printed above the bars instead of through them (a bug's stack: its lines). */
   log(line: string): void;
   /**
    * The process exits now, with no finish() (stdout cannot be written): the lines queued by log()
@@ -605,7 +605,8 @@ class BarProgress implements TransferProgress {
   log(line: string): void {
     // Written where the bars were, several in a frame: each clears what is below it first (the
     // bars are drawn again after the lines), or it would keep the tail of the bar it overwrote.
-    this.bars.log(`${CLEAR_BELOW}${printable(line)}\n`);
+    // Lines of its own (a bug's stack) stay lines; nothing else in it drives the terminal.
+    this.bars.log(`${CLEAR_BELOW}${printableLines(line)}\n`);
   }
 
   release(): void {

@@ -431,7 +431,7 @@ async function runOne(
     meter.continuing(fromBytes);
     if (!progress.visible || saidContinuing) return;
     saidContinuing = true;
-    progress.log(`muxftp: ${run.command} ${name}: continuing from ${formatBytes(fromBytes)}`);
+    progress.log(printable(`muxftp: ${run.command} ${name}: continuing from ${formatBytes(fromBytes)}`));
   };
   // Refusals SERVER_BUSY on a connection still up: tried again on it, for a while (busyRetries.ts).
   // A refusal of a try that ran for a while (the server takes back a slot idle for

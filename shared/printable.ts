@@ -30,6 +30,11 @@ export function printableJson(json: string): string {
   return json.replace(RAW_IN_JSON, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** printable() of each line: text of several lines (a stack trace) keeps them. */
+export function printableLines(text: string): string {
+  return String(text).split('\n').map(printable).join('\n');
+}
+
 // Whitespace splits a sentence's words; a quote or backslash could be read as quoting; a lone
 // surrogate would be written as U+FFFD, as a real U+FFFD is.
 const NEEDS_QUOTES = /[\s"'\\]|[\ud800-\udfff]/u;

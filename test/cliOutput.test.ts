@@ -190,3 +190,20 @@ describe('formatListing', () => {
     expect(lines[0]).toMatch(/^file {7}1 {2}/);
   });
 });
+
+describe("a bug's failure line", () => {
+  it('keeps its stack on lines of their own, each printable', () => {
+    const lines: string[] = [];
+    const stderr = { write: (text: string) => lines.push(text) > 0 } as unknown as NodeJS.WritableStream;
+    const silent = { write: () => true } as unknown as NodeJS.WritableStream;
+    const output = new Output(silent as never, stderr as never);
+    const bug = new TypeError('x is undefined in a\u001b[2Jb');
+    bug.stack =
+      'TypeError: x is undefined in a\u001b[2Jb\n    at run (cli/main.ts:1:1)\n    at main (cli/main.ts:2:2)';
+    output.failure('ls', bug);
+    // Before: one line, `…b?    at run (cli/main.ts:1:1)?    at main …`.
+    expect(lines).toEqual([
+      'muxftp: ls: internal error: TypeError: x is undefined in a?[2Jb\n    at run (cli/main.ts:1:1)\n    at main (cli/main.ts:2:2)\n',
+    ]);
+  });
+});
