@@ -2,7 +2,7 @@
  * Reading a password without it ever being in argv: a prompt on the terminal that does not echo
  * what is typed, or the first line of stdin when it is not a terminal (`echo pw | muxftp user add …`).
  */
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { CliError } from './cliError.js';
 import { exitCodeFor, handleSignals } from './interrupt.js';
@@ -53,7 +53,31 @@ export function inTerminalForeground(
   return group === foreground;
 }
 
-/** Prompts on stderr and reads a line from the terminal with echo off. */
+/**
+ * Where a prompt shows: stderr when it is the terminal, else the terminal itself, as ssh and sudo
+ * ask there. With stderr sent elsewhere (`2>log`) the prompt went there, and the command waited
+ * for a password it had not shown it was asking for.
+ */
+function promptOutput(): { write(text: string): void; close(): void } {
+  if (process.stderr.isTTY !== true) {
+    try {
+      const fd = openSync('/dev/tty', 'w');
+      const write = (text: string): void => {
+        try {
+          writeSync(fd, text);
+        } catch {
+          // A closed terminal (EIO): its SIGHUP ends the prompt, as for stderr's failed writes.
+        }
+      };
+      return { write, close: () => closeSync(fd) };
+    } catch {
+      // No terminal to write to: stderr, as before.
+    }
+  }
+  return { write: (text) => process.stderr.write(text), close: () => {} };
+}
+
+/** Prompts on the terminal (promptOutput) and reads a line from it with echo off. */
 export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.stdin): Promise<string> {
   return new Promise((resolve, reject) => {
     const interrupted = (signal: NodeJS.Signals = 'SIGINT') =>
@@ -69,7 +93,8 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
       stopListening(); // not a terminal after all: the signals are the caller's again
       throw error;
     }
-    process.stderr.write(prompt);
+    const shown = promptOutput();
+    shown.write(prompt);
     input.resume();
     input.setEncoding('utf8');
     let typed = '';
@@ -78,7 +103,8 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
       input.off('data', onData);
       input.setRawMode(false);
       input.pause();
-      process.stderr.write('\n');
+      shown.write('\n');
+      shown.close();
       if (error) reject(error);
       else resolve(typed);
     };

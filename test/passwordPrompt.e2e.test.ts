@@ -23,13 +23,17 @@ afterEach(async () => {
 
 const hasScript = spawnSync('script', ['--version']).status === 0;
 
-/** Runs `muxftp ARGS` on a pseudo-terminal; each key string is typed once the output shows `prompt`. */
+/**
+ * Runs `muxftp ARGS` on a pseudo-terminal; each key string is typed once the output shows `prompt`.
+ * `redirect`: what the shell adds after the command (` 2>/dev/null`).
+ */
 function onTerminal(
   args: string[],
   keys: string[],
   prompt: RegExp,
+  redirect = '',
 ): Promise<{ code: number | null; output: string }> {
-  const command = [process.execPath, CLI_BIN, ...args].map((a) => `'${a}'`).join(' ');
+  const command = [process.execPath, CLI_BIN, ...args].map((a) => `'${a}'`).join(' ') + redirect;
   const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   let typed = 0;
@@ -208,6 +212,26 @@ describe.skipIf(!hasScript)('a client command with --user on a terminal', () => 
     expect(asked.code).toBe(0);
     // The connection that learnt a password is wanted sent none: no failed login.
     expect(server.logs.filter((line) => line.includes('failed login'))).toEqual([]);
+  }, 30_000);
+
+  it('asks on the terminal when stderr goes elsewhere (2>log), as ssh and sudo do', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'bob',
+      passwordHash: await hashPassword('bob-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    server = await startServer({ backend: 'memory', accounts: new Accounts({ users, anonymous: 'off' }) });
+    await (await server.connect({ user: 'bob', password: 'bob-secret' })).put('bobs.txt', Buffer.from('x'));
+    // Before: the prompt went to /dev/null and the command waited, to all appearances hung.
+    const asked = await onTerminal(
+      ['--server', `127.0.0.1:${server.port}`, '--user', 'bob', 'ls'],
+      ['bob-secret\r'],
+      /password for bob: /,
+      ' 2>/dev/null',
+    );
+    expect(asked.output.match(/password for bob: /g)).toHaveLength(1);
+    expect(asked.output).toContain('bobs.txt');
+    expect(asked.code).toBe(0);
   }, 30_000);
 });
 
