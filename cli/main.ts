@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { errnoReason } from '../shared/errnoReasons.js';
-import { printable } from '../shared/printable.js';
+import { printable, printableLines } from '../shared/printable.js';
 import { packageVersion } from '../shared/version.js';
 import { argumentsNotUtf8 } from './argumentBytes.js';
 import { CliError } from './cliError.js';
@@ -27,8 +27,9 @@ export function createProgram(output: Output): Command {
     // Settings before the commands: each command copies them when it is created.
     .exitOverride()
     .configureOutput({
+      // An argument in it may be a file name a shell pattern expanded (`put *` meets `--a<ESC>…`).
       outputError: (message, write) =>
-        write(`muxftp: ${withOtherToolsHint(message.replace(/^error: /, ''))}`),
+        write(printableLines(`muxftp: ${withOtherToolsHint(message.replace(/^error: /, ''))}`)),
     })
     .showHelpAfterError('(see muxftp --help, or muxftp <command> --help)')
     // A command's help lists --server, --json, --user... too: they are given after its name as often.
@@ -58,7 +59,11 @@ export function createProgram(output: Output): Command {
   for (const command of program.commands.filter((c) => c.commands.length > 0))
     command.configureOutput({
       outputError: (message, write) =>
-        write(`muxftp: ${withOtherToolsHint(message.replace(/^error: /, ''), { commands: false })}`),
+        write(
+          printableLines(
+            `muxftp: ${withOtherToolsHint(message.replace(/^error: /, ''), { commands: false })}`,
+          ),
+        ),
     });
   pointUsageErrorsAtOwnHelp(program);
   return program;

@@ -93,3 +93,20 @@ describe('names in --json on stdout', () => {
     expect(listed.sort()).toEqual([...names].sort());
   });
 });
+
+describe('usage errors', () => {
+  it("say an option, a command or a value with its control characters as ?: `put *` meets a file named '--…'", async () => {
+    const local = await tempDirs.make();
+    const option = await runCli(['put', '--a\u001b]0;owned\u0007', 'x'], local);
+    const command = await runCli(['ge\u001b[2Jt', 'x'], local);
+    const value = await runCli(['chmod', '7\u001b[2J', 'x'], local);
+
+    for (const result of [option, command, value]) {
+      expect(result.code).toBe(2);
+      // Before: the ESC and BEL went to the terminal as they were.
+      expect(result.stderr).not.toMatch(CONTROL_BUT_NEWLINE);
+    }
+    expect(option.stderr).toContain("muxftp: unknown option '--a?]0;owned?'\n");
+    expect(command.stderr).toContain("muxftp: unknown command 'ge?[2Jt'\n");
+  });
+});
