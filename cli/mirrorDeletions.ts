@@ -240,9 +240,13 @@ async function removeConflicting(run: MirrorRun & { failed: number }): Promise<T
 
 /**
  * After the transfers: removes what the source does not have, unless `failed` things of the run
- * failed (then says that nothing was removed, and why).
+ * failed (then says that nothing was removed, and why). Each removal's outcome goes into
+ * `outcomes` as it is made (a command ended meanwhile has them), which is returned.
  */
-export async function removeExtraneous(run: MirrorRun & { failed: number }): Promise<TransferOutcome[]> {
+export async function removeExtraneous(
+  run: MirrorRun & { failed: number },
+  outcomes: TransferOutcome[] = [],
+): Promise<TransferOutcome[]> {
   if (run.trees.length === 0) return [];
   if (run.failed > 0) {
     const failures = `${run.failed} failure${run.failed === 1 ? '' : 's'}`;
@@ -250,13 +254,14 @@ export async function removeExtraneous(run: MirrorRun & { failed: number }): Pro
     run.output.warning(
       `--delete: ${nothing}, since the run had ${failures} (delete only after a run with none)`,
     );
-    return [];
+    return outcomes;
   }
   return removeFromDestinations(
     run,
     'extraneous',
     // A name that is not UTF-8 is shown with U+FFFD, which a source's name may really have.
     (entry, present) => entry.rawPath !== undefined || !present.has(entry.relative),
+    outcomes,
   );
 }
 
@@ -270,8 +275,8 @@ async function removeFromDestinations(
   run: MirrorRun,
   step: 'in the way' | 'extraneous',
   unwanted: (entry: DestinationEntry, present: ReadonlyMap<string, EntryKind>) => boolean,
+  outcomes: TransferOutcome[] = [],
 ): Promise<TransferOutcome[]> {
-  const outcomes: TransferOutcome[] = [];
   const side =
     run.command === 'put' ? remoteSide(run.retrying ?? ((_what, request) => request(run.client))) : localSide;
   const dryRun = run.dryRun === true;

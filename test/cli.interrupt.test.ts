@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { access, mkdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -239,6 +239,49 @@ describe('Ctrl-C during put -r', () => {
       // Before, each was given the remote one's time (2001) after the Ctrl-C, half filled.
       for (const name of ['a', 'b', 'c'])
         expect((await stat(local(name))).mtime.getTime()).not.toBe(old.getTime());
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('Ctrl-C during put -r --delete, after the uploads', () => {
+  it('--json gives what was done (the upload, the removals so far), not every file failed', async () => {
+    const server = await startServer({ backend: 'disk' });
+    try {
+      const cwd = await tempDirs.make();
+      await mkdir(join(cwd, 'src'));
+      await writeFile(join(cwd, 'src', 'a.txt'), 'hi');
+      const extra = join(server.root!, 'mir', 'src');
+      await mkdir(extra, { recursive: true });
+      const EXTRA = 3_000;
+      for (let i = 0; i < EXTRA; i++) await writeFile(join(extra, `x${i}`), '');
+      const removing = until(async () => (await readdir(extra)).length < EXTRA, 'the removals under way', {
+        everyMs: 5,
+      });
+      const args = [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'put',
+        '-r',
+        'src',
+        '--to',
+        'mir',
+        '--delete',
+        '--json',
+      ];
+      const result = await runCli(args, cwd, { interruptWhen: removing, timeoutMs: 15_000 });
+      expect(result.code).toBe(130);
+      expect(result.stderr).toMatch(/muxftp: put: interrupted \(CANCELLED\)\n$/);
+      const left = (await readdir(extra)).filter((name) => name.startsWith('x')).length;
+      const outcomes = JSON.parse(result.stdout) as Array<{ remote: string; ok: boolean; deleted?: true }>;
+      // Before: `[{local: "src", remote: "mir/src", ok: false, error: CANCELLED}]`, the upload done.
+      expect(outcomes.find((outcome) => outcome.remote === 'mir/src/a.txt')).toMatchObject({ ok: true });
+      const deleted = outcomes.filter((outcome) => outcome.deleted === true && outcome.ok);
+      expect(deleted.length).toBeGreaterThan(0);
+      // Each removal said, perhaps one more done as the signal came.
+      expect(EXTRA - left - deleted.length).toBeGreaterThanOrEqual(0);
+      expect(EXTRA - left - deleted.length).toBeLessThanOrEqual(64);
     } finally {
       await server.stop();
     }

@@ -460,9 +460,14 @@ async function get(
   });
   // Before the directories' times: removing from a directory changes its time.
   const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
-  const removed = await removeExtraneous({ ...mirror, failed });
+  // Ended from here on (Ctrl-C during --delete's removals or the directories' times), --json
+  // says what was done, not every file failed.
+  const done = [...passedOver, ...failures, ...replaced, ...outcomes];
+  const removed: TransferOutcome[] = [];
+  output.setJsonFailureShape(() => [...done, ...removed]);
+  await removeExtraneous({ ...mirror, failed }, removed);
   if (options.times && !interrupted) await keepLocalDirectoryTimes(made);
-  return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
+  return [...done, ...removed];
 }
 
 /** A dry run's look at a directory get would make: what is there must be one (or nothing yet). */

@@ -585,10 +585,15 @@ async function put(
       await discard(process.stdin);
     // Before the directories' times: removing from a directory changes its time.
     const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
-    const removed = await removeExtraneous({ ...mirror, client: connection.client, failed });
+    // Ended from here on (Ctrl-C during --delete's removals or the directories' times), --json
+    // says what was done, not every file failed.
+    const done = [...passedOver, ...failures, ...replaced, ...outcomes];
+    const removed: TransferOutcome[] = [];
+    output.setJsonFailureShape(() => [...done, ...removed]);
+    await removeExtraneous({ ...mirror, client: connection.client, failed }, removed);
     if (options.times && made.length > 0 && !interrupted)
       await keepRemoteDirectoryTimes(connection.client, made, limit);
-    return [...passedOver, ...failures, ...replaced, ...outcomes, ...removed];
+    return [...done, ...removed];
   } finally {
     // An interrupted upload may leave a read pending on stdin, which would keep the process alive.
     if (usesStdin) process.stdin.destroy();
