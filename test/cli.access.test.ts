@@ -171,6 +171,31 @@ describe('muxftp user', () => {
     expect(names.map((u) => u.name)).toEqual(['alice', 'reader']);
   });
 
+  it('gives add, del and their failures as JSON with --json', async () => {
+    const file = join(dir, 'json.json');
+    const added = await run(['--json', 'user', 'add', 'jo', '--users', file], { stdin: 'jo-pw\n' });
+    expect(added.code).toBe(0);
+    expect(JSON.parse(added.stdout)).toEqual({ ok: true, added: 'jo' });
+    const replaced = await run(['--json', 'user', 'add', 'jo', '--users', file, '--replace'], {
+      stdin: 'x\n',
+    });
+    expect(JSON.parse(replaced.stdout)).toEqual({ ok: true, updated: 'jo' });
+    const twice = await run(['--json', 'user', 'add', 'jo', '--users', file], { stdin: 'y\n' });
+    expect(twice.code).toBe(1);
+    expect(JSON.parse(twice.stdout)).toMatchObject({
+      ok: false,
+      error: { message: expect.stringMatching(/exists already/) },
+    });
+    const removed = await run(['--json', 'user', 'del', 'jo', '--users', file]);
+    expect(JSON.parse(removed.stdout)).toEqual({ ok: true, removed: 'jo' });
+    const gone = await run(['--json', 'user', 'del', 'jo', '--users', file]);
+    expect(gone.code).toBe(1);
+    expect(JSON.parse(gone.stdout)).toMatchObject({ ok: false });
+    const missing = await run(['user', 'list', '--json', '--users', join(dir, 'no-such.json')]);
+    expect(missing.code).toBe(1);
+    expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false });
+  });
+
   it('lists users by name whatever order they were added in, and --replace writes one anew', async () => {
     const file = join(dir, 'replace.json');
     for (const name of ['zed', 'amy']) {

@@ -106,11 +106,12 @@ export function registerUserCommand(program: Command, output: Output): void {
             { missingIsEmpty: true, onStaleLock: staleLockWarning(output) },
           ),
         );
-        output.printLine(`${flags.replace ? `updated ${name} in` : `added ${name} to`} ${flags.users}`);
+        if (output.json) output.printJson({ ok: true, [flags.replace ? 'updated' : 'added']: name });
+        else output.printLine(`${flags.replace ? `updated ${name} in` : `added ${name} to`} ${flags.users}`);
       } catch (error) {
         // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere (the
         // error's own exit status); Ctrl-D (no password given) fails as other errors do.
-        output.failure(`user add ${name}`, error);
+        output.commandFailed(error, `user add ${name}`);
       }
     });
 
@@ -126,9 +127,10 @@ export function registerUserCommand(program: Command, output: Output): void {
             onStaleLock: staleLockWarning(output),
           }),
         );
-        output.printLine(`removed ${name} from ${flags.users}`);
+        if (output.json) output.printJson({ ok: true, removed: name });
+        else output.printLine(`removed ${name} from ${flags.users}`);
       } catch (error) {
-        output.failure(`user del ${name}`, error);
+        output.commandFailed(error, `user del ${name}`);
       }
     });
 
@@ -156,7 +158,7 @@ export function registerUserCommand(program: Command, output: Output): void {
           );
         }
       } catch (error) {
-        output.failure('user list', error);
+        output.commandFailed(error, 'user list');
       }
     });
 }
