@@ -113,7 +113,10 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
       const itself = entries.find((entry) => entry.name === literal && fits(entry) && entry.notUtf8 !== true);
       const candidates = itself === undefined ? entries : [itself];
       for (const entry of candidates) {
-        if (!isPlainName(entry.name) || (entry !== itself && !matches(entry.name))) continue;
+        // A backslash, which no muxftp path holds, is let through to fail that one path loudly (as
+        // a control character does); left out, `rm -r 'w/*'` exited 0 with it still there.
+        if (!isPlainName(entry.name.replaceAll('\\', '_')) || (entry !== itself && !matches(entry.name)))
+          continue;
         if (!fits(entry)) continue;
         // A name no path can hold (not UTF-8 on the server) cannot be acted on: left out, and
         // named should it be all the pattern matched.

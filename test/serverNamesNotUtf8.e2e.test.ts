@@ -98,5 +98,14 @@ describe('a name on the server with a character no path may hold', () => {
     expect(removed.code).toBe(1);
     expect(removed.stderr).toContain('muxftp cannot name it');
     expect((await readdir(dir)).sort()).toEqual(['back\\slash', 'new\nline', 'ok']);
+    // A pattern matches them and fails each, loudly: it left the backslash out without a word
+    // (rm -r 'odd/*' exited 0 with it still there).
+    const matched = await cli('rm', 'odd/*');
+    expect(matched.code).toBe(1);
+    expect(matched.stderr).toContain(
+      'muxftp: rm odd/back\\slash: invalid path: contains a backslash (INVALID_PATH)',
+    );
+    expect(matched.stderr).toContain('rm odd/new?line: invalid path: contains a control character');
+    expect((await readdir(dir)).sort()).toEqual(['back\\slash', 'new\nline']);
   });
 });
