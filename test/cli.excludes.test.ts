@@ -318,6 +318,28 @@ describe('--exclude', () => {
     }
   });
 
+  it("reads a shell's `[!…]` as the class of what it does not list, as rsync does, and --delete keeps what it leaves out", async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const write = async (root: string, names: string[]) => {
+      await mkdir(root, { recursive: true });
+      for (const name of names) await writeFile(join(root, name), name);
+    };
+    for (const root of [join(local, 'src'), join(server.root!, 'src')]) await write(root, ['ax', 'bx', 'cx']);
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const rules = ['--exclude', '[!a]*'];
+    const put = await runCli([...at, 'put', '-r', 'src', 'put1', ...rules], local);
+    const get = await runCli([...at, 'get', '-r', 'src', 'get1', ...rules], local);
+    expect([put.code, get.code]).toEqual([0, 0]);
+    expect(await filesUnder(join(server.root!, 'put1'))).toEqual(['ax']);
+    expect(await filesUnder(join(local, 'get1'))).toEqual(['ax']);
+    // What the rule leaves out is kept at the destination: `b-only` is there alone, on purpose.
+    await write(join(server.root!, 'www'), ['ax', 'b-only']);
+    const mirror = await runCli([...at, 'put', '-r', 'src/.', 'www', '--delete', ...rules], local);
+    expect(mirror).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'www'))).toEqual(['ax', 'b-only']);
+  });
+
   it('put -r reports a name that is not UTF-8 which the rules keep, a directory by its kind', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
