@@ -153,4 +153,18 @@ describe('remote wildcards', () => {
     expect(await readdir(join(server.root!, 'web'))).toEqual([]);
     expect(await readdir(join(server.root!, 'logs', 'old'))).toEqual(['app.log', 'c.log']);
   });
+
+  it("a shell's `[!…]` matches what its class does not list: rm 'logs/[!a]*.log' keeps a.log", async () => {
+    const listed = await cli('ls', 'logs/[!a]*.log');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain('logs/b.log');
+    expect(listed.stdout).not.toContain('logs/a.log');
+    expect(await cli('rm', 'logs/[!a]*.log')).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(join(server.root!, 'logs'))).sort()).toEqual([
+      '.hidden.log',
+      'a.log',
+      'notes.txt',
+      'old',
+    ]);
+  });
 });
