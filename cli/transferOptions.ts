@@ -15,6 +15,7 @@ import {
   parsePositiveInteger,
   parseRate,
 } from './optionParsers.js';
+import { shellWord } from './pathArguments.js';
 
 export interface TransferCommandOptions {
   /** The directory every source goes into (remote for put, local for get). */
@@ -80,8 +81,16 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
     );
   }
   const filters: FilterRule[] = [];
+  // Nothing but slashes: no name to match (picomatch threw on what was left, an internal error).
+  const namesNothing = (pattern: string, where: string): void => {
+    if (/^\/*$/.test(pattern))
+      command.error(`error: ${where} names nothing: a pattern is a name, or a path below the tree`, {
+        exitCode: EXIT_STATUS.usage,
+      });
+  };
   for (const { option, value } of given) {
     if (option !== 'exclude-from') {
+      namesNothing(value, `--${option} ${shellWord(value)}`);
       filters.push({ kind: option, pattern: value });
       continue;
     }
@@ -93,7 +102,10 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
         exitCode: EXIT_STATUS.usage,
       });
     }
-    for (const pattern of excludeFileLines(text)) filters.push({ kind: 'exclude', pattern });
+    for (const { pattern, line } of excludeFileLines(text)) {
+      namesNothing(pattern, `--exclude-from ${value}: line ${line}, ${shellWord(pattern)},`);
+      filters.push({ kind: 'exclude', pattern });
+    }
   }
   options.filters = filters;
   if (options.delete === true && options.recursive !== true)
@@ -193,6 +205,9 @@ function parseLimitRate(value: string): number {
 }
 
 /** The patterns of an --exclude-from file, as rsync reads one: a line each, blank and `#` lines skipped. */
-function excludeFileLines(text: string): string[] {
-  return text.split(/\r?\n/).filter((line) => line.trim() !== '' && !line.startsWith('#'));
+function excludeFileLines(text: string): Array<{ pattern: string; line: number }> {
+  return text
+    .split(/\r?\n/)
+    .map((pattern, index) => ({ pattern, line: index + 1 }))
+    .filter(({ pattern }) => pattern.trim() !== '' && !pattern.startsWith('#'));
 }

@@ -368,6 +368,23 @@ describe('--exclude', () => {
     expect(await filesUnder(join(server.root!, 'nu2'))).toEqual(['ok.c']);
   });
 
+  it('a pattern that names nothing (empty, or only slashes) is a usage error, not an internal one', async () => {
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'site'));
+    await writeFile(join(local, 'rules'), '*.tmp\n/\n');
+    const at = ['--server', '127.0.0.1:1', 'put', '-r', 'site'];
+    for (const [rule, said] of [
+      [['--exclude', ''], "--exclude '' names nothing"],
+      [['--include', '//'], '--include // names nothing'],
+      [['--exclude-from', 'rules'], '--exclude-from rules: line 2, /, names nothing'],
+    ] as const) {
+      const result = await runCli([...at, ...rule], local);
+      expect({ rule, code: result.code }).toEqual({ rule, code: 2 });
+      expect(result.stderr).toContain(said);
+      expect(result.stderr).not.toContain('internal error');
+    }
+  });
+
   it('without -r is a usage error', async () => {
     const local = await tempDirs.make();
     await writeFile(join(local, 'a.txt'), 'a');
