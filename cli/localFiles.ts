@@ -255,7 +255,7 @@ export interface LocalDestination {
   /**
    * Each directory directly before what is in it (names sorted); `relative` uses '/'. A name that
    * is not UTF-8 (no remote name can be it) is read with U+FFFD in `relative` and `localPath`,
-   * its bytes in `rawPath`, and not walked into.
+   * the bytes of its path in `rawPath`, as are the paths of everything in it.
    */
   entries: Array<{
     relative: string;
@@ -277,11 +277,12 @@ export interface LocalDestination {
  */
 export async function walkLocalDestination(root: string, excluded?: Excluded): Promise<LocalDestination> {
   const found: LocalDestination = { entries: [], problems: [], excluded: [] };
-  const walk = async (localDir: string, relativeDir: string): Promise<void> => {
+  // `rawDir`: the bytes of a directory's path that is not UTF-8 (what is in it is named by them).
+  const walk = async (localDir: string, relativeDir: string, rawDir?: Buffer): Promise<void> => {
     let dirents: Array<Dirent<Buffer>>;
     try {
       // As bytes: a name that is not UTF-8 read as a string could not be found again.
-      dirents = await readdir(localDir, { withFileTypes: true, encoding: 'buffer' });
+      dirents = await readdir(rawDir ?? localDir, { withFileTypes: true, encoding: 'buffer' });
     } catch (error) {
       // A destination not made yet (a dry run) holds nothing.
       if (relativeDir === '' && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
@@ -300,9 +301,11 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
       const localPath = path.join(localDir, name);
       // A link is `other`, whatever it leads to.
       const kind: LocalKind = dirent.isDirectory() ? 'dir' : dirent.isFile() ? 'file' : 'other';
-      if (utf8Name(dirent.name) === undefined) {
-        const rawPath = Buffer.concat([Buffer.from(`${localDir}${path.sep}`), dirent.name]);
+      if (rawDir !== undefined || utf8Name(dirent.name) === undefined) {
+        const rawPath = Buffer.concat([rawDir ?? Buffer.from(localDir), Buffer.from(path.sep), dirent.name]);
         found.entries.push({ relative, localPath, kind, rawPath });
+        // Walked into all the same: an excluded path in it keeps it (what else is in it goes).
+        if (kind === 'dir') await walk(localPath, relative, rawPath);
         continue;
       }
       const leadsToFile =

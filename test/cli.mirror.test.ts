@@ -243,6 +243,37 @@ describe('--delete', () => {
     expect(await readFile(join(copy, 'caf\ufffd.txt'), 'utf8')).toBe('real');
   });
 
+  it('get -r keeps an excluded file inside a local directory whose name is not UTF-8, and the directory', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 'site'), ['index.html']);
+    const local = await tempDirs.make();
+    const copy = join(local, 'site');
+    await makeTree(copy, ['index.html']);
+    const dir = Buffer.concat([Buffer.from(`${copy}/`), Buffer.from('r\u00e9sum\u00e9', 'latin1')]);
+    await mkdir(dir);
+    await writeFile(Buffer.concat([dir, Buffer.from('/notes.keep')]), 'precious');
+    await writeFile(Buffer.concat([dir, Buffer.from('/cv.pdf')]), 'y');
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'get',
+        '-r',
+        'site',
+        '--delete',
+        '--exclude',
+        '*.keep',
+        '--json',
+      ],
+      local,
+    );
+    expect(result.stderr).toBe('muxftp: deleted site/r\ufffdsum\ufffd/cv.pdf\n');
+    expect(result.code).toBe(0);
+    expect(deletedIn(result.stdout, 'local')).toEqual(['site/r\ufffdsum\ufffd/cv.pdf']);
+    expect((await readdir(copy)).sort()).toEqual(['index.html', 'r\ufffdsum\ufffd']);
+    expect(await readdir(dir)).toEqual(['notes.keep']);
+  });
+
   it('replaces what is of another kind at a path first, so a tree that changed shape converges', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
