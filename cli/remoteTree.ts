@@ -64,9 +64,23 @@ export async function walkRemoteTree(
     }
     const subdirs: Array<Promise<void>> = [];
     const names = new Set<string>();
+    // A name no request can carry that a rule leaves out (matched as shown, by its kind, as put -r
+    // matches a local one): left out, not failed, so --delete still runs and it is kept. One not
+    // UTF-8 lists with no kind (the server cannot look it up): left out only as both.
+    const leftOutUnnamed = (entry: WireEntry): boolean => {
+      const relative = relativeDir === '' ? String(entry.name) : `${relativeDir}/${entry.name}`;
+      if (excluded === undefined) return false;
+      const leftOut =
+        entry.notUtf8 === true
+          ? excluded(relative, true, true) && excluded(relative, false, true) && excluded(relative, undefined)
+          : excluded(relative, entry.type === 'dir');
+      if (leftOut) tree.excluded.push(relative);
+      return leftOut;
+    };
     for (const entry of entries) {
       const remote = joinRemote(remoteDir, String(entry.name));
       if (entry.notUtf8 === true) {
+        if (leftOutUnnamed(entry)) continue;
         const error = new MuxftpError(
           'INVALID_PATH',
           `name on the server is not UTF-8 (muxftp names files in UTF-8 only), skipped: ${remote}`,
@@ -88,6 +102,7 @@ export async function walkRemoteTree(
       // Put there on the host by other means: listed, but no request can name it.
       const badCharacter = characterProblem(entry.name);
       if (badCharacter !== undefined) {
+        if (leftOutUnnamed(entry)) continue;
         const error = new MuxftpError(
           'INVALID_PATH',
           `muxftp cannot name it (the name ${badCharacter}; rename it on the server), skipped: ${remote}`,

@@ -368,6 +368,38 @@ describe('--exclude', () => {
     expect(await filesUnder(join(server.root!, 'nu2'))).toEqual(['ok.c']);
   });
 
+  it('get -r leaves out a name on the server muxftp cannot name when a rule matches it, as put -r does a local one', async () => {
+    server = await startServer({ backend: 'disk' });
+    const site = join(server.root!, 'site');
+    await mkdir(site);
+    await writeFile(join(site, 'good'), 'ok');
+    await writeFile(join(site, 'we\\ird'), 'backslash');
+    await writeFile(Buffer.concat([Buffer.from(`${site}/`), Buffer.from('caf\u00e9', 'latin1')]), 'latin1');
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'site'));
+    await writeFile(join(local, 'site', 'stale'), 'gone from the server');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const rules = ['--exclude', 'we*', '--exclude', 'caf*'];
+    const result = await runCli([...at, 'get', '-r', 'site', '--delete', ...rules], local);
+    expect(result).toMatchObject({ code: 0, stderr: 'muxftp: deleted site/stale\n' });
+    expect(await filesUnder(join(local, 'site'))).toEqual(['good']);
+    // Not UTF-8, it lists with no kind: a rule for files alone (`--include '*/' … --exclude '*'`)
+    // does not leave out what may be a directory.
+    const kinds = await runCli(
+      [...at, 'get', '-r', 'site', 'kinds', '--include', '*/', '--exclude', '*'],
+      local,
+    );
+    expect(kinds.code).toBe(1);
+    expect(kinds.stderr).toContain('name on the server is not UTF-8');
+    expect(kinds.stderr).not.toContain('we\\ird');
+    // The server's copy of it, as a destination: kept as excluded, no failure to remove it.
+    await mkdir(join(local, 'up'));
+    await writeFile(join(local, 'up', 'good'), 'ok');
+    const put = await runCli([...at, 'put', '-r', 'up/.', 'site', '--delete', ...rules], local);
+    expect(put).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(site)).filter((name) => name.startsWith('we'))).toEqual(['we\\ird']);
+  });
+
   it('a pattern that names nothing (empty, or only slashes) is a usage error, not an internal one', async () => {
     const local = await tempDirs.make();
     await mkdir(join(local, 'site'));
