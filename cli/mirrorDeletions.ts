@@ -289,7 +289,7 @@ async function removeFromDestinations(
     outcomes.push({ ...failedOutcome(at(where).local, at(where).remote, error), deleted: true });
   };
   for (const tree of run.trees) {
-    const listed = await side.walk(tree.destination, run.excluded);
+    const listed = await side.walk(tree.destination, destinationRules(run.excluded, tree, step));
     if (step === 'extraneous') {
       for (const problem of listed.problems) notRemoved(problem.path, problem.error);
     }
@@ -326,6 +326,20 @@ async function removeFromDestinations(
     });
   }
   return outcomes;
+}
+
+// The rules a destination is walked with. Before the transfers, not at a path the source has:
+// the rules kept what the source has there, and what stands there of another kind is in its way
+// whatever they say of that kind (`--include '*/' … --exclude '*'` left a file where the tree now
+// has a directory, and every run failed on it). What is below such an entry is judged by them.
+function destinationRules(
+  excluded: Excluded | undefined,
+  tree: MirroredTree,
+  step: 'in the way' | 'extraneous',
+): Excluded | undefined {
+  if (excluded === undefined || step === 'extraneous') return excluded;
+  return (relative, isDirectory, peek) =>
+    !tree.present.has(relative) && excluded(relative, isDirectory, peek);
 }
 
 /**

@@ -540,6 +540,29 @@ describe('--delete', () => {
     expect((await lstat(join(server.root!, 'site', 'index.html'))).mode & 0o777).toBe(0o700);
   });
 
+  it("replaces what is in the way of the tree's kind even where the rules leave that kind out (--include '*/' … --exclude '*')", async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    const rules = ['--include', '*/', '--include', '*.pdf', '--exclude', '*'];
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    // get: a local file where the server's tree now has a directory; a local file the rules keep.
+    await makeTree(join(root, 'site'), ['reports/a.pdf']);
+    await makeTree(join(local, 'site'), ['reports', 'notes.txt']);
+    const get = await runCli([...at, 'get', '-r', 'site', '--delete', ...rules], local);
+    expect(get).toMatchObject({
+      code: 0,
+      stderr: 'muxftp: deleted site/reports (in the way of a directory)\n',
+    });
+    expect(await treeUnder(join(local, 'site'))).toEqual(['notes.txt', 'reports/', 'reports/a.pdf']);
+    // put: the same on the server's side.
+    await makeTree(join(local, 'up'), ['docs/b.pdf']);
+    await makeTree(join(root, 'up'), ['docs', 'notes.txt']);
+    const put = await runCli([...at, 'put', '-r', 'up', '--delete', ...rules], local);
+    expect(put).toMatchObject({ code: 0, stderr: 'muxftp: deleted up/docs (in the way of a directory)\n' });
+    expect(await treeUnder(join(root, 'up'))).toEqual(['docs/', 'docs/b.pdf', 'notes.txt']);
+  });
+
   it('never goes through a link: one on the server is removed as a link, what it leads to is kept', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
