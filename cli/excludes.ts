@@ -12,7 +12,7 @@
  * rsync has them (patternMatcher).
  */
 import picomatch from 'picomatch';
-import { withShellNegation } from './shellClasses.js';
+import { shellGlob } from './shellGlobs.js';
 
 /** One --include or --exclude pattern (an --exclude-from line is an --exclude), as given. */
 export interface FilterRule {
@@ -105,13 +105,11 @@ function patternMatcher(pattern: string): (text: string, isDirectory: boolean) =
 
 /**
  * picomatch's matcher of a pattern, anchored or not, with each `**` between two '/' (or after
- * the anchor) as `*` then `**`: rsync's stands for one name or more there; `[!…]` as `[^…]`.
+ * the anchor) as `*` then `**`: rsync's stands for one name or more there; the rest as a shell's
+ * (shellGlob: `[!…]`, and `(` `)` `|` `+` as themselves).
  */
 const globMatcher = (pattern: string): picomatch.Matcher =>
-  picomatch(
-    withShellNegation(pattern.replace(/(?<=[^/]|^)\/\*\*(?=\/)/g, '/*/**').replace(/^\//, '')),
-    globOptions,
-  );
+  picomatch(shellGlob(pattern.replace(/(?<=[^/]|^)\/\*\*(?=\/)/g, '/*/**').replace(/^\//, '')), globOptions);
 
 /**
  * Warns of each rule that matched nothing in the trees walked: tar warns so of an exclude, and a

@@ -4,7 +4,8 @@
  * component with a wildcard is matched against a listing of the directory before it.
  *
  * `*`, `?`, `[…]` (`[!…]` too) and `{a,b}` mean what they mean to a shell (picomatch, with extglobs
- * and `!` negation off so a name like `@(draft)` is only a name); `*` and `?` do not match a leading dot,
+ * and `!` negation off, and `(`, `)`, `|`, `+` escaped (shellGlob), so a name like `@(draft)` or
+ * `IMG(1).jpg` is only a name); `*` and `?` do not match a leading dot,
  * and a name that is the pattern itself, as typed, names that file alone (`report[1].pdf` is
  * that file, not also report1.pdf).
  * A backslash before one of `*?[]{}\` makes it literal (`get 'odd\*name'`): the server refuses
@@ -16,7 +17,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { planningLimit } from './concurrency.js';
 import { isPlainName, joinRemote, remotePathFromArgument } from './remotePath.js';
-import { withShellNegation } from './shellClasses.js';
+import { shellGlob } from './shellGlobs.js';
 
 /** How a remote pattern that matches nothing is said, before the pattern. */
 export const NO_REMOTE_MATCH = 'no remote path matches ';
@@ -97,7 +98,7 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
       continue;
     }
     const last = index === components.length - 1;
-    const glob = picomatch(withShellNegation(component), { dot: false, noextglob: true, nonegate: true });
+    const glob = picomatch(shellGlob(component), { dot: false, noextglob: true, nonegate: true });
     // A class first matches no leading dot either, as in a shell (picomatch's `[^a]` does one).
     const matches = (name: string): boolean =>
       glob(name) && !(component.startsWith('[') && name.startsWith('.'));

@@ -340,6 +340,19 @@ describe('--exclude', () => {
     expect(await filesUnder(join(server.root!, 'www'))).toEqual(['ax', 'b-only']);
   });
 
+  it("reads '(', ')', '|' and '+' as themselves, as rsync does: --exclude '* (1).*' leaves out a browser's second copy", async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'src'));
+    for (const name of ['report.pdf', 'report (1).pdf', 'report 1.pdf', 'a+b.txt', 'aab.txt'])
+      await writeFile(join(local, 'src', name), name);
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const rules = ['--exclude', '* (1).*', '--exclude', 'a+b.*', '--exclude', '*|x'];
+    const put = await runCli([...at, 'put', '-r', 'src', ...rules], local);
+    expect(put.code).toBe(0);
+    expect(await filesUnder(join(server.root!, 'src'))).toEqual(['aab.txt', 'report 1.pdf', 'report.pdf']);
+  });
+
   it('put -r reports a name that is not UTF-8 which the rules keep, a directory by its kind', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();

@@ -154,6 +154,16 @@ describe('remote wildcards', () => {
     expect(await readdir(join(server.root!, 'logs', 'old'))).toEqual(['app.log', 'c.log']);
   });
 
+  it("'(', ')', '|' and '+' are themselves, as in a shell: rm '*(1).jpg' removes the copies, not IMG1.jpg", async () => {
+    const photos = join(server.root!, 'photos');
+    await mkdir(photos);
+    for (const name of ['IMG1.jpg', 'IMG(1).jpg', 'IMG.jpg', 'c+d.txt', 'cd.txt'])
+      await writeFile(join(photos, name), name);
+    expect(await cli('rm', 'photos/*(1).jpg')).toMatchObject({ code: 0, stderr: '' });
+    expect(await cli('rm', 'photos/c+*')).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(photos)).sort()).toEqual(['IMG.jpg', 'IMG1.jpg', 'cd.txt']);
+  });
+
   it("a shell's `[!…]` matches what its class does not list: rm 'logs/[!a]*.log' keeps a.log", async () => {
     const listed = await cli('ls', 'logs/[!a]*.log');
     expect(listed.code).toBe(0);

@@ -1,8 +1,8 @@
-/** withShellNegation (cli/shellClasses.ts): a shell's `[!…]` given to picomatch as `[^…]`, nothing else changed. */
+/** shellGlob (cli/shellGlobs.ts): a shell's `[!…]` given to picomatch as `[^…]`, its `( ) | +` escaped, nothing else changed. */
 import { describe, expect, it } from 'vitest';
-import { withShellNegation } from '../cli/shellClasses.js';
+import { shellGlob } from '../cli/shellGlobs.js';
 
-describe('withShellNegation', () => {
+describe('shellGlob', () => {
   it.each([
     ['[!a]x', '[^a]x'],
     ['*[!~]', '*[^~]'],
@@ -17,7 +17,13 @@ describe('withShellNegation', () => {
     ['[!]', '[!]'],
     ['[^a]x', '[^a]x'],
     ['plain.txt', 'plain.txt'],
+    // A regular expression's characters are themselves, but in a class or escaped already.
+    ['* (1).*', '* \\(1\\).*'],
+    ['a+b|c', 'a\\+b\\|c'],
+    ['[(+]x', '[(+]x'],
+    ['\\(x', '\\(x'],
+    ['{a,b}', '{a,b}'],
   ])('%s is %s', (pattern, spelled) => {
-    expect(withShellNegation(pattern)).toBe(spelled);
+    expect(shellGlob(pattern)).toBe(spelled);
   });
 });
