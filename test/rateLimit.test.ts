@@ -151,6 +151,29 @@ describe('RateLimiter', () => {
     expect(() => new Throttle([])).toThrow(/at least one limiter/);
   });
 
+  it('waits out a debt longer than a timer holds without firing every millisecond (a very low rate)', async () => {
+    // 1 byte/s and 4 MiB of debt (an initial upload window paid for at once): 48 days, past the
+    // 2^31 − 1 ms a timer takes; a longer delay fires at once, with a warning, every millisecond.
+    let looks = 0;
+    const limiter = new RateLimiter({ bytesPerSecond: 1, now: () => ++looks && 0 });
+    limiter.take(4 * MiB);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    const waiter = vi.fn();
+    try {
+      expect(limiter.admits(waiter)).toBe(false);
+      const before = looks;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(warnings).toEqual([]);
+      expect(looks - before).toBeLessThan(5);
+      expect(waiter).not.toHaveBeenCalled();
+    } finally {
+      limiter.cancel(waiter);
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a waiter that leaves the line leaves no timer behind, and one that stays is still called back', () => {
     vi.useFakeTimers();
     try {

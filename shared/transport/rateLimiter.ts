@@ -66,6 +66,8 @@ export interface RateLimiterOptions {
 }
 
 const MIN_BURST_BYTES = 16 * 1024;
+/** The longest delay a timer takes: a longer one fires at once (with a warning), every millisecond. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class RateLimiter {
   readonly bytesPerSecond: number;
@@ -126,7 +128,8 @@ export class RateLimiter {
 
   private schedule(): void {
     if (this.timer !== undefined || this.line.size === 0) return;
-    this.timer = setTimeout(this.onTimer, Math.max(1, this.delayMs()));
+    // A debt past it (a very low rate) is waited out one longest timer at a time.
+    this.timer = setTimeout(this.onTimer, Math.min(MAX_TIMER_MS, Math.max(1, this.delayMs())));
   }
 
   private readonly onTimer = (): void => {
