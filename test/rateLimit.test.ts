@@ -151,6 +151,17 @@ describe('RateLimiter', () => {
     expect(() => new Throttle([])).toThrow(/at least one limiter/);
   });
 
+  it('takes a rate as high as a number goes: its default burst stays a whole number of bytes', () => {
+    // A client's maxRate of 1e17 made the burst 1e16, past 2^53: connect threw a TypeError naming
+    // no option of the caller's, and left its socket to the server open.
+    for (const bytesPerSecond of [1e17, Number.MAX_VALUE]) {
+      const limiter = new RateLimiter({ bytesPerSecond });
+      expect(Number.isSafeInteger(limiter.burstBytes)).toBe(true);
+      limiter.take(64 * MiB);
+      expect(new Throttle([limiter]).mayGo(() => {})).toBe(true);
+    }
+  });
+
   it('waits out a debt longer than a timer holds without firing every millisecond (a very low rate)', async () => {
     // 1 byte/s and 4 MiB of debt (an initial upload window paid for at once): 48 days, past the
     // 2^31 − 1 ms a timer takes; a longer delay fires at once, with a warning, every millisecond.

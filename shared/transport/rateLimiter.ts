@@ -85,7 +85,10 @@ export class RateLimiter {
       throw new TypeError(`RateLimiter: bytesPerSecond must be positive, got ${String(bytesPerSecond)}`);
     }
     this.bytesPerSecond = bytesPerSecond;
-    this.burstBytes = options.burstBytes ?? Math.max(MIN_BURST_BYTES, Math.round(bytesPerSecond / 10));
+    // Within 2^53 however high the rate (a burst past it would be refused below, as if given).
+    this.burstBytes =
+      options.burstBytes ??
+      Math.min(Number.MAX_SAFE_INTEGER, Math.max(MIN_BURST_BYTES, Math.round(bytesPerSecond / 10)));
     if (!Number.isSafeInteger(this.burstBytes) || this.burstBytes <= 0) {
       throw new TypeError('RateLimiter: burstBytes must be a positive integer');
     }
