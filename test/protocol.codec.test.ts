@@ -586,6 +586,12 @@ describe('malformed input', () => {
       'BAD_REQUEST',
     ],
     [
+      // PROTOCOL.md: "mtime in whole ms, as its entry gave them; anything else is BAD_REQUEST".
+      'a utime with ifUnchanged {"size":1,"mtime":1.5}',
+      Buffer.from('{"op":"utime","path":"x","mtime":0,"ifUnchanged":{"size":1,"mtime":1.5}}'),
+      'BAD_REQUEST',
+    ],
+    [
       'a utime with ifUnchanged {"mtime":0}',
       Buffer.from('{"op":"utime","path":"x","mtime":0,"ifUnchanged":{"mtime":0}}'),
       'BAD_REQUEST',

@@ -107,7 +107,14 @@ function optionalFileAsSeen(
 ): { size: number; mtime: number } | undefined {
   if (o.ifUnchanged === undefined) return undefined;
   const seen = o.ifUnchanged as Record<string, unknown> | null;
-  if (typeof seen !== 'object' || seen === null || !isCount(seen.size) || !isFileTime(seen.mtime))
+  // Whole ms, as entries give them: another time can never match (PROTOCOL.md: BAD_REQUEST).
+  if (
+    typeof seen !== 'object' ||
+    seen === null ||
+    !isCount(seen.size) ||
+    !isFileTime(seen.mtime) ||
+    !Number.isInteger(seen.mtime)
+  )
     throw badRequest(`${op}: "ifUnchanged" must be {"size": bytes, "mtime": ms since the epoch}`);
   return { size: seen.size, mtime: seen.mtime };
 }
