@@ -188,6 +188,10 @@ export abstract class ClientStream {
 
 type Deferred<T> = { resolve(value: T): void; reject(error: Error): void };
 
+/** A REPLY flagged MORE to anything but a listing: the server's PROTOCOL_ERROR (PROTOCOL.md). */
+const onlyListingsSpanReplies = (op: string) =>
+  new ProtocolError('PROTOCOL_ERROR', `REPLY to ${op}: only a listing spans several REPLY frames`);
+
 /**
  * One request, one reply, checked by the op's REPLY validator (a listing may span several REPLY
  * frames flagged MORE: their entries are joined).
@@ -223,10 +227,7 @@ export class RequestCall extends ClientStream {
       }
       this.result = { entries: this.entries };
     } else if (more) {
-      throw new ProtocolError(
-        'PROTOCOL_ERROR',
-        `REPLY to ${this.op}: only a listing spans several REPLY frames`,
-      );
+      throw onlyListingsSpanReplies(this.op);
     } else {
       this.result = reply;
     }
@@ -387,10 +388,11 @@ export class GetCall extends ClientStream {
     return [];
   }
 
-  override onReply(result: Record<string, unknown>): void {
+  override onReply(result: Record<string, unknown>, more: boolean): void {
     // After END the download has what it needs: a REPLY then (a resumed one) would abandon it.
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `REPLY after END on stream ${this.id}`);
+    if (more) throw onlyListingsSpanReplies('get');
     if (this.expectedSize !== undefined)
       throw new ProtocolError('PROTOCOL_ERROR', `a second REPLY on download stream ${this.id}`);
     const reply = OPERATIONS.get.reply(result);
@@ -741,9 +743,10 @@ export class PutCall extends ClientStream implements FrameProducer {
     this.readAhead();
   }
 
-  override onReply(result: Record<string, unknown>): void {
+  override onReply(result: Record<string, unknown>, more: boolean): void {
     if (this.phase !== StreamPhase.Ended)
       throw new ProtocolError('PROTOCOL_ERROR', `REPLY before END on upload stream ${this.id}`);
+    if (more) throw onlyListingsSpanReplies('put');
     const reply = OPERATIONS.put.reply(result);
     // The server confirms what END said: anything else was not what this stream sent, and is
     // never reported as stored (a broken server's or a proxy's word).

@@ -228,6 +228,37 @@ describe('REPLY validation', () => {
     );
   });
 
+  it('get and put: a REPLY flagged MORE (PROTOCOL.md: only a listing spans several)', async () => {
+    const bytes = Buffer.from('abc');
+    const digest = contentDigest('xxh128', bytes);
+    let port = await scriptedServer((socket, frame) => {
+      if (frame.type !== FrameType.OPEN) return;
+      socket.write(encodeReply(frame.streamId, { size: 3, mtime: 0 }, true));
+      socket.write(encodeData(frame.streamId, bytes));
+      socket.write(encodeEnd(frame.streamId, 3, 'xxh128', digest));
+    });
+    await expectProtocolError(
+      (c) => c.getBuffer('a'),
+      port,
+      'REPLY to get: only a listing spans several REPLY frames',
+    );
+    server!.close();
+    port = await scriptedServer((socket, frame) => {
+      if (frame.type === FrameType.OPEN) socket.write(encodeWindow(frame.streamId, 1 << 20));
+      if (frame.type === FrameType.END) {
+        const entry = { ...ENTRY, size: 3 };
+        socket.write(
+          encodeReply(frame.streamId, { entry, algorithm: 'xxh128', digest: digest.toString('hex') }, true),
+        );
+      }
+    });
+    await expectProtocolError(
+      (c) => c.put('a.txt', bytes),
+      port,
+      'REPLY to put: only a listing spans several REPLY frames',
+    );
+  });
+
   it('accepts well-formed replies, a listing joined across MORE frames', async () => {
     const port = await scriptedServer((socket, frame) => {
       if (frame.type !== FrameType.OPEN) return;

@@ -94,7 +94,7 @@ describe('a client upload', () => {
       // What END said: the client takes no other.
       digest: contentDigest('xxh128', Buffer.alloc(0)).toString('hex'),
     };
-    put.onReply(reply);
+    put.onReply(reply, false);
     await expect(done).resolves.toEqual(reply);
     expect(put.phase).toBe(StreamPhase.Closed);
   });
