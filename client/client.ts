@@ -9,6 +9,7 @@ import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
+import { characterProblem } from '../shared/clientPaths.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import {
   ConnectionLostError,
@@ -1064,6 +1065,7 @@ export class Client {
     };
     let id: number;
     try {
+      this.assertSendablePaths(request);
       id = this.allocateStreamId();
     } catch (error) {
       await byteSource.close().catch(() => {});
@@ -1357,6 +1359,7 @@ export class Client {
     await prepareBlockHashes();
     let id: number;
     try {
+      this.assertSendablePaths({ op: 'get', path: remotePath });
       id = this.allocateStreamId();
     } catch (error) {
       await (sink ?? resume!.sink).abort().catch(() => {});
@@ -1429,6 +1432,7 @@ export class Client {
     maxEntries?: number,
   ): Promise<ReplyOf<R['op']>> {
     return new Promise((resolve, reject) => {
+      this.assertSendablePaths(request);
       const id = this.allocateStreamId();
       const deferred = { resolve: (reply: unknown) => resolve(reply as ReplyOf<R['op']>), reject };
       const call = new RequestCall(this, id, request.op, deferred, maxEntries);
@@ -1439,6 +1443,24 @@ export class Client {
   private assertOpen(): void {
     if (this.lostError !== undefined || this.transport.isClosed) {
       throw this.lostError ?? new ConnectionLostError('connection is closed');
+    }
+  }
+
+  /**
+   * Refuses, unsent and in the server's words, a path every server refuses INVALID_PATH
+   * (PROTOCOL.md, Operations): past the announced maxPathBytes, or with control characters (six
+   * bytes each in JSON), an OPEN could be larger than the server takes from a client, and its
+   * FRAME_TOO_LARGE ended the connection and every transfer on it.
+   */
+  private assertSendablePaths(request: Request): void {
+    const limit = this.welcome?.limits.maxPathBytes ?? DEFAULTS.maxPathBytes;
+    const paths =
+      request.op === 'rename' ? [request.from, request.to] : 'path' in request ? [request.path] : [];
+    for (const path of paths) {
+      if (typeof path !== 'string') continue; // the server's BAD_REQUEST
+      const problem =
+        Buffer.byteLength(path, 'utf8') > limit ? `longer than ${limit} bytes` : characterProblem(path);
+      if (problem !== undefined) throw new MuxftpError('INVALID_PATH', `invalid path: ${problem}`);
     }
   }
 
