@@ -793,6 +793,10 @@ describe('control payloads: each check and each field (a mutation run found them
     for (const bad of [{ user: '' }, { user: 'u'.repeat(257) }, { user: 5 }, { user: 'u', password: 5 }]) {
       refused(parseAuthRequest, FrameType.AUTH, bad);
     }
+    // A long name is told as one: "must be a non-empty string" sent its user looking elsewhere.
+    expect(() => parseAuthRequest(frame({ user: 'u'.repeat(257) }))).toThrow(
+      'AUTH: "user" must be a string of 1 to 256 characters',
+    );
   });
 
   it("AUTH: a server's result, with only the permissions that are strings, and no attempts left is a count", () => {

@@ -413,7 +413,7 @@ export function parseWelcome(frame: Frame): Welcome {
 export function parseAuthRequest(frame: Frame): AuthRequest {
   const o = parseJsonObject(frame, 'AUTH');
   if (typeof o.user !== 'string' || o.user.length === 0 || o.user.length > 256) {
-    throw new ProtocolError('PROTOCOL_ERROR', 'AUTH: "user" must be a non-empty string');
+    throw new ProtocolError('PROTOCOL_ERROR', 'AUTH: "user" must be a string of 1 to 256 characters');
   }
   if (o.password !== undefined && typeof o.password !== 'string') {
     throw new ProtocolError('PROTOCOL_ERROR', 'AUTH: "password" must be a string');
