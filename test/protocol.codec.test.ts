@@ -627,6 +627,11 @@ describe('malformed input', () => {
     expect(parseErrorPayload(fatal).code).toBe('PROTOCOL_ERROR');
     const stream = decodeAll(encodeError(1, { status: 299, code: 'FUTURE', message: 'x' }))[0]!;
     expect(parseErrorPayload(stream).code).toBe('INTERNAL_ERROR');
+    // PROTOCOL.md: "1xx fatal, anything else a failure of that stream", below 100 too.
+    for (const status of [0, 42, 99, 200.5, 1000]) {
+      const frame = decodeAll(encodeError(1, { status, code: 'FUTURE', message: 'x' }))[0]!;
+      expect(parseErrorPayload(frame).code, `status ${status}`).toBe('INTERNAL_ERROR');
+    }
   });
 
   it("carries an error's details, and drops details of the wrong type without failing the ERROR", () => {

@@ -446,7 +446,8 @@ export function parseErrorPayload(frame: Frame): {
   const status = typeof o.status === 'number' ? o.status : 100;
   const message = typeof o.message === 'string' ? o.message : 'unspecified error';
   let code: ErrorCode | undefined = isErrorCode(o.code) ? o.code : codeForStatus(status);
-  if (code === undefined) code = status < 200 ? 'PROTOCOL_ERROR' : 'INTERNAL_ERROR';
+  // By range (PROTOCOL.md, Errors): 1xx fatal, anything else, below 100 too, a failure of that stream.
+  if (code === undefined) code = status >= 100 && status < 200 ? 'PROTOCOL_ERROR' : 'INTERNAL_ERROR';
   const details = parseErrorDetails(o.details);
   return details === undefined ? { code, message } : { code, message, details };
 }
