@@ -53,12 +53,17 @@ export function processUmask(): number | undefined {
   return umaskRead.umask;
 }
 
+/** The bits of a umask the kernel is given: the group's and others'. */
+const GROUP_AND_OTHER_BITS = 0o077;
+
 /**
- * Sets this process's umask (`serve --umask`), at its start: the kernel applies it to every file
- * made from then on, and processUmask() says it.
+ * Sets this process's umask (`serve --umask`), at its start: processUmask() says it, and the
+ * kernel applies its group and other bits to every file made from then on. Not the owner's: the
+ * server keeps its own (SERVER_OWN_*), and under 700 a disk's new directories were 077, ones it
+ * could not enter (memory storage kept them).
  */
 export function setProcessUmask(mask: number): void {
-  process.umask(mask & PERMISSION_BITS);
+  process.umask(mask & GROUP_AND_OTHER_BITS);
   umaskRead = { umask: mask & PERMISSION_BITS };
 }
 

@@ -1361,6 +1361,50 @@ sys.stdout.write(json.dumps({'ended': ended, 'bars': b'total' in out}))`;
     expect(bad.stderr).toContain('expected octal bits');
   });
 
+  it("serve --umask (or the umask it starts with) taking the owner's bits, 700: a disk keeps the server's own, as memory storage does", async () => {
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'tree'));
+    await writeFile(join(local, 'tree', 'run.sh'), '#!/bin/sh\n');
+    await chmod(join(local, 'tree', 'run.sh'), 0o755);
+    await chmod(join(local, 'tree'), 0o755);
+    const modesOn = async (args: string[], prefix?: string[]): Promise<string[][]> => {
+      const served = await startServe(args, undefined, prefix);
+      try {
+        const at = ['--server', `127.0.0.1:${served.port}`];
+        for (const command of [
+          ['mkdir', 'd'],
+          ['mkdir', '-p', 'p/q'],
+          ['put', '-r', 'tree', 'kept'],
+          ['put', '-', 'p/stdin'],
+        ])
+          expect(await runCli([...command, ...at], { cwd: local, stdin: 'x' })).toMatchObject({ code: 0 });
+        const listed = await runCli(['--json', 'ls', '-r', '/', ...at], { cwd: local });
+        return (JSON.parse(listed.stdout.toString()) as Array<{ path: string; mode: number }>).map(
+          ({ path, mode }) => [path, mode.toString(8)],
+        );
+      } finally {
+        served.child.kill('SIGTERM');
+        await served.exited;
+      }
+    };
+    // Whatever the umask takes of the owner's, a new directory keeps rwx for the server and a new
+    // file rw (a disk's were 077 and 066: the kernel took them, a directory the server could not
+    // enter); what a client sends loses only what is not the server's own.
+    const wanted = [
+      ['d', '777'],
+      ['kept', '755'],
+      ['kept/run.sh', '655'],
+      ['p', '777'],
+      ['p/q', '777'],
+      ['p/stdin', '666'],
+    ];
+    expect(await modesOn(['--memory', '--umask', '700'])).toEqual(wanted);
+    expect(await modesOn(['--root', await tempDirs.make(), '--umask', '700'])).toEqual(wanted);
+    // The same umask inherited, not given.
+    const inherited = ['sh', '-c', 'umask 700 && exec "$@"', 'sh'];
+    expect(await modesOn(['--root', await tempDirs.make()], inherited)).toEqual(wanted);
+  });
+
   it('exits 2 on usage errors', async () => {
     const result = await runCli(['put', 'a', 'b', 'c', ...remote]);
     expect(result.code).toBe(2);

@@ -12,7 +12,7 @@ import type { MetricsExporter } from '../../server/metrics.js';
 import { MuxServer } from '../../server/server.js';
 import { flushStderrLines } from '../../server/stderrLines.js';
 import { DEFAULTS } from '../../shared/defaults.js';
-import { setProcessUmask } from '../../shared/fileModes.js';
+import { processUmask, setProcessUmask } from '../../shared/fileModes.js';
 import { printable } from '../../shared/printable.js';
 import { openStorage, type Storage } from '../../storage/index.js';
 import {
@@ -48,8 +48,10 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     options.maxOpenFiles === undefined
       ? undefined
       : maxOpenFilesWithinLimit(options.maxOpenFiles, DEFAULTS.fdReserve);
-  // Before any file is made: the kernel applies it to every upload's temporary file.
-  if (options.umask !== undefined) setProcessUmask(options.umask);
+  // Before any file is made: the kernel applies it to every upload's temporary file. One the
+  // process started with is set too, so that it keeps the owner's bits as --umask does.
+  const umask = options.umask ?? processUmask();
+  if (umask !== undefined) setProcessUmask(umask);
   const access = await loadAccess(options).catch((error: Error) => {
     throw new CliError(`serve: ${error.message}`, { cause: error });
   });
