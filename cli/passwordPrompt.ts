@@ -77,6 +77,16 @@ function promptOutput(): { write(text: string): void; close(): void } {
   return { write: (text) => process.stderr.write(text), close: () => {} };
 }
 
+/**
+ * A line of the prompt's dialogue (why it asks again), where the prompt shows: with stderr sent
+ * to a log, the prompt came back on the terminal with no word of why.
+ */
+export function sayAtPrompt(line: string): void {
+  const shown = promptOutput();
+  shown.write(`${line}\n`);
+  shown.close();
+}
+
 /** Prompts on the terminal (promptOutput) and reads a line from it with echo off. */
 export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.stdin): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -179,6 +179,22 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
     expect(await verifyPassword('three', hash)).toBe(true);
   }, 20_000);
+
+  it('with stderr sent elsewhere (2>log), says on the terminal why it asks again', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    // Before: the prompt came back with no word of why, the reason written to the log.
+    const { code, output } = await onTerminal(
+      ['user', 'add', 'bob', '--users', file],
+      ['one\r', 'two\r', 'three\r', 'three\r'],
+      /(password for bob|again): /,
+      ' 2>/dev/null',
+    );
+    expect(output).toMatch(/muxftp: the passwords do not match: try again/);
+    expect(code).toBe(0);
+    const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
+    expect(await verifyPassword('three', hash)).toBe(true);
+  }, 20_000);
 });
 
 describe.skipIf(!hasScript)('a client command with --user on a terminal', () => {

@@ -23,7 +23,7 @@ import { EXIT_STATUS } from '../exitStatus.js';
 import { outputOptionsOf } from '../globalOptions.js';
 import { commanderParser, parseHomeDirectory, parseQuota, parseRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
-import { inTerminalForeground, promptHidden, readFirstLine } from '../passwordPrompt.js';
+import { inTerminalForeground, promptHidden, readFirstLine, sayAtPrompt } from '../passwordPrompt.js';
 
 interface AddFlags {
   users: string;
@@ -208,7 +208,7 @@ async function readNewPassword(name: string): Promise<string> {
         problem = 'the passwords do not match';
       if (problem === undefined) return first;
       if (attempt === NEW_PASSWORD_TRIES) throw new CliError(problem);
-      process.stderr.write(`muxftp: ${problem}: try again\n`);
+      sayAtPrompt(`muxftp: ${problem}: try again`);
     }
   }
   const password = await readFirstLine();
