@@ -16,7 +16,7 @@ import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeReply } from '../shared/protocol/encoder.js';
-import { cliShellLine, runCli } from './helpers/cliProcess.js';
+import { CLI_BIN, cliShellLine, runCli } from './helpers/cliProcess.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer } from './helpers/testServer.js';
@@ -239,6 +239,40 @@ describe('Ctrl-C during put -r', () => {
       // Before, each was given the remote one's time (2001) after the Ctrl-C, half filled.
       for (const name of ['a', 'b', 'c'])
         expect((await stat(local(name))).mtime.getTime()).not.toBe(old.getTime());
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('Ctrl-C while put - reads the stdin it skipped to its end (--ignore-existing)', () => {
+  it('--json gives the file skipped, not failed CANCELLED', async () => {
+    const server = await startServer();
+    try {
+      await (await server.connect()).put('x', Buffer.from('there already'));
+      const cwd = await tempDirs.make();
+      const args = ['--server', `127.0.0.1:${server.port}`, 'put', '-', 'x', '--ignore-existing', '--json'];
+      const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      child.stdin.on('error', () => {});
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      // More than a pipe holds: written through only once the CLI reads it, after the skip.
+      await new Promise<void>((resolve) => child.stdin.write(Buffer.alloc(4 << 20), () => resolve()));
+      child.kill('SIGINT');
+      const code = await exited;
+      clearTimeout(timer);
+      expect(code).toBe(130);
+      expect(stderr).toMatch(/muxftp: put: interrupted \(CANCELLED\)\n$/);
+      // Before: `[{"local": "-", "remote": "x", "ok": false, "error": CANCELLED}]`, the file skipped.
+      expect(JSON.parse(stdout)).toEqual([expect.objectContaining({ remote: 'x', ok: true, skipped: true })]);
     } finally {
       await server.stop();
     }

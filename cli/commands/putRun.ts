@@ -579,17 +579,17 @@ async function put(
         };
       },
     });
+    // Ended from here on (Ctrl-C while stdin is read to its end, during --delete's removals or
+    // the directories' times), --json says what was done, not every file failed.
+    const done = [...passedOver, ...failures, ...replaced, ...outcomes];
+    const removed: TransferOutcome[] = [];
+    output.setJsonFailureShape(() => [...done, ...removed]);
     // stdin left unsent (--ignore-existing) is read to its end, as an upload would have: cut, its
     // writer would die of SIGPIPE and fail a `set -o pipefail` script for a file rightly skipped.
     if (outcomes.some((outcome) => outcome.local === '-' && outcome.skipped === true))
       await discard(process.stdin);
     // Before the directories' times: removing from a directory changes its time.
     const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
-    // Ended from here on (Ctrl-C during --delete's removals or the directories' times), --json
-    // says what was done, not every file failed.
-    const done = [...passedOver, ...failures, ...replaced, ...outcomes];
-    const removed: TransferOutcome[] = [];
-    output.setJsonFailureShape(() => [...done, ...removed]);
     await removeExtraneous({ ...mirror, client: connection.client, failed }, removed);
     if (options.times && made.length > 0 && !interrupted)
       await keepRemoteDirectoryTimes(connection.client, made, limit);
