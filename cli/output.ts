@@ -126,7 +126,11 @@ export class Output {
     const reason = describeError(error);
     const prefix = subject === undefined ? 'muxftp' : `muxftp: ${subject}`;
     const next = isTildeNotFound(error) ? withTildeHint(hint) : hint;
-    this.writeError(`${prefix}: ${reason}${next === undefined ? '' : `; ${next}`}`, isBug(error));
+    const tail = next === undefined ? '' : `; ${next}`;
+    // A bug's stack keeps its lines; the subject (a name from a listing) and the hint stay on one.
+    if (isBug(error))
+      this.writeLine(`${printable(`${prefix}: `)}${printableLines(reason)}${printable(tail)}`);
+    else this.writeError(`${prefix}: ${reason}${tail}`);
     this.raiseExitCode(exitStatusFor(error));
   }
 
@@ -180,10 +184,13 @@ export class Output {
     route?.release();
   }
 
-  /** `stack`: a bug's, whose lines stay lines (each printable). */
-  private writeError(text: string, stack = false): void {
+  private writeError(text: string): void {
     // A name in it may hold control characters: a line stays one line and drives no terminal.
-    const line = stack ? printableLines(text) : printable(text);
+    this.writeLine(printable(text));
+  }
+
+  /** A line made printable already (a bug's: its stack's lines, each printable). */
+  private writeLine(line: string): void {
     if (this.errorRoute) this.errorRoute.log(line);
     else this.stderr.write(`${line}\n`);
   }

@@ -206,4 +206,19 @@ describe("a bug's failure line", () => {
       'muxftp: ls: internal error: TypeError: x is undefined in a?[2Jb\n    at run (cli/main.ts:1:1)\n    at main (cli/main.ts:2:2)\n',
     ]);
   });
+
+  it('keeps a name in its subject on one line: only the stack has lines of its own', () => {
+    const lines: string[] = [];
+    const stderr = { write: (text: string) => lines.push(text) > 0 } as unknown as NodeJS.WritableStream;
+    const silent = { write: () => true } as unknown as NodeJS.WritableStream;
+    const output = new Output(silent as never, stderr as never);
+    const bug = new TypeError('boom');
+    bug.stack = 'TypeError: boom\n    at run (cli/main.ts:1:1)';
+    // A name from the server's listing, holding a line break.
+    output.failure('get a\nmuxftp: get b', bug, 'see\nthis');
+    // Before: `muxftp: get a` and `muxftp: get b: internal error…` on lines of their own.
+    expect(lines).toEqual([
+      'muxftp: get a?muxftp: get b: internal error: TypeError: boom\n    at run (cli/main.ts:1:1); see?this\n',
+    ]);
+  });
 });
