@@ -13,7 +13,8 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit++;
   }
-  const digits = value < 10 ? 2 : value < 100 ? 1 : 0;
+  // Three digits, counted after rounding: 9.996 is `10.0`, not `10.00`.
+  const digits = value < 9.995 ? 2 : value < 99.95 ? 1 : 0;
   return `${value.toFixed(digits)} ${UNITS[unit]}`;
 }
 

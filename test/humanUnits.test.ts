@@ -29,3 +29,16 @@ describe('formatBytes', () => {
     expect(formatBytes(bytes)).toBe(shown);
   });
 });
+
+describe('formatBytes, three digits', () => {
+  it.each([
+    [10_235, '10.0 KiB'],
+    [102_349, '100 KiB'],
+    [9.9951 * 1024 * 1024, '10.0 MiB'],
+    [10_234, '9.99 KiB'],
+    [102_348, '99.9 KiB'],
+  ])('%d bytes read %s: a rounding up to 10 or 100 drops a decimal', (bytes, shown) => {
+    // Before: 10.00 KiB, 100.0 KiB, 10.00 MiB (four digits beside the others' three).
+    expect(formatBytes(bytes)).toBe(shown);
+  });
+});
