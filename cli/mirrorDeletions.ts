@@ -240,14 +240,21 @@ async function removeConflicting(run: MirrorRun & { failed: number }): Promise<T
 
 /**
  * After the transfers: removes what the source does not have, unless `failed` things of the run
- * failed (then says that nothing was removed, and why). Each removal's outcome goes into
+ * failed or the run was `interrupted` (then says that nothing was removed, and why). Each removal's outcome goes into
  * `outcomes` as it is made (a command ended meanwhile has them), which is returned.
  */
 export async function removeExtraneous(
-  run: MirrorRun & { failed: number },
+  run: MirrorRun & { failed: number; interrupted?: boolean },
   outcomes: TransferOutcome[] = [],
 ): Promise<TransferOutcome[]> {
   if (run.trees.length === 0) return [];
+  // A Ctrl-C that came as the last transfer ended (none failed): the user asked to stop.
+  if (run.interrupted === true) {
+    run.output.warning(
+      `--delete: nothing more ${run.dryRun === true ? 'would be ' : ''}deleted, since the run was interrupted`,
+    );
+    return outcomes;
+  }
   if (run.failed > 0) {
     const failures = `${run.failed} failure${run.failed === 1 ? '' : 's'}`;
     const nothing = run.dryRun === true ? 'nothing more would be deleted' : 'nothing more deleted';

@@ -12,7 +12,7 @@ import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile 
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { refusedMirror } from '../cli/mirrorDeletions.js';
+import { refusedMirror, removeExtraneous } from '../cli/mirrorDeletions.js';
 import { Output } from '../cli/output.js';
 import { removeRecursively } from '../cli/remoteRemoval.js';
 import type { Client } from '../client/client.js';
@@ -1169,5 +1169,34 @@ describe('--delete against a server from before links were marked in listings', 
     await expect(removeRecursively(client, 'dir')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     await removeRecursively(client, 'file');
     expect(deleted).toEqual(['file']);
+  });
+});
+
+describe('--delete after a Ctrl-C that came as the last transfer ended', () => {
+  it('deletes nothing: the user asked to stop (it went on removing, then exited 130)', async () => {
+    const local = await tempDirs.make();
+    const destination = join(local, 'site');
+    await mkdir(destination);
+    await writeFile(join(destination, 'kept'), 'k');
+    await writeFile(join(destination, 'extra'), 'x');
+    const stderr = new PassThrough();
+    const output = new Output(new PassThrough(), stderr);
+    const said: string[] = [];
+    stderr.on('data', (chunk: Buffer) => said.push(chunk.toString()));
+    const run = {
+      command: 'get' as const,
+      trees: [{ destination, present: new Map([['kept', 'file' as const]]) }],
+      excluded: undefined,
+      output,
+      failed: 0,
+    };
+    expect(await removeExtraneous({ ...run, interrupted: true })).toEqual([]);
+    expect((await readdir(destination)).sort()).toEqual(['extra', 'kept']);
+    expect(said.join('')).toContain('--delete: nothing more deleted, since the run was interrupted');
+    // Not interrupted, the same run removes it: what the first call left was its choice.
+    expect(await removeExtraneous({ ...run, interrupted: false })).toMatchObject([
+      { deleted: true, ok: true },
+    ]);
+    expect(await readdir(destination)).toEqual(['kept']);
   });
 });

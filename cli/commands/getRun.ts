@@ -465,7 +465,7 @@ async function get(
   const done = [...passedOver, ...failures, ...replaced, ...outcomes];
   const removed: TransferOutcome[] = [];
   output.setJsonFailureShape(() => [...done, ...removed]);
-  await removeExtraneous({ ...mirror, failed }, removed);
+  await removeExtraneous({ ...mirror, failed, interrupted }, removed);
   if (options.times && !interrupted) await keepLocalDirectoryTimes(made);
   return [...done, ...removed];
 }

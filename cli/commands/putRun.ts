@@ -590,7 +590,7 @@ async function put(
       await discard(process.stdin);
     // Before the directories' times: removing from a directory changes its time.
     const failed = [...failures, ...replaced, ...outcomes].filter((outcome) => !outcome.ok).length;
-    await removeExtraneous({ ...mirror, client: connection.client, failed }, removed);
+    await removeExtraneous({ ...mirror, client: connection.client, failed, interrupted }, removed);
     if (options.times && made.length > 0 && !interrupted)
       await keepRemoteDirectoryTimes(connection.client, made, limit);
     return [...done, ...removed];
