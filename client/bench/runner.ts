@@ -283,7 +283,9 @@ function measure(options: BenchOptions, run: RunPlan, outcome: RunOutcome): Benc
   const { results, server, cpu, startedAt, finishedAt } = outcome;
   const measuredUntil = run.stopAt !== undefined ? Math.min(finishedAt, run.stopAt) : finishedAt;
   const seconds = Math.max(0.001, (measuredUntil - run.measureFrom) / 1000);
-  return buildReport(options, results, seconds, server.peak, server.samples, {
+  // The threads that ran: never more than the clients (--workers 8 --clients 1 runs one).
+  const ran = { ...options, workers: run.plans.length };
+  return buildReport(ran, results, seconds, server.peak, server.samples, {
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     wallSeconds: (finishedAt - startedAt) / 1000,
     cores: availableParallelism(),

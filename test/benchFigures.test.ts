@@ -1,0 +1,52 @@
+/**
+ * `muxftp bench`: the figures its report gives and the options it takes, from short real runs of
+ * the CLI against a --local server (a child process on 127.0.0.1). Needs dist/ (npm run build).
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { CLI_BIN } from './helpers/cliProcess.js';
+
+const run = promisify(execFile);
+
+async function bench(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI_BIN, 'bench', '--local', ...args], {
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('muxftp bench report', () => {
+  it('counts the load-generator threads it ran, not the ones asked for beyond --clients', async () => {
+    // One client runs on one thread: the report said "4 workers" (and the HTML "4 threads").
+    const { code, stdout } = await bench(
+      '--op',
+      'upload',
+      '--clients',
+      '1',
+      '--workers',
+      '4',
+      '--size',
+      '1KiB',
+    );
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^muxftp bench: upload, 1 client × 1 stream, 1 KiB, 1 worker\n/);
+    const json = await bench(
+      '--op',
+      'upload',
+      '--clients',
+      '2',
+      '--workers',
+      '4',
+      '--size',
+      '1KiB',
+      '--json',
+    );
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, workers: 2 });
+  });
+});
