@@ -50,3 +50,19 @@ describe('muxftp bench report', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, workers: 2 });
   });
 });
+
+describe('muxftp bench options that make no sense', () => {
+  it('refuses a --mix above 100 % (it was taken as 100: downloads only)', async () => {
+    const over = await bench('--op', 'mixed', '--mix', '150', '--size', '1KiB');
+    expect(over.code).toBe(2);
+    expect(over.stderr).toMatch(/--mix <percent>.*150.*expected a percentage \(0 to 100\)/);
+    expect(over.stdout).toBe('');
+  });
+
+  it('refuses --mix without --op mixed (the other workloads ignored it)', async () => {
+    const ignored = await bench('--op', 'upload', '--mix', '70', '--size', '1KiB');
+    expect(ignored.code).toBe(2);
+    expect(ignored.stderr).toMatch(/^muxftp: bench: --mix goes with --op mixed\n/);
+    expect(ignored.stdout).toBe('');
+  });
+});

@@ -50,6 +50,12 @@ const parseNumber = (what: string) =>
     return n;
   });
 
+const parsePercent = commanderParser((text: string) => {
+  const n = Number(text);
+  if (text.trim() === '' || !(n >= 0 && n <= 100)) throw new TypeError('expected a percentage (0 to 100)');
+  return n;
+});
+
 export function registerBenchCommand(program: Command, output: Output): void {
   program
     .command('bench')
@@ -86,7 +92,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
       'with --duration: run this long first without counting',
       commanderParser(parseDuration),
     )
-    .option('--mix <percent>', 'mixed: percentage of downloads', parseNumber('a percentage'), 50)
+    .option('--mix <percent>', 'mixed: percentage of downloads', parsePercent, 50)
     .option('--workers <n>', 'load-generator threads', parsePositiveInteger, defaultWorkers())
     .option('--max-errors <n>', 'fail (exit 1) above this many errors', parseNumber('a number'), 0)
     .option('--min-mbps <x>', 'fail (exit 1) below this throughput', parseNumber('a number'))
@@ -123,6 +129,9 @@ export function registerBenchCommand(program: Command, output: Output): void {
       if (flags.files !== undefined && flags.duration !== undefined) {
         command.error('error: bench: give --files or --duration, not both', { exitCode: EXIT_STATUS.usage });
       }
+      if (flags.op !== 'mixed' && command.getOptionValueSource('mix') === 'cli') {
+        command.error('error: bench: --mix goes with --op mixed', { exitCode: EXIT_STATUS.usage });
+      }
       if (flags.warmup !== undefined && flags.duration === undefined) {
         command.error('error: bench: --warmup goes with --duration', { exitCode: EXIT_STATUS.usage });
       }
@@ -140,7 +149,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
         files: flags.files,
         durationMs: flags.duration,
         warmupMs: flags.warmup ?? 0,
-        downloadPercent: Math.min(100, flags.mix),
+        downloadPercent: flags.mix,
         workers: flags.workers,
         json: global.json,
         quiet: global.quiet,
