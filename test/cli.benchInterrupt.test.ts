@@ -91,6 +91,57 @@ describe('Ctrl-C during bench --server', () => {
     expect(result.stderr).toMatch(/^muxftp: bench: interrupted after .* so far \(CANCELLED\)\n$/);
   });
 
+  it('after a --warmup: says what the measured run did, over its seconds (not the warm-up too)', async () => {
+    env = await startServer();
+    const server = env.server;
+    const cwd = await tempDirs.make();
+    const spawnedAt = performance.now();
+    let interruptedAt = 0;
+    // 2 s after a 3 s warm-up (and the start-up before it).
+    const underWay = (async () => {
+      while (performance.now() - spawnedAt < 6_000 || server.stats().filesOut < 10) await delay(20);
+      interruptedAt = performance.now();
+    })();
+    const args = ['bench', '--server', `127.0.0.1:${env.port}`, '--op', 'download', '--clients', '1'];
+    const result = await runCli(
+      [...args, '--size', '64KiB', '--duration', '60s', '--warmup', '3s', '--workers', '1'],
+      cwd,
+      { interruptWhen: underWay, timeoutMs: 20_000 },
+    );
+    expect(result.code).toBe(130);
+    const match = /interrupted after (\d+\.\d) s: (\d+) operations, (\d+\.\d) MB \((\d+\.\d) MB\/s\)/.exec(
+      result.stderr,
+    );
+    expect(match, result.stderr).not.toBeNull();
+    const [seconds, operations, mb, mbps] = match!.slice(1).map(Number) as [number, number, number, number];
+    // Measured from the end of the warm-up: it said "after 5.1 s" for 2 s of counted transfers,
+    // and divided their bytes by the 5.1 s.
+    const wallSeconds = (interruptedAt - spawnedAt) / 1000;
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThan(wallSeconds - 3);
+    expect(operations).toBeGreaterThan(0);
+    // Each figure is rounded to a tenth: within 10 %.
+    expect(Math.abs(mbps - mb / seconds)).toBeLessThan(0.1 * mbps);
+  });
+
+  it('during the warm-up: says so (nothing was measured yet)', async () => {
+    env = await startServer();
+    const server = env.server;
+    const cwd = await tempDirs.make();
+    const underWay = (async () => {
+      for (const started = Date.now(); server.stats().filesOut < 10 && Date.now() - started < 15_000; )
+        await delay(20);
+    })();
+    const args = ['bench', '--server', `127.0.0.1:${env.port}`, '--op', 'download', '--clients', '1'];
+    const result = await runCli(
+      [...args, '--size', '64KiB', '--duration', '60s', '--warmup', '30s', '--workers', '1'],
+      cwd,
+      { interruptWhen: underWay, timeoutMs: 20_000 },
+    );
+    expect(result.code).toBe(130);
+    expect(result.stderr).toBe('muxftp: bench: interrupted during the warm-up (CANCELLED)\n');
+  });
+
   it('while connecting to a server that never answers: says so, exits 130', async () => {
     const cwd = await tempDirs.make();
     const { port, connected } = await silentServer();

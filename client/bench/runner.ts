@@ -251,7 +251,7 @@ async function runWorkers(
 ): Promise<RunOutcome> {
   const cpuBefore = process.cpuUsage();
   const startedAt = Date.now();
-  const progress = new ProgressView(io.progressStream, run.files, durationMs, run.plans.length);
+  const progress = new ProgressView(io.progressStream, run, durationMs);
   const server = new ServerPeaks(control, run.measureFrom);
   const workers = run.plans.map((plan, i) =>
     startWorker(plan, run.counter, (p) => {
@@ -264,10 +264,9 @@ async function runWorkers(
     results = await untilAborted(Promise.all(workers.map((w) => w.result)), io.signal, () => '');
   } catch (error) {
     if (!io.signal?.aborted) throw error;
-    // Interrupted: say what the workers had done, from the start (a warm-up's operations are in
-    // their figures too), with their figures as of now.
+    // Interrupted: say what the workers had measured (after the warm-up), with their figures as of now.
     await Promise.all(workers.map((w) => w.reportNow()));
-    throw interrupted(progress.soFar(run.plans[0]!.startAt));
+    throw interrupted(progress.soFar());
   } finally {
     // Interrupted: the workers' connections go with their threads.
     if (io.signal?.aborted) await Promise.all(workers.map((w) => w.terminate()));
@@ -418,22 +417,27 @@ async function removeRemoteDir(control: Client, dir: string): Promise<void> {
   }
 }
 
-/** One bar for the whole run: operations (or seconds, for timed runs), with throughput. */
+/**
+ * One bar for the whole run: operations (or seconds, for timed runs), with throughput. Its clock
+ * is the measured run's: the workers report only what they measured, after the warm-up.
+ */
 class ProgressView {
   private readonly bar: cliProgress.SingleBar | undefined;
   private readonly perWorker: WorkerProgress[];
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly started = Date.now();
+  private readonly startAt: number;
+  private readonly measureFrom: number;
   /** While the bar shows: Ctrl-Z gives the shell its cursor and line wrapping (the bar takes both). */
   private readonly stopListeningForCtrlZ: () => void = () => {};
 
   constructor(
     stream: NodeJS.WriteStream | undefined,
-    files: number | undefined,
+    { files, plans, measureFrom }: RunPlan,
     durationMs: number | undefined,
-    workers: number,
   ) {
-    this.perWorker = Array.from({ length: workers }, () => ({ ops: 0, bytes: 0 }));
+    this.perWorker = Array.from({ length: plans.length }, () => ({ ops: 0, bytes: 0 }));
+    this.startAt = plans[0]!.startAt;
+    this.measureFrom = measureFrom;
     if (stream === undefined) return;
     this.bar = new cliProgress.SingleBar(
       {
@@ -454,10 +458,11 @@ class ProgressView {
     if (files === undefined) this.timer = setInterval(() => this.render(files), 500);
   }
 
-  /** What the workers reported so far, in words: `after 3.2 s: 120 operations, 125.8 MB (39.3 MB/s) so far`. */
-  soFar(startAt: number): string {
-    const seconds = (Date.now() - startAt) / 1000;
-    if (seconds <= 0) return 'before the transfers started';
+  /** What the workers measured so far, in words: `after 3.2 s: 120 operations, 125.8 MB (39.3 MB/s) so far`. */
+  soFar(): string {
+    if (Date.now() < this.startAt) return 'before the transfers started';
+    const seconds = this.measuredSeconds();
+    if (seconds <= 0) return 'during the warm-up';
     const ops = this.perWorker.reduce((n, p) => n + p.ops, 0);
     const bytes = this.perWorker.reduce((n, p) => n + p.bytes, 0);
     const mb = (n: number) => (n / 1e6).toFixed(1);
@@ -473,12 +478,17 @@ class ProgressView {
     if (this.bar === undefined) return;
     const ops = this.perWorker.reduce((n, p) => n + p.ops, 0);
     const bytes = this.perWorker.reduce((n, p) => n + p.bytes, 0);
-    const seconds = (Date.now() - this.started) / 1000;
-    const mbps = (bytes / seconds / 1e6).toFixed(1);
+    const seconds = this.measuredSeconds();
+    const mbps = (seconds > 0 ? bytes / seconds / 1e6 : 0).toFixed(1);
     if (this.timer !== undefined || files === undefined) {
-      const value = this.timer !== undefined ? Math.floor(seconds) : ops;
+      const value = this.timer !== undefined ? Math.max(0, Math.floor(seconds)) : ops;
       this.bar.update(value, { mbps, ops });
     }
+  }
+
+  /** Seconds since measuring began (negative before, during the start-up and the warm-up). */
+  private measuredSeconds(): number {
+    return (Date.now() - this.measureFrom) / 1000;
   }
 
   stop(): void {
