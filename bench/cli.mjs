@@ -194,14 +194,32 @@ async function startMuxftp(bin, extraServeArgs = []) {
   child.stderr.setEncoding('utf8').on('data', (/** @type {string} */ d) => {
     stderr = (stderr + d).slice(-4000);
   });
-  const [line] = await once(child.stdout, 'data');
-  const match = /listening on [^ ]*:(\d+)/.exec(String(line));
-  if (!match) throw new Error(`muxftp serve: unexpected output ${line}`);
+  // Its port, or why it has none: a server that exits first (a --baseline not built) left the
+  // script waiting on its stdout, and node ended it (exit 13) with the temp dirs still there.
+  const port = await new Promise((resolve, reject) => {
+    const exited = (/** @type {number | null} */ code, /** @type {string | null} */ signal) => {
+      // Its error, not the stack's first line (node:internal/modules/cjs/loader:1210).
+      const lines = stderr.split('\n').filter((line) => line.trim() !== '');
+      const reason = lines.find((line) => /^(\w*Error\b|muxftp:)/.test(line)) ?? lines.at(-1) ?? '';
+      reject(new Error(`muxftp serve exited (${code ?? signal}) before listening: ${reason}`));
+    };
+    child.once('close', exited); // after 'exit', once its stderr is all read
+    child.stdout.once('data', (line) => {
+      child.off('close', exited);
+      const match = /listening on [^ ]*:(\d+)/.exec(String(line));
+      if (match) resolve(Number(match[1]));
+      else reject(new Error(`muxftp serve: unexpected output ${line}`));
+    });
+  }).catch(async (error) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await removeTempDir(root);
+    throw error;
+  });
   return {
     name: 'muxftp',
     bin,
     root,
-    port: Number(match[1]),
+    port: /** @type {number} */ (port),
     pid: child.pid,
     stderr: () => stderr,
     async stop() {
@@ -548,7 +566,12 @@ try {
     const order = [...tools.slice(shift), ...tools.slice(0, shift)];
     for (const tool of order) {
       log(`round ${round + 1}/${opts.rounds}: ${tool.label}`);
-      const results = await runTool(tool, payloads, workDir);
+      // A server that does not start costs its tool the round, not the run.
+      const results = await runTool(tool, payloads, workDir).catch((/** @type {Error} */ error) => {
+        errors.push(`round ${round + 1} ${tool.label}: ${error.message.split('\n')[0]}`);
+        log(`  ${tool.label}: ERROR ${error.message.split('\n')[0]}`);
+        return {};
+      });
       for (const [workload, r] of Object.entries(results)) {
         const key = `${tool.label} ${workload}`;
         if ('error' in r) errors.push(`round ${round + 1} ${key}: ${r.error}`);

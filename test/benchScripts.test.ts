@@ -1,0 +1,110 @@
+/**
+ * The benchmark scripts in bench/, run with tiny sizes: they end, say what failed, and leave no
+ * process or temporary directory behind. Real child processes on 127.0.0.1. Needs dist/ (npm run
+ * build).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const made: string[] = [];
+
+afterEach(async () => {
+  await Promise.all(made.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** A fresh TMPDIR for one script run: what is left in it afterwards, the script left behind. */
+async function scratch(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'muxftp-bench-scripts-'));
+  made.push(dir);
+  return dir;
+}
+
+interface ScriptRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  pid: number;
+}
+
+/**
+ * Runs bench/`script` in its own process group (a hung run is killed with everything it started);
+ * `signalWhen`, once it resolves, sends `signal` to the script alone.
+ */
+function runScript(
+  script: string,
+  args: string[],
+  options: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs: number;
+    signalWhen?: Promise<unknown>;
+    signal?: NodeJS.Signals;
+  },
+): Promise<ScriptRun> {
+  const child = spawn(process.execPath, [join(REPO, 'bench', script), ...args], {
+    cwd: REPO,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), options.timeoutMs);
+  void options.signalWhen?.then(() => child.kill(options.signal ?? 'SIGINT'));
+  return new Promise((resolve) => {
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, pid: child.pid! });
+    });
+  });
+}
+
+/** True while any process of the group `pid` led is alive. */
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The client-side payload directories bench/cli.mjs makes in /dev/shm (tmpfs: memory). */
+async function shmPayloadDirs(): Promise<string[]> {
+  const names = await readdir('/dev/shm').catch(() => [] as string[]);
+  return names.filter((name) => name.startsWith('muxftp-cli-client-'));
+}
+
+describe('bench/cli.mjs', () => {
+  it('a server that cannot start (--baseline of a checkout without bin/) is an error of that tool', async () => {
+    const tmp = await scratch();
+    const baseline = await scratch();
+    const shmBefore = await shmPayloadDirs();
+    const tiny = ['--workloads', 'put-big', '--big-mib', '1', '--files', '1', '--file-mib', '0.01'];
+    const result = await runScript('cli.mjs', ['--tools', 'muxftp', ...tiny, '--baseline', baseline], {
+      env: { TMPDIR: tmp },
+      timeoutMs: 60_000,
+    });
+    // It waited on the server's stdout, which closed without a line: node ended it with exit 13
+    // ("unsettled top-level await"), no table, its server root and /dev/shm payloads left behind.
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stdout).toMatch(/^put one 1 MiB +[\d.]+ /m);
+    expect(result.stdout).toContain(
+      `round 1 muxftp before: muxftp serve exited (1) before listening: Error: Cannot find module '${baseline}/bin/muxftp.js'`,
+    );
+    expect(await readdir(tmp)).toEqual([]);
+    expect(await shmPayloadDirs()).toEqual(shmBefore);
+    expect(groupAlive(result.pid)).toBe(false);
+  }, 70_000);
+});
