@@ -86,6 +86,19 @@ const { values } = parseArgs({
     baseline: { type: 'string' },
   },
 });
+/**
+ * The names listed in `--${option}`, each one of `known`: a typo measured nothing and exited 0.
+ * @param {'tools' | 'workloads'} option @param {string[]} known
+ */
+const names = (option, known) => {
+  const listed = values[option].split(',');
+  const unknown = listed.filter((name) => !known.includes(name));
+  if (unknown.length > 0) {
+    process.stderr.write(`bench:cli: unknown --${option} ${unknown.join(',')} (known: ${known.join(',')})\n`);
+    process.exit(2);
+  }
+  return listed;
+};
 /** @param {keyof typeof values} name */
 const positive = (name) => {
   const n = Number(values[name]);
@@ -100,8 +113,8 @@ const opts = {
   bigBytes: Math.round(positive('big-mib') * MIB),
   smallFiles: Math.floor(positive('small-files')),
   smallBytes: Math.round(positive('small-kib') * 1024),
-  tools: values.tools.split(',').filter((t) => ALL_TOOLS.includes(t)),
-  workloads: values.workloads.split(',').filter((w) => ALL_WORKLOADS.includes(w)),
+  tools: names('tools', ALL_TOOLS),
+  workloads: names('workloads', ALL_WORKLOADS),
   timeoutMs: positive('timeout-s') * 1000,
   baselineBin: values.baseline ? path.resolve(values.baseline, 'bin/muxftp.js') : undefined,
 };

@@ -108,3 +108,28 @@ describe('bench/cli.mjs', () => {
     expect(groupAlive(result.pid)).toBe(false);
   }, 70_000);
 });
+
+describe('bench/cli.mjs options', () => {
+  it('refuses an unknown --tools or --workloads name (a typo measured nothing and exited 0)', async () => {
+    const tmp = await scratch();
+    const tiny = ['--big-mib', '1', '--files', '1', '--file-mib', '0.01'];
+    const workload = await runScript('cli.mjs', ['--tools', 'muxftp', '--workloads', 'put_big', ...tiny], {
+      env: { TMPDIR: tmp },
+      timeoutMs: 60_000,
+    });
+    expect(workload.code).toBe(2);
+    expect(workload.stderr).toBe(
+      'bench:cli: unknown --workloads put_big (known: put-many,get-many,put-big,get-big,put-small,get-small,bench-up,bench-down)\n',
+    );
+    expect(workload.stdout).toBe('');
+    const tool = await runScript('cli.mjs', ['--tools', 'muxftp,curl', '--workloads', 'put-big', ...tiny], {
+      env: { TMPDIR: tmp },
+      timeoutMs: 60_000,
+    });
+    expect(tool.code).toBe(2);
+    expect(tool.stderr).toMatch(
+      /^bench:cli: unknown --tools curl \(known: muxftp,pyftpdlib,vsftpd,node\)\n$/,
+    );
+    expect(await readdir(tmp)).toEqual([]);
+  }, 130_000);
+});
