@@ -386,6 +386,9 @@ async function startServe(root) {
   return { child, port, exited, stderr: () => stderr };
 }
 
+/** Ctrl-C or SIGTERM came: the handler stops the server, removes its directory and exits. */
+let signalled = false;
+
 async function main() {
   /** @type {FuzzReport} */
   const report = {
@@ -410,6 +413,22 @@ async function main() {
     root = await mkdtemp(join(tmpdir(), 'muxftp-fuzz-'));
     serve = await startServe(root);
     port = serve.port;
+    // Ctrl-C, or SIGTERM (timeout, a CI job cancelled): the server and its directory go too (the
+    // directory stayed behind).
+    const made = { root, serve };
+    for (const [signal, code] of /** @type {const} */ ([
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ])) {
+      process.once(signal, async () => {
+        // The run ends here, not with a report of the crash this kill looks like.
+        signalled = true;
+        made.serve.child.kill('SIGKILL');
+        await made.serve.exited;
+        await rm(made.root, { recursive: true, force: true });
+        process.exit(code);
+      });
+    }
   }
   let crashed = false;
   serve?.exited.then(() => {
@@ -462,6 +481,7 @@ async function main() {
     }
     if (root !== undefined) await rm(root, { recursive: true, force: true });
   }
+  if (signalled) return; // the signal's handler exits
   process.stdout.write(`${JSON.stringify(report)}\n`);
   const internal = Object.keys(report.errorCodes).filter((key) => /INTERNAL_ERROR|undecodable/.test(key));
   const ok =

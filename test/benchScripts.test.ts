@@ -133,3 +133,33 @@ describe('bench/cli.mjs options', () => {
     expect(await readdir(tmp)).toEqual([]);
   }, 130_000);
 });
+
+/** Resolves once `dir` holds an entry whose name starts with `prefix` (polls; gives up after 15 s). */
+async function appears(dir: string, prefix: string): Promise<void> {
+  for (const started = Date.now(); Date.now() - started < 15_000; ) {
+    if ((await readdir(dir)).some((name) => name.startsWith(prefix))) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('bench/fuzz.mjs stopped', () => {
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
+    it(`by ${signal}: stops its server, removes its directory, exits ${code}`, async () => {
+      const tmp = await scratch();
+      // Its server has started and the fuzzing is under way.
+      const underWay = appears(tmp, 'muxftp-fuzz-').then(() => new Promise((r) => setTimeout(r, 1_000)));
+      const result = await runScript('fuzz.mjs', ['--duration', '30s', '--sessions', '100000'], {
+        env: { TMPDIR: tmp },
+        timeoutMs: 20_000,
+        signalWhen: underWay,
+        signal,
+      });
+      expect(result.code).toBe(code);
+      expect(await readdir(tmp)).toEqual([]);
+      expect(groupAlive(result.pid)).toBe(false);
+    }, 25_000);
+  }
+});
