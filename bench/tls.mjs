@@ -17,6 +17,7 @@
 // can reach at most X / (X + P) of plain, X being the cipher's rate: the "cipher bound" column.
 import { spawn } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { makeThrowawayCertificate } from '#dist/cli/throwawayCertificate.js';
@@ -62,17 +63,23 @@ const WORKLOADS = [
   },
 ];
 
+/** The `muxftp bench` under way, told when this script is stopped. */
+/** @type {import('node:child_process').ChildProcess | undefined} */
+let running;
+
 /** @param {string[]} args */
 function bench(args) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, 'bench', '--local', '--json', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    running = child;
     let out = '';
     let err = '';
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => (err += c));
     child.on('close', (code) => {
+      running = undefined;
       if (code !== 0) return reject(new Error(`muxftp bench ${args.join(' ')} exited ${code}: ${err}`));
       const report = JSON.parse(out);
       if (report.error_count !== 0 || report.verified !== report.ops)
@@ -94,54 +101,74 @@ function measureCipher() {
 }
 
 const certificate = await makeThrowawayCertificate();
+// Its key goes whatever happens: a failed run, Ctrl-C or SIGTERM left the directory behind.
+for (const [signal, code] of /** @type {const} */ ([
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+])) {
+  process.once(signal, async () => {
+    // SIGTERM comes to this script alone (timeout, a CI job cancelled): the bench under way is
+    // stopped too, and cleans up. Ctrl-C reaches it already (the terminal signals the whole
+    // group), and a second one would make it exit before its clean-up.
+    if (signal === 'SIGTERM' && running !== undefined && running.exitCode === null) {
+      const closed = once(running, 'close');
+      running.kill('SIGTERM');
+      await closed;
+    }
+    await certificate.remove();
+    process.exit(code);
+  });
+}
 const best = new Map();
 /** @param {string} key @param {number} mbps */
 const keepBest = (key, mbps) => best.set(key, Math.max(best.get(key) ?? 0, mbps));
-for (let round = 1; round <= rounds; round++) {
-  const cipherMbps = measureCipher() / 1e6;
-  console.log(JSON.stringify({ round, op: 'aes-256-gcm', mbps: Number(cipherMbps.toFixed(1)) }));
-  keepBest('cipher', cipherMbps);
-  for (const workload of WORKLOADS) {
-    for (const tls of round % 2 ? [false, true] : [true, false]) {
-      const bytesPerSecond = await measureNodeSockets({
-        ...workload.raw,
-        ...(tls ? { tls: certificate } : {}),
-      });
-      const mbps = bytesPerSecond / 1e6;
-      console.log(
-        JSON.stringify({
-          round,
-          workload: workload.name,
-          op: 'node sockets',
-          tls,
-          mbps: Number(mbps.toFixed(1)),
-        }),
-      );
-      keepBest(`${workload.name}|raw|${tls ? 'tls' : 'plain'}`, mbps);
-    }
-    for (const op of ['upload', 'download']) {
+try {
+  for (let round = 1; round <= rounds; round++) {
+    const cipherMbps = measureCipher() / 1e6;
+    console.log(JSON.stringify({ round, op: 'aes-256-gcm', mbps: Number(cipherMbps.toFixed(1)) }));
+    keepBest('cipher', cipherMbps);
+    for (const workload of WORKLOADS) {
       for (const tls of round % 2 ? [false, true] : [true, false]) {
-        const report = await bench([...workload.args, '--op', op, ...(tls ? ['--tls'] : [])]);
-        const key = `${workload.name}|${op}|${tls ? 'tls' : 'plain'}`;
+        const bytesPerSecond = await measureNodeSockets({
+          ...workload.raw,
+          ...(tls ? { tls: certificate } : {}),
+        });
+        const mbps = bytesPerSecond / 1e6;
         console.log(
           JSON.stringify({
             round,
             workload: workload.name,
-            op,
+            op: 'node sockets',
             tls,
-            mbps: report.mbps,
-            seconds: report.seconds,
-            loadgen_cpu_s: report.loadgen?.cpu_s,
-            server_rss_mb: report.server?.rss_mb,
+            mbps: Number(mbps.toFixed(1)),
           }),
         );
-        keepBest(key, report.mbps);
+        keepBest(`${workload.name}|raw|${tls ? 'tls' : 'plain'}`, mbps);
+      }
+      for (const op of ['upload', 'download']) {
+        for (const tls of round % 2 ? [false, true] : [true, false]) {
+          const report = await bench([...workload.args, '--op', op, ...(tls ? ['--tls'] : [])]);
+          const key = `${workload.name}|${op}|${tls ? 'tls' : 'plain'}`;
+          console.log(
+            JSON.stringify({
+              round,
+              workload: workload.name,
+              op,
+              tls,
+              mbps: report.mbps,
+              seconds: report.seconds,
+              loadgen_cpu_s: report.loadgen?.cpu_s,
+              server_rss_mb: report.server?.rss_mb,
+            }),
+          );
+          keepBest(key, report.mbps);
+        }
       }
     }
   }
+} finally {
+  await certificate.remove();
 }
-
-await certificate.remove();
 
 /** @param {number} part @param {number} whole */
 const percent = (part, whole) => `${((part / whole) * 100).toFixed(0)}%`;

@@ -163,3 +163,33 @@ describe('bench/fuzz.mjs stopped', () => {
     }, 25_000);
   }
 });
+
+describe('bench/tls.mjs', () => {
+  const tiny = ['--rounds', '1', '--files', '2', '--file-mib', '1', '--clients', '1'];
+
+  it('a run that fails removes its throwaway certificate (its private key stayed in the temp dir)', async () => {
+    const tmp = await scratch();
+    const result = await runScript('tls.mjs', [...tiny, '--big-mib', 'x'], {
+      env: { TMPDIR: tmp },
+      timeoutMs: 60_000,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/muxftp bench .* exited 2/);
+    expect(await readdir(tmp)).toEqual([]);
+  }, 70_000);
+
+  it('stopped by SIGTERM: stops the bench under way, removes its certificate, exits 143', async () => {
+    const tmp = await scratch();
+    const underWay = appears(tmp, 'muxftp-bench-tls-').then(() => new Promise((r) => setTimeout(r, 1_500)));
+    const result = await runScript('tls.mjs', [...tiny, '--big-mib', '64'], {
+      env: { TMPDIR: tmp },
+      timeoutMs: 60_000,
+      signalWhen: underWay,
+      signal: 'SIGTERM',
+    });
+    expect(result.code).toBe(143);
+    // Its own certificate, and the one the bench's --local --tls server made.
+    expect(await readdir(tmp)).toEqual([]);
+    expect(groupAlive(result.pid)).toBe(false);
+  }, 70_000);
+});
