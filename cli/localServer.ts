@@ -24,8 +24,10 @@ async function startChild(certificate: ThrowawayCertificate | undefined): Promis
   const tlsArgs = certificate
     ? ['--tls-cert', certificate.certPath, '--tls-key', certificate.keyPath, '--tls-only']
     : [];
+  // Its stdin is a pipe from this process: it ends when the bench is gone however it went
+  // (SIGKILL, the OOM killer), and the server stops then (it served on, for ever).
   const child: ChildProcess = spawn(process.execPath, [entry, ...tlsArgs], {
-    stdio: ['ignore', 'pipe', 'ignore'],
+    stdio: ['pipe', 'pipe', 'ignore'],
   });
   const exited = once(child, 'exit');
   const [line] = (await Promise.race([once(child.stdout!, 'data'), exited.then(() => [''])])) as [

@@ -4,6 +4,13 @@
  */
 import { main } from './main.js';
 
+// The bench that started this holds the other end of stdin: when it is gone, stop as on SIGTERM.
+// Unref'd: a server that stopped otherwise exits without waiting for it.
+process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM'));
+process.stdin.on('error', () => process.kill(process.pid, 'SIGTERM'));
+process.stdin.resume();
+(process.stdin as { unref?: () => void }).unref?.();
+
 const [node = process.execPath, script = '', ...extra] = process.argv;
 process.exitCode = await main([
   node,

@@ -2,10 +2,12 @@
  * `muxftp bench`: the figures its report gives and the options it takes, from short real runs of
  * the CLI against a --local server (a child process on 127.0.0.1). Needs dist/ (npm run build).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { CLI_BIN } from './helpers/cliProcess.js';
+import { delay } from './helpers/waits.js';
 
 const run = promisify(execFile);
 
@@ -65,4 +67,65 @@ describe('muxftp bench options that make no sense', () => {
     expect(ignored.stderr).toMatch(/^muxftp: bench: --mix goes with --op mixed\n/);
     expect(ignored.stdout).toBe('');
   });
+});
+
+/** The direct children of process `pid` (from /proc). */
+function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('muxftp bench --local killed', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'its server stops when the bench is gone (SIGKILL, the OOM killer): it served on, for ever',
+    async () => {
+      const args = [
+        'bench',
+        '--local',
+        '--duration',
+        '60s',
+        '--size',
+        '64KiB',
+        '--clients',
+        '1',
+        '--workers',
+        '1',
+      ];
+      const bench = spawn(process.execPath, [CLI_BIN, ...args], { stdio: 'ignore' });
+      const exited = new Promise((resolve) => bench.once('exit', resolve));
+      let server: number | undefined;
+      try {
+        for (const started = Date.now(); server === undefined && Date.now() - started < 15_000; ) {
+          await delay(50);
+          server = childPids(bench.pid!).find((pid) =>
+            readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('localServerProcess'),
+          );
+        }
+        expect(server).toBeDefined();
+        await delay(2_000); // under way: the server listening, the clients transferring
+        bench.kill('SIGKILL');
+        await exited;
+        for (const started = Date.now(); alive(server!) && Date.now() - started < 5_000; ) await delay(50);
+        expect(alive(server!)).toBe(false);
+      } finally {
+        bench.kill('SIGKILL');
+        if (server !== undefined && alive(server)) process.kill(server, 'SIGKILL');
+      }
+    },
+    30_000,
+  );
 });
