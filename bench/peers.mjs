@@ -278,11 +278,15 @@ export function emergencyCleanup() {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM']) {
+// 128 + the signal's number, as a shell reports it: SIGTERM (timeout, a CI job cancelled) said 130.
+for (const [signal, code] of /** @type {const} */ ([
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+])) {
   process.on(signal, () => {
     log(`\n${signal}: stopping peers and removing temp dirs`);
     emergencyCleanup();
-    process.exit(130);
+    process.exit(code);
   });
 }
 

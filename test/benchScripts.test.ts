@@ -70,13 +70,15 @@ function runScript(
   });
 }
 
-/** True while any process of the group `pid` led is alive. */
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
+/** True while any process of the group `pid` led is alive, after up to 2 s for the killed to go. */
+async function groupAlive(pid: number): Promise<boolean> {
+  for (const started = Date.now(); ; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    try {
+      process.kill(-pid, 0);
+    } catch {
+      return false;
+    }
+    if (Date.now() - started > 2_000) return true;
   }
 }
 
@@ -105,7 +107,7 @@ describe('bench/cli.mjs', () => {
     );
     expect(await readdir(tmp)).toEqual([]);
     expect(await shmPayloadDirs()).toEqual(shmBefore);
-    expect(groupAlive(result.pid)).toBe(false);
+    expect(await groupAlive(result.pid)).toBe(false);
   }, 70_000);
 });
 
@@ -159,7 +161,7 @@ describe('bench/fuzz.mjs stopped', () => {
       });
       expect(result.code).toBe(code);
       expect(await readdir(tmp)).toEqual([]);
-      expect(groupAlive(result.pid)).toBe(false);
+      expect(await groupAlive(result.pid)).toBe(false);
     }, 25_000);
   }
 });
@@ -190,6 +192,31 @@ describe('bench/tls.mjs', () => {
     expect(result.code).toBe(143);
     // Its own certificate, and the one the bench's --local --tls server made.
     expect(await readdir(tmp)).toEqual([]);
-    expect(groupAlive(result.pid)).toBe(false);
+    expect(await groupAlive(result.pid)).toBe(false);
   }, 70_000);
+});
+
+describe('bench/cli.mjs stopped', () => {
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
+    it(`by ${signal}: stops its servers, removes its directories, exits ${code}`, async () => {
+      const tmp = await scratch();
+      const shmBefore = await shmPayloadDirs();
+      // A server root made: a round is under way.
+      const underWay = appears(tmp, 'muxftp-cli-root-').then(() => new Promise((r) => setTimeout(r, 300)));
+      const args = ['--tools', 'muxftp', '--workloads', 'put-many', '--files', '400', '--file-mib', '0.01'];
+      const result = await runScript('cli.mjs', [...args, '--big-mib', '1', '--rounds', '50'], {
+        env: { TMPDIR: tmp },
+        timeoutMs: 60_000,
+        signalWhen: underWay,
+        signal,
+      });
+      expect(result.code).toBe(code);
+      expect(await readdir(tmp)).toEqual([]);
+      expect(await shmPayloadDirs()).toEqual(shmBefore);
+      expect(await groupAlive(result.pid)).toBe(false);
+    }, 70_000);
+  }
 });
