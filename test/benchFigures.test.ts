@@ -3,7 +3,9 @@
  * the CLI against a --local server (a child process on 127.0.0.1). Needs dist/ (npm run build).
  */
 import { execFile, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { CLI_BIN } from './helpers/cliProcess.js';
@@ -128,4 +130,20 @@ describe('muxftp bench --local killed', () => {
     },
     30_000,
   );
+});
+
+describe('muxftp bench --html', () => {
+  it('naming a directory is refused before the run (it failed after it, the run spent)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muxftp-bench-html-'));
+    try {
+      const result = await bench('--files', '1', '--size', '1KiB', '--clients', '1', '--html', dir);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toBe(
+        `muxftp: bench: cannot write --html ${dir}: is a directory (LOCAL_IO_ERROR)\n`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -8,7 +8,8 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
@@ -16,6 +17,7 @@ import { cliShellLine, runCli, startServeChild, stopChildren } from './helpers/c
 import { closedPort } from './helpers/closedPort.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
+import { delay } from './helpers/waits.js';
 
 const MiB = 1024 * 1024;
 const tempDirs = new TempDirs('muxftp-messages-');
@@ -323,6 +325,18 @@ describe('get -c onto a local file the remote one cannot have been cut from', ()
   });
 });
 
+/** Process `pid` has started bench --local's server (a child process). */
+function startedLocalServer(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' '))
+      .filter(Boolean)
+      .some((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('localServerProcess'));
+  } catch {
+    return false;
+  }
+}
+
 describe('bench', () => {
   it('--local reads no $MUXFTP_SERVER, and takes no --server', async () => {
     const dir = await tempDirs.make();
@@ -354,14 +368,37 @@ describe('bench', () => {
       stdout: '',
       stderr: `muxftp: bench: cannot write --html ${missing}: no such file or directory (LOCAL_IO_ERROR)\n`,
     });
-    // A directory passes the check before the run: the write after it fails, the report is out.
-    const after = await runCli([...local, '--json', '--html', dir], dir, { timeoutMs: 60_000 });
-    expect(after.stderr).toBe(`muxftp: bench: cannot write --html ${dir}: is a directory (LOCAL_IO_ERROR)\n`);
+    // A directory is refused before the run too (it passed the check, and failed after the run).
+    const directory = await runCli([...local, '--html', dir], dir);
+    expect(directory).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: `muxftp: bench: cannot write --html ${dir}: is a directory (LOCAL_IO_ERROR)\n`,
+    });
+    // Its directory removed during the run: the write after it fails, the report is out.
+    const going = join(dir, 'going');
+    await mkdir(going);
+    const target = join(going, 'report.html');
+    let bench: ChildProcess | undefined;
+    const running = runCli([...local, '--duration', '2s', '--json', '--html', target], dir, {
+      timeoutMs: 60_000,
+      children: { add: (child) => (bench = child) },
+    });
+    // The local server is started after the check.
+    while (bench?.pid === undefined || !startedLocalServer(bench.pid)) await delay(50);
+    await rm(going, { recursive: true });
+    const after = await running;
+    expect(after.stderr).toBe(
+      `muxftp: bench: cannot write --html ${target}: no such file or directory (LOCAL_IO_ERROR)\n`,
+    );
     expect(after.code).toBe(1);
     // ...and `ok` says what the exit status says.
     expect(JSON.parse(after.stdout)).toMatchObject({
       ok: false,
-      error: { code: 'LOCAL_IO_ERROR', message: `bench: cannot write --html ${dir}: is a directory` },
+      error: {
+        code: 'LOCAL_IO_ERROR',
+        message: `bench: cannot write --html ${target}: no such file or directory`,
+      },
       op: 'connect',
       errors: {},
     });

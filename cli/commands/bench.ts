@@ -1,7 +1,7 @@
 /** `muxftp bench`: load-tests a server with many parallel clients (client/bench/ does the work). */
 
 import { constants } from 'node:fs';
-import { access, writeFile } from 'node:fs/promises';
+import { access, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import {
@@ -259,11 +259,15 @@ function htmlUnwritable(file: string, error: unknown): CliError {
   });
 }
 
-/** The directory `file` goes in exists and may be written to. */
+/** The directory `file` goes in exists and may be written to, and `file` is not a directory. */
 async function checkWritableDirectory(file: string): Promise<void> {
   await access(dirname(resolve(file)), constants.W_OK).catch((error: unknown) => {
     throw htmlUnwritable(file, error);
   });
+  // A directory passed the check above, and the write failed only after the run.
+  if ((await stat(file).catch(() => undefined))?.isDirectory()) {
+    throw htmlUnwritable(file, Object.assign(new Error(`EISDIR: ${file}`), { code: 'EISDIR' }));
+  }
 }
 
 function describeSizes(options: BenchOptions): string {
