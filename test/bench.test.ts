@@ -48,6 +48,12 @@ describe('bench option parsing', () => {
       { bytes: 10485760, weight: 1 },
     ]);
     expect(() => parseSizeDistribution('1KiB:0')).toThrow(/weight/);
+    // Infinity drew the first size every time, and printed as null in --json.
+    expect(() => parseSizeDistribution('64KiB:Infinity,1MiB:1')).toThrow(
+      /invalid weight in "64KiB:Infinity"/,
+    );
+    expect(() => parseSizeDistribution('1KiB:1e400')).toThrow(/weight/);
+    expect(() => parseSizeDistribution('1KiB:1:2')).toThrow(/invalid weight in "1KiB:1:2"/);
   });
 });
 

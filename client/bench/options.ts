@@ -81,9 +81,11 @@ export interface BenchOptions {
 /** `64KiB:70,1MiB:25,10MiB:5`: sizes with relative weights (a bare size weighs 1). */
 export function parseSizeDistribution(text: string): SizeWeight[] {
   const sizes = text.split(',').map((part) => {
-    const [size, weight = '1'] = part.split(':');
+    const [size, weight = '1', ...extra] = part.split(':');
     const w = Number(weight);
-    if (!(w > 0)) throw new TypeError(`invalid weight in "${part}": expected a positive number`);
+    // Infinity drew the first size every time (and is null in --json); `1KiB:1:2` dropped its 2.
+    if (!(Number.isFinite(w) && w > 0) || extra.length > 0)
+      throw new TypeError(`invalid weight in "${part}": expected a positive number`);
     return { bytes: parseSize(size ?? ''), weight: w };
   });
   if (sizes.length === 0) throw new TypeError('empty size distribution');
