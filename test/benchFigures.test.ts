@@ -63,6 +63,13 @@ describe('muxftp bench options that make no sense', () => {
     expect(over.stdout).toBe('');
   });
 
+  it('refuses --size with --size-dist (the --size was ignored)', async () => {
+    const both = await bench('--size', '1MiB', '--size-dist', '1KiB:1,2KiB:1');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/^muxftp: bench: give --size or --size-dist, not both\n/);
+    expect(both.stdout).toBe('');
+  });
+
   it('refuses --mix without --op mixed (the other workloads ignored it)', async () => {
     const ignored = await bench('--op', 'upload', '--mix', '70', '--size', '1KiB');
     expect(ignored.code).toBe(2);

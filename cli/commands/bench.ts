@@ -129,6 +129,9 @@ export function registerBenchCommand(program: Command, output: Output): void {
       if (flags.files !== undefined && flags.duration !== undefined) {
         command.error('error: bench: give --files or --duration, not both', { exitCode: EXIT_STATUS.usage });
       }
+      if (flags.sizeDist !== undefined && command.getOptionValueSource('size') === 'cli') {
+        command.error('error: bench: give --size or --size-dist, not both', { exitCode: EXIT_STATUS.usage });
+      }
       if (flags.op !== 'mixed' && command.getOptionValueSource('mix') === 'cli') {
         command.error('error: bench: --mix goes with --op mixed', { exitCode: EXIT_STATUS.usage });
       }
