@@ -70,6 +70,15 @@ describe('muxftp bench options that make no sense', () => {
     expect(both.stdout).toBe('');
   });
 
+  it('refuses --streams with --op connect or idle (one connect, one active stream: it was ignored)', async () => {
+    for (const op of ['connect', 'idle']) {
+      const ignored = await bench('--op', op, '--streams', '4', '--clients', '2', '--size', '1KiB');
+      expect(ignored.code).toBe(2);
+      expect(ignored.stderr).toMatch(/^muxftp: bench: --streams goes with --op upload, download or mixed\n/);
+      expect(ignored.stdout).toBe('');
+    }
+  });
+
   it('refuses --mix without --op mixed (the other workloads ignored it)', async () => {
     const ignored = await bench('--op', 'upload', '--mix', '70', '--size', '1KiB');
     expect(ignored.code).toBe(2);

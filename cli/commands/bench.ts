@@ -132,6 +132,14 @@ export function registerBenchCommand(program: Command, output: Output): void {
       if (flags.sizeDist !== undefined && command.getOptionValueSource('size') === 'cli') {
         command.error('error: bench: give --size or --size-dist, not both', { exitCode: EXIT_STATUS.usage });
       }
+      if (
+        (flags.op === 'connect' || flags.op === 'idle') &&
+        command.getOptionValueSource('streams') === 'cli'
+      ) {
+        command.error('error: bench: --streams goes with --op upload, download or mixed', {
+          exitCode: EXIT_STATUS.usage,
+        });
+      }
       if (flags.op !== 'mixed' && command.getOptionValueSource('mix') === 'cli') {
         command.error('error: bench: --mix goes with --op mixed', { exitCode: EXIT_STATUS.usage });
       }
