@@ -13,8 +13,12 @@ import { ContentDigester, INTEGRITY_BLOCK_BYTES, prepareBlockHashes } from '#dis
 const { values } = parseArgs({
   options: { 'size-mib': { type: 'string', default: '1024' }, rounds: { type: 'string', default: '3' } },
 });
-const totalBytes = Number(values['size-mib']) * 1024 * 1024;
+const totalBytes = Math.round(Number(values['size-mib']) * 1024 * 1024);
 const rounds = Number(values.rounds);
+if (!(totalBytes > 0) || !(Number.isInteger(rounds) && rounds > 0)) {
+  process.stderr.write('bench:integrity: --size-mib must be positive, --rounds a positive integer\n');
+  process.exit(2);
+}
 const source = randomFillSync(Buffer.allocUnsafe(16 * 1024 * 1024));
 await prepareBlockHashes(); // ContentDigester hashes XXH3-128 once it is loaded
 /** @param {number} seconds */
@@ -41,7 +45,8 @@ function best(run) {
 function feedChunks(chunkBytes, update) {
   for (let done = 0; done < totalBytes; done += chunkBytes) {
     const offset = done % source.length;
-    update(source.subarray(offset, offset + chunkBytes));
+    // The last update is what is left: a size not a multiple of the updates hashed more than it counted.
+    update(source.subarray(offset, offset + Math.min(chunkBytes, totalBytes - done)));
   }
 }
 
@@ -101,7 +106,9 @@ parentPort.on('message', ({ i, block }) => parentPort.postMessage({ i, digest: c
  */
 async function workerRun(workerCount) {
   const workers = Array.from({ length: workerCount }, () => new Worker(WORKER_SOURCE, { eval: true }));
-  const blocks = totalBytes / INTEGRITY_BLOCK_BYTES;
+  // The last block is what is left: a size not a multiple of a block (--size-mib 1) threw
+  // RangeError: Invalid array length.
+  const blocks = Math.ceil(totalBytes / INTEGRITY_BLOCK_BYTES);
   const measure = async () => {
     const elu0 = performance.eventLoopUtilization();
     const start = performance.now();
@@ -117,10 +124,11 @@ async function workerRun(workerCount) {
           if (next >= blocks) return;
           const i = next++;
           const offset = (i * INTEGRITY_BLOCK_BYTES) % source.length;
+          const length = Math.min(INTEGRITY_BLOCK_BYTES, totalBytes - i * INTEGRITY_BLOCK_BYTES);
           // One copy into a block of its own, then transferred: a transfer's chunks are still in use
           // (written to storage), and cloning a view would copy its whole backing buffer.
-          const block = new Uint8Array(INTEGRITY_BLOCK_BYTES);
-          block.set(source.subarray(offset, offset + INTEGRITY_BLOCK_BYTES));
+          const block = new Uint8Array(length);
+          block.set(source.subarray(offset, offset + length));
           worker.postMessage({ i, block }, [block.buffer]);
         };
         for (const worker of workers) {

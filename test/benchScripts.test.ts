@@ -220,3 +220,15 @@ describe('bench/cli.mjs stopped', () => {
     }, 70_000);
   }
 });
+
+describe('bench/integrity.mjs', () => {
+  it('takes a size that is not a multiple of a 4 MiB block (--size-mib 1 threw RangeError)', async () => {
+    const result = await runScript('integrity.mjs', ['--size-mib', '1', '--rounds', '1'], {
+      timeoutMs: 60_000,
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^1 MiB per run, best of 1,/m);
+    expect(result.stdout).toMatch(/^sha256 blocks on 2 worker thread\(s\) +wall GB\/s +\d/m);
+  }, 70_000);
+});
