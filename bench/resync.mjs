@@ -45,9 +45,13 @@ async function startServer(bin) {
   const root = await makeTempDir('muxftp-resync-root-');
   const child = track(
     spawn(process.execPath, [bin, 'serve', '--root', root, '--port', '0'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (/** @type {string} */ d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
   const port = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (/** @type {string} */ d) => {
@@ -55,7 +59,16 @@ async function startServer(bin) {
       const match = /listening on [^ ]*:(\d+)/.exec(out);
       if (match) resolve(Number(match[1]));
     });
-    child.once('exit', () => reject(new Error(`muxftp serve exited: ${out}`)));
+    // After 'exit', once its stderr is all read; its error, not the stack's first line.
+    child.once('close', (code, signal) => {
+      const lines = stderr.split('\n').filter((line) => line.trim() !== '');
+      const reason = lines.find((line) => /^(\w*Error\b|muxftp:)/.test(line)) ?? lines.at(-1) ?? out;
+      reject(new Error(`muxftp serve exited (${code ?? signal}) before listening: ${reason}`));
+    });
+  }).catch(async (error) => {
+    // Its root went with it: a baseline that is not built left the directory behind.
+    await removeTempDir(root);
+    throw error;
   });
   return {
     root,
@@ -186,7 +199,11 @@ try {
     const shift = round % tools.length;
     for (const [label, runRound] of [...tools.slice(shift), ...tools.slice(0, shift)]) {
       log(`round ${round + 1}/${rounds}: ${label}`);
-      await runRound();
+      // A server that does not start costs its build the round, not the run (it ended the run).
+      await runRound().catch((/** @type {Error} */ error) => {
+        errors.push(`round ${round + 1} ${label}: ${error.message.split('\n')[0]}`);
+        log(`  ${label}: ERROR ${error.message.split('\n')[0]}`);
+      });
     }
   }
   const labels = tools.map(([label]) => label);

@@ -4,7 +4,7 @@
  * build).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -230,5 +230,28 @@ describe('bench/integrity.mjs', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^1 MiB per run, best of 1,/m);
     expect(result.stdout).toMatch(/^sha256 blocks on 2 worker thread\(s\) +wall GB\/s +\d/m);
+  }, 70_000);
+});
+
+describe('bench/resync.mjs', () => {
+  it('a --baseline server that cannot start is an error of that build: the run ended, its root left', async () => {
+    const tmp = await scratch();
+    const baseline = await scratch(); // no bin/muxftp.js in it
+    // No package is installed or looked for: dpkg-query and apt-get that fail (no rsync rows).
+    const fakeBin = await scratch();
+    for (const tool of ['apt-get', 'dpkg-query']) {
+      await writeFile(join(fakeBin, tool), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    }
+    const args = ['--rounds', '1', '--dirs', '1', '--files', '2', '--baseline', baseline];
+    const result = await runScript('resync.mjs', args, {
+      env: { TMPDIR: tmp, PATH: `${fakeBin}:${process.env.PATH}` },
+      timeoutMs: 60_000,
+    });
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stdout).toMatch(/^put --skip-unchanged +[\d.]+ +- *$/m);
+    expect(result.stdout).toContain(
+      `round 1 muxftp before: muxftp serve exited (1) before listening: Error: Cannot find module '${baseline}/bin/muxftp.js'`,
+    );
+    expect(await readdir(tmp)).toEqual([]);
   }, 70_000);
 });
