@@ -53,6 +53,8 @@ export interface WorkerResult {
   ttfb: string;
   /** The same, second by second, for the report's time series. */
   seconds: WorkerSeconds;
+  /** Epoch ms when its last operation ended (completed or failed), 0 for none: a --files run's clock stops there. */
+  lastEndedAt: number;
 }
 
 export interface WorkerProgress {
@@ -69,6 +71,7 @@ class Tally {
   errors: Record<string, number> = {};
   connectionsOpened = 0;
   connectionsFailed = 0;
+  lastEndedAt = 0;
   readonly latency = newHistogram();
   readonly ttfb = newHistogram();
   readonly seconds: SecondTally;
@@ -80,6 +83,7 @@ class Tally {
   error(code: string): void {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
     this.seconds.error(code);
+    this.lastEndedAt = Date.now();
   }
 
   completed(bytes: number, latencyMicros: number): void {
@@ -88,6 +92,7 @@ class Tally {
     this.ops++;
     this.verified++;
     this.bytes += bytes;
+    this.lastEndedAt = Date.now();
   }
 
   result(): WorkerResult {
@@ -101,6 +106,7 @@ class Tally {
       latency: encodeHistogram(this.latency),
       ttfb: encodeHistogram(this.ttfb),
       seconds: this.seconds.result(),
+      lastEndedAt: this.lastEndedAt,
     };
   }
 }

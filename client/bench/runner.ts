@@ -280,7 +280,12 @@ async function runWorkers(
 /** The report: throughput over the measured seconds (warm-up out, a timed run's tail out). */
 function measure(options: BenchOptions, run: RunPlan, outcome: RunOutcome): BenchReport {
   const { results, server, cpu, startedAt, finishedAt } = outcome;
-  const measuredUntil = run.stopAt !== undefined ? Math.min(finishedAt, run.stopAt) : finishedAt;
+  // A --files run is measured until its last operation ended: the clients' closes and the last
+  // server sample after it are round trips, which against a distant server made a short run look
+  // slower. A timed run's clock is its duration.
+  const lastEndedAt = Math.max(0, ...results.map((r) => r.lastEndedAt));
+  const measuredUntil =
+    run.stopAt !== undefined ? Math.min(finishedAt, run.stopAt) : lastEndedAt > 0 ? lastEndedAt : finishedAt;
   const seconds = Math.max(0.001, (measuredUntil - run.measureFrom) / 1000);
   // The threads that ran: never more than the clients (--workers 8 --clients 1 runs one).
   const ran = { ...options, workers: run.plans.length };

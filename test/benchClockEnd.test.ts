@@ -1,0 +1,71 @@
+/**
+ * `muxftp bench --files N`: the measured seconds end when the last operation does, not after the
+ * clients have closed their connections and the server was asked for its figures once more: round
+ * trips that, against a distant server, made a short run look a third slower. A proxy on
+ * 127.0.0.1 delays every chunk (both ways) to stand for the distance. Needs dist/.
+ */
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { afterEach, expect, it } from 'vitest';
+import { runCli } from './helpers/cliProcess.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+const tempDirs = new TempDirs('muxftp-bench-clock-');
+let env: TestServer | undefined;
+let proxy: Server | undefined;
+const sockets = new Set<Socket>();
+
+afterEach(async () => {
+  for (const socket of sockets) socket.destroy();
+  sockets.clear();
+  await new Promise((resolve) => (proxy ? proxy.close(resolve) : resolve(undefined)));
+  proxy = undefined;
+  await env?.stop();
+  env = undefined;
+  await tempDirs.removeAll();
+});
+
+/**
+ * A proxy to 127.0.0.1:`port` that holds what the server sends for `delayMs` (in order), but its
+ * first chunk (the WELCOME): connections open in time for the run's start, every request after
+ * takes `delayMs` more.
+ */
+async function delayingProxy(port: number, delayMs: number): Promise<number> {
+  proxy = createServer((client) => {
+    const upstream = tcpConnect({ host: '127.0.0.1', port });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    let first = true;
+    upstream.on('data', (chunk) => {
+      if (first) client.write(chunk);
+      else setTimeout(() => client.write(chunk), delayMs);
+      first = false;
+    });
+    upstream.on('end', () => setTimeout(() => client.end(), delayMs));
+  });
+  await new Promise<void>((resolve) => proxy!.listen(0, '127.0.0.1', resolve));
+  return (proxy.address() as { port: number }).port;
+}
+
+it('a --files run is measured until its last operation completed', async () => {
+  env = await startServer();
+  const port = await delayingProxy(env.port, 300);
+  const cwd = await tempDirs.make();
+  const args = ['bench', '--server', `127.0.0.1:${port}`, '--op', 'download', '--clients', '1'];
+  const result = await runCli([...args, '--files', '2', '--size', '1KiB', '--workers', '1', '--json'], cwd, {
+    timeoutMs: 30_000,
+  });
+  expect(result.code, result.stderr).toBe(0);
+  const report = JSON.parse(result.stdout) as { ops: number; seconds: number; latency_ms: { max: number } };
+  expect(report.ops).toBe(2);
+  // Two downloads one after the other: at most twice the slower one's latency, and a little (the
+  // 300 ms of a close and of the last stats request each came on top).
+  const latencies = (2 * report.latency_ms.max) / 1000;
+  expect(report.seconds, JSON.stringify(report.latency_ms)).toBeLessThan(latencies + 0.15);
+}, 40_000);
