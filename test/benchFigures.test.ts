@@ -63,6 +63,13 @@ describe('muxftp bench options that make no sense', () => {
     expect(over.stdout).toBe('');
   });
 
+  it("refuses --files past 2^31 − 1 (the workers' Int32 counter wrapped: the run never ended)", async () => {
+    const over = await bench('--files', '2147483648', '--size', '1KiB');
+    expect(over.code).toBe(2);
+    expect(over.stderr).toMatch(/--files <n>.*2147483648.*expected at most 2147483647/);
+    expect(over.stdout).toBe('');
+  });
+
   it('refuses --size with --size-dist (the --size was ignored)', async () => {
     const both = await bench('--size', '1MiB', '--size-dist', '1KiB:1,2KiB:1');
     expect(both.code).toBe(2);

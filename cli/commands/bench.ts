@@ -50,6 +50,13 @@ const parseNumber = (what: string) =>
     return n;
   });
 
+/** The workers claim operations from an Int32 counter: past 2^31 − 1 it wrapped, and the run never ended. */
+const parseFileCount = commanderParser((text: string) => {
+  const n = parsePositiveInteger(text);
+  if (n > 2 ** 31 - 1) throw new TypeError(`expected at most ${2 ** 31 - 1}`);
+  return n;
+});
+
 const parsePercent = commanderParser((text: string) => {
   const n = Number(text);
   if (text.trim() === '' || !(n >= 0 && n <= 100)) throw new TypeError('expected a percentage (0 to 100)');
@@ -85,7 +92,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
       'mixed sizes with weights, e.g. 64KiB:70,1MiB:25,10MiB:5',
       commanderParser(parseSizeDistribution),
     )
-    .option('--files <n>', 'operations in all (default: one per client and stream)', parsePositiveInteger)
+    .option('--files <n>', 'operations in all (default: one per client and stream)', parseFileCount)
     .option('--duration <time>', 'run for this long instead, e.g. 30s', commanderParser(parseDuration))
     .option(
       '--warmup <time>',
