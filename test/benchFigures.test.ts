@@ -70,6 +70,13 @@ describe('muxftp bench options that make no sense', () => {
     expect(over.stdout).toBe('');
   });
 
+  it('refuses --duration 0 (it ran nothing and failed: "no operation completed")', async () => {
+    const none = await bench('--duration', '0s', '--size', '1KiB');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--duration <time>.*0s.*expected a duration above 0/);
+    expect(none.stdout).toBe('');
+  });
+
   it('refuses --size with --size-dist (the --size was ignored)', async () => {
     const both = await bench('--size', '1MiB', '--size-dist', '1KiB:1,2KiB:1');
     expect(both.code).toBe(2);

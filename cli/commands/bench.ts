@@ -57,6 +57,13 @@ const parseFileCount = commanderParser((text: string) => {
   return n;
 });
 
+/** A run of 0 s started nothing and failed ("no operation completed"). */
+const parseRunDuration = commanderParser((text: string) => {
+  const ms = parseDuration(text);
+  if (!(ms > 0)) throw new TypeError('expected a duration above 0, e.g. 30s');
+  return ms;
+});
+
 const parsePercent = commanderParser((text: string) => {
   const n = Number(text);
   if (text.trim() === '' || !(n >= 0 && n <= 100)) throw new TypeError('expected a percentage (0 to 100)');
@@ -93,7 +100,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
       commanderParser(parseSizeDistribution),
     )
     .option('--files <n>', 'operations in all (default: one per client and stream)', parseFileCount)
-    .option('--duration <time>', 'run for this long instead, e.g. 30s', commanderParser(parseDuration))
+    .option('--duration <time>', 'run for this long instead, e.g. 30s', parseRunDuration)
     .option(
       '--warmup <time>',
       'with --duration: run this long first without counting',
