@@ -1094,6 +1094,9 @@ export class ServerConnection implements StreamHost {
     const throttle = this.uploadThrottle;
     if (throttle === undefined) return;
     throttle.take(bytes);
+    // Closing (a stream's owed bytes paid as it goes): nothing more to read, so no wait; one
+    // would put it back in the line it left, its timer holding the connection for the debt.
+    if (this.transport.isClosed) return;
     // In debt past what the limit admits: nothing more is read until it has paid it back (the
     // limit's line calls back, in turn with the uploads it paces).
     if (this.readsHeldByLimit || throttle.mayGo(this.onLimitPaid)) return;
