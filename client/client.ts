@@ -1168,6 +1168,8 @@ export class Client {
 
   private async getNow(remotePath: string, target: GetTarget, options: TransferOptions): Promise<GetResult> {
     this.assertOpen();
+    // Before anything local: a kept partial taken over to continue was dropped by the refusal.
+    this.assertSendablePaths({ op: 'get', path: remotePath });
     const keepsPartial = options.keepPartial === true;
     // Looked at once (a stat, on the loop while fs calls are fast), by the caller or here.
     const inPlace =
