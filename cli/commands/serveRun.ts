@@ -44,6 +44,9 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   const shortfall = descriptorLimitShortfall(DEFAULTS.fdReserve);
   if (shortfall !== undefined) throw new CliError(`serve: ${shortfall}`);
   const log = serveLog(options.logFormat);
+  // A log that cannot be written (its disk full under `2>>file`, its reader gone) loses lines, not
+  // the server: unheard, the write's ENOSPC or EPIPE ended the process at its first log line.
+  process.stderr.on('error', () => {});
   const openFiles =
     options.maxOpenFiles === undefined
       ? undefined
