@@ -191,7 +191,6 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
       });
   }
   const signal = await shutdownSignal;
-  reloading?.stop();
   log.log({
     event: 'stopping',
     text: `${signal}: shutting down; transfers in flight get ${DEFAULTS.shutdownGraceMs / 1000} s (signal again to exit now)`,
@@ -202,6 +201,9 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   await metrics?.close();
   await storage.close();
   await root?.lock?.release();
+  // Only now: a SIGHUP during the drain (`systemctl reload`, a certificate's deploy hook) with no
+  // handler had its default action, and ended the server with its transfers in flight.
+  reloading?.stop();
   log.log({ event: 'stopped', text: 'stopped' });
 }
 

@@ -1,0 +1,55 @@
+/**
+ * Signals to a running `muxftp serve`: a SIGHUP (`systemctl reload`, a certificate's deploy hook)
+ * that comes while a SIGTERM's drain runs must not kill it; the drain goes on, the transfers in
+ * flight land, and it exits 0. The real CLI, real sockets and files.
+ */
+import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
+import { runCli, startServeChild } from './helpers/cliProcess.js';
+import { ownFor } from './helpers/ownedByTest.js';
+import { delay, until } from './helpers/waits.js';
+
+const MiB = 1024 * 1024;
+
+describe('serve and signals', () => {
+  it('a SIGHUP during the drain is a reload, not the end: the upload in flight lands, exit 0', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    const local = await own.tempDir();
+    const etc = await own.tempDir();
+    await mkdir(join(root, 'alice'));
+    const usersFile = join(etc, 'users.json');
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: [...PERMISSIONS],
+    });
+    await writeFile(usersFile, `${JSON.stringify(users)}\n`, { mode: 0o600 });
+    await writeFile(join(local, 'big'), '');
+    await truncate(join(local, 'big'), 6 * MiB);
+    const serve = await startServeChild(
+      ['--root', root, '--users', usersFile, '--fsync', 'never', '--max-rate', '3MiB'],
+      own.children,
+    );
+    const put = runCli(['--server', `127.0.0.1:${serve.port}`, '--user', 'alice', 'put', 'big'], local, {
+      env: { MUXFTP_PASSWORD: 'alice-secret' },
+      children: own.children,
+      timeoutMs: 30_000,
+    });
+    const underWay = async () =>
+      (await readdir(join(root, 'alice')).catch(() => [])).some((n) => n.startsWith('.muxftp-'));
+    await until(underWay, 'the upload under way', { everyMs: 10 });
+    serve.child.kill('SIGTERM');
+    await until(async () => serve.stderr().includes('shutting down'), 'the drain', { everyMs: 10 });
+    serve.child.kill('SIGHUP');
+    await delay(100);
+    const { code, stderr } = await put;
+    expect(code, stderr).toBe(0);
+    expect(await serve.exited, serve.stderr()).toBe(0);
+    expect(serve.child.signalCode).toBe(null);
+    expect((await stat(join(root, 'alice', 'big'))).size).toBe(6 * MiB);
+  }, 40_000);
+});
