@@ -107,8 +107,15 @@ export class MetricsExporter {
 
   private readonly httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {
     const path = (request.url ?? '').split('?')[0];
-    if (request.method !== 'GET' || path !== '/metrics') {
+    if (path !== '/metrics') {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('muxftp: metrics are at GET /metrics\n');
+      return;
+    }
+    // HEAD is GET without the body (Node leaves it out): an uptime check's `curl -I` found a 404.
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response
+        .writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' })
+        .end('muxftp: metrics are at GET /metrics\n');
       return;
     }
     this.registry.metrics().then(

@@ -335,11 +335,20 @@ describe('MetricsExporter', () => {
     }
   });
 
-  it('answers 404 off /metrics and refuses the protocol port', async () => {
+  it('answers 404 off /metrics, HEAD as GET, 405 to other methods, and refuses the protocol port', async () => {
     const { server, port, metricsPort } = await start(new MemoryStorage());
     const response = await fetch(`http://127.0.0.1:${metricsPort}/`);
     expect(response.status).toBe(404);
     await response.text();
+    // HEAD is GET without the body (an uptime check's `curl -I`); another method is no 404.
+    const head = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(await head.text()).toBe('');
+    const post = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+    await post.text();
     const clash = new MetricsExporter(server, { port });
     await expect(clash.listen()).rejects.toThrow(/protocol port/);
     expect(() => new MetricsExporter(server, { port: 70_000 })).toThrow(/port must be/);
