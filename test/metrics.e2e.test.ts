@@ -496,5 +496,11 @@ describe('muxftp serve --metrics', () => {
     const [code] = await once(bad.child, 'exit');
     expect(code).toBe(2);
     expect(bad.stderr()).toContain('--metrics');
+    // A port alone was taken for a host (inet_aton reads `9100` as 0.0.35.140): the server started,
+    // then exited 1 with "cannot serve metrics on 9100:9464: not an address of this machine".
+    const portAlone = serve(['--metrics', '9100']);
+    const [portAloneCode] = await once(portAlone.child, 'exit');
+    expect(portAloneCode).toBe(2);
+    expect(portAlone.stderr()).toContain("a port alone is written ':9100'");
   });
 });

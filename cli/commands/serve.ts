@@ -281,6 +281,9 @@ function parseInitialWindow(text: string): number {
 
 /** `host:port`, `:port`, `host` or `[v6]:port`; the host defaults to loopback. */
 function parseMetricsAddress(text: string): { host: string; port: number } {
+  // Taken for a host (inet_aton reads `9100` as 0.0.35.140), it failed only once the server was up.
+  if (/^\d+$/.test(text.trim()))
+    throw new TypeError(`expected host:port (a port alone is written ':${text.trim()}')`);
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d+))?$/.exec(text.trim());
   if (match === null) throw new TypeError('expected host:port');
   const host = match[1] ?? match[2] ?? '';
