@@ -52,4 +52,20 @@ describe('serve and signals', () => {
     expect(serve.child.signalCode).toBe(null);
     expect((await stat(join(root, 'alice', 'big'))).size).toBe(6 * MiB);
   }, 40_000);
+
+  it('off a terminal, a SIGHUP with nothing to read again is ignored: `systemctl reload` ended the service', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    // stdin /dev/null, stderr a pipe: as systemd runs it.
+    const serve = await startServeChild(['--root', root], own.children);
+    serve.child.kill('SIGHUP');
+    await until(async () => serve.stderr().includes('SIGHUP: ignored'), 'the SIGHUP said', { everyMs: 10 });
+    const listed = await runCli(['--server', `127.0.0.1:${serve.port}`, 'ls'], root, {
+      children: own.children,
+    });
+    expect(listed.code, listed.stderr).toBe(0);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited, serve.stderr()).toBe(0);
+    expect(serve.stderr()).toContain('nothing to read again without --users or --tls-cert');
+  }, 30_000);
 });

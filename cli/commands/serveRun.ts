@@ -176,19 +176,20 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
         })
       : undefined;
 
+  // With nothing to read again: off a terminal (systemd, a container), SIGHUP is `systemctl
+  // reload` and ignored (its default action ended the service, and systemd counts death by SIGHUP
+  // as a clean exit: Restart=on-failure left it down); on one, it is the terminal gone, and ends
+  // the server as before.
   const reloading =
     options.users !== undefined || options.tlsCert !== undefined
       ? reloadOnHangup(server, options, log)
-      : undefined;
-  // Those that came while starting: the files may have changed since they were read. With nothing
-  // to read again, ignored, and SIGHUP has its default action from now on, as before.
+      : onTerminal()
+        ? undefined
+        : ignoreHangups(log);
+  // Those that came while starting: the files may have changed since they were read.
   if (hangups.release()) {
     if (reloading !== undefined) reloading.reload();
-    else
-      log.log({
-        event: 'sighup_ignored',
-        text: 'SIGHUP while starting: ignored (nothing to read again without --users or --tls-cert)',
-      });
+    else log.log(hangupIgnored('SIGHUP while starting'));
   }
   const signal = await shutdownSignal;
   log.log({
@@ -512,6 +513,26 @@ function reloadOnHangup(
   };
   process.on('SIGHUP', onHangup);
   return { reload: onHangup, stop: () => process.off('SIGHUP', onHangup) };
+}
+
+/** Whether serve runs on a terminal, whose closing a SIGHUP says. */
+const onTerminal = (): boolean => process.stdin.isTTY === true || process.stderr.isTTY === true;
+
+function hangupIgnored(what: string): LogEvent {
+  return {
+    event: 'sighup_ignored',
+    text: `${what}: ignored (nothing to read again without --users or --tls-cert)`,
+  };
+}
+
+/** SIGHUP with nothing to read again, off a terminal: said, and the server goes on. */
+function ignoreHangups(log: ServeLog): { reload(): void; stop(): void } {
+  const onHangup = (): void => log.log(hangupIgnored('SIGHUP'));
+  process.on('SIGHUP', onHangup);
+  return {
+    reload: () => log.log(hangupIgnored('SIGHUP while starting')),
+    stop: () => process.off('SIGHUP', onHangup),
+  };
 }
 
 /** Resolves on the first SIGINT/SIGTERM; from then on, another one exits at once. */
