@@ -4,8 +4,9 @@
  * component with a wildcard is matched against a listing of the directory before it.
  *
  * `*`, `?`, `[…]` (`[!…]` too) and `{a,b}` mean what they mean to a shell (picomatch, with extglobs
- * and `!` negation off, and `(`, `)`, `|`, `+` escaped (shellGlob), so a name like `@(draft)` or
- * `IMG(1).jpg` is only a name); `*` and `?` do not match a leading dot,
+ * and `!` negation off, and what else it reads otherwise escaped (shellGlob: `(`, `)`, `|`, `+`,
+ * `"`, `$`), so a name like `@(draft)` or `IMG(1).jpg` is only a name); `*` and `?` do not match a
+ * leading dot,
  * and a name that is the pattern itself, as typed, names that file alone (`report[1].pdf` is
  * that file, not also report1.pdf).
  * A backslash before one of `*?[]{}\` makes it literal (`get 'odd\*name'`): the server refuses

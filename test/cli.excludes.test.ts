@@ -3,7 +3,7 @@
  * with everything in it; names match at any depth, a pattern with '/' the path below the tree.
  * Real server on 127.0.0.1 (disk), the real CLI, temp dirs. Needs dist/ (npm run build).
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -351,6 +351,22 @@ describe('--exclude', () => {
     const put = await runCli([...at, 'put', '-r', 'src', ...rules], local);
     expect(put.code).toBe(0);
     expect(await filesUnder(join(server.root!, 'src'))).toEqual(['aab.txt', 'report 1.pdf', 'report.pdf']);
+  });
+
+  it("reads '\"' and '$$' as themselves and '\\d' as d, as rsync does: --exclude '*\"' left out every name", async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'src'));
+    for (const name of ['said "hi"', 'notes.txt', '$$.log', 'd1', '1'])
+      await writeFile(join(local, 'src', name), name);
+    await mkdir(join(server.root!, 'src'));
+    for (const name of ['said "hi"', 'old.txt']) await writeFile(join(server.root!, 'src', name), 'there');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const rules = ['--exclude', '*"', '--exclude', '$$*', '--exclude', '\\d*'];
+    const put = await runCli([...at, 'put', '-r', 'src', '--delete', ...rules], local);
+    expect(put).toMatchObject({ code: 0, stderr: 'muxftp: deleted src/old.txt\n' });
+    expect(await filesUnder(join(server.root!, 'src'))).toEqual(['1', 'notes.txt', 'said "hi"']);
+    expect(await readFile(join(server.root!, 'src', 'said "hi"'), 'utf8')).toBe('there');
   });
 
   it('put -r reports a name that is not UTF-8 which the rules keep, a directory by its kind', async () => {

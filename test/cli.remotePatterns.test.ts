@@ -164,6 +164,16 @@ describe('remote wildcards', () => {
     expect((await readdir(photos)).sort()).toEqual(['IMG.jpg', 'IMG1.jpg', 'cd.txt']);
   });
 
+  it("a '\"' is itself, as in a shell: rm 'quotes/*\"draft\"*' keeps draft.txt (it removed every file there)", async () => {
+    const quotes = join(server.root!, 'quotes');
+    await mkdir(quotes);
+    for (const name of ['a "draft" b.txt', 'draft.txt', 'said "hi"', 'said hi'])
+      await writeFile(join(quotes, name), name);
+    expect(await cli('rm', 'quotes/*"draft"*')).toMatchObject({ code: 0, stderr: '' });
+    expect(await cli('rm', 'quotes/*"')).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(quotes)).sort()).toEqual(['draft.txt', 'said hi']);
+  });
+
   it("a shell's `[!…]` matches what its class does not list: rm 'logs/[!a]*.log' keeps a.log", async () => {
     const listed = await cli('ls', 'logs/[!a]*.log');
     expect(listed.code).toBe(0);
