@@ -339,6 +339,8 @@ async function removeFromDestinations(
 // the rules kept what the source has there, and what stands there of another kind is in its way
 // whatever they say of that kind (`--include '*/' … --exclude '*'` left a file where the tree now
 // has a directory, and every run failed on it). What is below such an entry is judged by them.
+// The rules are still asked first: one that matched only what was in the way matched something
+// (it was warned of as matching nothing beside that entry's removal).
 function destinationRules(
   excluded: Excluded | undefined,
   tree: MirroredTree,
@@ -346,7 +348,7 @@ function destinationRules(
 ): Excluded | undefined {
   if (excluded === undefined || step === 'extraneous') return excluded;
   return (relative, isDirectory, peek) =>
-    !tree.present.has(relative) && excluded(relative, isDirectory, peek);
+    excluded(relative, isDirectory, peek) && !tree.present.has(relative);
 }
 
 /**

@@ -563,6 +563,25 @@ describe('--delete', () => {
     expect(await treeUnder(join(root, 'up'))).toEqual(['docs/', 'docs/b.pdf', 'notes.txt']);
   });
 
+  it("a rule of the kind that was in the way matched it: no '--exclude cache/ matched nothing' beside its removal", async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    // A directory `--exclude cache/` leaves out, where the tree has a file cache: replaced, as
+    // rsync replaces it, and the rule said to have matched it (before: "matched nothing").
+    await makeTree(join(server.root!, 'site'), ['cache', 'index.html']);
+    await makeTree(join(local, 'site'), ['cache/data.bin']);
+    const get = await runCli([...at, 'get', '-r', 'site', '--delete', '--exclude', 'cache/'], local);
+    expect(get).toMatchObject({ code: 0, stderr: 'muxftp: deleted site/cache/ (in the way of a file)\n' });
+    expect(await treeUnder(join(local, 'site'))).toEqual(['cache', 'index.html']);
+    // put: the same on the server's side.
+    await makeTree(join(local, 'up'), ['cache', 'index.html']);
+    await makeTree(join(server.root!, 'up'), ['cache/data.bin']);
+    const put = await runCli([...at, 'put', '-r', 'up', '--delete', '--exclude', 'cache/'], local);
+    expect(put).toMatchObject({ code: 0, stderr: 'muxftp: deleted up/cache/ (in the way of a file)\n' });
+    expect(await treeUnder(join(server.root!, 'up'))).toEqual(['cache', 'index.html']);
+  });
+
   it('never goes through a link: one on the server is removed as a link, what it leads to is kept', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
