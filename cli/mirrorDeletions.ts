@@ -12,7 +12,8 @@
  * (rsync's rule too: an entry of the source that could not be read would look extraneous, and a
  * file that failed to go over would leave the destination with neither version of the tree).
  * Excluded paths are kept on both sides (rsync without --delete-excluded), and so is each
- * directory holding one; muxftp's own hidden files are never listed, so never removed.
+ * directory holding one, but for what is in the way before the transfers of a kind the rules
+ * leave out (destinationRules); muxftp's own hidden files are never listed, so never removed.
  */
 
 import { lstat, realpath, rm, unlink } from 'node:fs/promises';

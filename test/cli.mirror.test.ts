@@ -582,6 +582,21 @@ describe('--delete', () => {
     expect(await treeUnder(join(server.root!, 'up'))).toEqual(['cache', 'index.html']);
   });
 
+  it('keeps a directory in the way that holds an excluded path, and that file fails, as rsync cannot delete it', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeTree(join(server.root!, 'site'), ['cache']);
+    await makeTree(join(local, 'site'), ['cache/data.keep']);
+    const rules = ['--exclude', 'cache/', '--exclude', '*.keep'];
+    const get = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'site', '--delete', ...rules],
+      local,
+    );
+    expect(get.code).toBe(1);
+    expect(get.stderr).toContain('muxftp: get site/cache: is a directory');
+    expect(await treeUnder(join(local, 'site'))).toEqual(['cache/', 'cache/data.keep']);
+  });
+
   it('never goes through a link: one on the server is removed as a link, what it leads to is kept', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;
