@@ -8,7 +8,8 @@
  * letter or digit is passed on to the regular expression too (`\d` a digit, `\b` a word's edge):
  * in a shell it is that letter, so it goes. Escaped already (`\[!`, `\(`), or inside a class
  * (`[[!]`, `[(]`), a character stays what it is; a `]` right after the opening is one of the
- * class (`[!]a]`), and a `[` that no `]` closes is itself (`[!]`, `a[b`), as in a shell.
+ * class (`[!]a]`), and a `[` that no `]` closes is itself (`[!]`, `a[b`), as in a shell; so
+ * is a `{` that no `}` closes.
  */
 export function shellGlob(pattern: string): string {
   let out = '';
@@ -24,9 +25,26 @@ export function shellGlob(pattern: string): string {
         out += shellClass(pattern.slice(i + 1, end));
         i = end;
       }
-    } else out += LITERAL.has(c) ? `\\${c}` : c;
+    } else if (c === '{' && !braceCloses(pattern, i)) out += '\\{';
+    else out += LITERAL.has(c) ? `\\${c}` : c;
   }
   return out;
+}
+
+/**
+ * Whether the `{` at `open` has its `}` (`{a,b}` is expanded, as the remote patterns document).
+ * One that has none is itself, as in a shell: picomatch matched nothing with it (`x{*` not x{1).
+ */
+function braceCloses(pattern: string, open: number): boolean {
+  let depth = 0;
+  for (let i = open; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\') i++;
+    else if (c === '[') i = classEnd(pattern, i) ?? i;
+    else if (c === '{') depth++;
+    else if (c === '}' && --depth === 0) return true;
+  }
+  return false;
 }
 
 /** What picomatch reads otherwise, outside a class, and a shell as itself. */

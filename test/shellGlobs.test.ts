@@ -54,6 +54,9 @@ describe('shellGlob', () => {
     ['[!]', ['[!]'], ['!']],
     ['[\\]]x', [']x'], ['\\x', 'x']],
     ['[!]a]*', ['b', 'bc'], [']', 'a', ']x']],
+    ['x{*', ['x{1', 'x{'], ['x', 'x1']],
+    ['{a,{b,c}*', ['{a,b1', '{a,c'], ['a', 'b']],
+    ['{a,b}[{]*', ['a{', 'b{x'], ['a', '{']],
   ])('%s matches what a shell matches', (pattern, matching, others) => {
     const matches = picomatch(shellGlob(pattern), { dot: true, noextglob: true, nonegate: true });
     for (const name of matching) expect(matches(name), name).toBe(true);
