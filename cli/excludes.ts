@@ -43,7 +43,10 @@ export function compileExcludes(rules: readonly FilterRule[] | undefined): Exclu
   if (rules === undefined || rules.length === 0) return undefined;
   const compiled: CompiledRule[] = rules.map(({ kind, pattern }) => {
     const directoriesOnly = /[^/]\/+$/.test(pattern);
-    const body = directoriesOnly ? pattern.replace(/\/+$/, '') : pattern;
+    const given = directoriesOnly ? pattern.replace(/\/+$/, '') : pattern;
+    // As rsync: a backslash escapes only in a pattern with a wildcard (here `{` too, as braces
+    // expand); without one it is itself (`we\ird` is that name on a server, not `weird`).
+    const body = /[*?[{]/.test(pattern) ? given : given.replaceAll('\\', '\\\\');
     const matches = patternMatcher(body.replace(/^\/+/, '/').replace(/\/+$/, ''));
     return {
       kind,

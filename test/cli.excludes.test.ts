@@ -429,6 +429,25 @@ describe('--exclude', () => {
     expect((await readdir(site)).filter((name) => name.startsWith('we'))).toEqual(['we\\ird']);
   });
 
+  it("reads a backslash as itself in a pattern with no wildcard, as rsync does: --exclude 'we\\ird' leaves out that name", async () => {
+    server = await startServer({ backend: 'disk' });
+    const site = join(server.root!, 'site');
+    await mkdir(site);
+    for (const name of ['good', 'we\\ird', 'weird']) await writeFile(join(site, name), name);
+    const local = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const result = await runCli([...at, 'get', '-r', 'site', '--exclude', 'we\\ird'], local);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(local, 'site'))).toEqual(['good', 'weird']);
+    // With a wildcard it escapes what follows, as in rsync: 'we\\i*' is every name starting 'wei'.
+    const escaping = await runCli(
+      [...at, 'get', '-r', 'site', 'two', '--exclude', 'we\\i*', '--exclude', '*\\\\*'],
+      local,
+    );
+    expect(escaping).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(local, 'two'))).toEqual(['good']);
+  });
+
   it('a pattern that names nothing (empty, or only slashes) is a usage error, not an internal one', async () => {
     const local = await tempDirs.make();
     await mkdir(join(local, 'site'));
