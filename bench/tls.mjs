@@ -66,6 +66,8 @@ const WORKLOADS = [
 /** The `muxftp bench` under way, told when this script is stopped. */
 /** @type {import('node:child_process').ChildProcess | undefined} */
 let running;
+/** A signal came: its handler cleans up and exits (130, 143). */
+let stopping = false;
 
 /** @param {string[]} args */
 function bench(args) {
@@ -80,6 +82,8 @@ function bench(args) {
     child.stderr.on('data', (c) => (err += c));
     child.on('close', (code) => {
       running = undefined;
+      // Stopped with this script: its handler exits 143; this failure raced it to exit 1.
+      if (stopping) return;
       if (code !== 0) return reject(new Error(`muxftp bench ${args.join(' ')} exited ${code}: ${err}`));
       const report = JSON.parse(out);
       if (report.error_count !== 0 || report.verified !== report.ops)
@@ -107,6 +111,7 @@ for (const [signal, code] of /** @type {const} */ ([
   ['SIGTERM', 143],
 ])) {
   process.once(signal, async () => {
+    stopping = true;
     // SIGTERM comes to this script alone (timeout, a CI job cancelled): the bench under way is
     // stopped too, and cleans up. Ctrl-C reaches it already (the terminal signals the whole
     // group), and a second one would make it exit before its clean-up.

@@ -166,6 +166,15 @@ describe('bench/fuzz.mjs stopped', () => {
   }
 });
 
+/** Resolves once a bench --local --tls is under way: its server's certificate beside the script's own. */
+async function tlsBenchUnderWay(tmp: string): Promise<void> {
+  for (const started = Date.now(); Date.now() - started < 30_000; ) {
+    const certificates = (await readdir(tmp)).filter((name) => name.startsWith('muxftp-bench-tls-'));
+    if (certificates.length >= 2) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 describe('bench/tls.mjs', () => {
   const tiny = ['--rounds', '1', '--files', '2', '--file-mib', '1', '--clients', '1'];
 
@@ -191,6 +200,20 @@ describe('bench/tls.mjs', () => {
     });
     expect(result.code).toBe(143);
     // Its own certificate, and the one the bench's --local --tls server made.
+    expect(await readdir(tmp)).toEqual([]);
+    expect(await groupAlive(result.pid)).toBe(false);
+  }, 70_000);
+
+  it("stopped by SIGTERM while a bench --local --tls runs: exits 143, not 1 with the bench's exit as its error", async () => {
+    const tmp = await scratch();
+    const result = await runScript('tls.mjs', [...tiny, '--big-mib', '64'], {
+      env: { TMPDIR: tmp },
+      timeoutMs: 60_000,
+      signalWhen: tlsBenchUnderWay(tmp),
+      signal: 'SIGTERM',
+    });
+    // The bench's close (it exited 143) rejected the run, which raced the handler to exit 1.
+    expect(result, result.stderr).toMatchObject({ code: 143, signal: null, stderr: '' });
     expect(await readdir(tmp)).toEqual([]);
     expect(await groupAlive(result.pid)).toBe(false);
   }, 70_000);
