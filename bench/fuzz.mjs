@@ -420,7 +420,9 @@ async function main() {
       ['SIGINT', 130],
       ['SIGTERM', 143],
     ])) {
-      process.once(signal, async () => {
+      process.on(signal, async () => {
+        // The clean-up under way goes on: a default kill by the next signal left the directory.
+        if (signalled) return;
         // The run ends here, not with a report of the crash this kill looks like.
         signalled = true;
         made.serve.child.kill('SIGKILL');

@@ -110,7 +110,9 @@ for (const [signal, code] of /** @type {const} */ ([
   ['SIGINT', 130],
   ['SIGTERM', 143],
 ])) {
-  process.once(signal, async () => {
+  process.on(signal, async () => {
+    // Once: a later signal leaves the clean-up under way to end (its default kill left the key).
+    if (stopping) return;
     stopping = true;
     // SIGTERM comes to this script alone (timeout, a CI job cancelled): the bench under way is
     // stopped too, and cleans up. Ctrl-C reaches it already (the terminal signals the whole

@@ -44,6 +44,8 @@ function runScript(
     timeoutMs: number;
     signalWhen?: Promise<unknown>;
     signal?: NodeJS.Signals;
+    /** After the first `signal`, sends it again every this many ms until the script is gone. */
+    signalAgainEveryMs?: number;
   },
 ): Promise<ScriptRun> {
   const child = spawn(process.execPath, [join(REPO, 'bench', script), ...args], {
@@ -61,8 +63,14 @@ function runScript(
     stderr += chunk.toString();
   });
   const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), options.timeoutMs);
-  void options.signalWhen?.then(() => child.kill(options.signal ?? 'SIGINT'));
+  let again: NodeJS.Timeout | undefined;
+  void options.signalWhen?.then(() => {
+    child.kill(options.signal ?? 'SIGINT');
+    if (options.signalAgainEveryMs !== undefined && child.exitCode === null && child.signalCode === null)
+      again = setInterval(() => child.kill(options.signal ?? 'SIGINT'), options.signalAgainEveryMs);
+  });
   return new Promise((resolve) => {
+    child.once('exit', () => clearInterval(again));
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, pid: child.pid! });
@@ -163,6 +171,23 @@ describe('bench/fuzz.mjs stopped', () => {
       expect(await readdir(tmp)).toEqual([]);
       expect(await groupAlive(result.pid)).toBe(false);
     }, 25_000);
+
+    it(`by ${signal} again and again: still stops its server and removes its directory`, async () => {
+      const tmp = await scratch();
+      const underWay = appears(tmp, 'muxftp-fuzz-').then(() => new Promise((r) => setTimeout(r, 1_000)));
+      // The handler was once-only: a second signal while it waited for the server to exit got the
+      // default action, and the directory stayed behind.
+      const result = await runScript('fuzz.mjs', ['--duration', '30s', '--sessions', '100000'], {
+        env: { TMPDIR: tmp },
+        timeoutMs: 20_000,
+        signalWhen: underWay,
+        signal,
+        signalAgainEveryMs: 2,
+      });
+      expect(result).toMatchObject({ code, signal: null });
+      expect(await readdir(tmp)).toEqual([]);
+      expect(await groupAlive(result.pid)).toBe(false);
+    }, 25_000);
   }
 });
 
@@ -214,6 +239,22 @@ describe('bench/tls.mjs', () => {
     });
     // The bench's close (it exited 143) rejected the run, which raced the handler to exit 1.
     expect(result, result.stderr).toMatchObject({ code: 143, signal: null, stderr: '' });
+    expect(await readdir(tmp)).toEqual([]);
+    expect(await groupAlive(result.pid)).toBe(false);
+  }, 70_000);
+
+  it('SIGTERM again and again while the bench under way stops: still removes its certificate, exits 143', async () => {
+    const tmp = await scratch();
+    // The handler was once-only: the next SIGTERM, while it waited for the bench to stop, got the
+    // default action, and the script's private key stayed in the temp dir.
+    const result = await runScript('tls.mjs', [...tiny, '--big-mib', '64'], {
+      env: { TMPDIR: tmp },
+      timeoutMs: 60_000,
+      signalWhen: tlsBenchUnderWay(tmp),
+      signal: 'SIGTERM',
+      signalAgainEveryMs: 20,
+    });
+    expect(result).toMatchObject({ code: 143, signal: null });
     expect(await readdir(tmp)).toEqual([]);
     expect(await groupAlive(result.pid)).toBe(false);
   }, 70_000);
