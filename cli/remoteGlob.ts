@@ -14,6 +14,7 @@
  */
 import picomatch from 'picomatch';
 import type { Client, WireEntry } from '../client/client.js';
+import { characterProblem } from '../shared/clientPaths.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { planningLimit } from './concurrency.js';
@@ -90,8 +91,8 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
     .split('/')
     .filter((component) => component !== '');
   let reached: Array<{ path: string; entry?: WireEntry }> = [{ path: '' }];
-  // The first name the pattern matched that no path can hold (not UTF-8 on the server).
-  let unnameable: string | undefined;
+  // The first name the pattern matched that no path can hold, left out, and why.
+  let unnameable: { path: string; why: string } | undefined;
   for (const [index, component] of components.entries()) {
     if (!hasWildcard(component)) {
       const name = literalRemoteArgument(component);
@@ -119,15 +120,24 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
       const itself = entries.find((entry) => entry.name === literal && fits(entry) && entry.notUtf8 !== true);
       const candidates = itself === undefined ? entries : [itself];
       for (const entry of candidates) {
-        // A backslash, which no muxftp path holds, is let through to fail that one path loudly (as
-        // a control character does); left out, `rm -r 'w/*'` exited 0 with it still there.
         if (!isPlainName(entry.name.replaceAll('\\', '_')) || (entry !== itself && !matches(entry.name)))
           continue;
         if (!fits(entry)) continue;
-        // A name no path can hold (not UTF-8 on the server) cannot be acted on: left out, and
-        // named should it be all the pattern matched.
-        if (entry.notUtf8 === true) {
-          unnameable ??= joinRemote(reached[i]!.path, entry.name);
+        // A name no path can hold cannot be acted on. Matched by the last part, one with a
+        // character no path may hold (a backslash, a control character) is kept, to fail that one
+        // path loudly (left out, `rm -r 'w/*'` exited 0 with it still there); a directory the
+        // pattern goes through is left out (its listing failed the whole pattern, `rm
+        // 'odd/*/in.log'` removing nothing), as is a name not UTF-8 on the server: each named
+        // should it be all the pattern matched.
+        const badCharacter = last ? undefined : characterProblem(entry.name);
+        if (entry.notUtf8 === true || badCharacter !== undefined) {
+          unnameable ??= {
+            path: joinRemote(reached[i]!.path, entry.name),
+            why:
+              badCharacter === undefined
+                ? 'that is not UTF-8 (muxftp names files in UTF-8 only)'
+                : `muxftp cannot name (the name ${badCharacter})`,
+          };
           continue;
         }
         next.push({ path: joinRemote(reached[i]!.path, entry.name), entry });
@@ -149,7 +159,7 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
   if (found.length === 0 && unnameable !== undefined) {
     throw new MuxftpError(
       'INVALID_PATH',
-      `${pattern} matches only a name on the server that is not UTF-8 (muxftp names files in UTF-8 only): ${unnameable}`,
+      `${pattern} matches only a name on the server ${unnameable.why}: ${unnameable.path}`,
     );
   }
   if (found.length === 0) throw new MuxftpError('NOT_FOUND', `${NO_REMOTE_MATCH}${pattern}`);

@@ -107,5 +107,20 @@ describe('a name on the server with a character no path may hold', () => {
     );
     expect(matched.stderr).toContain('rm odd/new?line: invalid path: contains a control character');
     expect((await readdir(dir)).sort()).toEqual(['back\\slash', 'new\nline']);
+    // A directory such a name has, that a pattern goes through, is left out: the other matches go
+    // on (its listing failed the whole pattern, and nothing was removed).
+    for (const sub of ['a', 'd\\ir', 'n\nl']) {
+      await mkdir(join(dir, sub));
+      await writeFile(join(dir, sub, 'in.log'), 'x');
+    }
+    const through = await cli('rm', 'odd/*/in.log');
+    expect(through.code, through.stderr).toBe(0);
+    expect(await readdir(join(dir, 'a'))).toEqual([]);
+    expect(await readdir(join(dir, 'd\\ir'))).toEqual(['in.log']);
+    const onlyThrough = await cli('rm', 'odd/d*/in.log');
+    expect(onlyThrough.code).toBe(1);
+    expect(onlyThrough.stderr).toContain(
+      'odd/d*/in.log matches only a name on the server muxftp cannot name (the name contains a backslash): odd/d\\ir',
+    );
   });
 });
