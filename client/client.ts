@@ -725,8 +725,9 @@ export class Client {
       const timer = setTimeout(noAnswer(connectTimeoutMs), connectTimeoutMs);
       this.welcomeTimer = setTimeout(noAnswer(welcomeWithinMs), welcomeWithinMs);
       const onAbort = (): void => {
+        // The signal's reason as the cause, as every call's CANCELLED has (a timeout tells itself).
         this.lostError = endedConnectionWith(
-          new MuxftpError('CANCELLED', `connecting to ${this.peer} was cancelled`),
+          new MuxftpError('CANCELLED', `connecting to ${this.peer} was cancelled`, { cause: signal?.reason }),
         );
         this.transport.destroy(this.lostError);
       };

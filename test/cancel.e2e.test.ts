@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, readlink, realpath, stat, truncate, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -130,6 +131,25 @@ describe('cancelling one operation through its AbortSignal', () => {
     await client.close();
     // Before: "connection to … closed", as when the server goes away.
     await expect(client.stat('r.bin')).rejects.toThrow(/closed by close\(\)/);
+  });
+
+  it("a connect given up by its signal keeps the signal's reason as the cause, as every call's CANCELLED does", async () => {
+    // A listener that takes the connection and says nothing: the connect waits for its WELCOME.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const mine = new Error('mine');
+      const early = await Client.connect({ port, signal: AbortSignal.abort(mine) }).catch((e: Error) => e);
+      expect(early).toMatchObject({ code: 'CANCELLED', cause: mine });
+      const timedOut = await Client.connect({ port, signal: AbortSignal.timeout(100) }).catch(
+        (e: Error) => e,
+      );
+      expect(timedOut).toMatchObject({ code: 'CANCELLED' });
+      expect((timedOut as Error & { cause?: Error }).cause?.name).toBe('TimeoutError');
+    } finally {
+      silent.close();
+    }
   });
 
   it('close() lets calls begun before it finish; with graceMs it cuts off what is left after that', async () => {
