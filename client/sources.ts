@@ -387,6 +387,20 @@ class BufferSource implements ByteSource {
   async close(): Promise<void> {}
 }
 
+/**
+ * A chunk of a stream as bytes. An object-mode stream gives what it was given: Uint8Arrays from a
+ * web stream (`Readable.from(response.body)`), which have no Buffer methods, or anything at all.
+ */
+function chunkBytes(chunk: unknown, name: string): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new MuxftpError(
+    'LOCAL_IO_ERROR',
+    `${name} gave ${typeof chunk === 'object' ? 'an object' : `a ${typeof chunk}`}, not bytes`,
+  );
+}
+
 /** A stream in paused mode: read() only what a frame can carry, so backpressure reaches the pipe. */
 class ReadableSource implements ByteSource {
   readonly size = undefined;
@@ -423,10 +437,10 @@ class ReadableSource implements ByteSource {
           ? localError(this.stream.errored, this.name)
           : new MuxftpError('LOCAL_IO_ERROR', `${this.name} closed before its end`);
       }
-      const chunk: Buffer | string | null = this.leftover ?? this.stream.read();
+      const chunk: unknown = this.leftover ?? this.stream.read();
       this.leftover = null;
       if (chunk !== null) {
-        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        const bytes = chunkBytes(chunk, this.name);
         const n = Math.min(length, bytes.length);
         bytes.copy(target, offset, 0, n);
         if (n < bytes.length) this.leftover = bytes.subarray(n);

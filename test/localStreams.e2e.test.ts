@@ -200,6 +200,27 @@ describe('put from a Readable of the caller', () => {
     await expect(client.stat('x.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it('in object mode, giving Uint8Arrays (a web stream: Readable.from(response.body)), is stored byte for byte', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    const bytes = Buffer.alloc(300_000, 'web');
+    // A Blob's stream gives Uint8Arrays, not Buffers; Readable.from() passes them on as they are.
+    const put = await client.put('web.bin', Readable.from(new Blob([bytes]).stream()));
+    expect(put.entry.size).toBe(bytes.length);
+    expect((await client.getBuffer('web.bin')).equals(bytes)).toBe(true);
+  });
+
+  it('in object mode, giving what is no bytes, rejects LOCAL_IO_ERROR saying so, and nothing is stored', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('other.bin', Buffer.alloc(1000, 1));
+    const error = await settledWithin(client.put('x.bin', Readable.from([Buffer.from('ab'), 42])), 2000);
+    expect(error).toBeInstanceOf(MuxftpError);
+    expect(error).toMatchObject({ code: 'LOCAL_IO_ERROR', message: 'input stream gave a number, not bytes' });
+    await expect(client.stat('x.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expectConnectionUsable(client, 'other.bin', 1000);
+  });
+
   it('destroyed already when given rejects at once', async () => {
     env = await startServer();
     const client = await env.connect();
