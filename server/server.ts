@@ -277,7 +277,9 @@ export class MuxServer {
   /**
    * Stops accepting, lets open streams finish for up to `graceMs` (default 0: cut at once), then
    * destroys what is left. Safe to call more than once: later calls settle with the first. A
-   * `graceMs` that is no duration rejects with a TypeError.
+   * `graceMs` that is no duration rejects with a TypeError. Resolves once the connections are
+   * gone, when the uploads cut off may still be removing their temporary files: the storage's
+   * close() waits for those.
    */
   async close(graceMs = 0): Promise<void> {
     if (!(graceMs >= 0))
