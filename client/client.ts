@@ -24,6 +24,7 @@ import {
   SettingError,
 } from '../shared/errors.js';
 import {
+  DIGEST_BYTES,
   INTEGRITY_ALGORITHMS,
   INTEGRITY_BLOCK_BYTES,
   type IntegrityAlgorithm,
@@ -371,6 +372,27 @@ class AbortGroup {
 /** CANCELLED, with why the signal aborted (a timeout's TimeoutError, the caller's reason) as its cause. */
 function cancelledBy(signal: AbortSignal): MuxftpError {
   return new MuxftpError('CANCELLED', 'cancelled', { cause: signal.reason });
+}
+
+/**
+ * A known digest not of its algorithm's length (hex, say) would be thrown by the END's encoder,
+ * outside any call: the process ended, or the put waited for ever.
+ */
+function checkKnownDigests(known: unknown): void {
+  if (known === undefined) return;
+  if (!Array.isArray(known)) throw new TypeError('put: knownDigests must be an array');
+  for (const entry of known as Array<Partial<KnownDigest> | null>) {
+    const algorithm = entry?.algorithm;
+    if (!isIntegrityAlgorithm(algorithm))
+      throw new TypeError(
+        `put: knownDigests: the algorithm must be one of ${INTEGRITY_ALGORITHMS.join(', ')}`,
+      );
+    const digest = entry?.digest;
+    if (!Buffer.isBuffer(digest) || digest.length !== DIGEST_BYTES[algorithm])
+      throw new TypeError(
+        `put: knownDigests: an ${algorithm} digest is its ${DIGEST_BYTES[algorithm]} raw bytes, as a Buffer (not hex)`,
+      );
+  }
 }
 
 /** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days). */
@@ -991,6 +1013,7 @@ export class Client {
 
   private async putNow(remotePath: string, source: PutSource, options: TransferOptions): Promise<PutResult> {
     this.assertOpen();
+    checkKnownDigests(options.knownDigests);
     await prepareBlockHashes();
     let plan: PutPlan | undefined;
     let opened: ByteSource | undefined;

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Client } from '../client/client.js';
+import type { KnownDigest } from '../client/streams.js';
 import { MuxftpError } from '../shared/errors.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -244,6 +246,23 @@ describe('a source or target that is neither a path nor a stream (a JavaScript c
     await expect(client.get('f.bin', 42 as unknown as Writable)).rejects.toThrow(
       new TypeError('get: the target must be a local path or a Writable, got 42'),
     );
+    await expectConnectionUsable(client, 'f.bin', 10);
+  });
+
+  it('a knownDigests digest that is no raw digest (hex, the wrong length) rejects that put with a TypeError', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    await client.put('f.bin', Buffer.alloc(10, 1));
+    const bytes = Buffer.alloc(100_000, 2);
+    const hex = (await contentDigest('xxh128', bytes)).toString('hex');
+    // Before: the END's encoder threw it outside any call, and the process ended.
+    for (const digest of [hex, Buffer.alloc(15)]) {
+      const known = [{ algorithm: 'xxh128', digest }] as unknown as KnownDigest[];
+      await expect(client.put('x.bin', bytes, { knownDigests: known })).rejects.toThrow(
+        new TypeError('put: knownDigests: an xxh128 digest is its 16 raw bytes, as a Buffer (not hex)'),
+      );
+    }
+    await expect(client.stat('x.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expectConnectionUsable(client, 'f.bin', 10);
   });
 });
