@@ -744,8 +744,9 @@ export class Client {
         ),
       );
     return new Promise<Client>((resolve, reject) => {
-      const timer = setTimeout(noAnswer(connectTimeoutMs), connectTimeoutMs);
-      this.welcomeTimer = setTimeout(noAnswer(welcomeWithinMs), welcomeWithinMs);
+      // Past what a timer holds, node would wait 1 ms: as long as a timer goes is as good as no limit.
+      const timer = setTimeout(noAnswer(connectTimeoutMs), Math.min(connectTimeoutMs, MAX_TIMER_MS));
+      this.welcomeTimer = setTimeout(noAnswer(welcomeWithinMs), Math.min(welcomeWithinMs, MAX_TIMER_MS));
       const onAbort = (): void => {
         // The signal's reason as the cause, as every call's CANCELLED has (a timeout tells itself).
         this.lostError = endedConnectionWith(
