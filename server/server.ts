@@ -472,15 +472,18 @@ export class MuxServer {
     const acceptedAt = performance.now();
     this.pending.add(socket);
     let encrypted = false;
-    const timer = setTimeout(() => {
-      if (encrypted) socket.destroy();
-      else {
-        // Refused: a first byte that comes after is read and dropped by the refusal, not taken
-        // for the start of a connection (or of a TLS handshake) on a socket already ending.
-        socket.off('data', onFirst);
-        this.refuse(socket, new ProtocolError('IDLE_TIMEOUT', 'no handshake in time'));
-      }
-    }, this.options.handshakeTimeoutMs);
+    const timer = setTimeout(
+      () => {
+        if (encrypted) socket.destroy();
+        else {
+          // Refused: a first byte that comes after is read and dropped by the refusal, not taken
+          // for the start of a connection (or of a TLS handshake) on a socket already ending.
+          socket.off('data', onFirst);
+          this.refuse(socket, new ProtocolError('IDLE_TIMEOUT', 'no handshake in time'));
+        }
+      },
+      Math.min(MAX_TIMER_MS, this.options.handshakeTimeoutMs),
+    );
     const settle = (): void => {
       clearTimeout(timer);
       this.pending.delete(socket);

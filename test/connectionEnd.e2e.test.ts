@@ -140,6 +140,22 @@ describe('client.closed and fatal', () => {
     expect(await client.list().catch((error: unknown) => error)).toBe(reason);
   });
 
+  it('idle and handshake timeouts past what a timer holds (2^31 - 1 ms) are that long, never 1 ms', async () => {
+    // serve --idle-timeout 3000000 (35 days): node set such timers to 1 ms, and every connection
+    // was closed IDLE_TIMEOUT the moment it went idle, or before its HELLO came.
+    server = await startServer({ idleTimeoutMs: 2 ** 31, handshakeTimeoutMs: 2 ** 31 });
+    // A connection that says nothing for a while, then its HELLO.
+    const socket = netConnect({ host: '127.0.0.1', port: server.port });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const client = await Client.over(socket);
+    await client.put('a.bin', Buffer.alloc(10));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(client.isOpen).toBe(true);
+    expect((await client.stat('a.bin')).size).toBe(10);
+    await client.close();
+  });
+
   it('a reset connection: closed and the call in flight give CONNECTION_LOST, fatal', async () => {
     server = await startServer();
     proxy = await startProxy(server.port);
