@@ -254,12 +254,29 @@ function logSink(options: ServerOptions): LogEventFunction {
   const { log, logEvent } = options;
   if (logEvent === undefined) {
     const lines = log ?? logToStderr;
-    return (event) => lines(textLine(event));
+    return thrownApart((event) => lines(textLine(event)));
   }
-  if (log === undefined) return logEvent;
-  return (event) => {
+  if (log === undefined) return thrownApart(logEvent);
+  return thrownApart((event) => {
     logEvent(event);
     log(textLine(event));
+  });
+}
+
+/**
+ * What the caller's log function throws is thrown again on a turn of its own (an uncaught
+ * exception, as from any listener), never into the work that logged: a put thrown out of half
+ * done was never answered, and close() never settled.
+ */
+function thrownApart(sink: LogEventFunction): LogEventFunction {
+  return (event) => {
+    try {
+      sink(event);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
   };
 }
 
