@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -58,7 +58,7 @@ async function consumerLock(tarballName: string, tarballBytes: Buffer): Promise<
 }
 
 const ESM_SCRIPT = `
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, RemoteError, ERROR_STATUS } from 'muxftp';
@@ -257,6 +257,50 @@ describe('the npm package', () => {
         failed: true,
       }),
     );
+    expect(result.stdout).toBe('');
+    expect('failed' in result).toBe(false);
+  }, 60_000);
+
+  it('type-checks a CommonJS TypeScript consumer (module commonjs: node10 resolution, which reads no exports)', async () => {
+    const dir = join(project, 'cjs-consumer');
+    await mkdir(dir);
+    await writeFile(
+      join(dir, 'consumer.ts'),
+      `import { Client, type PutResult } from 'muxftp';
+import { MemoryStorage, MuxServer } from 'muxftp/server';
+export async function roundTrip(): Promise<number> {
+  const server = new MuxServer({ storage: new MemoryStorage(), port: 0 });
+  const client = await Client.connect({ port: (await server.listen()).port });
+  const put: PutResult = await client.put('a.bin', Buffer.from('hi'));
+  await client.close();
+  await server.close();
+  return put.entry.size;
+}
+`,
+    );
+    await writeFile(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'CommonJS',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          types: ['node'],
+          typeRoots: [join(repo, 'node_modules/@types')],
+        },
+        files: ['consumer.ts'],
+      }),
+    );
+    const tsc = join(repo, 'node_modules/typescript/bin/tsc');
+    const result = await run(process.execPath, [tsc, '--noEmit', '-p', dir], { cwd: dir }).catch(
+      (error: { stdout?: string; code?: number }) => ({
+        stdout: error.stdout ?? String(error),
+        failed: true,
+      }),
+    );
+    // Before: "Cannot find module 'muxftp' or its corresponding type declarations", both entries.
     expect(result.stdout).toBe('');
     expect('failed' in result).toBe(false);
   }, 60_000);
