@@ -58,6 +58,7 @@ import {
   type WireEntry,
 } from '../shared/protocol/messages.js';
 import type { ReplyOf, RequestOf } from '../shared/protocol/operations.js';
+import { timerDelay } from '../shared/timerDelay.js';
 import { WindowBudget } from '../shared/transport/flow.js';
 import { FramedSocket } from '../shared/transport/framedSocket.js';
 import type { OutboundQueue } from '../shared/transport/outboundQueue.js';
@@ -394,9 +395,6 @@ function checkKnownDigests(known: unknown): void {
       );
   }
 }
-
-/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * {@link ClientOptions} with every default filled in. `tls` is the certificate checks, or
@@ -745,8 +743,8 @@ export class Client {
       );
     return new Promise<Client>((resolve, reject) => {
       // Past what a timer holds, node would wait 1 ms: as long as a timer goes is as good as no limit.
-      const timer = setTimeout(noAnswer(connectTimeoutMs), Math.min(connectTimeoutMs, MAX_TIMER_MS));
-      this.welcomeTimer = setTimeout(noAnswer(welcomeWithinMs), Math.min(welcomeWithinMs, MAX_TIMER_MS));
+      const timer = setTimeout(noAnswer(connectTimeoutMs), timerDelay(connectTimeoutMs));
+      this.welcomeTimer = setTimeout(noAnswer(welcomeWithinMs), timerDelay(welcomeWithinMs));
       const onAbort = (): void => {
         // The signal's reason as the cause, as every call's CANCELLED has (a timeout tells itself).
         this.lostError = endedConnectionWith(
@@ -1308,12 +1306,9 @@ export class Client {
     this.closeRequested = true;
     this.endOnceIdleIfClosing();
     if (graceMs !== undefined && graceMs !== Number.POSITIVE_INFINITY && this.graceTimer === undefined) {
-      this.graceTimer = setTimeout(
-        () => {
-          this.destroy(new MuxftpError('CANCELLED', `cut off by close() after ${graceMs / 1000} s of grace`));
-        },
-        Math.min(graceMs, MAX_TIMER_MS),
-      );
+      this.graceTimer = setTimeout(() => {
+        this.destroy(new MuxftpError('CANCELLED', `cut off by close() after ${graceMs / 1000} s of grace`));
+      }, timerDelay(graceMs));
       // Nothing else waits for it: it must not keep the process alive once the connection closed.
       this.graceTimer.unref();
       void this.ended.finally(() => clearTimeout(this.graceTimer));
@@ -1696,7 +1691,7 @@ export class Client {
    * every millisecond).
    */
   private get pingIntervalMs(): number {
-    return Math.round(Math.min(MAX_TIMER_MS, Math.max(50, this.options.responseTimeoutMs / 4)));
+    return Math.round(timerDelay(Math.max(50, this.options.responseTimeoutMs / 4)));
   }
 
   /**

@@ -38,6 +38,7 @@ import {
   parseWindow,
 } from '../shared/protocol/messages.js';
 import type { OpenRequest, Permission, RequestOf } from '../shared/protocol/operations.js';
+import { timerDelay } from '../shared/timerDelay.js';
 import type { ControlFrameBudget } from '../shared/transport/controlFrameBudget.js';
 import type { DataFramePool } from '../shared/transport/dataFramePool.js';
 import { WindowBudget } from '../shared/transport/flow.js';
@@ -147,11 +148,6 @@ enum Phase {
 
 /** What a server's own PING carries (the client only answers it). */
 const KEEPALIVE_PAYLOAD = Buffer.alloc(8);
-/**
- * The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days): past it node waits 1 ms, and
- * `serve --idle-timeout 3000000` closed every connection the moment it went idle.
- */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Why a closed connection's password check left the login line: nothing to answer or log. */
 const LEFT_LOGIN_LINE = new Error('connection closed while its login check waited');
 
@@ -257,7 +253,7 @@ export class ServerConnection implements StreamHost {
     this.output = new OutputProgress(socket, this.transport.queue);
     this.listings = new ListingTurns(DEFAULTS.listingsAtOncePerConnection, this.transport.queue);
     const handshakeLeftMs = options.handshakeTimeoutMs - (performance.now() - context.acceptedAt);
-    this.timer = setTimeout(this.timerOnFire, Math.min(MAX_TIMER_MS, Math.max(1, handshakeLeftMs)));
+    this.timer = setTimeout(this.timerOnFire, timerDelay(Math.max(1, handshakeLeftMs)));
   }
 
   get queue(): OutboundQueue {
@@ -917,8 +913,8 @@ export class ServerConnection implements StreamHost {
       this.transport.resumeReading();
       // The next attempt gets the whole timeout: the delay was the server's, not the client's.
       clearTimeout(this.timer);
-      this.timer = setTimeout(this.timerOnFire, Math.min(MAX_TIMER_MS, this.options.handshakeTimeoutMs));
-    }, delayMs);
+      this.timer = setTimeout(this.timerOnFire, timerDelay(this.options.handshakeTimeoutMs));
+    }, timerDelay(delayMs));
   }
 
   /** Streams may open from now on, as `account`, inside `home`. */
@@ -938,7 +934,7 @@ export class ServerConnection implements StreamHost {
     this.phase = Phase.Ready;
     // From now on the timer watches for idleness instead of the handshake.
     clearTimeout(this.timer);
-    this.timer = setTimeout(this.timerOnFire, Math.min(MAX_TIMER_MS, this.options.idleTimeoutMs));
+    this.timer = setTimeout(this.timerOnFire, timerDelay(this.options.idleTimeoutMs));
   }
 
   private handleOpen(frame: Frame): void {

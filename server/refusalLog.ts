@@ -5,6 +5,8 @@
  * one line per interval says how many, for as long as they go on. A connection's refused requests
  * (PERMISSION_DENIED, say) are kinds of their own, one per code, so one user's flood hides no other's.
  */
+
+import { timerDelay } from '../shared/timerDelay.js';
 import type { LogEvent, LogEventFunction, LogFields } from './logEvents.js';
 
 /** What a kind's summary line counts, and the words it starts with. */
@@ -79,7 +81,7 @@ export class RefusalLog {
   }
 
   private timerFor(kind: string): NodeJS.Timeout {
-    return setTimeout(() => this.intervalOnEnd(kind), this.intervalMs).unref();
+    return setTimeout(() => this.intervalOnEnd(kind), timerDelay(this.intervalMs)).unref();
   }
 
   /** A quiet interval ends the kind's throttling: its next refusal gets a line of its own again. */

@@ -8,6 +8,7 @@
  */
 import { posix } from 'node:path';
 import { DEFAULTS } from '../shared/defaults.js';
+import { timerDelay } from '../shared/timerDelay.js';
 import { normalizeClientPath } from '../storage/paths.js';
 import type { PartialKey } from '../storage/types.js';
 
@@ -61,7 +62,7 @@ export class ResumableUploads {
     }
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#waitMs);
+      timer = setTimeout(resolve, timerDelay(this.#waitMs));
     });
     await Promise.race([all, bound]).finally(() => clearTimeout(timer));
   }

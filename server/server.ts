@@ -15,6 +15,7 @@ import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { blockHashesPrepared, prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
+import { MAX_TIMER_MS, timerDelay } from '../shared/timerDelay.js';
 import { ControlFrameBudget } from '../shared/transport/controlFrameBudget.js';
 import { DataFramePool } from '../shared/transport/dataFramePool.js';
 import { OutboundBudget } from '../shared/transport/outboundBudget.js';
@@ -40,8 +41,6 @@ const REFUSAL_LINGER_MS = 2_000;
 /** Free DATA frames kept for reuse, all connections together: this share of the outbound budget. */
 const FREE_FRAMES_FRACTION_OF_OUTBOUND_BUDGET = 1 / 4;
 const ignore = (): void => {};
-/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** One connection's load, as {@link MuxServer.connectionFigures} reports it. */
 export interface ConnectionFigures {
@@ -472,18 +471,15 @@ export class MuxServer {
     const acceptedAt = performance.now();
     this.pending.add(socket);
     let encrypted = false;
-    const timer = setTimeout(
-      () => {
-        if (encrypted) socket.destroy();
-        else {
-          // Refused: a first byte that comes after is read and dropped by the refusal, not taken
-          // for the start of a connection (or of a TLS handshake) on a socket already ending.
-          socket.off('data', onFirst);
-          this.refuse(socket, new ProtocolError('IDLE_TIMEOUT', 'no handshake in time'));
-        }
-      },
-      Math.min(MAX_TIMER_MS, this.options.handshakeTimeoutMs),
-    );
+    const timer = setTimeout(() => {
+      if (encrypted) socket.destroy();
+      else {
+        // Refused: a first byte that comes after is read and dropped by the refusal, not taken
+        // for the start of a connection (or of a TLS handshake) on a socket already ending.
+        socket.off('data', onFirst);
+        this.refuse(socket, new ProtocolError('IDLE_TIMEOUT', 'no handshake in time'));
+      }
+    }, timerDelay(this.options.handshakeTimeoutMs));
     const settle = (): void => {
       clearTimeout(timer);
       this.pending.delete(socket);

@@ -326,3 +326,18 @@ describe('a home the users file names that cannot be used', () => {
     expect(server.logs.join('\n')).not.toMatch(/logged in as alice/);
   });
 });
+
+describe('a login failure delay past what a timer holds (~24.8 days)', () => {
+  it('still delays the answer: node waited 1 ms for it, so there was none', async () => {
+    server = await startServer({
+      accounts: new Accounts({ users }),
+      loginFailureDelayMs: 2 ** 32,
+      maxLoginFailureDelayMs: 2 ** 33,
+    });
+    const peer = await RawPeer.open(server.port);
+    peers.push(peer);
+    peer.write(encodeAuth({ user: 'alice', password: 'wrong' }));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(peer.frames.filter((f) => f.type === FrameType.AUTH)).toEqual([]);
+  });
+});

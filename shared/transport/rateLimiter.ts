@@ -10,6 +10,7 @@
  * two downloads, one had a quarter of the other's bytes when it ended; of a user's two
  * connections, one had none.)
  */
+import { timerDelay } from '../timerDelay.js';
 
 /** Called back when a sender that had to wait may send. */
 export type Waiter = () => void;
@@ -66,8 +67,6 @@ export interface RateLimiterOptions {
 }
 
 const MIN_BURST_BYTES = 16 * 1024;
-/** The longest delay a timer takes: a longer one fires at once (with a warning), every millisecond. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class RateLimiter {
   readonly bytesPerSecond: number;
@@ -132,7 +131,7 @@ export class RateLimiter {
   private schedule(): void {
     if (this.timer !== undefined || this.line.size === 0) return;
     // A debt past it (a very low rate) is waited out one longest timer at a time.
-    this.timer = setTimeout(this.onTimer, Math.min(MAX_TIMER_MS, Math.max(1, this.delayMs())));
+    this.timer = setTimeout(this.onTimer, timerDelay(Math.max(1, this.delayMs())));
   }
 
   private readonly onTimer = (): void => {
