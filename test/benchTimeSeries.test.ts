@@ -70,6 +70,19 @@ describe('bench time series', () => {
     expect(ts.latency_ms.max[1]).toBeCloseTo(50, 0);
   });
 
+  it('joins a last part-second shorter than half a second to the point before, rated over both', () => {
+    // A 2 s timed run measured until its last operation ended, 50 ms past its end.
+    const w = tally([
+      [500, 1e6, 5],
+      [1500, 1e6, 5],
+      [2040, 1e6, 5],
+    ]);
+    const ts = buildTimeSeries([w], 2.05, []);
+    // Not a third point of 50 ms rated at 20 ops/s.
+    expect(ts.t).toEqual([0, 1]);
+    expect(ts.ops_per_s).toEqual([1, Math.round((2 / 1.05) * 100) / 100]);
+  });
+
   it('spaces the percentile curve evenly in log10(1/(1-p)) and ends at the maximum', () => {
     const h = newHistogram();
     for (let i = 1; i <= 1000; i++) h.recordValue(i * 1000);

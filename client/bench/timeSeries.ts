@@ -120,7 +120,10 @@ export function buildTimeSeries(
   seconds: number,
   serverSamples: readonly ServerSample[],
 ): TimeSeries {
-  const length = Math.max(1, Math.ceil(seconds));
+  // A part-second at the end of less than half a second joins the point before it, which covers
+  // it too: a timed run is measured until the transfers under way at its end have ended, and
+  // those that ended just past its last whole second made a point of a few ms, its rate a spike.
+  const length = Math.max(1, Math.round(seconds));
   // Operations in flight when a timed run stops finish after it: they count in the last point.
   const indexesOf = (s: number, all: number) =>
     s < length - 1 ? [s] : Array.from({ length: Math.max(1, all - s) }, (_, i) => s + i);
@@ -130,8 +133,8 @@ export function buildTimeSeries(
       return total + indexesOf(s, series.length).reduce((n, i) => n + (series[i] ?? 0), 0);
     }, 0);
   const t = Array.from({ length }, (_, s) => s);
-  // The last point may cover less than a second: rates are per second of the time it covers.
-  const width = (s: number) => Math.max(0.001, Math.min(1, seconds - s));
+  // The last point may cover less or more than a second: rates are per second of the time it covers.
+  const width = (s: number) => (s < length - 1 ? 1 : Math.max(0.001, seconds - s));
   const codes = [...new Set(workers.flatMap((w) => Object.keys(w.errors)))].sort();
   const latency: TimeSeries['latency_ms'] = { p50: [], p90: [], p99: [], max: [] };
   for (let s = 0; s < length; s++) {
