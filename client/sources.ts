@@ -441,6 +441,8 @@ class ReadableSource implements ByteSource {
       this.leftover = null;
       if (chunk !== null) {
         const bytes = chunkBytes(chunk, this.name);
+        // An object-mode stream passes on an empty chunk; 0 read would be taken for the end.
+        if (bytes.length === 0) continue;
         const n = Math.min(length, bytes.length);
         bytes.copy(target, offset, 0, n);
         if (n < bytes.length) this.leftover = bytes.subarray(n);

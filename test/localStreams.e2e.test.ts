@@ -212,6 +212,18 @@ describe('put from a Readable of the caller', () => {
     expect((await client.getBuffer('web.bin')).equals(bytes)).toBe(true);
   });
 
+  it('in object mode, an empty chunk is no end: every byte after it is stored, views at their offset', async () => {
+    env = await startServer();
+    const client = await env.connect();
+    // A Uint8Array over part of a larger ArrayBuffer: only its own bytes, taken without a copy.
+    const view = new Uint8Array(new TextEncoder().encode('--cd--').buffer, 2, 2);
+    const chunks = [Buffer.from('ab'), Buffer.alloc(0), '', new Uint8Array(0), view, Buffer.from('ef')];
+    // Before: an empty chunk read as the end, and 'ab' was stored as the whole file, with success.
+    const put = await client.put('e.bin', Readable.from(chunks));
+    expect(put.entry.size).toBe(6);
+    expect((await client.getBuffer('e.bin')).toString()).toBe('abcdef');
+  });
+
   it('in object mode, giving what is no bytes, rejects LOCAL_IO_ERROR saying so, and nothing is stored', async () => {
     env = await startServer();
     const client = await env.connect();
