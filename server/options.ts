@@ -128,13 +128,15 @@ export interface ServerOptions {
   maxOpenFiles?: number;
   /**
    * One line per connection and per transfer, with control and bidi characters (from client
-   * paths and user names) shown as '?'. Default: stderr.
+   * paths and user names) shown as '?'. Default: stderr. What it throws: see `logEvent`.
    */
   log?: LogFunction;
   /**
    * Each log event with its fields (logEvents.ts: an event name, a level, the text line, the
    * paths and names as the client sent them), for a log of your own format. Given alone, `log`
    * gets nothing; given both, both get every event. `muxftp serve --log-format json` uses it.
+   * What `log` or `logEvent` throws is thrown again on a turn of its own: an uncaught exception
+   * (the process ends, unless it has an 'uncaughtException' handler), and the server goes on.
    */
   logEvent?: LogEventFunction;
   /**
