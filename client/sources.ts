@@ -397,7 +397,7 @@ function chunkBytes(chunk: unknown, name: string): Buffer {
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   throw new MuxftpError(
     'LOCAL_IO_ERROR',
-    `${name} gave ${typeof chunk === 'object' ? 'an object' : `a ${typeof chunk}`}, not bytes`,
+    `${name} gave ${chunk === undefined ? 'undefined' : chunk === null ? 'null' : typeof chunk === 'object' ? 'an object' : `a ${typeof chunk}`}, not bytes`,
   );
 }
 
