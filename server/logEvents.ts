@@ -4,7 +4,7 @@
  * it always read; `json`, one object per line for pipelines (journald → Loki, fail2ban, jq).
  */
 import { printable, printableJson } from '../shared/printable.js';
-import { writeStderrLine } from './stderrLines.js';
+import { droppedLinesText, writeStderrLine } from './stderrLines.js';
 
 /** How bad: `warn` a refusal or failure a client caused, `error` one the operator must look at. */
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -101,5 +101,9 @@ export function jsonLine(event: LogEvent, time: Date = new Date()): string {
 
 /** Events to stderr as JSON lines (the text format's writer is logToStderr, fed textLine()). */
 export const logJsonToStderr: LogEventFunction = (event) => {
-  writeStderrLine(`${jsonLine(event)}\n`);
+  writeStderrLine(`${jsonLine(event)}\n`, droppedJsonLine);
 };
+
+function droppedJsonLine(count: number): string {
+  return `${jsonLine({ event: 'log_dropped', level: 'warn', text: droppedLinesText(count), fields: { count } })}\n`;
+}

@@ -6,7 +6,7 @@ import type { Storage } from '../storage/types.js';
 import { Accounts } from './auth/accounts.js';
 import { defaultMaxOpenFiles } from './fileDescriptors.js';
 import { type LogEventFunction, textLine } from './logEvents.js';
-import { writeStderrLine } from './stderrLines.js';
+import { droppedLinesText, writeStderrLine } from './stderrLines.js';
 
 /** Where the server writes its log lines (one line per call, no trailing newline). */
 export type LogFunction = (line: string) => void;
@@ -245,7 +245,10 @@ const NON_NEGATIVE_INTEGERS = [
 
 /** The default {@link LogFunction}: each line to stderr behind an ISO timestamp. */
 export const logToStderr: LogFunction = (line) => {
-  writeStderrLine(`${new Date().toISOString()} ${line}\n`);
+  writeStderrLine(
+    `${new Date().toISOString()} ${line}\n`,
+    (count) => `${new Date().toISOString()} ${droppedLinesText(count)}\n`,
+  );
 };
 
 /**

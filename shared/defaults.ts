@@ -162,6 +162,11 @@ export const DEFAULTS = {
    * interval counts the rest, so a flood of refused connections cannot flood the log.
    */
   refusalLogIntervalMs: 10_000,
+  /**
+   * Server log: bytes of lines stderr may hold for a reader that stopped reading (a pipe); past
+   * it lines are dropped and counted (server/stderrLines.ts), not held without bound.
+   */
+  maxStderrBacklogBytes: 1024 * 1024,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
   maxRateBytesPerSecond: 0,
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */

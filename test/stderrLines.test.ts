@@ -59,6 +59,67 @@ describe('log lines to stderr', () => {
     expect(JSON.parse(lines[100]!)).toMatchObject({ event: 'last', msg: 'the last' });
   });
 
+  it('are dropped, counted, past a backlog a reader that stopped reading left: not held without bound', async () => {
+    const options = pathToFileURL(path.join(DIST, 'options.js')).href;
+    const events = pathToFileURL(path.join(DIST, 'logEvents.js')).href;
+    // 10 MB of lines over 100 turns to a pipe nobody reads (a paused pager, a stalled log
+    // shipper); then, once the reader is back and has read it all, one more of each format.
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { logToStderr } = await import(${JSON.stringify(options)});
+         const { logJsonToStderr } = await import(${JSON.stringify(events)});
+         const { setImmediate: turn, setTimeout: sleep } = await import('node:timers/promises');
+         const { writeSync } = await import('node:fs');
+         const line = 'x'.repeat(200);
+         for (let t = 0; t < 100; t++) {
+           for (let i = 0; i < 500; i++) logToStderr(line);
+           await turn();
+         }
+         writeSync(1, process.stderr.writableLength + '\\n');
+         while (process.stderr.writableLength > 0) await sleep(10);
+         logJsonToStderr({ event: 'after', text: 'after' });
+         logToStderr('after');
+         await turn();
+         while (process.stderr.writableLength > 0) await sleep(10);
+         process.exit(0);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    try {
+      child.stderr.pause();
+      let stdout = '';
+      for await (const chunk of child.stdout.setEncoding('utf8')) {
+        stdout += chunk;
+        if (stdout.includes('\n')) break;
+      }
+      // Held in memory: what was not dropped (at most the cap and a turn's lines).
+      expect(Number(stdout.trim())).toBeLessThan(2 * 1024 * 1024);
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+      });
+      child.stderr.resume();
+      const [code] = await once(child, 'exit');
+      expect(code).toBe(0);
+      const lines = stderr.trimEnd().split('\n');
+      expect(lines.length).toBeLessThan(50_000);
+      const dropped = lines.filter((line) => line.includes('log lines not written'));
+      expect(dropped).toHaveLength(1);
+      const count = Number(/(\d+) log lines not written/.exec(dropped[0]!)?.[1]);
+      expect(count + lines.length - 1 - 2).toBe(50_000);
+      expect(JSON.parse(dropped[0]!)).toMatchObject({ event: 'log_dropped', level: 'warn', count });
+      expect(lines.at(-2)).toMatch(/"event":"after"/);
+      expect(lines.at(-1)).toMatch(/^\S+ after$/);
+    } finally {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+    }
+  }, 30_000);
+
   it("come before serve's listening line on stdout, where both go to one place", async () => {
     const root = await tempDirs.make();
     // 2>&1, as a terminal or journald has them: the warning logged before the line is shown before it.
