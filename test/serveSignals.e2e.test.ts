@@ -3,12 +3,13 @@
  * that comes while a SIGTERM's drain runs must not kill it; the drain goes on, the transfers in
  * flight land, and it exits 0. The real CLI, real sockets and files.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
-import { runCli, startServeChild } from './helpers/cliProcess.js';
+import { CLI_BIN, runCli, startServeChild } from './helpers/cliProcess.js';
 import { ownFor } from './helpers/ownedByTest.js';
 import { delay, until } from './helpers/waits.js';
 
@@ -68,4 +69,53 @@ describe('serve and signals', () => {
     expect(await serve.exited, serve.stderr()).toBe(0);
     expect(serve.stderr()).toContain('nothing to read again without --users or --tls-cert');
   }, 30_000);
+
+  it.skipIf(spawnSync('python3', ['-c', 'import pty']).status !== 0)(
+    'with only stdout on a terminal (`serve </dev/null 2>log`), a SIGHUP is the terminal gone and ends it',
+    async (test) => {
+      const own = ownFor(test);
+      const root = await own.tempDir();
+      // Went on, it outlived its terminal; its exit then aborted in node 20 (nodejs/node#51519),
+      // setting back the modes of a terminal that is gone: 134, a core file, a native stack trace.
+      const run = spawnSync(
+        'python3',
+        ['-c', ON_PTY_STDOUT, process.execPath, CLI_BIN, 'serve', '--memory', '--port', '0'],
+        { cwd: root, encoding: 'utf8', timeout: 40_000 },
+      );
+      expect(run.status, `${run.stdout}${run.stderr}`).toBe(0);
+      expect(run.stdout).toContain('ended by SIGHUP');
+      expect(run.stdout).not.toContain('SIGHUP: ignored');
+    },
+    45_000,
+  );
 });
+
+/**
+ * python3: runs argv[1:] with stdin /dev/null, stdout a pseudo-terminal and stderr a pipe; once it
+ * listens (and half a second more), sends it a SIGHUP and says how it ended (and, should it go on, SIGTERMs it).
+ */
+const ON_PTY_STDOUT = `
+import os, pty, select, signal, subprocess, sys, time
+master, slave = os.openpty()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
+os.close(slave)
+seen = b''
+deadline = time.time() + 20
+while b'listening on' not in seen and time.time() < deadline:
+    if select.select([master], [], [], 0.5)[0]:
+        try:
+            seen += os.read(master, 4096)
+        except OSError:
+            break
+# Once it is up: its start-up holds a SIGHUP until then (cli/startupHangups.ts).
+time.sleep(0.5)
+p.send_signal(signal.SIGHUP)
+try:
+    code = p.wait(timeout=5)
+except subprocess.TimeoutExpired:
+    print('went on after the SIGHUP')
+    p.terminate()
+    code = p.wait(timeout=20)
+print('ended by SIGHUP' if code == -signal.SIGHUP else 'ended ' + str(code))
+print(p.stderr.read().decode())
+`;

@@ -6,6 +6,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, realpath } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
+import { isatty } from 'node:tty';
 import { descriptorLimitShortfall, maxOpenFilesWithinLimit } from '../../server/fileDescriptors.js';
 import type { LogEvent } from '../../server/logEvents.js';
 import type { MetricsExporter } from '../../server/metrics.js';
@@ -515,8 +516,12 @@ function reloadOnHangup(
   return { reload: onHangup, stop: () => process.off('SIGHUP', onHangup) };
 }
 
-/** Whether serve runs on a terminal, whose closing a SIGHUP says. */
-const onTerminal = (): boolean => process.stdin.isTTY === true || process.stderr.isTTY === true;
+/**
+ * Whether serve runs on a terminal, whose closing a SIGHUP says: any of stdin, stdout and stderr.
+ * Not stdout alone (`serve </dev/null 2>log` at a terminal) went on past the terminal's end, and
+ * its exit aborted (node 20 sets a gone terminal's modes back: nodejs/node#51519).
+ */
+const onTerminal = (): boolean => [0, 1, 2].some((fd) => isatty(fd));
 
 function hangupIgnored(what: string): LogEvent {
   return {
