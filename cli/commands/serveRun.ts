@@ -185,13 +185,10 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     options.users !== undefined || options.tlsCert !== undefined
       ? reloadOnHangup(server, options, log)
       : onTerminal()
-        ? undefined
+        ? endOnHangup(log)
         : ignoreHangups(log);
   // Those that came while starting: the files may have changed since they were read.
-  if (hangups.release()) {
-    if (reloading !== undefined) reloading.reload();
-    else log.log(hangupIgnored('SIGHUP while starting'));
-  }
+  if (hangups.release()) reloading.reload();
   const signal = await shutdownSignal;
   log.log({
     event: 'stopping',
@@ -205,7 +202,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   await root?.lock?.release();
   // Only now: a SIGHUP during the drain (`systemctl reload`, a certificate's deploy hook) with no
   // handler had its default action, and ended the server with its transfers in flight.
-  reloading?.stop();
+  reloading.stop();
   log.log({ event: 'stopped', text: 'stopped' });
 }
 
@@ -527,6 +524,25 @@ function hangupIgnored(what: string): LogEvent {
   return {
     event: 'sighup_ignored',
     text: `${what}: ignored (nothing to read again without --users or --tls-cert)`,
+  };
+}
+
+/**
+ * SIGHUP with nothing to read again, on a terminal: the terminal gone, which ends the server by
+ * the signal itself, as with no handler. A handler all the same: one that came as the start-up's
+ * holder was removed (cli/startupHangups.ts) reaches it; with none left, it was lost with that
+ * holder, and the server went on past its terminal's end.
+ */
+function endOnHangup(log: ServeLog): { reload(): void; stop(): void } {
+  const onHangup = (): void => {
+    // The last listener gone, libuv gives SIGHUP its default action back.
+    process.removeAllListeners('SIGHUP');
+    process.kill(process.pid, 'SIGHUP');
+  };
+  process.on('SIGHUP', onHangup);
+  return {
+    reload: () => log.log(hangupIgnored('SIGHUP while starting')),
+    stop: () => process.off('SIGHUP', onHangup),
   };
 }
 
