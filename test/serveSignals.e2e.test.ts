@@ -54,6 +54,35 @@ describe('serve and signals', () => {
     expect((await stat(join(root, 'alice', 'big'))).size).toBe(6 * MiB);
   }, 40_000);
 
+  it("a SIGHUP's reload under way as the drain ends is waited for: `stopped` is the last line", async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    const etc = await own.tempDir();
+    // Many users: a reload long enough to be under way when the drain (no transfers) ends.
+    const one = addUser(emptyUsersFile(), {
+      name: 'u',
+      passwordHash: await hashPassword('secret-pass'),
+      permissions: ['read'],
+    });
+    const entry = one.users.u!;
+    const users = {
+      ...one,
+      users: Object.fromEntries(
+        Array.from({ length: 10_000 }, (_, i) => [`u${i}`, { ...entry, home: `u${i}` }]),
+      ),
+    };
+    const usersFile = join(etc, 'users.json');
+    await writeFile(usersFile, `${JSON.stringify(users)}\n`, { mode: 0o600 });
+    for (let round = 0; round < 3; round++) {
+      const serve = await startServeChild(['--root', root, '--users', usersFile], own.children);
+      serve.child.kill('SIGTERM');
+      serve.child.kill('SIGHUP');
+      expect(await serve.exited, serve.stderr()).toBe(0);
+      const lines = serve.stderr().trimEnd().split('\n');
+      expect(lines.at(-1), serve.stderr()).toMatch(/ stopped$/);
+    }
+  }, 60_000);
+
   it('off a terminal, a SIGHUP with nothing to read again is ignored: `systemctl reload` ended the service', async (test) => {
     const own = ownFor(test);
     const root = await own.tempDir();

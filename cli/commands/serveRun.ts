@@ -201,8 +201,9 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   await storage.close();
   await root?.lock?.release();
   // Only now: a SIGHUP during the drain (`systemctl reload`, a certificate's deploy hook) with no
-  // handler had its default action, and ended the server with its transfers in flight.
-  reloading.stop();
+  // handler had its default action, and ended the server with its transfers in flight. A reload
+  // under way is waited for: its line came after `stopped`.
+  await reloading.stop();
   log.log({ event: 'stopped', text: 'stopped' });
 }
 
@@ -458,13 +459,9 @@ async function startMetrics(
  * and key again too (a renewed certificate, as nginx takes one on SIGHUP): new connections get
  * it, those up keep theirs. Either file that does not read or load changes nothing (the log says
  * why), and does not stop the other. Returns the reload, for a SIGHUP held while starting, and
- * the function that stops listening.
+ * the function that stops listening once a reload under way has ended.
  */
-function reloadOnHangup(
-  server: MuxServer,
-  options: ServeOptions,
-  log: ServeLog,
-): { reload(): void; stop(): void } {
+function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog): HangupHandling {
   let reloading = Promise.resolve();
   const onHangup = (): void => {
     reloading = reloading.then(async () => {
@@ -510,7 +507,19 @@ function reloadOnHangup(
     });
   };
   process.on('SIGHUP', onHangup);
-  return { reload: onHangup, stop: () => process.off('SIGHUP', onHangup) };
+  return {
+    reload: onHangup,
+    stop: async () => {
+      await reloading;
+      process.off('SIGHUP', onHangup);
+    },
+  };
+}
+
+/** What serve does on SIGHUP once up: `reload` for those held while starting; `stop` ends it. */
+interface HangupHandling {
+  reload(): void;
+  stop(): Promise<void>;
 }
 
 /**
@@ -533,7 +542,7 @@ function hangupIgnored(what: string): LogEvent {
  * holder was removed (cli/startupHangups.ts) reaches it; with none left, it was lost with that
  * holder, and the server went on past its terminal's end.
  */
-function endOnHangup(log: ServeLog): { reload(): void; stop(): void } {
+function endOnHangup(log: ServeLog): HangupHandling {
   const onHangup = (): void => {
     // The last listener gone, libuv gives SIGHUP its default action back.
     process.removeAllListeners('SIGHUP');
@@ -542,17 +551,21 @@ function endOnHangup(log: ServeLog): { reload(): void; stop(): void } {
   process.on('SIGHUP', onHangup);
   return {
     reload: () => log.log(hangupIgnored('SIGHUP while starting')),
-    stop: () => process.off('SIGHUP', onHangup),
+    stop: async () => {
+      process.off('SIGHUP', onHangup);
+    },
   };
 }
 
 /** SIGHUP with nothing to read again, off a terminal: said, and the server goes on. */
-function ignoreHangups(log: ServeLog): { reload(): void; stop(): void } {
+function ignoreHangups(log: ServeLog): HangupHandling {
   const onHangup = (): void => log.log(hangupIgnored('SIGHUP'));
   process.on('SIGHUP', onHangup);
   return {
     reload: () => log.log(hangupIgnored('SIGHUP while starting')),
-    stop: () => process.off('SIGHUP', onHangup),
+    stop: async () => {
+      process.off('SIGHUP', onHangup);
+    },
   };
 }
 
