@@ -22,7 +22,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync, unlinkSync } from 'node:fs';
-import { type FileHandle, link, open, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { type FileHandle, link, lutimes, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -116,7 +116,9 @@ export class ServedRootLock {
       const now = await readFile(this.path, 'utf8');
       if (now !== this.#content) return this.#lost();
       const at = new Date();
-      await utimes(this.path, at, at);
+      // Never through a link: one swapped in after the read (a host user who may write the root)
+      // had the server set the time of any file its account may change.
+      await lutimes(this.path, at, at);
     } catch (error) {
       if (this.#released) return;
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT')

@@ -8,7 +8,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { mkdir, open, readdir, readFile, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -459,6 +459,30 @@ describe.concurrent('one server per root', () => {
         for (const outcome of outcomes)
           if (outcome.status === 'fulfilled') await outcome.value.lock?.release();
       }
+    }
+  });
+
+  it('a link swapped in for the lock between beats is not touched through (its target keeps its time)', async (test) => {
+    const own = ownFor(test);
+    const base = await own.tempDir();
+    const root = join(base, 'root');
+    await mkdir(root);
+    const held = await lockServedRoot(root, { heartbeatMs: 20 });
+    try {
+      const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+      // What a swap right after the beat's read leaves, made lasting: a link under the lock's name
+      // to a file the planter may not write (a users file, a TLS key; as root, any file) that
+      // reads as the lock did.
+      const victim = join(base, 'victim');
+      await writeFile(victim, await readFile(lockPath, 'utf8'));
+      const old = new Date('2001-01-01T00:00:00Z');
+      await utimes(victim, old, old);
+      await unlink(lockPath);
+      await symlink(victim, lockPath);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect((await stat(victim)).mtimeMs).toBe(old.getTime());
+    } finally {
+      await held.lock?.release();
     }
   });
 

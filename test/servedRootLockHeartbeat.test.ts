@@ -2,7 +2,7 @@
  * The served root lock's heartbeat in the holder (storage/servedRootLock.ts): it touches the lock
  * every `heartbeatMs`; a refresh that fails (an I/O error, a read-only remount) is reported and
  * tried again at the next beat, the lock kept; a lock no longer this process's (removed, taken
- * over) is reported once and never touched again; release() stops it. A failing utimes needs
+ * over) is reported once and never touched again; release() stops it. A failing lutimes needs
  * more than a file mode where the tests run as root, so it is made here.
  */
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -17,13 +17,13 @@ const touches = vi.hoisted(() => ({ calls: 0, failing: false }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
-  const utimes = (async (...args: Parameters<typeof real.utimes>) => {
+  const lutimes = (async (...args: Parameters<typeof real.lutimes>) => {
     touches.calls++;
     if (touches.failing)
-      throw Object.assign(new Error(`EIO: i/o error, utime '${String(args[0])}'`), { code: 'EIO' });
-    return real.utimes(...args);
-  }) as typeof real.utimes;
-  return { ...real, default: { ...real, utimes }, utimes };
+      throw Object.assign(new Error(`EIO: i/o error, lutime '${String(args[0])}'`), { code: 'EIO' });
+    return real.lutimes(...args);
+  }) as typeof real.lutimes;
+  return { ...real, default: { ...real, lutimes }, lutimes };
 });
 
 let root: string | undefined;
