@@ -71,9 +71,10 @@ export const DEFAULTS = {
   maxControlPayloadBytes: 256 * KiB,
   /**
    * Server: largest JSON payload it accepts from a client (HELLO, AUTH, OPEN, ERROR). The largest
-   * request, a rename of two 4096-byte paths with every byte escaped, is ~16.4 KiB; an unfinished
-   * frame is held until it completes (for up to the handshake or idle timeout), so 256 KiB each
-   * let 10,000 connections hold 2.5 GiB by sending a header and part of its payload.
+   * request, a rename of two 4096-byte paths with every non-ASCII character escaped (\uXXXX), is
+   * ~24.6 KB (docs/PROTOCOL.md); an unfinished frame is held until it completes (for up to the
+   * handshake or idle timeout), so 256 KiB each let 10,000 connections hold 2.5 GiB by sending a
+   * header and part of its payload.
    */
   maxRequestPayloadBytes: 32 * KiB,
   /**
