@@ -21,7 +21,7 @@
  * reader never sees half of one. The name is reserved (`.muxftp-`): clients neither see nor touch it.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import { type FileHandle, link, lutimes, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -113,7 +113,7 @@ export class ServedRootLock {
   async #refresh(): Promise<void> {
     try {
       // Read anew (on NFS an open revalidates): only a lock still ours is touched.
-      const now = await readFile(this.path, 'utf8');
+      const now = await readOwnLock(this.path);
       if (now !== this.#content) return this.#lost();
       const at = new Date();
       // Never through a link: one swapped in after the read (a host user who may write the root)
@@ -161,7 +161,7 @@ export class ServedRootLock {
     this.#stopHeartbeat();
     await this.#refreshing;
     // Only while it is still ours: an operator may have removed it and started another server.
-    const now = await readFile(this.path, 'utf8').catch(() => undefined);
+    const now = await readOwnLock(this.path).catch(() => undefined);
     if (now === this.#content) await unlink(this.path).catch(() => {});
   }
 
@@ -172,10 +172,36 @@ export class ServedRootLock {
     this.#stopHeartbeat();
     try {
       // Synchronous: an 'exit' handler's promises never settle.
-      if (readFileSync(this.path, 'utf8') === this.#content) unlinkSync(this.path);
+      if (readOwnLockSync(this.path) === this.#content) unlinkSync(this.path);
     } catch {
       // Gone already, or never readable: nothing of ours to remove.
     }
+  }
+}
+
+/**
+ * The holder's lock as text, undefined when it is no regular file. Opened without following a
+ * link and without waiting for a FIFO's writer: a host user who may write the root swapped a FIFO
+ * in for the lock, and the next beat's read waited in its open for ever, release() behind it (the
+ * server never stopped), and the exit handler's read held the process.
+ */
+const LOCK_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+async function readOwnLock(path: string): Promise<string | undefined> {
+  const handle = await open(path, LOCK_READ_FLAGS);
+  try {
+    return (await handle.stat()).isFile() ? await handle.readFile('utf8') : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+function readOwnLockSync(path: string): string | undefined {
+  const fd = openSync(path, LOCK_READ_FLAGS);
+  try {
+    return fstatSync(fd).isFile() ? readFileSync(fd, 'utf8') : undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -8,6 +8,7 @@
  */
 
 import { spawn } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { lockServedRoot, RootInUseError, servedAbove } from '../storage/servedRootLock.js';
 import { CLI_BIN, type ServeChild, ServeExitedError, startServeChild } from './helpers/cliProcess.js';
+import { makeFifo } from './helpers/fifo.js';
 import { type OwnedByTest, ownFor } from './helpers/ownedByTest.js';
 import { canMountTmpfs, mountTmpfs } from './helpers/tmpfsMount.js';
 
@@ -484,6 +486,25 @@ describe.concurrent('one server per root', () => {
     } finally {
       await held.lock?.release();
     }
+  });
+
+  it('a FIFO swapped in for the lock holds neither a beat nor the release (the server would never stop)', async (test) => {
+    const own = ownFor(test);
+    const root = join(await own.tempDir(), 'root');
+    await mkdir(root);
+    const held = await lockServedRoot(root, { heartbeatMs: 20 });
+    const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+    await unlink(lockPath);
+    makeFifo(lockPath);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const released = await Promise.race([
+      held.lock!.release().then(() => 'released'),
+      new Promise((resolve) => setTimeout(() => resolve('hung'), 2_000)),
+    ]);
+    // Whatever waits in the FIFO's open (on main: a threadpool thread) gets its writer and goes.
+    const writer = openSync(lockPath, constants.O_RDWR | constants.O_NONBLOCK);
+    closeSync(writer);
+    expect(released).toBe('released');
   });
 
   it('the lock is hidden from clients and out of their reach', async (test) => {
