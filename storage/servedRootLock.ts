@@ -22,7 +22,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
-import { type FileHandle, link, lutimes, open, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { type FileHandle, link, lutimes, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -179,14 +179,15 @@ export class ServedRootLock {
   }
 }
 
+/** How the holder opens its lock: never through a link, never waiting for a FIFO's writer. */
+const LOCK_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
 /**
  * The holder's lock as text, undefined when it is no regular file. Opened without following a
  * link and without waiting for a FIFO's writer: a host user who may write the root swapped a FIFO
  * in for the lock, and the next beat's read waited in its open for ever, release() behind it (the
  * server never stopped), and the exit handler's read held the process.
  */
-const LOCK_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
 async function readOwnLock(path: string): Promise<string | undefined> {
   const handle = await open(path, LOCK_READ_FLAGS);
   try {
@@ -196,6 +197,34 @@ async function readOwnLock(path: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * How a starting server opens a lock (or a takeover mark) it finds: through a link, as ever, but
+ * never waiting for a FIFO's writer, which held `serve` at start for ever.
+ */
+const START_READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/**
+ * The text of a lock or mark a starting server finds, undefined when it cannot be read (gone
+ * meanwhile); '' for what is no regular file (a FIFO, a device planted under the name): no
+ * server's lock, so stale.
+ */
+async function readLockText(path: string): Promise<string | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, START_READ_FLAGS);
+  } catch {
+    return undefined;
+  }
+  try {
+    return (await handle.stat()).isFile() ? await handle.readFile('utf8') : '';
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+/** readOwnLock, for an 'exit' handler. */
 function readOwnLockSync(path: string): string | undefined {
   const fd = openSync(path, LOCK_READ_FLAGS);
   try {
@@ -255,7 +284,7 @@ export async function lockServedRoot(
     // No lock of its own can be written (a full disk, a read-only root), but a live server's lock
     // still refuses this one: its uploads in flight are not to be swept.
     await unlink(staging).catch(() => {});
-    const text = await readFile(lockPath, 'utf8').catch(() => undefined);
+    const text = await readLockText(lockPath);
     const existing = text === undefined ? undefined : parseHolder(text);
     if (
       existing !== undefined &&
@@ -279,7 +308,7 @@ export async function lockServedRoot(
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
           return { lock: undefined, reason: failureReason(error) };
       }
-      const text = await readFile(lockPath, 'utf8').catch(() => undefined);
+      const text = await readLockText(lockPath);
       if (text === undefined) continue; // removed meanwhile: link again
       const existing = parseHolder(text);
       // A judgment may watch the lock for seconds: no staging copy is left in the root meanwhile
@@ -379,13 +408,14 @@ async function judge(
 async function lookAt(lockPath: string): Promise<{ text: string; stamp: string } | undefined | 'unreadable'> {
   let handle: FileHandle;
   try {
-    handle = await open(lockPath, 'r');
+    handle = await open(lockPath, START_READ_FLAGS);
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : 'unreadable';
   }
   try {
     const stats = await handle.stat({ bigint: true });
-    const text = await handle.readFile('utf8');
+    // No regular file (a FIFO, a device planted under the name) is no server's lock: its text ''.
+    const text = stats.isFile() ? await handle.readFile('utf8') : '';
     return { text, stamp: String(stats.mtimeNs) };
   } catch {
     return 'unreadable';
@@ -451,7 +481,7 @@ async function removeStale(
  * holds it for a millisecond.
  */
 async function takeoverMarkIsStale(mark: string, staleMs: number): Promise<boolean> {
-  const text = await readFile(mark, 'utf8').catch(() => undefined);
+  const text = await readLockText(mark);
   if (text === undefined) return false; // removed meanwhile
   const holder = parseHolder(text);
   if (holder !== undefined && !holderMayBeAlive(holder)) return true;
@@ -502,7 +532,7 @@ function isOwn(holder: ServedRootHolder): boolean {
 }
 
 async function readHolder(lockPath: string): Promise<ServedRootHolder | undefined> {
-  const text = await readFile(lockPath, 'utf8').catch(() => undefined);
+  const text = await readLockText(lockPath);
   return text === undefined ? undefined : parseHolder(text);
 }
 

@@ -416,6 +416,17 @@ describe.concurrent('one server per root', () => {
     expect(await servedAbove(inner)).toBeUndefined();
   });
 
+  it('a FIFO planted where the lock goes is no server’s lock: serve starts, and takes its place (it waited for a writer for ever)', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    makeFifo(join(root, SERVED_ROOT_LOCK_NAME));
+    const serve = await listening(own, root);
+    expect(JSON.parse(await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8')).pid).toBe(serve.child.pid);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+    expect(await readdir(root)).toEqual([]);
+  });
+
   it('a link planted where the lock is staged (a host user who may write the root) is not written through', async (test) => {
     const own = ownFor(test);
     const base = await own.tempDir();
