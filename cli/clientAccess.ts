@@ -129,9 +129,13 @@ export async function clientAccessOptions(
   };
   const noPassword = (why: string): CliError =>
     new CliError(`no password for ${user}: ${why}`, { code: 'LOGIN_FAILED', showsCode: true });
-  if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user))
+  // No account has an empty password (user add refuses it): sending one would only cost a failed
+  // login, counted towards the server's refusal of this address.
+  if (fromFile !== undefined && (fromFile.user === undefined || fromFile.user === user)) {
+    if (fromFile.password === '')
+      throw noPassword(`the credentials file ${access.credentials} has an empty "password"`);
     return loggingIn(fromFile.password);
-  // No account has an empty one (user add refuses it): sending it would only cost a failed login.
+  }
   if (env[PASSWORD_ENV] === '')
     throw noPassword(`$${PASSWORD_ENV} is set but empty (a CI secret that is not defined?)`);
   if (env[PASSWORD_ENV] !== undefined) return loggingIn(env[PASSWORD_ENV]);

@@ -860,4 +860,27 @@ describe('an empty $MUXFTP_PASSWORD', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('a credentials file with an empty password fails before connecting, as an empty $MUXFTP_PASSWORD does', async () => {
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const credentials = join(dir, 'empty-password.json');
+      await writeFile(credentials, '{"user": "ci", "password": ""}\n', { mode: 0o600 });
+      const result = await run(['--server', `127.0.0.1:${port}`, '--credentials', credentials, 'ls']);
+      // Before: sent, it cost a failed login towards the server's refusal of the address.
+      expect(result.stderr).toBe(
+        `muxftp: no password for ci: the credentials file ${credentials} has an empty "password" (LOGIN_FAILED)\n`,
+      );
+      expect(result.code).toBe(3);
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 });
