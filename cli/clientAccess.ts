@@ -58,9 +58,13 @@ async function readCredentialsFile(path: string): Promise<{ user?: string; passw
       `credentials file ${path} is open to other users (mode ${mode}); it must be 600: chmod 600 ${path}`,
     );
   }
+  // A directory, or a file this user may not read: said as that, not as a JSON error.
+  const text = await readFile(path, 'utf8').catch((error: Error) => {
+    throw unusableFile(`cannot read credentials file ${path}: ${errnoReason(error)}`, { cause: error });
+  });
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (error) {
     throw unusableFile(`credentials file ${path} is not valid JSON: ${(error as Error).message}`, {
       cause: error,

@@ -861,6 +861,16 @@ describe('an empty $MUXFTP_PASSWORD', () => {
     }
   });
 
+  it('a credentials path that is a directory says so, not that it is not valid JSON', async () => {
+    const credentials = join(dir, 'credentials-dir');
+    await mkdir(credentials, { mode: 0o700 });
+    const result = await run(['--server', '127.0.0.1:1', '--credentials', credentials, 'ls']);
+    expect(result.stderr).toBe(
+      `muxftp: cannot read credentials file ${credentials}: is a directory (LOCAL_IO_ERROR)\n`,
+    );
+    expect(result.code).toBe(1);
+  });
+
   it('a credentials file with an empty password fails before connecting, as an empty $MUXFTP_PASSWORD does', async () => {
     let connections = 0;
     const server = createServer((socket) => {
