@@ -54,7 +54,8 @@ export function addGlobalOptions(program: Command): void {
  * timeout(1) and `serve --partial-retention` take one (`90s`, `2m`, `1h`).
  */
 function parseTimeoutSeconds(value: string): number {
-  if (value.trim() === '0') return 0;
+  // Any zero: `0.0` and `00` (a script's printf) are 0 too, not "not a positive number".
+  if (/^\s*0+(?:\.0*)?\s*$/.test(value)) return 0;
   if (!/^\s*\d+(?:\.\d+)?[smh]\s*$/.test(value)) return parseSecondsAsMs(value);
   // `0s` is 0 (never), as `0` is; a positive one rounds up to at least 1 ms, as plain seconds do.
   return Number.parseFloat(value) === 0 ? 0 : Math.max(1, parseDurationAsMs(value));

@@ -227,6 +227,18 @@ describe.concurrent("a client's response timeout", () => {
     expect(never.stderr).toMatch(/^muxftp: cannot connect to 127\.0\.0\.1:1: connection refused/);
     expect(never.code).toBe(3);
   });
+
+  it('--timeout 0.0 and 00 are 0 (never), as 0 is: not refused as no positive number', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    for (const zero of ['0.0', '00', '0.000s']) {
+      const never = await runCli(['ls', '--server', '127.0.0.1:1', '--timeout', zero], dir, {
+        children: own.children,
+      });
+      expect(never.stderr).toMatch(/^muxftp: cannot connect to 127\.0\.0\.1:1: connection refused/);
+      expect(never.code).toBe(3);
+    }
+  });
 });
 
 // Alone: it holds this process's loop, the server's with it, for a second.
