@@ -1768,12 +1768,20 @@ export class Client {
     const tls = this.options.tls;
     const caGiven = typeof tls === 'object' && tls.ca !== undefined;
     const tlsFailure = tls !== undefined && !this.ready ? tlsFailureReason(error, caGiven) : undefined;
+    // A server that ends the connection unasked (a port forwarded to nothing, a peer that is no
+    // muxftp server) is named as the one that closed it: the cause is what the CLI says alone.
+    const closedUnasked =
+      error === undefined && !this.ready
+        ? new Error(
+            `the server closed the connection ${this.welcome === undefined ? 'before it answered' : 'during the login'}`,
+          )
+        : undefined;
     // It keeps OpenSSL's code, which tells callers which check failed.
     const cause =
       tlsFailure !== undefined
         ? Object.assign(new Error(tlsFailure.reason), { code: tlsFailure.code })
-        : error;
-    const message = `could not connect to ${this.peer}: ${tlsFailure?.reason ?? error?.message ?? 'connection closed'}`;
+        : (error ?? closedUnasked);
+    const message = `could not connect to ${this.peer}: ${tlsFailure?.reason ?? cause?.message ?? 'connection closed'}`;
     const lost =
       this.lostError ??
       (!this.ready

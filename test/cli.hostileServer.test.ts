@@ -2,7 +2,7 @@
  * The CLI against a broken or hostile server (a scripted stand-in on 127.0.0.1): what it lists
  * cannot make a command walk, or hold memory, without end.
  */
-import type { Server, Socket } from 'node:net';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType } from '../shared/protocol/constants.js';
@@ -100,5 +100,22 @@ describe('a server listing a tree without end', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).not.toContain('twice');
     expect(result.stderr.match(/is not UTF-8/g)).toHaveLength(2);
+  });
+});
+
+describe('a server that closes each connection as it is made', () => {
+  it('is said once, as closed before it answered: not "cannot connect to X: could not connect to X: connection closed"', async () => {
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.end();
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const result = await runCli(['ls', '--server', `127.0.0.1:${port}`], await tempDirs.make());
+    expect(result.stderr).toBe(
+      `muxftp: cannot connect to 127.0.0.1:${port}: the server closed the connection before it answered (CONNECT_FAILED)\n`,
+    );
+    expect(result.code).toBe(3);
   });
 });
