@@ -63,7 +63,7 @@ export class CommandPlanning {
     for (const [request, { count, why }] of this.#away) {
       const [one, many] = WORDS[request];
       this.#output.failure(
-        `${this.#command}: ${count} ${count === 1 ? one : many}, ${goneReason(this.#retries)}`,
+        `${this.#command}: ${count} ${count === 1 ? one : many}, ${goneReason(this.#retries, why)}`,
         why,
       );
     }

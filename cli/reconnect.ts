@@ -34,10 +34,15 @@ function failedWith(error: unknown, codes: ReadonlySet<string>): boolean {
 
 /**
  * Why what was not yet started failed, said after its count (`20 files not started, …`): the
- * server did not come back through the retries, or, with none, the connection went.
+ * server did not come back through the retries, or, with none, the connection went, or it came
+ * back and refused the reconnect (`failure`: a login refused).
  */
-export const goneReason = (retries: number): string =>
-  retries === 0 ? 'the connection lost' : 'the server still away';
+export const goneReason = (retries: number, failure?: unknown): string =>
+  failure !== undefined && !isConnectionLoss(failure)
+    ? 'the reconnect refused'
+    : retries === 0
+      ? 'the connection lost'
+      : 'the server still away';
 
 /** What a planning request asks: a stat, a listing, a mkdir (before a command's transfers). */
 export type PlanningRequest = 'stat' | 'list' | 'mkdir';
@@ -238,9 +243,11 @@ export async function requestWithRetries<T>(
           ? error
           : new MuxftpError('CANCELLED', 'cancelled', { cause: error });
       // Lost for good: its retries spent without reaching the server again, or none to spend
-      // (--retries 0: nothing reconnects). What is not yet asked fails at once.
+      // (--retries 0: nothing reconnects), or the reconnect refused (a login: each further wrong
+      // password counts towards the server's refusal of this address). What is not yet asked
+      // fails at once.
       const forGood = error === reconnectFailure || (retries === 0 && isConnectionLoss(error));
-      if (forGood && attempt >= retries) {
+      if (forGood && (attempt >= retries || !isConnectionLoss(error))) {
         const gone = connection.goneFailure;
         if (gone !== undefined && (gone === error || retries === 0)) throw away(error);
         connection.markGone(error);

@@ -269,7 +269,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     if (notStartedCount > 0 && !controller.signal.aborted && gone !== undefined) {
       // The server stayed away through a transfer's every retry (or the connection went under
       // --retries 0): one line for the files left.
-      run.output.failure(`${run.command}: ${files} not started, ${goneReason(run.retries)}`, gone);
+      run.output.failure(`${run.command}: ${files} not started, ${goneReason(run.retries, gone)}`, gone);
     } else if (notStartedCount > 0) {
       run.output.failure(run.command, new MuxftpError('CANCELLED', `interrupted before ${files} started`));
     }
