@@ -74,8 +74,8 @@ async function readCredentialsFile(path: string): Promise<{ user?: string; passw
   if (typeof o !== 'object' || o === null || typeof o.password !== 'string') {
     throw unusableFile(`credentials file ${path} must be {"user": "…", "password": "…"}`);
   }
-  if (o.user !== undefined && typeof o.user !== 'string')
-    throw unusableFile(`credentials file ${path}: "user" must be a string`);
+  if (o.user !== undefined && (typeof o.user !== 'string' || o.user === ''))
+    throw unusableFile(`credentials file ${path}: "user" must be a non-empty string`);
   return o.user === undefined ? { password: o.password } : { user: o.user, password: o.password };
 }
 

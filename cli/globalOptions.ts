@@ -4,7 +4,7 @@ import { parseServerAddress, type ServerAddress } from '../client/address.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import type { AccessOptions } from './clientAccess.js';
 import { EXIT_STATUS } from './exitStatus.js';
-import { parseDurationAsMs, parseSecondsAsMs, parseServerOption } from './optionParsers.js';
+import { parseDurationAsMs, parseSecondsAsMs, parseServerOption, parseUserName } from './optionParsers.js';
 
 export interface GlobalOptions {
   /** The command's name, as its messages begin (`muxftp: ls: …`). */
@@ -34,7 +34,11 @@ export function addGlobalOptions(program: Command): void {
     )
     .option('--json', 'print machine-readable JSON results on stdout')
     .option('-q, --quiet', 'no progress bars or summaries')
-    .option('--user <name>', 'log in as NAME (password from $MUXFTP_PASSWORD, --credentials, or a prompt)')
+    .option(
+      '--user <name>',
+      'log in as NAME (password from $MUXFTP_PASSWORD, --credentials, or a prompt)',
+      parseUserName,
+    )
     .option('--credentials <file>', 'JSON {"user","password"} file, mode 600 only')
     .option('--tls', 'connect over TLS, checking the certificate against the system CAs')
     .option('--ca <file>', 'with TLS: trust the CA certificate(s) in this PEM file (implies --tls)')

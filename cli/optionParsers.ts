@@ -58,6 +58,12 @@ export function parseHomeDirectory(value: string): string {
   return value;
 }
 
+/** `--user`: an empty one is refused, as an empty --server is (`--user "$USER_NAME"` with it unset). */
+export function parseUserName(value: string): string {
+  if (value === '') throw new InvalidArgumentError('empty (an unset variable?).');
+  return value;
+}
+
 /** A per-user quota: a size of at least 1 byte (0 would not mean "none": leave it out for that). */
 export function parseQuota(value: string): number {
   const bytes = commanderParser(parseSize)(value);

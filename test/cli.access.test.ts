@@ -861,6 +861,24 @@ describe('an empty $MUXFTP_PASSWORD', () => {
     }
   });
 
+  it('an empty user name (an unset variable) is refused before connecting, not as a connect failure', async () => {
+    // Before: `cannot connect to …: client: user must be a non-empty string (LOCAL_IO_ERROR)`, exit 3.
+    const argument = await run(['--server', '127.0.0.1:1', '--user', '', 'ls'], {
+      env: { MUXFTP_PASSWORD: 'pw' },
+    });
+    expect(argument.stderr).toMatch(
+      /^muxftp: option '--user <name>' argument '' is invalid\. empty \(an unset variable\?\)/,
+    );
+    expect(argument.code).toBe(2);
+    const credentials = join(dir, 'empty-user.json');
+    await writeFile(credentials, '{"user": "", "password": "pw"}', { mode: 0o600 });
+    const fromFile = await run(['--server', '127.0.0.1:1', '--credentials', credentials, 'ls']);
+    expect(fromFile.stderr).toBe(
+      `muxftp: credentials file ${credentials}: "user" must be a non-empty string (LOCAL_IO_ERROR)\n`,
+    );
+    expect(fromFile.code).toBe(1);
+  });
+
   it('a credentials path that is a directory says so, not that it is not valid JSON', async () => {
     const credentials = join(dir, 'credentials-dir');
     await mkdir(credentials, { mode: 0o700 });
