@@ -148,6 +148,11 @@ export class ReconnectingClient {
   replace(failed: Client, delayMs: number, signal?: AbortSignal): Promise<Client> {
     if (this.closed) return Promise.reject(new MuxftpError('CANCELLED', 'the command is finishing'));
     if (this.current !== failed) return Promise.resolve(this.current);
+    // A reconnect refused (a login): not tried again by a transfer that comes to its retry later
+    // (one that waited on a busy server), which sent the wrong password once more, towards the
+    // server's refusal of this address.
+    if (this.awayFailure !== undefined && !isConnectionLoss(this.awayFailure))
+      return Promise.reject(this.awayFailure);
     this.replacing ??= (async () => {
       try {
         await failed.destroy();
