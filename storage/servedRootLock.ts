@@ -198,22 +198,30 @@ async function readOwnLock(path: string): Promise<string | undefined> {
 }
 
 /**
- * How a starting server opens a lock (or a takeover mark) it finds: through a link, as ever, but
- * never waiting for a FIFO's writer, which held `serve` at start for ever.
+ * How a starting server opens a lock (or a takeover mark) it finds: never waiting for a FIFO's
+ * writer, which held `serve` at start for ever, and never through a link (no server's lock is
+ * one): a host user who may write the root had the server open any file it may, a device too
+ * (as root, /dev/watchdog is armed by its open).
  */
-const START_READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+const START_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** The open refused a link under the name (O_NOFOLLOW: ELOOP; EMLINK on the BSDs). */
+function isLink(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ELOOP' || code === 'EMLINK';
+}
 
 /**
  * The text of a lock or mark a starting server finds, undefined when it cannot be read (gone
- * meanwhile); '' for what is no regular file (a FIFO, a device planted under the name): no
- * server's lock, so stale.
+ * meanwhile); '' for what is no regular file (a FIFO, a device or a link planted under the
+ * name): no server's lock, so stale.
  */
 async function readLockText(path: string): Promise<string | undefined> {
   let handle: FileHandle;
   try {
     handle = await open(path, START_READ_FLAGS);
-  } catch {
-    return undefined;
+  } catch (error) {
+    return isLink(error) ? '' : undefined;
   }
   try {
     return (await handle.stat()).isFile() ? await handle.readFile('utf8') : '';
@@ -410,6 +418,8 @@ async function lookAt(lockPath: string): Promise<{ text: string; stamp: string }
   try {
     handle = await open(lockPath, START_READ_FLAGS);
   } catch (error) {
+    // A link is no server's lock, as what is no regular file: its text ''.
+    if (isLink(error)) return { text: '', stamp: '' };
     return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : 'unreadable';
   }
   try {

@@ -427,6 +427,30 @@ describe.concurrent('one server per root', () => {
     expect(await readdir(root)).toEqual([]);
   });
 
+  it('a link planted where the lock goes is never opened through (as root: a device, /dev/watchdog, armed by its open); it is no server’s lock', async (test) => {
+    const own = ownFor(test);
+    const base = await own.tempDir();
+    const root = join(base, 'root');
+    await mkdir(root);
+    // A FIFO's writer waits in its open until a reader opens it: the open is seen.
+    const fifo = makeFifo(join(base, 'fifo'));
+    const writer = spawn('sh', ['-c', 'exec 3>"$1"', 'sh', fifo], { stdio: 'ignore' });
+    const opened = new Promise<string>((resolve) => writer.once('exit', () => resolve('opened')));
+    try {
+      await symlink(fifo, join(root, SERVED_ROOT_LOCK_NAME));
+      const held = await lockServedRoot(root, { heartbeatMs: 20 });
+      try {
+        expect(held.lock).toBeDefined();
+        expect(await Promise.race([opened, sleep(300).then(() => 'not opened')])).toBe('not opened');
+        expect((await stat(join(root, SERVED_ROOT_LOCK_NAME))).isFile()).toBe(true);
+      } finally {
+        await held.lock?.release();
+      }
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  });
+
   it('a link planted where the lock is staged (a host user who may write the root) is not written through', async (test) => {
     const own = ownFor(test);
     const base = await own.tempDir();
