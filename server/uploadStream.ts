@@ -598,7 +598,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
 
   /**
    * The upload is set up. Data kept for it that it took over (issue #8) leaves the quota's usage,
-   * and a resumable upload reserves its whole declared size, in this same turn (storage lists
+   * and a resumable upload reserves its declared size less the file it replaces (its credit), in
+   * this same turn (storage lists
    * that data no more from now on): its kept bytes count once, inside the reservation. False
    * when the stream is over or the quota refuses; the upload is then aborted, its data kept.
    */

@@ -2,7 +2,7 @@
  * A user's storage quota: bytes of files under their home, plus the kept partial uploads there
  * (issue #8), plus bytes reserved by uploads in flight may not exceed the limit. An upload
  * reserves what its commit will add before it starts (its declared size, less the file it
- * replaces: claimCredit), and grows its reservation as bytes arrive when it declared none; a resumable one reserves its whole declared size in the turn it takes over the
+ * replaces: claimCredit), and grows its reservation as bytes arrive when it declared none; a resumable one reserves that (its declared size less the file it replaces) in the turn it takes over the
  * data kept for it, which leaves usage then (counted once), and what it keeps when cut short
  * enters usage in the turn its reservation goes.
  *
