@@ -38,7 +38,7 @@ function failedWith(error: unknown, codes: ReadonlySet<string>): boolean {
  * back and refused the reconnect (`failure`: a login refused).
  */
 export const goneReason = (retries: number, failure?: unknown): string =>
-  failure !== undefined && !isConnectionLoss(failure)
+  failure !== undefined && isRefusal(failure)
     ? 'the reconnect refused'
     : retries === 0
       ? 'the connection lost'
@@ -65,6 +65,13 @@ export class ServerAwayError extends MuxftpError {
 export const isRetryable = (error: unknown): boolean => failedWith(error, RETRYABLE_CODES);
 
 export const isConnectionLoss = (error: unknown): boolean => failedWith(error, CONNECTION_LOSS_CODES);
+
+/**
+ * A reconnect the server refused (a login, the address, the connection's terms): trying again
+ * only repeats it (a wrong password counts towards the refusal of the address). Not a server
+ * busy through the connect's wait (SERVER_BUSY), which a later try may get through.
+ */
+const isRefusal = (error: unknown): boolean => !isRetryable(error);
 
 const DRAINING: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SHUTTING_DOWN']);
 
@@ -151,7 +158,7 @@ export class ReconnectingClient {
     // A reconnect refused (a login): not tried again by a transfer that comes to its retry later
     // (one that waited on a busy server), which sent the wrong password once more, towards the
     // server's refusal of this address.
-    if (this.awayFailure !== undefined && !isConnectionLoss(this.awayFailure))
+    if (this.awayFailure !== undefined && isRefusal(this.awayFailure))
       return Promise.reject(this.awayFailure);
     this.replacing ??= (async () => {
       try {
@@ -252,7 +259,7 @@ export async function requestWithRetries<T>(
       // password counts towards the server's refusal of this address). What is not yet asked
       // fails at once.
       const forGood = error === reconnectFailure || (retries === 0 && isConnectionLoss(error));
-      if (forGood && (attempt >= retries || !isConnectionLoss(error))) {
+      if (forGood && (attempt >= retries || isRefusal(error))) {
         const gone = connection.goneFailure;
         if (gone !== undefined && (gone === error || retries === 0)) throw away(error);
         connection.markGone(error);

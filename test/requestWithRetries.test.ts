@@ -6,6 +6,7 @@
  * ReconnectingClient that counts; the failures are the CLI's own error types.
  */
 import { describe, expect, it } from 'vitest';
+import type { ConnectTarget } from '../cli/connect.js';
 import { planningClient, ReconnectingClient, requestWithRetries, ServerAwayError } from '../cli/reconnect.js';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
@@ -326,5 +327,39 @@ describe('requestWithRetries', () => {
     end();
     await expect(asked).resolves.toBe('answered');
     expect(replaced()).toBe(1);
+  });
+  it('a reconnect the server was too busy for (SERVER_BUSY, its busy wait spent) does not end the command: the next request reconnects', async () => {
+    // openClient's CliError: the SERVER_BUSY it gave up on as its cause.
+    const busy = new Error('cannot connect to 127.0.0.1:1: the server is busy', {
+      cause: new MuxftpError('SERVER_BUSY', 'too many connections'),
+    });
+    const second = { name: 'second' } as unknown as Client;
+    let tries = 0;
+    const { first, connection } = standIn(async () => {
+      if (++tries === 1) throw busy;
+      return second;
+    });
+    const request = (client: Client) =>
+      client === first
+        ? Promise.reject(new MuxftpError('CONNECTION_LOST', 'connection closed'))
+        : Promise.resolve('listed');
+    await expect(requestWithRetries(connection, 3, request, () => {})).rejects.toBe(busy);
+    // Not a refusal of this client (a login): a busy server is not taken as gone with retries left.
+    expect(connection.goneFailure).toBeUndefined();
+    await expect(requestWithRetries(connection, 3, request, () => {})).resolves.toBe('listed');
+  });
+
+  it('the real replace(): a remembered busy failure does not stop a later reconnect; a refused login does', async () => {
+    const target = { server: { host: '127.0.0.1', port: 1 }, access: {} } as unknown as ConnectTarget;
+    const first = { destroy: async () => {} } as unknown as Client;
+    const busyGone = new ReconnectingClient(target, first);
+    busyGone.markGone(new MuxftpError('SERVER_BUSY', 'too many connections'));
+    // It tries (and fails to connect to port 1): not rejected at once with the busy failure.
+    const failure = await busyGone.replace(first, 0).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ cause: { code: 'CONNECT_FAILED' } });
+    const refused = new MuxftpError('LOGIN_FAILED', 'login failed');
+    const loginGone = new ReconnectingClient(target, first);
+    loginGone.markGone(refused);
+    await expect(loginGone.replace(first, 0)).rejects.toBe(refused);
   });
 });
