@@ -18,7 +18,7 @@ import { characterProblem } from '../shared/clientPaths.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { planningLimit } from './concurrency.js';
-import { isPlainName, joinRemote, remotePathFromArgument } from './remotePath.js';
+import { isOneName, joinRemote, remotePathFromArgument } from './remotePath.js';
 import { shellGlob } from './shellGlobs.js';
 
 /** How a remote pattern that matches nothing is said, before the pattern. */
@@ -120,8 +120,7 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
       const itself = entries.find((entry) => entry.name === literal && fits(entry) && entry.notUtf8 !== true);
       const candidates = itself === undefined ? entries : [itself];
       for (const entry of candidates) {
-        if (!isPlainName(entry.name.replaceAll('\\', '_')) || (entry !== itself && !matches(entry.name)))
-          continue;
+        if (!isOneName(entry.name) || (entry !== itself && !matches(entry.name))) continue;
         if (!fits(entry)) continue;
         // A name no path can hold cannot be acted on. Matched by the last part, one with a
         // character no path may hold (a backslash, a control character) is kept, to fail that one

@@ -26,7 +26,15 @@ export function remoteBaseName(path: string): string {
  * the server; a hostile one ('..', 'a/b') must not steer a download outside its target directory.
  */
 export function isPlainName(name: unknown): name is string {
-  return typeof name === 'string' && name !== '' && name !== '.' && name !== '..' && !/[/\\\0]/.test(name);
+  return isOneName(name) && !name.includes('\\');
+}
+
+/**
+ * True if `name` is one name of a path, on the server's side ('..' and 'a/b' are not): a
+ * backslash may be in it, which no muxftp path holds (a request naming it fails INVALID_PATH).
+ */
+export function isOneName(name: unknown): name is string {
+  return typeof name === 'string' && name !== '' && name !== '.' && name !== '..' && !/[/\0]/.test(name);
 }
 
 /** The directory a remote path is in ('' for a name directly under the root). */
