@@ -14,7 +14,8 @@ import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
 import { keepPermissionBits, type ModableFile } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
-import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { downloadPartialName, newDownloadTemporaryName } from '../shared/temporaryNames.js';
 import { claimLeftBehind, inProgressPath, removeLeftBehind } from './downloadsLeftBehind.js';
 import { renameIntoPlace, SinkFile, writeFully } from './sinkFile.js';
@@ -402,11 +403,16 @@ const COPY_CHUNK_BYTES = 1024 * 1024;
 async function copyPrefix(
   source: string,
   into: FileHandle,
-  bytes: number,
+  blocks: PrefixBlocks,
   stopped: () => boolean,
 ): Promise<void> {
+  const bytes = blocks.digests.length * INTEGRITY_BLOCK_BYTES;
   const from = await LocalFile.openRegular(source);
   if (from === undefined) throw notRegularFileError(source);
+  // The blocks were hashed before the server answered: the bytes copied now are hashed again, or
+  // a file rewritten meanwhile would pass END's check (D is computed from those digests).
+  const digester = new ContentDigester(blocks.algorithm);
+  const changed = () => new MuxftpError('LOCAL_IO_ERROR', `the local file changed meanwhile: ${source}`);
   try {
     const buffer = Buffer.allocUnsafe(Math.min(bytes, COPY_CHUNK_BYTES));
     for (let position = 0; position < bytes; ) {
@@ -414,14 +420,22 @@ async function copyPrefix(
       if (stopped()) throw new MuxftpError('CANCELLED', 'cancelled');
       const bytesRead = await from.readAt(buffer, 0, Math.min(buffer.length, bytes - position), position);
       // Shorter than when its blocks were hashed: changed meanwhile.
-      if (bytesRead === 0)
-        throw new MuxftpError('LOCAL_IO_ERROR', `the local file changed meanwhile: ${source}`);
+      if (bytesRead === 0) throw changed();
+      digester.update(buffer.subarray(0, bytesRead));
       await into.write(buffer, 0, bytesRead, position);
       position += bytesRead;
     }
+    if (digester.blockDigests.some((digest, i) => !digest.equals(blocks.digests[i]!))) throw changed();
   } finally {
+    digester.release();
     await from.close();
   }
+}
+
+/** The whole blocks a resumed download reuses: their digests, as the server vouched for them. */
+export interface PrefixBlocks {
+  algorithm: IntegrityAlgorithm;
+  digests: readonly Buffer[];
 }
 
 /**
@@ -527,14 +541,18 @@ export class ContinueSink extends HiddenFileSink {
     return (await handle.stat()).size;
   }
 
-  /** The server's offset: keep the first `offset` bytes of the partial file, write from there. */
-  startAt(offset: number): void {
+  /**
+   * The server's offset (`prefix`'s blocks, which its digests matched): keep the first `offset`
+   * bytes of the partial file, write from there.
+   */
+  startAt(prefix: PrefixBlocks): void {
+    const offset = prefix.digests.length * INTEGRITY_BLOCK_BYTES;
     this.position = offset;
     const copyFrom = offset > 0 ? this.copyFrom : undefined;
     this.copyFrom = undefined;
     const handle = this.handle!;
     this.ready = (async () => {
-      if (copyFrom !== undefined) await copyPrefix(copyFrom, handle, offset, () => this.aborted);
+      if (copyFrom !== undefined) await copyPrefix(copyFrom, handle, prefix, () => this.aborted);
       await handle.truncate(offset);
       // Only now does the file hold just what the server vouched for: a failure while the copy
       // is made drops it (the partial file itself was never touched).

@@ -457,8 +457,9 @@ export class GetCall extends ClientStream {
       return false;
     }
     this.resumedFrom = offset;
-    resume.sink.startAt(offset);
-    this.digester.blockDigests.push(...resume.blocks.slice(0, count));
+    const reused = resume.blocks.slice(0, count);
+    resume.sink.startAt({ algorithm: this.digester.algorithm, digests: reused });
+    this.digester.blockDigests.push(...reused);
     return true;
   }
 
