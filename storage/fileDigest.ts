@@ -67,6 +67,10 @@ export async function fileDigest(
         digester.update(buffer.subarray(0, bytesRead));
         position += bytesRead;
       }
+      // Written in place by another program meanwhile: the bytes hashed are no version of the
+      // file, so no digest is answered (a download fails the same way).
+      if (await handle.changedSinceOpen())
+        throw new StorageError('IO_ERROR', `file changed while being read: ${path}`, path);
       const digest = digester.result();
       handle.rememberDigest(digest);
       return { entry, digest };
