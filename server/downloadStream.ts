@@ -21,12 +21,10 @@ import { OutboundCredit } from '../shared/transport/flow.js';
 import type { FrameProducer } from '../shared/transport/outboundQueue.js';
 import { FrameReadAhead } from '../shared/transport/readAhead.js';
 import { StreamPhase } from '../shared/transport/streamPhase.js';
+import { hashReadBuffers } from '../storage/hashReadBuffers.js';
 import type { ReadHandle } from '../storage/types.js';
 import { checkDirectoryPaths } from './directoryPaths.js';
 import { type RequestName, rejectingCall, ServerStream, type StreamHost } from './stream.js';
-
-/** Reads of a resumed download's prefix, hashed before the REPLY. */
-const PREFIX_READ_BYTES = 1024 * 1024;
 
 export class DownloadStream extends ServerStream implements FrameProducer {
   readonly op = 'get';
@@ -57,6 +55,10 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private lentViews = 0;
   /** Once the stream is over with views still lent: closes the file when the last is released. */
   private closeWhenReleased: (() => void) | undefined;
+  /** Aborted when the stream is over: a resumed download's wait for a read buffer ends. */
+  private readonly over = new AbortController();
+  /** Its prefix waits for one of the server's read buffers others hold (hashReadBuffers). */
+  private waitingForMemory = false;
 
   constructor(host: StreamHost, id: number, request: { path: string; offset?: number }) {
     super(host, id);
@@ -137,17 +139,34 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       const digester = ContentDigester.continuing(this.host.integrity, leading);
       this.digester = digester;
       this.position = leading.length * INTEGRITY_BLOCK_BYTES;
-      const buffer = Buffer.allocUnsafe(Math.min(PREFIX_READ_BYTES, Math.max(offset - this.position, 1)));
-      while (this.position < offset) {
-        const length = Math.min(buffer.length, offset - this.position);
-        const bytesRead = await handle.read(buffer, 0, length, this.position);
-        if (this.isFinished) return; // cleanup() remembers the blocks hashed so far
-        if (bytesRead !== length) {
-          throw new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path);
+      // Through the server's few shared buffers, as a digest's reads: a MiB of its own each let
+      // many resumed gets hold a GiB outside every budget (up to the open-file cap).
+      const lease =
+        this.position < offset
+          ? await hashReadBuffers.borrow(offset - this.position, {
+              signal: this.over.signal,
+              owner: this.host,
+              onWaiting: (waiting) => {
+                this.waitingForMemory = waiting;
+                if (!waiting) this.progressed(); // however long it waited, its stall check starts now
+              },
+            })
+          : undefined;
+      try {
+        while (this.position < offset) {
+          const buffer = lease!.buffer;
+          const length = Math.min(buffer.length, offset - this.position);
+          const bytesRead = await handle.read(buffer, 0, length, this.position);
+          if (this.isFinished) return; // cleanup() remembers the blocks hashed so far
+          if (bytesRead !== length) {
+            throw new StorageError('IO_ERROR', `file changed while being read: ${this.path}`, this.path);
+          }
+          this.progressed(); // reading for the stream: a long prefix is not a stalled stream
+          digester.update(buffer.subarray(0, length));
+          this.position += length;
         }
-        this.progressed(); // reading for the stream: a long prefix is not a stalled stream
-        digester.update(buffer.subarray(0, length));
-        this.position += length;
+      } finally {
+        lease?.release();
       }
       prefix = digester.blockDigests.slice(0, blocks);
       // Before the REPLY: a client that hangs up once it has it must not make the next ask read it all again.
@@ -197,7 +216,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   override get heldByServer(): boolean {
-    return this.host.downloadThrottle?.holds(this.onThrottleTurn) === true;
+    return this.waitingForMemory || this.host.downloadThrottle?.holds(this.onThrottleTurn) === true;
   }
 
   pull(): OutgoingFrame | null {
@@ -312,6 +331,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   protected cleanup(): void {
+    this.over.abort();
     this.host.downloadThrottle?.cancel(this.onThrottleTurn);
     // Stopped short of the end: the whole blocks hashed so far spare a resumed get reading them again.
     if (this.digester !== undefined && this.position < this.size) {

@@ -377,8 +377,9 @@ export const DEFAULTS = {
   /** A listing holding less than this (some 500 names of 200 bytes, 2,500 of 40) takes no share. */
   listingNamesUnbudgetedBytes: 256 * KiB,
   /**
-   * Server: stored files are hashed (a digest not cached, what an interrupted upload kept) through
-   * read buffers of hashReadBufferBytes, at most this many at once for the whole process, reused;
+   * Server: stored files are hashed (a digest not cached, what an interrupted upload kept, a
+   * resumed get's prefix) through read buffers of hashReadBufferBytes, at most this many at once
+   * for the whole process, reused;
    * a reader past them waits its turn (storage/hashReadBuffers.ts). Each reader took one of its
    * own before: 1,024 digests at once (--max-open-files) held 1 GiB outside --max-buffered.
    */

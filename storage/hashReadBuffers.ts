@@ -1,8 +1,9 @@
 /**
- * The buffers stored files are read into to be hashed (fileDigest, hashKept): a few for the whole
- * process (DEFAULTS.hashReadBuffers), reused; a reader past them waits its turn, in order, and one
- * owner (a connection) holds at most DEFAULTS.hashReadBuffersPerOwner of them, so one client
- * hashing many large files leaves buffers to the others. Each reader took a 1 MiB buffer of its
+ * The buffers stored files are read into to be hashed (fileDigest, hashKept, a resumed get's
+ * prefix in downloadStream.ts): a few for the whole process (DEFAULTS.hashReadBuffers), reused;
+ * a reader past them waits its turn, in order, and one owner (a connection) holds at most
+ * DEFAULTS.hashReadBuffersPerOwner of them, so one client hashing many large files leaves buffers
+ * to the others. Each reader took a 1 MiB buffer of its
  * own before, bounded only by the open-file cap: 1,024 digests of large files at once held 1 GiB
  * outside `--max-buffered`. Hashing is CPU-bound on the one loop, so more readers at once than
  * this would not go faster.
