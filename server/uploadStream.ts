@@ -185,9 +185,10 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     // A declared size is a claim: it is passed on as a hint only within the connection's allowance.
     const hinted = this.declaredSize !== undefined && this.host.claimReservation(this.declaredSize);
     this.claimedBytes = hinted ? this.declaredSize! : 0;
-    this.reserveQuota()
-      // A path ending in '/' names a directory, which no put makes (directoryPaths.ts).
-      .then(() => checkDirectoryPaths(this.host.storage, { op: 'put', path: this.path }))
+    // A path ending in '/' names a directory, which no put makes (directoryPaths.ts): refused
+    // before the quota's check, which drops what is kept of the file (`put f/` lost f's blocks).
+    Promise.resolve(checkDirectoryPaths(this.host.storage, { op: 'put', path: this.path }))
+      .then(() => this.reserveQuota())
       .then(() => {
         if (this.offset > 0 && this.partial === undefined)
           throw new MuxftpError('NOT_FOUND', `no partial upload is kept here to continue: ${this.path}`);

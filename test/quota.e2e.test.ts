@@ -695,6 +695,29 @@ describe('quota usage of kept partial uploads (issue #8)', () => {
     expect(s.server.stats().bytesIn - before).toBe(2 * BLOCK - kept);
   });
 
+  it("a put of the file's path with a '/' is refused before the quota drops the file's kept blocks", async () => {
+    const s = await start(smallWindows);
+    const aborts = watchAborts(s.storage);
+    const source = await sourceFile(2 * BLOCK);
+    const r = await s.connect(login);
+    await r.put('big.bin', Buffer.from('an older version'));
+    const kept = await interruptedPut(s, aborts, source, BLOCK + BLOCK / 2);
+    expect(kept).toBe(BLOCK);
+    // `put f/` of a file f: NOT_A_DIRECTORY, and what is kept of f stays (the quota's check
+    // dropped it first).
+    const peer = await RawPeer.open(s.port);
+    peer.write(encodeAuth(login));
+    await peer.waitFor((f) => f.type === FrameType.AUTH);
+    peer.write(encodeOpen(1, { op: 'put', path: 'big.bin/', size: 10 }));
+    expect((await peer.streamError(1)).code).toBe('NOT_A_DIRECTORY');
+    peer.destroy();
+    await aborts.settled();
+    expect(await keptSizes(join(s.root!, 'r'))).toEqual([kept]);
+    const before = s.server.stats().bytesIn;
+    await r.put('big.bin', source, { continue: true });
+    expect(s.server.stats().bytesIn - before).toBe(2 * BLOCK - kept);
+  });
+
   it('counts kept blocks resumed and cut again once, at their new size', async () => {
     const s = await start(smallWindows);
     const aborts = watchAborts(s.storage);
