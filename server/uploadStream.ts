@@ -579,8 +579,10 @@ export class UploadStream extends ServerStream implements ResumableHolder {
           void rejectingCall(() =>
             storage.dropKeptPartials!(this.path, { onPartialRemoved: this.partialRemoved }),
           ).catch(() => {});
-        if (this.isFinished) return;
+        // Stored even when its connection went during the commit: logged and counted all the same
+        // (the connection's line said only that it was lost, and no line named the file).
         this.recordTransfer('received', this.path, this.received, this.offset);
+        if (this.isFinished) return;
         this.host.send(
           encodeReply(this.id, {
             entry: toWireEntry(entry),

@@ -5,8 +5,12 @@
  * that only reads, or a mkdir -p of a directory that is there already adds no such line. Real
  * server on 127.0.0.1 (disk storage).
  */
+import { readFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 let server: TestServer | undefined;
 afterEach(async () => {
@@ -70,5 +74,45 @@ describe('changes in the server log', () => {
       `${label} set the modification time of a.txt to 2026-01-02T03:04:05.000Z`,
       `${label} set the mode of a.txt to 0640`,
     ]);
+  });
+
+  it('a put whose commit ends after its connection is gone is named received, and counted', async () => {
+    server = await startServer({ backend: 'disk' });
+    const storage = server.storage;
+    // The commit waits for `release`; `committing` resolves when it starts.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let onCommitting = () => {};
+    const committing = new Promise<void>((resolve) => {
+      onCommitting = resolve;
+    });
+    const createUpload = storage.createUpload.bind(storage);
+    storage.createUpload = async (path, options) => {
+      const handle = await createUpload(path, options);
+      return {
+        write: (chunks) => handle.write(chunks),
+        commit: async (digest, commitOptions) => {
+          onCommitting();
+          await held;
+          return handle.commit(digest, commitOptions);
+        },
+        abort: (abortOptions) => handle.abort(abortOptions),
+      };
+    };
+    const client = await server.connect();
+    client.put('a.bin', Buffer.alloc(6000, 1)).catch(() => {}); // its connection goes before the answer
+    await committing;
+    // Gone for good (a reset): a FIN alone is a half-close, which the server answers first.
+    (client as unknown as { transport: { socket: Socket } }).transport.socket.resetAndDestroy();
+    await until(() => server!.server.stats().connections === 0, 'the connection to close');
+    release();
+    await until(
+      () => server!.logs.some((line) => line.includes(' received a.bin 6000 B')),
+      'a received line',
+    );
+    expect(server.server.stats()).toMatchObject({ filesIn: 1, bytesIn: 6000 });
+    expect((await readFile(join(server.root!, 'a.bin'))).length).toBe(6000);
   });
 });
