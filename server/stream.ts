@@ -240,12 +240,20 @@ export abstract class ServerStream {
 
   /**
    * The connection is gone (`code`: why, when it did not just drop): release everything, send
-   * nothing. A transfer before its END says in the log how far it got, so that a cut one is
+   * nothing. A transfer it cuts short says in the log how far it got, so that a cut one is
    * named (the connection's close line names no file).
    */
   destroy(code: ErrorCode = 'CONNECTION_LOST'): void {
-    if (acceptsCancel(this.#phase)) this.logCut(code);
+    if (this.cutShort) this.logCut(code);
     this.close(false);
+  }
+
+  /**
+   * Ending it now drops the transfer: one before its END (an upload after it too, until its
+   * commit has the file: UploadStream).
+   */
+  protected get cutShort(): boolean {
+    return acceptsCancel(this.#phase);
   }
 
   /** A transfer before its END: one `cut` line, with how far it got and why (`code`). */
@@ -312,7 +320,7 @@ export abstract class ServerStream {
    */
   timeOut(err: MuxftpError): void {
     if (this.isFinished) return;
-    if (acceptsCancel(this.#phase)) this.logCut(err.code);
+    if (this.cutShort) this.logCut(err.code);
     this.fail(err);
   }
 

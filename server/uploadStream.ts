@@ -322,6 +322,14 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     this.grantCredit();
   }
 
+  /**
+   * After END too, until its commit has the file: every byte came, but a lost connection or a
+   * timeout then drops it all the same, and no line named the file.
+   */
+  protected override get cutShort(): boolean {
+    return super.cutShort || (this.phase === StreamPhase.Ended && !this.committing);
+  }
+
   /** Half-closed before END: the rest can never come, so it ends as on a lost connection. */
   override onPeerEnded(): void {
     if (this.phase !== StreamPhase.Ended) this.destroy();

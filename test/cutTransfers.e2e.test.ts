@@ -4,16 +4,21 @@
  * bob's upload of X finish?" could not be answered from the log. Real server on 127.0.0.1, a raw
  * peer that drops its socket or cancels its streams.
  */
+import { readdir } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jsonLine, type LogEvent, textLine } from '../server/logEvents.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import {
   encodeCancel,
   encodeData,
+  encodeEnd,
   encodeError,
   encodeOpen,
   encodeWindow,
 } from '../shared/protocol/encoder.js';
+import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
@@ -143,5 +148,29 @@ describe('cut transfers in the server log', () => {
       code: 'CANCELLED',
     });
     expect(server.logs.filter((l) => l.includes(' cut '))).toEqual(cut.map(textLine));
+  });
+
+  it('names an upload whose connection went after its END, before the commit had it: it was dropped', async () => {
+    server = await startServer({ backend: 'disk' });
+    // Its one write waits: END has come, and the upload is not verified nor committed yet.
+    const held = holdUploads(server.storage, 0);
+    const peer = await RawPeer.open(server.port);
+    const content = Buffer.alloc(100 * KiB, 3);
+    peer.write(encodeOpen(1, { op: 'put', path: 'ended.bin', size: content.length }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    peer.write(encodeData(1, content));
+    peer.write(encodeEnd(1, content.length, 'xxh128', contentDigest('xxh128', content)));
+    await held.holding;
+    // Gone for good (a reset): a FIN alone is a half-close, which the server answers first.
+    (peer.socket as Socket).resetAndDestroy();
+    const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
+    expect(await logLine(server, / upload of ended\.bin /)).toMatch(
+      new RegExp(
+        `${label.source} upload of ended\\.bin cut after ${100 * KiB} of ${100 * KiB} B \\(CONNECTION_LOST\\)$`,
+      ),
+    );
+    held.release();
+    await logLine(server, /closed after /);
+    expect(await readdir(server.root!)).toEqual([]);
   });
 });
