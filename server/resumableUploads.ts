@@ -14,9 +14,12 @@ import type { PartialKey } from '../storage/types.js';
 
 /** An upload writing kept data, as the registry sees it (UploadStream). */
 export interface ResumableHolder {
-  /** It has moved no data for `ms` and nothing of the server's holds it (a commit, a rate limit). */
+  /**
+   * It has moved no data for `ms` and nothing of the server's holds it (a commit, a rate limit),
+   * or it is over and what it wrote is still being kept.
+   */
   isStalledFor(ms: number): boolean;
-  /** Fails it, for a newer upload of the same data; resolves once what it wrote is kept. */
+  /** Fails it (unless over), for a newer upload of the same data; resolves once what it wrote is kept. */
   giveWay(): Promise<void>;
 }
 

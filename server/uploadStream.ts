@@ -724,6 +724,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   }
 
   isStalledFor(ms: number): boolean {
+    // Over, what it wrote still being kept (cleanup): a taker waits for that, as for a stalled one.
+    if (this.isFinished) return true;
     // Past END it is finishing, not stalled; its file is what it commits. Nor is one whose
     // connection the server stopped reading (a slow disk, a rate limit): its client may be sending.
     if (this.phase === StreamPhase.Ended || this.heldByServer || this.hashingKept || this.host.readingHeld)
@@ -734,23 +736,26 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   }
 
   giveWay(): Promise<void> {
-    const seconds = Math.round((performance.now() - this.lastProgressAt) / 1000);
-    this.host.log({
-      event: 'upload_taken_over',
-      text: `${this.host.label} stream ${this.id}: ${printableName(this.path)} moved no data for ${seconds} s: a newer upload of it continues what it wrote`,
-      fields: { stream: this.id, path: this.path, ms: seconds * 1000 },
-    });
-    this.fail(
-      new MuxftpError(
-        'STREAM_TIMEOUT',
-        `stream moved no data for ${seconds} s: a newer upload of ${this.path} continues what it wrote`,
-      ),
-    );
+    // Over already (cut, its blocks still being kept): nothing to fail, only that to wait for.
+    if (!this.isFinished) {
+      const seconds = Math.round((performance.now() - this.lastProgressAt) / 1000);
+      this.host.log({
+        event: 'upload_taken_over',
+        text: `${this.host.label} stream ${this.id}: ${printableName(this.path)} moved no data for ${seconds} s: a newer upload of it continues what it wrote`,
+        fields: { stream: this.id, path: this.path, ms: seconds * 1000 },
+      });
+      this.fail(
+        new MuxftpError(
+          'STREAM_TIMEOUT',
+          `stream moved no data for ${seconds} s: a newer upload of ${this.path} continues what it wrote`,
+        ),
+      );
+    }
     return (this.aborted ?? Promise.resolve()).then(() => {});
   }
 
   protected cleanup(): void {
-    this.endHolding?.();
+    const endHolding = this.endHolding;
     this.endHolding = undefined;
     this.over?.abort();
     if (this.creditPath !== undefined) this.host.quota?.releaseCredit(this.creditPath);
@@ -778,5 +783,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       if (!this.committing) this.releaseQuota();
       if (handle !== undefined) this.abortUpload(handle, 0);
     }
+    // Its place among resumable uploads goes once what it wrote is kept: a retry asking meanwhile
+    // (a slow disk's abort) found nothing kept yet, and sent the whole file again.
+    if (endHolding !== undefined) void (this.aborted ?? Promise.resolve()).then(endHolding);
   }
 }

@@ -622,6 +622,47 @@ describe('a retry after a connection that stalled (its packets go nowhere; not r
     }
   }, 30_000);
 
+  it("a retry asking while a cut upload's blocks are still being kept (a slow disk) finds them", async () => {
+    // The abort (what keeps the cut upload's blocks) takes a while: a slow disk.
+    const createUpload = FsStorage.prototype.createUpload;
+    FsStorage.prototype.createUpload = async function (
+      this: FsStorage,
+      ...args: Parameters<typeof createUpload>
+    ) {
+      const handle = await createUpload.apply(this, args);
+      const abort = handle.abort.bind(handle);
+      handle.abort = async (options) => {
+        await delay(1_000);
+        return abort(options);
+      };
+      return handle;
+    };
+    try {
+      env = await startServer({ backend: 'disk', ...smallWindows });
+      const content = randomBytes(3 * BLOCK + 5);
+      const source = await localFile(content);
+      const first = await env.connect();
+      const cut = first.put('big.bin', source, {
+        resumable: true,
+        onProgress: (done) => {
+          if (done >= 2 * BLOCK + BLOCK / 2) void first.destroy();
+        },
+      });
+      await expect(cut).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+      await until(() => env!.server.stats().streams === 0, 'the server to drop the upload');
+      // The client's retry, at once. Before: offered nothing while the blocks were being kept,
+      // it sent the whole file again, into a temporary file of its own (nothing kept of it).
+      const second = await env.connect();
+      const before = env.server.stats().bytesIn;
+      await second.put('big.bin', source, { continue: true });
+      expect(env.server.stats().bytesIn - before).toBe(content.length - 2 * BLOCK);
+      expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+      expect(await hiddenNames(env.root!)).toEqual([]);
+    } finally {
+      FsStorage.prototype.createUpload = createUpload;
+    }
+  }, 30_000);
+
   it('leaves alone an upload whose connection the server stopped reading (its disk is slow): its client may be sending', async () => {
     const storage = new MemoryStorage();
     const held = holdUploads(storage, 0, (path) => path === 'big.bin');
