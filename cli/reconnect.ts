@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client } from '../client/client.js';
+import { type Client, failedCertificateCheck } from '../client/client.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { type ErrorCode, MuxftpError } from '../shared/errors.js';
 import {
@@ -62,14 +62,17 @@ export class ServerAwayError extends MuxftpError {
   }
 }
 
-export const isRetryable = (error: unknown): boolean => failedWith(error, RETRYABLE_CODES);
+/** A reconnect whose server certificate this client refused is not: the next meets the same one. */
+export const isRetryable = (error: unknown): boolean =>
+  failedWith(error, RETRYABLE_CODES) && !failedCertificateCheck(error);
 
 export const isConnectionLoss = (error: unknown): boolean => failedWith(error, CONNECTION_LOSS_CODES);
 
 /**
- * A reconnect the server refused (a login, the address, the connection's terms): trying again
- * only repeats it (a wrong password counts towards the refusal of the address). Not a server
- * busy through the connect's wait (SERVER_BUSY), which a later try may get through.
+ * A reconnect the server refused (a login, the address, the connection's terms), or whose
+ * certificate this client refused: trying again only repeats it (a wrong password counts towards
+ * the refusal of the address). Not a server busy through the connect's wait (SERVER_BUSY), which
+ * a later try may get through.
  */
 const isRefusal = (error: unknown): boolean => !isRetryable(error);
 
@@ -264,7 +267,7 @@ export async function requestWithRetries<T>(
         if (gone !== undefined && (gone === error || retries === 0)) throw away(error);
         connection.markGone(error);
       }
-      if (attempt >= retries || !isConnectionLoss(error)) throw error;
+      if (attempt >= retries || !isConnectionLoss(error) || isRefusal(error)) throw error;
       const delayMs = backoffDelayMs(attempt);
       onRetry(error, attempt + 1, delayMs, client);
       await untilDrained(client, error, signal);

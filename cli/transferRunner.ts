@@ -6,7 +6,7 @@
 import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client, TransferOptions } from '../client/client.js';
+import { type Client, failedCertificateCheck, type TransferOptions } from '../client/client.js';
 import { LocalDigestMemo } from '../client/localDigests.js';
 import type { KeptPartial } from '../client/sinks.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
@@ -575,7 +575,10 @@ async function runOne(
         resumableUpload &&
         !job.standardStream &&
         bytes >= INTEGRITY_BLOCK_BYTES &&
-        ((error instanceof MuxftpError && error.code === 'CANCELLED') || isRetryable(error));
+        ((error instanceof MuxftpError && error.code === 'CANCELLED') ||
+          isRetryable(error) ||
+          // Cut by the connection's loss; its reconnect then met a certificate refused.
+          failedCertificateCheck(error));
       const hints = [
         run.failureHint?.(error, job),
         partial && `${formatBytes(partial.bytes)} received kept in ${partial.path}: ${partial.hint}`,

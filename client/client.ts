@@ -554,6 +554,22 @@ function tlsFailureReason(
   return undefined;
 }
 
+/**
+ * Whether `error` (or one of its causes) is a connect that failed on the server's certificate: not
+ * trusted, expired or not valid yet, or for another name. Another try meets the same certificate.
+ * Not a handshake that failed otherwise: a server that seems not to speak TLS may be one past its
+ * lingering refusals, which refuses a TLS client in plain (server.ts refuseInKind).
+ */
+export function failedCertificateCheck(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof MuxftpError && cause.code === 'CONNECT_FAILED') {
+      const failure = tlsFailureReason(cause.cause, false);
+      return failure !== undefined && failure.setting !== 'plain';
+    }
+  }
+  return false;
+}
+
 /** What a put sends: its source (read from `offset`), its OPEN, and a resumed upload's prefix digests. */
 interface PutPlan {
   byteSource: ByteSource;

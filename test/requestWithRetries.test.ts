@@ -102,6 +102,34 @@ describe('requestWithRetries', () => {
     expect(replaced()).toBe(1);
   });
 
+  it('a reconnect that meets a certificate this client refuses is not tried again: the server is taken as gone', async () => {
+    // As Client words it: the certificate's check in the cause's code.
+    const expired = new MuxftpError(
+      'CONNECT_FAILED',
+      "could not connect to 127.0.0.1:1: the server's TLS certificate has expired (CERT_HAS_EXPIRED)",
+      {
+        cause: Object.assign(new Error("the server's TLS certificate has expired (CERT_HAS_EXPIRED)"), {
+          code: 'CERT_HAS_EXPIRED',
+        }),
+      },
+    );
+    const { connection, replaced } = standIn(async () => {
+      throw expired;
+    });
+    const told: number[] = [];
+    const lost = async (): Promise<never> => {
+      throw new MuxftpError('CONNECTION_LOST', 'connection closed');
+    };
+    const failure = await requestWithRetries(connection, 5, lost, (_error, attempt) => told.push(attempt), {
+      planning: 'list',
+    }).catch((error: unknown) => error);
+    expect(failure).toBe(expired);
+    // Before: tried 5 times, each after a longer backoff, to meet the same certificate.
+    expect(told).toEqual([1]);
+    expect(replaced()).toBe(1);
+    expect(connection.goneFailure).toBe(expired);
+  });
+
   it("a request whose retries end on the reconnect another's ended on first is given up, not said again", async () => {
     const refused = new MuxftpError('CONNECT_FAILED', 'cannot connect to 127.0.0.1:1: connection refused');
     const { connection } = standIn(async () => {
