@@ -61,6 +61,9 @@ export async function loadTls(certFile: string, keyFile: string): Promise<{ cert
   return tls;
 }
 
+/** A passphrase-protected PEM key: PKCS #8's own label, or the traditional one's header (RFC 1421). */
+const ENCRYPTED_PEM = /-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED\r?$/m;
+
 /**
  * Files that read but are no PEM certificate and key, or a key that is not the certificate's: said
  * here in one line, where the server's construction would throw OpenSSL's error as a bug's.
@@ -69,6 +72,12 @@ function checkCertificateAndKey(tls: { cert: Buffer; key: Buffer }, certFile: st
   try {
     createSecureContext(tls);
   } catch (error) {
+    // OpenSSL says only "bad decrypt", which reads as a broken or wrong file.
+    if (ENCRYPTED_PEM.test(tls.key.toString('latin1')))
+      throw new Error(
+        `--tls-key ${keyFile} is encrypted with a passphrase, which serve cannot be given: decrypt it (openssl pkey -in ${keyFile} -out plain.key) and keep the copy mode 600`,
+        { cause: error },
+      );
     // OpenSSL's `error:0480006C:PEM routines::no start line`: the words after its code.
     const reason = (error as Error).message.replace(/^error:[0-9A-Fa-f]+:/, '');
     throw new Error(

@@ -6,7 +6,7 @@
  * only what succeeded. Real `muxftp serve` children on 127.0.0.1 port 0 and temp dirs.
  * Needs dist/ (npm run build).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -108,6 +108,25 @@ describe('a --tls-cert and --tls-key that cannot be used', () => {
         expect(mismatch.stderr).toMatch(
           /^muxftp: serve: --tls-cert .+ and --tls-key .+ are not a PEM certificate chain and its private key \(.*key values mismatch\)\n$/,
         );
+        // A key protected by a passphrase, in either PEM form: said so, not OpenSSL's "bad decrypt".
+        for (const traditional of [false, true]) {
+          const encrypted = join(dir, `encrypted-${traditional}.key`);
+          execFileSync('openssl', [
+            'pkey',
+            '-in',
+            certs.keyPath,
+            '-out',
+            encrypted,
+            '-aes256',
+            '-passout',
+            'pass:secret',
+            ...(traditional ? ['-traditional'] : []),
+          ]);
+          expect(await serveWith(certs.certPath, encrypted)).toMatchObject({
+            code: 1,
+            stderr: `muxftp: serve: --tls-key ${encrypted} is encrypted with a passphrase, which serve cannot be given: decrypt it (openssl pkey -in ${encrypted} -out plain.key) and keep the copy mode 600\n`,
+          });
+        }
       } finally {
         await certs.remove();
       }
