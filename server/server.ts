@@ -470,9 +470,10 @@ export class MuxServer {
   private sniffFirstByte(socket: Duplex): void {
     const acceptedAt = performance.now();
     this.pending.add(socket);
-    let encrypted = false;
+    // Set once the first byte starts a TLS handshake: what the timeout then does.
+    let handshakeTimedOut: (() => void) | undefined;
     const timer = setTimeout(() => {
-      if (encrypted) socket.destroy();
+      if (handshakeTimedOut !== undefined) handshakeTimedOut();
       else {
         // Refused: a first byte that comes after is read and dropped by the refusal, not taken
         // for the start of a connection (or of a TLS handshake) on a socket already ending.
@@ -491,8 +492,7 @@ export class MuxServer {
       if (this.closing !== undefined) {
         socket.destroy();
       } else if (first[0] === TLS_HANDSHAKE_RECORD) {
-        encrypted = true;
-        this.startTls(socket, acceptedAt, settle);
+        handshakeTimedOut = this.startTls(socket, acceptedAt, settle);
       } else if (this.options.tlsOnly) {
         settle();
         this.counters.connectionRefused('tls_required');
@@ -508,7 +508,8 @@ export class MuxServer {
     socket.once('data', onFirst);
   }
 
-  private startTls(socket: Duplex, acceptedAt: number, settle: () => void): void {
+  /** Returns what ends the handshake when the handshake timeout comes first. */
+  private startTls(socket: Duplex, acceptedAt: number, settle: () => void): () => void {
     // TLSSocket reads what the sniffing unshifted before it reads the socket again.
     // The same buffering as the plain listener's sockets (Node honours highWaterMark here; its
     // types omit it): with the 16 KiB default only one chunk at a time fits into the TLS socket.
@@ -548,6 +549,22 @@ export class MuxServer {
       if (this.closing !== undefined) tlsSocket.destroy();
       else this.startConnection(tlsSocket, true, acceptedAt, SharedBufferReads.adopt(tlsSocket));
     });
+    // Ended by us, not closed by the client: a stalled link or a peer holding sockets open.
+    return () => {
+      // Failed already (onError, onClose told of it): only its close is still to come.
+      if (tlsSocket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      tlsSocket.off('close', onClose);
+      tlsSocket.off('error', onError);
+      tlsSocket.on('error', ignore);
+      this.counters.connectionRefused('tls_handshake');
+      const why = `not completed within the handshake timeout (${this.options.handshakeTimeoutMs / 1000} s)`;
+      this.refusalLog.refused('tls_handshake', tlsHandshakeFailed(socket, why), 'TLS handshake failed');
+      tlsSocket.destroy();
+      socket.destroy();
+    };
   }
 
   private startConnection(

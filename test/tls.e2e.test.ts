@@ -16,6 +16,7 @@ import { encodeAuth } from '../shared/protocol/encoder.js';
 import { RawPeer } from './helpers/rawPeer.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 let certs: TestCerts;
 let server: TestServer | undefined;
@@ -238,6 +239,21 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
     const started = performance.now();
     await new Promise((resolve) => socket.on('close', resolve));
     expect(performance.now() - started).toBeLessThan(3_000);
+  });
+
+  it('logs a TLS handshake cut at the handshake timeout as that, not as a client that did not trust the certificate', async () => {
+    server = await startServer({ tls: { cert: certs.cert, key: certs.key }, handshakeTimeoutMs: 300 });
+    // The start of a ClientHello, then nothing: a stalled link, or a peer that holds sockets open.
+    const socket = connect({ host: '127.0.0.1', port: server.port });
+    socket.on('error', () => {});
+    socket.write(Buffer.from([0x16, 3, 1, 0, 200, 1]));
+    socket.resume();
+    await new Promise((resolve) => socket.on('close', resolve));
+    await until(() => server!.logs.some((line) => /TLS handshake failed/.test(line)), 'the log line');
+    // Before: "closed before it completed (a client that does not trust this server's certificate closes so)".
+    expect(server.logs.filter((line) => /TLS handshake failed/.test(line))).toEqual([
+      expect.stringMatching(/ TLS handshake failed: not completed within the handshake timeout \(0\.3 s\)$/),
+    ]);
   });
 });
 
