@@ -3,6 +3,7 @@
  * to log in as, with the password from $MUXFTP_PASSWORD, a credentials file (mode 0600 only), or
  * a prompt on the terminal — never from argv.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import type { ClientOptions } from '../client/client.js';
 import { errnoReason } from '../shared/errnoReasons.js';
@@ -175,5 +176,18 @@ async function readCaFile(path: string): Promise<Buffer> {
   });
   if (!pem.includes('-----BEGIN CERTIFICATE-----'))
     throw unusableFile(`--ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  // Node skips a certificate that does not parse without a word: the server's was then "not
+  // signed by the CA given".
+  const text = pem.toString('latin1');
+  for (const block of text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?(?:-----END CERTIFICATE-----|$)/g)) {
+    try {
+      new X509Certificate(block[0]);
+    } catch {
+      const line = text.slice(0, block.index).split('\n').length;
+      throw unusableFile(
+        `--ca ${path}: the certificate from line ${line} does not parse: cut short or changed in a copy?`,
+      );
+    }
+  }
   return pem;
 }

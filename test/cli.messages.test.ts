@@ -150,6 +150,23 @@ describe("a client's --ca or --credentials file that cannot be read", () => {
       stderr:
         'muxftp: --ca users.json holds no PEM certificate (-----BEGIN CERTIFICATE-----) (LOCAL_IO_ERROR)\n',
     });
+    if (opensslAvailable) {
+      // A certificate cut short (a line lost in a copy): node skips it, and the server's was then
+      // said to be "not signed by the CA given".
+      const certs = await makeTestCerts();
+      try {
+        const first = certs.cert.toString().trimEnd().split('\n');
+        const lines = certs.ca.toString().split('\n');
+        await writeFile(join(dir, 'cut.pem'), [...first, ...lines.slice(0, 3), ...lines.slice(4)].join('\n'));
+        const at3 = first.length + 1;
+        expect(await runCli([...at, '--ca', 'cut.pem', 'ls'], dir)).toMatchObject({
+          code: 1,
+          stderr: `muxftp: --ca cut.pem: the certificate from line ${at3} does not parse: cut short or changed in a copy? (LOCAL_IO_ERROR)\n`,
+        });
+      } finally {
+        await certs.remove();
+      }
+    }
     expect(await runCli([...at, '--credentials', `${missing}.json`, 'ls'], dir)).toMatchObject({
       code: 1,
       stderr: `muxftp: cannot read credentials file ${missing}.json: no such file or directory (LOCAL_IO_ERROR)\n`,
