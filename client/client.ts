@@ -516,6 +516,8 @@ const WRONG_CERTIFICATE: Readonly<Record<string, string>> = {
   ERR_TLS_CERT_ALTNAME_INVALID: "the server's TLS certificate is not for the name or address connected to",
   CERT_HAS_EXPIRED: "the server's TLS certificate has expired",
   CERT_NOT_YET_VALID: "the server's TLS certificate is not valid yet",
+  // A client's certificate, or one whose extended key usage leaves out serverAuth.
+  INVALID_PURPOSE: "the server's TLS certificate is not one for a server, by its key usage",
 };
 
 /**

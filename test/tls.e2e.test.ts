@@ -2,8 +2,9 @@
  * TLS end to end with a CA generated for the test: round trips, certificate checks, the
  * password rule, and plain-vs-TLS mismatches in both directions failing fast and clearly.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +134,57 @@ describe.skipIf(!opensslAvailable)('TLS', () => {
       /the server's TLS certificate is not for the name or address connected to \(ERR_TLS_CERT_ALTNAME_INVALID\)/,
     );
     expect(other.message).not.toMatch(/--ca/);
+  });
+
+  it('says a certificate is not one for a server (a client certificate), not just "unsuitable certificate purpose"', async () => {
+    // Signed by the CA given, for 127.0.0.1, but for clients only (extendedKeyUsage clientAuth).
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: certs.dir, stdio: 'pipe' });
+    openssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'client.key',
+      '-out',
+      'client.csr',
+      '-subj',
+      '/CN=localhost',
+    );
+    await writeFile(
+      join(certs.dir, 'client.ext'),
+      'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=clientAuth\n',
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      'client.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'client.pem',
+      '-days',
+      '2',
+      '-extfile',
+      'client.ext',
+    );
+    server = await startServer({
+      tls: {
+        cert: await readFile(join(certs.dir, 'client.pem')),
+        key: await readFile(join(certs.dir, 'client.key')),
+      },
+    });
+    const wrong = await failure(server.connect({ tls: { ca: certs.ca } }));
+    expect(wrong.code).toBe('CONNECT_FAILED');
+    expect(wrong.message).toMatch(
+      /the server's TLS certificate is not one for a server, by its key usage \(INVALID_PURPOSE\)$/,
+    );
   });
 
   // "At once" is a few ms; the alternative is the first timeout to run out. Both are set to 20 s,
