@@ -2,7 +2,7 @@
  * `muxftp user add|del` as an administrator runs them: several at once must each be kept, and a
  * file root edits for a server running under its own account must stay readable by that account.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
   chown,
@@ -31,6 +31,7 @@ import {
 } from '../server/auth/usersFile.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
+import { canMountTmpfs } from './helpers/tmpfsMount.js';
 
 const dirs = new TempDirs('muxftp-usersfile-');
 const HASH = await hashPassword('pw');
@@ -315,6 +316,35 @@ describe('users file: a hand-edited file is checked entry by entry', () => {
     expect(await readdir(dir)).toEqual(['users.json']);
     expect(await readFile(file, 'utf8')).toBe(before);
   });
+
+  it('a write whose rename fails leaves no temporary file (with the hashes) beside the file', async () => {
+    const dir = await dirs.make();
+    // Written whole, then refused by the rename: a directory is never replaced by a file.
+    await mkdir(join(dir, 'users.json'));
+    await expect(writeUsersFile(join(dir, 'users.json'), emptyUsersFile())).rejects.toThrow();
+    expect(await readdir(dir)).toEqual(['users.json']);
+  });
+
+  it.skipIf(!canMountTmpfs)(
+    'muxftp user add on a file bind-mounted in place (a container) fails, leaving no temporary file',
+    async () => {
+      const dir = await dirs.make();
+      const file = join(dir, 'users.json');
+      const source = join(await dirs.make(), 'users.json');
+      await writeUsersFile(file, emptyUsersFile());
+      await writeUsersFile(source, emptyUsersFile());
+      execFileSync('mount', ['--bind', source, file]);
+      try {
+        // rename(2) onto a mount point: EBUSY.
+        const run = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'pw\n' });
+        expect(run.code).toBe(1);
+        expect(run.stderr).toContain(`cannot write users file ${file}`);
+        expect(await readdir(dir)).toEqual(['users.json']);
+      } finally {
+        execFileSync('umount', [file]);
+      }
+    },
+  );
 });
 
 describe('users file: stored password hashes', () => {

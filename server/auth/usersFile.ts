@@ -222,8 +222,15 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
     throw error;
   }
   await handle.close();
-  await chmod(temporary, 0o600);
-  await rename(temporary, path);
+  try {
+    await chmod(temporary, 0o600);
+    await rename(temporary, path);
+  } catch (error) {
+    // Not left beside the file with the hashes in it: a rename onto a file bind-mounted in place
+    // (a container's) fails EBUSY at each edit.
+    await rm(temporary, { force: true });
+    throw error;
+  }
 }
 
 /** How long {@link updateUsersFile} waits by default for another edit's lock before giving up. */
