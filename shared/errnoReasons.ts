@@ -17,6 +17,7 @@ const REASON_BY_ERRNO: Readonly<Record<string, string>> = {
   EMFILE: 'too many open files',
   ELOOP: 'too many levels of symbolic links',
   EIO: 'input/output error',
+  EBUSY: 'device or resource busy',
   ENAMETOOLONG: 'name too long for this filesystem',
 };
 

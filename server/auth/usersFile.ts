@@ -343,7 +343,11 @@ export async function updateUsersFile(
     const updated = change(await readUsersFile(path, options));
     await writeUsersFileAt(target, updated).catch((error: unknown) => {
       // Named for the file, not the temporary file it was being written to.
-      throw new Error(`cannot write users file ${path}: ${errnoReason(error)}`, { cause: error });
+      const mounted =
+        (error as NodeJS.ErrnoException).code === 'EBUSY'
+          ? ' (a mount point, as a file bind-mounted into a container, is never replaced: edit the file mounted there)'
+          : '';
+      throw new Error(`cannot write users file ${path}: ${errnoReason(error)}${mounted}`, { cause: error });
     });
     return updated;
   } finally {
