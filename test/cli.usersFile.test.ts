@@ -232,6 +232,19 @@ describe('muxftp user add/del', () => {
     expect(served.code).toBe(2);
     expect(served.stderr).toContain('empty (an unset variable?); give / for the whole served root');
   });
+
+  it('--replace of a name not in the file (a typo) says it added that user, not that it updated one', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const add = (name: string, json: boolean) =>
+      runCli([...(json ? ['--json'] : []), 'user', 'add', name, '--users', file, '--replace'], dir, {
+        stdin: 'pw\n',
+      });
+    expect(await add('bob', false)).toMatchObject({ code: 0, stdout: `added bob to ${file}\n` });
+    expect(await add('bob', false)).toMatchObject({ code: 0, stdout: `updated bob in ${file}\n` });
+    expect(JSON.parse((await add('bbo', true)).stdout)).toEqual({ ok: true, added: 'bbo' });
+    expect(JSON.parse((await add('bob', true)).stdout)).toEqual({ ok: true, updated: 'bob' });
+  });
 });
 
 describe('users file: a hand-edited file is checked entry by entry', () => {

@@ -86,11 +86,14 @@ export function registerUserCommand(program: Command, output: Output): void {
         const passwordHash = await hashPassword(password);
         // The file as it is now, not as it was before the password was typed: edits made
         // meanwhile (another `user add`) are kept.
+        let replaced = false;
         await refusal(() =>
           updateUsersFile(
             flags.users,
-            (current) =>
-              addUser(
+            (current) => {
+              // --replace of a name not there (a typo in it) adds that user: said so, not "updated".
+              replaced = Object.hasOwn(current.users, name);
+              return addUser(
                 current,
                 {
                   name,
@@ -102,12 +105,13 @@ export function registerUserCommand(program: Command, output: Output): void {
                   ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
                 },
                 { replace: flags.replace === true },
-              ),
+              );
+            },
             { missingIsEmpty: true, onStaleLock: staleLockWarning(output) },
           ),
         );
-        if (output.json) output.printJson({ ok: true, [flags.replace ? 'updated' : 'added']: name });
-        else output.printLine(`${flags.replace ? `updated ${name} in` : `added ${name} to`} ${flags.users}`);
+        if (output.json) output.printJson({ ok: true, [replaced ? 'updated' : 'added']: name });
+        else output.printLine(`${replaced ? `updated ${name} in` : `added ${name} to`} ${flags.users}`);
       } catch (error) {
         // Ctrl-C at the password prompt (raw mode: no SIGINT) exits as Ctrl-C does everywhere (the
         // error's own exit status); Ctrl-D (no password given) fails as other errors do.
