@@ -233,6 +233,17 @@ describe('muxftp user add/del', () => {
     expect(served.stderr).toContain('empty (an unset variable?); give / for the whole served root');
   });
 
+  it('user add to an empty file made first with its mode (install -m 600 /dev/null) adds to it; serve still refuses it', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    await writeFile(file, '', { mode: 0o600 });
+    const added = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'pw\n' });
+    expect(added).toMatchObject({ code: 0, stderr: '' });
+    expect(Object.keys((await readUsersFile(file)).users)).toEqual(['bob']);
+    await writeFile(file, '\n');
+    await expect(readUsersFile(file)).rejects.toThrow(/is not valid JSON/);
+  });
+
   it('--replace of a name not in the file (a typo) says it added that user, not that it updated one', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');

@@ -142,7 +142,10 @@ function validateUsersFile(value: unknown): UsersFile {
   return result;
 }
 
-/** Reads and validates a users file; with `missingIsEmpty`, a file that does not exist yet is empty. */
+/**
+ * Reads and validates a users file; with `missingIsEmpty`, a file that does not exist yet, or is
+ * empty (made first with its mode: `install -m 600 /dev/null users.json`), has no users.
+ */
 export async function readUsersFile(
   path: string,
   options: { missingIsEmpty?: boolean } = {},
@@ -155,6 +158,7 @@ export async function readUsersFile(
     // In words (`no such file or directory`), not Node's `ENOENT: …, open '<path>'` that repeats the path.
     throw new Error(`cannot read users file ${path}: ${errnoReason(error)}`, { cause: error });
   }
+  if (options.missingIsEmpty && text.trim() === '') return emptyUsersFile();
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
