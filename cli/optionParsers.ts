@@ -71,6 +71,19 @@ export function parseQuota(value: string): number {
   return bytes;
 }
 
+/**
+ * A user's rate in the users file (`user add --max-rate`): at least 1 byte/s. 0 is "none" for
+ * serve's own rates, but a user without one gets serve's --max-user-rate: it exempts nobody.
+ */
+export function parseUserRate(value: string): number {
+  const rate = parseRate(value);
+  if (rate === 0)
+    throw new InvalidArgumentError(
+      "must be at least 1 byte/s; leave --max-rate out for the server's --max-user-rate (0 would not exempt the user from it).",
+    );
+  return rate;
+}
+
 /** A umask in octal: `022`, `0077`, `7`. */
 export function parseUmask(value: string): number {
   if (!/^0?[0-7]{1,3}$/.test(value))

@@ -202,6 +202,14 @@ describe('muxftp user add/del', () => {
     expect(zero.code).toBe(2);
     expect(zero.stderr).toContain('leave --quota out for no quota');
     await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    // Nor a rate of 0, which serve's rates take as none: stored as no rate, the user got serve's
+    // --max-user-rate, so it exempted nobody.
+    const noRate = await runCli(['user', 'add', 'vip', '--users', file, '--max-rate', '0'], dir, {
+      stdin: 'pw\n',
+    });
+    expect(noRate.code).toBe(2);
+    expect(noRate.stderr).toContain("leave --max-rate out for the server's --max-user-rate");
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('refuses an empty home (an unset variable) rather than read it as the whole root', async () => {

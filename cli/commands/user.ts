@@ -21,7 +21,7 @@ import { formatBytes, formatRate } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { EXIT_STATUS } from '../exitStatus.js';
 import { outputOptionsOf } from '../globalOptions.js';
-import { commanderParser, parseHomeDirectory, parseQuota, parseRate } from '../optionParsers.js';
+import { commanderParser, parseHomeDirectory, parseQuota, parseUserRate } from '../optionParsers.js';
 import type { Output } from '../output.js';
 import { inTerminalForeground, promptHidden, readFirstLine, sayAtPrompt } from '../passwordPrompt.js';
 
@@ -66,8 +66,8 @@ export function registerUserCommand(program: Command, output: Output): void {
     .option('--quota <size>', 'bytes the user may store under home, e.g. 10GiB', parseQuota)
     .option(
       '--max-rate <rate>',
-      "bytes/s for all the user's connections, each direction, e.g. 10MiB",
-      parseRate,
+      "bytes/s for all the user's connections, each direction, e.g. 10MiB (default: the server's --max-user-rate)",
+      parseUserRate,
     )
     .option('--replace', 'write an existing user anew (options not given take their defaults)')
     .action(async (name: string, flags: AddFlags, command: Command) => {
@@ -102,7 +102,7 @@ export function registerUserCommand(program: Command, output: Output): void {
                   // '/shared' as `user list` shows it: a leading / means the served root, as for remote paths.
                   ...(flags.home !== undefined ? { home: flags.home.replace(/^\/+/, '') } : {}),
                   ...(flags.quota !== undefined ? { quota: flags.quota } : {}),
-                  ...(flags.maxRate !== undefined && flags.maxRate > 0 ? { maxRate: flags.maxRate } : {}),
+                  ...(flags.maxRate !== undefined ? { maxRate: flags.maxRate } : {}),
                 },
                 { replace: flags.replace === true },
               );
