@@ -5,6 +5,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
+  chmod,
   chown,
   lstat,
   mkdir,
@@ -124,6 +125,36 @@ describe('muxftp user add/del', () => {
       const info = await stat(file);
       expect([info.uid, info.gid, info.mode & 0o777]).toEqual([0, 65534, 0o600]);
     },
+  );
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "keeps a file root owns readable by its group (the server's account's): group read stays, nothing else",
+    async () => {
+      const dir = await dirs.make();
+      await chmod(dir, 0o755);
+      const file = join(dir, 'users.json');
+      await writeUsersFile(file, emptyUsersFile());
+      // /etc/muxftp/users.json as root:muxftp 0640, the server running as a member of that group.
+      await chown(file, 0, 65534);
+      await chmod(file, 0o640);
+      expect((await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'pw\n' })).code).toBe(0);
+      const info = await stat(file);
+      expect([info.uid, info.gid, info.mode & 0o777]).toEqual([0, 65534, 0o640]);
+      const read = spawnSync(
+        process.execPath,
+        ['-e', `require('fs').readFileSync(${JSON.stringify(file)})`],
+        {
+          uid: 54321,
+          gid: 65534,
+        },
+      );
+      expect(read.status).toBe(0);
+      // Other bits are never kept: the file holds password hashes.
+      await chmod(file, 0o666);
+      expect((await runCli(['user', 'add', 'bea', '--users', file], dir, { stdin: 'pw\n' })).code).toBe(0);
+      expect((await stat(file)).mode & 0o777).toBe(0o640);
+    },
+    40_000,
   );
 
   it("names its holder in the lock it holds, as a killed edit's lock must be recognised by", async () => {

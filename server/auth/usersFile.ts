@@ -196,7 +196,8 @@ async function usersFileTarget(path: string): Promise<string> {
 }
 
 /**
- * Writes the file atomically (temporary file, fsync, rename) with mode 0600; a symbolic link is
+ * Writes the file atomically (temporary file, fsync, rename) with mode 0600 (0640 where the file
+ * replaced was readable by its group); a symbolic link is
  * written through, to the file it names. A file replaced keeps its owner and group where the
  * writer may set them (root may): `sudo muxftp user add` must not leave a file the server's own
  * account can no longer read at its next SIGHUP.
@@ -227,7 +228,8 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
   }
   await handle.close();
   try {
-    await chmod(temporary, 0o600);
+    // Its group's read stays: root:muxftp 0640 is how a server running in that group reads it.
+    await chmod(temporary, 0o600 | ((previous?.mode ?? 0) & 0o040));
     await rename(temporary, path);
   } catch (error) {
     // Not left beside the file with the hashes in it: a rename onto a file bind-mounted in place
