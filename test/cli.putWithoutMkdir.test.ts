@@ -223,3 +223,30 @@ describe('put -r without the mkdir permission', () => {
     expect(await readFile(join(dir, 'data', 'alice', 'tree', 'in', 'b'), 'utf8')).toBe('b');
   });
 });
+
+describe('get for an account that may read but not list', () => {
+  it('gets a file it names (the get asks only read); a missing one and a directory are the server’s to refuse', async () => {
+    const { dir, port } = await setUp('fetcher', 'read');
+    const home = join(dir, 'data', 'fetcher');
+    await writeFile(join(home, 'report.txt'), 'the report');
+    await mkdir(join(home, 'sub'));
+    const at = ['--server', `127.0.0.1:${port}`, '--user', 'fetcher'];
+    // Before: refused at the planning's stat, "no list permission", though the server serves it.
+    const got = await runCli([...at, 'get', 'report.txt', 'out.txt'], dir, as);
+    expect(got).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(dir, 'out.txt'), 'utf8')).toBe('the report');
+    const toStdout = await runCli([...at, 'get', 'report.txt', '-'], dir, as);
+    expect(toStdout).toMatchObject({ code: 0, stdout: 'the report' });
+    const missing = await runCli([...at, 'get', 'nothing.txt'], dir, as);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('(NOT_FOUND)');
+    await expect(stat(join(dir, 'nothing.txt'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const directory = await runCli([...at, 'get', 'sub'], dir, as);
+    expect(directory.code).toBe(1);
+    expect(directory.stderr).toContain('(IS_A_DIRECTORY)');
+    // -r walks the directory, which takes list: refused as before.
+    const tree = await runCli([...at, 'get', '-r', 'sub'], dir, as);
+    expect(tree.code).toBe(1);
+    expect(tree.stderr).toContain('no list permission');
+  });
+});

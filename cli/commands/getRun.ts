@@ -541,7 +541,7 @@ async function planDownloads(
   // At most -j of them wait in line (ConcurrencyLimit.map): a pattern may match thousands.
   const stats = await limit.map(
     remotes,
-    async (remote): Promise<{ entry: WireEntry } | { error: unknown }> => {
+    async (remote): Promise<{ entry: WireEntry } | { error: unknown } | { unlisted: true }> => {
       const known = listed.get(remote);
       if (known?.type === 'file') return { entry: known };
       try {
@@ -550,6 +550,17 @@ async function planDownloads(
         if (inListing?.type === 'file' || inListing?.type === 'dir') return { entry: inListing };
         return { entry: await client.stat(remote) };
       } catch (error) {
+        // An account that may read but not list: the get asks only read, and the server answers
+        // it (a missing file, a directory) as it would this look. -r walks, which takes list.
+        if (
+          !recursive &&
+          !namedAsDirectory.has(remote) &&
+          error instanceof MuxftpError &&
+          error.code === 'PERMISSION_DENIED' &&
+          client.permissions !== undefined &&
+          !client.permissions.includes('list')
+        )
+          return { unlisted: true };
         return { error };
       }
     },
@@ -562,6 +573,9 @@ async function planDownloads(
       new MuxftpError('IS_A_DIRECTORY', `is a directory: ${remote || '/'}`);
     if ('error' in result) {
       fail(localOrEmpty, remote, result.error);
+    } else if ('unlisted' in result) {
+      if (typeof local !== 'string') fail('', remote, local);
+      else jobs.push({ local, remote, size: undefined, standardStream: target.kind === 'stdout' });
     } else if (result.entry.type !== 'dir' && namedAsDirectory.has(remote)) {
       fail(localOrEmpty, remote, new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${remote}`));
     } else if (result.entry.type === 'dir' && !recursive) {
