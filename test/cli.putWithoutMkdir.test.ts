@@ -250,3 +250,25 @@ describe('get for an account that may read but not list', () => {
     expect(tree.stderr).toContain('no list permission');
   });
 });
+
+describe('mv for an account that may rename but not list', () => {
+  it('moves to TO as named, and into TO/; a directory at TO is never replaced (ALREADY_EXISTS)', async () => {
+    const { dir, port } = await setUp('mover', 'rename');
+    const home = join(dir, 'data', 'mover');
+    await writeFile(join(home, 'a.txt'), 'a');
+    await mkdir(join(home, 'd'));
+    const at = ['--server', `127.0.0.1:${port}`, '--user', 'mover'];
+    // Before: refused at the look at TO, "no list permission", though the rename takes only rename.
+    expect(await runCli([...at, 'mv', 'a.txt', 'b.txt'], dir, as)).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(home, 'b.txt'), 'utf8')).toBe('a');
+    expect(await runCli([...at, 'mv', 'b.txt', 'd/'], dir, as)).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(home, 'd', 'b.txt'), 'utf8')).toBe('a');
+    // TO a directory, not said with /: not guessed into, and nothing replaced.
+    await writeFile(join(home, 'c.txt'), 'c');
+    const onto = await runCli([...at, 'mv', 'c.txt', 'd'], dir, as);
+    expect(onto.code).toBe(1);
+    expect(onto.stderr).toContain('(ALREADY_EXISTS)');
+    expect(await readFile(join(home, 'c.txt'), 'utf8')).toBe('c');
+    expect(await readFile(join(home, 'd', 'b.txt'), 'utf8')).toBe('a');
+  });
+});

@@ -502,8 +502,18 @@ async function moveTarget(client: Client, source: string, to: string): Promise<s
   const into = joinRemote(target, remoteBaseName(source));
   const entry = await client.stat(target).catch((error: unknown) => {
     if (error instanceof MuxftpError && error.code === 'NOT_FOUND' && !to.endsWith('/')) return undefined;
+    // An account that may rename but not list: TO/ is moved into, TO to as named. A wrong guess
+    // loses nothing: a rename replaces no directory, and nothing with a directory (ALREADY_EXISTS).
+    if (
+      error instanceof MuxftpError &&
+      error.code === 'PERMISSION_DENIED' &&
+      client.permissions !== undefined &&
+      !client.permissions.includes('list')
+    )
+      return to.endsWith('/') ? ('into' as const) : undefined;
     throw error;
   });
+  if (entry === 'into') return into;
   if (entry === undefined) return target;
   if (entry.type === 'dir') return into;
   if (to.endsWith('/')) throw notADirectory(target);
