@@ -4,6 +4,7 @@
  * server error surfaces as a RemoteError carrying the server's code.
  */
 
+import type { BigIntStats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -1160,6 +1161,7 @@ export class Client {
   ): Promise<PutPlan> {
     let offset = 0;
     let prefix: Buffer[] = [];
+    let hashed: BigIntStats | undefined;
     if (options.continue === true) {
       const held = await this.request(
         {
@@ -1181,6 +1183,10 @@ export class Client {
         held.blocks.length,
         options.localDigests,
         options.signal,
+        // The file as its blocks are hashed: the one opened to send the rest must still be it.
+        (stats) => {
+          hashed = stats;
+        },
       );
       const mismatch = held.blocks.findIndex((hex, i) => hex !== mine[i]?.toString('hex'));
       if (mismatch === -1) {
@@ -1192,7 +1198,7 @@ export class Client {
       }
     }
     return {
-      byteSource: await openSource(path, offset, options.regularFileOnly),
+      byteSource: await openSource(path, offset, options.regularFileOnly, hashed),
       request: { op: 'put', path: remotePath, size: local.size, source: local.source, offset },
       offset,
       prefix,

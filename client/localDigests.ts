@@ -82,6 +82,7 @@ export class LocalDigestMemo {
  * d_0 … of the first min(maxBlocks, whole blocks) blocks of `path`; [] when it is missing or not a
  * file. With `memo`, those an earlier call gave for this same file are given again, unread.
  * `signal` aborting stops the reading (gigabytes of a partial file after Ctrl-C): CANCELLED.
+ * `opened` is told the file's stats when it is opened, the version whose blocks these are.
  */
 export async function localBlockDigests(
   path: string,
@@ -89,6 +90,7 @@ export async function localBlockDigests(
   maxBlocks: number,
   memo?: LocalDigestMemo,
   signal?: AbortSignal,
+  opened?: (stats: BigIntStats) => void,
 ): Promise<Buffer[]> {
   await prepareBlockHashes();
   const digester = new ContentDigester(algorithm);
@@ -96,6 +98,7 @@ export async function localBlockDigests(
   let recalled: Buffer[] | undefined;
   try {
     const wholeBlocks = (stats: BigIntStats) => {
+      opened?.(stats);
       if (memo !== undefined) {
         identity = `${algorithm}:${versionOf(stats)}`;
         recalled = memo.recall(identity, maxBlocks);

@@ -52,9 +52,15 @@ export type PutSource = string | Uint8Array | Readable;
 /**
  * `from`: a resumed upload reads a local file from there (the bytes before it are on the server).
  * `regularOnly`: a path is read only if it is a regular file (LocalFile.open).
+ * `hashed`: the file as a resumed upload hashed its first blocks, which it must still be.
  */
-export async function openSource(source: PutSource, from = 0, regularOnly = false): Promise<ByteSource> {
-  if (typeof source === 'string') return FileSource.open(source, from, regularOnly);
+export async function openSource(
+  source: PutSource,
+  from = 0,
+  regularOnly = false,
+  hashed?: BigIntStats,
+): Promise<ByteSource> {
+  if (typeof source === 'string') return FileSource.open(source, from, regularOnly, hashed);
   if (source instanceof Uint8Array) return new BufferSource(source);
   // A JavaScript caller's null or number failed deep inside, as "Cannot read properties of null".
   const stream = source as Partial<Readable> | null;
@@ -293,8 +299,13 @@ class FileSource implements ByteSource {
     this.position = from;
   }
 
-  /** A FIFO or a terminal is read as a stream (LocalFile.toStream), from where its writer is. */
-  static async open(path: string, from = 0, regularOnly = false): Promise<ByteSource> {
+  /**
+   * A FIFO or a terminal is read as a stream (LocalFile.toStream), from where its writer is.
+   * `hashed`: the file when a resumed upload hashed the blocks before `from`; one written since
+   * fails as one written while it is read does: the server's blocks are that version's, and END's
+   * D, computed from their digests, would vouch for them with another version's rest.
+   */
+  static async open(path: string, from = 0, regularOnly = false, hashed?: BigIntStats): Promise<ByteSource> {
     let file: LocalFile | undefined;
     try {
       file = await LocalFile.open(path, { regularOnly });
@@ -313,7 +324,7 @@ class FileSource implements ByteSource {
       // A resumed put's plan found a regular file of its size there: what has no size (a device
       // swapped in since) has no offset either.
       if (from > 0 && !info.isFile()) throw notRegularFileError(path);
-      if (from > 0 && unsized)
+      if (from > 0 && (unsized || (hashed !== undefined && !sameVersion(info, hashed))))
         throw new MuxftpError('LOCAL_IO_ERROR', `file changed while being uploaded: ${path}`);
       return new FileSource(path, file, info, from, unsized);
     } catch (err) {
@@ -365,6 +376,17 @@ class FileSource implements ByteSource {
   close(): Promise<void> {
     return this.file.close().catch(() => {});
   }
+}
+
+/** The same file, not written since: what FileSource.checkUnchanged compares, and its device and inode. */
+function sameVersion(a: BigIntStats, b: BigIntStats): boolean {
+  return (
+    a.dev === b.dev &&
+    a.ino === b.ino &&
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs
+  );
 }
 
 class BufferSource implements ByteSource {
