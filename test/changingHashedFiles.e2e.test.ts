@@ -12,6 +12,7 @@ import { afterEach, expect, it } from 'vitest';
 import { prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { DiskStorage } from '../storage/disk.js';
+import { MemoryStorage } from '../storage/memory.js';
 import type { ReadHandle, Storage } from '../storage/types.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -81,3 +82,46 @@ it('a file written in place while the server hashes it fails IO_ERROR, not a dig
   expect(versions).not.toContain(outcome);
   expect(outcome).toBe('IO_ERROR');
 });
+
+for (const backend of ['disk', 'memory'] as const) {
+  it(`${backend}: muxftp's own utime, chmod and mv of a file while it is hashed change no byte: its digest is answered`, async () => {
+    const before = randomBytes(3 * MiB);
+    let base: Storage;
+    if (backend === 'disk') {
+      const root = await tempDirs.make();
+      await writeFile(join(root, 'data.bin'), before);
+      await utimes(join(root, 'data.bin'), new Date(2020, 0, 1), new Date(2020, 0, 1));
+      base = await DiskStorage.open({ root, durable: false });
+    } else {
+      const memory = new MemoryStorage();
+      memory.volume.writeFileSync('/data.bin', before);
+      base = memory;
+    }
+    let other: Awaited<ReturnType<TestServer['connect']>> | undefined;
+    let changed = false;
+    const storage = passingThrough<Storage>(base, {
+      openRead: async (path: string) => {
+        const handle = await base.openRead(path);
+        return passingThrough<ReadHandle>(handle, {
+          read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+            const bytesRead = await handle.read(buffer, offset, length, position);
+            if (!changed) {
+              changed = true;
+              await other!.setModifiedTime('data.bin', Date.UTC(2021, 0, 1));
+              await other!.setPermissions('data.bin', 0o600);
+              await other!.rename('data.bin', 'moved.bin');
+            }
+            return bytesRead;
+          },
+        });
+      },
+    });
+    server = await startServer({ storage });
+    other = await server.connect();
+    const client = await server.connect();
+    const answer = await client.digest('data.bin');
+    expect(changed).toBe(true);
+    await prepareBlockHashes();
+    expect(answer.digest).toBe(contentDigest(client.integrity, before).toString('hex'));
+  });
+}
