@@ -5,10 +5,11 @@
  * that only reads, or a mkdir -p of a directory that is there already adds no such line. Real
  * server on 127.0.0.1 (disk storage).
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { StorageError } from '../shared/errors.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 import { until } from './helpers/waits.js';
 
@@ -76,10 +77,12 @@ describe('changes in the server log', () => {
     ]);
   });
 
-  it('a put whose commit ends after its connection is gone is named received, and counted', async () => {
-    server = await startServer({ backend: 'disk' });
+  /**
+   * Commits on `server` wait for release(); `committing` resolves when one starts; `failWith`:
+   * the commit then fails with it instead (the temporary file aborted).
+   */
+  function heldCommits(server: TestServer, failWith?: Error) {
     const storage = server.storage;
-    // The commit waits for `release`; `committing` resolves when it starts.
     let release = () => {};
     const held = new Promise<void>((resolve) => {
       release = resolve;
@@ -96,17 +99,30 @@ describe('changes in the server log', () => {
         commit: async (digest, commitOptions) => {
           onCommitting();
           await held;
-          return handle.commit(digest, commitOptions);
+          if (failWith === undefined) return handle.commit(digest, commitOptions);
+          await handle.abort();
+          throw failWith;
         },
         abort: (abortOptions) => handle.abort(abortOptions),
       };
     };
+    return { committing, release };
+  }
+
+  /** Puts a.bin (6000 B) and resets its connection once the commit has started. */
+  async function putCutDuringCommit(server: TestServer, committing: Promise<void>): Promise<void> {
     const client = await server.connect();
     client.put('a.bin', Buffer.alloc(6000, 1)).catch(() => {}); // its connection goes before the answer
     await committing;
     // Gone for good (a reset): a FIN alone is a half-close, which the server answers first.
     (client as unknown as { transport: { socket: Socket } }).transport.socket.resetAndDestroy();
-    await until(() => server!.server.stats().connections === 0, 'the connection to close');
+    await until(() => server.server.stats().connections === 0, 'the connection to close');
+  }
+
+  it('a put whose commit ends after its connection is gone is named received, and counted', async () => {
+    server = await startServer({ backend: 'disk' });
+    const { committing, release } = heldCommits(server);
+    await putCutDuringCommit(server, committing);
     release();
     await until(
       () => server!.logs.some((line) => line.includes(' received a.bin 6000 B')),
@@ -114,5 +130,21 @@ describe('changes in the server log', () => {
     );
     expect(server.server.stats()).toMatchObject({ filesIn: 1, bytesIn: 6000 });
     expect((await readFile(join(server.root!, 'a.bin'))).length).toBe(6000);
+  });
+
+  it("a put whose commit fails after its connection is gone says why, as it would to its client: a disk's failure is the operator's", async () => {
+    server = await startServer({ backend: 'disk' });
+    const failure = new StorageError('IO_ERROR', 'input/output error: a.bin', 'a.bin');
+    const { committing, release } = heldCommits(server, failure);
+    await putCutDuringCommit(server, committing);
+    release();
+    // Before: fail() returned at once on a finished stream, and no line said the disk failed.
+    await until(
+      () => server!.logs.some((line) => / stream 1: input\/output error: a\.bin \(IO_ERROR\)$/.test(line)),
+      'a storage_failed line',
+    );
+    expect(server.server.counters.errors.get('IO_ERROR')).toBe(1);
+    expect(server.server.stats()).toMatchObject({ filesIn: 0, bytesIn: 0 });
+    expect(await readdir(server.root!)).toEqual([]);
   });
 });
