@@ -569,7 +569,8 @@ export class ServerConnection implements StreamHost {
       text: `${this.label} stream ${idlest.id}: gave its file back to a client waiting for one (idle ${Math.round(idleFor / 1000)} s)`,
       fields: { stream: idlest.id, ms: Math.round(idleFor) },
     });
-    idlest.fail(
+    // As the stall check's: the transfer it drops says in the log how far it got (no line named it).
+    idlest.timeOut(
       new ServerBusyError(
         'openFileShare',
         `server busy: this transfer moved nothing for ${Math.round(idleFor / 1000)} s while other clients wait for a file to open; try again later`,

@@ -315,8 +315,9 @@ export abstract class ServerStream {
   }
 
   /**
-   * The connection's stall check gave up on it (`err`: STREAM_TIMEOUT): fail it, and a transfer
-   * says in the log how far it got, as a cut one does (else no line named the file it cut).
+   * The server gave up on it for moving nothing (`err`: the stall check's STREAM_TIMEOUT, or
+   * SERVER_BUSY when its file went to a client waiting for one): fail it, and a transfer says in
+   * the log how far it got, as a cut one does (else no line named the file it cut).
    */
   timeOut(err: MuxftpError): void {
     if (this.isFinished) return;

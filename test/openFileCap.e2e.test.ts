@@ -229,6 +229,26 @@ describe('--max-open-files is shared between connections that contend for it', (
     expect(env!.server.counters.openFiles).toBe(4);
   });
 
+  it('a transfer given back to a waiting client says in the log how far it got, as one timed out does', async () => {
+    const { a, b } = await twoClients(4, 300);
+    // A: a put that sends nothing (the idlest: opened first), and three gets that never grant credit.
+    a.write(encodeOpen(1, { op: 'put', path: 'up.bin', size: 1000 }));
+    await a.waitFor((f) => f.streamId === 1 && f.type === FrameType.WINDOW);
+    a.write(Buffer.concat([3, 5, 7].map((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }))));
+    expect(await outcomes(a, [3, 5, 7])).toEqual(Array(3).fill('answered'));
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    b.write(encodeOpen(1, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(b, [1])).toEqual(['SERVER_BUSY']);
+    expect(await outcomes(a, [1])).toEqual(['SERVER_BUSY']);
+    // Before: only "stream 1: gave its file back …", and no line named the upload it dropped.
+    const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
+    expect(env!.logs.filter((line) => line.includes(' cut '))).toEqual([
+      expect.stringMatching(
+        new RegExp(`${label.source} upload of up\\.bin cut after 0 of 1000 B \\(SERVER_BUSY\\)$`),
+      ),
+    ]);
+  });
+
   it('uncontended, one connection may take every slot', async () => {
     const { a, b } = await twoClients(4);
     // B holds one file and was never refused: A may take the three left, then ask past the cap.
