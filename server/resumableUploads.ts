@@ -4,7 +4,8 @@
  * asks what is kept of its file while the stalled connection's upload still holds that data: it
  * would be offered nothing and send the whole file again. So an upload or a `partial` query of
  * the same key fails a holder that has moved no data for a while (its whole blocks are kept, as
- * for any failure) and goes on once they are: the retry continues them.
+ * for any failure) and goes on once they are: the retry continues them. A retry right after a
+ * cut (reset) connection waits the same way for the cut upload's blocks, still being kept.
  */
 import { posix } from 'node:path';
 import { DEFAULTS } from '../shared/defaults.js';
@@ -65,7 +66,8 @@ export class ResumableUploads {
     }
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timerDelay(this.#waitMs));
+      // Not the process's to wait for: a server shutting down answers the taker SHUTTING_DOWN.
+      timer = setTimeout(resolve, timerDelay(this.#waitMs)).unref();
     });
     await Promise.race([all, bound]).finally(() => clearTimeout(timer));
   }

@@ -256,7 +256,7 @@ export abstract class ServerStream {
     return acceptsCancel(this.#phase);
   }
 
-  /** A transfer before its END: one `cut` line, with how far it got and why (`code`). */
+  /** A transfer cut before its file was stored: one `cut` line, with how far it got and why (`code`). */
   private logCut(code: ErrorCode): void {
     const progress = this.transferProgress();
     if (progress === undefined) return;
