@@ -137,7 +137,7 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     )
     .option(
       '--retries <n>',
-      `when the connection drops, reconnect and continue each unfinished transfer, up to n times (0: off; refused SERVER_BUSY: tried again on the same connection when the server asks, for up to ${DEFAULTS.serverBusyRetryMs / 1000} s, uncounted)`,
+      `when the connection drops, reconnect and continue each unfinished transfer, up to n times (${direction === 'upload' ? 'not stdin, read once' : 'not stdout, written once'}; 0: off; refused SERVER_BUSY: tried again on the same connection when the server asks, for up to ${DEFAULTS.serverBusyRetryMs / 1000} s, uncounted)`,
       parseNonNegativeInteger,
       DEFAULTS.retries,
     )

@@ -579,8 +579,22 @@ async function runOne(
           isRetryable(error) ||
           // Cut by the connection's loss; its reconnect then met a certificate refused.
           failedCertificateCheck(error));
+      // --retries was given (5 by default) but this one was not retried: say why, or a bare
+      // "connection closed" reads as the retries not working.
+      const notRetried =
+        once &&
+        run.retries > 0 &&
+        isRetryable(error) &&
+        !(error instanceof MuxftpError && error.code === 'SERVER_BUSY')
+          ? job.standardStream
+            ? run.command === 'put'
+              ? 'stdin is read once, as it comes: not retried'
+              : 'what went to stdout cannot be taken back: not retried'
+            : `what went into ${job.local} (a FIFO or device) cannot be taken back: not retried`
+          : undefined;
       const hints = [
         run.failureHint?.(error, job),
+        notRetried,
         partial && `${formatBytes(partial.bytes)} received kept in ${partial.path}: ${partial.hint}`,
         uploadMayBeKept
           ? `the server keeps the whole ${INTEGRITY_BLOCK_BYTES / 2 ** 20} MiB blocks it received for a while: run the same put with -c to continue it`
