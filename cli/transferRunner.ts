@@ -255,15 +255,19 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   // After Ctrl-C the transfers still waiting for their turn fail together, in one line, not one each.
   const notStarted = new MuxftpError('CANCELLED', 'interrupted before it started');
   let notStartedCount = 0;
+  // Why the first file not started for the server's absence was not: a later transfer's reconnect
+  // may reach the server again before the run ends, which takes it as back (goneFailure cleared).
+  let notStartedGone: unknown;
   try {
     const outcomes = await limit.map(run.jobs, async (job) => {
       const gone = run.connection.goneFailure;
       if (!controller.signal.aborted && gone === undefined)
         return runOne(run, job, progress, retryNotices, controller.signal);
       notStartedCount++;
+      if (!controller.signal.aborted) notStartedGone ??= gone;
       return failedOutcome(job.local, job.remote, controller.signal.aborted ? notStarted : gone);
     });
-    const gone = run.connection.goneFailure;
+    const gone = notStartedGone;
     const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
     if (notStartedCount > 0) progress.notStarted(notStartedCount);
     if (notStartedCount > 0 && !controller.signal.aborted && gone !== undefined) {
