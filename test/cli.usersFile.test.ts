@@ -157,6 +157,31 @@ describe('muxftp user add/del', () => {
     40_000,
   );
 
+  it.skipIf(process.getuid?.() !== 0)(
+    'an edit that cannot keep the group (its owner not in it) gives no group read: not to the writer’s group',
+    async () => {
+      const dir = await dirs.make();
+      await chmod(dir, 0o777);
+      const file = join(dir, 'users.json');
+      await writeUsersFile(file, emptyUsersFile());
+      // Its owner's, its group (65534) one the owner is not in: the chown back to it is refused.
+      await chown(file, 54321, 65534);
+      await chmod(file, 0o640);
+      const added = spawnSync(process.execPath, [CLI_BIN, 'user', 'add', 'ann', '--users', file], {
+        cwd: dir,
+        input: 'pw\n',
+        uid: 54321,
+        gid: 54321,
+      });
+      expect(added.status).toBe(0);
+      const info = await stat(file);
+      // Before: 54321:54321 0640, group read given to the writer's own group (on a system whose
+      // users share one, as `users` on openSUSE, every user could read the hashes).
+      expect([info.uid, info.gid, info.mode & 0o777]).toEqual([54321, 54321, 0o600]);
+    },
+    40_000,
+  );
+
   it("names its holder in the lock it holds, as a killed edit's lock must be recognised by", async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');

@@ -197,7 +197,7 @@ async function usersFileTarget(path: string): Promise<string> {
 
 /**
  * Writes the file atomically (temporary file, fsync, rename) with mode 0600 (0640 where the file
- * replaced was readable by its group); a symbolic link is
+ * replaced was readable by its group, and that group is kept); a symbolic link is
  * written through, to the file it names. A file replaced keeps its owner and group where the
  * writer may set them (root may): `sudo muxftp user add` must not leave a file the server's own
  * account can no longer read at its next SIGHUP.
@@ -211,6 +211,7 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
   const previous = await stat(path).catch(() => undefined);
   const temporary = join(dirname(path), `.${randomBytes(8).toString('hex')}.users.tmp`);
   const handle = await open(temporary, 'wx', 0o600);
+  let groupRead = 0;
   try {
     await handle.writeFile(`${JSON.stringify(validateUsersFile(file), null, 2)}\n`);
     if (
@@ -220,6 +221,9 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
       // EPERM for anyone but root: then the file is the writer's, as any file it writes.
       await handle.chown(previous.uid, previous.gid).catch(() => {});
     }
+    // Its group's read stays only with that group: not handed to the writer's own (a chown refused).
+    if (previous !== undefined && (await handle.stat()).gid === previous.gid)
+      groupRead = previous.mode & 0o040;
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -229,7 +233,7 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
   await handle.close();
   try {
     // Its group's read stays: root:muxftp 0640 is how a server running in that group reads it.
-    await chmod(temporary, 0o600 | ((previous?.mode ?? 0) & 0o040));
+    await chmod(temporary, 0o600 | groupRead);
     await rename(temporary, path);
   } catch (error) {
     // Not left beside the file with the hashes in it: a rename onto a file bind-mounted in place
