@@ -272,3 +272,30 @@ describe('mv for an account that may rename but not list', () => {
     expect(await readFile(join(home, 'd', 'b.txt'), 'utf8')).toBe('a');
   });
 });
+
+describe('mv of several paths for an account that may rename but not list', () => {
+  it('moves them into TO, taken for a directory; one that is not fails each move, and nothing is lost', async () => {
+    const { dir, port } = await setUp('mover', 'rename');
+    const home = join(dir, 'data', 'mover');
+    await writeFile(join(home, 'a.txt'), 'a');
+    await writeFile(join(home, 'b.txt'), 'b');
+    await writeFile(join(home, 'f.txt'), 'f');
+    await mkdir(join(home, 'd'));
+    const at = ['--server', `127.0.0.1:${port}`, '--user', 'mover'];
+    // Before: each refused at the look at TO, "no list permission", though `mv a.txt d/` moved.
+    expect(await runCli([...at, 'mv', 'a.txt', 'b.txt', 'd/'], dir, as)).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+    expect(await readFile(join(home, 'd', 'a.txt'), 'utf8')).toBe('a');
+    expect(await readFile(join(home, 'd', 'b.txt'), 'utf8')).toBe('b');
+    // A file at TO: the server refuses each move into it.
+    await writeFile(join(home, 'c.txt'), 'c');
+    const ontoFile = await runCli([...at, 'mv', 'd/a.txt', 'c.txt', 'f.txt'], dir, as);
+    expect(ontoFile.code).toBe(1);
+    expect(ontoFile.stderr.match(/\(NOT_A_DIRECTORY\)/g)).toHaveLength(2);
+    expect(await readFile(join(home, 'f.txt'), 'utf8')).toBe('f');
+    expect(await readFile(join(home, 'c.txt'), 'utf8')).toBe('c');
+    expect(await readFile(join(home, 'd', 'a.txt'), 'utf8')).toBe('a');
+  });
+});

@@ -480,12 +480,25 @@ async function move(
   });
 }
 
-/** `to` of an `mv` of several paths: an existing directory (NOT_A_DIRECTORY, NOT_FOUND otherwise). */
+/**
+ * `to` of an `mv` of several paths: an existing directory (NOT_A_DIRECTORY, NOT_FOUND otherwise).
+ * An account that may not look (no list) takes it for one: the server refuses each move into
+ * anything else.
+ */
 async function directoryTarget(client: Client, to: string): Promise<string> {
   const target = remotePathToMoveTo(to);
-  await requireDirectory(client, target);
+  await requireDirectory(client, target).catch((error: unknown) => {
+    if (!cannotLook(client, error)) throw error;
+  });
   return target;
 }
+
+/** A look refused because the account may not list (its login's permissions say so). */
+const cannotLook = (client: Client, error: unknown): boolean =>
+  error instanceof MuxftpError &&
+  error.code === 'PERMISSION_DENIED' &&
+  client.permissions !== undefined &&
+  !client.permissions.includes('list');
 
 /** The remote path `to` names as where to move; an empty one is refused. */
 function remotePathToMoveTo(to: string): string {
@@ -504,13 +517,7 @@ async function moveTarget(client: Client, source: string, to: string): Promise<s
     if (error instanceof MuxftpError && error.code === 'NOT_FOUND' && !to.endsWith('/')) return undefined;
     // An account that may rename but not list: TO/ is moved into, TO to as named. A wrong guess
     // loses nothing: a rename replaces no directory, and nothing with a directory (ALREADY_EXISTS).
-    if (
-      error instanceof MuxftpError &&
-      error.code === 'PERMISSION_DENIED' &&
-      client.permissions !== undefined &&
-      !client.permissions.includes('list')
-    )
-      return to.endsWith('/') ? ('into' as const) : undefined;
+    if (cannotLook(client, error)) return to.endsWith('/') ? ('into' as const) : undefined;
     throw error;
   });
   if (entry === 'into') return into;
