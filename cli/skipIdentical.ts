@@ -93,10 +93,12 @@ async function localCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
-  keep: { times?: boolean; modes?: boolean; partials?: boolean } = {},
+  keep: { times?: boolean; modes?: boolean; partials?: boolean; unsized?: boolean } = {},
 ): Promise<TransferDone | undefined> {
   const local = await statLocal(job.local);
-  if (!local.isFile() || local.size !== job.size) return undefined;
+  if (!local.isFile()) return undefined;
+  // A size unknown (an account without list: no look before the get) is the digests' to compare.
+  if (job.size === undefined ? keep.unsized !== true : local.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
   if (keep.partials !== true) {
@@ -287,6 +289,11 @@ interface SkipFlags {
   times?: boolean;
   perms?: boolean;
   dryRun?: boolean;
+  /**
+   * get: a file whose size is not known (an account without list) is compared by its digests
+   * still; not for -c alone, whose check is not to make the server hash a whole file first.
+   */
+  compareUnsized?: boolean;
 }
 
 /**
@@ -336,7 +343,12 @@ function destinationCheck(
       : command === 'put'
         ? (job, client) => remoteCopyIsUnchanged(job, client, modes, destinations)
         : (job) => localCopyIsUnchanged(job, modes, looksOnly);
-  const keep = { times: options.times === true && !looksOnly, modes, partials: looksOnly };
+  const keep = {
+    times: options.times === true && !looksOnly,
+    modes,
+    partials: looksOnly,
+    unsized: options.compareUnsized === true,
+  };
   const content: DestinationCheck | undefined =
     options.skipIdentical !== true
       ? undefined

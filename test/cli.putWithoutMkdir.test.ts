@@ -251,6 +251,31 @@ describe('get for an account that may read but not list', () => {
   });
 });
 
+describe('get --skip-identical for an account that may read but not list', () => {
+  it('compares the contents (the digest asks only read): an identical copy is skipped, another is replaced', async () => {
+    const { dir, port } = await setUp('fetcher', 'read');
+    const home = join(dir, 'data', 'fetcher');
+    await writeFile(join(home, 'same.txt'), 'the same');
+    await writeFile(join(home, 'other.txt'), 'the server’s');
+    await writeFile(join(dir, 'same.txt'), 'the same');
+    await writeFile(join(dir, 'other.txt'), 'mine, longer than the server’s');
+    const at = ['--server', `127.0.0.1:${port}`, '--user', 'fetcher'];
+    const got = await runCli(
+      [...at, '--json', 'get', '--skip-identical', 'same.txt', 'other.txt', '--to', '.'],
+      dir,
+      as,
+    );
+    expect(got).toMatchObject({ code: 0, stderr: '' });
+    // Before: the size the planning could not look at was taken to differ, and each was fetched again.
+    const outcomes = JSON.parse(got.stdout) as Array<{ remote: string; skipped?: true }>;
+    expect(outcomes.map(({ remote, skipped }) => [remote, skipped === true])).toEqual([
+      ['same.txt', true],
+      ['other.txt', false],
+    ]);
+    expect(await readFile(join(dir, 'other.txt'), 'utf8')).toBe('the server’s');
+  });
+});
+
 describe('mv for an account that may rename but not list', () => {
   it('moves to TO as named, and into TO/; a directory at TO is never replaced (ALREADY_EXISTS)', async () => {
     const { dir, port } = await setUp('mover', 'rename');

@@ -281,7 +281,11 @@ async function get(
   // one whole on the server): a get -r -c after Ctrl-C fetched every finished file under a block
   // (4 MiB) again whole, and each larger one's bytes past its last whole block.
   const skipIdentical = options.skipIdentical === true || options.continue === true;
-  const skip = destinationSkips('get', { ...options, skipIdentical });
+  const skip = destinationSkips('get', {
+    ...options,
+    skipIdentical,
+    compareUnsized: options.skipIdentical === true,
+  });
   const excluded = compileExcludes(options.filters);
   const { jobs, localDirs, trees } = await planDownloads(
     client,
