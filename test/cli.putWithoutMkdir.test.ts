@@ -293,6 +293,8 @@ describe('mv for an account that may rename but not list', () => {
     const onto = await runCli([...at, 'mv', 'c.txt', 'd'], dir, as);
     expect(onto.code).toBe(1);
     expect(onto.stderr).toContain('(ALREADY_EXISTS)');
+    // Said how to move into it, as an account that may look would have.
+    expect(onto.stderr).toContain('if d is a directory, give d/ to move into it');
     expect(await readFile(join(home, 'c.txt'), 'utf8')).toBe('c');
     expect(await readFile(join(home, 'd', 'b.txt'), 'utf8')).toBe('a');
   });

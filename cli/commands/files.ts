@@ -446,7 +446,15 @@ async function move(
           return;
         }
       } catch (error) {
-        output.failure(`mv ${shownArgument(lone)}`, error);
+        // An account that may not look had TO taken as named: a directory there is not moved into.
+        const hint =
+          error instanceof MuxftpError &&
+          error.code === 'ALREADY_EXISTS' &&
+          !to.endsWith('/') &&
+          mayNotList(client)
+            ? `if ${shownArgument(to)} is a directory, give ${shownArgument(`${to}/`)} to move into it`
+            : undefined;
+        output.failure(`mv ${shownArgument(lone)}`, error, hint);
         if (output.json) output.printJson({ ok: false, error: errorInfo(error) });
         return;
       }
@@ -493,12 +501,13 @@ async function directoryTarget(client: Client, to: string): Promise<string> {
   return target;
 }
 
-/** A look refused because the account may not list (its login's permissions say so). */
+/** The account may not list (its login's permissions say so): no stat answers it. */
+const mayNotList = (client: Client): boolean =>
+  client.permissions !== undefined && !client.permissions.includes('list');
+
+/** A look refused because the account may not list. */
 const cannotLook = (client: Client, error: unknown): boolean =>
-  error instanceof MuxftpError &&
-  error.code === 'PERMISSION_DENIED' &&
-  client.permissions !== undefined &&
-  !client.permissions.includes('list');
+  error instanceof MuxftpError && error.code === 'PERMISSION_DENIED' && mayNotList(client);
 
 /** The remote path `to` names as where to move; an empty one is refused. */
 function remotePathToMoveTo(to: string): string {
