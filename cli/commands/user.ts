@@ -41,7 +41,9 @@ export function registerUserCommand(program: Command, output: Output): void {
   const user = program
     .command('user')
     .summary('add, remove or list the users of a users file')
-    .description('Edit the users file that `muxftp serve --users FILE` reads (JSON, mode 600).')
+    .description(
+      "Edit the users file that `muxftp serve --users FILE` reads (JSON; made mode 600, an edit keeps a 640 file's group read).",
+    )
     // As for serve: the global options are the client's (--server, --user, --tls...), none applies
     // here; `list` declares the one that does, --json. Set before the subcommands, which copy it.
     .configureHelp({ showGlobalOptions: false });
