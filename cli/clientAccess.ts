@@ -174,12 +174,18 @@ async function readCaFile(path: string): Promise<Buffer> {
   const pem = await readFile(path).catch((error: Error) => {
     throw unusableFile(`cannot read --ca ${path}: ${errnoReason(error)}`, { cause: error });
   });
-  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+  // A leading UTF-8 BOM, which OpenSSL skips.
+  const text = pem.toString('latin1').replace(/^\xEF\xBB\xBF/, '');
+  // As OpenSSL reads them: a BEGIN line at a line's start only (an indented one, in notes or a
+  // YAML excerpt, is text to it).
+  const blocks = [
+    ...text.matchAll(/^-----BEGIN CERTIFICATE-----[\s\S]*?(?:^-----END CERTIFICATE-----|(?![\s\S]))/gm),
+  ];
+  if (blocks.length === 0)
     throw unusableFile(`--ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   // Node skips a certificate that does not parse without a word: the server's was then "not
   // signed by the CA given".
-  const text = pem.toString('latin1');
-  for (const block of text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?(?:-----END CERTIFICATE-----|$)/g)) {
+  for (const block of blocks) {
     try {
       new X509Certificate(block[0]);
     } catch {

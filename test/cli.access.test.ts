@@ -687,6 +687,39 @@ describe.skipIf(!opensslAvailable)('TLS from the CLI', () => {
   });
 });
 
+describe.skipIf(!opensslAvailable)('a --ca file as node reads it', () => {
+  it('an indented PEM in its notes (a YAML excerpt) is not taken for a certificate: node reads none there', async () => {
+    const server = await serve(['--tls-cert', certs!.certPath, '--tls-key', certs!.keyPath]);
+    try {
+      const ls = (ca: string) => run(['--server', `127.0.0.1:${server.port}`, '--ca', ca, 'ls']);
+      // OpenSSL takes a BEGIN line at the start of a line only: an indented block is text to it.
+      const indented = (pem: Buffer) =>
+        pem
+          .toString()
+          .trimEnd()
+          .split('\n')
+          .map((line) => `      ${line}`)
+          .join('\n');
+      const yaml = `tls:\n  ca: |\n${indented(certs!.cert)}\n`;
+      await writeFile(join(dir, 'notes-ca.pem'), `${certs!.ca.toString()}\n# as deployed:\n${yaml}`);
+      // Before: "--ca …: the certificate from line 14 does not parse", where node connects.
+      expect(await ls('notes-ca.pem')).toMatchObject({ code: 0, stderr: '' });
+      // A UTF-8 BOM before the first line OpenSSL skips.
+      await writeFile(join(dir, 'bom-ca.pem'), `\uFEFF${certs!.ca.toString()}`);
+      expect(await ls('bom-ca.pem')).toMatchObject({ code: 0, stderr: '' });
+      // With no certificate at a line's start node has none: said before connecting.
+      await writeFile(join(dir, 'yaml-ca.pem'), yaml);
+      expect(await ls('yaml-ca.pem')).toMatchObject({
+        code: 1,
+        stderr:
+          'muxftp: --ca yaml-ca.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----) (LOCAL_IO_ERROR)\n',
+      });
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe.skipIf(!opensslAvailable)('bench --tls', () => {
   it('runs a verified workload against a TLS-only local server', async () => {
     const result = await run([
