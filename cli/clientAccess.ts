@@ -177,9 +177,12 @@ async function readCaFile(path: string): Promise<Buffer> {
   // A leading UTF-8 BOM, which OpenSSL skips.
   const text = pem.toString('latin1').replace(/^\xEF\xBB\xBF/, '');
   // As OpenSSL reads them: a BEGIN line at a line's start only (an indented one, in notes or a
-  // YAML excerpt, is text to it).
+  // YAML excerpt, is text to it); its TRUSTED CERTIFICATE (a certificate with trust settings:
+  // Fedora's ca-bundle.trust.crt) and the old X509 CERTIFICATE are certificates too.
   const blocks = [
-    ...text.matchAll(/^-----BEGIN CERTIFICATE-----[\s\S]*?(?:^-----END CERTIFICATE-----|(?![\s\S]))/gm),
+    ...text.matchAll(
+      /^-----BEGIN (TRUSTED |X509 )?CERTIFICATE-----[\s\S]*?(?:^-----END \1CERTIFICATE-----|(?![\s\S]))/gm,
+    ),
   ];
   if (blocks.length === 0)
     throw unusableFile(`--ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);

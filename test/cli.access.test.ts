@@ -718,6 +718,27 @@ describe.skipIf(!opensslAvailable)('a --ca file as node reads it', () => {
       await server.stop();
     }
   });
+
+  it("OpenSSL's TRUSTED CERTIFICATE, which node reads, is one", async () => {
+    const server = await serve(['--tls-cert', certs!.certPath, '--tls-key', certs!.keyPath]);
+    try {
+      const ls = (ca: string) => run(['--server', `127.0.0.1:${server.port}`, '--ca', ca, 'ls']);
+      // With its trust settings (Fedora's ca-bundle.trust.crt).
+      const trusted = spawnSync('openssl', [
+        'x509',
+        '-in',
+        certs!.caPath,
+        '-trustout',
+        '-addtrust',
+        'serverAuth',
+      ]);
+      await writeFile(join(dir, 'trusted-ca.pem'), trusted.stdout);
+      // Before: "--ca trusted-ca.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----)".
+      expect(await ls('trusted-ca.pem')).toMatchObject({ code: 0, stderr: '' });
+    } finally {
+      await server.stop();
+    }
+  });
 });
 
 describe.skipIf(!opensslAvailable)('bench --tls', () => {
