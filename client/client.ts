@@ -559,15 +559,17 @@ function tlsFailureReason(
 
 /**
  * Whether `error` (or one of its causes) is a connect that failed on the server's certificate: not
- * trusted, expired or not valid yet, or for another name. Another try meets the same certificate.
+ * trusted, expired, for another name, not one for a server. Another try meets the same certificate.
  * Not a handshake that failed otherwise: a server that seems not to speak TLS may be one past its
- * lingering refusals, which refuses a TLS client in plain (server.ts refuseInKind).
+ * lingering refusals, which refuses a TLS client in plain (server.ts refuseInKind). Nor one not
+ * valid yet: issued that second (openssl dates it now) for a server restarted with it, and this
+ * machine's clock a few seconds behind the CA's, it is valid by a later try.
  */
 export function failedCertificateCheck(error: unknown): boolean {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     if (cause instanceof MuxftpError && cause.code === 'CONNECT_FAILED') {
       const failure = tlsFailureReason(cause.cause, false);
-      return failure !== undefined && failure.setting !== 'plain';
+      return failure !== undefined && failure.setting !== 'plain' && failure.code !== 'CERT_NOT_YET_VALID';
     }
   }
   return false;

@@ -130,6 +130,43 @@ describe('requestWithRetries', () => {
     expect(connection.goneFailure).toBe(expired);
   });
 
+  it('a reconnect that meets a certificate not valid yet is tried again: the clocks may be seconds apart', async () => {
+    // A server restarted with a certificate issued that second (openssl x509 -req dates it now),
+    // and this machine's clock a little behind the CA's: valid by the next try.
+    const notYet = new MuxftpError(
+      'CONNECT_FAILED',
+      "could not connect to 127.0.0.1:1: the server's TLS certificate is not valid yet (CERT_NOT_YET_VALID)",
+      {
+        cause: Object.assign(
+          new Error("the server's TLS certificate is not valid yet (CERT_NOT_YET_VALID)"),
+          {
+            code: 'CERT_NOT_YET_VALID',
+          },
+        ),
+      },
+    );
+    const second = { name: 'second' } as unknown as Client;
+    let reconnects = 0;
+    const { first, connection } = standIn(async () => {
+      if (++reconnects === 1) throw notYet;
+      return second;
+    });
+    const told: number[] = [];
+    const result = await requestWithRetries(
+      connection,
+      5,
+      async (client) => {
+        if (client === first) throw new MuxftpError('CONNECTION_LOST', 'connection closed');
+        return 'listed';
+      },
+      (_error, attempt) => told.push(attempt),
+    );
+    // Before: given up on after the first reconnect, the server taken as gone.
+    expect(result).toBe('listed');
+    expect(told).toEqual([1, 2]);
+    expect(connection.goneFailure).toBeUndefined();
+  });
+
   it("a request whose retries end on the reconnect another's ended on first is given up, not said again", async () => {
     const refused = new MuxftpError('CONNECT_FAILED', 'cannot connect to 127.0.0.1:1: connection refused');
     const { connection } = standIn(async () => {
