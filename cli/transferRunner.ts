@@ -254,29 +254,40 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   controller.signal.addEventListener('abort', () => retryNotices.flush(), { once: true });
   // After Ctrl-C the transfers still waiting for their turn fail together, in one line, not one each.
   const notStarted = new MuxftpError('CANCELLED', 'interrupted before it started');
-  let notStartedCount = 0;
-  // Why the first file not started for the server's absence was not: a later transfer's reconnect
-  // may reach the server again before the run ends, which takes it as back (goneFailure cleared).
+  let cancelledCount = 0;
+  // So do those not started while the server was taken as gone, with why the first was not: a
+  // later transfer's reconnect may reach the server again before the run ends, which takes it as
+  // back (goneFailure cleared), and a Ctrl-C after them did not interrupt them.
+  let awayCount = 0;
   let notStartedGone: unknown;
   try {
     const outcomes = await limit.map(run.jobs, async (job) => {
       const gone = run.connection.goneFailure;
       if (!controller.signal.aborted && gone === undefined)
         return runOne(run, job, progress, retryNotices, controller.signal);
-      notStartedCount++;
-      if (!controller.signal.aborted) notStartedGone ??= gone;
-      return failedOutcome(job.local, job.remote, controller.signal.aborted ? notStarted : gone);
+      if (controller.signal.aborted) {
+        cancelledCount++;
+        return failedOutcome(job.local, job.remote, notStarted);
+      }
+      awayCount++;
+      notStartedGone ??= gone;
+      return failedOutcome(job.local, job.remote, gone);
     });
-    const gone = notStartedGone;
-    const files = `${notStartedCount} file${notStartedCount === 1 ? '' : 's'}`;
-    if (notStartedCount > 0) progress.notStarted(notStartedCount);
-    if (notStartedCount > 0 && !controller.signal.aborted && gone !== undefined) {
+    const files = (count: number) => `${count} file${count === 1 ? '' : 's'}`;
+    if (awayCount + cancelledCount > 0) progress.notStarted(awayCount + cancelledCount);
+    if (awayCount > 0) {
       // The server stayed away through a transfer's every retry (or the connection went under
       // --retries 0): one line for the files left.
-      run.output.failure(`${run.command}: ${files} not started, ${goneReason(run.retries, gone)}`, gone);
-    } else if (notStartedCount > 0) {
-      run.output.failure(run.command, new MuxftpError('CANCELLED', `interrupted before ${files} started`));
+      run.output.failure(
+        `${run.command}: ${files(awayCount)} not started, ${goneReason(run.retries, notStartedGone)}`,
+        notStartedGone,
+      );
     }
+    if (cancelledCount > 0)
+      run.output.failure(
+        run.command,
+        new MuxftpError('CANCELLED', `interrupted before ${files(cancelledCount)} started`),
+      );
     return outcomes;
   } finally {
     retryNotices.flush();

@@ -85,3 +85,65 @@ it('the files not started while the server was taken as gone are said so, though
   );
   expect(output.exitCode).toBe(3);
 });
+
+it('Ctrl-C after that does not turn those files into ones interrupted (CANCELLED)', async () => {
+  const client = { isOpen: false } as unknown as Client;
+  const refused = new MuxftpError('CONNECT_FAILED', 'cannot connect to 127.0.0.1:1: connection refused');
+  let away: unknown;
+  let markedGone!: () => void;
+  const gone = new Promise<void>((resolve) => {
+    markedGone = resolve;
+  });
+  const connection = {
+    client,
+    get goneFailure() {
+      return away;
+    },
+    markGone(failure: unknown) {
+      away ??= failure;
+      markedGone();
+    },
+    tryReplace: async () => ({ client, failure: refused }),
+  } as unknown as ReconnectingClient;
+  const stderr = new PassThrough();
+  let said = '';
+  stderr.on('data', (chunk: Buffer) => {
+    said += chunk.toString();
+  });
+  const output = new Output(new PassThrough(), stderr);
+  output.configure({ json: true, quiet: false });
+  const outcomes = await runTransfers({
+    command: 'get',
+    jobs: ['a', 'b', 'c'].map((name) => ({ local: name, remote: name, size: 1, standardStream: false })),
+    parallel: 2,
+    output,
+    connection,
+    retries: 1,
+    failedBeforeStart: 0,
+    perform: async (job, _client, options) => {
+      // a: lost, its one retry's reconnect fails: the server is taken as gone, c is not started.
+      if (job.local === 'a') throw new MuxftpError('CONNECTION_LOST', 'connection to 127.0.0.1:1 closed');
+      // b: still under way when Ctrl-C comes, after c was failed for the server's absence.
+      await gone;
+      setTimeout(() => process.emit('SIGINT'), 20);
+      await new Promise((resolve) => options.signal?.addEventListener('abort', resolve, { once: true }));
+      throw new MuxftpError('CANCELLED', 'cancelled');
+    },
+  });
+  expect(outcomes.map((outcome) => [outcome.local, outcome.error?.code])).toEqual([
+    ['a', 'CONNECT_FAILED'],
+    ['b', 'CANCELLED'],
+    ['c', 'CONNECT_FAILED'],
+  ]);
+  const lines = said.split('\n').filter((line) => line !== '');
+  // Before: "get: interrupted before 1 file started (CANCELLED)", though c was failed (its
+  // --json says CONNECT_FAILED) before any Ctrl-C, for the server's absence.
+  expect(lines).toEqual([
+    'muxftp: get a: cannot connect to 127.0.0.1:1: connection refused (CONNECT_FAILED)',
+    // The fake reconnect takes no time: a's retry line is said with the others at Ctrl-C.
+    expect.stringMatching(/^muxftp: get a: connection to 127\.0\.0\.1:1 closed; retry 1\/1 in /),
+    'muxftp: get b: cancelled (CANCELLED)',
+    'muxftp: get: 1 file not started, the server still away: cannot connect to 127.0.0.1:1: connection refused (CONNECT_FAILED)',
+  ]);
+  expect(output.exitCode).toBe(130);
+});
