@@ -97,9 +97,10 @@ export interface LocalTree {
   /**
    * Entries that could not be read (a link loop, a name that is not UTF-8, one gone meanwhile);
    * the walk went on without them.
-   * `relative` as for files ('' for the root itself).
+   * `relative` as for files ('' for the root itself). `directory`: what failed is one (not read,
+   * a link loop), for a summary that counts files.
    */
-  problems: Array<{ localPath: string; relative: string; error: MuxftpError }>;
+  problems: Array<{ localPath: string; relative: string; error: MuxftpError; directory?: true }>;
   /**
    * Entries that are neither files nor directories (a FIFO, a socket, a device) or links to
    * nothing: nothing to send, nothing wrong.
@@ -150,6 +151,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
         localPath: localDir,
         relative: relativeDir,
         error: localFsError(error, localDir),
+        directory: true,
       });
       return;
     }
@@ -158,6 +160,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
         localPath: localDir,
         relative: relativeDir,
         error: new MuxftpError('LOCAL_IO_ERROR', `symbolic link loop, not followed: ${localDir}`),
+        directory: true,
       });
       return;
     }
@@ -172,6 +175,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
         localPath,
         relative,
         error: new MuxftpError('INVALID_PATH', `${why}, skipped: ${localPath}`),
+        ...(isDirectory === true ? { directory: true as const } : {}),
       });
     }
     const inside = new Set(ancestors).add(real);

@@ -32,8 +32,11 @@ export interface TransferProgress {
   readonly visible: boolean;
   /** Bytes the whole run is expected to move, as far as known before it starts. */
   expect(bytes: number): void;
-  /** Files that failed before a transfer began (a missing local file, say): the summary counts them. */
-  failedBeforeStart(count: number): void;
+  /**
+   * Files that failed before a transfer began (a missing local file, say), and directories that
+   * did (not listed, not read, not made): the summary counts them, the directories apart.
+   */
+  failedBeforeStart(count: number, directories?: number): void;
   /** Files never started because Ctrl-C came first: counted apart from those that failed. */
   notStarted(count: number): void;
   begin(name: string, size: number | undefined): TransferMeter;
@@ -105,6 +108,8 @@ class RunTally {
   failed = 0;
   notStarted = 0;
   skipped = 0;
+  /** Directories of a tree that failed (not listed, not read, not made): no file, counted apart. */
+  failedDirectories = 0;
 
   succeededWith(bytes: TransferBytes): void {
     this.succeeded++;
@@ -119,12 +124,14 @@ class RunTally {
     const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
     const notStarted = this.notStarted > 0 ? `, ${this.notStarted} not started` : '';
     const skipped = this.skipped > 0 ? `, ${this.skipped} skipped (already there)` : '';
+    const dirs = this.failedDirectories;
+    const failedDirectories = dirs > 0 ? `, ${dirs} director${dirs === 1 ? 'y' : 'ies'} failed` : '';
     // The bytes moved now, not those a continued file had at the destination already.
     const rate = elapsed > 0 ? formatRate((this.movedBytes / elapsed) * 1_000) : '';
     const size = formatBytes(this.succeededBytes);
     const moved = formatBytes(this.movedBytes);
     const bytes = moved === size ? size : `${size}, ${moved} moved`;
-    return `muxftp: ${files} (${bytes})${failed}${notStarted}${skipped} in ${formatDuration(elapsed)} (${rate})`;
+    return `muxftp: ${files} (${bytes})${failed}${notStarted}${skipped}${failedDirectories} in ${formatDuration(elapsed)} (${rate})`;
   }
 }
 
@@ -143,8 +150,9 @@ class SummaryOnFailure implements TransferProgress {
   }
 
   expect(): void {}
-  failedBeforeStart(count: number): void {
+  failedBeforeStart(count: number, directories = 0): void {
     this.tally.failed += count;
+    this.tally.failedDirectories += directories;
   }
   notStarted(count: number): void {
     this.tally.notStarted += count;
@@ -178,9 +186,9 @@ class SummaryOnFailure implements TransferProgress {
   log(): void {}
   release(): void {}
   finish(): void {
-    const { succeeded, failed, notStarted, skipped } = this.tally;
-    if (failed + notStarted > 0 && succeeded + failed + notStarted + skipped > 1)
-      this.stream.write(`${this.tally.summary()}\n`);
+    const { succeeded, failed, notStarted, skipped, failedDirectories } = this.tally;
+    const failures = failed + notStarted + failedDirectories;
+    if (failures > 0 && succeeded + skipped + failures > 1) this.stream.write(`${this.tally.summary()}\n`);
   }
 }
 
@@ -503,8 +511,9 @@ class BarProgress implements TransferProgress {
     this.refreshTotal();
   }
 
-  failedBeforeStart(count: number): void {
+  failedBeforeStart(count: number, directories = 0): void {
     this.tally.failed += count;
+    this.tally.failedDirectories += directories;
   }
 
   notStarted(count: number): void {

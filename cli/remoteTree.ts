@@ -19,9 +19,10 @@ export interface RemoteTree {
   /**
    * Directories that could not be listed and entries that could not be walked; `relative` as for
    * files ('' for the root itself), undefined for a name that has no safe local path. `listed`:
-   * the entry is in `entries` too (a link not followed: nothing wrong to list).
+   * the entry is in `entries` too (a link not followed: nothing wrong to list). `directory`: what
+   * failed is one (not listed, a link to one not followed), for a summary that counts files.
    */
-  problems: Array<{ remote: string; relative?: string; error: MuxftpError; listed?: true }>;
+  problems: Array<{ remote: string; relative?: string; error: MuxftpError; listed?: true; directory?: true }>;
   /**
    * Entries in `entries` that are neither a file nor a directory to walk (a FIFO, a socket, a
    * device, a link the server does not follow): nothing to copy, and nothing wrong (rsync's
@@ -31,6 +32,10 @@ export interface RemoteTree {
   /** Entries `excluded` left out, by relative path (what is in an excluded directory is not listed). */
   excluded: string[];
 }
+
+/** A problem's mark when the entry it is about is a directory (RemoteTree.problems). */
+const directoryIf = (entry: WireEntry): { directory?: true } =>
+  entry.type === 'dir' ? { directory: true } : {};
 
 /**
  * Walks the tree under `root`. `maxDepth` bounds how deep (1: the entries of `root` only; the
@@ -59,7 +64,12 @@ export async function walkRemoteTree(
     try {
       entries = await limit.run(() => client.list(remoteDir));
     } catch (error) {
-      tree.problems.push({ remote: remoteDir, relative: relativeDir, error: asMuxftpError(error) });
+      tree.problems.push({
+        remote: remoteDir,
+        relative: relativeDir,
+        error: asMuxftpError(error),
+        directory: true,
+      });
       return;
     }
     const subdirs: Array<Promise<void>> = [];
@@ -107,12 +117,12 @@ export async function walkRemoteTree(
           'INVALID_PATH',
           `muxftp cannot name it (the name ${badCharacter}; rename it on the server), skipped: ${remote}`,
         );
-        tree.problems.push({ remote, error });
+        tree.problems.push({ remote, error, ...directoryIf(entry) });
         continue;
       }
       if (!isPlainName(entry.name)) {
         const error = new MuxftpError('INVALID_PATH', `server listed an unsafe name, skipped: ${remote}`);
-        tree.problems.push({ remote, error });
+        tree.problems.push({ remote, error, ...directoryIf(entry) });
         continue;
       }
       // Past the limits every path keeps (256 names deep, 4096 bytes): no request could name it,
@@ -125,6 +135,7 @@ export async function walkRemoteTree(
             'INVALID_PATH',
             `server listed an invalid path (${pathProblem}), skipped: ${remote}`,
           ),
+          ...directoryIf(entry),
         });
         continue;
       }
@@ -154,7 +165,7 @@ export async function walkRemoteTree(
           'UNSUPPORTED',
           `symbolic link not followed (a loop, or more than ${DEFAULTS.maxLinksOnTheWay} links on the way): ${remote}`,
         );
-        tree.problems.push({ remote, relative, error, listed: true });
+        tree.problems.push({ remote, relative, error, listed: true, directory: true });
         continue;
       }
       if (entry.type === 'dir') {

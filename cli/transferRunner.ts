@@ -142,6 +142,8 @@ export interface TransferRun {
   continueUploads?: boolean;
   /** Files of the command that failed before they got a job (already reported), for the summary. */
   failedBeforeStart: number;
+  /** Directories of its trees that failed (not listed, not read, not made; already reported), apart. */
+  failedDirectoriesBeforeStart?: number;
   /** What to do about a transfer's failure, added to its line ('add -p to create it'), if anything. */
   failureHint?(error: unknown, job: TransferJob): string | undefined;
   perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
@@ -246,7 +248,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
   });
   if (progress.visible) run.output.routeErrorsThrough(progress);
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));
-  progress.failedBeforeStart(run.failedBeforeStart);
+  progress.failedBeforeStart(run.failedBeforeStart, run.failedDirectoriesBeforeStart);
   const limit = new ConcurrencyLimit(transfersAtOnce(run.parallel));
   // Through the bars while they show (routeErrorsThrough above), unless --quiet.
   const retryNotices = new RetryNotices(run.command, (line) => run.output.notice(line));

@@ -237,6 +237,12 @@ async function get(
     if (!planning.tookAway(error)) output.failure(`get ${remote || '/'}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
+  // Of those, directories (not listed, not made): the summary counts files, these apart.
+  let failedDirectories = 0;
+  const failDirectory: FailPlanned = (...failed) => {
+    failedDirectories++;
+    fail(...failed);
+  };
   const remotes: string[] = [];
   // What a pattern's listings said of each file they matched: no stat of its own before it goes.
   const listed = new Map<string, WireEntry>();
@@ -295,6 +301,7 @@ async function get(
     {
       limit: planningLimit(parallel, client),
       fail,
+      failDirectory,
       passOver,
       namedAsDirectory,
       excluded,
@@ -355,6 +362,7 @@ async function get(
   for (const dir of looksForRefusals ? localDirs : []) {
     const above = unmadeAbove(dir.local);
     if (above !== undefined) {
+      failedDirectories++;
       failures.push(failedOutcome(dir.local, dir.remote, above.error));
       continue;
     }
@@ -367,7 +375,7 @@ async function get(
       .then(
         () => made.push(dir),
         (error: unknown) => {
-          fail(dir.local, dir.remote, error);
+          failDirectory(dir.local, dir.remote, error);
           unmade.push({ dir: dir.local, error });
         },
       );
@@ -408,7 +416,8 @@ async function get(
     output,
     connection,
     retries: options.retries,
-    failedBeforeStart: failures.length,
+    failedBeforeStart: failures.length - failedDirectories,
+    failedDirectoriesBeforeStart: failedDirectories,
     onInterrupted: () => {
       interrupted = true;
     },
@@ -522,6 +531,7 @@ async function planDownloads(
   {
     limit,
     fail,
+    failDirectory,
     passOver,
     namedAsDirectory,
     excluded,
@@ -529,6 +539,8 @@ async function planDownloads(
   }: {
     limit: ConcurrencyLimit;
     fail: FailPlanned;
+    /** `fail` for a directory (not listed, a link to one not followed): the summary counts it apart. */
+    failDirectory: FailPlanned;
     /** An entry of a tree with nothing to fetch, and why. */
     passOver: (local: string, remote: string, reason: string) => void;
     namedAsDirectory: ReadonlySet<string>;
@@ -624,7 +636,11 @@ async function planDownloads(
         });
       }
       for (const problem of tree.problems)
-        fail(problem.relative === undefined ? '' : localFor(problem.relative), problem.remote, problem.error);
+        (problem.directory === true ? failDirectory : fail)(
+          problem.relative === undefined ? '' : localFor(problem.relative),
+          problem.remote,
+          problem.error,
+        );
       for (const entry of tree.skipped) passOver(localFor(entry.relative), entry.remote, entry.reason);
       const present = new Map<string, EntryKind>(
         tree.entries.map((listed) => [listed.relative, listed.entry.type]),

@@ -391,6 +391,12 @@ async function put(
     if (!planning.tookAway(error)) output.failure(`put ${shownArgument(local)}`, error, hint);
     failures.push(failedOutcome(local, remote, error));
   };
+  // Of those, directories (not read, not made): the summary counts files, these apart.
+  let failedDirectories = 0;
+  const failDirectory: typeof fail = (...failed) => {
+    failedDirectories++;
+    fail(...failed);
+  };
   // Entries of a tree with nothing to send (a FIFO): said, given as results, not failures.
   const passedOver: TransferOutcome[] = [];
   const passOver = (local: string, remote: string, reason: string): void => {
@@ -400,6 +406,7 @@ async function put(
   const excluded = compileExcludes(options.filters);
   const planned = await planUploads(sources, resolved, options.recursive === true, {
     fail,
+    failDirectory,
     passOver,
     excluded,
     inspect,
@@ -519,8 +526,10 @@ async function put(
   for (const dir of dirs) {
     const above = unmadeAbove(dir.remote);
     const error = unmade.get(dir.remote) ?? unlooked.get(dir.remote);
-    if (above !== undefined) failures.push(failedOutcome(dir.local, dir.remote, above.error));
-    else if (error !== undefined) fail(dir.local, dir.remote, error);
+    if (above !== undefined) {
+      failedDirectories++;
+      failures.push(failedOutcome(dir.local, dir.remote, above.error));
+    } else if (error !== undefined) failDirectory(dir.local, dir.remote, error);
   }
   planning.end();
   const sendable = jobs.filter((job) => {
@@ -543,7 +552,8 @@ async function put(
       output,
       connection,
       retries: options.retries,
-      failedBeforeStart: failures.length,
+      failedBeforeStart: failures.length - failedDirectories,
+      failedDirectoriesBeforeStart: failedDirectories,
       // The local file was there (else LOCAL_IO_ERROR): the remote directory it goes into is not;
       // or the server has a directory under the file's name ("is a directory" read as the source).
       failureHint: (error, job) => {
@@ -610,6 +620,8 @@ async function discard(input: Readable & { isTTY?: boolean }): Promise<void> {
 
 interface PlanningReports {
   fail: (local: string, remote: string, error: unknown, hint?: string) => void;
+  /** `fail` for a directory of a tree (not read, a link loop): the summary counts it apart. */
+  failDirectory: PlanningReports['fail'];
   /** An entry of a tree with nothing to send, and why. */
   passOver: (local: string, remote: string, reason: string) => void;
   excluded: Excluded | undefined;
@@ -630,7 +642,7 @@ async function planUploads(
   sources: string[],
   target: ResolvedPutTarget,
   recursive: boolean,
-  { fail, passOver, excluded, inspect }: PlanningReports,
+  { fail, failDirectory, passOver, excluded, inspect }: PlanningReports,
 ): Promise<{ jobs: TransferJob[]; dirs: Array<{ local: string; remote: string }>; trees: MirroredTree[] }> {
   const jobs: TransferJob[] = [];
   const dirs: Array<{ local: string; remote: string }> = [];
@@ -668,7 +680,7 @@ async function planUploads(
     } else if (entry.kind === 'dir' && recursive && target.kind === 'as' && target.standing !== undefined) {
       // A file (not a directory) where the tree would be made: one line, as with --to, and a dry
       // run says it too. Planned, its mkdir failed, then every file of the tree with a line each.
-      fail(source, remote, new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${remote}`));
+      failDirectory(source, remote, new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${remote}`));
     } else if (entry.kind === 'dir' && recursive) {
       const tree = await walkLocalTree(source, excluded);
       if (remote !== '') dirs.push({ local: source, remote }); // '' is the root: there already
@@ -680,7 +692,7 @@ async function planUploads(
       }
       for (const problem of tree.problems) {
         const problemRemote = problem.relative === '' ? remote : joinRemote(remote, problem.relative);
-        fail(problem.localPath, problemRemote, problem.error);
+        (problem.directory === true ? failDirectory : fail)(problem.localPath, problemRemote, problem.error);
       }
       for (const entry of tree.skipped)
         passOver(entry.localPath, joinRemote(remote, entry.relative), entry.reason);
