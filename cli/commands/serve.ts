@@ -85,6 +85,8 @@ export function registerServeCommand(program: Command): Command {
 /** Checks the options together, then serves until a signal. */
 async function startServing(command: Command, hangups: StartupHangups): Promise<void> {
   const options = command.opts<ServeOptions>();
+  const clientFlag = clientOptionGiven(command);
+  if (clientFlag !== undefined) command.error(`error: serve: ${clientFlag}`, { exitCode: EXIT_STATUS.usage });
   const misuse = accessFlagsMisuse(options);
   if (misuse !== undefined) command.error(`error: serve: ${misuse}`, { exitCode: EXIT_STATUS.usage });
   // An initial window larger than the window is a mistake when asked for (here or in --config);
@@ -102,6 +104,32 @@ async function startServing(command: Command, hangups: StartupHangups): Promise<
   // time, and no other command needs them.
   const { serve } = await import('./serveRun.js');
   await serve(options, hangups);
+}
+
+/**
+ * The program's options are the client's, and commander takes them after `serve` too: refused
+ * when given there, so `serve --tls` or `serve --server 0.0.0.0:7421` does not serve plain text on
+ * loopback without a word. $MUXFTP_SERVER is no such flag: it is left in environments, and ignored.
+ */
+function clientOptionGiven(command: Command): string | undefined {
+  const program = command.parent;
+  if (program === null) return undefined;
+  const instead: Record<string, string> = {
+    server: 'listen with --host and --port',
+    tls: 'serve TLS with --tls-cert and --tls-key (--tls-only)',
+    ca: 'serve TLS with --tls-cert and --tls-key (--tls-only)',
+    insecure: 'serve TLS with --tls-cert and --tls-key (--tls-only)',
+    user: 'give accounts with --users FILE',
+    credentials: 'give accounts with --users FILE',
+    json: 'log JSON with --log-format json',
+  };
+  for (const option of program.options) {
+    const name = option.attributeName();
+    if (program.getOptionValueSource(name) !== 'cli') continue;
+    const hint = instead[name] ?? 'leave it out';
+    return `${option.long} is a client option, which serve does not read: ${hint}`;
+  }
+  return undefined;
 }
 
 /** A serve command that only parses: each line of a --config file goes through one (serveConfig.ts). */
