@@ -32,3 +32,14 @@ describe('serve and the client options', () => {
     expect(existsSync(root)).toBe(false);
   });
 });
+
+describe('user add and del --json', () => {
+  // README: "With `--json`, `add` and `del` print {"ok": true, "added"|"updated"|"removed": NAME}";
+  // their help did not list --json (taken as the client's global option, which user's help hides).
+  it.each(['add', 'del'])('user %s --help lists --json', async (command) => {
+    const dir = await tempDirs.make();
+    const help = await runCli(['user', command, '--help'], dir);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^ {2}--json +print the result as JSON/m);
+  });
+});

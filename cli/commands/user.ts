@@ -45,7 +45,7 @@ export function registerUserCommand(program: Command, output: Output): void {
       "Edit the users file that `muxftp serve --users FILE` reads (JSON; made mode 600, an edit keeps a 640 file's group read).",
     )
     // As for serve: the global options are the client's (--server, --user, --tls...), none applies
-    // here; `list` declares the one that does, --json. Set before the subcommands, which copy it.
+    // here; each subcommand declares the one that does, --json. Set before the subcommands, which copy it.
     .configureHelp({ showGlobalOptions: false });
 
   user
@@ -72,6 +72,10 @@ export function registerUserCommand(program: Command, output: Output): void {
       parseUserRate,
     )
     .option('--replace', 'write an existing user anew (options not given take their defaults)')
+    .option(
+      '--json',
+      'print the result as JSON: {"ok": true, "added"|"updated": NAME}, or {"ok": false, "error"}',
+    )
     .action(async (name: string, flags: AddFlags, command: Command) => {
       output.configure(outputOptionsOf(command));
       if (flags.perm !== undefined && flags.readOnly) {
@@ -125,6 +129,7 @@ export function registerUserCommand(program: Command, output: Output): void {
     .command('del <name>')
     .description('Remove a user (their files stay where they are).')
     .addOption(usersOption())
+    .option('--json', 'print the result as JSON: {"ok": true, "removed": NAME}, or {"ok": false, "error"}')
     .action(async (name: string, flags: { users: string }, command: Command) => {
       output.configure(outputOptionsOf(command));
       try {
