@@ -108,6 +108,31 @@ describe('put -r without the mkdir permission', () => {
     expect(await readFile(join(dir, 'data', 'bob', 'tree', 'in', 'b'), 'utf8')).toBe('b');
   });
 
+  it('an account that can neither make nor look: a file whose directory is missing fails without "add -p", which would not help', async () => {
+    const { dir, port } = await setUp('bob', 'read,write');
+    const result = await runCli(
+      ['--server', `127.0.0.1:${port}`, '--user', 'bob', 'put', '-r', 'tree', 'dest/'],
+      dir,
+      as,
+    );
+    expect(result.code).toBe(1);
+    const lines = result.stderr.split('\n').filter((line) => line.startsWith('muxftp: put'));
+    // The directories' lines say why (no mkdir permission); the files' lines, NOT_FOUND, told to
+    // add -p, which asks the same refused mkdir again.
+    expect(lines).toContain(
+      'muxftp: put tree: permission denied: user bob has no mkdir permission (PERMISSION_DENIED)',
+    );
+    expect(lines.filter((line) => line.includes('(NOT_FOUND)'))).toHaveLength(2);
+    expect(result.stderr).not.toContain('add -p');
+    const withParents = await runCli(
+      ['--server', `127.0.0.1:${port}`, '--user', 'bob', 'put', '-r', '-p', 'tree', 'dest/'],
+      dir,
+      as,
+    );
+    expect(withParents.code).toBe(1);
+    expect(await stat(join(dir, 'data', 'bob', 'dest')).catch(() => undefined)).toBeUndefined();
+  });
+
   it('an account that cannot look: put -r DIR REMOTE, REMOTE a directory that is there, is refused, not guessed; REMOTE/ puts into it', async () => {
     const { dir, port } = await setUp('bob', 'read,write');
     const home = join(dir, 'data', 'bob');

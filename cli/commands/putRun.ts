@@ -496,6 +496,11 @@ async function put(
       if (unmade.has(dir)) return { error: unmade.get(dir) };
     return undefined;
   };
+  const unlookedAbove = (remote: string): boolean => {
+    for (let dir = remoteParent(remote); dir !== ''; dir = remoteParent(dir))
+      if (unlooked.has(dir)) return true;
+    return false;
+  };
   for (const level of options.perms ? byDepth(dirs, (dir) => dir.remote) : [dirs]) {
     await limit.map(level, async (dir) => {
       if (unmadeAbove(dir.remote) !== undefined) return;
@@ -558,7 +563,9 @@ async function put(
       // or the server has a directory under the file's name ("is a directory" read as the source).
       failureHint: (error, job) => {
         if (!(error instanceof MuxftpError)) return undefined;
-        if (error.code === 'NOT_FOUND' && !parents) return ADD_PARENTS_HINT;
+        // Not where the run's own mkdir of its directory was refused (its line said so): -p asks it again.
+        if (error.code === 'NOT_FOUND')
+          return parents || unlookedAbove(job.remote) ? undefined : ADD_PARENTS_HINT;
         if (error.code !== 'IS_A_DIRECTORY') return undefined;
         const alone =
           sources.length === 1 &&
