@@ -458,6 +458,34 @@ describe('users file: stored password hashes', () => {
     ).resolves.toBeDefined();
   });
 
+  it('mends a too costly hash as its message says: user add NAME --replace, or user del NAME', async () => {
+    // Before: add and del read the file as serve does and refused it for that same hash, so the
+    // way out the message gave was refused with that message.
+    const costly = `scrypt$1048576$8$1$${salt}$${key}`;
+    const replaced = await fileWithHash(costly);
+    const dir = join(replaced, '..');
+    const refused = await runCli(
+      ['serve', '--users', replaced, '--port', '0', '--root', join(dir, 'data')],
+      dir,
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('write it again with `muxftp user add NAME --replace`');
+    const other = await runCli(['user', 'add', 'bob', '--users', replaced], dir, { stdin: 'pw\n' });
+    // Another user's edit still says what is wrong with the file, which it would leave unusable.
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('user "eve": password hash asks scrypt for 1024 MiB');
+    const replace = await runCli(['user', 'add', 'eve', '--users', replaced, '--replace'], dir, {
+      stdin: 'pw\n',
+    });
+    expect(replace).toMatchObject({ code: 0, stderr: '' });
+    expect((await readUsersFile(replaced)).users.eve?.password).toMatch(/^scrypt\$16384\$/);
+
+    const removed = await fileWithHash(costly);
+    const del = await runCli(['user', 'del', 'eve', '--users', removed], join(removed, '..'));
+    expect(del).toMatchObject({ code: 0, stderr: '' });
+    expect((await readUsersFile(removed)).users).toEqual({});
+  });
+
   it('refuses a salt or key longer than 64 bytes', async () => {
     const long = Buffer.alloc(65, 3).toString('base64');
     await expect(readUsersFile(await fileWithHash(`scrypt$16384$8$1$${long}$${key}`))).rejects.toThrow(

@@ -84,7 +84,9 @@ export function registerUserCommand(program: Command, output: Output): void {
         });
       }
       try {
-        const file = await refusal(() => readUsersFile(flags.users, { missingIsEmpty: true }));
+        const file = await refusal(() =>
+          readUsersFile(flags.users, { missingIsEmpty: true, anyScryptCost: true }),
+        );
         // Refused before the password is typed (twice), not after.
         await refusal(() => checkCanAdd(file, name, { replace: flags.replace === true }));
         const password = await readNewPassword(name);

@@ -101,7 +101,10 @@ function isByteCount(value: unknown): value is number {
 }
 
 /** Validates a parsed users file; throws a TypeError that names the user and field. */
-function validateUsersFile(value: unknown): UsersFile {
+function validateUsersFile(
+  value: unknown,
+  { anyScryptCost = false }: { anyScryptCost?: boolean } = {},
+): UsersFile {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new TypeError('users file must be a JSON object');
   }
@@ -119,7 +122,7 @@ function validateUsersFile(value: unknown): UsersFile {
       if (typeof raw !== 'object' || raw === null) throw new TypeError('entry must be an object');
       const entry = raw as Record<string, unknown>;
       if (typeof entry.password !== 'string') throw new TypeError('"password" must be a hash string');
-      parsePasswordHash(entry.password);
+      parsePasswordHash(entry.password, { anyCost: anyScryptCost });
       if (typeof entry.home !== 'string') throw new TypeError('"home" must be a string');
       const home = normalizeClientPath(entry.home);
       if (!Array.isArray(entry.permissions)) throw new TypeError('"permissions" must be an array');
@@ -144,11 +147,12 @@ function validateUsersFile(value: unknown): UsersFile {
 
 /**
  * Reads and validates a users file; with `missingIsEmpty`, a file that does not exist yet, or is
- * empty (made first with its mode: `install -m 600 /dev/null users.json`), has no users.
+ * empty (made first with its mode: `install -m 600 /dev/null users.json`), has no users. With
+ * `anyScryptCost`, a hash too costly to check is read as it is: for an edit, which can replace it.
  */
 export async function readUsersFile(
   path: string,
-  options: { missingIsEmpty?: boolean } = {},
+  options: { missingIsEmpty?: boolean; anyScryptCost?: boolean } = {},
 ): Promise<UsersFile> {
   let text: string;
   try {
@@ -165,7 +169,7 @@ export async function readUsersFile(
   } catch (error) {
     throw new Error(`users file ${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
-  return validateUsersFile(parsed);
+  return validateUsersFile(parsed, options);
 }
 
 /** Symbolic links followed at most to the users file, as Linux's MAXSYMLINKS. */
@@ -350,7 +354,9 @@ export async function updateUsersFile(
     }
   }
   try {
-    const updated = change(await readUsersFile(path, options));
+    // The file is checked as a whole when written: a costly hash another edit left stays refused
+    // there, but `user add NAME --replace` and `user del NAME` of its user mend the file.
+    const updated = change(await readUsersFile(path, { ...options, anyScryptCost: true }));
     await writeUsersFileAt(target, updated).catch((error: unknown) => {
       // Named for the file, not the temporary file it was being written to.
       const mounted =
