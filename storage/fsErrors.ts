@@ -3,7 +3,8 @@
  * host path of the root must never reach a client. The original error stays as `cause` for logs.
  */
 
-import { type ErrorCode, StorageError } from '../shared/errors.js';
+import { DEFAULTS } from '../shared/defaults.js';
+import { type BusyLimit, type ErrorCode, StorageError } from '../shared/errors.js';
 
 const CODE_BY_ERRNO: Readonly<Record<string, { code: ErrorCode; message: string }>> = {
   ENOENT: { code: 'NOT_FOUND', message: 'no such file or directory' },
@@ -45,6 +46,23 @@ export function storageErrorFromFs(error: unknown, clientPath: string): StorageE
   if (error instanceof StorageError) return error;
   const errno = errnoOf(error);
   const known = errno === undefined ? undefined : CODE_BY_ERRNO[errno];
+  // The process out of descriptors (its reserve overdrawn by a flood): the server's state, not the
+  // disk's, and it passes as transfers end. SERVER_BUSY, as the connection check near the limit
+  // says it, which clients wait out and try again; IO_ERROR failed them for good.
+  if (errno === 'EMFILE' || errno === 'ENFILE') {
+    return new StorageError(
+      'SERVER_BUSY',
+      `server busy: out of file descriptors: ${displayPath(clientPath)}`,
+      clientPath,
+      {
+        cause: error,
+        details: {
+          limit: 'fileDescriptors' satisfies BusyLimit,
+          retryAfterMs: DEFAULTS.openFileRetryAfterMs,
+        },
+      },
+    );
+  }
   if (known) {
     return new StorageError(known.code, `${known.message}: ${displayPath(clientPath)}`, clientPath, {
       cause: error,
