@@ -184,8 +184,18 @@ async function readCaFile(path: string): Promise<Buffer> {
       /^-----BEGIN (TRUSTED |X509 )?CERTIFICATE-----[\s\S]*?(?:^-----END \1CERTIFICATE-----|(?![\s\S]))/gm,
     ),
   ];
-  if (blocks.length === 0)
+  if (blocks.length === 0) {
+    // One there all the same, indented or after text on its line: not "holds no PEM certificate"
+    // of a file that shows one.
+    const misplaced = /-----BEGIN (TRUSTED |X509 )?CERTIFICATE-----/.exec(text);
+    if (misplaced !== null) {
+      const line = text.slice(0, misplaced.index).split('\n').length;
+      throw unusableFile(
+        `--ca ${path} holds no PEM certificate OpenSSL reads: the ${misplaced[0]} on line ${line} does not start its line (indented, or after other text), and only one that does is read`,
+      );
+    }
     throw unusableFile(`--ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
   // Node skips a certificate that does not parse without a word: the server's was then "not
   // signed by the CA given".
   for (const block of blocks) {

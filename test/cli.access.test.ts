@@ -707,12 +707,28 @@ describe.skipIf(!opensslAvailable)('a --ca file as node reads it', () => {
       // A UTF-8 BOM before the first line OpenSSL skips.
       await writeFile(join(dir, 'bom-ca.pem'), `\uFEFF${certs!.ca.toString()}`);
       expect(await ls('bom-ca.pem')).toMatchObject({ code: 0, stderr: '' });
-      // With no certificate at a line's start node has none: said before connecting.
+      // With no certificate at a line's start node has none: said before connecting, and where
+      // the one it holds is (before: "holds no PEM certificate", of a file that shows one).
       await writeFile(join(dir, 'yaml-ca.pem'), yaml);
       expect(await ls('yaml-ca.pem')).toMatchObject({
         code: 1,
         stderr:
-          'muxftp: --ca yaml-ca.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----) (LOCAL_IO_ERROR)\n',
+          'muxftp: --ca yaml-ca.pem holds no PEM certificate OpenSSL reads: the -----BEGIN CERTIFICATE----- on line 3 does not start its line (indented, or after other text), and only one that does is read (LOCAL_IO_ERROR)\n',
+      });
+      // Glued to notes that had no final newline (cat notes.txt ca.pem).
+      await writeFile(join(dir, 'glued-ca.pem'), `# our CA${certs!.ca.toString()}`);
+      expect(await ls('glued-ca.pem')).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(
+          /glued-ca\.pem holds no PEM certificate OpenSSL reads: the .* on line 1 does not start its line/,
+        ),
+      });
+      // A file with none at all is still said so.
+      await writeFile(join(dir, 'key-only.pem'), certs!.key);
+      expect(await ls('key-only.pem')).toMatchObject({
+        code: 1,
+        stderr:
+          'muxftp: --ca key-only.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----) (LOCAL_IO_ERROR)\n',
       });
     } finally {
       await server.stop();
