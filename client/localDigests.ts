@@ -59,7 +59,8 @@ async function digestLocalFile(
  * refused SERVER_BUSY comes back to the same partial file, which need not be read again (a kept
  * partial of gigabytes, hashed anew at each of a minute's refusals). A file is known by what
  * localSourceIdentity knows it by, device, inode, size and modification time (ns): a kept partial
- * that a refused try put back under its name is the same file; one written meanwhile is read.
+ * that a refused try put back under its name is the same file; one written meanwhile is read. A
+ * put's file is known by its change time too (localBlockDigests' `opened`).
  */
 export class LocalDigestMemo {
   readonly #known = new Map<string, { maxBlocks: number; digests: Buffer[] }>();
@@ -82,7 +83,12 @@ export class LocalDigestMemo {
  * d_0 … of the first min(maxBlocks, whole blocks) blocks of `path`; [] when it is missing or not a
  * file. With `memo`, those an earlier call gave for this same file are given again, unread.
  * `signal` aborting stops the reading (gigabytes of a partial file after Ctrl-C): CANCELLED.
- * `opened` is told the file's stats when it is opened, the version whose blocks these are.
+ * `opened` is told the file's stats when it is opened, the version whose blocks these are (a
+ * put's: the file it then sends the rest of); its change time then names that version in `memo`
+ * too, so that an edit in place that put the modification time back (`touch -r`) between two
+ * tries is read again, not vouched for by the old version's digests. Not for get's, whose kept
+ * partial is renamed back and forth between tries (its change time with it) and whose prefix is
+ * hashed again as it is copied.
  */
 export async function localBlockDigests(
   path: string,
@@ -100,7 +106,7 @@ export async function localBlockDigests(
     const wholeBlocks = (stats: BigIntStats) => {
       opened?.(stats);
       if (memo !== undefined) {
-        identity = `${algorithm}:${versionOf(stats)}`;
+        identity = `${algorithm}:${versionOf(stats)}${opened === undefined ? '' : `:${stats.ctimeNs}`}`;
         recalled = memo.recall(identity, maxBlocks);
         if (recalled !== undefined) return 0;
       }
