@@ -93,7 +93,7 @@ export function formatSpace(report: SpaceReport, options: { human?: boolean } = 
   // Hidden from listings: without this line a disk looks full of nothing.
   if (disk?.keptBytes !== undefined && disk.keptBytes > 0) {
     lines.push(
-      `${sizeOf(disk.keptBytes)} of the disk's used space is interrupted uploads' kept blocks (put -c continues them; the server removes them once they expire)`,
+      `${options.human === true ? sizeOf(disk.keptBytes) : `${disk.keptBytes} B`} of the disk's used space is interrupted uploads' kept blocks (put -c continues them; the server removes them once they expire)`,
     );
   }
   return lines;

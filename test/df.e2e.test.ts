@@ -79,6 +79,9 @@ describe('space (df)', () => {
     expect(run.stdout.trimEnd().split('\n').at(-1)).toBe(
       "8.00MiB of the disk's used space is interrupted uploads' kept blocks (put -c continues them; the server removes them once they expire)",
     );
+    // Without -H, in bytes as the table is, but said so: a bare number in a sentence reads as nothing.
+    const plain = await runCli(['--server', `127.0.0.1:${server.port}`, 'df'], cwd);
+    expect(plain.stdout.trimEnd().split('\n').at(-1)).toMatch(/^8388608 B of the disk's used space is/);
     // A home holding them says so; another home's are not its to see.
     expect((await (await server.storage.subtree('d')).space?.())?.keptBytes).toBe(8 * MiB);
     expect((await (await server.storage.subtree('elsewhere')).space?.())?.keptBytes).toBe(0);
