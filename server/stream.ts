@@ -129,6 +129,15 @@ export const LOGGED_REFUSALS: ReadonlySet<string> = new Set([
   'INVALID_PATH',
 ]);
 
+/**
+ * The process out of descriptors (EMFILE, storage/fsErrors.ts): refused SERVER_BUSY, which the
+ * client waits out, but the log's only sign that the descriptor limit is too low for the load
+ * (as the IO_ERROR it was before was logged).
+ */
+function outOfDescriptors(wire: MuxftpError): boolean {
+  return wire.code === 'SERVER_BUSY' && wire.details?.limit === 'fileDescriptors';
+}
+
 /** A request as log events name it: its text (paths as printableName() shows them) and fields. */
 export interface RequestName {
   text: string;
@@ -350,7 +359,8 @@ export abstract class ServerStream {
         text: `${this.host.label} stream ${this.id}: ${wire.message} (${wire.code})`,
         fields: { stream: this.id, ...this.describe().fields, code: wire.code, reason: wire.message },
       });
-    else if (LOGGED_REFUSALS.has(wire.code)) this.host.logRefusal(this.id, this.describe(), wire);
+    else if (LOGGED_REFUSALS.has(wire.code) || outOfDescriptors(wire))
+      this.host.logRefusal(this.id, this.describe(), wire);
     return encodeError(this.id, errorPayload(wire));
   }
 

@@ -29,7 +29,8 @@ import { Client } from ${JSON.stringify(join(DIST, 'client', 'index.js'))};
 import { DiskStorage, MuxServer } from ${JSON.stringify(join(DIST, 'server', 'index.js'))};
 const root = process.argv[2];
 const storage = await DiskStorage.open({ root });
-const server = new MuxServer({ storage, port: 0, host: '127.0.0.1', log: () => {} });
+const events = [];
+const server = new MuxServer({ storage, port: 0, host: '127.0.0.1', logEvent: (event) => events.push(event) });
 const { port } = await server.listen();
 const client = await Client.connect({ host: '127.0.0.1', port });
 const discard = () => new Writable({ write: (chunk, encoding, done) => done() });
@@ -54,7 +55,8 @@ const freed = {
 await client.close();
 await server.close(1000);
 await storage.close();
-console.log(JSON.stringify({ filled: filler.length, starved, freed }));
+const logged = events.filter((event) => event.fields?.code === 'SERVER_BUSY').map((event) => event.event);
+console.log(JSON.stringify({ filled: filler.length, starved, freed, logged }));
 `;
 
 describe.skipIf(!havePrlimit)('a server out of descriptors', () => {
@@ -97,5 +99,8 @@ describe.skipIf(!havePrlimit)('a server out of descriptors', () => {
       expect(result.starved[op].retry, op).toBeGreaterThan(0);
     }
     expect(result.freed).toEqual({ list: 'ok', get: 'ok' });
+    // The operator's sign that the limit is too low: as IO_ERROR (EMFILE) was, it is in the log
+    // (a refusal, flood-bounded per connection), not only in the client's message.
+    expect(result.logged).toContain('refused');
   }, 40_000);
 });
