@@ -816,6 +816,18 @@ export class ServerConnection implements StreamHost {
           home = await this.options.storage.subtree(account.home);
         } catch (error) {
           if (!(error instanceof StorageError)) throw error;
+          // Out of descriptors (EMFILE, storage/fsErrors.ts): the process's state, not the home's.
+          // Refused as a connection near the limit is, which the client waits out and connects
+          // again; IO_ERROR "home cannot be used" failed it for good and sent the operator to the home.
+          if (error.code === 'SERVER_BUSY') {
+            const busy = new ServerBusyError(
+              'fileDescriptors',
+              'server busy: out of file descriptors; try again later',
+            );
+            this.logLoginRefused(busy);
+            this.transport.fail(busy);
+            return;
+          }
           // The users file names a home that cannot be used (a symlink out of the root, a file,
           // no permission): the administrator's to fix, said in the log; not a bug's INTERNAL_ERROR.
           this.log({

@@ -13,6 +13,7 @@ import { addUser, emptyUsersFile, PERMISSIONS, type UsersFile } from '../server/
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeAuth } from '../shared/protocol/encoder.js';
+import { storageErrorFromFs } from '../storage/fsErrors.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage } from '../storage/types.js';
 import { RawPeer } from './helpers/rawPeer.js';
@@ -288,6 +289,31 @@ describe('a home the users file names that cannot be used', () => {
     expect(error).toMatchObject({ code: 'INTERNAL_ERROR' });
     expect(server.logs.join('\n')).toMatch(/login error: TypeError: a bug in subtree/);
     expect(server.logs.join('\n')).not.toMatch(/cannot use home/);
+  });
+
+  it('refuses a login whose home could not be opened for want of a file descriptor SERVER_BUSY, as a connection near the limit is', async () => {
+    // EMFILE is SERVER_BUSY (storage/fsErrors.ts), which a client waits out and connects again;
+    // this path made any storage error IO_ERROR "home cannot be used", failed for good, and
+    // logged the home as unusable for the operator to fix.
+    let starved = true;
+    const storage = storageWithSubtree(async (path, real) => {
+      if (!starved) return real(path);
+      throw storageErrorFromFs(
+        Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }),
+        path,
+      );
+    });
+    server = await startServer({ storage, accounts: new Accounts({ users }) });
+    const error = await server.connect({ user: 'alice', password: 'alice-secret' }).then(
+      () => undefined,
+      (e: { code: string; details?: unknown }) => e,
+    );
+    expect(error).toMatchObject({ code: 'SERVER_BUSY', details: { limit: 'fileDescriptors' } });
+    expect(server.logs.join('\n')).not.toMatch(/cannot use home/);
+    expect(server.logs.join('\n')).toMatch(/login refused: server busy: out of file descriptors/);
+    starved = false;
+    const alice = await server.connect({ user: 'alice', password: 'alice-secret' });
+    expect(await alice.list('')).toEqual([]);
   });
 
   it('logs nobody in whose connection closed (its handshake timeout) while the home was being opened', async () => {
