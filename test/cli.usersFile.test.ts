@@ -486,6 +486,15 @@ describe('users file: stored password hashes', () => {
     expect((await readUsersFile(removed)).users).toEqual({});
   });
 
+  it("refuses another user's too costly hash before the password is typed, not after", async () => {
+    // The read for the edit passes a costly hash (so that its user can be mended), and the write
+    // refuses it: in between, `user add bob` asked for bob's password twice, then was refused.
+    const file = await fileWithHash(`scrypt$1048576$8$1$${salt}$${key}`);
+    const other = await runCli(['user', 'add', 'bob', '--users', file], join(file, '..'), { stdin: '' });
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('user "eve": password hash asks scrypt for 1024 MiB');
+  });
+
   it('refuses a salt or key longer than 64 bytes', async () => {
     const long = Buffer.alloc(65, 3).toString('base64');
     await expect(readUsersFile(await fileWithHash(`scrypt$16384$8$1$${long}$${key}`))).rejects.toThrow(

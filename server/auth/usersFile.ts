@@ -390,11 +390,26 @@ export interface NewUser {
   maxRate?: number;
 }
 
-/** Throws what {@link addUser} would for `name` (a bad name, a user who exists), before the password is asked. */
+/**
+ * Throws what {@link addUser} would for `name` (a bad name, a user who exists, another user's hash
+ * too costly to check), before the password is asked.
+ */
 export function checkCanAdd(file: UsersFile, name: string, options: { replace?: boolean } = {}): void {
   checkUserName(name);
   if (Object.hasOwn(file.users, name) && !options.replace) {
     throw new TypeError(`user ${name} exists already (use --replace to change it)`);
+  }
+  // A file read for an edit passes a hash too costly to check (its user's edit mends it); the
+  // write refuses any other user's: said here, before `user add` asks for the password, as it says.
+  for (const [other, entry] of Object.entries(file.users)) {
+    if (other === name) continue;
+    try {
+      parsePasswordHash(entry.password);
+    } catch (error) {
+      throw new TypeError(`users file: user ${JSON.stringify(other)}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
   }
 }
 
