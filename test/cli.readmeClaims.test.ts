@@ -21,6 +21,7 @@ describe('serve and the client options', () => {
     [['--server', '0.0.0.0:7421'], '--host'],
     [['--json'], '--log-format json'],
     [['--user', 'alice'], '--users'],
+    [['--timeout', '5'], '--idle-timeout'],
   ])('refuses %j as a usage error, saying what serve takes instead', async (flag, instead) => {
     const dir = await tempDirs.make();
     const root = join(dir, 'root');

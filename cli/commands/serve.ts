@@ -122,6 +122,7 @@ function clientOptionGiven(command: Command): string | undefined {
     user: 'give accounts with --users FILE',
     credentials: 'give accounts with --users FILE',
     json: 'log JSON with --log-format json',
+    timeout: "the server's are --idle-timeout and --handshake-timeout",
   };
   for (const option of program.options) {
     const name = option.attributeName();
