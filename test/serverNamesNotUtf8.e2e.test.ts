@@ -124,3 +124,27 @@ describe('a name on the server with a character no path may hold', () => {
     );
   });
 });
+
+describe('a pattern a get matches a backslash name with', () => {
+  it('fails it for its backslash, as rm does, not for want of a local name', async () => {
+    server = await startServer({ backend: 'disk' });
+    const dir = join(server.root!, 'odd');
+    await mkdir(dir);
+    await writeFile(join(dir, 'back\\slash'), 'a');
+    await writeFile(join(dir, 'ok'), 'c');
+
+    const local = await tempDirs.make();
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    // It said "no local name for odd/back\slash; give a local path": given one, the get fails
+    // all the same (the name cannot be sent).
+    const copied = await cli('get', 'odd/*', '--to', 'out', '-p');
+    expect(copied.code).toBe(1);
+    expect(copied.stderr).toContain(
+      'muxftp: get odd/back\\slash: invalid path: contains a backslash (INVALID_PATH)\n',
+    );
+    expect(copied.stderr).not.toContain('give a local path');
+    expect(await readdir(join(local, 'out'))).toEqual(['ok']);
+    const named = await cli('get', 'odd/b*', join(local, 'named'));
+    expect(named.stderr).toContain('get odd/back\\slash: invalid path: contains a backslash (INVALID_PATH)');
+  });
+});

@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import type { Client, TransferOptions, WireEntry } from '../../client/client.js';
 import { isSpecialFile } from '../../client/sinks.js';
 import { LocalPartialRefusedError } from '../../client/streams.js';
+import { characterProblem } from '../../shared/clientPaths.js';
 import type { ConcurrencyLimit } from '../../shared/concurrencyLimit.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/humanUnits.js';
@@ -190,6 +191,10 @@ function localPathFor(target: ResolvedGetTarget, remote: string): string | Muxft
   // The root and `.` (also `dir/.`) are no name of their own: as with `cp -r` and `scp -r`, what
   // is in them goes into the directory itself (`get -r / --to backup`).
   if (name === '' || name === '.') return target.dir;
+  // A backslash (a name put there on the host) is no name a request can send, whatever the
+  // local path: said as the get itself would fail, not as a want of a local name.
+  const problem = characterProblem(name);
+  if (problem !== undefined) return new MuxftpError('INVALID_PATH', `invalid path: ${problem}`);
   if (!isPlainName(name))
     return new MuxftpError('INVALID_PATH', `no local name for ${remote || '/'}; give a local path`);
   return path.join(target.dir, name);
