@@ -115,3 +115,27 @@ describe('stat --hash of a path ending in /', () => {
     });
   });
 });
+
+describe('chmod of a path starting with -', () => {
+  it('takes it after --, as every other command does, and still refuses it as an option before', async () => {
+    await writeFile(join(server.root!, '-f'), 'x');
+    const modeOf = async () => (await lstat(join(server.root!, '-f'))).mode & 0o777;
+    // It said "unknown option '-f'" (exit 2) for each: commander drops the `--` itself when
+    // nothing unknown to it came before, or passes it on as a path when the mode (-r) was.
+    for (const [args, mode] of [
+      [['600', '--', '-f'], 0o600],
+      [['--', '640', '-f'], 0o640],
+      [['-r', '--', '-f'], 0o600], // the server keeps its own read and write
+      [['--', 'g+r', '-f'], 0o640],
+    ] as const) {
+      const result = await cli('chmod', ...args);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+      expect(await modeOf()).toBe(mode);
+    }
+    const unknown = await cli('chmod', '600', '-f');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '-f'");
+    expect(await cli('chmod', '-R', '600', 'd', '-x')).toMatchObject({ code: 2 });
+    expect(await modeOf()).toBe(0o640);
+  });
+});

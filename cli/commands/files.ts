@@ -293,10 +293,20 @@ export function registerFileCommands(program: Command, output: Output): void {
     .option('-R, --recursive', 'also every file and directory below a directory, each from its own bits')
     .action(
       async (mode: ModeArgument, paths: string[], options: { recursive?: boolean }, command: Command) => {
-        // Options it does not know pass as words (for the mode's sake): none may pass as a path.
-        const option = paths.find((word) => word.startsWith('-'));
+        // Options it does not know pass as words (for the mode's sake): none may pass as a path,
+        // but what follows `--` is a path. Commander keeps that `--` among the words when an
+        // unknown word (the mode -w) came before it, and drops it otherwise (`chmod 600 -- -f`),
+        // when no word before it started with '-'.
+        const end = paths.indexOf('--');
+        // The program's words as given (commander keeps them, untyped, as rawArgs).
+        const given = (command.parent as { rawArgs?: string[] } | null)?.rawArgs ?? [];
+        const ended = end !== -1 || given.includes('--');
+        const option = (end === -1 ? (ended ? [] : paths) : paths.slice(0, end)).find((word) =>
+          word.startsWith('-'),
+        );
         if (option !== undefined)
           command.error(`error: unknown option '${option}' (a path that starts with '-': /${option})`);
+        if (end !== -1) paths.splice(end, 1);
         const changeMode = options.recursive === true ? changeModeBelow : changeModeOf;
         await eachPath(
           begin(command),
