@@ -478,6 +478,9 @@ export class MuxServer {
         // Refused: a first byte that comes after is read and dropped by the refusal, not taken
         // for the start of a connection (or of a TLS handshake) on a socket already ending.
         socket.off('data', onFirst);
+        // Counted as a plain server's connection that sends no HELLO is (errors_total): with TLS
+        // on, a socket that sent nothing was in the log alone, in no metric.
+        this.counters.error('IDLE_TIMEOUT');
         this.refuse(socket, new ProtocolError('IDLE_TIMEOUT', 'no handshake in time'));
       }
     }, timerDelay(this.options.handshakeTimeoutMs));
