@@ -3,7 +3,7 @@
  * slashes, several paths. Real server on 127.0.0.1, the real CLI, temp dirs. Needs dist/ (npm
  * run build).
  */
-import { lstat, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -137,5 +137,44 @@ describe('chmod of a path starting with -', () => {
     expect(unknown.stderr).toContain("unknown option '-f'");
     expect(await cli('chmod', '-R', '600', 'd', '-x')).toMatchObject({ code: 2 });
     expect(await modeOf()).toBe(0o640);
+  });
+
+  it('takes every word after the first -- as a path, a second -- too, as rm does', async () => {
+    const names = ['--', '-a', '-b'];
+    for (const name of names) await writeFile(join(server.root!, name), 'x');
+    // With a mode not starting with '-', commander drops the first `--`: the second was then taken
+    // for it, and dropped (`600 -- -- -a` left the file `--` as it was, exit 0) or ended the paths
+    // there (`600 -- -a -- -b` refused "unknown option '-a'", exit 2).
+    for (const [args, changed] of [
+      [
+        ['600', '--', '--', '-a'],
+        ['--', '-a'],
+      ],
+      [
+        ['600', '--', '-a', '--', '-b'],
+        ['--', '-a', '-b'],
+      ],
+      [
+        ['-r', '--', '--', '-a'],
+        ['--', '-a'],
+      ],
+      [
+        ['-r', '--', '-a', '--', '-b'],
+        ['--', '-a', '-b'],
+      ],
+    ] as const) {
+      for (const name of names) await chmod(join(server.root!, name), 0o644);
+      const result = await cli('chmod', ...args);
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: '' });
+      const modes = Object.fromEntries(
+        await Promise.all(
+          names.map(async (name) => [name, (await lstat(join(server.root!, name))).mode & 0o777]),
+        ),
+      );
+      const expected = Object.fromEntries(
+        names.map((name) => [name, (changed as readonly string[]).includes(name) ? 0o600 : 0o644]),
+      );
+      expect({ args, modes }).toEqual({ args, modes: expected });
+    }
   });
 });

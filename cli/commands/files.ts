@@ -294,14 +294,16 @@ export function registerFileCommands(program: Command, output: Output): void {
     .action(
       async (mode: ModeArgument, paths: string[], options: { recursive?: boolean }, command: Command) => {
         // Options it does not know pass as words (for the mode's sake): none may pass as a path,
-        // but what follows `--` is a path. Commander keeps that `--` among the words when an
-        // unknown word (the mode -w) came before it, and drops it otherwise (`chmod 600 -- -f`),
-        // when no word before it started with '-'.
-        const end = paths.indexOf('--');
-        // The program's words as given (commander keeps them, untyped, as rawArgs).
+        // but what follows the first `--` is a path, a later `--` too. Commander keeps that first
+        // `--` among the words when an unknown word (the mode -w) came before it, and drops it
+        // otherwise (`chmod 600 -- -f`), when no word before it started with '-': then the words
+        // hold one `--` fewer than the program's (commander keeps them, untyped, as rawArgs), and
+        // all are paths (`chmod 600 -- -- -f` names `--` and `-f`).
         const given = (command.parent as { rawArgs?: string[] } | null)?.rawArgs ?? [];
-        const ended = end !== -1 || given.includes('--');
-        const option = (end === -1 ? (ended ? [] : paths) : paths.slice(0, end)).find((word) =>
+        const ends = (words: readonly string[]) => words.filter((word) => word === '--').length;
+        const dropped = ends(given) > ends(paths);
+        const end = dropped ? -1 : paths.indexOf('--');
+        const option = (dropped ? [] : end === -1 ? paths : paths.slice(0, end)).find((word) =>
           word.startsWith('-'),
         );
         if (option !== undefined)
