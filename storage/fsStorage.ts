@@ -529,19 +529,36 @@ export class FsStorage implements Storage {
       const lutimes = this.#fs.lutimes?.bind(this.#fs);
       if (lutimes === undefined)
         throw new StorageError('UNSUPPORTED', 'this storage cannot set times', target.clientPath);
-      // The time is ours, not a write: downloads of the file in flight go on (they failed
-      // IO_ERROR), told before the call (one checking the file meanwhile takes either time) and
-      // after it (the new time is theirs).
-      const readers = stats.isFile() ? [...this.#reads].filter((reader) => reader.timeSetting(stats)) : [];
-      try {
+      const changed = await this.#ownChange(stats, async () => {
         await fsCall(target.clientPath, () => lutimes(target.hostPath, new Date(), fileTime(mtimeMs)));
-        const changed = await fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
-        for (const reader of readers) reader.timeSet(changed);
-        return entryInfo(baseName(target.clientPath), changed);
-      } finally {
-        for (const reader of readers) reader.timeSet(undefined);
-      }
+        return fsCall(target.clientPath, () => this.#fs.lstat(target.hostPath));
+      });
+      return entryInfo(baseName(target.clientPath), changed);
     });
+  }
+
+  /**
+   * Runs `change`, muxftp's own utime, chmod or rename of a file (`before`: the file just before;
+   * `change` resolves to it since), telling the downloads and digests of it in flight, in any view:
+   * it moves the file's times (a rename its ctime) and no byte, so they go on (they failed
+   * IO_ERROR). Told before the call (one checking the file meanwhile takes any time) and after it
+   * (the new times are theirs). `told`: some are, so `change` must resolve to the file since.
+   */
+  async #ownChange<T extends FsStats | undefined>(
+    before: FsStats,
+    change: (told: boolean) => Promise<T>,
+  ): Promise<T> {
+    const readers = before.isFile()
+      ? [...this.#reads].filter((reader) => reader.ownChangeStarting(before))
+      : [];
+    let after: FsStats | undefined;
+    try {
+      const result = await change(readers.length > 0);
+      after = result;
+      return result;
+    } finally {
+      for (const reader of readers) reader.ownChangeDone(after);
+    }
   }
 
   async setPermissions(
@@ -576,8 +593,11 @@ export class FsStorage implements Storage {
         const bits = permissionsToSet(stats, mode);
         // Not when it has them: a chmod moves ctime, and the digest cache would hash it again.
         if (bits === (Number(stats.mode) & 0o7777)) return entryInfo(baseName(target.clientPath), stats);
-        await handle.chmod(bits);
-        return entryInfo(baseName(target.clientPath), await handle.stat());
+        const changed = await this.#ownChange(stats, async () => {
+          await handle.chmod(bits);
+          return handle.stat();
+        });
+        return entryInfo(baseName(target.clientPath), changed);
       } catch (error) {
         throw storageErrorFromFs(error, target.clientPath);
       } finally {
@@ -673,7 +693,11 @@ export class FsStorage implements Storage {
         ? undefined
         : entryInfo(baseName(destination.clientPath), destinationStats);
     if (!sourceStats.isDirectory()) {
-      await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
+      // rename(2) moves the file's ctime (not on memfs). Its lstat after only when a reader needs it.
+      await this.#ownChange(sourceStats, async (told) => {
+        await fsCall(destination.clientPath, () => this.#fs.rename(source.hostPath, destination.hostPath));
+        return told ? fsCall(destination.clientPath, () => this.#fs.lstat(destination.hostPath)) : undefined;
+      });
       if (replaced !== undefined) forgetUnlinked(this.#digests, destinationStats!);
       return { moved, replaced };
     }
@@ -1345,10 +1369,15 @@ class FsReadHandle implements ReadHandle {
   readonly #onClose: () => void;
   readonly #viewOpened: ViewOpened | undefined;
   #closing: Promise<void> | undefined;
-  /** The modification time the file should still have: the opened one, or one setModifiedTime() gave it since. */
+  /**
+   * The modification and change times and the link count the file should still have: the opened
+   * ones, or those muxftp's own utime, chmod or mv left it with since.
+   */
   #expectedMtimeMs: number;
-  /** setModifiedTime() is setting it now (timeSetting() to timeSet()). */
-  #timeBeingSet = false;
+  #expectedCtimeMs: number;
+  #expectedNlink: number;
+  /** How many of muxftp's own changes of the file are under way (ownChangeStarting() to ownChangeDone()). */
+  #ownChanges = 0;
 
   constructor(
     handle: FsFileHandle,
@@ -1368,6 +1397,8 @@ class FsReadHandle implements ReadHandle {
     this.#viewOpened = viewOpened;
     this.size = Number(stats.size);
     this.#expectedMtimeMs = Number(stats.mtimeMs);
+    this.#expectedCtimeMs = Number(stats.ctimeMs);
+    this.#expectedNlink = Number(stats.nlink ?? 1);
     this.mtimeMs = toMs(stats.mtimeMs);
     this.mode = Number(stats.mode) & PERMISSION_BITS;
   }
@@ -1399,28 +1430,39 @@ class FsReadHandle implements ReadHandle {
 
   async changedSinceOpen(): Promise<boolean> {
     const now = await fsCall(this.#clientPath, () => this.#handle.stat());
-    // Not ctime: a rename (muxftp's mv during the download) moves it, and the bytes stay.
     if (now.size !== this.#stats.size) return true;
-    // While the server sets the file's time, the new one is no change either.
-    return Number(now.mtimeMs) !== this.#expectedMtimeMs && !this.#timeBeingSet;
+    // While muxftp itself sets the file's time, bits or name, the new times are no change either.
+    if (this.#ownChanges > 0) return false;
+    if (Number(now.mtimeMs) !== this.#expectedMtimeMs) return true;
+    // ctime too: a write with its mtime put back (rsync --inplace -t, touch -r) moves it, as
+    // GNU tar counts it. A link or unlink moves it and no byte (an upload committed over the
+    // file unlinks it): a moved link count clears it.
+    return Number(now.ctimeMs) !== this.#expectedCtimeMs && Number(now.nlink ?? 1) === this.#expectedNlink;
   }
 
   /**
-   * The server is about to set this file's time (`before`: the file just before): true when this
-   * reader takes it for no change, the file being as it expects it (a write before that still
-   * shows). timeSet() follows.
+   * muxftp is about to set this file's time or bits, or rename it (`before`: the file just
+   * before): true when this reader takes it for no change, the file being as it expects it (a
+   * write before that still shows). ownChangeDone() follows, once.
    */
-  timeSetting(before: FsStats): boolean {
-    const same = before.dev === this.#stats.dev && before.ino === this.#stats.ino;
-    this.#timeBeingSet =
-      same && before.size === this.#stats.size && Number(before.mtimeMs) === this.#expectedMtimeMs;
-    return this.#timeBeingSet;
+  ownChangeStarting(before: FsStats): boolean {
+    const asExpected =
+      before.dev === this.#stats.dev &&
+      before.ino === this.#stats.ino &&
+      before.size === this.#stats.size &&
+      Number(before.mtimeMs) === this.#expectedMtimeMs &&
+      (Number(before.ctimeMs) === this.#expectedCtimeMs || Number(before.nlink ?? 1) !== this.#expectedNlink);
+    if (asExpected) this.#ownChanges++;
+    return asExpected;
   }
 
-  /** The time is set (`after`: the file since), or the call is over (undefined). */
-  timeSet(after: FsStats | undefined): void {
-    if (after !== undefined && this.#timeBeingSet) this.#expectedMtimeMs = Number(after.mtimeMs);
-    this.#timeBeingSet = false;
+  /** The change is made (`after`: the file since, its times and links now the expected ones), or failed (undefined). */
+  ownChangeDone(after: FsStats | undefined): void {
+    this.#ownChanges--;
+    if (after === undefined || after.dev !== this.#stats.dev || after.ino !== this.#stats.ino) return;
+    this.#expectedMtimeMs = Number(after.mtimeMs);
+    this.#expectedCtimeMs = Number(after.ctimeMs);
+    this.#expectedNlink = Number(after.nlink ?? 1);
   }
 
   view(position: number, length: number): Buffer | undefined {

@@ -81,8 +81,10 @@ export interface ReadHandle {
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /**
-   * Whether the file was written since it was opened (its size or modification time moved).
-   * Storage never does that; another program on the host may, under a download.
+   * Whether the file was written since it was opened (its size, modification time or change
+   * time moved; a change time moved with the link count, an unlink, is none, and so are
+   * storage's own utime, chmod and rename). Storage never writes it; another program on the host
+   * may, under a download.
    */
   changedSinceOpen(): Promise<boolean>;
   /**

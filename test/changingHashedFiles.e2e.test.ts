@@ -5,7 +5,7 @@
  * on 127.0.0.1 (disk); the test writes the file just after the server's first read of it.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, utimesSync, writeSync } from 'node:fs';
 import { utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -38,50 +38,56 @@ function passingThrough<T extends object>(target: T, own: Partial<T>): T {
   });
 }
 
-it('a file written in place while the server hashes it fails IO_ERROR, not a digest of no version', async () => {
-  const root = await tempDirs.make();
-  const served = join(root, 'data.bin');
-  const before = randomBytes(3 * MiB);
-  await writeFile(served, before);
-  // Written long ago: the rewrite's time is another.
-  await utimes(served, new Date(2020, 0, 1), new Date(2020, 0, 1));
-  const after = Buffer.from(before);
-  after.fill(0x61, 0, 1000);
-  after.fill(0x61, after.length - 1000);
-  const disk = await DiskStorage.open({ root, durable: false });
-  let rewritten = false;
-  const storage = passingThrough<Storage>(disk, {
-    openRead: async (path: string) => {
-      const handle = await disk.openRead(path);
-      return passingThrough<ReadHandle>(handle, {
-        read: async (buffer: Buffer, offset: number, length: number, position: number) => {
-          const bytesRead = await handle.read(buffer, offset, length, position);
-          if (!rewritten) {
-            // Another program writes the file in place, what was read and what was not: same size, other bytes.
-            const fd = openSync(served, 'r+');
-            writeSync(fd, after, 0, 1000, 0);
-            writeSync(fd, after, after.length - 1000, 1000, after.length - 1000);
-            closeSync(fd);
-            rewritten = true;
-          }
-          return bytesRead;
-        },
-      });
-    },
-  });
-  server = await startServer({ storage });
-  const client = await server.connect();
-  const outcome = await client.digest('data.bin').then(
-    (answer) => answer.digest,
-    (error: unknown) => (error as { code?: string }).code,
-  );
-  expect(rewritten).toBe(true);
-  await prepareBlockHashes();
-  const versions = [before, after].map((bytes) => contentDigest(client.integrity, bytes).toString('hex'));
-  // Not the digest of a mix (neither version's): the failure that says the file changed.
-  expect(versions).not.toContain(outcome);
-  expect(outcome).toBe('IO_ERROR');
-});
+// Its mtime put back too (rsync --inplace -t): same size and mtime, only ctime tells.
+it.each([false, true])(
+  'a file written in place while hashed (its mtime put back: %s) fails IO_ERROR, not a digest of no version',
+  async (timePutBack) => {
+    const root = await tempDirs.make();
+    const served = join(root, 'data.bin');
+    const before = randomBytes(3 * MiB);
+    await writeFile(served, before);
+    // Written long ago: the rewrite's time is another.
+    await utimes(served, new Date(2020, 0, 1), new Date(2020, 0, 1));
+    const after = Buffer.from(before);
+    after.fill(0x61, 0, 1000);
+    after.fill(0x61, after.length - 1000);
+    const disk = await DiskStorage.open({ root, durable: false });
+    let rewritten = false;
+    const storage = passingThrough<Storage>(disk, {
+      openRead: async (path: string) => {
+        const handle = await disk.openRead(path);
+        return passingThrough<ReadHandle>(handle, {
+          read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+            const bytesRead = await handle.read(buffer, offset, length, position);
+            if (!rewritten) {
+              // Another program writes the file in place, what was read and what was not: same size, other bytes.
+              const fd = openSync(served, 'r+');
+              writeSync(fd, after, 0, 1000, 0);
+              writeSync(fd, after, after.length - 1000, 1000, after.length - 1000);
+              closeSync(fd);
+              // Same size and mtime: only ctime tells.
+              if (timePutBack) utimesSync(served, new Date(2020, 0, 1), new Date(2020, 0, 1));
+              rewritten = true;
+            }
+            return bytesRead;
+          },
+        });
+      },
+    });
+    server = await startServer({ storage });
+    const client = await server.connect();
+    const outcome = await client.digest('data.bin').then(
+      (answer) => answer.digest,
+      (error: unknown) => (error as { code?: string }).code,
+    );
+    expect(rewritten).toBe(true);
+    await prepareBlockHashes();
+    const versions = [before, after].map((bytes) => contentDigest(client.integrity, bytes).toString('hex'));
+    // Not the digest of a mix (neither version's): the failure that says the file changed.
+    expect(versions).not.toContain(outcome);
+    expect(outcome).toBe('IO_ERROR');
+  },
+);
 
 for (const backend of ['disk', 'memory'] as const) {
   it(`${backend}: muxftp's own utime, chmod and mv of a file while it is hashed change no byte: its digest is answered`, async () => {
