@@ -122,6 +122,14 @@ export class FsStorage implements Storage {
   /** Open uploads and read handles, finished by close(). */
   #uploads = new Set<FsUpload>();
   #reads = new Set<FsReadHandle>();
+  /**
+   * muxftp's own changes of files (#ownChange), across every view: how many have started, and
+   * those under way by dev:ino. A download whose open's stat ran beside one looks again (openRead).
+   */
+  #ownChangeLog: { started: number; running: Map<string, Promise<unknown>> } = {
+    started: 0,
+    running: new Map(),
+  };
   /** Uploads in flight and directory moves under way, kept apart across every view (moveGuard.ts). */
   #moveGuard: MoveGuard;
   /** subtree() views by home, one each, shared by every connection of that home. */
@@ -552,12 +560,39 @@ export class FsStorage implements Storage {
       ? [...this.#reads].filter((reader) => reader.ownChangeStarting(before))
       : [];
     let after: FsStats | undefined;
+    const log = this.#ownChangeLog;
+    const key = `${before.dev}:${before.ino}`;
+    log.started++;
+    const running = change(readers.length > 0);
+    log.running.set(key, running);
     try {
-      const result = await change(readers.length > 0);
+      const result = await running;
       after = result;
       return result;
     } finally {
+      if (log.running.get(key) === running) log.running.delete(key);
       for (const reader of readers) reader.ownChangeDone(after);
+    }
+  }
+
+  /**
+   * Lists a download (`make`, given the opened file's stats) in #reads, with stats taken when
+   * none of muxftp's own changes ran beside them, in the same turn as it looked: one that did may
+   * have moved the file's ctime after a stat the reader was not yet listed to be told of (a get
+   * racing an mv failed IO_ERROR). A few tries, then the stats as they are.
+   */
+  async #listReader(handle: FsFileHandle, make: (opened: FsStats) => FsReadHandle): Promise<FsReadHandle> {
+    const log = this.#ownChangeLog;
+    for (let tries = 0; ; tries++) {
+      const started = log.started;
+      const stats = await handle.stat();
+      const running = log.running.get(`${stats.dev}:${stats.ino}`);
+      if (tries >= 3 || (running === undefined && log.started === started)) {
+        const reader = make(stats);
+        this.#reads.add(reader);
+        return reader;
+      }
+      await running?.catch(noop);
     }
   }
 
@@ -732,18 +767,19 @@ export class FsStorage implements Storage {
     try {
       await this.#refuseOpenedOutside(handle, target.clientPath);
       const observedAtMs = Date.now();
-      const opened = await handle.stat();
-      refuseNonFile(target.clientPath, opened);
-      const reader = new FsReadHandle(
-        handle,
-        target.clientPath,
-        opened,
-        observedAtMs,
-        this.#digests,
-        () => this.#reads.delete(reader),
-        this.#viewOpened,
-      );
-      this.#reads.add(reader);
+      const reader = await this.#listReader(handle, (opened) => {
+        refuseNonFile(target.clientPath, opened);
+        const made: FsReadHandle = new FsReadHandle(
+          handle,
+          target.clientPath,
+          opened,
+          observedAtMs,
+          this.#digests,
+          () => this.#reads.delete(made),
+          this.#viewOpened,
+        );
+        return made;
+      });
       return reader;
     } catch (error) {
       await handle.close().catch(noop);
@@ -1210,6 +1246,7 @@ export class FsStorage implements Storage {
     view.#digests = this.#digests;
     view.#uploads = this.#uploads;
     view.#reads = this.#reads;
+    view.#ownChangeLog = this.#ownChangeLog;
     view.#activeTemporaryPaths = this.#activeTemporaryPaths;
     view.#partialsInUse = this.#partialsInUse;
     view.#keptPartialIndex = this.#keptPartialIndex;
