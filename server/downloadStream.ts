@@ -55,10 +55,13 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private lentViews = 0;
   /** Once the stream is over with views still lent: closes the file when the last is released. */
   private closeWhenReleased: (() => void) | undefined;
-  /** Aborted when the stream is over: a resumed download's wait for a read buffer ends. */
-  private readonly over = new AbortController();
+  /**
+   * Aborted when the stream is over: a resumed download's wait for a read buffer ends. Made only
+   * for one that reads a prefix, as an upload's (a controller and its abort cost every small get).
+   */
+  private over: AbortController | undefined;
   /** Its prefix waits for one of the server's read buffers others hold (hashReadBuffers). */
-  private waitingForMemory = false;
+  private waitingForReadBuffer = false;
 
   constructor(host: StreamHost, id: number, request: { path: string; offset?: number }) {
     super(host, id);
@@ -141,17 +144,20 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       this.position = leading.length * INTEGRITY_BLOCK_BYTES;
       // Through the server's few shared buffers, as a digest's reads: a MiB of its own each let
       // many resumed gets hold a GiB outside every budget (up to the open-file cap).
-      const lease =
-        this.position < offset
-          ? await hashReadBuffers.borrow(offset - this.position, {
-              signal: this.over.signal,
-              owner: this.host,
-              onWaiting: (waiting) => {
-                this.waitingForMemory = waiting;
-                if (!waiting) this.progressed(); // however long it waited, its stall check starts now
-              },
-            })
-          : undefined;
+      let lease: { buffer: Buffer; release: () => void } | undefined;
+      if (this.position < offset) {
+        // Over already (cleanup aborted no controller then): no buffer to wait for.
+        if (this.isFinished) return;
+        this.over = new AbortController();
+        lease = await hashReadBuffers.borrow(offset - this.position, {
+          signal: this.over.signal,
+          owner: this.host,
+          onWaiting: (waiting) => {
+            this.waitingForReadBuffer = waiting;
+            if (!waiting) this.progressed(); // however long it waited, its stall check starts now
+          },
+        });
+      }
       try {
         while (this.position < offset) {
           const buffer = lease!.buffer;
@@ -216,7 +222,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   override get heldByServer(): boolean {
-    return this.waitingForMemory || this.host.downloadThrottle?.holds(this.onThrottleTurn) === true;
+    return this.waitingForReadBuffer || this.host.downloadThrottle?.holds(this.onThrottleTurn) === true;
   }
 
   pull(): OutgoingFrame | null {
@@ -331,7 +337,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   }
 
   protected cleanup(): void {
-    this.over.abort();
+    this.over?.abort();
     this.host.downloadThrottle?.cancel(this.onThrottleTurn);
     // Stopped short of the end: the whole blocks hashed so far spare a resumed get reading them again.
     if (this.digester !== undefined && this.position < this.size) {
