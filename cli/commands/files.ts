@@ -16,6 +16,7 @@ import { formatEntryDetails, formatListing, formatSpace } from '../entryFormat.j
 import { gravest } from '../exitStatus.js';
 import { type GlobalOptions, globalOptionsOf } from '../globalOptions.js';
 import { type ListingOrder, sortByEntry, sortEntries, sortTree } from '../listingOrder.js';
+import { cannotLook, mayNotList } from '../listPermission.js';
 import { LostConnectionLines } from '../lostConnectionLines.js';
 import { type ModeArgument, parseModeArgument } from '../modeArgument.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
@@ -512,14 +513,6 @@ async function directoryTarget(client: Client, to: string): Promise<string> {
   });
   return target;
 }
-
-/** The account may not list (its login's permissions say so): no stat answers it. */
-const mayNotList = (client: Client): boolean =>
-  client.permissions !== undefined && !client.permissions.includes('list');
-
-/** A look refused because the account may not list. */
-const cannotLook = (client: Client, error: unknown): boolean =>
-  error instanceof MuxftpError && error.code === 'PERMISSION_DENIED' && mayNotList(client);
 
 /** The remote path `to` names as where to move; an empty one is refused. */
 function remotePathToMoveTo(to: string): string {

@@ -22,6 +22,7 @@ import { keepLocalDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
 import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
+import { cannotLook } from '../listPermission.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import { LocalRoomRefusedError, LocalRooms } from '../localRoom.js';
 import {
@@ -573,14 +574,7 @@ async function planDownloads(
       } catch (error) {
         // An account that may read but not list: the get asks only read, and the server answers
         // it (a missing file, a directory) as it would this look. -r walks, which takes list.
-        if (
-          !recursive &&
-          !namedAsDirectory.has(remote) &&
-          error instanceof MuxftpError &&
-          error.code === 'PERMISSION_DENIED' &&
-          client.permissions !== undefined &&
-          !client.permissions.includes('list')
-        )
+        if (!recursive && !namedAsDirectory.has(remote) && cannotLook(client, error))
           return { unlisted: true };
         return { error };
       }

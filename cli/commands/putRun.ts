@@ -16,6 +16,7 @@ import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
 import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
 import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
+import { cannotLook } from '../listPermission.js';
 import { inspectLocal, type LocalEntry, statLocal, walkLocalTree } from '../localFiles.js';
 import {
   type EntryKind,
@@ -167,13 +168,6 @@ function remoteInside(dir: string, source: string): string | undefined {
 const isNotFound = (error: unknown): boolean => error instanceof MuxftpError && error.code === 'NOT_FOUND';
 const isRefused = (error: unknown): boolean =>
   error instanceof MuxftpError && error.code === 'PERMISSION_DENIED';
-
-/**
- * A look refused because the account may not list (its login's permissions say so): it cannot
- * tell a directory that is there from a missing one. Any other refusal (the host's) is the answer.
- */
-const cannotLook = (client: Client, error: unknown): boolean =>
-  isRefused(error) && client.permissions !== undefined && !client.permissions.includes('list');
 
 async function statIfExists(client: Client, remote: string): Promise<WireEntry | undefined> {
   try {
