@@ -57,6 +57,7 @@ import { type LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
 import type { LocatedChange, QuotaTracker } from './auth/quota.js';
 import type { ServerCounters } from './counters.js';
 import { DownloadStream } from './downloadStream.js';
+import { outOfDescriptorsRefusal } from './fileDescriptors.js';
 import { ListingTurns } from './listingTurns.js';
 import type { LogEvent, LogFields } from './logEvents.js';
 import type { OpenFileSlots } from './openFileSlots.js';
@@ -820,10 +821,7 @@ export class ServerConnection implements StreamHost {
           // Refused as a connection near the limit is, which the client waits out and connects
           // again; IO_ERROR "home cannot be used" failed it for good and sent the operator to the home.
           if (error.code === 'SERVER_BUSY') {
-            const busy = new ServerBusyError(
-              'fileDescriptors',
-              'server busy: out of file descriptors; try again later',
-            );
+            const busy = outOfDescriptorsRefusal();
             this.logLoginRefused(busy);
             this.transport.fail(busy);
             return;

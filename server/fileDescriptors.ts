@@ -5,7 +5,13 @@
  * SERVER_BUSY instead of running out (EMFILE would refuse every new client silently).
  */
 import { DEFAULTS } from '../shared/defaults.js';
+import { ServerBusyError } from '../shared/errors.js';
 import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
+
+/** A connection refused for want of descriptors: near the limit, or none left to open its home. */
+export function outOfDescriptorsRefusal(): ServerBusyError {
+  return new ServerBusyError('fileDescriptors', 'server busy: out of file descriptors; try again later');
+}
 
 /**
  * The default cap on files open for transfers: DEFAULTS.maxOpenFiles, but no more than half of

@@ -25,6 +25,7 @@ import { Accounts } from './auth/accounts.js';
 import { LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
 import { describePeer, peerAddressGroup, peerLogFields, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
+import { outOfDescriptorsRefusal } from './fileDescriptors.js';
 import type { LogEvent } from './logEvents.js';
 import { OpenFileSlots } from './openFileSlots.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
@@ -377,11 +378,7 @@ export class MuxServer {
       fdLimit !== undefined &&
       this.connections.size + this.pending.size + this.counters.openFiles + DEFAULTS.fdReserve >= fdLimit
     ) {
-      const error = new ServerBusyError(
-        'fileDescriptors',
-        'server busy: out of file descriptors; try again later',
-      );
-      return { error, reason: 'max_connections' };
+      return { error: outOfDescriptorsRefusal(), reason: 'max_connections' };
     }
     if (maxConnectionsPerIp > 0 && (this.perAddress.get(address) ?? 0) >= maxConnectionsPerIp) {
       const error = new ServerBusyError(
