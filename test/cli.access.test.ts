@@ -184,13 +184,14 @@ describe('muxftp user', () => {
     expect(twice.code).toBe(1);
     expect(JSON.parse(twice.stdout)).toMatchObject({
       ok: false,
-      error: { message: expect.stringMatching(/exists already/) },
+      // The code a script can test, not the LOCAL_IO_ERROR of a file that cannot be read.
+      error: { code: 'ALREADY_EXISTS', message: expect.stringMatching(/exists already/) },
     });
     const removed = await run(['--json', 'user', 'del', 'jo', '--users', file]);
     expect(JSON.parse(removed.stdout)).toEqual({ ok: true, removed: 'jo' });
     const gone = await run(['--json', 'user', 'del', 'jo', '--users', file]);
     expect(gone.code).toBe(1);
-    expect(JSON.parse(gone.stdout)).toMatchObject({ ok: false });
+    expect(JSON.parse(gone.stdout)).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
     const missing = await run(['user', 'list', '--json', '--users', join(dir, 'no-such.json')]);
     expect(missing.code).toBe(1);
     expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false });

@@ -25,6 +25,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoReason } from '../../shared/errnoReasons.js';
+import { MuxftpError } from '../../shared/errors.js';
 import { ANONYMOUS_USER } from '../../shared/protocol/messages.js';
 import type { Permission } from '../../shared/protocol/operations.js';
 import { normalizeClientPath } from '../../storage/paths.js';
@@ -397,7 +398,7 @@ export interface NewUser {
 export function checkCanAdd(file: UsersFile, name: string, options: { replace?: boolean } = {}): void {
   checkUserName(name);
   if (Object.hasOwn(file.users, name) && !options.replace) {
-    throw new TypeError(`user ${name} exists already (use --replace to change it)`);
+    throw new MuxftpError('ALREADY_EXISTS', `user ${name} exists already (use --replace to change it)`);
   }
   // A file read for an edit passes a hash too costly to check (its user's edit mends it); the
   // write refuses any other user's: said here, before `user add` asks for the password, as it says.
@@ -413,7 +414,7 @@ export function checkCanAdd(file: UsersFile, name: string, options: { replace?: 
   }
 }
 
-/** The file with `user` added; an existing user of that name is an error unless `replace`. */
+/** The file with `user` added; an existing user of that name is an error (ALREADY_EXISTS) unless `replace`. */
 export function addUser(file: UsersFile, user: NewUser, options: { replace?: boolean } = {}): UsersFile {
   checkCanAdd(file, user.name, options);
   const entry: UserEntry = {
@@ -426,9 +427,9 @@ export function addUser(file: UsersFile, user: NewUser, options: { replace?: boo
   return validateUsersFile({ version: 1, users: { ...file.users, [user.name]: entry } });
 }
 
-/** The file without user `name`; throws when there is none. */
+/** The file without user `name`; throws NOT_FOUND when there is none. */
 export function removeUser(file: UsersFile, name: string): UsersFile {
-  if (!Object.hasOwn(file.users, name)) throw new TypeError(`no user ${name}`);
+  if (!Object.hasOwn(file.users, name)) throw new MuxftpError('NOT_FOUND', `no user ${name}`);
   const users = { ...file.users };
   delete users[name];
   return { version: 1, users };
