@@ -132,6 +132,9 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       ),
     );
     const offset = blocks * INTEGRITY_BLOCK_BYTES;
+    // The DATA starts there: a client that half-closes while the prefix is hashed needs credit for
+    // the rest from it on, not for the whole file (starvedByPeerEnd).
+    this.readPosition = offset;
     let prefix: readonly Buffer[];
     if (this.known !== undefined) {
       prefix = this.known.blockDigests.slice(0, blocks);
@@ -179,7 +182,6 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       if (blocks > leading.length) handle.rememberLeadingBlocks(this.host.integrity, prefix);
     }
     this.position = offset;
-    this.readPosition = offset;
     if (this.starvedByPeerEnd()) return;
     this.sentFrom = offset;
     this.host.send(

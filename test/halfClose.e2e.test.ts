@@ -189,4 +189,48 @@ describe('a client that half-closes', () => {
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(framesOf(short, 1, FrameType.END)).toEqual([]);
   });
+
+  it('a resumed download whose credit carries the rest from its offset is sent whole, the FIN coming while its prefix is hashed', async () => {
+    server = await startServer({ backend: 'disk' });
+    const content = randomBytes(4 * MiB + 5);
+    await writeFile(join(server.root!, 'f.bin'), content);
+    // The prefix's reads wait until the server has seen the FIN (a large prefix on a slow disk).
+    let releaseReads!: () => void;
+    const readsReleased = new Promise<void>((resolve) => {
+      releaseReads = resolve;
+    });
+    let prefixRead = false;
+    const storage = server.storage;
+    const openRead = storage.openRead.bind(storage);
+    storage.openRead = async (path) => {
+      const handle = await openRead(path);
+      const read = handle.read.bind(handle);
+      handle.read = async (...args) => {
+        prefixRead = true;
+        await readsReleased;
+        return read(...args);
+      };
+      return handle;
+    };
+    const connections = (server.server as unknown as { connections: Set<{ peerHasEnded: boolean }> })
+      .connections;
+
+    const resumed = await peer();
+    resumed.write(
+      Buffer.concat([open(1, { op: 'get', path: 'f.bin', offset: 4 * MiB }), encodeWindow(1, 5)]),
+    );
+    await until(() => prefixRead, 'the prefix being read');
+    resumed.socket.end();
+    await until(
+      () => [...connections].every((connection) => connection.peerHasEnded),
+      'the server seeing the FIN',
+    );
+    releaseReads();
+    await resumed.closed;
+    // It owed the last 5 bytes only, which the credit covers: not cut as short of credit.
+    expect(framesOf(resumed, 1, FrameType.ERROR)).toEqual([]);
+    const received = Buffer.concat(framesOf(resumed, 1, FrameType.DATA).map((f) => f.payload));
+    expect(received.equals(content.subarray(4 * MiB))).toBe(true);
+    expect(framesOf(resumed, 1, FrameType.END)).toHaveLength(1);
+  });
 });
