@@ -274,6 +274,10 @@ export interface GetResume {
   onContinue?: (fromBytes: number) => void;
 }
 
+/** DATA or END on a download before its REPLY: the server's PROTOCOL_ERROR (PROTOCOL.md, `get`). */
+const beforeReply = (frame: 'DATA' | 'END', id: number) =>
+  new ProtocolError('PROTOCOL_ERROR', `${frame} before REPLY on download stream ${id}`);
+
 /** A listing asked with `maxEntries` had more: cancelled once its REPLY frames said so. */
 export class ListingTooLongError extends MuxftpError {
   constructor(maxEntries: number) {
@@ -466,9 +470,12 @@ export class GetCall extends ClientStream {
   override onData(payload: Buffer, credit: number, borrowed: boolean): void {
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `DATA after END on stream ${this.id}`);
+    // REPLY first (PROTOCOL.md): it says where the DATA starts. Bytes taken before it went to the
+    // sink at 0 and into the digest ahead of a get -c's prefix: a file not the one verified.
+    if (this.expectedSize === undefined) throw beforeReply('DATA', this.id);
     this.window.take(credit);
     this.received += payload.length;
-    if (this.expectedSize !== undefined && this.resumedFrom + this.received > this.expectedSize)
+    if (this.resumedFrom + this.received > this.expectedSize)
       throw this.notAsReplied(`more than the ${this.expectedSize} bytes`);
     this.digester.update(payload);
     if (this.sink.discards === true) {
@@ -488,7 +495,9 @@ export class GetCall extends ClientStream {
     // Taken as the first, it finished the download twice (the second's clean-up removed the file).
     if (this.phase === StreamPhase.Ended)
       throw new ProtocolError('STREAM_CLOSED', `END after END on stream ${this.id}`);
-    if (this.expectedSize !== undefined && end.size !== this.expectedSize)
+    // Without REPLY there is no mtime nor mode to keep (a file given 1970), nor a checked offset.
+    if (this.expectedSize === undefined) throw beforeReply('END', this.id);
+    if (end.size !== this.expectedSize)
       throw this.notAsReplied(`an END of ${end.size} bytes, not the ${this.expectedSize}`);
     this.end = end;
     this.markEnded();

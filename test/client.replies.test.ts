@@ -164,7 +164,7 @@ describe('REPLY validation', () => {
     await client.destroy();
   });
 
-  it("get: DATA past REPLY's size, an END of another size, or a second REPLY is a broken server", async () => {
+  it("get: DATA past REPLY's size, an END of another size, a second REPLY, or DATA or END before REPLY is a broken server", async () => {
     const serve =
       (bytes: Buffer, endSize: number, secondReply = false): Script =>
       (socket, frame) => {
@@ -184,6 +184,21 @@ describe('REPLY validation', () => {
         'download stream 1: the server sent an END of 2 bytes, not the 3 its REPLY said the file holds',
       ],
       [serve(Buffer.from('abc'), 3, true), 'a second REPLY on download stream 1'],
+      [
+        (socket, frame) => {
+          if (frame.type !== FrameType.OPEN) return;
+          socket.write(encodeData(frame.streamId, Buffer.from('abc')));
+          socket.write(encodeReply(frame.streamId, { size: 3, mtime: 0 }));
+        },
+        'DATA before REPLY on download stream 1',
+      ],
+      [
+        (socket, frame) => {
+          if (frame.type !== FrameType.OPEN) return;
+          socket.write(encodeEnd(frame.streamId, 0, 'xxh128', contentDigest('xxh128', Buffer.alloc(0))));
+        },
+        'END before REPLY on download stream 1',
+      ],
     ];
     for (const [script, message] of cases) {
       const port = await scriptedServer(script);

@@ -3,14 +3,14 @@
  * fail the END check, nor more bytes than it granted, and never leave a partial local file.
  */
 
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
-import { contentDigest } from '../shared/integrity/contentDigest.js';
+import { ContentDigester, contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
 import {
   encodeData,
@@ -62,6 +62,7 @@ describe('client verification of downloads', () => {
 
   it('rejects a download shorter than END says', async () => {
     const port = await scriptedServer((socket, open) => {
+      socket.write(encodeReply(open.streamId, { size: 5, mtime: 0 }));
       socket.write(encodeData(open.streamId, Buffer.from('hell')));
       socket.write(encodeEnd(open.streamId, 5, 'xxh128', digestOf('hello')));
     });
@@ -128,10 +129,11 @@ describe('client verification of downloads', () => {
     }
   });
 
-  it('a REPLY after END (none before it) fails the connection, not the download END completed', async () => {
+  it('a REPLY after END fails the connection, not the download END completed', async () => {
     const port = await scriptedServer((socket, open) => {
       socket.write(
         Buffer.concat([
+          encodeReply(open.streamId, { size: 5, mtime: 0 }),
           encodeData(open.streamId, Buffer.from('hello')),
           encodeEnd(open.streamId, 5, 'xxh128', digestOf('hello')),
           encodeReply(open.streamId, { size: 5, mtime: 0 }),
@@ -146,6 +148,46 @@ describe('client verification of downloads', () => {
       // Before, the REPLY was taken for the download's own, too late to matter: nothing said so.
       const ended = await Promise.race([client.closed, delay(5_000).then(() => 'still open')]);
       expect(ended).toMatchObject({ code: 'STREAM_CLOSED' });
+    } finally {
+      await client.destroy();
+    }
+  });
+
+  it('get -c: DATA before the REPLY naming its offset fails the connection, the partial file left as it was', async () => {
+    const prefix = Buffer.alloc(INTEGRITY_BLOCK_BYTES, 1);
+    const early = Buffer.alloc(100, 2);
+    const rest = Buffer.alloc(50, 3);
+    const whole = Buffer.concat([prefix, early, rest]);
+    const blocks = new ContentDigester('xxh128');
+    blocks.update(prefix);
+    const port = await scriptedServer((socket, open) => {
+      const id = open.streamId;
+      // Every byte the END vouches for is sent, the first ones before the REPLY.
+      socket.write(encodeData(id, early));
+      socket.write(
+        encodeReply(id, {
+          size: whole.length,
+          mtime: 0,
+          offset: INTEGRITY_BLOCK_BYTES,
+          blocks: [blocks.blockDigests[0]!.toString('hex')],
+        }),
+      );
+      socket.write(encodeData(id, rest));
+      socket.write(encodeEnd(id, whole.length, 'xxh128', contentDigest('xxh128', whole)));
+    });
+    dir = await mkdtemp(join(tmpdir(), 'muxftp-verify-'));
+    const partial = Buffer.concat([prefix, Buffer.from('old tail')]);
+    await writeFile(join(dir, 'x'), partial);
+    const client = await Client.connect({ port });
+    try {
+      // Before, it resolved: the early bytes went to the copy at 0, under the prefix copied over
+      // them, and the file held 100 zero bytes where the digest had checked them.
+      await expect(client.get('x', join(dir, 'x'), { continue: true })).rejects.toMatchObject({
+        code: 'PROTOCOL_ERROR',
+        message: 'DATA before REPLY on download stream 1',
+      });
+      expect((await readFile(join(dir, 'x'))).equals(partial)).toBe(true);
+      expect(await readdir(dir)).toEqual(['x']);
     } finally {
       await client.destroy();
     }
@@ -192,6 +234,7 @@ describe('client verification of downloads', () => {
     // One frame past the credit, caught from its header. (A second frame sent behind a full
     // window may already be covered: the client grants credit back as its first bytes are written.)
     const port = await scriptedServer((socket, open) => {
+      socket.write(encodeReply(open.streamId, { size: 64 * 1024 + 1, mtime: 0 }));
       socket.write(encodeData(open.streamId, Buffer.alloc(64 * 1024 + 1)));
     });
     const client = await Client.connect({ port, streamWindowBytes: 64 * 1024 });
