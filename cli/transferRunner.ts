@@ -218,8 +218,8 @@ function transferSubject(command: TransferCommand, job: Pick<TransferJob, 'local
 
 /**
  * `-j`, but no more than the open-file limit allows: each transfer holds a local file open (two
- * for a moment, get -c's copy), so at most half of what the limit leaves after DEFAULTS.fdReserve
- * (the runtime's own, the connection), as the server reckons its own. Past it files failed EMFILE.
+ * for a moment, get -c's copy), so at most half of what the limit leaves after DEFAULTS.fdReserve,
+ * which here covers the runtime's own (some 20) and the connection. Past it files failed EMFILE.
  */
 function transfersAtOnce(parallel: number): number {
   const limit = softFileDescriptorLimit();

@@ -123,7 +123,8 @@ export interface ServerOptions {
   maxReservedBytesPerConnection?: number;
   /**
    * Files open at once for transfers, server-wide; the next get or put gets SERVER_BUSY. Default
-   * DEFAULTS.maxOpenFiles, lowered to half of what the descriptor limit leaves after fdReserve.
+   * DEFAULTS.maxOpenFiles, lowered to half of what the descriptor limit leaves after fdReserve
+   * and the descriptors the process holds (server/fileDescriptors.ts).
    */
   maxOpenFiles?: number;
   /**

@@ -11,7 +11,7 @@ import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, ProtocolError, ServerBusyError } from '../shared/errors.js';
-import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
+import { descriptorsInUse, softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { blockHashesPrepared, prepareBlockHashes } from '../shared/integrity/blockHash.js';
 import { encodeError } from '../shared/protocol/encoder.js';
 import { errorPayload, type ServerStats } from '../shared/protocol/messages.js';
@@ -25,7 +25,7 @@ import { Accounts } from './auth/accounts.js';
 import { LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
 import { describePeer, peerAddressGroup, peerLogFields, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
-import { outOfDescriptorsRefusal } from './fileDescriptors.js';
+import { connectionOverBudget, outOfDescriptorsRefusal } from './fileDescriptors.js';
 import type { LogEvent } from './logEvents.js';
 import { OpenFileSlots } from './openFileSlots.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
@@ -105,6 +105,11 @@ export class MuxServer {
 
   /** The process's soft limit on open files, read once; undefined when unknown. */
   private readonly fileDescriptorLimit = softFileDescriptorLimit();
+  /**
+   * The descriptors the process held, none of them this server's connections or files: counted
+   * again once listening (its listener among them); at construction for sockets handed in.
+   */
+  private heldDescriptors = this.fileDescriptorLimit === undefined ? 0 : descriptorsInUse();
 
   /**
    * Checks the options (a TypeError names a bad one; a TLS key that does not match its certificate,
@@ -183,6 +188,7 @@ export class MuxServer {
       this.listener.once('error', onError);
       this.listener.listen(this.options.port, this.options.host, () => {
         this.listener.off('error', onError);
+        if (this.fileDescriptorLimit !== undefined) this.heldDescriptors = descriptorsInUse();
         this.startPartialSweeps();
         resolve(this.address());
       });
@@ -371,12 +377,17 @@ export class MuxServer {
       );
       return { error, reason: 'max_connections' };
     }
-    // Descriptors: connections and open files together stay DEFAULTS.fdReserve below the limit,
-    // so that this refusal can always still be made (issue #7).
+    // Descriptors: connections and the room kept for files stay DEFAULTS.fdReserve below what the
+    // limit leaves past the process's own, so that this refusal can always still be made (issue #7).
     const fdLimit = this.fileDescriptorLimit;
     if (
       fdLimit !== undefined &&
-      this.connections.size + this.pending.size + this.counters.openFiles + DEFAULTS.fdReserve >= fdLimit
+      connectionOverBudget(this.connections.size + this.pending.size, this.counters.openFiles, {
+        limit: fdLimit,
+        reserve: DEFAULTS.fdReserve,
+        held: this.heldDescriptors,
+        maxOpenFiles: this.options.maxOpenFiles,
+      })
     ) {
       return { error: outOfDescriptorsRefusal(), reason: 'max_connections' };
     }

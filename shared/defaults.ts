@@ -88,7 +88,8 @@ export const DEFAULTS = {
   maxStreamsPerConnection: 256,
   /**
    * Files open at once for transfers, server-wide; the next get or put is answered SERVER_BUSY.
-   * By default also at most half of what the process's descriptor limit leaves after fdReserve.
+   * By default also at most half of what the process's descriptor limit leaves after fdReserve
+   * and the descriptors the process holds.
    */
   maxOpenFiles: 1024,
   /**
@@ -112,8 +113,17 @@ export const DEFAULTS = {
    * OPEN and its answer.
    */
   openFileRetryAfterMs: 500,
-  /** File descriptors kept free for accepting connections and answering them SERVER_BUSY. */
+  /**
+   * File descriptors kept free for accepting connections and answering them SERVER_BUSY, on top of
+   * those the process already holds when the server starts (counted then: shared/fileDescriptorLimit.ts).
+   */
   fdReserve: 64,
+  /**
+   * The descriptors a process is taken to hold at start where they cannot be counted (no
+   * /proc/self/fd): what `muxftp serve` holds on Linux as it listens (node's epoll, eventfds and
+   * threadpool pipes, stdio, the listener), 21 to 22, with a few to spare.
+   */
+  heldDescriptorsEstimate: 24,
   /**
    * Server: disk calls held in a directory opened for them (storage/pinnedDirectories.ts) at
    * once, all roots and homes of the process together, each holding a descriptor (a rename in
@@ -121,7 +131,10 @@ export const DEFAULTS = {
    * turn. Taken from fdReserve: 512 removals at once held 230 descriptors (a review).
    */
   maxPinnedCalls: 16,
-  /** `serve` refuses to start when the descriptor limit leaves fewer than this past fdReserve. */
+  /**
+   * `serve` refuses to start when the descriptor limit leaves fewer than this past fdReserve and
+   * the descriptors the process holds already.
+   */
   minWorkingDescriptors: 16,
   /**
    * Refused sockets kept open at once so their one ERROR can be read (each for up to 2 s), taken

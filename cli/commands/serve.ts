@@ -186,7 +186,7 @@ function addServeOptions(command: Command): Command {
       )
       .option(
         '--max-open-files <n>',
-        `files open at once for transfers and digest reads; more get SERVER_BUSY (default ${DEFAULTS.maxOpenFiles}, at most half the descriptor limit left after ${DEFAULTS.fdReserve} reserved)`,
+        `files open at once for transfers and digest reads; more get SERVER_BUSY (default ${DEFAULTS.maxOpenFiles}, at most half the descriptor limit left after what the process holds and ${DEFAULTS.fdReserve} reserved)`,
         parsePositiveInteger,
       )
       .addOption(
