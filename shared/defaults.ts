@@ -368,7 +368,8 @@ export const DEFAULTS = {
   /** Directory entries looked up (lstat) at once, and sent per step, while listing. */
   listBatchEntries: 256,
   /**
-   * Client: entries one listing may bring (4 Mi: a directory far larger than most, ~1 GB held);
+   * Client: entries one listing may bring (4 Mi: a directory far larger than most, ~1 GB held;
+   * ~2.5 GB at most, since a REPLY naming an entry in more than maxNameBytes is refused);
    * past it the listing is cancelled (ListingTooLongError): a server sending REPLY frames flagged
    * MORE without end held the CLI's memory without bound.
    */

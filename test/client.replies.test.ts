@@ -76,6 +76,29 @@ describe('REPLY validation', () => {
     );
   });
 
+  it('list and stat: a name longer than any filesystem gives (a listing of such names grew the CLI without bound)', async () => {
+    // The longest a name of 255 UTF-8 bytes becomes (255 ASCII characters): taken.
+    const longest = 'x'.repeat(DEFAULTS.maxNameBytes);
+    let port = await scriptedServer(replying({ entries: [{ ...ENTRY, name: longest }] }));
+    const client = await Client.connect({ port });
+    expect((await client.list()).map((e) => e.name)).toEqual([longest]);
+    await client.destroy();
+    server!.close();
+    port = await scriptedServer(replying({ entries: [ENTRY, { ...ENTRY, name: 'x'.repeat(200_000) }] }));
+    await expectProtocolError(
+      (c) => c.list(),
+      port,
+      `REPLY to list: "entries[1].name" is longer than a name may be (${DEFAULTS.maxNameBytes} bytes)`,
+    );
+    server!.close();
+    port = await scriptedServer(replying({ entry: { ...ENTRY, name: 'x'.repeat(256) } }));
+    await expectProtocolError(
+      (c) => c.stat('a'),
+      port,
+      `REPLY to stat: "entry.name" is longer than a name may be (${DEFAULTS.maxNameBytes} bytes)`,
+    );
+  });
+
   it('stats: a missing figure', async () => {
     const port = await scriptedServer(replying({ connections: 1, streams: 1 }));
     await expectProtocolError(

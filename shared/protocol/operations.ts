@@ -4,6 +4,7 @@
  * gate reads the row before any handler runs and the client checks every REPLY against it; an op
  * in `Request` without a row here does not compile.
  */
+import { DEFAULTS } from '../defaults.js';
 import { MuxftpError, ProtocolError } from '../errors.js';
 import { isPermissionBits, PERMISSION_BITS_WANTED } from '../fileModes.js';
 import {
@@ -131,6 +132,11 @@ function replyEntry(value: unknown, op: string, where: string): WireEntry {
   if (typeof value !== 'object' || value === null) throw badReply(op, `"${where}" must be an object`);
   const e = value as Record<string, unknown>;
   if (typeof e.name !== 'string') throw badReply(op, `"${where}.name" must be a string`);
+  // A name of maxNameBytes UTF-8 bytes is at most as many UTF-16 units (a bad byte shown as
+  // U+FFFD is one): a longer one comes from no filesystem. Unchecked, a server's listing of one
+  // 250 KB name per REPLY frame grew the CLI by 40 MB/s, maxListingEntries entries being ~1 TB.
+  if (e.name.length > DEFAULTS.maxNameBytes)
+    throw badReply(op, `"${where}.name" is longer than a name may be (${DEFAULTS.maxNameBytes} bytes)`);
   if (!ENTRY_TYPES.has(e.type)) throw badReply(op, `"${where}.type" must be "file", "dir" or "other"`);
   if (!isCount(e.size)) throw badReply(op, `"${where}.size" must be a non-negative integer`);
   if (typeof e.mtime !== 'number' || !Number.isFinite(e.mtime))
