@@ -24,7 +24,13 @@ import { StreamPhase } from '../shared/transport/streamPhase.js';
 import { hashReadBuffers } from '../storage/hashReadBuffers.js';
 import type { ReadHandle } from '../storage/types.js';
 import { checkDirectoryPaths } from './directoryPaths.js';
-import { type RequestName, rejectingCall, ServerStream, type StreamHost } from './stream.js';
+import {
+  type RequestName,
+  rejectingCall,
+  ServerStream,
+  SMALL_REPLY_BYTES,
+  type StreamHost,
+} from './stream.js';
 
 export class DownloadStream extends ServerStream implements FrameProducer {
   readonly op = 'get';
@@ -62,6 +68,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private over: AbortController | undefined;
   /** Its prefix waits for one of the server's read buffers others hold (hashReadBuffers). */
   private waitingForReadBuffer = false;
+  /** A resumed download's REPLY (its blocks' digests) waits for room in the connection's output. */
+  private waitingForReplyRoom = false;
 
   constructor(host: StreamHost, id: number, request: { path: string; offset?: number }) {
     super(host, id);
@@ -183,16 +191,27 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     }
     this.position = offset;
     if (this.starvedByPeerEnd()) return;
+    const reply = encodeReply(this.id, {
+      size: this.size,
+      mtime: Math.round(handle.mtimeMs),
+      mode: handle.mode,
+      offset,
+      blocks: prefix.map((digest) => digest.toString('hex')),
+    });
+    // Up to ~137 KB (2048 sha256 digests): it waits for room as a request's answer does. Sent at
+    // once, 4 clients asking 256 resumed gets of a file of 8 GiB or more and reading none held
+    // 72 MB of them (xxh128; twice that with sha256), past the server's control budget.
+    this.waitingForReplyRoom = true;
+    const reserved = await this.host.queue
+      .reserveForReply(reply.length, Math.min(reply.length, SMALL_REPLY_BYTES))
+      .finally(() => {
+        this.waitingForReplyRoom = false;
+      });
+    if (reserved > 0) this.host.queue.releaseReply(reserved);
+    if (reserved === 0 || this.isFinished || this.starvedByPeerEnd()) return;
     this.sentFrom = offset;
-    this.host.send(
-      encodeReply(this.id, {
-        size: this.size,
-        mtime: Math.round(handle.mtimeMs),
-        mode: handle.mode,
-        offset,
-        blocks: prefix.map((digest) => digest.toString('hex')),
-      }),
-    );
+    this.progressed();
+    this.host.send(reply);
     this.host.queue.addProducer(this);
     this.readAhead();
   }
@@ -218,9 +237,15 @@ export class DownloadStream extends ServerStream implements FrameProducer {
     this.readAhead();
   }
 
-  /** Chunks read and waiting for the socket, or credit to read more (then it waits for room). */
+  /**
+   * A resumed download's REPLY waiting for room, chunks read and waiting for the socket, or credit
+   * to read more (then it waits for room).
+   */
   override get waitsForOutput(): boolean {
-    return this.handle !== undefined && (!this.reads.isEmpty || this.credit.available > 0);
+    return (
+      this.waitingForReplyRoom ||
+      (this.handle !== undefined && (!this.reads.isEmpty || this.credit.available > 0))
+    );
   }
 
   override get heldByServer(): boolean {

@@ -19,7 +19,7 @@ import type { EntryInfo, ListBatchesOptions, Storage } from '../storage/types.js
 import type { ServerCounters } from './counters.js';
 import { checkDirectoryPaths } from './directoryPaths.js';
 import type { LogFields } from './logEvents.js';
-import { nameRequest, type RequestName, ServerStream, type StreamHost } from './stream.js';
+import { nameRequest, type RequestName, ServerStream, SMALL_REPLY_BYTES, type StreamHost } from './stream.js';
 
 export type SimpleRequest = RequestOf<'request'>;
 
@@ -201,9 +201,6 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     return report;
   },
 };
-
-/** Room reserved for an answer that is not a listing: stat's entry, stats, {} (bytes). */
-const SMALL_REPLY_BYTES = 4 * 1024;
 
 export class RequestStream extends ServerStream {
   readonly op: SimpleRequest['op'];
