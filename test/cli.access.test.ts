@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -642,6 +642,52 @@ describe('bench against a server with users', () => {
       const local = await run(['--user', 'alice', 'bench', '--local', '--files', '1']);
       expect(local.code).not.toBe(0);
       expect(local.stderr).toMatch(/--local starts a server without users/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('--op connect writes nothing: a read-only account runs it (it was refused making its directory)', async () => {
+    const server = await serve(['--users', usersFile]);
+    try {
+      const connects = await run(
+        ['--server', `127.0.0.1:${server.port}`, '--json', '--user', 'reader', 'bench', '--op', 'connect'],
+        { env: { MUXFTP_PASSWORD: 'reader-pw' } },
+      );
+      expect(connects.stderr).toBe('');
+      expect(connects.code).toBe(0);
+      expect(JSON.parse(connects.stdout)).toMatchObject({ ok: true, ops: 10, error_count: 0 });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('an account that may not delete: the files the run wrote stay, and a warning says where (it said nothing)', async () => {
+    const added = await run(
+      ['user', 'add', 'keeper', '--users', usersFile, '--perm', 'list,read,write,mkdir'],
+      {
+        stdin: 'keeper-pw\n',
+      },
+    );
+    expect(added.code).toBe(0);
+    const server = await serve(['--users', usersFile]);
+    try {
+      const result = await run(
+        [
+          ...['--server', `127.0.0.1:${server.port}`, '--user', 'keeper', 'bench', '--op', 'upload'],
+          ...['--clients', '1', '--files', '2', '--size', '1KiB', '--quiet'],
+        ],
+        { env: { MUXFTP_PASSWORD: 'keeper-pw' } },
+      );
+      // The run measured what it was asked to: its results stand.
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/operations {3}2 \(2 verified, 0 errors\)/);
+      const left =
+        /^muxftp: warning: bench: could not remove (bench-\d+-\w+)\/, its files on the server: permission denied: user keeper has no delete permission \(PERMISSION_DENIED\)\n$/.exec(
+          result.stderr,
+        );
+      expect(left, result.stderr).not.toBeNull();
+      expect(await readdir(join(dir, 'data', 'keeper', left![1]!))).toEqual(['w0-c0-s0.bin']);
     } finally {
       await server.stop();
     }

@@ -22,7 +22,7 @@ import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { abortOnInterrupt, exitCodeFor } from '../interrupt.js';
 import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
-import { errorInfo, type Output } from '../output.js';
+import { describeError, errorInfo, type Output } from '../output.js';
 import { canRedraw } from '../terminalDrawing.js';
 
 interface BenchFlags {
@@ -200,6 +200,11 @@ export function registerBenchCommand(program: Command, output: Output): void {
           signal: interrupt.signal,
           progressStream: showProgress ? process.stderr : undefined,
           startLocalServer,
+          // The run's results stand; what it wrote is left on the server, said so (and where).
+          leftBehind: (dir, error) =>
+            output.warning(
+              `bench: could not remove ${dir}/, its files on the server: ${describeError(error)}`,
+            ),
           connect: (clientOptions) =>
             Client.connect(clientOptions).catch((error: unknown) => {
               throw connectFailure(

@@ -49,6 +49,11 @@ export interface BenchIo {
    * when, and what was measured so far once transfers had started.
    */
   signal?: AbortSignal;
+  /**
+   * The run's remote directory `dir` could not be removed (an account without `delete` or `list`
+   * permission, a server gone, or after an interruption not within its moment): `error` says why.
+   */
+  leftBehind?: (dir: string, error: unknown) => void;
 }
 
 export async function runBench(options: BenchOptions, io: BenchIo): Promise<BenchReport> {
@@ -100,25 +105,37 @@ async function runAgainst(
     if (signal?.aborted) throw interrupted(`while connecting to ${address.host}:${address.port}`);
     throw error;
   });
-  const remoteDir = `bench-${process.pid}-${Date.now().toString(36)}`;
+  // `connect` writes nothing: it makes no directory, and an account that may not write runs it.
+  const remoteDir = options.op === 'connect' ? undefined : `bench-${process.pid}-${Date.now().toString(36)}`;
   try {
-    await untilAborted(
-      seed(control, remoteDir, payloads, options.op),
-      signal,
-      () => 'while preparing the run',
-    );
-    const run = planWorkers(address, options, remoteDir, payloads);
+    if (remoteDir !== undefined) {
+      await untilAborted(
+        seed(control, remoteDir, payloads, options.op),
+        signal,
+        () => 'while preparing the run',
+      );
+    }
+    const run = planWorkers(address, options, remoteDir ?? '', payloads);
     const outcome = await runWorkers(run, control, io, options.durationMs);
     return measure(options, run, outcome);
   } finally {
-    if (signal?.aborted) {
-      // Leave nothing behind if that is quick; the seeding may still be under way: no gentle close.
-      await untilTimeout(removeRemoteDir(control, remoteDir), INTERRUPTED_CLEANUP_MS);
-      await control.destroy();
-    } else {
-      await removeRemoteDir(control, remoteDir);
-      await control.close();
-    }
+    // Leave nothing behind, if that is quick once interrupted; the seeding may still be under way then.
+    const left =
+      remoteDir === undefined
+        ? undefined
+        : signal?.aborted
+          ? await untilTimeout(
+              removeRemoteDir(control, remoteDir),
+              INTERRUPTED_CLEANUP_MS,
+              new MuxftpError(
+                'CANCELLED',
+                `not removed within ${INTERRUPTED_CLEANUP_MS / 1000} s of the interruption`,
+              ),
+            )
+          : await removeRemoteDir(control, remoteDir);
+    if (left !== undefined) io.leftBehind?.(remoteDir!, left);
+    // Interrupted: no gentle close.
+    await (signal?.aborted ? control.destroy() : control.close());
   }
 }
 
@@ -140,22 +157,23 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, when
   return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
-/** Waits for `work` for at most `ms`, whatever its outcome. */
-async function untilTimeout(work: Promise<unknown>, ms: number): Promise<void> {
+/** What `work` resolves to if it settles within `ms`, else `late`; a rejection counts as undefined. */
+async function untilTimeout<T>(work: Promise<T>, ms: number, late: T): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    work.catch(() => {}),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, ms);
+  const result = await Promise.race([
+    work.catch(() => undefined),
+    new Promise<T>((resolve) => {
+      timer = setTimeout(() => resolve(late), ms);
     }),
   ]);
   clearTimeout(timer);
+  return result;
 }
 
-/** Makes the run's remote directory and, unless the run only uploads or connects, the files downloads read. */
+/** Makes the run's remote directory and, unless the run only uploads, the files downloads read. */
 async function seed(control: Client, remoteDir: string, payloads: Payload[], op: BenchOp): Promise<void> {
   await control.mkdir(remoteDir);
-  if (op === 'upload' || op === 'connect') return;
+  if (op === 'upload') return;
   await Promise.all(
     payloads.map((p) =>
       putWaitingWhileBusy(() =>
@@ -412,14 +430,26 @@ class ServerPeaks {
   }
 }
 
-/** A bench leaves nothing behind on the server it measured. */
-async function removeRemoteDir(control: Client, dir: string): Promise<void> {
+/**
+ * A bench leaves nothing behind on the server it measured: removes `dir` and what is in it, or
+ * returns the server's refusal of that (a bug still throws).
+ */
+async function removeRemoteDir(control: Client, dir: string): Promise<MuxftpError | undefined> {
   try {
-    const entries = await control.list(dir);
-    await Promise.all(entries.map((e) => control.delete(`${dir}/${e.name}`)));
+    const entries = await control.list(dir).catch((error: unknown) => {
+      // Never made (the account may not make directories): nothing to remove.
+      if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    });
+    if (entries === undefined) return undefined;
+    const deletes = await Promise.allSettled(entries.map((e) => control.delete(`${dir}/${e.name}`)));
+    const refused = deletes.find((d) => d.status === 'rejected');
+    if (refused !== undefined) throw refused.reason;
     await control.rmdir(dir);
+    return undefined;
   } catch (error) {
     if (!(error instanceof MuxftpError)) throw error;
+    return error;
   }
 }
 
