@@ -31,12 +31,10 @@ export interface WorkerPlan {
   remoteDir: string;
   /** Total operations across all workers, or undefined for a timed run. */
   files: number | undefined;
-  /** Epoch ms: connections are open by now; transfers start together here. */
-  startAt: number;
-  /** Epoch ms: operations started before this (the warm-up) are not recorded. */
-  measureFrom: number;
-  /** Epoch ms: no operation starts after this (timed runs). */
-  stopAt: number | undefined;
+  /** Operations started this long after the start (the warm-up) are not recorded. */
+  warmupMs: number;
+  /** A timed run: no operation starts this long after the warm-up. */
+  durationMs: number | undefined;
   downloadPercent: number;
   /** `idle`: this worker also runs the one active client. */
   activeClient: boolean;
@@ -60,8 +58,31 @@ export interface WorkerResult {
 export interface WorkerProgress {
   ops: number;
   bytes: number;
-  /** Set on the report sent once every client of a transfer workload has connected. */
-  connected?: true;
+  /**
+   * Set on the report sent once the worker is ready: its clients have connected (or failed to),
+   * and it waits for the start the coordinator gives when every worker is ready.
+   */
+  ready?: true;
+}
+
+/**
+ * When the transfers of every worker start together (epoch ms), given once every worker is ready:
+ * a planned start that clients connecting or logging in (scrypt, TLS) overran counted their
+ * connecting in the run's seconds.
+ */
+export interface RunClock {
+  startAt: number;
+  /** Operations started before this (the warm-up) are not recorded. */
+  measureFrom: number;
+  /** A timed run: no operation starts after this. */
+  stopAt: number | undefined;
+}
+
+/** The clock of a run starting at `startAt` under `plan`. */
+export function runClock(plan: Pick<WorkerPlan, 'warmupMs' | 'durationMs'>, startAt: number): RunClock {
+  const measureFrom = startAt + plan.warmupMs;
+  const stopAt = plan.durationMs !== undefined ? measureFrom + plan.durationMs : undefined;
+  return { startAt, measureFrom, stopAt };
 }
 
 class Tally {
@@ -74,11 +95,8 @@ class Tally {
   lastEndedAt = 0;
   readonly latency = newHistogram();
   readonly ttfb = newHistogram();
-  readonly seconds: SecondTally;
-
-  constructor(measureFrom: number) {
-    this.seconds = new SecondTally(measureFrom);
-  }
+  /** Measured from the start, once it is known (what comes before falls in its first second). */
+  readonly seconds = new SecondTally(Number.POSITIVE_INFINITY);
 
   error(code: string): void {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
@@ -121,14 +139,16 @@ const micros = (fromMs: number) => Math.max(1, Math.round((performance.now() - f
 /** What a worker's workloads share: its plan, the counter shared by all workers, what it measured, its payloads. */
 interface LoadContext {
   readonly plan: WorkerPlan;
+  /** The run's clock, once every worker is ready. */
+  readonly started: Promise<RunClock>;
   readonly counter: Int32Array;
   readonly tally: Tally;
   readonly buffers: Buffer[];
   readonly knownDigests: KnownDigest[][];
   /** Picks sizes and (for `mixed`) operations. */
   readonly random: () => number;
-  /** Reports at once that every client of a transfer workload has connected (or failed to). */
-  readonly connected: () => void;
+  /** Reports at once that this worker is ready: its clients have connected (or failed to). */
+  readonly ready: () => void;
 }
 
 type TransferKind = 'upload' | 'download';
@@ -143,18 +163,21 @@ const WORKLOADS: Record<BenchOp, (context: LoadContext) => Promise<void>> = {
 };
 
 /**
- * Runs the plan, reporting progress every 200 ms; `onReportRequest` is handed a function that
- * reports at once (an interrupted run asks for its figures before the thread is stopped).
+ * Runs the plan, reporting progress every 200 ms, and once ready (`WorkerProgress.ready`): its
+ * transfers start at `started`'s clock. `onReportRequest` is handed a function that reports at
+ * once (an interrupted run asks for its figures before the thread is stopped).
  */
 export async function runLoad(
   plan: WorkerPlan,
   counter: Int32Array,
+  started: Promise<RunClock>,
   report: (progress: WorkerProgress) => void,
   onReportRequest?: (reportNow: () => void) => void,
 ): Promise<WorkerResult> {
-  const context = newLoadContext(plan, counter, () =>
-    report({ ops: context.tally.ops, bytes: context.tally.bytes, connected: true }),
+  const context = newLoadContext(plan, counter, started, () =>
+    report({ ops: context.tally.ops, bytes: context.tally.bytes, ready: true }),
   );
+  void started.then((clock) => context.tally.seconds.startsAt(clock.measureFrom));
   const reportProgress = () => report({ ops: context.tally.ops, bytes: context.tally.bytes });
   onReportRequest?.(reportProgress);
   const timer = setInterval(reportProgress, 200);
@@ -167,12 +190,18 @@ export async function runLoad(
   return context.tally.result();
 }
 
-function newLoadContext(plan: WorkerPlan, counter: Int32Array, connected: () => void): LoadContext {
+function newLoadContext(
+  plan: WorkerPlan,
+  counter: Int32Array,
+  started: Promise<RunClock>,
+  ready: () => void,
+): LoadContext {
   return {
-    connected,
+    ready,
     plan,
+    started,
     counter,
-    tally: new Tally(plan.measureFrom),
+    tally: new Tally(),
     buffers: plan.payloads.map(payloadBuffer),
     knownDigests: plan.payloads.map(knownDigests),
     random: xorshift32((plan.workerIndex + 1) * 0x9e3779b1),
@@ -190,9 +219,9 @@ function xorshift32(seed: number): () => number {
   };
 }
 
-/** Claims the next operation, or says the run is over. */
-function claim({ plan, counter }: LoadContext): boolean {
-  if (plan.stopAt !== undefined) return Date.now() < plan.stopAt;
+/** Claims the next operation of the run started at `clock`, or says the run is over. */
+function claim({ plan, counter }: LoadContext, clock: RunClock): boolean {
+  if (clock.stopAt !== undefined) return Date.now() < clock.stopAt;
   return Atomics.add(counter, CLAIMED, 1) < plan.files!;
 }
 
@@ -227,7 +256,7 @@ async function runTransferClients(context: LoadContext, nextKind: () => Transfer
   // still shows its connections (a worker started late included).
   let connecting = context.plan.clients;
   const onConnected = () => {
-    if (--connecting === 0) context.connected();
+    if (--connecting === 0) context.ready();
   };
   await Promise.all(
     Array.from({ length: context.plan.clients }, (_, c) =>
@@ -246,9 +275,10 @@ async function runTransferClient(
   const client = await connect(context);
   onConnected();
   if (client === undefined) return;
-  await sleepUntil(plan.startAt);
+  const clock = await context.started;
+  await sleepUntil(clock.startAt);
   const slots = Array.from({ length: plan.streams }, (_, s) =>
-    streamLoop(context, client, `w${plan.workerIndex}-c${clientIndex}-s${s}`, nextKind),
+    streamLoop(context, clock, client, `w${plan.workerIndex}-c${clientIndex}-s${s}`, nextKind),
   );
   await Promise.all(slots);
   await client.close();
@@ -257,13 +287,14 @@ async function runTransferClient(
 /** One stream slot: transfers back to back until the run is over or the connection is gone. */
 async function streamLoop(
   context: LoadContext,
+  clock: RunClock,
   client: Client,
   slot: string,
   nextKind: () => TransferKind,
 ): Promise<void> {
-  while (claim(context)) {
+  while (claim(context, clock)) {
     try {
-      await transfer(context, client, nextKind(), slot);
+      await transfer(context, clock, client, nextKind(), slot);
     } catch (error) {
       if (error instanceof MuxftpError && error.fatal) return;
     }
@@ -273,13 +304,14 @@ async function streamLoop(
 /** One verified transfer, recorded only when it started after the warm-up. */
 async function transfer(
   context: LoadContext,
+  clock: RunClock,
   client: Client,
   kind: TransferKind,
   slot: string,
 ): Promise<void> {
   const index = pickPayload(context);
   const started = performance.now();
-  const measured = Date.now() >= context.plan.measureFrom;
+  const measured = Date.now() >= clock.measureFrom;
   let firstByte: number | undefined;
   const onProgress = (done: number) => {
     if (firstByte === undefined && done > 0) firstByte = micros(started);
@@ -331,14 +363,17 @@ function recordTransfer(
 
 /** `connect`: each loop is a connect + handshake + close; its latency is the connect and handshake. */
 async function runConnectLoops(context: LoadContext): Promise<void> {
-  await Promise.all(Array.from({ length: context.plan.clients }, () => connectLoop(context)));
+  // Nothing to open first: ready as soon as the thread runs.
+  context.ready();
+  const clock = await context.started;
+  await Promise.all(Array.from({ length: context.plan.clients }, () => connectLoop(context, clock)));
 }
 
-async function connectLoop(context: LoadContext): Promise<void> {
-  await sleepUntil(context.plan.startAt);
-  while (claim(context)) {
+async function connectLoop(context: LoadContext, clock: RunClock): Promise<void> {
+  await sleepUntil(clock.startAt);
+  while (claim(context, clock)) {
     const started = performance.now();
-    const measured = Date.now() >= context.plan.measureFrom;
+    const measured = Date.now() >= clock.measureFrom;
     const client = await connect(context);
     if (client === undefined) continue;
     if (measured) context.tally.completed(0, micros(started));
@@ -352,7 +387,10 @@ async function runIdle(context: LoadContext): Promise<void> {
     await Promise.all(Array.from({ length: context.plan.clients }, () => connect(context)))
   ).filter((c): c is Client => c !== undefined);
   if (context.plan.activeClient) await runActiveClient(context);
-  else await waitForActiveClient(context.counter);
+  else {
+    context.ready();
+    await waitForActiveClient(context.counter);
+  }
   await Promise.all(idle.map((c) => c.close()));
 }
 
@@ -360,10 +398,12 @@ async function runIdle(context: LoadContext): Promise<void> {
 async function runActiveClient(context: LoadContext): Promise<void> {
   try {
     const active = await connect(context);
-    await sleepUntil(context.plan.startAt);
+    context.ready();
+    const clock = await context.started;
+    await sleepUntil(clock.startAt);
     let turn = 0;
     if (active !== undefined) {
-      await streamLoop(context, active, `w${context.plan.workerIndex}-active`, () =>
+      await streamLoop(context, clock, active, `w${context.plan.workerIndex}-active`, () =>
         turn++ % 2 === 0 ? 'upload' : 'download',
       );
       await active.close();

@@ -1,7 +1,7 @@
 /**
  * The bench coordinator: starts a throwaway server if asked, seeds the files downloads read,
  * spreads the clients over worker threads (all cores by default, so the load generator is not
- * the bottleneck), shows progress, merges what the workers measured, and asks the server for its
+ * the bottleneck), starts their transfers together once all have connected, shows progress, merges what the workers measured, and asks the server for its
  * own figures. Interrupted (`BenchIo.signal`), it stops its clients, removes what it seeded (for
  * a moment at most), stops its local server and rejects with CANCELLED, saying what it measured.
  */
@@ -14,7 +14,14 @@ import { MuxftpError } from '../../shared/errors.js';
 import type { ServerStats } from '../../shared/protocol/messages.js';
 import { giveTerminalBackOnStop } from '../../shared/terminalStop.js';
 import { Client, type ClientOptions } from '../client.js';
-import { COUNTER_SLOTS, type WorkerPlan, type WorkerProgress, type WorkerResult } from './load.js';
+import {
+  COUNTER_SLOTS,
+  type RunClock,
+  runClock,
+  type WorkerPlan,
+  type WorkerProgress,
+  type WorkerResult,
+} from './load.js';
 import { type BenchOp, type BenchOptions, type BenchTls, benchClientOptions } from './options.js';
 import { knownDigests, makePayloads, type Payload, payloadBuffer, seedName } from './payloads.js';
 import { type BenchReport, buildReport } from './report.js';
@@ -22,9 +29,8 @@ import type { ServerSample } from './timeSeries.js';
 
 /** How long an interrupted run may spend removing its remote directory before it gives up. */
 const INTERRUPTED_CLEANUP_MS = 2_000;
-/** Time for worker threads to load and open their connections before transfers start together. */
-const START_ALLOWANCE_MS = 400;
-const START_ALLOWANCE_PER_CLIENT_MS = 2;
+/** Once every worker is ready, time for the start to reach them all before transfers start together. */
+const START_MARGIN_MS = 50;
 
 /** A throwaway server for `--local`, started by the caller (the CLI knows how to run one). */
 export interface LocalServer {
@@ -69,20 +75,22 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
   }
 }
 
-/** What the plan phase decided: one plan per worker thread, and the run's clock. */
+/** What the plan phase decided: one plan per worker thread; and the run's clock, once it started. */
 interface RunPlan {
   plans: WorkerPlan[];
   /** Shared by every worker: operations claimed, and the `idle` run's active client done. */
   counter: SharedArrayBuffer;
   /** Operations in all, or undefined for a timed run. */
   files: number | undefined;
-  measureFrom: number;
-  stopAt: number | undefined;
+  /** Set when every worker is ready (its clients connected): the transfers start together then. */
+  clock: RunClock | undefined;
 }
 
 /** What the run phase saw: each worker's figures, the server's, and this process's CPU. */
 interface RunOutcome {
   results: WorkerResult[];
+  /** When the run's transfers started together. */
+  clock: RunClock;
   server: ServerPeaks;
   cpu: NodeJS.CpuUsage;
   startedAt: number;
@@ -202,7 +210,7 @@ async function putWaitingWhileBusy(put: () => Promise<unknown>): Promise<void> {
   }
 }
 
-/** Spreads the clients over the workers and sets when they start, measure and stop. */
+/** Spreads the clients over the workers. */
 function planWorkers(
   address: { host: string; port: number },
   options: BenchOptions,
@@ -211,7 +219,6 @@ function planWorkers(
 ): RunPlan {
   const files = options.durationMs !== undefined ? undefined : (options.files ?? defaultFiles(options));
   const workers = Math.max(1, Math.min(options.workers, options.clients));
-  const clock = runClock(options);
   const shared = {
     host: address.host,
     port: address.port,
@@ -224,7 +231,8 @@ function planWorkers(
     cumulativeWeights: cumulative(options.sizes.map((s) => s.weight)),
     remoteDir,
     files,
-    ...clock,
+    warmupMs: options.warmupMs,
+    durationMs: options.durationMs,
     downloadPercent: options.downloadPercent,
   };
   const plans: WorkerPlan[] = Array.from({ length: workers }, (_, i) => ({
@@ -233,16 +241,7 @@ function planWorkers(
     clients: Math.floor(options.clients / workers) + (i < options.clients % workers ? 1 : 0),
     activeClient: i === 0,
   }));
-  const { measureFrom, stopAt } = clock;
-  return { plans, counter: new SharedArrayBuffer(4 * COUNTER_SLOTS), files, measureFrom, stopAt };
-}
-
-/** When the workers start together, when measuring starts (after the warm-up), when a timed run stops. */
-function runClock(options: BenchOptions): Pick<WorkerPlan, 'startAt' | 'measureFrom' | 'stopAt'> {
-  const startAt = Date.now() + START_ALLOWANCE_MS + START_ALLOWANCE_PER_CLIENT_MS * options.clients;
-  const measureFrom = startAt + options.warmupMs;
-  const stopAt = options.durationMs !== undefined ? measureFrom + options.durationMs : undefined;
-  return { startAt, measureFrom, stopAt };
+  return { plans, counter: new SharedArrayBuffer(4 * COUNTER_SLOTS), files, clock: undefined };
 }
 
 /** Without --files or --duration: one operation per stream (`idle`: two, `connect`: one per client). */
@@ -260,7 +259,11 @@ function cumulative(weights: number[]): number[] {
   });
 }
 
-/** Runs every worker to the end, with the progress bar and the server sampled meanwhile. */
+/**
+ * Runs every worker to the end, with the progress bar and the server sampled meanwhile. The
+ * transfers start together once every worker is ready: its threads loaded, its clients connected
+ * and logged in, however long that takes (it is no part of the measured run).
+ */
 async function runWorkers(
   run: RunPlan,
   control: Client,
@@ -270,45 +273,55 @@ async function runWorkers(
   const cpuBefore = process.cpuUsage();
   const startedAt = Date.now();
   const progress = new ProgressView(io.progressStream, run, durationMs);
-  const server = new ServerPeaks(control, run.measureFrom);
+  const server = new ServerPeaks(control);
+  let ready = 0;
   const workers = run.plans.map((plan, i) =>
     startWorker(plan, run.counter, (p) => {
       progress.update(i, p);
-      if (p.connected) server.sampleNow();
+      if (!p.ready) return;
+      server.sampleNow();
+      if (++ready < run.plans.length) return;
+      run.clock = runClock(plan, Date.now() + START_MARGIN_MS);
+      for (const worker of workers) worker.start(run.clock);
     }),
   );
   let results: WorkerResult[];
+  let failed = false;
   try {
     results = await untilAborted(Promise.all(workers.map((w) => w.result)), io.signal, () => '');
   } catch (error) {
+    failed = true;
     if (!io.signal?.aborted) throw error;
     // Interrupted: say what the workers had measured (after the warm-up), with their figures as of now.
     await Promise.all(workers.map((w) => w.reportNow()));
     throw interrupted(progress.soFar());
   } finally {
-    // Interrupted: the workers' connections go with their threads.
-    if (io.signal?.aborted) await Promise.all(workers.map((w) => w.terminate()));
+    // Interrupted, or a worker failed (the others may wait for a start that will not come): the
+    // workers' connections go with their threads.
+    if (failed) await Promise.all(workers.map((w) => w.terminate()));
     progress.stop();
     await server.stop();
   }
   const finishedAt = Date.now();
-  return { results, server, cpu: process.cpuUsage(cpuBefore), startedAt, finishedAt };
+  // Every worker was ready before it could finish: the clock was set.
+  const clock = run.clock!;
+  return { results, clock, server, cpu: process.cpuUsage(cpuBefore), startedAt, finishedAt };
 }
 
 /** The report: throughput over the measured seconds (warm-up out; until the last operation ended). */
 function measure(options: BenchOptions, run: RunPlan, outcome: RunOutcome): BenchReport {
-  const { results, server, cpu, startedAt, finishedAt } = outcome;
+  const { results, clock, server, cpu, startedAt, finishedAt } = outcome;
   // A run is measured until its last operation ended: the clients' closes and the last server
   // sample after it are round trips, which against a distant server made a short run look
   // slower. A timed run's operations under way at its end are counted whole, so is their time
   // (its duration alone made 64 MiB fetched in 0.17 s look moved in the 0.05 s asked for).
   const lastEndedAt = Math.max(0, ...results.map((r) => r.lastEndedAt));
-  const endedAt = Math.max(lastEndedAt, run.stopAt ?? 0);
+  const endedAt = Math.max(lastEndedAt, clock.stopAt ?? 0);
   const measuredUntil = Math.min(finishedAt, endedAt > 0 ? endedAt : finishedAt);
-  const seconds = Math.max(0.001, (measuredUntil - run.measureFrom) / 1000);
+  const seconds = Math.max(0.001, (measuredUntil - clock.measureFrom) / 1000);
   // The threads that ran: never more than the clients (--workers 8 --clients 1 runs one).
   const ran = { ...options, workers: run.plans.length };
-  return buildReport(ran, results, seconds, server.peak, server.samples, {
+  return buildReport(ran, results, seconds, server.peak, server.samplesFrom(clock.measureFrom), {
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     wallSeconds: (finishedAt - startedAt) / 1000,
     cores: availableParallelism(),
@@ -320,7 +333,13 @@ function startWorker(
   plan: WorkerPlan,
   counter: SharedArrayBuffer,
   onProgress: (progress: WorkerProgress) => void,
-): { result: Promise<WorkerResult>; reportNow(): Promise<void>; terminate(): Promise<number> } {
+): {
+  result: Promise<WorkerResult>;
+  /** Its transfers start at `clock`. */
+  start(clock: RunClock): void;
+  reportNow(): Promise<void>;
+  terminate(): Promise<number>;
+} {
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { plan, counter } });
   let reported: () => void = () => {};
   const result = new Promise<WorkerResult>((resolve, reject) => {
@@ -341,6 +360,7 @@ function startWorker(
   });
   return {
     result,
+    start: (clock) => worker.postMessage({ type: 'start', clock }),
     /** Asks for the worker's figures as of now; resolves once they came (or after a moment without). */
     reportNow: () =>
       new Promise<void>((resolve) => {
@@ -362,8 +382,8 @@ function startWorker(
  */
 class ServerPeaks {
   peak: ServerStats | undefined;
-  readonly samples: ServerSample[] = [];
-  private readonly measureFrom: number;
+  /** Every sample, `t` in epoch ms until samplesFrom() makes it the run's seconds. */
+  private readonly samples: ServerSample[] = [];
   private readonly control: Client;
   private readonly timer: NodeJS.Timeout;
   private sampling: Promise<void> = Promise.resolve();
@@ -372,9 +392,8 @@ class ServerPeaks {
   private again = false;
   private stopped = false;
 
-  constructor(control: Client, measureFrom: number) {
+  constructor(control: Client) {
     this.control = control;
-    this.measureFrom = measureFrom;
     this.timer = setInterval(() => this.sampleNow(), 250);
   }
 
@@ -383,6 +402,11 @@ class ServerPeaks {
     this.stopped = true;
     await this.sampling;
     await this.sample();
+  }
+
+  /** The samples, `t` in seconds since `measureFrom` (the measured run's start, known once it started). */
+  samplesFrom(measureFrom: number): ServerSample[] {
+    return this.samples.map((sample) => ({ ...sample, t: (sample.t - measureFrom) / 1000 }));
   }
 
   /**
@@ -412,7 +436,7 @@ class ServerPeaks {
     // The control connection and its stats stream are the bench's own: not part of the load.
     const load = { ...stats, connections: stats.connections - 1, streams: stats.streams - 1 };
     this.samples.push({
-      t: (Date.now() - this.measureFrom) / 1000,
+      t: Date.now(),
       rssBytes: load.rssBytes,
       connections: load.connections,
       streams: load.streams,
@@ -461,19 +485,15 @@ class ProgressView {
   private readonly bar: cliProgress.SingleBar | undefined;
   private readonly perWorker: WorkerProgress[];
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly startAt: number;
-  private readonly measureFrom: number;
+  /** The run, whose clock is set when its transfers start. */
+  private readonly run: RunPlan;
   /** While the bar shows: Ctrl-Z gives the shell its cursor and line wrapping (the bar takes both). */
   private readonly stopListeningForCtrlZ: () => void = () => {};
 
-  constructor(
-    stream: NodeJS.WriteStream | undefined,
-    { files, plans, measureFrom }: RunPlan,
-    durationMs: number | undefined,
-  ) {
+  constructor(stream: NodeJS.WriteStream | undefined, run: RunPlan, durationMs: number | undefined) {
+    const { files, plans } = run;
+    this.run = run;
     this.perWorker = Array.from({ length: plans.length }, () => ({ ops: 0, bytes: 0 }));
-    this.startAt = plans[0]!.startAt;
-    this.measureFrom = measureFrom;
     if (stream === undefined) return;
     this.bar = new cliProgress.SingleBar(
       {
@@ -496,7 +516,8 @@ class ProgressView {
 
   /** What the workers measured so far, in words: `after 3.2 s: 120 operations, 125.8 MB (39.3 MB/s) so far`. */
   soFar(): string {
-    if (Date.now() < this.startAt) return 'before the transfers started';
+    const { clock } = this.run;
+    if (clock === undefined || Date.now() < clock.startAt) return 'before the transfers started';
     const seconds = this.measuredSeconds();
     if (seconds <= 0) return 'during the warm-up';
     const ops = this.perWorker.reduce((n, p) => n + p.ops, 0);
@@ -522,9 +543,10 @@ class ProgressView {
     }
   }
 
-  /** Seconds since measuring began (negative before, during the start-up and the warm-up). */
+  /** Seconds since measuring began (negative before: during the start-up and the warm-up). */
   private measuredSeconds(): number {
-    return (Date.now() - this.measureFrom) / 1000;
+    const { clock } = this.run;
+    return clock === undefined ? -1 : (Date.now() - clock.measureFrom) / 1000;
   }
 
   stop(): void {

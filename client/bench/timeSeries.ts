@@ -64,9 +64,15 @@ export class SecondTally {
    */
   private readonly current = newHistogram();
   private currentSecond = 0;
-  private readonly measureFrom: number;
+  private measureFrom: number;
 
+  /** `measureFrom`: epoch ms the measured run begins at; what is recorded before falls in its first second. */
   constructor(measureFrom: number) {
+    this.measureFrom = measureFrom;
+  }
+
+  /** The measured run begins at `measureFrom` (a bench's, once its workers are ready to start). */
+  startsAt(measureFrom: number): void {
     this.measureFrom = measureFrom;
   }
 
