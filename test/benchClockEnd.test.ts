@@ -1,8 +1,9 @@
 /**
- * `muxftp bench --files N`: the measured seconds end when the last operation does, not after the
+ * `muxftp bench`'s clock. The measured seconds end when the last operation does, not after the
  * clients have closed their connections and the server was asked for its figures once more: round
  * trips that, against a distant server, made a short run look a third slower. A proxy on
- * 127.0.0.1 delays every chunk (both ways) to stand for the distance. Needs dist/.
+ * 127.0.0.1 delays every chunk (both ways) to stand for the distance. They begin once every client
+ * has connected, and what comes before (connects, a warm-up) is not counted. Needs dist/.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
@@ -116,4 +117,23 @@ it('a run is measured from when its clients have connected: their connecting (TL
   expect(report.seconds * 1000, JSON.stringify(report.latency_ms)).toBeLessThan(
     report.latency_ms.max + 1_000,
   );
+}, 40_000);
+
+it('--op connect counts neither the connects nor the refusals of its warm-up (the refusals it did)', async () => {
+  // One connection per address: the bench's own control connection takes it, every other is refused.
+  env = await startServer({ maxConnectionsPerIp: 1 });
+  const cwd = await tempDirs.make();
+  const args = ['bench', '--server', `127.0.0.1:${env.port}`, '--op', 'connect', '--clients', '1'];
+  const result = await runCli(
+    [...args, '--warmup', '1s', '--duration', '1ms', '--workers', '1', '--json'],
+    cwd,
+    {
+      timeoutMs: 30_000,
+    },
+  );
+  const report = JSON.parse(result.stdout) as { error_count: number; connections_failed: number };
+  // One client connecting one at a time, for 1 ms after the warm-up: a refusal or two; a second
+  // of warm-up had hundreds.
+  expect(report.error_count).toBeLessThanOrEqual(3);
+  expect(report.connections_failed).toBe(report.error_count);
 }, 40_000);

@@ -238,14 +238,17 @@ function pickPayload({ plan, random }: LoadContext): number {
 const mixedKind = ({ plan, random }: LoadContext): TransferKind =>
   random() * 100 < plan.downloadPercent ? 'download' : 'upload';
 
-async function connect({ plan, tally }: LoadContext): Promise<Client | undefined> {
+/** A connection to the server, counted unless `measured` is false (`connect`'s warm-up). */
+async function connect({ plan, tally }: LoadContext, measured = true): Promise<Client | undefined> {
   try {
     const client = await Client.connect(benchClientOptions(plan));
-    tally.connectionsOpened++;
+    if (measured) tally.connectionsOpened++;
     return client;
   } catch (error) {
-    tally.connectionsFailed++;
-    tally.error(error instanceof MuxftpError ? error.code : 'CONNECT_FAILED');
+    if (measured) {
+      tally.connectionsFailed++;
+      tally.error(error instanceof MuxftpError ? error.code : 'CONNECT_FAILED');
+    }
     return undefined;
   }
 }
@@ -374,7 +377,8 @@ async function connectLoop(context: LoadContext, clock: RunClock): Promise<void>
   while (claim(context, clock)) {
     const started = performance.now();
     const measured = Date.now() >= clock.measureFrom;
-    const client = await connect(context);
+    // A refusal during the warm-up is not counted either (the errors were, the connects not).
+    const client = await connect(context, measured);
     if (client === undefined) continue;
     if (measured) context.tally.completed(0, micros(started));
     await client.close();
