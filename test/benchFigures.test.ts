@@ -70,6 +70,18 @@ describe('muxftp bench options that make no sense', () => {
     expect(over.stdout).toBe('');
   });
 
+  it('refuses a size past what one buffer holds (the run died: internal error, RangeError, exit 1)', async () => {
+    for (const sizes of [
+      ['--size', '5GiB'],
+      ['--size-dist', '1KiB:1,5GiB:1'],
+    ]) {
+      const over = await bench('--op', 'upload', '--files', '1', ...sizes);
+      expect(over.code, over.stderr).toBe(2);
+      expect(over.stderr).toMatch(/size "5GiB" too large: a payload is held in memory, at most 4\.00 GiB/);
+      expect(over.stdout).toBe('');
+    }
+  });
+
   it('refuses --duration 0 (it ran nothing and failed: "no operation completed")', async () => {
     const none = await bench('--duration', '0s', '--size', '1KiB');
     expect(none.code).toBe(2);

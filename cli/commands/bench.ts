@@ -9,12 +9,13 @@ import {
   type BenchOp,
   type BenchOptions,
   defaultWorkers,
+  parsePayloadSize,
   parseSizeDistribution,
 } from '../../client/bench/options.js';
 import { Client } from '../../client/client.js';
 import { errnoReason } from '../../shared/errnoReasons.js';
 import { MuxftpError } from '../../shared/errors.js';
-import { parseDuration, parseSize } from '../../shared/humanUnits.js';
+import { parseDuration } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { connectFailure } from '../connect.js';
@@ -90,7 +91,7 @@ export function registerBenchCommand(program: Command, output: Output): void {
     .option('--streams <n>', 'concurrent transfers per connection (1 = like FTP)', parsePositiveInteger, 1)
     .addOption(
       new Option('--size <size>', 'file size, e.g. 64KiB, 10MiB')
-        .argParser(commanderParser(parseSize))
+        .argParser(commanderParser(parsePayloadSize))
         // Shown as it is typed, not as 1048576.
         .default(1024 * 1024, '1MiB'),
     )

@@ -2,8 +2,9 @@
  * `muxftp bench` options: one typed object, parsed and checked before anything runs. Sizes take
  * binary units (64KiB, 10MiB), durations s/ms/m, size distributions weighted lists.
  */
+import { constants } from 'node:buffer';
 import { availableParallelism } from 'node:os';
-import { parseSize } from '../../shared/humanUnits.js';
+import { formatBytes, parseSize } from '../../shared/humanUnits.js';
 import type { ServerAddress } from '../address.js';
 import type { ClientOptions } from '../client.js';
 
@@ -78,6 +79,22 @@ export interface BenchOptions {
   thresholds: Thresholds;
 }
 
+/**
+ * The largest `--size`: each payload is one buffer in memory, shared with the workers (4 GiB on
+ * Node 20; past it the run died on an internal RangeError).
+ */
+export const MAX_PAYLOAD_BYTES = constants.MAX_LENGTH;
+
+/** A `--size` (or a size of `--size-dist`): `parseSize`'s, at most {@link MAX_PAYLOAD_BYTES}. */
+export function parsePayloadSize(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes > MAX_PAYLOAD_BYTES)
+    throw new TypeError(
+      `size "${text}" too large: a payload is held in memory, at most ${formatBytes(MAX_PAYLOAD_BYTES)}`,
+    );
+  return bytes;
+}
+
 /** `64KiB:70,1MiB:25,10MiB:5`: sizes with relative weights (a bare size weighs 1). */
 export function parseSizeDistribution(text: string): SizeWeight[] {
   const sizes = text.split(',').map((part) => {
@@ -86,7 +103,7 @@ export function parseSizeDistribution(text: string): SizeWeight[] {
     // Infinity drew the first size every time (and is null in --json); `1KiB:1:2` dropped its 2.
     if (!(Number.isFinite(w) && w > 0) || extra.length > 0)
       throw new TypeError(`invalid weight in "${part}": expected a positive number`);
-    return { bytes: parseSize(size ?? ''), weight: w };
+    return { bytes: parsePayloadSize(size ?? ''), weight: w };
   });
   if (sizes.length === 0) throw new TypeError('empty size distribution');
   return sizes;

@@ -23,9 +23,10 @@ export async function makePayloads(sizes: readonly number[]): Promise<Payload[]>
   return [...new Set(sizes)].map((bytes) => {
     const shared = new SharedArrayBuffer(Math.max(1, bytes));
     const view = new Uint8Array(shared, 0, bytes);
-    // randomFillSync caps one call at 2^31-1 bytes.
+    // randomFillSync caps one call at 2^31-1 bytes, and its offset too: each call is given a view
+    // of its part (an offset past 2 GiB threw RangeError).
     for (let offset = 0; offset < bytes; offset += 1 << 30) {
-      randomFillSync(view, offset, Math.min(1 << 30, bytes - offset));
+      randomFillSync(new Uint8Array(shared, offset, Math.min(1 << 30, bytes - offset)));
     }
     const digests = Object.fromEntries(
       INTEGRITY_ALGORITHMS.map((algorithm) => [algorithm, contentDigest(algorithm, view).toString('hex')]),
