@@ -28,6 +28,7 @@ import { type FileHandle, open, rename } from 'node:fs/promises';
 import { CallsInFlight } from '../shared/callsInFlight.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { closedFileError } from '../shared/errnoReasons.js';
+import { hiddenFileBits } from '../shared/fileModes.js';
 import { localFileCalls } from './sources.js';
 
 /**
@@ -45,11 +46,15 @@ export class SinkFile {
     this.#handle = handle;
   }
 
-  /** Creates `path`, which must not exist (O_EXCL: nothing there is followed or reused). */
+  /**
+   * Creates `path`, which must not exist (O_EXCL: nothing there is followed or reused), with
+   * hiddenFileBits(): its owner's alone until finished.
+   */
   static async create(path: string): Promise<SinkFile> {
+    const mode = hiddenFileBits();
     return localFileCalls.run(
-      () => new SinkFile(openSync(path, 'wx'), undefined),
-      async () => new SinkFile(undefined, await open(path, 'wx')),
+      () => new SinkFile(openSync(path, 'wx', mode), undefined),
+      async () => new SinkFile(undefined, await open(path, 'wx', mode)),
     );
   }
 

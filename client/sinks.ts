@@ -12,7 +12,7 @@ import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/prom
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
-import { keepPermissionBits, type ModableFile } from '../shared/fileModes.js';
+import { hiddenFileBits, keepPermissionBits, type ModableFile, NEW_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
@@ -289,11 +289,12 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     try {
       await this.ready;
       // Where the filesystem refuses them, the verified file is kept all the same, as written.
-      if (kept.mode !== undefined) {
-        // With the final bits (0444, say), it is no partial to continue: an exit now removes it.
-        this.keepable = false;
-        await keepPermissionBits(handle, kept.mode, { createdHere: this.createdHere }).catch(() => {});
-      }
+      // Without the remote file's bits, a new file's: it was created its owner's alone.
+      // With the final bits (0444, say), it is no partial to continue: an exit now removes it.
+      this.keepable = false;
+      await keepPermissionBits(handle, kept.mode ?? NEW_FILE_BITS, { createdHere: this.createdHere }).catch(
+        () => {},
+      );
       if (kept.mtimeMs !== undefined) await handle.utimes(new Date(), fileTime(kept.mtimeMs)).catch(() => {});
       await handle.close();
       await renameIntoPlace(this.temporary, this.target);
@@ -458,7 +459,12 @@ export class ContinueSink extends HiddenFileSink {
     registerTemporary(temporary);
     try {
       // Empty for now: the copy comes in startAt(), written through this handle.
-      const sink = new ContinueSink(target, temporary, await open(temporary, 'wx+'), keepsPartial);
+      const sink = new ContinueSink(
+        target,
+        temporary,
+        await open(temporary, 'wx+', hiddenFileBits()),
+        keepsPartial,
+      );
       sink.copyFrom = target;
       // A copy of the user's file: nothing of it is ours to keep until the server vouched for it.
       sink.keepable = false;

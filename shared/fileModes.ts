@@ -17,6 +17,20 @@ export const PERMISSION_BITS = 0o777;
 export const SERVER_OWN_FILE_BITS = 0o600;
 export const SERVER_OWN_DIRECTORY_BITS = 0o700;
 
+/** What open(2) is asked to give a new file (node's default), less the umask: `--no-perms`'s bits. */
+export const NEW_FILE_BITS = 0o666;
+
+/**
+ * The bits a download's hidden file is created with (its owner's alone, as rsync's temporary
+ * files): it holds a private file's bytes for the whole download, and a failed one's whole blocks
+ * for `get -c` after it. Created with NEW_FILE_BITS (0644 under umask 022), any local user could
+ * open it, and read on through that descriptor after the final chmod. Where the kernel does not
+ * show the umask (processUmask), a file created with NEW_FILE_BITS is what shows it: created so.
+ */
+export function hiddenFileBits(): number {
+  return processUmask() === undefined ? NEW_FILE_BITS : 0o600;
+}
+
 /** What a field of permission bits must be, as an error message says it. */
 export const PERMISSION_BITS_WANTED = 'permission bits, an integer from 0 to 511 (0o777)';
 

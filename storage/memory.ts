@@ -7,6 +7,7 @@ import { type IProcess, Volume } from 'memfs';
 import { DEFAULTS } from '../shared/defaults.js';
 import {
   lessUmask,
+  NEW_FILE_BITS,
   PERMISSION_BITS,
   SERVER_OWN_DIRECTORY_BITS,
   SERVER_OWN_FILE_BITS,
@@ -85,9 +86,6 @@ export class MemoryStorage extends FsStorage {
     return this.#reservedBytes;
   }
 }
-
-/** What open(2) gives a file it creates before the umask, as node's fs asks by default. */
-const NEW_FILE_BITS = 0o666;
 
 /** Runs a call and gives its outcome as a promise: at once (settle) or as a LoopTurns lets it. */
 type CallRunner = <T>(call: () => T | Promise<T>) => Promise<T>;

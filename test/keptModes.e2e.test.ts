@@ -6,12 +6,13 @@
  * gets. The test runs under umask 027, which takes group write and all of others' bits, so that
  * the masking shows; the server runs in this process, the CLI in a child that inherits it.
  */
-import { chmod, mkdir, readdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
+import { chmod, mkdir, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseModeArgument } from '../cli/modeArgument.js';
 import { byDepth } from '../cli/remotePath.js';
-import { ContinueSink, keptPartialPath } from '../client/sinks.js';
+import { ContinueSink, keptPartialPath, openSink } from '../client/sinks.js';
 import { processUmask, umaskShownBy } from '../shared/fileModes.js';
 import { DiskStorage } from '../storage/disk.js';
 import { runCli } from './helpers/cliProcess.js';
@@ -156,6 +157,62 @@ describe('keeping permission bits, disk storage', () => {
     const plain = await client.get('run.sh', join(dir, 'plain.sh'));
     expect(plain.mode).toBe(0o755);
     expect(await modeOf(join(dir, 'plain.sh'))).toBe(0o640);
+  });
+});
+
+describe("a download's hidden file is its owner's alone until it is finished", () => {
+  // Where the kernel shows the umask; elsewhere the hidden file is created as any new file.
+  const linux = process.platform === 'linux';
+
+  it('while written, kept for get -c, and as a get -c copy; the finished file gets its bits', async () => {
+    if (!linux) return;
+    server = await startServer({ backend: 'disk' });
+    const dir = await tempDirs.make();
+    const client = await server.connect();
+    const bytes = Buffer.alloc(9 * MiB, 5);
+    await fileWithMode(server.root!, 'secret.bin', bytes, 0o600);
+    await fileWithMode(server.root!, 'open.bin', bytes, 0o644);
+    // The hidden files' modes once bytes are written (looked at in step: the get waits for it).
+    const hiddenModes = (): number[] =>
+      readdirSync(dir)
+        .filter((name) => name.startsWith('.muxftp-'))
+        .map((name) => statSync(join(dir, name)).mode & 0o777);
+    const seen: number[] = [];
+    const watch = {
+      onProgress: (done: number) => {
+        if (done > 0 && seen.length === 0) seen.push(...hiddenModes());
+      },
+    };
+
+    // A private file: under umask 027 its bytes were readable by the group while written (0640).
+    await client.get('secret.bin', join(dir, 'secret.bin'), { keepModes: true, ...watch });
+    expect(seen).toEqual([0o600]);
+    expect(await modeOf(join(dir, 'secret.bin'))).toBe(0o600);
+
+    // Any file, kept or not: the final bits are given once verified.
+    seen.length = 0;
+    await client.get('open.bin', join(dir, 'open.bin'), watch);
+    expect(seen).toEqual([0o600]);
+    expect(await modeOf(join(dir, 'open.bin'))).toBe(0o644 & ~UMASK);
+
+    // What a failed download keeps for get -c stays so.
+    const sink = await openSink(join(dir, 'again.bin'), undefined, false, true);
+    await sink.write([bytes.subarray(0, 5 * MiB)]);
+    seen.length = 0;
+    seen.push(...hiddenModes());
+    const kept = await sink.keepPartial!();
+    expect(kept).toEqual({ path: keptPartialPath(join(dir, 'again.bin')), bytes: 4 * MiB });
+    expect(seen).toEqual([0o600]);
+    expect(await modeOf(kept!.path)).toBe(0o600);
+    await rm(kept!.path);
+
+    // get -c of a partial local file (one the user made, 0644) copies it into a hidden file: so too.
+    await writeFile(join(dir, 'partial.bin'), bytes.subarray(0, 4 * MiB + 7));
+    await chmod(join(dir, 'partial.bin'), 0o644);
+    seen.length = 0;
+    await client.get('secret.bin', join(dir, 'partial.bin'), { keepModes: true, continue: true, ...watch });
+    expect(seen).toEqual([0o600]);
+    expect(await modeOf(join(dir, 'partial.bin'))).toBe(0o600);
   });
 });
 
