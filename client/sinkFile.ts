@@ -24,7 +24,7 @@ import {
   writev,
   writevSync,
 } from 'node:fs';
-import { type FileHandle, open, rename } from 'node:fs/promises';
+import { type FileHandle, lstat, open, rename } from 'node:fs/promises';
 import { CallsInFlight } from '../shared/callsInFlight.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { closedFileError } from '../shared/errnoReasons.js';
@@ -164,13 +164,36 @@ export class SinkFile {
 }
 
 /**
+ * What is at a download's target as it starts, as lstat(2) sees it (a link to a directory is no
+ * directory: the rename replaces the link): one look per download, on the loop while file calls
+ * are fast, as the rename's. What cannot be looked at is 'none': the download's own calls say
+ * what is wrong.
+ */
+export async function targetKind(target: string): Promise<'none' | 'directory' | 'other'> {
+  const info = await localFileCalls.run(
+    () => {
+      try {
+        return lstatSync(target, { throwIfNoEntry: false });
+      } catch {
+        return undefined;
+      }
+    },
+    () => lstat(target).catch(() => undefined),
+  );
+  return info === undefined ? 'none' : info.isDirectory() ? 'directory' : 'other';
+}
+
+/**
  * Renames `from` onto `to`: on the loop when nothing is at `to` (the usual download into a new
  * name), through the threadpool when something is, since replacing a file frees it in the call.
+ * `replacing`: whether something was there when the download started (targetKind), so that `to`
+ * is looked at once a download (a file put there meanwhile is replaced on the loop); else looked
+ * at now.
  */
-export async function renameIntoPlace(from: string, to: string): Promise<void> {
+export async function renameIntoPlace(from: string, to: string, replacing?: boolean): Promise<void> {
   const renamed = await localFileCalls.run(
     () => {
-      if (lstatSync(to, { throwIfNoEntry: false }) !== undefined) return false;
+      if (replacing ?? lstatSync(to, { throwIfNoEntry: false }) !== undefined) return false;
       renameSync(from, to);
       return true;
     },

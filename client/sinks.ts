@@ -18,7 +18,7 @@ import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integr
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
 import { downloadPartialName, newDownloadTemporaryName } from '../shared/temporaryNames.js';
 import { claimLeftBehind, inProgressPath, removeLeftBehind } from './downloadsLeftBehind.js';
-import { renameIntoPlace, SinkFile, writeFully } from './sinkFile.js';
+import { renameIntoPlace, SinkFile, targetKind, writeFully } from './sinkFile.js';
 import { LocalFile, localError, localFileCalls, notRegularFileError } from './sources.js';
 
 export interface ByteSink {
@@ -263,6 +263,8 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
   private writing: Promise<unknown> | undefined;
   /** abort() was called: work it waits for (ContinueSink's copy) stops instead of going on. */
   protected aborted = false;
+  /** Something was at the target when the download started (undefined: looked at when renamed). */
+  protected replacing: boolean | undefined;
 
   protected constructor(target: string, temporary: string, handle: File, keepsPartial: boolean) {
     this.target = target;
@@ -297,7 +299,7 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
       );
       if (kept.mtimeMs !== undefined) await handle.utimes(new Date(), fileTime(kept.mtimeMs)).catch(() => {});
       await handle.close();
-      await renameIntoPlace(this.temporary, this.target);
+      await renameIntoPlace(this.temporary, this.target, this.replacing);
       temporaryFilesInProgress.delete(this.temporary);
     } catch (err) {
       await unlink(this.temporary).catch(() => {});
@@ -368,10 +370,17 @@ class FileSink extends HiddenFileSink<SinkFile> {
   private written = 0;
 
   static async open(target: string, keepsPartial: boolean): Promise<FileSink> {
+    // A directory there is found before a byte is asked for: its rename refused the whole file
+    // once it had come (EISDIR), and nothing of it was kept.
+    const kind = await targetKind(target);
+    if (kind === 'directory')
+      throw localError(Object.assign(new Error('EISDIR: is a directory'), { code: 'EISDIR' }), target);
     const temporary = temporaryPath(target, keepsPartial);
     registerTemporary(temporary);
     try {
-      return new FileSink(target, temporary, await SinkFile.create(temporary), keepsPartial);
+      const sink = new FileSink(target, temporary, await SinkFile.create(temporary), keepsPartial);
+      sink.replacing = kind === 'other';
+      return sink;
     } catch (err) {
       temporaryFilesInProgress.delete(temporary);
       throw localError(err, target);

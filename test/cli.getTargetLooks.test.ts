@@ -2,7 +2,8 @@
  * `muxftp get` looks at each local target once before it downloads: the CLI asks whether it is
  * written in place (a FIFO or device: then it is not retried), and the download it starts is told
  * the answer instead of asking again (a stat each, on the loop: a threadpool hand-off would cost
- * ~100–180 µs here). One more look comes just before the verified file is renamed into place.
+ * ~100–180 µs here). One more comes as the download opens its hidden file (a directory there fails
+ * it before a byte comes), whose answer the rename into place goes by.
  * The real CLI against a real server on 127.0.0.1, with fs's stat calls counted in the child
  * process (test/helpers/countPathStats.mjs). Needs dist/ (npm run build).
  */
@@ -61,7 +62,7 @@ function cliCountingStats(
 }
 
 describe('get looks at each local target once before it downloads', () => {
-  it('one stat per target, and one before the rename, whether it exists (replaced) or not (created)', async () => {
+  it('one stat per target, and one for the rename, whether it exists (replaced) or not (created)', async () => {
     server = await startServer({ backend: 'memory' });
     const a = randomBytes(100_000);
     const b = randomBytes(70_000);
@@ -83,8 +84,9 @@ describe('get looks at each local target once before it downloads', () => {
     expect(run.code).toBe(0);
     expect(await readFile(join(into, 'a.bin'))).toEqual(a);
     expect(await readFile(join(into, 'b.bin'))).toEqual(b);
-    // The look when planned, and the lstat just before the rename into place (client/sinkFile.ts:
-    // onto nothing it renames on the loop, onto a file through the threadpool). Both on the loop.
+    // The look when planned, and the lstat as the download starts, which the rename into place
+    // goes by (client/sinkFile.ts: onto nothing it renames on the loop, onto a file through the
+    // threadpool). Both on the loop.
     expect(run.counts).toEqual({ [join(into, 'a.bin')]: 2, [join(into, 'b.bin')]: 2 });
   });
 });

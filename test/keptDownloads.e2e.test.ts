@@ -10,6 +10,7 @@ import {
   chown,
   type FileHandle,
   link,
+  lstat,
   mkdir,
   open,
   readdir,
@@ -698,6 +699,46 @@ describe('a download that fails writing locally', () => {
     expect((await stat(path)).size).toBe(bytes);
     expect(await readdir(dir)).toEqual([downloadPartialName('big.bin')]);
   }, 30_000);
+});
+
+describe('a directory where the downloaded file goes', () => {
+  it('fails the get before a byte comes, as the rename onto it would have after all of them; a link to one is replaced', async () => {
+    const content = randomBytes(2 * BLOCK + 5);
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const dir = await tempDirs.make();
+    await mkdir(join(dir, 'big.bin', 'inside'), { recursive: true });
+    const client = await env.connect();
+    for (const options of [{ keepPartial: true }, { keepPartial: true, continue: true }, {}]) {
+      let received = 0;
+      const error = await client
+        .get('big.bin', join(dir, 'big.bin'), {
+          ...options,
+          onProgress: (done) => {
+            received = Math.max(received, done);
+          },
+        })
+        .then(
+          () => undefined,
+          (failure: unknown) => failure,
+        );
+      expect(error).toMatchObject({
+        code: 'LOCAL_IO_ERROR',
+        message: `is a directory: ${join(dir, 'big.bin')}`,
+        cause: { code: 'EISDIR' },
+      });
+      // It downloaded all of it, then failed the rename and kept nothing.
+      expect(received).toBe(0);
+      expect((await readdir(dir)).sort()).toEqual(['big.bin']);
+      expect(await readdir(join(dir, 'big.bin'))).toEqual(['inside']);
+    }
+    // A symbolic link to a directory is no directory there: replaced by the file, as before.
+    await symlink(join(dir, 'big.bin'), join(dir, 'link.bin'));
+    await client.get('big.bin', join(dir, 'link.bin'), { keepPartial: true });
+    expect(sha256(await readFile(join(dir, 'link.bin')))).toBe(sha256(content));
+    expect((await lstat(join(dir, 'link.bin'))).isFile()).toBe(true);
+    expect(await readdir(join(dir, 'big.bin'))).toEqual(['inside']);
+  });
 });
 
 describe('get -c of a partial file under the real name that fails for good', () => {
