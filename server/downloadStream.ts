@@ -140,8 +140,10 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       ),
     );
     const offset = blocks * INTEGRITY_BLOCK_BYTES;
-    // The DATA starts there: a client that half-closes while the prefix is hashed needs credit for
-    // the rest from it on, not for the whole file (starvedByPeerEnd).
+    // The DATA starts there, set before the prefix is hashed: a WINDOW that comes meanwhile starts
+    // reads (readAhead) from here, sent once the REPLY is out (from 0 they went out as the bytes at
+    // the offset, under an END whose D vouched for them), and a client that half-closes meanwhile
+    // needs credit for the rest from here on, not for the whole file (starvedByPeerEnd).
     this.readPosition = offset;
     let prefix: readonly Buffer[];
     if (this.known !== undefined) {

@@ -20,6 +20,7 @@ import { ReadLog } from './helpers/readLog.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { until } from './helpers/waits.js';
 
 const BLOCK = INTEGRITY_BLOCK_BYTES;
 const RESUME_AT = 2 * BLOCK;
@@ -206,5 +207,47 @@ describe("a resumed get's REPLY", () => {
     expect(blocks.length).toBe(240);
     expect(offset).toBe(240 * BLOCK);
     expect(new Set(blocks)).toEqual(new Set([sha256(Buffer.alloc(BLOCK))]));
+  });
+});
+
+describe('a WINDOW that comes while the prefix is hashed', () => {
+  it('has the DATA start at the offset, not at byte 0 of the file', async () => {
+    // PROTOCOL.md: the client may send WINDOW any time after OPEN. One read while the server
+    // hashed the prefix started reads from where the DATA would start: 0, before 81d8dca set the
+    // offset first. The END's D was over what was sent, so the reference client took for a
+    // verified download a file holding byte 0 on where the server's held the rest.
+    env = await startServer({ backend: 'disk' });
+    const content = randomBytes(BLOCK + 100_000);
+    await writeFile(join(env.root!, 'f.bin'), content);
+    let reads = 0;
+    let releaseReads!: () => void;
+    const readsReleased = new Promise<void>((resolve) => {
+      releaseReads = resolve;
+    });
+    const storage = env.storage;
+    const openRead = storage.openRead.bind(storage);
+    storage.openRead = async (path) => {
+      const handle = await openRead(path);
+      const read = handle.read.bind(handle);
+      handle.read = async (...args) => {
+        reads++;
+        await readsReleased;
+        return read(...args);
+      };
+      return handle;
+    };
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    peer.write(encodeOpen(1, { op: 'get', path: 'f.bin', offset: BLOCK }));
+    await until(() => reads === 1, 'the prefix being read');
+    peer.write(encodeWindow(1, content.length - BLOCK));
+    await until(() => reads === 2, 'a read for the credit');
+    releaseReads();
+    await peer.waitFor((f) => f.streamId === 1 && (f.type === FrameType.END || f.type === FrameType.ERROR));
+    const frames = peer.frames.filter((f) => f.streamId === 1);
+    const received = Buffer.concat(frames.filter((f) => f.type === FrameType.DATA).map((f) => f.payload));
+    expect(received.equals(content.subarray(BLOCK))).toBe(true);
+    expect(frames[0]!.type).toBe(FrameType.REPLY);
+    expect(frames.at(-1)!.type).toBe(FrameType.END);
   });
 });
