@@ -88,9 +88,13 @@ describe('muxftp user add/del', () => {
     clearTimeout(released);
     expect(Object.keys((await readUsersFile(file)).users)).toEqual(['hal']);
     await writeFile(`${file}.lock`, '1\n');
+    // RESOURCE_BUSY: a script told by --json can wait and try again (LOCAL_IO_ERROR said the file was unusable).
     await expect(
       updateUsersFile(file, (users) => removeUser(users, 'hal'), { lockWaitMs: 100 }),
-    ).rejects.toThrow(`users file ${file} is locked by another edit (${file}.lock)`);
+    ).rejects.toMatchObject({
+      code: 'RESOURCE_BUSY',
+      message: expect.stringContaining(`users file ${file} is locked by another edit (${file}.lock)`),
+    });
     expect(Object.keys((await readUsersFile(file)).users)).toEqual(['hal']);
   });
 

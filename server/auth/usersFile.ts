@@ -305,7 +305,7 @@ async function removeStaleLock(lock: string): Promise<number | undefined> {
  * last edit were lost. The lock is held only for the read, the change and the write (never while
  * a password is typed), and removed after. It names its holder's pid and host: one left by a
  * killed edit (that pid no longer running on this host) is taken over, and `onStaleLock` told;
- * any other lock held past `lockWaitMs` is named in the error.
+ * any other lock held past `lockWaitMs` is named in the error (RESOURCE_BUSY).
  */
 export async function updateUsersFile(
   path: string,
@@ -347,7 +347,9 @@ export async function updateUsersFile(
         continue;
       }
       if (performance.now() >= deadline) {
-        throw new Error(
+        // Busy, not broken: a script may try again (the CLI's --json says RESOURCE_BUSY).
+        throw new MuxftpError(
+          'RESOURCE_BUSY',
           `users file ${path} is locked by another edit (${lock}); if no muxftp user command is running, remove ${lock}`,
         );
       }
