@@ -28,7 +28,7 @@ import type { Excluded } from './excludes.js';
 import { localFsError, walkLocalDestination } from './localFiles.js';
 import type { Output } from './output.js';
 import { isConnectionLoss } from './reconnect.js';
-import { joinRemote, remoteBaseName, remoteParent } from './remotePath.js';
+import { joinRemote, normalRemote, remoteBaseName, remoteParent } from './remotePath.js';
 import { isGone, PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from './remoteRemoval.js';
 import { asMuxftpError, walkRemoteTree } from './remoteTree.js';
 import { failedOutcome, previewTransfers, type TransferJob, type TransferOutcome } from './transferRunner.js';
@@ -213,14 +213,6 @@ async function dotDotAfterLink(local: string): Promise<boolean> {
     realpath(path.resolve(upTo)).catch(() => undefined),
   ]);
   return asTheSystemReadsIt !== asText;
-}
-
-/** A remote path as the server takes it: no empty or `.` names (`L/.` is `L`). */
-function normalRemote(remote: string): string {
-  return remote
-    .split('/')
-    .filter((name) => name !== '' && name !== '.')
-    .join('/');
 }
 
 /**

@@ -15,6 +15,14 @@ export function joinRemote(dir: string, name: string): string {
   return base === '' ? name : `${base}/${name}`;
 }
 
+/** A remote path as the server takes it: no empty or `.` names (`L/.` is `L`, `/a//b/` is `a/b`). */
+export function normalRemote(remote: string): string {
+  return remote
+    .split('/')
+    .filter((name) => name !== '' && name !== '.')
+    .join('/');
+}
+
 /** The last name of a remote path ('' for the root). */
 export function remoteBaseName(path: string): string {
   const trimmed = path.replace(/\/+$/, '');

@@ -756,6 +756,26 @@ describe('--delete', () => {
     await expect(lstat(join(local, 'copy'))).rejects.toMatchObject({ code: 'ENOENT' }); // refused before -p made it
   });
 
+  it('a tree named twice (two globs matching it) is one tree: mirrored, not refused as two', async () => {
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'src'), ['a', 'sub/b']);
+    await makeTree(join(root, 'd', 'src'), ['a', 'stale']);
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    const put = await cli('--json', 'put', '-r', 'src', './src', '--to', 'd', '--delete');
+    expect(put.stderr).not.toContain('two of the trees');
+    expect(put.code).toBe(0);
+    expect(deletedIn(put.stdout, 'remote')).toEqual(['d/src/stale']);
+    expect(await treeUnder(join(root, 'd'))).toEqual(['src/', 'src/a', 'src/sub/', 'src/sub/b']);
+
+    await makeTree(join(local, 'out', 'src'), ['old']);
+    const get = await cli('--json', 'get', '-r', 'd/s*', 'd/src/', '--to', 'out', '--delete');
+    expect(get.stderr).not.toContain('two of the trees');
+    expect(get.code).toBe(0);
+    expect(deletedIn(get.stdout, 'local')).toEqual([join('out', 'src', 'old')]);
+    expect(await treeUnder(join(local, 'out'))).toEqual(['src/', 'src/a', 'src/sub/', 'src/sub/b']);
+  });
   it('keeps an excluded path, and the directories above it, inside what it removes', async () => {
     server = await startServer({ backend: 'disk' });
     const root = server.root!;

@@ -42,6 +42,7 @@ import {
   hostPathWarning,
   isPlainName,
   joinRemote,
+  normalRemote,
   remoteBaseName,
   remotePathFromArgument,
 } from '../remotePath.js';
@@ -325,11 +326,7 @@ async function get(
         new MuxftpError('ALREADY_EXISTS', `${job.local} is where ${first.remote} goes too`),
         'get them into different directories',
       ),
-    (job) =>
-      remotePathFromArgument(job.remote)
-        .split('/')
-        .filter((name) => name !== '' && name !== '.')
-        .join('/'),
+    (job) => normalRemote(job.remote),
   );
 
   // --delete: what stands where the tree has something of another kind goes first.
@@ -558,6 +555,8 @@ async function planDownloads(
   const jobs: TransferJob[] = [];
   const localDirs: LocalDir[] = [];
   const trees: MirroredTree[] = [];
+  // Each tree walked, by its source and destination.
+  const walkedTrees = new Set<string>();
   // Many files named in one directory: one listing of it tells them all (a stat is a request each).
   const crowded = new CrowdedDirectories(remotes.filter((remote) => !listed.has(remote)));
   // At most -j of them wait in line (ConcurrencyLimit.map): a pattern may match thousands.
@@ -609,6 +608,12 @@ async function planDownloads(
         remoteMode: result.entry.mode,
       });
     } else if (result.entry.type === 'dir') {
+      // The same tree named twice (`get -r 'a*' 'ab'`, both matching ab) is fetched once, as a
+      // file named twice is (withoutSharedDestinations): walked twice, --delete refused the run,
+      // saying the two would delete what each other sent.
+      const walked = `${normalRemote(remote)}\0${path.resolve(local)}`;
+      if (walkedTrees.has(walked)) continue;
+      walkedTrees.add(walked);
       const tree = await walkRemoteTree(client, remote, limit, Number.POSITIVE_INFINITY, excluded);
       const localFor = (relative: string): string => path.join(local, ...relative.split('/'));
       localDirs.push({ local, remote, mtime: result.entry.mtime, mode: result.entry.mode });

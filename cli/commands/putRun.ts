@@ -48,6 +48,7 @@ import {
   hostPathWarning,
   isPlainName,
   joinRemote,
+  normalRemote,
   remoteParent,
   remotePathFromArgument,
   tildePathWarning,
@@ -648,6 +649,8 @@ async function planUploads(
   const jobs: TransferJob[] = [];
   const dirs: Array<{ local: string; remote: string }> = [];
   const trees: MirroredTree[] = [];
+  // Each tree walked, by its source and destination.
+  const walkedTrees = new Set<string>();
   for (const source of sources) {
     if (source === '-') {
       if (target.kind === 'as') {
@@ -683,6 +686,12 @@ async function planUploads(
       // run says it too. Planned, its mkdir failed, then every file of the tree with a line each.
       failDirectory(source, remote, new MuxftpError('NOT_A_DIRECTORY', `not a directory: ${remote}`));
     } else if (entry.kind === 'dir' && recursive) {
+      // The same tree named twice (`put -r src ./src --to d`, or two shell globs that both match
+      // src) is sent once, as a file named twice is (withoutSharedDestinations): walked twice,
+      // --delete refused the run, saying the two would delete what each other sent.
+      const walked = `${path.resolve(source)}\0${normalRemote(remote)}`;
+      if (walkedTrees.has(walked)) continue;
+      walkedTrees.add(walked);
       const tree = await walkLocalTree(source, excluded);
       if (remote !== '') dirs.push({ local: source, remote }); // '' is the root: there already
       for (const dir of tree.dirs)
