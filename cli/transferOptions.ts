@@ -102,9 +102,9 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
         exitCode: EXIT_STATUS.usage,
       });
     }
-    for (const { pattern, line } of excludeFileLines(text)) {
+    for (const { kind, pattern, line } of excludeFileLines(text)) {
       namesNothing(pattern, `--exclude-from ${value}: line ${line}, ${shellWord(pattern)},`);
-      filters.push({ kind: 'exclude', pattern });
+      filters.push({ kind, pattern });
     }
   }
   options.filters = filters;
@@ -158,7 +158,7 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     )
     .option(
       '--exclude-from <file>',
-      'with -r: --exclude each pattern in this file, one a line (blank lines and lines starting with # skipped), in its place among the others; repeatable',
+      "with -r: --exclude each pattern in this file, one a line, in its place among the others (blank lines and lines starting with # or ; skipped; as in rsync, a line '+ PATTERN' is an --include, '- PATTERN' an --exclude); repeatable",
       collectRule,
     )
     .option(
@@ -204,10 +204,21 @@ function parseLimitRate(value: string): number {
   return parseRate(value);
 }
 
-/** The patterns of an --exclude-from file, as rsync reads one: a line each, blank and `#` lines skipped. */
-function excludeFileLines(text: string): Array<{ pattern: string; line: number }> {
+/**
+ * The rules of an --exclude-from file, as rsync reads one: a pattern a line, blank lines and those
+ * starting with `#` or `;` skipped; a line starting `- ` excludes the rest of it, one starting
+ * `+ ` includes it (rsync's prefixes: an exclude file written for rsync, rsnapshot's say, has
+ * them, and read as names `- /tmp` matched nothing and `+ /home` left nothing in, so --delete
+ * removed what the file kept).
+ */
+function excludeFileLines(text: string): Array<FilterRule & { line: number }> {
   return text
     .split(/\r?\n/)
     .map((pattern, index) => ({ pattern, line: index + 1 }))
-    .filter(({ pattern }) => pattern.trim() !== '' && !pattern.startsWith('#'));
+    .filter(({ pattern }) => pattern.trim() !== '' && !pattern.startsWith('#') && !pattern.startsWith(';'))
+    .map(({ pattern, line }) => {
+      const prefix = /^([+-]) /.exec(pattern)?.[1];
+      if (prefix === undefined) return { kind: 'exclude', pattern, line };
+      return { kind: prefix === '+' ? 'include' : 'exclude', pattern: pattern.slice(2), line };
+    });
 }

@@ -188,6 +188,23 @@ describe('--exclude', () => {
     );
   });
 
+  it("--exclude-from reads rsync's '- ' and '+ ' prefixes and ';' comments: what the file keeps out, --delete keeps", async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeSite(join(local, 'site'));
+    await mkdir(join(server.root!, 'site'));
+    await writeFile(join(server.root!, 'site', 'notes.tmp'), 'only on the server');
+    // An exclude file written for rsync (rsnapshot's are): each prefix says what its line is.
+    await writeFile(join(local, 'rules'), '; kept out\n- *.tmp\n- .git\n+ sub/keep.txt\n- sub/*\ncache\n');
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--exclude-from', 'rules', '--delete'],
+      local,
+    );
+    // Read as names, no line matched: notes.tmp went as not in the tree, and everything was sent.
+    expect(await filesUnder(join(server.root!, 'site'))).toEqual(['index.html', 'notes.tmp', 'sub/keep.txt']);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+  });
+
   it('--include keeps what matches when it comes first, the order given deciding, --exclude-from in its place', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
