@@ -165,8 +165,8 @@ export async function matchRemotePattern(client: Client, pattern: string): Promi
   return found.sort((a, b) => (a.argument < b.argument ? -1 : a.argument > b.argument ? 1 : 0));
 }
 
-/** No entry there, or a file where the path needs a directory: the path matches nothing. */
-const isNoSuchPath = (error: unknown): boolean =>
+/** No entry there, or a file where the path needs a directory: the path names nothing. */
+export const isNoSuchPath = (error: unknown): boolean =>
   error instanceof MuxftpError && (error.code === 'NOT_FOUND' || error.code === 'NOT_A_DIRECTORY');
 
 async function statIfThere(client: Client, path: string): Promise<WireEntry | undefined> {

@@ -20,12 +20,12 @@ import type { Client, WireEntry } from '../client/client.js';
 import { removeLeftBehind } from '../client/downloadsLeftBehind.js';
 import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
-import { MuxftpError } from '../shared/errors.js';
 import { lessUmask, PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
 import { CrowdedDirectories } from './crowdedDirectories.js';
 import { inspectLocalIfExists, statLocal } from './localFiles.js';
+import { isNoSuchPath } from './remoteGlob.js';
 import type { SkippedDone, TransferDone, TransferJob, TransferRun } from './transferRunner.js';
 
 /**
@@ -240,9 +240,15 @@ async function remoteCopyExists(
   return remote?.type === 'file' ? { bytes: remote.size } : undefined;
 }
 
-/** get --ignore-existing: the local copy (or a link to one). */
+/**
+ * get --ignore-existing: the local copy (or a link to one). A file where a directory of its path
+ * goes holds none (a dry run's look: --delete removes it before a real run's).
+ */
 async function localCopyExists(job: TransferJob): Promise<SkippedDone | undefined> {
-  const local = await inspectLocalIfExists(job.local);
+  const local = await inspectLocalIfExists(job.local).catch((error: unknown) => {
+    if ((error as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOTDIR') return undefined;
+    throw error;
+  });
   return local?.kind === 'file' ? { bytes: local.size } : undefined;
 }
 
@@ -271,7 +277,9 @@ class RemoteDestinations {
     let answer = this.#stats.get(remote);
     if (answer === undefined) {
       answer = client.stat(remote).catch((error: unknown) => {
-        if (error instanceof MuxftpError && error.code === 'NOT_FOUND') return undefined;
+        // Nor where a file stands in its path (a dry run's look: --delete removes that file
+        // before a real run's): --ignore-existing said it could not tell, and failed the file.
+        if (isNoSuchPath(error)) return undefined;
         // Not kept: asked again (on a new connection, say), it may answer.
         this.#stats.delete(remote);
         throw error;

@@ -1195,6 +1195,32 @@ describe('--dry-run', () => {
       expect.objectContaining({ remote: 'site/index.html', dryRun: true }),
     ]);
   });
+
+  it('--ignore-existing: a file where the tree has a directory holds no file of it: would be replaced, then sent (not "cannot tell")', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeTree(join(local, 'site'), ['sub/page.html']);
+    await makeTree(join(server.root!, 'site'), ['sub']); // a file where the tree has a directory
+    await makeTree(join(local, 'copy', 'site'), ['sub']);
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const flags = ['--delete', '--ignore-existing'];
+    const put = await runCli([...at, 'put', '-r', 'site', ...flags, '-n'], local);
+    expect(put).toMatchObject({ code: 0, stderr: '' });
+    expect(put.stdout).toBe(
+      'would delete site/sub (in the way of a directory)\nwould put site/sub/page.html → site/sub/page.html (13 B)\n',
+    );
+    // As the real run does.
+    expect(await runCli([...at, 'put', '-r', 'site', ...flags], local)).toMatchObject({ code: 0 });
+    expect(await treeUnder(join(server.root!, 'site'))).toEqual(['sub/', 'sub/page.html']);
+
+    const get = await runCli([...at, 'get', '-r', 'site', '--to', 'copy', ...flags, '-n'], local);
+    expect(get).toMatchObject({ code: 0, stderr: '' });
+    const sub = join('copy', 'site', 'sub');
+    expect(get.stdout).toBe(
+      `would delete ${sub} (in the way of a directory)\nwould get site/sub/page.html → ${join(sub, 'page.html')} (13 B)\n`,
+    );
+    expect(await treeUnder(join(local, 'copy', 'site'))).toEqual(['sub']); // a dry run
+  });
 });
 
 describe('--delete against a server from before links were marked in listings', () => {
