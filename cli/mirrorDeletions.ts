@@ -189,7 +189,7 @@ export async function refusedMirror(
         .slice(at === '' ? 0 : at.length + 1)
         .split(path.sep)
         .join('/');
-      if (tree.present.has(relative)) continue;
+      if (tree.present.has(relative) || keptAsExcluded(run.excluded, relative)) continue;
       return new MuxftpError(
         'INVALID_PATH',
         `--delete: ${destination} goes into ${at || '/'}, where a tree goes that does not have it: it would be deleted as not in that tree`,
@@ -197,6 +197,15 @@ export async function refusedMirror(
     }
   }
   return undefined;
+}
+
+/**
+ * Whether the rules leave the file at `relative` out of its tree: then the tree's walk of its
+ * destination leaves it be, whoever sent it (`put -r . x.log --to d --exclude '*.log'` was
+ * refused, x.log said to be deleted as not in the tree). A look ahead: no rule is credited.
+ */
+function keptAsExcluded(excluded: Excluded | undefined, relative: string): boolean {
+  return excluded?.(relative, false, true) === true;
 }
 
 /**

@@ -708,6 +708,21 @@ describe('--delete', () => {
     expect(await treeUnder(server.root!)).toEqual([]); // refused before -p made d
   });
 
+  it('a file of the run bound into a tree where the rules leave it out is kept there, not refused', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeTree(local, ['site/a', 'site/notes.log', 'lone.log']);
+    await makeTree(join(server.root!, 'd'), ['stale']);
+    const cli = (...args: string[]) =>
+      runCli(['--server', `127.0.0.1:${server!.port}`, ...args], join(local, 'site'));
+    // notes.log is the tree's own file (left out of it), lone.log from beside it.
+    const rules = ['--exclude', '*.log'];
+    const put = await cli('put', '-r', '.', 'notes.log', '../lone.log', '--to', 'd', '--delete', ...rules);
+    expect(put.stderr).not.toContain('where a tree goes that does not have it');
+    expect(put.code).toBe(0);
+    expect(await treeUnder(join(server.root!, 'd'))).toEqual(['a', 'lone.log', 'notes.log']);
+  });
+
   it('get removes nothing before the transfers when two files were bound for one place', async () => {
     server = await startServer({ backend: 'disk' });
     await makeTree(join(server.root!, 't'), ['b/a', 'x/a']);
