@@ -105,7 +105,11 @@ export function parseSecondsAsMs(value: string): number {
   if (value.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
     throw new InvalidArgumentError('expected a positive number of seconds.');
   }
-  return Math.max(1, Math.round(seconds * 1000));
+  const ms = Math.max(1, Math.round(seconds * 1000));
+  // Else `serve --idle-timeout 1e13` got past here and stopped the server's start with a stack
+  // trace (MuxServer takes whole milliseconds); a timer holds to MAX_TIMER_MS anyway.
+  if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError('duration too long.');
+  return ms;
 }
 
 /**

@@ -573,6 +573,20 @@ describe('serve', () => {
     expect(await readdir(local)).toEqual([]);
   });
 
+  it('refuses an --idle-timeout or --handshake-timeout too long to count in milliseconds: no stack trace', async () => {
+    const local = await tempDirs.make();
+    for (const flag of ['--idle-timeout', '--handshake-timeout']) {
+      const long = await runCli(['serve', '--memory', '--port', '0', flag, '1e13'], local, {
+        timeoutMs: 10_000,
+      });
+      expect(long).toMatchObject({ code: 2, stdout: '' });
+      expect(long.stderr).toContain(
+        `option '${flag} <seconds>' argument '1e13' is invalid. duration too long.`,
+      );
+      expect(long.stderr).not.toContain('internal error');
+    }
+  });
+
   it('stops cleanly (exit 0) on a SIGTERM sent the moment its listening line appears', async () => {
     // A service manager or a test may signal as soon as it reads the line; the handlers were
     // installed just after it, and about half of such signals killed the process outright.
