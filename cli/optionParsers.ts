@@ -58,6 +58,27 @@ export function parseHomeDirectory(value: string): string {
   return value;
 }
 
+/**
+ * `serve --host`: an empty one is refused, as an empty --server is. Node binds '' to every
+ * address: `--host "$BIND"` with BIND unset served the whole network where loopback was meant.
+ */
+export function parseListenHost(value: string): string {
+  if (value.trim() === '')
+    throw new InvalidArgumentError(
+      `empty (an unset variable?); give 0.0.0.0 or :: to listen on every address, or leave --host out for ${DEFAULTS.host}.`,
+    );
+  return value;
+}
+
+/** `serve --root`: an empty one is refused here, as a usage error, not by the storage at start. */
+export function parseRootDirectory(value: string): string {
+  if (value === '')
+    throw new InvalidArgumentError(
+      `empty (an unset variable?); give . for the working directory, or leave --root out for ${DEFAULTS.root}.`,
+    );
+  return value;
+}
+
 /** `--user`: an empty one is refused, as an empty --server is (`--user "$USER_NAME"` with it unset). */
 export function parseUserName(value: string): string {
   if (value === '') throw new InvalidArgumentError('empty (an unset variable?).');

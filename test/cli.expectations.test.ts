@@ -573,6 +573,19 @@ describe('serve', () => {
     expect(await readdir(local)).toEqual([]);
   });
 
+  it('refuses an empty --host or --root (an unset variable): an empty host listened on every address', async () => {
+    const local = await tempDirs.make();
+    for (const [flag, reason] of [
+      ['--host', 'give 0.0.0.0 or :: to listen on every address, or leave --host out for 127.0.0.1.'],
+      ['--root', 'give . for the working directory, or leave --root out for data.'],
+    ] as const) {
+      const empty = await runCli(['serve', '--port', '0', flag, ''], local, { timeoutMs: 10_000 });
+      expect(empty).toMatchObject({ code: 2, stdout: '' });
+      expect(empty.stderr).toContain(`argument '' is invalid. empty (an unset variable?); ${reason}`);
+    }
+    expect(await readdir(local)).toEqual([]);
+  });
+
   it('refuses an --idle-timeout or --handshake-timeout too long to count in milliseconds: no stack trace', async () => {
     const local = await tempDirs.make();
     for (const flag of ['--idle-timeout', '--handshake-timeout']) {

@@ -282,6 +282,20 @@ describe('serve --config', () => {
     expect(code).toBe(2);
   });
 
+  it('host "" (an unset variable where the file was generated): refused, naming the line', async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const config = await writeConfig(dir, 'port 0\nmemory\nhost ""\n');
+    const { code, stdout, stderr } = await runCli(['serve', '--config', config], dir, {
+      children: own.children,
+      timeoutMs: 10_000,
+    });
+    expect(stderr).toContain(
+      `muxftp: ${config}:3: host: option '--host <host>' argument '' is invalid. empty`,
+    );
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+  });
+
   it('a file that cannot be read: an error naming it (exit 1), nothing started', async (test) => {
     const own = ownFor(test);
     const dir = await own.tempDir();

@@ -15,10 +15,12 @@ import {
   commanderParser,
   parseDurationAsMs,
   parseHomeDirectory,
+  parseListenHost,
   parseNonNegativeInteger,
   parsePort,
   parsePositiveInteger,
   parseRate,
+  parseRootDirectory,
   parseSecondsAsMs,
   parseUmask,
 } from '../optionParsers.js';
@@ -152,10 +154,11 @@ function addServeOptions(command: Command): Command {
       .option(
         '--host <host>',
         'address to bind; anything but loopback is reachable from other machines',
+        parseListenHost,
         DEFAULTS.host,
       )
       .option('--port <port>', 'TCP port; 0 picks a free one', parsePort, DEFAULTS.port)
-      .option('--root <dir>', 'directory to serve, created if missing', DEFAULTS.root)
+      .option('--root <dir>', 'directory to serve, created if missing', parseRootDirectory, DEFAULTS.root)
       .option(
         '--umask <bits>',
         "octal bits taken from what uploaded files and new directories get, and from what chmod gives, as vsftpd's local_umask (default: the process's, often 022; the server always keeps its own read and write)",
