@@ -586,6 +586,19 @@ describe('serve', () => {
     expect(await readdir(local)).toEqual([]);
   });
 
+  it('refuses --anonymous with --anonymous-write (anonymous got every permission)', async () => {
+    const local = await tempDirs.make();
+    const users = join(local, 'users.json');
+    await writeFile(users, '{"version":1,"users":{}}\n');
+    const both = await runCli(
+      ['serve', '--memory', '--port', '0', '--users', users, '--anonymous', '--anonymous-write'],
+      local,
+      { timeoutMs: 10_000 },
+    );
+    expect(both).toMatchObject({ code: 2, stdout: '' });
+    expect(both.stderr).toContain("option '--anonymous-write' cannot be used with option '--anonymous'");
+  });
+
   it('refuses an --idle-timeout or --handshake-timeout too long to count in milliseconds: no stack trace', async () => {
     const local = await tempDirs.make();
     for (const flag of ['--idle-timeout', '--handshake-timeout']) {

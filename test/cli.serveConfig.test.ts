@@ -282,6 +282,22 @@ describe('serve --config', () => {
     expect(code).toBe(2);
   });
 
+  it("--anonymous on the command line does not leave the file's anonymous-write on: refused, naming the line", async (test) => {
+    const own = ownFor(test);
+    const dir = await own.tempDir();
+    const users = join(dir, 'users.json');
+    await writeFile(users, '{"version": 1, "users": {}}');
+    const config = await writeConfig(dir, `port 0\nmemory\nusers ${users}\nanonymous-write\n`);
+    const { code, stdout, stderr } = await runCli(['serve', '--config', config, '--anonymous'], dir, {
+      children: own.children,
+      timeoutMs: 10_000,
+    });
+    expect(stderr).toContain(
+      `muxftp: ${config}:4: anonymous-write: option '--anonymous-write' cannot be used with option '--anonymous'`,
+    );
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+  });
+
   it('host "" (an unset variable where the file was generated): refused, naming the line', async (test) => {
     const own = ownFor(test);
     const dir = await own.tempDir();

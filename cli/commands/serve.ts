@@ -226,7 +226,11 @@ function addServeOptions(command: Command): Command {
         '--anonymous',
         'with --users: also let clients in as "anonymous", read-only, without a password',
       )
-      .option('--anonymous-write', 'like --anonymous, with every permission')
+      // Given both, anonymous silently got every permission: `--anonymous` on the command line
+      // did not take back a --config file's anonymous-write, as an override would.
+      .addOption(
+        new Option('--anonymous-write', 'like --anonymous, with every permission').conflicts('anonymous'),
+      )
       .option(
         '--anonymous-home <dir>',
         "anonymous's root, under the served root",
