@@ -95,6 +95,12 @@ export function configLines(bytes: Uint8Array): ConfigLine[] {
         );
       if (value.startsWith("'"))
         throw new ConfigLineError(number, `${key}: quote a value with double quotes ("…"), not single ones`);
+      // No shell reads the file: `root ~/srv` made and served a directory named ~ in the working one.
+      if (/^~|\$[{A-Za-z_]/.test(value))
+        throw new ConfigLineError(
+          number,
+          `${key}: ~ and $VARIABLE are not expanded here (no shell reads the file): write the path in full (in double quotes if meant as written)`,
+        );
     }
     lines.push({ line: number, key, value });
   }

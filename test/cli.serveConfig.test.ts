@@ -212,6 +212,11 @@ describe('serve --config', () => {
       "root 'my data'",
       '4: root: quote a value with double quotes ("…"), not single ones',
     ],
+    [
+      'a home directory as a shell writes it',
+      'root ~/srv',
+      '4: root: ~ and $VARIABLE are not expanded here (no shell reads the file): write the path in full (in double quotes if meant as written)',
+    ],
   ])('%s: a usage error naming FILE:LINE and the option', async ([, lines, message], test) => {
     const own = ownFor(test);
     const dir = await own.tempDir();
@@ -359,6 +364,22 @@ describe('serve --config lines (configLines)', () => {
       expect(() => configLines(Buffer.from(`${line}\n`))).toThrow(/a comment goes on a line of its own/);
     },
   );
+
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a config line, as a shell user would write it
+  it.for(['root ~/srv', 'root ~muxftp/srv', 'users $HOME/users.json', 'tls-cert ${CERTS}/cert.pem'])(
+    '%s: what a shell would expand is refused, not taken as written',
+    (line) => {
+      expect(() => configLines(Buffer.from(`${line}\n`))).toThrow(/~ and \$VARIABLE are not expanded here/);
+    },
+  );
+
+  it('a ~ or $ in double quotes, or inside a name, is kept as written', () => {
+    expect(configLines(Buffer.from('root "~/srv"\nusers "$HOME/u.json"\nroot /srv/a~b$\n'))).toEqual([
+      { line: 1, key: 'root', value: '~/srv' },
+      { line: 2, key: 'users', value: '$HOME/u.json' },
+      { line: 3, key: 'root', value: '/srv/a~b$' },
+    ]);
+  });
 
   it('a value opening with # in double quotes is kept', () => {
     expect(configLines(Buffer.from('anonymous-home "#public"\n'))).toEqual([
