@@ -954,6 +954,32 @@ describe.skipIf(!nobodyRunsTheCli)('a served root the server may not write', () 
   });
 });
 
+describe.skipIf(!nobodyRunsTheCli)('a served root the server may not enter', () => {
+  it('is refused at start (exit 1), not served with a warning of failed uploads while every request is PERMISSION_DENIED', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'muxftp-unenterable-'));
+    await chmod(parent, 0o755);
+    const root = join(parent, 'data');
+    // Root's, 0700: a service account outside its owner and group.
+    await mkdir(root);
+    await chmod(root, 0o700);
+    try {
+      const result = spawnSync(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root], {
+        uid: 65534,
+        gid: 65534,
+        cwd: parent,
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
+      expect({ status: result.status, stdout: result.stdout }).toEqual({ status: 1, stdout: '' });
+      expect(result.stderr).toBe(
+        `muxftp: serve: cannot use ${root} as the root: permission denied (this server, uid 65534, may not enter it: nothing in it could be listed, read or written)\n`,
+      );
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('an empty $MUXFTP_PASSWORD', () => {
   it('(a CI secret that is not defined) fails LOGIN_FAILED saying so, before connecting', async () => {
     let connections = 0;

@@ -218,6 +218,15 @@ function sweptEvent(count: number, which: string): LogEvent {
  */
 async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLog): Promise<HeldRoot> {
   const root = await realpath(resolve(rootOption));
+  // Not even to be entered (a service account outside the owner and group of a 750 root): it
+  // served with a warning of failed uploads only, and every request was PERMISSION_DENIED.
+  if (!(await mayAccess(root, fsConstants.X_OK))) {
+    await storage.close();
+    const uid = process.getuid?.();
+    throw new CliError(
+      `serve: cannot use ${root} as the root: permission denied (this server${uid === undefined ? '' : `, uid ${uid},`} may not enter it: nothing in it could be listed, read or written)`,
+    );
+  }
   let held: Awaited<ReturnType<typeof lockServedRoot>>;
   try {
     held = await lockServedRoot(root, {
@@ -246,7 +255,7 @@ async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLo
   // The root is not this account's to write (a service user over a directory root owns): every
   // upload, mkdir, rename and delete fails, each said to its client only as PERMISSION_DENIED.
   // Asked of the root itself: the lock's EPERM may be a filesystem without hard links.
-  if (held.lock === undefined && !(await writableByUs(root))) {
+  if (held.lock === undefined && !(await mayAccess(root, fsConstants.W_OK | fsConstants.X_OK))) {
     const uid = process.getuid?.();
     log.log({
       event: 'warning',
@@ -301,9 +310,9 @@ function heartbeatListeners(root: string, log: ServeLog): HeartbeatListeners {
   };
 }
 
-/** Whether this process may make and remove entries in `dir` (access(2), as the kernel checks). */
-async function writableByUs(dir: string): Promise<boolean> {
-  return access(dir, fsConstants.W_OK | fsConstants.X_OK).then(
+/** Whether this process may access `dir` as `mode` asks (access(2), as the kernel checks). */
+async function mayAccess(dir: string, mode: number): Promise<boolean> {
+  return access(dir, mode).then(
     () => true,
     () => false,
   );
