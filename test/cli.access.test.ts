@@ -467,6 +467,13 @@ describe('logins from the CLI', () => {
     } finally {
       await Promise.all([open.stop(), closed.stop()]);
     }
+    // The start's line tells which anonymous it let in: both read "anonymous on (home …)".
+    expect(open.stderr()).toMatch(/ users? from .*; anonymous on, read-only \(home public\)\n/);
+    const writable = await serve(['--users', usersFile, '--anonymous-write'], join(dir, 'write-data'));
+    await writable.stop();
+    expect(writable.stderr()).toMatch(
+      / users? from .*; anonymous on, with every permission \(home public\)\n/,
+    );
   });
 });
 

@@ -136,7 +136,8 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     const count = access.accounts?.userCount ?? 0;
     log.log({
       event: 'users_loaded',
-      text: `${usersCount(count)} from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on (home ${anonymous.home || '/'})`}`,
+      // Which anonymous: read-only and every permission read alike ("on").
+      text: `${usersCount(count)} from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on, ${anonymous.permissions.has('write') ? 'with every permission' : 'read-only'} (home ${anonymous.home || '/'})`}`,
       fields: { count, file: options.users },
     });
   }
