@@ -7,6 +7,30 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
+/*
+ * What the server's descriptor reserve (DEFAULTS.fdReserve) must hold at once: descriptors no
+ * budget counts, each bounded on its own. Named here, and the reserve their sum, so that raising
+ * one cannot leave the reserve short of what it is taken from (it was a literal 64 while they
+ * came to 74).
+ */
+/** Refused sockets left open for their ERROR to be read (DEFAULTS.maxLingeringRefusals). */
+const maxLingeringRefusals = 32;
+/** Disk calls holding a directory open at once (DEFAULTS.maxPinnedCalls). */
+const maxPinnedCalls = 16;
+/** A pinned call's descriptors at most: a rename's two parents, or a listing's pin and its read. */
+const descriptorsPerPinnedCall = 2;
+/** The metrics listener's connections at once (DEFAULTS.metricsMaxConnections). */
+const metricsMaxConnections = 8;
+/** The metrics listener itself (`--metrics`): opened after the server counts what it holds. */
+const metricsListenerDescriptors = 1;
+/** The socket being accepted, before the connection check can refuse it. */
+const acceptingDescriptors = 1;
+/**
+ * Files `muxftp serve` reads for itself while running, one at a time each: the served root's
+ * lock (its heartbeat, or a retake's look) and a SIGHUP's reread (the users file, a certificate).
+ */
+const ownReadsAtOnce = 2;
+
 export const DEFAULTS = {
   host: '127.0.0.1',
   /** Default TCP port of `muxftp serve` and of the client. */
@@ -115,9 +139,18 @@ export const DEFAULTS = {
   openFileRetryAfterMs: 500,
   /**
    * File descriptors kept free for accepting connections and answering them SERVER_BUSY, on top of
-   * those the process already holds when the server starts (counted then: shared/fileDescriptorLimit.ts).
+   * those the process already holds when the server starts (counted then: shared/fileDescriptorLimit.ts):
+   * the sum of what is taken from it, each bounded on its own (named above): refused sockets
+   * lingering (32), pinned directories (16 calls, two descriptors each), the metrics listener and
+   * its connections (1 + 8), the socket being accepted (1), the server's own reads (2). 76.
    */
-  fdReserve: 64,
+  fdReserve:
+    maxLingeringRefusals +
+    maxPinnedCalls * descriptorsPerPinnedCall +
+    metricsListenerDescriptors +
+    metricsMaxConnections +
+    acceptingDescriptors +
+    ownReadsAtOnce,
   /**
    * The descriptors a process is taken to hold at start where they cannot be counted (no
    * /proc/self/fd): what `muxftp serve` holds on Linux as it listens (node's epoll, eventfds and
@@ -130,7 +163,7 @@ export const DEFAULTS = {
    * two directories two); the rest wait their
    * turn. Taken from fdReserve: 512 removals at once held 230 descriptors (a review).
    */
-  maxPinnedCalls: 16,
+  maxPinnedCalls,
   /**
    * `serve` refuses to start when the descriptor limit leaves fewer than this past fdReserve and
    * the descriptors the process holds already.
@@ -141,12 +174,12 @@ export const DEFAULTS = {
    * from fdReserve; past it a refused socket is closed as soon as its ERROR is written, so peers
    * that never close cannot hold descriptors by being refused.
    */
-  maxLingeringRefusals: 32,
+  maxLingeringRefusals,
   /**
    * Connections the metrics listener (`--metrics`) holds at once, taken from fdReserve (a
    * scraper needs one); past it a new one is closed at once.
    */
-  metricsMaxConnections: 8,
+  metricsMaxConnections,
   /** Milliseconds a metrics connection may send nothing (no request, nor the rest of one) before it is closed. */
   metricsIdleTimeoutMs: 10_000,
   /** Concurrent connections the server accepts before answering SERVER_BUSY. */

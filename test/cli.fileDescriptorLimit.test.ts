@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../shared/defaults.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -79,23 +80,24 @@ describe.skipIf(!havePrlimit)('-j above the open-file limit', () => {
 describe.skipIf(!havePrlimit)('serve under a limit that leaves it no room', () => {
   it('refuses to start, saying which limit and what to raise it to; with enough, it serves', async () => {
     const cwd = await tempDirs.make();
-    // 64 descriptors, all of them the server's reserve: it said "listening" and refused every
+    // 64 descriptors, fewer than the server's reserve: it said "listening" and refused every
     // connection "out of file descriptors" for as long as it ran.
     const starved = await runLimited(64, ['serve', '--memory', '--port', '0'], cwd);
     expect(starved.code).toBe(1);
     // What the process holds at start counts too (node's own, stdio: some 20 here).
-    const said =
-      /serve: the open-file limit \(ulimit -n 64\) leaves 0 descriptors for connections and files after the 64 kept in reserve and the (\d+) the process holds, and a server needs at least 16: raise it to (\d+) or more/.exec(
-        starved.stderr,
-      );
+    const said = new RegExp(
+      `serve: the open-file limit \\(ulimit -n 64\\) leaves 0 descriptors for connections and files after the ${DEFAULTS.fdReserve} kept in reserve and the (\\d+) the process holds, and a server needs at least 16: raise it to (\\d+) or more`,
+    ).exec(starved.stderr);
     expect(said, starved.stderr).not.toBeNull();
     const held = Number(said![1]);
     expect(held).toBeGreaterThan(8);
     expect(held).toBeLessThan(64);
     const least = Number(said![2]);
-    expect(least).toBe(64 + held + 16);
-    // 80 was the least before what the process holds was counted: 16 past the reserve on paper,
-    // none in fact.
+    // The reserve: what is taken from it at its bounds (shared/defaults.ts), 76.
+    expect(DEFAULTS.fdReserve).toBe(76);
+    expect(least).toBe(DEFAULTS.fdReserve + held + 16);
+    // 80 was the least before what the process holds was counted (and the reserve was 64): 16
+    // past the reserve on paper, none in fact.
     const below = await runLimited(80, ['serve', '--memory', '--port', '0'], cwd);
     expect(below.code).toBe(1);
     expect(below.stderr).toContain(`raise it to ${least} or more`);
@@ -180,12 +182,11 @@ describe.skipIf(!havePrlimit)('serve --max-open-files above what the limit allow
           }
         });
       });
-      const said =
-        /muxftp: warning: --max-open-files 500 is more than the open-file limit allows \(ulimit -n 128: half of what is left after 64 kept in reserve and the (\d+) the process holds, the other half being for connections\); using (\d+)\n/.exec(
-          stderr,
-        );
+      const said = new RegExp(
+        `muxftp: warning: --max-open-files 500 is more than the open-file limit allows \\(ulimit -n 128: half of what is left after ${DEFAULTS.fdReserve} kept in reserve and the (\\d+) the process holds, the other half being for connections\\); using (\\d+)\n`,
+      ).exec(stderr);
       expect(said, stderr).not.toBeNull();
-      expect(Number(said![2])).toBe(Math.floor((128 - 64 - Number(said![1])) / 2));
+      expect(Number(said![2])).toBe(Math.floor((128 - DEFAULTS.fdReserve - Number(said![1])) / 2));
     } finally {
       child.kill('SIGKILL');
     }
