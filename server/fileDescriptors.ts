@@ -10,9 +10,16 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { ServerBusyError } from '../shared/errors.js';
 import { descriptorsInUse, softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 
-/** A connection refused for want of descriptors: near the limit, or none left to open its home. */
-export function outOfDescriptorsRefusal(): ServerBusyError {
-  return new ServerBusyError('fileDescriptors', 'server busy: out of file descriptors; try again later');
+/**
+ * A connection refused for want of descriptors: near the limit, or none left to open its home; or
+ * a transfer's file, with when to try again (`retryAfterMs`).
+ */
+export function outOfDescriptorsRefusal(retryAfterMs?: number): ServerBusyError {
+  return new ServerBusyError(
+    'fileDescriptors',
+    'server busy: out of file descriptors; try again later',
+    retryAfterMs,
+  );
 }
 
 /**
@@ -46,6 +53,21 @@ export function connectionOverBudget(
   const { limit, reserve, held, maxOpenFiles } = budget;
   const keptForFiles = Math.max(openFiles, defaultMaxOpenFiles(maxOpenFiles, reserve, limit, held));
   return connections + keptForFiles + reserve + held >= limit;
+}
+
+/**
+ * Whether a transfer's file would take a descriptor the budget has not got: the connections, the
+ * files open, the reserve and what the process held at start (`held`) together reach the limit.
+ * The default cap on files keeps them within it; a larger one given to the library (`maxOpenFiles`)
+ * took files past the files' half out of the reserve, until EMFILE: a listing then found none,
+ * and a newcomer was closed unanswered (a review, ulimit -n 256).
+ */
+export function fileOverBudget(
+  connections: number,
+  openFiles: number,
+  budget: { limit: number; reserve: number; held: number },
+): boolean {
+  return connections + openFiles + budget.reserve + budget.held >= budget.limit;
 }
 
 /**

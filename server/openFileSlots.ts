@@ -21,9 +21,11 @@
  * fails its transfer idle longest, if idle long enough (DEFAULTS.openFileReclaimIdleMs).
  */
 import { ServerBusyError } from '../shared/errors.js';
+import { outOfDescriptorsRefusal } from './fileDescriptors.js';
 
 export class OpenFileSlots {
-  readonly max: number;
+  /** The cap; a default one is set again once the server has counted its descriptors (listen). */
+  max: number;
   readonly #contentionMs: number;
   readonly #retryAfterMs: number;
   #open = 0;
@@ -36,12 +38,21 @@ export class OpenFileSlots {
 
   /** Asks holder `who` to give back one slot; true when it closed a transfer to do so. */
   readonly #reclaim: ((who: object) => boolean) | undefined;
+  /** Whether one more file, with `open` open, would take a descriptor the server has not got. */
+  readonly #overBudget: ((open: number) => boolean) | undefined;
 
-  constructor(max: number, contentionMs: number, retryAfterMs: number, reclaim?: (who: object) => boolean) {
+  constructor(
+    max: number,
+    contentionMs: number,
+    retryAfterMs: number,
+    reclaim?: (who: object) => boolean,
+    overBudget?: (open: number) => boolean,
+  ) {
     this.max = max;
     this.#contentionMs = contentionMs;
     this.#retryAfterMs = retryAfterMs;
     this.#reclaim = reclaim;
+    this.#overBudget = overBudget;
   }
 
   /** Slots held now, every connection together. */
@@ -62,12 +73,16 @@ export class OpenFileSlots {
       else if (waiter !== who) waiting++;
     }
     const share = Math.ceil(this.max / (this.#held.size + waiting + (held === 0 ? 1 : 0)));
-    if (this.#open >= this.max) {
+    // Below the cap, the descriptors may have run out first (a cap given above what they allow):
+    // a cap all the same, shared as the other.
+    const atCap = this.#open >= this.max;
+    if (atCap || this.#overBudget?.(this.#open) === true) {
       if (held < share) {
         this.#contendedUntil = now + this.#contentionMs;
         if (held === 0) this.#waiting.set(who, this.#contendedUntil);
         this.#reclaimOne(share);
       }
+      if (!atCap) return outOfDescriptorsRefusal(this.#retryAfterMs);
       return new ServerBusyError(
         'openFiles',
         `server busy: ${this.max} files are open for transfers; try again later`,

@@ -124,7 +124,9 @@ export interface ServerOptions {
   /**
    * Files open at once for transfers, server-wide; the next get or put gets SERVER_BUSY. Default
    * DEFAULTS.maxOpenFiles, lowered to half of what the descriptor limit leaves after fdReserve
-   * and the descriptors the process holds (server/fileDescriptors.ts).
+   * and the descriptors the process holds (server/fileDescriptors.ts). One given larger is kept,
+   * but a file that would take a descriptor the connections and the reserve need is refused
+   * SERVER_BUSY (`fileDescriptors`) all the same.
    */
   maxOpenFiles?: number;
   /**

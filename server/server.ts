@@ -25,7 +25,12 @@ import { Accounts } from './auth/accounts.js';
 import { LoginGuard, refusalForFailedLogins } from './auth/loginGuard.js';
 import { describePeer, peerAddressGroup, peerLogFields, ServerConnection } from './connection.js';
 import { type RefusalReason, ServerCounters } from './counters.js';
-import { connectionOverBudget, outOfDescriptorsRefusal } from './fileDescriptors.js';
+import {
+  connectionOverBudget,
+  defaultMaxOpenFiles,
+  fileOverBudget,
+  outOfDescriptorsRefusal,
+} from './fileDescriptors.js';
 import type { LogEvent } from './logEvents.js';
 import { OpenFileSlots } from './openFileSlots.js';
 import { type ResolvedServerOptions, resolveServerOptions, type ServerOptions } from './options.js';
@@ -110,6 +115,8 @@ export class MuxServer {
    * again once listening (its listener among them); at construction for sockets handed in.
    */
   private heldDescriptors = this.fileDescriptorLimit === undefined ? 0 : descriptorsInUse();
+  /** No maxOpenFiles was given: the cap is the default, from the descriptors counted. */
+  private readonly maxOpenFilesByDefault: boolean;
 
   /**
    * Checks the options (a TypeError names a bad one; a TLS key that does not match its certificate,
@@ -117,6 +124,7 @@ export class MuxServer {
    */
   constructor(options: ServerOptions) {
     this.options = resolveServerOptions(options);
+    this.maxOpenFilesByDefault = options.maxOpenFiles === undefined;
     this.loginGuard = new LoginGuard({
       failureDelayMs: this.options.loginFailureDelayMs,
       maxFailureDelayMs: this.options.maxLoginFailureDelayMs,
@@ -137,6 +145,13 @@ export class MuxServer {
       DEFAULTS.openFileRetryAfterMs,
       (holder) =>
         holder instanceof ServerConnection && holder.yieldIdleFile(this.options.openFileReclaimIdleMs),
+      (open) =>
+        this.fileDescriptorLimit !== undefined &&
+        fileOverBudget(this.connections.size + this.pending.size, open, {
+          limit: this.fileDescriptorLimit,
+          reserve: DEFAULTS.fdReserve,
+          held: this.heldDescriptors,
+        }),
     );
     this.counters = new ServerCounters(this.openFileSlots);
     this.outboundBudget = new OutboundBudget(
@@ -188,7 +203,19 @@ export class MuxServer {
       this.listener.once('error', onError);
       this.listener.listen(this.options.port, this.options.host, () => {
         this.listener.off('error', onError);
-        if (this.fileDescriptorLimit !== undefined) this.heldDescriptors = descriptorsInUse();
+        if (this.fileDescriptorLimit !== undefined) {
+          this.heldDescriptors = descriptorsInUse();
+          // The default cap from the same count: taken at construction, before the listener (and
+          // libuv's spare descriptor for EMFILE) was open, it was one file more than the
+          // connection check kept room for.
+          if (this.maxOpenFilesByDefault)
+            this.openFileSlots.max = defaultMaxOpenFiles(
+              DEFAULTS.maxOpenFiles,
+              DEFAULTS.fdReserve,
+              this.fileDescriptorLimit,
+              this.heldDescriptors,
+            );
+        }
         this.startPartialSweeps();
         resolve(this.address());
       });
@@ -386,7 +413,7 @@ export class MuxServer {
         limit: fdLimit,
         reserve: DEFAULTS.fdReserve,
         held: this.heldDescriptors,
-        maxOpenFiles: this.options.maxOpenFiles,
+        maxOpenFiles: this.openFileSlots.max,
       })
     ) {
       return { error: outOfDescriptorsRefusal(), reason: 'max_connections' };

@@ -11,7 +11,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
@@ -22,6 +22,7 @@ import { RawPeer } from './helpers/rawPeer.js';
 import { TempDirs } from './helpers/tempDirs.js';
 
 const havePrlimit = process.platform === 'linux' && spawnSync('prlimit', ['--version']).status === 0;
+const DIST = resolve(__dirname, '..', 'dist');
 const tempDirs = new TempDirs('muxftp-fdbudget-');
 const peers: RawPeer[] = [];
 let child: ChildProcess | undefined;
@@ -54,6 +55,42 @@ function serveLimited(nofile: number, root: string): Promise<number> {
       }
     });
     started.once('exit', (code) => reject(new Error(`serve exited early (${code})`)));
+  });
+}
+
+/**
+ * A MuxServer on DiskStorage at `root` in a child under `prlimit --nofile=<nofile>`, as a program
+ * embedding the library runs one, with `maxOpenFiles` as given; resolves to its port.
+ */
+function libraryServerLimited(nofile: number, root: string, maxOpenFiles: number): Promise<number> {
+  const script = `
+import { DiskStorage, MuxServer } from ${JSON.stringify(join(DIST, 'server', 'index.js'))};
+const storage = await DiskStorage.open({ root: process.argv[1] });
+const server = new MuxServer({ storage, port: 0, host: '127.0.0.1', maxOpenFiles: ${maxOpenFiles} });
+const { port } = await server.listen();
+console.log('port ' + port);
+`;
+  child = spawn(
+    'prlimit',
+    [`--nofile=${nofile}`, process.execPath, '--input-type=module', '-e', script, root],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  child.stderr!.resume();
+  const started = child;
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no port: ${out}`)), 20_000);
+    started.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /port (\d+)/.exec(out);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    started.once('exit', (code) => reject(new Error(`server exited early (${code})`)));
   });
 }
 
@@ -123,5 +160,37 @@ describe.skipIf(!havePrlimit)('a flood of connections and uploads under ulimit -
     expect(await outcome(peers[0]!, 3)).toBe('answered');
     const newcomer = await knock(port);
     expect(newcomer).toEqual({ refused: 'SERVER_BUSY fileDescriptors' });
+  }, 30_000);
+});
+
+describe.skipIf(!havePrlimit)('a library server given maxOpenFiles above what ulimit -n 256 allows', () => {
+  it('refuses files past the descriptor budget, so a listing and a newcomer are still answered', async () => {
+    // The cap is the caller's (1000), not held to half of what the limit leaves: past the files'
+    // half, files were opened out of the reserve until EMFILE, and a listing, then a newcomer,
+    // found none (the newcomer closed unanswered).
+    const root = await tempDirs.make();
+    for (let i = 0; i < 4; i++) await writeFile(join(root, `f${i}.bin`), randomBytes(4096));
+    const port = await libraryServerLimited(256, root, 1000);
+    let refusal: string | undefined;
+    for (let i = 0; i < 300 && refusal === undefined; i++) {
+      const knocked = await knock(port);
+      if (knocked instanceof RawPeer) peers.push(knocked);
+      else refusal = knocked.refused;
+    }
+    expect(refusal).toBe('SERVER_BUSY fileDescriptors');
+    expect(peers.length).toBeGreaterThan(40);
+
+    // Four downloads each, given no credit: each holds its file open, twice what the limit has.
+    for (const peer of peers)
+      for (let i = 0; i < 4; i++) peer.write(encodeOpen(2 * i + 1, { op: 'get', path: `f${i}.bin` }));
+    const downloads = await Promise.all(
+      peers.flatMap((peer) => Array.from({ length: 4 }, (_, i) => outcome(peer, 2 * i + 1))),
+    );
+    expect(downloads.filter((result) => result === 'answered').length).toBeGreaterThan(40);
+
+    // The reserve is whole: a listing is answered, and a newcomer refused with its ERROR.
+    peers[0]!.write(encodeOpen(21, { op: 'list', path: '' }));
+    expect(await outcome(peers[0]!, 21)).toBe('answered');
+    expect(await knock(port)).toEqual({ refused: 'SERVER_BUSY fileDescriptors' });
   }, 30_000);
 });
