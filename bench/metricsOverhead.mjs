@@ -19,24 +19,43 @@ const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
 
 /** @typedef {import('../client/bench/report.js').BenchReport} BenchReport `muxftp bench --json` */
 
+/** How long `muxftp serve` may take to print its port (and, with --metrics, its metrics port). */
+const SERVE_START_MS = 15_000;
+
 /** @param {boolean} metrics serve with --metrics on a port of its own */
 async function startServe(metrics) {
   const args = [BIN, 'serve', '--memory', '--port', '0', ...(metrics ? ['--metrics', '127.0.0.1:0'] : [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
   let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
   child.stderr.on('data', (chunk) => {
     stderr += chunk;
   });
-  const [line] = await once(child.stdout, 'data');
-  const listening = /:(\d+) /.exec(String(line));
-  if (listening === null) throw new Error(`muxftp serve printed no port: ${line}`);
-  const port = Number(listening[1]);
-  let metricsPort;
-  while (metrics && metricsPort === undefined) {
-    metricsPort = /metrics at http:\/\/[^ ]+:(\d+)\//.exec(stderr)?.[1];
+  /** @type {number | null | undefined} */
+  let exitCode;
+  child.once('exit', (code) => {
+    exitCode = code;
+  });
+  // Bounded: a serve that never prints a port (or dies first) is an error, not a wait for ever.
+  const deadline = Date.now() + SERVE_START_MS;
+  for (;;) {
+    const port = /:(\d+) /.exec(stdout)?.[1];
+    const metricsPort = /metrics at http:\/\/[^ ]+:(\d+)\//.exec(stderr)?.[1];
+    if (port !== undefined && (!metrics || metricsPort !== undefined)) {
+      return { child, port: Number(port), metricsPort: metrics ? metricsPort : undefined };
+    }
+    if (exitCode !== undefined || Date.now() >= deadline) {
+      child.kill('SIGKILL');
+      const what = `muxftp serve${metrics ? ' --metrics' : ''}`;
+      const why = exitCode !== undefined ? `exited (${exitCode})` : `not within ${SERVE_START_MS / 1000} s`;
+      const missing = port === undefined ? 'port' : 'metrics port';
+      throw new Error(`${what} printed no ${missing} (${why})\nstdout: ${stdout}\nstderr: ${stderr}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  return { child, port, metricsPort };
 }
 
 /**
