@@ -120,6 +120,12 @@ const opts = {
 };
 /** @param {string} msg */
 const log = (msg) => process.stderr.write(`${msg}\n`);
+/**
+ * A rate in MB/s as the table and each round's line show it: one decimal under 100 (a small-file
+ * row's 0.4 MB/s is not "0").
+ * @param {number | undefined} x
+ */
+const mb = (x) => (x === undefined ? '-' : x < 100 ? x.toFixed(1) : String(Math.round(x)));
 
 // ---------------------------------------------------------------- payloads (client side, tmpfs)
 
@@ -305,7 +311,7 @@ async function runTool(tool, payloads, workDir) {
     }
     if (typeof outcome === 'object') {
       results[name] = outcome; // measured and verified by the tool itself (muxftp bench)
-      log(`  ${tool.label} ${name}: ${outcome.mbps} MB/s`);
+      log(`  ${tool.label} ${name}: ${mb(outcome.mbps)} MB/s`);
       return;
     }
     if (check === undefined) throw new Error(`${name}: the body measured nothing and there is no check`);
@@ -314,7 +320,7 @@ async function runTool(tool, payloads, workDir) {
     const figure =
       ok === of ? { seconds, mbps: bytes / 1e6 / seconds } : { error: `${of - ok} of ${of} not verified` };
     results[name] = figure;
-    log(`  ${tool.label} ${name}: ${'mbps' in figure ? figure.mbps.toFixed(0) : figure.error} MB/s`);
+    log(`  ${tool.label} ${name}: ${'mbps' in figure ? `${mb(figure.mbps)} MB/s` : figure.error}`);
   };
 
   const many = payloads.many;
@@ -600,8 +606,6 @@ try {
 
 /** @param {string} tool @param {string} workload */
 const fig = (tool, workload) => best.get(`${tool} ${workload}`)?.mbps;
-/** @param {number | undefined} x */
-const mb = (x) => (x === undefined ? '-' : x < 100 ? x.toFixed(1) : String(Math.round(x)));
 /** @param {number | undefined} a @param {number | undefined} b */
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-');
 /** @param {number} b */
