@@ -2,6 +2,7 @@
  * `muxftp bench`: the figures its report gives and the options it takes, from short real runs of
  * the CLI against a --local server (a child process on 127.0.0.1). Needs dist/ (npm run build).
  */
+import { constants } from 'node:buffer';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,17 +71,22 @@ describe('muxftp bench options that make no sense', () => {
     expect(over.stdout).toBe('');
   });
 
-  it('refuses a size past what one buffer holds (the run died: internal error, RangeError, exit 1)', async () => {
-    for (const sizes of [
-      ['--size', '5GiB'],
-      ['--size-dist', '1KiB:1,5GiB:1'],
-    ]) {
-      const over = await bench('--op', 'upload', '--files', '1', ...sizes);
-      expect(over.code, over.stderr).toBe(2);
-      expect(over.stderr).toMatch(/size "5GiB" too large: a payload is held in memory, at most 4\.00 GiB/);
-      expect(over.stdout).toBe('');
-    }
-  });
+  // Node 20's limit, 4 GiB; from Node 22 one buffer holds 2^53 − 1 bytes and a 5 GiB --size is a
+  // run (this test would fill and send 5 GiB).
+  it.skipIf(constants.MAX_LENGTH !== 2 ** 32)(
+    'refuses a size past what one buffer holds (the run died: internal error, RangeError, exit 1)',
+    async () => {
+      for (const sizes of [
+        ['--size', '5GiB'],
+        ['--size-dist', '1KiB:1,5GiB:1'],
+      ]) {
+        const over = await bench('--op', 'upload', '--files', '1', ...sizes);
+        expect(over.code, over.stderr).toBe(2);
+        expect(over.stderr).toMatch(/size "5GiB" too large: a payload is held in memory, at most 4\.00 GiB/);
+        expect(over.stdout).toBe('');
+      }
+    },
+  );
 
   it('refuses --duration 0 (it ran nothing and failed: "no operation completed")', async () => {
     const none = await bench('--duration', '0s', '--size', '1KiB');
