@@ -283,9 +283,16 @@ export class RequestStream extends ServerStream {
       await this.sendEntries(result.batches);
       return;
     }
-    // Given back while the handler waited for memory: taken again.
-    if (this.reserved === 0 && !(await this.reserve(SMALL_REPLY_BYTES))) return;
-    this.sendReserved(encodeReply(this.id, result));
+    const reply = encodeReply(this.id, result);
+    // Room for its real length: a partial's REPLY lists up to 2048 block digests (~72 KB in
+    // xxh128, ~137 KB in sha256), far past the small answer reserved; sent in 4 KiB, 256 partial
+    // queries on each of a few connections reading none held them all, past the control budget.
+    // (Room given back while the handler waited for memory is taken again here too.)
+    if (this.reserved < reply.length) {
+      this.releaseReserved();
+      if (!(await this.reserve(reply.length))) return;
+    }
+    this.sendReserved(reply);
     this.close(false);
   }
 
