@@ -21,14 +21,32 @@ export const SERVER_OWN_DIRECTORY_BITS = 0o700;
 export const NEW_FILE_BITS = 0o666;
 
 /**
- * The bits a download's hidden file is created with (its owner's alone, as rsync's temporary
- * files): it holds a private file's bytes for the whole download, and a failed one's whole blocks
- * for `get -c` after it. Created with NEW_FILE_BITS (0644 under umask 022), any local user could
- * open it, and read on through that descriptor after the final chmod. Where the kernel does not
- * show the umask (processUmask), a file created with NEW_FILE_BITS is what shows it: created so.
+ * The bits a transfer's hidden file is created with (its owner's alone, as rsync's temporary
+ * files), a download's beside its target and an upload's on the server (and what a failed one
+ * keeps for `get -c`, `put -c`): it holds a private file's bytes for the whole transfer, and a
+ * failed one's whole blocks after it (a server's for a day, --partial-retention). Created with
+ * NEW_FILE_BITS (0644 under umask 022), any local user could open it, and read on through that
+ * descriptor after the final chmod; it gets its bits once verified (keepPermissionBits). Where
+ * the kernel does not show the umask (processUmask), a file created with NEW_FILE_BITS is what
+ * shows it: created so.
  */
 export function hiddenFileBits(): number {
-  return processUmask() === undefined ? NEW_FILE_BITS : 0o600;
+  return processUmask() === undefined ? NEW_FILE_BITS : HIDDEN_FILE_BITS;
+}
+
+/** hiddenFileBits() where the kernel shows the umask. */
+const HIDDEN_FILE_BITS = 0o600;
+
+/**
+ * The bits to give a hidden file made before (`mode`: a kept partial taken over, made by a
+ * version that created them as any new file) so that what comes next is its owner's alone, as
+ * hiddenFileBits(); undefined when it is so already, or where the kernel does not show the umask.
+ * What others opened meanwhile reads on: only new opens are refused.
+ */
+export function hiddenBitsFor(mode: number | bigint): number | undefined {
+  return hiddenFileBits() === HIDDEN_FILE_BITS && (Number(mode) & PERMISSION_BITS & ~HIDDEN_FILE_BITS) !== 0
+    ? HIDDEN_FILE_BITS
+    : undefined;
 }
 
 /** What a field of permission bits must be, as an error message says it. */

@@ -125,11 +125,11 @@ export function diskFs(inline: InlineFileCalls, pins?: PinnedDirectories): FsPro
         () => fs.realpathSync.native(path),
         () => fsPromises.realpath(path),
       ),
-    async open(path, flags) {
+    async open(path, flags, mode) {
       const opening = (at: string): Promise<number> =>
         inline.run(
-          () => fs.openSync(at, flags),
-          () => openAsync(at, flags),
+          () => fs.openSync(at, flags, mode),
+          () => openAsync(at, flags, mode),
         );
       // A file made (an upload's temporary file) is made in the directory checked; an existing
       // one opened is checked on its descriptor by storage (locateOpened).

@@ -71,8 +71,11 @@ export interface FsPromises {
    * run on the loop. Must still work (as rename) when something is there by then. Optional.
    */
   renameOntoNothing?(oldPath: string, newPath: string): Promise<void>;
-  /** `flags` as a string ('r', 'wx', ...) or open(2)'s bits (fs.constants). */
-  open(path: string, flags: string | number): Promise<FsFileHandle>;
+  /**
+   * `flags` as a string ('r', 'wx', ...) or open(2)'s bits (fs.constants); `mode`, the bits a
+   * file it creates gets (less the umask, where the fs applies one; default NEW_FILE_BITS).
+   */
+  open(path: string, flags: string | number, mode?: number): Promise<FsFileHandle>;
   realpath(path: string): Promise<string | Buffer>;
   /**
    * Sets a path's access and modification times, never following a last-name link. Optional:

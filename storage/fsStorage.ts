@@ -11,6 +11,8 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { DiskRooms, type RoomClaim } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
 import {
+  hiddenBitsFor,
+  hiddenFileBits,
   lessUmask,
   PERMISSION_BITS,
   SERVER_OWN_DIRECTORY_BITS,
@@ -916,6 +918,9 @@ export class FsStorage implements Storage {
           // upload refused or cut before its first byte leaves it whole.
           const held = await handle.stat();
           heldBytes = held.isFile() ? Number(held.size) : 0;
+          // Kept before they were made the server's alone: so from here on.
+          const hidden = held.isFile() ? hiddenBitsFor(held.mode) : undefined;
+          if (hidden !== undefined) await handle.chmod(hidden).catch(noop);
           if (!held.isFile() || heldBytes < resumeFrom) {
             throw new StorageError(
               'NOT_FOUND',
@@ -1010,7 +1015,8 @@ export class FsStorage implements Storage {
         if (resuming || !(isMissing(error) || linked)) throw storageErrorFromFs(error, clientPath);
       }
     }
-    return this.#fs.open(hostPath, 'wx').catch(async (error: unknown) => {
+    // The server's alone until committed: a private file's bytes, kept for a day should it fail.
+    return this.#fs.open(hostPath, 'wx', hiddenFileBits()).catch(async (error: unknown) => {
       throw await this.#creationError(error, clientPath, hostPath);
     });
   }

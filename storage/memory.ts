@@ -109,13 +109,13 @@ export function memfsApi(volume: Volume, run: CallRunner = settle): FsPromises {
     rmdir: (path) => run(() => volume.rmdirSync(path)),
     unlink: (path) => run(() => volume.unlinkSync(path)),
     rename: (from, to) => run(() => volume.renameSync(from, to)),
-    open: (path, flags) =>
+    open: (path, flags, mode) =>
       run(
         () =>
           volume.promises.open(
             path,
             flags,
-            lessUmask(NEW_FILE_BITS) | SERVER_OWN_FILE_BITS,
+            lessUmask(mode ?? NEW_FILE_BITS) | SERVER_OWN_FILE_BITS,
           ) as unknown as Promise<FsFileHandle>,
       ),
     realpath: (path) => run(() => volume.realpathSync(path)),
@@ -168,8 +168,8 @@ function memfsPromises(volume: Volume, turns: LoopTurns, room: MemoryRoom): FsPr
   const api = memfsApi(volume, run);
   return {
     ...api,
-    open: (path, flags) =>
-      api.open(path, flags).then((handle) => writesWithinRoom(volume, readsInTurns(handle, run), room)),
+    open: (path, flags, mode) =>
+      api.open(path, flags, mode).then((handle) => writesWithinRoom(volume, readsInTurns(handle, run), room)),
     rename: (from, to) => run(() => renameFreeingReplaced(volume, from, to)),
   };
 }

@@ -6,7 +6,7 @@
 import { DEFAULTS } from '../shared/defaults.js';
 import type { RoomClaim } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
-import { keepPermissionBits, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
+import { keepPermissionBits, NEW_FILE_BITS, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
@@ -220,12 +220,12 @@ export class FsUpload implements UploadHandle {
       // The bits and the time first, so the stat below (the digest cache's version) sees the file
       // as it stays; the bits before the time (memfs's chmod moves mtime). A filesystem that
       // refuses either costs it, not the verified upload (the entry says what the file got).
-      if (options.mode !== undefined)
-        await keepPermissionBits(handle, options.mode, {
-          floor: SERVER_OWN_FILE_BITS,
-          // Kept data taken over: a file made before, maybe under another umask.
-          createdHere: this.#context.heldBytes === 0,
-        }).catch(noop);
+      // Without bits asked for, a new file's: it was created the server's alone (hiddenFileBits).
+      await keepPermissionBits(handle, options.mode ?? NEW_FILE_BITS, {
+        floor: SERVER_OWN_FILE_BITS,
+        // Kept data taken over: a file made before, maybe under another umask.
+        createdHere: this.#context.heldBytes === 0,
+      }).catch(noop);
       if (options.mtimeMs !== undefined)
         await handle.utimes(new Date(), fileTime(options.mtimeMs)).catch(noop);
       // datasync covers the data and the size, which is all a reader needs.

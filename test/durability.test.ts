@@ -26,8 +26,8 @@ function watchedFs(
 ): FsPromises {
   return {
     ...(fsPromises as unknown as FsPromises),
-    async open(file: string, flags: string): Promise<FsFileHandle> {
-      const handle = await fsPromises.open(file, flags);
+    async open(file: string, flags: string, mode?: number): Promise<FsFileHandle> {
+      const handle = await fsPromises.open(file, flags, mode);
       return new Proxy(handle as unknown as FsFileHandle, {
         get(target, key) {
           if (key === 'datasync') return () => datasync(file, () => handle.datasync());

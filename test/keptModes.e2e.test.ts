@@ -14,6 +14,7 @@ import { parseModeArgument } from '../cli/modeArgument.js';
 import { byDepth } from '../cli/remotePath.js';
 import { ContinueSink, keptPartialPath, openSink } from '../client/sinks.js';
 import { processUmask, umaskShownBy } from '../shared/fileModes.js';
+import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { DiskStorage } from '../storage/disk.js';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -213,6 +214,65 @@ describe("a download's hidden file is its owner's alone until it is finished", (
     await client.get('secret.bin', join(dir, 'partial.bin'), { keepModes: true, continue: true, ...watch });
     expect(seen).toEqual([0o600]);
     expect(await modeOf(join(dir, 'partial.bin'))).toBe(0o600);
+  });
+});
+
+describe("an upload's temporary file is the server's alone until it is committed", () => {
+  // Where the kernel shows the umask; elsewhere the temporary file is created as any new file.
+  const linux = process.platform === 'linux';
+
+  it('while written, kept for put -c, and taken over; the committed file gets its bits', async () => {
+    if (!linux) return;
+    server = await startServer({ backend: 'disk' });
+    const root = server.root!;
+    const dir = await tempDirs.make();
+    const client = await server.connect();
+    const bytes = Buffer.alloc(9 * MiB, 5);
+    // The temporary files' modes once bytes are sent (looked at in step: the put waits for it).
+    const hiddenModes = (): number[] =>
+      readdirSync(root)
+        .filter((name) => name.startsWith('.muxftp-') && name !== SERVED_ROOT_LOCK_NAME)
+        .map((name) => statSync(join(root, name)).mode & 0o777);
+    const seen: number[] = [];
+    const watch = {
+      onProgress: (done: number) => {
+        if (done > 0 && seen.length === 0) seen.push(...hiddenModes());
+      },
+    };
+
+    // A private file: under umask 027 its bytes were readable by the server's group while sent.
+    await client.put('secret.bin', await fileWithMode(dir, 'secret.bin', bytes, 0o600), {
+      keepModes: true,
+      ...watch,
+    });
+    expect(seen).toEqual([0o600]);
+    expect(await modeOf(join(root, 'secret.bin'))).toBe(0o600);
+
+    // Without bits asked for (--no-perms), a new file's, given at the commit.
+    seen.length = 0;
+    await client.put('plain.bin', await fileWithMode(dir, 'plain.bin', bytes, 0o600), watch);
+    expect(seen).toEqual([0o600]);
+    expect(await modeOf(join(root, 'plain.bin'))).toBe(0o666 & ~UMASK);
+
+    // What a failed upload keeps for put -c (--partial-retention, a day) stays so.
+    const storage = await DiskStorage.open({ root: dir, durable: false });
+    try {
+      const key = { size: 8 * MiB, algorithm: 'xxh128' as const, source: 'v1' };
+      const first = await storage.createUpload('f.bin', { partial: key });
+      await first.write([bytes.subarray(0, 4 * MiB)]);
+      expect(await first.abort({ keepPartial: true })).toBe(4 * MiB);
+      const [kept] = (await readdir(dir)).filter((name) => name.startsWith('.muxftp-'));
+      expect(await modeOf(join(dir, kept!))).toBe(0o600);
+      // One kept before the server made them its own (0640 here): made so as it is taken over.
+      await chmod(join(dir, kept!), 0o640);
+      const resumed = await storage.createUpload('f.bin', { partial: key, resumeFrom: 4 * MiB });
+      expect(await modeOf(join(dir, kept!))).toBe(0o600);
+      await resumed.write([bytes.subarray(0, 4 * MiB)]);
+      expect((await resumed.commit(undefined, { mode: 0o644 })).mode).toBe(0o640);
+      expect(await modeOf(join(dir, 'f.bin'))).toBe(0o640);
+    } finally {
+      await storage.close();
+    }
   });
 });
 

@@ -32,8 +32,8 @@ it('a get whose open was under way while muxftp renamed the file downloads', asy
   let hold = true;
   const fs: FsPromises = {
     ...(fsPromises as unknown as FsPromises),
-    async open(file: string, flags: string | number): Promise<FsFileHandle> {
-      const handle = await fsPromises.open(file, flags);
+    async open(file: string, flags: string | number, mode?: number): Promise<FsFileHandle> {
+      const handle = await fsPromises.open(file, flags, mode);
       const held = hold && file.endsWith('f.bin');
       return new Proxy(handle as unknown as FsFileHandle, {
         get(target, key) {
