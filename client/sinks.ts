@@ -12,7 +12,13 @@ import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/prom
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
-import { hiddenFileBits, keepPermissionBits, type ModableFile, NEW_FILE_BITS } from '../shared/fileModes.js';
+import {
+  hiddenBitsFor,
+  hiddenFileBits,
+  keepPermissionBits,
+  type ModableFile,
+  NEW_FILE_BITS,
+} from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
@@ -533,7 +539,11 @@ export class ContinueSink extends HiddenFileSink {
       // that writing in place would change too; a file another user owns would end up, written
       // in place, as the target, theirs to change after it was verified.
       handle = await open(temporary, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-      if (isOwnSoleFile(await handle.stat())) {
+      const info = await handle.stat();
+      if (isOwnSoleFile(info)) {
+        // Kept before hidden files were made their owner's alone: so for what comes now.
+        const hidden = hiddenBitsFor(info.mode);
+        if (hidden !== undefined) await handle.chmod(hidden).catch(() => {});
         const sink = new ContinueSink(target, temporary, handle, true);
         sink.createdHere = false;
         return sink;
