@@ -56,18 +56,18 @@ export function connectionOverBudget(
 }
 
 /**
- * Whether a transfer's file would take a descriptor the budget has not got: the connections, the
- * files open, the reserve and what the process held at start (`held`) together reach the limit.
- * The default cap on files keeps them within it; a larger one given to the library (`maxOpenFiles`)
- * took files past the files' half out of the reserve, until EMFILE: a listing then found none,
- * and a newcomer was closed unanswered (a review, ulimit -n 256).
+ * How many files for transfers the descriptor budget has room for now: what the limit leaves past
+ * the connections, the reserve and what the process held at start (`held`). The default cap on
+ * files keeps them within it; a larger one given to the library (`maxOpenFiles`) took files past
+ * the files' half out of the reserve, until EMFILE: a listing then found none, and a newcomer was
+ * closed unanswered (a review, ulimit -n 256). The open-file slots take it as their cap when it is
+ * the lower, shares included (server/openFileSlots.ts).
  */
-export function fileOverBudget(
+export function filesWithinBudget(
   connections: number,
-  openFiles: number,
   budget: { limit: number; reserve: number; held: number },
-): boolean {
-  return connections + openFiles + budget.reserve + budget.held >= budget.limit;
+): number {
+  return budget.limit - budget.reserve - budget.held - connections;
 }
 
 /**

@@ -38,21 +38,21 @@ export class OpenFileSlots {
 
   /** Asks holder `who` to give back one slot; true when it closed a transfer to do so. */
   readonly #reclaim: ((who: object) => boolean) | undefined;
-  /** Whether one more file, with `open` open, would take a descriptor the server has not got. */
-  readonly #overBudget: ((open: number) => boolean) | undefined;
+  /** How many files the server's descriptors have room for now (fewer than `max` when given above them). */
+  readonly #descriptorRoom: (() => number) | undefined;
 
   constructor(
     max: number,
     contentionMs: number,
     retryAfterMs: number,
     reclaim?: (who: object) => boolean,
-    overBudget?: (open: number) => boolean,
+    descriptorRoom?: () => number,
   ) {
     this.max = max;
     this.#contentionMs = contentionMs;
     this.#retryAfterMs = retryAfterMs;
     this.#reclaim = reclaim;
-    this.#overBudget = overBudget;
+    this.#descriptorRoom = descriptorRoom;
   }
 
   /** Slots held now, every connection together. */
@@ -72,11 +72,14 @@ export class OpenFileSlots {
       if (until <= now) this.#waiting.delete(waiter);
       else if (waiter !== who) waiting++;
     }
-    const share = Math.ceil(this.max / (this.#held.size + waiting + (held === 0 ? 1 : 0)));
-    // Below the cap, the descriptors may have run out first (a cap given above what they allow):
-    // a cap all the same, shared as the other.
+    // The descriptors may run out below the cap (one given above what they allow): then what they
+    // allow is the cap, shares included. Shares of the larger cap were never reached: a client
+    // holding every file the descriptors allowed, reading none, was not asked to give one back.
+    const room = this.#descriptorRoom?.() ?? Number.POSITIVE_INFINITY;
+    const cap = Math.max(1, Math.min(this.max, room));
+    const share = Math.ceil(cap / (this.#held.size + waiting + (held === 0 ? 1 : 0)));
     const atCap = this.#open >= this.max;
-    if (atCap || this.#overBudget?.(this.#open) === true) {
+    if (atCap || this.#open >= room) {
       if (held < share) {
         this.#contendedUntil = now + this.#contentionMs;
         if (held === 0) this.#waiting.set(who, this.#contendedUntil);
@@ -92,7 +95,7 @@ export class OpenFileSlots {
     if (held >= share && contended) {
       return new ServerBusyError(
         'openFileShare',
-        `server busy: this connection holds ${held} of the ${this.max} files open for transfers while others wait for one; try again later`,
+        `server busy: this connection holds ${held} of the ${cap} files open for transfers while others wait for one; try again later`,
         this.#retryAfterMs,
       );
     }

@@ -28,7 +28,7 @@ import { type RefusalReason, ServerCounters } from './counters.js';
 import {
   connectionOverBudget,
   defaultMaxOpenFiles,
-  fileOverBudget,
+  filesWithinBudget,
   outOfDescriptorsRefusal,
 } from './fileDescriptors.js';
 import type { LogEvent } from './logEvents.js';
@@ -145,13 +145,14 @@ export class MuxServer {
       DEFAULTS.openFileRetryAfterMs,
       (holder) =>
         holder instanceof ServerConnection && holder.yieldIdleFile(this.options.openFileReclaimIdleMs),
-      (open) =>
-        this.fileDescriptorLimit !== undefined &&
-        fileOverBudget(this.connections.size + this.pending.size, open, {
-          limit: this.fileDescriptorLimit,
-          reserve: DEFAULTS.fdReserve,
-          held: this.heldDescriptors,
-        }),
+      () =>
+        this.fileDescriptorLimit === undefined
+          ? Number.POSITIVE_INFINITY
+          : filesWithinBudget(this.connections.size + this.pending.size, {
+              limit: this.fileDescriptorLimit,
+              reserve: DEFAULTS.fdReserve,
+              held: this.heldDescriptors,
+            }),
     );
     this.counters = new ServerCounters(this.openFileSlots);
     this.outboundBudget = new OutboundBudget(

@@ -62,11 +62,16 @@ function serveLimited(nofile: number, root: string): Promise<number> {
  * A MuxServer on DiskStorage at `root` in a child under `prlimit --nofile=<nofile>`, as a program
  * embedding the library runs one, with `maxOpenFiles` as given; resolves to its port.
  */
-function libraryServerLimited(nofile: number, root: string, maxOpenFiles: number): Promise<number> {
+function libraryServerLimited(
+  nofile: number,
+  root: string,
+  maxOpenFiles: number,
+  openFileReclaimIdleMs: number = DEFAULTS.openFileReclaimIdleMs,
+): Promise<number> {
   const script = `
 import { DiskStorage, MuxServer } from ${JSON.stringify(join(DIST, 'server', 'index.js'))};
 const storage = await DiskStorage.open({ root: process.argv[1] });
-const server = new MuxServer({ storage, port: 0, host: '127.0.0.1', maxOpenFiles: ${maxOpenFiles} });
+const server = new MuxServer({ storage, port: 0, host: '127.0.0.1', maxOpenFiles: ${maxOpenFiles}, openFileReclaimIdleMs: ${openFileReclaimIdleMs} });
 const { port } = await server.listen();
 console.log('port ' + port);
 `;
@@ -192,5 +197,41 @@ describe.skipIf(!havePrlimit)('a library server given maxOpenFiles above what ul
     peers[0]!.write(encodeOpen(21, { op: 'list', path: '' }));
     expect(await outcome(peers[0]!, 21)).toBe('answered');
     expect(await knock(port)).toEqual({ refused: 'SERVER_BUSY fileDescriptors' });
+  }, 30_000);
+});
+
+describe.skipIf(!havePrlimit)('a library server whose descriptors run out below its maxOpenFiles', () => {
+  it('shares what they allow: a client holding them all, reading none, gives one back to a waiting one', async () => {
+    const root = await tempDirs.make();
+    await writeFile(join(root, 'f.bin'), randomBytes(4096));
+    const port = await libraryServerLimited(256, root, 1000, 200);
+    const hog = await knock(port);
+    const waiter = await knock(port);
+    if (!(hog instanceof RawPeer) || !(waiter instanceof RawPeer)) throw new Error('not let in');
+    peers.push(hog, waiter);
+    // The hog opens downloads and gives them no credit until the descriptors are out (some 150
+    // under ulimit -n 256), far below the cap of 1000.
+    let hogRefused: string | undefined;
+    let held = 0;
+    for (let id = 1; id < 2 * DEFAULTS.maxStreamsPerConnection && hogRefused === undefined; id += 2) {
+      hog.write(encodeOpen(id, { op: 'get', path: 'f.bin' }));
+      const result = await outcome(hog, id);
+      if (result === 'answered') held++;
+      else hogRefused = result.replace(/:.*/, '');
+    }
+    expect(hogRefused).toBe('SERVER_BUSY fileDescriptors');
+    expect(held).toBeGreaterThan(40);
+    // Its transfers idle past openFileReclaimIdleMs (200 ms), the waiter asks, as a client retrying
+    // does: a refusal of one holding none takes a file back from the one holding past its share.
+    // Shares of 1000 were never reached: it was refused every time.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const tries: string[] = [];
+    for (let id = 1; id < 20 && tries.at(-1) !== 'answered'; id += 2) {
+      waiter.write(encodeOpen(id, { op: 'get', path: 'f.bin' }));
+      tries.push(await outcome(waiter, id));
+      if (tries.at(-1) !== 'answered') await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(tries.at(-1)).toBe('answered');
+    expect(tries.length).toBeLessThanOrEqual(3);
   }, 30_000);
 });
