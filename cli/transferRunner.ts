@@ -12,7 +12,7 @@ import type { KeptPartial } from '../client/sinks.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError, refusedForUploadBacklog } from '../shared/errors.js';
-import { softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
+import { descriptorsInUse, softFileDescriptorLimit } from '../shared/fileDescriptorLimit.js';
 import { formatBytes } from '../shared/humanUnits.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { printable } from '../shared/printable.js';
@@ -218,13 +218,15 @@ function transferSubject(command: TransferCommand, job: Pick<TransferJob, 'local
 
 /**
  * `-j`, but no more than the open-file limit allows: each transfer holds a local file open (two
- * for a moment, get -c's copy), so at most half of what the limit leaves after DEFAULTS.fdReserve,
- * which here covers the runtime's own (some 20) and the connection. Past it files failed EMFILE.
+ * for a moment, get -c's copy), so at most half of what the limit leaves after what the process
+ * holds (the runtime's own, some 20) and DEFAULTS.clientDescriptorMargin. Past it files failed
+ * EMFILE. (It took the server's reserve, which holds what a client has not: 26 at ulimit -n 128.)
  */
 function transfersAtOnce(parallel: number): number {
   const limit = softFileDescriptorLimit();
   if (limit === undefined) return parallel;
-  return Math.max(1, Math.min(parallel, Math.floor((limit - DEFAULTS.fdReserve) / 2)));
+  const free = limit - descriptorsInUse() - DEFAULTS.clientDescriptorMargin;
+  return Math.max(1, Math.min(parallel, Math.floor(free / 2)));
 }
 
 export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]> {

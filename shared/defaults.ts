@@ -158,6 +158,12 @@ export const DEFAULTS = {
    */
   heldDescriptorsEstimate: 24,
   /**
+   * Client: descriptors a transfer run keeps free beside what the process holds as it starts its
+   * transfers (its connection and one to reconnect, a directory synced or walked, a credentials or
+   * --ca read); `-j` is capped at half of what the open-file limit leaves after both (cli/transferRunner.ts).
+   */
+  clientDescriptorMargin: 16,
+  /**
    * Server: disk calls held in a directory opened for them (storage/pinnedDirectories.ts) at
    * once, all roots and homes of the process together, each holding a descriptor (a rename in
    * two directories two); the rest wait their
