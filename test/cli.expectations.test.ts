@@ -573,11 +573,13 @@ describe('serve', () => {
     expect(await readdir(local)).toEqual([]);
   });
 
-  it('refuses an empty --host or --root (an unset variable): an empty host listened on every address', async () => {
+  it('refuses an empty --host, --root or --metrics (an unset variable): an empty host listened on every address', async () => {
     const local = await tempDirs.make();
     for (const [flag, reason] of [
       ['--host', 'give 0.0.0.0 or :: to listen on every address, or leave --host out for 127.0.0.1.'],
       ['--root', 'give . for the working directory, or leave --root out for data.'],
+      // It served them at 127.0.0.1:9464 (metrics are off without --metrics).
+      ['--metrics', 'give :PORT or HOST:PORT.'],
     ] as const) {
       const empty = await runCli(['serve', '--port', '0', flag, ''], local, { timeoutMs: 10_000 });
       expect(empty).toMatchObject({ code: 2, stdout: '' });

@@ -317,6 +317,8 @@ function parseInitialWindow(text: string): number {
 
 /** `host:port`, `:port`, `host` or `[v6]:port`; the host defaults to loopback. */
 function parseMetricsAddress(text: string): { host: string; port: number } {
+  // `--metrics "$METRICS"` with it unset served them at 127.0.0.1:9464, as an empty --host is refused.
+  if (text.trim() === '') throw new TypeError('empty (an unset variable?); give :PORT or HOST:PORT');
   // Taken for a host (inet_aton reads `9100` as 0.0.35.140), it failed only once the server was up.
   if (/^\d+$/.test(text.trim()))
     throw new TypeError(`expected host:port (a port alone is written ':${text.trim()}')`);
