@@ -15,7 +15,7 @@ import {
   openControllingTerminal,
   promptHidden,
 } from './passwordPrompt.js';
-import { isLoopback } from './serverAccess.js';
+import { isLoopback, readPem } from './serverAccess.js';
 
 const PASSWORD_ENV = 'MUXFTP_PASSWORD';
 
@@ -171,7 +171,7 @@ export async function clientAccessOptions(
  * so here, not found out as "the server's certificate is not signed by the CA given".
  */
 async function readCaFile(path: string): Promise<Buffer> {
-  const pem = await readFile(path).catch((error: Error) => {
+  const pem = await readPem(path).catch((error: Error) => {
     throw unusableFile(`cannot read --ca ${path}: ${errnoReason(error)}`, { cause: error });
   });
   // A leading UTF-8 BOM, which OpenSSL skips.

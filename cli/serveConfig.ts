@@ -11,9 +11,9 @@
  * command line gave is kept over the file's (commander's 'cli' over 'config' value source).
  * Read once, at start: SIGHUP reads the users file and the certificate again, not this file.
  */
-import { createReadStream } from 'node:fs';
 import { type Command, CommanderError } from 'commander';
 import { errnoReason } from '../shared/errnoReasons.js';
+import { readFileAtMost } from '../shared/readAtMost.js';
 import { CliError } from './cliError.js';
 import { EXIT_STATUS } from './exitStatus.js';
 
@@ -41,19 +41,6 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A config file is a few dozen lines: past this, a mistake (`--config /dev/zero`), not read on. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
-
-/** The file's bytes, at most MAX_CONFIG_BYTES (a pipe, /dev/stdin, is read as a file is). */
-async function readConfigBytes(path: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of createReadStream(path, { end: MAX_CONFIG_BYTES })) {
-    chunks.push(chunk as Buffer);
-    total += (chunk as Buffer).length;
-  }
-  if (total > MAX_CONFIG_BYTES)
-    throw new Error(`larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB: not a config file`);
-  return Buffer.concat(chunks);
-}
 
 /** The option lines of a config file, in order; throws ConfigLineError for a line that is none. */
 export function configLines(bytes: Uint8Array): ConfigLine[] {
@@ -118,7 +105,7 @@ export async function applyServeConfig(
   path: string,
   checker: () => Command,
 ): Promise<void> {
-  const bytes = await readConfigBytes(path).catch((error: Error) => {
+  const bytes = await readFileAtMost(path, MAX_CONFIG_BYTES, 'a config file').catch((error: Error) => {
     throw new CliError(`serve: cannot read --config ${path}: ${errnoReason(error)}`, { cause: error });
   });
   const usageError = (line: number, message: string): never =>

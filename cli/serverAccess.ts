@@ -4,13 +4,15 @@
  * without accounts, or when the files it was given are open to every local user or out of date.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { Accounts, type AnonymousAccess } from '../server/auth/accounts.js';
 import { readUsersFile } from '../server/auth/usersFile.js';
 import type { ServerOptions } from '../server/options.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { errnoReason } from '../shared/errnoReasons.js';
+import { readFileAtMost } from '../shared/readAtMost.js';
 
 export interface AccessFlags {
   users?: string;
@@ -47,13 +49,18 @@ export async function loadAccess(
   return { accounts, ...(tls !== undefined ? { tls, tlsOnly: flags.tlsOnly === true } : {}) };
 }
 
+/** A PEM file (`--tls-cert`, `--tls-key`, `--ca`), at most DEFAULTS.maxPemFileBytes. */
+export function readPem(path: string): Promise<Buffer> {
+  return readFileAtMost(path, DEFAULTS.maxPemFileBytes, 'a PEM file');
+}
+
 /** The certificate chain and key from their files, checked to load together (read again on SIGHUP). */
 export async function loadTls(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
   const tls = {
-    cert: await readFile(certFile).catch((e: Error) => {
+    cert: await readPem(certFile).catch((e: Error) => {
       throw new Error(`cannot read --tls-cert ${certFile}: ${errnoReason(e)}`, { cause: e });
     }),
-    key: await readFile(keyFile).catch((e: Error) => {
+    key: await readPem(keyFile).catch((e: Error) => {
       throw new Error(`cannot read --tls-key ${keyFile}: ${errnoReason(e)}`, { cause: e });
     }),
   };
@@ -168,7 +175,7 @@ export async function accessFileWarnings(flags: AccessFlags, now = Date.now()): 
   if (flags.users !== undefined) await readableByAll(flags.users, 'users file (password hashes)');
   if (flags.tlsKey !== undefined) await readableByAll(flags.tlsKey, '--tls-key');
   if (flags.tlsCert !== undefined) {
-    const pem = await readFile(flags.tlsCert).catch(() => undefined);
+    const pem = await readPem(flags.tlsCert).catch(() => undefined);
     let certificate: X509Certificate | undefined;
     try {
       // The first certificate of the chain is the server's own.

@@ -220,6 +220,13 @@ export const DEFAULTS = {
    * it lines are dropped and counted (server/stderrLines.ts), not held without bound.
    */
   maxStderrBacklogBytes: 1024 * 1024,
+  /**
+   * Largest users file read (server/auth/usersFile.ts), about 250,000 users: past it the file is
+   * refused, not read into memory without bound (`--users /dev/zero`), at start or on SIGHUP.
+   */
+  maxUsersFileBytes: 64 * MiB,
+  /** Largest PEM file read (`--tls-cert`, `--tls-key`, `--ca`): a chain or a CA bundle is kilobytes. */
+  maxPemFileBytes: 4 * MiB,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
   maxRateBytesPerSecond: 0,
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */

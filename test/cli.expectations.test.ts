@@ -6,7 +6,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
@@ -586,6 +586,28 @@ describe('serve', () => {
       expect(empty.stderr).toContain(`argument '' is invalid. empty (an unset variable?); ${reason}`);
     }
     expect(await readdir(local)).toEqual([]);
+  });
+
+  it('refuses a users file or PEM file past its cap, not read into memory however large (--users /dev/zero)', async () => {
+    const local = await tempDirs.make();
+    // Sparse: 64 MiB and 4 MiB, and a byte, of nothing on the disk.
+    const users = join(local, 'users.json');
+    await writeFile(users, '', { mode: 0o600 });
+    await truncate(users, 64 * 1024 * 1024 + 1);
+    const pem = join(local, 'big.pem');
+    await writeFile(pem, '', { mode: 0o600 });
+    await truncate(pem, 4 * 1024 * 1024 + 1);
+    for (const [args, message] of [
+      [['--users', users], `cannot read users file ${users}: larger than 64 MiB: not a users file`],
+      [
+        ['--tls-cert', pem, '--tls-key', pem],
+        `cannot read --tls-cert ${pem}: larger than 4 MiB: not a PEM file`,
+      ],
+    ] as const) {
+      const big = await runCli(['serve', '--memory', '--port', '0', ...args], local, { timeoutMs: 10_000 });
+      expect(big).toMatchObject({ code: 1, stdout: '' });
+      expect(big.stderr).toContain(message);
+    }
   });
 
   it('refuses --anonymous with --anonymous-write (anonymous got every permission)', async () => {

@@ -24,10 +24,12 @@ import { chmod, open, readFile, readlink, realpath, rename, rm, stat } from 'nod
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULTS } from '../../shared/defaults.js';
 import { errnoReason } from '../../shared/errnoReasons.js';
 import { MuxftpError } from '../../shared/errors.js';
 import { ANONYMOUS_USER } from '../../shared/protocol/messages.js';
 import type { Permission } from '../../shared/protocol/operations.js';
+import { readFileAtMost } from '../../shared/readAtMost.js';
 import { normalizeClientPath } from '../../storage/paths.js';
 import { parsePasswordHash } from './passwords.js';
 
@@ -157,7 +159,7 @@ export async function readUsersFile(
 ): Promise<UsersFile> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readFileAtMost(path, DEFAULTS.maxUsersFileBytes, 'a users file')).toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && options.missingIsEmpty) return emptyUsersFile();
     // In words (`no such file or directory`), not Node's `ENOENT: …, open '<path>'` that repeats the path.
