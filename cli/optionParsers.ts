@@ -120,10 +120,15 @@ export function parsePort(value: string): number {
   return n;
 }
 
-/** Seconds, fractions allowed, as whole milliseconds (at least 1). */
+/** Seconds in decimal, fractions and an exponent allowed (`1.5`, `1e3`), as whole milliseconds (at least 1). */
 export function parseSecondsAsMs(value: string): number {
   const seconds = Number(value);
-  if (value.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
+  // Number() alone took `0x10` for 16 s, `0b11` and `0o17` too.
+  if (
+    !/^\s*(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i.test(value) ||
+    !Number.isFinite(seconds) ||
+    seconds <= 0
+  ) {
     throw new InvalidArgumentError('expected a positive number of seconds.');
   }
   const ms = Math.max(1, Math.round(seconds * 1000));

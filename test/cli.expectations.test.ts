@@ -623,6 +623,20 @@ describe('serve', () => {
     expect(both.stderr).toContain("option '--anonymous-write' cannot be used with option '--anonymous'");
   });
 
+  it('refuses an --idle-timeout or --handshake-timeout in hex, binary or octal notation: Number() took 0x10 for 16 s', async () => {
+    const local = await tempDirs.make();
+    for (const [flag, value] of [
+      ['--idle-timeout', '0x10'],
+      ['--handshake-timeout', '0o17'],
+    ] as const) {
+      const hex = await runCli(['serve', '--memory', '--port', '0', flag, value], local, {
+        timeoutMs: 10_000,
+      });
+      expect(hex).toMatchObject({ code: 2, stdout: '' });
+      expect(hex.stderr).toContain(`argument '${value}' is invalid. expected a positive number of seconds.`);
+    }
+  });
+
   it('refuses an --idle-timeout or --handshake-timeout too long to count in milliseconds: no stack trace', async () => {
     const local = await tempDirs.make();
     for (const flag of ['--idle-timeout', '--handshake-timeout']) {
