@@ -12,6 +12,9 @@
  * rsync has them (patternMatcher).
  */
 import picomatch from 'picomatch';
+import { CliError } from './cliError.js';
+import { EXIT_STATUS } from './exitStatus.js';
+import { shellWord } from './pathArguments.js';
 import { shellGlob } from './shellGlobs.js';
 
 /** One --include or --exclude pattern (an --exclude-from line is an --exclude), as given. */
@@ -30,6 +33,14 @@ export type Excluded = (relative: string, isDirectory: boolean | undefined, peek
 export interface Excludes extends Excluded {
   /** The rules that have matched nothing so far, in order. */
   unmatched(): FilterRule[];
+  /**
+   * The --exclude that would leave out a source given by its own `name`, as rsync matches the
+   * names it is given (the first rule that matches deciding, an anchored `/name` matching too),
+   * leaving aside for a directory rules of `*` alone (`--include '/docs/***' --exclude '*'`),
+   * which speak of what is inside it; the rule that decides counts as matched. undefined when
+   * none does, or an --include.
+   */
+  leavesOutSource(name: string, isDirectory: boolean): FilterRule | undefined;
 }
 
 interface CompiledRule {
@@ -75,9 +86,70 @@ export function compileExcludes(rules: readonly FilterRule[] | undefined): Exclu
     const asDirectory = excludedAs(relative, true, peek);
     return excludedAs(relative, false, peek) || asDirectory;
   };
+  const leavesOutSource = (name: string, isDirectory: boolean): FilterRule | undefined => {
+    for (const [index, rule] of compiled.entries()) {
+      if (isDirectory && /^\/?\*+\/?$/.test(rules[index]!.pattern)) continue;
+      if (!rule.matches(name, isDirectory)) continue;
+      matched.add(index);
+      return rule.kind === 'exclude' ? rules[index] : undefined;
+    }
+    return undefined;
+  };
   return Object.assign(excluded, {
     unmatched: () => rules.filter((_, index) => !matched.has(index)),
+    leavesOutSource,
   });
+}
+
+/** A source as given to put -r or get -r (a pattern's match as matched). */
+export interface GivenSource {
+  argument: string;
+  /** A directory walked as a tree (else a file). */
+  tree: boolean;
+}
+
+/**
+ * The name rsync matches its rules against for a source given: its last name; none for one
+ * written as a directory's contents (`src/`, `src/.`, `.`, `..`), as rsync sends those unnamed.
+ */
+function ownName(argument: string): string | undefined {
+  if (argument.endsWith('/')) return undefined;
+  const name = argument.slice(argument.lastIndexOf('/') + 1);
+  return name === '' || name === '.' || name === '..' ? undefined : name;
+}
+
+/**
+ * The rules apply within the trees named, each its own root (`put -r site --include '/docs/***'
+ * --exclude '*'` sends site): an --exclude that matches a source's own name (`put -r *
+ * --exclude node_modules`, `get -r 'g/*' --exclude src`), which rsync would leave out, leaves it
+ * in here. With --delete, a tree so matched refuses the run before anything is done (a usage
+ * error, exit 2): mirrored whole, it deleted from its destination what the rule was to keep
+ * there. Otherwise each source so matched is warned of (the rule is no "matched nothing").
+ */
+export function refuseOrWarnOfExcludedSources(
+  excludes: Excludes | undefined,
+  given: readonly GivenSource[],
+  deleting: boolean,
+  warn: (message: string) => void,
+): void {
+  if (excludes === undefined) return;
+  const found = given.flatMap((source) => {
+    const name = ownName(source.argument);
+    const rule = name === undefined ? undefined : excludes.leavesOutSource(name, source.tree);
+    return rule === undefined ? [] : [{ ...source, rule }];
+  });
+  const said = (source: GivenSource, rule: FilterRule): string =>
+    `--exclude ${shellWord(rule.pattern)} matches ${shellWord(source.argument)} itself, a ${source.tree ? 'tree' : 'file'} given: rules apply within the trees given, not to them`;
+  const tree = deleting ? found.find((source) => source.tree) : undefined;
+  if (tree !== undefined)
+    throw new CliError(
+      `--delete: ${said(tree, tree.rule)}, so ${shellWord(tree.argument)} would be mirrored whole, deleting what the rule keeps in its destination; leave ${shellWord(tree.argument)} out of the sources (nothing done)`,
+      { exitCode: EXIT_STATUS.usage, code: 'INVALID_PATH' },
+    );
+  for (const { rule, ...source } of found)
+    warn(
+      `${said(source, rule)}: ${shellWord(source.argument)} is copied all the same (leave it out of the sources)`,
+    );
 }
 
 const globOptions = { dot: true, noextglob: true, nonegate: true };

@@ -148,7 +148,7 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     )
     .option(
       '--exclude <pattern>',
-      `with -r: leave out what matches, a directory with everything in it: a name at any depth ('*.tmp', 'node_modules'), or with a '/' a path below the tree ('build/cache'); repeatable`,
+      `with -r: leave out what matches, a directory with everything in it: a name at any depth ('*.tmp', 'node_modules'), or with a '/' a path below the tree ('build/cache'); rules apply within the trees given: a source whose own name one matches is copied all the same, and warned of (with --delete a tree so matched refuses the run); repeatable`,
       collectRule,
     )
     .option(

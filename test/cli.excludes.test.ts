@@ -493,3 +493,92 @@ describe('--exclude', () => {
     expect(include.stderr).toContain('--include picks from the trees -r walks: add -r');
   });
 });
+
+describe('--exclude matching a source given (rules apply within the trees given)', () => {
+  it('get -r --delete of a tree whose own name a rule matches is refused before anything is done', async () => {
+    server = await startServer({ backend: 'disk' });
+    for (const file of ['g/src/a.c', 'g/src/spare.txt', 'g/doc/b.txt']) {
+      await mkdir(join(server.root!, file, '..'), { recursive: true });
+      await writeFile(join(server.root!, file), file);
+    }
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'og', 'src'), { recursive: true });
+    await writeFile(join(local, 'og', 'src', 'precious'), 'kept out of the mirror by --exclude src');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    const result = await runCli(
+      [...at, 'get', '-r', 'g/*', '--exclude', 'src', '--to', 'og', '--delete'],
+      local,
+    );
+    // Before: g/src was mirrored whole and og/src/precious deleted ("--exclude src matched nothing").
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--delete: --exclude src matches g/src itself, a tree given');
+    expect(result.stderr).toContain('leave g/src out of the sources (nothing done)');
+    expect(await filesUnder(join(local, 'og'))).toEqual(['src/precious']);
+    // Anchored as rsync anchors it (at the source's own level), and from an --exclude-from file too.
+    await writeFile(join(local, 'rules'), '- /src\n');
+    const fromFile = await runCli(
+      [...at, 'get', '-r', 'g/*', '--exclude-from', 'rules', '--to', 'og', '--delete'],
+      local,
+    );
+    expect(fromFile.code).toBe(2);
+    expect(fromFile.stderr).toContain('--exclude /src matches g/src itself');
+    // An --include of it before decides first, as rsync's order does; `*` alone speaks of what is
+    // inside (`--include '/docs/***' --exclude '*'`); `g/src/` names its contents, unnamed.
+    for (const [source, rules] of [
+      ['g/src', ['--include', 'src', '--exclude', 's*']],
+      ['g/src', ['--include', '/a.c', '--exclude', '*']],
+      ['g/src/', ['--exclude', 'src', '--exclude', 'spare.txt']],
+    ] as const) {
+      const kept = await runCli([...at, 'get', '-r', source, ...rules, '--to', 'og', '--delete'], local);
+      expect({ source, rules, code: kept.code, stderr: kept.stderr }).toMatchObject({ code: 0 });
+      expect(kept.stderr).not.toContain('itself');
+      if (!source.endsWith('/')) expect(await filesUnder(join(local, 'og'))).toEqual(['src/a.c']);
+    }
+  });
+
+  it('put -r --delete of a tree whose own name a rule matches is refused; without --delete, warned of', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    for (const file of ['app/main.js', 'node_modules/m/index.js', 'notes.log'])
+      await mkdir(join(local, file, '..'), { recursive: true }).then(() =>
+        writeFile(join(local, file), file),
+      );
+    await mkdir(join(server.root!, 'd', 'node_modules'), { recursive: true });
+    await writeFile(join(server.root!, 'd', 'node_modules', 'keep'), 'the server side of node_modules');
+    const at = ['--server', `127.0.0.1:${server.port}`];
+    // `put -r * --to d`, as the shell gives it.
+    const sources = ['app', 'node_modules', 'notes.log'];
+    const refused = await runCli(
+      [...at, 'put', '-r', ...sources, '--to', 'd', '--delete', '--exclude', 'node_modules'],
+      local,
+    );
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      '--delete: --exclude node_modules matches node_modules itself, a tree given',
+    );
+    expect(await filesUnder(join(server.root!, 'd'))).toEqual(['node_modules/keep']);
+    const warned = await runCli(
+      [...at, 'put', '-r', ...sources, '--to', 'd', '--exclude', 'node_modules/', '--exclude', '*.log'],
+      local,
+    );
+    expect(warned.code).toBe(0);
+    // Said of each, not "matched nothing": before, node_modules went without a word.
+    expect(warned.stderr).toBe(
+      'muxftp: warning: --exclude node_modules/ matches node_modules itself, a tree given: rules apply within the trees given, not to them: node_modules is copied all the same (leave it out of the sources)\n' +
+        "muxftp: warning: --exclude '*.log' matches notes.log itself, a file given: rules apply within the trees given, not to them: notes.log is copied all the same (leave it out of the sources)\n",
+    );
+    expect(await filesUnder(join(server.root!, 'd'))).toContain('node_modules/m/index.js');
+    // `*` alone speaks of what is in a tree (the README's `--include '/docs/***' --exclude '*'`),
+    // but a file given has nothing inside: rsync would leave it out.
+    const only = await runCli(
+      [...at, 'put', '-r', 'app', 'notes.log', '--to', 'f', '--include', '/main.js', '--exclude', '*'],
+      local,
+    );
+    expect(only).toMatchObject({
+      code: 0,
+      stderr:
+        "muxftp: warning: --exclude '*' matches notes.log itself, a file given: rules apply within the trees given, not to them: notes.log is copied all the same (leave it out of the sources)\n",
+    });
+    expect(await filesUnder(join(server.root!, 'f'))).toEqual(['app/main.js', 'notes.log']);
+  });
+});

@@ -19,7 +19,12 @@ import { formatBytes } from '../../shared/humanUnits.js';
 import { planningLimit } from '../concurrency.js';
 import { CrowdedDirectories } from '../crowdedDirectories.js';
 import { keepLocalDirectoryTimes } from '../directoryTimes.js';
-import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
+import {
+  compileExcludes,
+  type Excludes,
+  refuseOrWarnOfExcludedSources,
+  warnOfUnmatchedExcludes,
+} from '../excludes.js';
 import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { cannotLook } from '../listPermission.js';
@@ -313,6 +318,8 @@ async function get(
       namedAsDirectory,
       excluded,
       listed,
+      deleting: options.delete === true,
+      warn: (message) => output.warning(message),
     },
   );
   planning.end();
@@ -539,6 +546,8 @@ async function planDownloads(
     namedAsDirectory,
     excluded,
     listed,
+    deleting,
+    warn,
   }: {
     limit: ConcurrencyLimit;
     fail: FailPlanned;
@@ -547,9 +556,12 @@ async function planDownloads(
     /** An entry of a tree with nothing to fetch, and why. */
     passOver: (local: string, remote: string, reason: string) => void;
     namedAsDirectory: ReadonlySet<string>;
-    excluded: Excluded | undefined;
+    excluded: Excludes | undefined;
     /** Files a listing already described (a pattern's matches): taken as they are, not stat'ed. */
     listed: ReadonlyMap<string, WireEntry>;
+    /** --delete: a tree given whose own name a rule leaves out refuses the run (excludes.ts). */
+    deleting: boolean;
+    warn: (message: string) => void;
   },
 ): Promise<{ jobs: TransferJob[]; localDirs: LocalDir[]; trees: MirroredTree[] }> {
   const jobs: TransferJob[] = [];
@@ -579,6 +591,16 @@ async function planDownloads(
       }
     },
   );
+  // Before a tree is walked: with --delete, a run refused here has done nothing. Named as a
+  // directory (`g/src/`), a tree is its contents, unnamed, as in rsync.
+  const given = remotes.flatMap((remote, index) => {
+    const result = stats[index]!;
+    if (!('entry' in result) || (result.entry.type !== 'file' && result.entry.type !== 'dir')) return [];
+    return [
+      { argument: namedAsDirectory.has(remote) ? `${remote}/` : remote, tree: result.entry.type === 'dir' },
+    ];
+  });
+  refuseOrWarnOfExcludedSources(excluded, given, deleting, warn);
   for (const [index, remote] of remotes.entries()) {
     const result = stats[index]!;
     const local = localPathFor(target, remote);

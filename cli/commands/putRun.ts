@@ -13,7 +13,12 @@ import { MuxftpError } from '../../shared/errors.js';
 import { PERMISSION_BITS } from '../../shared/fileModes.js';
 import { planningLimit } from '../concurrency.js';
 import { keepRemoteDirectoryTimes } from '../directoryTimes.js';
-import { compileExcludes, type Excluded, warnOfUnmatchedExcludes } from '../excludes.js';
+import {
+  compileExcludes,
+  type Excluded,
+  refuseOrWarnOfExcludedSources,
+  warnOfUnmatchedExcludes,
+} from '../excludes.js';
 import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { cannotLook } from '../listPermission.js';
@@ -399,6 +404,25 @@ async function put(
     passedOver.push(passedOverOutcome(local, remote, reason));
   };
   const excluded = compileExcludes(options.filters);
+  if (excluded !== undefined) {
+    // Before the trees are walked: with --delete, a run refused here has done nothing.
+    const kinds = await Promise.all(
+      sources.map((source) =>
+        source === '-' || source === ''
+          ? undefined
+          : inspect(source).then(
+              (entry) => entry.kind,
+              () => undefined,
+            ),
+      ),
+    );
+    const given = sources.flatMap((argument, i) =>
+      kinds[i] === 'file' || kinds[i] === 'dir' ? [{ argument, tree: kinds[i] === 'dir' }] : [],
+    );
+    refuseOrWarnOfExcludedSources(excluded, given, options.delete === true, (message) =>
+      output.warning(message),
+    );
+  }
   const planned = await planUploads(sources, resolved, options.recursive === true, {
     fail,
     failDirectory,
