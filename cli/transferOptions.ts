@@ -102,9 +102,13 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
         exitCode: EXIT_STATUS.usage,
       });
     }
-    for (const { kind, pattern, line } of excludeFileLines(text)) {
-      namesNothing(pattern, `--exclude-from ${value}: line ${line}, ${shellWord(pattern)},`);
-      filters.push({ kind, pattern });
+    for (const rule of excludeFileLines(text)) {
+      if (rule === 'clear') {
+        filters.length = 0;
+        continue;
+      }
+      namesNothing(rule.pattern, `--exclude-from ${value}: line ${rule.line}, ${shellWord(rule.pattern)},`);
+      filters.push({ kind: rule.kind, pattern: rule.pattern });
     }
   }
   options.filters = filters;
@@ -158,7 +162,7 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     )
     .option(
       '--exclude-from <file>',
-      "with -r: --exclude each pattern in this file, one a line, in its place among the others (blank lines and lines starting with # or ; skipped; as in rsync, a line '+ PATTERN' is an --include, '- PATTERN' an --exclude); repeatable",
+      "with -r: --exclude each pattern in this file, one a line, in its place among the others (blank lines and lines starting with # or ; skipped; as in rsync, a line '+ PATTERN' is an --include, '- PATTERN' an --exclude, and '!' drops the rules before it); repeatable",
       collectRule,
     )
     .option(
@@ -209,14 +213,16 @@ function parseLimitRate(value: string): number {
  * starting with `#` or `;` skipped; a line starting `- ` excludes the rest of it, one starting
  * `+ ` includes it (rsync's prefixes: an exclude file written for rsync, rsnapshot's say, has
  * them, and read as names `- /tmp` matched nothing and `+ /home` left nothing in, so --delete
- * removed what the file kept).
+ * removed what the file kept); a line `!` alone (`'clear'`) drops every rule before it, the
+ * command line's too, as rsync's clears its list (read as a name, what it dropped was left out).
  */
-function excludeFileLines(text: string): Array<FilterRule & { line: number }> {
+function excludeFileLines(text: string): Array<(FilterRule & { line: number }) | 'clear'> {
   return text
     .split(/\r?\n/)
     .map((pattern, index) => ({ pattern, line: index + 1 }))
     .filter(({ pattern }) => pattern.trim() !== '' && !pattern.startsWith('#') && !pattern.startsWith(';'))
     .map(({ pattern, line }) => {
+      if (pattern === '!') return 'clear';
       const prefix = /^([+-]) /.exec(pattern)?.[1];
       if (prefix === undefined) return { kind: 'exclude', pattern, line };
       return { kind: prefix === '+' ? 'include' : 'exclude', pattern: pattern.slice(2), line };

@@ -205,6 +205,34 @@ describe('--exclude', () => {
     expect(result).toMatchObject({ code: 0, stderr: '' });
   });
 
+  it("--exclude-from reads rsync's '!' line: the rules before it, the command line's too, are dropped", async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    await makeSite(join(local, 'site'));
+    await writeFile(join(local, 'rules'), '- sub/\n!\n- *.tmp\n- .git\n- cache\n');
+    const result = await runCli(
+      [
+        '--server',
+        `127.0.0.1:${server.port}`,
+        'put',
+        '-r',
+        'site',
+        '--exclude',
+        'index.html',
+        '--exclude-from',
+        'rules',
+      ],
+      local,
+    );
+    // Read as a name, '!' matched nothing and index.html and sub stayed out.
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'site'))).toEqual([
+      'index.html',
+      'sub/keep.txt',
+      'sub/skip.txt',
+    ]);
+  });
+
   it('--include keeps what matches when it comes first, the order given deciding, --exclude-from in its place', async () => {
     server = await startServer({ backend: 'disk' });
     const local = await tempDirs.make();
