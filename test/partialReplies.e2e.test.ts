@@ -8,13 +8,11 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
-import { FrameType } from '../shared/protocol/constants.js';
-import { encodeOpen } from '../shared/protocol/encoder.js';
 import { MiB } from './helpers/heap.js';
-import { RawPeer } from './helpers/rawPeer.js';
+import type { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
-import { delay } from './helpers/waits.js';
+import { expectAllReleased, peakOfUnreadReplies, repliesOnceRead } from './helpers/unreadReplies.js';
 
 vi.mock('../storage/partialUpload.js', async (importOriginal) => ({
   ...(await importOriginal<typeof import('../storage/partialUpload.js')>()),
@@ -39,22 +37,12 @@ const BLOCKS = 2048;
 describe('partial queries of a large kept upload, their REPLYs never read', () => {
   it('hold no more than the control budget and a REPLY each; a client reading them gets them all', async () => {
     env = await startServer({ serverControlHighWaterBytes: LIMIT });
-    const server = env.server;
     const key = { size: 2 * BLOCKS * INTEGRITY_BLOCK_BYTES, algorithm: 'xxh128' as const, source: 'src' };
-    for (let i = 0; i < PEERS; i++) {
-      const peer = await RawPeer.open(env.port);
-      peer.socket.pause(); // reads nothing from now on
-      peers.push(peer);
-      const opens = Array.from({ length: QUERIES }, (_, s) =>
-        encodeOpen(2 * s + 1, { op: 'partial', path: 'big.iso', ...key }),
-      );
-      peer.write(Buffer.concat(opens));
-    }
-    let peak = 0;
-    for (const started = Date.now(); Date.now() - started < 3_000; ) {
-      await delay(20);
-      peak = Math.max(peak, server.controlHeldBytes);
-    }
+    const peak = await peakOfUnreadReplies(env, peers, PEERS, QUERIES, {
+      op: 'partial',
+      path: 'big.iso',
+      ...key,
+    });
     // Each REPLY ~72 KB: all of them were ~55 MB held (less what the kernel took).
     expect(peak).toBeLessThanOrEqual(LIMIT + PEERS * 256 * 1024);
     expect(env.logs.filter((line) => line.includes('closed after'))).toEqual([]);
@@ -64,19 +52,10 @@ describe('partial queries of a large kept upload, their REPLYs never read', () =
     expect(await client.list()).toEqual([]);
 
     // A client that reads gets every answer, each with its blocks.
-    const reader = peers[0]!;
-    reader.socket.resume();
-    const replies = () => reader.frames.filter((f) => f.type === FrameType.REPLY);
-    for (const started = Date.now(); replies().length < QUERIES && Date.now() - started < 20_000; )
-      await delay(20);
-    expect(replies()).toHaveLength(QUERIES);
-    const answer = JSON.parse(replies()[0]!.payload.toString()) as { offset: number; blocks: string[] };
+    const answer = (await repliesOnceRead(peers[0]!, QUERIES))[0]!;
     expect(answer.offset).toBe(BLOCKS * INTEGRITY_BLOCK_BYTES);
     expect(answer.blocks).toHaveLength(BLOCKS);
 
-    for (const peer of peers) peer.destroy();
-    for (const started = Date.now(); server.controlHeldBytes > 0 && Date.now() - started < 5_000; )
-      await delay(10);
-    expect(server.controlHeldBytes).toBe(0);
+    await expectAllReleased(env, peers);
   }, 60_000);
 });

@@ -10,13 +10,12 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
-import { FrameType } from '../shared/protocol/constants.js';
-import { encodeOpen } from '../shared/protocol/encoder.js';
 import { RACY_WINDOW_MS } from '../storage/digestCache.js';
 import { MiB } from './helpers/heap.js';
-import { RawPeer } from './helpers/rawPeer.js';
+import type { RawPeer } from './helpers/rawPeer.js';
 import { stopServerAndPeers } from './helpers/serverTeardown.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { expectAllReleased, peakOfUnreadReplies, repliesOnceRead } from './helpers/unreadReplies.js';
 import { delay } from './helpers/waits.js';
 
 let env: TestServer | undefined;
@@ -34,7 +33,6 @@ const OFFSET = BLOCKS * INTEGRITY_BLOCK_BYTES;
 describe('resumed gets of a large file, their REPLYs never read', () => {
   it('hold no more than the control budget and a REPLY each; a client reading them gets them all', async () => {
     env = await startServer({ backend: 'disk', serverControlHighWaterBytes: LIMIT });
-    const server = env.server;
     const path = join(env.root!, 'big.iso');
     const file = await open(path, 'w');
     await file.truncate(OFFSET + INTEGRITY_BLOCK_BYTES);
@@ -50,20 +48,11 @@ describe('resumed gets of a large file, their REPLYs never read', () => {
     });
     await handle.close();
 
-    for (let i = 0; i < PEERS; i++) {
-      const peer = await RawPeer.open(env.port);
-      peer.socket.pause(); // reads nothing from now on
-      peers.push(peer);
-      const opens = Array.from({ length: GETS }, (_, s) =>
-        encodeOpen(2 * s + 1, { op: 'get', path: 'big.iso', offset: OFFSET }),
-      );
-      peer.write(Buffer.concat(opens));
-    }
-    let peak = 0;
-    for (const started = Date.now(); Date.now() - started < 3_000; ) {
-      await delay(20);
-      peak = Math.max(peak, server.controlHeldBytes);
-    }
+    const peak = await peakOfUnreadReplies(env, peers, PEERS, GETS, {
+      op: 'get',
+      path: 'big.iso',
+      offset: OFFSET,
+    });
     // Each REPLY ~72 KB: all of them were ~55 MB held (less what the kernel took).
     expect(peak).toBeLessThanOrEqual(LIMIT + PEERS * 256 * 1024);
     expect(env.logs.filter((line) => line.includes('closed after'))).toEqual([]);
@@ -73,19 +62,10 @@ describe('resumed gets of a large file, their REPLYs never read', () => {
     expect((await client.stat('big.iso')).size).toBe(OFFSET + INTEGRITY_BLOCK_BYTES);
 
     // A client that reads gets every answer, each with its blocks.
-    const reader = peers[0]!;
-    reader.socket.resume();
-    const replies = () => reader.frames.filter((f) => f.type === FrameType.REPLY);
-    for (const started = Date.now(); replies().length < GETS && Date.now() - started < 20_000; )
-      await delay(20);
-    expect(replies()).toHaveLength(GETS);
-    const answer = JSON.parse(replies()[0]!.payload.toString()) as { offset: number; blocks: string[] };
+    const answer = (await repliesOnceRead(peers[0]!, GETS))[0]!;
     expect(answer.offset).toBe(OFFSET);
     expect(answer.blocks).toHaveLength(BLOCKS);
 
-    for (const peer of peers) peer.destroy();
-    for (const started = Date.now(); server.controlHeldBytes > 0 && Date.now() - started < 5_000; )
-      await delay(10);
-    expect(server.controlHeldBytes).toBe(0);
+    await expectAllReleased(env, peers);
   }, 60_000);
 });
