@@ -184,7 +184,7 @@ export function addTransferOptions(command: Command, direction: 'upload' | 'down
     )
     .option(
       '--no-perms',
-      `give each ${side} file the permissions a new file gets under the umask there (default: its source's read, write and execute bits, less the umask${direction === 'upload' ? '; the server keeps its own read and write' : ''})`,
+      `give each ${side} file the permissions a new file gets there (default: its source's read, write and execute bits, less the umask${direction === 'upload' ? '; the server keeps its own read and write' : ''})`,
     )
     .option(
       '--skip-unchanged',

@@ -1251,7 +1251,7 @@ export class Client {
       // A file under one block has nothing to compare, but is still the user's: asked for from
       // offset 0, one larger than the server's is refused as such (GetCall), not replaced.
       if (blocks.length > 0 || localSize > 0) {
-        const sink = await ContinueSink.open(target, keepsPartial);
+        const sink = await ContinueSink.open(target, keepsPartial, options.keepModes === true);
         try {
           return await this.getInto(remotePath, undefined, options, { blocks, sink, localSize });
         } catch (error) {
@@ -1260,7 +1260,11 @@ export class Client {
         }
       }
     }
-    return this.getInto(remotePath, await openSink(target, options.signal, inPlace, keepsPartial), options);
+    return this.getInto(
+      remotePath,
+      await openSink(target, options.signal, inPlace, keepsPartial, options.keepModes === true),
+      options,
+    );
   }
 
   /**
@@ -1274,7 +1278,10 @@ export class Client {
     options: TransferOptions,
   ): Promise<GetResult | undefined> {
     // get -c also continues what a get killed outright left in progress; a retry, only its own.
-    const sink = await ContinueSink.claimKept(target, { leftBehind: options.continue === true });
+    const sink = await ContinueSink.claimKept(target, {
+      leftBehind: options.continue === true,
+      bitsCarried: options.keepModes === true,
+    });
     if (sink === undefined) return undefined;
     let blocks: Buffer[];
     try {

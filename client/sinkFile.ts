@@ -28,7 +28,7 @@ import { type FileHandle, lstat, open, rename } from 'node:fs/promises';
 import { CallsInFlight } from '../shared/callsInFlight.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { closedFileError } from '../shared/errnoReasons.js';
-import { hiddenFileBits } from '../shared/fileModes.js';
+import { NEW_FILE_BITS } from '../shared/fileModes.js';
 import { localFileCalls } from './sources.js';
 
 /**
@@ -48,10 +48,9 @@ export class SinkFile {
 
   /**
    * Creates `path`, which must not exist (O_EXCL: nothing there is followed or reused), with
-   * hiddenFileBits(): its owner's alone until finished.
+   * `mode` (less the umask; a download's: transferFileBits).
    */
-  static async create(path: string): Promise<SinkFile> {
-    const mode = hiddenFileBits();
+  static async create(path: string, mode = NEW_FILE_BITS): Promise<SinkFile> {
     return localFileCalls.run(
       () => new SinkFile(openSync(path, 'wx', mode), undefined),
       async () => new SinkFile(undefined, await open(path, 'wx', mode)),

@@ -14,10 +14,9 @@ import type { Writable } from 'node:stream';
 import { MuxftpError } from '../shared/errors.js';
 import {
   hiddenBitsFor,
-  hiddenFileBits,
   keepPermissionBits,
   type ModableFile,
-  NEW_FILE_BITS,
+  transferFileBits,
 } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
@@ -66,13 +65,15 @@ export type GetTarget = string | Writable;
  * `signal` cancels the wait for a FIFO's reader; `inPlace` is what isSpecialFile said of the
  * target, when the caller asked it already (else it is asked here). `keepsPartial`: a download
  * into a file that fails keeps its whole blocks for `get -c` (a FIFO, a device or a stream keeps
- * nothing: written in place).
+ * nothing: written in place). `bitsCarried`: the file is to get the remote one's bits (keepModes),
+ * so its hidden file is its owner's alone until then (transferFileBits).
  */
 export async function openSink(
   target: GetTarget,
   signal?: AbortSignal,
   inPlace?: boolean,
   keepsPartial = false,
+  bitsCarried = false,
 ): Promise<ByteSink> {
   if (typeof target !== 'string') {
     // A JavaScript caller's null or number failed deep inside, as "stream.on is not a function".
@@ -88,7 +89,7 @@ export async function openSink(
     const sink = await SpecialFileSink.open(target, signal);
     if (sink !== undefined) return sink;
   }
-  return FileSink.open(target, keepsPartial);
+  return FileSink.open(target, keepsPartial, bitsCarried);
 }
 
 /**
@@ -252,7 +253,9 @@ interface HiddenFile extends ModableFile {
  * A download into a hidden temporary file beside its target, renamed onto the target only once
  * verified. The file is registered in `temporaryFilesInProgress` for as long as it may exist.
  * Opened to keep a partial (`keepsPartial`), a failure keeps its whole blocks under the target's
- * kept name (keepPartial()) and a success removes what an earlier failure kept there.
+ * kept name (keepPartial()) and a success removes what an earlier failure kept there. Carrying the
+ * remote file's bits (`bitsCarried`), the file is its owner's alone until finished; else it is
+ * made as any new file, and keeps the bits the kernel gave it (transferFileBits).
  */
 abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements ByteSink, TemporaryFile {
   readonly keepsChunks = false;
@@ -272,7 +275,17 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
   /** Something was at the target when the download started (undefined: looked at when renamed). */
   protected replacing: boolean | undefined;
 
-  protected constructor(target: string, temporary: string, handle: File, keepsPartial: boolean) {
+  /** The file gets the remote one's bits (keepModes): it is its owner's alone until then. */
+  protected readonly bitsCarried: boolean;
+
+  protected constructor(
+    target: string,
+    temporary: string,
+    handle: File,
+    keepsPartial: boolean,
+    bitsCarried: boolean,
+  ) {
+    this.bitsCarried = bitsCarried;
     this.target = target;
     this.temporary = temporary;
     this.handle = handle;
@@ -297,12 +310,14 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
     try {
       await this.ready;
       // Where the filesystem refuses them, the verified file is kept all the same, as written.
-      // Without the remote file's bits, a new file's: it was created its owner's alone.
+      // Without the remote file's bits, the kernel's (umask or default ACL), unless it was made
+      // its owner's alone (bitsCarried: a server that sent none): a new file's then.
       // With the final bits (0444, say), it is no partial to continue: an exit now removes it.
       this.keepable = false;
-      await keepPermissionBits(handle, kept.mode ?? NEW_FILE_BITS, { createdHere: this.createdHere }).catch(
-        () => {},
-      );
+      await keepPermissionBits(handle, kept.mode, {
+        createdHere: this.createdHere,
+        bitsCarried: this.bitsCarried,
+      }).catch(() => {});
       if (kept.mtimeMs !== undefined) await handle.utimes(new Date(), fileTime(kept.mtimeMs)).catch(() => {});
       await handle.close();
       await renameIntoPlace(this.temporary, this.target, this.replacing);
@@ -375,7 +390,7 @@ class FileSink extends HiddenFileSink<SinkFile> {
   /** Written from 0 in order: what the file holds, without a stat (most failures hold no whole block). */
   private written = 0;
 
-  static async open(target: string, keepsPartial: boolean): Promise<FileSink> {
+  static async open(target: string, keepsPartial: boolean, bitsCarried: boolean): Promise<FileSink> {
     // A directory there is found before a byte is asked for: its rename refused the whole file
     // once it had come (EISDIR), and nothing of it was kept.
     const kind = await targetKind(target);
@@ -384,7 +399,13 @@ class FileSink extends HiddenFileSink<SinkFile> {
     const temporary = temporaryPath(target, keepsPartial);
     registerTemporary(temporary);
     try {
-      const sink = new FileSink(target, temporary, await SinkFile.create(temporary), keepsPartial);
+      const sink = new FileSink(
+        target,
+        temporary,
+        await SinkFile.create(temporary, transferFileBits(bitsCarried)),
+        keepsPartial,
+        bitsCarried,
+      );
       sink.replacing = kind === 'other';
       return sink;
     } catch (err) {
@@ -469,7 +490,7 @@ export class ContinueSink extends HiddenFileSink {
   /** The user's partial file, copied into the temporary file by startAt(); undefined once copied, or for a claimed kept file. */
   private copyFrom: string | undefined;
 
-  static async open(target: string, keepsPartial: boolean): Promise<ContinueSink> {
+  static async open(target: string, keepsPartial: boolean, bitsCarried: boolean): Promise<ContinueSink> {
     const temporary = temporaryPath(target, keepsPartial);
     registerTemporary(temporary);
     try {
@@ -477,8 +498,9 @@ export class ContinueSink extends HiddenFileSink {
       const sink = new ContinueSink(
         target,
         temporary,
-        await open(temporary, 'wx+', hiddenFileBits()),
+        await open(temporary, 'wx+', transferFileBits(bitsCarried)),
         keepsPartial,
+        bitsCarried,
       );
       sink.copyFrom = target;
       // A copy of the user's file: nothing of it is ours to keep until the server vouched for it.
@@ -498,8 +520,12 @@ export class ContinueSink extends HiddenFileSink {
    * fail too, its whole blocks are kept there again (whatever the caller asked: they were kept
    * already). With `leftBehind`, when nothing was kept, what a process killed outright left in
    * progress is claimed instead (claimLeftBehind). Undefined when there is none to claim.
+   * `bitsCarried`, as openSink's.
    */
-  static async claimKept(target: string, { leftBehind = false } = {}): Promise<ContinueSink | undefined> {
+  static async claimKept(
+    target: string,
+    { leftBehind = false, bitsCarried = false } = {},
+  ): Promise<ContinueSink | undefined> {
     const kept = keptPartialPath(target);
     // Named as its own download in progress: killed outright, the next get -c finds it again.
     const temporary = inProgressPath(target);
@@ -541,10 +567,11 @@ export class ContinueSink extends HiddenFileSink {
       handle = await open(temporary, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       const info = await handle.stat();
       if (isOwnSoleFile(info)) {
-        // Kept before hidden files were made their owner's alone: so for what comes now.
-        const hidden = hiddenBitsFor(info.mode);
+        // Kept before hidden files were made their owner's alone, or by a get carrying no bits:
+        // so for what comes now, when this one carries them.
+        const hidden = hiddenBitsFor(info.mode, bitsCarried);
         if (hidden !== undefined) await handle.chmod(hidden).catch(() => {});
-        const sink = new ContinueSink(target, temporary, handle, true);
+        const sink = new ContinueSink(target, temporary, handle, true, bitsCarried);
         sink.createdHere = false;
         return sink;
       }

@@ -207,6 +207,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
           ? undefined
           : this.host.storage.createUpload(this.path, {
               onPartialRemoved: this.partialRemoved,
+              bitsCarried: this.kept.mode !== undefined,
               ...(hinted ? { expectedSize: this.declaredSize } : {}),
               ...(this.partial !== undefined ? { partial: this.partial, resumeFrom: this.offset } : {}),
             }),

@@ -21,30 +21,39 @@ export const SERVER_OWN_DIRECTORY_BITS = 0o700;
 export const NEW_FILE_BITS = 0o666;
 
 /**
- * The bits a transfer's hidden file is created with (its owner's alone, as rsync's temporary
- * files), a download's beside its target and an upload's on the server (and what a failed one
- * keeps for `get -c`, `put -c`): it holds a private file's bytes for the whole transfer, and a
- * failed one's whole blocks after it (a server's for a day, --partial-retention). Created with
- * NEW_FILE_BITS (0644 under umask 022), any local user could open it, and read on through that
- * descriptor after the final chmod; it gets its bits once verified (keepPermissionBits). Where
- * the kernel does not show the umask (processUmask), a file created with NEW_FILE_BITS is what
- * shows it: created so.
+ * The bits a transfer's hidden file is created with, a download's beside its target and an
+ * upload's on the server (and what a failed one keeps for `get -c`, `put -c`), as the transfer
+ * carries its source's bits (`bitsCarried`: keepModes, OPEN's `mode`) or not.
+ *
+ * Carried: its owner's alone (as rsync's temporary files) until it gets its bits once verified
+ * (keepPermissionBits): it holds a private file's bytes for the whole transfer, and a failed one's
+ * whole blocks after it (a server's for a day, --partial-retention). Created with NEW_FILE_BITS
+ * (0644 under umask 022), any local user could open it, and read on through that descriptor after
+ * the final chmod. Where the kernel does not show the umask (processUmask), a file created with
+ * NEW_FILE_BITS is what shows it: created so.
+ *
+ * Not carried (`--no-perms`): NEW_FILE_BITS, and never chmod'ed: its final bits are what the
+ * kernel gives a new file, the umask or the directory's default ACL (`setfacl -d -m g::-,o::-`
+ * gives 0600), which a chmod to the umask's bits would undo. They are no more private than that, so
+ * there is nothing to hide while it is written.
  */
-export function hiddenFileBits(): number {
-  return processUmask() === undefined ? NEW_FILE_BITS : HIDDEN_FILE_BITS;
+export function transferFileBits(bitsCarried: boolean): number {
+  return bitsCarried && processUmask() !== undefined ? HIDDEN_FILE_BITS : NEW_FILE_BITS;
 }
 
-/** hiddenFileBits() where the kernel shows the umask. */
+/** transferFileBits() of a transfer carrying bits, where the kernel shows the umask. */
 const HIDDEN_FILE_BITS = 0o600;
 
 /**
  * The bits to give a hidden file made before (`mode`: a kept partial taken over, made by a
- * version that created them as any new file) so that what comes next is its owner's alone, as
- * hiddenFileBits(); undefined when it is so already, or where the kernel does not show the umask.
- * What others opened meanwhile reads on: only new opens are refused.
+ * version that created them as any new file, or by a transfer that carried no bits) so that what
+ * comes next is its owner's alone, as transferFileBits(); undefined when it is so already, when
+ * the transfer carries no bits (what it gets then is the kernel's: left as it is), or where the
+ * kernel does not show the umask. What others opened meanwhile reads on: only new opens are refused.
  */
-export function hiddenBitsFor(mode: number | bigint): number | undefined {
-  return hiddenFileBits() === HIDDEN_FILE_BITS && (Number(mode) & PERMISSION_BITS & ~HIDDEN_FILE_BITS) !== 0
+export function hiddenBitsFor(mode: number | bigint, bitsCarried: boolean): number | undefined {
+  return transferFileBits(bitsCarried) === HIDDEN_FILE_BITS &&
+    (Number(mode) & PERMISSION_BITS & ~HIDDEN_FILE_BITS) !== 0
     ? HIDDEN_FILE_BITS
     : undefined;
 }
@@ -114,20 +123,23 @@ export interface ModableFile {
 }
 
 /**
- * Gives a file `source`'s bits less the umask, and at least `floor` (the server keeps reading
- * and writing what it serves); nothing is called when it has them. Where the kernel does not show
- * the umask, the mode of a file this process just created with node's default mode shows it; a
- * file created earlier (a partial transfer continued) may have been made under another, so it
- * gets no group or other write either way.
+ * Gives a transfer's file `source`'s bits less the umask, and at least `floor` (the server keeps
+ * reading and writing what it serves); nothing is called when it has them. Where the kernel does
+ * not show the umask, the mode of a file this process just created with node's default mode shows
+ * it; a file created earlier (a partial transfer continued) may have been made under another, so
+ * it gets no group or other write either way. Without `source`, a file created for a transfer
+ * that carries bits (`bitsCarried`, transferFileBits) gets a new file's; one that carries none is
+ * left as the kernel made it (its umask or default ACL): nothing is called.
  */
 export async function keepPermissionBits(
   file: ModableFile,
-  source: number,
-  options: { floor?: number; createdHere: boolean },
+  source: number | undefined,
+  options: { floor?: number; createdHere: boolean; bitsCarried: boolean },
 ): Promise<void> {
+  if (source === undefined && !options.bitsCarried) return;
   const current = Number((await file.stat()).mode) & PERMISSION_BITS;
   const umask =
     processUmask() ?? (options.createdHere ? umaskShownBy(current) : umaskShownBy(current) | 0o022);
-  const wanted = lessUmask(source, umask) | (options.floor ?? 0);
+  const wanted = lessUmask(source ?? NEW_FILE_BITS, umask) | (options.floor ?? 0);
   if (wanted !== current) await file.chmod(wanted);
 }

@@ -12,11 +12,11 @@ import { DiskRooms, type RoomClaim } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
 import {
   hiddenBitsFor,
-  hiddenFileBits,
   lessUmask,
   PERMISSION_BITS,
   SERVER_OWN_DIRECTORY_BITS,
   SERVER_OWN_FILE_BITS,
+  transferFileBits,
 } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { formatBytesApart } from '../shared/humanUnits.js';
@@ -809,6 +809,7 @@ export class FsStorage implements Storage {
         options.partial,
         options.resumeFrom ?? 0,
         options.onPartialRemoved,
+        options.bitsCarried === true,
       );
     } catch (error) {
       this.#moveGuard.release(claim);
@@ -822,6 +823,7 @@ export class FsStorage implements Storage {
     partial: PartialKey | undefined,
     resumeFrom: number,
     onPartialRemoved: RmdirOptions['onPartialRemoved'],
+    bitsCarried: boolean,
   ): Promise<UploadHandle> {
     let target: Resolved;
     let parentHostPath: string;
@@ -903,14 +905,18 @@ export class FsStorage implements Storage {
             Math.max(0, keptBytes - resumeFrom),
           );
       }
-      handle = await this.#openTemporary(target.clientPath, temporaryPath, keep, resumeFrom > 0).catch(
-        async (error: unknown) => {
-          // The parent is looked at only when the open failed for want of it: say which.
-          const code = (error as { code?: unknown }).code;
-          if (code === 'NOT_FOUND' || code === 'NOT_A_DIRECTORY') await this.#refuseParent(target);
-          throw error;
-        },
-      );
+      handle = await this.#openTemporary(
+        target.clientPath,
+        temporaryPath,
+        keep,
+        resumeFrom > 0,
+        bitsCarried,
+      ).catch(async (error: unknown) => {
+        // The parent is looked at only when the open failed for want of it: say which.
+        const code = (error as { code?: unknown }).code;
+        if (code === 'NOT_FOUND' || code === 'NOT_A_DIRECTORY') await this.#refuseParent(target);
+        throw error;
+      });
       try {
         await this.#refuseOpenedOutside(handle, target.clientPath);
         if (keep) {
@@ -918,8 +924,9 @@ export class FsStorage implements Storage {
           // upload refused or cut before its first byte leaves it whole.
           const held = await handle.stat();
           heldBytes = held.isFile() ? Number(held.size) : 0;
-          // Kept before they were made the server's alone: so from here on.
-          const hidden = held.isFile() ? hiddenBitsFor(held.mode) : undefined;
+          // Kept before they were made the server's alone, or by a put carrying no bits: so from
+          // here on, when this one carries them.
+          const hidden = held.isFile() ? hiddenBitsFor(held.mode, bitsCarried) : undefined;
           if (hidden !== undefined) await handle.chmod(hidden).catch(noop);
           if (!held.isFile() || heldBytes < resumeFrom) {
             throw new StorageError(
@@ -958,6 +965,7 @@ export class FsStorage implements Storage {
       startOffset: resumeFrom,
       keepable: keep,
       heldBytes,
+      bitsCarried,
       reserve: this.#reserve,
       room,
       digests: this.#digests,
@@ -996,6 +1004,7 @@ export class FsStorage implements Storage {
     hostPath: string,
     partial: boolean,
     resuming: boolean,
+    bitsCarried: boolean,
   ): Promise<FsFileHandle> {
     if (partial) {
       try {
@@ -1015,8 +1024,9 @@ export class FsStorage implements Storage {
         if (resuming || !(isMissing(error) || linked)) throw storageErrorFromFs(error, clientPath);
       }
     }
-    // The server's alone until committed: a private file's bytes, kept for a day should it fail.
-    return this.#fs.open(hostPath, 'wx', hiddenFileBits()).catch(async (error: unknown) => {
+    // Carrying bits, the server's alone until committed: a private file's bytes, kept for a day
+    // should it fail. Else as any new file: the kernel's bits (umask, default ACL) are its final ones.
+    return this.#fs.open(hostPath, 'wx', transferFileBits(bitsCarried)).catch(async (error: unknown) => {
       throw await this.#creationError(error, clientPath, hostPath);
     });
   }

@@ -332,6 +332,13 @@ export interface Storage {
        * drops as it starts (one kept upload per file: the new one replaces it).
        */
       onPartialRemoved?: RmdirOptions['onPartialRemoved'];
+      /**
+       * commit() will be given bits (CommitOptions.mode: a put keeping its source's): the
+       * temporary file, and kept data taken over, is then the server's alone until committed
+       * (transferFileBits). Without, it is created as any new file, the umask or its directory's
+       * default ACL deciding its bits, and a commit() given none leaves them.
+       */
+      bitsCarried?: boolean;
     },
   ): Promise<UploadHandle>;
   /**

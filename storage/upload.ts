@@ -6,7 +6,7 @@
 import { DEFAULTS } from '../shared/defaults.js';
 import type { RoomClaim } from '../shared/diskRoom.js';
 import { StorageError } from '../shared/errors.js';
-import { keepPermissionBits, NEW_FILE_BITS, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
+import { keepPermissionBits, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import type { FileDigest } from '../shared/integrity/contentDigest.js';
@@ -53,6 +53,8 @@ export interface UploadContext {
   keepable: boolean;
   /** Bytes the partial file held when opened (kept data taken over; it may run past startOffset). */
   heldBytes: number;
+  /** The file is the server's alone until committed (createUpload's bitsCarried). */
+  bitsCarried: boolean;
   digests: DigestCache;
   /** Runs `task` while no other delete, rename or commit touches the target (storage/pathLocks.ts). */
   exclusive<T>(task: () => Promise<T>): Promise<T>;
@@ -220,11 +222,13 @@ export class FsUpload implements UploadHandle {
       // The bits and the time first, so the stat below (the digest cache's version) sees the file
       // as it stays; the bits before the time (memfs's chmod moves mtime). A filesystem that
       // refuses either costs it, not the verified upload (the entry says what the file got).
-      // Without bits asked for, a new file's: it was created the server's alone (hiddenFileBits).
-      await keepPermissionBits(handle, options.mode ?? NEW_FILE_BITS, {
+      // Without bits asked for, the kernel's (umask or default ACL), unless it was made the
+      // server's alone (bitsCarried): a new file's then.
+      await keepPermissionBits(handle, options.mode, {
         floor: SERVER_OWN_FILE_BITS,
         // Kept data taken over: a file made before, maybe under another umask.
         createdHere: this.#context.heldBytes === 0,
+        bitsCarried: this.#context.bitsCarried,
       }).catch(noop);
       if (options.mtimeMs !== undefined)
         await handle.utimes(new Date(), fileTime(options.mtimeMs)).catch(noop);

@@ -6,8 +6,9 @@
  * gets. The test runs under umask 027, which takes group write and all of others' bits, so that
  * the masking shows; the server runs in this process, the CLI in a child that inherits it.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { chmod, mkdir, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseModeArgument } from '../cli/modeArgument.js';
@@ -190,14 +191,20 @@ describe("a download's hidden file is its owner's alone until it is finished", (
     expect(seen).toEqual([0o600]);
     expect(await modeOf(join(dir, 'secret.bin'))).toBe(0o600);
 
-    // Any file, kept or not: the final bits are given once verified.
+    // Any file carrying bits, kept or not: the final bits are given once verified.
     seen.length = 0;
-    await client.get('open.bin', join(dir, 'open.bin'), watch);
+    await client.get('open.bin', join(dir, 'open.bin'), { keepModes: true, ...watch });
     expect(seen).toEqual([0o600]);
     expect(await modeOf(join(dir, 'open.bin'))).toBe(0o644 & ~UMASK);
 
+    // Without bits (--no-perms), nothing more private than a new file to hide: made as one.
+    seen.length = 0;
+    await client.get('secret.bin', join(dir, 'plain.bin'), watch);
+    expect(seen).toEqual([0o666 & ~UMASK]);
+    expect(await modeOf(join(dir, 'plain.bin'))).toBe(0o666 & ~UMASK);
+
     // What a failed download keeps for get -c stays so.
-    const sink = await openSink(join(dir, 'again.bin'), undefined, false, true);
+    const sink = await openSink(join(dir, 'again.bin'), undefined, false, true, true);
     await sink.write([bytes.subarray(0, 5 * MiB)]);
     seen.length = 0;
     seen.push(...hiddenModes());
@@ -248,24 +255,29 @@ describe("an upload's temporary file is the server's alone until it is committed
     expect(seen).toEqual([0o600]);
     expect(await modeOf(join(root, 'secret.bin'))).toBe(0o600);
 
-    // Without bits asked for (--no-perms), a new file's, given at the commit.
+    // Without bits asked for (--no-perms), a new file's, made so: nothing more private to hide.
     seen.length = 0;
     await client.put('plain.bin', await fileWithMode(dir, 'plain.bin', bytes, 0o600), watch);
-    expect(seen).toEqual([0o600]);
+    expect(seen).toEqual([0o666 & ~UMASK]);
     expect(await modeOf(join(root, 'plain.bin'))).toBe(0o666 & ~UMASK);
 
     // What a failed upload keeps for put -c (--partial-retention, a day) stays so.
     const storage = await DiskStorage.open({ root: dir, durable: false });
     try {
       const key = { size: 8 * MiB, algorithm: 'xxh128' as const, source: 'v1' };
-      const first = await storage.createUpload('f.bin', { partial: key });
+      const first = await storage.createUpload('f.bin', { partial: key, bitsCarried: true });
       await first.write([bytes.subarray(0, 4 * MiB)]);
       expect(await first.abort({ keepPartial: true })).toBe(4 * MiB);
       const [kept] = (await readdir(dir)).filter((name) => name.startsWith('.muxftp-'));
       expect(await modeOf(join(dir, kept!))).toBe(0o600);
-      // One kept before the server made them its own (0640 here): made so as it is taken over.
+      // One kept before the server made them its own (0640 here), or by a put carrying no bits:
+      // made so as one carrying bits takes it over.
       await chmod(join(dir, kept!), 0o640);
-      const resumed = await storage.createUpload('f.bin', { partial: key, resumeFrom: 4 * MiB });
+      const resumed = await storage.createUpload('f.bin', {
+        partial: key,
+        resumeFrom: 4 * MiB,
+        bitsCarried: true,
+      });
       expect(await modeOf(join(dir, kept!))).toBe(0o600);
       await resumed.write([bytes.subarray(0, 4 * MiB)]);
       expect((await resumed.commit(undefined, { mode: 0o644 })).mode).toBe(0o640);
@@ -273,6 +285,90 @@ describe("an upload's temporary file is the server's alone until it is committed
     } finally {
       await storage.close();
     }
+  });
+});
+
+describe("without bits carried (--no-perms), a directory's default ACL decides a new file's", () => {
+  /**
+   * Gives `dir` the default ACL `setfacl -d -m u::rw,g::-,o::-` sets (its files are their owner's
+   * alone, whatever the umask), written as its xattr (no setfacl needed): the reason it cannot,
+   * else undefined.
+   */
+  async function privateDefaultAcl(dir: string): Promise<string | undefined> {
+    if (process.platform !== 'linux') return 'POSIX default ACLs are set here as a Linux xattr';
+    const script = [
+      'import os, struct, sys',
+      "entry = lambda tag, perm: struct.pack('<HHI', tag, perm, 0xFFFFFFFF)",
+      // Version 2; the owner (tag 1) rw, the owning group (4) and others (0x20) nothing.
+      "acl = struct.pack('<I', 2) + entry(1, 6) + entry(4, 0) + entry(0x20, 0)",
+      "os.setxattr(sys.argv[1], 'system.posix_acl_default', acl)",
+    ].join('\n');
+    const run = spawnSync('python3', ['-c', script, dir], { encoding: 'utf8', timeout: 10_000 });
+    if (run.error !== undefined) return `no python3 to set the ACL with (${run.error.message})`;
+    if (run.status !== 0) return `the ACL could not be set: ${run.stderr.trim().split('\n').pop()}`;
+    await writeFile(join(dir, 'probe'), '', { mode: 0o666 });
+    const probe = await modeOf(join(dir, 'probe'));
+    await rm(join(dir, 'probe'));
+    return probe === 0o600
+      ? undefined
+      : `this filesystem ignores default ACLs (a new file is ${probe.toString(8)})`;
+  }
+
+  it("a put over a connection: the file is 0600 as the kernel made it, not the umask's 0640", async (context) => {
+    server = await startServer({ backend: 'disk' });
+    const shared = join(server.root!, 'shared');
+    await mkdir(shared);
+    const unset = await privateDefaultAcl(shared);
+    if (unset !== undefined) context.skip(unset);
+    const dir = await tempDirs.make();
+    const client = await server.connect();
+    const bytes = Buffer.alloc(5 * MiB + 3, 9);
+    const local = await fileWithMode(dir, 'f.bin', bytes, 0o644);
+    const result = await client.put('shared/f.bin', local);
+    expect(await modeOf(join(shared, 'f.bin'))).toBe(0o600);
+    expect(result.entry.mode).toBe(0o600);
+    // Carrying bits, they are asked for: the source's, less the umask, as before.
+    await client.put('shared/kept.bin', local, { keepModes: true });
+    expect(await modeOf(join(shared, 'kept.bin'))).toBe(0o640);
+
+    // What a failed put kept there, continued by a put -c carrying no bits either: left as made.
+    const storage = await DiskStorage.open({ root: server.root!, durable: false });
+    try {
+      const key = { size: 8 * MiB, algorithm: 'xxh128' as const, source: 'v1' };
+      const first = await storage.createUpload('shared/g.bin', { partial: key });
+      await first.write([bytes.subarray(0, 4 * MiB)]);
+      expect(await first.abort({ keepPartial: true })).toBe(4 * MiB);
+      const resumed = await storage.createUpload('shared/g.bin', { partial: key, resumeFrom: 4 * MiB });
+      await resumed.write([bytes.subarray(0, 4 * MiB)]);
+      expect((await resumed.commit(undefined)).mode).toBe(0o600);
+      expect(await modeOf(join(shared, 'g.bin'))).toBe(0o600);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('a get into a local directory: the file is 0600 as the kernel made it, get -c too', async (context) => {
+    const dir = await tempDirs.make();
+    const unset = await privateDefaultAcl(dir);
+    if (unset !== undefined) context.skip(unset);
+    server = await startServer({ backend: 'disk' });
+    const client = await server.connect();
+    const bytes = Buffer.alloc(5 * MiB + 3, 9);
+    await fileWithMode(server.root!, 'f.bin', bytes, 0o644);
+    await client.get('f.bin', join(dir, 'f.bin'));
+    expect(await modeOf(join(dir, 'f.bin'))).toBe(0o600);
+    // Carrying bits, the remote file's less the umask, as before.
+    await client.get('f.bin', join(dir, 'kept.bin'), { keepModes: true });
+    expect(await modeOf(join(dir, 'kept.bin'))).toBe(0o640);
+
+    // What a failed get kept there, continued by a get -c carrying no bits either: left as made.
+    const target = join(dir, 'g.bin');
+    const sink = await openSink(target, undefined, false, true);
+    await sink.write([bytes.subarray(0, 4 * MiB)]);
+    expect(await sink.keepPartial!()).toEqual({ path: keptPartialPath(target), bytes: 4 * MiB });
+    await client.get('f.bin', target, { continue: true });
+    expect((await readFile(target)).equals(bytes)).toBe(true);
+    expect(await modeOf(target)).toBe(0o600);
   });
 });
 
@@ -293,7 +389,11 @@ describe('keeping permission bits, files made before (a partial transfer continu
       expect(await first.abort({ keepPartial: true })).toBe(4 * MiB);
       const [kept] = (await readdir(root)).filter((name) => name.startsWith('.muxftp-'));
       await chmod(join(root, kept!), made);
-      const resumed = await storage.createUpload('f.bin', { partial: key, resumeFrom: 4 * MiB });
+      const resumed = await storage.createUpload('f.bin', {
+        partial: key,
+        resumeFrom: 4 * MiB,
+        bitsCarried: true,
+      });
       expect(resumed.takenOverBytes).toBe(4 * MiB);
       await resumed.write([block(2)]);
       const entry = await resumed.commit(undefined, { mode: 0o777 });
@@ -309,7 +409,7 @@ describe('keeping permission bits, files made before (a partial transfer continu
     const target = join(dir, 'f.bin');
     await writeFile(keptPartialPath(target), Buffer.alloc(10, 1));
     await chmod(keptPartialPath(target), made);
-    const sink = await ContinueSink.claimKept(target);
+    const sink = await ContinueSink.claimKept(target, { bitsCarried: true });
     expect(sink).toBeDefined();
     // Kept before hidden files were made their owner's alone: so as it is taken over.
     if (process.platform === 'linux') expect(await modeOf(sink!.temporary)).toBe(0o600);
@@ -338,6 +438,9 @@ describe('keeping permission bits, memory storage', () => {
     const stored = process.platform === 'linux' ? 0o750 : 0o755;
     expect((await client.stat('run.sh')).mode).toBe(stored);
     expect((await client.stat('ro')).mode).toBe(process.platform === 'linux' ? 0o640 : 0o644);
+    // Without bits asked for, a new file's: the umask, applied as memory storage creates it.
+    await client.put('plain', await fileWithMode(dir, 'plain', Buffer.from('p'), 0o600));
+    expect((await client.stat('plain')).mode).toBe(process.platform === 'linux' ? 0o640 : 0o666);
     const result = await client.get('run.sh', join(dir, 'back.sh'), { keepModes: true });
     expect(result.mode).toBe(stored);
     expect(await modeOf(join(dir, 'back.sh'))).toBe(0o750);
