@@ -24,10 +24,10 @@ import type { LogEvent, LogFields } from './logEvents.js';
 import type { ResolvedServerOptions } from './options.js';
 import type { ResumableHolder } from './resumableUploads.js';
 
-/** The connection, as its streams see it. */
 /** Room reserved for an answer that is not a listing: stat's entry, stats, {} (bytes). */
 export const SMALL_REPLY_BYTES = 4 * 1024;
 
+/** The connection, as its streams see it. */
 export interface StreamHost {
   readonly label: string;
   /** The logged-in account's view, rooted at its home. */
