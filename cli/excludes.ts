@@ -110,11 +110,12 @@ export interface GivenSource {
 
 /**
  * The name rsync matches its rules against for a source given: its last name; none for one
- * written as a directory's contents (`src/`, `src/.`, `.`, `..`), as rsync sends those unnamed.
+ * written as a directory's contents (`src/.`, `.`, `..`, the root), which go into the destination
+ * unnamed. `src/` is named `src`: unlike rsync's, it is copied as `src` (README, put/get -r).
  */
 function ownName(argument: string): string | undefined {
-  if (argument.endsWith('/')) return undefined;
-  const name = argument.slice(argument.lastIndexOf('/') + 1);
+  const path = argument.replace(/\/+$/, '');
+  const name = path.slice(path.lastIndexOf('/') + 1);
   return name === '' || name === '.' || name === '..' ? undefined : name;
 }
 

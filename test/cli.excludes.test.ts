@@ -550,17 +550,26 @@ describe('--exclude matching a source given (rules apply within the trees given)
     );
     expect(fromFile.code).toBe(2);
     expect(fromFile.stderr).toContain('--exclude /src matches g/src itself');
+    // `g/src/` is copied as og/src (a trailing / is no rsync contents here): refused as g/src is.
+    // Before: it was taken for its contents, unnamed, mirrored whole and og/src/precious deleted.
+    const slashed = await runCli(
+      [...at, 'get', '-r', 'g/src/', '--exclude', 'src', '--to', 'og', '--delete'],
+      local,
+    );
+    expect({ code: slashed.code, stderr: slashed.stderr }).toMatchObject({ code: 2 });
+    expect(slashed.stderr).toContain('--delete: --exclude src matches g/src itself, a tree given');
+    expect(await filesUnder(join(local, 'og'))).toEqual(['src/precious']);
     // An --include of it before decides first, as rsync's order does; `*` alone speaks of what is
-    // inside (`--include '/docs/***' --exclude '*'`); `g/src/` names its contents, unnamed.
+    // inside (`--include '/docs/***' --exclude '*'`); `g/src/.` is its contents, unnamed.
     for (const [source, rules] of [
       ['g/src', ['--include', 'src', '--exclude', 's*']],
       ['g/src', ['--include', '/a.c', '--exclude', '*']],
-      ['g/src/', ['--exclude', 'src', '--exclude', 'spare.txt']],
+      ['g/src/.', ['--exclude', 'src', '--exclude', 'spare.txt']],
     ] as const) {
       const kept = await runCli([...at, 'get', '-r', source, ...rules, '--to', 'og', '--delete'], local);
       expect({ source, rules, code: kept.code, stderr: kept.stderr }).toMatchObject({ code: 0 });
       expect(kept.stderr).not.toContain('itself');
-      if (!source.endsWith('/')) expect(await filesUnder(join(local, 'og'))).toEqual(['src/a.c']);
+      if (!source.endsWith('/.')) expect(await filesUnder(join(local, 'og'))).toEqual(['src/a.c']);
     }
   });
 
@@ -584,6 +593,14 @@ describe('--exclude matching a source given (rules apply within the trees given)
     expect(refused.stderr).toContain(
       '--delete: --exclude node_modules matches node_modules itself, a tree given',
     );
+    expect(await filesUnder(join(server.root!, 'd'))).toEqual(['node_modules/keep']);
+    // `put -r */ --to d`: node_modules/ is sent as d/node_modules all the same, so refused too.
+    const slashed = await runCli(
+      [...at, 'put', '-r', 'app/', 'node_modules/', '--to', 'd', '--delete', '--exclude', 'node_modules'],
+      local,
+    );
+    expect({ code: slashed.code, stderr: slashed.stderr }).toMatchObject({ code: 2 });
+    expect(slashed.stderr).toContain('--delete: --exclude node_modules matches node_modules/ itself');
     expect(await filesUnder(join(server.root!, 'd'))).toEqual(['node_modules/keep']);
     const warned = await runCli(
       [...at, 'put', '-r', ...sources, '--to', 'd', '--exclude', 'node_modules/', '--exclude', '*.log'],

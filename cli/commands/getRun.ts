@@ -591,14 +591,12 @@ async function planDownloads(
       }
     },
   );
-  // Before a tree is walked: with --delete, a run refused here has done nothing. Named as a
-  // directory (`g/src/`), a tree is its contents, unnamed, as in rsync.
+  // Before a tree is walked: with --delete, a run refused here has done nothing. `g/src/` is
+  // copied as `src` (no rsync contents), so named; `g/src/.` (kept in `remote`) is not.
   const given = remotes.flatMap((remote, index) => {
     const result = stats[index]!;
     if (!('entry' in result) || (result.entry.type !== 'file' && result.entry.type !== 'dir')) return [];
-    return [
-      { argument: namedAsDirectory.has(remote) ? `${remote}/` : remote, tree: result.entry.type === 'dir' },
-    ];
+    return [{ argument: remote, tree: result.entry.type === 'dir' }];
   });
   refuseOrWarnOfExcludedSources(excluded, given, deleting, warn);
   for (const [index, remote] of remotes.entries()) {
