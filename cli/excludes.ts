@@ -144,7 +144,7 @@ export function refuseOrWarnOfExcludedSources(
   const tree = deleting ? found.find((source) => source.tree) : undefined;
   if (tree !== undefined)
     throw new CliError(
-      `--delete: ${said(tree, tree.rule)}, so ${shellWord(tree.argument)} would be mirrored whole, deleting what the rule keeps in its destination; leave ${shellWord(tree.argument)} out of the sources (nothing done)`,
+      `--delete: ${said(tree, tree.rule)}, so ${shellWord(tree.argument)} would be mirrored whole, deleting what the rule keeps in its destination; leave ${shellWord(tree.argument)} out of the sources, or to mirror it, the rules applying within it, give --include ${shellWord(`/${ownName(tree.argument)}/`)} before them (nothing done)`,
       { exitCode: EXIT_STATUS.usage, code: 'INVALID_PATH' },
     );
   for (const { rule, ...source } of found)

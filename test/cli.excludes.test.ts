@@ -540,7 +540,9 @@ describe('--exclude matching a source given (rules apply within the trees given)
     // Before: g/src was mirrored whole and og/src/precious deleted ("--exclude src matched nothing").
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--delete: --exclude src matches g/src itself, a tree given');
-    expect(result.stderr).toContain('leave g/src out of the sources (nothing done)');
+    expect(result.stderr).toContain(
+      'leave g/src out of the sources, or to mirror it, the rules applying within it, give --include /src/ before them (nothing done)',
+    );
     expect(await filesUnder(join(local, 'og'))).toEqual(['src/precious']);
     // Anchored as rsync anchors it (at the source's own level), and from an --exclude-from file too.
     await writeFile(join(local, 'rules'), '- /src\n');
@@ -602,6 +604,20 @@ describe('--exclude matching a source given (rules apply within the trees given)
     expect({ code: slashed.code, stderr: slashed.stderr }).toMatchObject({ code: 2 });
     expect(slashed.stderr).toContain('--delete: --exclude node_modules matches node_modules/ itself');
     expect(await filesUnder(join(server.root!, 'd'))).toEqual(['node_modules/keep']);
+    // The way out the refusal gives: a tree mirrored, the rule applying within it only.
+    await mkdir(join(local, 'x.tmp', 'a'), { recursive: true });
+    await writeFile(join(local, 'x.tmp', 'a', 'f'), 'kept');
+    await writeFile(join(local, 'x.tmp', 'b.tmp'), 'left out');
+    const tmp = ['put', '-r', 'x.tmp', '--to', 'd', '--delete', '--exclude', '*.tmp'];
+    const tmpRefused = await runCli([...at, ...tmp], local);
+    expect(tmpRefused.code).toBe(2);
+    expect(tmpRefused.stderr).toContain('give --include /x.tmp/ before them (nothing done)');
+    const tmpMirrored = await runCli(
+      [...at, 'put', '-r', 'x.tmp', '--to', 'd', '--delete', '--include', '/x.tmp/', '--exclude', '*.tmp'],
+      local,
+    );
+    expect(tmpMirrored).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'd'))).toEqual(['node_modules/keep', 'x.tmp/a/f']);
     const warned = await runCli(
       [...at, 'put', '-r', ...sources, '--to', 'd', '--exclude', 'node_modules/', '--exclude', '*.log'],
       local,
