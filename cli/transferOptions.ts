@@ -90,6 +90,11 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
   };
   for (const { option, value } of given) {
     if (option !== 'exclude-from') {
+      // rsync's '!' on the command line too: "a '!' token to clear the list" (its man page).
+      if (value === '!') {
+        filters.length = 0;
+        continue;
+      }
       namesNothing(value, `--${option} ${shellWord(value)}`);
       filters.push({ kind: option, pattern: value });
       continue;

@@ -231,6 +231,11 @@ describe('--exclude', () => {
       'sub/keep.txt',
       'sub/skip.txt',
     ]);
+    // On the command line as rsync takes it: `--exclude '!'` clears too, not a name matched nothing.
+    const at = ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--to', 'again'];
+    const cleared = await runCli([...at, '--exclude', 'sub', '--include', '!', '--exclude', '.git'], local);
+    expect(cleared).toMatchObject({ code: 0, stderr: '' });
+    expect(await filesUnder(join(server.root!, 'again', 'site'))).toContain('sub/skip.txt');
   });
 
   it('--include keeps what matches when it comes first, the order given deciding, --exclude-from in its place', async () => {
