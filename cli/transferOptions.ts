@@ -2,11 +2,11 @@
  * The options put and get share, declared once so the two commands cannot drift apart: the same
  * flags, defaults, parsers and help, with only the side (remote or local) named differently.
  */
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DEFAULTS } from '../shared/defaults.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import type { IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
+import { readFileAtMostSync } from '../shared/readAtMost.js';
 import { type FilterRule, filterRuleCollector, type OrderedValue } from './excludes.js';
 import { EXIT_STATUS } from './exitStatus.js';
 import {
@@ -101,7 +101,7 @@ export function checkTransferOptions(options: TransferCommandOptions, command: C
     }
     let text: string;
     try {
-      text = readFileSync(value, 'utf8');
+      text = readFileAtMostSync(value, DEFAULTS.maxExcludeFileBytes, 'an exclude file').toString('utf8');
     } catch (error) {
       command.error(`error: cannot read --exclude-from ${value}: ${errnoReason(error)}`, {
         exitCode: EXIT_STATUS.usage,

@@ -225,6 +225,8 @@ export const DEFAULTS = {
    * refused, not read into memory without bound (`--users /dev/zero`), at start or on SIGHUP.
    */
   maxUsersFileBytes: 64 * MiB,
+  /** Largest --exclude-from file read (cli/transferOptions.ts): a list of patterns, not read without bound (`/dev/zero`). */
+  maxExcludeFileBytes: 16 * MiB,
   /** Largest PEM file read (`--tls-cert`, `--tls-key`, `--ca`): a chain or a CA bundle is kilobytes. */
   maxPemFileBytes: 4 * MiB,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */

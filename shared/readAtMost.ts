@@ -3,7 +3,7 @@
  * certificate or key): at most a given size, so a mistake (`--users /dev/zero`, a disk image)
  * fails saying so instead of taking the process's memory, at start or on a SIGHUP reload.
  */
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 
 /**
  * The bytes of the file at `path`, at most `maxBytes` (a pipe, /dev/stdin, is read as a file is).
@@ -19,6 +19,29 @@ export async function readFileAtMost(path: string, maxBytes: number, what: strin
     total += (chunk as Buffer).length;
   }
   if (total > maxBytes) throw new Error(`larger than ${sizeInWords(maxBytes)}: not ${what}`);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * readFileAtMost for a reader that cannot wait (commander's option checks, `--exclude-from`): the
+ * same cap, the same error, read in 64 KiB pieces.
+ */
+export function readFileAtMostSync(path: string, maxBytes: number, what: string): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const fd = openSync(path, 'r');
+  try {
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(64 * 1024, maxBytes + 1 - total));
+      const read = readSync(fd, chunk, 0, chunk.length, null);
+      if (read === 0) break;
+      chunks.push(chunk.subarray(0, read));
+      total += read;
+      if (total > maxBytes) throw new Error(`larger than ${sizeInWords(maxBytes)}: not ${what}`);
+    }
+  } finally {
+    closeSync(fd);
+  }
   return Buffer.concat(chunks);
 }
 

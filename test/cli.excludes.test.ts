@@ -3,7 +3,7 @@
  * with everything in it; names match at any depth, a pattern with '/' the path below the tree.
  * Real server on 127.0.0.1 (disk), the real CLI, temp dirs. Needs dist/ (npm run build).
  */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -524,6 +524,23 @@ describe('--exclude', () => {
     const include = await runCli(['--server', '127.0.0.1:1', 'get', 'a.txt', '--include', 'a*'], local);
     expect(include.code).toBe(2);
     expect(include.stderr).toContain('--include picks from the trees -r walks: add -r');
+  });
+
+  it('--exclude-from refuses a file past 16 MiB, not read into memory however large (/dev/zero)', async () => {
+    const local = await tempDirs.make();
+    // Sparse: 16 MiB and a byte of nothing on the disk.
+    const rules = join(local, 'rules');
+    await writeFile(rules, '');
+    await truncate(rules, 16 * 1024 * 1024 + 1);
+    const result = await runCli(
+      ['--server', '127.0.0.1:1', 'put', '-r', '.', '--exclude-from', rules],
+      local,
+    );
+    // Before: read whole, as /dev/zero would be until memory ran out, and taken for one pattern.
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      `cannot read --exclude-from ${rules}: larger than 16 MiB: not an exclude file`,
+    );
   });
 });
 
