@@ -128,18 +128,23 @@ export interface ModableFile {
  * not show the umask, the mode of a file this process just created with node's default mode shows
  * it; a file created earlier (a partial transfer continued) may have been made under another, so
  * it gets no group or other write either way. Without `source`, a file created for a transfer
- * that carries bits (`bitsCarried`, transferFileBits) gets a new file's; one that carries none is
- * left as the kernel made it (its umask or default ACL): nothing is called.
+ * that carries bits (`bitsCarried`, transferFileBits) gets a new file's; one created for a
+ * transfer that carries none is left as the kernel made it (its umask or default ACL): nothing is
+ * called. One made before and carrying none (kept data taken over by --no-perms) keeps its bits
+ * less the umask: made under a looser one (serve --umask tightened since, a shell's 002), it got
+ * group or other bits a new file would not get now; and it gets none back (a default ACL's 0600,
+ * or a transfer's that carried bits, stays 0600).
  */
 export async function keepPermissionBits(
   file: ModableFile,
   source: number | undefined,
   options: { floor?: number; createdHere: boolean; bitsCarried: boolean },
 ): Promise<void> {
-  if (source === undefined && !options.bitsCarried) return;
+  const kernels = source === undefined && !options.bitsCarried;
+  if (kernels && options.createdHere) return;
   const current = Number((await file.stat()).mode) & PERMISSION_BITS;
   const umask =
     processUmask() ?? (options.createdHere ? umaskShownBy(current) : umaskShownBy(current) | 0o022);
-  const wanted = lessUmask(source ?? NEW_FILE_BITS, umask) | (options.floor ?? 0);
+  const wanted = lessUmask(kernels ? current : (source ?? NEW_FILE_BITS), umask) | (options.floor ?? 0);
   if (wanted !== current) await file.chmod(wanted);
 }

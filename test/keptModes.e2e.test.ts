@@ -418,6 +418,35 @@ describe('keeping permission bits, files made before (a partial transfer continu
     await sink!.finish({ mode: 0o777 });
     expect(await modeOf(target)).toBe(0o777 & ~umask);
   });
+
+  it('carrying no bits (--no-perms), put -c and get -c: what the kept file has, less this umask', async () => {
+    const dir = await tempDirs.make();
+    const storage = await DiskStorage.open({ root: dir, durable: false });
+    try {
+      const key = { size: 8 * MiB, algorithm: 'xxh128' as const, source: 'v1' };
+      const first = await storage.createUpload('f.bin', { partial: key });
+      await first.write([Buffer.alloc(4 * MiB, 1)]);
+      expect(await first.abort({ keepPartial: true })).toBe(4 * MiB);
+      const [kept] = (await readdir(dir)).filter((name) => name.startsWith('.muxftp-'));
+      // Kept by a server under a looser umask (000 here) than it has now (serve --umask tightened).
+      await chmod(join(dir, kept!), made);
+      const resumed = await storage.createUpload('f.bin', { partial: key, resumeFrom: 4 * MiB });
+      await resumed.write([Buffer.alloc(4 * MiB, 2)]);
+      expect((await resumed.commit(undefined)).mode).toBe(made & ~umask);
+      expect(await modeOf(join(dir, 'f.bin'))).toBe(made & ~umask);
+    } finally {
+      await storage.close();
+    }
+
+    const target = join(dir, 'g.bin');
+    await writeFile(keptPartialPath(target), Buffer.alloc(10, 1));
+    await chmod(keptPartialPath(target), made);
+    const sink = await ContinueSink.claimKept(target);
+    sink!.startAt({ algorithm: 'xxh128', digests: [] });
+    await sink!.write([Buffer.from('all of it')]);
+    await sink!.finish({});
+    expect(await modeOf(target)).toBe(made & ~umask);
+  });
 });
 
 describe('keeping permission bits, memory storage', () => {
