@@ -310,8 +310,9 @@ export interface TransferOptions {
    * Keep permission bits, as scp and rsync give a new file: a put from a local file asks the
    * server to give the remote file the local one's (less the server's umask, and never without
    * the server's own read and write; a server that does not know OPEN's `mode` ignores it), a get
-   * into a local file gives it the server's (REPLY's `mode`) less this process's umask. Default:
-   * what a new file gets under the umask. Not for stdin, buffers, streams, FIFOs or devices.
+   * into a local file gives it the server's (REPLY's `mode`) less this process's umask; the file
+   * is its owner's alone (0600) until it is given them. Default: what a new file gets there (the
+   * umask, or its directory's default ACL). Not for stdin, buffers, streams, FIFOs or devices.
    */
   keepModes?: boolean;
 }

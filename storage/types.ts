@@ -122,7 +122,8 @@ export interface CommitOptions {
    * The permission bits to give the file (0 to 0o777: the client's source file's, `put` keeping
    * them), less the server's umask, always with read and write for the server's own account
    * (it serves the file and may continue it); set before the rename, as the time. Default: what
-   * a new file gets under the umask.
+   * a new file gets there: the kernel's (the umask, or its directory's default ACL) as it was
+   * created, or the umask's when createUpload was told `bitsCarried` (it was the server's alone).
    */
   mode?: number;
 }
@@ -336,7 +337,8 @@ export interface Storage {
        * commit() will be given bits (CommitOptions.mode: a put keeping its source's): the
        * temporary file, and kept data taken over, is then the server's alone until committed
        * (transferFileBits). Without, it is created as any new file, the umask or its directory's
-       * default ACL deciding its bits, and a commit() given none leaves them.
+       * default ACL deciding its bits, and a commit() given none leaves them (kept data taken
+       * over loses those the umask takes). Default false.
        */
       bitsCarried?: boolean;
     },
