@@ -155,18 +155,25 @@ describe('cut transfers in the server log', () => {
     // Its one write waits: END has come, and the upload is not verified nor committed yet.
     const held = holdUploads(server.storage, 0);
     const peer = await RawPeer.open(server.port);
-    const content = Buffer.alloc(100 * KiB, 3);
+    // Small, and sent with its END in one write: the server reads both at once, so its END has
+    // come when the write is held. 100 KiB came in two reads, and the reset could land between
+    // them: the upload, not ended, was then cut only once its held write returned (after the wait).
+    const content = Buffer.alloc(16 * KiB, 3);
     peer.write(encodeOpen(1, { op: 'put', path: 'ended.bin', size: content.length }));
     await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
-    peer.write(encodeData(1, content));
-    peer.write(encodeEnd(1, content.length, 'xxh128', contentDigest('xxh128', content)));
+    peer.write(
+      Buffer.concat([
+        encodeData(1, content),
+        encodeEnd(1, content.length, 'xxh128', contentDigest('xxh128', content)),
+      ]),
+    );
     await held.holding;
     // Gone for good (a reset): a FIN alone is a half-close, which the server answers first.
     (peer.socket as Socket).resetAndDestroy();
     const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
     expect(await logLine(server, / upload of ended\.bin /)).toMatch(
       new RegExp(
-        `${label.source} upload of ended\\.bin cut after ${100 * KiB} of ${100 * KiB} B \\(CONNECTION_LOST\\)$`,
+        `${label.source} upload of ended\\.bin cut after ${16 * KiB} of ${16 * KiB} B \\(CONNECTION_LOST\\)$`,
       ),
     );
     held.release();
