@@ -120,6 +120,16 @@ async function knock(port: number): Promise<RawPeer | { refused: string }> {
   return { refused: `${error.code} ${String(error.details?.limit)}` };
 }
 
+/** Knocks (at most 300 times) until refused: the peers let in go to `peers`; the refusal, if any. */
+async function knockUntilRefused(port: number): Promise<string | undefined> {
+  for (let i = 0; i < 300; i++) {
+    const knocked = await knock(port);
+    if (!(knocked instanceof RawPeer)) return knocked.refused;
+    peers.push(knocked);
+  }
+  return undefined;
+}
+
 /** The outcome of stream `id`: 'answered' (its REPLY), or its ERROR as code, limit and message. */
 async function outcome(peer: RawPeer, id: number): Promise<string> {
   const frame = await peer.waitFor(
@@ -136,12 +146,7 @@ describe.skipIf(!havePrlimit)('a flood of connections and uploads under ulimit -
     const root = await tempDirs.make();
     await writeFile(join(root, 'f.bin'), randomBytes(4096));
     const port = await serveLimited(256, root);
-    let refusal: string | undefined;
-    for (let i = 0; i < 300 && refusal === undefined; i++) {
-      const knocked = await knock(port);
-      if (knocked instanceof RawPeer) peers.push(knocked);
-      else refusal = knocked.refused;
-    }
+    const refusal = await knockUntilRefused(port);
     // Refused near the limit, with its ERROR, well before every descriptor was a connection.
     expect(refusal).toBe('SERVER_BUSY fileDescriptors');
     expect(peers.length).toBeGreaterThan(40);
@@ -176,12 +181,7 @@ describe.skipIf(!havePrlimit)('a library server given maxOpenFiles above what ul
     const root = await tempDirs.make();
     for (let i = 0; i < 4; i++) await writeFile(join(root, `f${i}.bin`), randomBytes(4096));
     const port = await libraryServerLimited(256, root, 1000);
-    let refusal: string | undefined;
-    for (let i = 0; i < 300 && refusal === undefined; i++) {
-      const knocked = await knock(port);
-      if (knocked instanceof RawPeer) peers.push(knocked);
-      else refusal = knocked.refused;
-    }
+    const refusal = await knockUntilRefused(port);
     expect(refusal).toBe('SERVER_BUSY fileDescriptors');
     expect(peers.length).toBeGreaterThan(40);
 
