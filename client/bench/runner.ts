@@ -1,8 +1,8 @@
 /**
  * The bench coordinator: starts a throwaway server if asked, seeds the files downloads read,
  * spreads the clients over worker threads (all cores by default, so the load generator is not
- * the bottleneck), starts their transfers together once all have connected, shows progress, merges what the workers measured, and asks the server for its
- * own figures. Interrupted (`BenchIo.signal`), it stops its clients, removes what it seeded (for
+ * the bottleneck), starts their transfers together once all have connected, shows progress,
+ * merges what the workers measured, and asks the server for its own figures. Interrupted (`BenchIo.signal`), it stops its clients, removes what it seeded (for
  * a moment at most), stops its local server and rejects with CANCELLED, saying what it measured.
  */
 import { availableParallelism } from 'node:os';
