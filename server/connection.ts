@@ -669,6 +669,10 @@ export class ServerConnection implements StreamHost {
       case FrameType.ERROR:
         this.handleClientError(frame);
         return;
+      case FrameType.HELLO:
+      case FrameType.AUTH:
+        // Client frames, but of the handshake only: "not sent by clients" would be wrong here.
+        throw new ProtocolError('PROTOCOL_ERROR', `${FRAME_TYPE_NAMES[frame.type]} after the handshake`);
       default:
         throw new ProtocolError('PROTOCOL_ERROR', `${FRAME_TYPE_NAMES[frame.type]} is not sent by clients`);
     }

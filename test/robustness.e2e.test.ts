@@ -161,6 +161,21 @@ describe('connection-level violations close that connection only', () => {
       message: /^REPLY is not sent by clients$/,
       handshake: true,
     },
+    {
+      // A client frame, but of the handshake only: the message said "not sent by clients".
+      name: 'a second HELLO',
+      bytes: () => encodeFrame(FrameType.HELLO, 0, 0, Buffer.from('{}')),
+      code: 'PROTOCOL_ERROR',
+      message: /^HELLO after the handshake$/,
+      handshake: true,
+    },
+    {
+      name: 'an AUTH to a server without logins',
+      bytes: () => encodeFrame(FrameType.AUTH, 0, 0, Buffer.from('{"user":"anonymous"}')),
+      code: 'PROTOCOL_ERROR',
+      message: /^AUTH after the handshake$/,
+      handshake: true,
+    },
   ])('$name -> $code', async ({ bytes, code, message, handshake }) => {
     env = await startServer();
     const bystander = await env.connect();
