@@ -3,13 +3,13 @@
  * the CLI against a --local server (a child process on 127.0.0.1). Needs dist/ (npm run build).
  */
 import { constants } from 'node:buffer';
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { CLI_BIN } from './helpers/cliProcess.js';
+import { CLI_BIN, startServeChild, stopChildren } from './helpers/cliProcess.js';
 import { delay } from './helpers/waits.js';
 
 const run = promisify(execFile);
@@ -181,6 +181,39 @@ describe('muxftp bench --local killed', () => {
 });
 
 describe('muxftp bench --html', () => {
+  it('gives the operations asked for and the transport, when some connections were refused', async () => {
+    // The parameters' "run" said "operations made and failed": 6 for --files 4 when the server's
+    // connection cap refused two of its four clients, their refusals counted as errors.
+    const children = new Set<ChildProcess>();
+    const dir = mkdtempSync(join(tmpdir(), 'muxftp-bench-html-'));
+    try {
+      const { port } = await startServeChild(['--memory', '--max-connections', '3'], children);
+      const html = join(dir, 'report.html');
+      const args = ['bench', '--server', `127.0.0.1:${port}`, '--op', 'upload', '--clients', '4'];
+      const { stdout } = await run(
+        process.execPath,
+        [CLI_BIN, ...args, '--workers', '1', '--files', '4', '--size', '1KiB', '--html', html, '--json'],
+        { timeout: 60_000 },
+      ).catch((error: { stdout: string }) => error);
+      const report = JSON.parse(stdout) as {
+        ops: number;
+        error_count: number;
+        parameters: { files: number };
+      };
+      // The control connection took one place: two of the four clients were refused.
+      expect(report).toMatchObject({ ops: 4, error_count: 2, parameters: { files: 4 } });
+      const page = readFileSync(html, 'utf8');
+      expect(page).toContain('<tr><th>run</th><td>4 operations</td></tr>');
+      expect(page).toContain('<tr><th>transport</th><td>plain TCP</td></tr>');
+      // 4 KiB moved, as the text report says it (the page said "0.0 MB").
+      expect(page).toMatch(/<tr><th>moved<\/th><td>4\.00 KiB in [\d.]+ s<\/td><\/tr>/);
+      expect(page).toContain('<title>muxftp bench: upload, 4 clients × 1 stream, 1 KiB</title>');
+    } finally {
+      await stopChildren(children);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('naming a directory is refused before the run (it failed after it, the run spent)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'muxftp-bench-html-'));
     try {

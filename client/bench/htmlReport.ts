@@ -7,7 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { BenchReport } from './report.js';
+import { formatBytes } from '../../shared/humanUnits.js';
+import { type BenchReport, counted } from './report.js';
 
 const require = createRequire(import.meta.url);
 
@@ -43,10 +44,12 @@ export function renderHtmlReport(report: BenchReport, sizes: string): string {
     ['sizes', sizes],
     [
       'run',
+      // The operations asked for: those made and failed counted a refused connection too.
       p.duration_ms !== null
         ? `${p.duration_ms / 1000} s after ${p.warmup_ms / 1000} s warm-up`
-        : `${report.ops + report.error_count} operations`,
+        : `${p.files} operations`,
     ],
+    ['transport', report.tls ? 'TLS' : 'plain TCP'],
     ...(report.op === 'mixed' ? ([['downloads', `${p.download_percent}%`]] as Array<[string, string]>) : []),
     ['load-generator threads', String(report.workers)],
     ['started', p.started_at],
@@ -56,7 +59,8 @@ export function renderHtmlReport(report: BenchReport, sizes: string): string {
       'operations',
       `${report.ops} (${report.verified} verified, ${report.error_count} errors${errors ? `: ${errors}` : ''})`,
     ],
-    ['moved', `${(report.bytes / 1e6).toFixed(1)} MB in ${report.seconds} s`],
+    // As the text report says it: "0.0 MB" was all a run of small files moved.
+    ['moved', `${formatBytes(report.bytes)} in ${report.seconds} s`],
     ['throughput', `${report.mbps} MB/s, ${report.files_per_s} ops/s`],
     ['latency ms', percentiles(report.latency_ms)],
     ['time to first byte ms', percentiles(report.ttfb_ms)],
@@ -73,7 +77,7 @@ export function renderHtmlReport(report: BenchReport, sizes: string): string {
     ],
     ['thresholds', report.thresholds.passed ? 'passed' : report.thresholds.failures.join('; ')],
   ]);
-  const title = `muxftp bench: ${report.op}, ${report.clients} clients × ${report.streams} streams, ${sizes}`;
+  const title = `muxftp bench: ${report.op}${report.tls ? ' over TLS' : ''}, ${counted(report.clients, 'client')} × ${counted(report.streams, 'stream')}, ${sizes}`;
   return `<!doctype html>
 <html lang="en">
 <head>

@@ -36,9 +36,10 @@ export interface BenchReport {
   server: { rss_mb: number; max_rss_mb: number; connections: number; streams: number } | null;
   loadgen: { cpu_s: number; cpu_percent_of_machine: number; cores: number };
   thresholds: { passed: boolean; failures: string[] };
-  /** The run's parameters as given (sizes in bytes, times in ms). */
+  /** The run's parameters (sizes in bytes, times in ms). */
   parameters: {
     sizes: Array<{ bytes: number; weight: number }>;
+    /** Operations the run was to make (`--files`, or its default); null for a timed run. */
     files: number | null;
     duration_ms: number | null;
     warmup_ms: number;
@@ -130,7 +131,7 @@ export function buildReport(
 }
 
 /** `1 client`, `20 clients`. */
-function counted(n: number, noun: string): string {
+export function counted(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 

@@ -319,8 +319,9 @@ function measure(options: BenchOptions, run: RunPlan, outcome: RunOutcome): Benc
   const endedAt = Math.max(lastEndedAt, clock.stopAt ?? 0);
   const measuredUntil = Math.min(finishedAt, endedAt > 0 ? endedAt : finishedAt);
   const seconds = Math.max(0.001, (measuredUntil - clock.measureFrom) / 1000);
-  // The threads that ran: never more than the clients (--workers 8 --clients 1 runs one).
-  const ran = { ...options, workers: run.plans.length };
+  // The threads that ran: never more than the clients (--workers 8 --clients 1 runs one); and the
+  // operations it was to run, the default one per client and stream included (or none: timed).
+  const ran = { ...options, workers: run.plans.length, files: run.files };
   return buildReport(ran, results, seconds, server.peak, server.samplesFrom(clock.measureFrom), {
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     wallSeconds: (finishedAt - startedAt) / 1000,
