@@ -138,6 +138,15 @@ export class MetricsExporter {
         this.set(counters.connections);
       },
     });
+    // Refused at --max-connections with muxftp_connections at 0: what the cap counts besides.
+    new Gauge({
+      name: 'muxftp_connections_handshaking',
+      help: 'Sockets accepted whose TLS handshake (or first byte, with TLS on) has yet to come; --max-connections counts them with muxftp_connections.',
+      registers,
+      collect() {
+        this.set(server.handshakingConnections);
+      },
+    });
     new Counter({
       name: 'muxftp_connections_total',
       help: 'Client connections accepted since start.',

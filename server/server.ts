@@ -292,6 +292,14 @@ export class MuxServer {
     return this.controlBudget.heldBytes;
   }
 
+  /**
+   * Sockets accepted and not yet connections: with TLS on, those whose first byte or TLS
+   * handshake has yet to come. --max-connections counts them with the connections.
+   */
+  get handshakingConnections(): number {
+    return this.pending.size;
+  }
+
   /** Password checks waiting for their turn (maxConcurrentLoginChecks run at once). */
   get loginChecksWaiting(): number {
     return this.loginQueue.waitingCount;

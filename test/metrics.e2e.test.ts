@@ -320,6 +320,44 @@ describe('MetricsExporter', () => {
   });
 
   it.skipIf(!opensslAvailable)(
+    'shows the sockets whose TLS handshake is under way, which the connection cap counts',
+    async () => {
+      // Refused at --max-connections 2 while muxftp_connections said 0: two sockets that had
+      // sent nothing yet held both places, and no metric showed them.
+      const certs = await makeTestCerts();
+      cleanup.push(() => certs.remove());
+      const { port, metricsPort } = await start(new MemoryStorage(), 2, {
+        tls: { cert: certs.cert, key: certs.key },
+      });
+      const silent = [0, 1].map(() => {
+        const socket = connect({ host: '127.0.0.1', port });
+        socket.on('error', () => {});
+        socket.resume();
+        return socket;
+      });
+      cleanup.push(async () => {
+        for (const socket of silent) socket.destroy();
+      });
+      await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections_handshaking') === 2);
+      await expect(Client.connect({ port, tls: { ca: certs.ca } })).rejects.toMatchObject({
+        code: 'SERVER_BUSY',
+      });
+      const refused = await scrapeUntil(
+        metricsPort,
+        (m) => m.value('muxftp_connections_refused_total', { reason: 'max_connections' }) === 1,
+      );
+      expect(refused.value('muxftp_connections')).toBe(0);
+      expect(refused.value('muxftp_connections_handshaking')).toBe(2);
+      for (const socket of silent) socket.destroy();
+      await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections_handshaking') === 0);
+      const client = await Client.connect({ port, tls: { ca: certs.ca } });
+      cleanup.push(() => client.destroy());
+      const connected = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 1);
+      expect(connected.value('muxftp_connections_handshaking')).toBe(0);
+    },
+  );
+
+  it.skipIf(!opensslAvailable)(
     'counts a client that sends nothing within the handshake timeout, TLS on or not',
     async () => {
       const certs = await makeTestCerts();
