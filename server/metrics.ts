@@ -18,7 +18,10 @@ export interface MetricsExporterOptions {
   host?: string;
   /** TCP port; 0 picks a free one. Default 9464 (Prometheus's customary exporter port). */
   port?: number;
-  /** Milliseconds a connection may send nothing before it is closed. Default DEFAULTS.metricsIdleTimeoutMs (10 s). */
+  /**
+   * Milliseconds a connection may send nothing, or take to send a whole request, before it is
+   * closed. Default DEFAULTS.metricsIdleTimeoutMs (10 s).
+   */
   idleTimeoutMs?: number;
 }
 
@@ -60,7 +63,19 @@ export class MetricsExporter {
     this.server = server;
     this.counters = server.counters;
     this.register();
-    this.http = createServer(this.httpOnRequest);
+    // A request is a few hundred bytes: it comes whole within idleTimeoutMs or is answered 408
+    // and closed. Node's own deadlines (60 s for the headers, checked every 30 s) let a peer
+    // sending a header line every few seconds keep a place for 90 s: 8 such held every place, and
+    // the scrapes were closed unanswered.
+    this.http = createServer(
+      {
+        headersTimeout: idleTimeoutMs,
+        requestTimeout: idleTimeoutMs,
+        // Often enough for the deadline, never a busy timer for a tiny one.
+        connectionsCheckingInterval: Math.max(100, Math.min(idleTimeoutMs, 1_000)),
+      },
+      this.httpOnRequest,
+    );
     // Its sockets are descriptors the protocol server's reserve does not count (fdReserve): a few
     // at once, and none kept by a peer that sends nothing (with no 'timeout' listener, an idle
     // socket is destroyed). 234 such sockets took every descriptor under `ulimit -n 256` before.

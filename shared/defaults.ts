@@ -186,7 +186,10 @@ export const DEFAULTS = {
    * scraper needs one); past it a new one is closed at once.
    */
   metricsMaxConnections,
-  /** Milliseconds a metrics connection may send nothing (no request, nor the rest of one) before it is closed. */
+  /**
+   * Milliseconds a metrics connection may send nothing (no request, nor the rest of one), or take
+   * to send a whole request, before it is closed.
+   */
   metricsIdleTimeoutMs: 10_000,
   /** Concurrent connections the server accepts before answering SERVER_BUSY. */
   maxConnections: 10_000,

@@ -419,6 +419,37 @@ describe('MetricsExporter', () => {
 });
 
 describe('the metrics listener under idle connections', () => {
+  it('closes a connection whose request does not come whole in time, however it trickles', async () => {
+    // A header line every 100 ms kept each of the 8 places for Node's 60 s headers deadline
+    // (checked every 30 s: 93 s seen), so 8 such peers had every scrape closed unanswered.
+    const server = new MuxServer({ storage: new MemoryStorage(), host: '127.0.0.1', port: 0, log: () => {} });
+    await server.listen();
+    const exporter = new MetricsExporter(server, { host: '127.0.0.1', port: 0, idleTimeoutMs: 400 });
+    const metricsPort = (await exporter.listen()).port;
+    cleanup.push(
+      () => server.close(),
+      () => exporter.close(),
+    );
+    const trickling = Array.from({ length: DEFAULTS.metricsMaxConnections }, () => {
+      const socket = connect({ host: '127.0.0.1', port: metricsPort });
+      socket.on('error', () => {});
+      socket.resume();
+      socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+      const timer = setInterval(() => socket.write('X-Slow: 1\r\n'), 100);
+      cleanup.push(async () => {
+        clearInterval(timer);
+        socket.destroy();
+      });
+      return once(socket, 'close').then(() => clearInterval(timer));
+    });
+    const closed = await Promise.race([
+      Promise.all(trickling).then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+    ]);
+    expect(closed).toBe(true);
+    expect((await scrape(metricsPort)).value('muxftp_connections')).toBe(0);
+  });
+
   it('holds a few at once, and closes those that send nothing, so it cannot take the descriptors the protocol port needs', async () => {
     // Its sockets are descriptors the server's reserve does not count: a helper's 234 sockets that
     // sent nothing took every descriptor of a server under `ulimit -n 256` and kept them, and the
