@@ -265,6 +265,8 @@ export class ServerConnection implements StreamHost {
     return this.transport.peerHasEnded;
   }
 
+  /** A transfer was cut by the client's half-close (StreamHost.transferCutByPeerEnd): counted as it closes. */
+  private transfersCutByPeerEnd = false;
   /** Answers of closed streams still to come (StreamHost.oweAnswer). */
   private owedAnswers = 0;
 
@@ -390,6 +392,10 @@ export class ServerConnection implements StreamHost {
       if (held) this.context.openFileSlots.release(this);
       held = false;
     };
+  }
+
+  transferCutByPeerEnd(): void {
+    this.transfersCutByPeerEnd = true;
   }
 
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void {
@@ -1161,6 +1167,9 @@ export class ServerConnection implements StreamHost {
     clearInterval(this.keepalive);
     // A login's failure was counted as it failed (loginFailed).
     if (error !== undefined && error.code !== 'LOGIN_FAILED') this.counters.error(error.code);
+    // A client killed mid-transfer closes with a FIN when it had nothing unread (a reset otherwise,
+    // counted above): its cut transfers were in the log alone, in no metric.
+    else if (error === undefined && this.transfersCutByPeerEnd) this.counters.error('CONNECTION_LOST');
     clearTimeout(this.loginDelay);
     this.loginCheckWait?.abort(LEFT_LOGIN_LINE);
     for (const stream of [...this.streams.values()]) stream.destroy(error?.code);

@@ -230,7 +230,7 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   private starvedByPeerEnd(): boolean {
     if (!this.host.peerHasEnded || this.handle === undefined) return false;
     if (this.size - this.readPosition <= this.credit.available) return false;
-    this.destroy();
+    this.endForPeerEnd();
     return true;
   }
 

@@ -99,6 +99,11 @@ export interface StreamHost {
   holdOpenFile(): () => void;
   /** Forget a finished stream; `discardLateFrames` when the client may still have frames in flight for it. */
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void;
+  /**
+   * A transfer was cut because the client half-closed before it could end (a client killed
+   * between frames): the connection counts CONNECTION_LOST once as it closes, as for a reset.
+   */
+  transferCutByPeerEnd(): void;
   /** The server's upload backlog is past its mark (uploads then get no credit before they are set up). */
   readonly uploadBacklogHeld: boolean;
   /** Memory holding upload bytes received and not yet on disk, across the connection's streams (+ or −). */
@@ -258,6 +263,12 @@ export abstract class ServerStream {
   destroy(code: ErrorCode = 'CONNECTION_LOST'): void {
     if (this.cutShort) this.logCut(code);
     this.close(false);
+  }
+
+  /** The client half-closed and this stream cannot end without it: it ends as a lost connection ends it. */
+  protected endForPeerEnd(): void {
+    if (this.cutShort) this.host.transferCutByPeerEnd();
+    this.destroy();
   }
 
   /**

@@ -333,7 +333,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
 
   /** Half-closed before END: the rest can never come, so it ends as on a lost connection. */
   override onPeerEnded(): void {
-    if (this.phase !== StreamPhase.Ended) this.destroy();
+    if (this.phase !== StreamPhase.Ended) this.endForPeerEnd();
   }
 
   override onEnd(end: EndPayload): void {

@@ -18,7 +18,7 @@ import type { ServerOptions } from '../server/options.js';
 import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeAuth, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import { encodeAuth, encodeData, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage, UploadHandle } from '../storage/types.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
@@ -292,6 +292,37 @@ describe('MetricsExporter', () => {
     expect(failed.value('muxftp_errors_total', { code: 'LOGIN_FAILED' })).toBe(1);
     leaver.destroy();
     await leaver.closed;
+  });
+
+  it('counts a client that half-closes mid-transfer as a lost connection, once, as one that resets', async () => {
+    // A client killed between frames closes with a FIN (a reset only with bytes unread): its cut
+    // upload and download were logged CONNECTION_LOST and counted nowhere.
+    const { port, metricsPort } = await start(new MemoryStorage());
+    const client = await Client.connect({ port });
+    cleanup.push(() => client.destroy());
+    await client.put('big.bin', Buffer.alloc(4 * 1024 * 1024, 1));
+    await client.close();
+    const peer = await RawPeer.open(port);
+    cleanup.push(async () => peer.destroy());
+    peer.write(encodeOpen(1, { op: 'put', path: 'cut.bin', size: 1024 * 1024 }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    peer.write(encodeData(1, Buffer.alloc(1000, 2)));
+    peer.write(encodeOpen(3, { op: 'get', path: 'big.bin' }));
+    peer.write(encodeWindow(3, 64 * 1024));
+    await peer.waitFor((f) => f.type === FrameType.DATA && f.streamId === 3);
+    peer.socket.end();
+    const s = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 0);
+    expect(s.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
+    expect(s.value('muxftp_streams', { op: 'put' })).toBe(0);
+    expect(s.value('muxftp_streams', { op: 'get' })).toBe(0);
+    // One that half-closes with nothing under way left normally: nothing counted.
+    const quiet = await RawPeer.open(port);
+    cleanup.push(async () => quiet.destroy());
+    const quietOpen = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 1);
+    expect(quietOpen.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
+    quiet.socket.end();
+    const after = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 0);
+    expect(after.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
   });
 
   it.skipIf(!opensslAvailable)('counts failed TLS handshakes as refused connections', async () => {
