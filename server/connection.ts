@@ -267,6 +267,8 @@ export class ServerConnection implements StreamHost {
 
   /** A transfer was cut by the client's half-close (StreamHost.transferCutByPeerEnd): counted as it closes. */
   private transfersCutByPeerEnd = false;
+  /** The client left with an ERROR on stream 0 (handleClientError): its cut transfers were not lost. */
+  private clientLeftWithError = false;
   /** Answers of closed streams still to come (StreamHost.oweAnswer). */
   private owedAnswers = 0;
 
@@ -1143,6 +1145,7 @@ export class ServerConnection implements StreamHost {
         text: `${this.label} client error ${code}: ${message}`,
         fields: { code, reason: message },
       });
+      this.clientLeftWithError = true;
       this.transport.end();
       return;
     }
@@ -1165,15 +1168,19 @@ export class ServerConnection implements StreamHost {
     clearTimeout(this.timer);
     this.uploadThrottle?.cancel(this.onLimitPaid);
     clearInterval(this.keepalive);
+    clearTimeout(this.loginDelay);
+    this.loginCheckWait?.abort(LEFT_LOGIN_LINE);
+    let transfersCut = this.transfersCutByPeerEnd;
+    for (const stream of [...this.streams.values()]) if (stream.destroy(error?.code)) transfersCut = true;
+    this.streams.clear();
     // A login's failure was counted as it failed (loginFailed).
     if (error !== undefined && error.code !== 'LOGIN_FAILED') this.counters.error(error.code);
     // A client killed mid-transfer closes with a FIN when it had nothing unread (a reset otherwise,
-    // counted above): its cut transfers were in the log alone, in no metric.
-    else if (error === undefined && this.transfersCutByPeerEnd) this.counters.error('CONNECTION_LOST');
-    clearTimeout(this.loginDelay);
-    this.loginCheckWait?.abort(LEFT_LOGIN_LINE);
-    for (const stream of [...this.streams.values()]) stream.destroy(error?.code);
-    this.streams.clear();
+    // counted above): its transfers, cut as it half-closed (plain TCP) or as it closed here (TLS,
+    // which has no half-close), were in the log alone, in no metric. One that left saying why
+    // (ERROR on stream 0, handleClientError) was not lost.
+    else if (error === undefined && transfersCut && !this.clientLeftWithError)
+      this.counters.error('CONNECTION_LOST');
     this.context.openFileSlots.forget(this);
     // The streams' writes still in flight take their bytes off the server's budget as they end.
     this.context.uploadBacklogBudget.cancelWait(this.budgetOnRelease);

@@ -101,7 +101,8 @@ export interface StreamHost {
   streamClosed(stream: ServerStream, discardLateFrames: boolean): void;
   /**
    * A transfer was cut because the client half-closed before it could end (a client killed
-   * between frames): the connection counts CONNECTION_LOST once as it closes, as for a reset.
+   * between frames): the connection counts CONNECTION_LOST once as it closes, as for a reset
+   * (as for a transfer its close cuts: over TLS, which has no half-close).
    */
   transferCutByPeerEnd(): void;
   /** The server's upload backlog is past its mark (uploads then get no credit before they are set up). */
@@ -258,11 +259,13 @@ export abstract class ServerStream {
   /**
    * The connection is gone (`code`: why, when it did not just drop): release everything, send
    * nothing. A transfer it cuts short says in the log how far it got, so that a cut one is
-   * named (the connection's close line names no file).
+   * named (the connection's close line names no file). Returns whether it cut a transfer short.
    */
-  destroy(code: ErrorCode = 'CONNECTION_LOST'): void {
-    if (this.cutShort) this.logCut(code);
+  destroy(code: ErrorCode = 'CONNECTION_LOST'): boolean {
+    const cut = this.cutShort;
+    if (cut) this.logCut(code);
     this.close(false);
+    return cut;
   }
 
   /** The client half-closed and this stream cannot end without it: it ends as a lost connection ends it. */

@@ -5,8 +5,9 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
+import { connect as connectTls } from 'node:tls';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
@@ -17,8 +18,16 @@ import { MetricsExporter } from '../server/metrics.js';
 import type { ServerOptions } from '../server/options.js';
 import { MuxServer } from '../server/server.js';
 import { DEFAULTS } from '../shared/defaults.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeAuth, encodeData, encodeOpen, encodeWindow } from '../shared/protocol/encoder.js';
+import {
+  encodeAuth,
+  encodeData,
+  encodeEnd,
+  encodeError,
+  encodeOpen,
+  encodeWindow,
+} from '../shared/protocol/encoder.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage, UploadHandle } from '../storage/types.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
@@ -315,15 +324,79 @@ describe('MetricsExporter', () => {
     expect(s.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
     expect(s.value('muxftp_streams', { op: 'put' })).toBe(0);
     expect(s.value('muxftp_streams', { op: 'get' })).toBe(0);
-    // One that half-closes with nothing under way left normally: nothing counted.
+    // One that half-closes with its put ended and its get's credit given: both finish, nothing counted.
     const quiet = await RawPeer.open(port);
     cleanup.push(async () => quiet.destroy());
-    const quietOpen = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 1);
-    expect(quietOpen.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
+    const small = Buffer.alloc(1000, 3);
+    quiet.write(encodeOpen(1, { op: 'put', path: 'whole.bin', size: small.length }));
+    await quiet.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    quiet.write(encodeData(1, small));
+    quiet.write(encodeEnd(1, small.length, 'xxh128', contentDigest('xxh128', small)));
+    quiet.write(encodeOpen(3, { op: 'get', path: 'big.bin' }));
+    quiet.write(encodeWindow(3, 4 * 1024 * 1024));
     quiet.socket.end();
+    await quiet.closed;
+    expect(quiet.frames.some((f) => f.type === FrameType.END && f.streamId === 3)).toBe(true);
+    expect(quiet.frames.some((f) => f.type === FrameType.REPLY && f.streamId === 1)).toBe(true);
+    // One that leaves saying why (ERROR on stream 0) mid-transfer was not lost: nothing counted.
+    const leaver = await RawPeer.open(port);
+    cleanup.push(async () => leaver.destroy());
+    leaver.write(encodeOpen(1, { op: 'put', path: 'left.bin', size: 1024 * 1024 }));
+    await leaver.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    leaver.write(encodeData(1, Buffer.alloc(1000, 2)));
+    leaver.write(encodeError(0, { status: 100, code: 'PROTOCOL_ERROR', message: 'leaving' }));
+    leaver.socket.end();
+    await leaver.closed;
     const after = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 0);
     expect(after.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
   });
+
+  it.skipIf(!opensslAvailable)(
+    'counts a TLS client killed mid-transfer as a lost connection, once',
+    async () => {
+      // Its kernel ends the TCP connection with a FIN and no close_notify: TLS has no half-close,
+      // so the transfers were cut as the connection closed with no error, logged CONNECTION_LOST
+      // and counted nowhere.
+      const certs = await makeTestCerts();
+      cleanup.push(() => certs.remove());
+      const { port, metricsPort } = await start(new MemoryStorage(), 100, {
+        tls: { cert: certs.cert, key: certs.key },
+      });
+      const client = await Client.connect({ port, tls: { ca: certs.ca } });
+      cleanup.push(() => client.destroy());
+      await client.put('big.bin', Buffer.alloc(4 * 1024 * 1024, 1));
+      const openOverTls = async (): Promise<{ peer: RawPeer; tcp: Socket }> => {
+        const tcp = connect({ host: '127.0.0.1', port });
+        tcp.on('error', () => {});
+        cleanup.push(async () => tcp.destroy());
+        await once(tcp, 'connect');
+        const secure = connectTls({ socket: tcp, ca: certs.ca, servername: 'localhost' });
+        await once(secure, 'secureConnect');
+        return { peer: await RawPeer.open(secure), tcp };
+      };
+      const { peer, tcp } = await openOverTls();
+      peer.write(encodeOpen(1, { op: 'put', path: 'cut.bin', size: 1024 * 1024 }));
+      await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+      peer.write(encodeData(1, Buffer.alloc(1000, 2)));
+      peer.write(encodeOpen(3, { op: 'get', path: 'big.bin' }));
+      peer.write(encodeWindow(3, 64 * 1024));
+      await peer.waitFor((f) => f.type === FrameType.DATA && f.streamId === 3);
+      tcp.end(); // as its kernel does for a killed process: a FIN under the TLS session
+      const s = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 1);
+      expect(s.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
+      expect(s.value('muxftp_streams', { op: 'put' })).toBe(0);
+      expect(s.value('muxftp_streams', { op: 'get' })).toBe(0);
+      // Closed the same way with nothing cut (its get done): nothing counted.
+      const quiet = await openOverTls();
+      quiet.peer.write(encodeOpen(1, { op: 'get', path: 'big.bin' }));
+      quiet.peer.write(encodeWindow(1, 4 * 1024 * 1024));
+      await quiet.peer.waitFor((f) => f.type === FrameType.END && f.streamId === 1);
+      quiet.tcp.end();
+      await client.close();
+      const after = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 0);
+      expect(after.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
+    },
+  );
 
   it.skipIf(!opensslAvailable)('counts failed TLS handshakes as refused connections', async () => {
     const certs = await makeTestCerts();
