@@ -482,12 +482,19 @@ export class ServerConnection implements StreamHost {
   /**
    * Reading held back for the disk: the client's PINGs go unread meanwhile, so a client that asked
    * for it (HELLO keepaliveMs) gets a PING from us this often, or it would take a server waiting
-   * for a slow disk for a silent one and give up on it.
+   * for a slow disk for a silent one and give up on it. Its write is also what sees the client's
+   * reset, which a socket not read does not: for any other client on plain TCP an empty write
+   * (DEFAULTS.heldReadingProbeMs) does that alone. Without it a client gone while its upload
+   * waited for a stalled disk was logged cut and closed, and its socket freed, only once the
+   * disk answered (still so over TLS without keepaliveMs: FramedSocket.probes).
    */
   private holdReading(): void {
     this.transport.pauseReading();
-    if (this.keepaliveMs === undefined || this.keepalive !== undefined) return;
-    this.keepalive = setInterval(() => this.transport.send(encodePing(KEEPALIVE_PAYLOAD)), this.keepaliveMs);
+    if (this.keepalive !== undefined || (this.keepaliveMs === undefined && !this.transport.probes)) return;
+    this.keepalive =
+      this.keepaliveMs === undefined
+        ? setInterval(() => this.transport.probe(), DEFAULTS.heldReadingProbeMs)
+        : setInterval(() => this.transport.send(encodePing(KEEPALIVE_PAYLOAD)), this.keepaliveMs);
     this.keepalive.unref();
   }
 

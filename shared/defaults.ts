@@ -484,6 +484,14 @@ export const DEFAULTS = {
   minKeepaliveMs: 1_000,
   maxKeepaliveMs: 60_000,
   /**
+   * Server: how often a connection whose reading is held back, for a client that asked for no
+   * PING, is probed with an empty write: a socket not read never sees the peer's reset (the kernel
+   * says it to a read or a write), so a client gone while its upload waited for a stalled disk
+   * was logged cut, and its descriptor freed, only once the disk answered. One write(2) of no
+   * bytes per held connection per second.
+   */
+  heldReadingProbeMs: 1_000,
+  /**
    * get -c: at most this many block digests in a resumed download's REPLY (8 GiB of 4 MiB
    * blocks; 2048 sha256 digests in hex fit the control-frame limit). Beyond, the rest is sent again.
    */

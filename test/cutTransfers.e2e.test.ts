@@ -180,4 +180,34 @@ describe('cut transfers in the server log', () => {
     await logLine(server, /closed after /);
     expect(await readdir(server.root!)).toEqual([]);
   });
+
+  it('names an upload cut by a reset while its reading was held for a stalled disk, as the reset comes', async () => {
+    // Its connection's reading held back past a small mark while the write waits: a socket not
+    // read never saw the reset, and the cut and closed lines came only once the disk answered.
+    server = await startServer({ backend: 'disk', uploadBacklogHighWaterBytes: 64 * KiB });
+    const held = holdUploads(server.storage, 0);
+    // A client that asked for no keepalive PINGs (whose writes would see the reset).
+    const peer = await RawPeer.open(server.port);
+    peer.write(encodeOpen(1, { op: 'put', path: 'stalled.bin', size: 1024 * KiB }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    for (let i = 0; i < 4; i++) peer.write(encodeData(1, Buffer.alloc(64 * KiB, 4)));
+    await held.holding;
+    // Held: the server stopped reading, the rest waits in the kernel's buffers.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    (peer.socket as Socket).resetAndDestroy();
+    const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
+    expect(await logLine(server, / upload of stalled\.bin /)).toMatch(
+      new RegExp(
+        `${label.source} upload of stalled\\.bin cut after \\d+ of ${1024 * KiB} B \\(CONNECTION_LOST\\)$`,
+      ),
+    );
+    expect(await logLine(server, /closed after /)).toMatch(/\(CONNECTION_LOST: /);
+    // The disk answers later: the storage side settles, and nothing is said twice.
+    held.release();
+    for (let i = 0; i < 100 && (await readdir(server.root!)).length > 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await readdir(server.root!)).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.logs).toHaveLength(2);
+  });
 });

@@ -55,6 +55,8 @@ export interface FramedSocketHandlers {
 
 /** Give the peer this long to read our final ERROR frame before the socket is destroyed. */
 const LINGER_MS = 2_000;
+/** What probe() writes. */
+const EMPTY_WRITE = Buffer.alloc(0);
 /**
  * Bytes decoded between yields to the loop, so one connection with a deep socket buffer (hashing
  * as it decodes) cannot hold the loop while others wait, and the WINDOW grants and writes it
@@ -154,6 +156,23 @@ export class FramedSocket {
 
   send(frame: Buffer): void {
     if (!this.isClosed) this.queue.send(frame);
+  }
+
+  /**
+   * probe() sees a reset here: a plain TCP socket. Not TLS: Node's TLS layer passes an empty
+   * write on to the socket below but drops its error.
+   */
+  get probes(): boolean {
+    return this.socket instanceof Socket && !('encrypted' in this.socket);
+  }
+
+  /**
+   * Writes no bytes (a plain TCP socket: probes): a reset the peer sent, unseen while the socket
+   * is not read, fails this write, and the socket closes as if a read had seen it. Nothing goes
+   * on the wire, so it may come between any two frames.
+   */
+  probe(): void {
+    if (!this.isClosed && this.probes) this.socket.write(EMPTY_WRITE);
   }
 
   /** Stop taking bytes off the socket; TCP then pushes back on the peer. */
