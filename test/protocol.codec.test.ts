@@ -876,6 +876,15 @@ describe('control payloads: each check and each field (a mutation run found them
     expect(cut).toBe(`${'m'.repeat(MAX_ERROR_MESSAGE_CHARS - 1)}…`);
   });
 
+  it('ERROR: a longer message from a peer is cut as a sender cuts it (the server logs it)', () => {
+    const parse = (message: string) =>
+      parseErrorPayload(decodeAll(encodeError(0, { status: 100, code: 'PROTOCOL_ERROR', message }))[0]!)
+        .message;
+    const exact = 'm'.repeat(MAX_ERROR_MESSAGE_CHARS);
+    expect(parse(exact)).toBe(exact);
+    expect(parse('m'.repeat(8_000))).toBe(`${'m'.repeat(MAX_ERROR_MESSAGE_CHARS - 1)}…`);
+  });
+
   it('END: takes a size up to 2^53 - 1 and no more', () => {
     const end = encodeEnd(1, Number.MAX_SAFE_INTEGER, 'xxh128', xxh);
     expect(parseEnd(decodeAll(end)[0]!).size).toBe(Number.MAX_SAFE_INTEGER);

@@ -444,7 +444,9 @@ export function parseErrorPayload(frame: Frame): {
 } {
   const o = parseJsonObject(frame, 'ERROR');
   const status = typeof o.status === 'number' ? o.status : 100;
-  const message = typeof o.message === 'string' ? o.message : 'unspecified error';
+  // Cut as a sender must cut it (errorPayload): a peer's longer one went whole into the server's
+  // log (`client error …`, a 32 KiB line per connection) and the CLI's messages.
+  const message = typeof o.message === 'string' ? boundedMessage(o.message) : 'unspecified error';
   let code: ErrorCode | undefined = isErrorCode(o.code) ? o.code : codeForStatus(status);
   // By range (PROTOCOL.md, Errors): 1xx fatal, anything else, below 100 too, a failure of that stream.
   if (code === undefined) code = status >= 100 && status < 200 ? 'PROTOCOL_ERROR' : 'INTERNAL_ERROR';
@@ -469,12 +471,15 @@ function parseErrorDetails(value: unknown): ErrorDetails | undefined {
 /** A limit's name is a short identifier; anything longer is not one (and is not kept). */
 const MAX_LIMIT_NAME_LENGTH = 64;
 
+/** An ERROR's message at most MAX_ERROR_MESSAGE_CHARS long: a longer one cut, ending with `…`. */
+function boundedMessage(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE_CHARS
+    ? `${message.slice(0, MAX_ERROR_MESSAGE_CHARS - 1).replace(/[\uD800-\uDBFF]$/, '')}…`
+    : message;
+}
+
 export function errorPayload(err: MuxftpError): ErrorPayload {
-  const message =
-    err.message.length > MAX_ERROR_MESSAGE_CHARS
-      ? `${err.message.slice(0, MAX_ERROR_MESSAGE_CHARS - 1).replace(/[\uD800-\uDBFF]$/, '')}…`
-      : err.message;
-  const payload: ErrorPayload = { status: err.status, code: err.code, message };
+  const payload: ErrorPayload = { status: err.status, code: err.code, message: boundedMessage(err.message) };
   if (err.details !== undefined) payload.details = err.details;
   return payload;
 }
