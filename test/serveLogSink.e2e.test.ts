@@ -47,4 +47,42 @@ describe('serve with a log it cannot write', () => {
       30_000,
     );
   }
+
+  for (const sink of ['/dev/full', 'a pipe nobody reads'] as const) {
+    it.skipIf(sink === '/dev/full' && process.platform !== 'linux')(
+      `stdout to ${sink}: says so in the log and serves on, stopping 0 on SIGTERM`,
+      async (test) => {
+        const own = ownFor(test);
+        const root = await own.tempDir();
+        const stdout = sink === '/dev/full' ? openSync('/dev/full', 'w') : 'pipe';
+        // The port from the JSON log's `listening` event: stdout is what cannot be written.
+        const child = own.kills(
+          spawn(process.execPath, [CLI_BIN, 'serve', '--port', '0', '--root', root, '--log-format', 'json'], {
+            stdio: ['ignore', stdout, 'pipe'],
+          }),
+        );
+        // Its reader gone before the listening line: the write fails EPIPE.
+        child.stdout?.destroy();
+        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+        let stderr = '';
+        const port = await new Promise<number>((resolve, reject) => {
+          child.stderr!.on('data', (chunk: Buffer) => {
+            stderr += chunk.toString();
+            const match = /"event":"listening".*"address":"127\.0\.0\.1:(\d+)"/.exec(stderr);
+            if (match) resolve(Number(match[1]));
+          });
+          child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+        });
+        const ls = await runCli(['--server', `127.0.0.1:${port}`, 'ls', '/'], root, {
+          children: own.children,
+        });
+        expect(ls.code, ls.stderr).toBe(0);
+        expect(child.exitCode).toBe(null);
+        expect(stderr).toMatch(/"event":"warning".*cannot write the listening line to stdout/);
+        child.kill('SIGTERM');
+        expect(await exited, stderr).toBe(0);
+      },
+      30_000,
+    );
+  }
 });

@@ -13,6 +13,7 @@ import type { MetricsExporter } from '../../server/metrics.js';
 import { MuxServer } from '../../server/server.js';
 import { flushStderrLines } from '../../server/stderrLines.js';
 import { DEFAULTS } from '../../shared/defaults.js';
+import { errnoReason } from '../../shared/errnoReasons.js';
 import { processUmask, setProcessUmask } from '../../shared/fileModes.js';
 import { printable } from '../../shared/printable.js';
 import { openStorage, type Storage } from '../../storage/index.js';
@@ -160,6 +161,13 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // Only once everything asked for is up: whoever waits for this line may rely on all of it.
   // After the warnings logged above, where stdout and stderr are one terminal or journal.
   flushStderrLines();
+  // stdout holds this line alone: one that cannot be written (`> /dev/full`, its reader gone) is
+  // said in the log, and the server goes on, as with a log it cannot write. The CLI's listener
+  // (main.ts: `ls | head` stops there) ended a server already listening, on EPIPE without a word.
+  process.stdout.removeAllListeners('error');
+  process.stdout.on('error', (error) =>
+    log.warning(`cannot write the listening line to stdout: ${errnoReason(error)}`),
+  );
   process.stdout.write(`muxftp listening on ${formatAddress(address)} (storage: ${storage.description})\n`);
   log.listening({
     event: 'listening',
