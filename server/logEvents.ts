@@ -53,6 +53,8 @@ export interface LogFields {
   mtime?: string;
   parents?: boolean;
   signal?: string;
+  /** Anonymous access as the users were loaded: `off`, `read` (read-only) or `write` (every permission). */
+  anonymous?: 'off' | 'read' | 'write';
   file?: string;
   storage?: string;
 }

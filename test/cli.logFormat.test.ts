@@ -95,7 +95,11 @@ describe('serve --log-format json', () => {
     expect(listening).toMatchObject({ level: 'info', address: `127.0.0.1:${port}` });
     const warning = await lineOf(serve.stderr, 'warning');
     expect(warning).toMatchObject({ level: 'warn', msg: expect.stringContaining('readable by every user') });
-    expect(await lineOf(serve.stderr, 'users_loaded')).toMatchObject({ count: 2, file: usersFile });
+    expect(await lineOf(serve.stderr, 'users_loaded')).toMatchObject({
+      count: 2,
+      file: usersFile,
+      anonymous: 'off',
+    });
 
     // A third connection from one address, past --max-connections-per-ip 2.
     const held = [await RawPeer.open(port), await RawPeer.open(port)];
@@ -193,5 +197,23 @@ describe('serve --log-format json', () => {
     const lines = parseLines(serve.stderr());
     expect(lines.at(-2)).toMatchObject({ event: 'stopping', signal: 'SIGTERM', ms: 10_000 });
     expect(lines.at(-1)).toMatchObject({ event: 'stopped', msg: 'stopped' });
+  });
+
+  it('gives anonymous access in fields of its own, not only in msg', async () => {
+    const dir = await tempDirs.make();
+    const usersFile = join(dir, 'users.json');
+    await writeFile(usersFile, JSON.stringify(emptyUsersFile()), { mode: 0o600 });
+    await mkdir(join(dir, 'data'));
+    const root = join(dir, 'data');
+    const args = ['--root', root, '--users', usersFile, '--log-format', 'json'];
+    const write = await startServeChild([...args, '--anonymous-write'], children);
+    expect(await lineOf(write.stderr, 'users_loaded')).toMatchObject({
+      anonymous: 'write',
+      path: '/public',
+      msg: expect.stringContaining('anonymous on, with every permission'),
+    });
+    await stopChildren(children);
+    const read = await startServeChild([...args, '--anonymous', '--anonymous-home', 'pub'], children);
+    expect(await lineOf(read.stderr, 'users_loaded')).toMatchObject({ anonymous: 'read', path: '/pub' });
   });
 });

@@ -7,8 +7,9 @@ import { access, realpath } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { isatty } from 'node:tty';
+import type { Account } from '../../server/auth/accounts.js';
 import { descriptorLimitShortfall, maxOpenFilesWithinLimit } from '../../server/fileDescriptors.js';
-import type { LogEvent } from '../../server/logEvents.js';
+import type { LogEvent, LogFields } from '../../server/logEvents.js';
 import type { MetricsExporter } from '../../server/metrics.js';
 import { MuxServer } from '../../server/server.js';
 import { flushStderrLines } from '../../server/stderrLines.js';
@@ -139,7 +140,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
       event: 'users_loaded',
       // Which anonymous: read-only and every permission read alike ("on").
       text: `${usersCount(count)} from ${options.users}; anonymous ${anonymous === undefined ? 'off' : `on, ${anonymous.permissions.has('write') ? 'with every permission' : 'read-only'} (home ${anonymous.home || '/'})`}`,
-      fields: { count, file: options.users },
+      fields: { count, file: options.users, ...anonymousFields(anonymous) },
     });
   }
   if (options.fsync === 'never' && options.memory !== true) {
@@ -490,7 +491,11 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog)
           log.log({
             event: 'users_loaded',
             text: `SIGHUP: ${usersCount(accounts.userCount)} from ${options.users}`,
-            fields: { count: accounts.userCount, file: options.users },
+            fields: {
+              count: accounts.userCount,
+              file: options.users,
+              ...anonymousFields(accounts.anonymous),
+            },
           });
         } catch (error) {
           log.log({
@@ -603,6 +608,12 @@ function firstShutdownSignal(): Promise<NodeJS.Signals> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+/** Anonymous access as `users_loaded` gives it in fields (in JSON it was only in `msg`): its mode, and its home. */
+function anonymousFields(anonymous: Account | undefined): Pick<LogFields, 'anonymous' | 'path'> {
+  if (anonymous === undefined) return { anonymous: 'off' };
+  return { anonymous: anonymous.permissions.has('write') ? 'write' : 'read', path: `/${anonymous.home}` };
 }
 
 function usersCount(count: number): string {
