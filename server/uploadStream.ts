@@ -273,9 +273,9 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     }
     if (this.declaredSize !== undefined && this.offset + this.received > this.declaredSize) {
       this.discardPartial = true;
-      this.fail(
-        new MuxftpError('INTEGRITY_ERROR', `upload is larger than its declared size of ${this.declaredSize}`),
-      );
+      const what = `larger than its declared size of ${this.declaredSize}`;
+      this.logRejected(what);
+      this.fail(new MuxftpError('INTEGRITY_ERROR', `upload is ${what}`));
       return;
     }
     if (payload.length === 0) return;
@@ -548,13 +548,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
             ? "the digest declared in OPEN is not the content's"
             : undefined;
     if (sizeMismatch !== undefined || digestMismatch !== undefined) {
-      const what = sizeMismatch !== undefined ? `size mismatch: ${sizeMismatch}` : digestMismatch;
-      this.host.log({
-        event: 'rejected',
-        level: 'warn',
-        text: `${this.host.label} rejected ${printableName(this.path)}: ${what}`,
-        fields: { stream: this.id, path: this.path, code: 'INTEGRITY_ERROR', reason: what },
-      });
+      const what = sizeMismatch !== undefined ? `size mismatch: ${sizeMismatch}` : digestMismatch!;
+      this.logRejected(what);
       this.discardPartial = true;
       this.fail(new MuxftpError('INTEGRITY_ERROR', `upload of ${this.path} failed verification: ${what}`));
       return;
@@ -609,6 +604,16 @@ export class UploadStream extends ServerStream implements ResumableHolder {
         else this.fail(err);
       },
     );
+  }
+
+  /** Its bytes proved wrong (`what`), so it is failed INTEGRITY_ERROR and nothing is kept: one `rejected` line. */
+  private logRejected(what: string): void {
+    this.host.log({
+      event: 'rejected',
+      level: 'warn',
+      text: `${this.host.label} rejected ${printableName(this.path)}: ${what}`,
+      fields: { stream: this.id, path: this.path, code: 'INTEGRITY_ERROR', reason: what },
+    });
   }
 
   /**

@@ -177,6 +177,13 @@ describe('names with spaces or quotes in the server log', () => {
     expect(await logLine(/ rejected /)).toMatch(
       new RegExp(`${LABEL.source}rejected "bad sum\\.bin": xxh128 digest mismatch$`),
     );
+    // One that sends more than it declared is failed as it does, before any END: said too (no line did).
+    rejected.write(encodeOpen(3, { op: 'put', path: 'too long.bin', size: 4 }));
+    await rejected.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 3);
+    rejected.write(encodeData(3, Buffer.from('abcdef')));
+    expect(await logLine(/ rejected "too long/)).toMatch(
+      new RegExp(`${LABEL.source}rejected "too long\\.bin": larger than its declared size of 4$`),
+    );
 
     // A get continued past the first block: its line gives the whole size and where it went on.
     const downloader = await RawPeer.open(server.port);
