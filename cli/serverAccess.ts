@@ -12,7 +12,7 @@ import { readUsersFile } from '../server/auth/usersFile.js';
 import type { ServerOptions } from '../server/options.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { errnoReason } from '../shared/errnoReasons.js';
-import { readFileAtMost } from '../shared/readAtMost.js';
+import { type ReadAtMostOptions, readFileAtMost } from '../shared/readAtMost.js';
 
 export interface AccessFlags {
   users?: string;
@@ -49,18 +49,28 @@ export async function loadAccess(
   return { accounts, ...(tls !== undefined ? { tls, tlsOnly: flags.tlsOnly === true } : {}) };
 }
 
-/** A PEM file (`--tls-cert`, `--tls-key`, `--ca`), at most DEFAULTS.maxPemFileBytes. */
-export function readPem(path: string): Promise<Buffer> {
-  return readFileAtMost(path, DEFAULTS.maxPemFileBytes, 'a PEM file');
+/**
+ * A PEM file (`--tls-cert`, `--tls-key`, `--ca`), at most DEFAULTS.maxPemFileBytes; with
+ * `options.regularOnly`, a regular file only (read again while serving: readFileAtMost).
+ */
+export function readPem(path: string, options: ReadAtMostOptions = {}): Promise<Buffer> {
+  return readFileAtMost(path, DEFAULTS.maxPemFileBytes, 'a PEM file', options);
 }
 
-/** The certificate chain and key from their files, checked to load together (read again on SIGHUP). */
-export async function loadTls(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
+/**
+ * The certificate chain and key from their files, checked to load together (read again on SIGHUP,
+ * `options.regularOnly` then: a FIFO there is refused, not waited on for ever).
+ */
+export async function loadTls(
+  certFile: string,
+  keyFile: string,
+  options: ReadAtMostOptions = {},
+): Promise<{ cert: Buffer; key: Buffer }> {
   const tls = {
-    cert: await readPem(certFile).catch((e: Error) => {
+    cert: await readPem(certFile, options).catch((e: Error) => {
       throw new Error(`cannot read --tls-cert ${certFile}: ${errnoReason(e)}`, { cause: e });
     }),
-    key: await readPem(keyFile).catch((e: Error) => {
+    key: await readPem(keyFile, options).catch((e: Error) => {
       throw new Error(`cannot read --tls-key ${keyFile}: ${errnoReason(e)}`, { cause: e });
     }),
   };
@@ -94,14 +104,18 @@ function checkCertificateAndKey(tls: { cert: Buffer; key: Buffer }, certFile: st
   }
 }
 
-/** Who may log in, from the users file (read again on SIGHUP) and the anonymous flags. */
+/**
+ * Who may log in, from the users file (read again on SIGHUP, `options.regularOnly` then) and the
+ * anonymous flags.
+ */
 export async function loadAccounts(
   flags: Pick<AccessFlags, 'users' | 'anonymous' | 'anonymousWrite' | 'anonymousHome'>,
+  options: ReadAtMostOptions = {},
 ): Promise<Accounts> {
   const anonymous: AnonymousAccess = flags.anonymousWrite ? 'write' : flags.anonymous ? 'read' : 'off';
   const misuse = accessFlagsMisuse(flags);
   if (misuse !== undefined) throw new Error(misuse);
-  const users = flags.users === undefined ? undefined : await readUsersFile(flags.users);
+  const users = flags.users === undefined ? undefined : await readUsersFile(flags.users, options);
   return new Accounts({
     ...(users !== undefined ? { users } : {}),
     anonymous,
@@ -175,7 +189,8 @@ export async function accessFileWarnings(flags: AccessFlags, now = Date.now()): 
   if (flags.users !== undefined) await readableByAll(flags.users, 'users file (password hashes)');
   if (flags.tlsKey !== undefined) await readableByAll(flags.tlsKey, '--tls-key');
   if (flags.tlsCert !== undefined) {
-    const pem = await readPem(flags.tlsCert).catch(() => undefined);
+    // Read a second time: a FIFO (or a pipe, `--tls-cert <(…)`) would wait for a writer again.
+    const pem = await readPem(flags.tlsCert, { regularOnly: true }).catch(() => undefined);
     let certificate: X509Certificate | undefined;
     try {
       // The first certificate of the chain is the server's own.

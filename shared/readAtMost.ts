@@ -3,14 +3,33 @@
  * certificate or key): at most a given size, so a mistake (`--users /dev/zero`, a disk image)
  * fails saying so instead of taking the process's memory, at start or on a SIGHUP reload.
  */
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { closeSync, constants, createReadStream, openSync, readSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
+
+/** How readFileAtMost reads. */
+export interface ReadAtMostOptions {
+  /**
+   * Only a regular file: what is not (a FIFO, a device, a socket) is refused, without waiting in
+   * its open or its read. For a file read again while the process serves (a SIGHUP's reload): a
+   * FIFO with no writer held the open for ever in a thread-pool thread, the reloads after it, the
+   * server's stop behind them, and even an exit (which waits for that thread).
+   */
+  regularOnly?: boolean;
+}
 
 /**
- * The bytes of the file at `path`, at most `maxBytes` (a pipe, /dev/stdin, is read as a file is).
+ * The bytes of the file at `path`, at most `maxBytes` (a pipe, /dev/stdin, is read as a file is,
+ * but with `options.regularOnly`).
  * Past that, throws `larger than SIZE: not WHAT` (`what` as `a config file`), having read one byte
  * more than the cap; an error opening or reading it is thrown as it is (its errno code kept).
  */
-export async function readFileAtMost(path: string, maxBytes: number, what: string): Promise<Buffer> {
+export async function readFileAtMost(
+  path: string,
+  maxBytes: number,
+  what: string,
+  options: ReadAtMostOptions = {},
+): Promise<Buffer> {
+  if (options.regularOnly === true) return readRegularFileAtMost(path, maxBytes, what);
   const chunks: Buffer[] = [];
   let total = 0;
   // `end` is inclusive: a byte past the cap is read, and tells a file of exactly the cap from a larger one.
@@ -20,6 +39,40 @@ export async function readFileAtMost(path: string, maxBytes: number, what: strin
   }
   if (total > maxBytes) throw new Error(`larger than ${sizeInWords(maxBytes)}: not ${what}`);
   return Buffer.concat(chunks);
+}
+
+/**
+ * readFileAtMost of a regular file only. Opened without waiting (O_NONBLOCK: a FIFO's open returns
+ * at once; O_NOCTTY: a terminal does not become the process's), then looked at; a regular file's
+ * reads ignore O_NONBLOCK.
+ */
+async function readRegularFileAtMost(path: string, maxBytes: number, what: string): Promise<Buffer> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    const info = await handle.stat();
+    // A directory's read fails EISDIR, as it did.
+    if (!info.isFile() && !info.isDirectory()) throw new Error(`not a regular file (${kindOf(info)})`);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(64 * 1024, maxBytes + 1 - total));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > maxBytes) throw new Error(`larger than ${sizeInWords(maxBytes)}: not ${what}`);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** What a file that is not a regular one is, in words. */
+function kindOf(info: Stats): string {
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isSocket()) return 'a socket';
+  return 'a device';
 }
 
 /**

@@ -2,11 +2,12 @@
  * A SIGHUP while `muxftp serve` starts (a deploy hook's `kill -HUP` right after the start) must
  * not kill it: it is held and applied, once, when the server is up. The users file is a FIFO, so
  * serve is held in its start-up, reading it, until the test writes it: the SIGHUPs arrive then,
- * whatever the machine's speed. Needs dist/ (npm run build) and mkfifo.
+ * whatever the machine's speed (a regular file takes its name meanwhile: a reload reads no FIFO).
+ * Needs dist/ (npm run build) and mkfifo.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
-import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -46,12 +47,6 @@ async function openWhenRead(fifo: string): Promise<FileHandle> {
   return handle;
 }
 
-async function writeUsers(fifo: string, text: string): Promise<void> {
-  const handle = await openWhenRead(fifo);
-  await handle.writeFile(text).catch(() => {}); // EPIPE when serve died meanwhile
-  await handle.close();
-}
-
 describe.skipIf(!hasMkfifo)('serve and SIGHUP while it starts', () => {
   it('survives several, and reads its users file again once, when up', async () => {
     dir = await mkdtemp(join(tmpdir(), 'muxftp-hangup-'));
@@ -81,8 +76,12 @@ describe.skipIf(!hasMkfifo)('serve and SIGHUP while it starts', () => {
     const exited = new Promise<void>((resolve) => serve.once('exit', () => resolve()));
     const alive = () => serve.exitCode === null && serve.signalCode === null;
 
-    // serve has opened its users file: it is starting. Three SIGHUPs, then the file.
+    // serve has opened its users file: it is starting. A regular file takes the FIFO's name (a
+    // SIGHUP's reload reads no FIFO), three SIGHUPs, then the file serve is reading.
     const starting = await openWhenRead(fifo);
+    const regular = join(dir, 'users.json.new');
+    await writeFile(regular, users, { mode: 0o600 });
+    await rename(regular, fifo);
     for (let i = 0; i < 3; i++) {
       serve.kill('SIGHUP');
       await delay(20);
@@ -97,8 +96,7 @@ describe.skipIf(!hasMkfifo)('serve and SIGHUP while it starts', () => {
     });
     expect(stdout).toMatch(/^muxftp listening on /);
 
-    // Up: the held SIGHUP reads the file again (the FIFO: serve waits for it to be written again).
-    await writeUsers(fifo, users);
+    // Up: the held SIGHUP reads the file again.
     for (let i = 0; i < WAIT_MS / 20 && !stderr.includes('SIGHUP: 1 user from'); i++) await delay(20);
     expect(stderr.match(/SIGHUP: 1 user from /g)).toHaveLength(1);
     expect(stderr).not.toMatch(/SIGHUP: kept the users/);

@@ -4,13 +4,15 @@
  * flight land, and it exits 0. The real CLI, real sockets and files.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { CLI_BIN, runCli, startServeChild } from './helpers/cliProcess.js';
+import { makeFifo } from './helpers/fifo.js';
 import { ownFor } from './helpers/ownedByTest.js';
+import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 import { delay, until } from './helpers/waits.js';
 
 const MiB = 1024 * 1024;
@@ -98,6 +100,58 @@ describe('serve and signals', () => {
     expect(await serve.exited, serve.stderr()).toBe(0);
     expect(serve.stderr()).toContain('nothing to read again without --users or --tls-cert');
   }, 30_000);
+
+  it.skipIf(!opensslAvailable || process.platform === 'win32')(
+    'a SIGHUP finding a FIFO where the users file or the certificate was refuses it: the reload and the stop never waited',
+    async (test) => {
+      const own = ownFor(test);
+      const root = await own.tempDir();
+      const etc = await own.tempDir();
+      const certs = await makeTestCerts();
+      test.onTestFinished(() => certs.remove());
+      const usersFile = join(etc, 'users.json');
+      const users = addUser(emptyUsersFile(), {
+        name: 'alice',
+        passwordHash: await hashPassword('alice-secret'),
+        permissions: [...PERMISSIONS],
+      });
+      await writeFile(usersFile, `${JSON.stringify(users)}\n`, { mode: 0o600 });
+      const cert = join(etc, 'cert.pem');
+      const key = join(etc, 'key.pem');
+      await copyFile(certs.certPath, cert);
+      await copyFile(certs.keyPath, key);
+      const serve = await startServeChild(
+        ['--root', root, '--users', usersFile, '--tls-cert', cert, '--tls-key', key],
+        own.children,
+      );
+      // Swapped for FIFOs nobody writes (by rename, as a deploy would put a file): their open
+      // waited for a writer for ever in a thread-pool thread, and the stop waited on that reload,
+      // even a second SIGTERM's exit (which waits for that thread): only SIGKILL ended it.
+      for (const file of [usersFile, cert]) await rename(makeFifo(`${file}.fifo`), file);
+      serve.child.kill('SIGHUP');
+      await until(
+        async () => serve.stderr().includes('SIGHUP: kept the TLS certificate'),
+        'the reload refusing both files',
+        { everyMs: 10, timeoutMs: 5_000 },
+      );
+      expect(serve.stderr()).toContain(
+        `SIGHUP: kept the users as they were: cannot read users file ${usersFile}: not a regular file (a FIFO)`,
+      );
+      expect(serve.stderr()).toContain(
+        `SIGHUP: kept the TLS certificate as it was: cannot read --tls-cert ${cert}: not a regular file (a FIFO)`,
+      );
+      // The users and certificate as they were: alice still logs in over TLS.
+      const server = ['--server', `127.0.0.1:${serve.port}`, '--tls', '--ca', certs.caPath];
+      const listed = await runCli([...server, '--user', 'alice', 'ls'], root, {
+        env: { MUXFTP_PASSWORD: 'alice-secret' },
+        children: own.children,
+      });
+      expect(listed.code, listed.stderr).toBe(0);
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited, serve.stderr()).toBe(0);
+    },
+    30_000,
+  );
 
   it.skipIf(spawnSync('python3', ['-c', 'import pty']).status !== 0)(
     'with only stdout on a terminal (`serve </dev/null 2>log`), a SIGHUP is the terminal gone and ends it',

@@ -477,8 +477,9 @@ async function startMetrics(
  * removed and changed users; sessions already logged in keep theirs. It reads the TLS certificate
  * and key again too (a renewed certificate, as nginx takes one on SIGHUP): new connections get
  * it, those up keep theirs. Either file that does not read or load changes nothing (the log says
- * why), and does not stop the other. Returns the reload, for a SIGHUP held while starting, and
- * the function that stops listening once a reload under way has ended.
+ * why; one that is no regular file by then, a FIFO, is refused unread), and does not stop the
+ * other. Returns the reload, for a SIGHUP held while starting, and the function that stops
+ * listening once a reload under way has ended.
  */
 function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog): HangupHandling {
   let reloading = Promise.resolve();
@@ -486,7 +487,7 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog)
     reloading = reloading.then(async () => {
       if (options.users !== undefined) {
         try {
-          const accounts = await loadAccounts(options);
+          const accounts = await loadAccounts(options, { regularOnly: true });
           server.replaceAccounts(accounts);
           log.log({
             event: 'users_loaded',
@@ -508,7 +509,7 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog)
       }
       if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
         try {
-          server.replaceTls(await loadTls(options.tlsCert, options.tlsKey));
+          server.replaceTls(await loadTls(options.tlsCert, options.tlsKey, { regularOnly: true }));
           const warnings = await accessFileWarnings({ ...options, users: undefined });
           log.log({
             event: 'certificate_loaded',

@@ -152,14 +152,19 @@ function validateUsersFile(
  * Reads and validates a users file; with `missingIsEmpty`, a file that does not exist yet, or is
  * empty (made first with its mode: `install -m 600 /dev/null users.json`), has no users. With
  * `anyScryptCost`, a hash too costly to check is read as it is: for an edit, which can replace it.
+ * With `regularOnly` (a server reading it again on SIGHUP), what is not a regular file (a FIFO, a
+ * device) is refused without waiting to open or read it.
  */
 export async function readUsersFile(
   path: string,
-  options: { missingIsEmpty?: boolean; anyScryptCost?: boolean } = {},
+  options: { missingIsEmpty?: boolean; anyScryptCost?: boolean; regularOnly?: boolean } = {},
 ): Promise<UsersFile> {
   let text: string;
   try {
-    text = (await readFileAtMost(path, DEFAULTS.maxUsersFileBytes, 'a users file')).toString('utf8');
+    const bytes = await readFileAtMost(path, DEFAULTS.maxUsersFileBytes, 'a users file', {
+      regularOnly: options.regularOnly === true,
+    });
+    text = bytes.toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && options.missingIsEmpty) return emptyUsersFile();
     // In words (`no such file or directory`), not Node's `ENOENT: …, open '<path>'` that repeats the path.
