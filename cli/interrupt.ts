@@ -46,12 +46,21 @@ let hangupAtExit = false;
 function endByHangupAtExit(): void {
   if (hangupAtExit) return;
   hangupAtExit = true;
+  endBySignalAtExit('SIGHUP');
+}
+
+/**
+ * Makes the process, when it exits, end by `signal` itself instead (its default action), after
+ * the 'exit' listeners added before this call have run: as a program that does not handle the
+ * signal ends, which a shell reports as 128 + its number and a service manager as a clean stop.
+ */
+export function endBySignalAtExit(signal: NodeJS.Signals): void {
   process.once('exit', () => {
-    // With no listener left, libuv gives SIGHUP back its default action: ending the process.
-    process.removeAllListeners('SIGHUP');
-    process.kill(process.pid, 'SIGHUP');
+    // With no listener left, libuv gives the signal back its default action: ending the process.
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
     // The signal may be taken by another of the process's threads: wait here for it to land
-    // rather than go on into the exit that aborts (bounded: should it not, the exit goes on).
+    // rather than go on into the exit (bounded: should it not, the exit goes on).
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_000);
   });
 }

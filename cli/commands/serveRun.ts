@@ -29,6 +29,7 @@ import {
 } from '../../storage/servedRootLock.js';
 import { CliError } from '../cliError.js';
 import { formatAddress } from '../connect.js';
+import { endBySignalAtExit } from '../interrupt.js';
 import { type ServeLog, serveLog } from '../serveLog.js';
 import {
   accessFileWarnings,
@@ -69,6 +70,9 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     // The library's class name is no word of the command line's: `serve: cannot use … as the root`.
     throw new CliError(`serve: ${error.message.replace(/^DiskStorage: /, '')}`, { cause: error });
   });
+  // From the lock's taking until the shutdown's handlers are up (a start-up sweep of a large root
+  // takes seconds): a SIGINT/SIGTERM ended the process there and then, the lock left in the root.
+  const stopStartingSignals = endBySignalWhileStarting();
   const root = options.memory === true ? undefined : await holdServedRoot(options.root, storage, log);
   // Young partial uploads survive a restart (issue #8): a client's put -c continues them. Inside
   // another live server's root, an upload's file may be that server's in flight: none is swept;
@@ -159,6 +163,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // Whoever waits for the line below may signal at once (a service manager, a test): without
   // its handlers installed first, such a SIGTERM killed the process instead of stopping it.
   const shutdownSignal = firstShutdownSignal();
+  stopStartingSignals();
   // Only once everything asked for is up: whoever waits for this line may rely on all of it.
   // After the warnings logged above, where stdout and stderr are one terminal or journal.
   flushStderrLines();
@@ -590,6 +595,24 @@ function ignoreHangups(log: ServeLog): HangupHandling {
     stop: async () => {
       process.off('SIGHUP', onHangup);
     },
+  };
+}
+
+/**
+ * A SIGINT/SIGTERM while serve starts: the process exits, its exit listeners releasing what it
+ * holds (the root's lock: ServedRootLock), and ends by the signal as before (a service manager's
+ * clean stop; 130 or 143 in a shell). Returns the function that stops handling them.
+ */
+function endBySignalWhileStarting(): () => void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    endBySignalAtExit(signal);
+    process.exit(128 + (constants.signals[signal] ?? 2));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   };
 }
 
