@@ -4,10 +4,12 @@
  * a prompt on the terminal — never from argv.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { ClientOptions } from '../client/client.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { ANONYMOUS_USER } from '../shared/protocol/messages.js';
+import { readFileAtMost } from '../shared/readAtMost.js';
 import { CliError } from './cliError.js';
 import {
   hasControllingTerminal,
@@ -59,10 +61,14 @@ async function readCredentialsFile(path: string): Promise<{ user?: string; passw
       `credentials file ${path} is open to other users (mode ${mode}); it must be 600: chmod 600 ${path}`,
     );
   }
-  // A directory, or a file this user may not read: said as that, not as a JSON error.
-  const text = await readFile(path, 'utf8').catch((error: Error) => {
-    throw unusableFile(`cannot read credentials file ${path}: ${errnoReason(error)}`, { cause: error });
-  });
+  // A directory, or a file this user may not read: said as that, not as a JSON error. At most
+  // its cap: a mode-600 pipe (`--credentials /dev/stdin`) was read to the end, however far.
+  const bytes = await readFileAtMost(path, DEFAULTS.maxCredentialsFileBytes, 'a credentials file').catch(
+    (error: Error) => {
+      throw unusableFile(`cannot read credentials file ${path}: ${errnoReason(error)}`, { cause: error });
+    },
+  );
+  const text = bytes.toString('utf8');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

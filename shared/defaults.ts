@@ -232,6 +232,11 @@ export const DEFAULTS = {
   maxExcludeFileBytes: 16 * MiB,
   /** Largest PEM file read (`--tls-cert`, `--tls-key`, `--ca`): a chain or a CA bundle is kilobytes. */
   maxPemFileBytes: 4 * MiB,
+  /**
+   * Largest `--credentials` file read (cli/clientAccess.ts): a user name and a password of at most
+   * 1 KiB, not read without bound (a mode-600 pipe, `/dev/stdin` fed by a runaway producer).
+   */
+  maxCredentialsFileBytes: 64 * 1024,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
   maxRateBytesPerSecond: 0,
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */

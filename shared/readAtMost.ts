@@ -1,7 +1,8 @@
 /**
  * Reading a file a user named that is meant to be small (a config file, a users file, a PEM
- * certificate or key): at most a given size, so a mistake (`--users /dev/zero`, a disk image)
- * fails saying so instead of taking the process's memory, at start or on a SIGHUP reload.
+ * certificate or key, a credentials file): at most a given size, so a mistake (`--users
+ * /dev/zero`, a disk image) fails saying so instead of taking the process's memory, at start or on
+ * a SIGHUP reload.
  */
 import { closeSync, constants, createReadStream, openSync, readSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -99,5 +100,6 @@ export function readFileAtMostSync(path: string, maxBytes: number, what: string)
 }
 
 function sizeInWords(bytes: number): string {
-  return bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024} MiB` : `${bytes} bytes`;
+  if (bytes % (1024 * 1024) === 0) return `${bytes / 1024 / 1024} MiB`;
+  return bytes % 1024 === 0 ? `${bytes / 1024} KiB` : `${bytes} bytes`;
 }

@@ -5,7 +5,18 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -1035,6 +1046,19 @@ describe('an empty $MUXFTP_PASSWORD', () => {
     const result = await run(['--server', '127.0.0.1:1', '--credentials', credentials, 'ls']);
     expect(result.stderr).toBe(
       `muxftp: cannot read credentials file ${credentials}: is a directory (LOCAL_IO_ERROR)\n`,
+    );
+    expect(result.code).toBe(1);
+  });
+
+  it('a credentials file past 64 KiB is refused at its cap, not read into memory however large', async () => {
+    // Sparse: 64 KiB and a byte of nothing. Before, it was read whole (a mode-600 pipe fed by
+    // `yes`: half a GiB, then "Invalid string length"), and refused only as not JSON.
+    const credentials = join(dir, 'big-credentials.json');
+    await writeFile(credentials, '', { mode: 0o600 });
+    await truncate(credentials, 64 * 1024 + 1);
+    const result = await run(['--server', '127.0.0.1:1', '--credentials', credentials, 'ls']);
+    expect(result.stderr).toBe(
+      `muxftp: cannot read credentials file ${credentials}: larger than 64 KiB: not a credentials file (LOCAL_IO_ERROR)\n`,
     );
     expect(result.code).toBe(1);
   });
