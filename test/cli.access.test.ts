@@ -247,10 +247,26 @@ describe('muxftp user', () => {
       await run(['user', 'add', 'erin', '--users', file], { stdin: 'again\n' }),
       /^muxftp: user add erin: user erin exists already \(use --replace/,
     );
-    oneLine(
-      await run(['user', 'add', 'bad/name', '--users', file], { stdin: 'x\n' }),
-      /^muxftp: user add bad\/name: invalid user name/,
-    );
+    // A name no user can have is the command line's mistake: a usage error (2), as a bad --quota
+    // is, not LOCAL_IO_ERROR (1), which says a file could not be used; for del too.
+    for (const [args, pattern] of [
+      [
+        ['add', 'bad/name'],
+        /^muxftp: command-argument value 'bad\/name' is invalid for argument 'name'\. invalid user name/,
+      ],
+      [
+        ['add', 'anonymous', '--json'],
+        /^muxftp: command-argument value 'anonymous' is invalid for argument 'name'\. "anonymous" is reserved/,
+      ],
+      [
+        ['del', '../x', '--json'],
+        /^muxftp: command-argument value '\.\.\/x' is invalid for argument 'name'\. invalid user name/,
+      ],
+    ] as const) {
+      const refused = await run(['user', ...args, '--users', file], { stdin: 'x\n' });
+      expect(refused).toMatchObject({ code: 2, stdout: '' });
+      expect(refused.stderr).toMatch(pattern);
+    }
     oneLine(
       await run(['user', 'list', '--users', join(dir, 'missing.json')]),
       /^muxftp: user list: cannot read users file .*missing\.json/,

@@ -8,6 +8,7 @@ import { checkPasswordText, hashPassword } from '../../server/auth/passwords.js'
 import {
   addUser,
   checkCanAdd,
+  checkUserName,
   listUsers,
   PERMISSIONS,
   type Permission,
@@ -35,6 +36,18 @@ interface AddFlags {
   replace?: boolean;
 }
 
+const USER_NAME_HELP = 'the user name: 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)';
+
+/**
+ * A user name the users file cannot hold (`a b`, `../x`, `anonymous`): a usage error (exit 2), as
+ * a bad --quota or --perm is, before the file is read or a password asked for. It failed as
+ * LOCAL_IO_ERROR, exit 1, which says a file could not be read or written.
+ */
+const parseUserNameArgument = commanderParser((name: string) => {
+  checkUserName(name);
+  return name;
+});
+
 const usersOption = () => new Option('--users <file>', 'the users file').makeOptionMandatory();
 
 export function registerUserCommand(program: Command, output: Output): void {
@@ -49,7 +62,8 @@ export function registerUserCommand(program: Command, output: Output): void {
     .configureHelp({ showGlobalOptions: false });
 
   user
-    .command('add <name>')
+    .command('add')
+    .argument('<name>', USER_NAME_HELP, parseUserNameArgument)
     .description(
       'Add a user. The password is asked for on a terminal (twice), or read from the first line of stdin.',
     )
@@ -128,7 +142,8 @@ export function registerUserCommand(program: Command, output: Output): void {
     });
 
   user
-    .command('del <name>')
+    .command('del')
+    .argument('<name>', USER_NAME_HELP, parseUserNameArgument)
     .description('Remove a user (their files stay where they are).')
     .addOption(usersOption())
     .option('--json', 'print the result as JSON: {"ok": true, "removed": NAME}, or {"ok": false, "error"}')

@@ -72,7 +72,8 @@ export function emptyUsersFile(): UsersFile {
   return { version: 1, users: {} };
 }
 
-function checkUserName(name: string): void {
+/** Throws a TypeError saying why `name` cannot be a user's (`user add`/`del` refuse it as a usage error). */
+export function checkUserName(name: string): void {
   if (typeof name !== 'string' || !USER_NAME.test(name)) {
     throw new TypeError(
       `invalid user name ${JSON.stringify(name)}: 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)`,
