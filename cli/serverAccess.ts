@@ -174,9 +174,15 @@ const DAY_MS = 86_400_000;
  * Warnings about the files `serve` was given, wherever it listens: the users file (password
  * hashes, open to offline guessing) or the TLS key readable by every user of the machine, as
  * sshd refuses such a key; a certificate clients will refuse (expired, not yet valid) or soon will.
- * Files that cannot be read were refused by loadAccess already; they are skipped here.
+ * Files that cannot be read were refused by loadAccess already; they are skipped here. `served`:
+ * the certificate chain as loadTls read it, the one served (`flags.tlsCert` only names it): the
+ * file is not read again, where another certificate may be by then (a renewal's deploy, a pipe).
  */
-export async function accessFileWarnings(flags: AccessFlags, now = Date.now()): Promise<string[]> {
+export async function accessFileWarnings(
+  flags: AccessFlags,
+  served: { cert: string | Buffer } | undefined,
+  now = Date.now(),
+): Promise<string[]> {
   const warnings: string[] = [];
   const readableByAll = async (path: string, what: string) => {
     const info = await stat(path).catch(() => undefined);
@@ -188,13 +194,11 @@ export async function accessFileWarnings(flags: AccessFlags, now = Date.now()): 
   };
   if (flags.users !== undefined) await readableByAll(flags.users, 'users file (password hashes)');
   if (flags.tlsKey !== undefined) await readableByAll(flags.tlsKey, '--tls-key');
-  if (flags.tlsCert !== undefined) {
-    // Read a second time: a FIFO (or a pipe, `--tls-cert <(…)`) would wait for a writer again.
-    const pem = await readPem(flags.tlsCert, { regularOnly: true }).catch(() => undefined);
+  if (flags.tlsCert !== undefined && served !== undefined) {
     let certificate: X509Certificate | undefined;
     try {
       // The first certificate of the chain is the server's own.
-      certificate = pem === undefined ? undefined : new X509Certificate(pem);
+      certificate = new X509Certificate(served.cert);
     } catch {
       certificate = undefined;
     }

@@ -133,7 +133,7 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
         ? { anonymousWriteHome: access.accounts.anonymous.home }
         : {}),
     }),
-    ...(await accessFileWarnings(options)),
+    ...(await accessFileWarnings(options, access.tls)),
     ...(options.memory ? [] : await servedRootFileWarnings(options, options.root)),
   ];
   for (const warning of warnings) log.warning(warning);
@@ -514,8 +514,9 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog)
       }
       if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
         try {
-          server.replaceTls(await loadTls(options.tlsCert, options.tlsKey, { regularOnly: true }));
-          const warnings = await accessFileWarnings({ ...options, users: undefined });
+          const tls = await loadTls(options.tlsCert, options.tlsKey, { regularOnly: true });
+          server.replaceTls(tls);
+          const warnings = await accessFileWarnings({ ...options, users: undefined }, tls);
           log.log({
             event: 'certificate_loaded',
             text: `SIGHUP: TLS certificate from ${options.tlsCert}`,
