@@ -25,6 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runPipeline, runPipelineMany } from './nodePipeline.mjs';
+import { numberOption } from './options.mjs';
 import {
   curlBatch,
   ensurePackages,
@@ -100,18 +101,17 @@ const names = (option, known) => {
   return listed;
 };
 /** @param {keyof typeof values} name */
-const positive = (name) => {
-  const n = Number(values[name]);
-  if (!(n > 0)) throw new Error(`--${name} must be a positive number`);
-  return n;
-};
+const positive = (name) => numberOption('bench:cli', name, /** @type {string} */ (values[name]));
+/** @param {keyof typeof values} name a count: `--rounds 0.5` was 0 rounds */
+const count = (name) =>
+  numberOption('bench:cli', name, /** @type {string} */ (values[name]), { integer: true });
 const opts = {
-  rounds: Math.floor(positive('rounds')),
-  files: Math.floor(positive('files')),
+  rounds: count('rounds'),
+  files: count('files'),
   fileBytes: Math.round(positive('file-mib') * MIB),
-  parallel: Math.floor(positive('parallel')),
+  parallel: count('parallel'),
   bigBytes: Math.round(positive('big-mib') * MIB),
-  smallFiles: Math.floor(positive('small-files')),
+  smallFiles: count('small-files'),
   smallBytes: Math.round(positive('small-kib') * 1024),
   tools: names('tools', ALL_TOOLS),
   workloads: names('workloads', ALL_WORKLOADS),

@@ -31,6 +31,7 @@ import {
   encodeOpen,
   encodeWindow,
 } from '#dist/shared/protocol/encoder.js';
+import { numberOption } from './options.mjs';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 // The sessions' frames carry digests computed here, before any transfer of this process loads the hash.
@@ -60,17 +61,11 @@ const { values: args } = parseArgs({
     server: { type: 'string' },
   },
 });
-const SESSIONS = Number(args.sessions);
+const whole = { integer: true, zero: true };
+const SESSIONS = numberOption('fuzz', 'sessions', args.sessions, whole);
 const DURATION_MS = parseDuration(args.duration);
-const CONCURRENCY = Number(args.concurrency);
-const SEED = args.seed === undefined ? Date.now() >>> 0 : Number(args.seed);
-for (const [name, value] of /** @type {Array<[string, number]>} */ ([
-  ['sessions', SESSIONS],
-  ['concurrency', CONCURRENCY],
-  ['seed', SEED],
-])) {
-  if (!Number.isSafeInteger(value) || value < 0) usage(`--${name} must be a non-negative integer`);
-}
+const CONCURRENCY = numberOption('fuzz', 'concurrency', args.concurrency, whole);
+const SEED = args.seed === undefined ? Date.now() >>> 0 : numberOption('fuzz', 'seed', args.seed, whole);
 
 /**
  * @param {string} message

@@ -9,16 +9,13 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createSHA256 } from 'hash-wasm';
 import { ContentDigester, INTEGRITY_BLOCK_BYTES, prepareBlockHashes } from '#dist/shared/integrity/index.js';
+import { numberOption } from './options.mjs';
 
 const { values } = parseArgs({
   options: { 'size-mib': { type: 'string', default: '1024' }, rounds: { type: 'string', default: '3' } },
 });
-const totalBytes = Math.round(Number(values['size-mib']) * 1024 * 1024);
-const rounds = Number(values.rounds);
-if (!(totalBytes > 0) || !(Number.isInteger(rounds) && rounds > 0)) {
-  process.stderr.write('bench:integrity: --size-mib must be positive, --rounds a positive integer\n');
-  process.exit(2);
-}
+const totalBytes = Math.round(numberOption('bench:integrity', 'size-mib', values['size-mib']) * 1024 * 1024);
+const rounds = numberOption('bench:integrity', 'rounds', values.rounds, { integer: true });
 const source = randomFillSync(Buffer.allocUnsafe(16 * 1024 * 1024));
 await prepareBlockHashes(); // ContentDigester hashes XXH3-128 once it is loaded
 /** @param {number} seconds */

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { numberOption } from './options.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -95,7 +96,8 @@ async function runBench(port) {
 }
 
 const rows = [];
-for (let round = 1; round <= Number(values.rounds); round++) {
+const rounds = numberOption('bench:metrics', 'rounds', values.rounds, { integer: true });
+for (let round = 1; round <= rounds; round++) {
   for (const metrics of round % 2 === 1 ? [false, true] : [true, false]) {
     const server = await startServe(metrics);
     let scrapes = 0;

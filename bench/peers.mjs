@@ -17,6 +17,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { numberOption } from './options.mjs';
 
 const MIB = 1024 * 1024;
 const HOST = '127.0.0.1';
@@ -65,20 +66,19 @@ function parseOptions() {
       .map((x) => x.trim())
       .filter((x, i, all) => x && all.indexOf(x) === i); // results are keyed by name: no duplicates
   /** @param {keyof typeof values} name */
-  const positive = (name) => {
-    const n = Number(values[name]);
-    if (!(n > 0)) throw new Error(`--${name} must be a positive number`);
-    return n;
-  };
+  const positive = (name) => numberOption('bench:peers', name, /** @type {string} */ (values[name]));
+  /** @param {keyof typeof values} name */
+  const count = (name) =>
+    numberOption('bench:peers', name, /** @type {string} */ (values[name]), { integer: true });
   return {
     peers: list(values.peers),
     workloads: list(values.workloads),
     singleMib: positive('single-mib'),
-    clients: Math.floor(positive('clients')),
+    clients: count('clients'),
     fileMib: positive('file-mib'),
     timeoutMs: positive('timeout-s') * 1000,
     connectTimeoutS: positive('connect-timeout-s'),
-    curlProcs: Math.floor(positive('curl-procs')),
+    curlProcs: count('curl-procs'),
     json: values.json,
   };
 }

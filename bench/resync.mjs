@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { numberOption } from './options.mjs';
 import { ensurePackages, makeTempDir, packageVersion, removeTempDir, run, track } from './peers.mjs';
 
 const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
@@ -27,10 +28,11 @@ const { values } = parseArgs({
     baseline: { type: 'string' },
   },
 });
-const rounds = Number(values.rounds);
-const dirs = Number(values.dirs);
-const filesPerDir = Number(values.files);
-const fileBytes = Number(values.kib) * 1024;
+const count = { integer: true };
+const rounds = numberOption('bench:resync', 'rounds', values.rounds, count);
+const dirs = numberOption('bench:resync', 'dirs', values.dirs, count);
+const filesPerDir = numberOption('bench:resync', 'files', values.files, count);
+const fileBytes = Math.round(numberOption('bench:resync', 'kib', values.kib) * 1024);
 const files = dirs * filesPerDir;
 const TIMEOUT_MS = 300_000;
 

@@ -11,12 +11,13 @@ import { Client } from '#dist/client/client.js';
 import { prepareBlockHashes } from '#dist/shared/integrity/blockHash.js';
 import { contentDigest } from '#dist/shared/integrity/contentDigest.js';
 import { measureLoopback } from './loopback.mjs';
+import { numberOption } from './options.mjs';
 
 const { values } = parseArgs({
   options: { 'size-mib': { type: 'string', default: '1024' }, runs: { type: 'string', default: '1' } },
 });
-const sizeBytes = Number(values['size-mib']) * 1024 * 1024;
-const runs = Number(values.runs);
+const sizeBytes = Math.round(numberOption('bench:throughput', 'size-mib', values['size-mib']) * 1024 * 1024);
+const runs = numberOption('bench:throughput', 'runs', values.runs, { integer: true });
 
 /** @param {number} bytesPerSecond */
 const mb = (bytesPerSecond) => (bytesPerSecond / 1e6).toFixed(0);

@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { makeThrowawayCertificate } from '#dist/cli/throwawayCertificate.js';
 import { measureNodeSockets } from './loopback.mjs';
+import { numberOption } from './options.mjs';
 
 const BIN = fileURLToPath(new URL('../bin/muxftp.js', import.meta.url));
 const { values } = parseArgs({
@@ -33,9 +34,12 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '50' },
   },
 });
-const rounds = Number(values.rounds);
-const files = Number(values.files);
-const clients = Number(values.clients);
+const count = { integer: true };
+const rounds = numberOption('bench:tls', 'rounds', values.rounds, count);
+const files = numberOption('bench:tls', 'files', values.files, count);
+const clients = numberOption('bench:tls', 'clients', values.clients, count);
+numberOption('bench:tls', 'big-mib', values['big-mib']);
+numberOption('bench:tls', 'file-mib', values['file-mib']);
 
 const MiB = 1024 * 1024;
 const WORKLOADS = [

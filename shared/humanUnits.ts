@@ -74,6 +74,18 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
+/**
+ * A number of at least 0 written in decimal (`5`, `1.5`, `.5`, `1e3`; blanks around it allowed,
+ * as the CLI's integers take them): not the rest of what Number() takes (`0x10` as 16, `0b11`,
+ * `0o17`, `Infinity`, '' as 0), nor one past a double's range (`1e400`).
+ */
+export function parseDecimal(text: string): number {
+  const n = Number(text);
+  if (!/^\s*(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i.test(text) || !Number.isFinite(n))
+    throw new TypeError(`invalid number "${text}": expected a decimal number, e.g. 5 or 1.5`);
+  return n;
+}
+
 /** `30s`, `500ms`, `2m`, `1.5` (seconds). */
 export function parseDuration(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(text);

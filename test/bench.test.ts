@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSizeDistribution } from '../client/bench/options.js';
-import { parseDuration, parseSize } from '../shared/humanUnits.js';
+import { parseDecimal, parseDuration, parseSize } from '../shared/humanUnits.js';
 import { CLI_BIN } from './helpers/cliProcess.js';
 
 const run = promisify(execFile);
@@ -54,6 +54,15 @@ describe('bench option parsing', () => {
     );
     expect(() => parseSizeDistribution('1KiB:1e400')).toThrow(/weight/);
     expect(() => parseSizeDistribution('1KiB:1:2')).toThrow(/invalid weight in "1KiB:1:2"/);
+    // Number() read these as 16, 3 and 15.
+    for (const weight of ['0x10', '0b11', '0o17', ''])
+      expect(() => parseSizeDistribution(`1KiB:${weight}`)).toThrow(/invalid weight/);
+  });
+
+  it('reads numbers in decimal only, as the CLI reads its own', () => {
+    expect([' 5 ', '1.5', '.5', '1e3', '0'].map(parseDecimal)).toEqual([5, 1.5, 0.5, 1000, 0]);
+    for (const text of ['0x10', '0b11', '0o17', '', ' ', 'Infinity', 'NaN', '1e400', '-1', '5x'])
+      expect(() => parseDecimal(text), text).toThrow(/invalid number/);
   });
 });
 

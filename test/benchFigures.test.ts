@@ -64,6 +64,21 @@ describe('muxftp bench options that make no sense', () => {
     expect(over.stdout).toBe('');
   });
 
+  it('refuses numbers not in decimal (Number() took --mix 0x10 as 16), and a fraction of an error', async () => {
+    for (const [option, value, message] of [
+      ['--mix', '0x10', /--mix <percent>.*0x10.*expected a percentage/],
+      ['--max-errors', '0x10', /--max-errors <n>.*0x10.*expected a non-negative integer/],
+      ['--max-errors', '1.5', /--max-errors <n>.*1\.5.*expected a non-negative integer/],
+      ['--min-mbps', '0b11', /--min-mbps <x>.*0b11.*expected a decimal number/],
+      ['--max-p99', '', /--max-p99 <ms>.*expected a decimal number/],
+    ] as const) {
+      const refused = await bench('--op', 'mixed', option, value, '--size', '1KiB');
+      expect(refused.code, `${option} ${value}`).toBe(2);
+      expect(refused.stderr).toMatch(message);
+      expect(refused.stdout).toBe('');
+    }
+  });
+
   it("refuses --files past 2^31 − 1 (the workers' Int32 counter wrapped: the run never ended)", async () => {
     const over = await bench('--files', '2147483648', '--size', '1KiB');
     expect(over.code).toBe(2);

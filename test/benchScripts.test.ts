@@ -120,6 +120,36 @@ describe('bench/cli.mjs', () => {
 });
 
 describe('bench/cli.mjs options', () => {
+  it('refuses a number not in decimal, or a fraction of a count, before measuring anything', async () => {
+    // Number() took 0x10 as 16 rounds, '' as 0 and `abc` as NaN (no rounds, exit 0); 0.5 floored to 0.
+    for (const [script, args, stderr] of [
+      [
+        'cli.mjs',
+        ['--rounds', '0x10'],
+        'bench:cli: --rounds must be a positive integer in decimal, not "0x10"\n',
+      ],
+      [
+        'cli.mjs',
+        ['--rounds', '0.5'],
+        'bench:cli: --rounds must be a positive integer in decimal, not "0.5"\n',
+      ],
+      ['cli.mjs', ['--file-mib', ''], 'bench:cli: --file-mib must be a positive number in decimal, not ""\n'],
+      [
+        'fuzz.mjs',
+        ['--sessions', '0x10'],
+        'fuzz: --sessions must be a non-negative integer in decimal, not "0x10"\n',
+      ],
+      [
+        'metricsOverhead.mjs',
+        ['--rounds', 'abc'],
+        'bench:metrics: --rounds must be a positive integer in decimal, not "abc"\n',
+      ],
+    ] as const) {
+      const refused = await runScript(script, [...args], { timeoutMs: 30_000 });
+      expect(refused).toMatchObject({ code: 2, stderr, stdout: '' });
+    }
+  });
+
   it('refuses an unknown --tools or --workloads name (a typo measured nothing and exited 0)', async () => {
     const tmp = await scratch();
     const tiny = ['--big-mib', '1', '--files', '1', '--file-mib', '0.01'];

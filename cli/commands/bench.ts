@@ -15,14 +15,14 @@ import {
 import { Client } from '../../client/client.js';
 import { errnoReason } from '../../shared/errnoReasons.js';
 import { MuxftpError } from '../../shared/errors.js';
-import { parseDuration } from '../../shared/humanUnits.js';
+import { parseDecimal, parseDuration } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { type AccessOptions, clientAccessOptions } from '../clientAccess.js';
 import { connectFailure } from '../connect.js';
 import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { abortOnInterrupt, exitCodeFor } from '../interrupt.js';
-import { commanderParser, parsePositiveInteger } from '../optionParsers.js';
+import { commanderParser, parseNonNegativeInteger, parsePositiveInteger } from '../optionParsers.js';
 import { describeError, errorInfo, type Output } from '../output.js';
 import { canRedraw } from '../terminalDrawing.js';
 
@@ -44,12 +44,8 @@ interface BenchFlags {
   html?: string;
 }
 
-const parseNumber = (what: string) =>
-  commanderParser((text: string) => {
-    const n = Number(text);
-    if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new TypeError(`expected ${what}`);
-    return n;
-  });
+/** A threshold in decimal: Number() took `0x10` as 16 (`0b11`, `0o17` too). */
+const parseThreshold = commanderParser(parseDecimal);
 
 /** The workers claim operations from an Int32 counter: past 2^31 − 1 it wrapped, and the run never ended. */
 const parseFileCount = commanderParser((text: string) => {
@@ -66,8 +62,13 @@ const parseRunDuration = commanderParser((text: string) => {
 });
 
 const parsePercent = commanderParser((text: string) => {
-  const n = Number(text);
-  if (text.trim() === '' || !(n >= 0 && n <= 100)) throw new TypeError('expected a percentage (0 to 100)');
+  let n: number;
+  try {
+    n = parseDecimal(text);
+  } catch {
+    n = Number.NaN;
+  }
+  if (!(n >= 0 && n <= 100)) throw new TypeError('expected a percentage (0 to 100)');
   return n;
 });
 
@@ -109,9 +110,9 @@ export function registerBenchCommand(program: Command, output: Output): void {
     )
     .option('--mix <percent>', 'mixed: percentage of downloads', parsePercent, 50)
     .option('--workers <n>', 'load-generator threads', parsePositiveInteger, defaultWorkers())
-    .option('--max-errors <n>', 'fail (exit 1) above this many errors', parseNumber('a number'), 0)
-    .option('--min-mbps <x>', 'fail (exit 1) below this throughput', parseNumber('a number'))
-    .option('--max-p99 <ms>', 'fail (exit 1) above this p99 latency', parseNumber('a number'))
+    .option('--max-errors <n>', 'fail (exit 1) above this many errors', parseNonNegativeInteger, 0)
+    .option('--min-mbps <x>', 'fail (exit 1) below this throughput', parseThreshold)
+    .option('--max-p99 <ms>', 'fail (exit 1) above this p99 latency', parseThreshold)
     .option('--html <file>', 'also write the report with its charts as one self-contained HTML file')
     .addHelpText(
       'after',

@@ -4,7 +4,7 @@
  */
 import { constants } from 'node:buffer';
 import { availableParallelism } from 'node:os';
-import { formatBytes, parseSize } from '../../shared/humanUnits.js';
+import { formatBytes, parseDecimal, parseSize } from '../../shared/humanUnits.js';
 import type { ServerAddress } from '../address.js';
 import type { ClientOptions } from '../client.js';
 
@@ -99,9 +99,15 @@ export function parsePayloadSize(text: string): number {
 export function parseSizeDistribution(text: string): SizeWeight[] {
   const sizes = text.split(',').map((part) => {
     const [size, weight = '1', ...extra] = part.split(':');
-    const w = Number(weight);
-    // Infinity drew the first size every time (and is null in --json); `1KiB:1:2` dropped its 2.
-    if (!(Number.isFinite(w) && w > 0) || extra.length > 0)
+    let w: number;
+    try {
+      w = parseDecimal(weight);
+    } catch {
+      w = Number.NaN;
+    }
+    // Infinity drew the first size every time (and is null in --json); `1KiB:1:2` dropped its 2;
+    // `0x10` weighed 16.
+    if (!(w > 0) || extra.length > 0)
       throw new TypeError(`invalid weight in "${part}": expected a positive number`);
     return { bytes: parsePayloadSize(size ?? ''), weight: w };
   });
