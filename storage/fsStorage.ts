@@ -1245,6 +1245,11 @@ export class FsStorage implements Storage {
     await this.mkdir(path, { parents: true });
     const target = await this.#resolve(path);
     if (target.clientPath === '') return this;
+    // One the server may not enter (mode 000, another account's 700) logged its user in to have
+    // every request refused PERMISSION_DENIED: refused here, at login, as a file there is. `home/.`
+    // is looked up inside it, which takes the right to enter it; asked at each login, as its
+    // mode may change while its view is kept.
+    await fsCall(target.clientPath, () => this.#fs.stat(`${target.hostPath}${this.#paths.sep}.`));
     const cached = this.#views.get(target.realPath);
     if (cached !== undefined) return cached;
     const view = new FsStorage({

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import {
   chmod,
+  chown,
   mkdir,
   mkdtemp,
   readdir,
@@ -1021,6 +1022,43 @@ describe.skipIf(!nobodyRunsTheCli)('a served root the server may not enter', () 
       expect(result.stderr).toBe(
         `muxftp: serve: cannot use ${root} as the root: permission denied (this server, uid 65534, may not enter it: nothing in it could be listed, read or written)\n`,
       );
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(!nobodyRunsTheCli)('a home the server may not enter', () => {
+  it('refuses its login (IO_ERROR, the reason in the log), not let in to have every request PERMISSION_DENIED', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'muxftp-closed-home-'));
+    await chmod(parent, 0o755);
+    const root = join(parent, 'data');
+    await mkdir(join(root, 'carol'), { recursive: true });
+    await chmod(root, 0o755);
+    await chown(root, 65534, 65534);
+    // Its own, mode 000: the server may not enter it.
+    await chown(join(root, 'carol'), 65534, 65534);
+    await chmod(join(root, 'carol'), 0o000);
+    const users = join(parent, 'users.json');
+    try {
+      expect((await run(['user', 'add', 'carol', '--users', users], { stdin: 'carol-pw\n' })).code).toBe(0);
+      await chown(users, 65534, 65534);
+      const server = await serve(['--users', users], root, { uid: 65534, gid: 65534, cwd: parent });
+      const ls = await run(['--server', `127.0.0.1:${server.port}`, '--user', 'carol', 'ls'], {
+        env: { MUXFTP_PASSWORD: 'carol-pw' },
+      });
+      // Before: logged in, then `ls /: permission denied: / (PERMISSION_DENIED)`, exit 1, and
+      // every other request the same, the log saying nothing of the home.
+      expect(ls.stderr).toMatch(
+        /the account's home directory cannot be used \(the server's log says why\) \(IO_ERROR\)\n$/,
+      );
+      expect(ls.code).toBe(3);
+      await logged(
+        server,
+        /cannot use home \/carol of carol: permission denied: carol \(PERMISSION_DENIED\)/,
+        1,
+      );
+      expect(await server.stop()).toBe(0);
     } finally {
       await rm(parent, { recursive: true, force: true });
     }
