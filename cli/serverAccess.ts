@@ -4,7 +4,8 @@
  * without accounts, or when the files it was given are open to every local user or out of date.
  */
 import { X509Certificate } from 'node:crypto';
-import { realpath, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { Accounts, type AnonymousAccess } from '../server/auth/accounts.js';
@@ -122,6 +123,73 @@ export async function loadAccounts(
     // '/public' or 'public': a leading / means the served root, as for every remote path.
     anonymousHome: flags.anonymousHome.replace(/^\/+/, ''),
   });
+}
+
+/**
+ * Warnings about the homes of `accounts` under the disk root `root` that no login can use: one
+ * that is not a directory, leads outside the root, or that this server may not enter (mode 000,
+ * another account's 700) fails its user's login (IO_ERROR), and said only then, in a line per
+ * attempt. One missing is fine: it is made at first login. At most `limit` homes are looked at
+ * (a few stat calls each, 8 at once); the rest are checked at each login only, said in a line.
+ */
+export async function homeWarnings(
+  accounts: Accounts,
+  root: string,
+  limit: number = DEFAULTS.maxHomesCheckedAtStart,
+): Promise<string[]> {
+  const realRoot = await realpath(root).catch(() => undefined);
+  if (realRoot === undefined) return [];
+  const homes = [...accounts.homes()].filter(([home]) => home !== '');
+  const checked = homes.slice(0, limit);
+  const found: Array<string | undefined> = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < checked.length) {
+      const index = next++;
+      const [home, names] = checked[index]!;
+      const problem = await homeProblem(realRoot, home);
+      if (problem === undefined) continue;
+      const whose =
+        names.length <= 3
+          ? names.join(', ')
+          : `${names.slice(0, 3).join(', ')} and ${names.length - 3} others`;
+      found[index] =
+        `home /${home} of ${whose} cannot be used (${problem}): ${names.length === 1 ? 'its login fails' : 'their logins fail'} (IO_ERROR) until it is fixed`;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, checked.length) }, worker));
+  const warnings = found.filter((warning): warning is string => warning !== undefined);
+  if (homes.length > checked.length)
+    warnings.push(
+      `checked the first ${checked.length} of ${homes.length} homes; the others are checked at each login only`,
+    );
+  return warnings;
+}
+
+/** Why the home `home` (a client path) under `realRoot` cannot be used, or undefined. */
+async function homeProblem(realRoot: string, home: string): Promise<string | undefined> {
+  let real: string;
+  try {
+    real = await realpath(join(realRoot, ...home.split('/')));
+  } catch (error) {
+    // Made at first login; a file in its path (ENOTDIR), or a directory above it this server
+    // may not enter, is not.
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : errnoReason(error);
+  }
+  const below = relative(realRoot, real);
+  if (below === '..' || below.startsWith(`..${sep}`) || isAbsolute(below))
+    return 'it leads outside the served root';
+  const info = await stat(real).catch(() => undefined);
+  if (info !== undefined && !info.isDirectory()) return 'not a directory';
+  const enterable = await access(real, fsConstants.X_OK).then(
+    () => true,
+    () => false,
+  );
+  if (!enterable) {
+    const uid = process.getuid?.();
+    return `this server${uid === undefined ? '' : `, uid ${uid},`} may not enter it`;
+  }
+  return undefined;
 }
 
 /** True for addresses only this machine can reach. */

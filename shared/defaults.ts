@@ -237,6 +237,11 @@ export const DEFAULTS = {
    * 1 KiB, not read without bound (a mode-600 pipe, `/dev/stdin` fed by a runaway producer).
    */
   maxCredentialsFileBytes: 64 * 1024,
+  /**
+   * `serve` (disk): homes of the users file checked at start and on SIGHUP (cli/serverAccess.ts
+   * homeWarnings), a few stat calls each; past it the rest are checked only at each login.
+   */
+  maxHomesCheckedAtStart: 10_000,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
   maxRateBytesPerSecond: 0,
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */

@@ -22,7 +22,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessFileWarnings, servedRootFileWarnings, startWarnings } from '../cli/serverAccess.js';
+import {
+  accessFileWarnings,
+  homeWarnings,
+  servedRootFileWarnings,
+  startWarnings,
+} from '../cli/serverAccess.js';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile } from '../server/auth/usersFile.js';
 import { CLI_BIN, cliShellLine } from './helpers/cliProcess.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 
@@ -1028,8 +1036,35 @@ describe.skipIf(!nobodyRunsTheCli)('a served root the server may not enter', () 
   });
 });
 
+describe('the homes warned of at start', () => {
+  it('looks at the first homes of many only, and says the rest are checked at each login', async () => {
+    const root = join(dir, 'homes-root');
+    await mkdir(join(root, 'fine'), { recursive: true });
+    await writeFile(join(root, 'file1'), '');
+    await writeFile(join(root, 'file2'), '');
+    let users = emptyUsersFile();
+    const passwordHash = await hashPassword('pw');
+    for (const [name, home] of [
+      ['ann', 'fine'],
+      ['bea', 'file1'],
+      ['cid', 'file2'],
+      ['dan', 'missing'],
+    ] as const)
+      users = addUser(users, { name, home, passwordHash, permissions: ['list'] });
+    const accounts = new Accounts({ users });
+    expect(await homeWarnings(accounts, root)).toEqual([
+      'home /file1 of bea cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
+      'home /file2 of cid cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
+    ]);
+    expect(await homeWarnings(accounts, root, 2)).toEqual([
+      'home /file1 of bea cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
+      'checked the first 2 of 4 homes; the others are checked at each login only',
+    ]);
+  });
+});
+
 describe.skipIf(!nobodyRunsTheCli)('a home the server may not enter', () => {
-  it('refuses its login (IO_ERROR, the reason in the log), not let in to have every request PERMISSION_DENIED', async () => {
+  it('refuses its login (IO_ERROR, the reason in the log), not let in to have every request PERMISSION_DENIED; warned of at start and on SIGHUP', async () => {
     const parent = await mkdtemp(join(tmpdir(), 'muxftp-closed-home-'));
     await chmod(parent, 0o755);
     const root = join(parent, 'data');
@@ -1058,6 +1093,28 @@ describe.skipIf(!nobodyRunsTheCli)('a home the server may not enter', () => {
         /cannot use home \/carol of carol: permission denied: carol \(PERMISSION_DENIED\)/,
         1,
       );
+      // Said at start too, before any login, and again on SIGHUP for the homes it reads (a file, a link out).
+      expect(server.stderr()).toContain(
+        'muxftp: warning: home /carol of carol cannot be used (this server, uid 65534, may not enter it): its login fails (IO_ERROR) until it is fixed\n',
+      );
+      await writeFile(join(root, 'plain'), 'a file');
+      await symlink(tmpdir(), join(root, 'out'));
+      for (const [name, home] of [
+        ['bob', 'plain'],
+        ['dave', 'out'],
+      ] as const)
+        expect(
+          (await run(['user', 'add', name, '--home', home, '--users', users], { stdin: 'pw\n' })).code,
+        ).toBe(0);
+      await chown(users, 65534, 65534);
+      server.hangUp();
+      await logged(server, /warning: home \/plain of bob cannot be used \(not a directory\)/, 1);
+      await logged(
+        server,
+        /warning: home \/out of dave cannot be used \(it leads outside the served root\)/,
+        1,
+      );
+      await logged(server, /warning: home \/carol of carol cannot be used/g, 2);
       expect(await server.stop()).toBe(0);
     } finally {
       await rm(parent, { recursive: true, force: true });

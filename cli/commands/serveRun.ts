@@ -33,6 +33,7 @@ import { endBySignalAtExit } from '../interrupt.js';
 import { type ServeLog, serveLog } from '../serveLog.js';
 import {
   accessFileWarnings,
+  homeWarnings,
   isLoopback,
   loadAccess,
   loadAccounts,
@@ -135,6 +136,9 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     }),
     ...(await accessFileWarnings(options, access.tls)),
     ...(options.memory ? [] : await servedRootFileWarnings(options, options.root)),
+    ...(options.memory || access.accounts === undefined
+      ? []
+      : await homeWarnings(access.accounts, options.root)),
   ];
   for (const warning of warnings) log.warning(warning);
   if (options.users !== undefined) {
@@ -503,6 +507,9 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog)
               ...anonymousFields(accounts.anonymous),
             },
           });
+          const homes = options.memory ? [] : await homeWarnings(accounts, options.root);
+          for (const warning of homes)
+            log.log({ event: 'warning', level: 'warn', text: `warning: ${warning}` });
         } catch (error) {
           log.log({
             event: 'reload_failed',

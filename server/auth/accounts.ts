@@ -85,6 +85,22 @@ export class Accounts {
     return JSON.stringify(entry(this)) === JSON.stringify(entry(other));
   }
 
+  /**
+   * @internal Each home the accounts log in to (anonymous's too, '' for the served root), with the
+   * names of the accounts whose home it is.
+   */
+  homes(): Map<string, string[]> {
+    const homes = new Map<string, string[]>();
+    const add = (home: string, name: string) => {
+      const names = homes.get(home);
+      if (names === undefined) homes.set(home, [name]);
+      else names.push(name);
+    };
+    for (const [name, entry] of Object.entries(this.users?.users ?? {})) add(entry.home, name);
+    if (this.anonymous !== undefined) add(this.anonymous.home, this.anonymous.name);
+    return homes;
+  }
+
   /** Entries in the users file. */
   get userCount(): number {
     return this.users === undefined ? 0 : Object.keys(this.users.users).length;
