@@ -364,6 +364,11 @@ export const DEFAULTS = {
    * watches the lock for 2.5 times this and takes it over if it did not change.
    */
   servedRootLockHeartbeatMs: 2_000,
+  /**
+   * Bytes read of what is under the served root's lock name (a line of JSON, a few hundred bytes):
+   * a larger file a host user put there is no server's lock, not read whole at every heartbeat.
+   */
+  maxServedRootLockBytes: 64 * 1024,
   /** A lock declaring a longer heartbeat is judged as one without (honoured when not checkable): a start never waits long on it. */
   servedRootLockHeartbeatMaxMs: 60_000,
   /**

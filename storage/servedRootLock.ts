@@ -21,7 +21,16 @@
  * reader never sees half of one. The name is reserved (`.muxftp-`): clients neither see nor touch it.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  unlinkSync,
+} from 'node:fs';
 import { type FileHandle, link, lutimes, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -191,10 +200,39 @@ const LOCK_READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_
 async function readOwnLock(path: string): Promise<string | undefined> {
   const handle = await open(path, LOCK_READ_FLAGS);
   try {
-    return (await handle.stat()).isFile() ? await handle.readFile('utf8') : undefined;
+    return (await handle.stat()).isFile() ? await readLockHandle(handle) : undefined;
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * At most DEFAULTS.maxServedRootLockBytes and one byte of an open lock, as text. A 1.2 GB file a
+ * host user who may write the root renamed over the lock was read whole at every beat (1.1 GB of
+ * memory every 2 s, each failing "Invalid string length"); cut, it is no lock: it neither parses
+ * nor equals one.
+ */
+async function readLockHandle(handle: FileHandle): Promise<string> {
+  const buffer = Buffer.alloc(DEFAULTS.maxServedRootLockBytes + 1);
+  let total = 0;
+  while (total < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, total, buffer.length - total, total);
+    if (bytesRead === 0) break;
+    total += bytesRead;
+  }
+  return buffer.toString('utf8', 0, total);
+}
+
+/** readLockHandle, for an 'exit' handler. */
+function readLockFdSync(fd: number): string {
+  const buffer = Buffer.alloc(DEFAULTS.maxServedRootLockBytes + 1);
+  let total = 0;
+  while (total < buffer.length) {
+    const bytesRead = readSync(fd, buffer, total, buffer.length - total, total);
+    if (bytesRead === 0) break;
+    total += bytesRead;
+  }
+  return buffer.toString('utf8', 0, total);
 }
 
 /**
@@ -224,7 +262,7 @@ async function readLockText(path: string): Promise<string | undefined> {
     return isLink(error) ? '' : undefined;
   }
   try {
-    return (await handle.stat()).isFile() ? await handle.readFile('utf8') : '';
+    return (await handle.stat()).isFile() ? await readLockHandle(handle) : '';
   } catch {
     return undefined;
   } finally {
@@ -236,7 +274,7 @@ async function readLockText(path: string): Promise<string | undefined> {
 function readOwnLockSync(path: string): string | undefined {
   const fd = openSync(path, LOCK_READ_FLAGS);
   try {
-    return fstatSync(fd).isFile() ? readFileSync(fd, 'utf8') : undefined;
+    return fstatSync(fd).isFile() ? readLockFdSync(fd) : undefined;
   } finally {
     closeSync(fd);
   }
@@ -425,7 +463,7 @@ async function lookAt(lockPath: string): Promise<{ text: string; stamp: string }
   try {
     const stats = await handle.stat({ bigint: true });
     // No regular file (a FIFO, a device planted under the name) is no server's lock: its text ''.
-    const text = stats.isFile() ? await handle.readFile('utf8') : '';
+    const text = stats.isFile() ? await readLockHandle(handle) : '';
     return { text, stamp: String(stats.mtimeNs) };
   } catch {
     return 'unreadable';

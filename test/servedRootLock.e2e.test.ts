@@ -9,7 +9,19 @@
 
 import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  symlink,
+  truncate,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -540,6 +552,32 @@ describe.concurrent('one server per root', () => {
     const writer = openSync(lockPath, constants.O_RDWR | constants.O_NONBLOCK);
     closeSync(writer);
     expect(released).toBe('released');
+  });
+
+  it('a huge file swapped in for the lock is read no further than a lock could be: lost, not read whole at every beat', async (test) => {
+    const own = ownFor(test);
+    const base = await own.tempDir();
+    const root = join(base, 'root');
+    await mkdir(root);
+    const failures: string[] = [];
+    let lost = 0;
+    const held = await lockServedRoot(root, {
+      heartbeatMs: 20,
+      onRefreshFailed: (error) => failures.push(error.message),
+      onLost: () => lost++,
+    });
+    try {
+      // Sparse, past a string's 512 MiB: each beat read it whole (1.1 GB of memory for 1.2 GB,
+      // every beat) and failed "Invalid string length", for as long as it stayed there.
+      const big = join(base, 'big');
+      await writeFile(big, '');
+      await truncate(big, 600 * 1024 * 1024);
+      await rename(big, join(root, SERVED_ROOT_LOCK_NAME));
+      for (let i = 0; i < 100 && lost === 0 && failures.length === 0; i++) await sleep(20);
+      expect({ lost, failures }).toEqual({ lost: 1, failures: [] });
+    } finally {
+      await held.lock?.release();
+    }
   });
 
   it('the lock is hidden from clients and out of their reach', async (test) => {
