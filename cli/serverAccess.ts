@@ -172,9 +172,10 @@ async function homeProblem(realRoot: string, home: string): Promise<string | und
   try {
     real = await realpath(join(realRoot, ...home.split('/')));
   } catch (error) {
-    // Made at first login; a file in its path (ENOTDIR), or a directory above it this server
-    // may not enter, is not.
-    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : errnoReason(error);
+    // Made at first login, where this server may make it; a file in its path (ENOTDIR), or a
+    // directory above it this server may not enter, is not.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return errnoReason(error);
+    return missingHomeProblem(realRoot, home);
   }
   const below = relative(realRoot, real);
   if (below === '..' || below.startsWith(`..${sep}`) || isAbsolute(below))
@@ -188,6 +189,27 @@ async function homeProblem(realRoot: string, home: string): Promise<string | und
   if (!enterable) {
     const uid = process.getuid?.();
     return `this server${uid === undefined ? '' : `, uid ${uid},`} may not enter it`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a missing home cannot be made at its first login: the directory it would be made in (the
+ * nearest one there) is not this server's to write (a read-only root, another account's 755).
+ */
+async function missingHomeProblem(realRoot: string, home: string): Promise<string | undefined> {
+  const names = home.split('/');
+  for (let depth = names.length - 1; depth >= 0; depth--) {
+    const above = join(realRoot, ...names.slice(0, depth));
+    const real = await realpath(above).catch(() => undefined);
+    if (real === undefined) continue;
+    const writable = await access(real, fsConstants.W_OK | fsConstants.X_OK).then(
+      () => true,
+      () => false,
+    );
+    if (writable) return undefined;
+    const uid = process.getuid?.();
+    return `missing, and this server${uid === undefined ? '' : `, uid ${uid},`} may not make it in /${names.slice(0, depth).join('/')}`;
   }
   return undefined;
 }

@@ -1099,9 +1099,12 @@ describe.skipIf(!nobodyRunsTheCli)('a home the server may not enter', () => {
       );
       await writeFile(join(root, 'plain'), 'a file');
       await symlink(tmpdir(), join(root, 'out'));
+      // Root's, 755: a home missing there cannot be made at its first login.
+      await mkdir(join(root, 'ro'), { mode: 0o755 });
       for (const [name, home] of [
         ['bob', 'plain'],
         ['dave', 'out'],
+        ['fay', 'ro/fay'],
       ] as const)
         expect(
           (await run(['user', 'add', name, '--home', home, '--users', users], { stdin: 'pw\n' })).code,
@@ -1112,6 +1115,11 @@ describe.skipIf(!nobodyRunsTheCli)('a home the server may not enter', () => {
       await logged(
         server,
         /warning: home \/out of dave cannot be used \(it leads outside the served root\)/,
+        1,
+      );
+      await logged(
+        server,
+        /warning: home \/ro\/fay of fay cannot be used \(missing, and this server, uid 65534, may not make it in \/ro\)/,
         1,
       );
       await logged(server, /warning: home \/carol of carol cannot be used/g, 2);
