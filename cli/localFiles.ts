@@ -4,15 +4,16 @@
  * failure is a LOCAL_IO_ERROR whose message names the path.
  */
 import { type Dirent, type Stats, statSync } from 'node:fs';
-import { readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { localFileCalls } from '../client/sources.js';
-import { characterProblem } from '../shared/clientPaths.js';
+import { characterProblem, extentProblem } from '../shared/clientPaths.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
 import { isTemporaryName } from '../shared/temporaryNames.js';
 import type { Excluded } from './excludes.js';
+import { normalRemote } from './remotePath.js';
 
 export function localFsError(error: unknown, localPath: string): MuxftpError {
   if (error instanceof MuxftpError) return error;
@@ -108,23 +109,51 @@ export interface LocalTree {
   skipped: Array<{ localPath: string; relative: string; reason: string }>;
 }
 
-/** `excluded` entries (cli/excludes.ts) are left out, a directory with everything in it. */
-export async function walkLocalTree(root: string, excluded?: Excluded): Promise<LocalTree> {
+/**
+ * `excluded` entries (cli/excludes.ts) are left out, a directory with everything in it. `remote`:
+ * the remote path the tree goes to, so that the walk stops where the paths below it would be past
+ * what a request can name.
+ */
+export async function walkLocalTree(root: string, excluded?: Excluded, remote = ''): Promise<LocalTree> {
   const tree: LocalTree = { dirs: [], files: [], problems: [], skipped: [] };
-  // Symbolic links are followed; real paths of the directories above stop a link loop.
-  const walk = async (
-    localDir: string,
-    relativeDir: string,
-    ancestors: ReadonlySet<string>,
-  ): Promise<void> => {
+  // Symbolic links are followed; the directories above, by device and inode as find(1) tells
+  // them, stop a link loop (and a bind mount's). Not by realpath(3): it reads every level of its
+  // argument again (a readlink each), so a tree 2,000 deep took 2 million readlinks of paths up to
+  // 2,000 names long, 100 s of system time before anything was sent. One set for the walk: the
+  // walk goes into one subdirectory at a time, and takes each out of it on the way back up.
+  const ancestors = new Set<string>();
+  const remoteBase = normalRemote(remote);
+  const baseDepth = remoteBase === '' ? 0 : remoteBase.split('/').length;
+  const baseBytes = remoteBase === '' ? 0 : Buffer.byteLength(remoteBase, 'utf8') + 1;
+  const walk = async (localDir: string, relativeDir: string, depth: number): Promise<void> => {
+    // Past the limits every remote path keeps (256 names, 4096 bytes), as get -r's walk stops: no
+    // request can name it or what is in it, so it is not read (a tree 2,000 deep was walked to its
+    // bottom, 20 s in time cubic in the depth, for each level below 256 to fail on its own).
+    const tooFar =
+      relativeDir === ''
+        ? undefined
+        : extentProblem(baseBytes + Buffer.byteLength(relativeDir, 'utf8'), baseDepth + depth);
+    if (tooFar !== undefined) {
+      tree.problems.push({
+        localPath: localDir,
+        relative: relativeDir,
+        error: new MuxftpError('INVALID_PATH', `its remote path would be ${tooFar}, skipped: ${localDir}`),
+        directory: true,
+      });
+      return;
+    }
     let names: string[];
     // A name no remote path can be (not UTF-8, or with a backslash or a newline), as shown, why,
     // and whether it is a directory (undefined: not known). Not walked into: what is in it could
     // have no remote path either, and failed a line each.
     const unsendable: Array<{ shown: string; why: string; isDirectory: boolean | undefined }> = [];
-    let real: string;
+    let identity: string;
     try {
-      real = await realpath(localDir);
+      const info = await localFileCalls.run(
+        () => statSync(localDir, { bigint: true }),
+        () => stat(localDir, { bigint: true }),
+      );
+      identity = `${info.dev}:${info.ino}`;
       // muxftp's own hidden files (a get in progress, or what a failed one kept for get -c) are no
       // file of the tree, and their names are reserved on the server (INVALID_PATH). As bytes:
       // a name that is not UTF-8, read as a string, would be another name.
@@ -155,7 +184,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
       });
       return;
     }
-    if (ancestors.has(real)) {
+    if (ancestors.has(identity)) {
       tree.problems.push({
         localPath: localDir,
         relative: relativeDir,
@@ -178,7 +207,6 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
         ...(isDirectory === true ? { directory: true as const } : {}),
       });
     }
-    const inside = new Set(ancestors).add(real);
     const entries = await Promise.all(
       names.map(async (name) => {
         const localPath = path.join(localDir, name);
@@ -234,6 +262,7 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
         }
       }),
     );
+    ancestors.add(identity);
     for (const looked of entries) {
       if (looked === undefined) continue; // excluded
       const { localPath, relative, entry, error, skip } = looked;
@@ -244,13 +273,14 @@ export async function walkLocalTree(root: string, excluded?: Excluded): Promise<
       } else if (entry.kind === 'file') {
         tree.files.push({ relative, localPath, size: entry.size });
       } else if (entry.kind === 'dir') {
-        await walk(localPath, relative, inside);
+        await walk(localPath, relative, depth + 1);
       } else {
         tree.skipped.push({ localPath, relative, reason: 'not a regular file' });
       }
     }
+    ancestors.delete(identity);
   };
-  await walk(root, '', new Set());
+  await walk(root, '', 0);
   return tree;
 }
 

@@ -152,6 +152,38 @@ describe('--json results of entries a tree walk skipped', () => {
     expect(await readdir(join(server.root!, 'backup', 'site'))).toEqual(['index.html']);
   });
 
+  it('put -r stops its walk where the remote paths would be too deep for a request: one line, no deeper walk', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    // 700 levels under deep/, a file at the bottom and one at each of levels 1 and 300.
+    const level = (depth: number) => join(local, 'deep', ...Array<string>(depth).fill('d'));
+    await mkdir(level(700), { recursive: true });
+    await writeFile(join(level(1), 'top.txt'), 't');
+    await writeFile(join(level(300), 'mid.txt'), 'm');
+    await writeFile(join(level(700), 'bottom.txt'), 'b');
+
+    const started = performance.now();
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'deep', '--to', 'backup/', '-p'],
+      local,
+    );
+    const seconds = (performance.now() - started) / 1000;
+
+    // backup/deep/d… reaches 256 names at the 254th d: the 255th is past it, said once, not walked.
+    // Before: the walk went to the bottom, a realpath(3) per level reading every level above
+    // again (cubic in the depth: 3 s at 500 levels, 100 s at 2,000), and the summary counted each
+    // of the 446 levels past 254 as a directory failed, and the two files in them as failed.
+    expect(result.code).toBe(1);
+    const tooDeep = join(local, 'deep', ...Array<string>(255).fill('d')).slice(local.length + 1);
+    expect(result.stderr).toContain(
+      `muxftp: put ${tooDeep}: its remote path would be more than 256 names deep, skipped: ${tooDeep} (INVALID_PATH)\n`,
+    );
+    expect(result.stderr.match(/^muxftp: put /gm)).toHaveLength(1);
+    expect(result.stderr).toMatch(/muxftp: 1 file \(1 B\), 1 directory failed in /);
+    expect(seconds).toBeLessThan(20);
+    expect(await readdir(join(server.root!, 'backup', 'deep', 'd'))).toEqual(['d', 'top.txt']);
+  });
+
   it('get -r gives a FIFO on the server as skipped, with why, and the local path it would have had', async () => {
     server = await startServer({ backend: 'disk' });
     await mkdir(join(server.root!, 'odd', 'deeper'), { recursive: true });

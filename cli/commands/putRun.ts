@@ -716,7 +716,7 @@ async function planUploads(
       const walked = `${path.resolve(source)}\0${normalRemote(remote)}`;
       if (walkedTrees.has(walked)) continue;
       walkedTrees.add(walked);
-      const tree = await walkLocalTree(source, excluded);
+      const tree = await walkLocalTree(source, excluded, remote);
       if (remote !== '') dirs.push({ local: source, remote }); // '' is the root: there already
       for (const dir of tree.dirs)
         dirs.push({ local: path.join(source, dir), remote: joinRemote(remote, dir) });
