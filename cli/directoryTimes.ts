@@ -6,7 +6,8 @@
  */
 import { utimes } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
-import type { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { fileTime } from '../shared/fileTimes.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
 import { statLocal } from './localFiles.js';
@@ -36,5 +37,8 @@ export async function keepLocalDirectoryTimes(
   dirs: ReadonlyArray<{ local: string; mtime: number }>,
 ): Promise<void> {
   const now = new Date();
-  await Promise.all(dirs.map((dir) => utimes(dir.local, now, fileTime(dir.mtime)).catch(() => {})));
+  // As many at once as the walk's stats, not all: a call held per directory until its turn.
+  await new ConcurrencyLimit(DEFAULTS.localCallsAtOnce).map(dirs, (dir) =>
+    utimes(dir.local, now, fileTime(dir.mtime)).catch(() => {}),
+  );
 }

@@ -8,6 +8,8 @@ import { readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { localFileCalls } from '../client/sources.js';
 import { characterProblem, extentProblem } from '../shared/clientPaths.js';
+import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
+import { DEFAULTS } from '../shared/defaults.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
@@ -207,61 +209,59 @@ export async function walkLocalTree(root: string, excluded?: Excluded, remote = 
         ...(isDirectory === true ? { directory: true as const } : {}),
       });
     }
-    const entries = await Promise.all(
-      names.map(async (name) => {
-        const localPath = path.join(localDir, name);
-        const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
-        // Left out as one kind but not the other (`--exclude cache/`, or `--include '*/'` before
-        // `--exclude '*'`): its kind decides, so look first; only then is it stat'ed.
-        const asDirectory = excluded?.(relative, true, true) === true;
-        const asFile = excluded?.(relative, false, true) === true;
-        // Left out once its kind is known (or need not be, or could not be): its matches count then.
-        const leftOut = (isDirectory: boolean | undefined): undefined => {
-          excluded!(relative, isDirectory);
-          return undefined;
-        };
-        // Left out whatever it is: `.git` beside `.git/` both count for it.
-        if (asDirectory && asFile) return leftOut(undefined);
-        try {
-          const entry = await inspectLocalIfExists(localPath);
-          if (entry === undefined) {
-            // A link to nothing (an editor's lock link, a build's stale one) has nothing to send,
-            // as the server's own are skipped by get -r: a failure would stop every --delete.
-            const gone = await missingEntry(localPath);
-            if (gone instanceof MuxftpError)
-              return asDirectory || asFile ? leftOut(undefined) : { localPath, relative, error: gone };
-            // Neither file nor directory: a rule for one kind alone (`--exclude x/`, or `--include
-            // '*/' … --exclude '*'`) does not leave it out, as leaving it out made the source
-            // hold nothing at x, and put --delete removed the remote x of the other kind. Skipped,
-            // it keeps whatever is there (its rule's match counts all the same).
-            if (asFile) excluded!(relative, undefined);
-            return { localPath, relative, skip: gone.reason };
-          }
-          // Its kind known, the rules decide and their matches count (an --include that keeps it too).
-          if (excluded?.(relative, entry.kind === 'dir') === true) return undefined;
-          return { localPath, relative, entry };
-        } catch (error) {
-          // A link that cannot be followed (a loop) is no directory either: failed, not left out
-          // by a rule for directories alone.
-          const link = await readlink(localPath).then(
-            () => true,
-            () => false,
-          );
-          if (asDirectory && !link) return leftOut(undefined);
-          // A loop under a rule for files alone: as a link to nothing, kept, not left out.
-          if (asFile && link) {
-            excluded!(relative, undefined);
-            return {
-              localPath,
-              relative,
-              skip: `symbolic link that cannot be followed (${localFsError(error, localPath).message})`,
-            };
-          }
-          if (asFile) return leftOut(undefined);
-          return { localPath, relative, error: localFsError(error, localPath) };
+    const entries = await new ConcurrencyLimit(DEFAULTS.localCallsAtOnce).map(names, async (name) => {
+      const localPath = path.join(localDir, name);
+      const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
+      // Left out as one kind but not the other (`--exclude cache/`, or `--include '*/'` before
+      // `--exclude '*'`): its kind decides, so look first; only then is it stat'ed.
+      const asDirectory = excluded?.(relative, true, true) === true;
+      const asFile = excluded?.(relative, false, true) === true;
+      // Left out once its kind is known (or need not be, or could not be): its matches count then.
+      const leftOut = (isDirectory: boolean | undefined): undefined => {
+        excluded!(relative, isDirectory);
+        return undefined;
+      };
+      // Left out whatever it is: `.git` beside `.git/` both count for it.
+      if (asDirectory && asFile) return leftOut(undefined);
+      try {
+        const entry = await inspectLocalIfExists(localPath);
+        if (entry === undefined) {
+          // A link to nothing (an editor's lock link, a build's stale one) has nothing to send,
+          // as the server's own are skipped by get -r: a failure would stop every --delete.
+          const gone = await missingEntry(localPath);
+          if (gone instanceof MuxftpError)
+            return asDirectory || asFile ? leftOut(undefined) : { localPath, relative, error: gone };
+          // Neither file nor directory: a rule for one kind alone (`--exclude x/`, or `--include
+          // '*/' … --exclude '*'`) does not leave it out, as leaving it out made the source
+          // hold nothing at x, and put --delete removed the remote x of the other kind. Skipped,
+          // it keeps whatever is there (its rule's match counts all the same).
+          if (asFile) excluded!(relative, undefined);
+          return { localPath, relative, skip: gone.reason };
         }
-      }),
-    );
+        // Its kind known, the rules decide and their matches count (an --include that keeps it too).
+        if (excluded?.(relative, entry.kind === 'dir') === true) return undefined;
+        return { localPath, relative, entry };
+      } catch (error) {
+        // A link that cannot be followed (a loop) is no directory either: failed, not left out
+        // by a rule for directories alone.
+        const link = await readlink(localPath).then(
+          () => true,
+          () => false,
+        );
+        if (asDirectory && !link) return leftOut(undefined);
+        // A loop under a rule for files alone: as a link to nothing, kept, not left out.
+        if (asFile && link) {
+          excluded!(relative, undefined);
+          return {
+            localPath,
+            relative,
+            skip: `symbolic link that cannot be followed (${localFsError(error, localPath).message})`,
+          };
+        }
+        if (asFile) return leftOut(undefined);
+        return { localPath, relative, error: localFsError(error, localPath) };
+      }
+    });
     ancestors.add(identity);
     for (const looked of entries) {
       if (looked === undefined) continue; // excluded

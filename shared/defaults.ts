@@ -554,6 +554,14 @@ export const DEFAULTS = {
   /** CLI: transfers at once for multi-file commands. */
   parallel: 8,
   /**
+   * CLI: local file calls at once where a command makes one per entry of a tree (put -r's walk
+   * stats each name, get -r sets each directory's time). They run on the loop while the disk is
+   * fast (InlineFileCalls), so more would gain nothing; all of a directory's at once held a
+   * suspended call each (some 3 KiB): 160 MB of heap for one directory of 50,000 files, and a
+   * run under a 96 MB heap ran out of memory.
+   */
+  localCallsAtOnce: 64,
+  /**
    * CLI: requests at once while a multi-file command plans (get's stat of each remote, a tree's
    * listings, put's mkdirs): small requests, not transfers, so -j does not cap them below this.
    */
