@@ -13,7 +13,7 @@ import { DEFAULTS } from '../shared/defaults.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { MuxftpError } from '../shared/errors.js';
 import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
-import { isTemporaryName } from '../shared/temporaryNames.js';
+import { isDownloadPartialName, isTemporaryName } from '../shared/temporaryNames.js';
 import type { Excluded } from './excludes.js';
 import { normalRemote } from './remotePath.js';
 
@@ -303,6 +303,11 @@ export interface LocalDestination {
   problems: Array<{ localPath: string; error: MuxftpError }>;
   /** Entries `excluded` left out, by relative path (what is in an excluded directory is not read). */
   excluded: string[];
+  /**
+   * What failed gets kept for `get -c` (`.muxftp-get-<hash>.part`, regular files), by relative
+   * path: not entries, but get -r --delete removes those whose target the source does not have.
+   */
+  keptPartials: string[];
 }
 
 /**
@@ -310,7 +315,7 @@ export interface LocalDestination {
  * own, never a way out of the tree), leaving out `excluded` paths and muxftp's own hidden files.
  */
 export async function walkLocalDestination(root: string, excluded?: Excluded): Promise<LocalDestination> {
-  const found: LocalDestination = { entries: [], problems: [], excluded: [] };
+  const found: LocalDestination = { entries: [], problems: [], excluded: [], keptPartials: [] };
   // `rawDir`: the bytes of a directory's path that is not UTF-8 (what is in it is named by them).
   const walk = async (localDir: string, relativeDir: string, rawDir?: Buffer): Promise<void> => {
     let dirents: Array<Dirent<Buffer>>;
@@ -326,8 +331,12 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
     const named = dirents.map((dirent) => ({ dirent, name: dirent.name.toString('utf8') }));
     named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const { dirent, name } of named) {
-      if (isTemporaryName(name)) continue;
       const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
+      if (isTemporaryName(name)) {
+        if (rawDir === undefined && dirent.isFile() && isDownloadPartialName(name))
+          found.keptPartials.push(relative);
+        continue;
+      }
       if (excluded?.(relative, dirent.isDirectory()) === true) {
         found.excluded.push(relative);
         continue;

@@ -13,7 +13,8 @@
  * file that failed to go over would leave the destination with neither version of the tree).
  * Excluded paths are kept on both sides (rsync without --delete-excluded), and so is each
  * directory holding one, but for what is in the way before the transfers of a kind the rules
- * leave out (destinationRules); muxftp's own hidden files are never listed, so never removed.
+ * leave out (destinationRules); muxftp's own hidden files are never listed, so never removed, but
+ * for what failed gets kept of files the source no longer has (stalePartials).
  */
 
 import { lstat, realpath, rm, unlink } from 'node:fs/promises';
@@ -23,6 +24,7 @@ import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
 import { DEFAULTS } from '../shared/defaults.js';
 import { MuxftpError } from '../shared/errors.js';
 import { printable } from '../shared/printable.js';
+import { downloadPartialName } from '../shared/temporaryNames.js';
 import { planningLimit } from './concurrency.js';
 import type { Excluded } from './excludes.js';
 import { localFsError, walkLocalDestination } from './localFiles.js';
@@ -42,6 +44,8 @@ export interface MirroredTree {
   destination: string;
   /** What the source has at each relative path ('/'-separated). */
   present: ReadonlyMap<string, EntryKind>;
+  /** What the source has that the rules left out, by relative path (get: a kept partial of one stays). */
+  excludedInSource?: readonly string[];
 }
 
 /** The side a run writes: the server's (put) or the local one (get). */
@@ -75,7 +79,8 @@ interface DestinationEntry {
   /** A symbolic link (kind `other`) that leads to a file. */
   leadsToFile?: boolean;
   /** A local name that is not UTF-8: its path's bytes (`relative` shows it with U+FFFD). */
-  rawPath?: Buffer;
+  rawPath?: Buffer /** What a failed get kept for `get -c` of a name the source no longer has. */;
+  keptPartial?: true;
 }
 
 /** Paths of each tree's destination that a dry run's first step would have removed. */
@@ -311,6 +316,8 @@ async function removeFromDestinations(
       keep: withAncestors(listed.excluded),
       gone,
     });
+    if (step === 'extraneous' && run.excluded === undefined)
+      picked.push(...stalePartials(tree, listed, gone, picked));
     if (dryRun && step === 'in the way') inTheWay.set(tree, new Set(picked.map((entry) => entry.relative)));
     const limit = new ConcurrencyLimit(DEFAULTS.planningRequests);
     await limit.map(picked, async (entry) => {
@@ -318,7 +325,12 @@ async function removeFromDestinations(
       // A directory as ls shows one, ending in '/': it goes with everything in it.
       const named = `${where}${entry.kind === 'dir' ? '/' : ''}`;
       const wanted = tree.present.get(entry.relative) === 'dir' ? 'directory' : 'file';
-      const why = step === 'in the way' ? ` (in the way of a ${wanted})` : '';
+      const why =
+        step === 'in the way'
+          ? ` (in the way of a ${wanted})`
+          : entry.keptPartial === true
+            ? ' (what a failed get kept for -c, of a file the source no longer has)'
+            : '';
       if (dryRun) {
         if (!run.output.json) run.output.printLine(printable(`would delete ${named}${why}`));
         outcomes.push({ ...at(where), ok: true, bytes: 0, deleted: true, dryRun: true });
@@ -335,6 +347,33 @@ async function removeFromDestinations(
     });
   }
   return outcomes;
+}
+
+/**
+ * get -r: what failed gets kept (`get -c`) for names the source no longer has: no sync can
+ * continue them, and they piled up, hidden, run after run (a kept partial's name is a hash of its
+ * target's, so it is told by the names the source has). Not one inside what goes anyway
+ * (`picked`) or is left as it is (`gone`); none under rules (--exclude), which may keep a name
+ * neither side has, that no hash tells.
+ */
+function stalePartials(
+  tree: MirroredTree,
+  listed: DestinationListing,
+  gone: ReadonlySet<string>,
+  picked: readonly DestinationEntry[],
+): DestinationEntry[] {
+  if (listed.keptPartials === undefined || listed.keptPartials.length === 0) return [];
+  const kept = new Set<string>();
+  for (const relative of [...tree.present.keys(), ...listed.excluded, ...(tree.excludedInSource ?? [])])
+    kept.add(joinRemote(remoteParent(relative), downloadPartialName(remoteBaseName(relative))));
+  const inside = (relative: string, above: Iterable<string>): boolean => {
+    for (const dir of above) if (relative.startsWith(`${dir}/`)) return true;
+    return false;
+  };
+  const removed = picked.filter((entry) => entry.kind === 'dir').map((entry) => entry.relative);
+  return listed.keptPartials
+    .filter((relative) => !kept.has(relative) && !inside(relative, gone) && !inside(relative, removed))
+    .map((relative) => ({ relative, kind: 'file', keptPartial: true }));
 }
 
 // The rules a destination is walked with. Before the transfers, not at a path the source has:
@@ -392,6 +431,8 @@ interface DestinationListing {
   problems: Array<{ path: string; error: unknown }>;
   /** Paths the exclusions left out. */
   excluded: string[];
+  /** A local destination's kept partials (`get -c`), by relative path. */
+  keptPartials?: string[];
 }
 
 /** How a destination is listed and changed, on one side. */
@@ -530,6 +571,7 @@ const localSide: DestinationSide = {
       entries: tree.entries,
       problems: tree.problems.map((problem) => ({ path: problem.localPath, error: problem.error })),
       excluded: tree.excluded,
+      keptPartials: tree.keptPartials,
     };
   },
   async remove(destination, entry) {

@@ -18,6 +18,7 @@ import { removeRecursively } from '../cli/remoteRemoval.js';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
+import { downloadPartialName } from '../shared/temporaryNames.js';
 import { runCli } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { stopProxyAndServer } from './helpers/serverTeardown.js';
@@ -165,6 +166,62 @@ describe('--delete', () => {
     ]);
     // What the links led to is untouched.
     expect(await treeUnder(outside)).toEqual(['dir/', 'dir/inside.txt', 'precious.txt']);
+  });
+
+  it('get -r --delete removes what failed gets kept of files the source no longer has, not of those it has', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 'site'), ['index.html', 'sub/page.html']);
+    const local = await tempDirs.make();
+    const copy = join(local, 'site');
+    await makeTree(copy, ['index.html', 'sub/page.html']);
+    const kept = (dir: string, target: string) => join(copy, dir, downloadPartialName(target));
+    await writeFile(kept('', 'gone.iso'), 'kept for get -c'); // deleted on the server since
+    await writeFile(kept('sub', 'old.iso'), 'kept for get -c'); // so was this
+    await writeFile(kept('sub', 'page.html'), 'kept for get -c'); // its file is there: the get drops it
+    await writeFile(kept('', 'sub'), 'kept for get -c'); // a directory's name: its file may come back
+    await symlink(join(local, 'elsewhere'), kept('', 'link.iso')); // no kept partial muxftp made
+    const at = ['--server', `127.0.0.1:${server.port}`];
+
+    const dry = await runCli([...at, 'get', '-r', 'site', '--delete', '--skip-unchanged', '-n'], local);
+    expect(dry.code).toBe(0);
+    expect(
+      dry.stdout
+        .split('\n')
+        .filter((line) => line.startsWith('would delete'))
+        .sort(),
+    ).toEqual(
+      [kept('', 'gone.iso'), kept('sub', 'old.iso')].map(
+        (path) =>
+          `would delete ${relative(local, path)} (what a failed get kept for -c, of a file the source no longer has)`,
+      ),
+    );
+    expect(await treeUnder(copy)).toHaveLength(8);
+
+    // Before: a kept partial was never removed but by a get of its target, so those of files gone
+    // from the server piled up, hidden, with every interrupted sync.
+    const result = await runCli(
+      [...at, 'get', '-r', 'site', '--delete', '--skip-unchanged', '--json'],
+      local,
+    );
+    expect(result.code).toBe(0);
+    expect(deletedIn(result.stdout, 'local')).toEqual(
+      [kept('', 'gone.iso'), kept('sub', 'old.iso')].map((path) => relative(local, path)).sort(),
+    );
+    expect(await treeUnder(copy)).toEqual(
+      [
+        downloadPartialName('link.iso'),
+        downloadPartialName('sub'),
+        'index.html',
+        'sub/',
+        'sub/page.html',
+      ].sort(),
+    );
+
+    // With rules, a kept partial may be of a name they keep that neither side has: all stay.
+    await writeFile(kept('', 'gone.iso'), 'kept for get -c');
+    const ruled = await runCli([...at, 'get', '-r', 'site', '--delete', '--exclude', '*.iso', '-q'], local);
+    expect(ruled.code).toBe(0);
+    expect(await treeUnder(copy)).toContain(downloadPartialName('gone.iso'));
   });
 
   it('get -r: a local entry that cannot be removed is said with why (an immutable file: not "not a directory")', async (context) => {
@@ -1156,7 +1213,7 @@ describe('--dry-run', () => {
     await writeFile(join(local, 'site', 'changed.txt'), 'other bytes');
     await utimes(join(local, 'site', 'same.txt'), new Date(0), new Date(0));
     // What a failed get kept of same.txt: a real run finding it identical removes it as stale.
-    const kept = '.muxftp-get-0123456789abcdef0123456789abcdef.part';
+    const kept = downloadPartialName('same.txt');
     await writeFile(join(local, 'site', kept), 'partial');
     const before = await snapshot(local);
     const result = await runCli(

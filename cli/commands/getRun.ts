@@ -669,7 +669,7 @@ async function planDownloads(
       const present = new Map<string, EntryKind>(
         tree.entries.map((listed) => [listed.relative, listed.entry.type]),
       );
-      trees.push({ destination: local, present });
+      trees.push({ destination: local, present, excludedInSource: tree.excluded });
     } else {
       fail(local, remote, new MuxftpError('UNSUPPORTED', `not a regular file: ${remote}`));
     }
