@@ -164,6 +164,16 @@ export function nameRequest(request: Request): RequestName {
     : { text: request.op, fields: { op: request.op } };
 }
 
+/** Whether the log says a stream's failure `wire` (ServerStream.logFailure). */
+function failureLogged(wire: MuxftpError): boolean {
+  return (
+    wire.code === 'INTERNAL_ERROR' ||
+    OPERATORS_FAILURES.has(wire.code) ||
+    LOGGED_REFUSALS.has(wire.code) ||
+    outOfDescriptors(wire)
+  );
+}
+
 /** Anything thrown by a handler, as the client may see it: no internals, no host paths. */
 function toWireError(err: unknown): MuxftpError {
   if (err instanceof MuxftpError && err.status < 400) return err;
@@ -283,7 +293,7 @@ export abstract class ServerStream {
   }
 
   /** A transfer cut before its file was stored: one `cut` line, with how far it got and why (`code`). */
-  private logCut(code: ErrorCode): void {
+  protected logCut(code: ErrorCode): void {
     const progress = this.transferProgress();
     if (progress === undefined) return;
     const { kind, path, done, total } = progress;
@@ -362,6 +372,23 @@ export abstract class ServerStream {
   protected errorFrame(err: unknown): Buffer {
     const wire = toWireError(err);
     this.host.counters.error(wire.code);
+    this.logFailure(err, wire);
+    return encodeError(this.id, errorPayload(wire));
+  }
+
+  /**
+   * A transfer whose every byte came failed to be stored (`err`): its failure's own line says it
+   * when it has one (errorFrame: the operator's, a logged refusal, the server's own); any other
+   * (a directory made at its name meanwhile, IS_A_DIRECTORY) gets the `cut` line, or no line at
+   * all named the file it dropped.
+   */
+  protected logStoringFailed(err: unknown): void {
+    const wire = toWireError(err);
+    if (!failureLogged(wire)) this.logCut(wire.code);
+  }
+
+  /** Logs a failure errorFrame() tells the client of, when the log says such failures (failureLogged). */
+  private logFailure(err: unknown, wire: MuxftpError): void {
     if (wire.code === 'INTERNAL_ERROR')
       this.host.log({
         event: 'internal_error',
@@ -378,7 +405,6 @@ export abstract class ServerStream {
       });
     else if (LOGGED_REFUSALS.has(wire.code) || outOfDescriptors(wire))
       this.host.logRefusal(this.id, this.describe(), wire);
-    return encodeError(this.id, errorPayload(wire));
   }
 
   /** Ends the stream once; subclasses release their resources in cleanup(). */

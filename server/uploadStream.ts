@@ -598,6 +598,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       },
       (err: unknown) => {
         this.commitSettled();
+        this.logStoringFailed(err);
         // Its connection gone during the commit: no one to tell, but the log says why all the
         // same, as the ERROR would (a disk's failure is the operator's; no line said it).
         if (this.isFinished) this.errorFrame(err);

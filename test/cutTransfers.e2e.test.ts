@@ -4,8 +4,9 @@
  * bob's upload of X finish?" could not be answered from the log. Real server on 127.0.0.1, a raw
  * peer that drops its socket or cancels its streams.
  */
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jsonLine, type LogEvent, textLine } from '../server/logEvents.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
@@ -209,5 +210,29 @@ describe('cut transfers in the server log', () => {
     expect(await readdir(server.root!)).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(server.logs).toHaveLength(2);
+  });
+
+  it("names an upload whose every byte came but its commit could not store, with the commit's code", async () => {
+    // A directory made at its name while it was sent: the commit's IS_A_DIRECTORY is neither the
+    // operator's failure nor a logged refusal, and no line named the file it dropped.
+    server = await startServer({ backend: 'disk' });
+    const peer = await RawPeer.open(server.port);
+    const content = Buffer.alloc(4 * KiB, 5);
+    peer.write(encodeOpen(1, { op: 'put', path: 'taken.bin', size: content.length }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    peer.write(encodeData(1, content));
+    await mkdir(join(server.root!, 'taken.bin'));
+    peer.write(encodeEnd(1, content.length, 'xxh128', contentDigest('xxh128', content)));
+    const failed = await peer.waitFor((f) => f.type === FrameType.ERROR && f.streamId === 1);
+    expect(failed.payload.toString()).toContain('IS_A_DIRECTORY');
+    const label = /^conn#\d+ 127\.0\.0\.1:\d+/;
+    expect(await logLine(server, / upload of taken\.bin /)).toMatch(
+      new RegExp(
+        `${label.source} upload of taken\\.bin cut after ${4 * KiB} of ${4 * KiB} B \\(IS_A_DIRECTORY\\)$`,
+      ),
+    );
+    peer.destroy();
+    await logLine(server, /closed after /);
+    expect(server.logs.filter((l) => l.includes('taken.bin'))).toHaveLength(1);
   });
 });
