@@ -885,6 +885,16 @@ describe('control payloads: each check and each field (a mutation run found them
     expect(parse('m'.repeat(8_000))).toBe(`${'m'.repeat(MAX_ERROR_MESSAGE_CHARS - 1)}…`);
   });
 
+  it("AUTH: a failed login's longer message from a server is cut as an ERROR's is (the CLI shows it)", () => {
+    const parse = (message: string) => {
+      const result = parseAuthResult(decodeAll(encodeAuth({ ok: false, message, attemptsLeft: 1 }))[0]!);
+      return result.ok ? undefined : result.message;
+    };
+    const exact = 'm'.repeat(MAX_ERROR_MESSAGE_CHARS);
+    expect(parse(exact)).toBe(exact);
+    expect(parse('m'.repeat(8_000))).toBe(`${'m'.repeat(MAX_ERROR_MESSAGE_CHARS - 1)}…`);
+  });
+
   it('END: takes a size up to 2^53 - 1 and no more', () => {
     const end = encodeEnd(1, Number.MAX_SAFE_INTEGER, 'xxh128', xxh);
     expect(parseEnd(decodeAll(end)[0]!).size).toBe(Number.MAX_SAFE_INTEGER);

@@ -428,7 +428,8 @@ export function parseAuthResult(frame: Frame): AuthResult {
     return { ok: true, user: o.user, permissions: o.permissions.filter((p) => typeof p === 'string') };
   }
   if (o.ok === false && typeof o.message === 'string' && isCount(o.attemptsLeft)) {
-    return { ok: false, message: o.message, attemptsLeft: o.attemptsLeft };
+    // Cut as an ERROR's is (boundedMessage): the CLI shows it, and a hostile server's went whole.
+    return { ok: false, message: boundedMessage(o.message), attemptsLeft: o.attemptsLeft };
   }
   throw new ProtocolError('PROTOCOL_ERROR', 'AUTH: malformed result');
 }
