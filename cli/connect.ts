@@ -42,6 +42,9 @@ function connectFailureReason(error: unknown): string {
   let innermost: unknown = error;
   let cause: unknown = error;
   while (cause instanceof Error) {
+    // A WELCOME came, on terms this client cannot take (Client: usableWelcome): a muxftp server.
+    if (cause instanceof ProtocolError && cause.code === 'VERSION_MISMATCH')
+      return `the muxftp server there answers on terms this client cannot take (${cause.message})`;
     // The handshake's first frame did not decode: something else listens there (HTTP, SSH, ...).
     if (cause instanceof ProtocolError)
       return `no muxftp server there, by its first bytes (${cause.message}): is the port right?`;

@@ -1646,14 +1646,7 @@ export class Client {
       if (frame.type !== FrameType.WELCOME) {
         throw new ProtocolError('PROTOCOL_ERROR', `expected WELCOME, got ${FRAME_TYPE_NAMES[frame.type]}`);
       }
-      const welcome = parseWelcome(frame);
-      // The server picks from what HELLO offered: another is not the check asked for (--checksum).
-      if (!this.options.integrity.includes(welcome.integrity.algorithm))
-        throw new ProtocolError(
-          'PROTOCOL_ERROR',
-          `WELCOME chose integrity ${welcome.integrity.algorithm}, which this client did not offer (${this.options.integrity.join(', ')})`,
-        );
-      this.welcome = welcome;
+      this.welcome = this.usableWelcome(frame);
       clearTimeout(this.welcomeTimer);
       if (this.welcome.login?.required === true) this.sendLogin(this.welcome.login);
       else this.handshakeDone();
@@ -1670,6 +1663,28 @@ export class Client {
     }
     // One attempt per connection here: a wrong password does not improve by sending it again.
     this.serverEndedConnection({ code: 'LOGIN_FAILED', message: result.message });
+  }
+
+  /**
+   * The server's WELCOME, checked. One this client cannot take (another block size, an algorithm
+   * it did not offer, a limit out of range) still came from a muxftp server: it fails
+   * VERSION_MISMATCH, which the CLI words as such, not as a peer that is no muxftp server.
+   */
+  private usableWelcome(frame: Frame): Welcome {
+    try {
+      const welcome = parseWelcome(frame);
+      // The server picks from what HELLO offered: another is not the check asked for (--checksum).
+      if (!this.options.integrity.includes(welcome.integrity.algorithm))
+        throw new ProtocolError(
+          'PROTOCOL_ERROR',
+          `WELCOME chose integrity ${welcome.integrity.algorithm}, which this client did not offer (${this.options.integrity.join(', ')})`,
+        );
+      return welcome;
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === 'PROTOCOL_ERROR')
+        throw new ProtocolError('VERSION_MISMATCH', error.message);
+      throw error;
+    }
   }
 
   private sendLogin(login: NonNullable<Welcome['login']>): void {

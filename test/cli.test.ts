@@ -885,6 +885,40 @@ describe('muxftp CLI', () => {
     expectOneErrorLine(result, `muxftp: cannot connect to 127.0.0.1:${port}:`, 'connection refused');
   });
 
+  it('says a muxftp server whose WELCOME it cannot take is one, not that no muxftp server is there', async () => {
+    // The protocol lets a client refuse another block size: the server is muxftp all the same.
+    const welcome = Buffer.from(
+      JSON.stringify({
+        version: 2,
+        limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
+        integrity: { algorithm: 'xxh128', blockBytes: 1 << 20 },
+      }),
+    );
+    const header = Buffer.alloc(12);
+    header.writeUInt8(FrameType.WELCOME, 0);
+    header.writeUInt32BE(welcome.length, 8);
+    const muxftp = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => socket.end(Buffer.concat([header, welcome])));
+      socket.resume();
+    });
+    const port = await new Promise<number>((resolve) =>
+      muxftp.listen(0, '127.0.0.1', () => resolve((muxftp.address() as { port: number }).port)),
+    );
+    try {
+      const result = await runCli(['ls', '--server', `127.0.0.1:${port}`]);
+      expect(result.code).toBe(3);
+      expectOneErrorLine(
+        result,
+        `muxftp: cannot connect to 127.0.0.1:${port}: the muxftp server there answers on terms this client cannot take`,
+        'integrity.blockBytes must be 4194304, got 1048576',
+      );
+      expect(result.stderr).not.toContain('is the port right?');
+    } finally {
+      await new Promise((resolve) => muxftp.close(resolve));
+    }
+  });
+
   it('says there is no muxftp server on a port where something else answers', async () => {
     // Read (and drop) what the client sends, so its close is seen and http.close() can finish.
     const http = createServer((socket) => socket.resume().end('HTTP/1.1 400 Bad Request\r\n\r\n'));
