@@ -52,6 +52,14 @@ export function mayNameItself(argument: string): boolean {
   return isRemotePattern(argument) && !hasWildcard(argument, ALWAYS_WILDCARDS);
 }
 
+/**
+ * The argument that names `path` as it is, never as a pattern: its wildcards escaped
+ * (literalRemoteArgument undoes it).
+ */
+export function remoteArgumentNaming(path: string): string {
+  return path.replace(/[*?[\]{}\\]/g, '\\$&');
+}
+
 /** The path a remote argument without wildcards names: its escapes removed. */
 export function literalRemoteArgument(argument: string): string {
   return argument.replace(ESCAPABLE, '$1');

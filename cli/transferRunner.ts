@@ -19,6 +19,7 @@ import { printable } from '../shared/printable.js';
 import { BusyRetries, busyNoticeLine } from './busyRetries.js';
 import { abortOnInterrupt, exitCodeFor } from './interrupt.js';
 import { type ErrorInfo, errorInfo, type Output } from './output.js';
+import { shellWord } from './pathArguments.js';
 import { createTransferProgress, type TransferProgress } from './progress.js';
 import {
   backoffDelayMs,
@@ -129,6 +130,37 @@ export type SkippedDone =
   | TransferDone
   | { bytes: number; algorithm?: undefined; digest?: undefined; continuedFrom?: undefined };
 
+/**
+ * A tree that `put -r`/`get -r` made as the destination it was given (`get -r /d dest`, dest
+ * missing then). Run again, the same command puts the tree inside that destination, now there
+ * (`dest/d`, cp -r's rule), where nothing the failed run kept is found: it is continued with the
+ * source given as its contents (`/d/.`) instead. Each word as shown in a hint, `contents` ready
+ * for the shell.
+ */
+export interface TreeMadeAsDestination {
+  /** The source as given. */
+  source: string;
+  /** The source given as its contents (`SOURCE/.`), quoted for the shell if it needs it. */
+  contents: string;
+  /** The destination as given. */
+  destination: string;
+}
+
+/**
+ * How to run a failed transfer's command again with -c so that it continues what was kept
+ * (`run the same get with -c`, followed by `when`), with what differs when its tree was made as
+ * its destination: the source given as its contents.
+ */
+export function continueHint(
+  command: TransferCommand,
+  when: string,
+  madeAs: TreeMadeAsDestination | undefined,
+): string {
+  if (madeAs === undefined) return `run the same ${command} with -c ${when}`;
+  const { source, contents, destination } = madeAs;
+  return `run the same ${command} with -c and ${contents} in place of ${shellWord(source)} ${when} (${destination} is there now: ${source} would go inside it)`;
+}
+
 export interface TransferRun {
   command: TransferCommand;
   jobs: readonly TransferJob[];
@@ -146,6 +178,8 @@ export interface TransferRun {
   failedDirectoriesBeforeStart?: number;
   /** What to do about a transfer's failure, added to its line ('add -p to create it'), if anything. */
   failureHint?(error: unknown, job: TransferJob): string | undefined;
+  /** -r made the tree as the destination given: to continue, the source goes as its contents. */
+  treeMadeAs?: TreeMadeAsDestination;
   perform(job: TransferJob, client: Client, options: TransferOptions): Promise<TransferDone>;
   /**
    * get: true when the job's destination is written in place (an existing FIFO or device): its
@@ -204,11 +238,14 @@ export function passedOverOutcome(local: string, remote: string, reason: string)
  * What a failed get kept, as it is on disk now (an attempt that took it over and then failed
  * before keeping anything removed it); undefined when nothing is there.
  */
-async function keptPartialInfo(kept: KeptPartial | undefined): Promise<KeptPartialInfo | undefined> {
+async function keptPartialInfo(
+  kept: KeptPartial | undefined,
+  madeAs: TreeMadeAsDestination | undefined,
+): Promise<KeptPartialInfo | undefined> {
   if (kept === undefined) return undefined;
   const stats = await stat(kept.path).catch(() => undefined);
   if (stats === undefined || !stats.isFile()) return undefined;
-  return { path: kept.path, bytes: stats.size, hint: 'run the same get with -c to continue it' };
+  return { path: kept.path, bytes: stats.size, hint: continueHint('get', 'to continue it', madeAs) };
 }
 
 /** What a transfer is called in messages and bars: where its bytes come from. */
@@ -587,7 +624,7 @@ async function runOne(
       const lostForGood = failedReconnecting || (run.retries === 0 && isConnectionLoss(error));
       if (lostForGood && !signal.aborted) run.connection.markGone(error);
       meter.end(false);
-      const partial = await keptPartialInfo(kept);
+      const partial = await keptPartialInfo(kept, run.treeMadeAs);
       // An upload cut short (Ctrl-C, a connection that stayed down) past a whole block: the server
       // keeps its whole blocks (--partial-retention), as get keeps its own, unless told to keep none.
       const uploadMayBeKept =
@@ -616,12 +653,12 @@ async function runOne(
         notRetried,
         partial && `${formatBytes(partial.bytes)} received kept in ${partial.path}: ${partial.hint}`,
         uploadMayBeKept
-          ? `the server keeps the whole ${INTEGRITY_BLOCK_BYTES / 2 ** 20} MiB blocks it received for a while: run the same put with -c to continue it`
+          ? `the server keeps the whole ${INTEGRITY_BLOCK_BYTES / 2 ** 20} MiB blocks it received for a while: ${continueHint('put', 'to continue it', run.treeMadeAs)}`
           : run.command === 'put' &&
               triedFrom > 0 &&
               error instanceof MuxftpError &&
               error.code === 'NO_SPACE'
-            ? `the server keeps the ${formatBytes(triedFrom)} this continued from: run the same put with -c once there is room`
+            ? `the server keeps the ${formatBytes(triedFrom)} this continued from: ${continueHint('put', 'once there is room', run.treeMadeAs)}`
             : undefined,
       ].filter((hint) => hint !== undefined);
       run.output.failure(`${run.command} ${name}`, error, hints.length > 0 ? hints.join('; ') : undefined);

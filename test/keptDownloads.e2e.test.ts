@@ -302,6 +302,45 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 
+  it('get -r of a tree made as a new local name, cut by Ctrl-C: its hint names the source as its contents, and that get -c continues it', async () => {
+    const content = randomBytes(4 * BLOCK + 77);
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    await mkdir(join(env.root!, 'd'));
+    await writeFile(join(env.root!, 'd', 'big.bin'), content);
+    const local = await tempDirs.make();
+    const dest = join(local, 'dest');
+    // dest is missing: the tree is made as dest (cp -r's rule), its file dest/big.bin.
+    const interrupted = await runCli(
+      ['--server', `127.0.0.1:${env.port}`, 'get', '-r', '/d', 'dest'],
+      local,
+      {
+        interruptWhen: until(downloadsPast(dest, 1, BLOCK + MiB), '1 download past BLOCK + 1 MiB', UNDER_WAY),
+      },
+    );
+    expect(interrupted.code).toBe(130);
+    // Before: "run the same get with -c", which, dest there now, fetched the tree anew into dest/d.
+    expect(interrupted.stderr).toMatch(
+      /get d\/big\.bin: cancelled \(CANCELLED\); [\d.]+ MiB received kept in dest\/\.muxftp-get-[0-9a-f]{32}\.part: run the same get with -c and \/d\/\. in place of \/d to continue it \(dest is there now: \/d would go inside it\)\n/,
+    );
+    const kept = (await stat(join(dest, downloadPartialName('big.bin')))).size;
+    expect(kept).toBeGreaterThanOrEqual(BLOCK);
+
+    // The get the hint gives continues it, into dest itself.
+    await env.stop();
+    env = await startServer({ backend: 'disk' });
+    await mkdir(join(env.root!, 'd'));
+    await writeFile(join(env.root!, 'd', 'big.bin'), content);
+    const resumed = await runCli(
+      ['--server', `127.0.0.1:${env.port}`, '--json', 'get', '-r', '-c', '/d/.', 'dest'],
+      local,
+    );
+    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(resumed.stdout)).toMatchObject([{ bytes: content.length, continuedFrom: kept }]);
+    expect(env.server.stats().bytesOut).toBe(content.length - kept);
+    expect(await readdir(dest)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(dest, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+
   /**
    * A get of 4 blocks, `stop`ped once past its first: it ends as `ended` says (by default, exit
    * 130) with its whole blocks kept under the kept name, never the real one.

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { open, readdir, readFile, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -776,6 +776,45 @@ describe('muxftp put -c', () => {
     const [outcome] = JSON.parse(resumed.stdout) as Array<{ bytes: number; continuedFrom?: number }>;
     expect(outcome).toMatchObject({ bytes: content.length, continuedFrom: content.length - sent });
     expect(sha256(await readFile(join(env.root!, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+
+  it('put -r of a tree made as a new remote name, cut by Ctrl-C: its hint names the source as its contents, and that put -c continues it', async () => {
+    env = await startServer({ backend: 'disk', ...smallWindows });
+    const content = randomBytes(8 * BLOCK);
+    const local = await tempDirs.make();
+    await mkdir(join(local, 'photos'));
+    await writeFile(join(local, 'photos', 'big.bin'), content);
+    const server = ['--server', `127.0.0.1:${env.port}`];
+    const backup = join(env.root!, 'backup');
+    // Cut once the server's hidden file of it holds two blocks.
+    const written = async () => {
+      const [hidden] = await hiddenNames(backup).catch(() => []);
+      return hidden === undefined ? 0 : (await stat(join(backup, hidden))).size;
+    };
+    // backup is missing: the tree is made as backup (cp -r's rule), its file backup/big.bin.
+    const interrupted = await runCli(
+      ['put', '-r', '--limit-rate', '4MiB', 'photos', 'backup', ...server],
+      local,
+      {
+        interruptWhen: until(async () => (await written()) > 2 * BLOCK, 'two blocks written'),
+      },
+    );
+    expect(interrupted.code).toBe(130);
+    // Before: "run the same put with -c", which, backup there now, sent the tree anew into backup/photos.
+    expect(interrupted.stderr).toContain(
+      'muxftp: put photos/big.bin: cancelled (CANCELLED); the server keeps the whole 4 MiB blocks it received for a while: run the same put with -c and photos/. in place of photos to continue it (backup is there now: photos would go inside it)\n',
+    );
+
+    // The put the hint gives continues it, into backup itself.
+    const before = env.server.stats().bytesIn;
+    const resumed = await runCli(['put', '-r', '-c', '--json', 'photos/.', 'backup', ...server], local);
+    expect(resumed).toMatchObject({ code: 0, stderr: '' });
+    const sent = env.server.stats().bytesIn - before;
+    expect(sent).toBeLessThanOrEqual(content.length - BLOCK);
+    const [outcome] = JSON.parse(resumed.stdout) as Array<{ remote: string; continuedFrom?: number }>;
+    expect(outcome).toMatchObject({ remote: 'backup/big.bin', continuedFrom: content.length - sent });
+    expect(await readdir(backup)).toEqual(['big.bin']);
+    expect(sha256(await readFile(join(backup, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 
   it('says so when nothing is kept to continue (with another checksum, say), and sends it all', async () => {

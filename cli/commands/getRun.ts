@@ -39,10 +39,16 @@ import {
   removeExtraneous,
 } from '../mirrorDeletions.js';
 import { ADD_PARENTS_HINT, type Output } from '../output.js';
-import { directoryInTheWayHint, emptyPathError, severalWithoutTo, shownArgument } from '../pathArguments.js';
+import {
+  directoryInTheWayHint,
+  emptyPathError,
+  severalWithoutTo,
+  shellWord,
+  shownArgument,
+} from '../pathArguments.js';
 import { CommandPlanning } from '../planning.js';
 import { type ReconnectingClient, withReconnectingClient } from '../reconnect.js';
-import { remoteArgumentsNamedBy } from '../remoteGlob.js';
+import { isRemotePattern, remoteArgumentNaming, remoteArgumentsNamedBy } from '../remoteGlob.js';
 import {
   hostPathWarning,
   isPlainName,
@@ -65,6 +71,7 @@ import {
   runTransfers,
   type TransferJob,
   type TransferOutcome,
+  type TreeMadeAsDestination,
   withoutSharedDestinations,
 } from '../transferRunner.js';
 
@@ -178,6 +185,20 @@ async function resolveGetTarget(
   // As for --to: a directory to download into must exist, or -p creates it.
   await ensureLocalDir(path.dirname(target.local), creation === 'with-parents' ? creation : 'none', dryRun);
   return { kind: 'as', local: target.local };
+}
+
+/**
+ * `get -r REMOTE LOCAL` that made the tree as LOCAL (missing then): run again, the same get puts
+ * it inside LOCAL. Undefined when REMOTE names its contents already (`/`, `d/.`), which go into
+ * LOCAL either way. `remote` is the path `argument` named (a pattern's one match).
+ */
+function treeMadeAsLocal(argument: string, remote: string, local: string): TreeMadeAsDestination | undefined {
+  const name = remoteBaseName(remote);
+  if (name === '' || name === '.') return undefined;
+  const named = isRemotePattern(argument)
+    ? `${argument.startsWith('/') ? '/' : ''}${remoteArgumentNaming(remote)}`
+    : argument.replace(/\/+$/, '');
+  return { source: argument, contents: shellWord(`${named}/.`), destination: local };
 }
 
 /** Where `remote` was meant to go, for the outcome of a download that failed before it was planned. */
@@ -323,6 +344,10 @@ async function get(
     },
   );
   planning.end();
+  const treeMadeAs =
+    resolved.kind === 'as' && target.kind === 'named' && trees.length > 0
+      ? treeMadeAsLocal(requested[0]!, remotes[0]!, target.local)
+      : undefined;
   const distinct = withoutSharedDestinations(
     jobs,
     (job) => path.resolve(job.local),
@@ -431,6 +456,7 @@ async function get(
     onInterrupted: () => {
       interrupted = true;
     },
+    ...(treeMadeAs !== undefined ? { treeMadeAs } : {}),
     ...skip,
     // get -c refused the local file (it differs from the server's, or is larger): left as it was.
     // Not for a download that failed its final check: there may be no local file at all (what

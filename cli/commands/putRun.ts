@@ -71,6 +71,7 @@ import {
   runTransfers,
   type TransferJob,
   type TransferOutcome,
+  type TreeMadeAsDestination,
   withoutSharedDestinations,
 } from '../transferRunner.js';
 
@@ -431,6 +432,22 @@ async function put(
     inspect,
   });
   const { dirs } = planned;
+  // -r made the tree as the remote name given (nothing there then): run again, the same put puts
+  // it inside that name. Not a source given as its contents (`.`, `src/.`): into it either way.
+  const written = path.basename(sources[0] ?? '');
+  const treeMadeAs: TreeMadeAsDestination | undefined =
+    resolved.kind === 'as' &&
+    resolved.standing === undefined &&
+    target.kind === 'named' &&
+    planned.trees.length > 0 &&
+    written !== '.' &&
+    written !== '..'
+      ? {
+          source: sources[0]!,
+          contents: shellWord(`${sources[0]!.replace(/[\\/]+$/, '')}/.`),
+          destination: target.argument,
+        }
+      : undefined;
   const jobs = withoutSharedDestinations(
     planned.jobs,
     (job) => job.remote,
@@ -594,6 +611,7 @@ async function put(
         return directoryInTheWayHint('put', job.remote, alone);
       },
       continueUploads: options.continue === true,
+      ...(treeMadeAs !== undefined ? { treeMadeAs } : {}),
       onInterrupted: () => {
         interrupted = true;
       },
