@@ -404,7 +404,12 @@ export class ServerConnection implements StreamHost {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     this.counters.streamClosed(stream.op);
-    if (this.fileStreams.delete(stream.id)) this.context.openFileSlots.release(this);
+    if (this.fileStreams.delete(stream.id)) {
+      const release = () => this.context.openFileSlots.release(this);
+      const left = stream.fileWorkLeft();
+      if (left === undefined) release();
+      else left.then(release, release);
+    }
     if (stream instanceof UploadStream && --this.uploadStreams === 0) {
       this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
       this.readUnlessBacklogged();

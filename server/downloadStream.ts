@@ -40,6 +40,8 @@ export class DownloadStream extends ServerStream implements FrameProducer {
   /** Where the DATA began: 0, or a resumed download's offset. */
   private sentFrom = 0;
   private handle: ReadHandle | undefined;
+  /** From start(): settles once the file is open, or was refused, or was closed again for a stream over. */
+  private opening: Promise<unknown> | undefined;
   /** Hashes the file as it is sent, unless storage already knows its digest. */
   private digester: ContentDigester | undefined;
   private known: FileDigest | undefined;
@@ -96,12 +98,10 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       checking === undefined
         ? rejectingCall(() => this.host.storage.openRead(this.path))
         : checking.then(() => this.host.storage.openRead(this.path));
-    opening.then(
+    this.opening = opening.then(
       (handle) => {
-        if (this.isFinished) {
-          void rejectingCall(() => handle.close()).catch(() => {});
-          return;
-        }
+        // Over while it opened (cancelled): its slot is held until the file is closed again.
+        if (this.isFinished) return rejectingCall(() => handle.close()).catch(() => {});
         this.handle = handle;
         this.advance(StreamPhase.Open);
         this.size = handle.size;
@@ -120,6 +120,11 @@ export class DownloadStream extends ServerStream implements FrameProducer {
       },
       (err: unknown) => this.fail(err),
     );
+  }
+
+  /** Its file still opening: the open's descriptor is the stream's until it is closed (above). */
+  override fileWorkLeft(): Promise<unknown> | undefined {
+    return this.handle === undefined ? this.opening : undefined;
   }
 
   /**

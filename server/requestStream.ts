@@ -213,6 +213,8 @@ export class RequestStream extends ServerStream {
   private readonly over = new AbortController();
   /** Waiting for room in the connection's output for its next frame. */
   private waitingForRoom = false;
+  /** The handler, once called: settles when storage is done with what it looked up or read. */
+  private handling: Promise<unknown> | undefined;
   /** Waiting for memory others hold: a listing, storage's listing budget; a digest, a read buffer. */
   private waitingForMemory = false;
   /** A handler reading a file (a digest, a partial's blocks) stops with the stream and moves it. */
@@ -277,7 +279,9 @@ export class RequestStream extends ServerStream {
       if (this.isFinished) return;
     }
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;
-    const result = await handler(this.host.storage, this.request, this.host, this.watch);
+    const handling = handler(this.host.storage, this.request, this.host, this.watch);
+    this.handling = handling;
+    const result = await handling;
     if (this.isFinished) return;
     if ('batches' in result) {
       await this.sendEntries(result.batches);
@@ -365,6 +369,11 @@ export class RequestStream extends ServerStream {
     if (this.reserved === 0 && !(await this.reserve(this.frameBudget()))) return;
     this.sendReserved(encodeReply(this.id, { entries: frame }));
     this.close(false);
+  }
+
+  /** A digest's or a partial query's read of its file, still under way: it holds the file until it stops. */
+  override fileWorkLeft(): Promise<unknown> | undefined {
+    return this.handling;
   }
 
   protected cleanup(): void {

@@ -209,6 +209,18 @@ export abstract class ServerStream {
   abstract start(): void;
 
   /**
+   * Storage work on the stream's file still under way once the stream is over: a file still
+   * opening when the stream was cancelled (closed once open), an upload's set-up or abort, a
+   * digest's read. The connection gives the stream's open-file slot back only once it settles
+   * (each may hold a descriptor meanwhile): given back at the CANCEL, a client opening and
+   * cancelling gets as fast as it could write had 18,000 opens under way, far past
+   * --max-open-files, until the process ran out of descriptors. Asked once, after cleanup().
+   */
+  fileWorkLeft(): Promise<unknown> | undefined {
+    return undefined;
+  }
+
+  /**
    * All this stream waits for is room in the connection's output (its data is ready, or waits
    * for room to be produced): then it is alive as long as the client reads, however slowly.
    */

@@ -36,6 +36,12 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   private handle: UploadHandle | undefined;
   /** The abort cleanup() started, settled once the temporary file is gone (or kept). */
   private aborted: Promise<unknown> | undefined;
+  /** From start(): settles once the upload is set up, refused, or (over meanwhile) aborted. */
+  private settingUp: Promise<unknown> | undefined;
+  /** storage.createUpload() was called: from here the set-up may hold a file (settingUp). */
+  private makingFile = false;
+  /** What of the file's set-up or abort cleanup() left under way (fileWorkLeft). */
+  private fileWork: Promise<unknown> | undefined;
   private readonly digester: ContentDigester;
   /** Credit granted back as bytes reach the disk. */
   private readonly window: InboundWindow;
@@ -187,7 +193,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     this.claimedBytes = hinted ? this.declaredSize! : 0;
     // A path ending in '/' names a directory, which no put makes (directoryPaths.ts): refused
     // before the quota's check, which drops what is kept of the file (`put f/` lost f's blocks).
-    Promise.resolve(checkDirectoryPaths(this.host.storage, { op: 'put', path: this.path }))
+    this.settingUp = Promise.resolve(checkDirectoryPaths(this.host.storage, { op: 'put', path: this.path }))
       .then(() => this.reserveQuota())
       .then(() => {
         if (this.offset > 0 && this.partial === undefined)
@@ -200,21 +206,23 @@ export class UploadStream extends ServerStream implements ResumableHolder {
           ? undefined
           : this.host.takeOverStalledUpload(this.path, this.partial),
       )
-      .then(() =>
+      .then(() => {
         // Over meanwhile (cancelled while its quota was checked), its open-file slot is free
         // again: it opens no file, or a client opening and cancelling puts had any number open.
-        this.isFinished
-          ? undefined
-          : this.host.storage.createUpload(this.path, {
-              onPartialRemoved: this.partialRemoved,
-              bitsCarried: this.kept.mode !== undefined,
-              ...(hinted ? { expectedSize: this.declaredSize } : {}),
-              ...(this.partial !== undefined ? { partial: this.partial, resumeFrom: this.offset } : {}),
-            }),
-      )
+        if (this.isFinished) return undefined;
+        this.makingFile = true;
+        return this.host.storage.createUpload(this.path, {
+          onPartialRemoved: this.partialRemoved,
+          bitsCarried: this.kept.mode !== undefined,
+          ...(hinted ? { expectedSize: this.declaredSize } : {}),
+          ...(this.partial !== undefined ? { partial: this.partial, resumeFrom: this.offset } : {}),
+        });
+      })
       .then(
         (handle) => {
-          if (handle === undefined || !this.adopt(handle)) return;
+          if (handle === undefined) return;
+          // Not taken (over meanwhile, or its quota refused): settles once the abort has closed it.
+          if (!this.adopt(handle)) return this.aborted;
           this.handle = handle; // from here cleanup() aborts it
           if (this.partial !== undefined)
             this.endHolding = this.host.holdResumable(this.path, this.partial, this);
@@ -764,6 +772,11 @@ export class UploadStream extends ServerStream implements ResumableHolder {
     return (this.aborted ?? Promise.resolve()).then(() => {});
   }
 
+  /** Its set-up under way (a temporary file being made), or its abort: the file is the stream's until then. */
+  override fileWorkLeft(): Promise<unknown> | undefined {
+    return this.fileWork;
+  }
+
   protected cleanup(): void {
     const endHolding = this.endHolding;
     this.endHolding = undefined;
@@ -793,6 +806,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       if (!this.committing) this.releaseQuota();
       if (handle !== undefined) this.abortUpload(handle, 0);
     }
+    // Over before its file was asked for (while its quota was checked), it makes none: no wait.
+    this.fileWork = handle !== undefined ? this.aborted : this.makingFile ? this.settingUp : undefined;
     // Its place among resumable uploads goes once what it wrote is kept: a retry asking meanwhile
     // (a slow disk's abort) found nothing kept yet, and sent the whole file again.
     if (endHolding !== undefined) void (this.aborted ?? Promise.resolve()).then(endHolding);

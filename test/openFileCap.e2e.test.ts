@@ -261,3 +261,138 @@ describe('--max-open-files is shared between connections that contend for it', (
     expect(parseErrorPayload(refusal).message).toContain('4 files are open for transfers; try again later');
   });
 });
+
+/**
+ * `storage` whose opens (openRead, createUpload) wait at the call until released; counts the files
+ * started opening and not yet closed again (a read handle's close, an upload's commit or abort).
+ */
+function heldOpens(storage: Storage): {
+  storage: Storage;
+  started(): number;
+  live(): number;
+  release(): void;
+} {
+  let started = 0;
+  let live = 0;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  /** The handle, counted closed at the first call of one of `endings`. */
+  const wrap = <T extends object>(handle: T, endings: readonly string[]): T => {
+    let ended = false;
+    return new Proxy(handle, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        if (!endings.includes(property as string)) return value.bind(target);
+        return (...args: unknown[]) => {
+          if (!ended) live--;
+          ended = true;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+  };
+  const wrapped = new Proxy(storage, {
+    get(target, property) {
+      if (property === 'openRead') {
+        return async (path: string) => {
+          started++;
+          live++;
+          await released;
+          try {
+            return wrap(await target.openRead(path), ['close']);
+          } catch (error) {
+            live--;
+            throw error;
+          }
+        };
+      }
+      if (property === 'createUpload') {
+        return async (...args: Parameters<Storage['createUpload']>) => {
+          started++;
+          live++;
+          await released;
+          try {
+            return wrap(await target.createUpload(...args), ['commit', 'abort']);
+          } catch (error) {
+            live--;
+            throw error;
+          }
+        };
+      }
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { storage: wrapped, started: () => started, live: () => live, release };
+}
+
+describe('--max-open-files counts a file still opening when its stream was cancelled', () => {
+  /**
+   * Found by a raw client sending OPEN get + CANCEL pairs as fast as it could: each CANCEL gave
+   * the slot back while the file's open went on, so the opens under way had no bound. One
+   * connection for 2 s left 150,000 of them queued for the disk: 18,000 descriptors open at
+   * once (EMFILE for every other client and the root's lock), and 1.7 GB of heap, for 20 s.
+   */
+  async function cancelledWhileOpening(
+    open: (id: number) => Buffer,
+  ): Promise<{ held: ReturnType<typeof heldOpens>; peer: RawPeer }> {
+    const memory = new MemoryStorage();
+    memory.volume.writeFileSync('/f.bin', Buffer.alloc(1024, 1));
+    const held = heldOpens(memory);
+    releaseReads = held.release;
+    env = await startServer({ storage: held.storage, maxOpenFiles: CAP });
+    const peer = await RawPeer.open(env.port);
+    peers.push(peer);
+    // CAP streams reach their storage open, and are cancelled while it is under way.
+    const first = Array.from({ length: CAP }, (_, i) => 2 * i + 1);
+    peer.write(Buffer.concat(first.map(open)));
+    await vi.waitFor(() => expect(held.started()).toBe(CAP), { timeout: 5000 });
+    peer.write(Buffer.concat(first.map((id) => encodeCancel(id))));
+    // CAP more: their files would be opened beside those still opening.
+    const more = Array.from({ length: CAP }, (_, i) => 2 * (CAP + i) + 1);
+    peer.write(Buffer.concat(more.map(open)));
+    let answered = false;
+    const answers = outcomes(peer, more);
+    answers.then(
+      () => {
+        answered = true;
+      },
+      () => {},
+    );
+    // Before: these reached storage too, twice CAP files opening at once (answered once released).
+    await vi.waitFor(() => expect(answered || held.started() > CAP).toBe(true), { timeout: 5000 });
+    expect(held.started()).toBe(CAP);
+    expect(await answers).toEqual(Array(CAP).fill('SERVER_BUSY'));
+    expect(env.server.counters.openFiles).toBe(CAP);
+    // The opens done, the files are closed again, and the slots are free.
+    held.release();
+    await vi.waitFor(() => expect(held.live()).toBe(0), { timeout: 5000 });
+    await vi.waitFor(() => expect(env!.server.counters.openFiles).toBe(0), { timeout: 5000 });
+    return { held, peer };
+  }
+
+  it('get', async () => {
+    const { peer } = await cancelledWhileOpening((id) => encodeOpen(id, { op: 'get', path: 'f.bin' }));
+    peer.write(encodeOpen(101, { op: 'get', path: 'f.bin' }));
+    expect(await outcomes(peer, [101])).toEqual(['answered']);
+  });
+
+  it('digest', async () => {
+    const { peer } = await cancelledWhileOpening((id) =>
+      encodeOpen(id, { op: 'digest', path: 'f.bin', algorithm: 'xxh128' }),
+    );
+    peer.write(encodeOpen(101, { op: 'digest', path: 'f.bin', algorithm: 'xxh128' }));
+    expect(await outcomes(peer, [101])).toEqual(['answered']);
+  });
+
+  it('put', async () => {
+    const put = (id: number) => encodeOpen(id, { op: 'put', path: 'up.bin', size: 1000 });
+    const { peer } = await cancelledWhileOpening(put);
+    peer.write(put(101));
+    await peer.waitFor((f) => f.streamId === 101 && f.type === FrameType.WINDOW);
+    expect(peer.frames.filter((f) => f.streamId === 101 && f.type === FrameType.ERROR)).toEqual([]);
+  });
+});
