@@ -5,7 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, realpath, stat } from 'node:fs/promises';
+import { access, lstat, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { Accounts, type AnonymousAccess } from '../server/auth/accounts.js';
@@ -177,9 +177,7 @@ async function homeProblem(realRoot: string, home: string): Promise<string | und
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return errnoReason(error);
     return missingHomeProblem(realRoot, home);
   }
-  const below = relative(realRoot, real);
-  if (below === '..' || below.startsWith(`..${sep}`) || isAbsolute(below))
-    return 'it leads outside the served root';
+  if (isOutside(realRoot, real)) return 'it leads outside the served root';
   const info = await stat(real).catch(() => undefined);
   if (info !== undefined && !info.isDirectory()) return 'not a directory';
   const enterable = await access(real, fsConstants.X_OK).then(
@@ -193,16 +191,33 @@ async function homeProblem(realRoot: string, home: string): Promise<string | und
   return undefined;
 }
 
+/** Whether the real path `real` lies outside `realRoot`. */
+function isOutside(realRoot: string, real: string): boolean {
+  const below = relative(realRoot, real);
+  return below === '..' || below.startsWith(`..${sep}`) || isAbsolute(below);
+}
+
 /**
  * Why a missing home cannot be made at its first login: the directory it would be made in (the
- * nearest one there) is not this server's to write (a read-only root, another account's 755).
+ * nearest one there) is not this server's to write (a read-only root, another account's 755), or
+ * lies outside the root (a link out above it: INVALID_PATH at login); or a name on its way is a
+ * link to nothing (NOT_FOUND at login), which realpath alone took for missing.
  */
 async function missingHomeProblem(realRoot: string, home: string): Promise<string | undefined> {
   const names = home.split('/');
-  for (let depth = names.length - 1; depth >= 0; depth--) {
+  for (let depth = names.length; depth >= 0; depth--) {
     const above = join(realRoot, ...names.slice(0, depth));
-    const real = await realpath(above).catch(() => undefined);
-    if (real === undefined) continue;
+    const real = depth === names.length ? undefined : await realpath(above).catch(() => undefined);
+    if (real === undefined) {
+      // Not there, or a link whose target is not: mkdir cannot make a home through the latter.
+      const link = await lstat(above).then(
+        (info) => info.isSymbolicLink(),
+        () => false,
+      );
+      if (link) return `/${names.slice(0, depth).join('/')} is a symbolic link to nothing`;
+      continue;
+    }
+    if (isOutside(realRoot, real)) return 'it leads outside the served root';
     const writable = await access(real, fsConstants.W_OK | fsConstants.X_OK).then(
       () => true,
       () => false,

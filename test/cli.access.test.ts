@@ -1042,6 +1042,10 @@ describe('the homes warned of at start', () => {
     await mkdir(join(root, 'fine'), { recursive: true });
     await writeFile(join(root, 'file1'), '');
     await writeFile(join(root, 'file2'), '');
+    // Missing homes a login cannot make either: under a link out of the root (INVALID_PATH at
+    // login), or through a link to nothing (NOT_FOUND): realpath's ENOENT took both for missing.
+    await symlink(tmpdir(), join(root, 'out'));
+    await symlink('nowhere', join(root, 'dangling'));
     let users = emptyUsersFile();
     const passwordHash = await hashPassword('pw');
     for (const [name, home] of [
@@ -1049,16 +1053,22 @@ describe('the homes warned of at start', () => {
       ['bea', 'file1'],
       ['cid', 'file2'],
       ['dan', 'missing'],
+      ['eve', 'out/muxftp-no-such-home'],
+      ['fay', 'dangling'],
+      ['gus', 'dangling/below'],
     ] as const)
       users = addUser(users, { name, home, passwordHash, permissions: ['list'] });
     const accounts = new Accounts({ users });
     expect(await homeWarnings(accounts, root)).toEqual([
       'home /file1 of bea cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
       'home /file2 of cid cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
+      'home /out/muxftp-no-such-home of eve cannot be used (it leads outside the served root): its login fails (IO_ERROR) until it is fixed',
+      'home /dangling of fay cannot be used (/dangling is a symbolic link to nothing): its login fails (IO_ERROR) until it is fixed',
+      'home /dangling/below of gus cannot be used (/dangling is a symbolic link to nothing): its login fails (IO_ERROR) until it is fixed',
     ]);
     expect(await homeWarnings(accounts, root, 2)).toEqual([
       'home /file1 of bea cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
-      'checked the first 2 of 4 homes; the others are checked at each login only',
+      'checked the first 2 of 7 homes; the others are checked at each login only',
     ]);
   });
 });
