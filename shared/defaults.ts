@@ -228,6 +228,11 @@ export const DEFAULTS = {
    * refused, not read into memory without bound (`--users /dev/zero`), at start or on SIGHUP.
    */
   maxUsersFileBytes: 64 * MiB,
+  /**
+   * Bytes read of a users file's edit lock (`FILE.lock`, `PID HOST`, server/auth/usersFile.ts)
+   * to judge its holder: a larger file there is no edit's lock, not read whole at each retry.
+   */
+  maxUsersFileLockBytes: 4 * 1024,
   /** Largest --exclude-from file read (cli/transferOptions.ts): a list of patterns, not read without bound (`/dev/zero`). */
   maxExcludeFileBytes: 16 * MiB,
   /** Largest PEM file read (`--tls-cert`, `--tls-key`, `--ca`): a chain or a CA bundle is kilobytes. */

@@ -3,7 +3,7 @@
  * file root edits for a server running under its own account must stay readable by that account.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -96,6 +96,33 @@ describe('muxftp user add/del', () => {
       message: expect.stringContaining(`users file ${file} is locked by another edit (${file}.lock)`),
     });
     expect(Object.keys((await readUsersFile(file)).users)).toEqual(['hal']);
+  });
+
+  it('a FIFO under the lock name is a lock held (RESOURCE_BUSY), not waited on in its open for ever', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const lock = `${file}.lock`;
+    execFileSync('mkfifo', [lock]);
+    const add = (users: UsersFile) =>
+      addUser(users, { name: 'hal', passwordHash: HASH, permissions: ['list'] });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // Before: the holder's read opened the FIFO and waited for a writer, past any lockWaitMs.
+      const outcome = await Promise.race([
+        updateUsersFile(file, add, { missingIsEmpty: true, lockWaitMs: 100 }).then(
+          () => 'added',
+          (error: { code?: string }) => error.code,
+        ),
+        new Promise((resolve) => {
+          timer = setTimeout(() => resolve('still waiting after 5 s'), 5_000);
+        }),
+      ]);
+      expect(outcome).toBe('RESOURCE_BUSY');
+    } finally {
+      clearTimeout(timer);
+      // A reader still blocked in its open (the bug) is let go: opened read-write, then closed.
+      closeSync(openSync(lock, constants.O_RDWR | constants.O_NONBLOCK));
+    }
   });
 
   it.skipIf(process.getuid?.() !== 0)(

@@ -20,7 +20,7 @@
  * atomically with mode 0600: it holds password hashes.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { chmod, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -291,7 +291,17 @@ function deadLockHolder(text: string): number | undefined {
  * the same stale lock would otherwise both remove it, the second removing the first's new one.
  */
 async function removeStaleLock(lock: string): Promise<number | undefined> {
-  const holder = async () => deadLockHolder(await readFile(lock, 'utf8').catch(() => ''));
+  // A regular file only, at most its cap: a FIFO under the lock's name held the edit in its open
+  // for ever (never RESOURCE_BUSY), and a large file was read whole at each retry (every 20 ms).
+  const holder = async () =>
+    deadLockHolder(
+      await readFileAtMost(lock, DEFAULTS.maxUsersFileLockBytes, 'a users file lock', {
+        regularOnly: true,
+      }).then(
+        (bytes) => bytes.toString('utf8'),
+        () => '',
+      ),
+    );
   if ((await holder()) === undefined) return undefined;
   const takeover = `${lock}.takeover`;
   const handle = await open(takeover, 'wx', 0o600).catch(() => undefined);
