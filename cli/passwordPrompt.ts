@@ -157,12 +157,22 @@ export function promptHidden(prompt: string, input: NodeJS.ReadStream = process.
   });
 }
 
-/** The first line of stdin (without its line ending). */
-export async function readFirstLine(input: NodeJS.ReadableStream = process.stdin): Promise<string> {
+/**
+ * The first line of stdin (without its line ending). Read no further than `maxLength` characters
+ * and its line ending: a longer line is returned cut, still longer than `maxLength`, for the
+ * caller to refuse. Without a bound, `user add < /dev/zero` read for ever (480 MB in 30 s), and a
+ * large file with no newline was read whole.
+ */
+export async function readFirstLine(
+  input: NodeJS.ReadableStream = process.stdin,
+  maxLength = Number.POSITIVE_INFINITY,
+): Promise<string> {
   let text = '';
   for await (const chunk of input) {
-    text += String(chunk);
-    if (text.includes('\n')) break;
+    // Only the new chunk is looked at for a newline: the text before it had none.
+    const piece = String(chunk);
+    text += piece;
+    if (piece.includes('\n') || text.length > maxLength + 2) break;
   }
   return text.split(/\r?\n/, 1)[0] ?? '';
 }

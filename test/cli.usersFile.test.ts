@@ -98,6 +98,28 @@ describe('muxftp user add/del', () => {
     expect(Object.keys((await readUsersFile(file)).users)).toEqual(['hal']);
   });
 
+  it('user add reads no more of stdin than a password line can be (it read /dev/zero for ever)', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const zero = openSync('/dev/zero', 'r');
+    try {
+      // Bounded: killed past 10 s (before: still reading, 480 MB in 30 s).
+      const added = spawnSync(process.execPath, [CLI_BIN, 'user', 'add', 'ann', '--users', file], {
+        cwd: dir,
+        stdio: [zero, 'pipe', 'pipe'],
+        timeout: 10_000,
+        encoding: 'utf8',
+      });
+      expect({ status: added.status, signal: added.signal, stderr: added.stderr }).toEqual({
+        status: 1,
+        signal: null,
+        stderr: 'muxftp: user add ann: password must be at most 1024 bytes\n',
+      });
+    } finally {
+      closeSync(zero);
+    }
+  });
+
   it('a FIFO under the lock name is a lock held (RESOURCE_BUSY), not waited on in its open for ever', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');

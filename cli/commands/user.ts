@@ -4,7 +4,7 @@
  * from the command line, where other users could see it in the process list.
  */
 import { type Command, Option } from 'commander';
-import { checkPasswordText, hashPassword } from '../../server/auth/passwords.js';
+import { checkPasswordText, hashPassword, MAX_PASSWORD_BYTES } from '../../server/auth/passwords.js';
 import {
   addUser,
   checkCanAdd,
@@ -239,7 +239,8 @@ async function readNewPassword(name: string): Promise<string> {
       sayAtPrompt(`muxftp: ${problem}: try again`);
     }
   }
-  const password = await readFirstLine();
+  // At most a line a password can be (and its line ending): a longer one is refused as too long.
+  const password = await readFirstLine(process.stdin, MAX_PASSWORD_BYTES);
   if (password === '') throw new CliError('no password on stdin (the first line is the password)');
   return password;
 }
