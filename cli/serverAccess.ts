@@ -131,11 +131,13 @@ export async function loadAccounts(
  * another account's 700) fails its user's login (IO_ERROR), and said only then, in a line per
  * attempt. One missing is fine: it is made at first login. At most `limit` homes are looked at
  * (a few stat calls each, 8 at once); the rest are checked at each login only, said in a line.
+ * The first `named` unusable homes have a line each; the others are counted in one.
  */
 export async function homeWarnings(
   accounts: Accounts,
   root: string,
   limit: number = DEFAULTS.maxHomesCheckedAtStart,
+  named: number = DEFAULTS.maxHomeWarningsNamed,
 ): Promise<string[]> {
   const realRoot = await realpath(root).catch(() => undefined);
   if (realRoot === undefined) return [];
@@ -158,7 +160,14 @@ export async function homeWarnings(
     }
   };
   await Promise.all(Array.from({ length: Math.min(8, checked.length) }, worker));
-  const warnings = found.filter((warning): warning is string => warning !== undefined);
+  const problems = found.filter((warning): warning is string => warning !== undefined);
+  // A line each, up to `named`: a read-only root with thousands of users yet to log in (homes
+  // it may not make) would say so at every start and SIGHUP, a line per user.
+  const warnings = problems.slice(0, named);
+  if (problems.length > named)
+    warnings.push(
+      `${problems.length - named} more homes cannot be used (not named here): their logins fail (IO_ERROR)`,
+    );
   if (homes.length > checked.length)
     warnings.push(
       `checked the first ${checked.length} of ${homes.length} homes; the others are checked at each login only`,

@@ -247,6 +247,8 @@ export const DEFAULTS = {
    * homeWarnings), a few stat calls each; past it the rest are checked only at each login.
    */
   maxHomesCheckedAtStart: 10_000,
+  /** Of those homes, how many unusable ones `serve` names in a line each; the others are counted. */
+  maxHomeWarningsNamed: 20,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
   maxRateBytesPerSecond: 0,
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */

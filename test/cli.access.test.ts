@@ -1070,6 +1070,13 @@ describe('the homes warned of at start', () => {
       'home /file1 of bea cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
       'checked the first 2 of 7 homes; the others are checked at each login only',
     ]);
+    // Named up to a count, the rest counted: thousands of users yet to log in to a read-only root
+    // were a line each at every start and SIGHUP.
+    expect(await homeWarnings(accounts, root, 10_000, 2)).toEqual([
+      'home /file1 of bea cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
+      'home /file2 of cid cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
+      '3 more homes cannot be used (not named here): their logins fail (IO_ERROR)',
+    ]);
   });
 });
 
