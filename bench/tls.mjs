@@ -38,21 +38,22 @@ const count = { integer: true };
 const rounds = numberOption('bench:tls', 'rounds', values.rounds, count);
 const files = numberOption('bench:tls', 'files', values.files, count);
 const clients = numberOption('bench:tls', 'clients', values.clients, count);
-numberOption('bench:tls', 'big-mib', values['big-mib']);
-numberOption('bench:tls', 'file-mib', values['file-mib']);
+// Passed on to `muxftp bench --size` in bytes: the text checked here (`1e3`, `.5`) is not a size it takes.
+const bigMib = numberOption('bench:tls', 'big-mib', values['big-mib']);
+const fileMib = numberOption('bench:tls', 'file-mib', values['file-mib']);
 
 const MiB = 1024 * 1024;
 const WORKLOADS = [
   {
-    name: `1 stream, ${values['big-mib']} MiB`,
-    raw: { connections: 1, bytesEach: Number(values['big-mib']) * MiB },
-    args: ['--clients', '1', '--streams', '1', '--files', '1', '--size', `${values['big-mib']}MiB`],
+    name: `1 stream, ${bigMib} MiB`,
+    raw: { connections: 1, bytesEach: Math.round(bigMib * MiB) },
+    args: ['--clients', '1', '--streams', '1', '--files', '1', '--size', String(Math.round(bigMib * MiB))],
   },
   {
-    name: `${files} × ${values['file-mib']} MiB, ${clients} conn × ${Math.ceil(files / clients)} streams`,
+    name: `${files} × ${fileMib} MiB, ${clients} conn × ${Math.ceil(files / clients)} streams`,
     raw: {
       connections: clients,
-      bytesEach: Math.round((files * Number(values['file-mib']) * MiB) / clients),
+      bytesEach: Math.round((files * Math.round(fileMib * MiB)) / clients),
     },
     args: [
       '--clients',
@@ -62,7 +63,7 @@ const WORKLOADS = [
       '--files',
       String(files),
       '--size',
-      `${values['file-mib']}MiB`,
+      String(Math.round(fileMib * MiB)),
     ],
   },
 ];
