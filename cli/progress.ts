@@ -53,7 +53,8 @@ export interface TransferProgress {
    * Removes the bars and prints a one-line summary: the files that succeeded and their bytes (and
    * the bytes moved for them, where that differs: a continued file moves only its rest), then how
    * many failed, were never started (Ctrl-C) and were skipped (`3 files (12 MiB), 1 failed in
-   * 2.1 s (5.7 MiB/s)`). Call exactly once.
+   * 2.1 s (5.7 MiB/s)`), in the time since the run began (ProgressOptions.startedAt) and the bytes
+   * moved over that time. Call exactly once.
    */
   finish(): void;
 }
@@ -62,14 +63,20 @@ export interface ProgressOptions {
   json: boolean;
   quiet: boolean;
   stream: NodeJS.WriteStream;
+  /**
+   * When the run began (performance.now()): its connect, before the planning (stats, listings,
+   * mkdirs) and the transfers, which the summary's time and rate are over. Default: now.
+   */
+  startedAt?: number;
 }
 
 export function createTransferProgress(options: ProgressOptions): TransferProgress {
   if (options.json || options.quiet) return new HiddenProgress();
-  if (options.stream.isTTY !== true) return new SummaryOnFailure(options.stream);
+  const tally = new RunTally(options.startedAt);
+  if (options.stream.isTTY !== true) return new SummaryOnFailure(options.stream, tally);
   // A terminal all the same, read by a person: the summary a terminal ends with, without the bars.
-  if (!canRedraw(options.stream)) return new SummaryOnly(options.stream);
-  return new BarProgress(options.stream);
+  if (!canRedraw(options.stream)) return new SummaryOnly(options.stream, tally);
+  return new BarProgress(options.stream, tally);
 }
 
 /**
@@ -97,9 +104,17 @@ class TransferBytes {
   }
 }
 
-/** What a run did, for its one-line summary. */
+/**
+ * What a run did, for its one-line summary. Timed from the run's start (its connect), as time(1)
+ * would count it: from the transfers' alone, a `put -r` that spent 15 s making its directories
+ * (retries against a draining server) ended `in 8.7 s` after 25 s.
+ */
 class RunTally {
-  private readonly startedAt = performance.now();
+  private readonly startedAt: number;
+
+  constructor(startedAt = performance.now()) {
+    this.startedAt = startedAt;
+  }
   /** Bytes of the transfers that succeeded (a failed file's bytes are not moved). */
   succeededBytes = 0;
   /** Of those, the bytes moved in this run: a continued file's rest, a retried one's again. */
@@ -126,7 +141,8 @@ class RunTally {
     const skipped = this.skipped > 0 ? `, ${this.skipped} skipped (already there)` : '';
     const dirs = this.failedDirectories;
     const failedDirectories = dirs > 0 ? `, ${dirs} director${dirs === 1 ? 'y' : 'ies'} failed` : '';
-    // The bytes moved now, not those a continued file had at the destination already.
+    // The bytes moved now, not those a continued file had at the destination already, over the
+    // time the line gives: the run's, its planning included.
     const rate = elapsed > 0 ? formatRate((this.movedBytes / elapsed) * 1_000) : '';
     const size = formatBytes(this.succeededBytes);
     const moved = formatBytes(this.movedBytes);
@@ -142,11 +158,12 @@ class RunTally {
  */
 class SummaryOnFailure implements TransferProgress {
   readonly visible = false;
-  protected readonly tally = new RunTally();
+  protected readonly tally: RunTally;
   protected readonly stream: NodeJS.WritableStream;
 
-  constructor(stream: NodeJS.WritableStream) {
+  constructor(stream: NodeJS.WritableStream, tally = new RunTally()) {
     this.stream = stream;
+    this.tally = tally;
   }
 
   expect(): void {}
@@ -438,12 +455,13 @@ class BarProgress implements TransferProgress {
   private expectedBytes = 0;
   private doneBytes = 0;
   private movedBytes = 0;
-  private readonly tally = new RunTally();
+  private readonly tally: RunTally;
   private released = false;
   private readonly stopListeningForCtrlZ: () => void;
 
-  constructor(stream: NodeJS.WriteStream) {
+  constructor(stream: NodeJS.WriteStream, tally = new RunTally()) {
     this.stream = stream;
+    this.tally = tally;
     this.maxFileBars = fileBarsFor(stream);
     this.bars = new cliProgress.MultiBar({
       stream,

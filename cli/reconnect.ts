@@ -140,10 +140,16 @@ export class ReconnectingClient {
    * a time: most of a day).
    */
   private awayFailure: unknown;
+  /**
+   * When the command began to connect (performance.now()): a transfer command's summary times
+   * its run from then, as time(1) would, not from its transfers (planning can take long).
+   */
+  readonly startedAt: number;
 
-  constructor(target: ConnectTarget, first: Client) {
+  constructor(target: ConnectTarget, first: Client, startedAt = performance.now()) {
     this.target = target;
     this.current = first;
+    this.startedAt = startedAt;
   }
 
   get client(): Client {
@@ -292,9 +298,11 @@ export async function withReconnectingClient<T>(
   return interruptibleCommand(global, output, async (connected) => {
     const resolved = await resolveTarget(global, output, checksum, options.retries > 0);
     const target = maxRate === undefined ? resolved : { ...resolved, maxRate };
+    // After the password was asked (the user's typing is no part of the run), before the connect.
+    const startedAt = performance.now();
     const first = await openClient(target);
     connected();
-    return usingConnection(new ReconnectingClient(target, first), use);
+    return usingConnection(new ReconnectingClient(target, first, startedAt), use);
   });
 }
 

@@ -168,6 +168,11 @@ export interface TransferRun {
   output: Output;
   /** The connection, replaced when it drops. */
   connection: ReconnectingClient;
+  /**
+   * When the command began (performance.now(), ReconnectingClient.startedAt): the summary times
+   * the run from then, its planning included. Default: when the transfers begin.
+   */
+  startedAt?: number;
   /** Times one transfer is tried again after its connection dropped (0: never). */
   retries: number;
   /** put -c: continue what the server kept of an earlier interrupted upload of the same file. */
@@ -284,6 +289,7 @@ export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]>
     json: run.output.json,
     quiet: run.output.quiet || (standardStream.isTTY === true && run.jobs.some((job) => job.standardStream)),
     stream: process.stderr,
+    ...(run.startedAt === undefined ? {} : { startedAt: run.startedAt }),
   });
   if (progress.visible) run.output.routeErrorsThrough(progress);
   progress.expect(run.jobs.reduce((sum, job) => sum + (job.size ?? 0), 0));

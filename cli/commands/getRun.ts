@@ -450,6 +450,7 @@ async function get(
     parallel,
     output,
     connection,
+    startedAt: connection.startedAt,
     retries: options.retries,
     failedBeforeStart: failures.length - failedDirectories,
     failedDirectoriesBeforeStart: failedDirectories,

@@ -592,6 +592,7 @@ async function put(
       parallel,
       output,
       connection,
+      startedAt: connection.startedAt,
       retries: options.retries,
       failedBeforeStart: failures.length - failedDirectories,
       failedDirectoriesBeforeStart: failedDirectories,

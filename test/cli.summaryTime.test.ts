@@ -1,0 +1,87 @@
+/**
+ * The summary line's time is the run's, from its connect, as time(1) would count it: not only
+ * its transfers. Before, a `put -r --retries 1` that spent 15 s in its planning (mkdirs refused
+ * SHUTTING_DOWN, each waiting for the server's close) ended `… in 8.7 s` after 25 s. Here the
+ * connection drops at the planning's first request (through a proxy), so the run waits out a
+ * retry's backoff before any transfer; the line must count that wait. Real server on 127.0.0.1
+ * (disk), the built CLI; not on a terminal, so the run has a failed directory to end with the line.
+ */
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { FrameType } from '../shared/protocol/constants.js';
+import { runCli } from './helpers/cliProcess.js';
+import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
+import { stopProxyAndServer } from './helpers/serverTeardown.js';
+import { TempDirs } from './helpers/tempDirs.js';
+import { startServer, type TestServer } from './helpers/testServer.js';
+
+let server: TestServer | undefined;
+let proxy: FrameProxy | undefined;
+const tempDirs = new TempDirs('muxftp-summary-time-');
+
+afterEach(async () => {
+  proxy = server = await stopProxyAndServer(proxy, server);
+  await tempDirs.removeAll();
+});
+
+/** The proxy's address: its first connection drops when the client asks its first `op`. */
+async function droppingFirst(op: string): Promise<string[]> {
+  let dropped = false;
+  proxy = await startFrameProxy(server!.port, {
+    fromClient: (frame) => {
+      if (!dropped && frame.type === FrameType.OPEN && jsonOf(frame).op === op) {
+        dropped = true;
+        throw new Error('dropped');
+      }
+      return frame;
+    },
+  });
+  return ['--server', `127.0.0.1:${proxy.port}`];
+}
+
+/** `in 1.2 s (…)` or `in 35 ms (…)` at the end of the summary line, in ms. */
+function summaryMs(stderr: string): number {
+  const last = stderr.trimEnd().split('\n').at(-1)!;
+  const match = / in (\d+(?:\.\d)?) (ms|s) \([^)]*\)$/.exec(last);
+  expect(match, last).not.toBeNull();
+  return Number(match![1]) * (match![2] === 's' ? 1_000 : 1);
+}
+
+/** The backoff the retry line announced (`retry 1/2 in 1.4 s`), in ms. */
+function retryWaitMs(stderr: string): number {
+  const match = /retry 1\/2 in (\d+\.\d) s$/m.exec(stderr);
+  expect(match, stderr).not.toBeNull();
+  return Number(match![1]) * 1_000;
+}
+
+it.each([
+  ['put -r', 'mkdir'],
+  ['get -r', 'list'],
+] as const)('%s: the summary times the whole run, its planning retry included', async (command, op) => {
+  server = await startServer({ backend: 'disk' });
+  const dir = await tempDirs.make();
+  // put: tree/a, tree/sub/b and tree/sub/up, a link loop (a directory that fails).
+  await mkdir(join(dir, 'tree', 'sub'), { recursive: true });
+  await writeFile(join(dir, 'tree', 'a'), 'a');
+  await writeFile(join(dir, 'tree', 'sub', 'b'), 'b');
+  await symlink('..', join(dir, 'tree', 'sub', 'up'));
+  // get: srv/x and srv/d/y, where out/srv/d is a file in the way (a directory that fails).
+  await mkdir(join(server.root!, 'srv', 'd'), { recursive: true });
+  await writeFile(join(server.root!, 'srv', 'x'), 'x');
+  await writeFile(join(server.root!, 'srv', 'd', 'y'), 'y');
+  await mkdir(join(dir, 'out', 'srv'), { recursive: true });
+  await writeFile(join(dir, 'out', 'srv', 'd'), 'in the way');
+  const at = await droppingFirst(op);
+  const args =
+    command === 'put -r' ? ['put', '-r', 'tree', '--to', 't1/', '-p'] : ['get', '-r', 'srv', '--to', 'out'];
+  const began = performance.now();
+  const result = await runCli([...at, ...args, '--retries', '2'], dir);
+  const wall = performance.now() - began;
+  expect(result.code, result.stderr).toBe(1);
+  expect(result.stderr).toMatch(/directory failed in /);
+  // Before: some tens of ms, the transfers' alone, after a wait of a second or more to retry.
+  const took = summaryMs(result.stderr);
+  expect(took).toBeGreaterThanOrEqual(retryWaitMs(result.stderr) - 50);
+  expect(took).toBeLessThanOrEqual(wall + 50);
+});
