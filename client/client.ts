@@ -1666,25 +1666,21 @@ export class Client {
   }
 
   /**
-   * The server's WELCOME, checked. One this client cannot take (another block size, an algorithm
-   * it did not offer, a limit out of range) still came from a muxftp server: it fails
-   * VERSION_MISMATCH, which the CLI words as such, not as a peer that is no muxftp server.
+   * The server's WELCOME, checked. One well formed but on terms this client cannot take (a
+   * version or an algorithm it did not offer, another block size, a maxFramePayload under 16 KiB)
+   * still came from a muxftp server: it fails VERSION_MISMATCH, which the CLI words as such, not
+   * as a peer that is no muxftp server. One that is not well formed (not JSON, a field missing or
+   * of another type) is a PROTOCOL_ERROR.
    */
   private usableWelcome(frame: Frame): Welcome {
-    try {
-      const welcome = parseWelcome(frame);
-      // The server picks from what HELLO offered: another is not the check asked for (--checksum).
-      if (!this.options.integrity.includes(welcome.integrity.algorithm))
-        throw new ProtocolError(
-          'PROTOCOL_ERROR',
-          `WELCOME chose integrity ${welcome.integrity.algorithm}, which this client did not offer (${this.options.integrity.join(', ')})`,
-        );
-      return welcome;
-    } catch (error) {
-      if (error instanceof ProtocolError && error.code === 'PROTOCOL_ERROR')
-        throw new ProtocolError('VERSION_MISMATCH', error.message);
-      throw error;
-    }
+    const welcome = parseWelcome(frame);
+    // The server picks from what HELLO offered: another is not the check asked for (--checksum).
+    if (!this.options.integrity.includes(welcome.integrity.algorithm))
+      throw new ProtocolError(
+        'VERSION_MISMATCH',
+        `WELCOME chose integrity ${welcome.integrity.algorithm}, which this client did not offer (${this.options.integrity.join(', ')})`,
+      );
+    return welcome;
   }
 
   private sendLogin(login: NonNullable<Welcome['login']>): void {

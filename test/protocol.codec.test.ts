@@ -761,10 +761,6 @@ describe('control payloads: each check and each field (a mutation run found them
     ['a limit that is not a count', { limits: { ...limits, maxPathBytes: -1 } }],
     ['maxStreams 0', { limits: { ...limits, maxStreams: 0 } }],
     ['streamWindow 0', { limits: { ...limits, streamWindow: 0 } }],
-    [
-      'a maxFramePayload under the smallest allowed',
-      { limits: { ...limits, maxFramePayload: MIN_FRAME_PAYLOAD_BYTES - 1 } },
-    ],
     ['an uploadInitialWindow past 2^31 - 1', { limits: { ...limits, uploadInitialWindow: MAX_CREDIT + 1 } }],
     ['an uploadInitialWindow that is not a count', { limits: { ...limits, uploadInitialWindow: -1 } }],
     ['an uploadInitialWindowOptional that is not a boolean', { uploadInitialWindowOptional: 1 }],
@@ -780,12 +776,26 @@ describe('control payloads: each check and each field (a mutation run found them
       { login: { required: true, anonymous: 0, passwordNeedsTls: false } },
     ],
     ['integrity that is null', { integrity: null }],
+    ['an algorithm that is not a string', { integrity: { algorithm: 5, blockBytes: 4 * 1024 * 1024 } }],
+    ['a blockBytes that is not a count', { integrity: { algorithm: 'xxh128', blockBytes: '4 MiB' } }],
   ])('WELCOME: refuses %s', (_name, change) =>
     refused(parseWelcome, FrameType.WELCOME, { ...welcome, ...change }),
   );
 
-  it('WELCOME: a version not offered is a VERSION_MISMATCH', () => {
-    refused(parseWelcome, FrameType.WELCOME, { ...welcome, version: 1 }, 'VERSION_MISMATCH');
+  // Well formed, from a muxftp server, on terms this client cannot take: not a protocol error.
+  it.each([
+    ['a version not offered', { version: 1 }],
+    [
+      'a maxFramePayload under the smallest allowed',
+      { limits: { ...limits, maxFramePayload: MIN_FRAME_PAYLOAD_BYTES - 1 } },
+    ],
+    ['another block size', { integrity: { algorithm: 'xxh128', blockBytes: 1024 * 1024 } }],
+    [
+      'an algorithm this client does not know',
+      { integrity: { algorithm: 'md5', blockBytes: 4 * 1024 * 1024 } },
+    ],
+  ])('WELCOME: %s is a VERSION_MISMATCH', (_name, change) => {
+    refused(parseWelcome, FrameType.WELCOME, { ...welcome, ...change }, 'VERSION_MISMATCH');
   });
 
   it("AUTH: a client's request round-trips, with a password only when it has one", () => {

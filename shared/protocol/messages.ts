@@ -359,9 +359,10 @@ export function parseWelcome(frame: Frame): Welcome {
   if ((limits.maxStreams as number) < 1 || (limits.streamWindow as number) < 1) {
     throw new ProtocolError('PROTOCOL_ERROR', 'WELCOME: maxStreams and streamWindow must be at least 1');
   }
+  // Well-formed, on terms this client cannot take (as a version it did not offer): VERSION_MISMATCH.
   if ((limits.maxFramePayload as number) < MIN_FRAME_PAYLOAD_BYTES) {
     throw new ProtocolError(
-      'PROTOCOL_ERROR',
+      'VERSION_MISMATCH',
       `WELCOME: maxFramePayload must be at least ${MIN_FRAME_PAYLOAD_BYTES}`,
     );
   }
@@ -385,13 +386,14 @@ export function parseWelcome(frame: Frame): Welcome {
   const integrity = o.integrity as Record<string, unknown> | undefined;
   if (typeof integrity !== 'object' || integrity === null || !isIntegrityAlgorithm(integrity.algorithm)) {
     throw new ProtocolError(
-      'PROTOCOL_ERROR',
+      // A name all the same: one this client does not know, so did not offer.
+      typeof integrity?.algorithm === 'string' ? 'VERSION_MISMATCH' : 'PROTOCOL_ERROR',
       'WELCOME: integrity.algorithm must name an algorithm this client knows',
     );
   }
   if (integrity.blockBytes !== INTEGRITY_BLOCK_BYTES) {
     throw new ProtocolError(
-      'PROTOCOL_ERROR',
+      isCount(integrity.blockBytes) ? 'VERSION_MISMATCH' : 'PROTOCOL_ERROR',
       `WELCOME: integrity.blockBytes must be ${INTEGRITY_BLOCK_BYTES}, got ${String(integrity.blockBytes)}`,
     );
   }
