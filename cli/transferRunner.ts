@@ -272,7 +272,9 @@ function transfersAtOnce(parallel: number): number {
 }
 
 export async function runTransfers(run: TransferRun): Promise<TransferOutcome[]> {
-  if (run.jobs.length === 0) return [];
+  // Nothing to send, nothing failed: no summary. One where all failed before a job ends with it.
+  const failedBefore = run.failedBeforeStart + (run.failedDirectoriesBeforeStart ?? 0);
+  if (run.jobs.length === 0 && failedBefore === 0) return [];
   const controller = new AbortController();
   // Every transfer at once listens on it (its request, a wait to retry): up to --parallel of
   // them, not a leak, which node warns of past 10.

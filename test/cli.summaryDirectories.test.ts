@@ -57,3 +57,21 @@ it('get -r: a directory it could not make fails with what goes in it, counted ap
   // Before: `1 file (2 B), 4 failed in …`.
   expect(lastLine(result.stderr)).toMatch(/^muxftp: 1 file \(2 B\), 2 failed, 2 directories failed in /);
 });
+
+it('get -r: a run where every file failed with its directory still ends with the line', async () => {
+  server = await startServer({ backend: 'disk' });
+  await mkdir(join(server.root!, 'srv', 'd'), { recursive: true });
+  await writeFile(join(server.root!, 'srv', 'd', 'x'), 'xx');
+  await writeFile(join(server.root!, 'srv', 'd', 'y'), 'yy');
+  const local = await tempDirs.make();
+  await mkdir(join(local, 'out', 'srv'), { recursive: true });
+  // A file where the tree has the directory d: d fails, and both files with it; nothing is sent.
+  await writeFile(join(local, 'out', 'srv', 'd'), 'in the way');
+  const result = await runCli(
+    ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'srv', '--to', 'out'],
+    local,
+  );
+  expect(result.code).toBe(1);
+  // Before: no line at all, the transfers having no job left to run.
+  expect(lastLine(result.stderr)).toMatch(/^muxftp: 0 files \(0 B\), 2 failed, 1 directory failed in /);
+});
