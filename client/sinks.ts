@@ -2,6 +2,7 @@ import {
   constants,
   existsSync,
   fstatSync,
+  lstatSync,
   renameSync,
   type Stats,
   statSync,
@@ -170,6 +171,27 @@ interface TemporaryFile {
   readonly keptPath: string | undefined;
   /** It holds received bytes worth keeping (not, say, get -c's copy of a file not yet checked). */
   readonly keepable: boolean;
+  /** When its download started (Date.now()): what is kept at keptPath since is another's (keptMeanwhile). */
+  readonly startedMs?: number;
+}
+
+/**
+ * The whole blocks another download of the same target kept at `kept` since `sinceMs`, when
+ * they are more than the `bytes` this one would keep there (two `get -c` runs of one file
+ * overlapping, as cron jobs do): renaming onto them would throw away the larger of the two, and
+ * what the other process told its user it kept. Undefined otherwise: what was kept before this
+ * download started (an earlier run's, maybe of another version) is replaced as always, and only
+ * a file muxftp could have kept (this user's, regular, one name) is weighed at all.
+ */
+function keptMeanwhile(
+  info: Stats | undefined,
+  sinceMs: number | undefined,
+  bytes: number,
+): number | undefined {
+  if (info === undefined || sinceMs === undefined || !isOwnSoleFile(info) || info.ctimeMs < sinceMs)
+    return undefined;
+  const held = wholeBlockBytes(info.size);
+  return held > bytes ? held : undefined;
 }
 
 /** Temporary files of downloads in progress in this process, by path. */
@@ -218,6 +240,13 @@ export function settleTemporaryFilesNow(): { kept: number; removed: number } {
     try {
       const bytes = wholeBlockBytes(statSync(file.temporary).size);
       if (file.keptPath !== undefined && file.keepable && bytes > 0) {
+        const there = lstatSync(file.keptPath, { throwIfNoEntry: false });
+        // Another process's larger one, kept since this download began, stays: ours goes.
+        if (keptMeanwhile(there, file.startedMs, bytes) !== undefined) {
+          unlinkSync(file.temporary);
+          kept++;
+          continue;
+        }
         truncateSync(file.temporary, bytes);
         renameSync(file.temporary, file.keptPath);
         kept++;
@@ -274,6 +303,7 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
   protected aborted = false;
   /** Something was at the target when the download started (undefined: looked at when renamed). */
   protected replacing: boolean | undefined;
+  readonly startedMs = Date.now();
 
   /** The file gets the remote one's bits (keepModes): it is its owner's alone until then. */
   protected readonly bitsCarried: boolean;
@@ -353,7 +383,9 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
   /**
    * The download failed for good: when opened to keep a partial, cut the file to its whole blocks
    * (those within its first `upTo` bytes) and rename it to the target's kept name (replacing what
-   * was kept there), else (or when not one whole block arrived) remove it. Idempotent.
+   * was kept there, unless another download of the target kept more there since this one began:
+   * then that stays, and is what is returned), else (or when not one whole block arrived) remove
+   * it. Idempotent.
    */
   async keepPartial(upTo = Number.POSITIVE_INFINITY): Promise<KeptPartial | undefined> {
     const handle = this.handle;
@@ -366,6 +398,14 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
       await this.writing;
       const held = await this.bytesHeld(handle);
       const bytes = wholeBlockBytes(Math.min(held, upTo));
+      // Another process's larger one, kept since this download began, stays: ours goes.
+      const theirs = keptMeanwhile(await lstat(keptPath).catch(() => undefined), this.startedMs, bytes);
+      if (bytes > 0 && theirs !== undefined) {
+        await handle.close().catch(() => {});
+        await unlink(this.temporary).catch(() => {});
+        temporaryFilesInProgress.delete(this.temporary);
+        return { path: keptPath, bytes: theirs };
+      }
       if (bytes > 0) {
         // Not when whole already (a try refused before a byte came): a truncate moves the
         // modification time, and the next try would take the same bytes for another version

@@ -441,6 +441,53 @@ describe('a get that fails for good keeps its whole blocks for get -c', () => {
   }, 30_000);
 });
 
+describe('two downloads of one target at once (overlapping runs) that both fail', () => {
+  it('the one that kept less since the other began does not replace what the other kept', async () => {
+    // Each connection at 4 MiB/s: A starts, B starts 2 blocks later; A is cut past 3 blocks,
+    // B past 1 (fewer than A kept). Renaming B's onto A's threw A's larger one away, and A had
+    // told its user it was kept.
+    const content = randomBytes(6 * BLOCK + 5);
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const dir = await tempDirs.make();
+    const target = join(dir, 'big.bin');
+    const keptPath = join(dir, downloadPartialName('big.bin'));
+    const first = await env.connect();
+    const second = await env.connect();
+    const keptByFirst: Array<{ path: string; bytes: number }> = [];
+    const keptBySecond: Array<{ path: string; bytes: number }> = [];
+    let startSecond!: () => void;
+    const secondMayStart = new Promise<void>((resolve) => (startSecond = resolve));
+    const firstGet = first.get('big.bin', target, {
+      keepPartial: true,
+      onPartialKept: (partial) => keptByFirst.push(partial),
+      onProgress: (done) => {
+        if (done > 2 * BLOCK) startSecond();
+        if (done > 3 * BLOCK + MiB) void first.destroy();
+      },
+    });
+    await secondMayStart;
+    let secondDone = 0;
+    const secondGet = second.get('big.bin', target, {
+      keepPartial: true,
+      onPartialKept: (partial) => keptBySecond.push(partial),
+      onProgress: (done) => {
+        secondDone = done;
+      },
+    });
+    await expect(firstGet).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    expect(keptByFirst).toEqual([{ path: keptPath, bytes: 3 * BLOCK }]);
+    await until(async () => secondDone > BLOCK + MiB, 'the second past 1 block', UNDER_WAY);
+    expect(secondDone).toBeLessThan(3 * BLOCK);
+    void second.destroy();
+    await expect(secondGet).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    // The second is told what is kept there: the first's blocks.
+    expect(keptBySecond).toEqual([{ path: keptPath, bytes: 3 * BLOCK }]);
+    expect(await readdir(dir)).toEqual([downloadPartialName('big.bin')]);
+    expect(sha256(await readFile(keptPath))).toBe(sha256(content.subarray(0, 3 * BLOCK)));
+  }, 30_000);
+});
+
 describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)', () => {
   /** This host, as downloads in progress name it (client/downloadsLeftBehind.ts). */
   const hostTag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
