@@ -124,9 +124,12 @@ export async function walkLocalTree(root: string, excluded?: Excluded, remote = 
   // 2,000 names long, 100 s of system time before anything was sent. One set for the walk: the
   // walk goes into one subdirectory at a time, and takes each out of it on the way back up.
   const ancestors = new Set<string>();
+  // Names as the server counts them (`./d//x` is two deep), bytes as the paths are sent: joined to
+  // `remote` as written (joinRemote), which a server reads whole against its 4096 bytes.
   const remoteBase = normalRemote(remote);
   const baseDepth = remoteBase === '' ? 0 : remoteBase.split('/').length;
-  const baseBytes = remoteBase === '' ? 0 : Buffer.byteLength(remoteBase, 'utf8') + 1;
+  const sentBase = remote.replace(/\/+$/, '');
+  const baseBytes = sentBase === '' ? 0 : Buffer.byteLength(sentBase, 'utf8') + 1;
   const walk = async (localDir: string, relativeDir: string, depth: number): Promise<void> => {
     // Past the limits every remote path keeps (256 names, 4096 bytes), as get -r's walk stops: no
     // request can name it or what is in it, so it is not read (a tree 2,000 deep was walked to its

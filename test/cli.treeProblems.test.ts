@@ -184,6 +184,36 @@ describe('--json results of entries a tree walk skipped', () => {
     expect(await readdir(join(server.root!, 'backup', 'deep', 'd'))).toEqual(['d', 'top.txt']);
   });
 
+  it('put -r counts the remote path as it is sent (`--to ./long/`): the first directory past 4096 bytes fails one line, not walked', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    // deep/S/T: with the destination, `backup…/deep/S/T` is 4096 bytes as the server reads it
+    // normalized, but 4098 as sent (`./` in front): past what a request may name.
+    const base = Array.from({ length: 15 }, (_, i) => `${String(i).padStart(2, '0')}${'r'.repeat(248)}`).join(
+      '/',
+    );
+    const s = 's'.repeat(200);
+    const t = 't'.repeat(4096 - Buffer.byteLength(`${base}/deep/${s}/`));
+    await mkdir(join(local, 'deep', s, t), { recursive: true });
+    await writeFile(join(local, 'deep', s, 'above.txt'), 'a');
+    await writeFile(join(local, 'deep', s, t, 'below.txt'), 'b');
+
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'deep', '--to', `./${base}/`, '-p'],
+      local,
+    );
+
+    // Before: the walk counted the normalized path (4096 bytes: not past the limit) and took
+    // deep/S/T, whose mkdir then failed (`longer than 4096 bytes`), and below.txt on its own.
+    expect(result.code).toBe(1);
+    const tooLong = join('deep', s, t);
+    expect(result.stderr).toContain(
+      `muxftp: put ${tooLong}: its remote path would be longer than 4096 bytes, skipped: ${tooLong} (INVALID_PATH)\n`,
+    );
+    expect(result.stderr.match(/^muxftp: put /gm)).toHaveLength(1);
+    expect(await readdir(join(server.root!, ...base.split('/'), 'deep', s))).toEqual(['above.txt']);
+  });
+
   it('get -r gives a FIFO on the server as skipped, with why, and the local path it would have had', async () => {
     server = await startServer({ backend: 'disk' });
     await mkdir(join(server.root!, 'odd', 'deeper'), { recursive: true });
