@@ -79,7 +79,8 @@ interface DestinationEntry {
   /** A symbolic link (kind `other`) that leads to a file. */
   leadsToFile?: boolean;
   /** A local name that is not UTF-8: its path's bytes (`relative` shows it with U+FFFD). */
-  rawPath?: Buffer /** What a failed get kept for `get -c` of a name the source no longer has. */;
+  rawPath?: Buffer;
+  /** What a failed get kept for `get -c` of a name the source no longer has. */
   keptPartial?: true;
 }
 
