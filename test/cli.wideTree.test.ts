@@ -62,3 +62,23 @@ it('chmod -R of a directory of 20,000 files changes them all within a 32 MB heap
   for (const i of [0, files / 2, files - 1])
     expect((await stat(join(server.root!, 'wide', `f${i}`))).mode & 0o777).toBe(0o640);
 }, 120_000);
+
+it('ls -r of a directory of 20,000 subdirectories lists them all within a 48 MB heap', async () => {
+  server = await startServer({ backend: 'disk' });
+  const local = await tempDirs.make();
+  await mkdir(join(server.root!, 'wide'));
+  const dirs = 20_000;
+  for (let i = 0; i < dirs; i++) await mkdir(join(server.root!, 'wide', `d${i}`));
+
+  const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'ls', '-r', 'wide'], local, {
+    env: { NODE_OPTIONS: '--max-old-space-size=48' },
+    timeoutMs: 60_000,
+  });
+
+  // Before: the walk (get -r's, rm -r's, chmod -R's too) held a call for each subdirectory found,
+  // waiting in line for its listing, and the CLI died of a full heap (SIGABRT) before a line.
+  expect(result.signal).toBe(null);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  expect(result.stdout.trim().split('\n')).toHaveLength(dirs);
+}, 120_000);
