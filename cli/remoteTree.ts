@@ -8,7 +8,7 @@ import { MuxftpError } from '../shared/errors.js';
 import { LinkBudget } from '../shared/linkBudget.js';
 import { CliError } from './cliError.js';
 import type { Excluded } from './excludes.js';
-import { isPlainName, joinRemote } from './remotePath.js';
+import { isPlainName, joinRemote, normalRemote } from './remotePath.js';
 
 export interface RemoteTree {
   /** Subdirectories relative to the root, '/'-separated, each after its parent. */
@@ -253,7 +253,10 @@ function compareBySegments(a: string, b: string): number {
  * its memory without end).
  */
 function invalidPathReason(remote: string, name: string): string | undefined {
-  return nameProblem(name) ?? extentProblem(Buffer.byteLength(remote, 'utf8'), remote.split('/').length);
+  // Bytes as the path is sent (`./t/…` whole), names as the server counts them: not `.` nor ''
+  // (`get -r ./t` refused what lay 256 names deep, the `.` counted as one).
+  const bytes = Buffer.byteLength(remote, 'utf8');
+  return nameProblem(name) ?? extentProblem(bytes, normalRemote(remote).split('/').length);
 }
 
 /**

@@ -214,6 +214,23 @@ describe('--json results of entries a tree walk skipped', () => {
     expect(await readdir(join(server.root!, ...base.split('/'), 'deep', s))).toEqual(['above.txt']);
   });
 
+  it('get -r ./TREE fetches a directory 256 names deep: the walk counts names as the server does, not `.`', async () => {
+    server = await startServer({ backend: 'disk' });
+    const local = await tempDirs.make();
+    // deep/d…d: 256 names at the 255th d, as deep as a request may name.
+    const deepest = ['deep', ...Array<string>(255).fill('d')];
+    await mkdir(join(server.root!, ...deepest), { recursive: true });
+    await writeFile(join(server.root!, ...deepest.slice(0, -1), 'last.txt'), 'x');
+
+    const result = await runCli(['--server', `127.0.0.1:${server.port}`, 'get', '-r', './deep', '-q'], local);
+
+    // Before: `./deep/d…` split on '/' counted the `.`: 257 names, `server listed an invalid path
+    // (more than 256 names deep)`, exit 1, the deepest directory not made.
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(await readdir(join(local, ...deepest.slice(0, -1)))).toEqual(['d', 'last.txt']);
+  });
+
   it('get -r gives a FIFO on the server as skipped, with why, and the local path it would have had', async () => {
     server = await startServer({ backend: 'disk' });
     await mkdir(join(server.root!, 'odd', 'deeper'), { recursive: true });
