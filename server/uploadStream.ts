@@ -42,6 +42,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   private makingFile = false;
   /** What of the file's set-up or abort cleanup() left under way (fileWorkLeft). */
   private fileWork: Promise<unknown> | undefined;
+  /** The commit, from END on: settles once storage is done with the file (stored or dropped). */
+  private commit: Promise<unknown> | undefined;
   private readonly digester: ContentDigester;
   /** Credit granted back as bytes reach the disk. */
   private readonly window: InboundWindow;
@@ -580,7 +582,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       beforeReplace: (replaced) => this.settleCredit(replaced),
       onPlaced: place,
     };
-    rejectingCall(() => handle.commit(digest, options)).then(
+    this.commit = rejectingCall(() => handle.commit(digest, options)).then(
       (entry) => {
         if (!placed) place(entry);
         this.commitSettled();
@@ -807,7 +809,16 @@ export class UploadStream extends ServerStream implements ResumableHolder {
       if (handle !== undefined) this.abortUpload(handle, 0);
     }
     // Over before its file was asked for (while its quota was checked), it makes none: no wait.
-    this.fileWork = handle !== undefined ? this.aborted : this.makingFile ? this.settingUp : undefined;
+    // Over while it commits (its connection gone past END), the file is the commit's until it
+    // settles: given back at once, clients sending puts whole and resetting had any number open.
+    this.fileWork =
+      handle !== undefined
+        ? this.aborted
+        : this.committing
+          ? this.commit
+          : this.makingFile
+            ? this.settingUp
+            : undefined;
     // Its place among resumable uploads goes once what it wrote is kept: a retry asking meanwhile
     // (a slow disk's abort) found nothing kept yet, and sent the whole file again.
     if (endHolding !== undefined) void (this.aborted ?? Promise.resolve()).then(endHolding);

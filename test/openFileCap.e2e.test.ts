@@ -5,10 +5,12 @@
  * and into the reserve kept for accepting and answering. Real sockets; reads are held open by
  * the test so that the requests overlap.
  */
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
+import { contentDigest } from '../shared/integrity/contentDigest.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { encodeCancel, encodeOpen } from '../shared/protocol/encoder.js';
+import { encodeCancel, encodeData, encodeEnd, encodeOpen } from '../shared/protocol/encoder.js';
 import { parseErrorPayload } from '../shared/protocol/messages.js';
 import { partialName } from '../shared/temporaryNames.js';
 import { MemoryStorage } from '../storage/memory.js';
@@ -394,5 +396,60 @@ describe('--max-open-files counts a file still opening when its stream was cance
     peer.write(put(101));
     await peer.waitFor((f) => f.streamId === 101 && f.type === FrameType.WINDOW);
     expect(peer.frames.filter((f) => f.streamId === 101 && f.type === FrameType.ERROR)).toEqual([]);
+  });
+});
+
+describe('--max-open-files counts an upload being committed when its connection goes', () => {
+  /**
+   * Past END a put's file is the commit's (its flush, the rename) however the stream ends: a
+   * client sending a put whole and hanging up had its slot free at once while the commit still
+   * held the file, so puts sent whole by clients that hang up had no bound on files open.
+   */
+  it('the slot is held until the commit settles', async () => {
+    const memory = new MemoryStorage();
+    let commits = 0;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    releaseReads = release;
+    const storage = new Proxy(memory, {
+      get(target, property) {
+        if (property === 'createUpload') {
+          return async (...args: Parameters<Storage['createUpload']>) => {
+            const handle = await target.createUpload(...args);
+            return new Proxy(handle, {
+              get(h, p) {
+                const value = Reflect.get(h, p, h) as unknown;
+                if (p !== 'commit') return typeof value === 'function' ? value.bind(h) : value;
+                return async (...a: unknown[]) => {
+                  commits++;
+                  await released;
+                  return (value as (...x: unknown[]) => unknown).apply(h, a);
+                };
+              },
+            });
+          };
+        }
+        const value = Reflect.get(target, property, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    env = await startServer({ storage, maxOpenFiles: 1 });
+    const peer = await RawPeer.open(env.port, ['xxh128'], { uploadInitialWindow: true });
+    peers.push(peer);
+    const bytes = Buffer.from('hello');
+    peer.write(encodeOpen(1, { op: 'put', path: 'up.bin', size: bytes.length }));
+    peer.write(encodeData(1, bytes));
+    peer.write(encodeEnd(1, bytes.length, 'xxh128', contentDigest('xxh128', bytes)));
+    await vi.waitFor(() => expect(commits).toBe(1), { timeout: 5000 });
+    // A reset: a FIN alone (a half-close) lets the connection wait for the commit.
+    (peer.socket as Socket).resetAndDestroy();
+    await vi.waitFor(() => expect(env!.server.counters.connections).toBe(0), { timeout: 5000 });
+    // Before: 0 here, the file still held by the commit.
+    expect(env.server.counters.openFiles).toBe(1);
+    release();
+    await vi.waitFor(() => expect(env!.server.counters.openFiles).toBe(0), { timeout: 5000 });
+    expect(memory.volume.readFileSync('/up.bin')).toEqual(bytes);
   });
 });
