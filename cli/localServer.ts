@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { LocalServer } from '../client/bench/runner.js';
+import { CliError } from './cliError.js';
 import { makeThrowawayCertificate, type ThrowawayCertificate } from './throwawayCertificate.js';
 
 /** With `tls`, the server takes TLS connections with a throwaway certificate its clients trust. */
@@ -27,8 +28,16 @@ async function startChild(certificate: ThrowawayCertificate | undefined): Promis
   // Its stdin is a pipe from this process: it ends when the bench is gone however it went
   // (SIGKILL, the OOM killer), and the server stops then (it served on, for ever).
   const child: ChildProcess = spawn(process.execPath, [entry, ...tlsArgs], {
-    stdio: ['pipe', 'pipe', 'ignore'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  // What it says until it listens, the reason it refused to start (`ulimit -n` too low): kept
+  // short. Closed once it listens: its log (a line per transfer) is not the bench's to read, and
+  // serve goes on when its stderr is gone.
+  let said = '';
+  const onStderr = (chunk: Buffer) => {
+    said = (said + chunk.toString()).slice(-2048);
+  };
+  child.stderr!.on('data', onStderr);
   const exited = once(child, 'exit');
   const [line] = (await Promise.race([once(child.stdout!, 'data'), exited.then(() => [''])])) as [
     Buffer | string,
@@ -36,8 +45,16 @@ async function startChild(certificate: ThrowawayCertificate | undefined): Promis
   const port = Number(/:(\d+) /.exec(String(line))?.[1]);
   if (!Number.isInteger(port) || port === 0) {
     child.kill('SIGKILL');
-    throw new Error(`could not start a local server: ${String(line).trim() || 'it exited'}`);
+    const reason =
+      said
+        .trim()
+        .split('\n')
+        .at(-1)
+        ?.replace(/^muxftp: /, '') || String(line).trim();
+    throw new CliError(`could not start a local server: ${reason || 'it exited'}`);
   }
+  child.stderr!.off('data', onStderr);
+  child.stderr!.destroy();
   return {
     port,
     ...(certificate ? { tls: { ca: certificate.pem, rejectUnauthorized: true } } : {}),

@@ -26,6 +26,31 @@ async function bench(...args: string[]): Promise<{ code: number; stdout: string;
   }
 }
 
+describe('muxftp bench --local', () => {
+  it("says why its server could not start (serve's own reason), not an internal error with a stack", async () => {
+    // Under `ulimit -n 80` serve refuses to start; its stderr was thrown away, and bench said
+    // "internal error: Error: could not start a local server: it exited" and a stack.
+    let result: { code: number; stderr: string };
+    try {
+      await run(
+        '/bin/sh',
+        ['-c', 'ulimit -n 80 && exec "$0" "$@"', process.execPath, CLI_BIN, 'bench', '--local'],
+        {
+          timeout: 30_000,
+        },
+      );
+      result = { code: 0, stderr: '' };
+    } catch (error) {
+      result = error as { code: number; stderr: string };
+    }
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /^muxftp: could not start a local server: serve: the open-file limit \(ulimit -n 80\) leaves .* raise it to \d+ or more/,
+    );
+    expect(result.stderr).not.toMatch(/internal error|\n\s+at /);
+  });
+});
+
 describe('muxftp bench report', () => {
   it('counts the load-generator threads it ran, not the ones asked for beyond --clients', async () => {
     // One client runs on one thread: the report said "4 workers" (and the HTML "4 threads").
