@@ -298,8 +298,20 @@ export async function withReconnectingClient<T>(
   return interruptibleCommand(global, output, async (connected) => {
     const resolved = await resolveTarget(global, output, checksum, options.retries > 0);
     const target = maxRate === undefined ? resolved : { ...resolved, maxRate };
-    // After the password was asked (the user's typing is no part of the run), before the connect.
-    const startedAt = performance.now();
+    // Before the connect, but after the password was asked (the user's typing is no part of the
+    // run): openClient asks it once the first connect's WELCOME says one is wanted, then connects again.
+    let startedAt = performance.now();
+    const { askPassword } = target.access;
+    if (askPassword !== undefined) {
+      target.access = {
+        ...target.access,
+        askPassword: async () => {
+          const access = await askPassword();
+          startedAt = performance.now();
+          return access;
+        },
+      };
+    }
     const first = await openClient(target);
     connected();
     return usingConnection(new ReconnectingClient(target, first, startedAt), use);
