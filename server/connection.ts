@@ -186,6 +186,10 @@ export class ServerConnection implements StreamHost {
   downloadThrottle: Throttle | undefined;
   /** Reading waits for the upload limit to pay back bytes it did not pace (takeUnpacedUpload). */
   private readsHeldByLimit = false;
+  /** Streams over whose storage work still runs (ServerStream.fileWorkLeft): counted as streams. */
+  private closedStreamsWorking = 0;
+  /** Reading waits for such work to settle (readUnlessTooManyStreams). */
+  private readsHeldForStreams = false;
   readonly listings: ListingTurns;
   quota: QuotaTracker | undefined;
   readonly windowBudget: WindowBudget;
@@ -404,18 +408,47 @@ export class ServerConnection implements StreamHost {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     this.counters.streamClosed(stream.op);
-    if (this.fileStreams.delete(stream.id)) {
-      const release = () => this.context.openFileSlots.release(this);
-      const left = stream.fileWorkLeft();
-      if (left === undefined) release();
-      else left.then(release, release);
+    const holdsFile = this.fileStreams.delete(stream.id);
+    const left = stream.fileWorkLeft();
+    if (left === undefined) {
+      if (holdsFile) this.context.openFileSlots.release(this);
+    } else {
+      // Its storage work goes on: its file slot, and its place among the streams, until it settles.
+      this.closedStreamsWorking++;
+      const settled = () => {
+        if (holdsFile) this.context.openFileSlots.release(this);
+        this.closedStreamsWorking--;
+        this.readUnlessTooManyStreams();
+      };
+      left.then(settled, settled);
     }
     if (stream instanceof UploadStream && --this.uploadStreams === 0) {
       this.context.uploadBacklogBudget.unwatchHold(this.budgetOnHold);
       this.readUnlessBacklogged();
     }
     if (discardLateFrames) this.rememberReset(stream.id);
+    this.readUnlessTooManyStreams();
     if (this.streams.size === 0) this.lastStreamOver();
+  }
+
+  /**
+   * Stops reading while the streams open and those over whose storage work still runs
+   * (fileWorkLeft) reach --max-streams-per-connection, at least one of them over; reads again
+   * once they are below it. Else a client sending OPEN, then CANCEL once the call had started,
+   * had any number of calls under way with none of its streams open. The cap is not checked at
+   * OPEN against them: a client counts a cancelled stream's slot as free, so its next OPEN
+   * waits, and is not refused. What the read that reached the cap still holds is handled (at
+   * most one socket read: up to 256 KiB, sharedReadBuffer.ts).
+   */
+  private readUnlessTooManyStreams(): void {
+    if (this.transport.isClosed) return;
+    const working = this.closedStreamsWorking;
+    const tooMany = working > 0 && this.streams.size + working >= this.options.maxStreamsPerConnection;
+    if (tooMany === this.readsHeldForStreams) return;
+    this.readsHeldForStreams = tooMany;
+    if (tooMany) this.holdReading();
+    // Read again, unless the disk or the upload limit holds reading back too.
+    else this.readUnlessBacklogged();
   }
 
   private lastStreamOver(): void {
@@ -494,6 +527,8 @@ export class ServerConnection implements StreamHost {
    * disk answered (still so over TLS without keepaliveMs: FramedSocket.probes).
    */
   private holdReading(): void {
+    // Closing: nothing to hold (it reads on to see the client's FIN), no timer to leave behind.
+    if (this.transport.isClosed) return;
     this.transport.pauseReading();
     if (this.keepalive !== undefined || (this.keepaliveMs === undefined && !this.transport.probes)) return;
     this.keepalive =
@@ -504,8 +539,8 @@ export class ServerConnection implements StreamHost {
   }
 
   private releaseReading(): void {
-    // Held by the upload limit too: onLimitPaid releases both.
-    if (this.readsHeldByLimit) return;
+    // Held by the upload limit, or for streams over still working, too: what ends that releases.
+    if (this.readsHeldByLimit || this.readsHeldForStreams) return;
     this.transport.resumeReading();
     clearInterval(this.keepalive);
     this.keepalive = undefined;
@@ -1026,6 +1061,7 @@ export class ServerConnection implements StreamHost {
       this.context.uploadBacklogBudget.watchHold(this.budgetOnHold);
     stream.start();
     if (stream instanceof UploadStream) this.readUnlessBacklogged();
+    this.readUnlessTooManyStreams();
   }
 
   /**

@@ -118,7 +118,11 @@ export class DownloadStream extends ServerStream implements FrameProducer {
         }
         this.startResumed(handle, this.requestedOffset).catch((err: unknown) => this.fail(err));
       },
-      (err: unknown) => this.fail(err),
+      (err: unknown) => {
+        // Settled: nothing of storage's left for the stream (fileWorkLeft).
+        this.opening = undefined;
+        this.fail(err);
+      },
     );
   }
 

@@ -213,7 +213,10 @@ export class RequestStream extends ServerStream {
   private readonly over = new AbortController();
   /** Waiting for room in the connection's output for its next frame. */
   private waitingForRoom = false;
-  /** The handler, once called: settles when storage is done with what it looked up or read. */
+  /**
+   * Storage's work for it under way (its path's check, then its handler), until it settles:
+   * undefined once it has (a stream answered is not counted as working: fileWorkLeft).
+   */
   private handling: Promise<unknown> | undefined;
   /** Waiting for memory others hold: a listing, storage's listing budget; a digest, a read buffer. */
   private waitingForMemory = false;
@@ -275,13 +278,11 @@ export class RequestStream extends ServerStream {
     // A path ending in '/' must name a directory (directoryPaths.ts).
     const checking = checkDirectoryPaths(this.host.storage, this.request);
     if (checking !== undefined) {
-      await checking;
+      await this.storageWork(checking);
       if (this.isFinished) return;
     }
     const handler = OPERATIONS[this.op] as Handler<SimpleRequest>;
-    const handling = handler(this.host.storage, this.request, this.host, this.watch);
-    this.handling = handling;
-    const result = await handling;
+    const result = await this.storageWork(handler(this.host.storage, this.request, this.host, this.watch));
     if (this.isFinished) return;
     if ('batches' in result) {
       await this.sendEntries(result.batches);
@@ -298,6 +299,16 @@ export class RequestStream extends ServerStream {
     }
     this.sendReserved(reply);
     this.close(false);
+  }
+
+  /** `work` is what fileWorkLeft() gives until it settles (before the stream goes on). */
+  private storageWork<T>(work: Promise<T>): Promise<T> {
+    this.handling = work;
+    const settled = () => {
+      if (this.handling === work) this.handling = undefined;
+    };
+    work.then(settled, settled);
+    return work;
   }
 
   /** Half the smaller of the control limit and what the client accepts: JSON framing has headroom. */
@@ -371,7 +382,10 @@ export class RequestStream extends ServerStream {
     this.close(false);
   }
 
-  /** A digest's or a partial query's read of its file, still under way: it holds the file until it stops. */
+  /**
+   * Its lookup or change still under way (a stat, a mkdir, a listing's start), or a digest's or a
+   * partial query's read of its file: a digest holds the file until it stops.
+   */
   override fileWorkLeft(): Promise<unknown> | undefined {
     return this.handling;
   }

@@ -211,10 +211,13 @@ export abstract class ServerStream {
   /**
    * Storage work on the stream's file still under way once the stream is over: a file still
    * opening when the stream was cancelled (closed once open), an upload's set-up or abort, a
-   * digest's read. The connection gives the stream's open-file slot back only once it settles
-   * (each may hold a descriptor meanwhile): given back at the CANCEL, a client opening and
-   * cancelling gets as fast as it could write had 18,000 opens under way, far past
-   * --max-open-files, until the process ran out of descriptors. Asked once, after cleanup().
+   * digest's read, a request's lookup or change (a stat). The connection gives the stream's
+   * open-file slot back only once it settles (each may hold a descriptor meanwhile): given back
+   * at the CANCEL, a client opening and cancelling gets as fast as it could write had 18,000
+   * opens under way, far past --max-open-files, until the process ran out of descriptors. Until
+   * then the stream counts against --max-streams-per-connection too (a client sending OPEN stat
+   * and CANCEL had 34,863 stats under way on a slow disk, none of them open). Undefined once the
+   * work has settled (a stream that finished is not counted). Asked once, after cleanup().
    */
   fileWorkLeft(): Promise<unknown> | undefined {
     return undefined;

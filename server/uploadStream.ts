@@ -38,7 +38,10 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   private aborted: Promise<unknown> | undefined;
   /** From start(): settles once the upload is set up, refused, or (over meanwhile) aborted. */
   private settingUp: Promise<unknown> | undefined;
-  /** storage.createUpload() was called: from here the set-up may hold a file (settingUp). */
+  /**
+   * storage.createUpload() was called and its handle is not the stream's yet (nor refused): the
+   * set-up may hold a file (settingUp).
+   */
   private makingFile = false;
   /** What of the file's set-up or abort cleanup() left under way (fileWorkLeft). */
   private fileWork: Promise<unknown> | undefined;
@@ -226,6 +229,7 @@ export class UploadStream extends ServerStream implements ResumableHolder {
           // Not taken (over meanwhile, or its quota refused): settles once the abort has closed it.
           if (!this.adopt(handle)) return this.aborted;
           this.handle = handle; // from here cleanup() aborts it
+          this.makingFile = false;
           if (this.partial !== undefined)
             this.endHolding = this.host.holdResumable(this.path, this.partial, this);
           if (this.offset === 0) this.acceptWhenPaid();
@@ -235,7 +239,10 @@ export class UploadStream extends ServerStream implements ResumableHolder {
               (err: unknown) => this.fail(err),
             );
         },
-        (err: unknown) => this.fail(err),
+        (err: unknown) => {
+          this.makingFile = false; // no file made: nothing left of the set-up (fileWorkLeft)
+          this.fail(err);
+        },
       );
   }
 
