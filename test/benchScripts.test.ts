@@ -257,6 +257,17 @@ describe('bench/tls.mjs', () => {
     expect(await readdir(tmp)).toEqual([]);
   }, 70_000);
 
+  it('runs to its table with sizes in any decimal it takes (.5, 1e-1), passed on to the bench in bytes', async () => {
+    const tmp = await scratch();
+    // The script took `.5` and `1e-1`, then built `--size .5MiB`, which muxftp bench refuses.
+    const args = ['--rounds', '1', '--files', '2', '--clients', '1', '--big-mib', '.5', '--file-mib', '1e-1'];
+    const result = await runScript('tls.mjs', args, { env: { TMPDIR: tmp }, timeoutMs: 60_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('| 1 stream, 0.5 MiB | upload |');
+    expect(result.stdout).toContain('| 2 × 0.1 MiB, 1 conn × 2 streams | download |');
+    expect(await readdir(tmp)).toEqual([]);
+  }, 70_000);
+
   it('stopped by SIGTERM: stops the bench under way, removes its certificate, exits 143', async () => {
     const tmp = await scratch();
     const underWay = appears(tmp, 'muxftp-bench-tls-').then(() => new Promise((r) => setTimeout(r, 1_500)));
