@@ -164,9 +164,10 @@ export async function homeWarnings(
   // A line each, up to `named`: a read-only root with thousands of users yet to log in (homes
   // it may not make) would say so at every start and SIGHUP, a line per user.
   const warnings = problems.slice(0, named);
-  if (problems.length > named)
+  const unnamed = problems.length - named;
+  if (unnamed > 0)
     warnings.push(
-      `${problems.length - named} more homes cannot be used (not named here): their logins fail (IO_ERROR)`,
+      `${unnamed} more ${unnamed === 1 ? 'home' : 'homes'} cannot be used (not named here): their logins fail (IO_ERROR)`,
     );
   if (homes.length > checked.length)
     warnings.push(

@@ -1077,6 +1077,9 @@ describe('the homes warned of at start', () => {
       'home /file2 of cid cannot be used (not a directory): its login fails (IO_ERROR) until it is fixed',
       '3 more homes cannot be used (not named here): their logins fail (IO_ERROR)',
     ]);
+    expect((await homeWarnings(accounts, root, 10_000, 4)).at(-1)).toBe(
+      '1 more home cannot be used (not named here): their logins fail (IO_ERROR)',
+    );
   });
 });
 
