@@ -45,13 +45,9 @@ async function startChild(certificate: ThrowawayCertificate | undefined): Promis
   const port = Number(/:(\d+) /.exec(String(line))?.[1]);
   if (!Number.isInteger(port) || port === 0) {
     child.kill('SIGKILL');
-    const reason =
-      said
-        .trim()
-        .split('\n')
-        .at(-1)
-        ?.replace(/^muxftp: /, '') || String(line).trim();
-    throw new CliError(`could not start a local server: ${reason || 'it exited'}`);
+    throw new CliError(
+      `could not start a local server: ${startFailure(said) || String(line).trim() || 'it exited'}`,
+    );
   }
   child.stderr!.off('data', onStderr);
   child.stderr!.destroy();
@@ -66,4 +62,21 @@ async function startChild(certificate: ThrowawayCertificate | undefined): Promis
       await certificate?.remove();
     },
   };
+}
+
+/**
+ * Why the server child said it could not start, from the end of its stderr: its last `muxftp: `
+ * line (a refusal, or an internal error above its stack), else a crash's `…Error: …` line. The
+ * last line alone was a stack frame or node's `Node.js v20.x` under a crash.
+ */
+function startFailure(said: string): string {
+  const lines = said
+    .split('\n')
+    .map((text) => text.trim())
+    .filter((text) => text !== '');
+  const ours = lines
+    .filter((text) => text.startsWith('muxftp: ') && !text.startsWith('muxftp: warning: '))
+    .at(-1);
+  if (ours !== undefined) return ours.slice('muxftp: '.length);
+  return lines.find((text) => /^[\w.]*Error\b/.test(text)) ?? lines.at(-1) ?? '';
 }

@@ -4,7 +4,7 @@
  */
 import { constants } from 'node:buffer';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -48,6 +48,30 @@ describe('muxftp bench --local', () => {
       /^muxftp: could not start a local server: serve: the open-file limit \(ulimit -n 80\) leaves .* raise it to \d+ or more/,
     );
     expect(result.stderr).not.toMatch(/internal error|\n\s+at /);
+  });
+
+  it("says a crash's error, not the last line of what the crashed server wrote", async () => {
+    // The server process crashes as it loads (a preload throws in it alone): node writes the
+    // error, its stack and `Node.js v20.x` last, which bench gave as the reason.
+    const dir = mkdtempSync(join(tmpdir(), 'muxftp-bench-crash-'));
+    try {
+      const preload = join(dir, 'crash.cjs');
+      writeFileSync(
+        preload,
+        "if (/localServerProcess\\.js$/.test(process.argv[1] ?? '')) throw new Error('boom in the server');\n",
+      );
+      const result = await run(process.execPath, [CLI_BIN, 'bench', '--local'], {
+        timeout: 30_000,
+        env: { ...process.env, NODE_OPTIONS: `--require ${preload}` },
+      }).then(
+        () => ({ code: 0, stderr: '' }),
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe('muxftp: could not start a local server: Error: boom in the server\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
