@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../shared/protocol/constants.js';
 import { runCli } from './helpers/cliProcess.js';
-import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
+import { type FrameProxy, jsonOf, proxyDroppingFirst, startFrameProxy } from './helpers/frameProxy.js';
 import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -25,16 +25,7 @@ afterEach(async () => {
 
 /** A proxy whose first connection drops when the client asks its first `op`. */
 async function droppingFirst(op: string): Promise<string[]> {
-  let dropped = false;
-  proxy = await startFrameProxy(server!.port, {
-    fromClient: (frame) => {
-      if (!dropped && frame.type === FrameType.OPEN && jsonOf(frame).op === op) {
-        dropped = true;
-        throw new Error('dropped');
-      }
-      return frame;
-    },
-  });
+  proxy = await proxyDroppingFirst(server!.port, op);
   return ['--server', `127.0.0.1:${proxy.port}`];
 }
 

@@ -13,9 +13,8 @@ import { afterEach, expect, it } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
-import { FrameType } from '../shared/protocol/constants.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
-import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
+import { type FrameProxy, proxyDroppingFirst } from './helpers/frameProxy.js';
 import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -31,16 +30,7 @@ afterEach(async () => {
 
 /** The proxy's address: its first connection drops when the client asks its first `op`. */
 async function droppingFirst(op: string): Promise<string[]> {
-  let dropped = false;
-  proxy = await startFrameProxy(server!.port, {
-    fromClient: (frame) => {
-      if (!dropped && frame.type === FrameType.OPEN && jsonOf(frame).op === op) {
-        dropped = true;
-        throw new Error('dropped');
-      }
-      return frame;
-    },
-  });
+  proxy = await proxyDroppingFirst(server!.port, op);
   return ['--server', `127.0.0.1:${proxy.port}`];
 }
 

@@ -12,6 +12,7 @@
  */
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { DEFAULTS } from '../../shared/defaults.js';
+import { FrameType } from '../../shared/protocol/constants.js';
 import { FrameDecoder, wholeFrames } from '../../shared/protocol/decoder.js';
 import { encodeFrame } from '../../shared/protocol/encoder.js';
 import type { Frame } from '../../shared/protocol/frame.js';
@@ -102,4 +103,18 @@ export async function startFrameProxy(serverPort: number, rewriters: FrameRewrit
       return closed;
     },
   };
+}
+
+/** A proxy to `serverPort` whose first connection drops when the client asks its first `op`. */
+export function proxyDroppingFirst(serverPort: number, op: string): Promise<FrameProxy> {
+  let dropped = false;
+  return startFrameProxy(serverPort, {
+    fromClient: (frame) => {
+      if (!dropped && frame.type === FrameType.OPEN && jsonOf(frame).op === op) {
+        dropped = true;
+        throw new Error('dropped');
+      }
+      return frame;
+    },
+  });
 }
