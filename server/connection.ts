@@ -408,15 +408,18 @@ export class ServerConnection implements StreamHost {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     this.counters.streamClosed(stream.op);
-    const holdsFile = this.fileStreams.delete(stream.id);
-    const left = stream.fileWorkLeft();
-    if (left === undefined) {
-      if (holdsFile) this.context.openFileSlots.release(this);
-    } else {
-      // Its storage work goes on: its file slot, and its place among the streams, until it settles.
+    if (this.fileStreams.delete(stream.id)) {
+      // Its file's work goes on: its file slot until it settles.
+      const release = () => this.context.openFileSlots.release(this);
+      const fileLeft = stream.fileWorkLeft();
+      if (fileLeft === undefined) release();
+      else fileLeft.then(release, release);
+    }
+    const left = stream.storageWorkLeft();
+    if (left !== undefined) {
+      // Its storage work goes on: its place among the streams until it settles.
       this.closedStreamsWorking++;
       const settled = () => {
-        if (holdsFile) this.context.openFileSlots.release(this);
         this.closedStreamsWorking--;
         this.readUnlessTooManyStreams();
       };

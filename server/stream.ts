@@ -224,6 +224,16 @@ export abstract class ServerStream {
   }
 
   /**
+   * All storage work for the stream still under way once it is over: fileWorkLeft(), or work
+   * that holds no file (an upload's set-up before it asked for one). The stream counts against
+   * --max-streams-per-connection until it settles; its open-file slot goes with fileWorkLeft().
+   * Asked once, after cleanup().
+   */
+  storageWorkLeft(): Promise<unknown> | undefined {
+    return this.fileWorkLeft();
+  }
+
+  /**
    * All this stream waits for is room in the connection's output (its data is ready, or waits
    * for room to be produced): then it is alive as long as the client reads, however slowly.
    */

@@ -43,6 +43,8 @@ export class UploadStream extends ServerStream implements ResumableHolder {
    * set-up may hold a file (settingUp).
    */
   private makingFile = false;
+  /** settingUp has settled (before, a lookup of its set-up may still run: storageWorkLeft). */
+  private setUpSettled = false;
   /** What of the file's set-up or abort cleanup() left under way (fileWorkLeft). */
   private fileWork: Promise<unknown> | undefined;
   /** The commit, from END on: settles once storage is done with the file (stored or dropped). */
@@ -244,6 +246,10 @@ export class UploadStream extends ServerStream implements ResumableHolder {
           this.fail(err);
         },
       );
+    const settled = () => {
+      this.setUpSettled = true;
+    };
+    this.settingUp.then(settled, settled);
   }
 
   private acceptWhenPaid(): void {
@@ -784,6 +790,15 @@ export class UploadStream extends ServerStream implements ResumableHolder {
   /** Its set-up under way (a temporary file being made), or its abort: the file is the stream's until then. */
   override fileWorkLeft(): Promise<unknown> | undefined {
     return this.fileWork;
+  }
+
+  /**
+   * Its file's work, or its set-up still under way before it asked for a file (a path's check,
+   * the quota's): no file is held, but the stream counts until the lookup settles. Not counted,
+   * OPEN put `d/` + CANCEL had any number of lookups under way on a slow disk.
+   */
+  override storageWorkLeft(): Promise<unknown> | undefined {
+    return this.fileWork ?? (this.setUpSettled ? undefined : this.settingUp);
   }
 
   protected cleanup(): void {

@@ -78,11 +78,15 @@ const isServerPing = (f: { type: number; flags: number }) =>
  * keepalive PING), CANCEL; round after round. Returns once the server stopped reading, or after
  * ROUNDS rounds.
  */
-async function flood(peer: RawPeer, held: { started(): number }): Promise<void> {
+async function flood(
+  peer: RawPeer,
+  held: { started(): number },
+  request: Parameters<typeof encodeOpen>[1] = { op: 'stat', path: 'missing' },
+): Promise<void> {
   for (let i = 0; i < ROUNDS; i++) {
     const id = 2 * i + 1;
     const before = held.started();
-    peer.write(encodeOpen(id, { op: 'stat', path: 'missing' }));
+    peer.write(encodeOpen(id, request));
     let stopped = false;
     await vi.waitFor(
       () => {
@@ -136,5 +140,21 @@ describe('--max-streams-per-connection counts cancelled streams whose storage ca
     peers.push(next);
     next.write(encodeOpen(1, { op: 'stat', path: 'missing' }));
     expect((await next.streamError(1)).code).toBe('NOT_FOUND');
+  });
+
+  it("a put cancelled during its set-up's storage call (a path ending in '/' is looked up) counts too", async () => {
+    const memory = new MemoryStorage();
+    const held = heldStats(memory);
+    releaseStats = held.release;
+    env = await startServer({ storage: held.storage, maxStreamsPerConnection: CAP });
+    const peer = await keepalivePeer(env.port);
+    await flood(peer, held, { op: 'put', path: 'd/', size: 1 });
+    // Before: the set-up before the file is asked for was not counted, all 24 stats started.
+    expect(held.started()).toBeLessThanOrEqual(CAP);
+    expect(peer.frames.some(isServerPing)).toBe(true);
+    held.release();
+    const id = 2 * ROUNDS + 1;
+    peer.write(encodeOpen(id, { op: 'stat', path: 'missing' }));
+    expect((await peer.streamError(id)).code).toBe('NOT_FOUND');
   });
 });
