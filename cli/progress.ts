@@ -105,9 +105,9 @@ class TransferBytes {
 }
 
 /**
- * What a run did, for its one-line summary. Timed from the run's start (its connect), as time(1)
- * would count it: from the transfers' alone, a `put -r` that spent 15 s making its directories
- * (retries against a draining server) ended `in 8.7 s` after 25 s.
+ * What a run did, for its one-line summary. Timed from the run's start (its connect, after any
+ * password prompt), not from its transfers': from those alone, a `put -r` that spent 15 s making
+ * its directories (retries against a draining server) ended `in 8.7 s` after 25 s.
  */
 class RunTally {
   private readonly startedAt: number;

@@ -141,8 +141,8 @@ export class ReconnectingClient {
    */
   private awayFailure: unknown;
   /**
-   * When the command began to connect (performance.now()): a transfer command's summary times
-   * its run from then, as time(1) would, not from its transfers (planning can take long).
+   * When the command began to connect (performance.now(), after any password prompt): a transfer
+   * command's summary times its run from then, not from its transfers (planning can take long).
    */
   readonly startedAt: number;
 
