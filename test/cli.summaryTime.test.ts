@@ -1,6 +1,6 @@
 /**
- * The summary line's time is the run's, from its connect, as time(1) would count it: not only
- * its transfers. Before, a `put -r --retries 1` that spent 15 s in its planning (mkdirs refused
+ * The summary line's time is the run's, from its connect (a password prompt's wait left out): not
+ * only its transfers. Before, a `put -r --retries 1` that spent 15 s in its planning (mkdirs refused
  * SHUTTING_DOWN, each waiting for the server's close) ended `… in 8.7 s` after 25 s. Here the
  * connection drops at the planning's first request (through a proxy), so the run waits out a
  * retry's backoff before any transfer; the line must count that wait. Real server on 127.0.0.1
