@@ -130,9 +130,11 @@ describe('cancelled requests stop reading', () => {
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1001);
     await counter.allClosed(10_000);
     expect(counter.open).toBe(0);
-    // Each cancelled digest stops within a few reads of its cancel (a quarter of the file is
-    // plenty of slack); before, every one read the whole file (8 x 32 reads).
-    expect(counter.reads).toBeLessThanOrEqual(CYCLES * 8);
+    // Each cancelled digest stops within a few reads of its cancel; before, every one read the
+    // whole file (8 x 32 reads). Half the file each is the bound: how many reads run before the
+    // cancel is read moves with the machine's load (16–71 in all here, with 3 busy processes
+    // beside; 78 once in a full CI run, over a bound of a quarter).
+    expect(counter.reads).toBeLessThanOrEqual(CYCLES * 16);
     // Nothing was answered on the cancelled streams.
     expect(peer.frames.filter((f) => f.streamId < 1001 && f.type === FrameType.REPLY)).toEqual([]);
   });
@@ -157,6 +159,6 @@ describe('cancelled requests stop reading', () => {
     await peer.waitFor((f) => f.type === FrameType.REPLY && f.streamId === 1001);
     await counter.allClosed(10_000);
     expect(counter.open).toBe(0);
-    expect(counter.reads).toBeLessThanOrEqual(CYCLES * 8);
+    expect(counter.reads).toBeLessThanOrEqual(CYCLES * 16);
   });
 });
