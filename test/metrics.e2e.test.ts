@@ -150,6 +150,16 @@ async function start(storage: Storage, maxConnections = 100, options: Partial<Se
   return { server, port, metricsPort };
 }
 
+/** start() over TLS on memory storage, with a test CA's certificate (removed after the test). */
+async function startTls(maxConnections = 100) {
+  const certs = await makeTestCerts();
+  cleanup.push(() => certs.remove());
+  const started = await start(new MemoryStorage(), maxConnections, {
+    tls: { cert: certs.cert, key: certs.key },
+  });
+  return { ...started, certs };
+}
+
 describe('MetricsExporter', () => {
   it('tracks connections, streams, bytes, backlog and histograms as an upload and a download run', async () => {
     const storage = new GatedStorage();
@@ -357,11 +367,7 @@ describe('MetricsExporter', () => {
       // Its kernel ends the TCP connection with a FIN and no close_notify: TLS has no half-close,
       // so the transfers were cut as the connection closed with no error, logged CONNECTION_LOST
       // and counted nowhere.
-      const certs = await makeTestCerts();
-      cleanup.push(() => certs.remove());
-      const { port, metricsPort } = await start(new MemoryStorage(), 100, {
-        tls: { cert: certs.cert, key: certs.key },
-      });
+      const { port, metricsPort, certs } = await startTls();
       const client = await Client.connect({ port, tls: { ca: certs.ca } });
       cleanup.push(() => client.destroy());
       await client.put('big.bin', Buffer.alloc(4 * 1024 * 1024, 1));
@@ -399,11 +405,7 @@ describe('MetricsExporter', () => {
   );
 
   it.skipIf(!opensslAvailable)('counts failed TLS handshakes as refused connections', async () => {
-    const certs = await makeTestCerts();
-    cleanup.push(() => certs.remove());
-    const { port, metricsPort } = await start(new MemoryStorage(), 100, {
-      tls: { cert: certs.cert, key: certs.key },
-    });
+    const { port, metricsPort, certs } = await startTls();
     // A client that does not trust the certificate closes the handshake; a TLS record that is
     // not a ClientHello fails it on the server's side.
     await expect(Client.connect({ port, tls: true })).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
@@ -428,11 +430,7 @@ describe('MetricsExporter', () => {
     async () => {
       // Refused at --max-connections 2 while muxftp_connections said 0: two sockets that had
       // sent nothing yet held both places, and no metric showed them.
-      const certs = await makeTestCerts();
-      cleanup.push(() => certs.remove());
-      const { port, metricsPort } = await start(new MemoryStorage(), 2, {
-        tls: { cert: certs.cert, key: certs.key },
-      });
+      const { port, metricsPort, certs } = await startTls(2);
       const silent = [0, 1].map(() => {
         const socket = connect({ host: '127.0.0.1', port });
         socket.on('error', () => {});
