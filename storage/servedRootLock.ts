@@ -287,6 +287,11 @@ export interface LockServedRootOptions extends HeartbeatListeners {
   heartbeatMs?: number;
   /** Called before a lock that cannot be checked from here is watched for `ms` to see whether it is alive. */
   onWait?: (holder: ServedRootHolder, ms: number) => void;
+  /**
+   * Called once the root is this process's after it removed a lock it judged stale: what that
+   * lock said (undefined: it could not be read as one).
+   */
+  onTakeOver?: (holder: ServedRootHolder | undefined) => void;
 }
 
 /**
@@ -344,12 +349,16 @@ export async function lockServedRoot(
     // Rounds: a stale lock removed here may be taken by another server starting meanwhile, and
     // one server at a time removes a stale lock (removeStale): the others wait their turn.
     let staged = true;
+    // The stale lock this process removed, if any: said once the root is taken.
+    let tookOver: { holder: ServedRootHolder | undefined } | undefined;
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
         if (!staged) await writeStaging(staging, content);
         staged = true;
         await link(staging, lockPath);
-        return { lock: new ServedRootLock(lockPath, content, heartbeatMs, options) };
+        const lock = new ServedRootLock(lockPath, content, heartbeatMs, options);
+        if (tookOver !== undefined) options.onTakeOver?.(tookOver.holder);
+        return { lock };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
           return { lock: undefined, reason: failureReason(error) };
@@ -368,7 +377,9 @@ export async function lockServedRoot(
       if (judged.verdict === 'gone') continue; // removed or rewritten while watched: look again
       let removed: boolean;
       try {
-        removed = await removeStale(lockPath, text, content, takeoverMarkStaleMs, judged.stamp);
+        removed = await removeStale(lockPath, text, content, takeoverMarkStaleMs, judged.stamp, () => {
+          tookOver = { holder: existing };
+        });
       } catch (error) {
         // No room for the takeover's mark beside the new lock's staging copy (one inode or block
         // was left): served without the lock, as on a full disk, where serve died of it before.
@@ -486,6 +497,7 @@ async function removeStale(
   content: string,
   markStaleMs: number,
   stamp: string | undefined,
+  onRemoved: () => void,
 ): Promise<boolean> {
   const mark = `${lockPath}.takeover`;
   let handle: FileHandle;
@@ -512,7 +524,7 @@ async function removeStale(
     // A watched lock must also not have been touched since: its heartbeat came back meanwhile.
     const now = await lookAt(lockPath);
     if (typeof now === 'object' && now.text === stale && (stamp === undefined || now.stamp === stamp)) {
-      await unlink(lockPath).catch(() => {});
+      await unlink(lockPath).then(onRemoved, () => {});
     }
     return true;
   } finally {

@@ -334,6 +334,38 @@ describe.concurrent('one server per root', () => {
     expect(JSON.parse(await readFile(lockPath, 'utf8')).host).toBe('another-host.example');
   });
 
+  it('says which lock it took over: a live server misjudged as gone (an older muxftp in another container) is named', async (test) => {
+    const own = ownFor(test);
+    const root = await own.tempDir();
+    const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+    // An older muxftp's lock (no heartbeat, no pid namespace), as one in another container of this
+    // host writes it: its pid runs here as another process (this test's), its start time differs.
+    // Taken over as a reused pid; it was done without a word, two servers then on one root.
+    const since = '2026-12-06T10:00:00.000Z';
+    await writeFile(
+      lockPath,
+      `${JSON.stringify({ pid: process.pid, host: hostname(), since, startTicks: '1' })}\n`,
+    );
+    const taken = await listening(own, root);
+    const line = `took over ${SERVED_ROOT_LOCK_NAME} in ${root} from pid ${process.pid} on host ${hostname()} (since ${since}), taken for a server no longer running (if it still runs, stop one of the two)`;
+    expect(await logged(taken, line)).toContain(line);
+    taken.child.kill('SIGTERM');
+    await taken.exited;
+
+    await writeFile(lockPath, 'not a lock');
+    const again = await listening(own, root);
+    const unreadable = `took over ${SERVED_ROOT_LOCK_NAME} in ${root}, which could not be read as a lock`;
+    expect(await logged(again, unreadable)).toContain(unreadable);
+    again.child.kill('SIGTERM');
+    await again.exited;
+
+    // A root nobody held: nothing taken over, nothing said of it.
+    const fresh = await listening(own, root);
+    fresh.child.kill('SIGTERM');
+    await fresh.exited;
+    expect(fresh.stderr()).not.toContain('took over');
+  });
+
   it('takes over the lock of a server killed and not yet reaped (a zombie still answers kill(pid, 0))', async (test) => {
     const own = ownFor(test);
     const root = await own.tempDir();

@@ -256,6 +256,17 @@ async function holdServedRoot(rootOption: string, storage: Storage, log: ServeLo
           text: `the root's lock (pid ${holder.pid} on host ${printable(holder.host)}, since ${printable(holder.since)}) was written where its pid cannot be checked from here (another host, container or boot): waiting ${ms / 1000} s to see whether it is alive`,
           fields: { path: root, ms },
         }),
+      // Said, not done silently: a server misjudged as gone (an older muxftp's lock, without a
+      // heartbeat, from another container of this host) now shares the root with this one.
+      onTakeOver: (holder) =>
+        log.log({
+          event: 'root_lock_taken_over',
+          text:
+            holder === undefined
+              ? `took over ${SERVED_ROOT_LOCK_NAME} in ${root}, which could not be read as a lock`
+              : `took over ${SERVED_ROOT_LOCK_NAME} in ${root} from pid ${holder.pid} on host ${printable(holder.host)} (since ${printable(holder.since)}), taken for a server no longer running (if it still runs, stop one of the two)`,
+          fields: { path: root },
+        }),
     });
   } catch (error) {
     await storage.close();
