@@ -1197,6 +1197,9 @@ export class ServerConnection implements StreamHost {
         fields: { code, reason: message },
       });
       this.clientLeftWithError = true;
+      // Why the connection ended, as the server's own codes are (errors_total): its transfers
+      // cut, in the log alone, were in no metric. Once: the connection reads nothing more.
+      this.counters.error(code);
       this.transport.end();
       return;
     }

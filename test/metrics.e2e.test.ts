@@ -348,7 +348,8 @@ describe('MetricsExporter', () => {
     await quiet.closed;
     expect(quiet.frames.some((f) => f.type === FrameType.END && f.streamId === 3)).toBe(true);
     expect(quiet.frames.some((f) => f.type === FrameType.REPLY && f.streamId === 1)).toBe(true);
-    // One that leaves saying why (ERROR on stream 0) mid-transfer was not lost: nothing counted.
+    // One that leaves saying why (ERROR on stream 0) mid-transfer was not lost: counted by its
+    // own code, as the reason its connection ended (its cut transfer was in no metric).
     const leaver = await RawPeer.open(port);
     cleanup.push(async () => leaver.destroy());
     leaver.write(encodeOpen(1, { op: 'put', path: 'left.bin', size: 1024 * 1024 }));
@@ -359,6 +360,7 @@ describe('MetricsExporter', () => {
     await leaver.closed;
     const after = await scrapeUntil(metricsPort, (m) => m.value('muxftp_connections') === 0);
     expect(after.value('muxftp_errors_total', { code: 'CONNECTION_LOST' })).toBe(1);
+    expect(after.value('muxftp_errors_total', { code: 'PROTOCOL_ERROR' })).toBe(1);
   });
 
   it.skipIf(!opensslAvailable)(
