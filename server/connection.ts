@@ -1227,8 +1227,11 @@ export class ServerConnection implements StreamHost {
     let transfersCut = this.transfersCutByPeerEnd;
     for (const stream of [...this.streams.values()]) if (stream.destroy(error?.code)) transfersCut = true;
     this.streams.clear();
-    // A login's failure was counted as it failed (loginFailed).
-    if (error !== undefined && error.code !== 'LOGIN_FAILED') this.counters.error(error.code);
+    // A login's failure was counted as it failed (loginFailed). A connection closed for a
+    // shutdown with its transfers done ended normally (its log line says no error): SHUTTING_DOWN
+    // on every connection at each stop or restart read as errors (one cut at the grace's end counts).
+    if (error !== undefined && error.code !== 'LOGIN_FAILED' && !this.drainedIdle)
+      this.counters.error(error.code);
     // A client killed mid-transfer closes with a FIN when it had nothing unread (a reset otherwise,
     // counted above): its transfers, cut as it half-closed (plain TCP) or as it closed here (TLS,
     // which has no half-close), were in the log alone, in no metric. One that left saying why

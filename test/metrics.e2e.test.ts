@@ -363,6 +363,25 @@ describe('MetricsExporter', () => {
     expect(after.value('muxftp_errors_total', { code: 'PROTOCOL_ERROR' })).toBe(1);
   });
 
+  it('counts no error for a connection a shutdown closed with its transfers done, one for each it cut', async () => {
+    // SHUTTING_DOWN was counted for every connection a stop closed, idle ones too: each restart
+    // read as errors, though the log says "(drained for shutdown)", no error.
+    const storage = new GatedStorage();
+    const { server, port } = await start(storage);
+    const idle = await Client.connect({ port });
+    cleanup.push(() => idle.destroy());
+    const peer = await RawPeer.open(port);
+    cleanup.push(async () => peer.destroy());
+    storage.hold();
+    cleanup.push(async () => storage.release());
+    peer.write(encodeOpen(1, { op: 'put', path: 'held.bin', size: 1024 * 1024 }));
+    await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+    peer.write(encodeData(1, Buffer.alloc(1000, 2)));
+    // The idle client closed at once; the put, its write held, cut once the grace is over.
+    await server.close(200);
+    expect(server.counters.errors.get('SHUTTING_DOWN')).toBe(1);
+  });
+
   it.skipIf(!opensslAvailable)(
     'counts a TLS client killed mid-transfer as a lost connection, once',
     async () => {
