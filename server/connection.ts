@@ -134,6 +134,8 @@ export interface ConnectionContext {
   resumableUploads: ResumableUploads;
   /** The socket's reads, when it reads into the process's shared buffer. */
   sharedReads?: SharedBufferReads | undefined;
+  /** A TLS connection's TCP socket, for the probes of held reading (FramedSocketOptions.probeThrough). */
+  tcpBelowTls?: Socket | undefined;
 }
 
 enum Phase {
@@ -247,6 +249,7 @@ export class ServerConnection implements StreamHost {
         framePool: context.framePool,
         controlBudget: context.controlBudget,
         maxHeldFrames: options.maxHeldFramesPerConnection,
+        probeThrough: context.tcpBelowTls,
       },
       {
         onFrame: this.decoderOnFrame,
@@ -524,10 +527,10 @@ export class ServerConnection implements StreamHost {
    * Reading held back for the disk: the client's PINGs go unread meanwhile, so a client that asked
    * for it (HELLO keepaliveMs) gets a PING from us this often, or it would take a server waiting
    * for a slow disk for a silent one and give up on it. Its write is also what sees the client's
-   * reset, which a socket not read does not: for any other client on plain TCP an empty write
-   * (DEFAULTS.heldReadingProbeMs) does that alone. Without it a client gone while its upload
-   * waited for a stalled disk was logged cut and closed, and its socket freed, only once the
-   * disk answered (still so over TLS without keepaliveMs: FramedSocket.probes).
+   * reset, which a socket not read does not: for any other client an empty write
+   * (DEFAULTS.heldReadingProbeMs; over TLS to the TCP socket below: FramedSocket.probes) does
+   * that alone. Without it a client gone while its upload waited for a stalled disk was logged
+   * cut and closed, and its socket freed, only once the disk answered.
    */
   private holdReading(): void {
     // Closing: nothing to hold (it reads on to see the client's FIN), no timer to leave behind.

@@ -594,7 +594,14 @@ export class MuxServer {
       tlsSocket.off('error', onError);
       settle();
       if (this.closing !== undefined) tlsSocket.destroy();
-      else this.startConnection(tlsSocket, true, acceptedAt, SharedBufferReads.adopt(tlsSocket));
+      else
+        this.startConnection(
+          tlsSocket,
+          true,
+          acceptedAt,
+          SharedBufferReads.adopt(tlsSocket),
+          socket instanceof Socket ? socket : undefined,
+        );
     });
     // Ended by us, not closed by the client: a stalled link or a peer holding sockets open.
     return () => {
@@ -619,11 +626,13 @@ export class MuxServer {
     secure: boolean,
     acceptedAt: number,
     sharedReads?: SharedBufferReads,
+    tcpBelowTls?: Socket,
   ): void {
     const connection = new ServerConnection(socket, this.options, this.counters, this.connectionOnClosed, {
       secure,
       acceptedAt,
       sharedReads,
+      tcpBelowTls,
       loginGuard: this.loginGuard,
       loginQueue: this.loginQueue,
       accountResources: this.accountResources,

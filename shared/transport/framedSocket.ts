@@ -39,6 +39,11 @@ export interface FramedSocketOptions {
    * connection fails with FRAME_FLOOD. Default: no limit.
    */
   maxHeldFrames?: number | undefined;
+  /**
+   * Under a TLS socket, the TCP socket it runs over: probe() writes to it (see probes). Default:
+   * none, and a TLS socket is not probed.
+   */
+  probeThrough?: Socket | undefined;
 }
 
 export interface FramedSocketHandlers {
@@ -82,6 +87,8 @@ export class FramedSocket {
   private peerEnded = false;
   private closeError: MuxftpError | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** What probe() writes to: the socket itself over plain TCP, the TCP one below TLS if given. */
+  private readonly probed: Socket | undefined;
   bytesRead = 0;
 
   /**
@@ -115,6 +122,7 @@ export class FramedSocket {
       onTooManyFrames: this.queueOnTooManyFrames,
     });
     if (socket instanceof Socket) socket.setNoDelay(true);
+    this.probed = socket instanceof Socket && !('encrypted' in socket) ? socket : options.probeThrough;
     // Answers may still go out after the peer's FIN (onPeerEnded): a plain TCP socket is kept
     // writable then. TLS is not: its end is its own close_notify, not a half-close.
     if (handlers.onPeerEnded !== undefined && socket instanceof Socket && !('encrypted' in socket)) {
@@ -159,21 +167,29 @@ export class FramedSocket {
   }
 
   /**
-   * probe() sees a reset here: a plain TCP socket. Not TLS: Node's TLS layer passes an empty
-   * write on to the socket below but drops its error.
+   * probe() sees a reset here: a plain TCP socket, or a TLS one given the TCP socket below it
+   * (probeThrough). Node's TLS layer passes an empty write on to that socket but drops its
+   * error, so the write goes to the TCP socket itself: no bytes, so none come between the TLS
+   * records.
    */
   get probes(): boolean {
-    return this.socket instanceof Socket && !('encrypted' in this.socket);
+    return this.probed !== undefined;
   }
 
   /**
-   * Writes no bytes (a plain TCP socket: probes): a reset the peer sent, unseen while the socket
-   * is not read, fails this write, and the socket closes as if a read had seen it. Nothing goes
-   * on the wire, so it may come between any two frames.
+   * Writes no bytes (probes): a reset the peer sent, unseen while the socket is not read, fails
+   * this write, and the socket closes as if a read had seen it. Nothing goes on the wire, so it
+   * may come between any two frames.
    */
   probe(): void {
-    if (!this.isClosed && this.probes) this.socket.write(EMPTY_WRITE);
+    if (!this.isClosed && this.probed !== undefined && !this.probed.destroyed)
+      this.probed.write(EMPTY_WRITE, this.probeOnWritten);
   }
+
+  /** Under TLS the failed write closes the TCP socket, and so the TLS one, with no error of its own: said here. */
+  private readonly probeOnWritten = (err?: Error | null): void => {
+    if (err) this.socketOnError(err);
+  };
 
   /** Stop taking bytes off the socket; TCP then pushes back on the peer. */
   pauseReading(): void {
