@@ -671,6 +671,8 @@ export class ServerConnection implements StreamHost {
     } else if (this.transport.queue.readyBytes > 0 && this.output.look().took) {
       // No stream open, but the client is still taking the last answers, however slowly.
       this.timer.refresh();
+    } else if (this.transport.heldByOwner && (this.readsHeldForStreams || this.uploadBacklog > 0)) {
+      this.failHeldByStorage();
     } else {
       this.log({
         event: 'idle_timeout',
@@ -680,6 +682,32 @@ export class ServerConnection implements StreamHost {
       this.transport.fail(new ProtocolError('IDLE_TIMEOUT', 'connection idle for too long'));
     }
   };
+
+  /**
+   * No stream open, but reading held back for the server's own storage work (streams over whose
+   * calls still run at --max-streams-per-connection, upload bytes for the disk) for the idle
+   * timeout: a hung disk. Closed as an idle one would be, but not said idle (it was
+   * IDLE_TIMEOUT, "idle for 300000 ms" in the log, counted so): the client may have sent requests
+   * that wait unread. SERVER_BUSY (`storage`): the server's condition, which a client may try
+   * again later.
+   */
+  private failHeldByStorage(): void {
+    const seconds = this.options.idleTimeoutMs / 1000;
+    const calls = this.closedStreamsWorking;
+    const work = `${calls} storage call${calls === 1 ? '' : 's'} of streams over, ${this.uploadBacklog} B for the disk`;
+    this.log({
+      event: 'storage_held_timeout',
+      level: 'warn',
+      text: `${this.label} reading held ${this.options.idleTimeoutMs} ms for its storage work (${work}), closing`,
+      fields: { ms: this.options.idleTimeoutMs, count: calls, bytes: this.uploadBacklog },
+    });
+    this.transport.fail(
+      new ServerBusyError(
+        'storage',
+        `server busy: its storage has not finished this connection's work in ${seconds} s (requests sent meanwhile were not read); try again later`,
+      ),
+    );
+  }
 
   private readonly decoderOnFrame = (frame: Frame): void => {
     if (this.phase === Phase.Hello) {

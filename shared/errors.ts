@@ -68,7 +68,9 @@ export function codeForStatus(status: number): ErrorCode | undefined {
  * (docs/PROTOCOL.md, Errors): `connections` (its connection cap), `connectionsPerAddress`,
  * `fileDescriptors` (near the descriptor limit), `openFiles` (at its cap on open files),
  * `openFileShare` (this connection holds its share of them while another waits for one),
- * `uploadBacklog` (a put on the initial upload window while uploads wait for the disk).
+ * `uploadBacklog` (a put on the initial upload window while uploads wait for the disk),
+ * `storage` (a connection whose reading the server held for its own storage work, streams over
+ * or upload bytes, for its idle timeout: closed).
  */
 export type BusyLimit =
   | 'connections'
@@ -76,7 +78,8 @@ export type BusyLimit =
   | 'fileDescriptors'
   | 'openFiles'
   | 'openFileShare'
-  | 'uploadBacklog';
+  | 'uploadBacklog'
+  | 'storage';
 
 /**
  * Facts an ERROR may carry beside its code and message, for programs (`details` on the wire,

@@ -142,6 +142,29 @@ describe('--max-streams-per-connection counts cancelled streams whose storage ca
     expect((await next.streamError(1)).code).toBe('NOT_FOUND');
   });
 
+  it('a connection held at the cap on a hung disk is closed SERVER_BUSY (storage), not said idle', async () => {
+    // Its OPEN sent after the cancels waits unread: it was closed IDLE_TIMEOUT, "idle for …" in
+    // the log, counted as an idle client, though the client was not idle: the server held it.
+    const memory = new MemoryStorage();
+    const held = heldStats(memory);
+    releaseStats = held.release;
+    env = await startServer({ storage: held.storage, maxStreamsPerConnection: CAP, idleTimeoutMs: 500 });
+    const peer = await keepalivePeer(env.port);
+    await flood(peer, held);
+    expect(peer.frames.some(isServerPing)).toBe(true);
+    const error = await peer.connectionError();
+    expect(error).toMatchObject({ code: 'SERVER_BUSY', details: { limit: 'storage' } });
+    expect(error.message).toMatch(/storage has not finished/);
+    await peer.closed;
+    expect(env.logs.join('\n')).toMatch(
+      /reading held 500 ms for its storage work \(\d+ storage calls of streams over, 0 B for the disk\), closing/,
+    );
+    expect(env.logs.join('\n')).not.toMatch(/idle for/);
+    await vi.waitFor(() => expect(env!.server.counters.connections).toBe(0), { timeout: 5000 });
+    expect(env.server.counters.errors.get('IDLE_TIMEOUT')).toBeUndefined();
+    expect(env.server.counters.errors.get('SERVER_BUSY')).toBe(1);
+  });
+
   it("a put cancelled during its set-up's storage call (a path ending in '/' is looked up) counts too", async () => {
     const memory = new MemoryStorage();
     const held = heldStats(memory);

@@ -197,6 +197,11 @@ export class FramedSocket {
     this.socket.pause();
   }
 
+  /** Reading is paused by pauseReading(): the owner holds it back (not for a peer that reads too little). */
+  get heldByOwner(): boolean {
+    return this.readPaused;
+  }
+
   /**
    * Reading is paused: by pauseReading(), for a peer that leaves too much of ours unread, or for
    * a moment between slices of a busy socket's reads.
