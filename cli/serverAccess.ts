@@ -176,6 +176,50 @@ export async function homeWarnings(
   return warnings;
 }
 
+/**
+ * homeWarnings, for each SIGHUP: a check that has not finished within `waitMs` (a home under a
+ * hung mount: NFS, FUSE, whose stat never returns) is left to finish on its own, its warnings
+ * dropped, and a warning says so; while one so left still runs, the next is not started (each
+ * would hold another of libuv's few threadpool threads, which every disk call shares, for good).
+ * Before, the reload waited on it for ever, every later SIGHUP (the users file, the certificate)
+ * queued behind it, and the stop too.
+ */
+export function boundedHomeWarnings(
+  waitMs: number = DEFAULTS.homeCheckWaitMs,
+): (accounts: Accounts, root: string) => Promise<string[]> {
+  let running: Promise<unknown> | undefined;
+  return async (accounts, root) => {
+    if (running !== undefined)
+      return [
+        `homes not checked: the check of an earlier SIGHUP has not finished (a hung mount under ${root}?)`,
+      ];
+    const check = homeWarnings(accounts, root);
+    const settled = check.then(
+      () => {},
+      () => {},
+    );
+    running = settled;
+    void settled.then(() => {
+      if (running === settled) running = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string[]>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve([
+            `the homes' check has not finished in ${waitMs / 1000} s (a hung mount under ${root}?): not waited for`,
+          ]),
+        waitMs,
+      );
+    });
+    try {
+      return await Promise.race([check, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
 /** Why the home `home` (a client path) under `realRoot` cannot be used, or undefined. */
 async function homeProblem(realRoot: string, home: string): Promise<string | undefined> {
   let real: string;

@@ -249,6 +249,12 @@ export const DEFAULTS = {
   maxHomesCheckedAtStart: 10_000,
   /** Of those homes, how many unusable ones `serve` names in a line each; the others are counted. */
   maxHomeWarningsNamed: 20,
+  /**
+   * `serve`: how long a SIGHUP waits for its check of the homes (boundedHomeWarnings) before it
+   * goes on without it: a home under a hung mount (NFS, FUSE) never answers, and the reload,
+   * every later one and the stop waiting for it hung with it.
+   */
+  homeCheckWaitMs: 10_000,
   /** Bytes/s per connection, each direction (uploads and downloads separately); 0 for no limit. */
   maxRateBytesPerSecond: 0,
   /** Bytes/s per user, all their connections together, each direction; 0 for no limit. */

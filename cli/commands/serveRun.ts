@@ -33,6 +33,7 @@ import { endBySignalAtExit } from '../interrupt.js';
 import { type ServeLog, serveLog } from '../serveLog.js';
 import {
   accessFileWarnings,
+  boundedHomeWarnings,
   homeWarnings,
   isLoopback,
   loadAccess,
@@ -503,6 +504,7 @@ async function startMetrics(
  */
 function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog): HangupHandling {
   let reloading = Promise.resolve();
+  const checkHomes = boundedHomeWarnings();
   const onHangup = (): void => {
     reloading = reloading.then(async () => {
       if (options.users !== undefined) {
@@ -518,7 +520,7 @@ function reloadOnHangup(server: MuxServer, options: ServeOptions, log: ServeLog)
               ...anonymousFields(accounts.anonymous),
             },
           });
-          const homes = options.memory ? [] : await homeWarnings(accounts, options.root);
+          const homes = options.memory ? [] : await checkHomes(accounts, options.root);
           for (const warning of homes)
             log.log({ event: 'warning', level: 'warn', text: `warning: ${warning}` });
         } catch (error) {
