@@ -31,7 +31,7 @@ import {
   readSync,
   unlinkSync,
 } from 'node:fs';
-import { type FileHandle, link, lutimes, open, stat, unlink, writeFile } from 'node:fs/promises';
+import { type FileHandle, link, lutimes, open, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -356,6 +356,7 @@ export async function lockServedRoot(
         if (!staged) await writeStaging(staging, content);
         staged = true;
         await link(staging, lockPath);
+        await removeLeftStagings(root, staging, takeoverMarkStaleMs);
         const lock = new ServedRootLock(lockPath, content, heartbeatMs, options);
         if (tookOver !== undefined) options.onTakeOver?.(tookOver.holder);
         return { lock };
@@ -402,6 +403,28 @@ export async function lockServedRoot(
  */
 function stagingPath(lockPath: string): string {
   return `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
+}
+
+/** A staging copy's name (stagingPath), whichever process wrote it. */
+const STAGING_NAME = new RegExp(
+  `^${SERVED_ROOT_LOCK_NAME.replaceAll('.', '\\.')}\\.\\d{1,10}\\.[0-9a-f]{12}\\.new$`,
+);
+
+/**
+ * Staging copies other servers left in `root`, removed once this one holds the lock. A server
+ * killed outright (SIGKILL, the OOM killer) between writing its copy and removing it left it for
+ * good: no sweep takes its name, so a crash-looping server added one per crash (the chaos run: 1
+ * in 20 kills in its first half second). Judged as a takeover mark is (its content is a holder
+ * too): one whose writer may still run (a server starting beside this one: it removes its own)
+ * is left. Best effort: an unreadable root leaves them.
+ */
+async function removeLeftStagings(root: string, own: string, staleMs: number): Promise<void> {
+  const names = await readdir(root).catch((): string[] => []);
+  for (const name of names) {
+    const path = join(root, name);
+    if (path === own || !STAGING_NAME.test(name)) continue;
+    if (await takeoverMarkIsStale(path, staleMs).catch(() => false)) await unlink(path).catch(() => {});
+  }
 }
 
 /** Made exclusively ('wx' never follows a link): 'w' wrote through a link planted under the name. */

@@ -129,6 +129,35 @@ describe.concurrent('one server per root', () => {
     expect(await readdir(root)).toEqual([]);
   });
 
+  it.skipIf(process.platform !== 'linux')(
+    'staging copies of the lock left by servers killed as they wrote it go at the next start; a live writer’s stays',
+    async (test) => {
+      // Found by a chaos run: 20 serves SIGKILLed in their first half second left
+      // `.muxftp-serve.lock.<pid>.<hex>.new` in the root, which no later start removed.
+      const own = ownFor(test);
+      const root = await own.tempDir();
+      const lockPath = join(root, SERVED_ROOT_LOCK_NAME);
+      const dead = { pid: 999_999_999, host: hostname(), since: '2020-01-01T00:00:00.000Z' };
+      const ownStat = await readFile('/proc/self/stat', 'utf8');
+      const startTicks = ownStat.slice(ownStat.lastIndexOf(')') + 2).split(' ')[19];
+      const live = { pid: process.pid, host: hostname(), since: new Date().toISOString(), startTicks };
+      const deadCopy = `${SERVED_ROOT_LOCK_NAME}.999999999.0123456789ab.new`;
+      const unwritten = `${SERVED_ROOT_LOCK_NAME}.999999998.0123456789ac.new`;
+      const liveCopy = `${SERVED_ROOT_LOCK_NAME}.${process.pid}.0123456789ad.new`;
+      await writeFile(join(root, deadCopy), `${JSON.stringify(dead)}\n`);
+      // Killed between creating it and writing it: judged by its age.
+      await writeFile(join(root, unwritten), '');
+      const old = new Date(Date.now() - 60_000);
+      await utimes(join(root, unwritten), old, old);
+      await writeFile(join(root, liveCopy), `${JSON.stringify(live)}\n`);
+      const next = await listening(own, root);
+      expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(next.child.pid);
+      expect((await readdir(root)).sort()).toEqual([SERVED_ROOT_LOCK_NAME, liveCopy].sort());
+      next.child.kill('SIGTERM');
+      expect(await next.exited).toBe(0);
+    },
+  );
+
   it('a takeover mark left by a server that died holding it is outwaited, then the stale lock taken over', async (test) => {
     const own = ownFor(test);
     const root = await own.tempDir();
