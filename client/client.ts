@@ -703,7 +703,7 @@ export class Client {
   } {
     const { host, port, tls } = options;
     if (tls === undefined) {
-      const sharedReads = new SharedBufferReads();
+      const sharedReads = new SharedBufferReads(DEFAULTS.clientReadBufferBytes);
       return { socket: netConnect({ host, port, onread: sharedReads.onread }), sharedReads };
     }
     // Node honours highWaterMark here (its types omit it): a 16 KiB default would let only one

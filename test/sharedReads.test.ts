@@ -214,6 +214,25 @@ describe('SharedBufferReads on a TCP socket', () => {
   });
 });
 
+describe('the size of a read', () => {
+  it("a client's TCP socket reads up to clientReadBufferBytes, a server's 256 KiB", async () => {
+    const onread = vi.spyOn(SharedBufferReads.prototype, 'onread', 'get');
+    const env = await startServer({ backend: 'memory' });
+    try {
+      const client = await env.connect();
+      await client.close();
+      // One read takes off the socket what the buffer holds: the client's, fewer and larger
+      // reads of a download (bench/README.md); the server's, what its bounds on a read say.
+      const sizes = onread.mock.results.map((r) => (r.value as { buffer: Buffer }).buffer.length);
+      expect(sizes.sort((a, b) => a - b)).toEqual([256 * 1024, DEFAULTS.clientReadBufferBytes]);
+      expect(DEFAULTS.clientReadBufferBytes).toBe(1024 * 1024);
+    } finally {
+      onread.mockRestore();
+      await env.stop();
+    }
+  });
+});
+
 describe('transfers over TCP with shared read buffers on both sides', () => {
   let env: TestServer | undefined;
   const tempDirs = new TempDirs('muxftp-shared-reads-');

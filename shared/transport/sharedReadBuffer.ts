@@ -13,13 +13,21 @@
  */
 import type { Socket } from 'node:net';
 
-/** Size of the shared buffer: at most this much is taken off a socket per read. */
+/**
+ * Size of the shared buffer: at most this much is taken off a socket per read. A server's sockets
+ * (adopt) read this much; the bounds on what one read may hold (the stream cap, README.md) say it.
+ */
 const SHARED_READ_BUFFER_BYTES = 256 * 1024;
 
-let shared: Buffer | undefined;
+/** The process's shared buffers, one per size asked for (the server's, a client's). */
+const sharedBuffers = new Map<number, Buffer>();
 
-function sharedBuffer(): Buffer {
-  shared ??= Buffer.allocUnsafeSlow(SHARED_READ_BUFFER_BYTES);
+function sharedBuffer(bytes: number): Buffer {
+  let shared = sharedBuffers.get(bytes);
+  if (shared === undefined) {
+    shared = Buffer.allocUnsafeSlow(bytes);
+    sharedBuffers.set(bytes, shared);
+  }
   return shared;
 }
 
@@ -31,10 +39,19 @@ export class SharedBufferReads {
   #deliver: SharedReadCallback | undefined;
   /** Reads that came before anyone took delivery (copied: the buffer is reused). */
   #early: Buffer[] = [];
+  readonly #bufferBytes: number;
+
+  /**
+   * `bufferBytes`: the most taken off the socket per read, the size of the shared buffer it reads
+   * into (one per size in the process; sockets reading into the same size share it).
+   */
+  constructor(bufferBytes = SHARED_READ_BUFFER_BYTES) {
+    this.#bufferBytes = bufferBytes;
+  }
 
   /** For net.connect({ onread }): Node's public form of the same thing. */
   get onread(): { buffer: Buffer; callback: (bytes: number, buffer: Buffer) => boolean } {
-    return { buffer: sharedBuffer(), callback: this.#onRead };
+    return { buffer: sharedBuffer(this.#bufferBytes), callback: this.#onRead };
   }
 
   /**
