@@ -15,9 +15,14 @@ try {
     process.exit(1);
   }
   if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  // Either dist/ is missing (not built) or a package the CLI needs is (not installed).
-  const notBuilt = error.message.includes('dist/cli/main.js');
-  const fix = notBuilt ? 'the CLI is not built; run npm run build' : 'a dependency is missing; run npm ci';
+  // Either a file of dist/ is missing (not built) or a package the CLI needs is (not installed).
+  // Node gives a missing file's url; the message names the importer too (a missing commander is
+  // "imported from …/dist/cli/main.js", which was read as "not built").
+  const url = /** @type {{ url?: unknown }} */ (error).url;
+  const notBuilt = typeof url === 'string' && url.startsWith(new URL('../dist/', import.meta.url).href);
+  const fix = notBuilt
+    ? 'the CLI is not built; run npm run build'
+    : 'a dependency is missing; run npm ci in a checkout, or install muxftp again';
   process.stderr.write(`muxftp: ${fix} (${error.message})\n`);
   process.exit(1);
 }

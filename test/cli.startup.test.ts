@@ -5,7 +5,7 @@
  * by a module hook in a child process.
  */
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -99,5 +99,40 @@ describe('CLI start-up', () => {
     // A bad option value fails after the action has started: enough to see what it loads.
     const loaded = await modulesLoadedBy(['serve', '--root', '/dev/null/not-a-dir', '--port', '0']);
     expect(loaded.some((url) => url.endsWith('/dist/server/server.js'))).toBe(true);
+  });
+});
+
+describe('the muxftp launcher (bin/muxftp.js)', () => {
+  /** A copy of the package's bin/, package.json and (with `built`) dist/, without node_modules. */
+  async function copyWithoutDependencies(built: boolean): Promise<string> {
+    const dir = await tempDirs.make();
+    const from = join(import.meta.dirname, '..');
+    for (const part of ['bin', 'package.json', ...(built ? ['dist'] : [])])
+      await cp(join(from, part), join(dir, part), { recursive: true });
+    return dir;
+  }
+
+  async function launch(dir: string): Promise<{ code: unknown; stderr: string }> {
+    return promisify(execFile)(process.execPath, [join(dir, 'bin', 'muxftp.js'), '--version'], {
+      timeout: 20_000,
+      cwd: dir,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code?: unknown; stderr?: string }) => ({ code: error.code, stderr: error.stderr ?? '' }),
+    );
+  }
+
+  it('says a missing dependency is missing, not that the CLI is unbuilt', async () => {
+    // commander, missing, is named as imported from dist/cli/main.js: that was read as "not built",
+    // and `npm run build` then changed nothing.
+    const { code, stderr } = await launch(await copyWithoutDependencies(true));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^muxftp: a dependency is missing; .*Cannot find package 'commander'/);
+  });
+
+  it('says an unbuilt CLI is unbuilt', async () => {
+    const { code, stderr } = await launch(await copyWithoutDependencies(false));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^muxftp: the CLI is not built; run npm run build \(Cannot find module /);
   });
 });
