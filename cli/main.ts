@@ -4,6 +4,7 @@
  * usage error, 3 when the connection failed.
  */
 import { Command, CommanderError } from 'commander';
+import { BUILD } from '../shared/buildInfo.js';
 import { errnoReason } from '../shared/errnoReasons.js';
 import { printable, printableLines } from '../shared/printable.js';
 import { packageVersion } from '../shared/version.js';
@@ -23,7 +24,7 @@ export function createProgram(output: Output): Command {
   const program = new Command('muxftp');
   program
     .description('Multiplexed file transfers: many files at once over one TCP connection.')
-    .version(packageVersion(), '-V, --version')
+    .version(BUILD === undefined ? packageVersion() : `${packageVersion()} (${BUILD})`, '-V, --version')
     // Settings before the commands: each command copies them when it is created.
     .exitOverride()
     .configureOutput({

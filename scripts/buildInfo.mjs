@@ -1,0 +1,35 @@
+// Writes which commit a build is made from into OUTDIR/shared/buildInfo.js, for `muxftp --version`:
+// `npm run build` runs it after tsc (node scripts/buildInfo.mjs OUTDIR). Outside a git checkout of
+// this package, or without git, tsc's output stays (no build named). The description is
+// shared/buildInfo.ts's.
+import { execFileSync } from 'node:child_process';
+import { realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const outDir = process.argv[2];
+if (outDir === undefined) throw new Error('usage: node scripts/buildInfo.mjs OUTDIR');
+const packageDir = realpathSync(fileURLToPath(new URL('..', import.meta.url)));
+
+/** @param {string[]} args */
+const git = (args) =>
+  execFileSync('git', args, {
+    cwd: packageDir,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).trim();
+
+let build;
+try {
+  // Only this package's own repository, not one it sits in (an unpacked tarball in a project).
+  if (realpathSync(git(['rev-parse', '--show-toplevel'])) === packageDir) {
+    const [commit, date] = git(['log', '-1', '--format=%h %cs']).split(' ');
+    const sources = ['cli', 'server', 'client', 'shared', 'storage'];
+    const dirty = git(['status', '--porcelain', '--untracked-files=no', '--', ...sources]) !== '';
+    build = `git ${commit}${dirty ? '-dirty' : ''}, ${date}`;
+  }
+} catch {
+  // Not a git checkout, or no git: nothing to name.
+}
+if (build !== undefined)
+  writeFileSync(join(outDir, 'shared', 'buildInfo.js'), `export const BUILD = ${JSON.stringify(build)};\n`);
