@@ -25,7 +25,7 @@ try {
   if (realpathSync(git(['rev-parse', '--show-toplevel'])) === packageDir) {
     const [commit, date] = git(['log', '-1', '--format=%h %cs']).split(' ');
     const sources = ['cli', 'server', 'client', 'shared', 'storage'];
-    const dirty = git(['status', '--porcelain', '--untracked-files=no', '--', ...sources]) !== '';
+    const dirty = git(['status', '--porcelain', '--', ...sources]) !== '';
     build = `git ${commit}${dirty ? '-dirty' : ''}, ${date}`;
   }
 } catch {
