@@ -4,7 +4,7 @@
  * `--version`, 0.11 s after; measured, not asserted). Each module the CLI resolves is recorded
  * by a module hook in a child process.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { cp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -126,26 +126,36 @@ describe('the muxftp launcher (bin/muxftp.js)', () => {
     );
   }
 
-  it('names the commit of a build that scripts/buildInfo.mjs marked (npm run build), not of a bare tsc', async () => {
-    const root = join(import.meta.dirname, '..');
-    const git = (args: string[]) =>
-      promisify(execFile)('git', args, { cwd: root, timeout: 10_000 }).then(({ stdout }) => stdout.trim());
-    const dir = await copyWithoutDependencies(true);
-    await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
-    const version = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).version as string;
-    // As tsc compiles shared/buildInfo.ts (the copy may be of either: write tsc's form).
-    await writeFile(join(dir, 'dist', 'shared', 'buildInfo.js'), 'export const BUILD = undefined;\n');
-    expect(await launch(dir)).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
-    await promisify(execFile)(process.execPath, [join(root, 'scripts', 'buildInfo.mjs'), join(dir, 'dist')], {
-      timeout: 20_000,
-    });
-    const [commit, date] = (await git(['log', '-1', '--format=%h %cs'])).split(' ');
-    const { code, stdout } = await launch(dir);
-    expect(code).toBe(0);
-    expect(stdout).toMatch(
-      new RegExp(`^${version.replaceAll('.', '\\.')} \\(git ${commit}(-dirty)?, ${date}\\)\n$`),
-    );
-  });
+  // Where the tests run from a git checkout of the package (with git), as CI's does.
+  const inGitCheckout =
+    spawnSync('git', ['rev-parse', '--show-toplevel'], { cwd: join(import.meta.dirname, '..') }).status === 0;
+  it.skipIf(!inGitCheckout)(
+    'names the commit of a build that scripts/buildInfo.mjs marked (npm run build), not of a bare tsc',
+    async () => {
+      const root = join(import.meta.dirname, '..');
+      const git = (args: string[]) =>
+        promisify(execFile)('git', args, { cwd: root, timeout: 10_000 }).then(({ stdout }) => stdout.trim());
+      const dir = await copyWithoutDependencies(true);
+      await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
+      const version = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).version as string;
+      // As tsc compiles shared/buildInfo.ts (the copy may be of either: write tsc's form).
+      await writeFile(join(dir, 'dist', 'shared', 'buildInfo.js'), 'export const BUILD = undefined;\n');
+      expect(await launch(dir)).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+      await promisify(execFile)(
+        process.execPath,
+        [join(root, 'scripts', 'buildInfo.mjs'), join(dir, 'dist')],
+        {
+          timeout: 20_000,
+        },
+      );
+      const [commit, date] = (await git(['log', '-1', '--format=%h %cs'])).split(' ');
+      const { code, stdout } = await launch(dir);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(
+        new RegExp(`^${version.replaceAll('.', '\\.')} \\(git ${commit}(-dirty)?, ${date}\\)\n$`),
+      );
+    },
+  );
 
   it('says a missing dependency is missing, not that the CLI is unbuilt', async () => {
     // commander, missing, is named as imported from dist/cli/main.js: that was read as "not built",
