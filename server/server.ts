@@ -190,7 +190,8 @@ export class MuxServer {
 
   /**
    * Starts listening; resolves to the bound address (port 0 picks a free port). A server once
-   * closed stays closed: listen() then rejects (SHUTTING_DOWN), and a new MuxServer serves again.
+   * closed stays closed: listen() then rejects (SHUTTING_DOWN), as does a listen() that close()
+   * came during, and a new MuxServer serves again.
    */
   async listen(): Promise<{ host: string; port: number }> {
     // Every upload and download hashes: the hashes are ready before the first connection.
@@ -200,10 +201,20 @@ export class MuxServer {
     if (this.closing !== undefined)
       throw new MuxftpError('SHUTTING_DOWN', 'this server was closed: make a new MuxServer to listen again');
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
+      const onError = (err: Error) => {
+        this.listener.off('close', onClose);
+        reject(err);
+      };
+      // Closed after the bind began, before it was done: node calls back no more, and closes.
+      const onClose = () => {
+        this.listener.off('error', onError);
+        reject(new MuxftpError('SHUTTING_DOWN', 'this server was closed before it was listening'));
+      };
       this.listener.once('error', onError);
+      this.listener.once('close', onClose);
       this.listener.listen(this.options.port, this.options.host, () => {
         this.listener.off('error', onError);
+        this.listener.off('close', onClose);
         if (this.fileDescriptorLimit !== undefined) {
           this.heldDescriptors = descriptorsInUse();
           // The default cap from the same count: taken at construction, before the listener (and

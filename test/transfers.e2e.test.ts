@@ -480,6 +480,20 @@ describe('server lifecycle', () => {
     await expect(listening).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
     expect(() => raced.address()).toThrow();
     await expect(raced.close(Number.NaN)).rejects.toThrow(TypeError); // rejects, never throws
+    // Closed once the hashes were loaded and the bind begun, before node said it was listening: node
+    // never called back, and listen() never settled. A few microtasks later or sooner, the same.
+    for (let ticks = 0; ticks < 6; ticks++) {
+      const late = new MuxServer({ storage: new MemoryStorage(), host: '127.0.0.1', port: 0, log: () => {} });
+      const binding = late.listen();
+      for (let i = 0; i < ticks; i++) await null;
+      await late.close();
+      await expect(
+        withTimeout(binding, 2_000, `listen() closed after ${ticks} microtasks`),
+      ).rejects.toMatchObject({
+        code: 'SHUTTING_DOWN',
+      });
+      expect(() => late.address()).toThrow();
+    }
   });
 
   it("on close, says in its log which connections' transfers the grace cut, and which drained", async () => {
