@@ -83,8 +83,12 @@ export class MetricsExporter {
     this.http.setTimeout(idleTimeoutMs);
   }
 
-  /** Starts listening; resolves to the bound address. Refuses the server's own protocol port. */
+  /**
+   * Starts listening; resolves to the bound address. Refuses the server's own protocol port. Once
+   * closed (before or while it binds), it stays closed: listen() rejects.
+   */
   listen(): Promise<{ host: string; port: number }> {
+    if (this.closing !== undefined) return Promise.reject(new Error('metrics: this exporter was closed'));
     const protocolPort = this.server.address().port;
     if (this.port === protocolPort) {
       return Promise.reject(
@@ -92,9 +96,20 @@ export class MetricsExporter {
       );
     }
     return new Promise((resolve, reject) => {
-      this.http.once('error', reject);
+      const onError = (err: Error) => {
+        this.http.off('close', onClose);
+        reject(err);
+      };
+      // Closed while it bound: node calls back no more.
+      const onClose = () => {
+        this.http.off('error', onError);
+        reject(new Error('metrics: closed before it was listening'));
+      };
+      this.http.once('error', onError);
+      this.http.once('close', onClose);
       this.http.listen(this.port, this.host, () => {
-        this.http.off('error', reject);
+        this.http.off('error', onError);
+        this.http.off('close', onClose);
         resolve(this.address());
       });
     });
@@ -107,18 +122,22 @@ export class MetricsExporter {
     return { host: address.address, port: address.port };
   }
 
-  /** Stops listening and unhooks from the server's counters. Safe to call twice. */
+  /**
+   * Stops listening (a listen() under way too: it rejects) and unhooks from the server's counters.
+   * Safe to call twice; later calls settle with the first.
+   */
   close(): Promise<void> {
     this.counters.transferObserver = undefined;
-    return new Promise((resolve) => {
-      if (!this.http.listening) {
-        resolve();
-        return;
-      }
+    // Not listening yet may be binding still (listen() looks its host up first, an IP too): it
+    // is closed all the same, else it bound after this resolved and kept its port and the process.
+    this.closing ??= new Promise((resolve) => {
       this.http.close(() => resolve());
       this.http.closeAllConnections();
     });
+    return this.closing;
   }
+
+  private closing: Promise<void> | undefined;
 
   private readonly httpOnRequest = (request: IncomingMessage, response: ServerResponse): void => {
     const path = (request.url ?? '').split('?')[0];

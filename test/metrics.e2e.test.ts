@@ -537,6 +537,17 @@ describe('MetricsExporter', () => {
     await post.text();
     const clash = new MetricsExporter(server, { port });
     await expect(clash.listen()).rejects.toThrow(/protocol port/);
+    // Closed while listen() bound (it looks the host up first): close() resolved at once, and the
+    // port was bound after, for good (the process kept alive); listen() resolved on it.
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const raced = new MetricsExporter(server, { host, port: 0 });
+      const binding = raced.listen();
+      await raced.close();
+      await expect(binding).rejects.toThrow(/closed before it was listening/);
+      expect(() => raced.address()).toThrow(/not listening/);
+      await expect(raced.listen()).rejects.toThrow(/was closed/);
+      await raced.close();
+    }
     expect(() => new MetricsExporter(server, { port: 70_000 })).toThrow(/port must be/);
   });
 });
