@@ -343,6 +343,9 @@ export class MuxServer {
     this.closing ??= new Promise<void>((resolve) => {
       this.listener.close();
       for (const socket of this.pending) socket.destroy();
+      // Refused sockets left for their ERROR to be read outlived close() by up to their linger
+      // (twice it with TLS, waiting for a first byte): the process with them.
+      for (const socket of this.lingering) socket.destroy();
       if (this.connections.size === 0) {
         resolve();
         return;

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../shared/defaults.js';
 import { canCountDescriptors, openDescriptors } from './helpers/openDescriptors.js';
 import { RawPeer } from './helpers/rawPeer.js';
+import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
@@ -49,4 +50,40 @@ describe.skipIf(!canCountDescriptors)('refused sockets', () => {
     expect(answer.toString()).toContain('SERVER_BUSY');
     holder.destroy();
   });
+
+  // Before: close() resolved with them open, and they (the process with them) lived on for their
+  // linger: 2 s, or 2 s more with TLS, whose refusal waits for a first byte (a port scanner's).
+  for (const tls of [false, true]) {
+    it.skipIf(tls && !opensslAvailable)(
+      `are closed by the server's close(), not left to outlive it${tls ? ' (TLS)' : ''}`,
+      async () => {
+        const certs = tls ? await makeTestCerts() : undefined;
+        server = await startServer({
+          maxConnectionsPerIp: 1,
+          ...(certs !== undefined ? { tls: { cert: certs.cert, key: certs.key } } : {}),
+        });
+        const holder = await server.connect(certs !== undefined ? { tls: { ca: certs.ca } } : {});
+        const refused = () => server!.server.counters.refused.get('max_connections_per_ip') ?? 0;
+        const before = openDescriptors();
+        const count = 8;
+        for (let i = 0; i < count; i++) {
+          const socket = connect({ host: '127.0.0.1', port: server.port });
+          socket.on('error', () => {});
+          socket.pause(); // reads nothing, sends nothing, closes nothing
+          sockets.push(socket);
+        }
+        for (let i = 0; i < 500 && refused() < count; i++)
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(refused()).toBe(count);
+        expect(openDescriptors() - before).toBe(2 * count); // both ends of each
+        await server.server.close();
+        // Well within the 2 s linger: the server's ends are closed (the peers' 8 remain).
+        for (let i = 0; i < 50 && openDescriptors() - before > count; i++)
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(openDescriptors() - before).toBeLessThanOrEqual(count);
+        await holder.closed;
+        await certs?.remove();
+      },
+    );
+  }
 });
