@@ -13,7 +13,9 @@ import { startServer, type TestServer } from './helpers/testServer.js';
 
 let server: TestServer | undefined;
 const sockets: Socket[] = [];
+const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
   for (const socket of sockets.splice(0)) socket.destroy();
   await server?.stop();
   server = undefined;
@@ -58,6 +60,7 @@ describe.skipIf(!canCountDescriptors)('refused sockets', () => {
       `are closed by the server's close(), not left to outlive it${tls ? ' (TLS)' : ''}`,
       async () => {
         const certs = tls ? await makeTestCerts() : undefined;
+        if (certs !== undefined) cleanups.push(() => certs.remove());
         server = await startServer({
           maxConnectionsPerIp: 1,
           ...(certs !== undefined ? { tls: { cert: certs.cert, key: certs.key } } : {}),
@@ -82,7 +85,6 @@ describe.skipIf(!canCountDescriptors)('refused sockets', () => {
           await new Promise((resolve) => setTimeout(resolve, 10));
         expect(openDescriptors() - before).toBeLessThanOrEqual(count);
         await holder.closed;
-        await certs?.remove();
       },
     );
   }
