@@ -6,7 +6,7 @@
  */
 
 import { once } from 'node:events';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
@@ -252,6 +252,59 @@ describe('cut transfers in the server log', () => {
         await certs.remove();
       }
     },
+  );
+
+  it.skipIf(!opensslAvailable)(
+    "leaves a TLS connection's records whole when its reading is held while its output waits for the client",
+    async () => {
+      // The probe's empty write went to the TCP socket below TLS even while TLS's own write waited
+      // there for room: queued behind it, its completion was taken by Node's TLS layer for that of
+      // its own write, which then dropped encrypted bytes not yet sent and sent others (the client
+      // failed "bad record mac"), and the probe's callback never came (no probe after it wrote).
+      const certs = await makeTestCerts();
+      try {
+        server = await startServer({
+          backend: 'disk',
+          uploadBacklogHighWaterBytes: 64 * KiB,
+          tls: { cert: certs.cert, key: certs.key },
+        });
+        const size = 24 * 1024 * KiB;
+        await writeFile(join(server.root!, 'big.bin'), Buffer.alloc(size, 6));
+        const held = holdUploads(server.storage, 0);
+        const secure = connectTls({
+          host: '127.0.0.1',
+          port: server.port,
+          ca: certs.ca,
+          servername: 'localhost',
+        });
+        secure.on('error', () => {});
+        await once(secure, 'secureConnect');
+        const peer = await RawPeer.open(secure);
+        peer.write(encodeOpen(1, { op: 'put', path: 'stalled.bin', size: 1024 * KiB }));
+        await peer.waitFor((f) => f.type === FrameType.WINDOW && f.streamId === 1);
+        // A download the client leaves unread: more than the kernel's buffers take, so the
+        // server's TLS writes wait for room.
+        secure.pause();
+        peer.write(encodeOpen(3, { op: 'get', path: 'big.bin' }));
+        peer.write(encodeWindow(3, size));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Its upload then holds its reading for the disk: probed each second meanwhile.
+        for (let i = 0; i < 4; i++) peer.write(encodeData(1, Buffer.alloc(64 * KiB, 4)));
+        await held.holding;
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        secure.resume();
+        held.release();
+        const received = () =>
+          peer.frames
+            .filter((f) => f.type === FrameType.DATA && f.streamId === 3)
+            .reduce((n, f) => n + f.payload.length, 0);
+        await peer.waitFor(() => received() === size);
+        peer.destroy();
+      } finally {
+        await certs.remove();
+      }
+    },
+    20_000,
   );
 
   it("names an upload whose every byte came but its commit could not store, with the commit's code", async () => {

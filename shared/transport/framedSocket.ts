@@ -63,6 +63,17 @@ const LINGER_MS = 2_000;
 /** What probe() writes. */
 const EMPTY_WRITE = Buffer.alloc(0);
 /**
+ * Whether writes wait in a TCP socket's libuv queue (`write_queue_size`, internal
+ * `_handle.writeQueueSize`, as outputProgress.ts reads it); true when it cannot be read, so a
+ * probe below TLS is then left out rather than risked.
+ */
+function tcpWritesWait(socket: Socket): boolean {
+  const size = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle
+    ?.writeQueueSize;
+  return typeof size !== 'number' || size > 0;
+}
+
+/**
  * Bytes decoded between yields to the loop, so one connection with a deep socket buffer (hashing
  * as it decodes) cannot hold the loop while others wait, and the WINDOW grants and writes it
  * produced go out between slices. (Measured: no change to single-stream speed.)
@@ -182,8 +193,14 @@ export class FramedSocket {
    * may come between any two frames.
    */
   probe(): void {
-    if (!this.isClosed && this.probed !== undefined && !this.probed.destroyed)
-      this.probed.write(EMPTY_WRITE, this.probeOnWritten);
+    if (this.isClosed || this.probed === undefined || this.probed.destroyed) return;
+    // Below TLS only while no write of TLS's own waits there: queued behind one, the probe's
+    // completion goes to Node's TLS layer (it listens on that socket's writes), which takes it for
+    // its own write's, drops encrypted bytes not yet sent and stalls or garbles the connection;
+    // the probe's callback never comes. Unqueued, a write of no bytes completes at once, and a
+    // write that waits sees a reset itself.
+    if (this.probed !== this.socket && tcpWritesWait(this.probed)) return;
+    this.probed.write(EMPTY_WRITE, this.probeOnWritten);
   }
 
   /** Under TLS the failed write closes the TCP socket, and so the TLS one, with no error of its own: said here. */
