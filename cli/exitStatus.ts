@@ -33,6 +33,35 @@ export const CONNECTION_LOSS_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(
 ]);
 
 /**
+ * A SERVER_BUSY the server closed a connection with (details.limit `storage`: it held the
+ * connection's reading for its own storage work, a hung disk, for its idle timeout): the
+ * connection went, as with SHUTTING_DOWN, and a new one may get through (PROTOCOL.md); not one
+ * request or connect refused, which a busy server does on a connection that stays up.
+ */
+function closedBusy(error: MuxftpError): boolean {
+  return error.code === 'SERVER_BUSY' && error.details?.limit === 'storage' && error.fatal;
+}
+
+/**
+ * The connection went: the first muxftp error in `error`'s chain of causes (openClient's CliError
+ * wraps one) has a CONNECTION_LOSS_CODES code, or is a SERVER_BUSY the server closed the connection
+ * with (it, or what it wraps: closedBusy). What reconnect.ts reconnects after.
+ */
+export function lostConnection(error: unknown): boolean {
+  let first: MuxftpError | undefined;
+  for (let cause = error, seen = 0; cause instanceof Error && seen < 16; cause = cause.cause, seen++) {
+    if (!(cause instanceof MuxftpError)) continue;
+    if (first === undefined) {
+      first = cause;
+      if (CONNECTION_LOSS_CODES.has(cause.code)) return true;
+      if (cause.code !== 'SERVER_BUSY') return false;
+    }
+    if (closedBusy(cause)) return true;
+  }
+  return false;
+}
+
+/**
  * Those, and the refusals of a login (by address too) or of the connection's terms. Not a
  * protocol error: a server that answers what it should not failed what was asked (1), as one
  * whose connect fails that way failed the connect (connectFailure's own status, 3).
@@ -48,15 +77,19 @@ const CONNECTION_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 /**
  * The exit status a command that reports `error` earns: a CLI error's own, in it or among its
  * causes (a signal's; a failed connect's, whatever refused it, SERVER_BUSY included), else 3 when
- * its code (the first among its causes) says the connection failed, else 1.
+ * its code (the first among its causes) says the connection failed (a SERVER_BUSY the server
+ * closed the connection with too: closedBusy), else 1.
  */
 export function exitStatusFor(error: unknown): number {
   let code: ErrorCode | undefined;
+  let busyClosed = false;
   for (let cause = error, seen = 0; cause instanceof Error && seen < 16; cause = cause.cause, seen++) {
     if (cause instanceof CliError && cause.exitCode !== undefined) return cause.exitCode;
     if (code === undefined && (cause instanceof MuxftpError || cause instanceof CliError)) code = cause.code;
+    if (cause instanceof MuxftpError && closedBusy(cause)) busyClosed = true;
   }
-  return code !== undefined && CONNECTION_FAILURES.has(code)
+  // A SERVER_BUSY that closed the connection (a hung disk): broken off by the server, not answered.
+  return code !== undefined && (CONNECTION_FAILURES.has(code) || (code === 'SERVER_BUSY' && busyClosed))
     ? EXIT_STATUS.connectionFailed
     : EXIT_STATUS.failed;
 }

@@ -10,7 +10,7 @@ import {
   resolveTarget,
   usingConnection,
 } from './connect.js';
-import { CONNECTION_LOSS_CODES, EXIT_STATUS, exitStatusFor } from './exitStatus.js';
+import { CONNECTION_LOSS_CODES, EXIT_STATUS, exitStatusFor, lostConnection } from './exitStatus.js';
 import { errorInfo, type Output } from './output.js';
 import type { TransferCommandOptions } from './transferOptions.js';
 
@@ -66,7 +66,8 @@ export class ServerAwayError extends MuxftpError {
 export const isRetryable = (error: unknown): boolean =>
   failedWith(error, RETRYABLE_CODES) && !failedCertificateCheck(error);
 
-export const isConnectionLoss = (error: unknown): boolean => failedWith(error, CONNECTION_LOSS_CODES);
+/** The connection went: a CONNECTION_LOSS_CODES code, or a server that closed it busy (exitStatus.ts, lostConnection). */
+export const isConnectionLoss = (error: unknown): boolean => lostConnection(error);
 
 /**
  * A reconnect the server refused (a login, the address, the connection's terms), or whose

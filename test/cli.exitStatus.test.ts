@@ -4,12 +4,17 @@
  * stopped mid-transfer, a run with both kinds of failure. Real sockets, real files, the built CLI.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ServerBusyError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
+import { encodeError } from '../shared/protocol/encoder.js';
+import { errorPayload } from '../shared/protocol/messages.js';
 import { runCli } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
+import { startScriptedServer } from './helpers/scriptedServer.js';
 import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
@@ -18,8 +23,12 @@ let server: TestServer | undefined;
 let proxy: FrameProxy | undefined;
 const tempDirs = new TempDirs('muxftp-exit-');
 
+let scripted: Server | undefined;
+
 afterEach(async () => {
   proxy = server = await stopProxyAndServer(proxy, server);
+  await new Promise((resolve) => (scripted === undefined ? resolve(undefined) : scripted.close(resolve)));
+  scripted = undefined;
   await tempDirs.removeAll();
 });
 
@@ -112,6 +121,34 @@ describe('exit status 3: the connection failed', () => {
     const result = await run;
     expect(result.stderr).toContain('(SHUTTING_DOWN)');
     expect(result.code).toBe(3);
+  });
+
+  it('a server that closes the connection busy for its storage (a hung disk): retried as a loss, then 3', async () => {
+    // What a server sends when it held a connection's reading for its storage work through its
+    // idle timeout (server/connection.ts, failHeldByStorage): ERROR on stream 0, then the end. It
+    // was taken for a request answered: get's stat was not retried, and the run exited 1.
+    let opens = 0;
+    const started = await startScriptedServer((socket, frame) => {
+      if (frame.type !== FrameType.OPEN) return;
+      opens++;
+      const busy = new ServerBusyError(
+        'storage',
+        "server busy: its storage has not finished this connection's work in 300 s",
+      );
+      socket.end(encodeError(0, errorPayload(busy)));
+    });
+    scripted = started.server;
+    const dir = await tempDirs.make();
+    const at = ['--server', `127.0.0.1:${started.port}`];
+    const get = await runCli([...at, 'get', 'f', '--retries', '1'], dir);
+    expect(get.stderr).toMatch(/^muxftp: get: server busy: .*; retry 1\/1 in /m);
+    expect(get.stderr).toMatch(/^muxftp: get f: server busy: .*\(SERVER_BUSY\)$/m);
+    expect(get.code).toBe(3);
+    expect(opens).toBe(2);
+    await writeFile(join(dir, 'up.txt'), 'up');
+    const put = await runCli([...at, 'put', 'up.txt', '--retries', '0'], dir);
+    expect(put.stderr).toContain('(SERVER_BUSY)');
+    expect(put.code).toBe(3);
   });
 
   it('a run with a file not found and then the connection lost: 3 over 1', async () => {
