@@ -12,7 +12,7 @@ import { boundedHomeWarnings } from '../cli/serverAccess.js';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile } from '../server/auth/usersFile.js';
-import { canMountHung, mountHung } from './helpers/hungMount.js';
+import { canMountHung, isMounted, mountHung } from './helpers/hungMount.js';
 
 const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -42,8 +42,11 @@ describe.skipIf(!canMountHung)("a SIGHUP's home check over a hung mount", () => 
     expect(await check(accounts, root)).toEqual([
       `homes not checked: the check of an earlier SIGHUP has not finished (a hung mount under ${root}?)`,
     ]);
-    // The mount's daemon gone, the hung stat fails (ENOTCONN) and the next check runs again.
-    await hung.remove();
+    // The mount's daemon gone (its stdin closed, as when this process dies, a failed or timed-out
+    // test's worker killed): it unmounts as it goes; a stale mount was left in the temp dir, where
+    // rm -r and any walk of it failed ENOTCONN. The hung stat fails and the next check runs again.
+    await hung.leave();
+    expect(isMounted(join(root, 'bob'))).toBe(false);
     for (let i = 0; i < 100; i++) {
       const warnings = await check(accounts, root);
       if (!warnings[0]?.startsWith('homes not checked')) {
