@@ -4,8 +4,20 @@
  * /dev/zero`, a disk image) fails saying so instead of taking the process's memory, at start or on
  * a SIGHUP reload.
  */
-import { closeSync, constants, createReadStream, openSync, readSync, type Stats } from 'node:fs';
+import {
+  close,
+  closeSync,
+  constants,
+  createReadStream,
+  fstat,
+  open as openFd,
+  openSync,
+  readSync,
+  type Stats,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { promisify } from 'node:util';
 
 /** How readFileAtMost reads. */
 export interface ReadAtMostOptions {
@@ -19,8 +31,8 @@ export interface ReadAtMostOptions {
 }
 
 /**
- * The bytes of the file at `path`, at most `maxBytes` (a pipe, /dev/stdin, is read as a file is,
- * but with `options.regularOnly`).
+ * The bytes of the file at `path`, at most `maxBytes` (a pipe, /dev/stdin, is read too, in the
+ * event loop, but with `options.regularOnly`).
  * Past that, throws `larger than SIZE: not WHAT` (`what` as `a config file`), having read one byte
  * more than the cap; an error opening or reading it is thrown as it is (its errno code kept).
  */
@@ -31,6 +43,20 @@ export async function readFileAtMost(
   options: ReadAtMostOptions = {},
 ): Promise<Buffer> {
   if (options.regularOnly === true) return readRegularFileAtMost(path, maxBytes, what);
+  // A FIFO (`--ca <(…)`, `--credentials /dev/stdin` from a pipe) is opened without waiting for a
+  // writer and read in the event loop: opened and read as a file, in a thread-pool thread, one
+  // nobody writes held the process for ever, Ctrl-C's exit too (it waits for that thread).
+  const fd = await promisify(openFd)(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  let info: Stats;
+  try {
+    info = await promisify(fstat)(fd);
+  } catch (error) {
+    close(fd, () => {});
+    throw error;
+  }
+  if (info.isFIFO()) return readPipeAtMost(fd, maxBytes, what);
+  // A file, a directory (its read fails EISDIR) or a device: read as it was, by its path.
+  await promisify(close)(fd);
   const chunks: Buffer[] = [];
   let total = 0;
   // `end` is inclusive: a byte past the cap is read, and tells a file of exactly the cap from a larger one.
@@ -40,6 +66,32 @@ export async function readFileAtMost(
   }
   if (total > maxBytes) throw new Error(`larger than ${sizeInWords(maxBytes)}: not ${what}`);
   return Buffer.concat(chunks);
+}
+
+/**
+ * The bytes of the pipe open (non-blocking) as `fd`, at most `maxBytes`, through a socket of the
+ * event loop: the wait for a writer (the kernel reports a FIFO's end only once one has come and
+ * gone) is one that a signal's exit does not wait for. The socket owns `fd` and closes it.
+ */
+function readPipeAtMost(fd: number, maxBytes: number, what: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const pipe = new Socket({ fd, readable: true, writable: false });
+    const chunks: Buffer[] = [];
+    let total = 0;
+    pipe.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      total += chunk.length;
+      if (total > maxBytes) {
+        pipe.destroy();
+        reject(new Error(`larger than ${sizeInWords(maxBytes)}: not ${what}`));
+      }
+    });
+    pipe.on('end', () => {
+      pipe.destroy();
+      resolve(Buffer.concat(chunks));
+    });
+    pipe.on('error', reject);
+  });
 }
 
 /**

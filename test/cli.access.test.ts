@@ -32,6 +32,7 @@ import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile } from '../server/auth/usersFile.js';
 import { CLI_BIN, cliShellLine } from './helpers/cliProcess.js';
+import { makeFifo } from './helpers/fifo.js';
 import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 
 const TIMEOUT_MS = 15_000;
@@ -841,6 +842,41 @@ describe.skipIf(!opensslAvailable)('a --ca file as node reads it', () => {
       await writeFile(join(dir, 'trusted-ca.pem'), trusted.stdout);
       // Before: "--ca trusted-ca.pem holds no PEM certificate (-----BEGIN CERTIFICATE-----)".
       expect(await ls('trusted-ca.pem')).toMatchObject({ code: 0, stderr: '' });
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe.skipIf(!opensslAvailable)('a --ca FIFO', () => {
+  it('nobody writes: Ctrl-C ends the command (it hung, even after Ctrl-C, in the open of the FIFO)', async () => {
+    const fifo = makeFifo(join(dir, 'unwritten-ca.pem'));
+    const child = spawnCli(['--server', '127.0.0.1:1', '--ca', fifo, 'ls']);
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await new Promise((r) => setTimeout(r, 1_000));
+    child.kill('SIGINT');
+    const code = await Promise.race([
+      exited,
+      new Promise((r) => setTimeout(() => r('still running'), 5_000)),
+    ]);
+    expect(code, stderr).toBe(130);
+  });
+
+  it('written to later, or `--ca <(…)`, is read', async () => {
+    const server = await serve(['--tls-cert', certs!.certPath, '--tls-key', certs!.keyPath]);
+    try {
+      const fifo = makeFifo(join(dir, 'later-ca.pem'));
+      const ls = run(['--server', `127.0.0.1:${server.port}`, '--ca', fifo, 'ls']);
+      await new Promise((r) => setTimeout(r, 300));
+      await writeFile(fifo, certs!.ca);
+      expect(await ls).toMatchObject({ code: 0, stderr: '' });
+      const line = `${cliShellLine(['--server', `127.0.0.1:${server.port}`, '--ca'])} <(cat '${certs!.caPath}') ls`;
+      const substituted = spawnSync('bash', ['-c', line], { encoding: 'utf8', timeout: TIMEOUT_MS });
+      expect(substituted).toMatchObject({ status: 0, stderr: '' });
     } finally {
       await server.stop();
     }
