@@ -1821,11 +1821,19 @@ export class Client {
             `the server closed the connection ${this.welcome === undefined ? 'before it answered' : 'during the login'}`,
           )
         : undefined;
+    // A frame that breaks the protocol after the WELCOME came from a muxftp server (a broken
+    // one), not from something else on the port: said as that, with the protocol's code.
+    const brokeLogin =
+      error instanceof ProtocolError && !this.ready && this.welcome !== undefined
+        ? Object.assign(new Error(`the server broke the protocol during the login (${error.message})`), {
+            code: error.code,
+          })
+        : undefined;
     // It keeps OpenSSL's code, which tells callers which check failed.
     const cause =
       tlsFailure !== undefined
         ? Object.assign(new Error(tlsFailure.reason), { code: tlsFailure.code })
-        : (error ?? closedUnasked);
+        : (brokeLogin ?? error ?? closedUnasked);
     const message = `could not connect to ${this.peer}: ${tlsFailure?.reason ?? cause?.message ?? 'connection closed'}`;
     const lost =
       this.lostError ??

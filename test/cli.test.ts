@@ -26,8 +26,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { contentDigest } from '../shared/integrity/contentDigest.js';
-import { FrameType } from '../shared/protocol/constants.js';
+import { FrameType, PROTOCOL_VERSION } from '../shared/protocol/constants.js';
+import { encodeFrame, encodeWelcome } from '../shared/protocol/encoder.js';
 import { downloadPartialName } from '../shared/temporaryNames.js';
 import { CLI_BIN, cliShellLine } from './helpers/cliProcess.js';
 import { closedPort } from './helpers/closedPort.js';
@@ -935,6 +937,40 @@ describe('muxftp CLI', () => {
       );
     } finally {
       await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
+  it('says a muxftp server that breaks the protocol during the login did, not that no muxftp server is there', async () => {
+    const welcome = encodeWelcome({
+      version: PROTOCOL_VERSION,
+      limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
+      integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
+      login: { required: true, anonymous: false, passwordNeedsTls: false },
+    });
+    // WELCOME after HELLO, then an AUTH answer that is not JSON.
+    const muxftp = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        socket.write(welcome);
+        socket.once('data', () => socket.write(encodeFrame(FrameType.AUTH, 0, 0, Buffer.from('not json'))));
+      });
+    });
+    const port = await new Promise<number>((resolve) =>
+      muxftp.listen(0, '127.0.0.1', () => resolve((muxftp.address() as { port: number }).port)),
+    );
+    try {
+      const result = await runCli(['ls', '--server', `127.0.0.1:${port}`, '--user', 'u'], {
+        env: { MUXFTP_PASSWORD: 'pw' },
+      });
+      expect(result.code).toBe(3);
+      // Before: "no muxftp server there, by its first bytes (AUTH: payload is not valid JSON): is the port right?"
+      expectOneErrorLine(
+        result,
+        `muxftp: cannot connect to 127.0.0.1:${port}: the server broke the protocol during the login (AUTH: payload is not valid JSON)`,
+        'CONNECT_FAILED',
+      );
+    } finally {
+      await new Promise((resolve) => muxftp.close(resolve));
     }
   });
 
