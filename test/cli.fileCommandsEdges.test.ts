@@ -178,3 +178,25 @@ describe('chmod of a path starting with -', () => {
     }
   });
 });
+
+describe('mv of a path to itself', () => {
+  it('fails as mv(1) does ("the same file", exit 1), not exit 0 having moved nothing', async () => {
+    await mkdir(join(server.root!, 'd', 'sub'));
+    // d/sub into d, where it is; a file onto itself, by another spelling too; several into where they are.
+    for (const args of [
+      ['d/sub', 'd'],
+      ['d/f', 'd/f'],
+      ['d/f', 'd/./f'],
+      ['d/f', 'd/'],
+      ['d/f', 'd/sub', 'd'],
+    ]) {
+      const result = await cli('mv', ...args);
+      expect(result.code, args.join(' ')).toBe(1);
+      expect(result.stderr, args.join(' ')).toMatch(/are the same file: nothing moved \(INVALID_PATH\)\n$/);
+    }
+    expect(await cli('--json', 'mv', 'd/sub', 'd')).toMatchObject({ code: 1 });
+    // What moves still does.
+    expect(await cli('mv', 'd/f', 'd/sub')).toMatchObject({ code: 0, stderr: '' });
+    expect((await lstat(join(server.root!, 'd', 'sub', 'f'))).isFile()).toBe(true);
+  });
+});

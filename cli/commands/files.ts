@@ -29,7 +29,13 @@ import {
   mayNameItself,
   remotePathsNamedBy,
 } from '../remoteGlob.js';
-import { joinRemote, remoteBaseName, remotePathFromArgument, tildePathWarning } from '../remotePath.js';
+import {
+  joinRemote,
+  normalRemote,
+  remoteBaseName,
+  remotePathFromArgument,
+  tildePathWarning,
+} from '../remotePath.js';
 import { PartlyRemoved, refuseWithoutLinkMarks, removeRecursively } from '../remoteRemoval.js';
 import { walkRemoteTree } from '../remoteTree.js';
 
@@ -452,7 +458,9 @@ async function move(
         if (named.length === 1) {
           const source = remotePathRequired(named[0]!);
           if (named[0]!.endsWith('/')) await requireDirectory(client, source);
-          await client.rename(source, await moveTarget(client, source, to), how);
+          const target = await moveTarget(client, source, to);
+          refuseSamePath(source, target);
+          await client.rename(source, target, how);
           if (output.json) output.printJson({ ok: true });
           return;
         }
@@ -490,6 +498,7 @@ async function move(
           );
         }
         if (argument.endsWith('/')) await requireDirectory(client, source);
+        refuseSamePath(source, target);
         await client.rename(source, target, how);
         movedHere.set(target, source);
       },
@@ -497,6 +506,18 @@ async function move(
     );
     if (output.json) output.printJson(outcomes);
   });
+}
+
+/**
+ * A move of a path to itself (`mv a a`, `mv d/sub d`) moves nothing, which the server takes as
+ * done (rename(2) does): refused as mv(1) refuses it, not reported as a move.
+ */
+function refuseSamePath(source: string, target: string): void {
+  if (normalRemote(source) === normalRemote(target))
+    throw new MuxftpError(
+      'INVALID_PATH',
+      `${shownArgument(source)} and ${shownArgument(target)} are the same file: nothing moved`,
+    );
 }
 
 /**
