@@ -41,9 +41,13 @@ export async function makeDirectories(
   }
   const last = missing[0];
   for (const level of missing.reverse()) {
-    // EEXIST: made meanwhile (another download of the same tree), which is fine.
-    await mkdir(level, level === last ? mode : undefined).catch((error: NodeJS.ErrnoException) => {
+    // EEXIST: made meanwhile (another download of the same tree), which is fine if a directory
+    // (through a link too) is there; not a file made meanwhile, or a link to nothing (missing to
+    // stat above, there to mkdir): that was "made", and the first write into it failed ENOENT.
+    await mkdir(level, level === last ? mode : undefined).catch(async (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EEXIST') throw error;
+      const found = await stat(level).catch(() => undefined);
+      if (found?.isDirectory() !== true) throw new NotADirectoryError(level);
     });
   }
 }

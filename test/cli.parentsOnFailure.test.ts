@@ -4,7 +4,7 @@
  * its directories first and then failed, leaving them behind (edge pass). Real server on
  * 127.0.0.1 (disk), the real CLI. Needs dist/ (npm run build).
  */
-import { readdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -51,5 +51,24 @@ describe('-p on a transfer that cannot happen', () => {
     expect(await readdir(join(server.root!, 'up', 'dir'))).toEqual(['src.txt']);
     expect(await cli('get', 'up/dir/src.txt', '--to', 'got/a', '-p')).toMatchObject({ code: 0, stderr: '' });
     expect(await readdir(join(local, 'got', 'a'))).toEqual(['src.txt']);
+  });
+});
+
+describe('-p where something not a directory takes the name', () => {
+  it('a link to nothing (mkdir fails EEXIST) is said, not taken for a directory made', async () => {
+    server = await startServer({ backend: 'disk' });
+    await mkdir(join(server.root!, 'd'));
+    await writeFile(join(server.root!, 'd', 'f'), 'hi');
+    const local = await tempDirs.make();
+    await symlink(join(local, 'nowhere'), join(local, 'dd'));
+    const cli = (...args: string[]) => runCli(['--server', `127.0.0.1:${server!.port}`, ...args], local);
+    const got = await cli('get', '-p', 'd/f', '--to', 'dd/x');
+    // Before: taken as made, then "no such file or directory: dd/x/f" of the download.
+    expect({ code: got.code, stderr: got.stderr }).toEqual({
+      code: 1,
+      stderr: 'muxftp: get dd/x: not a directory: dd (LOCAL_IO_ERROR)\n',
+    });
+    expect((await lstat(join(local, 'dd'))).isSymbolicLink()).toBe(true);
+    expect(await readdir(local)).toEqual(['dd']);
   });
 });
