@@ -6,6 +6,7 @@
 import { type Dirent, type Stats, statSync } from 'node:fs';
 import { readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { leftByGoneProcess } from '../client/downloadsLeftBehind.js';
 import { localFileCalls } from '../client/sources.js';
 import { characterProblem, extentProblem } from '../shared/clientPaths.js';
 import { ConcurrencyLimit } from '../shared/concurrencyLimit.js';
@@ -311,6 +312,11 @@ export interface LocalDestination {
    * path: not entries, but get -r --delete removes those whose target the source does not have.
    */
   keptPartials: string[];
+  /**
+   * Downloads in progress a gone process of this host left (a killed get: continued by get -c,
+   * as what is kept), by relative path, with the relative path of the kept name they stand for.
+   */
+  leftBehind: Array<{ relative: string; kept: string }>;
 }
 
 /**
@@ -318,7 +324,13 @@ export interface LocalDestination {
  * own, never a way out of the tree), leaving out `excluded` paths and muxftp's own hidden files.
  */
 export async function walkLocalDestination(root: string, excluded?: Excluded): Promise<LocalDestination> {
-  const found: LocalDestination = { entries: [], problems: [], excluded: [], keptPartials: [] };
+  const found: LocalDestination = {
+    entries: [],
+    problems: [],
+    excluded: [],
+    keptPartials: [],
+    leftBehind: [],
+  };
   // `rawDir`: the bytes of a directory's path that is not UTF-8 (what is in it is named by them).
   const walk = async (localDir: string, relativeDir: string, rawDir?: Buffer): Promise<void> => {
     let dirents: Array<Dirent<Buffer>>;
@@ -336,8 +348,12 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
     for (const { dirent, name } of named) {
       const relative = relativeDir === '' ? name : `${relativeDir}/${name}`;
       if (isTemporaryName(name)) {
-        if (rawDir === undefined && dirent.isFile() && isDownloadPartialName(name))
-          found.keptPartials.push(relative);
+        if (rawDir === undefined && dirent.isFile()) {
+          if (isDownloadPartialName(name)) found.keptPartials.push(relative);
+          const kept = leftByGoneProcess(name);
+          if (kept !== undefined)
+            found.leftBehind.push({ relative, kept: relativeDir === '' ? kept : `${relativeDir}/${kept}` });
+        }
         continue;
       }
       if (excluded?.(relative, dirent.isDirectory()) === true) {

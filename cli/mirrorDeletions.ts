@@ -363,7 +363,8 @@ function stalePartials(
   gone: ReadonlySet<string>,
   picked: readonly DestinationEntry[],
 ): DestinationEntry[] {
-  if (listed.keptPartials === undefined || listed.keptPartials.length === 0) return [];
+  const left = listed.leftBehind ?? [];
+  if ((listed.keptPartials === undefined || listed.keptPartials.length === 0) && left.length === 0) return [];
   const kept = new Set<string>();
   for (const relative of [...tree.present.keys(), ...listed.excluded, ...(tree.excludedInSource ?? [])])
     kept.add(joinRemote(remoteParent(relative), downloadPartialName(remoteBaseName(relative))));
@@ -372,9 +373,13 @@ function stalePartials(
     return false;
   };
   const removed = picked.filter((entry) => entry.kind === 'dir').map((entry) => entry.relative);
-  return listed.keptPartials
-    .filter((relative) => !kept.has(relative) && !inside(relative, gone) && !inside(relative, removed))
-    .map((relative) => ({ relative, kind: 'file', keptPartial: true }));
+  const stale = (relative: string, keptAs: string): boolean =>
+    !kept.has(keptAs) && !inside(relative, gone) && !inside(relative, removed);
+  return [
+    ...(listed.keptPartials ?? []).filter((relative) => stale(relative, relative)),
+    // Left in progress by a killed get: get -c would continue it as what is kept.
+    ...left.filter((file) => stale(file.relative, file.kept)).map((file) => file.relative),
+  ].map((relative) => ({ relative, kind: 'file', keptPartial: true }));
 }
 
 // The rules a destination is walked with. Before the transfers, not at a path the source has:
@@ -434,6 +439,8 @@ interface DestinationListing {
   excluded: string[];
   /** A local destination's kept partials (`get -c`), by relative path. */
   keptPartials?: string[];
+  /** A local destination's downloads left in progress by gone processes, with their kept names. */
+  leftBehind?: Array<{ relative: string; kept: string }>;
 }
 
 /** How a destination is listed and changed, on one side. */
@@ -573,6 +580,7 @@ const localSide: DestinationSide = {
       problems: tree.problems.map((problem) => ({ path: problem.localPath, error: problem.error })),
       excluded: tree.excluded,
       keptPartials: tree.keptPartials,
+      leftBehind: tree.leftBehind,
     };
   },
   async remove(destination, entry) {

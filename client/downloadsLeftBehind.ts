@@ -44,6 +44,17 @@ function writerGone({ pid, run }: DownloadOwner): boolean {
 }
 
 /**
+ * The kept name (`.muxftp-get-<hash>.part`) of the target of `name`, a download in progress that
+ * a gone process of this host left (a killed get); undefined for any other name. get -r -c
+ * --delete removes such files as it removes what is kept, for names the source no longer has.
+ */
+export function leftByGoneProcess(name: string): string | undefined {
+  const owner = parseDownloadInProgress(name);
+  if (owner === undefined || owner.host !== HOST_TAG || !writerGone(owner)) return undefined;
+  return owner.keptName;
+}
+
+/**
  * What gone processes of this host left in progress in a directory, by kept name: read once per
  * directory and process (another is left there only by a process that dies meanwhile).
  */

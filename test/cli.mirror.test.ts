@@ -7,8 +7,10 @@
  * dirs. Needs dist/ (npm run build).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,7 +20,7 @@ import { removeRecursively } from '../cli/remoteRemoval.js';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import { downloadPartialName } from '../shared/temporaryNames.js';
+import { downloadInProgressName, downloadPartialName } from '../shared/temporaryNames.js';
 import { runCli } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { stopProxyAndServer } from './helpers/serverTeardown.js';
@@ -222,6 +224,33 @@ describe('--delete', () => {
     const ruled = await runCli([...at, 'get', '-r', 'site', '--delete', '--exclude', '*.iso', '-q'], local);
     expect(ruled.code).toBe(0);
     expect(await treeUnder(copy)).toContain(downloadPartialName('gone.iso'));
+  });
+
+  it('get -r -c --delete removes what a killed get left in progress of files the source no longer has', async () => {
+    server = await startServer({ backend: 'disk' });
+    await makeTree(join(server.root!, 'site'), ['index.html']);
+    const local = await tempDirs.make();
+    const copy = join(local, 'site');
+    await makeTree(copy, ['index.html']);
+    // A pid no process has now (a child that exited), of this host: a killed get's.
+    const gonePid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const host = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+    const owner = (pid: number) => ({ host, pid, run: '0123abcd', seq: 0 });
+    const left = join(copy, downloadInProgressName('gone.iso', owner(gonePid)));
+    const running = join(copy, downloadInProgressName('gone2.iso', owner(process.pid)));
+    const other = join(copy, downloadInProgressName('gone3.iso', { ...owner(gonePid), host: 'ffffffff' }));
+    for (const path of [left, running, other]) await writeFile(path, 'in progress');
+    const result = await runCli(
+      ['--server', `127.0.0.1:${server.port}`, 'get', '-r', '-c', 'site', '--delete', '--json'],
+      local,
+    );
+    expect(result.code).toBe(0);
+    // Before: only `.muxftp-get-<hash>.part` went; these piled up with every killed sync.
+    expect(deletedIn(result.stdout, 'local')).toEqual([relative(local, left)]);
+    // A running process's and another host's (a shared directory) stay.
+    expect((await treeUnder(copy)).sort()).toEqual(
+      ['index.html', ...[running, other].map((path) => relative(copy, path))].sort(),
+    );
   });
 
   it('get -r: a local entry that cannot be removed is said with why (an immutable file: not "not a directory")', async (context) => {
