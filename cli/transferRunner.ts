@@ -567,9 +567,11 @@ async function runOne(
               // Said for put -c only: a retry of a file under one block never has anything kept.
               ...(attempt === 0 && run.continueUploads === true
                 ? {
-                    onNothingKept: () =>
+                    onNothingKept: (inUse: boolean) =>
                       sayRestart(
-                        'nothing of it is kept on the server (with this checksum) to continue: sending all of it',
+                        inUse
+                          ? 'what the server keeps of it is in use by another upload of it now (another put -c?): sending all of it'
+                          : 'nothing of it is kept on the server (with this checksum) to continue: sending all of it',
                       ),
                   }
                 : {}),

@@ -244,9 +244,10 @@ export interface TransferOptions {
   onRestart?: (reason: string) => void;
   /**
    * A put with `continue` found nothing kept to continue (none of this file as it is now, with
-   * this checksum algorithm): it sends the whole file.
+   * this checksum algorithm; `inUse`: what is kept another upload writes now, as a second put -c
+   * of the file at once): it sends the whole file.
    */
-  onNothingKept?: () => void;
+  onNothingKept?: (inUse: boolean) => void;
   /**
    * A transfer that continues (put or get with `continue`, a get with `resumeKept`): told once
    * the server agreed where it continues, before the rest moves, with the bytes already at the
@@ -1179,7 +1180,8 @@ export class Client {
       if (held.offset > local.size) {
         throw new ProtocolError('PROTOCOL_ERROR', 'partial REPLY: an offset beyond the file');
       }
-      if (held.blocks.length === 0) callCaller('onNothingKept', () => options.onNothingKept?.());
+      if (held.blocks.length === 0)
+        callCaller('onNothingKept', () => options.onNothingKept?.(held.inUse === true));
       const mine = await localBlockDigests(
         path,
         this.integrity,

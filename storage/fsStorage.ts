@@ -1096,6 +1096,13 @@ export class FsStorage implements Storage {
     }
   }
 
+  async partialInUse(path: string, key: PartialKey): Promise<boolean> {
+    const target = await this.#resolve(path);
+    if (target.clientPath === '') return false;
+    const name = partialName(baseName(target.clientPath), key);
+    return this.#activeTemporaryPaths.has(this.#paths.join(this.#paths.dirname(target.hostPath), name));
+  }
+
   async keptPartials(path: string): Promise<EntryInfo[]> {
     const dir = await this.#resolve(path);
     const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.realPath));

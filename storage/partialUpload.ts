@@ -85,12 +85,15 @@ export async function heldPartial(
   key: PartialKey,
   maxBlocks: number,
   watch: ReadWatch = {},
-): Promise<{ offset: number; blocks: string[] }> {
+): Promise<{ offset: number; blocks: string[]; inUse?: true }> {
   await prepareBlockHashes();
   const digester = new ContentDigester(key.algorithm);
   try {
     const bytes = maxBlocks * INTEGRITY_BLOCK_BYTES;
     const offset = await hashPartial(storage, path, key, bytes, digester, true, watch);
+    // Kept, but another upload writes it now: none offered, and the client told why.
+    if (offset === 0 && (await storage.partialInUse?.(path, key)) === true)
+      return { offset: 0, blocks: [], inUse: true };
     return { offset, blocks: digester.blockDigests.map((d) => d.toString('hex')) };
   } finally {
     digester.release();

@@ -344,10 +344,16 @@ export interface Storage {
     },
   ): Promise<UploadHandle>;
   /**
-   * The data kept for `path` under `key`, if any. Optional: a storage without it never keeps
-   * partial uploads, so every resume starts at 0 (both built-in storages, disk and memory, keep them).
+   * The data kept for `path` under `key`, if any (none while an upload in flight writes it).
+   * Optional: a storage without it never keeps partial uploads, so every resume starts at 0 (both
+   * built-in storages, disk and memory, keep them).
    */
   openPartial?(path: string, key: PartialKey): Promise<PartialRead | undefined>;
+  /**
+   * Whether an upload in flight writes the data kept for `path` under `key` (openPartial gives
+   * none then): a `partial` query says so. Optional, like openPartial.
+   */
+  partialInUse?(path: string, key: PartialKey): Promise<boolean>;
   /**
    * The directory `path` (created if missing) as a Storage rooted there: a user's home. Nothing
    * outside it is reachable through the view.

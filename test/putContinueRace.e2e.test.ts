@@ -140,3 +140,29 @@ describe('put -c while another client overwrites the file', () => {
     expect(restarts).toEqual([]);
   });
 });
+
+describe('two put -c of one kept upload at once', () => {
+  it('the second is told what is kept is in use by another upload, not that nothing is kept', async () => {
+    const { server, content, source } = await keptUpload();
+    const second = await server.connect();
+    const told: Array<boolean | undefined> = [];
+    const createUpload = server.storage.createUpload.bind(server.storage);
+    let raced = false;
+    // Once the first has taken the kept blocks over (its upload made), the second asks.
+    server.storage.createUpload = async (path, options) => {
+      const upload = await createUpload(path, options);
+      if ((options?.resumeFrom ?? 0) > 0 && !raced) {
+        raced = true;
+        await second.put('big.bin', source, { continue: true, onNothingKept: (inUse) => told.push(inUse) });
+      }
+      return upload;
+    };
+    const first = await server.connect();
+    const result = await first.put('big.bin', source, { continue: true });
+    expect(raced).toBe(true);
+    expect(result.continuedFrom).toBe(2 * BLOCK);
+    // Before: told nothing is kept (the CLI: "nothing of it is kept on the server … to continue").
+    expect(told).toEqual([true]);
+    expect((await readFile(join(server.root!, 'big.bin'))).equals(content)).toBe(true);
+  });
+});

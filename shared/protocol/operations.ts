@@ -375,13 +375,14 @@ export const OPERATIONS = {
       };
     },
     // What the server keeps of an interrupted upload: whole blocks, and their digests.
-    reply: (o): { offset: number; blocks: string[] } => {
+    // `inUse`: kept, but another upload writes it now (none offered).
+    reply: (o): { offset: number; blocks: string[]; inUse?: true } => {
       const offset = replyCount(o, 'offset', 'partial');
       if (!Array.isArray(o.blocks) || !o.blocks.every((d) => typeof d === 'string' && /^[0-9a-f]+$/.test(d)))
         throw badReply('partial', '"blocks" must be an array of hex digests');
       if (offset !== o.blocks.length * INTEGRITY_BLOCK_BYTES)
         throw badReply('partial', '"offset" must be the bytes of the blocks listed');
-      return { offset, blocks: o.blocks as string[] };
+      return { offset, blocks: o.blocks as string[], ...(o.inUse === true ? { inUse: true as const } : {}) };
     },
   },
   digest: {
