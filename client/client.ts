@@ -759,9 +759,12 @@ export class Client {
         // The peer is named by the CONNECT_FAILED this becomes the cause of (transportOnClose).
         new MuxftpError(
           'CONNECT_FAILED',
-          this.tcpConnected()
-            ? `connected, but no muxftp server answered within ${withinMs / 1000} s`
-            : `no answer within ${withinMs / 1000} s`,
+          // After its WELCOME a muxftp server answered: the login is what went unanswered.
+          this.welcome !== undefined
+            ? `the server did not answer the login within ${withinMs / 1000} s`
+            : this.tcpConnected()
+              ? `connected, but no muxftp server answered within ${withinMs / 1000} s`
+              : `no answer within ${withinMs / 1000} s`,
         ),
       );
     return new Promise<Client>((resolve, reject) => {

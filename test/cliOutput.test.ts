@@ -9,6 +9,9 @@ import { describeError, Output } from '../cli/output.js';
 import { asMuxftpError } from '../cli/remoteTree.js';
 import { Client } from '../client/client.js';
 import { ERROR_STATUS, type ErrorCode, MuxftpError, RemoteError, ServerBusyError } from '../shared/errors.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
+import { PROTOCOL_VERSION } from '../shared/protocol/constants.js';
+import { encodeWelcome } from '../shared/protocol/encoder.js';
 
 describe('describeError', () => {
   it('names the code of a protocol error, and nothing more for a CLI error', () => {
@@ -220,5 +223,36 @@ describe("a bug's failure line", () => {
     expect(lines).toEqual([
       'muxftp: get a?muxftp: get b: internal error: TypeError: boom\n    at run (cli/main.ts:1:1); see?this\n',
     ]);
+  });
+});
+
+describe('a server that sends its WELCOME and never answers the login', () => {
+  it('is said as the login unanswered, not as no muxftp server there', async () => {
+    const sockets: Socket[] = [];
+    const welcome = encodeWelcome({
+      version: PROTOCOL_VERSION,
+      limits: { maxFramePayload: 1 << 20, maxStreams: 16, maxPathBytes: 4096, streamWindow: 1 << 20 },
+      integrity: { algorithm: 'xxh128', blockBytes: INTEGRITY_BLOCK_BYTES },
+      login: { required: true, anonymous: false, passwordNeedsTls: false },
+    });
+    const mute = createServer((socket) => {
+      sockets.push(socket);
+      socket.once('data', () => socket.write(welcome));
+    });
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const { port } = mute.address() as { port: number };
+    try {
+      const error = await Client.connect({ port, user: 'u', password: 'pw', connectTimeoutMs: 300 }).catch(
+        (e: unknown) => e,
+      );
+      // Before: "connected, but no muxftp server answered within 0.3 s".
+      expect(error).toMatchObject({
+        code: 'CONNECT_FAILED',
+        message: `could not connect to 127.0.0.1:${port}: the server did not answer the login within 0.3 s`,
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => mute.close(resolve));
+    }
   });
 });
