@@ -31,7 +31,17 @@ import {
   readSync,
   unlinkSync,
 } from 'node:fs';
-import { type FileHandle, link, lutimes, open, readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  type FileHandle,
+  link,
+  lstat,
+  lutimes,
+  open,
+  readdir,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -361,6 +371,13 @@ export async function lockServedRoot(
         if (tookOver !== undefined) options.onTakeOver?.(tookOver.holder);
         return { lock };
       } catch (error) {
+        // Our staging copy gone before its link: another server's start took it for one a killed
+        // server left (removeLeftStagings: its writer on another host, judged by an mtime that
+        // host's clock skews). Written again, not served without the lock (ENOENT) beside that one.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && staged && !(await exists(staging))) {
+          staged = false;
+          continue;
+        }
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
           return { lock: undefined, reason: failureReason(error) };
       }
@@ -425,6 +442,14 @@ async function removeLeftStagings(root: string, own: string, staleMs: number): P
     if (path === own || !STAGING_NAME.test(name)) continue;
     if (await takeoverMarkIsStale(path, staleMs).catch(() => false)) await unlink(path).catch(() => {});
   }
+}
+
+/** False only when nothing is at `path` (ENOENT). */
+function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
+  );
 }
 
 /** Made exclusively ('wx' never follows a link): 'w' wrote through a link planted under the name. */
