@@ -5,6 +5,7 @@
  * by a module hook in a child process.
  */
 import { execFile, spawnSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { cp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -127,8 +128,15 @@ describe('the muxftp launcher (bin/muxftp.js)', () => {
   }
 
   // Where the tests run from a git checkout of the package (with git), as CI's does.
+  // Its own checkout, as scripts/buildInfo.mjs asks: a copy inside another repository (whose
+  // toplevel git names) gets no build named, and the test failed there.
+  const toplevel = spawnSync('git', ['rev-parse', '--show-toplevel'], {
+    cwd: join(import.meta.dirname, '..'),
+    encoding: 'utf8',
+  });
   const inGitCheckout =
-    spawnSync('git', ['rev-parse', '--show-toplevel'], { cwd: join(import.meta.dirname, '..') }).status === 0;
+    toplevel.status === 0 &&
+    realpathSync(toplevel.stdout.trim()) === realpathSync(join(import.meta.dirname, '..'));
   it.skipIf(!inGitCheckout)(
     'names the commit of a build that scripts/buildInfo.mjs marked (npm run build), not of a bare tsc',
     async () => {
