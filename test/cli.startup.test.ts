@@ -6,7 +6,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
-import { cp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -162,6 +162,46 @@ describe('the muxftp launcher (bin/muxftp.js)', () => {
       expect(stdout).toMatch(
         new RegExp(`^${version.replaceAll('.', '\\.')} \\(git ${commit}(-dirty)?, ${date}\\)\n$`),
       );
+    },
+  );
+
+  it.skipIf(!inGitCheckout)(
+    "names this package's commit when run with another repository's GIT_DIR (a git hook's)",
+    async () => {
+      const root = join(import.meta.dirname, '..');
+      const run = promisify(execFile);
+      const git = (cwd: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
+        run('git', args, { cwd, env, timeout: 10_000 }).then(({ stdout }) => stdout.trim());
+      // Another repository, with a commit of its own dated long ago.
+      const other = await tempDirs.make();
+      await git(other, ['init', '-q']);
+      const dated = { ...process.env, GIT_COMMITTER_DATE: '2001-02-03T04:05:06Z' };
+      await git(
+        other,
+        [
+          '-c',
+          'user.name=t',
+          '-c',
+          'user.email=t@t',
+          '-c',
+          'commit.gpgsign=false',
+          'commit',
+          '-q',
+          '--allow-empty',
+          '-m',
+          'other',
+        ],
+        dated,
+      );
+      const out = await tempDirs.make();
+      await mkdir(join(out, 'shared'));
+      await run(process.execPath, [join(root, 'scripts', 'buildInfo.mjs'), out], {
+        timeout: 40_000,
+        env: { ...process.env, GIT_DIR: join(other, '.git'), GIT_INDEX_FILE: join(other, '.git', 'index') },
+      });
+      const [commit, date] = (await git(root, ['log', '-1', '--format=%h %cs'])).split(' ');
+      const written = await readFile(join(out, 'shared', 'buildInfo.js'), 'utf8');
+      expect(written).toMatch(new RegExp(`^export const BUILD = "git ${commit}(-dirty)?, ${date}";\n$`));
     },
   );
 
