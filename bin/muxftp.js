@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The muxftp command. It runs the compiled CLI in dist/ (npm run build), with no TypeScript loader.
 // '#dist/' is package.json's private "imports" map onto dist/: tsc checks it against the sources.
+import { fileURLToPath } from 'node:url';
+
 let cli;
 try {
   cli = await import('#dist/cli/main.js');
@@ -18,8 +20,13 @@ try {
   // Either a file of dist/ is missing (not built) or a package the CLI needs is (not installed).
   // Node gives a missing file's url; the message names the importer too (a missing commander is
   // "imported from …/dist/cli/main.js", which was read as "not built").
+  // Older Node 20s give no url (it came with nodejs/node#49038, 2023): the message names the file.
+  const dist = new URL('../dist/', import.meta.url);
   const url = /** @type {{ url?: unknown }} */ (error).url;
-  const notBuilt = typeof url === 'string' && url.startsWith(new URL('../dist/', import.meta.url).href);
+  const notBuilt =
+    typeof url === 'string'
+      ? url.startsWith(dist.href)
+      : String(error.message).startsWith(`Cannot find module '${fileURLToPath(dist)}`);
   const fix = notBuilt
     ? 'the CLI is not built; run npm run build'
     : 'a dependency is missing; run npm ci in a checkout, or install muxftp again';

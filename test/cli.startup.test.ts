@@ -113,8 +113,11 @@ describe('the muxftp launcher (bin/muxftp.js)', () => {
     return dir;
   }
 
-  async function launch(dir: string): Promise<{ code: unknown; stdout: string; stderr: string }> {
-    return promisify(execFile)(process.execPath, [join(dir, 'bin', 'muxftp.js'), '--version'], {
+  async function launch(
+    dir: string,
+    nodeArgs: string[] = [],
+  ): Promise<{ code: unknown; stdout: string; stderr: string }> {
+    return promisify(execFile)(process.execPath, [...nodeArgs, join(dir, 'bin', 'muxftp.js'), '--version'], {
       timeout: 20_000,
       cwd: dir,
     }).then(
@@ -215,6 +218,21 @@ describe('the muxftp launcher (bin/muxftp.js)', () => {
 
   it('says an unbuilt CLI is unbuilt', async () => {
     const { code, stderr } = await launch(await copyWithoutDependencies(false));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^muxftp: the CLI is not built; run npm run build \(Cannot find module /);
+  });
+
+  it('says an unbuilt CLI is unbuilt where Node gives the error no url (older Node 20s)', async () => {
+    // Node 20s before nodejs/node#49038 (engines: >=20) throw it without `url`: a missing dist/ was
+    // said to be a missing dependency. A resolve hook drops the url as those did.
+    const dir = await copyWithoutDependencies(false);
+    const hook = `export async function resolve(s, c, next) { try { return await next(s, c); } catch (e) { delete e.url; throw e; } }`;
+    await writeFile(join(dir, 'hook.mjs'), hook);
+    await writeFile(
+      join(dir, 'register.mjs'),
+      `import { register } from 'node:module';\nregister(new URL('./hook.mjs', import.meta.url));\n`,
+    );
+    const { code, stderr } = await launch(dir, ['--import', pathToFileURL(join(dir, 'register.mjs')).href]);
     expect(code).toBe(1);
     expect(stderr).toMatch(/^muxftp: the CLI is not built; run npm run build \(Cannot find module /);
   });
