@@ -366,8 +366,10 @@ export async function lockServedRoot(
         if (!staged) await writeStaging(staging, content);
         staged = true;
         await link(staging, lockPath);
-        await removeLeftStagings(root, staging, takeoverMarkStaleMs);
+        // Its heartbeat first: listing a root of many names (NFS) took seconds before the first
+        // beat, which a start on another host, watching the new lock for 2.5 beats, took for dead.
         const lock = new ServedRootLock(lockPath, content, heartbeatMs, options);
+        await removeLeftStagings(root, staging, takeoverMarkStaleMs);
         if (tookOver !== undefined) options.onTakeOver?.(tookOver.holder);
         return { lock };
       } catch (error) {
