@@ -369,6 +369,8 @@ export async function lockServedRoot(
         // Its heartbeat first: listing a root of many names (NFS) took seconds before the first
         // beat, which a start on another host, watching the new lock for 2.5 beats, took for dead.
         const lock = new ServedRootLock(lockPath, content, heartbeatMs, options);
+        // Its own copy goes before the listing: a signal there exits with only the lock to release.
+        await unlink(staging).catch(() => {});
         await removeLeftStagings(root, staging, takeoverMarkStaleMs);
         if (tookOver !== undefined) options.onTakeOver?.(tookOver.holder);
         return { lock };
