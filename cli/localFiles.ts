@@ -350,7 +350,7 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
       if (isTemporaryName(name)) {
         if (rawDir === undefined && dirent.isFile()) {
           if (isDownloadPartialName(name)) found.keptPartials.push(relative);
-          const kept = leftByGoneProcess(name);
+          const kept = await leftByGoneProcess(localDir, name);
           if (kept !== undefined)
             found.leftBehind.push({ relative, kept: relativeDir === '' ? kept : `${relativeDir}/${kept}` });
         }

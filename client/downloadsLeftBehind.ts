@@ -6,6 +6,7 @@
  * one name are ever claimed or removed; what another host left (a shared directory) is left alone.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { lstat, readdir, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -44,14 +45,25 @@ function writerGone({ pid, run }: DownloadOwner): boolean {
 }
 
 /**
- * The kept name (`.muxftp-get-<hash>.part`) of the target of `name`, a download in progress that
- * a gone process of this host left (a killed get); undefined for any other name. get -r -c
- * --delete removes such files as it removes what is kept, for names the source no longer has.
+ * The kept name (`.muxftp-get-<hash>.part`) of the target of `name` in `directory`, a download in
+ * progress that a gone process of this host left (a killed get), on the terms get -c claims one
+ * by (a file of this user's with one name); undefined for any other. get -r -c --delete removes
+ * such files as it removes what is kept, for names the source no longer has.
  */
-export function leftByGoneProcess(name: string): string | undefined {
+export async function leftByGoneProcess(directory: string, name: string): Promise<string | undefined> {
   const owner = parseDownloadInProgress(name);
   if (owner === undefined || owner.host !== HOST_TAG || !writerGone(owner)) return undefined;
-  return owner.keptName;
+  const info = await lstat(join(directory, name)).catch(() => undefined);
+  return info !== undefined && leftByThisUser(info) ? owner.keptName : undefined;
+}
+
+/**
+ * A file this user's process left: a regular file with one name, of this user's. A link, a file
+ * with other names (another's data, linked in) or of another user's is not muxftp's to take.
+ */
+function leftByThisUser(info: Stats): boolean {
+  const uid = process.getuid?.();
+  return info.isFile() && info.nlink === 1 && (uid === undefined || info.uid === uid);
 }
 
 /**
@@ -94,13 +106,11 @@ async function ownLeftFor(keptPath: string, forget = true): Promise<Array<{ path
   const names = left.get(basename(keptPath));
   if (names === undefined) return [];
   if (forget) left.delete(basename(keptPath));
-  const uid = process.getuid?.();
   const files = await Promise.all(
     names.map(async (name) => {
       const path = join(directory, name);
       const info = await lstat(path).catch(() => undefined);
-      const own = info?.isFile() === true && info.nlink === 1 && (uid === undefined || info.uid === uid);
-      return own ? { path, size: info.size } : undefined;
+      return info !== undefined && leftByThisUser(info) ? { path, size: info.size } : undefined;
     }),
   );
   return files.filter((file) => file !== undefined).sort((a, b) => b.size - a.size);

@@ -9,7 +9,19 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  link,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -239,7 +251,15 @@ describe('--delete', () => {
     const left = join(copy, downloadInProgressName('gone.iso', owner(gonePid)));
     const running = join(copy, downloadInProgressName('gone2.iso', owner(process.pid)));
     const other = join(copy, downloadInProgressName('gone3.iso', { ...owner(gonePid), host: 'ffffffff' }));
-    for (const path of [left, running, other]) await writeFile(path, 'in progress');
+    // Gone pids' too, but not files muxftp left: one with a second name, one of another user's.
+    const linked = join(copy, downloadInProgressName('gone4.iso', owner(gonePid)));
+    const othersUser = join(copy, downloadInProgressName('gone5.iso', owner(gonePid)));
+    // Another user's file can be made only by root.
+    const asRoot = process.getuid?.() === 0;
+    const stay = [running, other, linked, ...(asRoot ? [othersUser] : [])];
+    for (const path of [left, ...stay]) await writeFile(path, 'in progress');
+    await link(linked, join(local, 'second name'));
+    if (asRoot) await chown(othersUser, 65534, 65534);
     const result = await runCli(
       ['--server', `127.0.0.1:${server.port}`, 'get', '-r', '-c', 'site', '--delete', '--json'],
       local,
@@ -247,9 +267,10 @@ describe('--delete', () => {
     expect(result.code).toBe(0);
     // Before: only `.muxftp-get-<hash>.part` went; these piled up with every killed sync.
     expect(deletedIn(result.stdout, 'local')).toEqual([relative(local, left)]);
-    // A running process's and another host's (a shared directory) stay.
+    // A running process's and another host's (a shared directory) stay, as do a file with a second
+    // name and (a root's run) another user's: get -c never claims those either (ownLeftFor).
     expect((await treeUnder(copy)).sort()).toEqual(
-      ['index.html', ...[running, other].map((path) => relative(copy, path))].sort(),
+      ['index.html', ...stay.map((path) => relative(copy, path))].sort(),
     );
   });
 
