@@ -195,6 +195,16 @@ describe('mv of a path to itself', () => {
       expect(result.stderr, args.join(' ')).toMatch(/are the same file: nothing moved \(INVALID_PATH\)\n$/);
     }
     expect(await cli('--json', 'mv', 'd/sub', 'd')).toMatchObject({ code: 1 });
+    // A path not there is said so, as mv(1)'s "cannot stat", not "the same file".
+    for (const args of [
+      ['gone', 'gone'],
+      ['d/gone', 'd'],
+      ['d/gone', 'd/f', 'd'],
+    ]) {
+      const result = await cli('mv', ...args);
+      expect(result.code, args.join(' ')).toBe(1);
+      expect(result.stderr, args.join(' ')).toMatch(/no such file or directory: (d\/)?gone \(NOT_FOUND\)\n/);
+    }
     // What moves still does.
     expect(await cli('mv', 'd/f', 'd/sub')).toMatchObject({ code: 0, stderr: '' });
     expect((await lstat(join(server.root!, 'd', 'sub', 'f'))).isFile()).toBe(true);

@@ -459,7 +459,7 @@ async function move(
           const source = remotePathRequired(named[0]!);
           if (named[0]!.endsWith('/')) await requireDirectory(client, source);
           const target = await moveTarget(client, source, to);
-          refuseSamePath(source, target);
+          await refuseSamePath(client, source, target);
           await client.rename(source, target, how);
           if (output.json) output.printJson({ ok: true });
           return;
@@ -498,7 +498,7 @@ async function move(
           );
         }
         if (argument.endsWith('/')) await requireDirectory(client, source);
-        refuseSamePath(source, target);
+        await refuseSamePath(client, source, target);
         await client.rename(source, target, how);
         movedHere.set(target, source);
       },
@@ -510,14 +510,19 @@ async function move(
 
 /**
  * A move of a path to itself (`mv a a`, `mv d/sub d`) moves nothing, which the server takes as
- * done (rename(2) does): refused as mv(1) refuses it, not reported as a move.
+ * done (rename(2) does): refused as mv(1) refuses it, not reported as a move. A path not there is
+ * said so (NOT_FOUND, mv(1)'s "cannot stat"), not as the same file: one stat, for such a move only.
  */
-function refuseSamePath(source: string, target: string): void {
-  if (normalRemote(source) === normalRemote(target))
-    throw new MuxftpError(
-      'INVALID_PATH',
-      `${shownArgument(source)} and ${shownArgument(target)} are the same file: nothing moved`,
-    );
+async function refuseSamePath(client: Client, source: string, target: string): Promise<void> {
+  if (normalRemote(source) !== normalRemote(target)) return;
+  await client.stat(source).catch((error: unknown) => {
+    // Another refusal (an account that may not look) leaves "the same file".
+    if (error instanceof MuxftpError && error.code === 'NOT_FOUND') throw error;
+  });
+  throw new MuxftpError(
+    'INVALID_PATH',
+    `${shownArgument(source)} and ${shownArgument(target)} are the same file: nothing moved`,
+  );
 }
 
 /**
