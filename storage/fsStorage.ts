@@ -724,6 +724,18 @@ export class FsStorage implements Storage {
         destination.clientPath,
       );
     }
+    // A link onto what it leads to: rename(2) would put the link in the file's place, leading to
+    // itself, the file's bytes gone. mv(1) refuses it as the same file; so does this.
+    if (destinationStats !== undefined && !sameFile && sourceStats.isSymbolicLink()) {
+      const led = await this.#fs.stat(source.hostPath).catch(() => undefined);
+      if (led !== undefined && led.ino === destinationStats.ino && led.dev === destinationStats.dev) {
+        throw new StorageError(
+          'ALREADY_EXISTS',
+          `${source.clientPath} leads to ${destination.clientPath}: the same file, nothing to move`,
+          destination.clientPath,
+        );
+      }
+    }
     if (destinationStats !== undefined && !sameFile && refuseReplacing !== undefined) throw refuseReplacing;
     const replaced =
       destinationStats === undefined || sameFile

@@ -3,7 +3,7 @@
  * slashes, several paths. Real server on 127.0.0.1, the real CLI, temp dirs. Needs dist/ (npm
  * run build).
  */
-import { chmod, lstat, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -208,5 +208,28 @@ describe('mv of a path to itself', () => {
     // What moves still does.
     expect(await cli('mv', 'd/f', 'd/sub')).toMatchObject({ code: 0, stderr: '' });
     expect((await lstat(join(server.root!, 'd', 'sub', 'f'))).isFile()).toBe(true);
+  });
+});
+
+describe('mv of a link onto what it leads to', () => {
+  it('is refused as mv(1) refuses it ("the same file"), not a file replaced by a link to itself', async () => {
+    await writeFile(join(server.root!, 't'), 'kept');
+    await symlink('t', join(server.root!, 'lt'));
+    await symlink('../t', join(server.root!, 'd', 'lt'));
+    for (const args of [
+      ['lt', 't'],
+      ['d/lt', 't'],
+    ]) {
+      const result = await cli('mv', ...args);
+      expect(result.code, args.join(' ')).toBe(1);
+      expect(result.stderr, args.join(' ')).toMatch(
+        /leads to t: the same file, nothing to move \(ALREADY_EXISTS\)\n$/,
+      );
+      // Before: t became a link to itself, its bytes gone.
+      expect(await readFile(join(server.root!, 't'), 'utf8')).toBe('kept');
+    }
+    // A file onto a link to it replaces the link, as mv(1) does: nothing is lost.
+    expect(await cli('mv', 't', 'lt')).toMatchObject({ code: 0, stderr: '' });
+    expect(await readFile(join(server.root!, 'lt'), 'utf8')).toBe('kept');
   });
 });
