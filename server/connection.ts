@@ -88,22 +88,36 @@ const READS_A_STORED_FILE: ReadonlySet<string> = new Set(['digest', 'partial']);
 
 let nextConnectionNumber = 1;
 
-/** `address:port` of a TCP or TLS peer; a connection over another duplex stream has no address. */
+/** How a net.Socket without a peer address is named: in the logs, and as its address group. */
+const UNADDRESSED_PEER = 'unix socket';
+
+/**
+ * A TCP or TLS peer's `address:port`; `unix socket` for a net.Socket with no peer address (Node
+ * gives a Unix-domain socket's peer none, nor a TCP socket's whose peer has already gone); a
+ * connection over another duplex stream has no address.
+ */
 export function describePeer(socket: Duplex): string {
-  return socket instanceof Socket ? `${socket.remoteAddress}:${socket.remotePort}` : 'in-process stream';
+  if (!(socket instanceof Socket)) return 'in-process stream';
+  return socket.remoteAddress === undefined
+    ? UNADDRESSED_PEER
+    : `${socket.remoteAddress}:${socket.remotePort}`;
 }
 
-/** The peer as log events' `remote` field: a TCP or TLS peer's `address:port`; none in-process. */
+/** The peer as log events' `remote` field: a TCP or TLS peer's `address:port`; none without one. */
 export function peerLogFields(socket: Duplex): LogFields {
-  return socket instanceof Socket ? { remote: describePeer(socket) } : {};
+  return socket instanceof Socket && socket.remoteAddress !== undefined
+    ? { remote: describePeer(socket) }
+    : {};
 }
 
 /**
  * What the per-address limits count by: a TCP or TLS peer's address group (./addressGroup.ts: an
- * IPv6 peer's /64), or one name for in-process streams.
+ * IPv6 peer's /64); one name for all peers without an address (Unix-domain sockets), and one for
+ * in-process streams.
  */
 export function peerAddressGroup(socket: Duplex): string {
-  return socket instanceof Socket ? addressGroup(socket.remoteAddress ?? 'unknown') : 'in-process';
+  if (!(socket instanceof Socket)) return 'in-process';
+  return socket.remoteAddress === undefined ? UNADDRESSED_PEER : addressGroup(socket.remoteAddress);
 }
 
 /** What the server gives each connection besides its options. */
