@@ -689,7 +689,7 @@ export class Client {
         outboundLowWaterBytes: options.outboundLowWaterBytes,
         dataFramePayloadBytes: this.options.chunkBytes,
       },
-      { onFrame: this.decoderOnFrame, onClose: this.transportOnClose },
+      { onFrame: this.decoderOnFrame, onEnding: this.transportOnEnding, onClose: this.transportOnClose },
       sharedReads,
     );
   }
@@ -1812,16 +1812,32 @@ export class Client {
     return ++this.pingsSinceTaken > DEFAULTS.maxHeldFramesPerConnection;
   }
 
-  private readonly transportOnClose = (error: MuxftpError | undefined): void => {
-    clearInterval(this.silenceWatch);
+  /**
+   * Ending before the handshake is done (a frame that did not decode, a WELCOME this client cannot
+   * take, the server's refusal): the connect fails now, not once the socket has closed, which a
+   * peer that is no muxftp server (an HTTP server answering 400) may hold off for LINGER_MS.
+   */
+  private readonly transportOnEnding = (error: MuxftpError | undefined): void => {
+    if (this.ready || this.handshake === undefined) return;
+    // No caller holds this client: its socket, lingering for our ERROR frame to go out, does not
+    // keep the program alive either (as the linger timer does not).
+    (this.transport.socket as Partial<Socket>).unref?.();
+    const lost = this.lostError ?? this.connectFailure(error);
+    this.lostError = endedConnectionWith(lost);
+    this.handshake.reject(lost);
+    this.handshake = undefined;
+  };
+
+  /** CONNECT_FAILED for a connection that ended, `error` its reason, before the handshake was done. */
+  private connectFailure(error: MuxftpError | undefined): MuxftpError {
     // A failed TLS handshake gets a plain reason in place of OpenSSL's, as the innermost cause.
     const tls = this.options.tls;
     const caGiven = typeof tls === 'object' && tls.ca !== undefined;
-    const tlsFailure = tls !== undefined && !this.ready ? tlsFailureReason(error, caGiven) : undefined;
+    const tlsFailure = tls !== undefined ? tlsFailureReason(error, caGiven) : undefined;
     // A server that ends the connection unasked (a port forwarded to nothing, a peer that is no
     // muxftp server) is named as the one that closed it: the cause is what the CLI says alone.
     const closedUnasked =
-      error === undefined && !this.ready
+      error === undefined
         ? new Error(
             `the server closed the connection ${this.welcome === undefined ? 'before it answered' : 'during the login'}`,
           )
@@ -1840,12 +1856,17 @@ export class Client {
         ? Object.assign(new Error(tlsFailure.reason), { code: tlsFailure.code })
         : (brokeLogin ?? error ?? closedUnasked);
     const message = `could not connect to ${this.peer}: ${tlsFailure?.reason ?? cause?.message ?? 'connection closed'}`;
+    return tlsFailure?.setting !== undefined
+      ? new SettingError('CONNECT_FAILED', message, tlsFailure.setting, { cause })
+      : new MuxftpError('CONNECT_FAILED', message, { cause });
+  }
+
+  private readonly transportOnClose = (error: MuxftpError | undefined): void => {
+    clearInterval(this.silenceWatch);
     const lost =
       this.lostError ??
       (!this.ready
-        ? tlsFailure?.setting !== undefined
-          ? new SettingError('CONNECT_FAILED', message, tlsFailure.setting, { cause })
-          : new MuxftpError('CONNECT_FAILED', message, { cause })
+        ? this.connectFailure(error)
         : (error ??
           new ConnectionLostError(
             // A call after the caller's own close() is told so, not that the server went away.

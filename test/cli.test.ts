@@ -20,7 +20,7 @@ import {
   truncate,
   writeFile,
 } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -971,6 +971,33 @@ describe('muxftp CLI', () => {
       );
     } finally {
       await new Promise((resolve) => muxftp.close(resolve));
+    }
+  });
+
+  it('exits at once when a peer that is no muxftp server keeps the connection open', async () => {
+    // The client's ERROR and FIN go unanswered: its socket lingered 2 s for the close, and held
+    // the process that long after the error line.
+    const held: Socket[] = [];
+    let helloAt = 0;
+    const http = createServer({ allowHalfOpen: true }, (socket) => {
+      held.push(socket);
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        helloAt = performance.now();
+        socket.write('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
+      });
+    });
+    const port = await new Promise<number>((resolve) =>
+      http.listen(0, '127.0.0.1', () => resolve((http.address() as { port: number }).port)),
+    );
+    try {
+      const result = await runCli(['ls', '--server', `127.0.0.1:${port}`]);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toContain('no muxftp server there, by its first bytes');
+      expect(performance.now() - helloAt).toBeLessThan(1_500);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => http.close(resolve));
     }
   });
 

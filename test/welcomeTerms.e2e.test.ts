@@ -6,7 +6,7 @@
  * versions (9c37304 made every failed check of a WELCOME one, a payload that is not JSON too).
  * A scripted server on 127.0.0.1 answers the HELLO with the WELCOME given, as bytes.
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { MuxftpError, ProtocolError } from '../shared/errors.js';
@@ -75,4 +75,34 @@ it.each([
   ['a limit that is not a count', json({ ...welcome, limits: { ...limits, maxStreams: 'many' } })],
 ])('a WELCOME with %s: CONNECT_FAILED, its cause PROTOCOL_ERROR', async (_name, payload) => {
   expect(await causeOfFailedConnect(payload)).toBe('PROTOCOL_ERROR');
+});
+
+it('a peer that is no muxftp server and keeps the connection open: CONNECT_FAILED at once', async () => {
+  // An HTTP server answers the HELLO with a 400 and does not close its side: the client's ERROR
+  // and FIN go unanswered, and the connect waited for the socket's 2 s close-wait to end.
+  const held: Socket[] = [];
+  server = createServer({ allowHalfOpen: true }, (socket) => {
+    held.push(socket);
+    socket.on('error', () => {});
+    socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'));
+  });
+  try {
+    const port = await new Promise<number>((resolve) =>
+      server!.listen(0, '127.0.0.1', () => resolve((server!.address() as { port: number }).port)),
+    );
+    const startedAt = performance.now();
+    const error = await Client.connect({ host: '127.0.0.1', port, connectTimeoutMs: 5_000 }).then(
+      async (client) => {
+        await client.destroy();
+        throw new Error('connected');
+      },
+      (rejected: unknown) => rejected as MuxftpError,
+    );
+    expect(performance.now() - startedAt).toBeLessThan(1_000);
+    expect(error.code).toBe('CONNECT_FAILED');
+    expect(error.cause).toBeInstanceOf(ProtocolError);
+    expect((error.cause as ProtocolError).code).toBe('UNKNOWN_FRAME_TYPE');
+  } finally {
+    for (const socket of held) socket.destroy();
+  }
 });

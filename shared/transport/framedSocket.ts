@@ -54,6 +54,12 @@ export interface FramedSocketHandlers {
    * the socket ends now, as for a full close. Only for a TCP socket that can stay half-open.
    */
   onPeerEnded?(): boolean;
+  /**
+   * The connection began to end (end(), or a fatal error sent to the peer): `error` is what
+   * onClose will be given. Once at most, before onClose, which may come up to LINGER_MS later (a
+   * peer that does not close its side). Not called for destroy() or the peer's own end.
+   */
+  onEnding?(error: MuxftpError | undefined): void;
   /** Called exactly once, when the socket is gone; `error` says why when it was not a clean end. */
   onClose(error: MuxftpError | undefined): void;
 }
@@ -302,6 +308,7 @@ export class FramedSocket {
     this.queue.endWhenFlushed();
     this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
     this.lingerTimer.unref();
+    this.handlers.onEnding?.(error);
   }
 
   /** Aborts at once: nothing more is sent. Idempotent. */
