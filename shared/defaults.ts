@@ -242,6 +242,11 @@ export const DEFAULTS = {
   maxUsersFileLockBytes: 4 * 1024,
   /** Largest --exclude-from file read (cli/transferOptions.ts): a list of patterns, not read without bound (`/dev/zero`). */
   maxExcludeFileBytes: 16 * MiB,
+  /**
+   * Fewest characters (code points) a password `user add` sets may have: NIST SP 800-63B's least
+   * for a secret the user picks. Passwords already in a users file are not checked against it.
+   */
+  minNewPasswordChars: 8,
   /** Largest PEM file read (`--tls-cert`, `--tls-key`, `--ca`): a chain or a CA bundle is kilobytes. */
   maxPemFileBytes: 4 * MiB,
   /**

@@ -157,17 +157,17 @@ afterAll(async () => {
 describe('muxftp user', () => {
   it('adds users with the password from stdin, lists them without hashes, deletes them', async () => {
     const added = await run(['user', 'add', 'alice', '--users', usersFile, '--quota', '10MiB'], {
-      stdin: 'alice-pw\n',
+      stdin: 'alice-password\n',
     });
     expect(added).toMatchObject({ code: 0, stderr: '' });
     // A leading / means the served root, as `user list` shows homes.
     await run(['user', 'add', 'reader', '--users', usersFile, '--read-only', '--home', '/alice'], {
-      stdin: 'reader-pw\n',
+      stdin: 'reader-password\n',
     });
-    await run(['user', 'add', 'temp', '--users', usersFile], { stdin: 'x\n' });
+    await run(['user', 'add', 'temp', '--users', usersFile], { stdin: 'x-password\n' });
     expect(((await stat(usersFile)).mode & 0o777).toString(8)).toBe('600');
     const text = await readFile(usersFile, 'utf8');
-    expect(text).not.toContain('alice-pw');
+    expect(text).not.toContain('alice-password');
     expect(text).toContain('scrypt$');
 
     const listed = await run(['--json', 'user', 'list', '--users', usersFile]);
@@ -178,7 +178,7 @@ describe('muxftp user', () => {
     expect(listed.stdout).not.toContain('scrypt');
 
     expect((await run(['user', 'del', 'temp', '--users', usersFile])).code).toBe(0);
-    const again = await run(['user', 'add', 'alice', '--users', usersFile], { stdin: 'other\n' });
+    const again = await run(['user', 'add', 'alice', '--users', usersFile], { stdin: 'other-password\n' });
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/exists already/);
     const noPassword = await run(['user', 'add', 'bob', '--users', usersFile], { stdin: '' });
@@ -194,14 +194,14 @@ describe('muxftp user', () => {
 
   it('gives add, del and their failures as JSON with --json', async () => {
     const file = join(dir, 'json.json');
-    const added = await run(['--json', 'user', 'add', 'jo', '--users', file], { stdin: 'jo-pw\n' });
+    const added = await run(['--json', 'user', 'add', 'jo', '--users', file], { stdin: 'jo-password\n' });
     expect(added.code).toBe(0);
     expect(JSON.parse(added.stdout)).toEqual({ ok: true, added: 'jo' });
     const replaced = await run(['--json', 'user', 'add', 'jo', '--users', file, '--replace'], {
-      stdin: 'x\n',
+      stdin: 'x-password\n',
     });
     expect(JSON.parse(replaced.stdout)).toEqual({ ok: true, updated: 'jo' });
-    const twice = await run(['--json', 'user', 'add', 'jo', '--users', file], { stdin: 'y\n' });
+    const twice = await run(['--json', 'user', 'add', 'jo', '--users', file], { stdin: 'y-password\n' });
     expect(twice.code).toBe(1);
     expect(JSON.parse(twice.stdout)).toMatchObject({
       ok: false,
@@ -221,7 +221,9 @@ describe('muxftp user', () => {
   it('lists users by name whatever order they were added in, and --replace writes one anew', async () => {
     const file = join(dir, 'replace.json');
     for (const name of ['zed', 'amy']) {
-      expect((await run(['user', 'add', name, '--users', file], { stdin: `${name}-pw\n` })).code).toBe(0);
+      expect((await run(['user', 'add', name, '--users', file], { stdin: `${name}-password\n` })).code).toBe(
+        0,
+      );
     }
     const list = async () =>
       JSON.parse((await run(['--json', 'user', 'list', '--users', file])).stdout) as Array<{
@@ -230,7 +232,7 @@ describe('muxftp user', () => {
       }>;
     expect((await list()).map((u) => u.name)).toEqual(['amy', 'zed']);
     const replaced = await run(['user', 'add', 'zed', '--users', file, '--replace', '--read-only'], {
-      stdin: 'new-pw\n',
+      stdin: 'new-password\n',
     });
     expect(replaced).toMatchObject({ code: 0, stderr: '' });
     expect(await list()).toMatchObject([
@@ -241,7 +243,7 @@ describe('muxftp user', () => {
 
   it("reports the users file's refusals in one line each, never as an internal error", async () => {
     const file = join(dir, 'refusals.json');
-    await run(['user', 'add', 'erin', '--users', file], { stdin: 'erin-pw\n' });
+    await run(['user', 'add', 'erin', '--users', file], { stdin: 'erin-password\n' });
     const before = await readFile(file, 'utf8');
     const oneLine = (result: Result, pattern: RegExp): void => {
       expect(result.code).toBe(1);
@@ -254,7 +256,7 @@ describe('muxftp user', () => {
       /^muxftp: user del ghost: no user ghost\n$/,
     );
     oneLine(
-      await run(['user', 'add', 'erin', '--users', file], { stdin: 'again\n' }),
+      await run(['user', 'add', 'erin', '--users', file], { stdin: 'again-password\n' }),
       /^muxftp: user add erin: user erin exists already \(use --replace/,
     );
     // A name no user can have is the command line's mistake: a usage error (2), as a bad --quota
@@ -273,7 +275,7 @@ describe('muxftp user', () => {
         /^muxftp: command-argument value '\.\.\/x' is invalid for argument 'name'\. invalid user name/,
       ],
     ] as const) {
-      const refused = await run(['user', ...args, '--users', file], { stdin: 'x\n' });
+      const refused = await run(['user', ...args, '--users', file], { stdin: 'x-password\n' });
       expect(refused).toMatchObject({ code: 2, stdout: '' });
       expect(refused.stderr).toMatch(pattern);
     }
@@ -287,12 +289,23 @@ describe('muxftp user', () => {
       /^muxftp: user list: users file .*broken\.json is not valid JSON/,
     );
     oneLine(
-      await run(['user', 'add', 'fred', '--users', join(dir, 'no-such-dir', 'users.json')], { stdin: 'x\n' }),
+      await run(['user', 'add', 'fred', '--users', join(dir, 'no-such-dir', 'users.json')], {
+        stdin: 'x-password\n',
+      }),
       /^muxftp: user add fred: cannot write users file .*users\.json: no such file or directory\n$/,
     );
     oneLine(
       await run(['user', 'add', 'long', '--users', file], { stdin: `${'a'.repeat(2000)}\n` }),
       /^muxftp: user add long: password must be at most 1024 bytes\n$/,
+    );
+    // Before: a 2-character password was taken. Characters count, not bytes: seven é (14 bytes) are too few.
+    oneLine(
+      await run(['user', 'add', 'short', '--users', file], { stdin: 'ab\n' }),
+      /^muxftp: user add short: password must be at least 8 characters\n$/,
+    );
+    oneLine(
+      await run(['user', 'add', 'short', '--users', file], { stdin: 'ééééééé\n' }),
+      /^muxftp: user add short: password must be at least 8 characters\n$/,
     );
     // A usage error is said once, with one "muxftp:".
     const both = await run(['user', 'add', 'gina', '--users', file, '--perm', 'list', '--read-only']);
@@ -307,7 +320,7 @@ it.skipIf(spawnSync('script', ['--version']).status !== 0)(
   'user add on a terminal refuses an existing user before asking for a password',
   async () => {
     const file = join(dir, 'terminal.json');
-    await run(['user', 'add', 'hal', '--users', file], { stdin: 'hal-pw\n' });
+    await run(['user', 'add', 'hal', '--users', file], { stdin: 'hal-password\n' });
     const quoted = cliShellLine(['user', 'add', 'hal', '--users', file]);
     const child = spawn('script', ['-qec', quoted, '/dev/null'], { cwd: dir, stdio: 'pipe' });
     children.add(child);
@@ -342,7 +355,7 @@ describe('logins from the CLI', () => {
       const remote = ['--server', `127.0.0.1:${server.port}`];
       await writeFile(join(dir, 'hello.txt'), 'hello');
       const put = await run([...remote, '--user', 'alice', 'put', 'hello.txt'], {
-        env: { MUXFTP_PASSWORD: 'alice-pw' },
+        env: { MUXFTP_PASSWORD: 'alice-password' },
       });
       expect(put).toMatchObject({ code: 0 });
       expect(await readFile(join(dir, 'data', 'alice', 'hello.txt'), 'utf8')).toBe('hello');
@@ -389,7 +402,7 @@ describe('logins from the CLI', () => {
       expect(noPassword.stderr).toMatch(/no password for alice/);
 
       const credentials = join(dir, 'reader.json');
-      await writeFile(credentials, JSON.stringify({ user: 'reader', password: 'reader-pw' }));
+      await writeFile(credentials, JSON.stringify({ user: 'reader', password: 'reader-password' }));
       await chmod(credentials, 0o644);
       const refused = await run([...remote, '--credentials', credentials, 'ls']);
       expect(refused.code).toBe(1);
@@ -445,10 +458,10 @@ describe('logins from the CLI', () => {
             }
           });
         });
-        child.stdin!.write('alice-pw\r');
+        child.stdin!.write('alice-password\r');
         expect(await closed).toBe(0);
         expect(await readFile(join(dir, 'data', 'alice', 'piped.txt'), 'utf8')).toBe('piped-bytes');
-        expect(shown).not.toContain('alice-pw'); // not echoed
+        expect(shown).not.toContain('alice-password'); // not echoed
       } finally {
         await server.stop();
       }
@@ -493,7 +506,7 @@ describe('logins from the CLI', () => {
       await writeFile(join(dir, 'data', 'public', 'welcome.txt'), 'hi');
       const anonymous = ['--user', 'anonymous', 'ls'];
       // No prompt, no "no password": and a $MUXFTP_PASSWORD meant for others is not sent.
-      for (const env of [{}, { MUXFTP_PASSWORD: 'alice-pw' }]) {
+      for (const env of [{}, { MUXFTP_PASSWORD: 'alice-password' }]) {
         const listed = await run(['--server', `127.0.0.1:${open.port}`, ...anonymous], { env });
         expect(listed).toMatchObject({ code: 0, stderr: '' });
         expect(listed.stdout).toContain('welcome.txt');
@@ -519,7 +532,9 @@ describe('--user against a server that takes no logins', () => {
     const open = await serve([], join(dir, 'open-data'));
     try {
       const at = ['--server', `127.0.0.1:${open.port}`];
-      const listed = await run([...at, '--user', 'alice', 'ls'], { env: { MUXFTP_PASSWORD: 'alice-pw' } });
+      const listed = await run([...at, '--user', 'alice', 'ls'], {
+        env: { MUXFTP_PASSWORD: 'alice-password' },
+      });
       expect(listed).toMatchObject({
         code: 0,
         stderr: `muxftp: warning: 127.0.0.1:${open.port} takes no logins: --user alice is not used (connected as anyone is)\n`,
@@ -536,15 +551,15 @@ describe('serve re-reads its users file on SIGHUP', () => {
   /** Waits (bounded) until the server's log has `count` lines matching `pattern`. */
   it('lets a user added since start log in after SIGHUP, and keeps the users when the file is broken', async () => {
     const file = join(dir, 'hup-users.json');
-    await run(['user', 'add', 'carol', '--users', file], { stdin: 'carol-pw\n' });
+    await run(['user', 'add', 'carol', '--users', file], { stdin: 'carol-password\n' });
     const server = await serve(['--users', file]);
     try {
       const remote = ['--server', `127.0.0.1:${server.port}`];
       const as = (user: string) =>
-        run([...remote, '--user', user, 'ls'], { env: { MUXFTP_PASSWORD: `${user}-pw` } });
+        run([...remote, '--user', user, 'ls'], { env: { MUXFTP_PASSWORD: `${user}-password` } });
       expect((await as('carol')).code).toBe(0);
       expect(server.stderr()).toMatch(/ 1 user from .*hup-users\.json; anonymous off\n/);
-      await run(['user', 'add', 'dave', '--users', file], { stdin: 'dave-pw\n' });
+      await run(['user', 'add', 'dave', '--users', file], { stdin: 'dave-password\n' });
       expect((await as('dave')).stderr).toContain('LOGIN_FAILED'); // not read again yet
 
       server.hangUp();
@@ -674,7 +689,7 @@ describe('bench against a server with users', () => {
       const workload = ['bench', '--op', 'mixed', '--clients', '2', '--streams', '2', '--files', '8'];
       const sized = [...workload, '--size', '64KiB', '--workers', '1'];
       const loggedIn = await run([...remote, '--json', '--user', 'alice', ...sized], {
-        env: { MUXFTP_PASSWORD: 'alice-pw' },
+        env: { MUXFTP_PASSWORD: 'alice-password' },
       });
       expect(loggedIn.code).toBe(0);
       const report = JSON.parse(loggedIn.stdout) as { ops: number; verified: number; error_count: number };
@@ -696,7 +711,7 @@ describe('bench against a server with users', () => {
     try {
       const connects = await run(
         ['--server', `127.0.0.1:${server.port}`, '--json', '--user', 'reader', 'bench', '--op', 'connect'],
-        { env: { MUXFTP_PASSWORD: 'reader-pw' } },
+        { env: { MUXFTP_PASSWORD: 'reader-password' } },
       );
       expect(connects.stderr).toBe('');
       expect(connects.code).toBe(0);
@@ -710,7 +725,7 @@ describe('bench against a server with users', () => {
     const added = await run(
       ['user', 'add', 'keeper', '--users', usersFile, '--perm', 'list,read,write,mkdir'],
       {
-        stdin: 'keeper-pw\n',
+        stdin: 'keeper-password\n',
       },
     );
     expect(added.code).toBe(0);
@@ -721,7 +736,7 @@ describe('bench against a server with users', () => {
           ...['--server', `127.0.0.1:${server.port}`, '--user', 'keeper', 'bench', '--op', 'upload'],
           ...['--clients', '1', '--files', '2', '--size', '1KiB', '--quiet'],
         ],
-        { env: { MUXFTP_PASSWORD: 'keeper-pw' } },
+        { env: { MUXFTP_PASSWORD: 'keeper-password' } },
       );
       // The run measured what it was asked to: its results stand.
       expect(result.code).toBe(0);
@@ -751,7 +766,7 @@ describe.skipIf(!opensslAvailable)('TLS from the CLI', () => {
     ]);
     try {
       const remote = ['--server', `127.0.0.1:${server.port}`];
-      const env = { MUXFTP_PASSWORD: 'alice-pw' };
+      const env = { MUXFTP_PASSWORD: 'alice-password' };
       await writeFile(join(dir, 'secure.txt'), 'over tls');
       const put = await run([...remote, '--user', 'alice', '--ca', certs!.caPath, 'put', 'secure.txt'], {
         env,
@@ -1132,11 +1147,13 @@ describe.skipIf(!nobodyRunsTheCli)('a home the server may not enter', () => {
     await chmod(join(root, 'carol'), 0o000);
     const users = join(parent, 'users.json');
     try {
-      expect((await run(['user', 'add', 'carol', '--users', users], { stdin: 'carol-pw\n' })).code).toBe(0);
+      expect(
+        (await run(['user', 'add', 'carol', '--users', users], { stdin: 'carol-password\n' })).code,
+      ).toBe(0);
       await chown(users, 65534, 65534);
       const server = await serve(['--users', users], root, { uid: 65534, gid: 65534, cwd: parent });
       const ls = await run(['--server', `127.0.0.1:${server.port}`, '--user', 'carol', 'ls'], {
-        env: { MUXFTP_PASSWORD: 'carol-pw' },
+        env: { MUXFTP_PASSWORD: 'carol-password' },
       });
       // Before: logged in, then `ls /: permission denied: / (PERMISSION_DENIED)`, exit 1, and
       // every other request the same, the log saying nothing of the home.
@@ -1163,7 +1180,7 @@ describe.skipIf(!nobodyRunsTheCli)('a home the server may not enter', () => {
         ['fay', 'ro/fay'],
       ] as const)
         expect(
-          (await run(['user', 'add', name, '--home', home, '--users', users], { stdin: 'pw\n' })).code,
+          (await run(['user', 'add', name, '--home', home, '--users', users], { stdin: 'password\n' })).code,
         ).toBe(0);
       await chown(users, 65534, 65534);
       server.hangUp();

@@ -553,7 +553,10 @@ describe('$MUXFTP_SERVER', () => {
     expect(flag.code).toBe(2);
     expect(flag.stderr).toContain("option '--server <host:port>' argument 'nowhere:port' is invalid");
 
-    const add = await runCli(['user', 'add', 'zoe', '--users', users], local, { env, stdin: 'zoe-pw\n' });
+    const add = await runCli(['user', 'add', 'zoe', '--users', users], local, {
+      env,
+      stdin: 'zoe-password\n',
+    });
     expect(add).toMatchObject({ code: 0, stderr: '' });
     const list = await runCli(['user', 'list', '--users', users, '--json'], local, { env });
     expect(list.code).toBe(0);

@@ -48,7 +48,7 @@ async function servedFiles(root: string): Promise<string[]> {
 
 async function addUser(dir: string, name: string, flags: string[]): Promise<string> {
   const users = join(dir, 'users.json');
-  const added = await runCli(['user', 'add', name, '--users', users, ...flags], dir, { stdin: 'pw\n' });
+  const added = await runCli(['user', 'add', name, '--users', users, ...flags], dir, { stdin: 'password\n' });
   expect(added).toMatchObject({ code: 0, stderr: '' });
   return users;
 }
@@ -217,7 +217,7 @@ describe('permission refusals', () => {
     await writeFile(join(dir, 'data', 'alice', 'h.txt'), 'remote');
     await writeFile(join(dir, 'h.txt'), 'local');
     const { server } = await serve(['--root', join(dir, 'data'), '--users', users], dir);
-    const as = { env: { MUXFTP_PASSWORD: 'pw' } };
+    const as = { env: { MUXFTP_PASSWORD: 'password' } };
     const alice = [...server, '--user', 'alice'];
     const cases: Array<[string[], string]> = [
       [['put', 'h.txt'], 'put h.txt: permission denied: user alice has no write permission'],
@@ -262,7 +262,7 @@ describe('permission refusals', () => {
     await writeFile(join(dir, 'tree', 'a'), 'a');
     await writeFile(join(dir, 'tree', 'in', 'b'), 'b');
     const { server } = await serve(['--root', join(dir, 'data'), '--users', users], dir);
-    const as = { env: { MUXFTP_PASSWORD: 'pw' } };
+    const as = { env: { MUXFTP_PASSWORD: 'password' } };
     const alice = [...server, '--user', 'alice'];
     // mkdir -p of a directory that is there makes nothing: it was refused, and failed the run (1)
     // after every file went; put -p sent nothing at all.
@@ -311,7 +311,7 @@ describe.skipIf(spawnSync('script', ['--version']).status !== 0)('the transfer s
     const users = await addUser(dir, 'bob', ['--quota', '1MiB']);
     const { port } = await serve(['--root', join(dir, 'data'), '--users', users], dir);
     const upload = `head -c ${3 * MiB} /dev/zero | ${cliShellLine()} --server 127.0.0.1:${port} --user bob put - big.bin`;
-    const env: NodeJS.ProcessEnv = { ...process.env, MUXFTP_PASSWORD: 'pw' };
+    const env: NodeJS.ProcessEnv = { ...process.env, MUXFTP_PASSWORD: 'password' };
     delete env.MUXFTP_SERVER;
     const child = spawn('script', ['-qec', upload, '/dev/null'], { cwd: dir, env, stdio: 'pipe' });
     servers.add(child); // killed after the test if it hangs

@@ -27,7 +27,7 @@ async function setUp(user = 'alice', perms = 'list,read,write'): Promise<{ dir: 
   const dir = await tempDirs.make();
   const users = join(dir, 'users.json');
   const added = await runCli(['user', 'add', user, '--users', users, '--perm', perms], dir, {
-    stdin: 'pw\n',
+    stdin: 'password\n',
   });
   expect(added).toMatchObject({ code: 0 });
   await mkdir(join(dir, 'data', user), { recursive: true });
@@ -40,7 +40,7 @@ async function setUp(user = 'alice', perms = 'list,read,write'): Promise<{ dir: 
   return { dir, port };
 }
 
-const as = { env: { MUXFTP_PASSWORD: 'pw' } };
+const as = { env: { MUXFTP_PASSWORD: 'password' } };
 
 /** A proxy that drops the connection at the first stat after a mkdir: the look after a refused mkdir. */
 async function droppingStatAfterMkdir(port: number): Promise<{ args: string[]; dropped: () => boolean }> {

@@ -44,7 +44,9 @@ describe('muxftp user add/del', () => {
     const file = join(dir, 'users.json');
     const names = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6'];
     const runs = await Promise.all(
-      names.map((name) => runCli(['user', 'add', name, '--users', file], dir, { stdin: `pw-${name}\n` })),
+      names.map((name) =>
+        runCli(['user', 'add', name, '--users', file], dir, { stdin: `password-${name}\n` }),
+      ),
     );
     for (const run of runs) expect(run.stderr).toBe('');
     expect(runs.map((run) => run.code)).toEqual(names.map(() => 0));
@@ -152,9 +154,13 @@ describe('muxftp user add/del', () => {
     async () => {
       const dir = await dirs.make();
       const file = join(dir, 'users.json');
-      expect((await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'pw\n' })).code).toBe(0);
+      expect((await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'password\n' })).code).toBe(
+        0,
+      );
       await chown(file, 65534, 65534);
-      expect((await runCli(['user', 'add', 'bea', '--users', file], dir, { stdin: 'pw\n' })).code).toBe(0);
+      expect((await runCli(['user', 'add', 'bea', '--users', file], dir, { stdin: 'password\n' })).code).toBe(
+        0,
+      );
       const info = await stat(file);
       expect([info.uid, info.gid, info.mode & 0o777]).toEqual([65534, 65534, 0o600]);
       expect(Object.keys((await readUsersFile(file)).users).sort()).toEqual(['ann', 'bea']);
@@ -190,7 +196,9 @@ describe('muxftp user add/del', () => {
       // /etc/muxftp/users.json as root:muxftp 0640, the server running as a member of that group.
       await chown(file, 0, 65534);
       await chmod(file, 0o640);
-      expect((await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'pw\n' })).code).toBe(0);
+      expect((await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'password\n' })).code).toBe(
+        0,
+      );
       const info = await stat(file);
       expect([info.uid, info.gid, info.mode & 0o777]).toEqual([0, 65534, 0o640]);
       const read = spawnSync(
@@ -204,7 +212,9 @@ describe('muxftp user add/del', () => {
       expect(read.status).toBe(0);
       // Other bits are never kept: the file holds password hashes.
       await chmod(file, 0o666);
-      expect((await runCli(['user', 'add', 'bea', '--users', file], dir, { stdin: 'pw\n' })).code).toBe(0);
+      expect((await runCli(['user', 'add', 'bea', '--users', file], dir, { stdin: 'password\n' })).code).toBe(
+        0,
+      );
       expect((await stat(file)).mode & 0o777).toBe(0o640);
     },
     40_000,
@@ -222,7 +232,7 @@ describe('muxftp user add/del', () => {
       await chmod(file, 0o640);
       const added = spawnSync(process.execPath, [CLI_BIN, 'user', 'add', 'ann', '--users', file], {
         cwd: dir,
-        input: 'pw\n',
+        input: 'password\n',
         uid: 54321,
         gid: 54321,
       });
@@ -276,7 +286,7 @@ describe('muxftp user add/del', () => {
       child.stderr.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();
       });
-      child.stdin.end('pw\n');
+      child.stdin.end('password\n');
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       child.once('error', reject);
       child.once('close', (code) => {
@@ -288,7 +298,7 @@ describe('muxftp user add/del', () => {
     expect(limited.stderr).toMatch(/^muxftp: user add bob: cannot write users file .*users\.json: /);
     expect(await readdir(dir)).toEqual([]);
     // The next edit goes ahead at once.
-    const next = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'pw\n' });
+    const next = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'password\n' });
     expect(next).toMatchObject({ code: 0, stderr: '', stdout: `added bob to ${file}\n` });
   });
 
@@ -296,7 +306,7 @@ describe('muxftp user add/del', () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
     const quota = await runCli(['user', 'add', 'tiny', '--users', file, '--quota', '0.4'], dir, {
-      stdin: 'pw\n',
+      stdin: 'password\n',
     });
     expect(quota.code).toBe(2);
     expect(quota.stderr).toContain('invalid size "0.4": less than one byte');
@@ -306,7 +316,7 @@ describe('muxftp user add/del', () => {
     expect(rate.stderr).toContain('invalid size "0.4": less than one byte');
     // A quota of 0 is refused too (the file refuses it), not stored as no quota.
     const zero = await runCli(['user', 'add', 'tiny', '--users', file, '--quota', '0'], dir, {
-      stdin: 'pw\n',
+      stdin: 'password\n',
     });
     expect(zero.code).toBe(2);
     expect(zero.stderr).toContain('leave --quota out for no quota');
@@ -314,7 +324,7 @@ describe('muxftp user add/del', () => {
     // Nor a rate of 0, which serve's rates take as none: stored as no rate, the user got serve's
     // --max-user-rate, so it exempted nobody.
     const noRate = await runCli(['user', 'add', 'vip', '--users', file, '--max-rate', '0'], dir, {
-      stdin: 'pw\n',
+      stdin: 'password\n',
     });
     expect(noRate.code).toBe(2);
     expect(noRate.stderr).toContain("leave --max-rate out for the server's --max-user-rate");
@@ -324,7 +334,9 @@ describe('muxftp user add/del', () => {
   it('refuses an empty home (an unset variable) rather than read it as the whole root', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
-    const added = await runCli(['user', 'add', 'q', '--users', file, '--home', ''], dir, { stdin: 'pw\n' });
+    const added = await runCli(['user', 'add', 'q', '--users', file, '--home', ''], dir, {
+      stdin: 'password\n',
+    });
     expect(added.code).toBe(2);
     expect(added.stderr).toContain(
       "option '--home <dir>' argument '' is invalid. empty (an unset variable?)",
@@ -333,13 +345,15 @@ describe('muxftp user add/del', () => {
     // What an unset variable leaves of `./$X`, `$X/`, `$X//`: the whole root, unasked for.
     for (const home of ['.', './', '//', '/./']) {
       const some = await runCli(['user', 'add', 'q', '--users', file, '--home', home], dir, {
-        stdin: 'pw\n',
+        stdin: 'password\n',
       });
       expect({ home, code: some.code }).toEqual({ home, code: 2 });
       expect(some.stderr).toContain('names the whole served root (an unset variable?); give / for that');
     }
     await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
-    const root = await runCli(['user', 'add', 'q', '--users', file, '--home', '/'], dir, { stdin: 'pw\n' });
+    const root = await runCli(['user', 'add', 'q', '--users', file, '--home', '/'], dir, {
+      stdin: 'password\n',
+    });
     expect(root).toMatchObject({ code: 0, stderr: '' });
     expect((await readUsersFile(file)).users.q).toMatchObject({ home: '' });
     const served = await runCli(
@@ -354,7 +368,7 @@ describe('muxftp user add/del', () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
     await writeFile(file, '', { mode: 0o600 });
-    const added = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'pw\n' });
+    const added = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'password\n' });
     expect(added).toMatchObject({ code: 0, stderr: '' });
     expect(Object.keys((await readUsersFile(file)).users)).toEqual(['bob']);
     await writeFile(file, '\n');
@@ -366,7 +380,7 @@ describe('muxftp user add/del', () => {
     const file = join(dir, 'users.json');
     const add = (name: string, json: boolean) =>
       runCli([...(json ? ['--json'] : []), 'user', 'add', name, '--users', file, '--replace'], dir, {
-        stdin: 'pw\n',
+        stdin: 'password\n',
       });
     expect(await add('bob', false)).toMatchObject({ code: 0, stdout: `added bob to ${file}\n` });
     expect(await add('bob', false)).toMatchObject({ code: 0, stdout: `updated bob in ${file}\n` });
@@ -477,7 +491,7 @@ describe('users file: a hand-edited file is checked entry by entry', () => {
       execFileSync('mount', ['--bind', source, file]);
       try {
         // rename(2) onto a mount point: EBUSY.
-        const run = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'pw\n' });
+        const run = await runCli(['user', 'add', 'bob', '--users', file], dir, { stdin: 'password\n' });
         expect(run.code).toBe(1);
         // Said in words, without the temporary file's name, and why.
         expect(run.stderr).toBe(
@@ -523,12 +537,12 @@ describe('users file: stored password hashes', () => {
     );
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('write it again with `muxftp user add NAME --replace`');
-    const other = await runCli(['user', 'add', 'bob', '--users', replaced], dir, { stdin: 'pw\n' });
+    const other = await runCli(['user', 'add', 'bob', '--users', replaced], dir, { stdin: 'password\n' });
     // Another user's edit still says what is wrong with the file, which it would leave unusable.
     expect(other.code).toBe(1);
     expect(other.stderr).toContain('user "eve": password hash asks scrypt for 1024 MiB');
     const replace = await runCli(['user', 'add', 'eve', '--users', replaced, '--replace'], dir, {
-      stdin: 'pw\n',
+      stdin: 'password\n',
     });
     expect(replace).toMatchObject({ code: 0, stderr: '' });
     expect((await readUsersFile(replaced)).users.eve?.password).toMatch(/^scrypt\$16384\$/);
@@ -572,7 +586,7 @@ describe('a users-file lock left by a killed edit', () => {
     const file = join(dir, 'users.json');
     const pid = deadPid();
     await writeFile(`${file}.lock`, `${pid} ${hostname()}\n`);
-    const added = await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'pw\n' });
+    const added = await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'password\n' });
     expect(added.code).toBe(0);
     expect(added.stderr).toBe(
       `muxftp: warning: removed ${file}.lock, left by an edit that is no longer running (pid ${pid})\n`,
@@ -646,10 +660,10 @@ describe('a users file reached through a symbolic link', () => {
     const target = join(dir, 'conf', 'users.json');
     const link = join(dir, 'users.json');
     await symlink('conf/users.json', link);
-    const bob = await runCli(['user', 'add', 'bob', '--users', target], dir, { stdin: 'pw-bob\n' });
+    const bob = await runCli(['user', 'add', 'bob', '--users', target], dir, { stdin: 'password-bob\n' });
     expect(bob).toMatchObject({ code: 0, stderr: '' });
 
-    const alice = await runCli(['user', 'add', 'alice', '--users', link], dir, { stdin: 'pw-alice\n' });
+    const alice = await runCli(['user', 'add', 'alice', '--users', link], dir, { stdin: 'password-alice\n' });
     expect(alice).toMatchObject({ code: 0, stderr: '' });
     const del = await runCli(['user', 'del', 'bob', '--users', link], dir);
     expect(del).toMatchObject({ code: 0, stderr: '' });

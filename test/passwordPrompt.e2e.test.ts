@@ -170,14 +170,28 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     // Empty (refused before "again:"), then two that differ, then two that match.
     const { code, output } = await onTerminal(
       ['user', 'add', 'bob', '--users', file],
-      ['\r', 'one\r', 'two\r', 'three\r', 'three\r'],
+      ['\r', 'one-pass\r', 'two-pass\r', 'three-pass\r', 'three-pass\r'],
       /(password for bob|again): /,
     );
     expect(output).toMatch(/muxftp: password must not be empty: try again/);
     expect(output).toMatch(/muxftp: the passwords do not match: try again/);
     expect(code).toBe(0);
     const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
-    expect(await verifyPassword('three', hash)).toBe(true);
+    expect(await verifyPassword('three-pass', hash)).toBe(true);
+  }, 20_000);
+
+  it('a password under 8 characters is refused at once, before "again:", and another is asked for', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const { code, output } = await onTerminal(
+      ['user', 'add', 'bob', '--users', file],
+      ['ab\r', 'longer-pass\r', 'longer-pass\r'],
+      /(password for bob|again): /,
+    );
+    expect(output).toMatch(/muxftp: password must be at least 8 characters: try again/);
+    expect(code).toBe(0);
+    const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
+    expect(await verifyPassword('longer-pass', hash)).toBe(true);
   }, 20_000);
 
   it('with stderr sent elsewhere (2>log), says on the terminal why it asks again', async () => {
@@ -186,14 +200,14 @@ describe.skipIf(!hasScript)('the password prompt on a terminal', () => {
     // Before: the prompt came back with no word of why, the reason written to the log.
     const { code, output } = await onTerminal(
       ['user', 'add', 'bob', '--users', file],
-      ['one\r', 'two\r', 'three\r', 'three\r'],
+      ['one-pass\r', 'two-pass\r', 'three-pass\r', 'three-pass\r'],
       /(password for bob|again): /,
       ' 2>/dev/null',
     );
     expect(output).toMatch(/muxftp: the passwords do not match: try again/);
     expect(code).toBe(0);
     const hash = parsePasswordHash((await readUsersFile(file)).users.bob!.password);
-    expect(await verifyPassword('three', hash)).toBe(true);
+    expect(await verifyPassword('three-pass', hash)).toBe(true);
   }, 20_000);
 });
 

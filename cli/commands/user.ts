@@ -4,7 +4,7 @@
  * from the command line, where other users could see it in the process list.
  */
 import { type Command, Option } from 'commander';
-import { checkPasswordText, hashPassword, MAX_PASSWORD_BYTES } from '../../server/auth/passwords.js';
+import { checkNewPasswordText, hashPassword, MAX_PASSWORD_BYTES } from '../../server/auth/passwords.js';
 import {
   addUser,
   checkCanAdd,
@@ -18,6 +18,7 @@ import {
   removeUser,
   updateUsersFile,
 } from '../../server/auth/usersFile.js';
+import { DEFAULTS } from '../../shared/defaults.js';
 import { formatBytes, formatRate } from '../../shared/humanUnits.js';
 import { CliError } from '../cliError.js';
 import { EXIT_STATUS } from '../exitStatus.js';
@@ -65,7 +66,7 @@ export function registerUserCommand(program: Command, output: Output): void {
     .command('add')
     .argument('<name>', USER_NAME_HELP, parseUserNameArgument)
     .description(
-      'Add a user. The password is asked for on a terminal (twice), or read from the first line of stdin.',
+      `Add a user. The password (at least ${DEFAULTS.minNewPasswordChars} characters) is asked for on a terminal (twice), or read from the first line of stdin.`,
     )
     .addOption(usersOption())
     .option(
@@ -104,7 +105,7 @@ export function registerUserCommand(program: Command, output: Output): void {
         // Refused before the password is typed (twice), not after.
         await refusal(() => checkCanAdd(file, name, { replace: flags.replace === true }));
         const password = await readNewPassword(name);
-        await refusal(() => checkPasswordText(password));
+        await refusal(() => checkNewPasswordText(password));
         const passwordHash = await hashPassword(password);
         // The file as it is now, not as it was before the password was typed: edits made
         // meanwhile (another `user add`) are kept.
@@ -199,7 +200,7 @@ function staleLockWarning(output: Output): (lock: string, pid: number) => void {
 
 /**
  * The users file's refusals (missing or not JSON, a user that exists already or not at all, a bad
- * name) and the password's (empty, too long) are the user's to fix: one line, not a bug's stack.
+ * name) and the password's (empty, too short or long) are the user's to fix: one line, not a bug's stack.
  */
 async function refusal<T>(step: () => T | Promise<T>): Promise<T> {
   try {
@@ -213,7 +214,7 @@ async function refusal<T>(step: () => T | Promise<T>): Promise<T> {
 const NEW_PASSWORD_TRIES = 3;
 
 /**
- * On a terminal: asked twice, with echo off; one refused (empty, too long) is said at once, not
+ * On a terminal: asked twice, with echo off; one refused (empty, too short or long) is said at once, not
  * after asking it again, and a slip gets another try. Otherwise: the first line of stdin.
  */
 async function readNewPassword(name: string): Promise<string> {
@@ -227,7 +228,7 @@ async function readNewPassword(name: string): Promise<string> {
       const first = await promptHidden(`new password for ${name}: `);
       let problem: string | undefined;
       try {
-        checkPasswordText(first);
+        checkNewPasswordText(first);
       } catch (error) {
         problem = (error as Error).message;
       }

@@ -5,6 +5,7 @@
  * verifying never blocks the event loop.
  */
 import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
+import { DEFAULTS } from '../../shared/defaults.js';
 
 /** RFC 7914 §2 interactive-login parameters: about 16 MiB and some tens of ms per check. */
 const COST = { N: 16_384, r: 8, p: 1 } as const;
@@ -97,6 +98,19 @@ export function checkPasswordText(password: string): void {
   if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) {
     throw new TypeError(`password must be at most ${MAX_PASSWORD_BYTES} bytes`);
   }
+}
+
+/**
+ * checkPasswordText, and at least `minChars` characters (code points): for a password being set
+ * (`user add`), not one a login gives, which is checked against its hash whatever its length.
+ */
+export function checkNewPasswordText(
+  password: string,
+  minChars: number = DEFAULTS.minNewPasswordChars,
+): void {
+  checkPasswordText(password);
+  if ([...password].length < minChars)
+    throw new TypeError(`password must be at least ${minChars} characters`);
 }
 
 let dummy: Promise<ParsedHash> | undefined;
