@@ -148,7 +148,9 @@ describe('--max-streams-per-connection counts cancelled streams whose storage ca
     const memory = new MemoryStorage();
     const held = heldStats(memory);
     releaseStats = held.release;
-    env = await startServer({ storage: held.storage, maxStreamsPerConnection: CAP, idleTimeoutMs: 500 });
+    // Longer than the keepalive (1 s): the flood ends on the server's PING before the close (at
+    // 500 ms, a loaded machine's close came first and the flood waited out its 5 s).
+    env = await startServer({ storage: held.storage, maxStreamsPerConnection: CAP, idleTimeoutMs: 2000 });
     const peer = await keepalivePeer(env.port);
     await flood(peer, held);
     expect(peer.frames.some(isServerPing)).toBe(true);
@@ -157,13 +159,13 @@ describe('--max-streams-per-connection counts cancelled streams whose storage ca
     expect(error.message).toMatch(/storage has not finished/);
     await peer.closed;
     expect(env.logs.join('\n')).toMatch(
-      /reading held 500 ms for its storage work \(\d+ storage calls of streams over, 0 B for the disk\), closing/,
+      /reading held 2000 ms for its storage work \(\d+ storage calls of streams over, 0 B for the disk\), closing/,
     );
     expect(env.logs.join('\n')).not.toMatch(/idle for/);
     await vi.waitFor(() => expect(env!.server.counters.connections).toBe(0), { timeout: 5000 });
     expect(env.server.counters.errors.get('IDLE_TIMEOUT')).toBeUndefined();
     expect(env.server.counters.errors.get('SERVER_BUSY')).toBe(1);
-  });
+  }, 15_000);
 
   it("a put cancelled during its set-up's storage call (a path ending in '/' is looked up) counts too", async () => {
     const memory = new MemoryStorage();
