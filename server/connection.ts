@@ -88,19 +88,20 @@ const READS_A_STORED_FILE: ReadonlySet<string> = new Set(['digest', 'partial']);
 
 let nextConnectionNumber = 1;
 
-/** How a net.Socket without a peer address is named: in the logs, and as its address group. */
-const UNADDRESSED_PEER = 'unix socket';
+/** How a Unix-domain peer (a net.Socket with neither end's address) is named: in the logs, and as its address group. */
+const UNIX_PEER = 'unix socket';
+/** A TCP socket whose peer reset it before its address was read (Node then gives none): not a Unix one. */
+const GONE_PEER = 'peer gone';
 
 /**
- * A TCP or TLS peer's `address:port`; `unix socket` for a net.Socket with no peer address (Node
- * gives a Unix-domain socket's peer none, nor a TCP socket's whose peer has already gone); a
- * connection over another duplex stream has no address.
+ * A TCP or TLS peer's `address:port`; `unix socket` for a Unix-domain socket (Node gives neither
+ * end an address); `peer gone` for a TCP socket whose peer had left before its address was read;
+ * a connection over another duplex stream has no address.
  */
 export function describePeer(socket: Duplex): string {
   if (!(socket instanceof Socket)) return 'in-process stream';
-  return socket.remoteAddress === undefined
-    ? UNADDRESSED_PEER
-    : `${socket.remoteAddress}:${socket.remotePort}`;
+  if (socket.remoteAddress !== undefined) return `${socket.remoteAddress}:${socket.remotePort}`;
+  return socket.localAddress === undefined ? UNIX_PEER : GONE_PEER;
 }
 
 /** The peer as log events' `remote` field: a TCP or TLS peer's `address:port`; none without one. */
@@ -112,12 +113,12 @@ export function peerLogFields(socket: Duplex): LogFields {
 
 /**
  * What the per-address limits count by: a TCP or TLS peer's address group (./addressGroup.ts: an
- * IPv6 peer's /64); one name for all peers without an address (Unix-domain sockets), and one for
- * in-process streams.
+ * IPv6 peer's /64); one name for all Unix-domain peers, one for TCP peers gone before their address
+ * was read, and one for in-process streams.
  */
 export function peerAddressGroup(socket: Duplex): string {
   if (!(socket instanceof Socket)) return 'in-process';
-  return socket.remoteAddress === undefined ? UNADDRESSED_PEER : addressGroup(socket.remoteAddress);
+  return socket.remoteAddress === undefined ? describePeer(socket) : addressGroup(socket.remoteAddress);
 }
 
 /** What the server gives each connection besides its options. */

@@ -3,6 +3,7 @@
  * README's library section allows) names their peers in its logs: Node gives such a peer no
  * address, and the label read `undefined:undefined`.
  */
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
@@ -47,4 +48,38 @@ it('names a Unix-domain peer "unix socket" in its log lines, without a remote fi
   const received = events.find((event) => event.event === 'received')!;
   expect(received.text).toMatch(/^conn#\d+ unix socket received a\.txt 2 B/);
   for (const event of events) expect(event.fields).not.toHaveProperty('remote');
+});
+
+it('does not name a TCP peer that reset before its address was read "unix socket"', async () => {
+  // Node gives such a socket no remoteAddress either (getpeername: ENOTCONN); it keeps its local one.
+  const events: LogEvent[] = [];
+  const lines: string[] = [];
+  const server = new MuxServer({
+    storage: new MemoryStorage(),
+    log: (line) => lines.push(line),
+    logEvent: (event) => events.push(event),
+  });
+  cleanup.push(() => server.close(0));
+  const accepted: Array<string | undefined> = [];
+  const listener: Server = createServer((socket) => {
+    accepted.push(socket.remoteAddress);
+    server.accept(socket);
+  });
+  cleanup.push(() => void listener.close());
+  listener.listen(0, '127.0.0.1');
+  await once(listener, 'listening');
+  const { port } = listener.address() as { port: number };
+  // A child connects and resets while this loop is blocked: the reset lands before accept().
+  execFileSync(
+    process.execPath,
+    [
+      '-e',
+      `const c = require('node:net').connect(${port}, '127.0.0.1', () => c.resetAndDestroy()); c.on('error', () => {});`,
+    ],
+    { timeout: 10_000 },
+  );
+  await expect.poll(() => events.some((event) => event.event === 'closed')).toBe(true);
+  expect(accepted).toEqual([undefined]);
+  expect(lines.join('\n')).not.toContain('unix socket');
+  expect(lines.join('\n')).toMatch(/conn#\d+ peer gone/);
 });
