@@ -1,6 +1,6 @@
 /**
  * Reading a password without it ever being in argv: a prompt on the terminal that does not echo
- * what is typed, or the first line of stdin when it is not a terminal (`echo pw | muxftp user add …`).
+ * what is typed, or the first line of stdin when it is not a terminal (`echo "$PW" | muxftp user add …`).
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
