@@ -66,9 +66,11 @@ describe.skipIf(!canCountDescriptors)('hashing kept data closes the kept file', 
 describe('a Storage without the optional openPartial', () => {
   it('holds nothing: a partial query finds no block, and hashing none of it is not an error', async () => {
     const storage = await storageKeepingOneBlock();
-    // The same storage with openPartial hidden, as a Storage of one's own that keeps nothing.
+    // The same storage with openPartial (and partialInUse, of what it keeps) hidden, as a Storage
+    // of one's own that keeps nothing.
     const keepingNothing = new Proxy(storage, {
-      get: (target, name) => (name === 'openPartial' ? undefined : Reflect.get(target, name)),
+      get: (target, name) =>
+        name === 'openPartial' || name === 'partialInUse' ? undefined : Reflect.get(target, name),
     });
     expect(await heldPartial(keepingNothing, 'f.bin', key, 4)).toEqual({ offset: 0, blocks: [] });
     await prepareBlockHashes();
