@@ -24,10 +24,20 @@ import {
 } from '../shared/protocol/encoder.js';
 import { holdUploads } from './helpers/heldUploads.js';
 import { RawPeer } from './helpers/rawPeer.js';
-import { makeTestCerts, opensslAvailable } from './helpers/testCerts.js';
+import { makeTestCerts, opensslAvailable, type TestCerts } from './helpers/testCerts.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 
 const KiB = 1024;
+
+/** A disk-backed TLS server whose uploads hold reading once 64 KiB wait for the disk. */
+function startHeldTlsServer(certs: TestCerts): Promise<TestServer> {
+  return startServer({
+    backend: 'disk',
+    uploadBacklogHighWaterBytes: 64 * KiB,
+    tls: { cert: certs.cert, key: certs.key },
+  });
+}
+
 let server: TestServer | undefined;
 afterEach(async () => {
   await server?.stop();
@@ -223,11 +233,7 @@ describe('cut transfers in the server log', () => {
       // the cut and closed lines came only once the disk answered (for ever on a hung mount).
       const certs = await makeTestCerts();
       try {
-        server = await startServer({
-          backend: 'disk',
-          uploadBacklogHighWaterBytes: 64 * KiB,
-          tls: { cert: certs.cert, key: certs.key },
-        });
+        server = await startHeldTlsServer(certs);
         const held = holdUploads(server.storage, 0);
         const tcp = connect({ host: '127.0.0.1', port: server.port });
         tcp.on('error', () => {});
@@ -263,11 +269,7 @@ describe('cut transfers in the server log', () => {
       // failed "bad record mac"), and the probe's callback never came (no probe after it wrote).
       const certs = await makeTestCerts();
       try {
-        server = await startServer({
-          backend: 'disk',
-          uploadBacklogHighWaterBytes: 64 * KiB,
-          tls: { cert: certs.cert, key: certs.key },
-        });
+        server = await startHeldTlsServer(certs);
         const size = 24 * 1024 * KiB;
         await writeFile(join(server.root!, 'big.bin'), Buffer.alloc(size, 6));
         const held = holdUploads(server.storage, 0);
