@@ -555,6 +555,10 @@ async function runOne(
               // Only what this run kept: a plain get does not continue an older run's partial.
               ...(kept === undefined ? {} : { resumeKept: true }),
               onRestart: sayRestart,
+              onLeftAlone: (path: string) =>
+                say(
+                  `muxftp: ${run.command} ${name}: left alone: ${path}, what a get of an older muxftp was writing (its process may run in another container of this hostname); remove it once no older muxftp get runs`,
+                ),
             }
           : {}),
         ...(inPlace === undefined ? {} : { writesInPlace: inPlace }),

@@ -67,6 +67,7 @@ import { RateLimiter, Throttle } from '../shared/transport/rateLimiter.js';
 import { RoundTripSampler } from '../shared/transport/roundTrips.js';
 import { SharedBufferReads } from '../shared/transport/sharedReadBuffer.js';
 import { packageVersion } from '../shared/version.js';
+import { leftAloneFor } from './downloadsLeftBehind.js';
 import { type LocalDigestMemo, localBlockDigests, localSourceIdentity } from './localDigests.js';
 import {
   type ByteSink,
@@ -75,6 +76,7 @@ import {
   type GetTarget,
   isSpecialFile,
   type KeptPartial,
+  keptPartialPath,
   MemorySink,
   openSink,
 } from './sinks.js';
@@ -191,7 +193,7 @@ export interface ClientTlsOptions {
 /**
  * Per-call options of {@link Client.put}, {@link Client.get} and {@link Client.getBuffer}.
  *
- * A callback here that throws (onProgress, onRestart, onNothingKept, onContinue) fails its call
+ * A callback here that throws (onProgress, onRestart, onNothingKept, onContinue, onLeftAlone) fails its call
  * alone: the call rejects with a `MuxftpError` LOCAL_IO_ERROR (`onProgress threw: …`) whose
  * `cause` is what was thrown, and its stream is cancelled (an upload is not stored); the
  * connection and the other calls on it go on. A throw from onPartialKept is ignored: the call
@@ -254,6 +256,13 @@ export interface TransferOptions {
    * destination (`onProgress` counts them among the bytes done; they are not moved again).
    */
   onContinue?: (fromBytes: number) => void;
+  /**
+   * get with `continue`: told the path of each download in progress for this target that a get of
+   * an older muxftp left (its name tags the host by the hostname alone), whose process runs
+   * nothing here but may in another container or pid namespace of this hostname: it is neither
+   * continued nor removed (taking it over made two writers of one file). Told once per path and process.
+   */
+  onLeftAlone?: (path: string) => void;
   /**
    * get to a local path only: when the download fails (anything but a failed verification:
    * the connection lost, the server's error, a cancel), keep its whole 4 MiB blocks in a hidden
@@ -1284,6 +1293,12 @@ export class Client {
     options: TransferOptions,
   ): Promise<GetResult | undefined> {
     // get -c also continues what a get killed outright left in progress; a retry, only its own.
+    // Said before anything is claimed: a callback that throws leaves nothing half-claimed.
+    if (options.continue === true && options.onLeftAlone !== undefined) {
+      for (const path of await leftAloneFor(keptPartialPath(target))) {
+        callCaller('onLeftAlone', () => options.onLeftAlone?.(path));
+      }
+    }
     const sink = await ContinueSink.claimKept(target, {
       leftBehind: options.continue === true,
       bitsCarried: options.keepModes === true,

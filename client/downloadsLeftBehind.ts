@@ -2,14 +2,16 @@
  * Downloads that keep a partial are written under a name that says which host, process and run
  * write them (downloadInProgressName): a process killed outright (SIGKILL, the out-of-memory
  * killer, a power cut) leaves such a file behind, and `get -c` continues it once that process is
- * gone, as it continues what a failed download kept. Only files of this host and this user with
- * one name are ever claimed or removed; what another host left (a shared directory) is left alone.
+ * gone, as it continues what a failed download kept. Only files of this host tag (this machine and
+ * pid namespace: shared/hostTag.ts) and this user with one name are ever claimed or removed; what
+ * another host, container or namespace left (a shared directory, a volume) is left alone, and so is
+ * what an older muxftp left under its hostname's tag (its writer cannot be checked from here).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { lstat, readdir, rename, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { hostTag, legacyHostTag } from '../shared/hostTag.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import {
   type DownloadOwner,
@@ -17,9 +19,7 @@ import {
   parseDownloadInProgress,
 } from '../shared/temporaryNames.js';
 
-/** This host, as the names of its downloads in progress say it: a directory may be shared. */
-const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
-/** This run of this process: one started later with the same id (a container's pid 1) is another. */
+/** This run of this process: one started later with the same id (a pid reused) is another. */
 const RUN_TAG = randomBytes(4).toString('hex');
 let downloadsNamed = 0;
 
@@ -28,20 +28,33 @@ const DIRECTORIES_REMEMBERED = 256;
 
 /** A fresh temporary path for a download into `target` that keeps its whole blocks should it fail. */
 export function inProgressPath(target: string): string {
-  const owner = { host: HOST_TAG, pid: process.pid, run: RUN_TAG, seq: downloadsNamed++ };
+  const owner = { host: hostTag(), pid: process.pid, run: RUN_TAG, seq: downloadsNamed++ };
   return join(dirname(target), downloadInProgressName(basename(target), owner));
 }
 
-/** The process that wrote a download of this host's is gone. */
-function writerGone({ pid, run }: DownloadOwner): boolean {
-  if (pid === process.pid) return run !== RUN_TAG;
+/** A process of this host tag's with this id runs (or ran until `run` ended, for this one's id). */
+function pidRuns(pid: number, run?: string): boolean {
+  if (pid === process.pid) return run === RUN_TAG;
   try {
     process.kill(pid, 0);
-    return false;
+    return true;
   } catch (err) {
     // EPERM: a process of another user's runs with that id.
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+}
+
+/**
+ * Whether the process that wrote a download in progress is gone: 'gone' only for this host tag's
+ * (its pid means a process here) whose pid no longer runs it. 'unknown' for one an older muxftp
+ * wrote under this hostname's tag whose pid does not run here: gone, or running in another
+ * container or pid namespace of this hostname; it is left alone (taking it over had two writers
+ * in one file). Anything else (running, another host's) is 'running'.
+ */
+export function writerState(owner: DownloadOwner): 'gone' | 'running' | 'unknown' {
+  if (owner.host === hostTag()) return pidRuns(owner.pid, owner.run) ? 'running' : 'gone';
+  if (owner.host === legacyHostTag() && !pidRuns(owner.pid)) return 'unknown';
+  return 'running';
 }
 
 /**
@@ -52,7 +65,7 @@ function writerGone({ pid, run }: DownloadOwner): boolean {
  */
 export async function leftByGoneProcess(directory: string, name: string): Promise<string | undefined> {
   const owner = parseDownloadInProgress(name);
-  if (owner === undefined || owner.host !== HOST_TAG || !writerGone(owner)) return undefined;
+  if (owner === undefined || writerState(owner) !== 'gone') return undefined;
   const info = await lstat(join(directory, name)).catch(() => undefined);
   return info !== undefined && leftByThisUser(info) ? owner.keptName : undefined;
 }
@@ -67,27 +80,36 @@ function leftByThisUser(info: Stats): boolean {
 }
 
 /**
- * What gone processes of this host left in progress in a directory, by kept name: read once per
- * directory and process (another is left there only by a process that dies meanwhile).
+ * What processes of this host left in progress in a directory, by kept name: those gone, and those
+ * whose writer cannot be checked ('unknown': an older muxftp's). Read once per directory and
+ * process (another is left there only by a process that dies meanwhile).
  */
-const leftIn = new Map<string, Promise<Map<string, string[]>>>();
+interface LeftInDirectory {
+  gone: Map<string, string[]>;
+  unknown: Map<string, string[]>;
+}
 
-function leftInDirectory(directory: string): Promise<Map<string, string[]>> {
+const leftIn = new Map<string, Promise<LeftInDirectory>>();
+
+function leftInDirectory(directory: string): Promise<LeftInDirectory> {
   let left = leftIn.get(directory);
   if (left === undefined) {
     left = readdir(directory).then(
       (names) => {
-        const byKeptName = new Map<string, string[]>();
+        const found: LeftInDirectory = { gone: new Map(), unknown: new Map() };
         for (const name of names) {
           const owner = parseDownloadInProgress(name);
-          if (owner === undefined || owner.host !== HOST_TAG || !writerGone(owner)) continue;
+          if (owner === undefined) continue;
+          const state = writerState(owner);
+          if (state === 'running') continue;
+          const byKeptName = found[state];
           const same = byKeptName.get(owner.keptName);
           if (same === undefined) byKeptName.set(owner.keptName, [name]);
           else same.push(name);
         }
-        return byKeptName;
+        return found;
       },
-      () => new Map<string, string[]>(),
+      (): LeftInDirectory => ({ gone: new Map(), unknown: new Map() }),
     );
     if (leftIn.size >= DIRECTORIES_REMEMBERED) leftIn.delete(leftIn.keys().next().value!);
     leftIn.set(directory, left);
@@ -100,9 +122,13 @@ function leftInDirectory(directory: string): Promise<Map<string, string[]>> {
  * first (forgotten: each is claimed or removed once). A link, a file with other names or of another
  * user's is not one muxftp left: left alone.
  */
-async function ownLeftFor(keptPath: string, forget = true): Promise<Array<{ path: string; size: number }>> {
+async function ownLeftFor(
+  keptPath: string,
+  forget = true,
+  which: keyof LeftInDirectory = 'gone',
+): Promise<Array<{ path: string; size: number }>> {
   const directory = dirname(keptPath);
-  const left = await leftInDirectory(directory);
+  const left = (await leftInDirectory(directory))[which];
   const names = left.get(basename(keptPath));
   if (names === undefined) return [];
   if (forget) left.delete(basename(keptPath));
@@ -114,6 +140,16 @@ async function ownLeftFor(keptPath: string, forget = true): Promise<Array<{ path
     }),
   );
   return files.filter((file) => file !== undefined).sort((a, b) => b.size - a.size);
+}
+
+/**
+ * What an older muxftp's get left in progress for the target kept at `keptPath` under this
+ * hostname's tag, whose process does not run here but may in another container or pid namespace
+ * of this hostname: neither claimed nor removed, and named once per process (for the caller to
+ * say so), then forgotten.
+ */
+export async function leftAloneFor(keptPath: string): Promise<string[]> {
+  return (await ownLeftFor(keptPath, true, 'unknown')).map(({ path }) => path);
 }
 
 const wholeBlocks = (bytes: number): number => Math.floor(bytes / INTEGRITY_BLOCK_BYTES);

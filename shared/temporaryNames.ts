@@ -98,8 +98,10 @@ export function isDownloadPartialName(name: string): boolean {
 }
 
 /**
- * Who is writing a download in progress: a hash of the host's name, the process, a random tag of
- * that process's run (a later process given the same id is another run), a count in it.
+ * Who is writing a download in progress: the host tag of the process's machine and pid namespace
+ * (shared/hostTag.ts: 16 hex digits; 8, a hash of the hostname alone, in names an older muxftp
+ * wrote), the process, a random tag of that process's run (a later process given the same id is
+ * another run), a count in it.
  */
 export interface DownloadOwner {
   host: string;
@@ -120,7 +122,8 @@ export function downloadInProgressName(targetName: string, owner: DownloadOwner)
   return `${kept.slice(0, -TEMP_SUFFIX.length)}.${host}-${pid}-${run}-${seq}${TEMP_SUFFIX}`;
 }
 
-const IN_PROGRESS = /^(\.muxftp-get-[0-9a-f]{32})\.([0-9a-f]{8})-(\d{1,10})-([0-9a-f]{8})-(\d{1,15})\.part$/;
+const IN_PROGRESS =
+  /^(\.muxftp-get-[0-9a-f]{32})\.([0-9a-f]{16}|[0-9a-f]{8})-(\d{1,10})-([0-9a-f]{8})-(\d{1,15})\.part$/;
 
 /**
  * Who wrote `name` (downloadInProgressName), and the kept name of its target; undefined for

@@ -7,7 +7,6 @@
  * dirs. Needs dist/ (npm run build).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import {
   chmod,
@@ -22,7 +21,6 @@ import {
   utimes,
   writeFile,
 } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,6 +29,7 @@ import { Output } from '../cli/output.js';
 import { removeRecursively } from '../cli/remoteRemoval.js';
 import type { Client } from '../client/client.js';
 import { MuxftpError } from '../shared/errors.js';
+import { hostTag, legacyHostTag } from '../shared/hostTag.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { downloadInProgressName, downloadPartialName } from '../shared/temporaryNames.js';
 import { runCli } from './helpers/cliProcess.js';
@@ -246,17 +245,22 @@ describe('--delete', () => {
     await makeTree(copy, ['index.html']);
     // A pid no process has now (a child that exited), of this host: a killed get's.
     const gonePid = spawnSync(process.execPath, ['-e', '']).pid!;
-    const host = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+    const host = hostTag();
     const owner = (pid: number) => ({ host, pid, run: '0123abcd', seq: 0 });
     const left = join(copy, downloadInProgressName('gone.iso', owner(gonePid)));
     const running = join(copy, downloadInProgressName('gone2.iso', owner(process.pid)));
     const other = join(copy, downloadInProgressName('gone3.iso', { ...owner(gonePid), host: 'ffffffff' }));
+    // An older muxftp's, under this hostname's tag: its writer may run in another container of it.
+    const older = join(
+      copy,
+      downloadInProgressName('gone6.iso', { ...owner(gonePid), host: legacyHostTag() }),
+    );
     // Gone pids' too, but not files muxftp left: one with a second name, one of another user's.
     const linked = join(copy, downloadInProgressName('gone4.iso', owner(gonePid)));
     const othersUser = join(copy, downloadInProgressName('gone5.iso', owner(gonePid)));
     // Another user's file can be made only by root.
     const asRoot = process.getuid?.() === 0;
-    const stay = [running, other, linked, ...(asRoot ? [othersUser] : [])];
+    const stay = [running, other, older, linked, ...(asRoot ? [othersUser] : [])];
     for (const path of [left, ...stay]) await writeFile(path, 'in progress');
     await link(linked, join(local, 'second name'));
     if (asRoot) await chown(othersUser, 65534, 65534);

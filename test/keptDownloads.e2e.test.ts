@@ -21,12 +21,12 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import type { Server } from 'node:net';
-import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client } from '../client/client.js';
 import { LocalPartialRefusedError } from '../client/index.js';
 import { SinkFile } from '../client/sinkFile.js';
+import { hostTag as currentHostTag, legacyHostTag } from '../shared/hostTag.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import { encodeData, encodeEnd, encodeReply } from '../shared/protocol/encoder.js';
@@ -38,6 +38,7 @@ import {
   parseDownloadInProgress,
 } from '../shared/temporaryNames.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { IN_NEW_PID_NAMESPACE, unshareRefused } from './helpers/pidNamespace.js';
 import { restartablePort } from './helpers/restartPort.js';
 import { startScriptedServer } from './helpers/scriptedServer.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -490,7 +491,7 @@ describe('two downloads of one target at once (overlapping runs) that both fail'
 
 describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)', () => {
   /** This host, as downloads in progress name it (client/downloadsLeftBehind.ts). */
-  const hostTag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+  const hostTag = currentHostTag();
 
   /** The id of a process that has exited. */
   async function goneProcessId(): Promise<number> {
@@ -628,7 +629,76 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     30_000,
   );
 
-  it("one left by an earlier run under the same process id (a container's pid 1) is continued, not collided with", async () => {
+  const unshareSkip = unshareRefused();
+
+  /** `muxftp ARGS` in a pid namespace of its own, under this hostname (as a container of it). */
+  function cliInOtherPidNamespace(
+    args: string[],
+    cwd: string,
+  ): Promise<{ code: number | null; stdout: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('unshare', [...IN_NEW_PID_NAMESPACE, process.execPath, CLI_BIN, ...args], {
+        cwd,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.add(child);
+      let stdout = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code, stdout }));
+    });
+  }
+
+  it.skipIf(unshareSkip !== undefined)(
+    `get -c in another pid namespace of this hostname leaves a running get's download alone${unshareSkip === undefined ? '' : ` (skipped: ${unshareSkip})`}`,
+    async () => {
+      env = await startServer({ backend: 'disk' });
+      const content = randomBytes(3 * BLOCK + 99);
+      await writeFile(join(env.root!, 'big.bin'), content);
+      const local = await tempDirs.make();
+      const server = `127.0.0.1:${env.port}`;
+      const first = runCli(['--server', server, 'get', '--limit-rate', '4MiB', 'big.bin'], local, {
+        children,
+        timeoutMs: 25_000,
+      });
+      await until(downloadsPast(local, 1, BLOCK + MiB), '1 download past BLOCK + 1 MiB', UNDER_WAY);
+      // The first get's pid runs no process in that namespace: it is not gone for that.
+      const second = await cliInOtherPidNamespace(
+        ['--server', server, '--json', 'get', '-c', 'big.bin'],
+        local,
+      );
+      expect(second.code).toBe(0);
+      expect(JSON.parse(second.stdout)[0].continuedFrom ?? 0).toBe(0);
+      // Before: the second renamed the running get's file to its own name and continued it, two
+      // writers in one file; the first then failed (LOCAL_IO_ERROR) on its file gone.
+      expect(await first).toMatchObject({ code: 0, stderr: '' });
+      expect(env.server.stats().bytesOut).toBe(2 * content.length);
+      expect(await readdir(local)).toEqual(['big.bin']);
+      expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+    },
+    30_000,
+  );
+
+  it("what a get of an older muxftp left under this hostname's tag is neither taken over nor removed", async () => {
+    const content = randomBytes(2 * BLOCK + 5);
+    // Its pid runs nothing here, but it may in another container of this hostname: unknown.
+    const { env, local, left, cli } = await leftBehind(content, BLOCK, { host: legacyHostTag() });
+    expect(await cli('get', '-c', 'big.bin')).toMatchObject({
+      code: 0,
+      stderr: `muxftp: get big.bin: left alone: ${basename(left)}, what a get of an older muxftp was writing (its process may run in another container of this hostname); remove it once no older muxftp get runs\n`,
+    });
+    // Before: continued from it (4 MiB fewer sent), as if its writer were surely gone.
+    expect(env.server.stats().bytesOut).toBe(content.length);
+    expect((await readdir(local)).sort()).toEqual(['big.bin', basename(left)].sort());
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+    // Nor does a plain get that succeeds remove it (before: it went as a gone process's).
+    expect(await cli('get', 'big.bin')).toMatchObject({ code: 0, stderr: '' });
+    expect((await readdir(local)).sort()).toEqual(['big.bin', basename(left)].sort());
+  }, 30_000);
+
+  it('one left by an earlier run under the same process id (a pid reused) is continued, not collided with', async () => {
     const content = randomBytes(2 * BLOCK + 5);
     // This process's id, another run's tag: that run is over.
     const { env, local } = await leftBehind(content, BLOCK, { pid: process.pid, run: '00000000' });

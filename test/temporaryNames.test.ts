@@ -85,7 +85,15 @@ describe('making temporary names', () => {
   });
 
   it('a download in progress names its owner, read back exactly; other names are not one', () => {
-    const owner = { host: '0123abcd', pid: 4_194_304, run: 'deadbeef', seq: 17 };
+    // A host tag of today (16 hex digits), and an older muxftp's (8: its hostname's hash alone).
+    for (const host of ['0123abcd4567ef89', '0123abcd']) {
+      const owner = { host, pid: 4_194_304, run: 'deadbeef', seq: 17 };
+      expect(parseDownloadInProgress(downloadInProgressName('f.bin', owner))).toEqual({
+        ...owner,
+        keptName: downloadPartialName('f.bin'),
+      });
+    }
+    const owner = { host: '0123abcd4567ef89', pid: 4_194_304, run: 'deadbeef', seq: 17 };
     const name = downloadInProgressName('f.bin', owner);
     expect(name.startsWith(downloadPartialName('f.bin').slice(0, -'.part'.length))).toBe(true);
     expect(name.endsWith('.part')).toBe(true);
@@ -97,6 +105,7 @@ describe('making temporary names', () => {
       `${name}.txt`,
       name.replace('.part', '.bak'),
       downloadPartialName('f.bin'),
+      name.replace('0123abcd4567ef89', '0123abcd4567'),
     ]) {
       expect(parseDownloadInProgress(other)).toBeUndefined();
     }
