@@ -30,7 +30,9 @@ import {
   updateUsersFile,
   writeUsersFile,
 } from '../server/auth/usersFile.js';
+import { hostTag } from '../shared/hostTag.js';
 import { CLI_BIN, runCli } from './helpers/cliProcess.js';
+import { IN_NEW_PID_NAMESPACE, unshareRefused } from './helpers/pidNamespace.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { canMountTmpfs } from './helpers/tmpfsMount.js';
 
@@ -257,7 +259,7 @@ describe('muxftp user add/del', () => {
       },
       { missingIsEmpty: true },
     );
-    expect(held).toBe(`${process.pid} ${hostname()}\n`);
+    expect(held).toBe(`${process.pid} ${hostname()} ${hostTag()}\n`);
     expect(await readdir(dir)).toEqual(['users.json']);
   });
 
@@ -585,7 +587,7 @@ describe('a users-file lock left by a killed edit', () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
     const pid = deadPid();
-    await writeFile(`${file}.lock`, `${pid} ${hostname()}\n`);
+    await writeFile(`${file}.lock`, `${pid} ${hostname()} ${hostTag()}\n`);
     const added = await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'password\n' });
     expect(added.code).toBe(0);
     expect(added.stderr).toBe(
@@ -595,7 +597,7 @@ describe('a users-file lock left by a killed edit', () => {
     expect((await readdir(dir)).sort()).toEqual(['users.json']);
   }, 30_000);
 
-  it('is not taken over when its holder runs, is of another host, or names no host', async () => {
+  it("is not taken over when its holder runs, is of another host or namespace, or is an older muxftp's", async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
     const add = (users: UsersFile) =>
@@ -603,7 +605,16 @@ describe('a users-file lock left by a killed edit', () => {
     const onStaleLock = () => {
       throw new Error('taken over');
     };
-    for (const holder of [`${process.pid} ${hostname()}`, `${deadPid()} not-${hostname()}`, `${deadPid()}`]) {
+    const otherTag = hostTag() === '0'.repeat(16) ? '1'.repeat(16) : '0'.repeat(16);
+    for (const holder of [
+      `${process.pid} ${hostname()} ${hostTag()}`,
+      `${deadPid()} not-${hostname()} ${otherTag}`,
+      // Another container or pid namespace of this hostname: that pid is not this namespace's.
+      `${deadPid()} ${hostname()} ${otherTag}`,
+      // An older muxftp's, `PID HOST` (another container of this hostname may hold it) or a pid alone.
+      `${deadPid()} ${hostname()}`,
+      `${deadPid()}`,
+    ]) {
       await writeFile(`${file}.lock`, `${holder}\n`);
       await expect(
         updateUsersFile(file, add, { missingIsEmpty: true, lockWaitMs: 100, onStaleLock }),
@@ -613,10 +624,50 @@ describe('a users-file lock left by a killed edit', () => {
     }
   });
 
+  const unshareSkip = unshareRefused();
+
+  it.skipIf(unshareSkip !== undefined)(
+    `is not taken over by an edit in another pid namespace of this hostname while its holder runs${unshareSkip === undefined ? '' : ` (skipped: ${unshareSkip})`}`,
+    async () => {
+      const dir = await dirs.make();
+      const file = join(dir, 'users.json');
+      const module = join(import.meta.dirname, '..', 'dist', 'server', 'auth', 'usersFile.js');
+      // Another container of this hostname editing the same file (a volume), where this pid runs nothing.
+      const script = `
+        import { addUser, updateUsersFile } from ${JSON.stringify(module)};
+        const add = (users) => addUser(users, { name: 'ann', passwordHash: ${JSON.stringify(HASH)}, permissions: ['list'] });
+        await updateUsersFile(${JSON.stringify(file)}, add, {
+          missingIsEmpty: true,
+          lockWaitMs: 300,
+          onStaleLock: () => console.log('taken over'),
+        }).then(() => console.log('written'), (error) => console.log(error.code ?? error.message));`;
+      let other: { stdout: string; status: number | null } | undefined;
+      await updateUsersFile(
+        file,
+        (users) => {
+          const run = spawnSync(
+            'unshare',
+            [...IN_NEW_PID_NAMESPACE, process.execPath, '--input-type=module', '-e', script],
+            { encoding: 'utf8', timeout: 20_000 },
+          );
+          other = { stdout: run.stdout, status: run.status };
+          return addUser(users, { name: 'hal', passwordHash: HASH, permissions: ['list'] });
+        },
+        { missingIsEmpty: true },
+      );
+      // Before: it took this live edit's lock for a killed one's, wrote ann, and this edit's
+      // write then dropped ann (it had read the file before).
+      expect(other).toEqual({ stdout: 'RESOURCE_BUSY\n', status: 0 });
+      expect(Object.keys((await readUsersFile(file)).users)).toEqual(['hal']);
+      expect(await readdir(dir)).toEqual(['users.json']);
+    },
+    30_000,
+  );
+
   it('is taken over by an edit that asked to be told of none (no onStaleLock)', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
-    await writeFile(`${file}.lock`, `${deadPid()} ${hostname()}\n`);
+    await writeFile(`${file}.lock`, `${deadPid()} ${hostname()} ${hostTag()}\n`);
     await updateUsersFile(
       file,
       (users) => addUser(users, { name: 'ann', passwordHash: HASH, permissions: ['list'] }),
@@ -632,7 +683,7 @@ describe('a users-file lock left by a killed edit', () => {
   it('is taken over by one of several edits at once, and every edit is kept', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');
-    await writeFile(`${file}.lock`, `${deadPid()} ${hostname()}\n`);
+    await writeFile(`${file}.lock`, `${deadPid()} ${hostname()} ${hostTag()}\n`);
     let takenOver = 0;
     const names = Array.from({ length: 8 }, (_, i) => `s${i}`);
     await Promise.all(

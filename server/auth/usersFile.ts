@@ -27,6 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { errnoReason } from '../../shared/errnoReasons.js';
 import { MuxftpError } from '../../shared/errors.js';
+import { hostTag } from '../../shared/hostTag.js';
 import { ANONYMOUS_USER } from '../../shared/protocol/messages.js';
 import type { Permission } from '../../shared/protocol/operations.js';
 import { readFileAtMost } from '../../shared/readAtMost.js';
@@ -260,19 +261,24 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
 const DEFAULT_LOCK_WAIT_MS = 10_000;
 const USERS_FILE_LOCK_RETRY_MS = 20;
 
-/** What a users-file lock holds: the holder's pid and host, `PID HOST`. */
+/**
+ * What a users-file lock holds: the holder's pid, hostname and host tag (shared/hostTag.ts: its
+ * machine and pid namespace), `PID HOST TAG`.
+ */
 function lockHolderText(): string {
-  return `${process.pid} ${hostname()}\n`;
+  return `${process.pid} ${hostname()} ${hostTag()}\n`;
 }
 
 /**
- * The pid a lock names when that process is gone: it is of this host (a lock on a shared file
- * system may be another machine's) and signal 0 finds no such process. Undefined otherwise, and
- * for a lock in an older form (a pid alone: its host is unknown).
+ * The pid a lock names when that process is gone: it is of this host tag (a lock on a shared file
+ * system may be another machine's, one on a volume another container's of this hostname, whose
+ * pids are not this namespace's) and signal 0 finds no such process. Undefined otherwise, and for
+ * a lock in an older form (a pid alone, or `PID HOST` without a tag: another container of this
+ * hostname may hold it; it is removed by hand).
  */
 function deadLockHolder(text: string): number | undefined {
-  const match = /^(\d+) (\S+)\n?$/.exec(text);
-  if (match === null || match[2] !== hostname()) return undefined;
+  const match = /^(\d+) \S+ ([0-9a-f]{16})\n?$/.exec(text);
+  if (match === null || match[2] !== hostTag()) return undefined;
   const pid = Number(match[1]);
   if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
   try {
