@@ -7,7 +7,7 @@
  * each took the other's live writer, whose pid was not running here, for gone, and removed or
  * took over its file while it was being written.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 
@@ -81,3 +81,23 @@ export function hostTag(): string {
 export function legacyHostTag(): string {
   return createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
 }
+
+/**
+ * This machine as muxftp names it in files others may read (the served root's lock): 32 hex
+ * digits, the same across reboots and another on another machine (unless cloned with its machine
+ * id); undefined where there is no machine id. An HMAC keyed by the machine id, never the id
+ * itself, which machine-id(5) asks to keep confidential.
+ */
+export function machineTag(): string | undefined {
+  if (machine === null) {
+    const id = machineId();
+    machine =
+      id === undefined
+        ? undefined
+        : createHmac('sha256', id).update('muxftp machine tag').digest('hex').slice(0, 32);
+  }
+  return machine;
+}
+
+/** machineTag's answer, read once; null until asked. */
+let machine: string | undefined | null = null;

@@ -46,6 +46,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../shared/defaults.js';
+import { machineTag } from '../shared/hostTag.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 
 export { SERVED_ROOT_LOCK_NAME };
@@ -62,6 +63,11 @@ export interface ServedRootHolder {
   startTicks?: string;
   /** Its pid namespace (Linux, `pid:[…]`): a pid means a process here only within it. */
   pidNamespace?: string;
+  /**
+   * Its machine (shared/hostTag.ts machineTag: a hash of its machine id), where it has one: another
+   * machine of this hostname, told from this one restarted (another boot id either way).
+   */
+  machine?: string;
   /** It touches the lock this often (ms): a lock that stops changing is stale, wherever it was written. */
   heartbeatMs?: number;
 }
@@ -335,6 +341,8 @@ export async function lockServedRoot(
   if (startTicks !== undefined) holder.startTicks = startTicks;
   const pidNamespace = ownPidNamespace();
   if (pidNamespace !== undefined) holder.pidNamespace = pidNamespace;
+  const machine = machineTag();
+  if (machine !== undefined) holder.machine = machine;
   holder.heartbeatMs = heartbeatMs;
   const content = `${JSON.stringify(holder)}\n`;
   // Written whole under a name of its own first (stagingPath), then linked as the lock.
@@ -609,9 +617,10 @@ async function takeoverMarkIsStale(mark: string, staleMs: number): Promise<boole
 /**
  * How the checks of a root nested in another judge a lock: they cannot watch its heartbeat (a
  * start would wait, a sweep too), so another boot under this host's name is this machine
- * restarted, as before heartbeats. Taken for live, a dead server's lock from before a reboot
- * kept the nested root from ever being swept (review N); a cloned VM's nested root on a shared
- * NFS root is the rarer case this misjudges.
+ * restarted, as before heartbeats, unless the lock names another machine (its machine tag).
+ * Taken for live, a dead server's lock from before a reboot kept the nested root from ever being
+ * swept (review N); another machine of this hostname with no machine id, or a cloned VM that kept
+ * its machine id, on a shared NFS root is the rarer case this misjudges.
  */
 const NESTED = { bootIsRestart: true };
 
@@ -661,6 +670,7 @@ function parseHolder(text: string): ServedRootHolder | undefined {
       ...(typeof parsed.bootId === 'string' ? { bootId: parsed.bootId } : {}),
       ...(typeof parsed.startTicks === 'string' ? { startTicks: parsed.startTicks } : {}),
       ...(typeof parsed.pidNamespace === 'string' ? { pidNamespace: parsed.pidNamespace } : {}),
+      ...(typeof parsed.machine === 'string' ? { machine: parsed.machine } : {}),
       // One out of bounds (a day) would hold every start that long: judged as an older muxftp's.
       ...(validHeartbeat(parsed.heartbeatMs) ? { heartbeatMs: parsed.heartbeatMs } : {}),
     };
@@ -671,13 +681,17 @@ function parseHolder(text: string): ServedRootHolder | undefined {
 }
 
 /**
- * Whether the holder's pid names a process this one can probe: the same host, the same pid
- * namespace (when both are known), and, for a lock with a heartbeat, the same boot. Another boot
- * under this host's name is this machine restarted, or another machine of this name (a cloned VM
- * on an NFS root): only a lock with a heartbeat can tell them apart, so only it is watched.
+ * Whether the holder's pid names a process this one can probe: the same host, the same machine and
+ * pid namespace (each when both are known), and, for a lock with a heartbeat, the same boot.
+ * Another boot under this host's name and machine (or with no machine tag) is this machine
+ * restarted, or another machine of this name (a cloned VM on an NFS root): only a lock with a
+ * heartbeat can tell them apart, so only it is watched.
  */
 function pidIsOurs(holder: ServedRootHolder, { bootIsRestart = false } = {}): boolean {
   if (holder.host !== hostname()) return false;
+  // Another machine of this hostname, whatever its boot: never this one restarted.
+  const machine = machineTag();
+  if (holder.machine !== undefined && machine !== undefined && holder.machine !== machine) return false;
   const namespace = ownPidNamespace();
   if (holder.pidNamespace !== undefined && namespace !== undefined && holder.pidNamespace !== namespace)
     return false;

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
+import { machineTag } from '../shared/hostTag.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
 import { lockServedRoot, RootInUseError, servedAbove, servedByAnother } from '../storage/servedRootLock.js';
 import { CLI_BIN, type ServeChild, ServeExitedError, startServeChild } from './helpers/cliProcess.js';
@@ -299,6 +300,53 @@ describe.concurrent('the served root lock’s heartbeat', () => {
       expect(await servedByAnother(inner)).toBe(false);
     },
   );
+
+  it.skipIf(!linux || machineTag() === undefined)(
+    'a lock above (or below) of another machine of this hostname (another machine tag), its pid dead here, is honoured: no sweep',
+    async (test) => {
+      const own = ownFor(test);
+      const outer = await own.tempDir();
+      const inner = join(outer, 'pub');
+      await mkdir(inner);
+      // Two machines named alike (raspberrypi, localhost) on one NFS tree: another boot, the init
+      // pid namespace everyone's. Before, taken for this machine restarted: the root inside swept
+      // that live server's uploads in flight.
+      const there = {
+        pid: 999_999_999,
+        host: hostname(),
+        since: 'then',
+        bootId: '00000000-0000-4000-8000-000000000000',
+        startTicks: '1',
+        pidNamespace: ownNamespace,
+        machine: machineTag() === '0'.repeat(32) ? '1'.repeat(32) : '0'.repeat(32),
+        heartbeatMs: 2000,
+      };
+      await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify(there));
+      expect(await servedAbove(inner)).toEqual({ directory: outer, holder: there });
+      await writeFile(join(inner, SERVED_ROOT_LOCK_NAME), JSON.stringify(there));
+      expect(await servedByAnother(inner)).toBe(true);
+      // This machine's, before a reboot: stale, as before.
+      const before = { ...there, machine: machineTag() };
+      await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify(before));
+      expect(await servedAbove(inner)).toBeUndefined();
+    },
+  );
+
+  it('writes its machine tag (never the machine id itself) in its lock, where there is one', async (test) => {
+    const root = await ownFor(test).tempDir();
+    const taken = await lockServedRoot(root);
+    try {
+      const text = await readFile(join(root, SERVED_ROOT_LOCK_NAME), 'utf8');
+      expect(JSON.parse(text).machine).toBe(machineTag());
+      const id = await readFile('/etc/machine-id', 'utf8').then(
+        (t) => t.trim(),
+        () => undefined,
+      );
+      if (id) expect(text).not.toContain(id);
+    } finally {
+      await taken.lock?.release();
+    }
+  });
 
   it.skipIf(!canUnsharePid)(
     'a real server in another pid namespace (unshare --pid, as root): refused while it runs, taken over once it is killed',
