@@ -40,13 +40,14 @@ async function remoteCopyIsIdentical(
   job: TransferJob,
   client: Client,
   signal: AbortSignal,
-  keep: { times?: boolean; modes?: boolean },
+  keep: { times?: boolean; modes?: boolean; partials?: boolean },
   destinations: RemoteDestinations,
 ): Promise<TransferDone | undefined> {
   const [remote, local] = await Promise.all([destinations.entry(client, job.remote), statLocal(job.local)]);
   if (remote?.type !== 'file' || remote.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
+  if (keep.partials !== true) await dropKeptUpload(job, client, signal);
   // Only onto the file compared: one another run put there since keeps its own time and bits.
   let compared: WireEntry | undefined = remote;
   if (keep.times === true && !sameTime(remote.mtime, local.mtimeMs))
@@ -59,6 +60,17 @@ async function remoteCopyIsIdentical(
       );
   if (keep.modes === true && compared !== undefined) await keepRemoteBits(client, job, compared, local.mode);
   return same;
+}
+
+/**
+ * put: the remote copy is whole, so what the server kept of an interrupted upload of this file
+ * (put -c would continue it) is stale, and dropped, as a put that succeeds drops it (get's skip
+ * removes what a failed get kept, likewise): else it held the server's disk and the account's
+ * quota until its retention ran out. Only this file version's (its key), never what an upload
+ * writes now; best effort: a server from before the request keeps it, a refusal changes nothing.
+ */
+async function dropKeptUpload(job: TransferJob, client: Client, signal: AbortSignal): Promise<void> {
+  await client.dropPartial(job.remote, job.local, { signal }).catch(() => {});
 }
 
 /**
@@ -198,12 +210,16 @@ const sameTime = (a: number, b: number): boolean => Math.abs(a - b) <= 1;
 async function remoteCopyIsUnchanged(
   job: TransferJob,
   client: Client,
+  signal: AbortSignal,
   keepModes: boolean,
+  keepPartials: boolean,
   destinations: RemoteDestinations,
 ): Promise<SkippedDone | undefined> {
   const [remote, local] = await Promise.all([destinations.entry(client, job.remote), statLocal(job.local)]);
   if (remote?.type !== 'file' || !local.isFile() || remote.size !== local.size) return undefined;
   if (!sameTime(remote.mtime, local.mtimeMs)) return undefined;
+  // As for an identical copy: what an interrupted put of it kept on the server is stale.
+  if (!keepPartials) await dropKeptUpload(job, client, signal);
   if (keepModes) await keepRemoteBits(client, job, remote, local.mode);
   return { bytes: local.size };
 }
@@ -349,7 +365,7 @@ function destinationCheck(
     options.skipUnchanged !== true
       ? undefined
       : command === 'put'
-        ? (job, client) => remoteCopyIsUnchanged(job, client, modes, destinations)
+        ? (job, client, signal) => remoteCopyIsUnchanged(job, client, signal, modes, looksOnly, destinations)
         : (job) => localCopyIsUnchanged(job, modes, looksOnly);
   const keep = {
     times: options.times === true && !looksOnly,

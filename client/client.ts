@@ -1010,6 +1010,33 @@ export class Client {
     return { entry: result.entry as WireEntry, algorithm: result.algorithm, digest: result.digest };
   }
 
+  /**
+   * Asks the server to drop what it keeps of an interrupted resumable upload of the local file
+   * `localPath` to `remotePath` (the blocks `put` with `continue` would continue: this version of
+   * the file, by the identity a put declares, under the connection's algorithm), once they are no
+   * longer wanted: the remote file is already whole (`put -c` and `--skip-identical` finding it
+   * identical). Nothing kept of another version, nor what an upload writes now, goes. Resolves
+   * false without asking when nothing can be kept of it (a file under one block, 4 MiB) or the
+   * server is from before the request (its WELCOME lacks `partialDrop`), else true once the
+   * server answered. `signal` cancels it (CANCELLED).
+   */
+  async dropPartial(remotePath: string, localPath: string, options: RequestOptions = {}): Promise<boolean> {
+    this.assertOpen();
+    if (this.welcome?.partialDrop !== true) return false;
+    const local = await localSourceIdentity(localPath);
+    if (local.size < INTEGRITY_BLOCK_BYTES) return false;
+    const request: Extract<Request, { op: 'partial' }> = {
+      op: 'partial',
+      path: remotePath,
+      size: local.size,
+      algorithm: this.integrity,
+      source: local.source,
+      drop: true,
+    };
+    await this.request(request, options.signal);
+    return true;
+  }
+
   /** The server's running totals: connections, streams, bytes and files each way, memory, uptime. */
   async stats(options: RequestOptions = {}): Promise<ServerStats> {
     return this.request({ op: 'stats' }, options.signal);

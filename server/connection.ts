@@ -849,6 +849,7 @@ export class ServerConnection implements StreamHost {
         ping: true,
         links: true,
         renameNoReplace: true,
+        partialDrop: true,
         ...(umask !== undefined ? { umask } : {}),
         ...(login !== undefined ? { login } : {}),
         integrity: { algorithm: this.integrity, blockBytes: INTEGRITY_BLOCK_BYTES },

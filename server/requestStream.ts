@@ -180,6 +180,15 @@ const OPERATIONS: { [K in SimpleRequest['op']]: Handler<Extract<SimpleRequest, {
     };
     // A stalled upload still writing it (the connection this client's retry replaces) gives way.
     await host.takeOverStalledUpload(r.path, key);
+    if (r.drop === true) {
+      // The client will not continue it (it found the file whole): what is kept under its key goes
+      // (quotas free the bytes), never data an upload in flight writes, nor another key's.
+      await storage.dropPartial?.(r.path, key, {
+        onPartialRemoved: (dir, bytes) => host.recordChange({ op: 'partial', dir, bytes: -bytes }),
+      });
+      const inUse = (await storage.partialInUse?.(r.path, key)) === true;
+      return { offset: 0, blocks: [], ...(inUse ? { inUse: true } : {}) };
+    }
     return heldPartial(
       storage,
       r.path,

@@ -1115,6 +1115,19 @@ export class FsStorage implements Storage {
     return this.#activeTemporaryPaths.has(this.#paths.join(this.#paths.dirname(target.hostPath), name));
   }
 
+  async dropPartial(path: string, key: PartialKey, options: RmdirOptions = {}): Promise<void> {
+    // Resolved as openPartial() and createUpload() resolve it: beside the file an upload writes.
+    const target = await this.#resolve(path);
+    if (target.clientPath === '') return;
+    const dir = { hostPath: this.#paths.dirname(target.hostPath), clientPath: parentPath(target.clientPath) };
+    // One an upload in flight writes (or one being kept or dropped) is passed over.
+    await this.#unlinkPartials(
+      dir,
+      [partialName(baseName(target.clientPath), key)],
+      options.onPartialRemoved,
+    );
+  }
+
   async keptPartials(path: string): Promise<EntryInfo[]> {
     const dir = await this.#resolve(path);
     const entries = await fsCall(dir.clientPath, () => this.#fs.readdir(dir.realPath));

@@ -221,7 +221,7 @@ export interface SweepOptions {
   servedByAnother?: (hostDirectory: string) => Promise<boolean>;
 }
 
-/** Whom rmdir(), remove() and dropKeptPartials() tell about the kept partial uploads they remove. */
+/** Whom rmdir(), remove(), dropKeptPartials() and dropPartial() tell about the kept partial uploads they remove. */
 export interface RmdirOptions {
   /**
    * Called for each kept partial upload removed, with its directory (a client path, normalized)
@@ -354,6 +354,13 @@ export interface Storage {
    * none then): a `partial` query says so. Optional, like openPartial.
    */
   partialInUse?(path: string, key: PartialKey): Promise<boolean>;
+  /**
+   * Removes the data kept for `path` under `key` alone (found where openPartial finds it), but not
+   * while an upload in flight writes it: a `partial` request with `drop`, from a client that found
+   * the file already whole and will not continue it (`put -c`, `--skip-identical`). Optional,
+   * like openPartial; best effort (nothing kept, or a name that is no file, is no error).
+   */
+  dropPartial?(path: string, key: PartialKey, options?: RmdirOptions): Promise<void>;
   /**
    * The directory `path` (created if missing) as a Storage rooted there: a user's home. Nothing
    * outside it is reachable through the view.

@@ -118,6 +118,11 @@ export interface Welcome {
    */
   renameNoReplace?: boolean;
   /**
+   * The server honours `partial`'s `drop` (one from before it ignores the field and reads and
+   * hashes the kept data to answer): a client asks it only of a server that says so.
+   */
+  partialDrop?: boolean;
+  /**
    * The bits the server takes from what uploads, new directories and chmod get (0 to 0o777),
    * where it knows them: a client keeping permissions tells from it whether a remote copy has
    * the bits an upload would have given it.
@@ -212,6 +217,8 @@ export type Request =
       algorithm: IntegrityAlgorithm;
       digest?: string;
       source?: string;
+      /** Drop what is kept under this key (the upload is no longer wanted) instead of offering it. */
+      drop?: true;
     }
   | { op: 'digest'; path: string; algorithm: IntegrityAlgorithm }
   | { op: 'stats' }
@@ -405,6 +412,7 @@ export function parseWelcome(frame: Frame): Welcome {
     ...(o.ping === true ? { ping: true } : {}),
     ...(o.links === true ? { links: true } : {}),
     ...(o.renameNoReplace === true ? { renameNoReplace: true } : {}),
+    ...(o.partialDrop === true ? { partialDrop: true } : {}),
     ...(o.umask !== undefined ? { umask: o.umask as number } : {}),
     ...(login !== undefined ? { login } : {}),
     integrity: { algorithm: integrity.algorithm, blockBytes: INTEGRITY_BLOCK_BYTES },

@@ -366,12 +366,15 @@ export const OPERATIONS = {
       if (!isCount(o.size)) throw badRequest('partial: "size" must be a non-negative integer');
       if (!isIntegrityAlgorithm(o.algorithm))
         throw badRequest(`partial: "algorithm" must be one of ${INTEGRITY_ALGORITHMS.join(', ')}`);
+      if (o.drop !== undefined && typeof o.drop !== 'boolean')
+        throw badRequest('partial: "drop" must be a boolean');
       return {
         op: 'partial',
         path: requireString(o, 'path', 'partial'),
         size: o.size,
         algorithm: o.algorithm,
         ...parseSourceIdentity(o, 'partial'),
+        ...(o.drop === true ? { drop: true as const } : {}),
       };
     },
     // What the server keeps of an interrupted upload: whole blocks, and their digests.
