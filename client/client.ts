@@ -1107,7 +1107,8 @@ export class Client {
    * A put continuing what the server kept: the server may refuse the offset it offered, NOT_FOUND
    * before any credit, when what it kept went meanwhile (another upload of the file dropped it:
    * one kept upload per file). Then it starts over from 0, as when the kept blocks differ, rather
-   * than fail as if the directory were missing; a missing directory then fails the new put.
+   * than fail as if the directory were missing; a missing directory then fails the new put. So
+   * too RESOURCE_BUSY, when another upload of this file version took them over meanwhile.
    */
   private async putContinuing(
     remotePath: string,
@@ -1121,12 +1122,19 @@ export class Client {
       offsetTaken = true;
       options.onContinue?.(fromBytes);
     };
+    let busy = false;
     try {
       return await this.sendPut(plan, { ...options, onContinue });
     } catch (error) {
-      if (offsetTaken || !(error instanceof RemoteError) || error.code !== 'NOT_FOUND') throw error;
+      if (offsetTaken || !(error instanceof RemoteError)) throw error;
+      // Another upload of this file version took the blocks over since they were offered (two
+      // put -c at once): sent whole, as when `partial` says they are in use, not failed.
+      busy = error.code === 'RESOURCE_BUSY';
+      if (!busy && error.code !== 'NOT_FOUND') throw error;
     }
-    const reason = `what the server kept of ${remotePath} went before this upload could continue it (another upload of it?): starting over`;
+    const reason = busy
+      ? `what the server kept of ${remotePath} is in use by another upload of it now (another put -c?): sending all of it`
+      : `what the server kept of ${remotePath} went before this upload could continue it (another upload of it?): starting over`;
     callCaller('onRestart', () => options.onRestart?.(reason));
     return this.sendPut(
       await this.planResumablePut(remotePath, source, local, { ...options, continue: false }),

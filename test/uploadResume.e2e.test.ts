@@ -416,7 +416,7 @@ describe('put -c (library: resumable / continue)', () => {
     expect(env.server.stats().bytesIn - before).toBe(3 * BLOCK);
   });
 
-  it('two put -c of one file at once: the one that finds the kept data taken says so (RESOURCE_BUSY), not NOT_FOUND', async () => {
+  it('two put -c of one file at once: the one that finds the kept data taken (RESOURCE_BUSY) sends it all, as when told inUse', async () => {
     env = await startServer({ backend: 'disk', ...smallWindows });
     const content = randomBytes(3 * BLOCK);
     const source = await localFile(content);
@@ -450,6 +450,7 @@ describe('put -c (library: resumable / continue)', () => {
     const first = await env.connect();
     const second = await env.connect();
     const told: Array<[string, number]> = [];
+    const restarts: string[] = [];
     const continuing = first.put('big.bin', source, {
       continue: true,
       onContinue: (from) => told.push(['first', from]),
@@ -458,12 +459,16 @@ describe('put -c (library: resumable / continue)', () => {
     const refused = second.put('big.bin', source, {
       continue: true,
       onContinue: (from) => told.push(['second', from]),
+      onRestart: (why) => restarts.push(why),
     });
-    // Before: NOT_FOUND "no partial upload to continue", which the CLI read as a missing directory.
-    await expect(refused).rejects.toMatchObject({
-      code: 'RESOURCE_BUSY',
-      message: 'another upload is continuing what the server kept of big.bin: try again once it is over',
-    });
+    // Once NOT_FOUND "no partial upload to continue", which the CLI read as a missing directory;
+    // then the server's RESOURCE_BUSY failed it (the CLI: exit 1), where one asking a moment later
+    // is told inUse and sends it all: it starts over from 0 now, into a file of its own.
+    const other = await refused;
+    expect(other.continuedFrom).toBeUndefined();
+    expect(restarts).toEqual([
+      'what the server kept of big.bin is in use by another upload of it now (another put -c?): sending all of it',
+    ]);
     await continuing;
     // Only the one the server let continue is told so (before: the refused one too, as soon as
     // the kept blocks matched, though the server then refused it).
