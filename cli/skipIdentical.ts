@@ -22,6 +22,7 @@ import { localFileDigest } from '../client/localDigests.js';
 import { keptPartialPath, removeStaleKeptPartial } from '../client/sinks.js';
 import { lessUmask, PERMISSION_BITS, processUmask, SERVER_OWN_FILE_BITS } from '../shared/fileModes.js';
 import { fileTime } from '../shared/fileTimes.js';
+import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { isUnknownOperation } from '../shared/protocol/operations.js';
 import { CrowdedDirectories } from './crowdedDirectories.js';
 import { inspectLocalIfExists, statLocal } from './localFiles.js';
@@ -70,6 +71,8 @@ async function remoteCopyIsIdentical(
  * writes now; best effort: a server from before the request keeps it, a refusal changes nothing.
  */
 async function dropKeptUpload(job: TransferJob, client: Client, signal: AbortSignal): Promise<void> {
+  // A file under one block never has anything kept: no stat of it for a tree of small files.
+  if (job.size !== undefined && job.size < INTEGRITY_BLOCK_BYTES) return;
   await client.dropPartial(job.remote, job.local, { signal }).catch(() => {});
 }
 
