@@ -12,11 +12,15 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Accounts } from '../server/auth/accounts.js';
+import { hashPassword } from '../server/auth/passwords.js';
+import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
 import type { UploadHandle } from '../storage/types.js';
 import { runCli } from './helpers/cliProcess.js';
 import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
+import { watchAborts } from './helpers/homeViews.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 import { until } from './helpers/waits.js';
@@ -191,5 +195,42 @@ describe('`partial` with `drop`', () => {
     expect(result.continuedFrom).toBe(2 * BLOCK);
     expect((await readFile(join(server.root!, 'big.bin'))).equals(content)).toBe(true);
     expect(await keptNames(server.root!)).toEqual([]);
+  });
+
+  it("frees the account's quota of the bytes it drops", async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'q',
+      passwordHash: await hashPassword('q-secret'),
+      permissions: [...PERMISSIONS],
+      quota: 10 * BLOCK,
+    });
+    env = await startServer({
+      backend: 'disk',
+      accounts: new Accounts({ users }),
+      streamWindowBytes: 256 * 1024,
+      streamWindowMaxBytes: 256 * 1024,
+    });
+    const login = { user: 'q', password: 'q-secret' };
+    const source = join(await tempDirs.make(), 'big.bin');
+    await writeFile(source, randomBytes(3 * BLOCK + 1000));
+    // Cut after 2.5 blocks; the home's view keeps 2 once the abort settles.
+    const aborts = watchAborts(env.storage);
+    const cut = await env.connect(login);
+    await expect(
+      cut.put('big.bin', source, {
+        resumable: true,
+        onProgress: (done) => {
+          if (done >= 2 * BLOCK + BLOCK / 2) void cut.destroy();
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+    await until(() => env!.server.stats().streams === 0, 'the server to drop the upload');
+    await aborts.settled();
+    const client = await env.connect(login);
+    const used = async () => (await client.space()).quota!.usedBytes;
+    expect(await used()).toBe(2 * BLOCK);
+    expect(await client.dropPartial('big.bin', source)).toBe(true);
+    expect(await keptNames(join(env.root!, 'q'))).toEqual([]);
+    expect(await used()).toBe(0);
   });
 });
