@@ -134,6 +134,26 @@ const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }>
     check: (f) => expect(parseRequest(f)).toEqual({ op: 'rename', from: 'a', to: 'b', noReplace: true }),
   },
   {
+    name: 'OPEN of a partial that drops what is kept',
+    frame: encodeOpen(15, {
+      op: 'partial',
+      path: 'big',
+      size: 9,
+      algorithm: 'xxh128',
+      source: 's',
+      drop: true,
+    }),
+    check: (f) =>
+      expect(parseRequest(f)).toEqual({
+        op: 'partial',
+        path: 'big',
+        size: 9,
+        algorithm: 'xxh128',
+        source: 's',
+        drop: true,
+      }),
+  },
+  {
     name: 'REPLY with MORE',
     frame: encodeReply(9, { entries: [] }, true),
     check: (f) => {
@@ -560,6 +580,11 @@ describe('malformed input', () => {
     ['an mtime that is not a number', Buffer.from('{"op":"put","path":"x","mtime":"2003"}'), 'BAD_REQUEST'],
     ['an mtime past what a Date holds', Buffer.from('{"op":"put","path":"x","mtime":1e300}'), 'BAD_REQUEST'],
     ['a utime without an mtime', Buffer.from('{"op":"utime","path":"x"}'), 'BAD_REQUEST'],
+    [
+      'a partial whose drop is no boolean',
+      Buffer.from('{"op":"partial","path":"x","size":9,"algorithm":"xxh128","source":"s","drop":"yes"}'),
+      'BAD_REQUEST',
+    ],
     [
       'a rename with noReplace "yes"',
       Buffer.from('{"op":"rename","from":"a","to":"b","noReplace":"yes"}'),
