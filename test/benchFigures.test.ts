@@ -244,6 +244,37 @@ describe('muxftp bench --local killed', () => {
   );
 });
 
+describe('muxftp bench --op idle', () => {
+  it('counts an idle connection the server closed during the run as an error', async () => {
+    // The server's --idle-timeout closed the idle connections a second into the run: the report
+    // said 3 connections held, 0 errors, exit 0, while the active client ran beside none.
+    const children = new Set<ChildProcess>();
+    try {
+      const { port } = await startServeChild(['--memory', '--idle-timeout', '1'], children);
+      const args = ['bench', '--server', `127.0.0.1:${port}`, '--op', 'idle', '--clients', '2'];
+      const result = await run(
+        process.execPath,
+        [CLI_BIN, ...args, '--workers', '1', '--duration', '3s', '--size', '64KiB', '--json'],
+        { timeout: 60_000 },
+      ).then(
+        ({ stdout }) => ({ code: 0, stdout }),
+        (error: { code: number; stdout: string }) => error,
+      );
+      const report = JSON.parse(result.stdout) as {
+        ok: boolean;
+        ops: number;
+        errors: Record<string, number>;
+      };
+      expect(report.ops).toBeGreaterThan(0);
+      expect(report.errors).toEqual({ IDLE_TIMEOUT: 2 });
+      expect(report.ok).toBe(false);
+      expect(result.code).toBe(1);
+    } finally {
+      await stopChildren(children);
+    }
+  }, 60_000);
+});
+
 describe('muxftp bench --html', () => {
   it('gives the operations asked for and the transport, when some connections were refused', async () => {
     // The parameters' "run" said "operations made and failed": 6 for --files 4 when the server's

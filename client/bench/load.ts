@@ -390,11 +390,21 @@ async function runIdle(context: LoadContext): Promise<void> {
   const idle = (
     await Promise.all(Array.from({ length: context.plan.clients }, () => connect(context)))
   ).filter((c): c is Client => c !== undefined);
+  // An idle connection the server ended before the run was over (its --idle-timeout, a restart)
+  // is an error, by its code: the report said so many connections were held, with no error, while
+  // the active client ran beside none.
+  let over = false;
+  for (const client of idle) {
+    void client.closed.then((reason) => {
+      if (!over && reason !== undefined) context.tally.error(reason.code);
+    });
+  }
   if (context.plan.activeClient) await runActiveClient(context);
   else {
     context.ready();
     await waitForActiveClient(context.counter);
   }
+  over = true;
   await Promise.all(idle.map((c) => c.close()));
 }
 
