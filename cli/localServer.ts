@@ -51,6 +51,10 @@ async function startChild(certificate: ThrowawayCertificate | undefined): Promis
   }
   child.stderr!.off('data', onStderr);
   child.stderr!.destroy();
+  // The server has read its certificate and key; the clients trust the PEM kept in memory. Removed
+  // now, a bench that ends without its clean-up (SIGKILL, a second Ctrl-C) leaves no private key
+  // in the temporary directory: each such run left a muxftp-bench-tls-* directory behind.
+  await certificate?.remove().catch(() => {});
   return {
     port,
     ...(certificate ? { tls: { ca: certificate.pem, rejectUnauthorized: true } } : {}),
@@ -59,7 +63,6 @@ async function startChild(certificate: ThrowawayCertificate | undefined): Promis
         child.kill('SIGTERM');
         await exited;
       }
-      await certificate?.remove();
     },
   };
 }

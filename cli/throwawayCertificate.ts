@@ -1,6 +1,6 @@
 /**
  * `bench --local --tls`: a self-signed certificate for 127.0.0.1, made with the openssl CLI in a
- * temporary directory and removed after the run. The bench's clients trust exactly it.
+ * temporary directory, removed once the server has read it (cli/localServer.ts). The bench's clients trust exactly it.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';

@@ -242,6 +242,47 @@ describe('muxftp bench --local killed', () => {
     },
     30_000,
   );
+
+  it.skipIf(process.platform !== 'linux')(
+    '--tls: leaves no certificate directory (with its private key) in the temporary directory',
+    async () => {
+      // Removed only by a clean end: each run killed (or stopped by a second Ctrl-C) left a
+      // muxftp-bench-tls-* directory with the throwaway key in it.
+      const tmp = mkdtempSync(join(tmpdir(), 'muxftp-bench-tmp-'));
+      const left = () => readdirSync(tmp).filter((name) => name.startsWith('muxftp-bench-tls-'));
+      const args = ['bench', '--local', '--tls', '--duration', '60s', '--size', '64KiB', '--clients', '1'];
+      const bench = spawn(process.execPath, [CLI_BIN, ...args, '--workers', '1'], {
+        stdio: 'ignore',
+        env: { ...process.env, TMPDIR: tmp },
+      });
+      const exited = new Promise((resolve) => bench.once('exit', resolve));
+      let server: number | undefined;
+      try {
+        for (const started = Date.now(); server === undefined && Date.now() - started < 15_000; ) {
+          await delay(50);
+          server = childPids(bench.pid!).find((pid) =>
+            readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('localServerProcess'),
+          );
+        }
+        expect(server).toBeDefined();
+        // Its server up (the certificate read), the run under way.
+        for (const started = Date.now(); left().length > 0 && Date.now() - started < 10_000; )
+          await delay(50);
+        await delay(500);
+        expect(bench.exitCode).toBe(null);
+        bench.kill('SIGKILL');
+        await exited;
+        for (const started = Date.now(); alive(server!) && Date.now() - started < 5_000; ) await delay(50);
+        expect(alive(server!)).toBe(false);
+        expect(left()).toEqual([]);
+      } finally {
+        bench.kill('SIGKILL');
+        if (server !== undefined && alive(server)) process.kill(server, 'SIGKILL');
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    },
+    40_000,
+  );
 });
 
 describe('muxftp bench --op idle', () => {
