@@ -4,6 +4,8 @@
  * and removed what it seeded; before, it died of the signal without a word. Real child processes
  * and sockets on 127.0.0.1 port 0, against a server the test runs. Needs dist/ (npm run build).
  */
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
@@ -155,6 +157,39 @@ describe('Ctrl-C during bench --server', () => {
     );
     expect(result.stdout).toBe('');
   });
+
+  it.skipIf(process.platform !== 'linux')(
+    'while making a large payload: heard at once, not once it is made (a 1 GiB one took ~8 s)',
+    async () => {
+      // The payload is made before anything connects: nothing needs to listen on the port.
+      const cwd = await tempDirs.make();
+      const children = new Set<ChildProcess>();
+      let interruptedAt = 0;
+      // Under way: the payload's pages filled (RSS past 200 MB; the signal handlers are set by then).
+      const underWay = (async () => {
+        const rssMb = (pid: number) => {
+          const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+          return Number(match?.[1] ?? 0) / 1024;
+        };
+        for (const started = Date.now(); Date.now() - started < 20_000; ) {
+          const [child] = children;
+          if (child?.pid !== undefined && child.exitCode === null && rssMb(child.pid) > 200) break;
+          await delay(10);
+        }
+        interruptedAt = performance.now();
+      })();
+      const args = ['bench', '--server', '127.0.0.1:1', '--op', 'upload', '--clients', '1', '--files', '1'];
+      const result = await runCli([...args, '--size', '2GiB', '--workers', '1'], cwd, {
+        interruptWhen: underWay,
+        timeoutMs: 60_000,
+        children,
+      });
+      expect(result.code).toBe(130);
+      expect(result.stderr).toBe('muxftp: bench: interrupted while preparing the run (CANCELLED)\n');
+      expect(performance.now() - interruptedAt).toBeLessThan(5_000);
+    },
+    70_000,
+  );
 
   it('with --json, prints the failure shape with CANCELLED', async () => {
     const cwd = await tempDirs.make();

@@ -7,7 +7,7 @@
 import { randomFillSync } from 'node:crypto';
 import { INTEGRITY_ALGORITHMS, type IntegrityAlgorithm } from '../../shared/integrity/algorithms.js';
 import { prepareBlockHashes } from '../../shared/integrity/blockHash.js';
-import { contentDigest } from '../../shared/integrity/contentDigest.js';
+import { ContentDigester } from '../../shared/integrity/contentDigest.js';
 import type { KnownDigest } from '../streams.js';
 
 export interface Payload {
@@ -18,21 +18,39 @@ export interface Payload {
   digests: Record<IntegrityAlgorithm, string>;
 }
 
-export async function makePayloads(sizes: readonly number[]): Promise<Payload[]> {
+/**
+ * Bytes filled and hashed between two turns of the event loop: a 1 GiB payload took ~8 s in one
+ * (4 GiB, ~30 s), deaf to Ctrl-C, a second one too.
+ */
+const PAYLOAD_SLICE_BYTES = 64 * 1024 * 1024;
+
+/** One payload per distinct size; once `signal` is aborted, rejects with its reason within a slice. */
+export async function makePayloads(sizes: readonly number[], signal?: AbortSignal): Promise<Payload[]> {
   await prepareBlockHashes();
-  return [...new Set(sizes)].map((bytes) => {
+  const payloads: Payload[] = [];
+  for (const bytes of new Set(sizes)) {
     const shared = new SharedArrayBuffer(Math.max(1, bytes));
-    const view = new Uint8Array(shared, 0, bytes);
-    // randomFillSync caps one call at 2^31-1 bytes, and its offset too: each call is given a view
-    // of its part (an offset past 2 GiB threw RangeError).
-    for (let offset = 0; offset < bytes; offset += 1 << 30) {
-      randomFillSync(new Uint8Array(shared, offset, Math.min(1 << 30, bytes - offset)));
+    const digesters = INTEGRITY_ALGORITHMS.map((algorithm) => new ContentDigester(algorithm));
+    try {
+      // randomFillSync caps one call at 2^31-1 bytes, and its offset too: each call is given a
+      // view of its part (an offset past 2 GiB threw RangeError).
+      for (let offset = 0; offset < bytes; offset += PAYLOAD_SLICE_BYTES) {
+        const slice = new Uint8Array(shared, offset, Math.min(PAYLOAD_SLICE_BYTES, bytes - offset));
+        randomFillSync(slice);
+        for (const digester of digesters) digester.update(slice);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        signal?.throwIfAborted();
+      }
+    } catch (error) {
+      for (const digester of digesters) digester.release();
+      throw error;
     }
     const digests = Object.fromEntries(
-      INTEGRITY_ALGORITHMS.map((algorithm) => [algorithm, contentDigest(algorithm, view).toString('hex')]),
+      digesters.map((digester) => [digester.algorithm, digester.digest().toString('hex')]),
     ) as Record<IntegrityAlgorithm, string>;
-    return { bytes, shared, digests };
-  });
+    payloads.push({ bytes, shared, digests });
+  }
+  return payloads;
 }
 
 /** The payload's digests as put() takes them. */

@@ -103,9 +103,15 @@ async function runAgainst(
   options: BenchOptions,
   io: BenchIo,
 ): Promise<BenchReport> {
-  const payloads = await makePayloads(options.sizes.map((s) => s.bytes));
-  const connect = io.connect ?? ((clientOptions: ClientOptions) => Client.connect(clientOptions));
   const { signal } = io;
+  const payloads = await makePayloads(
+    options.sizes.map((s) => s.bytes),
+    signal,
+  ).catch((error: unknown) => {
+    if (signal?.aborted) throw interrupted('while preparing the run');
+    throw error;
+  });
+  const connect = io.connect ?? ((clientOptions: ClientOptions) => Client.connect(clientOptions));
   const control = await connect({
     ...benchClientOptions({ ...address, tls: options.tls, login: options.login }),
     ...(signal !== undefined ? { signal } : {}),
