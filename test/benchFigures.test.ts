@@ -285,6 +285,44 @@ describe('muxftp bench --local killed', () => {
   );
 });
 
+describe('muxftp bench --warmup', () => {
+  it('counts the bytes a transfer begun in the warm-up moved after it: its stream was busy with them', async () => {
+    // One stream, 2 MiB files at 1 MiB/s (serve --max-rate): the warm-up's transfer ran a second
+    // into the measured run, which counted that second and none of its bytes: 0.7 MB/s reported.
+    const children = new Set<ChildProcess>();
+    try {
+      const { port } = await startServeChild(['--memory', '--max-rate', '1MiB'], children);
+      const args = ['bench', '--server', `127.0.0.1:${port}`, '--op', 'download', '--clients', '1'];
+      const { stdout } = await run(
+        process.execPath,
+        [
+          CLI_BIN,
+          ...args,
+          '--size',
+          '2MiB',
+          '--duration',
+          '2s',
+          '--warmup',
+          '1s',
+          '--workers',
+          '1',
+          '--json',
+        ],
+        { timeout: 60_000 },
+      );
+      const report = JSON.parse(stdout) as { ops: number; bytes: number; seconds: number; mbps: number };
+      expect(report.ops).toBeGreaterThan(0);
+      // More than its operations' bytes: the warm-up transfer's tail.
+      expect(report.bytes).toBeGreaterThan(report.ops * 2 * 1024 * 1024);
+      // The link's rate (1 MiB/s = 1.05 MB/s), not 2/3 of it.
+      expect(report.mbps).toBeGreaterThan(0.85 * 1.048576);
+      expect(report.mbps).toBeLessThan(1.3 * 1.048576);
+    } finally {
+      await stopChildren(children);
+    }
+  }, 60_000);
+});
+
 describe('muxftp bench --op idle', () => {
   it('counts an idle connection the server closed during the run as an error', async () => {
     // The server's --idle-timeout closed the idle connections a second into the run: the report

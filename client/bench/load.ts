@@ -104,6 +104,13 @@ class Tally {
     this.lastEndedAt = Date.now();
   }
 
+  /** Bytes moved in the measured run by a transfer that is not one of its operations (begun in the warm-up). */
+  moved(bytes: number): void {
+    this.seconds.moved(bytes);
+    this.bytes += bytes;
+    this.lastEndedAt = Date.now();
+  }
+
   completed(bytes: number, latencyMicros: number): void {
     this.latency.recordValue(latencyMicros);
     this.seconds.completed(bytes, latencyMicros);
@@ -304,7 +311,12 @@ async function streamLoop(
   }
 }
 
-/** One verified transfer, recorded only when it started after the warm-up. */
+/**
+ * One verified transfer, recorded only when it started after the warm-up. One the warm-up started
+ * that ends after it is no operation of the run, but the bytes it moved after the warm-up count in
+ * the run's bytes: its stream was busy with them for the measured seconds (a run whose one stream
+ * spent 2 of its 4.8 measured seconds ending a warm-up transfer said 0.7 MB/s of a 1.1 MB/s link).
+ */
 async function transfer(
   context: LoadContext,
   clock: RunClock,
@@ -316,12 +328,19 @@ async function transfer(
   const started = performance.now();
   const measured = Date.now() >= clock.measureFrom;
   let firstByte: number | undefined;
-  const onProgress = (done: number) => {
-    if (firstByte === undefined && done > 0) firstByte = micros(started);
-  };
+  /** A warm-up transfer's bytes done as last told before the warm-up ended. */
+  let doneInWarmup = 0;
+  const onProgress = measured
+    ? (done: number) => {
+        if (firstByte === undefined && done > 0) firstByte = micros(started);
+      }
+    : (done: number) => {
+        if (Date.now() < clock.measureFrom) doneInWarmup = done;
+      };
   try {
     const result = await moveBytes(context, client, kind, slot, index, onProgress);
     if (measured) recordTransfer(context, index, result, started, firstByte);
+    else if (Date.now() >= clock.measureFrom) recordWarmupTail(context, index, result, doneInWarmup);
   } catch (error) {
     if (measured) context.tally.error(error instanceof MuxftpError ? error.code : 'INTERNAL_ERROR');
     throw error;
@@ -362,6 +381,19 @@ function recordTransfer(
   }
   if (firstByte !== undefined) tally.ttfb.recordValue(firstByte);
   tally.completed(payload.bytes, micros(started));
+}
+
+/** A warm-up transfer that ended after the warm-up, verified: the bytes it moved since count. */
+function recordWarmupTail(
+  { plan, tally }: LoadContext,
+  index: number,
+  result: PutResult | GetResult,
+  doneInWarmup: number,
+): void {
+  const payload = plan.payloads[index]!;
+  // As for a warm-up transfer that fails: neither an error of the run nor bytes.
+  if (result.digest !== payload.digests[result.algorithm]) return;
+  tally.moved(Math.max(0, payload.bytes - doneInWarmup));
 }
 
 /** `connect`: each loop is a connect + handshake + close; its latency is the connect and handshake. */

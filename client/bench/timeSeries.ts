@@ -92,6 +92,11 @@ export class SecondTally {
     this.current.recordValue(latencyMicros);
   }
 
+  /** Bytes moved by a transfer that is not an operation of the run (one begun in the warm-up). */
+  moved(bytes: number): void {
+    bump(this.bytes, this.second(), bytes);
+  }
+
   error(code: string): void {
     this.errors[code] ??= [];
     bump(this.errors[code], this.second(), 1);
@@ -108,6 +113,7 @@ export class SecondTally {
     this.flush();
     const length = Math.max(
       this.ops.length,
+      this.bytes.length,
       this.latency.length,
       ...Object.values(this.errors).map((e) => e.length),
     );
