@@ -686,6 +686,11 @@ export class ServerConnection implements StreamHost {
     } else if (this.transport.queue.readyBytes > 0 && this.output.look().took) {
       // No stream open, but the client is still taking the last answers, however slowly.
       this.timer.refresh();
+    } else if (this.readsHeldByLimit) {
+      // Reading waits for the upload limit to be paid what came unpaced (the initial windows of
+      // puts refused or cancelled): the server holds it, at the rate, its next requests unread.
+      // Not idle: it was closed IDLE_TIMEOUT, a put sent meanwhile failing with it.
+      this.timer.refresh();
     } else if (this.transport.heldByOwner && (this.readsHeldForStreams || this.uploadBacklog > 0)) {
       this.failHeldByStorage();
     } else {
