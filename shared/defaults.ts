@@ -300,6 +300,11 @@ export const DEFAULTS = {
   /** On SIGINT/SIGTERM, transfers in flight get this long to finish. */
   shutdownGraceMs: 10_000,
   /**
+   * `serve`, stopped: how long filesystem calls still running (a hung mount's) may keep the
+   * process from exiting before it ends without them (by its stop's signal), said in the log.
+   */
+  stoppedExitWaitMs: 2_000,
+  /**
    * ...then a connection still busy is told SHUTTING_DOWN and closed within this long (its
    * socket may be full of what a client never read: the ERROR waits behind it that long at most).
    */

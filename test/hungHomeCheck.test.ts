@@ -4,7 +4,8 @@
  * it gives up waiting after its bound, and starts no second check while the first still hangs.
  * A real hung FUSE mount (test/helpers/hungMount.ts): root only, skipped elsewhere.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,7 +13,9 @@ import { boundedHomeWarnings } from '../cli/serverAccess.js';
 import { Accounts } from '../server/auth/accounts.js';
 import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile } from '../server/auth/usersFile.js';
+import { type ServeChild, startServeChild } from './helpers/cliProcess.js';
 import { canMountHung, isMounted, mountHung } from './helpers/hungMount.js';
+import { delay, until } from './helpers/waits.js';
 
 const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -57,4 +60,76 @@ describe.skipIf(!canMountHung)("a SIGHUP's home check over a hung mount", () => 
     }
     throw new Error('the hung check never settled after the unmount');
   });
+});
+
+/**
+ * `serve` stopped while a SIGHUP's home check hangs in a threadpool thread: the call held the
+ * loop, and the process logged `stopped` and never exited; a second signal's process.exit waited
+ * for that thread too (libuv joins its threads at exit): only SIGKILL ended it.
+ */
+describe.skipIf(!canMountHung)('serve stopped with a home check hung on a mount', () => {
+  async function serveOverHungHome(): Promise<{ serve: ServeChild; root: string }> {
+    const root = await mkdtemp(join(tmpdir(), 'muxftp-hung-stop-'));
+    cleanup.push(() => rm(root, { recursive: true, force: true }));
+    await mkdir(join(root, 'alice'));
+    const users = addUser(emptyUsersFile(), {
+      name: 'alice',
+      home: 'alice',
+      passwordHash: await hashPassword('alice-secret'),
+      permissions: ['list'],
+    });
+    const etc = await mkdtemp(join(tmpdir(), 'muxftp-hung-stop-etc-'));
+    cleanup.push(() => rm(etc, { recursive: true, force: true }));
+    const usersFile = join(etc, 'users.json');
+    await writeFile(usersFile, `${JSON.stringify(users)}\n`, { mode: 0o600 });
+    const children = new Set<ChildProcess>();
+    const serve = await startServeChild(['--root', root, '--users', usersFile], children);
+    // Should it go on (the bug), SIGKILL: a SIGTERM would not end it.
+    cleanup.push(async () => {
+      const { child } = serve;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await serve.exited;
+      }
+    });
+    // Mounted once it listens: its start-up's check of the homes runs on the loop.
+    const hung = await mountHung(join(root, 'alice'));
+    cleanup.push(() => hung.remove());
+    serve.child.kill('SIGHUP');
+    return { serve, root };
+  }
+
+  /** How the child ended, or 'running' if it has not within `ms`. */
+  async function endedWithin(serve: ServeChild, ms: number): Promise<string> {
+    const ended = serve.exited.then(() => `${serve.child.exitCode ?? serve.child.signalCode}`);
+    return Promise.race([ended, delay(ms).then(() => 'running')]);
+  }
+
+  it('ends by its stop signal once its calls have hung past the wait, and says so', async () => {
+    const { serve, root } = await serveOverHungHome();
+    await until(async () => serve.stderr().includes('not waited for'), "the homes' check given up", {
+      everyMs: 50,
+      timeoutMs: 15_000,
+    });
+    serve.child.kill('SIGTERM');
+    // Before: `stopped`, and the process went on for ever.
+    expect(await endedWithin(serve, 8_000), serve.stderr()).toBe('SIGTERM');
+    expect(serve.stderr()).toMatch(/\bstopped\n/);
+    expect(serve.stderr()).toContain(
+      `stopped, but 1 filesystem call has not returned in 2 s (a hung mount under ${root}?): ending by SIGTERM without it`,
+    );
+    // Its lock was released first (a listing of the root does not enter the mount).
+    expect(await readdir(root)).not.toContain('.muxftp-serve.lock');
+  }, 30_000);
+
+  it('a second signal ends it at once', async () => {
+    const { serve } = await serveOverHungHome();
+    // The stop waits for the reload, which waits for the check (up to 10 s): the second signal
+    // then exits at once, as README says; its process.exit waited for the hung thread for ever.
+    await delay(300);
+    serve.child.kill('SIGTERM');
+    await until(async () => serve.stderr().includes('shutting down'), 'the stop', { everyMs: 20 });
+    serve.child.kill('SIGINT');
+    expect(await endedWithin(serve, 5_000), serve.stderr()).toBe('SIGINT');
+  }, 20_000);
 });

@@ -225,6 +225,42 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
   // under way is waited for: its line came after `stopped`.
   await reloading.stop();
   log.log({ event: 'stopped', text: 'stopped' });
+  endPastHungCalls(signal, log, root?.path);
+}
+
+/**
+ * Stopped: the process exits once nothing holds its loop. A filesystem call that never returns (a
+ * SIGHUP's check of a home under a hung mount, THREAT-MODEL.md) holds it for ever from a
+ * threadpool thread: `stopped` was followed by nothing, the process alive until SIGKILL (a service
+ * manager's stop timeout), and process.exit would wait for that thread too (libuv joins its
+ * threads at exit). With such calls still there after DEFAULTS.stoppedExitWaitMs, said, and ended
+ * by the stop's own signal, as a second one is (the kernel waits for no thread).
+ */
+function endPastHungCalls(signal: NodeJS.Signals, log: ServeLog, root: string | undefined): void {
+  const ms = DEFAULTS.stoppedExitWaitMs;
+  // Unref'd: a process with nothing left exits at once, as it did.
+  setTimeout(() => {
+    const calls = process.getActiveResourcesInfo().filter((name) => name.startsWith('FSReq')).length;
+    if (calls === 0) return;
+    const where = root === undefined ? '' : ` under ${root}`;
+    log.log({
+      event: 'stop_calls_hung',
+      level: 'error',
+      text: `stopped, but ${calls} filesystem call${calls === 1 ? ' has' : 's have'} not returned in ${ms / 1000} s (a hung mount${where}?): ending by ${signal} without ${calls === 1 ? 'it' : 'them'}`,
+      fields: { count: calls, ms, signal },
+    });
+    endBySignal(signal);
+  }, ms).unref();
+}
+
+/**
+ * Ends the process by `signal`'s default action once its exit listeners have run (the root's lock
+ * released): 130 or 143 in a shell, a clean stop to a service manager. A plain process.exit waited
+ * for a threadpool thread stuck in a call that never returns (a hung mount): it never ended.
+ */
+function endBySignal(signal: NodeJS.Signals): never {
+  endBySignalAtExit(signal);
+  process.exit(128 + (constants.signals[signal] ?? 2));
 }
 
 function sweptEvent(count: number, which: string): LogEvent {
@@ -625,10 +661,7 @@ function ignoreHangups(log: ServeLog): HangupHandling {
  * clean stop; 130 or 143 in a shell). Returns the function that stops handling them.
  */
 function endBySignalWhileStarting(): () => void {
-  const onSignal = (signal: NodeJS.Signals): void => {
-    endBySignalAtExit(signal);
-    process.exit(128 + (constants.signals[signal] ?? 2));
-  };
+  const onSignal = (signal: NodeJS.Signals): void => endBySignal(signal);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return () => {
@@ -643,7 +676,7 @@ function firstShutdownSignal(): Promise<NodeJS.Signals> {
     const onSignal = (signal: NodeJS.Signals): void => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      const exitNow = (again: NodeJS.Signals): never => process.exit(128 + (constants.signals[again] ?? 2));
+      const exitNow = (again: NodeJS.Signals): never => endBySignal(again);
       process.once('SIGINT', exitNow);
       process.once('SIGTERM', exitNow);
       // Ctrl-C at a terminal: its echoed ^C is left on a line of its own, not before the log line.
