@@ -1866,9 +1866,18 @@ export class Client {
    * Ending before the handshake is done (a frame that did not decode, a WELCOME this client cannot
    * take, the server's refusal): the connect fails now, not once the socket has closed, which a
    * peer that is no muxftp server (an HTTP server answering 400) may hold off for LINGER_MS.
+   * After it, ending for a cause fails the calls in flight now, for the same reason.
    */
   private readonly transportOnEnding = (error: MuxftpError | undefined): void => {
-    if (this.ready || this.handshake === undefined) return;
+    if (this.ready) {
+      // Ended for a cause (a frame that broke the protocol, the server's ERROR): nothing more is
+      // read, so no call can finish. They fail now, not when the socket closes: a server that
+      // keeps its side open held every call LINGER_MS more (2 s) before it failed, and a CLI's
+      // retry with it. A clean end (close()) comes with no call left.
+      if (error !== undefined) this.failCalls(this.lostError ?? endedConnectionWith(error));
+      return;
+    }
+    if (this.handshake === undefined) return;
     // No caller holds this client: its socket, lingering for our ERROR frame to go out, does not
     // keep the program alive either (as the linger timer does not).
     (this.transport.socket as Partial<Socket>).unref?.();
@@ -1925,9 +1934,15 @@ export class Client {
     this.lostError = endedConnectionWith(lost);
     this.handshake?.reject(lost);
     this.handshake = undefined;
+    this.failCalls(lost);
+    this.markClosed(this.endedHere ? undefined : lost);
+  };
+
+  /** The connection is over for `lost`: every stream open or waiting to open fails with it. */
+  private failCalls(lost: MuxftpError): void {
+    this.lostError = lost;
     const waiting = this.waitingToOpen.splice(0).map((w) => w.stream);
     for (const stream of [...this.streams.values(), ...waiting]) stream.connectionLost(lost);
     this.streams.clear();
-    this.markClosed(this.endedHere ? undefined : lost);
-  };
+  }
 }

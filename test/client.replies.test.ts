@@ -3,7 +3,7 @@
  * every OPEN: a malformed one fails the connection with PROTOCOL_ERROR and a message naming the
  * field, never a TypeError later in the caller.
  */
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../client/client.js';
 import { ListingTooLongError } from '../client/streams.js';
@@ -348,6 +348,45 @@ describe('a listing without end', () => {
     } finally {
       defaults.maxListingEntries = kept;
       await client.destroy();
+    }
+  });
+});
+
+describe('a protocol break after the handshake', () => {
+  it('fails every call in flight at once, though the server keeps its side of the socket open', async () => {
+    // The first OPEN is left unanswered; the second gets a REPLY that breaks the protocol.
+    let opens = 0;
+    const sockets = new Set<Socket>();
+    const port = await scriptedServer((socket, frame) => {
+      sockets.add(socket);
+      // A broken server that does not close on our ERROR: the socket lingered, and every call
+      // failed only when it was destroyed, LINGER_MS (2 s) later.
+      socket.allowHalfOpen = true;
+      if (frame.type === FrameType.OPEN && ++opens === 2) socket.write(encodeReply(frame.streamId, {}));
+    });
+    const client = await Client.connect({ port });
+    try {
+      const waiting = client.list().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const startedAt = performance.now();
+      const broken = await client.stat('a').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(broken).toMatchObject({
+        code: 'PROTOCOL_ERROR',
+        message: 'REPLY to stat: "entry" must be an object',
+      });
+      expect(await waiting).toBe(broken);
+      expect(performance.now() - startedAt).toBeLessThan(1000);
+      // A call made now is told the same.
+      await expect(client.stat('b')).rejects.toBe(broken);
+    } finally {
+      await client.destroy();
+      for (const socket of sockets) socket.destroy();
     }
   });
 });
