@@ -352,6 +352,51 @@ describe('muxftp bench --op idle', () => {
       await stopChildren(children);
     }
   }, 60_000);
+
+  it("keeps its idle connections on the bench's own server however long the run (--local)", async () => {
+    // The --local server had --idle-timeout 600: a `--local --op idle` run longer than 10 min had
+    // its idle connections closed under it, now counted as IDLE_TIMEOUT errors (exit 1). Its
+    // long timers run a thousand times faster here (a preload in the server child alone): 600 s
+    // is 0.6 s, and the run of 3 s outlasts it.
+    const dir = mkdtempSync(join(tmpdir(), 'muxftp-bench-idle-'));
+    try {
+      const preload = join(dir, 'fastTimers.cjs');
+      writeFileSync(
+        preload,
+        [
+          "if (/localServerProcess\\.js$/.test(process.argv[1] ?? '')) {",
+          '  const original = globalThis.setTimeout;',
+          '  globalThis.setTimeout = (callback, ms, ...args) =>',
+          '    original(callback, typeof ms === "number" && ms >= 300000 ? ms / 1000 : ms, ...args);',
+          '}',
+          '',
+        ].join('\n'),
+      );
+      const args = ['--op', 'idle', '--clients', '2', '--workers', '1', '--duration', '3s'];
+      const result = await run(
+        process.execPath,
+        [CLI_BIN, 'bench', '--local', ...args, '--size', '64KiB', '--json'],
+        {
+          timeout: 60_000,
+          env: { ...process.env, NODE_OPTIONS: `--require ${preload}` },
+        },
+      ).then(
+        ({ stdout }) => ({ code: 0, stdout }),
+        (error: { code: number; stdout: string }) => error,
+      );
+      const report = JSON.parse(result.stdout) as {
+        ok: boolean;
+        ops: number;
+        errors: Record<string, number>;
+      };
+      expect(report.ops).toBeGreaterThan(0);
+      expect(report.errors).toEqual({});
+      expect(report.ok).toBe(true);
+      expect(result.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('muxftp bench --html', () => {
