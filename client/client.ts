@@ -1016,13 +1016,16 @@ export class Client {
    * the file, by the identity a put declares, under the connection's algorithm), once they are no
    * longer wanted: the remote file is already whole (`put -c` and `--skip-identical` finding it
    * identical). Nothing kept of another version, nor what an upload writes now, goes. Resolves
-   * false without asking when nothing can be kept of it (a file under one block, 4 MiB) or the
-   * server is from before the request (its WELCOME lacks `partialDrop`), else true once the
+   * false without asking when nothing can be kept of it (a file under one block, 4 MiB), the
+   * server is from before the request (its WELCOME lacks `partialDrop`) or the account lacks the
+   * write permission it needs, else true once the
    * server answered. `signal` cancels it (CANCELLED).
    */
   async dropPartial(remotePath: string, localPath: string, options: RequestOptions = {}): Promise<boolean> {
     this.assertOpen();
     if (this.welcome?.partialDrop !== true) return false;
+    // An account that may not write is refused it: not asked (the server logs each refusal).
+    if (this.loginPermissions !== undefined && !this.loginPermissions.includes('write')) return false;
     const local = await localSourceIdentity(localPath);
     if (local.size < INTEGRITY_BLOCK_BYTES) return false;
     const request: Extract<Request, { op: 'partial' }> = {

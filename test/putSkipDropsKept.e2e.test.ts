@@ -234,3 +234,20 @@ describe('`partial` with `drop`', () => {
     expect(await used()).toBe(0);
   });
 });
+
+describe('what a skip asks the server', () => {
+  it('an account that may not write is not asked to drop (each refusal was logged by the server)', async () => {
+    const users = addUser(emptyUsersFile(), {
+      name: 'r',
+      passwordHash: await hashPassword('r-secret'),
+      permissions: ['list', 'read'],
+    });
+    env = await startServer({ backend: 'disk', accounts: new Accounts({ users }) });
+    const source = join(await tempDirs.make(), 'big.bin');
+    await writeFile(source, randomBytes(BLOCK + 10));
+    const client = await env.connect({ user: 'r', password: 'r-secret' });
+    // Before: sent, and refused PERMISSION_DENIED (a line in the server's log for each skip).
+    expect(await client.dropPartial('big.bin', source)).toBe(false);
+    expect(env.logs.filter((line) => line.includes('permission denied'))).toEqual([]);
+  });
+});
