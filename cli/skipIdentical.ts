@@ -43,12 +43,13 @@ async function remoteCopyIsIdentical(
   signal: AbortSignal,
   keep: { times?: boolean; modes?: boolean; partials?: boolean },
   destinations: RemoteDestinations,
+  kept: KeptUploads,
 ): Promise<TransferDone | undefined> {
   const [remote, local] = await Promise.all([destinations.entry(client, job.remote), statLocal(job.local)]);
   if (remote?.type !== 'file' || remote.size !== job.size) return undefined;
   const same = await sameDigests(job, client, signal);
   if (same === undefined) return undefined;
-  if (keep.partials !== true) await dropKeptUpload(job, client, signal);
+  if (keep.partials !== true) await dropKeptUpload(job, client, signal, kept);
   // Only onto the file compared: one another run put there since keeps its own time and bits.
   let compared: WireEntry | undefined = remote;
   if (keep.times === true && !sameTime(remote.mtime, local.mtimeMs))
@@ -70,10 +71,40 @@ async function remoteCopyIsIdentical(
  * quota until its retention ran out. Only this file version's (its key), never what an upload
  * writes now; best effort: a server from before the request keeps it, a refusal changes nothing.
  */
-async function dropKeptUpload(job: TransferJob, client: Client, signal: AbortSignal): Promise<void> {
+async function dropKeptUpload(
+  job: TransferJob,
+  client: Client,
+  signal: AbortSignal,
+  kept: KeptUploads,
+): Promise<void> {
   // A file under one block never has anything kept: no stat of it for a tree of small files.
   if (job.size !== undefined && job.size < INTEGRITY_BLOCK_BYTES) return;
+  if (!(await kept.mayHold(client, signal))) return;
   await client.dropPartial(job.remote, job.local, { signal }).catch(() => {});
+}
+
+/**
+ * put: whether the account's home may hold kept uploads for a skip to drop, asked once per
+ * connection (`space`: its `keptBytes`). Most of the time none is kept, and a tree of many large
+ * files skipped (`put -r --skip-unchanged`, which otherwise only lists) made one round trip each
+ * for nothing. A server that does not say (no `keptBytes`, `space` refused) is asked per file.
+ */
+class KeptUploads {
+  readonly #answers = new WeakMap<Client, Promise<boolean>>();
+
+  mayHold(client: Client, signal: AbortSignal): Promise<boolean> {
+    // A server that takes no drop is not asked at all (dropPartial sends nothing to it either).
+    if (client.serverInfo.partialDrop !== true) return Promise.resolve(false);
+    let answer = this.#answers.get(client);
+    if (answer === undefined) {
+      answer = client.space({ signal }).then(
+        (report) => report.disk?.keptBytes !== 0,
+        () => true,
+      );
+      this.#answers.set(client, answer);
+    }
+    return answer;
+  }
 }
 
 /**
@@ -217,12 +248,13 @@ async function remoteCopyIsUnchanged(
   keepModes: boolean,
   keepPartials: boolean,
   destinations: RemoteDestinations,
+  kept: KeptUploads,
 ): Promise<SkippedDone | undefined> {
   const [remote, local] = await Promise.all([destinations.entry(client, job.remote), statLocal(job.local)]);
   if (remote?.type !== 'file' || !local.isFile() || remote.size !== local.size) return undefined;
   if (!sameTime(remote.mtime, local.mtimeMs)) return undefined;
   // As for an identical copy: what an interrupted put of it kept on the server is stale.
-  if (!keepPartials) await dropKeptUpload(job, client, signal);
+  if (!keepPartials) await dropKeptUpload(job, client, signal, kept);
   if (keepModes) await keepRemoteBits(client, job, remote, local.mode);
   return { bytes: local.size };
 }
@@ -359,6 +391,7 @@ function destinationCheck(
 ): DestinationCheck | undefined {
   const looksOnly = options.dryRun === true;
   const destinations = new RemoteDestinations(command === 'put' ? jobs : []);
+  const kept = new KeptUploads();
   if (options.ignoreExisting === true)
     return command === 'put'
       ? (job, client) => remoteCopyExists(job, client, destinations)
@@ -368,7 +401,8 @@ function destinationCheck(
     options.skipUnchanged !== true
       ? undefined
       : command === 'put'
-        ? (job, client, signal) => remoteCopyIsUnchanged(job, client, signal, modes, looksOnly, destinations)
+        ? (job, client, signal) =>
+            remoteCopyIsUnchanged(job, client, signal, modes, looksOnly, destinations, kept)
         : (job) => localCopyIsUnchanged(job, modes, looksOnly);
   const keep = {
     times: options.times === true && !looksOnly,
@@ -380,7 +414,7 @@ function destinationCheck(
     options.skipIdentical !== true
       ? undefined
       : command === 'put'
-        ? (job, client, signal) => remoteCopyIsIdentical(job, client, signal, keep, destinations)
+        ? (job, client, signal) => remoteCopyIsIdentical(job, client, signal, keep, destinations, kept)
         : (job, client, signal) => localCopyIsIdentical(job, client, signal, keep);
   if (quick === undefined || content === undefined) return quick ?? content;
   return async (job, client, signal) => (await quick(job, client, signal)) ?? content(job, client, signal);

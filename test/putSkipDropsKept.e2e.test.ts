@@ -236,6 +236,37 @@ describe('`partial` with `drop`', () => {
 });
 
 describe('what a skip asks the server', () => {
+  it('put -r --skip-unchanged of large files none of which has anything kept: no `partial` per file, one `space`', async () => {
+    env = await startServer({ backend: 'disk' });
+    const server = env;
+    const dir = await tempDirs.make();
+    const mtime = new Date(Date.now() - 60_000);
+    const names = ['a.bin', 'b.bin', 'c.bin'];
+    for (const name of names) {
+      await writeFile(join(dir, name), randomBytes(BLOCK + 10));
+      await utimes(join(dir, name), mtime, mtime);
+      await copyFile(join(dir, name), join(server.root!, name));
+      await utimes(join(server.root!, name), mtime, mtime);
+    }
+    const ops: string[] = [];
+    proxy = await startFrameProxy(server.port, {
+      fromClient: (frame) => {
+        if (frame.type === FrameType.OPEN) ops.push(String(jsonOf(frame).op));
+        return frame;
+      },
+    });
+    const run = await runCli(
+      ['put', ...names, '--to', '/', '--skip-unchanged', '--json', '--server', `127.0.0.1:${proxy.port}`],
+      dir,
+      { timeoutMs: 30_000 },
+    );
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect((JSON.parse(run.stdout) as Outcome[]).every((outcome) => outcome.skipped === true)).toBe(true);
+    // Before: one `partial` with `drop` per skipped file (a round trip each), nothing kept to drop.
+    expect(ops.filter((op) => op === 'partial')).toEqual([]);
+    expect(ops.filter((op) => op === 'space')).toEqual(['space']);
+  });
+
   it('an account that may not write is not asked to drop (each refusal was logged by the server)', async () => {
     const users = addUser(emptyUsersFile(), {
       name: 'r',
