@@ -94,13 +94,20 @@ class KeptUploads {
 
   mayHold(client: Client, signal: AbortSignal): Promise<boolean> {
     // A server that takes no drop is not asked at all (dropPartial sends nothing to it either).
-    if (client.serverInfo.partialDrop !== true) return Promise.resolve(false);
+    // Nor for an account that may not write: dropPartial does not ask it (no space asked either).
+    const may = client.permissions;
+    if (client.serverInfo.partialDrop !== true || (may !== undefined && !may.includes('write')))
+      return Promise.resolve(false);
     let answer = this.#answers.get(client);
     if (answer === undefined) {
-      answer = client.space({ signal }).then(
-        (report) => report.disk?.keptBytes !== 0,
-        () => true,
-      );
+      // `space` needs the list permission: an account without it is not refused (and logged).
+      const lists = may?.includes('list') ?? true;
+      answer = !lists
+        ? Promise.resolve(true)
+        : client.space({ signal }).then(
+            (report) => report.disk?.keptBytes !== 0,
+            () => true,
+          );
       this.#answers.set(client, answer);
     }
     return answer;

@@ -229,6 +229,8 @@ describe('`partial` with `drop`', () => {
     const client = await env.connect(login);
     const used = async () => (await client.space()).quota!.usedBytes;
     expect(await used()).toBe(2 * BLOCK);
+    // What a put skip looks at first (KeptUploads): the home's kept bytes.
+    expect((await client.space()).disk?.keptBytes).toBe(2 * BLOCK);
     expect(await client.dropPartial('big.bin', source)).toBe(true);
     expect(await keptNames(join(env.root!, 'q'))).toEqual([]);
     expect(await used()).toBe(0);
