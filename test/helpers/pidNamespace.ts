@@ -10,13 +10,17 @@ let refused: string | undefined | null = null;
 export function unshareRefused(): string | undefined {
   if (refused === null) {
     const probe = spawnSync('unshare', [...IN_NEW_PID_NAMESPACE, 'true'], {
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
       timeout: 10_000,
     });
+    // unshare's own words (not root, no CAP_SYS_ADMIN in a container, an unshare without
+    // --kill-child): "it needs root" alone misled where the cause was another.
+    const said = probe.stderr?.trim().split('\n')[0];
     refused =
       probe.status === 0
         ? undefined
-        : `unshare --pid refused (${probe.error?.message ?? `exit ${probe.status}`}; it needs root)`;
+        : `unshare --pid refused (${probe.error?.message ?? `exit ${probe.status}${said ? `: ${said}` : ''}`}; it needs root)`;
   }
   return refused;
 }
