@@ -268,7 +268,10 @@ export interface TransferOptions {
    * the connection lost, the server's error, a cancel), keep its whole 4 MiB blocks in a hidden
    * file beside the target, `.muxftp-get-<hash>.part` (it replaces what an earlier failure kept
    * there), for a later `continue` or `resumeKept` to continue; a success removes that file.
-   * Without it a failed download leaves nothing. A FIFO, device or stream keeps nothing.
+   * Without it a failed download leaves nothing. Either way the download is written under a name
+   * of its process's (`.muxftp-get-<hash>.<host tag>-<pid>-<run>-<n>.part`): what a process killed
+   * outright left is continued by a later `continue` once that process is gone (this host's, this
+   * user's), and removed by a later get of the target that succeeds. A FIFO, device or stream keeps nothing.
    */
   keepPartial?: boolean;
   /** With `keepPartial`: told where a failure kept what, after it was kept and before the call rejects. */

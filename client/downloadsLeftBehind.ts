@@ -1,8 +1,9 @@
 /**
- * Downloads that keep a partial are written under a name that says which host, process and run
- * write them (downloadInProgressName): a process killed outright (SIGKILL, the out-of-memory
- * killer, a power cut) leaves such a file behind, and `get -c` continues it once that process is
- * gone, as it continues what a failed download kept. Only files of this host tag (this machine and
+ * Downloads into a file (those that keep a partial should they fail, and those that keep nothing)
+ * are written under a name that says which host, process and run write them
+ * (downloadInProgressName): a process killed outright (SIGKILL, the out-of-memory killer, a power
+ * cut) leaves such a file behind, and `get -c` continues it once that process is gone, as it
+ * continues what a failed download kept; any get of that target that succeeds removes it. Only files of this host tag (this machine and
  * pid namespace: shared/hostTag.ts) and this user with one name are ever claimed or removed; what
  * another host, container or namespace left (a shared directory, a volume) is left alone, and so is
  * what an older muxftp left under its hostname's tag (its writer cannot be checked from here).
@@ -26,7 +27,7 @@ let downloadsNamed = 0;
 /** Directories whose left-behind downloads are remembered, at most (a library's process is long-lived). */
 const DIRECTORIES_REMEMBERED = 256;
 
-/** A fresh temporary path for a download into `target` that keeps its whole blocks should it fail. */
+/** A fresh temporary path for a download into `target` (keeping its whole blocks should it fail, or not). */
 export function inProgressPath(target: string): string {
   const owner = { host: hostTag(), pid: process.pid, run: RUN_TAG, seq: downloadsNamed++ };
   return join(dirname(target), downloadInProgressName(basename(target), owner));
@@ -185,8 +186,9 @@ export async function leftBehindBytes(keptPath: string): Promise<number> {
 
 /**
  * The target kept at `keptPath` is whole now: what gone processes left for it goes too. A plain get
- * after a killed one would otherwise leave that file hidden beside it for good; it costs one
- * readdir per directory and process, as get -c's claims do.
+ * (the library's without keepPartial too) after a killed one would otherwise leave that file hidden
+ * beside it for good; it costs one readdir per directory and process (of the last 256 directories),
+ * as get -c's claims do, and a map look-up per get after it.
  */
 export async function removeLeftBehind(keptPath: string): Promise<void> {
   for (const { path } of await ownLeftFor(keptPath)) await unlink(path).catch(() => {});

@@ -22,7 +22,7 @@ import {
 import { fileTime } from '../shared/fileTimes.js';
 import { INTEGRITY_BLOCK_BYTES, type IntegrityAlgorithm } from '../shared/integrity/algorithms.js';
 import { ContentDigester } from '../shared/integrity/contentDigest.js';
-import { downloadPartialName, newDownloadTemporaryName } from '../shared/temporaryNames.js';
+import { downloadPartialName } from '../shared/temporaryNames.js';
 import { claimLeftBehind, inProgressPath, removeLeftBehind } from './downloadsLeftBehind.js';
 import { renameIntoPlace, SinkFile, targetKind, writeFully } from './sinkFile.js';
 import { LocalFile, localError, localFileCalls, notRegularFileError } from './sources.js';
@@ -150,13 +150,14 @@ export function keptPartialPath(target: string): string {
 }
 
 /**
- * Where a download into `target` is written until it is verified: one that keeps its whole blocks
- * should it fail under a name `get -c` finds should this process be killed outright
- * (inProgressPath); else under a fresh random one (fixed length: a 255-byte target name must
- * still fit, as it does in the other's hash).
+ * Where a download into `target` is written until it is verified, whether or not it keeps its
+ * whole blocks should it fail: under a name that says which host and process write it
+ * (inProgressPath), so that what a process killed outright left is told from one being written,
+ * and `get -c` continues it or a get of the target that succeeds removes it. A random name
+ * (`.muxftp-dl-<hex>.part`, before) said no writer: nothing could ever remove it.
  */
-function temporaryPath(target: string, keepsPartial: boolean): string {
-  return keepsPartial ? inProgressPath(target) : join(dirname(target), newDownloadTemporaryName());
+function temporaryPath(target: string): string {
+  return inProgressPath(target);
 }
 
 /** A regular file with one name, owned by this process's user (where it has one): safe to write in place. */
@@ -357,12 +358,10 @@ abstract class HiddenFileSink<File extends HiddenFile = FileHandle> implements B
       temporaryFilesInProgress.delete(this.temporary);
       throw localError(err, this.target);
     }
-    // The target is whole: what an earlier failed download kept of it is stale, and what one
-    // killed outright left.
-    if (this.keptPath !== undefined) {
-      await removeStaleKeptPartial(this.keptPath);
-      await removeLeftBehind(this.keptPath);
-    }
+    // The target is whole: what an earlier failed download kept of it is stale (when this one
+    // keeps partials), and what one killed outright left (any: its name is a keeping one's too).
+    if (this.keptPath !== undefined) await removeStaleKeptPartial(this.keptPath);
+    await removeLeftBehind(this.keptPath ?? keptPartialPath(this.target));
   }
 
   async abort(): Promise<void> {
@@ -436,7 +435,7 @@ class FileSink extends HiddenFileSink<SinkFile> {
     const kind = await targetKind(target);
     if (kind === 'directory')
       throw localError(Object.assign(new Error('EISDIR: is a directory'), { code: 'EISDIR' }), target);
-    const temporary = temporaryPath(target, keepsPartial);
+    const temporary = temporaryPath(target);
     registerTemporary(temporary);
     try {
       const sink = new FileSink(
@@ -531,7 +530,7 @@ export class ContinueSink extends HiddenFileSink {
   private copyFrom: string | undefined;
 
   static async open(target: string, keepsPartial: boolean, bitsCarried: boolean): Promise<ContinueSink> {
-    const temporary = temporaryPath(target, keepsPartial);
+    const temporary = temporaryPath(target);
     registerTemporary(temporary);
     try {
       // Empty for now: the copy comes in startAt(), written through this handle.

@@ -1,10 +1,12 @@
 /**
  * The one scheme for temporary files, on both sides: the server's uploads in progress are
- * `.muxftp-<random hex>.part` beside their target, the client's downloads
- * `.muxftp-dl-<random hex>.part`, renamed into place only once verified. What is kept of an interrupted transfer for a resume has a name
- * of its own under the same prefix: `.muxftp-partial-<hash>.part` on the server (put -c),
- * `.muxftp-get-<hash>.part` on the client (get -c); a download that keeps one is in progress under
- * that name with its host and process added (`.muxftp-get-<hash>.<host>-<pid>-<run>-<n>.part`).
+ * `.muxftp-<random hex>.part` beside their target, renamed into place only once verified. What is
+ * kept of an interrupted transfer for a resume has a name of its own under the same prefix:
+ * `.muxftp-partial-<hash>.part` on the server (put -c), `.muxftp-get-<hash>.part` on the client
+ * (get -c). The client's downloads into a file are in progress under that kept name with their
+ * host and process added (`.muxftp-get-<hash>.<host>-<pid>-<run>-<n>.part`), whether or not they
+ * keep anything should they fail: what a process killed outright left is told by its writer being
+ * gone. An older client's downloads that kept nothing were `.muxftp-dl-<random hex>.part`.
  */
 import { createHash, randomUUID } from 'node:crypto';
 
@@ -31,15 +33,6 @@ export function isTemporaryName(name: string): boolean {
  */
 export function newTemporaryName(): string {
   return `${TEMP_PREFIX}${randomUUID().replaceAll('-', '')}${TEMP_SUFFIX}`;
-}
-
-/**
- * A fresh temporary name for a download that keeps nothing should it fail, e.g.
- * `.muxftp-dl-3f9c…e1.part`: not an upload's shape, so a server whose root holds it (a get into
- * a served directory) never takes it for its own crash's leftover and removes it at start.
- */
-export function newDownloadTemporaryName(): string {
-  return `${TEMP_PREFIX}dl-${randomUUID().replaceAll('-', '')}${TEMP_SUFFIX}`;
 }
 
 /**
@@ -111,10 +104,12 @@ export interface DownloadOwner {
 }
 
 /**
- * The temporary name of a download into `targetName` that keeps its whole blocks should it fail:
- * its kept name with the host and process writing it. A process killed outright (SIGKILL, the OOM
- * killer, a power cut) leaves it behind, and `get -c` tells it from one still being written by
- * the process being gone (parseDownloadInProgress), and continues it.
+ * The temporary name of a download into `targetName` (one that keeps its whole blocks should it
+ * fail, and one that keeps nothing): its kept name with the host and process writing it. A process
+ * killed outright (SIGKILL, the OOM killer, a power cut) leaves it behind, and `get -c` tells it
+ * from one still being written by the process being gone (parseDownloadInProgress), and continues
+ * it; a get of the target that succeeds removes it. Not an upload's shape: a server whose root
+ * holds it (a get into a served directory) never takes it for its own crash's leftover.
  */
 export function downloadInProgressName(targetName: string, owner: DownloadOwner): string {
   const kept = downloadPartialName(targetName);

@@ -711,6 +711,64 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
   }, 30_000);
 
+  /** The client library of the build (dist/), as a program that imports muxftp runs it. */
+  const LIBRARY = join(import.meta.dirname, '..', 'dist', 'client', 'index.js');
+
+  it('a library get without keepPartial killed outright leaves a name of its writer, which a later get removes once whole', async () => {
+    env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
+    const content = randomBytes(4 * BLOCK + 99);
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const local = await tempDirs.make();
+    const script = `import { Client } from ${JSON.stringify(LIBRARY)};
+const client = await Client.connect({ host: '127.0.0.1', port: ${env.port} });
+await client.get('big.bin', ${JSON.stringify(join(local, 'big.bin'))});`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+    children.add(child);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await until(downloadsPast(local, 1, BLOCK), '1 download past BLOCK', UNDER_WAY);
+    child.kill('SIGKILL');
+    await exited;
+    children.delete(child);
+    // Before: `.muxftp-dl-<32 hex digits>.part`, which says nothing of its writer: nothing removed it.
+    const [left, ...others] = await readdir(local);
+    expect(others).toEqual([]);
+    expect(parseDownloadInProgress(left!)).toMatchObject({
+      keptName: downloadPartialName('big.bin'),
+      host: hostTag,
+      pid: child.pid,
+    });
+
+    // Beside it: one an older build's plain get left (its name says no writer), one being written
+    // by a process that runs, one of another host tag's, and another target's.
+    const hex = 'ab'.repeat(16);
+    const gone = await goneProcessId();
+    const running = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+    children.add(running);
+    const named = (target: string, by: Partial<DownloadOwner>): string =>
+      downloadInProgressName(target, { host: hostTag, pid: gone, run: 'aaaaaaaa', seq: 0, ...by });
+    const stay = [
+      `.muxftp-dl-${hex}.part`,
+      named('big.bin', { pid: running.pid!, seq: 7 }),
+      named('big.bin', { host: hostTag === '0123456789abcdef' ? 'fedcba9876543210' : '0123456789abcdef' }),
+      named('other.bin', {}),
+    ];
+    for (const name of stay) await writeFile(join(local, name), content.subarray(0, BLOCK));
+
+    await env.stop();
+    env = await startServer({ backend: 'disk' });
+    await writeFile(join(env.root!, 'big.bin'), content);
+    const client = await env.connect();
+    try {
+      const result = await client.get('big.bin', join(local, 'big.bin'));
+      expect(result.size).toBe(content.length);
+    } finally {
+      await client.close();
+    }
+    // Before: the killed get's file stayed beside the target, hidden, for good.
+    expect((await readdir(local)).sort()).toEqual(['big.bin', ...stay].sort());
+    expect(sha256(await readFile(join(local, 'big.bin')))).toBe(sha256(content));
+  }, 30_000);
+
   it.skipIf(process.getuid?.() !== 0)(
     "leaves alone another user's file under such a name: neither claimed nor removed",
     async () => {
