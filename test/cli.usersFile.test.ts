@@ -597,6 +597,53 @@ describe('a users-file lock left by a killed edit', () => {
     expect((await readdir(dir)).sort()).toEqual(['users.json']);
   }, 30_000);
 
+  it('takes with it the temporary file (the hashes) an edit killed while writing left, and only that', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const module = join(import.meta.dirname, '..', 'dist', 'server', 'auth', 'usersFile.js');
+    // An edit that stops for good once its temporary file is open (the file's users read in its
+    // write), there to be killed: as a SIGKILL or the OOM killer catches one in its write or fsync.
+    const script = `
+      import { writeSync } from 'node:fs';
+      import { addUser, updateUsersFile } from ${JSON.stringify(module)};
+      await updateUsersFile(${JSON.stringify(file)}, (file) => {
+        const users = addUser(file, { name: 'old', passwordHash: ${JSON.stringify(HASH)}, permissions: ['list'] }).users;
+        return { version: 1, get users() { writeSync(1, 'writing\\n'); for (;;); return users; } };
+      }, { missingIsEmpty: true });`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('writing') && resolve());
+        child.once('exit', (code) => reject(new Error(`the edit exited (${code}) before it wrote`)));
+      });
+    } finally {
+      child.kill('SIGKILL');
+    }
+    await new Promise((resolve) => child.once('close', resolve));
+    const left = (await readdir(dir)).filter((name) => name.endsWith('.users.tmp'));
+    expect(left).toHaveLength(1);
+
+    // Beside it: one being written by a process that runs, one of another host tag's, and one an
+    // older muxftp left (its name says no writer): left alone.
+    const otherTag = hostTag() === '0'.repeat(16) ? '1'.repeat(16) : '0'.repeat(16);
+    const stay = [
+      `.0123abcd.${hostTag()}-${process.ppid}-89abcdef.users.tmp`,
+      `.0123abcd.${otherTag}-${deadPid()}-89abcdef.users.tmp`,
+      `.${'ab'.repeat(8)}.users.tmp`,
+    ];
+    for (const name of stay) await writeFile(join(dir, name), '{}\n', { mode: 0o600 });
+    const added = await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'password\n' });
+    expect(added.code).toBe(0);
+    expect(added.stderr).toBe(
+      `muxftp: warning: removed ${file}.lock, left by an edit that is no longer running (pid ${child.pid})\n`,
+    );
+    expect(Object.keys((await readUsersFile(file)).users)).toEqual(['ann']);
+    // Before: its name (`.<16 hex digits>.users.tmp`) said no writer, and it stayed, for good.
+    expect((await readdir(dir)).sort()).toEqual(['users.json', ...stay].sort());
+  }, 30_000);
+
   it("is not taken over when its holder runs, is of another host or namespace, or is an older muxftp's", async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');

@@ -20,7 +20,7 @@
  * atomically with mode 0600: it holds password hashes.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -220,10 +220,61 @@ export async function writeUsersFile(path: string, file: UsersFile): Promise<voi
   return writeUsersFileAt(await usersFileTarget(path), file);
 }
 
+/** This process's run: one started later under the same pid is another (RUN_TAG, client/downloadsLeftBehind.ts). */
+const WRITER_RUN = randomBytes(4).toString('hex');
+
+/**
+ * The temporary file a write of the users file goes to, beside it: named for its writer (host tag,
+ * pid, run) and a count, so that what an edit killed outright left (the hashes in it, 0600) is
+ * told from one being written, and removed by a later edit (removeLeftTemporaries).
+ */
+function temporaryUsersPath(path: string): string {
+  return join(
+    dirname(path),
+    `.${randomBytes(4).toString('hex')}.${hostTag()}-${process.pid}-${WRITER_RUN}.users.tmp`,
+  );
+}
+
+const LEFT_TEMPORARY = /^\.[0-9a-f]{8}\.([0-9a-f]{16})-(\d{1,10})-([0-9a-f]{8})\.users\.tmp$/;
+
+/**
+ * Removes from `directory` the users files' temporary files that edits killed outright left: of
+ * this host tag (shared/hostTag.ts: its pids are this pid namespace's), whose process is gone (or
+ * is this pid's earlier run), this user's regular files with one name. One being written, another
+ * host's, container's or namespace's, another user's, and an older build's (`.<16 hex>.users.tmp`,
+ * which names no writer) are left alone. One readdir per edit, under the edit's lock.
+ */
+async function removeLeftTemporaries(directory: string): Promise<void> {
+  const names = await readdir(directory).catch(() => [] as string[]);
+  for (const name of names) {
+    const match = LEFT_TEMPORARY.exec(name);
+    if (match === null || match[1] !== hostTag() || !writerGone(Number(match[2]), match[3]!)) continue;
+    const path = join(directory, name);
+    const info = await lstat(path).catch(() => undefined);
+    const uid = process.getuid?.();
+    if (info === undefined || !info.isFile() || info.nlink !== 1 || (uid !== undefined && info.uid !== uid))
+      continue;
+    // Not this edit's to fail for: its own write says what is wrong with the directory.
+    await rm(path, { force: true }).catch(() => {});
+  }
+}
+
+/** The process `pid` of this host tag is gone (this one's id: that `run` is another's). */
+function writerGone(pid: number, run: string): boolean {
+  if (pid === process.pid) return run !== WRITER_RUN;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 /** {@link writeUsersFile} to `path`, a name that is not a symbolic link. */
 async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
   const previous = await stat(path).catch(() => undefined);
-  const temporary = join(dirname(path), `.${randomBytes(8).toString('hex')}.users.tmp`);
+  const temporary = temporaryUsersPath(path);
   const handle = await open(temporary, 'wx', 0o600);
   let groupRead = 0;
   try {
@@ -381,6 +432,8 @@ export async function updateUsersFile(
     }
   }
   try {
+    // What an edit killed outright while writing left beside the file (its hashes) goes now.
+    await removeLeftTemporaries(dirname(target));
     // The file is checked as a whole when written: a costly hash another edit left stays refused
     // there, but `user add NAME --replace` and `user del NAME` of its user mend the file.
     const updated = change(await readUsersFile(path, { ...options, anyScryptCost: true }));
