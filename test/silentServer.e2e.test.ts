@@ -284,14 +284,17 @@ describe('a client process that was not running for a while (stopped by Ctrl-Z, 
     const env = await own.server({ storage: slowStats(1_500) });
     const lag = { ms: 0 };
     const port = await laggingRelay(own, env.port, lag);
-    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 400 }));
+    // A timeout of 1 s, not 0.4: the ping's answer, 300 ms late, has 450 ms of the rest to
+    // spare (at 0.4 s and 150 ms late, 150 ms, which a loaded machine's turns can take; as the
+    // test below, which failed so).
+    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 1_000 }));
     await client.mkdir('d');
     const asked = client.stat('d');
     await delay(250);
-    // The server's answers come 150 ms late from now (more than a quarter of the timeout).
-    lag.ms = 150;
+    // The server's answers come 300 ms late from now (more than a quarter of the timeout).
+    lag.ms = 300;
     holdProcess(1_000);
-    // Before: the look after the ping failed the stat, "no answer … in 0.4 s".
+    // Before: the look after the ping failed the stat, "no answer … in 1 s".
     expect(await asked).toMatchObject({ type: 'dir' });
   }, 15_000);
 
@@ -313,7 +316,11 @@ describe('a client process that was not running for a while (stopped by Ctrl-Z, 
     const env = await own.server({ storage: slowStats(3_000) });
     const lag = { ms: 0 };
     const port = await laggingRelay(own, env.port, lag);
-    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 400 }));
+    // A timeout of 1 s, not 0.4: on a loaded machine the 20 ms between the stops were too few
+    // turns for the first ping's answer to reach the relay, so it came after the second stop,
+    // where two intervals are counted: 150 ms late, it had 50 ms of the 0.4 s to spare ("no
+    // answer … in 0.4 s"); of 1 s, 350 ms.
+    const client = own.destroys(await Client.connect({ port, responseTimeoutMs: 1_000 }));
     await client.mkdir('d');
     const asked = client.stat('d');
     await delay(50);
@@ -323,7 +330,7 @@ describe('a client process that was not running for a while (stopped by Ctrl-Z, 
     holdProcess(1_000);
     await delay(20);
     holdProcess(1_000);
-    // Before: the look after the second stop counted both, "no answer … in 0.4 s".
+    // Before: the look after the second stop counted both, "no answer … in 1 s".
     expect(await asked).toMatchObject({ type: 'dir' });
   }, 15_000);
 
