@@ -484,11 +484,13 @@ describe('interrupted and failed uploads never leave a partial file', () => {
     const storage = new MemoryStorage();
     wrapUploads(storage, (handle) => ({
       commit: async (digest, options) => {
-        await new Promise((resolve) => setTimeout(resolve, 400)); // eight idle timeouts
+        await new Promise((resolve) => setTimeout(resolve, 800)); // four idle timeouts
         return handle.commit(digest, options);
       },
     }));
-    env = await startServer({ storage, idleTimeoutMs: 50 });
+    // 200 ms, not 50: a loaded machine's pause between the login and the put's OPEN took 50 ms,
+    // and the connection was closed idle before the test began (as in the test below).
+    env = await startServer({ storage, idleTimeoutMs: 200 });
     const client = await env.connect();
     const bytes = randomBytes(64 * 1024);
     // Before, the stream failed STREAM_TIMEOUT while its commit went on: the client was told the
@@ -564,11 +566,15 @@ describe('interrupted and failed uploads never leave a partial file', () => {
         throw new StorageError('NO_SPACE', `no space left for ${path}`, path);
       },
       abort: async (options) => {
-        await new Promise((resolve) => setTimeout(resolve, 400)); // eight idle timeouts
+        // Four idle timeouts, under failedUploadAnswerWaitMs (1 s), past which the answer goes.
+        await new Promise((resolve) => setTimeout(resolve, 800));
         return handle.abort(options);
       },
     }));
-    env = await startServer({ storage, idleTimeoutMs: 50 });
+    // 200 ms, not 50: on a loaded machine the put's OPEN came more than 50 ms after the login,
+    // and the connection was closed idle before the upload began ("connection idle for too
+    // long", IDLE_TIMEOUT).
+    env = await startServer({ storage, idleTimeoutMs: 200 });
     const client = await env.connect();
     // Before, the connection, its last stream closed and the answer not sent yet, was closed
     // idle: the put failed IDLE_TIMEOUT, not NO_SPACE.
