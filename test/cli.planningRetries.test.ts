@@ -13,6 +13,7 @@ import { type FrameProxy, jsonOf, proxyDroppingFirst, startFrameProxy } from './
 import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { writeTree } from './helpers/tree.js';
 
 let server: TestServer | undefined;
 let proxy: FrameProxy | undefined;
@@ -33,12 +34,8 @@ async function droppingFirst(op: string): Promise<string[]> {
 async function setUp(): Promise<string> {
   server = await startServer({ backend: 'disk' });
   const dir = await tempDirs.make();
-  await mkdir(join(dir, 'tree', 'sub'), { recursive: true });
-  await writeFile(join(dir, 'tree', 'a'), 'a');
-  await writeFile(join(dir, 'tree', 'sub', 'b'), 'b');
-  await mkdir(join(server.root!, 'srv', 'deep'), { recursive: true });
-  await writeFile(join(server.root!, 'srv', 'x'), 'x');
-  await writeFile(join(server.root!, 'srv', 'deep', 'y'), 'y');
+  await writeTree(dir, { 'tree/a': 'a', 'tree/sub/b': 'b' });
+  await writeTree(server.root!, { 'srv/x': 'x', 'srv/deep/y': 'y' });
   return dir;
 }
 

@@ -5,12 +5,13 @@
  * the 246 were directories (the line above named them so) and one a file. Real server on
  * 127.0.0.1 (disk), the built CLI; not on a terminal, so the line ends only a run where some failed.
  */
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { runCli } from './helpers/cliProcess.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { writeTree } from './helpers/tree.js';
 
 let server: TestServer | undefined;
 const tempDirs = new TempDirs('muxftp-summary-dirs-');
@@ -26,9 +27,7 @@ const lastLine = (stderr: string) => stderr.trimEnd().split('\n').at(-1);
 it('put -r: a directory it could not read (a link loop) is a directory failed, not a file', async () => {
   server = await startServer({ backend: 'disk' });
   const local = await tempDirs.make();
-  await mkdir(join(local, 'site', 'sub'), { recursive: true });
-  await writeFile(join(local, 'site', 'a'), 'aa');
-  await writeFile(join(local, 'site', 'sub', 'b'), 'bb');
+  await writeTree(local, { 'site/a': 'aa', 'site/sub/b': 'bb' });
   await symlink('..', join(local, 'site', 'sub', 'up')); // site/sub/up is site/ again
   const result = await runCli(
     ['--server', `127.0.0.1:${server.port}`, 'put', '-r', 'site', '--to', 'backup/', '-p'],
@@ -41,14 +40,10 @@ it('put -r: a directory it could not read (a link loop) is a directory failed, n
 
 it('get -r: a directory it could not make fails with what goes in it, counted apart', async () => {
   server = await startServer({ backend: 'disk' });
-  await mkdir(join(server.root!, 'srv', 'd', 'e'), { recursive: true });
-  await writeFile(join(server.root!, 'srv', 'a'), 'aa');
-  await writeFile(join(server.root!, 'srv', 'd', 'x'), 'xx');
-  await writeFile(join(server.root!, 'srv', 'd', 'e', 'y'), 'yy');
+  await writeTree(server.root!, { 'srv/a': 'aa', 'srv/d/x': 'xx', 'srv/d/e/y': 'yy' });
   const local = await tempDirs.make();
-  await mkdir(join(local, 'out', 'srv'), { recursive: true });
   // A file where the tree has the directory d: d fails, and d/e, d/x and d/e/y with it.
-  await writeFile(join(local, 'out', 'srv', 'd'), 'in the way');
+  await writeTree(local, { 'out/srv/d': 'in the way' });
   const result = await runCli(
     ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'srv', '--to', 'out'],
     local,
@@ -60,13 +55,10 @@ it('get -r: a directory it could not make fails with what goes in it, counted ap
 
 it('get -r: a run where every file failed with its directory still ends with the line', async () => {
   server = await startServer({ backend: 'disk' });
-  await mkdir(join(server.root!, 'srv', 'd'), { recursive: true });
-  await writeFile(join(server.root!, 'srv', 'd', 'x'), 'xx');
-  await writeFile(join(server.root!, 'srv', 'd', 'y'), 'yy');
+  await writeTree(server.root!, { 'srv/d/x': 'xx', 'srv/d/y': 'yy' });
   const local = await tempDirs.make();
-  await mkdir(join(local, 'out', 'srv'), { recursive: true });
   // A file where the tree has the directory d: d fails, and both files with it; nothing is sent.
-  await writeFile(join(local, 'out', 'srv', 'd'), 'in the way');
+  await writeTree(local, { 'out/srv/d': 'in the way' });
   const result = await runCli(
     ['--server', `127.0.0.1:${server.port}`, 'get', '-r', 'srv', '--to', 'out'],
     local,

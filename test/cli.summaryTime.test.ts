@@ -7,7 +7,7 @@
  * (disk), the built CLI; not on a terminal, so the run has a failed directory to end with the line.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { Accounts } from '../server/auth/accounts.js';
@@ -18,6 +18,7 @@ import { type FrameProxy, proxyDroppingFirst } from './helpers/frameProxy.js';
 import { stopProxyAndServer } from './helpers/serverTeardown.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
+import { writeTree } from './helpers/tree.js';
 
 let server: TestServer | undefined;
 let proxy: FrameProxy | undefined;
@@ -56,16 +57,11 @@ it.each([
   server = await startServer({ backend: 'disk' });
   const dir = await tempDirs.make();
   // put: tree/a, tree/sub/b and tree/sub/up, a link loop (a directory that fails).
-  await mkdir(join(dir, 'tree', 'sub'), { recursive: true });
-  await writeFile(join(dir, 'tree', 'a'), 'a');
-  await writeFile(join(dir, 'tree', 'sub', 'b'), 'b');
+  await writeTree(dir, { 'tree/a': 'a', 'tree/sub/b': 'b' });
   await symlink('..', join(dir, 'tree', 'sub', 'up'));
   // get: srv/x and srv/d/y, where out/srv/d is a file in the way (a directory that fails).
-  await mkdir(join(server.root!, 'srv', 'd'), { recursive: true });
-  await writeFile(join(server.root!, 'srv', 'x'), 'x');
-  await writeFile(join(server.root!, 'srv', 'd', 'y'), 'y');
-  await mkdir(join(dir, 'out', 'srv'), { recursive: true });
-  await writeFile(join(dir, 'out', 'srv', 'd'), 'in the way');
+  await writeTree(server.root!, { 'srv/x': 'x', 'srv/d/y': 'y' });
+  await writeTree(dir, { 'out/srv/d': 'in the way' });
   const at = await droppingFirst(op);
   const args =
     command === 'put -r' ? ['put', '-r', 'tree', '--to', 't1/', '-p'] : ['get', '-r', 'srv', '--to', 'out'];
