@@ -81,8 +81,10 @@ const hasScript = spawnSync('script', ['--version']).status === 0;
 /**
  * The password prompt is shown inside the first connect (once the server's WELCOME says it wants
  * one), so a start taken before that connect counted the user's typing: a put whose password was
- * typed after 1.5 s said `in 1.5 s`. Here the password is typed 1.5 s after the prompt shows, on
- * a terminal (script(1)); the run itself takes some tens of ms.
+ * typed after 1.5 s said `in 1.5 s`. Here the password is typed 3 s after the prompt shows, on
+ * a terminal (script(1)); the run itself takes some tens of ms, and up to 1.3 s on a loaded
+ * machine (its connect and login again, a scrypt on the server), which failed a bound of 1 s
+ * when the password came after 1.5 s.
  */
 it.skipIf(!hasScript)(
   'the time the password took to type is no part of the run',
@@ -104,7 +106,7 @@ it.skipIf(!hasScript)(
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       if (typing === undefined && output.includes('password for bob: '))
-        typing = setTimeout(() => child.stdin.write('bob-secret\r'), 1_500);
+        typing = setTimeout(() => child.stdin.write('bob-secret\r'), 3_000);
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     clearTimeout(killer);
@@ -112,8 +114,8 @@ it.skipIf(!hasScript)(
     expect(code, output).toBe(0);
     const match = /muxftp: 1 file \([^)]*\) in (\d+(?:\.\d)?) (ms|s) /.exec(output);
     expect(match, output).not.toBeNull();
-    // Before: 1.5 s or more.
-    expect(Number(match![1]) * (match![2] === 's' ? 1_000 : 1), output).toBeLessThan(1_000);
+    // Before: 3 s or more.
+    expect(Number(match![1]) * (match![2] === 's' ? 1_000 : 1), output).toBeLessThan(2_500);
   },
   30_000,
 );
