@@ -8,11 +8,11 @@
  * another host, container or namespace left (a shared directory, a volume) is left alone, and so is
  * what an older muxftp left under its hostname's tag (its writer cannot be checked from here).
  */
-import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { lstat, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { hostTag, legacyHostTag } from '../shared/hostTag.js';
+import { threadId } from 'node:worker_threads';
+import { hostTag, legacyHostTag, processRunTag } from '../shared/hostTag.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import {
   type DownloadOwner,
@@ -20,16 +20,32 @@ import {
   parseDownloadInProgress,
 } from '../shared/temporaryNames.js';
 
-/** This run of this process: one started later with the same id (a pid reused) is another. */
-const RUN_TAG = randomBytes(4).toString('hex');
+/**
+ * This run of this process: one started later with the same id (a pid reused) is another; every
+ * thread of this one has it (processRunTag), so another thread's download is not taken for a gone
+ * run's.
+ */
+const RUN_TAG = processRunTag();
 let downloadsNamed = 0;
+
+/**
+ * The count's start in this thread: its thread id's 2^32 multiple (the main thread's is 0), so
+ * that two threads of one run never name two downloads of one target alike (at most 2^49, within
+ * the name's 15 digits).
+ */
+const SEQ_BASE = (threadId % 2 ** 17) * 2 ** 32;
 
 /** Directories whose left-behind downloads are remembered, at most (a library's process is long-lived). */
 const DIRECTORIES_REMEMBERED = 256;
 
 /** A fresh temporary path for a download into `target` (keeping its whole blocks should it fail, or not). */
 export function inProgressPath(target: string): string {
-  const owner = { host: hostTag(), pid: process.pid, run: RUN_TAG, seq: downloadsNamed++ };
+  const owner = {
+    host: hostTag(),
+    pid: process.pid,
+    run: RUN_TAG,
+    seq: SEQ_BASE + (downloadsNamed++ % 2 ** 32),
+  };
   return join(dirname(target), downloadInProgressName(basename(target), owner));
 }
 

@@ -7,7 +7,7 @@
  * each took the other's live writer, whose pid was not running here, for gone, and removed or
  * took over its file while it was being written.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 
@@ -101,3 +101,37 @@ export function machineTag(): string | undefined {
 
 /** machineTag's answer, read once; null until asked. */
 let machine: string | undefined | null = null;
+
+/**
+ * The start time of this process (Linux: /proc/self/stat's 22nd field, clock ticks since boot)
+ * with the kernel's boot id: one process's in every thread of it, another for a later process
+ * given the same pid. Undefined where it cannot be read (no /proc: macOS, the BSDs).
+ */
+function processStart(): string | undefined {
+  const stat = readTrimmed('/proc/self/stat');
+  const boot = readTrimmed('/proc/sys/kernel/random/boot_id');
+  if (stat === undefined || boot === undefined) return undefined;
+  // The command name (2nd field) may hold spaces and parentheses: count from after its last ')'.
+  const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  return start !== undefined && /^\d+$/.test(start) ? `${boot}\n${start}` : undefined;
+}
+
+let run: string | undefined;
+
+/**
+ * This run of this process, 8 hex digits, for the files that name their writer (host tag, pid,
+ * run): a later process given the same pid has another, so what an earlier one left under this
+ * pid is told gone. On Linux a hash of the process's start time and boot, the same in every
+ * worker thread and in every copy of muxftp loaded in the process (each has its own modules): a
+ * random tag per module there took another thread's live download or users-file write for a gone
+ * run of this pid, and removed it. Elsewhere a random tag per module instance, as before.
+ */
+export function processRunTag(): string {
+  run ??= (() => {
+    const start = processStart();
+    return start === undefined
+      ? randomBytes(4).toString('hex')
+      : createHash('sha256').update(`muxftp run\n${start}`).digest('hex').slice(0, 8);
+  })();
+  return run;
+}

@@ -27,7 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { errnoReason } from '../../shared/errnoReasons.js';
 import { MuxftpError } from '../../shared/errors.js';
-import { hostTag } from '../../shared/hostTag.js';
+import { hostTag, processRunTag } from '../../shared/hostTag.js';
 import { ANONYMOUS_USER } from '../../shared/protocol/messages.js';
 import type { Permission } from '../../shared/protocol/operations.js';
 import { readFileAtMost } from '../../shared/readAtMost.js';
@@ -220,8 +220,11 @@ export async function writeUsersFile(path: string, file: UsersFile): Promise<voi
   return writeUsersFileAt(await usersFileTarget(path), file);
 }
 
-/** This process's run: one started later under the same pid is another (RUN_TAG, client/downloadsLeftBehind.ts). */
-const WRITER_RUN = randomBytes(4).toString('hex');
+/**
+ * This process's run: one started later under the same pid is another; every thread of this one
+ * (and another copy of muxftp in it) has it, so their writes are not taken for a gone run's.
+ */
+const WRITER_RUN = processRunTag();
 
 /**
  * The temporary file a write of the users file goes to, beside it: named for its writer (host tag,
