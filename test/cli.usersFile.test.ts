@@ -597,6 +597,30 @@ describe('a users-file lock left by a killed edit', () => {
     expect((await readdir(dir)).sort()).toEqual(['users.json']);
   }, 30_000);
 
+  it.skipIf(process.getuid?.() !== 0)(
+    "takes with it what root's edit killed after handing its temporary file to the file's owner left",
+    async () => {
+      const dir = await dirs.make();
+      const file = join(dir, 'users.json');
+      await writeUsersFile(file, emptyUsersFile());
+      // A users file of another user's, edited by root: its temporary file is chowned to that
+      // owner while it is written (writeUsersFileAt), so root's edit killed then leaves it theirs.
+      await chown(file, 12_345, 12_345);
+      const left = `.0123abcd.${hostTag()}-${deadPid()}-89abcdef.users.tmp`;
+      // Beside it, a third user's under such a name: not root's edit's, left alone.
+      const stranger = `.4567cdef.${hostTag()}-${deadPid()}-89abcdef.users.tmp`;
+      for (const [name, uid] of [
+        [left, 12_345],
+        [stranger, 23_456],
+      ] as const) {
+        await writeFile(join(dir, name), '{}\n', { mode: 0o600 });
+        await chown(join(dir, name), uid, uid);
+      }
+      await updateUsersFile(file, (users) => users);
+      expect((await readdir(dir)).sort()).toEqual([stranger, 'users.json'].sort());
+    },
+  );
+
   it('takes with it the temporary file (the hashes) an edit killed while writing left, and only that', async () => {
     const dir = await dirs.make();
     const file = join(dir, 'users.json');

@@ -241,21 +241,31 @@ function temporaryUsersPath(path: string): string {
 const LEFT_TEMPORARY = /^\.[0-9a-f]{8}\.([0-9a-f]{16})-(\d{1,10})-([0-9a-f]{8})\.users\.tmp$/;
 
 /**
- * Removes from `directory` the users files' temporary files that edits killed outright left: of
+ * Removes from `target`'s directory the users files' temporary files edits killed outright left: of
  * this host tag (shared/hostTag.ts: its pids are this pid namespace's), whose process is gone (or
- * is this pid's earlier run), this user's regular files with one name. One being written, another
+ * is this pid's earlier run), this user's regular files with one name (root's: or the users file's
+ * owner's, as its edit chowns them). One being written, another
  * host's, container's or namespace's, another user's, and an older build's (`.<16 hex>.users.tmp`,
  * which names no writer) are left alone. One readdir per edit, under the edit's lock.
  */
-async function removeLeftTemporaries(directory: string): Promise<void> {
+async function removeLeftTemporaries(target: string): Promise<void> {
+  const directory = dirname(target);
   const names = await readdir(directory).catch(() => [] as string[]);
+  const uid = process.getuid?.();
+  // Root's edit hands its temporary file to the users file's owner as it writes it (chown in
+  // writeUsersFileAt): killed then, it left that owner's file.
+  const owner = uid === 0 ? (await stat(target).catch(() => undefined))?.uid : undefined;
   for (const name of names) {
     const match = LEFT_TEMPORARY.exec(name);
     if (match === null || match[1] !== hostTag() || !writerGone(Number(match[2]), match[3]!)) continue;
     const path = join(directory, name);
     const info = await lstat(path).catch(() => undefined);
-    const uid = process.getuid?.();
-    if (info === undefined || !info.isFile() || info.nlink !== 1 || (uid !== undefined && info.uid !== uid))
+    if (
+      info === undefined ||
+      !info.isFile() ||
+      info.nlink !== 1 ||
+      (uid !== undefined && info.uid !== uid && info.uid !== owner)
+    )
       continue;
     // Not this edit's to fail for: its own write says what is wrong with the directory.
     await rm(path, { force: true }).catch(() => {});
@@ -436,7 +446,7 @@ export async function updateUsersFile(
   }
   try {
     // What an edit killed outright while writing left beside the file (its hashes) goes now.
-    await removeLeftTemporaries(dirname(target));
+    await removeLeftTemporaries(target);
     // The file is checked as a whole when written: a costly hash another edit left stays refused
     // there, but `user add NAME --replace` and `user del NAME` of its user mend the file.
     const updated = change(await readUsersFile(path, { ...options, anyScryptCost: true }));
