@@ -20,7 +20,7 @@
  * atomically with mode 0600: it holds password hashes.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -228,7 +228,7 @@ const WRITER_RUN = processRunTag();
 
 /**
  * The temporary file a write of the users file goes to, beside it: named for its writer (host tag,
- * pid, run) and a count, so that what an edit killed outright left (the hashes in it, 0600) is
+ * pid, run) and a random part, so that what an edit killed outright left (the hashes in it, 0600) is
  * told from one being written, and removed by a later edit (removeLeftTemporaries).
  */
 function temporaryUsersPath(path: string): string {
@@ -302,6 +302,9 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
     // Its group's read stays only with that group: not handed to the writer's own (a chown refused).
     if (previous !== undefined && (await handle.stat()).gid === previous.gid)
       groupRead = previous.mode & 0o040;
+    // Its group's read stays: root:muxftp 0640 is how a server running in that group reads it. Set
+    // on the open file, not by its name: in a directory others write, the name may be another's.
+    await handle.chmod(0o600 | groupRead);
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -310,8 +313,6 @@ async function writeUsersFileAt(path: string, file: UsersFile): Promise<void> {
   }
   await handle.close();
   try {
-    // Its group's read stays: root:muxftp 0640 is how a server running in that group reads it.
-    await chmod(temporary, 0o600 | groupRead);
     await rename(temporary, path);
   } catch (error) {
     // Not left beside the file with the hashes in it: a rename onto a file bind-mounted in place
