@@ -597,6 +597,32 @@ describe('a users-file lock left by a killed edit', () => {
     expect((await readdir(dir)).sort()).toEqual(['users.json']);
   }, 30_000);
 
+  it('is taken over when an edit killed while taking it over left its take-over mark too', async () => {
+    const dir = await dirs.make();
+    const file = join(dir, 'users.json');
+    const pid = deadPid();
+    // Killed in its read of the lock under `.takeover`: both name it. Before, every later edit
+    // failed at the mark (RESOURCE_BUSY naming only the lock), for good.
+    await writeFile(`${file}.lock`, `${pid} ${hostname()} ${hostTag()}\n`);
+    await writeFile(`${file}.lock.takeover`, `${pid} ${hostname()} ${hostTag()}\n`);
+    const added = await runCli(['user', 'add', 'ann', '--users', file], dir, { stdin: 'password\n' });
+    expect(added.stderr).toBe(
+      `muxftp: warning: removed ${file}.lock, left by an edit that is no longer running (pid ${pid})\n`,
+    );
+    expect(added.code).toBe(0);
+    expect((await readdir(dir)).sort()).toEqual(['users.json']);
+
+    // A mark whose holder runs, or that names none (an older muxftp's), stays, and is named.
+    for (const mark of [`${process.pid} ${hostname()} ${hostTag()}\n`, '']) {
+      await writeFile(`${file}.lock`, `${pid} ${hostname()} ${hostTag()}\n`);
+      await writeFile(`${file}.lock.takeover`, mark);
+      await expect(updateUsersFile(file, (users) => users, { lockWaitMs: 100 })).rejects.toThrow(
+        `is locked by another edit (${file}.lock, and ${file}.lock.takeover); if no muxftp user command is running, remove both`,
+      );
+      expect(await readFile(`${file}.lock.takeover`, 'utf8')).toBe(mark);
+    }
+  }, 30_000);
+
   it.skipIf(process.getuid?.() !== 0)(
     "takes with it what root's edit killed after handing its temporary file to the file's owner left",
     async () => {

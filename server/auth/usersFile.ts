@@ -376,8 +376,14 @@ async function removeStaleLock(lock: string): Promise<number | undefined> {
   if ((await holder()) === undefined) return undefined;
   const takeover = `${lock}.takeover`;
   const handle = await open(takeover, 'wx', 0o600).catch(() => undefined);
-  if (handle === undefined) return undefined;
+  if (handle === undefined) {
+    await removeStaleTakeover(takeover);
+    return undefined;
+  }
   try {
+    // Its holder named, as the lock's: an edit killed holding it (one read of the lock) left it,
+    // and every later take-over of a stale lock failed for good.
+    await handle.writeFile(lockHolderText());
     const pid = await holder();
     if (pid !== undefined) await rm(lock, { force: true });
     return pid;
@@ -385,6 +391,25 @@ async function removeStaleLock(lock: string): Promise<number | undefined> {
     await handle.close();
     await rm(takeover, { force: true });
   }
+}
+
+/**
+ * Removes `takeover` when the edit that held it is gone (deadLockHolder: of this host tag, its
+ * process not running); the next try takes it. Checked to be the same file before and after it is
+ * read: another edit that found it gone may have removed it and made its own meanwhile.
+ */
+async function removeStaleTakeover(takeover: string): Promise<void> {
+  const before = await lstat(takeover).catch(() => undefined);
+  if (before === undefined || !before.isFile()) return;
+  const text = await readFileAtMost(takeover, DEFAULTS.maxUsersFileLockBytes, 'a users file lock', {
+    regularOnly: true,
+  }).then(
+    (bytes) => bytes.toString('utf8'),
+    () => '',
+  );
+  if (deadLockHolder(text) === undefined) return;
+  const after = await lstat(takeover).catch(() => undefined);
+  if (after?.ino === before.ino && after.dev === before.dev) await rm(takeover, { force: true });
 }
 
 /**
@@ -439,7 +464,12 @@ export async function updateUsersFile(
         // Busy, not broken: a script may try again (the CLI's --json says RESOURCE_BUSY).
         throw new MuxftpError(
           'RESOURCE_BUSY',
-          `users file ${path} is locked by another edit (${lock}); if no muxftp user command is running, remove ${lock}`,
+          (await lstat(`${lock}.takeover`).then(
+            () => true,
+            () => false,
+          ))
+            ? `users file ${path} is locked by another edit (${lock}, and ${lock}.takeover); if no muxftp user command is running, remove both`
+            : `users file ${path} is locked by another edit (${lock}); if no muxftp user command is running, remove ${lock}`,
         );
       }
       await sleep(USERS_FILE_LOCK_RETRY_MS);
