@@ -11,7 +11,10 @@
  */
 import { constants } from 'node:os';
 import { settleTemporaryFilesNow } from '../client/sinks.js';
+import { DEFAULTS } from '../shared/defaults.js';
+import { printable } from '../shared/printable.js';
 import { SHOW_CURSOR, WRAP_LINES } from '../shared/terminalStop.js';
+import { localCallsWaitingPast } from './localCallsWaiting.js';
 import { canRedraw } from './terminalDrawing.js';
 
 type SignalHandler = (signal: NodeJS.Signals) => void;
@@ -92,7 +95,26 @@ export function handleSignals(handler: SignalHandler): () => void {
 function exitNow(signal: NodeJS.Signals): never {
   // Not on TERM=dumb, where nothing hid them and the sequences would show as text.
   if (canRedraw(process.stderr)) process.stderr.write(`${SHOW_CURSOR}${WRAP_LINES}`);
+  endPastHungCalls(signal);
   process.exit(exitCodeFor(signal));
+}
+
+/**
+ * A local filesystem call that has not returned (a hung NFS or FUSE mount) holds a threadpool
+ * thread, which process.exit waits for (libuv joins its threads at exit): Ctrl-C then ended
+ * nothing but the line it printed. With such a call on a path the command was given, waiting past
+ * DEFAULTS.localCallHungMs, says what it was waiting on and makes the exit end by the signal
+ * itself (the kernel waits for no thread): 130 in a shell all the same. A younger call (a stat of
+ * put -r's walk under way) is waited for, as before: it returns.
+ */
+function endPastHungCalls(signal: NodeJS.Signals): void {
+  const hung = localCallsWaitingPast(DEFAULTS.localCallHungMs);
+  if (hung.length === 0) return;
+  const more = hung.length > 1 ? ` (and ${hung.length - 1} more call${hung.length === 2 ? '' : 's'})` : '';
+  process.stderr.write(
+    `muxftp: ${printable(hung[0]!)}${more} had not returned (a hung mount?): ended without waiting for it\n`,
+  );
+  endBySignalAtExit(signal);
 }
 
 /** 128 + the signal's number, as a shell reports a process the signal ended (130 for SIGINT). */

@@ -16,6 +16,7 @@ import { MuxftpError } from '../shared/errors.js';
 import { makeDirectories, NotADirectoryError } from '../shared/makeDirectories.js';
 import { isDownloadPartialName, isTemporaryName } from '../shared/temporaryNames.js';
 import type { Excluded } from './excludes.js';
+import { waitedOn } from './localCallsWaiting.js';
 import { normalRemote } from './remotePath.js';
 
 export function localFsError(error: unknown, localPath: string): MuxftpError {
@@ -32,20 +33,27 @@ export interface LocalEntry {
 }
 
 /**
- * stat(2) of a local path, on the loop while file calls are fast (localFileCalls): put -r stats
- * every file of a tree, and through the threadpool each stat costs the loop a wake-up of a worker
- * thread (on two cores, descheduling it) for a call of microseconds.
+ * Where a local call runs. 'loop': on the loop while file calls are fast (localFileCalls): put -r
+ * stats every file of a tree, and through the threadpool each stat costs the loop a wake-up of a
+ * worker thread (on two cores, descheduling it) for a call of microseconds. 'threadpool': for a
+ * path that may be a mount point (an argument, a directory of a tree): a call under a hung mount
+ * never returns, and on the loop it held the process deaf to Ctrl-C until SIGKILL
+ * (localCallsWaiting.ts).
  */
-export function statLocal(localPath: string): Promise<Stats> {
+export type LocalCallPlace = 'loop' | 'threadpool';
+
+/** stat(2) of a local path, `where` says (by default on the loop). */
+export function statLocal(localPath: string, where: LocalCallPlace = 'loop'): Promise<Stats> {
+  if (where === 'threadpool') return waitedOn(`stat ${localPath}`, stat(localPath));
   return localFileCalls.run(
     () => statSync(localPath),
     () => stat(localPath),
   );
 }
 
-/** Follows symbolic links, as opening the path would. */
+/** Follows symbolic links, as opening the path would. Through the threadpool (an argument). */
 export async function inspectLocal(localPath: string): Promise<LocalEntry> {
-  const entry = await inspectLocalIfExists(localPath);
+  const entry = await inspectLocalIfExists(localPath, 'threadpool');
   if (entry === undefined) {
     const gone = await missingEntry(localPath);
     throw gone instanceof MuxftpError
@@ -67,10 +75,16 @@ async function missingEntry(localPath: string): Promise<{ reason: string } | Mux
     : { reason: `symbolic link to nothing (${leadsTo} does not exist)` };
 }
 
-/** Like inspectLocal, but a missing path is `undefined` rather than an error. */
-export async function inspectLocalIfExists(localPath: string): Promise<LocalEntry | undefined> {
+/**
+ * Like inspectLocal, but a missing path is `undefined` rather than an error. By default through
+ * the threadpool: 'loop' for a file a walk has listed, the many.
+ */
+export async function inspectLocalIfExists(
+  localPath: string,
+  where: LocalCallPlace = 'threadpool',
+): Promise<LocalEntry | undefined> {
   try {
-    const info = await statLocal(localPath);
+    const info = await statLocal(localPath, where);
     if (info.isFile()) return { kind: 'file', size: info.size };
     return { kind: info.isDirectory() ? 'dir' : 'other', size: 0 };
   } catch (error) {
@@ -86,7 +100,11 @@ export async function inspectLocalIfExists(localPath: string): Promise<LocalEntr
  */
 export async function makeLocalDir(localPath: string, mode?: number): Promise<void> {
   try {
-    await makeDirectories(localPath, mode === undefined ? undefined : mode | 0o700);
+    // Named while it waits: a level may be a hung mount (interrupt.ts says which).
+    await waitedOn(
+      `mkdir ${localPath}`,
+      makeDirectories(localPath, mode === undefined ? undefined : mode | 0o700),
+    );
   } catch (error) {
     if (error instanceof NotADirectoryError) throw new MuxftpError('LOCAL_IO_ERROR', error.message);
     throw localFsError(error, localPath);
@@ -154,17 +172,21 @@ export async function walkLocalTree(root: string, excluded?: Excluded, remote = 
     // have no remote path either, and failed a line each.
     const unsendable: Array<{ shown: string; why: string; isDirectory: boolean | undefined }> = [];
     let identity: string;
+    // The names readdir(3) says are regular files.
+    const regularFiles = new Set<string>();
     try {
-      const info = await localFileCalls.run(
-        () => statSync(localDir, { bigint: true }),
-        () => stat(localDir, { bigint: true }),
-      );
+      // Through the threadpool: a directory may be a hung mount (one call for each directory).
+      const info = await waitedOn(`stat ${localDir}`, stat(localDir, { bigint: true }));
       identity = `${info.dev}:${info.ino}`;
       // muxftp's own hidden files (a get in progress, or what a failed one kept for get -c) are no
       // file of the tree, and their names are reserved on the server (INVALID_PATH). As bytes:
       // a name that is not UTF-8, read as a string, would be another name.
       names = [];
-      for (const dirent of await readdir(localDir, { encoding: 'buffer', withFileTypes: true })) {
+      const dirents = await waitedOn(
+        `readdir ${localDir}`,
+        readdir(localDir, { encoding: 'buffer', withFileTypes: true }),
+      );
+      for (const dirent of dirents) {
         const name = utf8Name(dirent.name);
         const badCharacter = name === undefined ? undefined : characterProblem(name);
         // Its kind for the rules to decide by, as for any name: with `--include '*/' … --exclude
@@ -178,7 +200,10 @@ export async function walkLocalTree(root: string, excluded?: Excluded, remote = 
                 : `muxftp cannot name it (the name ${badCharacter}; rename it)`,
             isDirectory: await isDirectoryEntry(localDir, dirent),
           });
-        else if (!isTemporaryName(name)) names.push(name);
+        else if (!isTemporaryName(name)) {
+          names.push(name);
+          if (dirent.isFile()) regularFiles.add(name);
+        }
       }
       names.sort();
     } catch (error) {
@@ -228,7 +253,9 @@ export async function walkLocalTree(root: string, excluded?: Excluded, remote = 
       // Left out whatever it is: `.git` beside `.git/` both count for it.
       if (asDirectory && asFile) return leftOut(undefined);
       try {
-        const entry = await inspectLocalIfExists(localPath);
+        // A file on the loop (the many); a directory, a link or an unknown kind may be a mount
+        // point, a hung one's stat never returns: through the threadpool.
+        const entry = await inspectLocalIfExists(localPath, regularFiles.has(name) ? 'loop' : 'threadpool');
         if (entry === undefined) {
           // A link to nothing (an editor's lock link, a build's stale one) has nothing to send,
           // as the server's own are skipped by get -r: a failure would stop every --delete.
@@ -336,7 +363,10 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
     let dirents: Array<Dirent<Buffer>>;
     try {
       // As bytes: a name that is not UTF-8 read as a string could not be found again.
-      dirents = await readdir(rawDir ?? localDir, { withFileTypes: true, encoding: 'buffer' });
+      dirents = await waitedOn(
+        `readdir ${localDir}`,
+        readdir(rawDir ?? localDir, { withFileTypes: true, encoding: 'buffer' }),
+      );
     } catch (error) {
       // A destination not made yet (a dry run) holds nothing.
       if (relativeDir === '' && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
@@ -372,7 +402,7 @@ export async function walkLocalDestination(root: string, excluded?: Excluded): P
       }
       const leadsToFile =
         dirent.isSymbolicLink() &&
-        (await statLocal(localPath).then(
+        (await statLocal(localPath, 'threadpool').then(
           (info) => info.isFile(),
           () => false,
         ));

@@ -12,6 +12,7 @@ import { keptPartialPath } from '../client/sinks.js';
 import { DiskRooms, type RoomClaim } from '../shared/diskRoom.js';
 import { MuxftpError } from '../shared/errors.js';
 import { formatBytesApart } from '../shared/humanUnits.js';
+import { waitedOn } from './localCallsWaiting.js';
 
 /** A download refused for want of local room; `leftBytes`: what an earlier download of it left there. */
 export class LocalRoomRefusedError extends MuxftpError {
@@ -20,7 +21,7 @@ export class LocalRoomRefusedError extends MuxftpError {
 
 export class LocalRooms {
   readonly #rooms = new DiskRooms(
-    (dir) => statfs(dir),
+    (dir) => waitedOn(`statfs ${dir}`, statfs(dir)),
     (needed, free, what) => {
       const [neededText, freeText] = formatBytesApart(needed, free);
       return new LocalRoomRefusedError(

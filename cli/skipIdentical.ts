@@ -303,7 +303,7 @@ async function remoteCopyExists(
  * goes holds none (a dry run's look: --delete removes it before a real run's).
  */
 async function localCopyExists(job: TransferJob): Promise<SkippedDone | undefined> {
-  const local = await inspectLocalIfExists(job.local).catch((error: unknown) => {
+  const local = await inspectLocalIfExists(job.local, 'loop').catch((error: unknown) => {
     if ((error as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOTDIR') return undefined;
     throw error;
   });

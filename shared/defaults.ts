@@ -305,6 +305,12 @@ export const DEFAULTS = {
    */
   stoppedExitWaitMs: 2_000,
   /**
+   * The CLI, interrupted: a local call on a path it was given (a stat, a readdir) that has not
+   * returned in this long is taken for a hung mount's: said, and the process ends by the signal
+   * without waiting for it (an exit waits for the threadpool thread that holds it).
+   */
+  localCallHungMs: 500,
+  /**
    * ...then a connection still busy is told SHUTTING_DOWN and closed within this long (its
    * socket may be full of what a client never read: the ERROR waits behind it that long at most).
    */

@@ -28,6 +28,7 @@ import {
 import { EXIT_STATUS } from '../exitStatus.js';
 import { globalOptionsOf } from '../globalOptions.js';
 import { cannotLook } from '../listPermission.js';
+import { waitedOn } from '../localCallsWaiting.js';
 import { inspectLocalIfExists, makeLocalDir } from '../localFiles.js';
 import { LocalRoomRefusedError, LocalRooms } from '../localRoom.js';
 import {
@@ -535,7 +536,7 @@ type FailPlanned = (local: string, remote: string, error: unknown, hint?: string
  * outside the tree. `--delete` replaces it with a directory; without it, what goes there fails.
  */
 async function refuseLocalLink(local: string): Promise<void> {
-  const entry = await lstat(local).catch(() => undefined);
+  const entry = await waitedOn(`lstat ${local}`, lstat(local)).catch(() => undefined);
   if (entry?.isSymbolicLink() === true)
     throw new MuxftpError(
       'LOCAL_IO_ERROR',
