@@ -8,7 +8,10 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType } from '../shared/protocol/constants.js';
+import type { Frame } from '../shared/protocol/frame.js';
 import { runCli } from './helpers/cliProcess.js';
+import { type FrameProxy, jsonOf, startFrameProxy } from './helpers/frameProxy.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
 import { delay } from './helpers/waits.js';
@@ -204,4 +207,90 @@ describe('Ctrl-C during bench --server', () => {
       error: { code: 'CANCELLED', message: `interrupted while connecting to 127.0.0.1:${port}` },
     });
   });
+});
+
+/**
+ * Ctrl-C once the measured run has ended, while the bench takes the server's last figures or
+ * removes its directory, from a server that has just stopped answering (here its control
+ * connection frozen by a proxy, as a SIGSTOP'd server is): the first one was not heard until each
+ * request's 60 s response timeout, and the run then exited 0 as if never interrupted.
+ */
+describe('Ctrl-C during bench clean-up, the server silent', () => {
+  let proxy: FrameProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  /** Runs a small download bench through a proxy whose first (control) connection goes silent at `freezeAt`. */
+  async function benchFrozenAt(freezeAt: (op: string) => boolean, json = false) {
+    env = await startServer();
+    const server = env.server;
+    let frozen = false;
+    let froze: () => void = () => {};
+    const frozenNow = new Promise<void>((resolve) => {
+      froze = resolve;
+    });
+    const silence = (frame: Frame, connection: number): Frame | undefined => {
+      if (connection !== 0) return frame;
+      if (!frozen && frame.type === FrameType.OPEN && freezeAt(String(jsonOf(frame).op))) {
+        frozen = true;
+        froze();
+      }
+      return frozen ? undefined : frame;
+    };
+    proxy = await startFrameProxy(env.port, {
+      fromClient: silence,
+      fromServer: (f, c) => (frozen && c === 0 ? undefined : f),
+    });
+    let interruptedAt = 0;
+    const cwd = await tempDirs.make();
+    const args = ['bench', '--server', `127.0.0.1:${proxy.port}`, '--op', 'download', '--clients', '2'];
+    const result = await runCli(
+      [...args, '--files', '10', '--size', '64KiB', '--workers', '1', ...(json ? ['--json'] : [])],
+      cwd,
+      {
+        interruptWhen: frozenNow
+          .then(() => delay(300))
+          .then(() => {
+            interruptedAt = performance.now();
+          }),
+        timeoutMs: 30_000,
+      },
+    );
+    return { ...result, afterMs: performance.now() - interruptedAt, server };
+  }
+
+  it('while removing its directory: ends within its 2 s, prints the report, names the directory left, exits 130', async () => {
+    const result = await benchFrozenAt((op) => op === 'list');
+    // Before: 20+ s (each request's 60 s response timeout; the test's SIGKILL at 30 s), then exit 0.
+    expect(result.code, result.stderr).toBe(130);
+    expect(result.afterMs).toBeLessThan(5_000);
+    expect(result.stdout).toMatch(/operations {3}10 \(10 verified, 0 errors\)/);
+    expect(result.stderr).toMatch(
+      /^muxftp: warning: bench: could not remove bench-\d+-[0-9a-z]+\/, its files on the server: not removed within 2 s of the interruption \(CANCELLED\)\n/m,
+    );
+    expect(result.stderr).toMatch(
+      /muxftp: bench: interrupted after the measured run, while cleaning up: its report stands \(CANCELLED\)\n$/,
+    );
+  }, 40_000);
+
+  it("while taking the server's last figures: the same, and --json says ok false, CANCELLED, with the report", async () => {
+    // A stats request after the last transfer was served: the run's last sample (or one then in flight).
+    let armed = false;
+    const result = await benchFrozenAt((op) => {
+      armed ||= env!.server.stats().filesOut >= 10;
+      return armed && op === 'stats';
+    }, true);
+    expect(result.code, result.stderr).toBe(130);
+    expect(result.afterMs).toBeLessThan(5_000);
+    const report = JSON.parse(result.stdout);
+    expect(report.ok).toBe(false);
+    expect(report.error).toEqual({
+      code: 'CANCELLED',
+      message: 'interrupted after the measured run, while cleaning up: its report stands',
+    });
+    expect(report.ops).toBe(10);
+    expect(result.stderr).toMatch(/could not remove bench-\d+-[0-9a-z]+\/, its files on the server/);
+  }, 40_000);
 });

@@ -242,12 +242,26 @@ export function registerBenchCommand(program: Command, output: Output): void {
           htmlFailure = htmlUnwritable(flags.html!, error);
         });
       }
-      const ok = report.thresholds.passed && htmlFailure === undefined;
+      // Ctrl-C once the measured run had ended (while its directory was removed or the server's
+      // last figures taken): the report stands and is printed, then said interrupted, and the
+      // exit is an interrupted run's (130) as for any command stopped after its transfers.
+      const cancelled = interrupt.signal.aborted
+        ? new MuxftpError(
+            'CANCELLED',
+            'interrupted after the measured run, while cleaning up: its report stands',
+          )
+        : undefined;
+      const ok = report.thresholds.passed && htmlFailure === undefined && cancelled === undefined;
       // The failure too, as every failure is in --json (ok alone said nothing of why).
-      const failed = htmlFailure === undefined ? {} : { error: errorInfo(htmlFailure) };
+      const failure = cancelled ?? htmlFailure;
+      const failed = failure === undefined ? {} : { error: errorInfo(failure) };
       if (global.json) output.printJson({ ok, ...failed, ...report });
       else output.printLine(formatReport(report, describeSizes(options)));
       if (htmlFailure !== undefined) output.failure(undefined, htmlFailure);
+      if (cancelled !== undefined) {
+        output.commandFailed(cancelled, 'bench');
+        process.exit(exitCodeFor(interruptedBy));
+      }
       if (!ok) output.raiseExitCode(EXIT_STATUS.failed);
     });
 }

@@ -133,25 +133,75 @@ async function runAgainst(
     const outcome = await runWorkers(run, control, io, options.durationMs);
     return measure(options, run, outcome);
   } finally {
-    // Leave nothing behind, if that is quick once interrupted; the seeding may still be under way then.
+    // Leave nothing behind, if that is quick once interrupted: the seeding may still be under way
+    // then, or the server have stopped answering (a Ctrl-C during the removal waited for it, up
+    // to the 60 s response timeout of each of its requests).
     const left =
       remoteDir === undefined
         ? undefined
-        : signal?.aborted
-          ? await untilTimeout(
-              removeRemoteDir(control, remoteDir),
-              INTERRUPTED_CLEANUP_MS,
-              new MuxftpError(
-                'CANCELLED',
-                `not removed within ${INTERRUPTED_CLEANUP_MS / 1000} s of the interruption`,
-              ),
-            )
-          : await removeRemoteDir(control, remoteDir);
+        : await untilMomentAfterAbort(
+            removeRemoteDir(control, remoteDir),
+            signal,
+            new MuxftpError(
+              'CANCELLED',
+              `not removed within ${INTERRUPTED_CLEANUP_MS / 1000} s of the interruption`,
+            ),
+          );
     if (left !== undefined) io.leftBehind?.(remoteDir!, left);
-    // Interrupted: no gentle close.
-    await (signal?.aborted ? control.destroy() : control.close());
+    // Interrupted: no gentle close (nor one waited for past an interruption).
+    if (!signal?.aborted) await settledOrAborted(control.close(), signal);
+    if (signal?.aborted) await control.destroy();
   }
 }
+
+/**
+ * What `work` resolves to, or `late` once INTERRUPTED_CLEANUP_MS have passed since `signal` was
+ * aborted (at once aborted: from now). Begun after an interruption, a rejection counts as undefined.
+ */
+async function untilMomentAfterAbort<T>(
+  work: Promise<T>,
+  signal: AbortSignal | undefined,
+  late: T,
+): Promise<T | undefined> {
+  if (signal === undefined) return work;
+  if (signal.aborted) return untilTimeout(work, INTERRUPTED_CLEANUP_MS, late);
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: () => void = () => {};
+  const gaveUp = new Promise<T>((resolve) => {
+    onAbort = () => {
+      timer = setTimeout(() => resolve(late), INTERRUPTED_CLEANUP_MS);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, gaveUp]);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Resolves once `work` has settled (however) or `signal` is aborted, whichever comes first. */
+async function settledOrAborted(work: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  work.catch(() => {});
+  if (signal === undefined) {
+    await work.catch(() => {});
+    return;
+  }
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve;
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([work.then(noop, noop), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+function noop(): void {}
 
 function interrupted(when: string): MuxftpError {
   return new MuxftpError('CANCELLED', `interrupted ${when}`);
@@ -306,7 +356,9 @@ async function runWorkers(
     // workers' connections go with their threads.
     if (failed) await Promise.all(workers.map((w) => w.terminate()));
     progress.stop();
-    await server.stop();
+    // Its last sample is not waited for once interrupted: a server that stopped answering then
+    // held the run for the 60 s response timeout (the figures so far stand).
+    await settledOrAborted(server.stop(), io.signal);
   }
   const finishedAt = Date.now();
   // Every worker was ready before it could finish: the clock was set.

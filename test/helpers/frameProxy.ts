@@ -18,8 +18,11 @@ import { encodeFrame } from '../../shared/protocol/encoder.js';
 import type { Frame } from '../../shared/protocol/frame.js';
 import { ANY_FRAME_PAYLOAD_BYTES } from './rawPeer.js';
 
-/** One whole frame in (DATA reassembled), the frame to send on in its place out, or undefined to drop it. */
-export type FrameRewriter = (frame: Frame) => Frame | undefined;
+/**
+ * One whole frame in (DATA reassembled), the frame to send on in its place out, or undefined to
+ * drop it. `connection`: which of the proxy's connections it came on, 0 for the first accepted.
+ */
+export type FrameRewriter = (frame: Frame, connection: number) => Frame | undefined;
 
 export interface FrameRewriters {
   fromClient?: FrameRewriter;
@@ -50,7 +53,7 @@ const LIMITS = {
 };
 
 /** What `from` sends goes to `to`, through `rewrite` if there is one. */
-function relay(from: Socket, to: Socket, rewrite: FrameRewriter | undefined): void {
+function relay(from: Socket, to: Socket, rewrite: FrameRewriter | undefined, connection: number): void {
   if (rewrite === undefined) {
     from.on('data', (chunk: Buffer) => to.write(chunk));
     return;
@@ -58,7 +61,7 @@ function relay(from: Socket, to: Socket, rewrite: FrameRewriter | undefined): vo
   const decoder = new FrameDecoder(
     LIMITS,
     wholeFrames((frame) => {
-      const out = rewrite(frame);
+      const out = rewrite(frame, connection);
       if (out !== undefined) to.write(encodeFrame(out.type, out.flags, out.streamId, out.payload));
     }),
   );
@@ -80,12 +83,14 @@ export async function startFrameProxy(serverPort: number, rewriters: FrameRewrit
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {}); // either side going away ends the other (below)
   };
+  let connections = 0;
   const server = createServer((client: Socket) => {
+    const connection = connections++;
     const upstream = tcpConnect({ host: '127.0.0.1', port: serverPort });
     track(client);
     track(upstream);
-    relay(client, upstream, rewriters.fromClient);
-    relay(upstream, client, rewriters.fromServer);
+    relay(client, upstream, rewriters.fromClient, connection);
+    relay(upstream, client, rewriters.fromServer, connection);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
