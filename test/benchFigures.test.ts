@@ -447,3 +447,51 @@ describe('muxftp bench --html', () => {
     }
   });
 });
+
+describe('muxftp bench with no operation completed', () => {
+  it('says so in its table (not "moved 0 B in 0.001 s", latencies of 0 ms), and --json keeps numbers', async () => {
+    // The server takes one connection, the bench's own control one: its client is refused.
+    const children = new Set<ChildProcess>();
+    try {
+      const { port } = await startServeChild(['--memory', '--max-connections', '1'], children);
+      const args = ['bench', '--server', `127.0.0.1:${port}`, '--op', 'upload', '--clients', '1'];
+      const text = await run(
+        process.execPath,
+        [CLI_BIN, ...args, '--workers', '1', '--files', '10', '--size', '64KiB'],
+        {
+          timeout: 60_000,
+        },
+      ).catch((error: { code: number; stdout: string }) => error);
+      expect((text as { code?: number }).code).toBe(1);
+      const lines = text.stdout.split('\n');
+      // Before: `operations   0 (0 verified, 1 errors: SERVER_BUSY 1)`, `moved        0 B in 0.001 s`,
+      // `throughput   0 MB/s, 0 ops/s`, `latency ms   p50 0  p90 0 …`.
+      expect(lines.slice(1, 6)).toEqual([
+        '  operations   none completed (1 error: SERVER_BUSY 1)',
+        '  moved        nothing',
+        '  throughput   none (no operation completed)',
+        '  latency ms   none (no operation completed)',
+        '  ttfb ms      none (no operation completed)',
+      ]);
+      expect(text.stdout).toContain('  FAILED       no operation completed');
+      const json = await run(
+        process.execPath,
+        [CLI_BIN, ...args, '--workers', '1', '--files', '10', '--json'],
+        {
+          timeout: 60_000,
+        },
+      ).catch((error: { stdout: string }) => error);
+      const report = JSON.parse(json.stdout) as Record<string, unknown> & {
+        latency_ms: Record<string, number>;
+      };
+      expect(report).toMatchObject({ ok: false, ops: 0, bytes: 0, mbps: 0, files_per_s: 0, error_count: 1 });
+      // What was measured (nothing ran past the start: 0 s), not the floor rates are taken over.
+      expect(report.seconds).toBeGreaterThanOrEqual(0);
+      expect(report.seconds).not.toBe(0.001);
+      for (const value of [report.seconds, report.mbps, ...Object.values(report.latency_ms)])
+        expect(Number.isFinite(value)).toBe(true);
+    } finally {
+      await stopChildren(children);
+    }
+  }, 60_000);
+});

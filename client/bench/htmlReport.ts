@@ -7,8 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { formatBytes } from '../../shared/humanUnits.js';
-import { type BenchReport, counted } from './report.js';
+import { type BenchReport, counted, summaryFigures } from './report.js';
 
 const require = createRequire(import.meta.url);
 
@@ -35,9 +34,7 @@ export function renderHtmlReport(report: BenchReport, sizes: string): string {
   const p = report.parameters;
   const percentiles = (x: BenchReport['latency_ms']) =>
     `p50 ${x.p50} · p90 ${x.p90} · p99 ${x.p99} · p99.9 ${x.p999} · max ${x.max}`;
-  const errors = Object.entries(report.errors)
-    .map(([code, n]) => `${code} ${n}`)
-    .join(', ');
+  const figures = summaryFigures(report, percentiles);
   const parameters = table([
     ['operation', report.op],
     ['clients × streams', `${report.clients} × ${report.streams}`],
@@ -47,7 +44,7 @@ export function renderHtmlReport(report: BenchReport, sizes: string): string {
       // The operations asked for: those made and failed counted a refused connection too.
       p.duration_ms !== null
         ? `${p.duration_ms / 1000} s after ${p.warmup_ms / 1000} s warm-up`
-        : `${p.files} operations`,
+        : counted(p.files ?? 0, 'operation'),
     ],
     ['transport', report.tls ? 'TLS' : 'plain TCP'],
     ...(report.op === 'mixed' ? ([['downloads', `${p.download_percent}%`]] as Array<[string, string]>) : []),
@@ -55,15 +52,12 @@ export function renderHtmlReport(report: BenchReport, sizes: string): string {
     ['started', p.started_at],
   ]);
   const summary = table([
-    [
-      'operations',
-      `${report.ops} (${report.verified} verified, ${report.error_count} errors${errors ? `: ${errors}` : ''})`,
-    ],
+    ['operations', figures.operations],
     // As the text report says it: "0.0 MB" was all a run of small files moved.
-    ['moved', `${formatBytes(report.bytes)} in ${report.seconds} s`],
-    ['throughput', `${report.mbps} MB/s, ${report.files_per_s} ops/s`],
-    ['latency ms', percentiles(report.latency_ms)],
-    ['time to first byte ms', percentiles(report.ttfb_ms)],
+    ['moved', figures.moved],
+    ['throughput', figures.throughput],
+    ['latency ms', figures.latency],
+    ['time to first byte ms', figures.ttfb],
     ['connections', `${report.connections_opened} opened, ${report.connections_failed} failed`],
     [
       'server',

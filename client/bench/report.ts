@@ -71,6 +71,8 @@ export function buildReport(
   const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
   const latencyHistogram = mergeHistograms(results.map((r) => r.latency));
   const latency = percentilesMs(latencyHistogram);
+  // Rates over 1 ms at least: a run that ran nothing past its start measured 0 s (rates 0).
+  const rated = Math.max(0.001, seconds);
   const report: BenchReport = {
     op: options.op,
     tls: options.tls !== undefined,
@@ -80,8 +82,8 @@ export function buildReport(
     ops,
     bytes,
     seconds: round(seconds, 3),
-    mbps: round(bytes / seconds / 1e6),
-    files_per_s: round(ops / seconds),
+    mbps: round(bytes / rated / 1e6),
+    files_per_s: round(ops / rated),
     verified: sum((r) => r.verified),
     errors,
     error_count: errorCount,
@@ -135,18 +137,60 @@ export function counted(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
-export function formatReport(report: BenchReport, sizes: string): string {
-  const p = (x: Percentiles) => `p50 ${x.p50}  p90 ${x.p90}  p99 ${x.p99}  p99.9 ${x.p999}  max ${x.max}`;
+/** The summary's figures in words, as the text and HTML reports give them. */
+export interface SummaryFigures {
+  operations: string;
+  moved: string;
+  throughput: string;
+  latency: string;
+  ttfb: string;
+}
+
+/**
+ * The summary's figures in words, `percentiles` wording a latency's. A run in which no operation
+ * completed (a --duration shorter than one transfer, every one failing) says so: its zeros
+ * ("moved 0 B in 0.001 s", the floor of the seconds rates were taken over; latencies of 0 ms)
+ * were no measurement.
+ */
+export function summaryFigures(report: BenchReport, percentiles: (x: Percentiles) => string): SummaryFigures {
   const errors = Object.entries(report.errors)
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');
+  const failed = `${counted(report.error_count, 'error')}${errors ? `: ${errors}` : ''}`;
+  if (report.ops > 0)
+    return {
+      operations: `${report.ops} (${report.verified} verified, ${failed})`,
+      moved: `${formatBytes(report.bytes)} in ${report.seconds} s`,
+      throughput: `${report.mbps} MB/s, ${report.files_per_s} ops/s`,
+      latency: percentiles(report.latency_ms),
+      ttfb: percentiles(report.ttfb_ms),
+    };
+  const none = 'none (no operation completed)';
+  const duration = report.parameters.duration_ms;
+  const within = duration === null ? '' : ` within the ${duration / 1000} s of --duration`;
+  return {
+    operations: `none completed${within} (${report.error_count > 0 ? failed : 'none failed'})`,
+    // Bytes of transfers that did not complete within the run (a warm-up's, one cut off).
+    moved:
+      report.bytes > 0
+        ? `${formatBytes(report.bytes)} in ${report.seconds} s, by no completed operation`
+        : 'nothing',
+    throughput: report.bytes > 0 ? `${report.mbps} MB/s, no operation completed` : none,
+    latency: none,
+    ttfb: none,
+  };
+}
+
+export function formatReport(report: BenchReport, sizes: string): string {
+  const p = (x: Percentiles) => `p50 ${x.p50}  p90 ${x.p90}  p99 ${x.p99}  p99.9 ${x.p999}  max ${x.max}`;
+  const figures = summaryFigures(report, p);
   const lines = [
     `muxftp bench: ${report.op}${report.tls ? ' over TLS' : ''}, ${counted(report.clients, 'client')} × ${counted(report.streams, 'stream')}, ${sizes}, ${counted(report.workers, 'worker')}`,
-    `  operations   ${report.ops} (${report.verified} verified, ${report.error_count} errors${errors ? `: ${errors}` : ''})`,
-    `  moved        ${formatBytes(report.bytes)} in ${report.seconds} s`,
-    `  throughput   ${report.mbps} MB/s, ${report.files_per_s} ops/s`,
-    `  latency ms   ${p(report.latency_ms)}`,
-    `  ttfb ms      ${p(report.ttfb_ms)}`,
+    `  operations   ${figures.operations}`,
+    `  moved        ${figures.moved}`,
+    `  throughput   ${figures.throughput}`,
+    `  latency ms   ${figures.latency}`,
+    `  ttfb ms      ${figures.ttfb}`,
     `  connections  ${report.connections_opened} opened, ${report.connections_failed} failed`,
   ];
   if (report.server) {

@@ -24,7 +24,7 @@ import {
 } from './load.js';
 import { type BenchOp, type BenchOptions, type BenchTls, benchClientOptions } from './options.js';
 import { knownDigests, makePayloads, type Payload, payloadBuffer, seedName } from './payloads.js';
-import { type BenchReport, buildReport } from './report.js';
+import { type BenchReport, buildReport, counted } from './report.js';
 import type { ServerSample } from './timeSeries.js';
 
 /** How long an interrupted run may spend removing its remote directory before it gives up. */
@@ -376,7 +376,8 @@ function measure(options: BenchOptions, run: RunPlan, outcome: RunOutcome): Benc
   const lastEndedAt = Math.max(0, ...results.map((r) => r.lastEndedAt));
   const endedAt = Math.max(lastEndedAt, clock.stopAt ?? 0);
   const measuredUntil = Math.min(finishedAt, endedAt > 0 ? endedAt : finishedAt);
-  const seconds = Math.max(0.001, (measuredUntil - clock.measureFrom) / 1000);
+  // 0 where nothing ran past the start (every client refused): rates are taken over 1 ms at least.
+  const seconds = Math.max(0, (measuredUntil - clock.measureFrom) / 1000);
   // The threads that ran: never more than the clients (--workers 8 --clients 1 runs one); and the
   // operations it was to run, the default one per client and stream included (or none: timed).
   const ran = { ...options, workers: run.plans.length, files: run.files };
@@ -582,7 +583,7 @@ class ProgressView {
     const ops = this.perWorker.reduce((n, p) => n + p.ops, 0);
     const bytes = this.perWorker.reduce((n, p) => n + p.bytes, 0);
     const mb = (n: number) => (n / 1e6).toFixed(1);
-    return `after ${seconds.toFixed(1)} s: ${ops} operations, ${mb(bytes)} MB (${mb(bytes / seconds)} MB/s) so far`;
+    return `after ${seconds.toFixed(1)} s: ${counted(ops, 'operation')}, ${mb(bytes)} MB (${mb(bytes / seconds)} MB/s) so far`;
   }
 
   update(worker: number, progress: WorkerProgress): void {
