@@ -20,7 +20,7 @@
  * atomically with mode 0600: it holds password hashes.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { link, lstat, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -364,15 +364,7 @@ function deadLockHolder(text: string): number | undefined {
 async function removeStaleLock(lock: string): Promise<number | undefined> {
   // A regular file only, at most its cap: a FIFO under the lock's name held the edit in its open
   // for ever (never RESOURCE_BUSY), and a large file was read whole at each retry (every 20 ms).
-  const holder = async () =>
-    deadLockHolder(
-      await readFileAtMost(lock, DEFAULTS.maxUsersFileLockBytes, 'a users file lock', {
-        regularOnly: true,
-      }).then(
-        (bytes) => bytes.toString('utf8'),
-        () => '',
-      ),
-    );
+  const holder = async () => deadLockHolder(await lockText(lock));
   if ((await holder()) === undefined) return undefined;
   const takeover = `${lock}.takeover`;
   const handle = await open(takeover, 'wx', 0o600).catch(() => undefined);
@@ -395,21 +387,36 @@ async function removeStaleLock(lock: string): Promise<number | undefined> {
 
 /**
  * Removes `takeover` when the edit that held it is gone (deadLockHolder: of this host tag, its
- * process not running); the next try takes it. Checked to be the same file before and after it is
- * read: another edit that found it gone may have removed it and made its own meanwhile.
+ * process not running); the next try takes it. Moved aside first, then judged by what was moved:
+ * removed by its name after a check, the mark was the one another edit made in between (a third
+ * edit having removed the dead one: several `user add` at once) and two edits took over at once.
+ * A live mark so moved is given back (linked, never over a newer one).
  */
 async function removeStaleTakeover(takeover: string): Promise<void> {
-  const before = await lstat(takeover).catch(() => undefined);
-  if (before === undefined || !before.isFile()) return;
-  const text = await readFileAtMost(takeover, DEFAULTS.maxUsersFileLockBytes, 'a users file lock', {
+  if (deadLockHolder(await lockText(takeover)) === undefined) return;
+  const aside = `${takeover}.${randomBytes(6).toString('hex')}`;
+  if (
+    !(await rename(takeover, aside).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return;
+  try {
+    if (deadLockHolder(await lockText(aside)) === undefined) await link(aside, takeover).catch(() => {});
+  } finally {
+    await rm(aside, { force: true });
+  }
+}
+
+/** What a lock or take-over mark names (`PID HOST TAG`); '' when unreadable or not a regular file. */
+function lockText(path: string): Promise<string> {
+  return readFileAtMost(path, DEFAULTS.maxUsersFileLockBytes, 'a users file lock', {
     regularOnly: true,
   }).then(
     (bytes) => bytes.toString('utf8'),
     () => '',
   );
-  if (deadLockHolder(text) === undefined) return;
-  const after = await lstat(takeover).catch(() => undefined);
-  if (after?.ino === before.ino && after.dev === before.dev) await rm(takeover, { force: true });
 }
 
 /**
