@@ -300,6 +300,11 @@ export const DEFAULTS = {
   /** On SIGINT/SIGTERM, transfers in flight get this long to finish. */
   shutdownGraceMs: 10_000,
   /**
+   * ...then a connection still busy is told SHUTTING_DOWN and closed within this long (its
+   * socket may be full of what a client never read: the ERROR waits behind it that long at most).
+   */
+  shutdownCutLingerMs: 250,
+  /**
    * `serve`, stopped: how long filesystem calls still running (a hung mount's) may keep the
    * process from exiting before it ends without them (by its stop's signal), said in the log.
    */
@@ -311,10 +316,11 @@ export const DEFAULTS = {
    */
   localCallHungMs: 500,
   /**
-   * ...then a connection still busy is told SHUTTING_DOWN and closed within this long (its
-   * socket may be full of what a client never read: the ERROR waits behind it that long at most).
+   * `serve`, stopping: how long the storage's own work (a sweep stopping at its next directory, a
+   * kept partial's removal, a download's file closing) is waited for before `stopped`; past it,
+   * what still runs is taken for hung (stoppedExitWaitMs).
    */
-  shutdownCutLingerMs: 250,
+  stopStorageWaitMs: 10_000,
   /** `serve --metrics`: the exporter's port when the address names none. */
   metricsPort: 9464,
   /** With a users file and anonymous access on: anonymous's root, under the served root. */

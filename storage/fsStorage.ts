@@ -125,6 +125,12 @@ export class FsStorage implements Storage {
   #uploads = new Set<FsUpload>();
   #reads = new Set<FsReadHandle>();
   /**
+   * Work started on its own, across every view: sweeps walking the tree, kept partials' removals,
+   * read handles' closes. close() waits for it (a sweep stops at its next directory or batch):
+   * `serve` took such calls still running after `stopped` for a hung mount's.
+   */
+  #background: { closed: boolean; running: Set<Promise<unknown>> } = { closed: false, running: new Set() };
+  /**
    * muxftp's own changes of files (#ownChange), across every view: how many have started, and
    * those under way by dev:ino. A download whose open's stat ran beside one looks again (openRead).
    */
@@ -440,6 +446,11 @@ export class FsStorage implements Storage {
   async dropKeptPartials(path: string, options: DropKeptPartialsOptions = {}): Promise<void> {
     // Most of the time nothing is kept anywhere: no path to resolve.
     if (this.#keptPartialIndex.size === 0) return;
+    this.#assertOpen();
+    return this.#tracked(this.#dropKept(path, options));
+  }
+
+  async #dropKept(path: string, options: DropKeptPartialsOptions): Promise<void> {
     const target = await this.#resolve(path, { entryItself: true });
     if (target.clientPath === '') return;
     await this.#dropKeptFor(target, options);
@@ -789,7 +800,10 @@ export class FsStorage implements Storage {
           opened,
           observedAtMs,
           this.#digests,
-          () => this.#reads.delete(made),
+          (closing) => {
+            this.#reads.delete(made);
+            this.#tracked(closing).catch(noop);
+          },
           this.#viewOpened,
         );
         return made;
@@ -1153,13 +1167,19 @@ export class FsStorage implements Storage {
    */
   async sweepTemporaryFiles(options: SweepOptions = {}): Promise<number> {
     this.#assertOpen();
+    return this.#tracked(this.#sweep(options));
+  }
+
+  async #sweep(options: SweepOptions): Promise<number> {
     const keepAfterMs = Date.now() - (options.partialRetentionMs ?? 0);
     let removed = 0;
     // Host paths, with the client path of each below the root (for onPartialRemoved).
     const pending: Array<{ hostPath: string; clientPath: string }> = [
       { hostPath: await this.#confinement.realRoot(), clientPath: '' },
     ];
-    while (pending.length > 0) {
+    // Stopped between directories and batches once closed: a large tree's sweep ran on after close().
+    const background = this.#background;
+    while (pending.length > 0 && !background.closed) {
       const dir = pending.pop()!;
       const entries = await this.#fs.readdir(dir.hostPath).catch((): readonly unknown[] => []);
       const names = entries.filter((name): name is string => typeof name === 'string');
@@ -1174,7 +1194,7 @@ export class FsStorage implements Storage {
       }
       // A batch at a time, the loop turning between batches, as listBatches does: a directory of
       // 50,000 entries looked every one up at once and held the loop ~0.24 s.
-      for (let start = 0; start < names.length; start += DEFAULTS.listBatchEntries) {
+      for (let start = 0; start < names.length && !background.closed; start += DEFAULTS.listBatchEntries) {
         if (start > 0) await nextTurn();
         await Promise.all(
           names.slice(start, start + DEFAULTS.listBatchEntries).map(async (name) => {
@@ -1299,6 +1319,7 @@ export class FsStorage implements Storage {
     view.#digests = this.#digests;
     view.#uploads = this.#uploads;
     view.#reads = this.#reads;
+    view.#background = this.#background;
     view.#ownChangeLog = this.#ownChangeLog;
     view.#activeTemporaryPaths = this.#activeTemporaryPaths;
     view.#partialsInUse = this.#partialsInUse;
@@ -1328,19 +1349,36 @@ export class FsStorage implements Storage {
 
   /**
    * Aborts uploads still open (a resumable one keeps its whole blocks, as for any interruption)
-   * and closes read handles; later calls reject. Safe to call twice.
+   * and closes read handles; later calls reject, through every subtree() view too. Work started
+   * on its own is waited for: a sweep stops at its next directory (or batch of one), kept
+   * partials' removals and handles' closes under way end. Safe to call twice.
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#background.closed = true;
     await Promise.all([
       // An interruption like any other: a resumable upload keeps its whole blocks (issue #8).
       ...[...this.#uploads].map((upload) => upload.abort({ keepPartial: true })),
       ...[...this.#reads].map((reader) => reader.close().catch(noop)),
     ]);
+    const running = this.#background.running;
+    while (running.size > 0) await Promise.allSettled([...running]);
+  }
+
+  /** `work`, waited for by close() until it settles. */
+  #tracked<T>(work: Promise<T>): Promise<T> {
+    const running = this.#background.running;
+    running.add(work);
+    const settled = (): void => {
+      running.delete(work);
+    };
+    work.then(settled, settled);
+    return work;
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new StorageError('IO_ERROR', 'storage is closed');
+    // A home's view with the root's storage: a quota's walk of a large home went on after close().
+    if (this.#closed || this.#background.closed) throw new StorageError('IO_ERROR', 'storage is closed');
   }
 
   /** Checks and confines a client path (storage/paths.ts); refused once storage is closed. */
@@ -1456,7 +1494,7 @@ class FsReadHandle implements ReadHandle {
   /** When #stats was taken: what the digest cache needs to tell a racily clean version. */
   readonly #observedAtMs: number;
   readonly #digests: DigestCache;
-  readonly #onClose: () => void;
+  readonly #onClose: (closing: Promise<void>) => void;
   readonly #viewOpened: ViewOpened | undefined;
   #closing: Promise<void> | undefined;
   /**
@@ -1475,7 +1513,7 @@ class FsReadHandle implements ReadHandle {
     stats: FsStats,
     observedAtMs: number,
     digests: DigestCache,
-    onClose: () => void,
+    onClose: (closing: Promise<void>) => void,
     viewOpened: ViewOpened | undefined,
   ) {
     this.#handle = handle;
@@ -1562,8 +1600,8 @@ class FsReadHandle implements ReadHandle {
 
   close(): Promise<void> {
     if (this.#closing === undefined) {
-      this.#onClose();
       this.#closing = fsCall(this.#clientPath, () => this.#handle.close());
+      this.#onClose(this.#closing);
     }
     return this.#closing;
   }

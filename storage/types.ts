@@ -392,6 +392,10 @@ export interface Storage {
    * is none to ask (memory). Optional.
    */
   space?(): Promise<{ totalBytes: number; freeBytes: number; keptBytes?: number } | undefined>;
-  /** Aborts uploads in progress (a resumable one keeps its whole blocks) and closes open files. */
+  /**
+   * Aborts uploads in progress (a resumable one keeps its whole blocks) and closes open files;
+   * the work it started on its own (a sweep, stopped at its next directory; kept partials'
+   * removals; files closing) has ended once it resolves.
+   */
   close(): Promise<void>;
 }

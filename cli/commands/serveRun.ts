@@ -216,9 +216,15 @@ export async function serve(options: ServeOptions, hangups: StartupHangups): Pro
     fields: { signal, ms: DEFAULTS.shutdownGraceMs },
   });
   await server.close(DEFAULTS.shutdownGraceMs);
-  await retaking?.stop();
+  // The storage's own work (a sweep walking a large root, a kept partial's removal after a commit,
+  // a download's file closing) is stopped or waited for before `stopped`: what is still running
+  // after it is only what never returns (endPastHungCalls). Before, a healthy but large root's
+  // sweep ran on, and 2 s later was taken for a hung mount. Bounded, for a call that is hung.
+  const retaken = retaking?.stop();
+  const storageClosed = storage.close();
+  await retaken;
   await metrics?.close();
-  await storage.close();
+  await settledWithin(storageClosed, DEFAULTS.stopStorageWaitMs);
   await root?.lock?.release();
   // Only now: a SIGHUP during the drain (`systemctl reload`, a certificate's deploy hook) with no
   // handler had its default action, and ended the server with its transfers in flight. A reload
@@ -261,6 +267,18 @@ function endPastHungCalls(signal: NodeJS.Signals, log: ServeLog, root: string | 
 function endBySignal(signal: NodeJS.Signals): never {
   endBySignalAtExit(signal);
   process.exit(128 + (constants.signals[signal] ?? 2));
+}
+
+/** Resolves once `work` settles, or `ms` have passed (a call on a hung mount never returns). */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 function sweptEvent(count: number, which: string): LogEvent {
@@ -436,7 +454,8 @@ function retakeServedRoot(
         }
         return;
       }
-      if (performance.now() - sweptAt >= DEFAULTS.locklessSweepEveryMs) {
+      // Stopping meanwhile: the storage is closing, a sweep would be refused.
+      if (!stopped && performance.now() - sweptAt >= DEFAULTS.locklessSweepEveryMs) {
         sweptAt = performance.now();
         await sweepAged().catch((error: Error) =>
           log.log({
