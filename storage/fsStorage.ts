@@ -998,8 +998,11 @@ export class FsStorage implements Storage {
       ...(this.#locateOpened !== undefined ? { locate: this.#locateOpened } : {}),
       exclusive: (task) => this.#pathLocks.run([target.hostPath], task),
       // Checked again at the end: an upload can take minutes, and the tree may change meanwhile.
+      // Not refused once close() has begun: close() waits for a commit under way to finish (a
+      // connection cut during its commit leaves it running), and refusing here removed the
+      // verified file's bytes.
       checkTarget: async () => {
-        const now = await this.#resolve(target.clientPath);
+        const now = await this.#confinement.resolve(target.clientPath);
         await this.#refuseDirectory(now);
         if (now.missingNames > 0) return undefined;
         // Called right before the commit's rename: the file it finds is the one replaced.

@@ -5,7 +5,7 @@
  * `stopped`, ended by its signal saying a mount had hung (a healthy but large root).
  * Real files; the disk's calls slowed by a wrapper, so that the work takes long enough to watch.
  */
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -23,29 +23,34 @@ afterEach(async () => {
 
 /** A disk storage over `root` whose `slowed` calls each take `ms` more; counts calls made. */
 function slowStorage(root: string, slowed: ReadonlySet<string>, ms: number) {
-  const fs = diskFs(new InlineFileCalls());
   const calls = { count: 0, slow: false };
-  const wrapped = new Proxy(fs, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        calls.count++;
-        if (calls.slow && slowed.has(String(name))) await delay(ms);
-        const result = await (value as (...a: unknown[]) => unknown).apply(target, args);
-        // An opened file's close slowed too.
-        if (name !== 'open' || !slowed.has('close') || typeof result !== 'object' || result === null)
-          return result;
-        const handle = result as { close(): Promise<void> };
-        const close = handle.close.bind(handle);
-        handle.close = async () => {
-          await delay(ms);
-          await close();
+  const wrap = (fs: FsPromises): FsPromises =>
+    new Proxy(fs, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if (typeof value !== 'function') return value;
+        // A home's view (subtree) calls through the same wrapper.
+        if (name === 'confinedTo') return (base: string) => wrap(value.call(target, base));
+        return async (...args: unknown[]) => {
+          calls.count++;
+          if (calls.slow && slowed.has(String(name))) await delay(ms);
+          const result = await (value as (...a: unknown[]) => unknown).apply(target, args);
+          // An opened file's close and datasync slowed too.
+          if (name !== 'open' || typeof result !== 'object' || result === null) return result;
+          const handle = result as Record<'close' | 'datasync', () => Promise<void>>;
+          for (const method of ['close', 'datasync'] as const) {
+            if (!slowed.has(method)) continue;
+            const call = handle[method].bind(handle);
+            handle[method] = async () => {
+              await delay(ms);
+              await call();
+            };
+          }
+          return handle;
         };
-        return handle;
-      };
-    },
-  }) as FsPromises;
+      },
+    });
+  const wrapped = wrap(diskFs(new InlineFileCalls()));
   const storage = new FsStorage({ fs: wrapped, root, hostPaths: path, description: `disk:${root}` });
   return { storage, calls };
 }
@@ -107,3 +112,29 @@ it("close() waits for a download's file closing under way", async () => {
   // Before: close() resolved at once, the file's close still running.
   expect(settled).toBe(true);
 }, 15_000);
+
+it.each([
+  ['the root', false],
+  ["a home's view", true],
+])(
+  'close() lets a verified upload committing through %s finish (its checks at the rename are not refused)',
+  async (_, home) => {
+    const root = await mkdtemp(join(tmpdir(), 'muxftp-close-commit-'));
+    dirs.push(root);
+    if (home) await mkdir(join(root, 'home'));
+    const { storage } = slowStorage(root, new Set(['datasync']), 400);
+    const target = home ? await storage.subtree('home') : storage;
+    const upload = await target.createUpload('file.bin');
+    await upload.write([Buffer.from('verified bytes')]);
+    // As a connection cut in its commit leaves it: the commit goes on, storage.close() comes.
+    const commit = upload.commit();
+    commit.catch(() => {});
+    await delay(100);
+    await storage.close();
+    // Before: its check of the target, right before the rename, was refused "storage is closed",
+    // and the verified upload's file removed.
+    await expect(commit).resolves.toMatchObject({ name: 'file.bin', size: 14 });
+    expect(await readFile(join(root, home ? 'home/file.bin' : 'file.bin'), 'utf8')).toBe('verified bytes');
+  },
+  15_000,
+);
