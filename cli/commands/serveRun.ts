@@ -457,14 +457,16 @@ function retakeServedRoot(
       // Stopping meanwhile: the storage is closing, a sweep would be refused.
       if (!stopped && performance.now() - sweptAt >= DEFAULTS.locklessSweepEveryMs) {
         sweptAt = performance.now();
-        await sweepAged().catch((error: Error) =>
+        await sweepAged().catch((error: Error) => {
+          // Stopped during the sweep: refused by the storage closing, no failure to report.
+          if (stopped) return;
           log.log({
             event: 'sweep_failed',
             level: 'error',
             text: `sweeping upload files an hour old in ${root.path} failed: ${error.message}`,
             fields: { path: root.path, reason: error.message },
-          }),
-        );
+          });
+        });
       }
     } catch (error) {
       const said =
