@@ -395,7 +395,8 @@ export interface Storage {
   /**
    * Aborts uploads in progress (a resumable one keeps its whole blocks) and closes open files;
    * the work it started on its own (a sweep, stopped at its next directory; kept partials'
-   * removals; files closing) has ended once it resolves.
+   * removals; files closing) has ended once it resolves. No time limit of its own: a call hung on
+   * a dead mount holds it (`serve` waits DEFAULTS.stopStorageWaitMs, then goes on without it).
    */
   close(): Promise<void>;
 }
