@@ -12,10 +12,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../shared/errors.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
-import type { UploadHandle } from '../storage/types.js';
+import { cutAndKept } from './helpers/cutUploads.js';
 import { TempDirs } from './helpers/tempDirs.js';
 import { startServer, type TestServer } from './helpers/testServer.js';
-import { until } from './helpers/waits.js';
 
 const BLOCK = INTEGRITY_BLOCK_BYTES;
 
@@ -30,37 +29,6 @@ afterEach(async () => {
 
 const hiddenNames = async (root: string) =>
   (await readdir(root)).filter((name) => name.startsWith('.muxftp-'));
-
-/**
- * Cuts a resumable put of `source` after 2.5 blocks sent and waits until the server has kept its
- * whole blocks for put -c. Kept means its abort is over: the hidden file is there from the
- * start and cut to whole blocks before it is closed, and until that abort ends a put -c asking
- * is offered nothing (on a loaded machine: the put then started from 0 and the race never came).
- */
-async function cutAndKept(server: TestServer, source: string): Promise<void> {
-  const uploads: UploadHandle[] = [];
-  const createUpload = server.storage.createUpload.bind(server.storage);
-  server.storage.createUpload = async (path, options) => {
-    const upload = await createUpload(path, options);
-    uploads.push(upload);
-    return upload;
-  };
-  const cut = await server.connect();
-  await expect(
-    cut.put('big.bin', source, {
-      resumable: true,
-      onProgress: (done) => {
-        if (done >= 2 * BLOCK + BLOCK / 2) void cut.destroy();
-      },
-    }),
-  ).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
-  server.storage.createUpload = createUpload;
-  // The server starts the abort as it drops the stream (before it counts it closed): abort()
-  // again is that abort, resolving once what it kept is offered.
-  await until(() => server.server.stats().streams === 0, 'the server to drop the upload');
-  expect(uploads).toHaveLength(1);
-  expect(await uploads[0]!.abort()).toBeGreaterThan(0);
-}
 
 /**
  * A server (also `env`, stopped after the test) keeping the first 2 whole blocks of big.bin from

@@ -17,8 +17,8 @@ import { hashPassword } from '../server/auth/passwords.js';
 import { addUser, emptyUsersFile, PERMISSIONS } from '../server/auth/usersFile.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import { FrameType } from '../shared/protocol/constants.js';
-import type { UploadHandle } from '../storage/types.js';
 import { runCli } from './helpers/cliProcess.js';
+import { cutAndKept } from './helpers/cutUploads.js';
 import { type FrameProxy, jsonOf, startFrameProxy, withJson } from './helpers/frameProxy.js';
 import { watchAborts } from './helpers/homeViews.js';
 import { TempDirs } from './helpers/tempDirs.js';
@@ -41,33 +41,6 @@ afterEach(async () => {
 
 const keptNames = async (root: string) =>
   (await readdir(root)).filter((name) => name.startsWith('.muxftp-partial-'));
-
-/**
- * Cuts a resumable put of `source` after 2.5 blocks sent and waits until the server has kept its
- * whole blocks (its abort over), as a killed `put -c` leaves them.
- */
-async function cutAndKept(server: TestServer, source: string): Promise<void> {
-  const uploads: UploadHandle[] = [];
-  const createUpload = server.storage.createUpload.bind(server.storage);
-  server.storage.createUpload = async (path, options) => {
-    const upload = await createUpload(path, options);
-    uploads.push(upload);
-    return upload;
-  };
-  const cut = await server.connect();
-  await expect(
-    cut.put('big.bin', source, {
-      resumable: true,
-      onProgress: (done) => {
-        if (done >= 2 * BLOCK + BLOCK / 2) void cut.destroy();
-      },
-    }),
-  ).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
-  server.storage.createUpload = createUpload;
-  await until(() => server.server.stats().streams === 0, 'the server to drop the upload');
-  expect(uploads).toHaveLength(1);
-  expect(await uploads[0]!.abort()).toBeGreaterThan(0);
-}
 
 /**
  * A server (also `env`) keeping 2 whole blocks of an interrupted put of `dir/big.bin` to big.bin,
