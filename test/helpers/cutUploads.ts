@@ -3,12 +3,28 @@
  * (its abort over) for a later put -c to be offered.
  */
 import { expect } from 'vitest';
+import type { Client } from '../../client/client.js';
 import { INTEGRITY_BLOCK_BYTES } from '../../shared/integrity/algorithms.js';
 import type { UploadHandle } from '../../storage/types.js';
 import type { TestServer } from './testServer.js';
 import { until } from './waits.js';
 
 const BLOCK = INTEGRITY_BLOCK_BYTES;
+
+/**
+ * Puts `source` to big.bin over `client`, resumable, and destroys `client` once 2.5 blocks are
+ * sent: the put fails CONNECTION_LOST.
+ */
+export async function cutPut(client: Client, source: string): Promise<void> {
+  await expect(
+    client.put('big.bin', source, {
+      resumable: true,
+      onProgress: (done) => {
+        if (done >= 2 * BLOCK + BLOCK / 2) void client.destroy();
+      },
+    }),
+  ).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+}
 
 /**
  * Cuts a resumable put of `source` to big.bin after 2.5 blocks sent and waits until the server
@@ -25,14 +41,7 @@ export async function cutAndKept(server: TestServer, source: string): Promise<vo
     return upload;
   };
   const cut = await server.connect();
-  await expect(
-    cut.put('big.bin', source, {
-      resumable: true,
-      onProgress: (done) => {
-        if (done >= 2 * BLOCK + BLOCK / 2) void cut.destroy();
-      },
-    }),
-  ).rejects.toMatchObject({ code: 'CONNECTION_LOST' });
+  await cutPut(cut, source);
   server.storage.createUpload = createUpload;
   // The server starts the abort as it drops the stream (before it counts it closed): abort()
   // again is that abort, resolving once what it kept is offered.
