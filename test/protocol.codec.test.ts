@@ -38,6 +38,7 @@ import {
   parseHello,
   parseWelcome,
   parseWindow,
+  type Request,
 } from '../shared/protocol/messages.js';
 import { parseRequest } from '../shared/protocol/operations.js';
 
@@ -70,7 +71,16 @@ function decodeError(input: Buffer): ProtocolError {
 const sha = createHash('sha256').update('hello').digest();
 const xxh = contentDigest('xxh128', Buffer.from('hello'));
 
-const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }> = [
+type Sample = { name: string; frame: Buffer; check(frame: Frame): void };
+
+/** An OPEN of `request` on `streamId`, which must parse back to `request`. */
+const openSample = (name: string, streamId: number, request: Request): Sample => ({
+  name,
+  frame: encodeOpen(streamId, request),
+  check: (f) => expect(parseRequest(f)).toEqual(request),
+});
+
+const SAMPLES: Sample[] = [
   {
     name: 'HELLO',
     frame: encodeHello({
@@ -110,49 +120,34 @@ const SAMPLES: Array<{ name: string; frame: Buffer; check(frame: Frame): void }>
       expect(parseRequest(f)).toEqual({ op: 'put', path: 'a/b.bin', size: 12 });
     },
   },
-  {
-    name: 'OPEN of a resumable put keeping its source time',
-    frame: encodeOpen(9, { op: 'put', path: 'old', size: 5, source: 's', offset: 0, mtime: -1.5e11 }),
-    check: (f) =>
-      expect(parseRequest(f)).toEqual({
-        op: 'put',
-        path: 'old',
-        size: 5,
-        source: 's',
-        offset: 0,
-        mtime: -1.5e11,
-      }),
-  },
-  {
-    name: 'OPEN of a put keeping its source permission bits',
-    frame: encodeOpen(11, { op: 'put', path: 'run.sh', size: 3, mode: 0o755 }),
-    check: (f) => expect(parseRequest(f)).toEqual({ op: 'put', path: 'run.sh', size: 3, mode: 0o755 }),
-  },
-  {
-    name: 'OPEN of a rename that keeps a file at its destination',
-    frame: encodeOpen(13, { op: 'rename', from: 'a', to: 'b', noReplace: true }),
-    check: (f) => expect(parseRequest(f)).toEqual({ op: 'rename', from: 'a', to: 'b', noReplace: true }),
-  },
-  {
-    name: 'OPEN of a partial that drops what is kept',
-    frame: encodeOpen(15, {
-      op: 'partial',
-      path: 'big',
-      size: 9,
-      algorithm: 'xxh128',
-      source: 's',
-      drop: true,
-    }),
-    check: (f) =>
-      expect(parseRequest(f)).toEqual({
-        op: 'partial',
-        path: 'big',
-        size: 9,
-        algorithm: 'xxh128',
-        source: 's',
-        drop: true,
-      }),
-  },
+  openSample('OPEN of a resumable put keeping its source time', 9, {
+    op: 'put',
+    path: 'old',
+    size: 5,
+    source: 's',
+    offset: 0,
+    mtime: -1.5e11,
+  }),
+  openSample('OPEN of a put keeping its source permission bits', 11, {
+    op: 'put',
+    path: 'run.sh',
+    size: 3,
+    mode: 0o755,
+  }),
+  openSample('OPEN of a rename that keeps a file at its destination', 13, {
+    op: 'rename',
+    from: 'a',
+    to: 'b',
+    noReplace: true,
+  }),
+  openSample('OPEN of a partial that drops what is kept', 15, {
+    op: 'partial',
+    path: 'big',
+    size: 9,
+    algorithm: 'xxh128',
+    source: 's',
+    drop: true,
+  }),
   {
     name: 'REPLY with MORE',
     frame: encodeReply(9, { entries: [] }, true),
