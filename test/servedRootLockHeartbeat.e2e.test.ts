@@ -16,7 +16,7 @@ import { mkdir, readdir, readFile, stat, unlink, utimes, writeFile } from 'node:
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import { Client } from '../client/client.js';
 import { machineTag } from '../shared/hostTag.js';
 import { SERVED_ROOT_LOCK_NAME } from '../shared/temporaryNames.js';
@@ -70,6 +70,14 @@ const elsewhere: Array<[string, Record<string, unknown>]> = [
 /** A lock as a server elsewhere writes it: its pid is dead here, or another process here. */
 function lockFrom(where: Record<string, unknown>, heartbeatMs: number | undefined): string {
   return `${JSON.stringify({ pid: 999_999_999, since: '2026-01-01T00:00:00.000Z', startTicks: '1', ...where, ...(heartbeatMs === undefined ? {} : { heartbeatMs }) })}\n`;
+}
+
+/** A root `outer` (the test's own temporary directory, removed after it) and a root `inner` in it. */
+async function nestedRoots(test: TestContext): Promise<{ outer: string; inner: string }> {
+  const outer = await ownFor(test).tempDir();
+  const inner = join(outer, 'pub');
+  await mkdir(inner);
+  return { outer, inner };
 }
 
 /** Touches `path` every `ms` as its holder's heartbeat would, until the returned stop is called. */
@@ -257,10 +265,7 @@ describe.concurrent('the served root lock’s heartbeat', () => {
   it.skipIf(!linux)(
     'a root inside one served by another container of this hostname, under this pid (both pid 1), is served from above',
     async (test) => {
-      const own = ownFor(test);
-      const outer = await own.tempDir();
-      const inner = join(outer, 'pub');
-      await mkdir(inner);
+      const { outer, inner } = await nestedRoots(test);
       // Before, this pid and hostname made it "this process's own lock": the inner server swept
       // the outer one's uploads in flight.
       const there = {
@@ -279,10 +284,7 @@ describe.concurrent('the served root lock’s heartbeat', () => {
   it.skipIf(!linux)(
     'a lock above (or below) left on this host before a reboot, its pid dead, is stale: the root inside gets its sweep',
     async (test) => {
-      const own = ownFor(test);
-      const outer = await own.tempDir();
-      const inner = join(outer, 'pub');
-      await mkdir(inner);
+      const { outer, inner } = await nestedRoots(test);
       // This host, this pid namespace (the init one, the same after a reboot), another boot: on
       // main the boot id made it stale; with a heartbeat it is now taken for a live server for good.
       const before = {
@@ -304,10 +306,7 @@ describe.concurrent('the served root lock’s heartbeat', () => {
   it.skipIf(!linux || machineTag() === undefined)(
     'a lock above (or below) of another machine of this hostname (another machine tag), its pid dead here, is honoured: no sweep',
     async (test) => {
-      const own = ownFor(test);
-      const outer = await own.tempDir();
-      const inner = join(outer, 'pub');
-      await mkdir(inner);
+      const { outer, inner } = await nestedRoots(test);
       // Two machines named alike (raspberrypi, localhost) on one NFS tree: another boot, the init
       // pid namespace everyone's. Before, taken for this machine restarted: the root inside swept
       // that live server's uploads in flight.
