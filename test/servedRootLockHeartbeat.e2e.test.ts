@@ -80,6 +80,21 @@ async function nestedRoots(test: TestContext): Promise<{ outer: string; inner: s
   return { outer, inner };
 }
 
+/**
+ * A lock of this hostname from another boot, in the init pid namespace (this one after a reboot,
+ * and every machine's), its pid dead here; `more` adds to it (a machine tag).
+ */
+const otherBootLock = (more: Record<string, unknown> = {}) => ({
+  pid: 999_999_999,
+  host: hostname(),
+  since: 'then',
+  bootId: '00000000-0000-4000-8000-000000000000',
+  startTicks: '1',
+  pidNamespace: ownNamespace,
+  ...more,
+  heartbeatMs: 2000,
+});
+
 /** Touches `path` every `ms` as its holder's heartbeat would, until the returned stop is called. */
 function beat(path: string, ms: number): () => void {
   const timer = setInterval(() => {
@@ -287,15 +302,7 @@ describe.concurrent('the served root lock’s heartbeat', () => {
       const { outer, inner } = await nestedRoots(test);
       // This host, this pid namespace (the init one, the same after a reboot), another boot: on
       // main the boot id made it stale; with a heartbeat it is now taken for a live server for good.
-      const before = {
-        pid: 999_999_999,
-        host: hostname(),
-        since: 'then',
-        bootId: '00000000-0000-4000-8000-000000000000',
-        startTicks: '1',
-        pidNamespace: ownNamespace,
-        heartbeatMs: 2000,
-      };
+      const before = otherBootLock();
       await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify(before));
       expect(await servedAbove(inner)).toBeUndefined();
       await writeFile(join(inner, SERVED_ROOT_LOCK_NAME), JSON.stringify(before));
@@ -310,16 +317,9 @@ describe.concurrent('the served root lock’s heartbeat', () => {
       // Two machines named alike (raspberrypi, localhost) on one NFS tree: another boot, the init
       // pid namespace everyone's. Before, taken for this machine restarted: the root inside swept
       // that live server's uploads in flight.
-      const there = {
-        pid: 999_999_999,
-        host: hostname(),
-        since: 'then',
-        bootId: '00000000-0000-4000-8000-000000000000',
-        startTicks: '1',
-        pidNamespace: ownNamespace,
+      const there = otherBootLock({
         machine: machineTag() === '0'.repeat(32) ? '1'.repeat(32) : '0'.repeat(32),
-        heartbeatMs: 2000,
-      };
+      });
       await writeFile(join(outer, SERVED_ROOT_LOCK_NAME), JSON.stringify(there));
       expect(await servedAbove(inner)).toEqual({ directory: outer, holder: there });
       await writeFile(join(inner, SERVED_ROOT_LOCK_NAME), JSON.stringify(there));
