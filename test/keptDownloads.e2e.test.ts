@@ -500,6 +500,21 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     return child.pid!;
   }
 
+  /**
+   * The one file a get of big.bin killed outright left in `local`: a download in progress that
+   * names its writer, this host's process `pid`.
+   */
+  async function leftByKilled(local: string, pid: number | undefined): Promise<string> {
+    const [left, ...others] = await readdir(local);
+    expect(others).toEqual([]);
+    expect(parseDownloadInProgress(left!)).toMatchObject({
+      keptName: downloadPartialName('big.bin'),
+      host: hostTag,
+      pid,
+    });
+    return left!;
+  }
+
   it('leaves its download under a name get -c finds: get -c sends only the rest', async () => {
     env = await startServer({ backend: 'disk', maxRateBytesPerSecond: 4 * MiB });
     const content = randomBytes(4 * BLOCK + 99);
@@ -516,14 +531,8 @@ describe('a get killed outright (SIGKILL, the out-of-memory killer, a power cut)
     await exited;
     children.delete(child);
     // Before: `.muxftp-<random hex>.part`, which nothing found or removed.
-    const [left, ...others] = await readdir(local);
-    expect(others).toEqual([]);
-    expect(parseDownloadInProgress(left!)).toMatchObject({
-      keptName: downloadPartialName('big.bin'),
-      host: hostTag,
-      pid: child.pid,
-    });
-    const whole = (await stat(join(local, left!))).size;
+    const left = await leftByKilled(local, child.pid);
+    const whole = (await stat(join(local, left))).size;
     const reusable = whole - (whole % BLOCK);
     expect(reusable).toBeGreaterThanOrEqual(BLOCK);
 
@@ -730,13 +739,7 @@ await client.get('big.bin', ${JSON.stringify(join(local, 'big.bin'))});`;
     await exited;
     children.delete(child);
     // Before: `.muxftp-dl-<32 hex digits>.part`, which says nothing of its writer: nothing removed it.
-    const [left, ...others] = await readdir(local);
-    expect(others).toEqual([]);
-    expect(parseDownloadInProgress(left!)).toMatchObject({
-      keptName: downloadPartialName('big.bin'),
-      host: hostTag,
-      pid: child.pid,
-    });
+    await leftByKilled(local, child.pid);
 
     // Beside it: one an older build's plain get left (its name says no writer), one being written
     // by a process that runs, one of another host tag's, and another target's.
