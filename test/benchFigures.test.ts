@@ -14,15 +14,44 @@ import { delay } from './helpers/waits.js';
 
 const run = promisify(execFile);
 
-async function bench(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the CLI with `args`: its exit code, stdout and stderr, whether it fails or not. */
+async function muxftp(
+  args: string[],
+  options: { timeout?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI_BIN, 'bench', '--local', ...args], {
+    const { stdout, stderr } = await run(process.execPath, [CLI_BIN, ...args], {
       timeout: 60_000,
+      ...options,
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const bench = (...args: string[]) => muxftp(['bench', '--local', ...args]);
+
+/**
+ * Runs `bench --local ARGS` with `preload` (CommonJS source, in a temporary file removed after)
+ * required in bench's node process and every one it starts; `timeout` in ms.
+ */
+async function benchWithPreload(
+  preload: string,
+  args: string[],
+  timeout = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'muxftp-bench-preload-'));
+  try {
+    const file = join(dir, 'preload.cjs');
+    writeFileSync(file, preload);
+    return await muxftp(['bench', '--local', ...args], {
+      timeout,
+      env: { ...process.env, NODE_OPTIONS: `--require ${file}` },
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -53,25 +82,13 @@ describe('muxftp bench --local', () => {
   it("says a crash's error, not the last line of what the crashed server wrote", async () => {
     // The server process crashes as it loads (a preload throws in it alone): node writes the
     // error, its stack and `Node.js v20.x` last, which bench gave as the reason.
-    const dir = mkdtempSync(join(tmpdir(), 'muxftp-bench-crash-'));
-    try {
-      const preload = join(dir, 'crash.cjs');
-      writeFileSync(
-        preload,
-        "if (/localServerProcess\\.js$/.test(process.argv[1] ?? '')) throw new Error('boom in the server');\n",
-      );
-      const result = await run(process.execPath, [CLI_BIN, 'bench', '--local'], {
-        timeout: 30_000,
-        env: { ...process.env, NODE_OPTIONS: `--require ${preload}` },
-      }).then(
-        () => ({ code: 0, stderr: '' }),
-        (error: { code: number; stderr: string }) => error,
-      );
-      expect(result.code).toBe(1);
-      expect(result.stderr).toBe('muxftp: could not start a local server: Error: boom in the server\n');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const result = await benchWithPreload(
+      "if (/localServerProcess\\.js$/.test(process.argv[1] ?? '')) throw new Error('boom in the server');\n",
+      [],
+      30_000,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('muxftp: could not start a local server: Error: boom in the server\n');
   });
 });
 
@@ -358,44 +375,26 @@ describe('muxftp bench --op idle', () => {
     // its idle connections closed under it, now counted as IDLE_TIMEOUT errors (exit 1). Its
     // long timers run a thousand times faster here (a preload in the server child alone): 600 s
     // is 0.6 s, and the run of 3 s outlasts it.
-    const dir = mkdtempSync(join(tmpdir(), 'muxftp-bench-idle-'));
-    try {
-      const preload = join(dir, 'fastTimers.cjs');
-      writeFileSync(
-        preload,
-        [
-          "if (/localServerProcess\\.js$/.test(process.argv[1] ?? '')) {",
-          '  const original = globalThis.setTimeout;',
-          '  globalThis.setTimeout = (callback, ms, ...args) =>',
-          '    original(callback, typeof ms === "number" && ms >= 300000 ? ms / 1000 : ms, ...args);',
-          '}',
-          '',
-        ].join('\n'),
-      );
-      const args = ['--op', 'idle', '--clients', '2', '--workers', '1', '--duration', '3s'];
-      const result = await run(
-        process.execPath,
-        [CLI_BIN, 'bench', '--local', ...args, '--size', '64KiB', '--json'],
-        {
-          timeout: 60_000,
-          env: { ...process.env, NODE_OPTIONS: `--require ${preload}` },
-        },
-      ).then(
-        ({ stdout }) => ({ code: 0, stdout }),
-        (error: { code: number; stdout: string }) => error,
-      );
-      const report = JSON.parse(result.stdout) as {
-        ok: boolean;
-        ops: number;
-        errors: Record<string, number>;
-      };
-      expect(report.ops).toBeGreaterThan(0);
-      expect(report.errors).toEqual({});
-      expect(report.ok).toBe(true);
-      expect(result.code).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const result = await benchWithPreload(
+      [
+        "if (/localServerProcess\\.js$/.test(process.argv[1] ?? '')) {",
+        '  const original = globalThis.setTimeout;',
+        '  globalThis.setTimeout = (callback, ms, ...args) =>',
+        '    original(callback, typeof ms === "number" && ms >= 300000 ? ms / 1000 : ms, ...args);',
+        '}',
+        '',
+      ].join('\n'),
+      ['--op', 'idle', '--clients', '2', '--workers', '1', '--duration', '3s', '--size', '64KiB', '--json'],
+    );
+    const report = JSON.parse(result.stdout) as {
+      ok: boolean;
+      ops: number;
+      errors: Record<string, number>;
+    };
+    expect(report.ops).toBeGreaterThan(0);
+    expect(report.errors).toEqual({});
+    expect(report.ok).toBe(true);
+    expect(result.code).toBe(0);
   }, 60_000);
 });
 
