@@ -220,6 +220,18 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The pid of `bench`'s local server (its child), once started; undefined if none within 15 s. */
+async function localServerOf(bench: ChildProcess): Promise<number | undefined> {
+  for (const started = Date.now(); Date.now() - started < 15_000; ) {
+    await delay(50);
+    const server = childPids(bench.pid!).find((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('localServerProcess'),
+    );
+    if (server !== undefined) return server;
+  }
+  return undefined;
+}
+
 describe('muxftp bench --local killed', () => {
   it.skipIf(process.platform !== 'linux')(
     'its server stops when the bench is gone (SIGKILL, the OOM killer): it served on, for ever',
@@ -240,12 +252,7 @@ describe('muxftp bench --local killed', () => {
       const exited = new Promise((resolve) => bench.once('exit', resolve));
       let server: number | undefined;
       try {
-        for (const started = Date.now(); server === undefined && Date.now() - started < 15_000; ) {
-          await delay(50);
-          server = childPids(bench.pid!).find((pid) =>
-            readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('localServerProcess'),
-          );
-        }
+        server = await localServerOf(bench);
         expect(server).toBeDefined();
         await delay(2_000); // under way: the server listening, the clients transferring
         bench.kill('SIGKILL');
@@ -275,12 +282,7 @@ describe('muxftp bench --local killed', () => {
       const exited = new Promise((resolve) => bench.once('exit', resolve));
       let server: number | undefined;
       try {
-        for (const started = Date.now(); server === undefined && Date.now() - started < 15_000; ) {
-          await delay(50);
-          server = childPids(bench.pid!).find((pid) =>
-            readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('localServerProcess'),
-          );
-        }
+        server = await localServerOf(bench);
         expect(server).toBeDefined();
         // Its server up (the certificate read), the run under way.
         for (const started = Date.now(); left().length > 0 && Date.now() - started < 10_000; )
