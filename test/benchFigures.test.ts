@@ -350,14 +350,16 @@ describe('muxftp bench --op idle', () => {
     try {
       const { port } = await startServeChild(['--memory', '--idle-timeout', '1'], children);
       const args = ['bench', '--server', `127.0.0.1:${port}`, '--op', 'idle', '--clients', '2'];
-      const result = await run(
-        process.execPath,
-        [CLI_BIN, ...args, '--workers', '1', '--duration', '3s', '--size', '64KiB', '--json'],
-        { timeout: 60_000 },
-      ).then(
-        ({ stdout }) => ({ code: 0, stdout }),
-        (error: { code: number; stdout: string }) => error,
-      );
+      const result = await muxftp([
+        ...args,
+        '--workers',
+        '1',
+        '--duration',
+        '3s',
+        '--size',
+        '64KiB',
+        '--json',
+      ]);
       const report = JSON.parse(result.stdout) as {
         ok: boolean;
         ops: number;
@@ -410,11 +412,18 @@ describe('muxftp bench --html', () => {
       const { port } = await startServeChild(['--memory', '--max-connections', '3'], children);
       const html = join(dir, 'report.html');
       const args = ['bench', '--server', `127.0.0.1:${port}`, '--op', 'upload', '--clients', '4'];
-      const { stdout } = await run(
-        process.execPath,
-        [CLI_BIN, ...args, '--workers', '1', '--files', '4', '--size', '1KiB', '--html', html, '--json'],
-        { timeout: 60_000 },
-      ).catch((error: { stdout: string }) => error);
+      const { stdout } = await muxftp([
+        ...args,
+        '--workers',
+        '1',
+        '--files',
+        '4',
+        '--size',
+        '1KiB',
+        '--html',
+        html,
+        '--json',
+      ]);
       const report = JSON.parse(stdout) as {
         ops: number;
         error_count: number;
@@ -456,13 +465,7 @@ describe('muxftp bench with no operation completed', () => {
     try {
       const { port } = await startServeChild(['--memory', '--max-connections', '1'], children);
       const args = ['bench', '--server', `127.0.0.1:${port}`, '--op', 'upload', '--clients', '1'];
-      const text = await run(
-        process.execPath,
-        [CLI_BIN, ...args, '--workers', '1', '--files', '10', '--size', '64KiB'],
-        {
-          timeout: 60_000,
-        },
-      ).catch((error: { code: number; stdout: string }) => error);
+      const text = await muxftp([...args, '--workers', '1', '--files', '10', '--size', '64KiB']);
       expect((text as { code?: number }).code).toBe(1);
       const lines = text.stdout.split('\n');
       // Before: `operations   0 (0 verified, 1 errors: SERVER_BUSY 1)`, `moved        0 B in 0.001 s`,
@@ -475,13 +478,7 @@ describe('muxftp bench with no operation completed', () => {
         '  ttfb ms      none (no operation completed)',
       ]);
       expect(text.stdout).toContain('  FAILED       no operation completed');
-      const json = await run(
-        process.execPath,
-        [CLI_BIN, ...args, '--workers', '1', '--files', '10', '--json'],
-        {
-          timeout: 60_000,
-        },
-      ).catch((error: { stdout: string }) => error);
+      const json = await muxftp([...args, '--workers', '1', '--files', '10', '--json']);
       const report = JSON.parse(json.stdout) as Record<string, unknown> & {
         latency_ms: Record<string, number>;
       };
