@@ -12,7 +12,7 @@ import type { Stats } from 'node:fs';
 import { lstat, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { hostTag, legacyHostTag, processRunTag } from '../shared/hostTag.js';
+import { hostTag, legacyHostTag, processRuns, processRunTag } from '../shared/hostTag.js';
 import { INTEGRITY_BLOCK_BYTES } from '../shared/integrity/algorithms.js';
 import {
   type DownloadOwner,
@@ -49,18 +49,6 @@ export function inProgressPath(target: string): string {
   return join(dirname(target), downloadInProgressName(basename(target), owner));
 }
 
-/** A process of this host tag's with this id runs (or ran until `run` ended, for this one's id). */
-function pidRuns(pid: number, run?: string): boolean {
-  if (pid === process.pid) return run === RUN_TAG;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: a process of another user's runs with that id.
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
 /**
  * Whether the process that wrote a download in progress is gone: 'gone' only for this host tag's
  * (its pid means a process here) whose pid no longer runs it. 'unknown' for one an older muxftp
@@ -69,8 +57,8 @@ function pidRuns(pid: number, run?: string): boolean {
  * in one file). Anything else (running, another host's) is 'running'.
  */
 export function writerState(owner: DownloadOwner): 'gone' | 'running' | 'unknown' {
-  if (owner.host === hostTag()) return pidRuns(owner.pid, owner.run) ? 'running' : 'gone';
-  if (owner.host === legacyHostTag() && !pidRuns(owner.pid)) return 'unknown';
+  if (owner.host === hostTag()) return processRuns(owner.pid, owner.run) ? 'running' : 'gone';
+  if (owner.host === legacyHostTag() && !processRuns(owner.pid)) return 'unknown';
   return 'running';
 }
 

@@ -135,3 +135,18 @@ export function processRunTag(): string {
   })();
   return run;
 }
+
+/**
+ * Whether the process `pid` of this host tag runs: this one's id only for this `run` (another run
+ * of this pid is an earlier process's, gone); another id while signal 0 finds it (EPERM: it runs,
+ * as another user). Only meaningful for a pid of this host tag's (its pid namespace).
+ */
+export function processRuns(pid: number, run?: string): boolean {
+  if (pid === process.pid) return run === processRunTag();
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}

@@ -27,7 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULTS } from '../../shared/defaults.js';
 import { errnoReason } from '../../shared/errnoReasons.js';
 import { MuxftpError } from '../../shared/errors.js';
-import { hostTag, processRunTag } from '../../shared/hostTag.js';
+import { hostTag, processRuns, processRunTag } from '../../shared/hostTag.js';
 import { ANONYMOUS_USER } from '../../shared/protocol/messages.js';
 import type { Permission } from '../../shared/protocol/operations.js';
 import { readFileAtMost } from '../../shared/readAtMost.js';
@@ -257,7 +257,7 @@ async function removeLeftTemporaries(target: string): Promise<void> {
   const owner = uid === 0 ? (await stat(target).catch(() => undefined))?.uid : undefined;
   for (const name of names) {
     const match = LEFT_TEMPORARY.exec(name);
-    if (match === null || match[1] !== hostTag() || !writerGone(Number(match[2]), match[3]!)) continue;
+    if (match === null || match[1] !== hostTag() || processRuns(Number(match[2]), match[3]!)) continue;
     const path = join(directory, name);
     const info = await lstat(path).catch(() => undefined);
     if (
@@ -269,18 +269,6 @@ async function removeLeftTemporaries(target: string): Promise<void> {
       continue;
     // Not this edit's to fail for: its own write says what is wrong with the directory.
     await rm(path, { force: true }).catch(() => {});
-  }
-}
-
-/** The process `pid` of this host tag is gone (this one's id: that `run` is another's). */
-function writerGone(pid: number, run: string): boolean {
-  if (pid === process.pid) return run !== WRITER_RUN;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
 
@@ -346,13 +334,7 @@ function deadLockHolder(text: string): number | undefined {
   if (match === null || match[2] !== hostTag()) return undefined;
   const pid = Number(match[1]);
   if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
-  try {
-    process.kill(pid, 0);
-    return undefined;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'ESRCH' ? pid : undefined;
-  }
+  return processRuns(pid) ? undefined : pid;
 }
 
 /**
