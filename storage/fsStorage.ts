@@ -120,14 +120,14 @@ export class FsStorage implements Storage {
   readonly #viewOpened: ViewOpened | undefined;
   // Shared with subtree() views, so digests, upload bookkeeping and close() span them all.
   #digests: DigestCache;
-  #closed = false;
   /** Open uploads and read handles, finished by close(). */
   #uploads = new Set<FsUpload>();
   #reads = new Set<FsReadHandle>();
   /**
    * Work started on its own, across every view: sweeps walking the tree, kept partials' removals,
    * read handles' closes. close() waits for it (a sweep stops at its next directory or batch):
-   * `serve` took such calls still running after `stopped` for a hung mount's.
+   * `serve` took such calls still running after `stopped` for a hung mount's. `closed` is the
+   * storage's own state, one for all views.
    */
   #background: { closed: boolean; running: Set<Promise<unknown>> } = { closed: false, running: new Set() };
   /**
@@ -1357,7 +1357,6 @@ export class FsStorage implements Storage {
    * partials' removals and handles' closes under way end. Safe to call twice.
    */
   async close(): Promise<void> {
-    this.#closed = true;
     this.#background.closed = true;
     await Promise.all([
       // An interruption like any other: a resumable upload keeps its whole blocks (issue #8).
@@ -1380,8 +1379,9 @@ export class FsStorage implements Storage {
   }
 
   #assertOpen(): void {
-    // A home's view with the root's storage: a quota's walk of a large home went on after close().
-    if (this.#closed || this.#background.closed) throw new StorageError('IO_ERROR', 'storage is closed');
+    // Shared by every view: a home's view refuses with the root's storage (a quota's walk of a
+    // large home went on after close()).
+    if (this.#background.closed) throw new StorageError('IO_ERROR', 'storage is closed');
   }
 
   /** Checks and confines a client path (storage/paths.ts); refused once storage is closed. */
